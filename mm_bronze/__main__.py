@@ -1,0 +1,3 @@
+from mm_bronze.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,69 @@
+"""The bus interface: durable publish, batched consume, acknowledge after processing."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol
+
+import msgspec
+
+
+class Message(msgspec.Struct, kw_only=True):
+    """One message taken from the bus.
+
+    ``attempts`` counts deliveries that ended without an acknowledgement (1 on the first
+    delivery). ``handle`` is the implementation's own reference (queue row id, offset).
+    """
+
+    topic: str
+    key: bytes
+    value: bytes
+    attempts: int
+    handle: object = None
+
+
+class Consumer(Protocol):
+    """A consumer of one topic within one consumer group."""
+
+    async def fetch(self, max_messages: int, timeout: float) -> list[Message]:
+        """Return up to ``max_messages`` messages, waiting at most ``timeout`` seconds.
+
+        Messages returned stay owned by this consumer until acked, released or
+        dead-lettered; if the process dies, they are delivered again.
+        Raises ``BusUnavailable`` when the bus cannot be reached.
+        """
+        ...
+
+    async def ack(self, messages: Sequence[Message]) -> None:
+        """Mark messages as fully processed; they are never delivered again."""
+        ...
+
+    async def release(self, messages: Sequence[Message], delay: float) -> None:
+        """Give messages back after a transient failure, to be redelivered after ``delay``."""
+        ...
+
+    async def dead_letter(self, message: Message, reason: str) -> None:
+        """Move a message that can never succeed aside, with its reason; it is acked."""
+        ...
+
+    async def close(self) -> None: ...
+
+
+class Bus(Protocol):
+    """A durable event bus (Kafka, or the PostgreSQL-backed queue when embedded)."""
+
+    async def open(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+    async def publish(self, topic: str, key: bytes, value: bytes) -> None:
+        """Return only once the message is durable. Raises ``BusUnavailable``."""
+        ...
+
+    async def consumer(self, topic: str, group: str) -> Consumer:
+        """Open a consumer of ``topic`` in consumer group ``group``."""
+        ...
+
+    async def ping(self) -> None:
+        """Raise ``BusUnavailable`` when the bus is not reachable (readiness)."""
+        ...

@@ -1,0 +1,185 @@
+"""The embedded bus: a durable queue in PostgreSQL.
+
+Publishing groups concurrent callers into one transaction. Consumers claim batches with
+``FOR UPDATE SKIP LOCKED`` and a lease: a claimed message becomes visible again when its
+lease runs out (the consumer died), is deleted on ack, and moves to ``bus.dead_letters``
+with its reason when it can never succeed. ``attempts`` counts claims that did not end
+in an ack or a release.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+
+import psycopg
+import structlog
+from psycopg import AsyncConnection
+from psycopg_pool import AsyncConnectionPool
+
+from mm_bronze.bus.base import Message
+from mm_bronze.errors import BusUnavailable
+from mm_bronze.groupcommit import GroupCommitter
+
+log = structlog.get_logger(__name__)
+
+_SCHEMA = """
+CREATE SCHEMA IF NOT EXISTS bus;
+CREATE TABLE IF NOT EXISTS bus.messages (
+    id          BIGSERIAL PRIMARY KEY,
+    topic       TEXT        NOT NULL,
+    key         BYTEA       NOT NULL,
+    value       BYTEA       NOT NULL,
+    enqueued_at TIMESTAMPTZ NOT NULL DEFAULT now(),
+    visible_at  TIMESTAMPTZ NOT NULL DEFAULT now(),
+    attempts    INTEGER     NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS idx_bus_messages_ready ON bus.messages (topic, visible_at, id);
+CREATE TABLE IF NOT EXISTS bus.dead_letters (
+    id              BIGSERIAL PRIMARY KEY,
+    message_id      BIGINT      NOT NULL,
+    topic           TEXT        NOT NULL,
+    key             BYTEA       NOT NULL,
+    value           BYTEA       NOT NULL,
+    attempts        INTEGER     NOT NULL,
+    reason          TEXT        NOT NULL,
+    enqueued_at     TIMESTAMPTZ NOT NULL,
+    dead_lettered_at TIMESTAMPTZ NOT NULL DEFAULT now()
+);
+"""
+
+_CLAIM = """
+UPDATE bus.messages m
+SET visible_at = now() + make_interval(secs => %(lease)s), attempts = m.attempts + 1
+FROM (
+    SELECT id FROM bus.messages
+    WHERE topic = %(topic)s AND visible_at <= now()
+    ORDER BY id
+    LIMIT %(limit)s
+    FOR UPDATE SKIP LOCKED
+) claimed
+WHERE m.id = claimed.id
+RETURNING m.id, m.key, m.value, m.attempts
+"""
+
+_SCHEMA_LOCK = 0x6D6D_6271
+Pool = AsyncConnectionPool[AsyncConnection]
+
+
+class PgQueueBus:
+    """A ``Bus`` on PostgreSQL; shares the process's pool."""
+
+    def __init__(self, pool: Pool, *, lease_seconds: float = 30.0, poll_interval: float = 0.05):
+        self._pool = pool
+        self._lease = lease_seconds
+        self._poll = poll_interval
+        self._publisher: GroupCommitter[tuple[str, bytes, bytes]] = GroupCommitter(self._insert)
+
+    async def open(self) -> None:
+        try:
+            async with self._pool.connection() as conn, conn.transaction():
+                await conn.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK,))
+                await conn.execute(_SCHEMA.encode())
+        except psycopg.Error as exc:
+            raise BusUnavailable(f"cannot prepare the queue: {type(exc).__name__}") from exc
+        await self._publisher.open()
+
+    async def close(self) -> None:
+        await self._publisher.close()
+
+    async def publish(self, topic: str, key: bytes, value: bytes) -> None:
+        try:
+            await self._publisher.submit((topic, key, value))
+        except psycopg.Error as exc:
+            raise BusUnavailable(f"queue insert failed: {type(exc).__name__}") from exc
+        except RuntimeError as exc:  # closed while shutting down
+            raise BusUnavailable(str(exc)) from exc
+
+    async def _insert(self, items: list[tuple[str, bytes, bytes]]) -> None:
+        async with self._pool.connection() as conn, conn.transaction(), conn.cursor() as cur:
+            await cur.executemany(
+                "INSERT INTO bus.messages (topic, key, value) VALUES (%s, %s, %s)", items
+            )
+
+    async def consumer(self, topic: str, group: str) -> PgQueueConsumer:
+        return PgQueueConsumer(self._pool, topic, lease=self._lease, poll=self._poll)
+
+    async def ping(self) -> None:
+        try:
+            async with self._pool.connection(timeout=5) as conn:
+                await conn.execute("SELECT 1 FROM bus.messages LIMIT 0")
+        except (psycopg.Error, TimeoutError) as exc:
+            raise BusUnavailable(f"queue unreachable: {type(exc).__name__}") from exc
+
+    async def depth(self, topic: str) -> int:
+        """Messages waiting or in flight on ``topic``."""
+        async with self._pool.connection() as conn:
+            cur = await conn.execute("SELECT count(*) FROM bus.messages WHERE topic = %s", (topic,))
+            row = await cur.fetchone()
+            return int(row[0]) if row else 0
+
+
+class PgQueueConsumer:
+    """Competing consumers of one topic: each message goes to one of them at a time."""
+
+    def __init__(self, pool: Pool, topic: str, *, lease: float, poll: float) -> None:
+        self._pool = pool
+        self.topic = topic
+        self._lease = lease
+        self._poll = poll
+
+    async def fetch(self, max_messages: int, timeout: float) -> list[Message]:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            try:
+                async with self._pool.connection() as conn:
+                    cur = await conn.execute(
+                        _CLAIM, {"lease": self._lease, "topic": self.topic, "limit": max_messages}
+                    )
+                    rows = await cur.fetchall()
+            except psycopg.Error as exc:
+                raise BusUnavailable(f"queue claim failed: {type(exc).__name__}") from exc
+            if rows:
+                rows.sort(key=lambda row: row[0])
+                return [
+                    Message(topic=self.topic, key=bytes(k), value=bytes(v), attempts=a, handle=i)
+                    for i, k, v, a in rows
+                ]
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                return []
+            await asyncio.sleep(min(self._poll, remaining))
+
+    async def ack(self, messages: Sequence[Message]) -> None:
+        await self._execute(
+            "DELETE FROM bus.messages WHERE id = ANY(%s)", ([m.handle for m in messages],)
+        )
+
+    async def release(self, messages: Sequence[Message], delay: float) -> None:
+        # A release after a transient failure does not count as a failed attempt.
+        await self._execute(
+            "UPDATE bus.messages SET visible_at = now() + make_interval(secs => %s),"
+            " attempts = greatest(attempts - 1, 0) WHERE id = ANY(%s)",
+            (delay, [m.handle for m in messages]),
+        )
+
+    async def dead_letter(self, message: Message, reason: str) -> None:
+        await self._execute(
+            "WITH moved AS (DELETE FROM bus.messages WHERE id = %s RETURNING *)"
+            " INSERT INTO bus.dead_letters"
+            " (message_id, topic, key, value, attempts, reason, enqueued_at)"
+            " SELECT id, topic, key, value, attempts, %s, enqueued_at FROM moved",
+            (message.handle, reason),
+        )
+        log.warning("message dead-lettered", topic=self.topic, reason=reason)
+
+    async def _execute(self, sql: str, params: tuple[object, ...]) -> None:
+        try:
+            async with self._pool.connection() as conn:
+                await conn.execute(sql, params)
+        except psycopg.Error as exc:
+            raise BusUnavailable(f"queue update failed: {type(exc).__name__}") from exc
+
+    async def close(self) -> None:
+        return None

@@ -1,0 +1,159 @@
+"""The persist pipeline: claim a batch → store payloads → record metadata → acknowledge.
+
+Every step is idempotent, so a crash anywhere followed by redelivery ends in the same
+state: objects are content-addressed and written only when absent, metadata inserts
+ignore rows that already exist, and the acknowledgement comes last.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Sequence
+
+import msgspec
+import psycopg
+import structlog
+from psycopg import AsyncConnection
+from psycopg_pool import AsyncConnectionPool
+
+from mm_bronze.bus.base import Consumer, Message
+from mm_bronze.errors import PoisonMessage, Unavailable
+from mm_bronze.metadata import records
+from mm_bronze.models import IngestEvent, decode_event
+from mm_bronze.settings import ConsumerSettings
+from mm_bronze.storage import StorageRegistry, object_key
+
+log = structlog.get_logger(__name__)
+
+WRITE_CONCURRENCY = 8
+FETCH_TIMEOUT = 0.5
+
+
+class PersistPipeline:
+    """Drains one consumer into storage and metadata until ``stop`` is set.
+
+    A batch that has started is always finished (or released) before ``run`` returns.
+    ``degraded`` names the current transient failure, or is None when healthy.
+    """
+
+    def __init__(
+        self,
+        consumer: Consumer,
+        storage: StorageRegistry,
+        pool: AsyncConnectionPool[AsyncConnection],
+        settings: ConsumerSettings,
+    ) -> None:
+        self._consumer = consumer
+        self._storage = storage
+        self._pool = pool
+        self._settings = settings
+        self._writes = asyncio.Semaphore(WRITE_CONCURRENCY)
+        self.degraded: str | None = None
+        self.stored = 0
+
+    async def run(self, stop: asyncio.Event) -> None:
+        backoff = 0.1
+        while not stop.is_set():
+            try:
+                messages = await self._consumer.fetch(self._settings.batch_size, FETCH_TIMEOUT)
+                if messages:
+                    await self.process(messages)
+                self.degraded = None
+                backoff = 0.1
+            except (Unavailable, psycopg.OperationalError, psycopg.InterfaceError) as exc:
+                self.degraded = f"{type(exc).__name__}: {exc}"
+                log.warning(
+                    "persist retrying after transient failure", error=self.degraded, backoff=backoff
+                )
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(stop.wait(), backoff)
+                backoff = min(backoff * 2, self._settings.retry_backoff_max)
+
+    async def process(self, messages: Sequence[Message]) -> None:
+        """Persist one batch; on a transient failure release it and re-raise."""
+        try:
+            await self._persist(messages)
+        except (Unavailable, psycopg.OperationalError, psycopg.InterfaceError):
+            with contextlib.suppress(Unavailable):
+                await self._consumer.release(messages, delay=0)
+            raise
+
+    async def _persist(self, messages: Sequence[Message]) -> None:
+        batch: list[tuple[Message, IngestEvent]] = []
+        for message in messages:
+            event = await self._decode(message)
+            if event is not None:
+                batch.append((message, event))
+        if not batch:
+            return
+        existing = await records.stored_objects(self._pool, list({e.sha256 for _, e in batch}))
+        # One writer per payload not yet stored: the first event carrying it in this batch.
+        writers: dict[str, tuple[IngestEvent, str]] = {}
+        for _, event in batch:
+            if event.sha256 not in existing and event.sha256 not in writers:
+                writers[event.sha256] = (event, object_key(self._storage.path_template, event))
+        results = await asyncio.gather(
+            *(self._write(event, key) for event, key in writers.values()), return_exceptions=True
+        )
+        paths = dict(existing)
+        written: dict[str, str] = {}
+        for (sha, (_, key)), result in zip(writers.items(), results, strict=True):
+            if isinstance(result, PoisonMessage):
+                continue
+            if isinstance(result, BaseException):
+                raise result
+            paths[sha] = self._storage.raw.url_for(key)
+            if result:
+                written[sha] = paths[sha]
+        keep = [(m, e) for m, e in batch if e.sha256 in paths]
+        dead = [(m, e) for m, e in batch if e.sha256 not in paths]
+        recorded = await records.record_batch(self._pool, [(e, paths[e.sha256]) for _, e in keep])
+        for outcome, (_, event) in zip(recorded, keep, strict=True):
+            mine = written.get(event.sha256)
+            if mine is not None and mine != outcome.storage_path:
+                # Another consumer stored the same payload first (under another date).
+                await self._storage.raw.remove(self._storage.raw.key_for(mine))
+        for message, event in dead:
+            await self._fail(message, event, "staged payload is missing")
+        await self._consumer.ack([m for m, _ in keep])
+        self.stored += len(keep)
+        await self._remove_staged([e for _, e in keep])
+
+    async def _decode(self, message: Message) -> IngestEvent | None:
+        try:
+            event = decode_event(message.value)
+        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+            await self._consumer.dead_letter(message, f"undecodable event: {exc}")
+            return None
+        if message.attempts > self._settings.max_attempts:
+            await self._fail(message, event, f"gave up after {message.attempts - 1} deliveries")
+            return None
+        return event
+
+    async def _fail(self, message: Message, event: IngestEvent, reason: str) -> None:
+        await self._consumer.dead_letter(message, reason)
+        await records.log_status(self._pool, [(event.uuid, "failed", reason)])
+        log.error("submission failed", uuid=event.uuid, reason=reason)
+
+    async def _write(self, event: IngestEvent, key: str) -> bool:
+        async with self._writes:
+            if event.payload is not None:
+                return await self._storage.raw.put_bytes(key, event.payload)
+            if event.staged_path is None:
+                raise PoisonMessage("event has neither payload nor staged_path")
+            try:
+                staged_key = self._storage.staging.key_for(event.staged_path)
+                return await self._storage.raw.put_from(key, self._storage.staging, staged_key)
+            except (FileNotFoundError, ValueError) as exc:
+                raise PoisonMessage("staged payload is missing") from exc
+
+    async def _remove_staged(self, events: Sequence[IngestEvent]) -> None:
+        for event in events:
+            if event.staged_path is None:
+                continue
+            try:
+                await self._storage.staging.remove(self._storage.staging.key_for(event.staged_path))
+            except (Unavailable, ValueError) as exc:
+                # Harmless: the object is stored and recorded; the blob is only a leftover.
+                log.warning("staged blob not removed", uuid=event.uuid, error=str(exc))

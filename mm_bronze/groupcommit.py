@@ -1,0 +1,68 @@
+"""Group commit: many concurrent callers, one transaction per flush.
+
+Callers ``await submit(item)``; a single flusher task takes everything pending (up to
+``max_batch``), runs ``flush(items)`` once, and resolves every caller with its outcome.
+While one flush runs, the next batch gathers: throughput rises with concurrency while a
+lone caller still pays only one round trip.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Generic, TypeVar
+
+T = TypeVar("T")
+
+
+class GroupCommitter(Generic[T]):
+    def __init__(self, flush: Callable[[list[T]], Awaitable[None]], max_batch: int = 256) -> None:
+        self._flush = flush
+        self._max_batch = max_batch
+        self._pending: list[tuple[T, asyncio.Future[None]]] = []
+        self._wakeup = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._closing = False
+
+    async def open(self) -> None:
+        if self._task is None:
+            self._closing = False
+            self._task = asyncio.create_task(self._run(), name="group-commit")
+
+    async def close(self) -> None:
+        """Flush what is pending, then stop."""
+        task, self._task = self._task, None
+        if task is None:
+            return
+        self._closing = True
+        self._wakeup.set()
+        await task
+
+    async def submit(self, item: T) -> None:
+        """Return once ``item`` is committed; raise what the flush raised for it."""
+        if self._task is None or self._closing:
+            raise RuntimeError("GroupCommitter is not open")
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._pending.append((item, future))
+        self._wakeup.set()
+        await future
+
+    async def _run(self) -> None:
+        while True:
+            await self._wakeup.wait()
+            self._wakeup.clear()
+            while self._pending:
+                batch = self._pending[: self._max_batch]
+                del self._pending[: self._max_batch]
+                try:
+                    await self._flush([item for item, _ in batch])
+                except Exception as exc:
+                    for _, future in batch:
+                        if not future.done():
+                            future.set_exception(exc)
+                else:
+                    for _, future in batch:
+                        if not future.done():
+                            future.set_result(None)
+            if self._closing:
+                return

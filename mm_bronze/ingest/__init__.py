@@ -1,0 +1,1 @@
+"""Front doors: HTTP, SFTP and MLLP. They never import each other."""

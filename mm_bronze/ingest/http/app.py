@@ -1,0 +1,259 @@
+"""Routes of the HTTP front door."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import re
+import uuid as uuidlib
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import msgspec
+import structlog
+from psycopg import AsyncConnection
+from psycopg_pool import AsyncConnectionPool
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from mm_bronze import formats
+from mm_bronze.bus import Bus
+from mm_bronze.errors import (
+    BusUnavailable,
+    InvalidPayload,
+    PayloadTooLarge,
+    StorageUnavailable,
+    Unavailable,
+    UnsupportedFormat,
+)
+from mm_bronze.groupcommit import GroupCommitter
+from mm_bronze.ingest.http.auth import Authenticator, Unauthorized
+from mm_bronze.ingest.http.body import receive_body
+from mm_bronze.metadata import records
+from mm_bronze.models import IngestEvent, encode_event
+from mm_bronze.settings import HttpSettings
+from mm_bronze.storage import StorageRegistry
+
+log = structlog.get_logger(__name__)
+
+SEGMENT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+RETRY_AFTER = "5"
+
+
+@dataclass
+class HttpDeps:
+    """What the HTTP door needs, opened by the runtime."""
+
+    settings: HttpSettings
+    bus: Bus
+    topic: str
+    storage: StorageRegistry
+    pool: AsyncConnectionPool[AsyncConnection]
+    auth: Authenticator
+    status_log: GroupCommitter[tuple[str, str, str | None]]
+    readiness: Callable[[], Awaitable[dict[str, str]]]
+
+
+def error(status: int, code: str, message: str, **extra: Any) -> Response:
+    body = msgspec.json.encode({"error": code, "message": message, **extra})
+    headers = {"Retry-After": RETRY_AFTER} if status == 503 else None
+    return Response(body, status_code=status, media_type="application/json", headers=headers)
+
+
+def json_response(data: Any, status: int = 200) -> Response:
+    return Response(msgspec.json.encode(data), status_code=status, media_type="application/json")
+
+
+def build_app(deps: HttpDeps) -> Starlette:
+    async def ingest(request: Request) -> Response:
+        params = request.path_params
+        for name in ("format", "content_type", "version", "subtype"):
+            if not SEGMENT.match(params[name]):
+                return error(400, "invalid_route", f"invalid {name}: use letters, digits, . _ -")
+        fmt, ctype = params["format"].lower(), params["content_type"].lower()
+        try:
+            validator = formats.validator_for(fmt, ctype)
+        except UnsupportedFormat as exc:
+            return error(400, "unsupported_format", exc.reason, supported=exc.supported)
+        try:
+            client = await deps.auth.authenticate(request.headers.get("authorization"))
+        except Unauthorized as exc:
+            return Response(
+                msgspec.json.encode({"error": "unauthorized", "message": str(exc)}),
+                status_code=401,
+                media_type="application/json",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+        declared = request.headers.get("content-length")
+        limit = deps.settings.max_body_bytes
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            return error(413, "payload_too_large", f"payload exceeds the limit of {limit} bytes")
+        submission = str(uuidlib.uuid4())
+        received_at = dt.datetime.now(dt.UTC)
+        try:
+            body = await receive_body(
+                request.stream(),
+                validator=validator,
+                max_bytes=limit,
+                inline_limit=deps.settings.inline_limit,
+                staging=deps.storage.staging,
+                staging_key=f"api/{received_at:%Y-%m-%d}/{submission}",
+            )
+        except PayloadTooLarge as exc:
+            return error(413, "payload_too_large", str(exc))
+        except InvalidPayload as exc:
+            extra = {"location": exc.location} if exc.location else {}
+            return error(422, "invalid_payload", exc.reason, **extra)
+        except StorageUnavailable:
+            log.warning("staging unavailable", uuid=submission)
+            return error(503, "unavailable", "storage is unavailable, retry later")
+        event = IngestEvent(
+            uuid=submission,
+            source="api",
+            format=fmt,
+            content_type=ctype,
+            version=params["version"],
+            subtype=params["subtype"],
+            sha256=body.sha256,
+            size=body.size,
+            received_at=received_at,
+            client=client,
+            payload=body.payload,
+            staged_path=body.staged.url if body.staged else None,
+            source_metadata={
+                "remote_addr": request.client.host if request.client else None,
+                "user_agent": request.headers.get("user-agent"),
+                "request_id": structlog.contextvars.get_contextvars().get("request_id"),
+                "content_type_header": request.headers.get("content-type"),
+                "format_metadata": body.metadata,
+            },
+        )
+        try:
+            await deps.bus.publish(deps.topic, body.sha256.encode(), encode_event(event))
+        except BusUnavailable as exc:
+            if body.staged is not None:
+                await body.staged.abort()
+            log.warning("bus unavailable, submission refused", uuid=submission, error=str(exc))
+            return error(503, "unavailable", "the bus is unavailable, retry later")
+        try:
+            await deps.status_log.submit((submission, "accepted", None))
+        except Exception as exc:  # the event is durable; the history entry is informational
+            log.warning("accepted status not logged", uuid=submission, error=type(exc).__name__)
+        log.info(
+            "submission accepted",
+            uuid=submission,
+            format=fmt,
+            content_type=ctype,
+            size=body.size,
+            client=client,
+            staged=body.staged is not None,
+        )
+        return json_response(
+            {
+                "status": "accepted",
+                "uuid": submission,
+                "timestamp": received_at.isoformat().replace("+00:00", "Z"),
+            },
+            status=202,
+        )
+
+    async def status(request: Request) -> Response:
+        try:
+            client = await deps.auth.authenticate(request.headers.get("authorization"))
+        except Unauthorized as exc:
+            return error(401, "unauthorized", str(exc))
+        del client
+        try:
+            submission = str(uuidlib.UUID(request.path_params["uuid"]))
+        except ValueError:
+            return error(400, "invalid_uuid", "not a submission uuid")
+        try:
+            found = await records.submission_status(deps.pool, submission)
+        except Exception as exc:
+            log.warning("status lookup failed", error=type(exc).__name__)
+            return error(503, "unavailable", "the database is unavailable, retry later")
+        if found is None:
+            return error(404, "not_found", f"no submission {submission}")
+        return json_response(found)
+
+    async def healthz(request: Request) -> Response:
+        return json_response({"status": "alive"})
+
+    async def readyz(request: Request) -> Response:
+        checks = await deps.readiness()
+        ready = all(v == "ok" for v in checks.values())
+        return json_response(
+            {"status": "ready" if ready else "not ready", "checks": checks},
+            status=200 if ready else 503,
+        )
+
+    async def not_found(request: Request, exc: Exception) -> Response:
+        return error(404, "not_found", f"no route for {request.method} {request.url.path}")
+
+    async def method_not_allowed(request: Request, exc: Exception) -> Response:
+        return error(405, "method_not_allowed", f"{request.method} is not allowed here")
+
+    async def server_error(request: Request, exc: Exception) -> Response:
+        log.error("unhandled error", error=type(exc).__name__)
+        return error(500, "internal_error", "internal error")
+
+    routes = [
+        Route("/ingest/{format}/{content_type}/{version}/{subtype}", ingest, methods=["POST"]),
+        Route("/ingest/{uuid}", status, methods=["GET"]),
+        Route("/healthz", healthz, methods=["GET"]),
+        Route("/readyz", readyz, methods=["GET"]),
+    ]
+    return Starlette(
+        routes=routes,
+        middleware=[Middleware(RequestIdMiddleware)],
+        exception_handlers={404: not_found, 405: method_not_allowed, 500: server_error},
+    )
+
+
+class RequestIdMiddleware:
+    """Binds a request id (``X-Request-ID`` or a new one) to the log context and echoes it."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        incoming = dict(scope["headers"]).get(b"x-request-id", b"").decode("latin-1")
+        request_id = incoming if 0 < len(incoming) <= 64 else uuidlib.uuid4().hex
+        structlog.contextvars.bind_contextvars(request_id=request_id)
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message.setdefault("headers", [])
+                message["headers"] = [
+                    *message["headers"],
+                    (b"x-request-id", request_id.encode("latin-1")),
+                ]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            structlog.contextvars.unbind_contextvars("request_id")
+
+
+async def check_readiness(checks: dict[str, Callable[[], Awaitable[None]]]) -> dict[str, str]:
+    """Run each check with a timeout; "ok" or the failure's type."""
+
+    async def one(check: Callable[[], Awaitable[None]]) -> str:
+        try:
+            await asyncio.wait_for(check(), 5)
+            return "ok"
+        except (Unavailable, OSError, TimeoutError) as exc:
+            return f"unavailable ({type(exc).__name__})"
+
+    names = list(checks)
+    results = await asyncio.gather(*(one(checks[n]) for n in names))
+    return dict(zip(names, results, strict=True))

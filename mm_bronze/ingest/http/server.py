@@ -1,0 +1,27 @@
+"""Run the HTTP app with hypercorn inside the process's loop; the runtime owns the signals."""
+
+from __future__ import annotations
+
+import asyncio
+
+from hypercorn.asyncio import serve
+from hypercorn.config import Config
+from starlette.applications import Starlette
+
+from mm_bronze.settings import HttpSettings
+
+
+def hypercorn_config(settings: HttpSettings) -> Config:
+    config = Config()
+    host = f"[{settings.host}]" if ":" in settings.host else settings.host
+    config.bind = [f"{host}:{settings.port}"]
+    config.accesslog = None
+    config.errorlog = "-"
+    config.graceful_timeout = 30.0
+    config.keep_alive_timeout = 75.0
+    return config
+
+
+async def serve_http(app: Starlette, settings: HttpSettings, stop: asyncio.Event) -> None:
+    """Serve until ``stop`` is set, then finish in-flight requests and return."""
+    await serve(app, hypercorn_config(settings), shutdown_trigger=stop.wait, mode="asgi")  # type: ignore[arg-type]

@@ -1,0 +1,80 @@
+"""The one PostgreSQL connection pool of the process (embedded server or external DSN)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import psycopg
+from psycopg import AsyncConnection
+from psycopg_pool import AsyncConnectionPool
+
+from mm_bronze.errors import Unavailable
+from mm_bronze.metadata.embedded import EmbeddedPostgres, pgdata_for
+from mm_bronze.metadata.migrate import migrate
+
+
+class Database:
+    """Opens the embedded server when no DSN is given, then the pool, then migrates."""
+
+    def __init__(self, dsn: str, data_dir: Path, *, min_size: int = 2, max_size: int = 10) -> None:
+        self._dsn = dsn
+        self._embedded = None if dsn else EmbeddedPostgres(pgdata_for(data_dir))
+        self._min_size = min_size
+        self._max_size = max_size
+        self._pool: AsyncConnectionPool[AsyncConnection] | None = None
+
+    @property
+    def pool(self) -> AsyncConnectionPool[AsyncConnection]:
+        if self._pool is None:
+            raise RuntimeError("Database is not open")
+        return self._pool
+
+    @property
+    def dsn(self) -> str:
+        return self._embedded.dsn if self._embedded else self._dsn
+
+    async def open(self, *, run_migrations: bool = True) -> None:
+        if self._pool is not None:
+            return
+        if self._embedded is not None:
+            await self._embedded.open()
+        pool: AsyncConnectionPool[AsyncConnection] = AsyncConnectionPool(
+            self.dsn,
+            min_size=self._min_size,
+            max_size=self._max_size,
+            open=False,
+            name="mm-bronze",
+            kwargs={"autocommit": True},
+        )
+        try:
+            await pool.open(wait=True, timeout=30)
+        except psycopg.OperationalError as exc:
+            await pool.close()
+            raise Unavailable(f"cannot connect to PostgreSQL: {exc}") from exc
+        except Exception:
+            await pool.close()
+            raise
+        self._pool = pool
+        if run_migrations:
+            await migrate(pool)
+
+    async def close(self) -> None:
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            await pool.close()
+        if self._embedded is not None:
+            await self._embedded.close()
+
+    async def ping(self) -> None:
+        try:
+            async with self.pool.connection(timeout=5) as conn:
+                await conn.execute("SELECT 1")
+        except (psycopg.Error, TimeoutError) as exc:
+            raise Unavailable(f"database unreachable: {type(exc).__name__}") from exc
+
+    async def __aenter__(self) -> Database:
+        await self.open()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()

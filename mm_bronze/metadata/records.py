@@ -1,0 +1,200 @@
+"""Queries for payloads, submissions and their status history."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import msgspec
+from psycopg import AsyncConnection
+from psycopg.types.json import Jsonb
+from psycopg_pool import AsyncConnectionPool
+
+from mm_bronze.models import IngestEvent, SubmissionStatus
+
+Pool = AsyncConnectionPool[AsyncConnection]
+
+_INSERT_OBJECT = """
+INSERT INTO ingestion.raw_ingestion (object_id, ingestion_source, format, content_type, subtype,
+    data_version, storage_path, fingerprint, object_size, received_at, source_metadata)
+VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+ON CONFLICT (fingerprint) DO NOTHING
+"""
+
+_INSERT_SUBMISSION = """
+INSERT INTO ingestion.submissions (submission_id, object_id, is_duplicate, ingestion_source, client,
+    format, content_type, subtype, data_version, payload_size, received_at, source_metadata)
+VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+ON CONFLICT (submission_id) DO NOTHING
+RETURNING submission_id, is_duplicate
+"""
+
+_INSERT_LOG = "INSERT INTO ingestion.ingestion_log (object_id, status, message) VALUES (%s, %s, %s)"
+
+
+class Recorded(msgspec.Struct, frozen=True):
+    """The outcome of recording one submission."""
+
+    uuid: str
+    object_id: str
+    storage_path: str
+    duplicate: bool
+
+
+async def stored_objects(pool: Pool, sha256s: Sequence[str]) -> dict[str, str]:
+    """Map each already-stored SHA-256 (hex) among ``sha256s`` to its storage path."""
+    if not sha256s:
+        return {}
+    async with pool.connection() as conn:
+        cur = await conn.execute(
+            "SELECT fingerprint, storage_path FROM ingestion.raw_ingestion"
+            " WHERE fingerprint = ANY(%s)",
+            ([bytes.fromhex(s) for s in sha256s],),
+        )
+        return {bytes(fp).hex(): path for fp, path in await cur.fetchall()}
+
+
+async def record_batch(pool: Pool, items: Sequence[tuple[IngestEvent, str]]) -> list[Recorded]:
+    """Record stored payloads and their submissions in one transaction; idempotent.
+
+    ``items`` pairs each event with the storage path its payload was written to. The first
+    submission of a SHA-256 creates the ``raw_ingestion`` row; later ones (in this batch or
+    before) are recorded as duplicates pointing at it. Redelivered events change nothing.
+    """
+    first: dict[str, tuple[IngestEvent, str]] = {}
+    for event, path in sorted(items, key=lambda item: (item[0].received_at, item[0].uuid)):
+        first.setdefault(event.sha256, (event, path))
+    # Insert in fingerprint order so concurrent consumers cannot deadlock on the unique index.
+    object_rows = [_object_row(event, path) for _, (event, path) in sorted(first.items())]
+    async with pool.connection() as conn, conn.transaction():
+        async with conn.cursor() as cur:
+            await cur.executemany(_INSERT_OBJECT, object_rows)
+            await cur.execute(
+                "SELECT fingerprint, object_id, storage_path FROM ingestion.raw_ingestion"
+                " WHERE fingerprint = ANY(%s)",
+                ([bytes.fromhex(s) for s in first],),
+            )
+            objects = {bytes(fp).hex(): (str(oid), path) for fp, oid, path in await cur.fetchall()}
+            sub_rows = []
+            for event, _ in items:
+                object_id, _path = objects[event.sha256]
+                sub_rows.append(_submission_row(event, object_id))
+            await cur.executemany(_INSERT_SUBMISSION, sub_rows, returning=True)
+            inserted: dict[str, bool] = {}
+            while True:
+                row = await cur.fetchone()
+                if row is not None:
+                    inserted[str(row[0])] = row[1]
+                if not cur.nextset():
+                    break
+            log_rows = [
+                (uuid, "duplicate" if dup else "stored", None) for uuid, dup in inserted.items()
+            ]
+            if log_rows:
+                await cur.executemany(_INSERT_LOG, log_rows)
+    out = []
+    for event, _ in items:
+        object_id, path = objects[event.sha256]
+        out.append(Recorded(event.uuid, object_id, path, object_id != event.uuid))
+    return out
+
+
+async def log_status(pool: Pool, entries: Sequence[tuple[str, str, str | None]]) -> None:
+    """Append (uuid, status, message) entries to the status history."""
+    if not entries:
+        return
+    async with pool.connection() as conn, conn.transaction(), conn.cursor() as cur:
+        await cur.executemany(_INSERT_LOG, list(entries))
+
+
+_STATUS = """
+SELECT s.submission_id, s.is_duplicate, r.fingerprint, s.payload_size, r.storage_path, r.object_id,
+       s.ingestion_source, s.client, s.format, s.content_type, s.data_version, s.subtype,
+       s.received_at
+FROM ingestion.submissions s JOIN ingestion.raw_ingestion r USING (object_id)
+WHERE s.submission_id = %s
+"""
+
+
+async def submission_status(pool: Pool, uuid: str) -> SubmissionStatus | None:
+    """The current status of submission ``uuid``, or None when it is unknown."""
+    async with pool.connection() as conn:
+        cur = await conn.execute(_STATUS, (uuid,))
+        row = await cur.fetchone()
+        if row is not None:
+            (
+                sid,
+                dup,
+                fp,
+                size,
+                path,
+                oid,
+                source,
+                client,
+                fmt,
+                ctype,
+                version,
+                subtype,
+                received,
+            ) = row
+            return SubmissionStatus(
+                uuid=str(sid),
+                status="duplicate" if dup else "stored",
+                sha256=bytes(fp).hex(),
+                size=size,
+                storage_path=path,
+                duplicate_of=str(oid) if dup else None,
+                source=source,
+                client=client,
+                format=fmt,
+                content_type=ctype,
+                version=version,
+                subtype=subtype,
+                received_at=received,
+            )
+        cur = await conn.execute(
+            "SELECT status, message FROM ingestion.ingestion_log WHERE object_id = %s"
+            " ORDER BY log_id DESC LIMIT 1",
+            (uuid,),
+        )
+        last = await cur.fetchone()
+        if last is None:
+            return None
+        return SubmissionStatus(uuid=uuid, status=last[0], message=last[1])
+
+
+def _object_row(event: IngestEvent, path: str) -> tuple[Any, ...]:
+    return (
+        event.uuid,
+        event.source,
+        event.format,
+        event.content_type,
+        event.subtype,
+        event.version,
+        path,
+        bytes.fromhex(event.sha256),
+        event.size,
+        event.received_at,
+        Jsonb(_metadata(event)),
+    )
+
+
+def _submission_row(event: IngestEvent, object_id: str) -> tuple[Any, ...]:
+    return (
+        event.uuid,
+        object_id,
+        object_id != event.uuid,
+        event.source,
+        event.client,
+        event.format,
+        event.content_type,
+        event.subtype,
+        event.version,
+        event.size,
+        event.received_at,
+        Jsonb(_metadata(event)),
+    )
+
+
+def _metadata(event: IngestEvent) -> dict[str, Any]:
+    return {**event.source_metadata, "client": event.client}

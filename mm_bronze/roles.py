@@ -1,0 +1,105 @@
+"""The role registry: what ``serve --<role>`` starts. Each role wires adapters to a door."""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+from dataclasses import dataclass
+
+import structlog
+
+from mm_bronze.consumers.persist import PersistPipeline
+from mm_bronze.errors import ConfigError
+from mm_bronze.groupcommit import GroupCommitter
+from mm_bronze.ingest.http.app import HttpDeps, build_app
+from mm_bronze.ingest.http.auth import Authenticator
+from mm_bronze.ingest.http.server import serve_http
+from mm_bronze.metadata import clients, records
+from mm_bronze.runtime import Resources, RoleRunner
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass(frozen=True)
+class Role:
+    name: str
+    help: str
+    run: RoleRunner
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+async def run_http(res: Resources, stop: asyncio.Event) -> None:
+    settings = res.settings.http
+    pool = res.db.pool
+    count = await clients.client_count(pool)
+    loopback = is_loopback(settings.host)
+    if count == 0 and not loopback:
+        raise ConfigError(
+            f"refusing to serve HTTP on non-loopback address {settings.host} without API "
+            "clients: create one with `mm-bronze clients add NAME`"
+        )
+    if count == 0:
+        log.warning("no API clients configured: accepting unauthenticated requests on loopback")
+
+    async def flush(entries: list[tuple[str, str, str | None]]) -> None:
+        await records.log_status(pool, entries)
+
+    status_log: GroupCommitter[tuple[str, str, str | None]] = GroupCommitter(flush)
+    await status_log.open()
+    try:
+        app = build_app(
+            HttpDeps(
+                settings=settings,
+                bus=res.bus,
+                topic=res.topics()["api"][0],
+                storage=res.storage,
+                pool=pool,
+                auth=Authenticator(pool, open_access=loopback),
+                status_log=status_log,
+                readiness=res.readiness,
+            )
+        )
+        log.info("http listening", host=settings.host, port=settings.port)
+        await serve_http(app, settings, stop)
+    finally:
+        await status_log.close()
+
+
+async def run_consumers(res: Resources, stop: asyncio.Event) -> None:
+    pipelines: list[PersistPipeline] = []
+    consumers = []
+    for topic, group in res.topics().values():
+        for _ in range(res.settings.consumer.concurrency):
+            consumer = await res.bus.consumer(topic, group)
+            consumers.append(consumer)
+            pipelines.append(
+                PersistPipeline(consumer, res.storage, res.db.pool, res.settings.consumer)
+            )
+
+    def degraded() -> str | None:
+        return next((p.degraded for p in pipelines if p.degraded), None)
+
+    res.health["consumers"] = degraded
+    log.info("consumers running", pipelines=len(pipelines))
+    try:
+        await asyncio.gather(*(p.run(stop) for p in pipelines))
+    finally:
+        for consumer in consumers:
+            await consumer.close()
+        log.info("consumers stopped", stored=sum(p.stored for p in pipelines))
+
+
+ROLES: dict[str, Role] = {
+    "http": Role("http", "the HTTP front door (POST /ingest/...)", run_http),
+    "consumers": Role(
+        "consumers", "the persist pipeline (bus → storage → metadata)", run_consumers
+    ),
+}

@@ -1,0 +1,46 @@
+"""Shared fixtures: a real PostgreSQL, fresh databases, mm-bronze processes, the corpus."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.services.mm_bronze import MmBronze
+from tests.services.postgres import create_database, postgres_server
+
+CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus"
+
+
+@pytest.fixture(scope="session")
+def pg_admin_dsn(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    with postgres_server(tmp_path_factory.mktemp("postgres")) as dsn:
+        yield dsn
+
+
+@pytest.fixture
+def dsn(pg_admin_dsn: str) -> str:
+    """A fresh, empty database for one test."""
+    return create_database(pg_admin_dsn)
+
+
+@pytest.fixture(scope="module")
+def module_dsn(pg_admin_dsn: str) -> str:
+    return create_database(pg_admin_dsn)
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory, module_dsn: str) -> Iterator[MmBronze]:
+    """One `serve --all` process per test module, on its own database and data dir."""
+    proc = MmBronze(tmp_path_factory.mktemp("mmb"), env={"POSTGRES_DSN": module_dsn})
+    proc.start()
+    yield proc
+    proc.stop()
+
+
+@pytest.fixture(scope="session")
+def corpus() -> Path:
+    if not CORPUS.is_dir():
+        pytest.fail(f"test corpus not found at {CORPUS}")
+    return CORPUS

@@ -1,0 +1,126 @@
+"""Run ``mm-bronze`` as a real subprocess, the way users run it."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class MmBronze:
+    """One ``mm-bronze serve`` process with its own data dir."""
+
+    def __init__(
+        self,
+        data_dir: Path,
+        *roles: str,
+        env: dict[str, str] | None = None,
+        http_port: int | None = None,
+    ) -> None:
+        self.data_dir = data_dir
+        self.roles = roles or ("--all",)
+        self.http_port = http_port or free_port()
+        self.env = {
+            **{k: v for k, v in os.environ.items() if not k.startswith("MM_BRONZE_")},
+            "MM_BRONZE_LOG_FORMAT": "json",
+            **(env or {}),
+        }
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.log_path = data_dir / f"serve-{self.http_port}.log"
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.http_port}"
+
+    def start(self, *, wait: bool = True, timeout: float = 60) -> MmBronze:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "mm_bronze",
+                "serve",
+                *self.roles,
+                "--data-dir",
+                str(self.data_dir),
+                "--http-port",
+                str(self.http_port),
+            ],
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )
+        log.close()
+        if wait:
+            self.wait_ready(timeout)
+        return self
+
+    def wait_ready(self, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            assert self.proc is not None
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"mm-bronze exited {self.proc.returncode}:\n{self.logs()}")
+            if "--http" in self.roles or "--all" in self.roles:
+                try:
+                    if httpx.get(f"{self.url}/readyz", timeout=2).status_code == 200:
+                        return
+                except httpx.HTTPError:
+                    pass
+            elif "mm-bronze started" in self.logs():
+                return
+            time.sleep(0.1)
+        raise TimeoutError(f"mm-bronze not ready after {timeout}s:\n{self.logs()}")
+
+    def logs(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 60) -> int:
+        if self.proc is None or self.proc.poll() is not None:
+            return self.proc.returncode if self.proc else 0
+        self.proc.send_signal(sig)
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            return self.proc.wait()
+
+    def kill(self) -> None:
+        self.stop(signal.SIGKILL)
+
+    def __enter__(self) -> MmBronze:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def run_cli(
+    *args: str, env: dict[str, str] | None = None, input: bytes | None = None, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    full_env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("MM_BRONZE_")},
+        **(env or {}),
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "mm_bronze", *args],
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        input=input.decode() if input else None,
+    )

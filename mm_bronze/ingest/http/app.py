@@ -65,6 +65,14 @@ def error(status: int, code: str, message: str, **extra: Any) -> Response:
     return Response(body, status_code=status, media_type="application/json", headers=headers)
 
 
+def refuse(status: int, code: str, message: str, **extra: Any) -> Response:
+    """An error answered before the request body was fully read: close the connection,
+    so neither side waits for (or misreads) the unread rest of the body."""
+    response = error(status, code, message, **extra)
+    response.headers["Connection"] = "close"
+    return response
+
+
 def json_response(data: Any, status: int = 200) -> Response:
     return Response(msgspec.json.encode(data), status_code=status, media_type="application/json")
 
@@ -74,25 +82,22 @@ def build_app(deps: HttpDeps) -> Starlette:
         params = request.path_params
         for name in ("format", "content_type", "version", "subtype"):
             if not SEGMENT.match(params[name]):
-                return error(400, "invalid_route", f"invalid {name}: use letters, digits, . _ -")
+                return refuse(400, "invalid_route", f"invalid {name}: use letters, digits, . _ -")
         fmt, ctype = params["format"].lower(), params["content_type"].lower()
         try:
             validator = formats.validator_for(fmt, ctype)
         except UnsupportedFormat as exc:
-            return error(400, "unsupported_format", exc.reason, supported=exc.supported)
+            return refuse(400, "unsupported_format", exc.reason, supported=exc.supported)
         try:
             client = await deps.auth.authenticate(request.headers.get("authorization"))
         except Unauthorized as exc:
-            return Response(
-                msgspec.json.encode({"error": "unauthorized", "message": str(exc)}),
-                status_code=401,
-                media_type="application/json",
-                headers={"WWW-Authenticate": "Bearer"},
-            )
+            response = refuse(401, "unauthorized", str(exc))
+            response.headers["WWW-Authenticate"] = "Bearer"
+            return response
         declared = request.headers.get("content-length")
         limit = deps.settings.max_body_bytes
         if declared is not None and declared.isdigit() and int(declared) > limit:
-            return error(413, "payload_too_large", f"payload exceeds the limit of {limit} bytes")
+            return refuse(413, "payload_too_large", f"payload exceeds the limit of {limit} bytes")
         submission = str(uuidlib.uuid4())
         received_at = dt.datetime.now(dt.UTC)
         try:
@@ -105,13 +110,13 @@ def build_app(deps: HttpDeps) -> Starlette:
                 staging_key=f"api/{received_at:%Y-%m-%d}/{submission}",
             )
         except PayloadTooLarge as exc:
-            return error(413, "payload_too_large", str(exc))
+            return refuse(413, "payload_too_large", str(exc))
         except InvalidPayload as exc:
             extra = {"location": exc.location} if exc.location else {}
-            return error(422, "invalid_payload", exc.reason, **extra)
+            return refuse(422, "invalid_payload", exc.reason, **extra)
         except StorageUnavailable:
             log.warning("staging unavailable", uuid=submission)
-            return error(503, "unavailable", "storage is unavailable, retry later")
+            return refuse(503, "unavailable", "storage is unavailable, retry later")
         event = IngestEvent(
             uuid=submission,
             source="api",
@@ -139,7 +144,7 @@ def build_app(deps: HttpDeps) -> Starlette:
             if body.staged is not None:
                 await body.staged.abort()
             log.warning("bus unavailable, submission refused", uuid=submission, error=str(exc))
-            return error(503, "unavailable", "the bus is unavailable, retry later")
+            return refuse(503, "unavailable", "the bus is unavailable, retry later")
         try:
             await deps.status_log.submit((submission, "accepted", None))
         except Exception as exc:  # the event is durable; the history entry is informational

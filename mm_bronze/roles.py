@@ -14,6 +14,7 @@ from mm_bronze.groupcommit import GroupCommitter
 from mm_bronze.ingest.http.app import HttpDeps, build_app
 from mm_bronze.ingest.http.auth import Authenticator
 from mm_bronze.ingest.http.server import serve_http
+from mm_bronze.ingest.sftp.door import run_sftp_door
 from mm_bronze.metadata import clients, records
 from mm_bronze.runtime import Resources, RoleRunner
 
@@ -97,9 +98,15 @@ async def run_consumers(res: Resources, stop: asyncio.Event) -> None:
         log.info("consumers stopped", stored=sum(p.stored for p in pipelines))
 
 
+async def run_sftp(res: Resources, stop: asyncio.Event) -> None:
+    topic = res.topics()["sftp"][0]
+    await run_sftp_door(res.settings, res.bus, res.storage.staging, topic, res.health, stop)
+
+
 ROLES: dict[str, Role] = {
     "http": Role("http", "the HTTP front door (POST /ingest/...)", run_http),
     "consumers": Role(
         "consumers", "the persist pipeline (bus → storage → metadata)", run_consumers
     ),
+    "sftp": Role("sftp", "the SFTP front door (uploads land on close)", run_sftp),
 }

@@ -1,0 +1,81 @@
+"""The spool journal: one marker per upload that is complete but not yet published.
+
+A marker is written (and fsynced) before the event is published and removed after, so a
+crash in between leaves a marker the next start publishes again, under the same
+submission uuid (the consumers record a uuid once). Files in the spool with no marker
+are partial uploads or copies already published; the next start removes them.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import msgspec
+import structlog
+
+from mm_bronze.models import IngestEvent
+
+log = structlog.get_logger(__name__)
+
+
+class Marker(msgspec.Struct, kw_only=True):
+    """A complete upload waiting for its publish. ``spool`` is relative to the spool root."""
+
+    spool: str
+    event: IngestEvent  # payload is never kept here: inline bytes are re-read from ``spool``
+
+
+class Journal:
+    """Markers as files under ``directory`` (outside every user's jail)."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+
+    def open(self) -> None:
+        self.directory.mkdir(parents=True, exist_ok=True)
+
+    def _path(self, uuid: str) -> Path:
+        return self.directory / f"{uuid}.marker"
+
+    def write(self, marker: Marker) -> None:
+        """Persist ``marker`` durably (temporary name, fsync, rename, fsync the directory)."""
+        event = msgspec.structs.replace(marker.event, payload=None)
+        data = msgspec.json.encode(Marker(spool=marker.spool, event=event))
+        path = self._path(event.uuid)
+        tmp = path.with_suffix(".tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        try:
+            os.write(fd, data)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+        _fsync_dir(self.directory)
+
+    def remove(self, uuid: str) -> None:
+        try:
+            self._path(uuid).unlink()
+        except FileNotFoundError:
+            pass
+
+    def pending(self) -> list[Marker]:
+        """Every marker on disk, oldest first; unreadable ones are logged and set aside."""
+        markers = []
+        for path in sorted(self.directory.glob("*.marker"), key=lambda p: p.stat().st_mtime_ns):
+            try:
+                markers.append(msgspec.json.decode(path.read_bytes(), type=Marker))
+            except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+                log.error("unreadable spool marker set aside", marker=path.name, error=str(exc))
+                path.rename(path.with_suffix(".bad"))
+        for tmp in self.directory.glob("*.tmp"):
+            tmp.unlink(missing_ok=True)
+        return markers
+
+
+def _fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

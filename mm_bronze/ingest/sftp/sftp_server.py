@@ -1,14 +1,15 @@
 """The SFTP session of one user: jailed in their spool directory, with their permissions.
 
-Paths are mapped under the user's home; after mapping, the real path (symlinks resolved)
-must still lie inside it. Links cannot be created. ``read``, ``write`` and ``delete``
-permissions are checked per operation. Files opened for writing are ``Upload`` objects;
-closing one ingests it (see ``Spool.finish_upload``).
+Paths are mapped under the user's home ('..' is refused); after mapping, the real path
+(symlinks resolved) must still lie inside it. Links cannot be created. ``read``,
+``write`` and ``delete`` permissions are checked per operation. Files opened for writing
+are ``Upload`` objects; closing one ingests it (see ``Spool.finish_upload``).
 """
 
 from __future__ import annotations
 
 import os
+import posixpath
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -73,12 +74,20 @@ class JailedSFTPServer(asyncssh.SFTPServer):
     # -- jail and permissions -------------------------------------------------------------
 
     def map_path(self, path: bytes) -> bytes:
+        if b".." in path.split(b"/")[:-1]:  # a final '..' is a directory entry, clamped below
+            raise SFTPPermissionDenied("'..' is not allowed in paths")
         local = super().map_path(path)
         real = os.path.realpath(local)
         home = os.fsencode(self._home)
         if real != home and not real.startswith(home + b"/"):
             raise SFTPPermissionDenied("path is outside your directory")
         return local
+
+    def realpath(self, path: bytes) -> bytes:
+        # Only resolving a name for display (``cd ..``): '..' stops at the user's root.
+        virtual = posixpath.normpath(posixpath.join(b"/", path)).lstrip(b"/")
+        local = os.path.realpath(self.map_path(b"/" + virtual))
+        return self.reverse_map_path(local)
 
     def _local(self, path: bytes) -> Path:
         return Path(os.fsdecode(self.map_path(path)))

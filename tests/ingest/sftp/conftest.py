@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.ingest.sftp.helpers import add_key, add_user
+from tests.ingest.sftp.helpers import write_users
 from tests.services.mm_bronze import MmBronze
 
 PASSWORDS = {"alice": "alice-pw", "bob": "bob-pw", "carol": "carol-pw", "para": "para-pw"}
@@ -37,12 +37,16 @@ class SftpDoor:
 @pytest.fixture(scope="module")
 def door(tmp_path_factory: pytest.TempPathFactory, module_dsn: str) -> Iterator[SftpDoor]:
     data_dir = tmp_path_factory.mktemp("sftp")
-    add_user(data_dir, "alice", password=PASSWORDS["alice"], perms="read,write,delete")
-    add_user(data_dir, "bob", password=PASSWORDS["bob"], perms="write")
-    add_user(data_dir, "carol", password=PASSWORDS["carol"], perms="read,write")
-    add_user(data_dir, "para", password=PASSWORDS["para"], perms="read,write")
-    add_user(data_dir, "ossh", password=None, perms="read,write")
-    keys = {"alice": add_key(data_dir, "alice"), "ossh": add_key(data_dir, "ossh")}
+    keys = write_users(
+        data_dir,
+        {
+            "alice": (PASSWORDS["alice"], "read,write,delete"),
+            "bob": (PASSWORDS["bob"], "write"),
+            "carol": (PASSWORDS["carol"], "read,write"),
+            "para": (PASSWORDS["para"], "read,write"),
+            "ossh": (None, "read,write"),
+        },
+    )
     proc = MmBronze(
         data_dir,
         env={

@@ -10,9 +10,11 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
+import asyncssh
 import psycopg
 from psycopg.rows import dict_row
 
+from mm_bronze.ingest.sftp.users import SftpUser, hash_password, parse_perms, save_users_file
 from tests.services.mm_bronze import run_cli
 
 KIND = {
@@ -38,6 +40,32 @@ def corpus_files(corpus: Path) -> list[CorpusFile]:
         name, _size, sha, kind, expected, _note = row.split("\t")
         out.append(CorpusFile(corpus / name, name, sha, kind, expected == "valid"))
     return out
+
+
+def write_users(data_dir: Path, users: dict[str, tuple[str | None, str]]) -> dict[str, Path]:
+    """Write the users file directly (name → (password, perms)); each user also gets a key.
+
+    Returns each user's private key path. The CLI that does the same is tested on its own.
+    """
+    records = []
+    keys = {}
+    key_dir = data_dir / "client_keys"
+    key_dir.mkdir(parents=True, exist_ok=True)
+    for name, (password, perms) in users.items():
+        key = asyncssh.generate_private_key("ssh-ed25519")
+        keys[name] = key_dir / f"{name}_key"
+        key.write_private_key(str(keys[name]))
+        keys[name].chmod(0o600)
+        records.append(
+            SftpUser(
+                name=name,
+                password_hash=hash_password(password) if password else None,
+                keys=[key.export_public_key().decode().strip()],
+                perms=parse_perms(perms),
+            )
+        )
+    save_users_file(data_dir / "sftp" / "users.json", records)
+    return keys
 
 
 def add_user(data_dir: Path, name: str, *, password: str | None, perms: str) -> None:

@@ -11,7 +11,6 @@ import structlog
 
 from mm_bronze.bus import Bus
 from mm_bronze.errors import ConfigError
-from mm_bronze.ingest.sftp.server import serve_sftp
 from mm_bronze.ingest.sftp.spool import Spool, SpoolConfig
 from mm_bronze.ingest.sftp.users import UserStore
 from mm_bronze.settings import Settings
@@ -52,6 +51,9 @@ async def run_sftp_door(
     stop: asyncio.Event,
 ) -> None:
     """Recover the spool, then serve SFTP until ``stop`` is set."""
+    # Imported here so that commands which never serve (``mm-bronze users ...``) start fast.
+    from mm_bronze.ingest.sftp.server import serve_sftp
+
     check_sftp_settings(settings)
     users = UserStore(users_path(settings), legacy=settings.sftp.users)
     users.load()

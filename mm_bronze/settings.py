@@ -69,7 +69,7 @@ class SftpSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
         default_factory=lambda: ["*.tmp", "*.part", "*.filepart"]
     )
     max_concurrent_uploads_per_user: int = 16
-    inline_limit: int = 1 * MiB
+    inline_limit: int = 256 * 1024  # larger files travel by claim check (staging)
     fhir_version: str = "R4"  # recorded for FHIR files, whose content does not say
     retry_seconds: float = 30.0  # how often uploads whose publish failed are retried
 

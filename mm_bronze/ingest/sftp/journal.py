@@ -1,8 +1,10 @@
 """The spool journal: one marker per upload that is complete but not yet published.
 
-A marker is written (and fsynced) before the event is published and removed after, so a
-crash in between leaves a marker the next start publishes again, under the same
-submission uuid (the consumers record a uuid once). Files in the spool with no marker
+A marker is written before the event is published and removed after, so a process crash
+in between leaves a marker the next start publishes again, under the same submission uuid
+(the consumers record a uuid once). It is written without fsync (a process crash keeps it
+in the page cache); when the publish fails and the upload is kept for retry, ``make_durable``
+fsyncs it, so that case survives a machine crash too. Files in the spool with no marker
 are partial uploads or copies already published; the next start removes them.
 """
 
@@ -39,7 +41,7 @@ class Journal:
         return self.directory / f"{uuid}.marker"
 
     def write(self, marker: Marker) -> None:
-        """Persist ``marker`` durably (temporary name, fsync, rename, fsync the directory)."""
+        """Write ``marker`` whole (temporary name, rename); not yet fsynced."""
         event = msgspec.structs.replace(marker.event, payload=None)
         data = msgspec.json.encode(Marker(spool=marker.spool, event=event))
         path = self._path(event.uuid)
@@ -47,10 +49,19 @@ class Journal:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         try:
             os.write(fd, data)
-            os.fsync(fd)
         finally:
             os.close(fd)
         os.replace(tmp, path)
+
+    def make_durable(self, uuid: str, spool_file: Path | None) -> None:
+        """fsync the marker, its directory and (for inline payloads) the spool file."""
+        for path in (self._path(uuid), spool_file):
+            if path is not None:
+                fd = os.open(path, os.O_RDONLY)
+                try:
+                    os.fsync(fd)
+                finally:
+                    os.close(fd)
         _fsync_dir(self.directory)
 
     def remove(self, uuid: str) -> None:

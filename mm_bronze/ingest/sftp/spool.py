@@ -243,11 +243,14 @@ class Spool:
             },
         )
         marker = Marker(spool=str(local.relative_to(self.config.root)), event=event)
-        await asyncio.to_thread(self.journal.write, marker)
+        self.journal.write(marker)
         self._pending[local] = submission
         try:
             await self.bus.publish(self.config.topic, intake.sha256.encode(), encode_event(event))
         except BusUnavailable as exc:
+            if keep:
+                spool_file = local if intake.staged is None else None
+                await asyncio.to_thread(self.journal.make_durable, submission, spool_file)
             log.warning(
                 "sftp upload not published, kept for retry" if keep else "sftp rename refused",
                 user=session.username,
@@ -260,7 +263,7 @@ class Spool:
                 await asyncio.to_thread(self.journal.remove, submission)
             raise
         self._pending.pop(local, None)
-        await asyncio.to_thread(self.journal.remove, submission)
+        self.journal.remove(submission)
         log.info(
             "sftp upload accepted",
             uuid=submission,

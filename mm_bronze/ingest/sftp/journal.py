@@ -72,16 +72,25 @@ class Journal:
 
     def pending(self) -> list[Marker]:
         """Every marker on disk, oldest first; unreadable ones are logged and set aside."""
+        found = []
+        for path in self.directory.glob("*.marker"):
+            try:  # a marker may be removed meanwhile by a publish that just succeeded
+                found.append((path.stat().st_mtime_ns, path, path.read_bytes()))
+            except FileNotFoundError:
+                continue
         markers = []
-        for path in sorted(self.directory.glob("*.marker"), key=lambda p: p.stat().st_mtime_ns):
+        for _mtime, path, data in sorted(found):
             try:
-                markers.append(msgspec.json.decode(path.read_bytes(), type=Marker))
+                markers.append(msgspec.json.decode(data, type=Marker))
             except (msgspec.DecodeError, msgspec.ValidationError) as exc:
                 log.error("unreadable spool marker set aside", marker=path.name, error=str(exc))
                 path.rename(path.with_suffix(".bad"))
+        return markers
+
+    def remove_unfinished(self) -> None:
+        """Remove markers whose writing was cut short (only while nothing writes)."""
         for tmp in self.directory.glob("*.tmp"):
             tmp.unlink(missing_ok=True)
-        return markers
 
 
 def _fsync_dir(directory: Path) -> None:

@@ -73,6 +73,7 @@ class Spool:
         self.journal = Journal(config.root / "journal")
         self._writing: dict[Path, Upload] = {}
         self._pending: dict[Path, str] = {}  # spool file → uuid of its unpublished marker
+        self._publishing: set[str] = set()  # uuids whose first publish is in progress
         self._uploads_per_user: dict[str, int] = {}
 
     # -- layout ---------------------------------------------------------------------------
@@ -149,7 +150,13 @@ class Spool:
             await upload.drop_intake()
             session.temp_files.add(upload.local)
             return
-        intake = await self._complete_intake(upload)
+        try:
+            intake = await self._complete_intake(upload)
+        except StorageUnavailable as exc:
+            # Nothing was journaled: the client is told to send the file again.
+            session.published.add(upload.local)
+            log.warning("sftp upload not staged", user=session.username, error=str(exc))
+            raise UploadRefused("storage is unavailable; upload the file again later") from exc
         if intake.size == 0:
             session.published.add(upload.local)
             log.info("empty sftp upload not ingested", user=session.username, path=upload.virtual)
@@ -245,6 +252,7 @@ class Spool:
         marker = Marker(spool=str(local.relative_to(self.config.root)), event=event)
         self.journal.write(marker)
         self._pending[local] = submission
+        self._publishing.add(submission)
         try:
             await self.bus.publish(self.config.topic, intake.sha256.encode(), encode_event(event))
         except BusUnavailable as exc:
@@ -262,6 +270,8 @@ class Spool:
                 self._pending.pop(local, None)
                 await asyncio.to_thread(self.journal.remove, submission)
             raise
+        finally:
+            self._publishing.discard(submission)
         self._pending.pop(local, None)
         self.journal.remove(submission)
         log.info(
@@ -301,8 +311,14 @@ class Spool:
         """Publish journaled uploads; at startup also remove every unjournaled spool file."""
         self.journal.open()
         self.homes.mkdir(parents=True, exist_ok=True)
+        if startup:
+            await asyncio.to_thread(self.journal.remove_unfinished)
         published = 0
-        markers = await asyncio.to_thread(self.journal.pending)
+        markers = [
+            m
+            for m in await asyncio.to_thread(self.journal.pending)
+            if m.event.uuid not in self._publishing
+        ]
         for marker in markers:
             self._pending.setdefault(self.config.root / marker.spool, marker.event.uuid)
         for marker in markers:

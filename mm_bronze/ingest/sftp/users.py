@@ -173,6 +173,9 @@ class UserStore:
             return
         users = {u.name: u for u in self._legacy_users}
         for user in load_users_file(self.path):
+            if not USERNAME.match(user.name):
+                log.error("invalid SFTP user name in the users file, ignored", user=user.name)
+                continue
             users[user.name] = user  # the file wins over SFTP_USERS
         self._users, self._stamp = users, stamp
 

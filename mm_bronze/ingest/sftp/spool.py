@@ -101,10 +101,10 @@ class Spool:
             raise UploadRefused(
                 f"too many concurrent uploads (at most {self.config.max_uploads_per_user})"
             )
+        fd = os.open(local, flags | os.O_NOFOLLOW, 0o640)
         superseded = self._pending.pop(local, None)
         if superseded is not None:
             await self._drop_marker(superseded, "superseded by a new upload")
-        fd = os.open(local, flags | os.O_NOFOLLOW, 0o640)
         submission = str(uuidlib.uuid4())
         builder = IntakeBuilder(
             posixpath.basename(virtual),

@@ -19,7 +19,11 @@ READ_CHUNK = 1024 * 1024
 
 @dataclass
 class Intake:
-    """A complete file: its SHA-256, size, kind, and either inline bytes or a committed blob."""
+    """A complete file: its SHA-256, size, kind, and either inline bytes or a committed blob.
+
+    Neither is set when the builder did not stage (``stage=False``) and the file is larger
+    than the inline limit: the caller then stages the finished file.
+    """
 
     sha256: str
     size: int
@@ -46,7 +50,9 @@ class IntakeBuilder:
         staging_key: str,
         inline_limit: int,
         fhir_version: str,
+        stage: bool = True,
     ) -> None:
+        self._stage = stage
         self._staging = staging
         self._staging_key = staging_key
         self._inline_limit = inline_limit
@@ -62,6 +68,14 @@ class IntakeBuilder:
         self.size += len(chunk)
         self._digest.update(chunk)
         self._detector.feed(chunk)
+        if not self._stage:
+            # The caller stages the finished file itself (by hard link); keep only what
+            # could still travel inline.
+            if self.size <= self._inline_limit:
+                self._buffer.append(chunk)
+            else:
+                self._buffer = []
+            return
         if self._staged is None and self.size > self._inline_limit:
             self._staged = await StagedBlob.create(self._staging, self._staging_key)
             buffered, self._buffer = self._buffer, []
@@ -77,6 +91,8 @@ class IntakeBuilder:
         if self._staged is not None:
             await self._staged.commit()
             return Intake(self._digest.hexdigest(), self.size, kind, staged=self._staged)
+        if self.size > self._inline_limit:
+            return Intake(self._digest.hexdigest(), self.size, kind)  # caller stages it
         return Intake(self._digest.hexdigest(), self.size, kind, payload=b"".join(self._buffer))
 
     async def abort(self) -> None:

@@ -159,7 +159,9 @@ class JailedSFTPServer(asyncssh.SFTPServer):
         self._require("write")
         if attrs.size is not None:
             raise SFTPOpUnsupported("changing a file's size by path is not supported")
-        _set_times(self._local(path), attrs)
+        # Accepted but not applied: a published spool copy shares its inode with the stored
+        # object, whose metadata stays as stored. (``put -p`` sets times on the open handle.)
+        self._local(path)
 
     lsetstat = setstat
 
@@ -241,7 +243,7 @@ def _exists(local: Path) -> bool:
     return os.path.lexists(local)
 
 
-def _set_times(target: int | Path, attrs: SFTPAttrs) -> None:
+def _set_times(target: int, attrs: SFTPAttrs) -> None:
     if attrs.atime is not None and attrs.mtime is not None:
         os.utime(target, (attrs.atime, attrs.mtime))
 

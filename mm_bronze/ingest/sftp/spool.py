@@ -14,6 +14,8 @@ import datetime as dt
 import fnmatch
 import os
 import posixpath
+import shutil
+import stat
 import uuid as uuidlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,7 +30,7 @@ from mm_bronze.ingest.sftp.journal import Journal, Marker
 from mm_bronze.ingest.sftp.upload import Session, Upload
 from mm_bronze.models import IngestEvent, encode_event
 from mm_bronze.settings import SftpSettings
-from mm_bronze.storage import ObjectStore
+from mm_bronze.storage import ObjectStore, StagedBlob
 
 log = structlog.get_logger(__name__)
 
@@ -101,18 +103,12 @@ class Spool:
             raise UploadRefused(
                 f"too many concurrent uploads (at most {self.config.max_uploads_per_user})"
             )
-        fd = os.open(local, flags | os.O_NOFOLLOW, 0o640)
+        fd = await asyncio.to_thread(open_fresh, local, flags)
         superseded = self._pending.pop(local, None)
         if superseded is not None:
             await self._drop_marker(superseded, "superseded by a new upload")
         submission = str(uuidlib.uuid4())
-        builder = IntakeBuilder(
-            posixpath.basename(virtual),
-            staging=self.staging,
-            staging_key=self._staging_key(submission),
-            inline_limit=self.config.inline_limit,
-            fhir_version=self.config.fhir_version,
-        )
+        builder = self._builder(virtual, submission, stage=not self.staging.is_local)
         upload = Upload(session, local, virtual, fd, builder, self.config.max_file_size, submission)
         self._writing[local] = upload
         self._uploads_per_user[session.username] = count + 1
@@ -128,35 +124,36 @@ class Spool:
             return
         session = upload.session
         try:
-            upload.close_fd()
+            if aborted or upload.rejected:
+                await upload.drop_intake()
+                upload.local.unlink(missing_ok=True)
+                log.warning(
+                    "sftp upload discarded",
+                    user=session.username,
+                    path=upload.virtual,
+                    reason="aborted" if aborted else "too large",
+                )
+                if upload.rejected:
+                    raise UploadRefused(
+                        f"file exceeds the maximum size of {self.config.max_file_size} bytes"
+                    )
+                return
+            if self.is_temp(upload.local.name):
+                await upload.drop_intake()
+                session.temp_files.add(upload.local)
+                return
+            try:
+                intake = await self._complete_intake(upload)
+            except StorageUnavailable as exc:
+                # Nothing was journaled: the client is told to send the file again.
+                session.published.add(upload.local)
+                log.warning("sftp upload not staged", user=session.username, error=str(exc))
+                raise UploadRefused("storage is unavailable; upload the file again later") from exc
         finally:
+            # Until here the path stays busy, so the inode being staged cannot be replaced.
+            upload.close_fd()
             self._writing.pop(upload.local, None)
             self._uploads_per_user[session.username] -= 1
-        if aborted or upload.rejected:
-            await upload.drop_intake()
-            upload.local.unlink(missing_ok=True)
-            log.warning(
-                "sftp upload discarded",
-                user=session.username,
-                path=upload.virtual,
-                reason="aborted" if aborted else "too large",
-            )
-            if upload.rejected:
-                raise UploadRefused(
-                    f"file exceeds the maximum size of {self.config.max_file_size} bytes"
-                )
-            return
-        if self.is_temp(upload.local.name):
-            await upload.drop_intake()
-            session.temp_files.add(upload.local)
-            return
-        try:
-            intake = await self._complete_intake(upload)
-        except StorageUnavailable as exc:
-            # Nothing was journaled: the client is told to send the file again.
-            session.published.add(upload.local)
-            log.warning("sftp upload not staged", user=session.username, error=str(exc))
-            raise UploadRefused("storage is unavailable; upload the file again later") from exc
         if intake.size == 0:
             session.published.add(upload.local)
             log.info("empty sftp upload not ingested", user=session.username, path=upload.virtual)
@@ -165,23 +162,52 @@ class Spool:
         session.published.add(upload.local)
 
     async def _complete_intake(self, upload: Upload) -> Intake:
-        if upload.builder is not None and upload.local.stat().st_size == upload.expected:
-            builder, upload.builder = upload.builder, None
+        """Hash, kind and staged copy of an upload whose handle is still open."""
+        builder, upload.builder = upload.builder, None
+        link = self.staging.is_local
+        if builder is not None and os.fstat(upload.fd).st_size == upload.expected:
             try:
-                return await builder.finish()
+                intake = await builder.finish()
             except BaseException:
                 await builder.abort()
                 raise
-        await upload.drop_intake()
-        return await intake_from_file(upload.local, self._builder(upload.virtual, upload.uuid))
+        else:
+            if builder is not None:
+                await builder.abort()
+            again = self._builder(upload.virtual, upload.uuid, stage=not link)
+            intake = await intake_from_file(upload.local, again)
+        if intake.payload is None and intake.staged is None:
+            intake.staged = await self._stage_spool_file(upload)
+        return intake
 
-    def _builder(self, virtual: str, submission: str) -> IntakeBuilder:
+    async def _stage_spool_file(self, upload: Upload) -> StagedBlob:
+        """Make the finished spool file the staged blob: fsync it, then hard link it.
+
+        No byte is copied. Safe because the inode is never written again: every later
+        upload to the same name gets a new inode (``open_fresh``). Falls back to a copy when
+        staging is on another filesystem.
+        """
+        key = self._staging_key(upload.uuid)
+        target = Path(self.staging.path(key))
+        try:
+            await asyncio.to_thread(_fsync_and_link, upload.fd, upload.local, target)
+        except OSError as exc:
+            log.info("sftp spool not linkable into staging, copying", error=type(exc).__name__)
+            copied = await intake_from_file(
+                upload.local, self._builder(upload.virtual, upload.uuid)
+            )
+            assert copied.staged is not None
+            return copied.staged
+        return StagedBlob(self.staging, key)
+
+    def _builder(self, virtual: str, submission: str, *, stage: bool = True) -> IntakeBuilder:
         return IntakeBuilder(
             posixpath.basename(virtual),
             staging=self.staging,
             staging_key=self._staging_key(submission),
             inline_limit=self.config.inline_limit,
             fhir_version=self.config.fhir_version,
+            stage=stage,
         )
 
     @staticmethod
@@ -395,3 +421,37 @@ class Spool:
                 await self.recover(startup=False)
             except Exception as exc:
                 log.error("sftp retry loop error", error=f"{type(exc).__name__}: {exc}")
+
+
+def open_fresh(local: Path, flags: int) -> int:
+    """Open ``local`` for writing on a new inode, never on an existing one.
+
+    A published spool copy is a hard link of its staged blob (and so of the stored object):
+    writing into it in place would change stored bytes. A truncating open therefore
+    replaces the file; a non-truncating one (resume, update in place) works on a copy.
+    """
+    flags |= os.O_NOFOLLOW
+    try:
+        st = os.lstat(local)
+    except FileNotFoundError:
+        return os.open(local, flags, 0o640)
+    if not stat.S_ISREG(st.st_mode) or flags & os.O_EXCL:
+        return os.open(local, flags, 0o640)  # fails as the client expects
+    if flags & os.O_TRUNC:
+        os.unlink(local)
+        return os.open(local, (flags | os.O_CREAT | os.O_EXCL) & ~os.O_TRUNC, 0o640)
+    copy = local.with_name(f".{local.name}.{uuidlib.uuid4().hex}.copy")
+    shutil.copyfile(local, copy)
+    os.replace(copy, local)
+    return os.open(local, flags & ~os.O_CREAT, 0o640)
+
+
+def _fsync_and_link(fd: int, local: Path, target: Path) -> None:
+    os.fsync(fd)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    os.link(local, target)
+    dir_fd = os.open(target.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)

@@ -84,18 +84,30 @@ def test_temp_name_then_rename_ingests_once_under_the_final_name(
     assert len(landed(door.dsn, "para")) == before + 3
 
 
-async def test_overwrite_ingests_each_version(door: SftpDoor, tmp_path: Path) -> None:
+async def test_overwrite_ingests_each_version_and_never_alters_a_stored_one(
+    door: SftpDoor, tmp_path: Path
+) -> None:
+    padding = " " * 100_000  # above the inline limit: staged from the spool file itself
     first, second = tmp_path / "v1.json", tmp_path / "v2.json"
-    first.write_bytes(b'{"resourceType": "Patient", "id": "v1"}')
-    second.write_bytes(b'{"resourceType": "Patient", "id": "v2", "active": true}')
+    first.write_bytes(f'{{"resourceType": "Patient", "id": "v1"{padding}}}'.encode())
+    second.write_bytes(
+        f'{{"resourceType": "Patient", "id": "v2", "active": true{padding}}}'.encode()
+    )
     async with sftp_session(door, "carol") as (_conn, sftp):
         await sftp.put(str(first), "/patient.json")
         await sftp.put(str(second), "/patient.json")
-    rows = await asyncio.to_thread(wait_landed, door.dsn, "carol", 2)
+        async with sftp.open("/patient.json", "r+b") as remote:  # update in place, no truncate
+            await remote.write(b"{", 0)
+            await remote.write(b'"resourceType": "Patient", "id": "v3"', 1)
+    third = bytearray(second.read_bytes())
+    update = b'"resourceType": "Patient", "id": "v3"'
+    third[1 : 1 + len(update)] = update
+    rows = await asyncio.to_thread(wait_landed, door.dsn, "carol", 3)
     versions = [r for r in rows if r["source_metadata"]["path"] == "/patient.json"]
     assert [stored_bytes(r["storage_path"]) for r in versions] == [
         first.read_bytes(),
         second.read_bytes(),
+        bytes(third),
     ]
 
 

@@ -1,7 +1,8 @@
 """An uploaded file's bytes on their way in: hash, kind and the copy the bus event carries.
 
-Small files travel inline in the event; larger ones are streamed into a staged blob
-(claim check) as they arrive, so a sequentially written file is never read back.
+Small files travel inline in the event; larger ones go through a staged blob (claim
+check): streamed into it as they arrive, or, when staging is on the local disk, the
+finished spool file is hard-linked into it. A sequentially written file is never read back.
 """
 
 from __future__ import annotations

@@ -124,19 +124,22 @@ class Spool:
             return
         session = upload.session
         try:
-            if aborted or upload.rejected:
+            if aborted or upload.rejected or upload.failed:
                 await upload.drop_intake()
                 upload.local.unlink(missing_ok=True)
+                reason = "aborted" if aborted else "too large" if upload.rejected else "failed"
                 log.warning(
                     "sftp upload discarded",
                     user=session.username,
                     path=upload.virtual,
-                    reason="aborted" if aborted else "too large",
+                    reason=reason,
                 )
                 if upload.rejected:
                     raise UploadRefused(
                         f"file exceeds the maximum size of {self.config.max_file_size} bytes"
                     )
+                if upload.failed and not aborted:
+                    raise UploadRefused("a write failed; the upload was discarded, send it again")
                 return
             if self.is_temp(upload.local.name):
                 await upload.drop_intake()

@@ -1,5 +1,6 @@
 """One file handle opened for writing: the bytes go to the spool file and, while the
-writes stay sequential, straight into the intake (hash, kind, staged copy) as well."""
+writes stay sequential, straight into the intake as well (hash and kind; the staged copy
+too when staging is not on the local disk)."""
 
 from __future__ import annotations
 
@@ -26,9 +27,9 @@ class Upload:
     """A spool file being written through one SFTP handle.
 
     ``write`` enforces ``max_size`` before writing (raising ``PayloadTooLarge``, after which
-    the upload is ``rejected``). A write that does not continue where the previous one
-    ended (resume, rewrite, sparse) drops the in-flight intake; the file is then read once
-    at close instead.
+    the upload is ``rejected``); a write that fails marks the upload ``failed``. A write
+    that does not continue where the previous one ended (resume, rewrite, sparse) drops
+    the in-flight intake; the file is then read once at close instead.
     """
 
     def __init__(
@@ -50,6 +51,7 @@ class Upload:
         self.max_size = max_size
         self.expected = 0
         self.rejected = False
+        self.failed = False
         self.closed = False
 
     async def write(self, offset: int, data: bytes) -> int:
@@ -57,14 +59,18 @@ class Upload:
         if end > self.max_size:
             self.rejected = True
             raise PayloadTooLarge(self.max_size)
-        written = os.pwrite(self.fd, data, offset)
-        if self.builder is not None:
-            if offset == self.expected:
-                await self.builder.feed(data)
-                self.expected = end
-            else:
-                await self.drop_intake()
-        return written
+        try:
+            _write_all(self.fd, data, offset)
+            if self.builder is not None:
+                if offset == self.expected:
+                    await self.builder.feed(data)
+                    self.expected = end
+                else:
+                    await self.drop_intake()
+        except BaseException:
+            self.failed = True  # e.g. disk full: the file is incomplete, never ingest it
+            raise
+        return len(data)
 
     def read(self, offset: int, size: int) -> bytes:
         return os.pread(self.fd, size, offset)
@@ -90,3 +96,10 @@ class Upload:
         if not self.closed:
             self.closed = True
             os.close(self.fd)
+
+
+def _write_all(fd: int, data: bytes, offset: int) -> None:
+    view = memoryview(data)
+    while view:
+        written = os.pwrite(fd, view, offset)
+        view, offset = view[written:], offset + written

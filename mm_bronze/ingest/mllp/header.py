@@ -35,6 +35,7 @@ class Hl7Header:
     msh: list[bytes] = field(default_factory=list)  # msh[n] is MSH-n (msh[1] the separator)
     batch: list[bytes] = field(default_factory=list)  # the first FHS or BHS, same numbering
     batch_segment: str = ""  # "FHS", "BHS" or ""
+    batch_control_id: bytes = b""  # BHS-11, else FHS-11
     problem: HeaderProblem | None = None
 
     def msh_field(self, n: int) -> bytes:
@@ -69,8 +70,7 @@ class Hl7Header:
     @property
     def control_id(self) -> bytes:
         """What MSA-2 echoes: the batch control id (BHS-11/FHS-11) if any, else MSH-10."""
-        batch_id = self.batch[11] if len(self.batch) > 11 else b""
-        return batch_id or self.msh_field(10)
+        return self.batch_control_id or self.msh_field(10)
 
     @property
     def message_type(self) -> bytes:
@@ -134,25 +134,36 @@ def parse_header(message: bytes) -> Hl7Header:
     A header that cannot be used (none found, unusable delimiters) is reported in
     ``problem``; whatever could be read is still there, so a reject can echo it.
     """
-    head = message[:HEAD_LIMIT]
+    head = message[:HEAD_LIMIT].removeprefix(b"\xef\xbb\xbf")
     msh: list[bytes] = []
     batch: list[bytes] = []
     batch_segment = ""
+    batch_ids: dict[str, bytes] = {}
     for match in _HEADER.finditer(head):
         name = match.group(1).decode()
         if name == "MSH":
             msh = _fields(head, match)
             break
+        fields = _fields(head, match)
+        batch_ids.setdefault(name, fields[11] if len(fields) > 11 else b"")
         if not batch:
-            batch, batch_segment = _fields(head, match), name
+            batch, batch_segment = fields, name
+    batch_control_id = batch_ids.get("BHS") or batch_ids.get("FHS") or b""
     first = msh if not batch else batch
     if not first:
         return Hl7Header(problem=HeaderProblem("no MSH segment found", "MSH"))
     separator, encoding = first[1], first[2] if len(first) > 2 else b""
     problem = _delimiter_problem(separator, encoding, batch_segment or "MSH")
     if problem is not None:
-        return Hl7Header(msh=msh, batch=batch, batch_segment=batch_segment, problem=problem)
-    return Hl7Header(separator, encoding[:4], msh, batch, batch_segment)
+        return Hl7Header(
+            msh=msh,
+            batch=batch,
+            batch_segment=batch_segment,
+            batch_control_id=batch_control_id,
+            problem=problem,
+        )
+    encoding = _ack_encoding(separator, encoding)
+    return Hl7Header(separator, encoding, msh, batch, batch_segment, batch_control_id)
 
 
 def _fields(head: bytes, match: re.Match[bytes]) -> list[bytes]:
@@ -170,23 +181,33 @@ def _fields(head: bytes, match: re.Match[bytes]) -> list[bytes]:
 
 
 def _delimiter_problem(separator: bytes, encoding: bytes, segment: str) -> HeaderProblem | None:
-    if separator.isalnum() or separator.isspace():
+    if not _is_delimiter(separator[0]):
         return HeaderProblem(f"{segment}-1 field separator {separator!r} is not usable", segment, 1)
-    chars = encoding[:4]
-    usable = (
-        len(chars) == 4
-        and len(set(chars)) == 4
-        and separator[0] not in chars
-        and not any(bytes([c]).isalnum() or bytes([c]).isspace() for c in chars)
-    )
-    if not usable:
+    component_and_repetition = encoding[:2]
+    if (
+        len(set(component_and_repetition)) != 2
+        or separator[0] in component_and_repetition
+        or not all(_is_delimiter(c) for c in component_and_repetition)
+    ):
         return HeaderProblem(
-            f"{segment}-2 encoding characters must be four distinct delimiters "
-            "(component, repetition, escape, subcomponent)",
+            f"{segment}-2 encoding characters must start with distinct component and "
+            "repetition separators",
             segment,
             2,
         )
     return None
+
+
+def _ack_encoding(separator: bytes, encoding: bytes) -> bytes:
+    """The sender's encoding characters when all four are distinct delimiters, else ``^~\\&``."""
+    chars = encoding[:4]
+    if len(set(chars)) == 4 and separator[0] not in chars and all(map(_is_delimiter, chars)):
+        return chars
+    return DEFAULT_ENCODING
+
+
+def _is_delimiter(char: int) -> bool:
+    return not (chr(char).isalnum() or chr(char).isspace())
 
 
 def _text(value: bytes) -> str:

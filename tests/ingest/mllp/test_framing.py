@@ -157,3 +157,17 @@ def test_idle_connection_is_closed(mllp: MmBronze) -> None:
         assert time.monotonic() - started >= 1.5
     still_serving(mllp, "AFTER-IDLE1")
     assert "mllp connection idle, closing" in mllp.logs()
+
+
+def test_shutdown_closes_idle_connections(
+    tmp_path_factory: pytest.TempPathFactory, module_dsn: str
+) -> None:
+    proc = MmBronze(tmp_path_factory.mktemp("mllp-stop"), env={"POSTGRES_DSN": module_dsn})
+    proc.start()
+    wait_listening(proc.mllp_port)
+    with RawMllp(proc.mllp_port) as idle, RawMllp(proc.mllp_port) as mid_frame:
+        assert parse_ack(idle.ask(oru("STOP1"))).code == "AA"
+        mid_frame.send_raw(START + b"MSH|^~\\&|partial")
+        assert proc.stop(timeout=60) == 0
+        assert idle.closed_by_server(timeout=5)
+        assert mid_frame.closed_by_server(timeout=5)

@@ -48,16 +48,19 @@ class AckError:
         reason: str,
         *,
         segment: str | None = None,
+        sequence: int = 1,
         field: int | None = None,
         code: ErrorCode | None = None,
     ) -> None:
         self.reason = reason
         self.segment = segment
+        self.sequence = sequence
         self.field = field
         self.code = code or classify(reason)
 
 
 _LOCATION = re.compile(r"\b([A-Z][A-Z0-9]{2})[-.](\d{1,3})\b")
+_POSITION = re.compile(r"(?:message (\d+), )?segment (\d+)")
 
 
 def locate(reason: str, location: str | None = None) -> tuple[str | None, int | None]:
@@ -71,6 +74,35 @@ def locate(reason: str, location: str | None = None) -> tuple[str | None, int | 
         if match:
             return match.group(1), None
     return None, None
+
+
+def segment_sequence(message: bytes, position: str | None, segment: str) -> int:
+    """Which occurrence of ``segment`` the position ``[message M, ]segment S`` points at.
+
+    ``S`` counts non-blank segments (within message ``M``, the M-th MSH, when given);
+    the answer is 1 when the position cannot be read.
+    """
+    match = _POSITION.search(position or "")
+    if match is None:
+        return 1
+    want_message = int(match.group(1)) if match.group(1) else None
+    want_segment = int(match.group(2))
+    name = segment.encode()
+    messages = seen = occurrences = 0
+    for line in re.split(rb"[\r\n]+", message.removeprefix(b"\xef\xbb\xbf")):
+        if not line.strip():
+            continue
+        if want_message is not None:
+            if line.startswith(b"MSH"):
+                messages += 1
+                seen = 0
+            if messages != want_message:
+                continue
+        seen += 1
+        occurrences += line[:3] == name
+        if seen == want_segment:
+            return max(occurrences, 1)
+    return 1
 
 
 def classify(reason: str) -> ErrorCode:
@@ -147,7 +179,7 @@ def _err(
     code, text = (part.encode() for part in error.code.value)
     where = [error.segment.encode() if error.segment else b""]
     if error.segment:
-        where += [b"1", str(error.field).encode() if error.field else b""]
+        where += [str(error.sequence).encode(), str(error.field).encode() if error.field else b""]
     if _version_tuple(version) >= (2, 5):
         location = component.join(where).rstrip(component)
         condition = component.join([code, text, b"HL70357"])

@@ -13,7 +13,15 @@ import structlog
 from mm_bronze import formats
 from mm_bronze.bus import Bus
 from mm_bronze.errors import BusUnavailable, InvalidPayload, StorageUnavailable
-from mm_bronze.ingest.mllp.ack import AckError, ErrorCode, Outcome, build_ack, locate, wanted
+from mm_bronze.ingest.mllp.ack import (
+    AckError,
+    ErrorCode,
+    Outcome,
+    build_ack,
+    locate,
+    segment_sequence,
+    wanted,
+)
 from mm_bronze.ingest.mllp.framing import FrameTooLarge
 from mm_bronze.ingest.mllp.header import Hl7Header, parse_header
 from mm_bronze.models import IngestEvent, encode_event
@@ -56,11 +64,10 @@ class MessageReceiver:
         try:
             metadata = _validate(message, header)
         except InvalidPayload as exc:
-            segment, field = locate(exc.reason, exc.location)
             log.warning(
                 "mllp message rejected", reason=exc.reason, location=exc.location, **context
             )
-            error = AckError(exc.reason, segment=segment, field=field)
+            error = _located(exc, message)
             return _answer(header, Outcome.REJECTED, error, received_at)
         sha256 = hashlib.sha256(message).hexdigest()
         staged: StagedBlob | None = None
@@ -117,6 +124,16 @@ def _validate(message: bytes, header: Hl7Header) -> dict[str, Any]:
         where = f"{problem.segment}-{problem.field}" if problem.field else problem.segment
         raise InvalidPayload(problem.reason, location=where)
     return metadata
+
+
+def _located(exc: InvalidPayload, message: bytes) -> AckError:
+    """The ERR details of a validation failure: segment, occurrence and field at fault."""
+    # Validators that report located issues name the field in ``expression`` (``PID-3``).
+    issues = getattr(exc, "issues", None) or []
+    expression = getattr(issues[0], "expression", None) if issues else None
+    segment, field = locate(exc.reason, expression or exc.location)
+    sequence = segment_sequence(message, exc.location, segment) if segment else 1
+    return AckError(exc.reason, segment=segment, sequence=sequence, field=field)
 
 
 def _answer(

@@ -6,7 +6,14 @@ import datetime as dt
 
 import pytest
 
-from mm_bronze.ingest.mllp.ack import AckError, Outcome, build_ack, locate, wanted
+from mm_bronze.ingest.mllp.ack import (
+    AckError,
+    Outcome,
+    build_ack,
+    locate,
+    segment_sequence,
+    wanted,
+)
 from mm_bronze.ingest.mllp.header import parse_header
 
 NOW = dt.datetime(2026, 1, 2, 3, 4, 5, tzinfo=dt.UTC)
@@ -120,3 +127,11 @@ def test_locate_reads_segment_and_field_from_messages() -> None:
     assert locate("MSH-9 (message type) is missing") == ("MSH", 9)
     assert locate("the message must start with an MSH segment") == ("MSH", None)
     assert locate("nothing to see") == (None, None)
+
+
+def test_segment_sequence_counts_occurrences_of_the_segment() -> None:
+    batch = b"FHS|^~\\&\rBHS|^~\\&\r" + msh() + b"OBX|1\r" + msh() + b"OBX|1\r\r\nOBX|2\rBTS|2\r"
+    # Message 2: MSH, PID, OBX, OBX -> its 4th segment is the second OBX.
+    assert segment_sequence(batch, "message 2, segment 4 (OBX)", "OBX") == 2
+    assert segment_sequence(batch, "segment 6 (OBX)", "OBX") == 1  # counted over the file
+    assert segment_sequence(batch, None, "OBX") == 1

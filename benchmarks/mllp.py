@@ -37,7 +37,8 @@ def sample_message() -> Callable[[int], bytes]:
     else:
         base = (
             b"MSH|^~\\&|LAB|HOSP|BRONZE|DATA|20250101||ORU^R01^ORU_R01|6479|P|2.5.1\r"
-            b"PID|1||123^^^HOSP^MR||Doe^Jane\rOBX|1|ST|12345^Test^LN||value\r"
+            b"PID|1||123^^^HOSP^MR||Doe^Jane\rOBR|1||F1|12345^Test^LN\r"
+            b"OBX|1|ST|12345^Test^LN||value||||||F\r"
         )
     marker = b"|6479|"
     assert marker in base, "sample message must carry control id 6479"

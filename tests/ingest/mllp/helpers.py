@@ -117,7 +117,8 @@ def oru(control_id: str, *, accept_ack: str = "", app_ack: str = "", extra: str 
         f"MSH|^~\\&|LAB^1.2.3^ISO|HOSP|BRONZE|DATA|20250101120000||ORU^R01^ORU_R01|{control_id}|P|"
         f"2.5.1|||{accept_ack}|{app_ack}",
         f"PID|1||{control_id}^^^HOSP^MR||Doe^Jane",
-        f"OBX|1|ST|12345^Test^LN||value {extra}",
+        "OBR|1||F1|12345^Test^LN",
+        f"OBX|1|ST|12345^Test^LN||value {extra}||||||F",
     ]
     return "\r".join(segments).encode() + b"\r"
 

@@ -109,7 +109,7 @@ def classify(reason: str) -> ErrorCode:
     text = reason.lower()
     if any(word in text for word in ("missing", "empty", "required")):
         return ErrorCode.REQUIRED_FIELD_MISSING
-    if "must start with" in text or "no msh" in text or "segment order" in text:
+    if any(words in text for words in ("must start with", "before the first", "no msh")):
         return ErrorCode.SEGMENT_SEQUENCE
     if "version" in text:
         return ErrorCode.UNSUPPORTED_VERSION

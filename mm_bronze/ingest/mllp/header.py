@@ -190,8 +190,7 @@ def _delimiter_problem(separator: bytes, encoding: bytes, segment: str) -> Heade
         or not all(_is_delimiter(c) for c in component_and_repetition)
     ):
         return HeaderProblem(
-            f"{segment}-2 encoding characters must start with distinct component and "
-            "repetition separators",
+            f"{segment}-2 encoding characters need distinct component and repetition separators",
             segment,
             2,
         )

@@ -10,6 +10,7 @@ from mm_bronze.ingest.mllp.ack import (
     AckError,
     Outcome,
     build_ack,
+    classify,
     locate,
     segment_sequence,
     wanted,
@@ -120,6 +121,14 @@ def test_headers_that_cannot_be_used() -> None:
     assert ack[1][:3] == ["MSA", "AR", "CTRL-7"]  # still echoed, in default delimiters
     lenient = parse_header(msh(enc="^~\\\\&"))  # a doubled escape character is tolerated
     assert lenient.problem is None and lenient.encoding == b"^~\\&"
+
+
+def test_error_codes_follow_the_reason() -> None:
+    assert classify("PID-3 (Patient Identifier List) is required but empty").value[0] == "101"
+    assert classify("segment 1: data before the first MSH segment").value[0] == "100"
+    problem = parse_header(msh(enc="&&&&")).problem
+    assert problem is not None and classify(problem.reason).value[0] == "102"
+    assert classify("OBX-5 is not a number").value[0] == "102"
 
 
 def test_locate_reads_segment_and_field_from_messages() -> None:

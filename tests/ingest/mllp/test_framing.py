@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import os
 import socket
 import struct
 import time
@@ -18,6 +19,7 @@ from tests.ingest.mllp.helpers import (
     RawMllp,
     oru,
     parse_ack,
+    read_stored,
     stored_rows,
     wait_listening,
     wait_rows,
@@ -171,3 +173,34 @@ def test_shutdown_closes_idle_connections(
         assert proc.stop(timeout=60) == 0
         assert idle.closed_by_server(timeout=5)
         assert mid_frame.closed_by_server(timeout=5)
+
+
+def test_large_message_travels_by_claim_check(mllp: MmBronze, module_dsn: str) -> None:
+    message = oru("LARGE1", extra="y" * (3 * 1024 * 1024))  # above the 1 MiB inline limit
+    with RawMllp(mllp.mllp_port) as conn:
+        ack = parse_ack(conn.ask(message))
+    assert (ack.code, ack.control_id) == ("AA", "LARGE1")
+    rows = wait_rows(module_dsn, sha(message), 1)
+    assert read_stored(rows[0][2]) == message
+
+
+def open_descriptors(server: MmBronze) -> int:
+    assert server.proc is not None
+    return len(os.listdir(f"/proc/{server.proc.pid}/fd"))
+
+
+def test_faulty_connections_leave_nothing_open(mllp: MmBronze) -> None:
+    still_serving(mllp, "BEFORE-LEAK1")
+    before = open_descriptors(mllp)
+    for n in range(30):
+        sock = socket.create_connection(("127.0.0.1", mllp.mllp_port))
+        sock.sendall([b"junk only", START + b"MSH|^~\\&|cut", START][n % 3])
+        if n % 2:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        sock.close()
+    still_serving(mllp, "AFTER-LEAK1")
+    # 30 leaked sockets would show; a little slack for the database pool growing meanwhile.
+    deadline = time.monotonic() + 30
+    while open_descriptors(mllp) > before + 3 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert open_descriptors(mllp) <= before + 3

@@ -43,6 +43,7 @@ class Resources:
         return {
             "api": (kafka.api_topic, kafka.api_group),
             "sftp": (kafka.sftp_topic, kafka.sftp_group),
+            "mllp": (kafka.mllp_topic, kafka.mllp_group),
         }
 
     async def readiness(self) -> dict[str, str]:

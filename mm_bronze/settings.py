@@ -46,6 +46,8 @@ class KafkaSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     api_group: str = "bronze-storage-api"
     sftp_topic: str = "bronze-ingest-sftp"
     sftp_group: str = "bronze-storage-sftp"
+    mllp_topic: str = "bronze-ingest-mllp"
+    mllp_group: str = "bronze-storage-mllp"
     max_message_size: int = 10 * MiB
     compression_type: str = "none"
 
@@ -65,6 +67,19 @@ class SftpSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     users: str = ""
 
 
+class MllpSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    host: str = "127.0.0.1"
+    port: int = 2575
+    max_frame_bytes: int = 16 * MiB
+    inline_limit: int = 1 * MiB
+    idle_timeout: float = 300.0  # seconds without a byte before a connection is closed
+    allowed_peers: list[str] = msgspec.field(default_factory=list)  # CIDRs; empty: any
+    tls_cert: str = ""  # PEM certificate (chain); set with tls_key to serve MLLP over TLS
+    tls_key: str = ""
+    tls_client_ca: str = ""  # PEM CA bundle: when set, clients must present a certificate
+    tls_client_fingerprints: list[str] = msgspec.field(default_factory=list)  # SHA-256, hex
+
+
 class LogSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     level: str = "info"
     format: str = "auto"  # auto | json | console
@@ -78,6 +93,7 @@ class Settings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     kafka: KafkaSettings = msgspec.field(default_factory=KafkaSettings)
     consumer: ConsumerSettings = msgspec.field(default_factory=ConsumerSettings)
     sftp: SftpSettings = msgspec.field(default_factory=SftpSettings)
+    mllp: MllpSettings = msgspec.field(default_factory=MllpSettings)
     log: LogSettings = msgspec.field(default_factory=LogSettings)
 
     @property
@@ -243,6 +259,9 @@ def _check(settings: Settings) -> None:
         ("consumer", "max_attempts"),
         ("consumer", "lease_seconds"),
         ("sftp", "max_file_size"),
+        ("mllp", "max_frame_bytes"),
+        ("mllp", "inline_limit"),
+        ("mllp", "idle_timeout"),
     ]
     for section, key in positive:
         if getattr(getattr(settings, section), key) <= 0:
@@ -253,6 +272,28 @@ def _check(settings: Settings) -> None:
         port = getattr(settings, section).port
         if not 0 < port < 65536:
             raise ConfigError(f"invalid setting: {section}.port must be between 1 and 65535")
+    _check_mllp(settings.mllp)
+
+
+def _check_mllp(mllp: MllpSettings) -> None:
+    import ipaddress
+
+    if not 0 < mllp.port < 65536:
+        raise ConfigError("invalid setting: mllp.port must be between 1 and 65535")
+    for peer in mllp.allowed_peers:
+        try:
+            ipaddress.ip_network(peer, strict=False)
+        except ValueError:
+            raise ConfigError(
+                f"invalid setting: mllp.allowed_peers ({env_name('mllp', 'allowed_peers')}): "
+                f"{peer!r} is not an IP address or CIDR network"
+            ) from None
+    if bool(mllp.tls_cert) != bool(mllp.tls_key):
+        raise ConfigError("invalid setting: mllp.tls_cert and mllp.tls_key must be set together")
+    if mllp.tls_client_ca and not mllp.tls_cert:
+        raise ConfigError("invalid setting: mllp.tls_client_ca needs mllp.tls_cert and tls_key")
+    if mllp.tls_client_fingerprints and not mllp.tls_client_ca:
+        raise ConfigError("invalid setting: mllp.tls_client_fingerprints needs mllp.tls_client_ca")
 
 
 def redacted(settings: Settings) -> dict[str, Any]:

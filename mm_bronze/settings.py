@@ -48,6 +48,14 @@ class KafkaSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     sftp_group: str = "bronze-storage-sftp"
     max_message_size: int = 10 * MiB
     compression_type: str = "none"
+    dlq_topic: str = "bronze-ingest-dlq"
+    partitions: int = 6  # for topics created at start
+    replication_factor: int = -1  # -1: the broker's default.replication.factor
+    publish_timeout: float = 10.0  # seconds before an undelivered publish fails (HTTP 503)
+    session_timeout_ms: int = 45000
+    heartbeat_interval_ms: int = 3000
+    lag_log_interval: float = 60.0  # seconds between consumer lag log lines
+    options: dict[str, Any] = msgspec.field(default_factory=dict)  # any librdkafka setting
 
 
 class ConsumerSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -116,7 +124,7 @@ LEGACY_ENV: dict[str, tuple[str, str]] = {
 ENV_PREFIX = "MM_BRONZE_"
 # MM_BRONZE_* variables that are not settings.
 _NOT_SETTINGS = ("MM_BRONZE_CONFIG", "MM_BRONZE_TEST_")
-SECRET_KEYS = {("postgres", "dsn"), ("sftp", "users"), ("storage", "options")}
+SECRET_KEYS = {("postgres", "dsn"), ("sftp", "users"), ("storage", "options"), ("kafka", "options")}
 CHOICES: dict[tuple[str, str], tuple[str, ...]] = {
     ("kafka", "compression_type"): ("none", "gzip", "snappy", "lz4", "zstd"),
     ("log", "format"): ("auto", "json", "console"),
@@ -238,6 +246,11 @@ def _check(settings: Settings) -> None:
         ("postgres", "min_size"),
         ("postgres", "max_size"),
         ("kafka", "max_message_size"),
+        ("kafka", "partitions"),
+        ("kafka", "publish_timeout"),
+        ("kafka", "session_timeout_ms"),
+        ("kafka", "heartbeat_interval_ms"),
+        ("kafka", "lag_log_interval"),
         ("consumer", "concurrency"),
         ("consumer", "batch_size"),
         ("consumer", "max_attempts"),

@@ -2,8 +2,10 @@
 
 A producer thread serves delivery reports; ``publish`` awaits a future that the report
 settles, so it returns only once the broker holds the event on every in-sync replica
-(idempotent producer, ``acks=all``). Topics are created when missing; a producer that hits
-a fatal error (a restarted broker forgetting its producer id) is replaced, not left broken.
+(idempotent producer, ``acks=all``). Topics are created when missing. A producer that hit a
+fatal error or let an event time out is retired and replaced by a fresh one (a broker that
+lost its state no longer knows the old producer id and would refuse it forever); the
+retired producer keeps being served until what it still holds is delivered or failed.
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ PROTECTED_OPTIONS = frozenset(
     {"enable.idempotence", "acks", "enable.auto.commit", "enable.auto.offset.store"}
 )
 _MISSING_TOPIC = {KafkaError.UNKNOWN_TOPIC_OR_PART, KafkaError._UNKNOWN_TOPIC}
-_RETRYABLE = {KafkaError._PURGE_QUEUE, KafkaError._PURGE_INFLIGHT, KafkaError._FATAL}
+_RETRYABLE = {KafkaError._FATAL}
 
 Header = tuple[str, bytes]
 
@@ -78,7 +80,8 @@ class KafkaBus:
         self._producer: Producer | None = None
         self._admin: AdminClient | None = None
         self._generation = 0
-        self._fatal_generation = -1
+        self._stale_generation = -1
+        self._retired: list[Producer] = []
         self._closing = threading.Event()
         self._poller: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -135,24 +138,30 @@ class KafkaBus:
 
     def _on_producer_error(self, generation: int, err: KafkaError) -> None:
         if err.fatal():
-            self._fatal_generation = generation
-            log.error("kafka producer failed, replacing it", error=err.str())
+            self._retire(generation, err.str())
         elif err.code() == KafkaError._ALL_BROKERS_DOWN:
             log.warning("kafka brokers unreachable", error=err.str())
 
+    def _retire(self, generation: int, reason: str) -> None:
+        if generation == self._generation and self._stale_generation != generation:
+            self._stale_generation = generation
+            log.warning("kafka producer retired, starting a new one", reason=reason)
+
     def _serve_reports(self) -> None:
-        """The producer thread: serve delivery reports; replace a producer that went fatal."""
+        """The producer thread: serve delivery reports; swap in a new producer when asked."""
         while not self._closing.is_set():
             producer = self._producer
             if producer is None:
                 self._closing.wait(0.05)
                 continue
             producer.poll(0.1)
-            if self._fatal_generation == self._generation and producer is self._producer:
+            for old in list(self._retired):
+                old.poll(0)
+                if len(old) == 0:
+                    self._retired.remove(old)
+            if self._stale_generation == self._generation and producer is self._producer:
+                self._retired.append(producer)
                 self._producer = self._new_producer()
-                # Fail what the dead producer still holds; publish() retries those.
-                producer.purge()
-                producer.poll(0)
 
     async def publish(
         self, topic: str, key: bytes, value: bytes, headers: Sequence[Header] = ()
@@ -178,7 +187,7 @@ class KafkaBus:
     async def _produce_once(
         self, topic: str, key: bytes, value: bytes, headers: Sequence[Header]
     ) -> KafkaError | None:
-        producer = self._producer
+        producer, generation = self._producer, self._generation
         if producer is None:
             raise BusUnavailable("the kafka bus is closed")
         loop = asyncio.get_running_loop()
@@ -197,9 +206,13 @@ class KafkaBus:
         except KafkaException as exc:
             err = exc.args[0]
             if isinstance(err, KafkaError) and err.fatal():
+                self._retire(generation, err.str())
                 return err
             raise BusUnavailable(f"kafka refused the event: {exc}") from exc
-        return await delivered
+        err = await delivered
+        if err is not None and err.code() == KafkaError._MSG_TIMED_OUT:
+            self._retire(generation, "an event timed out")
+        return err
 
     async def ensure_topics(self, topics: Iterable[str]) -> None:
         """Create the topics not yet known to exist; raises ``BusUnavailable``."""

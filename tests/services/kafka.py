@@ -74,8 +74,10 @@ class TansuBroker:
                 time.sleep(0.05)
         raise TimeoutError(f"tansu not listening after {timeout}s:\n{self.logs()}")
 
-    def stop(self) -> None:
+    def stop(self, *, kill: bool = False) -> None:
         if self.proc is not None and self.proc.poll() is None:
+            if kill:
+                self.proc.kill()
             self.proc.terminate()
             try:
                 self.proc.wait(10)

@@ -266,6 +266,36 @@ def _check(settings: Settings) -> None:
         port = getattr(settings, section).port
         if not 0 < port < 65536:
             raise ConfigError(f"invalid setting: {section}.port must be between 1 and 65535")
+    if settings.kafka.servers:
+        check_kafka(settings.kafka, settings.http.inline_limit)
+
+
+# Room for an event's own fields around an inline payload (uuid, route, metadata).
+KAFKA_EVENT_OVERHEAD = 64 * 1024
+# librdkafka settings that carry mm-bronze's delivery promise; kafka.options may not set them.
+KAFKA_PROTECTED_OPTIONS = (
+    "acks",
+    "enable.auto.commit",
+    "enable.auto.offset.store",
+    "enable.idempotence",
+)
+
+
+def check_kafka(kafka: KafkaSettings, inline_limit: int) -> None:
+    """Raise ``ConfigError`` when an inline event could exceed what Kafka accepts."""
+    if inline_limit + KAFKA_EVENT_OVERHEAD > kafka.max_message_size:
+        raise ConfigError(
+            f"invalid setting: http.inline_limit ({env_name('http', 'inline_limit')}) = "
+            f"{inline_limit} must stay at least {KAFKA_EVENT_OVERHEAD} bytes below "
+            f"kafka.max_message_size (KAFKA_MAX_MESSAGE_SIZE) = {kafka.max_message_size}; "
+            "larger payloads are claim-checked through storage staging"
+        )
+    protected = sorted(set(KAFKA_PROTECTED_OPTIONS) & set(kafka.options))
+    if protected:
+        raise ConfigError(
+            f"invalid setting: kafka.options may not set {', '.join(protected)}: "
+            "mm-bronze relies on them to never lose an accepted event"
+        )
 
 
 def redacted(settings: Settings) -> dict[str, Any]:

@@ -23,38 +23,16 @@ from confluent_kafka.admin import AdminClient, NewTopic
 
 from mm_bronze.bus.kafka_consumer import KafkaConsumer
 from mm_bronze.errors import BusUnavailable, ConfigError
-from mm_bronze.settings import KafkaSettings, env_name
+from mm_bronze.settings import KafkaSettings, check_kafka
 
 log = structlog.get_logger(__name__)
 
-# Room for the event's own fields around an inline payload (uuid, route, metadata).
-EVENT_OVERHEAD = 64 * 1024
 ADMIN_TIMEOUT = 10.0
 PING_TIMEOUT = 3.0
-# Settings that carry mm-bronze's delivery promise; configuration may not weaken them.
-PROTECTED_OPTIONS = frozenset(
-    {"enable.idempotence", "acks", "enable.auto.commit", "enable.auto.offset.store"}
-)
 _MISSING_TOPIC = {KafkaError.UNKNOWN_TOPIC_OR_PART, KafkaError._UNKNOWN_TOPIC}
 _RETRYABLE = {KafkaError._FATAL}
 
 Header = tuple[str, bytes]
-
-
-def check_limits(kafka: KafkaSettings, inline_limit: int) -> None:
-    """Raise ``ConfigError`` when an inline event could exceed what Kafka accepts."""
-    if inline_limit + EVENT_OVERHEAD > kafka.max_message_size:
-        raise ConfigError(
-            f"http.inline_limit ({env_name('http', 'inline_limit')}) = {inline_limit} leaves no "
-            f"room in kafka.max_message_size (KAFKA_MAX_MESSAGE_SIZE) = "
-            f"{kafka.max_message_size}: keep the inline limit at least {EVENT_OVERHEAD} bytes "
-            "below the Kafka message size (larger payloads are claim-checked through storage)"
-        )
-    bad = sorted(PROTECTED_OPTIONS & set(kafka.options))
-    if bad:
-        raise ConfigError(
-            f"kafka.options may not set {', '.join(bad)}: mm-bronze needs them for durability"
-        )
 
 
 def client_config(kafka: KafkaSettings) -> dict[str, Any]:
@@ -75,7 +53,7 @@ class KafkaBus:
     """A ``Bus`` on Kafka; one producer per process, one consumer per ``consumer()`` call."""
 
     def __init__(self, settings: KafkaSettings, *, inline_limit: int) -> None:
-        check_limits(settings, inline_limit)
+        check_kafka(settings, inline_limit)
         self._settings = settings
         self._producer: Producer | None = None
         self._admin: AdminClient | None = None
@@ -92,8 +70,11 @@ class KafkaBus:
         """Connect and create the dead-letter and per-source topics when missing."""
         self._loop = asyncio.get_running_loop()
         self._closing.clear()
-        self._admin = AdminClient(client_config(self._settings))
-        self._producer = self._new_producer()
+        try:
+            self._admin = AdminClient(client_config(self._settings))
+            self._producer = self._new_producer()
+        except KafkaException as exc:
+            raise ConfigError(f"invalid kafka setting (kafka.options?): {exc.args[0]}") from exc
         self._poller = threading.Thread(target=self._serve_reports, name="kafka-producer")
         self._poller.daemon = True
         self._poller.start()

@@ -91,9 +91,12 @@ class KafkaConsumer:
         self._resume_due(consumer)
         self._log_lag_if_due(consumer)
         # Wait for the first message only, then take whatever else is already there.
-        raw = consumer.consume(1, timeout)
-        if raw and max_messages > 1:
-            raw += consumer.consume(max_messages - 1, 0)
+        try:
+            raw = consumer.consume(1, timeout)
+            if raw and max_messages > 1:
+                raw += consumer.consume(max_messages - 1, 0)
+        except KafkaException as exc:
+            raise BusUnavailable(f"kafka consume failed: {exc.args[0]}") from exc
         out: list[Message] = []
         for msg in raw:
             err = msg.error()

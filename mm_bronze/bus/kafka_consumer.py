@@ -90,11 +90,16 @@ class KafkaConsumer:
         consumer = self._live()
         self._resume_due(consumer)
         self._log_lag_if_due(consumer)
-        # Wait for the first message only, then take whatever else is already there.
+        # Wait for the first message only, then take whatever else is already there. Each
+        # call may run rebalance callbacks, so its messages are registered before the next.
+        out = self._take(consumer, 1, timeout)
+        if out and max_messages > 1:
+            out += self._take(consumer, max_messages - 1, 0)
+        return out
+
+    def _take(self, consumer: Consumer, count: int, timeout: float) -> list[Message]:
         try:
-            raw = consumer.consume(1, timeout)
-            if raw and max_messages > 1:
-                raw += consumer.consume(max_messages - 1, 0)
+            raw = consumer.consume(count, timeout)
         except KafkaException as exc:
             raise BusUnavailable(f"kafka consume failed: {exc.args[0]}") from exc
         out: list[Message] = []
@@ -103,12 +108,8 @@ class KafkaConsumer:
             if err is not None:
                 self._on_fetch_error(err)
                 continue
-            topic, number, offset = (
-                msg.topic() or self.topic,
-                msg.partition() or 0,
-                msg.offset() or 0,
-            )
-            partition = (topic, number)
+            topic, number, offset = msg.topic() or self.topic, msg.partition() or 0, msg.offset()
+            partition, offset = (topic, number), offset or 0
             self._in_flight.setdefault(partition, {})[offset] = None
             self._fetched_end[partition] = offset + 1
             seen = self._deliveries.get((topic, number, offset), 0) + 1

@@ -62,13 +62,11 @@ class KafkaBus:
         self._retired: list[Producer] = []
         self._closing = threading.Event()
         self._poller: threading.Thread | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
         self._topics: set[str] = set()
         self._consumers: list[KafkaConsumer] = []
 
     async def open(self) -> None:
         """Connect and create the dead-letter and per-source topics when missing."""
-        self._loop = asyncio.get_running_loop()
         self._closing.clear()
         try:
             self._admin = AdminClient(client_config(self._settings))

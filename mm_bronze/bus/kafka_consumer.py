@@ -5,7 +5,13 @@ Every call into librdkafka runs on the consumer's own thread, so the rebalance c
 is *in flight* from fetch until ack, release or dead-letter; the committed position of a
 partition is its first in-flight offset (or the end of what was fetched), committed
 synchronously after each acknowledged batch, on partition revoke and on close. A release
-seeks each partition back to its first released offset, so those messages come again.
+seeks each partition back to its first released offset, so those messages come again; with
+a delay, the partition is paused until then.
+
+Work in flight is bounded: the pipeline fetches again only after it has finished a batch,
+and librdkafka's read-ahead is capped by ``queued.max.messages.kbytes``. Kafka keeps no
+delivery count, so ``attempts`` counts this consumer's deliveries of an offset that ended
+neither acknowledged nor released.
 """
 
 from __future__ import annotations

@@ -35,11 +35,10 @@ def test_broker_outage_refuses_then_resumes_without_restart(
             wait_status(client, before.json()["uuid"], {"stored"})
 
             broker.stop(kill=True)
-            for n in range(1, 3):
-                refused = client.post(ROUTE, content=patient(n))
-                assert refused.status_code == 503, refused.text
-                assert refused.headers["retry-after"].isdigit()
-                assert refused.json()["error"] == "unavailable"
+            refused = client.post(ROUTE, content=patient(1))
+            assert refused.status_code == 503, refused.text
+            assert refused.headers["retry-after"].isdigit()
+            assert refused.json()["error"] == "unavailable"
             ready = client.get("/readyz")
             assert ready.status_code == 503
             assert ready.json()["checks"]["bus"].startswith("unavailable")

@@ -188,14 +188,15 @@ class KafkaConsumer:
         first: dict[Partition, int] = {}
         for message in messages:
             partition, offset = self._coordinates(message)
+            if offset not in self._in_flight.get(partition, {}):
+                continue  # already acknowledged or dead-lettered
             first[partition] = min(offset, first.get(partition, offset))
             key = (*partition, offset)
             if key in self._deliveries:  # a release is not a failed attempt
                 self._deliveries[key] -= 1
-        for partition, offset in first.items():
-            pending = self._in_flight.get(partition, {})
-            start = min([offset, *pending])
+        for partition, start in first.items():
             # Everything from the first released offset on is fetched again.
+            pending = self._in_flight.get(partition, {})
             self._in_flight[partition] = {o: None for o in pending if o < start}
             self._fetched_end[partition] = start
             tp = TopicPartition(*partition, start)

@@ -37,4 +37,5 @@ def kafka_env_for(servers: str, dsn: str, **extra: str) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def module_kafka_env(kafka: str, module_dsn: str) -> dict[str, str]:
-    return kafka_env_for(kafka, module_dsn)
+    # Compressed, as a production deployment would run it.
+    return kafka_env_for(kafka, module_dsn, KAFKA_COMPRESSION_TYPE="zstd")

@@ -34,7 +34,9 @@ async def test_http_and_two_consumer_processes_survive_a_killed_consumer(
     tmp_path: Path, kafka: str, dsn: str
 ) -> None:
     raw = tmp_path / "raw"
-    env = kafka_env_for(kafka, dsn, RAW_STORAGE_URL=raw.as_uri())
+    env = kafka_env_for(
+        kafka, dsn, RAW_STORAGE_URL=raw.as_uri(), MM_BRONZE_KAFKA_LAG_LOG_INTERVAL="2"
+    )
     http = MmBronze(tmp_path / "http", "--http", env=env)
     survivor = MmBronze(tmp_path / "c1", "--consumers", env=env)
     victim = MmBronze(tmp_path / "c2", "--consumers", env=env)
@@ -83,6 +85,8 @@ async def test_http_and_two_consumer_processes_survive_a_killed_consumer(
         objects = [p for p in raw.rglob("*.json") if "_staging" not in p.parts]
         assert len(objects) == PAYLOADS
         assert {p.stem for p in objects} == {sha256(b) for b in bodies}
+        # Operators see how far behind the consumers are.
+        assert '"kafka consumer lag"' in survivor.logs()
     finally:
         for proc in (http, survivor, victim):
             proc.stop()

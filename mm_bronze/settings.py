@@ -50,6 +50,14 @@ class KafkaSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     mllp_group: str = "bronze-storage-mllp"
     max_message_size: int = 10 * MiB
     compression_type: str = "none"
+    dlq_topic: str = "bronze-ingest-dlq"
+    partitions: int = 6  # for topics created at start
+    replication_factor: int = -1  # -1: the broker's default.replication.factor
+    publish_timeout: float = 10.0  # seconds before an undelivered publish fails (HTTP 503)
+    session_timeout_ms: int = 45000
+    heartbeat_interval_ms: int = 3000
+    lag_log_interval: float = 60.0  # seconds between consumer lag log lines
+    options: dict[str, Any] = msgspec.field(default_factory=dict)  # any librdkafka setting
 
 
 class ConsumerSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -132,7 +140,7 @@ LEGACY_ENV: dict[str, tuple[str, str]] = {
 ENV_PREFIX = "MM_BRONZE_"
 # MM_BRONZE_* variables that are not settings.
 _NOT_SETTINGS = ("MM_BRONZE_CONFIG", "MM_BRONZE_TEST_")
-SECRET_KEYS = {("postgres", "dsn"), ("sftp", "users"), ("storage", "options")}
+SECRET_KEYS = {("postgres", "dsn"), ("sftp", "users"), ("storage", "options"), ("kafka", "options")}
 CHOICES: dict[tuple[str, str], tuple[str, ...]] = {
     ("kafka", "compression_type"): ("none", "gzip", "snappy", "lz4", "zstd"),
     ("log", "format"): ("auto", "json", "console"),
@@ -254,6 +262,11 @@ def _check(settings: Settings) -> None:
         ("postgres", "min_size"),
         ("postgres", "max_size"),
         ("kafka", "max_message_size"),
+        ("kafka", "partitions"),
+        ("kafka", "publish_timeout"),
+        ("kafka", "session_timeout_ms"),
+        ("kafka", "heartbeat_interval_ms"),
+        ("kafka", "lag_log_interval"),
         ("consumer", "concurrency"),
         ("consumer", "batch_size"),
         ("consumer", "max_attempts"),
@@ -273,6 +286,36 @@ def _check(settings: Settings) -> None:
         if not 0 < port < 65536:
             raise ConfigError(f"invalid setting: {section}.port must be between 1 and 65535")
     _check_mllp(settings.mllp)
+    if settings.kafka.servers:
+        check_kafka(settings.kafka, max(settings.http.inline_limit, settings.mllp.inline_limit))
+
+
+# Room for an event's own fields around an inline payload (uuid, route, metadata).
+KAFKA_EVENT_OVERHEAD = 64 * 1024
+# librdkafka settings that carry mm-bronze's delivery promise; kafka.options may not set them.
+KAFKA_PROTECTED_OPTIONS = (
+    "acks",
+    "enable.auto.commit",
+    "enable.auto.offset.store",
+    "enable.idempotence",
+)
+
+
+def check_kafka(kafka: KafkaSettings, inline_limit: int) -> None:
+    """Raise ``ConfigError`` when an inline event could exceed what Kafka accepts."""
+    if inline_limit + KAFKA_EVENT_OVERHEAD > kafka.max_message_size:
+        raise ConfigError(
+            f"invalid setting: http.inline_limit ({env_name('http', 'inline_limit')}) = "
+            f"{inline_limit} must stay at least {KAFKA_EVENT_OVERHEAD} bytes below "
+            f"kafka.max_message_size (KAFKA_MAX_MESSAGE_SIZE) = {kafka.max_message_size}; "
+            "larger payloads are claim-checked through storage staging"
+        )
+    protected = sorted(set(KAFKA_PROTECTED_OPTIONS) & set(kafka.options))
+    if protected:
+        raise ConfigError(
+            f"invalid setting: kafka.options may not set {', '.join(protected)}: "
+            "mm-bronze relies on them to never lose an accepted event"
+        )
 
 
 def _check_mllp(mllp: MllpSettings) -> None:

@@ -33,6 +33,8 @@ def build_parser() -> argparse.ArgumentParser:
         serve_p.add_argument(f"--{role.name}", action="store_true", help=f"run {role.help}")
     serve_p.add_argument("--http-host", metavar="H", help="HTTP bind address (127.0.0.1)")
     serve_p.add_argument("--http-port", metavar="P", type=int, help="HTTP port (8000)")
+    serve_p.add_argument("--mllp-host", metavar="H", help="MLLP bind address (127.0.0.1)")
+    serve_p.add_argument("--mllp-port", metavar="P", type=int, help="MLLP port (2575)")
     serve_p.add_argument("--sftp-host", metavar="H", help="SFTP bind address (127.0.0.1)")
     serve_p.add_argument("--sftp-port", metavar="P", type=int, help="SFTP port (2222)")
 
@@ -66,6 +68,13 @@ def settings_from(args: argparse.Namespace) -> Settings:
         http["port"] = args.http_port
     if http:
         overrides["http"] = http
+    mllp: dict[str, Any] = {}
+    if getattr(args, "mllp_host", None):
+        mllp["host"] = args.mllp_host
+    if getattr(args, "mllp_port", None):
+        mllp["port"] = args.mllp_port
+    if mllp:
+        overrides["mllp"] = mllp
     sftp: dict[str, Any] = {}
     if getattr(args, "sftp_host", None):
         sftp["host"] = args.sftp_host

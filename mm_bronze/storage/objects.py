@@ -212,11 +212,13 @@ class ObjectStore:
 
     def _read_chunks(self, path: str) -> Iterator[bytes]:
         kwargs: dict[str, Any] = {}
+        size = COPY_CHUNK
         if self.is_object_store:
-            # Plain ranged reads of COPY_CHUNK bytes: no read-ahead buffer of its own.
-            kwargs = {"block_size": COPY_CHUNK, "cache_type": "none"}
+            # One ranged GET per part-sized read, and no read-ahead buffer on top of it.
+            size = WRITE_BLOCK
+            kwargs = {"block_size": size, "cache_type": "none"}
         with self.fs.open(path, "rb", **kwargs) as src:
-            while chunk := src.read(COPY_CHUNK):
+            while chunk := src.read(size):
                 yield chunk
 
     def _stream_write(self, path: str, chunks: Iterable[bytes]) -> None:

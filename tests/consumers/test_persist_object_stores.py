@@ -100,7 +100,7 @@ async def test_storage_outage_mid_batch_loses_nothing(
     }
     bucket = s3.new_bucket()
     reader = s3.filesystem()
-    payloads = [os.urandom(MiB) for _ in range(48)]
+    payloads = [os.urandom(MiB) for _ in range(32)]
     settings = ConsumerSettings(batch_size=100, retry_backoff_max=1.0)
     try:
         async with harness(dsn, tmp_path, f"s3://{bucket}", options) as h:

@@ -11,6 +11,7 @@ import os
 import shutil
 import socket
 import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -62,17 +63,15 @@ class ObjectStoreService:
 
 
 class S3Service(ObjectStoreService):
-    """moto's S3 server in a thread; ``stop``/``start`` simulate an outage (state is kept)."""
+    """moto's S3 server in a process of its own (large uploads would compete with the test
+    for the GIL in a thread)."""
 
     scheme = "s3"
 
-    def __init__(self) -> None:
-        from moto.server import ThreadedMotoServer
-
-        logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    def __init__(self, log_path: Path) -> None:
         self.port = free_port()
-        self._server_type = ThreadedMotoServer
-        self._server: Any = None
+        self.log_path = log_path
+        self._proc: subprocess.Popen[bytes] | None = None
         super().__init__(
             "s3",
             {
@@ -83,14 +82,18 @@ class S3Service(ObjectStoreService):
         )
 
     def start(self) -> None:
-        self._server = self._server_type(ip_address="127.0.0.1", port=self.port, verbose=False)
-        self._server.start()
-        _wait_port(self.port)
+        with open(self.log_path, "ab") as log:
+            self._proc = subprocess.Popen(
+                [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+            )
+        _wait_port(self.port, self._proc)
 
     def stop(self) -> None:
-        if self._server is not None:
-            self._server.stop()
-            self._server = None
+        _stop(self._proc)
+        self._proc = None
 
 
 class GcsService(ObjectStoreService):
@@ -156,13 +159,7 @@ class AzureService(ObjectStoreService):
         _wait_port(self.port, self._proc)
 
     def stop(self) -> None:
-        if self._proc is not None and self._proc.poll() is None:
-            self._proc.terminate()
-            try:
-                self._proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self._proc.kill()
-                self._proc.wait()
+        _stop(self._proc)
         self._proc = None
 
 
@@ -189,6 +186,16 @@ def azurite_script() -> Path:
     return script
 
 
+def _stop(proc: subprocess.Popen[bytes] | None) -> None:
+    if proc is not None and proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
 def _wait_port(port: int, proc: subprocess.Popen[bytes] | None = None, timeout: float = 30) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -203,8 +210,8 @@ def _wait_port(port: int, proc: subprocess.Popen[bytes] | None = None, timeout: 
 
 
 @pytest.fixture(scope="session")
-def s3() -> Iterator[S3Service]:
-    service = S3Service()
+def s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Service]:
+    service = S3Service(tmp_path_factory.mktemp("moto") / "moto.log")
     service.start()
     yield service
     service.stop()

@@ -134,3 +134,12 @@ def decompress(compression: str, data: bytes) -> bytes:
     if compression == "zstd":
         return zstandard.ZstdDecompressor().decompressobj().decompress(data)
     return data
+
+
+def test_unknown_compression_is_a_configuration_error() -> None:
+    from mm_bronze.errors import ConfigError
+    from mm_bronze.settings import load_settings
+
+    assert load_settings(environ={"MM_BRONZE_STORAGE_COMPRESSION": "zstd"}).storage.compression
+    with pytest.raises(ConfigError, match="MM_BRONZE_STORAGE_COMPRESSION"):
+        load_settings(environ={"MM_BRONZE_STORAGE_COMPRESSION": "lz4"})

@@ -19,7 +19,7 @@ import fsspec
 import structlog
 from fsspec.implementations.local import LocalFileSystem
 
-from mm_bronze.errors import StorageUnavailable
+from mm_bronze.errors import ConfigError, StorageUnavailable
 from mm_bronze.storage.compression import Codec, codec_for
 
 log = structlog.get_logger(__name__)
@@ -81,7 +81,14 @@ class ObjectStore:
         try:
             fs, root = await asyncio.to_thread(fsspec.core.url_to_fs, self.url, **self._options)
         except (ImportError, TypeError, ValueError) as exc:
-            raise StorageUnavailable(f"cannot open storage {self.url}: {exc}") from exc
+            raise ConfigError(
+                f"invalid setting: cannot use storage {self.url} with storage.options: "
+                f"{type(exc).__name__}: {exc}"
+            ) from exc
+        except Exception as exc:
+            if is_transient(exc):
+                raise unavailable(f"cannot open storage {self.url}", exc) from exc
+            raise
         self._fs, self._root = fs, root.rstrip("/")
         if self.is_local:
             await asyncio.to_thread(os.makedirs, self._root, exist_ok=True)

@@ -143,3 +143,11 @@ def test_unknown_compression_is_a_configuration_error() -> None:
     assert load_settings(environ={"MM_BRONZE_STORAGE_COMPRESSION": "zstd"}).storage.compression
     with pytest.raises(ConfigError, match="MM_BRONZE_STORAGE_COMPRESSION"):
         load_settings(environ={"MM_BRONZE_STORAGE_COMPRESSION": "lz4"})
+
+
+async def test_bad_storage_options_are_a_configuration_error() -> None:
+    from mm_bronze.errors import ConfigError
+
+    store = ObjectStore("az://container/raw", {})  # no account, no credentials
+    with pytest.raises(ConfigError, match=r"storage\.options"):
+        await store.open()

@@ -91,7 +91,8 @@ async def test_compressed_objects_record_their_compression(
 async def test_storage_outage_mid_batch_loses_nothing(
     s3: S3Service, dsn: str, tmp_path: Path
 ) -> None:
-    proxy = TcpProxy(s3.port)
+    # 2 MB/s per connection: the batch takes seconds to write, so the cut comes mid-batch.
+    proxy = TcpProxy(s3.port, upload_rate=2e6)
     proxy.start()
     options = {
         **s3.options,
@@ -107,8 +108,9 @@ async def test_storage_outage_mid_batch_loses_nothing(
             events = [await h.publish(p) for p in payloads]
             async with h.running(settings):
                 # Cut the storage off as soon as the first object of the batch has landed.
-                await wait_for(lambda: reader.find(f"{bucket}/raw"), bool, 60)
+                landed = await wait_for(lambda: reader.find(f"{bucket}/raw"), bool, 60)
                 proxy.cut()
+                assert len(landed) < len(payloads)
                 assert h.pipeline is not None
                 await wait_for(lambda: h.pipeline.degraded, bool, 60)  # type: ignore[union-attr]
                 # Retried, nothing committed early: no rows, every message still queued.

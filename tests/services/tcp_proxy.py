@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import socket
 import threading
+import time
 
 from tests.services.mm_bronze import free_port
 
 
 class TcpProxy:
     """Forwards 127.0.0.1:``port`` to ``target_port``; ``cut`` drops every connection and
-    refuses new ones until ``restore``."""
+    refuses new ones until ``restore``. ``upload_rate`` (bytes/s per connection) slows
+    uploads down, so that a test can act while a batch is still being written."""
 
-    def __init__(self, target_port: int) -> None:
+    def __init__(self, target_port: int, *, upload_rate: float | None = None) -> None:
         self.target_port = target_port
+        self.upload_rate = upload_rate
         self.port = free_port()
         self._listener: socket.socket | None = None
         self._conns: set[socket.socket] = set()
@@ -53,13 +56,15 @@ class TcpProxy:
                     _close(upstream)
                     return
                 self._conns.update((client, upstream))
-            for src, dst in ((client, upstream), (upstream, client)):
-                threading.Thread(target=self._pump, args=(src, dst), daemon=True).start()
+            for src, dst, rate in ((client, upstream, self.upload_rate), (upstream, client, None)):
+                threading.Thread(target=self._pump, args=(src, dst, rate), daemon=True).start()
 
-    def _pump(self, src: socket.socket, dst: socket.socket) -> None:
+    def _pump(self, src: socket.socket, dst: socket.socket, rate: float | None) -> None:
         try:
             while data := src.recv(1 << 16):
                 dst.sendall(data)
+                if rate:
+                    time.sleep(len(data) / rate)
         except OSError:
             pass
         finally:

@@ -38,6 +38,7 @@ class StorageSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     staging_url: str = ""  # empty: <url>/_staging
     path_template: str = "{format}/{content_type}/{version}/{subtype}/date={date}/{sha256}{ext}"
     options: dict[str, Any] = msgspec.field(default_factory=dict)
+    compression: str = "none"  # none | gzip | zstd, for raw objects
 
 
 class KafkaSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -144,6 +145,7 @@ SECRET_KEYS = {("postgres", "dsn"), ("sftp", "users"), ("storage", "options"), (
 CHOICES: dict[tuple[str, str], tuple[str, ...]] = {
     ("kafka", "compression_type"): ("none", "gzip", "snappy", "lz4", "zstd"),
     ("log", "format"): ("auto", "json", "console"),
+    ("storage", "compression"): ("none", "gzip", "zstd"),
     ("log", "level"): ("debug", "info", "warning", "error"),
 }
 

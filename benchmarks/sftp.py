@@ -157,8 +157,8 @@ def bench_mm_bronze(work: Path, key: Path, large: Path, small_dir: Path) -> Resu
         [SftpUser(name="bench", keys=[public], perms=["read", "write"])],
     )
     proc = MmBronze(data_dir, "--sftp", "--consumers")
-    proc.start()
     try:
+        proc.start()
         deadline = time.monotonic() + 60
         while "sftp listening" not in proc.logs() and time.monotonic() < deadline:
             time.sleep(0.1)

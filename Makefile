@@ -8,7 +8,12 @@ AZURITE := $(VENV)/azurite/node_modules/azurite/dist/src/blob/main.js
 
 .PHONY: install run test lint format bench clean
 
-install: $(STAMP)
+install: $(STAMP) openssh-client
+
+# The SFTP tests upload with the OpenSSH `sftp` client too; install it where it is missing.
+.PHONY: openssh-client
+openssh-client:
+	@command -v sftp >/dev/null || (apt-get update -qq && apt-get install -y -qq openssh-client)
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)

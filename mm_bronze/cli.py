@@ -35,6 +35,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve_p.add_argument("--http-port", metavar="P", type=int, help="HTTP port (8000)")
     serve_p.add_argument("--mllp-host", metavar="H", help="MLLP bind address (127.0.0.1)")
     serve_p.add_argument("--mllp-port", metavar="P", type=int, help="MLLP port (2575)")
+    serve_p.add_argument("--sftp-host", metavar="H", help="SFTP bind address (127.0.0.1)")
+    serve_p.add_argument("--sftp-port", metavar="P", type=int, help="SFTP port (2222)")
 
     sub.add_parser("migrate", parents=[common], help="apply database migrations")
     sub.add_parser("config", parents=[common], help="print the effective configuration")
@@ -48,6 +50,10 @@ def build_parser() -> argparse.ArgumentParser:
     clients_sub.add_parser("list", parents=[common], help="list clients")
     rm_p = clients_sub.add_parser("remove", parents=[common], help="remove a client")
     rm_p.add_argument("name")
+
+    from mm_bronze.ingest.sftp.admin import add_users_parser
+
+    add_users_parser(sub, common)
     return parser
 
 
@@ -69,6 +75,13 @@ def settings_from(args: argparse.Namespace) -> Settings:
         mllp["port"] = args.mllp_port
     if mllp:
         overrides["mllp"] = mllp
+    sftp: dict[str, Any] = {}
+    if getattr(args, "sftp_host", None):
+        sftp["host"] = args.sftp_host
+    if getattr(args, "sftp_port", None):
+        sftp["port"] = args.sftp_port
+    if sftp:
+        overrides["sftp"] = sftp
     env_data_dir = None if args.data_dir else _env("MM_BRONZE_DATA_DIR")
     if env_data_dir:
         overrides.setdefault("data_dir", env_data_dir)
@@ -104,6 +117,10 @@ async def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
             raise ConfigError("choose roles: --all or " + ", ".join(f"--{r}" for r in ROLES))
         await serve(settings, {name: ROLES[name].run for name in chosen})
         return 0
+    if args.command == "users":
+        from mm_bronze.ingest.sftp.admin import users_command
+
+        return users_command(args, settings)
     if args.command == "config":
         sys.stdout.write(msgspec.json.format(msgspec.json.encode(redacted(settings))).decode())
         sys.stdout.write("\n")

@@ -17,6 +17,7 @@ from mm_bronze.ingest.http.server import serve_http
 from mm_bronze.ingest.mllp.access import PeerPolicy, check_exposure, server_ssl_context
 from mm_bronze.ingest.mllp.receiver import MessageReceiver
 from mm_bronze.ingest.mllp.server import serve_mllp
+from mm_bronze.ingest.sftp.door import run_sftp_door
 from mm_bronze.metadata import clients, records
 from mm_bronze.runtime import Resources, RoleRunner
 
@@ -115,10 +116,16 @@ async def run_mllp(res: Resources, stop: asyncio.Event) -> None:
     await serve_mllp(settings, receiver, stop, policy=policy, ssl_context=ssl_context)
 
 
+async def run_sftp(res: Resources, stop: asyncio.Event) -> None:
+    topic = res.topics()["sftp"][0]
+    await run_sftp_door(res.settings, res.bus, res.storage.staging, topic, res.health, stop)
+
+
 ROLES: dict[str, Role] = {
     "http": Role("http", "the HTTP front door (POST /ingest/...)", run_http),
     "consumers": Role(
         "consumers", "the persist pipeline (bus → storage → metadata)", run_consumers
     ),
     "mllp": Role("mllp", "the MLLP listener for HL7 v2 (port 2575)", run_mllp),
+    "sftp": Role("sftp", "the SFTP front door (uploads land on close)", run_sftp),
 }

@@ -74,6 +74,15 @@ class SftpSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     port: int = 2222
     max_file_size: int = 1024 * MiB
     users: str = ""
+    users_file: str = ""  # empty: <data_dir>/sftp/users.json
+    host_key_path: str = ""  # empty: <data_dir>/sftp/ssh_host_ed25519_key
+    temp_patterns: list[str] = msgspec.field(
+        default_factory=lambda: ["*.tmp", "*.part", "*.filepart"]
+    )
+    max_concurrent_uploads_per_user: int = 16
+    inline_limit: int = 256 * 1024  # larger files travel by claim check (staging)
+    fhir_version: str = "R4"  # recorded for FHIR files, whose content does not say
+    retry_seconds: float = 30.0  # how often uploads whose publish failed are retried
 
 
 class MllpSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -289,7 +298,7 @@ def _check(settings: Settings) -> None:
             raise ConfigError(f"invalid setting: {section}.port must be between 1 and 65535")
     _check_mllp(settings.mllp)
     if settings.kafka.servers:
-        for section in ("http", "mllp"):
+        for section in ("http", "mllp", "sftp"):
             check_kafka(settings.kafka, getattr(settings, section).inline_limit, section)
 
 

@@ -29,11 +29,13 @@ class MmBronze:
         env: dict[str, str] | None = None,
         http_port: int | None = None,
         mllp_port: int | None = None,
+        sftp_port: int | None = None,
     ) -> None:
         self.data_dir = data_dir
         self.roles = roles or ("--all",)
         self.http_port = http_port or free_port()
         self.mllp_port = mllp_port or free_port()
+        self.sftp_port = sftp_port or free_port()
         self.env = {
             **{k: v for k, v in os.environ.items() if not k.startswith("MM_BRONZE_")},
             "MM_BRONZE_LOG_FORMAT": "json",
@@ -62,6 +64,7 @@ class MmBronze:
                 str(self.http_port),
                 "--mllp-port",
                 str(self.mllp_port),
+                *self._sftp_args(),
             ],
             env=self.env,
             stdout=log,
@@ -72,6 +75,11 @@ class MmBronze:
         if wait:
             self.wait_ready(timeout)
         return self
+
+    def _sftp_args(self) -> list[str]:
+        if "--sftp" in self.roles or "--all" in self.roles:
+            return ["--sftp-port", str(self.sftp_port)]
+        return []
 
     def wait_ready(self, timeout: float = 60) -> None:
         deadline = time.monotonic() + timeout

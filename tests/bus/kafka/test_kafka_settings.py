@@ -17,11 +17,15 @@ def test_inline_limit_must_fit_in_a_kafka_message() -> None:
         load_settings(environ=env)
     with pytest.raises(ConfigError, match=r"mllp\.inline_limit"):
         load_settings(environ={**env, "MM_BRONZE_HTTP_INLINE_LIMIT": "131072"})
+    small = {"MM_BRONZE_HTTP_INLINE_LIMIT": "131072", "MM_BRONZE_MLLP_INLINE_LIMIT": "131072"}
+    with pytest.raises(ConfigError, match=r"sftp\.inline_limit"):
+        load_settings(environ={**env, **small})
     fits = load_settings(
         environ={
             **env,
             "MM_BRONZE_HTTP_INLINE_LIMIT": "131072",
             "MM_BRONZE_MLLP_INLINE_LIMIT": "131072",
+            "MM_BRONZE_SFTP_INLINE_LIMIT": "131072",
         }
     )
     assert fits.http.inline_limit == 131072

@@ -113,4 +113,5 @@ def test_health_and_readiness(client: httpx.Client) -> None:
         "bus": "ok",
         "storage": "ok",
         "consumers": "ok",
+        "sftp": "ok",  # `serve --all` includes the SFTP door; ready once it listens
     }

@@ -1,0 +1,212 @@
+"""SFTP benchmark: the OpenSSH client uploading to mm-bronze vs a bare asyncssh SFTP server.
+
+Run with ``python -m benchmarks.sftp``. Both servers write to the same disk in the same run;
+the bare server (chroot, no hashing, no staging, no bus) is the ceiling. Reported: MB/s for
+one large file, files/s for many small ones, and each server's peak resident memory during
+the large upload. mm-bronze's figures include what a successful ``put`` promises there: the
+file hashed, staged and its event durable on the bus before the close is answered.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import textwrap
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import asyncssh
+
+from tests.services.mm_bronze import MmBronze, free_port
+
+MB = 1_000_000
+
+BARE_SERVER = textwrap.dedent(
+    """
+    import asyncio, sys
+    import asyncssh
+
+    async def main(port, root, host_key, client_pub):
+        keys = asyncssh.import_authorized_keys(open(client_pub).read())
+        await asyncssh.listen(
+            "127.0.0.1", port, server_host_keys=[host_key], authorized_client_keys=keys,
+            sftp_factory=lambda chan: asyncssh.SFTPServer(chan, chroot=root.encode()),
+            allow_scp=False,
+        )
+        print("listening", flush=True)
+        await asyncio.Event().wait()
+
+    asyncio.run(main(int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]))
+    """
+)
+
+
+@dataclass
+class Result:
+    server: str
+    large_mb_s: float
+    small_files_s: float
+    peak_rss_mb: float
+
+
+class PeakRss:
+    """Samples a process's resident memory (VmRSS) until stopped; keeps the peak."""
+
+    def __init__(self, pid: int, interval: float = 0.05) -> None:
+        self.pid = pid
+        self.interval = interval
+        self.peak_kb = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
+                    if line.startswith("VmRSS:"):
+                        self.peak_kb = max(self.peak_kb, int(line.split()[1]))
+            except OSError:
+                return
+            time.sleep(self.interval)
+
+    def __enter__(self) -> PeakRss:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def sftp_batch(port: int, user: str, key: Path, commands: list[str], cwd: Path) -> float:
+    """Run OpenSSH ``sftp`` in batch mode; return the elapsed seconds."""
+    batch = cwd / "batch"
+    batch.write_text("\n".join(commands) + "\n")
+    start = time.perf_counter()
+    subprocess.run(
+        [
+            "sftp", "-b", str(batch), "-P", str(port), "-i", str(key),
+            "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
+            "-o", "BatchMode=yes", "-o", "LogLevel=ERROR", f"{user}@127.0.0.1",
+        ],
+        check=True,
+        capture_output=True,
+        cwd=cwd,
+    )  # fmt: skip
+    return time.perf_counter() - start
+
+
+def make_inputs(work: Path, large_mb: int, small_count: int) -> tuple[Path, Path]:
+    large = work / "large.bin"
+    with open(large, "wb") as f:
+        for _ in range(large_mb):
+            f.write(os.urandom(MB))
+    small_dir = work / "small"
+    small_dir.mkdir()
+    for i in range(small_count):
+        body = f'{{"resourceType": "Observation", "id": "bench-{i}", "status": "final"}}\n'
+        (small_dir / f"obs-{i:05d}.json").write_text(body * 20)
+    return large, small_dir
+
+
+def measure(
+    name: str, port: int, pid: int, user: str, key: Path, large: Path, small_dir: Path, work: Path
+) -> Result:
+    with PeakRss(pid) as rss:
+        seconds = sftp_batch(port, user, key, [f"put {large} /large.bin"], work)
+    large_mb_s = large.stat().st_size / MB / seconds
+    small = sorted(small_dir.iterdir())
+    seconds = sftp_batch(port, user, key, [f"put {p} /{p.name}" for p in small], work)
+    return Result(name, large_mb_s, len(small) / seconds, rss.peak_kb / 1024)
+
+
+def bench_bare(work: Path, key: Path, large: Path, small_dir: Path) -> Result:
+    root = work / "bare-root"
+    root.mkdir()
+    host_key = work / "bare_host_key"
+    asyncssh.generate_private_key("ssh-ed25519").write_private_key(str(host_key))
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-c", BARE_SERVER, str(port), str(root), str(host_key), f"{key}.pub"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None and proc.stdout.readline().strip() == "listening"
+        return measure(
+            "bare asyncssh (ceiling)", port, proc.pid, "bench", key, large, small_dir, work
+        )
+    finally:
+        proc.terminate()
+        proc.wait()
+
+
+def bench_mm_bronze(work: Path, key: Path, large: Path, small_dir: Path) -> Result:
+    from mm_bronze.ingest.sftp.users import SftpUser, save_users_file
+
+    data_dir = work / "mm-bronze"
+    public = Path(f"{key}.pub").read_text().strip()
+    save_users_file(
+        data_dir / "sftp" / "users.json",
+        [SftpUser(name="bench", keys=[public], perms=["read", "write"])],
+    )
+    proc = MmBronze(data_dir, "--sftp", "--consumers")
+    try:
+        proc.start()
+        deadline = time.monotonic() + 60
+        while "sftp listening" not in proc.logs() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert proc.proc is not None
+        return measure(
+            "mm-bronze", proc.sftp_port, proc.proc.pid, "bench", key, large, small_dir, work
+        )
+    finally:
+        proc.stop()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--large-mb", type=int, default=1000, help="size of the large file")
+    parser.add_argument("--small", type=int, default=1000, help="number of small files")
+    parser.add_argument("--dir", help="work directory (default: a temporary one under ./data)")
+    args = parser.parse_args()
+    if shutil.which("sftp") is None:
+        print("the OpenSSH sftp client is needed (apt-get install openssh-client)")
+        return 2
+    base = Path(args.dir or "data")
+    base.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix="bench-sftp-", dir=base)).resolve()
+    try:
+        key = work / "client_key"
+        client_key = asyncssh.generate_private_key("ssh-ed25519")
+        client_key.write_private_key(str(key))
+        key.chmod(0o600)
+        client_key.write_public_key(f"{key}.pub")
+        large, small_dir = make_inputs(work, args.large_mb, args.small)
+        results = [
+            bench_bare(work, key, large, small_dir),
+            bench_mm_bronze(work, key, large, small_dir),
+        ]
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    ceiling = results[0]
+    print(f"SFTP upload with OpenSSH sftp: {args.large_mb} MB file, {args.small} small files")
+    print(f"{'server':<26}{'large MB/s':>12}{'small files/s':>15}{'peak RSS MB':>13}")
+    for r in results:
+        print(f"{r.server:<26}{r.large_mb_s:>12.1f}{r.small_files_s:>15.1f}{r.peak_rss_mb:>13.1f}")
+    mine = results[1]
+    print(
+        f"mm-bronze / ceiling: {mine.large_mb_s / ceiling.large_mb_s:.0%} of MB/s, "
+        f"{mine.small_files_s / ceiling.small_files_s:.0%} of files/s"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""The SFTP front door (asyncssh): a partner's finished upload is published before close returns."""

@@ -1,0 +1,101 @@
+"""The spool journal: one marker per upload that is complete but not yet published.
+
+A marker is written before the event is published and removed after, so a process crash
+in between leaves a marker the next start publishes again, under the same submission uuid
+(the consumers record a uuid once). It is written without fsync (a process crash keeps it
+in the page cache); when the publish fails and the upload is kept for retry, ``make_durable``
+fsyncs it, so that case survives a machine crash too. Files in the spool with no marker
+are partial uploads or copies already published; the next start removes them.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import msgspec
+import structlog
+
+from mm_bronze.models import IngestEvent
+
+log = structlog.get_logger(__name__)
+
+
+class Marker(msgspec.Struct, kw_only=True):
+    """A complete upload waiting for its publish. ``spool`` is relative to the spool root."""
+
+    spool: str
+    event: IngestEvent  # payload is never kept here: inline bytes are re-read from ``spool``
+
+
+class Journal:
+    """Markers as files under ``directory`` (outside every user's jail)."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+
+    def open(self) -> None:
+        self.directory.mkdir(parents=True, exist_ok=True)
+
+    def _path(self, uuid: str) -> Path:
+        return self.directory / f"{uuid}.marker"
+
+    def write(self, marker: Marker) -> None:
+        """Write ``marker`` whole (temporary name, rename); not yet fsynced."""
+        event = msgspec.structs.replace(marker.event, payload=None)
+        data = msgspec.json.encode(Marker(spool=marker.spool, event=event))
+        path = self._path(event.uuid)
+        tmp = path.with_suffix(".tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        try:
+            os.write(fd, data)
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+
+    def make_durable(self, uuid: str, spool_file: Path | None) -> None:
+        """fsync the marker, its directory and (for inline payloads) the spool file."""
+        for path in (self._path(uuid), spool_file):
+            if path is not None:
+                fd = os.open(path, os.O_RDONLY)
+                try:
+                    os.fsync(fd)
+                finally:
+                    os.close(fd)
+        _fsync_dir(self.directory)
+
+    def remove(self, uuid: str) -> None:
+        try:
+            self._path(uuid).unlink()
+        except FileNotFoundError:
+            pass
+
+    def pending(self) -> list[Marker]:
+        """Every marker on disk, oldest first; unreadable ones are logged and set aside."""
+        found = []
+        for path in self.directory.glob("*.marker"):
+            try:  # a marker may be removed meanwhile by a publish that just succeeded
+                found.append((path.stat().st_mtime_ns, path, path.read_bytes()))
+            except FileNotFoundError:
+                continue
+        markers = []
+        for _mtime, path, data in sorted(found):
+            try:
+                markers.append(msgspec.json.decode(data, type=Marker))
+            except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+                log.error("unreadable spool marker set aside", marker=path.name, error=str(exc))
+                path.rename(path.with_suffix(".bad"))
+        return markers
+
+    def remove_unfinished(self) -> None:
+        """Remove markers whose writing was cut short (only while nothing writes)."""
+        for tmp in self.directory.glob("*.tmp"):
+            tmp.unlink(missing_ok=True)
+
+
+def _fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -1,0 +1,186 @@
+"""What an uploaded file is, found from its content (the file name is only a hint).
+
+FHIR JSON and XML (bundle or single resource), FHIR bulk NDJSON and HL7 v2 (single
+messages and FHS/BHS batches) are recognised and validated while the bytes arrive; a file
+that is none of these, or fails its validation, is still landed, as format ``file`` with
+the reason recorded.
+"""
+
+from __future__ import annotations
+
+import posixpath
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+import msgspec
+
+from mm_bronze import formats
+from mm_bronze.errors import InvalidPayload
+from mm_bronze.formats import PayloadValidator
+
+HEAD_BYTES = 64 * 1024
+_BOM = b"\xef\xbb\xbf"
+_HL7_START = re.compile(rb"(MSH|FHS|BHS)[^\r\n\w]")
+_SEGMENT = re.compile(r"[^A-Za-z0-9._-]+")
+_BINARY_TYPES = {".json": "json", ".xml": "xml", ".ndjson": "ndjson", ".txt": "plain"}
+
+
+@dataclass(frozen=True)
+class Kind:
+    """The four route segments an HTTP sender would have declared, plus extracted metadata."""
+
+    format: str
+    content_type: str
+    version: str
+    subtype: str
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+class _Head(msgspec.Struct):
+    resourceType: str | None = None
+
+
+class NdjsonValidator:
+    """FHIR bulk NDJSON: every non-empty line is a JSON object with a ``resourceType``."""
+
+    def __init__(self) -> None:
+        self._partial = b""
+        self._lines = 0
+        self._types: dict[str, int] = {}
+
+    def feed(self, chunk: bytes) -> None:
+        data = self._partial + chunk
+        *lines, self._partial = data.split(b"\n")
+        for line in lines:
+            self._line(line)
+
+    def _line(self, line: bytes) -> None:
+        if not line.strip():
+            return
+        self._lines += 1
+        try:
+            head = msgspec.json.decode(line, type=_Head)
+        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+            raise InvalidPayload(f"NDJSON line {self._lines} is not a JSON object: {exc}") from None
+        if not head.resourceType:
+            raise InvalidPayload(f"NDJSON line {self._lines} has no resourceType")
+        self._types[head.resourceType] = self._types.get(head.resourceType, 0) + 1
+
+    def finish(self) -> dict[str, Any]:
+        self._line(self._partial)
+        self._partial = b""
+        if not self._lines:
+            raise InvalidPayload("NDJSON file has no resources")
+        return {"resources": self._lines, "resource_types": self._types}
+
+
+def _guess(head: bytes, name: str, complete: bool) -> str:
+    """The candidate kind of a file from its first bytes and its name."""
+    text = head.removeprefix(_BOM).lstrip(b" \t\r\n")
+    ext = posixpath.splitext(name.lower())[1]
+    if text.startswith(b"{"):
+        if ext == ".ndjson" or _looks_like_ndjson(text, complete):
+            return "ndjson"
+        return "fhir-json"
+    if text.startswith(b"<"):
+        return "fhir-xml"
+    if _HL7_START.match(text):
+        return "hl7v2"
+    return "other"
+
+
+def _looks_like_ndjson(text: bytes, complete: bool) -> bool:
+    first, newline, rest = text.partition(b"\n")
+    if not newline or not rest.strip():
+        return False
+    try:
+        return isinstance(msgspec.json.decode(first), dict)
+    except msgspec.DecodeError:
+        return False
+
+
+def _validator(candidate: str) -> PayloadValidator | None:
+    if candidate == "fhir-json":
+        return formats.validator_for("fhir", "json")
+    if candidate == "fhir-xml":
+        return formats.validator_for("fhir", "xml")
+    if candidate == "hl7v2":
+        return formats.validator_for("hl7", "text")
+    if candidate == "ndjson":
+        return NdjsonValidator()
+    return None
+
+
+def _segment(value: object, default: str) -> str:
+    text = _SEGMENT.sub("-", str(value or "")).strip("-.")[:64]
+    return text or default
+
+
+class KindDetector:
+    """Fed a file's bytes in order; ``finish`` says what the file is. Never raises."""
+
+    def __init__(self, name: str, fhir_version: str) -> None:
+        self._name = name
+        self._fhir_version = fhir_version
+        self._head: list[bytes] = []
+        self._head_size = 0
+        self._candidate: str | None = None
+        self._validator: PayloadValidator | None = None
+        self._problem: str | None = None
+
+    def feed(self, chunk: bytes) -> None:
+        if self._candidate is None:
+            self._head.append(chunk)
+            self._head_size += len(chunk)
+            if self._head_size >= HEAD_BYTES:
+                self._decide(complete=False)
+            return
+        self._feed_validator(chunk)
+
+    def _decide(self, complete: bool) -> None:
+        head = b"".join(self._head)
+        self._head = []
+        self._candidate = _guess(head, self._name, complete)
+        self._validator = _validator(self._candidate)
+        self._feed_validator(head)
+
+    def _feed_validator(self, chunk: bytes) -> None:
+        if self._validator is None or self._problem is not None or not chunk:
+            return
+        try:
+            self._validator.feed(chunk)
+        except InvalidPayload as exc:
+            self._problem = exc.reason
+
+    def finish(self) -> Kind:
+        if self._candidate is None:
+            self._decide(complete=True)
+        candidate = self._candidate
+        metadata: dict[str, Any] = {}
+        if self._validator is not None and self._problem is None:
+            try:
+                metadata = self._validator.finish()
+            except InvalidPayload as exc:
+                self._problem = exc.reason
+        if self._validator is None or self._problem is not None:
+            return self._other(candidate)
+        if candidate in ("fhir-json", "fhir-xml"):
+            subtype = "bundle" if metadata.get("resource_type") == "Bundle" else "resource"
+            ctype = "json" if candidate == "fhir-json" else "xml"
+            return Kind("fhir", ctype, self._fhir_version, subtype, metadata)
+        if candidate == "ndjson":
+            return Kind("fhir", "ndjson", self._fhir_version, "bulk", metadata)
+        message_type = str(metadata.get("message_type") or "").split("^")[0]
+        batch = metadata.get("header") in ("FHS", "BHS")
+        subtype = "batch" if batch else _segment(message_type.lower(), "unknown")
+        version = _segment(metadata.get("hl7_version"), "unknown")
+        return Kind("hl7", "text", version, subtype, metadata)
+
+    def _other(self, candidate: str | None) -> Kind:
+        ext = posixpath.splitext(self._name.lower())[1]
+        metadata: dict[str, Any] = {}
+        if candidate and candidate != "other":
+            metadata = {"looked_like": candidate, "validation_error": self._problem}
+        ctype = _BINARY_TYPES.get(ext, "octet-stream")
+        return Kind("file", ctype, "unknown", _segment(ext.lstrip("."), "none"), metadata)

@@ -1,0 +1,460 @@
+"""The spool: users' jails on local disk, uploads in progress, and publishing finished ones.
+
+A finished upload is published (durable on the bus) before the client's close returns.
+Spool copies are removed once published (at the end of the session, so clients that
+stat the file after closing it still see it); a copy whose publish failed stays, with its
+journal marker, and is published again by the retry loop or the next start.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import fnmatch
+import os
+import posixpath
+import shutil
+import stat
+import uuid as uuidlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import msgspec
+import structlog
+
+from mm_bronze.bus import Bus
+from mm_bronze.errors import BronzeError, BusUnavailable, StorageUnavailable
+from mm_bronze.ingest.sftp.intake import Intake, IntakeBuilder, intake_from_file
+from mm_bronze.ingest.sftp.journal import Journal, Marker
+from mm_bronze.ingest.sftp.upload import Session, Upload
+from mm_bronze.models import IngestEvent, encode_event
+from mm_bronze.settings import SftpSettings
+from mm_bronze.storage import ObjectStore, StagedBlob
+
+log = structlog.get_logger(__name__)
+
+
+class UploadRefused(BronzeError):
+    """The upload cannot start or finish for a reason the client should see."""
+
+
+@dataclass(frozen=True)
+class SpoolConfig:
+    root: Path
+    topic: str
+    max_file_size: int
+    inline_limit: int
+    temp_patterns: tuple[str, ...]
+    max_uploads_per_user: int
+    fhir_version: str
+    retry_seconds: float
+
+    @classmethod
+    def from_settings(cls, settings: SftpSettings, root: Path, topic: str) -> SpoolConfig:
+        return cls(
+            root=root,
+            topic=topic,
+            max_file_size=settings.max_file_size,
+            inline_limit=settings.inline_limit,
+            temp_patterns=tuple(settings.temp_patterns),
+            max_uploads_per_user=settings.max_concurrent_uploads_per_user,
+            fhir_version=settings.fhir_version,
+            retry_seconds=settings.retry_seconds,
+        )
+
+
+class Spool:
+    """Shared by every SFTP session of the process."""
+
+    def __init__(self, config: SpoolConfig, bus: Bus, staging: ObjectStore) -> None:
+        self.config = config
+        self.bus = bus
+        self.staging = staging
+        self.homes = config.root / "home"
+        self.journal = Journal(config.root / "journal")
+        self._writing: dict[Path, Upload] = {}
+        self._pending: dict[Path, str] = {}  # spool file → uuid of its unpublished marker
+        self._publishing: set[str] = set()  # uuids whose first publish is in progress
+        self._uploads_per_user: dict[str, int] = {}
+
+    # -- layout ---------------------------------------------------------------------------
+
+    def home(self, username: str) -> Path:
+        path = self.homes / username
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    def is_temp(self, name: str) -> bool:
+        return any(fnmatch.fnmatchcase(name, p) for p in self.config.temp_patterns)
+
+    def is_busy(self, local: Path) -> bool:
+        """True while ``local`` is being written or waits for its publish."""
+        return local in self._writing or local in self._pending
+
+    # -- uploads --------------------------------------------------------------------------
+
+    async def open_upload(self, session: Session, local: Path, virtual: str, flags: int) -> Upload:
+        """Open ``local`` for writing; raises ``UploadRefused`` or ``OSError``."""
+        if local in self._writing:
+            raise UploadRefused("this file is being uploaded by another session")
+        count = self._uploads_per_user.get(session.username, 0)
+        if count >= self.config.max_uploads_per_user:
+            raise UploadRefused(
+                f"too many concurrent uploads (at most {self.config.max_uploads_per_user})"
+            )
+        fd = await asyncio.to_thread(open_fresh, local, flags)
+        superseded = self._pending.pop(local, None)
+        if superseded is not None:
+            await self._drop_marker(superseded, "superseded by a new upload")
+        submission = str(uuidlib.uuid4())
+        builder = self._builder(virtual, submission, stage=not self.staging.is_local)
+        upload = Upload(session, local, virtual, fd, builder, self.config.max_file_size, submission)
+        self._writing[local] = upload
+        self._uploads_per_user[session.username] = count + 1
+        return upload
+
+    async def finish_upload(self, upload: Upload, *, aborted: bool) -> None:
+        """The client closed the handle (or the connection dropped with it open).
+
+        Raises ``UploadRefused`` for a rejected upload and ``Unavailable`` when the file
+        could not be made durable; the client's close then fails.
+        """
+        if upload.closed:
+            return
+        session = upload.session
+        try:
+            if aborted or upload.rejected or upload.failed:
+                await upload.drop_intake()
+                upload.local.unlink(missing_ok=True)
+                reason = "aborted" if aborted else "too large" if upload.rejected else "failed"
+                log.warning(
+                    "sftp upload discarded",
+                    user=session.username,
+                    path=upload.virtual,
+                    reason=reason,
+                )
+                if upload.rejected:
+                    raise UploadRefused(
+                        f"file exceeds the maximum size of {self.config.max_file_size} bytes"
+                    )
+                if upload.failed and not aborted:
+                    raise UploadRefused("a write failed; the upload was discarded, send it again")
+                return
+            if self.is_temp(upload.local.name):
+                await upload.drop_intake()
+                session.temp_files.add(upload.local)
+                return
+            try:
+                intake = await self._complete_intake(upload)
+            except StorageUnavailable as exc:
+                # Nothing was journaled: the client is told to send the file again.
+                session.published.add(upload.local)
+                log.warning("sftp upload not staged", user=session.username, error=str(exc))
+                raise UploadRefused("storage is unavailable; upload the file again later") from exc
+        finally:
+            # Until here the path stays busy, so the inode being staged cannot be replaced.
+            upload.close_fd()
+            self._writing.pop(upload.local, None)
+            self._uploads_per_user[session.username] -= 1
+        if intake.size == 0:
+            session.published.add(upload.local)
+            log.info("empty sftp upload not ingested", user=session.username, path=upload.virtual)
+            return
+        await self.publish(intake, session, upload.local, upload.virtual, upload.uuid)
+        session.published.add(upload.local)
+
+    async def _complete_intake(self, upload: Upload) -> Intake:
+        """Hash, kind and staged copy of an upload whose handle is still open."""
+        builder, upload.builder = upload.builder, None
+        link = self.staging.is_local
+        if builder is not None and os.fstat(upload.fd).st_size == upload.expected:
+            try:
+                intake = await builder.finish()
+            except BaseException:
+                await builder.abort()
+                raise
+        else:
+            if builder is not None:
+                await builder.abort()
+            again = self._builder(upload.virtual, upload.uuid, stage=not link)
+            intake = await intake_from_file(upload.local, again)
+        if intake.payload is None and intake.staged is None:
+            intake.staged = await self._stage_spool_file(upload)
+        return intake
+
+    async def _stage_spool_file(self, upload: Upload) -> StagedBlob:
+        """Make the finished spool file the staged blob: fsync it, then hard link it.
+
+        No byte is copied. Safe because the inode is never written again: every later
+        upload to the same name gets a new inode (``open_fresh``). Falls back to a copy when
+        staging is on another filesystem.
+        """
+        key = self._staging_key(upload.uuid)
+        target = Path(self.staging.path(key))
+        try:
+            await asyncio.to_thread(_fsync_and_link, upload.fd, upload.local, target)
+        except OSError as exc:
+            log.info("sftp spool not linkable into staging, copying", error=type(exc).__name__)
+            copied = await intake_from_file(
+                upload.local, self._builder(upload.virtual, upload.uuid)
+            )
+            assert copied.staged is not None
+            return copied.staged
+        return StagedBlob(self.staging, key)
+
+    def _builder(self, virtual: str, submission: str, *, stage: bool = True) -> IntakeBuilder:
+        return IntakeBuilder(
+            posixpath.basename(virtual),
+            staging=self.staging,
+            staging_key=self._staging_key(submission),
+            inline_limit=self.config.inline_limit,
+            fhir_version=self.config.fhir_version,
+            stage=stage,
+        )
+
+    @staticmethod
+    def _staging_key(submission: str) -> str:
+        return f"sftp/{dt.datetime.now(dt.UTC):%Y-%m-%d}/{submission}"
+
+    async def rename_ingest(
+        self, session: Session, old: Path, new: Path, new_virtual: str, *, replace: bool
+    ) -> None:
+        """A temp-named upload renamed to its final name: publish it, then rename."""
+        if self.is_busy(old):
+            raise UploadRefused("this file is still being uploaded")
+        submission = str(uuidlib.uuid4())
+        intake = await intake_from_file(old, self._builder(new_virtual, submission))
+        if intake.size == 0:
+            await intake.discard()
+        else:
+            try:
+                await self.publish(intake, session, old, new_virtual, submission, keep=False)
+            except BaseException:
+                await intake.discard()
+                raise
+        if replace:
+            os.replace(old, new)
+        else:
+            os.link(old, new)  # fails when ``new`` exists, like SFTP v3 rename
+            os.unlink(old)
+        session.temp_files.discard(old)
+        session.published.add(new)
+
+    # -- publishing -----------------------------------------------------------------------
+
+    async def publish(
+        self,
+        intake: Intake,
+        session: Session,
+        local: Path,
+        virtual: str,
+        submission: str,
+        *,
+        keep: bool = True,
+    ) -> None:
+        """Journal, publish, forget. With ``keep`` a failed publish stays journaled for retry."""
+        kind = intake.kind
+        event = IngestEvent(
+            uuid=submission,
+            source="sftp",
+            format=kind.format,
+            content_type=kind.content_type,
+            version=kind.version,
+            subtype=kind.subtype,
+            sha256=intake.sha256,
+            size=intake.size,
+            received_at=dt.datetime.now(dt.UTC),
+            client=session.username,
+            payload=intake.payload,
+            staged_path=intake.staged.url if intake.staged else None,
+            source_metadata={
+                "username": session.username,
+                "path": virtual,
+                "file_name": posixpath.basename(virtual),
+                "size": intake.size,
+                "remote_addr": session.remote_addr,
+                "client_version": session.client_version,
+                "format_metadata": kind.metadata,
+            },
+        )
+        marker = Marker(spool=str(local.relative_to(self.config.root)), event=event)
+        self.journal.write(marker)
+        self._pending[local] = submission
+        self._publishing.add(submission)
+        try:
+            await self.bus.publish(self.config.topic, intake.sha256.encode(), encode_event(event))
+        except BusUnavailable as exc:
+            if keep:
+                spool_file = local if intake.staged is None else None
+                await asyncio.to_thread(self.journal.make_durable, submission, spool_file)
+            log.warning(
+                "sftp upload not published, kept for retry" if keep else "sftp rename refused",
+                user=session.username,
+                path=virtual,
+                uuid=submission,
+                error=str(exc),
+            )
+            if not keep:
+                self._pending.pop(local, None)
+                await asyncio.to_thread(self.journal.remove, submission)
+            raise
+        finally:
+            self._publishing.discard(submission)
+        self._pending.pop(local, None)
+        self.journal.remove(submission)
+        log.info(
+            "sftp upload accepted",
+            uuid=submission,
+            user=session.username,
+            format=kind.format,
+            content_type=kind.content_type,
+            subtype=kind.subtype,
+            size=intake.size,
+            staged=intake.staged is not None,
+        )
+
+    async def _drop_marker(self, submission: str, reason: str) -> None:
+        for marker in await asyncio.to_thread(self.journal.pending):
+            if marker.event.uuid == submission:
+                await self._remove_staged(marker.event)
+        await asyncio.to_thread(self.journal.remove, submission)
+        log.info("sftp pending upload dropped", uuid=submission, reason=reason)
+
+    async def _remove_staged(self, event: IngestEvent) -> None:
+        if event.staged_path:
+            with contextlib.suppress(StorageUnavailable, ValueError):
+                await self.staging.remove(self.staging.key_for(event.staged_path))
+
+    # -- sessions, recovery ---------------------------------------------------------------
+
+    async def end_session(self, session: Session) -> None:
+        """Remove the session's published copies and its never-renamed temp files."""
+        for local in session.published | session.temp_files:
+            if not self.is_busy(local):
+                local.unlink(missing_ok=True)
+        session.published.clear()
+        session.temp_files.clear()
+
+    async def recover(self, *, startup: bool) -> int:
+        """Publish journaled uploads; at startup also remove every unjournaled spool file."""
+        self.journal.open()
+        self.homes.mkdir(parents=True, exist_ok=True)
+        if startup:
+            await asyncio.to_thread(self.journal.remove_unfinished)
+        published = 0
+        markers = [
+            m
+            for m in await asyncio.to_thread(self.journal.pending)
+            if m.event.uuid not in self._publishing
+        ]
+        for marker in markers:
+            self._pending.setdefault(self.config.root / marker.spool, marker.event.uuid)
+        for marker in markers:
+            local = self.config.root / marker.spool
+            if local in self._writing:
+                continue
+            try:
+                if await self._replay(marker, local):
+                    published += 1
+            except (BusUnavailable, StorageUnavailable) as exc:
+                self._pending[local] = marker.event.uuid
+                log.warning("sftp retry failed", uuid=marker.event.uuid, error=str(exc))
+                break
+        if startup:
+            await asyncio.to_thread(self._remove_unjournaled)
+        return published
+
+    async def _replay(self, marker: Marker, local: Path) -> bool:
+        event: IngestEvent | None = marker.event
+        assert event is not None
+        if event.staged_path is None or not await self.staging.exists(
+            self.staging.key_for(event.staged_path)
+        ):
+            event = await self._reload(event, local)
+            if event is None:
+                self._pending.pop(local, None)
+                await asyncio.to_thread(self.journal.remove, marker.event.uuid)
+                return False
+        self._pending[local] = event.uuid
+        await self.bus.publish(self.config.topic, event.sha256.encode(), encode_event(event))
+        self._pending.pop(local, None)
+        await asyncio.to_thread(self.journal.remove, event.uuid)
+        if local not in self._writing:
+            await asyncio.to_thread(local.unlink, missing_ok=True)
+        log.info("sftp upload published after retry", uuid=event.uuid, user=event.client)
+        return True
+
+    async def _reload(self, event: IngestEvent, local: Path) -> IngestEvent | None:
+        """Rebuild the event's payload (inline or staged) from the spool copy."""
+        if not await asyncio.to_thread(local.is_file):
+            log.error("sftp upload lost before publish: spool copy missing", uuid=event.uuid)
+            return None
+        name = str(event.source_metadata.get("file_name") or local.name)
+        intake = await intake_from_file(local, self._builder(name, event.uuid))
+        if intake.sha256 != event.sha256:
+            await intake.discard()
+            log.error("sftp spool copy changed before publish; dropped", uuid=event.uuid)
+            return None
+        return msgspec.structs.replace(
+            event,
+            payload=intake.payload,
+            staged_path=intake.staged.url if intake.staged else None,
+        )
+
+    def _remove_unjournaled(self) -> None:
+        removed = 0
+        for dirpath, _dirs, files in os.walk(self.homes):
+            for name in files:
+                path = Path(dirpath) / name
+                if path not in self._pending:
+                    path.unlink(missing_ok=True)
+                    removed += 1
+        if removed:
+            log.info("sftp spool cleaned at start", removed=removed)
+
+    async def run_retries(self, stop: asyncio.Event) -> None:
+        """Retry journaled uploads every ``retry_seconds`` until ``stop``."""
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), self.config.retry_seconds)
+            if stop.is_set() or not self._pending:
+                continue
+            try:
+                await self.recover(startup=False)
+            except Exception as exc:
+                log.error("sftp retry loop error", error=f"{type(exc).__name__}: {exc}")
+
+
+def open_fresh(local: Path, flags: int) -> int:
+    """Open ``local`` for writing on a new inode, never on an existing one.
+
+    A published spool copy is a hard link of its staged blob (and so of the stored object):
+    writing into it in place would change stored bytes. A truncating open therefore
+    replaces the file; a non-truncating one (resume, update in place) works on a copy.
+    """
+    flags |= os.O_NOFOLLOW
+    try:
+        st = os.lstat(local)
+    except FileNotFoundError:
+        return os.open(local, flags, 0o640)
+    if not stat.S_ISREG(st.st_mode) or flags & os.O_EXCL:
+        return os.open(local, flags, 0o640)  # fails as the client expects
+    if flags & os.O_TRUNC:
+        os.unlink(local)
+        return os.open(local, (flags | os.O_CREAT | os.O_EXCL) & ~os.O_TRUNC, 0o640)
+    copy = local.with_name(f".{local.name}.{uuidlib.uuid4().hex}.copy")
+    shutil.copyfile(local, copy)
+    os.replace(copy, local)
+    return os.open(local, flags & ~os.O_CREAT, 0o640)
+
+
+def _fsync_and_link(fd: int, local: Path, target: Path) -> None:
+    os.fsync(fd)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    os.link(local, target)
+    dir_fd = os.open(target.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)

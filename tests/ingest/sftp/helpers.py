@@ -1,0 +1,168 @@
+"""Helpers for SFTP door tests: users, clients, and what landed in PostgreSQL and storage."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+import asyncssh
+import psycopg
+from psycopg.rows import dict_row
+
+from mm_bronze.ingest.sftp.users import SftpUser, hash_password, parse_perms, save_users_file
+from tests.services.mm_bronze import run_cli
+
+KIND = {
+    "fhir-json": ("fhir", "json"),
+    "fhir-xml": ("fhir", "xml"),
+    "hl7v2": ("hl7", "text"),
+    "ndjson": ("fhir", "ndjson"),
+}
+
+
+@dataclass(frozen=True)
+class CorpusFile:
+    path: Path
+    name: str  # relative to the corpus root
+    sha256: str
+    kind: str
+    valid: bool
+
+
+def corpus_files(corpus: Path) -> list[CorpusFile]:
+    out = []
+    for row in (corpus / "MANIFEST.tsv").read_text().splitlines()[1:]:
+        name, _size, sha, kind, expected, _note = row.split("\t")
+        out.append(CorpusFile(corpus / name, name, sha, kind, expected == "valid"))
+    return out
+
+
+def write_users(data_dir: Path, users: dict[str, tuple[str | None, str]]) -> dict[str, Path]:
+    """Write the users file directly (name → (password, perms)); each user also gets a key.
+
+    Returns each user's private key path. The CLI that does the same is tested on its own.
+    """
+    records = []
+    keys = {}
+    key_dir = data_dir / "client_keys"
+    key_dir.mkdir(parents=True, exist_ok=True)
+    for name, (password, perms) in users.items():
+        key = asyncssh.generate_private_key("ssh-ed25519")
+        keys[name] = key_dir / f"{name}_key"
+        key.write_private_key(str(keys[name]))
+        keys[name].chmod(0o600)
+        records.append(
+            SftpUser(
+                name=name,
+                password_hash=hash_password(password) if password else None,
+                keys=[key.export_public_key().decode().strip()],
+                perms=parse_perms(perms),
+            )
+        )
+    save_users_file(data_dir / "sftp" / "users.json", records)
+    return keys
+
+
+def add_user(data_dir: Path, name: str, *, password: str | None, perms: str) -> None:
+    args = ["users", "add", name, "--perms", perms, "--data-dir", str(data_dir)]
+    if password is not None:
+        args.append("--password-stdin")
+    result = run_cli(*args, input=(password + "\n").encode() if password else None)
+    assert result.returncode == 0, result.stderr
+
+
+def add_key(data_dir: Path, name: str) -> Path:
+    result = run_cli("users", "add-key", name, "--data-dir", str(data_dir))
+    assert result.returncode == 0, result.stderr
+    return Path(result.stdout.strip())
+
+
+def openssh_sftp(
+    port: int, user: str, key: Path, commands: list[str], cwd: Path
+) -> subprocess.CompletedProcess[str]:
+    """Run the OpenSSH ``sftp`` client in batch mode with key authentication."""
+    sftp = shutil.which("sftp")
+    assert sftp, "the OpenSSH sftp client is missing (make install installs openssh-client)"
+    batch = cwd / f"batch-{user}-{time.monotonic_ns()}"
+    batch.write_text("\n".join(commands) + "\n")
+    return subprocess.run(
+        [
+            sftp,
+            "-b",
+            str(batch),
+            "-P",
+            str(port),
+            "-i",
+            str(key),
+            "-o",
+            "StrictHostKeyChecking=no",
+            "-o",
+            "UserKnownHostsFile=/dev/null",
+            "-o",
+            "BatchMode=yes",
+            "-o",
+            "LogLevel=ERROR",
+            f"{user}@127.0.0.1",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=cwd,
+    )
+
+
+_LANDED = """
+SELECT s.submission_id::text AS uuid, s.client, s.format, s.content_type, s.subtype,
+       s.data_version, s.payload_size, s.is_duplicate, s.source_metadata,
+       encode(r.fingerprint, 'hex') AS sha256, r.storage_path
+FROM ingestion.submissions s JOIN ingestion.raw_ingestion r USING (object_id)
+WHERE s.ingestion_source = 'sftp' AND s.client = %s
+ORDER BY s.received_at
+"""
+
+
+def landed(dsn: str, user: str) -> list[dict[str, Any]]:
+    """Every SFTP submission recorded for ``user``."""
+    try:
+        with psycopg.connect(dsn, row_factory=dict_row) as conn:
+            return conn.execute(_LANDED, (user,)).fetchall()
+    except psycopg.errors.UndefinedTable:
+        return []
+
+
+def wait_landed(dsn: str, user: str, count: int, timeout: float = 90) -> list[dict[str, Any]]:
+    """Poll until ``user`` has at least ``count`` submissions; return them."""
+    deadline = time.monotonic() + timeout
+    rows: list[dict[str, Any]] = []
+    while time.monotonic() < deadline:
+        rows = landed(dsn, user)
+        if len(rows) >= count:
+            return rows
+        time.sleep(0.2)
+    raise AssertionError(f"{user}: {len(rows)} of {count} submissions landed")
+
+
+def stored_bytes(storage_path: str) -> bytes:
+    assert storage_path.startswith("file://"), storage_path
+    return Path(urlparse(storage_path).path).read_bytes()
+
+
+def by_name(rows: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    out: dict[str, list[dict[str, Any]]] = {}
+    for row in rows:
+        out.setdefault(row["source_metadata"]["path"], []).append(row)
+    return out
+
+
+def wait_until(predicate: Any, timeout: float = 30, what: str = "condition") -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")

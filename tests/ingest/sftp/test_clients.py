@@ -1,0 +1,118 @@
+"""Three real SFTP clients upload the whole corpus: every file lands byte-identical."""
+
+from __future__ import annotations
+
+import posixpath
+from pathlib import Path
+
+import asyncssh
+import paramiko
+import pytest
+
+from tests.ingest.sftp.conftest import PASSWORDS, SftpDoor
+from tests.ingest.sftp.helpers import (
+    KIND,
+    CorpusFile,
+    by_name,
+    corpus_files,
+    openssh_sftp,
+    stored_bytes,
+    wait_landed,
+    wait_until,
+)
+
+
+async def upload_with_asyncssh(door: SftpDoor, user: str, files: list[CorpusFile]) -> None:
+    async with (
+        asyncssh.connect(
+            "127.0.0.1",
+            door.port,
+            username=user,
+            password=PASSWORDS[user],
+            known_hosts=None,
+            client_keys=None,
+            agent_path=None,
+        ) as conn,
+        conn.start_sftp_client() as sftp,
+    ):
+        for f in files:
+            await sftp.makedirs(posixpath.dirname("/" + f.name), exist_ok=True)
+            await sftp.put(str(f.path), "/" + f.name)
+
+
+def upload_with_paramiko(door: SftpDoor, user: str, files: list[CorpusFile]) -> None:
+    transport = paramiko.Transport(("127.0.0.1", door.port))
+    try:
+        transport.connect(username=user, password=PASSWORDS[user])
+        sftp = paramiko.SFTPClient.from_transport(transport)
+        assert sftp is not None
+        made: set[str] = set()
+        for f in files:
+            parts = posixpath.dirname(f.name).split("/")
+            for i in range(1, len(parts) + 1):
+                directory = "/" + "/".join(parts[:i])
+                if directory not in made:
+                    made.add(directory)
+                    try:
+                        sftp.mkdir(directory)
+                    except OSError:
+                        pass  # exists
+            sftp.put(str(f.path), "/" + f.name)  # confirm=True: stats the file after close
+        sftp.close()
+    finally:
+        transport.close()
+
+
+def upload_with_openssh(door: SftpDoor, user: str, files: list[CorpusFile], cwd: Path) -> None:
+    dirs = sorted({posixpath.dirname(f.name) for f in files})
+    commands = []
+    for directory in dirs:
+        parts = directory.split("/")
+        commands += [f"-mkdir /{'/'.join(parts[: i + 1])}" for i in range(len(parts))]
+    commands += [f"put -p {f.path} /{f.name}" for f in files]
+    result = openssh_sftp(door.port, user, door.keys[user], commands, cwd)
+    assert result.returncode == 0, result.stderr[-2000:]
+
+
+@pytest.mark.parametrize(
+    ("client", "user"), [("asyncssh", "alice"), ("paramiko", "para"), ("openssh", "ossh")]
+)
+async def test_every_corpus_file_lands_byte_identical(
+    door: SftpDoor, corpus: Path, tmp_path: Path, client: str, user: str
+) -> None:
+    files = corpus_files(corpus)
+    assert len(files) > 100
+    if client == "asyncssh":
+        await upload_with_asyncssh(door, user, files)
+    elif client == "paramiko":
+        upload_with_paramiko(door, user, files)
+    else:
+        upload_with_openssh(door, user, files, tmp_path)
+    rows = wait_landed(door.dsn, user, len(files))
+    landed = by_name(rows)
+    assert len(rows) == len(files), "each file lands exactly once"
+    for f in files:
+        (row,) = landed["/" + f.name]
+        assert row["sha256"] == f.sha256, f.name
+        assert stored_bytes(row["storage_path"]) == f.path.read_bytes(), f.name
+        assert row["payload_size"] == f.path.stat().st_size
+        meta = row["source_metadata"]
+        assert meta["username"] == user
+        assert meta["file_name"] == posixpath.basename(f.name)
+        assert meta["remote_addr"] == "127.0.0.1"
+        assert meta["client_version"]
+        expected = KIND[f.kind]
+        if f.valid:
+            assert (row["format"], row["content_type"]) == expected, f.name
+        else:
+            assert (row["format"], row["content_type"])[0] in (expected[0], "file"), f.name
+        if f.valid and f.name.startswith("fhir-r4-bundles/"):
+            assert row["subtype"] == "bundle"
+        if f.kind == "ndjson":
+            assert row["subtype"] == "bulk"
+        if f.kind == "hl7v2" and f.valid:
+            assert row["data_version"] != "R4"
+    # The spool copies are gone once the session ended and the files were durable.
+    wait_until(
+        lambda: not any(p.is_file() for p in door.home(user).rglob("*")), what="spool cleanup"
+    )

@@ -1,0 +1,133 @@
+"""Upload patterns: oversize, aborted, temp name then rename, overwrite, many clients."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from pathlib import Path
+
+import asyncssh
+import paramiko
+import pytest
+
+from tests.ingest.sftp.clients import sftp_session
+from tests.ingest.sftp.conftest import MAX_FILE_SIZE, PASSWORDS, SftpDoor
+from tests.ingest.sftp.helpers import by_name, landed, stored_bytes, wait_landed, wait_until
+
+
+def spool_files(door: SftpDoor, user: str) -> list[str]:
+    return sorted(p.name for p in door.home(user).rglob("*") if p.is_file())
+
+
+async def test_oversize_upload_is_refused_during_the_write(door: SftpDoor, tmp_path: Path) -> None:
+    big = tmp_path / "big.json"
+    big.write_bytes(b"{" + b" " * (MAX_FILE_SIZE + 10) + b"}")
+    async with sftp_session(door, "alice") as (_conn, sftp):
+        with pytest.raises(asyncssh.SFTPFailure, match="maximum size"):
+            await sftp.put(str(big), "/big.json")
+        assert "big.json" not in await sftp.listdir("/")
+    assert "big.json" not in spool_files(door, "alice")
+    assert all(r["source_metadata"]["file_name"] != "big.json" for r in landed(door.dsn, "alice"))
+
+
+async def test_aborted_upload_leaves_nothing(door: SftpDoor) -> None:
+    conn = await asyncssh.connect(
+        "127.0.0.1",
+        door.port,
+        username="carol",
+        password=PASSWORDS["carol"],
+        known_hosts=None,
+        client_keys=None,
+        agent_path=None,
+    )
+    sftp = await conn.start_sftp_client()
+    remote = await sftp.open("/half.ndjson", "wb")
+    await remote.write(b'{"resourceType": "Patient", "id": "1"}\n' * 5000)
+    assert "half.ndjson" in spool_files(door, "carol")
+    conn.abort()  # the connection drops with the file still open
+    await asyncio.to_thread(
+        wait_until, lambda: "half.ndjson" not in spool_files(door, "carol"), 30, "partial removed"
+    )
+    await asyncio.sleep(1)
+    assert all(
+        r["source_metadata"]["file_name"] != "half.ndjson" for r in landed(door.dsn, "carol")
+    )
+
+
+def test_temp_name_then_rename_ingests_once_under_the_final_name(
+    door: SftpDoor, corpus: Path
+) -> None:
+    source = corpus / "hl7v2" / "sample_win.hl7"
+    before = len(landed(door.dsn, "para"))
+    transport = paramiko.Transport(("127.0.0.1", door.port))
+    try:
+        transport.connect(username="para", password=PASSWORDS["para"])
+        sftp = paramiko.SFTPClient.from_transport(transport)
+        assert sftp is not None
+        for temp, final in (
+            ("/lab.hl7.filepart", "/lab.hl7"),
+            ("/lab2.hl7.part", "/lab2.hl7"),
+            ("/lab3.hl7.tmp", "/lab3.hl7"),
+        ):
+            sftp.put(str(source), temp)
+            sftp.posix_rename(temp, final)
+        sftp.rename("/lab.hl7", "/renamed-again.hl7")  # a final name renamed: not re-ingested
+        sftp.close()
+    finally:
+        transport.close()
+    rows = wait_landed(door.dsn, "para", before + 3)
+    names = by_name(rows[before:])
+    assert sorted(names) == ["/lab.hl7", "/lab2.hl7", "/lab3.hl7"]
+    for (row,) in names.values():
+        assert (row["format"], row["content_type"]) == ("hl7", "text")
+        assert stored_bytes(row["storage_path"]) == source.read_bytes()
+    assert len(landed(door.dsn, "para")) == before + 3
+
+
+async def test_overwrite_ingests_each_version_and_never_alters_a_stored_one(
+    door: SftpDoor, tmp_path: Path
+) -> None:
+    padding = " " * 100_000  # above the inline limit: staged from the spool file itself
+    first, second = tmp_path / "v1.json", tmp_path / "v2.json"
+    first.write_bytes(f'{{"resourceType": "Patient", "id": "v1"{padding}}}'.encode())
+    second.write_bytes(
+        f'{{"resourceType": "Patient", "id": "v2", "active": true{padding}}}'.encode()
+    )
+    async with sftp_session(door, "carol") as (_conn, sftp):
+        await sftp.put(str(first), "/patient.json")
+        await sftp.put(str(second), "/patient.json")
+        async with sftp.open("/patient.json", "r+b") as remote:  # update in place, no truncate
+            await remote.write(b"{", 0)
+            await remote.write(b'"resourceType": "Patient", "id": "v3"', 1)
+    third = bytearray(second.read_bytes())
+    update = b'"resourceType": "Patient", "id": "v3"'
+    third[1 : 1 + len(update)] = update
+    rows = await asyncio.to_thread(wait_landed, door.dsn, "carol", 3)
+    versions = [r for r in rows if r["source_metadata"]["path"] == "/patient.json"]
+    assert [stored_bytes(r["storage_path"]) for r in versions] == [
+        first.read_bytes(),
+        second.read_bytes(),
+        bytes(third),
+    ]
+
+
+async def test_twenty_clients_five_files_each_all_land_once(door: SftpDoor) -> None:
+    async def client(n: int) -> None:
+        async with sftp_session(door, "bob") as (_conn, sftp):
+            for i in range(5):
+                body = f'{{"resourceType": "Observation", "id": "c{n}-f{i}"}}\n'.encode()
+                async with sftp.open(f"/c{n:02d}-f{i}.json", "wb") as remote:
+                    await remote.write(body)
+
+    await asyncio.gather(*(client(n) for n in range(20)))
+    await asyncio.to_thread(wait_landed, door.dsn, "bob", 100)
+    await asyncio.sleep(1)
+    rows = landed(door.dsn, "bob")
+    names = by_name(rows)
+    assert len(names) == 100
+    for path, found in names.items():
+        assert len(found) == 1, path
+        n, i = path[2:4], path[6]
+        expected = f'{{"resourceType": "Observation", "id": "c{int(n)}-f{i}"}}\n'.encode()
+        assert found[0]["sha256"] == hashlib.sha256(expected).hexdigest()
+        assert (found[0]["format"], found[0]["subtype"]) == ("fhir", "resource")

@@ -8,7 +8,7 @@ AZURITE := $(VENV)/azurite/node_modules/azurite/dist/src/blob/main.js
 
 .PHONY: install run test lint format bench clean
 
-install: $(STAMP) openssh-client
+install: $(STAMP)
 
 # The SFTP tests upload with the OpenSSH `sftp` client too; install it where it is missing.
 .PHONY: openssh-client
@@ -24,7 +24,7 @@ $(STAMP): pyproject.toml
 run: install
 	$(BIN)/mm-bronze serve --all
 
-test: install $(AZURITE)
+test: install openssh-client $(AZURITE)
 	$(BIN)/pytest
 
 $(AZURITE): | $(STAMP)

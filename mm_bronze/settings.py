@@ -65,6 +65,10 @@ class SftpSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     users: str = ""
 
 
+class ValidationSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    level: str = "strict"  # strict | lenient; a request may override it (?validation=)
+
+
 class LogSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     level: str = "info"
     format: str = "auto"  # auto | json | console
@@ -79,6 +83,7 @@ class Settings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     consumer: ConsumerSettings = msgspec.field(default_factory=ConsumerSettings)
     sftp: SftpSettings = msgspec.field(default_factory=SftpSettings)
     log: LogSettings = msgspec.field(default_factory=LogSettings)
+    validation: ValidationSettings = msgspec.field(default_factory=ValidationSettings)
 
     @property
     def data_path(self) -> Path:
@@ -121,6 +126,7 @@ CHOICES: dict[tuple[str, str], tuple[str, ...]] = {
     ("kafka", "compression_type"): ("none", "gzip", "snappy", "lz4", "zstd"),
     ("log", "format"): ("auto", "json", "console"),
     ("log", "level"): ("debug", "info", "warning", "error"),
+    ("validation", "level"): ("strict", "lenient"),
 }
 
 

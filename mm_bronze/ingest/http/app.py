@@ -31,6 +31,8 @@ from mm_bronze.errors import (
     Unavailable,
     UnsupportedFormat,
 )
+from mm_bronze.formats.base import issue_dict
+from mm_bronze.formats.fhir.outcome import operation_outcome
 from mm_bronze.groupcommit import GroupCommitter
 from mm_bronze.ingest.http.auth import Authenticator, Unauthorized
 from mm_bronze.ingest.http.body import receive_body
@@ -57,12 +59,28 @@ class HttpDeps:
     auth: Authenticator
     status_log: GroupCommitter[tuple[str, str, str | None]]
     readiness: Callable[[], Awaitable[dict[str, str]]]
+    validation_level: str = formats.STRICT
 
 
 def error(status: int, code: str, message: str, **extra: Any) -> Response:
     body = msgspec.json.encode({"error": code, "message": message, **extra})
     headers = {"Retry-After": RETRY_AFTER} if status == 503 else None
     return Response(body, status_code=status, media_type="application/json", headers=headers)
+
+
+def invalid_payload(fmt: str, exc: InvalidPayload) -> Response:
+    """422 with the located issues; for FHIR the body is also an ``OperationOutcome``."""
+    extra: dict[str, Any] = {"location": exc.location} if exc.location else {}
+    if fmt != "fhir":
+        extra["issues"] = [issue_dict(issue) for issue in exc.issues]
+        return error(422, "invalid_payload", exc.reason, **extra)
+    body = {
+        **operation_outcome(exc.issues),
+        "error": "invalid_payload",
+        "message": exc.reason,
+        **extra,
+    }
+    return Response(msgspec.json.encode(body), status_code=422, media_type="application/fhir+json")
 
 
 def json_response(data: Any, status: int = 200) -> Response:
@@ -76,8 +94,15 @@ def build_app(deps: HttpDeps) -> Starlette:
             if not SEGMENT.match(params[name]):
                 return error(400, "invalid_route", f"invalid {name}: use letters, digits, . _ -")
         fmt, ctype = params["format"].lower(), params["content_type"].lower()
+        level = (
+            request.query_params.get("validation")
+            or request.headers.get("x-validation-level")
+            or deps.validation_level
+        ).lower()
+        if level not in formats.LEVELS:
+            return error(400, "invalid_validation_level", "validation must be strict or lenient")
         try:
-            validator = formats.validator_for(fmt, ctype)
+            validator = formats.validator_for(fmt, ctype, version=params["version"], level=level)
         except UnsupportedFormat as exc:
             return error(400, "unsupported_format", exc.reason, supported=exc.supported)
         try:
@@ -107,8 +132,7 @@ def build_app(deps: HttpDeps) -> Starlette:
         except PayloadTooLarge as exc:
             return error(413, "payload_too_large", str(exc))
         except InvalidPayload as exc:
-            extra = {"location": exc.location} if exc.location else {}
-            return error(422, "invalid_payload", exc.reason, **extra)
+            return invalid_payload(fmt, exc)
         except StorageUnavailable:
             log.warning("staging unavailable", uuid=submission)
             return error(503, "unavailable", "storage is unavailable, retry later")

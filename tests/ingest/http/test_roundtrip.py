@@ -85,7 +85,7 @@ def test_hl7_round_trip(client: httpx.Client, corpus: Path) -> None:
 def test_large_body_is_claim_checked_and_stored(client: httpx.Client) -> None:
     # Above the 1 MiB inline limit: staged in storage, the event carries the reference.
     entries = ",".join(
-        f'{{"resource": {{"resourceType": "Patient", "id": "p{i}", "text": "{"x" * 200}"}}}}'
+        f'{{"resource": {{"resourceType": "Patient", "id": "p{i}", "name": [{{"text": "{"x" * 200}"}}]}}}}'
         for i in range(8000)
     )
     body = f'{{"resourceType": "Bundle", "type": "collection", "entry": [{entries}]}}'.encode()

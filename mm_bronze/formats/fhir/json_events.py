@@ -16,7 +16,17 @@ Event = tuple[str, Any]
 
 
 class _Object:
-    __slots__ = ("element", "ext", "key", "node", "parent", "path", "pending", "unchecked")
+    __slots__ = (
+        "element",
+        "ext",
+        "key",
+        "node",
+        "parent",
+        "path",
+        "pending",
+        "typed",
+        "unchecked",
+    )
 
     def __init__(self, node: Node | None, path: str, parent: Node | None, pending: bool) -> None:
         self.node = node
@@ -24,6 +34,7 @@ class _Object:
         self.parent = parent  # for a resource still waiting for its resourceType
         self.pending = pending
         self.unchecked = False
+        self.typed = False  # a resource's resourceType has been seen
         self.key: str | None = None
         self.element: Element | None = None
         self.ext = False
@@ -156,7 +167,7 @@ class JsonWalker:
     def _end_map(self) -> None:
         frame = self.stack.pop()
         assert isinstance(frame, _Object)
-        if frame.pending:
+        if (frame.pending or frame.unchecked) and not frame.typed and frame.node is None:
             self.checker.error(
                 "required", "a resource must have a resourceType", frame.path or None
             )
@@ -196,6 +207,7 @@ class JsonWalker:
         assert not isinstance(top, _Skip)
         if isinstance(top, _Object) and top.key == "resourceType" and top.node is None:
             if top.pending or top.unchecked:
+                top.typed = True
                 top.node = self.checker.open_resource(value, top.path, top.parent)
                 top.unchecked = top.unchecked or top.node is None or top.node.info is None
                 if top.node is not None and not top.path:

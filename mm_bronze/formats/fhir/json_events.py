@@ -114,7 +114,8 @@ class JsonWalker:
             self.checker.findings.add(
                 "information",
                 "informational",
-                "resourceType is not the first property: this resource's elements were not checked",
+                "resourceType is not the first property of this streamed resource: "
+                "its elements were not checked",
                 expression=top.path or None,
             )
             return

@@ -8,7 +8,8 @@ import ijson
 import msgspec
 
 from mm_bronze.formats.base import STRICT, Findings
-from mm_bronze.formats.fhir.json_events import JsonWalker, events_of
+from mm_bronze.formats.fhir.json_events import JsonWalker
+from mm_bronze.formats.fhir.json_tree import TreeWalker
 from mm_bronze.formats.fhir.model import VERSIONS, canonical_version, model
 from mm_bronze.formats.fhir.structure import StructureChecker
 
@@ -57,7 +58,12 @@ class FhirJsonValidator:
         try:
             self._coro.send(chunk)
         except ijson.JSONError as exc:
-            self._malformed(str(exc).splitlines()[0] if str(exc) else "incomplete JSON")
+            self._stream_error(exc)
+
+    def _stream_error(self, exc: ijson.JSONError) -> None:
+        # Only the first line: yajl's next lines quote the payload around the error.
+        detail = str(exc).splitlines()[0] if str(exc) else "incomplete JSON"
+        self._malformed(detail, f"before byte {self._size}")
 
     def _malformed(self, detail: str, location: str | None = None) -> None:
         self.findings.add("fatal", "invalid", f"malformed JSON: {detail}", location=location)
@@ -70,13 +76,16 @@ class FhirJsonValidator:
             except msgspec.DecodeError as exc:
                 detail, location = decode_error(exc, data)
                 self._malformed(detail, location)
-            for event in events_of(document):
-                self._walker.send(event)
+            if not isinstance(document, dict):
+                self.findings.add(
+                    "fatal", "structure", "FHIR JSON must be a JSON object (a resource)"
+                )
+            TreeWalker(self.checker).resource(document)
         else:
             try:
                 self._coro.close()
             except ijson.JSONError as exc:
-                self._malformed(str(exc).splitlines()[0] if str(exc) else "incomplete JSON")
+                self._stream_error(exc)
         summary = self.checker.summary
         if summary.resource_type is None:
             self.findings.add("fatal", "required", "FHIR JSON must have a resourceType")

@@ -83,10 +83,7 @@ class Element:
     many: bool
     required: bool
     choice: str | None
-
-    @property
-    def primitive(self) -> bool:
-        return self.type in PRIMITIVES
+    primitive: bool
 
 
 @dataclass(frozen=True)
@@ -107,7 +104,14 @@ class Model:
         self._types: dict[str, TypeInfo] = {}
         for name, raw in data["types"].items():
             elements = {
-                key: Element(key, spec[0], spec[1] in "*+", spec[1] in "1+", _choice(spec))
+                key: Element(
+                    key,
+                    spec[0],
+                    spec[1] in "*+",
+                    spec[1] in "1+",
+                    _choice(spec),
+                    spec[0] in PRIMITIVES,
+                )
                 for key, spec in raw.items()
                 if not key.startswith("@")
             }

@@ -8,7 +8,7 @@ import msgspec
 
 from mm_bronze.errors import InvalidPayload, Issue
 from mm_bronze.formats.base import STRICT, Findings
-from mm_bronze.formats.fhir.json_events import JsonWalker, events_of
+from mm_bronze.formats.fhir.json_tree import TreeWalker
 from mm_bronze.formats.fhir.json_validator import checker_for, decode_error
 from mm_bronze.formats.fhir.model import canonical_version
 from mm_bronze.formats.fhir.structure import StructureChecker
@@ -66,10 +66,8 @@ class FhirNdjsonValidator:
             return
         line_findings = Findings(self.findings.level)
         checker = StructureChecker(self._model, line_findings)
-        walker = JsonWalker(checker)
         try:
-            for event in events_of(document):
-                walker.send(event)
+            TreeWalker(checker).resource(document)
         except InvalidPayload as exc:
             raise _at_line(exc, where) from None
         for issue in line_findings.issues:  # recorded or rejecting, per the level

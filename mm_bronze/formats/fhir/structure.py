@@ -210,6 +210,3 @@ class StructureChecker:
                 + (" (nor a request)" if summary.bundle_type in REQUEST_BUNDLES else ""),
                 f"Bundle.entry[{index}]",
             )
-        if summary.bundle_type in REPEATING_BUNDLES:
-            return
-        summary.full_urls.clear()

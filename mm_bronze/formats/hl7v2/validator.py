@@ -41,6 +41,7 @@ class Hl7v2Validator:
         self._first: dict[str, Any] = {}
         self._batch = False
         self._declared_count: int | None = None
+        self._first_delimiters: tuple[str | None, str | None] = (None, None)
 
     def feed(self, chunk: bytes) -> None:
         if self._first_chunk and chunk:
@@ -68,15 +69,13 @@ class Hl7v2Validator:
                 self._partial.clear()
             else:
                 segment = chunk[start:end]
-            self._segment(segment, line_end=chunk[end : end + 1])
+            self._segment(segment)
             start = end + 1
         self._partial += chunk[start:]
 
-    def _segment(self, segment: bytes, line_end: bytes = b"") -> None:
+    def _segment(self, segment: bytes) -> None:
         if not segment.strip():
-            if line_end == b"\n" and not segment:
-                return  # the LF of a CRLF, or a blank line: not a segment
-            return
+            return  # the LF of a CRLF, or a blank line: not a segment
         self._line += 1
         seg_id = segment[:3]
         if not self._started:
@@ -298,7 +297,7 @@ class Hl7v2Validator:
             "character_set",
         )
         meta: dict[str, Any] = {key: self._first.get(key) for key in keys}
-        field_sep, encoding = getattr(self, "_first_delimiters", (None, None))
+        field_sep, encoding = self._first_delimiters
         meta["field_separator"] = field_sep
         meta["encoding_characters"] = encoding
         meta["message_count"] = self._messages

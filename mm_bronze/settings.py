@@ -24,7 +24,7 @@ class HttpSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     host: str = "127.0.0.1"
     port: int = 8000
     max_body_bytes: int = 100 * MiB
-    inline_limit: int = 1 * MiB
+    inline_limit: int = 256 * 1024  # larger bodies travel by claim check (staging)
 
 
 class PostgresSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):

@@ -66,8 +66,14 @@ class PersistPipeline:
                 log.warning(
                     "persist retrying after transient failure", error=self.degraded, backoff=backoff
                 )
-                with contextlib.suppress(asyncio.TimeoutError):
-                    await asyncio.wait_for(stop.wait(), backoff)
+                await _pause(stop, backoff)
+                backoff = min(backoff * 2, self._settings.retry_backoff_max)
+            except Exception as exc:
+                # A bug, not an outage: leave the batch leased, so it comes back when the lease
+                # ends with one more attempt counted, and is dead-lettered after max_attempts.
+                self.degraded = f"{type(exc).__name__}"
+                log.exception("persist batch failed unexpectedly", error=self.degraded)
+                await _pause(stop, backoff)
                 backoff = min(backoff * 2, self._settings.retry_backoff_max)
 
     async def process(self, messages: Sequence[Message]) -> None:
@@ -157,3 +163,9 @@ class PersistPipeline:
             except (Unavailable, ValueError) as exc:
                 # Harmless: the object is stored and recorded; the blob is only a leftover.
                 log.warning("staged blob not removed", uuid=event.uuid, error=str(exc))
+
+
+async def _pause(stop: asyncio.Event, seconds: float) -> None:
+    """Sleep ``seconds`` unless ``stop`` is set first."""
+    with contextlib.suppress(asyncio.TimeoutError):
+        await asyncio.wait_for(stop.wait(), seconds)

@@ -61,6 +61,8 @@ async def record_batch(pool: Pool, items: Sequence[tuple[IngestEvent, str]]) -> 
     submission of a SHA-256 creates the ``raw_ingestion`` row; later ones (in this batch or
     before) are recorded as duplicates pointing at it. Redelivered events change nothing.
     """
+    if not items:
+        return []
     first: dict[str, tuple[IngestEvent, str]] = {}
     for event, path in sorted(items, key=lambda item: (item[0].received_at, item[0].uuid)):
         first.setdefault(event.sha256, (event, path))

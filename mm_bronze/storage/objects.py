@@ -122,6 +122,8 @@ class ObjectStore:
         if self.fs.exists(path):
             return False
         if self.is_local and source.is_local:
+            if _local_link(source_path, path):
+                return True
             return _local_atomic_write(path, _read_chunks(source.fs, source_path))
         if source.fs is self.fs or type(source.fs) is type(self.fs):
             try:
@@ -160,6 +162,29 @@ def _local_atomic_write(path: str, chunks: Iterator[bytes]) -> bool:
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def _local_link(source: str, path: str) -> bool:
+    """Publish a (durable, immutable) staged file under ``path`` by hard link: no copy.
+
+    False when linking is impossible (another filesystem); the caller then copies.
+    """
+    directory = os.path.dirname(path)
+    os.makedirs(directory, exist_ok=True)
+    tmp = f"{path}.tmp-{uuid.uuid4().hex}"
+    try:
+        os.link(source, tmp)
+    except FileNotFoundError:
+        raise
+    except OSError:
+        return False
+    try:
+        os.replace(tmp, path)
+        _fsync_dir(directory)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return True
 
 
 def _fsync_dir(directory: str) -> None:

@@ -68,19 +68,35 @@ def error(status: int, code: str, message: str, **extra: Any) -> Response:
     return Response(body, status_code=status, media_type="application/json", headers=headers)
 
 
+def refuse(status: int, code: str, message: str, **extra: Any) -> Response:
+    """An error answered before the request body was fully read: close the connection,
+    so neither side waits for (or misreads) the unread rest of the body."""
+    response = error(status, code, message, **extra)
+    response.headers["Connection"] = "close"
+    return response
+
+
 def invalid_payload(fmt: str, exc: InvalidPayload) -> Response:
-    """422 with the located issues; for FHIR the body is also an ``OperationOutcome``."""
+    """422 with the located issues; for FHIR the body is also an ``OperationOutcome``.
+
+    Like ``refuse``, it closes the connection: validation may stop before the body's end.
+    """
     extra: dict[str, Any] = {"location": exc.location} if exc.location else {}
     if fmt != "fhir":
         extra["issues"] = [issue_dict(issue) for issue in exc.issues]
-        return error(422, "invalid_payload", exc.reason, **extra)
+        return refuse(422, "invalid_payload", exc.reason, **extra)
     body = {
         **operation_outcome(exc.issues),
         "error": "invalid_payload",
         "message": exc.reason,
         **extra,
     }
-    return Response(msgspec.json.encode(body), status_code=422, media_type="application/fhir+json")
+    return Response(
+        msgspec.json.encode(body),
+        status_code=422,
+        media_type="application/fhir+json",
+        headers={"Connection": "close"},
+    )
 
 
 def json_response(data: Any, status: int = 200) -> Response:
@@ -92,7 +108,7 @@ def build_app(deps: HttpDeps) -> Starlette:
         params = request.path_params
         for name in ("format", "content_type", "version", "subtype"):
             if not SEGMENT.match(params[name]):
-                return error(400, "invalid_route", f"invalid {name}: use letters, digits, . _ -")
+                return refuse(400, "invalid_route", f"invalid {name}: use letters, digits, . _ -")
         fmt, ctype = params["format"].lower(), params["content_type"].lower()
         level = (
             request.query_params.get("validation")
@@ -100,24 +116,21 @@ def build_app(deps: HttpDeps) -> Starlette:
             or deps.validation_level
         ).lower()
         if level not in formats.LEVELS:
-            return error(400, "invalid_validation_level", "validation must be strict or lenient")
+            return refuse(400, "invalid_validation_level", "validation must be strict or lenient")
         try:
             validator = formats.validator_for(fmt, ctype, version=params["version"], level=level)
         except UnsupportedFormat as exc:
-            return error(400, "unsupported_format", exc.reason, supported=exc.supported)
+            return refuse(400, "unsupported_format", exc.reason, supported=exc.supported)
         try:
             client = await deps.auth.authenticate(request.headers.get("authorization"))
         except Unauthorized as exc:
-            return Response(
-                msgspec.json.encode({"error": "unauthorized", "message": str(exc)}),
-                status_code=401,
-                media_type="application/json",
-                headers={"WWW-Authenticate": "Bearer"},
-            )
+            response = refuse(401, "unauthorized", str(exc))
+            response.headers["WWW-Authenticate"] = "Bearer"
+            return response
         declared = request.headers.get("content-length")
         limit = deps.settings.max_body_bytes
         if declared is not None and declared.isdigit() and int(declared) > limit:
-            return error(413, "payload_too_large", f"payload exceeds the limit of {limit} bytes")
+            return refuse(413, "payload_too_large", f"payload exceeds the limit of {limit} bytes")
         submission = str(uuidlib.uuid4())
         received_at = dt.datetime.now(dt.UTC)
         try:
@@ -130,12 +143,12 @@ def build_app(deps: HttpDeps) -> Starlette:
                 staging_key=f"api/{received_at:%Y-%m-%d}/{submission}",
             )
         except PayloadTooLarge as exc:
-            return error(413, "payload_too_large", str(exc))
+            return refuse(413, "payload_too_large", str(exc))
         except InvalidPayload as exc:
             return invalid_payload(fmt, exc)
         except StorageUnavailable:
             log.warning("staging unavailable", uuid=submission)
-            return error(503, "unavailable", "storage is unavailable, retry later")
+            return refuse(503, "unavailable", "storage is unavailable, retry later")
         event = IngestEvent(
             uuid=submission,
             source="api",
@@ -163,7 +176,7 @@ def build_app(deps: HttpDeps) -> Starlette:
             if body.staged is not None:
                 await body.staged.abort()
             log.warning("bus unavailable, submission refused", uuid=submission, error=str(exc))
-            return error(503, "unavailable", "the bus is unavailable, retry later")
+            return refuse(503, "unavailable", "the bus is unavailable, retry later")
         try:
             await deps.status_log.submit((submission, "accepted", None))
         except Exception as exc:  # the event is durable; the history entry is informational

@@ -83,7 +83,7 @@ def test_hl7_round_trip(client: httpx.Client, corpus: Path) -> None:
 
 
 def test_large_body_is_claim_checked_and_stored(client: httpx.Client) -> None:
-    # Above the 1 MiB inline limit: staged in storage, the event carries the reference.
+    # Above the inline limit: staged in storage, the event carries the reference.
     name = f'"name": [{{"text": "{"x" * 200}"}}]'
     entries = ",".join(
         f'{{"resource": {{"resourceType": "Patient", "id": "p{i}", {name}}}}}' for i in range(8000)

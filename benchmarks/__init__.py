@@ -1,0 +1,1 @@
+"""Benchmarks for mm-bronze: `make bench` (python -m benchmarks)."""

@@ -1,0 +1,75 @@
+"""Messages that can never succeed are dead-lettered with their reason; the rest flows on."""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+import uuid
+
+import httpx
+import psycopg
+
+from mm_bronze.models import IngestEvent, encode_event
+from tests.ingest.http.helpers import wait_status
+from tests.services.mm_bronze import MmBronze
+
+
+def enqueue(dsn: str, value: bytes) -> None:
+    with psycopg.connect(dsn) as conn:
+        conn.execute(
+            "INSERT INTO bus.messages (topic, key, value) VALUES ('bronze-ingest-api', 'k', %s)",
+            (value,),
+        )
+
+
+def dead_letters(dsn: str) -> list[tuple[str, int]]:
+    with psycopg.connect(dsn) as conn:
+        return [
+            (r, a)
+            for r, a in conn.execute(
+                "SELECT reason, attempts FROM bus.dead_letters ORDER BY id"
+            ).fetchall()
+        ]
+
+
+def wait_dead(dsn: str, n: int) -> list[tuple[str, int]]:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        found = dead_letters(dsn)
+        if len(found) >= n:
+            return found
+        time.sleep(0.1)
+    raise AssertionError(f"dead letters: {dead_letters(dsn)}")
+
+
+def test_undecodable_event_is_dead_lettered(server: MmBronze, module_dsn: str) -> None:
+    before = len(dead_letters(module_dsn))
+    enqueue(module_dsn, b"\x93not an event")
+    found = wait_dead(module_dsn, before + 1)
+    assert found[-1][0].startswith("undecodable event")
+    with httpx.Client(base_url=server.url, timeout=30) as client:
+        after = client.post("/ingest/fhir/json/R4/patient", content=b'{"resourceType":"Patient"}')
+        assert wait_status(client, after.json()["uuid"], {"stored", "duplicate"})
+
+
+def test_missing_staged_blob_fails_the_submission(server: MmBronze, module_dsn: str) -> None:
+    before = len(dead_letters(module_dsn))
+    submission = str(uuid.uuid4())
+    event = IngestEvent(
+        uuid=submission,
+        source="api",
+        format="fhir",
+        content_type="json",
+        version="R4",
+        subtype="bundle",
+        sha256="ab" * 32,
+        size=10,
+        received_at=dt.datetime.now(dt.UTC),
+        staged_path=(server.data_dir / "raw" / "_staging" / "api" / "gone").as_uri(),
+    )
+    enqueue(module_dsn, encode_event(event))
+    found = wait_dead(module_dsn, before + 1)
+    assert found[-1][0] == "staged payload is missing"
+    with httpx.Client(base_url=server.url, timeout=30) as client:
+        status = wait_status(client, submission, {"failed"})
+    assert status["message"] == "staged payload is missing"

@@ -53,9 +53,11 @@ class TreeWalker:
                 else:
                     for index, item in enumerate(value):
                         self._value(node, element, item, f"{path}[{index}]", in_array=True)
+            elif element.many:
+                checker.error("structure", f"{path} must be an array", path)
+                if isinstance(value, dict):
+                    self._value(node, element, value, path, in_array=False)
             else:
-                if element.many:
-                    checker.error("structure", f"{path} must be an array", path)
                 self._value(node, element, value, path, in_array=False)
         checker.close(node)
 

@@ -94,7 +94,7 @@ def invalid_payload(fmt: str, exc: InvalidPayload) -> Response:
     return Response(
         msgspec.json.encode(body),
         status_code=422,
-        media_type="application/fhir+json",
+        media_type="application/json",
         headers={"Connection": "close"},
     )
 

@@ -108,7 +108,7 @@ def test_corpus_manifest_conformance(client: httpx.Client, corpus: Path) -> None
                 assert body["resourceType"] == "OperationOutcome"
                 issue = body["issue"][0]
                 assert issue["severity"] in ("fatal", "error") and issue["code"]
-                assert response.headers["content-type"] == "application/fhir+json"
+                assert response.headers["content-type"] == "application/json"
             pattern, keyword = REASONS.get(name, ("$^", "\0"))
             if not any(re.search(pattern, r) for r in reasons) or keyword not in note:
                 wrong.append(f"{name}: reason {reasons} does not match note {note!r}")

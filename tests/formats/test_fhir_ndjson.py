@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from mm_bronze.errors import InvalidPayload
+from mm_bronze.formats.fhir import json_validator
 from tests.formats.helpers import validate
 
 PATIENT = b'{"resourceType": "Patient", "id": "a"}'
@@ -32,8 +33,8 @@ def test_last_line_without_newline_and_crlf() -> None:
     [
         (b'{"resourceType": "Patient", "birthDate": "x"}', "line 2: Patient.birthDate"),
         (b'{"resourceType": "Patient"', "line 2: malformed JSON"),
-        (b"[]", "line 2: must be a JSON object"),
-        (b'{"id": "x"}', "line 2: a resource must have a resourceType"),
+        (b"[]", "line 2: FHIR JSON must be a JSON object"),
+        (b'{"id": "x"}', "line 2: FHIR JSON must have a resourceType"),
     ],
 )
 def test_errors_name_the_line(line: bytes, reason: str) -> None:
@@ -55,3 +56,13 @@ def test_blank_lines_are_noted_not_rejected() -> None:
 def test_no_resource_at_all_is_rejected() -> None:
     with pytest.raises(InvalidPayload, match="at least one resource"):
         validate(b"\n\n", content_type="ndjson", level="lenient")
+
+
+def test_a_long_line_streams_like_a_large_json_body(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(json_validator, "BUFFER_LIMIT", 64)
+    long_line = b'{"resourceType": "Patient", "name": [' + b'{"text": "x"},' * 50 + b"{}]}"
+    meta = validate(ndjson(PATIENT, long_line, CONDITION), content_type="ndjson", chunk=10)
+    assert meta["resource_types"] == {"Condition": 1, "Patient": 2}
+    bad = long_line.replace(b'"Patient"', b'"Patient", "gender": 7')
+    with pytest.raises(InvalidPayload, match=r"line 2: Patient\.gender must be a JSON string"):
+        validate(ndjson(PATIENT, bad), content_type="ndjson", chunk=10)

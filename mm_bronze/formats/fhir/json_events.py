@@ -168,7 +168,12 @@ class JsonWalker:
     def _end_map(self) -> None:
         frame = self.stack.pop()
         assert isinstance(frame, _Object)
-        if (frame.pending or frame.unchecked) and not frame.typed and frame.node is None:
+        if (
+            (frame.pending or frame.unchecked)
+            and not frame.typed
+            and frame.node is None
+            and frame.path  # the validator rejects a root without one as not FHIR
+        ):
             self.checker.error(
                 "required", "a resource must have a resourceType", frame.path or None
             )

@@ -23,7 +23,8 @@ class TreeWalker:
     ) -> None:
         """Check ``document`` as a resource at ``path`` (the root when ``parent`` is None)."""
         if "resourceType" not in document:
-            self.checker.error("required", "a resource must have a resourceType", path or None)
+            if parent is not None:  # the validator rejects a root without one as not FHIR
+                self.checker.error("required", "a resource must have a resourceType", path)
             return
         node = self.checker.open_resource(document["resourceType"], path, parent)
         if node is not None and node.info is not None:

@@ -18,25 +18,29 @@ from mm_bronze.formats.fhir.structure import StructureChecker
 BUFFER_LIMIT = 4 * 1024 * 1024
 
 
-def checker_for(version: str | None, findings: Findings) -> StructureChecker:
-    """A structure checker for a declared version (syntax-only if the version is unknown)."""
+def checker_for(version: str | None, findings: Findings, *, note: bool = True) -> StructureChecker:
+    """A structure checker for a declared version (syntax-only if the version is unknown,
+    which is noted in ``findings`` unless ``note`` is false)."""
     canonical = canonical_version(version)
     if canonical is None:
-        findings.add(
-            "information",
-            "not-supported",
-            f"FHIR version {version!r} is not one of {', '.join(VERSIONS)}: "
-            "resource structure not checked",
-        )
+        if note:
+            findings.add(
+                "information",
+                "not-supported",
+                f"FHIR version {version!r} is not one of {', '.join(VERSIONS)}: "
+                "resource structure not checked",
+            )
         return StructureChecker(None, findings)
     return StructureChecker(model(canonical), findings)
 
 
 class FhirJsonValidator:
-    def __init__(self, version: str | None = None, level: str = STRICT) -> None:
+    def __init__(
+        self, version: str | None = None, level: str = STRICT, *, note_version: bool = True
+    ) -> None:
         self.findings = Findings(level)
         self.version = version
-        self.checker = checker_for(version, self.findings)
+        self.checker = checker_for(version, self.findings, note=note_version)
         self._walker = JsonWalker(self.checker)
         self._buffer: list[bytes] = []
         self._size = 0

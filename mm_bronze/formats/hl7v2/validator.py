@@ -22,6 +22,10 @@ from mm_bronze.formats.hl7v2.fields import (
 
 BOM = b"\xef\xbb\xbf"
 HEADERS = (b"MSH", b"FHS", b"BHS")
+# An unfinished segment longer than this (e.g. a document embedded in OBX-5) keeps only
+# the first FIELD_KEEP bytes of each long field: the checks only read short fields.
+SEGMENT_HOLD = 1024 * 1024
+FIELD_KEEP = 1024
 
 
 class Hl7v2Validator:
@@ -72,6 +76,12 @@ class Hl7v2Validator:
             self._segment(segment)
             start = end + 1
         self._partial += chunk[start:]
+        if len(self._partial) > SEGMENT_HOLD:
+            self._compact()
+
+    def _compact(self) -> None:
+        fields = bytes(self._partial).split(self._field_sep)
+        self._partial = bytearray(self._field_sep.join(f[:FIELD_KEEP] for f in fields))
 
     def _segment(self, segment: bytes) -> None:
         if not segment.strip():

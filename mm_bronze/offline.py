@@ -59,6 +59,7 @@ def split_bundles(paths: Iterable[str], out_dir: str, *, out: TextIO = sys.stdou
     target = Path(out_dir)
     failed = 0
     total = 0
+    files: set[Path] = set()
     for path in _files(paths, ("*.json",)):
         try:
             written = split_bundle(path, target)
@@ -67,8 +68,9 @@ def split_bundles(paths: Iterable[str], out_dir: str, *, out: TextIO = sys.stdou
             print(f"error: {exc}", file=sys.stderr)
             continue
         total += len(written)
+        files.update(written)
         print(f"{path}: {len(written)} resources", file=out)
-    print(f"{total} resources written under {target}", file=out)
+    print(f"{total} resources written to {len(files)} files under {target}", file=out)
     return 1 if failed else 0
 
 

@@ -193,3 +193,15 @@ def test_streamed_resource_with_late_resource_type_is_noted(
     meta = validate(b'{"id": "x", "resourceType": "Patient"}', chunk=5)
     assert meta["resource_type"] == "Patient"
     assert meta["findings"][0]["severity"] == "information"
+
+
+def test_element_ids_are_strings_resource_ids_are_ids() -> None:
+    meta = validate(encode({**PATIENT, "name": [{"id": "any string, even this", "text": "x"}]}))
+    assert "findings" not in meta
+
+
+def test_no_declared_version_means_syntax_only() -> None:
+    meta = validate(encode({"resourceType": "Patient", "whatever": 1}), version=None)
+    assert meta["findings"][0]["diagnostics"] == (
+        "no FHIR version declared: resource structure not checked"
+    )

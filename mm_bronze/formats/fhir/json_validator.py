@@ -24,12 +24,12 @@ def checker_for(version: str | None, findings: Findings, *, note: bool = True) -
     canonical = canonical_version(version)
     if canonical is None:
         if note:
-            findings.add(
-                "information",
-                "not-supported",
-                f"FHIR version {version!r} is not one of {', '.join(VERSIONS)}: "
-                "resource structure not checked",
+            why = (
+                f"FHIR version {version!r} is not one of {', '.join(VERSIONS)}"
+                if version
+                else "no FHIR version declared"
             )
+            findings.add("information", "not-supported", f"{why}: resource structure not checked")
         return StructureChecker(None, findings)
     return StructureChecker(model(canonical), findings)
 

@@ -135,7 +135,10 @@ class StructureChecker:
 
     def value(self, node: Node, element: Element, value: Any, path: str, *, json: bool) -> None:
         """A primitive value; checks its format and notes what the summary needs."""
-        problem = primitive_problem(element.type, value, from_json=json)
+        type_name = element.type
+        if element.name == "id" and self.model and node.type not in self.model.resources:
+            type_name = "string"  # Element.id is any string; only a resource id is an ``id``
+        problem = primitive_problem(type_name, value, from_json=json)
         if problem is not None:
             self.error("value", f"{node.type}.{element.name} {problem}", path)
             return

@@ -1,12 +1,11 @@
 """Walks FHIR JSON as a stream of parser events (ijson's ``basic_parse`` vocabulary).
 
-Large bodies feed ijson's events straight in, so nothing is held whole; small ones are
-decoded by msgspec first and replayed as the same events by ``events_of``.
+Bodies too large to decode at once feed ijson's events straight in, so nothing is held
+whole; ``json_tree.TreeWalker`` applies the same checks to decoded small bodies.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 from mm_bronze.formats.fhir.model import Element
@@ -237,30 +236,3 @@ class JsonWalker:
             self.checker.error("structure", f"{path} must be an object", path)
         else:
             self.checker.value(node, element, value, path, json=True)
-
-
-def events_of(document: Any) -> Iterator[Event]:
-    """The ijson-style events of a decoded JSON value, a resource's resourceType first."""
-    if isinstance(document, dict):
-        yield ("start_map", None)
-        if "resourceType" in document:
-            yield ("map_key", "resourceType")
-            yield from events_of(document["resourceType"])
-        for key, value in document.items():
-            if key != "resourceType":
-                yield ("map_key", key)
-                yield from events_of(value)
-        yield ("end_map", None)
-    elif isinstance(document, list):
-        yield ("start_array", None)
-        for item in document:
-            yield from events_of(item)
-        yield ("end_array", None)
-    elif isinstance(document, str):
-        yield ("string", document)
-    elif isinstance(document, bool):
-        yield ("boolean", document)
-    elif document is None:
-        yield ("null", None)
-    else:
-        yield ("number", document)

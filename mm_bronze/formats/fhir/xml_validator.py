@@ -8,7 +8,7 @@ from xml.parsers import expat
 from mm_bronze.errors import InvalidPayload
 from mm_bronze.formats.base import STRICT, Findings
 from mm_bronze.formats.fhir.json_validator import checker_for
-from mm_bronze.formats.fhir.model import Element, canonical_version
+from mm_bronze.formats.fhir.model import canonical_version
 from mm_bronze.formats.fhir.structure import Node
 
 FHIR_NS = "http://hl7.org/fhir"
@@ -23,13 +23,12 @@ class _Frame:
     """An open XML element: a resource or datatype (``node``), a primitive, a resource
     container (``contained``, ``entry.resource``), or a subtree to skip."""
 
-    __slots__ = ("counts", "element", "kind", "node", "path", "resource")
+    __slots__ = ("counts", "kind", "node", "path", "resource")
 
     def __init__(self, kind: str, path: str, node: Node | None = None) -> None:
         self.kind = kind
         self.path = path
         self.node = node
-        self.element: Element | None = None
         self.counts: dict[str, int] = {}
         self.resource = False
 
@@ -144,7 +143,6 @@ class FhirXmlValidator:
                 if name in attrs and self.checker.child(child, name) is not None:
                     child.seen.add(name)
             frame = _Frame("node", path, child)
-        frame.element = element
         self._stack.append(frame)
 
     def _end(self, _name: str) -> None:

@@ -134,7 +134,7 @@ class Hl7v2Validator:
         def field(n: int) -> str:
             return _text(fields[n - 1]) if len(fields) >= n else ""
 
-        for n in HD_FIELDS.get(name if name == "MSH" else "", ()):
+        for n in HD_FIELDS.get(name, ()):
             value = field(n)
             parts = value.split(self._component_sep)
             if value and not parts[0] and not (len(parts) > 1 and parts[1]):

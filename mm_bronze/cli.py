@@ -33,6 +33,8 @@ def build_parser() -> argparse.ArgumentParser:
         serve_p.add_argument(f"--{role.name}", action="store_true", help=f"run {role.help}")
     serve_p.add_argument("--http-host", metavar="H", help="HTTP bind address (127.0.0.1)")
     serve_p.add_argument("--http-port", metavar="P", type=int, help="HTTP port (8000)")
+    serve_p.add_argument("--mllp-host", metavar="H", help="MLLP bind address (127.0.0.1)")
+    serve_p.add_argument("--mllp-port", metavar="P", type=int, help="MLLP port (2575)")
 
     sub.add_parser("migrate", parents=[common], help="apply database migrations")
     sub.add_parser("config", parents=[common], help="print the effective configuration")
@@ -81,6 +83,13 @@ def settings_from(args: argparse.Namespace) -> Settings:
         http["port"] = args.http_port
     if http:
         overrides["http"] = http
+    mllp: dict[str, Any] = {}
+    if getattr(args, "mllp_host", None):
+        mllp["host"] = args.mllp_host
+    if getattr(args, "mllp_port", None):
+        mllp["port"] = args.mllp_port
+    if mllp:
+        overrides["mllp"] = mllp
     env_data_dir = None if args.data_dir else _env("MM_BRONZE_DATA_DIR")
     if env_data_dir:
         overrides.setdefault("data_dir", env_data_dir)

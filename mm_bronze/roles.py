@@ -14,6 +14,9 @@ from mm_bronze.groupcommit import GroupCommitter
 from mm_bronze.ingest.http.app import HttpDeps, build_app
 from mm_bronze.ingest.http.auth import Authenticator
 from mm_bronze.ingest.http.server import serve_http
+from mm_bronze.ingest.mllp.access import PeerPolicy, check_exposure, server_ssl_context
+from mm_bronze.ingest.mllp.receiver import MessageReceiver
+from mm_bronze.ingest.mllp.server import serve_mllp
 from mm_bronze.metadata import clients, records
 from mm_bronze.runtime import Resources, RoleRunner
 
@@ -98,9 +101,25 @@ async def run_consumers(res: Resources, stop: asyncio.Event) -> None:
         log.info("consumers stopped", stored=sum(p.stored for p in pipelines))
 
 
+async def run_mllp(res: Resources, stop: asyncio.Event) -> None:
+    settings = res.settings.mllp
+    check_exposure(settings)
+    receiver = MessageReceiver(
+        bus=res.bus,
+        topic=res.topics()["mllp"][0],
+        staging=res.storage.staging,
+        inline_limit=settings.inline_limit,
+    )
+    policy = PeerPolicy(settings.allowed_peers, settings.tls_client_fingerprints)
+    ssl_context = server_ssl_context(settings)
+    log.info("mllp listening", host=settings.host, port=settings.port, tls=ssl_context is not None)
+    await serve_mllp(settings, receiver, stop, policy=policy, ssl_context=ssl_context)
+
+
 ROLES: dict[str, Role] = {
     "http": Role("http", "the HTTP front door (POST /ingest/...)", run_http),
     "consumers": Role(
         "consumers", "the persist pipeline (bus → storage → metadata)", run_consumers
     ),
+    "mllp": Role("mllp", "the MLLP listener for HL7 v2 (port 2575)", run_mllp),
 }

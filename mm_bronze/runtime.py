@@ -17,8 +17,8 @@ from typing import Any, TypeVar
 import structlog
 
 from mm_bronze.bus import Bus
+from mm_bronze.bus.kafka import KafkaBus
 from mm_bronze.bus.pgqueue import PgQueueBus
-from mm_bronze.errors import ConfigError
 from mm_bronze.metadata import Database
 from mm_bronze.settings import Settings
 from mm_bronze.storage import StorageRegistry
@@ -43,6 +43,7 @@ class Resources:
         return {
             "api": (kafka.api_topic, kafka.api_group),
             "sftp": (kafka.sftp_topic, kafka.sftp_group),
+            "mllp": (kafka.mllp_topic, kafka.mllp_group),
         }
 
     async def readiness(self) -> dict[str, str]:
@@ -59,10 +60,7 @@ class Resources:
 
 def build_bus(settings: Settings, db: Database) -> Bus:
     if settings.kafka.servers:
-        raise ConfigError(
-            "kafka.servers (KAFKA_SERVERS) is set but this build has no Kafka bus yet; "
-            "unset it to use the embedded PostgreSQL queue"
-        )
+        return KafkaBus(settings.kafka, inline_limit=settings.http.inline_limit)
     return PgQueueBus(db.pool, lease_seconds=settings.consumer.lease_seconds)
 
 

@@ -46,8 +46,18 @@ class KafkaSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     api_group: str = "bronze-storage-api"
     sftp_topic: str = "bronze-ingest-sftp"
     sftp_group: str = "bronze-storage-sftp"
+    mllp_topic: str = "bronze-ingest-mllp"
+    mllp_group: str = "bronze-storage-mllp"
     max_message_size: int = 10 * MiB
     compression_type: str = "none"
+    dlq_topic: str = "bronze-ingest-dlq"
+    partitions: int = 6  # for topics created at start
+    replication_factor: int = -1  # -1: the broker's default.replication.factor
+    publish_timeout: float = 10.0  # seconds before an undelivered publish fails (HTTP 503)
+    session_timeout_ms: int = 45000
+    heartbeat_interval_ms: int = 3000
+    lag_log_interval: float = 60.0  # seconds between consumer lag log lines
+    options: dict[str, Any] = msgspec.field(default_factory=dict)  # any librdkafka setting
 
 
 class ConsumerSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -63,6 +73,19 @@ class SftpSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     port: int = 2222
     max_file_size: int = 1024 * MiB
     users: str = ""
+
+
+class MllpSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    host: str = "127.0.0.1"
+    port: int = 2575
+    max_frame_bytes: int = 16 * MiB
+    inline_limit: int = 1 * MiB
+    idle_timeout: float = 300.0  # seconds without a byte before a connection is closed
+    allowed_peers: list[str] = msgspec.field(default_factory=list)  # CIDRs; empty: any
+    tls_cert: str = ""  # PEM certificate (chain); set with tls_key to serve MLLP over TLS
+    tls_key: str = ""
+    tls_client_ca: str = ""  # PEM CA bundle: when set, clients must present a certificate
+    tls_client_fingerprints: list[str] = msgspec.field(default_factory=list)  # SHA-256, hex
 
 
 class ValidationSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -82,6 +105,7 @@ class Settings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     kafka: KafkaSettings = msgspec.field(default_factory=KafkaSettings)
     consumer: ConsumerSettings = msgspec.field(default_factory=ConsumerSettings)
     sftp: SftpSettings = msgspec.field(default_factory=SftpSettings)
+    mllp: MllpSettings = msgspec.field(default_factory=MllpSettings)
     log: LogSettings = msgspec.field(default_factory=LogSettings)
     validation: ValidationSettings = msgspec.field(default_factory=ValidationSettings)
 
@@ -121,7 +145,7 @@ LEGACY_ENV: dict[str, tuple[str, str]] = {
 ENV_PREFIX = "MM_BRONZE_"
 # MM_BRONZE_* variables that are not settings.
 _NOT_SETTINGS = ("MM_BRONZE_CONFIG", "MM_BRONZE_TEST_")
-SECRET_KEYS = {("postgres", "dsn"), ("sftp", "users"), ("storage", "options")}
+SECRET_KEYS = {("postgres", "dsn"), ("sftp", "users"), ("storage", "options"), ("kafka", "options")}
 CHOICES: dict[tuple[str, str], tuple[str, ...]] = {
     ("kafka", "compression_type"): ("none", "gzip", "snappy", "lz4", "zstd"),
     ("log", "format"): ("auto", "json", "console"),
@@ -244,11 +268,19 @@ def _check(settings: Settings) -> None:
         ("postgres", "min_size"),
         ("postgres", "max_size"),
         ("kafka", "max_message_size"),
+        ("kafka", "partitions"),
+        ("kafka", "publish_timeout"),
+        ("kafka", "session_timeout_ms"),
+        ("kafka", "heartbeat_interval_ms"),
+        ("kafka", "lag_log_interval"),
         ("consumer", "concurrency"),
         ("consumer", "batch_size"),
         ("consumer", "max_attempts"),
         ("consumer", "lease_seconds"),
         ("sftp", "max_file_size"),
+        ("mllp", "max_frame_bytes"),
+        ("mllp", "inline_limit"),
+        ("mllp", "idle_timeout"),
     ]
     for section, key in positive:
         if getattr(getattr(settings, section), key) <= 0:
@@ -259,6 +291,58 @@ def _check(settings: Settings) -> None:
         port = getattr(settings, section).port
         if not 0 < port < 65536:
             raise ConfigError(f"invalid setting: {section}.port must be between 1 and 65535")
+    _check_mllp(settings.mllp)
+    if settings.kafka.servers:
+        check_kafka(settings.kafka, max(settings.http.inline_limit, settings.mllp.inline_limit))
+
+
+# Room for an event's own fields around an inline payload (uuid, route, metadata).
+KAFKA_EVENT_OVERHEAD = 64 * 1024
+# librdkafka settings that carry mm-bronze's delivery promise; kafka.options may not set them.
+KAFKA_PROTECTED_OPTIONS = (
+    "acks",
+    "enable.auto.commit",
+    "enable.auto.offset.store",
+    "enable.idempotence",
+)
+
+
+def check_kafka(kafka: KafkaSettings, inline_limit: int) -> None:
+    """Raise ``ConfigError`` when an inline event could exceed what Kafka accepts."""
+    if inline_limit + KAFKA_EVENT_OVERHEAD > kafka.max_message_size:
+        raise ConfigError(
+            f"invalid setting: http.inline_limit ({env_name('http', 'inline_limit')}) = "
+            f"{inline_limit} must stay at least {KAFKA_EVENT_OVERHEAD} bytes below "
+            f"kafka.max_message_size (KAFKA_MAX_MESSAGE_SIZE) = {kafka.max_message_size}; "
+            "larger payloads are claim-checked through storage staging"
+        )
+    protected = sorted(set(KAFKA_PROTECTED_OPTIONS) & set(kafka.options))
+    if protected:
+        raise ConfigError(
+            f"invalid setting: kafka.options may not set {', '.join(protected)}: "
+            "mm-bronze relies on them to never lose an accepted event"
+        )
+
+
+def _check_mllp(mllp: MllpSettings) -> None:
+    import ipaddress
+
+    if not 0 < mllp.port < 65536:
+        raise ConfigError("invalid setting: mllp.port must be between 1 and 65535")
+    for peer in mllp.allowed_peers:
+        try:
+            ipaddress.ip_network(peer, strict=False)
+        except ValueError:
+            raise ConfigError(
+                f"invalid setting: mllp.allowed_peers ({env_name('mllp', 'allowed_peers')}): "
+                f"{peer!r} is not an IP address or CIDR network"
+            ) from None
+    if bool(mllp.tls_cert) != bool(mllp.tls_key):
+        raise ConfigError("invalid setting: mllp.tls_cert and mllp.tls_key must be set together")
+    if mllp.tls_client_ca and not mllp.tls_cert:
+        raise ConfigError("invalid setting: mllp.tls_client_ca needs mllp.tls_cert and tls_key")
+    if mllp.tls_client_fingerprints and not mllp.tls_client_ca:
+        raise ConfigError("invalid setting: mllp.tls_client_fingerprints needs mllp.tls_client_ca")
 
 
 def redacted(settings: Settings) -> dict[str, Any]:

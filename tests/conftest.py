@@ -8,15 +8,22 @@ from pathlib import Path
 import pytest
 
 from tests.services.mm_bronze import MmBronze
-from tests.services.postgres import create_database, postgres_server
+from tests.services.postgres import create_database, outside_pytest_tmp, postgres_server
 
 CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus"
 
 
 @pytest.fixture(scope="session")
-def pg_admin_dsn(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    with postgres_server(tmp_path_factory.mktemp("postgres")) as dsn:
+def pg_admin_dsn() -> Iterator[str]:
+    with outside_pytest_tmp("mmb-test-pg-") as workdir, postgres_server(workdir) as dsn:
         yield dsn
+
+
+@pytest.fixture
+def embedded_data_dir() -> Iterator[Path]:
+    """A data dir for tests of the embedded PostgreSQL itself."""
+    with outside_pytest_tmp("mmb-test-data-") as workdir:
+        yield workdir
 
 
 @pytest.fixture

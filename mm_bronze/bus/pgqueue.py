@@ -63,6 +63,7 @@ RETURNING m.id, m.key, m.value, m.attempts
 """
 
 _SCHEMA_LOCK = 0x6D6D_6271
+PUBLISH_TIMEOUT = 10.0
 Pool = AsyncConnectionPool[AsyncConnection]
 
 
@@ -96,7 +97,10 @@ class PgQueueBus:
             raise BusUnavailable(str(exc)) from exc
 
     async def _insert(self, items: list[tuple[str, bytes, bytes]]) -> None:
-        async with self._pool.connection() as conn, conn.transaction(), conn.cursor() as cur:
+        # A bounded wait for a connection: a sender waiting on an outage gets a 503 it can
+        # retry on, instead of hanging.
+        connection = self._pool.connection(timeout=PUBLISH_TIMEOUT)
+        async with connection as conn, conn.transaction(), conn.cursor() as cur:
             await cur.executemany(
                 "INSERT INTO bus.messages (topic, key, value) VALUES (%s, %s, %s)", items
             )

@@ -120,7 +120,10 @@ WHERE s.submission_id = %s
 
 async def submission_status(pool: Pool, uuid: str) -> SubmissionStatus | None:
     """The current status of submission ``uuid``, or None when it is unknown."""
-    async with pool.connection() as conn:
+    async with pool.connection() as conn, conn.transaction():
+        # One snapshot for both lookups: a submission recorded between them would
+        # otherwise read as "stored" from the log, without its object.
+        await conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
         cur = await conn.execute(_STATUS, (uuid,))
         row = await cur.fetchone()
         if row is not None:

@@ -111,10 +111,11 @@ def test_consumer_killed_mid_batch_then_restarted(dsn: str, tmp_path: Path) -> N
     assert_exactly_once(dsn, uuids, tmp_path)
 
 
-def test_embedded_defaults_survive_sigkill(tmp_path: Path) -> None:
+def test_embedded_defaults_survive_sigkill(embedded_data_dir: Path) -> None:
     """No configuration at all: embedded PostgreSQL under the data dir, adopted after a kill,
     stopped cleanly by SIGTERM."""
     body = b'{"resourceType": "Patient", "id": "embedded"}'
+    tmp_path = embedded_data_dir
     first = MmBronze(tmp_path).start()
     try:
         with httpx.Client(base_url=first.url, timeout=30) as client:

@@ -28,10 +28,12 @@ class MmBronze:
         *roles: str,
         env: dict[str, str] | None = None,
         http_port: int | None = None,
+        mllp_port: int | None = None,
     ) -> None:
         self.data_dir = data_dir
         self.roles = roles or ("--all",)
         self.http_port = http_port or free_port()
+        self.mllp_port = mllp_port or free_port()
         self.env = {
             **{k: v for k, v in os.environ.items() if not k.startswith("MM_BRONZE_")},
             "MM_BRONZE_LOG_FORMAT": "json",
@@ -58,6 +60,8 @@ class MmBronze:
                 str(self.data_dir),
                 "--http-port",
                 str(self.http_port),
+                "--mllp-port",
+                str(self.mllp_port),
             ],
             env=self.env,
             stdout=log,

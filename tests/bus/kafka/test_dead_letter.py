@@ -1,0 +1,101 @@
+"""Poison messages: an undecodable event lands in the dead-letter topic; the consumer goes on."""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+import uuid
+from collections.abc import Iterator
+
+import psycopg
+import pytest
+from confluent_kafka import Consumer, Message, Producer
+
+from mm_bronze.models import IngestEvent, encode_event
+from tests.bus.kafka.conftest import kafka_env_for
+from tests.ingest.http.helpers import sha256
+from tests.services.mm_bronze import MmBronze
+
+POISON = b"\xc1 this is not msgpack"
+
+
+@pytest.fixture
+def env(kafka: str, dsn: str) -> dict[str, str]:
+    return kafka_env_for(kafka, dsn)
+
+
+@pytest.fixture
+def consumers(tmp_path_factory: pytest.TempPathFactory, env: dict[str, str]) -> Iterator[MmBronze]:
+    proc = MmBronze(tmp_path_factory.mktemp("dlq"), "--consumers", env=env)
+    proc.start()
+    yield proc
+    proc.stop()
+
+
+def test_undecodable_event_is_dead_lettered_and_the_consumer_keeps_going(
+    kafka: str, dsn: str, env: dict[str, str], consumers: MmBronze
+) -> None:
+    topic = env["KAFKA_BRONZE_API_TOPIC"]
+    payload = b'{"resourceType": "Patient", "id": "after-poison"}'
+    event = IngestEvent(
+        uuid=str(uuid.uuid4()),
+        source="api",
+        format="fhir",
+        content_type="json",
+        version="R4",
+        subtype="resource",
+        sha256=sha256(payload),
+        size=len(payload),
+        received_at=dt.datetime.now(dt.UTC),
+        payload=payload,
+    )
+    producer = Producer({"bootstrap.servers": kafka, "enable.idempotence": True})
+    # Same key, so both land on one partition: the valid event waits behind the poison.
+    producer.produce(topic, POISON, key=event.sha256.encode())
+    producer.produce(topic, encode_event(event), key=event.sha256.encode())
+    assert producer.flush(30) == 0
+
+    _wait_stored(dsn, event.uuid)
+    dead = _read_one(kafka, env["MM_BRONZE_KAFKA_DLQ_TOPIC"])
+    assert dead.value() == POISON
+    headers = {k: v.decode() for k, v in dead.headers() or []}
+    assert headers["reason"].startswith("undecodable event")
+    assert headers["source.topic"] == topic
+    assert int(headers["source.offset"]) >= 0
+    assert consumers.proc is not None and consumers.proc.poll() is None
+
+
+def _wait_stored(dsn: str, submission: str, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        while time.monotonic() < deadline:
+            row = conn.execute(
+                "SELECT 1 FROM ingestion.submissions WHERE submission_id = %s",
+                (submission,),
+            ).fetchone()
+            if row:
+                return
+            time.sleep(0.1)
+    raise AssertionError(f"{submission} was not stored")
+
+
+def _read_one(servers: str, topic: str, timeout: float = 60) -> Message:
+    consumer = Consumer(
+        {
+            "bootstrap.servers": servers,
+            "group.id": f"test-{uuid.uuid4().hex[:8]}",
+            "auto.offset.reset": "earliest",
+            "session.timeout.ms": 6000,
+            "heartbeat.interval.ms": 500,
+        }
+    )
+    consumer.subscribe([topic])
+    try:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            msg = consumer.poll(0.5)
+            if msg is not None and msg.error() is None:
+                return msg
+        raise AssertionError(f"nothing arrived on {topic}")
+    finally:
+        consumer.close()

@@ -1,0 +1,50 @@
+"""Kafka settings that cannot work are refused at start, with the key named."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from mm_bronze.errors import ConfigError
+from mm_bronze.settings import load_settings
+from tests.services.mm_bronze import run_cli
+
+
+def test_inline_limit_must_fit_in_a_kafka_message() -> None:
+    env = {"KAFKA_SERVERS": "127.0.0.1:9092", "KAFKA_MAX_MESSAGE_SIZE": "1048576"}
+    with pytest.raises(ConfigError, match=r"http\.inline_limit"):
+        load_settings(environ=env)
+    fits = load_settings(environ={**env, "MM_BRONZE_HTTP_INLINE_LIMIT": "524288"})
+    assert fits.http.inline_limit == 524288
+    # Without Kafka the embedded queue has no such limit.
+    assert load_settings(environ={"KAFKA_MAX_MESSAGE_SIZE": "1048576"}).kafka.servers == ""
+
+
+def test_options_may_not_weaken_delivery() -> None:
+    env = {"KAFKA_SERVERS": "127.0.0.1:9092", "MM_BRONZE_KAFKA_OPTIONS": '{"acks": "1"}'}
+    with pytest.raises(ConfigError, match="acks"):
+        load_settings(environ=env)
+
+
+def test_options_are_passed_through_and_kept_secret(tmp_path: Path) -> None:
+    env = {
+        "KAFKA_SERVERS": "127.0.0.1:9092",
+        "MM_BRONZE_KAFKA_OPTIONS": '{"security.protocol": "SASL_SSL", "sasl.password": "s3cret"}',
+    }
+    settings = load_settings(environ=env)
+    assert settings.kafka.options["security.protocol"] == "SASL_SSL"
+    shown = run_cli("config", "--data-dir", str(tmp_path), env=env)
+    assert shown.returncode == 0, shown.stderr
+    assert "s3cret" not in shown.stdout
+
+
+def test_unknown_librdkafka_option_is_a_configuration_error(tmp_path: Path, dsn: str) -> None:
+    env = {
+        "POSTGRES_DSN": dsn,
+        "KAFKA_SERVERS": "127.0.0.1:9",
+        "MM_BRONZE_KAFKA_OPTIONS": '{"no.such.property": "1"}',
+    }
+    result = run_cli("serve", "--consumers", "--data-dir", str(tmp_path), env=env)
+    assert result.returncode == 2, result.stderr
+    assert "no.such.property" in result.stderr

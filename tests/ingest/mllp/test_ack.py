@@ -1,0 +1,146 @@
+"""ACK construction: codes per acknowledgment mode, echoed fields, ERR segments."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from mm_bronze.ingest.mllp.ack import (
+    AckError,
+    Outcome,
+    build_ack,
+    classify,
+    locate,
+    segment_sequence,
+    wanted,
+)
+from mm_bronze.ingest.mllp.header import parse_header
+
+NOW = dt.datetime(2026, 1, 2, 3, 4, 5, tzinfo=dt.UTC)
+
+
+def msh(version: str = "2.5.1", accept: str = "", app: str = "", enc: str = "^~\\&") -> bytes:
+    return (
+        f"MSH|{enc}|SND^1.2^ISO|SFAC|RCV|RFAC|20250101||ORU^R01^ORU_R01|CTRL-7|T|{version}|||"
+        f"{accept}|{app}\rPID|1\r"
+    ).encode()
+
+
+def segments(ack: bytes) -> list[list[str]]:
+    assert ack.endswith(b"\r")
+    return [s.split("|") for s in ack.decode().split("\r") if s]
+
+
+def test_accept_in_original_mode_swaps_sender_and_receiver() -> None:
+    ack = segments(build_ack(parse_header(msh()), Outcome.ACCEPTED, now=NOW))
+    assert [s[0] for s in ack] == ["MSH", "MSA"]
+    assert ack[0][1:12] == [
+        "^~\\&",
+        "RCV",
+        "RFAC",
+        "SND^1.2^ISO",
+        "SFAC",
+        "20260102030405+0000",
+        "",
+        "ACK^R01^ACK",
+        ack[0][9],
+        "T",
+        "2.5.1",
+    ]
+    assert len(ack[0][9]) == 20
+    assert ack[1] == ["MSA", "AA", "CTRL-7"]
+
+
+def test_reject_from_v2_5_locates_the_field_in_err_2() -> None:
+    error = AckError("PID-3 (patient identifier list) is empty", segment="PID", field=3)
+    ack = segments(build_ack(parse_header(msh()), Outcome.REJECTED, error, now=NOW))
+    assert ack[1][:3] == ["MSA", "AR", "CTRL-7"]
+    assert ack[2][:5] == ["ERR", "", "PID^1^3", "101^Required field missing^HL70357", "E"]
+    assert ack[2][7] == "PID-3 (patient identifier list) is empty"
+
+
+def test_reject_before_v2_5_uses_err_1() -> None:
+    error = AckError("OBX-5 is not numeric", segment="OBX", field=5)
+    ack = segments(build_ack(parse_header(msh("2.3.1")), Outcome.REJECTED, error, now=NOW))
+    assert ack[2] == ["ERR", "OBX^1^5^102&Data type error&HL70357"]
+
+
+def test_delimiters_in_reasons_are_escaped() -> None:
+    error = AckError("bad value a|b^c&d~e\\f\r\nnext line")
+    ack = build_ack(parse_header(msh()), Outcome.REJECTED, error, now=NOW)
+    assert b"bad value a\\F\\b\\S\\c\\T\\d\\R\\e\\E\\f next line" in ack
+    assert ack.count(b"\r") == 3
+
+
+@pytest.mark.parametrize(
+    ("accept", "outcome", "code"),
+    [
+        ("AL", Outcome.ACCEPTED, "CA"),
+        ("AL", Outcome.ERROR, "CE"),
+        ("", Outcome.REJECTED, "CR"),  # MSH-16 alone selects enhanced mode; MSH-15 empty = AL
+        ("NE", Outcome.ACCEPTED, None),
+        ("NE", Outcome.REJECTED, None),
+        ("ER", Outcome.ACCEPTED, None),
+        ("ER", Outcome.ERROR, "CE"),
+        ("SU", Outcome.ACCEPTED, "CA"),
+        ("SU", Outcome.REJECTED, None),
+    ],
+)
+def test_enhanced_mode(accept: str, outcome: Outcome, code: str | None) -> None:
+    header = parse_header(msh(accept=accept, app="NE"))
+    if code is None:
+        assert not wanted(header, outcome)
+    else:
+        assert wanted(header, outcome)
+        assert segments(build_ack(header, outcome, now=NOW))[1][1] == code
+
+
+def test_batch_echoes_the_batch_control_id_and_first_message_header() -> None:
+    batch = (
+        b"FHS|^~\\&|FSND|FFAC|FRCV|FRFAC|2025\nBHS|^~\\&|BSND|BFAC|BRCV|BRFAC|2025||||BATCH-9\n"
+        + msh().replace(b"\r", b"\n")
+        + b"BTS|1\nFTS|1\n"
+    )
+    header = parse_header(batch)
+    assert (header.control_id, header.subtype, header.version_label) == (
+        b"BATCH-9",
+        "oru_r01",
+        "2.5.1",
+    )
+    ack = segments(build_ack(header, Outcome.ACCEPTED, now=NOW))
+    assert ack[0][2:6] == ["RCV", "RFAC", "SND^1.2^ISO", "SFAC"]
+    assert ack[1] == ["MSA", "AA", "BATCH-9"]
+
+
+def test_headers_that_cannot_be_used() -> None:
+    assert parse_header(b"PID|1|\r").problem is not None
+    bad = parse_header(msh(enc="&&&&"))
+    assert bad.problem is not None and (bad.problem.segment, bad.problem.field) == ("MSH", 2)
+    ack = segments(build_ack(bad, Outcome.REJECTED, AckError(bad.problem.reason), now=NOW))
+    assert ack[1][:3] == ["MSA", "AR", "CTRL-7"]  # still echoed, in default delimiters
+    lenient = parse_header(msh(enc="^~\\\\&"))  # a doubled escape character is tolerated
+    assert lenient.problem is None and lenient.encoding == b"^~\\&"
+
+
+def test_error_codes_follow_the_reason() -> None:
+    assert classify("PID-3 (Patient Identifier List) is required but empty").value[0] == "101"
+    assert classify("segment 1: data before the first MSH segment").value[0] == "100"
+    problem = parse_header(msh(enc="&&&&")).problem
+    assert problem is not None and classify(problem.reason).value[0] == "102"
+    assert classify("OBX-5 is not a number").value[0] == "102"
+
+
+def test_locate_reads_segment_and_field_from_messages() -> None:
+    assert locate("required field is empty", "PID-3") == ("PID", 3)
+    assert locate("MSH-9 (message type) is missing") == ("MSH", 9)
+    assert locate("the message must start with an MSH segment") == ("MSH", None)
+    assert locate("nothing to see") == (None, None)
+
+
+def test_segment_sequence_counts_occurrences_of_the_segment() -> None:
+    batch = b"FHS|^~\\&\rBHS|^~\\&\r" + msh() + b"OBX|1\r" + msh() + b"OBX|1\r\r\nOBX|2\rBTS|2\r"
+    # Message 2: MSH, PID, OBX, OBX -> its 4th segment is the second OBX.
+    assert segment_sequence(batch, "message 2, segment 4 (OBX)", "OBX") == 2
+    assert segment_sequence(batch, "segment 6 (OBX)", "OBX") == 1  # counted over the file
+    assert segment_sequence(batch, None, "OBX") == 1

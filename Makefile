@@ -3,6 +3,8 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+# The Azure Blob emulator for the storage tests (npm package, installed under the venv).
+AZURITE := $(VENV)/azurite/node_modules/azurite/dist/src/blob/main.js
 
 .PHONY: install run test lint format bench clean
 
@@ -17,8 +19,12 @@ $(STAMP): pyproject.toml
 run: install
 	$(BIN)/mm-bronze serve --all
 
-test: install
+test: install $(AZURITE)
 	$(BIN)/pytest
+
+$(AZURITE): | $(STAMP)
+	npm install --prefix $(VENV)/azurite --no-audit --no-fund --silent azurite@3
+	test -f $(AZURITE)
 
 lint: install
 	$(BIN)/ruff check .

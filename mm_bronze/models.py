@@ -60,3 +60,4 @@ class SubmissionStatus(msgspec.Struct, kw_only=True):
     subtype: str | None = None
     received_at: dt.datetime | None = None
     message: str | None = None
+    compression: str | None = None  # of the stored object: none | gzip | zstd

@@ -102,6 +102,7 @@ async def open_resources(settings: Settings) -> AsyncIterator[Resources]:
             settings.staging_url,
             settings.storage.path_template,
             settings.storage.options,
+            compression=settings.storage.compression,
         )
         await storage.open()
         stack.push_async_callback(storage.close)

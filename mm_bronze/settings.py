@@ -38,6 +38,7 @@ class StorageSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     staging_url: str = ""  # empty: <url>/_staging
     path_template: str = "{format}/{content_type}/{version}/{subtype}/date={date}/{sha256}{ext}"
     options: dict[str, Any] = msgspec.field(default_factory=dict)
+    compression: str = "none"  # none | gzip | zstd, for raw objects
 
 
 class KafkaSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -149,6 +150,7 @@ SECRET_KEYS = {("postgres", "dsn"), ("sftp", "users"), ("storage", "options"), (
 CHOICES: dict[tuple[str, str], tuple[str, ...]] = {
     ("kafka", "compression_type"): ("none", "gzip", "snappy", "lz4", "zstd"),
     ("log", "format"): ("auto", "json", "console"),
+    ("storage", "compression"): ("none", "gzip", "zstd"),
     ("log", "level"): ("debug", "info", "warning", "error"),
     ("validation", "level"): ("strict", "lenient"),
 }
@@ -293,7 +295,8 @@ def _check(settings: Settings) -> None:
             raise ConfigError(f"invalid setting: {section}.port must be between 1 and 65535")
     _check_mllp(settings.mllp)
     if settings.kafka.servers:
-        check_kafka(settings.kafka, max(settings.http.inline_limit, settings.mllp.inline_limit))
+        for section in ("http", "mllp"):
+            check_kafka(settings.kafka, getattr(settings, section).inline_limit, section)
 
 
 # Room for an event's own fields around an inline payload (uuid, route, metadata).
@@ -307,11 +310,11 @@ KAFKA_PROTECTED_OPTIONS = (
 )
 
 
-def check_kafka(kafka: KafkaSettings, inline_limit: int) -> None:
+def check_kafka(kafka: KafkaSettings, inline_limit: int, door: str = "http") -> None:
     """Raise ``ConfigError`` when an inline event could exceed what Kafka accepts."""
     if inline_limit + KAFKA_EVENT_OVERHEAD > kafka.max_message_size:
         raise ConfigError(
-            f"invalid setting: http.inline_limit ({env_name('http', 'inline_limit')}) = "
+            f"invalid setting: {door}.inline_limit ({env_name(door, 'inline_limit')}) = "
             f"{inline_limit} must stay at least {KAFKA_EVENT_OVERHEAD} bytes below "
             f"kafka.max_message_size (KAFKA_MAX_MESSAGE_SIZE) = {kafka.max_message_size}; "
             "larger payloads are claim-checked through storage staging"

@@ -22,7 +22,7 @@ from mm_bronze.errors import PoisonMessage, Unavailable
 from mm_bronze.metadata import records
 from mm_bronze.models import IngestEvent, decode_event
 from mm_bronze.settings import ConsumerSettings
-from mm_bronze.storage import StorageRegistry, object_key
+from mm_bronze.storage import StorageRegistry
 
 log = structlog.get_logger(__name__)
 
@@ -98,7 +98,7 @@ class PersistPipeline:
         writers: dict[str, tuple[IngestEvent, str]] = {}
         for _, event in batch:
             if event.sha256 not in existing and event.sha256 not in writers:
-                writers[event.sha256] = (event, object_key(self._storage.path_template, event))
+                writers[event.sha256] = (event, self._storage.object_key(event))
         results = await asyncio.gather(
             *(self._write(event, key) for event, key in writers.values()), return_exceptions=True
         )
@@ -114,7 +114,11 @@ class PersistPipeline:
                 written[sha] = paths[sha]
         keep = [(m, e) for m, e in batch if e.sha256 in paths]
         dead = [(m, e) for m, e in batch if e.sha256 not in paths]
-        recorded = await records.record_batch(self._pool, [(e, paths[e.sha256]) for _, e in keep])
+        recorded = await records.record_batch(
+            self._pool,
+            [(e, paths[e.sha256]) for _, e in keep],
+            compression=self._storage.compression,
+        )
         for outcome, (_, event) in zip(recorded, keep, strict=True):
             mine = written.get(event.sha256)
             if mine is not None and mine != outcome.storage_path:

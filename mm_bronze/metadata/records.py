@@ -16,8 +16,9 @@ Pool = AsyncConnectionPool[AsyncConnection]
 
 _INSERT_OBJECT = """
 INSERT INTO ingestion.raw_ingestion (object_id, ingestion_source, format, content_type, subtype,
-    data_version, storage_path, fingerprint, object_size, received_at, source_metadata)
-VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+    data_version, storage_path, fingerprint, object_size, received_at, source_metadata,
+    compression)
+VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
 ON CONFLICT (fingerprint) DO NOTHING
 """
 
@@ -54,10 +55,14 @@ async def stored_objects(pool: Pool, sha256s: Sequence[str]) -> dict[str, str]:
         return {bytes(fp).hex(): path for fp, path in await cur.fetchall()}
 
 
-async def record_batch(pool: Pool, items: Sequence[tuple[IngestEvent, str]]) -> list[Recorded]:
+async def record_batch(
+    pool: Pool, items: Sequence[tuple[IngestEvent, str]], *, compression: str = "none"
+) -> list[Recorded]:
     """Record stored payloads and their submissions in one transaction; idempotent.
 
-    ``items`` pairs each event with the storage path its payload was written to. The first
+    ``items`` pairs each event with the storage path its payload was written to;
+    ``compression`` is how newly stored objects were compressed (``none``, ``gzip``,
+    ``zstd``); ``fingerprint`` and ``object_size`` are always of the original bytes. The first
     submission of a SHA-256 creates the ``raw_ingestion`` row; later ones (in this batch or
     before) are recorded as duplicates pointing at it. Redelivered events change nothing.
     """
@@ -67,7 +72,9 @@ async def record_batch(pool: Pool, items: Sequence[tuple[IngestEvent, str]]) -> 
     for event, path in sorted(items, key=lambda item: (item[0].received_at, item[0].uuid)):
         first.setdefault(event.sha256, (event, path))
     # Insert in fingerprint order so concurrent consumers cannot deadlock on the unique index.
-    object_rows = [_object_row(event, path) for _, (event, path) in sorted(first.items())]
+    object_rows = [
+        (*_object_row(event, path), compression) for _, (event, path) in sorted(first.items())
+    ]
     async with pool.connection() as conn, conn.transaction():
         async with conn.cursor() as cur:
             await cur.executemany(_INSERT_OBJECT, object_rows)
@@ -112,7 +119,7 @@ async def log_status(pool: Pool, entries: Sequence[tuple[str, str, str | None]])
 _STATUS = """
 SELECT s.submission_id, s.is_duplicate, r.fingerprint, s.payload_size, r.storage_path, r.object_id,
        s.ingestion_source, s.client, s.format, s.content_type, s.data_version, s.subtype,
-       s.received_at
+       s.received_at, r.compression
 FROM ingestion.submissions s JOIN ingestion.raw_ingestion r USING (object_id)
 WHERE s.submission_id = %s
 """
@@ -141,6 +148,7 @@ async def submission_status(pool: Pool, uuid: str) -> SubmissionStatus | None:
                 version,
                 subtype,
                 received,
+                compression,
             ) = row
             return SubmissionStatus(
                 uuid=str(sid),
@@ -156,6 +164,7 @@ async def submission_status(pool: Pool, uuid: str) -> SubmissionStatus | None:
                 version=version,
                 subtype=subtype,
                 received_at=received,
+                compression=compression,
             )
         cur = await conn.execute(
             "SELECT status, message FROM ingestion.ingestion_log WHERE object_id = %s"

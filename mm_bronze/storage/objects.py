@@ -1,38 +1,94 @@
-"""An object store rooted at one fsspec URL: immutable objects, written atomically."""
+"""An object store rooted at one fsspec URL: immutable objects, written atomically.
+
+Local filesystems get a temporary file, fsync and rename. Object stores (S3, GCS, Azure
+Blob) get a single PUT or a multipart upload that is completed only after the last
+chunk, so an object appears whole or not at all; an interrupted upload is discarded.
+Large objects are streamed in bounded chunks, never held whole in memory.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import uuid
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Iterable, Iterator
+from typing import IO, Any
 
 import fsspec
+import structlog
 from fsspec.implementations.local import LocalFileSystem
 
-from mm_bronze.errors import StorageUnavailable
+from mm_bronze.errors import ConfigError, StorageUnavailable
+from mm_bronze.storage.compression import Codec, codec_for
+
+log = structlog.get_logger(__name__)
 
 COPY_CHUNK = 4 * 1024 * 1024
+# Upload part size for object stores: S3 needs at least 5 MiB, GCS a multiple of 256 KiB.
+WRITE_BLOCK = 8 * 1024 * 1024
+# URL schemes of object stores (s3fs, gcsfs, adlfs): no directories, atomic whole-object PUTs.
+OBJECT_STORE_SCHEMES = frozenset({"s3", "s3a", "gs", "gcs", "az", "abfs", "abfss"})
+# Errors that retrying cannot fix: configuration or programming errors.
+_PERMANENT = (TypeError, ValueError, AttributeError, NotImplementedError, AssertionError)
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Whether a backend error may go away on retry (network, outage, throttling, auth)."""
+    return isinstance(exc, Exception) and not isinstance(
+        exc, (FileNotFoundError, *_PERMANENT, StorageUnavailable)
+    )
+
+
+def unavailable(what: str, exc: BaseException) -> StorageUnavailable:
+    detail = str(exc).splitlines()[0][:200] if str(exc) else ""
+    return StorageUnavailable(f"{what}: {type(exc).__name__}" + (f": {detail}" if detail else ""))
 
 
 class ObjectStore:
     """Objects under the root of ``url``; every method runs blocking I/O off the event loop.
 
-    Errors from the backend are raised as ``StorageUnavailable`` (retryable), except
-    ``FileNotFoundError`` for an object that does not exist.
+    ``options`` are the fsspec storage options (endpoint, credentials, region...).
+    ``compression`` (``none``, ``gzip``, ``zstd``) applies to objects written by
+    ``put_bytes`` and ``put_from``; keys are given with their suffix already (see
+    ``StorageRegistry.object_key``). Errors from the backend are raised as
+    ``StorageUnavailable`` (retryable), except ``FileNotFoundError`` for an object that
+    does not exist.
     """
 
-    def __init__(self, url: str, options: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self, url: str, options: dict[str, Any] | None = None, *, compression: str = "none"
+    ) -> None:
         self.url = url.rstrip("/")
+        self.scheme = fsspec.core.split_protocol(self.url)[0] or "file"
+        self.is_object_store = self.scheme in OBJECT_STORE_SCHEMES
+        self.codec: Codec = codec_for(compression)
         self._options = dict(options or {})
+        if self.scheme in ("gs", "gcs") and "endpoint_url" in self._options:
+            # gcsfs would probe a custom endpoint (an emulator, a gateway) over gRPC for
+            # zonal/hierarchical bucket features, and wait a minute per bucket for an answer.
+            os.environ.setdefault("GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT", "false")
+        if self.is_object_store:
+            # Listings cached by one process would make exists() stale once another
+            # process (or a lifecycle rule) changes the bucket.
+            self._options.setdefault("use_listings_cache", False)
         self._fs: fsspec.AbstractFileSystem | None = None
         self._root = ""
 
     async def open(self) -> None:
         if self._fs is not None:
             return
-        fs, root = await asyncio.to_thread(fsspec.core.url_to_fs, self.url, **self._options)
+        try:
+            fs, root = await asyncio.to_thread(fsspec.core.url_to_fs, self.url, **self._options)
+        except (ImportError, TypeError, ValueError) as exc:
+            raise ConfigError(
+                f"invalid setting: cannot use storage {self.url} with storage.options: "
+                f"{type(exc).__name__}: {exc}"
+            ) from exc
+        except Exception as exc:
+            if is_transient(exc):
+                raise unavailable(f"cannot open storage {self.url}", exc) from exc
+            raise
         self._fs, self._root = fs, root.rstrip("/")
         if self.is_local:
             await asyncio.to_thread(os.makedirs, self._root, exist_ok=True)
@@ -75,21 +131,23 @@ class ObjectStore:
         return await self._run(self.fs.exists, self.path(key))
 
     async def ping(self) -> None:
-        """Raise ``StorageUnavailable`` when the root cannot be listed."""
-        if self.is_local:
-            await self._run(os.stat, self._root)
-        else:
-            await self._run(self.fs.ls, self._root, detail=False)
+        """Raise ``StorageUnavailable`` unless the root (for object stores: the bucket or
+        container) can be reached with the configured credentials."""
+        await self._run(self._ping)
 
     async def put_bytes(self, key: str, data: bytes) -> bool:
-        """Write ``data`` at ``key`` atomically unless it exists; True when written."""
+        """Write ``data`` (compressed by the store's codec) at ``key`` atomically unless it
+        exists; True when written."""
         return await self._run(self._put_bytes, self.path(key), data)
 
     async def put_from(self, key: str, source: ObjectStore, source_key: str) -> bool:
-        """Copy ``source_key`` from ``source`` to ``key`` atomically unless it exists."""
+        """Stream ``source_key`` from ``source`` (compressed by this store's codec) to
+        ``key`` atomically unless it exists; True when written. Raises
+        ``FileNotFoundError`` when the source object does not exist."""
         return await self._run(self._put_from, self.path(key), source, source.path(source_key))
 
     async def read_bytes(self, key: str) -> bytes:
+        """The stored bytes of ``key`` (compressed when the object was)."""
         return await self._run(self.fs.cat_file, self.path(key))
 
     async def remove(self, key: str) -> None:
@@ -99,48 +157,106 @@ class ObjectStore:
         except FileNotFoundError:
             pass
 
+    def open_upload(self, key: str) -> IO[bytes]:
+        """A file to stream a new object into (blocking); ``close`` publishes it, and
+        ``discard_upload`` drops it. Local files are written in place."""
+        path = self.path(key)
+        if self.is_local:
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            return open(path, "wb")
+        fs: Any = self.fs
+        if self.is_object_store:
+            return fs.open(path, "wb", block_size=WRITE_BLOCK)
+        fs.makedirs(fs._parent(path), exist_ok=True)
+        return fs.open(path, "wb")
+
     async def _run(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
         try:
             return await asyncio.to_thread(fn, *args, **kwargs)
-        except FileNotFoundError:
+        except BaseException as exc:
+            if is_transient(exc):
+                raise unavailable(f"storage error at {self.url}", exc) from exc
             raise
-        except (OSError, TimeoutError, ConnectionError) as exc:
-            raise StorageUnavailable(f"storage error at {self.url}: {type(exc).__name__}") from exc
 
     # -- blocking implementations -------------------------------------------------------
+
+    def _ping(self) -> None:
+        if self.is_local:
+            os.stat(self._root)
+        elif self.is_object_store:
+            bucket = self._root.split("/", 1)[0]
+            try:
+                self.fs.info(bucket)
+            except FileNotFoundError as exc:
+                raise StorageUnavailable(f"bucket {bucket!r} of {self.url} not found") from exc
+        else:
+            self.fs.ls(self._root, detail=False)
 
     def _put_bytes(self, path: str, data: bytes) -> bool:
         if self.fs.exists(path):
             return False
+        data = self.codec.encode_bytes(data)
         if self.is_local:
             return _local_atomic_write(path, iter((data,)))
-        self.fs.makedirs(self.fs._parent(path), exist_ok=True)
-        self.fs.pipe_file(path, data)
+        if not self.is_object_store:
+            self.fs.makedirs(self.fs._parent(path), exist_ok=True)
+        self.fs.pipe_file(path, data)  # one request: the object appears whole or not at all
         return True
 
     def _put_from(self, path: str, source: ObjectStore, source_path: str) -> bool:
         if self.fs.exists(path):
             return False
-        if self.is_local and source.is_local:
-            if _local_link(source_path, path):
+        if self.is_local:
+            if source.is_local and self.codec.name == "none" and _local_link(source_path, path):
                 return True
-            return _local_atomic_write(path, _read_chunks(source.fs, source_path))
-        if source.fs is self.fs or type(source.fs) is type(self.fs):
+            return _local_atomic_write(path, self.codec.encode(source._read_chunks(source_path)))
+        if self.codec.name == "none" and source.fs is self.fs:
             try:
-                self.fs.copy(source_path, path)
+                self.fs.copy(source_path, path)  # server-side copy, atomic
                 return True
             except NotImplementedError:
                 pass
-        with source.fs.open(source_path, "rb") as src, self.fs.open(path, "wb") as dst:
-            while chunk := src.read(COPY_CHUNK):
-                dst.write(chunk)
+        self._stream_write(path, self.codec.encode(source._read_chunks(source_path)))
         return True
 
+    def _read_chunks(self, path: str) -> Iterator[bytes]:
+        kwargs: dict[str, Any] = {}
+        size = COPY_CHUNK
+        if self.is_object_store:
+            # One ranged GET per part-sized read, and no read-ahead buffer on top of it.
+            size = WRITE_BLOCK
+            kwargs = {"block_size": size, "cache_type": "none"}
+        with self.fs.open(path, "rb", **kwargs) as src:
+            while chunk := src.read(size):
+                yield chunk
 
-def _read_chunks(fs: fsspec.AbstractFileSystem, path: str) -> Iterator[bytes]:
-    with fs.open(path, "rb") as src:
-        while chunk := src.read(COPY_CHUNK):
-            yield chunk
+    def _stream_write(self, path: str, chunks: Iterable[bytes]) -> None:
+        """Upload ``chunks`` in parts; the object is published only by the final close."""
+        key = path.removeprefix(self._root + "/")
+        upload = self.open_upload(key)
+        try:
+            for chunk in chunks:
+                upload.write(chunk)
+            upload.close()
+        except BaseException:
+            discard_upload(upload)
+            raise
+
+
+def discard_upload(upload: IO[bytes]) -> None:
+    """Drop an unfinished upload so that nothing is published, not even on garbage
+    collection (fsspec files publish what they hold when they are closed)."""
+    discard = getattr(upload, "discard", None)
+    if not callable(discard):  # a plain local file: the caller removes it
+        upload.close()
+        return
+    try:
+        discard()
+    except Exception as exc:  # the backend expires unfinished uploads by itself
+        log.warning("unfinished upload not discarded", error=type(exc).__name__)
+    finally:
+        with contextlib.suppress(AttributeError):
+            upload.closed = True  # type: ignore[misc]
 
 
 def _local_atomic_write(path: str, chunks: Iterator[bytes]) -> bool:

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import os
-from typing import IO, Any
+from typing import IO
 
-from mm_bronze.errors import StorageUnavailable
-from mm_bronze.storage.objects import ObjectStore
+from mm_bronze.storage.objects import ObjectStore, discard_upload, is_transient, unavailable
 
 FLUSH_BYTES = 1024 * 1024
 
@@ -17,6 +16,7 @@ class StagedBlob:
 
     Use as ``blob = await StagedBlob.create(...)``, then ``write`` chunks, then ``commit``
     or ``abort``. A blob that is neither committed nor aborted is removed by ``abort``.
+    On an object store the blob is a multipart upload: it exists only once committed.
     """
 
     def __init__(self, staging: ObjectStore, key: str) -> None:
@@ -31,18 +31,12 @@ class StagedBlob:
     async def create(cls, staging: ObjectStore, key: str) -> StagedBlob:
         blob = cls(staging, key)
         try:
-            blob._file = await asyncio.to_thread(blob._open)
-        except OSError as exc:
-            raise StorageUnavailable(f"cannot open staging blob: {type(exc).__name__}") from exc
+            blob._file = await asyncio.to_thread(staging.open_upload, key)
+        except Exception as exc:
+            if is_transient(exc):
+                raise unavailable("cannot open staging blob", exc) from exc
+            raise
         return blob
-
-    def _open(self) -> IO[bytes]:
-        path = self.staging.path(self.key)
-        if self.staging.is_local:
-            os.makedirs(os.path.dirname(path), exist_ok=True)
-            return open(path, "wb")
-        fs: Any = self.staging.fs
-        return fs.open(path, "wb")
 
     async def write(self, chunk: bytes) -> None:
         self._pending.append(chunk)
@@ -59,8 +53,10 @@ class StagedBlob:
         assert self._file is not None
         try:
             await asyncio.to_thread(self._file.write, data)
-        except OSError as exc:
-            raise StorageUnavailable(f"staging write failed: {type(exc).__name__}") from exc
+        except Exception as exc:
+            if is_transient(exc):
+                raise unavailable("staging write failed", exc) from exc
+            raise
 
     async def commit(self) -> None:
         """Flush, make durable and close; after this the blob survives a crash."""
@@ -69,8 +65,11 @@ class StagedBlob:
         assert file is not None
         try:
             await asyncio.to_thread(self._finish, file)
-        except OSError as exc:
-            raise StorageUnavailable(f"staging commit failed: {type(exc).__name__}") from exc
+        except Exception as exc:
+            await asyncio.to_thread(discard_upload, file)
+            if is_transient(exc):
+                raise unavailable("staging commit failed", exc) from exc
+            raise
 
     def _finish(self, file: IO[bytes]) -> None:
         if self.staging.is_local:
@@ -83,5 +82,5 @@ class StagedBlob:
         file, self._file = self._file, None
         self._pending.clear()
         if file is not None:
-            await asyncio.to_thread(file.close)
+            await asyncio.to_thread(discard_upload, file)
         await self.staging.remove(self.key)

@@ -12,11 +12,19 @@ from tests.services.mm_bronze import run_cli
 
 
 def test_inline_limit_must_fit_in_a_kafka_message() -> None:
-    env = {"KAFKA_SERVERS": "127.0.0.1:9092", "KAFKA_MAX_MESSAGE_SIZE": "1048576"}
+    env = {"KAFKA_SERVERS": "127.0.0.1:9092", "KAFKA_MAX_MESSAGE_SIZE": "262144"}
     with pytest.raises(ConfigError, match=r"http\.inline_limit"):
         load_settings(environ=env)
-    fits = load_settings(environ={**env, "MM_BRONZE_HTTP_INLINE_LIMIT": "524288"})
-    assert fits.http.inline_limit == 524288
+    with pytest.raises(ConfigError, match=r"mllp\.inline_limit"):
+        load_settings(environ={**env, "MM_BRONZE_HTTP_INLINE_LIMIT": "131072"})
+    fits = load_settings(
+        environ={
+            **env,
+            "MM_BRONZE_HTTP_INLINE_LIMIT": "131072",
+            "MM_BRONZE_MLLP_INLINE_LIMIT": "131072",
+        }
+    )
+    assert fits.http.inline_limit == 131072
     # Without Kafka the embedded queue has no such limit.
     assert load_settings(environ={"KAFKA_MAX_MESSAGE_SIZE": "1048576"}).kafka.servers == ""
 

@@ -205,3 +205,27 @@ def test_no_declared_version_means_syntax_only() -> None:
     assert meta["findings"][0]["diagnostics"] == (
         "no FHIR version declared: resource structure not checked"
     )
+
+
+def test_invalid_utf8_is_malformed_json(body_path: str) -> None:
+    with pytest.raises(InvalidPayload, match="not valid UTF-8") as caught:
+        validate(b'{"resourceType": "Patient",\n "id": "\xc9t\xe9"}')
+    if body_path == "decoded":
+        assert caught.value.location == "line 2, column 9"
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"resourceType": "Patient", "name": [{"family": "SECRET-NAME" x}]}',
+        b'{"resourceType": "Patient", "name": [{"family": "SECRET-NAME\xff"}]}',
+        b'{"resourceType": "Patient", "birthDate": "SECRET-NAME"}',
+        b'{"resourceType": "Patient", "name": [{"family": "SECRET-NAME"',
+    ],
+)
+def test_error_messages_never_quote_the_payload(body: bytes) -> None:
+    with pytest.raises(InvalidPayload) as caught:
+        validate(body)
+    texts = [caught.value.reason, str(caught.value.location)]
+    texts += [f"{i.diagnostics} {i.expression} {i.location}" for i in caught.value.issues]
+    assert not any("SECRET" in text for text in texts), texts

@@ -61,12 +61,18 @@ class FhirJsonValidator:
     def _send(self, chunk: bytes) -> None:
         try:
             self._coro.send(chunk)
-        except ijson.JSONError as exc:
+        except (ijson.JSONError, UnicodeDecodeError) as exc:
             self._stream_error(exc)
 
-    def _stream_error(self, exc: ijson.JSONError) -> None:
+    def _stream_error(self, exc: Exception) -> None:
         # Only the first line: yajl's next lines quote the payload around the error.
-        detail = str(exc).splitlines()[0] if str(exc) else "incomplete JSON"
+        message = exc.args[0] if exc.args and not isinstance(exc, UnicodeDecodeError) else ""
+        if isinstance(message, bytes):
+            message = message.decode("utf-8", "replace")
+        if isinstance(exc, UnicodeDecodeError) or "UTF8" in str(message):
+            detail = "not valid UTF-8"
+        else:
+            detail = str(message).splitlines()[0] if message else "incomplete JSON"
         self._malformed(detail, f"before byte {self._size}")
 
     def _malformed(self, detail: str, location: str | None = None) -> None:
@@ -80,6 +86,8 @@ class FhirJsonValidator:
             except msgspec.DecodeError as exc:
                 detail, location = decode_error(exc, data)
                 self._malformed(detail, location)
+            except UnicodeDecodeError:
+                self._malformed("not valid UTF-8", position(data, first_invalid_utf8(data)))
             if not isinstance(document, dict):
                 self.findings.add(
                     "fatal", "structure", "FHIR JSON must be a JSON object (a resource)"
@@ -88,7 +96,7 @@ class FhirJsonValidator:
         else:
             try:
                 self._coro.close()
-            except ijson.JSONError as exc:
+            except (ijson.JSONError, UnicodeDecodeError) as exc:
                 self._stream_error(exc)
         summary = self.checker.summary
         if summary.resource_type is None:
@@ -108,6 +116,19 @@ def decode_error(exc: msgspec.DecodeError, data: bytes) -> tuple[str, str | None
         offset = int(rest.rstrip(")"))
     except ValueError:
         return message, None
+    return detail, position(data, offset)
+
+
+def first_invalid_utf8(data: bytes) -> int:
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return exc.start
+    return 0
+
+
+def position(data: bytes, offset: int) -> str:
+    """A byte offset as ``line L, column C`` (both from 1)."""
     line = data.count(b"\n", 0, offset) + 1
     column = offset - (data.rfind(b"\n", 0, offset) + 1) + 1
-    return detail, f"line {line}, column {column}"
+    return f"line {line}, column {column}"

@@ -22,7 +22,7 @@ def split_bundle(path: Path, out_dir: Path) -> list[Path]:
     """
     try:
         bundle = msgspec.json.decode(path.read_bytes())
-    except msgspec.DecodeError as exc:
+    except (msgspec.DecodeError, UnicodeDecodeError) as exc:
         raise InvalidPayload(f"{path.name}: malformed JSON: {exc}") from None
     if not isinstance(bundle, dict) or bundle.get("resourceType") != "Bundle":
         raise InvalidPayload(f"{path.name}: not a FHIR Bundle")

@@ -54,6 +54,26 @@ def build_parser() -> argparse.ArgumentParser:
     from mm_bronze.ingest.sftp.admin import add_users_parser
 
     add_users_parser(sub, common)
+    validate_p = sub.add_parser(
+        "validate", parents=[common], help="validate files offline, as the ingest door would"
+    )
+    validate_p.add_argument("files", nargs="+", metavar="FILE")
+    validate_p.add_argument(
+        "--format",
+        choices=["fhir-json", "fhir-xml", "fhir-ndjson", "hl7"],
+        help="the files' format (default: from extension and content)",
+    )
+    validate_p.add_argument("--fhir-version", default=None, help="R4 (default), R4B or R5")
+    validate_p.add_argument(
+        "--level", choices=["strict", "lenient"], help="validation level (default: config)"
+    )
+    fhir_p = sub.add_parser("fhir", help="FHIR tools")
+    fhir_sub = fhir_p.add_subparsers(dest="action", required=True)
+    split_p = fhir_sub.add_parser(
+        "split", parents=[common], help="split Bundles into one file per resource"
+    )
+    split_p.add_argument("bundles", nargs="+", metavar="BUNDLE")
+    split_p.add_argument("--out", required=True, metavar="DIR", help="output directory")
     return parser
 
 
@@ -121,11 +141,28 @@ async def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
         from mm_bronze.ingest.sftp.admin import users_command
 
         return users_command(args, settings)
+    if args.command in ("validate", "fhir"):
+        return _offline(args, settings)
     if args.command == "config":
         sys.stdout.write(msgspec.json.format(msgspec.json.encode(redacted(settings))).decode())
         sys.stdout.write("\n")
         return 0
     return await _admin(args, settings)
+
+
+def _offline(args: argparse.Namespace, settings: Settings) -> int:
+    from mm_bronze import offline
+
+    if args.command == "fhir":
+        return offline.split_bundles(args.bundles, args.out)
+    fmt, _, ctype = (args.format or "").partition("-")
+    return offline.validate_files(
+        args.files,
+        format=fmt or None,
+        content_type=(ctype or "text") if fmt else None,
+        version=args.fhir_version,
+        level=args.level or settings.validation.level,
+    )
 
 
 async def _admin(args: argparse.Namespace, settings: Settings) -> int:

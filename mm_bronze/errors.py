@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
+
 
 class BronzeError(Exception):
     """Base of every error mm-bronze raises on purpose."""
@@ -11,13 +14,46 @@ class ConfigError(BronzeError):
     """The configuration is invalid; the message names the key."""
 
 
-class InvalidPayload(BronzeError):
-    """The payload is not what its sender declared (a permanent, client-side error)."""
+@dataclass(frozen=True)
+class Issue:
+    """One located validation finding (shaped like a FHIR ``OperationOutcome.issue``).
 
-    def __init__(self, reason: str, *, location: str | None = None) -> None:
+    ``severity`` is ``fatal`` (not the declared format at all), ``error`` (syntax or
+    structure), ``warning`` or ``information``; ``code`` a FHIR issue type (``structure``,
+    ``required``, ``value``, ``invalid``, ``not-supported``, ...); ``expression`` where in
+    the payload (``Patient.birthDate``, ``PID-3``); ``location`` a line/column or position.
+    Messages name places, never payload values (they are patient data).
+    """
+
+    severity: str
+    code: str
+    diagnostics: str
+    expression: str | None = None
+    location: str | None = None
+
+
+class InvalidPayload(BronzeError):
+    """The payload is not what its sender declared (a permanent, client-side error).
+
+    ``issues`` holds the located findings behind the rejection (at least one when the
+    validator produced it), ``code`` the FHIR issue type of the first one.
+    """
+
+    def __init__(
+        self,
+        reason: str,
+        *,
+        location: str | None = None,
+        issues: Sequence[Issue] = (),
+        code: str = "invalid",
+    ) -> None:
         super().__init__(reason)
         self.reason = reason
         self.location = location
+        self.issues = list(issues) or [
+            Issue("error", code, reason, expression=None, location=location)
+        ]
+        self.code = code
 
 
 class UnsupportedFormat(BronzeError):

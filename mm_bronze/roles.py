@@ -69,6 +69,7 @@ async def run_http(res: Resources, stop: asyncio.Event) -> None:
                 auth=Authenticator(pool, open_access=loopback),
                 status_log=status_log,
                 readiness=res.readiness,
+                validation_level=res.settings.validation.level,
             )
         )
         log.info("http listening", host=settings.host, port=settings.port)

@@ -98,6 +98,10 @@ class MllpSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     tls_client_fingerprints: list[str] = msgspec.field(default_factory=list)  # SHA-256, hex
 
 
+class ValidationSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    level: str = "strict"  # strict | lenient; a request may override it (?validation=)
+
+
 class LogSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     level: str = "info"
     format: str = "auto"  # auto | json | console
@@ -113,6 +117,7 @@ class Settings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     sftp: SftpSettings = msgspec.field(default_factory=SftpSettings)
     mllp: MllpSettings = msgspec.field(default_factory=MllpSettings)
     log: LogSettings = msgspec.field(default_factory=LogSettings)
+    validation: ValidationSettings = msgspec.field(default_factory=ValidationSettings)
 
     @property
     def data_path(self) -> Path:
@@ -156,6 +161,7 @@ CHOICES: dict[tuple[str, str], tuple[str, ...]] = {
     ("log", "format"): ("auto", "json", "console"),
     ("storage", "compression"): ("none", "gzip", "zstd"),
     ("log", "level"): ("debug", "info", "warning", "error"),
+    ("validation", "level"): ("strict", "lenient"),
 }
 
 

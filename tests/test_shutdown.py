@@ -16,7 +16,8 @@ from tests.services.mm_bronze import MmBronze
 
 def test_sigterm_finishes_in_flight_upload(dsn: str, tmp_path: Path) -> None:
     env = {"POSTGRES_DSN": dsn}
-    body = b'{"resourceType": "Patient", "id": "in-flight", "text": "' + b"y" * 50_000 + b'"}'
+    body = b'{"resourceType": "Patient", "id": "in-flight", "name": [{"text": "' + b"y" * 50_000
+    body += b'"}]}'
     proc = MmBronze(tmp_path, env=env).start()
     head = (
         b"POST /ingest/fhir/json/R4/patient HTTP/1.1\r\nHost: x\r\n"

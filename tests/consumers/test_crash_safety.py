@@ -16,7 +16,9 @@ from tests.services.postgres import stop_stale
 
 
 def payload(i: int, pad: int = 0) -> bytes:
-    return f'{{"resourceType": "Observation", "id": "crash-{i}", "note": "{"x" * pad}"}}'.encode()
+    note = f'"note": [{{"text": "n{"x" * pad}"}}]'
+    fields = f'"status": "final", "code": {{"text": "crash"}}, {note}'
+    return f'{{"resourceType": "Observation", "id": "crash-{i}", {fields}}}'.encode()
 
 
 async def post_many(url: str, bodies: list[bytes], concurrency: int = 16) -> list[str]:

@@ -19,19 +19,28 @@ MiB = 1024 * 1024
 SIZE = 200 * MiB
 
 
+def whole_segments(data: bytes, size: int) -> bytes:
+    """``data`` cut at a segment end and padded with an NTE segment to exactly ``size``."""
+    cut = data.rindex(b"\r", 0, size - 16) + 1
+    return data[:cut] + b"NTE|1||" + b"x" * (size - cut - 8) + b"\r"
+
+
 def hl7_body(digest: hashlib._Hash) -> Iterator[bytes]:
-    """An HL7 v2 message of SIZE bytes, sent in 1 MiB chunks (never whole in memory)."""
+    """A valid HL7 v2 message of SIZE bytes, sent in 1 MiB chunks (never whole in memory)."""
     rng = random.Random(7)
     blocks = [
-        b"".join(
-            b"OBX|%d|NM|%s||%d|mg/dL|||||F\r" % (i, rng.randbytes(8).hex().encode(), i)
-            for i in range(MiB // 40)
-        )[:MiB]
+        whole_segments(
+            b"".join(
+                b"OBX|%d|NM|%s||%d|mg/dL|||||F\r" % (i, rng.randbytes(8).hex().encode(), i)
+                for i in range(MiB // 40)
+            ),
+            MiB,
+        )
         for _ in range(4)
     ]
     header = b"MSH|^~\\&|LAB|HOSP|EHR|HOSP|20240101120000||ORU^R01|MSG1|P|2.5.1\r"
     chunks = [header, *(blocks[n % 4] for n in range(SIZE // MiB))]
-    chunks[-1] = chunks[-1][: len(chunks[-1]) - len(header)]
+    chunks[-1] = whole_segments(chunks[-1], MiB - len(header))
     for chunk in chunks:
         digest.update(chunk)
         yield chunk

@@ -31,6 +31,8 @@ from mm_bronze.errors import (
     Unavailable,
     UnsupportedFormat,
 )
+from mm_bronze.formats.base import issue_dict
+from mm_bronze.formats.fhir.outcome import operation_outcome
 from mm_bronze.groupcommit import GroupCommitter
 from mm_bronze.ingest.http.auth import Authenticator, Unauthorized
 from mm_bronze.ingest.http.body import receive_body
@@ -57,6 +59,7 @@ class HttpDeps:
     auth: Authenticator
     status_log: GroupCommitter[tuple[str, str, str | None]]
     readiness: Callable[[], Awaitable[dict[str, str]]]
+    validation_level: str = formats.STRICT
 
 
 def error(status: int, code: str, message: str, **extra: Any) -> Response:
@@ -73,6 +76,29 @@ def refuse(status: int, code: str, message: str, **extra: Any) -> Response:
     return response
 
 
+def invalid_payload(fmt: str, exc: InvalidPayload) -> Response:
+    """422 with the located issues; for FHIR the body is also an ``OperationOutcome``.
+
+    Like ``refuse``, it closes the connection: validation may stop before the body's end.
+    """
+    extra: dict[str, Any] = {"location": exc.location} if exc.location else {}
+    if fmt != "fhir":
+        extra["issues"] = [issue_dict(issue) for issue in exc.issues]
+        return refuse(422, "invalid_payload", exc.reason, **extra)
+    body = {
+        **operation_outcome(exc.issues),
+        "error": "invalid_payload",
+        "message": exc.reason,
+        **extra,
+    }
+    return Response(
+        msgspec.json.encode(body),
+        status_code=422,
+        media_type="application/json",
+        headers={"Connection": "close"},
+    )
+
+
 def json_response(data: Any, status: int = 200) -> Response:
     return Response(msgspec.json.encode(data), status_code=status, media_type="application/json")
 
@@ -84,8 +110,15 @@ def build_app(deps: HttpDeps) -> Starlette:
             if not SEGMENT.match(params[name]):
                 return refuse(400, "invalid_route", f"invalid {name}: use letters, digits, . _ -")
         fmt, ctype = params["format"].lower(), params["content_type"].lower()
+        level = (
+            request.query_params.get("validation")
+            or request.headers.get("x-validation-level")
+            or deps.validation_level
+        ).lower()
+        if level not in formats.LEVELS:
+            return refuse(400, "invalid_validation_level", "validation must be strict or lenient")
         try:
-            validator = formats.validator_for(fmt, ctype)
+            validator = formats.validator_for(fmt, ctype, version=params["version"], level=level)
         except UnsupportedFormat as exc:
             return refuse(400, "unsupported_format", exc.reason, supported=exc.supported)
         try:
@@ -112,8 +145,7 @@ def build_app(deps: HttpDeps) -> Starlette:
         except PayloadTooLarge as exc:
             return refuse(413, "payload_too_large", str(exc))
         except InvalidPayload as exc:
-            extra = {"location": exc.location} if exc.location else {}
-            return refuse(422, "invalid_payload", exc.reason, **extra)
+            return invalid_payload(fmt, exc)
         except StorageUnavailable:
             log.warning("staging unavailable", uuid=submission)
             return refuse(503, "unavailable", "storage is unavailable, retry later")

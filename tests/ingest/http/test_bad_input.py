@@ -134,7 +134,7 @@ def test_unknown_format_lists_supported(client: httpx.Client) -> None:
     assert "fhir/json" in response.json()["supported"]
     response = post(client, "/ingest/fhir/yaml/R4/patient", b"resourceType: Patient")
     assert_error(response, 400, "unsupported_format", "yaml")
-    assert response.json()["supported"] == ["fhir/json", "fhir/xml"]
+    assert response.json()["supported"] == ["fhir/json", "fhir/xml", "fhir/ndjson"]
 
 
 def test_over_limit_with_honest_content_length(client: httpx.Client) -> None:

@@ -13,7 +13,11 @@ from tests.services.mm_bronze import MmBronze
 
 def test_bus_down_answers_503_then_recovers(dsn: str, tmp_path: Path) -> None:
     small = b'{"resourceType": "Patient", "id": "bus-down"}'
-    large = b'{"resourceType": "Binary", "data": "' + b"Q" * 400_000 + b'"}'
+    large = (
+        b'{"resourceType": "Binary", "contentType": "text/plain", "data": "'
+        + b"Q" * 400_000
+        + b'"}'
+    )
     with (
         MmBronze(tmp_path, env={"POSTGRES_DSN": dsn}) as proc,
         httpx.Client(base_url=proc.url, timeout=60) as client,

@@ -49,7 +49,8 @@ def test_same_bytes_twice(server: MmBronze, module_dsn: str) -> None:
 
 
 def test_twenty_concurrent_duplicates(server: MmBronze, module_dsn: str) -> None:
-    body = f'{{"resourceType": "Observation", "id": "{uuid.uuid4().hex}"}}'.encode()
+    code = '"status": "final", "code": {"text": "dedup"}'
+    body = f'{{"resourceType": "Observation", "id": "{uuid.uuid4().hex}", {code}}}'.encode()
 
     async def post_all() -> list[str]:
         async with httpx.AsyncClient(base_url=server.url, timeout=30) as client:

@@ -84,9 +84,9 @@ def test_hl7_round_trip(client: httpx.Client, corpus: Path) -> None:
 
 def test_large_body_is_claim_checked_and_stored(client: httpx.Client) -> None:
     # Above the inline limit: staged in storage, the event carries the reference.
+    name = f'"name": [{{"text": "{"x" * 200}"}}]'
     entries = ",".join(
-        f'{{"resource": {{"resourceType": "Patient", "id": "p{i}", "text": "{"x" * 200}"}}}}'
-        for i in range(8000)
+        f'{{"resource": {{"resourceType": "Patient", "id": "p{i}", {name}}}}}' for i in range(8000)
     )
     body = f'{{"resourceType": "Bundle", "type": "collection", "entry": [{entries}]}}'.encode()
     assert len(body) > 1024 * 1024

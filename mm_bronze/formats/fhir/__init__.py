@@ -1,0 +1,1 @@
+"""FHIR: JSON, XML and bulk NDJSON validators checked against the declared version's model."""

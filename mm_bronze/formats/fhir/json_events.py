@@ -1,0 +1,238 @@
+"""Walks FHIR JSON as a stream of parser events (ijson's ``basic_parse`` vocabulary).
+
+Bodies too large to decode at once feed ijson's events straight in, so nothing is held
+whole; ``json_tree.TreeWalker`` applies the same checks to decoded small bodies.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from mm_bronze.formats.fhir.model import Element
+from mm_bronze.formats.fhir.structure import Node, StructureChecker
+
+Event = tuple[str, Any]
+
+
+class _Object:
+    __slots__ = (
+        "element",
+        "ext",
+        "key",
+        "node",
+        "parent",
+        "path",
+        "pending",
+        "typed",
+        "unchecked",
+    )
+
+    def __init__(self, node: Node | None, path: str, parent: Node | None, pending: bool) -> None:
+        self.node = node
+        self.path = path
+        self.parent = parent  # for a resource still waiting for its resourceType
+        self.pending = pending
+        self.unchecked = False
+        self.typed = False  # a resource's resourceType has been seen
+        self.key: str | None = None
+        self.element: Element | None = None
+        self.ext = False
+
+    def child_path(self) -> str:
+        return f"{self.path}.{self.key}"
+
+
+class _Array:
+    __slots__ = ("element", "ext", "index", "owner", "path")
+
+    def __init__(self, owner: _Object, element: Element, path: str, ext: bool) -> None:
+        self.owner = owner
+        self.element = element
+        self.path = path
+        self.ext = ext
+        self.index = 0
+
+
+class _Skip:
+    __slots__ = ("depth",)
+
+    def __init__(self) -> None:
+        self.depth = 1
+
+
+class JsonWalker:
+    """Feeds one JSON resource's events to a ``StructureChecker``."""
+
+    def __init__(self, checker: StructureChecker) -> None:
+        self.checker = checker
+        self.stack: list[_Object | _Array | _Skip] = []
+        self.started = False
+
+    def send(self, event: Event) -> None:
+        kind, value = event
+        if not self.started:
+            self.started = True
+            if kind != "start_map":
+                self.checker.findings.add(
+                    "fatal", "structure", "FHIR JSON must be a JSON object (a resource)"
+                )
+        top = self.stack[-1] if self.stack else None
+        if isinstance(top, _Skip):
+            if kind in ("start_map", "start_array"):
+                top.depth += 1
+            elif kind in ("end_map", "end_array"):
+                top.depth -= 1
+                if top.depth == 0:
+                    self.stack.pop()
+            return
+        if kind == "map_key":
+            assert isinstance(top, _Object)
+            self._key(top, value)
+        elif kind == "start_map":
+            self._start_map(top)
+        elif kind == "end_map":
+            self._end_map()
+        elif kind == "start_array":
+            self._start_array(top)
+        elif kind == "end_array":
+            self._end_array()
+        else:
+            self._scalar(top, value)
+
+    def _key(self, top: _Object, key: str) -> None:
+        top.key = key
+        top.element = None
+        top.ext = False
+        if key == "resourceType" and (top.pending or top.unchecked):
+            return
+        if top.pending:
+            # A streamed resource whose resourceType comes later: its type is not known
+            # while its other elements pass, so their structure cannot be checked.
+            top.pending = False
+            top.unchecked = True
+            self.checker.findings.add(
+                "information",
+                "informational",
+                "resourceType is not the first property of this streamed resource: "
+                "its elements were not checked",
+                expression=top.path or None,
+            )
+            return
+        if top.node is None or top.unchecked or key == "fhir_comments":
+            return
+        if key.startswith("_") and len(key) > 1:
+            element = self.checker.child(top.node, key[1:])
+            if element is not None and not element.primitive:
+                self.checker.error("structure", f"Unrecognized property '{key}'", top.child_path())
+                element = None
+            top.ext = True
+        else:
+            element = self.checker.child(top.node, key)
+        top.element = element
+
+    def _target(self, top: _Object | _Array | None) -> tuple[Element | None, str, bool]:
+        if isinstance(top, _Array):
+            path = f"{top.path}[{top.index}]"
+            top.index += 1
+            return top.element, path, top.ext
+        assert isinstance(top, _Object)
+        return top.element, top.child_path(), top.ext
+
+    def _start_map(self, top: _Object | _Array | _Skip | None) -> None:
+        if top is None:
+            self.stack.append(_Object(None, "", None, pending=True))
+            return
+        assert not isinstance(top, _Skip)
+        element, path, ext = self._target(top)
+        owner = top.owner if isinstance(top, _Array) else top
+        if element is None or owner.node is None:
+            self.stack.append(_Skip())
+            return
+        if isinstance(top, _Object) and element.many and not ext:
+            self.checker.error("structure", f"{path} must be an array", path)
+        if ext:
+            info = self.checker.model.type("Element") if self.checker.model else None
+            self.stack.append(_Object(Node(info, path, owner.node), path, None, pending=False))
+        elif element.primitive:
+            self.checker.error(
+                "structure", f"{path} must be a primitive value, not an object", path
+            )
+            self.stack.append(_Skip())
+        elif element.type == "Resource":
+            self.stack.append(_Object(None, path, owner.node, pending=True))
+        else:
+            node = self.checker.open_complex(element, path, owner.node)
+            self.stack.append(_Object(node, path, None, pending=False))
+
+    def _end_map(self) -> None:
+        frame = self.stack.pop()
+        assert isinstance(frame, _Object)
+        if (
+            (frame.pending or frame.unchecked)
+            and not frame.typed
+            and frame.node is None
+            and frame.path  # the validator rejects a root without one as not FHIR
+        ):
+            self.checker.error(
+                "required", "a resource must have a resourceType", frame.path or None
+            )
+        elif frame.node is not None and not frame.unchecked:
+            self.checker.close(frame.node)
+
+    def _start_array(self, top: _Object | _Array | _Skip | None) -> None:
+        assert top is not None and not isinstance(top, _Skip)  # a root array is fatal
+        if isinstance(top, _Array):
+            path = f"{top.path}[{top.index}]"
+            self.checker.error("structure", f"{path}: arrays must not contain arrays", path)
+            self.stack.append(_Skip())
+            return
+        element = top.element
+        if element is None or top.node is None:
+            self.stack.append(_Skip())
+            return
+        if not element.many:
+            self.checker.error(
+                "structure",
+                f"{top.node.type}.{element.name}: max allowed = 1, but found an array",
+                top.child_path(),
+            )
+            self.stack.append(_Skip())
+            return
+        self.stack.append(_Array(top, element, top.child_path(), top.ext))
+
+    def _end_array(self) -> None:
+        frame = self.stack.pop()
+        assert isinstance(frame, _Array)
+        if frame.index == 0:
+            self.checker.error("structure", f"{frame.path}: arrays must not be empty", frame.path)
+
+    def _scalar(self, top: _Object | _Array | _Skip | None, value: Any) -> None:
+        if top is None:
+            return
+        assert not isinstance(top, _Skip)
+        if isinstance(top, _Object) and top.key == "resourceType" and top.node is None:
+            if top.pending or top.unchecked:
+                top.typed = True
+                top.node = self.checker.open_resource(value, top.path, top.parent)
+                top.unchecked = top.unchecked or top.node is None or top.node.info is None
+                if top.node is not None and not top.path:
+                    top.path = top.node.path
+                top.pending = False
+            return
+        element, path, ext = self._target(top)
+        owner = top.owner if isinstance(top, _Array) else top
+        if element is None or owner.node is None or owner.unchecked:
+            return
+        node = owner.node
+        if value is None:
+            if not isinstance(top, _Array):
+                self.checker.error("structure", f"{path}: null is not allowed", path)
+            return
+        if ext:
+            self.checker.error("structure", f"{path} must be an object", path)
+        elif isinstance(top, _Object) and element.many:
+            self.checker.error("structure", f"{path} must be an array", path)
+        elif not element.primitive:
+            self.checker.error("structure", f"{path} must be an object", path)
+        else:
+            self.checker.value(node, element, value, path, json=True)

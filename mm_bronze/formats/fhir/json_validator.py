@@ -1,0 +1,134 @@
+"""FHIR JSON: a JSON object whose structure matches the declared FHIR version."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import ijson
+import msgspec
+
+from mm_bronze.formats.base import STRICT, Findings
+from mm_bronze.formats.fhir.json_events import JsonWalker
+from mm_bronze.formats.fhir.json_tree import TreeWalker
+from mm_bronze.formats.fhir.model import VERSIONS, canonical_version, model
+from mm_bronze.formats.fhir.structure import StructureChecker
+
+# Bodies up to this size are parsed at once with msgspec (fast); larger ones stream through
+# ijson's push parser so they are never held whole in memory.
+BUFFER_LIMIT = 4 * 1024 * 1024
+
+
+def checker_for(version: str | None, findings: Findings, *, note: bool = True) -> StructureChecker:
+    """A structure checker for a declared version (syntax-only if the version is unknown,
+    which is noted in ``findings`` unless ``note`` is false)."""
+    canonical = canonical_version(version)
+    if canonical is None:
+        if note:
+            why = (
+                f"FHIR version {version!r} is not one of {', '.join(VERSIONS)}"
+                if version
+                else "no FHIR version declared"
+            )
+            findings.add("information", "not-supported", f"{why}: resource structure not checked")
+        return StructureChecker(None, findings)
+    return StructureChecker(model(canonical), findings)
+
+
+class FhirJsonValidator:
+    def __init__(
+        self, version: str | None = None, level: str = STRICT, *, note_version: bool = True
+    ) -> None:
+        self.findings = Findings(level)
+        self.version = version
+        self.checker = checker_for(version, self.findings, note=note_version)
+        self._walker = JsonWalker(self.checker)
+        self._buffer: list[bytes] = []
+        self._size = 0
+        self._coro: Any = None
+
+    def feed(self, chunk: bytes) -> None:
+        self._size += len(chunk)
+        if self._coro is None and self._size <= BUFFER_LIMIT:
+            self._buffer.append(chunk)
+            return
+        if self._coro is None:
+            self._coro = ijson.basic_parse_coro(self._walker, use_float=True)
+            buffered, self._buffer = self._buffer, []
+            for part in buffered:
+                self._send(part)
+        self._send(chunk)
+
+    def _send(self, chunk: bytes) -> None:
+        try:
+            self._coro.send(chunk)
+        except (ijson.JSONError, UnicodeDecodeError) as exc:
+            self._stream_error(exc)
+
+    def _stream_error(self, exc: Exception) -> None:
+        # Only the first line: yajl's next lines quote the payload around the error.
+        message = exc.args[0] if exc.args and not isinstance(exc, UnicodeDecodeError) else ""
+        if isinstance(message, bytes):
+            message = message.decode("utf-8", "replace")
+        if isinstance(exc, UnicodeDecodeError) or "UTF8" in str(message):
+            detail = "not valid UTF-8"
+        else:
+            detail = str(message).splitlines()[0] if message else "incomplete JSON"
+        self._malformed(detail, f"before byte {self._size}")
+
+    def _malformed(self, detail: str, location: str | None = None) -> None:
+        self.findings.add("fatal", "invalid", f"malformed JSON: {detail}", location=location)
+
+    def finish(self) -> dict[str, Any]:
+        if self._coro is None:
+            data = b"".join(self._buffer)
+            try:
+                document = msgspec.json.decode(data)
+            except msgspec.DecodeError as exc:
+                detail, location = decode_error(exc, data)
+                self._malformed(detail, location)
+            except UnicodeDecodeError:
+                self._malformed("not valid UTF-8", position(data, first_invalid_utf8(data)))
+            if not isinstance(document, dict):
+                self.findings.add(
+                    "fatal", "structure", "FHIR JSON must be a JSON object (a resource)"
+                )
+            TreeWalker(self.checker).resource(document)
+        else:
+            try:
+                self._coro.close()
+            except (ijson.JSONError, UnicodeDecodeError) as exc:
+                self._stream_error(exc)
+        summary = self.checker.summary
+        if summary.resource_type is None:
+            self.findings.add("fatal", "required", "FHIR JSON must have a resourceType")
+        meta = summary.metadata()
+        meta["fhir_version"] = canonical_version(self.version) or self.version
+        return self.findings.record(meta)
+
+
+def decode_error(exc: msgspec.DecodeError, data: bytes) -> tuple[str, str | None]:
+    """msgspec's message without its prefix, and its byte offset as a line and column."""
+    message = str(exc).removeprefix("JSON is malformed: ")
+    detail, sep, rest = message.rpartition(" (byte ")
+    if not sep:
+        return message, None
+    try:
+        offset = int(rest.rstrip(")"))
+    except ValueError:
+        return message, None
+    return detail, position(data, offset)
+
+
+def first_invalid_utf8(data: bytes) -> int:
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return exc.start
+    return 0
+
+
+def position(data: bytes, offset: int) -> str:
+    """A byte offset as ``line L, column C`` (both from 1)."""
+    line = data.count(b"\n", 0, offset) + 1
+    column = offset - (data.rfind(b"\n", 0, offset) + 1) + 1
+    return f"line {line}, column {column}"

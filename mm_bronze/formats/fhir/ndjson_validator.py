@@ -1,0 +1,110 @@
+"""FHIR bulk data NDJSON: one FHIR JSON resource per line; findings name the line."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from mm_bronze.errors import InvalidPayload, Issue
+from mm_bronze.formats.base import LENIENT, STRICT, Findings
+from mm_bronze.formats.fhir.json_validator import FhirJsonValidator, checker_for
+from mm_bronze.formats.fhir.model import canonical_version
+
+
+class FhirNdjsonValidator:
+    """Feeds each line, as it arrives, to its own FHIR JSON validator.
+
+    A line is checked like a FHIR JSON body (decoded at once up to 4 MiB, streamed above),
+    so a long line is never held whole either. The line validators collect everything
+    (lenient); this validator's level decides what rejects the file.
+    """
+
+    def __init__(self, version: str | None = None, level: str = STRICT) -> None:
+        self.findings = Findings(level)
+        self.version = version
+        checker_for(version, self.findings)  # notes an unknown version, once
+        self._line = 0
+        self._current: FhirJsonValidator | None = None
+        self._blank = True
+        self._failed = False
+        self._resources = 0
+        self._types: dict[str, int] = {}
+
+    def feed(self, chunk: bytes) -> None:
+        start = 0
+        while (end := chunk.find(b"\n", start)) != -1:
+            self._piece(chunk[start:end])
+            self._end_line()
+            start = end + 1
+        if start < len(chunk):
+            self._piece(chunk[start:])
+
+    def _piece(self, piece: bytes) -> None:
+        if self._current is None:
+            self._current = FhirJsonValidator(self.version, LENIENT, note_version=False)
+            self._blank = True
+            self._failed = False
+        if self._blank and piece.strip():
+            self._blank = False
+        if self._failed or not piece:
+            return
+        try:
+            self._current.feed(piece)
+        except InvalidPayload as exc:
+            self._failed = True
+            self._reject_line(exc)
+
+    def _end_line(self) -> None:
+        self._line += 1
+        where = f"line {self._line}"
+        current, self._current = self._current, None
+        if current is None or self._blank:
+            self.findings.add("warning", "structure", f"{where} is blank", location=where)
+            return
+        if self._failed:
+            return
+        try:
+            meta = current.finish()
+        except InvalidPayload as exc:
+            self._reject_line(exc)
+            return
+        for issue in current.findings.issues:
+            self._add(issue)
+        self._resources += 1
+        resource_type = meta["resource_type"]
+        self._types[resource_type] = self._types.get(resource_type, 0) + 1
+
+    def _reject_line(self, exc: InvalidPayload) -> None:
+        """A line that is not a FHIR resource at all is an error of the file, not fatal."""
+        for issue in exc.issues:
+            severity = "error" if issue.severity == "fatal" else issue.severity
+            self._add(
+                Issue(severity, issue.code, issue.diagnostics, issue.expression, issue.location)
+            )
+
+    def _add(self, issue: Issue) -> None:
+        where = f"line {self._line + (0 if self._current is None else 1)}"
+        location = issue.location or ""
+        location = location.replace("line 1, ", "") if location.startswith("line 1, ") else location
+        self.findings.add(
+            issue.severity,
+            issue.code,
+            f"{where}: {issue.diagnostics}",
+            expression=issue.expression,
+            location=f"{where}, {location}" if location else where,
+        )
+
+    def finish(self) -> dict[str, Any]:
+        if self._current is not None:
+            if self._blank:
+                self._current = None  # trailing whitespace after the last newline
+            else:
+                self._end_line()
+        if self._resources == 0:
+            self.findings.add("fatal", "required", "FHIR NDJSON must hold at least one resource")
+        meta: dict[str, Any] = {
+            "line_count": self._line,
+            "resource_count": self._resources,
+            "resource_types": dict(sorted(self._types.items())),
+            "fhir_version": canonical_version(self.version) or self.version,
+        }
+        return self.findings.record(meta)

@@ -1,0 +1,215 @@
+"""Structure checks shared by the FHIR JSON and XML walkers, and the metadata they extract.
+
+A walker reports what it meets (a resource, an element, a value, the end of an object) and
+``StructureChecker`` checks it against the declared version's model: known resource types,
+known elements, cardinality, required elements, one choice per ``[x]`` group, primitive
+value formats, and the Bundle rules (valid ``type``, entries with a resource or a request,
+unique ``fullUrl``). Findings go to a ``Findings``; the payload's summary to ``Summary``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from mm_bronze.formats.base import Findings
+from mm_bronze.formats.fhir.model import Element, Model, TypeInfo, primitive_problem
+
+# Bundle types whose entries may carry only a request (no resource), e.g. a DELETE.
+REQUEST_BUNDLES = frozenset({"transaction", "batch"})
+# Bundle types in which one fullUrl may legitimately appear more than once (versions).
+REPEATING_BUNDLES = frozenset({"history"})
+
+
+class Node:
+    """An object being checked: a resource or a complex datatype value."""
+
+    __slots__ = ("entry_resource", "full_url", "info", "parent", "path", "seen")
+
+    def __init__(self, info: TypeInfo | None, path: str, parent: Node | None) -> None:
+        self.info = info
+        self.path = path
+        self.parent = parent
+        self.seen: set[str] = set()
+        self.full_url: str | None = None
+        self.entry_resource: str | None = None
+
+    @property
+    def type(self) -> str | None:
+        return self.info.name if self.info else None
+
+
+class Summary:
+    """What a data engineer wants to know about a FHIR payload (no patient data)."""
+
+    def __init__(self) -> None:
+        self.resource_type: str | None = None
+        self.id: str | None = None
+        self.bundle_type: str | None = None
+        self.profiles: list[str] = []
+        self.last_updated: str | None = None
+        self.entry_count = 0
+        self.entry_types: dict[str, int] = {}
+        self.full_urls: dict[str, int] = {}
+        self.bare_entries: list[tuple[int, bool]] = []  # (index, has a request)
+
+    def metadata(self) -> dict[str, Any]:
+        meta: dict[str, Any] = {"resource_type": self.resource_type}
+        if self.id is not None:
+            meta["id"] = self.id
+        if self.resource_type == "Bundle":
+            meta["bundle_type"] = self.bundle_type
+            meta["entry_count"] = self.entry_count
+            meta["entry_types"] = dict(sorted(self.entry_types.items()))
+        if self.profiles:
+            meta["profiles"] = self.profiles
+        if self.last_updated is not None:
+            meta["last_updated"] = self.last_updated
+        return meta
+
+
+class StructureChecker:
+    """Checks one resource tree, reported element by element, against ``model``."""
+
+    def __init__(self, model: Model | None, findings: Findings) -> None:
+        self.model = model
+        self.findings = findings
+        self.summary = Summary()
+        self.root: Node | None = None
+
+    def error(self, code: str, message: str, expression: str | None) -> None:
+        self.findings.add("error", code, message, expression=expression)
+
+    def open_resource(self, resource_type: Any, path: str, parent: Node | None) -> Node | None:
+        """A resource starts (the root, a contained one, a Bundle entry's); None if unknown."""
+        where = path or None
+        if not isinstance(resource_type, str) or not resource_type:
+            self.error("structure", "resourceType must be a non-empty string", where)
+            return None
+        if parent is None and self.root is None:
+            self.summary.resource_type = resource_type
+        elif parent is not None and self._is_entry(parent):
+            parent.entry_resource = resource_type
+        info: TypeInfo | None = None
+        if self.model is not None:
+            info = self.model.type(resource_type) if resource_type in self.model.resources else None
+            if info is None:
+                self.error(
+                    "not-supported",
+                    f"unknown resource type {resource_type!r} for FHIR {self.model.version}",
+                    where,
+                )
+        node = Node(info, path or resource_type, parent)
+        if parent is None and self.root is None:
+            self.root = node
+        return node
+
+    def open_complex(self, element: Element, path: str, parent: Node) -> Node:
+        info = self.model.type(element.type) if self.model is not None else None
+        return Node(info, path, parent)
+
+    def child(self, node: Node, name: str) -> Element | None:
+        """The definition of ``node``'s element ``name``; None (and a finding) if unknown."""
+        if node.info is None:
+            return None
+        element = node.info.elements.get(name)
+        if element is None:
+            self.error("structure", f"Unrecognized property '{name}'", f"{node.path}.{name}")
+            return None
+        if element.choice is not None and element.choice in node.seen and name not in node.seen:
+            self.error(
+                "structure",
+                f"only one {element.choice}[x] element is allowed",
+                f"{node.path}.{name}",
+            )
+        node.seen.add(name)
+        if element.choice is not None:
+            node.seen.add(element.choice)
+        return element
+
+    def too_many(self, node: Node, element: Element, found: int) -> None:
+        self.error(
+            "structure",
+            f"{node.type}.{element.name}: max allowed = 1, but found {found}",
+            f"{node.path}.{element.name}",
+        )
+
+    def value(self, node: Node, element: Element, value: Any, path: str, *, json: bool) -> None:
+        """A primitive value; checks its format and notes what the summary needs."""
+        type_name = element.type
+        if element.name == "id" and self.model and node.type not in self.model.resources:
+            type_name = "string"  # Element.id is any string; only a resource id is an ``id``
+        problem = primitive_problem(type_name, value, from_json=json)
+        if problem is not None:
+            self.error("value", f"{node.type}.{element.name} {problem}", path)
+            return
+        if node is self.root:
+            if element.name == "id":
+                self.summary.id = value
+            elif element.name == "type" and node.type == "Bundle":
+                self.summary.bundle_type = value
+                assert self.model is not None
+                if value not in self.model.bundle_types:
+                    self.error("value", "Bundle.type is not a valid bundle type", path)
+        elif node.parent is self.root and node.type == "Meta":
+            if element.name == "profile":
+                self.summary.profiles.append(value)
+            elif element.name == "lastUpdated":
+                self.summary.last_updated = value
+        elif element.name == "fullUrl" and self._is_entry(node):
+            node.full_url = value
+
+    def close(self, node: Node) -> None:
+        """An object ends: required elements must have been seen."""
+        info = node.info
+        if info is not None:
+            for name in info.required:
+                if name not in node.seen:
+                    self.error(
+                        "required",
+                        f"{info.name}.{name}: minimum required = 1, but only found 0",
+                        f"{node.path}.{name}",
+                    )
+            for group in info.required_choices:
+                if group not in node.seen:
+                    self.error(
+                        "required",
+                        f"{info.name}.{group}[x]: minimum required = 1, but only found 0",
+                        f"{node.path}.{group}[x]",
+                    )
+        if self._is_entry(node):
+            self._entry(node)
+        elif node is self.root and node.type == "Bundle":
+            self._bundle(node)
+
+    def _is_entry(self, node: Node) -> bool:
+        return node.parent is not None and node.parent is self.root and node.type == "BundleEntry"
+
+    def _entry(self, node: Node) -> None:
+        summary = self.summary
+        index = summary.entry_count
+        summary.entry_count += 1
+        if node.entry_resource is not None:
+            counts = summary.entry_types
+            counts[node.entry_resource] = counts.get(node.entry_resource, 0) + 1
+        elif "resource" not in node.seen:
+            summary.bare_entries.append((index, "request" in node.seen))
+        if node.full_url is not None:
+            first = summary.full_urls.setdefault(node.full_url, index)
+            if first != index and summary.bundle_type not in REPEATING_BUNDLES:
+                self.error(
+                    "duplicate",
+                    f"Bundle.entry[{index}].fullUrl repeats the fullUrl of entry[{first}]",
+                    f"Bundle.entry[{index}].fullUrl",
+                )
+
+    def _bundle(self, node: Node) -> None:
+        summary = self.summary
+        for index, has_request in summary.bare_entries:
+            if summary.bundle_type in REQUEST_BUNDLES and has_request:
+                continue
+            self.error(
+                "required",
+                f"Bundle.entry[{index}] has no resource"
+                + (" (nor a request)" if summary.bundle_type in REQUEST_BUNDLES else ""),
+                f"Bundle.entry[{index}]",
+            )

@@ -1,0 +1,188 @@
+"""FHIR XML: well-formed UTF-8 XML, no DTD or entities, a FHIR resource in the FHIR namespace."""
+
+from __future__ import annotations
+
+from typing import Any, NoReturn
+from xml.parsers import expat
+
+from mm_bronze.errors import InvalidPayload
+from mm_bronze.formats.base import STRICT, Findings
+from mm_bronze.formats.fhir.json_validator import checker_for
+from mm_bronze.formats.fhir.model import canonical_version
+from mm_bronze.formats.fhir.structure import Node
+
+FHIR_NS = "http://hl7.org/fhir"
+XHTML_NS = "http://www.w3.org/1999/xhtml"
+
+
+def _refuse_dtd(*_: Any) -> NoReturn:
+    raise InvalidPayload("XML with a DTD or entity declarations is refused", code="security")
+
+
+class _Frame:
+    """An open XML element: a resource or datatype (``node``), a primitive, a resource
+    container (``contained``, ``entry.resource``), or a subtree to skip."""
+
+    __slots__ = ("counts", "kind", "node", "path", "resource")
+
+    def __init__(self, kind: str, path: str, node: Node | None = None) -> None:
+        self.kind = kind
+        self.path = path
+        self.node = node
+        self.counts: dict[str, int] = {}
+        self.resource = False
+
+
+class FhirXmlValidator:
+    def __init__(self, version: str | None = None, level: str = STRICT) -> None:
+        self.findings = Findings(level)
+        self.version = version
+        self.checker = checker_for(version, self.findings)
+        self._parser = expat.ParserCreate(namespace_separator=" ")
+        self._parser.SetParamEntityParsing(expat.XML_PARAM_ENTITY_PARSING_NEVER)
+        self._parser.StartDoctypeDeclHandler = _refuse_dtd
+        self._parser.EntityDeclHandler = _refuse_dtd
+        self._parser.ExternalEntityRefHandler = _refuse_dtd
+        self._parser.XmlDeclHandler = self._declaration
+        self._parser.StartElementHandler = self._start
+        self._parser.EndElementHandler = self._end
+        self._stack: list[_Frame] = []
+        self._skip = 0
+        self._root_seen = False
+        self._first = True
+
+    def _where(self) -> str:
+        parser = self._parser
+        return f"line {parser.CurrentLineNumber}, column {parser.CurrentColumnNumber + 1}"
+
+    def _error(self, code: str, message: str, expression: str | None) -> None:
+        self.findings.add("error", code, message, expression=expression, location=self._where())
+
+    def _declaration(self, _version: str, encoding: str | None, _standalone: int) -> None:
+        if encoding and encoding.lower().replace("_", "-") not in ("utf-8", "utf8"):
+            self._error("invalid", f"FHIR XML must be UTF-8, not {encoding}", None)
+
+    def _start(self, name: str, attrs: dict[str, str]) -> None:
+        if self._skip:
+            self._skip += 1
+            return
+        namespace, _, local = name.rpartition(" ")
+        if not self._stack:
+            self._root(namespace, local)
+            return
+        top = self._stack[-1]
+        if top.kind == "container":
+            self._contained(top, namespace, local)
+        elif top.kind == "primitive":
+            if namespace == FHIR_NS and local == "extension":
+                self._child(top, local, attrs)
+            else:
+                self._error(
+                    "structure",
+                    f"Undefined element '{local}' inside the primitive at {top.path}",
+                    f"{top.path}.{local}",
+                )
+                self._skip = 1
+        elif namespace == XHTML_NS and local == "div":
+            if top.node is not None:
+                self.checker.child(top.node, "div")
+            self._skip = 1
+        elif namespace != FHIR_NS:
+            self._error("structure", f"element '{local}' is not in the FHIR namespace", top.path)
+            self._skip = 1
+        else:
+            self._child(top, local, attrs)
+
+    def _root(self, namespace: str, local: str) -> None:
+        self._root_seen = True
+        if namespace != FHIR_NS:
+            self.findings.add(
+                "fatal",
+                "structure",
+                f"root element is not in the FHIR namespace {FHIR_NS}",
+                location=self._where(),
+            )
+        node = self.checker.open_resource(local, local, None)
+        frame = _Frame("node", local, node)
+        self._stack.append(frame)
+
+    def _contained(self, top: _Frame, namespace: str, local: str) -> None:
+        if top.resource or namespace != FHIR_NS:
+            self._error("structure", f"{top.path} must hold exactly one resource", top.path)
+            self._skip = 1
+            return
+        top.resource = True
+        parent = self._stack[-2].node if len(self._stack) > 1 else None
+        node = self.checker.open_resource(local, top.path, parent)
+        self._stack.append(_Frame("node", top.path, node))
+
+    def _child(self, top: _Frame, local: str, attrs: dict[str, str]) -> None:
+        node = top.node
+        if node is None or node.info is None:
+            self._skip = 1
+            return
+        seen = top.counts.get(local, 0)
+        top.counts[local] = seen + 1
+        element = node.info.elements.get(local) if seen else self.checker.child(node, local)
+        if element is None:
+            self._skip = 1
+            return
+        if seen == 1 and not element.many:
+            self.checker.too_many(node, element, 2)
+        path = f"{top.path}.{local}" + (f"[{seen}]" if element.many else "")
+        if element.primitive:
+            frame = _Frame("primitive", path, node)
+            value = attrs.get("value")
+            if value is not None:
+                self.checker.value(node, element, value, path, json=False)
+        elif element.type == "Resource":
+            frame = _Frame("container", path, node)
+        else:
+            child = self.checker.open_complex(element, path, node)
+            for name in ("id", "url"):  # elements that XML carries as attributes
+                if name in attrs and self.checker.child(child, name) is not None:
+                    child.seen.add(name)
+            frame = _Frame("node", path, child)
+        self._stack.append(frame)
+
+    def _end(self, _name: str) -> None:
+        if self._skip:
+            self._skip -= 1
+            return
+        frame = self._stack.pop()
+        if frame.kind == "node" and frame.node is not None:
+            self.checker.close(frame.node)
+        elif frame.kind == "container" and not frame.resource:
+            self._error("required", f"{frame.path} must hold a resource", frame.path)
+
+    def feed(self, chunk: bytes) -> None:
+        if self._first and chunk:
+            self._first = False
+            if chunk.startswith((b"\xff\xfe", b"\xfe\xff")):
+                self.findings.add(
+                    "error",
+                    "invalid",
+                    "FHIR XML must be UTF-8 (found a UTF-16 byte order mark)",
+                    location="line 1, column 1",
+                )
+        self._parse(chunk, final=False)
+
+    def _parse(self, data: bytes, final: bool) -> None:
+        try:
+            self._parser.Parse(data, final)
+        except expat.ExpatError as exc:
+            reason = expat.ErrorString(exc.code) if exc.code else str(exc)
+            self.findings.add(
+                "fatal",
+                "invalid",
+                f"malformed XML: {reason}",
+                location=f"line {exc.lineno}, column {exc.offset + 1}",
+            )
+
+    def finish(self) -> dict[str, Any]:
+        self._parse(b"", final=True)
+        if not self._root_seen:
+            self.findings.add("fatal", "structure", "XML has no root element")
+        meta = self.checker.summary.metadata()
+        meta["fhir_version"] = canonical_version(self.version) or self.version
+        return self.findings.record(meta)

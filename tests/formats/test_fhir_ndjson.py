@@ -1,0 +1,68 @@
+"""FHIR bulk NDJSON: one resource per line, findings name the line."""
+
+from __future__ import annotations
+
+import pytest
+
+from mm_bronze.errors import InvalidPayload
+from mm_bronze.formats.fhir import json_validator
+from tests.formats.helpers import validate
+
+PATIENT = b'{"resourceType": "Patient", "id": "a"}'
+CONDITION = b'{"resourceType": "Condition", "subject": {"reference": "Patient/a"}}'
+
+
+def ndjson(*lines: bytes) -> bytes:
+    return b"\n".join(lines) + b"\n"
+
+
+def test_lines_and_resource_types_are_counted() -> None:
+    meta = validate(ndjson(PATIENT, PATIENT, CONDITION), content_type="ndjson", chunk=7)
+    assert meta["line_count"] == 3
+    assert meta["resource_count"] == 3
+    assert meta["resource_types"] == {"Condition": 1, "Patient": 2}
+
+
+def test_last_line_without_newline_and_crlf() -> None:
+    meta = validate(PATIENT + b"\r\n" + PATIENT, content_type="ndjson")
+    assert meta["resource_count"] == 2
+
+
+@pytest.mark.parametrize(
+    ("line", "reason"),
+    [
+        (b'{"resourceType": "Patient", "birthDate": "x"}', "line 2: Patient.birthDate"),
+        (b'{"resourceType": "Patient"', "line 2: malformed JSON"),
+        (b"[]", "line 2: FHIR JSON must be a JSON object"),
+        (b'{"id": "x"}', "line 2: FHIR JSON must have a resourceType"),
+    ],
+)
+def test_errors_name_the_line(line: bytes, reason: str) -> None:
+    body = ndjson(PATIENT, line, PATIENT)
+    with pytest.raises(InvalidPayload, match=reason) as caught:
+        validate(body, content_type="ndjson", chunk=5)
+    assert caught.value.location is not None
+    assert caught.value.location.startswith("line 2")
+    meta = validate(body, content_type="ndjson", level="lenient")
+    assert meta["findings"][0]["location"].startswith("line 2")
+
+
+def test_blank_lines_are_noted_not_rejected() -> None:
+    meta = validate(PATIENT + b"\n\n" + PATIENT + b"\n", content_type="ndjson")
+    assert meta["resource_count"] == 2
+    assert meta["findings"][0]["severity"] == "warning"
+
+
+def test_no_resource_at_all_is_rejected() -> None:
+    with pytest.raises(InvalidPayload, match="at least one resource"):
+        validate(b"\n\n", content_type="ndjson", level="lenient")
+
+
+def test_a_long_line_streams_like_a_large_json_body(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(json_validator, "BUFFER_LIMIT", 64)
+    long_line = b'{"resourceType": "Patient", "name": [' + b'{"text": "x"},' * 50 + b"{}]}"
+    meta = validate(ndjson(PATIENT, long_line, CONDITION), content_type="ndjson", chunk=10)
+    assert meta["resource_types"] == {"Condition": 1, "Patient": 2}
+    bad = long_line.replace(b'"Patient"', b'"Patient", "gender": 7')
+    with pytest.raises(InvalidPayload, match=r"line 2: Patient\.gender must be a JSON string"):
+        validate(ndjson(PATIENT, bad), content_type="ndjson", chunk=10)

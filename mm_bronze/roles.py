@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 from dataclasses import dataclass
 
 import structlog
 
+from mm_bronze.addresses import is_loopback
 from mm_bronze.consumers.persist import PersistPipeline
 from mm_bronze.errors import ConfigError
 from mm_bronze.groupcommit import GroupCommitter
@@ -29,15 +29,6 @@ class Role:
     name: str
     help: str
     run: RoleRunner
-
-
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 async def run_http(res: Resources, stop: asyncio.Event) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import ipaddress
 import ssl
 
+from mm_bronze.addresses import is_loopback
 from mm_bronze.errors import ConfigError
 from mm_bronze.settings import MllpSettings
 
@@ -35,15 +36,6 @@ class PeerPolicy:
 
 def _normalise(fingerprint: str) -> str:
     return fingerprint.replace(":", "").strip().lower()
-
-
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def check_exposure(settings: MllpSettings) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 from dataclasses import dataclass
 
 import structlog
@@ -10,6 +11,7 @@ import structlog
 from mm_bronze.addresses import is_loopback
 from mm_bronze.consumers.persist import PersistPipeline
 from mm_bronze.errors import ConfigError
+from mm_bronze.formats.workers import ValidationWorkers
 from mm_bronze.groupcommit import GroupCommitter
 from mm_bronze.ingest.http.app import HttpDeps, build_app
 from mm_bronze.ingest.http.auth import Authenticator
@@ -48,7 +50,13 @@ async def run_http(res: Resources, stop: asyncio.Event) -> None:
         await records.log_status(pool, entries)
 
     status_log: GroupCommitter[tuple[str, str, str | None]] = GroupCommitter(flush)
+    workers_wanted = settings.validation_workers
+    if workers_wanted < 0:
+        workers_wanted = os.cpu_count() or 1
+    workers = ValidationWorkers(workers_wanted) if workers_wanted > 0 else None
     await status_log.open()
+    if workers is not None:
+        await workers.open()
     try:
         app = build_app(
             HttpDeps(
@@ -61,12 +69,15 @@ async def run_http(res: Resources, stop: asyncio.Event) -> None:
                 status_log=status_log,
                 readiness=res.readiness,
                 validation_level=res.settings.validation.level,
+                validation_workers=workers,
             )
         )
         log.info("http listening", host=settings.host, port=settings.port)
         await serve_http(app, settings, stop)
     finally:
         await status_log.close()
+        if workers is not None:
+            await workers.close()
 
 
 async def run_consumers(res: Resources, stop: asyncio.Event) -> None:

@@ -25,6 +25,7 @@ class HttpSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     port: int = 8000
     max_body_bytes: int = 100 * MiB
     inline_limit: int = 256 * 1024  # larger bodies travel by claim check (staging)
+    validation_workers: int = -1  # processes checking bodies of 64 KiB+; -1: one per core, 0: none
 
 
 class PostgresSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):

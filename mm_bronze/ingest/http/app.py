@@ -33,6 +33,7 @@ from mm_bronze.errors import (
 )
 from mm_bronze.formats.base import issue_dict
 from mm_bronze.formats.fhir.outcome import operation_outcome
+from mm_bronze.formats.workers import DeferredValidator, ValidationWorkers
 from mm_bronze.groupcommit import GroupCommitter
 from mm_bronze.ingest.http.auth import Authenticator, Unauthorized
 from mm_bronze.ingest.http.body import receive_body
@@ -60,6 +61,7 @@ class HttpDeps:
     status_log: GroupCommitter[tuple[str, str, str | None]]
     readiness: Callable[[], Awaitable[dict[str, str]]]
     validation_level: str = formats.STRICT
+    validation_workers: ValidationWorkers | None = None
 
 
 def error(status: int, code: str, message: str, **extra: Any) -> Response:
@@ -121,6 +123,13 @@ def build_app(deps: HttpDeps) -> Starlette:
             validator = formats.validator_for(fmt, ctype, version=params["version"], level=level)
         except UnsupportedFormat as exc:
             return refuse(400, "unsupported_format", exc.reason, supported=exc.supported)
+        if deps.validation_workers is not None:
+            version = params["version"]
+            validator = DeferredValidator(
+                lambda: formats.validator_for(fmt, ctype, version=version, level=level),
+                (fmt, ctype, version, level),
+                deps.validation_workers,
+            )
         try:
             client = await deps.auth.authenticate(request.headers.get("authorization"))
         except Unauthorized as exc:

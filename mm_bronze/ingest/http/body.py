@@ -9,6 +9,7 @@ from typing import Any
 
 from mm_bronze.errors import InvalidPayload, PayloadTooLarge
 from mm_bronze.formats import PayloadValidator
+from mm_bronze.formats.workers import DeferredValidator
 from mm_bronze.storage import ObjectStore, StagedBlob
 
 
@@ -61,7 +62,10 @@ async def receive_body(
                 await staged.write(chunk)
         if size == 0:
             raise InvalidPayload("empty body")
-        metadata = validator.finish()
+        if isinstance(validator, DeferredValidator):
+            metadata = await validator.finish_async()
+        else:
+            metadata = validator.finish()
         if staged is not None:
             await staged.commit()
     except BaseException:

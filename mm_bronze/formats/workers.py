@@ -1,0 +1,126 @@
+"""Validation in worker processes, so large payloads are checked on every core.
+
+Structure checks are pure Python: a 360 KB Synthea bundle costs tens of milliseconds of
+CPU. Run in the event loop they serialise every request behind one core and stall the
+loop; in a process pool they run in parallel and the loop stays responsive.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import multiprocessing
+import signal
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from typing import Any
+
+from mm_bronze.errors import InvalidPayload
+from mm_bronze.formats.base import PayloadValidator
+
+Job = tuple[str, str, "str | None", str]  # format, content_type, version, level
+
+
+def _ignore_interrupts() -> None:
+    # Ctrl-C reaches the whole process group; the parent decides when workers stop.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def _validate(job: Job, body: bytes) -> tuple[str, Any]:
+    from mm_bronze.formats import validator_for
+
+    format, content_type, version, level = job
+    try:
+        validator = validator_for(format, content_type, version=version, level=level)
+        validator.feed(body)
+        return ("ok", validator.finish())
+    except InvalidPayload as exc:
+        return ("invalid", (exc.reason, exc.location, exc.issues, exc.code))
+
+
+class ValidationWorkers:
+    """A pool of ``workers`` processes (started on first use); ``close`` stops them."""
+
+    def __init__(self, workers: int) -> None:
+        self._workers = workers
+        self._executor: ProcessPoolExecutor | None = None
+
+    async def open(self) -> None:
+        if self._executor is None:
+            self._executor = ProcessPoolExecutor(
+                max_workers=self._workers,
+                mp_context=multiprocessing.get_context("spawn"),
+                initializer=_ignore_interrupts,
+            )
+
+    async def close(self) -> None:
+        executor, self._executor = self._executor, None
+        if executor is not None:
+            await asyncio.to_thread(executor.shutdown, wait=True, cancel_futures=True)
+
+    async def validate(self, job: Job, body: bytes) -> dict[str, Any]:
+        """Validate ``body`` in a worker: its metadata, or ``InvalidPayload`` as raised there."""
+        if self._executor is None:
+            raise RuntimeError("ValidationWorkers is not open")
+        loop = asyncio.get_running_loop()
+        try:
+            outcome, value = await loop.run_in_executor(self._executor, _validate, job, body)
+        except BrokenProcessPool:
+            # A worker died (killed, out of memory): start a fresh pool, check here this time.
+            await self.close()
+            await self.open()
+            outcome, value = _validate(job, body)
+        if outcome == "invalid":
+            reason, location, issues, code = value
+            raise InvalidPayload(reason, location=location, issues=issues, code=code)
+        return dict(value)
+
+
+class DeferredValidator:
+    """A ``PayloadValidator`` that buffers the body and validates it in ``workers`` at the end.
+
+    Bodies under ``small`` bytes are checked in this process (a worker round trip costs
+    more than the check). A body over ``buffer_limit`` switches to streaming validation in
+    this process, so memory stays bounded.
+    """
+
+    def __init__(
+        self,
+        make: Callable[[], PayloadValidator],
+        job: Job,
+        workers: ValidationWorkers,
+        *,
+        small: int = 64 * 1024,
+        buffer_limit: int = 4 * 1024 * 1024,
+    ) -> None:
+        self._make = make
+        self._job = job
+        self._workers = workers
+        self._small = small
+        self._limit = buffer_limit
+        self._chunks: list[bytes] = []
+        self._size = 0
+        self._streaming: PayloadValidator | None = None
+
+    def feed(self, chunk: bytes) -> None:
+        if self._streaming is not None:
+            self._streaming.feed(chunk)
+            return
+        self._chunks.append(chunk)
+        self._size += len(chunk)
+        if self._size > self._limit:
+            self._streaming = self._make()
+            for part in self._chunks:
+                self._streaming.feed(part)
+            self._chunks = []
+
+    def finish(self) -> dict[str, Any]:
+        validator = self._streaming or self._make()
+        if self._streaming is None:
+            validator.feed(b"".join(self._chunks))
+        return validator.finish()
+
+    async def finish_async(self) -> dict[str, Any]:
+        if self._streaming is not None or self._size < self._small:
+            return self.finish()
+        return await self._workers.validate(self._job, b"".join(self._chunks))

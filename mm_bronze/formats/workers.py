@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import multiprocessing
 import signal
-from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any
@@ -77,50 +76,49 @@ class ValidationWorkers:
 
 
 class DeferredValidator:
-    """A ``PayloadValidator`` that buffers the body and validates it in ``workers`` at the end.
+    """Wraps the request's ``validator``: buffers the body and validates it in ``workers``.
 
-    Bodies under ``small`` bytes are checked in this process (a worker round trip costs
-    more than the check). A body over ``buffer_limit`` switches to streaming validation in
-    this process, so memory stays bounded.
+    Bodies under ``small`` bytes are checked here by ``validator`` (a worker round trip
+    costs more than the check). A body over ``buffer_limit`` is streamed into ``validator``
+    from then on, so memory stays bounded.
     """
 
     def __init__(
         self,
-        make: Callable[[], PayloadValidator],
+        validator: PayloadValidator,
         job: Job,
         workers: ValidationWorkers,
         *,
         small: int = 64 * 1024,
         buffer_limit: int = 4 * 1024 * 1024,
     ) -> None:
-        self._make = make
+        self._validator = validator
         self._job = job
         self._workers = workers
         self._small = small
         self._limit = buffer_limit
         self._chunks: list[bytes] = []
         self._size = 0
-        self._streaming: PayloadValidator | None = None
+        self._streaming = False
 
     def feed(self, chunk: bytes) -> None:
-        if self._streaming is not None:
-            self._streaming.feed(chunk)
+        if self._streaming:
+            self._validator.feed(chunk)
             return
         self._chunks.append(chunk)
         self._size += len(chunk)
         if self._size > self._limit:
-            self._streaming = self._make()
+            self._streaming = True
             for part in self._chunks:
-                self._streaming.feed(part)
+                self._validator.feed(part)
             self._chunks = []
 
     def finish(self) -> dict[str, Any]:
-        validator = self._streaming or self._make()
-        if self._streaming is None:
-            validator.feed(b"".join(self._chunks))
-        return validator.finish()
+        if not self._streaming:
+            self._validator.feed(b"".join(self._chunks))
+        return self._validator.finish()
 
     async def finish_async(self) -> dict[str, Any]:
-        if self._streaming is not None or self._size < self._small:
+        if self._streaming or self._size < self._small:
             return self.finish()
         return await self._workers.validate(self._job, b"".join(self._chunks))

@@ -273,7 +273,7 @@ def _local_atomic_write(path: str, chunks: Iterator[bytes]) -> bool:
         if os.path.exists(path):
             return False
         os.replace(tmp, path)
-        _fsync_dir(directory)
+        fsync_directory(directory)
         return True
     finally:
         if os.path.exists(tmp):
@@ -296,14 +296,15 @@ def _local_link(source: str, path: str) -> bool:
         return False
     try:
         os.replace(tmp, path)
-        _fsync_dir(directory)
+        fsync_directory(directory)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
     return True
 
 
-def _fsync_dir(directory: str) -> None:
+def fsync_directory(directory: str | os.PathLike[str]) -> None:
+    """Make a rename or new entry in ``directory`` durable."""
     fd = os.open(directory, os.O_RDONLY)
     try:
         os.fsync(fd)

@@ -24,9 +24,7 @@ def inline(body: bytes) -> dict:
 
 def deferred(workers: ValidationWorkers) -> DeferredValidator:
     return DeferredValidator(
-        lambda: validator_for("fhir", "json", version="R4"),
-        ("fhir", "json", "R4", "strict"),
-        workers,
+        validator_for("fhir", "json", version="R4"), ("fhir", "json", "R4", "strict"), workers
     )
 
 

@@ -126,9 +126,7 @@ def build_app(deps: HttpDeps) -> Starlette:
         if deps.validation_workers is not None:
             version = params["version"]
             validator = DeferredValidator(
-                lambda: formats.validator_for(fmt, ctype, version=version, level=level),
-                (fmt, ctype, version, level),
-                deps.validation_workers,
+                validator, (fmt, ctype, version, level), deps.validation_workers
             )
         try:
             client = await deps.auth.authenticate(request.headers.get("authorization"))

@@ -17,6 +17,7 @@ import msgspec
 import structlog
 
 from mm_bronze.models import IngestEvent
+from mm_bronze.storage.objects import fsync_directory
 
 log = structlog.get_logger(__name__)
 
@@ -62,7 +63,7 @@ class Journal:
                     os.fsync(fd)
                 finally:
                     os.close(fd)
-        _fsync_dir(self.directory)
+        fsync_directory(self.directory)
 
     def remove(self, uuid: str) -> None:
         try:
@@ -91,11 +92,3 @@ class Journal:
         """Remove markers whose writing was cut short (only while nothing writes)."""
         for tmp in self.directory.glob("*.tmp"):
             tmp.unlink(missing_ok=True)
-
-
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

@@ -6,8 +6,6 @@ import re
 import socket
 import time
 from dataclasses import dataclass
-from pathlib import Path
-from urllib.parse import urlparse
 
 import psycopg
 
@@ -144,8 +142,3 @@ def wait_rows(dsn: str, sha256_hex: str, count: int, timeout: float = 60) -> lis
             return rows
         time.sleep(0.1)
     raise AssertionError(f"{sha256_hex}: {len(rows)} submissions recorded, expected {count}")
-
-
-def read_stored(storage_path: str) -> bytes:
-    assert storage_path.startswith("file://"), storage_path
-    return Path(urlparse(storage_path).path).read_bytes()

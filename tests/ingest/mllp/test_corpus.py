@@ -12,13 +12,13 @@ from hl7.client import MLLPClient
 
 from mm_bronze import formats
 from mm_bronze.errors import InvalidPayload
+from tests.ingest.http.helpers import stored_bytes
 from tests.ingest.mllp.helpers import (
     RawMllp,
     field,
     header_fields,
     oru,
     parse_ack,
-    read_stored,
     stored_rows,
     wait_listening,
     wait_rows,
@@ -169,7 +169,7 @@ def check_stored(cases: list[Case], dsn: str, submissions: int) -> None:
         assert len(rows) == submissions, case.name
         assert [dup for _, dup, *_ in rows] == [False] + [True] * (submissions - 1), case.name
         _uuid, _dup, path, meta, version, subtype, source = rows[-1]
-        assert read_stored(path) == case.data, case.name
+        assert stored_bytes(path) == case.data, case.name
         assert (source, version, subtype) == ("mllp", case.version, case.subtype), case.name
         assert meta["remote_addr"] == "127.0.0.1", case.name
         assert (meta["control_id"] or "") == case.control_id, case.name

@@ -13,13 +13,13 @@ from collections.abc import Iterator
 import pytest
 
 from mm_bronze.ingest.mllp.framing import FrameReader, FrameTooLarge, IdleTimeout
+from tests.ingest.http.helpers import stored_bytes
 from tests.ingest.mllp.helpers import (
     END,
     START,
     RawMllp,
     oru,
     parse_ack,
-    read_stored,
     stored_rows,
     wait_listening,
     wait_rows,
@@ -181,7 +181,7 @@ def test_large_message_travels_by_claim_check(mllp: MmBronze, module_dsn: str) -
         ack = parse_ack(conn.ask(message))
     assert (ack.code, ack.control_id) == ("AA", "LARGE1")
     rows = wait_rows(module_dsn, sha(message), 1)
-    assert read_stored(rows[0][2]) == message
+    assert stored_bytes(rows[0][2]) == message
 
 
 def open_descriptors(server: MmBronze) -> int:

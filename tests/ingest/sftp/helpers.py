@@ -8,13 +8,13 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
 
 import asyncssh
 import psycopg
 from psycopg.rows import dict_row
 
 from mm_bronze.ingest.sftp.users import SftpUser, hash_password, parse_perms, save_users_file
+from tests.ingest.http.helpers import stored_bytes as stored_bytes
 from tests.services.mm_bronze import run_cli
 
 KIND = {
@@ -145,11 +145,6 @@ def wait_landed(dsn: str, user: str, count: int, timeout: float = 90) -> list[di
             return rows
         time.sleep(0.2)
     raise AssertionError(f"{user}: {len(rows)} of {count} submissions landed")
-
-
-def stored_bytes(storage_path: str) -> bytes:
-    assert storage_path.startswith("file://"), storage_path
-    return Path(urlparse(storage_path).path).read_bytes()
 
 
 def by_name(rows: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:

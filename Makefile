@@ -6,42 +6,62 @@ STAMP  := $(VENV)/.installed
 # The Azure Blob emulator for the storage tests (npm package, installed under the venv).
 AZURITE := $(VENV)/azurite/node_modules/azurite/dist/src/blob/main.js
 
-.PHONY: install run test lint format bench clean
+.PHONY: install install-test run test lint format bench clean clean-data openssh-client
 
-install: $(STAMP)
+# Installs are reproducible: `uv sync --frozen` installs exactly what uv.lock pins (refresh it
+# with `make lock` after changing pyproject.toml). uv itself lives in its own small venv so
+# that syncing the project's venv never removes it.
+UV       := .uv/bin/uv
+UV_SYNC  := UV_PROJECT_ENVIRONMENT=$(VENV) UV_PYTHON_DOWNLOADS=never $(UV) sync --frozen --quiet --python $(PYTHON)
+STAMP_RUN  := $(VENV)/.installed-run
+STAMP_TEST := $(VENV)/.installed-test
+STAMP      := $(STAMP_TEST)
+
+$(UV):
+	$(PYTHON) -m venv .uv
+	.uv/bin/python -m pip install --quiet --disable-pip-version-check uv==0.13.9
+
+# What running needs; `make test` adds the test tools.
+install: $(STAMP_RUN)
+install-test: $(STAMP_TEST)
+
+$(STAMP_RUN): pyproject.toml uv.lock | $(UV)
+	$(UV_SYNC) --inexact
+	touch $(STAMP_RUN)
+
+$(STAMP_TEST): pyproject.toml uv.lock | $(UV)
+	$(UV_SYNC) --extra test
+	touch $(STAMP_RUN) $(STAMP_TEST)
+
+.PHONY: lock
+lock: | $(UV)
+	$(UV) lock
 
 # The SFTP tests upload with the OpenSSH `sftp` client too; install it where it is missing.
-.PHONY: openssh-client
 openssh-client:
 	@command -v sftp >/dev/null || (apt-get update -qq && apt-get install -y -qq openssh-client)
-
-$(STAMP): pyproject.toml
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check uv
-	$(BIN)/uv pip install --quiet --python $(BIN)/python -e '.[test]'
-	touch $(STAMP)
 
 run: install
 	$(BIN)/mm-bronze serve --all
 
-test: install openssh-client $(AZURITE)
+test: install-test openssh-client $(AZURITE)
 	$(BIN)/pytest
 
 $(AZURITE): | $(STAMP)
 	npm install --prefix $(VENV)/azurite --no-audit --no-fund --silent azurite@3
 	test -f $(AZURITE)
 
-lint: install
+lint: install-test
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-format: install
+format: install-test
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
 # Every benchmark, one after another; each prints ratios against a baseline from the same run.
-bench: install
+bench: install-test
 	$(BIN)/python -m benchmarks                 # HTTP door vs a bare starlette+hypercorn ceiling
 	$(BIN)/python -m benchmarks.validation      # validation vs plain msgspec.json.decode
 	$(BIN)/python -m benchmarks.mllp            # MLLP vs a framing-only echo server
@@ -49,5 +69,10 @@ bench: install
 	$(BIN)/python -m benchmarks.storage_drain   # consumer drain on S3 (moto) vs local disk
 	$(BIN)/python -m benchmarks.sftp            # OpenSSH uploads vs a bare asyncssh server
 
+# Build output and caches only; never the data directory.
 clean:
-	rm -rf $(VENV) data .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .uv build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache
+
+# Deletes ./data: every stored object, the embedded database, the SFTP users and host key.
+clean-data:
+	rm -rf data

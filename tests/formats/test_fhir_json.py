@@ -215,6 +215,21 @@ def test_invalid_utf8_is_malformed_json(body_path: str) -> None:
 
 
 @pytest.mark.parametrize(
+    "error",
+    [
+        # msgspec before 0.23 raised this for invalid UTF-8 ...
+        UnicodeDecodeError("utf-8", b"\xc9", 0, 1, "invalid continuation byte"),
+        # ... and 0.23 raises this, without an offset.
+        msgspec.DecodeError("Invalid UTF-8 encoded string"),
+    ],
+    ids=["UnicodeDecodeError", "DecodeError"],
+)
+def test_invalid_utf8_is_located_whichever_error_msgspec_raises(error: Exception) -> None:
+    data = b'{"resourceType": "Patient",\n "id": "\xc9t\xe9"}'
+    assert json_validator.decode_error(error, data) == ("not valid UTF-8", "line 2, column 9")
+
+
+@pytest.mark.parametrize(
     "body",
     [
         b'{"resourceType": "Patient", "name": [{"family": "SECRET-NAME" x}]}',

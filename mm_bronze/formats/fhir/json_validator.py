@@ -83,11 +83,9 @@ class FhirJsonValidator:
             data = b"".join(self._buffer)
             try:
                 document = msgspec.json.decode(data)
-            except msgspec.DecodeError as exc:
+            except (msgspec.DecodeError, UnicodeDecodeError) as exc:
                 detail, location = decode_error(exc, data)
                 self._malformed(detail, location)
-            except UnicodeDecodeError:
-                self._malformed("not valid UTF-8", position(data, first_invalid_utf8(data)))
             if not isinstance(document, dict):
                 self.findings.add(
                     "fatal", "structure", "FHIR JSON must be a JSON object (a resource)"
@@ -106,8 +104,17 @@ class FhirJsonValidator:
         return self.findings.record(meta)
 
 
-def decode_error(exc: msgspec.DecodeError, data: bytes) -> tuple[str, str | None]:
-    """msgspec's message without its prefix, and its byte offset as a line and column."""
+def decode_error(
+    exc: msgspec.DecodeError | UnicodeDecodeError, data: bytes
+) -> tuple[str, str | None]:
+    """msgspec's message without its prefix, and its byte offset as a line and column.
+
+    Invalid UTF-8 is reported the same way whichever error msgspec raises for it (before 0.23
+    a ``UnicodeDecodeError``; from 0.23 a ``DecodeError`` "Invalid UTF-8 encoded string"
+    without an offset), located at the first invalid byte.
+    """
+    if isinstance(exc, UnicodeDecodeError) or "UTF-8" in str(exc):
+        return "not valid UTF-8", position(data, first_invalid_utf8(data))
     message = str(exc).removeprefix("JSON is malformed: ")
     detail, sep, rest = message.rpartition(" (byte ")
     if not sep:

@@ -62,12 +62,14 @@ format: install-test
 
 # Every benchmark, one after another; each prints ratios against a baseline from the same run.
 bench: install-test
+	$(BIN)/python -m benchmarks.summary --reset
 	$(BIN)/python -m benchmarks                 # HTTP door vs a bare starlette+hypercorn ceiling
 	$(BIN)/python -m benchmarks.validation      # validation vs plain msgspec.json.decode
 	$(BIN)/python -m benchmarks.mllp            # MLLP vs a framing-only echo server
 	$(BIN)/python -m benchmarks.kafka_bus       # HTTP ingest on Kafka vs the embedded bus
 	$(BIN)/python -m benchmarks.storage_drain   # consumer drain on S3 (moto) vs local disk
 	$(BIN)/python -m benchmarks.sftp            # OpenSSH uploads vs a bare asyncssh server
+	$(BIN)/python -m benchmarks.summary         # one table: figure, baseline, ratio, goal, met
 
 # Build output and caches only; never the data directory.
 clean:

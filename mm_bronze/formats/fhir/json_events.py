@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from mm_bronze.formats.fhir.model import Element
-from mm_bronze.formats.fhir.structure import Node, StructureChecker
+from mm_bronze.formats.fhir.structure import MAX_DEPTH, Node, StructureChecker, too_deep
 
 Event = tuple[str, Any]
 
@@ -19,6 +19,7 @@ class _Object:
         "element",
         "ext",
         "key",
+        "keys",
         "node",
         "parent",
         "path",
@@ -37,9 +38,10 @@ class _Object:
         self.key: str | None = None
         self.element: Element | None = None
         self.ext = False
+        self.keys: set[str] = set()
 
     def child_path(self) -> str:
-        return f"{self.path}.{self.key}"
+        return f"{self.path}.{self.key}" if self.path else str(self.key)
 
 
 class _Array:
@@ -54,10 +56,32 @@ class _Array:
 
 
 class _Skip:
-    __slots__ = ("depth",)
+    """A subtree that is not checked (unknown, or already wrong): only its nesting and the
+    uniqueness of its keys are followed."""
 
-    def __init__(self) -> None:
+    __slots__ = ("depth", "keys", "path")
+
+    def __init__(self, path: str, is_map: bool) -> None:
         self.depth = 1
+        self.path = path
+        self.keys: list[set[str] | None] = [set() if is_map else None]
+
+    def event(self, kind: str, value: Any, checker: StructureChecker) -> None:
+        if kind == "map_key":
+            keys = self.keys[-1]
+            assert keys is not None
+            if value in keys:
+                checker.error("structure", f"Duplicate property '{value}'", self.path or None)
+            keys.add(value)
+        elif kind == "start_map":
+            self.depth += 1
+            self.keys.append(set())
+        elif kind == "start_array":
+            self.depth += 1
+            self.keys.append(None)
+        elif kind in ("end_map", "end_array"):
+            self.depth -= 1
+            self.keys.pop()
 
 
 class JsonWalker:
@@ -67,6 +91,7 @@ class JsonWalker:
         self.checker = checker
         self.stack: list[_Object | _Array | _Skip] = []
         self.started = False
+        self.depth = 0  # JSON nesting: objects and arrays
 
     def send(self, event: Event) -> None:
         kind, value = event
@@ -76,14 +101,17 @@ class JsonWalker:
                 self.checker.findings.add(
                     "fatal", "structure", "FHIR JSON must be a JSON object (a resource)"
                 )
+        if kind == "start_map" or kind == "start_array":
+            self.depth += 1
+            if self.depth > MAX_DEPTH:
+                too_deep(self.checker.findings, "JSON", self._path())
+        elif kind == "end_map" or kind == "end_array":
+            self.depth -= 1
         top = self.stack[-1] if self.stack else None
         if isinstance(top, _Skip):
-            if kind in ("start_map", "start_array"):
-                top.depth += 1
-            elif kind in ("end_map", "end_array"):
-                top.depth -= 1
-                if top.depth == 0:
-                    self.stack.pop()
+            top.event(kind, value, self.checker)
+            if top.depth == 0:
+                self.stack.pop()
             return
         if kind == "map_key":
             assert isinstance(top, _Object)
@@ -99,10 +127,16 @@ class JsonWalker:
         else:
             self._scalar(top, value)
 
+    def _path(self) -> str | None:
+        return (self.stack[-1].path or None) if self.stack else None
+
     def _key(self, top: _Object, key: str) -> None:
         top.key = key
         top.element = None
         top.ext = False
+        if key in top.keys:
+            self.checker.error("structure", f"Duplicate property '{key}'", top.child_path())
+        top.keys.add(key)
         if key == "resourceType" and (top.pending or top.unchecked):
             return
         if top.pending:
@@ -118,7 +152,7 @@ class JsonWalker:
                 expression=top.path or None,
             )
             return
-        if top.node is None or top.unchecked or key == "fhir_comments":
+        if top.node is None or top.unchecked:
             return
         if key.startswith("_") and len(key) > 1:
             element = self.checker.child(top.node, key[1:])
@@ -146,7 +180,7 @@ class JsonWalker:
         element, path, ext = self._target(top)
         owner = top.owner if isinstance(top, _Array) else top
         if element is None or owner.node is None:
-            self.stack.append(_Skip())
+            self.stack.append(_Skip(path, True))
             return
         if isinstance(top, _Object) and element.many and not ext:
             self.checker.error("structure", f"{path} must be an array", path)
@@ -157,7 +191,7 @@ class JsonWalker:
             self.checker.error(
                 "structure", f"{path} must be a primitive value, not an object", path
             )
-            self.stack.append(_Skip())
+            self.stack.append(_Skip(path, True))
         elif element.type == "Resource":
             self.stack.append(_Object(None, path, owner.node, pending=True))
         else:
@@ -184,11 +218,11 @@ class JsonWalker:
         if isinstance(top, _Array):
             path = f"{top.path}[{top.index}]"
             self.checker.error("structure", f"{path}: arrays must not contain arrays", path)
-            self.stack.append(_Skip())
+            self.stack.append(_Skip(path, False))
             return
         element = top.element
         if element is None or top.node is None:
-            self.stack.append(_Skip())
+            self.stack.append(_Skip(top.child_path(), False))
             return
         if not element.many:
             self.checker.error(
@@ -196,7 +230,7 @@ class JsonWalker:
                 f"{top.node.type}.{element.name}: max allowed = 1, but found an array",
                 top.child_path(),
             )
-            self.stack.append(_Skip())
+            self.stack.append(_Skip(top.child_path(), False))
             return
         self.stack.append(_Array(top, element, top.child_path(), top.ext))
 

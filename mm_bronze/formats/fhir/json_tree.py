@@ -1,15 +1,17 @@
 """Walks a decoded FHIR JSON resource (a dict from msgspec) through a ``StructureChecker``.
 
 The fast path for bodies small enough to decode at once; ``json_events.JsonWalker``
-applies the same checks to ijson's event stream for larger ones.
+applies the same checks to ijson's event stream for larger ones. A decoded dict keeps only
+the last of repeated keys, so ``json_keys`` compares the bytes with the tree to find them.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from mm_bronze.formats.fhir.json_keys import duplicate_keys, shape
 from mm_bronze.formats.fhir.model import Element
-from mm_bronze.formats.fhir.structure import Node, StructureChecker
+from mm_bronze.formats.fhir.structure import MAX_DEPTH, Node, StructureChecker, too_deep
 
 
 class TreeWalker:
@@ -17,6 +19,23 @@ class TreeWalker:
 
     def __init__(self, checker: StructureChecker) -> None:
         self.checker = checker
+
+    def check(self, document: Any, data: bytes) -> None:
+        """Check ``document``, decoded from ``data``, as the root resource.
+
+        Nesting is measured first (without recursion): the walk below recurses once or twice
+        per level, so it only starts on documents at most ``MAX_DEPTH`` deep.
+        """
+        findings = self.checker.findings
+        keys, depth = shape(document)
+        if depth > MAX_DEPTH:
+            too_deep(findings, "JSON", None)
+        if not isinstance(document, dict):
+            findings.add("fatal", "structure", "FHIR JSON must be a JSON object (a resource)")
+        self.resource(document)
+        root = document.get("resourceType")
+        for key, path in duplicate_keys(data, keys, root if isinstance(root, str) else ""):
+            self.checker.error("structure", f"Duplicate property '{key}'", path)
 
     def resource(
         self, document: dict[str, Any], path: str = "", parent: Node | None = None
@@ -33,7 +52,7 @@ class TreeWalker:
     def _object(self, node: Node, document: dict[str, Any], resource: bool = False) -> None:
         checker = self.checker
         for key, value in document.items():
-            if (key == "resourceType" and resource) or key == "fhir_comments":
+            if key == "resourceType" and resource:
                 continue
             if key[:1] == "_" and len(key) > 1:
                 self._primitive_extension(node, key, value)

@@ -11,11 +11,14 @@ from mm_bronze.formats.base import STRICT, Findings
 from mm_bronze.formats.fhir.json_events import JsonWalker
 from mm_bronze.formats.fhir.json_tree import TreeWalker
 from mm_bronze.formats.fhir.model import VERSIONS, canonical_version, model
-from mm_bronze.formats.fhir.structure import StructureChecker
+from mm_bronze.formats.fhir.structure import StructureChecker, too_deep
 
 # Bodies up to this size are parsed at once with msgspec (fast); larger ones stream through
 # ijson's push parser so they are never held whole in memory.
 BUFFER_LIMIT = 4 * 1024 * 1024
+# A UTF-8 byte order mark may precede the JSON (editors on Windows write one): it is skipped
+# for parsing, kept in the stored bytes, and recorded as ``bom: true``.
+BOM = b"\xef\xbb\xbf"
 
 
 def checker_for(version: str | None, findings: Findings, *, note: bool = True) -> StructureChecker:
@@ -45,9 +48,19 @@ class FhirJsonValidator:
         self._buffer: list[bytes] = []
         self._size = 0
         self._coro: Any = None
+        self._head = b""  # the first bytes, until they tell whether a BOM starts the body
+        self._bom: bool | None = None
 
     def feed(self, chunk: bytes) -> None:
         self._size += len(chunk)
+        if self._bom is None:
+            head = self._head + chunk
+            if len(head) < len(BOM) and BOM.startswith(head):
+                self._head = head
+                return
+            self._head = b""
+            self._bom = head.startswith(BOM)
+            chunk = head[len(BOM) :] if self._bom else head
         if self._coro is None and self._size <= BUFFER_LIMIT:
             self._buffer.append(chunk)
             return
@@ -79,6 +92,9 @@ class FhirJsonValidator:
         self.findings.add("fatal", "invalid", f"malformed JSON: {detail}", location=location)
 
     def finish(self) -> dict[str, Any]:
+        if self._bom is None:  # fewer bytes than a BOM: not JSON, said below
+            self._bom = False
+            self._buffer.append(self._head)
         if self._coro is None:
             data = b"".join(self._buffer)
             try:
@@ -86,11 +102,9 @@ class FhirJsonValidator:
             except (msgspec.DecodeError, UnicodeDecodeError) as exc:
                 detail, location = decode_error(exc, data)
                 self._malformed(detail, location)
-            if not isinstance(document, dict):
-                self.findings.add(
-                    "fatal", "structure", "FHIR JSON must be a JSON object (a resource)"
-                )
-            TreeWalker(self.checker).resource(document)
+            except RecursionError:
+                too_deep(self.findings, "JSON", None)
+            TreeWalker(self.checker).check(document, data)
         else:
             try:
                 self._coro.close()
@@ -101,6 +115,8 @@ class FhirJsonValidator:
             self.findings.add("fatal", "required", "FHIR JSON must have a resourceType")
         meta = summary.metadata()
         meta["fhir_version"] = canonical_version(self.version) or self.version
+        if self._bom:
+            meta["bom"] = True
         return self.findings.record(meta)
 
 

@@ -61,6 +61,8 @@ class FhirJsonValidator:
             self._head = b""
             self._bom = head.startswith(BOM)
             chunk = head[len(BOM) :] if self._bom else head
+        if not chunk:
+            return  # an empty chunk would end ijson's stream
         if self._coro is None and self._size <= BUFFER_LIMIT:
             self._buffer.append(chunk)
             return

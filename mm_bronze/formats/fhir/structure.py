@@ -11,6 +11,7 @@ payload's summary to ``Summary``.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from mm_bronze.formats.base import Findings
@@ -94,9 +95,12 @@ class StructureChecker:
         self.findings = findings
         self.summary = Summary()
         self.root: Node | None = None
+        # Where the parser is (``line L, column C``), for walkers that know it (XML).
+        self.locate: Callable[[], str] | None = None
 
     def error(self, code: str, message: str, expression: str | None) -> None:
-        self.findings.add("error", code, message, expression=expression)
+        location = self.locate() if self.locate is not None else None
+        self.findings.add("error", code, message, expression=expression, location=location)
 
     def open_resource(self, resource_type: Any, path: str, parent: Node | None) -> Node | None:
         """A resource starts (the root, a contained one, a Bundle entry's); None if unknown."""

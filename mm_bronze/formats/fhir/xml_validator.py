@@ -49,6 +49,7 @@ class FhirXmlValidator:
         self.findings = Findings(level)
         self.version = version
         self.checker = checker_for(version, self.findings)
+        self.checker.locate = self._where
         self._parser = expat.ParserCreate(namespace_separator=" ")
         self._parser.SetParamEntityParsing(expat.XML_PARAM_ENTITY_PARSING_NEVER)
         self._parser.StartDoctypeDeclHandler = _refuse_dtd

@@ -235,6 +235,13 @@ class FhirXmlValidator:
                 f"malformed XML: {reason}",
                 location=f"line {exc.lineno}, column {exc.offset + 1}",
             )
+        except LookupError:  # expat asked Python for a codec the declaration names
+            self.findings.add(
+                "fatal",
+                "invalid",
+                "FHIR XML must be UTF-8 (unknown encoding)",
+                location=self._where(),
+            )
 
     def finish(self) -> dict[str, Any]:
         self._parse(self._head, final=True)

@@ -1,13 +1,17 @@
-"""Walks FHIR JSON as a stream of parser events (ijson's ``basic_parse`` vocabulary).
+"""Walks FHIR JSON given as parser events (ijson's ``basic_parse`` vocabulary) and pieces.
 
-Bodies too large to decode at once feed ijson's events straight in, so nothing is held
-whole; ``json_tree.TreeWalker`` applies the same checks to decoded small bodies.
+Bodies too large to decode at once are split by ``json_stream.JsonSplitter``: the containers
+too large to decode arrive here as events, and every value inside them that fits in a piece
+arrives decoded (``piece``), checked in its place by ``json_tree.TreeWalker``; nothing is
+held whole.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from mm_bronze.formats.fhir.json_tree import TreeWalker
+from mm_bronze.formats.fhir.long_string import LongString
 from mm_bronze.formats.fhir.model import Element
 from mm_bronze.formats.fhir.structure import MAX_DEPTH, Node, StructureChecker, too_deep
 
@@ -89,9 +93,65 @@ class JsonWalker:
 
     def __init__(self, checker: StructureChecker) -> None:
         self.checker = checker
+        self.tree = TreeWalker(checker)
         self.stack: list[_Object | _Array | _Skip] = []
         self.started = False
         self.depth = 0  # JSON nesting: objects and arrays
+
+    def root(self, document: Any, data: bytes) -> None:
+        """The whole document, decoded from ``data`` at once."""
+        self.started = True
+        self.tree.check(document, data)
+
+    def piece(self, value: Any, data: bytes) -> None:
+        """A complete value, decoded from ``data``, where the events so far expect one."""
+        top = self.stack[-1]
+        if not isinstance(value, dict | list):
+            if not isinstance(top, _Skip):
+                self._scalar(top, value)
+            return
+        if isinstance(top, _Array):
+            here = f"{top.path}[{top.index}]"
+        else:
+            here = top.child_path() if isinstance(top, _Object) else top.path
+        tree = self.tree
+        tree.depth, tree.keys = self.depth, 0
+        self._delegate(top, value)
+        tree.repeated_keys(value, data, here, self.depth)
+
+    def _delegate(self, top: _Object | _Array | _Skip, value: Any) -> None:
+        """Check a decoded object or array in the place ``top`` expects a value."""
+        tree = self.tree
+        if isinstance(top, _Array):
+            element, path, ext = self._target(top)
+            owner = top.owner
+            if owner.node is None or owner.unchecked:
+                return
+            if ext:
+                tree.extension_item(owner.node, path, value)
+            elif element is not None:
+                tree.value(owner.node, element, value, path, in_array=True)
+        elif isinstance(top, _Object):
+            if top.element is None or top.node is None or top.unchecked or top.key is None:
+                return
+            if top.ext:
+                tree.extension(top.node, top.key, top.element, value)
+            else:
+                tree.member(top.node, top.key, top.element, value)
+
+    def long_string(self, value: LongString) -> None:
+        """A string too long to hold, where the events so far expect a value."""
+        if not self.stack:
+            self.checker.findings.add(
+                "fatal", "structure", "FHIR JSON must be a JSON object (a resource)"
+            )
+        top = self.stack[-1]
+        if not isinstance(top, _Skip):
+            self._scalar(top, value)
+
+    def where(self) -> str | None:
+        """The path of the innermost open container."""
+        return self._path()
 
     def send(self, event: Event) -> None:
         kind, value = event
@@ -247,7 +307,8 @@ class JsonWalker:
         if isinstance(top, _Object) and top.key == "resourceType" and top.node is None:
             if top.pending or top.unchecked:
                 top.typed = True
-                top.node = self.checker.open_resource(value, top.path, top.parent)
+                name = value.prefix if isinstance(value, LongString) else value
+                top.node = self.checker.open_resource(name, top.path, top.parent)
                 top.unchecked = top.unchecked or top.node is None or top.node.info is None
                 if top.node is not None and not top.path:
                     top.path = top.node.path
@@ -268,5 +329,7 @@ class JsonWalker:
             self.checker.error("structure", f"{path} must be an array", path)
         elif not element.primitive:
             self.checker.error("structure", f"{path} must be an object", path)
+        elif isinstance(value, LongString):
+            self.checker.long_value(node, element, value, path)
         else:
             self.checker.value(node, element, value, path, json=True)

@@ -1,9 +1,9 @@
 """Repeated keys in a JSON object, which a decoded dict hides (it keeps the last one).
 
-``shape`` counts the keys of a decoded document (and measures its nesting) without
-recursion; ``duplicate_keys`` counts the keys written in the bytes with one C-level regex
-scan and, only when the two counts differ, reads the bytes again as parser events to name
-each repeated key and where it is.
+``written_keys`` counts the keys written in the bytes with one C-level regex scan; when that
+differs from the keys a walk met, ``shape`` counts the decoded document's keys (and measures
+its nesting) without recursion, and only when those differ too does ``duplicate_keys`` read
+the bytes again as parser events to name each repeated key and where it is.
 """
 
 from __future__ import annotations
@@ -46,14 +46,12 @@ def written_keys(data: bytes) -> int:
     return _STRING.findall(data).count(b":")
 
 
-def duplicate_keys(data: bytes, decoded_keys: int, root: str) -> list[tuple[str, str]]:
-    """``(key, path)`` for every key that repeats within one object of ``data``.
+def duplicate_keys(data: bytes, root: str) -> list[tuple[str, str]]:
+    """``(key, path)`` for every key that repeats within one object of the JSON ``data``.
 
-    ``decoded_keys`` is ``shape(document)[0]`` for ``data`` decoded; ``root`` names the
-    top-level object in paths (its resourceType), as the walkers do.
+    ``root`` is the path of the top-level value (e.g. its resourceType), as the walkers
+    write paths.
     """
-    if written_keys(data) == decoded_keys:
-        return []
     found: list[tuple[str, str]] = []
     # Frames: [path, keys of an object (None for an array), current key, next array index].
     stack: list[list[Any]] = []

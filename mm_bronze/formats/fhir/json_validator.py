@@ -4,17 +4,17 @@ from __future__ import annotations
 
 from typing import Any
 
-import ijson
 import msgspec
 
 from mm_bronze.formats.base import STRICT, Findings
 from mm_bronze.formats.fhir.json_events import JsonWalker
+from mm_bronze.formats.fhir.json_stream import JsonSplitter
 from mm_bronze.formats.fhir.json_tree import TreeWalker
 from mm_bronze.formats.fhir.model import VERSIONS, canonical_version, model
 from mm_bronze.formats.fhir.structure import StructureChecker, too_deep
 
-# Bodies up to this size are parsed at once with msgspec (fast); larger ones stream through
-# ijson's push parser so they are never held whole in memory.
+# Bodies up to this size are parsed at once with msgspec (fast); larger ones are split as
+# they stream in (``json_stream``), so they are never held whole in memory.
 BUFFER_LIMIT = 4 * 1024 * 1024
 # A UTF-8 byte order mark may precede the JSON (editors on Windows write one): it is skipped
 # for parsing, kept in the stored bytes, and recorded as ``bom: true``.
@@ -47,7 +47,7 @@ class FhirJsonValidator:
         self._walker = JsonWalker(self.checker)
         self._buffer: list[bytes] = []
         self._size = 0
-        self._coro: Any = None
+        self._splitter: JsonSplitter | None = None
         self._head = b""  # the first bytes, until they tell whether a BOM starts the body
         self._bom: bool | None = None
 
@@ -62,33 +62,15 @@ class FhirJsonValidator:
             self._bom = head.startswith(BOM)
             chunk = head[len(BOM) :] if self._bom else head
         if not chunk:
-            return  # an empty chunk would end ijson's stream
-        if self._coro is None and self._size <= BUFFER_LIMIT:
+            return
+        if self._splitter is None and self._size <= BUFFER_LIMIT:
             self._buffer.append(chunk)
             return
-        if self._coro is None:
-            self._coro = ijson.basic_parse_coro(self._walker, use_float=True)
-            buffered, self._buffer = self._buffer, []
-            for part in buffered:
-                self._send(part)
-        self._send(chunk)
-
-    def _send(self, chunk: bytes) -> None:
-        try:
-            self._coro.send(chunk)
-        except (ijson.JSONError, UnicodeDecodeError) as exc:
-            self._stream_error(exc)
-
-    def _stream_error(self, exc: Exception) -> None:
-        # Only the first line: yajl's next lines quote the payload around the error.
-        message = exc.args[0] if exc.args and not isinstance(exc, UnicodeDecodeError) else ""
-        if isinstance(message, bytes):
-            message = message.decode("utf-8", "replace")
-        if isinstance(exc, UnicodeDecodeError) or "UTF8" in str(message):
-            detail = "not valid UTF-8"
-        else:
-            detail = str(message).splitlines()[0] if message else "incomplete JSON"
-        self._malformed(detail, f"before byte {self._size}")
+        if self._splitter is None:
+            self._splitter = JsonSplitter(self._walker, self.findings)
+            buffered, self._buffer = b"".join(self._buffer), []
+            self._splitter.feed(buffered)
+        self._splitter.feed(chunk)
 
     def _malformed(self, detail: str, location: str | None = None) -> None:
         self.findings.add("fatal", "invalid", f"malformed JSON: {detail}", location=location)
@@ -97,7 +79,7 @@ class FhirJsonValidator:
         if self._bom is None:  # fewer bytes than a BOM: not JSON, said below
             self._bom = False
             self._buffer.append(self._head)
-        if self._coro is None:
+        if self._splitter is None:
             data = b"".join(self._buffer)
             try:
                 document = msgspec.json.decode(data)
@@ -108,10 +90,7 @@ class FhirJsonValidator:
                 too_deep(self.findings, "JSON", None)
             TreeWalker(self.checker).check(document, data)
         else:
-            try:
-                self._coro.close()
-            except (ijson.JSONError, UnicodeDecodeError) as exc:
-                self._stream_error(exc)
+            self._splitter.finish()
         summary = self.checker.summary
         if summary.resource_type is None:
             self.findings.add("fatal", "required", "FHIR JSON must have a resourceType")

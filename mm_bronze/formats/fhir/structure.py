@@ -15,6 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 from mm_bronze.formats.base import Findings
+from mm_bronze.formats.fhir.long_string import LongString
 from mm_bronze.formats.fhir.model import Element, Model, TypeInfo, primitive_problem
 
 # Deepest nesting checked (JSON objects and arrays, XML elements). Real resources stay far
@@ -185,6 +186,22 @@ class StructureChecker:
             if resource is not None and resource.parent is not None:
                 if self._is_entry(resource.parent):
                     resource.parent.version_id = value
+
+    def long_value(self, node: Node, element: Element, value: LongString, path: str) -> None:
+        """A primitive JSON string too long to hold: only its summary is checked."""
+        type_name = element.type
+        if type_name in ("string", "markdown", "xhtml") or (
+            element.name == "id" and self.model and node.type not in self.model.resources
+        ):
+            return
+        if type_name == "base64Binary":
+            problem = None if value.is_base64() else "is not valid base64"
+        elif type_name in ("uri", "url", "canonical"):
+            problem = f"is not a valid {type_name}" if value.blank else None
+        else:
+            problem = primitive_problem(type_name, value.prefix + "\n", from_json=True)
+        if problem is not None:
+            self.error("value", f"{node.type}.{element.name} {problem}", path)
 
     def close(self, node: Node) -> None:
         """An object ends: required elements must have been seen."""

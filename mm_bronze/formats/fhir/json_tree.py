@@ -72,14 +72,25 @@ class TreeWalker:
         if self.depth > MAX_DEPTH:
             too_deep(checker.findings, "JSON", node.path)
         self.keys += len(document)
+        assert node.info is not None
+        elements = node.info.elements
+        seen = node.seen
         for key, value in document.items():
-            if key == "resourceType" and resource:
+            element = elements.get(key)
+            if element is not None and element.choice is None:
+                seen.add(key)  # what ``checker.child`` does for a plain element, inlined
+            elif key == "resourceType" and resource:
                 continue
-            if key[:1] == "_" and len(key) > 1:
+            elif key[:1] == "_" and len(key) > 1:
                 self._primitive_extension(node, key, value)
                 continue
-            element = checker.child(node, key)
-            if element is not None:
+            else:
+                element = checker.child(node, key)
+                if element is None:
+                    continue
+            if element.primitive and not element.many and isinstance(value, str):
+                checker.value(node, element, value, f"{node.path}.{key}", json=True)
+            else:
                 self.member(node, key, element, value)
         self.depth -= 1
         checker.close(node)

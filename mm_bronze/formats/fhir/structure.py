@@ -43,20 +43,26 @@ def too_deep(findings: Findings, syntax: str, expression: str | None) -> None:
 class Node:
     """An object being checked: a resource or a complex datatype value."""
 
-    __slots__ = ("entry_resource", "full_url", "info", "parent", "path", "seen", "version_id")
+    __slots__ = (
+        "entry_resource",
+        "full_url",
+        "info",
+        "parent",
+        "path",
+        "seen",
+        "type",
+        "version_id",
+    )
 
     def __init__(self, info: TypeInfo | None, path: str, parent: Node | None) -> None:
         self.info = info
+        self.type = info.name if info else None
         self.path = path
         self.parent = parent
         self.seen: set[str] = set()
         self.full_url: str | None = None
         self.entry_resource: str | None = None
         self.version_id: str | None = None  # of an entry's resource (meta.versionId)
-
-    @property
-    def type(self) -> str | None:
-        return self.info.name if self.info else None
 
 
 class Summary:

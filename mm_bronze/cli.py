@@ -47,6 +47,13 @@ def build_parser() -> argparse.ArgumentParser:
     clients_sub = clients_p.add_subparsers(dest="action", required=True)
     add_p = clients_sub.add_parser("add", parents=[common], help="create a client, print its token")
     add_p.add_argument("name")
+    add_p.add_argument(
+        "--role",
+        choices=("ingest", "read", "admin"),
+        default="ingest",
+        help="ingest: submit and read its own submissions (default); read: read its own "
+        "submissions and the operations surface; admin: see every client's submissions",
+    )
     clients_sub.add_parser("list", parents=[common], help="list clients")
     rm_p = clients_sub.add_parser("remove", parents=[common], help="remove a client")
     rm_p.add_argument("name")
@@ -180,17 +187,26 @@ async def _admin(args: argparse.Namespace, settings: Settings) -> int:
             print(msgspec.json.format(msgspec.json.encode(found)).decode())
             return 0
         if args.action == "add":
-            token = await clients.add_client(db.pool, args.name)
+            token = await clients.add_client(db.pool, args.name, args.role)
             print(token)
-            print(f"client {args.name!r} created; this token is shown only once", file=sys.stderr)
+            print(
+                f"client {args.name!r} ({args.role}) created; this token is shown only once",
+                file=sys.stderr,
+            )
             return 0
         if args.action == "list":
-            for name, created in await clients.list_clients(db.pool):
-                print(f"{name}\t{created}")
+            for name, role, created in await clients.list_clients(db.pool):
+                print(f"{name}\t{role}\t{created}")
             return 0
         if args.action == "remove":
             if not await clients.remove_client(db.pool, args.name):
                 print(f"no client {args.name!r}", file=sys.stderr)
                 return 1
+            if await clients.client_count(db.pool) == 0:
+                print(
+                    "that was the last API client: every HTTP request is now refused until "
+                    "one is added with `mm-bronze clients add NAME`",
+                    file=sys.stderr,
+                )
             return 0
     raise AssertionError(args)

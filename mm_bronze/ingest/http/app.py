@@ -37,6 +37,7 @@ from mm_bronze.formats.workers import DeferredValidator, ValidationWorkers
 from mm_bronze.groupcommit import GroupCommitter
 from mm_bronze.ingest.http.auth import Authenticator, Unauthorized
 from mm_bronze.ingest.http.body import receive_body
+from mm_bronze.ingest.http.linger import LingeringClose
 from mm_bronze.metadata import lineage, records
 from mm_bronze.metadata.clients import Client
 from mm_bronze.models import IngestEvent, SubmissionStatus, encode_event
@@ -277,7 +278,7 @@ def build_app(deps: HttpDeps) -> Starlette:
     ]
     return Starlette(
         routes=routes,
-        middleware=[Middleware(RequestIdMiddleware)],
+        middleware=[Middleware(LingeringClose), Middleware(RequestIdMiddleware)],
         exception_handlers={404: not_found, 405: method_not_allowed, 500: server_error},
     )
 

@@ -38,6 +38,7 @@ from mm_bronze.groupcommit import GroupCommitter
 from mm_bronze.ingest.http.auth import Authenticator, Unauthorized
 from mm_bronze.ingest.http.body import receive_body
 from mm_bronze.ingest.http.linger import LingeringClose
+from mm_bronze.ingest.http.protocol import Http11Only
 from mm_bronze.metadata import lineage, records
 from mm_bronze.metadata.clients import Client
 from mm_bronze.models import IngestEvent, SubmissionStatus, encode_event
@@ -278,7 +279,11 @@ def build_app(deps: HttpDeps) -> Starlette:
     ]
     return Starlette(
         routes=routes,
-        middleware=[Middleware(LingeringClose), Middleware(RequestIdMiddleware)],
+        middleware=[
+            Middleware(LingeringClose),
+            Middleware(RequestIdMiddleware),
+            Middleware(Http11Only),
+        ],
         exception_handlers={404: not_found, 405: method_not_allowed, 500: server_error},
     )
 

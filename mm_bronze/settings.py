@@ -94,6 +94,8 @@ class MllpSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     max_frame_bytes: int = 16 * MiB
     inline_limit: int = 1 * MiB
     idle_timeout: float = 300.0  # seconds without a byte before a connection is closed
+    max_connections: int = 256  # open connections; more are closed at once
+    max_buffered_bytes: int = 256 * MiB  # unfinished frames held by all connections together
     allowed_peers: list[str] = msgspec.field(default_factory=list)  # CIDRs; empty: any
     tls_cert: str = ""  # PEM certificate (chain); set with tls_key to serve MLLP over TLS
     tls_key: str = ""

@@ -41,8 +41,9 @@ lock: | $(UV)
 openssh-client:
 	@command -v sftp >/dev/null || (apt-get update -qq && apt-get install -y -qq openssh-client)
 
+# exec: the shell gives way to the server, so Ctrl-C reaches it once, from the terminal.
 run: install
-	$(BIN)/mm-bronze serve --all
+	exec $(BIN)/mm-bronze serve --all
 
 test: install-test openssh-client $(AZURITE)
 	$(BIN)/pytest

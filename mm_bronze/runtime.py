@@ -74,7 +74,8 @@ async def open_database(settings: Settings, *, migrate: bool = True) -> AsyncIte
     """The database alone (embedded or external), for admin commands."""
     from mm_bronze.metadata import Database
 
-    settings.data_path.mkdir(parents=True, exist_ok=True)
+    if not settings.postgres.dsn:  # the embedded server lives under the data directory
+        settings.data_path.mkdir(parents=True, exist_ok=True)
     db = Database(
         settings.postgres.dsn,
         settings.data_path,

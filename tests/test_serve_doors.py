@@ -133,3 +133,30 @@ def test_sftp_upload_line_names_the_file_and_hl7_subtype_is_type_and_trigger(
     (accepted,) = [x for x in log_lines(door) if x["event"] == "sftp upload accepted"]
     assert accepted["file"] == "flu-result.txt"
     assert accepted["subtype"] == "oru_r01"
+
+
+def test_the_readme_mllp_snippet_times_out_on_a_message_that_asks_for_no_ack(
+    door: MmBronze, tmp_path: Path
+) -> None:
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    section = readme[readme.index("## HL7 over MLLP") :]
+    snippet = section[section.index("```python\n") + 10 :]
+    snippet = snippet[: snippet.index("```")]
+    assert (
+        "settimeout(30)" in snippet and "MSH-15" in section[: section.index("```python")] + snippet
+    )
+    code = snippet.replace("2575", str(door.mllp_port)).replace("settimeout(30)", "settimeout(2)")
+    no_ack = "MSH|^~\\&|LAB|HOSP|BRONZE|DC|20240101||ADT^A01|NE-1|P|2.5|||NE\rPID|1||7^^^H^MR\r"
+    (tmp_path / "message.hl7").write_text(no_ack)
+    result = subprocess.run(
+        [sys.executable, "-c", code + "\nprint(repr(ack))"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "None"  # no ACK by design, and the client did not hang
+    (tmp_path / "message.hl7").write_text(no_ack.replace("|||NE", "|||AL"))
+    acked = subprocess.run(
+        [sys.executable, "-c", code + "\nprint(ack.split(b'\\r')[1].decode())"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert acked.stdout.strip().startswith("MSA|CA|NE-1"), acked.stdout + acked.stderr

@@ -111,3 +111,11 @@ def test_an_unknown_command() -> None:
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
     assert "invalid choice: 'serv'" in result.stderr.splitlines()[-1]
+
+
+@pytest.mark.parametrize("name", ["", *COMMANDS])
+def test_help_is_plain_text(name: str) -> None:
+    result = run_cli(*name.split(), "--help")
+    assert result.returncode == 0
+    assert result.stdout.startswith(f"usage: mm-bronze {name}".rstrip())
+    assert "``" not in result.stdout  # no reST markup

@@ -39,7 +39,10 @@ def main(argv: list[str] | None = None) -> int:
         if args.command not in QUIET_COMMANDS:
             from mm_bronze.logging import configure_logging
 
-            configure_logging(settings.log.level, settings.log.format)
+            level = settings.log.level
+            if args.command not in ("serve", "migrate") and level == "info":
+                level = "warning"  # admin commands print their result; progress is noise
+            configure_logging(level, settings.log.format)
         return _run(args, settings)
     except UsageError as exc:
         command.error(str(exc))  # prints usage and the message, exits 2

@@ -119,3 +119,11 @@ def test_help_is_plain_text(name: str) -> None:
     assert result.returncode == 0
     assert result.stdout.startswith(f"usage: mm-bronze {name}".rstrip())
     assert "``" not in result.stdout  # no reST markup
+
+
+def test_serve_without_roles_is_a_usage_error(tmp_path: Path) -> None:
+    line = _one_clear_line(run_cli("serve", "--data-dir", str(tmp_path)), usage_of="serve")
+    assert line.endswith(
+        "choose the roles to run: --all, or any of --http, --consumers, --mllp, --sftp"
+    )
+    assert not any(tmp_path.iterdir())

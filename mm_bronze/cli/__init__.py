@@ -115,11 +115,19 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
 
     if args.command == "serve":
         from mm_bronze.cli.commands import serve
+        from mm_bronze.cli.parser import ROLE_HELP
+
+        if not (args.all or any(getattr(args, role) for role in ROLE_HELP)):
+            raise UsageError("choose the roles to run: --all, or any of " + _flags(ROLE_HELP))
 
         return run(serve(args, settings))
     from mm_bronze.cli.commands import admin
 
     return run(admin(args, settings))
+
+
+def _flags(names: dict[str, str]) -> str:
+    return ", ".join(f"--{name}" for name in names)
 
 
 def _validate(args: argparse.Namespace, settings: Settings) -> int:

@@ -160,3 +160,21 @@ def test_the_readme_mllp_snippet_times_out_on_a_message_that_asks_for_no_ack(
         cwd=tmp_path, capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert acked.stdout.strip().startswith("MSA|CA|NE-1"), acked.stdout + acked.stderr
+
+
+def test_the_image_health_check_command_passes_against_a_running_door(door: MmBronze) -> None:
+    from tests.test_deployment import dockerfile_instructions
+
+    (health,) = [rest for word, rest in dockerfile_instructions() if word == "HEALTHCHECK"]
+    command = json.loads(health.split(" CMD ", 1)[1])
+    assert command[0] == "python"
+    ok = subprocess.run(
+        [sys.executable, *command[1:]], env={"MM_BRONZE_HTTP_PORT": str(door.http_port)},
+        capture_output=True, timeout=30,
+    )  # fmt: skip
+    assert ok.returncode == 0, ok.stderr
+    down = subprocess.run(
+        [sys.executable, *command[1:]], env={"MM_BRONZE_HTTP_PORT": str(free_port())},
+        capture_output=True, timeout=30,
+    )  # fmt: skip
+    assert down.returncode != 0

@@ -78,6 +78,8 @@ def error(status: int, code: str, message: str, **extra: Any) -> Response:
 def refuse(status: int, code: str, message: str, **extra: Any) -> Response:
     """An error answered before the request body was fully read: close the connection,
     so neither side waits for (or misreads) the unread rest of the body."""
+    if status < 500:  # the reason names places, never payload values
+        log.info("request refused", status=status, error=code, reason=message)
     response = error(status, code, message, **extra)
     response.headers["Connection"] = "close"
     return response
@@ -92,6 +94,7 @@ def invalid_payload(fmt: str, exc: InvalidPayload) -> Response:
     if fmt != "fhir":
         extra["issues"] = [issue_dict(issue) for issue in exc.issues]
         return refuse(422, "invalid_payload", exc.reason, **extra)
+    log.info("request refused", status=422, error="invalid_payload", reason=exc.reason)
     body = {
         **operation_outcome(exc.issues),
         "error": "invalid_payload",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 
 from hypercorn.asyncio import serve
 from hypercorn.config import Config
@@ -17,7 +18,7 @@ def hypercorn_config(settings: HttpSettings) -> Config:
     host = f"[{settings.host}]" if ":" in settings.host else settings.host
     config.bind = [f"{host}:{settings.port}"]
     config.accesslog = None
-    config.errorlog = "-"
+    config.errorlog = logging.getLogger("hypercorn.error")  # rendered by mm_bronze.logging
     config.graceful_timeout = 30.0
     config.keep_alive_timeout = 75.0
     return config

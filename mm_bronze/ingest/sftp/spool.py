@@ -313,6 +313,7 @@ class Spool:
             "sftp upload accepted",
             uuid=submission,
             user=session.username,
+            file=posixpath.basename(virtual),
             format=kind.format,
             content_type=kind.content_type,
             subtype=kind.subtype,

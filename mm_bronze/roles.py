@@ -66,13 +66,19 @@ async def run_http(res: Resources, stop: asyncio.Event) -> None:
     settings = res.settings.http
     pool = res.db.pool
     count = await clients.client_count(pool)
+    required = await clients.tokens_required(pool)
     loopback = is_loopback(settings.host)
     if count == 0 and not loopback:
         raise ConfigError(
             f"refusing to serve HTTP on non-loopback address {settings.host} without API "
             "clients: create one with `mm-bronze clients add NAME`"
         )
-    if count == 0:
+    if count == 0 and required:
+        log.warning(
+            "no API clients left: every request is refused until one is added "
+            "with `mm-bronze clients add NAME`"
+        )
+    elif count == 0:
         log.warning("no API clients configured: accepting unauthenticated requests on loopback")
 
     async def flush(entries: list[tuple[str, str, str | None]]) -> None:

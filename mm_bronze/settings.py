@@ -86,6 +86,10 @@ class SftpSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     inline_limit: int = 256 * 1024  # larger files travel by claim check (staging)
     fhir_version: str = "R4"  # recorded for FHIR files, whose content does not say
     retry_seconds: float = 30.0  # how often uploads whose publish failed are retried
+    max_depth: int = 32  # directory levels below a user's home
+    max_directories_per_user: int = 1000  # directories one user may create
+    max_auth_attempts: int = 6  # failed logins on one connection before it is closed
+    auth_failure_delay: float = 0.5  # seconds; doubles per failure (per user and address)
 
 
 class MllpSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -94,6 +98,8 @@ class MllpSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     max_frame_bytes: int = 16 * MiB  # larger messages are answered AR
     inline_limit: int = 1 * MiB  # larger messages travel by claim check (staging)
     idle_timeout: float = 300.0  # seconds without a byte before a connection is closed
+    max_connections: int = 256  # open connections; more are closed at once
+    max_buffered_bytes: int = 256 * MiB  # unfinished frames held by all connections together
     allowed_peers: list[str] = msgspec.field(default_factory=list)  # CIDRs; empty: any
     tls_cert: str = ""  # PEM certificate (chain); set with tls_key to serve MLLP over TLS
     tls_key: str = ""

@@ -47,17 +47,26 @@ async def admin(args: argparse.Namespace, settings: Settings) -> int:
             print(msgspec.json.format(msgspec.json.encode(found)).decode())
             return 0
         if args.action == "add":
-            token = await clients.add_client(db.pool, args.name)
+            token = await clients.add_client(db.pool, args.name, args.role)
             print(token)
-            print(f"client {args.name!r} created; this token is shown only once", file=sys.stderr)
+            print(
+                f"client {args.name!r} ({args.role}) created; this token is shown only once",
+                file=sys.stderr,
+            )
             return 0
         if args.action == "list":
-            for name, created in await clients.list_clients(db.pool):
-                print(f"{name}\t{created}")
+            for name, role, created in await clients.list_clients(db.pool):
+                print(f"{name}\t{role}\t{created}")
             return 0
         if args.action == "remove":
             if not await clients.remove_client(db.pool, args.name):
                 print(f"no client {args.name!r}", file=sys.stderr)
                 return 1
+            if await clients.client_count(db.pool) == 0:
+                print(
+                    "that was the last API client: every HTTP request is now refused until "
+                    "one is added with `mm-bronze clients add NAME`",
+                    file=sys.stderr,
+                )
             return 0
     raise AssertionError(args)

@@ -72,7 +72,14 @@ def build_parser() -> argparse.ArgumentParser:
     clients_sub = clients_p.add_subparsers(dest="action", required=True, metavar="ACTION")
     add_p = clients_sub.add_parser("add", parents=[common], help="create a client, print its token")
     add_p.add_argument("name")
-    clients_sub.add_parser("list", parents=[common], help="list clients")
+    add_p.add_argument(
+        "--role",
+        choices=("ingest", "read", "admin"),
+        default="ingest",
+        help="ingest: submit and read its own submissions (default); read: read its own "
+        "submissions and the operations surface; admin: see every client's submissions",
+    )
+    clients_sub.add_parser("list", parents=[common], help="list clients (name, role, created)")
     rm_p = clients_sub.add_parser("remove", parents=[common], help="remove a client")
     rm_p.add_argument("name")
 

@@ -16,6 +16,7 @@ import os
 import posixpath
 import shutil
 import stat
+import time
 import uuid as uuidlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +28,7 @@ from mm_bronze.bus import Bus
 from mm_bronze.errors import BronzeError, BusUnavailable, StorageUnavailable
 from mm_bronze.ingest.sftp.intake import Intake, IntakeBuilder, intake_from_file
 from mm_bronze.ingest.sftp.journal import Journal, Marker
+from mm_bronze.ingest.sftp.tree import files_under
 from mm_bronze.ingest.sftp.upload import Session, Upload
 from mm_bronze.models import IngestEvent, encode_event
 from mm_bronze.settings import SftpSettings
@@ -49,6 +51,8 @@ class SpoolConfig:
     max_uploads_per_user: int
     fhir_version: str
     retry_seconds: float
+    max_depth: int = 32
+    max_directories: int = 1000
 
     @classmethod
     def from_settings(cls, settings: SftpSettings, root: Path, topic: str) -> SpoolConfig:
@@ -61,6 +65,8 @@ class SpoolConfig:
             max_uploads_per_user=settings.max_concurrent_uploads_per_user,
             fhir_version=settings.fhir_version,
             retry_seconds=settings.retry_seconds,
+            max_depth=settings.max_depth,
+            max_directories=settings.max_directories_per_user,
         )
 
 
@@ -307,6 +313,7 @@ class Spool:
             "sftp upload accepted",
             uuid=submission,
             user=session.username,
+            file=posixpath.basename(virtual),
             format=kind.format,
             content_type=kind.content_type,
             subtype=kind.subtype,
@@ -403,15 +410,37 @@ class Spool:
         )
 
     def _remove_unjournaled(self) -> None:
+        """Remove spool files no journal marker points at, one user's home at a time.
+
+        A home that cannot be cleaned (whatever its user made of it) is moved aside to
+        ``<spool>/quarantine/`` and logged, so one user's data never stops the server.
+        """
         removed = 0
-        for dirpath, _dirs, files in os.walk(self.homes):
-            for name in files:
-                path = Path(dirpath) / name
-                if path not in self._pending:
-                    path.unlink(missing_ok=True)
-                    removed += 1
+        for home in sorted(p for p in self.homes.iterdir() if p.is_dir()):
+            try:
+                for path in files_under(home):
+                    if path not in self._pending:
+                        path.unlink(missing_ok=True)
+                        removed += 1
+            except OSError as exc:
+                self._quarantine(home, exc)
         if removed:
             log.info("sftp spool cleaned at start", removed=removed)
+
+    def _quarantine(self, home: Path, exc: OSError) -> None:
+        target = self.config.root / "quarantine" / f"{home.name}-{int(time.time())}"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(home, target)
+        log.error(
+            "sftp home could not be cleaned at start; moved to quarantine",
+            user=home.name,
+            quarantine=str(target),
+            error=type(exc).__name__,
+        )
+
+    def busy_under(self, directory: Path) -> bool:
+        """True when a file below ``directory`` is being written or waits for its publish."""
+        return any(directory in path.parents for path in (*self._writing, *self._pending))
 
     async def run_retries(self, stop: asyncio.Event) -> None:
         """Retry journaled uploads every ``retry_seconds`` until ``stop``."""

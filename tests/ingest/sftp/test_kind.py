@@ -1,4 +1,5 @@
-"""An uploaded file's kind is found from its content: a UTF-8 byte order mark never hides it."""
+"""What an SFTP upload is: HL7 v2 subtypes as the MLLP door records them; a UTF-8 BOM
+never hides a file's kind."""
 
 from __future__ import annotations
 
@@ -8,7 +9,27 @@ import pytest
 
 from mm_bronze.ingest.sftp.kind import KindDetector
 
-CORPUS = Path(__file__).resolve().parents[4] / "shared" / "corpus"
+
+@pytest.mark.parametrize(
+    ("name", "version", "subtype"),
+    [
+        ("PHLIP_FLU_2.5.1_VALID_MESSAGE.txt", "2.5.1", "oru_r01"),
+        ("COVID-Test_Full_Batch_Headers_Multiple_Messages_v2_5_1_COVID-TEST_Partner.txt",
+         "2.5.1", "oru_r01"),
+        ("COVID-Test_Full_Batch_Headers_No_Message_v2_5_1.txt", "unknown", "batch"),
+    ],
+)  # fmt: skip
+def test_hl7_subtype_is_message_type_and_trigger(
+    corpus: Path, name: str, version: str, subtype: str
+) -> None:
+    detector = KindDetector(name, "R4")
+    detector.feed((corpus / "hl7v2" / name).read_bytes())
+    kind = detector.finish()
+    assert (kind.format, kind.content_type, kind.version, kind.subtype) == (
+        "hl7", "text", version, subtype,
+    )  # fmt: skip
+
+
 BOM = b"\xef\xbb\xbf"
 
 
@@ -22,8 +43,10 @@ BOM = b"\xef\xbb\xbf"
     ],
 )
 @pytest.mark.parametrize("chunk", [2, 65536])
-def test_a_bom_does_not_change_what_a_file_is(path: str, kind: tuple[str, str], chunk: int) -> None:
-    body = (CORPUS / path).read_bytes()
+def test_a_bom_does_not_change_what_a_file_is(
+    corpus: Path, path: str, kind: tuple[str, str], chunk: int
+) -> None:
+    body = (corpus / path).read_bytes()
     assert not body.startswith(BOM)
     for data in (body, BOM + body):
         detector = KindDetector("upload.bin", "R4")

@@ -1,10 +1,18 @@
-"""MLLP throughput: messages/s with one ACK per message, against a framing-only echo server.
+"""MLLP throughput: messages/s with one ACK per message, against two baselines of the same run.
 
-Both servers run as subprocesses on uvloop and are driven by the same asyncio client: N
+Every server runs as a subprocess on uvloop and is driven by the same asyncio client: N
 connections, each sending one message and waiting for its ACK before sending the next.
-The echo server reads frames with the door's ``FrameReader`` and answers a fixed ACK at once;
-mm-bronze (``serve --mllp`` on embedded PostgreSQL) validates, publishes durably to the
-queue and only then ACKs. The ratio says what validation + durable publishing cost.
+mm-bronze (``serve --mllp``, log level ``warning``, on an embedded PostgreSQL started here)
+validates, publishes durably to the queue and only then ACKs. The baselines:
+
+- a framing-only echo server: reads frames with the door's ``FrameReader`` and answers a
+  fixed ACK at once (what validation + durable publishing cost);
+- sequential single-row committed transactions on the same PostgreSQL (autocommit
+  ``INSERT`` of one row as large as an event into a copy of ``bus.messages``): the limit of
+  a sender that waits for each durable ACK before sending the next message.
+
+Figures go to ``benchmarks.summary``: 1 connection against the commit limit (goal 0.7), and
+16 connections against a fixed goal of 5,000 acked messages/s (with the echo ratio beside it).
 
     python -m benchmarks.mllp [--seconds 5] [--connections 1 16]
 """
@@ -17,7 +25,6 @@ import os
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -149,10 +156,11 @@ def start_echo() -> tuple[subprocess.Popen[bytes], int]:
     return proc, port
 
 
-def start_bronze(data_dir: str) -> tuple[subprocess.Popen[bytes], int]:
+def start_bronze(data_dir: str, dsn: str) -> tuple[subprocess.Popen[bytes], int]:
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("MM_BRONZE_")}
     env["MM_BRONZE_LOG_LEVEL"] = "warning"
+    env["POSTGRES_DSN"] = dsn
     proc = subprocess.Popen(
         [
             sys.executable,
@@ -174,6 +182,31 @@ def start_bronze(data_dir: str) -> tuple[subprocess.Popen[bytes], int]:
     return proc, port
 
 
+async def commit_rate(dsn: str, seconds: float, row_bytes: int) -> float:
+    """Sequential single-row committed INSERTs per second into a copy of ``bus.messages``."""
+    import psycopg
+
+    value = os.urandom(row_bytes)
+    async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as conn:
+        await conn.execute("DROP TABLE IF EXISTS public.bench_commits")
+        await conn.execute("CREATE TABLE public.bench_commits (LIKE bus.messages INCLUDING ALL)")
+        insert = "INSERT INTO public.bench_commits (topic, key, value) VALUES (%s, %s, %s)"
+        loop = asyncio.get_running_loop()
+        count = 0
+        warm = loop.time() + 0.5
+        while loop.time() < warm:
+            await conn.execute(insert, ("bench", b"%d" % count, value), prepare=True)
+            count += 1
+        count = 0
+        start = loop.time()
+        while loop.time() < start + seconds:
+            await conn.execute(insert, ("bench", b"%d" % count, value), prepare=True)
+            count += 1
+        elapsed = loop.time() - start
+        await conn.execute("DROP TABLE public.bench_commits")
+    return count / elapsed
+
+
 def stop(proc: subprocess.Popen[bytes]) -> None:
     proc.terminate()
     try:
@@ -188,16 +221,23 @@ def main(argv: list[str] | None = None) -> dict[int, tuple[float, float]]:
     parser.add_argument("--seconds", type=float, default=5.0, help="measurement per run (5)")
     parser.add_argument("--connections", type=int, nargs="+", default=[1, 16])
     args = parser.parse_args(argv)
+    from benchmarks.summary import record
     from mm_bronze.runtime import run  # uvloop when installed, like the servers
+    from tests.services.postgres import create_database, outside_pytest_tmp, postgres_server
 
     results: dict[int, tuple[float, float]] = {}
+    commits = 0.0
+    row_bytes = len(sample_message()(0)) + 512  # about one encoded event
     echo, echo_port = start_echo()
-    with tempfile.TemporaryDirectory(prefix="mllp-bench-") as data_dir:
-        bronze, bronze_port = start_bronze(data_dir)
+    with outside_pytest_tmp("mllp-bench-") as work, postgres_server(work) as admin_dsn:
+        dsn = create_database(admin_dsn, "mllp")
+        bronze, bronze_port = start_bronze(str(work / "data"), dsn)
         try:
             for n, connections in enumerate(args.connections):
                 offset = n * 1_000_000_000
                 baseline = run(measure(echo_port, connections, args.seconds, offset))
+                if connections == 1:
+                    commits = run(commit_rate(dsn, args.seconds, row_bytes))
                 door = run(measure(bronze_port, connections, args.seconds, offset))
                 results[connections] = (baseline, door)
         finally:
@@ -207,6 +247,29 @@ def main(argv: list[str] | None = None) -> dict[int, tuple[float, float]]:
     print(f"{'connections':>11}  {'echo baseline':>13}  {'mm-bronze':>9}  {'ratio':>6}")
     for connections, (baseline, door) in results.items():
         print(f"{connections:>11}  {baseline:>13,.0f}  {door:>9,.0f}  {door / baseline:>6.2f}")
+    for connections, (baseline, door) in results.items():
+        label = f"{connections} connection{'s' if connections > 1 else ''}"
+        record("mllp", f"{label}: acked msg/s vs framing-only echo", door, baseline, "msg/s")
+        if connections == 1 and commits:
+            print(f"sequential single-row commits: {commits:,.0f}/s, ratio {door / commits:.2f}")
+            record(
+                "mllp",
+                "1 connection: acked msg/s vs sequential single-row commits",
+                door,
+                commits,
+                "msg/s",
+                goal=0.7,
+            )
+        if connections == 16:
+            record(
+                "mllp",
+                "16 connections: acked msg/s vs the fixed goal of 5,000",
+                door,
+                5000.0,
+                "msg/s",
+                goal=1.0,
+                note="baseline is the goal, not a measurement",
+            )
     return results
 
 

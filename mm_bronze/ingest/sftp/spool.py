@@ -253,7 +253,13 @@ class Spool:
         *,
         keep: bool = True,
     ) -> None:
-        """Journal, publish, forget. With ``keep`` a failed publish stays journaled for retry."""
+        """Publish; with ``keep`` a failed publish is journaled (durably) for retry.
+
+        No marker is written on the way: until the close is answered nothing was promised,
+        and a crash meanwhile leaves an unjournaled spool copy that the next start removes
+        (the client saw no success and sends the file again). So the common case costs no
+        journal file operations, only the bus commit.
+        """
         kind = intake.kind
         event = IngestEvent(
             uuid=submission,
@@ -278,16 +284,15 @@ class Spool:
                 "format_metadata": kind.metadata,
             },
         )
-        marker = Marker(spool=str(local.relative_to(self.config.root)), event=event)
-        self.journal.write(marker)
         self._pending[local] = submission
         self._publishing.add(submission)
         try:
             await self.bus.publish(self.config.topic, intake.sha256.encode(), encode_event(event))
         except BusUnavailable as exc:
             if keep:
+                marker = Marker(spool=str(local.relative_to(self.config.root)), event=event)
                 spool_file = local if intake.staged is None else None
-                await asyncio.to_thread(self.journal.make_durable, submission, spool_file)
+                await asyncio.to_thread(self.journal.keep, marker, spool_file)
             log.warning(
                 "sftp upload not published, kept for retry" if keep else "sftp rename refused",
                 user=session.username,
@@ -297,12 +302,10 @@ class Spool:
             )
             if not keep:
                 self._pending.pop(local, None)
-                await asyncio.to_thread(self.journal.remove, submission)
             raise
         finally:
             self._publishing.discard(submission)
         self._pending.pop(local, None)
-        self.journal.remove(submission)
         log.info(
             "sftp upload accepted",
             uuid=submission,

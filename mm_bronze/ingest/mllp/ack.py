@@ -137,9 +137,17 @@ def wanted(header: Hl7Header, outcome: Outcome) -> bool:
 
 
 def build_ack(
-    header: Hl7Header, outcome: Outcome, error: AckError | None = None, *, now: dt.datetime
+    header: Hl7Header,
+    outcome: Outcome,
+    error: AckError | None = None,
+    *,
+    now: dt.datetime,
+    control_id: bytes | None = None,
 ) -> bytes:
-    """The ACK message (without MLLP framing), in the sender's delimiters, segments ending CR."""
+    """The ACK message (without MLLP framing), in the sender's delimiters, segments ending CR.
+
+    ``control_id`` is the ACK's own MSH-10 (at most 20 characters); a random one when None.
+    """
     sep = header.field_separator
     enc = header.encoding
     component, _repetition, _escape, subcomponent = (enc[i : i + 1] for i in range(4))
@@ -157,7 +165,7 @@ def build_ack(
         now.strftime("%Y%m%d%H%M%S+0000").encode(),
         b"",
         message_type,
-        uuid.uuid4().hex[:20].upper().encode(),
+        control_id or uuid.uuid4().hex[:20].upper().encode(),
         header.processing_id or b"P",
         version,
     ]

@@ -216,8 +216,8 @@ def main() -> int:
     print(f"{'server':<36}{'large MB/s':>12}{'small files/s':>15}{'peak RSS MB':>13}")
     for r in results:
         print(f"{r.server:<36}{r.large_mb_s:>12.1f}{r.small_files_s:>15.1f}{r.peak_rss_mb:>13.1f}")
-    large = f"{args.large_mb:,} MB file"
-    small = f"{args.small:,} small files"
+    large_label = f"{args.large_mb:,} MB file"
+    small_label = f"{args.small:,} small files"
     for r, goals in ((door, True), (full, False)):
         print(
             f"{r.server} / ceiling: {r.large_mb_s / ceiling.large_mb_s:.0%} of MB/s, "
@@ -226,7 +226,7 @@ def main() -> int:
         where = r.server.removeprefix("mm-bronze ")
         record(
             "sftp",
-            f"{large}, {where}: MB/s vs bare asyncssh",
+            f"{large_label}, {where}: MB/s vs bare asyncssh",
             r.large_mb_s,
             ceiling.large_mb_s,
             "MB/s",
@@ -234,7 +234,7 @@ def main() -> int:
         )
         record(
             "sftp",
-            f"{small}, {where}: files/s vs bare asyncssh",
+            f"{small_label}, {where}: files/s vs bare asyncssh",
             r.small_files_s,
             ceiling.small_files_s,
             "files/s",
@@ -242,7 +242,7 @@ def main() -> int:
         )
     record(
         "sftp",
-        f"{large}, serve --sftp: peak RSS vs the 200 MB limit",
+        f"{large_label}, serve --sftp: peak RSS vs the 200 MB limit",
         door.peak_rss_mb,
         200.0,
         "MB",

@@ -9,7 +9,9 @@ validates, publishes durably to the queue and only then ACKs. The baselines:
   fixed ACK at once (what validation + durable publishing cost);
 - sequential single-row committed transactions on the same PostgreSQL (autocommit
   ``INSERT`` of one row as large as an event into a copy of ``bus.messages``): the limit of
-  a sender that waits for each durable ACK before sending the next message.
+  a sender that waits for each durable ACK before sending the next message;
+- as many concurrent publishers as connections on the embedded bus itself (``PgQueueBus``
+  on the same database, no MLLP, no validation): what the bus's group commit allows.
 
 Figures go to ``benchmarks.summary``: 1 connection against the commit limit (goal 0.7), and
 16 connections against a fixed goal of 5,000 acked messages/s (with the echo ratio beside it).
@@ -207,6 +209,41 @@ async def commit_rate(dsn: str, seconds: float, row_bytes: int) -> float:
     return count / elapsed
 
 
+async def bus_rate(dsn: str, senders: int, seconds: float, row_bytes: int) -> float:
+    """Events/s that ``senders`` concurrent publishers get from the embedded bus itself."""
+    from psycopg_pool import AsyncConnectionPool
+
+    from mm_bronze.bus.pgqueue import PgQueueBus
+
+    value = os.urandom(row_bytes)
+    pool = AsyncConnectionPool(
+        dsn, min_size=2, max_size=10, open=False, kwargs={"autocommit": True}
+    )
+    await pool.open(wait=True)
+    bus = PgQueueBus(pool)
+    await bus.open()
+    loop = asyncio.get_running_loop()
+
+    async def sender(stop_at: float) -> int:
+        sent = 0
+        while loop.time() < stop_at:
+            await bus.publish("bench-bus-ceiling", b"%d" % sent, value)
+            sent += 1
+        return sent
+
+    try:
+        await asyncio.gather(*(sender(loop.time() + 0.5) for _ in range(senders)))
+        start = loop.time()
+        counts = await asyncio.gather(*(sender(start + seconds) for _ in range(senders)))
+        elapsed = loop.time() - start
+        async with pool.connection() as conn:
+            await conn.execute("DELETE FROM bus.messages WHERE topic = 'bench-bus-ceiling'")
+    finally:
+        await bus.close()
+        await pool.close()
+    return sum(counts) / elapsed
+
+
 def stop(proc: subprocess.Popen[bytes]) -> None:
     proc.terminate()
     try:
@@ -226,6 +263,7 @@ def main(argv: list[str] | None = None) -> dict[int, tuple[float, float]]:
     from tests.services.postgres import create_database, outside_pytest_tmp, postgres_server
 
     results: dict[int, tuple[float, float]] = {}
+    buses: dict[int, float] = {}
     commits = 0.0
     row_bytes = len(sample_message()(0)) + 512  # about one encoded event
     echo, echo_port = start_echo()
@@ -238,18 +276,30 @@ def main(argv: list[str] | None = None) -> dict[int, tuple[float, float]]:
                 baseline = run(measure(echo_port, connections, args.seconds, offset))
                 if connections == 1:
                     commits = run(commit_rate(dsn, args.seconds, row_bytes))
+                buses[connections] = run(bus_rate(dsn, connections, args.seconds, row_bytes))
                 door = run(measure(bronze_port, connections, args.seconds, offset))
                 results[connections] = (baseline, door)
         finally:
             stop(bronze)
             stop(echo)
     print("MLLP, one ACK per message (messages/s)")
-    print(f"{'connections':>11}  {'echo baseline':>13}  {'mm-bronze':>9}  {'ratio':>6}")
+    print(f"{'connections':>11}  {'echo':>8}  {'bus alone':>9}  {'mm-bronze':>9}  {'÷ echo':>6}")
     for connections, (baseline, door) in results.items():
-        print(f"{connections:>11}  {baseline:>13,.0f}  {door:>9,.0f}  {door / baseline:>6.2f}")
+        print(
+            f"{connections:>11}  {baseline:>8,.0f}  {buses[connections]:>9,.0f}  {door:>9,.0f}"
+            f"  {door / baseline:>6.2f}"
+        )
     for connections, (baseline, door) in results.items():
         label = f"{connections} connection{'s' if connections > 1 else ''}"
         record("mllp", f"{label}: acked msg/s vs framing-only echo", door, baseline, "msg/s")
+        record(
+            "mllp",
+            f"{label}: acked msg/s vs as many publishers on the bus alone",
+            door,
+            buses[connections],
+            "msg/s",
+            note="the bus's own group-commit rate at that concurrency, no MLLP",
+        )
         if connections == 1 and commits:
             print(f"sequential single-row commits: {commits:,.0f}/s, ratio {door / commits:.2f}")
             record(

@@ -30,6 +30,7 @@ import asyncssh
 
 from benchmarks.summary import record
 from tests.services.mm_bronze import MmBronze, free_port
+from tests.services.postgres import create_database, outside_pytest_tmp, postgres_server
 
 MB = 1_000_000
 
@@ -38,17 +39,34 @@ BARE_SERVER = textwrap.dedent(
     import asyncio, sys
     import asyncssh
 
-    async def main(port, root, host_key, client_pub):
+    async def main(port, root, host_key, client_pub, dsn):
         keys = asyncssh.import_authorized_keys(open(client_pub).read())
+        factory = lambda chan: asyncssh.SFTPServer(chan, chroot=root.encode())
+        if dsn:  # one committed single-row INSERT before answering each close of a written file
+            import psycopg
+
+            db = await psycopg.AsyncConnection.connect(dsn, autocommit=True)
+            await db.execute("CREATE TABLE IF NOT EXISTS bench_closes (id bigserial, name text)")
+
+            class Durable(asyncssh.SFTPServer):
+                async def close(self, file_obj):
+                    writing = file_obj.writable()
+                    file_obj.close()
+                    if writing:
+                        await db.execute(
+                            "INSERT INTO bench_closes (name) VALUES (%s)", (file_obj.name,),
+                            prepare=True,
+                        )
+
+            factory = lambda chan: Durable(chan, chroot=root.encode())
         await asyncssh.listen(
             "127.0.0.1", port, server_host_keys=[host_key], authorized_client_keys=keys,
-            sftp_factory=lambda chan: asyncssh.SFTPServer(chan, chroot=root.encode()),
-            allow_scp=False,
+            sftp_factory=factory, allow_scp=False,
         )
         print("listening", flush=True)
         await asyncio.Event().wait()
 
-    asyncio.run(main(int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]))
+    asyncio.run(main(int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5]))
     """
 )
 
@@ -122,39 +140,57 @@ def make_inputs(work: Path, large_mb: int, small_count: int) -> tuple[Path, Path
 
 
 def measure(
-    name: str, port: int, pid: int, user: str, key: Path, large: Path, small_dir: Path, work: Path
+    name: str,
+    port: int,
+    pid: int,
+    user: str,
+    key: Path,
+    large: Path | None,
+    small_dir: Path,
+    work: Path,
 ) -> Result:
+    large_mb_s = 0.0
     with PeakRss(pid) as rss:
-        seconds = sftp_batch(port, user, key, [f"put {large} /large.bin"], work)
-    large_mb_s = large.stat().st_size / MB / seconds
+        if large is not None:
+            seconds = sftp_batch(port, user, key, [f"put {large} /large.bin"], work)
+            large_mb_s = large.stat().st_size / MB / seconds
     small = sorted(small_dir.iterdir())
     seconds = sftp_batch(port, user, key, [f"put {p} /{p.name}" for p in small], work)
     return Result(name, large_mb_s, len(small) / seconds, rss.peak_kb / 1024)
 
 
-def bench_bare(work: Path, key: Path, large: Path, small_dir: Path) -> Result:
-    root = work / "bare-root"
+def bench_bare(work: Path, key: Path, large: Path | None, small_dir: Path, dsn: str = "") -> Result:
+    """The bare asyncssh server; with ``dsn``, one durable commit per close on that database."""
+    root = work / ("bare-durable-root" if dsn else "bare-root")
     root.mkdir()
     host_key = work / "bare_host_key"
     asyncssh.generate_private_key("ssh-ed25519").write_private_key(str(host_key))
     port = free_port()
     proc = subprocess.Popen(
-        [sys.executable, "-c", BARE_SERVER, str(port), str(root), str(host_key), f"{key}.pub"],
+        [
+            sys.executable,
+            "-c",
+            BARE_SERVER,
+            str(port),
+            str(root),
+            str(host_key),
+            f"{key}.pub",
+            dsn,
+        ],
         stdout=subprocess.PIPE,
         text=True,
     )
     try:
         assert proc.stdout is not None and proc.stdout.readline().strip() == "listening"
-        return measure(
-            "bare asyncssh (ceiling)", port, proc.pid, "bench", key, large, small_dir, work
-        )
+        name = "bare asyncssh + a commit per close" if dsn else "bare asyncssh (ceiling)"
+        return measure(name, port, proc.pid, "bench", key, large, small_dir, work)
     finally:
         proc.terminate()
         proc.wait()
 
 
 def bench_mm_bronze(
-    work: Path, key: Path, large: Path, small_dir: Path, roles: tuple[str, ...]
+    work: Path, key: Path, large: Path, small_dir: Path, roles: tuple[str, ...], dsn: str
 ) -> Result:
     from mm_bronze.ingest.sftp.users import SftpUser, save_users_file
 
@@ -164,7 +200,7 @@ def bench_mm_bronze(
         data_dir / "sftp" / "users.json",
         [SftpUser(name="bench", keys=[public], perms=["read", "write"])],
     )
-    proc = MmBronze(data_dir, *roles)
+    proc = MmBronze(data_dir, *roles, env={"POSTGRES_DSN": dsn})
     try:
         proc.start()
         deadline = time.monotonic() + 60
@@ -204,18 +240,22 @@ def main() -> int:
         key.chmod(0o600)
         client_key.write_public_key(f"{key}.pub")
         large, small_dir = make_inputs(work, args.large_mb, args.small)
-        results = [
-            bench_bare(work, key, large, small_dir),
-            bench_mm_bronze(work, key, large, small_dir, ("--sftp",)),
-            bench_mm_bronze(work, key, large, small_dir, ("--sftp", "--consumers")),
-        ]
+        with outside_pytest_tmp("sftp-bench-pg-") as pg_dir, postgres_server(pg_dir) as admin:
+            door_dsn, full_dsn = create_database(admin, "sftp"), create_database(admin, "sftp")
+            results = [
+                bench_bare(work, key, large, small_dir),
+                bench_mm_bronze(work, key, large, small_dir, ("--sftp",), door_dsn),
+                bench_mm_bronze(work, key, large, small_dir, ("--sftp", "--consumers"), full_dsn),
+                bench_bare(work, key, None, small_dir, door_dsn),
+            ]
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    ceiling, door, full = results
+    ceiling, door, full, durable = results
     print(f"SFTP upload with OpenSSH sftp: {args.large_mb} MB file, {args.small} small files")
     print(f"{'server':<36}{'large MB/s':>12}{'small files/s':>15}{'peak RSS MB':>13}")
     for r in results:
-        print(f"{r.server:<36}{r.large_mb_s:>12.1f}{r.small_files_s:>15.1f}{r.peak_rss_mb:>13.1f}")
+        large_mb_s = f"{r.large_mb_s:.1f}" if r.large_mb_s else "-"
+        print(f"{r.server:<36}{large_mb_s:>12}{r.small_files_s:>15.1f}{r.peak_rss_mb:>13.1f}")
     large_label = f"{args.large_mb:,} MB file"
     small_label = f"{args.small:,} small files"
     for r, goals in ((door, True), (full, False)):
@@ -240,6 +280,14 @@ def main() -> int:
             "files/s",
             goal=0.5 if goals else None,
         )
+    record(
+        "sftp",
+        f"{small_label}, serve --sftp: files/s vs bare asyncssh + a commit per close",
+        door.small_files_s,
+        durable.small_files_s,
+        "files/s",
+        note="the limit of one durable commit per sequential put, on the same PostgreSQL",
+    )
     record(
         "sftp",
         f"{large_label}, serve --sftp: peak RSS vs the 200 MB limit",

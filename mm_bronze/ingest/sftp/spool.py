@@ -103,7 +103,11 @@ class Spool:
             raise UploadRefused(
                 f"too many concurrent uploads (at most {self.config.max_uploads_per_user})"
             )
-        fd = await asyncio.to_thread(open_fresh, local, flags)
+        # A new file is one metadata operation, done at once as asyncssh's own server does: a
+        # thread hop would cost each small upload more than the create itself.
+        fd = open_new(local, flags)
+        if fd is None:
+            fd = await asyncio.to_thread(open_fresh, local, flags)  # copies the existing file
         superseded = self._pending.pop(local, None)
         if superseded is not None:
             await self._drop_marker(superseded, "superseded by a new upload")
@@ -427,6 +431,14 @@ class Spool:
                 await self.recover(startup=False)
             except Exception as exc:
                 log.error("sftp retry loop error", error=f"{type(exc).__name__}: {exc}")
+
+
+def open_new(local: Path, flags: int) -> int | None:
+    """``open_fresh`` when it copies nothing (no such file, or a truncating or exclusive
+    open); None when the open must work on a copy of the existing file."""
+    if flags & (os.O_TRUNC | os.O_EXCL) or not os.path.lexists(local):
+        return open_fresh(local, flags)
+    return None
 
 
 def open_fresh(local: Path, flags: int) -> int:

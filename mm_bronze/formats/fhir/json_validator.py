@@ -1,4 +1,10 @@
-"""FHIR JSON: a JSON object whose structure matches the declared FHIR version."""
+"""FHIR JSON: a JSON object whose structure matches the declared FHIR version.
+
+A body decoded at once (up to ``BUFFER_LIMIT``) first goes through the compiled fast path
+(``fast.decider``), which accepts it without any Python walk when it is valid; whatever the
+fast path does not accept is walked by ``json_tree.TreeWalker``, which finds and locates every
+problem and has the final word. Larger bodies stream through ijson into ``JsonWalker``.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +14,7 @@ import ijson
 import msgspec
 
 from mm_bronze.formats.base import STRICT, Findings
+from mm_bronze.formats.fhir.fast.decider import decide
 from mm_bronze.formats.fhir.json_events import JsonWalker
 from mm_bronze.formats.fhir.json_tree import TreeWalker
 from mm_bronze.formats.fhir.model import VERSIONS, canonical_version, model
@@ -16,6 +23,8 @@ from mm_bronze.formats.fhir.structure import StructureChecker
 # Bodies up to this size are parsed at once with msgspec (fast); larger ones stream through
 # ijson's push parser so they are never held whole in memory.
 BUFFER_LIMIT = 4 * 1024 * 1024
+# A UTF-8 byte-order mark: accepted before the JSON (senders on Windows write it), recorded.
+BOM = b"\xef\xbb\xbf"
 
 
 def checker_for(version: str | None, findings: Findings, *, note: bool = True) -> StructureChecker:
@@ -79,8 +88,16 @@ class FhirJsonValidator:
         self.findings.add("fatal", "invalid", f"malformed JSON: {detail}", location=location)
 
     def finish(self) -> dict[str, Any]:
+        bom = False
         if self._coro is None:
             data = b"".join(self._buffer)
+            if data.startswith(BOM):
+                bom, data = True, data[len(BOM) :]
+            canonical = canonical_version(self.version)
+            fast = decide(data, canonical) if canonical is not None else None
+            if fast is not None:
+                # Proven valid: no findings, so the verdict is the same at every level.
+                return self._metadata(fast, bom)
             try:
                 document = msgspec.json.decode(data)
             except (msgspec.DecodeError, UnicodeDecodeError) as exc:
@@ -99,8 +116,12 @@ class FhirJsonValidator:
         summary = self.checker.summary
         if summary.resource_type is None:
             self.findings.add("fatal", "required", "FHIR JSON must have a resourceType")
-        meta = summary.metadata()
+        return self._metadata(summary.metadata(), bom)
+
+    def _metadata(self, meta: dict[str, Any], bom: bool) -> dict[str, Any]:
         meta["fhir_version"] = canonical_version(self.version) or self.version
+        if bom:
+            meta["bom"] = True
         return self.findings.record(meta)
 
 

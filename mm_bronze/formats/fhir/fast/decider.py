@@ -1,0 +1,149 @@
+"""Decides, at C speed, that a FHIR JSON payload is valid, or leaves it to the walker.
+
+``decide(data, version)`` decodes the payload into the generated Structs of its version
+(unknown elements, cardinality, required elements, ``[x]`` choices, primitive formats are all
+checked while msgspec decodes), then makes the checks msgspec cannot: no JSON object repeats a
+key, and the Bundle rules of the walker. It returns the metadata the walker's ``Summary``
+would produce, or None: None never means "invalid", only "let the walker decide" (the walker
+explains every rejection and has the final word). The fast path never accepts a payload the
+walker rejects; it may send the walker a payload the walker then accepts (a Bundle that
+repeats a fullUrl, an entry without a resource, a number such as ``1.0`` for an integer).
+"""
+
+from __future__ import annotations
+
+import functools
+import gc
+import importlib
+from collections.abc import Iterable
+from types import ModuleType
+from typing import Any
+
+import msgspec
+
+from mm_bronze.formats.fhir.model import BUNDLE_TYPES
+
+# Bundle types whose entries may carry only a request (as in ``structure.REQUEST_BUNDLES``).
+REQUEST_BUNDLES = frozenset({"transaction", "batch"})
+UNSET = msgspec.UNSET
+_ERRORS = (msgspec.DecodeError, RecursionError, UnicodeDecodeError, ValueError)
+
+
+class Types:
+    """The generated Structs of one FHIR version and a decoder for any of its resources."""
+
+    def __init__(self, version: str) -> None:
+        self.module: ModuleType = importlib.import_module(
+            f"mm_bronze.formats.fhir.fast.{version.lower()}"
+        )
+        self.decoder = msgspec.json.Decoder(self.module.AnyResource)
+        self.bundle = self.module.Bundle
+        self.bundle_types = BUNDLE_TYPES[version]
+
+
+@functools.cache
+def types(version: str) -> Types:
+    """The types of a canonical version (built on first use: about half a second)."""
+    return Types(version)
+
+
+_encode = msgspec.json.Encoder().encode
+
+
+def decode(data: bytes, version: str) -> Any | None:
+    """``data`` as the Struct of its resource type, or None if it does not decode."""
+    decoder = types(version).decoder
+    enabled = gc.isenabled()
+    gc.disable()  # the Structs hold no cycles; collecting while they are built only costs
+    try:
+        return decoder.decode(data)
+    except _ERRORS:
+        return None
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def decide(data: bytes, version: str) -> dict[str, Any] | None:
+    """The metadata of a payload proven valid at the strict level, or None (ask the walker)."""
+    document = decode(data, version)
+    if document is None or not keys_unique(data, (document,)):
+        return None
+    return summary(document, version)
+
+
+def keys_unique(data: bytes, documents: Iterable[Any]) -> bool:
+    """No object in ``data`` repeats a key (``documents`` are what it decoded to).
+
+    msgspec keeps the last of repeated keys, so ``data`` then holds more object members than
+    the re-encoded documents. Members are counted in C: once escaped quotes are removed, every
+    ``"`` delimits a string, and a ``:`` outside strings separates a member.
+    """
+    try:
+        encoded = _encode(list(documents))
+    except (RecursionError, ValueError, TypeError):
+        return False
+    if b"\\u" in data or b"\\u" in encoded:
+        # An escaped character may be a colon: count only the colons outside strings.
+        return _outside_strings(data) == _outside_strings(encoded)
+    # Colons inside strings are the same on both sides (msgspec never escapes a colon), so
+    # any difference is in the members.
+    return data.count(b":") == encoded.count(b":")
+
+
+def _outside_strings(blob: bytes) -> int:
+    cleaned = blob.replace(b"\\\\", b"").replace(b'\\"', b"")
+    return b"".join(cleaned.split(b'"')[0::2]).count(b":")
+
+
+def summary(document: Any, version: str) -> dict[str, Any] | None:
+    """``structure.Summary.metadata()`` of a decoded resource; None if a Bundle rule may fail."""
+    config = type(document).__struct_config__
+    meta: dict[str, Any] = {"resource_type": config.tag}
+    if document.id is not UNSET:
+        meta["id"] = document.id
+    if type(document) is types(version).bundle:
+        bundle = _bundle(document, types(version).bundle_types)
+        if bundle is None:
+            return None
+        meta.update(bundle)
+    resource_meta = document.meta
+    if resource_meta is not UNSET:
+        if resource_meta.profile is not UNSET:
+            profiles = [p for p in resource_meta.profile if p is not None]
+            if profiles:
+                meta["profiles"] = profiles
+        if resource_meta.lastUpdated is not UNSET:
+            meta["last_updated"] = resource_meta.lastUpdated
+    return meta
+
+
+def _bundle(bundle: Any, bundle_types: frozenset[str]) -> dict[str, Any] | None:
+    bundle_type = bundle.type
+    if bundle_type not in bundle_types:
+        return None
+    entry_types: dict[str, int] = {}
+    full_urls: set[str] = set()
+    count = 0
+    if bundle.entry is not UNSET:
+        for entry in bundle.entry:
+            if entry is None:
+                continue
+            count += 1
+            resource = entry.resource
+            if resource is UNSET:
+                if bundle_type not in REQUEST_BUNDLES or entry.request is UNSET:
+                    return None
+            else:
+                tag = type(resource).__struct_config__.tag
+                entry_types[tag] = entry_types.get(tag, 0) + 1
+            full_url = entry.fullUrl
+            if full_url is not UNSET:
+                if full_url in full_urls:
+                    return None  # allowed or not by bdl-7: the walker decides
+                full_urls.add(full_url)
+    return {
+        "bundle_type": bundle_type,
+        "entry_count": count,
+        "entry_types": dict(sorted(entry_types.items())),
+    }

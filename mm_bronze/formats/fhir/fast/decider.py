@@ -64,6 +64,24 @@ def decode(data: bytes, version: str) -> Any | None:
             gc.enable()
 
 
+def decode_lines(lines: list[bytes], version: str) -> list[Any | None]:
+    """``decode`` of each line (one NDJSON block), collecting garbage once."""
+    decoder = types(version).decoder
+    out: list[Any | None] = []
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        for line in lines:
+            try:
+                out.append(decoder.decode(line))
+            except _ERRORS:
+                out.append(None)
+    finally:
+        if enabled:
+            gc.enable()
+    return out
+
+
 def decide(data: bytes, version: str) -> dict[str, Any] | None:
     """The metadata of a payload proven valid at the strict level, or None (ask the walker)."""
     document = decode(data, version)

@@ -37,13 +37,16 @@ DateTime = Annotated[str, _pattern("dateTime")]
 Instant = Annotated[str, _pattern("instant")]
 Time = Annotated[str, _pattern("time")]
 Integer64 = Annotated[str, _pattern("integer64")]
-# Canonical base64 (RFC 4648 alphabet, padded, no whitespace); anything else goes to the
-# walker.
+# Base64 (RFC 4648 alphabet, padded) in which spaces may appear anywhere, as in the
+# specification's own examples; anything else goes to the walker.
+_B64 = "[A-Za-z0-9+/] *"
 Base64Binary = Annotated[
     str,
     Meta(
-        min_length=1,
-        pattern="^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?\\Z",
+        pattern=(
+            f"^ *(?=[A-Za-z0-9+/])(?:{_B64 * 4})*"
+            f"(?:{_B64 * 2}= *= *|{_B64 * 3}= *)?\\Z"
+        )
     ),
 ]
 

@@ -8,7 +8,6 @@ import importlib.util
 import json
 import re
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -60,9 +59,7 @@ def walker_verdict(
     """The walker's metadata, or None when it rejects (the fast path switched off)."""
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(json_validator, "decide", lambda data, version: None)
-        patch.setattr(
-            ndjson_validator, "decode_lines", lambda lines, version: [None] * len(lines)
-        )
+        patch.setattr(ndjson_validator, "decode_lines", lambda lines, version: [None] * len(lines))
         try:
             return validate(body, content_type=content_type, version=version, level=level)
         except InvalidPayload:
@@ -99,6 +96,8 @@ def known_deferral(body: bytes, version: str) -> str | None:
     try:
         document = decider.types(version).decoder.decode(data)
     except msgspec.ValidationError as exc:
+        if _unprintable(json.loads(data)):
+            return "a code, uri or id with a character that is neither printable nor a space"
         missing = re.search(r"missing required field `(\w+)`", str(exc))
         if missing and f'"_{missing.group(1)}"'.encode() in data:
             return "a required primitive given only by its _element"
@@ -110,6 +109,16 @@ def known_deferral(body: bytes, version: str) -> str | None:
     if type(document) is decider.types(version).bundle:
         return "a Bundle rule (fullUrl, entry without resource) left to the walker"
     return None
+
+
+def _unprintable(value: Any) -> bool:
+    if isinstance(value, str):
+        return any(not c.isprintable() and not c.isspace() for c in value)
+    if isinstance(value, dict):
+        return any(_unprintable(v) for v in value.values())
+    if isinstance(value, list):
+        return any(_unprintable(v) for v in value)
+    return False
 
 
 class Tally:
@@ -232,6 +241,12 @@ BAD_STRINGS = [
     "YWJj",
     "-1",
     "1.0",
+    "\u2003x",
+    "a\u200bb",
+    "a\u2028b",
+    "x\x0b",
+    "caf\u00e9",
+    "a-b.c",
 ]
 ODD_VALUES: list[Any] = [None, [], {}, [None], [[]], 1, 1.0, -1, 0, True, "1", "x", [1], {"a": 1}]
 
@@ -289,7 +304,9 @@ def mutate(data: st.DataObject, doc: Any) -> tuple[Any, str]:
         del at(doc, path[:-1])[path[-1]]
     elif kind == "unknown":
         path = data.draw(st.sampled_from(objects(doc)))
-        at(doc, path)[data.draw(st.sampled_from(["unknownThing", "Value", "_x", "resourceType"]))] = 1
+        at(doc, path)[
+            data.draw(st.sampled_from(["unknownThing", "Value", "_x", "resourceType"]))
+        ] = 1
     elif kind == "unwrap":
         lists = [p for p in paths if isinstance(at(doc, p), list) and at(doc, p)]
         if lists:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import functools
 import gc
 import importlib
+import threading
 from collections.abc import Iterable
 from types import ModuleType
 from typing import Any
@@ -47,7 +48,8 @@ def types(version: str) -> Types:
     return Types(version)
 
 
-_encode = msgspec.json.Encoder().encode
+_encoder = msgspec.json.Encoder()
+_local = threading.local()
 
 
 def decode(data: bytes, version: str) -> Any | None:
@@ -97,16 +99,25 @@ def keys_unique(data: bytes, documents: Iterable[Any]) -> bool:
     the re-encoded documents. Members are counted in C: once escaped quotes are removed, every
     ``"`` delimits a string, and a ``:`` outside strings separates a member.
     """
+    encoded = _buffer()
     try:
-        encoded = _encode(list(documents))
+        _encoder.encode_into(list(documents), encoded)
     except (RecursionError, ValueError, TypeError):
         return False
-    if b"\\u" in data or b"\\u" in encoded:
+    if b"\\u" in data:
         # An escaped character may be a colon: count only the colons outside strings.
-        return _outside_strings(data) == _outside_strings(encoded)
-    # Colons inside strings are the same on both sides (msgspec never escapes a colon), so
-    # any difference is in the members.
+        return _outside_strings(data) == _outside_strings(bytes(encoded))
+    # Colons inside strings are the same on both sides (msgspec never escapes a colon, and
+    # without \\u escapes the input has none), so any difference is in the members.
     return data.count(b":") == encoded.count(b":")
+
+
+def _buffer() -> bytearray:
+    """This thread's encoding buffer (reused: allocating a fresh one costs as much again)."""
+    buffer: bytearray | None = getattr(_local, "buffer", None)
+    if buffer is None:
+        buffer = _local.buffer = bytearray()
+    return buffer
 
 
 def _outside_strings(blob: bytes) -> int:

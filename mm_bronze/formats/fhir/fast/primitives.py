@@ -42,12 +42,7 @@ Integer64 = Annotated[str, _pattern("integer64")]
 _B64 = "[A-Za-z0-9+/] *"
 Base64Binary = Annotated[
     str,
-    Meta(
-        pattern=(
-            f"^ *(?=[A-Za-z0-9+/])(?:{_B64 * 4})*"
-            f"(?:{_B64 * 2}= *= *|{_B64 * 3}= *)?\\Z"
-        )
-    ),
+    Meta(pattern=(f"^ *(?=[A-Za-z0-9+/])(?:{_B64 * 4})*(?:{_B64 * 2}= *= *|{_B64 * 3}= *)?\\Z")),
 ]
 
 # FHIR primitive name -> the name of its type in this module.
@@ -94,6 +89,10 @@ class Resource(
     tag_field="resourceType",
 ):
     """A FHIR resource, tagged by its ``resourceType``."""
+
+
+class FormatError(ValueError):
+    """A code, uri or id value that does not match its FHIR pattern."""
 
 
 class ChoiceError(ValueError):

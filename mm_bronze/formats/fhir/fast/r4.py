@@ -22,12 +22,12 @@ class Account(_p.Resource, tag="Account", kw_only=True):
     description_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_description")
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     guarantor: _t.Annotated[list[AccountGuarantor | None], _p.NonEmpty] | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     meta: Meta | _ms.UnsetType = _U
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
@@ -36,11 +36,25 @@ class Account(_p.Resource, tag="Account", kw_only=True):
     owner: Reference | _ms.UnsetType = _U
     partOf: Reference | _ms.UnsetType = _U
     servicePeriod: Period | _ms.UnsetType = _U
-    status: _p.Code
+    status: _p.String
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
     subject: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
     text: Narrative | _ms.UnsetType = _U
     type: CodeableConcept | _ms.UnsetType = _U
+
+    def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("Account.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("Account.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("Account.language")
+        v = self.status
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("Account.status")
 
 
 class AccountCoverage(_p.Complex, kw_only=True):
@@ -88,21 +102,21 @@ class ActivityDefinition(_p.Resource, tag="ActivityDefinition", kw_only=True):
     experimental: _p.Boolean | _ms.UnsetType = _U
     experimental_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_experimental")
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
-    intent: _p.Code | _ms.UnsetType = _U
+    intent: _p.String | _ms.UnsetType = _U
     intent_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_intent")
     jurisdiction: _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
-    kind: _p.Code | _ms.UnsetType = _U
+    kind: _p.String | _ms.UnsetType = _U
     kind_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_kind")
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     lastReviewDate: _p.Date | _ms.UnsetType = _U
     lastReviewDate_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_lastReviewDate")
-    library: _t.Annotated[list[_p.Uri | None], _p.NonEmpty] | _ms.UnsetType = _U
+    library: _t.Annotated[list[_p.String | None], _p.NonEmpty] | _ms.UnsetType = _U
     library_ext: list[Element | None] | Element | _ms.UnsetType = _ms.field(default=_U, name="_library")
     location: Reference | _ms.UnsetType = _U
     meta: Meta | _ms.UnsetType = _U
@@ -112,11 +126,11 @@ class ActivityDefinition(_p.Resource, tag="ActivityDefinition", kw_only=True):
     observationRequirement: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
     observationResultRequirement: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
     participant: _t.Annotated[list[ActivityDefinitionParticipant | None], _p.NonEmpty] | _ms.UnsetType = _U
-    priority: _p.Code | _ms.UnsetType = _U
+    priority: _p.String | _ms.UnsetType = _U
     priority_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_priority")
     productCodeableConcept: CodeableConcept | _ms.UnsetType = _U
     productReference: Reference | _ms.UnsetType = _U
-    profile: _p.Uri | _ms.UnsetType = _U
+    profile: _p.String | _ms.UnsetType = _U
     profile_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_profile")
     publisher: _p.String | _ms.UnsetType = _U
     publisher_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_publisher")
@@ -126,7 +140,7 @@ class ActivityDefinition(_p.Resource, tag="ActivityDefinition", kw_only=True):
     relatedArtifact: _t.Annotated[list[RelatedArtifact | None], _p.NonEmpty] | _ms.UnsetType = _U
     reviewer: _t.Annotated[list[ContactDetail | None], _p.NonEmpty] | _ms.UnsetType = _U
     specimenRequirement: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
-    status: _p.Code
+    status: _p.String
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
     subjectCodeableConcept: CodeableConcept | _ms.UnsetType = _U
     subjectReference: Reference | _ms.UnsetType = _U
@@ -143,9 +157,9 @@ class ActivityDefinition(_p.Resource, tag="ActivityDefinition", kw_only=True):
     title: _p.String | _ms.UnsetType = _U
     title_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_title")
     topic: _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
-    transform: _p.Uri | _ms.UnsetType = _U
+    transform: _p.String | _ms.UnsetType = _U
     transform_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_transform")
-    url: _p.Uri | _ms.UnsetType = _U
+    url: _p.String | _ms.UnsetType = _U
     url_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_url")
     usage: _p.String | _ms.UnsetType = _U
     usage_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_usage")
@@ -154,6 +168,40 @@ class ActivityDefinition(_p.Resource, tag="ActivityDefinition", kw_only=True):
     version_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_version")
 
     def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("ActivityDefinition.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("ActivityDefinition.implicitRules")
+        v = self.intent
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("ActivityDefinition.intent")
+        v = self.kind
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("ActivityDefinition.kind")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("ActivityDefinition.language")
+        if self.library is not _U:
+            for v in self.library:
+                if v is not None and (' ' in v or not v.isprintable()):
+                    raise _p.FormatError("ActivityDefinition.library")
+        v = self.priority
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("ActivityDefinition.priority")
+        v = self.profile
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("ActivityDefinition.profile")
+        v = self.status
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("ActivityDefinition.status")
+        v = self.transform
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("ActivityDefinition.transform")
+        v = self.url
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("ActivityDefinition.url")
         if (self.productCodeableConcept is not _U) + (self.productReference is not _U) > 1:
             raise _p.ChoiceError("ActivityDefinition.product[x]: at most one")
         if (self.subjectCodeableConcept is not _U) + (self.subjectReference is not _U) > 1:
@@ -178,8 +226,13 @@ class ActivityDefinitionParticipant(_p.Complex, kw_only=True):
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     role: CodeableConcept | _ms.UnsetType = _U
-    type: _p.Code
+    type: _p.String
     type_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_type")
+
+    def __post_init__(self) -> None:
+        v = self.type
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("ActivityDefinitionParticipant.type")
 
 
 class Address(_p.Complex, kw_only=True):
@@ -201,14 +254,22 @@ class Address(_p.Complex, kw_only=True):
     state_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_state")
     text: _p.String | _ms.UnsetType = _U
     text_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_text")
-    type: _p.Code | _ms.UnsetType = _U
+    type: _p.String | _ms.UnsetType = _U
     type_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_type")
-    use: _p.Code | _ms.UnsetType = _U
+    use: _p.String | _ms.UnsetType = _U
     use_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_use")
+
+    def __post_init__(self) -> None:
+        v = self.type
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("Address.type")
+        v = self.use
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("Address.use")
 
 
 class AdverseEvent(_p.Resource, tag="AdverseEvent", kw_only=True):
-    actuality: _p.Code
+    actuality: _p.String
     actuality_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_actuality")
     category: _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
     contained: _t.Annotated[list[AnyResource | None], _p.NonEmpty] | _ms.UnsetType = _U
@@ -220,12 +281,12 @@ class AdverseEvent(_p.Resource, tag="AdverseEvent", kw_only=True):
     encounter: Reference | _ms.UnsetType = _U
     event: CodeableConcept | _ms.UnsetType = _U
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: Identifier | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     location: Reference | _ms.UnsetType = _U
     meta: Meta | _ms.UnsetType = _U
@@ -243,6 +304,20 @@ class AdverseEvent(_p.Resource, tag="AdverseEvent", kw_only=True):
     subjectMedicalHistory: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
     suspectEntity: _t.Annotated[list[AdverseEventSuspectEntity | None], _p.NonEmpty] | _ms.UnsetType = _U
     text: Narrative | _ms.UnsetType = _U
+
+    def __post_init__(self) -> None:
+        v = self.actuality
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("AdverseEvent.actuality")
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("AdverseEvent.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("AdverseEvent.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("AdverseEvent.language")
 
 
 class AdverseEventSuspectEntity(_p.Complex, kw_only=True):
@@ -267,38 +342,49 @@ class AdverseEventSuspectEntityCausality(_p.Complex, kw_only=True):
 
 
 class Age(_p.Complex, kw_only=True):
-    code: _p.Code | _ms.UnsetType = _U
+    code: _p.String | _ms.UnsetType = _U
     code_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_code")
-    comparator: _p.Code | _ms.UnsetType = _U
+    comparator: _p.String | _ms.UnsetType = _U
     comparator_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_comparator")
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
-    system: _p.Uri | _ms.UnsetType = _U
+    system: _p.String | _ms.UnsetType = _U
     system_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_system")
     unit: _p.String | _ms.UnsetType = _U
     unit_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_unit")
     value: _p.Decimal | _ms.UnsetType = _U
     value_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_value")
 
+    def __post_init__(self) -> None:
+        v = self.code
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("Age.code")
+        v = self.comparator
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("Age.comparator")
+        v = self.system
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("Age.system")
+
 
 class AllergyIntolerance(_p.Resource, tag="AllergyIntolerance", kw_only=True):
     asserter: Reference | _ms.UnsetType = _U
-    category: _t.Annotated[list[_p.Code | None], _p.NonEmpty] | _ms.UnsetType = _U
+    category: _t.Annotated[list[_p.String | None], _p.NonEmpty] | _ms.UnsetType = _U
     category_ext: list[Element | None] | Element | _ms.UnsetType = _ms.field(default=_U, name="_category")
     clinicalStatus: CodeableConcept | _ms.UnsetType = _U
     code: CodeableConcept | _ms.UnsetType = _U
     contained: _t.Annotated[list[AnyResource | None], _p.NonEmpty] | _ms.UnsetType = _U
-    criticality: _p.Code | _ms.UnsetType = _U
+    criticality: _p.String | _ms.UnsetType = _U
     criticality_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_criticality")
     encounter: Reference | _ms.UnsetType = _U
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     lastOccurrence: _p.DateTime | _ms.UnsetType = _U
     lastOccurrence_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_lastOccurrence")
@@ -318,11 +404,30 @@ class AllergyIntolerance(_p.Resource, tag="AllergyIntolerance", kw_only=True):
     recordedDate_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_recordedDate")
     recorder: Reference | _ms.UnsetType = _U
     text: Narrative | _ms.UnsetType = _U
-    type: _p.Code | _ms.UnsetType = _U
+    type: _p.String | _ms.UnsetType = _U
     type_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_type")
     verificationStatus: CodeableConcept | _ms.UnsetType = _U
 
     def __post_init__(self) -> None:
+        if self.category is not _U:
+            for v in self.category:
+                if v is not None and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+                    raise _p.FormatError("AllergyIntolerance.category")
+        v = self.criticality
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("AllergyIntolerance.criticality")
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("AllergyIntolerance.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("AllergyIntolerance.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("AllergyIntolerance.language")
+        v = self.type
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("AllergyIntolerance.type")
         if (self.onsetAge is not _U) + (self.onsetDateTime is not _U or self.onsetDateTime_ext is not _U) + (self.onsetPeriod is not _U) + (self.onsetRange is not _U) + (self.onsetString is not _U or self.onsetString_ext is not _U) > 1:
             raise _p.ChoiceError("AllergyIntolerance.onset[x]: at most one")
 
@@ -339,9 +444,14 @@ class AllergyIntoleranceReaction(_p.Complex, kw_only=True):
     note: _t.Annotated[list[Annotation | None], _p.NonEmpty] | _ms.UnsetType = _U
     onset: _p.DateTime | _ms.UnsetType = _U
     onset_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_onset")
-    severity: _p.Code | _ms.UnsetType = _U
+    severity: _p.String | _ms.UnsetType = _U
     severity_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_severity")
     substance: CodeableConcept | _ms.UnsetType = _U
+
+    def __post_init__(self) -> None:
+        v = self.severity
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("AllergyIntoleranceReaction.severity")
 
 
 class Annotation(_p.Complex, kw_only=True):
@@ -375,12 +485,12 @@ class Appointment(_p.Resource, tag="Appointment", kw_only=True):
     end: _p.Instant | _ms.UnsetType = _U
     end_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_end")
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     meta: Meta | _ms.UnsetType = _U
     minutesDuration: _p.PositiveInt | _ms.UnsetType = _U
@@ -400,10 +510,24 @@ class Appointment(_p.Resource, tag="Appointment", kw_only=True):
     specialty: _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
     start: _p.Instant | _ms.UnsetType = _U
     start_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_start")
-    status: _p.Code
+    status: _p.String
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
     supportingInformation: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
     text: Narrative | _ms.UnsetType = _U
+
+    def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("Appointment.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("Appointment.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("Appointment.language")
+        v = self.status
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("Appointment.status")
 
 
 class AppointmentParticipant(_p.Complex, kw_only=True):
@@ -413,11 +537,19 @@ class AppointmentParticipant(_p.Complex, kw_only=True):
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     period: Period | _ms.UnsetType = _U
-    required: _p.Code | _ms.UnsetType = _U
+    required: _p.String | _ms.UnsetType = _U
     required_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_required")
-    status: _p.Code
+    status: _p.String
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
     type: _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
+
+    def __post_init__(self) -> None:
+        v = self.required
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("AppointmentParticipant.required")
+        v = self.status
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("AppointmentParticipant.status")
 
 
 class AppointmentResponse(_p.Resource, tag="AppointmentResponse", kw_only=True):
@@ -429,25 +561,39 @@ class AppointmentResponse(_p.Resource, tag="AppointmentResponse", kw_only=True):
     end: _p.Instant | _ms.UnsetType = _U
     end_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_end")
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     meta: Meta | _ms.UnsetType = _U
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    participantStatus: _p.Code
+    participantStatus: _p.String
     participantStatus_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_participantStatus")
     participantType: _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
     start: _p.Instant | _ms.UnsetType = _U
     start_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_start")
     text: Narrative | _ms.UnsetType = _U
 
+    def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("AppointmentResponse.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("AppointmentResponse.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("AppointmentResponse.language")
+        v = self.participantStatus
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("AppointmentResponse.participantStatus")
+
 
 class Attachment(_p.Complex, kw_only=True):
-    contentType: _p.Code | _ms.UnsetType = _U
+    contentType: _p.String | _ms.UnsetType = _U
     contentType_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_contentType")
     creation: _p.DateTime | _ms.UnsetType = _U
     creation_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_creation")
@@ -458,32 +604,43 @@ class Attachment(_p.Complex, kw_only=True):
     hash_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_hash")
     id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     size: _p.UnsignedInt | _ms.UnsetType = _U
     size_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_size")
     title: _p.String | _ms.UnsetType = _U
     title_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_title")
-    url: _p.Uri | _ms.UnsetType = _U
+    url: _p.String | _ms.UnsetType = _U
     url_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_url")
+
+    def __post_init__(self) -> None:
+        v = self.contentType
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("Attachment.contentType")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("Attachment.language")
+        v = self.url
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("Attachment.url")
 
 
 class AuditEvent(_p.Resource, tag="AuditEvent", kw_only=True):
-    action: _p.Code | _ms.UnsetType = _U
+    action: _p.String | _ms.UnsetType = _U
     action_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_action")
     agent: _t.Annotated[list[AuditEventAgent | None], _p.NonEmpty]
     contained: _t.Annotated[list[AnyResource | None], _p.NonEmpty] | _ms.UnsetType = _U
     entity: _t.Annotated[list[AuditEventEntity | None], _p.NonEmpty] | _ms.UnsetType = _U
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     meta: Meta | _ms.UnsetType = _U
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    outcome: _p.Code | _ms.UnsetType = _U
+    outcome: _p.String | _ms.UnsetType = _U
     outcome_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_outcome")
     outcomeDesc: _p.String | _ms.UnsetType = _U
     outcomeDesc_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_outcomeDesc")
@@ -495,6 +652,23 @@ class AuditEvent(_p.Resource, tag="AuditEvent", kw_only=True):
     subtype: _t.Annotated[list[Coding | None], _p.NonEmpty] | _ms.UnsetType = _U
     text: Narrative | _ms.UnsetType = _U
     type: Coding
+
+    def __post_init__(self) -> None:
+        v = self.action
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("AuditEvent.action")
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("AuditEvent.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("AuditEvent.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("AuditEvent.language")
+        v = self.outcome
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("AuditEvent.outcome")
 
 
 class AuditEventAgent(_p.Complex, kw_only=True):
@@ -509,7 +683,7 @@ class AuditEventAgent(_p.Complex, kw_only=True):
     name: _p.String | _ms.UnsetType = _U
     name_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_name")
     network: AuditEventAgentNetwork | _ms.UnsetType = _U
-    policy: _t.Annotated[list[_p.Uri | None], _p.NonEmpty] | _ms.UnsetType = _U
+    policy: _t.Annotated[list[_p.String | None], _p.NonEmpty] | _ms.UnsetType = _U
     policy_ext: list[Element | None] | Element | _ms.UnsetType = _ms.field(default=_U, name="_policy")
     purposeOfUse: _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
     requestor: _p.Boolean
@@ -517,6 +691,12 @@ class AuditEventAgent(_p.Complex, kw_only=True):
     role: _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
     type: CodeableConcept | _ms.UnsetType = _U
     who: Reference | _ms.UnsetType = _U
+
+    def __post_init__(self) -> None:
+        if self.policy is not _U:
+            for v in self.policy:
+                if v is not None and (' ' in v or not v.isprintable()):
+                    raise _p.FormatError("AuditEventAgent.policy")
 
 
 class AuditEventAgentNetwork(_p.Complex, kw_only=True):
@@ -526,8 +706,13 @@ class AuditEventAgentNetwork(_p.Complex, kw_only=True):
     id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    type: _p.Code | _ms.UnsetType = _U
+    type: _p.String | _ms.UnsetType = _U
     type_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_type")
+
+    def __post_init__(self) -> None:
+        v = self.type
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("AuditEventAgentNetwork.type")
 
 
 class AuditEventEntity(_p.Complex, kw_only=True):
@@ -591,60 +776,102 @@ class Basic(_p.Resource, tag="Basic", kw_only=True):
     created: _p.Date | _ms.UnsetType = _U
     created_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_created")
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     meta: Meta | _ms.UnsetType = _U
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     subject: Reference | _ms.UnsetType = _U
     text: Narrative | _ms.UnsetType = _U
 
+    def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("Basic.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("Basic.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("Basic.language")
+
 
 class Binary(_p.Resource, tag="Binary", kw_only=True):
-    contentType: _p.Code
+    contentType: _p.String
     contentType_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_contentType")
     data: _p.Base64Binary | _ms.UnsetType = _U
     data_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_data")
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     meta: Meta | _ms.UnsetType = _U
     securityContext: Reference | _ms.UnsetType = _U
+
+    def __post_init__(self) -> None:
+        v = self.contentType
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("Binary.contentType")
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("Binary.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("Binary.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("Binary.language")
 
 
 class BiologicallyDerivedProduct(_p.Resource, tag="BiologicallyDerivedProduct", kw_only=True):
     collection: BiologicallyDerivedProductCollection | _ms.UnsetType = _U
     contained: _t.Annotated[list[AnyResource | None], _p.NonEmpty] | _ms.UnsetType = _U
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     manipulation: BiologicallyDerivedProductManipulation | _ms.UnsetType = _U
     meta: Meta | _ms.UnsetType = _U
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     parent: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
     processing: _t.Annotated[list[BiologicallyDerivedProductProcessing | None], _p.NonEmpty] | _ms.UnsetType = _U
-    productCategory: _p.Code | _ms.UnsetType = _U
+    productCategory: _p.String | _ms.UnsetType = _U
     productCategory_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_productCategory")
     productCode: CodeableConcept | _ms.UnsetType = _U
     quantity: _p.Integer | _ms.UnsetType = _U
     quantity_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_quantity")
     request: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
-    status: _p.Code | _ms.UnsetType = _U
+    status: _p.String | _ms.UnsetType = _U
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
     storage: _t.Annotated[list[BiologicallyDerivedProductStorage | None], _p.NonEmpty] | _ms.UnsetType = _U
     text: Narrative | _ms.UnsetType = _U
+
+    def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("BiologicallyDerivedProduct.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("BiologicallyDerivedProduct.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("BiologicallyDerivedProduct.language")
+        v = self.productCategory
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("BiologicallyDerivedProduct.productCategory")
+        v = self.status
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("BiologicallyDerivedProduct.status")
 
 
 class BiologicallyDerivedProductCollection(_p.Complex, kw_only=True):
@@ -705,10 +932,15 @@ class BiologicallyDerivedProductStorage(_p.Complex, kw_only=True):
     id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    scale: _p.Code | _ms.UnsetType = _U
+    scale: _p.String | _ms.UnsetType = _U
     scale_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_scale")
     temperature: _p.Decimal | _ms.UnsetType = _U
     temperature_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_temperature")
+
+    def __post_init__(self) -> None:
+        v = self.scale
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("BiologicallyDerivedProductStorage.scale")
 
 
 class BodyStructure(_p.Resource, tag="BodyStructure", kw_only=True):
@@ -718,13 +950,13 @@ class BodyStructure(_p.Resource, tag="BodyStructure", kw_only=True):
     description: _p.String | _ms.UnsetType = _U
     description_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_description")
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
     image: _t.Annotated[list[Attachment | None], _p.NonEmpty] | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     location: CodeableConcept | _ms.UnsetType = _U
     locationQualifier: _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
@@ -734,15 +966,26 @@ class BodyStructure(_p.Resource, tag="BodyStructure", kw_only=True):
     patient: Reference
     text: Narrative | _ms.UnsetType = _U
 
+    def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("BodyStructure.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("BodyStructure.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("BodyStructure.language")
+
 
 class Bundle(_p.Resource, tag="Bundle", kw_only=True):
     entry: _t.Annotated[list[BundleEntry | None], _p.NonEmpty] | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: Identifier | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     link: _t.Annotated[list[BundleLink | None], _p.NonEmpty] | _ms.UnsetType = _U
     meta: Meta | _ms.UnsetType = _U
@@ -751,13 +994,27 @@ class Bundle(_p.Resource, tag="Bundle", kw_only=True):
     timestamp_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_timestamp")
     total: _p.UnsignedInt | _ms.UnsetType = _U
     total_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_total")
-    type: _p.Code
+    type: _p.String
     type_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_type")
+
+    def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("Bundle.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("Bundle.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("Bundle.language")
+        v = self.type
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("Bundle.type")
 
 
 class BundleEntry(_p.Complex, kw_only=True):
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    fullUrl: _p.Uri | _ms.UnsetType = _U
+    fullUrl: _p.String | _ms.UnsetType = _U
     fullUrl_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_fullUrl")
     id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
@@ -767,6 +1024,11 @@ class BundleEntry(_p.Complex, kw_only=True):
     resource: AnyResource | _ms.UnsetType = _U
     response: BundleEntryResponse | _ms.UnsetType = _U
     search: BundleEntrySearch | _ms.UnsetType = _U
+
+    def __post_init__(self) -> None:
+        v = self.fullUrl
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("BundleEntry.fullUrl")
 
 
 class BundleEntryRequest(_p.Complex, kw_only=True):
@@ -781,11 +1043,19 @@ class BundleEntryRequest(_p.Complex, kw_only=True):
     ifNoneExist_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_ifNoneExist")
     ifNoneMatch: _p.String | _ms.UnsetType = _U
     ifNoneMatch_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_ifNoneMatch")
-    method: _p.Code
+    method: _p.String
     method_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_method")
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    url: _p.Uri
+    url: _p.String
     url_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_url")
+
+    def __post_init__(self) -> None:
+        v = self.method
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("BundleEntryRequest.method")
+        v = self.url
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("BundleEntryRequest.url")
 
 
 class BundleEntryResponse(_p.Complex, kw_only=True):
@@ -796,23 +1066,33 @@ class BundleEntryResponse(_p.Complex, kw_only=True):
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     lastModified: _p.Instant | _ms.UnsetType = _U
     lastModified_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_lastModified")
-    location: _p.Uri | _ms.UnsetType = _U
+    location: _p.String | _ms.UnsetType = _U
     location_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_location")
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     outcome: AnyResource | _ms.UnsetType = _U
     status: _p.String
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
 
+    def __post_init__(self) -> None:
+        v = self.location
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("BundleEntryResponse.location")
+
 
 class BundleEntrySearch(_p.Complex, kw_only=True):
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
-    mode: _p.Code | _ms.UnsetType = _U
+    mode: _p.String | _ms.UnsetType = _U
     mode_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_mode")
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     score: _p.Decimal | _ms.UnsetType = _U
     score_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_score")
+
+    def __post_init__(self) -> None:
+        v = self.mode
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("BundleEntrySearch.mode")
 
 
 class BundleLink(_p.Complex, kw_only=True):
@@ -822,8 +1102,13 @@ class BundleLink(_p.Complex, kw_only=True):
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     relation: _p.String
     relation_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_relation")
-    url: _p.Uri
+    url: _p.String
     url_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_url")
+
+    def __post_init__(self) -> None:
+        v = self.url
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("BundleLink.url")
 
 
 class CapabilityStatement(_p.Resource, tag="CapabilityStatement", kw_only=True):
@@ -839,32 +1124,32 @@ class CapabilityStatement(_p.Resource, tag="CapabilityStatement", kw_only=True):
     experimental: _p.Boolean | _ms.UnsetType = _U
     experimental_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_experimental")
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    fhirVersion: _p.Code
+    fhirVersion: _p.String
     fhirVersion_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_fhirVersion")
-    format: _t.Annotated[list[_p.Code | None], _p.NonEmpty]
+    format: _t.Annotated[list[_p.String | None], _p.NonEmpty]
     format_ext: list[Element | None] | Element | _ms.UnsetType = _ms.field(default=_U, name="_format")
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     implementation: CapabilityStatementImplementation | _ms.UnsetType = _U
-    implementationGuide: _t.Annotated[list[_p.Uri | None], _p.NonEmpty] | _ms.UnsetType = _U
+    implementationGuide: _t.Annotated[list[_p.String | None], _p.NonEmpty] | _ms.UnsetType = _U
     implementationGuide_ext: list[Element | None] | Element | _ms.UnsetType = _ms.field(default=_U, name="_implementationGuide")
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
-    imports: _t.Annotated[list[_p.Uri | None], _p.NonEmpty] | _ms.UnsetType = _U
+    imports: _t.Annotated[list[_p.String | None], _p.NonEmpty] | _ms.UnsetType = _U
     imports_ext: list[Element | None] | Element | _ms.UnsetType = _ms.field(default=_U, name="_imports")
-    instantiates: _t.Annotated[list[_p.Uri | None], _p.NonEmpty] | _ms.UnsetType = _U
+    instantiates: _t.Annotated[list[_p.String | None], _p.NonEmpty] | _ms.UnsetType = _U
     instantiates_ext: list[Element | None] | Element | _ms.UnsetType = _ms.field(default=_U, name="_instantiates")
     jurisdiction: _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
-    kind: _p.Code
+    kind: _p.String
     kind_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_kind")
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     messaging: _t.Annotated[list[CapabilityStatementMessaging | None], _p.NonEmpty] | _ms.UnsetType = _U
     meta: Meta | _ms.UnsetType = _U
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     name: _p.String | _ms.UnsetType = _U
     name_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_name")
-    patchFormat: _t.Annotated[list[_p.Code | None], _p.NonEmpty] | _ms.UnsetType = _U
+    patchFormat: _t.Annotated[list[_p.String | None], _p.NonEmpty] | _ms.UnsetType = _U
     patchFormat_ext: list[Element | None] | Element | _ms.UnsetType = _ms.field(default=_U, name="_patchFormat")
     publisher: _p.String | _ms.UnsetType = _U
     publisher_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_publisher")
@@ -872,16 +1157,59 @@ class CapabilityStatement(_p.Resource, tag="CapabilityStatement", kw_only=True):
     purpose_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_purpose")
     rest: _t.Annotated[list[CapabilityStatementRest | None], _p.NonEmpty] | _ms.UnsetType = _U
     software: CapabilityStatementSoftware | _ms.UnsetType = _U
-    status: _p.Code
+    status: _p.String
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
     text: Narrative | _ms.UnsetType = _U
     title: _p.String | _ms.UnsetType = _U
     title_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_title")
-    url: _p.Uri | _ms.UnsetType = _U
+    url: _p.String | _ms.UnsetType = _U
     url_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_url")
     useContext: _t.Annotated[list[UsageContext | None], _p.NonEmpty] | _ms.UnsetType = _U
     version: _p.String | _ms.UnsetType = _U
     version_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_version")
+
+    def __post_init__(self) -> None:
+        v = self.fhirVersion
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("CapabilityStatement.fhirVersion")
+        if self.format is not _U:
+            for v in self.format:
+                if v is not None and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+                    raise _p.FormatError("CapabilityStatement.format")
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("CapabilityStatement.id")
+        if self.implementationGuide is not _U:
+            for v in self.implementationGuide:
+                if v is not None and (' ' in v or not v.isprintable()):
+                    raise _p.FormatError("CapabilityStatement.implementationGuide")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("CapabilityStatement.implicitRules")
+        if self.imports is not _U:
+            for v in self.imports:
+                if v is not None and (' ' in v or not v.isprintable()):
+                    raise _p.FormatError("CapabilityStatement.imports")
+        if self.instantiates is not _U:
+            for v in self.instantiates:
+                if v is not None and (' ' in v or not v.isprintable()):
+                    raise _p.FormatError("CapabilityStatement.instantiates")
+        v = self.kind
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("CapabilityStatement.kind")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("CapabilityStatement.language")
+        if self.patchFormat is not _U:
+            for v in self.patchFormat:
+                if v is not None and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+                    raise _p.FormatError("CapabilityStatement.patchFormat")
+        v = self.status
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("CapabilityStatement.status")
+        v = self.url
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("CapabilityStatement.url")
 
 
 class CapabilityStatementDocument(_p.Complex, kw_only=True):
@@ -890,11 +1218,19 @@ class CapabilityStatementDocument(_p.Complex, kw_only=True):
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
-    mode: _p.Code
+    mode: _p.String
     mode_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_mode")
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    profile: _p.Uri
+    profile: _p.String
     profile_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_profile")
+
+    def __post_init__(self) -> None:
+        v = self.mode
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("CapabilityStatementDocument.mode")
+        v = self.profile
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("CapabilityStatementDocument.profile")
 
 
 class CapabilityStatementImplementation(_p.Complex, kw_only=True):
@@ -905,8 +1241,13 @@ class CapabilityStatementImplementation(_p.Complex, kw_only=True):
     id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    url: _p.Uri | _ms.UnsetType = _U
+    url: _p.String | _ms.UnsetType = _U
     url_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_url")
+
+    def __post_init__(self) -> None:
+        v = self.url
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("CapabilityStatementImplementation.url")
 
 
 class CapabilityStatementMessaging(_p.Complex, kw_only=True):
@@ -923,7 +1264,7 @@ class CapabilityStatementMessaging(_p.Complex, kw_only=True):
 
 
 class CapabilityStatementMessagingEndpoint(_p.Complex, kw_only=True):
-    address: _p.Uri
+    address: _p.String
     address_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_address")
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     id: _p.String | _ms.UnsetType = _U
@@ -931,20 +1272,33 @@ class CapabilityStatementMessagingEndpoint(_p.Complex, kw_only=True):
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     protocol: Coding
 
+    def __post_init__(self) -> None:
+        v = self.address
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("CapabilityStatementMessagingEndpoint.address")
+
 
 class CapabilityStatementMessagingSupportedMessage(_p.Complex, kw_only=True):
-    definition: _p.Uri
+    definition: _p.String
     definition_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_definition")
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
-    mode: _p.Code
+    mode: _p.String
     mode_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_mode")
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
 
+    def __post_init__(self) -> None:
+        v = self.definition
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("CapabilityStatementMessagingSupportedMessage.definition")
+        v = self.mode
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("CapabilityStatementMessagingSupportedMessage.mode")
+
 
 class CapabilityStatementRest(_p.Complex, kw_only=True):
-    compartment: _t.Annotated[list[_p.Uri | None], _p.NonEmpty] | _ms.UnsetType = _U
+    compartment: _t.Annotated[list[_p.String | None], _p.NonEmpty] | _ms.UnsetType = _U
     compartment_ext: list[Element | None] | Element | _ms.UnsetType = _ms.field(default=_U, name="_compartment")
     documentation: _p.String | _ms.UnsetType = _U
     documentation_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_documentation")
@@ -952,7 +1306,7 @@ class CapabilityStatementRest(_p.Complex, kw_only=True):
     id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     interaction: _t.Annotated[list[CapabilityStatementRestInteraction | None], _p.NonEmpty] | _ms.UnsetType = _U
-    mode: _p.Code
+    mode: _p.String
     mode_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_mode")
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     operation: _t.Annotated[list[CapabilityStatementRestResourceOperation | None], _p.NonEmpty] | _ms.UnsetType = _U
@@ -960,9 +1314,18 @@ class CapabilityStatementRest(_p.Complex, kw_only=True):
     searchParam: _t.Annotated[list[CapabilityStatementRestResourceSearchParam | None], _p.NonEmpty] | _ms.UnsetType = _U
     security: CapabilityStatementRestSecurity | _ms.UnsetType = _U
 
+    def __post_init__(self) -> None:
+        if self.compartment is not _U:
+            for v in self.compartment:
+                if v is not None and (' ' in v or not v.isprintable()):
+                    raise _p.FormatError("CapabilityStatementRest.compartment")
+        v = self.mode
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("CapabilityStatementRest.mode")
+
 
 class CapabilityStatementRestInteraction(_p.Complex, kw_only=True):
-    code: _p.Code
+    code: _p.String
     code_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_code")
     documentation: _p.String | _ms.UnsetType = _U
     documentation_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_documentation")
@@ -971,13 +1334,18 @@ class CapabilityStatementRestInteraction(_p.Complex, kw_only=True):
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
 
+    def __post_init__(self) -> None:
+        v = self.code
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("CapabilityStatementRestInteraction.code")
+
 
 class CapabilityStatementRestResource(_p.Complex, kw_only=True):
     conditionalCreate: _p.Boolean | _ms.UnsetType = _U
     conditionalCreate_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_conditionalCreate")
-    conditionalDelete: _p.Code | _ms.UnsetType = _U
+    conditionalDelete: _p.String | _ms.UnsetType = _U
     conditionalDelete_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_conditionalDelete")
-    conditionalRead: _p.Code | _ms.UnsetType = _U
+    conditionalRead: _p.String | _ms.UnsetType = _U
     conditionalRead_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_conditionalRead")
     conditionalUpdate: _p.Boolean | _ms.UnsetType = _U
     conditionalUpdate_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_conditionalUpdate")
@@ -989,29 +1357,54 @@ class CapabilityStatementRestResource(_p.Complex, kw_only=True):
     interaction: _t.Annotated[list[CapabilityStatementRestResourceInteraction | None], _p.NonEmpty] | _ms.UnsetType = _U
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     operation: _t.Annotated[list[CapabilityStatementRestResourceOperation | None], _p.NonEmpty] | _ms.UnsetType = _U
-    profile: _p.Uri | _ms.UnsetType = _U
+    profile: _p.String | _ms.UnsetType = _U
     profile_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_profile")
     readHistory: _p.Boolean | _ms.UnsetType = _U
     readHistory_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_readHistory")
-    referencePolicy: _t.Annotated[list[_p.Code | None], _p.NonEmpty] | _ms.UnsetType = _U
+    referencePolicy: _t.Annotated[list[_p.String | None], _p.NonEmpty] | _ms.UnsetType = _U
     referencePolicy_ext: list[Element | None] | Element | _ms.UnsetType = _ms.field(default=_U, name="_referencePolicy")
     searchInclude: _t.Annotated[list[_p.String | None], _p.NonEmpty] | _ms.UnsetType = _U
     searchInclude_ext: list[Element | None] | Element | _ms.UnsetType = _ms.field(default=_U, name="_searchInclude")
     searchParam: _t.Annotated[list[CapabilityStatementRestResourceSearchParam | None], _p.NonEmpty] | _ms.UnsetType = _U
     searchRevInclude: _t.Annotated[list[_p.String | None], _p.NonEmpty] | _ms.UnsetType = _U
     searchRevInclude_ext: list[Element | None] | Element | _ms.UnsetType = _ms.field(default=_U, name="_searchRevInclude")
-    supportedProfile: _t.Annotated[list[_p.Uri | None], _p.NonEmpty] | _ms.UnsetType = _U
+    supportedProfile: _t.Annotated[list[_p.String | None], _p.NonEmpty] | _ms.UnsetType = _U
     supportedProfile_ext: list[Element | None] | Element | _ms.UnsetType = _ms.field(default=_U, name="_supportedProfile")
-    type: _p.Code
+    type: _p.String
     type_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_type")
     updateCreate: _p.Boolean | _ms.UnsetType = _U
     updateCreate_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_updateCreate")
-    versioning: _p.Code | _ms.UnsetType = _U
+    versioning: _p.String | _ms.UnsetType = _U
     versioning_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_versioning")
+
+    def __post_init__(self) -> None:
+        v = self.conditionalDelete
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("CapabilityStatementRestResource.conditionalDelete")
+        v = self.conditionalRead
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("CapabilityStatementRestResource.conditionalRead")
+        v = self.profile
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("CapabilityStatementRestResource.profile")
+        if self.referencePolicy is not _U:
+            for v in self.referencePolicy:
+                if v is not None and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+                    raise _p.FormatError("CapabilityStatementRestResource.referencePolicy")
+        if self.supportedProfile is not _U:
+            for v in self.supportedProfile:
+                if v is not None and (' ' in v or not v.isprintable()):
+                    raise _p.FormatError("CapabilityStatementRestResource.supportedProfile")
+        v = self.type
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("CapabilityStatementRestResource.type")
+        v = self.versioning
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("CapabilityStatementRestResource.versioning")
 
 
 class CapabilityStatementRestResourceInteraction(_p.Complex, kw_only=True):
-    code: _p.Code
+    code: _p.String
     code_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_code")
     documentation: _p.String | _ms.UnsetType = _U
     documentation_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_documentation")
@@ -1020,9 +1413,14 @@ class CapabilityStatementRestResourceInteraction(_p.Complex, kw_only=True):
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
 
+    def __post_init__(self) -> None:
+        v = self.code
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("CapabilityStatementRestResourceInteraction.code")
+
 
 class CapabilityStatementRestResourceOperation(_p.Complex, kw_only=True):
-    definition: _p.Uri
+    definition: _p.String
     definition_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_definition")
     documentation: _p.String | _ms.UnsetType = _U
     documentation_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_documentation")
@@ -1032,10 +1430,15 @@ class CapabilityStatementRestResourceOperation(_p.Complex, kw_only=True):
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     name: _p.String
     name_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_name")
+
+    def __post_init__(self) -> None:
+        v = self.definition
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("CapabilityStatementRestResourceOperation.definition")
 
 
 class CapabilityStatementRestResourceSearchParam(_p.Complex, kw_only=True):
-    definition: _p.Uri | _ms.UnsetType = _U
+    definition: _p.String | _ms.UnsetType = _U
     definition_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_definition")
     documentation: _p.String | _ms.UnsetType = _U
     documentation_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_documentation")
@@ -1045,8 +1448,16 @@ class CapabilityStatementRestResourceSearchParam(_p.Complex, kw_only=True):
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     name: _p.String
     name_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_name")
-    type: _p.Code
+    type: _p.String
     type_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_type")
+
+    def __post_init__(self) -> None:
+        v = self.definition
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("CapabilityStatementRestResourceSearchParam.definition")
+        v = self.type
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("CapabilityStatementRestResourceSearchParam.type")
 
 
 class CapabilityStatementRestSecurity(_p.Complex, kw_only=True):
@@ -1090,18 +1501,18 @@ class CarePlan(_p.Resource, tag="CarePlan", kw_only=True):
     encounter: Reference | _ms.UnsetType = _U
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     goal: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
-    instantiatesCanonical: _t.Annotated[list[_p.Uri | None], _p.NonEmpty] | _ms.UnsetType = _U
+    instantiatesCanonical: _t.Annotated[list[_p.String | None], _p.NonEmpty] | _ms.UnsetType = _U
     instantiatesCanonical_ext: list[Element | None] | Element | _ms.UnsetType = _ms.field(default=_U, name="_instantiatesCanonical")
-    instantiatesUri: _t.Annotated[list[_p.Uri | None], _p.NonEmpty] | _ms.UnsetType = _U
+    instantiatesUri: _t.Annotated[list[_p.String | None], _p.NonEmpty] | _ms.UnsetType = _U
     instantiatesUri_ext: list[Element | None] | Element | _ms.UnsetType = _ms.field(default=_U, name="_instantiatesUri")
-    intent: _p.Code
+    intent: _p.String
     intent_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_intent")
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     meta: Meta | _ms.UnsetType = _U
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
@@ -1109,13 +1520,38 @@ class CarePlan(_p.Resource, tag="CarePlan", kw_only=True):
     partOf: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
     period: Period | _ms.UnsetType = _U
     replaces: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
-    status: _p.Code
+    status: _p.String
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
     subject: Reference
     supportingInfo: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
     text: Narrative | _ms.UnsetType = _U
     title: _p.String | _ms.UnsetType = _U
     title_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_title")
+
+    def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("CarePlan.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("CarePlan.implicitRules")
+        if self.instantiatesCanonical is not _U:
+            for v in self.instantiatesCanonical:
+                if v is not None and (' ' in v or not v.isprintable()):
+                    raise _p.FormatError("CarePlan.instantiatesCanonical")
+        if self.instantiatesUri is not _U:
+            for v in self.instantiatesUri:
+                if v is not None and (' ' in v or not v.isprintable()):
+                    raise _p.FormatError("CarePlan.instantiatesUri")
+        v = self.intent
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("CarePlan.intent")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("CarePlan.language")
+        v = self.status
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("CarePlan.status")
 
 
 class CarePlanActivity(_p.Complex, kw_only=True):
@@ -1141,11 +1577,11 @@ class CarePlanActivityDetail(_p.Complex, kw_only=True):
     goal: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
     id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
-    instantiatesCanonical: _t.Annotated[list[_p.Uri | None], _p.NonEmpty] | _ms.UnsetType = _U
+    instantiatesCanonical: _t.Annotated[list[_p.String | None], _p.NonEmpty] | _ms.UnsetType = _U
     instantiatesCanonical_ext: list[Element | None] | Element | _ms.UnsetType = _ms.field(default=_U, name="_instantiatesCanonical")
-    instantiatesUri: _t.Annotated[list[_p.Uri | None], _p.NonEmpty] | _ms.UnsetType = _U
+    instantiatesUri: _t.Annotated[list[_p.String | None], _p.NonEmpty] | _ms.UnsetType = _U
     instantiatesUri_ext: list[Element | None] | Element | _ms.UnsetType = _ms.field(default=_U, name="_instantiatesUri")
-    kind: _p.Code | _ms.UnsetType = _U
+    kind: _p.String | _ms.UnsetType = _U
     kind_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_kind")
     location: Reference | _ms.UnsetType = _U
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
@@ -1159,11 +1595,25 @@ class CarePlanActivityDetail(_p.Complex, kw_only=True):
     scheduledString: _p.String | _ms.UnsetType = _U
     scheduledString_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_scheduledString")
     scheduledTiming: Timing | _ms.UnsetType = _U
-    status: _p.Code
+    status: _p.String
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
     statusReason: CodeableConcept | _ms.UnsetType = _U
 
     def __post_init__(self) -> None:
+        if self.instantiatesCanonical is not _U:
+            for v in self.instantiatesCanonical:
+                if v is not None and (' ' in v or not v.isprintable()):
+                    raise _p.FormatError("CarePlanActivityDetail.instantiatesCanonical")
+        if self.instantiatesUri is not _U:
+            for v in self.instantiatesUri:
+                if v is not None and (' ' in v or not v.isprintable()):
+                    raise _p.FormatError("CarePlanActivityDetail.instantiatesUri")
+        v = self.kind
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("CarePlanActivityDetail.kind")
+        v = self.status
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("CarePlanActivityDetail.status")
         if (self.productCodeableConcept is not _U) + (self.productReference is not _U) > 1:
             raise _p.ChoiceError("CarePlanActivityDetail.product[x]: at most one")
         if (self.scheduledPeriod is not _U) + (self.scheduledString is not _U or self.scheduledString_ext is not _U) + (self.scheduledTiming is not _U) > 1:
@@ -1175,12 +1625,12 @@ class CareTeam(_p.Resource, tag="CareTeam", kw_only=True):
     contained: _t.Annotated[list[AnyResource | None], _p.NonEmpty] | _ms.UnsetType = _U
     encounter: Reference | _ms.UnsetType = _U
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     managingOrganization: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
     meta: Meta | _ms.UnsetType = _U
@@ -1192,11 +1642,25 @@ class CareTeam(_p.Resource, tag="CareTeam", kw_only=True):
     period: Period | _ms.UnsetType = _U
     reasonCode: _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
     reasonReference: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
-    status: _p.Code | _ms.UnsetType = _U
+    status: _p.String | _ms.UnsetType = _U
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
     subject: Reference | _ms.UnsetType = _U
     telecom: _t.Annotated[list[ContactPoint | None], _p.NonEmpty] | _ms.UnsetType = _U
     text: Narrative | _ms.UnsetType = _U
+
+    def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("CareTeam.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("CareTeam.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("CareTeam.language")
+        v = self.status
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("CareTeam.status")
 
 
 class CareTeamParticipant(_p.Complex, kw_only=True):
@@ -1217,12 +1681,12 @@ class CatalogEntry(_p.Resource, tag="CatalogEntry", kw_only=True):
     classification: _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
     contained: _t.Annotated[list[AnyResource | None], _p.NonEmpty] | _ms.UnsetType = _U
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     lastUpdated: _p.DateTime | _ms.UnsetType = _U
     lastUpdated_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_lastUpdated")
@@ -1232,13 +1696,27 @@ class CatalogEntry(_p.Resource, tag="CatalogEntry", kw_only=True):
     orderable_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_orderable")
     referencedItem: Reference
     relatedEntry: _t.Annotated[list[CatalogEntryRelatedEntry | None], _p.NonEmpty] | _ms.UnsetType = _U
-    status: _p.Code | _ms.UnsetType = _U
+    status: _p.String | _ms.UnsetType = _U
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
     text: Narrative | _ms.UnsetType = _U
     type: CodeableConcept | _ms.UnsetType = _U
     validTo: _p.DateTime | _ms.UnsetType = _U
     validTo_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_validTo")
     validityPeriod: Period | _ms.UnsetType = _U
+
+    def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("CatalogEntry.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("CatalogEntry.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("CatalogEntry.language")
+        v = self.status
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("CatalogEntry.status")
 
 
 class CatalogEntryRelatedEntry(_p.Complex, kw_only=True):
@@ -1247,8 +1725,13 @@ class CatalogEntryRelatedEntry(_p.Complex, kw_only=True):
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     item: Reference
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    relationtype: _p.Code
+    relationtype: _p.String
     relationtype_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_relationtype")
+
+    def __post_init__(self) -> None:
+        v = self.relationtype
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("CatalogEntryRelatedEntry.relationtype")
 
 
 class ChargeItem(_p.Resource, tag="ChargeItem", kw_only=True):
@@ -1258,9 +1741,9 @@ class ChargeItem(_p.Resource, tag="ChargeItem", kw_only=True):
     contained: _t.Annotated[list[AnyResource | None], _p.NonEmpty] | _ms.UnsetType = _U
     context: Reference | _ms.UnsetType = _U
     costCenter: Reference | _ms.UnsetType = _U
-    definitionCanonical: _t.Annotated[list[_p.Uri | None], _p.NonEmpty] | _ms.UnsetType = _U
+    definitionCanonical: _t.Annotated[list[_p.String | None], _p.NonEmpty] | _ms.UnsetType = _U
     definitionCanonical_ext: list[Element | None] | Element | _ms.UnsetType = _ms.field(default=_U, name="_definitionCanonical")
-    definitionUri: _t.Annotated[list[_p.Uri | None], _p.NonEmpty] | _ms.UnsetType = _U
+    definitionUri: _t.Annotated[list[_p.String | None], _p.NonEmpty] | _ms.UnsetType = _U
     definitionUri_ext: list[Element | None] | Element | _ms.UnsetType = _ms.field(default=_U, name="_definitionUri")
     enteredDate: _p.DateTime | _ms.UnsetType = _U
     enteredDate_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_enteredDate")
@@ -1268,12 +1751,12 @@ class ChargeItem(_p.Resource, tag="ChargeItem", kw_only=True):
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     factorOverride: _p.Decimal | _ms.UnsetType = _U
     factorOverride_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_factorOverride")
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     meta: Meta | _ms.UnsetType = _U
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
@@ -1294,13 +1777,33 @@ class ChargeItem(_p.Resource, tag="ChargeItem", kw_only=True):
     reason: _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
     requestingOrganization: Reference | _ms.UnsetType = _U
     service: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
-    status: _p.Code
+    status: _p.String
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
     subject: Reference
     supportingInformation: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
     text: Narrative | _ms.UnsetType = _U
 
     def __post_init__(self) -> None:
+        if self.definitionCanonical is not _U:
+            for v in self.definitionCanonical:
+                if v is not None and (' ' in v or not v.isprintable()):
+                    raise _p.FormatError("ChargeItem.definitionCanonical")
+        if self.definitionUri is not _U:
+            for v in self.definitionUri:
+                if v is not None and (' ' in v or not v.isprintable()):
+                    raise _p.FormatError("ChargeItem.definitionUri")
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("ChargeItem.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("ChargeItem.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("ChargeItem.language")
+        v = self.status
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("ChargeItem.status")
         if (self.occurrenceDateTime is not _U or self.occurrenceDateTime_ext is not _U) + (self.occurrencePeriod is not _U) + (self.occurrenceTiming is not _U) > 1:
             raise _p.ChoiceError("ChargeItem.occurrence[x]: at most one")
         if (self.productCodeableConcept is not _U) + (self.productReference is not _U) > 1:
@@ -1318,7 +1821,7 @@ class ChargeItemDefinition(_p.Resource, tag="ChargeItemDefinition", kw_only=True
     copyright_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_copyright")
     date: _p.DateTime | _ms.UnsetType = _U
     date_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_date")
-    derivedFromUri: _t.Annotated[list[_p.Uri | None], _p.NonEmpty] | _ms.UnsetType = _U
+    derivedFromUri: _t.Annotated[list[_p.String | None], _p.NonEmpty] | _ms.UnsetType = _U
     derivedFromUri_ext: list[Element | None] | Element | _ms.UnsetType = _ms.field(default=_U, name="_derivedFromUri")
     description: _p.String | _ms.UnsetType = _U
     description_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_description")
@@ -1326,36 +1829,65 @@ class ChargeItemDefinition(_p.Resource, tag="ChargeItemDefinition", kw_only=True
     experimental: _p.Boolean | _ms.UnsetType = _U
     experimental_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_experimental")
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
     instance: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
     jurisdiction: _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     lastReviewDate: _p.Date | _ms.UnsetType = _U
     lastReviewDate_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_lastReviewDate")
     meta: Meta | _ms.UnsetType = _U
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    partOf: _t.Annotated[list[_p.Uri | None], _p.NonEmpty] | _ms.UnsetType = _U
+    partOf: _t.Annotated[list[_p.String | None], _p.NonEmpty] | _ms.UnsetType = _U
     partOf_ext: list[Element | None] | Element | _ms.UnsetType = _ms.field(default=_U, name="_partOf")
     propertyGroup: _t.Annotated[list[ChargeItemDefinitionPropertyGroup | None], _p.NonEmpty] | _ms.UnsetType = _U
     publisher: _p.String | _ms.UnsetType = _U
     publisher_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_publisher")
-    replaces: _t.Annotated[list[_p.Uri | None], _p.NonEmpty] | _ms.UnsetType = _U
+    replaces: _t.Annotated[list[_p.String | None], _p.NonEmpty] | _ms.UnsetType = _U
     replaces_ext: list[Element | None] | Element | _ms.UnsetType = _ms.field(default=_U, name="_replaces")
-    status: _p.Code
+    status: _p.String
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
     text: Narrative | _ms.UnsetType = _U
     title: _p.String | _ms.UnsetType = _U
     title_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_title")
-    url: _p.Uri
+    url: _p.String
     url_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_url")
     useContext: _t.Annotated[list[UsageContext | None], _p.NonEmpty] | _ms.UnsetType = _U
     version: _p.String | _ms.UnsetType = _U
     version_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_version")
+
+    def __post_init__(self) -> None:
+        if self.derivedFromUri is not _U:
+            for v in self.derivedFromUri:
+                if v is not None and (' ' in v or not v.isprintable()):
+                    raise _p.FormatError("ChargeItemDefinition.derivedFromUri")
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("ChargeItemDefinition.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("ChargeItemDefinition.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("ChargeItemDefinition.language")
+        if self.partOf is not _U:
+            for v in self.partOf:
+                if v is not None and (' ' in v or not v.isprintable()):
+                    raise _p.FormatError("ChargeItemDefinition.partOf")
+        if self.replaces is not _U:
+            for v in self.replaces:
+                if v is not None and (' ' in v or not v.isprintable()):
+                    raise _p.FormatError("ChargeItemDefinition.replaces")
+        v = self.status
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("ChargeItemDefinition.status")
+        v = self.url
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("ChargeItemDefinition.url")
 
 
 class ChargeItemDefinitionApplicability(_p.Complex, kw_only=True):
@@ -1389,8 +1921,13 @@ class ChargeItemDefinitionPropertyGroupPriceComponent(_p.Complex, kw_only=True):
     id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    type: _p.Code
+    type: _p.String
     type_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_type")
+
+    def __post_init__(self) -> None:
+        v = self.type
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("ChargeItemDefinitionPropertyGroupPriceComponent.type")
 
 
 class ChargeItemPerformer(_p.Complex, kw_only=True):
@@ -1414,15 +1951,15 @@ class Claim(_p.Resource, tag="Claim", kw_only=True):
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     facility: Reference | _ms.UnsetType = _U
     fundsReserve: CodeableConcept | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
     insurance: _t.Annotated[list[ClaimInsurance | None], _p.NonEmpty]
     insurer: Reference | _ms.UnsetType = _U
     item: _t.Annotated[list[ClaimItem | None], _p.NonEmpty] | _ms.UnsetType = _U
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     meta: Meta | _ms.UnsetType = _U
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
@@ -1435,15 +1972,32 @@ class Claim(_p.Resource, tag="Claim", kw_only=True):
     provider: Reference
     referral: Reference | _ms.UnsetType = _U
     related: _t.Annotated[list[ClaimRelated | None], _p.NonEmpty] | _ms.UnsetType = _U
-    status: _p.Code
+    status: _p.String
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
     subType: CodeableConcept | _ms.UnsetType = _U
     supportingInfo: _t.Annotated[list[ClaimSupportingInfo | None], _p.NonEmpty] | _ms.UnsetType = _U
     text: Narrative | _ms.UnsetType = _U
     total: Money | _ms.UnsetType = _U
     type: CodeableConcept
-    use: _p.Code
+    use: _p.String
     use_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_use")
+
+    def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("Claim.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("Claim.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("Claim.language")
+        v = self.status
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("Claim.status")
+        v = self.use
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("Claim.use")
 
 
 class ClaimAccident(_p.Complex, kw_only=True):
@@ -1649,19 +2203,19 @@ class ClaimResponse(_p.Resource, tag="ClaimResponse", kw_only=True):
     form: Attachment | _ms.UnsetType = _U
     formCode: CodeableConcept | _ms.UnsetType = _U
     fundsReserve: CodeableConcept | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
     insurance: _t.Annotated[list[ClaimResponseInsurance | None], _p.NonEmpty] | _ms.UnsetType = _U
     insurer: Reference
     item: _t.Annotated[list[ClaimResponseItem | None], _p.NonEmpty] | _ms.UnsetType = _U
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     meta: Meta | _ms.UnsetType = _U
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    outcome: _p.Code
+    outcome: _p.String
     outcome_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_outcome")
     patient: Reference
     payeeType: CodeableConcept | _ms.UnsetType = _U
@@ -1672,14 +2226,34 @@ class ClaimResponse(_p.Resource, tag="ClaimResponse", kw_only=True):
     processNote: _t.Annotated[list[ClaimResponseProcessNote | None], _p.NonEmpty] | _ms.UnsetType = _U
     request: Reference | _ms.UnsetType = _U
     requestor: Reference | _ms.UnsetType = _U
-    status: _p.Code
+    status: _p.String
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
     subType: CodeableConcept | _ms.UnsetType = _U
     text: Narrative | _ms.UnsetType = _U
     total: _t.Annotated[list[ClaimResponseTotal | None], _p.NonEmpty] | _ms.UnsetType = _U
     type: CodeableConcept
-    use: _p.Code
+    use: _p.String
     use_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_use")
+
+    def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("ClaimResponse.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("ClaimResponse.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("ClaimResponse.language")
+        v = self.outcome
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("ClaimResponse.outcome")
+        v = self.status
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("ClaimResponse.status")
+        v = self.use
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("ClaimResponse.use")
 
 
 class ClaimResponseAddItem(_p.Complex, kw_only=True):
@@ -1860,8 +2434,13 @@ class ClaimResponseProcessNote(_p.Complex, kw_only=True):
     number_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_number")
     text: _p.String
     text_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_text")
-    type: _p.Code | _ms.UnsetType = _U
+    type: _p.String | _ms.UnsetType = _U
     type_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_type")
+
+    def __post_init__(self) -> None:
+        v = self.type
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("ClaimResponseProcessNote.type")
 
 
 class ClaimResponseTotal(_p.Complex, kw_only=True):
@@ -1915,13 +2494,13 @@ class ClinicalImpression(_p.Resource, tag="ClinicalImpression", kw_only=True):
     encounter: Reference | _ms.UnsetType = _U
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     finding: _t.Annotated[list[ClinicalImpressionFinding | None], _p.NonEmpty] | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
     investigation: _t.Annotated[list[ClinicalImpressionInvestigation | None], _p.NonEmpty] | _ms.UnsetType = _U
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     meta: Meta | _ms.UnsetType = _U
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
@@ -1930,9 +2509,9 @@ class ClinicalImpression(_p.Resource, tag="ClinicalImpression", kw_only=True):
     problem: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
     prognosisCodeableConcept: _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
     prognosisReference: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
-    protocol: _t.Annotated[list[_p.Uri | None], _p.NonEmpty] | _ms.UnsetType = _U
+    protocol: _t.Annotated[list[_p.String | None], _p.NonEmpty] | _ms.UnsetType = _U
     protocol_ext: list[Element | None] | Element | _ms.UnsetType = _ms.field(default=_U, name="_protocol")
-    status: _p.Code
+    status: _p.String
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
     statusReason: CodeableConcept | _ms.UnsetType = _U
     subject: Reference
@@ -1942,6 +2521,22 @@ class ClinicalImpression(_p.Resource, tag="ClinicalImpression", kw_only=True):
     text: Narrative | _ms.UnsetType = _U
 
     def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("ClinicalImpression.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("ClinicalImpression.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("ClinicalImpression.language")
+        if self.protocol is not _U:
+            for v in self.protocol:
+                if v is not None and (' ' in v or not v.isprintable()):
+                    raise _p.FormatError("ClinicalImpression.protocol")
+        v = self.status
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("ClinicalImpression.status")
         if (self.effectiveDateTime is not _U or self.effectiveDateTime_ext is not _U) + (self.effectivePeriod is not _U) > 1:
             raise _p.ChoiceError("ClinicalImpression.effective[x]: at most one")
 
@@ -1974,7 +2569,7 @@ class CodeSystem(_p.Resource, tag="CodeSystem", kw_only=True):
     concept: _t.Annotated[list[CodeSystemConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
     contact: _t.Annotated[list[ContactDetail | None], _p.NonEmpty] | _ms.UnsetType = _U
     contained: _t.Annotated[list[AnyResource | None], _p.NonEmpty] | _ms.UnsetType = _U
-    content: _p.Code
+    content: _p.String
     content_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_content")
     copyright: _p.String | _ms.UnsetType = _U
     copyright_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_copyright")
@@ -1988,15 +2583,15 @@ class CodeSystem(_p.Resource, tag="CodeSystem", kw_only=True):
     experimental_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_experimental")
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     filter: _t.Annotated[list[CodeSystemFilter | None], _p.NonEmpty] | _ms.UnsetType = _U
-    hierarchyMeaning: _p.Code | _ms.UnsetType = _U
+    hierarchyMeaning: _p.String | _ms.UnsetType = _U
     hierarchyMeaning_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_hierarchyMeaning")
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
     jurisdiction: _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     meta: Meta | _ms.UnsetType = _U
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
@@ -2007,26 +2602,55 @@ class CodeSystem(_p.Resource, tag="CodeSystem", kw_only=True):
     publisher_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_publisher")
     purpose: _p.String | _ms.UnsetType = _U
     purpose_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_purpose")
-    status: _p.Code
+    status: _p.String
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
-    supplements: _p.Uri | _ms.UnsetType = _U
+    supplements: _p.String | _ms.UnsetType = _U
     supplements_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_supplements")
     text: Narrative | _ms.UnsetType = _U
     title: _p.String | _ms.UnsetType = _U
     title_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_title")
-    url: _p.Uri | _ms.UnsetType = _U
+    url: _p.String | _ms.UnsetType = _U
     url_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_url")
     useContext: _t.Annotated[list[UsageContext | None], _p.NonEmpty] | _ms.UnsetType = _U
-    valueSet: _p.Uri | _ms.UnsetType = _U
+    valueSet: _p.String | _ms.UnsetType = _U
     valueSet_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueSet")
     version: _p.String | _ms.UnsetType = _U
     version_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_version")
     versionNeeded: _p.Boolean | _ms.UnsetType = _U
     versionNeeded_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_versionNeeded")
 
+    def __post_init__(self) -> None:
+        v = self.content
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("CodeSystem.content")
+        v = self.hierarchyMeaning
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("CodeSystem.hierarchyMeaning")
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("CodeSystem.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("CodeSystem.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("CodeSystem.language")
+        v = self.status
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("CodeSystem.status")
+        v = self.supplements
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("CodeSystem.supplements")
+        v = self.url
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("CodeSystem.url")
+        v = self.valueSet
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("CodeSystem.valueSet")
+
 
 class CodeSystemConcept(_p.Complex, kw_only=True):
-    code: _p.Code
+    code: _p.String
     code_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_code")
     concept: _t.Annotated[list[CodeSystemConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
     definition: _p.String | _ms.UnsetType = _U
@@ -2040,21 +2664,31 @@ class CodeSystemConcept(_p.Complex, kw_only=True):
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     property: _t.Annotated[list[CodeSystemConceptProperty | None], _p.NonEmpty] | _ms.UnsetType = _U
 
+    def __post_init__(self) -> None:
+        v = self.code
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("CodeSystemConcept.code")
+
 
 class CodeSystemConceptDesignation(_p.Complex, kw_only=True):
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     use: Coding | _ms.UnsetType = _U
     value: _p.String
     value_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_value")
 
+    def __post_init__(self) -> None:
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("CodeSystemConceptDesignation.language")
+
 
 class CodeSystemConceptProperty(_p.Complex, kw_only=True):
-    code: _p.Code
+    code: _p.String
     code_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_code")
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     id: _p.String | _ms.UnsetType = _U
@@ -2062,7 +2696,7 @@ class CodeSystemConceptProperty(_p.Complex, kw_only=True):
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     valueBoolean: _p.Boolean | _ms.UnsetType = _U
     valueBoolean_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueBoolean")
-    valueCode: _p.Code | _ms.UnsetType = _U
+    valueCode: _p.String | _ms.UnsetType = _U
     valueCode_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueCode")
     valueCoding: Coding | _ms.UnsetType = _U
     valueDateTime: _p.DateTime | _ms.UnsetType = _U
@@ -2075,12 +2709,18 @@ class CodeSystemConceptProperty(_p.Complex, kw_only=True):
     valueString_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueString")
 
     def __post_init__(self) -> None:
+        v = self.code
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("CodeSystemConceptProperty.code")
+        v = self.valueCode
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("CodeSystemConceptProperty.valueCode")
         if (self.valueBoolean is not _U or self.valueBoolean_ext is not _U) + (self.valueCode is not _U or self.valueCode_ext is not _U) + (self.valueCoding is not _U) + (self.valueDateTime is not _U or self.valueDateTime_ext is not _U) + (self.valueDecimal is not _U or self.valueDecimal_ext is not _U) + (self.valueInteger is not _U or self.valueInteger_ext is not _U) + (self.valueString is not _U or self.valueString_ext is not _U) != 1:
             raise _p.ChoiceError("CodeSystemConceptProperty.value[x]: exactly one")
 
 
 class CodeSystemFilter(_p.Complex, kw_only=True):
-    code: _p.Code
+    code: _p.String
     code_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_code")
     description: _p.String | _ms.UnsetType = _U
     description_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_description")
@@ -2088,14 +2728,23 @@ class CodeSystemFilter(_p.Complex, kw_only=True):
     id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    operator: _t.Annotated[list[_p.Code | None], _p.NonEmpty]
+    operator: _t.Annotated[list[_p.String | None], _p.NonEmpty]
     operator_ext: list[Element | None] | Element | _ms.UnsetType = _ms.field(default=_U, name="_operator")
     value: _p.String
     value_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_value")
 
+    def __post_init__(self) -> None:
+        v = self.code
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("CodeSystemFilter.code")
+        if self.operator is not _U:
+            for v in self.operator:
+                if v is not None and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+                    raise _p.FormatError("CodeSystemFilter.operator")
+
 
 class CodeSystemProperty(_p.Complex, kw_only=True):
-    code: _p.Code
+    code: _p.String
     code_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_code")
     description: _p.String | _ms.UnsetType = _U
     description_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_description")
@@ -2103,10 +2752,21 @@ class CodeSystemProperty(_p.Complex, kw_only=True):
     id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    type: _p.Code
+    type: _p.String
     type_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_type")
-    uri: _p.Uri | _ms.UnsetType = _U
+    uri: _p.String | _ms.UnsetType = _U
     uri_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_uri")
+
+    def __post_init__(self) -> None:
+        v = self.code
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("CodeSystemProperty.code")
+        v = self.type
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("CodeSystemProperty.type")
+        v = self.uri
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("CodeSystemProperty.uri")
 
 
 class CodeableConcept(_p.Complex, kw_only=True):
@@ -2119,19 +2779,27 @@ class CodeableConcept(_p.Complex, kw_only=True):
 
 
 class Coding(_p.Complex, kw_only=True):
-    code: _p.Code | _ms.UnsetType = _U
+    code: _p.String | _ms.UnsetType = _U
     code_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_code")
     display: _p.String | _ms.UnsetType = _U
     display_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_display")
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
-    system: _p.Uri | _ms.UnsetType = _U
+    system: _p.String | _ms.UnsetType = _U
     system_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_system")
     userSelected: _p.Boolean | _ms.UnsetType = _U
     userSelected_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_userSelected")
     version: _p.String | _ms.UnsetType = _U
     version_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_version")
+
+    def __post_init__(self) -> None:
+        v = self.code
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("Coding.code")
+        v = self.system
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("Coding.system")
 
 
 class Communication(_p.Resource, tag="Communication", kw_only=True):
@@ -2141,17 +2809,17 @@ class Communication(_p.Resource, tag="Communication", kw_only=True):
     contained: _t.Annotated[list[AnyResource | None], _p.NonEmpty] | _ms.UnsetType = _U
     encounter: Reference | _ms.UnsetType = _U
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
     inResponseTo: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
-    instantiatesCanonical: _t.Annotated[list[_p.Uri | None], _p.NonEmpty] | _ms.UnsetType = _U
+    instantiatesCanonical: _t.Annotated[list[_p.String | None], _p.NonEmpty] | _ms.UnsetType = _U
     instantiatesCanonical_ext: list[Element | None] | Element | _ms.UnsetType = _ms.field(default=_U, name="_instantiatesCanonical")
-    instantiatesUri: _t.Annotated[list[_p.Uri | None], _p.NonEmpty] | _ms.UnsetType = _U
+    instantiatesUri: _t.Annotated[list[_p.String | None], _p.NonEmpty] | _ms.UnsetType = _U
     instantiatesUri_ext: list[Element | None] | Element | _ms.UnsetType = _ms.field(default=_U, name="_instantiatesUri")
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     medium: _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
     meta: Meta | _ms.UnsetType = _U
@@ -2159,7 +2827,7 @@ class Communication(_p.Resource, tag="Communication", kw_only=True):
     note: _t.Annotated[list[Annotation | None], _p.NonEmpty] | _ms.UnsetType = _U
     partOf: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
     payload: _t.Annotated[list[CommunicationPayload | None], _p.NonEmpty] | _ms.UnsetType = _U
-    priority: _p.Code | _ms.UnsetType = _U
+    priority: _p.String | _ms.UnsetType = _U
     priority_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_priority")
     reasonCode: _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
     reasonReference: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
@@ -2169,12 +2837,37 @@ class Communication(_p.Resource, tag="Communication", kw_only=True):
     sender: Reference | _ms.UnsetType = _U
     sent: _p.DateTime | _ms.UnsetType = _U
     sent_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_sent")
-    status: _p.Code
+    status: _p.String
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
     statusReason: CodeableConcept | _ms.UnsetType = _U
     subject: Reference | _ms.UnsetType = _U
     text: Narrative | _ms.UnsetType = _U
     topic: CodeableConcept | _ms.UnsetType = _U
+
+    def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("Communication.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("Communication.implicitRules")
+        if self.instantiatesCanonical is not _U:
+            for v in self.instantiatesCanonical:
+                if v is not None and (' ' in v or not v.isprintable()):
+                    raise _p.FormatError("Communication.instantiatesCanonical")
+        if self.instantiatesUri is not _U:
+            for v in self.instantiatesUri:
+                if v is not None and (' ' in v or not v.isprintable()):
+                    raise _p.FormatError("Communication.instantiatesUri")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("Communication.language")
+        v = self.priority
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("Communication.priority")
+        v = self.status
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("Communication.status")
 
 
 class CommunicationPayload(_p.Complex, kw_only=True):
@@ -2204,12 +2897,12 @@ class CommunicationRequest(_p.Resource, tag="CommunicationRequest", kw_only=True
     encounter: Reference | _ms.UnsetType = _U
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     groupIdentifier: Identifier | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     medium: _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
     meta: Meta | _ms.UnsetType = _U
@@ -2219,7 +2912,7 @@ class CommunicationRequest(_p.Resource, tag="CommunicationRequest", kw_only=True
     occurrenceDateTime_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_occurrenceDateTime")
     occurrencePeriod: Period | _ms.UnsetType = _U
     payload: _t.Annotated[list[CommunicationRequestPayload | None], _p.NonEmpty] | _ms.UnsetType = _U
-    priority: _p.Code | _ms.UnsetType = _U
+    priority: _p.String | _ms.UnsetType = _U
     priority_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_priority")
     reasonCode: _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
     reasonReference: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
@@ -2227,13 +2920,28 @@ class CommunicationRequest(_p.Resource, tag="CommunicationRequest", kw_only=True
     replaces: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
     requester: Reference | _ms.UnsetType = _U
     sender: Reference | _ms.UnsetType = _U
-    status: _p.Code
+    status: _p.String
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
     statusReason: CodeableConcept | _ms.UnsetType = _U
     subject: Reference | _ms.UnsetType = _U
     text: Narrative | _ms.UnsetType = _U
 
     def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("CommunicationRequest.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("CommunicationRequest.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("CommunicationRequest.language")
+        v = self.priority
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("CommunicationRequest.priority")
+        v = self.status
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("CommunicationRequest.status")
         if (self.occurrenceDateTime is not _U or self.occurrenceDateTime_ext is not _U) + (self.occurrencePeriod is not _U) > 1:
             raise _p.ChoiceError("CommunicationRequest.occurrence[x]: at most one")
 
@@ -2254,7 +2962,7 @@ class CommunicationRequestPayload(_p.Complex, kw_only=True):
 
 
 class CompartmentDefinition(_p.Resource, tag="CompartmentDefinition", kw_only=True):
-    code: _p.Code
+    code: _p.String
     code_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_code")
     contact: _t.Annotated[list[ContactDetail | None], _p.NonEmpty] | _ms.UnsetType = _U
     contained: _t.Annotated[list[AnyResource | None], _p.NonEmpty] | _ms.UnsetType = _U
@@ -2265,11 +2973,11 @@ class CompartmentDefinition(_p.Resource, tag="CompartmentDefinition", kw_only=Tr
     experimental: _p.Boolean | _ms.UnsetType = _U
     experimental_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_experimental")
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     meta: Meta | _ms.UnsetType = _U
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
@@ -2282,18 +2990,38 @@ class CompartmentDefinition(_p.Resource, tag="CompartmentDefinition", kw_only=Tr
     resource: _t.Annotated[list[CompartmentDefinitionResource | None], _p.NonEmpty] | _ms.UnsetType = _U
     search: _p.Boolean
     search_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_search")
-    status: _p.Code
+    status: _p.String
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
     text: Narrative | _ms.UnsetType = _U
-    url: _p.Uri
+    url: _p.String
     url_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_url")
     useContext: _t.Annotated[list[UsageContext | None], _p.NonEmpty] | _ms.UnsetType = _U
     version: _p.String | _ms.UnsetType = _U
     version_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_version")
 
+    def __post_init__(self) -> None:
+        v = self.code
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("CompartmentDefinition.code")
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("CompartmentDefinition.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("CompartmentDefinition.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("CompartmentDefinition.language")
+        v = self.status
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("CompartmentDefinition.status")
+        v = self.url
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("CompartmentDefinition.url")
+
 
 class CompartmentDefinitionResource(_p.Complex, kw_only=True):
-    code: _p.Code
+    code: _p.String
     code_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_code")
     documentation: _p.String | _ms.UnsetType = _U
     documentation_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_documentation")
@@ -2304,12 +3032,17 @@ class CompartmentDefinitionResource(_p.Complex, kw_only=True):
     param: _t.Annotated[list[_p.String | None], _p.NonEmpty] | _ms.UnsetType = _U
     param_ext: list[Element | None] | Element | _ms.UnsetType = _ms.field(default=_U, name="_param")
 
+    def __post_init__(self) -> None:
+        v = self.code
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("CompartmentDefinitionResource.code")
+
 
 class Composition(_p.Resource, tag="Composition", kw_only=True):
     attester: _t.Annotated[list[CompositionAttester | None], _p.NonEmpty] | _ms.UnsetType = _U
     author: _t.Annotated[list[Reference | None], _p.NonEmpty]
     category: _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
-    confidentiality: _p.Code | _ms.UnsetType = _U
+    confidentiality: _p.String | _ms.UnsetType = _U
     confidentiality_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_confidentiality")
     contained: _t.Annotated[list[AnyResource | None], _p.NonEmpty] | _ms.UnsetType = _U
     custodian: Reference | _ms.UnsetType = _U
@@ -2318,18 +3051,18 @@ class Composition(_p.Resource, tag="Composition", kw_only=True):
     encounter: Reference | _ms.UnsetType = _U
     event: _t.Annotated[list[CompositionEvent | None], _p.NonEmpty] | _ms.UnsetType = _U
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: Identifier | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     meta: Meta | _ms.UnsetType = _U
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     relatesTo: _t.Annotated[list[CompositionRelatesTo | None], _p.NonEmpty] | _ms.UnsetType = _U
     section: _t.Annotated[list[CompositionSection | None], _p.NonEmpty] | _ms.UnsetType = _U
-    status: _p.Code
+    status: _p.String
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
     subject: Reference | _ms.UnsetType = _U
     text: Narrative | _ms.UnsetType = _U
@@ -2337,17 +3070,39 @@ class Composition(_p.Resource, tag="Composition", kw_only=True):
     title_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_title")
     type: CodeableConcept
 
+    def __post_init__(self) -> None:
+        v = self.confidentiality
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("Composition.confidentiality")
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("Composition.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("Composition.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("Composition.language")
+        v = self.status
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("Composition.status")
+
 
 class CompositionAttester(_p.Complex, kw_only=True):
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
-    mode: _p.Code
+    mode: _p.String
     mode_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_mode")
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     party: Reference | _ms.UnsetType = _U
     time: _p.DateTime | _ms.UnsetType = _U
     time_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_time")
+
+    def __post_init__(self) -> None:
+        v = self.mode
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("CompositionAttester.mode")
 
 
 class CompositionEvent(_p.Complex, kw_only=True):
@@ -2361,7 +3116,7 @@ class CompositionEvent(_p.Complex, kw_only=True):
 
 
 class CompositionRelatesTo(_p.Complex, kw_only=True):
-    code: _p.Code
+    code: _p.String
     code_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_code")
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     id: _p.String | _ms.UnsetType = _U
@@ -2371,6 +3126,9 @@ class CompositionRelatesTo(_p.Complex, kw_only=True):
     targetReference: Reference | _ms.UnsetType = _U
 
     def __post_init__(self) -> None:
+        v = self.code
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("CompositionRelatesTo.code")
         if (self.targetIdentifier is not _U) + (self.targetReference is not _U) != 1:
             raise _p.ChoiceError("CompositionRelatesTo.target[x]: exactly one")
 
@@ -2384,7 +3142,7 @@ class CompositionSection(_p.Complex, kw_only=True):
     focus: Reference | _ms.UnsetType = _U
     id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
-    mode: _p.Code | _ms.UnsetType = _U
+    mode: _p.String | _ms.UnsetType = _U
     mode_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_mode")
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     orderedBy: CodeableConcept | _ms.UnsetType = _U
@@ -2392,6 +3150,11 @@ class CompositionSection(_p.Complex, kw_only=True):
     text: Narrative | _ms.UnsetType = _U
     title: _p.String | _ms.UnsetType = _U
     title_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_title")
+
+    def __post_init__(self) -> None:
+        v = self.mode
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("CompositionSection.mode")
 
 
 class ConceptMap(_p.Resource, tag="ConceptMap", kw_only=True):
@@ -2407,13 +3170,13 @@ class ConceptMap(_p.Resource, tag="ConceptMap", kw_only=True):
     experimental_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_experimental")
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     group: _t.Annotated[list[ConceptMapGroup | None], _p.NonEmpty] | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: Identifier | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
     jurisdiction: _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     meta: Meta | _ms.UnsetType = _U
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
@@ -2423,26 +3186,53 @@ class ConceptMap(_p.Resource, tag="ConceptMap", kw_only=True):
     publisher_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_publisher")
     purpose: _p.String | _ms.UnsetType = _U
     purpose_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_purpose")
-    sourceCanonical: _p.Uri | _ms.UnsetType = _U
+    sourceCanonical: _p.String | _ms.UnsetType = _U
     sourceCanonical_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_sourceCanonical")
-    sourceUri: _p.Uri | _ms.UnsetType = _U
+    sourceUri: _p.String | _ms.UnsetType = _U
     sourceUri_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_sourceUri")
-    status: _p.Code
+    status: _p.String
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
-    targetCanonical: _p.Uri | _ms.UnsetType = _U
+    targetCanonical: _p.String | _ms.UnsetType = _U
     targetCanonical_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_targetCanonical")
-    targetUri: _p.Uri | _ms.UnsetType = _U
+    targetUri: _p.String | _ms.UnsetType = _U
     targetUri_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_targetUri")
     text: Narrative | _ms.UnsetType = _U
     title: _p.String | _ms.UnsetType = _U
     title_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_title")
-    url: _p.Uri | _ms.UnsetType = _U
+    url: _p.String | _ms.UnsetType = _U
     url_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_url")
     useContext: _t.Annotated[list[UsageContext | None], _p.NonEmpty] | _ms.UnsetType = _U
     version: _p.String | _ms.UnsetType = _U
     version_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_version")
 
     def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("ConceptMap.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("ConceptMap.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("ConceptMap.language")
+        v = self.sourceCanonical
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("ConceptMap.sourceCanonical")
+        v = self.sourceUri
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("ConceptMap.sourceUri")
+        v = self.status
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("ConceptMap.status")
+        v = self.targetCanonical
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("ConceptMap.targetCanonical")
+        v = self.targetUri
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("ConceptMap.targetUri")
+        v = self.url
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("ConceptMap.url")
         if (self.sourceCanonical is not _U or self.sourceCanonical_ext is not _U) + (self.sourceUri is not _U or self.sourceUri_ext is not _U) > 1:
             raise _p.ChoiceError("ConceptMap.source[x]: at most one")
         if (self.targetCanonical is not _U or self.targetCanonical_ext is not _U) + (self.targetUri is not _U or self.targetUri_ext is not _U) > 1:
@@ -2455,19 +3245,27 @@ class ConceptMapGroup(_p.Complex, kw_only=True):
     id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    source: _p.Uri | _ms.UnsetType = _U
+    source: _p.String | _ms.UnsetType = _U
     source_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_source")
     sourceVersion: _p.String | _ms.UnsetType = _U
     sourceVersion_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_sourceVersion")
-    target: _p.Uri | _ms.UnsetType = _U
+    target: _p.String | _ms.UnsetType = _U
     target_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_target")
     targetVersion: _p.String | _ms.UnsetType = _U
     targetVersion_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_targetVersion")
     unmapped: ConceptMapGroupUnmapped | _ms.UnsetType = _U
 
+    def __post_init__(self) -> None:
+        v = self.source
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("ConceptMapGroup.source")
+        v = self.target
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("ConceptMapGroup.target")
+
 
 class ConceptMapGroupElement(_p.Complex, kw_only=True):
-    code: _p.Code | _ms.UnsetType = _U
+    code: _p.String | _ms.UnsetType = _U
     code_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_code")
     display: _p.String | _ms.UnsetType = _U
     display_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_display")
@@ -2477,22 +3275,35 @@ class ConceptMapGroupElement(_p.Complex, kw_only=True):
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     target: _t.Annotated[list[ConceptMapGroupElementTarget | None], _p.NonEmpty] | _ms.UnsetType = _U
 
+    def __post_init__(self) -> None:
+        v = self.code
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("ConceptMapGroupElement.code")
+
 
 class ConceptMapGroupElementTarget(_p.Complex, kw_only=True):
-    code: _p.Code | _ms.UnsetType = _U
+    code: _p.String | _ms.UnsetType = _U
     code_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_code")
     comment: _p.String | _ms.UnsetType = _U
     comment_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_comment")
     dependsOn: _t.Annotated[list[ConceptMapGroupElementTargetDependsOn | None], _p.NonEmpty] | _ms.UnsetType = _U
     display: _p.String | _ms.UnsetType = _U
     display_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_display")
-    equivalence: _p.Code
+    equivalence: _p.String
     equivalence_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_equivalence")
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     product: _t.Annotated[list[ConceptMapGroupElementTargetDependsOn | None], _p.NonEmpty] | _ms.UnsetType = _U
+
+    def __post_init__(self) -> None:
+        v = self.code
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("ConceptMapGroupElementTarget.code")
+        v = self.equivalence
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("ConceptMapGroupElementTarget.equivalence")
 
 
 class ConceptMapGroupElementTargetDependsOn(_p.Complex, kw_only=True):
@@ -2502,27 +3313,46 @@ class ConceptMapGroupElementTargetDependsOn(_p.Complex, kw_only=True):
     id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    property: _p.Uri
+    property: _p.String
     property_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_property")
-    system: _p.Uri | _ms.UnsetType = _U
+    system: _p.String | _ms.UnsetType = _U
     system_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_system")
     value: _p.String
     value_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_value")
 
+    def __post_init__(self) -> None:
+        v = self.property
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("ConceptMapGroupElementTargetDependsOn.property")
+        v = self.system
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("ConceptMapGroupElementTargetDependsOn.system")
+
 
 class ConceptMapGroupUnmapped(_p.Complex, kw_only=True):
-    code: _p.Code | _ms.UnsetType = _U
+    code: _p.String | _ms.UnsetType = _U
     code_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_code")
     display: _p.String | _ms.UnsetType = _U
     display_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_display")
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
-    mode: _p.Code
+    mode: _p.String
     mode_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_mode")
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    url: _p.Uri | _ms.UnsetType = _U
+    url: _p.String | _ms.UnsetType = _U
     url_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_url")
+
+    def __post_init__(self) -> None:
+        v = self.code
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("ConceptMapGroupUnmapped.code")
+        v = self.mode
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("ConceptMapGroupUnmapped.mode")
+        v = self.url
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("ConceptMapGroupUnmapped.url")
 
 
 class Condition(_p.Resource, tag="Condition", kw_only=True):
@@ -2542,12 +3372,12 @@ class Condition(_p.Resource, tag="Condition", kw_only=True):
     encounter: Reference | _ms.UnsetType = _U
     evidence: _t.Annotated[list[ConditionEvidence | None], _p.NonEmpty] | _ms.UnsetType = _U
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     meta: Meta | _ms.UnsetType = _U
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
@@ -2569,6 +3399,15 @@ class Condition(_p.Resource, tag="Condition", kw_only=True):
     verificationStatus: CodeableConcept | _ms.UnsetType = _U
 
     def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("Condition.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("Condition.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("Condition.language")
         if (self.abatementAge is not _U) + (self.abatementDateTime is not _U or self.abatementDateTime_ext is not _U) + (self.abatementPeriod is not _U) + (self.abatementRange is not _U) + (self.abatementString is not _U or self.abatementString_ext is not _U) > 1:
             raise _p.ChoiceError("Condition.abatement[x]: at most one")
         if (self.onsetAge is not _U) + (self.onsetDateTime is not _U or self.onsetDateTime_ext is not _U) + (self.onsetPeriod is not _U) + (self.onsetRange is not _U) + (self.onsetString is not _U or self.onsetString_ext is not _U) > 1:
@@ -2600,12 +3439,12 @@ class Consent(_p.Resource, tag="Consent", kw_only=True):
     dateTime: _p.DateTime | _ms.UnsetType = _U
     dateTime_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_dateTime")
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     meta: Meta | _ms.UnsetType = _U
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
@@ -2618,25 +3457,45 @@ class Consent(_p.Resource, tag="Consent", kw_only=True):
     scope: CodeableConcept
     sourceAttachment: Attachment | _ms.UnsetType = _U
     sourceReference: Reference | _ms.UnsetType = _U
-    status: _p.Code
+    status: _p.String
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
     text: Narrative | _ms.UnsetType = _U
     verification: _t.Annotated[list[ConsentVerification | None], _p.NonEmpty] | _ms.UnsetType = _U
 
     def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("Consent.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("Consent.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("Consent.language")
+        v = self.status
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("Consent.status")
         if (self.sourceAttachment is not _U) + (self.sourceReference is not _U) > 1:
             raise _p.ChoiceError("Consent.source[x]: at most one")
 
 
 class ConsentPolicy(_p.Complex, kw_only=True):
-    authority: _p.Uri | _ms.UnsetType = _U
+    authority: _p.String | _ms.UnsetType = _U
     authority_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_authority")
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    uri: _p.Uri | _ms.UnsetType = _U
+    uri: _p.String | _ms.UnsetType = _U
     uri_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_uri")
+
+    def __post_init__(self) -> None:
+        v = self.authority
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("ConsentPolicy.authority")
+        v = self.uri
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("ConsentPolicy.uri")
 
 
 class ConsentProvision(_p.Complex, kw_only=True):
@@ -2654,8 +3513,13 @@ class ConsentProvision(_p.Complex, kw_only=True):
     provision: _t.Annotated[list[ConsentProvision | None], _p.NonEmpty] | _ms.UnsetType = _U
     purpose: _t.Annotated[list[Coding | None], _p.NonEmpty] | _ms.UnsetType = _U
     securityLabel: _t.Annotated[list[Coding | None], _p.NonEmpty] | _ms.UnsetType = _U
-    type: _p.Code | _ms.UnsetType = _U
+    type: _p.String | _ms.UnsetType = _U
     type_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_type")
+
+    def __post_init__(self) -> None:
+        v = self.type
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("ConsentProvision.type")
 
 
 class ConsentProvisionActor(_p.Complex, kw_only=True):
@@ -2671,10 +3535,15 @@ class ConsentProvisionData(_p.Complex, kw_only=True):
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
-    meaning: _p.Code
+    meaning: _p.String
     meaning_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_meaning")
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     reference: Reference
+
+    def __post_init__(self) -> None:
+        v = self.meaning
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("ConsentProvisionData.meaning")
 
 
 class ConsentVerification(_p.Complex, kw_only=True):
@@ -2705,12 +3574,20 @@ class ContactPoint(_p.Complex, kw_only=True):
     period: Period | _ms.UnsetType = _U
     rank: _p.PositiveInt | _ms.UnsetType = _U
     rank_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_rank")
-    system: _p.Code | _ms.UnsetType = _U
+    system: _p.String | _ms.UnsetType = _U
     system_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_system")
-    use: _p.Code | _ms.UnsetType = _U
+    use: _p.String | _ms.UnsetType = _U
     use_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_use")
     value: _p.String | _ms.UnsetType = _U
     value_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_value")
+
+    def __post_init__(self) -> None:
+        v = self.system
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("ContactPoint.system")
+        v = self.use
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("ContactPoint.use")
 
 
 class Contract(_p.Resource, tag="Contract", kw_only=True):
@@ -2726,17 +3603,17 @@ class Contract(_p.Resource, tag="Contract", kw_only=True):
     expirationType: CodeableConcept | _ms.UnsetType = _U
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     friendly: _t.Annotated[list[ContractFriendly | None], _p.NonEmpty] | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
     instantiatesCanonical: Reference | _ms.UnsetType = _U
-    instantiatesUri: _p.Uri | _ms.UnsetType = _U
+    instantiatesUri: _p.String | _ms.UnsetType = _U
     instantiatesUri_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_instantiatesUri")
     issued: _p.DateTime | _ms.UnsetType = _U
     issued_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_issued")
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     legal: _t.Annotated[list[ContractLegal | None], _p.NonEmpty] | _ms.UnsetType = _U
     legalState: CodeableConcept | _ms.UnsetType = _U
@@ -2751,7 +3628,7 @@ class Contract(_p.Resource, tag="Contract", kw_only=True):
     scope: CodeableConcept | _ms.UnsetType = _U
     signer: _t.Annotated[list[ContractSigner | None], _p.NonEmpty] | _ms.UnsetType = _U
     site: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
-    status: _p.Code | _ms.UnsetType = _U
+    status: _p.String | _ms.UnsetType = _U
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
     subType: _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
     subject: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
@@ -2765,12 +3642,30 @@ class Contract(_p.Resource, tag="Contract", kw_only=True):
     topicCodeableConcept: CodeableConcept | _ms.UnsetType = _U
     topicReference: Reference | _ms.UnsetType = _U
     type: CodeableConcept | _ms.UnsetType = _U
-    url: _p.Uri | _ms.UnsetType = _U
+    url: _p.String | _ms.UnsetType = _U
     url_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_url")
     version: _p.String | _ms.UnsetType = _U
     version_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_version")
 
     def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("Contract.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("Contract.implicitRules")
+        v = self.instantiatesUri
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("Contract.instantiatesUri")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("Contract.language")
+        v = self.status
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("Contract.status")
+        v = self.url
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("Contract.url")
         if (self.legallyBindingAttachment is not _U) + (self.legallyBindingReference is not _U) > 1:
             raise _p.ChoiceError("Contract.legallyBinding[x]: at most one")
         if (self.topicCodeableConcept is not _U) + (self.topicReference is not _U) > 1:
@@ -2786,11 +3681,16 @@ class ContractContentDefinition(_p.Complex, kw_only=True):
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     publicationDate: _p.DateTime | _ms.UnsetType = _U
     publicationDate_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_publicationDate")
-    publicationStatus: _p.Code
+    publicationStatus: _p.String
     publicationStatus_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_publicationStatus")
     publisher: Reference | _ms.UnsetType = _U
     subType: CodeableConcept | _ms.UnsetType = _U
     type: CodeableConcept
+
+    def __post_init__(self) -> None:
+        v = self.publicationStatus
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("ContractContentDefinition.publicationStatus")
 
 
 class ContractFriendly(_p.Complex, kw_only=True):
@@ -3033,10 +3933,13 @@ class ContractTermOfferAnswer(_p.Complex, kw_only=True):
     valueString_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueString")
     valueTime: _p.Time | _ms.UnsetType = _U
     valueTime_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueTime")
-    valueUri: _p.Uri | _ms.UnsetType = _U
+    valueUri: _p.String | _ms.UnsetType = _U
     valueUri_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueUri")
 
     def __post_init__(self) -> None:
+        v = self.valueUri
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("ContractTermOfferAnswer.valueUri")
         if (self.valueAttachment is not _U) + (self.valueBoolean is not _U or self.valueBoolean_ext is not _U) + (self.valueCoding is not _U) + (self.valueDate is not _U or self.valueDate_ext is not _U) + (self.valueDateTime is not _U or self.valueDateTime_ext is not _U) + (self.valueDecimal is not _U or self.valueDecimal_ext is not _U) + (self.valueInteger is not _U or self.valueInteger_ext is not _U) + (self.valueQuantity is not _U) + (self.valueReference is not _U) + (self.valueString is not _U or self.valueString_ext is not _U) + (self.valueTime is not _U or self.valueTime_ext is not _U) + (self.valueUri is not _U or self.valueUri_ext is not _U) != 1:
             raise _p.ChoiceError("ContractTermOfferAnswer.value[x]: exactly one")
 
@@ -3069,24 +3972,40 @@ class Contributor(_p.Complex, kw_only=True):
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     name: _p.String
     name_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_name")
-    type: _p.Code
+    type: _p.String
     type_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_type")
+
+    def __post_init__(self) -> None:
+        v = self.type
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("Contributor.type")
 
 
 class Count(_p.Complex, kw_only=True):
-    code: _p.Code | _ms.UnsetType = _U
+    code: _p.String | _ms.UnsetType = _U
     code_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_code")
-    comparator: _p.Code | _ms.UnsetType = _U
+    comparator: _p.String | _ms.UnsetType = _U
     comparator_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_comparator")
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
-    system: _p.Uri | _ms.UnsetType = _U
+    system: _p.String | _ms.UnsetType = _U
     system_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_system")
     unit: _p.String | _ms.UnsetType = _U
     unit_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_unit")
     value: _p.Decimal | _ms.UnsetType = _U
     value_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_value")
+
+    def __post_init__(self) -> None:
+        v = self.code
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("Count.code")
+        v = self.comparator
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("Count.comparator")
+        v = self.system
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("Count.system")
 
 
 class Coverage(_p.Resource, tag="Coverage", kw_only=True):
@@ -3098,12 +4017,12 @@ class Coverage(_p.Resource, tag="Coverage", kw_only=True):
     dependent: _p.String | _ms.UnsetType = _U
     dependent_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_dependent")
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     meta: Meta | _ms.UnsetType = _U
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
@@ -3115,7 +4034,7 @@ class Coverage(_p.Resource, tag="Coverage", kw_only=True):
     period: Period | _ms.UnsetType = _U
     policyHolder: Reference | _ms.UnsetType = _U
     relationship: CodeableConcept | _ms.UnsetType = _U
-    status: _p.Code
+    status: _p.String
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
     subrogation: _p.Boolean | _ms.UnsetType = _U
     subrogation_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_subrogation")
@@ -3124,6 +4043,20 @@ class Coverage(_p.Resource, tag="Coverage", kw_only=True):
     subscriberId_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_subscriberId")
     text: Narrative | _ms.UnsetType = _U
     type: CodeableConcept | _ms.UnsetType = _U
+
+    def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("Coverage.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("Coverage.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("Coverage.language")
+        v = self.status
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("Coverage.status")
 
 
 class CoverageClass(_p.Complex, kw_only=True):
@@ -3169,32 +4102,48 @@ class CoverageEligibilityRequest(_p.Resource, tag="CoverageEligibilityRequest", 
     enterer: Reference | _ms.UnsetType = _U
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     facility: Reference | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
     insurance: _t.Annotated[list[CoverageEligibilityRequestInsurance | None], _p.NonEmpty] | _ms.UnsetType = _U
     insurer: Reference
     item: _t.Annotated[list[CoverageEligibilityRequestItem | None], _p.NonEmpty] | _ms.UnsetType = _U
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     meta: Meta | _ms.UnsetType = _U
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     patient: Reference
     priority: CodeableConcept | _ms.UnsetType = _U
     provider: Reference | _ms.UnsetType = _U
-    purpose: _t.Annotated[list[_p.Code | None], _p.NonEmpty]
+    purpose: _t.Annotated[list[_p.String | None], _p.NonEmpty]
     purpose_ext: list[Element | None] | Element | _ms.UnsetType = _ms.field(default=_U, name="_purpose")
     servicedDate: _p.Date | _ms.UnsetType = _U
     servicedDate_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_servicedDate")
     servicedPeriod: Period | _ms.UnsetType = _U
-    status: _p.Code
+    status: _p.String
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
     supportingInfo: _t.Annotated[list[CoverageEligibilityRequestSupportingInfo | None], _p.NonEmpty] | _ms.UnsetType = _U
     text: Narrative | _ms.UnsetType = _U
 
     def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("CoverageEligibilityRequest.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("CoverageEligibilityRequest.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("CoverageEligibilityRequest.language")
+        if self.purpose is not _U:
+            for v in self.purpose:
+                if v is not None and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+                    raise _p.FormatError("CoverageEligibilityRequest.purpose")
+        v = self.status
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("CoverageEligibilityRequest.status")
         if (self.servicedDate is not _U or self.servicedDate_ext is not _U) + (self.servicedPeriod is not _U) > 1:
             raise _p.ChoiceError("CoverageEligibilityRequest.serviced[x]: at most one")
 
@@ -3263,34 +4212,53 @@ class CoverageEligibilityResponse(_p.Resource, tag="CoverageEligibilityResponse"
     error: _t.Annotated[list[CoverageEligibilityResponseError | None], _p.NonEmpty] | _ms.UnsetType = _U
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     form: CodeableConcept | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
     insurance: _t.Annotated[list[CoverageEligibilityResponseInsurance | None], _p.NonEmpty] | _ms.UnsetType = _U
     insurer: Reference
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     meta: Meta | _ms.UnsetType = _U
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    outcome: _p.Code
+    outcome: _p.String
     outcome_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_outcome")
     patient: Reference
     preAuthRef: _p.String | _ms.UnsetType = _U
     preAuthRef_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_preAuthRef")
-    purpose: _t.Annotated[list[_p.Code | None], _p.NonEmpty]
+    purpose: _t.Annotated[list[_p.String | None], _p.NonEmpty]
     purpose_ext: list[Element | None] | Element | _ms.UnsetType = _ms.field(default=_U, name="_purpose")
     request: Reference
     requestor: Reference | _ms.UnsetType = _U
     servicedDate: _p.Date | _ms.UnsetType = _U
     servicedDate_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_servicedDate")
     servicedPeriod: Period | _ms.UnsetType = _U
-    status: _p.Code
+    status: _p.String
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
     text: Narrative | _ms.UnsetType = _U
 
     def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("CoverageEligibilityResponse.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("CoverageEligibilityResponse.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("CoverageEligibilityResponse.language")
+        v = self.outcome
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("CoverageEligibilityResponse.outcome")
+        if self.purpose is not _U:
+            for v in self.purpose:
+                if v is not None and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+                    raise _p.FormatError("CoverageEligibilityResponse.purpose")
+        v = self.status
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("CoverageEligibilityResponse.status")
         if (self.servicedDate is not _U or self.servicedDate_ext is not _U) + (self.servicedPeriod is not _U) > 1:
             raise _p.ChoiceError("CoverageEligibilityResponse.serviced[x]: at most one")
 
@@ -3319,7 +4287,7 @@ class CoverageEligibilityResponseInsuranceItem(_p.Complex, kw_only=True):
     authorizationRequired: _p.Boolean | _ms.UnsetType = _U
     authorizationRequired_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_authorizationRequired")
     authorizationSupporting: _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
-    authorizationUrl: _p.Uri | _ms.UnsetType = _U
+    authorizationUrl: _p.String | _ms.UnsetType = _U
     authorizationUrl_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_authorizationUrl")
     benefit: _t.Annotated[list[CoverageEligibilityResponseInsuranceItemBenefit | None], _p.NonEmpty] | _ms.UnsetType = _U
     category: CodeableConcept | _ms.UnsetType = _U
@@ -3339,6 +4307,11 @@ class CoverageEligibilityResponseInsuranceItem(_p.Complex, kw_only=True):
     provider: Reference | _ms.UnsetType = _U
     term: CodeableConcept | _ms.UnsetType = _U
     unit: CodeableConcept | _ms.UnsetType = _U
+
+    def __post_init__(self) -> None:
+        v = self.authorizationUrl
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("CoverageEligibilityResponseInsuranceItem.authorizationUrl")
 
 
 class CoverageEligibilityResponseInsuranceItemBenefit(_p.Complex, kw_only=True):
@@ -3375,15 +4348,22 @@ class DataRequirement(_p.Complex, kw_only=True):
     limit_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_limit")
     mustSupport: _t.Annotated[list[_p.String | None], _p.NonEmpty] | _ms.UnsetType = _U
     mustSupport_ext: list[Element | None] | Element | _ms.UnsetType = _ms.field(default=_U, name="_mustSupport")
-    profile: _t.Annotated[list[_p.Uri | None], _p.NonEmpty] | _ms.UnsetType = _U
+    profile: _t.Annotated[list[_p.String | None], _p.NonEmpty] | _ms.UnsetType = _U
     profile_ext: list[Element | None] | Element | _ms.UnsetType = _ms.field(default=_U, name="_profile")
     sort: _t.Annotated[list[DataRequirementSort | None], _p.NonEmpty] | _ms.UnsetType = _U
     subjectCodeableConcept: CodeableConcept | _ms.UnsetType = _U
     subjectReference: Reference | _ms.UnsetType = _U
-    type: _p.Code
+    type: _p.String
     type_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_type")
 
     def __post_init__(self) -> None:
+        if self.profile is not _U:
+            for v in self.profile:
+                if v is not None and (' ' in v or not v.isprintable()):
+                    raise _p.FormatError("DataRequirement.profile")
+        v = self.type
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("DataRequirement.type")
         if (self.subjectCodeableConcept is not _U) + (self.subjectReference is not _U) > 1:
             raise _p.ChoiceError("DataRequirement.subject[x]: at most one")
 
@@ -3397,8 +4377,13 @@ class DataRequirementCodeFilter(_p.Complex, kw_only=True):
     path_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_path")
     searchParam: _p.String | _ms.UnsetType = _U
     searchParam_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_searchParam")
-    valueSet: _p.Uri | _ms.UnsetType = _U
+    valueSet: _p.String | _ms.UnsetType = _U
     valueSet_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueSet")
+
+    def __post_init__(self) -> None:
+        v = self.valueSet
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("DataRequirementCodeFilter.valueSet")
 
 
 class DataRequirementDateFilter(_p.Complex, kw_only=True):
@@ -3420,13 +4405,18 @@ class DataRequirementDateFilter(_p.Complex, kw_only=True):
 
 
 class DataRequirementSort(_p.Complex, kw_only=True):
-    direction: _p.Code
+    direction: _p.String
     direction_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_direction")
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     path: _p.String
     path_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_path")
+
+    def __post_init__(self) -> None:
+        v = self.direction
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("DataRequirementSort.direction")
 
 
 class DetectedIssue(_p.Resource, tag="DetectedIssue", kw_only=True):
@@ -3437,30 +4427,48 @@ class DetectedIssue(_p.Resource, tag="DetectedIssue", kw_only=True):
     detail_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_detail")
     evidence: _t.Annotated[list[DetectedIssueEvidence | None], _p.NonEmpty] | _ms.UnsetType = _U
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifiedDateTime: _p.DateTime | _ms.UnsetType = _U
     identifiedDateTime_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_identifiedDateTime")
     identifiedPeriod: Period | _ms.UnsetType = _U
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
     implicated: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     meta: Meta | _ms.UnsetType = _U
     mitigation: _t.Annotated[list[DetectedIssueMitigation | None], _p.NonEmpty] | _ms.UnsetType = _U
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     patient: Reference | _ms.UnsetType = _U
-    reference: _p.Uri | _ms.UnsetType = _U
+    reference: _p.String | _ms.UnsetType = _U
     reference_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_reference")
-    severity: _p.Code | _ms.UnsetType = _U
+    severity: _p.String | _ms.UnsetType = _U
     severity_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_severity")
-    status: _p.Code
+    status: _p.String
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
     text: Narrative | _ms.UnsetType = _U
 
     def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("DetectedIssue.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("DetectedIssue.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("DetectedIssue.language")
+        v = self.reference
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("DetectedIssue.reference")
+        v = self.severity
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("DetectedIssue.severity")
+        v = self.status
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("DetectedIssue.status")
         if (self.identifiedDateTime is not _U or self.identifiedDateTime_ext is not _U) + (self.identifiedPeriod is not _U) > 1:
             raise _p.ChoiceError("DetectedIssue.identified[x]: at most one")
 
@@ -3495,12 +4503,12 @@ class Device(_p.Resource, tag="Device", kw_only=True):
     expirationDate: _p.DateTime | _ms.UnsetType = _U
     expirationDate_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_expirationDate")
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     location: Reference | _ms.UnsetType = _U
     lotNumber: _p.String | _ms.UnsetType = _U
@@ -3524,15 +4532,32 @@ class Device(_p.Resource, tag="Device", kw_only=True):
     serialNumber: _p.String | _ms.UnsetType = _U
     serialNumber_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_serialNumber")
     specialization: _t.Annotated[list[DeviceSpecialization | None], _p.NonEmpty] | _ms.UnsetType = _U
-    status: _p.Code | _ms.UnsetType = _U
+    status: _p.String | _ms.UnsetType = _U
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
     statusReason: _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
     text: Narrative | _ms.UnsetType = _U
     type: CodeableConcept | _ms.UnsetType = _U
     udiCarrier: _t.Annotated[list[DeviceUdiCarrier | None], _p.NonEmpty] | _ms.UnsetType = _U
-    url: _p.Uri | _ms.UnsetType = _U
+    url: _p.String | _ms.UnsetType = _U
     url_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_url")
     version: _t.Annotated[list[DeviceVersion | None], _p.NonEmpty] | _ms.UnsetType = _U
+
+    def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("Device.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("Device.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("Device.language")
+        v = self.status
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("Device.status")
+        v = self.url
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("Device.url")
 
 
 class DeviceDefinition(_p.Resource, tag="DeviceDefinition", kw_only=True):
@@ -3541,12 +4566,12 @@ class DeviceDefinition(_p.Resource, tag="DeviceDefinition", kw_only=True):
     contained: _t.Annotated[list[AnyResource | None], _p.NonEmpty] | _ms.UnsetType = _U
     deviceName: _t.Annotated[list[DeviceDefinitionDeviceName | None], _p.NonEmpty] | _ms.UnsetType = _U
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     languageCode: _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
     manufacturerReference: Reference | _ms.UnsetType = _U
@@ -3558,7 +4583,7 @@ class DeviceDefinition(_p.Resource, tag="DeviceDefinition", kw_only=True):
     modelNumber_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_modelNumber")
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     note: _t.Annotated[list[Annotation | None], _p.NonEmpty] | _ms.UnsetType = _U
-    onlineInformation: _p.Uri | _ms.UnsetType = _U
+    onlineInformation: _p.String | _ms.UnsetType = _U
     onlineInformation_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_onlineInformation")
     owner: Reference | _ms.UnsetType = _U
     parentDevice: Reference | _ms.UnsetType = _U
@@ -3571,12 +4596,27 @@ class DeviceDefinition(_p.Resource, tag="DeviceDefinition", kw_only=True):
     text: Narrative | _ms.UnsetType = _U
     type: CodeableConcept | _ms.UnsetType = _U
     udiDeviceIdentifier: _t.Annotated[list[DeviceDefinitionUdiDeviceIdentifier | None], _p.NonEmpty] | _ms.UnsetType = _U
-    url: _p.Uri | _ms.UnsetType = _U
+    url: _p.String | _ms.UnsetType = _U
     url_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_url")
     version: _t.Annotated[list[_p.String | None], _p.NonEmpty] | _ms.UnsetType = _U
     version_ext: list[Element | None] | Element | _ms.UnsetType = _ms.field(default=_U, name="_version")
 
     def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("DeviceDefinition.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("DeviceDefinition.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("DeviceDefinition.language")
+        v = self.onlineInformation
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("DeviceDefinition.onlineInformation")
+        v = self.url
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("DeviceDefinition.url")
         if (self.manufacturerReference is not _U) + (self.manufacturerString is not _U or self.manufacturerString_ext is not _U) > 1:
             raise _p.ChoiceError("DeviceDefinition.manufacturer[x]: at most one")
 
@@ -3597,8 +4637,13 @@ class DeviceDefinitionDeviceName(_p.Complex, kw_only=True):
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     name: _p.String
     name_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_name")
-    type: _p.Code
+    type: _p.String
     type_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_type")
+
+    def __post_init__(self) -> None:
+        v = self.type
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("DeviceDefinitionDeviceName.type")
 
 
 class DeviceDefinitionMaterial(_p.Complex, kw_only=True):
@@ -3640,11 +4685,19 @@ class DeviceDefinitionUdiDeviceIdentifier(_p.Complex, kw_only=True):
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
-    issuer: _p.Uri
+    issuer: _p.String
     issuer_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_issuer")
-    jurisdiction: _p.Uri
+    jurisdiction: _p.String
     jurisdiction_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_jurisdiction")
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
+
+    def __post_init__(self) -> None:
+        v = self.issuer
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("DeviceDefinitionUdiDeviceIdentifier.issuer")
+        v = self.jurisdiction
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("DeviceDefinitionUdiDeviceIdentifier.jurisdiction")
 
 
 class DeviceDeviceName(_p.Complex, kw_only=True):
@@ -3654,29 +4707,34 @@ class DeviceDeviceName(_p.Complex, kw_only=True):
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     name: _p.String
     name_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_name")
-    type: _p.Code
+    type: _p.String
     type_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_type")
+
+    def __post_init__(self) -> None:
+        v = self.type
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("DeviceDeviceName.type")
 
 
 class DeviceMetric(_p.Resource, tag="DeviceMetric", kw_only=True):
     calibration: _t.Annotated[list[DeviceMetricCalibration | None], _p.NonEmpty] | _ms.UnsetType = _U
-    category: _p.Code
+    category: _p.String
     category_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_category")
-    color: _p.Code | _ms.UnsetType = _U
+    color: _p.String | _ms.UnsetType = _U
     color_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_color")
     contained: _t.Annotated[list[AnyResource | None], _p.NonEmpty] | _ms.UnsetType = _U
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     measurementPeriod: Timing | _ms.UnsetType = _U
     meta: Meta | _ms.UnsetType = _U
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    operationalStatus: _p.Code | _ms.UnsetType = _U
+    operationalStatus: _p.String | _ms.UnsetType = _U
     operationalStatus_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_operationalStatus")
     parent: Reference | _ms.UnsetType = _U
     source: Reference | _ms.UnsetType = _U
@@ -3684,18 +4742,46 @@ class DeviceMetric(_p.Resource, tag="DeviceMetric", kw_only=True):
     type: CodeableConcept
     unit: CodeableConcept | _ms.UnsetType = _U
 
+    def __post_init__(self) -> None:
+        v = self.category
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("DeviceMetric.category")
+        v = self.color
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("DeviceMetric.color")
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("DeviceMetric.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("DeviceMetric.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("DeviceMetric.language")
+        v = self.operationalStatus
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("DeviceMetric.operationalStatus")
+
 
 class DeviceMetricCalibration(_p.Complex, kw_only=True):
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    state: _p.Code | _ms.UnsetType = _U
+    state: _p.String | _ms.UnsetType = _U
     state_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_state")
     time: _p.Instant | _ms.UnsetType = _U
     time_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_time")
-    type: _p.Code | _ms.UnsetType = _U
+    type: _p.String | _ms.UnsetType = _U
     type_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_type")
+
+    def __post_init__(self) -> None:
+        v = self.state
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("DeviceMetricCalibration.state")
+        v = self.type
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("DeviceMetricCalibration.type")
 
 
 class DeviceProperty(_p.Complex, kw_only=True):
@@ -3718,19 +4804,19 @@ class DeviceRequest(_p.Resource, tag="DeviceRequest", kw_only=True):
     encounter: Reference | _ms.UnsetType = _U
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     groupIdentifier: Identifier | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
-    instantiatesCanonical: _t.Annotated[list[_p.Uri | None], _p.NonEmpty] | _ms.UnsetType = _U
+    instantiatesCanonical: _t.Annotated[list[_p.String | None], _p.NonEmpty] | _ms.UnsetType = _U
     instantiatesCanonical_ext: list[Element | None] | Element | _ms.UnsetType = _ms.field(default=_U, name="_instantiatesCanonical")
-    instantiatesUri: _t.Annotated[list[_p.Uri | None], _p.NonEmpty] | _ms.UnsetType = _U
+    instantiatesUri: _t.Annotated[list[_p.String | None], _p.NonEmpty] | _ms.UnsetType = _U
     instantiatesUri_ext: list[Element | None] | Element | _ms.UnsetType = _ms.field(default=_U, name="_instantiatesUri")
     insurance: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
-    intent: _p.Code
+    intent: _p.String
     intent_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_intent")
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     meta: Meta | _ms.UnsetType = _U
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
@@ -3743,19 +4829,45 @@ class DeviceRequest(_p.Resource, tag="DeviceRequest", kw_only=True):
     performer: Reference | _ms.UnsetType = _U
     performerType: CodeableConcept | _ms.UnsetType = _U
     priorRequest: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
-    priority: _p.Code | _ms.UnsetType = _U
+    priority: _p.String | _ms.UnsetType = _U
     priority_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_priority")
     reasonCode: _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
     reasonReference: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
     relevantHistory: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
     requester: Reference | _ms.UnsetType = _U
-    status: _p.Code | _ms.UnsetType = _U
+    status: _p.String | _ms.UnsetType = _U
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
     subject: Reference
     supportingInfo: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
     text: Narrative | _ms.UnsetType = _U
 
     def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("DeviceRequest.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("DeviceRequest.implicitRules")
+        if self.instantiatesCanonical is not _U:
+            for v in self.instantiatesCanonical:
+                if v is not None and (' ' in v or not v.isprintable()):
+                    raise _p.FormatError("DeviceRequest.instantiatesCanonical")
+        if self.instantiatesUri is not _U:
+            for v in self.instantiatesUri:
+                if v is not None and (' ' in v or not v.isprintable()):
+                    raise _p.FormatError("DeviceRequest.instantiatesUri")
+        v = self.intent
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("DeviceRequest.intent")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("DeviceRequest.language")
+        v = self.priority
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("DeviceRequest.priority")
+        v = self.status
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("DeviceRequest.status")
         if (self.codeCodeableConcept is not _U) + (self.codeReference is not _U) != 1:
             raise _p.ChoiceError("DeviceRequest.code[x]: exactly one")
         if (self.occurrenceDateTime is not _U or self.occurrenceDateTime_ext is not _U) + (self.occurrencePeriod is not _U) + (self.occurrenceTiming is not _U) > 1:
@@ -3796,16 +4908,27 @@ class DeviceUdiCarrier(_p.Complex, kw_only=True):
     carrierHRF_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_carrierHRF")
     deviceIdentifier: _p.String | _ms.UnsetType = _U
     deviceIdentifier_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_deviceIdentifier")
-    entryType: _p.Code | _ms.UnsetType = _U
+    entryType: _p.String | _ms.UnsetType = _U
     entryType_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_entryType")
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
-    issuer: _p.Uri | _ms.UnsetType = _U
+    issuer: _p.String | _ms.UnsetType = _U
     issuer_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_issuer")
-    jurisdiction: _p.Uri | _ms.UnsetType = _U
+    jurisdiction: _p.String | _ms.UnsetType = _U
     jurisdiction_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_jurisdiction")
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
+
+    def __post_init__(self) -> None:
+        v = self.entryType
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("DeviceUdiCarrier.entryType")
+        v = self.issuer
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("DeviceUdiCarrier.issuer")
+        v = self.jurisdiction
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("DeviceUdiCarrier.jurisdiction")
 
 
 class DeviceUseStatement(_p.Resource, tag="DeviceUseStatement", kw_only=True):
@@ -3815,12 +4938,12 @@ class DeviceUseStatement(_p.Resource, tag="DeviceUseStatement", kw_only=True):
     derivedFrom: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
     device: Reference
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     meta: Meta | _ms.UnsetType = _U
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
@@ -3830,7 +4953,7 @@ class DeviceUseStatement(_p.Resource, tag="DeviceUseStatement", kw_only=True):
     recordedOn: _p.DateTime | _ms.UnsetType = _U
     recordedOn_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_recordedOn")
     source: Reference | _ms.UnsetType = _U
-    status: _p.Code
+    status: _p.String
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
     subject: Reference
     text: Narrative | _ms.UnsetType = _U
@@ -3840,6 +4963,18 @@ class DeviceUseStatement(_p.Resource, tag="DeviceUseStatement", kw_only=True):
     timingTiming: Timing | _ms.UnsetType = _U
 
     def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("DeviceUseStatement.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("DeviceUseStatement.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("DeviceUseStatement.language")
+        v = self.status
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("DeviceUseStatement.status")
         if (self.timingDateTime is not _U or self.timingDateTime_ext is not _U) + (self.timingPeriod is not _U) + (self.timingTiming is not _U) > 1:
             raise _p.ChoiceError("DeviceUseStatement.timing[x]: at most one")
 
@@ -3868,15 +5003,15 @@ class DiagnosticReport(_p.Resource, tag="DiagnosticReport", kw_only=True):
     effectivePeriod: Period | _ms.UnsetType = _U
     encounter: Reference | _ms.UnsetType = _U
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
     imagingStudy: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
     issued: _p.Instant | _ms.UnsetType = _U
     issued_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_issued")
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     media: _t.Annotated[list[DiagnosticReportMedia | None], _p.NonEmpty] | _ms.UnsetType = _U
     meta: Meta | _ms.UnsetType = _U
@@ -3886,12 +5021,24 @@ class DiagnosticReport(_p.Resource, tag="DiagnosticReport", kw_only=True):
     result: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
     resultsInterpreter: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
     specimen: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
-    status: _p.Code
+    status: _p.String
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
     subject: Reference | _ms.UnsetType = _U
     text: Narrative | _ms.UnsetType = _U
 
     def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("DiagnosticReport.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("DiagnosticReport.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("DiagnosticReport.language")
+        v = self.status
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("DiagnosticReport.status")
         if (self.effectiveDateTime is not _U or self.effectiveDateTime_ext is not _U) + (self.effectivePeriod is not _U) > 1:
             raise _p.ChoiceError("DiagnosticReport.effective[x]: at most one")
 
@@ -3907,19 +5054,30 @@ class DiagnosticReportMedia(_p.Complex, kw_only=True):
 
 
 class Distance(_p.Complex, kw_only=True):
-    code: _p.Code | _ms.UnsetType = _U
+    code: _p.String | _ms.UnsetType = _U
     code_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_code")
-    comparator: _p.Code | _ms.UnsetType = _U
+    comparator: _p.String | _ms.UnsetType = _U
     comparator_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_comparator")
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
-    system: _p.Uri | _ms.UnsetType = _U
+    system: _p.String | _ms.UnsetType = _U
     system_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_system")
     unit: _p.String | _ms.UnsetType = _U
     unit_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_unit")
     value: _p.Decimal | _ms.UnsetType = _U
     value_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_value")
+
+    def __post_init__(self) -> None:
+        v = self.code
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("Distance.code")
+        v = self.comparator
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("Distance.comparator")
+        v = self.system
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("Distance.system")
 
 
 class DocumentManifest(_p.Resource, tag="DocumentManifest", kw_only=True):
@@ -3931,25 +5089,42 @@ class DocumentManifest(_p.Resource, tag="DocumentManifest", kw_only=True):
     description: _p.String | _ms.UnsetType = _U
     description_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_description")
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     masterIdentifier: Identifier | _ms.UnsetType = _U
     meta: Meta | _ms.UnsetType = _U
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     recipient: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
     related: _t.Annotated[list[DocumentManifestRelated | None], _p.NonEmpty] | _ms.UnsetType = _U
-    source: _p.Uri | _ms.UnsetType = _U
+    source: _p.String | _ms.UnsetType = _U
     source_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_source")
-    status: _p.Code
+    status: _p.String
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
     subject: Reference | _ms.UnsetType = _U
     text: Narrative | _ms.UnsetType = _U
     type: CodeableConcept | _ms.UnsetType = _U
+
+    def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("DocumentManifest.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("DocumentManifest.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("DocumentManifest.language")
+        v = self.source
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("DocumentManifest.source")
+        v = self.status
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("DocumentManifest.status")
 
 
 class DocumentManifestRelated(_p.Complex, kw_only=True):
@@ -3973,26 +5148,43 @@ class DocumentReference(_p.Resource, tag="DocumentReference", kw_only=True):
     date_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_date")
     description: _p.String | _ms.UnsetType = _U
     description_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_description")
-    docStatus: _p.Code | _ms.UnsetType = _U
+    docStatus: _p.String | _ms.UnsetType = _U
     docStatus_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_docStatus")
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     masterIdentifier: Identifier | _ms.UnsetType = _U
     meta: Meta | _ms.UnsetType = _U
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     relatesTo: _t.Annotated[list[DocumentReferenceRelatesTo | None], _p.NonEmpty] | _ms.UnsetType = _U
     securityLabel: _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
-    status: _p.Code
+    status: _p.String
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
     subject: Reference | _ms.UnsetType = _U
     text: Narrative | _ms.UnsetType = _U
     type: CodeableConcept | _ms.UnsetType = _U
+
+    def __post_init__(self) -> None:
+        v = self.docStatus
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("DocumentReference.docStatus")
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("DocumentReference.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("DocumentReference.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("DocumentReference.language")
+        v = self.status
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("DocumentReference.status")
 
 
 class DocumentReferenceContent(_p.Complex, kw_only=True):
@@ -4019,7 +5211,7 @@ class DocumentReferenceContext(_p.Complex, kw_only=True):
 
 
 class DocumentReferenceRelatesTo(_p.Complex, kw_only=True):
-    code: _p.Code
+    code: _p.String
     code_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_code")
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     id: _p.String | _ms.UnsetType = _U
@@ -4027,19 +5219,32 @@ class DocumentReferenceRelatesTo(_p.Complex, kw_only=True):
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     target: Reference
 
+    def __post_init__(self) -> None:
+        v = self.code
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("DocumentReferenceRelatesTo.code")
+
 
 class DomainResource(_p.Complex, kw_only=True):
     contained: _t.Annotated[list[AnyResource | None], _p.NonEmpty] | _ms.UnsetType = _U
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     meta: Meta | _ms.UnsetType = _U
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     text: Narrative | _ms.UnsetType = _U
+
+    def __post_init__(self) -> None:
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("DomainResource.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("DomainResource.language")
 
 
 class Dosage(_p.Complex, kw_only=True):
@@ -4090,19 +5295,30 @@ class DosageDoseAndRate(_p.Complex, kw_only=True):
 
 
 class Duration(_p.Complex, kw_only=True):
-    code: _p.Code | _ms.UnsetType = _U
+    code: _p.String | _ms.UnsetType = _U
     code_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_code")
-    comparator: _p.Code | _ms.UnsetType = _U
+    comparator: _p.String | _ms.UnsetType = _U
     comparator_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_comparator")
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
-    system: _p.Uri | _ms.UnsetType = _U
+    system: _p.String | _ms.UnsetType = _U
     system_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_system")
     unit: _p.String | _ms.UnsetType = _U
     unit_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_unit")
     value: _p.Decimal | _ms.UnsetType = _U
     value_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_value")
+
+    def __post_init__(self) -> None:
+        v = self.code
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("Duration.code")
+        v = self.comparator
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("Duration.comparator")
+        v = self.system
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("Duration.system")
 
 
 class EffectEvidenceSynthesis(_p.Resource, tag="EffectEvidenceSynthesis", kw_only=True):
@@ -4125,13 +5341,13 @@ class EffectEvidenceSynthesis(_p.Resource, tag="EffectEvidenceSynthesis", kw_onl
     exposure: Reference
     exposureAlternative: Reference
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
     jurisdiction: _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     lastReviewDate: _p.Date | _ms.UnsetType = _U
     lastReviewDate_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_lastReviewDate")
@@ -4148,7 +5364,7 @@ class EffectEvidenceSynthesis(_p.Resource, tag="EffectEvidenceSynthesis", kw_onl
     resultsByExposure: _t.Annotated[list[EffectEvidenceSynthesisResultsByExposure | None], _p.NonEmpty] | _ms.UnsetType = _U
     reviewer: _t.Annotated[list[ContactDetail | None], _p.NonEmpty] | _ms.UnsetType = _U
     sampleSize: EffectEvidenceSynthesisSampleSize | _ms.UnsetType = _U
-    status: _p.Code
+    status: _p.String
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
     studyType: CodeableConcept | _ms.UnsetType = _U
     synthesisType: CodeableConcept | _ms.UnsetType = _U
@@ -4156,11 +5372,28 @@ class EffectEvidenceSynthesis(_p.Resource, tag="EffectEvidenceSynthesis", kw_onl
     title: _p.String | _ms.UnsetType = _U
     title_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_title")
     topic: _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
-    url: _p.Uri | _ms.UnsetType = _U
+    url: _p.String | _ms.UnsetType = _U
     url_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_url")
     useContext: _t.Annotated[list[UsageContext | None], _p.NonEmpty] | _ms.UnsetType = _U
     version: _p.String | _ms.UnsetType = _U
     version_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_version")
+
+    def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("EffectEvidenceSynthesis.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("EffectEvidenceSynthesis.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("EffectEvidenceSynthesis.language")
+        v = self.status
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("EffectEvidenceSynthesis.status")
+        v = self.url
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("EffectEvidenceSynthesis.url")
 
 
 class EffectEvidenceSynthesisCertainty(_p.Complex, kw_only=True):
@@ -4215,7 +5448,7 @@ class EffectEvidenceSynthesisEffectEstimatePrecisionEstimate(_p.Complex, kw_only
 class EffectEvidenceSynthesisResultsByExposure(_p.Complex, kw_only=True):
     description: _p.String | _ms.UnsetType = _U
     description_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_description")
-    exposureState: _p.Code | _ms.UnsetType = _U
+    exposureState: _p.String | _ms.UnsetType = _U
     exposureState_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_exposureState")
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     id: _p.String | _ms.UnsetType = _U
@@ -4223,6 +5456,11 @@ class EffectEvidenceSynthesisResultsByExposure(_p.Complex, kw_only=True):
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     riskEvidenceSynthesis: Reference
     variantState: CodeableConcept | _ms.UnsetType = _U
+
+    def __post_init__(self) -> None:
+        v = self.exposureState
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("EffectEvidenceSynthesisResultsByExposure.exposureState")
 
 
 class EffectEvidenceSynthesisSampleSize(_p.Complex, kw_only=True):
@@ -4252,10 +5490,10 @@ class ElementDefinition(_p.Complex, kw_only=True):
     code: _t.Annotated[list[Coding | None], _p.NonEmpty] | _ms.UnsetType = _U
     comment: _p.String | _ms.UnsetType = _U
     comment_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_comment")
-    condition: _t.Annotated[list[_p.Id | None], _p.NonEmpty] | _ms.UnsetType = _U
+    condition: _t.Annotated[list[_p.String | None], _p.NonEmpty] | _ms.UnsetType = _U
     condition_ext: list[Element | None] | Element | _ms.UnsetType = _ms.field(default=_U, name="_condition")
     constraint: _t.Annotated[list[ElementDefinitionConstraint | None], _p.NonEmpty] | _ms.UnsetType = _U
-    contentReference: _p.Uri | _ms.UnsetType = _U
+    contentReference: _p.String | _ms.UnsetType = _U
     contentReference_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_contentReference")
     defaultValueAddress: Address | _ms.UnsetType = _U
     defaultValueAge: Age | _ms.UnsetType = _U
@@ -4265,9 +5503,9 @@ class ElementDefinition(_p.Complex, kw_only=True):
     defaultValueBase64Binary_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_defaultValueBase64Binary")
     defaultValueBoolean: _p.Boolean | _ms.UnsetType = _U
     defaultValueBoolean_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_defaultValueBoolean")
-    defaultValueCanonical: _p.Uri | _ms.UnsetType = _U
+    defaultValueCanonical: _p.String | _ms.UnsetType = _U
     defaultValueCanonical_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_defaultValueCanonical")
-    defaultValueCode: _p.Code | _ms.UnsetType = _U
+    defaultValueCode: _p.String | _ms.UnsetType = _U
     defaultValueCode_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_defaultValueCode")
     defaultValueCodeableConcept: CodeableConcept | _ms.UnsetType = _U
     defaultValueCoding: Coding | _ms.UnsetType = _U
@@ -4287,7 +5525,7 @@ class ElementDefinition(_p.Complex, kw_only=True):
     defaultValueDuration: Duration | _ms.UnsetType = _U
     defaultValueExpression: Expression | _ms.UnsetType = _U
     defaultValueHumanName: HumanName | _ms.UnsetType = _U
-    defaultValueId: _p.Id | _ms.UnsetType = _U
+    defaultValueId: _p.String | _ms.UnsetType = _U
     defaultValueId_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_defaultValueId")
     defaultValueIdentifier: Identifier | _ms.UnsetType = _U
     defaultValueInstant: _p.Instant | _ms.UnsetType = _U
@@ -4319,9 +5557,9 @@ class ElementDefinition(_p.Complex, kw_only=True):
     defaultValueTriggerDefinition: TriggerDefinition | _ms.UnsetType = _U
     defaultValueUnsignedInt: _p.UnsignedInt | _ms.UnsetType = _U
     defaultValueUnsignedInt_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_defaultValueUnsignedInt")
-    defaultValueUri: _p.Uri | _ms.UnsetType = _U
+    defaultValueUri: _p.String | _ms.UnsetType = _U
     defaultValueUri_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_defaultValueUri")
-    defaultValueUrl: _p.Uri | _ms.UnsetType = _U
+    defaultValueUrl: _p.String | _ms.UnsetType = _U
     defaultValueUrl_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_defaultValueUrl")
     defaultValueUsageContext: UsageContext | _ms.UnsetType = _U
     defaultValueUuid: _p.Uuid | _ms.UnsetType = _U
@@ -4338,9 +5576,9 @@ class ElementDefinition(_p.Complex, kw_only=True):
     fixedBase64Binary_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_fixedBase64Binary")
     fixedBoolean: _p.Boolean | _ms.UnsetType = _U
     fixedBoolean_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_fixedBoolean")
-    fixedCanonical: _p.Uri | _ms.UnsetType = _U
+    fixedCanonical: _p.String | _ms.UnsetType = _U
     fixedCanonical_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_fixedCanonical")
-    fixedCode: _p.Code | _ms.UnsetType = _U
+    fixedCode: _p.String | _ms.UnsetType = _U
     fixedCode_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_fixedCode")
     fixedCodeableConcept: CodeableConcept | _ms.UnsetType = _U
     fixedCoding: Coding | _ms.UnsetType = _U
@@ -4360,7 +5598,7 @@ class ElementDefinition(_p.Complex, kw_only=True):
     fixedDuration: Duration | _ms.UnsetType = _U
     fixedExpression: Expression | _ms.UnsetType = _U
     fixedHumanName: HumanName | _ms.UnsetType = _U
-    fixedId: _p.Id | _ms.UnsetType = _U
+    fixedId: _p.String | _ms.UnsetType = _U
     fixedId_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_fixedId")
     fixedIdentifier: Identifier | _ms.UnsetType = _U
     fixedInstant: _p.Instant | _ms.UnsetType = _U
@@ -4392,9 +5630,9 @@ class ElementDefinition(_p.Complex, kw_only=True):
     fixedTriggerDefinition: TriggerDefinition | _ms.UnsetType = _U
     fixedUnsignedInt: _p.UnsignedInt | _ms.UnsetType = _U
     fixedUnsignedInt_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_fixedUnsignedInt")
-    fixedUri: _p.Uri | _ms.UnsetType = _U
+    fixedUri: _p.String | _ms.UnsetType = _U
     fixedUri_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_fixedUri")
-    fixedUrl: _p.Uri | _ms.UnsetType = _U
+    fixedUrl: _p.String | _ms.UnsetType = _U
     fixedUrl_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_fixedUrl")
     fixedUsageContext: UsageContext | _ms.UnsetType = _U
     fixedUuid: _p.Uuid | _ms.UnsetType = _U
@@ -4467,9 +5705,9 @@ class ElementDefinition(_p.Complex, kw_only=True):
     patternBase64Binary_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_patternBase64Binary")
     patternBoolean: _p.Boolean | _ms.UnsetType = _U
     patternBoolean_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_patternBoolean")
-    patternCanonical: _p.Uri | _ms.UnsetType = _U
+    patternCanonical: _p.String | _ms.UnsetType = _U
     patternCanonical_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_patternCanonical")
-    patternCode: _p.Code | _ms.UnsetType = _U
+    patternCode: _p.String | _ms.UnsetType = _U
     patternCode_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_patternCode")
     patternCodeableConcept: CodeableConcept | _ms.UnsetType = _U
     patternCoding: Coding | _ms.UnsetType = _U
@@ -4489,7 +5727,7 @@ class ElementDefinition(_p.Complex, kw_only=True):
     patternDuration: Duration | _ms.UnsetType = _U
     patternExpression: Expression | _ms.UnsetType = _U
     patternHumanName: HumanName | _ms.UnsetType = _U
-    patternId: _p.Id | _ms.UnsetType = _U
+    patternId: _p.String | _ms.UnsetType = _U
     patternId_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_patternId")
     patternIdentifier: Identifier | _ms.UnsetType = _U
     patternInstant: _p.Instant | _ms.UnsetType = _U
@@ -4521,14 +5759,14 @@ class ElementDefinition(_p.Complex, kw_only=True):
     patternTriggerDefinition: TriggerDefinition | _ms.UnsetType = _U
     patternUnsignedInt: _p.UnsignedInt | _ms.UnsetType = _U
     patternUnsignedInt_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_patternUnsignedInt")
-    patternUri: _p.Uri | _ms.UnsetType = _U
+    patternUri: _p.String | _ms.UnsetType = _U
     patternUri_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_patternUri")
-    patternUrl: _p.Uri | _ms.UnsetType = _U
+    patternUrl: _p.String | _ms.UnsetType = _U
     patternUrl_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_patternUrl")
     patternUsageContext: UsageContext | _ms.UnsetType = _U
     patternUuid: _p.Uuid | _ms.UnsetType = _U
     patternUuid_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_patternUuid")
-    representation: _t.Annotated[list[_p.Code | None], _p.NonEmpty] | _ms.UnsetType = _U
+    representation: _t.Annotated[list[_p.String | None], _p.NonEmpty] | _ms.UnsetType = _U
     representation_ext: list[Element | None] | Element | _ms.UnsetType = _ms.field(default=_U, name="_representation")
     requirements: _p.String | _ms.UnsetType = _U
     requirements_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_requirements")
@@ -4542,6 +5780,49 @@ class ElementDefinition(_p.Complex, kw_only=True):
     type: _t.Annotated[list[ElementDefinitionType | None], _p.NonEmpty] | _ms.UnsetType = _U
 
     def __post_init__(self) -> None:
+        v = self.contentReference
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("ElementDefinition.contentReference")
+        v = self.defaultValueCanonical
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("ElementDefinition.defaultValueCanonical")
+        v = self.defaultValueCode
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("ElementDefinition.defaultValueCode")
+        v = self.defaultValueUri
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("ElementDefinition.defaultValueUri")
+        v = self.defaultValueUrl
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("ElementDefinition.defaultValueUrl")
+        v = self.fixedCanonical
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("ElementDefinition.fixedCanonical")
+        v = self.fixedCode
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("ElementDefinition.fixedCode")
+        v = self.fixedUri
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("ElementDefinition.fixedUri")
+        v = self.fixedUrl
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("ElementDefinition.fixedUrl")
+        v = self.patternCanonical
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("ElementDefinition.patternCanonical")
+        v = self.patternCode
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("ElementDefinition.patternCode")
+        v = self.patternUri
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("ElementDefinition.patternUri")
+        v = self.patternUrl
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("ElementDefinition.patternUrl")
+        if self.representation is not _U:
+            for v in self.representation:
+                if v is not None and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+                    raise _p.FormatError("ElementDefinition.representation")
         if (self.defaultValueAddress is not _U) + (self.defaultValueAge is not _U) + (self.defaultValueAnnotation is not _U) + (self.defaultValueAttachment is not _U) + (self.defaultValueBase64Binary is not _U or self.defaultValueBase64Binary_ext is not _U) + (self.defaultValueBoolean is not _U or self.defaultValueBoolean_ext is not _U) + (self.defaultValueCanonical is not _U or self.defaultValueCanonical_ext is not _U) + (self.defaultValueCode is not _U or self.defaultValueCode_ext is not _U) + (self.defaultValueCodeableConcept is not _U) + (self.defaultValueCoding is not _U) + (self.defaultValueContactDetail is not _U) + (self.defaultValueContactPoint is not _U) + (self.defaultValueContributor is not _U) + (self.defaultValueCount is not _U) + (self.defaultValueDataRequirement is not _U) + (self.defaultValueDate is not _U or self.defaultValueDate_ext is not _U) + (self.defaultValueDateTime is not _U or self.defaultValueDateTime_ext is not _U) + (self.defaultValueDecimal is not _U or self.defaultValueDecimal_ext is not _U) + (self.defaultValueDistance is not _U) + (self.defaultValueDosage is not _U) + (self.defaultValueDuration is not _U) + (self.defaultValueExpression is not _U) + (self.defaultValueHumanName is not _U) + (self.defaultValueId is not _U or self.defaultValueId_ext is not _U) + (self.defaultValueIdentifier is not _U) + (self.defaultValueInstant is not _U or self.defaultValueInstant_ext is not _U) + (self.defaultValueInteger is not _U or self.defaultValueInteger_ext is not _U) + (self.defaultValueMarkdown is not _U or self.defaultValueMarkdown_ext is not _U) + (self.defaultValueMeta is not _U) + (self.defaultValueMoney is not _U) + (self.defaultValueOid is not _U or self.defaultValueOid_ext is not _U) + (self.defaultValueParameterDefinition is not _U) + (self.defaultValuePeriod is not _U) + (self.defaultValuePositiveInt is not _U or self.defaultValuePositiveInt_ext is not _U) + (self.defaultValueQuantity is not _U) + (self.defaultValueRange is not _U) + (self.defaultValueRatio is not _U) + (self.defaultValueReference is not _U) + (self.defaultValueRelatedArtifact is not _U) + (self.defaultValueSampledData is not _U) + (self.defaultValueSignature is not _U) + (self.defaultValueString is not _U or self.defaultValueString_ext is not _U) + (self.defaultValueTime is not _U or self.defaultValueTime_ext is not _U) + (self.defaultValueTiming is not _U) + (self.defaultValueTriggerDefinition is not _U) + (self.defaultValueUnsignedInt is not _U or self.defaultValueUnsignedInt_ext is not _U) + (self.defaultValueUri is not _U or self.defaultValueUri_ext is not _U) + (self.defaultValueUrl is not _U or self.defaultValueUrl_ext is not _U) + (self.defaultValueUsageContext is not _U) + (self.defaultValueUuid is not _U or self.defaultValueUuid_ext is not _U) > 1:
             raise _p.ChoiceError("ElementDefinition.defaultValue[x]: at most one")
         if (self.fixedAddress is not _U) + (self.fixedAge is not _U) + (self.fixedAnnotation is not _U) + (self.fixedAttachment is not _U) + (self.fixedBase64Binary is not _U or self.fixedBase64Binary_ext is not _U) + (self.fixedBoolean is not _U or self.fixedBoolean_ext is not _U) + (self.fixedCanonical is not _U or self.fixedCanonical_ext is not _U) + (self.fixedCode is not _U or self.fixedCode_ext is not _U) + (self.fixedCodeableConcept is not _U) + (self.fixedCoding is not _U) + (self.fixedContactDetail is not _U) + (self.fixedContactPoint is not _U) + (self.fixedContributor is not _U) + (self.fixedCount is not _U) + (self.fixedDataRequirement is not _U) + (self.fixedDate is not _U or self.fixedDate_ext is not _U) + (self.fixedDateTime is not _U or self.fixedDateTime_ext is not _U) + (self.fixedDecimal is not _U or self.fixedDecimal_ext is not _U) + (self.fixedDistance is not _U) + (self.fixedDosage is not _U) + (self.fixedDuration is not _U) + (self.fixedExpression is not _U) + (self.fixedHumanName is not _U) + (self.fixedId is not _U or self.fixedId_ext is not _U) + (self.fixedIdentifier is not _U) + (self.fixedInstant is not _U or self.fixedInstant_ext is not _U) + (self.fixedInteger is not _U or self.fixedInteger_ext is not _U) + (self.fixedMarkdown is not _U or self.fixedMarkdown_ext is not _U) + (self.fixedMeta is not _U) + (self.fixedMoney is not _U) + (self.fixedOid is not _U or self.fixedOid_ext is not _U) + (self.fixedParameterDefinition is not _U) + (self.fixedPeriod is not _U) + (self.fixedPositiveInt is not _U or self.fixedPositiveInt_ext is not _U) + (self.fixedQuantity is not _U) + (self.fixedRange is not _U) + (self.fixedRatio is not _U) + (self.fixedReference is not _U) + (self.fixedRelatedArtifact is not _U) + (self.fixedSampledData is not _U) + (self.fixedSignature is not _U) + (self.fixedString is not _U or self.fixedString_ext is not _U) + (self.fixedTime is not _U or self.fixedTime_ext is not _U) + (self.fixedTiming is not _U) + (self.fixedTriggerDefinition is not _U) + (self.fixedUnsignedInt is not _U or self.fixedUnsignedInt_ext is not _U) + (self.fixedUri is not _U or self.fixedUri_ext is not _U) + (self.fixedUrl is not _U or self.fixedUrl_ext is not _U) + (self.fixedUsageContext is not _U) + (self.fixedUuid is not _U or self.fixedUuid_ext is not _U) > 1:
@@ -4572,10 +5853,18 @@ class ElementDefinitionBinding(_p.Complex, kw_only=True):
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
-    strength: _p.Code
+    strength: _p.String
     strength_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_strength")
-    valueSet: _p.Uri | _ms.UnsetType = _U
+    valueSet: _p.String | _ms.UnsetType = _U
     valueSet_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueSet")
+
+    def __post_init__(self) -> None:
+        v = self.strength
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("ElementDefinitionBinding.strength")
+        v = self.valueSet
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("ElementDefinitionBinding.valueSet")
 
 
 class ElementDefinitionConstraint(_p.Complex, kw_only=True):
@@ -4586,16 +5875,24 @@ class ElementDefinitionConstraint(_p.Complex, kw_only=True):
     human_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_human")
     id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
-    key: _p.Id
+    key: _p.String
     key_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_key")
     requirements: _p.String | _ms.UnsetType = _U
     requirements_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_requirements")
-    severity: _p.Code
+    severity: _p.String
     severity_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_severity")
-    source: _p.Uri | _ms.UnsetType = _U
+    source: _p.String | _ms.UnsetType = _U
     source_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_source")
     xpath: _p.String | _ms.UnsetType = _U
     xpath_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_xpath")
+
+    def __post_init__(self) -> None:
+        v = self.severity
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("ElementDefinitionConstraint.severity")
+        v = self.source
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("ElementDefinitionConstraint.source")
 
 
 class ElementDefinitionExample(_p.Complex, kw_only=True):
@@ -4612,9 +5909,9 @@ class ElementDefinitionExample(_p.Complex, kw_only=True):
     valueBase64Binary_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueBase64Binary")
     valueBoolean: _p.Boolean | _ms.UnsetType = _U
     valueBoolean_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueBoolean")
-    valueCanonical: _p.Uri | _ms.UnsetType = _U
+    valueCanonical: _p.String | _ms.UnsetType = _U
     valueCanonical_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueCanonical")
-    valueCode: _p.Code | _ms.UnsetType = _U
+    valueCode: _p.String | _ms.UnsetType = _U
     valueCode_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueCode")
     valueCodeableConcept: CodeableConcept | _ms.UnsetType = _U
     valueCoding: Coding | _ms.UnsetType = _U
@@ -4634,7 +5931,7 @@ class ElementDefinitionExample(_p.Complex, kw_only=True):
     valueDuration: Duration | _ms.UnsetType = _U
     valueExpression: Expression | _ms.UnsetType = _U
     valueHumanName: HumanName | _ms.UnsetType = _U
-    valueId: _p.Id | _ms.UnsetType = _U
+    valueId: _p.String | _ms.UnsetType = _U
     valueId_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueId")
     valueIdentifier: Identifier | _ms.UnsetType = _U
     valueInstant: _p.Instant | _ms.UnsetType = _U
@@ -4666,15 +5963,27 @@ class ElementDefinitionExample(_p.Complex, kw_only=True):
     valueTriggerDefinition: TriggerDefinition | _ms.UnsetType = _U
     valueUnsignedInt: _p.UnsignedInt | _ms.UnsetType = _U
     valueUnsignedInt_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueUnsignedInt")
-    valueUri: _p.Uri | _ms.UnsetType = _U
+    valueUri: _p.String | _ms.UnsetType = _U
     valueUri_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueUri")
-    valueUrl: _p.Uri | _ms.UnsetType = _U
+    valueUrl: _p.String | _ms.UnsetType = _U
     valueUrl_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueUrl")
     valueUsageContext: UsageContext | _ms.UnsetType = _U
     valueUuid: _p.Uuid | _ms.UnsetType = _U
     valueUuid_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueUuid")
 
     def __post_init__(self) -> None:
+        v = self.valueCanonical
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("ElementDefinitionExample.valueCanonical")
+        v = self.valueCode
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("ElementDefinitionExample.valueCode")
+        v = self.valueUri
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("ElementDefinitionExample.valueUri")
+        v = self.valueUrl
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("ElementDefinitionExample.valueUrl")
         if (self.valueAddress is not _U) + (self.valueAge is not _U) + (self.valueAnnotation is not _U) + (self.valueAttachment is not _U) + (self.valueBase64Binary is not _U or self.valueBase64Binary_ext is not _U) + (self.valueBoolean is not _U or self.valueBoolean_ext is not _U) + (self.valueCanonical is not _U or self.valueCanonical_ext is not _U) + (self.valueCode is not _U or self.valueCode_ext is not _U) + (self.valueCodeableConcept is not _U) + (self.valueCoding is not _U) + (self.valueContactDetail is not _U) + (self.valueContactPoint is not _U) + (self.valueContributor is not _U) + (self.valueCount is not _U) + (self.valueDataRequirement is not _U) + (self.valueDate is not _U or self.valueDate_ext is not _U) + (self.valueDateTime is not _U or self.valueDateTime_ext is not _U) + (self.valueDecimal is not _U or self.valueDecimal_ext is not _U) + (self.valueDistance is not _U) + (self.valueDosage is not _U) + (self.valueDuration is not _U) + (self.valueExpression is not _U) + (self.valueHumanName is not _U) + (self.valueId is not _U or self.valueId_ext is not _U) + (self.valueIdentifier is not _U) + (self.valueInstant is not _U or self.valueInstant_ext is not _U) + (self.valueInteger is not _U or self.valueInteger_ext is not _U) + (self.valueMarkdown is not _U or self.valueMarkdown_ext is not _U) + (self.valueMeta is not _U) + (self.valueMoney is not _U) + (self.valueOid is not _U or self.valueOid_ext is not _U) + (self.valueParameterDefinition is not _U) + (self.valuePeriod is not _U) + (self.valuePositiveInt is not _U or self.valuePositiveInt_ext is not _U) + (self.valueQuantity is not _U) + (self.valueRange is not _U) + (self.valueRatio is not _U) + (self.valueReference is not _U) + (self.valueRelatedArtifact is not _U) + (self.valueSampledData is not _U) + (self.valueSignature is not _U) + (self.valueString is not _U or self.valueString_ext is not _U) + (self.valueTime is not _U or self.valueTime_ext is not _U) + (self.valueTiming is not _U) + (self.valueTriggerDefinition is not _U) + (self.valueUnsignedInt is not _U or self.valueUnsignedInt_ext is not _U) + (self.valueUri is not _U or self.valueUri_ext is not _U) + (self.valueUrl is not _U or self.valueUrl_ext is not _U) + (self.valueUsageContext is not _U) + (self.valueUuid is not _U or self.valueUuid_ext is not _U) != 1:
             raise _p.ChoiceError("ElementDefinitionExample.value[x]: exactly one")
 
@@ -4685,12 +5994,17 @@ class ElementDefinitionMapping(_p.Complex, kw_only=True):
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
-    identity: _p.Id
+    identity: _p.String
     identity_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_identity")
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     map: _p.String
     map_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_map")
+
+    def __post_init__(self) -> None:
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("ElementDefinitionMapping.language")
 
 
 class ElementDefinitionSlicing(_p.Complex, kw_only=True):
@@ -4702,8 +6016,13 @@ class ElementDefinitionSlicing(_p.Complex, kw_only=True):
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     ordered: _p.Boolean | _ms.UnsetType = _U
     ordered_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_ordered")
-    rules: _p.Code
+    rules: _p.String
     rules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_rules")
+
+    def __post_init__(self) -> None:
+        v = self.rules
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("ElementDefinitionSlicing.rules")
 
 
 class ElementDefinitionSlicingDiscriminator(_p.Complex, kw_only=True):
@@ -4712,24 +6031,49 @@ class ElementDefinitionSlicingDiscriminator(_p.Complex, kw_only=True):
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     path: _p.String
     path_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_path")
-    type: _p.Code
+    type: _p.String
     type_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_type")
+
+    def __post_init__(self) -> None:
+        v = self.type
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("ElementDefinitionSlicingDiscriminator.type")
 
 
 class ElementDefinitionType(_p.Complex, kw_only=True):
-    aggregation: _t.Annotated[list[_p.Code | None], _p.NonEmpty] | _ms.UnsetType = _U
+    aggregation: _t.Annotated[list[_p.String | None], _p.NonEmpty] | _ms.UnsetType = _U
     aggregation_ext: list[Element | None] | Element | _ms.UnsetType = _ms.field(default=_U, name="_aggregation")
-    code: _p.Uri
+    code: _p.String
     code_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_code")
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
-    profile: _t.Annotated[list[_p.Uri | None], _p.NonEmpty] | _ms.UnsetType = _U
+    profile: _t.Annotated[list[_p.String | None], _p.NonEmpty] | _ms.UnsetType = _U
     profile_ext: list[Element | None] | Element | _ms.UnsetType = _ms.field(default=_U, name="_profile")
-    targetProfile: _t.Annotated[list[_p.Uri | None], _p.NonEmpty] | _ms.UnsetType = _U
+    targetProfile: _t.Annotated[list[_p.String | None], _p.NonEmpty] | _ms.UnsetType = _U
     targetProfile_ext: list[Element | None] | Element | _ms.UnsetType = _ms.field(default=_U, name="_targetProfile")
-    versioning: _p.Code | _ms.UnsetType = _U
+    versioning: _p.String | _ms.UnsetType = _U
     versioning_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_versioning")
+
+    def __post_init__(self) -> None:
+        if self.aggregation is not _U:
+            for v in self.aggregation:
+                if v is not None and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+                    raise _p.FormatError("ElementDefinitionType.aggregation")
+        v = self.code
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("ElementDefinitionType.code")
+        if self.profile is not _U:
+            for v in self.profile:
+                if v is not None and (' ' in v or not v.isprintable()):
+                    raise _p.FormatError("ElementDefinitionType.profile")
+        if self.targetProfile is not _U:
+            for v in self.targetProfile:
+                if v is not None and (' ' in v or not v.isprintable()):
+                    raise _p.FormatError("ElementDefinitionType.targetProfile")
+        v = self.versioning
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("ElementDefinitionType.versioning")
 
 
 class Encounter(_p.Resource, tag="Encounter", kw_only=True):
@@ -4743,12 +6087,12 @@ class Encounter(_p.Resource, tag="Encounter", kw_only=True):
     episodeOfCare: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     hospitalization: EncounterHospitalization | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     length: Duration | _ms.UnsetType = _U
     location: _t.Annotated[list[EncounterLocation | None], _p.NonEmpty] | _ms.UnsetType = _U
@@ -4762,12 +6106,26 @@ class Encounter(_p.Resource, tag="Encounter", kw_only=True):
     reasonReference: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
     serviceProvider: Reference | _ms.UnsetType = _U
     serviceType: CodeableConcept | _ms.UnsetType = _U
-    status: _p.Code
+    status: _p.String
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
     statusHistory: _t.Annotated[list[EncounterStatusHistory | None], _p.NonEmpty] | _ms.UnsetType = _U
     subject: Reference | _ms.UnsetType = _U
     text: Narrative | _ms.UnsetType = _U
     type: _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
+
+    def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("Encounter.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("Encounter.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("Encounter.language")
+        v = self.status
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("Encounter.status")
 
 
 class EncounterClassHistory(_p.Complex, kw_only=True):
@@ -4814,8 +6172,13 @@ class EncounterLocation(_p.Complex, kw_only=True):
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     period: Period | _ms.UnsetType = _U
     physicalType: CodeableConcept | _ms.UnsetType = _U
-    status: _p.Code | _ms.UnsetType = _U
+    status: _p.String | _ms.UnsetType = _U
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
+
+    def __post_init__(self) -> None:
+        v = self.status
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("EncounterLocation.status")
 
 
 class EncounterParticipant(_p.Complex, kw_only=True):
@@ -4834,12 +6197,17 @@ class EncounterStatusHistory(_p.Complex, kw_only=True):
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     period: Period
-    status: _p.Code
+    status: _p.String
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
+
+    def __post_init__(self) -> None:
+        v = self.status
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("EncounterStatusHistory.status")
 
 
 class Endpoint(_p.Resource, tag="Endpoint", kw_only=True):
-    address: _p.Uri
+    address: _p.String
     address_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_address")
     connectionType: Coding
     contact: _t.Annotated[list[ContactPoint | None], _p.NonEmpty] | _ms.UnsetType = _U
@@ -4847,25 +6215,46 @@ class Endpoint(_p.Resource, tag="Endpoint", kw_only=True):
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     header: _t.Annotated[list[_p.String | None], _p.NonEmpty] | _ms.UnsetType = _U
     header_ext: list[Element | None] | Element | _ms.UnsetType = _ms.field(default=_U, name="_header")
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     managingOrganization: Reference | _ms.UnsetType = _U
     meta: Meta | _ms.UnsetType = _U
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     name: _p.String | _ms.UnsetType = _U
     name_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_name")
-    payloadMimeType: _t.Annotated[list[_p.Code | None], _p.NonEmpty] | _ms.UnsetType = _U
+    payloadMimeType: _t.Annotated[list[_p.String | None], _p.NonEmpty] | _ms.UnsetType = _U
     payloadMimeType_ext: list[Element | None] | Element | _ms.UnsetType = _ms.field(default=_U, name="_payloadMimeType")
     payloadType: _t.Annotated[list[CodeableConcept | None], _p.NonEmpty]
     period: Period | _ms.UnsetType = _U
-    status: _p.Code
+    status: _p.String
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
     text: Narrative | _ms.UnsetType = _U
+
+    def __post_init__(self) -> None:
+        v = self.address
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("Endpoint.address")
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("Endpoint.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("Endpoint.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("Endpoint.language")
+        if self.payloadMimeType is not _U:
+            for v in self.payloadMimeType:
+                if v is not None and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+                    raise _p.FormatError("Endpoint.payloadMimeType")
+        v = self.status
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("Endpoint.status")
 
 
 class EnrollmentRequest(_p.Resource, tag="EnrollmentRequest", kw_only=True):
@@ -4875,20 +6264,34 @@ class EnrollmentRequest(_p.Resource, tag="EnrollmentRequest", kw_only=True):
     created: _p.DateTime | _ms.UnsetType = _U
     created_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_created")
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
     insurer: Reference | _ms.UnsetType = _U
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     meta: Meta | _ms.UnsetType = _U
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     provider: Reference | _ms.UnsetType = _U
-    status: _p.Code | _ms.UnsetType = _U
+    status: _p.String | _ms.UnsetType = _U
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
     text: Narrative | _ms.UnsetType = _U
+
+    def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("EnrollmentRequest.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("EnrollmentRequest.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("EnrollmentRequest.language")
+        v = self.status
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("EnrollmentRequest.status")
 
 
 class EnrollmentResponse(_p.Resource, tag="EnrollmentResponse", kw_only=True):
@@ -4898,23 +6301,40 @@ class EnrollmentResponse(_p.Resource, tag="EnrollmentResponse", kw_only=True):
     disposition: _p.String | _ms.UnsetType = _U
     disposition_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_disposition")
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     meta: Meta | _ms.UnsetType = _U
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     organization: Reference | _ms.UnsetType = _U
-    outcome: _p.Code | _ms.UnsetType = _U
+    outcome: _p.String | _ms.UnsetType = _U
     outcome_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_outcome")
     request: Reference | _ms.UnsetType = _U
     requestProvider: Reference | _ms.UnsetType = _U
-    status: _p.Code | _ms.UnsetType = _U
+    status: _p.String | _ms.UnsetType = _U
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
     text: Narrative | _ms.UnsetType = _U
+
+    def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("EnrollmentResponse.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("EnrollmentResponse.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("EnrollmentResponse.language")
+        v = self.outcome
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("EnrollmentResponse.outcome")
+        v = self.status
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("EnrollmentResponse.status")
 
 
 class EpisodeOfCare(_p.Resource, tag="EpisodeOfCare", kw_only=True):
@@ -4923,12 +6343,12 @@ class EpisodeOfCare(_p.Resource, tag="EpisodeOfCare", kw_only=True):
     contained: _t.Annotated[list[AnyResource | None], _p.NonEmpty] | _ms.UnsetType = _U
     diagnosis: _t.Annotated[list[EpisodeOfCareDiagnosis | None], _p.NonEmpty] | _ms.UnsetType = _U
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     managingOrganization: Reference | _ms.UnsetType = _U
     meta: Meta | _ms.UnsetType = _U
@@ -4936,12 +6356,26 @@ class EpisodeOfCare(_p.Resource, tag="EpisodeOfCare", kw_only=True):
     patient: Reference
     period: Period | _ms.UnsetType = _U
     referralRequest: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
-    status: _p.Code
+    status: _p.String
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
     statusHistory: _t.Annotated[list[EpisodeOfCareStatusHistory | None], _p.NonEmpty] | _ms.UnsetType = _U
     team: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
     text: Narrative | _ms.UnsetType = _U
     type: _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
+
+    def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("EpisodeOfCare.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("EpisodeOfCare.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("EpisodeOfCare.language")
+        v = self.status
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("EpisodeOfCare.status")
 
 
 class EpisodeOfCareDiagnosis(_p.Complex, kw_only=True):
@@ -4961,8 +6395,13 @@ class EpisodeOfCareStatusHistory(_p.Complex, kw_only=True):
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     period: Period
-    status: _p.Code
+    status: _p.String
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
+
+    def __post_init__(self) -> None:
+        v = self.status
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("EpisodeOfCareStatusHistory.status")
 
 
 class EventDefinition(_p.Resource, tag="EventDefinition", kw_only=True):
@@ -4983,13 +6422,13 @@ class EventDefinition(_p.Resource, tag="EventDefinition", kw_only=True):
     experimental: _p.Boolean | _ms.UnsetType = _U
     experimental_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_experimental")
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
     jurisdiction: _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     lastReviewDate: _p.Date | _ms.UnsetType = _U
     lastReviewDate_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_lastReviewDate")
@@ -5003,7 +6442,7 @@ class EventDefinition(_p.Resource, tag="EventDefinition", kw_only=True):
     purpose_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_purpose")
     relatedArtifact: _t.Annotated[list[RelatedArtifact | None], _p.NonEmpty] | _ms.UnsetType = _U
     reviewer: _t.Annotated[list[ContactDetail | None], _p.NonEmpty] | _ms.UnsetType = _U
-    status: _p.Code
+    status: _p.String
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
     subjectCodeableConcept: CodeableConcept | _ms.UnsetType = _U
     subjectReference: Reference | _ms.UnsetType = _U
@@ -5014,7 +6453,7 @@ class EventDefinition(_p.Resource, tag="EventDefinition", kw_only=True):
     title_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_title")
     topic: _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
     trigger: _t.Annotated[list[TriggerDefinition | None], _p.NonEmpty]
-    url: _p.Uri | _ms.UnsetType = _U
+    url: _p.String | _ms.UnsetType = _U
     url_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_url")
     usage: _p.String | _ms.UnsetType = _U
     usage_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_usage")
@@ -5023,6 +6462,21 @@ class EventDefinition(_p.Resource, tag="EventDefinition", kw_only=True):
     version_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_version")
 
     def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("EventDefinition.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("EventDefinition.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("EventDefinition.language")
+        v = self.status
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("EventDefinition.status")
+        v = self.url
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("EventDefinition.url")
         if (self.subjectCodeableConcept is not _U) + (self.subjectReference is not _U) > 1:
             raise _p.ChoiceError("EventDefinition.subject[x]: at most one")
 
@@ -5045,13 +6499,13 @@ class Evidence(_p.Resource, tag="Evidence", kw_only=True):
     exposureBackground: Reference
     exposureVariant: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
     jurisdiction: _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     lastReviewDate: _p.Date | _ms.UnsetType = _U
     lastReviewDate_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_lastReviewDate")
@@ -5067,7 +6521,7 @@ class Evidence(_p.Resource, tag="Evidence", kw_only=True):
     reviewer: _t.Annotated[list[ContactDetail | None], _p.NonEmpty] | _ms.UnsetType = _U
     shortTitle: _p.String | _ms.UnsetType = _U
     shortTitle_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_shortTitle")
-    status: _p.Code
+    status: _p.String
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
     subtitle: _p.String | _ms.UnsetType = _U
     subtitle_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_subtitle")
@@ -5075,11 +6529,28 @@ class Evidence(_p.Resource, tag="Evidence", kw_only=True):
     title: _p.String | _ms.UnsetType = _U
     title_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_title")
     topic: _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
-    url: _p.Uri | _ms.UnsetType = _U
+    url: _p.String | _ms.UnsetType = _U
     url_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_url")
     useContext: _t.Annotated[list[UsageContext | None], _p.NonEmpty] | _ms.UnsetType = _U
     version: _p.String | _ms.UnsetType = _U
     version_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_version")
+
+    def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("Evidence.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("Evidence.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("Evidence.language")
+        v = self.status
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("Evidence.status")
+        v = self.url
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("Evidence.url")
 
 
 class EvidenceVariable(_p.Resource, tag="EvidenceVariable", kw_only=True):
@@ -5099,13 +6570,13 @@ class EvidenceVariable(_p.Resource, tag="EvidenceVariable", kw_only=True):
     effectivePeriod: Period | _ms.UnsetType = _U
     endorser: _t.Annotated[list[ContactDetail | None], _p.NonEmpty] | _ms.UnsetType = _U
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
     jurisdiction: _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     lastReviewDate: _p.Date | _ms.UnsetType = _U
     lastReviewDate_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_lastReviewDate")
@@ -5120,7 +6591,7 @@ class EvidenceVariable(_p.Resource, tag="EvidenceVariable", kw_only=True):
     reviewer: _t.Annotated[list[ContactDetail | None], _p.NonEmpty] | _ms.UnsetType = _U
     shortTitle: _p.String | _ms.UnsetType = _U
     shortTitle_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_shortTitle")
-    status: _p.Code
+    status: _p.String
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
     subtitle: _p.String | _ms.UnsetType = _U
     subtitle_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_subtitle")
@@ -5128,17 +6599,37 @@ class EvidenceVariable(_p.Resource, tag="EvidenceVariable", kw_only=True):
     title: _p.String | _ms.UnsetType = _U
     title_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_title")
     topic: _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
-    type: _p.Code | _ms.UnsetType = _U
+    type: _p.String | _ms.UnsetType = _U
     type_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_type")
-    url: _p.Uri | _ms.UnsetType = _U
+    url: _p.String | _ms.UnsetType = _U
     url_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_url")
     useContext: _t.Annotated[list[UsageContext | None], _p.NonEmpty] | _ms.UnsetType = _U
     version: _p.String | _ms.UnsetType = _U
     version_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_version")
 
+    def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("EvidenceVariable.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("EvidenceVariable.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("EvidenceVariable.language")
+        v = self.status
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("EvidenceVariable.status")
+        v = self.type
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("EvidenceVariable.type")
+        v = self.url
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("EvidenceVariable.url")
+
 
 class EvidenceVariableCharacteristic(_p.Complex, kw_only=True):
-    definitionCanonical: _p.Uri | _ms.UnsetType = _U
+    definitionCanonical: _p.String | _ms.UnsetType = _U
     definitionCanonical_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_definitionCanonical")
     definitionCodeableConcept: CodeableConcept | _ms.UnsetType = _U
     definitionDataRequirement: DataRequirement | _ms.UnsetType = _U
@@ -5150,7 +6641,7 @@ class EvidenceVariableCharacteristic(_p.Complex, kw_only=True):
     exclude: _p.Boolean | _ms.UnsetType = _U
     exclude_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_exclude")
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    groupMeasure: _p.Code | _ms.UnsetType = _U
+    groupMeasure: _p.String | _ms.UnsetType = _U
     groupMeasure_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_groupMeasure")
     id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
@@ -5164,6 +6655,12 @@ class EvidenceVariableCharacteristic(_p.Complex, kw_only=True):
     usageContext: _t.Annotated[list[UsageContext | None], _p.NonEmpty] | _ms.UnsetType = _U
 
     def __post_init__(self) -> None:
+        v = self.definitionCanonical
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("EvidenceVariableCharacteristic.definitionCanonical")
+        v = self.groupMeasure
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("EvidenceVariableCharacteristic.groupMeasure")
         if (self.definitionCanonical is not _U or self.definitionCanonical_ext is not _U) + (self.definitionCodeableConcept is not _U) + (self.definitionDataRequirement is not _U) + (self.definitionExpression is not _U) + (self.definitionReference is not _U) + (self.definitionTriggerDefinition is not _U) != 1:
             raise _p.ChoiceError("EvidenceVariableCharacteristic.definition[x]: exactly one")
         if (self.participantEffectiveDateTime is not _U or self.participantEffectiveDateTime_ext is not _U) + (self.participantEffectiveDuration is not _U) + (self.participantEffectivePeriod is not _U) + (self.participantEffectiveTiming is not _U) > 1:
@@ -5181,14 +6678,14 @@ class ExampleScenario(_p.Resource, tag="ExampleScenario", kw_only=True):
     experimental: _p.Boolean | _ms.UnsetType = _U
     experimental_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_experimental")
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
     instance: _t.Annotated[list[ExampleScenarioInstance | None], _p.NonEmpty] | _ms.UnsetType = _U
     jurisdiction: _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     meta: Meta | _ms.UnsetType = _U
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
@@ -5199,16 +6696,37 @@ class ExampleScenario(_p.Resource, tag="ExampleScenario", kw_only=True):
     publisher_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_publisher")
     purpose: _p.String | _ms.UnsetType = _U
     purpose_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_purpose")
-    status: _p.Code
+    status: _p.String
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
     text: Narrative | _ms.UnsetType = _U
-    url: _p.Uri | _ms.UnsetType = _U
+    url: _p.String | _ms.UnsetType = _U
     url_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_url")
     useContext: _t.Annotated[list[UsageContext | None], _p.NonEmpty] | _ms.UnsetType = _U
     version: _p.String | _ms.UnsetType = _U
     version_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_version")
-    workflow: _t.Annotated[list[_p.Uri | None], _p.NonEmpty] | _ms.UnsetType = _U
+    workflow: _t.Annotated[list[_p.String | None], _p.NonEmpty] | _ms.UnsetType = _U
     workflow_ext: list[Element | None] | Element | _ms.UnsetType = _ms.field(default=_U, name="_workflow")
+
+    def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("ExampleScenario.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("ExampleScenario.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("ExampleScenario.language")
+        v = self.status
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("ExampleScenario.status")
+        v = self.url
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("ExampleScenario.url")
+        if self.workflow is not _U:
+            for v in self.workflow:
+                if v is not None and (' ' in v or not v.isprintable()):
+                    raise _p.FormatError("ExampleScenario.workflow")
 
 
 class ExampleScenarioActor(_p.Complex, kw_only=True):
@@ -5222,8 +6740,13 @@ class ExampleScenarioActor(_p.Complex, kw_only=True):
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     name: _p.String | _ms.UnsetType = _U
     name_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_name")
-    type: _p.Code
+    type: _p.String
     type_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_type")
+
+    def __post_init__(self) -> None:
+        v = self.type
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("ExampleScenarioActor.type")
 
 
 class ExampleScenarioInstance(_p.Complex, kw_only=True):
@@ -5238,9 +6761,14 @@ class ExampleScenarioInstance(_p.Complex, kw_only=True):
     name_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_name")
     resourceId: _p.String
     resourceId_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_resourceId")
-    resourceType: _p.Code
+    resourceType: _p.String
     resourceType_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_resourceType")
     version: _t.Annotated[list[ExampleScenarioInstanceVersion | None], _p.NonEmpty] | _ms.UnsetType = _U
+
+    def __post_init__(self) -> None:
+        v = self.resourceType
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("ExampleScenarioInstance.resourceType")
 
 
 class ExampleScenarioInstanceContainedInstance(_p.Complex, kw_only=True):
@@ -5353,20 +6881,20 @@ class ExplanationOfBenefit(_p.Resource, tag="ExplanationOfBenefit", kw_only=True
     formCode: CodeableConcept | _ms.UnsetType = _U
     fundsReserve: CodeableConcept | _ms.UnsetType = _U
     fundsReserveRequested: CodeableConcept | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
     insurance: _t.Annotated[list[ExplanationOfBenefitInsurance | None], _p.NonEmpty]
     insurer: Reference
     item: _t.Annotated[list[ExplanationOfBenefitItem | None], _p.NonEmpty] | _ms.UnsetType = _U
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     meta: Meta | _ms.UnsetType = _U
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     originalPrescription: Reference | _ms.UnsetType = _U
-    outcome: _p.Code
+    outcome: _p.String
     outcome_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_outcome")
     patient: Reference
     payee: ExplanationOfBenefitPayee | _ms.UnsetType = _U
@@ -5383,15 +6911,35 @@ class ExplanationOfBenefit(_p.Resource, tag="ExplanationOfBenefit", kw_only=True
     provider: Reference
     referral: Reference | _ms.UnsetType = _U
     related: _t.Annotated[list[ExplanationOfBenefitRelated | None], _p.NonEmpty] | _ms.UnsetType = _U
-    status: _p.Code
+    status: _p.String
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
     subType: CodeableConcept | _ms.UnsetType = _U
     supportingInfo: _t.Annotated[list[ExplanationOfBenefitSupportingInfo | None], _p.NonEmpty] | _ms.UnsetType = _U
     text: Narrative | _ms.UnsetType = _U
     total: _t.Annotated[list[ExplanationOfBenefitTotal | None], _p.NonEmpty] | _ms.UnsetType = _U
     type: CodeableConcept
-    use: _p.Code
+    use: _p.String
     use_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_use")
+
+    def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("ExplanationOfBenefit.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("ExplanationOfBenefit.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("ExplanationOfBenefit.language")
+        v = self.outcome
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("ExplanationOfBenefit.outcome")
+        v = self.status
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("ExplanationOfBenefit.status")
+        v = self.use
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("ExplanationOfBenefit.use")
 
 
 class ExplanationOfBenefitAccident(_p.Complex, kw_only=True):
@@ -5727,8 +7275,13 @@ class ExplanationOfBenefitProcessNote(_p.Complex, kw_only=True):
     number_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_number")
     text: _p.String | _ms.UnsetType = _U
     text_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_text")
-    type: _p.Code | _ms.UnsetType = _U
+    type: _p.String | _ms.UnsetType = _U
     type_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_type")
+
+    def __post_init__(self) -> None:
+        v = self.type
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("ExplanationOfBenefitProcessNote.type")
 
 
 class ExplanationOfBenefitRelated(_p.Complex, kw_only=True):
@@ -5786,19 +7339,27 @@ class Expression(_p.Complex, kw_only=True):
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
-    language: _p.Code
+    language: _p.String
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
-    name: _p.Id | _ms.UnsetType = _U
+    name: _p.String | _ms.UnsetType = _U
     name_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_name")
-    reference: _p.Uri | _ms.UnsetType = _U
+    reference: _p.String | _ms.UnsetType = _U
     reference_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_reference")
+
+    def __post_init__(self) -> None:
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("Expression.language")
+        v = self.reference
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("Expression.reference")
 
 
 class Extension(_p.Complex, kw_only=True):
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
-    url: _p.Uri
+    url: _p.String
     url_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_url")
     valueAddress: Address | _ms.UnsetType = _U
     valueAge: Age | _ms.UnsetType = _U
@@ -5808,9 +7369,9 @@ class Extension(_p.Complex, kw_only=True):
     valueBase64Binary_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueBase64Binary")
     valueBoolean: _p.Boolean | _ms.UnsetType = _U
     valueBoolean_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueBoolean")
-    valueCanonical: _p.Uri | _ms.UnsetType = _U
+    valueCanonical: _p.String | _ms.UnsetType = _U
     valueCanonical_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueCanonical")
-    valueCode: _p.Code | _ms.UnsetType = _U
+    valueCode: _p.String | _ms.UnsetType = _U
     valueCode_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueCode")
     valueCodeableConcept: CodeableConcept | _ms.UnsetType = _U
     valueCoding: Coding | _ms.UnsetType = _U
@@ -5830,7 +7391,7 @@ class Extension(_p.Complex, kw_only=True):
     valueDuration: Duration | _ms.UnsetType = _U
     valueExpression: Expression | _ms.UnsetType = _U
     valueHumanName: HumanName | _ms.UnsetType = _U
-    valueId: _p.Id | _ms.UnsetType = _U
+    valueId: _p.String | _ms.UnsetType = _U
     valueId_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueId")
     valueIdentifier: Identifier | _ms.UnsetType = _U
     valueInstant: _p.Instant | _ms.UnsetType = _U
@@ -5862,15 +7423,30 @@ class Extension(_p.Complex, kw_only=True):
     valueTriggerDefinition: TriggerDefinition | _ms.UnsetType = _U
     valueUnsignedInt: _p.UnsignedInt | _ms.UnsetType = _U
     valueUnsignedInt_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueUnsignedInt")
-    valueUri: _p.Uri | _ms.UnsetType = _U
+    valueUri: _p.String | _ms.UnsetType = _U
     valueUri_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueUri")
-    valueUrl: _p.Uri | _ms.UnsetType = _U
+    valueUrl: _p.String | _ms.UnsetType = _U
     valueUrl_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueUrl")
     valueUsageContext: UsageContext | _ms.UnsetType = _U
     valueUuid: _p.Uuid | _ms.UnsetType = _U
     valueUuid_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueUuid")
 
     def __post_init__(self) -> None:
+        v = self.url
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("Extension.url")
+        v = self.valueCanonical
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("Extension.valueCanonical")
+        v = self.valueCode
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("Extension.valueCode")
+        v = self.valueUri
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("Extension.valueUri")
+        v = self.valueUrl
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("Extension.valueUrl")
         if (self.valueAddress is not _U) + (self.valueAge is not _U) + (self.valueAnnotation is not _U) + (self.valueAttachment is not _U) + (self.valueBase64Binary is not _U or self.valueBase64Binary_ext is not _U) + (self.valueBoolean is not _U or self.valueBoolean_ext is not _U) + (self.valueCanonical is not _U or self.valueCanonical_ext is not _U) + (self.valueCode is not _U or self.valueCode_ext is not _U) + (self.valueCodeableConcept is not _U) + (self.valueCoding is not _U) + (self.valueContactDetail is not _U) + (self.valueContactPoint is not _U) + (self.valueContributor is not _U) + (self.valueCount is not _U) + (self.valueDataRequirement is not _U) + (self.valueDate is not _U or self.valueDate_ext is not _U) + (self.valueDateTime is not _U or self.valueDateTime_ext is not _U) + (self.valueDecimal is not _U or self.valueDecimal_ext is not _U) + (self.valueDistance is not _U) + (self.valueDosage is not _U) + (self.valueDuration is not _U) + (self.valueExpression is not _U) + (self.valueHumanName is not _U) + (self.valueId is not _U or self.valueId_ext is not _U) + (self.valueIdentifier is not _U) + (self.valueInstant is not _U or self.valueInstant_ext is not _U) + (self.valueInteger is not _U or self.valueInteger_ext is not _U) + (self.valueMarkdown is not _U or self.valueMarkdown_ext is not _U) + (self.valueMeta is not _U) + (self.valueMoney is not _U) + (self.valueOid is not _U or self.valueOid_ext is not _U) + (self.valueParameterDefinition is not _U) + (self.valuePeriod is not _U) + (self.valuePositiveInt is not _U or self.valuePositiveInt_ext is not _U) + (self.valueQuantity is not _U) + (self.valueRange is not _U) + (self.valueRatio is not _U) + (self.valueReference is not _U) + (self.valueRelatedArtifact is not _U) + (self.valueSampledData is not _U) + (self.valueSignature is not _U) + (self.valueString is not _U or self.valueString_ext is not _U) + (self.valueTime is not _U or self.valueTime_ext is not _U) + (self.valueTiming is not _U) + (self.valueTriggerDefinition is not _U) + (self.valueUnsignedInt is not _U or self.valueUnsignedInt_ext is not _U) + (self.valueUri is not _U or self.valueUri_ext is not _U) + (self.valueUrl is not _U or self.valueUrl_ext is not _U) + (self.valueUsageContext is not _U) + (self.valueUuid is not _U or self.valueUuid_ext is not _U) > 1:
             raise _p.ChoiceError("Extension.value[x]: at most one")
 
@@ -5901,16 +7477,16 @@ class FamilyMemberHistory(_p.Resource, tag="FamilyMemberHistory", kw_only=True):
     estimatedAge: _p.Boolean | _ms.UnsetType = _U
     estimatedAge_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_estimatedAge")
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
-    instantiatesCanonical: _t.Annotated[list[_p.Uri | None], _p.NonEmpty] | _ms.UnsetType = _U
+    instantiatesCanonical: _t.Annotated[list[_p.String | None], _p.NonEmpty] | _ms.UnsetType = _U
     instantiatesCanonical_ext: list[Element | None] | Element | _ms.UnsetType = _ms.field(default=_U, name="_instantiatesCanonical")
-    instantiatesUri: _t.Annotated[list[_p.Uri | None], _p.NonEmpty] | _ms.UnsetType = _U
+    instantiatesUri: _t.Annotated[list[_p.String | None], _p.NonEmpty] | _ms.UnsetType = _U
     instantiatesUri_ext: list[Element | None] | Element | _ms.UnsetType = _ms.field(default=_U, name="_instantiatesUri")
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     meta: Meta | _ms.UnsetType = _U
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
@@ -5922,11 +7498,31 @@ class FamilyMemberHistory(_p.Resource, tag="FamilyMemberHistory", kw_only=True):
     reasonReference: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
     relationship: CodeableConcept
     sex: CodeableConcept | _ms.UnsetType = _U
-    status: _p.Code
+    status: _p.String
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
     text: Narrative | _ms.UnsetType = _U
 
     def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("FamilyMemberHistory.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("FamilyMemberHistory.implicitRules")
+        if self.instantiatesCanonical is not _U:
+            for v in self.instantiatesCanonical:
+                if v is not None and (' ' in v or not v.isprintable()):
+                    raise _p.FormatError("FamilyMemberHistory.instantiatesCanonical")
+        if self.instantiatesUri is not _U:
+            for v in self.instantiatesUri:
+                if v is not None and (' ' in v or not v.isprintable()):
+                    raise _p.FormatError("FamilyMemberHistory.instantiatesUri")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("FamilyMemberHistory.language")
+        v = self.status
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("FamilyMemberHistory.status")
         if (self.ageAge is not _U) + (self.ageRange is not _U) + (self.ageString is not _U or self.ageString_ext is not _U) > 1:
             raise _p.ChoiceError("FamilyMemberHistory.age[x]: at most one")
         if (self.bornDate is not _U or self.bornDate_ext is not _U) + (self.bornPeriod is not _U) + (self.bornString is not _U or self.bornString_ext is not _U) > 1:
@@ -5963,20 +7559,34 @@ class Flag(_p.Resource, tag="Flag", kw_only=True):
     contained: _t.Annotated[list[AnyResource | None], _p.NonEmpty] | _ms.UnsetType = _U
     encounter: Reference | _ms.UnsetType = _U
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     meta: Meta | _ms.UnsetType = _U
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     period: Period | _ms.UnsetType = _U
-    status: _p.Code
+    status: _p.String
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
     subject: Reference
     text: Narrative | _ms.UnsetType = _U
+
+    def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("Flag.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("Flag.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("Flag.language")
+        v = self.status
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("Flag.status")
 
 
 class Goal(_p.Resource, tag="Goal", kw_only=True):
@@ -5987,14 +7597,14 @@ class Goal(_p.Resource, tag="Goal", kw_only=True):
     description: CodeableConcept
     expressedBy: Reference | _ms.UnsetType = _U
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
-    lifecycleStatus: _p.Code
+    lifecycleStatus: _p.String
     lifecycleStatus_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_lifecycleStatus")
     meta: Meta | _ms.UnsetType = _U
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
@@ -6014,6 +7624,18 @@ class Goal(_p.Resource, tag="Goal", kw_only=True):
     text: Narrative | _ms.UnsetType = _U
 
     def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("Goal.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("Goal.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("Goal.language")
+        v = self.lifecycleStatus
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("Goal.lifecycleStatus")
         if (self.startCodeableConcept is not _U) + (self.startDate is not _U or self.startDate_ext is not _U) > 1:
             raise _p.ChoiceError("Goal.start[x]: at most one")
 
@@ -6055,34 +7677,57 @@ class GraphDefinition(_p.Resource, tag="GraphDefinition", kw_only=True):
     experimental: _p.Boolean | _ms.UnsetType = _U
     experimental_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_experimental")
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
     jurisdiction: _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     link: _t.Annotated[list[GraphDefinitionLink | None], _p.NonEmpty] | _ms.UnsetType = _U
     meta: Meta | _ms.UnsetType = _U
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     name: _p.String
     name_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_name")
-    profile: _p.Uri | _ms.UnsetType = _U
+    profile: _p.String | _ms.UnsetType = _U
     profile_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_profile")
     publisher: _p.String | _ms.UnsetType = _U
     publisher_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_publisher")
     purpose: _p.String | _ms.UnsetType = _U
     purpose_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_purpose")
-    start: _p.Code
+    start: _p.String
     start_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_start")
-    status: _p.Code
+    status: _p.String
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
     text: Narrative | _ms.UnsetType = _U
-    url: _p.Uri | _ms.UnsetType = _U
+    url: _p.String | _ms.UnsetType = _U
     url_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_url")
     useContext: _t.Annotated[list[UsageContext | None], _p.NonEmpty] | _ms.UnsetType = _U
     version: _p.String | _ms.UnsetType = _U
     version_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_version")
+
+    def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("GraphDefinition.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("GraphDefinition.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("GraphDefinition.language")
+        v = self.profile
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("GraphDefinition.profile")
+        v = self.start
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("GraphDefinition.start")
+        v = self.status
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("GraphDefinition.status")
+        v = self.url
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("GraphDefinition.url")
 
 
 class GraphDefinitionLink(_p.Complex, kw_only=True):
@@ -6112,14 +7757,22 @@ class GraphDefinitionLinkTarget(_p.Complex, kw_only=True):
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     params: _p.String | _ms.UnsetType = _U
     params_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_params")
-    profile: _p.Uri | _ms.UnsetType = _U
+    profile: _p.String | _ms.UnsetType = _U
     profile_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_profile")
-    type: _p.Code
+    type: _p.String
     type_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_type")
+
+    def __post_init__(self) -> None:
+        v = self.profile
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("GraphDefinitionLinkTarget.profile")
+        v = self.type
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("GraphDefinitionLinkTarget.type")
 
 
 class GraphDefinitionLinkTargetCompartment(_p.Complex, kw_only=True):
-    code: _p.Code
+    code: _p.String
     code_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_code")
     description: _p.String | _ms.UnsetType = _U
     description_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_description")
@@ -6129,10 +7782,21 @@ class GraphDefinitionLinkTargetCompartment(_p.Complex, kw_only=True):
     id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    rule: _p.Code
+    rule: _p.String
     rule_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_rule")
-    use: _p.Code
+    use: _p.String
     use_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_use")
+
+    def __post_init__(self) -> None:
+        v = self.code
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("GraphDefinitionLinkTargetCompartment.code")
+        v = self.rule
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("GraphDefinitionLinkTargetCompartment.rule")
+        v = self.use
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("GraphDefinitionLinkTargetCompartment.use")
 
 
 class Group(_p.Resource, tag="Group", kw_only=True):
@@ -6144,12 +7808,12 @@ class Group(_p.Resource, tag="Group", kw_only=True):
     code: CodeableConcept | _ms.UnsetType = _U
     contained: _t.Annotated[list[AnyResource | None], _p.NonEmpty] | _ms.UnsetType = _U
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     managingEntity: Reference | _ms.UnsetType = _U
     member: _t.Annotated[list[GroupMember | None], _p.NonEmpty] | _ms.UnsetType = _U
@@ -6160,8 +7824,22 @@ class Group(_p.Resource, tag="Group", kw_only=True):
     quantity: _p.UnsignedInt | _ms.UnsetType = _U
     quantity_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_quantity")
     text: Narrative | _ms.UnsetType = _U
-    type: _p.Code
+    type: _p.String
     type_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_type")
+
+    def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("Group.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("Group.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("Group.language")
+        v = self.type
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("Group.type")
 
 
 class GroupCharacteristic(_p.Complex, kw_only=True):
@@ -6202,19 +7880,19 @@ class GuidanceResponse(_p.Resource, tag="GuidanceResponse", kw_only=True):
     encounter: Reference | _ms.UnsetType = _U
     evaluationMessage: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     meta: Meta | _ms.UnsetType = _U
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    moduleCanonical: _p.Uri | _ms.UnsetType = _U
+    moduleCanonical: _p.String | _ms.UnsetType = _U
     moduleCanonical_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_moduleCanonical")
     moduleCodeableConcept: CodeableConcept | _ms.UnsetType = _U
-    moduleUri: _p.Uri | _ms.UnsetType = _U
+    moduleUri: _p.String | _ms.UnsetType = _U
     moduleUri_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_moduleUri")
     note: _t.Annotated[list[Annotation | None], _p.NonEmpty] | _ms.UnsetType = _U
     occurrenceDateTime: _p.DateTime | _ms.UnsetType = _U
@@ -6225,12 +7903,30 @@ class GuidanceResponse(_p.Resource, tag="GuidanceResponse", kw_only=True):
     reasonReference: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
     requestIdentifier: Identifier | _ms.UnsetType = _U
     result: Reference | _ms.UnsetType = _U
-    status: _p.Code
+    status: _p.String
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
     subject: Reference | _ms.UnsetType = _U
     text: Narrative | _ms.UnsetType = _U
 
     def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("GuidanceResponse.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("GuidanceResponse.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("GuidanceResponse.language")
+        v = self.moduleCanonical
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("GuidanceResponse.moduleCanonical")
+        v = self.moduleUri
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("GuidanceResponse.moduleUri")
+        v = self.status
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("GuidanceResponse.status")
         if (self.moduleCanonical is not _U or self.moduleCanonical_ext is not _U) + (self.moduleCodeableConcept is not _U) + (self.moduleUri is not _U or self.moduleUri_ext is not _U) != 1:
             raise _p.ChoiceError("GuidanceResponse.module[x]: exactly one")
 
@@ -6255,12 +7951,12 @@ class HealthcareService(_p.Resource, tag="HealthcareService", kw_only=True):
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     extraDetails: _p.String | _ms.UnsetType = _U
     extraDetails_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_extraDetails")
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     location: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
     meta: Meta | _ms.UnsetType = _U
@@ -6278,6 +7974,17 @@ class HealthcareService(_p.Resource, tag="HealthcareService", kw_only=True):
     text: Narrative | _ms.UnsetType = _U
     type: _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
 
+    def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("HealthcareService.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("HealthcareService.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("HealthcareService.language")
+
 
 class HealthcareServiceAvailableTime(_p.Complex, kw_only=True):
     allDay: _p.Boolean | _ms.UnsetType = _U
@@ -6286,12 +7993,18 @@ class HealthcareServiceAvailableTime(_p.Complex, kw_only=True):
     availableEndTime_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_availableEndTime")
     availableStartTime: _p.Time | _ms.UnsetType = _U
     availableStartTime_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_availableStartTime")
-    daysOfWeek: _t.Annotated[list[_p.Code | None], _p.NonEmpty] | _ms.UnsetType = _U
+    daysOfWeek: _t.Annotated[list[_p.String | None], _p.NonEmpty] | _ms.UnsetType = _U
     daysOfWeek_ext: list[Element | None] | Element | _ms.UnsetType = _ms.field(default=_U, name="_daysOfWeek")
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
+
+    def __post_init__(self) -> None:
+        if self.daysOfWeek is not _U:
+            for v in self.daysOfWeek:
+                if v is not None and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+                    raise _p.FormatError("HealthcareServiceAvailableTime.daysOfWeek")
 
 
 class HealthcareServiceEligibility(_p.Complex, kw_only=True):
@@ -6329,8 +8042,13 @@ class HumanName(_p.Complex, kw_only=True):
     suffix_ext: list[Element | None] | Element | _ms.UnsetType = _ms.field(default=_U, name="_suffix")
     text: _p.String | _ms.UnsetType = _U
     text_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_text")
-    use: _p.Code | _ms.UnsetType = _U
+    use: _p.String | _ms.UnsetType = _U
     use_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_use")
+
+    def __post_init__(self) -> None:
+        v = self.use
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("HumanName.use")
 
 
 class Identifier(_p.Complex, kw_only=True):
@@ -6339,13 +8057,21 @@ class Identifier(_p.Complex, kw_only=True):
     id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     period: Period | _ms.UnsetType = _U
-    system: _p.Uri | _ms.UnsetType = _U
+    system: _p.String | _ms.UnsetType = _U
     system_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_system")
     type: CodeableConcept | _ms.UnsetType = _U
-    use: _p.Code | _ms.UnsetType = _U
+    use: _p.String | _ms.UnsetType = _U
     use_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_use")
     value: _p.String | _ms.UnsetType = _U
     value_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_value")
+
+    def __post_init__(self) -> None:
+        v = self.system
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("Identifier.system")
+        v = self.use
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("Identifier.use")
 
 
 class ImagingStudy(_p.Resource, tag="ImagingStudy", kw_only=True):
@@ -6356,13 +8082,13 @@ class ImagingStudy(_p.Resource, tag="ImagingStudy", kw_only=True):
     encounter: Reference | _ms.UnsetType = _U
     endpoint: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
     interpreter: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     location: Reference | _ms.UnsetType = _U
     meta: Meta | _ms.UnsetType = _U
@@ -6381,10 +8107,24 @@ class ImagingStudy(_p.Resource, tag="ImagingStudy", kw_only=True):
     series: _t.Annotated[list[ImagingStudySeries | None], _p.NonEmpty] | _ms.UnsetType = _U
     started: _p.DateTime | _ms.UnsetType = _U
     started_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_started")
-    status: _p.Code
+    status: _p.String
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
     subject: Reference
     text: Narrative | _ms.UnsetType = _U
+
+    def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("ImagingStudy.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("ImagingStudy.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("ImagingStudy.language")
+        v = self.status
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("ImagingStudy.status")
 
 
 class ImagingStudySeries(_p.Complex, kw_only=True):
@@ -6407,7 +8147,7 @@ class ImagingStudySeries(_p.Complex, kw_only=True):
     specimen: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
     started: _p.DateTime | _ms.UnsetType = _U
     started_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_started")
-    uid: _p.Id
+    uid: _p.String
     uid_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_uid")
 
 
@@ -6421,7 +8161,7 @@ class ImagingStudySeriesInstance(_p.Complex, kw_only=True):
     sopClass: Coding
     title: _p.String | _ms.UnsetType = _U
     title_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_title")
-    uid: _p.Id
+    uid: _p.String
     uid_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_uid")
 
 
@@ -6443,14 +8183,14 @@ class Immunization(_p.Resource, tag="Immunization", kw_only=True):
     expirationDate_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_expirationDate")
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     fundingSource: CodeableConcept | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
     isSubpotent: _p.Boolean | _ms.UnsetType = _U
     isSubpotent_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_isSubpotent")
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     location: Reference | _ms.UnsetType = _U
     lotNumber: _p.String | _ms.UnsetType = _U
@@ -6477,7 +8217,7 @@ class Immunization(_p.Resource, tag="Immunization", kw_only=True):
     reportOrigin: CodeableConcept | _ms.UnsetType = _U
     route: CodeableConcept | _ms.UnsetType = _U
     site: CodeableConcept | _ms.UnsetType = _U
-    status: _p.Code
+    status: _p.String
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
     statusReason: CodeableConcept | _ms.UnsetType = _U
     subpotentReason: _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
@@ -6485,6 +8225,18 @@ class Immunization(_p.Resource, tag="Immunization", kw_only=True):
     vaccineCode: CodeableConcept
 
     def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("Immunization.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("Immunization.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("Immunization.language")
+        v = self.status
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("Immunization.status")
         if (self.occurrenceDateTime is not _U or self.occurrenceDateTime_ext is not _U) + (self.occurrenceString is not _U or self.occurrenceString_ext is not _U) != 1:
             raise _p.ChoiceError("Immunization.occurrence[x]: exactly one")
 
@@ -6500,8 +8252,13 @@ class ImmunizationEducation(_p.Complex, kw_only=True):
     presentationDate_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_presentationDate")
     publicationDate: _p.DateTime | _ms.UnsetType = _U
     publicationDate_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_publicationDate")
-    reference: _p.Uri | _ms.UnsetType = _U
+    reference: _p.String | _ms.UnsetType = _U
     reference_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_reference")
+
+    def __post_init__(self) -> None:
+        v = self.reference
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("ImmunizationEducation.reference")
 
 
 class ImmunizationEvaluation(_p.Resource, tag="ImmunizationEvaluation", kw_only=True):
@@ -6518,13 +8275,13 @@ class ImmunizationEvaluation(_p.Resource, tag="ImmunizationEvaluation", kw_only=
     doseStatus: CodeableConcept
     doseStatusReason: _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
     immunizationEvent: Reference
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     meta: Meta | _ms.UnsetType = _U
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
@@ -6535,12 +8292,24 @@ class ImmunizationEvaluation(_p.Resource, tag="ImmunizationEvaluation", kw_only=
     seriesDosesPositiveInt_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_seriesDosesPositiveInt")
     seriesDosesString: _p.String | _ms.UnsetType = _U
     seriesDosesString_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_seriesDosesString")
-    status: _p.Code
+    status: _p.String
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
     targetDisease: CodeableConcept
     text: Narrative | _ms.UnsetType = _U
 
     def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("ImmunizationEvaluation.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("ImmunizationEvaluation.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("ImmunizationEvaluation.language")
+        v = self.status
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("ImmunizationEvaluation.status")
         if (self.doseNumberPositiveInt is not _U or self.doseNumberPositiveInt_ext is not _U) + (self.doseNumberString is not _U or self.doseNumberString_ext is not _U) > 1:
             raise _p.ChoiceError("ImmunizationEvaluation.doseNumber[x]: at most one")
         if (self.seriesDosesPositiveInt is not _U or self.seriesDosesPositiveInt_ext is not _U) + (self.seriesDosesString is not _U or self.seriesDosesString_ext is not _U) > 1:
@@ -6599,18 +8368,29 @@ class ImmunizationRecommendation(_p.Resource, tag="ImmunizationRecommendation", 
     date: _p.DateTime
     date_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_date")
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     meta: Meta | _ms.UnsetType = _U
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     patient: Reference
     recommendation: _t.Annotated[list[ImmunizationRecommendationRecommendation | None], _p.NonEmpty]
     text: Narrative | _ms.UnsetType = _U
+
+    def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("ImmunizationRecommendation.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("ImmunizationRecommendation.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("ImmunizationRecommendation.language")
 
 
 class ImmunizationRecommendationRecommendation(_p.Complex, kw_only=True):
@@ -6670,37 +8450,64 @@ class ImplementationGuide(_p.Resource, tag="ImplementationGuide", kw_only=True):
     experimental: _p.Boolean | _ms.UnsetType = _U
     experimental_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_experimental")
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    fhirVersion: _t.Annotated[list[_p.Code | None], _p.NonEmpty]
+    fhirVersion: _t.Annotated[list[_p.String | None], _p.NonEmpty]
     fhirVersion_ext: list[Element | None] | Element | _ms.UnsetType = _ms.field(default=_U, name="_fhirVersion")
     global_: _t.Annotated[list[ImplementationGuideGlobal | None], _p.NonEmpty] | _ms.UnsetType = _ms.field(default=_U, name="global")
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
     jurisdiction: _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
-    license: _p.Code | _ms.UnsetType = _U
+    license: _p.String | _ms.UnsetType = _U
     license_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_license")
     manifest: ImplementationGuideManifest | _ms.UnsetType = _U
     meta: Meta | _ms.UnsetType = _U
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     name: _p.String
     name_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_name")
-    packageId: _p.Id
+    packageId: _p.String
     packageId_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_packageId")
     publisher: _p.String | _ms.UnsetType = _U
     publisher_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_publisher")
-    status: _p.Code
+    status: _p.String
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
     text: Narrative | _ms.UnsetType = _U
     title: _p.String | _ms.UnsetType = _U
     title_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_title")
-    url: _p.Uri
+    url: _p.String
     url_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_url")
     useContext: _t.Annotated[list[UsageContext | None], _p.NonEmpty] | _ms.UnsetType = _U
     version: _p.String | _ms.UnsetType = _U
     version_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_version")
+
+    def __post_init__(self) -> None:
+        if self.fhirVersion is not _U:
+            for v in self.fhirVersion:
+                if v is not None and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+                    raise _p.FormatError("ImplementationGuide.fhirVersion")
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("ImplementationGuide.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("ImplementationGuide.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("ImplementationGuide.language")
+        v = self.license
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("ImplementationGuide.license")
+        v = self.packageId
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("ImplementationGuide.packageId")
+        v = self.status
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("ImplementationGuide.status")
+        v = self.url
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("ImplementationGuide.url")
 
 
 class ImplementationGuideDefinition(_p.Complex, kw_only=True):
@@ -6728,25 +8535,31 @@ class ImplementationGuideDefinitionGrouping(_p.Complex, kw_only=True):
 
 class ImplementationGuideDefinitionPage(_p.Complex, kw_only=True):
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    generation: _p.Code
+    generation: _p.String
     generation_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_generation")
     id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     nameReference: Reference | _ms.UnsetType = _U
-    nameUrl: _p.Uri | _ms.UnsetType = _U
+    nameUrl: _p.String | _ms.UnsetType = _U
     nameUrl_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_nameUrl")
     page: _t.Annotated[list[ImplementationGuideDefinitionPage | None], _p.NonEmpty] | _ms.UnsetType = _U
     title: _p.String
     title_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_title")
 
     def __post_init__(self) -> None:
+        v = self.generation
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("ImplementationGuideDefinitionPage.generation")
+        v = self.nameUrl
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("ImplementationGuideDefinitionPage.nameUrl")
         if (self.nameReference is not _U) + (self.nameUrl is not _U or self.nameUrl_ext is not _U) != 1:
             raise _p.ChoiceError("ImplementationGuideDefinitionPage.name[x]: exactly one")
 
 
 class ImplementationGuideDefinitionParameter(_p.Complex, kw_only=True):
-    code: _p.Code
+    code: _p.String
     code_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_code")
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     id: _p.String | _ms.UnsetType = _U
@@ -6755,18 +8568,23 @@ class ImplementationGuideDefinitionParameter(_p.Complex, kw_only=True):
     value: _p.String
     value_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_value")
 
+    def __post_init__(self) -> None:
+        v = self.code
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("ImplementationGuideDefinitionParameter.code")
+
 
 class ImplementationGuideDefinitionResource(_p.Complex, kw_only=True):
     description: _p.String | _ms.UnsetType = _U
     description_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_description")
     exampleBoolean: _p.Boolean | _ms.UnsetType = _U
     exampleBoolean_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_exampleBoolean")
-    exampleCanonical: _p.Uri | _ms.UnsetType = _U
+    exampleCanonical: _p.String | _ms.UnsetType = _U
     exampleCanonical_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_exampleCanonical")
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    fhirVersion: _t.Annotated[list[_p.Code | None], _p.NonEmpty] | _ms.UnsetType = _U
+    fhirVersion: _t.Annotated[list[_p.String | None], _p.NonEmpty] | _ms.UnsetType = _U
     fhirVersion_ext: list[Element | None] | Element | _ms.UnsetType = _ms.field(default=_U, name="_fhirVersion")
-    groupingId: _p.Id | _ms.UnsetType = _U
+    groupingId: _p.String | _ms.UnsetType = _U
     groupingId_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_groupingId")
     id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
@@ -6776,12 +8594,19 @@ class ImplementationGuideDefinitionResource(_p.Complex, kw_only=True):
     reference: Reference
 
     def __post_init__(self) -> None:
+        v = self.exampleCanonical
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("ImplementationGuideDefinitionResource.exampleCanonical")
+        if self.fhirVersion is not _U:
+            for v in self.fhirVersion:
+                if v is not None and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+                    raise _p.FormatError("ImplementationGuideDefinitionResource.fhirVersion")
         if (self.exampleBoolean is not _U or self.exampleBoolean_ext is not _U) + (self.exampleCanonical is not _U or self.exampleCanonical_ext is not _U) > 1:
             raise _p.ChoiceError("ImplementationGuideDefinitionResource.example[x]: at most one")
 
 
 class ImplementationGuideDefinitionTemplate(_p.Complex, kw_only=True):
-    code: _p.Code
+    code: _p.String
     code_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_code")
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     id: _p.String | _ms.UnsetType = _U
@@ -6792,18 +8617,28 @@ class ImplementationGuideDefinitionTemplate(_p.Complex, kw_only=True):
     source: _p.String
     source_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_source")
 
+    def __post_init__(self) -> None:
+        v = self.code
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("ImplementationGuideDefinitionTemplate.code")
+
 
 class ImplementationGuideDependsOn(_p.Complex, kw_only=True):
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    packageId: _p.Id | _ms.UnsetType = _U
+    packageId: _p.String | _ms.UnsetType = _U
     packageId_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_packageId")
-    uri: _p.Uri
+    uri: _p.String
     uri_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_uri")
     version: _p.String | _ms.UnsetType = _U
     version_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_version")
+
+    def __post_init__(self) -> None:
+        v = self.uri
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("ImplementationGuideDependsOn.uri")
 
 
 class ImplementationGuideGlobal(_p.Complex, kw_only=True):
@@ -6811,10 +8646,18 @@ class ImplementationGuideGlobal(_p.Complex, kw_only=True):
     id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    profile: _p.Uri
+    profile: _p.String
     profile_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_profile")
-    type: _p.Code
+    type: _p.String
     type_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_type")
+
+    def __post_init__(self) -> None:
+        v = self.profile
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("ImplementationGuideGlobal.profile")
+        v = self.type
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("ImplementationGuideGlobal.type")
 
 
 class ImplementationGuideManifest(_p.Complex, kw_only=True):
@@ -6827,9 +8670,14 @@ class ImplementationGuideManifest(_p.Complex, kw_only=True):
     other: _t.Annotated[list[_p.String | None], _p.NonEmpty] | _ms.UnsetType = _U
     other_ext: list[Element | None] | Element | _ms.UnsetType = _ms.field(default=_U, name="_other")
     page: _t.Annotated[list[ImplementationGuideManifestPage | None], _p.NonEmpty] | _ms.UnsetType = _U
-    rendering: _p.Uri | _ms.UnsetType = _U
+    rendering: _p.String | _ms.UnsetType = _U
     rendering_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_rendering")
     resource: _t.Annotated[list[ImplementationGuideManifestResource | None], _p.NonEmpty]
+
+    def __post_init__(self) -> None:
+        v = self.rendering
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("ImplementationGuideManifest.rendering")
 
 
 class ImplementationGuideManifestPage(_p.Complex, kw_only=True):
@@ -6848,17 +8696,23 @@ class ImplementationGuideManifestPage(_p.Complex, kw_only=True):
 class ImplementationGuideManifestResource(_p.Complex, kw_only=True):
     exampleBoolean: _p.Boolean | _ms.UnsetType = _U
     exampleBoolean_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_exampleBoolean")
-    exampleCanonical: _p.Uri | _ms.UnsetType = _U
+    exampleCanonical: _p.String | _ms.UnsetType = _U
     exampleCanonical_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_exampleCanonical")
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     reference: Reference
-    relativePath: _p.Uri | _ms.UnsetType = _U
+    relativePath: _p.String | _ms.UnsetType = _U
     relativePath_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_relativePath")
 
     def __post_init__(self) -> None:
+        v = self.exampleCanonical
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("ImplementationGuideManifestResource.exampleCanonical")
+        v = self.relativePath
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("ImplementationGuideManifestResource.relativePath")
         if (self.exampleBoolean is not _U or self.exampleBoolean_ext is not _U) + (self.exampleCanonical is not _U or self.exampleCanonical_ext is not _U) > 1:
             raise _p.ChoiceError("ImplementationGuideManifestResource.example[x]: at most one")
 
@@ -6873,12 +8727,12 @@ class InsurancePlan(_p.Resource, tag="InsurancePlan", kw_only=True):
     coverageArea: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
     endpoint: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     meta: Meta | _ms.UnsetType = _U
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
@@ -6888,10 +8742,24 @@ class InsurancePlan(_p.Resource, tag="InsurancePlan", kw_only=True):
     ownedBy: Reference | _ms.UnsetType = _U
     period: Period | _ms.UnsetType = _U
     plan: _t.Annotated[list[InsurancePlanPlan | None], _p.NonEmpty] | _ms.UnsetType = _U
-    status: _p.Code | _ms.UnsetType = _U
+    status: _p.String | _ms.UnsetType = _U
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
     text: Narrative | _ms.UnsetType = _U
     type: _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
+
+    def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("InsurancePlan.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("InsurancePlan.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("InsurancePlan.language")
+        v = self.status
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("InsurancePlan.status")
 
 
 class InsurancePlanContact(_p.Complex, kw_only=True):
@@ -6998,13 +8866,13 @@ class Invoice(_p.Resource, tag="Invoice", kw_only=True):
     date: _p.DateTime | _ms.UnsetType = _U
     date_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_date")
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
     issuer: Reference | _ms.UnsetType = _U
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     lineItem: _t.Annotated[list[InvoiceLineItem | None], _p.NonEmpty] | _ms.UnsetType = _U
     meta: Meta | _ms.UnsetType = _U
@@ -7014,7 +8882,7 @@ class Invoice(_p.Resource, tag="Invoice", kw_only=True):
     paymentTerms: _p.String | _ms.UnsetType = _U
     paymentTerms_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_paymentTerms")
     recipient: Reference | _ms.UnsetType = _U
-    status: _p.Code
+    status: _p.String
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
     subject: Reference | _ms.UnsetType = _U
     text: Narrative | _ms.UnsetType = _U
@@ -7022,6 +8890,20 @@ class Invoice(_p.Resource, tag="Invoice", kw_only=True):
     totalNet: Money | _ms.UnsetType = _U
     totalPriceComponent: _t.Annotated[list[InvoiceLineItemPriceComponent | None], _p.NonEmpty] | _ms.UnsetType = _U
     type: CodeableConcept | _ms.UnsetType = _U
+
+    def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("Invoice.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("Invoice.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("Invoice.language")
+        v = self.status
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("Invoice.status")
 
 
 class InvoiceLineItem(_p.Complex, kw_only=True):
@@ -7049,8 +8931,13 @@ class InvoiceLineItemPriceComponent(_p.Complex, kw_only=True):
     id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    type: _p.Code
+    type: _p.String
     type_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_type")
+
+    def __post_init__(self) -> None:
+        v = self.type
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("InvoiceLineItemPriceComponent.type")
 
 
 class InvoiceParticipant(_p.Complex, kw_only=True):
@@ -7082,13 +8969,13 @@ class Library(_p.Resource, tag="Library", kw_only=True):
     experimental: _p.Boolean | _ms.UnsetType = _U
     experimental_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_experimental")
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
     jurisdiction: _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     lastReviewDate: _p.Date | _ms.UnsetType = _U
     lastReviewDate_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_lastReviewDate")
@@ -7103,7 +8990,7 @@ class Library(_p.Resource, tag="Library", kw_only=True):
     purpose_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_purpose")
     relatedArtifact: _t.Annotated[list[RelatedArtifact | None], _p.NonEmpty] | _ms.UnsetType = _U
     reviewer: _t.Annotated[list[ContactDetail | None], _p.NonEmpty] | _ms.UnsetType = _U
-    status: _p.Code
+    status: _p.String
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
     subjectCodeableConcept: CodeableConcept | _ms.UnsetType = _U
     subjectReference: Reference | _ms.UnsetType = _U
@@ -7114,7 +9001,7 @@ class Library(_p.Resource, tag="Library", kw_only=True):
     title_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_title")
     topic: _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
     type: CodeableConcept
-    url: _p.Uri | _ms.UnsetType = _U
+    url: _p.String | _ms.UnsetType = _U
     url_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_url")
     usage: _p.String | _ms.UnsetType = _U
     usage_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_usage")
@@ -7123,6 +9010,21 @@ class Library(_p.Resource, tag="Library", kw_only=True):
     version_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_version")
 
     def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("Library.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("Library.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("Library.language")
+        v = self.status
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("Library.status")
+        v = self.url
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("Library.url")
         if (self.subjectCodeableConcept is not _U) + (self.subjectReference is not _U) > 1:
             raise _p.ChoiceError("Library.subject[x]: at most one")
 
@@ -7133,16 +9035,27 @@ class Linkage(_p.Resource, tag="Linkage", kw_only=True):
     author: Reference | _ms.UnsetType = _U
     contained: _t.Annotated[list[AnyResource | None], _p.NonEmpty] | _ms.UnsetType = _U
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
     item: _t.Annotated[list[LinkageItem | None], _p.NonEmpty]
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     meta: Meta | _ms.UnsetType = _U
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     text: Narrative | _ms.UnsetType = _U
+
+    def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("Linkage.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("Linkage.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("Linkage.language")
 
 
 class LinkageItem(_p.Complex, kw_only=True):
@@ -7151,8 +9064,13 @@ class LinkageItem(_p.Complex, kw_only=True):
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     resource: Reference
-    type: _p.Code
+    type: _p.String
     type_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_type")
+
+    def __post_init__(self) -> None:
+        v = self.type
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("LinkageItem.type")
 
 
 class List(_p.Resource, tag="List", kw_only=True):
@@ -7164,26 +9082,43 @@ class List(_p.Resource, tag="List", kw_only=True):
     encounter: Reference | _ms.UnsetType = _U
     entry: _t.Annotated[list[ListEntry | None], _p.NonEmpty] | _ms.UnsetType = _U
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     meta: Meta | _ms.UnsetType = _U
-    mode: _p.Code
+    mode: _p.String
     mode_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_mode")
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     note: _t.Annotated[list[Annotation | None], _p.NonEmpty] | _ms.UnsetType = _U
     orderedBy: CodeableConcept | _ms.UnsetType = _U
     source: Reference | _ms.UnsetType = _U
-    status: _p.Code
+    status: _p.String
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
     subject: Reference | _ms.UnsetType = _U
     text: Narrative | _ms.UnsetType = _U
     title: _p.String | _ms.UnsetType = _U
     title_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_title")
+
+    def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("List.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("List.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("List.language")
+        v = self.mode
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("List.mode")
+        v = self.status
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("List.status")
 
 
 class ListEntry(_p.Complex, kw_only=True):
@@ -7211,16 +9146,16 @@ class Location(_p.Resource, tag="Location", kw_only=True):
     endpoint: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     hoursOfOperation: _t.Annotated[list[LocationHoursOfOperation | None], _p.NonEmpty] | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     managingOrganization: Reference | _ms.UnsetType = _U
     meta: Meta | _ms.UnsetType = _U
-    mode: _p.Code | _ms.UnsetType = _U
+    mode: _p.String | _ms.UnsetType = _U
     mode_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_mode")
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     name: _p.String | _ms.UnsetType = _U
@@ -7229,11 +9164,28 @@ class Location(_p.Resource, tag="Location", kw_only=True):
     partOf: Reference | _ms.UnsetType = _U
     physicalType: CodeableConcept | _ms.UnsetType = _U
     position: LocationPosition | _ms.UnsetType = _U
-    status: _p.Code | _ms.UnsetType = _U
+    status: _p.String | _ms.UnsetType = _U
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
     telecom: _t.Annotated[list[ContactPoint | None], _p.NonEmpty] | _ms.UnsetType = _U
     text: Narrative | _ms.UnsetType = _U
     type: _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
+
+    def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("Location.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("Location.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("Location.language")
+        v = self.mode
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("Location.mode")
+        v = self.status
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("Location.status")
 
 
 class LocationHoursOfOperation(_p.Complex, kw_only=True):
@@ -7241,7 +9193,7 @@ class LocationHoursOfOperation(_p.Complex, kw_only=True):
     allDay_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_allDay")
     closingTime: _p.Time | _ms.UnsetType = _U
     closingTime_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_closingTime")
-    daysOfWeek: _t.Annotated[list[_p.Code | None], _p.NonEmpty] | _ms.UnsetType = _U
+    daysOfWeek: _t.Annotated[list[_p.String | None], _p.NonEmpty] | _ms.UnsetType = _U
     daysOfWeek_ext: list[Element | None] | Element | _ms.UnsetType = _ms.field(default=_U, name="_daysOfWeek")
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     id: _p.String | _ms.UnsetType = _U
@@ -7249,6 +9201,12 @@ class LocationHoursOfOperation(_p.Complex, kw_only=True):
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     openingTime: _p.Time | _ms.UnsetType = _U
     openingTime_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_openingTime")
+
+    def __post_init__(self) -> None:
+        if self.daysOfWeek is not _U:
+            for v in self.daysOfWeek:
+                if v is not None and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+                    raise _p.FormatError("LocationHoursOfOperation.daysOfWeek")
 
 
 class LocationPosition(_p.Complex, kw_only=True):
@@ -7305,18 +9263,18 @@ class Measure(_p.Resource, tag="Measure", kw_only=True):
     group: _t.Annotated[list[MeasureGroup | None], _p.NonEmpty] | _ms.UnsetType = _U
     guidance: _p.String | _ms.UnsetType = _U
     guidance_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_guidance")
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
     improvementNotation: CodeableConcept | _ms.UnsetType = _U
     jurisdiction: _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     lastReviewDate: _p.Date | _ms.UnsetType = _U
     lastReviewDate_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_lastReviewDate")
-    library: _t.Annotated[list[_p.Uri | None], _p.NonEmpty] | _ms.UnsetType = _U
+    library: _t.Annotated[list[_p.String | None], _p.NonEmpty] | _ms.UnsetType = _U
     library_ext: list[Element | None] | Element | _ms.UnsetType = _ms.field(default=_U, name="_library")
     meta: Meta | _ms.UnsetType = _U
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
@@ -7335,7 +9293,7 @@ class Measure(_p.Resource, tag="Measure", kw_only=True):
     riskAdjustment: _p.String | _ms.UnsetType = _U
     riskAdjustment_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_riskAdjustment")
     scoring: CodeableConcept | _ms.UnsetType = _U
-    status: _p.Code
+    status: _p.String
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
     subjectCodeableConcept: CodeableConcept | _ms.UnsetType = _U
     subjectReference: Reference | _ms.UnsetType = _U
@@ -7347,7 +9305,7 @@ class Measure(_p.Resource, tag="Measure", kw_only=True):
     title_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_title")
     topic: _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
     type: _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
-    url: _p.Uri | _ms.UnsetType = _U
+    url: _p.String | _ms.UnsetType = _U
     url_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_url")
     usage: _p.String | _ms.UnsetType = _U
     usage_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_usage")
@@ -7356,6 +9314,25 @@ class Measure(_p.Resource, tag="Measure", kw_only=True):
     version_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_version")
 
     def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("Measure.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("Measure.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("Measure.language")
+        if self.library is not _U:
+            for v in self.library:
+                if v is not None and (' ' in v or not v.isprintable()):
+                    raise _p.FormatError("Measure.library")
+        v = self.status
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("Measure.status")
+        v = self.url
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("Measure.url")
         if (self.subjectCodeableConcept is not _U) + (self.subjectReference is not _U) > 1:
             raise _p.ChoiceError("Measure.subject[x]: at most one")
 
@@ -7413,26 +9390,46 @@ class MeasureReport(_p.Resource, tag="MeasureReport", kw_only=True):
     evaluatedResource: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     group: _t.Annotated[list[MeasureReportGroup | None], _p.NonEmpty] | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
     improvementNotation: CodeableConcept | _ms.UnsetType = _U
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
-    measure: _p.Uri
+    measure: _p.String
     measure_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_measure")
     meta: Meta | _ms.UnsetType = _U
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     period: Period
     reporter: Reference | _ms.UnsetType = _U
-    status: _p.Code
+    status: _p.String
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
     subject: Reference | _ms.UnsetType = _U
     text: Narrative | _ms.UnsetType = _U
-    type: _p.Code
+    type: _p.String
     type_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_type")
+
+    def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("MeasureReport.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("MeasureReport.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("MeasureReport.language")
+        v = self.measure
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("MeasureReport.measure")
+        v = self.status
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("MeasureReport.status")
+        v = self.type
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("MeasureReport.type")
 
 
 class MeasureReportGroup(_p.Complex, kw_only=True):
@@ -7528,14 +9525,14 @@ class Media(_p.Resource, tag="Media", kw_only=True):
     frames_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_frames")
     height: _p.PositiveInt | _ms.UnsetType = _U
     height_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_height")
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
     issued: _p.Instant | _ms.UnsetType = _U
     issued_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_issued")
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     meta: Meta | _ms.UnsetType = _U
     modality: CodeableConcept | _ms.UnsetType = _U
@@ -7544,7 +9541,7 @@ class Media(_p.Resource, tag="Media", kw_only=True):
     operator: Reference | _ms.UnsetType = _U
     partOf: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
     reasonCode: _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
-    status: _p.Code
+    status: _p.String
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
     subject: Reference | _ms.UnsetType = _U
     text: Narrative | _ms.UnsetType = _U
@@ -7554,6 +9551,18 @@ class Media(_p.Resource, tag="Media", kw_only=True):
     width_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_width")
 
     def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("Media.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("Media.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("Media.language")
+        v = self.status
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("Media.status")
         if (self.createdDateTime is not _U or self.createdDateTime_ext is not _U) + (self.createdPeriod is not _U) > 1:
             raise _p.ChoiceError("Media.created[x]: at most one")
 
@@ -7565,20 +9574,34 @@ class Medication(_p.Resource, tag="Medication", kw_only=True):
     contained: _t.Annotated[list[AnyResource | None], _p.NonEmpty] | _ms.UnsetType = _U
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     form: CodeableConcept | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
     ingredient: _t.Annotated[list[MedicationIngredient | None], _p.NonEmpty] | _ms.UnsetType = _U
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     manufacturer: Reference | _ms.UnsetType = _U
     meta: Meta | _ms.UnsetType = _U
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    status: _p.Code | _ms.UnsetType = _U
+    status: _p.String | _ms.UnsetType = _U
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
     text: Narrative | _ms.UnsetType = _U
+
+    def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("Medication.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("Medication.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("Medication.language")
+        v = self.status
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("Medication.status")
 
 
 class MedicationAdministration(_p.Resource, tag="MedicationAdministration", kw_only=True):
@@ -7592,14 +9615,14 @@ class MedicationAdministration(_p.Resource, tag="MedicationAdministration", kw_o
     effectivePeriod: Period | _ms.UnsetType = _U
     eventHistory: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
-    instantiates: _t.Annotated[list[_p.Uri | None], _p.NonEmpty] | _ms.UnsetType = _U
+    instantiates: _t.Annotated[list[_p.String | None], _p.NonEmpty] | _ms.UnsetType = _U
     instantiates_ext: list[Element | None] | Element | _ms.UnsetType = _ms.field(default=_U, name="_instantiates")
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     medicationCodeableConcept: CodeableConcept | _ms.UnsetType = _U
     medicationReference: Reference | _ms.UnsetType = _U
@@ -7611,7 +9634,7 @@ class MedicationAdministration(_p.Resource, tag="MedicationAdministration", kw_o
     reasonCode: _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
     reasonReference: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
     request: Reference | _ms.UnsetType = _U
-    status: _p.Code
+    status: _p.String
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
     statusReason: _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
     subject: Reference
@@ -7619,6 +9642,22 @@ class MedicationAdministration(_p.Resource, tag="MedicationAdministration", kw_o
     text: Narrative | _ms.UnsetType = _U
 
     def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("MedicationAdministration.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("MedicationAdministration.implicitRules")
+        if self.instantiates is not _U:
+            for v in self.instantiates:
+                if v is not None and (' ' in v or not v.isprintable()):
+                    raise _p.FormatError("MedicationAdministration.instantiates")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("MedicationAdministration.language")
+        v = self.status
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("MedicationAdministration.status")
         if (self.effectiveDateTime is not _U or self.effectiveDateTime_ext is not _U) + (self.effectivePeriod is not _U) != 1:
             raise _p.ChoiceError("MedicationAdministration.effective[x]: exactly one")
         if (self.medicationCodeableConcept is not _U) + (self.medicationReference is not _U) != 1:
@@ -7675,12 +9714,12 @@ class MedicationDispense(_p.Resource, tag="MedicationDispense", kw_only=True):
     dosageInstruction: _t.Annotated[list[Dosage | None], _p.NonEmpty] | _ms.UnsetType = _U
     eventHistory: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     location: Reference | _ms.UnsetType = _U
     medicationCodeableConcept: CodeableConcept | _ms.UnsetType = _U
@@ -7692,7 +9731,7 @@ class MedicationDispense(_p.Resource, tag="MedicationDispense", kw_only=True):
     performer: _t.Annotated[list[MedicationDispensePerformer | None], _p.NonEmpty] | _ms.UnsetType = _U
     quantity: Quantity | _ms.UnsetType = _U
     receiver: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
-    status: _p.Code
+    status: _p.String
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
     statusReasonCodeableConcept: CodeableConcept | _ms.UnsetType = _U
     statusReasonReference: Reference | _ms.UnsetType = _U
@@ -7707,6 +9746,18 @@ class MedicationDispense(_p.Resource, tag="MedicationDispense", kw_only=True):
     whenPrepared_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_whenPrepared")
 
     def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("MedicationDispense.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("MedicationDispense.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("MedicationDispense.language")
+        v = self.status
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("MedicationDispense.status")
         if (self.medicationCodeableConcept is not _U) + (self.medicationReference is not _U) != 1:
             raise _p.ChoiceError("MedicationDispense.medication[x]: exactly one")
         if (self.statusReasonCodeableConcept is not _U) + (self.statusReasonReference is not _U) > 1:
@@ -7761,14 +9812,14 @@ class MedicationKnowledge(_p.Resource, tag="MedicationKnowledge", kw_only=True):
     doseForm: CodeableConcept | _ms.UnsetType = _U
     drugCharacteristic: _t.Annotated[list[MedicationKnowledgeDrugCharacteristic | None], _p.NonEmpty] | _ms.UnsetType = _U
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
     ingredient: _t.Annotated[list[MedicationKnowledgeIngredient | None], _p.NonEmpty] | _ms.UnsetType = _U
     intendedRoute: _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
     kinetics: _t.Annotated[list[MedicationKnowledgeKinetics | None], _p.NonEmpty] | _ms.UnsetType = _U
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     manufacturer: Reference | _ms.UnsetType = _U
     medicineClassification: _t.Annotated[list[MedicationKnowledgeMedicineClassification | None], _p.NonEmpty] | _ms.UnsetType = _U
@@ -7782,11 +9833,25 @@ class MedicationKnowledge(_p.Resource, tag="MedicationKnowledge", kw_only=True):
     productType: _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
     regulatory: _t.Annotated[list[MedicationKnowledgeRegulatory | None], _p.NonEmpty] | _ms.UnsetType = _U
     relatedMedicationKnowledge: _t.Annotated[list[MedicationKnowledgeRelatedMedicationKnowledge | None], _p.NonEmpty] | _ms.UnsetType = _U
-    status: _p.Code | _ms.UnsetType = _U
+    status: _p.String | _ms.UnsetType = _U
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
     synonym: _t.Annotated[list[_p.String | None], _p.NonEmpty] | _ms.UnsetType = _U
     synonym_ext: list[Element | None] | Element | _ms.UnsetType = _ms.field(default=_U, name="_synonym")
     text: Narrative | _ms.UnsetType = _U
+
+    def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("MedicationKnowledge.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("MedicationKnowledge.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("MedicationKnowledge.language")
+        v = self.status
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("MedicationKnowledge.status")
 
 
 class MedicationKnowledgeAdministrationGuidelines(_p.Complex, kw_only=True):
@@ -7983,19 +10048,19 @@ class MedicationRequest(_p.Resource, tag="MedicationRequest", kw_only=True):
     eventHistory: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     groupIdentifier: Identifier | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
-    instantiatesCanonical: _t.Annotated[list[_p.Uri | None], _p.NonEmpty] | _ms.UnsetType = _U
+    instantiatesCanonical: _t.Annotated[list[_p.String | None], _p.NonEmpty] | _ms.UnsetType = _U
     instantiatesCanonical_ext: list[Element | None] | Element | _ms.UnsetType = _ms.field(default=_U, name="_instantiatesCanonical")
-    instantiatesUri: _t.Annotated[list[_p.Uri | None], _p.NonEmpty] | _ms.UnsetType = _U
+    instantiatesUri: _t.Annotated[list[_p.String | None], _p.NonEmpty] | _ms.UnsetType = _U
     instantiatesUri_ext: list[Element | None] | Element | _ms.UnsetType = _ms.field(default=_U, name="_instantiatesUri")
     insurance: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
-    intent: _p.Code
+    intent: _p.String
     intent_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_intent")
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     medicationCodeableConcept: CodeableConcept | _ms.UnsetType = _U
     medicationReference: Reference | _ms.UnsetType = _U
@@ -8005,7 +10070,7 @@ class MedicationRequest(_p.Resource, tag="MedicationRequest", kw_only=True):
     performer: Reference | _ms.UnsetType = _U
     performerType: CodeableConcept | _ms.UnsetType = _U
     priorPrescription: Reference | _ms.UnsetType = _U
-    priority: _p.Code | _ms.UnsetType = _U
+    priority: _p.String | _ms.UnsetType = _U
     priority_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_priority")
     reasonCode: _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
     reasonReference: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
@@ -8014,7 +10079,7 @@ class MedicationRequest(_p.Resource, tag="MedicationRequest", kw_only=True):
     reportedBoolean_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_reportedBoolean")
     reportedReference: Reference | _ms.UnsetType = _U
     requester: Reference | _ms.UnsetType = _U
-    status: _p.Code
+    status: _p.String
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
     statusReason: CodeableConcept | _ms.UnsetType = _U
     subject: Reference
@@ -8023,6 +10088,32 @@ class MedicationRequest(_p.Resource, tag="MedicationRequest", kw_only=True):
     text: Narrative | _ms.UnsetType = _U
 
     def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("MedicationRequest.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("MedicationRequest.implicitRules")
+        if self.instantiatesCanonical is not _U:
+            for v in self.instantiatesCanonical:
+                if v is not None and (' ' in v or not v.isprintable()):
+                    raise _p.FormatError("MedicationRequest.instantiatesCanonical")
+        if self.instantiatesUri is not _U:
+            for v in self.instantiatesUri:
+                if v is not None and (' ' in v or not v.isprintable()):
+                    raise _p.FormatError("MedicationRequest.instantiatesUri")
+        v = self.intent
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("MedicationRequest.intent")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("MedicationRequest.language")
+        v = self.priority
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("MedicationRequest.priority")
+        v = self.status
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("MedicationRequest.status")
         if (self.medicationCodeableConcept is not _U) + (self.medicationReference is not _U) != 1:
             raise _p.ChoiceError("MedicationRequest.medication[x]: exactly one")
         if (self.reportedBoolean is not _U or self.reportedBoolean_ext is not _U) + (self.reportedReference is not _U) > 1:
@@ -8081,13 +10172,13 @@ class MedicationStatement(_p.Resource, tag="MedicationStatement", kw_only=True):
     effectiveDateTime_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_effectiveDateTime")
     effectivePeriod: Period | _ms.UnsetType = _U
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
     informationSource: Reference | _ms.UnsetType = _U
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     medicationCodeableConcept: CodeableConcept | _ms.UnsetType = _U
     medicationReference: Reference | _ms.UnsetType = _U
@@ -8097,13 +10188,25 @@ class MedicationStatement(_p.Resource, tag="MedicationStatement", kw_only=True):
     partOf: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
     reasonCode: _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
     reasonReference: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
-    status: _p.Code
+    status: _p.String
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
     statusReason: _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
     subject: Reference
     text: Narrative | _ms.UnsetType = _U
 
     def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("MedicationStatement.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("MedicationStatement.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("MedicationStatement.language")
+        v = self.status
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("MedicationStatement.status")
         if (self.effectiveDateTime is not _U or self.effectiveDateTime_ext is not _U) + (self.effectivePeriod is not _U) > 1:
             raise _p.ChoiceError("MedicationStatement.effective[x]: at most one")
         if (self.medicationCodeableConcept is not _U) + (self.medicationReference is not _U) != 1:
@@ -8120,12 +10223,12 @@ class MedicinalProduct(_p.Resource, tag="MedicinalProduct", kw_only=True):
     crossReference: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
     domain: Coding | _ms.UnsetType = _U
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     legalStatusOfSupply: CodeableConcept | _ms.UnsetType = _U
     manufacturingBusinessOperation: _t.Annotated[list[MedicinalProductManufacturingBusinessOperation | None], _p.NonEmpty] | _ms.UnsetType = _U
@@ -8144,6 +10247,17 @@ class MedicinalProduct(_p.Resource, tag="MedicinalProduct", kw_only=True):
     text: Narrative | _ms.UnsetType = _U
     type: CodeableConcept | _ms.UnsetType = _U
 
+    def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("MedicinalProduct.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("MedicinalProduct.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("MedicinalProduct.language")
+
 
 class MedicinalProductAuthorization(_p.Resource, tag="MedicinalProductAuthorization", kw_only=True):
     contained: _t.Annotated[list[AnyResource | None], _p.NonEmpty] | _ms.UnsetType = _U
@@ -8153,16 +10267,16 @@ class MedicinalProductAuthorization(_p.Resource, tag="MedicinalProductAuthorizat
     dateOfFirstAuthorization_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_dateOfFirstAuthorization")
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     holder: Reference | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
     internationalBirthDate: _p.DateTime | _ms.UnsetType = _U
     internationalBirthDate_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_internationalBirthDate")
     jurisdiction: _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
     jurisdictionalAuthorization: _t.Annotated[list[MedicinalProductAuthorizationJurisdictionalAuthorization | None], _p.NonEmpty] | _ms.UnsetType = _U
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     legalBasis: CodeableConcept | _ms.UnsetType = _U
     meta: Meta | _ms.UnsetType = _U
@@ -8177,6 +10291,17 @@ class MedicinalProductAuthorization(_p.Resource, tag="MedicinalProductAuthorizat
     subject: Reference | _ms.UnsetType = _U
     text: Narrative | _ms.UnsetType = _U
     validityPeriod: Period | _ms.UnsetType = _U
+
+    def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("MedicinalProductAuthorization.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("MedicinalProductAuthorization.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("MedicinalProductAuthorization.language")
 
 
 class MedicinalProductAuthorizationJurisdictionalAuthorization(_p.Complex, kw_only=True):
@@ -8214,11 +10339,11 @@ class MedicinalProductContraindication(_p.Resource, tag="MedicinalProductContrai
     disease: CodeableConcept | _ms.UnsetType = _U
     diseaseStatus: CodeableConcept | _ms.UnsetType = _U
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     meta: Meta | _ms.UnsetType = _U
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
@@ -8227,6 +10352,17 @@ class MedicinalProductContraindication(_p.Resource, tag="MedicinalProductContrai
     subject: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
     text: Narrative | _ms.UnsetType = _U
     therapeuticIndication: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
+
+    def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("MedicinalProductContraindication.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("MedicinalProductContraindication.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("MedicinalProductContraindication.language")
 
 
 class MedicinalProductContraindicationOtherTherapy(_p.Complex, kw_only=True):
@@ -8250,12 +10386,12 @@ class MedicinalProductIndication(_p.Resource, tag="MedicinalProductIndication", 
     diseaseSymptomProcedure: CodeableConcept | _ms.UnsetType = _U
     duration: Quantity | _ms.UnsetType = _U
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
     intendedEffect: CodeableConcept | _ms.UnsetType = _U
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     meta: Meta | _ms.UnsetType = _U
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
@@ -8264,6 +10400,17 @@ class MedicinalProductIndication(_p.Resource, tag="MedicinalProductIndication", 
     subject: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
     text: Narrative | _ms.UnsetType = _U
     undesirableEffect: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
+
+    def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("MedicinalProductIndication.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("MedicinalProductIndication.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("MedicinalProductIndication.language")
 
 
 class MedicinalProductIndicationOtherTherapy(_p.Complex, kw_only=True):
@@ -8285,12 +10432,12 @@ class MedicinalProductIngredient(_p.Resource, tag="MedicinalProductIngredient", 
     allergenicIndicator_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_allergenicIndicator")
     contained: _t.Annotated[list[AnyResource | None], _p.NonEmpty] | _ms.UnsetType = _U
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: Identifier | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     manufacturer: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
     meta: Meta | _ms.UnsetType = _U
@@ -8299,6 +10446,17 @@ class MedicinalProductIngredient(_p.Resource, tag="MedicinalProductIngredient", 
     specifiedSubstance: _t.Annotated[list[MedicinalProductIngredientSpecifiedSubstance | None], _p.NonEmpty] | _ms.UnsetType = _U
     substance: MedicinalProductIngredientSubstance | _ms.UnsetType = _U
     text: Narrative | _ms.UnsetType = _U
+
+    def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("MedicinalProductIngredient.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("MedicinalProductIngredient.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("MedicinalProductIngredient.language")
 
 
 class MedicinalProductIngredientSpecifiedSubstance(_p.Complex, kw_only=True):
@@ -8355,13 +10513,13 @@ class MedicinalProductInteraction(_p.Resource, tag="MedicinalProductInteraction"
     description_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_description")
     effect: CodeableConcept | _ms.UnsetType = _U
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
     incidence: CodeableConcept | _ms.UnsetType = _U
     interactant: _t.Annotated[list[MedicinalProductInteractionInteractant | None], _p.NonEmpty] | _ms.UnsetType = _U
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     management: CodeableConcept | _ms.UnsetType = _U
     meta: Meta | _ms.UnsetType = _U
@@ -8369,6 +10527,17 @@ class MedicinalProductInteraction(_p.Resource, tag="MedicinalProductInteraction"
     subject: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
     text: Narrative | _ms.UnsetType = _U
     type: CodeableConcept | _ms.UnsetType = _U
+
+    def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("MedicinalProductInteraction.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("MedicinalProductInteraction.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("MedicinalProductInteraction.language")
 
 
 class MedicinalProductInteractionInteractant(_p.Complex, kw_only=True):
@@ -8387,12 +10556,12 @@ class MedicinalProductInteractionInteractant(_p.Complex, kw_only=True):
 class MedicinalProductManufactured(_p.Resource, tag="MedicinalProductManufactured", kw_only=True):
     contained: _t.Annotated[list[AnyResource | None], _p.NonEmpty] | _ms.UnsetType = _U
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
     ingredient: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     manufacturedDoseForm: CodeableConcept
     manufacturer: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
@@ -8403,6 +10572,17 @@ class MedicinalProductManufactured(_p.Resource, tag="MedicinalProductManufacture
     quantity: Quantity
     text: Narrative | _ms.UnsetType = _U
     unitOfPresentation: CodeableConcept | _ms.UnsetType = _U
+
+    def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("MedicinalProductManufactured.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("MedicinalProductManufactured.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("MedicinalProductManufactured.language")
 
 
 class MedicinalProductManufacturingBusinessOperation(_p.Complex, kw_only=True):
@@ -8456,12 +10636,12 @@ class MedicinalProductPackaged(_p.Resource, tag="MedicinalProductPackaged", kw_o
     description: _p.String | _ms.UnsetType = _U
     description_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_description")
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     legalStatusOfSupply: CodeableConcept | _ms.UnsetType = _U
     manufacturer: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
@@ -8472,6 +10652,17 @@ class MedicinalProductPackaged(_p.Resource, tag="MedicinalProductPackaged", kw_o
     packageItem: _t.Annotated[list[MedicinalProductPackagedPackageItem | None], _p.NonEmpty]
     subject: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
     text: Narrative | _ms.UnsetType = _U
+
+    def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("MedicinalProductPackaged.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("MedicinalProductPackaged.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("MedicinalProductPackaged.language")
 
 
 class MedicinalProductPackagedBatchIdentifier(_p.Complex, kw_only=True):
@@ -8508,19 +10699,30 @@ class MedicinalProductPharmaceutical(_p.Resource, tag="MedicinalProductPharmaceu
     contained: _t.Annotated[list[AnyResource | None], _p.NonEmpty] | _ms.UnsetType = _U
     device: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
     ingredient: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     meta: Meta | _ms.UnsetType = _U
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     routeOfAdministration: _t.Annotated[list[MedicinalProductPharmaceuticalRouteOfAdministration | None], _p.NonEmpty]
     text: Narrative | _ms.UnsetType = _U
     unitOfPresentation: CodeableConcept | _ms.UnsetType = _U
+
+    def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("MedicinalProductPharmaceutical.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("MedicinalProductPharmaceutical.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("MedicinalProductPharmaceutical.language")
 
 
 class MedicinalProductPharmaceuticalCharacteristics(_p.Complex, kw_only=True):
@@ -8591,11 +10793,11 @@ class MedicinalProductUndesirableEffect(_p.Resource, tag="MedicinalProductUndesi
     contained: _t.Annotated[list[AnyResource | None], _p.NonEmpty] | _ms.UnsetType = _U
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     frequencyOfOccurrence: CodeableConcept | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     meta: Meta | _ms.UnsetType = _U
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
@@ -8604,12 +10806,23 @@ class MedicinalProductUndesirableEffect(_p.Resource, tag="MedicinalProductUndesi
     symptomConditionEffect: CodeableConcept | _ms.UnsetType = _U
     text: Narrative | _ms.UnsetType = _U
 
+    def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("MedicinalProductUndesirableEffect.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("MedicinalProductUndesirableEffect.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("MedicinalProductUndesirableEffect.language")
+
 
 class MessageDefinition(_p.Resource, tag="MessageDefinition", kw_only=True):
     allowedResponse: _t.Annotated[list[MessageDefinitionAllowedResponse | None], _p.NonEmpty] | _ms.UnsetType = _U
-    base: _p.Uri | _ms.UnsetType = _U
+    base: _p.String | _ms.UnsetType = _U
     base_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_base")
-    category: _p.Code | _ms.UnsetType = _U
+    category: _p.String | _ms.UnsetType = _U
     category_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_category")
     contact: _t.Annotated[list[ContactDetail | None], _p.NonEmpty] | _ms.UnsetType = _U
     contained: _t.Annotated[list[AnyResource | None], _p.NonEmpty] | _ms.UnsetType = _U
@@ -8620,48 +10833,87 @@ class MessageDefinition(_p.Resource, tag="MessageDefinition", kw_only=True):
     description: _p.String | _ms.UnsetType = _U
     description_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_description")
     eventCoding: Coding | _ms.UnsetType = _U
-    eventUri: _p.Uri | _ms.UnsetType = _U
+    eventUri: _p.String | _ms.UnsetType = _U
     eventUri_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_eventUri")
     experimental: _p.Boolean | _ms.UnsetType = _U
     experimental_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_experimental")
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     focus: _t.Annotated[list[MessageDefinitionFocus | None], _p.NonEmpty] | _ms.UnsetType = _U
-    graph: _t.Annotated[list[_p.Uri | None], _p.NonEmpty] | _ms.UnsetType = _U
+    graph: _t.Annotated[list[_p.String | None], _p.NonEmpty] | _ms.UnsetType = _U
     graph_ext: list[Element | None] | Element | _ms.UnsetType = _ms.field(default=_U, name="_graph")
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
     jurisdiction: _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     meta: Meta | _ms.UnsetType = _U
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     name: _p.String | _ms.UnsetType = _U
     name_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_name")
-    parent: _t.Annotated[list[_p.Uri | None], _p.NonEmpty] | _ms.UnsetType = _U
+    parent: _t.Annotated[list[_p.String | None], _p.NonEmpty] | _ms.UnsetType = _U
     parent_ext: list[Element | None] | Element | _ms.UnsetType = _ms.field(default=_U, name="_parent")
     publisher: _p.String | _ms.UnsetType = _U
     publisher_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_publisher")
     purpose: _p.String | _ms.UnsetType = _U
     purpose_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_purpose")
-    replaces: _t.Annotated[list[_p.Uri | None], _p.NonEmpty] | _ms.UnsetType = _U
+    replaces: _t.Annotated[list[_p.String | None], _p.NonEmpty] | _ms.UnsetType = _U
     replaces_ext: list[Element | None] | Element | _ms.UnsetType = _ms.field(default=_U, name="_replaces")
-    responseRequired: _p.Code | _ms.UnsetType = _U
+    responseRequired: _p.String | _ms.UnsetType = _U
     responseRequired_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_responseRequired")
-    status: _p.Code
+    status: _p.String
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
     text: Narrative | _ms.UnsetType = _U
     title: _p.String | _ms.UnsetType = _U
     title_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_title")
-    url: _p.Uri | _ms.UnsetType = _U
+    url: _p.String | _ms.UnsetType = _U
     url_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_url")
     useContext: _t.Annotated[list[UsageContext | None], _p.NonEmpty] | _ms.UnsetType = _U
     version: _p.String | _ms.UnsetType = _U
     version_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_version")
 
     def __post_init__(self) -> None:
+        v = self.base
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("MessageDefinition.base")
+        v = self.category
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("MessageDefinition.category")
+        v = self.eventUri
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("MessageDefinition.eventUri")
+        if self.graph is not _U:
+            for v in self.graph:
+                if v is not None and (' ' in v or not v.isprintable()):
+                    raise _p.FormatError("MessageDefinition.graph")
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("MessageDefinition.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("MessageDefinition.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("MessageDefinition.language")
+        if self.parent is not _U:
+            for v in self.parent:
+                if v is not None and (' ' in v or not v.isprintable()):
+                    raise _p.FormatError("MessageDefinition.parent")
+        if self.replaces is not _U:
+            for v in self.replaces:
+                if v is not None and (' ' in v or not v.isprintable()):
+                    raise _p.FormatError("MessageDefinition.replaces")
+        v = self.responseRequired
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("MessageDefinition.responseRequired")
+        v = self.status
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("MessageDefinition.status")
+        v = self.url
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("MessageDefinition.url")
         if (self.eventCoding is not _U) + (self.eventUri is not _U or self.eventUri_ext is not _U) != 1:
             raise _p.ChoiceError("MessageDefinition.event[x]: exactly one")
 
@@ -8670,15 +10922,20 @@ class MessageDefinitionAllowedResponse(_p.Complex, kw_only=True):
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
-    message: _p.Uri
+    message: _p.String
     message_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_message")
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     situation: _p.String | _ms.UnsetType = _U
     situation_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_situation")
 
+    def __post_init__(self) -> None:
+        v = self.message
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("MessageDefinitionAllowedResponse.message")
+
 
 class MessageDefinitionFocus(_p.Complex, kw_only=True):
-    code: _p.Code
+    code: _p.String
     code_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_code")
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     id: _p.String | _ms.UnsetType = _U
@@ -8688,27 +10945,35 @@ class MessageDefinitionFocus(_p.Complex, kw_only=True):
     min: _p.UnsignedInt
     min_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_min")
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    profile: _p.Uri | _ms.UnsetType = _U
+    profile: _p.String | _ms.UnsetType = _U
     profile_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_profile")
+
+    def __post_init__(self) -> None:
+        v = self.code
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("MessageDefinitionFocus.code")
+        v = self.profile
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("MessageDefinitionFocus.profile")
 
 
 class MessageHeader(_p.Resource, tag="MessageHeader", kw_only=True):
     author: Reference | _ms.UnsetType = _U
     contained: _t.Annotated[list[AnyResource | None], _p.NonEmpty] | _ms.UnsetType = _U
-    definition: _p.Uri | _ms.UnsetType = _U
+    definition: _p.String | _ms.UnsetType = _U
     definition_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_definition")
     destination: _t.Annotated[list[MessageHeaderDestination | None], _p.NonEmpty] | _ms.UnsetType = _U
     enterer: Reference | _ms.UnsetType = _U
     eventCoding: Coding | _ms.UnsetType = _U
-    eventUri: _p.Uri | _ms.UnsetType = _U
+    eventUri: _p.String | _ms.UnsetType = _U
     eventUri_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_eventUri")
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     focus: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     meta: Meta | _ms.UnsetType = _U
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
@@ -8720,12 +10985,27 @@ class MessageHeader(_p.Resource, tag="MessageHeader", kw_only=True):
     text: Narrative | _ms.UnsetType = _U
 
     def __post_init__(self) -> None:
+        v = self.definition
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("MessageHeader.definition")
+        v = self.eventUri
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("MessageHeader.eventUri")
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("MessageHeader.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("MessageHeader.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("MessageHeader.language")
         if (self.eventCoding is not _U) + (self.eventUri is not _U or self.eventUri_ext is not _U) != 1:
             raise _p.ChoiceError("MessageHeader.event[x]: exactly one")
 
 
 class MessageHeaderDestination(_p.Complex, kw_only=True):
-    endpoint: _p.Uri
+    endpoint: _p.String
     endpoint_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_endpoint")
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     id: _p.String | _ms.UnsetType = _U
@@ -8736,22 +11016,32 @@ class MessageHeaderDestination(_p.Complex, kw_only=True):
     receiver: Reference | _ms.UnsetType = _U
     target: Reference | _ms.UnsetType = _U
 
+    def __post_init__(self) -> None:
+        v = self.endpoint
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("MessageHeaderDestination.endpoint")
+
 
 class MessageHeaderResponse(_p.Complex, kw_only=True):
-    code: _p.Code
+    code: _p.String
     code_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_code")
     details: Reference | _ms.UnsetType = _U
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
-    identifier: _p.Id
+    identifier: _p.String
     identifier_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_identifier")
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
+
+    def __post_init__(self) -> None:
+        v = self.code
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("MessageHeaderResponse.code")
 
 
 class MessageHeaderSource(_p.Complex, kw_only=True):
     contact: ContactPoint | _ms.UnsetType = _U
-    endpoint: _p.Uri
+    endpoint: _p.String
     endpoint_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_endpoint")
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     id: _p.String | _ms.UnsetType = _U
@@ -8764,6 +11054,11 @@ class MessageHeaderSource(_p.Complex, kw_only=True):
     version: _p.String | _ms.UnsetType = _U
     version_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_version")
 
+    def __post_init__(self) -> None:
+        v = self.endpoint
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("MessageHeaderSource.endpoint")
+
 
 class Meta(_p.Complex, kw_only=True):
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
@@ -8771,14 +11066,23 @@ class Meta(_p.Complex, kw_only=True):
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     lastUpdated: _p.Instant | _ms.UnsetType = _U
     lastUpdated_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_lastUpdated")
-    profile: _t.Annotated[list[_p.Uri | None], _p.NonEmpty] | _ms.UnsetType = _U
+    profile: _t.Annotated[list[_p.String | None], _p.NonEmpty] | _ms.UnsetType = _U
     profile_ext: list[Element | None] | Element | _ms.UnsetType = _ms.field(default=_U, name="_profile")
     security: _t.Annotated[list[Coding | None], _p.NonEmpty] | _ms.UnsetType = _U
-    source: _p.Uri | _ms.UnsetType = _U
+    source: _p.String | _ms.UnsetType = _U
     source_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_source")
     tag: _t.Annotated[list[Coding | None], _p.NonEmpty] | _ms.UnsetType = _U
-    versionId: _p.Id | _ms.UnsetType = _U
+    versionId: _p.String | _ms.UnsetType = _U
     versionId_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_versionId")
+
+    def __post_init__(self) -> None:
+        if self.profile is not _U:
+            for v in self.profile:
+                if v is not None and (' ' in v or not v.isprintable()):
+                    raise _p.FormatError("Meta.profile")
+        v = self.source
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("Meta.source")
 
 
 class MetadataResource(_p.Complex, kw_only=True):
@@ -8793,10 +11097,10 @@ class MetadataResource(_p.Complex, kw_only=True):
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
     jurisdiction: _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     meta: Meta | _ms.UnsetType = _U
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
@@ -8804,16 +11108,30 @@ class MetadataResource(_p.Complex, kw_only=True):
     name_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_name")
     publisher: _p.String | _ms.UnsetType = _U
     publisher_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_publisher")
-    status: _p.Code
+    status: _p.String
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
     text: Narrative | _ms.UnsetType = _U
     title: _p.String | _ms.UnsetType = _U
     title_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_title")
-    url: _p.Uri | _ms.UnsetType = _U
+    url: _p.String | _ms.UnsetType = _U
     url_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_url")
     useContext: _t.Annotated[list[UsageContext | None], _p.NonEmpty] | _ms.UnsetType = _U
     version: _p.String | _ms.UnsetType = _U
     version_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_version")
+
+    def __post_init__(self) -> None:
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("MetadataResource.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("MetadataResource.language")
+        v = self.status
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("MetadataResource.status")
+        v = self.url
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("MetadataResource.url")
 
 
 class MolecularSequence(_p.Resource, tag="MolecularSequence", kw_only=True):
@@ -8822,12 +11140,12 @@ class MolecularSequence(_p.Resource, tag="MolecularSequence", kw_only=True):
     coordinateSystem_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_coordinateSystem")
     device: Reference | _ms.UnsetType = _U
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     meta: Meta | _ms.UnsetType = _U
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
@@ -8845,9 +11163,23 @@ class MolecularSequence(_p.Resource, tag="MolecularSequence", kw_only=True):
     specimen: Reference | _ms.UnsetType = _U
     structureVariant: _t.Annotated[list[MolecularSequenceStructureVariant | None], _p.NonEmpty] | _ms.UnsetType = _U
     text: Narrative | _ms.UnsetType = _U
-    type: _p.Code | _ms.UnsetType = _U
+    type: _p.String | _ms.UnsetType = _U
     type_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_type")
     variant: _t.Annotated[list[MolecularSequenceVariant | None], _p.NonEmpty] | _ms.UnsetType = _U
+
+    def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("MolecularSequence.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("MolecularSequence.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("MolecularSequence.language")
+        v = self.type
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("MolecularSequence.type")
 
 
 class MolecularSequenceQuality(_p.Complex, kw_only=True):
@@ -8879,8 +11211,13 @@ class MolecularSequenceQuality(_p.Complex, kw_only=True):
     truthFN_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_truthFN")
     truthTP: _p.Decimal | _ms.UnsetType = _U
     truthTP_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_truthTP")
-    type: _p.Code
+    type: _p.String
     type_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_type")
+
+    def __post_init__(self) -> None:
+        v = self.type
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("MolecularSequenceQuality.type")
 
 
 class MolecularSequenceQualityRoc(_p.Complex, kw_only=True):
@@ -8912,18 +11249,26 @@ class MolecularSequenceReferenceSeq(_p.Complex, kw_only=True):
     id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    orientation: _p.Code | _ms.UnsetType = _U
+    orientation: _p.String | _ms.UnsetType = _U
     orientation_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_orientation")
     referenceSeqId: CodeableConcept | _ms.UnsetType = _U
     referenceSeqPointer: Reference | _ms.UnsetType = _U
     referenceSeqString: _p.String | _ms.UnsetType = _U
     referenceSeqString_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_referenceSeqString")
-    strand: _p.Code | _ms.UnsetType = _U
+    strand: _p.String | _ms.UnsetType = _U
     strand_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_strand")
     windowEnd: _p.Integer | _ms.UnsetType = _U
     windowEnd_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_windowEnd")
     windowStart: _p.Integer | _ms.UnsetType = _U
     windowStart_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_windowStart")
+
+    def __post_init__(self) -> None:
+        v = self.orientation
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("MolecularSequenceReferenceSeq.orientation")
+        v = self.strand
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("MolecularSequenceReferenceSeq.strand")
 
 
 class MolecularSequenceRepository(_p.Complex, kw_only=True):
@@ -8937,12 +11282,20 @@ class MolecularSequenceRepository(_p.Complex, kw_only=True):
     name_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_name")
     readsetId: _p.String | _ms.UnsetType = _U
     readsetId_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_readsetId")
-    type: _p.Code
+    type: _p.String
     type_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_type")
-    url: _p.Uri | _ms.UnsetType = _U
+    url: _p.String | _ms.UnsetType = _U
     url_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_url")
     variantsetId: _p.String | _ms.UnsetType = _U
     variantsetId_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_variantsetId")
+
+    def __post_init__(self) -> None:
+        v = self.type
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("MolecularSequenceRepository.type")
+        v = self.url
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("MolecularSequenceRepository.url")
 
 
 class MolecularSequenceStructureVariant(_p.Complex, kw_only=True):
@@ -9000,13 +11353,18 @@ class MolecularSequenceVariant(_p.Complex, kw_only=True):
 
 
 class Money(_p.Complex, kw_only=True):
-    currency: _p.Code | _ms.UnsetType = _U
+    currency: _p.String | _ms.UnsetType = _U
     currency_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_currency")
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     value: _p.Decimal | _ms.UnsetType = _U
     value_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_value")
+
+    def __post_init__(self) -> None:
+        v = self.currency
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("Money.currency")
 
 
 class NamingSystem(_p.Resource, tag="NamingSystem", kw_only=True):
@@ -9017,14 +11375,14 @@ class NamingSystem(_p.Resource, tag="NamingSystem", kw_only=True):
     description: _p.String | _ms.UnsetType = _U
     description_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_description")
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
     jurisdiction: _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
-    kind: _p.Code
+    kind: _p.String
     kind_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_kind")
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     meta: Meta | _ms.UnsetType = _U
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
@@ -9034,7 +11392,7 @@ class NamingSystem(_p.Resource, tag="NamingSystem", kw_only=True):
     publisher_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_publisher")
     responsible: _p.String | _ms.UnsetType = _U
     responsible_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_responsible")
-    status: _p.Code
+    status: _p.String
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
     text: Narrative | _ms.UnsetType = _U
     type: CodeableConcept | _ms.UnsetType = _U
@@ -9042,6 +11400,23 @@ class NamingSystem(_p.Resource, tag="NamingSystem", kw_only=True):
     usage: _p.String | _ms.UnsetType = _U
     usage_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_usage")
     useContext: _t.Annotated[list[UsageContext | None], _p.NonEmpty] | _ms.UnsetType = _U
+
+    def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("NamingSystem.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("NamingSystem.implicitRules")
+        v = self.kind
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("NamingSystem.kind")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("NamingSystem.language")
+        v = self.status
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("NamingSystem.status")
 
 
 class NamingSystemUniqueId(_p.Complex, kw_only=True):
@@ -9054,10 +11429,15 @@ class NamingSystemUniqueId(_p.Complex, kw_only=True):
     period: Period | _ms.UnsetType = _U
     preferred: _p.Boolean | _ms.UnsetType = _U
     preferred_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_preferred")
-    type: _p.Code
+    type: _p.String
     type_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_type")
     value: _p.String
     value_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_value")
+
+    def __post_init__(self) -> None:
+        v = self.type
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("NamingSystemUniqueId.type")
 
 
 class Narrative(_p.Complex, kw_only=True):
@@ -9066,8 +11446,13 @@ class Narrative(_p.Complex, kw_only=True):
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
-    status: _p.Code
+    status: _p.String
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
+
+    def __post_init__(self) -> None:
+        v = self.status
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("Narrative.status")
 
 
 class NutritionOrder(_p.Resource, tag="NutritionOrder", kw_only=True):
@@ -9080,20 +11465,20 @@ class NutritionOrder(_p.Resource, tag="NutritionOrder", kw_only=True):
     excludeFoodModifier: _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     foodPreferenceModifier: _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
-    instantiates: _t.Annotated[list[_p.Uri | None], _p.NonEmpty] | _ms.UnsetType = _U
+    instantiates: _t.Annotated[list[_p.String | None], _p.NonEmpty] | _ms.UnsetType = _U
     instantiates_ext: list[Element | None] | Element | _ms.UnsetType = _ms.field(default=_U, name="_instantiates")
-    instantiatesCanonical: _t.Annotated[list[_p.Uri | None], _p.NonEmpty] | _ms.UnsetType = _U
+    instantiatesCanonical: _t.Annotated[list[_p.String | None], _p.NonEmpty] | _ms.UnsetType = _U
     instantiatesCanonical_ext: list[Element | None] | Element | _ms.UnsetType = _ms.field(default=_U, name="_instantiatesCanonical")
-    instantiatesUri: _t.Annotated[list[_p.Uri | None], _p.NonEmpty] | _ms.UnsetType = _U
+    instantiatesUri: _t.Annotated[list[_p.String | None], _p.NonEmpty] | _ms.UnsetType = _U
     instantiatesUri_ext: list[Element | None] | Element | _ms.UnsetType = _ms.field(default=_U, name="_instantiatesUri")
-    intent: _p.Code
+    intent: _p.String
     intent_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_intent")
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     meta: Meta | _ms.UnsetType = _U
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
@@ -9101,10 +11486,39 @@ class NutritionOrder(_p.Resource, tag="NutritionOrder", kw_only=True):
     oralDiet: NutritionOrderOralDiet | _ms.UnsetType = _U
     orderer: Reference | _ms.UnsetType = _U
     patient: Reference
-    status: _p.Code
+    status: _p.String
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
     supplement: _t.Annotated[list[NutritionOrderSupplement | None], _p.NonEmpty] | _ms.UnsetType = _U
     text: Narrative | _ms.UnsetType = _U
+
+    def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("NutritionOrder.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("NutritionOrder.implicitRules")
+        if self.instantiates is not _U:
+            for v in self.instantiates:
+                if v is not None and (' ' in v or not v.isprintable()):
+                    raise _p.FormatError("NutritionOrder.instantiates")
+        if self.instantiatesCanonical is not _U:
+            for v in self.instantiatesCanonical:
+                if v is not None and (' ' in v or not v.isprintable()):
+                    raise _p.FormatError("NutritionOrder.instantiatesCanonical")
+        if self.instantiatesUri is not _U:
+            for v in self.instantiatesUri:
+                if v is not None and (' ' in v or not v.isprintable()):
+                    raise _p.FormatError("NutritionOrder.instantiatesUri")
+        v = self.intent
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("NutritionOrder.intent")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("NutritionOrder.language")
+        v = self.status
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("NutritionOrder.status")
 
 
 class NutritionOrderEnteralFormula(_p.Complex, kw_only=True):
@@ -9207,15 +11621,15 @@ class Observation(_p.Resource, tag="Observation", kw_only=True):
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     focus: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
     hasMember: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
     interpretation: _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
     issued: _p.Instant | _ms.UnsetType = _U
     issued_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_issued")
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     meta: Meta | _ms.UnsetType = _U
     method: CodeableConcept | _ms.UnsetType = _U
@@ -9225,7 +11639,7 @@ class Observation(_p.Resource, tag="Observation", kw_only=True):
     performer: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
     referenceRange: _t.Annotated[list[ObservationReferenceRange | None], _p.NonEmpty] | _ms.UnsetType = _U
     specimen: Reference | _ms.UnsetType = _U
-    status: _p.Code
+    status: _p.String
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
     subject: Reference | _ms.UnsetType = _U
     text: Narrative | _ms.UnsetType = _U
@@ -9247,6 +11661,18 @@ class Observation(_p.Resource, tag="Observation", kw_only=True):
     valueTime_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueTime")
 
     def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("Observation.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("Observation.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("Observation.language")
+        v = self.status
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("Observation.status")
         if (self.effectiveDateTime is not _U or self.effectiveDateTime_ext is not _U) + (self.effectiveInstant is not _U or self.effectiveInstant_ext is not _U) + (self.effectivePeriod is not _U) + (self.effectiveTiming is not _U) > 1:
             raise _p.ChoiceError("Observation.effective[x]: at most one")
         if (self.valueBoolean is not _U or self.valueBoolean_ext is not _U) + (self.valueCodeableConcept is not _U) + (self.valueDateTime is not _U or self.valueDateTime_ext is not _U) + (self.valueInteger is not _U or self.valueInteger_ext is not _U) + (self.valuePeriod is not _U) + (self.valueQuantity is not _U) + (self.valueRange is not _U) + (self.valueRatio is not _U) + (self.valueSampledData is not _U) + (self.valueString is not _U or self.valueString_ext is not _U) + (self.valueTime is not _U or self.valueTime_ext is not _U) > 1:
@@ -9291,12 +11717,12 @@ class ObservationDefinition(_p.Resource, tag="ObservationDefinition", kw_only=Tr
     contained: _t.Annotated[list[AnyResource | None], _p.NonEmpty] | _ms.UnsetType = _U
     criticalCodedValueSet: Reference | _ms.UnsetType = _U
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     meta: Meta | _ms.UnsetType = _U
     method: CodeableConcept | _ms.UnsetType = _U
@@ -9304,7 +11730,7 @@ class ObservationDefinition(_p.Resource, tag="ObservationDefinition", kw_only=Tr
     multipleResultsAllowed: _p.Boolean | _ms.UnsetType = _U
     multipleResultsAllowed_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_multipleResultsAllowed")
     normalCodedValueSet: Reference | _ms.UnsetType = _U
-    permittedDataType: _t.Annotated[list[_p.Code | None], _p.NonEmpty] | _ms.UnsetType = _U
+    permittedDataType: _t.Annotated[list[_p.String | None], _p.NonEmpty] | _ms.UnsetType = _U
     permittedDataType_ext: list[Element | None] | Element | _ms.UnsetType = _ms.field(default=_U, name="_permittedDataType")
     preferredReportName: _p.String | _ms.UnsetType = _U
     preferredReportName_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_preferredReportName")
@@ -9313,23 +11739,46 @@ class ObservationDefinition(_p.Resource, tag="ObservationDefinition", kw_only=Tr
     text: Narrative | _ms.UnsetType = _U
     validCodedValueSet: Reference | _ms.UnsetType = _U
 
+    def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("ObservationDefinition.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("ObservationDefinition.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("ObservationDefinition.language")
+        if self.permittedDataType is not _U:
+            for v in self.permittedDataType:
+                if v is not None and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+                    raise _p.FormatError("ObservationDefinition.permittedDataType")
+
 
 class ObservationDefinitionQualifiedInterval(_p.Complex, kw_only=True):
     age: Range | _ms.UnsetType = _U
     appliesTo: _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
-    category: _p.Code | _ms.UnsetType = _U
+    category: _p.String | _ms.UnsetType = _U
     category_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_category")
     condition: _p.String | _ms.UnsetType = _U
     condition_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_condition")
     context: CodeableConcept | _ms.UnsetType = _U
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    gender: _p.Code | _ms.UnsetType = _U
+    gender: _p.String | _ms.UnsetType = _U
     gender_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_gender")
     gestationalAge: Range | _ms.UnsetType = _U
     id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     range: Range | _ms.UnsetType = _U
+
+    def __post_init__(self) -> None:
+        v = self.category
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("ObservationDefinitionQualifiedInterval.category")
+        v = self.gender
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("ObservationDefinitionQualifiedInterval.gender")
 
 
 class ObservationDefinitionQuantitativeDetails(_p.Complex, kw_only=True):
@@ -9362,9 +11811,9 @@ class ObservationReferenceRange(_p.Complex, kw_only=True):
 class OperationDefinition(_p.Resource, tag="OperationDefinition", kw_only=True):
     affectsState: _p.Boolean | _ms.UnsetType = _U
     affectsState_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_affectsState")
-    base: _p.Uri | _ms.UnsetType = _U
+    base: _p.String | _ms.UnsetType = _U
     base_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_base")
-    code: _p.Code
+    code: _p.String
     code_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_code")
     comment: _p.String | _ms.UnsetType = _U
     comment_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_comment")
@@ -9377,24 +11826,24 @@ class OperationDefinition(_p.Resource, tag="OperationDefinition", kw_only=True):
     experimental: _p.Boolean | _ms.UnsetType = _U
     experimental_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_experimental")
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
-    inputProfile: _p.Uri | _ms.UnsetType = _U
+    inputProfile: _p.String | _ms.UnsetType = _U
     inputProfile_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_inputProfile")
     instance: _p.Boolean
     instance_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_instance")
     jurisdiction: _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
-    kind: _p.Code
+    kind: _p.String
     kind_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_kind")
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     meta: Meta | _ms.UnsetType = _U
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     name: _p.String
     name_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_name")
-    outputProfile: _p.Uri | _ms.UnsetType = _U
+    outputProfile: _p.String | _ms.UnsetType = _U
     outputProfile_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_outputProfile")
     overload: _t.Annotated[list[OperationDefinitionOverload | None], _p.NonEmpty] | _ms.UnsetType = _U
     parameter: _t.Annotated[list[OperationDefinitionParameter | None], _p.NonEmpty] | _ms.UnsetType = _U
@@ -9402,9 +11851,9 @@ class OperationDefinition(_p.Resource, tag="OperationDefinition", kw_only=True):
     publisher_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_publisher")
     purpose: _p.String | _ms.UnsetType = _U
     purpose_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_purpose")
-    resource: _t.Annotated[list[_p.Code | None], _p.NonEmpty] | _ms.UnsetType = _U
+    resource: _t.Annotated[list[_p.String | None], _p.NonEmpty] | _ms.UnsetType = _U
     resource_ext: list[Element | None] | Element | _ms.UnsetType = _ms.field(default=_U, name="_resource")
-    status: _p.Code
+    status: _p.String
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
     system: _p.Boolean
     system_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_system")
@@ -9413,11 +11862,47 @@ class OperationDefinition(_p.Resource, tag="OperationDefinition", kw_only=True):
     title_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_title")
     type: _p.Boolean
     type_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_type")
-    url: _p.Uri | _ms.UnsetType = _U
+    url: _p.String | _ms.UnsetType = _U
     url_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_url")
     useContext: _t.Annotated[list[UsageContext | None], _p.NonEmpty] | _ms.UnsetType = _U
     version: _p.String | _ms.UnsetType = _U
     version_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_version")
+
+    def __post_init__(self) -> None:
+        v = self.base
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("OperationDefinition.base")
+        v = self.code
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("OperationDefinition.code")
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("OperationDefinition.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("OperationDefinition.implicitRules")
+        v = self.inputProfile
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("OperationDefinition.inputProfile")
+        v = self.kind
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("OperationDefinition.kind")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("OperationDefinition.language")
+        v = self.outputProfile
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("OperationDefinition.outputProfile")
+        if self.resource is not _U:
+            for v in self.resource:
+                if v is not None and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+                    raise _p.FormatError("OperationDefinition.resource")
+        v = self.status
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("OperationDefinition.status")
+        v = self.url
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("OperationDefinition.url")
 
 
 class OperationDefinitionOverload(_p.Complex, kw_only=True):
@@ -9443,18 +11928,36 @@ class OperationDefinitionParameter(_p.Complex, kw_only=True):
     min: _p.Integer
     min_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_min")
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    name: _p.Code
+    name: _p.String
     name_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_name")
     part: _t.Annotated[list[OperationDefinitionParameter | None], _p.NonEmpty] | _ms.UnsetType = _U
     referencedFrom: _t.Annotated[list[OperationDefinitionParameterReferencedFrom | None], _p.NonEmpty] | _ms.UnsetType = _U
-    searchType: _p.Code | _ms.UnsetType = _U
+    searchType: _p.String | _ms.UnsetType = _U
     searchType_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_searchType")
-    targetProfile: _t.Annotated[list[_p.Uri | None], _p.NonEmpty] | _ms.UnsetType = _U
+    targetProfile: _t.Annotated[list[_p.String | None], _p.NonEmpty] | _ms.UnsetType = _U
     targetProfile_ext: list[Element | None] | Element | _ms.UnsetType = _ms.field(default=_U, name="_targetProfile")
-    type: _p.Code | _ms.UnsetType = _U
+    type: _p.String | _ms.UnsetType = _U
     type_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_type")
-    use: _p.Code
+    use: _p.String
     use_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_use")
+
+    def __post_init__(self) -> None:
+        v = self.name
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("OperationDefinitionParameter.name")
+        v = self.searchType
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("OperationDefinitionParameter.searchType")
+        if self.targetProfile is not _U:
+            for v in self.targetProfile:
+                if v is not None and (' ' in v or not v.isprintable()):
+                    raise _p.FormatError("OperationDefinitionParameter.targetProfile")
+        v = self.type
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("OperationDefinitionParameter.type")
+        v = self.use
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("OperationDefinitionParameter.use")
 
 
 class OperationDefinitionParameterBinding(_p.Complex, kw_only=True):
@@ -9462,10 +11965,18 @@ class OperationDefinitionParameterBinding(_p.Complex, kw_only=True):
     id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    strength: _p.Code
+    strength: _p.String
     strength_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_strength")
-    valueSet: _p.Uri
+    valueSet: _p.String
     valueSet_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueSet")
+
+    def __post_init__(self) -> None:
+        v = self.strength
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("OperationDefinitionParameterBinding.strength")
+        v = self.valueSet
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("OperationDefinitionParameterBinding.valueSet")
 
 
 class OperationDefinitionParameterReferencedFrom(_p.Complex, kw_only=True):
@@ -9482,20 +11993,31 @@ class OperationDefinitionParameterReferencedFrom(_p.Complex, kw_only=True):
 class OperationOutcome(_p.Resource, tag="OperationOutcome", kw_only=True):
     contained: _t.Annotated[list[AnyResource | None], _p.NonEmpty] | _ms.UnsetType = _U
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
     issue: _t.Annotated[list[OperationOutcomeIssue | None], _p.NonEmpty]
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     meta: Meta | _ms.UnsetType = _U
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     text: Narrative | _ms.UnsetType = _U
 
+    def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("OperationOutcome.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("OperationOutcome.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("OperationOutcome.language")
+
 
 class OperationOutcomeIssue(_p.Complex, kw_only=True):
-    code: _p.Code
+    code: _p.String
     code_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_code")
     details: CodeableConcept | _ms.UnsetType = _U
     diagnostics: _p.String | _ms.UnsetType = _U
@@ -9508,8 +12030,16 @@ class OperationOutcomeIssue(_p.Complex, kw_only=True):
     location: _t.Annotated[list[_p.String | None], _p.NonEmpty] | _ms.UnsetType = _U
     location_ext: list[Element | None] | Element | _ms.UnsetType = _ms.field(default=_U, name="_location")
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    severity: _p.Code
+    severity: _p.String
     severity_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_severity")
+
+    def __post_init__(self) -> None:
+        v = self.code
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("OperationOutcomeIssue.code")
+        v = self.severity
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("OperationOutcomeIssue.severity")
 
 
 class Organization(_p.Resource, tag="Organization", kw_only=True):
@@ -9522,12 +12052,12 @@ class Organization(_p.Resource, tag="Organization", kw_only=True):
     contained: _t.Annotated[list[AnyResource | None], _p.NonEmpty] | _ms.UnsetType = _U
     endpoint: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     meta: Meta | _ms.UnsetType = _U
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
@@ -9538,6 +12068,17 @@ class Organization(_p.Resource, tag="Organization", kw_only=True):
     text: Narrative | _ms.UnsetType = _U
     type: _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
 
+    def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("Organization.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("Organization.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("Organization.language")
+
 
 class OrganizationAffiliation(_p.Resource, tag="OrganizationAffiliation", kw_only=True):
     active: _p.Boolean | _ms.UnsetType = _U
@@ -9547,12 +12088,12 @@ class OrganizationAffiliation(_p.Resource, tag="OrganizationAffiliation", kw_onl
     endpoint: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     healthcareService: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     location: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
     meta: Meta | _ms.UnsetType = _U
@@ -9564,6 +12105,17 @@ class OrganizationAffiliation(_p.Resource, tag="OrganizationAffiliation", kw_onl
     specialty: _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
     telecom: _t.Annotated[list[ContactPoint | None], _p.NonEmpty] | _ms.UnsetType = _U
     text: Narrative | _ms.UnsetType = _U
+
+    def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("OrganizationAffiliation.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("OrganizationAffiliation.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("OrganizationAffiliation.language")
 
 
 class OrganizationContact(_p.Complex, kw_only=True):
@@ -9587,25 +12139,50 @@ class ParameterDefinition(_p.Complex, kw_only=True):
     max_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_max")
     min: _p.Integer | _ms.UnsetType = _U
     min_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_min")
-    name: _p.Code | _ms.UnsetType = _U
+    name: _p.String | _ms.UnsetType = _U
     name_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_name")
-    profile: _p.Uri | _ms.UnsetType = _U
+    profile: _p.String | _ms.UnsetType = _U
     profile_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_profile")
-    type: _p.Code
+    type: _p.String
     type_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_type")
-    use: _p.Code
+    use: _p.String
     use_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_use")
+
+    def __post_init__(self) -> None:
+        v = self.name
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("ParameterDefinition.name")
+        v = self.profile
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("ParameterDefinition.profile")
+        v = self.type
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("ParameterDefinition.type")
+        v = self.use
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("ParameterDefinition.use")
 
 
 class Parameters(_p.Resource, tag="Parameters", kw_only=True):
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     meta: Meta | _ms.UnsetType = _U
     parameter: _t.Annotated[list[ParametersParameter | None], _p.NonEmpty] | _ms.UnsetType = _U
+
+    def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("Parameters.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("Parameters.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("Parameters.language")
 
 
 class ParametersParameter(_p.Complex, kw_only=True):
@@ -9625,9 +12202,9 @@ class ParametersParameter(_p.Complex, kw_only=True):
     valueBase64Binary_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueBase64Binary")
     valueBoolean: _p.Boolean | _ms.UnsetType = _U
     valueBoolean_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueBoolean")
-    valueCanonical: _p.Uri | _ms.UnsetType = _U
+    valueCanonical: _p.String | _ms.UnsetType = _U
     valueCanonical_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueCanonical")
-    valueCode: _p.Code | _ms.UnsetType = _U
+    valueCode: _p.String | _ms.UnsetType = _U
     valueCode_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueCode")
     valueCodeableConcept: CodeableConcept | _ms.UnsetType = _U
     valueCoding: Coding | _ms.UnsetType = _U
@@ -9647,7 +12224,7 @@ class ParametersParameter(_p.Complex, kw_only=True):
     valueDuration: Duration | _ms.UnsetType = _U
     valueExpression: Expression | _ms.UnsetType = _U
     valueHumanName: HumanName | _ms.UnsetType = _U
-    valueId: _p.Id | _ms.UnsetType = _U
+    valueId: _p.String | _ms.UnsetType = _U
     valueId_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueId")
     valueIdentifier: Identifier | _ms.UnsetType = _U
     valueInstant: _p.Instant | _ms.UnsetType = _U
@@ -9679,15 +12256,27 @@ class ParametersParameter(_p.Complex, kw_only=True):
     valueTriggerDefinition: TriggerDefinition | _ms.UnsetType = _U
     valueUnsignedInt: _p.UnsignedInt | _ms.UnsetType = _U
     valueUnsignedInt_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueUnsignedInt")
-    valueUri: _p.Uri | _ms.UnsetType = _U
+    valueUri: _p.String | _ms.UnsetType = _U
     valueUri_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueUri")
-    valueUrl: _p.Uri | _ms.UnsetType = _U
+    valueUrl: _p.String | _ms.UnsetType = _U
     valueUrl_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueUrl")
     valueUsageContext: UsageContext | _ms.UnsetType = _U
     valueUuid: _p.Uuid | _ms.UnsetType = _U
     valueUuid_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueUuid")
 
     def __post_init__(self) -> None:
+        v = self.valueCanonical
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("ParametersParameter.valueCanonical")
+        v = self.valueCode
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("ParametersParameter.valueCode")
+        v = self.valueUri
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("ParametersParameter.valueUri")
+        v = self.valueUrl
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("ParametersParameter.valueUrl")
         if (self.valueAddress is not _U) + (self.valueAge is not _U) + (self.valueAnnotation is not _U) + (self.valueAttachment is not _U) + (self.valueBase64Binary is not _U or self.valueBase64Binary_ext is not _U) + (self.valueBoolean is not _U or self.valueBoolean_ext is not _U) + (self.valueCanonical is not _U or self.valueCanonical_ext is not _U) + (self.valueCode is not _U or self.valueCode_ext is not _U) + (self.valueCodeableConcept is not _U) + (self.valueCoding is not _U) + (self.valueContactDetail is not _U) + (self.valueContactPoint is not _U) + (self.valueContributor is not _U) + (self.valueCount is not _U) + (self.valueDataRequirement is not _U) + (self.valueDate is not _U or self.valueDate_ext is not _U) + (self.valueDateTime is not _U or self.valueDateTime_ext is not _U) + (self.valueDecimal is not _U or self.valueDecimal_ext is not _U) + (self.valueDistance is not _U) + (self.valueDosage is not _U) + (self.valueDuration is not _U) + (self.valueExpression is not _U) + (self.valueHumanName is not _U) + (self.valueId is not _U or self.valueId_ext is not _U) + (self.valueIdentifier is not _U) + (self.valueInstant is not _U or self.valueInstant_ext is not _U) + (self.valueInteger is not _U or self.valueInteger_ext is not _U) + (self.valueMarkdown is not _U or self.valueMarkdown_ext is not _U) + (self.valueMeta is not _U) + (self.valueMoney is not _U) + (self.valueOid is not _U or self.valueOid_ext is not _U) + (self.valueParameterDefinition is not _U) + (self.valuePeriod is not _U) + (self.valuePositiveInt is not _U or self.valuePositiveInt_ext is not _U) + (self.valueQuantity is not _U) + (self.valueRange is not _U) + (self.valueRatio is not _U) + (self.valueReference is not _U) + (self.valueRelatedArtifact is not _U) + (self.valueSampledData is not _U) + (self.valueSignature is not _U) + (self.valueString is not _U or self.valueString_ext is not _U) + (self.valueTime is not _U or self.valueTime_ext is not _U) + (self.valueTiming is not _U) + (self.valueTriggerDefinition is not _U) + (self.valueUnsignedInt is not _U or self.valueUnsignedInt_ext is not _U) + (self.valueUri is not _U or self.valueUri_ext is not _U) + (self.valueUrl is not _U or self.valueUrl_ext is not _U) + (self.valueUsageContext is not _U) + (self.valueUuid is not _U or self.valueUuid_ext is not _U) > 1:
             raise _p.ChoiceError("ParametersParameter.value[x]: at most one")
 
@@ -9706,15 +12295,15 @@ class Patient(_p.Resource, tag="Patient", kw_only=True):
     deceasedDateTime: _p.DateTime | _ms.UnsetType = _U
     deceasedDateTime_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_deceasedDateTime")
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    gender: _p.Code | _ms.UnsetType = _U
+    gender: _p.String | _ms.UnsetType = _U
     gender_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_gender")
     generalPractitioner: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     link: _t.Annotated[list[PatientLink | None], _p.NonEmpty] | _ms.UnsetType = _U
     managingOrganization: Reference | _ms.UnsetType = _U
@@ -9731,6 +12320,18 @@ class Patient(_p.Resource, tag="Patient", kw_only=True):
     text: Narrative | _ms.UnsetType = _U
 
     def __post_init__(self) -> None:
+        v = self.gender
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("Patient.gender")
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("Patient.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("Patient.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("Patient.language")
         if (self.deceasedBoolean is not _U or self.deceasedBoolean_ext is not _U) + (self.deceasedDateTime is not _U or self.deceasedDateTime_ext is not _U) > 1:
             raise _p.ChoiceError("Patient.deceased[x]: at most one")
         if (self.multipleBirthBoolean is not _U or self.multipleBirthBoolean_ext is not _U) + (self.multipleBirthInteger is not _U or self.multipleBirthInteger_ext is not _U) > 1:
@@ -9750,7 +12351,7 @@ class PatientCommunication(_p.Complex, kw_only=True):
 class PatientContact(_p.Complex, kw_only=True):
     address: Address | _ms.UnsetType = _U
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    gender: _p.Code | _ms.UnsetType = _U
+    gender: _p.String | _ms.UnsetType = _U
     gender_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_gender")
     id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
@@ -9761,6 +12362,11 @@ class PatientContact(_p.Complex, kw_only=True):
     relationship: _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
     telecom: _t.Annotated[list[ContactPoint | None], _p.NonEmpty] | _ms.UnsetType = _U
 
+    def __post_init__(self) -> None:
+        v = self.gender
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("PatientContact.gender")
+
 
 class PatientLink(_p.Complex, kw_only=True):
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
@@ -9768,8 +12374,13 @@ class PatientLink(_p.Complex, kw_only=True):
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     other: Reference
-    type: _p.Code
+    type: _p.String
     type_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_type")
+
+    def __post_init__(self) -> None:
+        v = self.type
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("PatientLink.type")
 
 
 class PaymentNotice(_p.Resource, tag="PaymentNotice", kw_only=True):
@@ -9778,12 +12389,12 @@ class PaymentNotice(_p.Resource, tag="PaymentNotice", kw_only=True):
     created: _p.DateTime
     created_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_created")
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     meta: Meta | _ms.UnsetType = _U
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
@@ -9796,9 +12407,23 @@ class PaymentNotice(_p.Resource, tag="PaymentNotice", kw_only=True):
     recipient: Reference
     request: Reference | _ms.UnsetType = _U
     response: Reference | _ms.UnsetType = _U
-    status: _p.Code
+    status: _p.String
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
     text: Narrative | _ms.UnsetType = _U
+
+    def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("PaymentNotice.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("PaymentNotice.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("PaymentNotice.language")
+        v = self.status
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("PaymentNotice.status")
 
 
 class PaymentReconciliation(_p.Resource, tag="PaymentReconciliation", kw_only=True):
@@ -9810,16 +12435,16 @@ class PaymentReconciliation(_p.Resource, tag="PaymentReconciliation", kw_only=Tr
     disposition_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_disposition")
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     formCode: CodeableConcept | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     meta: Meta | _ms.UnsetType = _U
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    outcome: _p.Code | _ms.UnsetType = _U
+    outcome: _p.String | _ms.UnsetType = _U
     outcome_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_outcome")
     paymentAmount: Money
     paymentDate: _p.Date
@@ -9830,9 +12455,26 @@ class PaymentReconciliation(_p.Resource, tag="PaymentReconciliation", kw_only=Tr
     processNote: _t.Annotated[list[PaymentReconciliationProcessNote | None], _p.NonEmpty] | _ms.UnsetType = _U
     request: Reference | _ms.UnsetType = _U
     requestor: Reference | _ms.UnsetType = _U
-    status: _p.Code
+    status: _p.String
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
     text: Narrative | _ms.UnsetType = _U
+
+    def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("PaymentReconciliation.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("PaymentReconciliation.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("PaymentReconciliation.language")
+        v = self.outcome
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("PaymentReconciliation.outcome")
+        v = self.status
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("PaymentReconciliation.status")
 
 
 class PaymentReconciliationDetail(_p.Complex, kw_only=True):
@@ -9860,8 +12502,13 @@ class PaymentReconciliationProcessNote(_p.Complex, kw_only=True):
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     text: _p.String | _ms.UnsetType = _U
     text_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_text")
-    type: _p.Code | _ms.UnsetType = _U
+    type: _p.String | _ms.UnsetType = _U
     type_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_type")
+
+    def __post_init__(self) -> None:
+        v = self.type
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("PaymentReconciliationProcessNote.type")
 
 
 class Period(_p.Complex, kw_only=True):
@@ -9882,14 +12529,14 @@ class Person(_p.Resource, tag="Person", kw_only=True):
     birthDate_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_birthDate")
     contained: _t.Annotated[list[AnyResource | None], _p.NonEmpty] | _ms.UnsetType = _U
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    gender: _p.Code | _ms.UnsetType = _U
+    gender: _p.String | _ms.UnsetType = _U
     gender_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_gender")
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     link: _t.Annotated[list[PersonLink | None], _p.NonEmpty] | _ms.UnsetType = _U
     managingOrganization: Reference | _ms.UnsetType = _U
@@ -9900,15 +12547,34 @@ class Person(_p.Resource, tag="Person", kw_only=True):
     telecom: _t.Annotated[list[ContactPoint | None], _p.NonEmpty] | _ms.UnsetType = _U
     text: Narrative | _ms.UnsetType = _U
 
+    def __post_init__(self) -> None:
+        v = self.gender
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("Person.gender")
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("Person.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("Person.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("Person.language")
+
 
 class PersonLink(_p.Complex, kw_only=True):
-    assurance: _p.Code | _ms.UnsetType = _U
+    assurance: _p.String | _ms.UnsetType = _U
     assurance_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_assurance")
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     target: Reference
+
+    def __post_init__(self) -> None:
+        v = self.assurance
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("PersonLink.assurance")
 
 
 class PlanDefinition(_p.Resource, tag="PlanDefinition", kw_only=True):
@@ -9931,17 +12597,17 @@ class PlanDefinition(_p.Resource, tag="PlanDefinition", kw_only=True):
     experimental_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_experimental")
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     goal: _t.Annotated[list[PlanDefinitionGoal | None], _p.NonEmpty] | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
     jurisdiction: _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     lastReviewDate: _p.Date | _ms.UnsetType = _U
     lastReviewDate_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_lastReviewDate")
-    library: _t.Annotated[list[_p.Uri | None], _p.NonEmpty] | _ms.UnsetType = _U
+    library: _t.Annotated[list[_p.String | None], _p.NonEmpty] | _ms.UnsetType = _U
     library_ext: list[Element | None] | Element | _ms.UnsetType = _ms.field(default=_U, name="_library")
     meta: Meta | _ms.UnsetType = _U
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
@@ -9953,7 +12619,7 @@ class PlanDefinition(_p.Resource, tag="PlanDefinition", kw_only=True):
     purpose_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_purpose")
     relatedArtifact: _t.Annotated[list[RelatedArtifact | None], _p.NonEmpty] | _ms.UnsetType = _U
     reviewer: _t.Annotated[list[ContactDetail | None], _p.NonEmpty] | _ms.UnsetType = _U
-    status: _p.Code
+    status: _p.String
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
     subjectCodeableConcept: CodeableConcept | _ms.UnsetType = _U
     subjectReference: Reference | _ms.UnsetType = _U
@@ -9964,7 +12630,7 @@ class PlanDefinition(_p.Resource, tag="PlanDefinition", kw_only=True):
     title_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_title")
     topic: _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
     type: CodeableConcept | _ms.UnsetType = _U
-    url: _p.Uri | _ms.UnsetType = _U
+    url: _p.String | _ms.UnsetType = _U
     url_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_url")
     usage: _p.String | _ms.UnsetType = _U
     usage_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_usage")
@@ -9973,28 +12639,47 @@ class PlanDefinition(_p.Resource, tag="PlanDefinition", kw_only=True):
     version_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_version")
 
     def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("PlanDefinition.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("PlanDefinition.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("PlanDefinition.language")
+        if self.library is not _U:
+            for v in self.library:
+                if v is not None and (' ' in v or not v.isprintable()):
+                    raise _p.FormatError("PlanDefinition.library")
+        v = self.status
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("PlanDefinition.status")
+        v = self.url
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("PlanDefinition.url")
         if (self.subjectCodeableConcept is not _U) + (self.subjectReference is not _U) > 1:
             raise _p.ChoiceError("PlanDefinition.subject[x]: at most one")
 
 
 class PlanDefinitionAction(_p.Complex, kw_only=True):
     action: _t.Annotated[list[PlanDefinitionAction | None], _p.NonEmpty] | _ms.UnsetType = _U
-    cardinalityBehavior: _p.Code | _ms.UnsetType = _U
+    cardinalityBehavior: _p.String | _ms.UnsetType = _U
     cardinalityBehavior_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_cardinalityBehavior")
     code: _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
     condition: _t.Annotated[list[PlanDefinitionActionCondition | None], _p.NonEmpty] | _ms.UnsetType = _U
-    definitionCanonical: _p.Uri | _ms.UnsetType = _U
+    definitionCanonical: _p.String | _ms.UnsetType = _U
     definitionCanonical_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_definitionCanonical")
-    definitionUri: _p.Uri | _ms.UnsetType = _U
+    definitionUri: _p.String | _ms.UnsetType = _U
     definitionUri_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_definitionUri")
     description: _p.String | _ms.UnsetType = _U
     description_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_description")
     documentation: _t.Annotated[list[RelatedArtifact | None], _p.NonEmpty] | _ms.UnsetType = _U
     dynamicValue: _t.Annotated[list[PlanDefinitionActionDynamicValue | None], _p.NonEmpty] | _ms.UnsetType = _U
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    goalId: _t.Annotated[list[_p.Id | None], _p.NonEmpty] | _ms.UnsetType = _U
+    goalId: _t.Annotated[list[_p.String | None], _p.NonEmpty] | _ms.UnsetType = _U
     goalId_ext: list[Element | None] | Element | _ms.UnsetType = _ms.field(default=_U, name="_goalId")
-    groupingBehavior: _p.Code | _ms.UnsetType = _U
+    groupingBehavior: _p.String | _ms.UnsetType = _U
     groupingBehavior_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_groupingBehavior")
     id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
@@ -10002,17 +12687,17 @@ class PlanDefinitionAction(_p.Complex, kw_only=True):
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     output: _t.Annotated[list[DataRequirement | None], _p.NonEmpty] | _ms.UnsetType = _U
     participant: _t.Annotated[list[PlanDefinitionActionParticipant | None], _p.NonEmpty] | _ms.UnsetType = _U
-    precheckBehavior: _p.Code | _ms.UnsetType = _U
+    precheckBehavior: _p.String | _ms.UnsetType = _U
     precheckBehavior_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_precheckBehavior")
     prefix: _p.String | _ms.UnsetType = _U
     prefix_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_prefix")
-    priority: _p.Code | _ms.UnsetType = _U
+    priority: _p.String | _ms.UnsetType = _U
     priority_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_priority")
     reason: _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
     relatedAction: _t.Annotated[list[PlanDefinitionActionRelatedAction | None], _p.NonEmpty] | _ms.UnsetType = _U
-    requiredBehavior: _p.Code | _ms.UnsetType = _U
+    requiredBehavior: _p.String | _ms.UnsetType = _U
     requiredBehavior_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_requiredBehavior")
-    selectionBehavior: _p.Code | _ms.UnsetType = _U
+    selectionBehavior: _p.String | _ms.UnsetType = _U
     selectionBehavior_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_selectionBehavior")
     subjectCodeableConcept: CodeableConcept | _ms.UnsetType = _U
     subjectReference: Reference | _ms.UnsetType = _U
@@ -10027,12 +12712,39 @@ class PlanDefinitionAction(_p.Complex, kw_only=True):
     timingTiming: Timing | _ms.UnsetType = _U
     title: _p.String | _ms.UnsetType = _U
     title_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_title")
-    transform: _p.Uri | _ms.UnsetType = _U
+    transform: _p.String | _ms.UnsetType = _U
     transform_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_transform")
     trigger: _t.Annotated[list[TriggerDefinition | None], _p.NonEmpty] | _ms.UnsetType = _U
     type: CodeableConcept | _ms.UnsetType = _U
 
     def __post_init__(self) -> None:
+        v = self.cardinalityBehavior
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("PlanDefinitionAction.cardinalityBehavior")
+        v = self.definitionCanonical
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("PlanDefinitionAction.definitionCanonical")
+        v = self.definitionUri
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("PlanDefinitionAction.definitionUri")
+        v = self.groupingBehavior
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("PlanDefinitionAction.groupingBehavior")
+        v = self.precheckBehavior
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("PlanDefinitionAction.precheckBehavior")
+        v = self.priority
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("PlanDefinitionAction.priority")
+        v = self.requiredBehavior
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("PlanDefinitionAction.requiredBehavior")
+        v = self.selectionBehavior
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("PlanDefinitionAction.selectionBehavior")
+        v = self.transform
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("PlanDefinitionAction.transform")
         if (self.definitionCanonical is not _U or self.definitionCanonical_ext is not _U) + (self.definitionUri is not _U or self.definitionUri_ext is not _U) > 1:
             raise _p.ChoiceError("PlanDefinitionAction.definition[x]: at most one")
         if (self.subjectCodeableConcept is not _U) + (self.subjectReference is not _U) > 1:
@@ -10046,9 +12758,14 @@ class PlanDefinitionActionCondition(_p.Complex, kw_only=True):
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
-    kind: _p.Code
+    kind: _p.String
     kind_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_kind")
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
+
+    def __post_init__(self) -> None:
+        v = self.kind
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("PlanDefinitionActionCondition.kind")
 
 
 class PlanDefinitionActionDynamicValue(_p.Complex, kw_only=True):
@@ -10067,12 +12784,17 @@ class PlanDefinitionActionParticipant(_p.Complex, kw_only=True):
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     role: CodeableConcept | _ms.UnsetType = _U
-    type: _p.Code
+    type: _p.String
     type_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_type")
+
+    def __post_init__(self) -> None:
+        v = self.type
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("PlanDefinitionActionParticipant.type")
 
 
 class PlanDefinitionActionRelatedAction(_p.Complex, kw_only=True):
-    actionId: _p.Id
+    actionId: _p.String
     actionId_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_actionId")
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     id: _p.String | _ms.UnsetType = _U
@@ -10080,10 +12802,13 @@ class PlanDefinitionActionRelatedAction(_p.Complex, kw_only=True):
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     offsetDuration: Duration | _ms.UnsetType = _U
     offsetRange: Range | _ms.UnsetType = _U
-    relationship: _p.Code
+    relationship: _p.String
     relationship_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_relationship")
 
     def __post_init__(self) -> None:
+        v = self.relationship
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("PlanDefinitionActionRelatedAction.relationship")
         if (self.offsetDuration is not _U) + (self.offsetRange is not _U) > 1:
             raise _p.ChoiceError("PlanDefinitionActionRelatedAction.offset[x]: at most one")
 
@@ -10143,14 +12868,14 @@ class Practitioner(_p.Resource, tag="Practitioner", kw_only=True):
     communication: _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
     contained: _t.Annotated[list[AnyResource | None], _p.NonEmpty] | _ms.UnsetType = _U
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    gender: _p.Code | _ms.UnsetType = _U
+    gender: _p.String | _ms.UnsetType = _U
     gender_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_gender")
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     meta: Meta | _ms.UnsetType = _U
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
@@ -10159,6 +12884,20 @@ class Practitioner(_p.Resource, tag="Practitioner", kw_only=True):
     qualification: _t.Annotated[list[PractitionerQualification | None], _p.NonEmpty] | _ms.UnsetType = _U
     telecom: _t.Annotated[list[ContactPoint | None], _p.NonEmpty] | _ms.UnsetType = _U
     text: Narrative | _ms.UnsetType = _U
+
+    def __post_init__(self) -> None:
+        v = self.gender
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("Practitioner.gender")
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("Practitioner.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("Practitioner.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("Practitioner.language")
 
 
 class PractitionerQualification(_p.Complex, kw_only=True):
@@ -10183,12 +12922,12 @@ class PractitionerRole(_p.Resource, tag="PractitionerRole", kw_only=True):
     endpoint: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     healthcareService: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     location: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
     meta: Meta | _ms.UnsetType = _U
@@ -10201,6 +12940,17 @@ class PractitionerRole(_p.Resource, tag="PractitionerRole", kw_only=True):
     telecom: _t.Annotated[list[ContactPoint | None], _p.NonEmpty] | _ms.UnsetType = _U
     text: Narrative | _ms.UnsetType = _U
 
+    def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("PractitionerRole.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("PractitionerRole.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("PractitionerRole.language")
+
 
 class PractitionerRoleAvailableTime(_p.Complex, kw_only=True):
     allDay: _p.Boolean | _ms.UnsetType = _U
@@ -10209,12 +12959,18 @@ class PractitionerRoleAvailableTime(_p.Complex, kw_only=True):
     availableEndTime_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_availableEndTime")
     availableStartTime: _p.Time | _ms.UnsetType = _U
     availableStartTime_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_availableStartTime")
-    daysOfWeek: _t.Annotated[list[_p.Code | None], _p.NonEmpty] | _ms.UnsetType = _U
+    daysOfWeek: _t.Annotated[list[_p.String | None], _p.NonEmpty] | _ms.UnsetType = _U
     daysOfWeek_ext: list[Element | None] | Element | _ms.UnsetType = _ms.field(default=_U, name="_daysOfWeek")
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
+
+    def __post_init__(self) -> None:
+        if self.daysOfWeek is not _U:
+            for v in self.daysOfWeek:
+                if v is not None and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+                    raise _p.FormatError("PractitionerRoleAvailableTime.daysOfWeek")
 
 
 class PractitionerRoleNotAvailable(_p.Complex, kw_only=True):
@@ -10240,16 +12996,16 @@ class Procedure(_p.Resource, tag="Procedure", kw_only=True):
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     focalDevice: _t.Annotated[list[ProcedureFocalDevice | None], _p.NonEmpty] | _ms.UnsetType = _U
     followUp: _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
-    instantiatesCanonical: _t.Annotated[list[_p.Uri | None], _p.NonEmpty] | _ms.UnsetType = _U
+    instantiatesCanonical: _t.Annotated[list[_p.String | None], _p.NonEmpty] | _ms.UnsetType = _U
     instantiatesCanonical_ext: list[Element | None] | Element | _ms.UnsetType = _ms.field(default=_U, name="_instantiatesCanonical")
-    instantiatesUri: _t.Annotated[list[_p.Uri | None], _p.NonEmpty] | _ms.UnsetType = _U
+    instantiatesUri: _t.Annotated[list[_p.String | None], _p.NonEmpty] | _ms.UnsetType = _U
     instantiatesUri_ext: list[Element | None] | Element | _ms.UnsetType = _ms.field(default=_U, name="_instantiatesUri")
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     location: Reference | _ms.UnsetType = _U
     meta: Meta | _ms.UnsetType = _U
@@ -10269,7 +13025,7 @@ class Procedure(_p.Resource, tag="Procedure", kw_only=True):
     reasonReference: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
     recorder: Reference | _ms.UnsetType = _U
     report: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
-    status: _p.Code
+    status: _p.String
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
     statusReason: CodeableConcept | _ms.UnsetType = _U
     subject: Reference
@@ -10278,6 +13034,26 @@ class Procedure(_p.Resource, tag="Procedure", kw_only=True):
     usedReference: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
 
     def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("Procedure.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("Procedure.implicitRules")
+        if self.instantiatesCanonical is not _U:
+            for v in self.instantiatesCanonical:
+                if v is not None and (' ' in v or not v.isprintable()):
+                    raise _p.FormatError("Procedure.instantiatesCanonical")
+        if self.instantiatesUri is not _U:
+            for v in self.instantiatesUri:
+                if v is not None and (' ' in v or not v.isprintable()):
+                    raise _p.FormatError("Procedure.instantiatesUri")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("Procedure.language")
+        v = self.status
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("Procedure.status")
         if (self.performedAge is not _U) + (self.performedDateTime is not _U or self.performedDateTime_ext is not _U) + (self.performedPeriod is not _U) + (self.performedRange is not _U) + (self.performedString is not _U or self.performedString_ext is not _U) > 1:
             raise _p.ChoiceError("Procedure.performed[x]: at most one")
 
@@ -10339,11 +13115,11 @@ class Provenance(_p.Resource, tag="Provenance", kw_only=True):
     contained: _t.Annotated[list[AnyResource | None], _p.NonEmpty] | _ms.UnsetType = _U
     entity: _t.Annotated[list[ProvenanceEntity | None], _p.NonEmpty] | _ms.UnsetType = _U
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     location: Reference | _ms.UnsetType = _U
     meta: Meta | _ms.UnsetType = _U
@@ -10351,7 +13127,7 @@ class Provenance(_p.Resource, tag="Provenance", kw_only=True):
     occurredDateTime: _p.DateTime | _ms.UnsetType = _U
     occurredDateTime_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_occurredDateTime")
     occurredPeriod: Period | _ms.UnsetType = _U
-    policy: _t.Annotated[list[_p.Uri | None], _p.NonEmpty] | _ms.UnsetType = _U
+    policy: _t.Annotated[list[_p.String | None], _p.NonEmpty] | _ms.UnsetType = _U
     policy_ext: list[Element | None] | Element | _ms.UnsetType = _ms.field(default=_U, name="_policy")
     reason: _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
     recorded: _p.Instant
@@ -10361,6 +13137,19 @@ class Provenance(_p.Resource, tag="Provenance", kw_only=True):
     text: Narrative | _ms.UnsetType = _U
 
     def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("Provenance.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("Provenance.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("Provenance.language")
+        if self.policy is not _U:
+            for v in self.policy:
+                if v is not None and (' ' in v or not v.isprintable()):
+                    raise _p.FormatError("Provenance.policy")
         if (self.occurredDateTime is not _U or self.occurredDateTime_ext is not _U) + (self.occurredPeriod is not _U) > 1:
             raise _p.ChoiceError("Provenance.occurred[x]: at most one")
 
@@ -10382,25 +13171,41 @@ class ProvenanceEntity(_p.Complex, kw_only=True):
     id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    role: _p.Code
+    role: _p.String
     role_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_role")
     what: Reference
 
+    def __post_init__(self) -> None:
+        v = self.role
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("ProvenanceEntity.role")
+
 
 class Quantity(_p.Complex, kw_only=True):
-    code: _p.Code | _ms.UnsetType = _U
+    code: _p.String | _ms.UnsetType = _U
     code_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_code")
-    comparator: _p.Code | _ms.UnsetType = _U
+    comparator: _p.String | _ms.UnsetType = _U
     comparator_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_comparator")
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
-    system: _p.Uri | _ms.UnsetType = _U
+    system: _p.String | _ms.UnsetType = _U
     system_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_system")
     unit: _p.String | _ms.UnsetType = _U
     unit_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_unit")
     value: _p.Decimal | _ms.UnsetType = _U
     value_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_value")
+
+    def __post_init__(self) -> None:
+        v = self.code
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("Quantity.code")
+        v = self.comparator
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("Quantity.comparator")
+        v = self.system
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("Quantity.system")
 
 
 class Questionnaire(_p.Resource, tag="Questionnaire", kw_only=True):
@@ -10413,7 +13218,7 @@ class Questionnaire(_p.Resource, tag="Questionnaire", kw_only=True):
     copyright_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_copyright")
     date: _p.DateTime | _ms.UnsetType = _U
     date_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_date")
-    derivedFrom: _t.Annotated[list[_p.Uri | None], _p.NonEmpty] | _ms.UnsetType = _U
+    derivedFrom: _t.Annotated[list[_p.String | None], _p.NonEmpty] | _ms.UnsetType = _U
     derivedFrom_ext: list[Element | None] | Element | _ms.UnsetType = _ms.field(default=_U, name="_derivedFrom")
     description: _p.String | _ms.UnsetType = _U
     description_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_description")
@@ -10421,14 +13226,14 @@ class Questionnaire(_p.Resource, tag="Questionnaire", kw_only=True):
     experimental: _p.Boolean | _ms.UnsetType = _U
     experimental_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_experimental")
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
     item: _t.Annotated[list[QuestionnaireItem | None], _p.NonEmpty] | _ms.UnsetType = _U
     jurisdiction: _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     lastReviewDate: _p.Date | _ms.UnsetType = _U
     lastReviewDate_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_lastReviewDate")
@@ -10440,28 +13245,53 @@ class Questionnaire(_p.Resource, tag="Questionnaire", kw_only=True):
     publisher_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_publisher")
     purpose: _p.String | _ms.UnsetType = _U
     purpose_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_purpose")
-    status: _p.Code
+    status: _p.String
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
-    subjectType: _t.Annotated[list[_p.Code | None], _p.NonEmpty] | _ms.UnsetType = _U
+    subjectType: _t.Annotated[list[_p.String | None], _p.NonEmpty] | _ms.UnsetType = _U
     subjectType_ext: list[Element | None] | Element | _ms.UnsetType = _ms.field(default=_U, name="_subjectType")
     text: Narrative | _ms.UnsetType = _U
     title: _p.String | _ms.UnsetType = _U
     title_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_title")
-    url: _p.Uri | _ms.UnsetType = _U
+    url: _p.String | _ms.UnsetType = _U
     url_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_url")
     useContext: _t.Annotated[list[UsageContext | None], _p.NonEmpty] | _ms.UnsetType = _U
     version: _p.String | _ms.UnsetType = _U
     version_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_version")
 
+    def __post_init__(self) -> None:
+        if self.derivedFrom is not _U:
+            for v in self.derivedFrom:
+                if v is not None and (' ' in v or not v.isprintable()):
+                    raise _p.FormatError("Questionnaire.derivedFrom")
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("Questionnaire.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("Questionnaire.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("Questionnaire.language")
+        v = self.status
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("Questionnaire.status")
+        if self.subjectType is not _U:
+            for v in self.subjectType:
+                if v is not None and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+                    raise _p.FormatError("Questionnaire.subjectType")
+        v = self.url
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("Questionnaire.url")
+
 
 class QuestionnaireItem(_p.Complex, kw_only=True):
     answerOption: _t.Annotated[list[QuestionnaireItemAnswerOption | None], _p.NonEmpty] | _ms.UnsetType = _U
-    answerValueSet: _p.Uri | _ms.UnsetType = _U
+    answerValueSet: _p.String | _ms.UnsetType = _U
     answerValueSet_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_answerValueSet")
     code: _t.Annotated[list[Coding | None], _p.NonEmpty] | _ms.UnsetType = _U
-    definition: _p.Uri | _ms.UnsetType = _U
+    definition: _p.String | _ms.UnsetType = _U
     definition_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_definition")
-    enableBehavior: _p.Code | _ms.UnsetType = _U
+    enableBehavior: _p.String | _ms.UnsetType = _U
     enableBehavior_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_enableBehavior")
     enableWhen: _t.Annotated[list[QuestionnaireItemEnableWhen | None], _p.NonEmpty] | _ms.UnsetType = _U
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
@@ -10484,8 +13314,22 @@ class QuestionnaireItem(_p.Complex, kw_only=True):
     required_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_required")
     text: _p.String | _ms.UnsetType = _U
     text_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_text")
-    type: _p.Code
+    type: _p.String
     type_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_type")
+
+    def __post_init__(self) -> None:
+        v = self.answerValueSet
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("QuestionnaireItem.answerValueSet")
+        v = self.definition
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("QuestionnaireItem.definition")
+        v = self.enableBehavior
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("QuestionnaireItem.enableBehavior")
+        v = self.type
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("QuestionnaireItem.type")
 
 
 class QuestionnaireItemAnswerOption(_p.Complex, kw_only=True):
@@ -10533,12 +13377,15 @@ class QuestionnaireItemEnableWhen(_p.Complex, kw_only=True):
     id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    operator: _p.Code
+    operator: _p.String
     operator_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_operator")
     question: _p.String
     question_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_question")
 
     def __post_init__(self) -> None:
+        v = self.operator
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("QuestionnaireItemEnableWhen.operator")
         if (self.answerBoolean is not _U or self.answerBoolean_ext is not _U) + (self.answerCoding is not _U) + (self.answerDate is not _U or self.answerDate_ext is not _U) + (self.answerDateTime is not _U or self.answerDateTime_ext is not _U) + (self.answerDecimal is not _U or self.answerDecimal_ext is not _U) + (self.answerInteger is not _U or self.answerInteger_ext is not _U) + (self.answerQuantity is not _U) + (self.answerReference is not _U) + (self.answerString is not _U or self.answerString_ext is not _U) + (self.answerTime is not _U or self.answerTime_ext is not _U) != 1:
             raise _p.ChoiceError("QuestionnaireItemEnableWhen.answer[x]: exactly one")
 
@@ -10566,10 +13413,13 @@ class QuestionnaireItemInitial(_p.Complex, kw_only=True):
     valueString_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueString")
     valueTime: _p.Time | _ms.UnsetType = _U
     valueTime_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueTime")
-    valueUri: _p.Uri | _ms.UnsetType = _U
+    valueUri: _p.String | _ms.UnsetType = _U
     valueUri_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueUri")
 
     def __post_init__(self) -> None:
+        v = self.valueUri
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("QuestionnaireItemInitial.valueUri")
         if (self.valueAttachment is not _U) + (self.valueBoolean is not _U or self.valueBoolean_ext is not _U) + (self.valueCoding is not _U) + (self.valueDate is not _U or self.valueDate_ext is not _U) + (self.valueDateTime is not _U or self.valueDateTime_ext is not _U) + (self.valueDecimal is not _U or self.valueDecimal_ext is not _U) + (self.valueInteger is not _U or self.valueInteger_ext is not _U) + (self.valueQuantity is not _U) + (self.valueReference is not _U) + (self.valueString is not _U or self.valueString_ext is not _U) + (self.valueTime is not _U or self.valueTime_ext is not _U) + (self.valueUri is not _U or self.valueUri_ext is not _U) != 1:
             raise _p.ChoiceError("QuestionnaireItemInitial.value[x]: exactly one")
 
@@ -10582,29 +13432,46 @@ class QuestionnaireResponse(_p.Resource, tag="QuestionnaireResponse", kw_only=Tr
     contained: _t.Annotated[list[AnyResource | None], _p.NonEmpty] | _ms.UnsetType = _U
     encounter: Reference | _ms.UnsetType = _U
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: Identifier | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
     item: _t.Annotated[list[QuestionnaireResponseItem | None], _p.NonEmpty] | _ms.UnsetType = _U
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     meta: Meta | _ms.UnsetType = _U
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     partOf: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
-    questionnaire: _p.Uri | _ms.UnsetType = _U
+    questionnaire: _p.String | _ms.UnsetType = _U
     questionnaire_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_questionnaire")
     source: Reference | _ms.UnsetType = _U
-    status: _p.Code
+    status: _p.String
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
     subject: Reference | _ms.UnsetType = _U
     text: Narrative | _ms.UnsetType = _U
 
+    def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("QuestionnaireResponse.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("QuestionnaireResponse.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("QuestionnaireResponse.language")
+        v = self.questionnaire
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("QuestionnaireResponse.questionnaire")
+        v = self.status
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("QuestionnaireResponse.status")
+
 
 class QuestionnaireResponseItem(_p.Complex, kw_only=True):
     answer: _t.Annotated[list[QuestionnaireResponseItemAnswer | None], _p.NonEmpty] | _ms.UnsetType = _U
-    definition: _p.Uri | _ms.UnsetType = _U
+    definition: _p.String | _ms.UnsetType = _U
     definition_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_definition")
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     id: _p.String | _ms.UnsetType = _U
@@ -10615,6 +13482,11 @@ class QuestionnaireResponseItem(_p.Complex, kw_only=True):
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     text: _p.String | _ms.UnsetType = _U
     text_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_text")
+
+    def __post_init__(self) -> None:
+        v = self.definition
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("QuestionnaireResponseItem.definition")
 
 
 class QuestionnaireResponseItemAnswer(_p.Complex, kw_only=True):
@@ -10641,10 +13513,13 @@ class QuestionnaireResponseItemAnswer(_p.Complex, kw_only=True):
     valueString_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueString")
     valueTime: _p.Time | _ms.UnsetType = _U
     valueTime_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueTime")
-    valueUri: _p.Uri | _ms.UnsetType = _U
+    valueUri: _p.String | _ms.UnsetType = _U
     valueUri_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueUri")
 
     def __post_init__(self) -> None:
+        v = self.valueUri
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("QuestionnaireResponseItemAnswer.valueUri")
         if (self.valueAttachment is not _U) + (self.valueBoolean is not _U or self.valueBoolean_ext is not _U) + (self.valueCoding is not _U) + (self.valueDate is not _U or self.valueDate_ext is not _U) + (self.valueDateTime is not _U or self.valueDateTime_ext is not _U) + (self.valueDecimal is not _U or self.valueDecimal_ext is not _U) + (self.valueInteger is not _U or self.valueInteger_ext is not _U) + (self.valueQuantity is not _U) + (self.valueReference is not _U) + (self.valueString is not _U or self.valueString_ext is not _U) + (self.valueTime is not _U or self.valueTime_ext is not _U) + (self.valueUri is not _U or self.valueUri_ext is not _U) > 1:
             raise _p.ChoiceError("QuestionnaireResponseItemAnswer.value[x]: at most one")
 
@@ -10674,8 +13549,13 @@ class Reference(_p.Complex, kw_only=True):
     identifier: Identifier | _ms.UnsetType = _U
     reference: _p.String | _ms.UnsetType = _U
     reference_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_reference")
-    type: _p.Uri | _ms.UnsetType = _U
+    type: _p.String | _ms.UnsetType = _U
     type_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_type")
+
+    def __post_init__(self) -> None:
+        v = self.type
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("Reference.type")
 
 
 class RelatedArtifact(_p.Complex, kw_only=True):
@@ -10689,12 +13569,23 @@ class RelatedArtifact(_p.Complex, kw_only=True):
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     label: _p.String | _ms.UnsetType = _U
     label_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_label")
-    resource: _p.Uri | _ms.UnsetType = _U
+    resource: _p.String | _ms.UnsetType = _U
     resource_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_resource")
-    type: _p.Code
+    type: _p.String
     type_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_type")
-    url: _p.Uri | _ms.UnsetType = _U
+    url: _p.String | _ms.UnsetType = _U
     url_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_url")
+
+    def __post_init__(self) -> None:
+        v = self.resource
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("RelatedArtifact.resource")
+        v = self.type
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("RelatedArtifact.type")
+        v = self.url
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("RelatedArtifact.url")
 
 
 class RelatedPerson(_p.Resource, tag="RelatedPerson", kw_only=True):
@@ -10706,14 +13597,14 @@ class RelatedPerson(_p.Resource, tag="RelatedPerson", kw_only=True):
     communication: _t.Annotated[list[RelatedPersonCommunication | None], _p.NonEmpty] | _ms.UnsetType = _U
     contained: _t.Annotated[list[AnyResource | None], _p.NonEmpty] | _ms.UnsetType = _U
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    gender: _p.Code | _ms.UnsetType = _U
+    gender: _p.String | _ms.UnsetType = _U
     gender_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_gender")
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     meta: Meta | _ms.UnsetType = _U
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
@@ -10724,6 +13615,20 @@ class RelatedPerson(_p.Resource, tag="RelatedPerson", kw_only=True):
     relationship: _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
     telecom: _t.Annotated[list[ContactPoint | None], _p.NonEmpty] | _ms.UnsetType = _U
     text: Narrative | _ms.UnsetType = _U
+
+    def __post_init__(self) -> None:
+        v = self.gender
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("RelatedPerson.gender")
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("RelatedPerson.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("RelatedPerson.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("RelatedPerson.language")
 
 
 class RelatedPersonCommunication(_p.Complex, kw_only=True):
@@ -10747,36 +13652,64 @@ class RequestGroup(_p.Resource, tag="RequestGroup", kw_only=True):
     encounter: Reference | _ms.UnsetType = _U
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     groupIdentifier: Identifier | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
-    instantiatesCanonical: _t.Annotated[list[_p.Uri | None], _p.NonEmpty] | _ms.UnsetType = _U
+    instantiatesCanonical: _t.Annotated[list[_p.String | None], _p.NonEmpty] | _ms.UnsetType = _U
     instantiatesCanonical_ext: list[Element | None] | Element | _ms.UnsetType = _ms.field(default=_U, name="_instantiatesCanonical")
-    instantiatesUri: _t.Annotated[list[_p.Uri | None], _p.NonEmpty] | _ms.UnsetType = _U
+    instantiatesUri: _t.Annotated[list[_p.String | None], _p.NonEmpty] | _ms.UnsetType = _U
     instantiatesUri_ext: list[Element | None] | Element | _ms.UnsetType = _ms.field(default=_U, name="_instantiatesUri")
-    intent: _p.Code
+    intent: _p.String
     intent_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_intent")
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     meta: Meta | _ms.UnsetType = _U
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     note: _t.Annotated[list[Annotation | None], _p.NonEmpty] | _ms.UnsetType = _U
-    priority: _p.Code | _ms.UnsetType = _U
+    priority: _p.String | _ms.UnsetType = _U
     priority_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_priority")
     reasonCode: _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
     reasonReference: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
     replaces: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
-    status: _p.Code
+    status: _p.String
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
     subject: Reference | _ms.UnsetType = _U
     text: Narrative | _ms.UnsetType = _U
 
+    def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("RequestGroup.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("RequestGroup.implicitRules")
+        if self.instantiatesCanonical is not _U:
+            for v in self.instantiatesCanonical:
+                if v is not None and (' ' in v or not v.isprintable()):
+                    raise _p.FormatError("RequestGroup.instantiatesCanonical")
+        if self.instantiatesUri is not _U:
+            for v in self.instantiatesUri:
+                if v is not None and (' ' in v or not v.isprintable()):
+                    raise _p.FormatError("RequestGroup.instantiatesUri")
+        v = self.intent
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("RequestGroup.intent")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("RequestGroup.language")
+        v = self.priority
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("RequestGroup.priority")
+        v = self.status
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("RequestGroup.status")
+
 
 class RequestGroupAction(_p.Complex, kw_only=True):
     action: _t.Annotated[list[RequestGroupAction | None], _p.NonEmpty] | _ms.UnsetType = _U
-    cardinalityBehavior: _p.Code | _ms.UnsetType = _U
+    cardinalityBehavior: _p.String | _ms.UnsetType = _U
     cardinalityBehavior_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_cardinalityBehavior")
     code: _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
     condition: _t.Annotated[list[RequestGroupActionCondition | None], _p.NonEmpty] | _ms.UnsetType = _U
@@ -10784,23 +13717,23 @@ class RequestGroupAction(_p.Complex, kw_only=True):
     description_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_description")
     documentation: _t.Annotated[list[RelatedArtifact | None], _p.NonEmpty] | _ms.UnsetType = _U
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    groupingBehavior: _p.Code | _ms.UnsetType = _U
+    groupingBehavior: _p.String | _ms.UnsetType = _U
     groupingBehavior_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_groupingBehavior")
     id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     participant: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
-    precheckBehavior: _p.Code | _ms.UnsetType = _U
+    precheckBehavior: _p.String | _ms.UnsetType = _U
     precheckBehavior_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_precheckBehavior")
     prefix: _p.String | _ms.UnsetType = _U
     prefix_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_prefix")
-    priority: _p.Code | _ms.UnsetType = _U
+    priority: _p.String | _ms.UnsetType = _U
     priority_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_priority")
     relatedAction: _t.Annotated[list[RequestGroupActionRelatedAction | None], _p.NonEmpty] | _ms.UnsetType = _U
-    requiredBehavior: _p.Code | _ms.UnsetType = _U
+    requiredBehavior: _p.String | _ms.UnsetType = _U
     requiredBehavior_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_requiredBehavior")
     resource: Reference | _ms.UnsetType = _U
-    selectionBehavior: _p.Code | _ms.UnsetType = _U
+    selectionBehavior: _p.String | _ms.UnsetType = _U
     selectionBehavior_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_selectionBehavior")
     textEquivalent: _p.String | _ms.UnsetType = _U
     textEquivalent_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_textEquivalent")
@@ -10816,6 +13749,24 @@ class RequestGroupAction(_p.Complex, kw_only=True):
     type: CodeableConcept | _ms.UnsetType = _U
 
     def __post_init__(self) -> None:
+        v = self.cardinalityBehavior
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("RequestGroupAction.cardinalityBehavior")
+        v = self.groupingBehavior
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("RequestGroupAction.groupingBehavior")
+        v = self.precheckBehavior
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("RequestGroupAction.precheckBehavior")
+        v = self.priority
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("RequestGroupAction.priority")
+        v = self.requiredBehavior
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("RequestGroupAction.requiredBehavior")
+        v = self.selectionBehavior
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("RequestGroupAction.selectionBehavior")
         if (self.timingAge is not _U) + (self.timingDateTime is not _U or self.timingDateTime_ext is not _U) + (self.timingDuration is not _U) + (self.timingPeriod is not _U) + (self.timingRange is not _U) + (self.timingTiming is not _U) > 1:
             raise _p.ChoiceError("RequestGroupAction.timing[x]: at most one")
 
@@ -10825,13 +13776,18 @@ class RequestGroupActionCondition(_p.Complex, kw_only=True):
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
-    kind: _p.Code
+    kind: _p.String
     kind_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_kind")
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
 
+    def __post_init__(self) -> None:
+        v = self.kind
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("RequestGroupActionCondition.kind")
+
 
 class RequestGroupActionRelatedAction(_p.Complex, kw_only=True):
-    actionId: _p.Id
+    actionId: _p.String
     actionId_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_actionId")
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     id: _p.String | _ms.UnsetType = _U
@@ -10839,10 +13795,13 @@ class RequestGroupActionRelatedAction(_p.Complex, kw_only=True):
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     offsetDuration: Duration | _ms.UnsetType = _U
     offsetRange: Range | _ms.UnsetType = _U
-    relationship: _p.Code
+    relationship: _p.String
     relationship_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_relationship")
 
     def __post_init__(self) -> None:
+        v = self.relationship
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("RequestGroupActionRelatedAction.relationship")
         if (self.offsetDuration is not _U) + (self.offsetRange is not _U) > 1:
             raise _p.ChoiceError("RequestGroupActionRelatedAction.offset[x]: at most one")
 
@@ -10869,17 +13828,17 @@ class ResearchDefinition(_p.Resource, tag="ResearchDefinition", kw_only=True):
     exposure: Reference | _ms.UnsetType = _U
     exposureAlternative: Reference | _ms.UnsetType = _U
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
     jurisdiction: _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     lastReviewDate: _p.Date | _ms.UnsetType = _U
     lastReviewDate_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_lastReviewDate")
-    library: _t.Annotated[list[_p.Uri | None], _p.NonEmpty] | _ms.UnsetType = _U
+    library: _t.Annotated[list[_p.String | None], _p.NonEmpty] | _ms.UnsetType = _U
     library_ext: list[Element | None] | Element | _ms.UnsetType = _ms.field(default=_U, name="_library")
     meta: Meta | _ms.UnsetType = _U
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
@@ -10895,7 +13854,7 @@ class ResearchDefinition(_p.Resource, tag="ResearchDefinition", kw_only=True):
     reviewer: _t.Annotated[list[ContactDetail | None], _p.NonEmpty] | _ms.UnsetType = _U
     shortTitle: _p.String | _ms.UnsetType = _U
     shortTitle_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_shortTitle")
-    status: _p.Code
+    status: _p.String
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
     subjectCodeableConcept: CodeableConcept | _ms.UnsetType = _U
     subjectReference: Reference | _ms.UnsetType = _U
@@ -10905,7 +13864,7 @@ class ResearchDefinition(_p.Resource, tag="ResearchDefinition", kw_only=True):
     title: _p.String | _ms.UnsetType = _U
     title_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_title")
     topic: _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
-    url: _p.Uri | _ms.UnsetType = _U
+    url: _p.String | _ms.UnsetType = _U
     url_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_url")
     usage: _p.String | _ms.UnsetType = _U
     usage_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_usage")
@@ -10914,6 +13873,25 @@ class ResearchDefinition(_p.Resource, tag="ResearchDefinition", kw_only=True):
     version_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_version")
 
     def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("ResearchDefinition.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("ResearchDefinition.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("ResearchDefinition.language")
+        if self.library is not _U:
+            for v in self.library:
+                if v is not None and (' ' in v or not v.isprintable()):
+                    raise _p.FormatError("ResearchDefinition.library")
+        v = self.status
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("ResearchDefinition.status")
+        v = self.url
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("ResearchDefinition.url")
         if (self.subjectCodeableConcept is not _U) + (self.subjectReference is not _U) > 1:
             raise _p.ChoiceError("ResearchDefinition.subject[x]: at most one")
 
@@ -10939,17 +13917,17 @@ class ResearchElementDefinition(_p.Resource, tag="ResearchElementDefinition", kw
     experimental: _p.Boolean | _ms.UnsetType = _U
     experimental_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_experimental")
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
     jurisdiction: _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     lastReviewDate: _p.Date | _ms.UnsetType = _U
     lastReviewDate_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_lastReviewDate")
-    library: _t.Annotated[list[_p.Uri | None], _p.NonEmpty] | _ms.UnsetType = _U
+    library: _t.Annotated[list[_p.String | None], _p.NonEmpty] | _ms.UnsetType = _U
     library_ext: list[Element | None] | Element | _ms.UnsetType = _ms.field(default=_U, name="_library")
     meta: Meta | _ms.UnsetType = _U
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
@@ -10963,7 +13941,7 @@ class ResearchElementDefinition(_p.Resource, tag="ResearchElementDefinition", kw
     reviewer: _t.Annotated[list[ContactDetail | None], _p.NonEmpty] | _ms.UnsetType = _U
     shortTitle: _p.String | _ms.UnsetType = _U
     shortTitle_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_shortTitle")
-    status: _p.Code
+    status: _p.String
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
     subjectCodeableConcept: CodeableConcept | _ms.UnsetType = _U
     subjectReference: Reference | _ms.UnsetType = _U
@@ -10973,25 +13951,50 @@ class ResearchElementDefinition(_p.Resource, tag="ResearchElementDefinition", kw
     title: _p.String | _ms.UnsetType = _U
     title_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_title")
     topic: _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
-    type: _p.Code
+    type: _p.String
     type_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_type")
-    url: _p.Uri | _ms.UnsetType = _U
+    url: _p.String | _ms.UnsetType = _U
     url_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_url")
     usage: _p.String | _ms.UnsetType = _U
     usage_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_usage")
     useContext: _t.Annotated[list[UsageContext | None], _p.NonEmpty] | _ms.UnsetType = _U
-    variableType: _p.Code | _ms.UnsetType = _U
+    variableType: _p.String | _ms.UnsetType = _U
     variableType_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_variableType")
     version: _p.String | _ms.UnsetType = _U
     version_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_version")
 
     def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("ResearchElementDefinition.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("ResearchElementDefinition.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("ResearchElementDefinition.language")
+        if self.library is not _U:
+            for v in self.library:
+                if v is not None and (' ' in v or not v.isprintable()):
+                    raise _p.FormatError("ResearchElementDefinition.library")
+        v = self.status
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("ResearchElementDefinition.status")
+        v = self.type
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("ResearchElementDefinition.type")
+        v = self.url
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("ResearchElementDefinition.url")
+        v = self.variableType
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("ResearchElementDefinition.variableType")
         if (self.subjectCodeableConcept is not _U) + (self.subjectReference is not _U) > 1:
             raise _p.ChoiceError("ResearchElementDefinition.subject[x]: at most one")
 
 
 class ResearchElementDefinitionCharacteristic(_p.Complex, kw_only=True):
-    definitionCanonical: _p.Uri | _ms.UnsetType = _U
+    definitionCanonical: _p.String | _ms.UnsetType = _U
     definitionCanonical_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_definitionCanonical")
     definitionCodeableConcept: CodeableConcept | _ms.UnsetType = _U
     definitionDataRequirement: DataRequirement | _ms.UnsetType = _U
@@ -11007,7 +14010,7 @@ class ResearchElementDefinitionCharacteristic(_p.Complex, kw_only=True):
     participantEffectiveDescription: _p.String | _ms.UnsetType = _U
     participantEffectiveDescription_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_participantEffectiveDescription")
     participantEffectiveDuration: Duration | _ms.UnsetType = _U
-    participantEffectiveGroupMeasure: _p.Code | _ms.UnsetType = _U
+    participantEffectiveGroupMeasure: _p.String | _ms.UnsetType = _U
     participantEffectiveGroupMeasure_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_participantEffectiveGroupMeasure")
     participantEffectivePeriod: Period | _ms.UnsetType = _U
     participantEffectiveTimeFromStart: Duration | _ms.UnsetType = _U
@@ -11017,7 +14020,7 @@ class ResearchElementDefinitionCharacteristic(_p.Complex, kw_only=True):
     studyEffectiveDescription: _p.String | _ms.UnsetType = _U
     studyEffectiveDescription_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_studyEffectiveDescription")
     studyEffectiveDuration: Duration | _ms.UnsetType = _U
-    studyEffectiveGroupMeasure: _p.Code | _ms.UnsetType = _U
+    studyEffectiveGroupMeasure: _p.String | _ms.UnsetType = _U
     studyEffectiveGroupMeasure_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_studyEffectiveGroupMeasure")
     studyEffectivePeriod: Period | _ms.UnsetType = _U
     studyEffectiveTimeFromStart: Duration | _ms.UnsetType = _U
@@ -11026,6 +14029,15 @@ class ResearchElementDefinitionCharacteristic(_p.Complex, kw_only=True):
     usageContext: _t.Annotated[list[UsageContext | None], _p.NonEmpty] | _ms.UnsetType = _U
 
     def __post_init__(self) -> None:
+        v = self.definitionCanonical
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("ResearchElementDefinitionCharacteristic.definitionCanonical")
+        v = self.participantEffectiveGroupMeasure
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("ResearchElementDefinitionCharacteristic.participantEffectiveGroupMeasure")
+        v = self.studyEffectiveGroupMeasure
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("ResearchElementDefinitionCharacteristic.studyEffectiveGroupMeasure")
         if (self.definitionCanonical is not _U or self.definitionCanonical_ext is not _U) + (self.definitionCodeableConcept is not _U) + (self.definitionDataRequirement is not _U) + (self.definitionExpression is not _U) != 1:
             raise _p.ChoiceError("ResearchElementDefinitionCharacteristic.definition[x]: exactly one")
         if (self.participantEffectiveDateTime is not _U or self.participantEffectiveDateTime_ext is not _U) + (self.participantEffectiveDuration is not _U) + (self.participantEffectivePeriod is not _U) + (self.participantEffectiveTiming is not _U) > 1:
@@ -11045,13 +14057,13 @@ class ResearchStudy(_p.Resource, tag="ResearchStudy", kw_only=True):
     enrollment: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     focus: _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
     keyword: _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     location: _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
     meta: Meta | _ms.UnsetType = _U
@@ -11068,11 +14080,25 @@ class ResearchStudy(_p.Resource, tag="ResearchStudy", kw_only=True):
     relatedArtifact: _t.Annotated[list[RelatedArtifact | None], _p.NonEmpty] | _ms.UnsetType = _U
     site: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
     sponsor: Reference | _ms.UnsetType = _U
-    status: _p.Code
+    status: _p.String
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
     text: Narrative | _ms.UnsetType = _U
     title: _p.String | _ms.UnsetType = _U
     title_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_title")
+
+    def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("ResearchStudy.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("ResearchStudy.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("ResearchStudy.language")
+        v = self.status
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("ResearchStudy.status")
 
 
 class ResearchStudyArm(_p.Complex, kw_only=True):
@@ -11105,31 +14131,53 @@ class ResearchSubject(_p.Resource, tag="ResearchSubject", kw_only=True):
     consent: Reference | _ms.UnsetType = _U
     contained: _t.Annotated[list[AnyResource | None], _p.NonEmpty] | _ms.UnsetType = _U
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
     individual: Reference
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     meta: Meta | _ms.UnsetType = _U
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     period: Period | _ms.UnsetType = _U
-    status: _p.Code
+    status: _p.String
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
     study: Reference
     text: Narrative | _ms.UnsetType = _U
+
+    def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("ResearchSubject.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("ResearchSubject.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("ResearchSubject.language")
+        v = self.status
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("ResearchSubject.status")
 
 
 class Resource(_p.Complex, kw_only=True):
     id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     meta: Meta | _ms.UnsetType = _U
+
+    def __post_init__(self) -> None:
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("Resource.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("Resource.language")
 
 
 class RiskAssessment(_p.Resource, tag="RiskAssessment", kw_only=True):
@@ -11140,12 +14188,12 @@ class RiskAssessment(_p.Resource, tag="RiskAssessment", kw_only=True):
     contained: _t.Annotated[list[AnyResource | None], _p.NonEmpty] | _ms.UnsetType = _U
     encounter: Reference | _ms.UnsetType = _U
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     meta: Meta | _ms.UnsetType = _U
     method: CodeableConcept | _ms.UnsetType = _U
@@ -11161,12 +14209,24 @@ class RiskAssessment(_p.Resource, tag="RiskAssessment", kw_only=True):
     prediction: _t.Annotated[list[RiskAssessmentPrediction | None], _p.NonEmpty] | _ms.UnsetType = _U
     reasonCode: _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
     reasonReference: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
-    status: _p.Code
+    status: _p.String
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
     subject: Reference
     text: Narrative | _ms.UnsetType = _U
 
     def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("RiskAssessment.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("RiskAssessment.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("RiskAssessment.language")
+        v = self.status
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("RiskAssessment.status")
         if (self.occurrenceDateTime is not _U or self.occurrenceDateTime_ext is not _U) + (self.occurrencePeriod is not _U) > 1:
             raise _p.ChoiceError("RiskAssessment.occurrence[x]: at most one")
 
@@ -11213,13 +14273,13 @@ class RiskEvidenceSynthesis(_p.Resource, tag="RiskEvidenceSynthesis", kw_only=Tr
     endorser: _t.Annotated[list[ContactDetail | None], _p.NonEmpty] | _ms.UnsetType = _U
     exposure: Reference | _ms.UnsetType = _U
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
     jurisdiction: _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     lastReviewDate: _p.Date | _ms.UnsetType = _U
     lastReviewDate_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_lastReviewDate")
@@ -11236,7 +14296,7 @@ class RiskEvidenceSynthesis(_p.Resource, tag="RiskEvidenceSynthesis", kw_only=Tr
     reviewer: _t.Annotated[list[ContactDetail | None], _p.NonEmpty] | _ms.UnsetType = _U
     riskEstimate: RiskEvidenceSynthesisRiskEstimate | _ms.UnsetType = _U
     sampleSize: RiskEvidenceSynthesisSampleSize | _ms.UnsetType = _U
-    status: _p.Code
+    status: _p.String
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
     studyType: CodeableConcept | _ms.UnsetType = _U
     synthesisType: CodeableConcept | _ms.UnsetType = _U
@@ -11244,11 +14304,28 @@ class RiskEvidenceSynthesis(_p.Resource, tag="RiskEvidenceSynthesis", kw_only=Tr
     title: _p.String | _ms.UnsetType = _U
     title_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_title")
     topic: _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
-    url: _p.Uri | _ms.UnsetType = _U
+    url: _p.String | _ms.UnsetType = _U
     url_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_url")
     useContext: _t.Annotated[list[UsageContext | None], _p.NonEmpty] | _ms.UnsetType = _U
     version: _p.String | _ms.UnsetType = _U
     version_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_version")
+
+    def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("RiskEvidenceSynthesis.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("RiskEvidenceSynthesis.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("RiskEvidenceSynthesis.language")
+        v = self.status
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("RiskEvidenceSynthesis.status")
+        v = self.url
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("RiskEvidenceSynthesis.url")
 
 
 class RiskEvidenceSynthesisCertainty(_p.Complex, kw_only=True):
@@ -11343,12 +14420,12 @@ class Schedule(_p.Resource, tag="Schedule", kw_only=True):
     comment_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_comment")
     contained: _t.Annotated[list[AnyResource | None], _p.NonEmpty] | _ms.UnsetType = _U
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     meta: Meta | _ms.UnsetType = _U
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
@@ -11358,22 +14435,33 @@ class Schedule(_p.Resource, tag="Schedule", kw_only=True):
     specialty: _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
     text: Narrative | _ms.UnsetType = _U
 
+    def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("Schedule.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("Schedule.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("Schedule.language")
+
 
 class SearchParameter(_p.Resource, tag="SearchParameter", kw_only=True):
-    base: _t.Annotated[list[_p.Code | None], _p.NonEmpty]
+    base: _t.Annotated[list[_p.String | None], _p.NonEmpty]
     base_ext: list[Element | None] | Element | _ms.UnsetType = _ms.field(default=_U, name="_base")
     chain: _t.Annotated[list[_p.String | None], _p.NonEmpty] | _ms.UnsetType = _U
     chain_ext: list[Element | None] | Element | _ms.UnsetType = _ms.field(default=_U, name="_chain")
-    code: _p.Code
+    code: _p.String
     code_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_code")
-    comparator: _t.Annotated[list[_p.Code | None], _p.NonEmpty] | _ms.UnsetType = _U
+    comparator: _t.Annotated[list[_p.String | None], _p.NonEmpty] | _ms.UnsetType = _U
     comparator_ext: list[Element | None] | Element | _ms.UnsetType = _ms.field(default=_U, name="_comparator")
     component: _t.Annotated[list[SearchParameterComponent | None], _p.NonEmpty] | _ms.UnsetType = _U
     contact: _t.Annotated[list[ContactDetail | None], _p.NonEmpty] | _ms.UnsetType = _U
     contained: _t.Annotated[list[AnyResource | None], _p.NonEmpty] | _ms.UnsetType = _U
     date: _p.DateTime | _ms.UnsetType = _U
     date_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_date")
-    derivedFrom: _p.Uri | _ms.UnsetType = _U
+    derivedFrom: _p.String | _ms.UnsetType = _U
     derivedFrom_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_derivedFrom")
     description: _p.String
     description_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_description")
@@ -11382,15 +14470,15 @@ class SearchParameter(_p.Resource, tag="SearchParameter", kw_only=True):
     expression: _p.String | _ms.UnsetType = _U
     expression_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_expression")
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
     jurisdiction: _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     meta: Meta | _ms.UnsetType = _U
-    modifier: _t.Annotated[list[_p.Code | None], _p.NonEmpty] | _ms.UnsetType = _U
+    modifier: _t.Annotated[list[_p.String | None], _p.NonEmpty] | _ms.UnsetType = _U
     modifier_ext: list[Element | None] | Element | _ms.UnsetType = _ms.field(default=_U, name="_modifier")
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     multipleAnd: _p.Boolean | _ms.UnsetType = _U
@@ -11403,26 +14491,71 @@ class SearchParameter(_p.Resource, tag="SearchParameter", kw_only=True):
     publisher_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_publisher")
     purpose: _p.String | _ms.UnsetType = _U
     purpose_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_purpose")
-    status: _p.Code
+    status: _p.String
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
-    target: _t.Annotated[list[_p.Code | None], _p.NonEmpty] | _ms.UnsetType = _U
+    target: _t.Annotated[list[_p.String | None], _p.NonEmpty] | _ms.UnsetType = _U
     target_ext: list[Element | None] | Element | _ms.UnsetType = _ms.field(default=_U, name="_target")
     text: Narrative | _ms.UnsetType = _U
-    type: _p.Code
+    type: _p.String
     type_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_type")
-    url: _p.Uri
+    url: _p.String
     url_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_url")
     useContext: _t.Annotated[list[UsageContext | None], _p.NonEmpty] | _ms.UnsetType = _U
     version: _p.String | _ms.UnsetType = _U
     version_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_version")
     xpath: _p.String | _ms.UnsetType = _U
     xpath_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_xpath")
-    xpathUsage: _p.Code | _ms.UnsetType = _U
+    xpathUsage: _p.String | _ms.UnsetType = _U
     xpathUsage_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_xpathUsage")
+
+    def __post_init__(self) -> None:
+        if self.base is not _U:
+            for v in self.base:
+                if v is not None and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+                    raise _p.FormatError("SearchParameter.base")
+        v = self.code
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("SearchParameter.code")
+        if self.comparator is not _U:
+            for v in self.comparator:
+                if v is not None and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+                    raise _p.FormatError("SearchParameter.comparator")
+        v = self.derivedFrom
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("SearchParameter.derivedFrom")
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("SearchParameter.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("SearchParameter.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("SearchParameter.language")
+        if self.modifier is not _U:
+            for v in self.modifier:
+                if v is not None and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+                    raise _p.FormatError("SearchParameter.modifier")
+        v = self.status
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("SearchParameter.status")
+        if self.target is not _U:
+            for v in self.target:
+                if v is not None and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+                    raise _p.FormatError("SearchParameter.target")
+        v = self.type
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("SearchParameter.type")
+        v = self.url
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("SearchParameter.url")
+        v = self.xpathUsage
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("SearchParameter.xpathUsage")
 
 
 class SearchParameterComponent(_p.Complex, kw_only=True):
-    definition: _p.Uri
+    definition: _p.String
     definition_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_definition")
     expression: _p.String
     expression_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_expression")
@@ -11430,6 +14563,11 @@ class SearchParameterComponent(_p.Complex, kw_only=True):
     id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
+
+    def __post_init__(self) -> None:
+        v = self.definition
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("SearchParameterComponent.definition")
 
 
 class ServiceRequest(_p.Resource, tag="ServiceRequest", kw_only=True):
@@ -11447,19 +14585,19 @@ class ServiceRequest(_p.Resource, tag="ServiceRequest", kw_only=True):
     doNotPerform_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_doNotPerform")
     encounter: Reference | _ms.UnsetType = _U
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
-    instantiatesCanonical: _t.Annotated[list[_p.Uri | None], _p.NonEmpty] | _ms.UnsetType = _U
+    instantiatesCanonical: _t.Annotated[list[_p.String | None], _p.NonEmpty] | _ms.UnsetType = _U
     instantiatesCanonical_ext: list[Element | None] | Element | _ms.UnsetType = _ms.field(default=_U, name="_instantiatesCanonical")
-    instantiatesUri: _t.Annotated[list[_p.Uri | None], _p.NonEmpty] | _ms.UnsetType = _U
+    instantiatesUri: _t.Annotated[list[_p.String | None], _p.NonEmpty] | _ms.UnsetType = _U
     instantiatesUri_ext: list[Element | None] | Element | _ms.UnsetType = _ms.field(default=_U, name="_instantiatesUri")
     insurance: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
-    intent: _p.Code
+    intent: _p.String
     intent_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_intent")
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     locationCode: _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
     locationReference: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
@@ -11475,7 +14613,7 @@ class ServiceRequest(_p.Resource, tag="ServiceRequest", kw_only=True):
     patientInstruction_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_patientInstruction")
     performer: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
     performerType: CodeableConcept | _ms.UnsetType = _U
-    priority: _p.Code | _ms.UnsetType = _U
+    priority: _p.String | _ms.UnsetType = _U
     priority_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_priority")
     quantityQuantity: Quantity | _ms.UnsetType = _U
     quantityRange: Range | _ms.UnsetType = _U
@@ -11487,13 +14625,39 @@ class ServiceRequest(_p.Resource, tag="ServiceRequest", kw_only=True):
     requester: Reference | _ms.UnsetType = _U
     requisition: Identifier | _ms.UnsetType = _U
     specimen: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
-    status: _p.Code
+    status: _p.String
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
     subject: Reference
     supportingInfo: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
     text: Narrative | _ms.UnsetType = _U
 
     def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("ServiceRequest.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("ServiceRequest.implicitRules")
+        if self.instantiatesCanonical is not _U:
+            for v in self.instantiatesCanonical:
+                if v is not None and (' ' in v or not v.isprintable()):
+                    raise _p.FormatError("ServiceRequest.instantiatesCanonical")
+        if self.instantiatesUri is not _U:
+            for v in self.instantiatesUri:
+                if v is not None and (' ' in v or not v.isprintable()):
+                    raise _p.FormatError("ServiceRequest.instantiatesUri")
+        v = self.intent
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("ServiceRequest.intent")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("ServiceRequest.language")
+        v = self.priority
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("ServiceRequest.priority")
+        v = self.status
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("ServiceRequest.status")
         if (self.asNeededBoolean is not _U or self.asNeededBoolean_ext is not _U) + (self.asNeededCodeableConcept is not _U) > 1:
             raise _p.ChoiceError("ServiceRequest.asNeeded[x]: at most one")
         if (self.occurrenceDateTime is not _U or self.occurrenceDateTime_ext is not _U) + (self.occurrencePeriod is not _U) + (self.occurrenceTiming is not _U) > 1:
@@ -11509,14 +14673,22 @@ class Signature(_p.Complex, kw_only=True):
     id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     onBehalfOf: Reference | _ms.UnsetType = _U
-    sigFormat: _p.Code | _ms.UnsetType = _U
+    sigFormat: _p.String | _ms.UnsetType = _U
     sigFormat_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_sigFormat")
-    targetFormat: _p.Code | _ms.UnsetType = _U
+    targetFormat: _p.String | _ms.UnsetType = _U
     targetFormat_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_targetFormat")
     type: _t.Annotated[list[Coding | None], _p.NonEmpty]
     when: _p.Instant
     when_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_when")
     who: Reference
+
+    def __post_init__(self) -> None:
+        v = self.sigFormat
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("Signature.sigFormat")
+        v = self.targetFormat
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("Signature.targetFormat")
 
 
 class Slot(_p.Resource, tag="Slot", kw_only=True):
@@ -11527,12 +14699,12 @@ class Slot(_p.Resource, tag="Slot", kw_only=True):
     end: _p.Instant
     end_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_end")
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     meta: Meta | _ms.UnsetType = _U
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
@@ -11544,9 +14716,23 @@ class Slot(_p.Resource, tag="Slot", kw_only=True):
     specialty: _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
     start: _p.Instant
     start_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_start")
-    status: _p.Code
+    status: _p.String
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
     text: Narrative | _ms.UnsetType = _U
+
+    def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("Slot.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("Slot.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("Slot.language")
+        v = self.status
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("Slot.status")
 
 
 class Specimen(_p.Resource, tag="Specimen", kw_only=True):
@@ -11556,12 +14742,12 @@ class Specimen(_p.Resource, tag="Specimen", kw_only=True):
     contained: _t.Annotated[list[AnyResource | None], _p.NonEmpty] | _ms.UnsetType = _U
     container: _t.Annotated[list[SpecimenContainer | None], _p.NonEmpty] | _ms.UnsetType = _U
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     meta: Meta | _ms.UnsetType = _U
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
@@ -11571,11 +14757,25 @@ class Specimen(_p.Resource, tag="Specimen", kw_only=True):
     receivedTime: _p.DateTime | _ms.UnsetType = _U
     receivedTime_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_receivedTime")
     request: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
-    status: _p.Code | _ms.UnsetType = _U
+    status: _p.String | _ms.UnsetType = _U
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
     subject: Reference | _ms.UnsetType = _U
     text: Narrative | _ms.UnsetType = _U
     type: CodeableConcept | _ms.UnsetType = _U
+
+    def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("Specimen.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("Specimen.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("Specimen.language")
+        v = self.status
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("Specimen.status")
 
 
 class SpecimenCollection(_p.Complex, kw_only=True):
@@ -11624,12 +14824,12 @@ class SpecimenDefinition(_p.Resource, tag="SpecimenDefinition", kw_only=True):
     collection: _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
     contained: _t.Annotated[list[AnyResource | None], _p.NonEmpty] | _ms.UnsetType = _U
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: Identifier | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     meta: Meta | _ms.UnsetType = _U
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
@@ -11639,6 +14839,17 @@ class SpecimenDefinition(_p.Resource, tag="SpecimenDefinition", kw_only=True):
     timeAspect_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_timeAspect")
     typeCollected: CodeableConcept | _ms.UnsetType = _U
     typeTested: _t.Annotated[list[SpecimenDefinitionTypeTested | None], _p.NonEmpty] | _ms.UnsetType = _U
+
+    def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("SpecimenDefinition.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("SpecimenDefinition.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("SpecimenDefinition.language")
 
 
 class SpecimenDefinitionTypeTested(_p.Complex, kw_only=True):
@@ -11650,13 +14861,18 @@ class SpecimenDefinitionTypeTested(_p.Complex, kw_only=True):
     isDerived: _p.Boolean | _ms.UnsetType = _U
     isDerived_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_isDerived")
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    preference: _p.Code
+    preference: _p.String
     preference_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_preference")
     rejectionCriterion: _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
     requirement: _p.String | _ms.UnsetType = _U
     requirement_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_requirement")
     retentionTime: Duration | _ms.UnsetType = _U
     type: CodeableConcept | _ms.UnsetType = _U
+
+    def __post_init__(self) -> None:
+        v = self.preference
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("SpecimenDefinitionTypeTested.preference")
 
 
 class SpecimenDefinitionTypeTestedContainer(_p.Complex, kw_only=True):
@@ -11728,7 +14944,7 @@ class SpecimenProcessing(_p.Complex, kw_only=True):
 class StructureDefinition(_p.Resource, tag="StructureDefinition", kw_only=True):
     abstract: _p.Boolean
     abstract_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_abstract")
-    baseDefinition: _p.Uri | _ms.UnsetType = _U
+    baseDefinition: _p.String | _ms.UnsetType = _U
     baseDefinition_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_baseDefinition")
     contact: _t.Annotated[list[ContactDetail | None], _p.NonEmpty] | _ms.UnsetType = _U
     contained: _t.Annotated[list[AnyResource | None], _p.NonEmpty] | _ms.UnsetType = _U
@@ -11739,7 +14955,7 @@ class StructureDefinition(_p.Resource, tag="StructureDefinition", kw_only=True):
     copyright_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_copyright")
     date: _p.DateTime | _ms.UnsetType = _U
     date_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_date")
-    derivation: _p.Code | _ms.UnsetType = _U
+    derivation: _p.String | _ms.UnsetType = _U
     derivation_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_derivation")
     description: _p.String | _ms.UnsetType = _U
     description_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_description")
@@ -11747,18 +14963,18 @@ class StructureDefinition(_p.Resource, tag="StructureDefinition", kw_only=True):
     experimental: _p.Boolean | _ms.UnsetType = _U
     experimental_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_experimental")
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    fhirVersion: _p.Code | _ms.UnsetType = _U
+    fhirVersion: _p.String | _ms.UnsetType = _U
     fhirVersion_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_fhirVersion")
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
     jurisdiction: _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
     keyword: _t.Annotated[list[Coding | None], _p.NonEmpty] | _ms.UnsetType = _U
-    kind: _p.Code
+    kind: _p.String
     kind_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_kind")
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     mapping: _t.Annotated[list[StructureDefinitionMapping | None], _p.NonEmpty] | _ms.UnsetType = _U
     meta: Meta | _ms.UnsetType = _U
@@ -11770,18 +14986,50 @@ class StructureDefinition(_p.Resource, tag="StructureDefinition", kw_only=True):
     purpose: _p.String | _ms.UnsetType = _U
     purpose_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_purpose")
     snapshot: StructureDefinitionSnapshot | _ms.UnsetType = _U
-    status: _p.Code
+    status: _p.String
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
     text: Narrative | _ms.UnsetType = _U
     title: _p.String | _ms.UnsetType = _U
     title_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_title")
-    type: _p.Uri
+    type: _p.String
     type_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_type")
-    url: _p.Uri
+    url: _p.String
     url_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_url")
     useContext: _t.Annotated[list[UsageContext | None], _p.NonEmpty] | _ms.UnsetType = _U
     version: _p.String | _ms.UnsetType = _U
     version_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_version")
+
+    def __post_init__(self) -> None:
+        v = self.baseDefinition
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("StructureDefinition.baseDefinition")
+        v = self.derivation
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("StructureDefinition.derivation")
+        v = self.fhirVersion
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("StructureDefinition.fhirVersion")
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("StructureDefinition.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("StructureDefinition.implicitRules")
+        v = self.kind
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("StructureDefinition.kind")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("StructureDefinition.language")
+        v = self.status
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("StructureDefinition.status")
+        v = self.type
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("StructureDefinition.type")
+        v = self.url
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("StructureDefinition.url")
 
 
 class StructureDefinitionContext(_p.Complex, kw_only=True):
@@ -11791,8 +15039,13 @@ class StructureDefinitionContext(_p.Complex, kw_only=True):
     id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    type: _p.Code
+    type: _p.String
     type_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_type")
+
+    def __post_init__(self) -> None:
+        v = self.type
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("StructureDefinitionContext.type")
 
 
 class StructureDefinitionDifferential(_p.Complex, kw_only=True):
@@ -11809,13 +15062,18 @@ class StructureDefinitionMapping(_p.Complex, kw_only=True):
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
-    identity: _p.Id
+    identity: _p.String
     identity_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_identity")
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     name: _p.String | _ms.UnsetType = _U
     name_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_name")
-    uri: _p.Uri | _ms.UnsetType = _U
+    uri: _p.String | _ms.UnsetType = _U
     uri_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_uri")
+
+    def __post_init__(self) -> None:
+        v = self.uri
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("StructureDefinitionMapping.uri")
 
 
 class StructureDefinitionSnapshot(_p.Complex, kw_only=True):
@@ -11839,15 +15097,15 @@ class StructureMap(_p.Resource, tag="StructureMap", kw_only=True):
     experimental_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_experimental")
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     group: _t.Annotated[list[StructureMapGroup | None], _p.NonEmpty]
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
-    import_: _t.Annotated[list[_p.Uri | None], _p.NonEmpty] | _ms.UnsetType = _ms.field(default=_U, name="import")
+    import_: _t.Annotated[list[_p.String | None], _p.NonEmpty] | _ms.UnsetType = _ms.field(default=_U, name="import")
     import_ext: list[Element | None] | Element | _ms.UnsetType = _ms.field(default=_U, name="_import")
     jurisdiction: _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     meta: Meta | _ms.UnsetType = _U
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
@@ -11857,34 +15115,60 @@ class StructureMap(_p.Resource, tag="StructureMap", kw_only=True):
     publisher_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_publisher")
     purpose: _p.String | _ms.UnsetType = _U
     purpose_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_purpose")
-    status: _p.Code
+    status: _p.String
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
     structure: _t.Annotated[list[StructureMapStructure | None], _p.NonEmpty] | _ms.UnsetType = _U
     text: Narrative | _ms.UnsetType = _U
     title: _p.String | _ms.UnsetType = _U
     title_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_title")
-    url: _p.Uri
+    url: _p.String
     url_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_url")
     useContext: _t.Annotated[list[UsageContext | None], _p.NonEmpty] | _ms.UnsetType = _U
     version: _p.String | _ms.UnsetType = _U
     version_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_version")
 
+    def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("StructureMap.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("StructureMap.implicitRules")
+        if self.import_ is not _U:
+            for v in self.import_:
+                if v is not None and (' ' in v or not v.isprintable()):
+                    raise _p.FormatError("StructureMap.import_")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("StructureMap.language")
+        v = self.status
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("StructureMap.status")
+        v = self.url
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("StructureMap.url")
+
 
 class StructureMapGroup(_p.Complex, kw_only=True):
     documentation: _p.String | _ms.UnsetType = _U
     documentation_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_documentation")
-    extends: _p.Id | _ms.UnsetType = _U
+    extends: _p.String | _ms.UnsetType = _U
     extends_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_extends")
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     input: _t.Annotated[list[StructureMapGroupInput | None], _p.NonEmpty]
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    name: _p.Id
+    name: _p.String
     name_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_name")
     rule: _t.Annotated[list[StructureMapGroupRule | None], _p.NonEmpty]
-    typeMode: _p.Code
+    typeMode: _p.String
     typeMode_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_typeMode")
+
+    def __post_init__(self) -> None:
+        v = self.typeMode
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("StructureMapGroup.typeMode")
 
 
 class StructureMapGroupInput(_p.Complex, kw_only=True):
@@ -11893,13 +15177,18 @@ class StructureMapGroupInput(_p.Complex, kw_only=True):
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
-    mode: _p.Code
+    mode: _p.String
     mode_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_mode")
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    name: _p.Id
+    name: _p.String
     name_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_name")
     type: _p.String | _ms.UnsetType = _U
     type_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_type")
+
+    def __post_init__(self) -> None:
+        v = self.mode
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("StructureMapGroupInput.mode")
 
 
 class StructureMapGroupRule(_p.Complex, kw_only=True):
@@ -11910,7 +15199,7 @@ class StructureMapGroupRule(_p.Complex, kw_only=True):
     id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    name: _p.Id
+    name: _p.String
     name_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_name")
     rule: _t.Annotated[list[StructureMapGroupRule | None], _p.NonEmpty] | _ms.UnsetType = _U
     source: _t.Annotated[list[StructureMapGroupRuleSource | None], _p.NonEmpty]
@@ -11922,7 +15211,7 @@ class StructureMapGroupRuleDependent(_p.Complex, kw_only=True):
     id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    name: _p.Id
+    name: _p.String
     name_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_name")
     variable: _t.Annotated[list[_p.String | None], _p.NonEmpty]
     variable_ext: list[Element | None] | Element | _ms.UnsetType = _ms.field(default=_U, name="_variable")
@@ -11933,7 +15222,7 @@ class StructureMapGroupRuleSource(_p.Complex, kw_only=True):
     check_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_check")
     condition: _p.String | _ms.UnsetType = _U
     condition_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_condition")
-    context: _p.Id
+    context: _p.String
     context_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_context")
     defaultValueAddress: Address | _ms.UnsetType = _U
     defaultValueAge: Age | _ms.UnsetType = _U
@@ -11943,9 +15232,9 @@ class StructureMapGroupRuleSource(_p.Complex, kw_only=True):
     defaultValueBase64Binary_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_defaultValueBase64Binary")
     defaultValueBoolean: _p.Boolean | _ms.UnsetType = _U
     defaultValueBoolean_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_defaultValueBoolean")
-    defaultValueCanonical: _p.Uri | _ms.UnsetType = _U
+    defaultValueCanonical: _p.String | _ms.UnsetType = _U
     defaultValueCanonical_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_defaultValueCanonical")
-    defaultValueCode: _p.Code | _ms.UnsetType = _U
+    defaultValueCode: _p.String | _ms.UnsetType = _U
     defaultValueCode_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_defaultValueCode")
     defaultValueCodeableConcept: CodeableConcept | _ms.UnsetType = _U
     defaultValueCoding: Coding | _ms.UnsetType = _U
@@ -11965,7 +15254,7 @@ class StructureMapGroupRuleSource(_p.Complex, kw_only=True):
     defaultValueDuration: Duration | _ms.UnsetType = _U
     defaultValueExpression: Expression | _ms.UnsetType = _U
     defaultValueHumanName: HumanName | _ms.UnsetType = _U
-    defaultValueId: _p.Id | _ms.UnsetType = _U
+    defaultValueId: _p.String | _ms.UnsetType = _U
     defaultValueId_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_defaultValueId")
     defaultValueIdentifier: Identifier | _ms.UnsetType = _U
     defaultValueInstant: _p.Instant | _ms.UnsetType = _U
@@ -11997,9 +15286,9 @@ class StructureMapGroupRuleSource(_p.Complex, kw_only=True):
     defaultValueTriggerDefinition: TriggerDefinition | _ms.UnsetType = _U
     defaultValueUnsignedInt: _p.UnsignedInt | _ms.UnsetType = _U
     defaultValueUnsignedInt_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_defaultValueUnsignedInt")
-    defaultValueUri: _p.Uri | _ms.UnsetType = _U
+    defaultValueUri: _p.String | _ms.UnsetType = _U
     defaultValueUri_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_defaultValueUri")
-    defaultValueUrl: _p.Uri | _ms.UnsetType = _U
+    defaultValueUrl: _p.String | _ms.UnsetType = _U
     defaultValueUrl_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_defaultValueUrl")
     defaultValueUsageContext: UsageContext | _ms.UnsetType = _U
     defaultValueUuid: _p.Uuid | _ms.UnsetType = _U
@@ -12009,7 +15298,7 @@ class StructureMapGroupRuleSource(_p.Complex, kw_only=True):
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
-    listMode: _p.Code | _ms.UnsetType = _U
+    listMode: _p.String | _ms.UnsetType = _U
     listMode_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_listMode")
     logMessage: _p.String | _ms.UnsetType = _U
     logMessage_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_logMessage")
@@ -12020,34 +15309,61 @@ class StructureMapGroupRuleSource(_p.Complex, kw_only=True):
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     type: _p.String | _ms.UnsetType = _U
     type_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_type")
-    variable: _p.Id | _ms.UnsetType = _U
+    variable: _p.String | _ms.UnsetType = _U
     variable_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_variable")
 
     def __post_init__(self) -> None:
+        v = self.defaultValueCanonical
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("StructureMapGroupRuleSource.defaultValueCanonical")
+        v = self.defaultValueCode
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("StructureMapGroupRuleSource.defaultValueCode")
+        v = self.defaultValueUri
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("StructureMapGroupRuleSource.defaultValueUri")
+        v = self.defaultValueUrl
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("StructureMapGroupRuleSource.defaultValueUrl")
+        v = self.listMode
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("StructureMapGroupRuleSource.listMode")
         if (self.defaultValueAddress is not _U) + (self.defaultValueAge is not _U) + (self.defaultValueAnnotation is not _U) + (self.defaultValueAttachment is not _U) + (self.defaultValueBase64Binary is not _U or self.defaultValueBase64Binary_ext is not _U) + (self.defaultValueBoolean is not _U or self.defaultValueBoolean_ext is not _U) + (self.defaultValueCanonical is not _U or self.defaultValueCanonical_ext is not _U) + (self.defaultValueCode is not _U or self.defaultValueCode_ext is not _U) + (self.defaultValueCodeableConcept is not _U) + (self.defaultValueCoding is not _U) + (self.defaultValueContactDetail is not _U) + (self.defaultValueContactPoint is not _U) + (self.defaultValueContributor is not _U) + (self.defaultValueCount is not _U) + (self.defaultValueDataRequirement is not _U) + (self.defaultValueDate is not _U or self.defaultValueDate_ext is not _U) + (self.defaultValueDateTime is not _U or self.defaultValueDateTime_ext is not _U) + (self.defaultValueDecimal is not _U or self.defaultValueDecimal_ext is not _U) + (self.defaultValueDistance is not _U) + (self.defaultValueDosage is not _U) + (self.defaultValueDuration is not _U) + (self.defaultValueExpression is not _U) + (self.defaultValueHumanName is not _U) + (self.defaultValueId is not _U or self.defaultValueId_ext is not _U) + (self.defaultValueIdentifier is not _U) + (self.defaultValueInstant is not _U or self.defaultValueInstant_ext is not _U) + (self.defaultValueInteger is not _U or self.defaultValueInteger_ext is not _U) + (self.defaultValueMarkdown is not _U or self.defaultValueMarkdown_ext is not _U) + (self.defaultValueMeta is not _U) + (self.defaultValueMoney is not _U) + (self.defaultValueOid is not _U or self.defaultValueOid_ext is not _U) + (self.defaultValueParameterDefinition is not _U) + (self.defaultValuePeriod is not _U) + (self.defaultValuePositiveInt is not _U or self.defaultValuePositiveInt_ext is not _U) + (self.defaultValueQuantity is not _U) + (self.defaultValueRange is not _U) + (self.defaultValueRatio is not _U) + (self.defaultValueReference is not _U) + (self.defaultValueRelatedArtifact is not _U) + (self.defaultValueSampledData is not _U) + (self.defaultValueSignature is not _U) + (self.defaultValueString is not _U or self.defaultValueString_ext is not _U) + (self.defaultValueTime is not _U or self.defaultValueTime_ext is not _U) + (self.defaultValueTiming is not _U) + (self.defaultValueTriggerDefinition is not _U) + (self.defaultValueUnsignedInt is not _U or self.defaultValueUnsignedInt_ext is not _U) + (self.defaultValueUri is not _U or self.defaultValueUri_ext is not _U) + (self.defaultValueUrl is not _U or self.defaultValueUrl_ext is not _U) + (self.defaultValueUsageContext is not _U) + (self.defaultValueUuid is not _U or self.defaultValueUuid_ext is not _U) > 1:
             raise _p.ChoiceError("StructureMapGroupRuleSource.defaultValue[x]: at most one")
 
 
 class StructureMapGroupRuleTarget(_p.Complex, kw_only=True):
-    context: _p.Id | _ms.UnsetType = _U
+    context: _p.String | _ms.UnsetType = _U
     context_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_context")
-    contextType: _p.Code | _ms.UnsetType = _U
+    contextType: _p.String | _ms.UnsetType = _U
     contextType_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_contextType")
     element: _p.String | _ms.UnsetType = _U
     element_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_element")
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
-    listMode: _t.Annotated[list[_p.Code | None], _p.NonEmpty] | _ms.UnsetType = _U
+    listMode: _t.Annotated[list[_p.String | None], _p.NonEmpty] | _ms.UnsetType = _U
     listMode_ext: list[Element | None] | Element | _ms.UnsetType = _ms.field(default=_U, name="_listMode")
-    listRuleId: _p.Id | _ms.UnsetType = _U
+    listRuleId: _p.String | _ms.UnsetType = _U
     listRuleId_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_listRuleId")
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     parameter: _t.Annotated[list[StructureMapGroupRuleTargetParameter | None], _p.NonEmpty] | _ms.UnsetType = _U
-    transform: _p.Code | _ms.UnsetType = _U
+    transform: _p.String | _ms.UnsetType = _U
     transform_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_transform")
-    variable: _p.Id | _ms.UnsetType = _U
+    variable: _p.String | _ms.UnsetType = _U
     variable_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_variable")
+
+    def __post_init__(self) -> None:
+        v = self.contextType
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("StructureMapGroupRuleTarget.contextType")
+        if self.listMode is not _U:
+            for v in self.listMode:
+                if v is not None and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+                    raise _p.FormatError("StructureMapGroupRuleTarget.listMode")
+        v = self.transform
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("StructureMapGroupRuleTarget.transform")
 
 
 class StructureMapGroupRuleTargetParameter(_p.Complex, kw_only=True):
@@ -12059,7 +15375,7 @@ class StructureMapGroupRuleTargetParameter(_p.Complex, kw_only=True):
     valueBoolean_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueBoolean")
     valueDecimal: _p.Decimal | _ms.UnsetType = _U
     valueDecimal_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueDecimal")
-    valueId: _p.Id | _ms.UnsetType = _U
+    valueId: _p.String | _ms.UnsetType = _U
     valueId_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueId")
     valueInteger: _p.Integer | _ms.UnsetType = _U
     valueInteger_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueInteger")
@@ -12079,11 +15395,19 @@ class StructureMapStructure(_p.Complex, kw_only=True):
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
-    mode: _p.Code
+    mode: _p.String
     mode_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_mode")
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    url: _p.Uri
+    url: _p.String
     url_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_url")
+
+    def __post_init__(self) -> None:
+        v = self.mode
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("StructureMapStructure.mode")
+        v = self.url
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("StructureMapStructure.url")
 
 
 class Subscription(_p.Resource, tag="Subscription", kw_only=True):
@@ -12097,23 +15421,37 @@ class Subscription(_p.Resource, tag="Subscription", kw_only=True):
     error: _p.String | _ms.UnsetType = _U
     error_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_error")
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     meta: Meta | _ms.UnsetType = _U
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     reason: _p.String
     reason_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_reason")
-    status: _p.Code
+    status: _p.String
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
     text: Narrative | _ms.UnsetType = _U
 
+    def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("Subscription.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("Subscription.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("Subscription.language")
+        v = self.status
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("Subscription.status")
+
 
 class SubscriptionChannel(_p.Complex, kw_only=True):
-    endpoint: _p.Uri | _ms.UnsetType = _U
+    endpoint: _p.String | _ms.UnsetType = _U
     endpoint_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_endpoint")
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     header: _t.Annotated[list[_p.String | None], _p.NonEmpty] | _ms.UnsetType = _U
@@ -12121,10 +15459,21 @@ class SubscriptionChannel(_p.Complex, kw_only=True):
     id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    payload: _p.Code | _ms.UnsetType = _U
+    payload: _p.String | _ms.UnsetType = _U
     payload_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_payload")
-    type: _p.Code
+    type: _p.String
     type_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_type")
+
+    def __post_init__(self) -> None:
+        v = self.endpoint
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("SubscriptionChannel.endpoint")
+        v = self.payload
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("SubscriptionChannel.payload")
+        v = self.type
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("SubscriptionChannel.type")
 
 
 class Substance(_p.Resource, tag="Substance", kw_only=True):
@@ -12134,20 +15483,34 @@ class Substance(_p.Resource, tag="Substance", kw_only=True):
     description: _p.String | _ms.UnsetType = _U
     description_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_description")
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
     ingredient: _t.Annotated[list[SubstanceIngredient | None], _p.NonEmpty] | _ms.UnsetType = _U
     instance: _t.Annotated[list[SubstanceInstance | None], _p.NonEmpty] | _ms.UnsetType = _U
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     meta: Meta | _ms.UnsetType = _U
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    status: _p.Code | _ms.UnsetType = _U
+    status: _p.String | _ms.UnsetType = _U
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
     text: Narrative | _ms.UnsetType = _U
+
+    def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("Substance.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("Substance.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("Substance.language")
+        v = self.status
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("Substance.status")
 
 
 class SubstanceAmount(_p.Complex, kw_only=True):
@@ -12207,11 +15570,11 @@ class SubstanceNucleicAcid(_p.Resource, tag="SubstanceNucleicAcid", kw_only=True
     areaOfHybridisation_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_areaOfHybridisation")
     contained: _t.Annotated[list[AnyResource | None], _p.NonEmpty] | _ms.UnsetType = _U
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     meta: Meta | _ms.UnsetType = _U
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
@@ -12221,6 +15584,17 @@ class SubstanceNucleicAcid(_p.Resource, tag="SubstanceNucleicAcid", kw_only=True
     sequenceType: CodeableConcept | _ms.UnsetType = _U
     subunit: _t.Annotated[list[SubstanceNucleicAcidSubunit | None], _p.NonEmpty] | _ms.UnsetType = _U
     text: Narrative | _ms.UnsetType = _U
+
+    def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("SubstanceNucleicAcid.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("SubstanceNucleicAcid.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("SubstanceNucleicAcid.language")
 
 
 class SubstanceNucleicAcidSubunit(_p.Complex, kw_only=True):
@@ -12273,11 +15647,11 @@ class SubstancePolymer(_p.Resource, tag="SubstancePolymer", kw_only=True):
     copolymerConnectivity: _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     geometry: CodeableConcept | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     meta: Meta | _ms.UnsetType = _U
     modification: _t.Annotated[list[_p.String | None], _p.NonEmpty] | _ms.UnsetType = _U
@@ -12286,6 +15660,17 @@ class SubstancePolymer(_p.Resource, tag="SubstancePolymer", kw_only=True):
     monomerSet: _t.Annotated[list[SubstancePolymerMonomerSet | None], _p.NonEmpty] | _ms.UnsetType = _U
     repeat: _t.Annotated[list[SubstancePolymerRepeat | None], _p.NonEmpty] | _ms.UnsetType = _U
     text: Narrative | _ms.UnsetType = _U
+
+    def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("SubstancePolymer.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("SubstancePolymer.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("SubstancePolymer.language")
 
 
 class SubstancePolymerMonomerSet(_p.Complex, kw_only=True):
@@ -12360,11 +15745,11 @@ class SubstanceProtein(_p.Resource, tag="SubstanceProtein", kw_only=True):
     disulfideLinkage: _t.Annotated[list[_p.String | None], _p.NonEmpty] | _ms.UnsetType = _U
     disulfideLinkage_ext: list[Element | None] | Element | _ms.UnsetType = _ms.field(default=_U, name="_disulfideLinkage")
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     meta: Meta | _ms.UnsetType = _U
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
@@ -12373,6 +15758,17 @@ class SubstanceProtein(_p.Resource, tag="SubstanceProtein", kw_only=True):
     sequenceType: CodeableConcept | _ms.UnsetType = _U
     subunit: _t.Annotated[list[SubstanceProteinSubunit | None], _p.NonEmpty] | _ms.UnsetType = _U
     text: Narrative | _ms.UnsetType = _U
+
+    def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("SubstanceProtein.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("SubstanceProtein.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("SubstanceProtein.language")
 
 
 class SubstanceProteinSubunit(_p.Complex, kw_only=True):
@@ -12403,16 +15799,27 @@ class SubstanceReferenceInformation(_p.Resource, tag="SubstanceReferenceInformat
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     gene: _t.Annotated[list[SubstanceReferenceInformationGene | None], _p.NonEmpty] | _ms.UnsetType = _U
     geneElement: _t.Annotated[list[SubstanceReferenceInformationGeneElement | None], _p.NonEmpty] | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     meta: Meta | _ms.UnsetType = _U
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     target: _t.Annotated[list[SubstanceReferenceInformationTarget | None], _p.NonEmpty] | _ms.UnsetType = _U
     text: Narrative | _ms.UnsetType = _U
+
+    def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("SubstanceReferenceInformation.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("SubstanceReferenceInformation.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("SubstanceReferenceInformation.language")
 
 
 class SubstanceReferenceInformationClassification(_p.Complex, kw_only=True):
@@ -12476,11 +15883,11 @@ class SubstanceSourceMaterial(_p.Resource, tag="SubstanceSourceMaterial", kw_onl
     fractionDescription: _t.Annotated[list[SubstanceSourceMaterialFractionDescription | None], _p.NonEmpty] | _ms.UnsetType = _U
     geographicalLocation: _t.Annotated[list[_p.String | None], _p.NonEmpty] | _ms.UnsetType = _U
     geographicalLocation_ext: list[Element | None] | Element | _ms.UnsetType = _ms.field(default=_U, name="_geographicalLocation")
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     meta: Meta | _ms.UnsetType = _U
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
@@ -12496,6 +15903,17 @@ class SubstanceSourceMaterial(_p.Resource, tag="SubstanceSourceMaterial", kw_onl
     sourceMaterialState: CodeableConcept | _ms.UnsetType = _U
     sourceMaterialType: CodeableConcept | _ms.UnsetType = _U
     text: Narrative | _ms.UnsetType = _U
+
+    def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("SubstanceSourceMaterial.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("SubstanceSourceMaterial.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("SubstanceSourceMaterial.language")
 
 
 class SubstanceSourceMaterialFractionDescription(_p.Complex, kw_only=True):
@@ -12579,12 +15997,12 @@ class SubstanceSpecification(_p.Resource, tag="SubstanceSpecification", kw_only=
     description_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_description")
     domain: CodeableConcept | _ms.UnsetType = _U
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: Identifier | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     meta: Meta | _ms.UnsetType = _U
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
@@ -12603,6 +16021,17 @@ class SubstanceSpecification(_p.Resource, tag="SubstanceSpecification", kw_only=
     structure: SubstanceSpecificationStructure | _ms.UnsetType = _U
     text: Narrative | _ms.UnsetType = _U
     type: CodeableConcept | _ms.UnsetType = _U
+
+    def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("SubstanceSpecification.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("SubstanceSpecification.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("SubstanceSpecification.language")
 
 
 class SubstanceSpecificationCode(_p.Complex, kw_only=True):
@@ -12775,12 +16204,12 @@ class SupplyDelivery(_p.Resource, tag="SupplyDelivery", kw_only=True):
     contained: _t.Annotated[list[AnyResource | None], _p.NonEmpty] | _ms.UnsetType = _U
     destination: Reference | _ms.UnsetType = _U
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     meta: Meta | _ms.UnsetType = _U
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
@@ -12791,7 +16220,7 @@ class SupplyDelivery(_p.Resource, tag="SupplyDelivery", kw_only=True):
     partOf: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
     patient: Reference | _ms.UnsetType = _U
     receiver: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
-    status: _p.Code | _ms.UnsetType = _U
+    status: _p.String | _ms.UnsetType = _U
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
     suppliedItem: SupplyDeliverySuppliedItem | _ms.UnsetType = _U
     supplier: Reference | _ms.UnsetType = _U
@@ -12799,6 +16228,18 @@ class SupplyDelivery(_p.Resource, tag="SupplyDelivery", kw_only=True):
     type: CodeableConcept | _ms.UnsetType = _U
 
     def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("SupplyDelivery.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("SupplyDelivery.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("SupplyDelivery.language")
+        v = self.status
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("SupplyDelivery.status")
         if (self.occurrenceDateTime is not _U or self.occurrenceDateTime_ext is not _U) + (self.occurrencePeriod is not _U) + (self.occurrenceTiming is not _U) > 1:
             raise _p.ChoiceError("SupplyDelivery.occurrence[x]: at most one")
 
@@ -12825,14 +16266,14 @@ class SupplyRequest(_p.Resource, tag="SupplyRequest", kw_only=True):
     deliverFrom: Reference | _ms.UnsetType = _U
     deliverTo: Reference | _ms.UnsetType = _U
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
     itemCodeableConcept: CodeableConcept | _ms.UnsetType = _U
     itemReference: Reference | _ms.UnsetType = _U
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     meta: Meta | _ms.UnsetType = _U
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
@@ -12841,18 +16282,33 @@ class SupplyRequest(_p.Resource, tag="SupplyRequest", kw_only=True):
     occurrencePeriod: Period | _ms.UnsetType = _U
     occurrenceTiming: Timing | _ms.UnsetType = _U
     parameter: _t.Annotated[list[SupplyRequestParameter | None], _p.NonEmpty] | _ms.UnsetType = _U
-    priority: _p.Code | _ms.UnsetType = _U
+    priority: _p.String | _ms.UnsetType = _U
     priority_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_priority")
     quantity: Quantity
     reasonCode: _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
     reasonReference: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
     requester: Reference | _ms.UnsetType = _U
-    status: _p.Code | _ms.UnsetType = _U
+    status: _p.String | _ms.UnsetType = _U
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
     supplier: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
     text: Narrative | _ms.UnsetType = _U
 
     def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("SupplyRequest.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("SupplyRequest.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("SupplyRequest.language")
+        v = self.priority
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("SupplyRequest.priority")
+        v = self.status
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("SupplyRequest.status")
         if (self.itemCodeableConcept is not _U) + (self.itemReference is not _U) != 1:
             raise _p.ChoiceError("SupplyRequest.item[x]: exactly one")
         if (self.occurrenceDateTime is not _U or self.occurrenceDateTime_ext is not _U) + (self.occurrencePeriod is not _U) + (self.occurrenceTiming is not _U) > 1:
@@ -12891,20 +16347,20 @@ class Task(_p.Resource, tag="Task", kw_only=True):
     focus: Reference | _ms.UnsetType = _U
     for_: Reference | _ms.UnsetType = _ms.field(default=_U, name="for")
     groupIdentifier: Identifier | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
     input: _t.Annotated[list[TaskInput | None], _p.NonEmpty] | _ms.UnsetType = _U
-    instantiatesCanonical: _p.Uri | _ms.UnsetType = _U
+    instantiatesCanonical: _p.String | _ms.UnsetType = _U
     instantiatesCanonical_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_instantiatesCanonical")
-    instantiatesUri: _p.Uri | _ms.UnsetType = _U
+    instantiatesUri: _p.String | _ms.UnsetType = _U
     instantiatesUri_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_instantiatesUri")
     insurance: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
-    intent: _p.Code
+    intent: _p.String
     intent_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_intent")
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     lastModified: _p.DateTime | _ms.UnsetType = _U
     lastModified_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_lastModified")
@@ -12916,17 +16372,43 @@ class Task(_p.Resource, tag="Task", kw_only=True):
     owner: Reference | _ms.UnsetType = _U
     partOf: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
     performerType: _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
-    priority: _p.Code | _ms.UnsetType = _U
+    priority: _p.String | _ms.UnsetType = _U
     priority_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_priority")
     reasonCode: CodeableConcept | _ms.UnsetType = _U
     reasonReference: Reference | _ms.UnsetType = _U
     relevantHistory: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
     requester: Reference | _ms.UnsetType = _U
     restriction: TaskRestriction | _ms.UnsetType = _U
-    status: _p.Code
+    status: _p.String
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
     statusReason: CodeableConcept | _ms.UnsetType = _U
     text: Narrative | _ms.UnsetType = _U
+
+    def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("Task.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("Task.implicitRules")
+        v = self.instantiatesCanonical
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("Task.instantiatesCanonical")
+        v = self.instantiatesUri
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("Task.instantiatesUri")
+        v = self.intent
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("Task.intent")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("Task.language")
+        v = self.priority
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("Task.priority")
+        v = self.status
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("Task.status")
 
 
 class TaskInput(_p.Complex, kw_only=True):
@@ -12943,9 +16425,9 @@ class TaskInput(_p.Complex, kw_only=True):
     valueBase64Binary_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueBase64Binary")
     valueBoolean: _p.Boolean | _ms.UnsetType = _U
     valueBoolean_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueBoolean")
-    valueCanonical: _p.Uri | _ms.UnsetType = _U
+    valueCanonical: _p.String | _ms.UnsetType = _U
     valueCanonical_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueCanonical")
-    valueCode: _p.Code | _ms.UnsetType = _U
+    valueCode: _p.String | _ms.UnsetType = _U
     valueCode_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueCode")
     valueCodeableConcept: CodeableConcept | _ms.UnsetType = _U
     valueCoding: Coding | _ms.UnsetType = _U
@@ -12965,7 +16447,7 @@ class TaskInput(_p.Complex, kw_only=True):
     valueDuration: Duration | _ms.UnsetType = _U
     valueExpression: Expression | _ms.UnsetType = _U
     valueHumanName: HumanName | _ms.UnsetType = _U
-    valueId: _p.Id | _ms.UnsetType = _U
+    valueId: _p.String | _ms.UnsetType = _U
     valueId_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueId")
     valueIdentifier: Identifier | _ms.UnsetType = _U
     valueInstant: _p.Instant | _ms.UnsetType = _U
@@ -12997,15 +16479,27 @@ class TaskInput(_p.Complex, kw_only=True):
     valueTriggerDefinition: TriggerDefinition | _ms.UnsetType = _U
     valueUnsignedInt: _p.UnsignedInt | _ms.UnsetType = _U
     valueUnsignedInt_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueUnsignedInt")
-    valueUri: _p.Uri | _ms.UnsetType = _U
+    valueUri: _p.String | _ms.UnsetType = _U
     valueUri_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueUri")
-    valueUrl: _p.Uri | _ms.UnsetType = _U
+    valueUrl: _p.String | _ms.UnsetType = _U
     valueUrl_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueUrl")
     valueUsageContext: UsageContext | _ms.UnsetType = _U
     valueUuid: _p.Uuid | _ms.UnsetType = _U
     valueUuid_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueUuid")
 
     def __post_init__(self) -> None:
+        v = self.valueCanonical
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("TaskInput.valueCanonical")
+        v = self.valueCode
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("TaskInput.valueCode")
+        v = self.valueUri
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("TaskInput.valueUri")
+        v = self.valueUrl
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("TaskInput.valueUrl")
         if (self.valueAddress is not _U) + (self.valueAge is not _U) + (self.valueAnnotation is not _U) + (self.valueAttachment is not _U) + (self.valueBase64Binary is not _U or self.valueBase64Binary_ext is not _U) + (self.valueBoolean is not _U or self.valueBoolean_ext is not _U) + (self.valueCanonical is not _U or self.valueCanonical_ext is not _U) + (self.valueCode is not _U or self.valueCode_ext is not _U) + (self.valueCodeableConcept is not _U) + (self.valueCoding is not _U) + (self.valueContactDetail is not _U) + (self.valueContactPoint is not _U) + (self.valueContributor is not _U) + (self.valueCount is not _U) + (self.valueDataRequirement is not _U) + (self.valueDate is not _U or self.valueDate_ext is not _U) + (self.valueDateTime is not _U or self.valueDateTime_ext is not _U) + (self.valueDecimal is not _U or self.valueDecimal_ext is not _U) + (self.valueDistance is not _U) + (self.valueDosage is not _U) + (self.valueDuration is not _U) + (self.valueExpression is not _U) + (self.valueHumanName is not _U) + (self.valueId is not _U or self.valueId_ext is not _U) + (self.valueIdentifier is not _U) + (self.valueInstant is not _U or self.valueInstant_ext is not _U) + (self.valueInteger is not _U or self.valueInteger_ext is not _U) + (self.valueMarkdown is not _U or self.valueMarkdown_ext is not _U) + (self.valueMeta is not _U) + (self.valueMoney is not _U) + (self.valueOid is not _U or self.valueOid_ext is not _U) + (self.valueParameterDefinition is not _U) + (self.valuePeriod is not _U) + (self.valuePositiveInt is not _U or self.valuePositiveInt_ext is not _U) + (self.valueQuantity is not _U) + (self.valueRange is not _U) + (self.valueRatio is not _U) + (self.valueReference is not _U) + (self.valueRelatedArtifact is not _U) + (self.valueSampledData is not _U) + (self.valueSignature is not _U) + (self.valueString is not _U or self.valueString_ext is not _U) + (self.valueTime is not _U or self.valueTime_ext is not _U) + (self.valueTiming is not _U) + (self.valueTriggerDefinition is not _U) + (self.valueUnsignedInt is not _U or self.valueUnsignedInt_ext is not _U) + (self.valueUri is not _U or self.valueUri_ext is not _U) + (self.valueUrl is not _U or self.valueUrl_ext is not _U) + (self.valueUsageContext is not _U) + (self.valueUuid is not _U or self.valueUuid_ext is not _U) != 1:
             raise _p.ChoiceError("TaskInput.value[x]: exactly one")
 
@@ -13024,9 +16518,9 @@ class TaskOutput(_p.Complex, kw_only=True):
     valueBase64Binary_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueBase64Binary")
     valueBoolean: _p.Boolean | _ms.UnsetType = _U
     valueBoolean_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueBoolean")
-    valueCanonical: _p.Uri | _ms.UnsetType = _U
+    valueCanonical: _p.String | _ms.UnsetType = _U
     valueCanonical_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueCanonical")
-    valueCode: _p.Code | _ms.UnsetType = _U
+    valueCode: _p.String | _ms.UnsetType = _U
     valueCode_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueCode")
     valueCodeableConcept: CodeableConcept | _ms.UnsetType = _U
     valueCoding: Coding | _ms.UnsetType = _U
@@ -13046,7 +16540,7 @@ class TaskOutput(_p.Complex, kw_only=True):
     valueDuration: Duration | _ms.UnsetType = _U
     valueExpression: Expression | _ms.UnsetType = _U
     valueHumanName: HumanName | _ms.UnsetType = _U
-    valueId: _p.Id | _ms.UnsetType = _U
+    valueId: _p.String | _ms.UnsetType = _U
     valueId_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueId")
     valueIdentifier: Identifier | _ms.UnsetType = _U
     valueInstant: _p.Instant | _ms.UnsetType = _U
@@ -13078,15 +16572,27 @@ class TaskOutput(_p.Complex, kw_only=True):
     valueTriggerDefinition: TriggerDefinition | _ms.UnsetType = _U
     valueUnsignedInt: _p.UnsignedInt | _ms.UnsetType = _U
     valueUnsignedInt_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueUnsignedInt")
-    valueUri: _p.Uri | _ms.UnsetType = _U
+    valueUri: _p.String | _ms.UnsetType = _U
     valueUri_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueUri")
-    valueUrl: _p.Uri | _ms.UnsetType = _U
+    valueUrl: _p.String | _ms.UnsetType = _U
     valueUrl_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueUrl")
     valueUsageContext: UsageContext | _ms.UnsetType = _U
     valueUuid: _p.Uuid | _ms.UnsetType = _U
     valueUuid_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueUuid")
 
     def __post_init__(self) -> None:
+        v = self.valueCanonical
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("TaskOutput.valueCanonical")
+        v = self.valueCode
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("TaskOutput.valueCode")
+        v = self.valueUri
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("TaskOutput.valueUri")
+        v = self.valueUrl
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("TaskOutput.valueUrl")
         if (self.valueAddress is not _U) + (self.valueAge is not _U) + (self.valueAnnotation is not _U) + (self.valueAttachment is not _U) + (self.valueBase64Binary is not _U or self.valueBase64Binary_ext is not _U) + (self.valueBoolean is not _U or self.valueBoolean_ext is not _U) + (self.valueCanonical is not _U or self.valueCanonical_ext is not _U) + (self.valueCode is not _U or self.valueCode_ext is not _U) + (self.valueCodeableConcept is not _U) + (self.valueCoding is not _U) + (self.valueContactDetail is not _U) + (self.valueContactPoint is not _U) + (self.valueContributor is not _U) + (self.valueCount is not _U) + (self.valueDataRequirement is not _U) + (self.valueDate is not _U or self.valueDate_ext is not _U) + (self.valueDateTime is not _U or self.valueDateTime_ext is not _U) + (self.valueDecimal is not _U or self.valueDecimal_ext is not _U) + (self.valueDistance is not _U) + (self.valueDosage is not _U) + (self.valueDuration is not _U) + (self.valueExpression is not _U) + (self.valueHumanName is not _U) + (self.valueId is not _U or self.valueId_ext is not _U) + (self.valueIdentifier is not _U) + (self.valueInstant is not _U or self.valueInstant_ext is not _U) + (self.valueInteger is not _U or self.valueInteger_ext is not _U) + (self.valueMarkdown is not _U or self.valueMarkdown_ext is not _U) + (self.valueMeta is not _U) + (self.valueMoney is not _U) + (self.valueOid is not _U or self.valueOid_ext is not _U) + (self.valueParameterDefinition is not _U) + (self.valuePeriod is not _U) + (self.valuePositiveInt is not _U or self.valuePositiveInt_ext is not _U) + (self.valueQuantity is not _U) + (self.valueRange is not _U) + (self.valueRatio is not _U) + (self.valueReference is not _U) + (self.valueRelatedArtifact is not _U) + (self.valueSampledData is not _U) + (self.valueSignature is not _U) + (self.valueString is not _U or self.valueString_ext is not _U) + (self.valueTime is not _U or self.valueTime_ext is not _U) + (self.valueTiming is not _U) + (self.valueTriggerDefinition is not _U) + (self.valueUnsignedInt is not _U or self.valueUnsignedInt_ext is not _U) + (self.valueUri is not _U or self.valueUri_ext is not _U) + (self.valueUrl is not _U or self.valueUrl_ext is not _U) + (self.valueUsageContext is not _U) + (self.valueUuid is not _U or self.valueUuid_ext is not _U) != 1:
             raise _p.ChoiceError("TaskOutput.value[x]: exactly one")
 
@@ -13104,7 +16610,7 @@ class TaskRestriction(_p.Complex, kw_only=True):
 
 class TerminologyCapabilities(_p.Resource, tag="TerminologyCapabilities", kw_only=True):
     closure: TerminologyCapabilitiesClosure | _ms.UnsetType = _U
-    codeSearch: _p.Code | _ms.UnsetType = _U
+    codeSearch: _p.String | _ms.UnsetType = _U
     codeSearch_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_codeSearch")
     codeSystem: _t.Annotated[list[TerminologyCapabilitiesCodeSystem | None], _p.NonEmpty] | _ms.UnsetType = _U
     contact: _t.Annotated[list[ContactDetail | None], _p.NonEmpty] | _ms.UnsetType = _U
@@ -13119,15 +16625,15 @@ class TerminologyCapabilities(_p.Resource, tag="TerminologyCapabilities", kw_onl
     experimental: _p.Boolean | _ms.UnsetType = _U
     experimental_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_experimental")
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     implementation: TerminologyCapabilitiesImplementation | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
     jurisdiction: _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
-    kind: _p.Code
+    kind: _p.String
     kind_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_kind")
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     lockedDate: _p.Boolean | _ms.UnsetType = _U
     lockedDate_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_lockedDate")
@@ -13140,18 +16646,41 @@ class TerminologyCapabilities(_p.Resource, tag="TerminologyCapabilities", kw_onl
     purpose: _p.String | _ms.UnsetType = _U
     purpose_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_purpose")
     software: TerminologyCapabilitiesSoftware | _ms.UnsetType = _U
-    status: _p.Code
+    status: _p.String
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
     text: Narrative | _ms.UnsetType = _U
     title: _p.String | _ms.UnsetType = _U
     title_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_title")
     translation: TerminologyCapabilitiesTranslation | _ms.UnsetType = _U
-    url: _p.Uri | _ms.UnsetType = _U
+    url: _p.String | _ms.UnsetType = _U
     url_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_url")
     useContext: _t.Annotated[list[UsageContext | None], _p.NonEmpty] | _ms.UnsetType = _U
     validateCode: TerminologyCapabilitiesValidateCode | _ms.UnsetType = _U
     version: _p.String | _ms.UnsetType = _U
     version_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_version")
+
+    def __post_init__(self) -> None:
+        v = self.codeSearch
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("TerminologyCapabilities.codeSearch")
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("TerminologyCapabilities.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("TerminologyCapabilities.implicitRules")
+        v = self.kind
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("TerminologyCapabilities.kind")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("TerminologyCapabilities.language")
+        v = self.status
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("TerminologyCapabilities.status")
+        v = self.url
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("TerminologyCapabilities.url")
 
 
 class TerminologyCapabilitiesClosure(_p.Complex, kw_only=True):
@@ -13170,9 +16699,14 @@ class TerminologyCapabilitiesCodeSystem(_p.Complex, kw_only=True):
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     subsumption: _p.Boolean | _ms.UnsetType = _U
     subsumption_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_subsumption")
-    uri: _p.Uri | _ms.UnsetType = _U
+    uri: _p.String | _ms.UnsetType = _U
     uri_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_uri")
     version: _t.Annotated[list[TerminologyCapabilitiesCodeSystemVersion | None], _p.NonEmpty] | _ms.UnsetType = _U
+
+    def __post_init__(self) -> None:
+        v = self.uri
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("TerminologyCapabilitiesCodeSystem.uri")
 
 
 class TerminologyCapabilitiesCodeSystemVersion(_p.Complex, kw_only=True):
@@ -13186,22 +16720,41 @@ class TerminologyCapabilitiesCodeSystemVersion(_p.Complex, kw_only=True):
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     isDefault: _p.Boolean | _ms.UnsetType = _U
     isDefault_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_isDefault")
-    language: _t.Annotated[list[_p.Code | None], _p.NonEmpty] | _ms.UnsetType = _U
+    language: _t.Annotated[list[_p.String | None], _p.NonEmpty] | _ms.UnsetType = _U
     language_ext: list[Element | None] | Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    property: _t.Annotated[list[_p.Code | None], _p.NonEmpty] | _ms.UnsetType = _U
+    property: _t.Annotated[list[_p.String | None], _p.NonEmpty] | _ms.UnsetType = _U
     property_ext: list[Element | None] | Element | _ms.UnsetType = _ms.field(default=_U, name="_property")
+
+    def __post_init__(self) -> None:
+        if self.language is not _U:
+            for v in self.language:
+                if v is not None and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+                    raise _p.FormatError("TerminologyCapabilitiesCodeSystemVersion.language")
+        if self.property is not _U:
+            for v in self.property:
+                if v is not None and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+                    raise _p.FormatError("TerminologyCapabilitiesCodeSystemVersion.property")
 
 
 class TerminologyCapabilitiesCodeSystemVersionFilter(_p.Complex, kw_only=True):
-    code: _p.Code
+    code: _p.String
     code_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_code")
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    op: _t.Annotated[list[_p.Code | None], _p.NonEmpty]
+    op: _t.Annotated[list[_p.String | None], _p.NonEmpty]
     op_ext: list[Element | None] | Element | _ms.UnsetType = _ms.field(default=_U, name="_op")
+
+    def __post_init__(self) -> None:
+        v = self.code
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("TerminologyCapabilitiesCodeSystemVersionFilter.code")
+        if self.op is not _U:
+            for v in self.op:
+                if v is not None and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+                    raise _p.FormatError("TerminologyCapabilitiesCodeSystemVersionFilter.op")
 
 
 class TerminologyCapabilitiesExpansion(_p.Complex, kw_only=True):
@@ -13227,8 +16780,13 @@ class TerminologyCapabilitiesExpansionParameter(_p.Complex, kw_only=True):
     id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    name: _p.Code
+    name: _p.String
     name_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_name")
+
+    def __post_init__(self) -> None:
+        v = self.name
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("TerminologyCapabilitiesExpansionParameter.name")
 
 
 class TerminologyCapabilitiesImplementation(_p.Complex, kw_only=True):
@@ -13238,8 +16796,13 @@ class TerminologyCapabilitiesImplementation(_p.Complex, kw_only=True):
     id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    url: _p.Uri | _ms.UnsetType = _U
+    url: _p.String | _ms.UnsetType = _U
     url_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_url")
+
+    def __post_init__(self) -> None:
+        v = self.url
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("TerminologyCapabilitiesImplementation.url")
 
 
 class TerminologyCapabilitiesSoftware(_p.Complex, kw_only=True):
@@ -13274,26 +16837,26 @@ class TerminologyCapabilitiesValidateCode(_p.Complex, kw_only=True):
 class TestReport(_p.Resource, tag="TestReport", kw_only=True):
     contained: _t.Annotated[list[AnyResource | None], _p.NonEmpty] | _ms.UnsetType = _U
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: Identifier | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
     issued: _p.DateTime | _ms.UnsetType = _U
     issued_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_issued")
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     meta: Meta | _ms.UnsetType = _U
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     name: _p.String | _ms.UnsetType = _U
     name_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_name")
     participant: _t.Annotated[list[TestReportParticipant | None], _p.NonEmpty] | _ms.UnsetType = _U
-    result: _p.Code
+    result: _p.String
     result_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_result")
     score: _p.Decimal | _ms.UnsetType = _U
     score_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_score")
     setup: TestReportSetup | _ms.UnsetType = _U
-    status: _p.Code
+    status: _p.String
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
     teardown: TestReportTeardown | _ms.UnsetType = _U
     test: _t.Annotated[list[TestReportTest | None], _p.NonEmpty] | _ms.UnsetType = _U
@@ -13301,6 +16864,23 @@ class TestReport(_p.Resource, tag="TestReport", kw_only=True):
     tester: _p.String | _ms.UnsetType = _U
     tester_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_tester")
     text: Narrative | _ms.UnsetType = _U
+
+    def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("TestReport.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("TestReport.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("TestReport.language")
+        v = self.result
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("TestReport.result")
+        v = self.status
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("TestReport.status")
 
 
 class TestReportParticipant(_p.Complex, kw_only=True):
@@ -13310,10 +16890,18 @@ class TestReportParticipant(_p.Complex, kw_only=True):
     id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    type: _p.Code
+    type: _p.String
     type_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_type")
-    uri: _p.Uri
+    uri: _p.String
     uri_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_uri")
+
+    def __post_init__(self) -> None:
+        v = self.type
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("TestReportParticipant.type")
+        v = self.uri
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("TestReportParticipant.uri")
 
 
 class TestReportSetup(_p.Complex, kw_only=True):
@@ -13342,12 +16930,17 @@ class TestReportSetupActionAssert(_p.Complex, kw_only=True):
     message: _p.String | _ms.UnsetType = _U
     message_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_message")
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    result: _p.Code
+    result: _p.String
     result_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_result")
+
+    def __post_init__(self) -> None:
+        v = self.result
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("TestReportSetupActionAssert.result")
 
 
 class TestReportSetupActionOperation(_p.Complex, kw_only=True):
-    detail: _p.Uri | _ms.UnsetType = _U
+    detail: _p.String | _ms.UnsetType = _U
     detail_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_detail")
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     id: _p.String | _ms.UnsetType = _U
@@ -13355,8 +16948,16 @@ class TestReportSetupActionOperation(_p.Complex, kw_only=True):
     message: _p.String | _ms.UnsetType = _U
     message_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_message")
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    result: _p.Code
+    result: _p.String
     result_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_result")
+
+    def __post_init__(self) -> None:
+        v = self.detail
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("TestReportSetupActionOperation.detail")
+        v = self.result
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("TestReportSetupActionOperation.result")
 
 
 class TestReportTeardown(_p.Complex, kw_only=True):
@@ -13410,13 +17011,13 @@ class TestScript(_p.Resource, tag="TestScript", kw_only=True):
     experimental_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_experimental")
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     fixture: _t.Annotated[list[TestScriptFixture | None], _p.NonEmpty] | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: Identifier | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
     jurisdiction: _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     meta: Meta | _ms.UnsetType = _U
     metadata: TestScriptMetadata | _ms.UnsetType = _U
@@ -13430,19 +17031,36 @@ class TestScript(_p.Resource, tag="TestScript", kw_only=True):
     purpose: _p.String | _ms.UnsetType = _U
     purpose_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_purpose")
     setup: TestScriptSetup | _ms.UnsetType = _U
-    status: _p.Code
+    status: _p.String
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
     teardown: TestScriptTeardown | _ms.UnsetType = _U
     test: _t.Annotated[list[TestScriptTest | None], _p.NonEmpty] | _ms.UnsetType = _U
     text: Narrative | _ms.UnsetType = _U
     title: _p.String | _ms.UnsetType = _U
     title_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_title")
-    url: _p.Uri
+    url: _p.String
     url_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_url")
     useContext: _t.Annotated[list[UsageContext | None], _p.NonEmpty] | _ms.UnsetType = _U
     variable: _t.Annotated[list[TestScriptVariable | None], _p.NonEmpty] | _ms.UnsetType = _U
     version: _p.String | _ms.UnsetType = _U
     version_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_version")
+
+    def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("TestScript.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("TestScript.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("TestScript.language")
+        v = self.status
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("TestScript.status")
+        v = self.url
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("TestScript.url")
 
 
 class TestScriptDestination(_p.Complex, kw_only=True):
@@ -13477,7 +17095,7 @@ class TestScriptMetadata(_p.Complex, kw_only=True):
 
 
 class TestScriptMetadataCapability(_p.Complex, kw_only=True):
-    capabilities: _p.Uri
+    capabilities: _p.String
     capabilities_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_capabilities")
     description: _p.String | _ms.UnsetType = _U
     description_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_description")
@@ -13486,7 +17104,7 @@ class TestScriptMetadataCapability(_p.Complex, kw_only=True):
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
-    link: _t.Annotated[list[_p.Uri | None], _p.NonEmpty] | _ms.UnsetType = _U
+    link: _t.Annotated[list[_p.String | None], _p.NonEmpty] | _ms.UnsetType = _U
     link_ext: list[Element | None] | Element | _ms.UnsetType = _ms.field(default=_U, name="_link")
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     origin: _t.Annotated[list[_p.Integer | None], _p.NonEmpty] | _ms.UnsetType = _U
@@ -13496,6 +17114,15 @@ class TestScriptMetadataCapability(_p.Complex, kw_only=True):
     validated: _p.Boolean
     validated_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_validated")
 
+    def __post_init__(self) -> None:
+        v = self.capabilities
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("TestScriptMetadataCapability.capabilities")
+        if self.link is not _U:
+            for v in self.link:
+                if v is not None and (' ' in v or not v.isprintable()):
+                    raise _p.FormatError("TestScriptMetadataCapability.link")
+
 
 class TestScriptMetadataLink(_p.Complex, kw_only=True):
     description: _p.String | _ms.UnsetType = _U
@@ -13504,8 +17131,13 @@ class TestScriptMetadataLink(_p.Complex, kw_only=True):
     id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    url: _p.Uri
+    url: _p.String
     url_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_url")
+
+    def __post_init__(self) -> None:
+        v = self.url
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("TestScriptMetadataLink.url")
 
 
 class TestScriptOrigin(_p.Complex, kw_only=True):
@@ -13542,11 +17174,11 @@ class TestScriptSetupActionAssert(_p.Complex, kw_only=True):
     compareToSourceId_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_compareToSourceId")
     compareToSourcePath: _p.String | _ms.UnsetType = _U
     compareToSourcePath_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_compareToSourcePath")
-    contentType: _p.Code | _ms.UnsetType = _U
+    contentType: _p.String | _ms.UnsetType = _U
     contentType_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_contentType")
     description: _p.String | _ms.UnsetType = _U
     description_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_description")
-    direction: _p.Code | _ms.UnsetType = _U
+    direction: _p.String | _ms.UnsetType = _U
     direction_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_direction")
     expression: _p.String | _ms.UnsetType = _U
     expression_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_expression")
@@ -13562,34 +17194,54 @@ class TestScriptSetupActionAssert(_p.Complex, kw_only=True):
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     navigationLinks: _p.Boolean | _ms.UnsetType = _U
     navigationLinks_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_navigationLinks")
-    operator: _p.Code | _ms.UnsetType = _U
+    operator: _p.String | _ms.UnsetType = _U
     operator_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_operator")
     path: _p.String | _ms.UnsetType = _U
     path_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_path")
-    requestMethod: _p.Code | _ms.UnsetType = _U
+    requestMethod: _p.String | _ms.UnsetType = _U
     requestMethod_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_requestMethod")
     requestURL: _p.String | _ms.UnsetType = _U
     requestURL_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_requestURL")
-    resource: _p.Code | _ms.UnsetType = _U
+    resource: _p.String | _ms.UnsetType = _U
     resource_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_resource")
-    response: _p.Code | _ms.UnsetType = _U
+    response: _p.String | _ms.UnsetType = _U
     response_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_response")
     responseCode: _p.String | _ms.UnsetType = _U
     responseCode_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_responseCode")
-    sourceId: _p.Id | _ms.UnsetType = _U
+    sourceId: _p.String | _ms.UnsetType = _U
     sourceId_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_sourceId")
-    validateProfileId: _p.Id | _ms.UnsetType = _U
+    validateProfileId: _p.String | _ms.UnsetType = _U
     validateProfileId_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_validateProfileId")
     value: _p.String | _ms.UnsetType = _U
     value_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_value")
     warningOnly: _p.Boolean
     warningOnly_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_warningOnly")
 
+    def __post_init__(self) -> None:
+        v = self.contentType
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("TestScriptSetupActionAssert.contentType")
+        v = self.direction
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("TestScriptSetupActionAssert.direction")
+        v = self.operator
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("TestScriptSetupActionAssert.operator")
+        v = self.requestMethod
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("TestScriptSetupActionAssert.requestMethod")
+        v = self.resource
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("TestScriptSetupActionAssert.resource")
+        v = self.response
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("TestScriptSetupActionAssert.response")
+
 
 class TestScriptSetupActionOperation(_p.Complex, kw_only=True):
-    accept: _p.Code | _ms.UnsetType = _U
+    accept: _p.String | _ms.UnsetType = _U
     accept_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_accept")
-    contentType: _p.Code | _ms.UnsetType = _U
+    contentType: _p.String | _ms.UnsetType = _U
     contentType_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_contentType")
     description: _p.String | _ms.UnsetType = _U
     description_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_description")
@@ -13602,7 +17254,7 @@ class TestScriptSetupActionOperation(_p.Complex, kw_only=True):
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     label: _p.String | _ms.UnsetType = _U
     label_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_label")
-    method: _p.Code | _ms.UnsetType = _U
+    method: _p.String | _ms.UnsetType = _U
     method_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_method")
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     origin: _p.Integer | _ms.UnsetType = _U
@@ -13610,19 +17262,33 @@ class TestScriptSetupActionOperation(_p.Complex, kw_only=True):
     params: _p.String | _ms.UnsetType = _U
     params_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_params")
     requestHeader: _t.Annotated[list[TestScriptSetupActionOperationRequestHeader | None], _p.NonEmpty] | _ms.UnsetType = _U
-    requestId: _p.Id | _ms.UnsetType = _U
+    requestId: _p.String | _ms.UnsetType = _U
     requestId_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_requestId")
-    resource: _p.Code | _ms.UnsetType = _U
+    resource: _p.String | _ms.UnsetType = _U
     resource_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_resource")
-    responseId: _p.Id | _ms.UnsetType = _U
+    responseId: _p.String | _ms.UnsetType = _U
     responseId_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_responseId")
-    sourceId: _p.Id | _ms.UnsetType = _U
+    sourceId: _p.String | _ms.UnsetType = _U
     sourceId_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_sourceId")
-    targetId: _p.Id | _ms.UnsetType = _U
+    targetId: _p.String | _ms.UnsetType = _U
     targetId_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_targetId")
     type: Coding | _ms.UnsetType = _U
     url: _p.String | _ms.UnsetType = _U
     url_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_url")
+
+    def __post_init__(self) -> None:
+        v = self.accept
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("TestScriptSetupActionOperation.accept")
+        v = self.contentType
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("TestScriptSetupActionOperation.contentType")
+        v = self.method
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("TestScriptSetupActionOperation.method")
+        v = self.resource
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("TestScriptSetupActionOperation.resource")
 
 
 class TestScriptSetupActionOperationRequestHeader(_p.Complex, kw_only=True):
@@ -13692,7 +17358,7 @@ class TestScriptVariable(_p.Complex, kw_only=True):
     name_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_name")
     path: _p.String | _ms.UnsetType = _U
     path_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_path")
-    sourceId: _p.Id | _ms.UnsetType = _U
+    sourceId: _p.String | _ms.UnsetType = _U
     sourceId_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_sourceId")
 
 
@@ -13715,13 +17381,13 @@ class TimingRepeat(_p.Complex, kw_only=True):
     count_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_count")
     countMax: _p.PositiveInt | _ms.UnsetType = _U
     countMax_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_countMax")
-    dayOfWeek: _t.Annotated[list[_p.Code | None], _p.NonEmpty] | _ms.UnsetType = _U
+    dayOfWeek: _t.Annotated[list[_p.String | None], _p.NonEmpty] | _ms.UnsetType = _U
     dayOfWeek_ext: list[Element | None] | Element | _ms.UnsetType = _ms.field(default=_U, name="_dayOfWeek")
     duration: _p.Decimal | _ms.UnsetType = _U
     duration_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_duration")
     durationMax: _p.Decimal | _ms.UnsetType = _U
     durationMax_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_durationMax")
-    durationUnit: _p.Code | _ms.UnsetType = _U
+    durationUnit: _p.String | _ms.UnsetType = _U
     durationUnit_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_durationUnit")
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     frequency: _p.PositiveInt | _ms.UnsetType = _U
@@ -13736,14 +17402,28 @@ class TimingRepeat(_p.Complex, kw_only=True):
     period_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_period")
     periodMax: _p.Decimal | _ms.UnsetType = _U
     periodMax_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_periodMax")
-    periodUnit: _p.Code | _ms.UnsetType = _U
+    periodUnit: _p.String | _ms.UnsetType = _U
     periodUnit_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_periodUnit")
     timeOfDay: _t.Annotated[list[_p.Time | None], _p.NonEmpty] | _ms.UnsetType = _U
     timeOfDay_ext: list[Element | None] | Element | _ms.UnsetType = _ms.field(default=_U, name="_timeOfDay")
-    when: _t.Annotated[list[_p.Code | None], _p.NonEmpty] | _ms.UnsetType = _U
+    when: _t.Annotated[list[_p.String | None], _p.NonEmpty] | _ms.UnsetType = _U
     when_ext: list[Element | None] | Element | _ms.UnsetType = _ms.field(default=_U, name="_when")
 
     def __post_init__(self) -> None:
+        if self.dayOfWeek is not _U:
+            for v in self.dayOfWeek:
+                if v is not None and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+                    raise _p.FormatError("TimingRepeat.dayOfWeek")
+        v = self.durationUnit
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("TimingRepeat.durationUnit")
+        v = self.periodUnit
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("TimingRepeat.periodUnit")
+        if self.when is not _U:
+            for v in self.when:
+                if v is not None and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+                    raise _p.FormatError("TimingRepeat.when")
         if (self.boundsDuration is not _U) + (self.boundsPeriod is not _U) + (self.boundsRange is not _U) > 1:
             raise _p.ChoiceError("TimingRepeat.bounds[x]: at most one")
 
@@ -13762,10 +17442,13 @@ class TriggerDefinition(_p.Complex, kw_only=True):
     timingDateTime_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_timingDateTime")
     timingReference: Reference | _ms.UnsetType = _U
     timingTiming: Timing | _ms.UnsetType = _U
-    type: _p.Code
+    type: _p.String
     type_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_type")
 
     def __post_init__(self) -> None:
+        v = self.type
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("TriggerDefinition.type")
         if (self.timingDate is not _U or self.timingDate_ext is not _U) + (self.timingDateTime is not _U or self.timingDateTime_ext is not _U) + (self.timingReference is not _U) + (self.timingTiming is not _U) > 1:
             raise _p.ChoiceError("TriggerDefinition.timing[x]: at most one")
 
@@ -13799,15 +17482,15 @@ class ValueSet(_p.Resource, tag="ValueSet", kw_only=True):
     experimental: _p.Boolean | _ms.UnsetType = _U
     experimental_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_experimental")
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
     immutable: _p.Boolean | _ms.UnsetType = _U
     immutable_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_immutable")
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
     jurisdiction: _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     meta: Meta | _ms.UnsetType = _U
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
@@ -13817,16 +17500,33 @@ class ValueSet(_p.Resource, tag="ValueSet", kw_only=True):
     publisher_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_publisher")
     purpose: _p.String | _ms.UnsetType = _U
     purpose_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_purpose")
-    status: _p.Code
+    status: _p.String
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
     text: Narrative | _ms.UnsetType = _U
     title: _p.String | _ms.UnsetType = _U
     title_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_title")
-    url: _p.Uri | _ms.UnsetType = _U
+    url: _p.String | _ms.UnsetType = _U
     url_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_url")
     useContext: _t.Annotated[list[UsageContext | None], _p.NonEmpty] | _ms.UnsetType = _U
     version: _p.String | _ms.UnsetType = _U
     version_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_version")
+
+    def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("ValueSet.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("ValueSet.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("ValueSet.language")
+        v = self.status
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("ValueSet.status")
+        v = self.url
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("ValueSet.url")
 
 
 class ValueSetCompose(_p.Complex, kw_only=True):
@@ -13849,16 +17549,25 @@ class ValueSetComposeInclude(_p.Complex, kw_only=True):
     id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    system: _p.Uri | _ms.UnsetType = _U
+    system: _p.String | _ms.UnsetType = _U
     system_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_system")
-    valueSet: _t.Annotated[list[_p.Uri | None], _p.NonEmpty] | _ms.UnsetType = _U
+    valueSet: _t.Annotated[list[_p.String | None], _p.NonEmpty] | _ms.UnsetType = _U
     valueSet_ext: list[Element | None] | Element | _ms.UnsetType = _ms.field(default=_U, name="_valueSet")
     version: _p.String | _ms.UnsetType = _U
     version_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_version")
 
+    def __post_init__(self) -> None:
+        v = self.system
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("ValueSetComposeInclude.system")
+        if self.valueSet is not _U:
+            for v in self.valueSet:
+                if v is not None and (' ' in v or not v.isprintable()):
+                    raise _p.FormatError("ValueSetComposeInclude.valueSet")
+
 
 class ValueSetComposeIncludeConcept(_p.Complex, kw_only=True):
-    code: _p.Code
+    code: _p.String
     code_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_code")
     designation: _t.Annotated[list[ValueSetComposeIncludeConceptDesignation | None], _p.NonEmpty] | _ms.UnsetType = _U
     display: _p.String | _ms.UnsetType = _U
@@ -13868,17 +17577,27 @@ class ValueSetComposeIncludeConcept(_p.Complex, kw_only=True):
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
 
+    def __post_init__(self) -> None:
+        v = self.code
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("ValueSetComposeIncludeConcept.code")
+
 
 class ValueSetComposeIncludeConceptDesignation(_p.Complex, kw_only=True):
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     use: Coding | _ms.UnsetType = _U
     value: _p.String
     value_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_value")
+
+    def __post_init__(self) -> None:
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("ValueSetComposeIncludeConceptDesignation.language")
 
 
 class ValueSetComposeIncludeFilter(_p.Complex, kw_only=True):
@@ -13886,12 +17605,20 @@ class ValueSetComposeIncludeFilter(_p.Complex, kw_only=True):
     id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    op: _p.Code
+    op: _p.String
     op_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_op")
-    property: _p.Code
+    property: _p.String
     property_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_property")
     value: _p.String
     value_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_value")
+
+    def __post_init__(self) -> None:
+        v = self.op
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("ValueSetComposeIncludeFilter.op")
+        v = self.property
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("ValueSetComposeIncludeFilter.property")
 
 
 class ValueSetExpansion(_p.Complex, kw_only=True):
@@ -13899,7 +17626,7 @@ class ValueSetExpansion(_p.Complex, kw_only=True):
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
-    identifier: _p.Uri | _ms.UnsetType = _U
+    identifier: _p.String | _ms.UnsetType = _U
     identifier_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_identifier")
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     offset: _p.Integer | _ms.UnsetType = _U
@@ -13910,11 +17637,16 @@ class ValueSetExpansion(_p.Complex, kw_only=True):
     total: _p.Integer | _ms.UnsetType = _U
     total_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_total")
 
+    def __post_init__(self) -> None:
+        v = self.identifier
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("ValueSetExpansion.identifier")
+
 
 class ValueSetExpansionContains(_p.Complex, kw_only=True):
     abstract: _p.Boolean | _ms.UnsetType = _U
     abstract_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_abstract")
-    code: _p.Code | _ms.UnsetType = _U
+    code: _p.String | _ms.UnsetType = _U
     code_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_code")
     contains: _t.Annotated[list[ValueSetExpansionContains | None], _p.NonEmpty] | _ms.UnsetType = _U
     designation: _t.Annotated[list[ValueSetComposeIncludeConceptDesignation | None], _p.NonEmpty] | _ms.UnsetType = _U
@@ -13926,10 +17658,18 @@ class ValueSetExpansionContains(_p.Complex, kw_only=True):
     inactive: _p.Boolean | _ms.UnsetType = _U
     inactive_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_inactive")
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    system: _p.Uri | _ms.UnsetType = _U
+    system: _p.String | _ms.UnsetType = _U
     system_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_system")
     version: _p.String | _ms.UnsetType = _U
     version_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_version")
+
+    def __post_init__(self) -> None:
+        v = self.code
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("ValueSetExpansionContains.code")
+        v = self.system
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("ValueSetExpansionContains.system")
 
 
 class ValueSetExpansionParameter(_p.Complex, kw_only=True):
@@ -13941,7 +17681,7 @@ class ValueSetExpansionParameter(_p.Complex, kw_only=True):
     name_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_name")
     valueBoolean: _p.Boolean | _ms.UnsetType = _U
     valueBoolean_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueBoolean")
-    valueCode: _p.Code | _ms.UnsetType = _U
+    valueCode: _p.String | _ms.UnsetType = _U
     valueCode_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueCode")
     valueDateTime: _p.DateTime | _ms.UnsetType = _U
     valueDateTime_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueDateTime")
@@ -13951,10 +17691,16 @@ class ValueSetExpansionParameter(_p.Complex, kw_only=True):
     valueInteger_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueInteger")
     valueString: _p.String | _ms.UnsetType = _U
     valueString_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueString")
-    valueUri: _p.Uri | _ms.UnsetType = _U
+    valueUri: _p.String | _ms.UnsetType = _U
     valueUri_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueUri")
 
     def __post_init__(self) -> None:
+        v = self.valueCode
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("ValueSetExpansionParameter.valueCode")
+        v = self.valueUri
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("ValueSetExpansionParameter.valueUri")
         if (self.valueBoolean is not _U or self.valueBoolean_ext is not _U) + (self.valueCode is not _U or self.valueCode_ext is not _U) + (self.valueDateTime is not _U or self.valueDateTime_ext is not _U) + (self.valueDecimal is not _U or self.valueDecimal_ext is not _U) + (self.valueInteger is not _U or self.valueInteger_ext is not _U) + (self.valueString is not _U or self.valueString_ext is not _U) + (self.valueUri is not _U or self.valueUri_ext is not _U) > 1:
             raise _p.ChoiceError("ValueSetExpansionParameter.value[x]: at most one")
 
@@ -13965,11 +17711,11 @@ class VerificationResult(_p.Resource, tag="VerificationResult", kw_only=True):
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     failureAction: CodeableConcept | _ms.UnsetType = _U
     frequency: Timing | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     lastPerformed: _p.DateTime | _ms.UnsetType = _U
     lastPerformed_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_lastPerformed")
@@ -13979,7 +17725,7 @@ class VerificationResult(_p.Resource, tag="VerificationResult", kw_only=True):
     nextScheduled: _p.Date | _ms.UnsetType = _U
     nextScheduled_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_nextScheduled")
     primarySource: _t.Annotated[list[VerificationResultPrimarySource | None], _p.NonEmpty] | _ms.UnsetType = _U
-    status: _p.Code
+    status: _p.String
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
     statusDate: _p.DateTime | _ms.UnsetType = _U
     statusDate_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_statusDate")
@@ -13990,6 +17736,20 @@ class VerificationResult(_p.Resource, tag="VerificationResult", kw_only=True):
     validationProcess: _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
     validationType: CodeableConcept | _ms.UnsetType = _U
     validator: _t.Annotated[list[VerificationResultValidator | None], _p.NonEmpty] | _ms.UnsetType = _U
+
+    def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("VerificationResult.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("VerificationResult.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("VerificationResult.language")
+        v = self.status
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("VerificationResult.status")
 
 
 class VerificationResultAttestation(_p.Complex, kw_only=True):
@@ -14044,21 +17804,35 @@ class VisionPrescription(_p.Resource, tag="VisionPrescription", kw_only=True):
     dateWritten_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_dateWritten")
     encounter: Reference | _ms.UnsetType = _U
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     lensSpecification: _t.Annotated[list[VisionPrescriptionLensSpecification | None], _p.NonEmpty]
     meta: Meta | _ms.UnsetType = _U
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     patient: Reference
     prescriber: Reference
-    status: _p.Code
+    status: _p.String
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
     text: Narrative | _ms.UnsetType = _U
+
+    def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("VisionPrescription.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("VisionPrescription.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("VisionPrescription.language")
+        v = self.status
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("VisionPrescription.status")
 
 
 class VisionPrescriptionLensSpecification(_p.Complex, kw_only=True):
@@ -14078,7 +17852,7 @@ class VisionPrescriptionLensSpecification(_p.Complex, kw_only=True):
     diameter_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_diameter")
     duration: Quantity | _ms.UnsetType = _U
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    eye: _p.Code
+    eye: _p.String
     eye_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_eye")
     id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
@@ -14091,15 +17865,25 @@ class VisionPrescriptionLensSpecification(_p.Complex, kw_only=True):
     sphere: _p.Decimal | _ms.UnsetType = _U
     sphere_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_sphere")
 
+    def __post_init__(self) -> None:
+        v = self.eye
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("VisionPrescriptionLensSpecification.eye")
+
 
 class VisionPrescriptionLensSpecificationPrism(_p.Complex, kw_only=True):
     amount: _p.Decimal
     amount_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_amount")
-    base: _p.Code
+    base: _p.String
     base_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_base")
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
+
+    def __post_init__(self) -> None:
+        v = self.base
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("VisionPrescriptionLensSpecificationPrism.base")
 
 AnyResource = _t.Union[Account, ActivityDefinition, AdverseEvent, AllergyIntolerance, Appointment, AppointmentResponse, AuditEvent, Basic, Binary, BiologicallyDerivedProduct, BodyStructure, Bundle, CapabilityStatement, CarePlan, CareTeam, CatalogEntry, ChargeItem, ChargeItemDefinition, Claim, ClaimResponse, ClinicalImpression, CodeSystem, Communication, CommunicationRequest, CompartmentDefinition, Composition, ConceptMap, Condition, Consent, Contract, Coverage, CoverageEligibilityRequest, CoverageEligibilityResponse, DetectedIssue, Device, DeviceDefinition, DeviceMetric, DeviceRequest, DeviceUseStatement, DiagnosticReport, DocumentManifest, DocumentReference, EffectEvidenceSynthesis, Encounter, Endpoint, EnrollmentRequest, EnrollmentResponse, EpisodeOfCare, EventDefinition, Evidence, EvidenceVariable, ExampleScenario, ExplanationOfBenefit, FamilyMemberHistory, Flag, Goal, GraphDefinition, Group, GuidanceResponse, HealthcareService, ImagingStudy, Immunization, ImmunizationEvaluation, ImmunizationRecommendation, ImplementationGuide, InsurancePlan, Invoice, Library, Linkage, List, Location, Measure, MeasureReport, Media, Medication, MedicationAdministration, MedicationDispense, MedicationKnowledge, MedicationRequest, MedicationStatement, MedicinalProduct, MedicinalProductAuthorization, MedicinalProductContraindication, MedicinalProductIndication, MedicinalProductIngredient, MedicinalProductInteraction, MedicinalProductManufactured, MedicinalProductPackaged, MedicinalProductPharmaceutical, MedicinalProductUndesirableEffect, MessageDefinition, MessageHeader, MolecularSequence, NamingSystem, NutritionOrder, Observation, ObservationDefinition, OperationDefinition, OperationOutcome, Organization, OrganizationAffiliation, Parameters, Patient, PaymentNotice, PaymentReconciliation, Person, PlanDefinition, Practitioner, PractitionerRole, Procedure, Provenance, Questionnaire, QuestionnaireResponse, RelatedPerson, RequestGroup, ResearchDefinition, ResearchElementDefinition, ResearchStudy, ResearchSubject, RiskAssessment, RiskEvidenceSynthesis, Schedule, SearchParameter, ServiceRequest, Slot, Specimen, SpecimenDefinition, StructureDefinition, StructureMap, Subscription, Substance, SubstanceNucleicAcid, SubstancePolymer, SubstanceProtein, SubstanceReferenceInformation, SubstanceSourceMaterial, SubstanceSpecification, SupplyDelivery, SupplyRequest, Task, TerminologyCapabilities, TestReport, TestScript, ValueSet, VerificationResult, VisionPrescription]

@@ -22,12 +22,12 @@ class Account(_p.Resource, tag="Account", kw_only=True):
     description_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_description")
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     guarantor: _t.Annotated[list[AccountGuarantor | None], _p.NonEmpty] | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     meta: Meta | _ms.UnsetType = _U
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
@@ -36,11 +36,25 @@ class Account(_p.Resource, tag="Account", kw_only=True):
     owner: Reference | _ms.UnsetType = _U
     partOf: Reference | _ms.UnsetType = _U
     servicePeriod: Period | _ms.UnsetType = _U
-    status: _p.Code
+    status: _p.String
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
     subject: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
     text: Narrative | _ms.UnsetType = _U
     type: CodeableConcept | _ms.UnsetType = _U
+
+    def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("Account.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("Account.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("Account.language")
+        v = self.status
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("Account.status")
 
 
 class AccountCoverage(_p.Complex, kw_only=True):
@@ -88,21 +102,21 @@ class ActivityDefinition(_p.Resource, tag="ActivityDefinition", kw_only=True):
     experimental: _p.Boolean | _ms.UnsetType = _U
     experimental_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_experimental")
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
-    intent: _p.Code | _ms.UnsetType = _U
+    intent: _p.String | _ms.UnsetType = _U
     intent_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_intent")
     jurisdiction: _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
-    kind: _p.Code | _ms.UnsetType = _U
+    kind: _p.String | _ms.UnsetType = _U
     kind_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_kind")
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     lastReviewDate: _p.Date | _ms.UnsetType = _U
     lastReviewDate_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_lastReviewDate")
-    library: _t.Annotated[list[_p.Uri | None], _p.NonEmpty] | _ms.UnsetType = _U
+    library: _t.Annotated[list[_p.String | None], _p.NonEmpty] | _ms.UnsetType = _U
     library_ext: list[Element | None] | Element | _ms.UnsetType = _ms.field(default=_U, name="_library")
     location: Reference | _ms.UnsetType = _U
     meta: Meta | _ms.UnsetType = _U
@@ -112,11 +126,11 @@ class ActivityDefinition(_p.Resource, tag="ActivityDefinition", kw_only=True):
     observationRequirement: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
     observationResultRequirement: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
     participant: _t.Annotated[list[ActivityDefinitionParticipant | None], _p.NonEmpty] | _ms.UnsetType = _U
-    priority: _p.Code | _ms.UnsetType = _U
+    priority: _p.String | _ms.UnsetType = _U
     priority_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_priority")
     productCodeableConcept: CodeableConcept | _ms.UnsetType = _U
     productReference: Reference | _ms.UnsetType = _U
-    profile: _p.Uri | _ms.UnsetType = _U
+    profile: _p.String | _ms.UnsetType = _U
     profile_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_profile")
     publisher: _p.String | _ms.UnsetType = _U
     publisher_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_publisher")
@@ -126,9 +140,9 @@ class ActivityDefinition(_p.Resource, tag="ActivityDefinition", kw_only=True):
     relatedArtifact: _t.Annotated[list[RelatedArtifact | None], _p.NonEmpty] | _ms.UnsetType = _U
     reviewer: _t.Annotated[list[ContactDetail | None], _p.NonEmpty] | _ms.UnsetType = _U
     specimenRequirement: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
-    status: _p.Code
+    status: _p.String
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
-    subjectCanonical: _p.Uri | _ms.UnsetType = _U
+    subjectCanonical: _p.String | _ms.UnsetType = _U
     subjectCanonical_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_subjectCanonical")
     subjectCodeableConcept: CodeableConcept | _ms.UnsetType = _U
     subjectReference: Reference | _ms.UnsetType = _U
@@ -145,9 +159,9 @@ class ActivityDefinition(_p.Resource, tag="ActivityDefinition", kw_only=True):
     title: _p.String | _ms.UnsetType = _U
     title_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_title")
     topic: _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
-    transform: _p.Uri | _ms.UnsetType = _U
+    transform: _p.String | _ms.UnsetType = _U
     transform_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_transform")
-    url: _p.Uri | _ms.UnsetType = _U
+    url: _p.String | _ms.UnsetType = _U
     url_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_url")
     usage: _p.String | _ms.UnsetType = _U
     usage_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_usage")
@@ -156,6 +170,43 @@ class ActivityDefinition(_p.Resource, tag="ActivityDefinition", kw_only=True):
     version_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_version")
 
     def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("ActivityDefinition.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("ActivityDefinition.implicitRules")
+        v = self.intent
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("ActivityDefinition.intent")
+        v = self.kind
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("ActivityDefinition.kind")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("ActivityDefinition.language")
+        if self.library is not _U:
+            for v in self.library:
+                if v is not None and (' ' in v or not v.isprintable()):
+                    raise _p.FormatError("ActivityDefinition.library")
+        v = self.priority
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("ActivityDefinition.priority")
+        v = self.profile
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("ActivityDefinition.profile")
+        v = self.status
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("ActivityDefinition.status")
+        v = self.subjectCanonical
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("ActivityDefinition.subjectCanonical")
+        v = self.transform
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("ActivityDefinition.transform")
+        v = self.url
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("ActivityDefinition.url")
         if (self.productCodeableConcept is not _U) + (self.productReference is not _U) > 1:
             raise _p.ChoiceError("ActivityDefinition.product[x]: at most one")
         if (self.subjectCanonical is not _U or self.subjectCanonical_ext is not _U) + (self.subjectCodeableConcept is not _U) + (self.subjectReference is not _U) > 1:
@@ -180,8 +231,13 @@ class ActivityDefinitionParticipant(_p.Complex, kw_only=True):
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     role: CodeableConcept | _ms.UnsetType = _U
-    type: _p.Code
+    type: _p.String
     type_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_type")
+
+    def __post_init__(self) -> None:
+        v = self.type
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("ActivityDefinitionParticipant.type")
 
 
 class Address(_p.Complex, kw_only=True):
@@ -203,10 +259,18 @@ class Address(_p.Complex, kw_only=True):
     state_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_state")
     text: _p.String | _ms.UnsetType = _U
     text_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_text")
-    type: _p.Code | _ms.UnsetType = _U
+    type: _p.String | _ms.UnsetType = _U
     type_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_type")
-    use: _p.Code | _ms.UnsetType = _U
+    use: _p.String | _ms.UnsetType = _U
     use_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_use")
+
+    def __post_init__(self) -> None:
+        v = self.type
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("Address.type")
+        v = self.use
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("Address.use")
 
 
 class AdministrableProductDefinition(_p.Resource, tag="AdministrableProductDefinition", kw_only=True):
@@ -215,23 +279,37 @@ class AdministrableProductDefinition(_p.Resource, tag="AdministrableProductDefin
     device: Reference | _ms.UnsetType = _U
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     formOf: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
     ingredient: _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     meta: Meta | _ms.UnsetType = _U
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     producedFrom: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
     property: _t.Annotated[list[AdministrableProductDefinitionProperty | None], _p.NonEmpty] | _ms.UnsetType = _U
     routeOfAdministration: _t.Annotated[list[AdministrableProductDefinitionRouteOfAdministration | None], _p.NonEmpty]
-    status: _p.Code
+    status: _p.String
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
     text: Narrative | _ms.UnsetType = _U
     unitOfPresentation: CodeableConcept | _ms.UnsetType = _U
+
+    def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("AdministrableProductDefinition.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("AdministrableProductDefinition.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("AdministrableProductDefinition.language")
+        v = self.status
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("AdministrableProductDefinition.status")
 
 
 class AdministrableProductDefinitionProperty(_p.Complex, kw_only=True):
@@ -289,7 +367,7 @@ class AdministrableProductDefinitionRouteOfAdministrationTargetSpeciesWithdrawal
 
 
 class AdverseEvent(_p.Resource, tag="AdverseEvent", kw_only=True):
-    actuality: _p.Code
+    actuality: _p.String
     actuality_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_actuality")
     category: _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
     contained: _t.Annotated[list[AnyResource | None], _p.NonEmpty] | _ms.UnsetType = _U
@@ -301,12 +379,12 @@ class AdverseEvent(_p.Resource, tag="AdverseEvent", kw_only=True):
     encounter: Reference | _ms.UnsetType = _U
     event: CodeableConcept | _ms.UnsetType = _U
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: Identifier | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     location: Reference | _ms.UnsetType = _U
     meta: Meta | _ms.UnsetType = _U
@@ -324,6 +402,20 @@ class AdverseEvent(_p.Resource, tag="AdverseEvent", kw_only=True):
     subjectMedicalHistory: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
     suspectEntity: _t.Annotated[list[AdverseEventSuspectEntity | None], _p.NonEmpty] | _ms.UnsetType = _U
     text: Narrative | _ms.UnsetType = _U
+
+    def __post_init__(self) -> None:
+        v = self.actuality
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("AdverseEvent.actuality")
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("AdverseEvent.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("AdverseEvent.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("AdverseEvent.language")
 
 
 class AdverseEventSuspectEntity(_p.Complex, kw_only=True):
@@ -348,38 +440,49 @@ class AdverseEventSuspectEntityCausality(_p.Complex, kw_only=True):
 
 
 class Age(_p.Complex, kw_only=True):
-    code: _p.Code | _ms.UnsetType = _U
+    code: _p.String | _ms.UnsetType = _U
     code_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_code")
-    comparator: _p.Code | _ms.UnsetType = _U
+    comparator: _p.String | _ms.UnsetType = _U
     comparator_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_comparator")
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
-    system: _p.Uri | _ms.UnsetType = _U
+    system: _p.String | _ms.UnsetType = _U
     system_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_system")
     unit: _p.String | _ms.UnsetType = _U
     unit_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_unit")
     value: _p.Decimal | _ms.UnsetType = _U
     value_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_value")
 
+    def __post_init__(self) -> None:
+        v = self.code
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("Age.code")
+        v = self.comparator
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("Age.comparator")
+        v = self.system
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("Age.system")
+
 
 class AllergyIntolerance(_p.Resource, tag="AllergyIntolerance", kw_only=True):
     asserter: Reference | _ms.UnsetType = _U
-    category: _t.Annotated[list[_p.Code | None], _p.NonEmpty] | _ms.UnsetType = _U
+    category: _t.Annotated[list[_p.String | None], _p.NonEmpty] | _ms.UnsetType = _U
     category_ext: list[Element | None] | Element | _ms.UnsetType = _ms.field(default=_U, name="_category")
     clinicalStatus: CodeableConcept | _ms.UnsetType = _U
     code: CodeableConcept | _ms.UnsetType = _U
     contained: _t.Annotated[list[AnyResource | None], _p.NonEmpty] | _ms.UnsetType = _U
-    criticality: _p.Code | _ms.UnsetType = _U
+    criticality: _p.String | _ms.UnsetType = _U
     criticality_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_criticality")
     encounter: Reference | _ms.UnsetType = _U
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     lastOccurrence: _p.DateTime | _ms.UnsetType = _U
     lastOccurrence_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_lastOccurrence")
@@ -399,11 +502,30 @@ class AllergyIntolerance(_p.Resource, tag="AllergyIntolerance", kw_only=True):
     recordedDate_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_recordedDate")
     recorder: Reference | _ms.UnsetType = _U
     text: Narrative | _ms.UnsetType = _U
-    type: _p.Code | _ms.UnsetType = _U
+    type: _p.String | _ms.UnsetType = _U
     type_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_type")
     verificationStatus: CodeableConcept | _ms.UnsetType = _U
 
     def __post_init__(self) -> None:
+        if self.category is not _U:
+            for v in self.category:
+                if v is not None and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+                    raise _p.FormatError("AllergyIntolerance.category")
+        v = self.criticality
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("AllergyIntolerance.criticality")
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("AllergyIntolerance.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("AllergyIntolerance.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("AllergyIntolerance.language")
+        v = self.type
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("AllergyIntolerance.type")
         if (self.onsetAge is not _U) + (self.onsetDateTime is not _U or self.onsetDateTime_ext is not _U) + (self.onsetPeriod is not _U) + (self.onsetRange is not _U) + (self.onsetString is not _U or self.onsetString_ext is not _U) > 1:
             raise _p.ChoiceError("AllergyIntolerance.onset[x]: at most one")
 
@@ -420,9 +542,14 @@ class AllergyIntoleranceReaction(_p.Complex, kw_only=True):
     note: _t.Annotated[list[Annotation | None], _p.NonEmpty] | _ms.UnsetType = _U
     onset: _p.DateTime | _ms.UnsetType = _U
     onset_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_onset")
-    severity: _p.Code | _ms.UnsetType = _U
+    severity: _p.String | _ms.UnsetType = _U
     severity_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_severity")
     substance: CodeableConcept | _ms.UnsetType = _U
+
+    def __post_init__(self) -> None:
+        v = self.severity
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("AllergyIntoleranceReaction.severity")
 
 
 class Annotation(_p.Complex, kw_only=True):
@@ -456,12 +583,12 @@ class Appointment(_p.Resource, tag="Appointment", kw_only=True):
     end: _p.Instant | _ms.UnsetType = _U
     end_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_end")
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     meta: Meta | _ms.UnsetType = _U
     minutesDuration: _p.PositiveInt | _ms.UnsetType = _U
@@ -481,10 +608,24 @@ class Appointment(_p.Resource, tag="Appointment", kw_only=True):
     specialty: _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
     start: _p.Instant | _ms.UnsetType = _U
     start_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_start")
-    status: _p.Code
+    status: _p.String
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
     supportingInformation: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
     text: Narrative | _ms.UnsetType = _U
+
+    def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("Appointment.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("Appointment.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("Appointment.language")
+        v = self.status
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("Appointment.status")
 
 
 class AppointmentParticipant(_p.Complex, kw_only=True):
@@ -494,11 +635,19 @@ class AppointmentParticipant(_p.Complex, kw_only=True):
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     period: Period | _ms.UnsetType = _U
-    required: _p.Code | _ms.UnsetType = _U
+    required: _p.String | _ms.UnsetType = _U
     required_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_required")
-    status: _p.Code
+    status: _p.String
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
     type: _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
+
+    def __post_init__(self) -> None:
+        v = self.required
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("AppointmentParticipant.required")
+        v = self.status
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("AppointmentParticipant.status")
 
 
 class AppointmentResponse(_p.Resource, tag="AppointmentResponse", kw_only=True):
@@ -510,25 +659,39 @@ class AppointmentResponse(_p.Resource, tag="AppointmentResponse", kw_only=True):
     end: _p.Instant | _ms.UnsetType = _U
     end_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_end")
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     meta: Meta | _ms.UnsetType = _U
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    participantStatus: _p.Code
+    participantStatus: _p.String
     participantStatus_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_participantStatus")
     participantType: _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
     start: _p.Instant | _ms.UnsetType = _U
     start_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_start")
     text: Narrative | _ms.UnsetType = _U
 
+    def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("AppointmentResponse.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("AppointmentResponse.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("AppointmentResponse.language")
+        v = self.participantStatus
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("AppointmentResponse.participantStatus")
+
 
 class Attachment(_p.Complex, kw_only=True):
-    contentType: _p.Code | _ms.UnsetType = _U
+    contentType: _p.String | _ms.UnsetType = _U
     contentType_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_contentType")
     creation: _p.DateTime | _ms.UnsetType = _U
     creation_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_creation")
@@ -539,32 +702,43 @@ class Attachment(_p.Complex, kw_only=True):
     hash_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_hash")
     id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     size: _p.UnsignedInt | _ms.UnsetType = _U
     size_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_size")
     title: _p.String | _ms.UnsetType = _U
     title_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_title")
-    url: _p.Uri | _ms.UnsetType = _U
+    url: _p.String | _ms.UnsetType = _U
     url_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_url")
+
+    def __post_init__(self) -> None:
+        v = self.contentType
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("Attachment.contentType")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("Attachment.language")
+        v = self.url
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("Attachment.url")
 
 
 class AuditEvent(_p.Resource, tag="AuditEvent", kw_only=True):
-    action: _p.Code | _ms.UnsetType = _U
+    action: _p.String | _ms.UnsetType = _U
     action_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_action")
     agent: _t.Annotated[list[AuditEventAgent | None], _p.NonEmpty]
     contained: _t.Annotated[list[AnyResource | None], _p.NonEmpty] | _ms.UnsetType = _U
     entity: _t.Annotated[list[AuditEventEntity | None], _p.NonEmpty] | _ms.UnsetType = _U
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     meta: Meta | _ms.UnsetType = _U
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    outcome: _p.Code | _ms.UnsetType = _U
+    outcome: _p.String | _ms.UnsetType = _U
     outcome_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_outcome")
     outcomeDesc: _p.String | _ms.UnsetType = _U
     outcomeDesc_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_outcomeDesc")
@@ -576,6 +750,23 @@ class AuditEvent(_p.Resource, tag="AuditEvent", kw_only=True):
     subtype: _t.Annotated[list[Coding | None], _p.NonEmpty] | _ms.UnsetType = _U
     text: Narrative | _ms.UnsetType = _U
     type: Coding
+
+    def __post_init__(self) -> None:
+        v = self.action
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("AuditEvent.action")
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("AuditEvent.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("AuditEvent.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("AuditEvent.language")
+        v = self.outcome
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("AuditEvent.outcome")
 
 
 class AuditEventAgent(_p.Complex, kw_only=True):
@@ -590,7 +781,7 @@ class AuditEventAgent(_p.Complex, kw_only=True):
     name: _p.String | _ms.UnsetType = _U
     name_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_name")
     network: AuditEventAgentNetwork | _ms.UnsetType = _U
-    policy: _t.Annotated[list[_p.Uri | None], _p.NonEmpty] | _ms.UnsetType = _U
+    policy: _t.Annotated[list[_p.String | None], _p.NonEmpty] | _ms.UnsetType = _U
     policy_ext: list[Element | None] | Element | _ms.UnsetType = _ms.field(default=_U, name="_policy")
     purposeOfUse: _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
     requestor: _p.Boolean
@@ -598,6 +789,12 @@ class AuditEventAgent(_p.Complex, kw_only=True):
     role: _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
     type: CodeableConcept | _ms.UnsetType = _U
     who: Reference | _ms.UnsetType = _U
+
+    def __post_init__(self) -> None:
+        if self.policy is not _U:
+            for v in self.policy:
+                if v is not None and (' ' in v or not v.isprintable()):
+                    raise _p.FormatError("AuditEventAgent.policy")
 
 
 class AuditEventAgentNetwork(_p.Complex, kw_only=True):
@@ -607,8 +804,13 @@ class AuditEventAgentNetwork(_p.Complex, kw_only=True):
     id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    type: _p.Code | _ms.UnsetType = _U
+    type: _p.String | _ms.UnsetType = _U
     type_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_type")
+
+    def __post_init__(self) -> None:
+        v = self.type
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("AuditEventAgentNetwork.type")
 
 
 class AuditEventEntity(_p.Complex, kw_only=True):
@@ -672,60 +874,102 @@ class Basic(_p.Resource, tag="Basic", kw_only=True):
     created: _p.Date | _ms.UnsetType = _U
     created_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_created")
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     meta: Meta | _ms.UnsetType = _U
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     subject: Reference | _ms.UnsetType = _U
     text: Narrative | _ms.UnsetType = _U
 
+    def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("Basic.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("Basic.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("Basic.language")
+
 
 class Binary(_p.Resource, tag="Binary", kw_only=True):
-    contentType: _p.Code
+    contentType: _p.String
     contentType_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_contentType")
     data: _p.Base64Binary | _ms.UnsetType = _U
     data_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_data")
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     meta: Meta | _ms.UnsetType = _U
     securityContext: Reference | _ms.UnsetType = _U
+
+    def __post_init__(self) -> None:
+        v = self.contentType
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("Binary.contentType")
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("Binary.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("Binary.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("Binary.language")
 
 
 class BiologicallyDerivedProduct(_p.Resource, tag="BiologicallyDerivedProduct", kw_only=True):
     collection: BiologicallyDerivedProductCollection | _ms.UnsetType = _U
     contained: _t.Annotated[list[AnyResource | None], _p.NonEmpty] | _ms.UnsetType = _U
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     manipulation: BiologicallyDerivedProductManipulation | _ms.UnsetType = _U
     meta: Meta | _ms.UnsetType = _U
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     parent: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
     processing: _t.Annotated[list[BiologicallyDerivedProductProcessing | None], _p.NonEmpty] | _ms.UnsetType = _U
-    productCategory: _p.Code | _ms.UnsetType = _U
+    productCategory: _p.String | _ms.UnsetType = _U
     productCategory_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_productCategory")
     productCode: CodeableConcept | _ms.UnsetType = _U
     quantity: _p.Integer | _ms.UnsetType = _U
     quantity_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_quantity")
     request: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
-    status: _p.Code | _ms.UnsetType = _U
+    status: _p.String | _ms.UnsetType = _U
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
     storage: _t.Annotated[list[BiologicallyDerivedProductStorage | None], _p.NonEmpty] | _ms.UnsetType = _U
     text: Narrative | _ms.UnsetType = _U
+
+    def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("BiologicallyDerivedProduct.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("BiologicallyDerivedProduct.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("BiologicallyDerivedProduct.language")
+        v = self.productCategory
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("BiologicallyDerivedProduct.productCategory")
+        v = self.status
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("BiologicallyDerivedProduct.status")
 
 
 class BiologicallyDerivedProductCollection(_p.Complex, kw_only=True):
@@ -786,10 +1030,15 @@ class BiologicallyDerivedProductStorage(_p.Complex, kw_only=True):
     id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    scale: _p.Code | _ms.UnsetType = _U
+    scale: _p.String | _ms.UnsetType = _U
     scale_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_scale")
     temperature: _p.Decimal | _ms.UnsetType = _U
     temperature_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_temperature")
+
+    def __post_init__(self) -> None:
+        v = self.scale
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("BiologicallyDerivedProductStorage.scale")
 
 
 class BodyStructure(_p.Resource, tag="BodyStructure", kw_only=True):
@@ -799,13 +1048,13 @@ class BodyStructure(_p.Resource, tag="BodyStructure", kw_only=True):
     description: _p.String | _ms.UnsetType = _U
     description_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_description")
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
     image: _t.Annotated[list[Attachment | None], _p.NonEmpty] | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     location: CodeableConcept | _ms.UnsetType = _U
     locationQualifier: _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
@@ -815,15 +1064,26 @@ class BodyStructure(_p.Resource, tag="BodyStructure", kw_only=True):
     patient: Reference
     text: Narrative | _ms.UnsetType = _U
 
+    def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("BodyStructure.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("BodyStructure.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("BodyStructure.language")
+
 
 class Bundle(_p.Resource, tag="Bundle", kw_only=True):
     entry: _t.Annotated[list[BundleEntry | None], _p.NonEmpty] | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: Identifier | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     link: _t.Annotated[list[BundleLink | None], _p.NonEmpty] | _ms.UnsetType = _U
     meta: Meta | _ms.UnsetType = _U
@@ -832,13 +1092,27 @@ class Bundle(_p.Resource, tag="Bundle", kw_only=True):
     timestamp_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_timestamp")
     total: _p.UnsignedInt | _ms.UnsetType = _U
     total_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_total")
-    type: _p.Code
+    type: _p.String
     type_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_type")
+
+    def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("Bundle.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("Bundle.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("Bundle.language")
+        v = self.type
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("Bundle.type")
 
 
 class BundleEntry(_p.Complex, kw_only=True):
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    fullUrl: _p.Uri | _ms.UnsetType = _U
+    fullUrl: _p.String | _ms.UnsetType = _U
     fullUrl_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_fullUrl")
     id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
@@ -848,6 +1122,11 @@ class BundleEntry(_p.Complex, kw_only=True):
     resource: AnyResource | _ms.UnsetType = _U
     response: BundleEntryResponse | _ms.UnsetType = _U
     search: BundleEntrySearch | _ms.UnsetType = _U
+
+    def __post_init__(self) -> None:
+        v = self.fullUrl
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("BundleEntry.fullUrl")
 
 
 class BundleEntryRequest(_p.Complex, kw_only=True):
@@ -862,11 +1141,19 @@ class BundleEntryRequest(_p.Complex, kw_only=True):
     ifNoneExist_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_ifNoneExist")
     ifNoneMatch: _p.String | _ms.UnsetType = _U
     ifNoneMatch_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_ifNoneMatch")
-    method: _p.Code
+    method: _p.String
     method_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_method")
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    url: _p.Uri
+    url: _p.String
     url_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_url")
+
+    def __post_init__(self) -> None:
+        v = self.method
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("BundleEntryRequest.method")
+        v = self.url
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("BundleEntryRequest.url")
 
 
 class BundleEntryResponse(_p.Complex, kw_only=True):
@@ -877,23 +1164,33 @@ class BundleEntryResponse(_p.Complex, kw_only=True):
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     lastModified: _p.Instant | _ms.UnsetType = _U
     lastModified_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_lastModified")
-    location: _p.Uri | _ms.UnsetType = _U
+    location: _p.String | _ms.UnsetType = _U
     location_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_location")
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     outcome: AnyResource | _ms.UnsetType = _U
     status: _p.String
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
 
+    def __post_init__(self) -> None:
+        v = self.location
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("BundleEntryResponse.location")
+
 
 class BundleEntrySearch(_p.Complex, kw_only=True):
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
-    mode: _p.Code | _ms.UnsetType = _U
+    mode: _p.String | _ms.UnsetType = _U
     mode_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_mode")
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     score: _p.Decimal | _ms.UnsetType = _U
     score_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_score")
+
+    def __post_init__(self) -> None:
+        v = self.mode
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("BundleEntrySearch.mode")
 
 
 class BundleLink(_p.Complex, kw_only=True):
@@ -903,8 +1200,13 @@ class BundleLink(_p.Complex, kw_only=True):
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     relation: _p.String
     relation_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_relation")
-    url: _p.Uri
+    url: _p.String
     url_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_url")
+
+    def __post_init__(self) -> None:
+        v = self.url
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("BundleLink.url")
 
 
 class CapabilityStatement(_p.Resource, tag="CapabilityStatement", kw_only=True):
@@ -920,32 +1222,32 @@ class CapabilityStatement(_p.Resource, tag="CapabilityStatement", kw_only=True):
     experimental: _p.Boolean | _ms.UnsetType = _U
     experimental_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_experimental")
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    fhirVersion: _p.Code
+    fhirVersion: _p.String
     fhirVersion_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_fhirVersion")
-    format: _t.Annotated[list[_p.Code | None], _p.NonEmpty]
+    format: _t.Annotated[list[_p.String | None], _p.NonEmpty]
     format_ext: list[Element | None] | Element | _ms.UnsetType = _ms.field(default=_U, name="_format")
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     implementation: CapabilityStatementImplementation | _ms.UnsetType = _U
-    implementationGuide: _t.Annotated[list[_p.Uri | None], _p.NonEmpty] | _ms.UnsetType = _U
+    implementationGuide: _t.Annotated[list[_p.String | None], _p.NonEmpty] | _ms.UnsetType = _U
     implementationGuide_ext: list[Element | None] | Element | _ms.UnsetType = _ms.field(default=_U, name="_implementationGuide")
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
-    imports: _t.Annotated[list[_p.Uri | None], _p.NonEmpty] | _ms.UnsetType = _U
+    imports: _t.Annotated[list[_p.String | None], _p.NonEmpty] | _ms.UnsetType = _U
     imports_ext: list[Element | None] | Element | _ms.UnsetType = _ms.field(default=_U, name="_imports")
-    instantiates: _t.Annotated[list[_p.Uri | None], _p.NonEmpty] | _ms.UnsetType = _U
+    instantiates: _t.Annotated[list[_p.String | None], _p.NonEmpty] | _ms.UnsetType = _U
     instantiates_ext: list[Element | None] | Element | _ms.UnsetType = _ms.field(default=_U, name="_instantiates")
     jurisdiction: _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
-    kind: _p.Code
+    kind: _p.String
     kind_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_kind")
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     messaging: _t.Annotated[list[CapabilityStatementMessaging | None], _p.NonEmpty] | _ms.UnsetType = _U
     meta: Meta | _ms.UnsetType = _U
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     name: _p.String | _ms.UnsetType = _U
     name_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_name")
-    patchFormat: _t.Annotated[list[_p.Code | None], _p.NonEmpty] | _ms.UnsetType = _U
+    patchFormat: _t.Annotated[list[_p.String | None], _p.NonEmpty] | _ms.UnsetType = _U
     patchFormat_ext: list[Element | None] | Element | _ms.UnsetType = _ms.field(default=_U, name="_patchFormat")
     publisher: _p.String | _ms.UnsetType = _U
     publisher_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_publisher")
@@ -953,16 +1255,59 @@ class CapabilityStatement(_p.Resource, tag="CapabilityStatement", kw_only=True):
     purpose_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_purpose")
     rest: _t.Annotated[list[CapabilityStatementRest | None], _p.NonEmpty] | _ms.UnsetType = _U
     software: CapabilityStatementSoftware | _ms.UnsetType = _U
-    status: _p.Code
+    status: _p.String
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
     text: Narrative | _ms.UnsetType = _U
     title: _p.String | _ms.UnsetType = _U
     title_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_title")
-    url: _p.Uri | _ms.UnsetType = _U
+    url: _p.String | _ms.UnsetType = _U
     url_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_url")
     useContext: _t.Annotated[list[UsageContext | None], _p.NonEmpty] | _ms.UnsetType = _U
     version: _p.String | _ms.UnsetType = _U
     version_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_version")
+
+    def __post_init__(self) -> None:
+        v = self.fhirVersion
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("CapabilityStatement.fhirVersion")
+        if self.format is not _U:
+            for v in self.format:
+                if v is not None and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+                    raise _p.FormatError("CapabilityStatement.format")
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("CapabilityStatement.id")
+        if self.implementationGuide is not _U:
+            for v in self.implementationGuide:
+                if v is not None and (' ' in v or not v.isprintable()):
+                    raise _p.FormatError("CapabilityStatement.implementationGuide")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("CapabilityStatement.implicitRules")
+        if self.imports is not _U:
+            for v in self.imports:
+                if v is not None and (' ' in v or not v.isprintable()):
+                    raise _p.FormatError("CapabilityStatement.imports")
+        if self.instantiates is not _U:
+            for v in self.instantiates:
+                if v is not None and (' ' in v or not v.isprintable()):
+                    raise _p.FormatError("CapabilityStatement.instantiates")
+        v = self.kind
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("CapabilityStatement.kind")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("CapabilityStatement.language")
+        if self.patchFormat is not _U:
+            for v in self.patchFormat:
+                if v is not None and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+                    raise _p.FormatError("CapabilityStatement.patchFormat")
+        v = self.status
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("CapabilityStatement.status")
+        v = self.url
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("CapabilityStatement.url")
 
 
 class CapabilityStatementDocument(_p.Complex, kw_only=True):
@@ -971,11 +1316,19 @@ class CapabilityStatementDocument(_p.Complex, kw_only=True):
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
-    mode: _p.Code
+    mode: _p.String
     mode_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_mode")
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    profile: _p.Uri
+    profile: _p.String
     profile_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_profile")
+
+    def __post_init__(self) -> None:
+        v = self.mode
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("CapabilityStatementDocument.mode")
+        v = self.profile
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("CapabilityStatementDocument.profile")
 
 
 class CapabilityStatementImplementation(_p.Complex, kw_only=True):
@@ -986,8 +1339,13 @@ class CapabilityStatementImplementation(_p.Complex, kw_only=True):
     id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    url: _p.Uri | _ms.UnsetType = _U
+    url: _p.String | _ms.UnsetType = _U
     url_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_url")
+
+    def __post_init__(self) -> None:
+        v = self.url
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("CapabilityStatementImplementation.url")
 
 
 class CapabilityStatementMessaging(_p.Complex, kw_only=True):
@@ -1004,7 +1362,7 @@ class CapabilityStatementMessaging(_p.Complex, kw_only=True):
 
 
 class CapabilityStatementMessagingEndpoint(_p.Complex, kw_only=True):
-    address: _p.Uri
+    address: _p.String
     address_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_address")
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     id: _p.String | _ms.UnsetType = _U
@@ -1012,20 +1370,33 @@ class CapabilityStatementMessagingEndpoint(_p.Complex, kw_only=True):
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     protocol: Coding
 
+    def __post_init__(self) -> None:
+        v = self.address
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("CapabilityStatementMessagingEndpoint.address")
+
 
 class CapabilityStatementMessagingSupportedMessage(_p.Complex, kw_only=True):
-    definition: _p.Uri
+    definition: _p.String
     definition_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_definition")
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
-    mode: _p.Code
+    mode: _p.String
     mode_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_mode")
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
 
+    def __post_init__(self) -> None:
+        v = self.definition
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("CapabilityStatementMessagingSupportedMessage.definition")
+        v = self.mode
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("CapabilityStatementMessagingSupportedMessage.mode")
+
 
 class CapabilityStatementRest(_p.Complex, kw_only=True):
-    compartment: _t.Annotated[list[_p.Uri | None], _p.NonEmpty] | _ms.UnsetType = _U
+    compartment: _t.Annotated[list[_p.String | None], _p.NonEmpty] | _ms.UnsetType = _U
     compartment_ext: list[Element | None] | Element | _ms.UnsetType = _ms.field(default=_U, name="_compartment")
     documentation: _p.String | _ms.UnsetType = _U
     documentation_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_documentation")
@@ -1033,7 +1404,7 @@ class CapabilityStatementRest(_p.Complex, kw_only=True):
     id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     interaction: _t.Annotated[list[CapabilityStatementRestInteraction | None], _p.NonEmpty] | _ms.UnsetType = _U
-    mode: _p.Code
+    mode: _p.String
     mode_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_mode")
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     operation: _t.Annotated[list[CapabilityStatementRestResourceOperation | None], _p.NonEmpty] | _ms.UnsetType = _U
@@ -1041,9 +1412,18 @@ class CapabilityStatementRest(_p.Complex, kw_only=True):
     searchParam: _t.Annotated[list[CapabilityStatementRestResourceSearchParam | None], _p.NonEmpty] | _ms.UnsetType = _U
     security: CapabilityStatementRestSecurity | _ms.UnsetType = _U
 
+    def __post_init__(self) -> None:
+        if self.compartment is not _U:
+            for v in self.compartment:
+                if v is not None and (' ' in v or not v.isprintable()):
+                    raise _p.FormatError("CapabilityStatementRest.compartment")
+        v = self.mode
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("CapabilityStatementRest.mode")
+
 
 class CapabilityStatementRestInteraction(_p.Complex, kw_only=True):
-    code: _p.Code
+    code: _p.String
     code_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_code")
     documentation: _p.String | _ms.UnsetType = _U
     documentation_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_documentation")
@@ -1052,13 +1432,18 @@ class CapabilityStatementRestInteraction(_p.Complex, kw_only=True):
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
 
+    def __post_init__(self) -> None:
+        v = self.code
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("CapabilityStatementRestInteraction.code")
+
 
 class CapabilityStatementRestResource(_p.Complex, kw_only=True):
     conditionalCreate: _p.Boolean | _ms.UnsetType = _U
     conditionalCreate_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_conditionalCreate")
-    conditionalDelete: _p.Code | _ms.UnsetType = _U
+    conditionalDelete: _p.String | _ms.UnsetType = _U
     conditionalDelete_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_conditionalDelete")
-    conditionalRead: _p.Code | _ms.UnsetType = _U
+    conditionalRead: _p.String | _ms.UnsetType = _U
     conditionalRead_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_conditionalRead")
     conditionalUpdate: _p.Boolean | _ms.UnsetType = _U
     conditionalUpdate_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_conditionalUpdate")
@@ -1070,29 +1455,54 @@ class CapabilityStatementRestResource(_p.Complex, kw_only=True):
     interaction: _t.Annotated[list[CapabilityStatementRestResourceInteraction | None], _p.NonEmpty] | _ms.UnsetType = _U
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     operation: _t.Annotated[list[CapabilityStatementRestResourceOperation | None], _p.NonEmpty] | _ms.UnsetType = _U
-    profile: _p.Uri | _ms.UnsetType = _U
+    profile: _p.String | _ms.UnsetType = _U
     profile_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_profile")
     readHistory: _p.Boolean | _ms.UnsetType = _U
     readHistory_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_readHistory")
-    referencePolicy: _t.Annotated[list[_p.Code | None], _p.NonEmpty] | _ms.UnsetType = _U
+    referencePolicy: _t.Annotated[list[_p.String | None], _p.NonEmpty] | _ms.UnsetType = _U
     referencePolicy_ext: list[Element | None] | Element | _ms.UnsetType = _ms.field(default=_U, name="_referencePolicy")
     searchInclude: _t.Annotated[list[_p.String | None], _p.NonEmpty] | _ms.UnsetType = _U
     searchInclude_ext: list[Element | None] | Element | _ms.UnsetType = _ms.field(default=_U, name="_searchInclude")
     searchParam: _t.Annotated[list[CapabilityStatementRestResourceSearchParam | None], _p.NonEmpty] | _ms.UnsetType = _U
     searchRevInclude: _t.Annotated[list[_p.String | None], _p.NonEmpty] | _ms.UnsetType = _U
     searchRevInclude_ext: list[Element | None] | Element | _ms.UnsetType = _ms.field(default=_U, name="_searchRevInclude")
-    supportedProfile: _t.Annotated[list[_p.Uri | None], _p.NonEmpty] | _ms.UnsetType = _U
+    supportedProfile: _t.Annotated[list[_p.String | None], _p.NonEmpty] | _ms.UnsetType = _U
     supportedProfile_ext: list[Element | None] | Element | _ms.UnsetType = _ms.field(default=_U, name="_supportedProfile")
-    type: _p.Code
+    type: _p.String
     type_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_type")
     updateCreate: _p.Boolean | _ms.UnsetType = _U
     updateCreate_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_updateCreate")
-    versioning: _p.Code | _ms.UnsetType = _U
+    versioning: _p.String | _ms.UnsetType = _U
     versioning_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_versioning")
+
+    def __post_init__(self) -> None:
+        v = self.conditionalDelete
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("CapabilityStatementRestResource.conditionalDelete")
+        v = self.conditionalRead
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("CapabilityStatementRestResource.conditionalRead")
+        v = self.profile
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("CapabilityStatementRestResource.profile")
+        if self.referencePolicy is not _U:
+            for v in self.referencePolicy:
+                if v is not None and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+                    raise _p.FormatError("CapabilityStatementRestResource.referencePolicy")
+        if self.supportedProfile is not _U:
+            for v in self.supportedProfile:
+                if v is not None and (' ' in v or not v.isprintable()):
+                    raise _p.FormatError("CapabilityStatementRestResource.supportedProfile")
+        v = self.type
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("CapabilityStatementRestResource.type")
+        v = self.versioning
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("CapabilityStatementRestResource.versioning")
 
 
 class CapabilityStatementRestResourceInteraction(_p.Complex, kw_only=True):
-    code: _p.Code
+    code: _p.String
     code_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_code")
     documentation: _p.String | _ms.UnsetType = _U
     documentation_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_documentation")
@@ -1101,9 +1511,14 @@ class CapabilityStatementRestResourceInteraction(_p.Complex, kw_only=True):
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
 
+    def __post_init__(self) -> None:
+        v = self.code
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("CapabilityStatementRestResourceInteraction.code")
+
 
 class CapabilityStatementRestResourceOperation(_p.Complex, kw_only=True):
-    definition: _p.Uri
+    definition: _p.String
     definition_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_definition")
     documentation: _p.String | _ms.UnsetType = _U
     documentation_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_documentation")
@@ -1113,10 +1528,15 @@ class CapabilityStatementRestResourceOperation(_p.Complex, kw_only=True):
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     name: _p.String
     name_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_name")
+
+    def __post_init__(self) -> None:
+        v = self.definition
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("CapabilityStatementRestResourceOperation.definition")
 
 
 class CapabilityStatementRestResourceSearchParam(_p.Complex, kw_only=True):
-    definition: _p.Uri | _ms.UnsetType = _U
+    definition: _p.String | _ms.UnsetType = _U
     definition_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_definition")
     documentation: _p.String | _ms.UnsetType = _U
     documentation_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_documentation")
@@ -1126,8 +1546,16 @@ class CapabilityStatementRestResourceSearchParam(_p.Complex, kw_only=True):
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     name: _p.String
     name_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_name")
-    type: _p.Code
+    type: _p.String
     type_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_type")
+
+    def __post_init__(self) -> None:
+        v = self.definition
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("CapabilityStatementRestResourceSearchParam.definition")
+        v = self.type
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("CapabilityStatementRestResourceSearchParam.type")
 
 
 class CapabilityStatementRestSecurity(_p.Complex, kw_only=True):
@@ -1171,18 +1599,18 @@ class CarePlan(_p.Resource, tag="CarePlan", kw_only=True):
     encounter: Reference | _ms.UnsetType = _U
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     goal: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
-    instantiatesCanonical: _t.Annotated[list[_p.Uri | None], _p.NonEmpty] | _ms.UnsetType = _U
+    instantiatesCanonical: _t.Annotated[list[_p.String | None], _p.NonEmpty] | _ms.UnsetType = _U
     instantiatesCanonical_ext: list[Element | None] | Element | _ms.UnsetType = _ms.field(default=_U, name="_instantiatesCanonical")
-    instantiatesUri: _t.Annotated[list[_p.Uri | None], _p.NonEmpty] | _ms.UnsetType = _U
+    instantiatesUri: _t.Annotated[list[_p.String | None], _p.NonEmpty] | _ms.UnsetType = _U
     instantiatesUri_ext: list[Element | None] | Element | _ms.UnsetType = _ms.field(default=_U, name="_instantiatesUri")
-    intent: _p.Code
+    intent: _p.String
     intent_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_intent")
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     meta: Meta | _ms.UnsetType = _U
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
@@ -1190,13 +1618,38 @@ class CarePlan(_p.Resource, tag="CarePlan", kw_only=True):
     partOf: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
     period: Period | _ms.UnsetType = _U
     replaces: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
-    status: _p.Code
+    status: _p.String
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
     subject: Reference
     supportingInfo: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
     text: Narrative | _ms.UnsetType = _U
     title: _p.String | _ms.UnsetType = _U
     title_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_title")
+
+    def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("CarePlan.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("CarePlan.implicitRules")
+        if self.instantiatesCanonical is not _U:
+            for v in self.instantiatesCanonical:
+                if v is not None and (' ' in v or not v.isprintable()):
+                    raise _p.FormatError("CarePlan.instantiatesCanonical")
+        if self.instantiatesUri is not _U:
+            for v in self.instantiatesUri:
+                if v is not None and (' ' in v or not v.isprintable()):
+                    raise _p.FormatError("CarePlan.instantiatesUri")
+        v = self.intent
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("CarePlan.intent")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("CarePlan.language")
+        v = self.status
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("CarePlan.status")
 
 
 class CarePlanActivity(_p.Complex, kw_only=True):
@@ -1222,11 +1675,11 @@ class CarePlanActivityDetail(_p.Complex, kw_only=True):
     goal: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
     id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
-    instantiatesCanonical: _t.Annotated[list[_p.Uri | None], _p.NonEmpty] | _ms.UnsetType = _U
+    instantiatesCanonical: _t.Annotated[list[_p.String | None], _p.NonEmpty] | _ms.UnsetType = _U
     instantiatesCanonical_ext: list[Element | None] | Element | _ms.UnsetType = _ms.field(default=_U, name="_instantiatesCanonical")
-    instantiatesUri: _t.Annotated[list[_p.Uri | None], _p.NonEmpty] | _ms.UnsetType = _U
+    instantiatesUri: _t.Annotated[list[_p.String | None], _p.NonEmpty] | _ms.UnsetType = _U
     instantiatesUri_ext: list[Element | None] | Element | _ms.UnsetType = _ms.field(default=_U, name="_instantiatesUri")
-    kind: _p.Code | _ms.UnsetType = _U
+    kind: _p.String | _ms.UnsetType = _U
     kind_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_kind")
     location: Reference | _ms.UnsetType = _U
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
@@ -1240,11 +1693,25 @@ class CarePlanActivityDetail(_p.Complex, kw_only=True):
     scheduledString: _p.String | _ms.UnsetType = _U
     scheduledString_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_scheduledString")
     scheduledTiming: Timing | _ms.UnsetType = _U
-    status: _p.Code
+    status: _p.String
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
     statusReason: CodeableConcept | _ms.UnsetType = _U
 
     def __post_init__(self) -> None:
+        if self.instantiatesCanonical is not _U:
+            for v in self.instantiatesCanonical:
+                if v is not None and (' ' in v or not v.isprintable()):
+                    raise _p.FormatError("CarePlanActivityDetail.instantiatesCanonical")
+        if self.instantiatesUri is not _U:
+            for v in self.instantiatesUri:
+                if v is not None and (' ' in v or not v.isprintable()):
+                    raise _p.FormatError("CarePlanActivityDetail.instantiatesUri")
+        v = self.kind
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("CarePlanActivityDetail.kind")
+        v = self.status
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("CarePlanActivityDetail.status")
         if (self.productCodeableConcept is not _U) + (self.productReference is not _U) > 1:
             raise _p.ChoiceError("CarePlanActivityDetail.product[x]: at most one")
         if (self.scheduledPeriod is not _U) + (self.scheduledString is not _U or self.scheduledString_ext is not _U) + (self.scheduledTiming is not _U) > 1:
@@ -1256,12 +1723,12 @@ class CareTeam(_p.Resource, tag="CareTeam", kw_only=True):
     contained: _t.Annotated[list[AnyResource | None], _p.NonEmpty] | _ms.UnsetType = _U
     encounter: Reference | _ms.UnsetType = _U
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     managingOrganization: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
     meta: Meta | _ms.UnsetType = _U
@@ -1273,11 +1740,25 @@ class CareTeam(_p.Resource, tag="CareTeam", kw_only=True):
     period: Period | _ms.UnsetType = _U
     reasonCode: _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
     reasonReference: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
-    status: _p.Code | _ms.UnsetType = _U
+    status: _p.String | _ms.UnsetType = _U
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
     subject: Reference | _ms.UnsetType = _U
     telecom: _t.Annotated[list[ContactPoint | None], _p.NonEmpty] | _ms.UnsetType = _U
     text: Narrative | _ms.UnsetType = _U
+
+    def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("CareTeam.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("CareTeam.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("CareTeam.language")
+        v = self.status
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("CareTeam.status")
 
 
 class CareTeamParticipant(_p.Complex, kw_only=True):
@@ -1298,12 +1779,12 @@ class CatalogEntry(_p.Resource, tag="CatalogEntry", kw_only=True):
     classification: _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
     contained: _t.Annotated[list[AnyResource | None], _p.NonEmpty] | _ms.UnsetType = _U
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     lastUpdated: _p.DateTime | _ms.UnsetType = _U
     lastUpdated_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_lastUpdated")
@@ -1313,13 +1794,27 @@ class CatalogEntry(_p.Resource, tag="CatalogEntry", kw_only=True):
     orderable_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_orderable")
     referencedItem: Reference
     relatedEntry: _t.Annotated[list[CatalogEntryRelatedEntry | None], _p.NonEmpty] | _ms.UnsetType = _U
-    status: _p.Code | _ms.UnsetType = _U
+    status: _p.String | _ms.UnsetType = _U
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
     text: Narrative | _ms.UnsetType = _U
     type: CodeableConcept | _ms.UnsetType = _U
     validTo: _p.DateTime | _ms.UnsetType = _U
     validTo_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_validTo")
     validityPeriod: Period | _ms.UnsetType = _U
+
+    def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("CatalogEntry.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("CatalogEntry.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("CatalogEntry.language")
+        v = self.status
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("CatalogEntry.status")
 
 
 class CatalogEntryRelatedEntry(_p.Complex, kw_only=True):
@@ -1328,8 +1823,13 @@ class CatalogEntryRelatedEntry(_p.Complex, kw_only=True):
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     item: Reference
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    relationtype: _p.Code
+    relationtype: _p.String
     relationtype_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_relationtype")
+
+    def __post_init__(self) -> None:
+        v = self.relationtype
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("CatalogEntryRelatedEntry.relationtype")
 
 
 class ChargeItem(_p.Resource, tag="ChargeItem", kw_only=True):
@@ -1339,9 +1839,9 @@ class ChargeItem(_p.Resource, tag="ChargeItem", kw_only=True):
     contained: _t.Annotated[list[AnyResource | None], _p.NonEmpty] | _ms.UnsetType = _U
     context: Reference | _ms.UnsetType = _U
     costCenter: Reference | _ms.UnsetType = _U
-    definitionCanonical: _t.Annotated[list[_p.Uri | None], _p.NonEmpty] | _ms.UnsetType = _U
+    definitionCanonical: _t.Annotated[list[_p.String | None], _p.NonEmpty] | _ms.UnsetType = _U
     definitionCanonical_ext: list[Element | None] | Element | _ms.UnsetType = _ms.field(default=_U, name="_definitionCanonical")
-    definitionUri: _t.Annotated[list[_p.Uri | None], _p.NonEmpty] | _ms.UnsetType = _U
+    definitionUri: _t.Annotated[list[_p.String | None], _p.NonEmpty] | _ms.UnsetType = _U
     definitionUri_ext: list[Element | None] | Element | _ms.UnsetType = _ms.field(default=_U, name="_definitionUri")
     enteredDate: _p.DateTime | _ms.UnsetType = _U
     enteredDate_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_enteredDate")
@@ -1349,12 +1849,12 @@ class ChargeItem(_p.Resource, tag="ChargeItem", kw_only=True):
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     factorOverride: _p.Decimal | _ms.UnsetType = _U
     factorOverride_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_factorOverride")
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     meta: Meta | _ms.UnsetType = _U
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
@@ -1375,13 +1875,33 @@ class ChargeItem(_p.Resource, tag="ChargeItem", kw_only=True):
     reason: _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
     requestingOrganization: Reference | _ms.UnsetType = _U
     service: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
-    status: _p.Code
+    status: _p.String
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
     subject: Reference
     supportingInformation: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
     text: Narrative | _ms.UnsetType = _U
 
     def __post_init__(self) -> None:
+        if self.definitionCanonical is not _U:
+            for v in self.definitionCanonical:
+                if v is not None and (' ' in v or not v.isprintable()):
+                    raise _p.FormatError("ChargeItem.definitionCanonical")
+        if self.definitionUri is not _U:
+            for v in self.definitionUri:
+                if v is not None and (' ' in v or not v.isprintable()):
+                    raise _p.FormatError("ChargeItem.definitionUri")
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("ChargeItem.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("ChargeItem.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("ChargeItem.language")
+        v = self.status
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("ChargeItem.status")
         if (self.occurrenceDateTime is not _U or self.occurrenceDateTime_ext is not _U) + (self.occurrencePeriod is not _U) + (self.occurrenceTiming is not _U) > 1:
             raise _p.ChoiceError("ChargeItem.occurrence[x]: at most one")
         if (self.productCodeableConcept is not _U) + (self.productReference is not _U) > 1:
@@ -1399,7 +1919,7 @@ class ChargeItemDefinition(_p.Resource, tag="ChargeItemDefinition", kw_only=True
     copyright_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_copyright")
     date: _p.DateTime | _ms.UnsetType = _U
     date_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_date")
-    derivedFromUri: _t.Annotated[list[_p.Uri | None], _p.NonEmpty] | _ms.UnsetType = _U
+    derivedFromUri: _t.Annotated[list[_p.String | None], _p.NonEmpty] | _ms.UnsetType = _U
     derivedFromUri_ext: list[Element | None] | Element | _ms.UnsetType = _ms.field(default=_U, name="_derivedFromUri")
     description: _p.String | _ms.UnsetType = _U
     description_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_description")
@@ -1407,36 +1927,65 @@ class ChargeItemDefinition(_p.Resource, tag="ChargeItemDefinition", kw_only=True
     experimental: _p.Boolean | _ms.UnsetType = _U
     experimental_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_experimental")
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
     instance: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
     jurisdiction: _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     lastReviewDate: _p.Date | _ms.UnsetType = _U
     lastReviewDate_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_lastReviewDate")
     meta: Meta | _ms.UnsetType = _U
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    partOf: _t.Annotated[list[_p.Uri | None], _p.NonEmpty] | _ms.UnsetType = _U
+    partOf: _t.Annotated[list[_p.String | None], _p.NonEmpty] | _ms.UnsetType = _U
     partOf_ext: list[Element | None] | Element | _ms.UnsetType = _ms.field(default=_U, name="_partOf")
     propertyGroup: _t.Annotated[list[ChargeItemDefinitionPropertyGroup | None], _p.NonEmpty] | _ms.UnsetType = _U
     publisher: _p.String | _ms.UnsetType = _U
     publisher_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_publisher")
-    replaces: _t.Annotated[list[_p.Uri | None], _p.NonEmpty] | _ms.UnsetType = _U
+    replaces: _t.Annotated[list[_p.String | None], _p.NonEmpty] | _ms.UnsetType = _U
     replaces_ext: list[Element | None] | Element | _ms.UnsetType = _ms.field(default=_U, name="_replaces")
-    status: _p.Code
+    status: _p.String
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
     text: Narrative | _ms.UnsetType = _U
     title: _p.String | _ms.UnsetType = _U
     title_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_title")
-    url: _p.Uri
+    url: _p.String
     url_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_url")
     useContext: _t.Annotated[list[UsageContext | None], _p.NonEmpty] | _ms.UnsetType = _U
     version: _p.String | _ms.UnsetType = _U
     version_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_version")
+
+    def __post_init__(self) -> None:
+        if self.derivedFromUri is not _U:
+            for v in self.derivedFromUri:
+                if v is not None and (' ' in v or not v.isprintable()):
+                    raise _p.FormatError("ChargeItemDefinition.derivedFromUri")
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("ChargeItemDefinition.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("ChargeItemDefinition.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("ChargeItemDefinition.language")
+        if self.partOf is not _U:
+            for v in self.partOf:
+                if v is not None and (' ' in v or not v.isprintable()):
+                    raise _p.FormatError("ChargeItemDefinition.partOf")
+        if self.replaces is not _U:
+            for v in self.replaces:
+                if v is not None and (' ' in v or not v.isprintable()):
+                    raise _p.FormatError("ChargeItemDefinition.replaces")
+        v = self.status
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("ChargeItemDefinition.status")
+        v = self.url
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("ChargeItemDefinition.url")
 
 
 class ChargeItemDefinitionApplicability(_p.Complex, kw_only=True):
@@ -1470,8 +2019,13 @@ class ChargeItemDefinitionPropertyGroupPriceComponent(_p.Complex, kw_only=True):
     id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    type: _p.Code
+    type: _p.String
     type_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_type")
+
+    def __post_init__(self) -> None:
+        v = self.type
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("ChargeItemDefinitionPropertyGroupPriceComponent.type")
 
 
 class ChargeItemPerformer(_p.Complex, kw_only=True):
@@ -1504,13 +2058,13 @@ class Citation(_p.Resource, tag="Citation", kw_only=True):
     experimental: _p.Boolean | _ms.UnsetType = _U
     experimental_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_experimental")
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
     jurisdiction: _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     lastReviewDate: _p.Date | _ms.UnsetType = _U
     lastReviewDate_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_lastReviewDate")
@@ -1525,18 +2079,35 @@ class Citation(_p.Resource, tag="Citation", kw_only=True):
     purpose_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_purpose")
     relatesTo: _t.Annotated[list[CitationRelatesTo | None], _p.NonEmpty] | _ms.UnsetType = _U
     reviewer: _t.Annotated[list[ContactDetail | None], _p.NonEmpty] | _ms.UnsetType = _U
-    status: _p.Code
+    status: _p.String
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
     statusDate: _t.Annotated[list[CitationStatusDate | None], _p.NonEmpty] | _ms.UnsetType = _U
     summary: _t.Annotated[list[CitationSummary | None], _p.NonEmpty] | _ms.UnsetType = _U
     text: Narrative | _ms.UnsetType = _U
     title: _p.String | _ms.UnsetType = _U
     title_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_title")
-    url: _p.Uri | _ms.UnsetType = _U
+    url: _p.String | _ms.UnsetType = _U
     url_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_url")
     useContext: _t.Annotated[list[UsageContext | None], _p.NonEmpty] | _ms.UnsetType = _U
     version: _p.String | _ms.UnsetType = _U
     version_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_version")
+
+    def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("Citation.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("Citation.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("Citation.language")
+        v = self.status
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("Citation.status")
+        v = self.url
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("Citation.url")
 
 
 class CitationCitedArtifact(_p.Complex, kw_only=True):
@@ -1760,10 +2331,13 @@ class CitationCitedArtifactRelatesTo(_p.Complex, kw_only=True):
     targetClassifier: _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
     targetIdentifier: Identifier | _ms.UnsetType = _U
     targetReference: Reference | _ms.UnsetType = _U
-    targetUri: _p.Uri | _ms.UnsetType = _U
+    targetUri: _p.String | _ms.UnsetType = _U
     targetUri_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_targetUri")
 
     def __post_init__(self) -> None:
+        v = self.targetUri
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("CitationCitedArtifactRelatesTo.targetUri")
         if (self.targetAttachment is not _U) + (self.targetIdentifier is not _U) + (self.targetReference is not _U) + (self.targetUri is not _U or self.targetUri_ext is not _U) != 1:
             raise _p.ChoiceError("CitationCitedArtifactRelatesTo.target[x]: exactly one")
 
@@ -1806,8 +2380,13 @@ class CitationCitedArtifactWebLocation(_p.Complex, kw_only=True):
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     type: CodeableConcept | _ms.UnsetType = _U
-    url: _p.Uri | _ms.UnsetType = _U
+    url: _p.String | _ms.UnsetType = _U
     url_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_url")
+
+    def __post_init__(self) -> None:
+        v = self.url
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("CitationCitedArtifactWebLocation.url")
 
 
 class CitationClassification(_p.Complex, kw_only=True):
@@ -1829,10 +2408,13 @@ class CitationRelatesTo(_p.Complex, kw_only=True):
     targetClassifier: _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
     targetIdentifier: Identifier | _ms.UnsetType = _U
     targetReference: Reference | _ms.UnsetType = _U
-    targetUri: _p.Uri | _ms.UnsetType = _U
+    targetUri: _p.String | _ms.UnsetType = _U
     targetUri_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_targetUri")
 
     def __post_init__(self) -> None:
+        v = self.targetUri
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("CitationRelatesTo.targetUri")
         if (self.targetAttachment is not _U) + (self.targetIdentifier is not _U) + (self.targetReference is not _U) + (self.targetUri is not _U or self.targetUri_ext is not _U) != 1:
             raise _p.ChoiceError("CitationRelatesTo.target[x]: exactly one")
 
@@ -1870,15 +2452,15 @@ class Claim(_p.Resource, tag="Claim", kw_only=True):
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     facility: Reference | _ms.UnsetType = _U
     fundsReserve: CodeableConcept | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
     insurance: _t.Annotated[list[ClaimInsurance | None], _p.NonEmpty]
     insurer: Reference | _ms.UnsetType = _U
     item: _t.Annotated[list[ClaimItem | None], _p.NonEmpty] | _ms.UnsetType = _U
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     meta: Meta | _ms.UnsetType = _U
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
@@ -1891,15 +2473,32 @@ class Claim(_p.Resource, tag="Claim", kw_only=True):
     provider: Reference
     referral: Reference | _ms.UnsetType = _U
     related: _t.Annotated[list[ClaimRelated | None], _p.NonEmpty] | _ms.UnsetType = _U
-    status: _p.Code
+    status: _p.String
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
     subType: CodeableConcept | _ms.UnsetType = _U
     supportingInfo: _t.Annotated[list[ClaimSupportingInfo | None], _p.NonEmpty] | _ms.UnsetType = _U
     text: Narrative | _ms.UnsetType = _U
     total: Money | _ms.UnsetType = _U
     type: CodeableConcept
-    use: _p.Code
+    use: _p.String
     use_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_use")
+
+    def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("Claim.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("Claim.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("Claim.language")
+        v = self.status
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("Claim.status")
+        v = self.use
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("Claim.use")
 
 
 class ClaimAccident(_p.Complex, kw_only=True):
@@ -2105,19 +2704,19 @@ class ClaimResponse(_p.Resource, tag="ClaimResponse", kw_only=True):
     form: Attachment | _ms.UnsetType = _U
     formCode: CodeableConcept | _ms.UnsetType = _U
     fundsReserve: CodeableConcept | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
     insurance: _t.Annotated[list[ClaimResponseInsurance | None], _p.NonEmpty] | _ms.UnsetType = _U
     insurer: Reference
     item: _t.Annotated[list[ClaimResponseItem | None], _p.NonEmpty] | _ms.UnsetType = _U
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     meta: Meta | _ms.UnsetType = _U
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    outcome: _p.Code
+    outcome: _p.String
     outcome_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_outcome")
     patient: Reference
     payeeType: CodeableConcept | _ms.UnsetType = _U
@@ -2128,14 +2727,34 @@ class ClaimResponse(_p.Resource, tag="ClaimResponse", kw_only=True):
     processNote: _t.Annotated[list[ClaimResponseProcessNote | None], _p.NonEmpty] | _ms.UnsetType = _U
     request: Reference | _ms.UnsetType = _U
     requestor: Reference | _ms.UnsetType = _U
-    status: _p.Code
+    status: _p.String
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
     subType: CodeableConcept | _ms.UnsetType = _U
     text: Narrative | _ms.UnsetType = _U
     total: _t.Annotated[list[ClaimResponseTotal | None], _p.NonEmpty] | _ms.UnsetType = _U
     type: CodeableConcept
-    use: _p.Code
+    use: _p.String
     use_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_use")
+
+    def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("ClaimResponse.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("ClaimResponse.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("ClaimResponse.language")
+        v = self.outcome
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("ClaimResponse.outcome")
+        v = self.status
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("ClaimResponse.status")
+        v = self.use
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("ClaimResponse.use")
 
 
 class ClaimResponseAddItem(_p.Complex, kw_only=True):
@@ -2316,8 +2935,13 @@ class ClaimResponseProcessNote(_p.Complex, kw_only=True):
     number_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_number")
     text: _p.String
     text_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_text")
-    type: _p.Code | _ms.UnsetType = _U
+    type: _p.String | _ms.UnsetType = _U
     type_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_type")
+
+    def __post_init__(self) -> None:
+        v = self.type
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("ClaimResponseProcessNote.type")
 
 
 class ClaimResponseTotal(_p.Complex, kw_only=True):
@@ -2371,13 +2995,13 @@ class ClinicalImpression(_p.Resource, tag="ClinicalImpression", kw_only=True):
     encounter: Reference | _ms.UnsetType = _U
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     finding: _t.Annotated[list[ClinicalImpressionFinding | None], _p.NonEmpty] | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
     investigation: _t.Annotated[list[ClinicalImpressionInvestigation | None], _p.NonEmpty] | _ms.UnsetType = _U
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     meta: Meta | _ms.UnsetType = _U
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
@@ -2386,9 +3010,9 @@ class ClinicalImpression(_p.Resource, tag="ClinicalImpression", kw_only=True):
     problem: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
     prognosisCodeableConcept: _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
     prognosisReference: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
-    protocol: _t.Annotated[list[_p.Uri | None], _p.NonEmpty] | _ms.UnsetType = _U
+    protocol: _t.Annotated[list[_p.String | None], _p.NonEmpty] | _ms.UnsetType = _U
     protocol_ext: list[Element | None] | Element | _ms.UnsetType = _ms.field(default=_U, name="_protocol")
-    status: _p.Code
+    status: _p.String
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
     statusReason: CodeableConcept | _ms.UnsetType = _U
     subject: Reference
@@ -2398,6 +3022,22 @@ class ClinicalImpression(_p.Resource, tag="ClinicalImpression", kw_only=True):
     text: Narrative | _ms.UnsetType = _U
 
     def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("ClinicalImpression.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("ClinicalImpression.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("ClinicalImpression.language")
+        if self.protocol is not _U:
+            for v in self.protocol:
+                if v is not None and (' ' in v or not v.isprintable()):
+                    raise _p.FormatError("ClinicalImpression.protocol")
+        v = self.status
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("ClinicalImpression.status")
         if (self.effectiveDateTime is not _U or self.effectiveDateTime_ext is not _U) + (self.effectivePeriod is not _U) > 1:
             raise _p.ChoiceError("ClinicalImpression.effective[x]: at most one")
 
@@ -2427,14 +3067,14 @@ class ClinicalUseDefinition(_p.Resource, tag="ClinicalUseDefinition", kw_only=Tr
     contained: _t.Annotated[list[AnyResource | None], _p.NonEmpty] | _ms.UnsetType = _U
     contraindication: ClinicalUseDefinitionContraindication | _ms.UnsetType = _U
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
     indication: ClinicalUseDefinitionIndication | _ms.UnsetType = _U
     interaction: ClinicalUseDefinitionInteraction | _ms.UnsetType = _U
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     meta: Meta | _ms.UnsetType = _U
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
@@ -2442,10 +3082,24 @@ class ClinicalUseDefinition(_p.Resource, tag="ClinicalUseDefinition", kw_only=Tr
     status: CodeableConcept | _ms.UnsetType = _U
     subject: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
     text: Narrative | _ms.UnsetType = _U
-    type: _p.Code
+    type: _p.String
     type_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_type")
     undesirableEffect: ClinicalUseDefinitionUndesirableEffect | _ms.UnsetType = _U
     warning: ClinicalUseDefinitionWarning | _ms.UnsetType = _U
+
+    def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("ClinicalUseDefinition.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("ClinicalUseDefinition.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("ClinicalUseDefinition.language")
+        v = self.type
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("ClinicalUseDefinition.type")
 
 
 class ClinicalUseDefinitionContraindication(_p.Complex, kw_only=True):
@@ -2542,7 +3196,7 @@ class CodeSystem(_p.Resource, tag="CodeSystem", kw_only=True):
     concept: _t.Annotated[list[CodeSystemConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
     contact: _t.Annotated[list[ContactDetail | None], _p.NonEmpty] | _ms.UnsetType = _U
     contained: _t.Annotated[list[AnyResource | None], _p.NonEmpty] | _ms.UnsetType = _U
-    content: _p.Code
+    content: _p.String
     content_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_content")
     copyright: _p.String | _ms.UnsetType = _U
     copyright_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_copyright")
@@ -2556,15 +3210,15 @@ class CodeSystem(_p.Resource, tag="CodeSystem", kw_only=True):
     experimental_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_experimental")
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     filter: _t.Annotated[list[CodeSystemFilter | None], _p.NonEmpty] | _ms.UnsetType = _U
-    hierarchyMeaning: _p.Code | _ms.UnsetType = _U
+    hierarchyMeaning: _p.String | _ms.UnsetType = _U
     hierarchyMeaning_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_hierarchyMeaning")
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
     jurisdiction: _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     meta: Meta | _ms.UnsetType = _U
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
@@ -2575,26 +3229,55 @@ class CodeSystem(_p.Resource, tag="CodeSystem", kw_only=True):
     publisher_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_publisher")
     purpose: _p.String | _ms.UnsetType = _U
     purpose_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_purpose")
-    status: _p.Code
+    status: _p.String
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
-    supplements: _p.Uri | _ms.UnsetType = _U
+    supplements: _p.String | _ms.UnsetType = _U
     supplements_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_supplements")
     text: Narrative | _ms.UnsetType = _U
     title: _p.String | _ms.UnsetType = _U
     title_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_title")
-    url: _p.Uri | _ms.UnsetType = _U
+    url: _p.String | _ms.UnsetType = _U
     url_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_url")
     useContext: _t.Annotated[list[UsageContext | None], _p.NonEmpty] | _ms.UnsetType = _U
-    valueSet: _p.Uri | _ms.UnsetType = _U
+    valueSet: _p.String | _ms.UnsetType = _U
     valueSet_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueSet")
     version: _p.String | _ms.UnsetType = _U
     version_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_version")
     versionNeeded: _p.Boolean | _ms.UnsetType = _U
     versionNeeded_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_versionNeeded")
 
+    def __post_init__(self) -> None:
+        v = self.content
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("CodeSystem.content")
+        v = self.hierarchyMeaning
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("CodeSystem.hierarchyMeaning")
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("CodeSystem.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("CodeSystem.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("CodeSystem.language")
+        v = self.status
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("CodeSystem.status")
+        v = self.supplements
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("CodeSystem.supplements")
+        v = self.url
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("CodeSystem.url")
+        v = self.valueSet
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("CodeSystem.valueSet")
+
 
 class CodeSystemConcept(_p.Complex, kw_only=True):
-    code: _p.Code
+    code: _p.String
     code_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_code")
     concept: _t.Annotated[list[CodeSystemConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
     definition: _p.String | _ms.UnsetType = _U
@@ -2608,21 +3291,31 @@ class CodeSystemConcept(_p.Complex, kw_only=True):
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     property: _t.Annotated[list[CodeSystemConceptProperty | None], _p.NonEmpty] | _ms.UnsetType = _U
 
+    def __post_init__(self) -> None:
+        v = self.code
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("CodeSystemConcept.code")
+
 
 class CodeSystemConceptDesignation(_p.Complex, kw_only=True):
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     use: Coding | _ms.UnsetType = _U
     value: _p.String
     value_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_value")
 
+    def __post_init__(self) -> None:
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("CodeSystemConceptDesignation.language")
+
 
 class CodeSystemConceptProperty(_p.Complex, kw_only=True):
-    code: _p.Code
+    code: _p.String
     code_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_code")
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     id: _p.String | _ms.UnsetType = _U
@@ -2630,7 +3323,7 @@ class CodeSystemConceptProperty(_p.Complex, kw_only=True):
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     valueBoolean: _p.Boolean | _ms.UnsetType = _U
     valueBoolean_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueBoolean")
-    valueCode: _p.Code | _ms.UnsetType = _U
+    valueCode: _p.String | _ms.UnsetType = _U
     valueCode_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueCode")
     valueCoding: Coding | _ms.UnsetType = _U
     valueDateTime: _p.DateTime | _ms.UnsetType = _U
@@ -2643,12 +3336,18 @@ class CodeSystemConceptProperty(_p.Complex, kw_only=True):
     valueString_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueString")
 
     def __post_init__(self) -> None:
+        v = self.code
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("CodeSystemConceptProperty.code")
+        v = self.valueCode
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("CodeSystemConceptProperty.valueCode")
         if (self.valueBoolean is not _U or self.valueBoolean_ext is not _U) + (self.valueCode is not _U or self.valueCode_ext is not _U) + (self.valueCoding is not _U) + (self.valueDateTime is not _U or self.valueDateTime_ext is not _U) + (self.valueDecimal is not _U or self.valueDecimal_ext is not _U) + (self.valueInteger is not _U or self.valueInteger_ext is not _U) + (self.valueString is not _U or self.valueString_ext is not _U) != 1:
             raise _p.ChoiceError("CodeSystemConceptProperty.value[x]: exactly one")
 
 
 class CodeSystemFilter(_p.Complex, kw_only=True):
-    code: _p.Code
+    code: _p.String
     code_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_code")
     description: _p.String | _ms.UnsetType = _U
     description_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_description")
@@ -2656,14 +3355,23 @@ class CodeSystemFilter(_p.Complex, kw_only=True):
     id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    operator: _t.Annotated[list[_p.Code | None], _p.NonEmpty]
+    operator: _t.Annotated[list[_p.String | None], _p.NonEmpty]
     operator_ext: list[Element | None] | Element | _ms.UnsetType = _ms.field(default=_U, name="_operator")
     value: _p.String
     value_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_value")
 
+    def __post_init__(self) -> None:
+        v = self.code
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("CodeSystemFilter.code")
+        if self.operator is not _U:
+            for v in self.operator:
+                if v is not None and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+                    raise _p.FormatError("CodeSystemFilter.operator")
+
 
 class CodeSystemProperty(_p.Complex, kw_only=True):
-    code: _p.Code
+    code: _p.String
     code_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_code")
     description: _p.String | _ms.UnsetType = _U
     description_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_description")
@@ -2671,10 +3379,21 @@ class CodeSystemProperty(_p.Complex, kw_only=True):
     id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    type: _p.Code
+    type: _p.String
     type_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_type")
-    uri: _p.Uri | _ms.UnsetType = _U
+    uri: _p.String | _ms.UnsetType = _U
     uri_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_uri")
+
+    def __post_init__(self) -> None:
+        v = self.code
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("CodeSystemProperty.code")
+        v = self.type
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("CodeSystemProperty.type")
+        v = self.uri
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("CodeSystemProperty.uri")
 
 
 class CodeableConcept(_p.Complex, kw_only=True):
@@ -2695,19 +3414,27 @@ class CodeableReference(_p.Complex, kw_only=True):
 
 
 class Coding(_p.Complex, kw_only=True):
-    code: _p.Code | _ms.UnsetType = _U
+    code: _p.String | _ms.UnsetType = _U
     code_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_code")
     display: _p.String | _ms.UnsetType = _U
     display_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_display")
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
-    system: _p.Uri | _ms.UnsetType = _U
+    system: _p.String | _ms.UnsetType = _U
     system_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_system")
     userSelected: _p.Boolean | _ms.UnsetType = _U
     userSelected_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_userSelected")
     version: _p.String | _ms.UnsetType = _U
     version_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_version")
+
+    def __post_init__(self) -> None:
+        v = self.code
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("Coding.code")
+        v = self.system
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("Coding.system")
 
 
 class Communication(_p.Resource, tag="Communication", kw_only=True):
@@ -2717,17 +3444,17 @@ class Communication(_p.Resource, tag="Communication", kw_only=True):
     contained: _t.Annotated[list[AnyResource | None], _p.NonEmpty] | _ms.UnsetType = _U
     encounter: Reference | _ms.UnsetType = _U
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
     inResponseTo: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
-    instantiatesCanonical: _t.Annotated[list[_p.Uri | None], _p.NonEmpty] | _ms.UnsetType = _U
+    instantiatesCanonical: _t.Annotated[list[_p.String | None], _p.NonEmpty] | _ms.UnsetType = _U
     instantiatesCanonical_ext: list[Element | None] | Element | _ms.UnsetType = _ms.field(default=_U, name="_instantiatesCanonical")
-    instantiatesUri: _t.Annotated[list[_p.Uri | None], _p.NonEmpty] | _ms.UnsetType = _U
+    instantiatesUri: _t.Annotated[list[_p.String | None], _p.NonEmpty] | _ms.UnsetType = _U
     instantiatesUri_ext: list[Element | None] | Element | _ms.UnsetType = _ms.field(default=_U, name="_instantiatesUri")
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     medium: _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
     meta: Meta | _ms.UnsetType = _U
@@ -2735,7 +3462,7 @@ class Communication(_p.Resource, tag="Communication", kw_only=True):
     note: _t.Annotated[list[Annotation | None], _p.NonEmpty] | _ms.UnsetType = _U
     partOf: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
     payload: _t.Annotated[list[CommunicationPayload | None], _p.NonEmpty] | _ms.UnsetType = _U
-    priority: _p.Code | _ms.UnsetType = _U
+    priority: _p.String | _ms.UnsetType = _U
     priority_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_priority")
     reasonCode: _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
     reasonReference: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
@@ -2745,12 +3472,37 @@ class Communication(_p.Resource, tag="Communication", kw_only=True):
     sender: Reference | _ms.UnsetType = _U
     sent: _p.DateTime | _ms.UnsetType = _U
     sent_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_sent")
-    status: _p.Code
+    status: _p.String
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
     statusReason: CodeableConcept | _ms.UnsetType = _U
     subject: Reference | _ms.UnsetType = _U
     text: Narrative | _ms.UnsetType = _U
     topic: CodeableConcept | _ms.UnsetType = _U
+
+    def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("Communication.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("Communication.implicitRules")
+        if self.instantiatesCanonical is not _U:
+            for v in self.instantiatesCanonical:
+                if v is not None and (' ' in v or not v.isprintable()):
+                    raise _p.FormatError("Communication.instantiatesCanonical")
+        if self.instantiatesUri is not _U:
+            for v in self.instantiatesUri:
+                if v is not None and (' ' in v or not v.isprintable()):
+                    raise _p.FormatError("Communication.instantiatesUri")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("Communication.language")
+        v = self.priority
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("Communication.priority")
+        v = self.status
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("Communication.status")
 
 
 class CommunicationPayload(_p.Complex, kw_only=True):
@@ -2780,12 +3532,12 @@ class CommunicationRequest(_p.Resource, tag="CommunicationRequest", kw_only=True
     encounter: Reference | _ms.UnsetType = _U
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     groupIdentifier: Identifier | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     medium: _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
     meta: Meta | _ms.UnsetType = _U
@@ -2795,7 +3547,7 @@ class CommunicationRequest(_p.Resource, tag="CommunicationRequest", kw_only=True
     occurrenceDateTime_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_occurrenceDateTime")
     occurrencePeriod: Period | _ms.UnsetType = _U
     payload: _t.Annotated[list[CommunicationRequestPayload | None], _p.NonEmpty] | _ms.UnsetType = _U
-    priority: _p.Code | _ms.UnsetType = _U
+    priority: _p.String | _ms.UnsetType = _U
     priority_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_priority")
     reasonCode: _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
     reasonReference: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
@@ -2803,13 +3555,28 @@ class CommunicationRequest(_p.Resource, tag="CommunicationRequest", kw_only=True
     replaces: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
     requester: Reference | _ms.UnsetType = _U
     sender: Reference | _ms.UnsetType = _U
-    status: _p.Code
+    status: _p.String
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
     statusReason: CodeableConcept | _ms.UnsetType = _U
     subject: Reference | _ms.UnsetType = _U
     text: Narrative | _ms.UnsetType = _U
 
     def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("CommunicationRequest.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("CommunicationRequest.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("CommunicationRequest.language")
+        v = self.priority
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("CommunicationRequest.priority")
+        v = self.status
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("CommunicationRequest.status")
         if (self.occurrenceDateTime is not _U or self.occurrenceDateTime_ext is not _U) + (self.occurrencePeriod is not _U) > 1:
             raise _p.ChoiceError("CommunicationRequest.occurrence[x]: at most one")
 
@@ -2830,7 +3597,7 @@ class CommunicationRequestPayload(_p.Complex, kw_only=True):
 
 
 class CompartmentDefinition(_p.Resource, tag="CompartmentDefinition", kw_only=True):
-    code: _p.Code
+    code: _p.String
     code_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_code")
     contact: _t.Annotated[list[ContactDetail | None], _p.NonEmpty] | _ms.UnsetType = _U
     contained: _t.Annotated[list[AnyResource | None], _p.NonEmpty] | _ms.UnsetType = _U
@@ -2841,11 +3608,11 @@ class CompartmentDefinition(_p.Resource, tag="CompartmentDefinition", kw_only=Tr
     experimental: _p.Boolean | _ms.UnsetType = _U
     experimental_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_experimental")
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     meta: Meta | _ms.UnsetType = _U
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
@@ -2858,18 +3625,38 @@ class CompartmentDefinition(_p.Resource, tag="CompartmentDefinition", kw_only=Tr
     resource: _t.Annotated[list[CompartmentDefinitionResource | None], _p.NonEmpty] | _ms.UnsetType = _U
     search: _p.Boolean
     search_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_search")
-    status: _p.Code
+    status: _p.String
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
     text: Narrative | _ms.UnsetType = _U
-    url: _p.Uri
+    url: _p.String
     url_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_url")
     useContext: _t.Annotated[list[UsageContext | None], _p.NonEmpty] | _ms.UnsetType = _U
     version: _p.String | _ms.UnsetType = _U
     version_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_version")
 
+    def __post_init__(self) -> None:
+        v = self.code
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("CompartmentDefinition.code")
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("CompartmentDefinition.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("CompartmentDefinition.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("CompartmentDefinition.language")
+        v = self.status
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("CompartmentDefinition.status")
+        v = self.url
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("CompartmentDefinition.url")
+
 
 class CompartmentDefinitionResource(_p.Complex, kw_only=True):
-    code: _p.Code
+    code: _p.String
     code_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_code")
     documentation: _p.String | _ms.UnsetType = _U
     documentation_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_documentation")
@@ -2880,12 +3667,17 @@ class CompartmentDefinitionResource(_p.Complex, kw_only=True):
     param: _t.Annotated[list[_p.String | None], _p.NonEmpty] | _ms.UnsetType = _U
     param_ext: list[Element | None] | Element | _ms.UnsetType = _ms.field(default=_U, name="_param")
 
+    def __post_init__(self) -> None:
+        v = self.code
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("CompartmentDefinitionResource.code")
+
 
 class Composition(_p.Resource, tag="Composition", kw_only=True):
     attester: _t.Annotated[list[CompositionAttester | None], _p.NonEmpty] | _ms.UnsetType = _U
     author: _t.Annotated[list[Reference | None], _p.NonEmpty]
     category: _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
-    confidentiality: _p.Code | _ms.UnsetType = _U
+    confidentiality: _p.String | _ms.UnsetType = _U
     confidentiality_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_confidentiality")
     contained: _t.Annotated[list[AnyResource | None], _p.NonEmpty] | _ms.UnsetType = _U
     custodian: Reference | _ms.UnsetType = _U
@@ -2894,18 +3686,18 @@ class Composition(_p.Resource, tag="Composition", kw_only=True):
     encounter: Reference | _ms.UnsetType = _U
     event: _t.Annotated[list[CompositionEvent | None], _p.NonEmpty] | _ms.UnsetType = _U
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: Identifier | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     meta: Meta | _ms.UnsetType = _U
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     relatesTo: _t.Annotated[list[CompositionRelatesTo | None], _p.NonEmpty] | _ms.UnsetType = _U
     section: _t.Annotated[list[CompositionSection | None], _p.NonEmpty] | _ms.UnsetType = _U
-    status: _p.Code
+    status: _p.String
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
     subject: Reference | _ms.UnsetType = _U
     text: Narrative | _ms.UnsetType = _U
@@ -2913,17 +3705,39 @@ class Composition(_p.Resource, tag="Composition", kw_only=True):
     title_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_title")
     type: CodeableConcept
 
+    def __post_init__(self) -> None:
+        v = self.confidentiality
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("Composition.confidentiality")
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("Composition.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("Composition.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("Composition.language")
+        v = self.status
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("Composition.status")
+
 
 class CompositionAttester(_p.Complex, kw_only=True):
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
-    mode: _p.Code
+    mode: _p.String
     mode_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_mode")
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     party: Reference | _ms.UnsetType = _U
     time: _p.DateTime | _ms.UnsetType = _U
     time_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_time")
+
+    def __post_init__(self) -> None:
+        v = self.mode
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("CompositionAttester.mode")
 
 
 class CompositionEvent(_p.Complex, kw_only=True):
@@ -2937,7 +3751,7 @@ class CompositionEvent(_p.Complex, kw_only=True):
 
 
 class CompositionRelatesTo(_p.Complex, kw_only=True):
-    code: _p.Code
+    code: _p.String
     code_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_code")
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     id: _p.String | _ms.UnsetType = _U
@@ -2947,6 +3761,9 @@ class CompositionRelatesTo(_p.Complex, kw_only=True):
     targetReference: Reference | _ms.UnsetType = _U
 
     def __post_init__(self) -> None:
+        v = self.code
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("CompositionRelatesTo.code")
         if (self.targetIdentifier is not _U) + (self.targetReference is not _U) != 1:
             raise _p.ChoiceError("CompositionRelatesTo.target[x]: exactly one")
 
@@ -2960,7 +3777,7 @@ class CompositionSection(_p.Complex, kw_only=True):
     focus: Reference | _ms.UnsetType = _U
     id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
-    mode: _p.Code | _ms.UnsetType = _U
+    mode: _p.String | _ms.UnsetType = _U
     mode_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_mode")
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     orderedBy: CodeableConcept | _ms.UnsetType = _U
@@ -2968,6 +3785,11 @@ class CompositionSection(_p.Complex, kw_only=True):
     text: Narrative | _ms.UnsetType = _U
     title: _p.String | _ms.UnsetType = _U
     title_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_title")
+
+    def __post_init__(self) -> None:
+        v = self.mode
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("CompositionSection.mode")
 
 
 class ConceptMap(_p.Resource, tag="ConceptMap", kw_only=True):
@@ -2983,13 +3805,13 @@ class ConceptMap(_p.Resource, tag="ConceptMap", kw_only=True):
     experimental_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_experimental")
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     group: _t.Annotated[list[ConceptMapGroup | None], _p.NonEmpty] | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: Identifier | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
     jurisdiction: _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     meta: Meta | _ms.UnsetType = _U
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
@@ -2999,26 +3821,53 @@ class ConceptMap(_p.Resource, tag="ConceptMap", kw_only=True):
     publisher_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_publisher")
     purpose: _p.String | _ms.UnsetType = _U
     purpose_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_purpose")
-    sourceCanonical: _p.Uri | _ms.UnsetType = _U
+    sourceCanonical: _p.String | _ms.UnsetType = _U
     sourceCanonical_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_sourceCanonical")
-    sourceUri: _p.Uri | _ms.UnsetType = _U
+    sourceUri: _p.String | _ms.UnsetType = _U
     sourceUri_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_sourceUri")
-    status: _p.Code
+    status: _p.String
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
-    targetCanonical: _p.Uri | _ms.UnsetType = _U
+    targetCanonical: _p.String | _ms.UnsetType = _U
     targetCanonical_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_targetCanonical")
-    targetUri: _p.Uri | _ms.UnsetType = _U
+    targetUri: _p.String | _ms.UnsetType = _U
     targetUri_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_targetUri")
     text: Narrative | _ms.UnsetType = _U
     title: _p.String | _ms.UnsetType = _U
     title_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_title")
-    url: _p.Uri | _ms.UnsetType = _U
+    url: _p.String | _ms.UnsetType = _U
     url_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_url")
     useContext: _t.Annotated[list[UsageContext | None], _p.NonEmpty] | _ms.UnsetType = _U
     version: _p.String | _ms.UnsetType = _U
     version_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_version")
 
     def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("ConceptMap.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("ConceptMap.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("ConceptMap.language")
+        v = self.sourceCanonical
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("ConceptMap.sourceCanonical")
+        v = self.sourceUri
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("ConceptMap.sourceUri")
+        v = self.status
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("ConceptMap.status")
+        v = self.targetCanonical
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("ConceptMap.targetCanonical")
+        v = self.targetUri
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("ConceptMap.targetUri")
+        v = self.url
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("ConceptMap.url")
         if (self.sourceCanonical is not _U or self.sourceCanonical_ext is not _U) + (self.sourceUri is not _U or self.sourceUri_ext is not _U) > 1:
             raise _p.ChoiceError("ConceptMap.source[x]: at most one")
         if (self.targetCanonical is not _U or self.targetCanonical_ext is not _U) + (self.targetUri is not _U or self.targetUri_ext is not _U) > 1:
@@ -3031,19 +3880,27 @@ class ConceptMapGroup(_p.Complex, kw_only=True):
     id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    source: _p.Uri | _ms.UnsetType = _U
+    source: _p.String | _ms.UnsetType = _U
     source_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_source")
     sourceVersion: _p.String | _ms.UnsetType = _U
     sourceVersion_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_sourceVersion")
-    target: _p.Uri | _ms.UnsetType = _U
+    target: _p.String | _ms.UnsetType = _U
     target_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_target")
     targetVersion: _p.String | _ms.UnsetType = _U
     targetVersion_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_targetVersion")
     unmapped: ConceptMapGroupUnmapped | _ms.UnsetType = _U
 
+    def __post_init__(self) -> None:
+        v = self.source
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("ConceptMapGroup.source")
+        v = self.target
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("ConceptMapGroup.target")
+
 
 class ConceptMapGroupElement(_p.Complex, kw_only=True):
-    code: _p.Code | _ms.UnsetType = _U
+    code: _p.String | _ms.UnsetType = _U
     code_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_code")
     display: _p.String | _ms.UnsetType = _U
     display_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_display")
@@ -3053,22 +3910,35 @@ class ConceptMapGroupElement(_p.Complex, kw_only=True):
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     target: _t.Annotated[list[ConceptMapGroupElementTarget | None], _p.NonEmpty] | _ms.UnsetType = _U
 
+    def __post_init__(self) -> None:
+        v = self.code
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("ConceptMapGroupElement.code")
+
 
 class ConceptMapGroupElementTarget(_p.Complex, kw_only=True):
-    code: _p.Code | _ms.UnsetType = _U
+    code: _p.String | _ms.UnsetType = _U
     code_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_code")
     comment: _p.String | _ms.UnsetType = _U
     comment_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_comment")
     dependsOn: _t.Annotated[list[ConceptMapGroupElementTargetDependsOn | None], _p.NonEmpty] | _ms.UnsetType = _U
     display: _p.String | _ms.UnsetType = _U
     display_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_display")
-    equivalence: _p.Code
+    equivalence: _p.String
     equivalence_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_equivalence")
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     product: _t.Annotated[list[ConceptMapGroupElementTargetDependsOn | None], _p.NonEmpty] | _ms.UnsetType = _U
+
+    def __post_init__(self) -> None:
+        v = self.code
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("ConceptMapGroupElementTarget.code")
+        v = self.equivalence
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("ConceptMapGroupElementTarget.equivalence")
 
 
 class ConceptMapGroupElementTargetDependsOn(_p.Complex, kw_only=True):
@@ -3078,27 +3948,46 @@ class ConceptMapGroupElementTargetDependsOn(_p.Complex, kw_only=True):
     id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    property: _p.Uri
+    property: _p.String
     property_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_property")
-    system: _p.Uri | _ms.UnsetType = _U
+    system: _p.String | _ms.UnsetType = _U
     system_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_system")
     value: _p.String
     value_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_value")
 
+    def __post_init__(self) -> None:
+        v = self.property
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("ConceptMapGroupElementTargetDependsOn.property")
+        v = self.system
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("ConceptMapGroupElementTargetDependsOn.system")
+
 
 class ConceptMapGroupUnmapped(_p.Complex, kw_only=True):
-    code: _p.Code | _ms.UnsetType = _U
+    code: _p.String | _ms.UnsetType = _U
     code_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_code")
     display: _p.String | _ms.UnsetType = _U
     display_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_display")
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
-    mode: _p.Code
+    mode: _p.String
     mode_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_mode")
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    url: _p.Uri | _ms.UnsetType = _U
+    url: _p.String | _ms.UnsetType = _U
     url_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_url")
+
+    def __post_init__(self) -> None:
+        v = self.code
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("ConceptMapGroupUnmapped.code")
+        v = self.mode
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("ConceptMapGroupUnmapped.mode")
+        v = self.url
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("ConceptMapGroupUnmapped.url")
 
 
 class Condition(_p.Resource, tag="Condition", kw_only=True):
@@ -3118,12 +4007,12 @@ class Condition(_p.Resource, tag="Condition", kw_only=True):
     encounter: Reference | _ms.UnsetType = _U
     evidence: _t.Annotated[list[ConditionEvidence | None], _p.NonEmpty] | _ms.UnsetType = _U
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     meta: Meta | _ms.UnsetType = _U
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
@@ -3145,6 +4034,15 @@ class Condition(_p.Resource, tag="Condition", kw_only=True):
     verificationStatus: CodeableConcept | _ms.UnsetType = _U
 
     def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("Condition.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("Condition.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("Condition.language")
         if (self.abatementAge is not _U) + (self.abatementDateTime is not _U or self.abatementDateTime_ext is not _U) + (self.abatementPeriod is not _U) + (self.abatementRange is not _U) + (self.abatementString is not _U or self.abatementString_ext is not _U) > 1:
             raise _p.ChoiceError("Condition.abatement[x]: at most one")
         if (self.onsetAge is not _U) + (self.onsetDateTime is not _U or self.onsetDateTime_ext is not _U) + (self.onsetPeriod is not _U) + (self.onsetRange is not _U) + (self.onsetString is not _U or self.onsetString_ext is not _U) > 1:
@@ -3176,12 +4074,12 @@ class Consent(_p.Resource, tag="Consent", kw_only=True):
     dateTime: _p.DateTime | _ms.UnsetType = _U
     dateTime_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_dateTime")
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     meta: Meta | _ms.UnsetType = _U
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
@@ -3194,25 +4092,45 @@ class Consent(_p.Resource, tag="Consent", kw_only=True):
     scope: CodeableConcept
     sourceAttachment: Attachment | _ms.UnsetType = _U
     sourceReference: Reference | _ms.UnsetType = _U
-    status: _p.Code
+    status: _p.String
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
     text: Narrative | _ms.UnsetType = _U
     verification: _t.Annotated[list[ConsentVerification | None], _p.NonEmpty] | _ms.UnsetType = _U
 
     def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("Consent.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("Consent.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("Consent.language")
+        v = self.status
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("Consent.status")
         if (self.sourceAttachment is not _U) + (self.sourceReference is not _U) > 1:
             raise _p.ChoiceError("Consent.source[x]: at most one")
 
 
 class ConsentPolicy(_p.Complex, kw_only=True):
-    authority: _p.Uri | _ms.UnsetType = _U
+    authority: _p.String | _ms.UnsetType = _U
     authority_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_authority")
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    uri: _p.Uri | _ms.UnsetType = _U
+    uri: _p.String | _ms.UnsetType = _U
     uri_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_uri")
+
+    def __post_init__(self) -> None:
+        v = self.authority
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("ConsentPolicy.authority")
+        v = self.uri
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("ConsentPolicy.uri")
 
 
 class ConsentProvision(_p.Complex, kw_only=True):
@@ -3230,8 +4148,13 @@ class ConsentProvision(_p.Complex, kw_only=True):
     provision: _t.Annotated[list[ConsentProvision | None], _p.NonEmpty] | _ms.UnsetType = _U
     purpose: _t.Annotated[list[Coding | None], _p.NonEmpty] | _ms.UnsetType = _U
     securityLabel: _t.Annotated[list[Coding | None], _p.NonEmpty] | _ms.UnsetType = _U
-    type: _p.Code | _ms.UnsetType = _U
+    type: _p.String | _ms.UnsetType = _U
     type_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_type")
+
+    def __post_init__(self) -> None:
+        v = self.type
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("ConsentProvision.type")
 
 
 class ConsentProvisionActor(_p.Complex, kw_only=True):
@@ -3247,10 +4170,15 @@ class ConsentProvisionData(_p.Complex, kw_only=True):
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
-    meaning: _p.Code
+    meaning: _p.String
     meaning_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_meaning")
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     reference: Reference
+
+    def __post_init__(self) -> None:
+        v = self.meaning
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("ConsentProvisionData.meaning")
 
 
 class ConsentVerification(_p.Complex, kw_only=True):
@@ -3281,12 +4209,20 @@ class ContactPoint(_p.Complex, kw_only=True):
     period: Period | _ms.UnsetType = _U
     rank: _p.PositiveInt | _ms.UnsetType = _U
     rank_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_rank")
-    system: _p.Code | _ms.UnsetType = _U
+    system: _p.String | _ms.UnsetType = _U
     system_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_system")
-    use: _p.Code | _ms.UnsetType = _U
+    use: _p.String | _ms.UnsetType = _U
     use_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_use")
     value: _p.String | _ms.UnsetType = _U
     value_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_value")
+
+    def __post_init__(self) -> None:
+        v = self.system
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("ContactPoint.system")
+        v = self.use
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("ContactPoint.use")
 
 
 class Contract(_p.Resource, tag="Contract", kw_only=True):
@@ -3302,17 +4238,17 @@ class Contract(_p.Resource, tag="Contract", kw_only=True):
     expirationType: CodeableConcept | _ms.UnsetType = _U
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     friendly: _t.Annotated[list[ContractFriendly | None], _p.NonEmpty] | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
     instantiatesCanonical: Reference | _ms.UnsetType = _U
-    instantiatesUri: _p.Uri | _ms.UnsetType = _U
+    instantiatesUri: _p.String | _ms.UnsetType = _U
     instantiatesUri_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_instantiatesUri")
     issued: _p.DateTime | _ms.UnsetType = _U
     issued_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_issued")
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     legal: _t.Annotated[list[ContractLegal | None], _p.NonEmpty] | _ms.UnsetType = _U
     legalState: CodeableConcept | _ms.UnsetType = _U
@@ -3327,7 +4263,7 @@ class Contract(_p.Resource, tag="Contract", kw_only=True):
     scope: CodeableConcept | _ms.UnsetType = _U
     signer: _t.Annotated[list[ContractSigner | None], _p.NonEmpty] | _ms.UnsetType = _U
     site: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
-    status: _p.Code | _ms.UnsetType = _U
+    status: _p.String | _ms.UnsetType = _U
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
     subType: _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
     subject: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
@@ -3341,12 +4277,30 @@ class Contract(_p.Resource, tag="Contract", kw_only=True):
     topicCodeableConcept: CodeableConcept | _ms.UnsetType = _U
     topicReference: Reference | _ms.UnsetType = _U
     type: CodeableConcept | _ms.UnsetType = _U
-    url: _p.Uri | _ms.UnsetType = _U
+    url: _p.String | _ms.UnsetType = _U
     url_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_url")
     version: _p.String | _ms.UnsetType = _U
     version_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_version")
 
     def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("Contract.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("Contract.implicitRules")
+        v = self.instantiatesUri
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("Contract.instantiatesUri")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("Contract.language")
+        v = self.status
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("Contract.status")
+        v = self.url
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("Contract.url")
         if (self.legallyBindingAttachment is not _U) + (self.legallyBindingReference is not _U) > 1:
             raise _p.ChoiceError("Contract.legallyBinding[x]: at most one")
         if (self.topicCodeableConcept is not _U) + (self.topicReference is not _U) > 1:
@@ -3362,11 +4316,16 @@ class ContractContentDefinition(_p.Complex, kw_only=True):
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     publicationDate: _p.DateTime | _ms.UnsetType = _U
     publicationDate_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_publicationDate")
-    publicationStatus: _p.Code
+    publicationStatus: _p.String
     publicationStatus_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_publicationStatus")
     publisher: Reference | _ms.UnsetType = _U
     subType: CodeableConcept | _ms.UnsetType = _U
     type: CodeableConcept
+
+    def __post_init__(self) -> None:
+        v = self.publicationStatus
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("ContractContentDefinition.publicationStatus")
 
 
 class ContractFriendly(_p.Complex, kw_only=True):
@@ -3609,10 +4568,13 @@ class ContractTermOfferAnswer(_p.Complex, kw_only=True):
     valueString_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueString")
     valueTime: _p.Time | _ms.UnsetType = _U
     valueTime_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueTime")
-    valueUri: _p.Uri | _ms.UnsetType = _U
+    valueUri: _p.String | _ms.UnsetType = _U
     valueUri_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueUri")
 
     def __post_init__(self) -> None:
+        v = self.valueUri
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("ContractTermOfferAnswer.valueUri")
         if (self.valueAttachment is not _U) + (self.valueBoolean is not _U or self.valueBoolean_ext is not _U) + (self.valueCoding is not _U) + (self.valueDate is not _U or self.valueDate_ext is not _U) + (self.valueDateTime is not _U or self.valueDateTime_ext is not _U) + (self.valueDecimal is not _U or self.valueDecimal_ext is not _U) + (self.valueInteger is not _U or self.valueInteger_ext is not _U) + (self.valueQuantity is not _U) + (self.valueReference is not _U) + (self.valueString is not _U or self.valueString_ext is not _U) + (self.valueTime is not _U or self.valueTime_ext is not _U) + (self.valueUri is not _U or self.valueUri_ext is not _U) != 1:
             raise _p.ChoiceError("ContractTermOfferAnswer.value[x]: exactly one")
 
@@ -3645,24 +4607,40 @@ class Contributor(_p.Complex, kw_only=True):
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     name: _p.String
     name_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_name")
-    type: _p.Code
+    type: _p.String
     type_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_type")
+
+    def __post_init__(self) -> None:
+        v = self.type
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("Contributor.type")
 
 
 class Count(_p.Complex, kw_only=True):
-    code: _p.Code | _ms.UnsetType = _U
+    code: _p.String | _ms.UnsetType = _U
     code_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_code")
-    comparator: _p.Code | _ms.UnsetType = _U
+    comparator: _p.String | _ms.UnsetType = _U
     comparator_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_comparator")
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
-    system: _p.Uri | _ms.UnsetType = _U
+    system: _p.String | _ms.UnsetType = _U
     system_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_system")
     unit: _p.String | _ms.UnsetType = _U
     unit_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_unit")
     value: _p.Decimal | _ms.UnsetType = _U
     value_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_value")
+
+    def __post_init__(self) -> None:
+        v = self.code
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("Count.code")
+        v = self.comparator
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("Count.comparator")
+        v = self.system
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("Count.system")
 
 
 class Coverage(_p.Resource, tag="Coverage", kw_only=True):
@@ -3674,12 +4652,12 @@ class Coverage(_p.Resource, tag="Coverage", kw_only=True):
     dependent: _p.String | _ms.UnsetType = _U
     dependent_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_dependent")
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     meta: Meta | _ms.UnsetType = _U
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
@@ -3691,7 +4669,7 @@ class Coverage(_p.Resource, tag="Coverage", kw_only=True):
     period: Period | _ms.UnsetType = _U
     policyHolder: Reference | _ms.UnsetType = _U
     relationship: CodeableConcept | _ms.UnsetType = _U
-    status: _p.Code
+    status: _p.String
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
     subrogation: _p.Boolean | _ms.UnsetType = _U
     subrogation_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_subrogation")
@@ -3700,6 +4678,20 @@ class Coverage(_p.Resource, tag="Coverage", kw_only=True):
     subscriberId_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_subscriberId")
     text: Narrative | _ms.UnsetType = _U
     type: CodeableConcept | _ms.UnsetType = _U
+
+    def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("Coverage.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("Coverage.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("Coverage.language")
+        v = self.status
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("Coverage.status")
 
 
 class CoverageClass(_p.Complex, kw_only=True):
@@ -3745,32 +4737,48 @@ class CoverageEligibilityRequest(_p.Resource, tag="CoverageEligibilityRequest", 
     enterer: Reference | _ms.UnsetType = _U
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     facility: Reference | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
     insurance: _t.Annotated[list[CoverageEligibilityRequestInsurance | None], _p.NonEmpty] | _ms.UnsetType = _U
     insurer: Reference
     item: _t.Annotated[list[CoverageEligibilityRequestItem | None], _p.NonEmpty] | _ms.UnsetType = _U
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     meta: Meta | _ms.UnsetType = _U
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     patient: Reference
     priority: CodeableConcept | _ms.UnsetType = _U
     provider: Reference | _ms.UnsetType = _U
-    purpose: _t.Annotated[list[_p.Code | None], _p.NonEmpty]
+    purpose: _t.Annotated[list[_p.String | None], _p.NonEmpty]
     purpose_ext: list[Element | None] | Element | _ms.UnsetType = _ms.field(default=_U, name="_purpose")
     servicedDate: _p.Date | _ms.UnsetType = _U
     servicedDate_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_servicedDate")
     servicedPeriod: Period | _ms.UnsetType = _U
-    status: _p.Code
+    status: _p.String
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
     supportingInfo: _t.Annotated[list[CoverageEligibilityRequestSupportingInfo | None], _p.NonEmpty] | _ms.UnsetType = _U
     text: Narrative | _ms.UnsetType = _U
 
     def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("CoverageEligibilityRequest.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("CoverageEligibilityRequest.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("CoverageEligibilityRequest.language")
+        if self.purpose is not _U:
+            for v in self.purpose:
+                if v is not None and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+                    raise _p.FormatError("CoverageEligibilityRequest.purpose")
+        v = self.status
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("CoverageEligibilityRequest.status")
         if (self.servicedDate is not _U or self.servicedDate_ext is not _U) + (self.servicedPeriod is not _U) > 1:
             raise _p.ChoiceError("CoverageEligibilityRequest.serviced[x]: at most one")
 
@@ -3839,34 +4847,53 @@ class CoverageEligibilityResponse(_p.Resource, tag="CoverageEligibilityResponse"
     error: _t.Annotated[list[CoverageEligibilityResponseError | None], _p.NonEmpty] | _ms.UnsetType = _U
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     form: CodeableConcept | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
     insurance: _t.Annotated[list[CoverageEligibilityResponseInsurance | None], _p.NonEmpty] | _ms.UnsetType = _U
     insurer: Reference
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     meta: Meta | _ms.UnsetType = _U
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    outcome: _p.Code
+    outcome: _p.String
     outcome_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_outcome")
     patient: Reference
     preAuthRef: _p.String | _ms.UnsetType = _U
     preAuthRef_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_preAuthRef")
-    purpose: _t.Annotated[list[_p.Code | None], _p.NonEmpty]
+    purpose: _t.Annotated[list[_p.String | None], _p.NonEmpty]
     purpose_ext: list[Element | None] | Element | _ms.UnsetType = _ms.field(default=_U, name="_purpose")
     request: Reference
     requestor: Reference | _ms.UnsetType = _U
     servicedDate: _p.Date | _ms.UnsetType = _U
     servicedDate_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_servicedDate")
     servicedPeriod: Period | _ms.UnsetType = _U
-    status: _p.Code
+    status: _p.String
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
     text: Narrative | _ms.UnsetType = _U
 
     def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("CoverageEligibilityResponse.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("CoverageEligibilityResponse.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("CoverageEligibilityResponse.language")
+        v = self.outcome
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("CoverageEligibilityResponse.outcome")
+        if self.purpose is not _U:
+            for v in self.purpose:
+                if v is not None and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+                    raise _p.FormatError("CoverageEligibilityResponse.purpose")
+        v = self.status
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("CoverageEligibilityResponse.status")
         if (self.servicedDate is not _U or self.servicedDate_ext is not _U) + (self.servicedPeriod is not _U) > 1:
             raise _p.ChoiceError("CoverageEligibilityResponse.serviced[x]: at most one")
 
@@ -3895,7 +4922,7 @@ class CoverageEligibilityResponseInsuranceItem(_p.Complex, kw_only=True):
     authorizationRequired: _p.Boolean | _ms.UnsetType = _U
     authorizationRequired_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_authorizationRequired")
     authorizationSupporting: _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
-    authorizationUrl: _p.Uri | _ms.UnsetType = _U
+    authorizationUrl: _p.String | _ms.UnsetType = _U
     authorizationUrl_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_authorizationUrl")
     benefit: _t.Annotated[list[CoverageEligibilityResponseInsuranceItemBenefit | None], _p.NonEmpty] | _ms.UnsetType = _U
     category: CodeableConcept | _ms.UnsetType = _U
@@ -3915,6 +4942,11 @@ class CoverageEligibilityResponseInsuranceItem(_p.Complex, kw_only=True):
     provider: Reference | _ms.UnsetType = _U
     term: CodeableConcept | _ms.UnsetType = _U
     unit: CodeableConcept | _ms.UnsetType = _U
+
+    def __post_init__(self) -> None:
+        v = self.authorizationUrl
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("CoverageEligibilityResponseInsuranceItem.authorizationUrl")
 
 
 class CoverageEligibilityResponseInsuranceItemBenefit(_p.Complex, kw_only=True):
@@ -3951,15 +4983,22 @@ class DataRequirement(_p.Complex, kw_only=True):
     limit_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_limit")
     mustSupport: _t.Annotated[list[_p.String | None], _p.NonEmpty] | _ms.UnsetType = _U
     mustSupport_ext: list[Element | None] | Element | _ms.UnsetType = _ms.field(default=_U, name="_mustSupport")
-    profile: _t.Annotated[list[_p.Uri | None], _p.NonEmpty] | _ms.UnsetType = _U
+    profile: _t.Annotated[list[_p.String | None], _p.NonEmpty] | _ms.UnsetType = _U
     profile_ext: list[Element | None] | Element | _ms.UnsetType = _ms.field(default=_U, name="_profile")
     sort: _t.Annotated[list[DataRequirementSort | None], _p.NonEmpty] | _ms.UnsetType = _U
     subjectCodeableConcept: CodeableConcept | _ms.UnsetType = _U
     subjectReference: Reference | _ms.UnsetType = _U
-    type: _p.Code
+    type: _p.String
     type_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_type")
 
     def __post_init__(self) -> None:
+        if self.profile is not _U:
+            for v in self.profile:
+                if v is not None and (' ' in v or not v.isprintable()):
+                    raise _p.FormatError("DataRequirement.profile")
+        v = self.type
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("DataRequirement.type")
         if (self.subjectCodeableConcept is not _U) + (self.subjectReference is not _U) > 1:
             raise _p.ChoiceError("DataRequirement.subject[x]: at most one")
 
@@ -3973,8 +5012,13 @@ class DataRequirementCodeFilter(_p.Complex, kw_only=True):
     path_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_path")
     searchParam: _p.String | _ms.UnsetType = _U
     searchParam_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_searchParam")
-    valueSet: _p.Uri | _ms.UnsetType = _U
+    valueSet: _p.String | _ms.UnsetType = _U
     valueSet_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueSet")
+
+    def __post_init__(self) -> None:
+        v = self.valueSet
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("DataRequirementCodeFilter.valueSet")
 
 
 class DataRequirementDateFilter(_p.Complex, kw_only=True):
@@ -3996,13 +5040,18 @@ class DataRequirementDateFilter(_p.Complex, kw_only=True):
 
 
 class DataRequirementSort(_p.Complex, kw_only=True):
-    direction: _p.Code
+    direction: _p.String
     direction_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_direction")
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     path: _p.String
     path_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_path")
+
+    def __post_init__(self) -> None:
+        v = self.direction
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("DataRequirementSort.direction")
 
 
 class DetectedIssue(_p.Resource, tag="DetectedIssue", kw_only=True):
@@ -4013,30 +5062,48 @@ class DetectedIssue(_p.Resource, tag="DetectedIssue", kw_only=True):
     detail_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_detail")
     evidence: _t.Annotated[list[DetectedIssueEvidence | None], _p.NonEmpty] | _ms.UnsetType = _U
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifiedDateTime: _p.DateTime | _ms.UnsetType = _U
     identifiedDateTime_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_identifiedDateTime")
     identifiedPeriod: Period | _ms.UnsetType = _U
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
     implicated: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     meta: Meta | _ms.UnsetType = _U
     mitigation: _t.Annotated[list[DetectedIssueMitigation | None], _p.NonEmpty] | _ms.UnsetType = _U
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     patient: Reference | _ms.UnsetType = _U
-    reference: _p.Uri | _ms.UnsetType = _U
+    reference: _p.String | _ms.UnsetType = _U
     reference_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_reference")
-    severity: _p.Code | _ms.UnsetType = _U
+    severity: _p.String | _ms.UnsetType = _U
     severity_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_severity")
-    status: _p.Code
+    status: _p.String
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
     text: Narrative | _ms.UnsetType = _U
 
     def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("DetectedIssue.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("DetectedIssue.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("DetectedIssue.language")
+        v = self.reference
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("DetectedIssue.reference")
+        v = self.severity
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("DetectedIssue.severity")
+        v = self.status
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("DetectedIssue.status")
         if (self.identifiedDateTime is not _U or self.identifiedDateTime_ext is not _U) + (self.identifiedPeriod is not _U) > 1:
             raise _p.ChoiceError("DetectedIssue.identified[x]: at most one")
 
@@ -4071,12 +5138,12 @@ class Device(_p.Resource, tag="Device", kw_only=True):
     expirationDate: _p.DateTime | _ms.UnsetType = _U
     expirationDate_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_expirationDate")
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     location: Reference | _ms.UnsetType = _U
     lotNumber: _p.String | _ms.UnsetType = _U
@@ -4100,15 +5167,32 @@ class Device(_p.Resource, tag="Device", kw_only=True):
     serialNumber: _p.String | _ms.UnsetType = _U
     serialNumber_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_serialNumber")
     specialization: _t.Annotated[list[DeviceSpecialization | None], _p.NonEmpty] | _ms.UnsetType = _U
-    status: _p.Code | _ms.UnsetType = _U
+    status: _p.String | _ms.UnsetType = _U
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
     statusReason: _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
     text: Narrative | _ms.UnsetType = _U
     type: CodeableConcept | _ms.UnsetType = _U
     udiCarrier: _t.Annotated[list[DeviceUdiCarrier | None], _p.NonEmpty] | _ms.UnsetType = _U
-    url: _p.Uri | _ms.UnsetType = _U
+    url: _p.String | _ms.UnsetType = _U
     url_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_url")
     version: _t.Annotated[list[DeviceVersion | None], _p.NonEmpty] | _ms.UnsetType = _U
+
+    def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("Device.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("Device.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("Device.language")
+        v = self.status
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("Device.status")
+        v = self.url
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("Device.url")
 
 
 class DeviceDefinition(_p.Resource, tag="DeviceDefinition", kw_only=True):
@@ -4117,12 +5201,12 @@ class DeviceDefinition(_p.Resource, tag="DeviceDefinition", kw_only=True):
     contained: _t.Annotated[list[AnyResource | None], _p.NonEmpty] | _ms.UnsetType = _U
     deviceName: _t.Annotated[list[DeviceDefinitionDeviceName | None], _p.NonEmpty] | _ms.UnsetType = _U
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     languageCode: _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
     manufacturerReference: Reference | _ms.UnsetType = _U
@@ -4134,7 +5218,7 @@ class DeviceDefinition(_p.Resource, tag="DeviceDefinition", kw_only=True):
     modelNumber_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_modelNumber")
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     note: _t.Annotated[list[Annotation | None], _p.NonEmpty] | _ms.UnsetType = _U
-    onlineInformation: _p.Uri | _ms.UnsetType = _U
+    onlineInformation: _p.String | _ms.UnsetType = _U
     onlineInformation_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_onlineInformation")
     owner: Reference | _ms.UnsetType = _U
     parentDevice: Reference | _ms.UnsetType = _U
@@ -4147,12 +5231,27 @@ class DeviceDefinition(_p.Resource, tag="DeviceDefinition", kw_only=True):
     text: Narrative | _ms.UnsetType = _U
     type: CodeableConcept | _ms.UnsetType = _U
     udiDeviceIdentifier: _t.Annotated[list[DeviceDefinitionUdiDeviceIdentifier | None], _p.NonEmpty] | _ms.UnsetType = _U
-    url: _p.Uri | _ms.UnsetType = _U
+    url: _p.String | _ms.UnsetType = _U
     url_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_url")
     version: _t.Annotated[list[_p.String | None], _p.NonEmpty] | _ms.UnsetType = _U
     version_ext: list[Element | None] | Element | _ms.UnsetType = _ms.field(default=_U, name="_version")
 
     def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("DeviceDefinition.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("DeviceDefinition.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("DeviceDefinition.language")
+        v = self.onlineInformation
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("DeviceDefinition.onlineInformation")
+        v = self.url
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("DeviceDefinition.url")
         if (self.manufacturerReference is not _U) + (self.manufacturerString is not _U or self.manufacturerString_ext is not _U) > 1:
             raise _p.ChoiceError("DeviceDefinition.manufacturer[x]: at most one")
 
@@ -4173,8 +5272,13 @@ class DeviceDefinitionDeviceName(_p.Complex, kw_only=True):
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     name: _p.String
     name_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_name")
-    type: _p.Code
+    type: _p.String
     type_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_type")
+
+    def __post_init__(self) -> None:
+        v = self.type
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("DeviceDefinitionDeviceName.type")
 
 
 class DeviceDefinitionMaterial(_p.Complex, kw_only=True):
@@ -4216,11 +5320,19 @@ class DeviceDefinitionUdiDeviceIdentifier(_p.Complex, kw_only=True):
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
-    issuer: _p.Uri
+    issuer: _p.String
     issuer_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_issuer")
-    jurisdiction: _p.Uri
+    jurisdiction: _p.String
     jurisdiction_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_jurisdiction")
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
+
+    def __post_init__(self) -> None:
+        v = self.issuer
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("DeviceDefinitionUdiDeviceIdentifier.issuer")
+        v = self.jurisdiction
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("DeviceDefinitionUdiDeviceIdentifier.jurisdiction")
 
 
 class DeviceDeviceName(_p.Complex, kw_only=True):
@@ -4230,29 +5342,34 @@ class DeviceDeviceName(_p.Complex, kw_only=True):
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     name: _p.String
     name_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_name")
-    type: _p.Code
+    type: _p.String
     type_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_type")
+
+    def __post_init__(self) -> None:
+        v = self.type
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("DeviceDeviceName.type")
 
 
 class DeviceMetric(_p.Resource, tag="DeviceMetric", kw_only=True):
     calibration: _t.Annotated[list[DeviceMetricCalibration | None], _p.NonEmpty] | _ms.UnsetType = _U
-    category: _p.Code
+    category: _p.String
     category_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_category")
-    color: _p.Code | _ms.UnsetType = _U
+    color: _p.String | _ms.UnsetType = _U
     color_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_color")
     contained: _t.Annotated[list[AnyResource | None], _p.NonEmpty] | _ms.UnsetType = _U
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     measurementPeriod: Timing | _ms.UnsetType = _U
     meta: Meta | _ms.UnsetType = _U
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    operationalStatus: _p.Code | _ms.UnsetType = _U
+    operationalStatus: _p.String | _ms.UnsetType = _U
     operationalStatus_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_operationalStatus")
     parent: Reference | _ms.UnsetType = _U
     source: Reference | _ms.UnsetType = _U
@@ -4260,18 +5377,46 @@ class DeviceMetric(_p.Resource, tag="DeviceMetric", kw_only=True):
     type: CodeableConcept
     unit: CodeableConcept | _ms.UnsetType = _U
 
+    def __post_init__(self) -> None:
+        v = self.category
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("DeviceMetric.category")
+        v = self.color
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("DeviceMetric.color")
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("DeviceMetric.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("DeviceMetric.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("DeviceMetric.language")
+        v = self.operationalStatus
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("DeviceMetric.operationalStatus")
+
 
 class DeviceMetricCalibration(_p.Complex, kw_only=True):
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    state: _p.Code | _ms.UnsetType = _U
+    state: _p.String | _ms.UnsetType = _U
     state_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_state")
     time: _p.Instant | _ms.UnsetType = _U
     time_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_time")
-    type: _p.Code | _ms.UnsetType = _U
+    type: _p.String | _ms.UnsetType = _U
     type_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_type")
+
+    def __post_init__(self) -> None:
+        v = self.state
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("DeviceMetricCalibration.state")
+        v = self.type
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("DeviceMetricCalibration.type")
 
 
 class DeviceProperty(_p.Complex, kw_only=True):
@@ -4294,19 +5439,19 @@ class DeviceRequest(_p.Resource, tag="DeviceRequest", kw_only=True):
     encounter: Reference | _ms.UnsetType = _U
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     groupIdentifier: Identifier | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
-    instantiatesCanonical: _t.Annotated[list[_p.Uri | None], _p.NonEmpty] | _ms.UnsetType = _U
+    instantiatesCanonical: _t.Annotated[list[_p.String | None], _p.NonEmpty] | _ms.UnsetType = _U
     instantiatesCanonical_ext: list[Element | None] | Element | _ms.UnsetType = _ms.field(default=_U, name="_instantiatesCanonical")
-    instantiatesUri: _t.Annotated[list[_p.Uri | None], _p.NonEmpty] | _ms.UnsetType = _U
+    instantiatesUri: _t.Annotated[list[_p.String | None], _p.NonEmpty] | _ms.UnsetType = _U
     instantiatesUri_ext: list[Element | None] | Element | _ms.UnsetType = _ms.field(default=_U, name="_instantiatesUri")
     insurance: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
-    intent: _p.Code
+    intent: _p.String
     intent_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_intent")
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     meta: Meta | _ms.UnsetType = _U
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
@@ -4319,19 +5464,45 @@ class DeviceRequest(_p.Resource, tag="DeviceRequest", kw_only=True):
     performer: Reference | _ms.UnsetType = _U
     performerType: CodeableConcept | _ms.UnsetType = _U
     priorRequest: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
-    priority: _p.Code | _ms.UnsetType = _U
+    priority: _p.String | _ms.UnsetType = _U
     priority_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_priority")
     reasonCode: _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
     reasonReference: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
     relevantHistory: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
     requester: Reference | _ms.UnsetType = _U
-    status: _p.Code | _ms.UnsetType = _U
+    status: _p.String | _ms.UnsetType = _U
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
     subject: Reference
     supportingInfo: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
     text: Narrative | _ms.UnsetType = _U
 
     def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("DeviceRequest.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("DeviceRequest.implicitRules")
+        if self.instantiatesCanonical is not _U:
+            for v in self.instantiatesCanonical:
+                if v is not None and (' ' in v or not v.isprintable()):
+                    raise _p.FormatError("DeviceRequest.instantiatesCanonical")
+        if self.instantiatesUri is not _U:
+            for v in self.instantiatesUri:
+                if v is not None and (' ' in v or not v.isprintable()):
+                    raise _p.FormatError("DeviceRequest.instantiatesUri")
+        v = self.intent
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("DeviceRequest.intent")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("DeviceRequest.language")
+        v = self.priority
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("DeviceRequest.priority")
+        v = self.status
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("DeviceRequest.status")
         if (self.codeCodeableConcept is not _U) + (self.codeReference is not _U) != 1:
             raise _p.ChoiceError("DeviceRequest.code[x]: exactly one")
         if (self.occurrenceDateTime is not _U or self.occurrenceDateTime_ext is not _U) + (self.occurrencePeriod is not _U) + (self.occurrenceTiming is not _U) > 1:
@@ -4372,16 +5543,27 @@ class DeviceUdiCarrier(_p.Complex, kw_only=True):
     carrierHRF_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_carrierHRF")
     deviceIdentifier: _p.String | _ms.UnsetType = _U
     deviceIdentifier_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_deviceIdentifier")
-    entryType: _p.Code | _ms.UnsetType = _U
+    entryType: _p.String | _ms.UnsetType = _U
     entryType_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_entryType")
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
-    issuer: _p.Uri | _ms.UnsetType = _U
+    issuer: _p.String | _ms.UnsetType = _U
     issuer_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_issuer")
-    jurisdiction: _p.Uri | _ms.UnsetType = _U
+    jurisdiction: _p.String | _ms.UnsetType = _U
     jurisdiction_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_jurisdiction")
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
+
+    def __post_init__(self) -> None:
+        v = self.entryType
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("DeviceUdiCarrier.entryType")
+        v = self.issuer
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("DeviceUdiCarrier.issuer")
+        v = self.jurisdiction
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("DeviceUdiCarrier.jurisdiction")
 
 
 class DeviceUseStatement(_p.Resource, tag="DeviceUseStatement", kw_only=True):
@@ -4391,12 +5573,12 @@ class DeviceUseStatement(_p.Resource, tag="DeviceUseStatement", kw_only=True):
     derivedFrom: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
     device: Reference
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     meta: Meta | _ms.UnsetType = _U
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
@@ -4406,7 +5588,7 @@ class DeviceUseStatement(_p.Resource, tag="DeviceUseStatement", kw_only=True):
     recordedOn: _p.DateTime | _ms.UnsetType = _U
     recordedOn_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_recordedOn")
     source: Reference | _ms.UnsetType = _U
-    status: _p.Code
+    status: _p.String
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
     subject: Reference
     text: Narrative | _ms.UnsetType = _U
@@ -4416,6 +5598,18 @@ class DeviceUseStatement(_p.Resource, tag="DeviceUseStatement", kw_only=True):
     timingTiming: Timing | _ms.UnsetType = _U
 
     def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("DeviceUseStatement.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("DeviceUseStatement.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("DeviceUseStatement.language")
+        v = self.status
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("DeviceUseStatement.status")
         if (self.timingDateTime is not _U or self.timingDateTime_ext is not _U) + (self.timingPeriod is not _U) + (self.timingTiming is not _U) > 1:
             raise _p.ChoiceError("DeviceUseStatement.timing[x]: at most one")
 
@@ -4444,15 +5638,15 @@ class DiagnosticReport(_p.Resource, tag="DiagnosticReport", kw_only=True):
     effectivePeriod: Period | _ms.UnsetType = _U
     encounter: Reference | _ms.UnsetType = _U
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
     imagingStudy: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
     issued: _p.Instant | _ms.UnsetType = _U
     issued_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_issued")
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     media: _t.Annotated[list[DiagnosticReportMedia | None], _p.NonEmpty] | _ms.UnsetType = _U
     meta: Meta | _ms.UnsetType = _U
@@ -4462,12 +5656,24 @@ class DiagnosticReport(_p.Resource, tag="DiagnosticReport", kw_only=True):
     result: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
     resultsInterpreter: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
     specimen: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
-    status: _p.Code
+    status: _p.String
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
     subject: Reference | _ms.UnsetType = _U
     text: Narrative | _ms.UnsetType = _U
 
     def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("DiagnosticReport.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("DiagnosticReport.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("DiagnosticReport.language")
+        v = self.status
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("DiagnosticReport.status")
         if (self.effectiveDateTime is not _U or self.effectiveDateTime_ext is not _U) + (self.effectivePeriod is not _U) > 1:
             raise _p.ChoiceError("DiagnosticReport.effective[x]: at most one")
 
@@ -4483,19 +5689,30 @@ class DiagnosticReportMedia(_p.Complex, kw_only=True):
 
 
 class Distance(_p.Complex, kw_only=True):
-    code: _p.Code | _ms.UnsetType = _U
+    code: _p.String | _ms.UnsetType = _U
     code_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_code")
-    comparator: _p.Code | _ms.UnsetType = _U
+    comparator: _p.String | _ms.UnsetType = _U
     comparator_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_comparator")
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
-    system: _p.Uri | _ms.UnsetType = _U
+    system: _p.String | _ms.UnsetType = _U
     system_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_system")
     unit: _p.String | _ms.UnsetType = _U
     unit_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_unit")
     value: _p.Decimal | _ms.UnsetType = _U
     value_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_value")
+
+    def __post_init__(self) -> None:
+        v = self.code
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("Distance.code")
+        v = self.comparator
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("Distance.comparator")
+        v = self.system
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("Distance.system")
 
 
 class DocumentManifest(_p.Resource, tag="DocumentManifest", kw_only=True):
@@ -4507,25 +5724,42 @@ class DocumentManifest(_p.Resource, tag="DocumentManifest", kw_only=True):
     description: _p.String | _ms.UnsetType = _U
     description_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_description")
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     masterIdentifier: Identifier | _ms.UnsetType = _U
     meta: Meta | _ms.UnsetType = _U
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     recipient: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
     related: _t.Annotated[list[DocumentManifestRelated | None], _p.NonEmpty] | _ms.UnsetType = _U
-    source: _p.Uri | _ms.UnsetType = _U
+    source: _p.String | _ms.UnsetType = _U
     source_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_source")
-    status: _p.Code
+    status: _p.String
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
     subject: Reference | _ms.UnsetType = _U
     text: Narrative | _ms.UnsetType = _U
     type: CodeableConcept | _ms.UnsetType = _U
+
+    def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("DocumentManifest.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("DocumentManifest.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("DocumentManifest.language")
+        v = self.source
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("DocumentManifest.source")
+        v = self.status
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("DocumentManifest.status")
 
 
 class DocumentManifestRelated(_p.Complex, kw_only=True):
@@ -4549,26 +5783,43 @@ class DocumentReference(_p.Resource, tag="DocumentReference", kw_only=True):
     date_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_date")
     description: _p.String | _ms.UnsetType = _U
     description_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_description")
-    docStatus: _p.Code | _ms.UnsetType = _U
+    docStatus: _p.String | _ms.UnsetType = _U
     docStatus_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_docStatus")
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     masterIdentifier: Identifier | _ms.UnsetType = _U
     meta: Meta | _ms.UnsetType = _U
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     relatesTo: _t.Annotated[list[DocumentReferenceRelatesTo | None], _p.NonEmpty] | _ms.UnsetType = _U
     securityLabel: _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
-    status: _p.Code
+    status: _p.String
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
     subject: Reference | _ms.UnsetType = _U
     text: Narrative | _ms.UnsetType = _U
     type: CodeableConcept | _ms.UnsetType = _U
+
+    def __post_init__(self) -> None:
+        v = self.docStatus
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("DocumentReference.docStatus")
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("DocumentReference.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("DocumentReference.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("DocumentReference.language")
+        v = self.status
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("DocumentReference.status")
 
 
 class DocumentReferenceContent(_p.Complex, kw_only=True):
@@ -4595,7 +5846,7 @@ class DocumentReferenceContext(_p.Complex, kw_only=True):
 
 
 class DocumentReferenceRelatesTo(_p.Complex, kw_only=True):
-    code: _p.Code
+    code: _p.String
     code_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_code")
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     id: _p.String | _ms.UnsetType = _U
@@ -4603,19 +5854,32 @@ class DocumentReferenceRelatesTo(_p.Complex, kw_only=True):
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     target: Reference
 
+    def __post_init__(self) -> None:
+        v = self.code
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("DocumentReferenceRelatesTo.code")
+
 
 class DomainResource(_p.Complex, kw_only=True):
     contained: _t.Annotated[list[AnyResource | None], _p.NonEmpty] | _ms.UnsetType = _U
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     meta: Meta | _ms.UnsetType = _U
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     text: Narrative | _ms.UnsetType = _U
+
+    def __post_init__(self) -> None:
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("DomainResource.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("DomainResource.language")
 
 
 class Dosage(_p.Complex, kw_only=True):
@@ -4666,19 +5930,30 @@ class DosageDoseAndRate(_p.Complex, kw_only=True):
 
 
 class Duration(_p.Complex, kw_only=True):
-    code: _p.Code | _ms.UnsetType = _U
+    code: _p.String | _ms.UnsetType = _U
     code_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_code")
-    comparator: _p.Code | _ms.UnsetType = _U
+    comparator: _p.String | _ms.UnsetType = _U
     comparator_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_comparator")
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
-    system: _p.Uri | _ms.UnsetType = _U
+    system: _p.String | _ms.UnsetType = _U
     system_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_system")
     unit: _p.String | _ms.UnsetType = _U
     unit_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_unit")
     value: _p.Decimal | _ms.UnsetType = _U
     value_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_value")
+
+    def __post_init__(self) -> None:
+        v = self.code
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("Duration.code")
+        v = self.comparator
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("Duration.comparator")
+        v = self.system
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("Duration.system")
 
 
 class Element(_p.Complex, kw_only=True):
@@ -4695,10 +5970,10 @@ class ElementDefinition(_p.Complex, kw_only=True):
     code: _t.Annotated[list[Coding | None], _p.NonEmpty] | _ms.UnsetType = _U
     comment: _p.String | _ms.UnsetType = _U
     comment_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_comment")
-    condition: _t.Annotated[list[_p.Id | None], _p.NonEmpty] | _ms.UnsetType = _U
+    condition: _t.Annotated[list[_p.String | None], _p.NonEmpty] | _ms.UnsetType = _U
     condition_ext: list[Element | None] | Element | _ms.UnsetType = _ms.field(default=_U, name="_condition")
     constraint: _t.Annotated[list[ElementDefinitionConstraint | None], _p.NonEmpty] | _ms.UnsetType = _U
-    contentReference: _p.Uri | _ms.UnsetType = _U
+    contentReference: _p.String | _ms.UnsetType = _U
     contentReference_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_contentReference")
     defaultValueAddress: Address | _ms.UnsetType = _U
     defaultValueAge: Age | _ms.UnsetType = _U
@@ -4708,9 +5983,9 @@ class ElementDefinition(_p.Complex, kw_only=True):
     defaultValueBase64Binary_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_defaultValueBase64Binary")
     defaultValueBoolean: _p.Boolean | _ms.UnsetType = _U
     defaultValueBoolean_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_defaultValueBoolean")
-    defaultValueCanonical: _p.Uri | _ms.UnsetType = _U
+    defaultValueCanonical: _p.String | _ms.UnsetType = _U
     defaultValueCanonical_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_defaultValueCanonical")
-    defaultValueCode: _p.Code | _ms.UnsetType = _U
+    defaultValueCode: _p.String | _ms.UnsetType = _U
     defaultValueCode_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_defaultValueCode")
     defaultValueCodeableConcept: CodeableConcept | _ms.UnsetType = _U
     defaultValueCodeableReference: CodeableReference | _ms.UnsetType = _U
@@ -4731,7 +6006,7 @@ class ElementDefinition(_p.Complex, kw_only=True):
     defaultValueDuration: Duration | _ms.UnsetType = _U
     defaultValueExpression: Expression | _ms.UnsetType = _U
     defaultValueHumanName: HumanName | _ms.UnsetType = _U
-    defaultValueId: _p.Id | _ms.UnsetType = _U
+    defaultValueId: _p.String | _ms.UnsetType = _U
     defaultValueId_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_defaultValueId")
     defaultValueIdentifier: Identifier | _ms.UnsetType = _U
     defaultValueInstant: _p.Instant | _ms.UnsetType = _U
@@ -4763,9 +6038,9 @@ class ElementDefinition(_p.Complex, kw_only=True):
     defaultValueTriggerDefinition: TriggerDefinition | _ms.UnsetType = _U
     defaultValueUnsignedInt: _p.UnsignedInt | _ms.UnsetType = _U
     defaultValueUnsignedInt_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_defaultValueUnsignedInt")
-    defaultValueUri: _p.Uri | _ms.UnsetType = _U
+    defaultValueUri: _p.String | _ms.UnsetType = _U
     defaultValueUri_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_defaultValueUri")
-    defaultValueUrl: _p.Uri | _ms.UnsetType = _U
+    defaultValueUrl: _p.String | _ms.UnsetType = _U
     defaultValueUrl_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_defaultValueUrl")
     defaultValueUsageContext: UsageContext | _ms.UnsetType = _U
     defaultValueUuid: _p.Uuid | _ms.UnsetType = _U
@@ -4782,9 +6057,9 @@ class ElementDefinition(_p.Complex, kw_only=True):
     fixedBase64Binary_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_fixedBase64Binary")
     fixedBoolean: _p.Boolean | _ms.UnsetType = _U
     fixedBoolean_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_fixedBoolean")
-    fixedCanonical: _p.Uri | _ms.UnsetType = _U
+    fixedCanonical: _p.String | _ms.UnsetType = _U
     fixedCanonical_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_fixedCanonical")
-    fixedCode: _p.Code | _ms.UnsetType = _U
+    fixedCode: _p.String | _ms.UnsetType = _U
     fixedCode_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_fixedCode")
     fixedCodeableConcept: CodeableConcept | _ms.UnsetType = _U
     fixedCodeableReference: CodeableReference | _ms.UnsetType = _U
@@ -4805,7 +6080,7 @@ class ElementDefinition(_p.Complex, kw_only=True):
     fixedDuration: Duration | _ms.UnsetType = _U
     fixedExpression: Expression | _ms.UnsetType = _U
     fixedHumanName: HumanName | _ms.UnsetType = _U
-    fixedId: _p.Id | _ms.UnsetType = _U
+    fixedId: _p.String | _ms.UnsetType = _U
     fixedId_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_fixedId")
     fixedIdentifier: Identifier | _ms.UnsetType = _U
     fixedInstant: _p.Instant | _ms.UnsetType = _U
@@ -4837,9 +6112,9 @@ class ElementDefinition(_p.Complex, kw_only=True):
     fixedTriggerDefinition: TriggerDefinition | _ms.UnsetType = _U
     fixedUnsignedInt: _p.UnsignedInt | _ms.UnsetType = _U
     fixedUnsignedInt_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_fixedUnsignedInt")
-    fixedUri: _p.Uri | _ms.UnsetType = _U
+    fixedUri: _p.String | _ms.UnsetType = _U
     fixedUri_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_fixedUri")
-    fixedUrl: _p.Uri | _ms.UnsetType = _U
+    fixedUrl: _p.String | _ms.UnsetType = _U
     fixedUrl_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_fixedUrl")
     fixedUsageContext: UsageContext | _ms.UnsetType = _U
     fixedUuid: _p.Uuid | _ms.UnsetType = _U
@@ -4912,9 +6187,9 @@ class ElementDefinition(_p.Complex, kw_only=True):
     patternBase64Binary_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_patternBase64Binary")
     patternBoolean: _p.Boolean | _ms.UnsetType = _U
     patternBoolean_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_patternBoolean")
-    patternCanonical: _p.Uri | _ms.UnsetType = _U
+    patternCanonical: _p.String | _ms.UnsetType = _U
     patternCanonical_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_patternCanonical")
-    patternCode: _p.Code | _ms.UnsetType = _U
+    patternCode: _p.String | _ms.UnsetType = _U
     patternCode_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_patternCode")
     patternCodeableConcept: CodeableConcept | _ms.UnsetType = _U
     patternCodeableReference: CodeableReference | _ms.UnsetType = _U
@@ -4935,7 +6210,7 @@ class ElementDefinition(_p.Complex, kw_only=True):
     patternDuration: Duration | _ms.UnsetType = _U
     patternExpression: Expression | _ms.UnsetType = _U
     patternHumanName: HumanName | _ms.UnsetType = _U
-    patternId: _p.Id | _ms.UnsetType = _U
+    patternId: _p.String | _ms.UnsetType = _U
     patternId_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_patternId")
     patternIdentifier: Identifier | _ms.UnsetType = _U
     patternInstant: _p.Instant | _ms.UnsetType = _U
@@ -4967,14 +6242,14 @@ class ElementDefinition(_p.Complex, kw_only=True):
     patternTriggerDefinition: TriggerDefinition | _ms.UnsetType = _U
     patternUnsignedInt: _p.UnsignedInt | _ms.UnsetType = _U
     patternUnsignedInt_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_patternUnsignedInt")
-    patternUri: _p.Uri | _ms.UnsetType = _U
+    patternUri: _p.String | _ms.UnsetType = _U
     patternUri_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_patternUri")
-    patternUrl: _p.Uri | _ms.UnsetType = _U
+    patternUrl: _p.String | _ms.UnsetType = _U
     patternUrl_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_patternUrl")
     patternUsageContext: UsageContext | _ms.UnsetType = _U
     patternUuid: _p.Uuid | _ms.UnsetType = _U
     patternUuid_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_patternUuid")
-    representation: _t.Annotated[list[_p.Code | None], _p.NonEmpty] | _ms.UnsetType = _U
+    representation: _t.Annotated[list[_p.String | None], _p.NonEmpty] | _ms.UnsetType = _U
     representation_ext: list[Element | None] | Element | _ms.UnsetType = _ms.field(default=_U, name="_representation")
     requirements: _p.String | _ms.UnsetType = _U
     requirements_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_requirements")
@@ -4988,6 +6263,49 @@ class ElementDefinition(_p.Complex, kw_only=True):
     type: _t.Annotated[list[ElementDefinitionType | None], _p.NonEmpty] | _ms.UnsetType = _U
 
     def __post_init__(self) -> None:
+        v = self.contentReference
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("ElementDefinition.contentReference")
+        v = self.defaultValueCanonical
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("ElementDefinition.defaultValueCanonical")
+        v = self.defaultValueCode
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("ElementDefinition.defaultValueCode")
+        v = self.defaultValueUri
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("ElementDefinition.defaultValueUri")
+        v = self.defaultValueUrl
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("ElementDefinition.defaultValueUrl")
+        v = self.fixedCanonical
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("ElementDefinition.fixedCanonical")
+        v = self.fixedCode
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("ElementDefinition.fixedCode")
+        v = self.fixedUri
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("ElementDefinition.fixedUri")
+        v = self.fixedUrl
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("ElementDefinition.fixedUrl")
+        v = self.patternCanonical
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("ElementDefinition.patternCanonical")
+        v = self.patternCode
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("ElementDefinition.patternCode")
+        v = self.patternUri
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("ElementDefinition.patternUri")
+        v = self.patternUrl
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("ElementDefinition.patternUrl")
+        if self.representation is not _U:
+            for v in self.representation:
+                if v is not None and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+                    raise _p.FormatError("ElementDefinition.representation")
         if (self.defaultValueAddress is not _U) + (self.defaultValueAge is not _U) + (self.defaultValueAnnotation is not _U) + (self.defaultValueAttachment is not _U) + (self.defaultValueBase64Binary is not _U or self.defaultValueBase64Binary_ext is not _U) + (self.defaultValueBoolean is not _U or self.defaultValueBoolean_ext is not _U) + (self.defaultValueCanonical is not _U or self.defaultValueCanonical_ext is not _U) + (self.defaultValueCode is not _U or self.defaultValueCode_ext is not _U) + (self.defaultValueCodeableConcept is not _U) + (self.defaultValueCodeableReference is not _U) + (self.defaultValueCoding is not _U) + (self.defaultValueContactDetail is not _U) + (self.defaultValueContactPoint is not _U) + (self.defaultValueContributor is not _U) + (self.defaultValueCount is not _U) + (self.defaultValueDataRequirement is not _U) + (self.defaultValueDate is not _U or self.defaultValueDate_ext is not _U) + (self.defaultValueDateTime is not _U or self.defaultValueDateTime_ext is not _U) + (self.defaultValueDecimal is not _U or self.defaultValueDecimal_ext is not _U) + (self.defaultValueDistance is not _U) + (self.defaultValueDosage is not _U) + (self.defaultValueDuration is not _U) + (self.defaultValueExpression is not _U) + (self.defaultValueHumanName is not _U) + (self.defaultValueId is not _U or self.defaultValueId_ext is not _U) + (self.defaultValueIdentifier is not _U) + (self.defaultValueInstant is not _U or self.defaultValueInstant_ext is not _U) + (self.defaultValueInteger is not _U or self.defaultValueInteger_ext is not _U) + (self.defaultValueMarkdown is not _U or self.defaultValueMarkdown_ext is not _U) + (self.defaultValueMoney is not _U) + (self.defaultValueOid is not _U or self.defaultValueOid_ext is not _U) + (self.defaultValueParameterDefinition is not _U) + (self.defaultValuePeriod is not _U) + (self.defaultValuePositiveInt is not _U or self.defaultValuePositiveInt_ext is not _U) + (self.defaultValueQuantity is not _U) + (self.defaultValueRange is not _U) + (self.defaultValueRatio is not _U) + (self.defaultValueRatioRange is not _U) + (self.defaultValueReference is not _U) + (self.defaultValueRelatedArtifact is not _U) + (self.defaultValueSampledData is not _U) + (self.defaultValueSignature is not _U) + (self.defaultValueString is not _U or self.defaultValueString_ext is not _U) + (self.defaultValueTime is not _U or self.defaultValueTime_ext is not _U) + (self.defaultValueTiming is not _U) + (self.defaultValueTriggerDefinition is not _U) + (self.defaultValueUnsignedInt is not _U or self.defaultValueUnsignedInt_ext is not _U) + (self.defaultValueUri is not _U or self.defaultValueUri_ext is not _U) + (self.defaultValueUrl is not _U or self.defaultValueUrl_ext is not _U) + (self.defaultValueUsageContext is not _U) + (self.defaultValueUuid is not _U or self.defaultValueUuid_ext is not _U) > 1:
             raise _p.ChoiceError("ElementDefinition.defaultValue[x]: at most one")
         if (self.fixedAddress is not _U) + (self.fixedAge is not _U) + (self.fixedAnnotation is not _U) + (self.fixedAttachment is not _U) + (self.fixedBase64Binary is not _U or self.fixedBase64Binary_ext is not _U) + (self.fixedBoolean is not _U or self.fixedBoolean_ext is not _U) + (self.fixedCanonical is not _U or self.fixedCanonical_ext is not _U) + (self.fixedCode is not _U or self.fixedCode_ext is not _U) + (self.fixedCodeableConcept is not _U) + (self.fixedCodeableReference is not _U) + (self.fixedCoding is not _U) + (self.fixedContactDetail is not _U) + (self.fixedContactPoint is not _U) + (self.fixedContributor is not _U) + (self.fixedCount is not _U) + (self.fixedDataRequirement is not _U) + (self.fixedDate is not _U or self.fixedDate_ext is not _U) + (self.fixedDateTime is not _U or self.fixedDateTime_ext is not _U) + (self.fixedDecimal is not _U or self.fixedDecimal_ext is not _U) + (self.fixedDistance is not _U) + (self.fixedDosage is not _U) + (self.fixedDuration is not _U) + (self.fixedExpression is not _U) + (self.fixedHumanName is not _U) + (self.fixedId is not _U or self.fixedId_ext is not _U) + (self.fixedIdentifier is not _U) + (self.fixedInstant is not _U or self.fixedInstant_ext is not _U) + (self.fixedInteger is not _U or self.fixedInteger_ext is not _U) + (self.fixedMarkdown is not _U or self.fixedMarkdown_ext is not _U) + (self.fixedMoney is not _U) + (self.fixedOid is not _U or self.fixedOid_ext is not _U) + (self.fixedParameterDefinition is not _U) + (self.fixedPeriod is not _U) + (self.fixedPositiveInt is not _U or self.fixedPositiveInt_ext is not _U) + (self.fixedQuantity is not _U) + (self.fixedRange is not _U) + (self.fixedRatio is not _U) + (self.fixedRatioRange is not _U) + (self.fixedReference is not _U) + (self.fixedRelatedArtifact is not _U) + (self.fixedSampledData is not _U) + (self.fixedSignature is not _U) + (self.fixedString is not _U or self.fixedString_ext is not _U) + (self.fixedTime is not _U or self.fixedTime_ext is not _U) + (self.fixedTiming is not _U) + (self.fixedTriggerDefinition is not _U) + (self.fixedUnsignedInt is not _U or self.fixedUnsignedInt_ext is not _U) + (self.fixedUri is not _U or self.fixedUri_ext is not _U) + (self.fixedUrl is not _U or self.fixedUrl_ext is not _U) + (self.fixedUsageContext is not _U) + (self.fixedUuid is not _U or self.fixedUuid_ext is not _U) > 1:
@@ -5018,10 +6336,18 @@ class ElementDefinitionBinding(_p.Complex, kw_only=True):
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
-    strength: _p.Code
+    strength: _p.String
     strength_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_strength")
-    valueSet: _p.Uri | _ms.UnsetType = _U
+    valueSet: _p.String | _ms.UnsetType = _U
     valueSet_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueSet")
+
+    def __post_init__(self) -> None:
+        v = self.strength
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("ElementDefinitionBinding.strength")
+        v = self.valueSet
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("ElementDefinitionBinding.valueSet")
 
 
 class ElementDefinitionConstraint(_p.Complex, kw_only=True):
@@ -5032,16 +6358,24 @@ class ElementDefinitionConstraint(_p.Complex, kw_only=True):
     human_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_human")
     id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
-    key: _p.Id
+    key: _p.String
     key_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_key")
     requirements: _p.String | _ms.UnsetType = _U
     requirements_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_requirements")
-    severity: _p.Code
+    severity: _p.String
     severity_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_severity")
-    source: _p.Uri | _ms.UnsetType = _U
+    source: _p.String | _ms.UnsetType = _U
     source_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_source")
     xpath: _p.String | _ms.UnsetType = _U
     xpath_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_xpath")
+
+    def __post_init__(self) -> None:
+        v = self.severity
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("ElementDefinitionConstraint.severity")
+        v = self.source
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("ElementDefinitionConstraint.source")
 
 
 class ElementDefinitionExample(_p.Complex, kw_only=True):
@@ -5058,9 +6392,9 @@ class ElementDefinitionExample(_p.Complex, kw_only=True):
     valueBase64Binary_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueBase64Binary")
     valueBoolean: _p.Boolean | _ms.UnsetType = _U
     valueBoolean_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueBoolean")
-    valueCanonical: _p.Uri | _ms.UnsetType = _U
+    valueCanonical: _p.String | _ms.UnsetType = _U
     valueCanonical_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueCanonical")
-    valueCode: _p.Code | _ms.UnsetType = _U
+    valueCode: _p.String | _ms.UnsetType = _U
     valueCode_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueCode")
     valueCodeableConcept: CodeableConcept | _ms.UnsetType = _U
     valueCodeableReference: CodeableReference | _ms.UnsetType = _U
@@ -5081,7 +6415,7 @@ class ElementDefinitionExample(_p.Complex, kw_only=True):
     valueDuration: Duration | _ms.UnsetType = _U
     valueExpression: Expression | _ms.UnsetType = _U
     valueHumanName: HumanName | _ms.UnsetType = _U
-    valueId: _p.Id | _ms.UnsetType = _U
+    valueId: _p.String | _ms.UnsetType = _U
     valueId_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueId")
     valueIdentifier: Identifier | _ms.UnsetType = _U
     valueInstant: _p.Instant | _ms.UnsetType = _U
@@ -5113,15 +6447,27 @@ class ElementDefinitionExample(_p.Complex, kw_only=True):
     valueTriggerDefinition: TriggerDefinition | _ms.UnsetType = _U
     valueUnsignedInt: _p.UnsignedInt | _ms.UnsetType = _U
     valueUnsignedInt_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueUnsignedInt")
-    valueUri: _p.Uri | _ms.UnsetType = _U
+    valueUri: _p.String | _ms.UnsetType = _U
     valueUri_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueUri")
-    valueUrl: _p.Uri | _ms.UnsetType = _U
+    valueUrl: _p.String | _ms.UnsetType = _U
     valueUrl_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueUrl")
     valueUsageContext: UsageContext | _ms.UnsetType = _U
     valueUuid: _p.Uuid | _ms.UnsetType = _U
     valueUuid_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueUuid")
 
     def __post_init__(self) -> None:
+        v = self.valueCanonical
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("ElementDefinitionExample.valueCanonical")
+        v = self.valueCode
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("ElementDefinitionExample.valueCode")
+        v = self.valueUri
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("ElementDefinitionExample.valueUri")
+        v = self.valueUrl
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("ElementDefinitionExample.valueUrl")
         if (self.valueAddress is not _U) + (self.valueAge is not _U) + (self.valueAnnotation is not _U) + (self.valueAttachment is not _U) + (self.valueBase64Binary is not _U or self.valueBase64Binary_ext is not _U) + (self.valueBoolean is not _U or self.valueBoolean_ext is not _U) + (self.valueCanonical is not _U or self.valueCanonical_ext is not _U) + (self.valueCode is not _U or self.valueCode_ext is not _U) + (self.valueCodeableConcept is not _U) + (self.valueCodeableReference is not _U) + (self.valueCoding is not _U) + (self.valueContactDetail is not _U) + (self.valueContactPoint is not _U) + (self.valueContributor is not _U) + (self.valueCount is not _U) + (self.valueDataRequirement is not _U) + (self.valueDate is not _U or self.valueDate_ext is not _U) + (self.valueDateTime is not _U or self.valueDateTime_ext is not _U) + (self.valueDecimal is not _U or self.valueDecimal_ext is not _U) + (self.valueDistance is not _U) + (self.valueDosage is not _U) + (self.valueDuration is not _U) + (self.valueExpression is not _U) + (self.valueHumanName is not _U) + (self.valueId is not _U or self.valueId_ext is not _U) + (self.valueIdentifier is not _U) + (self.valueInstant is not _U or self.valueInstant_ext is not _U) + (self.valueInteger is not _U or self.valueInteger_ext is not _U) + (self.valueMarkdown is not _U or self.valueMarkdown_ext is not _U) + (self.valueMoney is not _U) + (self.valueOid is not _U or self.valueOid_ext is not _U) + (self.valueParameterDefinition is not _U) + (self.valuePeriod is not _U) + (self.valuePositiveInt is not _U or self.valuePositiveInt_ext is not _U) + (self.valueQuantity is not _U) + (self.valueRange is not _U) + (self.valueRatio is not _U) + (self.valueRatioRange is not _U) + (self.valueReference is not _U) + (self.valueRelatedArtifact is not _U) + (self.valueSampledData is not _U) + (self.valueSignature is not _U) + (self.valueString is not _U or self.valueString_ext is not _U) + (self.valueTime is not _U or self.valueTime_ext is not _U) + (self.valueTiming is not _U) + (self.valueTriggerDefinition is not _U) + (self.valueUnsignedInt is not _U or self.valueUnsignedInt_ext is not _U) + (self.valueUri is not _U or self.valueUri_ext is not _U) + (self.valueUrl is not _U or self.valueUrl_ext is not _U) + (self.valueUsageContext is not _U) + (self.valueUuid is not _U or self.valueUuid_ext is not _U) != 1:
             raise _p.ChoiceError("ElementDefinitionExample.value[x]: exactly one")
 
@@ -5132,12 +6478,17 @@ class ElementDefinitionMapping(_p.Complex, kw_only=True):
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
-    identity: _p.Id
+    identity: _p.String
     identity_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_identity")
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     map: _p.String
     map_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_map")
+
+    def __post_init__(self) -> None:
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("ElementDefinitionMapping.language")
 
 
 class ElementDefinitionSlicing(_p.Complex, kw_only=True):
@@ -5149,8 +6500,13 @@ class ElementDefinitionSlicing(_p.Complex, kw_only=True):
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     ordered: _p.Boolean | _ms.UnsetType = _U
     ordered_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_ordered")
-    rules: _p.Code
+    rules: _p.String
     rules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_rules")
+
+    def __post_init__(self) -> None:
+        v = self.rules
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("ElementDefinitionSlicing.rules")
 
 
 class ElementDefinitionSlicingDiscriminator(_p.Complex, kw_only=True):
@@ -5159,24 +6515,49 @@ class ElementDefinitionSlicingDiscriminator(_p.Complex, kw_only=True):
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     path: _p.String
     path_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_path")
-    type: _p.Code
+    type: _p.String
     type_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_type")
+
+    def __post_init__(self) -> None:
+        v = self.type
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("ElementDefinitionSlicingDiscriminator.type")
 
 
 class ElementDefinitionType(_p.Complex, kw_only=True):
-    aggregation: _t.Annotated[list[_p.Code | None], _p.NonEmpty] | _ms.UnsetType = _U
+    aggregation: _t.Annotated[list[_p.String | None], _p.NonEmpty] | _ms.UnsetType = _U
     aggregation_ext: list[Element | None] | Element | _ms.UnsetType = _ms.field(default=_U, name="_aggregation")
-    code: _p.Uri
+    code: _p.String
     code_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_code")
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
-    profile: _t.Annotated[list[_p.Uri | None], _p.NonEmpty] | _ms.UnsetType = _U
+    profile: _t.Annotated[list[_p.String | None], _p.NonEmpty] | _ms.UnsetType = _U
     profile_ext: list[Element | None] | Element | _ms.UnsetType = _ms.field(default=_U, name="_profile")
-    targetProfile: _t.Annotated[list[_p.Uri | None], _p.NonEmpty] | _ms.UnsetType = _U
+    targetProfile: _t.Annotated[list[_p.String | None], _p.NonEmpty] | _ms.UnsetType = _U
     targetProfile_ext: list[Element | None] | Element | _ms.UnsetType = _ms.field(default=_U, name="_targetProfile")
-    versioning: _p.Code | _ms.UnsetType = _U
+    versioning: _p.String | _ms.UnsetType = _U
     versioning_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_versioning")
+
+    def __post_init__(self) -> None:
+        if self.aggregation is not _U:
+            for v in self.aggregation:
+                if v is not None and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+                    raise _p.FormatError("ElementDefinitionType.aggregation")
+        v = self.code
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("ElementDefinitionType.code")
+        if self.profile is not _U:
+            for v in self.profile:
+                if v is not None and (' ' in v or not v.isprintable()):
+                    raise _p.FormatError("ElementDefinitionType.profile")
+        if self.targetProfile is not _U:
+            for v in self.targetProfile:
+                if v is not None and (' ' in v or not v.isprintable()):
+                    raise _p.FormatError("ElementDefinitionType.targetProfile")
+        v = self.versioning
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("ElementDefinitionType.versioning")
 
 
 class Encounter(_p.Resource, tag="Encounter", kw_only=True):
@@ -5190,12 +6571,12 @@ class Encounter(_p.Resource, tag="Encounter", kw_only=True):
     episodeOfCare: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     hospitalization: EncounterHospitalization | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     length: Duration | _ms.UnsetType = _U
     location: _t.Annotated[list[EncounterLocation | None], _p.NonEmpty] | _ms.UnsetType = _U
@@ -5209,12 +6590,26 @@ class Encounter(_p.Resource, tag="Encounter", kw_only=True):
     reasonReference: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
     serviceProvider: Reference | _ms.UnsetType = _U
     serviceType: CodeableConcept | _ms.UnsetType = _U
-    status: _p.Code
+    status: _p.String
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
     statusHistory: _t.Annotated[list[EncounterStatusHistory | None], _p.NonEmpty] | _ms.UnsetType = _U
     subject: Reference | _ms.UnsetType = _U
     text: Narrative | _ms.UnsetType = _U
     type: _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
+
+    def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("Encounter.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("Encounter.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("Encounter.language")
+        v = self.status
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("Encounter.status")
 
 
 class EncounterClassHistory(_p.Complex, kw_only=True):
@@ -5261,8 +6656,13 @@ class EncounterLocation(_p.Complex, kw_only=True):
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     period: Period | _ms.UnsetType = _U
     physicalType: CodeableConcept | _ms.UnsetType = _U
-    status: _p.Code | _ms.UnsetType = _U
+    status: _p.String | _ms.UnsetType = _U
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
+
+    def __post_init__(self) -> None:
+        v = self.status
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("EncounterLocation.status")
 
 
 class EncounterParticipant(_p.Complex, kw_only=True):
@@ -5281,12 +6681,17 @@ class EncounterStatusHistory(_p.Complex, kw_only=True):
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     period: Period
-    status: _p.Code
+    status: _p.String
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
+
+    def __post_init__(self) -> None:
+        v = self.status
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("EncounterStatusHistory.status")
 
 
 class Endpoint(_p.Resource, tag="Endpoint", kw_only=True):
-    address: _p.Uri
+    address: _p.String
     address_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_address")
     connectionType: Coding
     contact: _t.Annotated[list[ContactPoint | None], _p.NonEmpty] | _ms.UnsetType = _U
@@ -5294,25 +6699,46 @@ class Endpoint(_p.Resource, tag="Endpoint", kw_only=True):
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     header: _t.Annotated[list[_p.String | None], _p.NonEmpty] | _ms.UnsetType = _U
     header_ext: list[Element | None] | Element | _ms.UnsetType = _ms.field(default=_U, name="_header")
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     managingOrganization: Reference | _ms.UnsetType = _U
     meta: Meta | _ms.UnsetType = _U
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     name: _p.String | _ms.UnsetType = _U
     name_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_name")
-    payloadMimeType: _t.Annotated[list[_p.Code | None], _p.NonEmpty] | _ms.UnsetType = _U
+    payloadMimeType: _t.Annotated[list[_p.String | None], _p.NonEmpty] | _ms.UnsetType = _U
     payloadMimeType_ext: list[Element | None] | Element | _ms.UnsetType = _ms.field(default=_U, name="_payloadMimeType")
     payloadType: _t.Annotated[list[CodeableConcept | None], _p.NonEmpty]
     period: Period | _ms.UnsetType = _U
-    status: _p.Code
+    status: _p.String
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
     text: Narrative | _ms.UnsetType = _U
+
+    def __post_init__(self) -> None:
+        v = self.address
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("Endpoint.address")
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("Endpoint.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("Endpoint.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("Endpoint.language")
+        if self.payloadMimeType is not _U:
+            for v in self.payloadMimeType:
+                if v is not None and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+                    raise _p.FormatError("Endpoint.payloadMimeType")
+        v = self.status
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("Endpoint.status")
 
 
 class EnrollmentRequest(_p.Resource, tag="EnrollmentRequest", kw_only=True):
@@ -5322,20 +6748,34 @@ class EnrollmentRequest(_p.Resource, tag="EnrollmentRequest", kw_only=True):
     created: _p.DateTime | _ms.UnsetType = _U
     created_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_created")
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
     insurer: Reference | _ms.UnsetType = _U
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     meta: Meta | _ms.UnsetType = _U
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     provider: Reference | _ms.UnsetType = _U
-    status: _p.Code | _ms.UnsetType = _U
+    status: _p.String | _ms.UnsetType = _U
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
     text: Narrative | _ms.UnsetType = _U
+
+    def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("EnrollmentRequest.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("EnrollmentRequest.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("EnrollmentRequest.language")
+        v = self.status
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("EnrollmentRequest.status")
 
 
 class EnrollmentResponse(_p.Resource, tag="EnrollmentResponse", kw_only=True):
@@ -5345,23 +6785,40 @@ class EnrollmentResponse(_p.Resource, tag="EnrollmentResponse", kw_only=True):
     disposition: _p.String | _ms.UnsetType = _U
     disposition_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_disposition")
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     meta: Meta | _ms.UnsetType = _U
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     organization: Reference | _ms.UnsetType = _U
-    outcome: _p.Code | _ms.UnsetType = _U
+    outcome: _p.String | _ms.UnsetType = _U
     outcome_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_outcome")
     request: Reference | _ms.UnsetType = _U
     requestProvider: Reference | _ms.UnsetType = _U
-    status: _p.Code | _ms.UnsetType = _U
+    status: _p.String | _ms.UnsetType = _U
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
     text: Narrative | _ms.UnsetType = _U
+
+    def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("EnrollmentResponse.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("EnrollmentResponse.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("EnrollmentResponse.language")
+        v = self.outcome
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("EnrollmentResponse.outcome")
+        v = self.status
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("EnrollmentResponse.status")
 
 
 class EpisodeOfCare(_p.Resource, tag="EpisodeOfCare", kw_only=True):
@@ -5370,12 +6827,12 @@ class EpisodeOfCare(_p.Resource, tag="EpisodeOfCare", kw_only=True):
     contained: _t.Annotated[list[AnyResource | None], _p.NonEmpty] | _ms.UnsetType = _U
     diagnosis: _t.Annotated[list[EpisodeOfCareDiagnosis | None], _p.NonEmpty] | _ms.UnsetType = _U
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     managingOrganization: Reference | _ms.UnsetType = _U
     meta: Meta | _ms.UnsetType = _U
@@ -5383,12 +6840,26 @@ class EpisodeOfCare(_p.Resource, tag="EpisodeOfCare", kw_only=True):
     patient: Reference
     period: Period | _ms.UnsetType = _U
     referralRequest: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
-    status: _p.Code
+    status: _p.String
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
     statusHistory: _t.Annotated[list[EpisodeOfCareStatusHistory | None], _p.NonEmpty] | _ms.UnsetType = _U
     team: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
     text: Narrative | _ms.UnsetType = _U
     type: _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
+
+    def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("EpisodeOfCare.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("EpisodeOfCare.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("EpisodeOfCare.language")
+        v = self.status
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("EpisodeOfCare.status")
 
 
 class EpisodeOfCareDiagnosis(_p.Complex, kw_only=True):
@@ -5408,8 +6879,13 @@ class EpisodeOfCareStatusHistory(_p.Complex, kw_only=True):
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     period: Period
-    status: _p.Code
+    status: _p.String
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
+
+    def __post_init__(self) -> None:
+        v = self.status
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("EpisodeOfCareStatusHistory.status")
 
 
 class EventDefinition(_p.Resource, tag="EventDefinition", kw_only=True):
@@ -5430,13 +6906,13 @@ class EventDefinition(_p.Resource, tag="EventDefinition", kw_only=True):
     experimental: _p.Boolean | _ms.UnsetType = _U
     experimental_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_experimental")
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
     jurisdiction: _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     lastReviewDate: _p.Date | _ms.UnsetType = _U
     lastReviewDate_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_lastReviewDate")
@@ -5450,7 +6926,7 @@ class EventDefinition(_p.Resource, tag="EventDefinition", kw_only=True):
     purpose_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_purpose")
     relatedArtifact: _t.Annotated[list[RelatedArtifact | None], _p.NonEmpty] | _ms.UnsetType = _U
     reviewer: _t.Annotated[list[ContactDetail | None], _p.NonEmpty] | _ms.UnsetType = _U
-    status: _p.Code
+    status: _p.String
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
     subjectCodeableConcept: CodeableConcept | _ms.UnsetType = _U
     subjectReference: Reference | _ms.UnsetType = _U
@@ -5461,7 +6937,7 @@ class EventDefinition(_p.Resource, tag="EventDefinition", kw_only=True):
     title_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_title")
     topic: _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
     trigger: _t.Annotated[list[TriggerDefinition | None], _p.NonEmpty]
-    url: _p.Uri | _ms.UnsetType = _U
+    url: _p.String | _ms.UnsetType = _U
     url_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_url")
     usage: _p.String | _ms.UnsetType = _U
     usage_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_usage")
@@ -5470,6 +6946,21 @@ class EventDefinition(_p.Resource, tag="EventDefinition", kw_only=True):
     version_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_version")
 
     def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("EventDefinition.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("EventDefinition.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("EventDefinition.language")
+        v = self.status
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("EventDefinition.status")
+        v = self.url
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("EventDefinition.url")
         if (self.subjectCodeableConcept is not _U) + (self.subjectReference is not _U) > 1:
             raise _p.ChoiceError("EventDefinition.subject[x]: at most one")
 
@@ -5493,12 +6984,12 @@ class Evidence(_p.Resource, tag="Evidence", kw_only=True):
     editor: _t.Annotated[list[ContactDetail | None], _p.NonEmpty] | _ms.UnsetType = _U
     endorser: _t.Annotated[list[ContactDetail | None], _p.NonEmpty] | _ms.UnsetType = _U
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     lastReviewDate: _p.Date | _ms.UnsetType = _U
     lastReviewDate_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_lastReviewDate")
@@ -5510,14 +7001,14 @@ class Evidence(_p.Resource, tag="Evidence", kw_only=True):
     relatedArtifact: _t.Annotated[list[RelatedArtifact | None], _p.NonEmpty] | _ms.UnsetType = _U
     reviewer: _t.Annotated[list[ContactDetail | None], _p.NonEmpty] | _ms.UnsetType = _U
     statistic: _t.Annotated[list[EvidenceStatistic | None], _p.NonEmpty] | _ms.UnsetType = _U
-    status: _p.Code
+    status: _p.String
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
     studyType: CodeableConcept | _ms.UnsetType = _U
     synthesisType: CodeableConcept | _ms.UnsetType = _U
     text: Narrative | _ms.UnsetType = _U
     title: _p.String | _ms.UnsetType = _U
     title_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_title")
-    url: _p.Uri | _ms.UnsetType = _U
+    url: _p.String | _ms.UnsetType = _U
     url_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_url")
     useContext: _t.Annotated[list[UsageContext | None], _p.NonEmpty] | _ms.UnsetType = _U
     variableDefinition: _t.Annotated[list[EvidenceVariableDefinition | None], _p.NonEmpty]
@@ -5525,6 +7016,21 @@ class Evidence(_p.Resource, tag="Evidence", kw_only=True):
     version_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_version")
 
     def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("Evidence.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("Evidence.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("Evidence.language")
+        v = self.status
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("Evidence.status")
+        v = self.url
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("Evidence.url")
         if (self.citeAsMarkdown is not _U or self.citeAsMarkdown_ext is not _U) + (self.citeAsReference is not _U) > 1:
             raise _p.ChoiceError("Evidence.citeAs[x]: at most one")
 
@@ -5554,12 +7060,12 @@ class EvidenceReport(_p.Resource, tag="EvidenceReport", kw_only=True):
     editor: _t.Annotated[list[ContactDetail | None], _p.NonEmpty] | _ms.UnsetType = _U
     endorser: _t.Annotated[list[ContactDetail | None], _p.NonEmpty] | _ms.UnsetType = _U
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     meta: Meta | _ms.UnsetType = _U
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
@@ -5571,22 +7077,37 @@ class EvidenceReport(_p.Resource, tag="EvidenceReport", kw_only=True):
     relatesTo: _t.Annotated[list[EvidenceReportRelatesTo | None], _p.NonEmpty] | _ms.UnsetType = _U
     reviewer: _t.Annotated[list[ContactDetail | None], _p.NonEmpty] | _ms.UnsetType = _U
     section: _t.Annotated[list[EvidenceReportSection | None], _p.NonEmpty] | _ms.UnsetType = _U
-    status: _p.Code
+    status: _p.String
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
     subject: EvidenceReportSubject
     text: Narrative | _ms.UnsetType = _U
     type: CodeableConcept | _ms.UnsetType = _U
-    url: _p.Uri | _ms.UnsetType = _U
+    url: _p.String | _ms.UnsetType = _U
     url_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_url")
     useContext: _t.Annotated[list[UsageContext | None], _p.NonEmpty] | _ms.UnsetType = _U
 
     def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("EvidenceReport.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("EvidenceReport.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("EvidenceReport.language")
+        v = self.status
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("EvidenceReport.status")
+        v = self.url
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("EvidenceReport.url")
         if (self.citeAsMarkdown is not _U or self.citeAsMarkdown_ext is not _U) + (self.citeAsReference is not _U) > 1:
             raise _p.ChoiceError("EvidenceReport.citeAs[x]: at most one")
 
 
 class EvidenceReportRelatesTo(_p.Complex, kw_only=True):
-    code: _p.Code
+    code: _p.String
     code_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_code")
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     id: _p.String | _ms.UnsetType = _U
@@ -5596,6 +7117,9 @@ class EvidenceReportRelatesTo(_p.Complex, kw_only=True):
     targetReference: Reference | _ms.UnsetType = _U
 
     def __post_init__(self) -> None:
+        v = self.code
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("EvidenceReportRelatesTo.code")
         if (self.targetIdentifier is not _U) + (self.targetReference is not _U) != 1:
             raise _p.ChoiceError("EvidenceReportRelatesTo.target[x]: exactly one")
 
@@ -5611,7 +7135,7 @@ class EvidenceReportSection(_p.Complex, kw_only=True):
     focusReference: Reference | _ms.UnsetType = _U
     id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
-    mode: _p.Code | _ms.UnsetType = _U
+    mode: _p.String | _ms.UnsetType = _U
     mode_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_mode")
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     orderedBy: CodeableConcept | _ms.UnsetType = _U
@@ -5619,6 +7143,11 @@ class EvidenceReportSection(_p.Complex, kw_only=True):
     text: Narrative | _ms.UnsetType = _U
     title: _p.String | _ms.UnsetType = _U
     title_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_title")
+
+    def __post_init__(self) -> None:
+        v = self.mode
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("EvidenceReportSection.mode")
 
 
 class EvidenceReportSubject(_p.Complex, kw_only=True):
@@ -5700,7 +7229,7 @@ class EvidenceStatisticModelCharacteristic(_p.Complex, kw_only=True):
 
 class EvidenceStatisticModelCharacteristicVariable(_p.Complex, kw_only=True):
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    handling: _p.Code | _ms.UnsetType = _U
+    handling: _p.String | _ms.UnsetType = _U
     handling_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_handling")
     id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
@@ -5709,6 +7238,11 @@ class EvidenceStatisticModelCharacteristicVariable(_p.Complex, kw_only=True):
     valueQuantity: _t.Annotated[list[Quantity | None], _p.NonEmpty] | _ms.UnsetType = _U
     valueRange: _t.Annotated[list[Range | None], _p.NonEmpty] | _ms.UnsetType = _U
     variableDefinition: Reference
+
+    def __post_init__(self) -> None:
+        v = self.handling
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("EvidenceStatisticModelCharacteristicVariable.handling")
 
 
 class EvidenceStatisticSampleSize(_p.Complex, kw_only=True):
@@ -5733,7 +7267,7 @@ class EvidenceVariable(_p.Resource, tag="EvidenceVariable", kw_only=True):
     author: _t.Annotated[list[ContactDetail | None], _p.NonEmpty] | _ms.UnsetType = _U
     category: _t.Annotated[list[EvidenceVariableCategory | None], _p.NonEmpty] | _ms.UnsetType = _U
     characteristic: _t.Annotated[list[EvidenceVariableCharacteristic | None], _p.NonEmpty] | _ms.UnsetType = _U
-    characteristicCombination: _p.Code | _ms.UnsetType = _U
+    characteristicCombination: _p.String | _ms.UnsetType = _U
     characteristicCombination_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_characteristicCombination")
     contact: _t.Annotated[list[ContactDetail | None], _p.NonEmpty] | _ms.UnsetType = _U
     contained: _t.Annotated[list[AnyResource | None], _p.NonEmpty] | _ms.UnsetType = _U
@@ -5744,14 +7278,14 @@ class EvidenceVariable(_p.Resource, tag="EvidenceVariable", kw_only=True):
     editor: _t.Annotated[list[ContactDetail | None], _p.NonEmpty] | _ms.UnsetType = _U
     endorser: _t.Annotated[list[ContactDetail | None], _p.NonEmpty] | _ms.UnsetType = _U
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    handling: _p.Code | _ms.UnsetType = _U
+    handling: _p.String | _ms.UnsetType = _U
     handling_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_handling")
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     meta: Meta | _ms.UnsetType = _U
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
@@ -5764,18 +7298,41 @@ class EvidenceVariable(_p.Resource, tag="EvidenceVariable", kw_only=True):
     reviewer: _t.Annotated[list[ContactDetail | None], _p.NonEmpty] | _ms.UnsetType = _U
     shortTitle: _p.String | _ms.UnsetType = _U
     shortTitle_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_shortTitle")
-    status: _p.Code
+    status: _p.String
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
     subtitle: _p.String | _ms.UnsetType = _U
     subtitle_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_subtitle")
     text: Narrative | _ms.UnsetType = _U
     title: _p.String | _ms.UnsetType = _U
     title_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_title")
-    url: _p.Uri | _ms.UnsetType = _U
+    url: _p.String | _ms.UnsetType = _U
     url_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_url")
     useContext: _t.Annotated[list[UsageContext | None], _p.NonEmpty] | _ms.UnsetType = _U
     version: _p.String | _ms.UnsetType = _U
     version_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_version")
+
+    def __post_init__(self) -> None:
+        v = self.characteristicCombination
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("EvidenceVariable.characteristicCombination")
+        v = self.handling
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("EvidenceVariable.handling")
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("EvidenceVariable.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("EvidenceVariable.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("EvidenceVariable.language")
+        v = self.status
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("EvidenceVariable.status")
+        v = self.url
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("EvidenceVariable.url")
 
 
 class EvidenceVariableCategory(_p.Complex, kw_only=True):
@@ -5795,7 +7352,7 @@ class EvidenceVariableCategory(_p.Complex, kw_only=True):
 
 
 class EvidenceVariableCharacteristic(_p.Complex, kw_only=True):
-    definitionCanonical: _p.Uri | _ms.UnsetType = _U
+    definitionCanonical: _p.String | _ms.UnsetType = _U
     definitionCanonical_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_definitionCanonical")
     definitionCodeableConcept: CodeableConcept | _ms.UnsetType = _U
     definitionExpression: Expression | _ms.UnsetType = _U
@@ -5806,7 +7363,7 @@ class EvidenceVariableCharacteristic(_p.Complex, kw_only=True):
     exclude: _p.Boolean | _ms.UnsetType = _U
     exclude_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_exclude")
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    groupMeasure: _p.Code | _ms.UnsetType = _U
+    groupMeasure: _p.String | _ms.UnsetType = _U
     groupMeasure_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_groupMeasure")
     id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
@@ -5815,6 +7372,12 @@ class EvidenceVariableCharacteristic(_p.Complex, kw_only=True):
     timeFromStart: EvidenceVariableCharacteristicTimeFromStart | _ms.UnsetType = _U
 
     def __post_init__(self) -> None:
+        v = self.definitionCanonical
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("EvidenceVariableCharacteristic.definitionCanonical")
+        v = self.groupMeasure
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("EvidenceVariableCharacteristic.groupMeasure")
         if (self.definitionCanonical is not _U or self.definitionCanonical_ext is not _U) + (self.definitionCodeableConcept is not _U) + (self.definitionExpression is not _U) + (self.definitionReference is not _U) != 1:
             raise _p.ChoiceError("EvidenceVariableCharacteristic.definition[x]: exactly one")
 
@@ -5856,14 +7419,14 @@ class ExampleScenario(_p.Resource, tag="ExampleScenario", kw_only=True):
     experimental: _p.Boolean | _ms.UnsetType = _U
     experimental_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_experimental")
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
     instance: _t.Annotated[list[ExampleScenarioInstance | None], _p.NonEmpty] | _ms.UnsetType = _U
     jurisdiction: _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     meta: Meta | _ms.UnsetType = _U
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
@@ -5874,16 +7437,37 @@ class ExampleScenario(_p.Resource, tag="ExampleScenario", kw_only=True):
     publisher_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_publisher")
     purpose: _p.String | _ms.UnsetType = _U
     purpose_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_purpose")
-    status: _p.Code
+    status: _p.String
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
     text: Narrative | _ms.UnsetType = _U
-    url: _p.Uri | _ms.UnsetType = _U
+    url: _p.String | _ms.UnsetType = _U
     url_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_url")
     useContext: _t.Annotated[list[UsageContext | None], _p.NonEmpty] | _ms.UnsetType = _U
     version: _p.String | _ms.UnsetType = _U
     version_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_version")
-    workflow: _t.Annotated[list[_p.Uri | None], _p.NonEmpty] | _ms.UnsetType = _U
+    workflow: _t.Annotated[list[_p.String | None], _p.NonEmpty] | _ms.UnsetType = _U
     workflow_ext: list[Element | None] | Element | _ms.UnsetType = _ms.field(default=_U, name="_workflow")
+
+    def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("ExampleScenario.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("ExampleScenario.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("ExampleScenario.language")
+        v = self.status
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("ExampleScenario.status")
+        v = self.url
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("ExampleScenario.url")
+        if self.workflow is not _U:
+            for v in self.workflow:
+                if v is not None and (' ' in v or not v.isprintable()):
+                    raise _p.FormatError("ExampleScenario.workflow")
 
 
 class ExampleScenarioActor(_p.Complex, kw_only=True):
@@ -5897,8 +7481,13 @@ class ExampleScenarioActor(_p.Complex, kw_only=True):
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     name: _p.String | _ms.UnsetType = _U
     name_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_name")
-    type: _p.Code
+    type: _p.String
     type_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_type")
+
+    def __post_init__(self) -> None:
+        v = self.type
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("ExampleScenarioActor.type")
 
 
 class ExampleScenarioInstance(_p.Complex, kw_only=True):
@@ -5913,9 +7502,14 @@ class ExampleScenarioInstance(_p.Complex, kw_only=True):
     name_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_name")
     resourceId: _p.String
     resourceId_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_resourceId")
-    resourceType: _p.Code
+    resourceType: _p.String
     resourceType_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_resourceType")
     version: _t.Annotated[list[ExampleScenarioInstanceVersion | None], _p.NonEmpty] | _ms.UnsetType = _U
+
+    def __post_init__(self) -> None:
+        v = self.resourceType
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("ExampleScenarioInstance.resourceType")
 
 
 class ExampleScenarioInstanceContainedInstance(_p.Complex, kw_only=True):
@@ -6028,20 +7622,20 @@ class ExplanationOfBenefit(_p.Resource, tag="ExplanationOfBenefit", kw_only=True
     formCode: CodeableConcept | _ms.UnsetType = _U
     fundsReserve: CodeableConcept | _ms.UnsetType = _U
     fundsReserveRequested: CodeableConcept | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
     insurance: _t.Annotated[list[ExplanationOfBenefitInsurance | None], _p.NonEmpty]
     insurer: Reference
     item: _t.Annotated[list[ExplanationOfBenefitItem | None], _p.NonEmpty] | _ms.UnsetType = _U
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     meta: Meta | _ms.UnsetType = _U
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     originalPrescription: Reference | _ms.UnsetType = _U
-    outcome: _p.Code
+    outcome: _p.String
     outcome_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_outcome")
     patient: Reference
     payee: ExplanationOfBenefitPayee | _ms.UnsetType = _U
@@ -6058,15 +7652,35 @@ class ExplanationOfBenefit(_p.Resource, tag="ExplanationOfBenefit", kw_only=True
     provider: Reference
     referral: Reference | _ms.UnsetType = _U
     related: _t.Annotated[list[ExplanationOfBenefitRelated | None], _p.NonEmpty] | _ms.UnsetType = _U
-    status: _p.Code
+    status: _p.String
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
     subType: CodeableConcept | _ms.UnsetType = _U
     supportingInfo: _t.Annotated[list[ExplanationOfBenefitSupportingInfo | None], _p.NonEmpty] | _ms.UnsetType = _U
     text: Narrative | _ms.UnsetType = _U
     total: _t.Annotated[list[ExplanationOfBenefitTotal | None], _p.NonEmpty] | _ms.UnsetType = _U
     type: CodeableConcept
-    use: _p.Code
+    use: _p.String
     use_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_use")
+
+    def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("ExplanationOfBenefit.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("ExplanationOfBenefit.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("ExplanationOfBenefit.language")
+        v = self.outcome
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("ExplanationOfBenefit.outcome")
+        v = self.status
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("ExplanationOfBenefit.status")
+        v = self.use
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("ExplanationOfBenefit.use")
 
 
 class ExplanationOfBenefitAccident(_p.Complex, kw_only=True):
@@ -6402,8 +8016,13 @@ class ExplanationOfBenefitProcessNote(_p.Complex, kw_only=True):
     number_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_number")
     text: _p.String | _ms.UnsetType = _U
     text_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_text")
-    type: _p.Code | _ms.UnsetType = _U
+    type: _p.String | _ms.UnsetType = _U
     type_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_type")
+
+    def __post_init__(self) -> None:
+        v = self.type
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("ExplanationOfBenefitProcessNote.type")
 
 
 class ExplanationOfBenefitRelated(_p.Complex, kw_only=True):
@@ -6461,19 +8080,27 @@ class Expression(_p.Complex, kw_only=True):
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
-    language: _p.Code
+    language: _p.String
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
-    name: _p.Id | _ms.UnsetType = _U
+    name: _p.String | _ms.UnsetType = _U
     name_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_name")
-    reference: _p.Uri | _ms.UnsetType = _U
+    reference: _p.String | _ms.UnsetType = _U
     reference_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_reference")
+
+    def __post_init__(self) -> None:
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("Expression.language")
+        v = self.reference
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("Expression.reference")
 
 
 class Extension(_p.Complex, kw_only=True):
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
-    url: _p.Uri
+    url: _p.String
     url_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_url")
     valueAddress: Address | _ms.UnsetType = _U
     valueAge: Age | _ms.UnsetType = _U
@@ -6483,9 +8110,9 @@ class Extension(_p.Complex, kw_only=True):
     valueBase64Binary_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueBase64Binary")
     valueBoolean: _p.Boolean | _ms.UnsetType = _U
     valueBoolean_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueBoolean")
-    valueCanonical: _p.Uri | _ms.UnsetType = _U
+    valueCanonical: _p.String | _ms.UnsetType = _U
     valueCanonical_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueCanonical")
-    valueCode: _p.Code | _ms.UnsetType = _U
+    valueCode: _p.String | _ms.UnsetType = _U
     valueCode_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueCode")
     valueCodeableConcept: CodeableConcept | _ms.UnsetType = _U
     valueCodeableReference: CodeableReference | _ms.UnsetType = _U
@@ -6506,7 +8133,7 @@ class Extension(_p.Complex, kw_only=True):
     valueDuration: Duration | _ms.UnsetType = _U
     valueExpression: Expression | _ms.UnsetType = _U
     valueHumanName: HumanName | _ms.UnsetType = _U
-    valueId: _p.Id | _ms.UnsetType = _U
+    valueId: _p.String | _ms.UnsetType = _U
     valueId_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueId")
     valueIdentifier: Identifier | _ms.UnsetType = _U
     valueInstant: _p.Instant | _ms.UnsetType = _U
@@ -6538,15 +8165,30 @@ class Extension(_p.Complex, kw_only=True):
     valueTriggerDefinition: TriggerDefinition | _ms.UnsetType = _U
     valueUnsignedInt: _p.UnsignedInt | _ms.UnsetType = _U
     valueUnsignedInt_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueUnsignedInt")
-    valueUri: _p.Uri | _ms.UnsetType = _U
+    valueUri: _p.String | _ms.UnsetType = _U
     valueUri_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueUri")
-    valueUrl: _p.Uri | _ms.UnsetType = _U
+    valueUrl: _p.String | _ms.UnsetType = _U
     valueUrl_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueUrl")
     valueUsageContext: UsageContext | _ms.UnsetType = _U
     valueUuid: _p.Uuid | _ms.UnsetType = _U
     valueUuid_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueUuid")
 
     def __post_init__(self) -> None:
+        v = self.url
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("Extension.url")
+        v = self.valueCanonical
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("Extension.valueCanonical")
+        v = self.valueCode
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("Extension.valueCode")
+        v = self.valueUri
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("Extension.valueUri")
+        v = self.valueUrl
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("Extension.valueUrl")
         if (self.valueAddress is not _U) + (self.valueAge is not _U) + (self.valueAnnotation is not _U) + (self.valueAttachment is not _U) + (self.valueBase64Binary is not _U or self.valueBase64Binary_ext is not _U) + (self.valueBoolean is not _U or self.valueBoolean_ext is not _U) + (self.valueCanonical is not _U or self.valueCanonical_ext is not _U) + (self.valueCode is not _U or self.valueCode_ext is not _U) + (self.valueCodeableConcept is not _U) + (self.valueCodeableReference is not _U) + (self.valueCoding is not _U) + (self.valueContactDetail is not _U) + (self.valueContactPoint is not _U) + (self.valueContributor is not _U) + (self.valueCount is not _U) + (self.valueDataRequirement is not _U) + (self.valueDate is not _U or self.valueDate_ext is not _U) + (self.valueDateTime is not _U or self.valueDateTime_ext is not _U) + (self.valueDecimal is not _U or self.valueDecimal_ext is not _U) + (self.valueDistance is not _U) + (self.valueDosage is not _U) + (self.valueDuration is not _U) + (self.valueExpression is not _U) + (self.valueHumanName is not _U) + (self.valueId is not _U or self.valueId_ext is not _U) + (self.valueIdentifier is not _U) + (self.valueInstant is not _U or self.valueInstant_ext is not _U) + (self.valueInteger is not _U or self.valueInteger_ext is not _U) + (self.valueMarkdown is not _U or self.valueMarkdown_ext is not _U) + (self.valueMoney is not _U) + (self.valueOid is not _U or self.valueOid_ext is not _U) + (self.valueParameterDefinition is not _U) + (self.valuePeriod is not _U) + (self.valuePositiveInt is not _U or self.valuePositiveInt_ext is not _U) + (self.valueQuantity is not _U) + (self.valueRange is not _U) + (self.valueRatio is not _U) + (self.valueRatioRange is not _U) + (self.valueReference is not _U) + (self.valueRelatedArtifact is not _U) + (self.valueSampledData is not _U) + (self.valueSignature is not _U) + (self.valueString is not _U or self.valueString_ext is not _U) + (self.valueTime is not _U or self.valueTime_ext is not _U) + (self.valueTiming is not _U) + (self.valueTriggerDefinition is not _U) + (self.valueUnsignedInt is not _U or self.valueUnsignedInt_ext is not _U) + (self.valueUri is not _U or self.valueUri_ext is not _U) + (self.valueUrl is not _U or self.valueUrl_ext is not _U) + (self.valueUsageContext is not _U) + (self.valueUuid is not _U or self.valueUuid_ext is not _U) > 1:
             raise _p.ChoiceError("Extension.value[x]: at most one")
 
@@ -6577,16 +8219,16 @@ class FamilyMemberHistory(_p.Resource, tag="FamilyMemberHistory", kw_only=True):
     estimatedAge: _p.Boolean | _ms.UnsetType = _U
     estimatedAge_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_estimatedAge")
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
-    instantiatesCanonical: _t.Annotated[list[_p.Uri | None], _p.NonEmpty] | _ms.UnsetType = _U
+    instantiatesCanonical: _t.Annotated[list[_p.String | None], _p.NonEmpty] | _ms.UnsetType = _U
     instantiatesCanonical_ext: list[Element | None] | Element | _ms.UnsetType = _ms.field(default=_U, name="_instantiatesCanonical")
-    instantiatesUri: _t.Annotated[list[_p.Uri | None], _p.NonEmpty] | _ms.UnsetType = _U
+    instantiatesUri: _t.Annotated[list[_p.String | None], _p.NonEmpty] | _ms.UnsetType = _U
     instantiatesUri_ext: list[Element | None] | Element | _ms.UnsetType = _ms.field(default=_U, name="_instantiatesUri")
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     meta: Meta | _ms.UnsetType = _U
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
@@ -6598,11 +8240,31 @@ class FamilyMemberHistory(_p.Resource, tag="FamilyMemberHistory", kw_only=True):
     reasonReference: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
     relationship: CodeableConcept
     sex: CodeableConcept | _ms.UnsetType = _U
-    status: _p.Code
+    status: _p.String
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
     text: Narrative | _ms.UnsetType = _U
 
     def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("FamilyMemberHistory.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("FamilyMemberHistory.implicitRules")
+        if self.instantiatesCanonical is not _U:
+            for v in self.instantiatesCanonical:
+                if v is not None and (' ' in v or not v.isprintable()):
+                    raise _p.FormatError("FamilyMemberHistory.instantiatesCanonical")
+        if self.instantiatesUri is not _U:
+            for v in self.instantiatesUri:
+                if v is not None and (' ' in v or not v.isprintable()):
+                    raise _p.FormatError("FamilyMemberHistory.instantiatesUri")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("FamilyMemberHistory.language")
+        v = self.status
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("FamilyMemberHistory.status")
         if (self.ageAge is not _U) + (self.ageRange is not _U) + (self.ageString is not _U or self.ageString_ext is not _U) > 1:
             raise _p.ChoiceError("FamilyMemberHistory.age[x]: at most one")
         if (self.bornDate is not _U or self.bornDate_ext is not _U) + (self.bornPeriod is not _U) + (self.bornString is not _U or self.bornString_ext is not _U) > 1:
@@ -6639,20 +8301,34 @@ class Flag(_p.Resource, tag="Flag", kw_only=True):
     contained: _t.Annotated[list[AnyResource | None], _p.NonEmpty] | _ms.UnsetType = _U
     encounter: Reference | _ms.UnsetType = _U
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     meta: Meta | _ms.UnsetType = _U
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     period: Period | _ms.UnsetType = _U
-    status: _p.Code
+    status: _p.String
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
     subject: Reference
     text: Narrative | _ms.UnsetType = _U
+
+    def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("Flag.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("Flag.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("Flag.language")
+        v = self.status
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("Flag.status")
 
 
 class Goal(_p.Resource, tag="Goal", kw_only=True):
@@ -6663,14 +8339,14 @@ class Goal(_p.Resource, tag="Goal", kw_only=True):
     description: CodeableConcept
     expressedBy: Reference | _ms.UnsetType = _U
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
-    lifecycleStatus: _p.Code
+    lifecycleStatus: _p.String
     lifecycleStatus_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_lifecycleStatus")
     meta: Meta | _ms.UnsetType = _U
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
@@ -6690,6 +8366,18 @@ class Goal(_p.Resource, tag="Goal", kw_only=True):
     text: Narrative | _ms.UnsetType = _U
 
     def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("Goal.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("Goal.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("Goal.language")
+        v = self.lifecycleStatus
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("Goal.lifecycleStatus")
         if (self.startCodeableConcept is not _U) + (self.startDate is not _U or self.startDate_ext is not _U) > 1:
             raise _p.ChoiceError("Goal.start[x]: at most one")
 
@@ -6731,34 +8419,57 @@ class GraphDefinition(_p.Resource, tag="GraphDefinition", kw_only=True):
     experimental: _p.Boolean | _ms.UnsetType = _U
     experimental_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_experimental")
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
     jurisdiction: _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     link: _t.Annotated[list[GraphDefinitionLink | None], _p.NonEmpty] | _ms.UnsetType = _U
     meta: Meta | _ms.UnsetType = _U
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     name: _p.String
     name_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_name")
-    profile: _p.Uri | _ms.UnsetType = _U
+    profile: _p.String | _ms.UnsetType = _U
     profile_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_profile")
     publisher: _p.String | _ms.UnsetType = _U
     publisher_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_publisher")
     purpose: _p.String | _ms.UnsetType = _U
     purpose_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_purpose")
-    start: _p.Code
+    start: _p.String
     start_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_start")
-    status: _p.Code
+    status: _p.String
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
     text: Narrative | _ms.UnsetType = _U
-    url: _p.Uri | _ms.UnsetType = _U
+    url: _p.String | _ms.UnsetType = _U
     url_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_url")
     useContext: _t.Annotated[list[UsageContext | None], _p.NonEmpty] | _ms.UnsetType = _U
     version: _p.String | _ms.UnsetType = _U
     version_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_version")
+
+    def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("GraphDefinition.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("GraphDefinition.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("GraphDefinition.language")
+        v = self.profile
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("GraphDefinition.profile")
+        v = self.start
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("GraphDefinition.start")
+        v = self.status
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("GraphDefinition.status")
+        v = self.url
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("GraphDefinition.url")
 
 
 class GraphDefinitionLink(_p.Complex, kw_only=True):
@@ -6788,14 +8499,22 @@ class GraphDefinitionLinkTarget(_p.Complex, kw_only=True):
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     params: _p.String | _ms.UnsetType = _U
     params_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_params")
-    profile: _p.Uri | _ms.UnsetType = _U
+    profile: _p.String | _ms.UnsetType = _U
     profile_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_profile")
-    type: _p.Code
+    type: _p.String
     type_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_type")
+
+    def __post_init__(self) -> None:
+        v = self.profile
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("GraphDefinitionLinkTarget.profile")
+        v = self.type
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("GraphDefinitionLinkTarget.type")
 
 
 class GraphDefinitionLinkTargetCompartment(_p.Complex, kw_only=True):
-    code: _p.Code
+    code: _p.String
     code_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_code")
     description: _p.String | _ms.UnsetType = _U
     description_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_description")
@@ -6805,10 +8524,21 @@ class GraphDefinitionLinkTargetCompartment(_p.Complex, kw_only=True):
     id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    rule: _p.Code
+    rule: _p.String
     rule_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_rule")
-    use: _p.Code
+    use: _p.String
     use_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_use")
+
+    def __post_init__(self) -> None:
+        v = self.code
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("GraphDefinitionLinkTargetCompartment.code")
+        v = self.rule
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("GraphDefinitionLinkTargetCompartment.rule")
+        v = self.use
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("GraphDefinitionLinkTargetCompartment.use")
 
 
 class Group(_p.Resource, tag="Group", kw_only=True):
@@ -6820,12 +8550,12 @@ class Group(_p.Resource, tag="Group", kw_only=True):
     code: CodeableConcept | _ms.UnsetType = _U
     contained: _t.Annotated[list[AnyResource | None], _p.NonEmpty] | _ms.UnsetType = _U
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     managingEntity: Reference | _ms.UnsetType = _U
     member: _t.Annotated[list[GroupMember | None], _p.NonEmpty] | _ms.UnsetType = _U
@@ -6836,8 +8566,22 @@ class Group(_p.Resource, tag="Group", kw_only=True):
     quantity: _p.UnsignedInt | _ms.UnsetType = _U
     quantity_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_quantity")
     text: Narrative | _ms.UnsetType = _U
-    type: _p.Code
+    type: _p.String
     type_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_type")
+
+    def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("Group.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("Group.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("Group.language")
+        v = self.type
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("Group.type")
 
 
 class GroupCharacteristic(_p.Complex, kw_only=True):
@@ -6878,19 +8622,19 @@ class GuidanceResponse(_p.Resource, tag="GuidanceResponse", kw_only=True):
     encounter: Reference | _ms.UnsetType = _U
     evaluationMessage: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     meta: Meta | _ms.UnsetType = _U
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    moduleCanonical: _p.Uri | _ms.UnsetType = _U
+    moduleCanonical: _p.String | _ms.UnsetType = _U
     moduleCanonical_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_moduleCanonical")
     moduleCodeableConcept: CodeableConcept | _ms.UnsetType = _U
-    moduleUri: _p.Uri | _ms.UnsetType = _U
+    moduleUri: _p.String | _ms.UnsetType = _U
     moduleUri_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_moduleUri")
     note: _t.Annotated[list[Annotation | None], _p.NonEmpty] | _ms.UnsetType = _U
     occurrenceDateTime: _p.DateTime | _ms.UnsetType = _U
@@ -6901,12 +8645,30 @@ class GuidanceResponse(_p.Resource, tag="GuidanceResponse", kw_only=True):
     reasonReference: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
     requestIdentifier: Identifier | _ms.UnsetType = _U
     result: Reference | _ms.UnsetType = _U
-    status: _p.Code
+    status: _p.String
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
     subject: Reference | _ms.UnsetType = _U
     text: Narrative | _ms.UnsetType = _U
 
     def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("GuidanceResponse.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("GuidanceResponse.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("GuidanceResponse.language")
+        v = self.moduleCanonical
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("GuidanceResponse.moduleCanonical")
+        v = self.moduleUri
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("GuidanceResponse.moduleUri")
+        v = self.status
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("GuidanceResponse.status")
         if (self.moduleCanonical is not _U or self.moduleCanonical_ext is not _U) + (self.moduleCodeableConcept is not _U) + (self.moduleUri is not _U or self.moduleUri_ext is not _U) != 1:
             raise _p.ChoiceError("GuidanceResponse.module[x]: exactly one")
 
@@ -6931,12 +8693,12 @@ class HealthcareService(_p.Resource, tag="HealthcareService", kw_only=True):
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     extraDetails: _p.String | _ms.UnsetType = _U
     extraDetails_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_extraDetails")
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     location: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
     meta: Meta | _ms.UnsetType = _U
@@ -6954,6 +8716,17 @@ class HealthcareService(_p.Resource, tag="HealthcareService", kw_only=True):
     text: Narrative | _ms.UnsetType = _U
     type: _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
 
+    def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("HealthcareService.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("HealthcareService.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("HealthcareService.language")
+
 
 class HealthcareServiceAvailableTime(_p.Complex, kw_only=True):
     allDay: _p.Boolean | _ms.UnsetType = _U
@@ -6962,12 +8735,18 @@ class HealthcareServiceAvailableTime(_p.Complex, kw_only=True):
     availableEndTime_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_availableEndTime")
     availableStartTime: _p.Time | _ms.UnsetType = _U
     availableStartTime_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_availableStartTime")
-    daysOfWeek: _t.Annotated[list[_p.Code | None], _p.NonEmpty] | _ms.UnsetType = _U
+    daysOfWeek: _t.Annotated[list[_p.String | None], _p.NonEmpty] | _ms.UnsetType = _U
     daysOfWeek_ext: list[Element | None] | Element | _ms.UnsetType = _ms.field(default=_U, name="_daysOfWeek")
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
+
+    def __post_init__(self) -> None:
+        if self.daysOfWeek is not _U:
+            for v in self.daysOfWeek:
+                if v is not None and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+                    raise _p.FormatError("HealthcareServiceAvailableTime.daysOfWeek")
 
 
 class HealthcareServiceEligibility(_p.Complex, kw_only=True):
@@ -7005,8 +8784,13 @@ class HumanName(_p.Complex, kw_only=True):
     suffix_ext: list[Element | None] | Element | _ms.UnsetType = _ms.field(default=_U, name="_suffix")
     text: _p.String | _ms.UnsetType = _U
     text_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_text")
-    use: _p.Code | _ms.UnsetType = _U
+    use: _p.String | _ms.UnsetType = _U
     use_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_use")
+
+    def __post_init__(self) -> None:
+        v = self.use
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("HumanName.use")
 
 
 class Identifier(_p.Complex, kw_only=True):
@@ -7015,13 +8799,21 @@ class Identifier(_p.Complex, kw_only=True):
     id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     period: Period | _ms.UnsetType = _U
-    system: _p.Uri | _ms.UnsetType = _U
+    system: _p.String | _ms.UnsetType = _U
     system_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_system")
     type: CodeableConcept | _ms.UnsetType = _U
-    use: _p.Code | _ms.UnsetType = _U
+    use: _p.String | _ms.UnsetType = _U
     use_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_use")
     value: _p.String | _ms.UnsetType = _U
     value_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_value")
+
+    def __post_init__(self) -> None:
+        v = self.system
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("Identifier.system")
+        v = self.use
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("Identifier.use")
 
 
 class ImagingStudy(_p.Resource, tag="ImagingStudy", kw_only=True):
@@ -7032,13 +8824,13 @@ class ImagingStudy(_p.Resource, tag="ImagingStudy", kw_only=True):
     encounter: Reference | _ms.UnsetType = _U
     endpoint: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
     interpreter: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     location: Reference | _ms.UnsetType = _U
     meta: Meta | _ms.UnsetType = _U
@@ -7057,10 +8849,24 @@ class ImagingStudy(_p.Resource, tag="ImagingStudy", kw_only=True):
     series: _t.Annotated[list[ImagingStudySeries | None], _p.NonEmpty] | _ms.UnsetType = _U
     started: _p.DateTime | _ms.UnsetType = _U
     started_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_started")
-    status: _p.Code
+    status: _p.String
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
     subject: Reference
     text: Narrative | _ms.UnsetType = _U
+
+    def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("ImagingStudy.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("ImagingStudy.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("ImagingStudy.language")
+        v = self.status
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("ImagingStudy.status")
 
 
 class ImagingStudySeries(_p.Complex, kw_only=True):
@@ -7083,7 +8889,7 @@ class ImagingStudySeries(_p.Complex, kw_only=True):
     specimen: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
     started: _p.DateTime | _ms.UnsetType = _U
     started_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_started")
-    uid: _p.Id
+    uid: _p.String
     uid_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_uid")
 
 
@@ -7097,7 +8903,7 @@ class ImagingStudySeriesInstance(_p.Complex, kw_only=True):
     sopClass: Coding
     title: _p.String | _ms.UnsetType = _U
     title_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_title")
-    uid: _p.Id
+    uid: _p.String
     uid_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_uid")
 
 
@@ -7119,14 +8925,14 @@ class Immunization(_p.Resource, tag="Immunization", kw_only=True):
     expirationDate_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_expirationDate")
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     fundingSource: CodeableConcept | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
     isSubpotent: _p.Boolean | _ms.UnsetType = _U
     isSubpotent_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_isSubpotent")
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     location: Reference | _ms.UnsetType = _U
     lotNumber: _p.String | _ms.UnsetType = _U
@@ -7153,7 +8959,7 @@ class Immunization(_p.Resource, tag="Immunization", kw_only=True):
     reportOrigin: CodeableConcept | _ms.UnsetType = _U
     route: CodeableConcept | _ms.UnsetType = _U
     site: CodeableConcept | _ms.UnsetType = _U
-    status: _p.Code
+    status: _p.String
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
     statusReason: CodeableConcept | _ms.UnsetType = _U
     subpotentReason: _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
@@ -7161,6 +8967,18 @@ class Immunization(_p.Resource, tag="Immunization", kw_only=True):
     vaccineCode: CodeableConcept
 
     def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("Immunization.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("Immunization.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("Immunization.language")
+        v = self.status
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("Immunization.status")
         if (self.occurrenceDateTime is not _U or self.occurrenceDateTime_ext is not _U) + (self.occurrenceString is not _U or self.occurrenceString_ext is not _U) != 1:
             raise _p.ChoiceError("Immunization.occurrence[x]: exactly one")
 
@@ -7176,8 +8994,13 @@ class ImmunizationEducation(_p.Complex, kw_only=True):
     presentationDate_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_presentationDate")
     publicationDate: _p.DateTime | _ms.UnsetType = _U
     publicationDate_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_publicationDate")
-    reference: _p.Uri | _ms.UnsetType = _U
+    reference: _p.String | _ms.UnsetType = _U
     reference_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_reference")
+
+    def __post_init__(self) -> None:
+        v = self.reference
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("ImmunizationEducation.reference")
 
 
 class ImmunizationEvaluation(_p.Resource, tag="ImmunizationEvaluation", kw_only=True):
@@ -7194,13 +9017,13 @@ class ImmunizationEvaluation(_p.Resource, tag="ImmunizationEvaluation", kw_only=
     doseStatus: CodeableConcept
     doseStatusReason: _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
     immunizationEvent: Reference
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     meta: Meta | _ms.UnsetType = _U
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
@@ -7211,12 +9034,24 @@ class ImmunizationEvaluation(_p.Resource, tag="ImmunizationEvaluation", kw_only=
     seriesDosesPositiveInt_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_seriesDosesPositiveInt")
     seriesDosesString: _p.String | _ms.UnsetType = _U
     seriesDosesString_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_seriesDosesString")
-    status: _p.Code
+    status: _p.String
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
     targetDisease: CodeableConcept
     text: Narrative | _ms.UnsetType = _U
 
     def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("ImmunizationEvaluation.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("ImmunizationEvaluation.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("ImmunizationEvaluation.language")
+        v = self.status
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("ImmunizationEvaluation.status")
         if (self.doseNumberPositiveInt is not _U or self.doseNumberPositiveInt_ext is not _U) + (self.doseNumberString is not _U or self.doseNumberString_ext is not _U) > 1:
             raise _p.ChoiceError("ImmunizationEvaluation.doseNumber[x]: at most one")
         if (self.seriesDosesPositiveInt is not _U or self.seriesDosesPositiveInt_ext is not _U) + (self.seriesDosesString is not _U or self.seriesDosesString_ext is not _U) > 1:
@@ -7275,18 +9110,29 @@ class ImmunizationRecommendation(_p.Resource, tag="ImmunizationRecommendation", 
     date: _p.DateTime
     date_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_date")
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     meta: Meta | _ms.UnsetType = _U
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     patient: Reference
     recommendation: _t.Annotated[list[ImmunizationRecommendationRecommendation | None], _p.NonEmpty]
     text: Narrative | _ms.UnsetType = _U
+
+    def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("ImmunizationRecommendation.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("ImmunizationRecommendation.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("ImmunizationRecommendation.language")
 
 
 class ImmunizationRecommendationRecommendation(_p.Complex, kw_only=True):
@@ -7346,37 +9192,64 @@ class ImplementationGuide(_p.Resource, tag="ImplementationGuide", kw_only=True):
     experimental: _p.Boolean | _ms.UnsetType = _U
     experimental_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_experimental")
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    fhirVersion: _t.Annotated[list[_p.Code | None], _p.NonEmpty]
+    fhirVersion: _t.Annotated[list[_p.String | None], _p.NonEmpty]
     fhirVersion_ext: list[Element | None] | Element | _ms.UnsetType = _ms.field(default=_U, name="_fhirVersion")
     global_: _t.Annotated[list[ImplementationGuideGlobal | None], _p.NonEmpty] | _ms.UnsetType = _ms.field(default=_U, name="global")
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
     jurisdiction: _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
-    license: _p.Code | _ms.UnsetType = _U
+    license: _p.String | _ms.UnsetType = _U
     license_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_license")
     manifest: ImplementationGuideManifest | _ms.UnsetType = _U
     meta: Meta | _ms.UnsetType = _U
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     name: _p.String
     name_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_name")
-    packageId: _p.Id
+    packageId: _p.String
     packageId_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_packageId")
     publisher: _p.String | _ms.UnsetType = _U
     publisher_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_publisher")
-    status: _p.Code
+    status: _p.String
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
     text: Narrative | _ms.UnsetType = _U
     title: _p.String | _ms.UnsetType = _U
     title_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_title")
-    url: _p.Uri
+    url: _p.String
     url_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_url")
     useContext: _t.Annotated[list[UsageContext | None], _p.NonEmpty] | _ms.UnsetType = _U
     version: _p.String | _ms.UnsetType = _U
     version_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_version")
+
+    def __post_init__(self) -> None:
+        if self.fhirVersion is not _U:
+            for v in self.fhirVersion:
+                if v is not None and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+                    raise _p.FormatError("ImplementationGuide.fhirVersion")
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("ImplementationGuide.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("ImplementationGuide.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("ImplementationGuide.language")
+        v = self.license
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("ImplementationGuide.license")
+        v = self.packageId
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("ImplementationGuide.packageId")
+        v = self.status
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("ImplementationGuide.status")
+        v = self.url
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("ImplementationGuide.url")
 
 
 class ImplementationGuideDefinition(_p.Complex, kw_only=True):
@@ -7404,25 +9277,31 @@ class ImplementationGuideDefinitionGrouping(_p.Complex, kw_only=True):
 
 class ImplementationGuideDefinitionPage(_p.Complex, kw_only=True):
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    generation: _p.Code
+    generation: _p.String
     generation_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_generation")
     id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     nameReference: Reference | _ms.UnsetType = _U
-    nameUrl: _p.Uri | _ms.UnsetType = _U
+    nameUrl: _p.String | _ms.UnsetType = _U
     nameUrl_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_nameUrl")
     page: _t.Annotated[list[ImplementationGuideDefinitionPage | None], _p.NonEmpty] | _ms.UnsetType = _U
     title: _p.String
     title_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_title")
 
     def __post_init__(self) -> None:
+        v = self.generation
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("ImplementationGuideDefinitionPage.generation")
+        v = self.nameUrl
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("ImplementationGuideDefinitionPage.nameUrl")
         if (self.nameReference is not _U) + (self.nameUrl is not _U or self.nameUrl_ext is not _U) != 1:
             raise _p.ChoiceError("ImplementationGuideDefinitionPage.name[x]: exactly one")
 
 
 class ImplementationGuideDefinitionParameter(_p.Complex, kw_only=True):
-    code: _p.Code
+    code: _p.String
     code_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_code")
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     id: _p.String | _ms.UnsetType = _U
@@ -7431,18 +9310,23 @@ class ImplementationGuideDefinitionParameter(_p.Complex, kw_only=True):
     value: _p.String
     value_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_value")
 
+    def __post_init__(self) -> None:
+        v = self.code
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("ImplementationGuideDefinitionParameter.code")
+
 
 class ImplementationGuideDefinitionResource(_p.Complex, kw_only=True):
     description: _p.String | _ms.UnsetType = _U
     description_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_description")
     exampleBoolean: _p.Boolean | _ms.UnsetType = _U
     exampleBoolean_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_exampleBoolean")
-    exampleCanonical: _p.Uri | _ms.UnsetType = _U
+    exampleCanonical: _p.String | _ms.UnsetType = _U
     exampleCanonical_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_exampleCanonical")
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    fhirVersion: _t.Annotated[list[_p.Code | None], _p.NonEmpty] | _ms.UnsetType = _U
+    fhirVersion: _t.Annotated[list[_p.String | None], _p.NonEmpty] | _ms.UnsetType = _U
     fhirVersion_ext: list[Element | None] | Element | _ms.UnsetType = _ms.field(default=_U, name="_fhirVersion")
-    groupingId: _p.Id | _ms.UnsetType = _U
+    groupingId: _p.String | _ms.UnsetType = _U
     groupingId_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_groupingId")
     id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
@@ -7452,12 +9336,19 @@ class ImplementationGuideDefinitionResource(_p.Complex, kw_only=True):
     reference: Reference
 
     def __post_init__(self) -> None:
+        v = self.exampleCanonical
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("ImplementationGuideDefinitionResource.exampleCanonical")
+        if self.fhirVersion is not _U:
+            for v in self.fhirVersion:
+                if v is not None and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+                    raise _p.FormatError("ImplementationGuideDefinitionResource.fhirVersion")
         if (self.exampleBoolean is not _U or self.exampleBoolean_ext is not _U) + (self.exampleCanonical is not _U or self.exampleCanonical_ext is not _U) > 1:
             raise _p.ChoiceError("ImplementationGuideDefinitionResource.example[x]: at most one")
 
 
 class ImplementationGuideDefinitionTemplate(_p.Complex, kw_only=True):
-    code: _p.Code
+    code: _p.String
     code_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_code")
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     id: _p.String | _ms.UnsetType = _U
@@ -7468,18 +9359,28 @@ class ImplementationGuideDefinitionTemplate(_p.Complex, kw_only=True):
     source: _p.String
     source_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_source")
 
+    def __post_init__(self) -> None:
+        v = self.code
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("ImplementationGuideDefinitionTemplate.code")
+
 
 class ImplementationGuideDependsOn(_p.Complex, kw_only=True):
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    packageId: _p.Id | _ms.UnsetType = _U
+    packageId: _p.String | _ms.UnsetType = _U
     packageId_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_packageId")
-    uri: _p.Uri
+    uri: _p.String
     uri_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_uri")
     version: _p.String | _ms.UnsetType = _U
     version_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_version")
+
+    def __post_init__(self) -> None:
+        v = self.uri
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("ImplementationGuideDependsOn.uri")
 
 
 class ImplementationGuideGlobal(_p.Complex, kw_only=True):
@@ -7487,10 +9388,18 @@ class ImplementationGuideGlobal(_p.Complex, kw_only=True):
     id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    profile: _p.Uri
+    profile: _p.String
     profile_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_profile")
-    type: _p.Code
+    type: _p.String
     type_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_type")
+
+    def __post_init__(self) -> None:
+        v = self.profile
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("ImplementationGuideGlobal.profile")
+        v = self.type
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("ImplementationGuideGlobal.type")
 
 
 class ImplementationGuideManifest(_p.Complex, kw_only=True):
@@ -7503,9 +9412,14 @@ class ImplementationGuideManifest(_p.Complex, kw_only=True):
     other: _t.Annotated[list[_p.String | None], _p.NonEmpty] | _ms.UnsetType = _U
     other_ext: list[Element | None] | Element | _ms.UnsetType = _ms.field(default=_U, name="_other")
     page: _t.Annotated[list[ImplementationGuideManifestPage | None], _p.NonEmpty] | _ms.UnsetType = _U
-    rendering: _p.Uri | _ms.UnsetType = _U
+    rendering: _p.String | _ms.UnsetType = _U
     rendering_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_rendering")
     resource: _t.Annotated[list[ImplementationGuideManifestResource | None], _p.NonEmpty]
+
+    def __post_init__(self) -> None:
+        v = self.rendering
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("ImplementationGuideManifest.rendering")
 
 
 class ImplementationGuideManifestPage(_p.Complex, kw_only=True):
@@ -7524,17 +9438,23 @@ class ImplementationGuideManifestPage(_p.Complex, kw_only=True):
 class ImplementationGuideManifestResource(_p.Complex, kw_only=True):
     exampleBoolean: _p.Boolean | _ms.UnsetType = _U
     exampleBoolean_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_exampleBoolean")
-    exampleCanonical: _p.Uri | _ms.UnsetType = _U
+    exampleCanonical: _p.String | _ms.UnsetType = _U
     exampleCanonical_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_exampleCanonical")
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     reference: Reference
-    relativePath: _p.Uri | _ms.UnsetType = _U
+    relativePath: _p.String | _ms.UnsetType = _U
     relativePath_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_relativePath")
 
     def __post_init__(self) -> None:
+        v = self.exampleCanonical
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("ImplementationGuideManifestResource.exampleCanonical")
+        v = self.relativePath
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("ImplementationGuideManifestResource.relativePath")
         if (self.exampleBoolean is not _U or self.exampleBoolean_ext is not _U) + (self.exampleCanonical is not _U or self.exampleCanonical_ext is not _U) > 1:
             raise _p.ChoiceError("ImplementationGuideManifestResource.example[x]: at most one")
 
@@ -7546,21 +9466,35 @@ class Ingredient(_p.Resource, tag="Ingredient", kw_only=True):
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     for_: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _ms.field(default=_U, name="for")
     function: _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: Identifier | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     manufacturer: _t.Annotated[list[IngredientManufacturer | None], _p.NonEmpty] | _ms.UnsetType = _U
     meta: Meta | _ms.UnsetType = _U
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     role: CodeableConcept
-    status: _p.Code
+    status: _p.String
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
     substance: IngredientSubstance
     text: Narrative | _ms.UnsetType = _U
+
+    def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("Ingredient.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("Ingredient.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("Ingredient.language")
+        v = self.status
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("Ingredient.status")
 
 
 class IngredientManufacturer(_p.Complex, kw_only=True):
@@ -7569,8 +9503,13 @@ class IngredientManufacturer(_p.Complex, kw_only=True):
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     manufacturer: Reference
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    role: _p.Code | _ms.UnsetType = _U
+    role: _p.String | _ms.UnsetType = _U
     role_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_role")
+
+    def __post_init__(self) -> None:
+        v = self.role
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("IngredientManufacturer.role")
 
 
 class IngredientSubstance(_p.Complex, kw_only=True):
@@ -7634,12 +9573,12 @@ class InsurancePlan(_p.Resource, tag="InsurancePlan", kw_only=True):
     coverageArea: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
     endpoint: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     meta: Meta | _ms.UnsetType = _U
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
@@ -7649,10 +9588,24 @@ class InsurancePlan(_p.Resource, tag="InsurancePlan", kw_only=True):
     ownedBy: Reference | _ms.UnsetType = _U
     period: Period | _ms.UnsetType = _U
     plan: _t.Annotated[list[InsurancePlanPlan | None], _p.NonEmpty] | _ms.UnsetType = _U
-    status: _p.Code | _ms.UnsetType = _U
+    status: _p.String | _ms.UnsetType = _U
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
     text: Narrative | _ms.UnsetType = _U
     type: _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
+
+    def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("InsurancePlan.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("InsurancePlan.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("InsurancePlan.language")
+        v = self.status
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("InsurancePlan.status")
 
 
 class InsurancePlanContact(_p.Complex, kw_only=True):
@@ -7759,13 +9712,13 @@ class Invoice(_p.Resource, tag="Invoice", kw_only=True):
     date: _p.DateTime | _ms.UnsetType = _U
     date_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_date")
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
     issuer: Reference | _ms.UnsetType = _U
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     lineItem: _t.Annotated[list[InvoiceLineItem | None], _p.NonEmpty] | _ms.UnsetType = _U
     meta: Meta | _ms.UnsetType = _U
@@ -7775,7 +9728,7 @@ class Invoice(_p.Resource, tag="Invoice", kw_only=True):
     paymentTerms: _p.String | _ms.UnsetType = _U
     paymentTerms_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_paymentTerms")
     recipient: Reference | _ms.UnsetType = _U
-    status: _p.Code
+    status: _p.String
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
     subject: Reference | _ms.UnsetType = _U
     text: Narrative | _ms.UnsetType = _U
@@ -7783,6 +9736,20 @@ class Invoice(_p.Resource, tag="Invoice", kw_only=True):
     totalNet: Money | _ms.UnsetType = _U
     totalPriceComponent: _t.Annotated[list[InvoiceLineItemPriceComponent | None], _p.NonEmpty] | _ms.UnsetType = _U
     type: CodeableConcept | _ms.UnsetType = _U
+
+    def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("Invoice.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("Invoice.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("Invoice.language")
+        v = self.status
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("Invoice.status")
 
 
 class InvoiceLineItem(_p.Complex, kw_only=True):
@@ -7810,8 +9777,13 @@ class InvoiceLineItemPriceComponent(_p.Complex, kw_only=True):
     id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    type: _p.Code
+    type: _p.String
     type_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_type")
+
+    def __post_init__(self) -> None:
+        v = self.type
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("InvoiceLineItemPriceComponent.type")
 
 
 class InvoiceParticipant(_p.Complex, kw_only=True):
@@ -7843,13 +9815,13 @@ class Library(_p.Resource, tag="Library", kw_only=True):
     experimental: _p.Boolean | _ms.UnsetType = _U
     experimental_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_experimental")
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
     jurisdiction: _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     lastReviewDate: _p.Date | _ms.UnsetType = _U
     lastReviewDate_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_lastReviewDate")
@@ -7864,7 +9836,7 @@ class Library(_p.Resource, tag="Library", kw_only=True):
     purpose_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_purpose")
     relatedArtifact: _t.Annotated[list[RelatedArtifact | None], _p.NonEmpty] | _ms.UnsetType = _U
     reviewer: _t.Annotated[list[ContactDetail | None], _p.NonEmpty] | _ms.UnsetType = _U
-    status: _p.Code
+    status: _p.String
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
     subjectCodeableConcept: CodeableConcept | _ms.UnsetType = _U
     subjectReference: Reference | _ms.UnsetType = _U
@@ -7875,7 +9847,7 @@ class Library(_p.Resource, tag="Library", kw_only=True):
     title_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_title")
     topic: _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
     type: CodeableConcept
-    url: _p.Uri | _ms.UnsetType = _U
+    url: _p.String | _ms.UnsetType = _U
     url_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_url")
     usage: _p.String | _ms.UnsetType = _U
     usage_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_usage")
@@ -7884,6 +9856,21 @@ class Library(_p.Resource, tag="Library", kw_only=True):
     version_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_version")
 
     def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("Library.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("Library.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("Library.language")
+        v = self.status
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("Library.status")
+        v = self.url
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("Library.url")
         if (self.subjectCodeableConcept is not _U) + (self.subjectReference is not _U) > 1:
             raise _p.ChoiceError("Library.subject[x]: at most one")
 
@@ -7894,16 +9881,27 @@ class Linkage(_p.Resource, tag="Linkage", kw_only=True):
     author: Reference | _ms.UnsetType = _U
     contained: _t.Annotated[list[AnyResource | None], _p.NonEmpty] | _ms.UnsetType = _U
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
     item: _t.Annotated[list[LinkageItem | None], _p.NonEmpty]
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     meta: Meta | _ms.UnsetType = _U
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     text: Narrative | _ms.UnsetType = _U
+
+    def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("Linkage.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("Linkage.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("Linkage.language")
 
 
 class LinkageItem(_p.Complex, kw_only=True):
@@ -7912,8 +9910,13 @@ class LinkageItem(_p.Complex, kw_only=True):
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     resource: Reference
-    type: _p.Code
+    type: _p.String
     type_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_type")
+
+    def __post_init__(self) -> None:
+        v = self.type
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("LinkageItem.type")
 
 
 class List(_p.Resource, tag="List", kw_only=True):
@@ -7925,26 +9928,43 @@ class List(_p.Resource, tag="List", kw_only=True):
     encounter: Reference | _ms.UnsetType = _U
     entry: _t.Annotated[list[ListEntry | None], _p.NonEmpty] | _ms.UnsetType = _U
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     meta: Meta | _ms.UnsetType = _U
-    mode: _p.Code
+    mode: _p.String
     mode_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_mode")
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     note: _t.Annotated[list[Annotation | None], _p.NonEmpty] | _ms.UnsetType = _U
     orderedBy: CodeableConcept | _ms.UnsetType = _U
     source: Reference | _ms.UnsetType = _U
-    status: _p.Code
+    status: _p.String
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
     subject: Reference | _ms.UnsetType = _U
     text: Narrative | _ms.UnsetType = _U
     title: _p.String | _ms.UnsetType = _U
     title_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_title")
+
+    def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("List.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("List.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("List.language")
+        v = self.mode
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("List.mode")
+        v = self.status
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("List.status")
 
 
 class ListEntry(_p.Complex, kw_only=True):
@@ -7972,16 +9992,16 @@ class Location(_p.Resource, tag="Location", kw_only=True):
     endpoint: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     hoursOfOperation: _t.Annotated[list[LocationHoursOfOperation | None], _p.NonEmpty] | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     managingOrganization: Reference | _ms.UnsetType = _U
     meta: Meta | _ms.UnsetType = _U
-    mode: _p.Code | _ms.UnsetType = _U
+    mode: _p.String | _ms.UnsetType = _U
     mode_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_mode")
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     name: _p.String | _ms.UnsetType = _U
@@ -7990,11 +10010,28 @@ class Location(_p.Resource, tag="Location", kw_only=True):
     partOf: Reference | _ms.UnsetType = _U
     physicalType: CodeableConcept | _ms.UnsetType = _U
     position: LocationPosition | _ms.UnsetType = _U
-    status: _p.Code | _ms.UnsetType = _U
+    status: _p.String | _ms.UnsetType = _U
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
     telecom: _t.Annotated[list[ContactPoint | None], _p.NonEmpty] | _ms.UnsetType = _U
     text: Narrative | _ms.UnsetType = _U
     type: _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
+
+    def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("Location.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("Location.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("Location.language")
+        v = self.mode
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("Location.mode")
+        v = self.status
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("Location.status")
 
 
 class LocationHoursOfOperation(_p.Complex, kw_only=True):
@@ -8002,7 +10039,7 @@ class LocationHoursOfOperation(_p.Complex, kw_only=True):
     allDay_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_allDay")
     closingTime: _p.Time | _ms.UnsetType = _U
     closingTime_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_closingTime")
-    daysOfWeek: _t.Annotated[list[_p.Code | None], _p.NonEmpty] | _ms.UnsetType = _U
+    daysOfWeek: _t.Annotated[list[_p.String | None], _p.NonEmpty] | _ms.UnsetType = _U
     daysOfWeek_ext: list[Element | None] | Element | _ms.UnsetType = _ms.field(default=_U, name="_daysOfWeek")
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     id: _p.String | _ms.UnsetType = _U
@@ -8010,6 +10047,12 @@ class LocationHoursOfOperation(_p.Complex, kw_only=True):
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     openingTime: _p.Time | _ms.UnsetType = _U
     openingTime_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_openingTime")
+
+    def __post_init__(self) -> None:
+        if self.daysOfWeek is not _U:
+            for v in self.daysOfWeek:
+                if v is not None and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+                    raise _p.FormatError("LocationHoursOfOperation.daysOfWeek")
 
 
 class LocationPosition(_p.Complex, kw_only=True):
@@ -8028,23 +10071,37 @@ class LocationPosition(_p.Complex, kw_only=True):
 class ManufacturedItemDefinition(_p.Resource, tag="ManufacturedItemDefinition", kw_only=True):
     contained: _t.Annotated[list[AnyResource | None], _p.NonEmpty] | _ms.UnsetType = _U
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
     ingredient: _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     manufacturedDoseForm: CodeableConcept
     manufacturer: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
     meta: Meta | _ms.UnsetType = _U
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     property: _t.Annotated[list[ManufacturedItemDefinitionProperty | None], _p.NonEmpty] | _ms.UnsetType = _U
-    status: _p.Code
+    status: _p.String
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
     text: Narrative | _ms.UnsetType = _U
     unitOfPresentation: CodeableConcept | _ms.UnsetType = _U
+
+    def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("ManufacturedItemDefinition.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("ManufacturedItemDefinition.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("ManufacturedItemDefinition.language")
+        v = self.status
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("ManufacturedItemDefinition.status")
 
 
 class ManufacturedItemDefinitionProperty(_p.Complex, kw_only=True):
@@ -8107,18 +10164,18 @@ class Measure(_p.Resource, tag="Measure", kw_only=True):
     group: _t.Annotated[list[MeasureGroup | None], _p.NonEmpty] | _ms.UnsetType = _U
     guidance: _p.String | _ms.UnsetType = _U
     guidance_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_guidance")
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
     improvementNotation: CodeableConcept | _ms.UnsetType = _U
     jurisdiction: _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     lastReviewDate: _p.Date | _ms.UnsetType = _U
     lastReviewDate_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_lastReviewDate")
-    library: _t.Annotated[list[_p.Uri | None], _p.NonEmpty] | _ms.UnsetType = _U
+    library: _t.Annotated[list[_p.String | None], _p.NonEmpty] | _ms.UnsetType = _U
     library_ext: list[Element | None] | Element | _ms.UnsetType = _ms.field(default=_U, name="_library")
     meta: Meta | _ms.UnsetType = _U
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
@@ -8137,7 +10194,7 @@ class Measure(_p.Resource, tag="Measure", kw_only=True):
     riskAdjustment: _p.String | _ms.UnsetType = _U
     riskAdjustment_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_riskAdjustment")
     scoring: CodeableConcept | _ms.UnsetType = _U
-    status: _p.Code
+    status: _p.String
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
     subjectCodeableConcept: CodeableConcept | _ms.UnsetType = _U
     subjectReference: Reference | _ms.UnsetType = _U
@@ -8149,7 +10206,7 @@ class Measure(_p.Resource, tag="Measure", kw_only=True):
     title_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_title")
     topic: _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
     type: _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
-    url: _p.Uri | _ms.UnsetType = _U
+    url: _p.String | _ms.UnsetType = _U
     url_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_url")
     usage: _p.String | _ms.UnsetType = _U
     usage_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_usage")
@@ -8158,6 +10215,25 @@ class Measure(_p.Resource, tag="Measure", kw_only=True):
     version_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_version")
 
     def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("Measure.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("Measure.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("Measure.language")
+        if self.library is not _U:
+            for v in self.library:
+                if v is not None and (' ' in v or not v.isprintable()):
+                    raise _p.FormatError("Measure.library")
+        v = self.status
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("Measure.status")
+        v = self.url
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("Measure.url")
         if (self.subjectCodeableConcept is not _U) + (self.subjectReference is not _U) > 1:
             raise _p.ChoiceError("Measure.subject[x]: at most one")
 
@@ -8215,26 +10291,46 @@ class MeasureReport(_p.Resource, tag="MeasureReport", kw_only=True):
     evaluatedResource: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     group: _t.Annotated[list[MeasureReportGroup | None], _p.NonEmpty] | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
     improvementNotation: CodeableConcept | _ms.UnsetType = _U
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
-    measure: _p.Uri
+    measure: _p.String
     measure_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_measure")
     meta: Meta | _ms.UnsetType = _U
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     period: Period
     reporter: Reference | _ms.UnsetType = _U
-    status: _p.Code
+    status: _p.String
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
     subject: Reference | _ms.UnsetType = _U
     text: Narrative | _ms.UnsetType = _U
-    type: _p.Code
+    type: _p.String
     type_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_type")
+
+    def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("MeasureReport.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("MeasureReport.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("MeasureReport.language")
+        v = self.measure
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("MeasureReport.measure")
+        v = self.status
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("MeasureReport.status")
+        v = self.type
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("MeasureReport.type")
 
 
 class MeasureReportGroup(_p.Complex, kw_only=True):
@@ -8330,14 +10426,14 @@ class Media(_p.Resource, tag="Media", kw_only=True):
     frames_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_frames")
     height: _p.PositiveInt | _ms.UnsetType = _U
     height_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_height")
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
     issued: _p.Instant | _ms.UnsetType = _U
     issued_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_issued")
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     meta: Meta | _ms.UnsetType = _U
     modality: CodeableConcept | _ms.UnsetType = _U
@@ -8346,7 +10442,7 @@ class Media(_p.Resource, tag="Media", kw_only=True):
     operator: Reference | _ms.UnsetType = _U
     partOf: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
     reasonCode: _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
-    status: _p.Code
+    status: _p.String
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
     subject: Reference | _ms.UnsetType = _U
     text: Narrative | _ms.UnsetType = _U
@@ -8356,6 +10452,18 @@ class Media(_p.Resource, tag="Media", kw_only=True):
     width_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_width")
 
     def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("Media.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("Media.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("Media.language")
+        v = self.status
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("Media.status")
         if (self.createdDateTime is not _U or self.createdDateTime_ext is not _U) + (self.createdPeriod is not _U) > 1:
             raise _p.ChoiceError("Media.created[x]: at most one")
 
@@ -8367,20 +10475,34 @@ class Medication(_p.Resource, tag="Medication", kw_only=True):
     contained: _t.Annotated[list[AnyResource | None], _p.NonEmpty] | _ms.UnsetType = _U
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     form: CodeableConcept | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
     ingredient: _t.Annotated[list[MedicationIngredient | None], _p.NonEmpty] | _ms.UnsetType = _U
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     manufacturer: Reference | _ms.UnsetType = _U
     meta: Meta | _ms.UnsetType = _U
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    status: _p.Code | _ms.UnsetType = _U
+    status: _p.String | _ms.UnsetType = _U
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
     text: Narrative | _ms.UnsetType = _U
+
+    def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("Medication.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("Medication.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("Medication.language")
+        v = self.status
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("Medication.status")
 
 
 class MedicationAdministration(_p.Resource, tag="MedicationAdministration", kw_only=True):
@@ -8394,14 +10516,14 @@ class MedicationAdministration(_p.Resource, tag="MedicationAdministration", kw_o
     effectivePeriod: Period | _ms.UnsetType = _U
     eventHistory: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
-    instantiates: _t.Annotated[list[_p.Uri | None], _p.NonEmpty] | _ms.UnsetType = _U
+    instantiates: _t.Annotated[list[_p.String | None], _p.NonEmpty] | _ms.UnsetType = _U
     instantiates_ext: list[Element | None] | Element | _ms.UnsetType = _ms.field(default=_U, name="_instantiates")
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     medicationCodeableConcept: CodeableConcept | _ms.UnsetType = _U
     medicationReference: Reference | _ms.UnsetType = _U
@@ -8413,7 +10535,7 @@ class MedicationAdministration(_p.Resource, tag="MedicationAdministration", kw_o
     reasonCode: _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
     reasonReference: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
     request: Reference | _ms.UnsetType = _U
-    status: _p.Code
+    status: _p.String
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
     statusReason: _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
     subject: Reference
@@ -8421,6 +10543,22 @@ class MedicationAdministration(_p.Resource, tag="MedicationAdministration", kw_o
     text: Narrative | _ms.UnsetType = _U
 
     def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("MedicationAdministration.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("MedicationAdministration.implicitRules")
+        if self.instantiates is not _U:
+            for v in self.instantiates:
+                if v is not None and (' ' in v or not v.isprintable()):
+                    raise _p.FormatError("MedicationAdministration.instantiates")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("MedicationAdministration.language")
+        v = self.status
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("MedicationAdministration.status")
         if (self.effectiveDateTime is not _U or self.effectiveDateTime_ext is not _U) + (self.effectivePeriod is not _U) != 1:
             raise _p.ChoiceError("MedicationAdministration.effective[x]: exactly one")
         if (self.medicationCodeableConcept is not _U) + (self.medicationReference is not _U) != 1:
@@ -8477,12 +10615,12 @@ class MedicationDispense(_p.Resource, tag="MedicationDispense", kw_only=True):
     dosageInstruction: _t.Annotated[list[Dosage | None], _p.NonEmpty] | _ms.UnsetType = _U
     eventHistory: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     location: Reference | _ms.UnsetType = _U
     medicationCodeableConcept: CodeableConcept | _ms.UnsetType = _U
@@ -8494,7 +10632,7 @@ class MedicationDispense(_p.Resource, tag="MedicationDispense", kw_only=True):
     performer: _t.Annotated[list[MedicationDispensePerformer | None], _p.NonEmpty] | _ms.UnsetType = _U
     quantity: Quantity | _ms.UnsetType = _U
     receiver: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
-    status: _p.Code
+    status: _p.String
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
     statusReasonCodeableConcept: CodeableConcept | _ms.UnsetType = _U
     statusReasonReference: Reference | _ms.UnsetType = _U
@@ -8509,6 +10647,18 @@ class MedicationDispense(_p.Resource, tag="MedicationDispense", kw_only=True):
     whenPrepared_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_whenPrepared")
 
     def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("MedicationDispense.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("MedicationDispense.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("MedicationDispense.language")
+        v = self.status
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("MedicationDispense.status")
         if (self.medicationCodeableConcept is not _U) + (self.medicationReference is not _U) != 1:
             raise _p.ChoiceError("MedicationDispense.medication[x]: exactly one")
         if (self.statusReasonCodeableConcept is not _U) + (self.statusReasonReference is not _U) > 1:
@@ -8563,14 +10713,14 @@ class MedicationKnowledge(_p.Resource, tag="MedicationKnowledge", kw_only=True):
     doseForm: CodeableConcept | _ms.UnsetType = _U
     drugCharacteristic: _t.Annotated[list[MedicationKnowledgeDrugCharacteristic | None], _p.NonEmpty] | _ms.UnsetType = _U
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
     ingredient: _t.Annotated[list[MedicationKnowledgeIngredient | None], _p.NonEmpty] | _ms.UnsetType = _U
     intendedRoute: _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
     kinetics: _t.Annotated[list[MedicationKnowledgeKinetics | None], _p.NonEmpty] | _ms.UnsetType = _U
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     manufacturer: Reference | _ms.UnsetType = _U
     medicineClassification: _t.Annotated[list[MedicationKnowledgeMedicineClassification | None], _p.NonEmpty] | _ms.UnsetType = _U
@@ -8584,11 +10734,25 @@ class MedicationKnowledge(_p.Resource, tag="MedicationKnowledge", kw_only=True):
     productType: _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
     regulatory: _t.Annotated[list[MedicationKnowledgeRegulatory | None], _p.NonEmpty] | _ms.UnsetType = _U
     relatedMedicationKnowledge: _t.Annotated[list[MedicationKnowledgeRelatedMedicationKnowledge | None], _p.NonEmpty] | _ms.UnsetType = _U
-    status: _p.Code | _ms.UnsetType = _U
+    status: _p.String | _ms.UnsetType = _U
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
     synonym: _t.Annotated[list[_p.String | None], _p.NonEmpty] | _ms.UnsetType = _U
     synonym_ext: list[Element | None] | Element | _ms.UnsetType = _ms.field(default=_U, name="_synonym")
     text: Narrative | _ms.UnsetType = _U
+
+    def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("MedicationKnowledge.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("MedicationKnowledge.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("MedicationKnowledge.language")
+        v = self.status
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("MedicationKnowledge.status")
 
 
 class MedicationKnowledgeAdministrationGuidelines(_p.Complex, kw_only=True):
@@ -8785,19 +10949,19 @@ class MedicationRequest(_p.Resource, tag="MedicationRequest", kw_only=True):
     eventHistory: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     groupIdentifier: Identifier | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
-    instantiatesCanonical: _t.Annotated[list[_p.Uri | None], _p.NonEmpty] | _ms.UnsetType = _U
+    instantiatesCanonical: _t.Annotated[list[_p.String | None], _p.NonEmpty] | _ms.UnsetType = _U
     instantiatesCanonical_ext: list[Element | None] | Element | _ms.UnsetType = _ms.field(default=_U, name="_instantiatesCanonical")
-    instantiatesUri: _t.Annotated[list[_p.Uri | None], _p.NonEmpty] | _ms.UnsetType = _U
+    instantiatesUri: _t.Annotated[list[_p.String | None], _p.NonEmpty] | _ms.UnsetType = _U
     instantiatesUri_ext: list[Element | None] | Element | _ms.UnsetType = _ms.field(default=_U, name="_instantiatesUri")
     insurance: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
-    intent: _p.Code
+    intent: _p.String
     intent_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_intent")
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     medicationCodeableConcept: CodeableConcept | _ms.UnsetType = _U
     medicationReference: Reference | _ms.UnsetType = _U
@@ -8807,7 +10971,7 @@ class MedicationRequest(_p.Resource, tag="MedicationRequest", kw_only=True):
     performer: Reference | _ms.UnsetType = _U
     performerType: CodeableConcept | _ms.UnsetType = _U
     priorPrescription: Reference | _ms.UnsetType = _U
-    priority: _p.Code | _ms.UnsetType = _U
+    priority: _p.String | _ms.UnsetType = _U
     priority_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_priority")
     reasonCode: _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
     reasonReference: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
@@ -8816,7 +10980,7 @@ class MedicationRequest(_p.Resource, tag="MedicationRequest", kw_only=True):
     reportedBoolean_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_reportedBoolean")
     reportedReference: Reference | _ms.UnsetType = _U
     requester: Reference | _ms.UnsetType = _U
-    status: _p.Code
+    status: _p.String
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
     statusReason: CodeableConcept | _ms.UnsetType = _U
     subject: Reference
@@ -8825,6 +10989,32 @@ class MedicationRequest(_p.Resource, tag="MedicationRequest", kw_only=True):
     text: Narrative | _ms.UnsetType = _U
 
     def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("MedicationRequest.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("MedicationRequest.implicitRules")
+        if self.instantiatesCanonical is not _U:
+            for v in self.instantiatesCanonical:
+                if v is not None and (' ' in v or not v.isprintable()):
+                    raise _p.FormatError("MedicationRequest.instantiatesCanonical")
+        if self.instantiatesUri is not _U:
+            for v in self.instantiatesUri:
+                if v is not None and (' ' in v or not v.isprintable()):
+                    raise _p.FormatError("MedicationRequest.instantiatesUri")
+        v = self.intent
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("MedicationRequest.intent")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("MedicationRequest.language")
+        v = self.priority
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("MedicationRequest.priority")
+        v = self.status
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("MedicationRequest.status")
         if (self.medicationCodeableConcept is not _U) + (self.medicationReference is not _U) != 1:
             raise _p.ChoiceError("MedicationRequest.medication[x]: exactly one")
         if (self.reportedBoolean is not _U or self.reportedBoolean_ext is not _U) + (self.reportedReference is not _U) > 1:
@@ -8883,13 +11073,13 @@ class MedicationStatement(_p.Resource, tag="MedicationStatement", kw_only=True):
     effectiveDateTime_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_effectiveDateTime")
     effectivePeriod: Period | _ms.UnsetType = _U
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
     informationSource: Reference | _ms.UnsetType = _U
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     medicationCodeableConcept: CodeableConcept | _ms.UnsetType = _U
     medicationReference: Reference | _ms.UnsetType = _U
@@ -8899,13 +11089,25 @@ class MedicationStatement(_p.Resource, tag="MedicationStatement", kw_only=True):
     partOf: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
     reasonCode: _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
     reasonReference: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
-    status: _p.Code
+    status: _p.String
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
     statusReason: _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
     subject: Reference
     text: Narrative | _ms.UnsetType = _U
 
     def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("MedicationStatement.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("MedicationStatement.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("MedicationStatement.language")
+        v = self.status
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("MedicationStatement.status")
         if (self.effectiveDateTime is not _U or self.effectiveDateTime_ext is not _U) + (self.effectivePeriod is not _U) > 1:
             raise _p.ChoiceError("MedicationStatement.effective[x]: at most one")
         if (self.medicationCodeableConcept is not _U) + (self.medicationReference is not _U) != 1:
@@ -8927,16 +11129,16 @@ class MedicinalProductDefinition(_p.Resource, tag="MedicinalProductDefinition", 
     description_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_description")
     domain: CodeableConcept | _ms.UnsetType = _U
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
     impurity: _t.Annotated[list[CodeableReference | None], _p.NonEmpty] | _ms.UnsetType = _U
     indication: _p.String | _ms.UnsetType = _U
     indication_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_indication")
     ingredient: _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     legalStatusOfSupply: CodeableConcept | _ms.UnsetType = _U
     marketingStatus: _t.Annotated[list[MarketingStatus | None], _p.NonEmpty] | _ms.UnsetType = _U
@@ -8956,6 +11158,17 @@ class MedicinalProductDefinition(_p.Resource, tag="MedicinalProductDefinition", 
     type: CodeableConcept | _ms.UnsetType = _U
     version: _p.String | _ms.UnsetType = _U
     version_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_version")
+
+    def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("MedicinalProductDefinition.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("MedicinalProductDefinition.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("MedicinalProductDefinition.language")
 
 
 class MedicinalProductDefinitionCharacteristic(_p.Complex, kw_only=True):
@@ -9040,9 +11253,9 @@ class MedicinalProductDefinitionOperation(_p.Complex, kw_only=True):
 
 class MessageDefinition(_p.Resource, tag="MessageDefinition", kw_only=True):
     allowedResponse: _t.Annotated[list[MessageDefinitionAllowedResponse | None], _p.NonEmpty] | _ms.UnsetType = _U
-    base: _p.Uri | _ms.UnsetType = _U
+    base: _p.String | _ms.UnsetType = _U
     base_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_base")
-    category: _p.Code | _ms.UnsetType = _U
+    category: _p.String | _ms.UnsetType = _U
     category_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_category")
     contact: _t.Annotated[list[ContactDetail | None], _p.NonEmpty] | _ms.UnsetType = _U
     contained: _t.Annotated[list[AnyResource | None], _p.NonEmpty] | _ms.UnsetType = _U
@@ -9053,48 +11266,87 @@ class MessageDefinition(_p.Resource, tag="MessageDefinition", kw_only=True):
     description: _p.String | _ms.UnsetType = _U
     description_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_description")
     eventCoding: Coding | _ms.UnsetType = _U
-    eventUri: _p.Uri | _ms.UnsetType = _U
+    eventUri: _p.String | _ms.UnsetType = _U
     eventUri_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_eventUri")
     experimental: _p.Boolean | _ms.UnsetType = _U
     experimental_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_experimental")
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     focus: _t.Annotated[list[MessageDefinitionFocus | None], _p.NonEmpty] | _ms.UnsetType = _U
-    graph: _t.Annotated[list[_p.Uri | None], _p.NonEmpty] | _ms.UnsetType = _U
+    graph: _t.Annotated[list[_p.String | None], _p.NonEmpty] | _ms.UnsetType = _U
     graph_ext: list[Element | None] | Element | _ms.UnsetType = _ms.field(default=_U, name="_graph")
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
     jurisdiction: _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     meta: Meta | _ms.UnsetType = _U
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     name: _p.String | _ms.UnsetType = _U
     name_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_name")
-    parent: _t.Annotated[list[_p.Uri | None], _p.NonEmpty] | _ms.UnsetType = _U
+    parent: _t.Annotated[list[_p.String | None], _p.NonEmpty] | _ms.UnsetType = _U
     parent_ext: list[Element | None] | Element | _ms.UnsetType = _ms.field(default=_U, name="_parent")
     publisher: _p.String | _ms.UnsetType = _U
     publisher_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_publisher")
     purpose: _p.String | _ms.UnsetType = _U
     purpose_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_purpose")
-    replaces: _t.Annotated[list[_p.Uri | None], _p.NonEmpty] | _ms.UnsetType = _U
+    replaces: _t.Annotated[list[_p.String | None], _p.NonEmpty] | _ms.UnsetType = _U
     replaces_ext: list[Element | None] | Element | _ms.UnsetType = _ms.field(default=_U, name="_replaces")
-    responseRequired: _p.Code | _ms.UnsetType = _U
+    responseRequired: _p.String | _ms.UnsetType = _U
     responseRequired_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_responseRequired")
-    status: _p.Code
+    status: _p.String
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
     text: Narrative | _ms.UnsetType = _U
     title: _p.String | _ms.UnsetType = _U
     title_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_title")
-    url: _p.Uri | _ms.UnsetType = _U
+    url: _p.String | _ms.UnsetType = _U
     url_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_url")
     useContext: _t.Annotated[list[UsageContext | None], _p.NonEmpty] | _ms.UnsetType = _U
     version: _p.String | _ms.UnsetType = _U
     version_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_version")
 
     def __post_init__(self) -> None:
+        v = self.base
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("MessageDefinition.base")
+        v = self.category
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("MessageDefinition.category")
+        v = self.eventUri
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("MessageDefinition.eventUri")
+        if self.graph is not _U:
+            for v in self.graph:
+                if v is not None and (' ' in v or not v.isprintable()):
+                    raise _p.FormatError("MessageDefinition.graph")
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("MessageDefinition.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("MessageDefinition.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("MessageDefinition.language")
+        if self.parent is not _U:
+            for v in self.parent:
+                if v is not None and (' ' in v or not v.isprintable()):
+                    raise _p.FormatError("MessageDefinition.parent")
+        if self.replaces is not _U:
+            for v in self.replaces:
+                if v is not None and (' ' in v or not v.isprintable()):
+                    raise _p.FormatError("MessageDefinition.replaces")
+        v = self.responseRequired
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("MessageDefinition.responseRequired")
+        v = self.status
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("MessageDefinition.status")
+        v = self.url
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("MessageDefinition.url")
         if (self.eventCoding is not _U) + (self.eventUri is not _U or self.eventUri_ext is not _U) != 1:
             raise _p.ChoiceError("MessageDefinition.event[x]: exactly one")
 
@@ -9103,15 +11355,20 @@ class MessageDefinitionAllowedResponse(_p.Complex, kw_only=True):
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
-    message: _p.Uri
+    message: _p.String
     message_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_message")
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     situation: _p.String | _ms.UnsetType = _U
     situation_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_situation")
 
+    def __post_init__(self) -> None:
+        v = self.message
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("MessageDefinitionAllowedResponse.message")
+
 
 class MessageDefinitionFocus(_p.Complex, kw_only=True):
-    code: _p.Code
+    code: _p.String
     code_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_code")
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     id: _p.String | _ms.UnsetType = _U
@@ -9121,27 +11378,35 @@ class MessageDefinitionFocus(_p.Complex, kw_only=True):
     min: _p.UnsignedInt
     min_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_min")
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    profile: _p.Uri | _ms.UnsetType = _U
+    profile: _p.String | _ms.UnsetType = _U
     profile_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_profile")
+
+    def __post_init__(self) -> None:
+        v = self.code
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("MessageDefinitionFocus.code")
+        v = self.profile
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("MessageDefinitionFocus.profile")
 
 
 class MessageHeader(_p.Resource, tag="MessageHeader", kw_only=True):
     author: Reference | _ms.UnsetType = _U
     contained: _t.Annotated[list[AnyResource | None], _p.NonEmpty] | _ms.UnsetType = _U
-    definition: _p.Uri | _ms.UnsetType = _U
+    definition: _p.String | _ms.UnsetType = _U
     definition_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_definition")
     destination: _t.Annotated[list[MessageHeaderDestination | None], _p.NonEmpty] | _ms.UnsetType = _U
     enterer: Reference | _ms.UnsetType = _U
     eventCoding: Coding | _ms.UnsetType = _U
-    eventUri: _p.Uri | _ms.UnsetType = _U
+    eventUri: _p.String | _ms.UnsetType = _U
     eventUri_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_eventUri")
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     focus: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     meta: Meta | _ms.UnsetType = _U
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
@@ -9153,12 +11418,27 @@ class MessageHeader(_p.Resource, tag="MessageHeader", kw_only=True):
     text: Narrative | _ms.UnsetType = _U
 
     def __post_init__(self) -> None:
+        v = self.definition
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("MessageHeader.definition")
+        v = self.eventUri
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("MessageHeader.eventUri")
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("MessageHeader.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("MessageHeader.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("MessageHeader.language")
         if (self.eventCoding is not _U) + (self.eventUri is not _U or self.eventUri_ext is not _U) != 1:
             raise _p.ChoiceError("MessageHeader.event[x]: exactly one")
 
 
 class MessageHeaderDestination(_p.Complex, kw_only=True):
-    endpoint: _p.Uri
+    endpoint: _p.String
     endpoint_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_endpoint")
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     id: _p.String | _ms.UnsetType = _U
@@ -9169,22 +11449,32 @@ class MessageHeaderDestination(_p.Complex, kw_only=True):
     receiver: Reference | _ms.UnsetType = _U
     target: Reference | _ms.UnsetType = _U
 
+    def __post_init__(self) -> None:
+        v = self.endpoint
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("MessageHeaderDestination.endpoint")
+
 
 class MessageHeaderResponse(_p.Complex, kw_only=True):
-    code: _p.Code
+    code: _p.String
     code_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_code")
     details: Reference | _ms.UnsetType = _U
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
-    identifier: _p.Id
+    identifier: _p.String
     identifier_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_identifier")
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
+
+    def __post_init__(self) -> None:
+        v = self.code
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("MessageHeaderResponse.code")
 
 
 class MessageHeaderSource(_p.Complex, kw_only=True):
     contact: ContactPoint | _ms.UnsetType = _U
-    endpoint: _p.Uri
+    endpoint: _p.String
     endpoint_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_endpoint")
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     id: _p.String | _ms.UnsetType = _U
@@ -9197,6 +11487,11 @@ class MessageHeaderSource(_p.Complex, kw_only=True):
     version: _p.String | _ms.UnsetType = _U
     version_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_version")
 
+    def __post_init__(self) -> None:
+        v = self.endpoint
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("MessageHeaderSource.endpoint")
+
 
 class Meta(_p.Complex, kw_only=True):
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
@@ -9204,14 +11499,23 @@ class Meta(_p.Complex, kw_only=True):
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     lastUpdated: _p.Instant | _ms.UnsetType = _U
     lastUpdated_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_lastUpdated")
-    profile: _t.Annotated[list[_p.Uri | None], _p.NonEmpty] | _ms.UnsetType = _U
+    profile: _t.Annotated[list[_p.String | None], _p.NonEmpty] | _ms.UnsetType = _U
     profile_ext: list[Element | None] | Element | _ms.UnsetType = _ms.field(default=_U, name="_profile")
     security: _t.Annotated[list[Coding | None], _p.NonEmpty] | _ms.UnsetType = _U
-    source: _p.Uri | _ms.UnsetType = _U
+    source: _p.String | _ms.UnsetType = _U
     source_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_source")
     tag: _t.Annotated[list[Coding | None], _p.NonEmpty] | _ms.UnsetType = _U
-    versionId: _p.Id | _ms.UnsetType = _U
+    versionId: _p.String | _ms.UnsetType = _U
     versionId_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_versionId")
+
+    def __post_init__(self) -> None:
+        if self.profile is not _U:
+            for v in self.profile:
+                if v is not None and (' ' in v or not v.isprintable()):
+                    raise _p.FormatError("Meta.profile")
+        v = self.source
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("Meta.source")
 
 
 class MolecularSequence(_p.Resource, tag="MolecularSequence", kw_only=True):
@@ -9220,12 +11524,12 @@ class MolecularSequence(_p.Resource, tag="MolecularSequence", kw_only=True):
     coordinateSystem_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_coordinateSystem")
     device: Reference | _ms.UnsetType = _U
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     meta: Meta | _ms.UnsetType = _U
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
@@ -9243,9 +11547,23 @@ class MolecularSequence(_p.Resource, tag="MolecularSequence", kw_only=True):
     specimen: Reference | _ms.UnsetType = _U
     structureVariant: _t.Annotated[list[MolecularSequenceStructureVariant | None], _p.NonEmpty] | _ms.UnsetType = _U
     text: Narrative | _ms.UnsetType = _U
-    type: _p.Code | _ms.UnsetType = _U
+    type: _p.String | _ms.UnsetType = _U
     type_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_type")
     variant: _t.Annotated[list[MolecularSequenceVariant | None], _p.NonEmpty] | _ms.UnsetType = _U
+
+    def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("MolecularSequence.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("MolecularSequence.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("MolecularSequence.language")
+        v = self.type
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("MolecularSequence.type")
 
 
 class MolecularSequenceQuality(_p.Complex, kw_only=True):
@@ -9277,8 +11595,13 @@ class MolecularSequenceQuality(_p.Complex, kw_only=True):
     truthFN_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_truthFN")
     truthTP: _p.Decimal | _ms.UnsetType = _U
     truthTP_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_truthTP")
-    type: _p.Code
+    type: _p.String
     type_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_type")
+
+    def __post_init__(self) -> None:
+        v = self.type
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("MolecularSequenceQuality.type")
 
 
 class MolecularSequenceQualityRoc(_p.Complex, kw_only=True):
@@ -9310,18 +11633,26 @@ class MolecularSequenceReferenceSeq(_p.Complex, kw_only=True):
     id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    orientation: _p.Code | _ms.UnsetType = _U
+    orientation: _p.String | _ms.UnsetType = _U
     orientation_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_orientation")
     referenceSeqId: CodeableConcept | _ms.UnsetType = _U
     referenceSeqPointer: Reference | _ms.UnsetType = _U
     referenceSeqString: _p.String | _ms.UnsetType = _U
     referenceSeqString_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_referenceSeqString")
-    strand: _p.Code | _ms.UnsetType = _U
+    strand: _p.String | _ms.UnsetType = _U
     strand_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_strand")
     windowEnd: _p.Integer | _ms.UnsetType = _U
     windowEnd_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_windowEnd")
     windowStart: _p.Integer | _ms.UnsetType = _U
     windowStart_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_windowStart")
+
+    def __post_init__(self) -> None:
+        v = self.orientation
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("MolecularSequenceReferenceSeq.orientation")
+        v = self.strand
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("MolecularSequenceReferenceSeq.strand")
 
 
 class MolecularSequenceRepository(_p.Complex, kw_only=True):
@@ -9335,12 +11666,20 @@ class MolecularSequenceRepository(_p.Complex, kw_only=True):
     name_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_name")
     readsetId: _p.String | _ms.UnsetType = _U
     readsetId_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_readsetId")
-    type: _p.Code
+    type: _p.String
     type_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_type")
-    url: _p.Uri | _ms.UnsetType = _U
+    url: _p.String | _ms.UnsetType = _U
     url_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_url")
     variantsetId: _p.String | _ms.UnsetType = _U
     variantsetId_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_variantsetId")
+
+    def __post_init__(self) -> None:
+        v = self.type
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("MolecularSequenceRepository.type")
+        v = self.url
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("MolecularSequenceRepository.url")
 
 
 class MolecularSequenceStructureVariant(_p.Complex, kw_only=True):
@@ -9398,13 +11737,18 @@ class MolecularSequenceVariant(_p.Complex, kw_only=True):
 
 
 class Money(_p.Complex, kw_only=True):
-    currency: _p.Code | _ms.UnsetType = _U
+    currency: _p.String | _ms.UnsetType = _U
     currency_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_currency")
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     value: _p.Decimal | _ms.UnsetType = _U
     value_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_value")
+
+    def __post_init__(self) -> None:
+        v = self.currency
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("Money.currency")
 
 
 class NamingSystem(_p.Resource, tag="NamingSystem", kw_only=True):
@@ -9415,14 +11759,14 @@ class NamingSystem(_p.Resource, tag="NamingSystem", kw_only=True):
     description: _p.String | _ms.UnsetType = _U
     description_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_description")
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
     jurisdiction: _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
-    kind: _p.Code
+    kind: _p.String
     kind_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_kind")
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     meta: Meta | _ms.UnsetType = _U
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
@@ -9432,7 +11776,7 @@ class NamingSystem(_p.Resource, tag="NamingSystem", kw_only=True):
     publisher_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_publisher")
     responsible: _p.String | _ms.UnsetType = _U
     responsible_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_responsible")
-    status: _p.Code
+    status: _p.String
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
     text: Narrative | _ms.UnsetType = _U
     type: CodeableConcept | _ms.UnsetType = _U
@@ -9440,6 +11784,23 @@ class NamingSystem(_p.Resource, tag="NamingSystem", kw_only=True):
     usage: _p.String | _ms.UnsetType = _U
     usage_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_usage")
     useContext: _t.Annotated[list[UsageContext | None], _p.NonEmpty] | _ms.UnsetType = _U
+
+    def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("NamingSystem.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("NamingSystem.implicitRules")
+        v = self.kind
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("NamingSystem.kind")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("NamingSystem.language")
+        v = self.status
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("NamingSystem.status")
 
 
 class NamingSystemUniqueId(_p.Complex, kw_only=True):
@@ -9452,10 +11813,15 @@ class NamingSystemUniqueId(_p.Complex, kw_only=True):
     period: Period | _ms.UnsetType = _U
     preferred: _p.Boolean | _ms.UnsetType = _U
     preferred_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_preferred")
-    type: _p.Code
+    type: _p.String
     type_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_type")
     value: _p.String
     value_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_value")
+
+    def __post_init__(self) -> None:
+        v = self.type
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("NamingSystemUniqueId.type")
 
 
 class Narrative(_p.Complex, kw_only=True):
@@ -9464,8 +11830,13 @@ class Narrative(_p.Complex, kw_only=True):
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
-    status: _p.Code
+    status: _p.String
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
+
+    def __post_init__(self) -> None:
+        v = self.status
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("Narrative.status")
 
 
 class NutritionOrder(_p.Resource, tag="NutritionOrder", kw_only=True):
@@ -9478,20 +11849,20 @@ class NutritionOrder(_p.Resource, tag="NutritionOrder", kw_only=True):
     excludeFoodModifier: _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     foodPreferenceModifier: _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
-    instantiates: _t.Annotated[list[_p.Uri | None], _p.NonEmpty] | _ms.UnsetType = _U
+    instantiates: _t.Annotated[list[_p.String | None], _p.NonEmpty] | _ms.UnsetType = _U
     instantiates_ext: list[Element | None] | Element | _ms.UnsetType = _ms.field(default=_U, name="_instantiates")
-    instantiatesCanonical: _t.Annotated[list[_p.Uri | None], _p.NonEmpty] | _ms.UnsetType = _U
+    instantiatesCanonical: _t.Annotated[list[_p.String | None], _p.NonEmpty] | _ms.UnsetType = _U
     instantiatesCanonical_ext: list[Element | None] | Element | _ms.UnsetType = _ms.field(default=_U, name="_instantiatesCanonical")
-    instantiatesUri: _t.Annotated[list[_p.Uri | None], _p.NonEmpty] | _ms.UnsetType = _U
+    instantiatesUri: _t.Annotated[list[_p.String | None], _p.NonEmpty] | _ms.UnsetType = _U
     instantiatesUri_ext: list[Element | None] | Element | _ms.UnsetType = _ms.field(default=_U, name="_instantiatesUri")
-    intent: _p.Code
+    intent: _p.String
     intent_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_intent")
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     meta: Meta | _ms.UnsetType = _U
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
@@ -9499,10 +11870,39 @@ class NutritionOrder(_p.Resource, tag="NutritionOrder", kw_only=True):
     oralDiet: NutritionOrderOralDiet | _ms.UnsetType = _U
     orderer: Reference | _ms.UnsetType = _U
     patient: Reference
-    status: _p.Code
+    status: _p.String
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
     supplement: _t.Annotated[list[NutritionOrderSupplement | None], _p.NonEmpty] | _ms.UnsetType = _U
     text: Narrative | _ms.UnsetType = _U
+
+    def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("NutritionOrder.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("NutritionOrder.implicitRules")
+        if self.instantiates is not _U:
+            for v in self.instantiates:
+                if v is not None and (' ' in v or not v.isprintable()):
+                    raise _p.FormatError("NutritionOrder.instantiates")
+        if self.instantiatesCanonical is not _U:
+            for v in self.instantiatesCanonical:
+                if v is not None and (' ' in v or not v.isprintable()):
+                    raise _p.FormatError("NutritionOrder.instantiatesCanonical")
+        if self.instantiatesUri is not _U:
+            for v in self.instantiatesUri:
+                if v is not None and (' ' in v or not v.isprintable()):
+                    raise _p.FormatError("NutritionOrder.instantiatesUri")
+        v = self.intent
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("NutritionOrder.intent")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("NutritionOrder.language")
+        v = self.status
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("NutritionOrder.status")
 
 
 class NutritionOrderEnteralFormula(_p.Complex, kw_only=True):
@@ -9590,14 +11990,14 @@ class NutritionProduct(_p.Resource, tag="NutritionProduct", kw_only=True):
     code: CodeableConcept | _ms.UnsetType = _U
     contained: _t.Annotated[list[AnyResource | None], _p.NonEmpty] | _ms.UnsetType = _U
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
     ingredient: _t.Annotated[list[NutritionProductIngredient | None], _p.NonEmpty] | _ms.UnsetType = _U
     instance: NutritionProductInstance | _ms.UnsetType = _U
     knownAllergen: _t.Annotated[list[CodeableReference | None], _p.NonEmpty] | _ms.UnsetType = _U
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     manufacturer: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
     meta: Meta | _ms.UnsetType = _U
@@ -9605,9 +12005,23 @@ class NutritionProduct(_p.Resource, tag="NutritionProduct", kw_only=True):
     note: _t.Annotated[list[Annotation | None], _p.NonEmpty] | _ms.UnsetType = _U
     nutrient: _t.Annotated[list[NutritionProductNutrient | None], _p.NonEmpty] | _ms.UnsetType = _U
     productCharacteristic: _t.Annotated[list[NutritionProductProductCharacteristic | None], _p.NonEmpty] | _ms.UnsetType = _U
-    status: _p.Code
+    status: _p.String
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
     text: Narrative | _ms.UnsetType = _U
+
+    def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("NutritionProduct.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("NutritionProduct.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("NutritionProduct.language")
+        v = self.status
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("NutritionProduct.status")
 
 
 class NutritionProductIngredient(_p.Complex, kw_only=True):
@@ -9684,15 +12098,15 @@ class Observation(_p.Resource, tag="Observation", kw_only=True):
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     focus: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
     hasMember: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
     interpretation: _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
     issued: _p.Instant | _ms.UnsetType = _U
     issued_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_issued")
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     meta: Meta | _ms.UnsetType = _U
     method: CodeableConcept | _ms.UnsetType = _U
@@ -9702,7 +12116,7 @@ class Observation(_p.Resource, tag="Observation", kw_only=True):
     performer: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
     referenceRange: _t.Annotated[list[ObservationReferenceRange | None], _p.NonEmpty] | _ms.UnsetType = _U
     specimen: Reference | _ms.UnsetType = _U
-    status: _p.Code
+    status: _p.String
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
     subject: Reference | _ms.UnsetType = _U
     text: Narrative | _ms.UnsetType = _U
@@ -9724,6 +12138,18 @@ class Observation(_p.Resource, tag="Observation", kw_only=True):
     valueTime_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueTime")
 
     def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("Observation.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("Observation.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("Observation.language")
+        v = self.status
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("Observation.status")
         if (self.effectiveDateTime is not _U or self.effectiveDateTime_ext is not _U) + (self.effectiveInstant is not _U or self.effectiveInstant_ext is not _U) + (self.effectivePeriod is not _U) + (self.effectiveTiming is not _U) > 1:
             raise _p.ChoiceError("Observation.effective[x]: at most one")
         if (self.valueBoolean is not _U or self.valueBoolean_ext is not _U) + (self.valueCodeableConcept is not _U) + (self.valueDateTime is not _U or self.valueDateTime_ext is not _U) + (self.valueInteger is not _U or self.valueInteger_ext is not _U) + (self.valuePeriod is not _U) + (self.valueQuantity is not _U) + (self.valueRange is not _U) + (self.valueRatio is not _U) + (self.valueSampledData is not _U) + (self.valueString is not _U or self.valueString_ext is not _U) + (self.valueTime is not _U or self.valueTime_ext is not _U) > 1:
@@ -9768,12 +12194,12 @@ class ObservationDefinition(_p.Resource, tag="ObservationDefinition", kw_only=Tr
     contained: _t.Annotated[list[AnyResource | None], _p.NonEmpty] | _ms.UnsetType = _U
     criticalCodedValueSet: Reference | _ms.UnsetType = _U
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     meta: Meta | _ms.UnsetType = _U
     method: CodeableConcept | _ms.UnsetType = _U
@@ -9781,7 +12207,7 @@ class ObservationDefinition(_p.Resource, tag="ObservationDefinition", kw_only=Tr
     multipleResultsAllowed: _p.Boolean | _ms.UnsetType = _U
     multipleResultsAllowed_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_multipleResultsAllowed")
     normalCodedValueSet: Reference | _ms.UnsetType = _U
-    permittedDataType: _t.Annotated[list[_p.Code | None], _p.NonEmpty] | _ms.UnsetType = _U
+    permittedDataType: _t.Annotated[list[_p.String | None], _p.NonEmpty] | _ms.UnsetType = _U
     permittedDataType_ext: list[Element | None] | Element | _ms.UnsetType = _ms.field(default=_U, name="_permittedDataType")
     preferredReportName: _p.String | _ms.UnsetType = _U
     preferredReportName_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_preferredReportName")
@@ -9790,23 +12216,46 @@ class ObservationDefinition(_p.Resource, tag="ObservationDefinition", kw_only=Tr
     text: Narrative | _ms.UnsetType = _U
     validCodedValueSet: Reference | _ms.UnsetType = _U
 
+    def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("ObservationDefinition.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("ObservationDefinition.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("ObservationDefinition.language")
+        if self.permittedDataType is not _U:
+            for v in self.permittedDataType:
+                if v is not None and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+                    raise _p.FormatError("ObservationDefinition.permittedDataType")
+
 
 class ObservationDefinitionQualifiedInterval(_p.Complex, kw_only=True):
     age: Range | _ms.UnsetType = _U
     appliesTo: _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
-    category: _p.Code | _ms.UnsetType = _U
+    category: _p.String | _ms.UnsetType = _U
     category_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_category")
     condition: _p.String | _ms.UnsetType = _U
     condition_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_condition")
     context: CodeableConcept | _ms.UnsetType = _U
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    gender: _p.Code | _ms.UnsetType = _U
+    gender: _p.String | _ms.UnsetType = _U
     gender_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_gender")
     gestationalAge: Range | _ms.UnsetType = _U
     id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     range: Range | _ms.UnsetType = _U
+
+    def __post_init__(self) -> None:
+        v = self.category
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("ObservationDefinitionQualifiedInterval.category")
+        v = self.gender
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("ObservationDefinitionQualifiedInterval.gender")
 
 
 class ObservationDefinitionQuantitativeDetails(_p.Complex, kw_only=True):
@@ -9839,9 +12288,9 @@ class ObservationReferenceRange(_p.Complex, kw_only=True):
 class OperationDefinition(_p.Resource, tag="OperationDefinition", kw_only=True):
     affectsState: _p.Boolean | _ms.UnsetType = _U
     affectsState_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_affectsState")
-    base: _p.Uri | _ms.UnsetType = _U
+    base: _p.String | _ms.UnsetType = _U
     base_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_base")
-    code: _p.Code
+    code: _p.String
     code_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_code")
     comment: _p.String | _ms.UnsetType = _U
     comment_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_comment")
@@ -9854,24 +12303,24 @@ class OperationDefinition(_p.Resource, tag="OperationDefinition", kw_only=True):
     experimental: _p.Boolean | _ms.UnsetType = _U
     experimental_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_experimental")
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
-    inputProfile: _p.Uri | _ms.UnsetType = _U
+    inputProfile: _p.String | _ms.UnsetType = _U
     inputProfile_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_inputProfile")
     instance: _p.Boolean
     instance_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_instance")
     jurisdiction: _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
-    kind: _p.Code
+    kind: _p.String
     kind_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_kind")
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     meta: Meta | _ms.UnsetType = _U
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     name: _p.String
     name_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_name")
-    outputProfile: _p.Uri | _ms.UnsetType = _U
+    outputProfile: _p.String | _ms.UnsetType = _U
     outputProfile_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_outputProfile")
     overload: _t.Annotated[list[OperationDefinitionOverload | None], _p.NonEmpty] | _ms.UnsetType = _U
     parameter: _t.Annotated[list[OperationDefinitionParameter | None], _p.NonEmpty] | _ms.UnsetType = _U
@@ -9879,9 +12328,9 @@ class OperationDefinition(_p.Resource, tag="OperationDefinition", kw_only=True):
     publisher_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_publisher")
     purpose: _p.String | _ms.UnsetType = _U
     purpose_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_purpose")
-    resource: _t.Annotated[list[_p.Code | None], _p.NonEmpty] | _ms.UnsetType = _U
+    resource: _t.Annotated[list[_p.String | None], _p.NonEmpty] | _ms.UnsetType = _U
     resource_ext: list[Element | None] | Element | _ms.UnsetType = _ms.field(default=_U, name="_resource")
-    status: _p.Code
+    status: _p.String
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
     system: _p.Boolean
     system_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_system")
@@ -9890,11 +12339,47 @@ class OperationDefinition(_p.Resource, tag="OperationDefinition", kw_only=True):
     title_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_title")
     type: _p.Boolean
     type_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_type")
-    url: _p.Uri | _ms.UnsetType = _U
+    url: _p.String | _ms.UnsetType = _U
     url_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_url")
     useContext: _t.Annotated[list[UsageContext | None], _p.NonEmpty] | _ms.UnsetType = _U
     version: _p.String | _ms.UnsetType = _U
     version_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_version")
+
+    def __post_init__(self) -> None:
+        v = self.base
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("OperationDefinition.base")
+        v = self.code
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("OperationDefinition.code")
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("OperationDefinition.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("OperationDefinition.implicitRules")
+        v = self.inputProfile
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("OperationDefinition.inputProfile")
+        v = self.kind
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("OperationDefinition.kind")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("OperationDefinition.language")
+        v = self.outputProfile
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("OperationDefinition.outputProfile")
+        if self.resource is not _U:
+            for v in self.resource:
+                if v is not None and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+                    raise _p.FormatError("OperationDefinition.resource")
+        v = self.status
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("OperationDefinition.status")
+        v = self.url
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("OperationDefinition.url")
 
 
 class OperationDefinitionOverload(_p.Complex, kw_only=True):
@@ -9920,18 +12405,36 @@ class OperationDefinitionParameter(_p.Complex, kw_only=True):
     min: _p.Integer
     min_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_min")
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    name: _p.Code
+    name: _p.String
     name_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_name")
     part: _t.Annotated[list[OperationDefinitionParameter | None], _p.NonEmpty] | _ms.UnsetType = _U
     referencedFrom: _t.Annotated[list[OperationDefinitionParameterReferencedFrom | None], _p.NonEmpty] | _ms.UnsetType = _U
-    searchType: _p.Code | _ms.UnsetType = _U
+    searchType: _p.String | _ms.UnsetType = _U
     searchType_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_searchType")
-    targetProfile: _t.Annotated[list[_p.Uri | None], _p.NonEmpty] | _ms.UnsetType = _U
+    targetProfile: _t.Annotated[list[_p.String | None], _p.NonEmpty] | _ms.UnsetType = _U
     targetProfile_ext: list[Element | None] | Element | _ms.UnsetType = _ms.field(default=_U, name="_targetProfile")
-    type: _p.Code | _ms.UnsetType = _U
+    type: _p.String | _ms.UnsetType = _U
     type_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_type")
-    use: _p.Code
+    use: _p.String
     use_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_use")
+
+    def __post_init__(self) -> None:
+        v = self.name
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("OperationDefinitionParameter.name")
+        v = self.searchType
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("OperationDefinitionParameter.searchType")
+        if self.targetProfile is not _U:
+            for v in self.targetProfile:
+                if v is not None and (' ' in v or not v.isprintable()):
+                    raise _p.FormatError("OperationDefinitionParameter.targetProfile")
+        v = self.type
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("OperationDefinitionParameter.type")
+        v = self.use
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("OperationDefinitionParameter.use")
 
 
 class OperationDefinitionParameterBinding(_p.Complex, kw_only=True):
@@ -9939,10 +12442,18 @@ class OperationDefinitionParameterBinding(_p.Complex, kw_only=True):
     id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    strength: _p.Code
+    strength: _p.String
     strength_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_strength")
-    valueSet: _p.Uri
+    valueSet: _p.String
     valueSet_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueSet")
+
+    def __post_init__(self) -> None:
+        v = self.strength
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("OperationDefinitionParameterBinding.strength")
+        v = self.valueSet
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("OperationDefinitionParameterBinding.valueSet")
 
 
 class OperationDefinitionParameterReferencedFrom(_p.Complex, kw_only=True):
@@ -9959,20 +12470,31 @@ class OperationDefinitionParameterReferencedFrom(_p.Complex, kw_only=True):
 class OperationOutcome(_p.Resource, tag="OperationOutcome", kw_only=True):
     contained: _t.Annotated[list[AnyResource | None], _p.NonEmpty] | _ms.UnsetType = _U
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
     issue: _t.Annotated[list[OperationOutcomeIssue | None], _p.NonEmpty]
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     meta: Meta | _ms.UnsetType = _U
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     text: Narrative | _ms.UnsetType = _U
 
+    def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("OperationOutcome.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("OperationOutcome.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("OperationOutcome.language")
+
 
 class OperationOutcomeIssue(_p.Complex, kw_only=True):
-    code: _p.Code
+    code: _p.String
     code_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_code")
     details: CodeableConcept | _ms.UnsetType = _U
     diagnostics: _p.String | _ms.UnsetType = _U
@@ -9985,8 +12507,16 @@ class OperationOutcomeIssue(_p.Complex, kw_only=True):
     location: _t.Annotated[list[_p.String | None], _p.NonEmpty] | _ms.UnsetType = _U
     location_ext: list[Element | None] | Element | _ms.UnsetType = _ms.field(default=_U, name="_location")
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    severity: _p.Code
+    severity: _p.String
     severity_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_severity")
+
+    def __post_init__(self) -> None:
+        v = self.code
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("OperationOutcomeIssue.code")
+        v = self.severity
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("OperationOutcomeIssue.severity")
 
 
 class Organization(_p.Resource, tag="Organization", kw_only=True):
@@ -9999,12 +12529,12 @@ class Organization(_p.Resource, tag="Organization", kw_only=True):
     contained: _t.Annotated[list[AnyResource | None], _p.NonEmpty] | _ms.UnsetType = _U
     endpoint: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     meta: Meta | _ms.UnsetType = _U
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
@@ -10015,6 +12545,17 @@ class Organization(_p.Resource, tag="Organization", kw_only=True):
     text: Narrative | _ms.UnsetType = _U
     type: _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
 
+    def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("Organization.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("Organization.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("Organization.language")
+
 
 class OrganizationAffiliation(_p.Resource, tag="OrganizationAffiliation", kw_only=True):
     active: _p.Boolean | _ms.UnsetType = _U
@@ -10024,12 +12565,12 @@ class OrganizationAffiliation(_p.Resource, tag="OrganizationAffiliation", kw_onl
     endpoint: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     healthcareService: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     location: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
     meta: Meta | _ms.UnsetType = _U
@@ -10041,6 +12582,17 @@ class OrganizationAffiliation(_p.Resource, tag="OrganizationAffiliation", kw_onl
     specialty: _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
     telecom: _t.Annotated[list[ContactPoint | None], _p.NonEmpty] | _ms.UnsetType = _U
     text: Narrative | _ms.UnsetType = _U
+
+    def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("OrganizationAffiliation.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("OrganizationAffiliation.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("OrganizationAffiliation.language")
 
 
 class OrganizationContact(_p.Complex, kw_only=True):
@@ -10063,12 +12615,12 @@ class PackagedProductDefinition(_p.Resource, tag="PackagedProductDefinition", kw
     description: _p.String | _ms.UnsetType = _U
     description_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_description")
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     legalStatusOfSupply: _t.Annotated[list[PackagedProductDefinitionLegalStatusOfSupply | None], _p.NonEmpty] | _ms.UnsetType = _U
     manufacturer: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
@@ -10084,6 +12636,17 @@ class PackagedProductDefinition(_p.Resource, tag="PackagedProductDefinition", kw
     statusDate_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_statusDate")
     text: Narrative | _ms.UnsetType = _U
     type: CodeableConcept | _ms.UnsetType = _U
+
+    def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("PackagedProductDefinition.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("PackagedProductDefinition.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("PackagedProductDefinition.language")
 
 
 class PackagedProductDefinitionLegalStatusOfSupply(_p.Complex, kw_only=True):
@@ -10167,25 +12730,50 @@ class ParameterDefinition(_p.Complex, kw_only=True):
     max_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_max")
     min: _p.Integer | _ms.UnsetType = _U
     min_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_min")
-    name: _p.Code | _ms.UnsetType = _U
+    name: _p.String | _ms.UnsetType = _U
     name_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_name")
-    profile: _p.Uri | _ms.UnsetType = _U
+    profile: _p.String | _ms.UnsetType = _U
     profile_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_profile")
-    type: _p.Code
+    type: _p.String
     type_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_type")
-    use: _p.Code
+    use: _p.String
     use_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_use")
+
+    def __post_init__(self) -> None:
+        v = self.name
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("ParameterDefinition.name")
+        v = self.profile
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("ParameterDefinition.profile")
+        v = self.type
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("ParameterDefinition.type")
+        v = self.use
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("ParameterDefinition.use")
 
 
 class Parameters(_p.Resource, tag="Parameters", kw_only=True):
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     meta: Meta | _ms.UnsetType = _U
     parameter: _t.Annotated[list[ParametersParameter | None], _p.NonEmpty] | _ms.UnsetType = _U
+
+    def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("Parameters.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("Parameters.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("Parameters.language")
 
 
 class ParametersParameter(_p.Complex, kw_only=True):
@@ -10205,9 +12793,9 @@ class ParametersParameter(_p.Complex, kw_only=True):
     valueBase64Binary_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueBase64Binary")
     valueBoolean: _p.Boolean | _ms.UnsetType = _U
     valueBoolean_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueBoolean")
-    valueCanonical: _p.Uri | _ms.UnsetType = _U
+    valueCanonical: _p.String | _ms.UnsetType = _U
     valueCanonical_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueCanonical")
-    valueCode: _p.Code | _ms.UnsetType = _U
+    valueCode: _p.String | _ms.UnsetType = _U
     valueCode_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueCode")
     valueCodeableConcept: CodeableConcept | _ms.UnsetType = _U
     valueCoding: Coding | _ms.UnsetType = _U
@@ -10227,7 +12815,7 @@ class ParametersParameter(_p.Complex, kw_only=True):
     valueDuration: Duration | _ms.UnsetType = _U
     valueExpression: Expression | _ms.UnsetType = _U
     valueHumanName: HumanName | _ms.UnsetType = _U
-    valueId: _p.Id | _ms.UnsetType = _U
+    valueId: _p.String | _ms.UnsetType = _U
     valueId_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueId")
     valueIdentifier: Identifier | _ms.UnsetType = _U
     valueInstant: _p.Instant | _ms.UnsetType = _U
@@ -10259,15 +12847,27 @@ class ParametersParameter(_p.Complex, kw_only=True):
     valueTriggerDefinition: TriggerDefinition | _ms.UnsetType = _U
     valueUnsignedInt: _p.UnsignedInt | _ms.UnsetType = _U
     valueUnsignedInt_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueUnsignedInt")
-    valueUri: _p.Uri | _ms.UnsetType = _U
+    valueUri: _p.String | _ms.UnsetType = _U
     valueUri_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueUri")
-    valueUrl: _p.Uri | _ms.UnsetType = _U
+    valueUrl: _p.String | _ms.UnsetType = _U
     valueUrl_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueUrl")
     valueUsageContext: UsageContext | _ms.UnsetType = _U
     valueUuid: _p.Uuid | _ms.UnsetType = _U
     valueUuid_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueUuid")
 
     def __post_init__(self) -> None:
+        v = self.valueCanonical
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("ParametersParameter.valueCanonical")
+        v = self.valueCode
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("ParametersParameter.valueCode")
+        v = self.valueUri
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("ParametersParameter.valueUri")
+        v = self.valueUrl
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("ParametersParameter.valueUrl")
         if (self.valueAddress is not _U) + (self.valueAge is not _U) + (self.valueAnnotation is not _U) + (self.valueAttachment is not _U) + (self.valueBase64Binary is not _U or self.valueBase64Binary_ext is not _U) + (self.valueBoolean is not _U or self.valueBoolean_ext is not _U) + (self.valueCanonical is not _U or self.valueCanonical_ext is not _U) + (self.valueCode is not _U or self.valueCode_ext is not _U) + (self.valueCodeableConcept is not _U) + (self.valueCoding is not _U) + (self.valueContactDetail is not _U) + (self.valueContactPoint is not _U) + (self.valueContributor is not _U) + (self.valueCount is not _U) + (self.valueDataRequirement is not _U) + (self.valueDate is not _U or self.valueDate_ext is not _U) + (self.valueDateTime is not _U or self.valueDateTime_ext is not _U) + (self.valueDecimal is not _U or self.valueDecimal_ext is not _U) + (self.valueDistance is not _U) + (self.valueDosage is not _U) + (self.valueDuration is not _U) + (self.valueExpression is not _U) + (self.valueHumanName is not _U) + (self.valueId is not _U or self.valueId_ext is not _U) + (self.valueIdentifier is not _U) + (self.valueInstant is not _U or self.valueInstant_ext is not _U) + (self.valueInteger is not _U or self.valueInteger_ext is not _U) + (self.valueMarkdown is not _U or self.valueMarkdown_ext is not _U) + (self.valueMeta is not _U) + (self.valueMoney is not _U) + (self.valueOid is not _U or self.valueOid_ext is not _U) + (self.valueParameterDefinition is not _U) + (self.valuePeriod is not _U) + (self.valuePositiveInt is not _U or self.valuePositiveInt_ext is not _U) + (self.valueQuantity is not _U) + (self.valueRange is not _U) + (self.valueRatio is not _U) + (self.valueReference is not _U) + (self.valueRelatedArtifact is not _U) + (self.valueSampledData is not _U) + (self.valueSignature is not _U) + (self.valueString is not _U or self.valueString_ext is not _U) + (self.valueTime is not _U or self.valueTime_ext is not _U) + (self.valueTiming is not _U) + (self.valueTriggerDefinition is not _U) + (self.valueUnsignedInt is not _U or self.valueUnsignedInt_ext is not _U) + (self.valueUri is not _U or self.valueUri_ext is not _U) + (self.valueUrl is not _U or self.valueUrl_ext is not _U) + (self.valueUsageContext is not _U) + (self.valueUuid is not _U or self.valueUuid_ext is not _U) > 1:
             raise _p.ChoiceError("ParametersParameter.value[x]: at most one")
 
@@ -10286,15 +12886,15 @@ class Patient(_p.Resource, tag="Patient", kw_only=True):
     deceasedDateTime: _p.DateTime | _ms.UnsetType = _U
     deceasedDateTime_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_deceasedDateTime")
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    gender: _p.Code | _ms.UnsetType = _U
+    gender: _p.String | _ms.UnsetType = _U
     gender_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_gender")
     generalPractitioner: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     link: _t.Annotated[list[PatientLink | None], _p.NonEmpty] | _ms.UnsetType = _U
     managingOrganization: Reference | _ms.UnsetType = _U
@@ -10311,6 +12911,18 @@ class Patient(_p.Resource, tag="Patient", kw_only=True):
     text: Narrative | _ms.UnsetType = _U
 
     def __post_init__(self) -> None:
+        v = self.gender
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("Patient.gender")
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("Patient.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("Patient.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("Patient.language")
         if (self.deceasedBoolean is not _U or self.deceasedBoolean_ext is not _U) + (self.deceasedDateTime is not _U or self.deceasedDateTime_ext is not _U) > 1:
             raise _p.ChoiceError("Patient.deceased[x]: at most one")
         if (self.multipleBirthBoolean is not _U or self.multipleBirthBoolean_ext is not _U) + (self.multipleBirthInteger is not _U or self.multipleBirthInteger_ext is not _U) > 1:
@@ -10330,7 +12942,7 @@ class PatientCommunication(_p.Complex, kw_only=True):
 class PatientContact(_p.Complex, kw_only=True):
     address: Address | _ms.UnsetType = _U
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    gender: _p.Code | _ms.UnsetType = _U
+    gender: _p.String | _ms.UnsetType = _U
     gender_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_gender")
     id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
@@ -10341,6 +12953,11 @@ class PatientContact(_p.Complex, kw_only=True):
     relationship: _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
     telecom: _t.Annotated[list[ContactPoint | None], _p.NonEmpty] | _ms.UnsetType = _U
 
+    def __post_init__(self) -> None:
+        v = self.gender
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("PatientContact.gender")
+
 
 class PatientLink(_p.Complex, kw_only=True):
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
@@ -10348,8 +12965,13 @@ class PatientLink(_p.Complex, kw_only=True):
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     other: Reference
-    type: _p.Code
+    type: _p.String
     type_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_type")
+
+    def __post_init__(self) -> None:
+        v = self.type
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("PatientLink.type")
 
 
 class PaymentNotice(_p.Resource, tag="PaymentNotice", kw_only=True):
@@ -10358,12 +12980,12 @@ class PaymentNotice(_p.Resource, tag="PaymentNotice", kw_only=True):
     created: _p.DateTime
     created_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_created")
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     meta: Meta | _ms.UnsetType = _U
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
@@ -10376,9 +12998,23 @@ class PaymentNotice(_p.Resource, tag="PaymentNotice", kw_only=True):
     recipient: Reference
     request: Reference | _ms.UnsetType = _U
     response: Reference | _ms.UnsetType = _U
-    status: _p.Code
+    status: _p.String
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
     text: Narrative | _ms.UnsetType = _U
+
+    def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("PaymentNotice.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("PaymentNotice.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("PaymentNotice.language")
+        v = self.status
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("PaymentNotice.status")
 
 
 class PaymentReconciliation(_p.Resource, tag="PaymentReconciliation", kw_only=True):
@@ -10390,16 +13026,16 @@ class PaymentReconciliation(_p.Resource, tag="PaymentReconciliation", kw_only=Tr
     disposition_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_disposition")
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     formCode: CodeableConcept | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     meta: Meta | _ms.UnsetType = _U
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    outcome: _p.Code | _ms.UnsetType = _U
+    outcome: _p.String | _ms.UnsetType = _U
     outcome_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_outcome")
     paymentAmount: Money
     paymentDate: _p.Date
@@ -10410,9 +13046,26 @@ class PaymentReconciliation(_p.Resource, tag="PaymentReconciliation", kw_only=Tr
     processNote: _t.Annotated[list[PaymentReconciliationProcessNote | None], _p.NonEmpty] | _ms.UnsetType = _U
     request: Reference | _ms.UnsetType = _U
     requestor: Reference | _ms.UnsetType = _U
-    status: _p.Code
+    status: _p.String
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
     text: Narrative | _ms.UnsetType = _U
+
+    def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("PaymentReconciliation.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("PaymentReconciliation.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("PaymentReconciliation.language")
+        v = self.outcome
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("PaymentReconciliation.outcome")
+        v = self.status
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("PaymentReconciliation.status")
 
 
 class PaymentReconciliationDetail(_p.Complex, kw_only=True):
@@ -10440,8 +13093,13 @@ class PaymentReconciliationProcessNote(_p.Complex, kw_only=True):
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     text: _p.String | _ms.UnsetType = _U
     text_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_text")
-    type: _p.Code | _ms.UnsetType = _U
+    type: _p.String | _ms.UnsetType = _U
     type_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_type")
+
+    def __post_init__(self) -> None:
+        v = self.type
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("PaymentReconciliationProcessNote.type")
 
 
 class Period(_p.Complex, kw_only=True):
@@ -10462,14 +13120,14 @@ class Person(_p.Resource, tag="Person", kw_only=True):
     birthDate_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_birthDate")
     contained: _t.Annotated[list[AnyResource | None], _p.NonEmpty] | _ms.UnsetType = _U
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    gender: _p.Code | _ms.UnsetType = _U
+    gender: _p.String | _ms.UnsetType = _U
     gender_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_gender")
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     link: _t.Annotated[list[PersonLink | None], _p.NonEmpty] | _ms.UnsetType = _U
     managingOrganization: Reference | _ms.UnsetType = _U
@@ -10480,15 +13138,34 @@ class Person(_p.Resource, tag="Person", kw_only=True):
     telecom: _t.Annotated[list[ContactPoint | None], _p.NonEmpty] | _ms.UnsetType = _U
     text: Narrative | _ms.UnsetType = _U
 
+    def __post_init__(self) -> None:
+        v = self.gender
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("Person.gender")
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("Person.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("Person.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("Person.language")
+
 
 class PersonLink(_p.Complex, kw_only=True):
-    assurance: _p.Code | _ms.UnsetType = _U
+    assurance: _p.String | _ms.UnsetType = _U
     assurance_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_assurance")
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     target: Reference
+
+    def __post_init__(self) -> None:
+        v = self.assurance
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("PersonLink.assurance")
 
 
 class PlanDefinition(_p.Resource, tag="PlanDefinition", kw_only=True):
@@ -10511,17 +13188,17 @@ class PlanDefinition(_p.Resource, tag="PlanDefinition", kw_only=True):
     experimental_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_experimental")
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     goal: _t.Annotated[list[PlanDefinitionGoal | None], _p.NonEmpty] | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
     jurisdiction: _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     lastReviewDate: _p.Date | _ms.UnsetType = _U
     lastReviewDate_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_lastReviewDate")
-    library: _t.Annotated[list[_p.Uri | None], _p.NonEmpty] | _ms.UnsetType = _U
+    library: _t.Annotated[list[_p.String | None], _p.NonEmpty] | _ms.UnsetType = _U
     library_ext: list[Element | None] | Element | _ms.UnsetType = _ms.field(default=_U, name="_library")
     meta: Meta | _ms.UnsetType = _U
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
@@ -10533,9 +13210,9 @@ class PlanDefinition(_p.Resource, tag="PlanDefinition", kw_only=True):
     purpose_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_purpose")
     relatedArtifact: _t.Annotated[list[RelatedArtifact | None], _p.NonEmpty] | _ms.UnsetType = _U
     reviewer: _t.Annotated[list[ContactDetail | None], _p.NonEmpty] | _ms.UnsetType = _U
-    status: _p.Code
+    status: _p.String
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
-    subjectCanonical: _p.Uri | _ms.UnsetType = _U
+    subjectCanonical: _p.String | _ms.UnsetType = _U
     subjectCanonical_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_subjectCanonical")
     subjectCodeableConcept: CodeableConcept | _ms.UnsetType = _U
     subjectReference: Reference | _ms.UnsetType = _U
@@ -10546,7 +13223,7 @@ class PlanDefinition(_p.Resource, tag="PlanDefinition", kw_only=True):
     title_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_title")
     topic: _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
     type: CodeableConcept | _ms.UnsetType = _U
-    url: _p.Uri | _ms.UnsetType = _U
+    url: _p.String | _ms.UnsetType = _U
     url_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_url")
     usage: _p.String | _ms.UnsetType = _U
     usage_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_usage")
@@ -10555,28 +13232,50 @@ class PlanDefinition(_p.Resource, tag="PlanDefinition", kw_only=True):
     version_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_version")
 
     def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("PlanDefinition.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("PlanDefinition.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("PlanDefinition.language")
+        if self.library is not _U:
+            for v in self.library:
+                if v is not None and (' ' in v or not v.isprintable()):
+                    raise _p.FormatError("PlanDefinition.library")
+        v = self.status
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("PlanDefinition.status")
+        v = self.subjectCanonical
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("PlanDefinition.subjectCanonical")
+        v = self.url
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("PlanDefinition.url")
         if (self.subjectCanonical is not _U or self.subjectCanonical_ext is not _U) + (self.subjectCodeableConcept is not _U) + (self.subjectReference is not _U) > 1:
             raise _p.ChoiceError("PlanDefinition.subject[x]: at most one")
 
 
 class PlanDefinitionAction(_p.Complex, kw_only=True):
     action: _t.Annotated[list[PlanDefinitionAction | None], _p.NonEmpty] | _ms.UnsetType = _U
-    cardinalityBehavior: _p.Code | _ms.UnsetType = _U
+    cardinalityBehavior: _p.String | _ms.UnsetType = _U
     cardinalityBehavior_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_cardinalityBehavior")
     code: _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
     condition: _t.Annotated[list[PlanDefinitionActionCondition | None], _p.NonEmpty] | _ms.UnsetType = _U
-    definitionCanonical: _p.Uri | _ms.UnsetType = _U
+    definitionCanonical: _p.String | _ms.UnsetType = _U
     definitionCanonical_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_definitionCanonical")
-    definitionUri: _p.Uri | _ms.UnsetType = _U
+    definitionUri: _p.String | _ms.UnsetType = _U
     definitionUri_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_definitionUri")
     description: _p.String | _ms.UnsetType = _U
     description_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_description")
     documentation: _t.Annotated[list[RelatedArtifact | None], _p.NonEmpty] | _ms.UnsetType = _U
     dynamicValue: _t.Annotated[list[PlanDefinitionActionDynamicValue | None], _p.NonEmpty] | _ms.UnsetType = _U
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    goalId: _t.Annotated[list[_p.Id | None], _p.NonEmpty] | _ms.UnsetType = _U
+    goalId: _t.Annotated[list[_p.String | None], _p.NonEmpty] | _ms.UnsetType = _U
     goalId_ext: list[Element | None] | Element | _ms.UnsetType = _ms.field(default=_U, name="_goalId")
-    groupingBehavior: _p.Code | _ms.UnsetType = _U
+    groupingBehavior: _p.String | _ms.UnsetType = _U
     groupingBehavior_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_groupingBehavior")
     id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
@@ -10584,19 +13283,19 @@ class PlanDefinitionAction(_p.Complex, kw_only=True):
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     output: _t.Annotated[list[DataRequirement | None], _p.NonEmpty] | _ms.UnsetType = _U
     participant: _t.Annotated[list[PlanDefinitionActionParticipant | None], _p.NonEmpty] | _ms.UnsetType = _U
-    precheckBehavior: _p.Code | _ms.UnsetType = _U
+    precheckBehavior: _p.String | _ms.UnsetType = _U
     precheckBehavior_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_precheckBehavior")
     prefix: _p.String | _ms.UnsetType = _U
     prefix_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_prefix")
-    priority: _p.Code | _ms.UnsetType = _U
+    priority: _p.String | _ms.UnsetType = _U
     priority_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_priority")
     reason: _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
     relatedAction: _t.Annotated[list[PlanDefinitionActionRelatedAction | None], _p.NonEmpty] | _ms.UnsetType = _U
-    requiredBehavior: _p.Code | _ms.UnsetType = _U
+    requiredBehavior: _p.String | _ms.UnsetType = _U
     requiredBehavior_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_requiredBehavior")
-    selectionBehavior: _p.Code | _ms.UnsetType = _U
+    selectionBehavior: _p.String | _ms.UnsetType = _U
     selectionBehavior_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_selectionBehavior")
-    subjectCanonical: _p.Uri | _ms.UnsetType = _U
+    subjectCanonical: _p.String | _ms.UnsetType = _U
     subjectCanonical_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_subjectCanonical")
     subjectCodeableConcept: CodeableConcept | _ms.UnsetType = _U
     subjectReference: Reference | _ms.UnsetType = _U
@@ -10611,12 +13310,42 @@ class PlanDefinitionAction(_p.Complex, kw_only=True):
     timingTiming: Timing | _ms.UnsetType = _U
     title: _p.String | _ms.UnsetType = _U
     title_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_title")
-    transform: _p.Uri | _ms.UnsetType = _U
+    transform: _p.String | _ms.UnsetType = _U
     transform_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_transform")
     trigger: _t.Annotated[list[TriggerDefinition | None], _p.NonEmpty] | _ms.UnsetType = _U
     type: CodeableConcept | _ms.UnsetType = _U
 
     def __post_init__(self) -> None:
+        v = self.cardinalityBehavior
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("PlanDefinitionAction.cardinalityBehavior")
+        v = self.definitionCanonical
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("PlanDefinitionAction.definitionCanonical")
+        v = self.definitionUri
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("PlanDefinitionAction.definitionUri")
+        v = self.groupingBehavior
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("PlanDefinitionAction.groupingBehavior")
+        v = self.precheckBehavior
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("PlanDefinitionAction.precheckBehavior")
+        v = self.priority
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("PlanDefinitionAction.priority")
+        v = self.requiredBehavior
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("PlanDefinitionAction.requiredBehavior")
+        v = self.selectionBehavior
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("PlanDefinitionAction.selectionBehavior")
+        v = self.subjectCanonical
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("PlanDefinitionAction.subjectCanonical")
+        v = self.transform
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("PlanDefinitionAction.transform")
         if (self.definitionCanonical is not _U or self.definitionCanonical_ext is not _U) + (self.definitionUri is not _U or self.definitionUri_ext is not _U) > 1:
             raise _p.ChoiceError("PlanDefinitionAction.definition[x]: at most one")
         if (self.subjectCanonical is not _U or self.subjectCanonical_ext is not _U) + (self.subjectCodeableConcept is not _U) + (self.subjectReference is not _U) > 1:
@@ -10630,9 +13359,14 @@ class PlanDefinitionActionCondition(_p.Complex, kw_only=True):
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
-    kind: _p.Code
+    kind: _p.String
     kind_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_kind")
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
+
+    def __post_init__(self) -> None:
+        v = self.kind
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("PlanDefinitionActionCondition.kind")
 
 
 class PlanDefinitionActionDynamicValue(_p.Complex, kw_only=True):
@@ -10651,12 +13385,17 @@ class PlanDefinitionActionParticipant(_p.Complex, kw_only=True):
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     role: CodeableConcept | _ms.UnsetType = _U
-    type: _p.Code
+    type: _p.String
     type_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_type")
+
+    def __post_init__(self) -> None:
+        v = self.type
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("PlanDefinitionActionParticipant.type")
 
 
 class PlanDefinitionActionRelatedAction(_p.Complex, kw_only=True):
-    actionId: _p.Id
+    actionId: _p.String
     actionId_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_actionId")
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     id: _p.String | _ms.UnsetType = _U
@@ -10664,10 +13403,13 @@ class PlanDefinitionActionRelatedAction(_p.Complex, kw_only=True):
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     offsetDuration: Duration | _ms.UnsetType = _U
     offsetRange: Range | _ms.UnsetType = _U
-    relationship: _p.Code
+    relationship: _p.String
     relationship_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_relationship")
 
     def __post_init__(self) -> None:
+        v = self.relationship
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("PlanDefinitionActionRelatedAction.relationship")
         if (self.offsetDuration is not _U) + (self.offsetRange is not _U) > 1:
             raise _p.ChoiceError("PlanDefinitionActionRelatedAction.offset[x]: at most one")
 
@@ -10727,14 +13469,14 @@ class Practitioner(_p.Resource, tag="Practitioner", kw_only=True):
     communication: _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
     contained: _t.Annotated[list[AnyResource | None], _p.NonEmpty] | _ms.UnsetType = _U
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    gender: _p.Code | _ms.UnsetType = _U
+    gender: _p.String | _ms.UnsetType = _U
     gender_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_gender")
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     meta: Meta | _ms.UnsetType = _U
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
@@ -10743,6 +13485,20 @@ class Practitioner(_p.Resource, tag="Practitioner", kw_only=True):
     qualification: _t.Annotated[list[PractitionerQualification | None], _p.NonEmpty] | _ms.UnsetType = _U
     telecom: _t.Annotated[list[ContactPoint | None], _p.NonEmpty] | _ms.UnsetType = _U
     text: Narrative | _ms.UnsetType = _U
+
+    def __post_init__(self) -> None:
+        v = self.gender
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("Practitioner.gender")
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("Practitioner.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("Practitioner.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("Practitioner.language")
 
 
 class PractitionerQualification(_p.Complex, kw_only=True):
@@ -10767,12 +13523,12 @@ class PractitionerRole(_p.Resource, tag="PractitionerRole", kw_only=True):
     endpoint: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     healthcareService: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     location: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
     meta: Meta | _ms.UnsetType = _U
@@ -10785,6 +13541,17 @@ class PractitionerRole(_p.Resource, tag="PractitionerRole", kw_only=True):
     telecom: _t.Annotated[list[ContactPoint | None], _p.NonEmpty] | _ms.UnsetType = _U
     text: Narrative | _ms.UnsetType = _U
 
+    def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("PractitionerRole.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("PractitionerRole.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("PractitionerRole.language")
+
 
 class PractitionerRoleAvailableTime(_p.Complex, kw_only=True):
     allDay: _p.Boolean | _ms.UnsetType = _U
@@ -10793,12 +13560,18 @@ class PractitionerRoleAvailableTime(_p.Complex, kw_only=True):
     availableEndTime_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_availableEndTime")
     availableStartTime: _p.Time | _ms.UnsetType = _U
     availableStartTime_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_availableStartTime")
-    daysOfWeek: _t.Annotated[list[_p.Code | None], _p.NonEmpty] | _ms.UnsetType = _U
+    daysOfWeek: _t.Annotated[list[_p.String | None], _p.NonEmpty] | _ms.UnsetType = _U
     daysOfWeek_ext: list[Element | None] | Element | _ms.UnsetType = _ms.field(default=_U, name="_daysOfWeek")
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
+
+    def __post_init__(self) -> None:
+        if self.daysOfWeek is not _U:
+            for v in self.daysOfWeek:
+                if v is not None and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+                    raise _p.FormatError("PractitionerRoleAvailableTime.daysOfWeek")
 
 
 class PractitionerRoleNotAvailable(_p.Complex, kw_only=True):
@@ -10824,16 +13597,16 @@ class Procedure(_p.Resource, tag="Procedure", kw_only=True):
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     focalDevice: _t.Annotated[list[ProcedureFocalDevice | None], _p.NonEmpty] | _ms.UnsetType = _U
     followUp: _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
-    instantiatesCanonical: _t.Annotated[list[_p.Uri | None], _p.NonEmpty] | _ms.UnsetType = _U
+    instantiatesCanonical: _t.Annotated[list[_p.String | None], _p.NonEmpty] | _ms.UnsetType = _U
     instantiatesCanonical_ext: list[Element | None] | Element | _ms.UnsetType = _ms.field(default=_U, name="_instantiatesCanonical")
-    instantiatesUri: _t.Annotated[list[_p.Uri | None], _p.NonEmpty] | _ms.UnsetType = _U
+    instantiatesUri: _t.Annotated[list[_p.String | None], _p.NonEmpty] | _ms.UnsetType = _U
     instantiatesUri_ext: list[Element | None] | Element | _ms.UnsetType = _ms.field(default=_U, name="_instantiatesUri")
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     location: Reference | _ms.UnsetType = _U
     meta: Meta | _ms.UnsetType = _U
@@ -10853,7 +13626,7 @@ class Procedure(_p.Resource, tag="Procedure", kw_only=True):
     reasonReference: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
     recorder: Reference | _ms.UnsetType = _U
     report: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
-    status: _p.Code
+    status: _p.String
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
     statusReason: CodeableConcept | _ms.UnsetType = _U
     subject: Reference
@@ -10862,6 +13635,26 @@ class Procedure(_p.Resource, tag="Procedure", kw_only=True):
     usedReference: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
 
     def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("Procedure.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("Procedure.implicitRules")
+        if self.instantiatesCanonical is not _U:
+            for v in self.instantiatesCanonical:
+                if v is not None and (' ' in v or not v.isprintable()):
+                    raise _p.FormatError("Procedure.instantiatesCanonical")
+        if self.instantiatesUri is not _U:
+            for v in self.instantiatesUri:
+                if v is not None and (' ' in v or not v.isprintable()):
+                    raise _p.FormatError("Procedure.instantiatesUri")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("Procedure.language")
+        v = self.status
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("Procedure.status")
         if (self.performedAge is not _U) + (self.performedDateTime is not _U or self.performedDateTime_ext is not _U) + (self.performedPeriod is not _U) + (self.performedRange is not _U) + (self.performedString is not _U or self.performedString_ext is not _U) > 1:
             raise _p.ChoiceError("Procedure.performed[x]: at most one")
 
@@ -10923,11 +13716,11 @@ class Provenance(_p.Resource, tag="Provenance", kw_only=True):
     contained: _t.Annotated[list[AnyResource | None], _p.NonEmpty] | _ms.UnsetType = _U
     entity: _t.Annotated[list[ProvenanceEntity | None], _p.NonEmpty] | _ms.UnsetType = _U
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     location: Reference | _ms.UnsetType = _U
     meta: Meta | _ms.UnsetType = _U
@@ -10935,7 +13728,7 @@ class Provenance(_p.Resource, tag="Provenance", kw_only=True):
     occurredDateTime: _p.DateTime | _ms.UnsetType = _U
     occurredDateTime_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_occurredDateTime")
     occurredPeriod: Period | _ms.UnsetType = _U
-    policy: _t.Annotated[list[_p.Uri | None], _p.NonEmpty] | _ms.UnsetType = _U
+    policy: _t.Annotated[list[_p.String | None], _p.NonEmpty] | _ms.UnsetType = _U
     policy_ext: list[Element | None] | Element | _ms.UnsetType = _ms.field(default=_U, name="_policy")
     reason: _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
     recorded: _p.Instant
@@ -10945,6 +13738,19 @@ class Provenance(_p.Resource, tag="Provenance", kw_only=True):
     text: Narrative | _ms.UnsetType = _U
 
     def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("Provenance.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("Provenance.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("Provenance.language")
+        if self.policy is not _U:
+            for v in self.policy:
+                if v is not None and (' ' in v or not v.isprintable()):
+                    raise _p.FormatError("Provenance.policy")
         if (self.occurredDateTime is not _U or self.occurredDateTime_ext is not _U) + (self.occurredPeriod is not _U) > 1:
             raise _p.ChoiceError("Provenance.occurred[x]: at most one")
 
@@ -10966,25 +13772,41 @@ class ProvenanceEntity(_p.Complex, kw_only=True):
     id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    role: _p.Code
+    role: _p.String
     role_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_role")
     what: Reference
 
+    def __post_init__(self) -> None:
+        v = self.role
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("ProvenanceEntity.role")
+
 
 class Quantity(_p.Complex, kw_only=True):
-    code: _p.Code | _ms.UnsetType = _U
+    code: _p.String | _ms.UnsetType = _U
     code_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_code")
-    comparator: _p.Code | _ms.UnsetType = _U
+    comparator: _p.String | _ms.UnsetType = _U
     comparator_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_comparator")
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
-    system: _p.Uri | _ms.UnsetType = _U
+    system: _p.String | _ms.UnsetType = _U
     system_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_system")
     unit: _p.String | _ms.UnsetType = _U
     unit_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_unit")
     value: _p.Decimal | _ms.UnsetType = _U
     value_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_value")
+
+    def __post_init__(self) -> None:
+        v = self.code
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("Quantity.code")
+        v = self.comparator
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("Quantity.comparator")
+        v = self.system
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("Quantity.system")
 
 
 class Questionnaire(_p.Resource, tag="Questionnaire", kw_only=True):
@@ -10997,7 +13819,7 @@ class Questionnaire(_p.Resource, tag="Questionnaire", kw_only=True):
     copyright_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_copyright")
     date: _p.DateTime | _ms.UnsetType = _U
     date_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_date")
-    derivedFrom: _t.Annotated[list[_p.Uri | None], _p.NonEmpty] | _ms.UnsetType = _U
+    derivedFrom: _t.Annotated[list[_p.String | None], _p.NonEmpty] | _ms.UnsetType = _U
     derivedFrom_ext: list[Element | None] | Element | _ms.UnsetType = _ms.field(default=_U, name="_derivedFrom")
     description: _p.String | _ms.UnsetType = _U
     description_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_description")
@@ -11005,14 +13827,14 @@ class Questionnaire(_p.Resource, tag="Questionnaire", kw_only=True):
     experimental: _p.Boolean | _ms.UnsetType = _U
     experimental_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_experimental")
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
     item: _t.Annotated[list[QuestionnaireItem | None], _p.NonEmpty] | _ms.UnsetType = _U
     jurisdiction: _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     lastReviewDate: _p.Date | _ms.UnsetType = _U
     lastReviewDate_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_lastReviewDate")
@@ -11024,28 +13846,53 @@ class Questionnaire(_p.Resource, tag="Questionnaire", kw_only=True):
     publisher_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_publisher")
     purpose: _p.String | _ms.UnsetType = _U
     purpose_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_purpose")
-    status: _p.Code
+    status: _p.String
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
-    subjectType: _t.Annotated[list[_p.Code | None], _p.NonEmpty] | _ms.UnsetType = _U
+    subjectType: _t.Annotated[list[_p.String | None], _p.NonEmpty] | _ms.UnsetType = _U
     subjectType_ext: list[Element | None] | Element | _ms.UnsetType = _ms.field(default=_U, name="_subjectType")
     text: Narrative | _ms.UnsetType = _U
     title: _p.String | _ms.UnsetType = _U
     title_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_title")
-    url: _p.Uri | _ms.UnsetType = _U
+    url: _p.String | _ms.UnsetType = _U
     url_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_url")
     useContext: _t.Annotated[list[UsageContext | None], _p.NonEmpty] | _ms.UnsetType = _U
     version: _p.String | _ms.UnsetType = _U
     version_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_version")
 
+    def __post_init__(self) -> None:
+        if self.derivedFrom is not _U:
+            for v in self.derivedFrom:
+                if v is not None and (' ' in v or not v.isprintable()):
+                    raise _p.FormatError("Questionnaire.derivedFrom")
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("Questionnaire.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("Questionnaire.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("Questionnaire.language")
+        v = self.status
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("Questionnaire.status")
+        if self.subjectType is not _U:
+            for v in self.subjectType:
+                if v is not None and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+                    raise _p.FormatError("Questionnaire.subjectType")
+        v = self.url
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("Questionnaire.url")
+
 
 class QuestionnaireItem(_p.Complex, kw_only=True):
     answerOption: _t.Annotated[list[QuestionnaireItemAnswerOption | None], _p.NonEmpty] | _ms.UnsetType = _U
-    answerValueSet: _p.Uri | _ms.UnsetType = _U
+    answerValueSet: _p.String | _ms.UnsetType = _U
     answerValueSet_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_answerValueSet")
     code: _t.Annotated[list[Coding | None], _p.NonEmpty] | _ms.UnsetType = _U
-    definition: _p.Uri | _ms.UnsetType = _U
+    definition: _p.String | _ms.UnsetType = _U
     definition_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_definition")
-    enableBehavior: _p.Code | _ms.UnsetType = _U
+    enableBehavior: _p.String | _ms.UnsetType = _U
     enableBehavior_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_enableBehavior")
     enableWhen: _t.Annotated[list[QuestionnaireItemEnableWhen | None], _p.NonEmpty] | _ms.UnsetType = _U
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
@@ -11068,8 +13915,22 @@ class QuestionnaireItem(_p.Complex, kw_only=True):
     required_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_required")
     text: _p.String | _ms.UnsetType = _U
     text_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_text")
-    type: _p.Code
+    type: _p.String
     type_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_type")
+
+    def __post_init__(self) -> None:
+        v = self.answerValueSet
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("QuestionnaireItem.answerValueSet")
+        v = self.definition
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("QuestionnaireItem.definition")
+        v = self.enableBehavior
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("QuestionnaireItem.enableBehavior")
+        v = self.type
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("QuestionnaireItem.type")
 
 
 class QuestionnaireItemAnswerOption(_p.Complex, kw_only=True):
@@ -11117,12 +13978,15 @@ class QuestionnaireItemEnableWhen(_p.Complex, kw_only=True):
     id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    operator: _p.Code
+    operator: _p.String
     operator_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_operator")
     question: _p.String
     question_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_question")
 
     def __post_init__(self) -> None:
+        v = self.operator
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("QuestionnaireItemEnableWhen.operator")
         if (self.answerBoolean is not _U or self.answerBoolean_ext is not _U) + (self.answerCoding is not _U) + (self.answerDate is not _U or self.answerDate_ext is not _U) + (self.answerDateTime is not _U or self.answerDateTime_ext is not _U) + (self.answerDecimal is not _U or self.answerDecimal_ext is not _U) + (self.answerInteger is not _U or self.answerInteger_ext is not _U) + (self.answerQuantity is not _U) + (self.answerReference is not _U) + (self.answerString is not _U or self.answerString_ext is not _U) + (self.answerTime is not _U or self.answerTime_ext is not _U) != 1:
             raise _p.ChoiceError("QuestionnaireItemEnableWhen.answer[x]: exactly one")
 
@@ -11150,10 +14014,13 @@ class QuestionnaireItemInitial(_p.Complex, kw_only=True):
     valueString_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueString")
     valueTime: _p.Time | _ms.UnsetType = _U
     valueTime_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueTime")
-    valueUri: _p.Uri | _ms.UnsetType = _U
+    valueUri: _p.String | _ms.UnsetType = _U
     valueUri_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueUri")
 
     def __post_init__(self) -> None:
+        v = self.valueUri
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("QuestionnaireItemInitial.valueUri")
         if (self.valueAttachment is not _U) + (self.valueBoolean is not _U or self.valueBoolean_ext is not _U) + (self.valueCoding is not _U) + (self.valueDate is not _U or self.valueDate_ext is not _U) + (self.valueDateTime is not _U or self.valueDateTime_ext is not _U) + (self.valueDecimal is not _U or self.valueDecimal_ext is not _U) + (self.valueInteger is not _U or self.valueInteger_ext is not _U) + (self.valueQuantity is not _U) + (self.valueReference is not _U) + (self.valueString is not _U or self.valueString_ext is not _U) + (self.valueTime is not _U or self.valueTime_ext is not _U) + (self.valueUri is not _U or self.valueUri_ext is not _U) != 1:
             raise _p.ChoiceError("QuestionnaireItemInitial.value[x]: exactly one")
 
@@ -11166,29 +14033,46 @@ class QuestionnaireResponse(_p.Resource, tag="QuestionnaireResponse", kw_only=Tr
     contained: _t.Annotated[list[AnyResource | None], _p.NonEmpty] | _ms.UnsetType = _U
     encounter: Reference | _ms.UnsetType = _U
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: Identifier | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
     item: _t.Annotated[list[QuestionnaireResponseItem | None], _p.NonEmpty] | _ms.UnsetType = _U
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     meta: Meta | _ms.UnsetType = _U
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     partOf: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
-    questionnaire: _p.Uri | _ms.UnsetType = _U
+    questionnaire: _p.String | _ms.UnsetType = _U
     questionnaire_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_questionnaire")
     source: Reference | _ms.UnsetType = _U
-    status: _p.Code
+    status: _p.String
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
     subject: Reference | _ms.UnsetType = _U
     text: Narrative | _ms.UnsetType = _U
 
+    def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("QuestionnaireResponse.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("QuestionnaireResponse.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("QuestionnaireResponse.language")
+        v = self.questionnaire
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("QuestionnaireResponse.questionnaire")
+        v = self.status
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("QuestionnaireResponse.status")
+
 
 class QuestionnaireResponseItem(_p.Complex, kw_only=True):
     answer: _t.Annotated[list[QuestionnaireResponseItemAnswer | None], _p.NonEmpty] | _ms.UnsetType = _U
-    definition: _p.Uri | _ms.UnsetType = _U
+    definition: _p.String | _ms.UnsetType = _U
     definition_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_definition")
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     id: _p.String | _ms.UnsetType = _U
@@ -11199,6 +14083,11 @@ class QuestionnaireResponseItem(_p.Complex, kw_only=True):
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     text: _p.String | _ms.UnsetType = _U
     text_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_text")
+
+    def __post_init__(self) -> None:
+        v = self.definition
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("QuestionnaireResponseItem.definition")
 
 
 class QuestionnaireResponseItemAnswer(_p.Complex, kw_only=True):
@@ -11225,10 +14114,13 @@ class QuestionnaireResponseItemAnswer(_p.Complex, kw_only=True):
     valueString_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueString")
     valueTime: _p.Time | _ms.UnsetType = _U
     valueTime_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueTime")
-    valueUri: _p.Uri | _ms.UnsetType = _U
+    valueUri: _p.String | _ms.UnsetType = _U
     valueUri_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueUri")
 
     def __post_init__(self) -> None:
+        v = self.valueUri
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("QuestionnaireResponseItemAnswer.valueUri")
         if (self.valueAttachment is not _U) + (self.valueBoolean is not _U or self.valueBoolean_ext is not _U) + (self.valueCoding is not _U) + (self.valueDate is not _U or self.valueDate_ext is not _U) + (self.valueDateTime is not _U or self.valueDateTime_ext is not _U) + (self.valueDecimal is not _U or self.valueDecimal_ext is not _U) + (self.valueInteger is not _U or self.valueInteger_ext is not _U) + (self.valueQuantity is not _U) + (self.valueReference is not _U) + (self.valueString is not _U or self.valueString_ext is not _U) + (self.valueTime is not _U or self.valueTime_ext is not _U) + (self.valueUri is not _U or self.valueUri_ext is not _U) > 1:
             raise _p.ChoiceError("QuestionnaireResponseItemAnswer.value[x]: at most one")
 
@@ -11267,8 +14159,13 @@ class Reference(_p.Complex, kw_only=True):
     identifier: Identifier | _ms.UnsetType = _U
     reference: _p.String | _ms.UnsetType = _U
     reference_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_reference")
-    type: _p.Uri | _ms.UnsetType = _U
+    type: _p.String | _ms.UnsetType = _U
     type_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_type")
+
+    def __post_init__(self) -> None:
+        v = self.type
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("Reference.type")
 
 
 class RegulatedAuthorization(_p.Resource, tag="RegulatedAuthorization", kw_only=True):
@@ -11279,14 +14176,14 @@ class RegulatedAuthorization(_p.Resource, tag="RegulatedAuthorization", kw_only=
     description_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_description")
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     holder: Reference | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
     indication: CodeableReference | _ms.UnsetType = _U
     intendedUse: CodeableConcept | _ms.UnsetType = _U
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     meta: Meta | _ms.UnsetType = _U
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
@@ -11299,6 +14196,17 @@ class RegulatedAuthorization(_p.Resource, tag="RegulatedAuthorization", kw_only=
     text: Narrative | _ms.UnsetType = _U
     type: CodeableConcept | _ms.UnsetType = _U
     validityPeriod: Period | _ms.UnsetType = _U
+
+    def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("RegulatedAuthorization.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("RegulatedAuthorization.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("RegulatedAuthorization.language")
 
 
 class RegulatedAuthorizationCase(_p.Complex, kw_only=True):
@@ -11330,12 +14238,23 @@ class RelatedArtifact(_p.Complex, kw_only=True):
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     label: _p.String | _ms.UnsetType = _U
     label_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_label")
-    resource: _p.Uri | _ms.UnsetType = _U
+    resource: _p.String | _ms.UnsetType = _U
     resource_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_resource")
-    type: _p.Code
+    type: _p.String
     type_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_type")
-    url: _p.Uri | _ms.UnsetType = _U
+    url: _p.String | _ms.UnsetType = _U
     url_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_url")
+
+    def __post_init__(self) -> None:
+        v = self.resource
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("RelatedArtifact.resource")
+        v = self.type
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("RelatedArtifact.type")
+        v = self.url
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("RelatedArtifact.url")
 
 
 class RelatedPerson(_p.Resource, tag="RelatedPerson", kw_only=True):
@@ -11347,14 +14266,14 @@ class RelatedPerson(_p.Resource, tag="RelatedPerson", kw_only=True):
     communication: _t.Annotated[list[RelatedPersonCommunication | None], _p.NonEmpty] | _ms.UnsetType = _U
     contained: _t.Annotated[list[AnyResource | None], _p.NonEmpty] | _ms.UnsetType = _U
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    gender: _p.Code | _ms.UnsetType = _U
+    gender: _p.String | _ms.UnsetType = _U
     gender_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_gender")
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     meta: Meta | _ms.UnsetType = _U
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
@@ -11365,6 +14284,20 @@ class RelatedPerson(_p.Resource, tag="RelatedPerson", kw_only=True):
     relationship: _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
     telecom: _t.Annotated[list[ContactPoint | None], _p.NonEmpty] | _ms.UnsetType = _U
     text: Narrative | _ms.UnsetType = _U
+
+    def __post_init__(self) -> None:
+        v = self.gender
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("RelatedPerson.gender")
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("RelatedPerson.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("RelatedPerson.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("RelatedPerson.language")
 
 
 class RelatedPersonCommunication(_p.Complex, kw_only=True):
@@ -11388,36 +14321,64 @@ class RequestGroup(_p.Resource, tag="RequestGroup", kw_only=True):
     encounter: Reference | _ms.UnsetType = _U
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     groupIdentifier: Identifier | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
-    instantiatesCanonical: _t.Annotated[list[_p.Uri | None], _p.NonEmpty] | _ms.UnsetType = _U
+    instantiatesCanonical: _t.Annotated[list[_p.String | None], _p.NonEmpty] | _ms.UnsetType = _U
     instantiatesCanonical_ext: list[Element | None] | Element | _ms.UnsetType = _ms.field(default=_U, name="_instantiatesCanonical")
-    instantiatesUri: _t.Annotated[list[_p.Uri | None], _p.NonEmpty] | _ms.UnsetType = _U
+    instantiatesUri: _t.Annotated[list[_p.String | None], _p.NonEmpty] | _ms.UnsetType = _U
     instantiatesUri_ext: list[Element | None] | Element | _ms.UnsetType = _ms.field(default=_U, name="_instantiatesUri")
-    intent: _p.Code
+    intent: _p.String
     intent_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_intent")
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     meta: Meta | _ms.UnsetType = _U
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     note: _t.Annotated[list[Annotation | None], _p.NonEmpty] | _ms.UnsetType = _U
-    priority: _p.Code | _ms.UnsetType = _U
+    priority: _p.String | _ms.UnsetType = _U
     priority_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_priority")
     reasonCode: _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
     reasonReference: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
     replaces: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
-    status: _p.Code
+    status: _p.String
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
     subject: Reference | _ms.UnsetType = _U
     text: Narrative | _ms.UnsetType = _U
 
+    def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("RequestGroup.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("RequestGroup.implicitRules")
+        if self.instantiatesCanonical is not _U:
+            for v in self.instantiatesCanonical:
+                if v is not None and (' ' in v or not v.isprintable()):
+                    raise _p.FormatError("RequestGroup.instantiatesCanonical")
+        if self.instantiatesUri is not _U:
+            for v in self.instantiatesUri:
+                if v is not None and (' ' in v or not v.isprintable()):
+                    raise _p.FormatError("RequestGroup.instantiatesUri")
+        v = self.intent
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("RequestGroup.intent")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("RequestGroup.language")
+        v = self.priority
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("RequestGroup.priority")
+        v = self.status
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("RequestGroup.status")
+
 
 class RequestGroupAction(_p.Complex, kw_only=True):
     action: _t.Annotated[list[RequestGroupAction | None], _p.NonEmpty] | _ms.UnsetType = _U
-    cardinalityBehavior: _p.Code | _ms.UnsetType = _U
+    cardinalityBehavior: _p.String | _ms.UnsetType = _U
     cardinalityBehavior_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_cardinalityBehavior")
     code: _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
     condition: _t.Annotated[list[RequestGroupActionCondition | None], _p.NonEmpty] | _ms.UnsetType = _U
@@ -11425,23 +14386,23 @@ class RequestGroupAction(_p.Complex, kw_only=True):
     description_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_description")
     documentation: _t.Annotated[list[RelatedArtifact | None], _p.NonEmpty] | _ms.UnsetType = _U
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    groupingBehavior: _p.Code | _ms.UnsetType = _U
+    groupingBehavior: _p.String | _ms.UnsetType = _U
     groupingBehavior_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_groupingBehavior")
     id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     participant: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
-    precheckBehavior: _p.Code | _ms.UnsetType = _U
+    precheckBehavior: _p.String | _ms.UnsetType = _U
     precheckBehavior_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_precheckBehavior")
     prefix: _p.String | _ms.UnsetType = _U
     prefix_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_prefix")
-    priority: _p.Code | _ms.UnsetType = _U
+    priority: _p.String | _ms.UnsetType = _U
     priority_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_priority")
     relatedAction: _t.Annotated[list[RequestGroupActionRelatedAction | None], _p.NonEmpty] | _ms.UnsetType = _U
-    requiredBehavior: _p.Code | _ms.UnsetType = _U
+    requiredBehavior: _p.String | _ms.UnsetType = _U
     requiredBehavior_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_requiredBehavior")
     resource: Reference | _ms.UnsetType = _U
-    selectionBehavior: _p.Code | _ms.UnsetType = _U
+    selectionBehavior: _p.String | _ms.UnsetType = _U
     selectionBehavior_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_selectionBehavior")
     textEquivalent: _p.String | _ms.UnsetType = _U
     textEquivalent_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_textEquivalent")
@@ -11457,6 +14418,24 @@ class RequestGroupAction(_p.Complex, kw_only=True):
     type: CodeableConcept | _ms.UnsetType = _U
 
     def __post_init__(self) -> None:
+        v = self.cardinalityBehavior
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("RequestGroupAction.cardinalityBehavior")
+        v = self.groupingBehavior
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("RequestGroupAction.groupingBehavior")
+        v = self.precheckBehavior
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("RequestGroupAction.precheckBehavior")
+        v = self.priority
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("RequestGroupAction.priority")
+        v = self.requiredBehavior
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("RequestGroupAction.requiredBehavior")
+        v = self.selectionBehavior
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("RequestGroupAction.selectionBehavior")
         if (self.timingAge is not _U) + (self.timingDateTime is not _U or self.timingDateTime_ext is not _U) + (self.timingDuration is not _U) + (self.timingPeriod is not _U) + (self.timingRange is not _U) + (self.timingTiming is not _U) > 1:
             raise _p.ChoiceError("RequestGroupAction.timing[x]: at most one")
 
@@ -11466,13 +14445,18 @@ class RequestGroupActionCondition(_p.Complex, kw_only=True):
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
-    kind: _p.Code
+    kind: _p.String
     kind_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_kind")
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
 
+    def __post_init__(self) -> None:
+        v = self.kind
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("RequestGroupActionCondition.kind")
+
 
 class RequestGroupActionRelatedAction(_p.Complex, kw_only=True):
-    actionId: _p.Id
+    actionId: _p.String
     actionId_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_actionId")
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     id: _p.String | _ms.UnsetType = _U
@@ -11480,10 +14464,13 @@ class RequestGroupActionRelatedAction(_p.Complex, kw_only=True):
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     offsetDuration: Duration | _ms.UnsetType = _U
     offsetRange: Range | _ms.UnsetType = _U
-    relationship: _p.Code
+    relationship: _p.String
     relationship_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_relationship")
 
     def __post_init__(self) -> None:
+        v = self.relationship
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("RequestGroupActionRelatedAction.relationship")
         if (self.offsetDuration is not _U) + (self.offsetRange is not _U) > 1:
             raise _p.ChoiceError("RequestGroupActionRelatedAction.offset[x]: at most one")
 
@@ -11510,17 +14497,17 @@ class ResearchDefinition(_p.Resource, tag="ResearchDefinition", kw_only=True):
     exposure: Reference | _ms.UnsetType = _U
     exposureAlternative: Reference | _ms.UnsetType = _U
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
     jurisdiction: _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     lastReviewDate: _p.Date | _ms.UnsetType = _U
     lastReviewDate_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_lastReviewDate")
-    library: _t.Annotated[list[_p.Uri | None], _p.NonEmpty] | _ms.UnsetType = _U
+    library: _t.Annotated[list[_p.String | None], _p.NonEmpty] | _ms.UnsetType = _U
     library_ext: list[Element | None] | Element | _ms.UnsetType = _ms.field(default=_U, name="_library")
     meta: Meta | _ms.UnsetType = _U
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
@@ -11536,7 +14523,7 @@ class ResearchDefinition(_p.Resource, tag="ResearchDefinition", kw_only=True):
     reviewer: _t.Annotated[list[ContactDetail | None], _p.NonEmpty] | _ms.UnsetType = _U
     shortTitle: _p.String | _ms.UnsetType = _U
     shortTitle_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_shortTitle")
-    status: _p.Code
+    status: _p.String
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
     subjectCodeableConcept: CodeableConcept | _ms.UnsetType = _U
     subjectReference: Reference | _ms.UnsetType = _U
@@ -11546,7 +14533,7 @@ class ResearchDefinition(_p.Resource, tag="ResearchDefinition", kw_only=True):
     title: _p.String | _ms.UnsetType = _U
     title_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_title")
     topic: _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
-    url: _p.Uri | _ms.UnsetType = _U
+    url: _p.String | _ms.UnsetType = _U
     url_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_url")
     usage: _p.String | _ms.UnsetType = _U
     usage_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_usage")
@@ -11555,6 +14542,25 @@ class ResearchDefinition(_p.Resource, tag="ResearchDefinition", kw_only=True):
     version_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_version")
 
     def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("ResearchDefinition.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("ResearchDefinition.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("ResearchDefinition.language")
+        if self.library is not _U:
+            for v in self.library:
+                if v is not None and (' ' in v or not v.isprintable()):
+                    raise _p.FormatError("ResearchDefinition.library")
+        v = self.status
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("ResearchDefinition.status")
+        v = self.url
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("ResearchDefinition.url")
         if (self.subjectCodeableConcept is not _U) + (self.subjectReference is not _U) > 1:
             raise _p.ChoiceError("ResearchDefinition.subject[x]: at most one")
 
@@ -11580,17 +14586,17 @@ class ResearchElementDefinition(_p.Resource, tag="ResearchElementDefinition", kw
     experimental: _p.Boolean | _ms.UnsetType = _U
     experimental_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_experimental")
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
     jurisdiction: _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     lastReviewDate: _p.Date | _ms.UnsetType = _U
     lastReviewDate_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_lastReviewDate")
-    library: _t.Annotated[list[_p.Uri | None], _p.NonEmpty] | _ms.UnsetType = _U
+    library: _t.Annotated[list[_p.String | None], _p.NonEmpty] | _ms.UnsetType = _U
     library_ext: list[Element | None] | Element | _ms.UnsetType = _ms.field(default=_U, name="_library")
     meta: Meta | _ms.UnsetType = _U
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
@@ -11604,7 +14610,7 @@ class ResearchElementDefinition(_p.Resource, tag="ResearchElementDefinition", kw
     reviewer: _t.Annotated[list[ContactDetail | None], _p.NonEmpty] | _ms.UnsetType = _U
     shortTitle: _p.String | _ms.UnsetType = _U
     shortTitle_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_shortTitle")
-    status: _p.Code
+    status: _p.String
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
     subjectCodeableConcept: CodeableConcept | _ms.UnsetType = _U
     subjectReference: Reference | _ms.UnsetType = _U
@@ -11614,25 +14620,50 @@ class ResearchElementDefinition(_p.Resource, tag="ResearchElementDefinition", kw
     title: _p.String | _ms.UnsetType = _U
     title_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_title")
     topic: _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
-    type: _p.Code
+    type: _p.String
     type_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_type")
-    url: _p.Uri | _ms.UnsetType = _U
+    url: _p.String | _ms.UnsetType = _U
     url_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_url")
     usage: _p.String | _ms.UnsetType = _U
     usage_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_usage")
     useContext: _t.Annotated[list[UsageContext | None], _p.NonEmpty] | _ms.UnsetType = _U
-    variableType: _p.Code | _ms.UnsetType = _U
+    variableType: _p.String | _ms.UnsetType = _U
     variableType_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_variableType")
     version: _p.String | _ms.UnsetType = _U
     version_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_version")
 
     def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("ResearchElementDefinition.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("ResearchElementDefinition.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("ResearchElementDefinition.language")
+        if self.library is not _U:
+            for v in self.library:
+                if v is not None and (' ' in v or not v.isprintable()):
+                    raise _p.FormatError("ResearchElementDefinition.library")
+        v = self.status
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("ResearchElementDefinition.status")
+        v = self.type
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("ResearchElementDefinition.type")
+        v = self.url
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("ResearchElementDefinition.url")
+        v = self.variableType
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("ResearchElementDefinition.variableType")
         if (self.subjectCodeableConcept is not _U) + (self.subjectReference is not _U) > 1:
             raise _p.ChoiceError("ResearchElementDefinition.subject[x]: at most one")
 
 
 class ResearchElementDefinitionCharacteristic(_p.Complex, kw_only=True):
-    definitionCanonical: _p.Uri | _ms.UnsetType = _U
+    definitionCanonical: _p.String | _ms.UnsetType = _U
     definitionCanonical_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_definitionCanonical")
     definitionCodeableConcept: CodeableConcept | _ms.UnsetType = _U
     definitionDataRequirement: DataRequirement | _ms.UnsetType = _U
@@ -11648,7 +14679,7 @@ class ResearchElementDefinitionCharacteristic(_p.Complex, kw_only=True):
     participantEffectiveDescription: _p.String | _ms.UnsetType = _U
     participantEffectiveDescription_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_participantEffectiveDescription")
     participantEffectiveDuration: Duration | _ms.UnsetType = _U
-    participantEffectiveGroupMeasure: _p.Code | _ms.UnsetType = _U
+    participantEffectiveGroupMeasure: _p.String | _ms.UnsetType = _U
     participantEffectiveGroupMeasure_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_participantEffectiveGroupMeasure")
     participantEffectivePeriod: Period | _ms.UnsetType = _U
     participantEffectiveTimeFromStart: Duration | _ms.UnsetType = _U
@@ -11658,7 +14689,7 @@ class ResearchElementDefinitionCharacteristic(_p.Complex, kw_only=True):
     studyEffectiveDescription: _p.String | _ms.UnsetType = _U
     studyEffectiveDescription_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_studyEffectiveDescription")
     studyEffectiveDuration: Duration | _ms.UnsetType = _U
-    studyEffectiveGroupMeasure: _p.Code | _ms.UnsetType = _U
+    studyEffectiveGroupMeasure: _p.String | _ms.UnsetType = _U
     studyEffectiveGroupMeasure_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_studyEffectiveGroupMeasure")
     studyEffectivePeriod: Period | _ms.UnsetType = _U
     studyEffectiveTimeFromStart: Duration | _ms.UnsetType = _U
@@ -11667,6 +14698,15 @@ class ResearchElementDefinitionCharacteristic(_p.Complex, kw_only=True):
     usageContext: _t.Annotated[list[UsageContext | None], _p.NonEmpty] | _ms.UnsetType = _U
 
     def __post_init__(self) -> None:
+        v = self.definitionCanonical
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("ResearchElementDefinitionCharacteristic.definitionCanonical")
+        v = self.participantEffectiveGroupMeasure
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("ResearchElementDefinitionCharacteristic.participantEffectiveGroupMeasure")
+        v = self.studyEffectiveGroupMeasure
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("ResearchElementDefinitionCharacteristic.studyEffectiveGroupMeasure")
         if (self.definitionCanonical is not _U or self.definitionCanonical_ext is not _U) + (self.definitionCodeableConcept is not _U) + (self.definitionDataRequirement is not _U) + (self.definitionExpression is not _U) != 1:
             raise _p.ChoiceError("ResearchElementDefinitionCharacteristic.definition[x]: exactly one")
         if (self.participantEffectiveDateTime is not _U or self.participantEffectiveDateTime_ext is not _U) + (self.participantEffectiveDuration is not _U) + (self.participantEffectivePeriod is not _U) + (self.participantEffectiveTiming is not _U) > 1:
@@ -11686,13 +14726,13 @@ class ResearchStudy(_p.Resource, tag="ResearchStudy", kw_only=True):
     enrollment: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     focus: _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
     keyword: _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     location: _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
     meta: Meta | _ms.UnsetType = _U
@@ -11709,11 +14749,25 @@ class ResearchStudy(_p.Resource, tag="ResearchStudy", kw_only=True):
     relatedArtifact: _t.Annotated[list[RelatedArtifact | None], _p.NonEmpty] | _ms.UnsetType = _U
     site: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
     sponsor: Reference | _ms.UnsetType = _U
-    status: _p.Code
+    status: _p.String
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
     text: Narrative | _ms.UnsetType = _U
     title: _p.String | _ms.UnsetType = _U
     title_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_title")
+
+    def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("ResearchStudy.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("ResearchStudy.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("ResearchStudy.language")
+        v = self.status
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("ResearchStudy.status")
 
 
 class ResearchStudyArm(_p.Complex, kw_only=True):
@@ -11746,31 +14800,53 @@ class ResearchSubject(_p.Resource, tag="ResearchSubject", kw_only=True):
     consent: Reference | _ms.UnsetType = _U
     contained: _t.Annotated[list[AnyResource | None], _p.NonEmpty] | _ms.UnsetType = _U
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
     individual: Reference
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     meta: Meta | _ms.UnsetType = _U
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     period: Period | _ms.UnsetType = _U
-    status: _p.Code
+    status: _p.String
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
     study: Reference
     text: Narrative | _ms.UnsetType = _U
+
+    def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("ResearchSubject.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("ResearchSubject.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("ResearchSubject.language")
+        v = self.status
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("ResearchSubject.status")
 
 
 class Resource(_p.Complex, kw_only=True):
     id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     meta: Meta | _ms.UnsetType = _U
+
+    def __post_init__(self) -> None:
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("Resource.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("Resource.language")
 
 
 class RiskAssessment(_p.Resource, tag="RiskAssessment", kw_only=True):
@@ -11781,12 +14857,12 @@ class RiskAssessment(_p.Resource, tag="RiskAssessment", kw_only=True):
     contained: _t.Annotated[list[AnyResource | None], _p.NonEmpty] | _ms.UnsetType = _U
     encounter: Reference | _ms.UnsetType = _U
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     meta: Meta | _ms.UnsetType = _U
     method: CodeableConcept | _ms.UnsetType = _U
@@ -11802,12 +14878,24 @@ class RiskAssessment(_p.Resource, tag="RiskAssessment", kw_only=True):
     prediction: _t.Annotated[list[RiskAssessmentPrediction | None], _p.NonEmpty] | _ms.UnsetType = _U
     reasonCode: _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
     reasonReference: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
-    status: _p.Code
+    status: _p.String
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
     subject: Reference
     text: Narrative | _ms.UnsetType = _U
 
     def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("RiskAssessment.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("RiskAssessment.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("RiskAssessment.language")
+        v = self.status
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("RiskAssessment.status")
         if (self.occurrenceDateTime is not _U or self.occurrenceDateTime_ext is not _U) + (self.occurrencePeriod is not _U) > 1:
             raise _p.ChoiceError("RiskAssessment.occurrence[x]: at most one")
 
@@ -11863,12 +14951,12 @@ class Schedule(_p.Resource, tag="Schedule", kw_only=True):
     comment_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_comment")
     contained: _t.Annotated[list[AnyResource | None], _p.NonEmpty] | _ms.UnsetType = _U
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     meta: Meta | _ms.UnsetType = _U
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
@@ -11878,22 +14966,33 @@ class Schedule(_p.Resource, tag="Schedule", kw_only=True):
     specialty: _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
     text: Narrative | _ms.UnsetType = _U
 
+    def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("Schedule.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("Schedule.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("Schedule.language")
+
 
 class SearchParameter(_p.Resource, tag="SearchParameter", kw_only=True):
-    base: _t.Annotated[list[_p.Code | None], _p.NonEmpty]
+    base: _t.Annotated[list[_p.String | None], _p.NonEmpty]
     base_ext: list[Element | None] | Element | _ms.UnsetType = _ms.field(default=_U, name="_base")
     chain: _t.Annotated[list[_p.String | None], _p.NonEmpty] | _ms.UnsetType = _U
     chain_ext: list[Element | None] | Element | _ms.UnsetType = _ms.field(default=_U, name="_chain")
-    code: _p.Code
+    code: _p.String
     code_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_code")
-    comparator: _t.Annotated[list[_p.Code | None], _p.NonEmpty] | _ms.UnsetType = _U
+    comparator: _t.Annotated[list[_p.String | None], _p.NonEmpty] | _ms.UnsetType = _U
     comparator_ext: list[Element | None] | Element | _ms.UnsetType = _ms.field(default=_U, name="_comparator")
     component: _t.Annotated[list[SearchParameterComponent | None], _p.NonEmpty] | _ms.UnsetType = _U
     contact: _t.Annotated[list[ContactDetail | None], _p.NonEmpty] | _ms.UnsetType = _U
     contained: _t.Annotated[list[AnyResource | None], _p.NonEmpty] | _ms.UnsetType = _U
     date: _p.DateTime | _ms.UnsetType = _U
     date_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_date")
-    derivedFrom: _p.Uri | _ms.UnsetType = _U
+    derivedFrom: _p.String | _ms.UnsetType = _U
     derivedFrom_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_derivedFrom")
     description: _p.String
     description_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_description")
@@ -11902,15 +15001,15 @@ class SearchParameter(_p.Resource, tag="SearchParameter", kw_only=True):
     expression: _p.String | _ms.UnsetType = _U
     expression_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_expression")
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
     jurisdiction: _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     meta: Meta | _ms.UnsetType = _U
-    modifier: _t.Annotated[list[_p.Code | None], _p.NonEmpty] | _ms.UnsetType = _U
+    modifier: _t.Annotated[list[_p.String | None], _p.NonEmpty] | _ms.UnsetType = _U
     modifier_ext: list[Element | None] | Element | _ms.UnsetType = _ms.field(default=_U, name="_modifier")
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     multipleAnd: _p.Boolean | _ms.UnsetType = _U
@@ -11923,26 +15022,71 @@ class SearchParameter(_p.Resource, tag="SearchParameter", kw_only=True):
     publisher_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_publisher")
     purpose: _p.String | _ms.UnsetType = _U
     purpose_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_purpose")
-    status: _p.Code
+    status: _p.String
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
-    target: _t.Annotated[list[_p.Code | None], _p.NonEmpty] | _ms.UnsetType = _U
+    target: _t.Annotated[list[_p.String | None], _p.NonEmpty] | _ms.UnsetType = _U
     target_ext: list[Element | None] | Element | _ms.UnsetType = _ms.field(default=_U, name="_target")
     text: Narrative | _ms.UnsetType = _U
-    type: _p.Code
+    type: _p.String
     type_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_type")
-    url: _p.Uri
+    url: _p.String
     url_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_url")
     useContext: _t.Annotated[list[UsageContext | None], _p.NonEmpty] | _ms.UnsetType = _U
     version: _p.String | _ms.UnsetType = _U
     version_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_version")
     xpath: _p.String | _ms.UnsetType = _U
     xpath_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_xpath")
-    xpathUsage: _p.Code | _ms.UnsetType = _U
+    xpathUsage: _p.String | _ms.UnsetType = _U
     xpathUsage_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_xpathUsage")
+
+    def __post_init__(self) -> None:
+        if self.base is not _U:
+            for v in self.base:
+                if v is not None and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+                    raise _p.FormatError("SearchParameter.base")
+        v = self.code
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("SearchParameter.code")
+        if self.comparator is not _U:
+            for v in self.comparator:
+                if v is not None and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+                    raise _p.FormatError("SearchParameter.comparator")
+        v = self.derivedFrom
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("SearchParameter.derivedFrom")
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("SearchParameter.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("SearchParameter.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("SearchParameter.language")
+        if self.modifier is not _U:
+            for v in self.modifier:
+                if v is not None and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+                    raise _p.FormatError("SearchParameter.modifier")
+        v = self.status
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("SearchParameter.status")
+        if self.target is not _U:
+            for v in self.target:
+                if v is not None and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+                    raise _p.FormatError("SearchParameter.target")
+        v = self.type
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("SearchParameter.type")
+        v = self.url
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("SearchParameter.url")
+        v = self.xpathUsage
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("SearchParameter.xpathUsage")
 
 
 class SearchParameterComponent(_p.Complex, kw_only=True):
-    definition: _p.Uri
+    definition: _p.String
     definition_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_definition")
     expression: _p.String
     expression_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_expression")
@@ -11950,6 +15094,11 @@ class SearchParameterComponent(_p.Complex, kw_only=True):
     id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
+
+    def __post_init__(self) -> None:
+        v = self.definition
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("SearchParameterComponent.definition")
 
 
 class ServiceRequest(_p.Resource, tag="ServiceRequest", kw_only=True):
@@ -11967,19 +15116,19 @@ class ServiceRequest(_p.Resource, tag="ServiceRequest", kw_only=True):
     doNotPerform_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_doNotPerform")
     encounter: Reference | _ms.UnsetType = _U
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
-    instantiatesCanonical: _t.Annotated[list[_p.Uri | None], _p.NonEmpty] | _ms.UnsetType = _U
+    instantiatesCanonical: _t.Annotated[list[_p.String | None], _p.NonEmpty] | _ms.UnsetType = _U
     instantiatesCanonical_ext: list[Element | None] | Element | _ms.UnsetType = _ms.field(default=_U, name="_instantiatesCanonical")
-    instantiatesUri: _t.Annotated[list[_p.Uri | None], _p.NonEmpty] | _ms.UnsetType = _U
+    instantiatesUri: _t.Annotated[list[_p.String | None], _p.NonEmpty] | _ms.UnsetType = _U
     instantiatesUri_ext: list[Element | None] | Element | _ms.UnsetType = _ms.field(default=_U, name="_instantiatesUri")
     insurance: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
-    intent: _p.Code
+    intent: _p.String
     intent_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_intent")
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     locationCode: _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
     locationReference: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
@@ -11995,7 +15144,7 @@ class ServiceRequest(_p.Resource, tag="ServiceRequest", kw_only=True):
     patientInstruction_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_patientInstruction")
     performer: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
     performerType: CodeableConcept | _ms.UnsetType = _U
-    priority: _p.Code | _ms.UnsetType = _U
+    priority: _p.String | _ms.UnsetType = _U
     priority_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_priority")
     quantityQuantity: Quantity | _ms.UnsetType = _U
     quantityRange: Range | _ms.UnsetType = _U
@@ -12007,13 +15156,39 @@ class ServiceRequest(_p.Resource, tag="ServiceRequest", kw_only=True):
     requester: Reference | _ms.UnsetType = _U
     requisition: Identifier | _ms.UnsetType = _U
     specimen: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
-    status: _p.Code
+    status: _p.String
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
     subject: Reference
     supportingInfo: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
     text: Narrative | _ms.UnsetType = _U
 
     def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("ServiceRequest.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("ServiceRequest.implicitRules")
+        if self.instantiatesCanonical is not _U:
+            for v in self.instantiatesCanonical:
+                if v is not None and (' ' in v or not v.isprintable()):
+                    raise _p.FormatError("ServiceRequest.instantiatesCanonical")
+        if self.instantiatesUri is not _U:
+            for v in self.instantiatesUri:
+                if v is not None and (' ' in v or not v.isprintable()):
+                    raise _p.FormatError("ServiceRequest.instantiatesUri")
+        v = self.intent
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("ServiceRequest.intent")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("ServiceRequest.language")
+        v = self.priority
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("ServiceRequest.priority")
+        v = self.status
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("ServiceRequest.status")
         if (self.asNeededBoolean is not _U or self.asNeededBoolean_ext is not _U) + (self.asNeededCodeableConcept is not _U) > 1:
             raise _p.ChoiceError("ServiceRequest.asNeeded[x]: at most one")
         if (self.occurrenceDateTime is not _U or self.occurrenceDateTime_ext is not _U) + (self.occurrencePeriod is not _U) + (self.occurrenceTiming is not _U) > 1:
@@ -12029,14 +15204,22 @@ class Signature(_p.Complex, kw_only=True):
     id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     onBehalfOf: Reference | _ms.UnsetType = _U
-    sigFormat: _p.Code | _ms.UnsetType = _U
+    sigFormat: _p.String | _ms.UnsetType = _U
     sigFormat_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_sigFormat")
-    targetFormat: _p.Code | _ms.UnsetType = _U
+    targetFormat: _p.String | _ms.UnsetType = _U
     targetFormat_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_targetFormat")
     type: _t.Annotated[list[Coding | None], _p.NonEmpty]
     when: _p.Instant
     when_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_when")
     who: Reference
+
+    def __post_init__(self) -> None:
+        v = self.sigFormat
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("Signature.sigFormat")
+        v = self.targetFormat
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("Signature.targetFormat")
 
 
 class Slot(_p.Resource, tag="Slot", kw_only=True):
@@ -12047,12 +15230,12 @@ class Slot(_p.Resource, tag="Slot", kw_only=True):
     end: _p.Instant
     end_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_end")
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     meta: Meta | _ms.UnsetType = _U
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
@@ -12064,9 +15247,23 @@ class Slot(_p.Resource, tag="Slot", kw_only=True):
     specialty: _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
     start: _p.Instant
     start_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_start")
-    status: _p.Code
+    status: _p.String
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
     text: Narrative | _ms.UnsetType = _U
+
+    def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("Slot.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("Slot.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("Slot.language")
+        v = self.status
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("Slot.status")
 
 
 class Specimen(_p.Resource, tag="Specimen", kw_only=True):
@@ -12076,12 +15273,12 @@ class Specimen(_p.Resource, tag="Specimen", kw_only=True):
     contained: _t.Annotated[list[AnyResource | None], _p.NonEmpty] | _ms.UnsetType = _U
     container: _t.Annotated[list[SpecimenContainer | None], _p.NonEmpty] | _ms.UnsetType = _U
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     meta: Meta | _ms.UnsetType = _U
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
@@ -12091,11 +15288,25 @@ class Specimen(_p.Resource, tag="Specimen", kw_only=True):
     receivedTime: _p.DateTime | _ms.UnsetType = _U
     receivedTime_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_receivedTime")
     request: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
-    status: _p.Code | _ms.UnsetType = _U
+    status: _p.String | _ms.UnsetType = _U
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
     subject: Reference | _ms.UnsetType = _U
     text: Narrative | _ms.UnsetType = _U
     type: CodeableConcept | _ms.UnsetType = _U
+
+    def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("Specimen.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("Specimen.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("Specimen.language")
+        v = self.status
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("Specimen.status")
 
 
 class SpecimenCollection(_p.Complex, kw_only=True):
@@ -12144,12 +15355,12 @@ class SpecimenDefinition(_p.Resource, tag="SpecimenDefinition", kw_only=True):
     collection: _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
     contained: _t.Annotated[list[AnyResource | None], _p.NonEmpty] | _ms.UnsetType = _U
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: Identifier | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     meta: Meta | _ms.UnsetType = _U
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
@@ -12159,6 +15370,17 @@ class SpecimenDefinition(_p.Resource, tag="SpecimenDefinition", kw_only=True):
     timeAspect_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_timeAspect")
     typeCollected: CodeableConcept | _ms.UnsetType = _U
     typeTested: _t.Annotated[list[SpecimenDefinitionTypeTested | None], _p.NonEmpty] | _ms.UnsetType = _U
+
+    def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("SpecimenDefinition.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("SpecimenDefinition.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("SpecimenDefinition.language")
 
 
 class SpecimenDefinitionTypeTested(_p.Complex, kw_only=True):
@@ -12170,13 +15392,18 @@ class SpecimenDefinitionTypeTested(_p.Complex, kw_only=True):
     isDerived: _p.Boolean | _ms.UnsetType = _U
     isDerived_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_isDerived")
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    preference: _p.Code
+    preference: _p.String
     preference_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_preference")
     rejectionCriterion: _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
     requirement: _p.String | _ms.UnsetType = _U
     requirement_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_requirement")
     retentionTime: Duration | _ms.UnsetType = _U
     type: CodeableConcept | _ms.UnsetType = _U
+
+    def __post_init__(self) -> None:
+        v = self.preference
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("SpecimenDefinitionTypeTested.preference")
 
 
 class SpecimenDefinitionTypeTestedContainer(_p.Complex, kw_only=True):
@@ -12248,7 +15475,7 @@ class SpecimenProcessing(_p.Complex, kw_only=True):
 class StructureDefinition(_p.Resource, tag="StructureDefinition", kw_only=True):
     abstract: _p.Boolean
     abstract_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_abstract")
-    baseDefinition: _p.Uri | _ms.UnsetType = _U
+    baseDefinition: _p.String | _ms.UnsetType = _U
     baseDefinition_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_baseDefinition")
     contact: _t.Annotated[list[ContactDetail | None], _p.NonEmpty] | _ms.UnsetType = _U
     contained: _t.Annotated[list[AnyResource | None], _p.NonEmpty] | _ms.UnsetType = _U
@@ -12259,7 +15486,7 @@ class StructureDefinition(_p.Resource, tag="StructureDefinition", kw_only=True):
     copyright_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_copyright")
     date: _p.DateTime | _ms.UnsetType = _U
     date_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_date")
-    derivation: _p.Code | _ms.UnsetType = _U
+    derivation: _p.String | _ms.UnsetType = _U
     derivation_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_derivation")
     description: _p.String | _ms.UnsetType = _U
     description_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_description")
@@ -12267,18 +15494,18 @@ class StructureDefinition(_p.Resource, tag="StructureDefinition", kw_only=True):
     experimental: _p.Boolean | _ms.UnsetType = _U
     experimental_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_experimental")
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    fhirVersion: _p.Code | _ms.UnsetType = _U
+    fhirVersion: _p.String | _ms.UnsetType = _U
     fhirVersion_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_fhirVersion")
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
     jurisdiction: _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
     keyword: _t.Annotated[list[Coding | None], _p.NonEmpty] | _ms.UnsetType = _U
-    kind: _p.Code
+    kind: _p.String
     kind_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_kind")
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     mapping: _t.Annotated[list[StructureDefinitionMapping | None], _p.NonEmpty] | _ms.UnsetType = _U
     meta: Meta | _ms.UnsetType = _U
@@ -12290,18 +15517,50 @@ class StructureDefinition(_p.Resource, tag="StructureDefinition", kw_only=True):
     purpose: _p.String | _ms.UnsetType = _U
     purpose_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_purpose")
     snapshot: StructureDefinitionSnapshot | _ms.UnsetType = _U
-    status: _p.Code
+    status: _p.String
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
     text: Narrative | _ms.UnsetType = _U
     title: _p.String | _ms.UnsetType = _U
     title_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_title")
-    type: _p.Uri
+    type: _p.String
     type_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_type")
-    url: _p.Uri
+    url: _p.String
     url_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_url")
     useContext: _t.Annotated[list[UsageContext | None], _p.NonEmpty] | _ms.UnsetType = _U
     version: _p.String | _ms.UnsetType = _U
     version_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_version")
+
+    def __post_init__(self) -> None:
+        v = self.baseDefinition
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("StructureDefinition.baseDefinition")
+        v = self.derivation
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("StructureDefinition.derivation")
+        v = self.fhirVersion
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("StructureDefinition.fhirVersion")
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("StructureDefinition.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("StructureDefinition.implicitRules")
+        v = self.kind
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("StructureDefinition.kind")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("StructureDefinition.language")
+        v = self.status
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("StructureDefinition.status")
+        v = self.type
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("StructureDefinition.type")
+        v = self.url
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("StructureDefinition.url")
 
 
 class StructureDefinitionContext(_p.Complex, kw_only=True):
@@ -12311,8 +15570,13 @@ class StructureDefinitionContext(_p.Complex, kw_only=True):
     id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    type: _p.Code
+    type: _p.String
     type_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_type")
+
+    def __post_init__(self) -> None:
+        v = self.type
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("StructureDefinitionContext.type")
 
 
 class StructureDefinitionDifferential(_p.Complex, kw_only=True):
@@ -12329,13 +15593,18 @@ class StructureDefinitionMapping(_p.Complex, kw_only=True):
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
-    identity: _p.Id
+    identity: _p.String
     identity_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_identity")
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     name: _p.String | _ms.UnsetType = _U
     name_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_name")
-    uri: _p.Uri | _ms.UnsetType = _U
+    uri: _p.String | _ms.UnsetType = _U
     uri_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_uri")
+
+    def __post_init__(self) -> None:
+        v = self.uri
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("StructureDefinitionMapping.uri")
 
 
 class StructureDefinitionSnapshot(_p.Complex, kw_only=True):
@@ -12359,15 +15628,15 @@ class StructureMap(_p.Resource, tag="StructureMap", kw_only=True):
     experimental_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_experimental")
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     group: _t.Annotated[list[StructureMapGroup | None], _p.NonEmpty]
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
-    import_: _t.Annotated[list[_p.Uri | None], _p.NonEmpty] | _ms.UnsetType = _ms.field(default=_U, name="import")
+    import_: _t.Annotated[list[_p.String | None], _p.NonEmpty] | _ms.UnsetType = _ms.field(default=_U, name="import")
     import_ext: list[Element | None] | Element | _ms.UnsetType = _ms.field(default=_U, name="_import")
     jurisdiction: _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     meta: Meta | _ms.UnsetType = _U
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
@@ -12377,34 +15646,60 @@ class StructureMap(_p.Resource, tag="StructureMap", kw_only=True):
     publisher_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_publisher")
     purpose: _p.String | _ms.UnsetType = _U
     purpose_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_purpose")
-    status: _p.Code
+    status: _p.String
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
     structure: _t.Annotated[list[StructureMapStructure | None], _p.NonEmpty] | _ms.UnsetType = _U
     text: Narrative | _ms.UnsetType = _U
     title: _p.String | _ms.UnsetType = _U
     title_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_title")
-    url: _p.Uri
+    url: _p.String
     url_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_url")
     useContext: _t.Annotated[list[UsageContext | None], _p.NonEmpty] | _ms.UnsetType = _U
     version: _p.String | _ms.UnsetType = _U
     version_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_version")
 
+    def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("StructureMap.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("StructureMap.implicitRules")
+        if self.import_ is not _U:
+            for v in self.import_:
+                if v is not None and (' ' in v or not v.isprintable()):
+                    raise _p.FormatError("StructureMap.import_")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("StructureMap.language")
+        v = self.status
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("StructureMap.status")
+        v = self.url
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("StructureMap.url")
+
 
 class StructureMapGroup(_p.Complex, kw_only=True):
     documentation: _p.String | _ms.UnsetType = _U
     documentation_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_documentation")
-    extends: _p.Id | _ms.UnsetType = _U
+    extends: _p.String | _ms.UnsetType = _U
     extends_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_extends")
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     input: _t.Annotated[list[StructureMapGroupInput | None], _p.NonEmpty]
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    name: _p.Id
+    name: _p.String
     name_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_name")
     rule: _t.Annotated[list[StructureMapGroupRule | None], _p.NonEmpty]
-    typeMode: _p.Code
+    typeMode: _p.String
     typeMode_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_typeMode")
+
+    def __post_init__(self) -> None:
+        v = self.typeMode
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("StructureMapGroup.typeMode")
 
 
 class StructureMapGroupInput(_p.Complex, kw_only=True):
@@ -12413,13 +15708,18 @@ class StructureMapGroupInput(_p.Complex, kw_only=True):
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
-    mode: _p.Code
+    mode: _p.String
     mode_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_mode")
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    name: _p.Id
+    name: _p.String
     name_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_name")
     type: _p.String | _ms.UnsetType = _U
     type_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_type")
+
+    def __post_init__(self) -> None:
+        v = self.mode
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("StructureMapGroupInput.mode")
 
 
 class StructureMapGroupRule(_p.Complex, kw_only=True):
@@ -12430,7 +15730,7 @@ class StructureMapGroupRule(_p.Complex, kw_only=True):
     id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    name: _p.Id
+    name: _p.String
     name_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_name")
     rule: _t.Annotated[list[StructureMapGroupRule | None], _p.NonEmpty] | _ms.UnsetType = _U
     source: _t.Annotated[list[StructureMapGroupRuleSource | None], _p.NonEmpty]
@@ -12442,7 +15742,7 @@ class StructureMapGroupRuleDependent(_p.Complex, kw_only=True):
     id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    name: _p.Id
+    name: _p.String
     name_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_name")
     variable: _t.Annotated[list[_p.String | None], _p.NonEmpty]
     variable_ext: list[Element | None] | Element | _ms.UnsetType = _ms.field(default=_U, name="_variable")
@@ -12453,7 +15753,7 @@ class StructureMapGroupRuleSource(_p.Complex, kw_only=True):
     check_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_check")
     condition: _p.String | _ms.UnsetType = _U
     condition_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_condition")
-    context: _p.Id
+    context: _p.String
     context_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_context")
     defaultValueAddress: Address | _ms.UnsetType = _U
     defaultValueAge: Age | _ms.UnsetType = _U
@@ -12463,9 +15763,9 @@ class StructureMapGroupRuleSource(_p.Complex, kw_only=True):
     defaultValueBase64Binary_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_defaultValueBase64Binary")
     defaultValueBoolean: _p.Boolean | _ms.UnsetType = _U
     defaultValueBoolean_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_defaultValueBoolean")
-    defaultValueCanonical: _p.Uri | _ms.UnsetType = _U
+    defaultValueCanonical: _p.String | _ms.UnsetType = _U
     defaultValueCanonical_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_defaultValueCanonical")
-    defaultValueCode: _p.Code | _ms.UnsetType = _U
+    defaultValueCode: _p.String | _ms.UnsetType = _U
     defaultValueCode_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_defaultValueCode")
     defaultValueCodeableConcept: CodeableConcept | _ms.UnsetType = _U
     defaultValueCoding: Coding | _ms.UnsetType = _U
@@ -12485,7 +15785,7 @@ class StructureMapGroupRuleSource(_p.Complex, kw_only=True):
     defaultValueDuration: Duration | _ms.UnsetType = _U
     defaultValueExpression: Expression | _ms.UnsetType = _U
     defaultValueHumanName: HumanName | _ms.UnsetType = _U
-    defaultValueId: _p.Id | _ms.UnsetType = _U
+    defaultValueId: _p.String | _ms.UnsetType = _U
     defaultValueId_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_defaultValueId")
     defaultValueIdentifier: Identifier | _ms.UnsetType = _U
     defaultValueInstant: _p.Instant | _ms.UnsetType = _U
@@ -12517,9 +15817,9 @@ class StructureMapGroupRuleSource(_p.Complex, kw_only=True):
     defaultValueTriggerDefinition: TriggerDefinition | _ms.UnsetType = _U
     defaultValueUnsignedInt: _p.UnsignedInt | _ms.UnsetType = _U
     defaultValueUnsignedInt_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_defaultValueUnsignedInt")
-    defaultValueUri: _p.Uri | _ms.UnsetType = _U
+    defaultValueUri: _p.String | _ms.UnsetType = _U
     defaultValueUri_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_defaultValueUri")
-    defaultValueUrl: _p.Uri | _ms.UnsetType = _U
+    defaultValueUrl: _p.String | _ms.UnsetType = _U
     defaultValueUrl_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_defaultValueUrl")
     defaultValueUsageContext: UsageContext | _ms.UnsetType = _U
     defaultValueUuid: _p.Uuid | _ms.UnsetType = _U
@@ -12529,7 +15829,7 @@ class StructureMapGroupRuleSource(_p.Complex, kw_only=True):
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
-    listMode: _p.Code | _ms.UnsetType = _U
+    listMode: _p.String | _ms.UnsetType = _U
     listMode_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_listMode")
     logMessage: _p.String | _ms.UnsetType = _U
     logMessage_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_logMessage")
@@ -12540,34 +15840,61 @@ class StructureMapGroupRuleSource(_p.Complex, kw_only=True):
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     type: _p.String | _ms.UnsetType = _U
     type_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_type")
-    variable: _p.Id | _ms.UnsetType = _U
+    variable: _p.String | _ms.UnsetType = _U
     variable_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_variable")
 
     def __post_init__(self) -> None:
+        v = self.defaultValueCanonical
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("StructureMapGroupRuleSource.defaultValueCanonical")
+        v = self.defaultValueCode
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("StructureMapGroupRuleSource.defaultValueCode")
+        v = self.defaultValueUri
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("StructureMapGroupRuleSource.defaultValueUri")
+        v = self.defaultValueUrl
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("StructureMapGroupRuleSource.defaultValueUrl")
+        v = self.listMode
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("StructureMapGroupRuleSource.listMode")
         if (self.defaultValueAddress is not _U) + (self.defaultValueAge is not _U) + (self.defaultValueAnnotation is not _U) + (self.defaultValueAttachment is not _U) + (self.defaultValueBase64Binary is not _U or self.defaultValueBase64Binary_ext is not _U) + (self.defaultValueBoolean is not _U or self.defaultValueBoolean_ext is not _U) + (self.defaultValueCanonical is not _U or self.defaultValueCanonical_ext is not _U) + (self.defaultValueCode is not _U or self.defaultValueCode_ext is not _U) + (self.defaultValueCodeableConcept is not _U) + (self.defaultValueCoding is not _U) + (self.defaultValueContactDetail is not _U) + (self.defaultValueContactPoint is not _U) + (self.defaultValueContributor is not _U) + (self.defaultValueCount is not _U) + (self.defaultValueDataRequirement is not _U) + (self.defaultValueDate is not _U or self.defaultValueDate_ext is not _U) + (self.defaultValueDateTime is not _U or self.defaultValueDateTime_ext is not _U) + (self.defaultValueDecimal is not _U or self.defaultValueDecimal_ext is not _U) + (self.defaultValueDistance is not _U) + (self.defaultValueDosage is not _U) + (self.defaultValueDuration is not _U) + (self.defaultValueExpression is not _U) + (self.defaultValueHumanName is not _U) + (self.defaultValueId is not _U or self.defaultValueId_ext is not _U) + (self.defaultValueIdentifier is not _U) + (self.defaultValueInstant is not _U or self.defaultValueInstant_ext is not _U) + (self.defaultValueInteger is not _U or self.defaultValueInteger_ext is not _U) + (self.defaultValueMarkdown is not _U or self.defaultValueMarkdown_ext is not _U) + (self.defaultValueMeta is not _U) + (self.defaultValueMoney is not _U) + (self.defaultValueOid is not _U or self.defaultValueOid_ext is not _U) + (self.defaultValueParameterDefinition is not _U) + (self.defaultValuePeriod is not _U) + (self.defaultValuePositiveInt is not _U or self.defaultValuePositiveInt_ext is not _U) + (self.defaultValueQuantity is not _U) + (self.defaultValueRange is not _U) + (self.defaultValueRatio is not _U) + (self.defaultValueReference is not _U) + (self.defaultValueRelatedArtifact is not _U) + (self.defaultValueSampledData is not _U) + (self.defaultValueSignature is not _U) + (self.defaultValueString is not _U or self.defaultValueString_ext is not _U) + (self.defaultValueTime is not _U or self.defaultValueTime_ext is not _U) + (self.defaultValueTiming is not _U) + (self.defaultValueTriggerDefinition is not _U) + (self.defaultValueUnsignedInt is not _U or self.defaultValueUnsignedInt_ext is not _U) + (self.defaultValueUri is not _U or self.defaultValueUri_ext is not _U) + (self.defaultValueUrl is not _U or self.defaultValueUrl_ext is not _U) + (self.defaultValueUsageContext is not _U) + (self.defaultValueUuid is not _U or self.defaultValueUuid_ext is not _U) > 1:
             raise _p.ChoiceError("StructureMapGroupRuleSource.defaultValue[x]: at most one")
 
 
 class StructureMapGroupRuleTarget(_p.Complex, kw_only=True):
-    context: _p.Id | _ms.UnsetType = _U
+    context: _p.String | _ms.UnsetType = _U
     context_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_context")
-    contextType: _p.Code | _ms.UnsetType = _U
+    contextType: _p.String | _ms.UnsetType = _U
     contextType_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_contextType")
     element: _p.String | _ms.UnsetType = _U
     element_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_element")
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
-    listMode: _t.Annotated[list[_p.Code | None], _p.NonEmpty] | _ms.UnsetType = _U
+    listMode: _t.Annotated[list[_p.String | None], _p.NonEmpty] | _ms.UnsetType = _U
     listMode_ext: list[Element | None] | Element | _ms.UnsetType = _ms.field(default=_U, name="_listMode")
-    listRuleId: _p.Id | _ms.UnsetType = _U
+    listRuleId: _p.String | _ms.UnsetType = _U
     listRuleId_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_listRuleId")
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     parameter: _t.Annotated[list[StructureMapGroupRuleTargetParameter | None], _p.NonEmpty] | _ms.UnsetType = _U
-    transform: _p.Code | _ms.UnsetType = _U
+    transform: _p.String | _ms.UnsetType = _U
     transform_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_transform")
-    variable: _p.Id | _ms.UnsetType = _U
+    variable: _p.String | _ms.UnsetType = _U
     variable_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_variable")
+
+    def __post_init__(self) -> None:
+        v = self.contextType
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("StructureMapGroupRuleTarget.contextType")
+        if self.listMode is not _U:
+            for v in self.listMode:
+                if v is not None and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+                    raise _p.FormatError("StructureMapGroupRuleTarget.listMode")
+        v = self.transform
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("StructureMapGroupRuleTarget.transform")
 
 
 class StructureMapGroupRuleTargetParameter(_p.Complex, kw_only=True):
@@ -12579,7 +15906,7 @@ class StructureMapGroupRuleTargetParameter(_p.Complex, kw_only=True):
     valueBoolean_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueBoolean")
     valueDecimal: _p.Decimal | _ms.UnsetType = _U
     valueDecimal_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueDecimal")
-    valueId: _p.Id | _ms.UnsetType = _U
+    valueId: _p.String | _ms.UnsetType = _U
     valueId_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueId")
     valueInteger: _p.Integer | _ms.UnsetType = _U
     valueInteger_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueInteger")
@@ -12599,11 +15926,19 @@ class StructureMapStructure(_p.Complex, kw_only=True):
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
-    mode: _p.Code
+    mode: _p.String
     mode_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_mode")
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    url: _p.Uri
+    url: _p.String
     url_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_url")
+
+    def __post_init__(self) -> None:
+        v = self.mode
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("StructureMapStructure.mode")
+        v = self.url
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("StructureMapStructure.url")
 
 
 class Subscription(_p.Resource, tag="Subscription", kw_only=True):
@@ -12617,23 +15952,37 @@ class Subscription(_p.Resource, tag="Subscription", kw_only=True):
     error: _p.String | _ms.UnsetType = _U
     error_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_error")
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     meta: Meta | _ms.UnsetType = _U
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     reason: _p.String
     reason_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_reason")
-    status: _p.Code
+    status: _p.String
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
     text: Narrative | _ms.UnsetType = _U
 
+    def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("Subscription.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("Subscription.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("Subscription.language")
+        v = self.status
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("Subscription.status")
+
 
 class SubscriptionChannel(_p.Complex, kw_only=True):
-    endpoint: _p.Uri | _ms.UnsetType = _U
+    endpoint: _p.String | _ms.UnsetType = _U
     endpoint_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_endpoint")
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     header: _t.Annotated[list[_p.String | None], _p.NonEmpty] | _ms.UnsetType = _U
@@ -12641,10 +15990,21 @@ class SubscriptionChannel(_p.Complex, kw_only=True):
     id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    payload: _p.Code | _ms.UnsetType = _U
+    payload: _p.String | _ms.UnsetType = _U
     payload_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_payload")
-    type: _p.Code
+    type: _p.String
     type_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_type")
+
+    def __post_init__(self) -> None:
+        v = self.endpoint
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("SubscriptionChannel.endpoint")
+        v = self.payload
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("SubscriptionChannel.payload")
+        v = self.type
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("SubscriptionChannel.type")
 
 
 class SubscriptionStatus(_p.Resource, tag="SubscriptionStatus", kw_only=True):
@@ -12653,23 +16013,43 @@ class SubscriptionStatus(_p.Resource, tag="SubscriptionStatus", kw_only=True):
     eventsSinceSubscriptionStart: _p.String | _ms.UnsetType = _U
     eventsSinceSubscriptionStart_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_eventsSinceSubscriptionStart")
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     meta: Meta | _ms.UnsetType = _U
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     notificationEvent: _t.Annotated[list[SubscriptionStatusNotificationEvent | None], _p.NonEmpty] | _ms.UnsetType = _U
-    status: _p.Code | _ms.UnsetType = _U
+    status: _p.String | _ms.UnsetType = _U
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
     subscription: Reference
     text: Narrative | _ms.UnsetType = _U
-    topic: _p.Uri | _ms.UnsetType = _U
+    topic: _p.String | _ms.UnsetType = _U
     topic_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_topic")
-    type: _p.Code
+    type: _p.String
     type_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_type")
+
+    def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("SubscriptionStatus.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("SubscriptionStatus.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("SubscriptionStatus.language")
+        v = self.status
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("SubscriptionStatus.status")
+        v = self.topic
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("SubscriptionStatus.topic")
+        v = self.type
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("SubscriptionStatus.type")
 
 
 class SubscriptionStatusNotificationEvent(_p.Complex, kw_only=True):
@@ -12695,7 +16075,7 @@ class SubscriptionTopic(_p.Resource, tag="SubscriptionTopic", kw_only=True):
     copyright_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_copyright")
     date: _p.DateTime | _ms.UnsetType = _U
     date_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_date")
-    derivedFrom: _t.Annotated[list[_p.Uri | None], _p.NonEmpty] | _ms.UnsetType = _U
+    derivedFrom: _t.Annotated[list[_p.String | None], _p.NonEmpty] | _ms.UnsetType = _U
     derivedFrom_ext: list[Element | None] | Element | _ms.UnsetType = _ms.field(default=_U, name="_derivedFrom")
     description: _p.String | _ms.UnsetType = _U
     description_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_description")
@@ -12704,13 +16084,13 @@ class SubscriptionTopic(_p.Resource, tag="SubscriptionTopic", kw_only=True):
     experimental: _p.Boolean | _ms.UnsetType = _U
     experimental_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_experimental")
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
     jurisdiction: _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     lastReviewDate: _p.Date | _ms.UnsetType = _U
     lastReviewDate_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_lastReviewDate")
@@ -12722,33 +16102,66 @@ class SubscriptionTopic(_p.Resource, tag="SubscriptionTopic", kw_only=True):
     purpose: _p.String | _ms.UnsetType = _U
     purpose_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_purpose")
     resourceTrigger: _t.Annotated[list[SubscriptionTopicResourceTrigger | None], _p.NonEmpty] | _ms.UnsetType = _U
-    status: _p.Code
+    status: _p.String
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
     text: Narrative | _ms.UnsetType = _U
     title: _p.String | _ms.UnsetType = _U
     title_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_title")
-    url: _p.Uri
+    url: _p.String
     url_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_url")
     useContext: _t.Annotated[list[UsageContext | None], _p.NonEmpty] | _ms.UnsetType = _U
     version: _p.String | _ms.UnsetType = _U
     version_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_version")
+
+    def __post_init__(self) -> None:
+        if self.derivedFrom is not _U:
+            for v in self.derivedFrom:
+                if v is not None and (' ' in v or not v.isprintable()):
+                    raise _p.FormatError("SubscriptionTopic.derivedFrom")
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("SubscriptionTopic.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("SubscriptionTopic.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("SubscriptionTopic.language")
+        v = self.status
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("SubscriptionTopic.status")
+        v = self.url
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("SubscriptionTopic.url")
 
 
 class SubscriptionTopicCanFilterBy(_p.Complex, kw_only=True):
     description: _p.String | _ms.UnsetType = _U
     description_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_description")
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    filterDefinition: _p.Uri | _ms.UnsetType = _U
+    filterDefinition: _p.String | _ms.UnsetType = _U
     filterDefinition_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_filterDefinition")
     filterParameter: _p.String
     filterParameter_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_filterParameter")
     id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
-    modifier: _t.Annotated[list[_p.Code | None], _p.NonEmpty] | _ms.UnsetType = _U
+    modifier: _t.Annotated[list[_p.String | None], _p.NonEmpty] | _ms.UnsetType = _U
     modifier_ext: list[Element | None] | Element | _ms.UnsetType = _ms.field(default=_U, name="_modifier")
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    resource: _p.Uri | _ms.UnsetType = _U
+    resource: _p.String | _ms.UnsetType = _U
     resource_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_resource")
+
+    def __post_init__(self) -> None:
+        v = self.filterDefinition
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("SubscriptionTopicCanFilterBy.filterDefinition")
+        if self.modifier is not _U:
+            for v in self.modifier:
+                if v is not None and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+                    raise _p.FormatError("SubscriptionTopicCanFilterBy.modifier")
+        v = self.resource
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("SubscriptionTopicCanFilterBy.resource")
 
 
 class SubscriptionTopicEventTrigger(_p.Complex, kw_only=True):
@@ -12759,8 +16172,13 @@ class SubscriptionTopicEventTrigger(_p.Complex, kw_only=True):
     id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    resource: _p.Uri
+    resource: _p.String
     resource_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_resource")
+
+    def __post_init__(self) -> None:
+        v = self.resource
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("SubscriptionTopicEventTrigger.resource")
 
 
 class SubscriptionTopicNotificationShape(_p.Complex, kw_only=True):
@@ -12770,10 +16188,15 @@ class SubscriptionTopicNotificationShape(_p.Complex, kw_only=True):
     include: _t.Annotated[list[_p.String | None], _p.NonEmpty] | _ms.UnsetType = _U
     include_ext: list[Element | None] | Element | _ms.UnsetType = _ms.field(default=_U, name="_include")
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    resource: _p.Uri
+    resource: _p.String
     resource_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_resource")
     revInclude: _t.Annotated[list[_p.String | None], _p.NonEmpty] | _ms.UnsetType = _U
     revInclude_ext: list[Element | None] | Element | _ms.UnsetType = _ms.field(default=_U, name="_revInclude")
+
+    def __post_init__(self) -> None:
+        v = self.resource
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("SubscriptionTopicNotificationShape.resource")
 
 
 class SubscriptionTopicResourceTrigger(_p.Complex, kw_only=True):
@@ -12786,10 +16209,19 @@ class SubscriptionTopicResourceTrigger(_p.Complex, kw_only=True):
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     queryCriteria: SubscriptionTopicResourceTriggerQueryCriteria | _ms.UnsetType = _U
-    resource: _p.Uri
+    resource: _p.String
     resource_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_resource")
-    supportedInteraction: _t.Annotated[list[_p.Code | None], _p.NonEmpty] | _ms.UnsetType = _U
+    supportedInteraction: _t.Annotated[list[_p.String | None], _p.NonEmpty] | _ms.UnsetType = _U
     supportedInteraction_ext: list[Element | None] | Element | _ms.UnsetType = _ms.field(default=_U, name="_supportedInteraction")
+
+    def __post_init__(self) -> None:
+        v = self.resource
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("SubscriptionTopicResourceTrigger.resource")
+        if self.supportedInteraction is not _U:
+            for v in self.supportedInteraction:
+                if v is not None and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+                    raise _p.FormatError("SubscriptionTopicResourceTrigger.supportedInteraction")
 
 
 class SubscriptionTopicResourceTriggerQueryCriteria(_p.Complex, kw_only=True):
@@ -12803,10 +16235,18 @@ class SubscriptionTopicResourceTriggerQueryCriteria(_p.Complex, kw_only=True):
     previous_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_previous")
     requireBoth: _p.Boolean | _ms.UnsetType = _U
     requireBoth_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_requireBoth")
-    resultForCreate: _p.Code | _ms.UnsetType = _U
+    resultForCreate: _p.String | _ms.UnsetType = _U
     resultForCreate_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_resultForCreate")
-    resultForDelete: _p.Code | _ms.UnsetType = _U
+    resultForDelete: _p.String | _ms.UnsetType = _U
     resultForDelete_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_resultForDelete")
+
+    def __post_init__(self) -> None:
+        v = self.resultForCreate
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("SubscriptionTopicResourceTriggerQueryCriteria.resultForCreate")
+        v = self.resultForDelete
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("SubscriptionTopicResourceTriggerQueryCriteria.resultForDelete")
 
 
 class Substance(_p.Resource, tag="Substance", kw_only=True):
@@ -12816,20 +16256,34 @@ class Substance(_p.Resource, tag="Substance", kw_only=True):
     description: _p.String | _ms.UnsetType = _U
     description_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_description")
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
     ingredient: _t.Annotated[list[SubstanceIngredient | None], _p.NonEmpty] | _ms.UnsetType = _U
     instance: _t.Annotated[list[SubstanceInstance | None], _p.NonEmpty] | _ms.UnsetType = _U
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     meta: Meta | _ms.UnsetType = _U
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    status: _p.Code | _ms.UnsetType = _U
+    status: _p.String | _ms.UnsetType = _U
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
     text: Narrative | _ms.UnsetType = _U
+
+    def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("Substance.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("Substance.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("Substance.language")
+        v = self.status
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("Substance.status")
 
 
 class SubstanceDefinition(_p.Resource, tag="SubstanceDefinition", kw_only=True):
@@ -12841,13 +16295,13 @@ class SubstanceDefinition(_p.Resource, tag="SubstanceDefinition", kw_only=True):
     domain: CodeableConcept | _ms.UnsetType = _U
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     grade: _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
     informationSource: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     manufacturer: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
     meta: Meta | _ms.UnsetType = _U
@@ -12865,6 +16319,17 @@ class SubstanceDefinition(_p.Resource, tag="SubstanceDefinition", kw_only=True):
     text: Narrative | _ms.UnsetType = _U
     version: _p.String | _ms.UnsetType = _U
     version_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_version")
+
+    def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("SubstanceDefinition.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("SubstanceDefinition.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("SubstanceDefinition.language")
 
 
 class SubstanceDefinitionCode(_p.Complex, kw_only=True):
@@ -13059,12 +16524,12 @@ class SupplyDelivery(_p.Resource, tag="SupplyDelivery", kw_only=True):
     contained: _t.Annotated[list[AnyResource | None], _p.NonEmpty] | _ms.UnsetType = _U
     destination: Reference | _ms.UnsetType = _U
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     meta: Meta | _ms.UnsetType = _U
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
@@ -13075,7 +16540,7 @@ class SupplyDelivery(_p.Resource, tag="SupplyDelivery", kw_only=True):
     partOf: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
     patient: Reference | _ms.UnsetType = _U
     receiver: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
-    status: _p.Code | _ms.UnsetType = _U
+    status: _p.String | _ms.UnsetType = _U
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
     suppliedItem: SupplyDeliverySuppliedItem | _ms.UnsetType = _U
     supplier: Reference | _ms.UnsetType = _U
@@ -13083,6 +16548,18 @@ class SupplyDelivery(_p.Resource, tag="SupplyDelivery", kw_only=True):
     type: CodeableConcept | _ms.UnsetType = _U
 
     def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("SupplyDelivery.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("SupplyDelivery.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("SupplyDelivery.language")
+        v = self.status
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("SupplyDelivery.status")
         if (self.occurrenceDateTime is not _U or self.occurrenceDateTime_ext is not _U) + (self.occurrencePeriod is not _U) + (self.occurrenceTiming is not _U) > 1:
             raise _p.ChoiceError("SupplyDelivery.occurrence[x]: at most one")
 
@@ -13109,14 +16586,14 @@ class SupplyRequest(_p.Resource, tag="SupplyRequest", kw_only=True):
     deliverFrom: Reference | _ms.UnsetType = _U
     deliverTo: Reference | _ms.UnsetType = _U
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
     itemCodeableConcept: CodeableConcept | _ms.UnsetType = _U
     itemReference: Reference | _ms.UnsetType = _U
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     meta: Meta | _ms.UnsetType = _U
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
@@ -13125,18 +16602,33 @@ class SupplyRequest(_p.Resource, tag="SupplyRequest", kw_only=True):
     occurrencePeriod: Period | _ms.UnsetType = _U
     occurrenceTiming: Timing | _ms.UnsetType = _U
     parameter: _t.Annotated[list[SupplyRequestParameter | None], _p.NonEmpty] | _ms.UnsetType = _U
-    priority: _p.Code | _ms.UnsetType = _U
+    priority: _p.String | _ms.UnsetType = _U
     priority_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_priority")
     quantity: Quantity
     reasonCode: _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
     reasonReference: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
     requester: Reference | _ms.UnsetType = _U
-    status: _p.Code | _ms.UnsetType = _U
+    status: _p.String | _ms.UnsetType = _U
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
     supplier: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
     text: Narrative | _ms.UnsetType = _U
 
     def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("SupplyRequest.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("SupplyRequest.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("SupplyRequest.language")
+        v = self.priority
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("SupplyRequest.priority")
+        v = self.status
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("SupplyRequest.status")
         if (self.itemCodeableConcept is not _U) + (self.itemReference is not _U) != 1:
             raise _p.ChoiceError("SupplyRequest.item[x]: exactly one")
         if (self.occurrenceDateTime is not _U or self.occurrenceDateTime_ext is not _U) + (self.occurrencePeriod is not _U) + (self.occurrenceTiming is not _U) > 1:
@@ -13175,20 +16667,20 @@ class Task(_p.Resource, tag="Task", kw_only=True):
     focus: Reference | _ms.UnsetType = _U
     for_: Reference | _ms.UnsetType = _ms.field(default=_U, name="for")
     groupIdentifier: Identifier | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
     input: _t.Annotated[list[TaskInput | None], _p.NonEmpty] | _ms.UnsetType = _U
-    instantiatesCanonical: _p.Uri | _ms.UnsetType = _U
+    instantiatesCanonical: _p.String | _ms.UnsetType = _U
     instantiatesCanonical_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_instantiatesCanonical")
-    instantiatesUri: _p.Uri | _ms.UnsetType = _U
+    instantiatesUri: _p.String | _ms.UnsetType = _U
     instantiatesUri_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_instantiatesUri")
     insurance: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
-    intent: _p.Code
+    intent: _p.String
     intent_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_intent")
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     lastModified: _p.DateTime | _ms.UnsetType = _U
     lastModified_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_lastModified")
@@ -13200,17 +16692,43 @@ class Task(_p.Resource, tag="Task", kw_only=True):
     owner: Reference | _ms.UnsetType = _U
     partOf: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
     performerType: _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
-    priority: _p.Code | _ms.UnsetType = _U
+    priority: _p.String | _ms.UnsetType = _U
     priority_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_priority")
     reasonCode: CodeableConcept | _ms.UnsetType = _U
     reasonReference: Reference | _ms.UnsetType = _U
     relevantHistory: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
     requester: Reference | _ms.UnsetType = _U
     restriction: TaskRestriction | _ms.UnsetType = _U
-    status: _p.Code
+    status: _p.String
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
     statusReason: CodeableConcept | _ms.UnsetType = _U
     text: Narrative | _ms.UnsetType = _U
+
+    def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("Task.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("Task.implicitRules")
+        v = self.instantiatesCanonical
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("Task.instantiatesCanonical")
+        v = self.instantiatesUri
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("Task.instantiatesUri")
+        v = self.intent
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("Task.intent")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("Task.language")
+        v = self.priority
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("Task.priority")
+        v = self.status
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("Task.status")
 
 
 class TaskInput(_p.Complex, kw_only=True):
@@ -13227,9 +16745,9 @@ class TaskInput(_p.Complex, kw_only=True):
     valueBase64Binary_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueBase64Binary")
     valueBoolean: _p.Boolean | _ms.UnsetType = _U
     valueBoolean_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueBoolean")
-    valueCanonical: _p.Uri | _ms.UnsetType = _U
+    valueCanonical: _p.String | _ms.UnsetType = _U
     valueCanonical_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueCanonical")
-    valueCode: _p.Code | _ms.UnsetType = _U
+    valueCode: _p.String | _ms.UnsetType = _U
     valueCode_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueCode")
     valueCodeableConcept: CodeableConcept | _ms.UnsetType = _U
     valueCoding: Coding | _ms.UnsetType = _U
@@ -13249,7 +16767,7 @@ class TaskInput(_p.Complex, kw_only=True):
     valueDuration: Duration | _ms.UnsetType = _U
     valueExpression: Expression | _ms.UnsetType = _U
     valueHumanName: HumanName | _ms.UnsetType = _U
-    valueId: _p.Id | _ms.UnsetType = _U
+    valueId: _p.String | _ms.UnsetType = _U
     valueId_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueId")
     valueIdentifier: Identifier | _ms.UnsetType = _U
     valueInstant: _p.Instant | _ms.UnsetType = _U
@@ -13281,15 +16799,27 @@ class TaskInput(_p.Complex, kw_only=True):
     valueTriggerDefinition: TriggerDefinition | _ms.UnsetType = _U
     valueUnsignedInt: _p.UnsignedInt | _ms.UnsetType = _U
     valueUnsignedInt_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueUnsignedInt")
-    valueUri: _p.Uri | _ms.UnsetType = _U
+    valueUri: _p.String | _ms.UnsetType = _U
     valueUri_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueUri")
-    valueUrl: _p.Uri | _ms.UnsetType = _U
+    valueUrl: _p.String | _ms.UnsetType = _U
     valueUrl_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueUrl")
     valueUsageContext: UsageContext | _ms.UnsetType = _U
     valueUuid: _p.Uuid | _ms.UnsetType = _U
     valueUuid_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueUuid")
 
     def __post_init__(self) -> None:
+        v = self.valueCanonical
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("TaskInput.valueCanonical")
+        v = self.valueCode
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("TaskInput.valueCode")
+        v = self.valueUri
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("TaskInput.valueUri")
+        v = self.valueUrl
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("TaskInput.valueUrl")
         if (self.valueAddress is not _U) + (self.valueAge is not _U) + (self.valueAnnotation is not _U) + (self.valueAttachment is not _U) + (self.valueBase64Binary is not _U or self.valueBase64Binary_ext is not _U) + (self.valueBoolean is not _U or self.valueBoolean_ext is not _U) + (self.valueCanonical is not _U or self.valueCanonical_ext is not _U) + (self.valueCode is not _U or self.valueCode_ext is not _U) + (self.valueCodeableConcept is not _U) + (self.valueCoding is not _U) + (self.valueContactDetail is not _U) + (self.valueContactPoint is not _U) + (self.valueContributor is not _U) + (self.valueCount is not _U) + (self.valueDataRequirement is not _U) + (self.valueDate is not _U or self.valueDate_ext is not _U) + (self.valueDateTime is not _U or self.valueDateTime_ext is not _U) + (self.valueDecimal is not _U or self.valueDecimal_ext is not _U) + (self.valueDistance is not _U) + (self.valueDosage is not _U) + (self.valueDuration is not _U) + (self.valueExpression is not _U) + (self.valueHumanName is not _U) + (self.valueId is not _U or self.valueId_ext is not _U) + (self.valueIdentifier is not _U) + (self.valueInstant is not _U or self.valueInstant_ext is not _U) + (self.valueInteger is not _U or self.valueInteger_ext is not _U) + (self.valueMarkdown is not _U or self.valueMarkdown_ext is not _U) + (self.valueMeta is not _U) + (self.valueMoney is not _U) + (self.valueOid is not _U or self.valueOid_ext is not _U) + (self.valueParameterDefinition is not _U) + (self.valuePeriod is not _U) + (self.valuePositiveInt is not _U or self.valuePositiveInt_ext is not _U) + (self.valueQuantity is not _U) + (self.valueRange is not _U) + (self.valueRatio is not _U) + (self.valueReference is not _U) + (self.valueRelatedArtifact is not _U) + (self.valueSampledData is not _U) + (self.valueSignature is not _U) + (self.valueString is not _U or self.valueString_ext is not _U) + (self.valueTime is not _U or self.valueTime_ext is not _U) + (self.valueTiming is not _U) + (self.valueTriggerDefinition is not _U) + (self.valueUnsignedInt is not _U or self.valueUnsignedInt_ext is not _U) + (self.valueUri is not _U or self.valueUri_ext is not _U) + (self.valueUrl is not _U or self.valueUrl_ext is not _U) + (self.valueUsageContext is not _U) + (self.valueUuid is not _U or self.valueUuid_ext is not _U) != 1:
             raise _p.ChoiceError("TaskInput.value[x]: exactly one")
 
@@ -13308,9 +16838,9 @@ class TaskOutput(_p.Complex, kw_only=True):
     valueBase64Binary_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueBase64Binary")
     valueBoolean: _p.Boolean | _ms.UnsetType = _U
     valueBoolean_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueBoolean")
-    valueCanonical: _p.Uri | _ms.UnsetType = _U
+    valueCanonical: _p.String | _ms.UnsetType = _U
     valueCanonical_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueCanonical")
-    valueCode: _p.Code | _ms.UnsetType = _U
+    valueCode: _p.String | _ms.UnsetType = _U
     valueCode_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueCode")
     valueCodeableConcept: CodeableConcept | _ms.UnsetType = _U
     valueCoding: Coding | _ms.UnsetType = _U
@@ -13330,7 +16860,7 @@ class TaskOutput(_p.Complex, kw_only=True):
     valueDuration: Duration | _ms.UnsetType = _U
     valueExpression: Expression | _ms.UnsetType = _U
     valueHumanName: HumanName | _ms.UnsetType = _U
-    valueId: _p.Id | _ms.UnsetType = _U
+    valueId: _p.String | _ms.UnsetType = _U
     valueId_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueId")
     valueIdentifier: Identifier | _ms.UnsetType = _U
     valueInstant: _p.Instant | _ms.UnsetType = _U
@@ -13362,15 +16892,27 @@ class TaskOutput(_p.Complex, kw_only=True):
     valueTriggerDefinition: TriggerDefinition | _ms.UnsetType = _U
     valueUnsignedInt: _p.UnsignedInt | _ms.UnsetType = _U
     valueUnsignedInt_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueUnsignedInt")
-    valueUri: _p.Uri | _ms.UnsetType = _U
+    valueUri: _p.String | _ms.UnsetType = _U
     valueUri_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueUri")
-    valueUrl: _p.Uri | _ms.UnsetType = _U
+    valueUrl: _p.String | _ms.UnsetType = _U
     valueUrl_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueUrl")
     valueUsageContext: UsageContext | _ms.UnsetType = _U
     valueUuid: _p.Uuid | _ms.UnsetType = _U
     valueUuid_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueUuid")
 
     def __post_init__(self) -> None:
+        v = self.valueCanonical
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("TaskOutput.valueCanonical")
+        v = self.valueCode
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("TaskOutput.valueCode")
+        v = self.valueUri
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("TaskOutput.valueUri")
+        v = self.valueUrl
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("TaskOutput.valueUrl")
         if (self.valueAddress is not _U) + (self.valueAge is not _U) + (self.valueAnnotation is not _U) + (self.valueAttachment is not _U) + (self.valueBase64Binary is not _U or self.valueBase64Binary_ext is not _U) + (self.valueBoolean is not _U or self.valueBoolean_ext is not _U) + (self.valueCanonical is not _U or self.valueCanonical_ext is not _U) + (self.valueCode is not _U or self.valueCode_ext is not _U) + (self.valueCodeableConcept is not _U) + (self.valueCoding is not _U) + (self.valueContactDetail is not _U) + (self.valueContactPoint is not _U) + (self.valueContributor is not _U) + (self.valueCount is not _U) + (self.valueDataRequirement is not _U) + (self.valueDate is not _U or self.valueDate_ext is not _U) + (self.valueDateTime is not _U or self.valueDateTime_ext is not _U) + (self.valueDecimal is not _U or self.valueDecimal_ext is not _U) + (self.valueDistance is not _U) + (self.valueDosage is not _U) + (self.valueDuration is not _U) + (self.valueExpression is not _U) + (self.valueHumanName is not _U) + (self.valueId is not _U or self.valueId_ext is not _U) + (self.valueIdentifier is not _U) + (self.valueInstant is not _U or self.valueInstant_ext is not _U) + (self.valueInteger is not _U or self.valueInteger_ext is not _U) + (self.valueMarkdown is not _U or self.valueMarkdown_ext is not _U) + (self.valueMeta is not _U) + (self.valueMoney is not _U) + (self.valueOid is not _U or self.valueOid_ext is not _U) + (self.valueParameterDefinition is not _U) + (self.valuePeriod is not _U) + (self.valuePositiveInt is not _U or self.valuePositiveInt_ext is not _U) + (self.valueQuantity is not _U) + (self.valueRange is not _U) + (self.valueRatio is not _U) + (self.valueReference is not _U) + (self.valueRelatedArtifact is not _U) + (self.valueSampledData is not _U) + (self.valueSignature is not _U) + (self.valueString is not _U or self.valueString_ext is not _U) + (self.valueTime is not _U or self.valueTime_ext is not _U) + (self.valueTiming is not _U) + (self.valueTriggerDefinition is not _U) + (self.valueUnsignedInt is not _U or self.valueUnsignedInt_ext is not _U) + (self.valueUri is not _U or self.valueUri_ext is not _U) + (self.valueUrl is not _U or self.valueUrl_ext is not _U) + (self.valueUsageContext is not _U) + (self.valueUuid is not _U or self.valueUuid_ext is not _U) != 1:
             raise _p.ChoiceError("TaskOutput.value[x]: exactly one")
 
@@ -13388,7 +16930,7 @@ class TaskRestriction(_p.Complex, kw_only=True):
 
 class TerminologyCapabilities(_p.Resource, tag="TerminologyCapabilities", kw_only=True):
     closure: TerminologyCapabilitiesClosure | _ms.UnsetType = _U
-    codeSearch: _p.Code | _ms.UnsetType = _U
+    codeSearch: _p.String | _ms.UnsetType = _U
     codeSearch_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_codeSearch")
     codeSystem: _t.Annotated[list[TerminologyCapabilitiesCodeSystem | None], _p.NonEmpty] | _ms.UnsetType = _U
     contact: _t.Annotated[list[ContactDetail | None], _p.NonEmpty] | _ms.UnsetType = _U
@@ -13403,15 +16945,15 @@ class TerminologyCapabilities(_p.Resource, tag="TerminologyCapabilities", kw_onl
     experimental: _p.Boolean | _ms.UnsetType = _U
     experimental_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_experimental")
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     implementation: TerminologyCapabilitiesImplementation | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
     jurisdiction: _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
-    kind: _p.Code
+    kind: _p.String
     kind_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_kind")
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     lockedDate: _p.Boolean | _ms.UnsetType = _U
     lockedDate_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_lockedDate")
@@ -13424,18 +16966,41 @@ class TerminologyCapabilities(_p.Resource, tag="TerminologyCapabilities", kw_onl
     purpose: _p.String | _ms.UnsetType = _U
     purpose_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_purpose")
     software: TerminologyCapabilitiesSoftware | _ms.UnsetType = _U
-    status: _p.Code
+    status: _p.String
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
     text: Narrative | _ms.UnsetType = _U
     title: _p.String | _ms.UnsetType = _U
     title_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_title")
     translation: TerminologyCapabilitiesTranslation | _ms.UnsetType = _U
-    url: _p.Uri | _ms.UnsetType = _U
+    url: _p.String | _ms.UnsetType = _U
     url_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_url")
     useContext: _t.Annotated[list[UsageContext | None], _p.NonEmpty] | _ms.UnsetType = _U
     validateCode: TerminologyCapabilitiesValidateCode | _ms.UnsetType = _U
     version: _p.String | _ms.UnsetType = _U
     version_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_version")
+
+    def __post_init__(self) -> None:
+        v = self.codeSearch
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("TerminologyCapabilities.codeSearch")
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("TerminologyCapabilities.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("TerminologyCapabilities.implicitRules")
+        v = self.kind
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("TerminologyCapabilities.kind")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("TerminologyCapabilities.language")
+        v = self.status
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("TerminologyCapabilities.status")
+        v = self.url
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("TerminologyCapabilities.url")
 
 
 class TerminologyCapabilitiesClosure(_p.Complex, kw_only=True):
@@ -13454,9 +17019,14 @@ class TerminologyCapabilitiesCodeSystem(_p.Complex, kw_only=True):
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     subsumption: _p.Boolean | _ms.UnsetType = _U
     subsumption_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_subsumption")
-    uri: _p.Uri | _ms.UnsetType = _U
+    uri: _p.String | _ms.UnsetType = _U
     uri_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_uri")
     version: _t.Annotated[list[TerminologyCapabilitiesCodeSystemVersion | None], _p.NonEmpty] | _ms.UnsetType = _U
+
+    def __post_init__(self) -> None:
+        v = self.uri
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("TerminologyCapabilitiesCodeSystem.uri")
 
 
 class TerminologyCapabilitiesCodeSystemVersion(_p.Complex, kw_only=True):
@@ -13470,22 +17040,41 @@ class TerminologyCapabilitiesCodeSystemVersion(_p.Complex, kw_only=True):
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     isDefault: _p.Boolean | _ms.UnsetType = _U
     isDefault_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_isDefault")
-    language: _t.Annotated[list[_p.Code | None], _p.NonEmpty] | _ms.UnsetType = _U
+    language: _t.Annotated[list[_p.String | None], _p.NonEmpty] | _ms.UnsetType = _U
     language_ext: list[Element | None] | Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    property: _t.Annotated[list[_p.Code | None], _p.NonEmpty] | _ms.UnsetType = _U
+    property: _t.Annotated[list[_p.String | None], _p.NonEmpty] | _ms.UnsetType = _U
     property_ext: list[Element | None] | Element | _ms.UnsetType = _ms.field(default=_U, name="_property")
+
+    def __post_init__(self) -> None:
+        if self.language is not _U:
+            for v in self.language:
+                if v is not None and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+                    raise _p.FormatError("TerminologyCapabilitiesCodeSystemVersion.language")
+        if self.property is not _U:
+            for v in self.property:
+                if v is not None and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+                    raise _p.FormatError("TerminologyCapabilitiesCodeSystemVersion.property")
 
 
 class TerminologyCapabilitiesCodeSystemVersionFilter(_p.Complex, kw_only=True):
-    code: _p.Code
+    code: _p.String
     code_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_code")
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    op: _t.Annotated[list[_p.Code | None], _p.NonEmpty]
+    op: _t.Annotated[list[_p.String | None], _p.NonEmpty]
     op_ext: list[Element | None] | Element | _ms.UnsetType = _ms.field(default=_U, name="_op")
+
+    def __post_init__(self) -> None:
+        v = self.code
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("TerminologyCapabilitiesCodeSystemVersionFilter.code")
+        if self.op is not _U:
+            for v in self.op:
+                if v is not None and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+                    raise _p.FormatError("TerminologyCapabilitiesCodeSystemVersionFilter.op")
 
 
 class TerminologyCapabilitiesExpansion(_p.Complex, kw_only=True):
@@ -13511,8 +17100,13 @@ class TerminologyCapabilitiesExpansionParameter(_p.Complex, kw_only=True):
     id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    name: _p.Code
+    name: _p.String
     name_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_name")
+
+    def __post_init__(self) -> None:
+        v = self.name
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("TerminologyCapabilitiesExpansionParameter.name")
 
 
 class TerminologyCapabilitiesImplementation(_p.Complex, kw_only=True):
@@ -13522,8 +17116,13 @@ class TerminologyCapabilitiesImplementation(_p.Complex, kw_only=True):
     id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    url: _p.Uri | _ms.UnsetType = _U
+    url: _p.String | _ms.UnsetType = _U
     url_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_url")
+
+    def __post_init__(self) -> None:
+        v = self.url
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("TerminologyCapabilitiesImplementation.url")
 
 
 class TerminologyCapabilitiesSoftware(_p.Complex, kw_only=True):
@@ -13558,26 +17157,26 @@ class TerminologyCapabilitiesValidateCode(_p.Complex, kw_only=True):
 class TestReport(_p.Resource, tag="TestReport", kw_only=True):
     contained: _t.Annotated[list[AnyResource | None], _p.NonEmpty] | _ms.UnsetType = _U
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: Identifier | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
     issued: _p.DateTime | _ms.UnsetType = _U
     issued_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_issued")
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     meta: Meta | _ms.UnsetType = _U
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     name: _p.String | _ms.UnsetType = _U
     name_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_name")
     participant: _t.Annotated[list[TestReportParticipant | None], _p.NonEmpty] | _ms.UnsetType = _U
-    result: _p.Code
+    result: _p.String
     result_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_result")
     score: _p.Decimal | _ms.UnsetType = _U
     score_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_score")
     setup: TestReportSetup | _ms.UnsetType = _U
-    status: _p.Code
+    status: _p.String
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
     teardown: TestReportTeardown | _ms.UnsetType = _U
     test: _t.Annotated[list[TestReportTest | None], _p.NonEmpty] | _ms.UnsetType = _U
@@ -13585,6 +17184,23 @@ class TestReport(_p.Resource, tag="TestReport", kw_only=True):
     tester: _p.String | _ms.UnsetType = _U
     tester_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_tester")
     text: Narrative | _ms.UnsetType = _U
+
+    def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("TestReport.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("TestReport.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("TestReport.language")
+        v = self.result
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("TestReport.result")
+        v = self.status
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("TestReport.status")
 
 
 class TestReportParticipant(_p.Complex, kw_only=True):
@@ -13594,10 +17210,18 @@ class TestReportParticipant(_p.Complex, kw_only=True):
     id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    type: _p.Code
+    type: _p.String
     type_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_type")
-    uri: _p.Uri
+    uri: _p.String
     uri_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_uri")
+
+    def __post_init__(self) -> None:
+        v = self.type
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("TestReportParticipant.type")
+        v = self.uri
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("TestReportParticipant.uri")
 
 
 class TestReportSetup(_p.Complex, kw_only=True):
@@ -13626,12 +17250,17 @@ class TestReportSetupActionAssert(_p.Complex, kw_only=True):
     message: _p.String | _ms.UnsetType = _U
     message_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_message")
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    result: _p.Code
+    result: _p.String
     result_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_result")
+
+    def __post_init__(self) -> None:
+        v = self.result
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("TestReportSetupActionAssert.result")
 
 
 class TestReportSetupActionOperation(_p.Complex, kw_only=True):
-    detail: _p.Uri | _ms.UnsetType = _U
+    detail: _p.String | _ms.UnsetType = _U
     detail_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_detail")
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     id: _p.String | _ms.UnsetType = _U
@@ -13639,8 +17268,16 @@ class TestReportSetupActionOperation(_p.Complex, kw_only=True):
     message: _p.String | _ms.UnsetType = _U
     message_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_message")
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    result: _p.Code
+    result: _p.String
     result_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_result")
+
+    def __post_init__(self) -> None:
+        v = self.detail
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("TestReportSetupActionOperation.detail")
+        v = self.result
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("TestReportSetupActionOperation.result")
 
 
 class TestReportTeardown(_p.Complex, kw_only=True):
@@ -13694,13 +17331,13 @@ class TestScript(_p.Resource, tag="TestScript", kw_only=True):
     experimental_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_experimental")
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     fixture: _t.Annotated[list[TestScriptFixture | None], _p.NonEmpty] | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: Identifier | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
     jurisdiction: _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     meta: Meta | _ms.UnsetType = _U
     metadata: TestScriptMetadata | _ms.UnsetType = _U
@@ -13714,19 +17351,36 @@ class TestScript(_p.Resource, tag="TestScript", kw_only=True):
     purpose: _p.String | _ms.UnsetType = _U
     purpose_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_purpose")
     setup: TestScriptSetup | _ms.UnsetType = _U
-    status: _p.Code
+    status: _p.String
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
     teardown: TestScriptTeardown | _ms.UnsetType = _U
     test: _t.Annotated[list[TestScriptTest | None], _p.NonEmpty] | _ms.UnsetType = _U
     text: Narrative | _ms.UnsetType = _U
     title: _p.String | _ms.UnsetType = _U
     title_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_title")
-    url: _p.Uri
+    url: _p.String
     url_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_url")
     useContext: _t.Annotated[list[UsageContext | None], _p.NonEmpty] | _ms.UnsetType = _U
     variable: _t.Annotated[list[TestScriptVariable | None], _p.NonEmpty] | _ms.UnsetType = _U
     version: _p.String | _ms.UnsetType = _U
     version_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_version")
+
+    def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("TestScript.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("TestScript.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("TestScript.language")
+        v = self.status
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("TestScript.status")
+        v = self.url
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("TestScript.url")
 
 
 class TestScriptDestination(_p.Complex, kw_only=True):
@@ -13761,7 +17415,7 @@ class TestScriptMetadata(_p.Complex, kw_only=True):
 
 
 class TestScriptMetadataCapability(_p.Complex, kw_only=True):
-    capabilities: _p.Uri
+    capabilities: _p.String
     capabilities_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_capabilities")
     description: _p.String | _ms.UnsetType = _U
     description_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_description")
@@ -13770,7 +17424,7 @@ class TestScriptMetadataCapability(_p.Complex, kw_only=True):
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
-    link: _t.Annotated[list[_p.Uri | None], _p.NonEmpty] | _ms.UnsetType = _U
+    link: _t.Annotated[list[_p.String | None], _p.NonEmpty] | _ms.UnsetType = _U
     link_ext: list[Element | None] | Element | _ms.UnsetType = _ms.field(default=_U, name="_link")
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     origin: _t.Annotated[list[_p.Integer | None], _p.NonEmpty] | _ms.UnsetType = _U
@@ -13780,6 +17434,15 @@ class TestScriptMetadataCapability(_p.Complex, kw_only=True):
     validated: _p.Boolean
     validated_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_validated")
 
+    def __post_init__(self) -> None:
+        v = self.capabilities
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("TestScriptMetadataCapability.capabilities")
+        if self.link is not _U:
+            for v in self.link:
+                if v is not None and (' ' in v or not v.isprintable()):
+                    raise _p.FormatError("TestScriptMetadataCapability.link")
+
 
 class TestScriptMetadataLink(_p.Complex, kw_only=True):
     description: _p.String | _ms.UnsetType = _U
@@ -13788,8 +17451,13 @@ class TestScriptMetadataLink(_p.Complex, kw_only=True):
     id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    url: _p.Uri
+    url: _p.String
     url_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_url")
+
+    def __post_init__(self) -> None:
+        v = self.url
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("TestScriptMetadataLink.url")
 
 
 class TestScriptOrigin(_p.Complex, kw_only=True):
@@ -13826,11 +17494,11 @@ class TestScriptSetupActionAssert(_p.Complex, kw_only=True):
     compareToSourceId_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_compareToSourceId")
     compareToSourcePath: _p.String | _ms.UnsetType = _U
     compareToSourcePath_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_compareToSourcePath")
-    contentType: _p.Code | _ms.UnsetType = _U
+    contentType: _p.String | _ms.UnsetType = _U
     contentType_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_contentType")
     description: _p.String | _ms.UnsetType = _U
     description_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_description")
-    direction: _p.Code | _ms.UnsetType = _U
+    direction: _p.String | _ms.UnsetType = _U
     direction_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_direction")
     expression: _p.String | _ms.UnsetType = _U
     expression_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_expression")
@@ -13846,34 +17514,54 @@ class TestScriptSetupActionAssert(_p.Complex, kw_only=True):
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     navigationLinks: _p.Boolean | _ms.UnsetType = _U
     navigationLinks_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_navigationLinks")
-    operator: _p.Code | _ms.UnsetType = _U
+    operator: _p.String | _ms.UnsetType = _U
     operator_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_operator")
     path: _p.String | _ms.UnsetType = _U
     path_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_path")
-    requestMethod: _p.Code | _ms.UnsetType = _U
+    requestMethod: _p.String | _ms.UnsetType = _U
     requestMethod_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_requestMethod")
     requestURL: _p.String | _ms.UnsetType = _U
     requestURL_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_requestURL")
-    resource: _p.Code | _ms.UnsetType = _U
+    resource: _p.String | _ms.UnsetType = _U
     resource_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_resource")
-    response: _p.Code | _ms.UnsetType = _U
+    response: _p.String | _ms.UnsetType = _U
     response_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_response")
     responseCode: _p.String | _ms.UnsetType = _U
     responseCode_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_responseCode")
-    sourceId: _p.Id | _ms.UnsetType = _U
+    sourceId: _p.String | _ms.UnsetType = _U
     sourceId_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_sourceId")
-    validateProfileId: _p.Id | _ms.UnsetType = _U
+    validateProfileId: _p.String | _ms.UnsetType = _U
     validateProfileId_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_validateProfileId")
     value: _p.String | _ms.UnsetType = _U
     value_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_value")
     warningOnly: _p.Boolean
     warningOnly_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_warningOnly")
 
+    def __post_init__(self) -> None:
+        v = self.contentType
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("TestScriptSetupActionAssert.contentType")
+        v = self.direction
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("TestScriptSetupActionAssert.direction")
+        v = self.operator
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("TestScriptSetupActionAssert.operator")
+        v = self.requestMethod
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("TestScriptSetupActionAssert.requestMethod")
+        v = self.resource
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("TestScriptSetupActionAssert.resource")
+        v = self.response
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("TestScriptSetupActionAssert.response")
+
 
 class TestScriptSetupActionOperation(_p.Complex, kw_only=True):
-    accept: _p.Code | _ms.UnsetType = _U
+    accept: _p.String | _ms.UnsetType = _U
     accept_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_accept")
-    contentType: _p.Code | _ms.UnsetType = _U
+    contentType: _p.String | _ms.UnsetType = _U
     contentType_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_contentType")
     description: _p.String | _ms.UnsetType = _U
     description_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_description")
@@ -13886,7 +17574,7 @@ class TestScriptSetupActionOperation(_p.Complex, kw_only=True):
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     label: _p.String | _ms.UnsetType = _U
     label_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_label")
-    method: _p.Code | _ms.UnsetType = _U
+    method: _p.String | _ms.UnsetType = _U
     method_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_method")
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     origin: _p.Integer | _ms.UnsetType = _U
@@ -13894,19 +17582,33 @@ class TestScriptSetupActionOperation(_p.Complex, kw_only=True):
     params: _p.String | _ms.UnsetType = _U
     params_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_params")
     requestHeader: _t.Annotated[list[TestScriptSetupActionOperationRequestHeader | None], _p.NonEmpty] | _ms.UnsetType = _U
-    requestId: _p.Id | _ms.UnsetType = _U
+    requestId: _p.String | _ms.UnsetType = _U
     requestId_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_requestId")
-    resource: _p.Code | _ms.UnsetType = _U
+    resource: _p.String | _ms.UnsetType = _U
     resource_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_resource")
-    responseId: _p.Id | _ms.UnsetType = _U
+    responseId: _p.String | _ms.UnsetType = _U
     responseId_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_responseId")
-    sourceId: _p.Id | _ms.UnsetType = _U
+    sourceId: _p.String | _ms.UnsetType = _U
     sourceId_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_sourceId")
-    targetId: _p.Id | _ms.UnsetType = _U
+    targetId: _p.String | _ms.UnsetType = _U
     targetId_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_targetId")
     type: Coding | _ms.UnsetType = _U
     url: _p.String | _ms.UnsetType = _U
     url_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_url")
+
+    def __post_init__(self) -> None:
+        v = self.accept
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("TestScriptSetupActionOperation.accept")
+        v = self.contentType
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("TestScriptSetupActionOperation.contentType")
+        v = self.method
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("TestScriptSetupActionOperation.method")
+        v = self.resource
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("TestScriptSetupActionOperation.resource")
 
 
 class TestScriptSetupActionOperationRequestHeader(_p.Complex, kw_only=True):
@@ -13976,7 +17678,7 @@ class TestScriptVariable(_p.Complex, kw_only=True):
     name_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_name")
     path: _p.String | _ms.UnsetType = _U
     path_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_path")
-    sourceId: _p.Id | _ms.UnsetType = _U
+    sourceId: _p.String | _ms.UnsetType = _U
     sourceId_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_sourceId")
 
 
@@ -13999,13 +17701,13 @@ class TimingRepeat(_p.Complex, kw_only=True):
     count_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_count")
     countMax: _p.PositiveInt | _ms.UnsetType = _U
     countMax_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_countMax")
-    dayOfWeek: _t.Annotated[list[_p.Code | None], _p.NonEmpty] | _ms.UnsetType = _U
+    dayOfWeek: _t.Annotated[list[_p.String | None], _p.NonEmpty] | _ms.UnsetType = _U
     dayOfWeek_ext: list[Element | None] | Element | _ms.UnsetType = _ms.field(default=_U, name="_dayOfWeek")
     duration: _p.Decimal | _ms.UnsetType = _U
     duration_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_duration")
     durationMax: _p.Decimal | _ms.UnsetType = _U
     durationMax_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_durationMax")
-    durationUnit: _p.Code | _ms.UnsetType = _U
+    durationUnit: _p.String | _ms.UnsetType = _U
     durationUnit_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_durationUnit")
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     frequency: _p.PositiveInt | _ms.UnsetType = _U
@@ -14020,14 +17722,28 @@ class TimingRepeat(_p.Complex, kw_only=True):
     period_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_period")
     periodMax: _p.Decimal | _ms.UnsetType = _U
     periodMax_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_periodMax")
-    periodUnit: _p.Code | _ms.UnsetType = _U
+    periodUnit: _p.String | _ms.UnsetType = _U
     periodUnit_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_periodUnit")
     timeOfDay: _t.Annotated[list[_p.Time | None], _p.NonEmpty] | _ms.UnsetType = _U
     timeOfDay_ext: list[Element | None] | Element | _ms.UnsetType = _ms.field(default=_U, name="_timeOfDay")
-    when: _t.Annotated[list[_p.Code | None], _p.NonEmpty] | _ms.UnsetType = _U
+    when: _t.Annotated[list[_p.String | None], _p.NonEmpty] | _ms.UnsetType = _U
     when_ext: list[Element | None] | Element | _ms.UnsetType = _ms.field(default=_U, name="_when")
 
     def __post_init__(self) -> None:
+        if self.dayOfWeek is not _U:
+            for v in self.dayOfWeek:
+                if v is not None and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+                    raise _p.FormatError("TimingRepeat.dayOfWeek")
+        v = self.durationUnit
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("TimingRepeat.durationUnit")
+        v = self.periodUnit
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("TimingRepeat.periodUnit")
+        if self.when is not _U:
+            for v in self.when:
+                if v is not None and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+                    raise _p.FormatError("TimingRepeat.when")
         if (self.boundsDuration is not _U) + (self.boundsPeriod is not _U) + (self.boundsRange is not _U) > 1:
             raise _p.ChoiceError("TimingRepeat.bounds[x]: at most one")
 
@@ -14046,10 +17762,13 @@ class TriggerDefinition(_p.Complex, kw_only=True):
     timingDateTime_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_timingDateTime")
     timingReference: Reference | _ms.UnsetType = _U
     timingTiming: Timing | _ms.UnsetType = _U
-    type: _p.Code
+    type: _p.String
     type_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_type")
 
     def __post_init__(self) -> None:
+        v = self.type
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("TriggerDefinition.type")
         if (self.timingDate is not _U or self.timingDate_ext is not _U) + (self.timingDateTime is not _U or self.timingDateTime_ext is not _U) + (self.timingReference is not _U) + (self.timingTiming is not _U) > 1:
             raise _p.ChoiceError("TriggerDefinition.timing[x]: at most one")
 
@@ -14083,15 +17802,15 @@ class ValueSet(_p.Resource, tag="ValueSet", kw_only=True):
     experimental: _p.Boolean | _ms.UnsetType = _U
     experimental_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_experimental")
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
     immutable: _p.Boolean | _ms.UnsetType = _U
     immutable_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_immutable")
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
     jurisdiction: _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     meta: Meta | _ms.UnsetType = _U
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
@@ -14101,16 +17820,33 @@ class ValueSet(_p.Resource, tag="ValueSet", kw_only=True):
     publisher_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_publisher")
     purpose: _p.String | _ms.UnsetType = _U
     purpose_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_purpose")
-    status: _p.Code
+    status: _p.String
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
     text: Narrative | _ms.UnsetType = _U
     title: _p.String | _ms.UnsetType = _U
     title_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_title")
-    url: _p.Uri | _ms.UnsetType = _U
+    url: _p.String | _ms.UnsetType = _U
     url_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_url")
     useContext: _t.Annotated[list[UsageContext | None], _p.NonEmpty] | _ms.UnsetType = _U
     version: _p.String | _ms.UnsetType = _U
     version_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_version")
+
+    def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("ValueSet.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("ValueSet.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("ValueSet.language")
+        v = self.status
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("ValueSet.status")
+        v = self.url
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("ValueSet.url")
 
 
 class ValueSetCompose(_p.Complex, kw_only=True):
@@ -14133,16 +17869,25 @@ class ValueSetComposeInclude(_p.Complex, kw_only=True):
     id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    system: _p.Uri | _ms.UnsetType = _U
+    system: _p.String | _ms.UnsetType = _U
     system_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_system")
-    valueSet: _t.Annotated[list[_p.Uri | None], _p.NonEmpty] | _ms.UnsetType = _U
+    valueSet: _t.Annotated[list[_p.String | None], _p.NonEmpty] | _ms.UnsetType = _U
     valueSet_ext: list[Element | None] | Element | _ms.UnsetType = _ms.field(default=_U, name="_valueSet")
     version: _p.String | _ms.UnsetType = _U
     version_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_version")
 
+    def __post_init__(self) -> None:
+        v = self.system
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("ValueSetComposeInclude.system")
+        if self.valueSet is not _U:
+            for v in self.valueSet:
+                if v is not None and (' ' in v or not v.isprintable()):
+                    raise _p.FormatError("ValueSetComposeInclude.valueSet")
+
 
 class ValueSetComposeIncludeConcept(_p.Complex, kw_only=True):
-    code: _p.Code
+    code: _p.String
     code_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_code")
     designation: _t.Annotated[list[ValueSetComposeIncludeConceptDesignation | None], _p.NonEmpty] | _ms.UnsetType = _U
     display: _p.String | _ms.UnsetType = _U
@@ -14152,17 +17897,27 @@ class ValueSetComposeIncludeConcept(_p.Complex, kw_only=True):
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
 
+    def __post_init__(self) -> None:
+        v = self.code
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("ValueSetComposeIncludeConcept.code")
+
 
 class ValueSetComposeIncludeConceptDesignation(_p.Complex, kw_only=True):
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     use: Coding | _ms.UnsetType = _U
     value: _p.String
     value_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_value")
+
+    def __post_init__(self) -> None:
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("ValueSetComposeIncludeConceptDesignation.language")
 
 
 class ValueSetComposeIncludeFilter(_p.Complex, kw_only=True):
@@ -14170,12 +17925,20 @@ class ValueSetComposeIncludeFilter(_p.Complex, kw_only=True):
     id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    op: _p.Code
+    op: _p.String
     op_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_op")
-    property: _p.Code
+    property: _p.String
     property_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_property")
     value: _p.String
     value_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_value")
+
+    def __post_init__(self) -> None:
+        v = self.op
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("ValueSetComposeIncludeFilter.op")
+        v = self.property
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("ValueSetComposeIncludeFilter.property")
 
 
 class ValueSetExpansion(_p.Complex, kw_only=True):
@@ -14183,7 +17946,7 @@ class ValueSetExpansion(_p.Complex, kw_only=True):
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
-    identifier: _p.Uri | _ms.UnsetType = _U
+    identifier: _p.String | _ms.UnsetType = _U
     identifier_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_identifier")
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     offset: _p.Integer | _ms.UnsetType = _U
@@ -14194,11 +17957,16 @@ class ValueSetExpansion(_p.Complex, kw_only=True):
     total: _p.Integer | _ms.UnsetType = _U
     total_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_total")
 
+    def __post_init__(self) -> None:
+        v = self.identifier
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("ValueSetExpansion.identifier")
+
 
 class ValueSetExpansionContains(_p.Complex, kw_only=True):
     abstract: _p.Boolean | _ms.UnsetType = _U
     abstract_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_abstract")
-    code: _p.Code | _ms.UnsetType = _U
+    code: _p.String | _ms.UnsetType = _U
     code_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_code")
     contains: _t.Annotated[list[ValueSetExpansionContains | None], _p.NonEmpty] | _ms.UnsetType = _U
     designation: _t.Annotated[list[ValueSetComposeIncludeConceptDesignation | None], _p.NonEmpty] | _ms.UnsetType = _U
@@ -14210,10 +17978,18 @@ class ValueSetExpansionContains(_p.Complex, kw_only=True):
     inactive: _p.Boolean | _ms.UnsetType = _U
     inactive_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_inactive")
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    system: _p.Uri | _ms.UnsetType = _U
+    system: _p.String | _ms.UnsetType = _U
     system_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_system")
     version: _p.String | _ms.UnsetType = _U
     version_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_version")
+
+    def __post_init__(self) -> None:
+        v = self.code
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("ValueSetExpansionContains.code")
+        v = self.system
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("ValueSetExpansionContains.system")
 
 
 class ValueSetExpansionParameter(_p.Complex, kw_only=True):
@@ -14225,7 +18001,7 @@ class ValueSetExpansionParameter(_p.Complex, kw_only=True):
     name_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_name")
     valueBoolean: _p.Boolean | _ms.UnsetType = _U
     valueBoolean_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueBoolean")
-    valueCode: _p.Code | _ms.UnsetType = _U
+    valueCode: _p.String | _ms.UnsetType = _U
     valueCode_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueCode")
     valueDateTime: _p.DateTime | _ms.UnsetType = _U
     valueDateTime_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueDateTime")
@@ -14235,10 +18011,16 @@ class ValueSetExpansionParameter(_p.Complex, kw_only=True):
     valueInteger_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueInteger")
     valueString: _p.String | _ms.UnsetType = _U
     valueString_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueString")
-    valueUri: _p.Uri | _ms.UnsetType = _U
+    valueUri: _p.String | _ms.UnsetType = _U
     valueUri_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueUri")
 
     def __post_init__(self) -> None:
+        v = self.valueCode
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("ValueSetExpansionParameter.valueCode")
+        v = self.valueUri
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("ValueSetExpansionParameter.valueUri")
         if (self.valueBoolean is not _U or self.valueBoolean_ext is not _U) + (self.valueCode is not _U or self.valueCode_ext is not _U) + (self.valueDateTime is not _U or self.valueDateTime_ext is not _U) + (self.valueDecimal is not _U or self.valueDecimal_ext is not _U) + (self.valueInteger is not _U or self.valueInteger_ext is not _U) + (self.valueString is not _U or self.valueString_ext is not _U) + (self.valueUri is not _U or self.valueUri_ext is not _U) > 1:
             raise _p.ChoiceError("ValueSetExpansionParameter.value[x]: at most one")
 
@@ -14249,11 +18031,11 @@ class VerificationResult(_p.Resource, tag="VerificationResult", kw_only=True):
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     failureAction: CodeableConcept | _ms.UnsetType = _U
     frequency: Timing | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     lastPerformed: _p.DateTime | _ms.UnsetType = _U
     lastPerformed_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_lastPerformed")
@@ -14263,7 +18045,7 @@ class VerificationResult(_p.Resource, tag="VerificationResult", kw_only=True):
     nextScheduled: _p.Date | _ms.UnsetType = _U
     nextScheduled_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_nextScheduled")
     primarySource: _t.Annotated[list[VerificationResultPrimarySource | None], _p.NonEmpty] | _ms.UnsetType = _U
-    status: _p.Code
+    status: _p.String
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
     statusDate: _p.DateTime | _ms.UnsetType = _U
     statusDate_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_statusDate")
@@ -14274,6 +18056,20 @@ class VerificationResult(_p.Resource, tag="VerificationResult", kw_only=True):
     validationProcess: _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
     validationType: CodeableConcept | _ms.UnsetType = _U
     validator: _t.Annotated[list[VerificationResultValidator | None], _p.NonEmpty] | _ms.UnsetType = _U
+
+    def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("VerificationResult.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("VerificationResult.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("VerificationResult.language")
+        v = self.status
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("VerificationResult.status")
 
 
 class VerificationResultAttestation(_p.Complex, kw_only=True):
@@ -14328,21 +18124,35 @@ class VisionPrescription(_p.Resource, tag="VisionPrescription", kw_only=True):
     dateWritten_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_dateWritten")
     encounter: Reference | _ms.UnsetType = _U
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     lensSpecification: _t.Annotated[list[VisionPrescriptionLensSpecification | None], _p.NonEmpty]
     meta: Meta | _ms.UnsetType = _U
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     patient: Reference
     prescriber: Reference
-    status: _p.Code
+    status: _p.String
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
     text: Narrative | _ms.UnsetType = _U
+
+    def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("VisionPrescription.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("VisionPrescription.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("VisionPrescription.language")
+        v = self.status
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("VisionPrescription.status")
 
 
 class VisionPrescriptionLensSpecification(_p.Complex, kw_only=True):
@@ -14362,7 +18172,7 @@ class VisionPrescriptionLensSpecification(_p.Complex, kw_only=True):
     diameter_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_diameter")
     duration: Quantity | _ms.UnsetType = _U
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    eye: _p.Code
+    eye: _p.String
     eye_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_eye")
     id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
@@ -14375,15 +18185,25 @@ class VisionPrescriptionLensSpecification(_p.Complex, kw_only=True):
     sphere: _p.Decimal | _ms.UnsetType = _U
     sphere_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_sphere")
 
+    def __post_init__(self) -> None:
+        v = self.eye
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("VisionPrescriptionLensSpecification.eye")
+
 
 class VisionPrescriptionLensSpecificationPrism(_p.Complex, kw_only=True):
     amount: _p.Decimal
     amount_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_amount")
-    base: _p.Code
+    base: _p.String
     base_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_base")
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
+
+    def __post_init__(self) -> None:
+        v = self.base
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("VisionPrescriptionLensSpecificationPrism.base")
 
 AnyResource = _t.Union[Account, ActivityDefinition, AdministrableProductDefinition, AdverseEvent, AllergyIntolerance, Appointment, AppointmentResponse, AuditEvent, Basic, Binary, BiologicallyDerivedProduct, BodyStructure, Bundle, CapabilityStatement, CarePlan, CareTeam, CatalogEntry, ChargeItem, ChargeItemDefinition, Citation, Claim, ClaimResponse, ClinicalImpression, ClinicalUseDefinition, CodeSystem, Communication, CommunicationRequest, CompartmentDefinition, Composition, ConceptMap, Condition, Consent, Contract, Coverage, CoverageEligibilityRequest, CoverageEligibilityResponse, DetectedIssue, Device, DeviceDefinition, DeviceMetric, DeviceRequest, DeviceUseStatement, DiagnosticReport, DocumentManifest, DocumentReference, Encounter, Endpoint, EnrollmentRequest, EnrollmentResponse, EpisodeOfCare, EventDefinition, Evidence, EvidenceReport, EvidenceVariable, ExampleScenario, ExplanationOfBenefit, FamilyMemberHistory, Flag, Goal, GraphDefinition, Group, GuidanceResponse, HealthcareService, ImagingStudy, Immunization, ImmunizationEvaluation, ImmunizationRecommendation, ImplementationGuide, Ingredient, InsurancePlan, Invoice, Library, Linkage, List, Location, ManufacturedItemDefinition, Measure, MeasureReport, Media, Medication, MedicationAdministration, MedicationDispense, MedicationKnowledge, MedicationRequest, MedicationStatement, MedicinalProductDefinition, MessageDefinition, MessageHeader, MolecularSequence, NamingSystem, NutritionOrder, NutritionProduct, Observation, ObservationDefinition, OperationDefinition, OperationOutcome, Organization, OrganizationAffiliation, PackagedProductDefinition, Parameters, Patient, PaymentNotice, PaymentReconciliation, Person, PlanDefinition, Practitioner, PractitionerRole, Procedure, Provenance, Questionnaire, QuestionnaireResponse, RegulatedAuthorization, RelatedPerson, RequestGroup, ResearchDefinition, ResearchElementDefinition, ResearchStudy, ResearchSubject, RiskAssessment, Schedule, SearchParameter, ServiceRequest, Slot, Specimen, SpecimenDefinition, StructureDefinition, StructureMap, Subscription, SubscriptionStatus, SubscriptionTopic, Substance, SubstanceDefinition, SupplyDelivery, SupplyRequest, Task, TerminologyCapabilities, TestReport, TestScript, ValueSet, VerificationResult, VisionPrescription]

@@ -28,12 +28,12 @@ class Account(_p.Resource, tag="Account", kw_only=True):
     diagnosis: _t.Annotated[list[AccountDiagnosis | None], _p.NonEmpty] | _ms.UnsetType = _U
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     guarantor: _t.Annotated[list[AccountGuarantor | None], _p.NonEmpty] | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     meta: Meta | _ms.UnsetType = _U
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
@@ -43,11 +43,25 @@ class Account(_p.Resource, tag="Account", kw_only=True):
     procedure: _t.Annotated[list[AccountProcedure | None], _p.NonEmpty] | _ms.UnsetType = _U
     relatedAccount: _t.Annotated[list[AccountRelatedAccount | None], _p.NonEmpty] | _ms.UnsetType = _U
     servicePeriod: Period | _ms.UnsetType = _U
-    status: _p.Code
+    status: _p.String
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
     subject: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
     text: Narrative | _ms.UnsetType = _U
     type: CodeableConcept | _ms.UnsetType = _U
+
+    def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("Account.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("Account.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("Account.language")
+        v = self.status
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("Account.status")
 
 
 class AccountBalance(_p.Complex, kw_only=True):
@@ -152,37 +166,37 @@ class ActivityDefinition(_p.Resource, tag="ActivityDefinition", kw_only=True):
     experimental: _p.Boolean | _ms.UnsetType = _U
     experimental_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_experimental")
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
-    intent: _p.Code | _ms.UnsetType = _U
+    intent: _p.String | _ms.UnsetType = _U
     intent_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_intent")
     jurisdiction: _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
-    kind: _p.Code | _ms.UnsetType = _U
+    kind: _p.String | _ms.UnsetType = _U
     kind_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_kind")
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     lastReviewDate: _p.Date | _ms.UnsetType = _U
     lastReviewDate_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_lastReviewDate")
-    library: _t.Annotated[list[_p.Uri | None], _p.NonEmpty] | _ms.UnsetType = _U
+    library: _t.Annotated[list[_p.String | None], _p.NonEmpty] | _ms.UnsetType = _U
     library_ext: list[Element | None] | Element | _ms.UnsetType = _ms.field(default=_U, name="_library")
     location: CodeableReference | _ms.UnsetType = _U
     meta: Meta | _ms.UnsetType = _U
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     name: _p.String | _ms.UnsetType = _U
     name_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_name")
-    observationRequirement: _t.Annotated[list[_p.Uri | None], _p.NonEmpty] | _ms.UnsetType = _U
+    observationRequirement: _t.Annotated[list[_p.String | None], _p.NonEmpty] | _ms.UnsetType = _U
     observationRequirement_ext: list[Element | None] | Element | _ms.UnsetType = _ms.field(default=_U, name="_observationRequirement")
-    observationResultRequirement: _t.Annotated[list[_p.Uri | None], _p.NonEmpty] | _ms.UnsetType = _U
+    observationResultRequirement: _t.Annotated[list[_p.String | None], _p.NonEmpty] | _ms.UnsetType = _U
     observationResultRequirement_ext: list[Element | None] | Element | _ms.UnsetType = _ms.field(default=_U, name="_observationResultRequirement")
     participant: _t.Annotated[list[ActivityDefinitionParticipant | None], _p.NonEmpty] | _ms.UnsetType = _U
-    priority: _p.Code | _ms.UnsetType = _U
+    priority: _p.String | _ms.UnsetType = _U
     priority_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_priority")
     productCodeableConcept: CodeableConcept | _ms.UnsetType = _U
     productReference: Reference | _ms.UnsetType = _U
-    profile: _p.Uri | _ms.UnsetType = _U
+    profile: _p.String | _ms.UnsetType = _U
     profile_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_profile")
     publisher: _p.String | _ms.UnsetType = _U
     publisher_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_publisher")
@@ -191,11 +205,11 @@ class ActivityDefinition(_p.Resource, tag="ActivityDefinition", kw_only=True):
     quantity: Quantity | _ms.UnsetType = _U
     relatedArtifact: _t.Annotated[list[RelatedArtifact | None], _p.NonEmpty] | _ms.UnsetType = _U
     reviewer: _t.Annotated[list[ContactDetail | None], _p.NonEmpty] | _ms.UnsetType = _U
-    specimenRequirement: _t.Annotated[list[_p.Uri | None], _p.NonEmpty] | _ms.UnsetType = _U
+    specimenRequirement: _t.Annotated[list[_p.String | None], _p.NonEmpty] | _ms.UnsetType = _U
     specimenRequirement_ext: list[Element | None] | Element | _ms.UnsetType = _ms.field(default=_U, name="_specimenRequirement")
-    status: _p.Code
+    status: _p.String
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
-    subjectCanonical: _p.Uri | _ms.UnsetType = _U
+    subjectCanonical: _p.String | _ms.UnsetType = _U
     subjectCanonical_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_subjectCanonical")
     subjectCodeableConcept: CodeableConcept | _ms.UnsetType = _U
     subjectReference: Reference | _ms.UnsetType = _U
@@ -209,9 +223,9 @@ class ActivityDefinition(_p.Resource, tag="ActivityDefinition", kw_only=True):
     title: _p.String | _ms.UnsetType = _U
     title_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_title")
     topic: _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
-    transform: _p.Uri | _ms.UnsetType = _U
+    transform: _p.String | _ms.UnsetType = _U
     transform_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_transform")
-    url: _p.Uri | _ms.UnsetType = _U
+    url: _p.String | _ms.UnsetType = _U
     url_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_url")
     usage: _p.String | _ms.UnsetType = _U
     usage_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_usage")
@@ -223,6 +237,55 @@ class ActivityDefinition(_p.Resource, tag="ActivityDefinition", kw_only=True):
     versionAlgorithmString_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_versionAlgorithmString")
 
     def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("ActivityDefinition.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("ActivityDefinition.implicitRules")
+        v = self.intent
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("ActivityDefinition.intent")
+        v = self.kind
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("ActivityDefinition.kind")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("ActivityDefinition.language")
+        if self.library is not _U:
+            for v in self.library:
+                if v is not None and (' ' in v or not v.isprintable()):
+                    raise _p.FormatError("ActivityDefinition.library")
+        if self.observationRequirement is not _U:
+            for v in self.observationRequirement:
+                if v is not None and (' ' in v or not v.isprintable()):
+                    raise _p.FormatError("ActivityDefinition.observationRequirement")
+        if self.observationResultRequirement is not _U:
+            for v in self.observationResultRequirement:
+                if v is not None and (' ' in v or not v.isprintable()):
+                    raise _p.FormatError("ActivityDefinition.observationResultRequirement")
+        v = self.priority
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("ActivityDefinition.priority")
+        v = self.profile
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("ActivityDefinition.profile")
+        if self.specimenRequirement is not _U:
+            for v in self.specimenRequirement:
+                if v is not None and (' ' in v or not v.isprintable()):
+                    raise _p.FormatError("ActivityDefinition.specimenRequirement")
+        v = self.status
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("ActivityDefinition.status")
+        v = self.subjectCanonical
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("ActivityDefinition.subjectCanonical")
+        v = self.transform
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("ActivityDefinition.transform")
+        v = self.url
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("ActivityDefinition.url")
         if (self.asNeededBoolean is not _U or self.asNeededBoolean_ext is not _U) + (self.asNeededCodeableConcept is not _U) > 1:
             raise _p.ChoiceError("ActivityDefinition.asNeeded[x]: at most one")
         if (self.productCodeableConcept is not _U) + (self.productReference is not _U) > 1:
@@ -252,15 +315,23 @@ class ActivityDefinitionParticipant(_p.Complex, kw_only=True):
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     role: CodeableConcept | _ms.UnsetType = _U
-    type: _p.Code | _ms.UnsetType = _U
+    type: _p.String | _ms.UnsetType = _U
     type_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_type")
-    typeCanonical: _p.Uri | _ms.UnsetType = _U
+    typeCanonical: _p.String | _ms.UnsetType = _U
     typeCanonical_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_typeCanonical")
     typeReference: Reference | _ms.UnsetType = _U
 
+    def __post_init__(self) -> None:
+        v = self.type
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("ActivityDefinitionParticipant.type")
+        v = self.typeCanonical
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("ActivityDefinitionParticipant.typeCanonical")
+
 
 class ActorDefinition(_p.Resource, tag="ActorDefinition", kw_only=True):
-    capabilities: _p.Uri | _ms.UnsetType = _U
+    capabilities: _p.String | _ms.UnsetType = _U
     capabilities_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_capabilities")
     contact: _t.Annotated[list[ContactDetail | None], _p.NonEmpty] | _ms.UnsetType = _U
     contained: _t.Annotated[list[AnyResource | None], _p.NonEmpty] | _ms.UnsetType = _U
@@ -270,7 +341,7 @@ class ActorDefinition(_p.Resource, tag="ActorDefinition", kw_only=True):
     copyrightLabel_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_copyrightLabel")
     date: _p.DateTime | _ms.UnsetType = _U
     date_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_date")
-    derivedFrom: _t.Annotated[list[_p.Uri | None], _p.NonEmpty] | _ms.UnsetType = _U
+    derivedFrom: _t.Annotated[list[_p.String | None], _p.NonEmpty] | _ms.UnsetType = _U
     derivedFrom_ext: list[Element | None] | Element | _ms.UnsetType = _ms.field(default=_U, name="_derivedFrom")
     description: _p.String | _ms.UnsetType = _U
     description_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_description")
@@ -279,13 +350,13 @@ class ActorDefinition(_p.Resource, tag="ActorDefinition", kw_only=True):
     experimental: _p.Boolean | _ms.UnsetType = _U
     experimental_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_experimental")
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
     jurisdiction: _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     meta: Meta | _ms.UnsetType = _U
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
@@ -295,16 +366,16 @@ class ActorDefinition(_p.Resource, tag="ActorDefinition", kw_only=True):
     publisher_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_publisher")
     purpose: _p.String | _ms.UnsetType = _U
     purpose_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_purpose")
-    reference: _t.Annotated[list[_p.Uri | None], _p.NonEmpty] | _ms.UnsetType = _U
+    reference: _t.Annotated[list[_p.String | None], _p.NonEmpty] | _ms.UnsetType = _U
     reference_ext: list[Element | None] | Element | _ms.UnsetType = _ms.field(default=_U, name="_reference")
-    status: _p.Code
+    status: _p.String
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
     text: Narrative | _ms.UnsetType = _U
     title: _p.String | _ms.UnsetType = _U
     title_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_title")
-    type: _p.Code
+    type: _p.String
     type_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_type")
-    url: _p.Uri | _ms.UnsetType = _U
+    url: _p.String | _ms.UnsetType = _U
     url_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_url")
     useContext: _t.Annotated[list[UsageContext | None], _p.NonEmpty] | _ms.UnsetType = _U
     version: _p.String | _ms.UnsetType = _U
@@ -314,6 +385,35 @@ class ActorDefinition(_p.Resource, tag="ActorDefinition", kw_only=True):
     versionAlgorithmString_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_versionAlgorithmString")
 
     def __post_init__(self) -> None:
+        v = self.capabilities
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("ActorDefinition.capabilities")
+        if self.derivedFrom is not _U:
+            for v in self.derivedFrom:
+                if v is not None and (' ' in v or not v.isprintable()):
+                    raise _p.FormatError("ActorDefinition.derivedFrom")
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("ActorDefinition.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("ActorDefinition.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("ActorDefinition.language")
+        if self.reference is not _U:
+            for v in self.reference:
+                if v is not None and (' ' in v or not v.isprintable()):
+                    raise _p.FormatError("ActorDefinition.reference")
+        v = self.status
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("ActorDefinition.status")
+        v = self.type
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("ActorDefinition.type")
+        v = self.url
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("ActorDefinition.url")
         if (self.versionAlgorithmCoding is not _U) + (self.versionAlgorithmString is not _U or self.versionAlgorithmString_ext is not _U) > 1:
             raise _p.ChoiceError("ActorDefinition.versionAlgorithm[x]: at most one")
 
@@ -337,10 +437,18 @@ class Address(_p.Complex, kw_only=True):
     state_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_state")
     text: _p.String | _ms.UnsetType = _U
     text_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_text")
-    type: _p.Code | _ms.UnsetType = _U
+    type: _p.String | _ms.UnsetType = _U
     type_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_type")
-    use: _p.Code | _ms.UnsetType = _U
+    use: _p.String | _ms.UnsetType = _U
     use_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_use")
+
+    def __post_init__(self) -> None:
+        v = self.type
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("Address.type")
+        v = self.use
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("Address.use")
 
 
 class AdministrableProductDefinition(_p.Resource, tag="AdministrableProductDefinition", kw_only=True):
@@ -351,23 +459,37 @@ class AdministrableProductDefinition(_p.Resource, tag="AdministrableProductDefin
     device: Reference | _ms.UnsetType = _U
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     formOf: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
     ingredient: _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     meta: Meta | _ms.UnsetType = _U
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     producedFrom: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
     property: _t.Annotated[list[AdministrableProductDefinitionProperty | None], _p.NonEmpty] | _ms.UnsetType = _U
     routeOfAdministration: _t.Annotated[list[AdministrableProductDefinitionRouteOfAdministration | None], _p.NonEmpty]
-    status: _p.Code
+    status: _p.String
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
     text: Narrative | _ms.UnsetType = _U
     unitOfPresentation: CodeableConcept | _ms.UnsetType = _U
+
+    def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("AdministrableProductDefinition.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("AdministrableProductDefinition.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("AdministrableProductDefinition.language")
+        v = self.status
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("AdministrableProductDefinition.status")
 
 
 class AdministrableProductDefinitionProperty(_p.Complex, kw_only=True):
@@ -428,7 +550,7 @@ class AdministrableProductDefinitionRouteOfAdministrationTargetSpeciesWithdrawal
 
 
 class AdverseEvent(_p.Resource, tag="AdverseEvent", kw_only=True):
-    actuality: _p.Code
+    actuality: _p.String
     actuality_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_actuality")
     category: _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
     code: CodeableConcept | _ms.UnsetType = _U
@@ -440,12 +562,12 @@ class AdverseEvent(_p.Resource, tag="AdverseEvent", kw_only=True):
     expectedInResearchStudy: _p.Boolean | _ms.UnsetType = _U
     expectedInResearchStudy_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_expectedInResearchStudy")
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     location: Reference | _ms.UnsetType = _U
     meta: Meta | _ms.UnsetType = _U
@@ -464,7 +586,7 @@ class AdverseEvent(_p.Resource, tag="AdverseEvent", kw_only=True):
     recorder: Reference | _ms.UnsetType = _U
     resultingEffect: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
     seriousness: CodeableConcept | _ms.UnsetType = _U
-    status: _p.Code
+    status: _p.String
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
     study: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
     subject: Reference
@@ -473,6 +595,21 @@ class AdverseEvent(_p.Resource, tag="AdverseEvent", kw_only=True):
     text: Narrative | _ms.UnsetType = _U
 
     def __post_init__(self) -> None:
+        v = self.actuality
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("AdverseEvent.actuality")
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("AdverseEvent.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("AdverseEvent.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("AdverseEvent.language")
+        v = self.status
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("AdverseEvent.status")
         if (self.occurrenceDateTime is not _U or self.occurrenceDateTime_ext is not _U) + (self.occurrencePeriod is not _U) + (self.occurrenceTiming is not _U) > 1:
             raise _p.ChoiceError("AdverseEvent.occurrence[x]: at most one")
 
@@ -563,37 +700,48 @@ class AdverseEventSuspectEntityCausality(_p.Complex, kw_only=True):
 
 
 class Age(_p.Complex, kw_only=True):
-    code: _p.Code | _ms.UnsetType = _U
+    code: _p.String | _ms.UnsetType = _U
     code_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_code")
-    comparator: _p.Code | _ms.UnsetType = _U
+    comparator: _p.String | _ms.UnsetType = _U
     comparator_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_comparator")
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
-    system: _p.Uri | _ms.UnsetType = _U
+    system: _p.String | _ms.UnsetType = _U
     system_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_system")
     unit: _p.String | _ms.UnsetType = _U
     unit_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_unit")
     value: _p.Decimal | _ms.UnsetType = _U
     value_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_value")
 
+    def __post_init__(self) -> None:
+        v = self.code
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("Age.code")
+        v = self.comparator
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("Age.comparator")
+        v = self.system
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("Age.system")
+
 
 class AllergyIntolerance(_p.Resource, tag="AllergyIntolerance", kw_only=True):
-    category: _t.Annotated[list[_p.Code | None], _p.NonEmpty] | _ms.UnsetType = _U
+    category: _t.Annotated[list[_p.String | None], _p.NonEmpty] | _ms.UnsetType = _U
     category_ext: list[Element | None] | Element | _ms.UnsetType = _ms.field(default=_U, name="_category")
     clinicalStatus: CodeableConcept | _ms.UnsetType = _U
     code: CodeableConcept | _ms.UnsetType = _U
     contained: _t.Annotated[list[AnyResource | None], _p.NonEmpty] | _ms.UnsetType = _U
-    criticality: _p.Code | _ms.UnsetType = _U
+    criticality: _p.String | _ms.UnsetType = _U
     criticality_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_criticality")
     encounter: Reference | _ms.UnsetType = _U
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     lastOccurrence: _p.DateTime | _ms.UnsetType = _U
     lastOccurrence_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_lastOccurrence")
@@ -617,6 +765,22 @@ class AllergyIntolerance(_p.Resource, tag="AllergyIntolerance", kw_only=True):
     verificationStatus: CodeableConcept | _ms.UnsetType = _U
 
     def __post_init__(self) -> None:
+        if self.category is not _U:
+            for v in self.category:
+                if v is not None and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+                    raise _p.FormatError("AllergyIntolerance.category")
+        v = self.criticality
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("AllergyIntolerance.criticality")
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("AllergyIntolerance.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("AllergyIntolerance.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("AllergyIntolerance.language")
         if (self.onsetAge is not _U) + (self.onsetDateTime is not _U or self.onsetDateTime_ext is not _U) + (self.onsetPeriod is not _U) + (self.onsetRange is not _U) + (self.onsetString is not _U or self.onsetString_ext is not _U) > 1:
             raise _p.ChoiceError("AllergyIntolerance.onset[x]: at most one")
 
@@ -642,9 +806,14 @@ class AllergyIntoleranceReaction(_p.Complex, kw_only=True):
     note: _t.Annotated[list[Annotation | None], _p.NonEmpty] | _ms.UnsetType = _U
     onset: _p.DateTime | _ms.UnsetType = _U
     onset_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_onset")
-    severity: _p.Code | _ms.UnsetType = _U
+    severity: _p.String | _ms.UnsetType = _U
     severity_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_severity")
     substance: CodeableConcept | _ms.UnsetType = _U
+
+    def __post_init__(self) -> None:
+        v = self.severity
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("AllergyIntoleranceReaction.severity")
 
 
 class Annotation(_p.Complex, kw_only=True):
@@ -680,12 +849,12 @@ class Appointment(_p.Resource, tag="Appointment", kw_only=True):
     end: _p.Instant | _ms.UnsetType = _U
     end_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_end")
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     meta: Meta | _ms.UnsetType = _U
     minutesDuration: _p.PositiveInt | _ms.UnsetType = _U
@@ -711,12 +880,26 @@ class Appointment(_p.Resource, tag="Appointment", kw_only=True):
     specialty: _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
     start: _p.Instant | _ms.UnsetType = _U
     start_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_start")
-    status: _p.Code
+    status: _p.String
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
     subject: Reference | _ms.UnsetType = _U
     supportingInformation: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
     text: Narrative | _ms.UnsetType = _U
     virtualService: _t.Annotated[list[VirtualServiceDetail | None], _p.NonEmpty] | _ms.UnsetType = _U
+
+    def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("Appointment.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("Appointment.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("Appointment.language")
+        v = self.status
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("Appointment.status")
 
 
 class AppointmentParticipant(_p.Complex, kw_only=True):
@@ -728,9 +911,14 @@ class AppointmentParticipant(_p.Complex, kw_only=True):
     period: Period | _ms.UnsetType = _U
     required: _p.Boolean | _ms.UnsetType = _U
     required_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_required")
-    status: _p.Code
+    status: _p.String
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
     type: _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
+
+    def __post_init__(self) -> None:
+        v = self.status
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("AppointmentParticipant.status")
 
 
 class AppointmentRecurrenceTemplate(_p.Complex, kw_only=True):
@@ -809,18 +997,18 @@ class AppointmentResponse(_p.Resource, tag="AppointmentResponse", kw_only=True):
     end: _p.Instant | _ms.UnsetType = _U
     end_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_end")
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     meta: Meta | _ms.UnsetType = _U
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     occurrenceDate: _p.Date | _ms.UnsetType = _U
     occurrenceDate_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_occurrenceDate")
-    participantStatus: _p.Code
+    participantStatus: _p.String
     participantStatus_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_participantStatus")
     participantType: _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
     proposedNewTime: _p.Boolean | _ms.UnsetType = _U
@@ -833,14 +1021,28 @@ class AppointmentResponse(_p.Resource, tag="AppointmentResponse", kw_only=True):
     start_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_start")
     text: Narrative | _ms.UnsetType = _U
 
+    def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("AppointmentResponse.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("AppointmentResponse.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("AppointmentResponse.language")
+        v = self.participantStatus
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("AppointmentResponse.participantStatus")
+
 
 class ArtifactAssessment(_p.Resource, tag="ArtifactAssessment", kw_only=True):
     approvalDate: _p.Date | _ms.UnsetType = _U
     approvalDate_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_approvalDate")
-    artifactCanonical: _p.Uri | _ms.UnsetType = _U
+    artifactCanonical: _p.String | _ms.UnsetType = _U
     artifactCanonical_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_artifactCanonical")
     artifactReference: Reference | _ms.UnsetType = _U
-    artifactUri: _p.Uri | _ms.UnsetType = _U
+    artifactUri: _p.String | _ms.UnsetType = _U
     artifactUri_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_artifactUri")
     citeAsMarkdown: _p.String | _ms.UnsetType = _U
     citeAsMarkdown_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_citeAsMarkdown")
@@ -851,15 +1053,15 @@ class ArtifactAssessment(_p.Resource, tag="ArtifactAssessment", kw_only=True):
     copyright_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_copyright")
     date: _p.DateTime | _ms.UnsetType = _U
     date_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_date")
-    disposition: _p.Code | _ms.UnsetType = _U
+    disposition: _p.String | _ms.UnsetType = _U
     disposition_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_disposition")
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     lastReviewDate: _p.Date | _ms.UnsetType = _U
     lastReviewDate_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_lastReviewDate")
@@ -868,10 +1070,31 @@ class ArtifactAssessment(_p.Resource, tag="ArtifactAssessment", kw_only=True):
     text: Narrative | _ms.UnsetType = _U
     title: _p.String | _ms.UnsetType = _U
     title_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_title")
-    workflowStatus: _p.Code | _ms.UnsetType = _U
+    workflowStatus: _p.String | _ms.UnsetType = _U
     workflowStatus_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_workflowStatus")
 
     def __post_init__(self) -> None:
+        v = self.artifactCanonical
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("ArtifactAssessment.artifactCanonical")
+        v = self.artifactUri
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("ArtifactAssessment.artifactUri")
+        v = self.disposition
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("ArtifactAssessment.disposition")
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("ArtifactAssessment.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("ArtifactAssessment.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("ArtifactAssessment.language")
+        v = self.workflowStatus
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("ArtifactAssessment.workflowStatus")
         if (self.artifactCanonical is not _U or self.artifactCanonical_ext is not _U) + (self.artifactReference is not _U) + (self.artifactUri is not _U or self.artifactUri_ext is not _U) != 1:
             raise _p.ChoiceError("ArtifactAssessment.artifact[x]: exactly one")
         if (self.citeAsMarkdown is not _U or self.citeAsMarkdown_ext is not _U) + (self.citeAsReference is not _U) > 1:
@@ -887,10 +1110,10 @@ class ArtifactAssessmentContent(_p.Complex, kw_only=True):
     freeToShare_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_freeToShare")
     id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
-    informationType: _p.Code | _ms.UnsetType = _U
+    informationType: _p.String | _ms.UnsetType = _U
     informationType_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_informationType")
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    path: _t.Annotated[list[_p.Uri | None], _p.NonEmpty] | _ms.UnsetType = _U
+    path: _t.Annotated[list[_p.String | None], _p.NonEmpty] | _ms.UnsetType = _U
     path_ext: list[Element | None] | Element | _ms.UnsetType = _ms.field(default=_U, name="_path")
     quantity: Quantity | _ms.UnsetType = _U
     relatedArtifact: _t.Annotated[list[RelatedArtifact | None], _p.NonEmpty] | _ms.UnsetType = _U
@@ -898,9 +1121,18 @@ class ArtifactAssessmentContent(_p.Complex, kw_only=True):
     summary_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_summary")
     type: CodeableConcept | _ms.UnsetType = _U
 
+    def __post_init__(self) -> None:
+        v = self.informationType
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("ArtifactAssessmentContent.informationType")
+        if self.path is not _U:
+            for v in self.path:
+                if v is not None and (' ' in v or not v.isprintable()):
+                    raise _p.FormatError("ArtifactAssessmentContent.path")
+
 
 class Attachment(_p.Complex, kw_only=True):
-    contentType: _p.Code | _ms.UnsetType = _U
+    contentType: _p.String | _ms.UnsetType = _U
     contentType_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_contentType")
     creation: _p.DateTime | _ms.UnsetType = _U
     creation_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_creation")
@@ -917,7 +1149,7 @@ class Attachment(_p.Complex, kw_only=True):
     height_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_height")
     id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     pages: _p.PositiveInt | _ms.UnsetType = _U
     pages_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_pages")
@@ -925,14 +1157,25 @@ class Attachment(_p.Complex, kw_only=True):
     size_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_size")
     title: _p.String | _ms.UnsetType = _U
     title_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_title")
-    url: _p.Uri | _ms.UnsetType = _U
+    url: _p.String | _ms.UnsetType = _U
     url_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_url")
     width: _p.PositiveInt | _ms.UnsetType = _U
     width_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_width")
 
+    def __post_init__(self) -> None:
+        v = self.contentType
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("Attachment.contentType")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("Attachment.language")
+        v = self.url
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("Attachment.url")
+
 
 class AuditEvent(_p.Resource, tag="AuditEvent", kw_only=True):
-    action: _p.Code | _ms.UnsetType = _U
+    action: _p.String | _ms.UnsetType = _U
     action_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_action")
     agent: _t.Annotated[list[AuditEventAgent | None], _p.NonEmpty]
     authorization: _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
@@ -943,11 +1186,11 @@ class AuditEvent(_p.Resource, tag="AuditEvent", kw_only=True):
     encounter: Reference | _ms.UnsetType = _U
     entity: _t.Annotated[list[AuditEventEntity | None], _p.NonEmpty] | _ms.UnsetType = _U
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     meta: Meta | _ms.UnsetType = _U
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
@@ -958,12 +1201,27 @@ class AuditEvent(_p.Resource, tag="AuditEvent", kw_only=True):
     patient: Reference | _ms.UnsetType = _U
     recorded: _p.Instant
     recorded_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_recorded")
-    severity: _p.Code | _ms.UnsetType = _U
+    severity: _p.String | _ms.UnsetType = _U
     severity_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_severity")
     source: AuditEventSource
     text: Narrative | _ms.UnsetType = _U
 
     def __post_init__(self) -> None:
+        v = self.action
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("AuditEvent.action")
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("AuditEvent.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("AuditEvent.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("AuditEvent.language")
+        v = self.severity
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("AuditEvent.severity")
         if (self.occurredDateTime is not _U or self.occurredDateTime_ext is not _U) + (self.occurredPeriod is not _U) > 1:
             raise _p.ChoiceError("AuditEvent.occurred[x]: at most one")
 
@@ -978,9 +1236,9 @@ class AuditEventAgent(_p.Complex, kw_only=True):
     networkReference: Reference | _ms.UnsetType = _U
     networkString: _p.String | _ms.UnsetType = _U
     networkString_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_networkString")
-    networkUri: _p.Uri | _ms.UnsetType = _U
+    networkUri: _p.String | _ms.UnsetType = _U
     networkUri_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_networkUri")
-    policy: _t.Annotated[list[_p.Uri | None], _p.NonEmpty] | _ms.UnsetType = _U
+    policy: _t.Annotated[list[_p.String | None], _p.NonEmpty] | _ms.UnsetType = _U
     policy_ext: list[Element | None] | Element | _ms.UnsetType = _ms.field(default=_U, name="_policy")
     requestor: _p.Boolean | _ms.UnsetType = _U
     requestor_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_requestor")
@@ -989,6 +1247,13 @@ class AuditEventAgent(_p.Complex, kw_only=True):
     who: Reference
 
     def __post_init__(self) -> None:
+        v = self.networkUri
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("AuditEventAgent.networkUri")
+        if self.policy is not _U:
+            for v in self.policy:
+                if v is not None and (' ' in v or not v.isprintable()):
+                    raise _p.FormatError("AuditEventAgent.policy")
         if (self.networkReference is not _U) + (self.networkString is not _U or self.networkString_ext is not _U) + (self.networkUri is not _U or self.networkUri_ext is not _U) > 1:
             raise _p.ChoiceError("AuditEventAgent.network[x]: at most one")
 
@@ -1070,11 +1335,17 @@ class AvailabilityAvailableTime(_p.Complex, kw_only=True):
     availableEndTime_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_availableEndTime")
     availableStartTime: _p.Time | _ms.UnsetType = _U
     availableStartTime_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_availableStartTime")
-    daysOfWeek: _t.Annotated[list[_p.Code | None], _p.NonEmpty] | _ms.UnsetType = _U
+    daysOfWeek: _t.Annotated[list[_p.String | None], _p.NonEmpty] | _ms.UnsetType = _U
     daysOfWeek_ext: list[Element | None] | Element | _ms.UnsetType = _ms.field(default=_U, name="_daysOfWeek")
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
+
+    def __post_init__(self) -> None:
+        if self.daysOfWeek is not _U:
+            for v in self.daysOfWeek:
+                if v is not None and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+                    raise _p.FormatError("AvailabilityAvailableTime.daysOfWeek")
 
 
 class AvailabilityNotAvailableTime(_p.Complex, kw_only=True):
@@ -1107,32 +1378,57 @@ class Basic(_p.Resource, tag="Basic", kw_only=True):
     created: _p.DateTime | _ms.UnsetType = _U
     created_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_created")
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     meta: Meta | _ms.UnsetType = _U
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     subject: Reference | _ms.UnsetType = _U
     text: Narrative | _ms.UnsetType = _U
 
+    def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("Basic.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("Basic.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("Basic.language")
+
 
 class Binary(_p.Resource, tag="Binary", kw_only=True):
-    contentType: _p.Code
+    contentType: _p.String
     contentType_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_contentType")
     data: _p.Base64Binary | _ms.UnsetType = _U
     data_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_data")
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     meta: Meta | _ms.UnsetType = _U
     securityContext: Reference | _ms.UnsetType = _U
+
+    def __post_init__(self) -> None:
+        v = self.contentType
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("Binary.contentType")
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("Binary.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("Binary.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("Binary.language")
 
 
 class BiologicallyDerivedProduct(_p.Resource, tag="BiologicallyDerivedProduct", kw_only=True):
@@ -1144,12 +1440,12 @@ class BiologicallyDerivedProduct(_p.Resource, tag="BiologicallyDerivedProduct", 
     expirationDate: _p.DateTime | _ms.UnsetType = _U
     expirationDate_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_expirationDate")
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     meta: Meta | _ms.UnsetType = _U
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
@@ -1162,6 +1458,17 @@ class BiologicallyDerivedProduct(_p.Resource, tag="BiologicallyDerivedProduct", 
     request: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
     storageTempRequirements: Range | _ms.UnsetType = _U
     text: Narrative | _ms.UnsetType = _U
+
+    def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("BiologicallyDerivedProduct.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("BiologicallyDerivedProduct.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("BiologicallyDerivedProduct.language")
 
 
 class BiologicallyDerivedProductCollection(_p.Complex, kw_only=True):
@@ -1185,12 +1492,12 @@ class BiologicallyDerivedProductDispense(_p.Resource, tag="BiologicallyDerivedPr
     contained: _t.Annotated[list[AnyResource | None], _p.NonEmpty] | _ms.UnsetType = _U
     destination: Reference | _ms.UnsetType = _U
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     location: Reference | _ms.UnsetType = _U
     matchStatus: CodeableConcept | _ms.UnsetType = _U
@@ -1205,13 +1512,27 @@ class BiologicallyDerivedProductDispense(_p.Resource, tag="BiologicallyDerivedPr
     preparedDate_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_preparedDate")
     product: Reference
     quantity: Quantity | _ms.UnsetType = _U
-    status: _p.Code
+    status: _p.String
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
     text: Narrative | _ms.UnsetType = _U
     usageInstruction: _p.String | _ms.UnsetType = _U
     usageInstruction_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_usageInstruction")
     whenHandedOver: _p.DateTime | _ms.UnsetType = _U
     whenHandedOver_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_whenHandedOver")
+
+    def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("BiologicallyDerivedProductDispense.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("BiologicallyDerivedProductDispense.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("BiologicallyDerivedProductDispense.language")
+        v = self.status
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("BiologicallyDerivedProductDispense.status")
 
 
 class BiologicallyDerivedProductDispensePerformer(_p.Complex, kw_only=True):
@@ -1255,20 +1576,31 @@ class BodyStructure(_p.Resource, tag="BodyStructure", kw_only=True):
     description_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_description")
     excludedStructure: _t.Annotated[list[BodyStructureIncludedStructure | None], _p.NonEmpty] | _ms.UnsetType = _U
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
     image: _t.Annotated[list[Attachment | None], _p.NonEmpty] | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
     includedStructure: _t.Annotated[list[BodyStructureIncludedStructure | None], _p.NonEmpty]
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     meta: Meta | _ms.UnsetType = _U
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     morphology: CodeableConcept | _ms.UnsetType = _U
     patient: Reference
     text: Narrative | _ms.UnsetType = _U
+
+    def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("BodyStructure.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("BodyStructure.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("BodyStructure.language")
 
 
 class BodyStructureIncludedStructure(_p.Complex, kw_only=True):
@@ -1305,13 +1637,13 @@ class BodyStructureIncludedStructureBodyLandmarkOrientationDistanceFromLandmark(
 
 class Bundle(_p.Resource, tag="Bundle", kw_only=True):
     entry: _t.Annotated[list[BundleEntry | None], _p.NonEmpty] | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: Identifier | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
     issues: AnyResource | _ms.UnsetType = _U
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     link: _t.Annotated[list[BundleLink | None], _p.NonEmpty] | _ms.UnsetType = _U
     meta: Meta | _ms.UnsetType = _U
@@ -1320,13 +1652,27 @@ class Bundle(_p.Resource, tag="Bundle", kw_only=True):
     timestamp_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_timestamp")
     total: _p.UnsignedInt | _ms.UnsetType = _U
     total_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_total")
-    type: _p.Code
+    type: _p.String
     type_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_type")
+
+    def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("Bundle.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("Bundle.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("Bundle.language")
+        v = self.type
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("Bundle.type")
 
 
 class BundleEntry(_p.Complex, kw_only=True):
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    fullUrl: _p.Uri | _ms.UnsetType = _U
+    fullUrl: _p.String | _ms.UnsetType = _U
     fullUrl_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_fullUrl")
     id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
@@ -1336,6 +1682,11 @@ class BundleEntry(_p.Complex, kw_only=True):
     resource: AnyResource | _ms.UnsetType = _U
     response: BundleEntryResponse | _ms.UnsetType = _U
     search: BundleEntrySearch | _ms.UnsetType = _U
+
+    def __post_init__(self) -> None:
+        v = self.fullUrl
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("BundleEntry.fullUrl")
 
 
 class BundleEntryRequest(_p.Complex, kw_only=True):
@@ -1350,11 +1701,19 @@ class BundleEntryRequest(_p.Complex, kw_only=True):
     ifNoneExist_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_ifNoneExist")
     ifNoneMatch: _p.String | _ms.UnsetType = _U
     ifNoneMatch_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_ifNoneMatch")
-    method: _p.Code
+    method: _p.String
     method_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_method")
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    url: _p.Uri
+    url: _p.String
     url_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_url")
+
+    def __post_init__(self) -> None:
+        v = self.method
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("BundleEntryRequest.method")
+        v = self.url
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("BundleEntryRequest.url")
 
 
 class BundleEntryResponse(_p.Complex, kw_only=True):
@@ -1365,23 +1724,33 @@ class BundleEntryResponse(_p.Complex, kw_only=True):
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     lastModified: _p.Instant | _ms.UnsetType = _U
     lastModified_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_lastModified")
-    location: _p.Uri | _ms.UnsetType = _U
+    location: _p.String | _ms.UnsetType = _U
     location_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_location")
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     outcome: AnyResource | _ms.UnsetType = _U
     status: _p.String
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
 
+    def __post_init__(self) -> None:
+        v = self.location
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("BundleEntryResponse.location")
+
 
 class BundleEntrySearch(_p.Complex, kw_only=True):
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
-    mode: _p.Code | _ms.UnsetType = _U
+    mode: _p.String | _ms.UnsetType = _U
     mode_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_mode")
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     score: _p.Decimal | _ms.UnsetType = _U
     score_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_score")
+
+    def __post_init__(self) -> None:
+        v = self.mode
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("BundleEntrySearch.mode")
 
 
 class BundleLink(_p.Complex, kw_only=True):
@@ -1389,10 +1758,18 @@ class BundleLink(_p.Complex, kw_only=True):
     id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    relation: _p.Code
+    relation: _p.String
     relation_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_relation")
-    url: _p.Uri
+    url: _p.String
     url_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_url")
+
+    def __post_init__(self) -> None:
+        v = self.relation
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("BundleLink.relation")
+        v = self.url
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("BundleLink.url")
 
 
 class CanonicalResource(_p.Complex, kw_only=True):
@@ -1412,10 +1789,10 @@ class CanonicalResource(_p.Complex, kw_only=True):
     id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
     jurisdiction: _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     meta: Meta | _ms.UnsetType = _U
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
@@ -1425,12 +1802,12 @@ class CanonicalResource(_p.Complex, kw_only=True):
     publisher_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_publisher")
     purpose: _p.String | _ms.UnsetType = _U
     purpose_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_purpose")
-    status: _p.Code
+    status: _p.String
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
     text: Narrative | _ms.UnsetType = _U
     title: _p.String | _ms.UnsetType = _U
     title_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_title")
-    url: _p.Uri | _ms.UnsetType = _U
+    url: _p.String | _ms.UnsetType = _U
     url_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_url")
     useContext: _t.Annotated[list[UsageContext | None], _p.NonEmpty] | _ms.UnsetType = _U
     version: _p.String | _ms.UnsetType = _U
@@ -1440,12 +1817,24 @@ class CanonicalResource(_p.Complex, kw_only=True):
     versionAlgorithmString_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_versionAlgorithmString")
 
     def __post_init__(self) -> None:
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("CanonicalResource.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("CanonicalResource.language")
+        v = self.status
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("CanonicalResource.status")
+        v = self.url
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("CanonicalResource.url")
         if (self.versionAlgorithmCoding is not _U) + (self.versionAlgorithmString is not _U or self.versionAlgorithmString_ext is not _U) > 1:
             raise _p.ChoiceError("CanonicalResource.versionAlgorithm[x]: at most one")
 
 
 class CapabilityStatement(_p.Resource, tag="CapabilityStatement", kw_only=True):
-    acceptLanguage: _t.Annotated[list[_p.Code | None], _p.NonEmpty] | _ms.UnsetType = _U
+    acceptLanguage: _t.Annotated[list[_p.String | None], _p.NonEmpty] | _ms.UnsetType = _U
     acceptLanguage_ext: list[Element | None] | Element | _ms.UnsetType = _ms.field(default=_U, name="_acceptLanguage")
     contact: _t.Annotated[list[ContactDetail | None], _p.NonEmpty] | _ms.UnsetType = _U
     contained: _t.Annotated[list[AnyResource | None], _p.NonEmpty] | _ms.UnsetType = _U
@@ -1461,33 +1850,33 @@ class CapabilityStatement(_p.Resource, tag="CapabilityStatement", kw_only=True):
     experimental: _p.Boolean | _ms.UnsetType = _U
     experimental_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_experimental")
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    fhirVersion: _p.Code
+    fhirVersion: _p.String
     fhirVersion_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_fhirVersion")
-    format: _t.Annotated[list[_p.Code | None], _p.NonEmpty]
+    format: _t.Annotated[list[_p.String | None], _p.NonEmpty]
     format_ext: list[Element | None] | Element | _ms.UnsetType = _ms.field(default=_U, name="_format")
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
     implementation: CapabilityStatementImplementation | _ms.UnsetType = _U
-    implementationGuide: _t.Annotated[list[_p.Uri | None], _p.NonEmpty] | _ms.UnsetType = _U
+    implementationGuide: _t.Annotated[list[_p.String | None], _p.NonEmpty] | _ms.UnsetType = _U
     implementationGuide_ext: list[Element | None] | Element | _ms.UnsetType = _ms.field(default=_U, name="_implementationGuide")
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
-    imports: _t.Annotated[list[_p.Uri | None], _p.NonEmpty] | _ms.UnsetType = _U
+    imports: _t.Annotated[list[_p.String | None], _p.NonEmpty] | _ms.UnsetType = _U
     imports_ext: list[Element | None] | Element | _ms.UnsetType = _ms.field(default=_U, name="_imports")
-    instantiates: _t.Annotated[list[_p.Uri | None], _p.NonEmpty] | _ms.UnsetType = _U
+    instantiates: _t.Annotated[list[_p.String | None], _p.NonEmpty] | _ms.UnsetType = _U
     instantiates_ext: list[Element | None] | Element | _ms.UnsetType = _ms.field(default=_U, name="_instantiates")
     jurisdiction: _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
-    kind: _p.Code
+    kind: _p.String
     kind_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_kind")
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     messaging: _t.Annotated[list[CapabilityStatementMessaging | None], _p.NonEmpty] | _ms.UnsetType = _U
     meta: Meta | _ms.UnsetType = _U
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     name: _p.String | _ms.UnsetType = _U
     name_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_name")
-    patchFormat: _t.Annotated[list[_p.Code | None], _p.NonEmpty] | _ms.UnsetType = _U
+    patchFormat: _t.Annotated[list[_p.String | None], _p.NonEmpty] | _ms.UnsetType = _U
     patchFormat_ext: list[Element | None] | Element | _ms.UnsetType = _ms.field(default=_U, name="_patchFormat")
     publisher: _p.String | _ms.UnsetType = _U
     publisher_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_publisher")
@@ -1495,12 +1884,12 @@ class CapabilityStatement(_p.Resource, tag="CapabilityStatement", kw_only=True):
     purpose_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_purpose")
     rest: _t.Annotated[list[CapabilityStatementRest | None], _p.NonEmpty] | _ms.UnsetType = _U
     software: CapabilityStatementSoftware | _ms.UnsetType = _U
-    status: _p.Code
+    status: _p.String
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
     text: Narrative | _ms.UnsetType = _U
     title: _p.String | _ms.UnsetType = _U
     title_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_title")
-    url: _p.Uri | _ms.UnsetType = _U
+    url: _p.String | _ms.UnsetType = _U
     url_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_url")
     useContext: _t.Annotated[list[UsageContext | None], _p.NonEmpty] | _ms.UnsetType = _U
     version: _p.String | _ms.UnsetType = _U
@@ -1510,6 +1899,51 @@ class CapabilityStatement(_p.Resource, tag="CapabilityStatement", kw_only=True):
     versionAlgorithmString_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_versionAlgorithmString")
 
     def __post_init__(self) -> None:
+        if self.acceptLanguage is not _U:
+            for v in self.acceptLanguage:
+                if v is not None and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+                    raise _p.FormatError("CapabilityStatement.acceptLanguage")
+        v = self.fhirVersion
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("CapabilityStatement.fhirVersion")
+        if self.format is not _U:
+            for v in self.format:
+                if v is not None and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+                    raise _p.FormatError("CapabilityStatement.format")
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("CapabilityStatement.id")
+        if self.implementationGuide is not _U:
+            for v in self.implementationGuide:
+                if v is not None and (' ' in v or not v.isprintable()):
+                    raise _p.FormatError("CapabilityStatement.implementationGuide")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("CapabilityStatement.implicitRules")
+        if self.imports is not _U:
+            for v in self.imports:
+                if v is not None and (' ' in v or not v.isprintable()):
+                    raise _p.FormatError("CapabilityStatement.imports")
+        if self.instantiates is not _U:
+            for v in self.instantiates:
+                if v is not None and (' ' in v or not v.isprintable()):
+                    raise _p.FormatError("CapabilityStatement.instantiates")
+        v = self.kind
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("CapabilityStatement.kind")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("CapabilityStatement.language")
+        if self.patchFormat is not _U:
+            for v in self.patchFormat:
+                if v is not None and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+                    raise _p.FormatError("CapabilityStatement.patchFormat")
+        v = self.status
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("CapabilityStatement.status")
+        v = self.url
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("CapabilityStatement.url")
         if (self.versionAlgorithmCoding is not _U) + (self.versionAlgorithmString is not _U or self.versionAlgorithmString_ext is not _U) > 1:
             raise _p.ChoiceError("CapabilityStatement.versionAlgorithm[x]: at most one")
 
@@ -1520,11 +1954,19 @@ class CapabilityStatementDocument(_p.Complex, kw_only=True):
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
-    mode: _p.Code
+    mode: _p.String
     mode_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_mode")
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    profile: _p.Uri
+    profile: _p.String
     profile_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_profile")
+
+    def __post_init__(self) -> None:
+        v = self.mode
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("CapabilityStatementDocument.mode")
+        v = self.profile
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("CapabilityStatementDocument.profile")
 
 
 class CapabilityStatementImplementation(_p.Complex, kw_only=True):
@@ -1535,8 +1977,13 @@ class CapabilityStatementImplementation(_p.Complex, kw_only=True):
     id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    url: _p.Uri | _ms.UnsetType = _U
+    url: _p.String | _ms.UnsetType = _U
     url_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_url")
+
+    def __post_init__(self) -> None:
+        v = self.url
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("CapabilityStatementImplementation.url")
 
 
 class CapabilityStatementMessaging(_p.Complex, kw_only=True):
@@ -1553,7 +2000,7 @@ class CapabilityStatementMessaging(_p.Complex, kw_only=True):
 
 
 class CapabilityStatementMessagingEndpoint(_p.Complex, kw_only=True):
-    address: _p.Uri
+    address: _p.String
     address_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_address")
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     id: _p.String | _ms.UnsetType = _U
@@ -1561,20 +2008,33 @@ class CapabilityStatementMessagingEndpoint(_p.Complex, kw_only=True):
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     protocol: Coding
 
+    def __post_init__(self) -> None:
+        v = self.address
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("CapabilityStatementMessagingEndpoint.address")
+
 
 class CapabilityStatementMessagingSupportedMessage(_p.Complex, kw_only=True):
-    definition: _p.Uri
+    definition: _p.String
     definition_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_definition")
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
-    mode: _p.Code
+    mode: _p.String
     mode_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_mode")
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
 
+    def __post_init__(self) -> None:
+        v = self.definition
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("CapabilityStatementMessagingSupportedMessage.definition")
+        v = self.mode
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("CapabilityStatementMessagingSupportedMessage.mode")
+
 
 class CapabilityStatementRest(_p.Complex, kw_only=True):
-    compartment: _t.Annotated[list[_p.Uri | None], _p.NonEmpty] | _ms.UnsetType = _U
+    compartment: _t.Annotated[list[_p.String | None], _p.NonEmpty] | _ms.UnsetType = _U
     compartment_ext: list[Element | None] | Element | _ms.UnsetType = _ms.field(default=_U, name="_compartment")
     documentation: _p.String | _ms.UnsetType = _U
     documentation_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_documentation")
@@ -1582,7 +2042,7 @@ class CapabilityStatementRest(_p.Complex, kw_only=True):
     id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     interaction: _t.Annotated[list[CapabilityStatementRestInteraction | None], _p.NonEmpty] | _ms.UnsetType = _U
-    mode: _p.Code
+    mode: _p.String
     mode_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_mode")
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     operation: _t.Annotated[list[CapabilityStatementRestResourceOperation | None], _p.NonEmpty] | _ms.UnsetType = _U
@@ -1590,9 +2050,18 @@ class CapabilityStatementRest(_p.Complex, kw_only=True):
     searchParam: _t.Annotated[list[CapabilityStatementRestResourceSearchParam | None], _p.NonEmpty] | _ms.UnsetType = _U
     security: CapabilityStatementRestSecurity | _ms.UnsetType = _U
 
+    def __post_init__(self) -> None:
+        if self.compartment is not _U:
+            for v in self.compartment:
+                if v is not None and (' ' in v or not v.isprintable()):
+                    raise _p.FormatError("CapabilityStatementRest.compartment")
+        v = self.mode
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("CapabilityStatementRest.mode")
+
 
 class CapabilityStatementRestInteraction(_p.Complex, kw_only=True):
-    code: _p.Code
+    code: _p.String
     code_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_code")
     documentation: _p.String | _ms.UnsetType = _U
     documentation_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_documentation")
@@ -1601,15 +2070,20 @@ class CapabilityStatementRestInteraction(_p.Complex, kw_only=True):
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
 
+    def __post_init__(self) -> None:
+        v = self.code
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("CapabilityStatementRestInteraction.code")
+
 
 class CapabilityStatementRestResource(_p.Complex, kw_only=True):
     conditionalCreate: _p.Boolean | _ms.UnsetType = _U
     conditionalCreate_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_conditionalCreate")
-    conditionalDelete: _p.Code | _ms.UnsetType = _U
+    conditionalDelete: _p.String | _ms.UnsetType = _U
     conditionalDelete_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_conditionalDelete")
     conditionalPatch: _p.Boolean | _ms.UnsetType = _U
     conditionalPatch_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_conditionalPatch")
-    conditionalRead: _p.Code | _ms.UnsetType = _U
+    conditionalRead: _p.String | _ms.UnsetType = _U
     conditionalRead_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_conditionalRead")
     conditionalUpdate: _p.Boolean | _ms.UnsetType = _U
     conditionalUpdate_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_conditionalUpdate")
@@ -1621,29 +2095,54 @@ class CapabilityStatementRestResource(_p.Complex, kw_only=True):
     interaction: _t.Annotated[list[CapabilityStatementRestResourceInteraction | None], _p.NonEmpty] | _ms.UnsetType = _U
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     operation: _t.Annotated[list[CapabilityStatementRestResourceOperation | None], _p.NonEmpty] | _ms.UnsetType = _U
-    profile: _p.Uri | _ms.UnsetType = _U
+    profile: _p.String | _ms.UnsetType = _U
     profile_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_profile")
     readHistory: _p.Boolean | _ms.UnsetType = _U
     readHistory_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_readHistory")
-    referencePolicy: _t.Annotated[list[_p.Code | None], _p.NonEmpty] | _ms.UnsetType = _U
+    referencePolicy: _t.Annotated[list[_p.String | None], _p.NonEmpty] | _ms.UnsetType = _U
     referencePolicy_ext: list[Element | None] | Element | _ms.UnsetType = _ms.field(default=_U, name="_referencePolicy")
     searchInclude: _t.Annotated[list[_p.String | None], _p.NonEmpty] | _ms.UnsetType = _U
     searchInclude_ext: list[Element | None] | Element | _ms.UnsetType = _ms.field(default=_U, name="_searchInclude")
     searchParam: _t.Annotated[list[CapabilityStatementRestResourceSearchParam | None], _p.NonEmpty] | _ms.UnsetType = _U
     searchRevInclude: _t.Annotated[list[_p.String | None], _p.NonEmpty] | _ms.UnsetType = _U
     searchRevInclude_ext: list[Element | None] | Element | _ms.UnsetType = _ms.field(default=_U, name="_searchRevInclude")
-    supportedProfile: _t.Annotated[list[_p.Uri | None], _p.NonEmpty] | _ms.UnsetType = _U
+    supportedProfile: _t.Annotated[list[_p.String | None], _p.NonEmpty] | _ms.UnsetType = _U
     supportedProfile_ext: list[Element | None] | Element | _ms.UnsetType = _ms.field(default=_U, name="_supportedProfile")
-    type: _p.Code
+    type: _p.String
     type_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_type")
     updateCreate: _p.Boolean | _ms.UnsetType = _U
     updateCreate_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_updateCreate")
-    versioning: _p.Code | _ms.UnsetType = _U
+    versioning: _p.String | _ms.UnsetType = _U
     versioning_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_versioning")
+
+    def __post_init__(self) -> None:
+        v = self.conditionalDelete
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("CapabilityStatementRestResource.conditionalDelete")
+        v = self.conditionalRead
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("CapabilityStatementRestResource.conditionalRead")
+        v = self.profile
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("CapabilityStatementRestResource.profile")
+        if self.referencePolicy is not _U:
+            for v in self.referencePolicy:
+                if v is not None and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+                    raise _p.FormatError("CapabilityStatementRestResource.referencePolicy")
+        if self.supportedProfile is not _U:
+            for v in self.supportedProfile:
+                if v is not None and (' ' in v or not v.isprintable()):
+                    raise _p.FormatError("CapabilityStatementRestResource.supportedProfile")
+        v = self.type
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("CapabilityStatementRestResource.type")
+        v = self.versioning
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("CapabilityStatementRestResource.versioning")
 
 
 class CapabilityStatementRestResourceInteraction(_p.Complex, kw_only=True):
-    code: _p.Code
+    code: _p.String
     code_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_code")
     documentation: _p.String | _ms.UnsetType = _U
     documentation_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_documentation")
@@ -1652,9 +2151,14 @@ class CapabilityStatementRestResourceInteraction(_p.Complex, kw_only=True):
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
 
+    def __post_init__(self) -> None:
+        v = self.code
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("CapabilityStatementRestResourceInteraction.code")
+
 
 class CapabilityStatementRestResourceOperation(_p.Complex, kw_only=True):
-    definition: _p.Uri
+    definition: _p.String
     definition_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_definition")
     documentation: _p.String | _ms.UnsetType = _U
     documentation_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_documentation")
@@ -1664,10 +2168,15 @@ class CapabilityStatementRestResourceOperation(_p.Complex, kw_only=True):
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     name: _p.String
     name_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_name")
+
+    def __post_init__(self) -> None:
+        v = self.definition
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("CapabilityStatementRestResourceOperation.definition")
 
 
 class CapabilityStatementRestResourceSearchParam(_p.Complex, kw_only=True):
-    definition: _p.Uri | _ms.UnsetType = _U
+    definition: _p.String | _ms.UnsetType = _U
     definition_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_definition")
     documentation: _p.String | _ms.UnsetType = _U
     documentation_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_documentation")
@@ -1677,8 +2186,16 @@ class CapabilityStatementRestResourceSearchParam(_p.Complex, kw_only=True):
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     name: _p.String
     name_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_name")
-    type: _p.Code
+    type: _p.String
     type_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_type")
+
+    def __post_init__(self) -> None:
+        v = self.definition
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("CapabilityStatementRestResourceSearchParam.definition")
+        v = self.type
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("CapabilityStatementRestResourceSearchParam.type")
 
 
 class CapabilityStatementRestSecurity(_p.Complex, kw_only=True):
@@ -1722,18 +2239,18 @@ class CarePlan(_p.Resource, tag="CarePlan", kw_only=True):
     encounter: Reference | _ms.UnsetType = _U
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     goal: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
-    instantiatesCanonical: _t.Annotated[list[_p.Uri | None], _p.NonEmpty] | _ms.UnsetType = _U
+    instantiatesCanonical: _t.Annotated[list[_p.String | None], _p.NonEmpty] | _ms.UnsetType = _U
     instantiatesCanonical_ext: list[Element | None] | Element | _ms.UnsetType = _ms.field(default=_U, name="_instantiatesCanonical")
-    instantiatesUri: _t.Annotated[list[_p.Uri | None], _p.NonEmpty] | _ms.UnsetType = _U
+    instantiatesUri: _t.Annotated[list[_p.String | None], _p.NonEmpty] | _ms.UnsetType = _U
     instantiatesUri_ext: list[Element | None] | Element | _ms.UnsetType = _ms.field(default=_U, name="_instantiatesUri")
-    intent: _p.Code
+    intent: _p.String
     intent_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_intent")
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     meta: Meta | _ms.UnsetType = _U
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
@@ -1741,13 +2258,38 @@ class CarePlan(_p.Resource, tag="CarePlan", kw_only=True):
     partOf: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
     period: Period | _ms.UnsetType = _U
     replaces: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
-    status: _p.Code
+    status: _p.String
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
     subject: Reference
     supportingInfo: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
     text: Narrative | _ms.UnsetType = _U
     title: _p.String | _ms.UnsetType = _U
     title_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_title")
+
+    def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("CarePlan.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("CarePlan.implicitRules")
+        if self.instantiatesCanonical is not _U:
+            for v in self.instantiatesCanonical:
+                if v is not None and (' ' in v or not v.isprintable()):
+                    raise _p.FormatError("CarePlan.instantiatesCanonical")
+        if self.instantiatesUri is not _U:
+            for v in self.instantiatesUri:
+                if v is not None and (' ' in v or not v.isprintable()):
+                    raise _p.FormatError("CarePlan.instantiatesUri")
+        v = self.intent
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("CarePlan.intent")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("CarePlan.language")
+        v = self.status
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("CarePlan.status")
 
 
 class CarePlanActivity(_p.Complex, kw_only=True):
@@ -1764,12 +2306,12 @@ class CareTeam(_p.Resource, tag="CareTeam", kw_only=True):
     category: _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
     contained: _t.Annotated[list[AnyResource | None], _p.NonEmpty] | _ms.UnsetType = _U
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     managingOrganization: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
     meta: Meta | _ms.UnsetType = _U
@@ -1780,11 +2322,25 @@ class CareTeam(_p.Resource, tag="CareTeam", kw_only=True):
     participant: _t.Annotated[list[CareTeamParticipant | None], _p.NonEmpty] | _ms.UnsetType = _U
     period: Period | _ms.UnsetType = _U
     reason: _t.Annotated[list[CodeableReference | None], _p.NonEmpty] | _ms.UnsetType = _U
-    status: _p.Code | _ms.UnsetType = _U
+    status: _p.String | _ms.UnsetType = _U
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
     subject: Reference | _ms.UnsetType = _U
     telecom: _t.Annotated[list[ContactPoint | None], _p.NonEmpty] | _ms.UnsetType = _U
     text: Narrative | _ms.UnsetType = _U
+
+    def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("CareTeam.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("CareTeam.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("CareTeam.language")
+        v = self.status
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("CareTeam.status")
 
 
 class CareTeamParticipant(_p.Complex, kw_only=True):
@@ -1809,21 +2365,21 @@ class ChargeItem(_p.Resource, tag="ChargeItem", kw_only=True):
     code: CodeableConcept
     contained: _t.Annotated[list[AnyResource | None], _p.NonEmpty] | _ms.UnsetType = _U
     costCenter: Reference | _ms.UnsetType = _U
-    definitionCanonical: _t.Annotated[list[_p.Uri | None], _p.NonEmpty] | _ms.UnsetType = _U
+    definitionCanonical: _t.Annotated[list[_p.String | None], _p.NonEmpty] | _ms.UnsetType = _U
     definitionCanonical_ext: list[Element | None] | Element | _ms.UnsetType = _ms.field(default=_U, name="_definitionCanonical")
-    definitionUri: _t.Annotated[list[_p.Uri | None], _p.NonEmpty] | _ms.UnsetType = _U
+    definitionUri: _t.Annotated[list[_p.String | None], _p.NonEmpty] | _ms.UnsetType = _U
     definitionUri_ext: list[Element | None] | Element | _ms.UnsetType = _ms.field(default=_U, name="_definitionUri")
     encounter: Reference | _ms.UnsetType = _U
     enteredDate: _p.DateTime | _ms.UnsetType = _U
     enteredDate_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_enteredDate")
     enterer: Reference | _ms.UnsetType = _U
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     meta: Meta | _ms.UnsetType = _U
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
@@ -1841,7 +2397,7 @@ class ChargeItem(_p.Resource, tag="ChargeItem", kw_only=True):
     reason: _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
     requestingOrganization: Reference | _ms.UnsetType = _U
     service: _t.Annotated[list[CodeableReference | None], _p.NonEmpty] | _ms.UnsetType = _U
-    status: _p.Code
+    status: _p.String
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
     subject: Reference
     supportingInformation: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
@@ -1850,6 +2406,26 @@ class ChargeItem(_p.Resource, tag="ChargeItem", kw_only=True):
     unitPriceComponent: MonetaryComponent | _ms.UnsetType = _U
 
     def __post_init__(self) -> None:
+        if self.definitionCanonical is not _U:
+            for v in self.definitionCanonical:
+                if v is not None and (' ' in v or not v.isprintable()):
+                    raise _p.FormatError("ChargeItem.definitionCanonical")
+        if self.definitionUri is not _U:
+            for v in self.definitionUri:
+                if v is not None and (' ' in v or not v.isprintable()):
+                    raise _p.FormatError("ChargeItem.definitionUri")
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("ChargeItem.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("ChargeItem.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("ChargeItem.language")
+        v = self.status
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("ChargeItem.status")
         if (self.occurrenceDateTime is not _U or self.occurrenceDateTime_ext is not _U) + (self.occurrencePeriod is not _U) + (self.occurrenceTiming is not _U) > 1:
             raise _p.ChoiceError("ChargeItem.occurrence[x]: at most one")
 
@@ -1867,21 +2443,21 @@ class ChargeItemDefinition(_p.Resource, tag="ChargeItemDefinition", kw_only=True
     copyrightLabel_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_copyrightLabel")
     date: _p.DateTime | _ms.UnsetType = _U
     date_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_date")
-    derivedFromUri: _t.Annotated[list[_p.Uri | None], _p.NonEmpty] | _ms.UnsetType = _U
+    derivedFromUri: _t.Annotated[list[_p.String | None], _p.NonEmpty] | _ms.UnsetType = _U
     derivedFromUri_ext: list[Element | None] | Element | _ms.UnsetType = _ms.field(default=_U, name="_derivedFromUri")
     description: _p.String | _ms.UnsetType = _U
     description_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_description")
     experimental: _p.Boolean | _ms.UnsetType = _U
     experimental_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_experimental")
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
     instance: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
     jurisdiction: _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     lastReviewDate: _p.Date | _ms.UnsetType = _U
     lastReviewDate_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_lastReviewDate")
@@ -1889,21 +2465,21 @@ class ChargeItemDefinition(_p.Resource, tag="ChargeItemDefinition", kw_only=True
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     name: _p.String | _ms.UnsetType = _U
     name_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_name")
-    partOf: _t.Annotated[list[_p.Uri | None], _p.NonEmpty] | _ms.UnsetType = _U
+    partOf: _t.Annotated[list[_p.String | None], _p.NonEmpty] | _ms.UnsetType = _U
     partOf_ext: list[Element | None] | Element | _ms.UnsetType = _ms.field(default=_U, name="_partOf")
     propertyGroup: _t.Annotated[list[ChargeItemDefinitionPropertyGroup | None], _p.NonEmpty] | _ms.UnsetType = _U
     publisher: _p.String | _ms.UnsetType = _U
     publisher_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_publisher")
     purpose: _p.String | _ms.UnsetType = _U
     purpose_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_purpose")
-    replaces: _t.Annotated[list[_p.Uri | None], _p.NonEmpty] | _ms.UnsetType = _U
+    replaces: _t.Annotated[list[_p.String | None], _p.NonEmpty] | _ms.UnsetType = _U
     replaces_ext: list[Element | None] | Element | _ms.UnsetType = _ms.field(default=_U, name="_replaces")
-    status: _p.Code
+    status: _p.String
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
     text: Narrative | _ms.UnsetType = _U
     title: _p.String | _ms.UnsetType = _U
     title_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_title")
-    url: _p.Uri | _ms.UnsetType = _U
+    url: _p.String | _ms.UnsetType = _U
     url_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_url")
     useContext: _t.Annotated[list[UsageContext | None], _p.NonEmpty] | _ms.UnsetType = _U
     version: _p.String | _ms.UnsetType = _U
@@ -1913,6 +2489,33 @@ class ChargeItemDefinition(_p.Resource, tag="ChargeItemDefinition", kw_only=True
     versionAlgorithmString_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_versionAlgorithmString")
 
     def __post_init__(self) -> None:
+        if self.derivedFromUri is not _U:
+            for v in self.derivedFromUri:
+                if v is not None and (' ' in v or not v.isprintable()):
+                    raise _p.FormatError("ChargeItemDefinition.derivedFromUri")
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("ChargeItemDefinition.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("ChargeItemDefinition.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("ChargeItemDefinition.language")
+        if self.partOf is not _U:
+            for v in self.partOf:
+                if v is not None and (' ' in v or not v.isprintable()):
+                    raise _p.FormatError("ChargeItemDefinition.partOf")
+        if self.replaces is not _U:
+            for v in self.replaces:
+                if v is not None and (' ' in v or not v.isprintable()):
+                    raise _p.FormatError("ChargeItemDefinition.replaces")
+        v = self.status
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("ChargeItemDefinition.status")
+        v = self.url
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("ChargeItemDefinition.url")
         if (self.versionAlgorithmCoding is not _U) + (self.versionAlgorithmString is not _U or self.versionAlgorithmString_ext is not _U) > 1:
             raise _p.ChoiceError("ChargeItemDefinition.versionAlgorithm[x]: at most one")
 
@@ -1968,13 +2571,13 @@ class Citation(_p.Resource, tag="Citation", kw_only=True):
     experimental: _p.Boolean | _ms.UnsetType = _U
     experimental_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_experimental")
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
     jurisdiction: _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     lastReviewDate: _p.Date | _ms.UnsetType = _U
     lastReviewDate_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_lastReviewDate")
@@ -1989,14 +2592,14 @@ class Citation(_p.Resource, tag="Citation", kw_only=True):
     purpose_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_purpose")
     relatedArtifact: _t.Annotated[list[RelatedArtifact | None], _p.NonEmpty] | _ms.UnsetType = _U
     reviewer: _t.Annotated[list[ContactDetail | None], _p.NonEmpty] | _ms.UnsetType = _U
-    status: _p.Code
+    status: _p.String
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
     statusDate: _t.Annotated[list[CitationStatusDate | None], _p.NonEmpty] | _ms.UnsetType = _U
     summary: _t.Annotated[list[CitationSummary | None], _p.NonEmpty] | _ms.UnsetType = _U
     text: Narrative | _ms.UnsetType = _U
     title: _p.String | _ms.UnsetType = _U
     title_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_title")
-    url: _p.Uri | _ms.UnsetType = _U
+    url: _p.String | _ms.UnsetType = _U
     url_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_url")
     useContext: _t.Annotated[list[UsageContext | None], _p.NonEmpty] | _ms.UnsetType = _U
     version: _p.String | _ms.UnsetType = _U
@@ -2006,6 +2609,21 @@ class Citation(_p.Resource, tag="Citation", kw_only=True):
     versionAlgorithmString_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_versionAlgorithmString")
 
     def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("Citation.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("Citation.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("Citation.language")
+        v = self.status
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("Citation.status")
+        v = self.url
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("Citation.url")
         if (self.versionAlgorithmCoding is not _U) + (self.versionAlgorithmString is not _U or self.versionAlgorithmString_ext is not _U) > 1:
             raise _p.ChoiceError("Citation.versionAlgorithm[x]: at most one")
 
@@ -2179,11 +2797,19 @@ class CitationCitedArtifactRelatesTo(_p.Complex, kw_only=True):
     label: _p.String | _ms.UnsetType = _U
     label_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_label")
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    resource: _p.Uri | _ms.UnsetType = _U
+    resource: _p.String | _ms.UnsetType = _U
     resource_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_resource")
     resourceReference: Reference | _ms.UnsetType = _U
-    type: _p.Code
+    type: _p.String
     type_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_type")
+
+    def __post_init__(self) -> None:
+        v = self.resource
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("CitationCitedArtifactRelatesTo.resource")
+        v = self.type
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("CitationCitedArtifactRelatesTo.type")
 
 
 class CitationCitedArtifactStatusDate(_p.Complex, kw_only=True):
@@ -2224,8 +2850,13 @@ class CitationCitedArtifactWebLocation(_p.Complex, kw_only=True):
     id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    url: _p.Uri | _ms.UnsetType = _U
+    url: _p.String | _ms.UnsetType = _U
     url_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_url")
+
+    def __post_init__(self) -> None:
+        v = self.url
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("CitationCitedArtifactWebLocation.url")
 
 
 class CitationClassification(_p.Complex, kw_only=True):
@@ -2273,15 +2904,15 @@ class Claim(_p.Resource, tag="Claim", kw_only=True):
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     facility: Reference | _ms.UnsetType = _U
     fundsReserve: CodeableConcept | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
     insurance: _t.Annotated[list[ClaimInsurance | None], _p.NonEmpty] | _ms.UnsetType = _U
     insurer: Reference | _ms.UnsetType = _U
     item: _t.Annotated[list[ClaimItem | None], _p.NonEmpty] | _ms.UnsetType = _U
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     meta: Meta | _ms.UnsetType = _U
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
@@ -2295,7 +2926,7 @@ class Claim(_p.Resource, tag="Claim", kw_only=True):
     provider: Reference | _ms.UnsetType = _U
     referral: Reference | _ms.UnsetType = _U
     related: _t.Annotated[list[ClaimRelated | None], _p.NonEmpty] | _ms.UnsetType = _U
-    status: _p.Code
+    status: _p.String
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
     subType: CodeableConcept | _ms.UnsetType = _U
     supportingInfo: _t.Annotated[list[ClaimSupportingInfo | None], _p.NonEmpty] | _ms.UnsetType = _U
@@ -2303,8 +2934,25 @@ class Claim(_p.Resource, tag="Claim", kw_only=True):
     total: Money | _ms.UnsetType = _U
     traceNumber: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
     type: CodeableConcept
-    use: _p.Code
+    use: _p.String
     use_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_use")
+
+    def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("Claim.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("Claim.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("Claim.language")
+        v = self.status
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("Claim.status")
+        v = self.use
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("Claim.use")
 
 
 class ClaimAccident(_p.Complex, kw_only=True):
@@ -2549,19 +3197,19 @@ class ClaimResponse(_p.Resource, tag="ClaimResponse", kw_only=True):
     form: Attachment | _ms.UnsetType = _U
     formCode: CodeableConcept | _ms.UnsetType = _U
     fundsReserve: CodeableConcept | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
     insurance: _t.Annotated[list[ClaimResponseInsurance | None], _p.NonEmpty] | _ms.UnsetType = _U
     insurer: Reference | _ms.UnsetType = _U
     item: _t.Annotated[list[ClaimResponseItem | None], _p.NonEmpty] | _ms.UnsetType = _U
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     meta: Meta | _ms.UnsetType = _U
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    outcome: _p.Code
+    outcome: _p.String
     outcome_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_outcome")
     patient: Reference
     payeeType: CodeableConcept | _ms.UnsetType = _U
@@ -2572,15 +3220,35 @@ class ClaimResponse(_p.Resource, tag="ClaimResponse", kw_only=True):
     processNote: _t.Annotated[list[ClaimResponseProcessNote | None], _p.NonEmpty] | _ms.UnsetType = _U
     request: Reference | _ms.UnsetType = _U
     requestor: Reference | _ms.UnsetType = _U
-    status: _p.Code
+    status: _p.String
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
     subType: CodeableConcept | _ms.UnsetType = _U
     text: Narrative | _ms.UnsetType = _U
     total: _t.Annotated[list[ClaimResponseTotal | None], _p.NonEmpty] | _ms.UnsetType = _U
     traceNumber: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
     type: CodeableConcept
-    use: _p.Code
+    use: _p.String
     use_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_use")
+
+    def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("ClaimResponse.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("ClaimResponse.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("ClaimResponse.language")
+        v = self.outcome
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("ClaimResponse.outcome")
+        v = self.status
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("ClaimResponse.status")
+        v = self.use
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("ClaimResponse.use")
 
 
 class ClaimResponseAddItem(_p.Complex, kw_only=True):
@@ -2873,12 +3541,12 @@ class ClinicalImpression(_p.Resource, tag="ClinicalImpression", kw_only=True):
     encounter: Reference | _ms.UnsetType = _U
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     finding: _t.Annotated[list[ClinicalImpressionFinding | None], _p.NonEmpty] | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     meta: Meta | _ms.UnsetType = _U
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
@@ -2888,9 +3556,9 @@ class ClinicalImpression(_p.Resource, tag="ClinicalImpression", kw_only=True):
     problem: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
     prognosisCodeableConcept: _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
     prognosisReference: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
-    protocol: _t.Annotated[list[_p.Uri | None], _p.NonEmpty] | _ms.UnsetType = _U
+    protocol: _t.Annotated[list[_p.String | None], _p.NonEmpty] | _ms.UnsetType = _U
     protocol_ext: list[Element | None] | Element | _ms.UnsetType = _ms.field(default=_U, name="_protocol")
-    status: _p.Code
+    status: _p.String
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
     statusReason: CodeableConcept | _ms.UnsetType = _U
     subject: Reference
@@ -2900,6 +3568,22 @@ class ClinicalImpression(_p.Resource, tag="ClinicalImpression", kw_only=True):
     text: Narrative | _ms.UnsetType = _U
 
     def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("ClinicalImpression.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("ClinicalImpression.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("ClinicalImpression.language")
+        if self.protocol is not _U:
+            for v in self.protocol:
+                if v is not None and (' ' in v or not v.isprintable()):
+                    raise _p.FormatError("ClinicalImpression.protocol")
+        v = self.status
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("ClinicalImpression.status")
         if (self.effectiveDateTime is not _U or self.effectiveDateTime_ext is not _U) + (self.effectivePeriod is not _U) > 1:
             raise _p.ChoiceError("ClinicalImpression.effective[x]: at most one")
 
@@ -2919,16 +3603,16 @@ class ClinicalUseDefinition(_p.Resource, tag="ClinicalUseDefinition", kw_only=Tr
     contained: _t.Annotated[list[AnyResource | None], _p.NonEmpty] | _ms.UnsetType = _U
     contraindication: ClinicalUseDefinitionContraindication | _ms.UnsetType = _U
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
     indication: ClinicalUseDefinitionIndication | _ms.UnsetType = _U
     interaction: ClinicalUseDefinitionInteraction | _ms.UnsetType = _U
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
-    library: _t.Annotated[list[_p.Uri | None], _p.NonEmpty] | _ms.UnsetType = _U
+    library: _t.Annotated[list[_p.String | None], _p.NonEmpty] | _ms.UnsetType = _U
     library_ext: list[Element | None] | Element | _ms.UnsetType = _ms.field(default=_U, name="_library")
     meta: Meta | _ms.UnsetType = _U
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
@@ -2936,10 +3620,28 @@ class ClinicalUseDefinition(_p.Resource, tag="ClinicalUseDefinition", kw_only=Tr
     status: CodeableConcept | _ms.UnsetType = _U
     subject: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
     text: Narrative | _ms.UnsetType = _U
-    type: _p.Code
+    type: _p.String
     type_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_type")
     undesirableEffect: ClinicalUseDefinitionUndesirableEffect | _ms.UnsetType = _U
     warning: ClinicalUseDefinitionWarning | _ms.UnsetType = _U
+
+    def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("ClinicalUseDefinition.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("ClinicalUseDefinition.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("ClinicalUseDefinition.language")
+        if self.library is not _U:
+            for v in self.library:
+                if v is not None and (' ' in v or not v.isprintable()):
+                    raise _p.FormatError("ClinicalUseDefinition.library")
+        v = self.type
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("ClinicalUseDefinition.type")
 
 
 class ClinicalUseDefinitionContraindication(_p.Complex, kw_only=True):
@@ -3041,7 +3743,7 @@ class CodeSystem(_p.Resource, tag="CodeSystem", kw_only=True):
     concept: _t.Annotated[list[CodeSystemConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
     contact: _t.Annotated[list[ContactDetail | None], _p.NonEmpty] | _ms.UnsetType = _U
     contained: _t.Annotated[list[AnyResource | None], _p.NonEmpty] | _ms.UnsetType = _U
-    content: _p.Code
+    content: _p.String
     content_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_content")
     copyright: _p.String | _ms.UnsetType = _U
     copyright_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_copyright")
@@ -3060,15 +3762,15 @@ class CodeSystem(_p.Resource, tag="CodeSystem", kw_only=True):
     experimental_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_experimental")
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     filter: _t.Annotated[list[CodeSystemFilter | None], _p.NonEmpty] | _ms.UnsetType = _U
-    hierarchyMeaning: _p.Code | _ms.UnsetType = _U
+    hierarchyMeaning: _p.String | _ms.UnsetType = _U
     hierarchyMeaning_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_hierarchyMeaning")
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
     jurisdiction: _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     lastReviewDate: _p.Date | _ms.UnsetType = _U
     lastReviewDate_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_lastReviewDate")
@@ -3083,18 +3785,18 @@ class CodeSystem(_p.Resource, tag="CodeSystem", kw_only=True):
     purpose_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_purpose")
     relatedArtifact: _t.Annotated[list[RelatedArtifact | None], _p.NonEmpty] | _ms.UnsetType = _U
     reviewer: _t.Annotated[list[ContactDetail | None], _p.NonEmpty] | _ms.UnsetType = _U
-    status: _p.Code
+    status: _p.String
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
-    supplements: _p.Uri | _ms.UnsetType = _U
+    supplements: _p.String | _ms.UnsetType = _U
     supplements_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_supplements")
     text: Narrative | _ms.UnsetType = _U
     title: _p.String | _ms.UnsetType = _U
     title_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_title")
     topic: _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
-    url: _p.Uri | _ms.UnsetType = _U
+    url: _p.String | _ms.UnsetType = _U
     url_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_url")
     useContext: _t.Annotated[list[UsageContext | None], _p.NonEmpty] | _ms.UnsetType = _U
-    valueSet: _p.Uri | _ms.UnsetType = _U
+    valueSet: _p.String | _ms.UnsetType = _U
     valueSet_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueSet")
     version: _p.String | _ms.UnsetType = _U
     version_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_version")
@@ -3105,12 +3807,39 @@ class CodeSystem(_p.Resource, tag="CodeSystem", kw_only=True):
     versionNeeded_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_versionNeeded")
 
     def __post_init__(self) -> None:
+        v = self.content
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("CodeSystem.content")
+        v = self.hierarchyMeaning
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("CodeSystem.hierarchyMeaning")
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("CodeSystem.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("CodeSystem.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("CodeSystem.language")
+        v = self.status
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("CodeSystem.status")
+        v = self.supplements
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("CodeSystem.supplements")
+        v = self.url
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("CodeSystem.url")
+        v = self.valueSet
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("CodeSystem.valueSet")
         if (self.versionAlgorithmCoding is not _U) + (self.versionAlgorithmString is not _U or self.versionAlgorithmString_ext is not _U) > 1:
             raise _p.ChoiceError("CodeSystem.versionAlgorithm[x]: at most one")
 
 
 class CodeSystemConcept(_p.Complex, kw_only=True):
-    code: _p.Code
+    code: _p.String
     code_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_code")
     concept: _t.Annotated[list[CodeSystemConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
     definition: _p.String | _ms.UnsetType = _U
@@ -3124,22 +3853,32 @@ class CodeSystemConcept(_p.Complex, kw_only=True):
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     property: _t.Annotated[list[CodeSystemConceptProperty | None], _p.NonEmpty] | _ms.UnsetType = _U
 
+    def __post_init__(self) -> None:
+        v = self.code
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("CodeSystemConcept.code")
+
 
 class CodeSystemConceptDesignation(_p.Complex, kw_only=True):
     additionalUse: _t.Annotated[list[Coding | None], _p.NonEmpty] | _ms.UnsetType = _U
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     use: Coding | _ms.UnsetType = _U
     value: _p.String
     value_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_value")
 
+    def __post_init__(self) -> None:
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("CodeSystemConceptDesignation.language")
+
 
 class CodeSystemConceptProperty(_p.Complex, kw_only=True):
-    code: _p.Code
+    code: _p.String
     code_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_code")
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     id: _p.String | _ms.UnsetType = _U
@@ -3147,7 +3886,7 @@ class CodeSystemConceptProperty(_p.Complex, kw_only=True):
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     valueBoolean: _p.Boolean | _ms.UnsetType = _U
     valueBoolean_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueBoolean")
-    valueCode: _p.Code | _ms.UnsetType = _U
+    valueCode: _p.String | _ms.UnsetType = _U
     valueCode_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueCode")
     valueCoding: Coding | _ms.UnsetType = _U
     valueDateTime: _p.DateTime | _ms.UnsetType = _U
@@ -3160,12 +3899,18 @@ class CodeSystemConceptProperty(_p.Complex, kw_only=True):
     valueString_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueString")
 
     def __post_init__(self) -> None:
+        v = self.code
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("CodeSystemConceptProperty.code")
+        v = self.valueCode
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("CodeSystemConceptProperty.valueCode")
         if (self.valueBoolean is not _U or self.valueBoolean_ext is not _U) + (self.valueCode is not _U or self.valueCode_ext is not _U) + (self.valueCoding is not _U) + (self.valueDateTime is not _U or self.valueDateTime_ext is not _U) + (self.valueDecimal is not _U or self.valueDecimal_ext is not _U) + (self.valueInteger is not _U or self.valueInteger_ext is not _U) + (self.valueString is not _U or self.valueString_ext is not _U) != 1:
             raise _p.ChoiceError("CodeSystemConceptProperty.value[x]: exactly one")
 
 
 class CodeSystemFilter(_p.Complex, kw_only=True):
-    code: _p.Code
+    code: _p.String
     code_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_code")
     description: _p.String | _ms.UnsetType = _U
     description_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_description")
@@ -3173,14 +3918,23 @@ class CodeSystemFilter(_p.Complex, kw_only=True):
     id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    operator: _t.Annotated[list[_p.Code | None], _p.NonEmpty]
+    operator: _t.Annotated[list[_p.String | None], _p.NonEmpty]
     operator_ext: list[Element | None] | Element | _ms.UnsetType = _ms.field(default=_U, name="_operator")
     value: _p.String
     value_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_value")
 
+    def __post_init__(self) -> None:
+        v = self.code
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("CodeSystemFilter.code")
+        if self.operator is not _U:
+            for v in self.operator:
+                if v is not None and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+                    raise _p.FormatError("CodeSystemFilter.operator")
+
 
 class CodeSystemProperty(_p.Complex, kw_only=True):
-    code: _p.Code
+    code: _p.String
     code_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_code")
     description: _p.String | _ms.UnsetType = _U
     description_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_description")
@@ -3188,10 +3942,21 @@ class CodeSystemProperty(_p.Complex, kw_only=True):
     id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    type: _p.Code
+    type: _p.String
     type_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_type")
-    uri: _p.Uri | _ms.UnsetType = _U
+    uri: _p.String | _ms.UnsetType = _U
     uri_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_uri")
+
+    def __post_init__(self) -> None:
+        v = self.code
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("CodeSystemProperty.code")
+        v = self.type
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("CodeSystemProperty.type")
+        v = self.uri
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("CodeSystemProperty.uri")
 
 
 class CodeableConcept(_p.Complex, kw_only=True):
@@ -3212,19 +3977,27 @@ class CodeableReference(_p.Complex, kw_only=True):
 
 
 class Coding(_p.Complex, kw_only=True):
-    code: _p.Code | _ms.UnsetType = _U
+    code: _p.String | _ms.UnsetType = _U
     code_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_code")
     display: _p.String | _ms.UnsetType = _U
     display_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_display")
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
-    system: _p.Uri | _ms.UnsetType = _U
+    system: _p.String | _ms.UnsetType = _U
     system_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_system")
     userSelected: _p.Boolean | _ms.UnsetType = _U
     userSelected_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_userSelected")
     version: _p.String | _ms.UnsetType = _U
     version_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_version")
+
+    def __post_init__(self) -> None:
+        v = self.code
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("Coding.code")
+        v = self.system
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("Coding.system")
 
 
 class Communication(_p.Resource, tag="Communication", kw_only=True):
@@ -3234,17 +4007,17 @@ class Communication(_p.Resource, tag="Communication", kw_only=True):
     contained: _t.Annotated[list[AnyResource | None], _p.NonEmpty] | _ms.UnsetType = _U
     encounter: Reference | _ms.UnsetType = _U
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
     inResponseTo: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
-    instantiatesCanonical: _t.Annotated[list[_p.Uri | None], _p.NonEmpty] | _ms.UnsetType = _U
+    instantiatesCanonical: _t.Annotated[list[_p.String | None], _p.NonEmpty] | _ms.UnsetType = _U
     instantiatesCanonical_ext: list[Element | None] | Element | _ms.UnsetType = _ms.field(default=_U, name="_instantiatesCanonical")
-    instantiatesUri: _t.Annotated[list[_p.Uri | None], _p.NonEmpty] | _ms.UnsetType = _U
+    instantiatesUri: _t.Annotated[list[_p.String | None], _p.NonEmpty] | _ms.UnsetType = _U
     instantiatesUri_ext: list[Element | None] | Element | _ms.UnsetType = _ms.field(default=_U, name="_instantiatesUri")
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     medium: _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
     meta: Meta | _ms.UnsetType = _U
@@ -3252,7 +4025,7 @@ class Communication(_p.Resource, tag="Communication", kw_only=True):
     note: _t.Annotated[list[Annotation | None], _p.NonEmpty] | _ms.UnsetType = _U
     partOf: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
     payload: _t.Annotated[list[CommunicationPayload | None], _p.NonEmpty] | _ms.UnsetType = _U
-    priority: _p.Code | _ms.UnsetType = _U
+    priority: _p.String | _ms.UnsetType = _U
     priority_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_priority")
     reason: _t.Annotated[list[CodeableReference | None], _p.NonEmpty] | _ms.UnsetType = _U
     received: _p.DateTime | _ms.UnsetType = _U
@@ -3261,12 +4034,37 @@ class Communication(_p.Resource, tag="Communication", kw_only=True):
     sender: Reference | _ms.UnsetType = _U
     sent: _p.DateTime | _ms.UnsetType = _U
     sent_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_sent")
-    status: _p.Code
+    status: _p.String
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
     statusReason: CodeableConcept | _ms.UnsetType = _U
     subject: Reference | _ms.UnsetType = _U
     text: Narrative | _ms.UnsetType = _U
     topic: CodeableConcept | _ms.UnsetType = _U
+
+    def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("Communication.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("Communication.implicitRules")
+        if self.instantiatesCanonical is not _U:
+            for v in self.instantiatesCanonical:
+                if v is not None and (' ' in v or not v.isprintable()):
+                    raise _p.FormatError("Communication.instantiatesCanonical")
+        if self.instantiatesUri is not _U:
+            for v in self.instantiatesUri:
+                if v is not None and (' ' in v or not v.isprintable()):
+                    raise _p.FormatError("Communication.instantiatesUri")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("Communication.language")
+        v = self.priority
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("Communication.priority")
+        v = self.status
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("Communication.status")
 
 
 class CommunicationPayload(_p.Complex, kw_only=True):
@@ -3295,15 +4093,15 @@ class CommunicationRequest(_p.Resource, tag="CommunicationRequest", kw_only=True
     encounter: Reference | _ms.UnsetType = _U
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     groupIdentifier: Identifier | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
     informationProvider: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
-    intent: _p.Code
+    intent: _p.String
     intent_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_intent")
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     medium: _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
     meta: Meta | _ms.UnsetType = _U
@@ -3313,19 +4111,37 @@ class CommunicationRequest(_p.Resource, tag="CommunicationRequest", kw_only=True
     occurrenceDateTime_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_occurrenceDateTime")
     occurrencePeriod: Period | _ms.UnsetType = _U
     payload: _t.Annotated[list[CommunicationRequestPayload | None], _p.NonEmpty] | _ms.UnsetType = _U
-    priority: _p.Code | _ms.UnsetType = _U
+    priority: _p.String | _ms.UnsetType = _U
     priority_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_priority")
     reason: _t.Annotated[list[CodeableReference | None], _p.NonEmpty] | _ms.UnsetType = _U
     recipient: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
     replaces: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
     requester: Reference | _ms.UnsetType = _U
-    status: _p.Code
+    status: _p.String
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
     statusReason: CodeableConcept | _ms.UnsetType = _U
     subject: Reference | _ms.UnsetType = _U
     text: Narrative | _ms.UnsetType = _U
 
     def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("CommunicationRequest.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("CommunicationRequest.implicitRules")
+        v = self.intent
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("CommunicationRequest.intent")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("CommunicationRequest.language")
+        v = self.priority
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("CommunicationRequest.priority")
+        v = self.status
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("CommunicationRequest.status")
         if (self.occurrenceDateTime is not _U or self.occurrenceDateTime_ext is not _U) + (self.occurrencePeriod is not _U) > 1:
             raise _p.ChoiceError("CommunicationRequest.occurrence[x]: at most one")
 
@@ -3345,7 +4161,7 @@ class CommunicationRequestPayload(_p.Complex, kw_only=True):
 
 
 class CompartmentDefinition(_p.Resource, tag="CompartmentDefinition", kw_only=True):
-    code: _p.Code
+    code: _p.String
     code_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_code")
     contact: _t.Annotated[list[ContactDetail | None], _p.NonEmpty] | _ms.UnsetType = _U
     contained: _t.Annotated[list[AnyResource | None], _p.NonEmpty] | _ms.UnsetType = _U
@@ -3356,11 +4172,11 @@ class CompartmentDefinition(_p.Resource, tag="CompartmentDefinition", kw_only=Tr
     experimental: _p.Boolean | _ms.UnsetType = _U
     experimental_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_experimental")
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     meta: Meta | _ms.UnsetType = _U
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
@@ -3373,12 +4189,12 @@ class CompartmentDefinition(_p.Resource, tag="CompartmentDefinition", kw_only=Tr
     resource: _t.Annotated[list[CompartmentDefinitionResource | None], _p.NonEmpty] | _ms.UnsetType = _U
     search: _p.Boolean
     search_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_search")
-    status: _p.Code
+    status: _p.String
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
     text: Narrative | _ms.UnsetType = _U
     title: _p.String | _ms.UnsetType = _U
     title_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_title")
-    url: _p.Uri
+    url: _p.String
     url_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_url")
     useContext: _t.Annotated[list[UsageContext | None], _p.NonEmpty] | _ms.UnsetType = _U
     version: _p.String | _ms.UnsetType = _U
@@ -3388,16 +4204,34 @@ class CompartmentDefinition(_p.Resource, tag="CompartmentDefinition", kw_only=Tr
     versionAlgorithmString_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_versionAlgorithmString")
 
     def __post_init__(self) -> None:
+        v = self.code
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("CompartmentDefinition.code")
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("CompartmentDefinition.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("CompartmentDefinition.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("CompartmentDefinition.language")
+        v = self.status
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("CompartmentDefinition.status")
+        v = self.url
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("CompartmentDefinition.url")
         if (self.versionAlgorithmCoding is not _U) + (self.versionAlgorithmString is not _U or self.versionAlgorithmString_ext is not _U) > 1:
             raise _p.ChoiceError("CompartmentDefinition.versionAlgorithm[x]: at most one")
 
 
 class CompartmentDefinitionResource(_p.Complex, kw_only=True):
-    code: _p.Code
+    code: _p.String
     code_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_code")
     documentation: _p.String | _ms.UnsetType = _U
     documentation_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_documentation")
-    endParam: _p.Uri | _ms.UnsetType = _U
+    endParam: _p.String | _ms.UnsetType = _U
     endParam_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_endParam")
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     id: _p.String | _ms.UnsetType = _U
@@ -3405,8 +4239,19 @@ class CompartmentDefinitionResource(_p.Complex, kw_only=True):
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     param: _t.Annotated[list[_p.String | None], _p.NonEmpty] | _ms.UnsetType = _U
     param_ext: list[Element | None] | Element | _ms.UnsetType = _ms.field(default=_U, name="_param")
-    startParam: _p.Uri | _ms.UnsetType = _U
+    startParam: _p.String | _ms.UnsetType = _U
     startParam_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_startParam")
+
+    def __post_init__(self) -> None:
+        v = self.code
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("CompartmentDefinitionResource.code")
+        v = self.endParam
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("CompartmentDefinitionResource.endParam")
+        v = self.startParam
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("CompartmentDefinitionResource.startParam")
 
 
 class Composition(_p.Resource, tag="Composition", kw_only=True):
@@ -3420,12 +4265,12 @@ class Composition(_p.Resource, tag="Composition", kw_only=True):
     encounter: Reference | _ms.UnsetType = _U
     event: _t.Annotated[list[CompositionEvent | None], _p.NonEmpty] | _ms.UnsetType = _U
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     meta: Meta | _ms.UnsetType = _U
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
@@ -3434,18 +4279,35 @@ class Composition(_p.Resource, tag="Composition", kw_only=True):
     note: _t.Annotated[list[Annotation | None], _p.NonEmpty] | _ms.UnsetType = _U
     relatesTo: _t.Annotated[list[RelatedArtifact | None], _p.NonEmpty] | _ms.UnsetType = _U
     section: _t.Annotated[list[CompositionSection | None], _p.NonEmpty] | _ms.UnsetType = _U
-    status: _p.Code
+    status: _p.String
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
     subject: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
     text: Narrative | _ms.UnsetType = _U
     title: _p.String
     title_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_title")
     type: CodeableConcept
-    url: _p.Uri | _ms.UnsetType = _U
+    url: _p.String | _ms.UnsetType = _U
     url_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_url")
     useContext: _t.Annotated[list[UsageContext | None], _p.NonEmpty] | _ms.UnsetType = _U
     version: _p.String | _ms.UnsetType = _U
     version_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_version")
+
+    def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("Composition.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("Composition.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("Composition.language")
+        v = self.status
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("Composition.status")
+        v = self.url
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("Composition.url")
 
 
 class CompositionAttester(_p.Complex, kw_only=True):
@@ -3507,13 +4369,13 @@ class ConceptMap(_p.Resource, tag="ConceptMap", kw_only=True):
     experimental_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_experimental")
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     group: _t.Annotated[list[ConceptMapGroup | None], _p.NonEmpty] | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
     jurisdiction: _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     lastReviewDate: _p.Date | _ms.UnsetType = _U
     lastReviewDate_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_lastReviewDate")
@@ -3528,21 +4390,21 @@ class ConceptMap(_p.Resource, tag="ConceptMap", kw_only=True):
     purpose_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_purpose")
     relatedArtifact: _t.Annotated[list[RelatedArtifact | None], _p.NonEmpty] | _ms.UnsetType = _U
     reviewer: _t.Annotated[list[ContactDetail | None], _p.NonEmpty] | _ms.UnsetType = _U
-    sourceScopeCanonical: _p.Uri | _ms.UnsetType = _U
+    sourceScopeCanonical: _p.String | _ms.UnsetType = _U
     sourceScopeCanonical_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_sourceScopeCanonical")
-    sourceScopeUri: _p.Uri | _ms.UnsetType = _U
+    sourceScopeUri: _p.String | _ms.UnsetType = _U
     sourceScopeUri_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_sourceScopeUri")
-    status: _p.Code
+    status: _p.String
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
-    targetScopeCanonical: _p.Uri | _ms.UnsetType = _U
+    targetScopeCanonical: _p.String | _ms.UnsetType = _U
     targetScopeCanonical_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_targetScopeCanonical")
-    targetScopeUri: _p.Uri | _ms.UnsetType = _U
+    targetScopeUri: _p.String | _ms.UnsetType = _U
     targetScopeUri_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_targetScopeUri")
     text: Narrative | _ms.UnsetType = _U
     title: _p.String | _ms.UnsetType = _U
     title_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_title")
     topic: _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
-    url: _p.Uri | _ms.UnsetType = _U
+    url: _p.String | _ms.UnsetType = _U
     url_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_url")
     useContext: _t.Annotated[list[UsageContext | None], _p.NonEmpty] | _ms.UnsetType = _U
     version: _p.String | _ms.UnsetType = _U
@@ -3552,6 +4414,33 @@ class ConceptMap(_p.Resource, tag="ConceptMap", kw_only=True):
     versionAlgorithmString_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_versionAlgorithmString")
 
     def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("ConceptMap.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("ConceptMap.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("ConceptMap.language")
+        v = self.sourceScopeCanonical
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("ConceptMap.sourceScopeCanonical")
+        v = self.sourceScopeUri
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("ConceptMap.sourceScopeUri")
+        v = self.status
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("ConceptMap.status")
+        v = self.targetScopeCanonical
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("ConceptMap.targetScopeCanonical")
+        v = self.targetScopeUri
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("ConceptMap.targetScopeUri")
+        v = self.url
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("ConceptMap.url")
         if (self.sourceScopeCanonical is not _U or self.sourceScopeCanonical_ext is not _U) + (self.sourceScopeUri is not _U or self.sourceScopeUri_ext is not _U) > 1:
             raise _p.ChoiceError("ConceptMap.sourceScope[x]: at most one")
         if (self.targetScopeCanonical is not _U or self.targetScopeCanonical_ext is not _U) + (self.targetScopeUri is not _U or self.targetScopeUri_ext is not _U) > 1:
@@ -3561,7 +4450,7 @@ class ConceptMap(_p.Resource, tag="ConceptMap", kw_only=True):
 
 
 class ConceptMapAdditionalAttribute(_p.Complex, kw_only=True):
-    code: _p.Code
+    code: _p.String
     code_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_code")
     description: _p.String | _ms.UnsetType = _U
     description_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_description")
@@ -3569,10 +4458,21 @@ class ConceptMapAdditionalAttribute(_p.Complex, kw_only=True):
     id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    type: _p.Code
+    type: _p.String
     type_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_type")
-    uri: _p.Uri | _ms.UnsetType = _U
+    uri: _p.String | _ms.UnsetType = _U
     uri_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_uri")
+
+    def __post_init__(self) -> None:
+        v = self.code
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("ConceptMapAdditionalAttribute.code")
+        v = self.type
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("ConceptMapAdditionalAttribute.type")
+        v = self.uri
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("ConceptMapAdditionalAttribute.uri")
 
 
 class ConceptMapGroup(_p.Complex, kw_only=True):
@@ -3581,15 +4481,23 @@ class ConceptMapGroup(_p.Complex, kw_only=True):
     id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    source: _p.Uri | _ms.UnsetType = _U
+    source: _p.String | _ms.UnsetType = _U
     source_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_source")
-    target: _p.Uri | _ms.UnsetType = _U
+    target: _p.String | _ms.UnsetType = _U
     target_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_target")
     unmapped: ConceptMapGroupUnmapped | _ms.UnsetType = _U
 
+    def __post_init__(self) -> None:
+        v = self.source
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("ConceptMapGroup.source")
+        v = self.target
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("ConceptMapGroup.target")
+
 
 class ConceptMapGroupElement(_p.Complex, kw_only=True):
-    code: _p.Code | _ms.UnsetType = _U
+    code: _p.String | _ms.UnsetType = _U
     code_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_code")
     display: _p.String | _ms.UnsetType = _U
     display_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_display")
@@ -3600,12 +4508,20 @@ class ConceptMapGroupElement(_p.Complex, kw_only=True):
     noMap: _p.Boolean | _ms.UnsetType = _U
     noMap_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_noMap")
     target: _t.Annotated[list[ConceptMapGroupElementTarget | None], _p.NonEmpty] | _ms.UnsetType = _U
-    valueSet: _p.Uri | _ms.UnsetType = _U
+    valueSet: _p.String | _ms.UnsetType = _U
     valueSet_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueSet")
+
+    def __post_init__(self) -> None:
+        v = self.code
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("ConceptMapGroupElement.code")
+        v = self.valueSet
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("ConceptMapGroupElement.valueSet")
 
 
 class ConceptMapGroupElementTarget(_p.Complex, kw_only=True):
-    code: _p.Code | _ms.UnsetType = _U
+    code: _p.String | _ms.UnsetType = _U
     code_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_code")
     comment: _p.String | _ms.UnsetType = _U
     comment_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_comment")
@@ -3618,14 +4534,25 @@ class ConceptMapGroupElementTarget(_p.Complex, kw_only=True):
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     product: _t.Annotated[list[ConceptMapGroupElementTargetDependsOn | None], _p.NonEmpty] | _ms.UnsetType = _U
     property: _t.Annotated[list[ConceptMapGroupElementTargetProperty | None], _p.NonEmpty] | _ms.UnsetType = _U
-    relationship: _p.Code
+    relationship: _p.String
     relationship_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_relationship")
-    valueSet: _p.Uri | _ms.UnsetType = _U
+    valueSet: _p.String | _ms.UnsetType = _U
     valueSet_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueSet")
+
+    def __post_init__(self) -> None:
+        v = self.code
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("ConceptMapGroupElementTarget.code")
+        v = self.relationship
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("ConceptMapGroupElementTarget.relationship")
+        v = self.valueSet
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("ConceptMapGroupElementTarget.valueSet")
 
 
 class ConceptMapGroupElementTargetDependsOn(_p.Complex, kw_only=True):
-    attribute: _p.Code
+    attribute: _p.String
     attribute_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_attribute")
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     id: _p.String | _ms.UnsetType = _U
@@ -3633,22 +4560,31 @@ class ConceptMapGroupElementTargetDependsOn(_p.Complex, kw_only=True):
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     valueBoolean: _p.Boolean | _ms.UnsetType = _U
     valueBoolean_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueBoolean")
-    valueCode: _p.Code | _ms.UnsetType = _U
+    valueCode: _p.String | _ms.UnsetType = _U
     valueCode_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueCode")
     valueCoding: Coding | _ms.UnsetType = _U
     valueQuantity: Quantity | _ms.UnsetType = _U
-    valueSet: _p.Uri | _ms.UnsetType = _U
+    valueSet: _p.String | _ms.UnsetType = _U
     valueSet_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueSet")
     valueString: _p.String | _ms.UnsetType = _U
     valueString_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueString")
 
     def __post_init__(self) -> None:
+        v = self.attribute
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("ConceptMapGroupElementTargetDependsOn.attribute")
+        v = self.valueCode
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("ConceptMapGroupElementTargetDependsOn.valueCode")
+        v = self.valueSet
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("ConceptMapGroupElementTargetDependsOn.valueSet")
         if (self.valueBoolean is not _U or self.valueBoolean_ext is not _U) + (self.valueCode is not _U or self.valueCode_ext is not _U) + (self.valueCoding is not _U) + (self.valueQuantity is not _U) + (self.valueString is not _U or self.valueString_ext is not _U) > 1:
             raise _p.ChoiceError("ConceptMapGroupElementTargetDependsOn.value[x]: at most one")
 
 
 class ConceptMapGroupElementTargetProperty(_p.Complex, kw_only=True):
-    code: _p.Code
+    code: _p.String
     code_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_code")
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     id: _p.String | _ms.UnsetType = _U
@@ -3656,7 +4592,7 @@ class ConceptMapGroupElementTargetProperty(_p.Complex, kw_only=True):
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     valueBoolean: _p.Boolean | _ms.UnsetType = _U
     valueBoolean_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueBoolean")
-    valueCode: _p.Code | _ms.UnsetType = _U
+    valueCode: _p.String | _ms.UnsetType = _U
     valueCode_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueCode")
     valueCoding: Coding | _ms.UnsetType = _U
     valueDateTime: _p.DateTime | _ms.UnsetType = _U
@@ -3669,31 +4605,54 @@ class ConceptMapGroupElementTargetProperty(_p.Complex, kw_only=True):
     valueString_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueString")
 
     def __post_init__(self) -> None:
+        v = self.code
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("ConceptMapGroupElementTargetProperty.code")
+        v = self.valueCode
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("ConceptMapGroupElementTargetProperty.valueCode")
         if (self.valueBoolean is not _U or self.valueBoolean_ext is not _U) + (self.valueCode is not _U or self.valueCode_ext is not _U) + (self.valueCoding is not _U) + (self.valueDateTime is not _U or self.valueDateTime_ext is not _U) + (self.valueDecimal is not _U or self.valueDecimal_ext is not _U) + (self.valueInteger is not _U or self.valueInteger_ext is not _U) + (self.valueString is not _U or self.valueString_ext is not _U) != 1:
             raise _p.ChoiceError("ConceptMapGroupElementTargetProperty.value[x]: exactly one")
 
 
 class ConceptMapGroupUnmapped(_p.Complex, kw_only=True):
-    code: _p.Code | _ms.UnsetType = _U
+    code: _p.String | _ms.UnsetType = _U
     code_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_code")
     display: _p.String | _ms.UnsetType = _U
     display_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_display")
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
-    mode: _p.Code
+    mode: _p.String
     mode_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_mode")
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    otherMap: _p.Uri | _ms.UnsetType = _U
+    otherMap: _p.String | _ms.UnsetType = _U
     otherMap_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_otherMap")
-    relationship: _p.Code | _ms.UnsetType = _U
+    relationship: _p.String | _ms.UnsetType = _U
     relationship_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_relationship")
-    valueSet: _p.Uri | _ms.UnsetType = _U
+    valueSet: _p.String | _ms.UnsetType = _U
     valueSet_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueSet")
+
+    def __post_init__(self) -> None:
+        v = self.code
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("ConceptMapGroupUnmapped.code")
+        v = self.mode
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("ConceptMapGroupUnmapped.mode")
+        v = self.otherMap
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("ConceptMapGroupUnmapped.otherMap")
+        v = self.relationship
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("ConceptMapGroupUnmapped.relationship")
+        v = self.valueSet
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("ConceptMapGroupUnmapped.valueSet")
 
 
 class ConceptMapProperty(_p.Complex, kw_only=True):
-    code: _p.Code
+    code: _p.String
     code_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_code")
     description: _p.String | _ms.UnsetType = _U
     description_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_description")
@@ -3701,12 +4660,26 @@ class ConceptMapProperty(_p.Complex, kw_only=True):
     id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    system: _p.Uri | _ms.UnsetType = _U
+    system: _p.String | _ms.UnsetType = _U
     system_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_system")
-    type: _p.Code
+    type: _p.String
     type_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_type")
-    uri: _p.Uri | _ms.UnsetType = _U
+    uri: _p.String | _ms.UnsetType = _U
     uri_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_uri")
+
+    def __post_init__(self) -> None:
+        v = self.code
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("ConceptMapProperty.code")
+        v = self.system
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("ConceptMapProperty.system")
+        v = self.type
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("ConceptMapProperty.type")
+        v = self.uri
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("ConceptMapProperty.uri")
 
 
 class Condition(_p.Resource, tag="Condition", kw_only=True):
@@ -3725,12 +4698,12 @@ class Condition(_p.Resource, tag="Condition", kw_only=True):
     encounter: Reference | _ms.UnsetType = _U
     evidence: _t.Annotated[list[CodeableReference | None], _p.NonEmpty] | _ms.UnsetType = _U
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     meta: Meta | _ms.UnsetType = _U
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
@@ -3752,6 +4725,15 @@ class Condition(_p.Resource, tag="Condition", kw_only=True):
     verificationStatus: CodeableConcept | _ms.UnsetType = _U
 
     def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("Condition.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("Condition.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("Condition.language")
         if (self.abatementAge is not _U) + (self.abatementDateTime is not _U or self.abatementDateTime_ext is not _U) + (self.abatementPeriod is not _U) + (self.abatementRange is not _U) + (self.abatementString is not _U or self.abatementString_ext is not _U) > 1:
             raise _p.ChoiceError("Condition.abatement[x]: at most one")
         if (self.onsetAge is not _U) + (self.onsetDateTime is not _U or self.onsetDateTime_ext is not _U) + (self.onsetPeriod is not _U) + (self.onsetRange is not _U) + (self.onsetString is not _U or self.onsetString_ext is not _U) > 1:
@@ -3765,7 +4747,7 @@ class ConditionDefinition(_p.Resource, tag="ConditionDefinition", kw_only=True):
     contained: _t.Annotated[list[AnyResource | None], _p.NonEmpty] | _ms.UnsetType = _U
     date: _p.DateTime | _ms.UnsetType = _U
     date_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_date")
-    definition: _t.Annotated[list[_p.Uri | None], _p.NonEmpty] | _ms.UnsetType = _U
+    definition: _t.Annotated[list[_p.String | None], _p.NonEmpty] | _ms.UnsetType = _U
     definition_ext: list[Element | None] | Element | _ms.UnsetType = _ms.field(default=_U, name="_definition")
     description: _p.String | _ms.UnsetType = _U
     description_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_description")
@@ -3778,13 +4760,13 @@ class ConditionDefinition(_p.Resource, tag="ConditionDefinition", kw_only=True):
     hasSeverity_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_hasSeverity")
     hasStage: _p.Boolean | _ms.UnsetType = _U
     hasStage_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_hasStage")
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
     jurisdiction: _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     medication: _t.Annotated[list[ConditionDefinitionMedication | None], _p.NonEmpty] | _ms.UnsetType = _U
     meta: Meta | _ms.UnsetType = _U
@@ -3799,7 +4781,7 @@ class ConditionDefinition(_p.Resource, tag="ConditionDefinition", kw_only=True):
     questionnaire: _t.Annotated[list[ConditionDefinitionQuestionnaire | None], _p.NonEmpty] | _ms.UnsetType = _U
     severity: CodeableConcept | _ms.UnsetType = _U
     stage: CodeableConcept | _ms.UnsetType = _U
-    status: _p.Code
+    status: _p.String
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
     subtitle: _p.String | _ms.UnsetType = _U
     subtitle_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_subtitle")
@@ -3807,7 +4789,7 @@ class ConditionDefinition(_p.Resource, tag="ConditionDefinition", kw_only=True):
     text: Narrative | _ms.UnsetType = _U
     title: _p.String | _ms.UnsetType = _U
     title_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_title")
-    url: _p.Uri | _ms.UnsetType = _U
+    url: _p.String | _ms.UnsetType = _U
     url_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_url")
     useContext: _t.Annotated[list[UsageContext | None], _p.NonEmpty] | _ms.UnsetType = _U
     version: _p.String | _ms.UnsetType = _U
@@ -3817,6 +4799,25 @@ class ConditionDefinition(_p.Resource, tag="ConditionDefinition", kw_only=True):
     versionAlgorithmString_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_versionAlgorithmString")
 
     def __post_init__(self) -> None:
+        if self.definition is not _U:
+            for v in self.definition:
+                if v is not None and (' ' in v or not v.isprintable()):
+                    raise _p.FormatError("ConditionDefinition.definition")
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("ConditionDefinition.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("ConditionDefinition.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("ConditionDefinition.language")
+        v = self.status
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("ConditionDefinition.status")
+        v = self.url
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("ConditionDefinition.url")
         if (self.versionAlgorithmCoding is not _U) + (self.versionAlgorithmString is not _U or self.versionAlgorithmString_ext is not _U) > 1:
             raise _p.ChoiceError("ConditionDefinition.versionAlgorithm[x]: at most one")
 
@@ -3854,12 +4855,15 @@ class ConditionDefinitionPrecondition(_p.Complex, kw_only=True):
     id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    type: _p.Code
+    type: _p.String
     type_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_type")
     valueCodeableConcept: CodeableConcept | _ms.UnsetType = _U
     valueQuantity: Quantity | _ms.UnsetType = _U
 
     def __post_init__(self) -> None:
+        v = self.type
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("ConditionDefinitionPrecondition.type")
         if (self.valueCodeableConcept is not _U) + (self.valueQuantity is not _U) > 1:
             raise _p.ChoiceError("ConditionDefinitionPrecondition.value[x]: at most one")
 
@@ -3869,9 +4873,14 @@ class ConditionDefinitionQuestionnaire(_p.Complex, kw_only=True):
     id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    purpose: _p.Code
+    purpose: _p.String
     purpose_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_purpose")
     reference: Reference
+
+    def __post_init__(self) -> None:
+        v = self.purpose
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("ConditionDefinitionQuestionnaire.purpose")
 
 
 class ConditionParticipant(_p.Complex, kw_only=True):
@@ -3899,17 +4908,17 @@ class Consent(_p.Resource, tag="Consent", kw_only=True):
     controller: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
     date: _p.Date | _ms.UnsetType = _U
     date_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_date")
-    decision: _p.Code | _ms.UnsetType = _U
+    decision: _p.String | _ms.UnsetType = _U
     decision_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_decision")
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     grantee: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
     grantor: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     manager: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
     meta: Meta | _ms.UnsetType = _U
@@ -3921,11 +4930,28 @@ class Consent(_p.Resource, tag="Consent", kw_only=True):
     regulatoryBasis: _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
     sourceAttachment: _t.Annotated[list[Attachment | None], _p.NonEmpty] | _ms.UnsetType = _U
     sourceReference: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
-    status: _p.Code
+    status: _p.String
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
     subject: Reference | _ms.UnsetType = _U
     text: Narrative | _ms.UnsetType = _U
     verification: _t.Annotated[list[ConsentVerification | None], _p.NonEmpty] | _ms.UnsetType = _U
+
+    def __post_init__(self) -> None:
+        v = self.decision
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("Consent.decision")
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("Consent.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("Consent.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("Consent.language")
+        v = self.status
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("Consent.status")
 
 
 class ConsentPolicyBasis(_p.Complex, kw_only=True):
@@ -3934,8 +4960,13 @@ class ConsentPolicyBasis(_p.Complex, kw_only=True):
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     reference: Reference | _ms.UnsetType = _U
-    url: _p.Uri | _ms.UnsetType = _U
+    url: _p.String | _ms.UnsetType = _U
     url_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_url")
+
+    def __post_init__(self) -> None:
+        v = self.url
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("ConsentPolicyBasis.url")
 
 
 class ConsentProvision(_p.Complex, kw_only=True):
@@ -3970,10 +5001,15 @@ class ConsentProvisionData(_p.Complex, kw_only=True):
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
-    meaning: _p.Code
+    meaning: _p.String
     meaning_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_meaning")
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     reference: Reference
+
+    def __post_init__(self) -> None:
+        v = self.meaning
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("ConsentProvisionData.meaning")
 
 
 class ConsentVerification(_p.Complex, kw_only=True):
@@ -4006,12 +5042,20 @@ class ContactPoint(_p.Complex, kw_only=True):
     period: Period | _ms.UnsetType = _U
     rank: _p.PositiveInt | _ms.UnsetType = _U
     rank_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_rank")
-    system: _p.Code | _ms.UnsetType = _U
+    system: _p.String | _ms.UnsetType = _U
     system_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_system")
-    use: _p.Code | _ms.UnsetType = _U
+    use: _p.String | _ms.UnsetType = _U
     use_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_use")
     value: _p.String | _ms.UnsetType = _U
     value_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_value")
+
+    def __post_init__(self) -> None:
+        v = self.system
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("ContactPoint.system")
+        v = self.use
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("ContactPoint.use")
 
 
 class Contract(_p.Resource, tag="Contract", kw_only=True):
@@ -4027,17 +5071,17 @@ class Contract(_p.Resource, tag="Contract", kw_only=True):
     expirationType: CodeableConcept | _ms.UnsetType = _U
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     friendly: _t.Annotated[list[ContractFriendly | None], _p.NonEmpty] | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
     instantiatesCanonical: Reference | _ms.UnsetType = _U
-    instantiatesUri: _p.Uri | _ms.UnsetType = _U
+    instantiatesUri: _p.String | _ms.UnsetType = _U
     instantiatesUri_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_instantiatesUri")
     issued: _p.DateTime | _ms.UnsetType = _U
     issued_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_issued")
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     legal: _t.Annotated[list[ContractLegal | None], _p.NonEmpty] | _ms.UnsetType = _U
     legalState: CodeableConcept | _ms.UnsetType = _U
@@ -4052,7 +5096,7 @@ class Contract(_p.Resource, tag="Contract", kw_only=True):
     scope: CodeableConcept | _ms.UnsetType = _U
     signer: _t.Annotated[list[ContractSigner | None], _p.NonEmpty] | _ms.UnsetType = _U
     site: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
-    status: _p.Code | _ms.UnsetType = _U
+    status: _p.String | _ms.UnsetType = _U
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
     subType: _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
     subject: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
@@ -4066,12 +5110,30 @@ class Contract(_p.Resource, tag="Contract", kw_only=True):
     topicCodeableConcept: CodeableConcept | _ms.UnsetType = _U
     topicReference: Reference | _ms.UnsetType = _U
     type: CodeableConcept | _ms.UnsetType = _U
-    url: _p.Uri | _ms.UnsetType = _U
+    url: _p.String | _ms.UnsetType = _U
     url_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_url")
     version: _p.String | _ms.UnsetType = _U
     version_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_version")
 
     def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("Contract.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("Contract.implicitRules")
+        v = self.instantiatesUri
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("Contract.instantiatesUri")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("Contract.language")
+        v = self.status
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("Contract.status")
+        v = self.url
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("Contract.url")
         if (self.legallyBindingAttachment is not _U) + (self.legallyBindingReference is not _U) > 1:
             raise _p.ChoiceError("Contract.legallyBinding[x]: at most one")
         if (self.topicCodeableConcept is not _U) + (self.topicReference is not _U) > 1:
@@ -4087,11 +5149,16 @@ class ContractContentDefinition(_p.Complex, kw_only=True):
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     publicationDate: _p.DateTime | _ms.UnsetType = _U
     publicationDate_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_publicationDate")
-    publicationStatus: _p.Code
+    publicationStatus: _p.String
     publicationStatus_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_publicationStatus")
     publisher: Reference | _ms.UnsetType = _U
     subType: CodeableConcept | _ms.UnsetType = _U
     type: CodeableConcept
+
+    def __post_init__(self) -> None:
+        v = self.publicationStatus
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("ContractContentDefinition.publicationStatus")
 
 
 class ContractFriendly(_p.Complex, kw_only=True):
@@ -4331,10 +5398,13 @@ class ContractTermOfferAnswer(_p.Complex, kw_only=True):
     valueString_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueString")
     valueTime: _p.Time | _ms.UnsetType = _U
     valueTime_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueTime")
-    valueUri: _p.Uri | _ms.UnsetType = _U
+    valueUri: _p.String | _ms.UnsetType = _U
     valueUri_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueUri")
 
     def __post_init__(self) -> None:
+        v = self.valueUri
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("ContractTermOfferAnswer.valueUri")
         if (self.valueAttachment is not _U) + (self.valueBoolean is not _U or self.valueBoolean_ext is not _U) + (self.valueCoding is not _U) + (self.valueDate is not _U or self.valueDate_ext is not _U) + (self.valueDateTime is not _U or self.valueDateTime_ext is not _U) + (self.valueDecimal is not _U or self.valueDecimal_ext is not _U) + (self.valueInteger is not _U or self.valueInteger_ext is not _U) + (self.valueQuantity is not _U) + (self.valueReference is not _U) + (self.valueString is not _U or self.valueString_ext is not _U) + (self.valueTime is not _U or self.valueTime_ext is not _U) + (self.valueUri is not _U or self.valueUri_ext is not _U) != 1:
             raise _p.ChoiceError("ContractTermOfferAnswer.value[x]: exactly one")
 
@@ -4367,24 +5437,40 @@ class Contributor(_p.Complex, kw_only=True):
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     name: _p.String
     name_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_name")
-    type: _p.Code
+    type: _p.String
     type_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_type")
+
+    def __post_init__(self) -> None:
+        v = self.type
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("Contributor.type")
 
 
 class Count(_p.Complex, kw_only=True):
-    code: _p.Code | _ms.UnsetType = _U
+    code: _p.String | _ms.UnsetType = _U
     code_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_code")
-    comparator: _p.Code | _ms.UnsetType = _U
+    comparator: _p.String | _ms.UnsetType = _U
     comparator_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_comparator")
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
-    system: _p.Uri | _ms.UnsetType = _U
+    system: _p.String | _ms.UnsetType = _U
     system_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_system")
     unit: _p.String | _ms.UnsetType = _U
     unit_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_unit")
     value: _p.Decimal | _ms.UnsetType = _U
     value_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_value")
+
+    def __post_init__(self) -> None:
+        v = self.code
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("Count.code")
+        v = self.comparator
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("Count.comparator")
+        v = self.system
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("Count.system")
 
 
 class Coverage(_p.Resource, tag="Coverage", kw_only=True):
@@ -4396,16 +5482,16 @@ class Coverage(_p.Resource, tag="Coverage", kw_only=True):
     dependent: _p.String | _ms.UnsetType = _U
     dependent_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_dependent")
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
     insurancePlan: Reference | _ms.UnsetType = _U
     insurer: Reference | _ms.UnsetType = _U
-    kind: _p.Code
+    kind: _p.String
     kind_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_kind")
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     meta: Meta | _ms.UnsetType = _U
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
@@ -4417,7 +5503,7 @@ class Coverage(_p.Resource, tag="Coverage", kw_only=True):
     period: Period | _ms.UnsetType = _U
     policyHolder: Reference | _ms.UnsetType = _U
     relationship: CodeableConcept | _ms.UnsetType = _U
-    status: _p.Code
+    status: _p.String
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
     subrogation: _p.Boolean | _ms.UnsetType = _U
     subrogation_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_subrogation")
@@ -4425,6 +5511,23 @@ class Coverage(_p.Resource, tag="Coverage", kw_only=True):
     subscriberId: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
     text: Narrative | _ms.UnsetType = _U
     type: CodeableConcept | _ms.UnsetType = _U
+
+    def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("Coverage.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("Coverage.implicitRules")
+        v = self.kind
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("Coverage.kind")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("Coverage.language")
+        v = self.status
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("Coverage.status")
 
 
 class CoverageClass(_p.Complex, kw_only=True):
@@ -4474,32 +5577,48 @@ class CoverageEligibilityRequest(_p.Resource, tag="CoverageEligibilityRequest", 
     event: _t.Annotated[list[CoverageEligibilityRequestEvent | None], _p.NonEmpty] | _ms.UnsetType = _U
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     facility: Reference | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
     insurance: _t.Annotated[list[CoverageEligibilityRequestInsurance | None], _p.NonEmpty] | _ms.UnsetType = _U
     insurer: Reference
     item: _t.Annotated[list[CoverageEligibilityRequestItem | None], _p.NonEmpty] | _ms.UnsetType = _U
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     meta: Meta | _ms.UnsetType = _U
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     patient: Reference
     priority: CodeableConcept | _ms.UnsetType = _U
     provider: Reference | _ms.UnsetType = _U
-    purpose: _t.Annotated[list[_p.Code | None], _p.NonEmpty]
+    purpose: _t.Annotated[list[_p.String | None], _p.NonEmpty]
     purpose_ext: list[Element | None] | Element | _ms.UnsetType = _ms.field(default=_U, name="_purpose")
     servicedDate: _p.Date | _ms.UnsetType = _U
     servicedDate_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_servicedDate")
     servicedPeriod: Period | _ms.UnsetType = _U
-    status: _p.Code
+    status: _p.String
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
     supportingInfo: _t.Annotated[list[CoverageEligibilityRequestSupportingInfo | None], _p.NonEmpty] | _ms.UnsetType = _U
     text: Narrative | _ms.UnsetType = _U
 
     def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("CoverageEligibilityRequest.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("CoverageEligibilityRequest.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("CoverageEligibilityRequest.language")
+        if self.purpose is not _U:
+            for v in self.purpose:
+                if v is not None and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+                    raise _p.FormatError("CoverageEligibilityRequest.purpose")
+        v = self.status
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("CoverageEligibilityRequest.status")
         if (self.servicedDate is not _U or self.servicedDate_ext is not _U) + (self.servicedPeriod is not _U) > 1:
             raise _p.ChoiceError("CoverageEligibilityRequest.serviced[x]: at most one")
 
@@ -4584,34 +5703,53 @@ class CoverageEligibilityResponse(_p.Resource, tag="CoverageEligibilityResponse"
     event: _t.Annotated[list[CoverageEligibilityResponseEvent | None], _p.NonEmpty] | _ms.UnsetType = _U
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     form: CodeableConcept | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
     insurance: _t.Annotated[list[CoverageEligibilityResponseInsurance | None], _p.NonEmpty] | _ms.UnsetType = _U
     insurer: Reference
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     meta: Meta | _ms.UnsetType = _U
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    outcome: _p.Code
+    outcome: _p.String
     outcome_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_outcome")
     patient: Reference
     preAuthRef: _p.String | _ms.UnsetType = _U
     preAuthRef_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_preAuthRef")
-    purpose: _t.Annotated[list[_p.Code | None], _p.NonEmpty]
+    purpose: _t.Annotated[list[_p.String | None], _p.NonEmpty]
     purpose_ext: list[Element | None] | Element | _ms.UnsetType = _ms.field(default=_U, name="_purpose")
     request: Reference
     requestor: Reference | _ms.UnsetType = _U
     servicedDate: _p.Date | _ms.UnsetType = _U
     servicedDate_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_servicedDate")
     servicedPeriod: Period | _ms.UnsetType = _U
-    status: _p.Code
+    status: _p.String
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
     text: Narrative | _ms.UnsetType = _U
 
     def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("CoverageEligibilityResponse.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("CoverageEligibilityResponse.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("CoverageEligibilityResponse.language")
+        v = self.outcome
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("CoverageEligibilityResponse.outcome")
+        if self.purpose is not _U:
+            for v in self.purpose:
+                if v is not None and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+                    raise _p.FormatError("CoverageEligibilityResponse.purpose")
+        v = self.status
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("CoverageEligibilityResponse.status")
         if (self.servicedDate is not _U or self.servicedDate_ext is not _U) + (self.servicedPeriod is not _U) > 1:
             raise _p.ChoiceError("CoverageEligibilityResponse.serviced[x]: at most one")
 
@@ -4657,7 +5795,7 @@ class CoverageEligibilityResponseInsuranceItem(_p.Complex, kw_only=True):
     authorizationRequired: _p.Boolean | _ms.UnsetType = _U
     authorizationRequired_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_authorizationRequired")
     authorizationSupporting: _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
-    authorizationUrl: _p.Uri | _ms.UnsetType = _U
+    authorizationUrl: _p.String | _ms.UnsetType = _U
     authorizationUrl_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_authorizationUrl")
     benefit: _t.Annotated[list[CoverageEligibilityResponseInsuranceItemBenefit | None], _p.NonEmpty] | _ms.UnsetType = _U
     category: CodeableConcept | _ms.UnsetType = _U
@@ -4677,6 +5815,11 @@ class CoverageEligibilityResponseInsuranceItem(_p.Complex, kw_only=True):
     provider: Reference | _ms.UnsetType = _U
     term: CodeableConcept | _ms.UnsetType = _U
     unit: CodeableConcept | _ms.UnsetType = _U
+
+    def __post_init__(self) -> None:
+        v = self.authorizationUrl
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("CoverageEligibilityResponseInsuranceItem.authorizationUrl")
 
 
 class CoverageEligibilityResponseInsuranceItemBenefit(_p.Complex, kw_only=True):
@@ -4723,16 +5866,23 @@ class DataRequirement(_p.Complex, kw_only=True):
     limit_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_limit")
     mustSupport: _t.Annotated[list[_p.String | None], _p.NonEmpty] | _ms.UnsetType = _U
     mustSupport_ext: list[Element | None] | Element | _ms.UnsetType = _ms.field(default=_U, name="_mustSupport")
-    profile: _t.Annotated[list[_p.Uri | None], _p.NonEmpty] | _ms.UnsetType = _U
+    profile: _t.Annotated[list[_p.String | None], _p.NonEmpty] | _ms.UnsetType = _U
     profile_ext: list[Element | None] | Element | _ms.UnsetType = _ms.field(default=_U, name="_profile")
     sort: _t.Annotated[list[DataRequirementSort | None], _p.NonEmpty] | _ms.UnsetType = _U
     subjectCodeableConcept: CodeableConcept | _ms.UnsetType = _U
     subjectReference: Reference | _ms.UnsetType = _U
-    type: _p.Code
+    type: _p.String
     type_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_type")
     valueFilter: _t.Annotated[list[DataRequirementValueFilter | None], _p.NonEmpty] | _ms.UnsetType = _U
 
     def __post_init__(self) -> None:
+        if self.profile is not _U:
+            for v in self.profile:
+                if v is not None and (' ' in v or not v.isprintable()):
+                    raise _p.FormatError("DataRequirement.profile")
+        v = self.type
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("DataRequirement.type")
         if (self.subjectCodeableConcept is not _U) + (self.subjectReference is not _U) > 1:
             raise _p.ChoiceError("DataRequirement.subject[x]: at most one")
 
@@ -4746,8 +5896,13 @@ class DataRequirementCodeFilter(_p.Complex, kw_only=True):
     path_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_path")
     searchParam: _p.String | _ms.UnsetType = _U
     searchParam_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_searchParam")
-    valueSet: _p.Uri | _ms.UnsetType = _U
+    valueSet: _p.String | _ms.UnsetType = _U
     valueSet_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueSet")
+
+    def __post_init__(self) -> None:
+        v = self.valueSet
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("DataRequirementCodeFilter.valueSet")
 
 
 class DataRequirementDateFilter(_p.Complex, kw_only=True):
@@ -4769,7 +5924,7 @@ class DataRequirementDateFilter(_p.Complex, kw_only=True):
 
 
 class DataRequirementSort(_p.Complex, kw_only=True):
-    direction: _p.Code
+    direction: _p.String
     direction_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_direction")
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     id: _p.String | _ms.UnsetType = _U
@@ -4777,9 +5932,14 @@ class DataRequirementSort(_p.Complex, kw_only=True):
     path: _p.String
     path_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_path")
 
+    def __post_init__(self) -> None:
+        v = self.direction
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("DataRequirementSort.direction")
+
 
 class DataRequirementValueFilter(_p.Complex, kw_only=True):
-    comparator: _p.Code | _ms.UnsetType = _U
+    comparator: _p.String | _ms.UnsetType = _U
     comparator_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_comparator")
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     id: _p.String | _ms.UnsetType = _U
@@ -4794,6 +5954,9 @@ class DataRequirementValueFilter(_p.Complex, kw_only=True):
     valuePeriod: Period | _ms.UnsetType = _U
 
     def __post_init__(self) -> None:
+        v = self.comparator
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("DataRequirementValueFilter.comparator")
         if (self.valueDateTime is not _U or self.valueDateTime_ext is not _U) + (self.valueDuration is not _U) + (self.valuePeriod is not _U) > 1:
             raise _p.ChoiceError("DataRequirementValueFilter.value[x]: at most one")
 
@@ -4814,30 +5977,48 @@ class DetectedIssue(_p.Resource, tag="DetectedIssue", kw_only=True):
     encounter: Reference | _ms.UnsetType = _U
     evidence: _t.Annotated[list[DetectedIssueEvidence | None], _p.NonEmpty] | _ms.UnsetType = _U
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifiedDateTime: _p.DateTime | _ms.UnsetType = _U
     identifiedDateTime_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_identifiedDateTime")
     identifiedPeriod: Period | _ms.UnsetType = _U
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
     implicated: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     meta: Meta | _ms.UnsetType = _U
     mitigation: _t.Annotated[list[DetectedIssueMitigation | None], _p.NonEmpty] | _ms.UnsetType = _U
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    reference: _p.Uri | _ms.UnsetType = _U
+    reference: _p.String | _ms.UnsetType = _U
     reference_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_reference")
-    severity: _p.Code | _ms.UnsetType = _U
+    severity: _p.String | _ms.UnsetType = _U
     severity_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_severity")
-    status: _p.Code
+    status: _p.String
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
     subject: Reference | _ms.UnsetType = _U
     text: Narrative | _ms.UnsetType = _U
 
     def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("DetectedIssue.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("DetectedIssue.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("DetectedIssue.language")
+        v = self.reference
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("DetectedIssue.reference")
+        v = self.severity
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("DetectedIssue.severity")
+        v = self.status
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("DetectedIssue.status")
         if (self.identifiedDateTime is not _U or self.identifiedDateTime_ext is not _U) + (self.identifiedPeriod is not _U) > 1:
             raise _p.ChoiceError("DetectedIssue.identified[x]: at most one")
 
@@ -4880,12 +6061,12 @@ class Device(_p.Resource, tag="Device", kw_only=True):
     expirationDate_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_expirationDate")
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     gateway: _t.Annotated[list[CodeableReference | None], _p.NonEmpty] | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     location: Reference | _ms.UnsetType = _U
     lotNumber: _p.String | _ms.UnsetType = _U
@@ -4909,14 +6090,31 @@ class Device(_p.Resource, tag="Device", kw_only=True):
     safety: _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
     serialNumber: _p.String | _ms.UnsetType = _U
     serialNumber_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_serialNumber")
-    status: _p.Code | _ms.UnsetType = _U
+    status: _p.String | _ms.UnsetType = _U
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
     text: Narrative | _ms.UnsetType = _U
     type: _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
     udiCarrier: _t.Annotated[list[DeviceUdiCarrier | None], _p.NonEmpty] | _ms.UnsetType = _U
-    url: _p.Uri | _ms.UnsetType = _U
+    url: _p.String | _ms.UnsetType = _U
     url_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_url")
     version: _t.Annotated[list[DeviceVersion | None], _p.NonEmpty] | _ms.UnsetType = _U
+
+    def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("Device.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("Device.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("Device.language")
+        v = self.status
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("Device.status")
+        v = self.url
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("Device.url")
 
 
 class DeviceAssociation(_p.Resource, tag="DeviceAssociation", kw_only=True):
@@ -4925,12 +6123,12 @@ class DeviceAssociation(_p.Resource, tag="DeviceAssociation", kw_only=True):
     contained: _t.Annotated[list[AnyResource | None], _p.NonEmpty] | _ms.UnsetType = _U
     device: Reference
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     meta: Meta | _ms.UnsetType = _U
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
@@ -4940,6 +6138,17 @@ class DeviceAssociation(_p.Resource, tag="DeviceAssociation", kw_only=True):
     statusReason: _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
     subject: Reference | _ms.UnsetType = _U
     text: Narrative | _ms.UnsetType = _U
+
+    def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("DeviceAssociation.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("DeviceAssociation.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("DeviceAssociation.language")
 
 
 class DeviceAssociationOperation(_p.Complex, kw_only=True):
@@ -4976,12 +6185,12 @@ class DeviceDefinition(_p.Resource, tag="DeviceDefinition", kw_only=True):
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     guideline: DeviceDefinitionGuideline | _ms.UnsetType = _U
     hasPart: _t.Annotated[list[DeviceDefinitionHasPart | None], _p.NonEmpty] | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     languageCode: _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
     link: _t.Annotated[list[DeviceDefinitionLink | None], _p.NonEmpty] | _ms.UnsetType = _U
@@ -4996,7 +6205,7 @@ class DeviceDefinition(_p.Resource, tag="DeviceDefinition", kw_only=True):
     packaging: _t.Annotated[list[DeviceDefinitionPackaging | None], _p.NonEmpty] | _ms.UnsetType = _U
     partNumber: _p.String | _ms.UnsetType = _U
     partNumber_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_partNumber")
-    productionIdentifierInUDI: _t.Annotated[list[_p.Code | None], _p.NonEmpty] | _ms.UnsetType = _U
+    productionIdentifierInUDI: _t.Annotated[list[_p.String | None], _p.NonEmpty] | _ms.UnsetType = _U
     productionIdentifierInUDI_ext: list[Element | None] | Element | _ms.UnsetType = _ms.field(default=_U, name="_productionIdentifierInUDI")
     property: _t.Annotated[list[DeviceDefinitionProperty | None], _p.NonEmpty] | _ms.UnsetType = _U
     regulatoryIdentifier: _t.Annotated[list[DeviceDefinitionRegulatoryIdentifier | None], _p.NonEmpty] | _ms.UnsetType = _U
@@ -5005,6 +6214,21 @@ class DeviceDefinition(_p.Resource, tag="DeviceDefinition", kw_only=True):
     text: Narrative | _ms.UnsetType = _U
     udiDeviceIdentifier: _t.Annotated[list[DeviceDefinitionUdiDeviceIdentifier | None], _p.NonEmpty] | _ms.UnsetType = _U
     version: _t.Annotated[list[DeviceDefinitionVersion | None], _p.NonEmpty] | _ms.UnsetType = _U
+
+    def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("DeviceDefinition.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("DeviceDefinition.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("DeviceDefinition.language")
+        if self.productionIdentifierInUDI is not _U:
+            for v in self.productionIdentifierInUDI:
+                if v is not None and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+                    raise _p.FormatError("DeviceDefinition.productionIdentifierInUDI")
 
 
 class DeviceDefinitionChargeItem(_p.Complex, kw_only=True):
@@ -5047,8 +6271,13 @@ class DeviceDefinitionCorrectiveAction(_p.Complex, kw_only=True):
     period: Period
     recall: _p.Boolean
     recall_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_recall")
-    scope: _p.Code | _ms.UnsetType = _U
+    scope: _p.String | _ms.UnsetType = _U
     scope_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_scope")
+
+    def __post_init__(self) -> None:
+        v = self.scope
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("DeviceDefinitionCorrectiveAction.scope")
 
 
 class DeviceDefinitionDeviceName(_p.Complex, kw_only=True):
@@ -5058,8 +6287,13 @@ class DeviceDefinitionDeviceName(_p.Complex, kw_only=True):
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     name: _p.String
     name_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_name")
-    type: _p.Code
+    type: _p.String
     type_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_type")
+
+    def __post_init__(self) -> None:
+        v = self.type
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("DeviceDefinitionDeviceName.type")
 
 
 class DeviceDefinitionGuideline(_p.Complex, kw_only=True):
@@ -5161,13 +6395,24 @@ class DeviceDefinitionRegulatoryIdentifier(_p.Complex, kw_only=True):
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
-    issuer: _p.Uri
+    issuer: _p.String
     issuer_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_issuer")
-    jurisdiction: _p.Uri
+    jurisdiction: _p.String
     jurisdiction_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_jurisdiction")
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    type: _p.Code
+    type: _p.String
     type_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_type")
+
+    def __post_init__(self) -> None:
+        v = self.issuer
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("DeviceDefinitionRegulatoryIdentifier.issuer")
+        v = self.jurisdiction
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("DeviceDefinitionRegulatoryIdentifier.jurisdiction")
+        v = self.type
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("DeviceDefinitionRegulatoryIdentifier.type")
 
 
 class DeviceDefinitionUdiDeviceIdentifier(_p.Complex, kw_only=True):
@@ -5176,12 +6421,20 @@ class DeviceDefinitionUdiDeviceIdentifier(_p.Complex, kw_only=True):
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
-    issuer: _p.Uri
+    issuer: _p.String
     issuer_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_issuer")
-    jurisdiction: _p.Uri
+    jurisdiction: _p.String
     jurisdiction_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_jurisdiction")
     marketDistribution: _t.Annotated[list[DeviceDefinitionUdiDeviceIdentifierMarketDistribution | None], _p.NonEmpty] | _ms.UnsetType = _U
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
+
+    def __post_init__(self) -> None:
+        v = self.issuer
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("DeviceDefinitionUdiDeviceIdentifier.issuer")
+        v = self.jurisdiction
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("DeviceDefinitionUdiDeviceIdentifier.jurisdiction")
 
 
 class DeviceDefinitionUdiDeviceIdentifierMarketDistribution(_p.Complex, kw_only=True):
@@ -5190,8 +6443,13 @@ class DeviceDefinitionUdiDeviceIdentifierMarketDistribution(_p.Complex, kw_only=
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     marketPeriod: Period
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    subJurisdiction: _p.Uri
+    subJurisdiction: _p.String
     subJurisdiction_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_subJurisdiction")
+
+    def __post_init__(self) -> None:
+        v = self.subJurisdiction
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("DeviceDefinitionUdiDeviceIdentifierMarketDistribution.subJurisdiction")
 
 
 class DeviceDefinitionVersion(_p.Complex, kw_only=True):
@@ -5214,12 +6472,12 @@ class DeviceDispense(_p.Resource, tag="DeviceDispense", kw_only=True):
     encounter: Reference | _ms.UnsetType = _U
     eventHistory: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     location: Reference | _ms.UnsetType = _U
     meta: Meta | _ms.UnsetType = _U
@@ -5231,7 +6489,7 @@ class DeviceDispense(_p.Resource, tag="DeviceDispense", kw_only=True):
     preparedDate_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_preparedDate")
     quantity: Quantity | _ms.UnsetType = _U
     receiver: Reference | _ms.UnsetType = _U
-    status: _p.Code
+    status: _p.String
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
     statusReason: CodeableReference | _ms.UnsetType = _U
     subject: Reference
@@ -5242,6 +6500,20 @@ class DeviceDispense(_p.Resource, tag="DeviceDispense", kw_only=True):
     usageInstruction_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_usageInstruction")
     whenHandedOver: _p.DateTime | _ms.UnsetType = _U
     whenHandedOver_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_whenHandedOver")
+
+    def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("DeviceDispense.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("DeviceDispense.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("DeviceDispense.language")
+        v = self.status
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("DeviceDispense.status")
 
 
 class DeviceDispensePerformer(_p.Complex, kw_only=True):
@@ -5255,28 +6527,48 @@ class DeviceDispensePerformer(_p.Complex, kw_only=True):
 
 class DeviceMetric(_p.Resource, tag="DeviceMetric", kw_only=True):
     calibration: _t.Annotated[list[DeviceMetricCalibration | None], _p.NonEmpty] | _ms.UnsetType = _U
-    category: _p.Code
+    category: _p.String
     category_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_category")
-    color: _p.Code | _ms.UnsetType = _U
+    color: _p.String | _ms.UnsetType = _U
     color_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_color")
     contained: _t.Annotated[list[AnyResource | None], _p.NonEmpty] | _ms.UnsetType = _U
     device: Reference
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     measurementFrequency: Quantity | _ms.UnsetType = _U
     meta: Meta | _ms.UnsetType = _U
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    operationalStatus: _p.Code | _ms.UnsetType = _U
+    operationalStatus: _p.String | _ms.UnsetType = _U
     operationalStatus_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_operationalStatus")
     text: Narrative | _ms.UnsetType = _U
     type: CodeableConcept
     unit: CodeableConcept | _ms.UnsetType = _U
+
+    def __post_init__(self) -> None:
+        v = self.category
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("DeviceMetric.category")
+        v = self.color
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("DeviceMetric.color")
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("DeviceMetric.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("DeviceMetric.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("DeviceMetric.language")
+        v = self.operationalStatus
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("DeviceMetric.operationalStatus")
 
 
 class DeviceMetricCalibration(_p.Complex, kw_only=True):
@@ -5284,12 +6576,20 @@ class DeviceMetricCalibration(_p.Complex, kw_only=True):
     id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    state: _p.Code | _ms.UnsetType = _U
+    state: _p.String | _ms.UnsetType = _U
     state_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_state")
     time: _p.Instant | _ms.UnsetType = _U
     time_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_time")
-    type: _p.Code | _ms.UnsetType = _U
+    type: _p.String | _ms.UnsetType = _U
     type_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_type")
+
+    def __post_init__(self) -> None:
+        v = self.state
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("DeviceMetricCalibration.state")
+        v = self.type
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("DeviceMetricCalibration.type")
 
 
 class DeviceName(_p.Complex, kw_only=True):
@@ -5299,10 +6599,15 @@ class DeviceName(_p.Complex, kw_only=True):
     id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    type: _p.Code
+    type: _p.String
     type_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_type")
     value: _p.String
     value_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_value")
+
+    def __post_init__(self) -> None:
+        v = self.type
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("DeviceName.type")
 
 
 class DeviceProperty(_p.Complex, kw_only=True):
@@ -5341,19 +6646,19 @@ class DeviceRequest(_p.Resource, tag="DeviceRequest", kw_only=True):
     encounter: Reference | _ms.UnsetType = _U
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     groupIdentifier: Identifier | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
-    instantiatesCanonical: _t.Annotated[list[_p.Uri | None], _p.NonEmpty] | _ms.UnsetType = _U
+    instantiatesCanonical: _t.Annotated[list[_p.String | None], _p.NonEmpty] | _ms.UnsetType = _U
     instantiatesCanonical_ext: list[Element | None] | Element | _ms.UnsetType = _ms.field(default=_U, name="_instantiatesCanonical")
-    instantiatesUri: _t.Annotated[list[_p.Uri | None], _p.NonEmpty] | _ms.UnsetType = _U
+    instantiatesUri: _t.Annotated[list[_p.String | None], _p.NonEmpty] | _ms.UnsetType = _U
     instantiatesUri_ext: list[Element | None] | Element | _ms.UnsetType = _ms.field(default=_U, name="_instantiatesUri")
     insurance: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
-    intent: _p.Code
+    intent: _p.String
     intent_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_intent")
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     meta: Meta | _ms.UnsetType = _U
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
@@ -5364,7 +6669,7 @@ class DeviceRequest(_p.Resource, tag="DeviceRequest", kw_only=True):
     occurrenceTiming: Timing | _ms.UnsetType = _U
     parameter: _t.Annotated[list[DeviceRequestParameter | None], _p.NonEmpty] | _ms.UnsetType = _U
     performer: CodeableReference | _ms.UnsetType = _U
-    priority: _p.Code | _ms.UnsetType = _U
+    priority: _p.String | _ms.UnsetType = _U
     priority_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_priority")
     quantity: _p.Integer | _ms.UnsetType = _U
     quantity_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_quantity")
@@ -5372,13 +6677,39 @@ class DeviceRequest(_p.Resource, tag="DeviceRequest", kw_only=True):
     relevantHistory: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
     replaces: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
     requester: Reference | _ms.UnsetType = _U
-    status: _p.Code | _ms.UnsetType = _U
+    status: _p.String | _ms.UnsetType = _U
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
     subject: Reference
     supportingInfo: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
     text: Narrative | _ms.UnsetType = _U
 
     def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("DeviceRequest.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("DeviceRequest.implicitRules")
+        if self.instantiatesCanonical is not _U:
+            for v in self.instantiatesCanonical:
+                if v is not None and (' ' in v or not v.isprintable()):
+                    raise _p.FormatError("DeviceRequest.instantiatesCanonical")
+        if self.instantiatesUri is not _U:
+            for v in self.instantiatesUri:
+                if v is not None and (' ' in v or not v.isprintable()):
+                    raise _p.FormatError("DeviceRequest.instantiatesUri")
+        v = self.intent
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("DeviceRequest.intent")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("DeviceRequest.language")
+        v = self.priority
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("DeviceRequest.priority")
+        v = self.status
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("DeviceRequest.status")
         if (self.occurrenceDateTime is not _U or self.occurrenceDateTime_ext is not _U) + (self.occurrencePeriod is not _U) + (self.occurrenceTiming is not _U) > 1:
             raise _p.ChoiceError("DeviceRequest.occurrence[x]: at most one")
 
@@ -5407,16 +6738,27 @@ class DeviceUdiCarrier(_p.Complex, kw_only=True):
     carrierHRF_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_carrierHRF")
     deviceIdentifier: _p.String
     deviceIdentifier_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_deviceIdentifier")
-    entryType: _p.Code | _ms.UnsetType = _U
+    entryType: _p.String | _ms.UnsetType = _U
     entryType_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_entryType")
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
-    issuer: _p.Uri
+    issuer: _p.String
     issuer_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_issuer")
-    jurisdiction: _p.Uri | _ms.UnsetType = _U
+    jurisdiction: _p.String | _ms.UnsetType = _U
     jurisdiction_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_jurisdiction")
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
+
+    def __post_init__(self) -> None:
+        v = self.entryType
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("DeviceUdiCarrier.entryType")
+        v = self.issuer
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("DeviceUdiCarrier.issuer")
+        v = self.jurisdiction
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("DeviceUdiCarrier.jurisdiction")
 
 
 class DeviceUsage(_p.Resource, tag="DeviceUsage", kw_only=True):
@@ -5431,20 +6773,20 @@ class DeviceUsage(_p.Resource, tag="DeviceUsage", kw_only=True):
     derivedFrom: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
     device: CodeableReference
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
     informationSource: Reference | _ms.UnsetType = _U
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     meta: Meta | _ms.UnsetType = _U
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     note: _t.Annotated[list[Annotation | None], _p.NonEmpty] | _ms.UnsetType = _U
     patient: Reference
     reason: _t.Annotated[list[CodeableReference | None], _p.NonEmpty] | _ms.UnsetType = _U
-    status: _p.Code
+    status: _p.String
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
     text: Narrative | _ms.UnsetType = _U
     timingDateTime: _p.DateTime | _ms.UnsetType = _U
@@ -5455,6 +6797,18 @@ class DeviceUsage(_p.Resource, tag="DeviceUsage", kw_only=True):
     usageStatus: CodeableConcept | _ms.UnsetType = _U
 
     def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("DeviceUsage.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("DeviceUsage.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("DeviceUsage.language")
+        v = self.status
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("DeviceUsage.status")
         if (self.timingDateTime is not _U or self.timingDateTime_ext is not _U) + (self.timingPeriod is not _U) + (self.timingTiming is not _U) > 1:
             raise _p.ChoiceError("DeviceUsage.timing[x]: at most one")
 
@@ -5495,14 +6849,14 @@ class DiagnosticReport(_p.Resource, tag="DiagnosticReport", kw_only=True):
     effectivePeriod: Period | _ms.UnsetType = _U
     encounter: Reference | _ms.UnsetType = _U
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
     issued: _p.Instant | _ms.UnsetType = _U
     issued_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_issued")
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     media: _t.Annotated[list[DiagnosticReportMedia | None], _p.NonEmpty] | _ms.UnsetType = _U
     meta: Meta | _ms.UnsetType = _U
@@ -5513,7 +6867,7 @@ class DiagnosticReport(_p.Resource, tag="DiagnosticReport", kw_only=True):
     result: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
     resultsInterpreter: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
     specimen: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
-    status: _p.Code
+    status: _p.String
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
     study: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
     subject: Reference | _ms.UnsetType = _U
@@ -5521,6 +6875,18 @@ class DiagnosticReport(_p.Resource, tag="DiagnosticReport", kw_only=True):
     text: Narrative | _ms.UnsetType = _U
 
     def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("DiagnosticReport.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("DiagnosticReport.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("DiagnosticReport.language")
+        v = self.status
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("DiagnosticReport.status")
         if (self.effectiveDateTime is not _U or self.effectiveDateTime_ext is not _U) + (self.effectivePeriod is not _U) > 1:
             raise _p.ChoiceError("DiagnosticReport.effective[x]: at most one")
 
@@ -5545,19 +6911,30 @@ class DiagnosticReportSupportingInfo(_p.Complex, kw_only=True):
 
 
 class Distance(_p.Complex, kw_only=True):
-    code: _p.Code | _ms.UnsetType = _U
+    code: _p.String | _ms.UnsetType = _U
     code_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_code")
-    comparator: _p.Code | _ms.UnsetType = _U
+    comparator: _p.String | _ms.UnsetType = _U
     comparator_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_comparator")
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
-    system: _p.Uri | _ms.UnsetType = _U
+    system: _p.String | _ms.UnsetType = _U
     system_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_system")
     unit: _p.String | _ms.UnsetType = _U
     unit_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_unit")
     value: _p.Decimal | _ms.UnsetType = _U
     value_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_value")
+
+    def __post_init__(self) -> None:
+        v = self.code
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("Distance.code")
+        v = self.comparator
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("Distance.comparator")
+        v = self.system
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("Distance.system")
 
 
 class DocumentReference(_p.Resource, tag="DocumentReference", kw_only=True):
@@ -5574,17 +6951,17 @@ class DocumentReference(_p.Resource, tag="DocumentReference", kw_only=True):
     date_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_date")
     description: _p.String | _ms.UnsetType = _U
     description_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_description")
-    docStatus: _p.Code | _ms.UnsetType = _U
+    docStatus: _p.String | _ms.UnsetType = _U
     docStatus_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_docStatus")
     event: _t.Annotated[list[CodeableReference | None], _p.NonEmpty] | _ms.UnsetType = _U
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     facilityType: CodeableConcept | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     meta: Meta | _ms.UnsetType = _U
     modality: _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
@@ -5593,13 +6970,30 @@ class DocumentReference(_p.Resource, tag="DocumentReference", kw_only=True):
     practiceSetting: CodeableConcept | _ms.UnsetType = _U
     relatesTo: _t.Annotated[list[DocumentReferenceRelatesTo | None], _p.NonEmpty] | _ms.UnsetType = _U
     securityLabel: _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
-    status: _p.Code
+    status: _p.String
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
     subject: Reference | _ms.UnsetType = _U
     text: Narrative | _ms.UnsetType = _U
     type: CodeableConcept | _ms.UnsetType = _U
     version: _p.String | _ms.UnsetType = _U
     version_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_version")
+
+    def __post_init__(self) -> None:
+        v = self.docStatus
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("DocumentReference.docStatus")
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("DocumentReference.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("DocumentReference.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("DocumentReference.language")
+        v = self.status
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("DocumentReference.status")
 
 
 class DocumentReferenceAttester(_p.Complex, kw_only=True):
@@ -5627,13 +7021,19 @@ class DocumentReferenceContentProfile(_p.Complex, kw_only=True):
     id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    valueCanonical: _p.Uri | _ms.UnsetType = _U
+    valueCanonical: _p.String | _ms.UnsetType = _U
     valueCanonical_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueCanonical")
     valueCoding: Coding | _ms.UnsetType = _U
-    valueUri: _p.Uri | _ms.UnsetType = _U
+    valueUri: _p.String | _ms.UnsetType = _U
     valueUri_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueUri")
 
     def __post_init__(self) -> None:
+        v = self.valueCanonical
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("DocumentReferenceContentProfile.valueCanonical")
+        v = self.valueUri
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("DocumentReferenceContentProfile.valueUri")
         if (self.valueCanonical is not _U or self.valueCanonical_ext is not _U) + (self.valueCoding is not _U) + (self.valueUri is not _U or self.valueUri_ext is not _U) != 1:
             raise _p.ChoiceError("DocumentReferenceContentProfile.value[x]: exactly one")
 
@@ -5652,13 +7052,21 @@ class DomainResource(_p.Complex, kw_only=True):
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     meta: Meta | _ms.UnsetType = _U
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     text: Narrative | _ms.UnsetType = _U
+
+    def __post_init__(self) -> None:
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("DomainResource.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("DomainResource.language")
 
 
 class Dosage(_p.Complex, kw_only=True):
@@ -5705,19 +7113,30 @@ class DosageDoseAndRate(_p.Complex, kw_only=True):
 
 
 class Duration(_p.Complex, kw_only=True):
-    code: _p.Code | _ms.UnsetType = _U
+    code: _p.String | _ms.UnsetType = _U
     code_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_code")
-    comparator: _p.Code | _ms.UnsetType = _U
+    comparator: _p.String | _ms.UnsetType = _U
     comparator_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_comparator")
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
-    system: _p.Uri | _ms.UnsetType = _U
+    system: _p.String | _ms.UnsetType = _U
     system_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_system")
     unit: _p.String | _ms.UnsetType = _U
     unit_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_unit")
     value: _p.Decimal | _ms.UnsetType = _U
     value_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_value")
+
+    def __post_init__(self) -> None:
+        v = self.code
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("Duration.code")
+        v = self.comparator
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("Duration.comparator")
+        v = self.system
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("Duration.system")
 
 
 class Element(_p.Complex, kw_only=True):
@@ -5734,10 +7153,10 @@ class ElementDefinition(_p.Complex, kw_only=True):
     code: _t.Annotated[list[Coding | None], _p.NonEmpty] | _ms.UnsetType = _U
     comment: _p.String | _ms.UnsetType = _U
     comment_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_comment")
-    condition: _t.Annotated[list[_p.Id | None], _p.NonEmpty] | _ms.UnsetType = _U
+    condition: _t.Annotated[list[_p.String | None], _p.NonEmpty] | _ms.UnsetType = _U
     condition_ext: list[Element | None] | Element | _ms.UnsetType = _ms.field(default=_U, name="_condition")
     constraint: _t.Annotated[list[ElementDefinitionConstraint | None], _p.NonEmpty] | _ms.UnsetType = _U
-    contentReference: _p.Uri | _ms.UnsetType = _U
+    contentReference: _p.String | _ms.UnsetType = _U
     contentReference_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_contentReference")
     defaultValueAddress: Address | _ms.UnsetType = _U
     defaultValueAge: Age | _ms.UnsetType = _U
@@ -5748,9 +7167,9 @@ class ElementDefinition(_p.Complex, kw_only=True):
     defaultValueBase64Binary_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_defaultValueBase64Binary")
     defaultValueBoolean: _p.Boolean | _ms.UnsetType = _U
     defaultValueBoolean_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_defaultValueBoolean")
-    defaultValueCanonical: _p.Uri | _ms.UnsetType = _U
+    defaultValueCanonical: _p.String | _ms.UnsetType = _U
     defaultValueCanonical_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_defaultValueCanonical")
-    defaultValueCode: _p.Code | _ms.UnsetType = _U
+    defaultValueCode: _p.String | _ms.UnsetType = _U
     defaultValueCode_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_defaultValueCode")
     defaultValueCodeableConcept: CodeableConcept | _ms.UnsetType = _U
     defaultValueCodeableReference: CodeableReference | _ms.UnsetType = _U
@@ -5771,7 +7190,7 @@ class ElementDefinition(_p.Complex, kw_only=True):
     defaultValueExpression: Expression | _ms.UnsetType = _U
     defaultValueExtendedContactDetail: ExtendedContactDetail | _ms.UnsetType = _U
     defaultValueHumanName: HumanName | _ms.UnsetType = _U
-    defaultValueId: _p.Id | _ms.UnsetType = _U
+    defaultValueId: _p.String | _ms.UnsetType = _U
     defaultValueId_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_defaultValueId")
     defaultValueIdentifier: Identifier | _ms.UnsetType = _U
     defaultValueInstant: _p.Instant | _ms.UnsetType = _U
@@ -5806,9 +7225,9 @@ class ElementDefinition(_p.Complex, kw_only=True):
     defaultValueTriggerDefinition: TriggerDefinition | _ms.UnsetType = _U
     defaultValueUnsignedInt: _p.UnsignedInt | _ms.UnsetType = _U
     defaultValueUnsignedInt_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_defaultValueUnsignedInt")
-    defaultValueUri: _p.Uri | _ms.UnsetType = _U
+    defaultValueUri: _p.String | _ms.UnsetType = _U
     defaultValueUri_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_defaultValueUri")
-    defaultValueUrl: _p.Uri | _ms.UnsetType = _U
+    defaultValueUrl: _p.String | _ms.UnsetType = _U
     defaultValueUrl_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_defaultValueUrl")
     defaultValueUsageContext: UsageContext | _ms.UnsetType = _U
     defaultValueUuid: _p.Uuid | _ms.UnsetType = _U
@@ -5826,9 +7245,9 @@ class ElementDefinition(_p.Complex, kw_only=True):
     fixedBase64Binary_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_fixedBase64Binary")
     fixedBoolean: _p.Boolean | _ms.UnsetType = _U
     fixedBoolean_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_fixedBoolean")
-    fixedCanonical: _p.Uri | _ms.UnsetType = _U
+    fixedCanonical: _p.String | _ms.UnsetType = _U
     fixedCanonical_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_fixedCanonical")
-    fixedCode: _p.Code | _ms.UnsetType = _U
+    fixedCode: _p.String | _ms.UnsetType = _U
     fixedCode_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_fixedCode")
     fixedCodeableConcept: CodeableConcept | _ms.UnsetType = _U
     fixedCodeableReference: CodeableReference | _ms.UnsetType = _U
@@ -5849,7 +7268,7 @@ class ElementDefinition(_p.Complex, kw_only=True):
     fixedExpression: Expression | _ms.UnsetType = _U
     fixedExtendedContactDetail: ExtendedContactDetail | _ms.UnsetType = _U
     fixedHumanName: HumanName | _ms.UnsetType = _U
-    fixedId: _p.Id | _ms.UnsetType = _U
+    fixedId: _p.String | _ms.UnsetType = _U
     fixedId_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_fixedId")
     fixedIdentifier: Identifier | _ms.UnsetType = _U
     fixedInstant: _p.Instant | _ms.UnsetType = _U
@@ -5884,9 +7303,9 @@ class ElementDefinition(_p.Complex, kw_only=True):
     fixedTriggerDefinition: TriggerDefinition | _ms.UnsetType = _U
     fixedUnsignedInt: _p.UnsignedInt | _ms.UnsetType = _U
     fixedUnsignedInt_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_fixedUnsignedInt")
-    fixedUri: _p.Uri | _ms.UnsetType = _U
+    fixedUri: _p.String | _ms.UnsetType = _U
     fixedUri_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_fixedUri")
-    fixedUrl: _p.Uri | _ms.UnsetType = _U
+    fixedUrl: _p.String | _ms.UnsetType = _U
     fixedUrl_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_fixedUrl")
     fixedUsageContext: UsageContext | _ms.UnsetType = _U
     fixedUuid: _p.Uuid | _ms.UnsetType = _U
@@ -5966,9 +7385,9 @@ class ElementDefinition(_p.Complex, kw_only=True):
     patternBase64Binary_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_patternBase64Binary")
     patternBoolean: _p.Boolean | _ms.UnsetType = _U
     patternBoolean_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_patternBoolean")
-    patternCanonical: _p.Uri | _ms.UnsetType = _U
+    patternCanonical: _p.String | _ms.UnsetType = _U
     patternCanonical_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_patternCanonical")
-    patternCode: _p.Code | _ms.UnsetType = _U
+    patternCode: _p.String | _ms.UnsetType = _U
     patternCode_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_patternCode")
     patternCodeableConcept: CodeableConcept | _ms.UnsetType = _U
     patternCodeableReference: CodeableReference | _ms.UnsetType = _U
@@ -5989,7 +7408,7 @@ class ElementDefinition(_p.Complex, kw_only=True):
     patternExpression: Expression | _ms.UnsetType = _U
     patternExtendedContactDetail: ExtendedContactDetail | _ms.UnsetType = _U
     patternHumanName: HumanName | _ms.UnsetType = _U
-    patternId: _p.Id | _ms.UnsetType = _U
+    patternId: _p.String | _ms.UnsetType = _U
     patternId_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_patternId")
     patternIdentifier: Identifier | _ms.UnsetType = _U
     patternInstant: _p.Instant | _ms.UnsetType = _U
@@ -6024,14 +7443,14 @@ class ElementDefinition(_p.Complex, kw_only=True):
     patternTriggerDefinition: TriggerDefinition | _ms.UnsetType = _U
     patternUnsignedInt: _p.UnsignedInt | _ms.UnsetType = _U
     patternUnsignedInt_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_patternUnsignedInt")
-    patternUri: _p.Uri | _ms.UnsetType = _U
+    patternUri: _p.String | _ms.UnsetType = _U
     patternUri_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_patternUri")
-    patternUrl: _p.Uri | _ms.UnsetType = _U
+    patternUrl: _p.String | _ms.UnsetType = _U
     patternUrl_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_patternUrl")
     patternUsageContext: UsageContext | _ms.UnsetType = _U
     patternUuid: _p.Uuid | _ms.UnsetType = _U
     patternUuid_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_patternUuid")
-    representation: _t.Annotated[list[_p.Code | None], _p.NonEmpty] | _ms.UnsetType = _U
+    representation: _t.Annotated[list[_p.String | None], _p.NonEmpty] | _ms.UnsetType = _U
     representation_ext: list[Element | None] | Element | _ms.UnsetType = _ms.field(default=_U, name="_representation")
     requirements: _p.String | _ms.UnsetType = _U
     requirements_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_requirements")
@@ -6043,10 +7462,57 @@ class ElementDefinition(_p.Complex, kw_only=True):
     sliceName_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_sliceName")
     slicing: ElementDefinitionSlicing | _ms.UnsetType = _U
     type: _t.Annotated[list[ElementDefinitionType | None], _p.NonEmpty] | _ms.UnsetType = _U
-    valueAlternatives: _t.Annotated[list[_p.Uri | None], _p.NonEmpty] | _ms.UnsetType = _U
+    valueAlternatives: _t.Annotated[list[_p.String | None], _p.NonEmpty] | _ms.UnsetType = _U
     valueAlternatives_ext: list[Element | None] | Element | _ms.UnsetType = _ms.field(default=_U, name="_valueAlternatives")
 
     def __post_init__(self) -> None:
+        v = self.contentReference
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("ElementDefinition.contentReference")
+        v = self.defaultValueCanonical
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("ElementDefinition.defaultValueCanonical")
+        v = self.defaultValueCode
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("ElementDefinition.defaultValueCode")
+        v = self.defaultValueUri
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("ElementDefinition.defaultValueUri")
+        v = self.defaultValueUrl
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("ElementDefinition.defaultValueUrl")
+        v = self.fixedCanonical
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("ElementDefinition.fixedCanonical")
+        v = self.fixedCode
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("ElementDefinition.fixedCode")
+        v = self.fixedUri
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("ElementDefinition.fixedUri")
+        v = self.fixedUrl
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("ElementDefinition.fixedUrl")
+        v = self.patternCanonical
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("ElementDefinition.patternCanonical")
+        v = self.patternCode
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("ElementDefinition.patternCode")
+        v = self.patternUri
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("ElementDefinition.patternUri")
+        v = self.patternUrl
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("ElementDefinition.patternUrl")
+        if self.representation is not _U:
+            for v in self.representation:
+                if v is not None and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+                    raise _p.FormatError("ElementDefinition.representation")
+        if self.valueAlternatives is not _U:
+            for v in self.valueAlternatives:
+                if v is not None and (' ' in v or not v.isprintable()):
+                    raise _p.FormatError("ElementDefinition.valueAlternatives")
         if (self.defaultValueAddress is not _U) + (self.defaultValueAge is not _U) + (self.defaultValueAnnotation is not _U) + (self.defaultValueAttachment is not _U) + (self.defaultValueAvailability is not _U) + (self.defaultValueBase64Binary is not _U or self.defaultValueBase64Binary_ext is not _U) + (self.defaultValueBoolean is not _U or self.defaultValueBoolean_ext is not _U) + (self.defaultValueCanonical is not _U or self.defaultValueCanonical_ext is not _U) + (self.defaultValueCode is not _U or self.defaultValueCode_ext is not _U) + (self.defaultValueCodeableConcept is not _U) + (self.defaultValueCodeableReference is not _U) + (self.defaultValueCoding is not _U) + (self.defaultValueContactDetail is not _U) + (self.defaultValueContactPoint is not _U) + (self.defaultValueCount is not _U) + (self.defaultValueDataRequirement is not _U) + (self.defaultValueDate is not _U or self.defaultValueDate_ext is not _U) + (self.defaultValueDateTime is not _U or self.defaultValueDateTime_ext is not _U) + (self.defaultValueDecimal is not _U or self.defaultValueDecimal_ext is not _U) + (self.defaultValueDistance is not _U) + (self.defaultValueDosage is not _U) + (self.defaultValueDuration is not _U) + (self.defaultValueExpression is not _U) + (self.defaultValueExtendedContactDetail is not _U) + (self.defaultValueHumanName is not _U) + (self.defaultValueId is not _U or self.defaultValueId_ext is not _U) + (self.defaultValueIdentifier is not _U) + (self.defaultValueInstant is not _U or self.defaultValueInstant_ext is not _U) + (self.defaultValueInteger is not _U or self.defaultValueInteger_ext is not _U) + (self.defaultValueInteger64 is not _U or self.defaultValueInteger64_ext is not _U) + (self.defaultValueMarkdown is not _U or self.defaultValueMarkdown_ext is not _U) + (self.defaultValueMeta is not _U) + (self.defaultValueMoney is not _U) + (self.defaultValueOid is not _U or self.defaultValueOid_ext is not _U) + (self.defaultValueParameterDefinition is not _U) + (self.defaultValuePeriod is not _U) + (self.defaultValuePositiveInt is not _U or self.defaultValuePositiveInt_ext is not _U) + (self.defaultValueQuantity is not _U) + (self.defaultValueRange is not _U) + (self.defaultValueRatio is not _U) + (self.defaultValueRatioRange is not _U) + (self.defaultValueReference is not _U) + (self.defaultValueRelatedArtifact is not _U) + (self.defaultValueSampledData is not _U) + (self.defaultValueSignature is not _U) + (self.defaultValueString is not _U or self.defaultValueString_ext is not _U) + (self.defaultValueTime is not _U or self.defaultValueTime_ext is not _U) + (self.defaultValueTiming is not _U) + (self.defaultValueTriggerDefinition is not _U) + (self.defaultValueUnsignedInt is not _U or self.defaultValueUnsignedInt_ext is not _U) + (self.defaultValueUri is not _U or self.defaultValueUri_ext is not _U) + (self.defaultValueUrl is not _U or self.defaultValueUrl_ext is not _U) + (self.defaultValueUsageContext is not _U) + (self.defaultValueUuid is not _U or self.defaultValueUuid_ext is not _U) > 1:
             raise _p.ChoiceError("ElementDefinition.defaultValue[x]: at most one")
         if (self.fixedAddress is not _U) + (self.fixedAge is not _U) + (self.fixedAnnotation is not _U) + (self.fixedAttachment is not _U) + (self.fixedAvailability is not _U) + (self.fixedBase64Binary is not _U or self.fixedBase64Binary_ext is not _U) + (self.fixedBoolean is not _U or self.fixedBoolean_ext is not _U) + (self.fixedCanonical is not _U or self.fixedCanonical_ext is not _U) + (self.fixedCode is not _U or self.fixedCode_ext is not _U) + (self.fixedCodeableConcept is not _U) + (self.fixedCodeableReference is not _U) + (self.fixedCoding is not _U) + (self.fixedContactDetail is not _U) + (self.fixedContactPoint is not _U) + (self.fixedCount is not _U) + (self.fixedDataRequirement is not _U) + (self.fixedDate is not _U or self.fixedDate_ext is not _U) + (self.fixedDateTime is not _U or self.fixedDateTime_ext is not _U) + (self.fixedDecimal is not _U or self.fixedDecimal_ext is not _U) + (self.fixedDistance is not _U) + (self.fixedDosage is not _U) + (self.fixedDuration is not _U) + (self.fixedExpression is not _U) + (self.fixedExtendedContactDetail is not _U) + (self.fixedHumanName is not _U) + (self.fixedId is not _U or self.fixedId_ext is not _U) + (self.fixedIdentifier is not _U) + (self.fixedInstant is not _U or self.fixedInstant_ext is not _U) + (self.fixedInteger is not _U or self.fixedInteger_ext is not _U) + (self.fixedInteger64 is not _U or self.fixedInteger64_ext is not _U) + (self.fixedMarkdown is not _U or self.fixedMarkdown_ext is not _U) + (self.fixedMeta is not _U) + (self.fixedMoney is not _U) + (self.fixedOid is not _U or self.fixedOid_ext is not _U) + (self.fixedParameterDefinition is not _U) + (self.fixedPeriod is not _U) + (self.fixedPositiveInt is not _U or self.fixedPositiveInt_ext is not _U) + (self.fixedQuantity is not _U) + (self.fixedRange is not _U) + (self.fixedRatio is not _U) + (self.fixedRatioRange is not _U) + (self.fixedReference is not _U) + (self.fixedRelatedArtifact is not _U) + (self.fixedSampledData is not _U) + (self.fixedSignature is not _U) + (self.fixedString is not _U or self.fixedString_ext is not _U) + (self.fixedTime is not _U or self.fixedTime_ext is not _U) + (self.fixedTiming is not _U) + (self.fixedTriggerDefinition is not _U) + (self.fixedUnsignedInt is not _U or self.fixedUnsignedInt_ext is not _U) + (self.fixedUri is not _U or self.fixedUri_ext is not _U) + (self.fixedUrl is not _U or self.fixedUrl_ext is not _U) + (self.fixedUsageContext is not _U) + (self.fixedUuid is not _U or self.fixedUuid_ext is not _U) > 1:
@@ -6078,10 +7544,18 @@ class ElementDefinitionBinding(_p.Complex, kw_only=True):
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
-    strength: _p.Code
+    strength: _p.String
     strength_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_strength")
-    valueSet: _p.Uri | _ms.UnsetType = _U
+    valueSet: _p.String | _ms.UnsetType = _U
     valueSet_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueSet")
+
+    def __post_init__(self) -> None:
+        v = self.strength
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("ElementDefinitionBinding.strength")
+        v = self.valueSet
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("ElementDefinitionBinding.valueSet")
 
 
 class ElementDefinitionBindingAdditional(_p.Complex, kw_only=True):
@@ -6092,13 +7566,21 @@ class ElementDefinitionBindingAdditional(_p.Complex, kw_only=True):
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
-    purpose: _p.Code
+    purpose: _p.String
     purpose_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_purpose")
     shortDoco: _p.String | _ms.UnsetType = _U
     shortDoco_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_shortDoco")
     usage: _t.Annotated[list[UsageContext | None], _p.NonEmpty] | _ms.UnsetType = _U
-    valueSet: _p.Uri
+    valueSet: _p.String
     valueSet_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueSet")
+
+    def __post_init__(self) -> None:
+        v = self.purpose
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("ElementDefinitionBindingAdditional.purpose")
+        v = self.valueSet
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("ElementDefinitionBindingAdditional.valueSet")
 
 
 class ElementDefinitionConstraint(_p.Complex, kw_only=True):
@@ -6109,16 +7591,24 @@ class ElementDefinitionConstraint(_p.Complex, kw_only=True):
     human_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_human")
     id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
-    key: _p.Id
+    key: _p.String
     key_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_key")
     requirements: _p.String | _ms.UnsetType = _U
     requirements_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_requirements")
-    severity: _p.Code
+    severity: _p.String
     severity_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_severity")
-    source: _p.Uri | _ms.UnsetType = _U
+    source: _p.String | _ms.UnsetType = _U
     source_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_source")
     suppress: _p.Boolean | _ms.UnsetType = _U
     suppress_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_suppress")
+
+    def __post_init__(self) -> None:
+        v = self.severity
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("ElementDefinitionConstraint.severity")
+        v = self.source
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("ElementDefinitionConstraint.source")
 
 
 class ElementDefinitionExample(_p.Complex, kw_only=True):
@@ -6136,9 +7626,9 @@ class ElementDefinitionExample(_p.Complex, kw_only=True):
     valueBase64Binary_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueBase64Binary")
     valueBoolean: _p.Boolean | _ms.UnsetType = _U
     valueBoolean_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueBoolean")
-    valueCanonical: _p.Uri | _ms.UnsetType = _U
+    valueCanonical: _p.String | _ms.UnsetType = _U
     valueCanonical_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueCanonical")
-    valueCode: _p.Code | _ms.UnsetType = _U
+    valueCode: _p.String | _ms.UnsetType = _U
     valueCode_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueCode")
     valueCodeableConcept: CodeableConcept | _ms.UnsetType = _U
     valueCodeableReference: CodeableReference | _ms.UnsetType = _U
@@ -6159,7 +7649,7 @@ class ElementDefinitionExample(_p.Complex, kw_only=True):
     valueExpression: Expression | _ms.UnsetType = _U
     valueExtendedContactDetail: ExtendedContactDetail | _ms.UnsetType = _U
     valueHumanName: HumanName | _ms.UnsetType = _U
-    valueId: _p.Id | _ms.UnsetType = _U
+    valueId: _p.String | _ms.UnsetType = _U
     valueId_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueId")
     valueIdentifier: Identifier | _ms.UnsetType = _U
     valueInstant: _p.Instant | _ms.UnsetType = _U
@@ -6194,15 +7684,27 @@ class ElementDefinitionExample(_p.Complex, kw_only=True):
     valueTriggerDefinition: TriggerDefinition | _ms.UnsetType = _U
     valueUnsignedInt: _p.UnsignedInt | _ms.UnsetType = _U
     valueUnsignedInt_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueUnsignedInt")
-    valueUri: _p.Uri | _ms.UnsetType = _U
+    valueUri: _p.String | _ms.UnsetType = _U
     valueUri_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueUri")
-    valueUrl: _p.Uri | _ms.UnsetType = _U
+    valueUrl: _p.String | _ms.UnsetType = _U
     valueUrl_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueUrl")
     valueUsageContext: UsageContext | _ms.UnsetType = _U
     valueUuid: _p.Uuid | _ms.UnsetType = _U
     valueUuid_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueUuid")
 
     def __post_init__(self) -> None:
+        v = self.valueCanonical
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("ElementDefinitionExample.valueCanonical")
+        v = self.valueCode
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("ElementDefinitionExample.valueCode")
+        v = self.valueUri
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("ElementDefinitionExample.valueUri")
+        v = self.valueUrl
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("ElementDefinitionExample.valueUrl")
         if (self.valueAddress is not _U) + (self.valueAge is not _U) + (self.valueAnnotation is not _U) + (self.valueAttachment is not _U) + (self.valueAvailability is not _U) + (self.valueBase64Binary is not _U or self.valueBase64Binary_ext is not _U) + (self.valueBoolean is not _U or self.valueBoolean_ext is not _U) + (self.valueCanonical is not _U or self.valueCanonical_ext is not _U) + (self.valueCode is not _U or self.valueCode_ext is not _U) + (self.valueCodeableConcept is not _U) + (self.valueCodeableReference is not _U) + (self.valueCoding is not _U) + (self.valueContactDetail is not _U) + (self.valueContactPoint is not _U) + (self.valueCount is not _U) + (self.valueDataRequirement is not _U) + (self.valueDate is not _U or self.valueDate_ext is not _U) + (self.valueDateTime is not _U or self.valueDateTime_ext is not _U) + (self.valueDecimal is not _U or self.valueDecimal_ext is not _U) + (self.valueDistance is not _U) + (self.valueDosage is not _U) + (self.valueDuration is not _U) + (self.valueExpression is not _U) + (self.valueExtendedContactDetail is not _U) + (self.valueHumanName is not _U) + (self.valueId is not _U or self.valueId_ext is not _U) + (self.valueIdentifier is not _U) + (self.valueInstant is not _U or self.valueInstant_ext is not _U) + (self.valueInteger is not _U or self.valueInteger_ext is not _U) + (self.valueInteger64 is not _U or self.valueInteger64_ext is not _U) + (self.valueMarkdown is not _U or self.valueMarkdown_ext is not _U) + (self.valueMeta is not _U) + (self.valueMoney is not _U) + (self.valueOid is not _U or self.valueOid_ext is not _U) + (self.valueParameterDefinition is not _U) + (self.valuePeriod is not _U) + (self.valuePositiveInt is not _U or self.valuePositiveInt_ext is not _U) + (self.valueQuantity is not _U) + (self.valueRange is not _U) + (self.valueRatio is not _U) + (self.valueRatioRange is not _U) + (self.valueReference is not _U) + (self.valueRelatedArtifact is not _U) + (self.valueSampledData is not _U) + (self.valueSignature is not _U) + (self.valueString is not _U or self.valueString_ext is not _U) + (self.valueTime is not _U or self.valueTime_ext is not _U) + (self.valueTiming is not _U) + (self.valueTriggerDefinition is not _U) + (self.valueUnsignedInt is not _U or self.valueUnsignedInt_ext is not _U) + (self.valueUri is not _U or self.valueUri_ext is not _U) + (self.valueUrl is not _U or self.valueUrl_ext is not _U) + (self.valueUsageContext is not _U) + (self.valueUuid is not _U or self.valueUuid_ext is not _U) != 1:
             raise _p.ChoiceError("ElementDefinitionExample.value[x]: exactly one")
 
@@ -6213,12 +7715,17 @@ class ElementDefinitionMapping(_p.Complex, kw_only=True):
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
-    identity: _p.Id
+    identity: _p.String
     identity_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_identity")
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     map: _p.String
     map_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_map")
+
+    def __post_init__(self) -> None:
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("ElementDefinitionMapping.language")
 
 
 class ElementDefinitionSlicing(_p.Complex, kw_only=True):
@@ -6230,8 +7737,13 @@ class ElementDefinitionSlicing(_p.Complex, kw_only=True):
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     ordered: _p.Boolean | _ms.UnsetType = _U
     ordered_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_ordered")
-    rules: _p.Code
+    rules: _p.String
     rules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_rules")
+
+    def __post_init__(self) -> None:
+        v = self.rules
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("ElementDefinitionSlicing.rules")
 
 
 class ElementDefinitionSlicingDiscriminator(_p.Complex, kw_only=True):
@@ -6240,24 +7752,49 @@ class ElementDefinitionSlicingDiscriminator(_p.Complex, kw_only=True):
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     path: _p.String
     path_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_path")
-    type: _p.Code
+    type: _p.String
     type_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_type")
+
+    def __post_init__(self) -> None:
+        v = self.type
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("ElementDefinitionSlicingDiscriminator.type")
 
 
 class ElementDefinitionType(_p.Complex, kw_only=True):
-    aggregation: _t.Annotated[list[_p.Code | None], _p.NonEmpty] | _ms.UnsetType = _U
+    aggregation: _t.Annotated[list[_p.String | None], _p.NonEmpty] | _ms.UnsetType = _U
     aggregation_ext: list[Element | None] | Element | _ms.UnsetType = _ms.field(default=_U, name="_aggregation")
-    code: _p.Uri
+    code: _p.String
     code_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_code")
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
-    profile: _t.Annotated[list[_p.Uri | None], _p.NonEmpty] | _ms.UnsetType = _U
+    profile: _t.Annotated[list[_p.String | None], _p.NonEmpty] | _ms.UnsetType = _U
     profile_ext: list[Element | None] | Element | _ms.UnsetType = _ms.field(default=_U, name="_profile")
-    targetProfile: _t.Annotated[list[_p.Uri | None], _p.NonEmpty] | _ms.UnsetType = _U
+    targetProfile: _t.Annotated[list[_p.String | None], _p.NonEmpty] | _ms.UnsetType = _U
     targetProfile_ext: list[Element | None] | Element | _ms.UnsetType = _ms.field(default=_U, name="_targetProfile")
-    versioning: _p.Code | _ms.UnsetType = _U
+    versioning: _p.String | _ms.UnsetType = _U
     versioning_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_versioning")
+
+    def __post_init__(self) -> None:
+        if self.aggregation is not _U:
+            for v in self.aggregation:
+                if v is not None and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+                    raise _p.FormatError("ElementDefinitionType.aggregation")
+        v = self.code
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("ElementDefinitionType.code")
+        if self.profile is not _U:
+            for v in self.profile:
+                if v is not None and (' ' in v or not v.isprintable()):
+                    raise _p.FormatError("ElementDefinitionType.profile")
+        if self.targetProfile is not _U:
+            for v in self.targetProfile:
+                if v is not None and (' ' in v or not v.isprintable()):
+                    raise _p.FormatError("ElementDefinitionType.targetProfile")
+        v = self.versioning
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("ElementDefinitionType.versioning")
 
 
 class Encounter(_p.Resource, tag="Encounter", kw_only=True):
@@ -6273,12 +7810,12 @@ class Encounter(_p.Resource, tag="Encounter", kw_only=True):
     dietPreference: _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
     episodeOfCare: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     length: Duration | _ms.UnsetType = _U
     location: _t.Annotated[list[EncounterLocation | None], _p.NonEmpty] | _ms.UnsetType = _U
@@ -6296,13 +7833,27 @@ class Encounter(_p.Resource, tag="Encounter", kw_only=True):
     serviceType: _t.Annotated[list[CodeableReference | None], _p.NonEmpty] | _ms.UnsetType = _U
     specialArrangement: _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
     specialCourtesy: _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
-    status: _p.Code
+    status: _p.String
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
     subject: Reference | _ms.UnsetType = _U
     subjectStatus: CodeableConcept | _ms.UnsetType = _U
     text: Narrative | _ms.UnsetType = _U
     type: _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
     virtualService: _t.Annotated[list[VirtualServiceDetail | None], _p.NonEmpty] | _ms.UnsetType = _U
+
+    def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("Encounter.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("Encounter.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("Encounter.language")
+        v = self.status
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("Encounter.status")
 
 
 class EncounterAdmission(_p.Complex, kw_only=True):
@@ -6333,12 +7884,12 @@ class EncounterHistory(_p.Resource, tag="EncounterHistory", kw_only=True):
     contained: _t.Annotated[list[AnyResource | None], _p.NonEmpty] | _ms.UnsetType = _U
     encounter: Reference | _ms.UnsetType = _U
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     length: Duration | _ms.UnsetType = _U
     location: _t.Annotated[list[EncounterHistoryLocation | None], _p.NonEmpty] | _ms.UnsetType = _U
@@ -6349,12 +7900,26 @@ class EncounterHistory(_p.Resource, tag="EncounterHistory", kw_only=True):
     plannedStartDate: _p.DateTime | _ms.UnsetType = _U
     plannedStartDate_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_plannedStartDate")
     serviceType: _t.Annotated[list[CodeableReference | None], _p.NonEmpty] | _ms.UnsetType = _U
-    status: _p.Code
+    status: _p.String
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
     subject: Reference | _ms.UnsetType = _U
     subjectStatus: CodeableConcept | _ms.UnsetType = _U
     text: Narrative | _ms.UnsetType = _U
     type: _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
+
+    def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("EncounterHistory.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("EncounterHistory.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("EncounterHistory.language")
+        v = self.status
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("EncounterHistory.status")
 
 
 class EncounterHistoryLocation(_p.Complex, kw_only=True):
@@ -6374,8 +7939,13 @@ class EncounterLocation(_p.Complex, kw_only=True):
     location: Reference
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     period: Period | _ms.UnsetType = _U
-    status: _p.Code | _ms.UnsetType = _U
+    status: _p.String | _ms.UnsetType = _U
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
+
+    def __post_init__(self) -> None:
+        v = self.status
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("EncounterLocation.status")
 
 
 class EncounterParticipant(_p.Complex, kw_only=True):
@@ -6398,7 +7968,7 @@ class EncounterReason(_p.Complex, kw_only=True):
 
 
 class Endpoint(_p.Resource, tag="Endpoint", kw_only=True):
-    address: _p.Uri
+    address: _p.String
     address_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_address")
     connectionType: _t.Annotated[list[CodeableConcept | None], _p.NonEmpty]
     contact: _t.Annotated[list[ContactPoint | None], _p.NonEmpty] | _ms.UnsetType = _U
@@ -6409,12 +7979,12 @@ class Endpoint(_p.Resource, tag="Endpoint", kw_only=True):
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     header: _t.Annotated[list[_p.String | None], _p.NonEmpty] | _ms.UnsetType = _U
     header_ext: list[Element | None] | Element | _ms.UnsetType = _ms.field(default=_U, name="_header")
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     managingOrganization: Reference | _ms.UnsetType = _U
     meta: Meta | _ms.UnsetType = _U
@@ -6423,19 +7993,42 @@ class Endpoint(_p.Resource, tag="Endpoint", kw_only=True):
     name_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_name")
     payload: _t.Annotated[list[EndpointPayload | None], _p.NonEmpty] | _ms.UnsetType = _U
     period: Period | _ms.UnsetType = _U
-    status: _p.Code
+    status: _p.String
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
     text: Narrative | _ms.UnsetType = _U
+
+    def __post_init__(self) -> None:
+        v = self.address
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("Endpoint.address")
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("Endpoint.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("Endpoint.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("Endpoint.language")
+        v = self.status
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("Endpoint.status")
 
 
 class EndpointPayload(_p.Complex, kw_only=True):
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
-    mimeType: _t.Annotated[list[_p.Code | None], _p.NonEmpty] | _ms.UnsetType = _U
+    mimeType: _t.Annotated[list[_p.String | None], _p.NonEmpty] | _ms.UnsetType = _U
     mimeType_ext: list[Element | None] | Element | _ms.UnsetType = _ms.field(default=_U, name="_mimeType")
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     type: _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
+
+    def __post_init__(self) -> None:
+        if self.mimeType is not _U:
+            for v in self.mimeType:
+                if v is not None and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+                    raise _p.FormatError("EndpointPayload.mimeType")
 
 
 class EnrollmentRequest(_p.Resource, tag="EnrollmentRequest", kw_only=True):
@@ -6445,20 +8038,34 @@ class EnrollmentRequest(_p.Resource, tag="EnrollmentRequest", kw_only=True):
     created: _p.DateTime | _ms.UnsetType = _U
     created_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_created")
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
     insurer: Reference | _ms.UnsetType = _U
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     meta: Meta | _ms.UnsetType = _U
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     provider: Reference | _ms.UnsetType = _U
-    status: _p.Code | _ms.UnsetType = _U
+    status: _p.String | _ms.UnsetType = _U
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
     text: Narrative | _ms.UnsetType = _U
+
+    def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("EnrollmentRequest.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("EnrollmentRequest.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("EnrollmentRequest.language")
+        v = self.status
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("EnrollmentRequest.status")
 
 
 class EnrollmentResponse(_p.Resource, tag="EnrollmentResponse", kw_only=True):
@@ -6468,23 +8075,40 @@ class EnrollmentResponse(_p.Resource, tag="EnrollmentResponse", kw_only=True):
     disposition: _p.String | _ms.UnsetType = _U
     disposition_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_disposition")
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     meta: Meta | _ms.UnsetType = _U
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     organization: Reference | _ms.UnsetType = _U
-    outcome: _p.Code | _ms.UnsetType = _U
+    outcome: _p.String | _ms.UnsetType = _U
     outcome_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_outcome")
     request: Reference | _ms.UnsetType = _U
     requestProvider: Reference | _ms.UnsetType = _U
-    status: _p.Code | _ms.UnsetType = _U
+    status: _p.String | _ms.UnsetType = _U
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
     text: Narrative | _ms.UnsetType = _U
+
+    def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("EnrollmentResponse.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("EnrollmentResponse.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("EnrollmentResponse.language")
+        v = self.outcome
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("EnrollmentResponse.outcome")
+        v = self.status
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("EnrollmentResponse.status")
 
 
 class EpisodeOfCare(_p.Resource, tag="EpisodeOfCare", kw_only=True):
@@ -6494,12 +8118,12 @@ class EpisodeOfCare(_p.Resource, tag="EpisodeOfCare", kw_only=True):
     contained: _t.Annotated[list[AnyResource | None], _p.NonEmpty] | _ms.UnsetType = _U
     diagnosis: _t.Annotated[list[EpisodeOfCareDiagnosis | None], _p.NonEmpty] | _ms.UnsetType = _U
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     managingOrganization: Reference | _ms.UnsetType = _U
     meta: Meta | _ms.UnsetType = _U
@@ -6508,11 +8132,25 @@ class EpisodeOfCare(_p.Resource, tag="EpisodeOfCare", kw_only=True):
     period: Period | _ms.UnsetType = _U
     reason: _t.Annotated[list[EpisodeOfCareReason | None], _p.NonEmpty] | _ms.UnsetType = _U
     referralRequest: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
-    status: _p.Code
+    status: _p.String
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
     statusHistory: _t.Annotated[list[EpisodeOfCareStatusHistory | None], _p.NonEmpty] | _ms.UnsetType = _U
     text: Narrative | _ms.UnsetType = _U
     type: _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
+
+    def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("EpisodeOfCare.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("EpisodeOfCare.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("EpisodeOfCare.language")
+        v = self.status
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("EpisodeOfCare.status")
 
 
 class EpisodeOfCareDiagnosis(_p.Complex, kw_only=True):
@@ -6539,8 +8177,13 @@ class EpisodeOfCareStatusHistory(_p.Complex, kw_only=True):
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     period: Period
-    status: _p.Code
+    status: _p.String
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
+
+    def __post_init__(self) -> None:
+        v = self.status
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("EpisodeOfCareStatusHistory.status")
 
 
 class EventDefinition(_p.Resource, tag="EventDefinition", kw_only=True):
@@ -6563,13 +8206,13 @@ class EventDefinition(_p.Resource, tag="EventDefinition", kw_only=True):
     experimental: _p.Boolean | _ms.UnsetType = _U
     experimental_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_experimental")
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
     jurisdiction: _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     lastReviewDate: _p.Date | _ms.UnsetType = _U
     lastReviewDate_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_lastReviewDate")
@@ -6583,7 +8226,7 @@ class EventDefinition(_p.Resource, tag="EventDefinition", kw_only=True):
     purpose_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_purpose")
     relatedArtifact: _t.Annotated[list[RelatedArtifact | None], _p.NonEmpty] | _ms.UnsetType = _U
     reviewer: _t.Annotated[list[ContactDetail | None], _p.NonEmpty] | _ms.UnsetType = _U
-    status: _p.Code
+    status: _p.String
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
     subjectCodeableConcept: CodeableConcept | _ms.UnsetType = _U
     subjectReference: Reference | _ms.UnsetType = _U
@@ -6594,7 +8237,7 @@ class EventDefinition(_p.Resource, tag="EventDefinition", kw_only=True):
     title_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_title")
     topic: _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
     trigger: _t.Annotated[list[TriggerDefinition | None], _p.NonEmpty]
-    url: _p.Uri | _ms.UnsetType = _U
+    url: _p.String | _ms.UnsetType = _U
     url_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_url")
     usage: _p.String | _ms.UnsetType = _U
     usage_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_usage")
@@ -6606,6 +8249,21 @@ class EventDefinition(_p.Resource, tag="EventDefinition", kw_only=True):
     versionAlgorithmString_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_versionAlgorithmString")
 
     def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("EventDefinition.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("EventDefinition.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("EventDefinition.language")
+        v = self.status
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("EventDefinition.status")
+        v = self.url
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("EventDefinition.url")
         if (self.subjectCodeableConcept is not _U) + (self.subjectReference is not _U) > 1:
             raise _p.ChoiceError("EventDefinition.subject[x]: at most one")
         if (self.versionAlgorithmCoding is not _U) + (self.versionAlgorithmString is not _U or self.versionAlgorithmString_ext is not _U) > 1:
@@ -6637,12 +8295,12 @@ class Evidence(_p.Resource, tag="Evidence", kw_only=True):
     experimental: _p.Boolean | _ms.UnsetType = _U
     experimental_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_experimental")
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     lastReviewDate: _p.Date | _ms.UnsetType = _U
     lastReviewDate_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_lastReviewDate")
@@ -6658,14 +8316,14 @@ class Evidence(_p.Resource, tag="Evidence", kw_only=True):
     relatedArtifact: _t.Annotated[list[RelatedArtifact | None], _p.NonEmpty] | _ms.UnsetType = _U
     reviewer: _t.Annotated[list[ContactDetail | None], _p.NonEmpty] | _ms.UnsetType = _U
     statistic: _t.Annotated[list[EvidenceStatistic | None], _p.NonEmpty] | _ms.UnsetType = _U
-    status: _p.Code
+    status: _p.String
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
     studyDesign: _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
     synthesisType: CodeableConcept | _ms.UnsetType = _U
     text: Narrative | _ms.UnsetType = _U
     title: _p.String | _ms.UnsetType = _U
     title_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_title")
-    url: _p.Uri | _ms.UnsetType = _U
+    url: _p.String | _ms.UnsetType = _U
     url_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_url")
     useContext: _t.Annotated[list[UsageContext | None], _p.NonEmpty] | _ms.UnsetType = _U
     variableDefinition: _t.Annotated[list[EvidenceVariableDefinition | None], _p.NonEmpty]
@@ -6676,6 +8334,21 @@ class Evidence(_p.Resource, tag="Evidence", kw_only=True):
     versionAlgorithmString_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_versionAlgorithmString")
 
     def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("Evidence.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("Evidence.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("Evidence.language")
+        v = self.status
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("Evidence.status")
+        v = self.url
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("Evidence.url")
         if (self.citeAsMarkdown is not _U or self.citeAsMarkdown_ext is not _U) + (self.citeAsReference is not _U) > 1:
             raise _p.ChoiceError("Evidence.citeAs[x]: at most one")
         if (self.versionAlgorithmCoding is not _U) + (self.versionAlgorithmString is not _U or self.versionAlgorithmString_ext is not _U) > 1:
@@ -6707,12 +8380,12 @@ class EvidenceReport(_p.Resource, tag="EvidenceReport", kw_only=True):
     editor: _t.Annotated[list[ContactDetail | None], _p.NonEmpty] | _ms.UnsetType = _U
     endorser: _t.Annotated[list[ContactDetail | None], _p.NonEmpty] | _ms.UnsetType = _U
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     meta: Meta | _ms.UnsetType = _U
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
@@ -6724,28 +8397,48 @@ class EvidenceReport(_p.Resource, tag="EvidenceReport", kw_only=True):
     relatesTo: _t.Annotated[list[EvidenceReportRelatesTo | None], _p.NonEmpty] | _ms.UnsetType = _U
     reviewer: _t.Annotated[list[ContactDetail | None], _p.NonEmpty] | _ms.UnsetType = _U
     section: _t.Annotated[list[EvidenceReportSection | None], _p.NonEmpty] | _ms.UnsetType = _U
-    status: _p.Code
+    status: _p.String
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
     subject: EvidenceReportSubject
     text: Narrative | _ms.UnsetType = _U
     type: CodeableConcept | _ms.UnsetType = _U
-    url: _p.Uri | _ms.UnsetType = _U
+    url: _p.String | _ms.UnsetType = _U
     url_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_url")
     useContext: _t.Annotated[list[UsageContext | None], _p.NonEmpty] | _ms.UnsetType = _U
 
     def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("EvidenceReport.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("EvidenceReport.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("EvidenceReport.language")
+        v = self.status
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("EvidenceReport.status")
+        v = self.url
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("EvidenceReport.url")
         if (self.citeAsMarkdown is not _U or self.citeAsMarkdown_ext is not _U) + (self.citeAsReference is not _U) > 1:
             raise _p.ChoiceError("EvidenceReport.citeAs[x]: at most one")
 
 
 class EvidenceReportRelatesTo(_p.Complex, kw_only=True):
-    code: _p.Code
+    code: _p.String
     code_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_code")
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     target: EvidenceReportRelatesToTarget
+
+    def __post_init__(self) -> None:
+        v = self.code
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("EvidenceReportRelatesTo.code")
 
 
 class EvidenceReportRelatesToTarget(_p.Complex, kw_only=True):
@@ -6757,8 +8450,13 @@ class EvidenceReportRelatesToTarget(_p.Complex, kw_only=True):
     identifier: Identifier | _ms.UnsetType = _U
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     resource: Reference | _ms.UnsetType = _U
-    url: _p.Uri | _ms.UnsetType = _U
+    url: _p.String | _ms.UnsetType = _U
     url_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_url")
+
+    def __post_init__(self) -> None:
+        v = self.url
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("EvidenceReportRelatesToTarget.url")
 
 
 class EvidenceReportSection(_p.Complex, kw_only=True):
@@ -6772,7 +8470,7 @@ class EvidenceReportSection(_p.Complex, kw_only=True):
     focusReference: Reference | _ms.UnsetType = _U
     id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
-    mode: _p.Code | _ms.UnsetType = _U
+    mode: _p.String | _ms.UnsetType = _U
     mode_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_mode")
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     orderedBy: CodeableConcept | _ms.UnsetType = _U
@@ -6780,6 +8478,11 @@ class EvidenceReportSection(_p.Complex, kw_only=True):
     text: Narrative | _ms.UnsetType = _U
     title: _p.String | _ms.UnsetType = _U
     title_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_title")
+
+    def __post_init__(self) -> None:
+        v = self.mode
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("EvidenceReportSection.mode")
 
 
 class EvidenceReportSubject(_p.Complex, kw_only=True):
@@ -6861,7 +8564,7 @@ class EvidenceStatisticModelCharacteristic(_p.Complex, kw_only=True):
 
 class EvidenceStatisticModelCharacteristicVariable(_p.Complex, kw_only=True):
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    handling: _p.Code | _ms.UnsetType = _U
+    handling: _p.String | _ms.UnsetType = _U
     handling_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_handling")
     id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
@@ -6870,6 +8573,11 @@ class EvidenceStatisticModelCharacteristicVariable(_p.Complex, kw_only=True):
     valueQuantity: _t.Annotated[list[Quantity | None], _p.NonEmpty] | _ms.UnsetType = _U
     valueRange: _t.Annotated[list[Range | None], _p.NonEmpty] | _ms.UnsetType = _U
     variableDefinition: Reference
+
+    def __post_init__(self) -> None:
+        v = self.handling
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("EvidenceStatisticModelCharacteristicVariable.handling")
 
 
 class EvidenceStatisticSampleSize(_p.Complex, kw_only=True):
@@ -6912,14 +8620,14 @@ class EvidenceVariable(_p.Resource, tag="EvidenceVariable", kw_only=True):
     experimental: _p.Boolean | _ms.UnsetType = _U
     experimental_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_experimental")
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    handling: _p.Code | _ms.UnsetType = _U
+    handling: _p.String | _ms.UnsetType = _U
     handling_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_handling")
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     lastReviewDate: _p.Date | _ms.UnsetType = _U
     lastReviewDate_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_lastReviewDate")
@@ -6936,12 +8644,12 @@ class EvidenceVariable(_p.Resource, tag="EvidenceVariable", kw_only=True):
     reviewer: _t.Annotated[list[ContactDetail | None], _p.NonEmpty] | _ms.UnsetType = _U
     shortTitle: _p.String | _ms.UnsetType = _U
     shortTitle_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_shortTitle")
-    status: _p.Code
+    status: _p.String
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
     text: Narrative | _ms.UnsetType = _U
     title: _p.String | _ms.UnsetType = _U
     title_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_title")
-    url: _p.Uri | _ms.UnsetType = _U
+    url: _p.String | _ms.UnsetType = _U
     url_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_url")
     useContext: _t.Annotated[list[UsageContext | None], _p.NonEmpty] | _ms.UnsetType = _U
     version: _p.String | _ms.UnsetType = _U
@@ -6951,6 +8659,24 @@ class EvidenceVariable(_p.Resource, tag="EvidenceVariable", kw_only=True):
     versionAlgorithmString_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_versionAlgorithmString")
 
     def __post_init__(self) -> None:
+        v = self.handling
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("EvidenceVariable.handling")
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("EvidenceVariable.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("EvidenceVariable.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("EvidenceVariable.language")
+        v = self.status
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("EvidenceVariable.status")
+        v = self.url
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("EvidenceVariable.url")
         if (self.versionAlgorithmCoding is not _U) + (self.versionAlgorithmString is not _U or self.versionAlgorithmString_ext is not _U) > 1:
             raise _p.ChoiceError("EvidenceVariable.versionAlgorithm[x]: at most one")
 
@@ -6974,11 +8700,11 @@ class EvidenceVariableCategory(_p.Complex, kw_only=True):
 class EvidenceVariableCharacteristic(_p.Complex, kw_only=True):
     definitionByCombination: EvidenceVariableCharacteristicDefinitionByCombination | _ms.UnsetType = _U
     definitionByTypeAndValue: EvidenceVariableCharacteristicDefinitionByTypeAndValue | _ms.UnsetType = _U
-    definitionCanonical: _p.Uri | _ms.UnsetType = _U
+    definitionCanonical: _p.String | _ms.UnsetType = _U
     definitionCanonical_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_definitionCanonical")
     definitionCodeableConcept: CodeableConcept | _ms.UnsetType = _U
     definitionExpression: Expression | _ms.UnsetType = _U
-    definitionId: _p.Id | _ms.UnsetType = _U
+    definitionId: _p.String | _ms.UnsetType = _U
     definitionId_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_definitionId")
     definitionReference: Reference | _ms.UnsetType = _U
     description: _p.String | _ms.UnsetType = _U
@@ -6992,13 +8718,16 @@ class EvidenceVariableCharacteristic(_p.Complex, kw_only=True):
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     instancesQuantity: Quantity | _ms.UnsetType = _U
     instancesRange: Range | _ms.UnsetType = _U
-    linkId: _p.Id | _ms.UnsetType = _U
+    linkId: _p.String | _ms.UnsetType = _U
     linkId_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_linkId")
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     note: _t.Annotated[list[Annotation | None], _p.NonEmpty] | _ms.UnsetType = _U
     timeFromEvent: _t.Annotated[list[EvidenceVariableCharacteristicTimeFromEvent | None], _p.NonEmpty] | _ms.UnsetType = _U
 
     def __post_init__(self) -> None:
+        v = self.definitionCanonical
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("EvidenceVariableCharacteristic.definitionCanonical")
         if (self.durationQuantity is not _U) + (self.durationRange is not _U) > 1:
             raise _p.ChoiceError("EvidenceVariableCharacteristic.duration[x]: at most one")
         if (self.instancesQuantity is not _U) + (self.instancesRange is not _U) > 1:
@@ -7007,7 +8736,7 @@ class EvidenceVariableCharacteristic(_p.Complex, kw_only=True):
 
 class EvidenceVariableCharacteristicDefinitionByCombination(_p.Complex, kw_only=True):
     characteristic: _t.Annotated[list[EvidenceVariableCharacteristic | None], _p.NonEmpty]
-    code: _p.Code
+    code: _p.String
     code_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_code")
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     id: _p.String | _ms.UnsetType = _U
@@ -7015,6 +8744,11 @@ class EvidenceVariableCharacteristicDefinitionByCombination(_p.Complex, kw_only=
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     threshold: _p.PositiveInt | _ms.UnsetType = _U
     threshold_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_threshold")
+
+    def __post_init__(self) -> None:
+        v = self.code
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("EvidenceVariableCharacteristicDefinitionByCombination.code")
 
 
 class EvidenceVariableCharacteristicDefinitionByTypeAndValue(_p.Complex, kw_only=True):
@@ -7029,7 +8763,7 @@ class EvidenceVariableCharacteristicDefinitionByTypeAndValue(_p.Complex, kw_only
     valueBoolean: _p.Boolean | _ms.UnsetType = _U
     valueBoolean_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueBoolean")
     valueCodeableConcept: CodeableConcept | _ms.UnsetType = _U
-    valueId: _p.Id | _ms.UnsetType = _U
+    valueId: _p.String | _ms.UnsetType = _U
     valueId_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueId")
     valueQuantity: Quantity | _ms.UnsetType = _U
     valueRange: Range | _ms.UnsetType = _U
@@ -7046,7 +8780,7 @@ class EvidenceVariableCharacteristicTimeFromEvent(_p.Complex, kw_only=True):
     eventCodeableConcept: CodeableConcept | _ms.UnsetType = _U
     eventDateTime: _p.DateTime | _ms.UnsetType = _U
     eventDateTime_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_eventDateTime")
-    eventId: _p.Id | _ms.UnsetType = _U
+    eventId: _p.String | _ms.UnsetType = _U
     eventId_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_eventId")
     eventReference: Reference | _ms.UnsetType = _U
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
@@ -7091,14 +8825,14 @@ class ExampleScenario(_p.Resource, tag="ExampleScenario", kw_only=True):
     experimental: _p.Boolean | _ms.UnsetType = _U
     experimental_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_experimental")
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
     instance: _t.Annotated[list[ExampleScenarioInstance | None], _p.NonEmpty] | _ms.UnsetType = _U
     jurisdiction: _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     meta: Meta | _ms.UnsetType = _U
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
@@ -7109,12 +8843,12 @@ class ExampleScenario(_p.Resource, tag="ExampleScenario", kw_only=True):
     publisher_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_publisher")
     purpose: _p.String | _ms.UnsetType = _U
     purpose_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_purpose")
-    status: _p.Code
+    status: _p.String
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
     text: Narrative | _ms.UnsetType = _U
     title: _p.String | _ms.UnsetType = _U
     title_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_title")
-    url: _p.Uri | _ms.UnsetType = _U
+    url: _p.String | _ms.UnsetType = _U
     url_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_url")
     useContext: _t.Annotated[list[UsageContext | None], _p.NonEmpty] | _ms.UnsetType = _U
     version: _p.String | _ms.UnsetType = _U
@@ -7124,6 +8858,21 @@ class ExampleScenario(_p.Resource, tag="ExampleScenario", kw_only=True):
     versionAlgorithmString_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_versionAlgorithmString")
 
     def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("ExampleScenario.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("ExampleScenario.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("ExampleScenario.language")
+        v = self.status
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("ExampleScenario.status")
+        v = self.url
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("ExampleScenario.url")
         if (self.versionAlgorithmCoding is not _U) + (self.versionAlgorithmString is not _U or self.versionAlgorithmString_ext is not _U) > 1:
             raise _p.ChoiceError("ExampleScenario.versionAlgorithm[x]: at most one")
 
@@ -7139,8 +8888,13 @@ class ExampleScenarioActor(_p.Complex, kw_only=True):
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     title: _p.String
     title_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_title")
-    type: _p.Code
+    type: _p.String
     type_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_type")
+
+    def __post_init__(self) -> None:
+        v = self.type
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("ExampleScenarioActor.type")
 
 
 class ExampleScenarioInstance(_p.Complex, kw_only=True):
@@ -7154,9 +8908,9 @@ class ExampleScenarioInstance(_p.Complex, kw_only=True):
     key: _p.String
     key_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_key")
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    structureProfileCanonical: _p.Uri | _ms.UnsetType = _U
+    structureProfileCanonical: _p.String | _ms.UnsetType = _U
     structureProfileCanonical_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_structureProfileCanonical")
-    structureProfileUri: _p.Uri | _ms.UnsetType = _U
+    structureProfileUri: _p.String | _ms.UnsetType = _U
     structureProfileUri_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_structureProfileUri")
     structureType: Coding
     structureVersion: _p.String | _ms.UnsetType = _U
@@ -7166,6 +8920,12 @@ class ExampleScenarioInstance(_p.Complex, kw_only=True):
     version: _t.Annotated[list[ExampleScenarioInstanceVersion | None], _p.NonEmpty] | _ms.UnsetType = _U
 
     def __post_init__(self) -> None:
+        v = self.structureProfileCanonical
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("ExampleScenarioInstance.structureProfileCanonical")
+        v = self.structureProfileUri
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("ExampleScenarioInstance.structureProfileUri")
         if (self.structureProfileCanonical is not _U or self.structureProfileCanonical_ext is not _U) + (self.structureProfileUri is not _U or self.structureProfileUri_ext is not _U) > 1:
             raise _p.ChoiceError("ExampleScenarioInstance.structureProfile[x]: at most one")
 
@@ -7223,8 +8983,13 @@ class ExampleScenarioProcessStep(_p.Complex, kw_only=True):
     pause: _p.Boolean | _ms.UnsetType = _U
     pause_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_pause")
     process: ExampleScenarioProcess | _ms.UnsetType = _U
-    workflow: _p.Uri | _ms.UnsetType = _U
+    workflow: _p.String | _ms.UnsetType = _U
     workflow_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_workflow")
+
+    def __post_init__(self) -> None:
+        v = self.workflow
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("ExampleScenarioProcessStep.workflow")
 
 
 class ExampleScenarioProcessStepAlternative(_p.Complex, kw_only=True):
@@ -7288,20 +9053,20 @@ class ExplanationOfBenefit(_p.Resource, tag="ExplanationOfBenefit", kw_only=True
     formCode: CodeableConcept | _ms.UnsetType = _U
     fundsReserve: CodeableConcept | _ms.UnsetType = _U
     fundsReserveRequested: CodeableConcept | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
     insurance: _t.Annotated[list[ExplanationOfBenefitInsurance | None], _p.NonEmpty] | _ms.UnsetType = _U
     insurer: Reference | _ms.UnsetType = _U
     item: _t.Annotated[list[ExplanationOfBenefitItem | None], _p.NonEmpty] | _ms.UnsetType = _U
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     meta: Meta | _ms.UnsetType = _U
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     originalPrescription: Reference | _ms.UnsetType = _U
-    outcome: _p.Code
+    outcome: _p.String
     outcome_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_outcome")
     patient: Reference
     patientPaid: Money | _ms.UnsetType = _U
@@ -7319,7 +9084,7 @@ class ExplanationOfBenefit(_p.Resource, tag="ExplanationOfBenefit", kw_only=True
     provider: Reference | _ms.UnsetType = _U
     referral: Reference | _ms.UnsetType = _U
     related: _t.Annotated[list[ExplanationOfBenefitRelated | None], _p.NonEmpty] | _ms.UnsetType = _U
-    status: _p.Code
+    status: _p.String
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
     subType: CodeableConcept | _ms.UnsetType = _U
     supportingInfo: _t.Annotated[list[ExplanationOfBenefitSupportingInfo | None], _p.NonEmpty] | _ms.UnsetType = _U
@@ -7327,8 +9092,28 @@ class ExplanationOfBenefit(_p.Resource, tag="ExplanationOfBenefit", kw_only=True
     total: _t.Annotated[list[ExplanationOfBenefitTotal | None], _p.NonEmpty] | _ms.UnsetType = _U
     traceNumber: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
     type: CodeableConcept
-    use: _p.Code
+    use: _p.String
     use_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_use")
+
+    def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("ExplanationOfBenefit.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("ExplanationOfBenefit.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("ExplanationOfBenefit.language")
+        v = self.outcome
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("ExplanationOfBenefit.outcome")
+        v = self.status
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("ExplanationOfBenefit.status")
+        v = self.use
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("ExplanationOfBenefit.use")
 
 
 class ExplanationOfBenefitAccident(_p.Complex, kw_only=True):
@@ -7799,12 +9584,23 @@ class Expression(_p.Complex, kw_only=True):
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
-    name: _p.Code | _ms.UnsetType = _U
+    name: _p.String | _ms.UnsetType = _U
     name_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_name")
-    reference: _p.Uri | _ms.UnsetType = _U
+    reference: _p.String | _ms.UnsetType = _U
     reference_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_reference")
+
+    def __post_init__(self) -> None:
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("Expression.language")
+        v = self.name
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("Expression.name")
+        v = self.reference
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("Expression.reference")
 
 
 class ExtendedContactDetail(_p.Complex, kw_only=True):
@@ -7823,7 +9619,7 @@ class Extension(_p.Complex, kw_only=True):
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
-    url: _p.Uri
+    url: _p.String
     url_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_url")
     valueAddress: Address | _ms.UnsetType = _U
     valueAge: Age | _ms.UnsetType = _U
@@ -7834,9 +9630,9 @@ class Extension(_p.Complex, kw_only=True):
     valueBase64Binary_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueBase64Binary")
     valueBoolean: _p.Boolean | _ms.UnsetType = _U
     valueBoolean_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueBoolean")
-    valueCanonical: _p.Uri | _ms.UnsetType = _U
+    valueCanonical: _p.String | _ms.UnsetType = _U
     valueCanonical_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueCanonical")
-    valueCode: _p.Code | _ms.UnsetType = _U
+    valueCode: _p.String | _ms.UnsetType = _U
     valueCode_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueCode")
     valueCodeableConcept: CodeableConcept | _ms.UnsetType = _U
     valueCodeableReference: CodeableReference | _ms.UnsetType = _U
@@ -7857,7 +9653,7 @@ class Extension(_p.Complex, kw_only=True):
     valueExpression: Expression | _ms.UnsetType = _U
     valueExtendedContactDetail: ExtendedContactDetail | _ms.UnsetType = _U
     valueHumanName: HumanName | _ms.UnsetType = _U
-    valueId: _p.Id | _ms.UnsetType = _U
+    valueId: _p.String | _ms.UnsetType = _U
     valueId_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueId")
     valueIdentifier: Identifier | _ms.UnsetType = _U
     valueInstant: _p.Instant | _ms.UnsetType = _U
@@ -7892,15 +9688,30 @@ class Extension(_p.Complex, kw_only=True):
     valueTriggerDefinition: TriggerDefinition | _ms.UnsetType = _U
     valueUnsignedInt: _p.UnsignedInt | _ms.UnsetType = _U
     valueUnsignedInt_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueUnsignedInt")
-    valueUri: _p.Uri | _ms.UnsetType = _U
+    valueUri: _p.String | _ms.UnsetType = _U
     valueUri_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueUri")
-    valueUrl: _p.Uri | _ms.UnsetType = _U
+    valueUrl: _p.String | _ms.UnsetType = _U
     valueUrl_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueUrl")
     valueUsageContext: UsageContext | _ms.UnsetType = _U
     valueUuid: _p.Uuid | _ms.UnsetType = _U
     valueUuid_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueUuid")
 
     def __post_init__(self) -> None:
+        v = self.url
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("Extension.url")
+        v = self.valueCanonical
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("Extension.valueCanonical")
+        v = self.valueCode
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("Extension.valueCode")
+        v = self.valueUri
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("Extension.valueUri")
+        v = self.valueUrl
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("Extension.valueUrl")
         if (self.valueAddress is not _U) + (self.valueAge is not _U) + (self.valueAnnotation is not _U) + (self.valueAttachment is not _U) + (self.valueAvailability is not _U) + (self.valueBase64Binary is not _U or self.valueBase64Binary_ext is not _U) + (self.valueBoolean is not _U or self.valueBoolean_ext is not _U) + (self.valueCanonical is not _U or self.valueCanonical_ext is not _U) + (self.valueCode is not _U or self.valueCode_ext is not _U) + (self.valueCodeableConcept is not _U) + (self.valueCodeableReference is not _U) + (self.valueCoding is not _U) + (self.valueContactDetail is not _U) + (self.valueContactPoint is not _U) + (self.valueCount is not _U) + (self.valueDataRequirement is not _U) + (self.valueDate is not _U or self.valueDate_ext is not _U) + (self.valueDateTime is not _U or self.valueDateTime_ext is not _U) + (self.valueDecimal is not _U or self.valueDecimal_ext is not _U) + (self.valueDistance is not _U) + (self.valueDosage is not _U) + (self.valueDuration is not _U) + (self.valueExpression is not _U) + (self.valueExtendedContactDetail is not _U) + (self.valueHumanName is not _U) + (self.valueId is not _U or self.valueId_ext is not _U) + (self.valueIdentifier is not _U) + (self.valueInstant is not _U or self.valueInstant_ext is not _U) + (self.valueInteger is not _U or self.valueInteger_ext is not _U) + (self.valueInteger64 is not _U or self.valueInteger64_ext is not _U) + (self.valueMarkdown is not _U or self.valueMarkdown_ext is not _U) + (self.valueMeta is not _U) + (self.valueMoney is not _U) + (self.valueOid is not _U or self.valueOid_ext is not _U) + (self.valueParameterDefinition is not _U) + (self.valuePeriod is not _U) + (self.valuePositiveInt is not _U or self.valuePositiveInt_ext is not _U) + (self.valueQuantity is not _U) + (self.valueRange is not _U) + (self.valueRatio is not _U) + (self.valueRatioRange is not _U) + (self.valueReference is not _U) + (self.valueRelatedArtifact is not _U) + (self.valueSampledData is not _U) + (self.valueSignature is not _U) + (self.valueString is not _U or self.valueString_ext is not _U) + (self.valueTime is not _U or self.valueTime_ext is not _U) + (self.valueTiming is not _U) + (self.valueTriggerDefinition is not _U) + (self.valueUnsignedInt is not _U or self.valueUnsignedInt_ext is not _U) + (self.valueUri is not _U or self.valueUri_ext is not _U) + (self.valueUrl is not _U or self.valueUrl_ext is not _U) + (self.valueUsageContext is not _U) + (self.valueUuid is not _U or self.valueUuid_ext is not _U) > 1:
             raise _p.ChoiceError("Extension.value[x]: at most one")
 
@@ -7931,16 +9742,16 @@ class FamilyMemberHistory(_p.Resource, tag="FamilyMemberHistory", kw_only=True):
     estimatedAge: _p.Boolean | _ms.UnsetType = _U
     estimatedAge_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_estimatedAge")
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
-    instantiatesCanonical: _t.Annotated[list[_p.Uri | None], _p.NonEmpty] | _ms.UnsetType = _U
+    instantiatesCanonical: _t.Annotated[list[_p.String | None], _p.NonEmpty] | _ms.UnsetType = _U
     instantiatesCanonical_ext: list[Element | None] | Element | _ms.UnsetType = _ms.field(default=_U, name="_instantiatesCanonical")
-    instantiatesUri: _t.Annotated[list[_p.Uri | None], _p.NonEmpty] | _ms.UnsetType = _U
+    instantiatesUri: _t.Annotated[list[_p.String | None], _p.NonEmpty] | _ms.UnsetType = _U
     instantiatesUri_ext: list[Element | None] | Element | _ms.UnsetType = _ms.field(default=_U, name="_instantiatesUri")
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     meta: Meta | _ms.UnsetType = _U
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
@@ -7953,11 +9764,31 @@ class FamilyMemberHistory(_p.Resource, tag="FamilyMemberHistory", kw_only=True):
     reason: _t.Annotated[list[CodeableReference | None], _p.NonEmpty] | _ms.UnsetType = _U
     relationship: CodeableConcept
     sex: CodeableConcept | _ms.UnsetType = _U
-    status: _p.Code
+    status: _p.String
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
     text: Narrative | _ms.UnsetType = _U
 
     def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("FamilyMemberHistory.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("FamilyMemberHistory.implicitRules")
+        if self.instantiatesCanonical is not _U:
+            for v in self.instantiatesCanonical:
+                if v is not None and (' ' in v or not v.isprintable()):
+                    raise _p.FormatError("FamilyMemberHistory.instantiatesCanonical")
+        if self.instantiatesUri is not _U:
+            for v in self.instantiatesUri:
+                if v is not None and (' ' in v or not v.isprintable()):
+                    raise _p.FormatError("FamilyMemberHistory.instantiatesUri")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("FamilyMemberHistory.language")
+        v = self.status
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("FamilyMemberHistory.status")
         if (self.ageAge is not _U) + (self.ageRange is not _U) + (self.ageString is not _U or self.ageString_ext is not _U) > 1:
             raise _p.ChoiceError("FamilyMemberHistory.age[x]: at most one")
         if (self.bornDate is not _U or self.bornDate_ext is not _U) + (self.bornPeriod is not _U) + (self.bornString is not _U or self.bornString_ext is not _U) > 1:
@@ -8026,38 +9857,66 @@ class Flag(_p.Resource, tag="Flag", kw_only=True):
     contained: _t.Annotated[list[AnyResource | None], _p.NonEmpty] | _ms.UnsetType = _U
     encounter: Reference | _ms.UnsetType = _U
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     meta: Meta | _ms.UnsetType = _U
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     period: Period | _ms.UnsetType = _U
-    status: _p.Code
+    status: _p.String
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
     subject: Reference
     text: Narrative | _ms.UnsetType = _U
+
+    def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("Flag.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("Flag.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("Flag.language")
+        v = self.status
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("Flag.status")
 
 
 class FormularyItem(_p.Resource, tag="FormularyItem", kw_only=True):
     code: CodeableConcept | _ms.UnsetType = _U
     contained: _t.Annotated[list[AnyResource | None], _p.NonEmpty] | _ms.UnsetType = _U
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     meta: Meta | _ms.UnsetType = _U
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    status: _p.Code | _ms.UnsetType = _U
+    status: _p.String | _ms.UnsetType = _U
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
     text: Narrative | _ms.UnsetType = _U
+
+    def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("FormularyItem.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("FormularyItem.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("FormularyItem.language")
+        v = self.status
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("FormularyItem.status")
 
 
 class GenomicStudy(_p.Resource, tag="GenomicStudy", kw_only=True):
@@ -8068,17 +9927,17 @@ class GenomicStudy(_p.Resource, tag="GenomicStudy", kw_only=True):
     description_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_description")
     encounter: Reference | _ms.UnsetType = _U
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
-    instantiatesCanonical: _p.Uri | _ms.UnsetType = _U
+    instantiatesCanonical: _p.String | _ms.UnsetType = _U
     instantiatesCanonical_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_instantiatesCanonical")
-    instantiatesUri: _p.Uri | _ms.UnsetType = _U
+    instantiatesUri: _p.String | _ms.UnsetType = _U
     instantiatesUri_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_instantiatesUri")
     interpreter: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     meta: Meta | _ms.UnsetType = _U
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
@@ -8087,11 +9946,31 @@ class GenomicStudy(_p.Resource, tag="GenomicStudy", kw_only=True):
     referrer: Reference | _ms.UnsetType = _U
     startDate: _p.DateTime | _ms.UnsetType = _U
     startDate_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_startDate")
-    status: _p.Code
+    status: _p.String
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
     subject: Reference
     text: Narrative | _ms.UnsetType = _U
     type: _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
+
+    def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("GenomicStudy.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("GenomicStudy.implicitRules")
+        v = self.instantiatesCanonical
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("GenomicStudy.instantiatesCanonical")
+        v = self.instantiatesUri
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("GenomicStudy.instantiatesUri")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("GenomicStudy.language")
+        v = self.status
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("GenomicStudy.status")
 
 
 class GenomicStudyAnalysis(_p.Complex, kw_only=True):
@@ -8106,9 +9985,9 @@ class GenomicStudyAnalysis(_p.Complex, kw_only=True):
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
     input: _t.Annotated[list[GenomicStudyAnalysisInput | None], _p.NonEmpty] | _ms.UnsetType = _U
-    instantiatesCanonical: _p.Uri | _ms.UnsetType = _U
+    instantiatesCanonical: _p.String | _ms.UnsetType = _U
     instantiatesCanonical_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_instantiatesCanonical")
-    instantiatesUri: _p.Uri | _ms.UnsetType = _U
+    instantiatesUri: _p.String | _ms.UnsetType = _U
     instantiatesUri_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_instantiatesUri")
     methodType: _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
@@ -8121,6 +10000,14 @@ class GenomicStudyAnalysis(_p.Complex, kw_only=True):
     specimen: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
     title: _p.String | _ms.UnsetType = _U
     title_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_title")
+
+    def __post_init__(self) -> None:
+        v = self.instantiatesCanonical
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("GenomicStudyAnalysis.instantiatesCanonical")
+        v = self.instantiatesUri
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("GenomicStudyAnalysis.instantiatesUri")
 
 
 class GenomicStudyAnalysisDevice(_p.Complex, kw_only=True):
@@ -8174,14 +10061,14 @@ class Goal(_p.Resource, tag="Goal", kw_only=True):
     continuous_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_continuous")
     description: CodeableConcept
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
-    lifecycleStatus: _p.Code
+    lifecycleStatus: _p.String
     lifecycleStatus_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_lifecycleStatus")
     meta: Meta | _ms.UnsetType = _U
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
@@ -8201,6 +10088,18 @@ class Goal(_p.Resource, tag="Goal", kw_only=True):
     text: Narrative | _ms.UnsetType = _U
 
     def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("Goal.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("Goal.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("Goal.language")
+        v = self.lifecycleStatus
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("Goal.lifecycleStatus")
         if (self.startCodeableConcept is not _U) + (self.startDate is not _U or self.startDate_ext is not _U) > 1:
             raise _p.ChoiceError("Goal.start[x]: at most one")
 
@@ -8246,13 +10145,13 @@ class GraphDefinition(_p.Resource, tag="GraphDefinition", kw_only=True):
     experimental: _p.Boolean | _ms.UnsetType = _U
     experimental_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_experimental")
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
     jurisdiction: _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     link: _t.Annotated[list[GraphDefinitionLink | None], _p.NonEmpty] | _ms.UnsetType = _U
     meta: Meta | _ms.UnsetType = _U
@@ -8264,14 +10163,14 @@ class GraphDefinition(_p.Resource, tag="GraphDefinition", kw_only=True):
     publisher_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_publisher")
     purpose: _p.String | _ms.UnsetType = _U
     purpose_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_purpose")
-    start: _p.Id | _ms.UnsetType = _U
+    start: _p.String | _ms.UnsetType = _U
     start_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_start")
-    status: _p.Code
+    status: _p.String
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
     text: Narrative | _ms.UnsetType = _U
     title: _p.String | _ms.UnsetType = _U
     title_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_title")
-    url: _p.Uri | _ms.UnsetType = _U
+    url: _p.String | _ms.UnsetType = _U
     url_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_url")
     useContext: _t.Annotated[list[UsageContext | None], _p.NonEmpty] | _ms.UnsetType = _U
     version: _p.String | _ms.UnsetType = _U
@@ -8281,6 +10180,24 @@ class GraphDefinition(_p.Resource, tag="GraphDefinition", kw_only=True):
     versionAlgorithmString_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_versionAlgorithmString")
 
     def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("GraphDefinition.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("GraphDefinition.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("GraphDefinition.language")
+        v = self.start
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("GraphDefinition.start")
+        v = self.status
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("GraphDefinition.status")
+        v = self.url
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("GraphDefinition.url")
         if (self.versionAlgorithmCoding is not _U) + (self.versionAlgorithmString is not _U or self.versionAlgorithmString_ext is not _U) > 1:
             raise _p.ChoiceError("GraphDefinition.versionAlgorithm[x]: at most one")
 
@@ -8303,14 +10220,14 @@ class GraphDefinitionLink(_p.Complex, kw_only=True):
     path_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_path")
     sliceName: _p.String | _ms.UnsetType = _U
     sliceName_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_sliceName")
-    sourceId: _p.Id
+    sourceId: _p.String
     sourceId_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_sourceId")
-    targetId: _p.Id
+    targetId: _p.String
     targetId_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_targetId")
 
 
 class GraphDefinitionLinkCompartment(_p.Complex, kw_only=True):
-    code: _p.Code
+    code: _p.String
     code_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_code")
     description: _p.String | _ms.UnsetType = _U
     description_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_description")
@@ -8320,10 +10237,21 @@ class GraphDefinitionLinkCompartment(_p.Complex, kw_only=True):
     id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    rule: _p.Code
+    rule: _p.String
     rule_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_rule")
-    use: _p.Code
+    use: _p.String
     use_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_use")
+
+    def __post_init__(self) -> None:
+        v = self.code
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("GraphDefinitionLinkCompartment.code")
+        v = self.rule
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("GraphDefinitionLinkCompartment.rule")
+        v = self.use
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("GraphDefinitionLinkCompartment.use")
 
 
 class GraphDefinitionNode(_p.Complex, kw_only=True):
@@ -8333,12 +10261,20 @@ class GraphDefinitionNode(_p.Complex, kw_only=True):
     id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    nodeId: _p.Id
+    nodeId: _p.String
     nodeId_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_nodeId")
-    profile: _p.Uri | _ms.UnsetType = _U
+    profile: _p.String | _ms.UnsetType = _U
     profile_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_profile")
-    type: _p.Code
+    type: _p.String
     type_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_type")
+
+    def __post_init__(self) -> None:
+        v = self.profile
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("GraphDefinitionNode.profile")
+        v = self.type
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("GraphDefinitionNode.type")
 
 
 class Group(_p.Resource, tag="Group", kw_only=True):
@@ -8350,16 +10286,16 @@ class Group(_p.Resource, tag="Group", kw_only=True):
     description: _p.String | _ms.UnsetType = _U
     description_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_description")
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     managingEntity: Reference | _ms.UnsetType = _U
     member: _t.Annotated[list[GroupMember | None], _p.NonEmpty] | _ms.UnsetType = _U
-    membership: _p.Code
+    membership: _p.String
     membership_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_membership")
     meta: Meta | _ms.UnsetType = _U
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
@@ -8368,8 +10304,25 @@ class Group(_p.Resource, tag="Group", kw_only=True):
     quantity: _p.UnsignedInt | _ms.UnsetType = _U
     quantity_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_quantity")
     text: Narrative | _ms.UnsetType = _U
-    type: _p.Code
+    type: _p.String
     type_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_type")
+
+    def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("Group.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("Group.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("Group.language")
+        v = self.membership
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("Group.membership")
+        v = self.type
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("Group.type")
 
 
 class GroupCharacteristic(_p.Complex, kw_only=True):
@@ -8410,19 +10363,19 @@ class GuidanceResponse(_p.Resource, tag="GuidanceResponse", kw_only=True):
     encounter: Reference | _ms.UnsetType = _U
     evaluationMessage: Reference | _ms.UnsetType = _U
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     meta: Meta | _ms.UnsetType = _U
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    moduleCanonical: _p.Uri | _ms.UnsetType = _U
+    moduleCanonical: _p.String | _ms.UnsetType = _U
     moduleCanonical_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_moduleCanonical")
     moduleCodeableConcept: CodeableConcept | _ms.UnsetType = _U
-    moduleUri: _p.Uri | _ms.UnsetType = _U
+    moduleUri: _p.String | _ms.UnsetType = _U
     moduleUri_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_moduleUri")
     note: _t.Annotated[list[Annotation | None], _p.NonEmpty] | _ms.UnsetType = _U
     occurrenceDateTime: _p.DateTime | _ms.UnsetType = _U
@@ -8432,12 +10385,30 @@ class GuidanceResponse(_p.Resource, tag="GuidanceResponse", kw_only=True):
     reason: _t.Annotated[list[CodeableReference | None], _p.NonEmpty] | _ms.UnsetType = _U
     requestIdentifier: Identifier | _ms.UnsetType = _U
     result: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
-    status: _p.Code
+    status: _p.String
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
     subject: Reference | _ms.UnsetType = _U
     text: Narrative | _ms.UnsetType = _U
 
     def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("GuidanceResponse.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("GuidanceResponse.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("GuidanceResponse.language")
+        v = self.moduleCanonical
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("GuidanceResponse.moduleCanonical")
+        v = self.moduleUri
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("GuidanceResponse.moduleUri")
+        v = self.status
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("GuidanceResponse.status")
         if (self.moduleCanonical is not _U or self.moduleCanonical_ext is not _U) + (self.moduleCodeableConcept is not _U) + (self.moduleUri is not _U or self.moduleUri_ext is not _U) != 1:
             raise _p.ChoiceError("GuidanceResponse.module[x]: exactly one")
 
@@ -8461,12 +10432,12 @@ class HealthcareService(_p.Resource, tag="HealthcareService", kw_only=True):
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     extraDetails: _p.String | _ms.UnsetType = _U
     extraDetails_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_extraDetails")
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     location: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
     meta: Meta | _ms.UnsetType = _U
@@ -8482,6 +10453,17 @@ class HealthcareService(_p.Resource, tag="HealthcareService", kw_only=True):
     specialty: _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
     text: Narrative | _ms.UnsetType = _U
     type: _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
+
+    def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("HealthcareService.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("HealthcareService.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("HealthcareService.language")
 
 
 class HealthcareServiceEligibility(_p.Complex, kw_only=True):
@@ -8509,8 +10491,13 @@ class HumanName(_p.Complex, kw_only=True):
     suffix_ext: list[Element | None] | Element | _ms.UnsetType = _ms.field(default=_U, name="_suffix")
     text: _p.String | _ms.UnsetType = _U
     text_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_text")
-    use: _p.Code | _ms.UnsetType = _U
+    use: _p.String | _ms.UnsetType = _U
     use_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_use")
+
+    def __post_init__(self) -> None:
+        v = self.use
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("HumanName.use")
 
 
 class Identifier(_p.Complex, kw_only=True):
@@ -8519,13 +10506,21 @@ class Identifier(_p.Complex, kw_only=True):
     id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     period: Period | _ms.UnsetType = _U
-    system: _p.Uri | _ms.UnsetType = _U
+    system: _p.String | _ms.UnsetType = _U
     system_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_system")
     type: CodeableConcept | _ms.UnsetType = _U
-    use: _p.Code | _ms.UnsetType = _U
+    use: _p.String | _ms.UnsetType = _U
     use_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_use")
     value: _p.String | _ms.UnsetType = _U
     value_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_value")
+
+    def __post_init__(self) -> None:
+        v = self.system
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("Identifier.system")
+        v = self.use
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("Identifier.use")
 
 
 class ImagingSelection(_p.Resource, tag="ImagingSelection", kw_only=True):
@@ -8538,31 +10533,54 @@ class ImagingSelection(_p.Resource, tag="ImagingSelection", kw_only=True):
     endpoint: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     focus: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
-    frameOfReferenceUid: _p.Id | _ms.UnsetType = _U
+    frameOfReferenceUid: _p.String | _ms.UnsetType = _U
     frameOfReferenceUid_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_frameOfReferenceUid")
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
     instance: _t.Annotated[list[ImagingSelectionInstance | None], _p.NonEmpty] | _ms.UnsetType = _U
     issued: _p.Instant | _ms.UnsetType = _U
     issued_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_issued")
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     meta: Meta | _ms.UnsetType = _U
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     performer: _t.Annotated[list[ImagingSelectionPerformer | None], _p.NonEmpty] | _ms.UnsetType = _U
     seriesNumber: _p.UnsignedInt | _ms.UnsetType = _U
     seriesNumber_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_seriesNumber")
-    seriesUid: _p.Id | _ms.UnsetType = _U
+    seriesUid: _p.String | _ms.UnsetType = _U
     seriesUid_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_seriesUid")
-    status: _p.Code
+    status: _p.String
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
-    studyUid: _p.Id | _ms.UnsetType = _U
+    studyUid: _p.String | _ms.UnsetType = _U
     studyUid_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_studyUid")
     subject: Reference | _ms.UnsetType = _U
     text: Narrative | _ms.UnsetType = _U
+
+    def __post_init__(self) -> None:
+        v = self.frameOfReferenceUid
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("ImagingSelection.frameOfReferenceUid")
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("ImagingSelection.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("ImagingSelection.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("ImagingSelection.language")
+        v = self.seriesUid
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("ImagingSelection.seriesUid")
+        v = self.status
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("ImagingSelection.status")
+        v = self.studyUid
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("ImagingSelection.studyUid")
 
 
 class ImagingSelectionInstance(_p.Complex, kw_only=True):
@@ -8577,7 +10595,7 @@ class ImagingSelectionInstance(_p.Complex, kw_only=True):
     sopClass: Coding | _ms.UnsetType = _U
     subset: _t.Annotated[list[_p.String | None], _p.NonEmpty] | _ms.UnsetType = _U
     subset_ext: list[Element | None] | Element | _ms.UnsetType = _ms.field(default=_U, name="_subset")
-    uid: _p.Id
+    uid: _p.String
     uid_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_uid")
 
 
@@ -8588,8 +10606,13 @@ class ImagingSelectionInstanceImageRegion2D(_p.Complex, kw_only=True):
     id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    regionType: _p.Code
+    regionType: _p.String
     regionType_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_regionType")
+
+    def __post_init__(self) -> None:
+        v = self.regionType
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("ImagingSelectionInstanceImageRegion2D.regionType")
 
 
 class ImagingSelectionInstanceImageRegion3D(_p.Complex, kw_only=True):
@@ -8599,8 +10622,13 @@ class ImagingSelectionInstanceImageRegion3D(_p.Complex, kw_only=True):
     id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    regionType: _p.Code
+    regionType: _p.String
     regionType_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_regionType")
+
+    def __post_init__(self) -> None:
+        v = self.regionType
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("ImagingSelectionInstanceImageRegion3D.regionType")
 
 
 class ImagingSelectionPerformer(_p.Complex, kw_only=True):
@@ -8620,12 +10648,12 @@ class ImagingStudy(_p.Resource, tag="ImagingStudy", kw_only=True):
     encounter: Reference | _ms.UnsetType = _U
     endpoint: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     location: Reference | _ms.UnsetType = _U
     meta: Meta | _ms.UnsetType = _U
@@ -8643,10 +10671,24 @@ class ImagingStudy(_p.Resource, tag="ImagingStudy", kw_only=True):
     series: _t.Annotated[list[ImagingStudySeries | None], _p.NonEmpty] | _ms.UnsetType = _U
     started: _p.DateTime | _ms.UnsetType = _U
     started_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_started")
-    status: _p.Code
+    status: _p.String
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
     subject: Reference
     text: Narrative | _ms.UnsetType = _U
+
+    def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("ImagingStudy.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("ImagingStudy.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("ImagingStudy.language")
+        v = self.status
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("ImagingStudy.status")
 
 
 class ImagingStudySeries(_p.Complex, kw_only=True):
@@ -8669,7 +10711,7 @@ class ImagingStudySeries(_p.Complex, kw_only=True):
     specimen: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
     started: _p.DateTime | _ms.UnsetType = _U
     started_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_started")
-    uid: _p.Id
+    uid: _p.String
     uid_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_uid")
 
 
@@ -8683,7 +10725,7 @@ class ImagingStudySeriesInstance(_p.Complex, kw_only=True):
     sopClass: Coding
     title: _p.String | _ms.UnsetType = _U
     title_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_title")
-    uid: _p.Id
+    uid: _p.String
     uid_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_uid")
 
 
@@ -8706,15 +10748,15 @@ class Immunization(_p.Resource, tag="Immunization", kw_only=True):
     expirationDate_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_expirationDate")
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     fundingSource: CodeableConcept | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
     informationSource: CodeableReference | _ms.UnsetType = _U
     isSubpotent: _p.Boolean | _ms.UnsetType = _U
     isSubpotent_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_isSubpotent")
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     location: Reference | _ms.UnsetType = _U
     lotNumber: _p.String | _ms.UnsetType = _U
@@ -8737,7 +10779,7 @@ class Immunization(_p.Resource, tag="Immunization", kw_only=True):
     reason: _t.Annotated[list[CodeableReference | None], _p.NonEmpty] | _ms.UnsetType = _U
     route: CodeableConcept | _ms.UnsetType = _U
     site: CodeableConcept | _ms.UnsetType = _U
-    status: _p.Code
+    status: _p.String
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
     statusReason: CodeableConcept | _ms.UnsetType = _U
     subpotentReason: _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
@@ -8746,6 +10788,18 @@ class Immunization(_p.Resource, tag="Immunization", kw_only=True):
     vaccineCode: CodeableConcept
 
     def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("Immunization.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("Immunization.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("Immunization.language")
+        v = self.status
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("Immunization.status")
         if (self.occurrenceDateTime is not _U or self.occurrenceDateTime_ext is not _U) + (self.occurrenceString is not _U or self.occurrenceString_ext is not _U) != 1:
             raise _p.ChoiceError("Immunization.occurrence[x]: exactly one")
 
@@ -8762,13 +10816,13 @@ class ImmunizationEvaluation(_p.Resource, tag="ImmunizationEvaluation", kw_only=
     doseStatus: CodeableConcept
     doseStatusReason: _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
     immunizationEvent: Reference
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     meta: Meta | _ms.UnsetType = _U
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
@@ -8777,10 +10831,24 @@ class ImmunizationEvaluation(_p.Resource, tag="ImmunizationEvaluation", kw_only=
     series_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_series")
     seriesDoses: _p.String | _ms.UnsetType = _U
     seriesDoses_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_seriesDoses")
-    status: _p.Code
+    status: _p.String
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
     targetDisease: CodeableConcept
     text: Narrative | _ms.UnsetType = _U
+
+    def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("ImmunizationEvaluation.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("ImmunizationEvaluation.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("ImmunizationEvaluation.language")
+        v = self.status
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("ImmunizationEvaluation.status")
 
 
 class ImmunizationPerformer(_p.Complex, kw_only=True):
@@ -8834,18 +10902,29 @@ class ImmunizationRecommendation(_p.Resource, tag="ImmunizationRecommendation", 
     date: _p.DateTime
     date_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_date")
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     meta: Meta | _ms.UnsetType = _U
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     patient: Reference
     recommendation: _t.Annotated[list[ImmunizationRecommendationRecommendation | None], _p.NonEmpty]
     text: Narrative | _ms.UnsetType = _U
+
+    def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("ImmunizationRecommendation.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("ImmunizationRecommendation.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("ImmunizationRecommendation.language")
 
 
 class ImmunizationRecommendationRecommendation(_p.Complex, kw_only=True):
@@ -8897,36 +10976,36 @@ class ImplementationGuide(_p.Resource, tag="ImplementationGuide", kw_only=True):
     experimental: _p.Boolean | _ms.UnsetType = _U
     experimental_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_experimental")
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    fhirVersion: _t.Annotated[list[_p.Code | None], _p.NonEmpty]
+    fhirVersion: _t.Annotated[list[_p.String | None], _p.NonEmpty]
     fhirVersion_ext: list[Element | None] | Element | _ms.UnsetType = _ms.field(default=_U, name="_fhirVersion")
     global_: _t.Annotated[list[ImplementationGuideGlobal | None], _p.NonEmpty] | _ms.UnsetType = _ms.field(default=_U, name="global")
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
     jurisdiction: _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
-    license: _p.Code | _ms.UnsetType = _U
+    license: _p.String | _ms.UnsetType = _U
     license_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_license")
     manifest: ImplementationGuideManifest | _ms.UnsetType = _U
     meta: Meta | _ms.UnsetType = _U
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     name: _p.String
     name_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_name")
-    packageId: _p.Id
+    packageId: _p.String
     packageId_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_packageId")
     publisher: _p.String | _ms.UnsetType = _U
     publisher_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_publisher")
     purpose: _p.String | _ms.UnsetType = _U
     purpose_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_purpose")
-    status: _p.Code
+    status: _p.String
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
     text: Narrative | _ms.UnsetType = _U
     title: _p.String | _ms.UnsetType = _U
     title_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_title")
-    url: _p.Uri
+    url: _p.String
     url_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_url")
     useContext: _t.Annotated[list[UsageContext | None], _p.NonEmpty] | _ms.UnsetType = _U
     version: _p.String | _ms.UnsetType = _U
@@ -8936,6 +11015,31 @@ class ImplementationGuide(_p.Resource, tag="ImplementationGuide", kw_only=True):
     versionAlgorithmString_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_versionAlgorithmString")
 
     def __post_init__(self) -> None:
+        if self.fhirVersion is not _U:
+            for v in self.fhirVersion:
+                if v is not None and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+                    raise _p.FormatError("ImplementationGuide.fhirVersion")
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("ImplementationGuide.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("ImplementationGuide.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("ImplementationGuide.language")
+        v = self.license
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("ImplementationGuide.license")
+        v = self.packageId
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("ImplementationGuide.packageId")
+        v = self.status
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("ImplementationGuide.status")
+        v = self.url
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("ImplementationGuide.url")
         if (self.versionAlgorithmCoding is not _U) + (self.versionAlgorithmString is not _U or self.versionAlgorithmString_ext is not _U) > 1:
             raise _p.ChoiceError("ImplementationGuide.versionAlgorithm[x]: at most one")
 
@@ -8965,24 +11069,33 @@ class ImplementationGuideDefinitionGrouping(_p.Complex, kw_only=True):
 
 class ImplementationGuideDefinitionPage(_p.Complex, kw_only=True):
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    generation: _p.Code
+    generation: _p.String
     generation_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_generation")
     id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    name: _p.Uri
+    name: _p.String
     name_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_name")
     page: _t.Annotated[list[ImplementationGuideDefinitionPage | None], _p.NonEmpty] | _ms.UnsetType = _U
     sourceMarkdown: _p.String | _ms.UnsetType = _U
     sourceMarkdown_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_sourceMarkdown")
     sourceString: _p.String | _ms.UnsetType = _U
     sourceString_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_sourceString")
-    sourceUrl: _p.Uri | _ms.UnsetType = _U
+    sourceUrl: _p.String | _ms.UnsetType = _U
     sourceUrl_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_sourceUrl")
     title: _p.String
     title_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_title")
 
     def __post_init__(self) -> None:
+        v = self.generation
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("ImplementationGuideDefinitionPage.generation")
+        v = self.name
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("ImplementationGuideDefinitionPage.name")
+        v = self.sourceUrl
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("ImplementationGuideDefinitionPage.sourceUrl")
         if (self.sourceMarkdown is not _U or self.sourceMarkdown_ext is not _U) + (self.sourceString is not _U or self.sourceString_ext is not _U) + (self.sourceUrl is not _U or self.sourceUrl_ext is not _U) > 1:
             raise _p.ChoiceError("ImplementationGuideDefinitionPage.source[x]: at most one")
 
@@ -9001,9 +11114,9 @@ class ImplementationGuideDefinitionResource(_p.Complex, kw_only=True):
     description: _p.String | _ms.UnsetType = _U
     description_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_description")
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    fhirVersion: _t.Annotated[list[_p.Code | None], _p.NonEmpty] | _ms.UnsetType = _U
+    fhirVersion: _t.Annotated[list[_p.String | None], _p.NonEmpty] | _ms.UnsetType = _U
     fhirVersion_ext: list[Element | None] | Element | _ms.UnsetType = _ms.field(default=_U, name="_fhirVersion")
-    groupingId: _p.Id | _ms.UnsetType = _U
+    groupingId: _p.String | _ms.UnsetType = _U
     groupingId_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_groupingId")
     id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
@@ -9012,13 +11125,23 @@ class ImplementationGuideDefinitionResource(_p.Complex, kw_only=True):
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     name: _p.String | _ms.UnsetType = _U
     name_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_name")
-    profile: _t.Annotated[list[_p.Uri | None], _p.NonEmpty] | _ms.UnsetType = _U
+    profile: _t.Annotated[list[_p.String | None], _p.NonEmpty] | _ms.UnsetType = _U
     profile_ext: list[Element | None] | Element | _ms.UnsetType = _ms.field(default=_U, name="_profile")
     reference: Reference
 
+    def __post_init__(self) -> None:
+        if self.fhirVersion is not _U:
+            for v in self.fhirVersion:
+                if v is not None and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+                    raise _p.FormatError("ImplementationGuideDefinitionResource.fhirVersion")
+        if self.profile is not _U:
+            for v in self.profile:
+                if v is not None and (' ' in v or not v.isprintable()):
+                    raise _p.FormatError("ImplementationGuideDefinitionResource.profile")
+
 
 class ImplementationGuideDefinitionTemplate(_p.Complex, kw_only=True):
-    code: _p.Code
+    code: _p.String
     code_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_code")
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     id: _p.String | _ms.UnsetType = _U
@@ -9029,20 +11152,30 @@ class ImplementationGuideDefinitionTemplate(_p.Complex, kw_only=True):
     source: _p.String
     source_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_source")
 
+    def __post_init__(self) -> None:
+        v = self.code
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("ImplementationGuideDefinitionTemplate.code")
+
 
 class ImplementationGuideDependsOn(_p.Complex, kw_only=True):
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    packageId: _p.Id | _ms.UnsetType = _U
+    packageId: _p.String | _ms.UnsetType = _U
     packageId_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_packageId")
     reason: _p.String | _ms.UnsetType = _U
     reason_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_reason")
-    uri: _p.Uri
+    uri: _p.String
     uri_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_uri")
     version: _p.String | _ms.UnsetType = _U
     version_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_version")
+
+    def __post_init__(self) -> None:
+        v = self.uri
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("ImplementationGuideDependsOn.uri")
 
 
 class ImplementationGuideGlobal(_p.Complex, kw_only=True):
@@ -9050,10 +11183,18 @@ class ImplementationGuideGlobal(_p.Complex, kw_only=True):
     id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    profile: _p.Uri
+    profile: _p.String
     profile_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_profile")
-    type: _p.Code
+    type: _p.String
     type_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_type")
+
+    def __post_init__(self) -> None:
+        v = self.profile
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("ImplementationGuideGlobal.profile")
+        v = self.type
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("ImplementationGuideGlobal.type")
 
 
 class ImplementationGuideManifest(_p.Complex, kw_only=True):
@@ -9066,9 +11207,14 @@ class ImplementationGuideManifest(_p.Complex, kw_only=True):
     other: _t.Annotated[list[_p.String | None], _p.NonEmpty] | _ms.UnsetType = _U
     other_ext: list[Element | None] | Element | _ms.UnsetType = _ms.field(default=_U, name="_other")
     page: _t.Annotated[list[ImplementationGuideManifestPage | None], _p.NonEmpty] | _ms.UnsetType = _U
-    rendering: _p.Uri | _ms.UnsetType = _U
+    rendering: _p.String | _ms.UnsetType = _U
     rendering_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_rendering")
     resource: _t.Annotated[list[ImplementationGuideManifestResource | None], _p.NonEmpty]
+
+    def __post_init__(self) -> None:
+        v = self.rendering
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("ImplementationGuideManifest.rendering")
 
 
 class ImplementationGuideManifestPage(_p.Complex, kw_only=True):
@@ -9091,11 +11237,20 @@ class ImplementationGuideManifestResource(_p.Complex, kw_only=True):
     isExample: _p.Boolean | _ms.UnsetType = _U
     isExample_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_isExample")
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    profile: _t.Annotated[list[_p.Uri | None], _p.NonEmpty] | _ms.UnsetType = _U
+    profile: _t.Annotated[list[_p.String | None], _p.NonEmpty] | _ms.UnsetType = _U
     profile_ext: list[Element | None] | Element | _ms.UnsetType = _ms.field(default=_U, name="_profile")
     reference: Reference
-    relativePath: _p.Uri | _ms.UnsetType = _U
+    relativePath: _p.String | _ms.UnsetType = _U
     relativePath_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_relativePath")
+
+    def __post_init__(self) -> None:
+        if self.profile is not _U:
+            for v in self.profile:
+                if v is not None and (' ' in v or not v.isprintable()):
+                    raise _p.FormatError("ImplementationGuideManifestResource.profile")
+        v = self.relativePath
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("ImplementationGuideManifestResource.relativePath")
 
 
 class Ingredient(_p.Resource, tag="Ingredient", kw_only=True):
@@ -9108,21 +11263,35 @@ class Ingredient(_p.Resource, tag="Ingredient", kw_only=True):
     for_: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _ms.field(default=_U, name="for")
     function: _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
     group: CodeableConcept | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: Identifier | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     manufacturer: _t.Annotated[list[IngredientManufacturer | None], _p.NonEmpty] | _ms.UnsetType = _U
     meta: Meta | _ms.UnsetType = _U
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     role: CodeableConcept
-    status: _p.Code
+    status: _p.String
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
     substance: IngredientSubstance
     text: Narrative | _ms.UnsetType = _U
+
+    def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("Ingredient.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("Ingredient.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("Ingredient.language")
+        v = self.status
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("Ingredient.status")
 
 
 class IngredientManufacturer(_p.Complex, kw_only=True):
@@ -9131,8 +11300,13 @@ class IngredientManufacturer(_p.Complex, kw_only=True):
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     manufacturer: Reference
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    role: _p.Code | _ms.UnsetType = _U
+    role: _p.String | _ms.UnsetType = _U
     role_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_role")
+
+    def __post_init__(self) -> None:
+        v = self.role
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("IngredientManufacturer.role")
 
 
 class IngredientSubstance(_p.Complex, kw_only=True):
@@ -9202,12 +11376,12 @@ class InsurancePlan(_p.Resource, tag="InsurancePlan", kw_only=True):
     coverageArea: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
     endpoint: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     meta: Meta | _ms.UnsetType = _U
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
@@ -9217,10 +11391,24 @@ class InsurancePlan(_p.Resource, tag="InsurancePlan", kw_only=True):
     ownedBy: Reference | _ms.UnsetType = _U
     period: Period | _ms.UnsetType = _U
     plan: _t.Annotated[list[InsurancePlanPlan | None], _p.NonEmpty] | _ms.UnsetType = _U
-    status: _p.Code | _ms.UnsetType = _U
+    status: _p.String | _ms.UnsetType = _U
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
     text: Narrative | _ms.UnsetType = _U
     type: _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
+
+    def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("InsurancePlan.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("InsurancePlan.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("InsurancePlan.language")
+        v = self.status
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("InsurancePlan.status")
 
 
 class InsurancePlanCoverage(_p.Complex, kw_only=True):
@@ -9325,14 +11513,14 @@ class InventoryItem(_p.Resource, tag="InventoryItem", kw_only=True):
     contained: _t.Annotated[list[AnyResource | None], _p.NonEmpty] | _ms.UnsetType = _U
     description: InventoryItemDescription | _ms.UnsetType = _U
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
     instance: InventoryItemInstance | _ms.UnsetType = _U
     inventoryStatus: _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     meta: Meta | _ms.UnsetType = _U
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
@@ -9340,9 +11528,23 @@ class InventoryItem(_p.Resource, tag="InventoryItem", kw_only=True):
     netContent: Quantity | _ms.UnsetType = _U
     productReference: Reference | _ms.UnsetType = _U
     responsibleOrganization: _t.Annotated[list[InventoryItemResponsibleOrganization | None], _p.NonEmpty] | _ms.UnsetType = _U
-    status: _p.Code
+    status: _p.String
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
     text: Narrative | _ms.UnsetType = _U
+
+    def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("InventoryItem.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("InventoryItem.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("InventoryItem.language")
+        v = self.status
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("InventoryItem.status")
 
 
 class InventoryItemAssociation(_p.Complex, kw_only=True):
@@ -9378,10 +11580,13 @@ class InventoryItemCharacteristic(_p.Complex, kw_only=True):
     valueRatio: Ratio | _ms.UnsetType = _U
     valueString: _p.String | _ms.UnsetType = _U
     valueString_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueString")
-    valueUrl: _p.Uri | _ms.UnsetType = _U
+    valueUrl: _p.String | _ms.UnsetType = _U
     valueUrl_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueUrl")
 
     def __post_init__(self) -> None:
+        v = self.valueUrl
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("InventoryItemCharacteristic.valueUrl")
         if (self.valueAddress is not _U) + (self.valueAnnotation is not _U) + (self.valueBoolean is not _U or self.valueBoolean_ext is not _U) + (self.valueCodeableConcept is not _U) + (self.valueDateTime is not _U or self.valueDateTime_ext is not _U) + (self.valueDecimal is not _U or self.valueDecimal_ext is not _U) + (self.valueDuration is not _U) + (self.valueInteger is not _U or self.valueInteger_ext is not _U) + (self.valueQuantity is not _U) + (self.valueRange is not _U) + (self.valueRatio is not _U) + (self.valueString is not _U or self.valueString_ext is not _U) + (self.valueUrl is not _U or self.valueUrl_ext is not _U) != 1:
             raise _p.ChoiceError("InventoryItemCharacteristic.value[x]: exactly one")
 
@@ -9392,9 +11597,14 @@ class InventoryItemDescription(_p.Complex, kw_only=True):
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
+
+    def __post_init__(self) -> None:
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("InventoryItemDescription.language")
 
 
 class InventoryItemInstance(_p.Complex, kw_only=True):
@@ -9415,12 +11625,17 @@ class InventoryItemName(_p.Complex, kw_only=True):
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
-    language: _p.Code
+    language: _p.String
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     name: _p.String
     name_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_name")
     nameType: Coding
+
+    def __post_init__(self) -> None:
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("InventoryItemName.language")
 
 
 class InventoryItemResponsibleOrganization(_p.Complex, kw_only=True):
@@ -9434,16 +11649,16 @@ class InventoryItemResponsibleOrganization(_p.Complex, kw_only=True):
 
 class InventoryReport(_p.Resource, tag="InventoryReport", kw_only=True):
     contained: _t.Annotated[list[AnyResource | None], _p.NonEmpty] | _ms.UnsetType = _U
-    countType: _p.Code
+    countType: _p.String
     countType_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_countType")
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
     inventoryListing: _t.Annotated[list[InventoryReportInventoryListing | None], _p.NonEmpty] | _ms.UnsetType = _U
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     meta: Meta | _ms.UnsetType = _U
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
@@ -9454,9 +11669,26 @@ class InventoryReport(_p.Resource, tag="InventoryReport", kw_only=True):
     reportedDateTime_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_reportedDateTime")
     reporter: Reference | _ms.UnsetType = _U
     reportingPeriod: Period | _ms.UnsetType = _U
-    status: _p.Code
+    status: _p.String
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
     text: Narrative | _ms.UnsetType = _U
+
+    def __post_init__(self) -> None:
+        v = self.countType
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("InventoryReport.countType")
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("InventoryReport.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("InventoryReport.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("InventoryReport.language")
+        v = self.status
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("InventoryReport.status")
 
 
 class InventoryReportInventoryListing(_p.Complex, kw_only=True):
@@ -9491,13 +11723,13 @@ class Invoice(_p.Resource, tag="Invoice", kw_only=True):
     date: _p.DateTime | _ms.UnsetType = _U
     date_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_date")
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
     issuer: Reference | _ms.UnsetType = _U
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     lineItem: _t.Annotated[list[InvoiceLineItem | None], _p.NonEmpty] | _ms.UnsetType = _U
     meta: Meta | _ms.UnsetType = _U
@@ -9510,7 +11742,7 @@ class Invoice(_p.Resource, tag="Invoice", kw_only=True):
     periodDate_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_periodDate")
     periodPeriod: Period | _ms.UnsetType = _U
     recipient: Reference | _ms.UnsetType = _U
-    status: _p.Code
+    status: _p.String
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
     subject: Reference | _ms.UnsetType = _U
     text: Narrative | _ms.UnsetType = _U
@@ -9520,6 +11752,18 @@ class Invoice(_p.Resource, tag="Invoice", kw_only=True):
     type: CodeableConcept | _ms.UnsetType = _U
 
     def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("Invoice.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("Invoice.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("Invoice.language")
+        v = self.status
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("Invoice.status")
         if (self.periodDate is not _U or self.periodDate_ext is not _U) + (self.periodPeriod is not _U) > 1:
             raise _p.ChoiceError("Invoice.period[x]: at most one")
 
@@ -9576,13 +11820,13 @@ class Library(_p.Resource, tag="Library", kw_only=True):
     experimental: _p.Boolean | _ms.UnsetType = _U
     experimental_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_experimental")
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
     jurisdiction: _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     lastReviewDate: _p.Date | _ms.UnsetType = _U
     lastReviewDate_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_lastReviewDate")
@@ -9597,7 +11841,7 @@ class Library(_p.Resource, tag="Library", kw_only=True):
     purpose_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_purpose")
     relatedArtifact: _t.Annotated[list[RelatedArtifact | None], _p.NonEmpty] | _ms.UnsetType = _U
     reviewer: _t.Annotated[list[ContactDetail | None], _p.NonEmpty] | _ms.UnsetType = _U
-    status: _p.Code
+    status: _p.String
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
     subjectCodeableConcept: CodeableConcept | _ms.UnsetType = _U
     subjectReference: Reference | _ms.UnsetType = _U
@@ -9608,7 +11852,7 @@ class Library(_p.Resource, tag="Library", kw_only=True):
     title_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_title")
     topic: _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
     type: CodeableConcept
-    url: _p.Uri | _ms.UnsetType = _U
+    url: _p.String | _ms.UnsetType = _U
     url_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_url")
     usage: _p.String | _ms.UnsetType = _U
     usage_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_usage")
@@ -9620,6 +11864,21 @@ class Library(_p.Resource, tag="Library", kw_only=True):
     versionAlgorithmString_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_versionAlgorithmString")
 
     def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("Library.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("Library.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("Library.language")
+        v = self.status
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("Library.status")
+        v = self.url
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("Library.url")
         if (self.subjectCodeableConcept is not _U) + (self.subjectReference is not _U) > 1:
             raise _p.ChoiceError("Library.subject[x]: at most one")
         if (self.versionAlgorithmCoding is not _U) + (self.versionAlgorithmString is not _U or self.versionAlgorithmString_ext is not _U) > 1:
@@ -9632,16 +11891,27 @@ class Linkage(_p.Resource, tag="Linkage", kw_only=True):
     author: Reference | _ms.UnsetType = _U
     contained: _t.Annotated[list[AnyResource | None], _p.NonEmpty] | _ms.UnsetType = _U
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
     item: _t.Annotated[list[LinkageItem | None], _p.NonEmpty]
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     meta: Meta | _ms.UnsetType = _U
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     text: Narrative | _ms.UnsetType = _U
+
+    def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("Linkage.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("Linkage.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("Linkage.language")
 
 
 class LinkageItem(_p.Complex, kw_only=True):
@@ -9650,8 +11920,13 @@ class LinkageItem(_p.Complex, kw_only=True):
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     resource: Reference
-    type: _p.Code
+    type: _p.String
     type_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_type")
+
+    def __post_init__(self) -> None:
+        v = self.type
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("LinkageItem.type")
 
 
 class List(_p.Resource, tag="List", kw_only=True):
@@ -9663,26 +11938,43 @@ class List(_p.Resource, tag="List", kw_only=True):
     encounter: Reference | _ms.UnsetType = _U
     entry: _t.Annotated[list[ListEntry | None], _p.NonEmpty] | _ms.UnsetType = _U
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     meta: Meta | _ms.UnsetType = _U
-    mode: _p.Code
+    mode: _p.String
     mode_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_mode")
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     note: _t.Annotated[list[Annotation | None], _p.NonEmpty] | _ms.UnsetType = _U
     orderedBy: CodeableConcept | _ms.UnsetType = _U
     source: Reference | _ms.UnsetType = _U
-    status: _p.Code
+    status: _p.String
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
     subject: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
     text: Narrative | _ms.UnsetType = _U
     title: _p.String | _ms.UnsetType = _U
     title_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_title")
+
+    def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("List.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("List.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("List.language")
+        v = self.mode
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("List.mode")
+        v = self.status
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("List.status")
 
 
 class ListEntry(_p.Complex, kw_only=True):
@@ -9711,16 +12003,16 @@ class Location(_p.Resource, tag="Location", kw_only=True):
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     form: CodeableConcept | _ms.UnsetType = _U
     hoursOfOperation: _t.Annotated[list[Availability | None], _p.NonEmpty] | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     managingOrganization: Reference | _ms.UnsetType = _U
     meta: Meta | _ms.UnsetType = _U
-    mode: _p.Code | _ms.UnsetType = _U
+    mode: _p.String | _ms.UnsetType = _U
     mode_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_mode")
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     name: _p.String | _ms.UnsetType = _U
@@ -9728,11 +12020,28 @@ class Location(_p.Resource, tag="Location", kw_only=True):
     operationalStatus: Coding | _ms.UnsetType = _U
     partOf: Reference | _ms.UnsetType = _U
     position: LocationPosition | _ms.UnsetType = _U
-    status: _p.Code | _ms.UnsetType = _U
+    status: _p.String | _ms.UnsetType = _U
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
     text: Narrative | _ms.UnsetType = _U
     type: _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
     virtualService: _t.Annotated[list[VirtualServiceDetail | None], _p.NonEmpty] | _ms.UnsetType = _U
+
+    def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("Location.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("Location.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("Location.language")
+        v = self.mode
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("Location.mode")
+        v = self.status
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("Location.status")
 
 
 class LocationPosition(_p.Complex, kw_only=True):
@@ -9752,13 +12061,13 @@ class ManufacturedItemDefinition(_p.Resource, tag="ManufacturedItemDefinition", 
     component: _t.Annotated[list[ManufacturedItemDefinitionComponent | None], _p.NonEmpty] | _ms.UnsetType = _U
     contained: _t.Annotated[list[AnyResource | None], _p.NonEmpty] | _ms.UnsetType = _U
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
     ingredient: _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     manufacturedDoseForm: CodeableConcept
     manufacturer: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
@@ -9768,10 +12077,24 @@ class ManufacturedItemDefinition(_p.Resource, tag="ManufacturedItemDefinition", 
     name: _p.String | _ms.UnsetType = _U
     name_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_name")
     property: _t.Annotated[list[ManufacturedItemDefinitionProperty | None], _p.NonEmpty] | _ms.UnsetType = _U
-    status: _p.Code
+    status: _p.String
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
     text: Narrative | _ms.UnsetType = _U
     unitOfPresentation: CodeableConcept | _ms.UnsetType = _U
+
+    def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("ManufacturedItemDefinition.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("ManufacturedItemDefinition.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("ManufacturedItemDefinition.language")
+        v = self.status
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("ManufacturedItemDefinition.status")
 
 
 class ManufacturedItemDefinitionComponent(_p.Complex, kw_only=True):
@@ -9837,7 +12160,7 @@ class Measure(_p.Resource, tag="Measure", kw_only=True):
     approvalDate: _p.Date | _ms.UnsetType = _U
     approvalDate_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_approvalDate")
     author: _t.Annotated[list[ContactDetail | None], _p.NonEmpty] | _ms.UnsetType = _U
-    basis: _p.Code | _ms.UnsetType = _U
+    basis: _p.String | _ms.UnsetType = _U
     basis_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_basis")
     clinicalRecommendationStatement: _p.String | _ms.UnsetType = _U
     clinicalRecommendationStatement_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_clinicalRecommendationStatement")
@@ -9863,18 +12186,18 @@ class Measure(_p.Resource, tag="Measure", kw_only=True):
     group: _t.Annotated[list[MeasureGroup | None], _p.NonEmpty] | _ms.UnsetType = _U
     guidance: _p.String | _ms.UnsetType = _U
     guidance_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_guidance")
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
     improvementNotation: CodeableConcept | _ms.UnsetType = _U
     jurisdiction: _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     lastReviewDate: _p.Date | _ms.UnsetType = _U
     lastReviewDate_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_lastReviewDate")
-    library: _t.Annotated[list[_p.Uri | None], _p.NonEmpty] | _ms.UnsetType = _U
+    library: _t.Annotated[list[_p.String | None], _p.NonEmpty] | _ms.UnsetType = _U
     library_ext: list[Element | None] | Element | _ms.UnsetType = _ms.field(default=_U, name="_library")
     meta: Meta | _ms.UnsetType = _U
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
@@ -9894,7 +12217,7 @@ class Measure(_p.Resource, tag="Measure", kw_only=True):
     riskAdjustment_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_riskAdjustment")
     scoring: CodeableConcept | _ms.UnsetType = _U
     scoringUnit: CodeableConcept | _ms.UnsetType = _U
-    status: _p.Code
+    status: _p.String
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
     subjectCodeableConcept: CodeableConcept | _ms.UnsetType = _U
     subjectReference: Reference | _ms.UnsetType = _U
@@ -9907,7 +12230,7 @@ class Measure(_p.Resource, tag="Measure", kw_only=True):
     title_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_title")
     topic: _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
     type: _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
-    url: _p.Uri | _ms.UnsetType = _U
+    url: _p.String | _ms.UnsetType = _U
     url_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_url")
     usage: _p.String | _ms.UnsetType = _U
     usage_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_usage")
@@ -9919,6 +12242,28 @@ class Measure(_p.Resource, tag="Measure", kw_only=True):
     versionAlgorithmString_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_versionAlgorithmString")
 
     def __post_init__(self) -> None:
+        v = self.basis
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("Measure.basis")
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("Measure.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("Measure.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("Measure.language")
+        if self.library is not _U:
+            for v in self.library:
+                if v is not None and (' ' in v or not v.isprintable()):
+                    raise _p.FormatError("Measure.library")
+        v = self.status
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("Measure.status")
+        v = self.url
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("Measure.url")
         if (self.subjectCodeableConcept is not _U) + (self.subjectReference is not _U) > 1:
             raise _p.ChoiceError("Measure.subject[x]: at most one")
         if (self.versionAlgorithmCoding is not _U) + (self.versionAlgorithmString is not _U or self.versionAlgorithmString_ext is not _U) > 1:
@@ -9926,7 +12271,7 @@ class Measure(_p.Resource, tag="Measure", kw_only=True):
 
 
 class MeasureGroup(_p.Complex, kw_only=True):
-    basis: _p.Code | _ms.UnsetType = _U
+    basis: _p.String | _ms.UnsetType = _U
     basis_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_basis")
     code: CodeableConcept | _ms.UnsetType = _U
     description: _p.String | _ms.UnsetType = _U
@@ -9935,7 +12280,7 @@ class MeasureGroup(_p.Complex, kw_only=True):
     id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     improvementNotation: CodeableConcept | _ms.UnsetType = _U
-    library: _t.Annotated[list[_p.Uri | None], _p.NonEmpty] | _ms.UnsetType = _U
+    library: _t.Annotated[list[_p.String | None], _p.NonEmpty] | _ms.UnsetType = _U
     library_ext: list[Element | None] | Element | _ms.UnsetType = _ms.field(default=_U, name="_library")
     linkId: _p.String | _ms.UnsetType = _U
     linkId_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_linkId")
@@ -9951,6 +12296,13 @@ class MeasureGroup(_p.Complex, kw_only=True):
     type: _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
 
     def __post_init__(self) -> None:
+        v = self.basis
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("MeasureGroup.basis")
+        if self.library is not _U:
+            for v in self.library:
+                if v is not None and (' ' in v or not v.isprintable()):
+                    raise _p.FormatError("MeasureGroup.library")
         if (self.subjectCodeableConcept is not _U) + (self.subjectReference is not _U) > 1:
             raise _p.ChoiceError("MeasureGroup.subject[x]: at most one")
 
@@ -10003,24 +12355,24 @@ class MeasureGroupStratifierComponent(_p.Complex, kw_only=True):
 
 class MeasureReport(_p.Resource, tag="MeasureReport", kw_only=True):
     contained: _t.Annotated[list[AnyResource | None], _p.NonEmpty] | _ms.UnsetType = _U
-    dataUpdateType: _p.Code | _ms.UnsetType = _U
+    dataUpdateType: _p.String | _ms.UnsetType = _U
     dataUpdateType_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_dataUpdateType")
     date: _p.DateTime | _ms.UnsetType = _U
     date_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_date")
     evaluatedResource: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     group: _t.Annotated[list[MeasureReportGroup | None], _p.NonEmpty] | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
     improvementNotation: CodeableConcept | _ms.UnsetType = _U
     inputParameters: Reference | _ms.UnsetType = _U
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     location: Reference | _ms.UnsetType = _U
-    measure: _p.Uri | _ms.UnsetType = _U
+    measure: _p.String | _ms.UnsetType = _U
     measure_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_measure")
     meta: Meta | _ms.UnsetType = _U
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
@@ -10028,13 +12380,36 @@ class MeasureReport(_p.Resource, tag="MeasureReport", kw_only=True):
     reporter: Reference | _ms.UnsetType = _U
     reportingVendor: Reference | _ms.UnsetType = _U
     scoring: CodeableConcept | _ms.UnsetType = _U
-    status: _p.Code
+    status: _p.String
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
     subject: Reference | _ms.UnsetType = _U
     supplementalData: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
     text: Narrative | _ms.UnsetType = _U
-    type: _p.Code
+    type: _p.String
     type_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_type")
+
+    def __post_init__(self) -> None:
+        v = self.dataUpdateType
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("MeasureReport.dataUpdateType")
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("MeasureReport.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("MeasureReport.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("MeasureReport.language")
+        v = self.measure
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("MeasureReport.measure")
+        v = self.status
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("MeasureReport.status")
+        v = self.type
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("MeasureReport.type")
 
 
 class MeasureReportGroup(_p.Complex, kw_only=True):
@@ -10181,21 +12556,35 @@ class Medication(_p.Resource, tag="Medication", kw_only=True):
     definition: Reference | _ms.UnsetType = _U
     doseForm: CodeableConcept | _ms.UnsetType = _U
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
     ingredient: _t.Annotated[list[MedicationIngredient | None], _p.NonEmpty] | _ms.UnsetType = _U
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     marketingAuthorizationHolder: Reference | _ms.UnsetType = _U
     meta: Meta | _ms.UnsetType = _U
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    status: _p.Code | _ms.UnsetType = _U
+    status: _p.String | _ms.UnsetType = _U
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
     text: Narrative | _ms.UnsetType = _U
     totalVolume: Quantity | _ms.UnsetType = _U
+
+    def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("Medication.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("Medication.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("Medication.language")
+        v = self.status
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("Medication.status")
 
 
 class MedicationAdministration(_p.Resource, tag="MedicationAdministration", kw_only=True):
@@ -10207,14 +12596,14 @@ class MedicationAdministration(_p.Resource, tag="MedicationAdministration", kw_o
     encounter: Reference | _ms.UnsetType = _U
     eventHistory: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
     isSubPotent: _p.Boolean | _ms.UnsetType = _U
     isSubPotent_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_isSubPotent")
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     medication: CodeableReference
     meta: Meta | _ms.UnsetType = _U
@@ -10230,7 +12619,7 @@ class MedicationAdministration(_p.Resource, tag="MedicationAdministration", kw_o
     recorded: _p.DateTime | _ms.UnsetType = _U
     recorded_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_recorded")
     request: Reference | _ms.UnsetType = _U
-    status: _p.Code
+    status: _p.String
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
     statusReason: _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
     subPotentReason: _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
@@ -10239,6 +12628,18 @@ class MedicationAdministration(_p.Resource, tag="MedicationAdministration", kw_o
     text: Narrative | _ms.UnsetType = _U
 
     def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("MedicationAdministration.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("MedicationAdministration.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("MedicationAdministration.language")
+        v = self.status
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("MedicationAdministration.status")
         if (self.occurenceDateTime is not _U or self.occurenceDateTime_ext is not _U) + (self.occurencePeriod is not _U) + (self.occurenceTiming is not _U) != 1:
             raise _p.ChoiceError("MedicationAdministration.occurence[x]: exactly one")
 
@@ -10293,12 +12694,12 @@ class MedicationDispense(_p.Resource, tag="MedicationDispense", kw_only=True):
     encounter: Reference | _ms.UnsetType = _U
     eventHistory: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     location: Reference | _ms.UnsetType = _U
     medication: CodeableReference
@@ -10314,7 +12715,7 @@ class MedicationDispense(_p.Resource, tag="MedicationDispense", kw_only=True):
     recorded_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_recorded")
     renderedDosageInstruction: _p.String | _ms.UnsetType = _U
     renderedDosageInstruction_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_renderedDosageInstruction")
-    status: _p.Code
+    status: _p.String
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
     statusChanged: _p.DateTime | _ms.UnsetType = _U
     statusChanged_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_statusChanged")
@@ -10327,6 +12728,20 @@ class MedicationDispense(_p.Resource, tag="MedicationDispense", kw_only=True):
     whenHandedOver_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_whenHandedOver")
     whenPrepared: _p.DateTime | _ms.UnsetType = _U
     whenPrepared_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_whenPrepared")
+
+    def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("MedicationDispense.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("MedicationDispense.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("MedicationDispense.language")
+        v = self.status
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("MedicationDispense.status")
 
 
 class MedicationDispensePerformer(_p.Complex, kw_only=True):
@@ -10376,14 +12791,14 @@ class MedicationKnowledge(_p.Resource, tag="MedicationKnowledge", kw_only=True):
     cost: _t.Annotated[list[MedicationKnowledgeCost | None], _p.NonEmpty] | _ms.UnsetType = _U
     definitional: MedicationKnowledgeDefinitional | _ms.UnsetType = _U
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
     indicationGuideline: _t.Annotated[list[MedicationKnowledgeIndicationGuideline | None], _p.NonEmpty] | _ms.UnsetType = _U
     intendedJurisdiction: _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     medicineClassification: _t.Annotated[list[MedicationKnowledgeMedicineClassification | None], _p.NonEmpty] | _ms.UnsetType = _U
     meta: Meta | _ms.UnsetType = _U
@@ -10398,10 +12813,24 @@ class MedicationKnowledge(_p.Resource, tag="MedicationKnowledge", kw_only=True):
     productType: _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
     regulatory: _t.Annotated[list[MedicationKnowledgeRegulatory | None], _p.NonEmpty] | _ms.UnsetType = _U
     relatedMedicationKnowledge: _t.Annotated[list[MedicationKnowledgeRelatedMedicationKnowledge | None], _p.NonEmpty] | _ms.UnsetType = _U
-    status: _p.Code | _ms.UnsetType = _U
+    status: _p.String | _ms.UnsetType = _U
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
     storageGuideline: _t.Annotated[list[MedicationKnowledgeStorageGuideline | None], _p.NonEmpty] | _ms.UnsetType = _U
     text: Narrative | _ms.UnsetType = _U
+
+    def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("MedicationKnowledge.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("MedicationKnowledge.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("MedicationKnowledge.language")
+        v = self.status
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("MedicationKnowledge.status")
 
 
 class MedicationKnowledgeCost(_p.Complex, kw_only=True):
@@ -10520,11 +12949,14 @@ class MedicationKnowledgeMedicineClassification(_p.Complex, kw_only=True):
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     sourceString: _p.String | _ms.UnsetType = _U
     sourceString_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_sourceString")
-    sourceUri: _p.Uri | _ms.UnsetType = _U
+    sourceUri: _p.String | _ms.UnsetType = _U
     sourceUri_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_sourceUri")
     type: CodeableConcept
 
     def __post_init__(self) -> None:
+        v = self.sourceUri
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("MedicationKnowledgeMedicineClassification.sourceUri")
         if (self.sourceString is not _U or self.sourceString_ext is not _U) + (self.sourceUri is not _U or self.sourceUri_ext is not _U) > 1:
             raise _p.ChoiceError("MedicationKnowledgeMedicineClassification.source[x]: at most one")
 
@@ -10603,9 +13035,14 @@ class MedicationKnowledgeStorageGuideline(_p.Complex, kw_only=True):
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     note: _t.Annotated[list[Annotation | None], _p.NonEmpty] | _ms.UnsetType = _U
-    reference: _p.Uri | _ms.UnsetType = _U
+    reference: _p.String | _ms.UnsetType = _U
     reference_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_reference")
     stabilityDuration: Duration | _ms.UnsetType = _U
+
+    def __post_init__(self) -> None:
+        v = self.reference
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("MedicationKnowledgeStorageGuideline.reference")
 
 
 class MedicationKnowledgeStorageGuidelineEnvironmentalSetting(_p.Complex, kw_only=True):
@@ -10640,16 +13077,16 @@ class MedicationRequest(_p.Resource, tag="MedicationRequest", kw_only=True):
     eventHistory: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     groupIdentifier: Identifier | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
     informationSource: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
     insurance: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
-    intent: _p.Code
+    intent: _p.String
     intent_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_intent")
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     medication: CodeableReference
     meta: Meta | _ms.UnsetType = _U
@@ -10658,7 +13095,7 @@ class MedicationRequest(_p.Resource, tag="MedicationRequest", kw_only=True):
     performer: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
     performerType: CodeableConcept | _ms.UnsetType = _U
     priorPrescription: Reference | _ms.UnsetType = _U
-    priority: _p.Code | _ms.UnsetType = _U
+    priority: _p.String | _ms.UnsetType = _U
     priority_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_priority")
     reason: _t.Annotated[list[CodeableReference | None], _p.NonEmpty] | _ms.UnsetType = _U
     recorder: Reference | _ms.UnsetType = _U
@@ -10667,7 +13104,7 @@ class MedicationRequest(_p.Resource, tag="MedicationRequest", kw_only=True):
     reported: _p.Boolean | _ms.UnsetType = _U
     reported_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_reported")
     requester: Reference | _ms.UnsetType = _U
-    status: _p.Code
+    status: _p.String
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
     statusChanged: _p.DateTime | _ms.UnsetType = _U
     statusChanged_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_statusChanged")
@@ -10676,6 +13113,26 @@ class MedicationRequest(_p.Resource, tag="MedicationRequest", kw_only=True):
     substitution: MedicationRequestSubstitution | _ms.UnsetType = _U
     supportingInformation: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
     text: Narrative | _ms.UnsetType = _U
+
+    def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("MedicationRequest.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("MedicationRequest.implicitRules")
+        v = self.intent
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("MedicationRequest.intent")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("MedicationRequest.language")
+        v = self.priority
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("MedicationRequest.priority")
+        v = self.status
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("MedicationRequest.status")
 
 
 class MedicationRequestDispenseRequest(_p.Complex, kw_only=True):
@@ -10733,13 +13190,13 @@ class MedicationStatement(_p.Resource, tag="MedicationStatement", kw_only=True):
     effectiveTiming: Timing | _ms.UnsetType = _U
     encounter: Reference | _ms.UnsetType = _U
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
     informationSource: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     medication: CodeableReference
     meta: Meta | _ms.UnsetType = _U
@@ -10750,12 +13207,24 @@ class MedicationStatement(_p.Resource, tag="MedicationStatement", kw_only=True):
     relatedClinicalInformation: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
     renderedDosageInstruction: _p.String | _ms.UnsetType = _U
     renderedDosageInstruction_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_renderedDosageInstruction")
-    status: _p.Code
+    status: _p.String
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
     subject: Reference
     text: Narrative | _ms.UnsetType = _U
 
     def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("MedicationStatement.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("MedicationStatement.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("MedicationStatement.language")
+        v = self.status
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("MedicationStatement.status")
         if (self.effectiveDateTime is not _U or self.effectiveDateTime_ext is not _U) + (self.effectivePeriod is not _U) + (self.effectiveTiming is not _U) > 1:
             raise _p.ChoiceError("MedicationStatement.effective[x]: at most one")
 
@@ -10785,16 +13254,16 @@ class MedicinalProductDefinition(_p.Resource, tag="MedicinalProductDefinition", 
     description_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_description")
     domain: CodeableConcept | _ms.UnsetType = _U
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
     impurity: _t.Annotated[list[CodeableReference | None], _p.NonEmpty] | _ms.UnsetType = _U
     indication: _p.String | _ms.UnsetType = _U
     indication_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_indication")
     ingredient: _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     legalStatusOfSupply: CodeableConcept | _ms.UnsetType = _U
     marketingStatus: _t.Annotated[list[MarketingStatus | None], _p.NonEmpty] | _ms.UnsetType = _U
@@ -10814,6 +13283,17 @@ class MedicinalProductDefinition(_p.Resource, tag="MedicinalProductDefinition", 
     type: CodeableConcept | _ms.UnsetType = _U
     version: _p.String | _ms.UnsetType = _U
     version_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_version")
+
+    def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("MedicinalProductDefinition.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("MedicinalProductDefinition.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("MedicinalProductDefinition.language")
 
 
 class MedicinalProductDefinitionCharacteristic(_p.Complex, kw_only=True):
@@ -10902,9 +13382,9 @@ class MedicinalProductDefinitionOperation(_p.Complex, kw_only=True):
 
 class MessageDefinition(_p.Resource, tag="MessageDefinition", kw_only=True):
     allowedResponse: _t.Annotated[list[MessageDefinitionAllowedResponse | None], _p.NonEmpty] | _ms.UnsetType = _U
-    base: _p.Uri | _ms.UnsetType = _U
+    base: _p.String | _ms.UnsetType = _U
     base_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_base")
-    category: _p.Code | _ms.UnsetType = _U
+    category: _p.String | _ms.UnsetType = _U
     category_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_category")
     contact: _t.Annotated[list[ContactDetail | None], _p.NonEmpty] | _ms.UnsetType = _U
     contained: _t.Annotated[list[AnyResource | None], _p.NonEmpty] | _ms.UnsetType = _U
@@ -10917,42 +13397,42 @@ class MessageDefinition(_p.Resource, tag="MessageDefinition", kw_only=True):
     description: _p.String | _ms.UnsetType = _U
     description_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_description")
     eventCoding: Coding | _ms.UnsetType = _U
-    eventUri: _p.Uri | _ms.UnsetType = _U
+    eventUri: _p.String | _ms.UnsetType = _U
     eventUri_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_eventUri")
     experimental: _p.Boolean | _ms.UnsetType = _U
     experimental_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_experimental")
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     focus: _t.Annotated[list[MessageDefinitionFocus | None], _p.NonEmpty] | _ms.UnsetType = _U
-    graph: _p.Uri | _ms.UnsetType = _U
+    graph: _p.String | _ms.UnsetType = _U
     graph_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_graph")
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
     jurisdiction: _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     meta: Meta | _ms.UnsetType = _U
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     name: _p.String | _ms.UnsetType = _U
     name_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_name")
-    parent: _t.Annotated[list[_p.Uri | None], _p.NonEmpty] | _ms.UnsetType = _U
+    parent: _t.Annotated[list[_p.String | None], _p.NonEmpty] | _ms.UnsetType = _U
     parent_ext: list[Element | None] | Element | _ms.UnsetType = _ms.field(default=_U, name="_parent")
     publisher: _p.String | _ms.UnsetType = _U
     publisher_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_publisher")
     purpose: _p.String | _ms.UnsetType = _U
     purpose_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_purpose")
-    replaces: _t.Annotated[list[_p.Uri | None], _p.NonEmpty] | _ms.UnsetType = _U
+    replaces: _t.Annotated[list[_p.String | None], _p.NonEmpty] | _ms.UnsetType = _U
     replaces_ext: list[Element | None] | Element | _ms.UnsetType = _ms.field(default=_U, name="_replaces")
-    responseRequired: _p.Code | _ms.UnsetType = _U
+    responseRequired: _p.String | _ms.UnsetType = _U
     responseRequired_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_responseRequired")
-    status: _p.Code
+    status: _p.String
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
     text: Narrative | _ms.UnsetType = _U
     title: _p.String | _ms.UnsetType = _U
     title_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_title")
-    url: _p.Uri | _ms.UnsetType = _U
+    url: _p.String | _ms.UnsetType = _U
     url_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_url")
     useContext: _t.Annotated[list[UsageContext | None], _p.NonEmpty] | _ms.UnsetType = _U
     version: _p.String | _ms.UnsetType = _U
@@ -10962,6 +13442,44 @@ class MessageDefinition(_p.Resource, tag="MessageDefinition", kw_only=True):
     versionAlgorithmString_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_versionAlgorithmString")
 
     def __post_init__(self) -> None:
+        v = self.base
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("MessageDefinition.base")
+        v = self.category
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("MessageDefinition.category")
+        v = self.eventUri
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("MessageDefinition.eventUri")
+        v = self.graph
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("MessageDefinition.graph")
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("MessageDefinition.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("MessageDefinition.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("MessageDefinition.language")
+        if self.parent is not _U:
+            for v in self.parent:
+                if v is not None and (' ' in v or not v.isprintable()):
+                    raise _p.FormatError("MessageDefinition.parent")
+        if self.replaces is not _U:
+            for v in self.replaces:
+                if v is not None and (' ' in v or not v.isprintable()):
+                    raise _p.FormatError("MessageDefinition.replaces")
+        v = self.responseRequired
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("MessageDefinition.responseRequired")
+        v = self.status
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("MessageDefinition.status")
+        v = self.url
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("MessageDefinition.url")
         if (self.eventCoding is not _U) + (self.eventUri is not _U or self.eventUri_ext is not _U) != 1:
             raise _p.ChoiceError("MessageDefinition.event[x]: exactly one")
         if (self.versionAlgorithmCoding is not _U) + (self.versionAlgorithmString is not _U or self.versionAlgorithmString_ext is not _U) > 1:
@@ -10972,15 +13490,20 @@ class MessageDefinitionAllowedResponse(_p.Complex, kw_only=True):
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
-    message: _p.Uri
+    message: _p.String
     message_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_message")
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     situation: _p.String | _ms.UnsetType = _U
     situation_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_situation")
 
+    def __post_init__(self) -> None:
+        v = self.message
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("MessageDefinitionAllowedResponse.message")
+
 
 class MessageDefinitionFocus(_p.Complex, kw_only=True):
-    code: _p.Code
+    code: _p.String
     code_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_code")
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     id: _p.String | _ms.UnsetType = _U
@@ -10990,26 +13513,34 @@ class MessageDefinitionFocus(_p.Complex, kw_only=True):
     min: _p.UnsignedInt
     min_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_min")
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    profile: _p.Uri | _ms.UnsetType = _U
+    profile: _p.String | _ms.UnsetType = _U
     profile_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_profile")
+
+    def __post_init__(self) -> None:
+        v = self.code
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("MessageDefinitionFocus.code")
+        v = self.profile
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("MessageDefinitionFocus.profile")
 
 
 class MessageHeader(_p.Resource, tag="MessageHeader", kw_only=True):
     author: Reference | _ms.UnsetType = _U
     contained: _t.Annotated[list[AnyResource | None], _p.NonEmpty] | _ms.UnsetType = _U
-    definition: _p.Uri | _ms.UnsetType = _U
+    definition: _p.String | _ms.UnsetType = _U
     definition_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_definition")
     destination: _t.Annotated[list[MessageHeaderDestination | None], _p.NonEmpty] | _ms.UnsetType = _U
-    eventCanonical: _p.Uri | _ms.UnsetType = _U
+    eventCanonical: _p.String | _ms.UnsetType = _U
     eventCanonical_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_eventCanonical")
     eventCoding: Coding | _ms.UnsetType = _U
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     focus: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     meta: Meta | _ms.UnsetType = _U
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
@@ -11021,13 +13552,28 @@ class MessageHeader(_p.Resource, tag="MessageHeader", kw_only=True):
     text: Narrative | _ms.UnsetType = _U
 
     def __post_init__(self) -> None:
+        v = self.definition
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("MessageHeader.definition")
+        v = self.eventCanonical
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("MessageHeader.eventCanonical")
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("MessageHeader.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("MessageHeader.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("MessageHeader.language")
         if (self.eventCanonical is not _U or self.eventCanonical_ext is not _U) + (self.eventCoding is not _U) != 1:
             raise _p.ChoiceError("MessageHeader.event[x]: exactly one")
 
 
 class MessageHeaderDestination(_p.Complex, kw_only=True):
     endpointReference: Reference | _ms.UnsetType = _U
-    endpointUrl: _p.Uri | _ms.UnsetType = _U
+    endpointUrl: _p.String | _ms.UnsetType = _U
     endpointUrl_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_endpointUrl")
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     id: _p.String | _ms.UnsetType = _U
@@ -11039,12 +13585,15 @@ class MessageHeaderDestination(_p.Complex, kw_only=True):
     target: Reference | _ms.UnsetType = _U
 
     def __post_init__(self) -> None:
+        v = self.endpointUrl
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("MessageHeaderDestination.endpointUrl")
         if (self.endpointReference is not _U) + (self.endpointUrl is not _U or self.endpointUrl_ext is not _U) > 1:
             raise _p.ChoiceError("MessageHeaderDestination.endpoint[x]: at most one")
 
 
 class MessageHeaderResponse(_p.Complex, kw_only=True):
-    code: _p.Code
+    code: _p.String
     code_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_code")
     details: Reference | _ms.UnsetType = _U
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
@@ -11053,11 +13602,16 @@ class MessageHeaderResponse(_p.Complex, kw_only=True):
     identifier: Identifier
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
 
+    def __post_init__(self) -> None:
+        v = self.code
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("MessageHeaderResponse.code")
+
 
 class MessageHeaderSource(_p.Complex, kw_only=True):
     contact: ContactPoint | _ms.UnsetType = _U
     endpointReference: Reference | _ms.UnsetType = _U
-    endpointUrl: _p.Uri | _ms.UnsetType = _U
+    endpointUrl: _p.String | _ms.UnsetType = _U
     endpointUrl_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_endpointUrl")
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     id: _p.String | _ms.UnsetType = _U
@@ -11071,6 +13625,9 @@ class MessageHeaderSource(_p.Complex, kw_only=True):
     version_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_version")
 
     def __post_init__(self) -> None:
+        v = self.endpointUrl
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("MessageHeaderSource.endpointUrl")
         if (self.endpointReference is not _U) + (self.endpointUrl is not _U or self.endpointUrl_ext is not _U) > 1:
             raise _p.ChoiceError("MessageHeaderSource.endpoint[x]: at most one")
 
@@ -11081,14 +13638,23 @@ class Meta(_p.Complex, kw_only=True):
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     lastUpdated: _p.Instant | _ms.UnsetType = _U
     lastUpdated_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_lastUpdated")
-    profile: _t.Annotated[list[_p.Uri | None], _p.NonEmpty] | _ms.UnsetType = _U
+    profile: _t.Annotated[list[_p.String | None], _p.NonEmpty] | _ms.UnsetType = _U
     profile_ext: list[Element | None] | Element | _ms.UnsetType = _ms.field(default=_U, name="_profile")
     security: _t.Annotated[list[Coding | None], _p.NonEmpty] | _ms.UnsetType = _U
-    source: _p.Uri | _ms.UnsetType = _U
+    source: _p.String | _ms.UnsetType = _U
     source_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_source")
     tag: _t.Annotated[list[Coding | None], _p.NonEmpty] | _ms.UnsetType = _U
-    versionId: _p.Id | _ms.UnsetType = _U
+    versionId: _p.String | _ms.UnsetType = _U
     versionId_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_versionId")
+
+    def __post_init__(self) -> None:
+        if self.profile is not _U:
+            for v in self.profile:
+                if v is not None and (' ' in v or not v.isprintable()):
+                    raise _p.FormatError("Meta.profile")
+        v = self.source
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("Meta.source")
 
 
 class MetadataResource(_p.Complex, kw_only=True):
@@ -11102,9 +13668,9 @@ class MetadataResource(_p.Complex, kw_only=True):
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     lastReviewDate: _p.Date | _ms.UnsetType = _U
     lastReviewDate_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_lastReviewDate")
@@ -11115,6 +13681,14 @@ class MetadataResource(_p.Complex, kw_only=True):
     text: Narrative | _ms.UnsetType = _U
     topic: _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
 
+    def __post_init__(self) -> None:
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("MetadataResource.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("MetadataResource.language")
+
 
 class MolecularSequence(_p.Resource, tag="MolecularSequence", kw_only=True):
     contained: _t.Annotated[list[AnyResource | None], _p.NonEmpty] | _ms.UnsetType = _U
@@ -11122,12 +13696,12 @@ class MolecularSequence(_p.Resource, tag="MolecularSequence", kw_only=True):
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     focus: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
     formatted: _t.Annotated[list[Attachment | None], _p.NonEmpty] | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     literal: _p.String | _ms.UnsetType = _U
     literal_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_literal")
@@ -11138,8 +13712,22 @@ class MolecularSequence(_p.Resource, tag="MolecularSequence", kw_only=True):
     specimen: Reference | _ms.UnsetType = _U
     subject: Reference | _ms.UnsetType = _U
     text: Narrative | _ms.UnsetType = _U
-    type: _p.Code | _ms.UnsetType = _U
+    type: _p.String | _ms.UnsetType = _U
     type_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_type")
+
+    def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("MolecularSequence.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("MolecularSequence.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("MolecularSequence.language")
+        v = self.type
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("MolecularSequence.type")
 
 
 class MolecularSequenceRelative(_p.Complex, kw_only=True):
@@ -11177,13 +13765,13 @@ class MolecularSequenceRelativeStartingSequence(_p.Complex, kw_only=True):
     id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    orientation: _p.Code | _ms.UnsetType = _U
+    orientation: _p.String | _ms.UnsetType = _U
     orientation_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_orientation")
     sequenceCodeableConcept: CodeableConcept | _ms.UnsetType = _U
     sequenceReference: Reference | _ms.UnsetType = _U
     sequenceString: _p.String | _ms.UnsetType = _U
     sequenceString_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_sequenceString")
-    strand: _p.Code | _ms.UnsetType = _U
+    strand: _p.String | _ms.UnsetType = _U
     strand_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_strand")
     windowEnd: _p.Integer | _ms.UnsetType = _U
     windowEnd_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_windowEnd")
@@ -11191,6 +13779,12 @@ class MolecularSequenceRelativeStartingSequence(_p.Complex, kw_only=True):
     windowStart_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_windowStart")
 
     def __post_init__(self) -> None:
+        v = self.orientation
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("MolecularSequenceRelativeStartingSequence.orientation")
+        v = self.strand
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("MolecularSequenceRelativeStartingSequence.strand")
         if (self.sequenceCodeableConcept is not _U) + (self.sequenceReference is not _U) + (self.sequenceString is not _U or self.sequenceString_ext is not _U) > 1:
             raise _p.ChoiceError("MolecularSequenceRelativeStartingSequence.sequence[x]: at most one")
 
@@ -11203,18 +13797,28 @@ class MonetaryComponent(_p.Complex, kw_only=True):
     factor_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_factor")
     id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
-    type: _p.Code
+    type: _p.String
     type_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_type")
+
+    def __post_init__(self) -> None:
+        v = self.type
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("MonetaryComponent.type")
 
 
 class Money(_p.Complex, kw_only=True):
-    currency: _p.Code | _ms.UnsetType = _U
+    currency: _p.String | _ms.UnsetType = _U
     currency_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_currency")
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     value: _p.Decimal | _ms.UnsetType = _U
     value_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_value")
+
+    def __post_init__(self) -> None:
+        v = self.currency
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("Money.currency")
 
 
 class NamingSystem(_p.Resource, tag="NamingSystem", kw_only=True):
@@ -11237,15 +13841,15 @@ class NamingSystem(_p.Resource, tag="NamingSystem", kw_only=True):
     experimental: _p.Boolean | _ms.UnsetType = _U
     experimental_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_experimental")
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
     jurisdiction: _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
-    kind: _p.Code
+    kind: _p.String
     kind_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_kind")
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     lastReviewDate: _p.Date | _ms.UnsetType = _U
     lastReviewDate_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_lastReviewDate")
@@ -11261,7 +13865,7 @@ class NamingSystem(_p.Resource, tag="NamingSystem", kw_only=True):
     responsible: _p.String | _ms.UnsetType = _U
     responsible_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_responsible")
     reviewer: _t.Annotated[list[ContactDetail | None], _p.NonEmpty] | _ms.UnsetType = _U
-    status: _p.Code
+    status: _p.String
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
     text: Narrative | _ms.UnsetType = _U
     title: _p.String | _ms.UnsetType = _U
@@ -11269,7 +13873,7 @@ class NamingSystem(_p.Resource, tag="NamingSystem", kw_only=True):
     topic: _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
     type: CodeableConcept | _ms.UnsetType = _U
     uniqueId: _t.Annotated[list[NamingSystemUniqueId | None], _p.NonEmpty]
-    url: _p.Uri | _ms.UnsetType = _U
+    url: _p.String | _ms.UnsetType = _U
     url_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_url")
     usage: _p.String | _ms.UnsetType = _U
     usage_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_usage")
@@ -11281,6 +13885,24 @@ class NamingSystem(_p.Resource, tag="NamingSystem", kw_only=True):
     versionAlgorithmString_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_versionAlgorithmString")
 
     def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("NamingSystem.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("NamingSystem.implicitRules")
+        v = self.kind
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("NamingSystem.kind")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("NamingSystem.language")
+        v = self.status
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("NamingSystem.status")
+        v = self.url
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("NamingSystem.url")
         if (self.versionAlgorithmCoding is not _U) + (self.versionAlgorithmString is not _U or self.versionAlgorithmString_ext is not _U) > 1:
             raise _p.ChoiceError("NamingSystem.versionAlgorithm[x]: at most one")
 
@@ -11297,10 +13919,15 @@ class NamingSystemUniqueId(_p.Complex, kw_only=True):
     period: Period | _ms.UnsetType = _U
     preferred: _p.Boolean | _ms.UnsetType = _U
     preferred_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_preferred")
-    type: _p.Code
+    type: _p.String
     type_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_type")
     value: _p.String
     value_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_value")
+
+    def __post_init__(self) -> None:
+        v = self.type
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("NamingSystemUniqueId.type")
 
 
 class Narrative(_p.Complex, kw_only=True):
@@ -11309,8 +13936,13 @@ class Narrative(_p.Complex, kw_only=True):
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
-    status: _p.Code
+    status: _p.String
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
+
+    def __post_init__(self) -> None:
+        v = self.status
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("Narrative.status")
 
 
 class NutritionIntake(_p.Resource, tag="NutritionIntake", kw_only=True):
@@ -11321,17 +13953,17 @@ class NutritionIntake(_p.Resource, tag="NutritionIntake", kw_only=True):
     derivedFrom: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
     encounter: Reference | _ms.UnsetType = _U
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
     ingredientLabel: _t.Annotated[list[NutritionIntakeIngredientLabel | None], _p.NonEmpty] | _ms.UnsetType = _U
-    instantiatesCanonical: _t.Annotated[list[_p.Uri | None], _p.NonEmpty] | _ms.UnsetType = _U
+    instantiatesCanonical: _t.Annotated[list[_p.String | None], _p.NonEmpty] | _ms.UnsetType = _U
     instantiatesCanonical_ext: list[Element | None] | Element | _ms.UnsetType = _ms.field(default=_U, name="_instantiatesCanonical")
-    instantiatesUri: _t.Annotated[list[_p.Uri | None], _p.NonEmpty] | _ms.UnsetType = _U
+    instantiatesUri: _t.Annotated[list[_p.String | None], _p.NonEmpty] | _ms.UnsetType = _U
     instantiatesUri_ext: list[Element | None] | Element | _ms.UnsetType = _ms.field(default=_U, name="_instantiatesUri")
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     location: Reference | _ms.UnsetType = _U
     meta: Meta | _ms.UnsetType = _U
@@ -11348,13 +13980,33 @@ class NutritionIntake(_p.Resource, tag="NutritionIntake", kw_only=True):
     reportedBoolean: _p.Boolean | _ms.UnsetType = _U
     reportedBoolean_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_reportedBoolean")
     reportedReference: Reference | _ms.UnsetType = _U
-    status: _p.Code
+    status: _p.String
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
     statusReason: _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
     subject: Reference
     text: Narrative | _ms.UnsetType = _U
 
     def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("NutritionIntake.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("NutritionIntake.implicitRules")
+        if self.instantiatesCanonical is not _U:
+            for v in self.instantiatesCanonical:
+                if v is not None and (' ' in v or not v.isprintable()):
+                    raise _p.FormatError("NutritionIntake.instantiatesCanonical")
+        if self.instantiatesUri is not _U:
+            for v in self.instantiatesUri:
+                if v is not None and (' ' in v or not v.isprintable()):
+                    raise _p.FormatError("NutritionIntake.instantiatesUri")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("NutritionIntake.language")
+        v = self.status
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("NutritionIntake.status")
         if (self.occurrenceDateTime is not _U or self.occurrenceDateTime_ext is not _U) + (self.occurrencePeriod is not _U) > 1:
             raise _p.ChoiceError("NutritionIntake.occurrence[x]: at most one")
         if (self.reportedBoolean is not _U or self.reportedBoolean_ext is not _U) + (self.reportedReference is not _U) > 1:
@@ -11406,20 +14058,20 @@ class NutritionOrder(_p.Resource, tag="NutritionOrder", kw_only=True):
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     foodPreferenceModifier: _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
     groupIdentifier: Identifier | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
-    instantiates: _t.Annotated[list[_p.Uri | None], _p.NonEmpty] | _ms.UnsetType = _U
+    instantiates: _t.Annotated[list[_p.String | None], _p.NonEmpty] | _ms.UnsetType = _U
     instantiates_ext: list[Element | None] | Element | _ms.UnsetType = _ms.field(default=_U, name="_instantiates")
-    instantiatesCanonical: _t.Annotated[list[_p.Uri | None], _p.NonEmpty] | _ms.UnsetType = _U
+    instantiatesCanonical: _t.Annotated[list[_p.String | None], _p.NonEmpty] | _ms.UnsetType = _U
     instantiatesCanonical_ext: list[Element | None] | Element | _ms.UnsetType = _ms.field(default=_U, name="_instantiatesCanonical")
-    instantiatesUri: _t.Annotated[list[_p.Uri | None], _p.NonEmpty] | _ms.UnsetType = _U
+    instantiatesUri: _t.Annotated[list[_p.String | None], _p.NonEmpty] | _ms.UnsetType = _U
     instantiatesUri_ext: list[Element | None] | Element | _ms.UnsetType = _ms.field(default=_U, name="_instantiatesUri")
-    intent: _p.Code
+    intent: _p.String
     intent_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_intent")
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     meta: Meta | _ms.UnsetType = _U
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
@@ -11429,14 +14081,46 @@ class NutritionOrder(_p.Resource, tag="NutritionOrder", kw_only=True):
     outsideFoodAllowed: _p.Boolean | _ms.UnsetType = _U
     outsideFoodAllowed_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_outsideFoodAllowed")
     performer: _t.Annotated[list[CodeableReference | None], _p.NonEmpty] | _ms.UnsetType = _U
-    priority: _p.Code | _ms.UnsetType = _U
+    priority: _p.String | _ms.UnsetType = _U
     priority_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_priority")
-    status: _p.Code
+    status: _p.String
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
     subject: Reference
     supplement: _t.Annotated[list[NutritionOrderSupplement | None], _p.NonEmpty] | _ms.UnsetType = _U
     supportingInformation: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
     text: Narrative | _ms.UnsetType = _U
+
+    def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("NutritionOrder.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("NutritionOrder.implicitRules")
+        if self.instantiates is not _U:
+            for v in self.instantiates:
+                if v is not None and (' ' in v or not v.isprintable()):
+                    raise _p.FormatError("NutritionOrder.instantiates")
+        if self.instantiatesCanonical is not _U:
+            for v in self.instantiatesCanonical:
+                if v is not None and (' ' in v or not v.isprintable()):
+                    raise _p.FormatError("NutritionOrder.instantiatesCanonical")
+        if self.instantiatesUri is not _U:
+            for v in self.instantiatesUri:
+                if v is not None and (' ' in v or not v.isprintable()):
+                    raise _p.FormatError("NutritionOrder.instantiatesUri")
+        v = self.intent
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("NutritionOrder.intent")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("NutritionOrder.language")
+        v = self.priority
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("NutritionOrder.priority")
+        v = self.status
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("NutritionOrder.status")
 
 
 class NutritionOrderEnteralFormula(_p.Complex, kw_only=True):
@@ -11568,23 +14252,37 @@ class NutritionProduct(_p.Resource, tag="NutritionProduct", kw_only=True):
     code: CodeableConcept | _ms.UnsetType = _U
     contained: _t.Annotated[list[AnyResource | None], _p.NonEmpty] | _ms.UnsetType = _U
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
     ingredient: _t.Annotated[list[NutritionProductIngredient | None], _p.NonEmpty] | _ms.UnsetType = _U
     instance: _t.Annotated[list[NutritionProductInstance | None], _p.NonEmpty] | _ms.UnsetType = _U
     knownAllergen: _t.Annotated[list[CodeableReference | None], _p.NonEmpty] | _ms.UnsetType = _U
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     manufacturer: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
     meta: Meta | _ms.UnsetType = _U
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     note: _t.Annotated[list[Annotation | None], _p.NonEmpty] | _ms.UnsetType = _U
     nutrient: _t.Annotated[list[NutritionProductNutrient | None], _p.NonEmpty] | _ms.UnsetType = _U
-    status: _p.Code
+    status: _p.String
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
     text: Narrative | _ms.UnsetType = _U
+
+    def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("NutritionProduct.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("NutritionProduct.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("NutritionProduct.language")
+        v = self.status
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("NutritionProduct.status")
 
 
 class NutritionProductCharacteristic(_p.Complex, kw_only=True):
@@ -11665,18 +14363,18 @@ class Observation(_p.Resource, tag="Observation", kw_only=True):
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     focus: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
     hasMember: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
-    instantiatesCanonical: _p.Uri | _ms.UnsetType = _U
+    instantiatesCanonical: _p.String | _ms.UnsetType = _U
     instantiatesCanonical_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_instantiatesCanonical")
     instantiatesReference: Reference | _ms.UnsetType = _U
     interpretation: _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
     issued: _p.Instant | _ms.UnsetType = _U
     issued_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_issued")
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     meta: Meta | _ms.UnsetType = _U
     method: CodeableConcept | _ms.UnsetType = _U
@@ -11686,7 +14384,7 @@ class Observation(_p.Resource, tag="Observation", kw_only=True):
     performer: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
     referenceRange: _t.Annotated[list[ObservationReferenceRange | None], _p.NonEmpty] | _ms.UnsetType = _U
     specimen: Reference | _ms.UnsetType = _U
-    status: _p.Code
+    status: _p.String
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
     subject: Reference | _ms.UnsetType = _U
     text: Narrative | _ms.UnsetType = _U
@@ -11711,6 +14409,21 @@ class Observation(_p.Resource, tag="Observation", kw_only=True):
     valueTime_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueTime")
 
     def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("Observation.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("Observation.implicitRules")
+        v = self.instantiatesCanonical
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("Observation.instantiatesCanonical")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("Observation.language")
+        v = self.status
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("Observation.status")
         if (self.effectiveDateTime is not _U or self.effectiveDateTime_ext is not _U) + (self.effectiveInstant is not _U or self.effectiveInstant_ext is not _U) + (self.effectivePeriod is not _U) + (self.effectiveTiming is not _U) > 1:
             raise _p.ChoiceError("Observation.effective[x]: at most one")
         if (self.instantiatesCanonical is not _U or self.instantiatesCanonical_ext is not _U) + (self.instantiatesReference is not _U) > 1:
@@ -11767,9 +14480,9 @@ class ObservationDefinition(_p.Resource, tag="ObservationDefinition", kw_only=Tr
     copyrightLabel_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_copyrightLabel")
     date: _p.DateTime | _ms.UnsetType = _U
     date_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_date")
-    derivedFromCanonical: _t.Annotated[list[_p.Uri | None], _p.NonEmpty] | _ms.UnsetType = _U
+    derivedFromCanonical: _t.Annotated[list[_p.String | None], _p.NonEmpty] | _ms.UnsetType = _U
     derivedFromCanonical_ext: list[Element | None] | Element | _ms.UnsetType = _ms.field(default=_U, name="_derivedFromCanonical")
-    derivedFromUri: _t.Annotated[list[_p.Uri | None], _p.NonEmpty] | _ms.UnsetType = _U
+    derivedFromUri: _t.Annotated[list[_p.String | None], _p.NonEmpty] | _ms.UnsetType = _U
     derivedFromUri_ext: list[Element | None] | Element | _ms.UnsetType = _ms.field(default=_U, name="_derivedFromUri")
     description: _p.String | _ms.UnsetType = _U
     description_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_description")
@@ -11779,13 +14492,13 @@ class ObservationDefinition(_p.Resource, tag="ObservationDefinition", kw_only=Tr
     experimental_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_experimental")
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     hasMember: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: Identifier | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
     jurisdiction: _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     lastReviewDate: _p.Date | _ms.UnsetType = _U
     lastReviewDate_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_lastReviewDate")
@@ -11797,7 +14510,7 @@ class ObservationDefinition(_p.Resource, tag="ObservationDefinition", kw_only=Tr
     name: _p.String | _ms.UnsetType = _U
     name_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_name")
     performerType: CodeableConcept | _ms.UnsetType = _U
-    permittedDataType: _t.Annotated[list[_p.Code | None], _p.NonEmpty] | _ms.UnsetType = _U
+    permittedDataType: _t.Annotated[list[_p.String | None], _p.NonEmpty] | _ms.UnsetType = _U
     permittedDataType_ext: list[Element | None] | Element | _ms.UnsetType = _ms.field(default=_U, name="_permittedDataType")
     permittedUnit: _t.Annotated[list[Coding | None], _p.NonEmpty] | _ms.UnsetType = _U
     preferredReportName: _p.String | _ms.UnsetType = _U
@@ -11808,13 +14521,13 @@ class ObservationDefinition(_p.Resource, tag="ObservationDefinition", kw_only=Tr
     purpose_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_purpose")
     qualifiedValue: _t.Annotated[list[ObservationDefinitionQualifiedValue | None], _p.NonEmpty] | _ms.UnsetType = _U
     specimen: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
-    status: _p.Code
+    status: _p.String
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
     subject: _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
     text: Narrative | _ms.UnsetType = _U
     title: _p.String | _ms.UnsetType = _U
     title_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_title")
-    url: _p.Uri | _ms.UnsetType = _U
+    url: _p.String | _ms.UnsetType = _U
     url_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_url")
     useContext: _t.Annotated[list[UsageContext | None], _p.NonEmpty] | _ms.UnsetType = _U
     version: _p.String | _ms.UnsetType = _U
@@ -11824,6 +14537,33 @@ class ObservationDefinition(_p.Resource, tag="ObservationDefinition", kw_only=Tr
     versionAlgorithmString_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_versionAlgorithmString")
 
     def __post_init__(self) -> None:
+        if self.derivedFromCanonical is not _U:
+            for v in self.derivedFromCanonical:
+                if v is not None and (' ' in v or not v.isprintable()):
+                    raise _p.FormatError("ObservationDefinition.derivedFromCanonical")
+        if self.derivedFromUri is not _U:
+            for v in self.derivedFromUri:
+                if v is not None and (' ' in v or not v.isprintable()):
+                    raise _p.FormatError("ObservationDefinition.derivedFromUri")
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("ObservationDefinition.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("ObservationDefinition.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("ObservationDefinition.language")
+        if self.permittedDataType is not _U:
+            for v in self.permittedDataType:
+                if v is not None and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+                    raise _p.FormatError("ObservationDefinition.permittedDataType")
+        v = self.status
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("ObservationDefinition.status")
+        v = self.url
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("ObservationDefinition.url")
         if (self.versionAlgorithmCoding is not _U) + (self.versionAlgorithmString is not _U or self.versionAlgorithmString_ext is not _U) > 1:
             raise _p.ChoiceError("ObservationDefinition.versionAlgorithm[x]: at most one")
 
@@ -11834,36 +14574,62 @@ class ObservationDefinitionComponent(_p.Complex, kw_only=True):
     id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    permittedDataType: _t.Annotated[list[_p.Code | None], _p.NonEmpty] | _ms.UnsetType = _U
+    permittedDataType: _t.Annotated[list[_p.String | None], _p.NonEmpty] | _ms.UnsetType = _U
     permittedDataType_ext: list[Element | None] | Element | _ms.UnsetType = _ms.field(default=_U, name="_permittedDataType")
     permittedUnit: _t.Annotated[list[Coding | None], _p.NonEmpty] | _ms.UnsetType = _U
     qualifiedValue: _t.Annotated[list[ObservationDefinitionQualifiedValue | None], _p.NonEmpty] | _ms.UnsetType = _U
 
+    def __post_init__(self) -> None:
+        if self.permittedDataType is not _U:
+            for v in self.permittedDataType:
+                if v is not None and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+                    raise _p.FormatError("ObservationDefinitionComponent.permittedDataType")
+
 
 class ObservationDefinitionQualifiedValue(_p.Complex, kw_only=True):
-    abnormalCodedValueSet: _p.Uri | _ms.UnsetType = _U
+    abnormalCodedValueSet: _p.String | _ms.UnsetType = _U
     abnormalCodedValueSet_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_abnormalCodedValueSet")
     age: Range | _ms.UnsetType = _U
     appliesTo: _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
     condition: _p.String | _ms.UnsetType = _U
     condition_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_condition")
     context: CodeableConcept | _ms.UnsetType = _U
-    criticalCodedValueSet: _p.Uri | _ms.UnsetType = _U
+    criticalCodedValueSet: _p.String | _ms.UnsetType = _U
     criticalCodedValueSet_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_criticalCodedValueSet")
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    gender: _p.Code | _ms.UnsetType = _U
+    gender: _p.String | _ms.UnsetType = _U
     gender_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_gender")
     gestationalAge: Range | _ms.UnsetType = _U
     id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    normalCodedValueSet: _p.Uri | _ms.UnsetType = _U
+    normalCodedValueSet: _p.String | _ms.UnsetType = _U
     normalCodedValueSet_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_normalCodedValueSet")
     range: Range | _ms.UnsetType = _U
-    rangeCategory: _p.Code | _ms.UnsetType = _U
+    rangeCategory: _p.String | _ms.UnsetType = _U
     rangeCategory_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_rangeCategory")
-    validCodedValueSet: _p.Uri | _ms.UnsetType = _U
+    validCodedValueSet: _p.String | _ms.UnsetType = _U
     validCodedValueSet_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_validCodedValueSet")
+
+    def __post_init__(self) -> None:
+        v = self.abnormalCodedValueSet
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("ObservationDefinitionQualifiedValue.abnormalCodedValueSet")
+        v = self.criticalCodedValueSet
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("ObservationDefinitionQualifiedValue.criticalCodedValueSet")
+        v = self.gender
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("ObservationDefinitionQualifiedValue.gender")
+        v = self.normalCodedValueSet
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("ObservationDefinitionQualifiedValue.normalCodedValueSet")
+        v = self.rangeCategory
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("ObservationDefinitionQualifiedValue.rangeCategory")
+        v = self.validCodedValueSet
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("ObservationDefinitionQualifiedValue.validCodedValueSet")
 
 
 class ObservationReferenceRange(_p.Complex, kw_only=True):
@@ -11889,16 +14655,21 @@ class ObservationTriggeredBy(_p.Complex, kw_only=True):
     observation: Reference
     reason: _p.String | _ms.UnsetType = _U
     reason_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_reason")
-    type: _p.Code
+    type: _p.String
     type_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_type")
+
+    def __post_init__(self) -> None:
+        v = self.type
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("ObservationTriggeredBy.type")
 
 
 class OperationDefinition(_p.Resource, tag="OperationDefinition", kw_only=True):
     affectsState: _p.Boolean | _ms.UnsetType = _U
     affectsState_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_affectsState")
-    base: _p.Uri | _ms.UnsetType = _U
+    base: _p.String | _ms.UnsetType = _U
     base_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_base")
-    code: _p.Code
+    code: _p.String
     code_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_code")
     comment: _p.String | _ms.UnsetType = _U
     comment_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_comment")
@@ -11915,25 +14686,25 @@ class OperationDefinition(_p.Resource, tag="OperationDefinition", kw_only=True):
     experimental: _p.Boolean | _ms.UnsetType = _U
     experimental_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_experimental")
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
-    inputProfile: _p.Uri | _ms.UnsetType = _U
+    inputProfile: _p.String | _ms.UnsetType = _U
     inputProfile_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_inputProfile")
     instance: _p.Boolean
     instance_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_instance")
     jurisdiction: _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
-    kind: _p.Code
+    kind: _p.String
     kind_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_kind")
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     meta: Meta | _ms.UnsetType = _U
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     name: _p.String
     name_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_name")
-    outputProfile: _p.Uri | _ms.UnsetType = _U
+    outputProfile: _p.String | _ms.UnsetType = _U
     outputProfile_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_outputProfile")
     overload: _t.Annotated[list[OperationDefinitionOverload | None], _p.NonEmpty] | _ms.UnsetType = _U
     parameter: _t.Annotated[list[OperationDefinitionParameter | None], _p.NonEmpty] | _ms.UnsetType = _U
@@ -11941,9 +14712,9 @@ class OperationDefinition(_p.Resource, tag="OperationDefinition", kw_only=True):
     publisher_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_publisher")
     purpose: _p.String | _ms.UnsetType = _U
     purpose_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_purpose")
-    resource: _t.Annotated[list[_p.Code | None], _p.NonEmpty] | _ms.UnsetType = _U
+    resource: _t.Annotated[list[_p.String | None], _p.NonEmpty] | _ms.UnsetType = _U
     resource_ext: list[Element | None] | Element | _ms.UnsetType = _ms.field(default=_U, name="_resource")
-    status: _p.Code
+    status: _p.String
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
     system: _p.Boolean
     system_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_system")
@@ -11952,7 +14723,7 @@ class OperationDefinition(_p.Resource, tag="OperationDefinition", kw_only=True):
     title_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_title")
     type: _p.Boolean
     type_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_type")
-    url: _p.Uri | _ms.UnsetType = _U
+    url: _p.String | _ms.UnsetType = _U
     url_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_url")
     useContext: _t.Annotated[list[UsageContext | None], _p.NonEmpty] | _ms.UnsetType = _U
     version: _p.String | _ms.UnsetType = _U
@@ -11962,6 +14733,40 @@ class OperationDefinition(_p.Resource, tag="OperationDefinition", kw_only=True):
     versionAlgorithmString_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_versionAlgorithmString")
 
     def __post_init__(self) -> None:
+        v = self.base
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("OperationDefinition.base")
+        v = self.code
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("OperationDefinition.code")
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("OperationDefinition.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("OperationDefinition.implicitRules")
+        v = self.inputProfile
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("OperationDefinition.inputProfile")
+        v = self.kind
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("OperationDefinition.kind")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("OperationDefinition.language")
+        v = self.outputProfile
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("OperationDefinition.outputProfile")
+        if self.resource is not _U:
+            for v in self.resource:
+                if v is not None and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+                    raise _p.FormatError("OperationDefinition.resource")
+        v = self.status
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("OperationDefinition.status")
+        v = self.url
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("OperationDefinition.url")
         if (self.versionAlgorithmCoding is not _U) + (self.versionAlgorithmString is not _U or self.versionAlgorithmString_ext is not _U) > 1:
             raise _p.ChoiceError("OperationDefinition.versionAlgorithm[x]: at most one")
 
@@ -11978,7 +14783,7 @@ class OperationDefinitionOverload(_p.Complex, kw_only=True):
 
 
 class OperationDefinitionParameter(_p.Complex, kw_only=True):
-    allowedType: _t.Annotated[list[_p.Code | None], _p.NonEmpty] | _ms.UnsetType = _U
+    allowedType: _t.Annotated[list[_p.String | None], _p.NonEmpty] | _ms.UnsetType = _U
     allowedType_ext: list[Element | None] | Element | _ms.UnsetType = _ms.field(default=_U, name="_allowedType")
     binding: OperationDefinitionParameterBinding | _ms.UnsetType = _U
     documentation: _p.String | _ms.UnsetType = _U
@@ -11991,20 +14796,46 @@ class OperationDefinitionParameter(_p.Complex, kw_only=True):
     min: _p.Integer
     min_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_min")
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    name: _p.Code
+    name: _p.String
     name_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_name")
     part: _t.Annotated[list[OperationDefinitionParameter | None], _p.NonEmpty] | _ms.UnsetType = _U
     referencedFrom: _t.Annotated[list[OperationDefinitionParameterReferencedFrom | None], _p.NonEmpty] | _ms.UnsetType = _U
-    scope: _t.Annotated[list[_p.Code | None], _p.NonEmpty] | _ms.UnsetType = _U
+    scope: _t.Annotated[list[_p.String | None], _p.NonEmpty] | _ms.UnsetType = _U
     scope_ext: list[Element | None] | Element | _ms.UnsetType = _ms.field(default=_U, name="_scope")
-    searchType: _p.Code | _ms.UnsetType = _U
+    searchType: _p.String | _ms.UnsetType = _U
     searchType_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_searchType")
-    targetProfile: _t.Annotated[list[_p.Uri | None], _p.NonEmpty] | _ms.UnsetType = _U
+    targetProfile: _t.Annotated[list[_p.String | None], _p.NonEmpty] | _ms.UnsetType = _U
     targetProfile_ext: list[Element | None] | Element | _ms.UnsetType = _ms.field(default=_U, name="_targetProfile")
-    type: _p.Code | _ms.UnsetType = _U
+    type: _p.String | _ms.UnsetType = _U
     type_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_type")
-    use: _p.Code
+    use: _p.String
     use_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_use")
+
+    def __post_init__(self) -> None:
+        if self.allowedType is not _U:
+            for v in self.allowedType:
+                if v is not None and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+                    raise _p.FormatError("OperationDefinitionParameter.allowedType")
+        v = self.name
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("OperationDefinitionParameter.name")
+        if self.scope is not _U:
+            for v in self.scope:
+                if v is not None and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+                    raise _p.FormatError("OperationDefinitionParameter.scope")
+        v = self.searchType
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("OperationDefinitionParameter.searchType")
+        if self.targetProfile is not _U:
+            for v in self.targetProfile:
+                if v is not None and (' ' in v or not v.isprintable()):
+                    raise _p.FormatError("OperationDefinitionParameter.targetProfile")
+        v = self.type
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("OperationDefinitionParameter.type")
+        v = self.use
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("OperationDefinitionParameter.use")
 
 
 class OperationDefinitionParameterBinding(_p.Complex, kw_only=True):
@@ -12012,10 +14843,18 @@ class OperationDefinitionParameterBinding(_p.Complex, kw_only=True):
     id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    strength: _p.Code
+    strength: _p.String
     strength_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_strength")
-    valueSet: _p.Uri
+    valueSet: _p.String
     valueSet_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueSet")
+
+    def __post_init__(self) -> None:
+        v = self.strength
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("OperationDefinitionParameterBinding.strength")
+        v = self.valueSet
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("OperationDefinitionParameterBinding.valueSet")
 
 
 class OperationDefinitionParameterReferencedFrom(_p.Complex, kw_only=True):
@@ -12032,20 +14871,31 @@ class OperationDefinitionParameterReferencedFrom(_p.Complex, kw_only=True):
 class OperationOutcome(_p.Resource, tag="OperationOutcome", kw_only=True):
     contained: _t.Annotated[list[AnyResource | None], _p.NonEmpty] | _ms.UnsetType = _U
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
     issue: _t.Annotated[list[OperationOutcomeIssue | None], _p.NonEmpty]
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     meta: Meta | _ms.UnsetType = _U
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     text: Narrative | _ms.UnsetType = _U
 
+    def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("OperationOutcome.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("OperationOutcome.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("OperationOutcome.language")
+
 
 class OperationOutcomeIssue(_p.Complex, kw_only=True):
-    code: _p.Code
+    code: _p.String
     code_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_code")
     details: CodeableConcept | _ms.UnsetType = _U
     diagnostics: _p.String | _ms.UnsetType = _U
@@ -12058,8 +14908,16 @@ class OperationOutcomeIssue(_p.Complex, kw_only=True):
     location: _t.Annotated[list[_p.String | None], _p.NonEmpty] | _ms.UnsetType = _U
     location_ext: list[Element | None] | Element | _ms.UnsetType = _ms.field(default=_U, name="_location")
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    severity: _p.Code
+    severity: _p.String
     severity_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_severity")
+
+    def __post_init__(self) -> None:
+        v = self.code
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("OperationOutcomeIssue.code")
+        v = self.severity
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("OperationOutcomeIssue.severity")
 
 
 class Organization(_p.Resource, tag="Organization", kw_only=True):
@@ -12073,12 +14931,12 @@ class Organization(_p.Resource, tag="Organization", kw_only=True):
     description_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_description")
     endpoint: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     meta: Meta | _ms.UnsetType = _U
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
@@ -12088,6 +14946,17 @@ class Organization(_p.Resource, tag="Organization", kw_only=True):
     qualification: _t.Annotated[list[OrganizationQualification | None], _p.NonEmpty] | _ms.UnsetType = _U
     text: Narrative | _ms.UnsetType = _U
     type: _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
+
+    def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("Organization.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("Organization.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("Organization.language")
 
 
 class OrganizationAffiliation(_p.Resource, tag="OrganizationAffiliation", kw_only=True):
@@ -12099,12 +14968,12 @@ class OrganizationAffiliation(_p.Resource, tag="OrganizationAffiliation", kw_onl
     endpoint: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     healthcareService: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     location: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
     meta: Meta | _ms.UnsetType = _U
@@ -12115,6 +14984,17 @@ class OrganizationAffiliation(_p.Resource, tag="OrganizationAffiliation", kw_onl
     period: Period | _ms.UnsetType = _U
     specialty: _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
     text: Narrative | _ms.UnsetType = _U
+
+    def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("OrganizationAffiliation.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("OrganizationAffiliation.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("OrganizationAffiliation.language")
 
 
 class OrganizationQualification(_p.Complex, kw_only=True):
@@ -12138,12 +15018,12 @@ class PackagedProductDefinition(_p.Resource, tag="PackagedProductDefinition", kw
     description: _p.String | _ms.UnsetType = _U
     description_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_description")
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     legalStatusOfSupply: _t.Annotated[list[PackagedProductDefinitionLegalStatusOfSupply | None], _p.NonEmpty] | _ms.UnsetType = _U
     manufacturer: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
@@ -12159,6 +15039,17 @@ class PackagedProductDefinition(_p.Resource, tag="PackagedProductDefinition", kw
     statusDate_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_statusDate")
     text: Narrative | _ms.UnsetType = _U
     type: CodeableConcept | _ms.UnsetType = _U
+
+    def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("PackagedProductDefinition.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("PackagedProductDefinition.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("PackagedProductDefinition.language")
 
 
 class PackagedProductDefinitionLegalStatusOfSupply(_p.Complex, kw_only=True):
@@ -12228,25 +15119,50 @@ class ParameterDefinition(_p.Complex, kw_only=True):
     max_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_max")
     min: _p.Integer | _ms.UnsetType = _U
     min_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_min")
-    name: _p.Code | _ms.UnsetType = _U
+    name: _p.String | _ms.UnsetType = _U
     name_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_name")
-    profile: _p.Uri | _ms.UnsetType = _U
+    profile: _p.String | _ms.UnsetType = _U
     profile_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_profile")
-    type: _p.Code
+    type: _p.String
     type_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_type")
-    use: _p.Code
+    use: _p.String
     use_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_use")
+
+    def __post_init__(self) -> None:
+        v = self.name
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("ParameterDefinition.name")
+        v = self.profile
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("ParameterDefinition.profile")
+        v = self.type
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("ParameterDefinition.type")
+        v = self.use
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("ParameterDefinition.use")
 
 
 class Parameters(_p.Resource, tag="Parameters", kw_only=True):
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     meta: Meta | _ms.UnsetType = _U
     parameter: _t.Annotated[list[ParametersParameter | None], _p.NonEmpty] | _ms.UnsetType = _U
+
+    def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("Parameters.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("Parameters.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("Parameters.language")
 
 
 class ParametersParameter(_p.Complex, kw_only=True):
@@ -12267,9 +15183,9 @@ class ParametersParameter(_p.Complex, kw_only=True):
     valueBase64Binary_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueBase64Binary")
     valueBoolean: _p.Boolean | _ms.UnsetType = _U
     valueBoolean_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueBoolean")
-    valueCanonical: _p.Uri | _ms.UnsetType = _U
+    valueCanonical: _p.String | _ms.UnsetType = _U
     valueCanonical_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueCanonical")
-    valueCode: _p.Code | _ms.UnsetType = _U
+    valueCode: _p.String | _ms.UnsetType = _U
     valueCode_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueCode")
     valueCodeableConcept: CodeableConcept | _ms.UnsetType = _U
     valueCodeableReference: CodeableReference | _ms.UnsetType = _U
@@ -12290,7 +15206,7 @@ class ParametersParameter(_p.Complex, kw_only=True):
     valueExpression: Expression | _ms.UnsetType = _U
     valueExtendedContactDetail: ExtendedContactDetail | _ms.UnsetType = _U
     valueHumanName: HumanName | _ms.UnsetType = _U
-    valueId: _p.Id | _ms.UnsetType = _U
+    valueId: _p.String | _ms.UnsetType = _U
     valueId_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueId")
     valueIdentifier: Identifier | _ms.UnsetType = _U
     valueInstant: _p.Instant | _ms.UnsetType = _U
@@ -12325,15 +15241,27 @@ class ParametersParameter(_p.Complex, kw_only=True):
     valueTriggerDefinition: TriggerDefinition | _ms.UnsetType = _U
     valueUnsignedInt: _p.UnsignedInt | _ms.UnsetType = _U
     valueUnsignedInt_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueUnsignedInt")
-    valueUri: _p.Uri | _ms.UnsetType = _U
+    valueUri: _p.String | _ms.UnsetType = _U
     valueUri_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueUri")
-    valueUrl: _p.Uri | _ms.UnsetType = _U
+    valueUrl: _p.String | _ms.UnsetType = _U
     valueUrl_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueUrl")
     valueUsageContext: UsageContext | _ms.UnsetType = _U
     valueUuid: _p.Uuid | _ms.UnsetType = _U
     valueUuid_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueUuid")
 
     def __post_init__(self) -> None:
+        v = self.valueCanonical
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("ParametersParameter.valueCanonical")
+        v = self.valueCode
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("ParametersParameter.valueCode")
+        v = self.valueUri
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("ParametersParameter.valueUri")
+        v = self.valueUrl
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("ParametersParameter.valueUrl")
         if (self.valueAddress is not _U) + (self.valueAge is not _U) + (self.valueAnnotation is not _U) + (self.valueAttachment is not _U) + (self.valueAvailability is not _U) + (self.valueBase64Binary is not _U or self.valueBase64Binary_ext is not _U) + (self.valueBoolean is not _U or self.valueBoolean_ext is not _U) + (self.valueCanonical is not _U or self.valueCanonical_ext is not _U) + (self.valueCode is not _U or self.valueCode_ext is not _U) + (self.valueCodeableConcept is not _U) + (self.valueCodeableReference is not _U) + (self.valueCoding is not _U) + (self.valueContactDetail is not _U) + (self.valueContactPoint is not _U) + (self.valueCount is not _U) + (self.valueDataRequirement is not _U) + (self.valueDate is not _U or self.valueDate_ext is not _U) + (self.valueDateTime is not _U or self.valueDateTime_ext is not _U) + (self.valueDecimal is not _U or self.valueDecimal_ext is not _U) + (self.valueDistance is not _U) + (self.valueDosage is not _U) + (self.valueDuration is not _U) + (self.valueExpression is not _U) + (self.valueExtendedContactDetail is not _U) + (self.valueHumanName is not _U) + (self.valueId is not _U or self.valueId_ext is not _U) + (self.valueIdentifier is not _U) + (self.valueInstant is not _U or self.valueInstant_ext is not _U) + (self.valueInteger is not _U or self.valueInteger_ext is not _U) + (self.valueInteger64 is not _U or self.valueInteger64_ext is not _U) + (self.valueMarkdown is not _U or self.valueMarkdown_ext is not _U) + (self.valueMeta is not _U) + (self.valueMoney is not _U) + (self.valueOid is not _U or self.valueOid_ext is not _U) + (self.valueParameterDefinition is not _U) + (self.valuePeriod is not _U) + (self.valuePositiveInt is not _U or self.valuePositiveInt_ext is not _U) + (self.valueQuantity is not _U) + (self.valueRange is not _U) + (self.valueRatio is not _U) + (self.valueRatioRange is not _U) + (self.valueReference is not _U) + (self.valueRelatedArtifact is not _U) + (self.valueSampledData is not _U) + (self.valueSignature is not _U) + (self.valueString is not _U or self.valueString_ext is not _U) + (self.valueTime is not _U or self.valueTime_ext is not _U) + (self.valueTiming is not _U) + (self.valueTriggerDefinition is not _U) + (self.valueUnsignedInt is not _U or self.valueUnsignedInt_ext is not _U) + (self.valueUri is not _U or self.valueUri_ext is not _U) + (self.valueUrl is not _U or self.valueUrl_ext is not _U) + (self.valueUsageContext is not _U) + (self.valueUuid is not _U or self.valueUuid_ext is not _U) > 1:
             raise _p.ChoiceError("ParametersParameter.value[x]: at most one")
 
@@ -12352,15 +15280,15 @@ class Patient(_p.Resource, tag="Patient", kw_only=True):
     deceasedDateTime: _p.DateTime | _ms.UnsetType = _U
     deceasedDateTime_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_deceasedDateTime")
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    gender: _p.Code | _ms.UnsetType = _U
+    gender: _p.String | _ms.UnsetType = _U
     gender_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_gender")
     generalPractitioner: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     link: _t.Annotated[list[PatientLink | None], _p.NonEmpty] | _ms.UnsetType = _U
     managingOrganization: Reference | _ms.UnsetType = _U
@@ -12377,6 +15305,18 @@ class Patient(_p.Resource, tag="Patient", kw_only=True):
     text: Narrative | _ms.UnsetType = _U
 
     def __post_init__(self) -> None:
+        v = self.gender
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("Patient.gender")
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("Patient.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("Patient.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("Patient.language")
         if (self.deceasedBoolean is not _U or self.deceasedBoolean_ext is not _U) + (self.deceasedDateTime is not _U or self.deceasedDateTime_ext is not _U) > 1:
             raise _p.ChoiceError("Patient.deceased[x]: at most one")
         if (self.multipleBirthBoolean is not _U or self.multipleBirthBoolean_ext is not _U) + (self.multipleBirthInteger is not _U or self.multipleBirthInteger_ext is not _U) > 1:
@@ -12396,7 +15336,7 @@ class PatientCommunication(_p.Complex, kw_only=True):
 class PatientContact(_p.Complex, kw_only=True):
     address: Address | _ms.UnsetType = _U
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    gender: _p.Code | _ms.UnsetType = _U
+    gender: _p.String | _ms.UnsetType = _U
     gender_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_gender")
     id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
@@ -12407,6 +15347,11 @@ class PatientContact(_p.Complex, kw_only=True):
     relationship: _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
     telecom: _t.Annotated[list[ContactPoint | None], _p.NonEmpty] | _ms.UnsetType = _U
 
+    def __post_init__(self) -> None:
+        v = self.gender
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("PatientContact.gender")
+
 
 class PatientLink(_p.Complex, kw_only=True):
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
@@ -12414,8 +15359,13 @@ class PatientLink(_p.Complex, kw_only=True):
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     other: Reference
-    type: _p.Code
+    type: _p.String
     type_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_type")
+
+    def __post_init__(self) -> None:
+        v = self.type
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("PatientLink.type")
 
 
 class PaymentNotice(_p.Resource, tag="PaymentNotice", kw_only=True):
@@ -12424,12 +15374,12 @@ class PaymentNotice(_p.Resource, tag="PaymentNotice", kw_only=True):
     created: _p.DateTime
     created_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_created")
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     meta: Meta | _ms.UnsetType = _U
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
@@ -12442,9 +15392,23 @@ class PaymentNotice(_p.Resource, tag="PaymentNotice", kw_only=True):
     reporter: Reference | _ms.UnsetType = _U
     request: Reference | _ms.UnsetType = _U
     response: Reference | _ms.UnsetType = _U
-    status: _p.Code
+    status: _p.String
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
     text: Narrative | _ms.UnsetType = _U
+
+    def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("PaymentNotice.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("PaymentNotice.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("PaymentNotice.language")
+        v = self.status
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("PaymentNotice.status")
 
 
 class PaymentReconciliation(_p.Resource, tag="PaymentReconciliation", kw_only=True):
@@ -12468,20 +15432,20 @@ class PaymentReconciliation(_p.Resource, tag="PaymentReconciliation", kw_only=Tr
     expirationDate_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_expirationDate")
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     formCode: CodeableConcept | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
     issuerType: CodeableConcept | _ms.UnsetType = _U
     kind: CodeableConcept | _ms.UnsetType = _U
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     location: Reference | _ms.UnsetType = _U
     meta: Meta | _ms.UnsetType = _U
     method: CodeableConcept | _ms.UnsetType = _U
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    outcome: _p.Code | _ms.UnsetType = _U
+    outcome: _p.String | _ms.UnsetType = _U
     outcome_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_outcome")
     paymentIdentifier: Identifier | _ms.UnsetType = _U
     paymentIssuer: Reference | _ms.UnsetType = _U
@@ -12494,11 +15458,28 @@ class PaymentReconciliation(_p.Resource, tag="PaymentReconciliation", kw_only=Tr
     request: Reference | _ms.UnsetType = _U
     requestor: Reference | _ms.UnsetType = _U
     returnedAmount: Money | _ms.UnsetType = _U
-    status: _p.Code
+    status: _p.String
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
     tenderedAmount: Money | _ms.UnsetType = _U
     text: Narrative | _ms.UnsetType = _U
     type: CodeableConcept
+
+    def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("PaymentReconciliation.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("PaymentReconciliation.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("PaymentReconciliation.language")
+        v = self.outcome
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("PaymentReconciliation.outcome")
+        v = self.status
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("PaymentReconciliation.status")
 
 
 class PaymentReconciliationAllocation(_p.Complex, kw_only=True):
@@ -12537,8 +15518,13 @@ class PaymentReconciliationProcessNote(_p.Complex, kw_only=True):
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     text: _p.String | _ms.UnsetType = _U
     text_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_text")
-    type: _p.Code | _ms.UnsetType = _U
+    type: _p.String | _ms.UnsetType = _U
     type_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_type")
+
+    def __post_init__(self) -> None:
+        v = self.type
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("PaymentReconciliationProcessNote.type")
 
 
 class Period(_p.Complex, kw_only=True):
@@ -12553,26 +15539,43 @@ class Period(_p.Complex, kw_only=True):
 
 class Permission(_p.Resource, tag="Permission", kw_only=True):
     asserter: Reference | _ms.UnsetType = _U
-    combining: _p.Code
+    combining: _p.String
     combining_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_combining")
     contained: _t.Annotated[list[AnyResource | None], _p.NonEmpty] | _ms.UnsetType = _U
     date: _t.Annotated[list[_p.DateTime | None], _p.NonEmpty] | _ms.UnsetType = _U
     date_ext: list[Element | None] | Element | _ms.UnsetType = _ms.field(default=_U, name="_date")
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
     justification: PermissionJustification | _ms.UnsetType = _U
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     meta: Meta | _ms.UnsetType = _U
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     rule: _t.Annotated[list[PermissionRule | None], _p.NonEmpty] | _ms.UnsetType = _U
-    status: _p.Code
+    status: _p.String
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
     text: Narrative | _ms.UnsetType = _U
     validity: Period | _ms.UnsetType = _U
+
+    def __post_init__(self) -> None:
+        v = self.combining
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("Permission.combining")
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("Permission.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("Permission.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("Permission.language")
+        v = self.status
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("Permission.status")
 
 
 class PermissionJustification(_p.Complex, kw_only=True):
@@ -12592,8 +15595,13 @@ class PermissionRule(_p.Complex, kw_only=True):
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     limit: _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    type: _p.Code | _ms.UnsetType = _U
+    type: _p.String | _ms.UnsetType = _U
     type_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_type")
+
+    def __post_init__(self) -> None:
+        v = self.type
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("PermissionRule.type")
 
 
 class PermissionRuleActivity(_p.Complex, kw_only=True):
@@ -12621,10 +15629,15 @@ class PermissionRuleDataResource(_p.Complex, kw_only=True):
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
-    meaning: _p.Code
+    meaning: _p.String
     meaning_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_meaning")
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     reference: Reference
+
+    def __post_init__(self) -> None:
+        v = self.meaning
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("PermissionRuleDataResource.meaning")
 
 
 class Person(_p.Resource, tag="Person", kw_only=True):
@@ -12640,14 +15653,14 @@ class Person(_p.Resource, tag="Person", kw_only=True):
     deceasedDateTime: _p.DateTime | _ms.UnsetType = _U
     deceasedDateTime_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_deceasedDateTime")
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    gender: _p.Code | _ms.UnsetType = _U
+    gender: _p.String | _ms.UnsetType = _U
     gender_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_gender")
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     link: _t.Annotated[list[PersonLink | None], _p.NonEmpty] | _ms.UnsetType = _U
     managingOrganization: Reference | _ms.UnsetType = _U
@@ -12660,6 +15673,18 @@ class Person(_p.Resource, tag="Person", kw_only=True):
     text: Narrative | _ms.UnsetType = _U
 
     def __post_init__(self) -> None:
+        v = self.gender
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("Person.gender")
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("Person.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("Person.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("Person.language")
         if (self.deceasedBoolean is not _U or self.deceasedBoolean_ext is not _U) + (self.deceasedDateTime is not _U or self.deceasedDateTime_ext is not _U) > 1:
             raise _p.ChoiceError("Person.deceased[x]: at most one")
 
@@ -12675,13 +15700,18 @@ class PersonCommunication(_p.Complex, kw_only=True):
 
 
 class PersonLink(_p.Complex, kw_only=True):
-    assurance: _p.Code | _ms.UnsetType = _U
+    assurance: _p.String | _ms.UnsetType = _U
     assurance_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_assurance")
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     target: Reference
+
+    def __post_init__(self) -> None:
+        v = self.assurance
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("PersonLink.assurance")
 
 
 class PlanDefinition(_p.Resource, tag="PlanDefinition", kw_only=True):
@@ -12710,17 +15740,17 @@ class PlanDefinition(_p.Resource, tag="PlanDefinition", kw_only=True):
     experimental_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_experimental")
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     goal: _t.Annotated[list[PlanDefinitionGoal | None], _p.NonEmpty] | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
     jurisdiction: _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     lastReviewDate: _p.Date | _ms.UnsetType = _U
     lastReviewDate_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_lastReviewDate")
-    library: _t.Annotated[list[_p.Uri | None], _p.NonEmpty] | _ms.UnsetType = _U
+    library: _t.Annotated[list[_p.String | None], _p.NonEmpty] | _ms.UnsetType = _U
     library_ext: list[Element | None] | Element | _ms.UnsetType = _ms.field(default=_U, name="_library")
     meta: Meta | _ms.UnsetType = _U
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
@@ -12732,9 +15762,9 @@ class PlanDefinition(_p.Resource, tag="PlanDefinition", kw_only=True):
     purpose_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_purpose")
     relatedArtifact: _t.Annotated[list[RelatedArtifact | None], _p.NonEmpty] | _ms.UnsetType = _U
     reviewer: _t.Annotated[list[ContactDetail | None], _p.NonEmpty] | _ms.UnsetType = _U
-    status: _p.Code
+    status: _p.String
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
-    subjectCanonical: _p.Uri | _ms.UnsetType = _U
+    subjectCanonical: _p.String | _ms.UnsetType = _U
     subjectCanonical_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_subjectCanonical")
     subjectCodeableConcept: CodeableConcept | _ms.UnsetType = _U
     subjectReference: Reference | _ms.UnsetType = _U
@@ -12745,7 +15775,7 @@ class PlanDefinition(_p.Resource, tag="PlanDefinition", kw_only=True):
     title_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_title")
     topic: _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
     type: CodeableConcept | _ms.UnsetType = _U
-    url: _p.Uri | _ms.UnsetType = _U
+    url: _p.String | _ms.UnsetType = _U
     url_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_url")
     usage: _p.String | _ms.UnsetType = _U
     usage_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_usage")
@@ -12757,6 +15787,28 @@ class PlanDefinition(_p.Resource, tag="PlanDefinition", kw_only=True):
     versionAlgorithmString_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_versionAlgorithmString")
 
     def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("PlanDefinition.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("PlanDefinition.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("PlanDefinition.language")
+        if self.library is not _U:
+            for v in self.library:
+                if v is not None and (' ' in v or not v.isprintable()):
+                    raise _p.FormatError("PlanDefinition.library")
+        v = self.status
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("PlanDefinition.status")
+        v = self.subjectCanonical
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("PlanDefinition.subjectCanonical")
+        v = self.url
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("PlanDefinition.url")
         if (self.asNeededBoolean is not _U or self.asNeededBoolean_ext is not _U) + (self.asNeededCodeableConcept is not _U) > 1:
             raise _p.ChoiceError("PlanDefinition.asNeeded[x]: at most one")
         if (self.subjectCanonical is not _U or self.subjectCanonical_ext is not _U) + (self.subjectCodeableConcept is not _U) + (self.subjectReference is not _U) > 1:
@@ -12767,22 +15819,22 @@ class PlanDefinition(_p.Resource, tag="PlanDefinition", kw_only=True):
 
 class PlanDefinitionAction(_p.Complex, kw_only=True):
     action: _t.Annotated[list[PlanDefinitionAction | None], _p.NonEmpty] | _ms.UnsetType = _U
-    cardinalityBehavior: _p.Code | _ms.UnsetType = _U
+    cardinalityBehavior: _p.String | _ms.UnsetType = _U
     cardinalityBehavior_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_cardinalityBehavior")
     code: CodeableConcept | _ms.UnsetType = _U
     condition: _t.Annotated[list[PlanDefinitionActionCondition | None], _p.NonEmpty] | _ms.UnsetType = _U
-    definitionCanonical: _p.Uri | _ms.UnsetType = _U
+    definitionCanonical: _p.String | _ms.UnsetType = _U
     definitionCanonical_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_definitionCanonical")
-    definitionUri: _p.Uri | _ms.UnsetType = _U
+    definitionUri: _p.String | _ms.UnsetType = _U
     definitionUri_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_definitionUri")
     description: _p.String | _ms.UnsetType = _U
     description_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_description")
     documentation: _t.Annotated[list[RelatedArtifact | None], _p.NonEmpty] | _ms.UnsetType = _U
     dynamicValue: _t.Annotated[list[PlanDefinitionActionDynamicValue | None], _p.NonEmpty] | _ms.UnsetType = _U
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    goalId: _t.Annotated[list[_p.Id | None], _p.NonEmpty] | _ms.UnsetType = _U
+    goalId: _t.Annotated[list[_p.String | None], _p.NonEmpty] | _ms.UnsetType = _U
     goalId_ext: list[Element | None] | Element | _ms.UnsetType = _ms.field(default=_U, name="_goalId")
-    groupingBehavior: _p.Code | _ms.UnsetType = _U
+    groupingBehavior: _p.String | _ms.UnsetType = _U
     groupingBehavior_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_groupingBehavior")
     id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
@@ -12793,19 +15845,19 @@ class PlanDefinitionAction(_p.Complex, kw_only=True):
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     output: _t.Annotated[list[PlanDefinitionActionOutput | None], _p.NonEmpty] | _ms.UnsetType = _U
     participant: _t.Annotated[list[PlanDefinitionActionParticipant | None], _p.NonEmpty] | _ms.UnsetType = _U
-    precheckBehavior: _p.Code | _ms.UnsetType = _U
+    precheckBehavior: _p.String | _ms.UnsetType = _U
     precheckBehavior_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_precheckBehavior")
     prefix: _p.String | _ms.UnsetType = _U
     prefix_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_prefix")
-    priority: _p.Code | _ms.UnsetType = _U
+    priority: _p.String | _ms.UnsetType = _U
     priority_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_priority")
     reason: _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
     relatedAction: _t.Annotated[list[PlanDefinitionActionRelatedAction | None], _p.NonEmpty] | _ms.UnsetType = _U
-    requiredBehavior: _p.Code | _ms.UnsetType = _U
+    requiredBehavior: _p.String | _ms.UnsetType = _U
     requiredBehavior_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_requiredBehavior")
-    selectionBehavior: _p.Code | _ms.UnsetType = _U
+    selectionBehavior: _p.String | _ms.UnsetType = _U
     selectionBehavior_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_selectionBehavior")
-    subjectCanonical: _p.Uri | _ms.UnsetType = _U
+    subjectCanonical: _p.String | _ms.UnsetType = _U
     subjectCanonical_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_subjectCanonical")
     subjectCodeableConcept: CodeableConcept | _ms.UnsetType = _U
     subjectReference: Reference | _ms.UnsetType = _U
@@ -12817,12 +15869,42 @@ class PlanDefinitionAction(_p.Complex, kw_only=True):
     timingTiming: Timing | _ms.UnsetType = _U
     title: _p.String | _ms.UnsetType = _U
     title_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_title")
-    transform: _p.Uri | _ms.UnsetType = _U
+    transform: _p.String | _ms.UnsetType = _U
     transform_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_transform")
     trigger: _t.Annotated[list[TriggerDefinition | None], _p.NonEmpty] | _ms.UnsetType = _U
     type: CodeableConcept | _ms.UnsetType = _U
 
     def __post_init__(self) -> None:
+        v = self.cardinalityBehavior
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("PlanDefinitionAction.cardinalityBehavior")
+        v = self.definitionCanonical
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("PlanDefinitionAction.definitionCanonical")
+        v = self.definitionUri
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("PlanDefinitionAction.definitionUri")
+        v = self.groupingBehavior
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("PlanDefinitionAction.groupingBehavior")
+        v = self.precheckBehavior
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("PlanDefinitionAction.precheckBehavior")
+        v = self.priority
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("PlanDefinitionAction.priority")
+        v = self.requiredBehavior
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("PlanDefinitionAction.requiredBehavior")
+        v = self.selectionBehavior
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("PlanDefinitionAction.selectionBehavior")
+        v = self.subjectCanonical
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("PlanDefinitionAction.subjectCanonical")
+        v = self.transform
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("PlanDefinitionAction.transform")
         if (self.definitionCanonical is not _U or self.definitionCanonical_ext is not _U) + (self.definitionUri is not _U or self.definitionUri_ext is not _U) > 1:
             raise _p.ChoiceError("PlanDefinitionAction.definition[x]: at most one")
         if (self.subjectCanonical is not _U or self.subjectCanonical_ext is not _U) + (self.subjectCodeableConcept is not _U) + (self.subjectReference is not _U) > 1:
@@ -12836,9 +15918,14 @@ class PlanDefinitionActionCondition(_p.Complex, kw_only=True):
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
-    kind: _p.Code
+    kind: _p.String
     kind_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_kind")
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
+
+    def __post_init__(self) -> None:
+        v = self.kind
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("PlanDefinitionActionCondition.kind")
 
 
 class PlanDefinitionActionDynamicValue(_p.Complex, kw_only=True):
@@ -12856,7 +15943,7 @@ class PlanDefinitionActionInput(_p.Complex, kw_only=True):
     id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    relatedData: _p.Id | _ms.UnsetType = _U
+    relatedData: _p.String | _ms.UnsetType = _U
     relatedData_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_relatedData")
     requirement: DataRequirement | _ms.UnsetType = _U
     title: _p.String | _ms.UnsetType = _U
@@ -12884,15 +15971,23 @@ class PlanDefinitionActionParticipant(_p.Complex, kw_only=True):
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     role: CodeableConcept | _ms.UnsetType = _U
-    type: _p.Code | _ms.UnsetType = _U
+    type: _p.String | _ms.UnsetType = _U
     type_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_type")
-    typeCanonical: _p.Uri | _ms.UnsetType = _U
+    typeCanonical: _p.String | _ms.UnsetType = _U
     typeCanonical_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_typeCanonical")
     typeReference: Reference | _ms.UnsetType = _U
 
+    def __post_init__(self) -> None:
+        v = self.type
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("PlanDefinitionActionParticipant.type")
+        v = self.typeCanonical
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("PlanDefinitionActionParticipant.typeCanonical")
+
 
 class PlanDefinitionActionRelatedAction(_p.Complex, kw_only=True):
-    endRelationship: _p.Code | _ms.UnsetType = _U
+    endRelationship: _p.String | _ms.UnsetType = _U
     endRelationship_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_endRelationship")
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     id: _p.String | _ms.UnsetType = _U
@@ -12900,12 +15995,18 @@ class PlanDefinitionActionRelatedAction(_p.Complex, kw_only=True):
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     offsetDuration: Duration | _ms.UnsetType = _U
     offsetRange: Range | _ms.UnsetType = _U
-    relationship: _p.Code
+    relationship: _p.String
     relationship_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_relationship")
-    targetId: _p.Id
+    targetId: _p.String
     targetId_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_targetId")
 
     def __post_init__(self) -> None:
+        v = self.endRelationship
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("PlanDefinitionActionRelatedAction.endRelationship")
+        v = self.relationship
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("PlanDefinitionActionRelatedAction.relationship")
         if (self.offsetDuration is not _U) + (self.offsetRange is not _U) > 1:
             raise _p.ChoiceError("PlanDefinitionActionRelatedAction.offset[x]: at most one")
 
@@ -12928,11 +16029,19 @@ class PlanDefinitionActorOption(_p.Complex, kw_only=True):
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     role: CodeableConcept | _ms.UnsetType = _U
-    type: _p.Code | _ms.UnsetType = _U
+    type: _p.String | _ms.UnsetType = _U
     type_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_type")
-    typeCanonical: _p.Uri | _ms.UnsetType = _U
+    typeCanonical: _p.String | _ms.UnsetType = _U
     typeCanonical_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_typeCanonical")
     typeReference: Reference | _ms.UnsetType = _U
+
+    def __post_init__(self) -> None:
+        v = self.type
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("PlanDefinitionActorOption.type")
+        v = self.typeCanonical
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("PlanDefinitionActorOption.typeCanonical")
 
 
 class PlanDefinitionGoal(_p.Complex, kw_only=True):
@@ -12985,14 +16094,14 @@ class Practitioner(_p.Resource, tag="Practitioner", kw_only=True):
     deceasedDateTime: _p.DateTime | _ms.UnsetType = _U
     deceasedDateTime_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_deceasedDateTime")
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    gender: _p.Code | _ms.UnsetType = _U
+    gender: _p.String | _ms.UnsetType = _U
     gender_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_gender")
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     meta: Meta | _ms.UnsetType = _U
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
@@ -13003,6 +16112,18 @@ class Practitioner(_p.Resource, tag="Practitioner", kw_only=True):
     text: Narrative | _ms.UnsetType = _U
 
     def __post_init__(self) -> None:
+        v = self.gender
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("Practitioner.gender")
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("Practitioner.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("Practitioner.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("Practitioner.language")
         if (self.deceasedBoolean is not _U or self.deceasedBoolean_ext is not _U) + (self.deceasedDateTime is not _U or self.deceasedDateTime_ext is not _U) > 1:
             raise _p.ChoiceError("Practitioner.deceased[x]: at most one")
 
@@ -13040,12 +16161,12 @@ class PractitionerRole(_p.Resource, tag="PractitionerRole", kw_only=True):
     endpoint: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     healthcareService: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     location: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
     meta: Meta | _ms.UnsetType = _U
@@ -13055,6 +16176,17 @@ class PractitionerRole(_p.Resource, tag="PractitionerRole", kw_only=True):
     practitioner: Reference | _ms.UnsetType = _U
     specialty: _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
     text: Narrative | _ms.UnsetType = _U
+
+    def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("PractitionerRole.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("PractitionerRole.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("PractitionerRole.language")
 
 
 class PrimitiveType(_p.Complex, kw_only=True):
@@ -13075,16 +16207,16 @@ class Procedure(_p.Resource, tag="Procedure", kw_only=True):
     focalDevice: _t.Annotated[list[ProcedureFocalDevice | None], _p.NonEmpty] | _ms.UnsetType = _U
     focus: Reference | _ms.UnsetType = _U
     followUp: _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
-    instantiatesCanonical: _t.Annotated[list[_p.Uri | None], _p.NonEmpty] | _ms.UnsetType = _U
+    instantiatesCanonical: _t.Annotated[list[_p.String | None], _p.NonEmpty] | _ms.UnsetType = _U
     instantiatesCanonical_ext: list[Element | None] | Element | _ms.UnsetType = _ms.field(default=_U, name="_instantiatesCanonical")
-    instantiatesUri: _t.Annotated[list[_p.Uri | None], _p.NonEmpty] | _ms.UnsetType = _U
+    instantiatesUri: _t.Annotated[list[_p.String | None], _p.NonEmpty] | _ms.UnsetType = _U
     instantiatesUri_ext: list[Element | None] | Element | _ms.UnsetType = _ms.field(default=_U, name="_instantiatesUri")
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     location: Reference | _ms.UnsetType = _U
     meta: Meta | _ms.UnsetType = _U
@@ -13109,7 +16241,7 @@ class Procedure(_p.Resource, tag="Procedure", kw_only=True):
     reportedBoolean: _p.Boolean | _ms.UnsetType = _U
     reportedBoolean_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_reportedBoolean")
     reportedReference: Reference | _ms.UnsetType = _U
-    status: _p.Code
+    status: _p.String
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
     statusReason: CodeableConcept | _ms.UnsetType = _U
     subject: Reference
@@ -13118,6 +16250,26 @@ class Procedure(_p.Resource, tag="Procedure", kw_only=True):
     used: _t.Annotated[list[CodeableReference | None], _p.NonEmpty] | _ms.UnsetType = _U
 
     def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("Procedure.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("Procedure.implicitRules")
+        if self.instantiatesCanonical is not _U:
+            for v in self.instantiatesCanonical:
+                if v is not None and (' ' in v or not v.isprintable()):
+                    raise _p.FormatError("Procedure.instantiatesCanonical")
+        if self.instantiatesUri is not _U:
+            for v in self.instantiatesUri:
+                if v is not None and (' ' in v or not v.isprintable()):
+                    raise _p.FormatError("Procedure.instantiatesUri")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("Procedure.language")
+        v = self.status
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("Procedure.status")
         if (self.occurrenceAge is not _U) + (self.occurrenceDateTime is not _U or self.occurrenceDateTime_ext is not _U) + (self.occurrencePeriod is not _U) + (self.occurrenceRange is not _U) + (self.occurrenceString is not _U or self.occurrenceString_ext is not _U) + (self.occurrenceTiming is not _U) > 1:
             raise _p.ChoiceError("Procedure.occurrence[x]: at most one")
         if (self.reportedBoolean is not _U or self.reportedBoolean_ext is not _U) + (self.reportedReference is not _U) > 1:
@@ -13169,11 +16321,11 @@ class Provenance(_p.Resource, tag="Provenance", kw_only=True):
     encounter: Reference | _ms.UnsetType = _U
     entity: _t.Annotated[list[ProvenanceEntity | None], _p.NonEmpty] | _ms.UnsetType = _U
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     location: Reference | _ms.UnsetType = _U
     meta: Meta | _ms.UnsetType = _U
@@ -13182,7 +16334,7 @@ class Provenance(_p.Resource, tag="Provenance", kw_only=True):
     occurredDateTime_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_occurredDateTime")
     occurredPeriod: Period | _ms.UnsetType = _U
     patient: Reference | _ms.UnsetType = _U
-    policy: _t.Annotated[list[_p.Uri | None], _p.NonEmpty] | _ms.UnsetType = _U
+    policy: _t.Annotated[list[_p.String | None], _p.NonEmpty] | _ms.UnsetType = _U
     policy_ext: list[Element | None] | Element | _ms.UnsetType = _ms.field(default=_U, name="_policy")
     recorded: _p.Instant | _ms.UnsetType = _U
     recorded_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_recorded")
@@ -13191,6 +16343,19 @@ class Provenance(_p.Resource, tag="Provenance", kw_only=True):
     text: Narrative | _ms.UnsetType = _U
 
     def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("Provenance.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("Provenance.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("Provenance.language")
+        if self.policy is not _U:
+            for v in self.policy:
+                if v is not None and (' ' in v or not v.isprintable()):
+                    raise _p.FormatError("Provenance.policy")
         if (self.occurredDateTime is not _U or self.occurredDateTime_ext is not _U) + (self.occurredPeriod is not _U) > 1:
             raise _p.ChoiceError("Provenance.occurred[x]: at most one")
 
@@ -13212,25 +16377,41 @@ class ProvenanceEntity(_p.Complex, kw_only=True):
     id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    role: _p.Code
+    role: _p.String
     role_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_role")
     what: Reference
 
+    def __post_init__(self) -> None:
+        v = self.role
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("ProvenanceEntity.role")
+
 
 class Quantity(_p.Complex, kw_only=True):
-    code: _p.Code | _ms.UnsetType = _U
+    code: _p.String | _ms.UnsetType = _U
     code_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_code")
-    comparator: _p.Code | _ms.UnsetType = _U
+    comparator: _p.String | _ms.UnsetType = _U
     comparator_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_comparator")
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
-    system: _p.Uri | _ms.UnsetType = _U
+    system: _p.String | _ms.UnsetType = _U
     system_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_system")
     unit: _p.String | _ms.UnsetType = _U
     unit_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_unit")
     value: _p.Decimal | _ms.UnsetType = _U
     value_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_value")
+
+    def __post_init__(self) -> None:
+        v = self.code
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("Quantity.code")
+        v = self.comparator
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("Quantity.comparator")
+        v = self.system
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("Quantity.system")
 
 
 class Questionnaire(_p.Resource, tag="Questionnaire", kw_only=True):
@@ -13245,7 +16426,7 @@ class Questionnaire(_p.Resource, tag="Questionnaire", kw_only=True):
     copyrightLabel_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_copyrightLabel")
     date: _p.DateTime | _ms.UnsetType = _U
     date_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_date")
-    derivedFrom: _t.Annotated[list[_p.Uri | None], _p.NonEmpty] | _ms.UnsetType = _U
+    derivedFrom: _t.Annotated[list[_p.String | None], _p.NonEmpty] | _ms.UnsetType = _U
     derivedFrom_ext: list[Element | None] | Element | _ms.UnsetType = _ms.field(default=_U, name="_derivedFrom")
     description: _p.String | _ms.UnsetType = _U
     description_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_description")
@@ -13253,14 +16434,14 @@ class Questionnaire(_p.Resource, tag="Questionnaire", kw_only=True):
     experimental: _p.Boolean | _ms.UnsetType = _U
     experimental_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_experimental")
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
     item: _t.Annotated[list[QuestionnaireItem | None], _p.NonEmpty] | _ms.UnsetType = _U
     jurisdiction: _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     lastReviewDate: _p.Date | _ms.UnsetType = _U
     lastReviewDate_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_lastReviewDate")
@@ -13272,14 +16453,14 @@ class Questionnaire(_p.Resource, tag="Questionnaire", kw_only=True):
     publisher_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_publisher")
     purpose: _p.String | _ms.UnsetType = _U
     purpose_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_purpose")
-    status: _p.Code
+    status: _p.String
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
-    subjectType: _t.Annotated[list[_p.Code | None], _p.NonEmpty] | _ms.UnsetType = _U
+    subjectType: _t.Annotated[list[_p.String | None], _p.NonEmpty] | _ms.UnsetType = _U
     subjectType_ext: list[Element | None] | Element | _ms.UnsetType = _ms.field(default=_U, name="_subjectType")
     text: Narrative | _ms.UnsetType = _U
     title: _p.String | _ms.UnsetType = _U
     title_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_title")
-    url: _p.Uri | _ms.UnsetType = _U
+    url: _p.String | _ms.UnsetType = _U
     url_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_url")
     useContext: _t.Annotated[list[UsageContext | None], _p.NonEmpty] | _ms.UnsetType = _U
     version: _p.String | _ms.UnsetType = _U
@@ -13289,22 +16470,45 @@ class Questionnaire(_p.Resource, tag="Questionnaire", kw_only=True):
     versionAlgorithmString_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_versionAlgorithmString")
 
     def __post_init__(self) -> None:
+        if self.derivedFrom is not _U:
+            for v in self.derivedFrom:
+                if v is not None and (' ' in v or not v.isprintable()):
+                    raise _p.FormatError("Questionnaire.derivedFrom")
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("Questionnaire.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("Questionnaire.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("Questionnaire.language")
+        v = self.status
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("Questionnaire.status")
+        if self.subjectType is not _U:
+            for v in self.subjectType:
+                if v is not None and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+                    raise _p.FormatError("Questionnaire.subjectType")
+        v = self.url
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("Questionnaire.url")
         if (self.versionAlgorithmCoding is not _U) + (self.versionAlgorithmString is not _U or self.versionAlgorithmString_ext is not _U) > 1:
             raise _p.ChoiceError("Questionnaire.versionAlgorithm[x]: at most one")
 
 
 class QuestionnaireItem(_p.Complex, kw_only=True):
-    answerConstraint: _p.Code | _ms.UnsetType = _U
+    answerConstraint: _p.String | _ms.UnsetType = _U
     answerConstraint_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_answerConstraint")
     answerOption: _t.Annotated[list[QuestionnaireItemAnswerOption | None], _p.NonEmpty] | _ms.UnsetType = _U
-    answerValueSet: _p.Uri | _ms.UnsetType = _U
+    answerValueSet: _p.String | _ms.UnsetType = _U
     answerValueSet_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_answerValueSet")
     code: _t.Annotated[list[Coding | None], _p.NonEmpty] | _ms.UnsetType = _U
-    definition: _p.Uri | _ms.UnsetType = _U
+    definition: _p.String | _ms.UnsetType = _U
     definition_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_definition")
-    disabledDisplay: _p.Code | _ms.UnsetType = _U
+    disabledDisplay: _p.String | _ms.UnsetType = _U
     disabledDisplay_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_disabledDisplay")
-    enableBehavior: _p.Code | _ms.UnsetType = _U
+    enableBehavior: _p.String | _ms.UnsetType = _U
     enableBehavior_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_enableBehavior")
     enableWhen: _t.Annotated[list[QuestionnaireItemEnableWhen | None], _p.NonEmpty] | _ms.UnsetType = _U
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
@@ -13327,8 +16531,28 @@ class QuestionnaireItem(_p.Complex, kw_only=True):
     required_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_required")
     text: _p.String | _ms.UnsetType = _U
     text_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_text")
-    type: _p.Code
+    type: _p.String
     type_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_type")
+
+    def __post_init__(self) -> None:
+        v = self.answerConstraint
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("QuestionnaireItem.answerConstraint")
+        v = self.answerValueSet
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("QuestionnaireItem.answerValueSet")
+        v = self.definition
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("QuestionnaireItem.definition")
+        v = self.disabledDisplay
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("QuestionnaireItem.disabledDisplay")
+        v = self.enableBehavior
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("QuestionnaireItem.enableBehavior")
+        v = self.type
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("QuestionnaireItem.type")
 
 
 class QuestionnaireItemAnswerOption(_p.Complex, kw_only=True):
@@ -13376,12 +16600,15 @@ class QuestionnaireItemEnableWhen(_p.Complex, kw_only=True):
     id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    operator: _p.Code
+    operator: _p.String
     operator_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_operator")
     question: _p.String
     question_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_question")
 
     def __post_init__(self) -> None:
+        v = self.operator
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("QuestionnaireItemEnableWhen.operator")
         if (self.answerBoolean is not _U or self.answerBoolean_ext is not _U) + (self.answerCoding is not _U) + (self.answerDate is not _U or self.answerDate_ext is not _U) + (self.answerDateTime is not _U or self.answerDateTime_ext is not _U) + (self.answerDecimal is not _U or self.answerDecimal_ext is not _U) + (self.answerInteger is not _U or self.answerInteger_ext is not _U) + (self.answerQuantity is not _U) + (self.answerReference is not _U) + (self.answerString is not _U or self.answerString_ext is not _U) + (self.answerTime is not _U or self.answerTime_ext is not _U) != 1:
             raise _p.ChoiceError("QuestionnaireItemEnableWhen.answer[x]: exactly one")
 
@@ -13409,10 +16636,13 @@ class QuestionnaireItemInitial(_p.Complex, kw_only=True):
     valueString_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueString")
     valueTime: _p.Time | _ms.UnsetType = _U
     valueTime_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueTime")
-    valueUri: _p.Uri | _ms.UnsetType = _U
+    valueUri: _p.String | _ms.UnsetType = _U
     valueUri_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueUri")
 
     def __post_init__(self) -> None:
+        v = self.valueUri
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("QuestionnaireItemInitial.valueUri")
         if (self.valueAttachment is not _U) + (self.valueBoolean is not _U or self.valueBoolean_ext is not _U) + (self.valueCoding is not _U) + (self.valueDate is not _U or self.valueDate_ext is not _U) + (self.valueDateTime is not _U or self.valueDateTime_ext is not _U) + (self.valueDecimal is not _U or self.valueDecimal_ext is not _U) + (self.valueInteger is not _U or self.valueInteger_ext is not _U) + (self.valueQuantity is not _U) + (self.valueReference is not _U) + (self.valueString is not _U or self.valueString_ext is not _U) + (self.valueTime is not _U or self.valueTime_ext is not _U) + (self.valueUri is not _U or self.valueUri_ext is not _U) != 1:
             raise _p.ChoiceError("QuestionnaireItemInitial.value[x]: exactly one")
 
@@ -13425,29 +16655,46 @@ class QuestionnaireResponse(_p.Resource, tag="QuestionnaireResponse", kw_only=Tr
     contained: _t.Annotated[list[AnyResource | None], _p.NonEmpty] | _ms.UnsetType = _U
     encounter: Reference | _ms.UnsetType = _U
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
     item: _t.Annotated[list[QuestionnaireResponseItem | None], _p.NonEmpty] | _ms.UnsetType = _U
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     meta: Meta | _ms.UnsetType = _U
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     partOf: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
-    questionnaire: _p.Uri
+    questionnaire: _p.String
     questionnaire_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_questionnaire")
     source: Reference | _ms.UnsetType = _U
-    status: _p.Code
+    status: _p.String
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
     subject: Reference | _ms.UnsetType = _U
     text: Narrative | _ms.UnsetType = _U
 
+    def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("QuestionnaireResponse.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("QuestionnaireResponse.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("QuestionnaireResponse.language")
+        v = self.questionnaire
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("QuestionnaireResponse.questionnaire")
+        v = self.status
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("QuestionnaireResponse.status")
+
 
 class QuestionnaireResponseItem(_p.Complex, kw_only=True):
     answer: _t.Annotated[list[QuestionnaireResponseItemAnswer | None], _p.NonEmpty] | _ms.UnsetType = _U
-    definition: _p.Uri | _ms.UnsetType = _U
+    definition: _p.String | _ms.UnsetType = _U
     definition_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_definition")
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     id: _p.String | _ms.UnsetType = _U
@@ -13458,6 +16705,11 @@ class QuestionnaireResponseItem(_p.Complex, kw_only=True):
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     text: _p.String | _ms.UnsetType = _U
     text_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_text")
+
+    def __post_init__(self) -> None:
+        v = self.definition
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("QuestionnaireResponseItem.definition")
 
 
 class QuestionnaireResponseItemAnswer(_p.Complex, kw_only=True):
@@ -13484,10 +16736,13 @@ class QuestionnaireResponseItemAnswer(_p.Complex, kw_only=True):
     valueString_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueString")
     valueTime: _p.Time | _ms.UnsetType = _U
     valueTime_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueTime")
-    valueUri: _p.Uri | _ms.UnsetType = _U
+    valueUri: _p.String | _ms.UnsetType = _U
     valueUri_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueUri")
 
     def __post_init__(self) -> None:
+        v = self.valueUri
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("QuestionnaireResponseItemAnswer.valueUri")
         if (self.valueAttachment is not _U) + (self.valueBoolean is not _U or self.valueBoolean_ext is not _U) + (self.valueCoding is not _U) + (self.valueDate is not _U or self.valueDate_ext is not _U) + (self.valueDateTime is not _U or self.valueDateTime_ext is not _U) + (self.valueDecimal is not _U or self.valueDecimal_ext is not _U) + (self.valueInteger is not _U or self.valueInteger_ext is not _U) + (self.valueQuantity is not _U) + (self.valueReference is not _U) + (self.valueString is not _U or self.valueString_ext is not _U) + (self.valueTime is not _U or self.valueTime_ext is not _U) + (self.valueUri is not _U or self.valueUri_ext is not _U) != 1:
             raise _p.ChoiceError("QuestionnaireResponseItemAnswer.value[x]: exactly one")
 
@@ -13526,8 +16781,13 @@ class Reference(_p.Complex, kw_only=True):
     identifier: Identifier | _ms.UnsetType = _U
     reference: _p.String | _ms.UnsetType = _U
     reference_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_reference")
-    type: _p.Uri | _ms.UnsetType = _U
+    type: _p.String | _ms.UnsetType = _U
     type_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_type")
+
+    def __post_init__(self) -> None:
+        v = self.type
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("Reference.type")
 
 
 class RegulatedAuthorization(_p.Resource, tag="RegulatedAuthorization", kw_only=True):
@@ -13539,14 +16799,14 @@ class RegulatedAuthorization(_p.Resource, tag="RegulatedAuthorization", kw_only=
     description_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_description")
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     holder: Reference | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
     indication: _t.Annotated[list[CodeableReference | None], _p.NonEmpty] | _ms.UnsetType = _U
     intendedUse: CodeableConcept | _ms.UnsetType = _U
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     meta: Meta | _ms.UnsetType = _U
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
@@ -13559,6 +16819,17 @@ class RegulatedAuthorization(_p.Resource, tag="RegulatedAuthorization", kw_only=
     text: Narrative | _ms.UnsetType = _U
     type: CodeableConcept | _ms.UnsetType = _U
     validityPeriod: Period | _ms.UnsetType = _U
+
+    def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("RegulatedAuthorization.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("RegulatedAuthorization.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("RegulatedAuthorization.language")
 
 
 class RegulatedAuthorizationCase(_p.Complex, kw_only=True):
@@ -13593,13 +16864,24 @@ class RelatedArtifact(_p.Complex, kw_only=True):
     label_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_label")
     publicationDate: _p.Date | _ms.UnsetType = _U
     publicationDate_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_publicationDate")
-    publicationStatus: _p.Code | _ms.UnsetType = _U
+    publicationStatus: _p.String | _ms.UnsetType = _U
     publicationStatus_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_publicationStatus")
-    resource: _p.Uri | _ms.UnsetType = _U
+    resource: _p.String | _ms.UnsetType = _U
     resource_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_resource")
     resourceReference: Reference | _ms.UnsetType = _U
-    type: _p.Code
+    type: _p.String
     type_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_type")
+
+    def __post_init__(self) -> None:
+        v = self.publicationStatus
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("RelatedArtifact.publicationStatus")
+        v = self.resource
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("RelatedArtifact.resource")
+        v = self.type
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("RelatedArtifact.type")
 
 
 class RelatedPerson(_p.Resource, tag="RelatedPerson", kw_only=True):
@@ -13611,14 +16893,14 @@ class RelatedPerson(_p.Resource, tag="RelatedPerson", kw_only=True):
     communication: _t.Annotated[list[RelatedPersonCommunication | None], _p.NonEmpty] | _ms.UnsetType = _U
     contained: _t.Annotated[list[AnyResource | None], _p.NonEmpty] | _ms.UnsetType = _U
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    gender: _p.Code | _ms.UnsetType = _U
+    gender: _p.String | _ms.UnsetType = _U
     gender_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_gender")
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     meta: Meta | _ms.UnsetType = _U
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
@@ -13629,6 +16911,20 @@ class RelatedPerson(_p.Resource, tag="RelatedPerson", kw_only=True):
     relationship: _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
     telecom: _t.Annotated[list[ContactPoint | None], _p.NonEmpty] | _ms.UnsetType = _U
     text: Narrative | _ms.UnsetType = _U
+
+    def __post_init__(self) -> None:
+        v = self.gender
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("RelatedPerson.gender")
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("RelatedPerson.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("RelatedPerson.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("RelatedPerson.language")
 
 
 class RelatedPersonCommunication(_p.Complex, kw_only=True):
@@ -13653,41 +16949,69 @@ class RequestOrchestration(_p.Resource, tag="RequestOrchestration", kw_only=True
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     goal: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
     groupIdentifier: Identifier | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
-    instantiatesCanonical: _t.Annotated[list[_p.Uri | None], _p.NonEmpty] | _ms.UnsetType = _U
+    instantiatesCanonical: _t.Annotated[list[_p.String | None], _p.NonEmpty] | _ms.UnsetType = _U
     instantiatesCanonical_ext: list[Element | None] | Element | _ms.UnsetType = _ms.field(default=_U, name="_instantiatesCanonical")
-    instantiatesUri: _t.Annotated[list[_p.Uri | None], _p.NonEmpty] | _ms.UnsetType = _U
+    instantiatesUri: _t.Annotated[list[_p.String | None], _p.NonEmpty] | _ms.UnsetType = _U
     instantiatesUri_ext: list[Element | None] | Element | _ms.UnsetType = _ms.field(default=_U, name="_instantiatesUri")
-    intent: _p.Code
+    intent: _p.String
     intent_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_intent")
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     meta: Meta | _ms.UnsetType = _U
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     note: _t.Annotated[list[Annotation | None], _p.NonEmpty] | _ms.UnsetType = _U
-    priority: _p.Code | _ms.UnsetType = _U
+    priority: _p.String | _ms.UnsetType = _U
     priority_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_priority")
     reason: _t.Annotated[list[CodeableReference | None], _p.NonEmpty] | _ms.UnsetType = _U
     replaces: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
-    status: _p.Code
+    status: _p.String
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
     subject: Reference | _ms.UnsetType = _U
     text: Narrative | _ms.UnsetType = _U
 
+    def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("RequestOrchestration.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("RequestOrchestration.implicitRules")
+        if self.instantiatesCanonical is not _U:
+            for v in self.instantiatesCanonical:
+                if v is not None and (' ' in v or not v.isprintable()):
+                    raise _p.FormatError("RequestOrchestration.instantiatesCanonical")
+        if self.instantiatesUri is not _U:
+            for v in self.instantiatesUri:
+                if v is not None and (' ' in v or not v.isprintable()):
+                    raise _p.FormatError("RequestOrchestration.instantiatesUri")
+        v = self.intent
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("RequestOrchestration.intent")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("RequestOrchestration.language")
+        v = self.priority
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("RequestOrchestration.priority")
+        v = self.status
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("RequestOrchestration.status")
+
 
 class RequestOrchestrationAction(_p.Complex, kw_only=True):
     action: _t.Annotated[list[RequestOrchestrationAction | None], _p.NonEmpty] | _ms.UnsetType = _U
-    cardinalityBehavior: _p.Code | _ms.UnsetType = _U
+    cardinalityBehavior: _p.String | _ms.UnsetType = _U
     cardinalityBehavior_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_cardinalityBehavior")
     code: _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
     condition: _t.Annotated[list[RequestOrchestrationActionCondition | None], _p.NonEmpty] | _ms.UnsetType = _U
-    definitionCanonical: _p.Uri | _ms.UnsetType = _U
+    definitionCanonical: _p.String | _ms.UnsetType = _U
     definitionCanonical_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_definitionCanonical")
-    definitionUri: _p.Uri | _ms.UnsetType = _U
+    definitionUri: _p.String | _ms.UnsetType = _U
     definitionUri_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_definitionUri")
     description: _p.String | _ms.UnsetType = _U
     description_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_description")
@@ -13695,7 +17019,7 @@ class RequestOrchestrationAction(_p.Complex, kw_only=True):
     dynamicValue: _t.Annotated[list[RequestOrchestrationActionDynamicValue | None], _p.NonEmpty] | _ms.UnsetType = _U
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     goal: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
-    groupingBehavior: _p.Code | _ms.UnsetType = _U
+    groupingBehavior: _p.String | _ms.UnsetType = _U
     groupingBehavior_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_groupingBehavior")
     id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
@@ -13706,17 +17030,17 @@ class RequestOrchestrationAction(_p.Complex, kw_only=True):
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     output: _t.Annotated[list[RequestOrchestrationActionOutput | None], _p.NonEmpty] | _ms.UnsetType = _U
     participant: _t.Annotated[list[RequestOrchestrationActionParticipant | None], _p.NonEmpty] | _ms.UnsetType = _U
-    precheckBehavior: _p.Code | _ms.UnsetType = _U
+    precheckBehavior: _p.String | _ms.UnsetType = _U
     precheckBehavior_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_precheckBehavior")
     prefix: _p.String | _ms.UnsetType = _U
     prefix_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_prefix")
-    priority: _p.Code | _ms.UnsetType = _U
+    priority: _p.String | _ms.UnsetType = _U
     priority_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_priority")
     relatedAction: _t.Annotated[list[RequestOrchestrationActionRelatedAction | None], _p.NonEmpty] | _ms.UnsetType = _U
-    requiredBehavior: _p.Code | _ms.UnsetType = _U
+    requiredBehavior: _p.String | _ms.UnsetType = _U
     requiredBehavior_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_requiredBehavior")
     resource: Reference | _ms.UnsetType = _U
-    selectionBehavior: _p.Code | _ms.UnsetType = _U
+    selectionBehavior: _p.String | _ms.UnsetType = _U
     selectionBehavior_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_selectionBehavior")
     textEquivalent: _p.String | _ms.UnsetType = _U
     textEquivalent_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_textEquivalent")
@@ -13729,11 +17053,38 @@ class RequestOrchestrationAction(_p.Complex, kw_only=True):
     timingTiming: Timing | _ms.UnsetType = _U
     title: _p.String | _ms.UnsetType = _U
     title_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_title")
-    transform: _p.Uri | _ms.UnsetType = _U
+    transform: _p.String | _ms.UnsetType = _U
     transform_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_transform")
     type: CodeableConcept | _ms.UnsetType = _U
 
     def __post_init__(self) -> None:
+        v = self.cardinalityBehavior
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("RequestOrchestrationAction.cardinalityBehavior")
+        v = self.definitionCanonical
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("RequestOrchestrationAction.definitionCanonical")
+        v = self.definitionUri
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("RequestOrchestrationAction.definitionUri")
+        v = self.groupingBehavior
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("RequestOrchestrationAction.groupingBehavior")
+        v = self.precheckBehavior
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("RequestOrchestrationAction.precheckBehavior")
+        v = self.priority
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("RequestOrchestrationAction.priority")
+        v = self.requiredBehavior
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("RequestOrchestrationAction.requiredBehavior")
+        v = self.selectionBehavior
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("RequestOrchestrationAction.selectionBehavior")
+        v = self.transform
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("RequestOrchestrationAction.transform")
         if (self.definitionCanonical is not _U or self.definitionCanonical_ext is not _U) + (self.definitionUri is not _U or self.definitionUri_ext is not _U) > 1:
             raise _p.ChoiceError("RequestOrchestrationAction.definition[x]: at most one")
         if (self.timingAge is not _U) + (self.timingDateTime is not _U or self.timingDateTime_ext is not _U) + (self.timingDuration is not _U) + (self.timingPeriod is not _U) + (self.timingRange is not _U) + (self.timingTiming is not _U) > 1:
@@ -13745,9 +17096,14 @@ class RequestOrchestrationActionCondition(_p.Complex, kw_only=True):
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
-    kind: _p.Code
+    kind: _p.String
     kind_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_kind")
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
+
+    def __post_init__(self) -> None:
+        v = self.kind
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("RequestOrchestrationActionCondition.kind")
 
 
 class RequestOrchestrationActionDynamicValue(_p.Complex, kw_only=True):
@@ -13765,7 +17121,7 @@ class RequestOrchestrationActionInput(_p.Complex, kw_only=True):
     id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    relatedData: _p.Id | _ms.UnsetType = _U
+    relatedData: _p.String | _ms.UnsetType = _U
     relatedData_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_relatedData")
     requirement: DataRequirement | _ms.UnsetType = _U
     title: _p.String | _ms.UnsetType = _U
@@ -13785,7 +17141,7 @@ class RequestOrchestrationActionOutput(_p.Complex, kw_only=True):
 
 
 class RequestOrchestrationActionParticipant(_p.Complex, kw_only=True):
-    actorCanonical: _p.Uri | _ms.UnsetType = _U
+    actorCanonical: _p.String | _ms.UnsetType = _U
     actorCanonical_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_actorCanonical")
     actorReference: Reference | _ms.UnsetType = _U
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
@@ -13794,19 +17150,28 @@ class RequestOrchestrationActionParticipant(_p.Complex, kw_only=True):
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     role: CodeableConcept | _ms.UnsetType = _U
-    type: _p.Code | _ms.UnsetType = _U
+    type: _p.String | _ms.UnsetType = _U
     type_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_type")
-    typeCanonical: _p.Uri | _ms.UnsetType = _U
+    typeCanonical: _p.String | _ms.UnsetType = _U
     typeCanonical_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_typeCanonical")
     typeReference: Reference | _ms.UnsetType = _U
 
     def __post_init__(self) -> None:
+        v = self.actorCanonical
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("RequestOrchestrationActionParticipant.actorCanonical")
+        v = self.type
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("RequestOrchestrationActionParticipant.type")
+        v = self.typeCanonical
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("RequestOrchestrationActionParticipant.typeCanonical")
         if (self.actorCanonical is not _U or self.actorCanonical_ext is not _U) + (self.actorReference is not _U) > 1:
             raise _p.ChoiceError("RequestOrchestrationActionParticipant.actor[x]: at most one")
 
 
 class RequestOrchestrationActionRelatedAction(_p.Complex, kw_only=True):
-    endRelationship: _p.Code | _ms.UnsetType = _U
+    endRelationship: _p.String | _ms.UnsetType = _U
     endRelationship_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_endRelationship")
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     id: _p.String | _ms.UnsetType = _U
@@ -13814,18 +17179,24 @@ class RequestOrchestrationActionRelatedAction(_p.Complex, kw_only=True):
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     offsetDuration: Duration | _ms.UnsetType = _U
     offsetRange: Range | _ms.UnsetType = _U
-    relationship: _p.Code
+    relationship: _p.String
     relationship_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_relationship")
-    targetId: _p.Id
+    targetId: _p.String
     targetId_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_targetId")
 
     def __post_init__(self) -> None:
+        v = self.endRelationship
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("RequestOrchestrationActionRelatedAction.endRelationship")
+        v = self.relationship
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("RequestOrchestrationActionRelatedAction.relationship")
         if (self.offsetDuration is not _U) + (self.offsetRange is not _U) > 1:
             raise _p.ChoiceError("RequestOrchestrationActionRelatedAction.offset[x]: at most one")
 
 
 class Requirements(_p.Resource, tag="Requirements", kw_only=True):
-    actor: _t.Annotated[list[_p.Uri | None], _p.NonEmpty] | _ms.UnsetType = _U
+    actor: _t.Annotated[list[_p.String | None], _p.NonEmpty] | _ms.UnsetType = _U
     actor_ext: list[Element | None] | Element | _ms.UnsetType = _ms.field(default=_U, name="_actor")
     contact: _t.Annotated[list[ContactDetail | None], _p.NonEmpty] | _ms.UnsetType = _U
     contained: _t.Annotated[list[AnyResource | None], _p.NonEmpty] | _ms.UnsetType = _U
@@ -13835,20 +17206,20 @@ class Requirements(_p.Resource, tag="Requirements", kw_only=True):
     copyrightLabel_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_copyrightLabel")
     date: _p.DateTime | _ms.UnsetType = _U
     date_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_date")
-    derivedFrom: _t.Annotated[list[_p.Uri | None], _p.NonEmpty] | _ms.UnsetType = _U
+    derivedFrom: _t.Annotated[list[_p.String | None], _p.NonEmpty] | _ms.UnsetType = _U
     derivedFrom_ext: list[Element | None] | Element | _ms.UnsetType = _ms.field(default=_U, name="_derivedFrom")
     description: _p.String | _ms.UnsetType = _U
     description_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_description")
     experimental: _p.Boolean | _ms.UnsetType = _U
     experimental_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_experimental")
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
     jurisdiction: _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     meta: Meta | _ms.UnsetType = _U
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
@@ -13858,15 +17229,15 @@ class Requirements(_p.Resource, tag="Requirements", kw_only=True):
     publisher_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_publisher")
     purpose: _p.String | _ms.UnsetType = _U
     purpose_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_purpose")
-    reference: _t.Annotated[list[_p.Uri | None], _p.NonEmpty] | _ms.UnsetType = _U
+    reference: _t.Annotated[list[_p.String | None], _p.NonEmpty] | _ms.UnsetType = _U
     reference_ext: list[Element | None] | Element | _ms.UnsetType = _ms.field(default=_U, name="_reference")
     statement: _t.Annotated[list[RequirementsStatement | None], _p.NonEmpty] | _ms.UnsetType = _U
-    status: _p.Code
+    status: _p.String
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
     text: Narrative | _ms.UnsetType = _U
     title: _p.String | _ms.UnsetType = _U
     title_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_title")
-    url: _p.Uri | _ms.UnsetType = _U
+    url: _p.String | _ms.UnsetType = _U
     url_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_url")
     useContext: _t.Annotated[list[UsageContext | None], _p.NonEmpty] | _ms.UnsetType = _U
     version: _p.String | _ms.UnsetType = _U
@@ -13876,6 +17247,33 @@ class Requirements(_p.Resource, tag="Requirements", kw_only=True):
     versionAlgorithmString_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_versionAlgorithmString")
 
     def __post_init__(self) -> None:
+        if self.actor is not _U:
+            for v in self.actor:
+                if v is not None and (' ' in v or not v.isprintable()):
+                    raise _p.FormatError("Requirements.actor")
+        if self.derivedFrom is not _U:
+            for v in self.derivedFrom:
+                if v is not None and (' ' in v or not v.isprintable()):
+                    raise _p.FormatError("Requirements.derivedFrom")
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("Requirements.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("Requirements.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("Requirements.language")
+        if self.reference is not _U:
+            for v in self.reference:
+                if v is not None and (' ' in v or not v.isprintable()):
+                    raise _p.FormatError("Requirements.reference")
+        v = self.status
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("Requirements.status")
+        v = self.url
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("Requirements.url")
         if (self.versionAlgorithmCoding is not _U) + (self.versionAlgorithmString is not _U or self.versionAlgorithmString_ext is not _U) > 1:
             raise _p.ChoiceError("Requirements.versionAlgorithm[x]: at most one")
 
@@ -13883,27 +17281,41 @@ class Requirements(_p.Resource, tag="Requirements", kw_only=True):
 class RequirementsStatement(_p.Complex, kw_only=True):
     conditionality: _p.Boolean | _ms.UnsetType = _U
     conditionality_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_conditionality")
-    conformance: _t.Annotated[list[_p.Code | None], _p.NonEmpty] | _ms.UnsetType = _U
+    conformance: _t.Annotated[list[_p.String | None], _p.NonEmpty] | _ms.UnsetType = _U
     conformance_ext: list[Element | None] | Element | _ms.UnsetType = _ms.field(default=_U, name="_conformance")
     derivedFrom: _p.String | _ms.UnsetType = _U
     derivedFrom_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_derivedFrom")
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
-    key: _p.Id
+    key: _p.String
     key_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_key")
     label: _p.String | _ms.UnsetType = _U
     label_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_label")
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     parent: _p.String | _ms.UnsetType = _U
     parent_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_parent")
-    reference: _t.Annotated[list[_p.Uri | None], _p.NonEmpty] | _ms.UnsetType = _U
+    reference: _t.Annotated[list[_p.String | None], _p.NonEmpty] | _ms.UnsetType = _U
     reference_ext: list[Element | None] | Element | _ms.UnsetType = _ms.field(default=_U, name="_reference")
     requirement: _p.String
     requirement_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_requirement")
-    satisfiedBy: _t.Annotated[list[_p.Uri | None], _p.NonEmpty] | _ms.UnsetType = _U
+    satisfiedBy: _t.Annotated[list[_p.String | None], _p.NonEmpty] | _ms.UnsetType = _U
     satisfiedBy_ext: list[Element | None] | Element | _ms.UnsetType = _ms.field(default=_U, name="_satisfiedBy")
     source: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
+
+    def __post_init__(self) -> None:
+        if self.conformance is not _U:
+            for v in self.conformance:
+                if v is not None and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+                    raise _p.FormatError("RequirementsStatement.conformance")
+        if self.reference is not _U:
+            for v in self.reference:
+                if v is not None and (' ' in v or not v.isprintable()):
+                    raise _p.FormatError("RequirementsStatement.reference")
+        if self.satisfiedBy is not _U:
+            for v in self.satisfiedBy:
+                if v is not None and (' ' in v or not v.isprintable()):
+                    raise _p.FormatError("RequirementsStatement.satisfiedBy")
 
 
 class ResearchStudy(_p.Resource, tag="ResearchStudy", kw_only=True):
@@ -13920,14 +17332,14 @@ class ResearchStudy(_p.Resource, tag="ResearchStudy", kw_only=True):
     descriptionSummary_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_descriptionSummary")
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     focus: _t.Annotated[list[CodeableReference | None], _p.NonEmpty] | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
     keyword: _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
     label: _t.Annotated[list[ResearchStudyLabel | None], _p.NonEmpty] | _ms.UnsetType = _U
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     meta: Meta | _ms.UnsetType = _U
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
@@ -13947,17 +17359,34 @@ class ResearchStudy(_p.Resource, tag="ResearchStudy", kw_only=True):
     relatedArtifact: _t.Annotated[list[RelatedArtifact | None], _p.NonEmpty] | _ms.UnsetType = _U
     result: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
     site: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
-    status: _p.Code
+    status: _p.String
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
     studyDesign: _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
     text: Narrative | _ms.UnsetType = _U
     title: _p.String | _ms.UnsetType = _U
     title_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_title")
-    url: _p.Uri | _ms.UnsetType = _U
+    url: _p.String | _ms.UnsetType = _U
     url_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_url")
     version: _p.String | _ms.UnsetType = _U
     version_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_version")
     whyStopped: CodeableConcept | _ms.UnsetType = _U
+
+    def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("ResearchStudy.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("ResearchStudy.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("ResearchStudy.language")
+        v = self.status
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("ResearchStudy.status")
+        v = self.url
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("ResearchStudy.url")
 
 
 class ResearchStudyAssociatedParty(_p.Complex, kw_only=True):
@@ -13980,7 +17409,7 @@ class ResearchStudyComparisonGroup(_p.Complex, kw_only=True):
     id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     intendedExposure: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
-    linkId: _p.Id | _ms.UnsetType = _U
+    linkId: _p.String | _ms.UnsetType = _U
     linkId_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_linkId")
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     name: _p.String
@@ -14049,29 +17478,49 @@ class ResearchStudyRecruitment(_p.Complex, kw_only=True):
 
 
 class ResearchSubject(_p.Resource, tag="ResearchSubject", kw_only=True):
-    actualComparisonGroup: _p.Id | _ms.UnsetType = _U
+    actualComparisonGroup: _p.String | _ms.UnsetType = _U
     actualComparisonGroup_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_actualComparisonGroup")
-    assignedComparisonGroup: _p.Id | _ms.UnsetType = _U
+    assignedComparisonGroup: _p.String | _ms.UnsetType = _U
     assignedComparisonGroup_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_assignedComparisonGroup")
     consent: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
     contained: _t.Annotated[list[AnyResource | None], _p.NonEmpty] | _ms.UnsetType = _U
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     meta: Meta | _ms.UnsetType = _U
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     period: Period | _ms.UnsetType = _U
     progress: _t.Annotated[list[ResearchSubjectProgress | None], _p.NonEmpty] | _ms.UnsetType = _U
-    status: _p.Code
+    status: _p.String
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
     study: Reference
     subject: Reference
     text: Narrative | _ms.UnsetType = _U
+
+    def __post_init__(self) -> None:
+        v = self.actualComparisonGroup
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("ResearchSubject.actualComparisonGroup")
+        v = self.assignedComparisonGroup
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("ResearchSubject.assignedComparisonGroup")
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("ResearchSubject.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("ResearchSubject.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("ResearchSubject.language")
+        v = self.status
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("ResearchSubject.status")
 
 
 class ResearchSubjectProgress(_p.Complex, kw_only=True):
@@ -14092,11 +17541,19 @@ class ResearchSubjectProgress(_p.Complex, kw_only=True):
 class Resource(_p.Complex, kw_only=True):
     id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     meta: Meta | _ms.UnsetType = _U
+
+    def __post_init__(self) -> None:
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("Resource.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("Resource.language")
 
 
 class RiskAssessment(_p.Resource, tag="RiskAssessment", kw_only=True):
@@ -14107,12 +17564,12 @@ class RiskAssessment(_p.Resource, tag="RiskAssessment", kw_only=True):
     contained: _t.Annotated[list[AnyResource | None], _p.NonEmpty] | _ms.UnsetType = _U
     encounter: Reference | _ms.UnsetType = _U
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     meta: Meta | _ms.UnsetType = _U
     method: CodeableConcept | _ms.UnsetType = _U
@@ -14127,12 +17584,24 @@ class RiskAssessment(_p.Resource, tag="RiskAssessment", kw_only=True):
     performer: Reference | _ms.UnsetType = _U
     prediction: _t.Annotated[list[RiskAssessmentPrediction | None], _p.NonEmpty] | _ms.UnsetType = _U
     reason: _t.Annotated[list[CodeableReference | None], _p.NonEmpty] | _ms.UnsetType = _U
-    status: _p.Code
+    status: _p.String
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
     subject: Reference
     text: Narrative | _ms.UnsetType = _U
 
     def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("RiskAssessment.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("RiskAssessment.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("RiskAssessment.language")
+        v = self.status
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("RiskAssessment.status")
         if (self.occurrenceDateTime is not _U or self.occurrenceDateTime_ext is not _U) + (self.occurrencePeriod is not _U) > 1:
             raise _p.ChoiceError("RiskAssessment.occurrence[x]: at most one")
 
@@ -14162,7 +17631,7 @@ class RiskAssessmentPrediction(_p.Complex, kw_only=True):
 
 
 class SampledData(_p.Complex, kw_only=True):
-    codeMap: _p.Uri | _ms.UnsetType = _U
+    codeMap: _p.String | _ms.UnsetType = _U
     codeMap_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_codeMap")
     data: _p.String | _ms.UnsetType = _U
     data_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_data")
@@ -14175,7 +17644,7 @@ class SampledData(_p.Complex, kw_only=True):
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     interval: _p.Decimal | _ms.UnsetType = _U
     interval_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_interval")
-    intervalUnit: _p.Code
+    intervalUnit: _p.String
     intervalUnit_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_intervalUnit")
     lowerLimit: _p.Decimal | _ms.UnsetType = _U
     lowerLimit_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_lowerLimit")
@@ -14184,6 +17653,14 @@ class SampledData(_p.Complex, kw_only=True):
     origin: Quantity
     upperLimit: _p.Decimal | _ms.UnsetType = _U
     upperLimit_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_upperLimit")
+
+    def __post_init__(self) -> None:
+        v = self.codeMap
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("SampledData.codeMap")
+        v = self.intervalUnit
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("SampledData.intervalUnit")
 
 
 class Schedule(_p.Resource, tag="Schedule", kw_only=True):
@@ -14194,12 +17671,12 @@ class Schedule(_p.Resource, tag="Schedule", kw_only=True):
     comment_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_comment")
     contained: _t.Annotated[list[AnyResource | None], _p.NonEmpty] | _ms.UnsetType = _U
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     meta: Meta | _ms.UnsetType = _U
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
@@ -14211,15 +17688,26 @@ class Schedule(_p.Resource, tag="Schedule", kw_only=True):
     specialty: _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
     text: Narrative | _ms.UnsetType = _U
 
+    def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("Schedule.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("Schedule.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("Schedule.language")
+
 
 class SearchParameter(_p.Resource, tag="SearchParameter", kw_only=True):
-    base: _t.Annotated[list[_p.Code | None], _p.NonEmpty]
+    base: _t.Annotated[list[_p.String | None], _p.NonEmpty]
     base_ext: list[Element | None] | Element | _ms.UnsetType = _ms.field(default=_U, name="_base")
     chain: _t.Annotated[list[_p.String | None], _p.NonEmpty] | _ms.UnsetType = _U
     chain_ext: list[Element | None] | Element | _ms.UnsetType = _ms.field(default=_U, name="_chain")
-    code: _p.Code
+    code: _p.String
     code_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_code")
-    comparator: _t.Annotated[list[_p.Code | None], _p.NonEmpty] | _ms.UnsetType = _U
+    comparator: _t.Annotated[list[_p.String | None], _p.NonEmpty] | _ms.UnsetType = _U
     comparator_ext: list[Element | None] | Element | _ms.UnsetType = _ms.field(default=_U, name="_comparator")
     component: _t.Annotated[list[SearchParameterComponent | None], _p.NonEmpty] | _ms.UnsetType = _U
     constraint: _p.String | _ms.UnsetType = _U
@@ -14232,7 +17720,7 @@ class SearchParameter(_p.Resource, tag="SearchParameter", kw_only=True):
     copyrightLabel_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_copyrightLabel")
     date: _p.DateTime | _ms.UnsetType = _U
     date_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_date")
-    derivedFrom: _p.Uri | _ms.UnsetType = _U
+    derivedFrom: _p.String | _ms.UnsetType = _U
     derivedFrom_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_derivedFrom")
     description: _p.String
     description_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_description")
@@ -14241,16 +17729,16 @@ class SearchParameter(_p.Resource, tag="SearchParameter", kw_only=True):
     expression: _p.String | _ms.UnsetType = _U
     expression_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_expression")
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
     jurisdiction: _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     meta: Meta | _ms.UnsetType = _U
-    modifier: _t.Annotated[list[_p.Code | None], _p.NonEmpty] | _ms.UnsetType = _U
+    modifier: _t.Annotated[list[_p.String | None], _p.NonEmpty] | _ms.UnsetType = _U
     modifier_ext: list[Element | None] | Element | _ms.UnsetType = _ms.field(default=_U, name="_modifier")
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     multipleAnd: _p.Boolean | _ms.UnsetType = _U
@@ -14259,22 +17747,22 @@ class SearchParameter(_p.Resource, tag="SearchParameter", kw_only=True):
     multipleOr_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_multipleOr")
     name: _p.String
     name_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_name")
-    processingMode: _p.Code | _ms.UnsetType = _U
+    processingMode: _p.String | _ms.UnsetType = _U
     processingMode_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_processingMode")
     publisher: _p.String | _ms.UnsetType = _U
     publisher_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_publisher")
     purpose: _p.String | _ms.UnsetType = _U
     purpose_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_purpose")
-    status: _p.Code
+    status: _p.String
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
-    target: _t.Annotated[list[_p.Code | None], _p.NonEmpty] | _ms.UnsetType = _U
+    target: _t.Annotated[list[_p.String | None], _p.NonEmpty] | _ms.UnsetType = _U
     target_ext: list[Element | None] | Element | _ms.UnsetType = _ms.field(default=_U, name="_target")
     text: Narrative | _ms.UnsetType = _U
     title: _p.String | _ms.UnsetType = _U
     title_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_title")
-    type: _p.Code
+    type: _p.String
     type_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_type")
-    url: _p.Uri
+    url: _p.String
     url_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_url")
     useContext: _t.Annotated[list[UsageContext | None], _p.NonEmpty] | _ms.UnsetType = _U
     version: _p.String | _ms.UnsetType = _U
@@ -14284,12 +17772,55 @@ class SearchParameter(_p.Resource, tag="SearchParameter", kw_only=True):
     versionAlgorithmString_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_versionAlgorithmString")
 
     def __post_init__(self) -> None:
+        if self.base is not _U:
+            for v in self.base:
+                if v is not None and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+                    raise _p.FormatError("SearchParameter.base")
+        v = self.code
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("SearchParameter.code")
+        if self.comparator is not _U:
+            for v in self.comparator:
+                if v is not None and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+                    raise _p.FormatError("SearchParameter.comparator")
+        v = self.derivedFrom
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("SearchParameter.derivedFrom")
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("SearchParameter.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("SearchParameter.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("SearchParameter.language")
+        if self.modifier is not _U:
+            for v in self.modifier:
+                if v is not None and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+                    raise _p.FormatError("SearchParameter.modifier")
+        v = self.processingMode
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("SearchParameter.processingMode")
+        v = self.status
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("SearchParameter.status")
+        if self.target is not _U:
+            for v in self.target:
+                if v is not None and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+                    raise _p.FormatError("SearchParameter.target")
+        v = self.type
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("SearchParameter.type")
+        v = self.url
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("SearchParameter.url")
         if (self.versionAlgorithmCoding is not _U) + (self.versionAlgorithmString is not _U or self.versionAlgorithmString_ext is not _U) > 1:
             raise _p.ChoiceError("SearchParameter.versionAlgorithm[x]: at most one")
 
 
 class SearchParameterComponent(_p.Complex, kw_only=True):
-    definition: _p.Uri
+    definition: _p.String
     definition_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_definition")
     expression: _p.String
     expression_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_expression")
@@ -14297,6 +17828,11 @@ class SearchParameterComponent(_p.Complex, kw_only=True):
     id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
+
+    def __post_init__(self) -> None:
+        v = self.definition
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("SearchParameterComponent.definition")
 
 
 class ServiceRequest(_p.Resource, tag="ServiceRequest", kw_only=True):
@@ -14316,19 +17852,19 @@ class ServiceRequest(_p.Resource, tag="ServiceRequest", kw_only=True):
     encounter: Reference | _ms.UnsetType = _U
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     focus: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
-    instantiatesCanonical: _t.Annotated[list[_p.Uri | None], _p.NonEmpty] | _ms.UnsetType = _U
+    instantiatesCanonical: _t.Annotated[list[_p.String | None], _p.NonEmpty] | _ms.UnsetType = _U
     instantiatesCanonical_ext: list[Element | None] | Element | _ms.UnsetType = _ms.field(default=_U, name="_instantiatesCanonical")
-    instantiatesUri: _t.Annotated[list[_p.Uri | None], _p.NonEmpty] | _ms.UnsetType = _U
+    instantiatesUri: _t.Annotated[list[_p.String | None], _p.NonEmpty] | _ms.UnsetType = _U
     instantiatesUri_ext: list[Element | None] | Element | _ms.UnsetType = _ms.field(default=_U, name="_instantiatesUri")
     insurance: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
-    intent: _p.Code
+    intent: _p.String
     intent_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_intent")
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     location: _t.Annotated[list[CodeableReference | None], _p.NonEmpty] | _ms.UnsetType = _U
     meta: Meta | _ms.UnsetType = _U
@@ -14342,7 +17878,7 @@ class ServiceRequest(_p.Resource, tag="ServiceRequest", kw_only=True):
     patientInstruction: _t.Annotated[list[ServiceRequestPatientInstruction | None], _p.NonEmpty] | _ms.UnsetType = _U
     performer: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
     performerType: CodeableConcept | _ms.UnsetType = _U
-    priority: _p.Code | _ms.UnsetType = _U
+    priority: _p.String | _ms.UnsetType = _U
     priority_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_priority")
     quantityQuantity: Quantity | _ms.UnsetType = _U
     quantityRange: Range | _ms.UnsetType = _U
@@ -14353,13 +17889,39 @@ class ServiceRequest(_p.Resource, tag="ServiceRequest", kw_only=True):
     requester: Reference | _ms.UnsetType = _U
     requisition: Identifier | _ms.UnsetType = _U
     specimen: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
-    status: _p.Code
+    status: _p.String
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
     subject: Reference
     supportingInfo: _t.Annotated[list[CodeableReference | None], _p.NonEmpty] | _ms.UnsetType = _U
     text: Narrative | _ms.UnsetType = _U
 
     def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("ServiceRequest.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("ServiceRequest.implicitRules")
+        if self.instantiatesCanonical is not _U:
+            for v in self.instantiatesCanonical:
+                if v is not None and (' ' in v or not v.isprintable()):
+                    raise _p.FormatError("ServiceRequest.instantiatesCanonical")
+        if self.instantiatesUri is not _U:
+            for v in self.instantiatesUri:
+                if v is not None and (' ' in v or not v.isprintable()):
+                    raise _p.FormatError("ServiceRequest.instantiatesUri")
+        v = self.intent
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("ServiceRequest.intent")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("ServiceRequest.language")
+        v = self.priority
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("ServiceRequest.priority")
+        v = self.status
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("ServiceRequest.status")
         if (self.asNeededBoolean is not _U or self.asNeededBoolean_ext is not _U) + (self.asNeededCodeableConcept is not _U) > 1:
             raise _p.ChoiceError("ServiceRequest.asNeeded[x]: at most one")
         if (self.occurrenceDateTime is not _U or self.occurrenceDateTime_ext is not _U) + (self.occurrencePeriod is not _U) + (self.occurrenceTiming is not _U) > 1:
@@ -14419,14 +17981,22 @@ class Signature(_p.Complex, kw_only=True):
     id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     onBehalfOf: Reference | _ms.UnsetType = _U
-    sigFormat: _p.Code | _ms.UnsetType = _U
+    sigFormat: _p.String | _ms.UnsetType = _U
     sigFormat_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_sigFormat")
-    targetFormat: _p.Code | _ms.UnsetType = _U
+    targetFormat: _p.String | _ms.UnsetType = _U
     targetFormat_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_targetFormat")
     type: _t.Annotated[list[Coding | None], _p.NonEmpty] | _ms.UnsetType = _U
     when: _p.Instant | _ms.UnsetType = _U
     when_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_when")
     who: Reference | _ms.UnsetType = _U
+
+    def __post_init__(self) -> None:
+        v = self.sigFormat
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("Signature.sigFormat")
+        v = self.targetFormat
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("Signature.targetFormat")
 
 
 class Slot(_p.Resource, tag="Slot", kw_only=True):
@@ -14437,12 +18007,12 @@ class Slot(_p.Resource, tag="Slot", kw_only=True):
     end: _p.Instant
     end_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_end")
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     meta: Meta | _ms.UnsetType = _U
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
@@ -14454,27 +18024,41 @@ class Slot(_p.Resource, tag="Slot", kw_only=True):
     specialty: _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
     start: _p.Instant
     start_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_start")
-    status: _p.Code
+    status: _p.String
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
     text: Narrative | _ms.UnsetType = _U
+
+    def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("Slot.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("Slot.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("Slot.language")
+        v = self.status
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("Slot.status")
 
 
 class Specimen(_p.Resource, tag="Specimen", kw_only=True):
     accessionIdentifier: Identifier | _ms.UnsetType = _U
     collection: SpecimenCollection | _ms.UnsetType = _U
-    combined: _p.Code | _ms.UnsetType = _U
+    combined: _p.String | _ms.UnsetType = _U
     combined_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_combined")
     condition: _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
     contained: _t.Annotated[list[AnyResource | None], _p.NonEmpty] | _ms.UnsetType = _U
     container: _t.Annotated[list[SpecimenContainer | None], _p.NonEmpty] | _ms.UnsetType = _U
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     feature: _t.Annotated[list[SpecimenFeature | None], _p.NonEmpty] | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     meta: Meta | _ms.UnsetType = _U
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
@@ -14485,11 +18069,28 @@ class Specimen(_p.Resource, tag="Specimen", kw_only=True):
     receivedTime_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_receivedTime")
     request: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
     role: _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
-    status: _p.Code | _ms.UnsetType = _U
+    status: _p.String | _ms.UnsetType = _U
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
     subject: Reference | _ms.UnsetType = _U
     text: Narrative | _ms.UnsetType = _U
     type: CodeableConcept | _ms.UnsetType = _U
+
+    def __post_init__(self) -> None:
+        v = self.combined
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("Specimen.combined")
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("Specimen.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("Specimen.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("Specimen.language")
+        v = self.status
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("Specimen.status")
 
 
 class SpecimenCollection(_p.Complex, kw_only=True):
@@ -14539,9 +18140,9 @@ class SpecimenDefinition(_p.Resource, tag="SpecimenDefinition", kw_only=True):
     copyrightLabel_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_copyrightLabel")
     date: _p.DateTime | _ms.UnsetType = _U
     date_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_date")
-    derivedFromCanonical: _t.Annotated[list[_p.Uri | None], _p.NonEmpty] | _ms.UnsetType = _U
+    derivedFromCanonical: _t.Annotated[list[_p.String | None], _p.NonEmpty] | _ms.UnsetType = _U
     derivedFromCanonical_ext: list[Element | None] | Element | _ms.UnsetType = _ms.field(default=_U, name="_derivedFromCanonical")
-    derivedFromUri: _t.Annotated[list[_p.Uri | None], _p.NonEmpty] | _ms.UnsetType = _U
+    derivedFromUri: _t.Annotated[list[_p.String | None], _p.NonEmpty] | _ms.UnsetType = _U
     derivedFromUri_ext: list[Element | None] | Element | _ms.UnsetType = _ms.field(default=_U, name="_derivedFromUri")
     description: _p.String | _ms.UnsetType = _U
     description_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_description")
@@ -14549,13 +18150,13 @@ class SpecimenDefinition(_p.Resource, tag="SpecimenDefinition", kw_only=True):
     experimental: _p.Boolean | _ms.UnsetType = _U
     experimental_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_experimental")
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: Identifier | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
     jurisdiction: _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     lastReviewDate: _p.Date | _ms.UnsetType = _U
     lastReviewDate_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_lastReviewDate")
@@ -14568,7 +18169,7 @@ class SpecimenDefinition(_p.Resource, tag="SpecimenDefinition", kw_only=True):
     publisher_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_publisher")
     purpose: _p.String | _ms.UnsetType = _U
     purpose_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_purpose")
-    status: _p.Code
+    status: _p.String
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
     subjectCodeableConcept: CodeableConcept | _ms.UnsetType = _U
     subjectReference: Reference | _ms.UnsetType = _U
@@ -14579,7 +18180,7 @@ class SpecimenDefinition(_p.Resource, tag="SpecimenDefinition", kw_only=True):
     title_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_title")
     typeCollected: CodeableConcept | _ms.UnsetType = _U
     typeTested: _t.Annotated[list[SpecimenDefinitionTypeTested | None], _p.NonEmpty] | _ms.UnsetType = _U
-    url: _p.Uri | _ms.UnsetType = _U
+    url: _p.String | _ms.UnsetType = _U
     url_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_url")
     useContext: _t.Annotated[list[UsageContext | None], _p.NonEmpty] | _ms.UnsetType = _U
     version: _p.String | _ms.UnsetType = _U
@@ -14589,6 +18190,29 @@ class SpecimenDefinition(_p.Resource, tag="SpecimenDefinition", kw_only=True):
     versionAlgorithmString_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_versionAlgorithmString")
 
     def __post_init__(self) -> None:
+        if self.derivedFromCanonical is not _U:
+            for v in self.derivedFromCanonical:
+                if v is not None and (' ' in v or not v.isprintable()):
+                    raise _p.FormatError("SpecimenDefinition.derivedFromCanonical")
+        if self.derivedFromUri is not _U:
+            for v in self.derivedFromUri:
+                if v is not None and (' ' in v or not v.isprintable()):
+                    raise _p.FormatError("SpecimenDefinition.derivedFromUri")
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("SpecimenDefinition.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("SpecimenDefinition.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("SpecimenDefinition.language")
+        v = self.status
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("SpecimenDefinition.status")
+        v = self.url
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("SpecimenDefinition.url")
         if (self.subjectCodeableConcept is not _U) + (self.subjectReference is not _U) > 1:
             raise _p.ChoiceError("SpecimenDefinition.subject[x]: at most one")
         if (self.versionAlgorithmCoding is not _U) + (self.versionAlgorithmString is not _U or self.versionAlgorithmString_ext is not _U) > 1:
@@ -14604,7 +18228,7 @@ class SpecimenDefinitionTypeTested(_p.Complex, kw_only=True):
     isDerived: _p.Boolean | _ms.UnsetType = _U
     isDerived_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_isDerived")
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    preference: _p.Code
+    preference: _p.String
     preference_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_preference")
     rejectionCriterion: _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
     requirement: _p.String | _ms.UnsetType = _U
@@ -14614,6 +18238,11 @@ class SpecimenDefinitionTypeTested(_p.Complex, kw_only=True):
     singleUse_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_singleUse")
     testingDestination: _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
     type: CodeableConcept | _ms.UnsetType = _U
+
+    def __post_init__(self) -> None:
+        v = self.preference
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("SpecimenDefinitionTypeTested.preference")
 
 
 class SpecimenDefinitionTypeTestedContainer(_p.Complex, kw_only=True):
@@ -14695,7 +18324,7 @@ class SpecimenProcessing(_p.Complex, kw_only=True):
 class StructureDefinition(_p.Resource, tag="StructureDefinition", kw_only=True):
     abstract: _p.Boolean
     abstract_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_abstract")
-    baseDefinition: _p.Uri | _ms.UnsetType = _U
+    baseDefinition: _p.String | _ms.UnsetType = _U
     baseDefinition_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_baseDefinition")
     contact: _t.Annotated[list[ContactDetail | None], _p.NonEmpty] | _ms.UnsetType = _U
     contained: _t.Annotated[list[AnyResource | None], _p.NonEmpty] | _ms.UnsetType = _U
@@ -14708,7 +18337,7 @@ class StructureDefinition(_p.Resource, tag="StructureDefinition", kw_only=True):
     copyrightLabel_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_copyrightLabel")
     date: _p.DateTime | _ms.UnsetType = _U
     date_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_date")
-    derivation: _p.Code | _ms.UnsetType = _U
+    derivation: _p.String | _ms.UnsetType = _U
     derivation_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_derivation")
     description: _p.String | _ms.UnsetType = _U
     description_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_description")
@@ -14716,18 +18345,18 @@ class StructureDefinition(_p.Resource, tag="StructureDefinition", kw_only=True):
     experimental: _p.Boolean | _ms.UnsetType = _U
     experimental_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_experimental")
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    fhirVersion: _p.Code | _ms.UnsetType = _U
+    fhirVersion: _p.String | _ms.UnsetType = _U
     fhirVersion_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_fhirVersion")
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
     jurisdiction: _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
     keyword: _t.Annotated[list[Coding | None], _p.NonEmpty] | _ms.UnsetType = _U
-    kind: _p.Code
+    kind: _p.String
     kind_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_kind")
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     mapping: _t.Annotated[list[StructureDefinitionMapping | None], _p.NonEmpty] | _ms.UnsetType = _U
     meta: Meta | _ms.UnsetType = _U
@@ -14739,14 +18368,14 @@ class StructureDefinition(_p.Resource, tag="StructureDefinition", kw_only=True):
     purpose: _p.String | _ms.UnsetType = _U
     purpose_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_purpose")
     snapshot: StructureDefinitionSnapshot | _ms.UnsetType = _U
-    status: _p.Code
+    status: _p.String
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
     text: Narrative | _ms.UnsetType = _U
     title: _p.String | _ms.UnsetType = _U
     title_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_title")
-    type: _p.Uri
+    type: _p.String
     type_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_type")
-    url: _p.Uri
+    url: _p.String
     url_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_url")
     useContext: _t.Annotated[list[UsageContext | None], _p.NonEmpty] | _ms.UnsetType = _U
     version: _p.String | _ms.UnsetType = _U
@@ -14756,6 +18385,36 @@ class StructureDefinition(_p.Resource, tag="StructureDefinition", kw_only=True):
     versionAlgorithmString_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_versionAlgorithmString")
 
     def __post_init__(self) -> None:
+        v = self.baseDefinition
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("StructureDefinition.baseDefinition")
+        v = self.derivation
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("StructureDefinition.derivation")
+        v = self.fhirVersion
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("StructureDefinition.fhirVersion")
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("StructureDefinition.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("StructureDefinition.implicitRules")
+        v = self.kind
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("StructureDefinition.kind")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("StructureDefinition.language")
+        v = self.status
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("StructureDefinition.status")
+        v = self.type
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("StructureDefinition.type")
+        v = self.url
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("StructureDefinition.url")
         if (self.versionAlgorithmCoding is not _U) + (self.versionAlgorithmString is not _U or self.versionAlgorithmString_ext is not _U) > 1:
             raise _p.ChoiceError("StructureDefinition.versionAlgorithm[x]: at most one")
 
@@ -14767,8 +18426,13 @@ class StructureDefinitionContext(_p.Complex, kw_only=True):
     id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    type: _p.Code
+    type: _p.String
     type_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_type")
+
+    def __post_init__(self) -> None:
+        v = self.type
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("StructureDefinitionContext.type")
 
 
 class StructureDefinitionDifferential(_p.Complex, kw_only=True):
@@ -14785,13 +18449,18 @@ class StructureDefinitionMapping(_p.Complex, kw_only=True):
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
-    identity: _p.Id
+    identity: _p.String
     identity_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_identity")
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     name: _p.String | _ms.UnsetType = _U
     name_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_name")
-    uri: _p.Uri | _ms.UnsetType = _U
+    uri: _p.String | _ms.UnsetType = _U
     uri_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_uri")
+
+    def __post_init__(self) -> None:
+        v = self.uri
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("StructureDefinitionMapping.uri")
 
 
 class StructureDefinitionSnapshot(_p.Complex, kw_only=True):
@@ -14818,15 +18487,15 @@ class StructureMap(_p.Resource, tag="StructureMap", kw_only=True):
     experimental_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_experimental")
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     group: _t.Annotated[list[StructureMapGroup | None], _p.NonEmpty]
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
-    import_: _t.Annotated[list[_p.Uri | None], _p.NonEmpty] | _ms.UnsetType = _ms.field(default=_U, name="import")
+    import_: _t.Annotated[list[_p.String | None], _p.NonEmpty] | _ms.UnsetType = _ms.field(default=_U, name="import")
     import_ext: list[Element | None] | Element | _ms.UnsetType = _ms.field(default=_U, name="_import")
     jurisdiction: _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     meta: Meta | _ms.UnsetType = _U
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
@@ -14836,13 +18505,13 @@ class StructureMap(_p.Resource, tag="StructureMap", kw_only=True):
     publisher_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_publisher")
     purpose: _p.String | _ms.UnsetType = _U
     purpose_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_purpose")
-    status: _p.Code
+    status: _p.String
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
     structure: _t.Annotated[list[StructureMapStructure | None], _p.NonEmpty] | _ms.UnsetType = _U
     text: Narrative | _ms.UnsetType = _U
     title: _p.String | _ms.UnsetType = _U
     title_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_title")
-    url: _p.Uri
+    url: _p.String
     url_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_url")
     useContext: _t.Annotated[list[UsageContext | None], _p.NonEmpty] | _ms.UnsetType = _U
     version: _p.String | _ms.UnsetType = _U
@@ -14852,6 +18521,25 @@ class StructureMap(_p.Resource, tag="StructureMap", kw_only=True):
     versionAlgorithmString_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_versionAlgorithmString")
 
     def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("StructureMap.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("StructureMap.implicitRules")
+        if self.import_ is not _U:
+            for v in self.import_:
+                if v is not None and (' ' in v or not v.isprintable()):
+                    raise _p.FormatError("StructureMap.import_")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("StructureMap.language")
+        v = self.status
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("StructureMap.status")
+        v = self.url
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("StructureMap.url")
         if (self.versionAlgorithmCoding is not _U) + (self.versionAlgorithmString is not _U or self.versionAlgorithmString_ext is not _U) > 1:
             raise _p.ChoiceError("StructureMap.versionAlgorithm[x]: at most one")
 
@@ -14861,7 +18549,7 @@ class StructureMapConst(_p.Complex, kw_only=True):
     id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    name: _p.Id | _ms.UnsetType = _U
+    name: _p.String | _ms.UnsetType = _U
     name_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_name")
     value: _p.String | _ms.UnsetType = _U
     value_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_value")
@@ -14870,18 +18558,23 @@ class StructureMapConst(_p.Complex, kw_only=True):
 class StructureMapGroup(_p.Complex, kw_only=True):
     documentation: _p.String | _ms.UnsetType = _U
     documentation_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_documentation")
-    extends: _p.Id | _ms.UnsetType = _U
+    extends: _p.String | _ms.UnsetType = _U
     extends_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_extends")
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     input: _t.Annotated[list[StructureMapGroupInput | None], _p.NonEmpty]
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    name: _p.Id
+    name: _p.String
     name_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_name")
     rule: _t.Annotated[list[StructureMapGroupRule | None], _p.NonEmpty] | _ms.UnsetType = _U
-    typeMode: _p.Code | _ms.UnsetType = _U
+    typeMode: _p.String | _ms.UnsetType = _U
     typeMode_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_typeMode")
+
+    def __post_init__(self) -> None:
+        v = self.typeMode
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("StructureMapGroup.typeMode")
 
 
 class StructureMapGroupInput(_p.Complex, kw_only=True):
@@ -14890,13 +18583,18 @@ class StructureMapGroupInput(_p.Complex, kw_only=True):
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
-    mode: _p.Code
+    mode: _p.String
     mode_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_mode")
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    name: _p.Id
+    name: _p.String
     name_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_name")
     type: _p.String | _ms.UnsetType = _U
     type_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_type")
+
+    def __post_init__(self) -> None:
+        v = self.mode
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("StructureMapGroupInput.mode")
 
 
 class StructureMapGroupRule(_p.Complex, kw_only=True):
@@ -14907,7 +18605,7 @@ class StructureMapGroupRule(_p.Complex, kw_only=True):
     id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    name: _p.Id | _ms.UnsetType = _U
+    name: _p.String | _ms.UnsetType = _U
     name_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_name")
     rule: _t.Annotated[list[StructureMapGroupRule | None], _p.NonEmpty] | _ms.UnsetType = _U
     source: _t.Annotated[list[StructureMapGroupRuleSource | None], _p.NonEmpty]
@@ -14919,7 +18617,7 @@ class StructureMapGroupRuleDependent(_p.Complex, kw_only=True):
     id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    name: _p.Id
+    name: _p.String
     name_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_name")
     parameter: _t.Annotated[list[StructureMapGroupRuleTargetParameter | None], _p.NonEmpty]
 
@@ -14929,7 +18627,7 @@ class StructureMapGroupRuleSource(_p.Complex, kw_only=True):
     check_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_check")
     condition: _p.String | _ms.UnsetType = _U
     condition_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_condition")
-    context: _p.Id
+    context: _p.String
     context_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_context")
     defaultValue: _p.String | _ms.UnsetType = _U
     defaultValue_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_defaultValue")
@@ -14938,7 +18636,7 @@ class StructureMapGroupRuleSource(_p.Complex, kw_only=True):
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
-    listMode: _p.Code | _ms.UnsetType = _U
+    listMode: _p.String | _ms.UnsetType = _U
     listMode_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_listMode")
     logMessage: _p.String | _ms.UnsetType = _U
     logMessage_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_logMessage")
@@ -14949,8 +18647,13 @@ class StructureMapGroupRuleSource(_p.Complex, kw_only=True):
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     type: _p.String | _ms.UnsetType = _U
     type_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_type")
-    variable: _p.Id | _ms.UnsetType = _U
+    variable: _p.String | _ms.UnsetType = _U
     variable_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_variable")
+
+    def __post_init__(self) -> None:
+        v = self.listMode
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("StructureMapGroupRuleSource.listMode")
 
 
 class StructureMapGroupRuleTarget(_p.Complex, kw_only=True):
@@ -14961,16 +18664,25 @@ class StructureMapGroupRuleTarget(_p.Complex, kw_only=True):
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
-    listMode: _t.Annotated[list[_p.Code | None], _p.NonEmpty] | _ms.UnsetType = _U
+    listMode: _t.Annotated[list[_p.String | None], _p.NonEmpty] | _ms.UnsetType = _U
     listMode_ext: list[Element | None] | Element | _ms.UnsetType = _ms.field(default=_U, name="_listMode")
-    listRuleId: _p.Id | _ms.UnsetType = _U
+    listRuleId: _p.String | _ms.UnsetType = _U
     listRuleId_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_listRuleId")
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     parameter: _t.Annotated[list[StructureMapGroupRuleTargetParameter | None], _p.NonEmpty] | _ms.UnsetType = _U
-    transform: _p.Code | _ms.UnsetType = _U
+    transform: _p.String | _ms.UnsetType = _U
     transform_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_transform")
-    variable: _p.Id | _ms.UnsetType = _U
+    variable: _p.String | _ms.UnsetType = _U
     variable_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_variable")
+
+    def __post_init__(self) -> None:
+        if self.listMode is not _U:
+            for v in self.listMode:
+                if v is not None and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+                    raise _p.FormatError("StructureMapGroupRuleTarget.listMode")
+        v = self.transform
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("StructureMapGroupRuleTarget.transform")
 
 
 class StructureMapGroupRuleTargetParameter(_p.Complex, kw_only=True):
@@ -14986,7 +18698,7 @@ class StructureMapGroupRuleTargetParameter(_p.Complex, kw_only=True):
     valueDateTime_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueDateTime")
     valueDecimal: _p.Decimal | _ms.UnsetType = _U
     valueDecimal_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueDecimal")
-    valueId: _p.Id | _ms.UnsetType = _U
+    valueId: _p.String | _ms.UnsetType = _U
     valueId_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueId")
     valueInteger: _p.Integer | _ms.UnsetType = _U
     valueInteger_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueInteger")
@@ -15008,35 +18720,43 @@ class StructureMapStructure(_p.Complex, kw_only=True):
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
-    mode: _p.Code
+    mode: _p.String
     mode_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_mode")
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    url: _p.Uri
+    url: _p.String
     url_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_url")
+
+    def __post_init__(self) -> None:
+        v = self.mode
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("StructureMapStructure.mode")
+        v = self.url
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("StructureMapStructure.url")
 
 
 class Subscription(_p.Resource, tag="Subscription", kw_only=True):
     channelType: Coding
     contact: _t.Annotated[list[ContactPoint | None], _p.NonEmpty] | _ms.UnsetType = _U
     contained: _t.Annotated[list[AnyResource | None], _p.NonEmpty] | _ms.UnsetType = _U
-    content: _p.Code | _ms.UnsetType = _U
+    content: _p.String | _ms.UnsetType = _U
     content_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_content")
-    contentType: _p.Code | _ms.UnsetType = _U
+    contentType: _p.String | _ms.UnsetType = _U
     contentType_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_contentType")
     end: _p.Instant | _ms.UnsetType = _U
     end_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_end")
-    endpoint: _p.Uri | _ms.UnsetType = _U
+    endpoint: _p.String | _ms.UnsetType = _U
     endpoint_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_endpoint")
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     filterBy: _t.Annotated[list[SubscriptionFilterBy | None], _p.NonEmpty] | _ms.UnsetType = _U
     heartbeatPeriod: _p.UnsignedInt | _ms.UnsetType = _U
     heartbeatPeriod_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_heartbeatPeriod")
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     managingEntity: Reference | _ms.UnsetType = _U
     maxCount: _p.PositiveInt | _ms.UnsetType = _U
@@ -15048,30 +18768,67 @@ class Subscription(_p.Resource, tag="Subscription", kw_only=True):
     parameter: _t.Annotated[list[SubscriptionParameter | None], _p.NonEmpty] | _ms.UnsetType = _U
     reason: _p.String | _ms.UnsetType = _U
     reason_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_reason")
-    status: _p.Code
+    status: _p.String
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
     text: Narrative | _ms.UnsetType = _U
     timeout: _p.UnsignedInt | _ms.UnsetType = _U
     timeout_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_timeout")
-    topic: _p.Uri
+    topic: _p.String
     topic_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_topic")
+
+    def __post_init__(self) -> None:
+        v = self.content
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("Subscription.content")
+        v = self.contentType
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("Subscription.contentType")
+        v = self.endpoint
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("Subscription.endpoint")
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("Subscription.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("Subscription.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("Subscription.language")
+        v = self.status
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("Subscription.status")
+        v = self.topic
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("Subscription.topic")
 
 
 class SubscriptionFilterBy(_p.Complex, kw_only=True):
-    comparator: _p.Code | _ms.UnsetType = _U
+    comparator: _p.String | _ms.UnsetType = _U
     comparator_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_comparator")
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     filterParameter: _p.String
     filterParameter_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_filterParameter")
     id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
-    modifier: _p.Code | _ms.UnsetType = _U
+    modifier: _p.String | _ms.UnsetType = _U
     modifier_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_modifier")
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    resourceType: _p.Uri | _ms.UnsetType = _U
+    resourceType: _p.String | _ms.UnsetType = _U
     resourceType_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_resourceType")
     value: _p.String
     value_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_value")
+
+    def __post_init__(self) -> None:
+        v = self.comparator
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("SubscriptionFilterBy.comparator")
+        v = self.modifier
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("SubscriptionFilterBy.modifier")
+        v = self.resourceType
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("SubscriptionFilterBy.resourceType")
 
 
 class SubscriptionParameter(_p.Complex, kw_only=True):
@@ -15091,23 +18848,43 @@ class SubscriptionStatus(_p.Resource, tag="SubscriptionStatus", kw_only=True):
     eventsSinceSubscriptionStart: _p.Integer64 | _ms.UnsetType = _U
     eventsSinceSubscriptionStart_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_eventsSinceSubscriptionStart")
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     meta: Meta | _ms.UnsetType = _U
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     notificationEvent: _t.Annotated[list[SubscriptionStatusNotificationEvent | None], _p.NonEmpty] | _ms.UnsetType = _U
-    status: _p.Code | _ms.UnsetType = _U
+    status: _p.String | _ms.UnsetType = _U
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
     subscription: Reference
     text: Narrative | _ms.UnsetType = _U
-    topic: _p.Uri | _ms.UnsetType = _U
+    topic: _p.String | _ms.UnsetType = _U
     topic_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_topic")
-    type: _p.Code
+    type: _p.String
     type_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_type")
+
+    def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("SubscriptionStatus.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("SubscriptionStatus.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("SubscriptionStatus.language")
+        v = self.status
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("SubscriptionStatus.status")
+        v = self.topic
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("SubscriptionStatus.topic")
+        v = self.type
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("SubscriptionStatus.type")
 
 
 class SubscriptionStatusNotificationEvent(_p.Complex, kw_only=True):
@@ -15135,7 +18912,7 @@ class SubscriptionTopic(_p.Resource, tag="SubscriptionTopic", kw_only=True):
     copyrightLabel_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_copyrightLabel")
     date: _p.DateTime | _ms.UnsetType = _U
     date_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_date")
-    derivedFrom: _t.Annotated[list[_p.Uri | None], _p.NonEmpty] | _ms.UnsetType = _U
+    derivedFrom: _t.Annotated[list[_p.String | None], _p.NonEmpty] | _ms.UnsetType = _U
     derivedFrom_ext: list[Element | None] | Element | _ms.UnsetType = _ms.field(default=_U, name="_derivedFrom")
     description: _p.String | _ms.UnsetType = _U
     description_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_description")
@@ -15144,13 +18921,13 @@ class SubscriptionTopic(_p.Resource, tag="SubscriptionTopic", kw_only=True):
     experimental: _p.Boolean | _ms.UnsetType = _U
     experimental_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_experimental")
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
     jurisdiction: _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     lastReviewDate: _p.Date | _ms.UnsetType = _U
     lastReviewDate_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_lastReviewDate")
@@ -15164,12 +18941,12 @@ class SubscriptionTopic(_p.Resource, tag="SubscriptionTopic", kw_only=True):
     purpose: _p.String | _ms.UnsetType = _U
     purpose_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_purpose")
     resourceTrigger: _t.Annotated[list[SubscriptionTopicResourceTrigger | None], _p.NonEmpty] | _ms.UnsetType = _U
-    status: _p.Code
+    status: _p.String
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
     text: Narrative | _ms.UnsetType = _U
     title: _p.String | _ms.UnsetType = _U
     title_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_title")
-    url: _p.Uri
+    url: _p.String
     url_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_url")
     useContext: _t.Annotated[list[UsageContext | None], _p.NonEmpty] | _ms.UnsetType = _U
     version: _p.String | _ms.UnsetType = _U
@@ -15179,27 +18956,62 @@ class SubscriptionTopic(_p.Resource, tag="SubscriptionTopic", kw_only=True):
     versionAlgorithmString_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_versionAlgorithmString")
 
     def __post_init__(self) -> None:
+        if self.derivedFrom is not _U:
+            for v in self.derivedFrom:
+                if v is not None and (' ' in v or not v.isprintable()):
+                    raise _p.FormatError("SubscriptionTopic.derivedFrom")
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("SubscriptionTopic.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("SubscriptionTopic.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("SubscriptionTopic.language")
+        v = self.status
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("SubscriptionTopic.status")
+        v = self.url
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("SubscriptionTopic.url")
         if (self.versionAlgorithmCoding is not _U) + (self.versionAlgorithmString is not _U or self.versionAlgorithmString_ext is not _U) > 1:
             raise _p.ChoiceError("SubscriptionTopic.versionAlgorithm[x]: at most one")
 
 
 class SubscriptionTopicCanFilterBy(_p.Complex, kw_only=True):
-    comparator: _t.Annotated[list[_p.Code | None], _p.NonEmpty] | _ms.UnsetType = _U
+    comparator: _t.Annotated[list[_p.String | None], _p.NonEmpty] | _ms.UnsetType = _U
     comparator_ext: list[Element | None] | Element | _ms.UnsetType = _ms.field(default=_U, name="_comparator")
     description: _p.String | _ms.UnsetType = _U
     description_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_description")
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    filterDefinition: _p.Uri | _ms.UnsetType = _U
+    filterDefinition: _p.String | _ms.UnsetType = _U
     filterDefinition_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_filterDefinition")
     filterParameter: _p.String
     filterParameter_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_filterParameter")
     id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
-    modifier: _t.Annotated[list[_p.Code | None], _p.NonEmpty] | _ms.UnsetType = _U
+    modifier: _t.Annotated[list[_p.String | None], _p.NonEmpty] | _ms.UnsetType = _U
     modifier_ext: list[Element | None] | Element | _ms.UnsetType = _ms.field(default=_U, name="_modifier")
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    resource: _p.Uri | _ms.UnsetType = _U
+    resource: _p.String | _ms.UnsetType = _U
     resource_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_resource")
+
+    def __post_init__(self) -> None:
+        if self.comparator is not _U:
+            for v in self.comparator:
+                if v is not None and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+                    raise _p.FormatError("SubscriptionTopicCanFilterBy.comparator")
+        v = self.filterDefinition
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("SubscriptionTopicCanFilterBy.filterDefinition")
+        if self.modifier is not _U:
+            for v in self.modifier:
+                if v is not None and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+                    raise _p.FormatError("SubscriptionTopicCanFilterBy.modifier")
+        v = self.resource
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("SubscriptionTopicCanFilterBy.resource")
 
 
 class SubscriptionTopicEventTrigger(_p.Complex, kw_only=True):
@@ -15210,8 +19022,13 @@ class SubscriptionTopicEventTrigger(_p.Complex, kw_only=True):
     id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    resource: _p.Uri
+    resource: _p.String
     resource_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_resource")
+
+    def __post_init__(self) -> None:
+        v = self.resource
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("SubscriptionTopicEventTrigger.resource")
 
 
 class SubscriptionTopicNotificationShape(_p.Complex, kw_only=True):
@@ -15221,10 +19038,15 @@ class SubscriptionTopicNotificationShape(_p.Complex, kw_only=True):
     include: _t.Annotated[list[_p.String | None], _p.NonEmpty] | _ms.UnsetType = _U
     include_ext: list[Element | None] | Element | _ms.UnsetType = _ms.field(default=_U, name="_include")
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    resource: _p.Uri
+    resource: _p.String
     resource_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_resource")
     revInclude: _t.Annotated[list[_p.String | None], _p.NonEmpty] | _ms.UnsetType = _U
     revInclude_ext: list[Element | None] | Element | _ms.UnsetType = _ms.field(default=_U, name="_revInclude")
+
+    def __post_init__(self) -> None:
+        v = self.resource
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("SubscriptionTopicNotificationShape.resource")
 
 
 class SubscriptionTopicResourceTrigger(_p.Complex, kw_only=True):
@@ -15237,10 +19059,19 @@ class SubscriptionTopicResourceTrigger(_p.Complex, kw_only=True):
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     queryCriteria: SubscriptionTopicResourceTriggerQueryCriteria | _ms.UnsetType = _U
-    resource: _p.Uri
+    resource: _p.String
     resource_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_resource")
-    supportedInteraction: _t.Annotated[list[_p.Code | None], _p.NonEmpty] | _ms.UnsetType = _U
+    supportedInteraction: _t.Annotated[list[_p.String | None], _p.NonEmpty] | _ms.UnsetType = _U
     supportedInteraction_ext: list[Element | None] | Element | _ms.UnsetType = _ms.field(default=_U, name="_supportedInteraction")
+
+    def __post_init__(self) -> None:
+        v = self.resource
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("SubscriptionTopicResourceTrigger.resource")
+        if self.supportedInteraction is not _U:
+            for v in self.supportedInteraction:
+                if v is not None and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+                    raise _p.FormatError("SubscriptionTopicResourceTrigger.supportedInteraction")
 
 
 class SubscriptionTopicResourceTriggerQueryCriteria(_p.Complex, kw_only=True):
@@ -15254,10 +19085,18 @@ class SubscriptionTopicResourceTriggerQueryCriteria(_p.Complex, kw_only=True):
     previous_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_previous")
     requireBoth: _p.Boolean | _ms.UnsetType = _U
     requireBoth_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_requireBoth")
-    resultForCreate: _p.Code | _ms.UnsetType = _U
+    resultForCreate: _p.String | _ms.UnsetType = _U
     resultForCreate_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_resultForCreate")
-    resultForDelete: _p.Code | _ms.UnsetType = _U
+    resultForDelete: _p.String | _ms.UnsetType = _U
     resultForDelete_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_resultForDelete")
+
+    def __post_init__(self) -> None:
+        v = self.resultForCreate
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("SubscriptionTopicResourceTriggerQueryCriteria.resultForCreate")
+        v = self.resultForDelete
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("SubscriptionTopicResourceTriggerQueryCriteria.resultForDelete")
 
 
 class Substance(_p.Resource, tag="Substance", kw_only=True):
@@ -15269,22 +19108,36 @@ class Substance(_p.Resource, tag="Substance", kw_only=True):
     expiry: _p.DateTime | _ms.UnsetType = _U
     expiry_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_expiry")
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
     ingredient: _t.Annotated[list[SubstanceIngredient | None], _p.NonEmpty] | _ms.UnsetType = _U
     instance: _p.Boolean
     instance_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_instance")
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     meta: Meta | _ms.UnsetType = _U
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     quantity: Quantity | _ms.UnsetType = _U
-    status: _p.Code | _ms.UnsetType = _U
+    status: _p.String | _ms.UnsetType = _U
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
     text: Narrative | _ms.UnsetType = _U
+
+    def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("Substance.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("Substance.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("Substance.language")
+        v = self.status
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("Substance.status")
 
 
 class SubstanceDefinition(_p.Resource, tag="SubstanceDefinition", kw_only=True):
@@ -15297,13 +19150,13 @@ class SubstanceDefinition(_p.Resource, tag="SubstanceDefinition", kw_only=True):
     domain: CodeableConcept | _ms.UnsetType = _U
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     grade: _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
     informationSource: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     manufacturer: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
     meta: Meta | _ms.UnsetType = _U
@@ -15325,6 +19178,17 @@ class SubstanceDefinition(_p.Resource, tag="SubstanceDefinition", kw_only=True):
     text: Narrative | _ms.UnsetType = _U
     version: _p.String | _ms.UnsetType = _U
     version_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_version")
+
+    def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("SubstanceDefinition.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("SubstanceDefinition.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("SubstanceDefinition.language")
 
 
 class SubstanceDefinitionCharacterization(_p.Complex, kw_only=True):
@@ -15520,11 +19384,11 @@ class SubstanceNucleicAcid(_p.Resource, tag="SubstanceNucleicAcid", kw_only=True
     areaOfHybridisation_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_areaOfHybridisation")
     contained: _t.Annotated[list[AnyResource | None], _p.NonEmpty] | _ms.UnsetType = _U
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     meta: Meta | _ms.UnsetType = _U
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
@@ -15534,6 +19398,17 @@ class SubstanceNucleicAcid(_p.Resource, tag="SubstanceNucleicAcid", kw_only=True
     sequenceType: CodeableConcept | _ms.UnsetType = _U
     subunit: _t.Annotated[list[SubstanceNucleicAcidSubunit | None], _p.NonEmpty] | _ms.UnsetType = _U
     text: Narrative | _ms.UnsetType = _U
+
+    def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("SubstanceNucleicAcid.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("SubstanceNucleicAcid.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("SubstanceNucleicAcid.language")
 
 
 class SubstanceNucleicAcidSubunit(_p.Complex, kw_only=True):
@@ -15586,12 +19461,12 @@ class SubstancePolymer(_p.Resource, tag="SubstancePolymer", kw_only=True):
     copolymerConnectivity: _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     geometry: CodeableConcept | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: Identifier | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     meta: Meta | _ms.UnsetType = _U
     modification: _p.String | _ms.UnsetType = _U
@@ -15600,6 +19475,17 @@ class SubstancePolymer(_p.Resource, tag="SubstancePolymer", kw_only=True):
     monomerSet: _t.Annotated[list[SubstancePolymerMonomerSet | None], _p.NonEmpty] | _ms.UnsetType = _U
     repeat: _t.Annotated[list[SubstancePolymerRepeat | None], _p.NonEmpty] | _ms.UnsetType = _U
     text: Narrative | _ms.UnsetType = _U
+
+    def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("SubstancePolymer.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("SubstancePolymer.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("SubstancePolymer.language")
 
 
 class SubstancePolymerMonomerSet(_p.Complex, kw_only=True):
@@ -15679,11 +19565,11 @@ class SubstanceProtein(_p.Resource, tag="SubstanceProtein", kw_only=True):
     disulfideLinkage: _t.Annotated[list[_p.String | None], _p.NonEmpty] | _ms.UnsetType = _U
     disulfideLinkage_ext: list[Element | None] | Element | _ms.UnsetType = _ms.field(default=_U, name="_disulfideLinkage")
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     meta: Meta | _ms.UnsetType = _U
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
@@ -15692,6 +19578,17 @@ class SubstanceProtein(_p.Resource, tag="SubstanceProtein", kw_only=True):
     sequenceType: CodeableConcept | _ms.UnsetType = _U
     subunit: _t.Annotated[list[SubstanceProteinSubunit | None], _p.NonEmpty] | _ms.UnsetType = _U
     text: Narrative | _ms.UnsetType = _U
+
+    def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("SubstanceProtein.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("SubstanceProtein.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("SubstanceProtein.language")
 
 
 class SubstanceProteinSubunit(_p.Complex, kw_only=True):
@@ -15721,16 +19618,27 @@ class SubstanceReferenceInformation(_p.Resource, tag="SubstanceReferenceInformat
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     gene: _t.Annotated[list[SubstanceReferenceInformationGene | None], _p.NonEmpty] | _ms.UnsetType = _U
     geneElement: _t.Annotated[list[SubstanceReferenceInformationGeneElement | None], _p.NonEmpty] | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     meta: Meta | _ms.UnsetType = _U
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     target: _t.Annotated[list[SubstanceReferenceInformationTarget | None], _p.NonEmpty] | _ms.UnsetType = _U
     text: Narrative | _ms.UnsetType = _U
+
+    def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("SubstanceReferenceInformation.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("SubstanceReferenceInformation.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("SubstanceReferenceInformation.language")
 
 
 class SubstanceReferenceInformationGene(_p.Complex, kw_only=True):
@@ -15783,11 +19691,11 @@ class SubstanceSourceMaterial(_p.Resource, tag="SubstanceSourceMaterial", kw_onl
     fractionDescription: _t.Annotated[list[SubstanceSourceMaterialFractionDescription | None], _p.NonEmpty] | _ms.UnsetType = _U
     geographicalLocation: _t.Annotated[list[_p.String | None], _p.NonEmpty] | _ms.UnsetType = _U
     geographicalLocation_ext: list[Element | None] | Element | _ms.UnsetType = _ms.field(default=_U, name="_geographicalLocation")
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     meta: Meta | _ms.UnsetType = _U
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
@@ -15803,6 +19711,17 @@ class SubstanceSourceMaterial(_p.Resource, tag="SubstanceSourceMaterial", kw_onl
     sourceMaterialState: CodeableConcept | _ms.UnsetType = _U
     sourceMaterialType: CodeableConcept | _ms.UnsetType = _U
     text: Narrative | _ms.UnsetType = _U
+
+    def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("SubstanceSourceMaterial.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("SubstanceSourceMaterial.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("SubstanceSourceMaterial.language")
 
 
 class SubstanceSourceMaterialFractionDescription(_p.Complex, kw_only=True):
@@ -15882,12 +19801,12 @@ class SupplyDelivery(_p.Resource, tag="SupplyDelivery", kw_only=True):
     contained: _t.Annotated[list[AnyResource | None], _p.NonEmpty] | _ms.UnsetType = _U
     destination: Reference | _ms.UnsetType = _U
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     meta: Meta | _ms.UnsetType = _U
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
@@ -15898,7 +19817,7 @@ class SupplyDelivery(_p.Resource, tag="SupplyDelivery", kw_only=True):
     partOf: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
     patient: Reference | _ms.UnsetType = _U
     receiver: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
-    status: _p.Code | _ms.UnsetType = _U
+    status: _p.String | _ms.UnsetType = _U
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
     suppliedItem: _t.Annotated[list[SupplyDeliverySuppliedItem | None], _p.NonEmpty] | _ms.UnsetType = _U
     supplier: Reference | _ms.UnsetType = _U
@@ -15906,6 +19825,18 @@ class SupplyDelivery(_p.Resource, tag="SupplyDelivery", kw_only=True):
     type: CodeableConcept | _ms.UnsetType = _U
 
     def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("SupplyDelivery.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("SupplyDelivery.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("SupplyDelivery.language")
+        v = self.status
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("SupplyDelivery.status")
         if (self.occurrenceDateTime is not _U or self.occurrenceDateTime_ext is not _U) + (self.occurrencePeriod is not _U) + (self.occurrenceTiming is not _U) > 1:
             raise _p.ChoiceError("SupplyDelivery.occurrence[x]: at most one")
 
@@ -15934,13 +19865,13 @@ class SupplyRequest(_p.Resource, tag="SupplyRequest", kw_only=True):
     deliverFrom: Reference | _ms.UnsetType = _U
     deliverTo: Reference | _ms.UnsetType = _U
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
     item: CodeableReference
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     meta: Meta | _ms.UnsetType = _U
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
@@ -15949,17 +19880,32 @@ class SupplyRequest(_p.Resource, tag="SupplyRequest", kw_only=True):
     occurrencePeriod: Period | _ms.UnsetType = _U
     occurrenceTiming: Timing | _ms.UnsetType = _U
     parameter: _t.Annotated[list[SupplyRequestParameter | None], _p.NonEmpty] | _ms.UnsetType = _U
-    priority: _p.Code | _ms.UnsetType = _U
+    priority: _p.String | _ms.UnsetType = _U
     priority_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_priority")
     quantity: Quantity
     reason: _t.Annotated[list[CodeableReference | None], _p.NonEmpty] | _ms.UnsetType = _U
     requester: Reference | _ms.UnsetType = _U
-    status: _p.Code | _ms.UnsetType = _U
+    status: _p.String | _ms.UnsetType = _U
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
     supplier: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
     text: Narrative | _ms.UnsetType = _U
 
     def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("SupplyRequest.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("SupplyRequest.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("SupplyRequest.language")
+        v = self.priority
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("SupplyRequest.priority")
+        v = self.status
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("SupplyRequest.status")
         if (self.occurrenceDateTime is not _U or self.occurrenceDateTime_ext is not _U) + (self.occurrencePeriod is not _U) + (self.occurrenceTiming is not _U) > 1:
             raise _p.ChoiceError("SupplyRequest.occurrence[x]: at most one")
 
@@ -15998,20 +19944,20 @@ class Task(_p.Resource, tag="Task", kw_only=True):
     focus: Reference | _ms.UnsetType = _U
     for_: Reference | _ms.UnsetType = _ms.field(default=_U, name="for")
     groupIdentifier: Identifier | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
     input: _t.Annotated[list[TaskInput | None], _p.NonEmpty] | _ms.UnsetType = _U
-    instantiatesCanonical: _p.Uri | _ms.UnsetType = _U
+    instantiatesCanonical: _p.String | _ms.UnsetType = _U
     instantiatesCanonical_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_instantiatesCanonical")
-    instantiatesUri: _p.Uri | _ms.UnsetType = _U
+    instantiatesUri: _p.String | _ms.UnsetType = _U
     instantiatesUri_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_instantiatesUri")
     insurance: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
-    intent: _p.Code
+    intent: _p.String
     intent_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_intent")
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     lastModified: _p.DateTime | _ms.UnsetType = _U
     lastModified_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_lastModified")
@@ -16023,7 +19969,7 @@ class Task(_p.Resource, tag="Task", kw_only=True):
     owner: Reference | _ms.UnsetType = _U
     partOf: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
     performer: _t.Annotated[list[TaskPerformer | None], _p.NonEmpty] | _ms.UnsetType = _U
-    priority: _p.Code | _ms.UnsetType = _U
+    priority: _p.String | _ms.UnsetType = _U
     priority_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_priority")
     reason: _t.Annotated[list[CodeableReference | None], _p.NonEmpty] | _ms.UnsetType = _U
     relevantHistory: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
@@ -16031,10 +19977,36 @@ class Task(_p.Resource, tag="Task", kw_only=True):
     requestedPeriod: Period | _ms.UnsetType = _U
     requester: Reference | _ms.UnsetType = _U
     restriction: TaskRestriction | _ms.UnsetType = _U
-    status: _p.Code
+    status: _p.String
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
     statusReason: CodeableReference | _ms.UnsetType = _U
     text: Narrative | _ms.UnsetType = _U
+
+    def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("Task.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("Task.implicitRules")
+        v = self.instantiatesCanonical
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("Task.instantiatesCanonical")
+        v = self.instantiatesUri
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("Task.instantiatesUri")
+        v = self.intent
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("Task.intent")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("Task.language")
+        v = self.priority
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("Task.priority")
+        v = self.status
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("Task.status")
 
 
 class TaskInput(_p.Complex, kw_only=True):
@@ -16052,9 +20024,9 @@ class TaskInput(_p.Complex, kw_only=True):
     valueBase64Binary_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueBase64Binary")
     valueBoolean: _p.Boolean | _ms.UnsetType = _U
     valueBoolean_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueBoolean")
-    valueCanonical: _p.Uri | _ms.UnsetType = _U
+    valueCanonical: _p.String | _ms.UnsetType = _U
     valueCanonical_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueCanonical")
-    valueCode: _p.Code | _ms.UnsetType = _U
+    valueCode: _p.String | _ms.UnsetType = _U
     valueCode_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueCode")
     valueCodeableConcept: CodeableConcept | _ms.UnsetType = _U
     valueCodeableReference: CodeableReference | _ms.UnsetType = _U
@@ -16075,7 +20047,7 @@ class TaskInput(_p.Complex, kw_only=True):
     valueExpression: Expression | _ms.UnsetType = _U
     valueExtendedContactDetail: ExtendedContactDetail | _ms.UnsetType = _U
     valueHumanName: HumanName | _ms.UnsetType = _U
-    valueId: _p.Id | _ms.UnsetType = _U
+    valueId: _p.String | _ms.UnsetType = _U
     valueId_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueId")
     valueIdentifier: Identifier | _ms.UnsetType = _U
     valueInstant: _p.Instant | _ms.UnsetType = _U
@@ -16110,15 +20082,27 @@ class TaskInput(_p.Complex, kw_only=True):
     valueTriggerDefinition: TriggerDefinition | _ms.UnsetType = _U
     valueUnsignedInt: _p.UnsignedInt | _ms.UnsetType = _U
     valueUnsignedInt_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueUnsignedInt")
-    valueUri: _p.Uri | _ms.UnsetType = _U
+    valueUri: _p.String | _ms.UnsetType = _U
     valueUri_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueUri")
-    valueUrl: _p.Uri | _ms.UnsetType = _U
+    valueUrl: _p.String | _ms.UnsetType = _U
     valueUrl_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueUrl")
     valueUsageContext: UsageContext | _ms.UnsetType = _U
     valueUuid: _p.Uuid | _ms.UnsetType = _U
     valueUuid_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueUuid")
 
     def __post_init__(self) -> None:
+        v = self.valueCanonical
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("TaskInput.valueCanonical")
+        v = self.valueCode
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("TaskInput.valueCode")
+        v = self.valueUri
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("TaskInput.valueUri")
+        v = self.valueUrl
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("TaskInput.valueUrl")
         if (self.valueAddress is not _U) + (self.valueAge is not _U) + (self.valueAnnotation is not _U) + (self.valueAttachment is not _U) + (self.valueAvailability is not _U) + (self.valueBase64Binary is not _U or self.valueBase64Binary_ext is not _U) + (self.valueBoolean is not _U or self.valueBoolean_ext is not _U) + (self.valueCanonical is not _U or self.valueCanonical_ext is not _U) + (self.valueCode is not _U or self.valueCode_ext is not _U) + (self.valueCodeableConcept is not _U) + (self.valueCodeableReference is not _U) + (self.valueCoding is not _U) + (self.valueContactDetail is not _U) + (self.valueContactPoint is not _U) + (self.valueCount is not _U) + (self.valueDataRequirement is not _U) + (self.valueDate is not _U or self.valueDate_ext is not _U) + (self.valueDateTime is not _U or self.valueDateTime_ext is not _U) + (self.valueDecimal is not _U or self.valueDecimal_ext is not _U) + (self.valueDistance is not _U) + (self.valueDosage is not _U) + (self.valueDuration is not _U) + (self.valueExpression is not _U) + (self.valueExtendedContactDetail is not _U) + (self.valueHumanName is not _U) + (self.valueId is not _U or self.valueId_ext is not _U) + (self.valueIdentifier is not _U) + (self.valueInstant is not _U or self.valueInstant_ext is not _U) + (self.valueInteger is not _U or self.valueInteger_ext is not _U) + (self.valueInteger64 is not _U or self.valueInteger64_ext is not _U) + (self.valueMarkdown is not _U or self.valueMarkdown_ext is not _U) + (self.valueMeta is not _U) + (self.valueMoney is not _U) + (self.valueOid is not _U or self.valueOid_ext is not _U) + (self.valueParameterDefinition is not _U) + (self.valuePeriod is not _U) + (self.valuePositiveInt is not _U or self.valuePositiveInt_ext is not _U) + (self.valueQuantity is not _U) + (self.valueRange is not _U) + (self.valueRatio is not _U) + (self.valueRatioRange is not _U) + (self.valueReference is not _U) + (self.valueRelatedArtifact is not _U) + (self.valueSampledData is not _U) + (self.valueSignature is not _U) + (self.valueString is not _U or self.valueString_ext is not _U) + (self.valueTime is not _U or self.valueTime_ext is not _U) + (self.valueTiming is not _U) + (self.valueTriggerDefinition is not _U) + (self.valueUnsignedInt is not _U or self.valueUnsignedInt_ext is not _U) + (self.valueUri is not _U or self.valueUri_ext is not _U) + (self.valueUrl is not _U or self.valueUrl_ext is not _U) + (self.valueUsageContext is not _U) + (self.valueUuid is not _U or self.valueUuid_ext is not _U) != 1:
             raise _p.ChoiceError("TaskInput.value[x]: exactly one")
 
@@ -16138,9 +20122,9 @@ class TaskOutput(_p.Complex, kw_only=True):
     valueBase64Binary_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueBase64Binary")
     valueBoolean: _p.Boolean | _ms.UnsetType = _U
     valueBoolean_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueBoolean")
-    valueCanonical: _p.Uri | _ms.UnsetType = _U
+    valueCanonical: _p.String | _ms.UnsetType = _U
     valueCanonical_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueCanonical")
-    valueCode: _p.Code | _ms.UnsetType = _U
+    valueCode: _p.String | _ms.UnsetType = _U
     valueCode_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueCode")
     valueCodeableConcept: CodeableConcept | _ms.UnsetType = _U
     valueCodeableReference: CodeableReference | _ms.UnsetType = _U
@@ -16161,7 +20145,7 @@ class TaskOutput(_p.Complex, kw_only=True):
     valueExpression: Expression | _ms.UnsetType = _U
     valueExtendedContactDetail: ExtendedContactDetail | _ms.UnsetType = _U
     valueHumanName: HumanName | _ms.UnsetType = _U
-    valueId: _p.Id | _ms.UnsetType = _U
+    valueId: _p.String | _ms.UnsetType = _U
     valueId_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueId")
     valueIdentifier: Identifier | _ms.UnsetType = _U
     valueInstant: _p.Instant | _ms.UnsetType = _U
@@ -16196,15 +20180,27 @@ class TaskOutput(_p.Complex, kw_only=True):
     valueTriggerDefinition: TriggerDefinition | _ms.UnsetType = _U
     valueUnsignedInt: _p.UnsignedInt | _ms.UnsetType = _U
     valueUnsignedInt_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueUnsignedInt")
-    valueUri: _p.Uri | _ms.UnsetType = _U
+    valueUri: _p.String | _ms.UnsetType = _U
     valueUri_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueUri")
-    valueUrl: _p.Uri | _ms.UnsetType = _U
+    valueUrl: _p.String | _ms.UnsetType = _U
     valueUrl_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueUrl")
     valueUsageContext: UsageContext | _ms.UnsetType = _U
     valueUuid: _p.Uuid | _ms.UnsetType = _U
     valueUuid_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueUuid")
 
     def __post_init__(self) -> None:
+        v = self.valueCanonical
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("TaskOutput.valueCanonical")
+        v = self.valueCode
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("TaskOutput.valueCode")
+        v = self.valueUri
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("TaskOutput.valueUri")
+        v = self.valueUrl
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("TaskOutput.valueUrl")
         if (self.valueAddress is not _U) + (self.valueAge is not _U) + (self.valueAnnotation is not _U) + (self.valueAttachment is not _U) + (self.valueAvailability is not _U) + (self.valueBase64Binary is not _U or self.valueBase64Binary_ext is not _U) + (self.valueBoolean is not _U or self.valueBoolean_ext is not _U) + (self.valueCanonical is not _U or self.valueCanonical_ext is not _U) + (self.valueCode is not _U or self.valueCode_ext is not _U) + (self.valueCodeableConcept is not _U) + (self.valueCodeableReference is not _U) + (self.valueCoding is not _U) + (self.valueContactDetail is not _U) + (self.valueContactPoint is not _U) + (self.valueCount is not _U) + (self.valueDataRequirement is not _U) + (self.valueDate is not _U or self.valueDate_ext is not _U) + (self.valueDateTime is not _U or self.valueDateTime_ext is not _U) + (self.valueDecimal is not _U or self.valueDecimal_ext is not _U) + (self.valueDistance is not _U) + (self.valueDosage is not _U) + (self.valueDuration is not _U) + (self.valueExpression is not _U) + (self.valueExtendedContactDetail is not _U) + (self.valueHumanName is not _U) + (self.valueId is not _U or self.valueId_ext is not _U) + (self.valueIdentifier is not _U) + (self.valueInstant is not _U or self.valueInstant_ext is not _U) + (self.valueInteger is not _U or self.valueInteger_ext is not _U) + (self.valueInteger64 is not _U or self.valueInteger64_ext is not _U) + (self.valueMarkdown is not _U or self.valueMarkdown_ext is not _U) + (self.valueMeta is not _U) + (self.valueMoney is not _U) + (self.valueOid is not _U or self.valueOid_ext is not _U) + (self.valueParameterDefinition is not _U) + (self.valuePeriod is not _U) + (self.valuePositiveInt is not _U or self.valuePositiveInt_ext is not _U) + (self.valueQuantity is not _U) + (self.valueRange is not _U) + (self.valueRatio is not _U) + (self.valueRatioRange is not _U) + (self.valueReference is not _U) + (self.valueRelatedArtifact is not _U) + (self.valueSampledData is not _U) + (self.valueSignature is not _U) + (self.valueString is not _U or self.valueString_ext is not _U) + (self.valueTime is not _U or self.valueTime_ext is not _U) + (self.valueTiming is not _U) + (self.valueTriggerDefinition is not _U) + (self.valueUnsignedInt is not _U or self.valueUnsignedInt_ext is not _U) + (self.valueUri is not _U or self.valueUri_ext is not _U) + (self.valueUrl is not _U or self.valueUrl_ext is not _U) + (self.valueUsageContext is not _U) + (self.valueUuid is not _U or self.valueUuid_ext is not _U) != 1:
             raise _p.ChoiceError("TaskOutput.value[x]: exactly one")
 
@@ -16231,7 +20227,7 @@ class TaskRestriction(_p.Complex, kw_only=True):
 
 class TerminologyCapabilities(_p.Resource, tag="TerminologyCapabilities", kw_only=True):
     closure: TerminologyCapabilitiesClosure | _ms.UnsetType = _U
-    codeSearch: _p.Code | _ms.UnsetType = _U
+    codeSearch: _p.String | _ms.UnsetType = _U
     codeSearch_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_codeSearch")
     codeSystem: _t.Annotated[list[TerminologyCapabilitiesCodeSystem | None], _p.NonEmpty] | _ms.UnsetType = _U
     contact: _t.Annotated[list[ContactDetail | None], _p.NonEmpty] | _ms.UnsetType = _U
@@ -16248,16 +20244,16 @@ class TerminologyCapabilities(_p.Resource, tag="TerminologyCapabilities", kw_onl
     experimental: _p.Boolean | _ms.UnsetType = _U
     experimental_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_experimental")
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
     implementation: TerminologyCapabilitiesImplementation | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
     jurisdiction: _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
-    kind: _p.Code
+    kind: _p.String
     kind_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_kind")
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     lockedDate: _p.Boolean | _ms.UnsetType = _U
     lockedDate_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_lockedDate")
@@ -16270,13 +20266,13 @@ class TerminologyCapabilities(_p.Resource, tag="TerminologyCapabilities", kw_onl
     purpose: _p.String | _ms.UnsetType = _U
     purpose_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_purpose")
     software: TerminologyCapabilitiesSoftware | _ms.UnsetType = _U
-    status: _p.Code
+    status: _p.String
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
     text: Narrative | _ms.UnsetType = _U
     title: _p.String | _ms.UnsetType = _U
     title_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_title")
     translation: TerminologyCapabilitiesTranslation | _ms.UnsetType = _U
-    url: _p.Uri | _ms.UnsetType = _U
+    url: _p.String | _ms.UnsetType = _U
     url_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_url")
     useContext: _t.Annotated[list[UsageContext | None], _p.NonEmpty] | _ms.UnsetType = _U
     validateCode: TerminologyCapabilitiesValidateCode | _ms.UnsetType = _U
@@ -16287,6 +20283,27 @@ class TerminologyCapabilities(_p.Resource, tag="TerminologyCapabilities", kw_onl
     versionAlgorithmString_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_versionAlgorithmString")
 
     def __post_init__(self) -> None:
+        v = self.codeSearch
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("TerminologyCapabilities.codeSearch")
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("TerminologyCapabilities.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("TerminologyCapabilities.implicitRules")
+        v = self.kind
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("TerminologyCapabilities.kind")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("TerminologyCapabilities.language")
+        v = self.status
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("TerminologyCapabilities.status")
+        v = self.url
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("TerminologyCapabilities.url")
         if (self.versionAlgorithmCoding is not _U) + (self.versionAlgorithmString is not _U or self.versionAlgorithmString_ext is not _U) > 1:
             raise _p.ChoiceError("TerminologyCapabilities.versionAlgorithm[x]: at most one")
 
@@ -16301,7 +20318,7 @@ class TerminologyCapabilitiesClosure(_p.Complex, kw_only=True):
 
 
 class TerminologyCapabilitiesCodeSystem(_p.Complex, kw_only=True):
-    content: _p.Code
+    content: _p.String
     content_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_content")
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     id: _p.String | _ms.UnsetType = _U
@@ -16309,9 +20326,17 @@ class TerminologyCapabilitiesCodeSystem(_p.Complex, kw_only=True):
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     subsumption: _p.Boolean | _ms.UnsetType = _U
     subsumption_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_subsumption")
-    uri: _p.Uri | _ms.UnsetType = _U
+    uri: _p.String | _ms.UnsetType = _U
     uri_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_uri")
     version: _t.Annotated[list[TerminologyCapabilitiesCodeSystemVersion | None], _p.NonEmpty] | _ms.UnsetType = _U
+
+    def __post_init__(self) -> None:
+        v = self.content
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("TerminologyCapabilitiesCodeSystem.content")
+        v = self.uri
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("TerminologyCapabilitiesCodeSystem.uri")
 
 
 class TerminologyCapabilitiesCodeSystemVersion(_p.Complex, kw_only=True):
@@ -16325,22 +20350,41 @@ class TerminologyCapabilitiesCodeSystemVersion(_p.Complex, kw_only=True):
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     isDefault: _p.Boolean | _ms.UnsetType = _U
     isDefault_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_isDefault")
-    language: _t.Annotated[list[_p.Code | None], _p.NonEmpty] | _ms.UnsetType = _U
+    language: _t.Annotated[list[_p.String | None], _p.NonEmpty] | _ms.UnsetType = _U
     language_ext: list[Element | None] | Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    property: _t.Annotated[list[_p.Code | None], _p.NonEmpty] | _ms.UnsetType = _U
+    property: _t.Annotated[list[_p.String | None], _p.NonEmpty] | _ms.UnsetType = _U
     property_ext: list[Element | None] | Element | _ms.UnsetType = _ms.field(default=_U, name="_property")
+
+    def __post_init__(self) -> None:
+        if self.language is not _U:
+            for v in self.language:
+                if v is not None and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+                    raise _p.FormatError("TerminologyCapabilitiesCodeSystemVersion.language")
+        if self.property is not _U:
+            for v in self.property:
+                if v is not None and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+                    raise _p.FormatError("TerminologyCapabilitiesCodeSystemVersion.property")
 
 
 class TerminologyCapabilitiesCodeSystemVersionFilter(_p.Complex, kw_only=True):
-    code: _p.Code
+    code: _p.String
     code_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_code")
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    op: _t.Annotated[list[_p.Code | None], _p.NonEmpty]
+    op: _t.Annotated[list[_p.String | None], _p.NonEmpty]
     op_ext: list[Element | None] | Element | _ms.UnsetType = _ms.field(default=_U, name="_op")
+
+    def __post_init__(self) -> None:
+        v = self.code
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("TerminologyCapabilitiesCodeSystemVersionFilter.code")
+        if self.op is not _U:
+            for v in self.op:
+                if v is not None and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+                    raise _p.FormatError("TerminologyCapabilitiesCodeSystemVersionFilter.op")
 
 
 class TerminologyCapabilitiesExpansion(_p.Complex, kw_only=True):
@@ -16366,8 +20410,13 @@ class TerminologyCapabilitiesExpansionParameter(_p.Complex, kw_only=True):
     id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    name: _p.Code
+    name: _p.String
     name_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_name")
+
+    def __post_init__(self) -> None:
+        v = self.name
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("TerminologyCapabilitiesExpansionParameter.name")
 
 
 class TerminologyCapabilitiesImplementation(_p.Complex, kw_only=True):
@@ -16377,8 +20426,13 @@ class TerminologyCapabilitiesImplementation(_p.Complex, kw_only=True):
     id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    url: _p.Uri | _ms.UnsetType = _U
+    url: _p.String | _ms.UnsetType = _U
     url_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_url")
+
+    def __post_init__(self) -> None:
+        v = self.url
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("TerminologyCapabilitiesImplementation.url")
 
 
 class TerminologyCapabilitiesSoftware(_p.Complex, kw_only=True):
@@ -16428,13 +20482,13 @@ class TestPlan(_p.Resource, tag="TestPlan", kw_only=True):
     experimental: _p.Boolean | _ms.UnsetType = _U
     experimental_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_experimental")
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
     jurisdiction: _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     meta: Meta | _ms.UnsetType = _U
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
@@ -16445,7 +20499,7 @@ class TestPlan(_p.Resource, tag="TestPlan", kw_only=True):
     purpose: _p.String | _ms.UnsetType = _U
     purpose_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_purpose")
     scope: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
-    status: _p.Code
+    status: _p.String
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
     testCase: _t.Annotated[list[TestPlanTestCase | None], _p.NonEmpty] | _ms.UnsetType = _U
     testTools: _p.String | _ms.UnsetType = _U
@@ -16453,7 +20507,7 @@ class TestPlan(_p.Resource, tag="TestPlan", kw_only=True):
     text: Narrative | _ms.UnsetType = _U
     title: _p.String | _ms.UnsetType = _U
     title_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_title")
-    url: _p.Uri | _ms.UnsetType = _U
+    url: _p.String | _ms.UnsetType = _U
     url_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_url")
     useContext: _t.Annotated[list[UsageContext | None], _p.NonEmpty] | _ms.UnsetType = _U
     version: _p.String | _ms.UnsetType = _U
@@ -16463,6 +20517,21 @@ class TestPlan(_p.Resource, tag="TestPlan", kw_only=True):
     versionAlgorithmString_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_versionAlgorithmString")
 
     def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("TestPlan.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("TestPlan.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("TestPlan.language")
+        v = self.status
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("TestPlan.status")
+        v = self.url
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("TestPlan.url")
         if (self.versionAlgorithmCoding is not _U) + (self.versionAlgorithmString is not _U or self.versionAlgorithmString_ext is not _U) > 1:
             raise _p.ChoiceError("TestPlan.versionAlgorithm[x]: at most one")
 
@@ -16555,34 +20624,54 @@ class TestPlanTestCaseTestRunScript(_p.Complex, kw_only=True):
 class TestReport(_p.Resource, tag="TestReport", kw_only=True):
     contained: _t.Annotated[list[AnyResource | None], _p.NonEmpty] | _ms.UnsetType = _U
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: Identifier | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
     issued: _p.DateTime | _ms.UnsetType = _U
     issued_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_issued")
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     meta: Meta | _ms.UnsetType = _U
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     name: _p.String | _ms.UnsetType = _U
     name_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_name")
     participant: _t.Annotated[list[TestReportParticipant | None], _p.NonEmpty] | _ms.UnsetType = _U
-    result: _p.Code
+    result: _p.String
     result_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_result")
     score: _p.Decimal | _ms.UnsetType = _U
     score_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_score")
     setup: TestReportSetup | _ms.UnsetType = _U
-    status: _p.Code
+    status: _p.String
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
     teardown: TestReportTeardown | _ms.UnsetType = _U
     test: _t.Annotated[list[TestReportTest | None], _p.NonEmpty] | _ms.UnsetType = _U
-    testScript: _p.Uri
+    testScript: _p.String
     testScript_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_testScript")
     tester: _p.String | _ms.UnsetType = _U
     tester_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_tester")
     text: Narrative | _ms.UnsetType = _U
+
+    def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("TestReport.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("TestReport.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("TestReport.language")
+        v = self.result
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("TestReport.result")
+        v = self.status
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("TestReport.status")
+        v = self.testScript
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("TestReport.testScript")
 
 
 class TestReportParticipant(_p.Complex, kw_only=True):
@@ -16592,10 +20681,18 @@ class TestReportParticipant(_p.Complex, kw_only=True):
     id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    type: _p.Code
+    type: _p.String
     type_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_type")
-    uri: _p.Uri
+    uri: _p.String
     uri_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_uri")
+
+    def __post_init__(self) -> None:
+        v = self.type
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("TestReportParticipant.type")
+        v = self.uri
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("TestReportParticipant.uri")
 
 
 class TestReportSetup(_p.Complex, kw_only=True):
@@ -16625,27 +20722,38 @@ class TestReportSetupActionAssert(_p.Complex, kw_only=True):
     message_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_message")
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     requirement: _t.Annotated[list[TestReportSetupActionAssertRequirement | None], _p.NonEmpty] | _ms.UnsetType = _U
-    result: _p.Code
+    result: _p.String
     result_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_result")
+
+    def __post_init__(self) -> None:
+        v = self.result
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("TestReportSetupActionAssert.result")
 
 
 class TestReportSetupActionAssertRequirement(_p.Complex, kw_only=True):
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
-    linkCanonical: _p.Uri | _ms.UnsetType = _U
+    linkCanonical: _p.String | _ms.UnsetType = _U
     linkCanonical_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_linkCanonical")
-    linkUri: _p.Uri | _ms.UnsetType = _U
+    linkUri: _p.String | _ms.UnsetType = _U
     linkUri_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_linkUri")
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
 
     def __post_init__(self) -> None:
+        v = self.linkCanonical
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("TestReportSetupActionAssertRequirement.linkCanonical")
+        v = self.linkUri
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("TestReportSetupActionAssertRequirement.linkUri")
         if (self.linkCanonical is not _U or self.linkCanonical_ext is not _U) + (self.linkUri is not _U or self.linkUri_ext is not _U) > 1:
             raise _p.ChoiceError("TestReportSetupActionAssertRequirement.link[x]: at most one")
 
 
 class TestReportSetupActionOperation(_p.Complex, kw_only=True):
-    detail: _p.Uri | _ms.UnsetType = _U
+    detail: _p.String | _ms.UnsetType = _U
     detail_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_detail")
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     id: _p.String | _ms.UnsetType = _U
@@ -16653,8 +20761,16 @@ class TestReportSetupActionOperation(_p.Complex, kw_only=True):
     message: _p.String | _ms.UnsetType = _U
     message_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_message")
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    result: _p.Code
+    result: _p.String
     result_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_result")
+
+    def __post_init__(self) -> None:
+        v = self.detail
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("TestReportSetupActionOperation.detail")
+        v = self.result
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("TestReportSetupActionOperation.result")
 
 
 class TestReportTeardown(_p.Complex, kw_only=True):
@@ -16710,13 +20826,13 @@ class TestScript(_p.Resource, tag="TestScript", kw_only=True):
     experimental_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_experimental")
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     fixture: _t.Annotated[list[TestScriptFixture | None], _p.NonEmpty] | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
     jurisdiction: _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     meta: Meta | _ms.UnsetType = _U
     metadata: TestScriptMetadata | _ms.UnsetType = _U
@@ -16724,7 +20840,7 @@ class TestScript(_p.Resource, tag="TestScript", kw_only=True):
     name: _p.String
     name_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_name")
     origin: _t.Annotated[list[TestScriptOrigin | None], _p.NonEmpty] | _ms.UnsetType = _U
-    profile: _t.Annotated[list[_p.Uri | None], _p.NonEmpty] | _ms.UnsetType = _U
+    profile: _t.Annotated[list[_p.String | None], _p.NonEmpty] | _ms.UnsetType = _U
     profile_ext: list[Element | None] | Element | _ms.UnsetType = _ms.field(default=_U, name="_profile")
     publisher: _p.String | _ms.UnsetType = _U
     publisher_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_publisher")
@@ -16732,14 +20848,14 @@ class TestScript(_p.Resource, tag="TestScript", kw_only=True):
     purpose_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_purpose")
     scope: _t.Annotated[list[TestScriptScope | None], _p.NonEmpty] | _ms.UnsetType = _U
     setup: TestScriptSetup | _ms.UnsetType = _U
-    status: _p.Code
+    status: _p.String
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
     teardown: TestScriptTeardown | _ms.UnsetType = _U
     test: _t.Annotated[list[TestScriptTest | None], _p.NonEmpty] | _ms.UnsetType = _U
     text: Narrative | _ms.UnsetType = _U
     title: _p.String | _ms.UnsetType = _U
     title_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_title")
-    url: _p.Uri | _ms.UnsetType = _U
+    url: _p.String | _ms.UnsetType = _U
     url_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_url")
     useContext: _t.Annotated[list[UsageContext | None], _p.NonEmpty] | _ms.UnsetType = _U
     variable: _t.Annotated[list[TestScriptVariable | None], _p.NonEmpty] | _ms.UnsetType = _U
@@ -16750,6 +20866,25 @@ class TestScript(_p.Resource, tag="TestScript", kw_only=True):
     versionAlgorithmString_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_versionAlgorithmString")
 
     def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("TestScript.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("TestScript.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("TestScript.language")
+        if self.profile is not _U:
+            for v in self.profile:
+                if v is not None and (' ' in v or not v.isprintable()):
+                    raise _p.FormatError("TestScript.profile")
+        v = self.status
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("TestScript.status")
+        v = self.url
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("TestScript.url")
         if (self.versionAlgorithmCoding is not _U) + (self.versionAlgorithmString is not _U or self.versionAlgorithmString_ext is not _U) > 1:
             raise _p.ChoiceError("TestScript.versionAlgorithm[x]: at most one")
 
@@ -16762,8 +20897,13 @@ class TestScriptDestination(_p.Complex, kw_only=True):
     index_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_index")
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     profile: Coding
-    url: _p.Uri | _ms.UnsetType = _U
+    url: _p.String | _ms.UnsetType = _U
     url_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_url")
+
+    def __post_init__(self) -> None:
+        v = self.url
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("TestScriptDestination.url")
 
 
 class TestScriptFixture(_p.Complex, kw_only=True):
@@ -16788,7 +20928,7 @@ class TestScriptMetadata(_p.Complex, kw_only=True):
 
 
 class TestScriptMetadataCapability(_p.Complex, kw_only=True):
-    capabilities: _p.Uri
+    capabilities: _p.String
     capabilities_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_capabilities")
     description: _p.String | _ms.UnsetType = _U
     description_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_description")
@@ -16797,7 +20937,7 @@ class TestScriptMetadataCapability(_p.Complex, kw_only=True):
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
-    link: _t.Annotated[list[_p.Uri | None], _p.NonEmpty] | _ms.UnsetType = _U
+    link: _t.Annotated[list[_p.String | None], _p.NonEmpty] | _ms.UnsetType = _U
     link_ext: list[Element | None] | Element | _ms.UnsetType = _ms.field(default=_U, name="_link")
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     origin: _t.Annotated[list[_p.Integer | None], _p.NonEmpty] | _ms.UnsetType = _U
@@ -16807,6 +20947,15 @@ class TestScriptMetadataCapability(_p.Complex, kw_only=True):
     validated: _p.Boolean
     validated_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_validated")
 
+    def __post_init__(self) -> None:
+        v = self.capabilities
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("TestScriptMetadataCapability.capabilities")
+        if self.link is not _U:
+            for v in self.link:
+                if v is not None and (' ' in v or not v.isprintable()):
+                    raise _p.FormatError("TestScriptMetadataCapability.link")
+
 
 class TestScriptMetadataLink(_p.Complex, kw_only=True):
     description: _p.String | _ms.UnsetType = _U
@@ -16815,8 +20964,13 @@ class TestScriptMetadataLink(_p.Complex, kw_only=True):
     id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    url: _p.Uri
+    url: _p.String
     url_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_url")
+
+    def __post_init__(self) -> None:
+        v = self.url
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("TestScriptMetadataLink.url")
 
 
 class TestScriptOrigin(_p.Complex, kw_only=True):
@@ -16827,12 +20981,17 @@ class TestScriptOrigin(_p.Complex, kw_only=True):
     index_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_index")
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     profile: Coding
-    url: _p.Uri | _ms.UnsetType = _U
+    url: _p.String | _ms.UnsetType = _U
     url_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_url")
+
+    def __post_init__(self) -> None:
+        v = self.url
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("TestScriptOrigin.url")
 
 
 class TestScriptScope(_p.Complex, kw_only=True):
-    artifact: _p.Uri
+    artifact: _p.String
     artifact_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_artifact")
     conformance: CodeableConcept | _ms.UnsetType = _U
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
@@ -16840,6 +20999,11 @@ class TestScriptScope(_p.Complex, kw_only=True):
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     phase: CodeableConcept | _ms.UnsetType = _U
+
+    def __post_init__(self) -> None:
+        v = self.artifact
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("TestScriptScope.artifact")
 
 
 class TestScriptSetup(_p.Complex, kw_only=True):
@@ -16866,13 +21030,13 @@ class TestScriptSetupActionAssert(_p.Complex, kw_only=True):
     compareToSourceId_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_compareToSourceId")
     compareToSourcePath: _p.String | _ms.UnsetType = _U
     compareToSourcePath_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_compareToSourcePath")
-    contentType: _p.Code | _ms.UnsetType = _U
+    contentType: _p.String | _ms.UnsetType = _U
     contentType_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_contentType")
-    defaultManualCompletion: _p.Code | _ms.UnsetType = _U
+    defaultManualCompletion: _p.String | _ms.UnsetType = _U
     defaultManualCompletion_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_defaultManualCompletion")
     description: _p.String | _ms.UnsetType = _U
     description_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_description")
-    direction: _p.Code | _ms.UnsetType = _U
+    direction: _p.String | _ms.UnsetType = _U
     direction_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_direction")
     expression: _p.String | _ms.UnsetType = _U
     expression_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_expression")
@@ -16888,52 +21052,81 @@ class TestScriptSetupActionAssert(_p.Complex, kw_only=True):
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     navigationLinks: _p.Boolean | _ms.UnsetType = _U
     navigationLinks_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_navigationLinks")
-    operator: _p.Code | _ms.UnsetType = _U
+    operator: _p.String | _ms.UnsetType = _U
     operator_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_operator")
     path: _p.String | _ms.UnsetType = _U
     path_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_path")
-    requestMethod: _p.Code | _ms.UnsetType = _U
+    requestMethod: _p.String | _ms.UnsetType = _U
     requestMethod_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_requestMethod")
     requestURL: _p.String | _ms.UnsetType = _U
     requestURL_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_requestURL")
     requirement: _t.Annotated[list[TestScriptSetupActionAssertRequirement | None], _p.NonEmpty] | _ms.UnsetType = _U
-    resource: _p.Uri | _ms.UnsetType = _U
+    resource: _p.String | _ms.UnsetType = _U
     resource_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_resource")
-    response: _p.Code | _ms.UnsetType = _U
+    response: _p.String | _ms.UnsetType = _U
     response_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_response")
     responseCode: _p.String | _ms.UnsetType = _U
     responseCode_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_responseCode")
-    sourceId: _p.Id | _ms.UnsetType = _U
+    sourceId: _p.String | _ms.UnsetType = _U
     sourceId_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_sourceId")
     stopTestOnFail: _p.Boolean
     stopTestOnFail_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_stopTestOnFail")
-    validateProfileId: _p.Id | _ms.UnsetType = _U
+    validateProfileId: _p.String | _ms.UnsetType = _U
     validateProfileId_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_validateProfileId")
     value: _p.String | _ms.UnsetType = _U
     value_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_value")
     warningOnly: _p.Boolean
     warningOnly_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_warningOnly")
 
+    def __post_init__(self) -> None:
+        v = self.contentType
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("TestScriptSetupActionAssert.contentType")
+        v = self.defaultManualCompletion
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("TestScriptSetupActionAssert.defaultManualCompletion")
+        v = self.direction
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("TestScriptSetupActionAssert.direction")
+        v = self.operator
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("TestScriptSetupActionAssert.operator")
+        v = self.requestMethod
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("TestScriptSetupActionAssert.requestMethod")
+        v = self.resource
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("TestScriptSetupActionAssert.resource")
+        v = self.response
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("TestScriptSetupActionAssert.response")
+
 
 class TestScriptSetupActionAssertRequirement(_p.Complex, kw_only=True):
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
-    linkCanonical: _p.Uri | _ms.UnsetType = _U
+    linkCanonical: _p.String | _ms.UnsetType = _U
     linkCanonical_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_linkCanonical")
-    linkUri: _p.Uri | _ms.UnsetType = _U
+    linkUri: _p.String | _ms.UnsetType = _U
     linkUri_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_linkUri")
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
 
     def __post_init__(self) -> None:
+        v = self.linkCanonical
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("TestScriptSetupActionAssertRequirement.linkCanonical")
+        v = self.linkUri
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("TestScriptSetupActionAssertRequirement.linkUri")
         if (self.linkCanonical is not _U or self.linkCanonical_ext is not _U) + (self.linkUri is not _U or self.linkUri_ext is not _U) > 1:
             raise _p.ChoiceError("TestScriptSetupActionAssertRequirement.link[x]: at most one")
 
 
 class TestScriptSetupActionOperation(_p.Complex, kw_only=True):
-    accept: _p.Code | _ms.UnsetType = _U
+    accept: _p.String | _ms.UnsetType = _U
     accept_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_accept")
-    contentType: _p.Code | _ms.UnsetType = _U
+    contentType: _p.String | _ms.UnsetType = _U
     contentType_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_contentType")
     description: _p.String | _ms.UnsetType = _U
     description_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_description")
@@ -16946,7 +21139,7 @@ class TestScriptSetupActionOperation(_p.Complex, kw_only=True):
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     label: _p.String | _ms.UnsetType = _U
     label_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_label")
-    method: _p.Code | _ms.UnsetType = _U
+    method: _p.String | _ms.UnsetType = _U
     method_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_method")
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     origin: _p.Integer | _ms.UnsetType = _U
@@ -16954,19 +21147,33 @@ class TestScriptSetupActionOperation(_p.Complex, kw_only=True):
     params: _p.String | _ms.UnsetType = _U
     params_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_params")
     requestHeader: _t.Annotated[list[TestScriptSetupActionOperationRequestHeader | None], _p.NonEmpty] | _ms.UnsetType = _U
-    requestId: _p.Id | _ms.UnsetType = _U
+    requestId: _p.String | _ms.UnsetType = _U
     requestId_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_requestId")
-    resource: _p.Uri | _ms.UnsetType = _U
+    resource: _p.String | _ms.UnsetType = _U
     resource_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_resource")
-    responseId: _p.Id | _ms.UnsetType = _U
+    responseId: _p.String | _ms.UnsetType = _U
     responseId_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_responseId")
-    sourceId: _p.Id | _ms.UnsetType = _U
+    sourceId: _p.String | _ms.UnsetType = _U
     sourceId_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_sourceId")
-    targetId: _p.Id | _ms.UnsetType = _U
+    targetId: _p.String | _ms.UnsetType = _U
     targetId_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_targetId")
     type: Coding | _ms.UnsetType = _U
     url: _p.String | _ms.UnsetType = _U
     url_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_url")
+
+    def __post_init__(self) -> None:
+        v = self.accept
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("TestScriptSetupActionOperation.accept")
+        v = self.contentType
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("TestScriptSetupActionOperation.contentType")
+        v = self.method
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("TestScriptSetupActionOperation.method")
+        v = self.resource
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("TestScriptSetupActionOperation.resource")
 
 
 class TestScriptSetupActionOperationRequestHeader(_p.Complex, kw_only=True):
@@ -17036,7 +21243,7 @@ class TestScriptVariable(_p.Complex, kw_only=True):
     name_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_name")
     path: _p.String | _ms.UnsetType = _U
     path_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_path")
-    sourceId: _p.Id | _ms.UnsetType = _U
+    sourceId: _p.String | _ms.UnsetType = _U
     sourceId_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_sourceId")
 
 
@@ -17059,13 +21266,13 @@ class TimingRepeat(_p.Complex, kw_only=True):
     count_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_count")
     countMax: _p.PositiveInt | _ms.UnsetType = _U
     countMax_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_countMax")
-    dayOfWeek: _t.Annotated[list[_p.Code | None], _p.NonEmpty] | _ms.UnsetType = _U
+    dayOfWeek: _t.Annotated[list[_p.String | None], _p.NonEmpty] | _ms.UnsetType = _U
     dayOfWeek_ext: list[Element | None] | Element | _ms.UnsetType = _ms.field(default=_U, name="_dayOfWeek")
     duration: _p.Decimal | _ms.UnsetType = _U
     duration_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_duration")
     durationMax: _p.Decimal | _ms.UnsetType = _U
     durationMax_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_durationMax")
-    durationUnit: _p.Code | _ms.UnsetType = _U
+    durationUnit: _p.String | _ms.UnsetType = _U
     durationUnit_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_durationUnit")
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     frequency: _p.PositiveInt | _ms.UnsetType = _U
@@ -17080,14 +21287,28 @@ class TimingRepeat(_p.Complex, kw_only=True):
     period_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_period")
     periodMax: _p.Decimal | _ms.UnsetType = _U
     periodMax_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_periodMax")
-    periodUnit: _p.Code | _ms.UnsetType = _U
+    periodUnit: _p.String | _ms.UnsetType = _U
     periodUnit_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_periodUnit")
     timeOfDay: _t.Annotated[list[_p.Time | None], _p.NonEmpty] | _ms.UnsetType = _U
     timeOfDay_ext: list[Element | None] | Element | _ms.UnsetType = _ms.field(default=_U, name="_timeOfDay")
-    when: _t.Annotated[list[_p.Code | None], _p.NonEmpty] | _ms.UnsetType = _U
+    when: _t.Annotated[list[_p.String | None], _p.NonEmpty] | _ms.UnsetType = _U
     when_ext: list[Element | None] | Element | _ms.UnsetType = _ms.field(default=_U, name="_when")
 
     def __post_init__(self) -> None:
+        if self.dayOfWeek is not _U:
+            for v in self.dayOfWeek:
+                if v is not None and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+                    raise _p.FormatError("TimingRepeat.dayOfWeek")
+        v = self.durationUnit
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("TimingRepeat.durationUnit")
+        v = self.periodUnit
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("TimingRepeat.periodUnit")
+        if self.when is not _U:
+            for v in self.when:
+                if v is not None and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+                    raise _p.FormatError("TimingRepeat.when")
         if (self.boundsDuration is not _U) + (self.boundsPeriod is not _U) + (self.boundsRange is not _U) > 1:
             raise _p.ChoiceError("TimingRepeat.bounds[x]: at most one")
 
@@ -17109,20 +21330,20 @@ class Transport(_p.Resource, tag="Transport", kw_only=True):
     for_: Reference | _ms.UnsetType = _ms.field(default=_U, name="for")
     groupIdentifier: Identifier | _ms.UnsetType = _U
     history: Reference | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
     input: _t.Annotated[list[TransportInput | None], _p.NonEmpty] | _ms.UnsetType = _U
-    instantiatesCanonical: _p.Uri | _ms.UnsetType = _U
+    instantiatesCanonical: _p.String | _ms.UnsetType = _U
     instantiatesCanonical_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_instantiatesCanonical")
-    instantiatesUri: _p.Uri | _ms.UnsetType = _U
+    instantiatesUri: _p.String | _ms.UnsetType = _U
     instantiatesUri_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_instantiatesUri")
     insurance: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
-    intent: _p.Code
+    intent: _p.String
     intent_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_intent")
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     lastModified: _p.DateTime | _ms.UnsetType = _U
     lastModified_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_lastModified")
@@ -17134,17 +21355,43 @@ class Transport(_p.Resource, tag="Transport", kw_only=True):
     owner: Reference | _ms.UnsetType = _U
     partOf: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
     performerType: _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
-    priority: _p.Code | _ms.UnsetType = _U
+    priority: _p.String | _ms.UnsetType = _U
     priority_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_priority")
     reason: CodeableReference | _ms.UnsetType = _U
     relevantHistory: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
     requestedLocation: Reference
     requester: Reference | _ms.UnsetType = _U
     restriction: TransportRestriction | _ms.UnsetType = _U
-    status: _p.Code | _ms.UnsetType = _U
+    status: _p.String | _ms.UnsetType = _U
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
     statusReason: CodeableConcept | _ms.UnsetType = _U
     text: Narrative | _ms.UnsetType = _U
+
+    def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("Transport.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("Transport.implicitRules")
+        v = self.instantiatesCanonical
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("Transport.instantiatesCanonical")
+        v = self.instantiatesUri
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("Transport.instantiatesUri")
+        v = self.intent
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("Transport.intent")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("Transport.language")
+        v = self.priority
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("Transport.priority")
+        v = self.status
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("Transport.status")
 
 
 class TransportInput(_p.Complex, kw_only=True):
@@ -17162,9 +21409,9 @@ class TransportInput(_p.Complex, kw_only=True):
     valueBase64Binary_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueBase64Binary")
     valueBoolean: _p.Boolean | _ms.UnsetType = _U
     valueBoolean_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueBoolean")
-    valueCanonical: _p.Uri | _ms.UnsetType = _U
+    valueCanonical: _p.String | _ms.UnsetType = _U
     valueCanonical_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueCanonical")
-    valueCode: _p.Code | _ms.UnsetType = _U
+    valueCode: _p.String | _ms.UnsetType = _U
     valueCode_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueCode")
     valueCodeableConcept: CodeableConcept | _ms.UnsetType = _U
     valueCodeableReference: CodeableReference | _ms.UnsetType = _U
@@ -17185,7 +21432,7 @@ class TransportInput(_p.Complex, kw_only=True):
     valueExpression: Expression | _ms.UnsetType = _U
     valueExtendedContactDetail: ExtendedContactDetail | _ms.UnsetType = _U
     valueHumanName: HumanName | _ms.UnsetType = _U
-    valueId: _p.Id | _ms.UnsetType = _U
+    valueId: _p.String | _ms.UnsetType = _U
     valueId_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueId")
     valueIdentifier: Identifier | _ms.UnsetType = _U
     valueInstant: _p.Instant | _ms.UnsetType = _U
@@ -17220,15 +21467,27 @@ class TransportInput(_p.Complex, kw_only=True):
     valueTriggerDefinition: TriggerDefinition | _ms.UnsetType = _U
     valueUnsignedInt: _p.UnsignedInt | _ms.UnsetType = _U
     valueUnsignedInt_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueUnsignedInt")
-    valueUri: _p.Uri | _ms.UnsetType = _U
+    valueUri: _p.String | _ms.UnsetType = _U
     valueUri_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueUri")
-    valueUrl: _p.Uri | _ms.UnsetType = _U
+    valueUrl: _p.String | _ms.UnsetType = _U
     valueUrl_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueUrl")
     valueUsageContext: UsageContext | _ms.UnsetType = _U
     valueUuid: _p.Uuid | _ms.UnsetType = _U
     valueUuid_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueUuid")
 
     def __post_init__(self) -> None:
+        v = self.valueCanonical
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("TransportInput.valueCanonical")
+        v = self.valueCode
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("TransportInput.valueCode")
+        v = self.valueUri
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("TransportInput.valueUri")
+        v = self.valueUrl
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("TransportInput.valueUrl")
         if (self.valueAddress is not _U) + (self.valueAge is not _U) + (self.valueAnnotation is not _U) + (self.valueAttachment is not _U) + (self.valueAvailability is not _U) + (self.valueBase64Binary is not _U or self.valueBase64Binary_ext is not _U) + (self.valueBoolean is not _U or self.valueBoolean_ext is not _U) + (self.valueCanonical is not _U or self.valueCanonical_ext is not _U) + (self.valueCode is not _U or self.valueCode_ext is not _U) + (self.valueCodeableConcept is not _U) + (self.valueCodeableReference is not _U) + (self.valueCoding is not _U) + (self.valueContactDetail is not _U) + (self.valueContactPoint is not _U) + (self.valueCount is not _U) + (self.valueDataRequirement is not _U) + (self.valueDate is not _U or self.valueDate_ext is not _U) + (self.valueDateTime is not _U or self.valueDateTime_ext is not _U) + (self.valueDecimal is not _U or self.valueDecimal_ext is not _U) + (self.valueDistance is not _U) + (self.valueDosage is not _U) + (self.valueDuration is not _U) + (self.valueExpression is not _U) + (self.valueExtendedContactDetail is not _U) + (self.valueHumanName is not _U) + (self.valueId is not _U or self.valueId_ext is not _U) + (self.valueIdentifier is not _U) + (self.valueInstant is not _U or self.valueInstant_ext is not _U) + (self.valueInteger is not _U or self.valueInteger_ext is not _U) + (self.valueInteger64 is not _U or self.valueInteger64_ext is not _U) + (self.valueMarkdown is not _U or self.valueMarkdown_ext is not _U) + (self.valueMeta is not _U) + (self.valueMoney is not _U) + (self.valueOid is not _U or self.valueOid_ext is not _U) + (self.valueParameterDefinition is not _U) + (self.valuePeriod is not _U) + (self.valuePositiveInt is not _U or self.valuePositiveInt_ext is not _U) + (self.valueQuantity is not _U) + (self.valueRange is not _U) + (self.valueRatio is not _U) + (self.valueRatioRange is not _U) + (self.valueReference is not _U) + (self.valueRelatedArtifact is not _U) + (self.valueSampledData is not _U) + (self.valueSignature is not _U) + (self.valueString is not _U or self.valueString_ext is not _U) + (self.valueTime is not _U or self.valueTime_ext is not _U) + (self.valueTiming is not _U) + (self.valueTriggerDefinition is not _U) + (self.valueUnsignedInt is not _U or self.valueUnsignedInt_ext is not _U) + (self.valueUri is not _U or self.valueUri_ext is not _U) + (self.valueUrl is not _U or self.valueUrl_ext is not _U) + (self.valueUsageContext is not _U) + (self.valueUuid is not _U or self.valueUuid_ext is not _U) != 1:
             raise _p.ChoiceError("TransportInput.value[x]: exactly one")
 
@@ -17248,9 +21507,9 @@ class TransportOutput(_p.Complex, kw_only=True):
     valueBase64Binary_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueBase64Binary")
     valueBoolean: _p.Boolean | _ms.UnsetType = _U
     valueBoolean_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueBoolean")
-    valueCanonical: _p.Uri | _ms.UnsetType = _U
+    valueCanonical: _p.String | _ms.UnsetType = _U
     valueCanonical_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueCanonical")
-    valueCode: _p.Code | _ms.UnsetType = _U
+    valueCode: _p.String | _ms.UnsetType = _U
     valueCode_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueCode")
     valueCodeableConcept: CodeableConcept | _ms.UnsetType = _U
     valueCodeableReference: CodeableReference | _ms.UnsetType = _U
@@ -17271,7 +21530,7 @@ class TransportOutput(_p.Complex, kw_only=True):
     valueExpression: Expression | _ms.UnsetType = _U
     valueExtendedContactDetail: ExtendedContactDetail | _ms.UnsetType = _U
     valueHumanName: HumanName | _ms.UnsetType = _U
-    valueId: _p.Id | _ms.UnsetType = _U
+    valueId: _p.String | _ms.UnsetType = _U
     valueId_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueId")
     valueIdentifier: Identifier | _ms.UnsetType = _U
     valueInstant: _p.Instant | _ms.UnsetType = _U
@@ -17306,15 +21565,27 @@ class TransportOutput(_p.Complex, kw_only=True):
     valueTriggerDefinition: TriggerDefinition | _ms.UnsetType = _U
     valueUnsignedInt: _p.UnsignedInt | _ms.UnsetType = _U
     valueUnsignedInt_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueUnsignedInt")
-    valueUri: _p.Uri | _ms.UnsetType = _U
+    valueUri: _p.String | _ms.UnsetType = _U
     valueUri_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueUri")
-    valueUrl: _p.Uri | _ms.UnsetType = _U
+    valueUrl: _p.String | _ms.UnsetType = _U
     valueUrl_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueUrl")
     valueUsageContext: UsageContext | _ms.UnsetType = _U
     valueUuid: _p.Uuid | _ms.UnsetType = _U
     valueUuid_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueUuid")
 
     def __post_init__(self) -> None:
+        v = self.valueCanonical
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("TransportOutput.valueCanonical")
+        v = self.valueCode
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("TransportOutput.valueCode")
+        v = self.valueUri
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("TransportOutput.valueUri")
+        v = self.valueUrl
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("TransportOutput.valueUrl")
         if (self.valueAddress is not _U) + (self.valueAge is not _U) + (self.valueAnnotation is not _U) + (self.valueAttachment is not _U) + (self.valueAvailability is not _U) + (self.valueBase64Binary is not _U or self.valueBase64Binary_ext is not _U) + (self.valueBoolean is not _U or self.valueBoolean_ext is not _U) + (self.valueCanonical is not _U or self.valueCanonical_ext is not _U) + (self.valueCode is not _U or self.valueCode_ext is not _U) + (self.valueCodeableConcept is not _U) + (self.valueCodeableReference is not _U) + (self.valueCoding is not _U) + (self.valueContactDetail is not _U) + (self.valueContactPoint is not _U) + (self.valueCount is not _U) + (self.valueDataRequirement is not _U) + (self.valueDate is not _U or self.valueDate_ext is not _U) + (self.valueDateTime is not _U or self.valueDateTime_ext is not _U) + (self.valueDecimal is not _U or self.valueDecimal_ext is not _U) + (self.valueDistance is not _U) + (self.valueDosage is not _U) + (self.valueDuration is not _U) + (self.valueExpression is not _U) + (self.valueExtendedContactDetail is not _U) + (self.valueHumanName is not _U) + (self.valueId is not _U or self.valueId_ext is not _U) + (self.valueIdentifier is not _U) + (self.valueInstant is not _U or self.valueInstant_ext is not _U) + (self.valueInteger is not _U or self.valueInteger_ext is not _U) + (self.valueInteger64 is not _U or self.valueInteger64_ext is not _U) + (self.valueMarkdown is not _U or self.valueMarkdown_ext is not _U) + (self.valueMeta is not _U) + (self.valueMoney is not _U) + (self.valueOid is not _U or self.valueOid_ext is not _U) + (self.valueParameterDefinition is not _U) + (self.valuePeriod is not _U) + (self.valuePositiveInt is not _U or self.valuePositiveInt_ext is not _U) + (self.valueQuantity is not _U) + (self.valueRange is not _U) + (self.valueRatio is not _U) + (self.valueRatioRange is not _U) + (self.valueReference is not _U) + (self.valueRelatedArtifact is not _U) + (self.valueSampledData is not _U) + (self.valueSignature is not _U) + (self.valueString is not _U or self.valueString_ext is not _U) + (self.valueTime is not _U or self.valueTime_ext is not _U) + (self.valueTiming is not _U) + (self.valueTriggerDefinition is not _U) + (self.valueUnsignedInt is not _U or self.valueUnsignedInt_ext is not _U) + (self.valueUri is not _U or self.valueUri_ext is not _U) + (self.valueUrl is not _U or self.valueUrl_ext is not _U) + (self.valueUsageContext is not _U) + (self.valueUuid is not _U or self.valueUuid_ext is not _U) != 1:
             raise _p.ChoiceError("TransportOutput.value[x]: exactly one")
 
@@ -17339,7 +21610,7 @@ class TriggerDefinition(_p.Complex, kw_only=True):
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     name: _p.String | _ms.UnsetType = _U
     name_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_name")
-    subscriptionTopic: _p.Uri | _ms.UnsetType = _U
+    subscriptionTopic: _p.String | _ms.UnsetType = _U
     subscriptionTopic_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_subscriptionTopic")
     timingDate: _p.Date | _ms.UnsetType = _U
     timingDate_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_timingDate")
@@ -17347,10 +21618,16 @@ class TriggerDefinition(_p.Complex, kw_only=True):
     timingDateTime_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_timingDateTime")
     timingReference: Reference | _ms.UnsetType = _U
     timingTiming: Timing | _ms.UnsetType = _U
-    type: _p.Code
+    type: _p.String
     type_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_type")
 
     def __post_init__(self) -> None:
+        v = self.subscriptionTopic
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("TriggerDefinition.subscriptionTopic")
+        v = self.type
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("TriggerDefinition.type")
         if (self.timingDate is not _U or self.timingDate_ext is not _U) + (self.timingDateTime is not _U or self.timingDateTime_ext is not _U) + (self.timingReference is not _U) + (self.timingTiming is not _U) > 1:
             raise _p.ChoiceError("TriggerDefinition.timing[x]: at most one")
 
@@ -17392,15 +21669,15 @@ class ValueSet(_p.Resource, tag="ValueSet", kw_only=True):
     experimental: _p.Boolean | _ms.UnsetType = _U
     experimental_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_experimental")
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
     immutable: _p.Boolean | _ms.UnsetType = _U
     immutable_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_immutable")
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
     jurisdiction: _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     lastReviewDate: _p.Date | _ms.UnsetType = _U
     lastReviewDate_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_lastReviewDate")
@@ -17415,13 +21692,13 @@ class ValueSet(_p.Resource, tag="ValueSet", kw_only=True):
     relatedArtifact: _t.Annotated[list[RelatedArtifact | None], _p.NonEmpty] | _ms.UnsetType = _U
     reviewer: _t.Annotated[list[ContactDetail | None], _p.NonEmpty] | _ms.UnsetType = _U
     scope: ValueSetScope | _ms.UnsetType = _U
-    status: _p.Code
+    status: _p.String
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
     text: Narrative | _ms.UnsetType = _U
     title: _p.String | _ms.UnsetType = _U
     title_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_title")
     topic: _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
-    url: _p.Uri | _ms.UnsetType = _U
+    url: _p.String | _ms.UnsetType = _U
     url_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_url")
     useContext: _t.Annotated[list[UsageContext | None], _p.NonEmpty] | _ms.UnsetType = _U
     version: _p.String | _ms.UnsetType = _U
@@ -17431,6 +21708,21 @@ class ValueSet(_p.Resource, tag="ValueSet", kw_only=True):
     versionAlgorithmString_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_versionAlgorithmString")
 
     def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("ValueSet.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("ValueSet.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("ValueSet.language")
+        v = self.status
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("ValueSet.status")
+        v = self.url
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("ValueSet.url")
         if (self.versionAlgorithmCoding is not _U) + (self.versionAlgorithmString is not _U or self.versionAlgorithmString_ext is not _U) > 1:
             raise _p.ChoiceError("ValueSet.versionAlgorithm[x]: at most one")
 
@@ -17459,16 +21751,25 @@ class ValueSetComposeInclude(_p.Complex, kw_only=True):
     id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    system: _p.Uri | _ms.UnsetType = _U
+    system: _p.String | _ms.UnsetType = _U
     system_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_system")
-    valueSet: _t.Annotated[list[_p.Uri | None], _p.NonEmpty] | _ms.UnsetType = _U
+    valueSet: _t.Annotated[list[_p.String | None], _p.NonEmpty] | _ms.UnsetType = _U
     valueSet_ext: list[Element | None] | Element | _ms.UnsetType = _ms.field(default=_U, name="_valueSet")
     version: _p.String | _ms.UnsetType = _U
     version_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_version")
 
+    def __post_init__(self) -> None:
+        v = self.system
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("ValueSetComposeInclude.system")
+        if self.valueSet is not _U:
+            for v in self.valueSet:
+                if v is not None and (' ' in v or not v.isprintable()):
+                    raise _p.FormatError("ValueSetComposeInclude.valueSet")
+
 
 class ValueSetComposeIncludeConcept(_p.Complex, kw_only=True):
-    code: _p.Code
+    code: _p.String
     code_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_code")
     designation: _t.Annotated[list[ValueSetComposeIncludeConceptDesignation | None], _p.NonEmpty] | _ms.UnsetType = _U
     display: _p.String | _ms.UnsetType = _U
@@ -17478,18 +21779,28 @@ class ValueSetComposeIncludeConcept(_p.Complex, kw_only=True):
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
 
+    def __post_init__(self) -> None:
+        v = self.code
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("ValueSetComposeIncludeConcept.code")
+
 
 class ValueSetComposeIncludeConceptDesignation(_p.Complex, kw_only=True):
     additionalUse: _t.Annotated[list[Coding | None], _p.NonEmpty] | _ms.UnsetType = _U
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     use: Coding | _ms.UnsetType = _U
     value: _p.String
     value_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_value")
+
+    def __post_init__(self) -> None:
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("ValueSetComposeIncludeConceptDesignation.language")
 
 
 class ValueSetComposeIncludeFilter(_p.Complex, kw_only=True):
@@ -17497,12 +21808,20 @@ class ValueSetComposeIncludeFilter(_p.Complex, kw_only=True):
     id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    op: _p.Code
+    op: _p.String
     op_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_op")
-    property: _p.Code
+    property: _p.String
     property_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_property")
     value: _p.String
     value_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_value")
+
+    def __post_init__(self) -> None:
+        v = self.op
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("ValueSetComposeIncludeFilter.op")
+        v = self.property
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("ValueSetComposeIncludeFilter.property")
 
 
 class ValueSetExpansion(_p.Complex, kw_only=True):
@@ -17510,10 +21829,10 @@ class ValueSetExpansion(_p.Complex, kw_only=True):
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
-    identifier: _p.Uri | _ms.UnsetType = _U
+    identifier: _p.String | _ms.UnsetType = _U
     identifier_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_identifier")
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    next: _p.Uri | _ms.UnsetType = _U
+    next: _p.String | _ms.UnsetType = _U
     next_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_next")
     offset: _p.Integer | _ms.UnsetType = _U
     offset_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_offset")
@@ -17524,11 +21843,19 @@ class ValueSetExpansion(_p.Complex, kw_only=True):
     total: _p.Integer | _ms.UnsetType = _U
     total_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_total")
 
+    def __post_init__(self) -> None:
+        v = self.identifier
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("ValueSetExpansion.identifier")
+        v = self.next
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("ValueSetExpansion.next")
+
 
 class ValueSetExpansionContains(_p.Complex, kw_only=True):
     abstract: _p.Boolean | _ms.UnsetType = _U
     abstract_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_abstract")
-    code: _p.Code | _ms.UnsetType = _U
+    code: _p.String | _ms.UnsetType = _U
     code_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_code")
     contains: _t.Annotated[list[ValueSetExpansionContains | None], _p.NonEmpty] | _ms.UnsetType = _U
     designation: _t.Annotated[list[ValueSetComposeIncludeConceptDesignation | None], _p.NonEmpty] | _ms.UnsetType = _U
@@ -17541,14 +21868,22 @@ class ValueSetExpansionContains(_p.Complex, kw_only=True):
     inactive_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_inactive")
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     property: _t.Annotated[list[ValueSetExpansionContainsProperty | None], _p.NonEmpty] | _ms.UnsetType = _U
-    system: _p.Uri | _ms.UnsetType = _U
+    system: _p.String | _ms.UnsetType = _U
     system_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_system")
     version: _p.String | _ms.UnsetType = _U
     version_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_version")
 
+    def __post_init__(self) -> None:
+        v = self.code
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("ValueSetExpansionContains.code")
+        v = self.system
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("ValueSetExpansionContains.system")
+
 
 class ValueSetExpansionContainsProperty(_p.Complex, kw_only=True):
-    code: _p.Code
+    code: _p.String
     code_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_code")
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     id: _p.String | _ms.UnsetType = _U
@@ -17557,7 +21892,7 @@ class ValueSetExpansionContainsProperty(_p.Complex, kw_only=True):
     subProperty: _t.Annotated[list[ValueSetExpansionContainsPropertySubProperty | None], _p.NonEmpty] | _ms.UnsetType = _U
     valueBoolean: _p.Boolean | _ms.UnsetType = _U
     valueBoolean_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueBoolean")
-    valueCode: _p.Code | _ms.UnsetType = _U
+    valueCode: _p.String | _ms.UnsetType = _U
     valueCode_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueCode")
     valueCoding: Coding | _ms.UnsetType = _U
     valueDateTime: _p.DateTime | _ms.UnsetType = _U
@@ -17570,12 +21905,18 @@ class ValueSetExpansionContainsProperty(_p.Complex, kw_only=True):
     valueString_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueString")
 
     def __post_init__(self) -> None:
+        v = self.code
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("ValueSetExpansionContainsProperty.code")
+        v = self.valueCode
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("ValueSetExpansionContainsProperty.valueCode")
         if (self.valueBoolean is not _U or self.valueBoolean_ext is not _U) + (self.valueCode is not _U or self.valueCode_ext is not _U) + (self.valueCoding is not _U) + (self.valueDateTime is not _U or self.valueDateTime_ext is not _U) + (self.valueDecimal is not _U or self.valueDecimal_ext is not _U) + (self.valueInteger is not _U or self.valueInteger_ext is not _U) + (self.valueString is not _U or self.valueString_ext is not _U) != 1:
             raise _p.ChoiceError("ValueSetExpansionContainsProperty.value[x]: exactly one")
 
 
 class ValueSetExpansionContainsPropertySubProperty(_p.Complex, kw_only=True):
-    code: _p.Code
+    code: _p.String
     code_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_code")
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     id: _p.String | _ms.UnsetType = _U
@@ -17583,7 +21924,7 @@ class ValueSetExpansionContainsPropertySubProperty(_p.Complex, kw_only=True):
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     valueBoolean: _p.Boolean | _ms.UnsetType = _U
     valueBoolean_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueBoolean")
-    valueCode: _p.Code | _ms.UnsetType = _U
+    valueCode: _p.String | _ms.UnsetType = _U
     valueCode_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueCode")
     valueCoding: Coding | _ms.UnsetType = _U
     valueDateTime: _p.DateTime | _ms.UnsetType = _U
@@ -17596,6 +21937,12 @@ class ValueSetExpansionContainsPropertySubProperty(_p.Complex, kw_only=True):
     valueString_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueString")
 
     def __post_init__(self) -> None:
+        v = self.code
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("ValueSetExpansionContainsPropertySubProperty.code")
+        v = self.valueCode
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("ValueSetExpansionContainsPropertySubProperty.valueCode")
         if (self.valueBoolean is not _U or self.valueBoolean_ext is not _U) + (self.valueCode is not _U or self.valueCode_ext is not _U) + (self.valueCoding is not _U) + (self.valueDateTime is not _U or self.valueDateTime_ext is not _U) + (self.valueDecimal is not _U or self.valueDecimal_ext is not _U) + (self.valueInteger is not _U or self.valueInteger_ext is not _U) + (self.valueString is not _U or self.valueString_ext is not _U) != 1:
             raise _p.ChoiceError("ValueSetExpansionContainsPropertySubProperty.value[x]: exactly one")
 
@@ -17609,7 +21956,7 @@ class ValueSetExpansionParameter(_p.Complex, kw_only=True):
     name_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_name")
     valueBoolean: _p.Boolean | _ms.UnsetType = _U
     valueBoolean_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueBoolean")
-    valueCode: _p.Code | _ms.UnsetType = _U
+    valueCode: _p.String | _ms.UnsetType = _U
     valueCode_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueCode")
     valueDateTime: _p.DateTime | _ms.UnsetType = _U
     valueDateTime_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueDateTime")
@@ -17619,23 +21966,37 @@ class ValueSetExpansionParameter(_p.Complex, kw_only=True):
     valueInteger_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueInteger")
     valueString: _p.String | _ms.UnsetType = _U
     valueString_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueString")
-    valueUri: _p.Uri | _ms.UnsetType = _U
+    valueUri: _p.String | _ms.UnsetType = _U
     valueUri_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueUri")
 
     def __post_init__(self) -> None:
+        v = self.valueCode
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("ValueSetExpansionParameter.valueCode")
+        v = self.valueUri
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("ValueSetExpansionParameter.valueUri")
         if (self.valueBoolean is not _U or self.valueBoolean_ext is not _U) + (self.valueCode is not _U or self.valueCode_ext is not _U) + (self.valueDateTime is not _U or self.valueDateTime_ext is not _U) + (self.valueDecimal is not _U or self.valueDecimal_ext is not _U) + (self.valueInteger is not _U or self.valueInteger_ext is not _U) + (self.valueString is not _U or self.valueString_ext is not _U) + (self.valueUri is not _U or self.valueUri_ext is not _U) > 1:
             raise _p.ChoiceError("ValueSetExpansionParameter.value[x]: at most one")
 
 
 class ValueSetExpansionProperty(_p.Complex, kw_only=True):
-    code: _p.Code
+    code: _p.String
     code_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_code")
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    uri: _p.Uri | _ms.UnsetType = _U
+    uri: _p.String | _ms.UnsetType = _U
     uri_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_uri")
+
+    def __post_init__(self) -> None:
+        v = self.code
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("ValueSetExpansionProperty.code")
+        v = self.uri
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("ValueSetExpansionProperty.uri")
 
 
 class ValueSetScope(_p.Complex, kw_only=True):
@@ -17655,11 +22016,11 @@ class VerificationResult(_p.Resource, tag="VerificationResult", kw_only=True):
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     failureAction: CodeableConcept | _ms.UnsetType = _U
     frequency: Timing | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     lastPerformed: _p.DateTime | _ms.UnsetType = _U
     lastPerformed_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_lastPerformed")
@@ -17669,7 +22030,7 @@ class VerificationResult(_p.Resource, tag="VerificationResult", kw_only=True):
     nextScheduled: _p.Date | _ms.UnsetType = _U
     nextScheduled_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_nextScheduled")
     primarySource: _t.Annotated[list[VerificationResultPrimarySource | None], _p.NonEmpty] | _ms.UnsetType = _U
-    status: _p.Code
+    status: _p.String
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
     statusDate: _p.DateTime | _ms.UnsetType = _U
     statusDate_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_statusDate")
@@ -17680,6 +22041,20 @@ class VerificationResult(_p.Resource, tag="VerificationResult", kw_only=True):
     validationProcess: _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
     validationType: CodeableConcept | _ms.UnsetType = _U
     validator: _t.Annotated[list[VerificationResultValidator | None], _p.NonEmpty] | _ms.UnsetType = _U
+
+    def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("VerificationResult.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("VerificationResult.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("VerificationResult.language")
+        v = self.status
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("VerificationResult.status")
 
 
 class VerificationResultAttestation(_p.Complex, kw_only=True):
@@ -17727,13 +22102,13 @@ class VerificationResultValidator(_p.Complex, kw_only=True):
 
 
 class VirtualServiceDetail(_p.Complex, kw_only=True):
-    additionalInfo: _t.Annotated[list[_p.Uri | None], _p.NonEmpty] | _ms.UnsetType = _U
+    additionalInfo: _t.Annotated[list[_p.String | None], _p.NonEmpty] | _ms.UnsetType = _U
     additionalInfo_ext: list[Element | None] | Element | _ms.UnsetType = _ms.field(default=_U, name="_additionalInfo")
     addressContactPoint: ContactPoint | _ms.UnsetType = _U
     addressExtendedContactDetail: ExtendedContactDetail | _ms.UnsetType = _U
     addressString: _p.String | _ms.UnsetType = _U
     addressString_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_addressString")
-    addressUrl: _p.Uri | _ms.UnsetType = _U
+    addressUrl: _p.String | _ms.UnsetType = _U
     addressUrl_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_addressUrl")
     channelType: Coding | _ms.UnsetType = _U
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
@@ -17745,6 +22120,13 @@ class VirtualServiceDetail(_p.Complex, kw_only=True):
     sessionKey_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_sessionKey")
 
     def __post_init__(self) -> None:
+        if self.additionalInfo is not _U:
+            for v in self.additionalInfo:
+                if v is not None and (' ' in v or not v.isprintable()):
+                    raise _p.FormatError("VirtualServiceDetail.additionalInfo")
+        v = self.addressUrl
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("VirtualServiceDetail.addressUrl")
         if (self.addressContactPoint is not _U) + (self.addressExtendedContactDetail is not _U) + (self.addressString is not _U or self.addressString_ext is not _U) + (self.addressUrl is not _U or self.addressUrl_ext is not _U) > 1:
             raise _p.ChoiceError("VirtualServiceDetail.address[x]: at most one")
 
@@ -17757,21 +22139,35 @@ class VisionPrescription(_p.Resource, tag="VisionPrescription", kw_only=True):
     dateWritten_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_dateWritten")
     encounter: Reference | _ms.UnsetType = _U
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    id: _p.Id | _ms.UnsetType = _U
+    id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
-    implicitRules: _p.Uri | _ms.UnsetType = _U
+    implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
-    language: _p.Code | _ms.UnsetType = _U
+    language: _p.String | _ms.UnsetType = _U
     language_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_language")
     lensSpecification: _t.Annotated[list[VisionPrescriptionLensSpecification | None], _p.NonEmpty]
     meta: Meta | _ms.UnsetType = _U
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     patient: Reference
     prescriber: Reference
-    status: _p.Code
+    status: _p.String
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
     text: Narrative | _ms.UnsetType = _U
+
+    def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
+            raise _p.FormatError("VisionPrescription.id")
+        v = self.implicitRules
+        if v is not _U and (' ' in v or not v.isprintable()):
+            raise _p.FormatError("VisionPrescription.implicitRules")
+        v = self.language
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("VisionPrescription.language")
+        v = self.status
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("VisionPrescription.status")
 
 
 class VisionPrescriptionLensSpecification(_p.Complex, kw_only=True):
@@ -17791,7 +22187,7 @@ class VisionPrescriptionLensSpecification(_p.Complex, kw_only=True):
     diameter_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_diameter")
     duration: Quantity | _ms.UnsetType = _U
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
-    eye: _p.Code
+    eye: _p.String
     eye_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_eye")
     id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
@@ -17804,15 +22200,25 @@ class VisionPrescriptionLensSpecification(_p.Complex, kw_only=True):
     sphere: _p.Decimal | _ms.UnsetType = _U
     sphere_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_sphere")
 
+    def __post_init__(self) -> None:
+        v = self.eye
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("VisionPrescriptionLensSpecification.eye")
+
 
 class VisionPrescriptionLensSpecificationPrism(_p.Complex, kw_only=True):
     amount: _p.Decimal
     amount_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_amount")
-    base: _p.Code
+    base: _p.String
     base_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_base")
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
+
+    def __post_init__(self) -> None:
+        v = self.base
+        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
+            raise _p.FormatError("VisionPrescriptionLensSpecificationPrism.base")
 
 AnyResource = _t.Union[Account, ActivityDefinition, ActorDefinition, AdministrableProductDefinition, AdverseEvent, AllergyIntolerance, Appointment, AppointmentResponse, ArtifactAssessment, AuditEvent, Basic, Binary, BiologicallyDerivedProduct, BiologicallyDerivedProductDispense, BodyStructure, Bundle, CapabilityStatement, CarePlan, CareTeam, ChargeItem, ChargeItemDefinition, Citation, Claim, ClaimResponse, ClinicalImpression, ClinicalUseDefinition, CodeSystem, Communication, CommunicationRequest, CompartmentDefinition, Composition, ConceptMap, Condition, ConditionDefinition, Consent, Contract, Coverage, CoverageEligibilityRequest, CoverageEligibilityResponse, DetectedIssue, Device, DeviceAssociation, DeviceDefinition, DeviceDispense, DeviceMetric, DeviceRequest, DeviceUsage, DiagnosticReport, DocumentReference, Encounter, EncounterHistory, Endpoint, EnrollmentRequest, EnrollmentResponse, EpisodeOfCare, EventDefinition, Evidence, EvidenceReport, EvidenceVariable, ExampleScenario, ExplanationOfBenefit, FamilyMemberHistory, Flag, FormularyItem, GenomicStudy, Goal, GraphDefinition, Group, GuidanceResponse, HealthcareService, ImagingSelection, ImagingStudy, Immunization, ImmunizationEvaluation, ImmunizationRecommendation, ImplementationGuide, Ingredient, InsurancePlan, InventoryItem, InventoryReport, Invoice, Library, Linkage, List, Location, ManufacturedItemDefinition, Measure, MeasureReport, Medication, MedicationAdministration, MedicationDispense, MedicationKnowledge, MedicationRequest, MedicationStatement, MedicinalProductDefinition, MessageDefinition, MessageHeader, MolecularSequence, NamingSystem, NutritionIntake, NutritionOrder, NutritionProduct, Observation, ObservationDefinition, OperationDefinition, OperationOutcome, Organization, OrganizationAffiliation, PackagedProductDefinition, Parameters, Patient, PaymentNotice, PaymentReconciliation, Permission, Person, PlanDefinition, Practitioner, PractitionerRole, Procedure, Provenance, Questionnaire, QuestionnaireResponse, RegulatedAuthorization, RelatedPerson, RequestOrchestration, Requirements, ResearchStudy, ResearchSubject, RiskAssessment, Schedule, SearchParameter, ServiceRequest, Slot, Specimen, SpecimenDefinition, StructureDefinition, StructureMap, Subscription, SubscriptionStatus, SubscriptionTopic, Substance, SubstanceDefinition, SubstanceNucleicAcid, SubstancePolymer, SubstanceProtein, SubstanceReferenceInformation, SubstanceSourceMaterial, SupplyDelivery, SupplyRequest, Task, TerminologyCapabilities, TestPlan, TestReport, TestScript, Transport, ValueSet, VerificationResult, VisionPrescription]

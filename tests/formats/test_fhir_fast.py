@@ -4,6 +4,7 @@ walker's on every corpus file and on thousands of mutations of them."""
 from __future__ import annotations
 
 import copy
+import functools
 import importlib.util
 import json
 import re
@@ -19,6 +20,7 @@ from hypothesis import strategies as st
 from mm_bronze.errors import InvalidPayload
 from mm_bronze.formats.fhir import json_validator, ndjson_validator
 from mm_bronze.formats.fhir.fast import decider
+from mm_bronze.formats.fhir.model import model
 from tests.formats.helpers import validate
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -43,6 +45,37 @@ def test_generated_types_are_current(version: str) -> None:
     assert path.read_text(encoding="utf-8") == generator.generate(version), (
         f"{path.name} is stale: run python tools/generate_fhir_structs.py"
     )
+
+
+PATIENT = b'{"resourceType":"Patient","id":"p1","birthDate":"1970-01-01","active":true}'
+
+
+def test_fast_path_metadata_and_bom() -> None:
+    meta = validate(PATIENT)
+    assert fast_verdict(PATIENT) is not None
+    assert meta == walker_verdict(PATIENT)
+    assert "bom" not in meta
+    with_bom = validate(BOM + PATIENT)
+    assert with_bom == {**meta, "bom": True}
+    assert validate(BOM + PATIENT, level="lenient")["bom"] is True
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"resourceType":"Patient","id":"p1","id":"p2"}',  # a repeated key
+        b'{"resourceType":"Patient","resourceType":"Patient"}',
+        b'{"resourceType":"Patient","name":[{"given":["a"],"given":["b"]}]}',
+        b'{"resourceType":"Patient","fhir_comments":["x"]}',
+        b'{"resourceType":"Patient","deceasedBoolean":true,"deceasedDateTime":"2020"}',
+        b'{"resourceType":"Patient","extension":' + b"[" * 100_000 + b"]" * 100_000 + b"}",
+        b'{"resourceType":"Binary","contentType":"x","data":"YQ="}',
+        b'{"resourceType":"Patient","id":"p\u003a1"}',
+    ],
+)
+def test_fast_path_defers(body: bytes) -> None:
+    """Payloads the fast path leaves to the walker (never raising, whatever the input)."""
+    assert fast_verdict(body) is None
 
 
 # --- verdicts ------------------------------------------------------------------------------
@@ -101,6 +134,9 @@ def known_deferral(body: bytes, version: str) -> str | None:
         missing = re.search(r"missing required field `(\w+)`", str(exc))
         if missing and f'"_{missing.group(1)}"'.encode() in data:
             return "a required primitive given only by its _element"
+        unknown = re.search(r"unknown field `_(\w+)`", str(exc))
+        if unknown and unknown.group(1) in _choice_elements(version):
+            return "a primitive extension (_element) on a [x] choice element"
         if "Expected `int`, got `float`" in str(exc):
             return "an integer written with a fraction"
         return None
@@ -109,6 +145,12 @@ def known_deferral(body: bytes, version: str) -> str | None:
     if type(document) is decider.types(version).bundle:
         return "a Bundle rule (fullUrl, entry without resource) left to the walker"
     return None
+
+
+@functools.cache
+def _choice_elements(version: str) -> frozenset[str]:
+    types = model(version)._types.values()
+    return frozenset(e.name for t in types for e in t.elements.values() if e.choice)
 
 
 def _unprintable(value: Any) -> bool:

@@ -6,7 +6,12 @@ from typing import Any
 
 from mm_bronze.errors import InvalidPayload, Issue
 from mm_bronze.formats.base import LENIENT, STRICT, Findings
-from mm_bronze.formats.fhir.fast.decider import decode_lines, keys_unique, summary
+from mm_bronze.formats.fhir.fast.decider import (
+    collection_paused,
+    decode_lines,
+    keys_unique,
+    summary,
+)
 from mm_bronze.formats.fhir.json_validator import FhirJsonValidator, checker_for
 from mm_bronze.formats.fhir.model import canonical_version
 
@@ -57,12 +62,17 @@ class FhirNdjsonValidator:
             for line in lines:
                 self._slow_line(line)
             return
-        documents = decode_lines(lines, self._fast)
-        whole = None not in documents and keys_unique(block, documents)
-        for line, document in zip(lines, documents, strict=True):
-            meta = None
-            if document is not None and (whole or keys_unique(line, (document,))):
-                meta = summary(document, self._fast)
+        with collection_paused():
+            documents = decode_lines(lines, self._fast)
+            whole = None not in documents and keys_unique(block, documents)
+            metas = [
+                summary(document, self._fast)
+                if document is not None and (whole or keys_unique(line, (document,)))
+                else None
+                for line, document in zip(lines, documents, strict=True)
+            ]
+            del documents
+        for line, meta in zip(lines, metas, strict=True):
             if meta is None:
                 self._slow_line(line)
                 continue

@@ -13,6 +13,7 @@ import msgspec as _ms
 from mm_bronze.formats.fhir.fast import primitives as _p
 
 _U = _ms.UNSET
+_astuple = _ms.structs.astuple
 
 
 class Account(_p.Resource, tag="Account", kw_only=True):
@@ -149,7 +150,6 @@ class ActivityDefinition(_p.Resource, tag="ActivityDefinition", kw_only=True):
     text: Narrative | _ms.UnsetType = _U
     timingAge: Age | _ms.UnsetType = _U
     timingDateTime: _p.DateTime | _ms.UnsetType = _U
-    timingDateTime_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_timingDateTime")
     timingDuration: Duration | _ms.UnsetType = _U
     timingPeriod: Period | _ms.UnsetType = _U
     timingRange: Range | _ms.UnsetType = _U
@@ -206,7 +206,7 @@ class ActivityDefinition(_p.Resource, tag="ActivityDefinition", kw_only=True):
             raise _p.ChoiceError("ActivityDefinition.product[x]: at most one")
         if (self.subjectCodeableConcept is not _U) + (self.subjectReference is not _U) > 1:
             raise _p.ChoiceError("ActivityDefinition.subject[x]: at most one")
-        if (self.timingAge is not _U) + (self.timingDateTime is not _U or self.timingDateTime_ext is not _U) + (self.timingDuration is not _U) + (self.timingPeriod is not _U) + (self.timingRange is not _U) + (self.timingTiming is not _U) > 1:
+        if (self.timingAge is not _U) + (self.timingDateTime is not _U) + (self.timingDuration is not _U) + (self.timingPeriod is not _U) + (self.timingRange is not _U) + (self.timingTiming is not _U) > 1:
             raise _p.ChoiceError("ActivityDefinition.timing[x]: at most one")
 
 
@@ -393,11 +393,9 @@ class AllergyIntolerance(_p.Resource, tag="AllergyIntolerance", kw_only=True):
     note: _t.Annotated[list[Annotation | None], _p.NonEmpty] | _ms.UnsetType = _U
     onsetAge: Age | _ms.UnsetType = _U
     onsetDateTime: _p.DateTime | _ms.UnsetType = _U
-    onsetDateTime_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_onsetDateTime")
     onsetPeriod: Period | _ms.UnsetType = _U
     onsetRange: Range | _ms.UnsetType = _U
     onsetString: _p.String | _ms.UnsetType = _U
-    onsetString_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_onsetString")
     patient: Reference
     reaction: _t.Annotated[list[AllergyIntoleranceReaction | None], _p.NonEmpty] | _ms.UnsetType = _U
     recordedDate: _p.DateTime | _ms.UnsetType = _U
@@ -428,7 +426,7 @@ class AllergyIntolerance(_p.Resource, tag="AllergyIntolerance", kw_only=True):
         v = self.type
         if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
             raise _p.FormatError("AllergyIntolerance.type")
-        if (self.onsetAge is not _U) + (self.onsetDateTime is not _U or self.onsetDateTime_ext is not _U) + (self.onsetPeriod is not _U) + (self.onsetRange is not _U) + (self.onsetString is not _U or self.onsetString_ext is not _U) > 1:
+        if (self.onsetAge is not _U) + (self.onsetDateTime is not _U) + (self.onsetPeriod is not _U) + (self.onsetRange is not _U) + (self.onsetString is not _U) > 1:
             raise _p.ChoiceError("AllergyIntolerance.onset[x]: at most one")
 
 
@@ -457,7 +455,6 @@ class AllergyIntoleranceReaction(_p.Complex, kw_only=True):
 class Annotation(_p.Complex, kw_only=True):
     authorReference: Reference | _ms.UnsetType = _U
     authorString: _p.String | _ms.UnsetType = _U
-    authorString_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_authorString")
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
@@ -467,7 +464,7 @@ class Annotation(_p.Complex, kw_only=True):
     time_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_time")
 
     def __post_init__(self) -> None:
-        if (self.authorReference is not _U) + (self.authorString is not _U or self.authorString_ext is not _U) > 1:
+        if (self.authorReference is not _U) + (self.authorString is not _U) > 1:
             raise _p.ChoiceError("Annotation.author[x]: at most one")
 
 
@@ -742,12 +739,10 @@ class AuditEventEntityDetail(_p.Complex, kw_only=True):
     type: _p.String
     type_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_type")
     valueBase64Binary: _p.Base64Binary | _ms.UnsetType = _U
-    valueBase64Binary_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueBase64Binary")
     valueString: _p.String | _ms.UnsetType = _U
-    valueString_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueString")
 
     def __post_init__(self) -> None:
-        if (self.valueBase64Binary is not _U or self.valueBase64Binary_ext is not _U) + (self.valueString is not _U or self.valueString_ext is not _U) != 1:
+        if (self.valueBase64Binary is not _U) + (self.valueString is not _U) != 1:
             raise _p.ChoiceError("AuditEventEntityDetail.value[x]: exactly one")
 
 
@@ -876,7 +871,6 @@ class BiologicallyDerivedProduct(_p.Resource, tag="BiologicallyDerivedProduct", 
 
 class BiologicallyDerivedProductCollection(_p.Complex, kw_only=True):
     collectedDateTime: _p.DateTime | _ms.UnsetType = _U
-    collectedDateTime_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_collectedDateTime")
     collectedPeriod: Period | _ms.UnsetType = _U
     collector: Reference | _ms.UnsetType = _U
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
@@ -886,7 +880,7 @@ class BiologicallyDerivedProductCollection(_p.Complex, kw_only=True):
     source: Reference | _ms.UnsetType = _U
 
     def __post_init__(self) -> None:
-        if (self.collectedDateTime is not _U or self.collectedDateTime_ext is not _U) + (self.collectedPeriod is not _U) > 1:
+        if (self.collectedDateTime is not _U) + (self.collectedPeriod is not _U) > 1:
             raise _p.ChoiceError("BiologicallyDerivedProductCollection.collected[x]: at most one")
 
 
@@ -898,11 +892,10 @@ class BiologicallyDerivedProductManipulation(_p.Complex, kw_only=True):
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     timeDateTime: _p.DateTime | _ms.UnsetType = _U
-    timeDateTime_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_timeDateTime")
     timePeriod: Period | _ms.UnsetType = _U
 
     def __post_init__(self) -> None:
-        if (self.timeDateTime is not _U or self.timeDateTime_ext is not _U) + (self.timePeriod is not _U) > 1:
+        if (self.timeDateTime is not _U) + (self.timePeriod is not _U) > 1:
             raise _p.ChoiceError("BiologicallyDerivedProductManipulation.time[x]: at most one")
 
 
@@ -916,11 +909,10 @@ class BiologicallyDerivedProductProcessing(_p.Complex, kw_only=True):
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     procedure: CodeableConcept | _ms.UnsetType = _U
     timeDateTime: _p.DateTime | _ms.UnsetType = _U
-    timeDateTime_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_timeDateTime")
     timePeriod: Period | _ms.UnsetType = _U
 
     def __post_init__(self) -> None:
-        if (self.timeDateTime is not _U or self.timeDateTime_ext is not _U) + (self.timePeriod is not _U) > 1:
+        if (self.timeDateTime is not _U) + (self.timePeriod is not _U) > 1:
             raise _p.ChoiceError("BiologicallyDerivedProductProcessing.time[x]: at most one")
 
 
@@ -1593,7 +1585,6 @@ class CarePlanActivityDetail(_p.Complex, kw_only=True):
     reasonReference: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
     scheduledPeriod: Period | _ms.UnsetType = _U
     scheduledString: _p.String | _ms.UnsetType = _U
-    scheduledString_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_scheduledString")
     scheduledTiming: Timing | _ms.UnsetType = _U
     status: _p.String
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
@@ -1616,7 +1607,7 @@ class CarePlanActivityDetail(_p.Complex, kw_only=True):
             raise _p.FormatError("CarePlanActivityDetail.status")
         if (self.productCodeableConcept is not _U) + (self.productReference is not _U) > 1:
             raise _p.ChoiceError("CarePlanActivityDetail.product[x]: at most one")
-        if (self.scheduledPeriod is not _U) + (self.scheduledString is not _U or self.scheduledString_ext is not _U) + (self.scheduledTiming is not _U) > 1:
+        if (self.scheduledPeriod is not _U) + (self.scheduledString is not _U) + (self.scheduledTiming is not _U) > 1:
             raise _p.ChoiceError("CarePlanActivityDetail.scheduled[x]: at most one")
 
 
@@ -1762,7 +1753,6 @@ class ChargeItem(_p.Resource, tag="ChargeItem", kw_only=True):
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     note: _t.Annotated[list[Annotation | None], _p.NonEmpty] | _ms.UnsetType = _U
     occurrenceDateTime: _p.DateTime | _ms.UnsetType = _U
-    occurrenceDateTime_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_occurrenceDateTime")
     occurrencePeriod: Period | _ms.UnsetType = _U
     occurrenceTiming: Timing | _ms.UnsetType = _U
     overrideReason: _p.String | _ms.UnsetType = _U
@@ -1804,7 +1794,7 @@ class ChargeItem(_p.Resource, tag="ChargeItem", kw_only=True):
         v = self.status
         if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
             raise _p.FormatError("ChargeItem.status")
-        if (self.occurrenceDateTime is not _U or self.occurrenceDateTime_ext is not _U) + (self.occurrencePeriod is not _U) + (self.occurrenceTiming is not _U) > 1:
+        if (self.occurrenceDateTime is not _U) + (self.occurrencePeriod is not _U) + (self.occurrenceTiming is not _U) > 1:
             raise _p.ChoiceError("ChargeItem.occurrence[x]: at most one")
         if (self.productCodeableConcept is not _U) + (self.productReference is not _U) > 1:
             raise _p.ChoiceError("ChargeItem.product[x]: at most one")
@@ -2097,7 +2087,6 @@ class ClaimItem(_p.Complex, kw_only=True):
     sequence: _p.PositiveInt
     sequence_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_sequence")
     servicedDate: _p.Date | _ms.UnsetType = _U
-    servicedDate_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_servicedDate")
     servicedPeriod: Period | _ms.UnsetType = _U
     subSite: _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
     udi: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
@@ -2106,7 +2095,7 @@ class ClaimItem(_p.Complex, kw_only=True):
     def __post_init__(self) -> None:
         if (self.locationAddress is not _U) + (self.locationCodeableConcept is not _U) + (self.locationReference is not _U) > 1:
             raise _p.ChoiceError("ClaimItem.location[x]: at most one")
-        if (self.servicedDate is not _U or self.servicedDate_ext is not _U) + (self.servicedPeriod is not _U) > 1:
+        if (self.servicedDate is not _U) + (self.servicedPeriod is not _U) > 1:
             raise _p.ChoiceError("ClaimItem.serviced[x]: at most one")
 
 
@@ -2282,7 +2271,6 @@ class ClaimResponseAddItem(_p.Complex, kw_only=True):
     provider: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
     quantity: Quantity | _ms.UnsetType = _U
     servicedDate: _p.Date | _ms.UnsetType = _U
-    servicedDate_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_servicedDate")
     servicedPeriod: Period | _ms.UnsetType = _U
     subSite: _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
     subdetailSequence: _t.Annotated[list[_p.PositiveInt | None], _p.NonEmpty] | _ms.UnsetType = _U
@@ -2292,7 +2280,7 @@ class ClaimResponseAddItem(_p.Complex, kw_only=True):
     def __post_init__(self) -> None:
         if (self.locationAddress is not _U) + (self.locationCodeableConcept is not _U) + (self.locationReference is not _U) > 1:
             raise _p.ChoiceError("ClaimResponseAddItem.location[x]: at most one")
-        if (self.servicedDate is not _U or self.servicedDate_ext is not _U) + (self.servicedPeriod is not _U) > 1:
+        if (self.servicedDate is not _U) + (self.servicedPeriod is not _U) > 1:
             raise _p.ChoiceError("ClaimResponseAddItem.serviced[x]: at most one")
 
 
@@ -2463,20 +2451,17 @@ class ClaimSupportingInfo(_p.Complex, kw_only=True):
     sequence: _p.PositiveInt
     sequence_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_sequence")
     timingDate: _p.Date | _ms.UnsetType = _U
-    timingDate_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_timingDate")
     timingPeriod: Period | _ms.UnsetType = _U
     valueAttachment: Attachment | _ms.UnsetType = _U
     valueBoolean: _p.Boolean | _ms.UnsetType = _U
-    valueBoolean_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueBoolean")
     valueQuantity: Quantity | _ms.UnsetType = _U
     valueReference: Reference | _ms.UnsetType = _U
     valueString: _p.String | _ms.UnsetType = _U
-    valueString_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueString")
 
     def __post_init__(self) -> None:
-        if (self.timingDate is not _U or self.timingDate_ext is not _U) + (self.timingPeriod is not _U) > 1:
+        if (self.timingDate is not _U) + (self.timingPeriod is not _U) > 1:
             raise _p.ChoiceError("ClaimSupportingInfo.timing[x]: at most one")
-        if (self.valueAttachment is not _U) + (self.valueBoolean is not _U or self.valueBoolean_ext is not _U) + (self.valueQuantity is not _U) + (self.valueReference is not _U) + (self.valueString is not _U or self.valueString_ext is not _U) > 1:
+        if (self.valueAttachment is not _U) + (self.valueBoolean is not _U) + (self.valueQuantity is not _U) + (self.valueReference is not _U) + (self.valueString is not _U) > 1:
             raise _p.ChoiceError("ClaimSupportingInfo.value[x]: at most one")
 
 
@@ -2489,7 +2474,6 @@ class ClinicalImpression(_p.Resource, tag="ClinicalImpression", kw_only=True):
     description: _p.String | _ms.UnsetType = _U
     description_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_description")
     effectiveDateTime: _p.DateTime | _ms.UnsetType = _U
-    effectiveDateTime_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_effectiveDateTime")
     effectivePeriod: Period | _ms.UnsetType = _U
     encounter: Reference | _ms.UnsetType = _U
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
@@ -2537,7 +2521,7 @@ class ClinicalImpression(_p.Resource, tag="ClinicalImpression", kw_only=True):
         v = self.status
         if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
             raise _p.FormatError("ClinicalImpression.status")
-        if (self.effectiveDateTime is not _U or self.effectiveDateTime_ext is not _U) + (self.effectivePeriod is not _U) > 1:
+        if (self.effectiveDateTime is not _U) + (self.effectivePeriod is not _U) > 1:
             raise _p.ChoiceError("ClinicalImpression.effective[x]: at most one")
 
 
@@ -2695,18 +2679,12 @@ class CodeSystemConceptProperty(_p.Complex, kw_only=True):
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     valueBoolean: _p.Boolean | _ms.UnsetType = _U
-    valueBoolean_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueBoolean")
     valueCode: _p.String | _ms.UnsetType = _U
-    valueCode_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueCode")
     valueCoding: Coding | _ms.UnsetType = _U
     valueDateTime: _p.DateTime | _ms.UnsetType = _U
-    valueDateTime_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueDateTime")
     valueDecimal: _p.Decimal | _ms.UnsetType = _U
-    valueDecimal_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueDecimal")
     valueInteger: _p.Integer | _ms.UnsetType = _U
-    valueInteger_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueInteger")
     valueString: _p.String | _ms.UnsetType = _U
-    valueString_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueString")
 
     def __post_init__(self) -> None:
         v = self.code
@@ -2715,7 +2693,7 @@ class CodeSystemConceptProperty(_p.Complex, kw_only=True):
         v = self.valueCode
         if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
             raise _p.FormatError("CodeSystemConceptProperty.valueCode")
-        if (self.valueBoolean is not _U or self.valueBoolean_ext is not _U) + (self.valueCode is not _U or self.valueCode_ext is not _U) + (self.valueCoding is not _U) + (self.valueDateTime is not _U or self.valueDateTime_ext is not _U) + (self.valueDecimal is not _U or self.valueDecimal_ext is not _U) + (self.valueInteger is not _U or self.valueInteger_ext is not _U) + (self.valueString is not _U or self.valueString_ext is not _U) != 1:
+        if (self.valueBoolean is not _U) + (self.valueCode is not _U) + (self.valueCoding is not _U) + (self.valueDateTime is not _U) + (self.valueDecimal is not _U) + (self.valueInteger is not _U) + (self.valueString is not _U) != 1:
             raise _p.ChoiceError("CodeSystemConceptProperty.value[x]: exactly one")
 
 
@@ -2874,14 +2852,13 @@ class CommunicationPayload(_p.Complex, kw_only=True):
     contentAttachment: Attachment | _ms.UnsetType = _U
     contentReference: Reference | _ms.UnsetType = _U
     contentString: _p.String | _ms.UnsetType = _U
-    contentString_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_contentString")
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
 
     def __post_init__(self) -> None:
-        if (self.contentAttachment is not _U) + (self.contentReference is not _U) + (self.contentString is not _U or self.contentString_ext is not _U) != 1:
+        if (self.contentAttachment is not _U) + (self.contentReference is not _U) + (self.contentString is not _U) != 1:
             raise _p.ChoiceError("CommunicationPayload.content[x]: exactly one")
 
 
@@ -2909,7 +2886,6 @@ class CommunicationRequest(_p.Resource, tag="CommunicationRequest", kw_only=True
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     note: _t.Annotated[list[Annotation | None], _p.NonEmpty] | _ms.UnsetType = _U
     occurrenceDateTime: _p.DateTime | _ms.UnsetType = _U
-    occurrenceDateTime_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_occurrenceDateTime")
     occurrencePeriod: Period | _ms.UnsetType = _U
     payload: _t.Annotated[list[CommunicationRequestPayload | None], _p.NonEmpty] | _ms.UnsetType = _U
     priority: _p.String | _ms.UnsetType = _U
@@ -2942,7 +2918,7 @@ class CommunicationRequest(_p.Resource, tag="CommunicationRequest", kw_only=True
         v = self.status
         if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
             raise _p.FormatError("CommunicationRequest.status")
-        if (self.occurrenceDateTime is not _U or self.occurrenceDateTime_ext is not _U) + (self.occurrencePeriod is not _U) > 1:
+        if (self.occurrenceDateTime is not _U) + (self.occurrencePeriod is not _U) > 1:
             raise _p.ChoiceError("CommunicationRequest.occurrence[x]: at most one")
 
 
@@ -2950,14 +2926,13 @@ class CommunicationRequestPayload(_p.Complex, kw_only=True):
     contentAttachment: Attachment | _ms.UnsetType = _U
     contentReference: Reference | _ms.UnsetType = _U
     contentString: _p.String | _ms.UnsetType = _U
-    contentString_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_contentString")
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
 
     def __post_init__(self) -> None:
-        if (self.contentAttachment is not _U) + (self.contentReference is not _U) + (self.contentString is not _U or self.contentString_ext is not _U) != 1:
+        if (self.contentAttachment is not _U) + (self.contentReference is not _U) + (self.contentString is not _U) != 1:
             raise _p.ChoiceError("CommunicationRequestPayload.content[x]: exactly one")
 
 
@@ -3187,15 +3162,11 @@ class ConceptMap(_p.Resource, tag="ConceptMap", kw_only=True):
     purpose: _p.String | _ms.UnsetType = _U
     purpose_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_purpose")
     sourceCanonical: _p.String | _ms.UnsetType = _U
-    sourceCanonical_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_sourceCanonical")
     sourceUri: _p.String | _ms.UnsetType = _U
-    sourceUri_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_sourceUri")
     status: _p.String
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
     targetCanonical: _p.String | _ms.UnsetType = _U
-    targetCanonical_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_targetCanonical")
     targetUri: _p.String | _ms.UnsetType = _U
-    targetUri_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_targetUri")
     text: Narrative | _ms.UnsetType = _U
     title: _p.String | _ms.UnsetType = _U
     title_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_title")
@@ -3233,9 +3204,9 @@ class ConceptMap(_p.Resource, tag="ConceptMap", kw_only=True):
         v = self.url
         if v is not _U and (' ' in v or not v.isprintable()):
             raise _p.FormatError("ConceptMap.url")
-        if (self.sourceCanonical is not _U or self.sourceCanonical_ext is not _U) + (self.sourceUri is not _U or self.sourceUri_ext is not _U) > 1:
+        if (self.sourceCanonical is not _U) + (self.sourceUri is not _U) > 1:
             raise _p.ChoiceError("ConceptMap.source[x]: at most one")
-        if (self.targetCanonical is not _U or self.targetCanonical_ext is not _U) + (self.targetUri is not _U or self.targetUri_ext is not _U) > 1:
+        if (self.targetCanonical is not _U) + (self.targetUri is not _U) > 1:
             raise _p.ChoiceError("ConceptMap.target[x]: at most one")
 
 
@@ -3358,11 +3329,9 @@ class ConceptMapGroupUnmapped(_p.Complex, kw_only=True):
 class Condition(_p.Resource, tag="Condition", kw_only=True):
     abatementAge: Age | _ms.UnsetType = _U
     abatementDateTime: _p.DateTime | _ms.UnsetType = _U
-    abatementDateTime_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_abatementDateTime")
     abatementPeriod: Period | _ms.UnsetType = _U
     abatementRange: Range | _ms.UnsetType = _U
     abatementString: _p.String | _ms.UnsetType = _U
-    abatementString_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_abatementString")
     asserter: Reference | _ms.UnsetType = _U
     bodySite: _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
     category: _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
@@ -3384,11 +3353,9 @@ class Condition(_p.Resource, tag="Condition", kw_only=True):
     note: _t.Annotated[list[Annotation | None], _p.NonEmpty] | _ms.UnsetType = _U
     onsetAge: Age | _ms.UnsetType = _U
     onsetDateTime: _p.DateTime | _ms.UnsetType = _U
-    onsetDateTime_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_onsetDateTime")
     onsetPeriod: Period | _ms.UnsetType = _U
     onsetRange: Range | _ms.UnsetType = _U
     onsetString: _p.String | _ms.UnsetType = _U
-    onsetString_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_onsetString")
     recordedDate: _p.DateTime | _ms.UnsetType = _U
     recordedDate_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_recordedDate")
     recorder: Reference | _ms.UnsetType = _U
@@ -3408,9 +3375,9 @@ class Condition(_p.Resource, tag="Condition", kw_only=True):
         v = self.language
         if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
             raise _p.FormatError("Condition.language")
-        if (self.abatementAge is not _U) + (self.abatementDateTime is not _U or self.abatementDateTime_ext is not _U) + (self.abatementPeriod is not _U) + (self.abatementRange is not _U) + (self.abatementString is not _U or self.abatementString_ext is not _U) > 1:
+        if (self.abatementAge is not _U) + (self.abatementDateTime is not _U) + (self.abatementPeriod is not _U) + (self.abatementRange is not _U) + (self.abatementString is not _U) > 1:
             raise _p.ChoiceError("Condition.abatement[x]: at most one")
-        if (self.onsetAge is not _U) + (self.onsetDateTime is not _U or self.onsetDateTime_ext is not _U) + (self.onsetPeriod is not _U) + (self.onsetRange is not _U) + (self.onsetString is not _U or self.onsetString_ext is not _U) > 1:
+        if (self.onsetAge is not _U) + (self.onsetDateTime is not _U) + (self.onsetPeriod is not _U) + (self.onsetRange is not _U) + (self.onsetString is not _U) > 1:
             raise _p.ChoiceError("Condition.onset[x]: at most one")
 
 
@@ -3783,7 +3750,6 @@ class ContractTermAction(_p.Complex, kw_only=True):
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     note: _t.Annotated[list[Annotation | None], _p.NonEmpty] | _ms.UnsetType = _U
     occurrenceDateTime: _p.DateTime | _ms.UnsetType = _U
-    occurrenceDateTime_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_occurrenceDateTime")
     occurrencePeriod: Period | _ms.UnsetType = _U
     occurrenceTiming: Timing | _ms.UnsetType = _U
     performer: Reference | _ms.UnsetType = _U
@@ -3807,7 +3773,7 @@ class ContractTermAction(_p.Complex, kw_only=True):
     type: CodeableConcept
 
     def __post_init__(self) -> None:
-        if (self.occurrenceDateTime is not _U or self.occurrenceDateTime_ext is not _U) + (self.occurrencePeriod is not _U) + (self.occurrenceTiming is not _U) > 1:
+        if (self.occurrenceDateTime is not _U) + (self.occurrencePeriod is not _U) + (self.occurrenceTiming is not _U) > 1:
             raise _p.ChoiceError("ContractTermAction.occurrence[x]: at most one")
 
 
@@ -3917,30 +3883,24 @@ class ContractTermOfferAnswer(_p.Complex, kw_only=True):
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     valueAttachment: Attachment | _ms.UnsetType = _U
     valueBoolean: _p.Boolean | _ms.UnsetType = _U
-    valueBoolean_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueBoolean")
     valueCoding: Coding | _ms.UnsetType = _U
     valueDate: _p.Date | _ms.UnsetType = _U
-    valueDate_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueDate")
     valueDateTime: _p.DateTime | _ms.UnsetType = _U
-    valueDateTime_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueDateTime")
     valueDecimal: _p.Decimal | _ms.UnsetType = _U
-    valueDecimal_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueDecimal")
     valueInteger: _p.Integer | _ms.UnsetType = _U
-    valueInteger_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueInteger")
     valueQuantity: Quantity | _ms.UnsetType = _U
     valueReference: Reference | _ms.UnsetType = _U
     valueString: _p.String | _ms.UnsetType = _U
-    valueString_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueString")
     valueTime: _p.Time | _ms.UnsetType = _U
-    valueTime_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueTime")
     valueUri: _p.String | _ms.UnsetType = _U
-    valueUri_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueUri")
 
     def __post_init__(self) -> None:
         v = self.valueUri
         if v is not _U and (' ' in v or not v.isprintable()):
             raise _p.FormatError("ContractTermOfferAnswer.valueUri")
-        if (self.valueAttachment is not _U) + (self.valueBoolean is not _U or self.valueBoolean_ext is not _U) + (self.valueCoding is not _U) + (self.valueDate is not _U or self.valueDate_ext is not _U) + (self.valueDateTime is not _U or self.valueDateTime_ext is not _U) + (self.valueDecimal is not _U or self.valueDecimal_ext is not _U) + (self.valueInteger is not _U or self.valueInteger_ext is not _U) + (self.valueQuantity is not _U) + (self.valueReference is not _U) + (self.valueString is not _U or self.valueString_ext is not _U) + (self.valueTime is not _U or self.valueTime_ext is not _U) + (self.valueUri is not _U or self.valueUri_ext is not _U) != 1:
+        t = _astuple(self)
+        n = len(t) - t.count(_U) - 0 - ((self.extension is not _U) + (self.id is not _U) + (self.id_ext is not _U) + (self.modifierExtension is not _U))
+        if n != 1:
             raise _p.ChoiceError("ContractTermOfferAnswer.value[x]: exactly one")
 
 
@@ -4120,7 +4080,6 @@ class CoverageEligibilityRequest(_p.Resource, tag="CoverageEligibilityRequest", 
     purpose: _t.Annotated[list[_p.String | None], _p.NonEmpty]
     purpose_ext: list[Element | None] | Element | _ms.UnsetType = _ms.field(default=_U, name="_purpose")
     servicedDate: _p.Date | _ms.UnsetType = _U
-    servicedDate_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_servicedDate")
     servicedPeriod: Period | _ms.UnsetType = _U
     status: _p.String
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
@@ -4144,7 +4103,7 @@ class CoverageEligibilityRequest(_p.Resource, tag="CoverageEligibilityRequest", 
         v = self.status
         if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
             raise _p.FormatError("CoverageEligibilityRequest.status")
-        if (self.servicedDate is not _U or self.servicedDate_ext is not _U) + (self.servicedPeriod is not _U) > 1:
+        if (self.servicedDate is not _U) + (self.servicedPeriod is not _U) > 1:
             raise _p.ChoiceError("CoverageEligibilityRequest.serviced[x]: at most one")
 
 
@@ -4233,7 +4192,6 @@ class CoverageEligibilityResponse(_p.Resource, tag="CoverageEligibilityResponse"
     request: Reference
     requestor: Reference | _ms.UnsetType = _U
     servicedDate: _p.Date | _ms.UnsetType = _U
-    servicedDate_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_servicedDate")
     servicedPeriod: Period | _ms.UnsetType = _U
     status: _p.String
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
@@ -4259,7 +4217,7 @@ class CoverageEligibilityResponse(_p.Resource, tag="CoverageEligibilityResponse"
         v = self.status
         if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
             raise _p.FormatError("CoverageEligibilityResponse.status")
-        if (self.servicedDate is not _U or self.servicedDate_ext is not _U) + (self.servicedPeriod is not _U) > 1:
+        if (self.servicedDate is not _U) + (self.servicedPeriod is not _U) > 1:
             raise _p.ChoiceError("CoverageEligibilityResponse.serviced[x]: at most one")
 
 
@@ -4317,9 +4275,7 @@ class CoverageEligibilityResponseInsuranceItem(_p.Complex, kw_only=True):
 class CoverageEligibilityResponseInsuranceItemBenefit(_p.Complex, kw_only=True):
     allowedMoney: Money | _ms.UnsetType = _U
     allowedString: _p.String | _ms.UnsetType = _U
-    allowedString_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_allowedString")
     allowedUnsignedInt: _p.UnsignedInt | _ms.UnsetType = _U
-    allowedUnsignedInt_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_allowedUnsignedInt")
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
@@ -4327,14 +4283,12 @@ class CoverageEligibilityResponseInsuranceItemBenefit(_p.Complex, kw_only=True):
     type: CodeableConcept
     usedMoney: Money | _ms.UnsetType = _U
     usedString: _p.String | _ms.UnsetType = _U
-    usedString_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_usedString")
     usedUnsignedInt: _p.UnsignedInt | _ms.UnsetType = _U
-    usedUnsignedInt_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_usedUnsignedInt")
 
     def __post_init__(self) -> None:
-        if (self.allowedMoney is not _U) + (self.allowedString is not _U or self.allowedString_ext is not _U) + (self.allowedUnsignedInt is not _U or self.allowedUnsignedInt_ext is not _U) > 1:
+        if (self.allowedMoney is not _U) + (self.allowedString is not _U) + (self.allowedUnsignedInt is not _U) > 1:
             raise _p.ChoiceError("CoverageEligibilityResponseInsuranceItemBenefit.allowed[x]: at most one")
-        if (self.usedMoney is not _U) + (self.usedString is not _U or self.usedString_ext is not _U) + (self.usedUnsignedInt is not _U or self.usedUnsignedInt_ext is not _U) > 1:
+        if (self.usedMoney is not _U) + (self.usedString is not _U) + (self.usedUnsignedInt is not _U) > 1:
             raise _p.ChoiceError("CoverageEligibilityResponseInsuranceItemBenefit.used[x]: at most one")
 
 
@@ -4395,12 +4349,11 @@ class DataRequirementDateFilter(_p.Complex, kw_only=True):
     searchParam: _p.String | _ms.UnsetType = _U
     searchParam_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_searchParam")
     valueDateTime: _p.DateTime | _ms.UnsetType = _U
-    valueDateTime_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueDateTime")
     valueDuration: Duration | _ms.UnsetType = _U
     valuePeriod: Period | _ms.UnsetType = _U
 
     def __post_init__(self) -> None:
-        if (self.valueDateTime is not _U or self.valueDateTime_ext is not _U) + (self.valueDuration is not _U) + (self.valuePeriod is not _U) > 1:
+        if (self.valueDateTime is not _U) + (self.valueDuration is not _U) + (self.valuePeriod is not _U) > 1:
             raise _p.ChoiceError("DataRequirementDateFilter.value[x]: at most one")
 
 
@@ -4430,7 +4383,6 @@ class DetectedIssue(_p.Resource, tag="DetectedIssue", kw_only=True):
     id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifiedDateTime: _p.DateTime | _ms.UnsetType = _U
-    identifiedDateTime_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_identifiedDateTime")
     identifiedPeriod: Period | _ms.UnsetType = _U
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
     implicated: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
@@ -4469,7 +4421,7 @@ class DetectedIssue(_p.Resource, tag="DetectedIssue", kw_only=True):
         v = self.status
         if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
             raise _p.FormatError("DetectedIssue.status")
-        if (self.identifiedDateTime is not _U or self.identifiedDateTime_ext is not _U) + (self.identifiedPeriod is not _U) > 1:
+        if (self.identifiedDateTime is not _U) + (self.identifiedPeriod is not _U) > 1:
             raise _p.ChoiceError("DetectedIssue.identified[x]: at most one")
 
 
@@ -4576,7 +4528,6 @@ class DeviceDefinition(_p.Resource, tag="DeviceDefinition", kw_only=True):
     languageCode: _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
     manufacturerReference: Reference | _ms.UnsetType = _U
     manufacturerString: _p.String | _ms.UnsetType = _U
-    manufacturerString_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_manufacturerString")
     material: _t.Annotated[list[DeviceDefinitionMaterial | None], _p.NonEmpty] | _ms.UnsetType = _U
     meta: Meta | _ms.UnsetType = _U
     modelNumber: _p.String | _ms.UnsetType = _U
@@ -4617,7 +4568,7 @@ class DeviceDefinition(_p.Resource, tag="DeviceDefinition", kw_only=True):
         v = self.url
         if v is not _U and (' ' in v or not v.isprintable()):
             raise _p.FormatError("DeviceDefinition.url")
-        if (self.manufacturerReference is not _U) + (self.manufacturerString is not _U or self.manufacturerString_ext is not _U) > 1:
+        if (self.manufacturerReference is not _U) + (self.manufacturerString is not _U) > 1:
             raise _p.ChoiceError("DeviceDefinition.manufacturer[x]: at most one")
 
 
@@ -4822,7 +4773,6 @@ class DeviceRequest(_p.Resource, tag="DeviceRequest", kw_only=True):
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     note: _t.Annotated[list[Annotation | None], _p.NonEmpty] | _ms.UnsetType = _U
     occurrenceDateTime: _p.DateTime | _ms.UnsetType = _U
-    occurrenceDateTime_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_occurrenceDateTime")
     occurrencePeriod: Period | _ms.UnsetType = _U
     occurrenceTiming: Timing | _ms.UnsetType = _U
     parameter: _t.Annotated[list[DeviceRequestParameter | None], _p.NonEmpty] | _ms.UnsetType = _U
@@ -4870,7 +4820,7 @@ class DeviceRequest(_p.Resource, tag="DeviceRequest", kw_only=True):
             raise _p.FormatError("DeviceRequest.status")
         if (self.codeCodeableConcept is not _U) + (self.codeReference is not _U) != 1:
             raise _p.ChoiceError("DeviceRequest.code[x]: exactly one")
-        if (self.occurrenceDateTime is not _U or self.occurrenceDateTime_ext is not _U) + (self.occurrencePeriod is not _U) + (self.occurrenceTiming is not _U) > 1:
+        if (self.occurrenceDateTime is not _U) + (self.occurrencePeriod is not _U) + (self.occurrenceTiming is not _U) > 1:
             raise _p.ChoiceError("DeviceRequest.occurrence[x]: at most one")
 
 
@@ -4881,13 +4831,12 @@ class DeviceRequestParameter(_p.Complex, kw_only=True):
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     valueBoolean: _p.Boolean | _ms.UnsetType = _U
-    valueBoolean_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueBoolean")
     valueCodeableConcept: CodeableConcept | _ms.UnsetType = _U
     valueQuantity: Quantity | _ms.UnsetType = _U
     valueRange: Range | _ms.UnsetType = _U
 
     def __post_init__(self) -> None:
-        if (self.valueBoolean is not _U or self.valueBoolean_ext is not _U) + (self.valueCodeableConcept is not _U) + (self.valueQuantity is not _U) + (self.valueRange is not _U) > 1:
+        if (self.valueBoolean is not _U) + (self.valueCodeableConcept is not _U) + (self.valueQuantity is not _U) + (self.valueRange is not _U) > 1:
             raise _p.ChoiceError("DeviceRequestParameter.value[x]: at most one")
 
 
@@ -4958,7 +4907,6 @@ class DeviceUseStatement(_p.Resource, tag="DeviceUseStatement", kw_only=True):
     subject: Reference
     text: Narrative | _ms.UnsetType = _U
     timingDateTime: _p.DateTime | _ms.UnsetType = _U
-    timingDateTime_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_timingDateTime")
     timingPeriod: Period | _ms.UnsetType = _U
     timingTiming: Timing | _ms.UnsetType = _U
 
@@ -4975,7 +4923,7 @@ class DeviceUseStatement(_p.Resource, tag="DeviceUseStatement", kw_only=True):
         v = self.status
         if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
             raise _p.FormatError("DeviceUseStatement.status")
-        if (self.timingDateTime is not _U or self.timingDateTime_ext is not _U) + (self.timingPeriod is not _U) + (self.timingTiming is not _U) > 1:
+        if (self.timingDateTime is not _U) + (self.timingPeriod is not _U) + (self.timingTiming is not _U) > 1:
             raise _p.ChoiceError("DeviceUseStatement.timing[x]: at most one")
 
 
@@ -4999,7 +4947,6 @@ class DiagnosticReport(_p.Resource, tag="DiagnosticReport", kw_only=True):
     conclusionCode: _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
     contained: _t.Annotated[list[AnyResource | None], _p.NonEmpty] | _ms.UnsetType = _U
     effectiveDateTime: _p.DateTime | _ms.UnsetType = _U
-    effectiveDateTime_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_effectiveDateTime")
     effectivePeriod: Period | _ms.UnsetType = _U
     encounter: Reference | _ms.UnsetType = _U
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
@@ -5039,7 +4986,7 @@ class DiagnosticReport(_p.Resource, tag="DiagnosticReport", kw_only=True):
         v = self.status
         if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
             raise _p.FormatError("DiagnosticReport.status")
-        if (self.effectiveDateTime is not _U or self.effectiveDateTime_ext is not _U) + (self.effectivePeriod is not _U) > 1:
+        if (self.effectiveDateTime is not _U) + (self.effectivePeriod is not _U) > 1:
             raise _p.ChoiceError("DiagnosticReport.effective[x]: at most one")
 
 
@@ -5250,7 +5197,6 @@ class DomainResource(_p.Complex, kw_only=True):
 class Dosage(_p.Complex, kw_only=True):
     additionalInstruction: _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
     asNeededBoolean: _p.Boolean | _ms.UnsetType = _U
-    asNeededBoolean_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_asNeededBoolean")
     asNeededCodeableConcept: CodeableConcept | _ms.UnsetType = _U
     doseAndRate: _t.Annotated[list[DosageDoseAndRate | None], _p.NonEmpty] | _ms.UnsetType = _U
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
@@ -5272,7 +5218,7 @@ class Dosage(_p.Complex, kw_only=True):
     timing: Timing | _ms.UnsetType = _U
 
     def __post_init__(self) -> None:
-        if (self.asNeededBoolean is not _U or self.asNeededBoolean_ext is not _U) + (self.asNeededCodeableConcept is not _U) > 1:
+        if (self.asNeededBoolean is not _U) + (self.asNeededCodeableConcept is not _U) > 1:
             raise _p.ChoiceError("Dosage.asNeeded[x]: at most one")
 
 
@@ -5500,13 +5446,9 @@ class ElementDefinition(_p.Complex, kw_only=True):
     defaultValueAnnotation: Annotation | _ms.UnsetType = _U
     defaultValueAttachment: Attachment | _ms.UnsetType = _U
     defaultValueBase64Binary: _p.Base64Binary | _ms.UnsetType = _U
-    defaultValueBase64Binary_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_defaultValueBase64Binary")
     defaultValueBoolean: _p.Boolean | _ms.UnsetType = _U
-    defaultValueBoolean_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_defaultValueBoolean")
     defaultValueCanonical: _p.String | _ms.UnsetType = _U
-    defaultValueCanonical_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_defaultValueCanonical")
     defaultValueCode: _p.String | _ms.UnsetType = _U
-    defaultValueCode_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_defaultValueCode")
     defaultValueCodeableConcept: CodeableConcept | _ms.UnsetType = _U
     defaultValueCoding: Coding | _ms.UnsetType = _U
     defaultValueContactDetail: ContactDetail | _ms.UnsetType = _U
@@ -5515,33 +5457,24 @@ class ElementDefinition(_p.Complex, kw_only=True):
     defaultValueCount: Count | _ms.UnsetType = _U
     defaultValueDataRequirement: DataRequirement | _ms.UnsetType = _U
     defaultValueDate: _p.Date | _ms.UnsetType = _U
-    defaultValueDate_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_defaultValueDate")
     defaultValueDateTime: _p.DateTime | _ms.UnsetType = _U
-    defaultValueDateTime_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_defaultValueDateTime")
     defaultValueDecimal: _p.Decimal | _ms.UnsetType = _U
-    defaultValueDecimal_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_defaultValueDecimal")
     defaultValueDistance: Distance | _ms.UnsetType = _U
     defaultValueDosage: Dosage | _ms.UnsetType = _U
     defaultValueDuration: Duration | _ms.UnsetType = _U
     defaultValueExpression: Expression | _ms.UnsetType = _U
     defaultValueHumanName: HumanName | _ms.UnsetType = _U
     defaultValueId: _p.String | _ms.UnsetType = _U
-    defaultValueId_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_defaultValueId")
     defaultValueIdentifier: Identifier | _ms.UnsetType = _U
     defaultValueInstant: _p.Instant | _ms.UnsetType = _U
-    defaultValueInstant_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_defaultValueInstant")
     defaultValueInteger: _p.Integer | _ms.UnsetType = _U
-    defaultValueInteger_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_defaultValueInteger")
     defaultValueMarkdown: _p.String | _ms.UnsetType = _U
-    defaultValueMarkdown_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_defaultValueMarkdown")
     defaultValueMeta: Meta | _ms.UnsetType = _U
     defaultValueMoney: Money | _ms.UnsetType = _U
     defaultValueOid: _p.Oid | _ms.UnsetType = _U
-    defaultValueOid_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_defaultValueOid")
     defaultValueParameterDefinition: ParameterDefinition | _ms.UnsetType = _U
     defaultValuePeriod: Period | _ms.UnsetType = _U
     defaultValuePositiveInt: _p.PositiveInt | _ms.UnsetType = _U
-    defaultValuePositiveInt_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_defaultValuePositiveInt")
     defaultValueQuantity: Quantity | _ms.UnsetType = _U
     defaultValueRange: Range | _ms.UnsetType = _U
     defaultValueRatio: Ratio | _ms.UnsetType = _U
@@ -5550,20 +5483,14 @@ class ElementDefinition(_p.Complex, kw_only=True):
     defaultValueSampledData: SampledData | _ms.UnsetType = _U
     defaultValueSignature: Signature | _ms.UnsetType = _U
     defaultValueString: _p.String | _ms.UnsetType = _U
-    defaultValueString_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_defaultValueString")
     defaultValueTime: _p.Time | _ms.UnsetType = _U
-    defaultValueTime_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_defaultValueTime")
     defaultValueTiming: Timing | _ms.UnsetType = _U
     defaultValueTriggerDefinition: TriggerDefinition | _ms.UnsetType = _U
     defaultValueUnsignedInt: _p.UnsignedInt | _ms.UnsetType = _U
-    defaultValueUnsignedInt_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_defaultValueUnsignedInt")
     defaultValueUri: _p.String | _ms.UnsetType = _U
-    defaultValueUri_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_defaultValueUri")
     defaultValueUrl: _p.String | _ms.UnsetType = _U
-    defaultValueUrl_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_defaultValueUrl")
     defaultValueUsageContext: UsageContext | _ms.UnsetType = _U
     defaultValueUuid: _p.Uuid | _ms.UnsetType = _U
-    defaultValueUuid_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_defaultValueUuid")
     definition: _p.String | _ms.UnsetType = _U
     definition_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_definition")
     example: _t.Annotated[list[ElementDefinitionExample | None], _p.NonEmpty] | _ms.UnsetType = _U
@@ -5573,13 +5500,9 @@ class ElementDefinition(_p.Complex, kw_only=True):
     fixedAnnotation: Annotation | _ms.UnsetType = _U
     fixedAttachment: Attachment | _ms.UnsetType = _U
     fixedBase64Binary: _p.Base64Binary | _ms.UnsetType = _U
-    fixedBase64Binary_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_fixedBase64Binary")
     fixedBoolean: _p.Boolean | _ms.UnsetType = _U
-    fixedBoolean_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_fixedBoolean")
     fixedCanonical: _p.String | _ms.UnsetType = _U
-    fixedCanonical_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_fixedCanonical")
     fixedCode: _p.String | _ms.UnsetType = _U
-    fixedCode_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_fixedCode")
     fixedCodeableConcept: CodeableConcept | _ms.UnsetType = _U
     fixedCoding: Coding | _ms.UnsetType = _U
     fixedContactDetail: ContactDetail | _ms.UnsetType = _U
@@ -5588,33 +5511,24 @@ class ElementDefinition(_p.Complex, kw_only=True):
     fixedCount: Count | _ms.UnsetType = _U
     fixedDataRequirement: DataRequirement | _ms.UnsetType = _U
     fixedDate: _p.Date | _ms.UnsetType = _U
-    fixedDate_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_fixedDate")
     fixedDateTime: _p.DateTime | _ms.UnsetType = _U
-    fixedDateTime_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_fixedDateTime")
     fixedDecimal: _p.Decimal | _ms.UnsetType = _U
-    fixedDecimal_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_fixedDecimal")
     fixedDistance: Distance | _ms.UnsetType = _U
     fixedDosage: Dosage | _ms.UnsetType = _U
     fixedDuration: Duration | _ms.UnsetType = _U
     fixedExpression: Expression | _ms.UnsetType = _U
     fixedHumanName: HumanName | _ms.UnsetType = _U
     fixedId: _p.String | _ms.UnsetType = _U
-    fixedId_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_fixedId")
     fixedIdentifier: Identifier | _ms.UnsetType = _U
     fixedInstant: _p.Instant | _ms.UnsetType = _U
-    fixedInstant_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_fixedInstant")
     fixedInteger: _p.Integer | _ms.UnsetType = _U
-    fixedInteger_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_fixedInteger")
     fixedMarkdown: _p.String | _ms.UnsetType = _U
-    fixedMarkdown_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_fixedMarkdown")
     fixedMeta: Meta | _ms.UnsetType = _U
     fixedMoney: Money | _ms.UnsetType = _U
     fixedOid: _p.Oid | _ms.UnsetType = _U
-    fixedOid_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_fixedOid")
     fixedParameterDefinition: ParameterDefinition | _ms.UnsetType = _U
     fixedPeriod: Period | _ms.UnsetType = _U
     fixedPositiveInt: _p.PositiveInt | _ms.UnsetType = _U
-    fixedPositiveInt_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_fixedPositiveInt")
     fixedQuantity: Quantity | _ms.UnsetType = _U
     fixedRange: Range | _ms.UnsetType = _U
     fixedRatio: Ratio | _ms.UnsetType = _U
@@ -5623,20 +5537,14 @@ class ElementDefinition(_p.Complex, kw_only=True):
     fixedSampledData: SampledData | _ms.UnsetType = _U
     fixedSignature: Signature | _ms.UnsetType = _U
     fixedString: _p.String | _ms.UnsetType = _U
-    fixedString_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_fixedString")
     fixedTime: _p.Time | _ms.UnsetType = _U
-    fixedTime_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_fixedTime")
     fixedTiming: Timing | _ms.UnsetType = _U
     fixedTriggerDefinition: TriggerDefinition | _ms.UnsetType = _U
     fixedUnsignedInt: _p.UnsignedInt | _ms.UnsetType = _U
-    fixedUnsignedInt_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_fixedUnsignedInt")
     fixedUri: _p.String | _ms.UnsetType = _U
-    fixedUri_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_fixedUri")
     fixedUrl: _p.String | _ms.UnsetType = _U
-    fixedUrl_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_fixedUrl")
     fixedUsageContext: UsageContext | _ms.UnsetType = _U
     fixedUuid: _p.Uuid | _ms.UnsetType = _U
-    fixedUuid_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_fixedUuid")
     id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     isModifier: _p.Boolean | _ms.UnsetType = _U
@@ -5653,43 +5561,27 @@ class ElementDefinition(_p.Complex, kw_only=True):
     maxLength: _p.Integer | _ms.UnsetType = _U
     maxLength_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_maxLength")
     maxValueDate: _p.Date | _ms.UnsetType = _U
-    maxValueDate_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_maxValueDate")
     maxValueDateTime: _p.DateTime | _ms.UnsetType = _U
-    maxValueDateTime_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_maxValueDateTime")
     maxValueDecimal: _p.Decimal | _ms.UnsetType = _U
-    maxValueDecimal_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_maxValueDecimal")
     maxValueInstant: _p.Instant | _ms.UnsetType = _U
-    maxValueInstant_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_maxValueInstant")
     maxValueInteger: _p.Integer | _ms.UnsetType = _U
-    maxValueInteger_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_maxValueInteger")
     maxValuePositiveInt: _p.PositiveInt | _ms.UnsetType = _U
-    maxValuePositiveInt_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_maxValuePositiveInt")
     maxValueQuantity: Quantity | _ms.UnsetType = _U
     maxValueTime: _p.Time | _ms.UnsetType = _U
-    maxValueTime_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_maxValueTime")
     maxValueUnsignedInt: _p.UnsignedInt | _ms.UnsetType = _U
-    maxValueUnsignedInt_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_maxValueUnsignedInt")
     meaningWhenMissing: _p.String | _ms.UnsetType = _U
     meaningWhenMissing_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_meaningWhenMissing")
     min: _p.UnsignedInt | _ms.UnsetType = _U
     min_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_min")
     minValueDate: _p.Date | _ms.UnsetType = _U
-    minValueDate_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_minValueDate")
     minValueDateTime: _p.DateTime | _ms.UnsetType = _U
-    minValueDateTime_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_minValueDateTime")
     minValueDecimal: _p.Decimal | _ms.UnsetType = _U
-    minValueDecimal_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_minValueDecimal")
     minValueInstant: _p.Instant | _ms.UnsetType = _U
-    minValueInstant_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_minValueInstant")
     minValueInteger: _p.Integer | _ms.UnsetType = _U
-    minValueInteger_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_minValueInteger")
     minValuePositiveInt: _p.PositiveInt | _ms.UnsetType = _U
-    minValuePositiveInt_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_minValuePositiveInt")
     minValueQuantity: Quantity | _ms.UnsetType = _U
     minValueTime: _p.Time | _ms.UnsetType = _U
-    minValueTime_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_minValueTime")
     minValueUnsignedInt: _p.UnsignedInt | _ms.UnsetType = _U
-    minValueUnsignedInt_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_minValueUnsignedInt")
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     mustSupport: _p.Boolean | _ms.UnsetType = _U
     mustSupport_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_mustSupport")
@@ -5702,13 +5594,9 @@ class ElementDefinition(_p.Complex, kw_only=True):
     patternAnnotation: Annotation | _ms.UnsetType = _U
     patternAttachment: Attachment | _ms.UnsetType = _U
     patternBase64Binary: _p.Base64Binary | _ms.UnsetType = _U
-    patternBase64Binary_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_patternBase64Binary")
     patternBoolean: _p.Boolean | _ms.UnsetType = _U
-    patternBoolean_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_patternBoolean")
     patternCanonical: _p.String | _ms.UnsetType = _U
-    patternCanonical_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_patternCanonical")
     patternCode: _p.String | _ms.UnsetType = _U
-    patternCode_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_patternCode")
     patternCodeableConcept: CodeableConcept | _ms.UnsetType = _U
     patternCoding: Coding | _ms.UnsetType = _U
     patternContactDetail: ContactDetail | _ms.UnsetType = _U
@@ -5717,33 +5605,24 @@ class ElementDefinition(_p.Complex, kw_only=True):
     patternCount: Count | _ms.UnsetType = _U
     patternDataRequirement: DataRequirement | _ms.UnsetType = _U
     patternDate: _p.Date | _ms.UnsetType = _U
-    patternDate_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_patternDate")
     patternDateTime: _p.DateTime | _ms.UnsetType = _U
-    patternDateTime_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_patternDateTime")
     patternDecimal: _p.Decimal | _ms.UnsetType = _U
-    patternDecimal_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_patternDecimal")
     patternDistance: Distance | _ms.UnsetType = _U
     patternDosage: Dosage | _ms.UnsetType = _U
     patternDuration: Duration | _ms.UnsetType = _U
     patternExpression: Expression | _ms.UnsetType = _U
     patternHumanName: HumanName | _ms.UnsetType = _U
     patternId: _p.String | _ms.UnsetType = _U
-    patternId_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_patternId")
     patternIdentifier: Identifier | _ms.UnsetType = _U
     patternInstant: _p.Instant | _ms.UnsetType = _U
-    patternInstant_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_patternInstant")
     patternInteger: _p.Integer | _ms.UnsetType = _U
-    patternInteger_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_patternInteger")
     patternMarkdown: _p.String | _ms.UnsetType = _U
-    patternMarkdown_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_patternMarkdown")
     patternMeta: Meta | _ms.UnsetType = _U
     patternMoney: Money | _ms.UnsetType = _U
     patternOid: _p.Oid | _ms.UnsetType = _U
-    patternOid_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_patternOid")
     patternParameterDefinition: ParameterDefinition | _ms.UnsetType = _U
     patternPeriod: Period | _ms.UnsetType = _U
     patternPositiveInt: _p.PositiveInt | _ms.UnsetType = _U
-    patternPositiveInt_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_patternPositiveInt")
     patternQuantity: Quantity | _ms.UnsetType = _U
     patternRange: Range | _ms.UnsetType = _U
     patternRatio: Ratio | _ms.UnsetType = _U
@@ -5752,20 +5631,14 @@ class ElementDefinition(_p.Complex, kw_only=True):
     patternSampledData: SampledData | _ms.UnsetType = _U
     patternSignature: Signature | _ms.UnsetType = _U
     patternString: _p.String | _ms.UnsetType = _U
-    patternString_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_patternString")
     patternTime: _p.Time | _ms.UnsetType = _U
-    patternTime_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_patternTime")
     patternTiming: Timing | _ms.UnsetType = _U
     patternTriggerDefinition: TriggerDefinition | _ms.UnsetType = _U
     patternUnsignedInt: _p.UnsignedInt | _ms.UnsetType = _U
-    patternUnsignedInt_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_patternUnsignedInt")
     patternUri: _p.String | _ms.UnsetType = _U
-    patternUri_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_patternUri")
     patternUrl: _p.String | _ms.UnsetType = _U
-    patternUrl_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_patternUrl")
     patternUsageContext: UsageContext | _ms.UnsetType = _U
     patternUuid: _p.Uuid | _ms.UnsetType = _U
-    patternUuid_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_patternUuid")
     representation: _t.Annotated[list[_p.String | None], _p.NonEmpty] | _ms.UnsetType = _U
     representation_ext: list[Element | None] | Element | _ms.UnsetType = _ms.field(default=_U, name="_representation")
     requirements: _p.String | _ms.UnsetType = _U
@@ -5823,15 +5696,15 @@ class ElementDefinition(_p.Complex, kw_only=True):
             for v in self.representation:
                 if v is not None and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
                     raise _p.FormatError("ElementDefinition.representation")
-        if (self.defaultValueAddress is not _U) + (self.defaultValueAge is not _U) + (self.defaultValueAnnotation is not _U) + (self.defaultValueAttachment is not _U) + (self.defaultValueBase64Binary is not _U or self.defaultValueBase64Binary_ext is not _U) + (self.defaultValueBoolean is not _U or self.defaultValueBoolean_ext is not _U) + (self.defaultValueCanonical is not _U or self.defaultValueCanonical_ext is not _U) + (self.defaultValueCode is not _U or self.defaultValueCode_ext is not _U) + (self.defaultValueCodeableConcept is not _U) + (self.defaultValueCoding is not _U) + (self.defaultValueContactDetail is not _U) + (self.defaultValueContactPoint is not _U) + (self.defaultValueContributor is not _U) + (self.defaultValueCount is not _U) + (self.defaultValueDataRequirement is not _U) + (self.defaultValueDate is not _U or self.defaultValueDate_ext is not _U) + (self.defaultValueDateTime is not _U or self.defaultValueDateTime_ext is not _U) + (self.defaultValueDecimal is not _U or self.defaultValueDecimal_ext is not _U) + (self.defaultValueDistance is not _U) + (self.defaultValueDosage is not _U) + (self.defaultValueDuration is not _U) + (self.defaultValueExpression is not _U) + (self.defaultValueHumanName is not _U) + (self.defaultValueId is not _U or self.defaultValueId_ext is not _U) + (self.defaultValueIdentifier is not _U) + (self.defaultValueInstant is not _U or self.defaultValueInstant_ext is not _U) + (self.defaultValueInteger is not _U or self.defaultValueInteger_ext is not _U) + (self.defaultValueMarkdown is not _U or self.defaultValueMarkdown_ext is not _U) + (self.defaultValueMeta is not _U) + (self.defaultValueMoney is not _U) + (self.defaultValueOid is not _U or self.defaultValueOid_ext is not _U) + (self.defaultValueParameterDefinition is not _U) + (self.defaultValuePeriod is not _U) + (self.defaultValuePositiveInt is not _U or self.defaultValuePositiveInt_ext is not _U) + (self.defaultValueQuantity is not _U) + (self.defaultValueRange is not _U) + (self.defaultValueRatio is not _U) + (self.defaultValueReference is not _U) + (self.defaultValueRelatedArtifact is not _U) + (self.defaultValueSampledData is not _U) + (self.defaultValueSignature is not _U) + (self.defaultValueString is not _U or self.defaultValueString_ext is not _U) + (self.defaultValueTime is not _U or self.defaultValueTime_ext is not _U) + (self.defaultValueTiming is not _U) + (self.defaultValueTriggerDefinition is not _U) + (self.defaultValueUnsignedInt is not _U or self.defaultValueUnsignedInt_ext is not _U) + (self.defaultValueUri is not _U or self.defaultValueUri_ext is not _U) + (self.defaultValueUrl is not _U or self.defaultValueUrl_ext is not _U) + (self.defaultValueUsageContext is not _U) + (self.defaultValueUuid is not _U or self.defaultValueUuid_ext is not _U) > 1:
+        if (self.defaultValueAddress is not _U) + (self.defaultValueAge is not _U) + (self.defaultValueAnnotation is not _U) + (self.defaultValueAttachment is not _U) + (self.defaultValueBase64Binary is not _U) + (self.defaultValueBoolean is not _U) + (self.defaultValueCanonical is not _U) + (self.defaultValueCode is not _U) + (self.defaultValueCodeableConcept is not _U) + (self.defaultValueCoding is not _U) + (self.defaultValueContactDetail is not _U) + (self.defaultValueContactPoint is not _U) + (self.defaultValueContributor is not _U) + (self.defaultValueCount is not _U) + (self.defaultValueDataRequirement is not _U) + (self.defaultValueDate is not _U) + (self.defaultValueDateTime is not _U) + (self.defaultValueDecimal is not _U) + (self.defaultValueDistance is not _U) + (self.defaultValueDosage is not _U) + (self.defaultValueDuration is not _U) + (self.defaultValueExpression is not _U) + (self.defaultValueHumanName is not _U) + (self.defaultValueId is not _U) + (self.defaultValueIdentifier is not _U) + (self.defaultValueInstant is not _U) + (self.defaultValueInteger is not _U) + (self.defaultValueMarkdown is not _U) + (self.defaultValueMeta is not _U) + (self.defaultValueMoney is not _U) + (self.defaultValueOid is not _U) + (self.defaultValueParameterDefinition is not _U) + (self.defaultValuePeriod is not _U) + (self.defaultValuePositiveInt is not _U) + (self.defaultValueQuantity is not _U) + (self.defaultValueRange is not _U) + (self.defaultValueRatio is not _U) + (self.defaultValueReference is not _U) + (self.defaultValueRelatedArtifact is not _U) + (self.defaultValueSampledData is not _U) + (self.defaultValueSignature is not _U) + (self.defaultValueString is not _U) + (self.defaultValueTime is not _U) + (self.defaultValueTiming is not _U) + (self.defaultValueTriggerDefinition is not _U) + (self.defaultValueUnsignedInt is not _U) + (self.defaultValueUri is not _U) + (self.defaultValueUrl is not _U) + (self.defaultValueUsageContext is not _U) + (self.defaultValueUuid is not _U) > 1:
             raise _p.ChoiceError("ElementDefinition.defaultValue[x]: at most one")
-        if (self.fixedAddress is not _U) + (self.fixedAge is not _U) + (self.fixedAnnotation is not _U) + (self.fixedAttachment is not _U) + (self.fixedBase64Binary is not _U or self.fixedBase64Binary_ext is not _U) + (self.fixedBoolean is not _U or self.fixedBoolean_ext is not _U) + (self.fixedCanonical is not _U or self.fixedCanonical_ext is not _U) + (self.fixedCode is not _U or self.fixedCode_ext is not _U) + (self.fixedCodeableConcept is not _U) + (self.fixedCoding is not _U) + (self.fixedContactDetail is not _U) + (self.fixedContactPoint is not _U) + (self.fixedContributor is not _U) + (self.fixedCount is not _U) + (self.fixedDataRequirement is not _U) + (self.fixedDate is not _U or self.fixedDate_ext is not _U) + (self.fixedDateTime is not _U or self.fixedDateTime_ext is not _U) + (self.fixedDecimal is not _U or self.fixedDecimal_ext is not _U) + (self.fixedDistance is not _U) + (self.fixedDosage is not _U) + (self.fixedDuration is not _U) + (self.fixedExpression is not _U) + (self.fixedHumanName is not _U) + (self.fixedId is not _U or self.fixedId_ext is not _U) + (self.fixedIdentifier is not _U) + (self.fixedInstant is not _U or self.fixedInstant_ext is not _U) + (self.fixedInteger is not _U or self.fixedInteger_ext is not _U) + (self.fixedMarkdown is not _U or self.fixedMarkdown_ext is not _U) + (self.fixedMeta is not _U) + (self.fixedMoney is not _U) + (self.fixedOid is not _U or self.fixedOid_ext is not _U) + (self.fixedParameterDefinition is not _U) + (self.fixedPeriod is not _U) + (self.fixedPositiveInt is not _U or self.fixedPositiveInt_ext is not _U) + (self.fixedQuantity is not _U) + (self.fixedRange is not _U) + (self.fixedRatio is not _U) + (self.fixedReference is not _U) + (self.fixedRelatedArtifact is not _U) + (self.fixedSampledData is not _U) + (self.fixedSignature is not _U) + (self.fixedString is not _U or self.fixedString_ext is not _U) + (self.fixedTime is not _U or self.fixedTime_ext is not _U) + (self.fixedTiming is not _U) + (self.fixedTriggerDefinition is not _U) + (self.fixedUnsignedInt is not _U or self.fixedUnsignedInt_ext is not _U) + (self.fixedUri is not _U or self.fixedUri_ext is not _U) + (self.fixedUrl is not _U or self.fixedUrl_ext is not _U) + (self.fixedUsageContext is not _U) + (self.fixedUuid is not _U or self.fixedUuid_ext is not _U) > 1:
+        if (self.fixedAddress is not _U) + (self.fixedAge is not _U) + (self.fixedAnnotation is not _U) + (self.fixedAttachment is not _U) + (self.fixedBase64Binary is not _U) + (self.fixedBoolean is not _U) + (self.fixedCanonical is not _U) + (self.fixedCode is not _U) + (self.fixedCodeableConcept is not _U) + (self.fixedCoding is not _U) + (self.fixedContactDetail is not _U) + (self.fixedContactPoint is not _U) + (self.fixedContributor is not _U) + (self.fixedCount is not _U) + (self.fixedDataRequirement is not _U) + (self.fixedDate is not _U) + (self.fixedDateTime is not _U) + (self.fixedDecimal is not _U) + (self.fixedDistance is not _U) + (self.fixedDosage is not _U) + (self.fixedDuration is not _U) + (self.fixedExpression is not _U) + (self.fixedHumanName is not _U) + (self.fixedId is not _U) + (self.fixedIdentifier is not _U) + (self.fixedInstant is not _U) + (self.fixedInteger is not _U) + (self.fixedMarkdown is not _U) + (self.fixedMeta is not _U) + (self.fixedMoney is not _U) + (self.fixedOid is not _U) + (self.fixedParameterDefinition is not _U) + (self.fixedPeriod is not _U) + (self.fixedPositiveInt is not _U) + (self.fixedQuantity is not _U) + (self.fixedRange is not _U) + (self.fixedRatio is not _U) + (self.fixedReference is not _U) + (self.fixedRelatedArtifact is not _U) + (self.fixedSampledData is not _U) + (self.fixedSignature is not _U) + (self.fixedString is not _U) + (self.fixedTime is not _U) + (self.fixedTiming is not _U) + (self.fixedTriggerDefinition is not _U) + (self.fixedUnsignedInt is not _U) + (self.fixedUri is not _U) + (self.fixedUrl is not _U) + (self.fixedUsageContext is not _U) + (self.fixedUuid is not _U) > 1:
             raise _p.ChoiceError("ElementDefinition.fixed[x]: at most one")
-        if (self.maxValueDate is not _U or self.maxValueDate_ext is not _U) + (self.maxValueDateTime is not _U or self.maxValueDateTime_ext is not _U) + (self.maxValueDecimal is not _U or self.maxValueDecimal_ext is not _U) + (self.maxValueInstant is not _U or self.maxValueInstant_ext is not _U) + (self.maxValueInteger is not _U or self.maxValueInteger_ext is not _U) + (self.maxValuePositiveInt is not _U or self.maxValuePositiveInt_ext is not _U) + (self.maxValueQuantity is not _U) + (self.maxValueTime is not _U or self.maxValueTime_ext is not _U) + (self.maxValueUnsignedInt is not _U or self.maxValueUnsignedInt_ext is not _U) > 1:
+        if (self.maxValueDate is not _U) + (self.maxValueDateTime is not _U) + (self.maxValueDecimal is not _U) + (self.maxValueInstant is not _U) + (self.maxValueInteger is not _U) + (self.maxValuePositiveInt is not _U) + (self.maxValueQuantity is not _U) + (self.maxValueTime is not _U) + (self.maxValueUnsignedInt is not _U) > 1:
             raise _p.ChoiceError("ElementDefinition.maxValue[x]: at most one")
-        if (self.minValueDate is not _U or self.minValueDate_ext is not _U) + (self.minValueDateTime is not _U or self.minValueDateTime_ext is not _U) + (self.minValueDecimal is not _U or self.minValueDecimal_ext is not _U) + (self.minValueInstant is not _U or self.minValueInstant_ext is not _U) + (self.minValueInteger is not _U or self.minValueInteger_ext is not _U) + (self.minValuePositiveInt is not _U or self.minValuePositiveInt_ext is not _U) + (self.minValueQuantity is not _U) + (self.minValueTime is not _U or self.minValueTime_ext is not _U) + (self.minValueUnsignedInt is not _U or self.minValueUnsignedInt_ext is not _U) > 1:
+        if (self.minValueDate is not _U) + (self.minValueDateTime is not _U) + (self.minValueDecimal is not _U) + (self.minValueInstant is not _U) + (self.minValueInteger is not _U) + (self.minValuePositiveInt is not _U) + (self.minValueQuantity is not _U) + (self.minValueTime is not _U) + (self.minValueUnsignedInt is not _U) > 1:
             raise _p.ChoiceError("ElementDefinition.minValue[x]: at most one")
-        if (self.patternAddress is not _U) + (self.patternAge is not _U) + (self.patternAnnotation is not _U) + (self.patternAttachment is not _U) + (self.patternBase64Binary is not _U or self.patternBase64Binary_ext is not _U) + (self.patternBoolean is not _U or self.patternBoolean_ext is not _U) + (self.patternCanonical is not _U or self.patternCanonical_ext is not _U) + (self.patternCode is not _U or self.patternCode_ext is not _U) + (self.patternCodeableConcept is not _U) + (self.patternCoding is not _U) + (self.patternContactDetail is not _U) + (self.patternContactPoint is not _U) + (self.patternContributor is not _U) + (self.patternCount is not _U) + (self.patternDataRequirement is not _U) + (self.patternDate is not _U or self.patternDate_ext is not _U) + (self.patternDateTime is not _U or self.patternDateTime_ext is not _U) + (self.patternDecimal is not _U or self.patternDecimal_ext is not _U) + (self.patternDistance is not _U) + (self.patternDosage is not _U) + (self.patternDuration is not _U) + (self.patternExpression is not _U) + (self.patternHumanName is not _U) + (self.patternId is not _U or self.patternId_ext is not _U) + (self.patternIdentifier is not _U) + (self.patternInstant is not _U or self.patternInstant_ext is not _U) + (self.patternInteger is not _U or self.patternInteger_ext is not _U) + (self.patternMarkdown is not _U or self.patternMarkdown_ext is not _U) + (self.patternMeta is not _U) + (self.patternMoney is not _U) + (self.patternOid is not _U or self.patternOid_ext is not _U) + (self.patternParameterDefinition is not _U) + (self.patternPeriod is not _U) + (self.patternPositiveInt is not _U or self.patternPositiveInt_ext is not _U) + (self.patternQuantity is not _U) + (self.patternRange is not _U) + (self.patternRatio is not _U) + (self.patternReference is not _U) + (self.patternRelatedArtifact is not _U) + (self.patternSampledData is not _U) + (self.patternSignature is not _U) + (self.patternString is not _U or self.patternString_ext is not _U) + (self.patternTime is not _U or self.patternTime_ext is not _U) + (self.patternTiming is not _U) + (self.patternTriggerDefinition is not _U) + (self.patternUnsignedInt is not _U or self.patternUnsignedInt_ext is not _U) + (self.patternUri is not _U or self.patternUri_ext is not _U) + (self.patternUrl is not _U or self.patternUrl_ext is not _U) + (self.patternUsageContext is not _U) + (self.patternUuid is not _U or self.patternUuid_ext is not _U) > 1:
+        if (self.patternAddress is not _U) + (self.patternAge is not _U) + (self.patternAnnotation is not _U) + (self.patternAttachment is not _U) + (self.patternBase64Binary is not _U) + (self.patternBoolean is not _U) + (self.patternCanonical is not _U) + (self.patternCode is not _U) + (self.patternCodeableConcept is not _U) + (self.patternCoding is not _U) + (self.patternContactDetail is not _U) + (self.patternContactPoint is not _U) + (self.patternContributor is not _U) + (self.patternCount is not _U) + (self.patternDataRequirement is not _U) + (self.patternDate is not _U) + (self.patternDateTime is not _U) + (self.patternDecimal is not _U) + (self.patternDistance is not _U) + (self.patternDosage is not _U) + (self.patternDuration is not _U) + (self.patternExpression is not _U) + (self.patternHumanName is not _U) + (self.patternId is not _U) + (self.patternIdentifier is not _U) + (self.patternInstant is not _U) + (self.patternInteger is not _U) + (self.patternMarkdown is not _U) + (self.patternMeta is not _U) + (self.patternMoney is not _U) + (self.patternOid is not _U) + (self.patternParameterDefinition is not _U) + (self.patternPeriod is not _U) + (self.patternPositiveInt is not _U) + (self.patternQuantity is not _U) + (self.patternRange is not _U) + (self.patternRatio is not _U) + (self.patternReference is not _U) + (self.patternRelatedArtifact is not _U) + (self.patternSampledData is not _U) + (self.patternSignature is not _U) + (self.patternString is not _U) + (self.patternTime is not _U) + (self.patternTiming is not _U) + (self.patternTriggerDefinition is not _U) + (self.patternUnsignedInt is not _U) + (self.patternUri is not _U) + (self.patternUrl is not _U) + (self.patternUsageContext is not _U) + (self.patternUuid is not _U) > 1:
             raise _p.ChoiceError("ElementDefinition.pattern[x]: at most one")
 
 
@@ -5906,13 +5779,9 @@ class ElementDefinitionExample(_p.Complex, kw_only=True):
     valueAnnotation: Annotation | _ms.UnsetType = _U
     valueAttachment: Attachment | _ms.UnsetType = _U
     valueBase64Binary: _p.Base64Binary | _ms.UnsetType = _U
-    valueBase64Binary_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueBase64Binary")
     valueBoolean: _p.Boolean | _ms.UnsetType = _U
-    valueBoolean_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueBoolean")
     valueCanonical: _p.String | _ms.UnsetType = _U
-    valueCanonical_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueCanonical")
     valueCode: _p.String | _ms.UnsetType = _U
-    valueCode_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueCode")
     valueCodeableConcept: CodeableConcept | _ms.UnsetType = _U
     valueCoding: Coding | _ms.UnsetType = _U
     valueContactDetail: ContactDetail | _ms.UnsetType = _U
@@ -5921,33 +5790,24 @@ class ElementDefinitionExample(_p.Complex, kw_only=True):
     valueCount: Count | _ms.UnsetType = _U
     valueDataRequirement: DataRequirement | _ms.UnsetType = _U
     valueDate: _p.Date | _ms.UnsetType = _U
-    valueDate_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueDate")
     valueDateTime: _p.DateTime | _ms.UnsetType = _U
-    valueDateTime_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueDateTime")
     valueDecimal: _p.Decimal | _ms.UnsetType = _U
-    valueDecimal_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueDecimal")
     valueDistance: Distance | _ms.UnsetType = _U
     valueDosage: Dosage | _ms.UnsetType = _U
     valueDuration: Duration | _ms.UnsetType = _U
     valueExpression: Expression | _ms.UnsetType = _U
     valueHumanName: HumanName | _ms.UnsetType = _U
     valueId: _p.String | _ms.UnsetType = _U
-    valueId_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueId")
     valueIdentifier: Identifier | _ms.UnsetType = _U
     valueInstant: _p.Instant | _ms.UnsetType = _U
-    valueInstant_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueInstant")
     valueInteger: _p.Integer | _ms.UnsetType = _U
-    valueInteger_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueInteger")
     valueMarkdown: _p.String | _ms.UnsetType = _U
-    valueMarkdown_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueMarkdown")
     valueMeta: Meta | _ms.UnsetType = _U
     valueMoney: Money | _ms.UnsetType = _U
     valueOid: _p.Oid | _ms.UnsetType = _U
-    valueOid_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueOid")
     valueParameterDefinition: ParameterDefinition | _ms.UnsetType = _U
     valuePeriod: Period | _ms.UnsetType = _U
     valuePositiveInt: _p.PositiveInt | _ms.UnsetType = _U
-    valuePositiveInt_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valuePositiveInt")
     valueQuantity: Quantity | _ms.UnsetType = _U
     valueRange: Range | _ms.UnsetType = _U
     valueRatio: Ratio | _ms.UnsetType = _U
@@ -5956,20 +5816,14 @@ class ElementDefinitionExample(_p.Complex, kw_only=True):
     valueSampledData: SampledData | _ms.UnsetType = _U
     valueSignature: Signature | _ms.UnsetType = _U
     valueString: _p.String | _ms.UnsetType = _U
-    valueString_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueString")
     valueTime: _p.Time | _ms.UnsetType = _U
-    valueTime_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueTime")
     valueTiming: Timing | _ms.UnsetType = _U
     valueTriggerDefinition: TriggerDefinition | _ms.UnsetType = _U
     valueUnsignedInt: _p.UnsignedInt | _ms.UnsetType = _U
-    valueUnsignedInt_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueUnsignedInt")
     valueUri: _p.String | _ms.UnsetType = _U
-    valueUri_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueUri")
     valueUrl: _p.String | _ms.UnsetType = _U
-    valueUrl_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueUrl")
     valueUsageContext: UsageContext | _ms.UnsetType = _U
     valueUuid: _p.Uuid | _ms.UnsetType = _U
-    valueUuid_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueUuid")
 
     def __post_init__(self) -> None:
         v = self.valueCanonical
@@ -5984,7 +5838,9 @@ class ElementDefinitionExample(_p.Complex, kw_only=True):
         v = self.valueUrl
         if v is not _U and (' ' in v or not v.isprintable()):
             raise _p.FormatError("ElementDefinitionExample.valueUrl")
-        if (self.valueAddress is not _U) + (self.valueAge is not _U) + (self.valueAnnotation is not _U) + (self.valueAttachment is not _U) + (self.valueBase64Binary is not _U or self.valueBase64Binary_ext is not _U) + (self.valueBoolean is not _U or self.valueBoolean_ext is not _U) + (self.valueCanonical is not _U or self.valueCanonical_ext is not _U) + (self.valueCode is not _U or self.valueCode_ext is not _U) + (self.valueCodeableConcept is not _U) + (self.valueCoding is not _U) + (self.valueContactDetail is not _U) + (self.valueContactPoint is not _U) + (self.valueContributor is not _U) + (self.valueCount is not _U) + (self.valueDataRequirement is not _U) + (self.valueDate is not _U or self.valueDate_ext is not _U) + (self.valueDateTime is not _U or self.valueDateTime_ext is not _U) + (self.valueDecimal is not _U or self.valueDecimal_ext is not _U) + (self.valueDistance is not _U) + (self.valueDosage is not _U) + (self.valueDuration is not _U) + (self.valueExpression is not _U) + (self.valueHumanName is not _U) + (self.valueId is not _U or self.valueId_ext is not _U) + (self.valueIdentifier is not _U) + (self.valueInstant is not _U or self.valueInstant_ext is not _U) + (self.valueInteger is not _U or self.valueInteger_ext is not _U) + (self.valueMarkdown is not _U or self.valueMarkdown_ext is not _U) + (self.valueMeta is not _U) + (self.valueMoney is not _U) + (self.valueOid is not _U or self.valueOid_ext is not _U) + (self.valueParameterDefinition is not _U) + (self.valuePeriod is not _U) + (self.valuePositiveInt is not _U or self.valuePositiveInt_ext is not _U) + (self.valueQuantity is not _U) + (self.valueRange is not _U) + (self.valueRatio is not _U) + (self.valueReference is not _U) + (self.valueRelatedArtifact is not _U) + (self.valueSampledData is not _U) + (self.valueSignature is not _U) + (self.valueString is not _U or self.valueString_ext is not _U) + (self.valueTime is not _U or self.valueTime_ext is not _U) + (self.valueTiming is not _U) + (self.valueTriggerDefinition is not _U) + (self.valueUnsignedInt is not _U or self.valueUnsignedInt_ext is not _U) + (self.valueUri is not _U or self.valueUri_ext is not _U) + (self.valueUrl is not _U or self.valueUrl_ext is not _U) + (self.valueUsageContext is not _U) + (self.valueUuid is not _U or self.valueUuid_ext is not _U) != 1:
+        t = _astuple(self)
+        n = len(t) - t.count(_U) - 1 - ((self.extension is not _U) + (self.id is not _U) + (self.id_ext is not _U) + (self.label_ext is not _U))
+        if n != 1:
             raise _p.ChoiceError("ElementDefinitionExample.value[x]: exactly one")
 
 
@@ -6630,7 +6486,6 @@ class EvidenceVariable(_p.Resource, tag="EvidenceVariable", kw_only=True):
 
 class EvidenceVariableCharacteristic(_p.Complex, kw_only=True):
     definitionCanonical: _p.String | _ms.UnsetType = _U
-    definitionCanonical_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_definitionCanonical")
     definitionCodeableConcept: CodeableConcept | _ms.UnsetType = _U
     definitionDataRequirement: DataRequirement | _ms.UnsetType = _U
     definitionExpression: Expression | _ms.UnsetType = _U
@@ -6647,7 +6502,6 @@ class EvidenceVariableCharacteristic(_p.Complex, kw_only=True):
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     participantEffectiveDateTime: _p.DateTime | _ms.UnsetType = _U
-    participantEffectiveDateTime_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_participantEffectiveDateTime")
     participantEffectiveDuration: Duration | _ms.UnsetType = _U
     participantEffectivePeriod: Period | _ms.UnsetType = _U
     participantEffectiveTiming: Timing | _ms.UnsetType = _U
@@ -6661,9 +6515,9 @@ class EvidenceVariableCharacteristic(_p.Complex, kw_only=True):
         v = self.groupMeasure
         if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
             raise _p.FormatError("EvidenceVariableCharacteristic.groupMeasure")
-        if (self.definitionCanonical is not _U or self.definitionCanonical_ext is not _U) + (self.definitionCodeableConcept is not _U) + (self.definitionDataRequirement is not _U) + (self.definitionExpression is not _U) + (self.definitionReference is not _U) + (self.definitionTriggerDefinition is not _U) != 1:
+        if (self.definitionCanonical is not _U) + (self.definitionCodeableConcept is not _U) + (self.definitionDataRequirement is not _U) + (self.definitionExpression is not _U) + (self.definitionReference is not _U) + (self.definitionTriggerDefinition is not _U) != 1:
             raise _p.ChoiceError("EvidenceVariableCharacteristic.definition[x]: exactly one")
-        if (self.participantEffectiveDateTime is not _U or self.participantEffectiveDateTime_ext is not _U) + (self.participantEffectiveDuration is not _U) + (self.participantEffectivePeriod is not _U) + (self.participantEffectiveTiming is not _U) > 1:
+        if (self.participantEffectiveDateTime is not _U) + (self.participantEffectiveDuration is not _U) + (self.participantEffectivePeriod is not _U) + (self.participantEffectiveTiming is not _U) > 1:
             raise _p.ChoiceError("EvidenceVariableCharacteristic.participantEffective[x]: at most one")
 
 
@@ -6984,7 +6838,6 @@ class ExplanationOfBenefitAddItem(_p.Complex, kw_only=True):
     provider: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
     quantity: Quantity | _ms.UnsetType = _U
     servicedDate: _p.Date | _ms.UnsetType = _U
-    servicedDate_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_servicedDate")
     servicedPeriod: Period | _ms.UnsetType = _U
     subDetailSequence: _t.Annotated[list[_p.PositiveInt | None], _p.NonEmpty] | _ms.UnsetType = _U
     subDetailSequence_ext: list[Element | None] | Element | _ms.UnsetType = _ms.field(default=_U, name="_subDetailSequence")
@@ -6994,7 +6847,7 @@ class ExplanationOfBenefitAddItem(_p.Complex, kw_only=True):
     def __post_init__(self) -> None:
         if (self.locationAddress is not _U) + (self.locationCodeableConcept is not _U) + (self.locationReference is not _U) > 1:
             raise _p.ChoiceError("ExplanationOfBenefitAddItem.location[x]: at most one")
-        if (self.servicedDate is not _U or self.servicedDate_ext is not _U) + (self.servicedPeriod is not _U) > 1:
+        if (self.servicedDate is not _U) + (self.servicedPeriod is not _U) > 1:
             raise _p.ChoiceError("ExplanationOfBenefitAddItem.serviced[x]: at most one")
 
 
@@ -7054,9 +6907,7 @@ class ExplanationOfBenefitBenefitBalance(_p.Complex, kw_only=True):
 class ExplanationOfBenefitBenefitBalanceFinancial(_p.Complex, kw_only=True):
     allowedMoney: Money | _ms.UnsetType = _U
     allowedString: _p.String | _ms.UnsetType = _U
-    allowedString_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_allowedString")
     allowedUnsignedInt: _p.UnsignedInt | _ms.UnsetType = _U
-    allowedUnsignedInt_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_allowedUnsignedInt")
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
@@ -7064,12 +6915,11 @@ class ExplanationOfBenefitBenefitBalanceFinancial(_p.Complex, kw_only=True):
     type: CodeableConcept
     usedMoney: Money | _ms.UnsetType = _U
     usedUnsignedInt: _p.UnsignedInt | _ms.UnsetType = _U
-    usedUnsignedInt_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_usedUnsignedInt")
 
     def __post_init__(self) -> None:
-        if (self.allowedMoney is not _U) + (self.allowedString is not _U or self.allowedString_ext is not _U) + (self.allowedUnsignedInt is not _U or self.allowedUnsignedInt_ext is not _U) > 1:
+        if (self.allowedMoney is not _U) + (self.allowedString is not _U) + (self.allowedUnsignedInt is not _U) > 1:
             raise _p.ChoiceError("ExplanationOfBenefitBenefitBalanceFinancial.allowed[x]: at most one")
-        if (self.usedMoney is not _U) + (self.usedUnsignedInt is not _U or self.usedUnsignedInt_ext is not _U) > 1:
+        if (self.usedMoney is not _U) + (self.usedUnsignedInt is not _U) > 1:
             raise _p.ChoiceError("ExplanationOfBenefitBenefitBalanceFinancial.used[x]: at most one")
 
 
@@ -7151,7 +7001,6 @@ class ExplanationOfBenefitItem(_p.Complex, kw_only=True):
     sequence: _p.PositiveInt
     sequence_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_sequence")
     servicedDate: _p.Date | _ms.UnsetType = _U
-    servicedDate_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_servicedDate")
     servicedPeriod: Period | _ms.UnsetType = _U
     subSite: _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
     udi: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
@@ -7160,7 +7009,7 @@ class ExplanationOfBenefitItem(_p.Complex, kw_only=True):
     def __post_init__(self) -> None:
         if (self.locationAddress is not _U) + (self.locationCodeableConcept is not _U) + (self.locationReference is not _U) > 1:
             raise _p.ChoiceError("ExplanationOfBenefitItem.location[x]: at most one")
-        if (self.servicedDate is not _U or self.servicedDate_ext is not _U) + (self.servicedPeriod is not _U) > 1:
+        if (self.servicedDate is not _U) + (self.servicedPeriod is not _U) > 1:
             raise _p.ChoiceError("ExplanationOfBenefitItem.serviced[x]: at most one")
 
 
@@ -7305,20 +7154,17 @@ class ExplanationOfBenefitSupportingInfo(_p.Complex, kw_only=True):
     sequence: _p.PositiveInt
     sequence_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_sequence")
     timingDate: _p.Date | _ms.UnsetType = _U
-    timingDate_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_timingDate")
     timingPeriod: Period | _ms.UnsetType = _U
     valueAttachment: Attachment | _ms.UnsetType = _U
     valueBoolean: _p.Boolean | _ms.UnsetType = _U
-    valueBoolean_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueBoolean")
     valueQuantity: Quantity | _ms.UnsetType = _U
     valueReference: Reference | _ms.UnsetType = _U
     valueString: _p.String | _ms.UnsetType = _U
-    valueString_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueString")
 
     def __post_init__(self) -> None:
-        if (self.timingDate is not _U or self.timingDate_ext is not _U) + (self.timingPeriod is not _U) > 1:
+        if (self.timingDate is not _U) + (self.timingPeriod is not _U) > 1:
             raise _p.ChoiceError("ExplanationOfBenefitSupportingInfo.timing[x]: at most one")
-        if (self.valueAttachment is not _U) + (self.valueBoolean is not _U or self.valueBoolean_ext is not _U) + (self.valueQuantity is not _U) + (self.valueReference is not _U) + (self.valueString is not _U or self.valueString_ext is not _U) > 1:
+        if (self.valueAttachment is not _U) + (self.valueBoolean is not _U) + (self.valueQuantity is not _U) + (self.valueReference is not _U) + (self.valueString is not _U) > 1:
             raise _p.ChoiceError("ExplanationOfBenefitSupportingInfo.value[x]: at most one")
 
 
@@ -7366,13 +7212,9 @@ class Extension(_p.Complex, kw_only=True):
     valueAnnotation: Annotation | _ms.UnsetType = _U
     valueAttachment: Attachment | _ms.UnsetType = _U
     valueBase64Binary: _p.Base64Binary | _ms.UnsetType = _U
-    valueBase64Binary_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueBase64Binary")
     valueBoolean: _p.Boolean | _ms.UnsetType = _U
-    valueBoolean_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueBoolean")
     valueCanonical: _p.String | _ms.UnsetType = _U
-    valueCanonical_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueCanonical")
     valueCode: _p.String | _ms.UnsetType = _U
-    valueCode_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueCode")
     valueCodeableConcept: CodeableConcept | _ms.UnsetType = _U
     valueCoding: Coding | _ms.UnsetType = _U
     valueContactDetail: ContactDetail | _ms.UnsetType = _U
@@ -7381,33 +7223,24 @@ class Extension(_p.Complex, kw_only=True):
     valueCount: Count | _ms.UnsetType = _U
     valueDataRequirement: DataRequirement | _ms.UnsetType = _U
     valueDate: _p.Date | _ms.UnsetType = _U
-    valueDate_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueDate")
     valueDateTime: _p.DateTime | _ms.UnsetType = _U
-    valueDateTime_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueDateTime")
     valueDecimal: _p.Decimal | _ms.UnsetType = _U
-    valueDecimal_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueDecimal")
     valueDistance: Distance | _ms.UnsetType = _U
     valueDosage: Dosage | _ms.UnsetType = _U
     valueDuration: Duration | _ms.UnsetType = _U
     valueExpression: Expression | _ms.UnsetType = _U
     valueHumanName: HumanName | _ms.UnsetType = _U
     valueId: _p.String | _ms.UnsetType = _U
-    valueId_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueId")
     valueIdentifier: Identifier | _ms.UnsetType = _U
     valueInstant: _p.Instant | _ms.UnsetType = _U
-    valueInstant_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueInstant")
     valueInteger: _p.Integer | _ms.UnsetType = _U
-    valueInteger_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueInteger")
     valueMarkdown: _p.String | _ms.UnsetType = _U
-    valueMarkdown_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueMarkdown")
     valueMeta: Meta | _ms.UnsetType = _U
     valueMoney: Money | _ms.UnsetType = _U
     valueOid: _p.Oid | _ms.UnsetType = _U
-    valueOid_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueOid")
     valueParameterDefinition: ParameterDefinition | _ms.UnsetType = _U
     valuePeriod: Period | _ms.UnsetType = _U
     valuePositiveInt: _p.PositiveInt | _ms.UnsetType = _U
-    valuePositiveInt_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valuePositiveInt")
     valueQuantity: Quantity | _ms.UnsetType = _U
     valueRange: Range | _ms.UnsetType = _U
     valueRatio: Ratio | _ms.UnsetType = _U
@@ -7416,20 +7249,14 @@ class Extension(_p.Complex, kw_only=True):
     valueSampledData: SampledData | _ms.UnsetType = _U
     valueSignature: Signature | _ms.UnsetType = _U
     valueString: _p.String | _ms.UnsetType = _U
-    valueString_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueString")
     valueTime: _p.Time | _ms.UnsetType = _U
-    valueTime_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueTime")
     valueTiming: Timing | _ms.UnsetType = _U
     valueTriggerDefinition: TriggerDefinition | _ms.UnsetType = _U
     valueUnsignedInt: _p.UnsignedInt | _ms.UnsetType = _U
-    valueUnsignedInt_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueUnsignedInt")
     valueUri: _p.String | _ms.UnsetType = _U
-    valueUri_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueUri")
     valueUrl: _p.String | _ms.UnsetType = _U
-    valueUrl_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueUrl")
     valueUsageContext: UsageContext | _ms.UnsetType = _U
     valueUuid: _p.Uuid | _ms.UnsetType = _U
-    valueUuid_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueUuid")
 
     def __post_init__(self) -> None:
         v = self.url
@@ -7447,7 +7274,9 @@ class Extension(_p.Complex, kw_only=True):
         v = self.valueUrl
         if v is not _U and (' ' in v or not v.isprintable()):
             raise _p.FormatError("Extension.valueUrl")
-        if (self.valueAddress is not _U) + (self.valueAge is not _U) + (self.valueAnnotation is not _U) + (self.valueAttachment is not _U) + (self.valueBase64Binary is not _U or self.valueBase64Binary_ext is not _U) + (self.valueBoolean is not _U or self.valueBoolean_ext is not _U) + (self.valueCanonical is not _U or self.valueCanonical_ext is not _U) + (self.valueCode is not _U or self.valueCode_ext is not _U) + (self.valueCodeableConcept is not _U) + (self.valueCoding is not _U) + (self.valueContactDetail is not _U) + (self.valueContactPoint is not _U) + (self.valueContributor is not _U) + (self.valueCount is not _U) + (self.valueDataRequirement is not _U) + (self.valueDate is not _U or self.valueDate_ext is not _U) + (self.valueDateTime is not _U or self.valueDateTime_ext is not _U) + (self.valueDecimal is not _U or self.valueDecimal_ext is not _U) + (self.valueDistance is not _U) + (self.valueDosage is not _U) + (self.valueDuration is not _U) + (self.valueExpression is not _U) + (self.valueHumanName is not _U) + (self.valueId is not _U or self.valueId_ext is not _U) + (self.valueIdentifier is not _U) + (self.valueInstant is not _U or self.valueInstant_ext is not _U) + (self.valueInteger is not _U or self.valueInteger_ext is not _U) + (self.valueMarkdown is not _U or self.valueMarkdown_ext is not _U) + (self.valueMeta is not _U) + (self.valueMoney is not _U) + (self.valueOid is not _U or self.valueOid_ext is not _U) + (self.valueParameterDefinition is not _U) + (self.valuePeriod is not _U) + (self.valuePositiveInt is not _U or self.valuePositiveInt_ext is not _U) + (self.valueQuantity is not _U) + (self.valueRange is not _U) + (self.valueRatio is not _U) + (self.valueReference is not _U) + (self.valueRelatedArtifact is not _U) + (self.valueSampledData is not _U) + (self.valueSignature is not _U) + (self.valueString is not _U or self.valueString_ext is not _U) + (self.valueTime is not _U or self.valueTime_ext is not _U) + (self.valueTiming is not _U) + (self.valueTriggerDefinition is not _U) + (self.valueUnsignedInt is not _U or self.valueUnsignedInt_ext is not _U) + (self.valueUri is not _U or self.valueUri_ext is not _U) + (self.valueUrl is not _U or self.valueUrl_ext is not _U) + (self.valueUsageContext is not _U) + (self.valueUuid is not _U or self.valueUuid_ext is not _U) > 1:
+        t = _astuple(self)
+        n = len(t) - t.count(_U) - 1 - ((self.extension is not _U) + (self.id is not _U) + (self.id_ext is not _U) + (self.url_ext is not _U))
+        if n > 1:
             raise _p.ChoiceError("Extension.value[x]: at most one")
 
 
@@ -7455,12 +7284,9 @@ class FamilyMemberHistory(_p.Resource, tag="FamilyMemberHistory", kw_only=True):
     ageAge: Age | _ms.UnsetType = _U
     ageRange: Range | _ms.UnsetType = _U
     ageString: _p.String | _ms.UnsetType = _U
-    ageString_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_ageString")
     bornDate: _p.Date | _ms.UnsetType = _U
-    bornDate_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_bornDate")
     bornPeriod: Period | _ms.UnsetType = _U
     bornString: _p.String | _ms.UnsetType = _U
-    bornString_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_bornString")
     condition: _t.Annotated[list[FamilyMemberHistoryCondition | None], _p.NonEmpty] | _ms.UnsetType = _U
     contained: _t.Annotated[list[AnyResource | None], _p.NonEmpty] | _ms.UnsetType = _U
     dataAbsentReason: CodeableConcept | _ms.UnsetType = _U
@@ -7468,12 +7294,9 @@ class FamilyMemberHistory(_p.Resource, tag="FamilyMemberHistory", kw_only=True):
     date_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_date")
     deceasedAge: Age | _ms.UnsetType = _U
     deceasedBoolean: _p.Boolean | _ms.UnsetType = _U
-    deceasedBoolean_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_deceasedBoolean")
     deceasedDate: _p.Date | _ms.UnsetType = _U
-    deceasedDate_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_deceasedDate")
     deceasedRange: Range | _ms.UnsetType = _U
     deceasedString: _p.String | _ms.UnsetType = _U
-    deceasedString_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_deceasedString")
     estimatedAge: _p.Boolean | _ms.UnsetType = _U
     estimatedAge_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_estimatedAge")
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
@@ -7523,11 +7346,11 @@ class FamilyMemberHistory(_p.Resource, tag="FamilyMemberHistory", kw_only=True):
         v = self.status
         if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
             raise _p.FormatError("FamilyMemberHistory.status")
-        if (self.ageAge is not _U) + (self.ageRange is not _U) + (self.ageString is not _U or self.ageString_ext is not _U) > 1:
+        if (self.ageAge is not _U) + (self.ageRange is not _U) + (self.ageString is not _U) > 1:
             raise _p.ChoiceError("FamilyMemberHistory.age[x]: at most one")
-        if (self.bornDate is not _U or self.bornDate_ext is not _U) + (self.bornPeriod is not _U) + (self.bornString is not _U or self.bornString_ext is not _U) > 1:
+        if (self.bornDate is not _U) + (self.bornPeriod is not _U) + (self.bornString is not _U) > 1:
             raise _p.ChoiceError("FamilyMemberHistory.born[x]: at most one")
-        if (self.deceasedAge is not _U) + (self.deceasedBoolean is not _U or self.deceasedBoolean_ext is not _U) + (self.deceasedDate is not _U or self.deceasedDate_ext is not _U) + (self.deceasedRange is not _U) + (self.deceasedString is not _U or self.deceasedString_ext is not _U) > 1:
+        if (self.deceasedAge is not _U) + (self.deceasedBoolean is not _U) + (self.deceasedDate is not _U) + (self.deceasedRange is not _U) + (self.deceasedString is not _U) > 1:
             raise _p.ChoiceError("FamilyMemberHistory.deceased[x]: at most one")
 
 
@@ -7544,11 +7367,10 @@ class FamilyMemberHistoryCondition(_p.Complex, kw_only=True):
     onsetPeriod: Period | _ms.UnsetType = _U
     onsetRange: Range | _ms.UnsetType = _U
     onsetString: _p.String | _ms.UnsetType = _U
-    onsetString_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_onsetString")
     outcome: CodeableConcept | _ms.UnsetType = _U
 
     def __post_init__(self) -> None:
-        if (self.onsetAge is not _U) + (self.onsetPeriod is not _U) + (self.onsetRange is not _U) + (self.onsetString is not _U or self.onsetString_ext is not _U) > 1:
+        if (self.onsetAge is not _U) + (self.onsetPeriod is not _U) + (self.onsetRange is not _U) + (self.onsetString is not _U) > 1:
             raise _p.ChoiceError("FamilyMemberHistoryCondition.onset[x]: at most one")
 
 
@@ -7614,7 +7436,6 @@ class Goal(_p.Resource, tag="Goal", kw_only=True):
     priority: CodeableConcept | _ms.UnsetType = _U
     startCodeableConcept: CodeableConcept | _ms.UnsetType = _U
     startDate: _p.Date | _ms.UnsetType = _U
-    startDate_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_startDate")
     statusDate: _p.Date | _ms.UnsetType = _U
     statusDate_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_statusDate")
     statusReason: _p.String | _ms.UnsetType = _U
@@ -7636,23 +7457,19 @@ class Goal(_p.Resource, tag="Goal", kw_only=True):
         v = self.lifecycleStatus
         if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
             raise _p.FormatError("Goal.lifecycleStatus")
-        if (self.startCodeableConcept is not _U) + (self.startDate is not _U or self.startDate_ext is not _U) > 1:
+        if (self.startCodeableConcept is not _U) + (self.startDate is not _U) > 1:
             raise _p.ChoiceError("Goal.start[x]: at most one")
 
 
 class GoalTarget(_p.Complex, kw_only=True):
     detailBoolean: _p.Boolean | _ms.UnsetType = _U
-    detailBoolean_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_detailBoolean")
     detailCodeableConcept: CodeableConcept | _ms.UnsetType = _U
     detailInteger: _p.Integer | _ms.UnsetType = _U
-    detailInteger_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_detailInteger")
     detailQuantity: Quantity | _ms.UnsetType = _U
     detailRange: Range | _ms.UnsetType = _U
     detailRatio: Ratio | _ms.UnsetType = _U
     detailString: _p.String | _ms.UnsetType = _U
-    detailString_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_detailString")
     dueDate: _p.Date | _ms.UnsetType = _U
-    dueDate_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_dueDate")
     dueDuration: Duration | _ms.UnsetType = _U
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     id: _p.String | _ms.UnsetType = _U
@@ -7661,9 +7478,9 @@ class GoalTarget(_p.Complex, kw_only=True):
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
 
     def __post_init__(self) -> None:
-        if (self.detailBoolean is not _U or self.detailBoolean_ext is not _U) + (self.detailCodeableConcept is not _U) + (self.detailInteger is not _U or self.detailInteger_ext is not _U) + (self.detailQuantity is not _U) + (self.detailRange is not _U) + (self.detailRatio is not _U) + (self.detailString is not _U or self.detailString_ext is not _U) > 1:
+        if (self.detailBoolean is not _U) + (self.detailCodeableConcept is not _U) + (self.detailInteger is not _U) + (self.detailQuantity is not _U) + (self.detailRange is not _U) + (self.detailRatio is not _U) + (self.detailString is not _U) > 1:
             raise _p.ChoiceError("GoalTarget.detail[x]: at most one")
-        if (self.dueDate is not _U or self.dueDate_ext is not _U) + (self.dueDuration is not _U) > 1:
+        if (self.dueDate is not _U) + (self.dueDuration is not _U) > 1:
             raise _p.ChoiceError("GoalTarget.due[x]: at most one")
 
 
@@ -7852,14 +7669,13 @@ class GroupCharacteristic(_p.Complex, kw_only=True):
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     period: Period | _ms.UnsetType = _U
     valueBoolean: _p.Boolean | _ms.UnsetType = _U
-    valueBoolean_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueBoolean")
     valueCodeableConcept: CodeableConcept | _ms.UnsetType = _U
     valueQuantity: Quantity | _ms.UnsetType = _U
     valueRange: Range | _ms.UnsetType = _U
     valueReference: Reference | _ms.UnsetType = _U
 
     def __post_init__(self) -> None:
-        if (self.valueBoolean is not _U or self.valueBoolean_ext is not _U) + (self.valueCodeableConcept is not _U) + (self.valueQuantity is not _U) + (self.valueRange is not _U) + (self.valueReference is not _U) != 1:
+        if (self.valueBoolean is not _U) + (self.valueCodeableConcept is not _U) + (self.valueQuantity is not _U) + (self.valueRange is not _U) + (self.valueReference is not _U) != 1:
             raise _p.ChoiceError("GroupCharacteristic.value[x]: exactly one")
 
 
@@ -7890,10 +7706,8 @@ class GuidanceResponse(_p.Resource, tag="GuidanceResponse", kw_only=True):
     meta: Meta | _ms.UnsetType = _U
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     moduleCanonical: _p.String | _ms.UnsetType = _U
-    moduleCanonical_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_moduleCanonical")
     moduleCodeableConcept: CodeableConcept | _ms.UnsetType = _U
     moduleUri: _p.String | _ms.UnsetType = _U
-    moduleUri_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_moduleUri")
     note: _t.Annotated[list[Annotation | None], _p.NonEmpty] | _ms.UnsetType = _U
     occurrenceDateTime: _p.DateTime | _ms.UnsetType = _U
     occurrenceDateTime_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_occurrenceDateTime")
@@ -7927,7 +7741,7 @@ class GuidanceResponse(_p.Resource, tag="GuidanceResponse", kw_only=True):
         v = self.status
         if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
             raise _p.FormatError("GuidanceResponse.status")
-        if (self.moduleCanonical is not _U or self.moduleCanonical_ext is not _U) + (self.moduleCodeableConcept is not _U) + (self.moduleUri is not _U or self.moduleUri_ext is not _U) != 1:
+        if (self.moduleCanonical is not _U) + (self.moduleCodeableConcept is not _U) + (self.moduleUri is not _U) != 1:
             raise _p.ChoiceError("GuidanceResponse.module[x]: exactly one")
 
 
@@ -8200,9 +8014,7 @@ class Immunization(_p.Resource, tag="Immunization", kw_only=True):
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     note: _t.Annotated[list[Annotation | None], _p.NonEmpty] | _ms.UnsetType = _U
     occurrenceDateTime: _p.DateTime | _ms.UnsetType = _U
-    occurrenceDateTime_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_occurrenceDateTime")
     occurrenceString: _p.String | _ms.UnsetType = _U
-    occurrenceString_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_occurrenceString")
     patient: Reference
     performer: _t.Annotated[list[ImmunizationPerformer | None], _p.NonEmpty] | _ms.UnsetType = _U
     primarySource: _p.Boolean | _ms.UnsetType = _U
@@ -8237,7 +8049,7 @@ class Immunization(_p.Resource, tag="Immunization", kw_only=True):
         v = self.status
         if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
             raise _p.FormatError("Immunization.status")
-        if (self.occurrenceDateTime is not _U or self.occurrenceDateTime_ext is not _U) + (self.occurrenceString is not _U or self.occurrenceString_ext is not _U) != 1:
+        if (self.occurrenceDateTime is not _U) + (self.occurrenceString is not _U) != 1:
             raise _p.ChoiceError("Immunization.occurrence[x]: exactly one")
 
 
@@ -8269,9 +8081,7 @@ class ImmunizationEvaluation(_p.Resource, tag="ImmunizationEvaluation", kw_only=
     description: _p.String | _ms.UnsetType = _U
     description_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_description")
     doseNumberPositiveInt: _p.PositiveInt | _ms.UnsetType = _U
-    doseNumberPositiveInt_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_doseNumberPositiveInt")
     doseNumberString: _p.String | _ms.UnsetType = _U
-    doseNumberString_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_doseNumberString")
     doseStatus: CodeableConcept
     doseStatusReason: _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
@@ -8289,9 +8099,7 @@ class ImmunizationEvaluation(_p.Resource, tag="ImmunizationEvaluation", kw_only=
     series: _p.String | _ms.UnsetType = _U
     series_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_series")
     seriesDosesPositiveInt: _p.PositiveInt | _ms.UnsetType = _U
-    seriesDosesPositiveInt_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_seriesDosesPositiveInt")
     seriesDosesString: _p.String | _ms.UnsetType = _U
-    seriesDosesString_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_seriesDosesString")
     status: _p.String
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
     targetDisease: CodeableConcept
@@ -8310,9 +8118,9 @@ class ImmunizationEvaluation(_p.Resource, tag="ImmunizationEvaluation", kw_only=
         v = self.status
         if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
             raise _p.FormatError("ImmunizationEvaluation.status")
-        if (self.doseNumberPositiveInt is not _U or self.doseNumberPositiveInt_ext is not _U) + (self.doseNumberString is not _U or self.doseNumberString_ext is not _U) > 1:
+        if (self.doseNumberPositiveInt is not _U) + (self.doseNumberString is not _U) > 1:
             raise _p.ChoiceError("ImmunizationEvaluation.doseNumber[x]: at most one")
-        if (self.seriesDosesPositiveInt is not _U or self.seriesDosesPositiveInt_ext is not _U) + (self.seriesDosesString is not _U or self.seriesDosesString_ext is not _U) > 1:
+        if (self.seriesDosesPositiveInt is not _U) + (self.seriesDosesString is not _U) > 1:
             raise _p.ChoiceError("ImmunizationEvaluation.seriesDoses[x]: at most one")
 
 
@@ -8328,9 +8136,7 @@ class ImmunizationPerformer(_p.Complex, kw_only=True):
 class ImmunizationProtocolApplied(_p.Complex, kw_only=True):
     authority: Reference | _ms.UnsetType = _U
     doseNumberPositiveInt: _p.PositiveInt | _ms.UnsetType = _U
-    doseNumberPositiveInt_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_doseNumberPositiveInt")
     doseNumberString: _p.String | _ms.UnsetType = _U
-    doseNumberString_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_doseNumberString")
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
@@ -8338,15 +8144,13 @@ class ImmunizationProtocolApplied(_p.Complex, kw_only=True):
     series: _p.String | _ms.UnsetType = _U
     series_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_series")
     seriesDosesPositiveInt: _p.PositiveInt | _ms.UnsetType = _U
-    seriesDosesPositiveInt_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_seriesDosesPositiveInt")
     seriesDosesString: _p.String | _ms.UnsetType = _U
-    seriesDosesString_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_seriesDosesString")
     targetDisease: _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
 
     def __post_init__(self) -> None:
-        if (self.doseNumberPositiveInt is not _U or self.doseNumberPositiveInt_ext is not _U) + (self.doseNumberString is not _U or self.doseNumberString_ext is not _U) != 1:
+        if (self.doseNumberPositiveInt is not _U) + (self.doseNumberString is not _U) != 1:
             raise _p.ChoiceError("ImmunizationProtocolApplied.doseNumber[x]: exactly one")
-        if (self.seriesDosesPositiveInt is not _U or self.seriesDosesPositiveInt_ext is not _U) + (self.seriesDosesString is not _U or self.seriesDosesString_ext is not _U) > 1:
+        if (self.seriesDosesPositiveInt is not _U) + (self.seriesDosesString is not _U) > 1:
             raise _p.ChoiceError("ImmunizationProtocolApplied.seriesDoses[x]: at most one")
 
 
@@ -8399,9 +8203,7 @@ class ImmunizationRecommendationRecommendation(_p.Complex, kw_only=True):
     description: _p.String | _ms.UnsetType = _U
     description_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_description")
     doseNumberPositiveInt: _p.PositiveInt | _ms.UnsetType = _U
-    doseNumberPositiveInt_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_doseNumberPositiveInt")
     doseNumberString: _p.String | _ms.UnsetType = _U
-    doseNumberString_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_doseNumberString")
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     forecastReason: _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
     forecastStatus: CodeableConcept
@@ -8411,18 +8213,16 @@ class ImmunizationRecommendationRecommendation(_p.Complex, kw_only=True):
     series: _p.String | _ms.UnsetType = _U
     series_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_series")
     seriesDosesPositiveInt: _p.PositiveInt | _ms.UnsetType = _U
-    seriesDosesPositiveInt_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_seriesDosesPositiveInt")
     seriesDosesString: _p.String | _ms.UnsetType = _U
-    seriesDosesString_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_seriesDosesString")
     supportingImmunization: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
     supportingPatientInformation: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
     targetDisease: CodeableConcept | _ms.UnsetType = _U
     vaccineCode: _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
 
     def __post_init__(self) -> None:
-        if (self.doseNumberPositiveInt is not _U or self.doseNumberPositiveInt_ext is not _U) + (self.doseNumberString is not _U or self.doseNumberString_ext is not _U) > 1:
+        if (self.doseNumberPositiveInt is not _U) + (self.doseNumberString is not _U) > 1:
             raise _p.ChoiceError("ImmunizationRecommendationRecommendation.doseNumber[x]: at most one")
-        if (self.seriesDosesPositiveInt is not _U or self.seriesDosesPositiveInt_ext is not _U) + (self.seriesDosesString is not _U or self.seriesDosesString_ext is not _U) > 1:
+        if (self.seriesDosesPositiveInt is not _U) + (self.seriesDosesString is not _U) > 1:
             raise _p.ChoiceError("ImmunizationRecommendationRecommendation.seriesDoses[x]: at most one")
 
 
@@ -8542,7 +8342,6 @@ class ImplementationGuideDefinitionPage(_p.Complex, kw_only=True):
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     nameReference: Reference | _ms.UnsetType = _U
     nameUrl: _p.String | _ms.UnsetType = _U
-    nameUrl_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_nameUrl")
     page: _t.Annotated[list[ImplementationGuideDefinitionPage | None], _p.NonEmpty] | _ms.UnsetType = _U
     title: _p.String
     title_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_title")
@@ -8554,7 +8353,7 @@ class ImplementationGuideDefinitionPage(_p.Complex, kw_only=True):
         v = self.nameUrl
         if v is not _U and (' ' in v or not v.isprintable()):
             raise _p.FormatError("ImplementationGuideDefinitionPage.nameUrl")
-        if (self.nameReference is not _U) + (self.nameUrl is not _U or self.nameUrl_ext is not _U) != 1:
+        if (self.nameReference is not _U) + (self.nameUrl is not _U) != 1:
             raise _p.ChoiceError("ImplementationGuideDefinitionPage.name[x]: exactly one")
 
 
@@ -8578,9 +8377,7 @@ class ImplementationGuideDefinitionResource(_p.Complex, kw_only=True):
     description: _p.String | _ms.UnsetType = _U
     description_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_description")
     exampleBoolean: _p.Boolean | _ms.UnsetType = _U
-    exampleBoolean_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_exampleBoolean")
     exampleCanonical: _p.String | _ms.UnsetType = _U
-    exampleCanonical_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_exampleCanonical")
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     fhirVersion: _t.Annotated[list[_p.String | None], _p.NonEmpty] | _ms.UnsetType = _U
     fhirVersion_ext: list[Element | None] | Element | _ms.UnsetType = _ms.field(default=_U, name="_fhirVersion")
@@ -8601,7 +8398,7 @@ class ImplementationGuideDefinitionResource(_p.Complex, kw_only=True):
             for v in self.fhirVersion:
                 if v is not None and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
                     raise _p.FormatError("ImplementationGuideDefinitionResource.fhirVersion")
-        if (self.exampleBoolean is not _U or self.exampleBoolean_ext is not _U) + (self.exampleCanonical is not _U or self.exampleCanonical_ext is not _U) > 1:
+        if (self.exampleBoolean is not _U) + (self.exampleCanonical is not _U) > 1:
             raise _p.ChoiceError("ImplementationGuideDefinitionResource.example[x]: at most one")
 
 
@@ -8695,9 +8492,7 @@ class ImplementationGuideManifestPage(_p.Complex, kw_only=True):
 
 class ImplementationGuideManifestResource(_p.Complex, kw_only=True):
     exampleBoolean: _p.Boolean | _ms.UnsetType = _U
-    exampleBoolean_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_exampleBoolean")
     exampleCanonical: _p.String | _ms.UnsetType = _U
-    exampleCanonical_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_exampleCanonical")
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
@@ -8713,7 +8508,7 @@ class ImplementationGuideManifestResource(_p.Complex, kw_only=True):
         v = self.relativePath
         if v is not _U and (' ' in v or not v.isprintable()):
             raise _p.FormatError("ImplementationGuideManifestResource.relativePath")
-        if (self.exampleBoolean is not _U or self.exampleBoolean_ext is not _U) + (self.exampleCanonical is not _U or self.exampleCanonical_ext is not _U) > 1:
+        if (self.exampleBoolean is not _U) + (self.exampleCanonical is not _U) > 1:
             raise _p.ChoiceError("ImplementationGuideManifestResource.example[x]: at most one")
 
 
@@ -9512,7 +9307,6 @@ class Media(_p.Resource, tag="Media", kw_only=True):
     contained: _t.Annotated[list[AnyResource | None], _p.NonEmpty] | _ms.UnsetType = _U
     content: Attachment
     createdDateTime: _p.DateTime | _ms.UnsetType = _U
-    createdDateTime_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_createdDateTime")
     createdPeriod: Period | _ms.UnsetType = _U
     device: Reference | _ms.UnsetType = _U
     deviceName: _p.String | _ms.UnsetType = _U
@@ -9563,7 +9357,7 @@ class Media(_p.Resource, tag="Media", kw_only=True):
         v = self.status
         if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
             raise _p.FormatError("Media.status")
-        if (self.createdDateTime is not _U or self.createdDateTime_ext is not _U) + (self.createdPeriod is not _U) > 1:
+        if (self.createdDateTime is not _U) + (self.createdPeriod is not _U) > 1:
             raise _p.ChoiceError("Media.created[x]: at most one")
 
 
@@ -9611,7 +9405,6 @@ class MedicationAdministration(_p.Resource, tag="MedicationAdministration", kw_o
     device: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
     dosage: MedicationAdministrationDosage | _ms.UnsetType = _U
     effectiveDateTime: _p.DateTime | _ms.UnsetType = _U
-    effectiveDateTime_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_effectiveDateTime")
     effectivePeriod: Period | _ms.UnsetType = _U
     eventHistory: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
@@ -9658,7 +9451,7 @@ class MedicationAdministration(_p.Resource, tag="MedicationAdministration", kw_o
         v = self.status
         if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
             raise _p.FormatError("MedicationAdministration.status")
-        if (self.effectiveDateTime is not _U or self.effectiveDateTime_ext is not _U) + (self.effectivePeriod is not _U) != 1:
+        if (self.effectiveDateTime is not _U) + (self.effectivePeriod is not _U) != 1:
             raise _p.ChoiceError("MedicationAdministration.effective[x]: exactly one")
         if (self.medicationCodeableConcept is not _U) + (self.medicationReference is not _U) != 1:
             raise _p.ChoiceError("MedicationAdministration.medication[x]: exactly one")
@@ -9911,14 +9704,12 @@ class MedicationKnowledgeDrugCharacteristic(_p.Complex, kw_only=True):
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     type: CodeableConcept | _ms.UnsetType = _U
     valueBase64Binary: _p.Base64Binary | _ms.UnsetType = _U
-    valueBase64Binary_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueBase64Binary")
     valueCodeableConcept: CodeableConcept | _ms.UnsetType = _U
     valueQuantity: Quantity | _ms.UnsetType = _U
     valueString: _p.String | _ms.UnsetType = _U
-    valueString_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueString")
 
     def __post_init__(self) -> None:
-        if (self.valueBase64Binary is not _U or self.valueBase64Binary_ext is not _U) + (self.valueCodeableConcept is not _U) + (self.valueQuantity is not _U) + (self.valueString is not _U or self.valueString_ext is not _U) > 1:
+        if (self.valueBase64Binary is not _U) + (self.valueCodeableConcept is not _U) + (self.valueQuantity is not _U) + (self.valueString is not _U) > 1:
             raise _p.ChoiceError("MedicationKnowledgeDrugCharacteristic.value[x]: at most one")
 
 
@@ -10076,7 +9867,6 @@ class MedicationRequest(_p.Resource, tag="MedicationRequest", kw_only=True):
     reasonReference: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
     recorder: Reference | _ms.UnsetType = _U
     reportedBoolean: _p.Boolean | _ms.UnsetType = _U
-    reportedBoolean_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_reportedBoolean")
     reportedReference: Reference | _ms.UnsetType = _U
     requester: Reference | _ms.UnsetType = _U
     status: _p.String
@@ -10116,7 +9906,7 @@ class MedicationRequest(_p.Resource, tag="MedicationRequest", kw_only=True):
             raise _p.FormatError("MedicationRequest.status")
         if (self.medicationCodeableConcept is not _U) + (self.medicationReference is not _U) != 1:
             raise _p.ChoiceError("MedicationRequest.medication[x]: exactly one")
-        if (self.reportedBoolean is not _U or self.reportedBoolean_ext is not _U) + (self.reportedReference is not _U) > 1:
+        if (self.reportedBoolean is not _U) + (self.reportedReference is not _U) > 1:
             raise _p.ChoiceError("MedicationRequest.reported[x]: at most one")
 
 
@@ -10146,7 +9936,6 @@ class MedicationRequestDispenseRequestInitialFill(_p.Complex, kw_only=True):
 
 class MedicationRequestSubstitution(_p.Complex, kw_only=True):
     allowedBoolean: _p.Boolean | _ms.UnsetType = _U
-    allowedBoolean_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_allowedBoolean")
     allowedCodeableConcept: CodeableConcept | _ms.UnsetType = _U
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     id: _p.String | _ms.UnsetType = _U
@@ -10155,7 +9944,7 @@ class MedicationRequestSubstitution(_p.Complex, kw_only=True):
     reason: CodeableConcept | _ms.UnsetType = _U
 
     def __post_init__(self) -> None:
-        if (self.allowedBoolean is not _U or self.allowedBoolean_ext is not _U) + (self.allowedCodeableConcept is not _U) != 1:
+        if (self.allowedBoolean is not _U) + (self.allowedCodeableConcept is not _U) != 1:
             raise _p.ChoiceError("MedicationRequestSubstitution.allowed[x]: exactly one")
 
 
@@ -10169,7 +9958,6 @@ class MedicationStatement(_p.Resource, tag="MedicationStatement", kw_only=True):
     derivedFrom: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
     dosage: _t.Annotated[list[Dosage | None], _p.NonEmpty] | _ms.UnsetType = _U
     effectiveDateTime: _p.DateTime | _ms.UnsetType = _U
-    effectiveDateTime_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_effectiveDateTime")
     effectivePeriod: Period | _ms.UnsetType = _U
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     id: _p.String | _ms.UnsetType = _U
@@ -10207,7 +9995,7 @@ class MedicationStatement(_p.Resource, tag="MedicationStatement", kw_only=True):
         v = self.status
         if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
             raise _p.FormatError("MedicationStatement.status")
-        if (self.effectiveDateTime is not _U or self.effectiveDateTime_ext is not _U) + (self.effectivePeriod is not _U) > 1:
+        if (self.effectiveDateTime is not _U) + (self.effectivePeriod is not _U) > 1:
             raise _p.ChoiceError("MedicationStatement.effective[x]: at most one")
         if (self.medicationCodeableConcept is not _U) + (self.medicationReference is not _U) != 1:
             raise _p.ChoiceError("MedicationStatement.medication[x]: exactly one")
@@ -10319,7 +10107,6 @@ class MedicinalProductAuthorizationJurisdictionalAuthorization(_p.Complex, kw_on
 class MedicinalProductAuthorizationProcedure(_p.Complex, kw_only=True):
     application: _t.Annotated[list[MedicinalProductAuthorizationProcedure | None], _p.NonEmpty] | _ms.UnsetType = _U
     dateDateTime: _p.DateTime | _ms.UnsetType = _U
-    dateDateTime_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_dateDateTime")
     datePeriod: Period | _ms.UnsetType = _U
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     id: _p.String | _ms.UnsetType = _U
@@ -10329,7 +10116,7 @@ class MedicinalProductAuthorizationProcedure(_p.Complex, kw_only=True):
     type: CodeableConcept
 
     def __post_init__(self) -> None:
-        if (self.dateDateTime is not _U or self.dateDateTime_ext is not _U) + (self.datePeriod is not _U) > 1:
+        if (self.dateDateTime is not _U) + (self.datePeriod is not _U) > 1:
             raise _p.ChoiceError("MedicinalProductAuthorizationProcedure.date[x]: at most one")
 
 
@@ -10834,7 +10621,6 @@ class MessageDefinition(_p.Resource, tag="MessageDefinition", kw_only=True):
     description_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_description")
     eventCoding: Coding | _ms.UnsetType = _U
     eventUri: _p.String | _ms.UnsetType = _U
-    eventUri_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_eventUri")
     experimental: _p.Boolean | _ms.UnsetType = _U
     experimental_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_experimental")
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
@@ -10914,7 +10700,7 @@ class MessageDefinition(_p.Resource, tag="MessageDefinition", kw_only=True):
         v = self.url
         if v is not _U and (' ' in v or not v.isprintable()):
             raise _p.FormatError("MessageDefinition.url")
-        if (self.eventCoding is not _U) + (self.eventUri is not _U or self.eventUri_ext is not _U) != 1:
+        if (self.eventCoding is not _U) + (self.eventUri is not _U) != 1:
             raise _p.ChoiceError("MessageDefinition.event[x]: exactly one")
 
 
@@ -10966,7 +10752,6 @@ class MessageHeader(_p.Resource, tag="MessageHeader", kw_only=True):
     enterer: Reference | _ms.UnsetType = _U
     eventCoding: Coding | _ms.UnsetType = _U
     eventUri: _p.String | _ms.UnsetType = _U
-    eventUri_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_eventUri")
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     focus: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
     id: _p.String | _ms.UnsetType = _U
@@ -11000,7 +10785,7 @@ class MessageHeader(_p.Resource, tag="MessageHeader", kw_only=True):
         v = self.language
         if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
             raise _p.FormatError("MessageHeader.language")
-        if (self.eventCoding is not _U) + (self.eventUri is not _U or self.eventUri_ext is not _U) != 1:
+        if (self.eventCoding is not _U) + (self.eventUri is not _U) != 1:
             raise _p.ChoiceError("MessageHeader.event[x]: exactly one")
 
 
@@ -11612,9 +11397,7 @@ class Observation(_p.Resource, tag="Observation", kw_only=True):
     derivedFrom: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
     device: Reference | _ms.UnsetType = _U
     effectiveDateTime: _p.DateTime | _ms.UnsetType = _U
-    effectiveDateTime_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_effectiveDateTime")
     effectiveInstant: _p.Instant | _ms.UnsetType = _U
-    effectiveInstant_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_effectiveInstant")
     effectivePeriod: Period | _ms.UnsetType = _U
     effectiveTiming: Timing | _ms.UnsetType = _U
     encounter: Reference | _ms.UnsetType = _U
@@ -11644,21 +11427,16 @@ class Observation(_p.Resource, tag="Observation", kw_only=True):
     subject: Reference | _ms.UnsetType = _U
     text: Narrative | _ms.UnsetType = _U
     valueBoolean: _p.Boolean | _ms.UnsetType = _U
-    valueBoolean_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueBoolean")
     valueCodeableConcept: CodeableConcept | _ms.UnsetType = _U
     valueDateTime: _p.DateTime | _ms.UnsetType = _U
-    valueDateTime_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueDateTime")
     valueInteger: _p.Integer | _ms.UnsetType = _U
-    valueInteger_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueInteger")
     valuePeriod: Period | _ms.UnsetType = _U
     valueQuantity: Quantity | _ms.UnsetType = _U
     valueRange: Range | _ms.UnsetType = _U
     valueRatio: Ratio | _ms.UnsetType = _U
     valueSampledData: SampledData | _ms.UnsetType = _U
     valueString: _p.String | _ms.UnsetType = _U
-    valueString_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueString")
     valueTime: _p.Time | _ms.UnsetType = _U
-    valueTime_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueTime")
 
     def __post_init__(self) -> None:
         v = self.id
@@ -11673,9 +11451,9 @@ class Observation(_p.Resource, tag="Observation", kw_only=True):
         v = self.status
         if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
             raise _p.FormatError("Observation.status")
-        if (self.effectiveDateTime is not _U or self.effectiveDateTime_ext is not _U) + (self.effectiveInstant is not _U or self.effectiveInstant_ext is not _U) + (self.effectivePeriod is not _U) + (self.effectiveTiming is not _U) > 1:
+        if (self.effectiveDateTime is not _U) + (self.effectiveInstant is not _U) + (self.effectivePeriod is not _U) + (self.effectiveTiming is not _U) > 1:
             raise _p.ChoiceError("Observation.effective[x]: at most one")
-        if (self.valueBoolean is not _U or self.valueBoolean_ext is not _U) + (self.valueCodeableConcept is not _U) + (self.valueDateTime is not _U or self.valueDateTime_ext is not _U) + (self.valueInteger is not _U or self.valueInteger_ext is not _U) + (self.valuePeriod is not _U) + (self.valueQuantity is not _U) + (self.valueRange is not _U) + (self.valueRatio is not _U) + (self.valueSampledData is not _U) + (self.valueString is not _U or self.valueString_ext is not _U) + (self.valueTime is not _U or self.valueTime_ext is not _U) > 1:
+        if (self.valueBoolean is not _U) + (self.valueCodeableConcept is not _U) + (self.valueDateTime is not _U) + (self.valueInteger is not _U) + (self.valuePeriod is not _U) + (self.valueQuantity is not _U) + (self.valueRange is not _U) + (self.valueRatio is not _U) + (self.valueSampledData is not _U) + (self.valueString is not _U) + (self.valueTime is not _U) > 1:
             raise _p.ChoiceError("Observation.value[x]: at most one")
 
 
@@ -11689,24 +11467,21 @@ class ObservationComponent(_p.Complex, kw_only=True):
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     referenceRange: _t.Annotated[list[ObservationReferenceRange | None], _p.NonEmpty] | _ms.UnsetType = _U
     valueBoolean: _p.Boolean | _ms.UnsetType = _U
-    valueBoolean_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueBoolean")
     valueCodeableConcept: CodeableConcept | _ms.UnsetType = _U
     valueDateTime: _p.DateTime | _ms.UnsetType = _U
-    valueDateTime_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueDateTime")
     valueInteger: _p.Integer | _ms.UnsetType = _U
-    valueInteger_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueInteger")
     valuePeriod: Period | _ms.UnsetType = _U
     valueQuantity: Quantity | _ms.UnsetType = _U
     valueRange: Range | _ms.UnsetType = _U
     valueRatio: Ratio | _ms.UnsetType = _U
     valueSampledData: SampledData | _ms.UnsetType = _U
     valueString: _p.String | _ms.UnsetType = _U
-    valueString_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueString")
     valueTime: _p.Time | _ms.UnsetType = _U
-    valueTime_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueTime")
 
     def __post_init__(self) -> None:
-        if (self.valueBoolean is not _U or self.valueBoolean_ext is not _U) + (self.valueCodeableConcept is not _U) + (self.valueDateTime is not _U or self.valueDateTime_ext is not _U) + (self.valueInteger is not _U or self.valueInteger_ext is not _U) + (self.valuePeriod is not _U) + (self.valueQuantity is not _U) + (self.valueRange is not _U) + (self.valueRatio is not _U) + (self.valueSampledData is not _U) + (self.valueString is not _U or self.valueString_ext is not _U) + (self.valueTime is not _U or self.valueTime_ext is not _U) > 1:
+        t = _astuple(self)
+        n = len(t) - t.count(_U) - 1 - ((self.dataAbsentReason is not _U) + (self.extension is not _U) + (self.id is not _U) + (self.id_ext is not _U) + (self.interpretation is not _U) + (self.modifierExtension is not _U) + (self.referenceRange is not _U))
+        if n > 1:
             raise _p.ChoiceError("ObservationComponent.value[x]: at most one")
 
 
@@ -12199,13 +11974,9 @@ class ParametersParameter(_p.Complex, kw_only=True):
     valueAnnotation: Annotation | _ms.UnsetType = _U
     valueAttachment: Attachment | _ms.UnsetType = _U
     valueBase64Binary: _p.Base64Binary | _ms.UnsetType = _U
-    valueBase64Binary_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueBase64Binary")
     valueBoolean: _p.Boolean | _ms.UnsetType = _U
-    valueBoolean_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueBoolean")
     valueCanonical: _p.String | _ms.UnsetType = _U
-    valueCanonical_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueCanonical")
     valueCode: _p.String | _ms.UnsetType = _U
-    valueCode_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueCode")
     valueCodeableConcept: CodeableConcept | _ms.UnsetType = _U
     valueCoding: Coding | _ms.UnsetType = _U
     valueContactDetail: ContactDetail | _ms.UnsetType = _U
@@ -12214,33 +11985,24 @@ class ParametersParameter(_p.Complex, kw_only=True):
     valueCount: Count | _ms.UnsetType = _U
     valueDataRequirement: DataRequirement | _ms.UnsetType = _U
     valueDate: _p.Date | _ms.UnsetType = _U
-    valueDate_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueDate")
     valueDateTime: _p.DateTime | _ms.UnsetType = _U
-    valueDateTime_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueDateTime")
     valueDecimal: _p.Decimal | _ms.UnsetType = _U
-    valueDecimal_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueDecimal")
     valueDistance: Distance | _ms.UnsetType = _U
     valueDosage: Dosage | _ms.UnsetType = _U
     valueDuration: Duration | _ms.UnsetType = _U
     valueExpression: Expression | _ms.UnsetType = _U
     valueHumanName: HumanName | _ms.UnsetType = _U
     valueId: _p.String | _ms.UnsetType = _U
-    valueId_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueId")
     valueIdentifier: Identifier | _ms.UnsetType = _U
     valueInstant: _p.Instant | _ms.UnsetType = _U
-    valueInstant_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueInstant")
     valueInteger: _p.Integer | _ms.UnsetType = _U
-    valueInteger_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueInteger")
     valueMarkdown: _p.String | _ms.UnsetType = _U
-    valueMarkdown_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueMarkdown")
     valueMeta: Meta | _ms.UnsetType = _U
     valueMoney: Money | _ms.UnsetType = _U
     valueOid: _p.Oid | _ms.UnsetType = _U
-    valueOid_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueOid")
     valueParameterDefinition: ParameterDefinition | _ms.UnsetType = _U
     valuePeriod: Period | _ms.UnsetType = _U
     valuePositiveInt: _p.PositiveInt | _ms.UnsetType = _U
-    valuePositiveInt_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valuePositiveInt")
     valueQuantity: Quantity | _ms.UnsetType = _U
     valueRange: Range | _ms.UnsetType = _U
     valueRatio: Ratio | _ms.UnsetType = _U
@@ -12249,20 +12011,14 @@ class ParametersParameter(_p.Complex, kw_only=True):
     valueSampledData: SampledData | _ms.UnsetType = _U
     valueSignature: Signature | _ms.UnsetType = _U
     valueString: _p.String | _ms.UnsetType = _U
-    valueString_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueString")
     valueTime: _p.Time | _ms.UnsetType = _U
-    valueTime_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueTime")
     valueTiming: Timing | _ms.UnsetType = _U
     valueTriggerDefinition: TriggerDefinition | _ms.UnsetType = _U
     valueUnsignedInt: _p.UnsignedInt | _ms.UnsetType = _U
-    valueUnsignedInt_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueUnsignedInt")
     valueUri: _p.String | _ms.UnsetType = _U
-    valueUri_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueUri")
     valueUrl: _p.String | _ms.UnsetType = _U
-    valueUrl_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueUrl")
     valueUsageContext: UsageContext | _ms.UnsetType = _U
     valueUuid: _p.Uuid | _ms.UnsetType = _U
-    valueUuid_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueUuid")
 
     def __post_init__(self) -> None:
         v = self.valueCanonical
@@ -12277,7 +12033,9 @@ class ParametersParameter(_p.Complex, kw_only=True):
         v = self.valueUrl
         if v is not _U and (' ' in v or not v.isprintable()):
             raise _p.FormatError("ParametersParameter.valueUrl")
-        if (self.valueAddress is not _U) + (self.valueAge is not _U) + (self.valueAnnotation is not _U) + (self.valueAttachment is not _U) + (self.valueBase64Binary is not _U or self.valueBase64Binary_ext is not _U) + (self.valueBoolean is not _U or self.valueBoolean_ext is not _U) + (self.valueCanonical is not _U or self.valueCanonical_ext is not _U) + (self.valueCode is not _U or self.valueCode_ext is not _U) + (self.valueCodeableConcept is not _U) + (self.valueCoding is not _U) + (self.valueContactDetail is not _U) + (self.valueContactPoint is not _U) + (self.valueContributor is not _U) + (self.valueCount is not _U) + (self.valueDataRequirement is not _U) + (self.valueDate is not _U or self.valueDate_ext is not _U) + (self.valueDateTime is not _U or self.valueDateTime_ext is not _U) + (self.valueDecimal is not _U or self.valueDecimal_ext is not _U) + (self.valueDistance is not _U) + (self.valueDosage is not _U) + (self.valueDuration is not _U) + (self.valueExpression is not _U) + (self.valueHumanName is not _U) + (self.valueId is not _U or self.valueId_ext is not _U) + (self.valueIdentifier is not _U) + (self.valueInstant is not _U or self.valueInstant_ext is not _U) + (self.valueInteger is not _U or self.valueInteger_ext is not _U) + (self.valueMarkdown is not _U or self.valueMarkdown_ext is not _U) + (self.valueMeta is not _U) + (self.valueMoney is not _U) + (self.valueOid is not _U or self.valueOid_ext is not _U) + (self.valueParameterDefinition is not _U) + (self.valuePeriod is not _U) + (self.valuePositiveInt is not _U or self.valuePositiveInt_ext is not _U) + (self.valueQuantity is not _U) + (self.valueRange is not _U) + (self.valueRatio is not _U) + (self.valueReference is not _U) + (self.valueRelatedArtifact is not _U) + (self.valueSampledData is not _U) + (self.valueSignature is not _U) + (self.valueString is not _U or self.valueString_ext is not _U) + (self.valueTime is not _U or self.valueTime_ext is not _U) + (self.valueTiming is not _U) + (self.valueTriggerDefinition is not _U) + (self.valueUnsignedInt is not _U or self.valueUnsignedInt_ext is not _U) + (self.valueUri is not _U or self.valueUri_ext is not _U) + (self.valueUrl is not _U or self.valueUrl_ext is not _U) + (self.valueUsageContext is not _U) + (self.valueUuid is not _U or self.valueUuid_ext is not _U) > 1:
+        t = _astuple(self)
+        n = len(t) - t.count(_U) - 1 - ((self.extension is not _U) + (self.id is not _U) + (self.id_ext is not _U) + (self.modifierExtension is not _U) + (self.name_ext is not _U) + (self.part is not _U) + (self.resource is not _U))
+        if n > 1:
             raise _p.ChoiceError("ParametersParameter.value[x]: at most one")
 
 
@@ -12291,9 +12049,7 @@ class Patient(_p.Resource, tag="Patient", kw_only=True):
     contact: _t.Annotated[list[PatientContact | None], _p.NonEmpty] | _ms.UnsetType = _U
     contained: _t.Annotated[list[AnyResource | None], _p.NonEmpty] | _ms.UnsetType = _U
     deceasedBoolean: _p.Boolean | _ms.UnsetType = _U
-    deceasedBoolean_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_deceasedBoolean")
     deceasedDateTime: _p.DateTime | _ms.UnsetType = _U
-    deceasedDateTime_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_deceasedDateTime")
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     gender: _p.String | _ms.UnsetType = _U
     gender_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_gender")
@@ -12311,9 +12067,7 @@ class Patient(_p.Resource, tag="Patient", kw_only=True):
     meta: Meta | _ms.UnsetType = _U
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     multipleBirthBoolean: _p.Boolean | _ms.UnsetType = _U
-    multipleBirthBoolean_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_multipleBirthBoolean")
     multipleBirthInteger: _p.Integer | _ms.UnsetType = _U
-    multipleBirthInteger_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_multipleBirthInteger")
     name: _t.Annotated[list[HumanName | None], _p.NonEmpty] | _ms.UnsetType = _U
     photo: _t.Annotated[list[Attachment | None], _p.NonEmpty] | _ms.UnsetType = _U
     telecom: _t.Annotated[list[ContactPoint | None], _p.NonEmpty] | _ms.UnsetType = _U
@@ -12332,9 +12086,9 @@ class Patient(_p.Resource, tag="Patient", kw_only=True):
         v = self.language
         if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
             raise _p.FormatError("Patient.language")
-        if (self.deceasedBoolean is not _U or self.deceasedBoolean_ext is not _U) + (self.deceasedDateTime is not _U or self.deceasedDateTime_ext is not _U) > 1:
+        if (self.deceasedBoolean is not _U) + (self.deceasedDateTime is not _U) > 1:
             raise _p.ChoiceError("Patient.deceased[x]: at most one")
-        if (self.multipleBirthBoolean is not _U or self.multipleBirthBoolean_ext is not _U) + (self.multipleBirthInteger is not _U or self.multipleBirthInteger_ext is not _U) > 1:
+        if (self.multipleBirthBoolean is not _U) + (self.multipleBirthInteger is not _U) > 1:
             raise _p.ChoiceError("Patient.multipleBirth[x]: at most one")
 
 
@@ -12669,9 +12423,7 @@ class PlanDefinitionAction(_p.Complex, kw_only=True):
     code: _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
     condition: _t.Annotated[list[PlanDefinitionActionCondition | None], _p.NonEmpty] | _ms.UnsetType = _U
     definitionCanonical: _p.String | _ms.UnsetType = _U
-    definitionCanonical_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_definitionCanonical")
     definitionUri: _p.String | _ms.UnsetType = _U
-    definitionUri_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_definitionUri")
     description: _p.String | _ms.UnsetType = _U
     description_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_description")
     documentation: _t.Annotated[list[RelatedArtifact | None], _p.NonEmpty] | _ms.UnsetType = _U
@@ -12705,7 +12457,6 @@ class PlanDefinitionAction(_p.Complex, kw_only=True):
     textEquivalent_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_textEquivalent")
     timingAge: Age | _ms.UnsetType = _U
     timingDateTime: _p.DateTime | _ms.UnsetType = _U
-    timingDateTime_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_timingDateTime")
     timingDuration: Duration | _ms.UnsetType = _U
     timingPeriod: Period | _ms.UnsetType = _U
     timingRange: Range | _ms.UnsetType = _U
@@ -12745,11 +12496,11 @@ class PlanDefinitionAction(_p.Complex, kw_only=True):
         v = self.transform
         if v is not _U and (' ' in v or not v.isprintable()):
             raise _p.FormatError("PlanDefinitionAction.transform")
-        if (self.definitionCanonical is not _U or self.definitionCanonical_ext is not _U) + (self.definitionUri is not _U or self.definitionUri_ext is not _U) > 1:
+        if (self.definitionCanonical is not _U) + (self.definitionUri is not _U) > 1:
             raise _p.ChoiceError("PlanDefinitionAction.definition[x]: at most one")
         if (self.subjectCodeableConcept is not _U) + (self.subjectReference is not _U) > 1:
             raise _p.ChoiceError("PlanDefinitionAction.subject[x]: at most one")
-        if (self.timingAge is not _U) + (self.timingDateTime is not _U or self.timingDateTime_ext is not _U) + (self.timingDuration is not _U) + (self.timingPeriod is not _U) + (self.timingRange is not _U) + (self.timingTiming is not _U) > 1:
+        if (self.timingAge is not _U) + (self.timingDateTime is not _U) + (self.timingDuration is not _U) + (self.timingPeriod is not _U) + (self.timingRange is not _U) + (self.timingTiming is not _U) > 1:
             raise _p.ChoiceError("PlanDefinitionAction.timing[x]: at most one")
 
 
@@ -13015,11 +12766,9 @@ class Procedure(_p.Resource, tag="Procedure", kw_only=True):
     partOf: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
     performedAge: Age | _ms.UnsetType = _U
     performedDateTime: _p.DateTime | _ms.UnsetType = _U
-    performedDateTime_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_performedDateTime")
     performedPeriod: Period | _ms.UnsetType = _U
     performedRange: Range | _ms.UnsetType = _U
     performedString: _p.String | _ms.UnsetType = _U
-    performedString_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_performedString")
     performer: _t.Annotated[list[ProcedurePerformer | None], _p.NonEmpty] | _ms.UnsetType = _U
     reasonCode: _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
     reasonReference: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
@@ -13054,7 +12803,7 @@ class Procedure(_p.Resource, tag="Procedure", kw_only=True):
         v = self.status
         if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
             raise _p.FormatError("Procedure.status")
-        if (self.performedAge is not _U) + (self.performedDateTime is not _U or self.performedDateTime_ext is not _U) + (self.performedPeriod is not _U) + (self.performedRange is not _U) + (self.performedString is not _U or self.performedString_ext is not _U) > 1:
+        if (self.performedAge is not _U) + (self.performedDateTime is not _U) + (self.performedPeriod is not _U) + (self.performedRange is not _U) + (self.performedString is not _U) > 1:
             raise _p.ChoiceError("Procedure.performed[x]: at most one")
 
 
@@ -13125,7 +12874,6 @@ class Provenance(_p.Resource, tag="Provenance", kw_only=True):
     meta: Meta | _ms.UnsetType = _U
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     occurredDateTime: _p.DateTime | _ms.UnsetType = _U
-    occurredDateTime_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_occurredDateTime")
     occurredPeriod: Period | _ms.UnsetType = _U
     policy: _t.Annotated[list[_p.String | None], _p.NonEmpty] | _ms.UnsetType = _U
     policy_ext: list[Element | None] | Element | _ms.UnsetType = _ms.field(default=_U, name="_policy")
@@ -13150,7 +12898,7 @@ class Provenance(_p.Resource, tag="Provenance", kw_only=True):
             for v in self.policy:
                 if v is not None and (' ' in v or not v.isprintable()):
                     raise _p.FormatError("Provenance.policy")
-        if (self.occurredDateTime is not _U or self.occurredDateTime_ext is not _U) + (self.occurredPeriod is not _U) > 1:
+        if (self.occurredDateTime is not _U) + (self.occurredPeriod is not _U) > 1:
             raise _p.ChoiceError("Provenance.occurred[x]: at most one")
 
 
@@ -13341,38 +13089,27 @@ class QuestionnaireItemAnswerOption(_p.Complex, kw_only=True):
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     valueCoding: Coding | _ms.UnsetType = _U
     valueDate: _p.Date | _ms.UnsetType = _U
-    valueDate_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueDate")
     valueInteger: _p.Integer | _ms.UnsetType = _U
-    valueInteger_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueInteger")
     valueReference: Reference | _ms.UnsetType = _U
     valueString: _p.String | _ms.UnsetType = _U
-    valueString_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueString")
     valueTime: _p.Time | _ms.UnsetType = _U
-    valueTime_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueTime")
 
     def __post_init__(self) -> None:
-        if (self.valueCoding is not _U) + (self.valueDate is not _U or self.valueDate_ext is not _U) + (self.valueInteger is not _U or self.valueInteger_ext is not _U) + (self.valueReference is not _U) + (self.valueString is not _U or self.valueString_ext is not _U) + (self.valueTime is not _U or self.valueTime_ext is not _U) != 1:
+        if (self.valueCoding is not _U) + (self.valueDate is not _U) + (self.valueInteger is not _U) + (self.valueReference is not _U) + (self.valueString is not _U) + (self.valueTime is not _U) != 1:
             raise _p.ChoiceError("QuestionnaireItemAnswerOption.value[x]: exactly one")
 
 
 class QuestionnaireItemEnableWhen(_p.Complex, kw_only=True):
     answerBoolean: _p.Boolean | _ms.UnsetType = _U
-    answerBoolean_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_answerBoolean")
     answerCoding: Coding | _ms.UnsetType = _U
     answerDate: _p.Date | _ms.UnsetType = _U
-    answerDate_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_answerDate")
     answerDateTime: _p.DateTime | _ms.UnsetType = _U
-    answerDateTime_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_answerDateTime")
     answerDecimal: _p.Decimal | _ms.UnsetType = _U
-    answerDecimal_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_answerDecimal")
     answerInteger: _p.Integer | _ms.UnsetType = _U
-    answerInteger_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_answerInteger")
     answerQuantity: Quantity | _ms.UnsetType = _U
     answerReference: Reference | _ms.UnsetType = _U
     answerString: _p.String | _ms.UnsetType = _U
-    answerString_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_answerString")
     answerTime: _p.Time | _ms.UnsetType = _U
-    answerTime_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_answerTime")
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
@@ -13386,7 +13123,9 @@ class QuestionnaireItemEnableWhen(_p.Complex, kw_only=True):
         v = self.operator
         if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
             raise _p.FormatError("QuestionnaireItemEnableWhen.operator")
-        if (self.answerBoolean is not _U or self.answerBoolean_ext is not _U) + (self.answerCoding is not _U) + (self.answerDate is not _U or self.answerDate_ext is not _U) + (self.answerDateTime is not _U or self.answerDateTime_ext is not _U) + (self.answerDecimal is not _U or self.answerDecimal_ext is not _U) + (self.answerInteger is not _U or self.answerInteger_ext is not _U) + (self.answerQuantity is not _U) + (self.answerReference is not _U) + (self.answerString is not _U or self.answerString_ext is not _U) + (self.answerTime is not _U or self.answerTime_ext is not _U) != 1:
+        t = _astuple(self)
+        n = len(t) - t.count(_U) - 2 - ((self.extension is not _U) + (self.id is not _U) + (self.id_ext is not _U) + (self.modifierExtension is not _U) + (self.operator_ext is not _U) + (self.question_ext is not _U))
+        if n != 1:
             raise _p.ChoiceError("QuestionnaireItemEnableWhen.answer[x]: exactly one")
 
 
@@ -13397,30 +13136,24 @@ class QuestionnaireItemInitial(_p.Complex, kw_only=True):
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     valueAttachment: Attachment | _ms.UnsetType = _U
     valueBoolean: _p.Boolean | _ms.UnsetType = _U
-    valueBoolean_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueBoolean")
     valueCoding: Coding | _ms.UnsetType = _U
     valueDate: _p.Date | _ms.UnsetType = _U
-    valueDate_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueDate")
     valueDateTime: _p.DateTime | _ms.UnsetType = _U
-    valueDateTime_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueDateTime")
     valueDecimal: _p.Decimal | _ms.UnsetType = _U
-    valueDecimal_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueDecimal")
     valueInteger: _p.Integer | _ms.UnsetType = _U
-    valueInteger_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueInteger")
     valueQuantity: Quantity | _ms.UnsetType = _U
     valueReference: Reference | _ms.UnsetType = _U
     valueString: _p.String | _ms.UnsetType = _U
-    valueString_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueString")
     valueTime: _p.Time | _ms.UnsetType = _U
-    valueTime_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueTime")
     valueUri: _p.String | _ms.UnsetType = _U
-    valueUri_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueUri")
 
     def __post_init__(self) -> None:
         v = self.valueUri
         if v is not _U and (' ' in v or not v.isprintable()):
             raise _p.FormatError("QuestionnaireItemInitial.valueUri")
-        if (self.valueAttachment is not _U) + (self.valueBoolean is not _U or self.valueBoolean_ext is not _U) + (self.valueCoding is not _U) + (self.valueDate is not _U or self.valueDate_ext is not _U) + (self.valueDateTime is not _U or self.valueDateTime_ext is not _U) + (self.valueDecimal is not _U or self.valueDecimal_ext is not _U) + (self.valueInteger is not _U or self.valueInteger_ext is not _U) + (self.valueQuantity is not _U) + (self.valueReference is not _U) + (self.valueString is not _U or self.valueString_ext is not _U) + (self.valueTime is not _U or self.valueTime_ext is not _U) + (self.valueUri is not _U or self.valueUri_ext is not _U) != 1:
+        t = _astuple(self)
+        n = len(t) - t.count(_U) - 0 - ((self.extension is not _U) + (self.id is not _U) + (self.id_ext is not _U) + (self.modifierExtension is not _U))
+        if n != 1:
             raise _p.ChoiceError("QuestionnaireItemInitial.value[x]: exactly one")
 
 
@@ -13497,30 +13230,24 @@ class QuestionnaireResponseItemAnswer(_p.Complex, kw_only=True):
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     valueAttachment: Attachment | _ms.UnsetType = _U
     valueBoolean: _p.Boolean | _ms.UnsetType = _U
-    valueBoolean_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueBoolean")
     valueCoding: Coding | _ms.UnsetType = _U
     valueDate: _p.Date | _ms.UnsetType = _U
-    valueDate_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueDate")
     valueDateTime: _p.DateTime | _ms.UnsetType = _U
-    valueDateTime_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueDateTime")
     valueDecimal: _p.Decimal | _ms.UnsetType = _U
-    valueDecimal_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueDecimal")
     valueInteger: _p.Integer | _ms.UnsetType = _U
-    valueInteger_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueInteger")
     valueQuantity: Quantity | _ms.UnsetType = _U
     valueReference: Reference | _ms.UnsetType = _U
     valueString: _p.String | _ms.UnsetType = _U
-    valueString_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueString")
     valueTime: _p.Time | _ms.UnsetType = _U
-    valueTime_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueTime")
     valueUri: _p.String | _ms.UnsetType = _U
-    valueUri_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueUri")
 
     def __post_init__(self) -> None:
         v = self.valueUri
         if v is not _U and (' ' in v or not v.isprintable()):
             raise _p.FormatError("QuestionnaireResponseItemAnswer.valueUri")
-        if (self.valueAttachment is not _U) + (self.valueBoolean is not _U or self.valueBoolean_ext is not _U) + (self.valueCoding is not _U) + (self.valueDate is not _U or self.valueDate_ext is not _U) + (self.valueDateTime is not _U or self.valueDateTime_ext is not _U) + (self.valueDecimal is not _U or self.valueDecimal_ext is not _U) + (self.valueInteger is not _U or self.valueInteger_ext is not _U) + (self.valueQuantity is not _U) + (self.valueReference is not _U) + (self.valueString is not _U or self.valueString_ext is not _U) + (self.valueTime is not _U or self.valueTime_ext is not _U) + (self.valueUri is not _U or self.valueUri_ext is not _U) > 1:
+        t = _astuple(self)
+        n = len(t) - t.count(_U) - 0 - ((self.extension is not _U) + (self.id is not _U) + (self.id_ext is not _U) + (self.item is not _U) + (self.modifierExtension is not _U))
+        if n > 1:
             raise _p.ChoiceError("QuestionnaireResponseItemAnswer.value[x]: at most one")
 
 
@@ -13739,7 +13466,6 @@ class RequestGroupAction(_p.Complex, kw_only=True):
     textEquivalent_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_textEquivalent")
     timingAge: Age | _ms.UnsetType = _U
     timingDateTime: _p.DateTime | _ms.UnsetType = _U
-    timingDateTime_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_timingDateTime")
     timingDuration: Duration | _ms.UnsetType = _U
     timingPeriod: Period | _ms.UnsetType = _U
     timingRange: Range | _ms.UnsetType = _U
@@ -13767,7 +13493,7 @@ class RequestGroupAction(_p.Complex, kw_only=True):
         v = self.selectionBehavior
         if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
             raise _p.FormatError("RequestGroupAction.selectionBehavior")
-        if (self.timingAge is not _U) + (self.timingDateTime is not _U or self.timingDateTime_ext is not _U) + (self.timingDuration is not _U) + (self.timingPeriod is not _U) + (self.timingRange is not _U) + (self.timingTiming is not _U) > 1:
+        if (self.timingAge is not _U) + (self.timingDateTime is not _U) + (self.timingDuration is not _U) + (self.timingPeriod is not _U) + (self.timingRange is not _U) + (self.timingTiming is not _U) > 1:
             raise _p.ChoiceError("RequestGroupAction.timing[x]: at most one")
 
 
@@ -13995,7 +13721,6 @@ class ResearchElementDefinition(_p.Resource, tag="ResearchElementDefinition", kw
 
 class ResearchElementDefinitionCharacteristic(_p.Complex, kw_only=True):
     definitionCanonical: _p.String | _ms.UnsetType = _U
-    definitionCanonical_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_definitionCanonical")
     definitionCodeableConcept: CodeableConcept | _ms.UnsetType = _U
     definitionDataRequirement: DataRequirement | _ms.UnsetType = _U
     definitionExpression: Expression | _ms.UnsetType = _U
@@ -14006,7 +13731,6 @@ class ResearchElementDefinitionCharacteristic(_p.Complex, kw_only=True):
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     participantEffectiveDateTime: _p.DateTime | _ms.UnsetType = _U
-    participantEffectiveDateTime_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_participantEffectiveDateTime")
     participantEffectiveDescription: _p.String | _ms.UnsetType = _U
     participantEffectiveDescription_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_participantEffectiveDescription")
     participantEffectiveDuration: Duration | _ms.UnsetType = _U
@@ -14016,7 +13740,6 @@ class ResearchElementDefinitionCharacteristic(_p.Complex, kw_only=True):
     participantEffectiveTimeFromStart: Duration | _ms.UnsetType = _U
     participantEffectiveTiming: Timing | _ms.UnsetType = _U
     studyEffectiveDateTime: _p.DateTime | _ms.UnsetType = _U
-    studyEffectiveDateTime_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_studyEffectiveDateTime")
     studyEffectiveDescription: _p.String | _ms.UnsetType = _U
     studyEffectiveDescription_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_studyEffectiveDescription")
     studyEffectiveDuration: Duration | _ms.UnsetType = _U
@@ -14038,11 +13761,11 @@ class ResearchElementDefinitionCharacteristic(_p.Complex, kw_only=True):
         v = self.studyEffectiveGroupMeasure
         if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
             raise _p.FormatError("ResearchElementDefinitionCharacteristic.studyEffectiveGroupMeasure")
-        if (self.definitionCanonical is not _U or self.definitionCanonical_ext is not _U) + (self.definitionCodeableConcept is not _U) + (self.definitionDataRequirement is not _U) + (self.definitionExpression is not _U) != 1:
+        if (self.definitionCanonical is not _U) + (self.definitionCodeableConcept is not _U) + (self.definitionDataRequirement is not _U) + (self.definitionExpression is not _U) != 1:
             raise _p.ChoiceError("ResearchElementDefinitionCharacteristic.definition[x]: exactly one")
-        if (self.participantEffectiveDateTime is not _U or self.participantEffectiveDateTime_ext is not _U) + (self.participantEffectiveDuration is not _U) + (self.participantEffectivePeriod is not _U) + (self.participantEffectiveTiming is not _U) > 1:
+        if (self.participantEffectiveDateTime is not _U) + (self.participantEffectiveDuration is not _U) + (self.participantEffectivePeriod is not _U) + (self.participantEffectiveTiming is not _U) > 1:
             raise _p.ChoiceError("ResearchElementDefinitionCharacteristic.participantEffective[x]: at most one")
-        if (self.studyEffectiveDateTime is not _U or self.studyEffectiveDateTime_ext is not _U) + (self.studyEffectiveDuration is not _U) + (self.studyEffectivePeriod is not _U) + (self.studyEffectiveTiming is not _U) > 1:
+        if (self.studyEffectiveDateTime is not _U) + (self.studyEffectiveDuration is not _U) + (self.studyEffectivePeriod is not _U) + (self.studyEffectiveTiming is not _U) > 1:
             raise _p.ChoiceError("ResearchElementDefinitionCharacteristic.studyEffective[x]: at most one")
 
 
@@ -14202,7 +13925,6 @@ class RiskAssessment(_p.Resource, tag="RiskAssessment", kw_only=True):
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     note: _t.Annotated[list[Annotation | None], _p.NonEmpty] | _ms.UnsetType = _U
     occurrenceDateTime: _p.DateTime | _ms.UnsetType = _U
-    occurrenceDateTime_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_occurrenceDateTime")
     occurrencePeriod: Period | _ms.UnsetType = _U
     parent: Reference | _ms.UnsetType = _U
     performer: Reference | _ms.UnsetType = _U
@@ -14227,7 +13949,7 @@ class RiskAssessment(_p.Resource, tag="RiskAssessment", kw_only=True):
         v = self.status
         if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
             raise _p.FormatError("RiskAssessment.status")
-        if (self.occurrenceDateTime is not _U or self.occurrenceDateTime_ext is not _U) + (self.occurrencePeriod is not _U) > 1:
+        if (self.occurrenceDateTime is not _U) + (self.occurrencePeriod is not _U) > 1:
             raise _p.ChoiceError("RiskAssessment.occurrence[x]: at most one")
 
 
@@ -14238,7 +13960,6 @@ class RiskAssessmentPrediction(_p.Complex, kw_only=True):
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     outcome: CodeableConcept | _ms.UnsetType = _U
     probabilityDecimal: _p.Decimal | _ms.UnsetType = _U
-    probabilityDecimal_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_probabilityDecimal")
     probabilityRange: Range | _ms.UnsetType = _U
     qualitativeRisk: CodeableConcept | _ms.UnsetType = _U
     rationale: _p.String | _ms.UnsetType = _U
@@ -14249,7 +13970,7 @@ class RiskAssessmentPrediction(_p.Complex, kw_only=True):
     whenRange: Range | _ms.UnsetType = _U
 
     def __post_init__(self) -> None:
-        if (self.probabilityDecimal is not _U or self.probabilityDecimal_ext is not _U) + (self.probabilityRange is not _U) > 1:
+        if (self.probabilityDecimal is not _U) + (self.probabilityRange is not _U) > 1:
             raise _p.ChoiceError("RiskAssessmentPrediction.probability[x]: at most one")
         if (self.whenPeriod is not _U) + (self.whenRange is not _U) > 1:
             raise _p.ChoiceError("RiskAssessmentPrediction.when[x]: at most one")
@@ -14572,7 +14293,6 @@ class SearchParameterComponent(_p.Complex, kw_only=True):
 
 class ServiceRequest(_p.Resource, tag="ServiceRequest", kw_only=True):
     asNeededBoolean: _p.Boolean | _ms.UnsetType = _U
-    asNeededBoolean_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_asNeededBoolean")
     asNeededCodeableConcept: CodeableConcept | _ms.UnsetType = _U
     authoredOn: _p.DateTime | _ms.UnsetType = _U
     authoredOn_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_authoredOn")
@@ -14605,7 +14325,6 @@ class ServiceRequest(_p.Resource, tag="ServiceRequest", kw_only=True):
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     note: _t.Annotated[list[Annotation | None], _p.NonEmpty] | _ms.UnsetType = _U
     occurrenceDateTime: _p.DateTime | _ms.UnsetType = _U
-    occurrenceDateTime_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_occurrenceDateTime")
     occurrencePeriod: Period | _ms.UnsetType = _U
     occurrenceTiming: Timing | _ms.UnsetType = _U
     orderDetail: _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
@@ -14658,9 +14377,9 @@ class ServiceRequest(_p.Resource, tag="ServiceRequest", kw_only=True):
         v = self.status
         if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
             raise _p.FormatError("ServiceRequest.status")
-        if (self.asNeededBoolean is not _U or self.asNeededBoolean_ext is not _U) + (self.asNeededCodeableConcept is not _U) > 1:
+        if (self.asNeededBoolean is not _U) + (self.asNeededCodeableConcept is not _U) > 1:
             raise _p.ChoiceError("ServiceRequest.asNeeded[x]: at most one")
-        if (self.occurrenceDateTime is not _U or self.occurrenceDateTime_ext is not _U) + (self.occurrencePeriod is not _U) + (self.occurrenceTiming is not _U) > 1:
+        if (self.occurrenceDateTime is not _U) + (self.occurrencePeriod is not _U) + (self.occurrenceTiming is not _U) > 1:
             raise _p.ChoiceError("ServiceRequest.occurrence[x]: at most one")
         if (self.quantityQuantity is not _U) + (self.quantityRange is not _U) + (self.quantityRatio is not _U) > 1:
             raise _p.ChoiceError("ServiceRequest.quantity[x]: at most one")
@@ -14781,7 +14500,6 @@ class Specimen(_p.Resource, tag="Specimen", kw_only=True):
 class SpecimenCollection(_p.Complex, kw_only=True):
     bodySite: CodeableConcept | _ms.UnsetType = _U
     collectedDateTime: _p.DateTime | _ms.UnsetType = _U
-    collectedDateTime_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_collectedDateTime")
     collectedPeriod: Period | _ms.UnsetType = _U
     collector: Reference | _ms.UnsetType = _U
     duration: Duration | _ms.UnsetType = _U
@@ -14795,7 +14513,7 @@ class SpecimenCollection(_p.Complex, kw_only=True):
     quantity: Quantity | _ms.UnsetType = _U
 
     def __post_init__(self) -> None:
-        if (self.collectedDateTime is not _U or self.collectedDateTime_ext is not _U) + (self.collectedPeriod is not _U) > 1:
+        if (self.collectedDateTime is not _U) + (self.collectedPeriod is not _U) > 1:
             raise _p.ChoiceError("SpecimenCollection.collected[x]: at most one")
         if (self.fastingStatusCodeableConcept is not _U) + (self.fastingStatusDuration is not _U) > 1:
             raise _p.ChoiceError("SpecimenCollection.fastingStatus[x]: at most one")
@@ -14887,14 +14605,13 @@ class SpecimenDefinitionTypeTestedContainer(_p.Complex, kw_only=True):
     material: CodeableConcept | _ms.UnsetType = _U
     minimumVolumeQuantity: Quantity | _ms.UnsetType = _U
     minimumVolumeString: _p.String | _ms.UnsetType = _U
-    minimumVolumeString_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_minimumVolumeString")
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     preparation: _p.String | _ms.UnsetType = _U
     preparation_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_preparation")
     type: CodeableConcept | _ms.UnsetType = _U
 
     def __post_init__(self) -> None:
-        if (self.minimumVolumeQuantity is not _U) + (self.minimumVolumeString is not _U or self.minimumVolumeString_ext is not _U) > 1:
+        if (self.minimumVolumeQuantity is not _U) + (self.minimumVolumeString is not _U) > 1:
             raise _p.ChoiceError("SpecimenDefinitionTypeTestedContainer.minimumVolume[x]: at most one")
 
 
@@ -14933,11 +14650,10 @@ class SpecimenProcessing(_p.Complex, kw_only=True):
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     procedure: CodeableConcept | _ms.UnsetType = _U
     timeDateTime: _p.DateTime | _ms.UnsetType = _U
-    timeDateTime_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_timeDateTime")
     timePeriod: Period | _ms.UnsetType = _U
 
     def __post_init__(self) -> None:
-        if (self.timeDateTime is not _U or self.timeDateTime_ext is not _U) + (self.timePeriod is not _U) > 1:
+        if (self.timeDateTime is not _U) + (self.timePeriod is not _U) > 1:
             raise _p.ChoiceError("SpecimenProcessing.time[x]: at most one")
 
 
@@ -15229,13 +14945,9 @@ class StructureMapGroupRuleSource(_p.Complex, kw_only=True):
     defaultValueAnnotation: Annotation | _ms.UnsetType = _U
     defaultValueAttachment: Attachment | _ms.UnsetType = _U
     defaultValueBase64Binary: _p.Base64Binary | _ms.UnsetType = _U
-    defaultValueBase64Binary_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_defaultValueBase64Binary")
     defaultValueBoolean: _p.Boolean | _ms.UnsetType = _U
-    defaultValueBoolean_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_defaultValueBoolean")
     defaultValueCanonical: _p.String | _ms.UnsetType = _U
-    defaultValueCanonical_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_defaultValueCanonical")
     defaultValueCode: _p.String | _ms.UnsetType = _U
-    defaultValueCode_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_defaultValueCode")
     defaultValueCodeableConcept: CodeableConcept | _ms.UnsetType = _U
     defaultValueCoding: Coding | _ms.UnsetType = _U
     defaultValueContactDetail: ContactDetail | _ms.UnsetType = _U
@@ -15244,33 +14956,24 @@ class StructureMapGroupRuleSource(_p.Complex, kw_only=True):
     defaultValueCount: Count | _ms.UnsetType = _U
     defaultValueDataRequirement: DataRequirement | _ms.UnsetType = _U
     defaultValueDate: _p.Date | _ms.UnsetType = _U
-    defaultValueDate_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_defaultValueDate")
     defaultValueDateTime: _p.DateTime | _ms.UnsetType = _U
-    defaultValueDateTime_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_defaultValueDateTime")
     defaultValueDecimal: _p.Decimal | _ms.UnsetType = _U
-    defaultValueDecimal_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_defaultValueDecimal")
     defaultValueDistance: Distance | _ms.UnsetType = _U
     defaultValueDosage: Dosage | _ms.UnsetType = _U
     defaultValueDuration: Duration | _ms.UnsetType = _U
     defaultValueExpression: Expression | _ms.UnsetType = _U
     defaultValueHumanName: HumanName | _ms.UnsetType = _U
     defaultValueId: _p.String | _ms.UnsetType = _U
-    defaultValueId_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_defaultValueId")
     defaultValueIdentifier: Identifier | _ms.UnsetType = _U
     defaultValueInstant: _p.Instant | _ms.UnsetType = _U
-    defaultValueInstant_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_defaultValueInstant")
     defaultValueInteger: _p.Integer | _ms.UnsetType = _U
-    defaultValueInteger_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_defaultValueInteger")
     defaultValueMarkdown: _p.String | _ms.UnsetType = _U
-    defaultValueMarkdown_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_defaultValueMarkdown")
     defaultValueMeta: Meta | _ms.UnsetType = _U
     defaultValueMoney: Money | _ms.UnsetType = _U
     defaultValueOid: _p.Oid | _ms.UnsetType = _U
-    defaultValueOid_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_defaultValueOid")
     defaultValueParameterDefinition: ParameterDefinition | _ms.UnsetType = _U
     defaultValuePeriod: Period | _ms.UnsetType = _U
     defaultValuePositiveInt: _p.PositiveInt | _ms.UnsetType = _U
-    defaultValuePositiveInt_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_defaultValuePositiveInt")
     defaultValueQuantity: Quantity | _ms.UnsetType = _U
     defaultValueRange: Range | _ms.UnsetType = _U
     defaultValueRatio: Ratio | _ms.UnsetType = _U
@@ -15279,20 +14982,14 @@ class StructureMapGroupRuleSource(_p.Complex, kw_only=True):
     defaultValueSampledData: SampledData | _ms.UnsetType = _U
     defaultValueSignature: Signature | _ms.UnsetType = _U
     defaultValueString: _p.String | _ms.UnsetType = _U
-    defaultValueString_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_defaultValueString")
     defaultValueTime: _p.Time | _ms.UnsetType = _U
-    defaultValueTime_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_defaultValueTime")
     defaultValueTiming: Timing | _ms.UnsetType = _U
     defaultValueTriggerDefinition: TriggerDefinition | _ms.UnsetType = _U
     defaultValueUnsignedInt: _p.UnsignedInt | _ms.UnsetType = _U
-    defaultValueUnsignedInt_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_defaultValueUnsignedInt")
     defaultValueUri: _p.String | _ms.UnsetType = _U
-    defaultValueUri_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_defaultValueUri")
     defaultValueUrl: _p.String | _ms.UnsetType = _U
-    defaultValueUrl_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_defaultValueUrl")
     defaultValueUsageContext: UsageContext | _ms.UnsetType = _U
     defaultValueUuid: _p.Uuid | _ms.UnsetType = _U
-    defaultValueUuid_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_defaultValueUuid")
     element: _p.String | _ms.UnsetType = _U
     element_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_element")
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
@@ -15328,7 +15025,9 @@ class StructureMapGroupRuleSource(_p.Complex, kw_only=True):
         v = self.listMode
         if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
             raise _p.FormatError("StructureMapGroupRuleSource.listMode")
-        if (self.defaultValueAddress is not _U) + (self.defaultValueAge is not _U) + (self.defaultValueAnnotation is not _U) + (self.defaultValueAttachment is not _U) + (self.defaultValueBase64Binary is not _U or self.defaultValueBase64Binary_ext is not _U) + (self.defaultValueBoolean is not _U or self.defaultValueBoolean_ext is not _U) + (self.defaultValueCanonical is not _U or self.defaultValueCanonical_ext is not _U) + (self.defaultValueCode is not _U or self.defaultValueCode_ext is not _U) + (self.defaultValueCodeableConcept is not _U) + (self.defaultValueCoding is not _U) + (self.defaultValueContactDetail is not _U) + (self.defaultValueContactPoint is not _U) + (self.defaultValueContributor is not _U) + (self.defaultValueCount is not _U) + (self.defaultValueDataRequirement is not _U) + (self.defaultValueDate is not _U or self.defaultValueDate_ext is not _U) + (self.defaultValueDateTime is not _U or self.defaultValueDateTime_ext is not _U) + (self.defaultValueDecimal is not _U or self.defaultValueDecimal_ext is not _U) + (self.defaultValueDistance is not _U) + (self.defaultValueDosage is not _U) + (self.defaultValueDuration is not _U) + (self.defaultValueExpression is not _U) + (self.defaultValueHumanName is not _U) + (self.defaultValueId is not _U or self.defaultValueId_ext is not _U) + (self.defaultValueIdentifier is not _U) + (self.defaultValueInstant is not _U or self.defaultValueInstant_ext is not _U) + (self.defaultValueInteger is not _U or self.defaultValueInteger_ext is not _U) + (self.defaultValueMarkdown is not _U or self.defaultValueMarkdown_ext is not _U) + (self.defaultValueMeta is not _U) + (self.defaultValueMoney is not _U) + (self.defaultValueOid is not _U or self.defaultValueOid_ext is not _U) + (self.defaultValueParameterDefinition is not _U) + (self.defaultValuePeriod is not _U) + (self.defaultValuePositiveInt is not _U or self.defaultValuePositiveInt_ext is not _U) + (self.defaultValueQuantity is not _U) + (self.defaultValueRange is not _U) + (self.defaultValueRatio is not _U) + (self.defaultValueReference is not _U) + (self.defaultValueRelatedArtifact is not _U) + (self.defaultValueSampledData is not _U) + (self.defaultValueSignature is not _U) + (self.defaultValueString is not _U or self.defaultValueString_ext is not _U) + (self.defaultValueTime is not _U or self.defaultValueTime_ext is not _U) + (self.defaultValueTiming is not _U) + (self.defaultValueTriggerDefinition is not _U) + (self.defaultValueUnsignedInt is not _U or self.defaultValueUnsignedInt_ext is not _U) + (self.defaultValueUri is not _U or self.defaultValueUri_ext is not _U) + (self.defaultValueUrl is not _U or self.defaultValueUrl_ext is not _U) + (self.defaultValueUsageContext is not _U) + (self.defaultValueUuid is not _U or self.defaultValueUuid_ext is not _U) > 1:
+        t = _astuple(self)
+        n = len(t) - t.count(_U) - 1 - ((self.check is not _U) + (self.check_ext is not _U) + (self.condition is not _U) + (self.condition_ext is not _U) + (self.context_ext is not _U) + (self.element is not _U) + (self.element_ext is not _U) + (self.extension is not _U) + (self.id is not _U) + (self.id_ext is not _U) + (self.listMode is not _U) + (self.listMode_ext is not _U) + (self.logMessage is not _U) + (self.logMessage_ext is not _U) + (self.max is not _U) + (self.max_ext is not _U) + (self.min is not _U) + (self.min_ext is not _U) + (self.modifierExtension is not _U) + (self.type is not _U) + (self.type_ext is not _U) + (self.variable is not _U) + (self.variable_ext is not _U))
+        if n > 1:
             raise _p.ChoiceError("StructureMapGroupRuleSource.defaultValue[x]: at most one")
 
 
@@ -15372,18 +15071,13 @@ class StructureMapGroupRuleTargetParameter(_p.Complex, kw_only=True):
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     valueBoolean: _p.Boolean | _ms.UnsetType = _U
-    valueBoolean_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueBoolean")
     valueDecimal: _p.Decimal | _ms.UnsetType = _U
-    valueDecimal_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueDecimal")
     valueId: _p.String | _ms.UnsetType = _U
-    valueId_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueId")
     valueInteger: _p.Integer | _ms.UnsetType = _U
-    valueInteger_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueInteger")
     valueString: _p.String | _ms.UnsetType = _U
-    valueString_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueString")
 
     def __post_init__(self) -> None:
-        if (self.valueBoolean is not _U or self.valueBoolean_ext is not _U) + (self.valueDecimal is not _U or self.valueDecimal_ext is not _U) + (self.valueId is not _U or self.valueId_ext is not _U) + (self.valueInteger is not _U or self.valueInteger_ext is not _U) + (self.valueString is not _U or self.valueString_ext is not _U) != 1:
+        if (self.valueBoolean is not _U) + (self.valueDecimal is not _U) + (self.valueId is not _U) + (self.valueInteger is not _U) + (self.valueString is not _U) != 1:
             raise _p.ChoiceError("StructureMapGroupRuleTargetParameter.value[x]: exactly one")
 
 
@@ -15517,7 +15211,6 @@ class SubstanceAmount(_p.Complex, kw_only=True):
     amountQuantity: Quantity | _ms.UnsetType = _U
     amountRange: Range | _ms.UnsetType = _U
     amountString: _p.String | _ms.UnsetType = _U
-    amountString_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_amountString")
     amountText: _p.String | _ms.UnsetType = _U
     amountText_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_amountText")
     amountType: CodeableConcept | _ms.UnsetType = _U
@@ -15528,7 +15221,7 @@ class SubstanceAmount(_p.Complex, kw_only=True):
     referenceRange: SubstanceAmountReferenceRange | _ms.UnsetType = _U
 
     def __post_init__(self) -> None:
-        if (self.amountQuantity is not _U) + (self.amountRange is not _U) + (self.amountString is not _U or self.amountString_ext is not _U) > 1:
+        if (self.amountQuantity is not _U) + (self.amountRange is not _U) + (self.amountString is not _U) > 1:
             raise _p.ChoiceError("SubstanceAmount.amount[x]: at most one")
 
 
@@ -15857,7 +15550,6 @@ class SubstanceReferenceInformationTarget(_p.Complex, kw_only=True):
     amountQuantity: Quantity | _ms.UnsetType = _U
     amountRange: Range | _ms.UnsetType = _U
     amountString: _p.String | _ms.UnsetType = _U
-    amountString_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_amountString")
     amountType: CodeableConcept | _ms.UnsetType = _U
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     id: _p.String | _ms.UnsetType = _U
@@ -15871,7 +15563,7 @@ class SubstanceReferenceInformationTarget(_p.Complex, kw_only=True):
     type: CodeableConcept | _ms.UnsetType = _U
 
     def __post_init__(self) -> None:
-        if (self.amountQuantity is not _U) + (self.amountRange is not _U) + (self.amountString is not _U or self.amountString_ext is not _U) > 1:
+        if (self.amountQuantity is not _U) + (self.amountRange is not _U) + (self.amountString is not _U) > 1:
             raise _p.ChoiceError("SubstanceReferenceInformationTarget.amount[x]: at most one")
 
 
@@ -16051,7 +15743,6 @@ class SubstanceSpecificationCode(_p.Complex, kw_only=True):
 class SubstanceSpecificationMoiety(_p.Complex, kw_only=True):
     amountQuantity: Quantity | _ms.UnsetType = _U
     amountString: _p.String | _ms.UnsetType = _U
-    amountString_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_amountString")
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
@@ -16066,7 +15757,7 @@ class SubstanceSpecificationMoiety(_p.Complex, kw_only=True):
     stereochemistry: CodeableConcept | _ms.UnsetType = _U
 
     def __post_init__(self) -> None:
-        if (self.amountQuantity is not _U) + (self.amountString is not _U or self.amountString_ext is not _U) > 1:
+        if (self.amountQuantity is not _U) + (self.amountString is not _U) > 1:
             raise _p.ChoiceError("SubstanceSpecificationMoiety.amount[x]: at most one")
 
 
@@ -16104,7 +15795,6 @@ class SubstanceSpecificationNameOfficial(_p.Complex, kw_only=True):
 class SubstanceSpecificationProperty(_p.Complex, kw_only=True):
     amountQuantity: Quantity | _ms.UnsetType = _U
     amountString: _p.String | _ms.UnsetType = _U
-    amountString_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_amountString")
     category: CodeableConcept | _ms.UnsetType = _U
     code: CodeableConcept | _ms.UnsetType = _U
     definingSubstanceCodeableConcept: CodeableConcept | _ms.UnsetType = _U
@@ -16117,7 +15807,7 @@ class SubstanceSpecificationProperty(_p.Complex, kw_only=True):
     parameters_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_parameters")
 
     def __post_init__(self) -> None:
-        if (self.amountQuantity is not _U) + (self.amountString is not _U or self.amountString_ext is not _U) > 1:
+        if (self.amountQuantity is not _U) + (self.amountString is not _U) > 1:
             raise _p.ChoiceError("SubstanceSpecificationProperty.amount[x]: at most one")
         if (self.definingSubstanceCodeableConcept is not _U) + (self.definingSubstanceReference is not _U) > 1:
             raise _p.ChoiceError("SubstanceSpecificationProperty.definingSubstance[x]: at most one")
@@ -16129,7 +15819,6 @@ class SubstanceSpecificationRelationship(_p.Complex, kw_only=True):
     amountRatio: Ratio | _ms.UnsetType = _U
     amountRatioLowLimit: Ratio | _ms.UnsetType = _U
     amountString: _p.String | _ms.UnsetType = _U
-    amountString_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_amountString")
     amountType: CodeableConcept | _ms.UnsetType = _U
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     id: _p.String | _ms.UnsetType = _U
@@ -16143,7 +15832,7 @@ class SubstanceSpecificationRelationship(_p.Complex, kw_only=True):
     substanceReference: Reference | _ms.UnsetType = _U
 
     def __post_init__(self) -> None:
-        if (self.amountQuantity is not _U) + (self.amountRange is not _U) + (self.amountRatio is not _U) + (self.amountString is not _U or self.amountString_ext is not _U) > 1:
+        if (self.amountQuantity is not _U) + (self.amountRange is not _U) + (self.amountRatio is not _U) + (self.amountString is not _U) > 1:
             raise _p.ChoiceError("SubstanceSpecificationRelationship.amount[x]: at most one")
         if (self.substanceCodeableConcept is not _U) + (self.substanceReference is not _U) > 1:
             raise _p.ChoiceError("SubstanceSpecificationRelationship.substance[x]: at most one")
@@ -16214,7 +15903,6 @@ class SupplyDelivery(_p.Resource, tag="SupplyDelivery", kw_only=True):
     meta: Meta | _ms.UnsetType = _U
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     occurrenceDateTime: _p.DateTime | _ms.UnsetType = _U
-    occurrenceDateTime_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_occurrenceDateTime")
     occurrencePeriod: Period | _ms.UnsetType = _U
     occurrenceTiming: Timing | _ms.UnsetType = _U
     partOf: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
@@ -16240,7 +15928,7 @@ class SupplyDelivery(_p.Resource, tag="SupplyDelivery", kw_only=True):
         v = self.status
         if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
             raise _p.FormatError("SupplyDelivery.status")
-        if (self.occurrenceDateTime is not _U or self.occurrenceDateTime_ext is not _U) + (self.occurrencePeriod is not _U) + (self.occurrenceTiming is not _U) > 1:
+        if (self.occurrenceDateTime is not _U) + (self.occurrencePeriod is not _U) + (self.occurrenceTiming is not _U) > 1:
             raise _p.ChoiceError("SupplyDelivery.occurrence[x]: at most one")
 
 
@@ -16278,7 +15966,6 @@ class SupplyRequest(_p.Resource, tag="SupplyRequest", kw_only=True):
     meta: Meta | _ms.UnsetType = _U
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     occurrenceDateTime: _p.DateTime | _ms.UnsetType = _U
-    occurrenceDateTime_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_occurrenceDateTime")
     occurrencePeriod: Period | _ms.UnsetType = _U
     occurrenceTiming: Timing | _ms.UnsetType = _U
     parameter: _t.Annotated[list[SupplyRequestParameter | None], _p.NonEmpty] | _ms.UnsetType = _U
@@ -16311,7 +15998,7 @@ class SupplyRequest(_p.Resource, tag="SupplyRequest", kw_only=True):
             raise _p.FormatError("SupplyRequest.status")
         if (self.itemCodeableConcept is not _U) + (self.itemReference is not _U) != 1:
             raise _p.ChoiceError("SupplyRequest.item[x]: exactly one")
-        if (self.occurrenceDateTime is not _U or self.occurrenceDateTime_ext is not _U) + (self.occurrencePeriod is not _U) + (self.occurrenceTiming is not _U) > 1:
+        if (self.occurrenceDateTime is not _U) + (self.occurrencePeriod is not _U) + (self.occurrenceTiming is not _U) > 1:
             raise _p.ChoiceError("SupplyRequest.occurrence[x]: at most one")
 
 
@@ -16322,13 +16009,12 @@ class SupplyRequestParameter(_p.Complex, kw_only=True):
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     valueBoolean: _p.Boolean | _ms.UnsetType = _U
-    valueBoolean_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueBoolean")
     valueCodeableConcept: CodeableConcept | _ms.UnsetType = _U
     valueQuantity: Quantity | _ms.UnsetType = _U
     valueRange: Range | _ms.UnsetType = _U
 
     def __post_init__(self) -> None:
-        if (self.valueBoolean is not _U or self.valueBoolean_ext is not _U) + (self.valueCodeableConcept is not _U) + (self.valueQuantity is not _U) + (self.valueRange is not _U) > 1:
+        if (self.valueBoolean is not _U) + (self.valueCodeableConcept is not _U) + (self.valueQuantity is not _U) + (self.valueRange is not _U) > 1:
             raise _p.ChoiceError("SupplyRequestParameter.value[x]: at most one")
 
 
@@ -16422,13 +16108,9 @@ class TaskInput(_p.Complex, kw_only=True):
     valueAnnotation: Annotation | _ms.UnsetType = _U
     valueAttachment: Attachment | _ms.UnsetType = _U
     valueBase64Binary: _p.Base64Binary | _ms.UnsetType = _U
-    valueBase64Binary_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueBase64Binary")
     valueBoolean: _p.Boolean | _ms.UnsetType = _U
-    valueBoolean_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueBoolean")
     valueCanonical: _p.String | _ms.UnsetType = _U
-    valueCanonical_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueCanonical")
     valueCode: _p.String | _ms.UnsetType = _U
-    valueCode_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueCode")
     valueCodeableConcept: CodeableConcept | _ms.UnsetType = _U
     valueCoding: Coding | _ms.UnsetType = _U
     valueContactDetail: ContactDetail | _ms.UnsetType = _U
@@ -16437,33 +16119,24 @@ class TaskInput(_p.Complex, kw_only=True):
     valueCount: Count | _ms.UnsetType = _U
     valueDataRequirement: DataRequirement | _ms.UnsetType = _U
     valueDate: _p.Date | _ms.UnsetType = _U
-    valueDate_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueDate")
     valueDateTime: _p.DateTime | _ms.UnsetType = _U
-    valueDateTime_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueDateTime")
     valueDecimal: _p.Decimal | _ms.UnsetType = _U
-    valueDecimal_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueDecimal")
     valueDistance: Distance | _ms.UnsetType = _U
     valueDosage: Dosage | _ms.UnsetType = _U
     valueDuration: Duration | _ms.UnsetType = _U
     valueExpression: Expression | _ms.UnsetType = _U
     valueHumanName: HumanName | _ms.UnsetType = _U
     valueId: _p.String | _ms.UnsetType = _U
-    valueId_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueId")
     valueIdentifier: Identifier | _ms.UnsetType = _U
     valueInstant: _p.Instant | _ms.UnsetType = _U
-    valueInstant_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueInstant")
     valueInteger: _p.Integer | _ms.UnsetType = _U
-    valueInteger_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueInteger")
     valueMarkdown: _p.String | _ms.UnsetType = _U
-    valueMarkdown_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueMarkdown")
     valueMeta: Meta | _ms.UnsetType = _U
     valueMoney: Money | _ms.UnsetType = _U
     valueOid: _p.Oid | _ms.UnsetType = _U
-    valueOid_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueOid")
     valueParameterDefinition: ParameterDefinition | _ms.UnsetType = _U
     valuePeriod: Period | _ms.UnsetType = _U
     valuePositiveInt: _p.PositiveInt | _ms.UnsetType = _U
-    valuePositiveInt_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valuePositiveInt")
     valueQuantity: Quantity | _ms.UnsetType = _U
     valueRange: Range | _ms.UnsetType = _U
     valueRatio: Ratio | _ms.UnsetType = _U
@@ -16472,20 +16145,14 @@ class TaskInput(_p.Complex, kw_only=True):
     valueSampledData: SampledData | _ms.UnsetType = _U
     valueSignature: Signature | _ms.UnsetType = _U
     valueString: _p.String | _ms.UnsetType = _U
-    valueString_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueString")
     valueTime: _p.Time | _ms.UnsetType = _U
-    valueTime_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueTime")
     valueTiming: Timing | _ms.UnsetType = _U
     valueTriggerDefinition: TriggerDefinition | _ms.UnsetType = _U
     valueUnsignedInt: _p.UnsignedInt | _ms.UnsetType = _U
-    valueUnsignedInt_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueUnsignedInt")
     valueUri: _p.String | _ms.UnsetType = _U
-    valueUri_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueUri")
     valueUrl: _p.String | _ms.UnsetType = _U
-    valueUrl_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueUrl")
     valueUsageContext: UsageContext | _ms.UnsetType = _U
     valueUuid: _p.Uuid | _ms.UnsetType = _U
-    valueUuid_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueUuid")
 
     def __post_init__(self) -> None:
         v = self.valueCanonical
@@ -16500,7 +16167,9 @@ class TaskInput(_p.Complex, kw_only=True):
         v = self.valueUrl
         if v is not _U and (' ' in v or not v.isprintable()):
             raise _p.FormatError("TaskInput.valueUrl")
-        if (self.valueAddress is not _U) + (self.valueAge is not _U) + (self.valueAnnotation is not _U) + (self.valueAttachment is not _U) + (self.valueBase64Binary is not _U or self.valueBase64Binary_ext is not _U) + (self.valueBoolean is not _U or self.valueBoolean_ext is not _U) + (self.valueCanonical is not _U or self.valueCanonical_ext is not _U) + (self.valueCode is not _U or self.valueCode_ext is not _U) + (self.valueCodeableConcept is not _U) + (self.valueCoding is not _U) + (self.valueContactDetail is not _U) + (self.valueContactPoint is not _U) + (self.valueContributor is not _U) + (self.valueCount is not _U) + (self.valueDataRequirement is not _U) + (self.valueDate is not _U or self.valueDate_ext is not _U) + (self.valueDateTime is not _U or self.valueDateTime_ext is not _U) + (self.valueDecimal is not _U or self.valueDecimal_ext is not _U) + (self.valueDistance is not _U) + (self.valueDosage is not _U) + (self.valueDuration is not _U) + (self.valueExpression is not _U) + (self.valueHumanName is not _U) + (self.valueId is not _U or self.valueId_ext is not _U) + (self.valueIdentifier is not _U) + (self.valueInstant is not _U or self.valueInstant_ext is not _U) + (self.valueInteger is not _U or self.valueInteger_ext is not _U) + (self.valueMarkdown is not _U or self.valueMarkdown_ext is not _U) + (self.valueMeta is not _U) + (self.valueMoney is not _U) + (self.valueOid is not _U or self.valueOid_ext is not _U) + (self.valueParameterDefinition is not _U) + (self.valuePeriod is not _U) + (self.valuePositiveInt is not _U or self.valuePositiveInt_ext is not _U) + (self.valueQuantity is not _U) + (self.valueRange is not _U) + (self.valueRatio is not _U) + (self.valueReference is not _U) + (self.valueRelatedArtifact is not _U) + (self.valueSampledData is not _U) + (self.valueSignature is not _U) + (self.valueString is not _U or self.valueString_ext is not _U) + (self.valueTime is not _U or self.valueTime_ext is not _U) + (self.valueTiming is not _U) + (self.valueTriggerDefinition is not _U) + (self.valueUnsignedInt is not _U or self.valueUnsignedInt_ext is not _U) + (self.valueUri is not _U or self.valueUri_ext is not _U) + (self.valueUrl is not _U or self.valueUrl_ext is not _U) + (self.valueUsageContext is not _U) + (self.valueUuid is not _U or self.valueUuid_ext is not _U) != 1:
+        t = _astuple(self)
+        n = len(t) - t.count(_U) - 1 - ((self.extension is not _U) + (self.id is not _U) + (self.id_ext is not _U) + (self.modifierExtension is not _U))
+        if n != 1:
             raise _p.ChoiceError("TaskInput.value[x]: exactly one")
 
 
@@ -16515,13 +16184,9 @@ class TaskOutput(_p.Complex, kw_only=True):
     valueAnnotation: Annotation | _ms.UnsetType = _U
     valueAttachment: Attachment | _ms.UnsetType = _U
     valueBase64Binary: _p.Base64Binary | _ms.UnsetType = _U
-    valueBase64Binary_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueBase64Binary")
     valueBoolean: _p.Boolean | _ms.UnsetType = _U
-    valueBoolean_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueBoolean")
     valueCanonical: _p.String | _ms.UnsetType = _U
-    valueCanonical_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueCanonical")
     valueCode: _p.String | _ms.UnsetType = _U
-    valueCode_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueCode")
     valueCodeableConcept: CodeableConcept | _ms.UnsetType = _U
     valueCoding: Coding | _ms.UnsetType = _U
     valueContactDetail: ContactDetail | _ms.UnsetType = _U
@@ -16530,33 +16195,24 @@ class TaskOutput(_p.Complex, kw_only=True):
     valueCount: Count | _ms.UnsetType = _U
     valueDataRequirement: DataRequirement | _ms.UnsetType = _U
     valueDate: _p.Date | _ms.UnsetType = _U
-    valueDate_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueDate")
     valueDateTime: _p.DateTime | _ms.UnsetType = _U
-    valueDateTime_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueDateTime")
     valueDecimal: _p.Decimal | _ms.UnsetType = _U
-    valueDecimal_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueDecimal")
     valueDistance: Distance | _ms.UnsetType = _U
     valueDosage: Dosage | _ms.UnsetType = _U
     valueDuration: Duration | _ms.UnsetType = _U
     valueExpression: Expression | _ms.UnsetType = _U
     valueHumanName: HumanName | _ms.UnsetType = _U
     valueId: _p.String | _ms.UnsetType = _U
-    valueId_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueId")
     valueIdentifier: Identifier | _ms.UnsetType = _U
     valueInstant: _p.Instant | _ms.UnsetType = _U
-    valueInstant_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueInstant")
     valueInteger: _p.Integer | _ms.UnsetType = _U
-    valueInteger_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueInteger")
     valueMarkdown: _p.String | _ms.UnsetType = _U
-    valueMarkdown_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueMarkdown")
     valueMeta: Meta | _ms.UnsetType = _U
     valueMoney: Money | _ms.UnsetType = _U
     valueOid: _p.Oid | _ms.UnsetType = _U
-    valueOid_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueOid")
     valueParameterDefinition: ParameterDefinition | _ms.UnsetType = _U
     valuePeriod: Period | _ms.UnsetType = _U
     valuePositiveInt: _p.PositiveInt | _ms.UnsetType = _U
-    valuePositiveInt_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valuePositiveInt")
     valueQuantity: Quantity | _ms.UnsetType = _U
     valueRange: Range | _ms.UnsetType = _U
     valueRatio: Ratio | _ms.UnsetType = _U
@@ -16565,20 +16221,14 @@ class TaskOutput(_p.Complex, kw_only=True):
     valueSampledData: SampledData | _ms.UnsetType = _U
     valueSignature: Signature | _ms.UnsetType = _U
     valueString: _p.String | _ms.UnsetType = _U
-    valueString_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueString")
     valueTime: _p.Time | _ms.UnsetType = _U
-    valueTime_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueTime")
     valueTiming: Timing | _ms.UnsetType = _U
     valueTriggerDefinition: TriggerDefinition | _ms.UnsetType = _U
     valueUnsignedInt: _p.UnsignedInt | _ms.UnsetType = _U
-    valueUnsignedInt_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueUnsignedInt")
     valueUri: _p.String | _ms.UnsetType = _U
-    valueUri_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueUri")
     valueUrl: _p.String | _ms.UnsetType = _U
-    valueUrl_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueUrl")
     valueUsageContext: UsageContext | _ms.UnsetType = _U
     valueUuid: _p.Uuid | _ms.UnsetType = _U
-    valueUuid_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueUuid")
 
     def __post_init__(self) -> None:
         v = self.valueCanonical
@@ -16593,7 +16243,9 @@ class TaskOutput(_p.Complex, kw_only=True):
         v = self.valueUrl
         if v is not _U and (' ' in v or not v.isprintable()):
             raise _p.FormatError("TaskOutput.valueUrl")
-        if (self.valueAddress is not _U) + (self.valueAge is not _U) + (self.valueAnnotation is not _U) + (self.valueAttachment is not _U) + (self.valueBase64Binary is not _U or self.valueBase64Binary_ext is not _U) + (self.valueBoolean is not _U or self.valueBoolean_ext is not _U) + (self.valueCanonical is not _U or self.valueCanonical_ext is not _U) + (self.valueCode is not _U or self.valueCode_ext is not _U) + (self.valueCodeableConcept is not _U) + (self.valueCoding is not _U) + (self.valueContactDetail is not _U) + (self.valueContactPoint is not _U) + (self.valueContributor is not _U) + (self.valueCount is not _U) + (self.valueDataRequirement is not _U) + (self.valueDate is not _U or self.valueDate_ext is not _U) + (self.valueDateTime is not _U or self.valueDateTime_ext is not _U) + (self.valueDecimal is not _U or self.valueDecimal_ext is not _U) + (self.valueDistance is not _U) + (self.valueDosage is not _U) + (self.valueDuration is not _U) + (self.valueExpression is not _U) + (self.valueHumanName is not _U) + (self.valueId is not _U or self.valueId_ext is not _U) + (self.valueIdentifier is not _U) + (self.valueInstant is not _U or self.valueInstant_ext is not _U) + (self.valueInteger is not _U or self.valueInteger_ext is not _U) + (self.valueMarkdown is not _U or self.valueMarkdown_ext is not _U) + (self.valueMeta is not _U) + (self.valueMoney is not _U) + (self.valueOid is not _U or self.valueOid_ext is not _U) + (self.valueParameterDefinition is not _U) + (self.valuePeriod is not _U) + (self.valuePositiveInt is not _U or self.valuePositiveInt_ext is not _U) + (self.valueQuantity is not _U) + (self.valueRange is not _U) + (self.valueRatio is not _U) + (self.valueReference is not _U) + (self.valueRelatedArtifact is not _U) + (self.valueSampledData is not _U) + (self.valueSignature is not _U) + (self.valueString is not _U or self.valueString_ext is not _U) + (self.valueTime is not _U or self.valueTime_ext is not _U) + (self.valueTiming is not _U) + (self.valueTriggerDefinition is not _U) + (self.valueUnsignedInt is not _U or self.valueUnsignedInt_ext is not _U) + (self.valueUri is not _U or self.valueUri_ext is not _U) + (self.valueUrl is not _U or self.valueUrl_ext is not _U) + (self.valueUsageContext is not _U) + (self.valueUuid is not _U or self.valueUuid_ext is not _U) != 1:
+        t = _astuple(self)
+        n = len(t) - t.count(_U) - 1 - ((self.extension is not _U) + (self.id is not _U) + (self.id_ext is not _U) + (self.modifierExtension is not _U))
+        if n != 1:
             raise _p.ChoiceError("TaskOutput.value[x]: exactly one")
 
 
@@ -17437,9 +17089,7 @@ class TriggerDefinition(_p.Complex, kw_only=True):
     name: _p.String | _ms.UnsetType = _U
     name_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_name")
     timingDate: _p.Date | _ms.UnsetType = _U
-    timingDate_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_timingDate")
     timingDateTime: _p.DateTime | _ms.UnsetType = _U
-    timingDateTime_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_timingDateTime")
     timingReference: Reference | _ms.UnsetType = _U
     timingTiming: Timing | _ms.UnsetType = _U
     type: _p.String
@@ -17449,7 +17099,7 @@ class TriggerDefinition(_p.Complex, kw_only=True):
         v = self.type
         if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
             raise _p.FormatError("TriggerDefinition.type")
-        if (self.timingDate is not _U or self.timingDate_ext is not _U) + (self.timingDateTime is not _U or self.timingDateTime_ext is not _U) + (self.timingReference is not _U) + (self.timingTiming is not _U) > 1:
+        if (self.timingDate is not _U) + (self.timingDateTime is not _U) + (self.timingReference is not _U) + (self.timingTiming is not _U) > 1:
             raise _p.ChoiceError("TriggerDefinition.timing[x]: at most one")
 
 
@@ -17680,19 +17330,12 @@ class ValueSetExpansionParameter(_p.Complex, kw_only=True):
     name: _p.String
     name_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_name")
     valueBoolean: _p.Boolean | _ms.UnsetType = _U
-    valueBoolean_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueBoolean")
     valueCode: _p.String | _ms.UnsetType = _U
-    valueCode_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueCode")
     valueDateTime: _p.DateTime | _ms.UnsetType = _U
-    valueDateTime_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueDateTime")
     valueDecimal: _p.Decimal | _ms.UnsetType = _U
-    valueDecimal_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueDecimal")
     valueInteger: _p.Integer | _ms.UnsetType = _U
-    valueInteger_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueInteger")
     valueString: _p.String | _ms.UnsetType = _U
-    valueString_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueString")
     valueUri: _p.String | _ms.UnsetType = _U
-    valueUri_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueUri")
 
     def __post_init__(self) -> None:
         v = self.valueCode
@@ -17701,7 +17344,7 @@ class ValueSetExpansionParameter(_p.Complex, kw_only=True):
         v = self.valueUri
         if v is not _U and (' ' in v or not v.isprintable()):
             raise _p.FormatError("ValueSetExpansionParameter.valueUri")
-        if (self.valueBoolean is not _U or self.valueBoolean_ext is not _U) + (self.valueCode is not _U or self.valueCode_ext is not _U) + (self.valueDateTime is not _U or self.valueDateTime_ext is not _U) + (self.valueDecimal is not _U or self.valueDecimal_ext is not _U) + (self.valueInteger is not _U or self.valueInteger_ext is not _U) + (self.valueString is not _U or self.valueString_ext is not _U) + (self.valueUri is not _U or self.valueUri_ext is not _U) > 1:
+        if (self.valueBoolean is not _U) + (self.valueCode is not _U) + (self.valueDateTime is not _U) + (self.valueDecimal is not _U) + (self.valueInteger is not _U) + (self.valueString is not _U) + (self.valueUri is not _U) > 1:
             raise _p.ChoiceError("ValueSetExpansionParameter.value[x]: at most one")
 
 

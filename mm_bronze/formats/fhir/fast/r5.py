@@ -13,6 +13,7 @@ import msgspec as _ms
 from mm_bronze.formats.fhir.fast import primitives as _p
 
 _U = _ms.UNSET
+_astuple = _ms.structs.astuple
 
 
 class Account(_p.Resource, tag="Account", kw_only=True):
@@ -141,7 +142,6 @@ class ActivityDefinition(_p.Resource, tag="ActivityDefinition", kw_only=True):
     approvalDate: _p.Date | _ms.UnsetType = _U
     approvalDate_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_approvalDate")
     asNeededBoolean: _p.Boolean | _ms.UnsetType = _U
-    asNeededBoolean_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_asNeededBoolean")
     asNeededCodeableConcept: CodeableConcept | _ms.UnsetType = _U
     author: _t.Annotated[list[ContactDetail | None], _p.NonEmpty] | _ms.UnsetType = _U
     bodySite: _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
@@ -210,7 +210,6 @@ class ActivityDefinition(_p.Resource, tag="ActivityDefinition", kw_only=True):
     status: _p.String
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
     subjectCanonical: _p.String | _ms.UnsetType = _U
-    subjectCanonical_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_subjectCanonical")
     subjectCodeableConcept: CodeableConcept | _ms.UnsetType = _U
     subjectReference: Reference | _ms.UnsetType = _U
     subtitle: _p.String | _ms.UnsetType = _U
@@ -234,7 +233,6 @@ class ActivityDefinition(_p.Resource, tag="ActivityDefinition", kw_only=True):
     version_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_version")
     versionAlgorithmCoding: Coding | _ms.UnsetType = _U
     versionAlgorithmString: _p.String | _ms.UnsetType = _U
-    versionAlgorithmString_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_versionAlgorithmString")
 
     def __post_init__(self) -> None:
         v = self.id
@@ -286,15 +284,15 @@ class ActivityDefinition(_p.Resource, tag="ActivityDefinition", kw_only=True):
         v = self.url
         if v is not _U and (' ' in v or not v.isprintable()):
             raise _p.FormatError("ActivityDefinition.url")
-        if (self.asNeededBoolean is not _U or self.asNeededBoolean_ext is not _U) + (self.asNeededCodeableConcept is not _U) > 1:
+        if (self.asNeededBoolean is not _U) + (self.asNeededCodeableConcept is not _U) > 1:
             raise _p.ChoiceError("ActivityDefinition.asNeeded[x]: at most one")
         if (self.productCodeableConcept is not _U) + (self.productReference is not _U) > 1:
             raise _p.ChoiceError("ActivityDefinition.product[x]: at most one")
-        if (self.subjectCanonical is not _U or self.subjectCanonical_ext is not _U) + (self.subjectCodeableConcept is not _U) + (self.subjectReference is not _U) > 1:
+        if (self.subjectCanonical is not _U) + (self.subjectCodeableConcept is not _U) + (self.subjectReference is not _U) > 1:
             raise _p.ChoiceError("ActivityDefinition.subject[x]: at most one")
         if (self.timingAge is not _U) + (self.timingDuration is not _U) + (self.timingRange is not _U) + (self.timingTiming is not _U) > 1:
             raise _p.ChoiceError("ActivityDefinition.timing[x]: at most one")
-        if (self.versionAlgorithmCoding is not _U) + (self.versionAlgorithmString is not _U or self.versionAlgorithmString_ext is not _U) > 1:
+        if (self.versionAlgorithmCoding is not _U) + (self.versionAlgorithmString is not _U) > 1:
             raise _p.ChoiceError("ActivityDefinition.versionAlgorithm[x]: at most one")
 
 
@@ -382,7 +380,6 @@ class ActorDefinition(_p.Resource, tag="ActorDefinition", kw_only=True):
     version_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_version")
     versionAlgorithmCoding: Coding | _ms.UnsetType = _U
     versionAlgorithmString: _p.String | _ms.UnsetType = _U
-    versionAlgorithmString_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_versionAlgorithmString")
 
     def __post_init__(self) -> None:
         v = self.capabilities
@@ -414,7 +411,7 @@ class ActorDefinition(_p.Resource, tag="ActorDefinition", kw_only=True):
         v = self.url
         if v is not _U and (' ' in v or not v.isprintable()):
             raise _p.FormatError("ActorDefinition.url")
-        if (self.versionAlgorithmCoding is not _U) + (self.versionAlgorithmString is not _U or self.versionAlgorithmString_ext is not _U) > 1:
+        if (self.versionAlgorithmCoding is not _U) + (self.versionAlgorithmString is not _U) > 1:
             raise _p.ChoiceError("ActorDefinition.versionAlgorithm[x]: at most one")
 
 
@@ -501,17 +498,14 @@ class AdministrableProductDefinitionProperty(_p.Complex, kw_only=True):
     type: CodeableConcept
     valueAttachment: Attachment | _ms.UnsetType = _U
     valueBoolean: _p.Boolean | _ms.UnsetType = _U
-    valueBoolean_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueBoolean")
     valueCodeableConcept: CodeableConcept | _ms.UnsetType = _U
     valueDate: _p.Date | _ms.UnsetType = _U
-    valueDate_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueDate")
     valueMarkdown: _p.String | _ms.UnsetType = _U
-    valueMarkdown_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueMarkdown")
     valueQuantity: Quantity | _ms.UnsetType = _U
     valueReference: Reference | _ms.UnsetType = _U
 
     def __post_init__(self) -> None:
-        if (self.valueAttachment is not _U) + (self.valueBoolean is not _U or self.valueBoolean_ext is not _U) + (self.valueCodeableConcept is not _U) + (self.valueDate is not _U or self.valueDate_ext is not _U) + (self.valueMarkdown is not _U or self.valueMarkdown_ext is not _U) + (self.valueQuantity is not _U) + (self.valueReference is not _U) > 1:
+        if (self.valueAttachment is not _U) + (self.valueBoolean is not _U) + (self.valueCodeableConcept is not _U) + (self.valueDate is not _U) + (self.valueMarkdown is not _U) + (self.valueQuantity is not _U) + (self.valueReference is not _U) > 1:
             raise _p.ChoiceError("AdministrableProductDefinitionProperty.value[x]: at most one")
 
 
@@ -575,7 +569,6 @@ class AdverseEvent(_p.Resource, tag="AdverseEvent", kw_only=True):
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     note: _t.Annotated[list[Annotation | None], _p.NonEmpty] | _ms.UnsetType = _U
     occurrenceDateTime: _p.DateTime | _ms.UnsetType = _U
-    occurrenceDateTime_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_occurrenceDateTime")
     occurrencePeriod: Period | _ms.UnsetType = _U
     occurrenceTiming: Timing | _ms.UnsetType = _U
     outcome: _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
@@ -610,7 +603,7 @@ class AdverseEvent(_p.Resource, tag="AdverseEvent", kw_only=True):
         v = self.status
         if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
             raise _p.FormatError("AdverseEvent.status")
-        if (self.occurrenceDateTime is not _U or self.occurrenceDateTime_ext is not _U) + (self.occurrencePeriod is not _U) + (self.occurrenceTiming is not _U) > 1:
+        if (self.occurrenceDateTime is not _U) + (self.occurrencePeriod is not _U) + (self.occurrenceTiming is not _U) > 1:
             raise _p.ChoiceError("AdverseEvent.occurrence[x]: at most one")
 
 
@@ -750,11 +743,9 @@ class AllergyIntolerance(_p.Resource, tag="AllergyIntolerance", kw_only=True):
     note: _t.Annotated[list[Annotation | None], _p.NonEmpty] | _ms.UnsetType = _U
     onsetAge: Age | _ms.UnsetType = _U
     onsetDateTime: _p.DateTime | _ms.UnsetType = _U
-    onsetDateTime_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_onsetDateTime")
     onsetPeriod: Period | _ms.UnsetType = _U
     onsetRange: Range | _ms.UnsetType = _U
     onsetString: _p.String | _ms.UnsetType = _U
-    onsetString_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_onsetString")
     participant: _t.Annotated[list[AllergyIntoleranceParticipant | None], _p.NonEmpty] | _ms.UnsetType = _U
     patient: Reference
     reaction: _t.Annotated[list[AllergyIntoleranceReaction | None], _p.NonEmpty] | _ms.UnsetType = _U
@@ -781,7 +772,7 @@ class AllergyIntolerance(_p.Resource, tag="AllergyIntolerance", kw_only=True):
         v = self.language
         if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
             raise _p.FormatError("AllergyIntolerance.language")
-        if (self.onsetAge is not _U) + (self.onsetDateTime is not _U or self.onsetDateTime_ext is not _U) + (self.onsetPeriod is not _U) + (self.onsetRange is not _U) + (self.onsetString is not _U or self.onsetString_ext is not _U) > 1:
+        if (self.onsetAge is not _U) + (self.onsetDateTime is not _U) + (self.onsetPeriod is not _U) + (self.onsetRange is not _U) + (self.onsetString is not _U) > 1:
             raise _p.ChoiceError("AllergyIntolerance.onset[x]: at most one")
 
 
@@ -819,7 +810,6 @@ class AllergyIntoleranceReaction(_p.Complex, kw_only=True):
 class Annotation(_p.Complex, kw_only=True):
     authorReference: Reference | _ms.UnsetType = _U
     authorString: _p.String | _ms.UnsetType = _U
-    authorString_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_authorString")
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
@@ -829,7 +819,7 @@ class Annotation(_p.Complex, kw_only=True):
     time_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_time")
 
     def __post_init__(self) -> None:
-        if (self.authorReference is not _U) + (self.authorString is not _U or self.authorString_ext is not _U) > 1:
+        if (self.authorReference is not _U) + (self.authorString is not _U) > 1:
             raise _p.ChoiceError("Annotation.author[x]: at most one")
 
 
@@ -1040,12 +1030,9 @@ class ArtifactAssessment(_p.Resource, tag="ArtifactAssessment", kw_only=True):
     approvalDate: _p.Date | _ms.UnsetType = _U
     approvalDate_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_approvalDate")
     artifactCanonical: _p.String | _ms.UnsetType = _U
-    artifactCanonical_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_artifactCanonical")
     artifactReference: Reference | _ms.UnsetType = _U
     artifactUri: _p.String | _ms.UnsetType = _U
-    artifactUri_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_artifactUri")
     citeAsMarkdown: _p.String | _ms.UnsetType = _U
-    citeAsMarkdown_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_citeAsMarkdown")
     citeAsReference: Reference | _ms.UnsetType = _U
     contained: _t.Annotated[list[AnyResource | None], _p.NonEmpty] | _ms.UnsetType = _U
     content: _t.Annotated[list[ArtifactAssessmentContent | None], _p.NonEmpty] | _ms.UnsetType = _U
@@ -1095,9 +1082,9 @@ class ArtifactAssessment(_p.Resource, tag="ArtifactAssessment", kw_only=True):
         v = self.workflowStatus
         if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
             raise _p.FormatError("ArtifactAssessment.workflowStatus")
-        if (self.artifactCanonical is not _U or self.artifactCanonical_ext is not _U) + (self.artifactReference is not _U) + (self.artifactUri is not _U or self.artifactUri_ext is not _U) != 1:
+        if (self.artifactCanonical is not _U) + (self.artifactReference is not _U) + (self.artifactUri is not _U) != 1:
             raise _p.ChoiceError("ArtifactAssessment.artifact[x]: exactly one")
-        if (self.citeAsMarkdown is not _U or self.citeAsMarkdown_ext is not _U) + (self.citeAsReference is not _U) > 1:
+        if (self.citeAsMarkdown is not _U) + (self.citeAsReference is not _U) > 1:
             raise _p.ChoiceError("ArtifactAssessment.citeAs[x]: at most one")
 
 
@@ -1195,7 +1182,6 @@ class AuditEvent(_p.Resource, tag="AuditEvent", kw_only=True):
     meta: Meta | _ms.UnsetType = _U
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     occurredDateTime: _p.DateTime | _ms.UnsetType = _U
-    occurredDateTime_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_occurredDateTime")
     occurredPeriod: Period | _ms.UnsetType = _U
     outcome: AuditEventOutcome | _ms.UnsetType = _U
     patient: Reference | _ms.UnsetType = _U
@@ -1222,7 +1208,7 @@ class AuditEvent(_p.Resource, tag="AuditEvent", kw_only=True):
         v = self.severity
         if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
             raise _p.FormatError("AuditEvent.severity")
-        if (self.occurredDateTime is not _U or self.occurredDateTime_ext is not _U) + (self.occurredPeriod is not _U) > 1:
+        if (self.occurredDateTime is not _U) + (self.occurredPeriod is not _U) > 1:
             raise _p.ChoiceError("AuditEvent.occurred[x]: at most one")
 
 
@@ -1235,9 +1221,7 @@ class AuditEventAgent(_p.Complex, kw_only=True):
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     networkReference: Reference | _ms.UnsetType = _U
     networkString: _p.String | _ms.UnsetType = _U
-    networkString_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_networkString")
     networkUri: _p.String | _ms.UnsetType = _U
-    networkUri_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_networkUri")
     policy: _t.Annotated[list[_p.String | None], _p.NonEmpty] | _ms.UnsetType = _U
     policy_ext: list[Element | None] | Element | _ms.UnsetType = _ms.field(default=_U, name="_policy")
     requestor: _p.Boolean | _ms.UnsetType = _U
@@ -1254,7 +1238,7 @@ class AuditEventAgent(_p.Complex, kw_only=True):
             for v in self.policy:
                 if v is not None and (' ' in v or not v.isprintable()):
                     raise _p.FormatError("AuditEventAgent.policy")
-        if (self.networkReference is not _U) + (self.networkString is not _U or self.networkString_ext is not _U) + (self.networkUri is not _U or self.networkUri_ext is not _U) > 1:
+        if (self.networkReference is not _U) + (self.networkString is not _U) + (self.networkUri is not _U) > 1:
             raise _p.ChoiceError("AuditEventAgent.network[x]: at most one")
 
 
@@ -1279,25 +1263,21 @@ class AuditEventEntityDetail(_p.Complex, kw_only=True):
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     type: CodeableConcept
     valueBase64Binary: _p.Base64Binary | _ms.UnsetType = _U
-    valueBase64Binary_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueBase64Binary")
     valueBoolean: _p.Boolean | _ms.UnsetType = _U
-    valueBoolean_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueBoolean")
     valueCodeableConcept: CodeableConcept | _ms.UnsetType = _U
     valueDateTime: _p.DateTime | _ms.UnsetType = _U
-    valueDateTime_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueDateTime")
     valueInteger: _p.Integer | _ms.UnsetType = _U
-    valueInteger_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueInteger")
     valuePeriod: Period | _ms.UnsetType = _U
     valueQuantity: Quantity | _ms.UnsetType = _U
     valueRange: Range | _ms.UnsetType = _U
     valueRatio: Ratio | _ms.UnsetType = _U
     valueString: _p.String | _ms.UnsetType = _U
-    valueString_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueString")
     valueTime: _p.Time | _ms.UnsetType = _U
-    valueTime_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueTime")
 
     def __post_init__(self) -> None:
-        if (self.valueBase64Binary is not _U or self.valueBase64Binary_ext is not _U) + (self.valueBoolean is not _U or self.valueBoolean_ext is not _U) + (self.valueCodeableConcept is not _U) + (self.valueDateTime is not _U or self.valueDateTime_ext is not _U) + (self.valueInteger is not _U or self.valueInteger_ext is not _U) + (self.valuePeriod is not _U) + (self.valueQuantity is not _U) + (self.valueRange is not _U) + (self.valueRatio is not _U) + (self.valueString is not _U or self.valueString_ext is not _U) + (self.valueTime is not _U or self.valueTime_ext is not _U) != 1:
+        t = _astuple(self)
+        n = len(t) - t.count(_U) - 1 - ((self.extension is not _U) + (self.id is not _U) + (self.id_ext is not _U) + (self.modifierExtension is not _U))
+        if n != 1:
             raise _p.ChoiceError("AuditEventEntityDetail.value[x]: exactly one")
 
 
@@ -1473,7 +1453,6 @@ class BiologicallyDerivedProduct(_p.Resource, tag="BiologicallyDerivedProduct", 
 
 class BiologicallyDerivedProductCollection(_p.Complex, kw_only=True):
     collectedDateTime: _p.DateTime | _ms.UnsetType = _U
-    collectedDateTime_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_collectedDateTime")
     collectedPeriod: Period | _ms.UnsetType = _U
     collector: Reference | _ms.UnsetType = _U
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
@@ -1483,7 +1462,7 @@ class BiologicallyDerivedProductCollection(_p.Complex, kw_only=True):
     source: Reference | _ms.UnsetType = _U
 
     def __post_init__(self) -> None:
-        if (self.collectedDateTime is not _U or self.collectedDateTime_ext is not _U) + (self.collectedPeriod is not _U) > 1:
+        if (self.collectedDateTime is not _U) + (self.collectedPeriod is not _U) > 1:
             raise _p.ChoiceError("BiologicallyDerivedProductCollection.collected[x]: at most one")
 
 
@@ -1552,19 +1531,18 @@ class BiologicallyDerivedProductProperty(_p.Complex, kw_only=True):
     type: CodeableConcept
     valueAttachment: Attachment | _ms.UnsetType = _U
     valueBoolean: _p.Boolean | _ms.UnsetType = _U
-    valueBoolean_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueBoolean")
     valueCodeableConcept: CodeableConcept | _ms.UnsetType = _U
     valueInteger: _p.Integer | _ms.UnsetType = _U
-    valueInteger_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueInteger")
     valuePeriod: Period | _ms.UnsetType = _U
     valueQuantity: Quantity | _ms.UnsetType = _U
     valueRange: Range | _ms.UnsetType = _U
     valueRatio: Ratio | _ms.UnsetType = _U
     valueString: _p.String | _ms.UnsetType = _U
-    valueString_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueString")
 
     def __post_init__(self) -> None:
-        if (self.valueAttachment is not _U) + (self.valueBoolean is not _U or self.valueBoolean_ext is not _U) + (self.valueCodeableConcept is not _U) + (self.valueInteger is not _U or self.valueInteger_ext is not _U) + (self.valuePeriod is not _U) + (self.valueQuantity is not _U) + (self.valueRange is not _U) + (self.valueRatio is not _U) + (self.valueString is not _U or self.valueString_ext is not _U) != 1:
+        t = _astuple(self)
+        n = len(t) - t.count(_U) - 1 - ((self.extension is not _U) + (self.id is not _U) + (self.id_ext is not _U) + (self.modifierExtension is not _U))
+        if n != 1:
             raise _p.ChoiceError("BiologicallyDerivedProductProperty.value[x]: exactly one")
 
 
@@ -1814,7 +1792,6 @@ class CanonicalResource(_p.Complex, kw_only=True):
     version_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_version")
     versionAlgorithmCoding: Coding | _ms.UnsetType = _U
     versionAlgorithmString: _p.String | _ms.UnsetType = _U
-    versionAlgorithmString_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_versionAlgorithmString")
 
     def __post_init__(self) -> None:
         v = self.implicitRules
@@ -1829,7 +1806,7 @@ class CanonicalResource(_p.Complex, kw_only=True):
         v = self.url
         if v is not _U and (' ' in v or not v.isprintable()):
             raise _p.FormatError("CanonicalResource.url")
-        if (self.versionAlgorithmCoding is not _U) + (self.versionAlgorithmString is not _U or self.versionAlgorithmString_ext is not _U) > 1:
+        if (self.versionAlgorithmCoding is not _U) + (self.versionAlgorithmString is not _U) > 1:
             raise _p.ChoiceError("CanonicalResource.versionAlgorithm[x]: at most one")
 
 
@@ -1896,7 +1873,6 @@ class CapabilityStatement(_p.Resource, tag="CapabilityStatement", kw_only=True):
     version_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_version")
     versionAlgorithmCoding: Coding | _ms.UnsetType = _U
     versionAlgorithmString: _p.String | _ms.UnsetType = _U
-    versionAlgorithmString_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_versionAlgorithmString")
 
     def __post_init__(self) -> None:
         if self.acceptLanguage is not _U:
@@ -1944,7 +1920,7 @@ class CapabilityStatement(_p.Resource, tag="CapabilityStatement", kw_only=True):
         v = self.url
         if v is not _U and (' ' in v or not v.isprintable()):
             raise _p.FormatError("CapabilityStatement.url")
-        if (self.versionAlgorithmCoding is not _U) + (self.versionAlgorithmString is not _U or self.versionAlgorithmString_ext is not _U) > 1:
+        if (self.versionAlgorithmCoding is not _U) + (self.versionAlgorithmString is not _U) > 1:
             raise _p.ChoiceError("CapabilityStatement.versionAlgorithm[x]: at most one")
 
 
@@ -2385,7 +2361,6 @@ class ChargeItem(_p.Resource, tag="ChargeItem", kw_only=True):
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     note: _t.Annotated[list[Annotation | None], _p.NonEmpty] | _ms.UnsetType = _U
     occurrenceDateTime: _p.DateTime | _ms.UnsetType = _U
-    occurrenceDateTime_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_occurrenceDateTime")
     occurrencePeriod: Period | _ms.UnsetType = _U
     occurrenceTiming: Timing | _ms.UnsetType = _U
     overrideReason: CodeableConcept | _ms.UnsetType = _U
@@ -2426,7 +2401,7 @@ class ChargeItem(_p.Resource, tag="ChargeItem", kw_only=True):
         v = self.status
         if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
             raise _p.FormatError("ChargeItem.status")
-        if (self.occurrenceDateTime is not _U or self.occurrenceDateTime_ext is not _U) + (self.occurrencePeriod is not _U) + (self.occurrenceTiming is not _U) > 1:
+        if (self.occurrenceDateTime is not _U) + (self.occurrencePeriod is not _U) + (self.occurrenceTiming is not _U) > 1:
             raise _p.ChoiceError("ChargeItem.occurrence[x]: at most one")
 
 
@@ -2486,7 +2461,6 @@ class ChargeItemDefinition(_p.Resource, tag="ChargeItemDefinition", kw_only=True
     version_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_version")
     versionAlgorithmCoding: Coding | _ms.UnsetType = _U
     versionAlgorithmString: _p.String | _ms.UnsetType = _U
-    versionAlgorithmString_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_versionAlgorithmString")
 
     def __post_init__(self) -> None:
         if self.derivedFromUri is not _U:
@@ -2516,7 +2490,7 @@ class ChargeItemDefinition(_p.Resource, tag="ChargeItemDefinition", kw_only=True
         v = self.url
         if v is not _U and (' ' in v or not v.isprintable()):
             raise _p.FormatError("ChargeItemDefinition.url")
-        if (self.versionAlgorithmCoding is not _U) + (self.versionAlgorithmString is not _U or self.versionAlgorithmString_ext is not _U) > 1:
+        if (self.versionAlgorithmCoding is not _U) + (self.versionAlgorithmString is not _U) > 1:
             raise _p.ChoiceError("ChargeItemDefinition.versionAlgorithm[x]: at most one")
 
 
@@ -2606,7 +2580,6 @@ class Citation(_p.Resource, tag="Citation", kw_only=True):
     version_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_version")
     versionAlgorithmCoding: Coding | _ms.UnsetType = _U
     versionAlgorithmString: _p.String | _ms.UnsetType = _U
-    versionAlgorithmString_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_versionAlgorithmString")
 
     def __post_init__(self) -> None:
         v = self.id
@@ -2624,7 +2597,7 @@ class Citation(_p.Resource, tag="Citation", kw_only=True):
         v = self.url
         if v is not _U and (' ' in v or not v.isprintable()):
             raise _p.FormatError("Citation.url")
-        if (self.versionAlgorithmCoding is not _U) + (self.versionAlgorithmString is not _U or self.versionAlgorithmString_ext is not _U) > 1:
+        if (self.versionAlgorithmCoding is not _U) + (self.versionAlgorithmString is not _U) > 1:
             raise _p.ChoiceError("Citation.versionAlgorithm[x]: at most one")
 
 
@@ -3009,11 +2982,10 @@ class ClaimEvent(_p.Complex, kw_only=True):
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     type: CodeableConcept
     whenDateTime: _p.DateTime | _ms.UnsetType = _U
-    whenDateTime_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_whenDateTime")
     whenPeriod: Period | _ms.UnsetType = _U
 
     def __post_init__(self) -> None:
-        if (self.whenDateTime is not _U or self.whenDateTime_ext is not _U) + (self.whenPeriod is not _U) != 1:
+        if (self.whenDateTime is not _U) + (self.whenPeriod is not _U) != 1:
             raise _p.ChoiceError("ClaimEvent.when[x]: exactly one")
 
 
@@ -3069,7 +3041,6 @@ class ClaimItem(_p.Complex, kw_only=True):
     sequence: _p.PositiveInt
     sequence_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_sequence")
     servicedDate: _p.Date | _ms.UnsetType = _U
-    servicedDate_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_servicedDate")
     servicedPeriod: Period | _ms.UnsetType = _U
     tax: Money | _ms.UnsetType = _U
     traceNumber: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
@@ -3079,7 +3050,7 @@ class ClaimItem(_p.Complex, kw_only=True):
     def __post_init__(self) -> None:
         if (self.locationAddress is not _U) + (self.locationCodeableConcept is not _U) + (self.locationReference is not _U) > 1:
             raise _p.ChoiceError("ClaimItem.location[x]: at most one")
-        if (self.servicedDate is not _U or self.servicedDate_ext is not _U) + (self.servicedPeriod is not _U) > 1:
+        if (self.servicedDate is not _U) + (self.servicedPeriod is not _U) > 1:
             raise _p.ChoiceError("ClaimItem.serviced[x]: at most one")
 
 
@@ -3281,7 +3252,6 @@ class ClaimResponseAddItem(_p.Complex, kw_only=True):
     revenue: CodeableConcept | _ms.UnsetType = _U
     reviewOutcome: ClaimResponseItemReviewOutcome | _ms.UnsetType = _U
     servicedDate: _p.Date | _ms.UnsetType = _U
-    servicedDate_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_servicedDate")
     servicedPeriod: Period | _ms.UnsetType = _U
     subdetailSequence: _t.Annotated[list[_p.PositiveInt | None], _p.NonEmpty] | _ms.UnsetType = _U
     subdetailSequence_ext: list[Element | None] | Element | _ms.UnsetType = _ms.field(default=_U, name="_subdetailSequence")
@@ -3292,7 +3262,7 @@ class ClaimResponseAddItem(_p.Complex, kw_only=True):
     def __post_init__(self) -> None:
         if (self.locationAddress is not _U) + (self.locationCodeableConcept is not _U) + (self.locationReference is not _U) > 1:
             raise _p.ChoiceError("ClaimResponseAddItem.location[x]: at most one")
-        if (self.servicedDate is not _U or self.servicedDate_ext is not _U) + (self.servicedPeriod is not _U) > 1:
+        if (self.servicedDate is not _U) + (self.servicedPeriod is not _U) > 1:
             raise _p.ChoiceError("ClaimResponseAddItem.serviced[x]: at most one")
 
 
@@ -3373,11 +3343,10 @@ class ClaimResponseEvent(_p.Complex, kw_only=True):
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     type: CodeableConcept
     whenDateTime: _p.DateTime | _ms.UnsetType = _U
-    whenDateTime_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_whenDateTime")
     whenPeriod: Period | _ms.UnsetType = _U
 
     def __post_init__(self) -> None:
-        if (self.whenDateTime is not _U or self.whenDateTime_ext is not _U) + (self.whenPeriod is not _U) != 1:
+        if (self.whenDateTime is not _U) + (self.whenPeriod is not _U) != 1:
             raise _p.ChoiceError("ClaimResponseEvent.when[x]: exactly one")
 
 
@@ -3510,21 +3479,18 @@ class ClaimSupportingInfo(_p.Complex, kw_only=True):
     sequence: _p.PositiveInt
     sequence_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_sequence")
     timingDate: _p.Date | _ms.UnsetType = _U
-    timingDate_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_timingDate")
     timingPeriod: Period | _ms.UnsetType = _U
     valueAttachment: Attachment | _ms.UnsetType = _U
     valueBoolean: _p.Boolean | _ms.UnsetType = _U
-    valueBoolean_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueBoolean")
     valueIdentifier: Identifier | _ms.UnsetType = _U
     valueQuantity: Quantity | _ms.UnsetType = _U
     valueReference: Reference | _ms.UnsetType = _U
     valueString: _p.String | _ms.UnsetType = _U
-    valueString_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueString")
 
     def __post_init__(self) -> None:
-        if (self.timingDate is not _U or self.timingDate_ext is not _U) + (self.timingPeriod is not _U) > 1:
+        if (self.timingDate is not _U) + (self.timingPeriod is not _U) > 1:
             raise _p.ChoiceError("ClaimSupportingInfo.timing[x]: at most one")
-        if (self.valueAttachment is not _U) + (self.valueBoolean is not _U or self.valueBoolean_ext is not _U) + (self.valueIdentifier is not _U) + (self.valueQuantity is not _U) + (self.valueReference is not _U) + (self.valueString is not _U or self.valueString_ext is not _U) > 1:
+        if (self.valueAttachment is not _U) + (self.valueBoolean is not _U) + (self.valueIdentifier is not _U) + (self.valueQuantity is not _U) + (self.valueReference is not _U) + (self.valueString is not _U) > 1:
             raise _p.ChoiceError("ClaimSupportingInfo.value[x]: at most one")
 
 
@@ -3536,7 +3502,6 @@ class ClinicalImpression(_p.Resource, tag="ClinicalImpression", kw_only=True):
     description: _p.String | _ms.UnsetType = _U
     description_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_description")
     effectiveDateTime: _p.DateTime | _ms.UnsetType = _U
-    effectiveDateTime_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_effectiveDateTime")
     effectivePeriod: Period | _ms.UnsetType = _U
     encounter: Reference | _ms.UnsetType = _U
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
@@ -3584,7 +3549,7 @@ class ClinicalImpression(_p.Resource, tag="ClinicalImpression", kw_only=True):
         v = self.status
         if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
             raise _p.FormatError("ClinicalImpression.status")
-        if (self.effectiveDateTime is not _U or self.effectiveDateTime_ext is not _U) + (self.effectivePeriod is not _U) > 1:
+        if (self.effectiveDateTime is not _U) + (self.effectivePeriod is not _U) > 1:
             raise _p.ChoiceError("ClinicalImpression.effective[x]: at most one")
 
 
@@ -3673,7 +3638,6 @@ class ClinicalUseDefinitionIndication(_p.Complex, kw_only=True):
     diseaseSymptomProcedure: CodeableReference | _ms.UnsetType = _U
     durationRange: Range | _ms.UnsetType = _U
     durationString: _p.String | _ms.UnsetType = _U
-    durationString_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_durationString")
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
@@ -3683,7 +3647,7 @@ class ClinicalUseDefinitionIndication(_p.Complex, kw_only=True):
     undesirableEffect: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
 
     def __post_init__(self) -> None:
-        if (self.durationRange is not _U) + (self.durationString is not _U or self.durationString_ext is not _U) > 1:
+        if (self.durationRange is not _U) + (self.durationString is not _U) > 1:
             raise _p.ChoiceError("ClinicalUseDefinitionIndication.duration[x]: at most one")
 
 
@@ -3802,7 +3766,6 @@ class CodeSystem(_p.Resource, tag="CodeSystem", kw_only=True):
     version_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_version")
     versionAlgorithmCoding: Coding | _ms.UnsetType = _U
     versionAlgorithmString: _p.String | _ms.UnsetType = _U
-    versionAlgorithmString_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_versionAlgorithmString")
     versionNeeded: _p.Boolean | _ms.UnsetType = _U
     versionNeeded_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_versionNeeded")
 
@@ -3834,7 +3797,7 @@ class CodeSystem(_p.Resource, tag="CodeSystem", kw_only=True):
         v = self.valueSet
         if v is not _U and (' ' in v or not v.isprintable()):
             raise _p.FormatError("CodeSystem.valueSet")
-        if (self.versionAlgorithmCoding is not _U) + (self.versionAlgorithmString is not _U or self.versionAlgorithmString_ext is not _U) > 1:
+        if (self.versionAlgorithmCoding is not _U) + (self.versionAlgorithmString is not _U) > 1:
             raise _p.ChoiceError("CodeSystem.versionAlgorithm[x]: at most one")
 
 
@@ -3885,18 +3848,12 @@ class CodeSystemConceptProperty(_p.Complex, kw_only=True):
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     valueBoolean: _p.Boolean | _ms.UnsetType = _U
-    valueBoolean_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueBoolean")
     valueCode: _p.String | _ms.UnsetType = _U
-    valueCode_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueCode")
     valueCoding: Coding | _ms.UnsetType = _U
     valueDateTime: _p.DateTime | _ms.UnsetType = _U
-    valueDateTime_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueDateTime")
     valueDecimal: _p.Decimal | _ms.UnsetType = _U
-    valueDecimal_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueDecimal")
     valueInteger: _p.Integer | _ms.UnsetType = _U
-    valueInteger_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueInteger")
     valueString: _p.String | _ms.UnsetType = _U
-    valueString_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueString")
 
     def __post_init__(self) -> None:
         v = self.code
@@ -3905,7 +3862,7 @@ class CodeSystemConceptProperty(_p.Complex, kw_only=True):
         v = self.valueCode
         if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
             raise _p.FormatError("CodeSystemConceptProperty.valueCode")
-        if (self.valueBoolean is not _U or self.valueBoolean_ext is not _U) + (self.valueCode is not _U or self.valueCode_ext is not _U) + (self.valueCoding is not _U) + (self.valueDateTime is not _U or self.valueDateTime_ext is not _U) + (self.valueDecimal is not _U or self.valueDecimal_ext is not _U) + (self.valueInteger is not _U or self.valueInteger_ext is not _U) + (self.valueString is not _U or self.valueString_ext is not _U) != 1:
+        if (self.valueBoolean is not _U) + (self.valueCode is not _U) + (self.valueCoding is not _U) + (self.valueDateTime is not _U) + (self.valueDecimal is not _U) + (self.valueInteger is not _U) + (self.valueString is not _U) != 1:
             raise _p.ChoiceError("CodeSystemConceptProperty.value[x]: exactly one")
 
 
@@ -4108,7 +4065,6 @@ class CommunicationRequest(_p.Resource, tag="CommunicationRequest", kw_only=True
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     note: _t.Annotated[list[Annotation | None], _p.NonEmpty] | _ms.UnsetType = _U
     occurrenceDateTime: _p.DateTime | _ms.UnsetType = _U
-    occurrenceDateTime_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_occurrenceDateTime")
     occurrencePeriod: Period | _ms.UnsetType = _U
     payload: _t.Annotated[list[CommunicationRequestPayload | None], _p.NonEmpty] | _ms.UnsetType = _U
     priority: _p.String | _ms.UnsetType = _U
@@ -4142,7 +4098,7 @@ class CommunicationRequest(_p.Resource, tag="CommunicationRequest", kw_only=True
         v = self.status
         if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
             raise _p.FormatError("CommunicationRequest.status")
-        if (self.occurrenceDateTime is not _U or self.occurrenceDateTime_ext is not _U) + (self.occurrencePeriod is not _U) > 1:
+        if (self.occurrenceDateTime is not _U) + (self.occurrencePeriod is not _U) > 1:
             raise _p.ChoiceError("CommunicationRequest.occurrence[x]: at most one")
 
 
@@ -4201,7 +4157,6 @@ class CompartmentDefinition(_p.Resource, tag="CompartmentDefinition", kw_only=Tr
     version_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_version")
     versionAlgorithmCoding: Coding | _ms.UnsetType = _U
     versionAlgorithmString: _p.String | _ms.UnsetType = _U
-    versionAlgorithmString_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_versionAlgorithmString")
 
     def __post_init__(self) -> None:
         v = self.code
@@ -4222,7 +4177,7 @@ class CompartmentDefinition(_p.Resource, tag="CompartmentDefinition", kw_only=Tr
         v = self.url
         if v is not _U and (' ' in v or not v.isprintable()):
             raise _p.FormatError("CompartmentDefinition.url")
-        if (self.versionAlgorithmCoding is not _U) + (self.versionAlgorithmString is not _U or self.versionAlgorithmString_ext is not _U) > 1:
+        if (self.versionAlgorithmCoding is not _U) + (self.versionAlgorithmString is not _U) > 1:
             raise _p.ChoiceError("CompartmentDefinition.versionAlgorithm[x]: at most one")
 
 
@@ -4391,15 +4346,11 @@ class ConceptMap(_p.Resource, tag="ConceptMap", kw_only=True):
     relatedArtifact: _t.Annotated[list[RelatedArtifact | None], _p.NonEmpty] | _ms.UnsetType = _U
     reviewer: _t.Annotated[list[ContactDetail | None], _p.NonEmpty] | _ms.UnsetType = _U
     sourceScopeCanonical: _p.String | _ms.UnsetType = _U
-    sourceScopeCanonical_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_sourceScopeCanonical")
     sourceScopeUri: _p.String | _ms.UnsetType = _U
-    sourceScopeUri_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_sourceScopeUri")
     status: _p.String
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
     targetScopeCanonical: _p.String | _ms.UnsetType = _U
-    targetScopeCanonical_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_targetScopeCanonical")
     targetScopeUri: _p.String | _ms.UnsetType = _U
-    targetScopeUri_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_targetScopeUri")
     text: Narrative | _ms.UnsetType = _U
     title: _p.String | _ms.UnsetType = _U
     title_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_title")
@@ -4411,7 +4362,6 @@ class ConceptMap(_p.Resource, tag="ConceptMap", kw_only=True):
     version_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_version")
     versionAlgorithmCoding: Coding | _ms.UnsetType = _U
     versionAlgorithmString: _p.String | _ms.UnsetType = _U
-    versionAlgorithmString_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_versionAlgorithmString")
 
     def __post_init__(self) -> None:
         v = self.id
@@ -4441,11 +4391,11 @@ class ConceptMap(_p.Resource, tag="ConceptMap", kw_only=True):
         v = self.url
         if v is not _U and (' ' in v or not v.isprintable()):
             raise _p.FormatError("ConceptMap.url")
-        if (self.sourceScopeCanonical is not _U or self.sourceScopeCanonical_ext is not _U) + (self.sourceScopeUri is not _U or self.sourceScopeUri_ext is not _U) > 1:
+        if (self.sourceScopeCanonical is not _U) + (self.sourceScopeUri is not _U) > 1:
             raise _p.ChoiceError("ConceptMap.sourceScope[x]: at most one")
-        if (self.targetScopeCanonical is not _U or self.targetScopeCanonical_ext is not _U) + (self.targetScopeUri is not _U or self.targetScopeUri_ext is not _U) > 1:
+        if (self.targetScopeCanonical is not _U) + (self.targetScopeUri is not _U) > 1:
             raise _p.ChoiceError("ConceptMap.targetScope[x]: at most one")
-        if (self.versionAlgorithmCoding is not _U) + (self.versionAlgorithmString is not _U or self.versionAlgorithmString_ext is not _U) > 1:
+        if (self.versionAlgorithmCoding is not _U) + (self.versionAlgorithmString is not _U) > 1:
             raise _p.ChoiceError("ConceptMap.versionAlgorithm[x]: at most one")
 
 
@@ -4559,15 +4509,12 @@ class ConceptMapGroupElementTargetDependsOn(_p.Complex, kw_only=True):
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     valueBoolean: _p.Boolean | _ms.UnsetType = _U
-    valueBoolean_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueBoolean")
     valueCode: _p.String | _ms.UnsetType = _U
-    valueCode_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueCode")
     valueCoding: Coding | _ms.UnsetType = _U
     valueQuantity: Quantity | _ms.UnsetType = _U
     valueSet: _p.String | _ms.UnsetType = _U
     valueSet_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueSet")
     valueString: _p.String | _ms.UnsetType = _U
-    valueString_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueString")
 
     def __post_init__(self) -> None:
         v = self.attribute
@@ -4579,7 +4526,7 @@ class ConceptMapGroupElementTargetDependsOn(_p.Complex, kw_only=True):
         v = self.valueSet
         if v is not _U and (' ' in v or not v.isprintable()):
             raise _p.FormatError("ConceptMapGroupElementTargetDependsOn.valueSet")
-        if (self.valueBoolean is not _U or self.valueBoolean_ext is not _U) + (self.valueCode is not _U or self.valueCode_ext is not _U) + (self.valueCoding is not _U) + (self.valueQuantity is not _U) + (self.valueString is not _U or self.valueString_ext is not _U) > 1:
+        if (self.valueBoolean is not _U) + (self.valueCode is not _U) + (self.valueCoding is not _U) + (self.valueQuantity is not _U) + (self.valueString is not _U) > 1:
             raise _p.ChoiceError("ConceptMapGroupElementTargetDependsOn.value[x]: at most one")
 
 
@@ -4591,18 +4538,12 @@ class ConceptMapGroupElementTargetProperty(_p.Complex, kw_only=True):
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     valueBoolean: _p.Boolean | _ms.UnsetType = _U
-    valueBoolean_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueBoolean")
     valueCode: _p.String | _ms.UnsetType = _U
-    valueCode_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueCode")
     valueCoding: Coding | _ms.UnsetType = _U
     valueDateTime: _p.DateTime | _ms.UnsetType = _U
-    valueDateTime_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueDateTime")
     valueDecimal: _p.Decimal | _ms.UnsetType = _U
-    valueDecimal_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueDecimal")
     valueInteger: _p.Integer | _ms.UnsetType = _U
-    valueInteger_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueInteger")
     valueString: _p.String | _ms.UnsetType = _U
-    valueString_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueString")
 
     def __post_init__(self) -> None:
         v = self.code
@@ -4611,7 +4552,7 @@ class ConceptMapGroupElementTargetProperty(_p.Complex, kw_only=True):
         v = self.valueCode
         if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
             raise _p.FormatError("ConceptMapGroupElementTargetProperty.valueCode")
-        if (self.valueBoolean is not _U or self.valueBoolean_ext is not _U) + (self.valueCode is not _U or self.valueCode_ext is not _U) + (self.valueCoding is not _U) + (self.valueDateTime is not _U or self.valueDateTime_ext is not _U) + (self.valueDecimal is not _U or self.valueDecimal_ext is not _U) + (self.valueInteger is not _U or self.valueInteger_ext is not _U) + (self.valueString is not _U or self.valueString_ext is not _U) != 1:
+        if (self.valueBoolean is not _U) + (self.valueCode is not _U) + (self.valueCoding is not _U) + (self.valueDateTime is not _U) + (self.valueDecimal is not _U) + (self.valueInteger is not _U) + (self.valueString is not _U) != 1:
             raise _p.ChoiceError("ConceptMapGroupElementTargetProperty.value[x]: exactly one")
 
 
@@ -4685,11 +4626,9 @@ class ConceptMapProperty(_p.Complex, kw_only=True):
 class Condition(_p.Resource, tag="Condition", kw_only=True):
     abatementAge: Age | _ms.UnsetType = _U
     abatementDateTime: _p.DateTime | _ms.UnsetType = _U
-    abatementDateTime_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_abatementDateTime")
     abatementPeriod: Period | _ms.UnsetType = _U
     abatementRange: Range | _ms.UnsetType = _U
     abatementString: _p.String | _ms.UnsetType = _U
-    abatementString_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_abatementString")
     bodySite: _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
     category: _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
     clinicalStatus: CodeableConcept
@@ -4710,11 +4649,9 @@ class Condition(_p.Resource, tag="Condition", kw_only=True):
     note: _t.Annotated[list[Annotation | None], _p.NonEmpty] | _ms.UnsetType = _U
     onsetAge: Age | _ms.UnsetType = _U
     onsetDateTime: _p.DateTime | _ms.UnsetType = _U
-    onsetDateTime_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_onsetDateTime")
     onsetPeriod: Period | _ms.UnsetType = _U
     onsetRange: Range | _ms.UnsetType = _U
     onsetString: _p.String | _ms.UnsetType = _U
-    onsetString_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_onsetString")
     participant: _t.Annotated[list[ConditionParticipant | None], _p.NonEmpty] | _ms.UnsetType = _U
     recordedDate: _p.DateTime | _ms.UnsetType = _U
     recordedDate_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_recordedDate")
@@ -4734,9 +4671,9 @@ class Condition(_p.Resource, tag="Condition", kw_only=True):
         v = self.language
         if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
             raise _p.FormatError("Condition.language")
-        if (self.abatementAge is not _U) + (self.abatementDateTime is not _U or self.abatementDateTime_ext is not _U) + (self.abatementPeriod is not _U) + (self.abatementRange is not _U) + (self.abatementString is not _U or self.abatementString_ext is not _U) > 1:
+        if (self.abatementAge is not _U) + (self.abatementDateTime is not _U) + (self.abatementPeriod is not _U) + (self.abatementRange is not _U) + (self.abatementString is not _U) > 1:
             raise _p.ChoiceError("Condition.abatement[x]: at most one")
-        if (self.onsetAge is not _U) + (self.onsetDateTime is not _U or self.onsetDateTime_ext is not _U) + (self.onsetPeriod is not _U) + (self.onsetRange is not _U) + (self.onsetString is not _U or self.onsetString_ext is not _U) > 1:
+        if (self.onsetAge is not _U) + (self.onsetDateTime is not _U) + (self.onsetPeriod is not _U) + (self.onsetRange is not _U) + (self.onsetString is not _U) > 1:
             raise _p.ChoiceError("Condition.onset[x]: at most one")
 
 
@@ -4796,7 +4733,6 @@ class ConditionDefinition(_p.Resource, tag="ConditionDefinition", kw_only=True):
     version_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_version")
     versionAlgorithmCoding: Coding | _ms.UnsetType = _U
     versionAlgorithmString: _p.String | _ms.UnsetType = _U
-    versionAlgorithmString_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_versionAlgorithmString")
 
     def __post_init__(self) -> None:
         if self.definition is not _U:
@@ -4818,7 +4754,7 @@ class ConditionDefinition(_p.Resource, tag="ConditionDefinition", kw_only=True):
         v = self.url
         if v is not _U and (' ' in v or not v.isprintable()):
             raise _p.FormatError("ConditionDefinition.url")
-        if (self.versionAlgorithmCoding is not _U) + (self.versionAlgorithmString is not _U or self.versionAlgorithmString_ext is not _U) > 1:
+        if (self.versionAlgorithmCoding is not _U) + (self.versionAlgorithmString is not _U) > 1:
             raise _p.ChoiceError("ConditionDefinition.versionAlgorithm[x]: at most one")
 
 
@@ -5251,7 +5187,6 @@ class ContractTermAction(_p.Complex, kw_only=True):
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     note: _t.Annotated[list[Annotation | None], _p.NonEmpty] | _ms.UnsetType = _U
     occurrenceDateTime: _p.DateTime | _ms.UnsetType = _U
-    occurrenceDateTime_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_occurrenceDateTime")
     occurrencePeriod: Period | _ms.UnsetType = _U
     occurrenceTiming: Timing | _ms.UnsetType = _U
     performer: Reference | _ms.UnsetType = _U
@@ -5272,7 +5207,7 @@ class ContractTermAction(_p.Complex, kw_only=True):
     type: CodeableConcept
 
     def __post_init__(self) -> None:
-        if (self.occurrenceDateTime is not _U or self.occurrenceDateTime_ext is not _U) + (self.occurrencePeriod is not _U) + (self.occurrenceTiming is not _U) > 1:
+        if (self.occurrenceDateTime is not _U) + (self.occurrencePeriod is not _U) + (self.occurrenceTiming is not _U) > 1:
             raise _p.ChoiceError("ContractTermAction.occurrence[x]: at most one")
 
 
@@ -5382,30 +5317,24 @@ class ContractTermOfferAnswer(_p.Complex, kw_only=True):
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     valueAttachment: Attachment | _ms.UnsetType = _U
     valueBoolean: _p.Boolean | _ms.UnsetType = _U
-    valueBoolean_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueBoolean")
     valueCoding: Coding | _ms.UnsetType = _U
     valueDate: _p.Date | _ms.UnsetType = _U
-    valueDate_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueDate")
     valueDateTime: _p.DateTime | _ms.UnsetType = _U
-    valueDateTime_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueDateTime")
     valueDecimal: _p.Decimal | _ms.UnsetType = _U
-    valueDecimal_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueDecimal")
     valueInteger: _p.Integer | _ms.UnsetType = _U
-    valueInteger_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueInteger")
     valueQuantity: Quantity | _ms.UnsetType = _U
     valueReference: Reference | _ms.UnsetType = _U
     valueString: _p.String | _ms.UnsetType = _U
-    valueString_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueString")
     valueTime: _p.Time | _ms.UnsetType = _U
-    valueTime_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueTime")
     valueUri: _p.String | _ms.UnsetType = _U
-    valueUri_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueUri")
 
     def __post_init__(self) -> None:
         v = self.valueUri
         if v is not _U and (' ' in v or not v.isprintable()):
             raise _p.FormatError("ContractTermOfferAnswer.valueUri")
-        if (self.valueAttachment is not _U) + (self.valueBoolean is not _U or self.valueBoolean_ext is not _U) + (self.valueCoding is not _U) + (self.valueDate is not _U or self.valueDate_ext is not _U) + (self.valueDateTime is not _U or self.valueDateTime_ext is not _U) + (self.valueDecimal is not _U or self.valueDecimal_ext is not _U) + (self.valueInteger is not _U or self.valueInteger_ext is not _U) + (self.valueQuantity is not _U) + (self.valueReference is not _U) + (self.valueString is not _U or self.valueString_ext is not _U) + (self.valueTime is not _U or self.valueTime_ext is not _U) + (self.valueUri is not _U or self.valueUri_ext is not _U) != 1:
+        t = _astuple(self)
+        n = len(t) - t.count(_U) - 0 - ((self.extension is not _U) + (self.id is not _U) + (self.id_ext is not _U) + (self.modifierExtension is not _U))
+        if n != 1:
             raise _p.ChoiceError("ContractTermOfferAnswer.value[x]: exactly one")
 
 
@@ -5595,7 +5524,6 @@ class CoverageEligibilityRequest(_p.Resource, tag="CoverageEligibilityRequest", 
     purpose: _t.Annotated[list[_p.String | None], _p.NonEmpty]
     purpose_ext: list[Element | None] | Element | _ms.UnsetType = _ms.field(default=_U, name="_purpose")
     servicedDate: _p.Date | _ms.UnsetType = _U
-    servicedDate_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_servicedDate")
     servicedPeriod: Period | _ms.UnsetType = _U
     status: _p.String
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
@@ -5619,7 +5547,7 @@ class CoverageEligibilityRequest(_p.Resource, tag="CoverageEligibilityRequest", 
         v = self.status
         if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
             raise _p.FormatError("CoverageEligibilityRequest.status")
-        if (self.servicedDate is not _U or self.servicedDate_ext is not _U) + (self.servicedPeriod is not _U) > 1:
+        if (self.servicedDate is not _U) + (self.servicedPeriod is not _U) > 1:
             raise _p.ChoiceError("CoverageEligibilityRequest.serviced[x]: at most one")
 
 
@@ -5630,11 +5558,10 @@ class CoverageEligibilityRequestEvent(_p.Complex, kw_only=True):
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     type: CodeableConcept
     whenDateTime: _p.DateTime | _ms.UnsetType = _U
-    whenDateTime_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_whenDateTime")
     whenPeriod: Period | _ms.UnsetType = _U
 
     def __post_init__(self) -> None:
-        if (self.whenDateTime is not _U or self.whenDateTime_ext is not _U) + (self.whenPeriod is not _U) != 1:
+        if (self.whenDateTime is not _U) + (self.whenPeriod is not _U) != 1:
             raise _p.ChoiceError("CoverageEligibilityRequestEvent.when[x]: exactly one")
 
 
@@ -5724,7 +5651,6 @@ class CoverageEligibilityResponse(_p.Resource, tag="CoverageEligibilityResponse"
     request: Reference
     requestor: Reference | _ms.UnsetType = _U
     servicedDate: _p.Date | _ms.UnsetType = _U
-    servicedDate_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_servicedDate")
     servicedPeriod: Period | _ms.UnsetType = _U
     status: _p.String
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
@@ -5750,7 +5676,7 @@ class CoverageEligibilityResponse(_p.Resource, tag="CoverageEligibilityResponse"
         v = self.status
         if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
             raise _p.FormatError("CoverageEligibilityResponse.status")
-        if (self.servicedDate is not _U or self.servicedDate_ext is not _U) + (self.servicedPeriod is not _U) > 1:
+        if (self.servicedDate is not _U) + (self.servicedPeriod is not _U) > 1:
             raise _p.ChoiceError("CoverageEligibilityResponse.serviced[x]: at most one")
 
 
@@ -5771,11 +5697,10 @@ class CoverageEligibilityResponseEvent(_p.Complex, kw_only=True):
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     type: CodeableConcept
     whenDateTime: _p.DateTime | _ms.UnsetType = _U
-    whenDateTime_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_whenDateTime")
     whenPeriod: Period | _ms.UnsetType = _U
 
     def __post_init__(self) -> None:
-        if (self.whenDateTime is not _U or self.whenDateTime_ext is not _U) + (self.whenPeriod is not _U) != 1:
+        if (self.whenDateTime is not _U) + (self.whenPeriod is not _U) != 1:
             raise _p.ChoiceError("CoverageEligibilityResponseEvent.when[x]: exactly one")
 
 
@@ -5825,9 +5750,7 @@ class CoverageEligibilityResponseInsuranceItem(_p.Complex, kw_only=True):
 class CoverageEligibilityResponseInsuranceItemBenefit(_p.Complex, kw_only=True):
     allowedMoney: Money | _ms.UnsetType = _U
     allowedString: _p.String | _ms.UnsetType = _U
-    allowedString_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_allowedString")
     allowedUnsignedInt: _p.UnsignedInt | _ms.UnsetType = _U
-    allowedUnsignedInt_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_allowedUnsignedInt")
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
@@ -5835,14 +5758,12 @@ class CoverageEligibilityResponseInsuranceItemBenefit(_p.Complex, kw_only=True):
     type: CodeableConcept
     usedMoney: Money | _ms.UnsetType = _U
     usedString: _p.String | _ms.UnsetType = _U
-    usedString_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_usedString")
     usedUnsignedInt: _p.UnsignedInt | _ms.UnsetType = _U
-    usedUnsignedInt_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_usedUnsignedInt")
 
     def __post_init__(self) -> None:
-        if (self.allowedMoney is not _U) + (self.allowedString is not _U or self.allowedString_ext is not _U) + (self.allowedUnsignedInt is not _U or self.allowedUnsignedInt_ext is not _U) > 1:
+        if (self.allowedMoney is not _U) + (self.allowedString is not _U) + (self.allowedUnsignedInt is not _U) > 1:
             raise _p.ChoiceError("CoverageEligibilityResponseInsuranceItemBenefit.allowed[x]: at most one")
-        if (self.usedMoney is not _U) + (self.usedString is not _U or self.usedString_ext is not _U) + (self.usedUnsignedInt is not _U or self.usedUnsignedInt_ext is not _U) > 1:
+        if (self.usedMoney is not _U) + (self.usedString is not _U) + (self.usedUnsignedInt is not _U) > 1:
             raise _p.ChoiceError("CoverageEligibilityResponseInsuranceItemBenefit.used[x]: at most one")
 
 
@@ -5914,12 +5835,11 @@ class DataRequirementDateFilter(_p.Complex, kw_only=True):
     searchParam: _p.String | _ms.UnsetType = _U
     searchParam_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_searchParam")
     valueDateTime: _p.DateTime | _ms.UnsetType = _U
-    valueDateTime_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueDateTime")
     valueDuration: Duration | _ms.UnsetType = _U
     valuePeriod: Period | _ms.UnsetType = _U
 
     def __post_init__(self) -> None:
-        if (self.valueDateTime is not _U or self.valueDateTime_ext is not _U) + (self.valueDuration is not _U) + (self.valuePeriod is not _U) > 1:
+        if (self.valueDateTime is not _U) + (self.valueDuration is not _U) + (self.valuePeriod is not _U) > 1:
             raise _p.ChoiceError("DataRequirementDateFilter.value[x]: at most one")
 
 
@@ -5949,7 +5869,6 @@ class DataRequirementValueFilter(_p.Complex, kw_only=True):
     searchParam: _p.String | _ms.UnsetType = _U
     searchParam_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_searchParam")
     valueDateTime: _p.DateTime | _ms.UnsetType = _U
-    valueDateTime_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueDateTime")
     valueDuration: Duration | _ms.UnsetType = _U
     valuePeriod: Period | _ms.UnsetType = _U
 
@@ -5957,7 +5876,7 @@ class DataRequirementValueFilter(_p.Complex, kw_only=True):
         v = self.comparator
         if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
             raise _p.FormatError("DataRequirementValueFilter.comparator")
-        if (self.valueDateTime is not _U or self.valueDateTime_ext is not _U) + (self.valueDuration is not _U) + (self.valuePeriod is not _U) > 1:
+        if (self.valueDateTime is not _U) + (self.valueDuration is not _U) + (self.valuePeriod is not _U) > 1:
             raise _p.ChoiceError("DataRequirementValueFilter.value[x]: at most one")
 
 
@@ -5980,7 +5899,6 @@ class DetectedIssue(_p.Resource, tag="DetectedIssue", kw_only=True):
     id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     identifiedDateTime: _p.DateTime | _ms.UnsetType = _U
-    identifiedDateTime_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_identifiedDateTime")
     identifiedPeriod: Period | _ms.UnsetType = _U
     identifier: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
     implicated: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
@@ -6019,7 +5937,7 @@ class DetectedIssue(_p.Resource, tag="DetectedIssue", kw_only=True):
         v = self.status
         if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
             raise _p.FormatError("DetectedIssue.status")
-        if (self.identifiedDateTime is not _U or self.identifiedDateTime_ext is not _U) + (self.identifiedPeriod is not _U) > 1:
+        if (self.identifiedDateTime is not _U) + (self.identifiedPeriod is not _U) > 1:
             raise _p.ChoiceError("DetectedIssue.identified[x]: at most one")
 
 
@@ -6375,17 +6293,14 @@ class DeviceDefinitionProperty(_p.Complex, kw_only=True):
     type: CodeableConcept
     valueAttachment: Attachment | _ms.UnsetType = _U
     valueBoolean: _p.Boolean | _ms.UnsetType = _U
-    valueBoolean_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueBoolean")
     valueCodeableConcept: CodeableConcept | _ms.UnsetType = _U
     valueInteger: _p.Integer | _ms.UnsetType = _U
-    valueInteger_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueInteger")
     valueQuantity: Quantity | _ms.UnsetType = _U
     valueRange: Range | _ms.UnsetType = _U
     valueString: _p.String | _ms.UnsetType = _U
-    valueString_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueString")
 
     def __post_init__(self) -> None:
-        if (self.valueAttachment is not _U) + (self.valueBoolean is not _U or self.valueBoolean_ext is not _U) + (self.valueCodeableConcept is not _U) + (self.valueInteger is not _U or self.valueInteger_ext is not _U) + (self.valueQuantity is not _U) + (self.valueRange is not _U) + (self.valueString is not _U or self.valueString_ext is not _U) != 1:
+        if (self.valueAttachment is not _U) + (self.valueBoolean is not _U) + (self.valueCodeableConcept is not _U) + (self.valueInteger is not _U) + (self.valueQuantity is not _U) + (self.valueRange is not _U) + (self.valueString is not _U) != 1:
             raise _p.ChoiceError("DeviceDefinitionProperty.value[x]: exactly one")
 
 
@@ -6618,17 +6533,14 @@ class DeviceProperty(_p.Complex, kw_only=True):
     type: CodeableConcept
     valueAttachment: Attachment | _ms.UnsetType = _U
     valueBoolean: _p.Boolean | _ms.UnsetType = _U
-    valueBoolean_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueBoolean")
     valueCodeableConcept: CodeableConcept | _ms.UnsetType = _U
     valueInteger: _p.Integer | _ms.UnsetType = _U
-    valueInteger_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueInteger")
     valueQuantity: Quantity | _ms.UnsetType = _U
     valueRange: Range | _ms.UnsetType = _U
     valueString: _p.String | _ms.UnsetType = _U
-    valueString_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueString")
 
     def __post_init__(self) -> None:
-        if (self.valueAttachment is not _U) + (self.valueBoolean is not _U or self.valueBoolean_ext is not _U) + (self.valueCodeableConcept is not _U) + (self.valueInteger is not _U or self.valueInteger_ext is not _U) + (self.valueQuantity is not _U) + (self.valueRange is not _U) + (self.valueString is not _U or self.valueString_ext is not _U) != 1:
+        if (self.valueAttachment is not _U) + (self.valueBoolean is not _U) + (self.valueCodeableConcept is not _U) + (self.valueInteger is not _U) + (self.valueQuantity is not _U) + (self.valueRange is not _U) + (self.valueString is not _U) != 1:
             raise _p.ChoiceError("DeviceProperty.value[x]: exactly one")
 
 
@@ -6664,7 +6576,6 @@ class DeviceRequest(_p.Resource, tag="DeviceRequest", kw_only=True):
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     note: _t.Annotated[list[Annotation | None], _p.NonEmpty] | _ms.UnsetType = _U
     occurrenceDateTime: _p.DateTime | _ms.UnsetType = _U
-    occurrenceDateTime_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_occurrenceDateTime")
     occurrencePeriod: Period | _ms.UnsetType = _U
     occurrenceTiming: Timing | _ms.UnsetType = _U
     parameter: _t.Annotated[list[DeviceRequestParameter | None], _p.NonEmpty] | _ms.UnsetType = _U
@@ -6710,7 +6621,7 @@ class DeviceRequest(_p.Resource, tag="DeviceRequest", kw_only=True):
         v = self.status
         if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
             raise _p.FormatError("DeviceRequest.status")
-        if (self.occurrenceDateTime is not _U or self.occurrenceDateTime_ext is not _U) + (self.occurrencePeriod is not _U) + (self.occurrenceTiming is not _U) > 1:
+        if (self.occurrenceDateTime is not _U) + (self.occurrencePeriod is not _U) + (self.occurrenceTiming is not _U) > 1:
             raise _p.ChoiceError("DeviceRequest.occurrence[x]: at most one")
 
 
@@ -6721,13 +6632,12 @@ class DeviceRequestParameter(_p.Complex, kw_only=True):
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     valueBoolean: _p.Boolean | _ms.UnsetType = _U
-    valueBoolean_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueBoolean")
     valueCodeableConcept: CodeableConcept | _ms.UnsetType = _U
     valueQuantity: Quantity | _ms.UnsetType = _U
     valueRange: Range | _ms.UnsetType = _U
 
     def __post_init__(self) -> None:
-        if (self.valueBoolean is not _U or self.valueBoolean_ext is not _U) + (self.valueCodeableConcept is not _U) + (self.valueQuantity is not _U) + (self.valueRange is not _U) > 1:
+        if (self.valueBoolean is not _U) + (self.valueCodeableConcept is not _U) + (self.valueQuantity is not _U) + (self.valueRange is not _U) > 1:
             raise _p.ChoiceError("DeviceRequestParameter.value[x]: at most one")
 
 
@@ -6790,7 +6700,6 @@ class DeviceUsage(_p.Resource, tag="DeviceUsage", kw_only=True):
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
     text: Narrative | _ms.UnsetType = _U
     timingDateTime: _p.DateTime | _ms.UnsetType = _U
-    timingDateTime_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_timingDateTime")
     timingPeriod: Period | _ms.UnsetType = _U
     timingTiming: Timing | _ms.UnsetType = _U
     usageReason: _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
@@ -6809,7 +6718,7 @@ class DeviceUsage(_p.Resource, tag="DeviceUsage", kw_only=True):
         v = self.status
         if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
             raise _p.FormatError("DeviceUsage.status")
-        if (self.timingDateTime is not _U or self.timingDateTime_ext is not _U) + (self.timingPeriod is not _U) + (self.timingTiming is not _U) > 1:
+        if (self.timingDateTime is not _U) + (self.timingPeriod is not _U) + (self.timingTiming is not _U) > 1:
             raise _p.ChoiceError("DeviceUsage.timing[x]: at most one")
 
 
@@ -6845,7 +6754,6 @@ class DiagnosticReport(_p.Resource, tag="DiagnosticReport", kw_only=True):
     conclusionCode: _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
     contained: _t.Annotated[list[AnyResource | None], _p.NonEmpty] | _ms.UnsetType = _U
     effectiveDateTime: _p.DateTime | _ms.UnsetType = _U
-    effectiveDateTime_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_effectiveDateTime")
     effectivePeriod: Period | _ms.UnsetType = _U
     encounter: Reference | _ms.UnsetType = _U
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
@@ -6887,7 +6795,7 @@ class DiagnosticReport(_p.Resource, tag="DiagnosticReport", kw_only=True):
         v = self.status
         if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
             raise _p.FormatError("DiagnosticReport.status")
-        if (self.effectiveDateTime is not _U or self.effectiveDateTime_ext is not _U) + (self.effectivePeriod is not _U) > 1:
+        if (self.effectiveDateTime is not _U) + (self.effectivePeriod is not _U) > 1:
             raise _p.ChoiceError("DiagnosticReport.effective[x]: at most one")
 
 
@@ -7022,10 +6930,8 @@ class DocumentReferenceContentProfile(_p.Complex, kw_only=True):
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     valueCanonical: _p.String | _ms.UnsetType = _U
-    valueCanonical_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueCanonical")
     valueCoding: Coding | _ms.UnsetType = _U
     valueUri: _p.String | _ms.UnsetType = _U
-    valueUri_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueUri")
 
     def __post_init__(self) -> None:
         v = self.valueCanonical
@@ -7034,7 +6940,7 @@ class DocumentReferenceContentProfile(_p.Complex, kw_only=True):
         v = self.valueUri
         if v is not _U and (' ' in v or not v.isprintable()):
             raise _p.FormatError("DocumentReferenceContentProfile.valueUri")
-        if (self.valueCanonical is not _U or self.valueCanonical_ext is not _U) + (self.valueCoding is not _U) + (self.valueUri is not _U or self.valueUri_ext is not _U) != 1:
+        if (self.valueCanonical is not _U) + (self.valueCoding is not _U) + (self.valueUri is not _U) != 1:
             raise _p.ChoiceError("DocumentReferenceContentProfile.value[x]: exactly one")
 
 
@@ -7164,13 +7070,9 @@ class ElementDefinition(_p.Complex, kw_only=True):
     defaultValueAttachment: Attachment | _ms.UnsetType = _U
     defaultValueAvailability: Availability | _ms.UnsetType = _U
     defaultValueBase64Binary: _p.Base64Binary | _ms.UnsetType = _U
-    defaultValueBase64Binary_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_defaultValueBase64Binary")
     defaultValueBoolean: _p.Boolean | _ms.UnsetType = _U
-    defaultValueBoolean_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_defaultValueBoolean")
     defaultValueCanonical: _p.String | _ms.UnsetType = _U
-    defaultValueCanonical_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_defaultValueCanonical")
     defaultValueCode: _p.String | _ms.UnsetType = _U
-    defaultValueCode_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_defaultValueCode")
     defaultValueCodeableConcept: CodeableConcept | _ms.UnsetType = _U
     defaultValueCodeableReference: CodeableReference | _ms.UnsetType = _U
     defaultValueCoding: Coding | _ms.UnsetType = _U
@@ -7179,11 +7081,8 @@ class ElementDefinition(_p.Complex, kw_only=True):
     defaultValueCount: Count | _ms.UnsetType = _U
     defaultValueDataRequirement: DataRequirement | _ms.UnsetType = _U
     defaultValueDate: _p.Date | _ms.UnsetType = _U
-    defaultValueDate_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_defaultValueDate")
     defaultValueDateTime: _p.DateTime | _ms.UnsetType = _U
-    defaultValueDateTime_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_defaultValueDateTime")
     defaultValueDecimal: _p.Decimal | _ms.UnsetType = _U
-    defaultValueDecimal_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_defaultValueDecimal")
     defaultValueDistance: Distance | _ms.UnsetType = _U
     defaultValueDosage: Dosage | _ms.UnsetType = _U
     defaultValueDuration: Duration | _ms.UnsetType = _U
@@ -7191,24 +7090,17 @@ class ElementDefinition(_p.Complex, kw_only=True):
     defaultValueExtendedContactDetail: ExtendedContactDetail | _ms.UnsetType = _U
     defaultValueHumanName: HumanName | _ms.UnsetType = _U
     defaultValueId: _p.String | _ms.UnsetType = _U
-    defaultValueId_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_defaultValueId")
     defaultValueIdentifier: Identifier | _ms.UnsetType = _U
     defaultValueInstant: _p.Instant | _ms.UnsetType = _U
-    defaultValueInstant_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_defaultValueInstant")
     defaultValueInteger: _p.Integer | _ms.UnsetType = _U
-    defaultValueInteger_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_defaultValueInteger")
     defaultValueInteger64: _p.Integer64 | _ms.UnsetType = _U
-    defaultValueInteger64_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_defaultValueInteger64")
     defaultValueMarkdown: _p.String | _ms.UnsetType = _U
-    defaultValueMarkdown_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_defaultValueMarkdown")
     defaultValueMeta: Meta | _ms.UnsetType = _U
     defaultValueMoney: Money | _ms.UnsetType = _U
     defaultValueOid: _p.Oid | _ms.UnsetType = _U
-    defaultValueOid_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_defaultValueOid")
     defaultValueParameterDefinition: ParameterDefinition | _ms.UnsetType = _U
     defaultValuePeriod: Period | _ms.UnsetType = _U
     defaultValuePositiveInt: _p.PositiveInt | _ms.UnsetType = _U
-    defaultValuePositiveInt_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_defaultValuePositiveInt")
     defaultValueQuantity: Quantity | _ms.UnsetType = _U
     defaultValueRange: Range | _ms.UnsetType = _U
     defaultValueRatio: Ratio | _ms.UnsetType = _U
@@ -7218,20 +7110,14 @@ class ElementDefinition(_p.Complex, kw_only=True):
     defaultValueSampledData: SampledData | _ms.UnsetType = _U
     defaultValueSignature: Signature | _ms.UnsetType = _U
     defaultValueString: _p.String | _ms.UnsetType = _U
-    defaultValueString_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_defaultValueString")
     defaultValueTime: _p.Time | _ms.UnsetType = _U
-    defaultValueTime_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_defaultValueTime")
     defaultValueTiming: Timing | _ms.UnsetType = _U
     defaultValueTriggerDefinition: TriggerDefinition | _ms.UnsetType = _U
     defaultValueUnsignedInt: _p.UnsignedInt | _ms.UnsetType = _U
-    defaultValueUnsignedInt_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_defaultValueUnsignedInt")
     defaultValueUri: _p.String | _ms.UnsetType = _U
-    defaultValueUri_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_defaultValueUri")
     defaultValueUrl: _p.String | _ms.UnsetType = _U
-    defaultValueUrl_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_defaultValueUrl")
     defaultValueUsageContext: UsageContext | _ms.UnsetType = _U
     defaultValueUuid: _p.Uuid | _ms.UnsetType = _U
-    defaultValueUuid_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_defaultValueUuid")
     definition: _p.String | _ms.UnsetType = _U
     definition_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_definition")
     example: _t.Annotated[list[ElementDefinitionExample | None], _p.NonEmpty] | _ms.UnsetType = _U
@@ -7242,13 +7128,9 @@ class ElementDefinition(_p.Complex, kw_only=True):
     fixedAttachment: Attachment | _ms.UnsetType = _U
     fixedAvailability: Availability | _ms.UnsetType = _U
     fixedBase64Binary: _p.Base64Binary | _ms.UnsetType = _U
-    fixedBase64Binary_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_fixedBase64Binary")
     fixedBoolean: _p.Boolean | _ms.UnsetType = _U
-    fixedBoolean_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_fixedBoolean")
     fixedCanonical: _p.String | _ms.UnsetType = _U
-    fixedCanonical_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_fixedCanonical")
     fixedCode: _p.String | _ms.UnsetType = _U
-    fixedCode_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_fixedCode")
     fixedCodeableConcept: CodeableConcept | _ms.UnsetType = _U
     fixedCodeableReference: CodeableReference | _ms.UnsetType = _U
     fixedCoding: Coding | _ms.UnsetType = _U
@@ -7257,11 +7139,8 @@ class ElementDefinition(_p.Complex, kw_only=True):
     fixedCount: Count | _ms.UnsetType = _U
     fixedDataRequirement: DataRequirement | _ms.UnsetType = _U
     fixedDate: _p.Date | _ms.UnsetType = _U
-    fixedDate_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_fixedDate")
     fixedDateTime: _p.DateTime | _ms.UnsetType = _U
-    fixedDateTime_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_fixedDateTime")
     fixedDecimal: _p.Decimal | _ms.UnsetType = _U
-    fixedDecimal_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_fixedDecimal")
     fixedDistance: Distance | _ms.UnsetType = _U
     fixedDosage: Dosage | _ms.UnsetType = _U
     fixedDuration: Duration | _ms.UnsetType = _U
@@ -7269,24 +7148,17 @@ class ElementDefinition(_p.Complex, kw_only=True):
     fixedExtendedContactDetail: ExtendedContactDetail | _ms.UnsetType = _U
     fixedHumanName: HumanName | _ms.UnsetType = _U
     fixedId: _p.String | _ms.UnsetType = _U
-    fixedId_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_fixedId")
     fixedIdentifier: Identifier | _ms.UnsetType = _U
     fixedInstant: _p.Instant | _ms.UnsetType = _U
-    fixedInstant_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_fixedInstant")
     fixedInteger: _p.Integer | _ms.UnsetType = _U
-    fixedInteger_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_fixedInteger")
     fixedInteger64: _p.Integer64 | _ms.UnsetType = _U
-    fixedInteger64_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_fixedInteger64")
     fixedMarkdown: _p.String | _ms.UnsetType = _U
-    fixedMarkdown_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_fixedMarkdown")
     fixedMeta: Meta | _ms.UnsetType = _U
     fixedMoney: Money | _ms.UnsetType = _U
     fixedOid: _p.Oid | _ms.UnsetType = _U
-    fixedOid_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_fixedOid")
     fixedParameterDefinition: ParameterDefinition | _ms.UnsetType = _U
     fixedPeriod: Period | _ms.UnsetType = _U
     fixedPositiveInt: _p.PositiveInt | _ms.UnsetType = _U
-    fixedPositiveInt_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_fixedPositiveInt")
     fixedQuantity: Quantity | _ms.UnsetType = _U
     fixedRange: Range | _ms.UnsetType = _U
     fixedRatio: Ratio | _ms.UnsetType = _U
@@ -7296,20 +7168,14 @@ class ElementDefinition(_p.Complex, kw_only=True):
     fixedSampledData: SampledData | _ms.UnsetType = _U
     fixedSignature: Signature | _ms.UnsetType = _U
     fixedString: _p.String | _ms.UnsetType = _U
-    fixedString_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_fixedString")
     fixedTime: _p.Time | _ms.UnsetType = _U
-    fixedTime_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_fixedTime")
     fixedTiming: Timing | _ms.UnsetType = _U
     fixedTriggerDefinition: TriggerDefinition | _ms.UnsetType = _U
     fixedUnsignedInt: _p.UnsignedInt | _ms.UnsetType = _U
-    fixedUnsignedInt_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_fixedUnsignedInt")
     fixedUri: _p.String | _ms.UnsetType = _U
-    fixedUri_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_fixedUri")
     fixedUrl: _p.String | _ms.UnsetType = _U
-    fixedUrl_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_fixedUrl")
     fixedUsageContext: UsageContext | _ms.UnsetType = _U
     fixedUuid: _p.Uuid | _ms.UnsetType = _U
-    fixedUuid_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_fixedUuid")
     id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     isModifier: _p.Boolean | _ms.UnsetType = _U
@@ -7326,47 +7192,29 @@ class ElementDefinition(_p.Complex, kw_only=True):
     maxLength: _p.Integer | _ms.UnsetType = _U
     maxLength_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_maxLength")
     maxValueDate: _p.Date | _ms.UnsetType = _U
-    maxValueDate_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_maxValueDate")
     maxValueDateTime: _p.DateTime | _ms.UnsetType = _U
-    maxValueDateTime_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_maxValueDateTime")
     maxValueDecimal: _p.Decimal | _ms.UnsetType = _U
-    maxValueDecimal_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_maxValueDecimal")
     maxValueInstant: _p.Instant | _ms.UnsetType = _U
-    maxValueInstant_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_maxValueInstant")
     maxValueInteger: _p.Integer | _ms.UnsetType = _U
-    maxValueInteger_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_maxValueInteger")
     maxValueInteger64: _p.Integer64 | _ms.UnsetType = _U
-    maxValueInteger64_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_maxValueInteger64")
     maxValuePositiveInt: _p.PositiveInt | _ms.UnsetType = _U
-    maxValuePositiveInt_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_maxValuePositiveInt")
     maxValueQuantity: Quantity | _ms.UnsetType = _U
     maxValueTime: _p.Time | _ms.UnsetType = _U
-    maxValueTime_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_maxValueTime")
     maxValueUnsignedInt: _p.UnsignedInt | _ms.UnsetType = _U
-    maxValueUnsignedInt_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_maxValueUnsignedInt")
     meaningWhenMissing: _p.String | _ms.UnsetType = _U
     meaningWhenMissing_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_meaningWhenMissing")
     min: _p.UnsignedInt | _ms.UnsetType = _U
     min_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_min")
     minValueDate: _p.Date | _ms.UnsetType = _U
-    minValueDate_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_minValueDate")
     minValueDateTime: _p.DateTime | _ms.UnsetType = _U
-    minValueDateTime_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_minValueDateTime")
     minValueDecimal: _p.Decimal | _ms.UnsetType = _U
-    minValueDecimal_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_minValueDecimal")
     minValueInstant: _p.Instant | _ms.UnsetType = _U
-    minValueInstant_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_minValueInstant")
     minValueInteger: _p.Integer | _ms.UnsetType = _U
-    minValueInteger_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_minValueInteger")
     minValueInteger64: _p.Integer64 | _ms.UnsetType = _U
-    minValueInteger64_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_minValueInteger64")
     minValuePositiveInt: _p.PositiveInt | _ms.UnsetType = _U
-    minValuePositiveInt_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_minValuePositiveInt")
     minValueQuantity: Quantity | _ms.UnsetType = _U
     minValueTime: _p.Time | _ms.UnsetType = _U
-    minValueTime_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_minValueTime")
     minValueUnsignedInt: _p.UnsignedInt | _ms.UnsetType = _U
-    minValueUnsignedInt_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_minValueUnsignedInt")
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     mustHaveValue: _p.Boolean | _ms.UnsetType = _U
     mustHaveValue_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_mustHaveValue")
@@ -7382,13 +7230,9 @@ class ElementDefinition(_p.Complex, kw_only=True):
     patternAttachment: Attachment | _ms.UnsetType = _U
     patternAvailability: Availability | _ms.UnsetType = _U
     patternBase64Binary: _p.Base64Binary | _ms.UnsetType = _U
-    patternBase64Binary_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_patternBase64Binary")
     patternBoolean: _p.Boolean | _ms.UnsetType = _U
-    patternBoolean_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_patternBoolean")
     patternCanonical: _p.String | _ms.UnsetType = _U
-    patternCanonical_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_patternCanonical")
     patternCode: _p.String | _ms.UnsetType = _U
-    patternCode_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_patternCode")
     patternCodeableConcept: CodeableConcept | _ms.UnsetType = _U
     patternCodeableReference: CodeableReference | _ms.UnsetType = _U
     patternCoding: Coding | _ms.UnsetType = _U
@@ -7397,11 +7241,8 @@ class ElementDefinition(_p.Complex, kw_only=True):
     patternCount: Count | _ms.UnsetType = _U
     patternDataRequirement: DataRequirement | _ms.UnsetType = _U
     patternDate: _p.Date | _ms.UnsetType = _U
-    patternDate_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_patternDate")
     patternDateTime: _p.DateTime | _ms.UnsetType = _U
-    patternDateTime_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_patternDateTime")
     patternDecimal: _p.Decimal | _ms.UnsetType = _U
-    patternDecimal_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_patternDecimal")
     patternDistance: Distance | _ms.UnsetType = _U
     patternDosage: Dosage | _ms.UnsetType = _U
     patternDuration: Duration | _ms.UnsetType = _U
@@ -7409,24 +7250,17 @@ class ElementDefinition(_p.Complex, kw_only=True):
     patternExtendedContactDetail: ExtendedContactDetail | _ms.UnsetType = _U
     patternHumanName: HumanName | _ms.UnsetType = _U
     patternId: _p.String | _ms.UnsetType = _U
-    patternId_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_patternId")
     patternIdentifier: Identifier | _ms.UnsetType = _U
     patternInstant: _p.Instant | _ms.UnsetType = _U
-    patternInstant_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_patternInstant")
     patternInteger: _p.Integer | _ms.UnsetType = _U
-    patternInteger_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_patternInteger")
     patternInteger64: _p.Integer64 | _ms.UnsetType = _U
-    patternInteger64_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_patternInteger64")
     patternMarkdown: _p.String | _ms.UnsetType = _U
-    patternMarkdown_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_patternMarkdown")
     patternMeta: Meta | _ms.UnsetType = _U
     patternMoney: Money | _ms.UnsetType = _U
     patternOid: _p.Oid | _ms.UnsetType = _U
-    patternOid_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_patternOid")
     patternParameterDefinition: ParameterDefinition | _ms.UnsetType = _U
     patternPeriod: Period | _ms.UnsetType = _U
     patternPositiveInt: _p.PositiveInt | _ms.UnsetType = _U
-    patternPositiveInt_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_patternPositiveInt")
     patternQuantity: Quantity | _ms.UnsetType = _U
     patternRange: Range | _ms.UnsetType = _U
     patternRatio: Ratio | _ms.UnsetType = _U
@@ -7436,20 +7270,14 @@ class ElementDefinition(_p.Complex, kw_only=True):
     patternSampledData: SampledData | _ms.UnsetType = _U
     patternSignature: Signature | _ms.UnsetType = _U
     patternString: _p.String | _ms.UnsetType = _U
-    patternString_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_patternString")
     patternTime: _p.Time | _ms.UnsetType = _U
-    patternTime_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_patternTime")
     patternTiming: Timing | _ms.UnsetType = _U
     patternTriggerDefinition: TriggerDefinition | _ms.UnsetType = _U
     patternUnsignedInt: _p.UnsignedInt | _ms.UnsetType = _U
-    patternUnsignedInt_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_patternUnsignedInt")
     patternUri: _p.String | _ms.UnsetType = _U
-    patternUri_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_patternUri")
     patternUrl: _p.String | _ms.UnsetType = _U
-    patternUrl_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_patternUrl")
     patternUsageContext: UsageContext | _ms.UnsetType = _U
     patternUuid: _p.Uuid | _ms.UnsetType = _U
-    patternUuid_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_patternUuid")
     representation: _t.Annotated[list[_p.String | None], _p.NonEmpty] | _ms.UnsetType = _U
     representation_ext: list[Element | None] | Element | _ms.UnsetType = _ms.field(default=_U, name="_representation")
     requirements: _p.String | _ms.UnsetType = _U
@@ -7513,15 +7341,15 @@ class ElementDefinition(_p.Complex, kw_only=True):
             for v in self.valueAlternatives:
                 if v is not None and (' ' in v or not v.isprintable()):
                     raise _p.FormatError("ElementDefinition.valueAlternatives")
-        if (self.defaultValueAddress is not _U) + (self.defaultValueAge is not _U) + (self.defaultValueAnnotation is not _U) + (self.defaultValueAttachment is not _U) + (self.defaultValueAvailability is not _U) + (self.defaultValueBase64Binary is not _U or self.defaultValueBase64Binary_ext is not _U) + (self.defaultValueBoolean is not _U or self.defaultValueBoolean_ext is not _U) + (self.defaultValueCanonical is not _U or self.defaultValueCanonical_ext is not _U) + (self.defaultValueCode is not _U or self.defaultValueCode_ext is not _U) + (self.defaultValueCodeableConcept is not _U) + (self.defaultValueCodeableReference is not _U) + (self.defaultValueCoding is not _U) + (self.defaultValueContactDetail is not _U) + (self.defaultValueContactPoint is not _U) + (self.defaultValueCount is not _U) + (self.defaultValueDataRequirement is not _U) + (self.defaultValueDate is not _U or self.defaultValueDate_ext is not _U) + (self.defaultValueDateTime is not _U or self.defaultValueDateTime_ext is not _U) + (self.defaultValueDecimal is not _U or self.defaultValueDecimal_ext is not _U) + (self.defaultValueDistance is not _U) + (self.defaultValueDosage is not _U) + (self.defaultValueDuration is not _U) + (self.defaultValueExpression is not _U) + (self.defaultValueExtendedContactDetail is not _U) + (self.defaultValueHumanName is not _U) + (self.defaultValueId is not _U or self.defaultValueId_ext is not _U) + (self.defaultValueIdentifier is not _U) + (self.defaultValueInstant is not _U or self.defaultValueInstant_ext is not _U) + (self.defaultValueInteger is not _U or self.defaultValueInteger_ext is not _U) + (self.defaultValueInteger64 is not _U or self.defaultValueInteger64_ext is not _U) + (self.defaultValueMarkdown is not _U or self.defaultValueMarkdown_ext is not _U) + (self.defaultValueMeta is not _U) + (self.defaultValueMoney is not _U) + (self.defaultValueOid is not _U or self.defaultValueOid_ext is not _U) + (self.defaultValueParameterDefinition is not _U) + (self.defaultValuePeriod is not _U) + (self.defaultValuePositiveInt is not _U or self.defaultValuePositiveInt_ext is not _U) + (self.defaultValueQuantity is not _U) + (self.defaultValueRange is not _U) + (self.defaultValueRatio is not _U) + (self.defaultValueRatioRange is not _U) + (self.defaultValueReference is not _U) + (self.defaultValueRelatedArtifact is not _U) + (self.defaultValueSampledData is not _U) + (self.defaultValueSignature is not _U) + (self.defaultValueString is not _U or self.defaultValueString_ext is not _U) + (self.defaultValueTime is not _U or self.defaultValueTime_ext is not _U) + (self.defaultValueTiming is not _U) + (self.defaultValueTriggerDefinition is not _U) + (self.defaultValueUnsignedInt is not _U or self.defaultValueUnsignedInt_ext is not _U) + (self.defaultValueUri is not _U or self.defaultValueUri_ext is not _U) + (self.defaultValueUrl is not _U or self.defaultValueUrl_ext is not _U) + (self.defaultValueUsageContext is not _U) + (self.defaultValueUuid is not _U or self.defaultValueUuid_ext is not _U) > 1:
+        if (self.defaultValueAddress is not _U) + (self.defaultValueAge is not _U) + (self.defaultValueAnnotation is not _U) + (self.defaultValueAttachment is not _U) + (self.defaultValueAvailability is not _U) + (self.defaultValueBase64Binary is not _U) + (self.defaultValueBoolean is not _U) + (self.defaultValueCanonical is not _U) + (self.defaultValueCode is not _U) + (self.defaultValueCodeableConcept is not _U) + (self.defaultValueCodeableReference is not _U) + (self.defaultValueCoding is not _U) + (self.defaultValueContactDetail is not _U) + (self.defaultValueContactPoint is not _U) + (self.defaultValueCount is not _U) + (self.defaultValueDataRequirement is not _U) + (self.defaultValueDate is not _U) + (self.defaultValueDateTime is not _U) + (self.defaultValueDecimal is not _U) + (self.defaultValueDistance is not _U) + (self.defaultValueDosage is not _U) + (self.defaultValueDuration is not _U) + (self.defaultValueExpression is not _U) + (self.defaultValueExtendedContactDetail is not _U) + (self.defaultValueHumanName is not _U) + (self.defaultValueId is not _U) + (self.defaultValueIdentifier is not _U) + (self.defaultValueInstant is not _U) + (self.defaultValueInteger is not _U) + (self.defaultValueInteger64 is not _U) + (self.defaultValueMarkdown is not _U) + (self.defaultValueMeta is not _U) + (self.defaultValueMoney is not _U) + (self.defaultValueOid is not _U) + (self.defaultValueParameterDefinition is not _U) + (self.defaultValuePeriod is not _U) + (self.defaultValuePositiveInt is not _U) + (self.defaultValueQuantity is not _U) + (self.defaultValueRange is not _U) + (self.defaultValueRatio is not _U) + (self.defaultValueRatioRange is not _U) + (self.defaultValueReference is not _U) + (self.defaultValueRelatedArtifact is not _U) + (self.defaultValueSampledData is not _U) + (self.defaultValueSignature is not _U) + (self.defaultValueString is not _U) + (self.defaultValueTime is not _U) + (self.defaultValueTiming is not _U) + (self.defaultValueTriggerDefinition is not _U) + (self.defaultValueUnsignedInt is not _U) + (self.defaultValueUri is not _U) + (self.defaultValueUrl is not _U) + (self.defaultValueUsageContext is not _U) + (self.defaultValueUuid is not _U) > 1:
             raise _p.ChoiceError("ElementDefinition.defaultValue[x]: at most one")
-        if (self.fixedAddress is not _U) + (self.fixedAge is not _U) + (self.fixedAnnotation is not _U) + (self.fixedAttachment is not _U) + (self.fixedAvailability is not _U) + (self.fixedBase64Binary is not _U or self.fixedBase64Binary_ext is not _U) + (self.fixedBoolean is not _U or self.fixedBoolean_ext is not _U) + (self.fixedCanonical is not _U or self.fixedCanonical_ext is not _U) + (self.fixedCode is not _U or self.fixedCode_ext is not _U) + (self.fixedCodeableConcept is not _U) + (self.fixedCodeableReference is not _U) + (self.fixedCoding is not _U) + (self.fixedContactDetail is not _U) + (self.fixedContactPoint is not _U) + (self.fixedCount is not _U) + (self.fixedDataRequirement is not _U) + (self.fixedDate is not _U or self.fixedDate_ext is not _U) + (self.fixedDateTime is not _U or self.fixedDateTime_ext is not _U) + (self.fixedDecimal is not _U or self.fixedDecimal_ext is not _U) + (self.fixedDistance is not _U) + (self.fixedDosage is not _U) + (self.fixedDuration is not _U) + (self.fixedExpression is not _U) + (self.fixedExtendedContactDetail is not _U) + (self.fixedHumanName is not _U) + (self.fixedId is not _U or self.fixedId_ext is not _U) + (self.fixedIdentifier is not _U) + (self.fixedInstant is not _U or self.fixedInstant_ext is not _U) + (self.fixedInteger is not _U or self.fixedInteger_ext is not _U) + (self.fixedInteger64 is not _U or self.fixedInteger64_ext is not _U) + (self.fixedMarkdown is not _U or self.fixedMarkdown_ext is not _U) + (self.fixedMeta is not _U) + (self.fixedMoney is not _U) + (self.fixedOid is not _U or self.fixedOid_ext is not _U) + (self.fixedParameterDefinition is not _U) + (self.fixedPeriod is not _U) + (self.fixedPositiveInt is not _U or self.fixedPositiveInt_ext is not _U) + (self.fixedQuantity is not _U) + (self.fixedRange is not _U) + (self.fixedRatio is not _U) + (self.fixedRatioRange is not _U) + (self.fixedReference is not _U) + (self.fixedRelatedArtifact is not _U) + (self.fixedSampledData is not _U) + (self.fixedSignature is not _U) + (self.fixedString is not _U or self.fixedString_ext is not _U) + (self.fixedTime is not _U or self.fixedTime_ext is not _U) + (self.fixedTiming is not _U) + (self.fixedTriggerDefinition is not _U) + (self.fixedUnsignedInt is not _U or self.fixedUnsignedInt_ext is not _U) + (self.fixedUri is not _U or self.fixedUri_ext is not _U) + (self.fixedUrl is not _U or self.fixedUrl_ext is not _U) + (self.fixedUsageContext is not _U) + (self.fixedUuid is not _U or self.fixedUuid_ext is not _U) > 1:
+        if (self.fixedAddress is not _U) + (self.fixedAge is not _U) + (self.fixedAnnotation is not _U) + (self.fixedAttachment is not _U) + (self.fixedAvailability is not _U) + (self.fixedBase64Binary is not _U) + (self.fixedBoolean is not _U) + (self.fixedCanonical is not _U) + (self.fixedCode is not _U) + (self.fixedCodeableConcept is not _U) + (self.fixedCodeableReference is not _U) + (self.fixedCoding is not _U) + (self.fixedContactDetail is not _U) + (self.fixedContactPoint is not _U) + (self.fixedCount is not _U) + (self.fixedDataRequirement is not _U) + (self.fixedDate is not _U) + (self.fixedDateTime is not _U) + (self.fixedDecimal is not _U) + (self.fixedDistance is not _U) + (self.fixedDosage is not _U) + (self.fixedDuration is not _U) + (self.fixedExpression is not _U) + (self.fixedExtendedContactDetail is not _U) + (self.fixedHumanName is not _U) + (self.fixedId is not _U) + (self.fixedIdentifier is not _U) + (self.fixedInstant is not _U) + (self.fixedInteger is not _U) + (self.fixedInteger64 is not _U) + (self.fixedMarkdown is not _U) + (self.fixedMeta is not _U) + (self.fixedMoney is not _U) + (self.fixedOid is not _U) + (self.fixedParameterDefinition is not _U) + (self.fixedPeriod is not _U) + (self.fixedPositiveInt is not _U) + (self.fixedQuantity is not _U) + (self.fixedRange is not _U) + (self.fixedRatio is not _U) + (self.fixedRatioRange is not _U) + (self.fixedReference is not _U) + (self.fixedRelatedArtifact is not _U) + (self.fixedSampledData is not _U) + (self.fixedSignature is not _U) + (self.fixedString is not _U) + (self.fixedTime is not _U) + (self.fixedTiming is not _U) + (self.fixedTriggerDefinition is not _U) + (self.fixedUnsignedInt is not _U) + (self.fixedUri is not _U) + (self.fixedUrl is not _U) + (self.fixedUsageContext is not _U) + (self.fixedUuid is not _U) > 1:
             raise _p.ChoiceError("ElementDefinition.fixed[x]: at most one")
-        if (self.maxValueDate is not _U or self.maxValueDate_ext is not _U) + (self.maxValueDateTime is not _U or self.maxValueDateTime_ext is not _U) + (self.maxValueDecimal is not _U or self.maxValueDecimal_ext is not _U) + (self.maxValueInstant is not _U or self.maxValueInstant_ext is not _U) + (self.maxValueInteger is not _U or self.maxValueInteger_ext is not _U) + (self.maxValueInteger64 is not _U or self.maxValueInteger64_ext is not _U) + (self.maxValuePositiveInt is not _U or self.maxValuePositiveInt_ext is not _U) + (self.maxValueQuantity is not _U) + (self.maxValueTime is not _U or self.maxValueTime_ext is not _U) + (self.maxValueUnsignedInt is not _U or self.maxValueUnsignedInt_ext is not _U) > 1:
+        if (self.maxValueDate is not _U) + (self.maxValueDateTime is not _U) + (self.maxValueDecimal is not _U) + (self.maxValueInstant is not _U) + (self.maxValueInteger is not _U) + (self.maxValueInteger64 is not _U) + (self.maxValuePositiveInt is not _U) + (self.maxValueQuantity is not _U) + (self.maxValueTime is not _U) + (self.maxValueUnsignedInt is not _U) > 1:
             raise _p.ChoiceError("ElementDefinition.maxValue[x]: at most one")
-        if (self.minValueDate is not _U or self.minValueDate_ext is not _U) + (self.minValueDateTime is not _U or self.minValueDateTime_ext is not _U) + (self.minValueDecimal is not _U or self.minValueDecimal_ext is not _U) + (self.minValueInstant is not _U or self.minValueInstant_ext is not _U) + (self.minValueInteger is not _U or self.minValueInteger_ext is not _U) + (self.minValueInteger64 is not _U or self.minValueInteger64_ext is not _U) + (self.minValuePositiveInt is not _U or self.minValuePositiveInt_ext is not _U) + (self.minValueQuantity is not _U) + (self.minValueTime is not _U or self.minValueTime_ext is not _U) + (self.minValueUnsignedInt is not _U or self.minValueUnsignedInt_ext is not _U) > 1:
+        if (self.minValueDate is not _U) + (self.minValueDateTime is not _U) + (self.minValueDecimal is not _U) + (self.minValueInstant is not _U) + (self.minValueInteger is not _U) + (self.minValueInteger64 is not _U) + (self.minValuePositiveInt is not _U) + (self.minValueQuantity is not _U) + (self.minValueTime is not _U) + (self.minValueUnsignedInt is not _U) > 1:
             raise _p.ChoiceError("ElementDefinition.minValue[x]: at most one")
-        if (self.patternAddress is not _U) + (self.patternAge is not _U) + (self.patternAnnotation is not _U) + (self.patternAttachment is not _U) + (self.patternAvailability is not _U) + (self.patternBase64Binary is not _U or self.patternBase64Binary_ext is not _U) + (self.patternBoolean is not _U or self.patternBoolean_ext is not _U) + (self.patternCanonical is not _U or self.patternCanonical_ext is not _U) + (self.patternCode is not _U or self.patternCode_ext is not _U) + (self.patternCodeableConcept is not _U) + (self.patternCodeableReference is not _U) + (self.patternCoding is not _U) + (self.patternContactDetail is not _U) + (self.patternContactPoint is not _U) + (self.patternCount is not _U) + (self.patternDataRequirement is not _U) + (self.patternDate is not _U or self.patternDate_ext is not _U) + (self.patternDateTime is not _U or self.patternDateTime_ext is not _U) + (self.patternDecimal is not _U or self.patternDecimal_ext is not _U) + (self.patternDistance is not _U) + (self.patternDosage is not _U) + (self.patternDuration is not _U) + (self.patternExpression is not _U) + (self.patternExtendedContactDetail is not _U) + (self.patternHumanName is not _U) + (self.patternId is not _U or self.patternId_ext is not _U) + (self.patternIdentifier is not _U) + (self.patternInstant is not _U or self.patternInstant_ext is not _U) + (self.patternInteger is not _U or self.patternInteger_ext is not _U) + (self.patternInteger64 is not _U or self.patternInteger64_ext is not _U) + (self.patternMarkdown is not _U or self.patternMarkdown_ext is not _U) + (self.patternMeta is not _U) + (self.patternMoney is not _U) + (self.patternOid is not _U or self.patternOid_ext is not _U) + (self.patternParameterDefinition is not _U) + (self.patternPeriod is not _U) + (self.patternPositiveInt is not _U or self.patternPositiveInt_ext is not _U) + (self.patternQuantity is not _U) + (self.patternRange is not _U) + (self.patternRatio is not _U) + (self.patternRatioRange is not _U) + (self.patternReference is not _U) + (self.patternRelatedArtifact is not _U) + (self.patternSampledData is not _U) + (self.patternSignature is not _U) + (self.patternString is not _U or self.patternString_ext is not _U) + (self.patternTime is not _U or self.patternTime_ext is not _U) + (self.patternTiming is not _U) + (self.patternTriggerDefinition is not _U) + (self.patternUnsignedInt is not _U or self.patternUnsignedInt_ext is not _U) + (self.patternUri is not _U or self.patternUri_ext is not _U) + (self.patternUrl is not _U or self.patternUrl_ext is not _U) + (self.patternUsageContext is not _U) + (self.patternUuid is not _U or self.patternUuid_ext is not _U) > 1:
+        if (self.patternAddress is not _U) + (self.patternAge is not _U) + (self.patternAnnotation is not _U) + (self.patternAttachment is not _U) + (self.patternAvailability is not _U) + (self.patternBase64Binary is not _U) + (self.patternBoolean is not _U) + (self.patternCanonical is not _U) + (self.patternCode is not _U) + (self.patternCodeableConcept is not _U) + (self.patternCodeableReference is not _U) + (self.patternCoding is not _U) + (self.patternContactDetail is not _U) + (self.patternContactPoint is not _U) + (self.patternCount is not _U) + (self.patternDataRequirement is not _U) + (self.patternDate is not _U) + (self.patternDateTime is not _U) + (self.patternDecimal is not _U) + (self.patternDistance is not _U) + (self.patternDosage is not _U) + (self.patternDuration is not _U) + (self.patternExpression is not _U) + (self.patternExtendedContactDetail is not _U) + (self.patternHumanName is not _U) + (self.patternId is not _U) + (self.patternIdentifier is not _U) + (self.patternInstant is not _U) + (self.patternInteger is not _U) + (self.patternInteger64 is not _U) + (self.patternMarkdown is not _U) + (self.patternMeta is not _U) + (self.patternMoney is not _U) + (self.patternOid is not _U) + (self.patternParameterDefinition is not _U) + (self.patternPeriod is not _U) + (self.patternPositiveInt is not _U) + (self.patternQuantity is not _U) + (self.patternRange is not _U) + (self.patternRatio is not _U) + (self.patternRatioRange is not _U) + (self.patternReference is not _U) + (self.patternRelatedArtifact is not _U) + (self.patternSampledData is not _U) + (self.patternSignature is not _U) + (self.patternString is not _U) + (self.patternTime is not _U) + (self.patternTiming is not _U) + (self.patternTriggerDefinition is not _U) + (self.patternUnsignedInt is not _U) + (self.patternUri is not _U) + (self.patternUrl is not _U) + (self.patternUsageContext is not _U) + (self.patternUuid is not _U) > 1:
             raise _p.ChoiceError("ElementDefinition.pattern[x]: at most one")
 
 
@@ -7623,13 +7451,9 @@ class ElementDefinitionExample(_p.Complex, kw_only=True):
     valueAttachment: Attachment | _ms.UnsetType = _U
     valueAvailability: Availability | _ms.UnsetType = _U
     valueBase64Binary: _p.Base64Binary | _ms.UnsetType = _U
-    valueBase64Binary_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueBase64Binary")
     valueBoolean: _p.Boolean | _ms.UnsetType = _U
-    valueBoolean_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueBoolean")
     valueCanonical: _p.String | _ms.UnsetType = _U
-    valueCanonical_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueCanonical")
     valueCode: _p.String | _ms.UnsetType = _U
-    valueCode_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueCode")
     valueCodeableConcept: CodeableConcept | _ms.UnsetType = _U
     valueCodeableReference: CodeableReference | _ms.UnsetType = _U
     valueCoding: Coding | _ms.UnsetType = _U
@@ -7638,11 +7462,8 @@ class ElementDefinitionExample(_p.Complex, kw_only=True):
     valueCount: Count | _ms.UnsetType = _U
     valueDataRequirement: DataRequirement | _ms.UnsetType = _U
     valueDate: _p.Date | _ms.UnsetType = _U
-    valueDate_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueDate")
     valueDateTime: _p.DateTime | _ms.UnsetType = _U
-    valueDateTime_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueDateTime")
     valueDecimal: _p.Decimal | _ms.UnsetType = _U
-    valueDecimal_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueDecimal")
     valueDistance: Distance | _ms.UnsetType = _U
     valueDosage: Dosage | _ms.UnsetType = _U
     valueDuration: Duration | _ms.UnsetType = _U
@@ -7650,24 +7471,17 @@ class ElementDefinitionExample(_p.Complex, kw_only=True):
     valueExtendedContactDetail: ExtendedContactDetail | _ms.UnsetType = _U
     valueHumanName: HumanName | _ms.UnsetType = _U
     valueId: _p.String | _ms.UnsetType = _U
-    valueId_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueId")
     valueIdentifier: Identifier | _ms.UnsetType = _U
     valueInstant: _p.Instant | _ms.UnsetType = _U
-    valueInstant_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueInstant")
     valueInteger: _p.Integer | _ms.UnsetType = _U
-    valueInteger_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueInteger")
     valueInteger64: _p.Integer64 | _ms.UnsetType = _U
-    valueInteger64_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueInteger64")
     valueMarkdown: _p.String | _ms.UnsetType = _U
-    valueMarkdown_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueMarkdown")
     valueMeta: Meta | _ms.UnsetType = _U
     valueMoney: Money | _ms.UnsetType = _U
     valueOid: _p.Oid | _ms.UnsetType = _U
-    valueOid_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueOid")
     valueParameterDefinition: ParameterDefinition | _ms.UnsetType = _U
     valuePeriod: Period | _ms.UnsetType = _U
     valuePositiveInt: _p.PositiveInt | _ms.UnsetType = _U
-    valuePositiveInt_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valuePositiveInt")
     valueQuantity: Quantity | _ms.UnsetType = _U
     valueRange: Range | _ms.UnsetType = _U
     valueRatio: Ratio | _ms.UnsetType = _U
@@ -7677,20 +7491,14 @@ class ElementDefinitionExample(_p.Complex, kw_only=True):
     valueSampledData: SampledData | _ms.UnsetType = _U
     valueSignature: Signature | _ms.UnsetType = _U
     valueString: _p.String | _ms.UnsetType = _U
-    valueString_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueString")
     valueTime: _p.Time | _ms.UnsetType = _U
-    valueTime_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueTime")
     valueTiming: Timing | _ms.UnsetType = _U
     valueTriggerDefinition: TriggerDefinition | _ms.UnsetType = _U
     valueUnsignedInt: _p.UnsignedInt | _ms.UnsetType = _U
-    valueUnsignedInt_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueUnsignedInt")
     valueUri: _p.String | _ms.UnsetType = _U
-    valueUri_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueUri")
     valueUrl: _p.String | _ms.UnsetType = _U
-    valueUrl_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueUrl")
     valueUsageContext: UsageContext | _ms.UnsetType = _U
     valueUuid: _p.Uuid | _ms.UnsetType = _U
-    valueUuid_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueUuid")
 
     def __post_init__(self) -> None:
         v = self.valueCanonical
@@ -7705,7 +7513,9 @@ class ElementDefinitionExample(_p.Complex, kw_only=True):
         v = self.valueUrl
         if v is not _U and (' ' in v or not v.isprintable()):
             raise _p.FormatError("ElementDefinitionExample.valueUrl")
-        if (self.valueAddress is not _U) + (self.valueAge is not _U) + (self.valueAnnotation is not _U) + (self.valueAttachment is not _U) + (self.valueAvailability is not _U) + (self.valueBase64Binary is not _U or self.valueBase64Binary_ext is not _U) + (self.valueBoolean is not _U or self.valueBoolean_ext is not _U) + (self.valueCanonical is not _U or self.valueCanonical_ext is not _U) + (self.valueCode is not _U or self.valueCode_ext is not _U) + (self.valueCodeableConcept is not _U) + (self.valueCodeableReference is not _U) + (self.valueCoding is not _U) + (self.valueContactDetail is not _U) + (self.valueContactPoint is not _U) + (self.valueCount is not _U) + (self.valueDataRequirement is not _U) + (self.valueDate is not _U or self.valueDate_ext is not _U) + (self.valueDateTime is not _U or self.valueDateTime_ext is not _U) + (self.valueDecimal is not _U or self.valueDecimal_ext is not _U) + (self.valueDistance is not _U) + (self.valueDosage is not _U) + (self.valueDuration is not _U) + (self.valueExpression is not _U) + (self.valueExtendedContactDetail is not _U) + (self.valueHumanName is not _U) + (self.valueId is not _U or self.valueId_ext is not _U) + (self.valueIdentifier is not _U) + (self.valueInstant is not _U or self.valueInstant_ext is not _U) + (self.valueInteger is not _U or self.valueInteger_ext is not _U) + (self.valueInteger64 is not _U or self.valueInteger64_ext is not _U) + (self.valueMarkdown is not _U or self.valueMarkdown_ext is not _U) + (self.valueMeta is not _U) + (self.valueMoney is not _U) + (self.valueOid is not _U or self.valueOid_ext is not _U) + (self.valueParameterDefinition is not _U) + (self.valuePeriod is not _U) + (self.valuePositiveInt is not _U or self.valuePositiveInt_ext is not _U) + (self.valueQuantity is not _U) + (self.valueRange is not _U) + (self.valueRatio is not _U) + (self.valueRatioRange is not _U) + (self.valueReference is not _U) + (self.valueRelatedArtifact is not _U) + (self.valueSampledData is not _U) + (self.valueSignature is not _U) + (self.valueString is not _U or self.valueString_ext is not _U) + (self.valueTime is not _U or self.valueTime_ext is not _U) + (self.valueTiming is not _U) + (self.valueTriggerDefinition is not _U) + (self.valueUnsignedInt is not _U or self.valueUnsignedInt_ext is not _U) + (self.valueUri is not _U or self.valueUri_ext is not _U) + (self.valueUrl is not _U or self.valueUrl_ext is not _U) + (self.valueUsageContext is not _U) + (self.valueUuid is not _U or self.valueUuid_ext is not _U) != 1:
+        t = _astuple(self)
+        n = len(t) - t.count(_U) - 1 - ((self.extension is not _U) + (self.id is not _U) + (self.id_ext is not _U) + (self.label_ext is not _U))
+        if n != 1:
             raise _p.ChoiceError("ElementDefinitionExample.value[x]: exactly one")
 
 
@@ -8246,7 +8056,6 @@ class EventDefinition(_p.Resource, tag="EventDefinition", kw_only=True):
     version_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_version")
     versionAlgorithmCoding: Coding | _ms.UnsetType = _U
     versionAlgorithmString: _p.String | _ms.UnsetType = _U
-    versionAlgorithmString_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_versionAlgorithmString")
 
     def __post_init__(self) -> None:
         v = self.id
@@ -8266,7 +8075,7 @@ class EventDefinition(_p.Resource, tag="EventDefinition", kw_only=True):
             raise _p.FormatError("EventDefinition.url")
         if (self.subjectCodeableConcept is not _U) + (self.subjectReference is not _U) > 1:
             raise _p.ChoiceError("EventDefinition.subject[x]: at most one")
-        if (self.versionAlgorithmCoding is not _U) + (self.versionAlgorithmString is not _U or self.versionAlgorithmString_ext is not _U) > 1:
+        if (self.versionAlgorithmCoding is not _U) + (self.versionAlgorithmString is not _U) > 1:
             raise _p.ChoiceError("EventDefinition.versionAlgorithm[x]: at most one")
 
 
@@ -8278,7 +8087,6 @@ class Evidence(_p.Resource, tag="Evidence", kw_only=True):
     author: _t.Annotated[list[ContactDetail | None], _p.NonEmpty] | _ms.UnsetType = _U
     certainty: _t.Annotated[list[EvidenceCertainty | None], _p.NonEmpty] | _ms.UnsetType = _U
     citeAsMarkdown: _p.String | _ms.UnsetType = _U
-    citeAsMarkdown_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_citeAsMarkdown")
     citeAsReference: Reference | _ms.UnsetType = _U
     contact: _t.Annotated[list[ContactDetail | None], _p.NonEmpty] | _ms.UnsetType = _U
     contained: _t.Annotated[list[AnyResource | None], _p.NonEmpty] | _ms.UnsetType = _U
@@ -8331,7 +8139,6 @@ class Evidence(_p.Resource, tag="Evidence", kw_only=True):
     version_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_version")
     versionAlgorithmCoding: Coding | _ms.UnsetType = _U
     versionAlgorithmString: _p.String | _ms.UnsetType = _U
-    versionAlgorithmString_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_versionAlgorithmString")
 
     def __post_init__(self) -> None:
         v = self.id
@@ -8349,9 +8156,9 @@ class Evidence(_p.Resource, tag="Evidence", kw_only=True):
         v = self.url
         if v is not _U and (' ' in v or not v.isprintable()):
             raise _p.FormatError("Evidence.url")
-        if (self.citeAsMarkdown is not _U or self.citeAsMarkdown_ext is not _U) + (self.citeAsReference is not _U) > 1:
+        if (self.citeAsMarkdown is not _U) + (self.citeAsReference is not _U) > 1:
             raise _p.ChoiceError("Evidence.citeAs[x]: at most one")
-        if (self.versionAlgorithmCoding is not _U) + (self.versionAlgorithmString is not _U or self.versionAlgorithmString_ext is not _U) > 1:
+        if (self.versionAlgorithmCoding is not _U) + (self.versionAlgorithmString is not _U) > 1:
             raise _p.ChoiceError("Evidence.versionAlgorithm[x]: at most one")
 
 
@@ -8373,7 +8180,6 @@ class EvidenceCertainty(_p.Complex, kw_only=True):
 class EvidenceReport(_p.Resource, tag="EvidenceReport", kw_only=True):
     author: _t.Annotated[list[ContactDetail | None], _p.NonEmpty] | _ms.UnsetType = _U
     citeAsMarkdown: _p.String | _ms.UnsetType = _U
-    citeAsMarkdown_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_citeAsMarkdown")
     citeAsReference: Reference | _ms.UnsetType = _U
     contact: _t.Annotated[list[ContactDetail | None], _p.NonEmpty] | _ms.UnsetType = _U
     contained: _t.Annotated[list[AnyResource | None], _p.NonEmpty] | _ms.UnsetType = _U
@@ -8422,7 +8228,7 @@ class EvidenceReport(_p.Resource, tag="EvidenceReport", kw_only=True):
         v = self.url
         if v is not _U and (' ' in v or not v.isprintable()):
             raise _p.FormatError("EvidenceReport.url")
-        if (self.citeAsMarkdown is not _U or self.citeAsMarkdown_ext is not _U) + (self.citeAsReference is not _U) > 1:
+        if (self.citeAsMarkdown is not _U) + (self.citeAsReference is not _U) > 1:
             raise _p.ChoiceError("EvidenceReport.citeAs[x]: at most one")
 
 
@@ -8504,14 +8310,13 @@ class EvidenceReportSubjectCharacteristic(_p.Complex, kw_only=True):
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     period: Period | _ms.UnsetType = _U
     valueBoolean: _p.Boolean | _ms.UnsetType = _U
-    valueBoolean_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueBoolean")
     valueCodeableConcept: CodeableConcept | _ms.UnsetType = _U
     valueQuantity: Quantity | _ms.UnsetType = _U
     valueRange: Range | _ms.UnsetType = _U
     valueReference: Reference | _ms.UnsetType = _U
 
     def __post_init__(self) -> None:
-        if (self.valueBoolean is not _U or self.valueBoolean_ext is not _U) + (self.valueCodeableConcept is not _U) + (self.valueQuantity is not _U) + (self.valueRange is not _U) + (self.valueReference is not _U) != 1:
+        if (self.valueBoolean is not _U) + (self.valueCodeableConcept is not _U) + (self.valueQuantity is not _U) + (self.valueRange is not _U) + (self.valueReference is not _U) != 1:
             raise _p.ChoiceError("EvidenceReportSubjectCharacteristic.value[x]: exactly one")
 
 
@@ -8656,7 +8461,6 @@ class EvidenceVariable(_p.Resource, tag="EvidenceVariable", kw_only=True):
     version_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_version")
     versionAlgorithmCoding: Coding | _ms.UnsetType = _U
     versionAlgorithmString: _p.String | _ms.UnsetType = _U
-    versionAlgorithmString_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_versionAlgorithmString")
 
     def __post_init__(self) -> None:
         v = self.handling
@@ -8677,7 +8481,7 @@ class EvidenceVariable(_p.Resource, tag="EvidenceVariable", kw_only=True):
         v = self.url
         if v is not _U and (' ' in v or not v.isprintable()):
             raise _p.FormatError("EvidenceVariable.url")
-        if (self.versionAlgorithmCoding is not _U) + (self.versionAlgorithmString is not _U or self.versionAlgorithmString_ext is not _U) > 1:
+        if (self.versionAlgorithmCoding is not _U) + (self.versionAlgorithmString is not _U) > 1:
             raise _p.ChoiceError("EvidenceVariable.versionAlgorithm[x]: at most one")
 
 
@@ -8761,16 +8565,14 @@ class EvidenceVariableCharacteristicDefinitionByTypeAndValue(_p.Complex, kw_only
     offset: CodeableConcept | _ms.UnsetType = _U
     type: CodeableConcept
     valueBoolean: _p.Boolean | _ms.UnsetType = _U
-    valueBoolean_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueBoolean")
     valueCodeableConcept: CodeableConcept | _ms.UnsetType = _U
     valueId: _p.String | _ms.UnsetType = _U
-    valueId_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueId")
     valueQuantity: Quantity | _ms.UnsetType = _U
     valueRange: Range | _ms.UnsetType = _U
     valueReference: Reference | _ms.UnsetType = _U
 
     def __post_init__(self) -> None:
-        if (self.valueBoolean is not _U or self.valueBoolean_ext is not _U) + (self.valueCodeableConcept is not _U) + (self.valueId is not _U or self.valueId_ext is not _U) + (self.valueQuantity is not _U) + (self.valueRange is not _U) + (self.valueReference is not _U) != 1:
+        if (self.valueBoolean is not _U) + (self.valueCodeableConcept is not _U) + (self.valueId is not _U) + (self.valueQuantity is not _U) + (self.valueRange is not _U) + (self.valueReference is not _U) != 1:
             raise _p.ChoiceError("EvidenceVariableCharacteristicDefinitionByTypeAndValue.value[x]: exactly one")
 
 
@@ -8779,9 +8581,7 @@ class EvidenceVariableCharacteristicTimeFromEvent(_p.Complex, kw_only=True):
     description_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_description")
     eventCodeableConcept: CodeableConcept | _ms.UnsetType = _U
     eventDateTime: _p.DateTime | _ms.UnsetType = _U
-    eventDateTime_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_eventDateTime")
     eventId: _p.String | _ms.UnsetType = _U
-    eventId_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_eventId")
     eventReference: Reference | _ms.UnsetType = _U
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     id: _p.String | _ms.UnsetType = _U
@@ -8792,7 +8592,7 @@ class EvidenceVariableCharacteristicTimeFromEvent(_p.Complex, kw_only=True):
     range: Range | _ms.UnsetType = _U
 
     def __post_init__(self) -> None:
-        if (self.eventCodeableConcept is not _U) + (self.eventDateTime is not _U or self.eventDateTime_ext is not _U) + (self.eventId is not _U or self.eventId_ext is not _U) + (self.eventReference is not _U) > 1:
+        if (self.eventCodeableConcept is not _U) + (self.eventDateTime is not _U) + (self.eventId is not _U) + (self.eventReference is not _U) > 1:
             raise _p.ChoiceError("EvidenceVariableCharacteristicTimeFromEvent.event[x]: at most one")
 
 
@@ -8855,7 +8655,6 @@ class ExampleScenario(_p.Resource, tag="ExampleScenario", kw_only=True):
     version_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_version")
     versionAlgorithmCoding: Coding | _ms.UnsetType = _U
     versionAlgorithmString: _p.String | _ms.UnsetType = _U
-    versionAlgorithmString_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_versionAlgorithmString")
 
     def __post_init__(self) -> None:
         v = self.id
@@ -8873,7 +8672,7 @@ class ExampleScenario(_p.Resource, tag="ExampleScenario", kw_only=True):
         v = self.url
         if v is not _U and (' ' in v or not v.isprintable()):
             raise _p.FormatError("ExampleScenario.url")
-        if (self.versionAlgorithmCoding is not _U) + (self.versionAlgorithmString is not _U or self.versionAlgorithmString_ext is not _U) > 1:
+        if (self.versionAlgorithmCoding is not _U) + (self.versionAlgorithmString is not _U) > 1:
             raise _p.ChoiceError("ExampleScenario.versionAlgorithm[x]: at most one")
 
 
@@ -8909,9 +8708,7 @@ class ExampleScenarioInstance(_p.Complex, kw_only=True):
     key_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_key")
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     structureProfileCanonical: _p.String | _ms.UnsetType = _U
-    structureProfileCanonical_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_structureProfileCanonical")
     structureProfileUri: _p.String | _ms.UnsetType = _U
-    structureProfileUri_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_structureProfileUri")
     structureType: Coding
     structureVersion: _p.String | _ms.UnsetType = _U
     structureVersion_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_structureVersion")
@@ -8926,7 +8723,7 @@ class ExampleScenarioInstance(_p.Complex, kw_only=True):
         v = self.structureProfileUri
         if v is not _U and (' ' in v or not v.isprintable()):
             raise _p.FormatError("ExampleScenarioInstance.structureProfileUri")
-        if (self.structureProfileCanonical is not _U or self.structureProfileCanonical_ext is not _U) + (self.structureProfileUri is not _U or self.structureProfileUri_ext is not _U) > 1:
+        if (self.structureProfileCanonical is not _U) + (self.structureProfileUri is not _U) > 1:
             raise _p.ChoiceError("ExampleScenarioInstance.structureProfile[x]: at most one")
 
 
@@ -9163,7 +8960,6 @@ class ExplanationOfBenefitAddItem(_p.Complex, kw_only=True):
     revenue: CodeableConcept | _ms.UnsetType = _U
     reviewOutcome: ExplanationOfBenefitItemReviewOutcome | _ms.UnsetType = _U
     servicedDate: _p.Date | _ms.UnsetType = _U
-    servicedDate_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_servicedDate")
     servicedPeriod: Period | _ms.UnsetType = _U
     subDetailSequence: _t.Annotated[list[_p.PositiveInt | None], _p.NonEmpty] | _ms.UnsetType = _U
     subDetailSequence_ext: list[Element | None] | Element | _ms.UnsetType = _ms.field(default=_U, name="_subDetailSequence")
@@ -9174,7 +8970,7 @@ class ExplanationOfBenefitAddItem(_p.Complex, kw_only=True):
     def __post_init__(self) -> None:
         if (self.locationAddress is not _U) + (self.locationCodeableConcept is not _U) + (self.locationReference is not _U) > 1:
             raise _p.ChoiceError("ExplanationOfBenefitAddItem.location[x]: at most one")
-        if (self.servicedDate is not _U or self.servicedDate_ext is not _U) + (self.servicedPeriod is not _U) > 1:
+        if (self.servicedDate is not _U) + (self.servicedPeriod is not _U) > 1:
             raise _p.ChoiceError("ExplanationOfBenefitAddItem.serviced[x]: at most one")
 
 
@@ -9255,9 +9051,7 @@ class ExplanationOfBenefitBenefitBalance(_p.Complex, kw_only=True):
 class ExplanationOfBenefitBenefitBalanceFinancial(_p.Complex, kw_only=True):
     allowedMoney: Money | _ms.UnsetType = _U
     allowedString: _p.String | _ms.UnsetType = _U
-    allowedString_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_allowedString")
     allowedUnsignedInt: _p.UnsignedInt | _ms.UnsetType = _U
-    allowedUnsignedInt_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_allowedUnsignedInt")
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
@@ -9265,12 +9059,11 @@ class ExplanationOfBenefitBenefitBalanceFinancial(_p.Complex, kw_only=True):
     type: CodeableConcept
     usedMoney: Money | _ms.UnsetType = _U
     usedUnsignedInt: _p.UnsignedInt | _ms.UnsetType = _U
-    usedUnsignedInt_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_usedUnsignedInt")
 
     def __post_init__(self) -> None:
-        if (self.allowedMoney is not _U) + (self.allowedString is not _U or self.allowedString_ext is not _U) + (self.allowedUnsignedInt is not _U or self.allowedUnsignedInt_ext is not _U) > 1:
+        if (self.allowedMoney is not _U) + (self.allowedString is not _U) + (self.allowedUnsignedInt is not _U) > 1:
             raise _p.ChoiceError("ExplanationOfBenefitBenefitBalanceFinancial.allowed[x]: at most one")
-        if (self.usedMoney is not _U) + (self.usedUnsignedInt is not _U or self.usedUnsignedInt_ext is not _U) > 1:
+        if (self.usedMoney is not _U) + (self.usedUnsignedInt is not _U) > 1:
             raise _p.ChoiceError("ExplanationOfBenefitBenefitBalanceFinancial.used[x]: at most one")
 
 
@@ -9312,11 +9105,10 @@ class ExplanationOfBenefitEvent(_p.Complex, kw_only=True):
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     type: CodeableConcept
     whenDateTime: _p.DateTime | _ms.UnsetType = _U
-    whenDateTime_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_whenDateTime")
     whenPeriod: Period | _ms.UnsetType = _U
 
     def __post_init__(self) -> None:
-        if (self.whenDateTime is not _U or self.whenDateTime_ext is not _U) + (self.whenPeriod is not _U) != 1:
+        if (self.whenDateTime is not _U) + (self.whenPeriod is not _U) != 1:
             raise _p.ChoiceError("ExplanationOfBenefitEvent.when[x]: exactly one")
 
 
@@ -9370,7 +9162,6 @@ class ExplanationOfBenefitItem(_p.Complex, kw_only=True):
     sequence: _p.PositiveInt
     sequence_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_sequence")
     servicedDate: _p.Date | _ms.UnsetType = _U
-    servicedDate_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_servicedDate")
     servicedPeriod: Period | _ms.UnsetType = _U
     tax: Money | _ms.UnsetType = _U
     traceNumber: _t.Annotated[list[Identifier | None], _p.NonEmpty] | _ms.UnsetType = _U
@@ -9380,7 +9171,7 @@ class ExplanationOfBenefitItem(_p.Complex, kw_only=True):
     def __post_init__(self) -> None:
         if (self.locationAddress is not _U) + (self.locationCodeableConcept is not _U) + (self.locationReference is not _U) > 1:
             raise _p.ChoiceError("ExplanationOfBenefitItem.location[x]: at most one")
-        if (self.servicedDate is not _U or self.servicedDate_ext is not _U) + (self.servicedPeriod is not _U) > 1:
+        if (self.servicedDate is not _U) + (self.servicedPeriod is not _U) > 1:
             raise _p.ChoiceError("ExplanationOfBenefitItem.serviced[x]: at most one")
 
 
@@ -9549,21 +9340,18 @@ class ExplanationOfBenefitSupportingInfo(_p.Complex, kw_only=True):
     sequence: _p.PositiveInt
     sequence_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_sequence")
     timingDate: _p.Date | _ms.UnsetType = _U
-    timingDate_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_timingDate")
     timingPeriod: Period | _ms.UnsetType = _U
     valueAttachment: Attachment | _ms.UnsetType = _U
     valueBoolean: _p.Boolean | _ms.UnsetType = _U
-    valueBoolean_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueBoolean")
     valueIdentifier: Identifier | _ms.UnsetType = _U
     valueQuantity: Quantity | _ms.UnsetType = _U
     valueReference: Reference | _ms.UnsetType = _U
     valueString: _p.String | _ms.UnsetType = _U
-    valueString_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueString")
 
     def __post_init__(self) -> None:
-        if (self.timingDate is not _U or self.timingDate_ext is not _U) + (self.timingPeriod is not _U) > 1:
+        if (self.timingDate is not _U) + (self.timingPeriod is not _U) > 1:
             raise _p.ChoiceError("ExplanationOfBenefitSupportingInfo.timing[x]: at most one")
-        if (self.valueAttachment is not _U) + (self.valueBoolean is not _U or self.valueBoolean_ext is not _U) + (self.valueIdentifier is not _U) + (self.valueQuantity is not _U) + (self.valueReference is not _U) + (self.valueString is not _U or self.valueString_ext is not _U) > 1:
+        if (self.valueAttachment is not _U) + (self.valueBoolean is not _U) + (self.valueIdentifier is not _U) + (self.valueQuantity is not _U) + (self.valueReference is not _U) + (self.valueString is not _U) > 1:
             raise _p.ChoiceError("ExplanationOfBenefitSupportingInfo.value[x]: at most one")
 
 
@@ -9627,13 +9415,9 @@ class Extension(_p.Complex, kw_only=True):
     valueAttachment: Attachment | _ms.UnsetType = _U
     valueAvailability: Availability | _ms.UnsetType = _U
     valueBase64Binary: _p.Base64Binary | _ms.UnsetType = _U
-    valueBase64Binary_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueBase64Binary")
     valueBoolean: _p.Boolean | _ms.UnsetType = _U
-    valueBoolean_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueBoolean")
     valueCanonical: _p.String | _ms.UnsetType = _U
-    valueCanonical_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueCanonical")
     valueCode: _p.String | _ms.UnsetType = _U
-    valueCode_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueCode")
     valueCodeableConcept: CodeableConcept | _ms.UnsetType = _U
     valueCodeableReference: CodeableReference | _ms.UnsetType = _U
     valueCoding: Coding | _ms.UnsetType = _U
@@ -9642,11 +9426,8 @@ class Extension(_p.Complex, kw_only=True):
     valueCount: Count | _ms.UnsetType = _U
     valueDataRequirement: DataRequirement | _ms.UnsetType = _U
     valueDate: _p.Date | _ms.UnsetType = _U
-    valueDate_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueDate")
     valueDateTime: _p.DateTime | _ms.UnsetType = _U
-    valueDateTime_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueDateTime")
     valueDecimal: _p.Decimal | _ms.UnsetType = _U
-    valueDecimal_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueDecimal")
     valueDistance: Distance | _ms.UnsetType = _U
     valueDosage: Dosage | _ms.UnsetType = _U
     valueDuration: Duration | _ms.UnsetType = _U
@@ -9654,24 +9435,17 @@ class Extension(_p.Complex, kw_only=True):
     valueExtendedContactDetail: ExtendedContactDetail | _ms.UnsetType = _U
     valueHumanName: HumanName | _ms.UnsetType = _U
     valueId: _p.String | _ms.UnsetType = _U
-    valueId_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueId")
     valueIdentifier: Identifier | _ms.UnsetType = _U
     valueInstant: _p.Instant | _ms.UnsetType = _U
-    valueInstant_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueInstant")
     valueInteger: _p.Integer | _ms.UnsetType = _U
-    valueInteger_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueInteger")
     valueInteger64: _p.Integer64 | _ms.UnsetType = _U
-    valueInteger64_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueInteger64")
     valueMarkdown: _p.String | _ms.UnsetType = _U
-    valueMarkdown_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueMarkdown")
     valueMeta: Meta | _ms.UnsetType = _U
     valueMoney: Money | _ms.UnsetType = _U
     valueOid: _p.Oid | _ms.UnsetType = _U
-    valueOid_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueOid")
     valueParameterDefinition: ParameterDefinition | _ms.UnsetType = _U
     valuePeriod: Period | _ms.UnsetType = _U
     valuePositiveInt: _p.PositiveInt | _ms.UnsetType = _U
-    valuePositiveInt_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valuePositiveInt")
     valueQuantity: Quantity | _ms.UnsetType = _U
     valueRange: Range | _ms.UnsetType = _U
     valueRatio: Ratio | _ms.UnsetType = _U
@@ -9681,20 +9455,14 @@ class Extension(_p.Complex, kw_only=True):
     valueSampledData: SampledData | _ms.UnsetType = _U
     valueSignature: Signature | _ms.UnsetType = _U
     valueString: _p.String | _ms.UnsetType = _U
-    valueString_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueString")
     valueTime: _p.Time | _ms.UnsetType = _U
-    valueTime_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueTime")
     valueTiming: Timing | _ms.UnsetType = _U
     valueTriggerDefinition: TriggerDefinition | _ms.UnsetType = _U
     valueUnsignedInt: _p.UnsignedInt | _ms.UnsetType = _U
-    valueUnsignedInt_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueUnsignedInt")
     valueUri: _p.String | _ms.UnsetType = _U
-    valueUri_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueUri")
     valueUrl: _p.String | _ms.UnsetType = _U
-    valueUrl_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueUrl")
     valueUsageContext: UsageContext | _ms.UnsetType = _U
     valueUuid: _p.Uuid | _ms.UnsetType = _U
-    valueUuid_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueUuid")
 
     def __post_init__(self) -> None:
         v = self.url
@@ -9712,7 +9480,9 @@ class Extension(_p.Complex, kw_only=True):
         v = self.valueUrl
         if v is not _U and (' ' in v or not v.isprintable()):
             raise _p.FormatError("Extension.valueUrl")
-        if (self.valueAddress is not _U) + (self.valueAge is not _U) + (self.valueAnnotation is not _U) + (self.valueAttachment is not _U) + (self.valueAvailability is not _U) + (self.valueBase64Binary is not _U or self.valueBase64Binary_ext is not _U) + (self.valueBoolean is not _U or self.valueBoolean_ext is not _U) + (self.valueCanonical is not _U or self.valueCanonical_ext is not _U) + (self.valueCode is not _U or self.valueCode_ext is not _U) + (self.valueCodeableConcept is not _U) + (self.valueCodeableReference is not _U) + (self.valueCoding is not _U) + (self.valueContactDetail is not _U) + (self.valueContactPoint is not _U) + (self.valueCount is not _U) + (self.valueDataRequirement is not _U) + (self.valueDate is not _U or self.valueDate_ext is not _U) + (self.valueDateTime is not _U or self.valueDateTime_ext is not _U) + (self.valueDecimal is not _U or self.valueDecimal_ext is not _U) + (self.valueDistance is not _U) + (self.valueDosage is not _U) + (self.valueDuration is not _U) + (self.valueExpression is not _U) + (self.valueExtendedContactDetail is not _U) + (self.valueHumanName is not _U) + (self.valueId is not _U or self.valueId_ext is not _U) + (self.valueIdentifier is not _U) + (self.valueInstant is not _U or self.valueInstant_ext is not _U) + (self.valueInteger is not _U or self.valueInteger_ext is not _U) + (self.valueInteger64 is not _U or self.valueInteger64_ext is not _U) + (self.valueMarkdown is not _U or self.valueMarkdown_ext is not _U) + (self.valueMeta is not _U) + (self.valueMoney is not _U) + (self.valueOid is not _U or self.valueOid_ext is not _U) + (self.valueParameterDefinition is not _U) + (self.valuePeriod is not _U) + (self.valuePositiveInt is not _U or self.valuePositiveInt_ext is not _U) + (self.valueQuantity is not _U) + (self.valueRange is not _U) + (self.valueRatio is not _U) + (self.valueRatioRange is not _U) + (self.valueReference is not _U) + (self.valueRelatedArtifact is not _U) + (self.valueSampledData is not _U) + (self.valueSignature is not _U) + (self.valueString is not _U or self.valueString_ext is not _U) + (self.valueTime is not _U or self.valueTime_ext is not _U) + (self.valueTiming is not _U) + (self.valueTriggerDefinition is not _U) + (self.valueUnsignedInt is not _U or self.valueUnsignedInt_ext is not _U) + (self.valueUri is not _U or self.valueUri_ext is not _U) + (self.valueUrl is not _U or self.valueUrl_ext is not _U) + (self.valueUsageContext is not _U) + (self.valueUuid is not _U or self.valueUuid_ext is not _U) > 1:
+        t = _astuple(self)
+        n = len(t) - t.count(_U) - 1 - ((self.extension is not _U) + (self.id is not _U) + (self.id_ext is not _U) + (self.url_ext is not _U))
+        if n > 1:
             raise _p.ChoiceError("Extension.value[x]: at most one")
 
 
@@ -9720,12 +9490,9 @@ class FamilyMemberHistory(_p.Resource, tag="FamilyMemberHistory", kw_only=True):
     ageAge: Age | _ms.UnsetType = _U
     ageRange: Range | _ms.UnsetType = _U
     ageString: _p.String | _ms.UnsetType = _U
-    ageString_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_ageString")
     bornDate: _p.Date | _ms.UnsetType = _U
-    bornDate_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_bornDate")
     bornPeriod: Period | _ms.UnsetType = _U
     bornString: _p.String | _ms.UnsetType = _U
-    bornString_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_bornString")
     condition: _t.Annotated[list[FamilyMemberHistoryCondition | None], _p.NonEmpty] | _ms.UnsetType = _U
     contained: _t.Annotated[list[AnyResource | None], _p.NonEmpty] | _ms.UnsetType = _U
     dataAbsentReason: CodeableConcept | _ms.UnsetType = _U
@@ -9733,12 +9500,9 @@ class FamilyMemberHistory(_p.Resource, tag="FamilyMemberHistory", kw_only=True):
     date_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_date")
     deceasedAge: Age | _ms.UnsetType = _U
     deceasedBoolean: _p.Boolean | _ms.UnsetType = _U
-    deceasedBoolean_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_deceasedBoolean")
     deceasedDate: _p.Date | _ms.UnsetType = _U
-    deceasedDate_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_deceasedDate")
     deceasedRange: Range | _ms.UnsetType = _U
     deceasedString: _p.String | _ms.UnsetType = _U
-    deceasedString_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_deceasedString")
     estimatedAge: _p.Boolean | _ms.UnsetType = _U
     estimatedAge_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_estimatedAge")
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
@@ -9789,11 +9553,11 @@ class FamilyMemberHistory(_p.Resource, tag="FamilyMemberHistory", kw_only=True):
         v = self.status
         if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
             raise _p.FormatError("FamilyMemberHistory.status")
-        if (self.ageAge is not _U) + (self.ageRange is not _U) + (self.ageString is not _U or self.ageString_ext is not _U) > 1:
+        if (self.ageAge is not _U) + (self.ageRange is not _U) + (self.ageString is not _U) > 1:
             raise _p.ChoiceError("FamilyMemberHistory.age[x]: at most one")
-        if (self.bornDate is not _U or self.bornDate_ext is not _U) + (self.bornPeriod is not _U) + (self.bornString is not _U or self.bornString_ext is not _U) > 1:
+        if (self.bornDate is not _U) + (self.bornPeriod is not _U) + (self.bornString is not _U) > 1:
             raise _p.ChoiceError("FamilyMemberHistory.born[x]: at most one")
-        if (self.deceasedAge is not _U) + (self.deceasedBoolean is not _U or self.deceasedBoolean_ext is not _U) + (self.deceasedDate is not _U or self.deceasedDate_ext is not _U) + (self.deceasedRange is not _U) + (self.deceasedString is not _U or self.deceasedString_ext is not _U) > 1:
+        if (self.deceasedAge is not _U) + (self.deceasedBoolean is not _U) + (self.deceasedDate is not _U) + (self.deceasedRange is not _U) + (self.deceasedString is not _U) > 1:
             raise _p.ChoiceError("FamilyMemberHistory.deceased[x]: at most one")
 
 
@@ -9810,11 +9574,10 @@ class FamilyMemberHistoryCondition(_p.Complex, kw_only=True):
     onsetPeriod: Period | _ms.UnsetType = _U
     onsetRange: Range | _ms.UnsetType = _U
     onsetString: _p.String | _ms.UnsetType = _U
-    onsetString_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_onsetString")
     outcome: CodeableConcept | _ms.UnsetType = _U
 
     def __post_init__(self) -> None:
-        if (self.onsetAge is not _U) + (self.onsetPeriod is not _U) + (self.onsetRange is not _U) + (self.onsetString is not _U or self.onsetString_ext is not _U) > 1:
+        if (self.onsetAge is not _U) + (self.onsetPeriod is not _U) + (self.onsetRange is not _U) + (self.onsetString is not _U) > 1:
             raise _p.ChoiceError("FamilyMemberHistoryCondition.onset[x]: at most one")
 
 
@@ -9839,14 +9602,12 @@ class FamilyMemberHistoryProcedure(_p.Complex, kw_only=True):
     outcome: CodeableConcept | _ms.UnsetType = _U
     performedAge: Age | _ms.UnsetType = _U
     performedDateTime: _p.DateTime | _ms.UnsetType = _U
-    performedDateTime_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_performedDateTime")
     performedPeriod: Period | _ms.UnsetType = _U
     performedRange: Range | _ms.UnsetType = _U
     performedString: _p.String | _ms.UnsetType = _U
-    performedString_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_performedString")
 
     def __post_init__(self) -> None:
-        if (self.performedAge is not _U) + (self.performedDateTime is not _U or self.performedDateTime_ext is not _U) + (self.performedPeriod is not _U) + (self.performedRange is not _U) + (self.performedString is not _U or self.performedString_ext is not _U) > 1:
+        if (self.performedAge is not _U) + (self.performedDateTime is not _U) + (self.performedPeriod is not _U) + (self.performedRange is not _U) + (self.performedString is not _U) > 1:
             raise _p.ChoiceError("FamilyMemberHistoryProcedure.performed[x]: at most one")
 
 
@@ -10078,7 +9839,6 @@ class Goal(_p.Resource, tag="Goal", kw_only=True):
     source: Reference | _ms.UnsetType = _U
     startCodeableConcept: CodeableConcept | _ms.UnsetType = _U
     startDate: _p.Date | _ms.UnsetType = _U
-    startDate_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_startDate")
     statusDate: _p.Date | _ms.UnsetType = _U
     statusDate_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_statusDate")
     statusReason: _p.String | _ms.UnsetType = _U
@@ -10100,23 +9860,19 @@ class Goal(_p.Resource, tag="Goal", kw_only=True):
         v = self.lifecycleStatus
         if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
             raise _p.FormatError("Goal.lifecycleStatus")
-        if (self.startCodeableConcept is not _U) + (self.startDate is not _U or self.startDate_ext is not _U) > 1:
+        if (self.startCodeableConcept is not _U) + (self.startDate is not _U) > 1:
             raise _p.ChoiceError("Goal.start[x]: at most one")
 
 
 class GoalTarget(_p.Complex, kw_only=True):
     detailBoolean: _p.Boolean | _ms.UnsetType = _U
-    detailBoolean_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_detailBoolean")
     detailCodeableConcept: CodeableConcept | _ms.UnsetType = _U
     detailInteger: _p.Integer | _ms.UnsetType = _U
-    detailInteger_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_detailInteger")
     detailQuantity: Quantity | _ms.UnsetType = _U
     detailRange: Range | _ms.UnsetType = _U
     detailRatio: Ratio | _ms.UnsetType = _U
     detailString: _p.String | _ms.UnsetType = _U
-    detailString_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_detailString")
     dueDate: _p.Date | _ms.UnsetType = _U
-    dueDate_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_dueDate")
     dueDuration: Duration | _ms.UnsetType = _U
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     id: _p.String | _ms.UnsetType = _U
@@ -10125,9 +9881,9 @@ class GoalTarget(_p.Complex, kw_only=True):
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
 
     def __post_init__(self) -> None:
-        if (self.detailBoolean is not _U or self.detailBoolean_ext is not _U) + (self.detailCodeableConcept is not _U) + (self.detailInteger is not _U or self.detailInteger_ext is not _U) + (self.detailQuantity is not _U) + (self.detailRange is not _U) + (self.detailRatio is not _U) + (self.detailString is not _U or self.detailString_ext is not _U) > 1:
+        if (self.detailBoolean is not _U) + (self.detailCodeableConcept is not _U) + (self.detailInteger is not _U) + (self.detailQuantity is not _U) + (self.detailRange is not _U) + (self.detailRatio is not _U) + (self.detailString is not _U) > 1:
             raise _p.ChoiceError("GoalTarget.detail[x]: at most one")
-        if (self.dueDate is not _U or self.dueDate_ext is not _U) + (self.dueDuration is not _U) > 1:
+        if (self.dueDate is not _U) + (self.dueDuration is not _U) > 1:
             raise _p.ChoiceError("GoalTarget.due[x]: at most one")
 
 
@@ -10177,7 +9933,6 @@ class GraphDefinition(_p.Resource, tag="GraphDefinition", kw_only=True):
     version_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_version")
     versionAlgorithmCoding: Coding | _ms.UnsetType = _U
     versionAlgorithmString: _p.String | _ms.UnsetType = _U
-    versionAlgorithmString_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_versionAlgorithmString")
 
     def __post_init__(self) -> None:
         v = self.id
@@ -10198,7 +9953,7 @@ class GraphDefinition(_p.Resource, tag="GraphDefinition", kw_only=True):
         v = self.url
         if v is not _U and (' ' in v or not v.isprintable()):
             raise _p.FormatError("GraphDefinition.url")
-        if (self.versionAlgorithmCoding is not _U) + (self.versionAlgorithmString is not _U or self.versionAlgorithmString_ext is not _U) > 1:
+        if (self.versionAlgorithmCoding is not _U) + (self.versionAlgorithmString is not _U) > 1:
             raise _p.ChoiceError("GraphDefinition.versionAlgorithm[x]: at most one")
 
 
@@ -10335,14 +10090,13 @@ class GroupCharacteristic(_p.Complex, kw_only=True):
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     period: Period | _ms.UnsetType = _U
     valueBoolean: _p.Boolean | _ms.UnsetType = _U
-    valueBoolean_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueBoolean")
     valueCodeableConcept: CodeableConcept | _ms.UnsetType = _U
     valueQuantity: Quantity | _ms.UnsetType = _U
     valueRange: Range | _ms.UnsetType = _U
     valueReference: Reference | _ms.UnsetType = _U
 
     def __post_init__(self) -> None:
-        if (self.valueBoolean is not _U or self.valueBoolean_ext is not _U) + (self.valueCodeableConcept is not _U) + (self.valueQuantity is not _U) + (self.valueRange is not _U) + (self.valueReference is not _U) != 1:
+        if (self.valueBoolean is not _U) + (self.valueCodeableConcept is not _U) + (self.valueQuantity is not _U) + (self.valueRange is not _U) + (self.valueReference is not _U) != 1:
             raise _p.ChoiceError("GroupCharacteristic.value[x]: exactly one")
 
 
@@ -10373,10 +10127,8 @@ class GuidanceResponse(_p.Resource, tag="GuidanceResponse", kw_only=True):
     meta: Meta | _ms.UnsetType = _U
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     moduleCanonical: _p.String | _ms.UnsetType = _U
-    moduleCanonical_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_moduleCanonical")
     moduleCodeableConcept: CodeableConcept | _ms.UnsetType = _U
     moduleUri: _p.String | _ms.UnsetType = _U
-    moduleUri_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_moduleUri")
     note: _t.Annotated[list[Annotation | None], _p.NonEmpty] | _ms.UnsetType = _U
     occurrenceDateTime: _p.DateTime | _ms.UnsetType = _U
     occurrenceDateTime_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_occurrenceDateTime")
@@ -10409,7 +10161,7 @@ class GuidanceResponse(_p.Resource, tag="GuidanceResponse", kw_only=True):
         v = self.status
         if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
             raise _p.FormatError("GuidanceResponse.status")
-        if (self.moduleCanonical is not _U or self.moduleCanonical_ext is not _U) + (self.moduleCodeableConcept is not _U) + (self.moduleUri is not _U or self.moduleUri_ext is not _U) != 1:
+        if (self.moduleCanonical is not _U) + (self.moduleCodeableConcept is not _U) + (self.moduleUri is not _U) != 1:
             raise _p.ChoiceError("GuidanceResponse.module[x]: exactly one")
 
 
@@ -10766,9 +10518,7 @@ class Immunization(_p.Resource, tag="Immunization", kw_only=True):
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     note: _t.Annotated[list[Annotation | None], _p.NonEmpty] | _ms.UnsetType = _U
     occurrenceDateTime: _p.DateTime | _ms.UnsetType = _U
-    occurrenceDateTime_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_occurrenceDateTime")
     occurrenceString: _p.String | _ms.UnsetType = _U
-    occurrenceString_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_occurrenceString")
     patient: Reference
     performer: _t.Annotated[list[ImmunizationPerformer | None], _p.NonEmpty] | _ms.UnsetType = _U
     primarySource: _p.Boolean | _ms.UnsetType = _U
@@ -10800,7 +10550,7 @@ class Immunization(_p.Resource, tag="Immunization", kw_only=True):
         v = self.status
         if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
             raise _p.FormatError("Immunization.status")
-        if (self.occurrenceDateTime is not _U or self.occurrenceDateTime_ext is not _U) + (self.occurrenceString is not _U or self.occurrenceString_ext is not _U) != 1:
+        if (self.occurrenceDateTime is not _U) + (self.occurrenceString is not _U) != 1:
             raise _p.ChoiceError("Immunization.occurrence[x]: exactly one")
 
 
@@ -11012,7 +10762,6 @@ class ImplementationGuide(_p.Resource, tag="ImplementationGuide", kw_only=True):
     version_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_version")
     versionAlgorithmCoding: Coding | _ms.UnsetType = _U
     versionAlgorithmString: _p.String | _ms.UnsetType = _U
-    versionAlgorithmString_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_versionAlgorithmString")
 
     def __post_init__(self) -> None:
         if self.fhirVersion is not _U:
@@ -11040,7 +10789,7 @@ class ImplementationGuide(_p.Resource, tag="ImplementationGuide", kw_only=True):
         v = self.url
         if v is not _U and (' ' in v or not v.isprintable()):
             raise _p.FormatError("ImplementationGuide.url")
-        if (self.versionAlgorithmCoding is not _U) + (self.versionAlgorithmString is not _U or self.versionAlgorithmString_ext is not _U) > 1:
+        if (self.versionAlgorithmCoding is not _U) + (self.versionAlgorithmString is not _U) > 1:
             raise _p.ChoiceError("ImplementationGuide.versionAlgorithm[x]: at most one")
 
 
@@ -11078,11 +10827,8 @@ class ImplementationGuideDefinitionPage(_p.Complex, kw_only=True):
     name_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_name")
     page: _t.Annotated[list[ImplementationGuideDefinitionPage | None], _p.NonEmpty] | _ms.UnsetType = _U
     sourceMarkdown: _p.String | _ms.UnsetType = _U
-    sourceMarkdown_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_sourceMarkdown")
     sourceString: _p.String | _ms.UnsetType = _U
-    sourceString_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_sourceString")
     sourceUrl: _p.String | _ms.UnsetType = _U
-    sourceUrl_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_sourceUrl")
     title: _p.String
     title_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_title")
 
@@ -11096,7 +10842,7 @@ class ImplementationGuideDefinitionPage(_p.Complex, kw_only=True):
         v = self.sourceUrl
         if v is not _U and (' ' in v or not v.isprintable()):
             raise _p.FormatError("ImplementationGuideDefinitionPage.sourceUrl")
-        if (self.sourceMarkdown is not _U or self.sourceMarkdown_ext is not _U) + (self.sourceString is not _U or self.sourceString_ext is not _U) + (self.sourceUrl is not _U or self.sourceUrl_ext is not _U) > 1:
+        if (self.sourceMarkdown is not _U) + (self.sourceString is not _U) + (self.sourceUrl is not _U) > 1:
             raise _p.ChoiceError("ImplementationGuideDefinitionPage.source[x]: at most one")
 
 
@@ -11566,28 +11312,24 @@ class InventoryItemCharacteristic(_p.Complex, kw_only=True):
     valueAddress: Address | _ms.UnsetType = _U
     valueAnnotation: Annotation | _ms.UnsetType = _U
     valueBoolean: _p.Boolean | _ms.UnsetType = _U
-    valueBoolean_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueBoolean")
     valueCodeableConcept: CodeableConcept | _ms.UnsetType = _U
     valueDateTime: _p.DateTime | _ms.UnsetType = _U
-    valueDateTime_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueDateTime")
     valueDecimal: _p.Decimal | _ms.UnsetType = _U
-    valueDecimal_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueDecimal")
     valueDuration: Duration | _ms.UnsetType = _U
     valueInteger: _p.Integer | _ms.UnsetType = _U
-    valueInteger_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueInteger")
     valueQuantity: Quantity | _ms.UnsetType = _U
     valueRange: Range | _ms.UnsetType = _U
     valueRatio: Ratio | _ms.UnsetType = _U
     valueString: _p.String | _ms.UnsetType = _U
-    valueString_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueString")
     valueUrl: _p.String | _ms.UnsetType = _U
-    valueUrl_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueUrl")
 
     def __post_init__(self) -> None:
         v = self.valueUrl
         if v is not _U and (' ' in v or not v.isprintable()):
             raise _p.FormatError("InventoryItemCharacteristic.valueUrl")
-        if (self.valueAddress is not _U) + (self.valueAnnotation is not _U) + (self.valueBoolean is not _U or self.valueBoolean_ext is not _U) + (self.valueCodeableConcept is not _U) + (self.valueDateTime is not _U or self.valueDateTime_ext is not _U) + (self.valueDecimal is not _U or self.valueDecimal_ext is not _U) + (self.valueDuration is not _U) + (self.valueInteger is not _U or self.valueInteger_ext is not _U) + (self.valueQuantity is not _U) + (self.valueRange is not _U) + (self.valueRatio is not _U) + (self.valueString is not _U or self.valueString_ext is not _U) + (self.valueUrl is not _U or self.valueUrl_ext is not _U) != 1:
+        t = _astuple(self)
+        n = len(t) - t.count(_U) - 1 - ((self.extension is not _U) + (self.id is not _U) + (self.id_ext is not _U) + (self.modifierExtension is not _U))
+        if n != 1:
             raise _p.ChoiceError("InventoryItemCharacteristic.value[x]: exactly one")
 
 
@@ -11739,7 +11481,6 @@ class Invoice(_p.Resource, tag="Invoice", kw_only=True):
     paymentTerms: _p.String | _ms.UnsetType = _U
     paymentTerms_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_paymentTerms")
     periodDate: _p.Date | _ms.UnsetType = _U
-    periodDate_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_periodDate")
     periodPeriod: Period | _ms.UnsetType = _U
     recipient: Reference | _ms.UnsetType = _U
     status: _p.String
@@ -11764,7 +11505,7 @@ class Invoice(_p.Resource, tag="Invoice", kw_only=True):
         v = self.status
         if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
             raise _p.FormatError("Invoice.status")
-        if (self.periodDate is not _U or self.periodDate_ext is not _U) + (self.periodPeriod is not _U) > 1:
+        if (self.periodDate is not _U) + (self.periodPeriod is not _U) > 1:
             raise _p.ChoiceError("Invoice.period[x]: at most one")
 
 
@@ -11779,13 +11520,12 @@ class InvoiceLineItem(_p.Complex, kw_only=True):
     sequence: _p.PositiveInt | _ms.UnsetType = _U
     sequence_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_sequence")
     servicedDate: _p.Date | _ms.UnsetType = _U
-    servicedDate_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_servicedDate")
     servicedPeriod: Period | _ms.UnsetType = _U
 
     def __post_init__(self) -> None:
         if (self.chargeItemCodeableConcept is not _U) + (self.chargeItemReference is not _U) != 1:
             raise _p.ChoiceError("InvoiceLineItem.chargeItem[x]: exactly one")
-        if (self.servicedDate is not _U or self.servicedDate_ext is not _U) + (self.servicedPeriod is not _U) > 1:
+        if (self.servicedDate is not _U) + (self.servicedPeriod is not _U) > 1:
             raise _p.ChoiceError("InvoiceLineItem.serviced[x]: at most one")
 
 
@@ -11861,7 +11601,6 @@ class Library(_p.Resource, tag="Library", kw_only=True):
     version_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_version")
     versionAlgorithmCoding: Coding | _ms.UnsetType = _U
     versionAlgorithmString: _p.String | _ms.UnsetType = _U
-    versionAlgorithmString_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_versionAlgorithmString")
 
     def __post_init__(self) -> None:
         v = self.id
@@ -11881,7 +11620,7 @@ class Library(_p.Resource, tag="Library", kw_only=True):
             raise _p.FormatError("Library.url")
         if (self.subjectCodeableConcept is not _U) + (self.subjectReference is not _U) > 1:
             raise _p.ChoiceError("Library.subject[x]: at most one")
-        if (self.versionAlgorithmCoding is not _U) + (self.versionAlgorithmString is not _U or self.versionAlgorithmString_ext is not _U) > 1:
+        if (self.versionAlgorithmCoding is not _U) + (self.versionAlgorithmString is not _U) > 1:
             raise _p.ChoiceError("Library.versionAlgorithm[x]: at most one")
 
 
@@ -12129,17 +11868,14 @@ class ManufacturedItemDefinitionProperty(_p.Complex, kw_only=True):
     type: CodeableConcept
     valueAttachment: Attachment | _ms.UnsetType = _U
     valueBoolean: _p.Boolean | _ms.UnsetType = _U
-    valueBoolean_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueBoolean")
     valueCodeableConcept: CodeableConcept | _ms.UnsetType = _U
     valueDate: _p.Date | _ms.UnsetType = _U
-    valueDate_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueDate")
     valueMarkdown: _p.String | _ms.UnsetType = _U
-    valueMarkdown_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueMarkdown")
     valueQuantity: Quantity | _ms.UnsetType = _U
     valueReference: Reference | _ms.UnsetType = _U
 
     def __post_init__(self) -> None:
-        if (self.valueAttachment is not _U) + (self.valueBoolean is not _U or self.valueBoolean_ext is not _U) + (self.valueCodeableConcept is not _U) + (self.valueDate is not _U or self.valueDate_ext is not _U) + (self.valueMarkdown is not _U or self.valueMarkdown_ext is not _U) + (self.valueQuantity is not _U) + (self.valueReference is not _U) > 1:
+        if (self.valueAttachment is not _U) + (self.valueBoolean is not _U) + (self.valueCodeableConcept is not _U) + (self.valueDate is not _U) + (self.valueMarkdown is not _U) + (self.valueQuantity is not _U) + (self.valueReference is not _U) > 1:
             raise _p.ChoiceError("ManufacturedItemDefinitionProperty.value[x]: at most one")
 
 
@@ -12239,7 +11975,6 @@ class Measure(_p.Resource, tag="Measure", kw_only=True):
     version_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_version")
     versionAlgorithmCoding: Coding | _ms.UnsetType = _U
     versionAlgorithmString: _p.String | _ms.UnsetType = _U
-    versionAlgorithmString_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_versionAlgorithmString")
 
     def __post_init__(self) -> None:
         v = self.basis
@@ -12266,7 +12001,7 @@ class Measure(_p.Resource, tag="Measure", kw_only=True):
             raise _p.FormatError("Measure.url")
         if (self.subjectCodeableConcept is not _U) + (self.subjectReference is not _U) > 1:
             raise _p.ChoiceError("Measure.subject[x]: at most one")
-        if (self.versionAlgorithmCoding is not _U) + (self.versionAlgorithmString is not _U or self.versionAlgorithmString_ext is not _U) > 1:
+        if (self.versionAlgorithmCoding is not _U) + (self.versionAlgorithmString is not _U) > 1:
             raise _p.ChoiceError("Measure.versionAlgorithm[x]: at most one")
 
 
@@ -12421,7 +12156,6 @@ class MeasureReportGroup(_p.Complex, kw_only=True):
     linkId_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_linkId")
     measureScoreCodeableConcept: CodeableConcept | _ms.UnsetType = _U
     measureScoreDateTime: _p.DateTime | _ms.UnsetType = _U
-    measureScoreDateTime_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_measureScoreDateTime")
     measureScoreDuration: Duration | _ms.UnsetType = _U
     measureScorePeriod: Period | _ms.UnsetType = _U
     measureScoreQuantity: Quantity | _ms.UnsetType = _U
@@ -12432,7 +12166,7 @@ class MeasureReportGroup(_p.Complex, kw_only=True):
     subject: Reference | _ms.UnsetType = _U
 
     def __post_init__(self) -> None:
-        if (self.measureScoreCodeableConcept is not _U) + (self.measureScoreDateTime is not _U or self.measureScoreDateTime_ext is not _U) + (self.measureScoreDuration is not _U) + (self.measureScorePeriod is not _U) + (self.measureScoreQuantity is not _U) + (self.measureScoreRange is not _U) > 1:
+        if (self.measureScoreCodeableConcept is not _U) + (self.measureScoreDateTime is not _U) + (self.measureScoreDuration is not _U) + (self.measureScorePeriod is not _U) + (self.measureScoreQuantity is not _U) + (self.measureScoreRange is not _U) > 1:
             raise _p.ChoiceError("MeasureReportGroup.measureScore[x]: at most one")
 
 
@@ -12469,7 +12203,6 @@ class MeasureReportGroupStratifierStratum(_p.Complex, kw_only=True):
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     measureScoreCodeableConcept: CodeableConcept | _ms.UnsetType = _U
     measureScoreDateTime: _p.DateTime | _ms.UnsetType = _U
-    measureScoreDateTime_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_measureScoreDateTime")
     measureScoreDuration: Duration | _ms.UnsetType = _U
     measureScorePeriod: Period | _ms.UnsetType = _U
     measureScoreQuantity: Quantity | _ms.UnsetType = _U
@@ -12477,16 +12210,15 @@ class MeasureReportGroupStratifierStratum(_p.Complex, kw_only=True):
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     population: _t.Annotated[list[MeasureReportGroupStratifierStratumPopulation | None], _p.NonEmpty] | _ms.UnsetType = _U
     valueBoolean: _p.Boolean | _ms.UnsetType = _U
-    valueBoolean_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueBoolean")
     valueCodeableConcept: CodeableConcept | _ms.UnsetType = _U
     valueQuantity: Quantity | _ms.UnsetType = _U
     valueRange: Range | _ms.UnsetType = _U
     valueReference: Reference | _ms.UnsetType = _U
 
     def __post_init__(self) -> None:
-        if (self.measureScoreCodeableConcept is not _U) + (self.measureScoreDateTime is not _U or self.measureScoreDateTime_ext is not _U) + (self.measureScoreDuration is not _U) + (self.measureScorePeriod is not _U) + (self.measureScoreQuantity is not _U) + (self.measureScoreRange is not _U) > 1:
+        if (self.measureScoreCodeableConcept is not _U) + (self.measureScoreDateTime is not _U) + (self.measureScoreDuration is not _U) + (self.measureScorePeriod is not _U) + (self.measureScoreQuantity is not _U) + (self.measureScoreRange is not _U) > 1:
             raise _p.ChoiceError("MeasureReportGroupStratifierStratum.measureScore[x]: at most one")
-        if (self.valueBoolean is not _U or self.valueBoolean_ext is not _U) + (self.valueCodeableConcept is not _U) + (self.valueQuantity is not _U) + (self.valueRange is not _U) + (self.valueReference is not _U) > 1:
+        if (self.valueBoolean is not _U) + (self.valueCodeableConcept is not _U) + (self.valueQuantity is not _U) + (self.valueRange is not _U) + (self.valueReference is not _U) > 1:
             raise _p.ChoiceError("MeasureReportGroupStratifierStratum.value[x]: at most one")
 
 
@@ -12499,14 +12231,13 @@ class MeasureReportGroupStratifierStratumComponent(_p.Complex, kw_only=True):
     linkId_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_linkId")
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     valueBoolean: _p.Boolean | _ms.UnsetType = _U
-    valueBoolean_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueBoolean")
     valueCodeableConcept: CodeableConcept | _ms.UnsetType = _U
     valueQuantity: Quantity | _ms.UnsetType = _U
     valueRange: Range | _ms.UnsetType = _U
     valueReference: Reference | _ms.UnsetType = _U
 
     def __post_init__(self) -> None:
-        if (self.valueBoolean is not _U or self.valueBoolean_ext is not _U) + (self.valueCodeableConcept is not _U) + (self.valueQuantity is not _U) + (self.valueRange is not _U) + (self.valueReference is not _U) != 1:
+        if (self.valueBoolean is not _U) + (self.valueCodeableConcept is not _U) + (self.valueQuantity is not _U) + (self.valueRange is not _U) + (self.valueReference is not _U) != 1:
             raise _p.ChoiceError("MeasureReportGroupStratifierStratumComponent.value[x]: exactly one")
 
 
@@ -12610,7 +12341,6 @@ class MedicationAdministration(_p.Resource, tag="MedicationAdministration", kw_o
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     note: _t.Annotated[list[Annotation | None], _p.NonEmpty] | _ms.UnsetType = _U
     occurenceDateTime: _p.DateTime | _ms.UnsetType = _U
-    occurenceDateTime_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_occurenceDateTime")
     occurencePeriod: Period | _ms.UnsetType = _U
     occurenceTiming: Timing | _ms.UnsetType = _U
     partOf: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
@@ -12640,7 +12370,7 @@ class MedicationAdministration(_p.Resource, tag="MedicationAdministration", kw_o
         v = self.status
         if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
             raise _p.FormatError("MedicationAdministration.status")
-        if (self.occurenceDateTime is not _U or self.occurenceDateTime_ext is not _U) + (self.occurencePeriod is not _U) + (self.occurenceTiming is not _U) != 1:
+        if (self.occurenceDateTime is not _U) + (self.occurencePeriod is not _U) + (self.occurenceTiming is not _U) != 1:
             raise _p.ChoiceError("MedicationAdministration.occurence[x]: exactly one")
 
 
@@ -12870,14 +12600,12 @@ class MedicationKnowledgeDefinitionalDrugCharacteristic(_p.Complex, kw_only=True
     type: CodeableConcept | _ms.UnsetType = _U
     valueAttachment: Attachment | _ms.UnsetType = _U
     valueBase64Binary: _p.Base64Binary | _ms.UnsetType = _U
-    valueBase64Binary_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueBase64Binary")
     valueCodeableConcept: CodeableConcept | _ms.UnsetType = _U
     valueQuantity: Quantity | _ms.UnsetType = _U
     valueString: _p.String | _ms.UnsetType = _U
-    valueString_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueString")
 
     def __post_init__(self) -> None:
-        if (self.valueAttachment is not _U) + (self.valueBase64Binary is not _U or self.valueBase64Binary_ext is not _U) + (self.valueCodeableConcept is not _U) + (self.valueQuantity is not _U) + (self.valueString is not _U or self.valueString_ext is not _U) > 1:
+        if (self.valueAttachment is not _U) + (self.valueBase64Binary is not _U) + (self.valueCodeableConcept is not _U) + (self.valueQuantity is not _U) + (self.valueString is not _U) > 1:
             raise _p.ChoiceError("MedicationKnowledgeDefinitionalDrugCharacteristic.value[x]: at most one")
 
 
@@ -12948,16 +12676,14 @@ class MedicationKnowledgeMedicineClassification(_p.Complex, kw_only=True):
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     sourceString: _p.String | _ms.UnsetType = _U
-    sourceString_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_sourceString")
     sourceUri: _p.String | _ms.UnsetType = _U
-    sourceUri_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_sourceUri")
     type: CodeableConcept
 
     def __post_init__(self) -> None:
         v = self.sourceUri
         if v is not _U and (' ' in v or not v.isprintable()):
             raise _p.FormatError("MedicationKnowledgeMedicineClassification.sourceUri")
-        if (self.sourceString is not _U or self.sourceString_ext is not _U) + (self.sourceUri is not _U or self.sourceUri_ext is not _U) > 1:
+        if (self.sourceString is not _U) + (self.sourceUri is not _U) > 1:
             raise _p.ChoiceError("MedicationKnowledgeMedicineClassification.source[x]: at most one")
 
 
@@ -13163,7 +12889,6 @@ class MedicationRequestDispenseRequestInitialFill(_p.Complex, kw_only=True):
 
 class MedicationRequestSubstitution(_p.Complex, kw_only=True):
     allowedBoolean: _p.Boolean | _ms.UnsetType = _U
-    allowedBoolean_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_allowedBoolean")
     allowedCodeableConcept: CodeableConcept | _ms.UnsetType = _U
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     id: _p.String | _ms.UnsetType = _U
@@ -13172,7 +12897,7 @@ class MedicationRequestSubstitution(_p.Complex, kw_only=True):
     reason: CodeableConcept | _ms.UnsetType = _U
 
     def __post_init__(self) -> None:
-        if (self.allowedBoolean is not _U or self.allowedBoolean_ext is not _U) + (self.allowedCodeableConcept is not _U) != 1:
+        if (self.allowedBoolean is not _U) + (self.allowedCodeableConcept is not _U) != 1:
             raise _p.ChoiceError("MedicationRequestSubstitution.allowed[x]: exactly one")
 
 
@@ -13185,7 +12910,6 @@ class MedicationStatement(_p.Resource, tag="MedicationStatement", kw_only=True):
     derivedFrom: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
     dosage: _t.Annotated[list[Dosage | None], _p.NonEmpty] | _ms.UnsetType = _U
     effectiveDateTime: _p.DateTime | _ms.UnsetType = _U
-    effectiveDateTime_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_effectiveDateTime")
     effectivePeriod: Period | _ms.UnsetType = _U
     effectiveTiming: Timing | _ms.UnsetType = _U
     encounter: Reference | _ms.UnsetType = _U
@@ -13225,7 +12949,7 @@ class MedicationStatement(_p.Resource, tag="MedicationStatement", kw_only=True):
         v = self.status
         if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
             raise _p.FormatError("MedicationStatement.status")
-        if (self.effectiveDateTime is not _U or self.effectiveDateTime_ext is not _U) + (self.effectivePeriod is not _U) + (self.effectiveTiming is not _U) > 1:
+        if (self.effectiveDateTime is not _U) + (self.effectivePeriod is not _U) + (self.effectiveTiming is not _U) > 1:
             raise _p.ChoiceError("MedicationStatement.effective[x]: at most one")
 
 
@@ -13304,18 +13028,14 @@ class MedicinalProductDefinitionCharacteristic(_p.Complex, kw_only=True):
     type: CodeableConcept
     valueAttachment: Attachment | _ms.UnsetType = _U
     valueBoolean: _p.Boolean | _ms.UnsetType = _U
-    valueBoolean_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueBoolean")
     valueCodeableConcept: CodeableConcept | _ms.UnsetType = _U
     valueDate: _p.Date | _ms.UnsetType = _U
-    valueDate_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueDate")
     valueInteger: _p.Integer | _ms.UnsetType = _U
-    valueInteger_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueInteger")
     valueMarkdown: _p.String | _ms.UnsetType = _U
-    valueMarkdown_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueMarkdown")
     valueQuantity: Quantity | _ms.UnsetType = _U
 
     def __post_init__(self) -> None:
-        if (self.valueAttachment is not _U) + (self.valueBoolean is not _U or self.valueBoolean_ext is not _U) + (self.valueCodeableConcept is not _U) + (self.valueDate is not _U or self.valueDate_ext is not _U) + (self.valueInteger is not _U or self.valueInteger_ext is not _U) + (self.valueMarkdown is not _U or self.valueMarkdown_ext is not _U) + (self.valueQuantity is not _U) > 1:
+        if (self.valueAttachment is not _U) + (self.valueBoolean is not _U) + (self.valueCodeableConcept is not _U) + (self.valueDate is not _U) + (self.valueInteger is not _U) + (self.valueMarkdown is not _U) + (self.valueQuantity is not _U) > 1:
             raise _p.ChoiceError("MedicinalProductDefinitionCharacteristic.value[x]: at most one")
 
 
@@ -13398,7 +13118,6 @@ class MessageDefinition(_p.Resource, tag="MessageDefinition", kw_only=True):
     description_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_description")
     eventCoding: Coding | _ms.UnsetType = _U
     eventUri: _p.String | _ms.UnsetType = _U
-    eventUri_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_eventUri")
     experimental: _p.Boolean | _ms.UnsetType = _U
     experimental_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_experimental")
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
@@ -13439,7 +13158,6 @@ class MessageDefinition(_p.Resource, tag="MessageDefinition", kw_only=True):
     version_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_version")
     versionAlgorithmCoding: Coding | _ms.UnsetType = _U
     versionAlgorithmString: _p.String | _ms.UnsetType = _U
-    versionAlgorithmString_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_versionAlgorithmString")
 
     def __post_init__(self) -> None:
         v = self.base
@@ -13480,9 +13198,9 @@ class MessageDefinition(_p.Resource, tag="MessageDefinition", kw_only=True):
         v = self.url
         if v is not _U and (' ' in v or not v.isprintable()):
             raise _p.FormatError("MessageDefinition.url")
-        if (self.eventCoding is not _U) + (self.eventUri is not _U or self.eventUri_ext is not _U) != 1:
+        if (self.eventCoding is not _U) + (self.eventUri is not _U) != 1:
             raise _p.ChoiceError("MessageDefinition.event[x]: exactly one")
-        if (self.versionAlgorithmCoding is not _U) + (self.versionAlgorithmString is not _U or self.versionAlgorithmString_ext is not _U) > 1:
+        if (self.versionAlgorithmCoding is not _U) + (self.versionAlgorithmString is not _U) > 1:
             raise _p.ChoiceError("MessageDefinition.versionAlgorithm[x]: at most one")
 
 
@@ -13532,7 +13250,6 @@ class MessageHeader(_p.Resource, tag="MessageHeader", kw_only=True):
     definition_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_definition")
     destination: _t.Annotated[list[MessageHeaderDestination | None], _p.NonEmpty] | _ms.UnsetType = _U
     eventCanonical: _p.String | _ms.UnsetType = _U
-    eventCanonical_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_eventCanonical")
     eventCoding: Coding | _ms.UnsetType = _U
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     focus: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
@@ -13567,14 +13284,13 @@ class MessageHeader(_p.Resource, tag="MessageHeader", kw_only=True):
         v = self.language
         if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
             raise _p.FormatError("MessageHeader.language")
-        if (self.eventCanonical is not _U or self.eventCanonical_ext is not _U) + (self.eventCoding is not _U) != 1:
+        if (self.eventCanonical is not _U) + (self.eventCoding is not _U) != 1:
             raise _p.ChoiceError("MessageHeader.event[x]: exactly one")
 
 
 class MessageHeaderDestination(_p.Complex, kw_only=True):
     endpointReference: Reference | _ms.UnsetType = _U
     endpointUrl: _p.String | _ms.UnsetType = _U
-    endpointUrl_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_endpointUrl")
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
@@ -13588,7 +13304,7 @@ class MessageHeaderDestination(_p.Complex, kw_only=True):
         v = self.endpointUrl
         if v is not _U and (' ' in v or not v.isprintable()):
             raise _p.FormatError("MessageHeaderDestination.endpointUrl")
-        if (self.endpointReference is not _U) + (self.endpointUrl is not _U or self.endpointUrl_ext is not _U) > 1:
+        if (self.endpointReference is not _U) + (self.endpointUrl is not _U) > 1:
             raise _p.ChoiceError("MessageHeaderDestination.endpoint[x]: at most one")
 
 
@@ -13612,7 +13328,6 @@ class MessageHeaderSource(_p.Complex, kw_only=True):
     contact: ContactPoint | _ms.UnsetType = _U
     endpointReference: Reference | _ms.UnsetType = _U
     endpointUrl: _p.String | _ms.UnsetType = _U
-    endpointUrl_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_endpointUrl")
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
@@ -13628,7 +13343,7 @@ class MessageHeaderSource(_p.Complex, kw_only=True):
         v = self.endpointUrl
         if v is not _U and (' ' in v or not v.isprintable()):
             raise _p.FormatError("MessageHeaderSource.endpointUrl")
-        if (self.endpointReference is not _U) + (self.endpointUrl is not _U or self.endpointUrl_ext is not _U) > 1:
+        if (self.endpointReference is not _U) + (self.endpointUrl is not _U) > 1:
             raise _p.ChoiceError("MessageHeaderSource.endpoint[x]: at most one")
 
 
@@ -13770,7 +13485,6 @@ class MolecularSequenceRelativeStartingSequence(_p.Complex, kw_only=True):
     sequenceCodeableConcept: CodeableConcept | _ms.UnsetType = _U
     sequenceReference: Reference | _ms.UnsetType = _U
     sequenceString: _p.String | _ms.UnsetType = _U
-    sequenceString_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_sequenceString")
     strand: _p.String | _ms.UnsetType = _U
     strand_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_strand")
     windowEnd: _p.Integer | _ms.UnsetType = _U
@@ -13785,7 +13499,7 @@ class MolecularSequenceRelativeStartingSequence(_p.Complex, kw_only=True):
         v = self.strand
         if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
             raise _p.FormatError("MolecularSequenceRelativeStartingSequence.strand")
-        if (self.sequenceCodeableConcept is not _U) + (self.sequenceReference is not _U) + (self.sequenceString is not _U or self.sequenceString_ext is not _U) > 1:
+        if (self.sequenceCodeableConcept is not _U) + (self.sequenceReference is not _U) + (self.sequenceString is not _U) > 1:
             raise _p.ChoiceError("MolecularSequenceRelativeStartingSequence.sequence[x]: at most one")
 
 
@@ -13882,7 +13596,6 @@ class NamingSystem(_p.Resource, tag="NamingSystem", kw_only=True):
     version_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_version")
     versionAlgorithmCoding: Coding | _ms.UnsetType = _U
     versionAlgorithmString: _p.String | _ms.UnsetType = _U
-    versionAlgorithmString_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_versionAlgorithmString")
 
     def __post_init__(self) -> None:
         v = self.id
@@ -13903,7 +13616,7 @@ class NamingSystem(_p.Resource, tag="NamingSystem", kw_only=True):
         v = self.url
         if v is not _U and (' ' in v or not v.isprintable()):
             raise _p.FormatError("NamingSystem.url")
-        if (self.versionAlgorithmCoding is not _U) + (self.versionAlgorithmString is not _U or self.versionAlgorithmString_ext is not _U) > 1:
+        if (self.versionAlgorithmCoding is not _U) + (self.versionAlgorithmString is not _U) > 1:
             raise _p.ChoiceError("NamingSystem.versionAlgorithm[x]: at most one")
 
 
@@ -13970,7 +13683,6 @@ class NutritionIntake(_p.Resource, tag="NutritionIntake", kw_only=True):
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     note: _t.Annotated[list[Annotation | None], _p.NonEmpty] | _ms.UnsetType = _U
     occurrenceDateTime: _p.DateTime | _ms.UnsetType = _U
-    occurrenceDateTime_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_occurrenceDateTime")
     occurrencePeriod: Period | _ms.UnsetType = _U
     partOf: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
     performer: _t.Annotated[list[NutritionIntakePerformer | None], _p.NonEmpty] | _ms.UnsetType = _U
@@ -13978,7 +13690,6 @@ class NutritionIntake(_p.Resource, tag="NutritionIntake", kw_only=True):
     recorded: _p.DateTime | _ms.UnsetType = _U
     recorded_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_recorded")
     reportedBoolean: _p.Boolean | _ms.UnsetType = _U
-    reportedBoolean_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_reportedBoolean")
     reportedReference: Reference | _ms.UnsetType = _U
     status: _p.String
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
@@ -14007,9 +13718,9 @@ class NutritionIntake(_p.Resource, tag="NutritionIntake", kw_only=True):
         v = self.status
         if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
             raise _p.FormatError("NutritionIntake.status")
-        if (self.occurrenceDateTime is not _U or self.occurrenceDateTime_ext is not _U) + (self.occurrencePeriod is not _U) > 1:
+        if (self.occurrenceDateTime is not _U) + (self.occurrencePeriod is not _U) > 1:
             raise _p.ChoiceError("NutritionIntake.occurrence[x]: at most one")
-        if (self.reportedBoolean is not _U or self.reportedBoolean_ext is not _U) + (self.reportedReference is not _U) > 1:
+        if (self.reportedBoolean is not _U) + (self.reportedReference is not _U) > 1:
             raise _p.ChoiceError("NutritionIntake.reported[x]: at most one")
 
 
@@ -14293,16 +14004,13 @@ class NutritionProductCharacteristic(_p.Complex, kw_only=True):
     type: CodeableConcept
     valueAttachment: Attachment | _ms.UnsetType = _U
     valueBase64Binary: _p.Base64Binary | _ms.UnsetType = _U
-    valueBase64Binary_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueBase64Binary")
     valueBoolean: _p.Boolean | _ms.UnsetType = _U
-    valueBoolean_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueBoolean")
     valueCodeableConcept: CodeableConcept | _ms.UnsetType = _U
     valueQuantity: Quantity | _ms.UnsetType = _U
     valueString: _p.String | _ms.UnsetType = _U
-    valueString_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueString")
 
     def __post_init__(self) -> None:
-        if (self.valueAttachment is not _U) + (self.valueBase64Binary is not _U or self.valueBase64Binary_ext is not _U) + (self.valueBoolean is not _U or self.valueBoolean_ext is not _U) + (self.valueCodeableConcept is not _U) + (self.valueQuantity is not _U) + (self.valueString is not _U or self.valueString_ext is not _U) != 1:
+        if (self.valueAttachment is not _U) + (self.valueBase64Binary is not _U) + (self.valueBoolean is not _U) + (self.valueCodeableConcept is not _U) + (self.valueQuantity is not _U) + (self.valueString is not _U) != 1:
             raise _p.ChoiceError("NutritionProductCharacteristic.value[x]: exactly one")
 
 
@@ -14354,9 +14062,7 @@ class Observation(_p.Resource, tag="Observation", kw_only=True):
     derivedFrom: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
     device: Reference | _ms.UnsetType = _U
     effectiveDateTime: _p.DateTime | _ms.UnsetType = _U
-    effectiveDateTime_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_effectiveDateTime")
     effectiveInstant: _p.Instant | _ms.UnsetType = _U
-    effectiveInstant_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_effectiveInstant")
     effectivePeriod: Period | _ms.UnsetType = _U
     effectiveTiming: Timing | _ms.UnsetType = _U
     encounter: Reference | _ms.UnsetType = _U
@@ -14369,7 +14075,6 @@ class Observation(_p.Resource, tag="Observation", kw_only=True):
     implicitRules: _p.String | _ms.UnsetType = _U
     implicitRules_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_implicitRules")
     instantiatesCanonical: _p.String | _ms.UnsetType = _U
-    instantiatesCanonical_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_instantiatesCanonical")
     instantiatesReference: Reference | _ms.UnsetType = _U
     interpretation: _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
     issued: _p.Instant | _ms.UnsetType = _U
@@ -14391,12 +14096,9 @@ class Observation(_p.Resource, tag="Observation", kw_only=True):
     triggeredBy: _t.Annotated[list[ObservationTriggeredBy | None], _p.NonEmpty] | _ms.UnsetType = _U
     valueAttachment: Attachment | _ms.UnsetType = _U
     valueBoolean: _p.Boolean | _ms.UnsetType = _U
-    valueBoolean_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueBoolean")
     valueCodeableConcept: CodeableConcept | _ms.UnsetType = _U
     valueDateTime: _p.DateTime | _ms.UnsetType = _U
-    valueDateTime_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueDateTime")
     valueInteger: _p.Integer | _ms.UnsetType = _U
-    valueInteger_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueInteger")
     valuePeriod: Period | _ms.UnsetType = _U
     valueQuantity: Quantity | _ms.UnsetType = _U
     valueRange: Range | _ms.UnsetType = _U
@@ -14404,9 +14106,7 @@ class Observation(_p.Resource, tag="Observation", kw_only=True):
     valueReference: Reference | _ms.UnsetType = _U
     valueSampledData: SampledData | _ms.UnsetType = _U
     valueString: _p.String | _ms.UnsetType = _U
-    valueString_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueString")
     valueTime: _p.Time | _ms.UnsetType = _U
-    valueTime_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueTime")
 
     def __post_init__(self) -> None:
         v = self.id
@@ -14424,11 +14124,11 @@ class Observation(_p.Resource, tag="Observation", kw_only=True):
         v = self.status
         if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
             raise _p.FormatError("Observation.status")
-        if (self.effectiveDateTime is not _U or self.effectiveDateTime_ext is not _U) + (self.effectiveInstant is not _U or self.effectiveInstant_ext is not _U) + (self.effectivePeriod is not _U) + (self.effectiveTiming is not _U) > 1:
+        if (self.effectiveDateTime is not _U) + (self.effectiveInstant is not _U) + (self.effectivePeriod is not _U) + (self.effectiveTiming is not _U) > 1:
             raise _p.ChoiceError("Observation.effective[x]: at most one")
-        if (self.instantiatesCanonical is not _U or self.instantiatesCanonical_ext is not _U) + (self.instantiatesReference is not _U) > 1:
+        if (self.instantiatesCanonical is not _U) + (self.instantiatesReference is not _U) > 1:
             raise _p.ChoiceError("Observation.instantiates[x]: at most one")
-        if (self.valueAttachment is not _U) + (self.valueBoolean is not _U or self.valueBoolean_ext is not _U) + (self.valueCodeableConcept is not _U) + (self.valueDateTime is not _U or self.valueDateTime_ext is not _U) + (self.valueInteger is not _U or self.valueInteger_ext is not _U) + (self.valuePeriod is not _U) + (self.valueQuantity is not _U) + (self.valueRange is not _U) + (self.valueRatio is not _U) + (self.valueReference is not _U) + (self.valueSampledData is not _U) + (self.valueString is not _U or self.valueString_ext is not _U) + (self.valueTime is not _U or self.valueTime_ext is not _U) > 1:
+        if (self.valueAttachment is not _U) + (self.valueBoolean is not _U) + (self.valueCodeableConcept is not _U) + (self.valueDateTime is not _U) + (self.valueInteger is not _U) + (self.valuePeriod is not _U) + (self.valueQuantity is not _U) + (self.valueRange is not _U) + (self.valueRatio is not _U) + (self.valueReference is not _U) + (self.valueSampledData is not _U) + (self.valueString is not _U) + (self.valueTime is not _U) > 1:
             raise _p.ChoiceError("Observation.value[x]: at most one")
 
 
@@ -14443,12 +14143,9 @@ class ObservationComponent(_p.Complex, kw_only=True):
     referenceRange: _t.Annotated[list[ObservationReferenceRange | None], _p.NonEmpty] | _ms.UnsetType = _U
     valueAttachment: Attachment | _ms.UnsetType = _U
     valueBoolean: _p.Boolean | _ms.UnsetType = _U
-    valueBoolean_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueBoolean")
     valueCodeableConcept: CodeableConcept | _ms.UnsetType = _U
     valueDateTime: _p.DateTime | _ms.UnsetType = _U
-    valueDateTime_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueDateTime")
     valueInteger: _p.Integer | _ms.UnsetType = _U
-    valueInteger_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueInteger")
     valuePeriod: Period | _ms.UnsetType = _U
     valueQuantity: Quantity | _ms.UnsetType = _U
     valueRange: Range | _ms.UnsetType = _U
@@ -14456,12 +14153,12 @@ class ObservationComponent(_p.Complex, kw_only=True):
     valueReference: Reference | _ms.UnsetType = _U
     valueSampledData: SampledData | _ms.UnsetType = _U
     valueString: _p.String | _ms.UnsetType = _U
-    valueString_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueString")
     valueTime: _p.Time | _ms.UnsetType = _U
-    valueTime_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueTime")
 
     def __post_init__(self) -> None:
-        if (self.valueAttachment is not _U) + (self.valueBoolean is not _U or self.valueBoolean_ext is not _U) + (self.valueCodeableConcept is not _U) + (self.valueDateTime is not _U or self.valueDateTime_ext is not _U) + (self.valueInteger is not _U or self.valueInteger_ext is not _U) + (self.valuePeriod is not _U) + (self.valueQuantity is not _U) + (self.valueRange is not _U) + (self.valueRatio is not _U) + (self.valueReference is not _U) + (self.valueSampledData is not _U) + (self.valueString is not _U or self.valueString_ext is not _U) + (self.valueTime is not _U or self.valueTime_ext is not _U) > 1:
+        t = _astuple(self)
+        n = len(t) - t.count(_U) - 1 - ((self.dataAbsentReason is not _U) + (self.extension is not _U) + (self.id is not _U) + (self.id_ext is not _U) + (self.interpretation is not _U) + (self.modifierExtension is not _U) + (self.referenceRange is not _U))
+        if n > 1:
             raise _p.ChoiceError("ObservationComponent.value[x]: at most one")
 
 
@@ -14534,7 +14231,6 @@ class ObservationDefinition(_p.Resource, tag="ObservationDefinition", kw_only=Tr
     version_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_version")
     versionAlgorithmCoding: Coding | _ms.UnsetType = _U
     versionAlgorithmString: _p.String | _ms.UnsetType = _U
-    versionAlgorithmString_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_versionAlgorithmString")
 
     def __post_init__(self) -> None:
         if self.derivedFromCanonical is not _U:
@@ -14564,7 +14260,7 @@ class ObservationDefinition(_p.Resource, tag="ObservationDefinition", kw_only=Tr
         v = self.url
         if v is not _U and (' ' in v or not v.isprintable()):
             raise _p.FormatError("ObservationDefinition.url")
-        if (self.versionAlgorithmCoding is not _U) + (self.versionAlgorithmString is not _U or self.versionAlgorithmString_ext is not _U) > 1:
+        if (self.versionAlgorithmCoding is not _U) + (self.versionAlgorithmString is not _U) > 1:
             raise _p.ChoiceError("ObservationDefinition.versionAlgorithm[x]: at most one")
 
 
@@ -14730,7 +14426,6 @@ class OperationDefinition(_p.Resource, tag="OperationDefinition", kw_only=True):
     version_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_version")
     versionAlgorithmCoding: Coding | _ms.UnsetType = _U
     versionAlgorithmString: _p.String | _ms.UnsetType = _U
-    versionAlgorithmString_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_versionAlgorithmString")
 
     def __post_init__(self) -> None:
         v = self.base
@@ -14767,7 +14462,7 @@ class OperationDefinition(_p.Resource, tag="OperationDefinition", kw_only=True):
         v = self.url
         if v is not _U and (' ' in v or not v.isprintable()):
             raise _p.FormatError("OperationDefinition.url")
-        if (self.versionAlgorithmCoding is not _U) + (self.versionAlgorithmString is not _U or self.versionAlgorithmString_ext is not _U) > 1:
+        if (self.versionAlgorithmCoding is not _U) + (self.versionAlgorithmString is not _U) > 1:
             raise _p.ChoiceError("OperationDefinition.versionAlgorithm[x]: at most one")
 
 
@@ -15098,14 +14793,12 @@ class PackagedProductDefinitionPackagingProperty(_p.Complex, kw_only=True):
     type: CodeableConcept
     valueAttachment: Attachment | _ms.UnsetType = _U
     valueBoolean: _p.Boolean | _ms.UnsetType = _U
-    valueBoolean_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueBoolean")
     valueCodeableConcept: CodeableConcept | _ms.UnsetType = _U
     valueDate: _p.Date | _ms.UnsetType = _U
-    valueDate_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueDate")
     valueQuantity: Quantity | _ms.UnsetType = _U
 
     def __post_init__(self) -> None:
-        if (self.valueAttachment is not _U) + (self.valueBoolean is not _U or self.valueBoolean_ext is not _U) + (self.valueCodeableConcept is not _U) + (self.valueDate is not _U or self.valueDate_ext is not _U) + (self.valueQuantity is not _U) > 1:
+        if (self.valueAttachment is not _U) + (self.valueBoolean is not _U) + (self.valueCodeableConcept is not _U) + (self.valueDate is not _U) + (self.valueQuantity is not _U) > 1:
             raise _p.ChoiceError("PackagedProductDefinitionPackagingProperty.value[x]: at most one")
 
 
@@ -15180,13 +14873,9 @@ class ParametersParameter(_p.Complex, kw_only=True):
     valueAttachment: Attachment | _ms.UnsetType = _U
     valueAvailability: Availability | _ms.UnsetType = _U
     valueBase64Binary: _p.Base64Binary | _ms.UnsetType = _U
-    valueBase64Binary_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueBase64Binary")
     valueBoolean: _p.Boolean | _ms.UnsetType = _U
-    valueBoolean_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueBoolean")
     valueCanonical: _p.String | _ms.UnsetType = _U
-    valueCanonical_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueCanonical")
     valueCode: _p.String | _ms.UnsetType = _U
-    valueCode_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueCode")
     valueCodeableConcept: CodeableConcept | _ms.UnsetType = _U
     valueCodeableReference: CodeableReference | _ms.UnsetType = _U
     valueCoding: Coding | _ms.UnsetType = _U
@@ -15195,11 +14884,8 @@ class ParametersParameter(_p.Complex, kw_only=True):
     valueCount: Count | _ms.UnsetType = _U
     valueDataRequirement: DataRequirement | _ms.UnsetType = _U
     valueDate: _p.Date | _ms.UnsetType = _U
-    valueDate_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueDate")
     valueDateTime: _p.DateTime | _ms.UnsetType = _U
-    valueDateTime_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueDateTime")
     valueDecimal: _p.Decimal | _ms.UnsetType = _U
-    valueDecimal_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueDecimal")
     valueDistance: Distance | _ms.UnsetType = _U
     valueDosage: Dosage | _ms.UnsetType = _U
     valueDuration: Duration | _ms.UnsetType = _U
@@ -15207,24 +14893,17 @@ class ParametersParameter(_p.Complex, kw_only=True):
     valueExtendedContactDetail: ExtendedContactDetail | _ms.UnsetType = _U
     valueHumanName: HumanName | _ms.UnsetType = _U
     valueId: _p.String | _ms.UnsetType = _U
-    valueId_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueId")
     valueIdentifier: Identifier | _ms.UnsetType = _U
     valueInstant: _p.Instant | _ms.UnsetType = _U
-    valueInstant_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueInstant")
     valueInteger: _p.Integer | _ms.UnsetType = _U
-    valueInteger_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueInteger")
     valueInteger64: _p.Integer64 | _ms.UnsetType = _U
-    valueInteger64_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueInteger64")
     valueMarkdown: _p.String | _ms.UnsetType = _U
-    valueMarkdown_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueMarkdown")
     valueMeta: Meta | _ms.UnsetType = _U
     valueMoney: Money | _ms.UnsetType = _U
     valueOid: _p.Oid | _ms.UnsetType = _U
-    valueOid_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueOid")
     valueParameterDefinition: ParameterDefinition | _ms.UnsetType = _U
     valuePeriod: Period | _ms.UnsetType = _U
     valuePositiveInt: _p.PositiveInt | _ms.UnsetType = _U
-    valuePositiveInt_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valuePositiveInt")
     valueQuantity: Quantity | _ms.UnsetType = _U
     valueRange: Range | _ms.UnsetType = _U
     valueRatio: Ratio | _ms.UnsetType = _U
@@ -15234,20 +14913,14 @@ class ParametersParameter(_p.Complex, kw_only=True):
     valueSampledData: SampledData | _ms.UnsetType = _U
     valueSignature: Signature | _ms.UnsetType = _U
     valueString: _p.String | _ms.UnsetType = _U
-    valueString_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueString")
     valueTime: _p.Time | _ms.UnsetType = _U
-    valueTime_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueTime")
     valueTiming: Timing | _ms.UnsetType = _U
     valueTriggerDefinition: TriggerDefinition | _ms.UnsetType = _U
     valueUnsignedInt: _p.UnsignedInt | _ms.UnsetType = _U
-    valueUnsignedInt_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueUnsignedInt")
     valueUri: _p.String | _ms.UnsetType = _U
-    valueUri_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueUri")
     valueUrl: _p.String | _ms.UnsetType = _U
-    valueUrl_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueUrl")
     valueUsageContext: UsageContext | _ms.UnsetType = _U
     valueUuid: _p.Uuid | _ms.UnsetType = _U
-    valueUuid_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueUuid")
 
     def __post_init__(self) -> None:
         v = self.valueCanonical
@@ -15262,7 +14935,9 @@ class ParametersParameter(_p.Complex, kw_only=True):
         v = self.valueUrl
         if v is not _U and (' ' in v or not v.isprintable()):
             raise _p.FormatError("ParametersParameter.valueUrl")
-        if (self.valueAddress is not _U) + (self.valueAge is not _U) + (self.valueAnnotation is not _U) + (self.valueAttachment is not _U) + (self.valueAvailability is not _U) + (self.valueBase64Binary is not _U or self.valueBase64Binary_ext is not _U) + (self.valueBoolean is not _U or self.valueBoolean_ext is not _U) + (self.valueCanonical is not _U or self.valueCanonical_ext is not _U) + (self.valueCode is not _U or self.valueCode_ext is not _U) + (self.valueCodeableConcept is not _U) + (self.valueCodeableReference is not _U) + (self.valueCoding is not _U) + (self.valueContactDetail is not _U) + (self.valueContactPoint is not _U) + (self.valueCount is not _U) + (self.valueDataRequirement is not _U) + (self.valueDate is not _U or self.valueDate_ext is not _U) + (self.valueDateTime is not _U or self.valueDateTime_ext is not _U) + (self.valueDecimal is not _U or self.valueDecimal_ext is not _U) + (self.valueDistance is not _U) + (self.valueDosage is not _U) + (self.valueDuration is not _U) + (self.valueExpression is not _U) + (self.valueExtendedContactDetail is not _U) + (self.valueHumanName is not _U) + (self.valueId is not _U or self.valueId_ext is not _U) + (self.valueIdentifier is not _U) + (self.valueInstant is not _U or self.valueInstant_ext is not _U) + (self.valueInteger is not _U or self.valueInteger_ext is not _U) + (self.valueInteger64 is not _U or self.valueInteger64_ext is not _U) + (self.valueMarkdown is not _U or self.valueMarkdown_ext is not _U) + (self.valueMeta is not _U) + (self.valueMoney is not _U) + (self.valueOid is not _U or self.valueOid_ext is not _U) + (self.valueParameterDefinition is not _U) + (self.valuePeriod is not _U) + (self.valuePositiveInt is not _U or self.valuePositiveInt_ext is not _U) + (self.valueQuantity is not _U) + (self.valueRange is not _U) + (self.valueRatio is not _U) + (self.valueRatioRange is not _U) + (self.valueReference is not _U) + (self.valueRelatedArtifact is not _U) + (self.valueSampledData is not _U) + (self.valueSignature is not _U) + (self.valueString is not _U or self.valueString_ext is not _U) + (self.valueTime is not _U or self.valueTime_ext is not _U) + (self.valueTiming is not _U) + (self.valueTriggerDefinition is not _U) + (self.valueUnsignedInt is not _U or self.valueUnsignedInt_ext is not _U) + (self.valueUri is not _U or self.valueUri_ext is not _U) + (self.valueUrl is not _U or self.valueUrl_ext is not _U) + (self.valueUsageContext is not _U) + (self.valueUuid is not _U or self.valueUuid_ext is not _U) > 1:
+        t = _astuple(self)
+        n = len(t) - t.count(_U) - 1 - ((self.extension is not _U) + (self.id is not _U) + (self.id_ext is not _U) + (self.modifierExtension is not _U) + (self.name_ext is not _U) + (self.part is not _U) + (self.resource is not _U))
+        if n > 1:
             raise _p.ChoiceError("ParametersParameter.value[x]: at most one")
 
 
@@ -15276,9 +14951,7 @@ class Patient(_p.Resource, tag="Patient", kw_only=True):
     contact: _t.Annotated[list[PatientContact | None], _p.NonEmpty] | _ms.UnsetType = _U
     contained: _t.Annotated[list[AnyResource | None], _p.NonEmpty] | _ms.UnsetType = _U
     deceasedBoolean: _p.Boolean | _ms.UnsetType = _U
-    deceasedBoolean_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_deceasedBoolean")
     deceasedDateTime: _p.DateTime | _ms.UnsetType = _U
-    deceasedDateTime_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_deceasedDateTime")
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     gender: _p.String | _ms.UnsetType = _U
     gender_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_gender")
@@ -15296,9 +14969,7 @@ class Patient(_p.Resource, tag="Patient", kw_only=True):
     meta: Meta | _ms.UnsetType = _U
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     multipleBirthBoolean: _p.Boolean | _ms.UnsetType = _U
-    multipleBirthBoolean_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_multipleBirthBoolean")
     multipleBirthInteger: _p.Integer | _ms.UnsetType = _U
-    multipleBirthInteger_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_multipleBirthInteger")
     name: _t.Annotated[list[HumanName | None], _p.NonEmpty] | _ms.UnsetType = _U
     photo: _t.Annotated[list[Attachment | None], _p.NonEmpty] | _ms.UnsetType = _U
     telecom: _t.Annotated[list[ContactPoint | None], _p.NonEmpty] | _ms.UnsetType = _U
@@ -15317,9 +14988,9 @@ class Patient(_p.Resource, tag="Patient", kw_only=True):
         v = self.language
         if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
             raise _p.FormatError("Patient.language")
-        if (self.deceasedBoolean is not _U or self.deceasedBoolean_ext is not _U) + (self.deceasedDateTime is not _U or self.deceasedDateTime_ext is not _U) > 1:
+        if (self.deceasedBoolean is not _U) + (self.deceasedDateTime is not _U) > 1:
             raise _p.ChoiceError("Patient.deceased[x]: at most one")
-        if (self.multipleBirthBoolean is not _U or self.multipleBirthBoolean_ext is not _U) + (self.multipleBirthInteger is not _U or self.multipleBirthInteger_ext is not _U) > 1:
+        if (self.multipleBirthBoolean is not _U) + (self.multipleBirthInteger is not _U) > 1:
             raise _p.ChoiceError("Patient.multipleBirth[x]: at most one")
 
 
@@ -15501,13 +15172,11 @@ class PaymentReconciliationAllocation(_p.Complex, kw_only=True):
     target: Reference | _ms.UnsetType = _U
     targetItemIdentifier: Identifier | _ms.UnsetType = _U
     targetItemPositiveInt: _p.PositiveInt | _ms.UnsetType = _U
-    targetItemPositiveInt_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_targetItemPositiveInt")
     targetItemString: _p.String | _ms.UnsetType = _U
-    targetItemString_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_targetItemString")
     type: CodeableConcept | _ms.UnsetType = _U
 
     def __post_init__(self) -> None:
-        if (self.targetItemIdentifier is not _U) + (self.targetItemPositiveInt is not _U or self.targetItemPositiveInt_ext is not _U) + (self.targetItemString is not _U or self.targetItemString_ext is not _U) > 1:
+        if (self.targetItemIdentifier is not _U) + (self.targetItemPositiveInt is not _U) + (self.targetItemString is not _U) > 1:
             raise _p.ChoiceError("PaymentReconciliationAllocation.targetItem[x]: at most one")
 
 
@@ -15649,9 +15318,7 @@ class Person(_p.Resource, tag="Person", kw_only=True):
     communication: _t.Annotated[list[PersonCommunication | None], _p.NonEmpty] | _ms.UnsetType = _U
     contained: _t.Annotated[list[AnyResource | None], _p.NonEmpty] | _ms.UnsetType = _U
     deceasedBoolean: _p.Boolean | _ms.UnsetType = _U
-    deceasedBoolean_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_deceasedBoolean")
     deceasedDateTime: _p.DateTime | _ms.UnsetType = _U
-    deceasedDateTime_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_deceasedDateTime")
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     gender: _p.String | _ms.UnsetType = _U
     gender_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_gender")
@@ -15685,7 +15352,7 @@ class Person(_p.Resource, tag="Person", kw_only=True):
         v = self.language
         if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
             raise _p.FormatError("Person.language")
-        if (self.deceasedBoolean is not _U or self.deceasedBoolean_ext is not _U) + (self.deceasedDateTime is not _U or self.deceasedDateTime_ext is not _U) > 1:
+        if (self.deceasedBoolean is not _U) + (self.deceasedDateTime is not _U) > 1:
             raise _p.ChoiceError("Person.deceased[x]: at most one")
 
 
@@ -15720,7 +15387,6 @@ class PlanDefinition(_p.Resource, tag="PlanDefinition", kw_only=True):
     approvalDate: _p.Date | _ms.UnsetType = _U
     approvalDate_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_approvalDate")
     asNeededBoolean: _p.Boolean | _ms.UnsetType = _U
-    asNeededBoolean_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_asNeededBoolean")
     asNeededCodeableConcept: CodeableConcept | _ms.UnsetType = _U
     author: _t.Annotated[list[ContactDetail | None], _p.NonEmpty] | _ms.UnsetType = _U
     contact: _t.Annotated[list[ContactDetail | None], _p.NonEmpty] | _ms.UnsetType = _U
@@ -15765,7 +15431,6 @@ class PlanDefinition(_p.Resource, tag="PlanDefinition", kw_only=True):
     status: _p.String
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
     subjectCanonical: _p.String | _ms.UnsetType = _U
-    subjectCanonical_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_subjectCanonical")
     subjectCodeableConcept: CodeableConcept | _ms.UnsetType = _U
     subjectReference: Reference | _ms.UnsetType = _U
     subtitle: _p.String | _ms.UnsetType = _U
@@ -15784,7 +15449,6 @@ class PlanDefinition(_p.Resource, tag="PlanDefinition", kw_only=True):
     version_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_version")
     versionAlgorithmCoding: Coding | _ms.UnsetType = _U
     versionAlgorithmString: _p.String | _ms.UnsetType = _U
-    versionAlgorithmString_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_versionAlgorithmString")
 
     def __post_init__(self) -> None:
         v = self.id
@@ -15809,11 +15473,11 @@ class PlanDefinition(_p.Resource, tag="PlanDefinition", kw_only=True):
         v = self.url
         if v is not _U and (' ' in v or not v.isprintable()):
             raise _p.FormatError("PlanDefinition.url")
-        if (self.asNeededBoolean is not _U or self.asNeededBoolean_ext is not _U) + (self.asNeededCodeableConcept is not _U) > 1:
+        if (self.asNeededBoolean is not _U) + (self.asNeededCodeableConcept is not _U) > 1:
             raise _p.ChoiceError("PlanDefinition.asNeeded[x]: at most one")
-        if (self.subjectCanonical is not _U or self.subjectCanonical_ext is not _U) + (self.subjectCodeableConcept is not _U) + (self.subjectReference is not _U) > 1:
+        if (self.subjectCanonical is not _U) + (self.subjectCodeableConcept is not _U) + (self.subjectReference is not _U) > 1:
             raise _p.ChoiceError("PlanDefinition.subject[x]: at most one")
-        if (self.versionAlgorithmCoding is not _U) + (self.versionAlgorithmString is not _U or self.versionAlgorithmString_ext is not _U) > 1:
+        if (self.versionAlgorithmCoding is not _U) + (self.versionAlgorithmString is not _U) > 1:
             raise _p.ChoiceError("PlanDefinition.versionAlgorithm[x]: at most one")
 
 
@@ -15824,9 +15488,7 @@ class PlanDefinitionAction(_p.Complex, kw_only=True):
     code: CodeableConcept | _ms.UnsetType = _U
     condition: _t.Annotated[list[PlanDefinitionActionCondition | None], _p.NonEmpty] | _ms.UnsetType = _U
     definitionCanonical: _p.String | _ms.UnsetType = _U
-    definitionCanonical_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_definitionCanonical")
     definitionUri: _p.String | _ms.UnsetType = _U
-    definitionUri_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_definitionUri")
     description: _p.String | _ms.UnsetType = _U
     description_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_description")
     documentation: _t.Annotated[list[RelatedArtifact | None], _p.NonEmpty] | _ms.UnsetType = _U
@@ -15858,7 +15520,6 @@ class PlanDefinitionAction(_p.Complex, kw_only=True):
     selectionBehavior: _p.String | _ms.UnsetType = _U
     selectionBehavior_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_selectionBehavior")
     subjectCanonical: _p.String | _ms.UnsetType = _U
-    subjectCanonical_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_subjectCanonical")
     subjectCodeableConcept: CodeableConcept | _ms.UnsetType = _U
     subjectReference: Reference | _ms.UnsetType = _U
     textEquivalent: _p.String | _ms.UnsetType = _U
@@ -15905,9 +15566,9 @@ class PlanDefinitionAction(_p.Complex, kw_only=True):
         v = self.transform
         if v is not _U and (' ' in v or not v.isprintable()):
             raise _p.FormatError("PlanDefinitionAction.transform")
-        if (self.definitionCanonical is not _U or self.definitionCanonical_ext is not _U) + (self.definitionUri is not _U or self.definitionUri_ext is not _U) > 1:
+        if (self.definitionCanonical is not _U) + (self.definitionUri is not _U) > 1:
             raise _p.ChoiceError("PlanDefinitionAction.definition[x]: at most one")
-        if (self.subjectCanonical is not _U or self.subjectCanonical_ext is not _U) + (self.subjectCodeableConcept is not _U) + (self.subjectReference is not _U) > 1:
+        if (self.subjectCanonical is not _U) + (self.subjectCodeableConcept is not _U) + (self.subjectReference is not _U) > 1:
             raise _p.ChoiceError("PlanDefinitionAction.subject[x]: at most one")
         if (self.timingAge is not _U) + (self.timingDuration is not _U) + (self.timingRange is not _U) + (self.timingTiming is not _U) > 1:
             raise _p.ChoiceError("PlanDefinitionAction.timing[x]: at most one")
@@ -16060,15 +15721,12 @@ class PlanDefinitionGoal(_p.Complex, kw_only=True):
 
 class PlanDefinitionGoalTarget(_p.Complex, kw_only=True):
     detailBoolean: _p.Boolean | _ms.UnsetType = _U
-    detailBoolean_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_detailBoolean")
     detailCodeableConcept: CodeableConcept | _ms.UnsetType = _U
     detailInteger: _p.Integer | _ms.UnsetType = _U
-    detailInteger_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_detailInteger")
     detailQuantity: Quantity | _ms.UnsetType = _U
     detailRange: Range | _ms.UnsetType = _U
     detailRatio: Ratio | _ms.UnsetType = _U
     detailString: _p.String | _ms.UnsetType = _U
-    detailString_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_detailString")
     due: Duration | _ms.UnsetType = _U
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     id: _p.String | _ms.UnsetType = _U
@@ -16077,7 +15735,7 @@ class PlanDefinitionGoalTarget(_p.Complex, kw_only=True):
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
 
     def __post_init__(self) -> None:
-        if (self.detailBoolean is not _U or self.detailBoolean_ext is not _U) + (self.detailCodeableConcept is not _U) + (self.detailInteger is not _U or self.detailInteger_ext is not _U) + (self.detailQuantity is not _U) + (self.detailRange is not _U) + (self.detailRatio is not _U) + (self.detailString is not _U or self.detailString_ext is not _U) > 1:
+        if (self.detailBoolean is not _U) + (self.detailCodeableConcept is not _U) + (self.detailInteger is not _U) + (self.detailQuantity is not _U) + (self.detailRange is not _U) + (self.detailRatio is not _U) + (self.detailString is not _U) > 1:
             raise _p.ChoiceError("PlanDefinitionGoalTarget.detail[x]: at most one")
 
 
@@ -16090,9 +15748,7 @@ class Practitioner(_p.Resource, tag="Practitioner", kw_only=True):
     communication: _t.Annotated[list[PractitionerCommunication | None], _p.NonEmpty] | _ms.UnsetType = _U
     contained: _t.Annotated[list[AnyResource | None], _p.NonEmpty] | _ms.UnsetType = _U
     deceasedBoolean: _p.Boolean | _ms.UnsetType = _U
-    deceasedBoolean_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_deceasedBoolean")
     deceasedDateTime: _p.DateTime | _ms.UnsetType = _U
-    deceasedDateTime_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_deceasedDateTime")
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     gender: _p.String | _ms.UnsetType = _U
     gender_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_gender")
@@ -16124,7 +15780,7 @@ class Practitioner(_p.Resource, tag="Practitioner", kw_only=True):
         v = self.language
         if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
             raise _p.FormatError("Practitioner.language")
-        if (self.deceasedBoolean is not _U or self.deceasedBoolean_ext is not _U) + (self.deceasedDateTime is not _U or self.deceasedDateTime_ext is not _U) > 1:
+        if (self.deceasedBoolean is not _U) + (self.deceasedDateTime is not _U) > 1:
             raise _p.ChoiceError("Practitioner.deceased[x]: at most one")
 
 
@@ -16224,11 +15880,9 @@ class Procedure(_p.Resource, tag="Procedure", kw_only=True):
     note: _t.Annotated[list[Annotation | None], _p.NonEmpty] | _ms.UnsetType = _U
     occurrenceAge: Age | _ms.UnsetType = _U
     occurrenceDateTime: _p.DateTime | _ms.UnsetType = _U
-    occurrenceDateTime_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_occurrenceDateTime")
     occurrencePeriod: Period | _ms.UnsetType = _U
     occurrenceRange: Range | _ms.UnsetType = _U
     occurrenceString: _p.String | _ms.UnsetType = _U
-    occurrenceString_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_occurrenceString")
     occurrenceTiming: Timing | _ms.UnsetType = _U
     outcome: CodeableConcept | _ms.UnsetType = _U
     partOf: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
@@ -16239,7 +15893,6 @@ class Procedure(_p.Resource, tag="Procedure", kw_only=True):
     recorder: Reference | _ms.UnsetType = _U
     report: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
     reportedBoolean: _p.Boolean | _ms.UnsetType = _U
-    reportedBoolean_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_reportedBoolean")
     reportedReference: Reference | _ms.UnsetType = _U
     status: _p.String
     status_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_status")
@@ -16270,9 +15923,9 @@ class Procedure(_p.Resource, tag="Procedure", kw_only=True):
         v = self.status
         if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
             raise _p.FormatError("Procedure.status")
-        if (self.occurrenceAge is not _U) + (self.occurrenceDateTime is not _U or self.occurrenceDateTime_ext is not _U) + (self.occurrencePeriod is not _U) + (self.occurrenceRange is not _U) + (self.occurrenceString is not _U or self.occurrenceString_ext is not _U) + (self.occurrenceTiming is not _U) > 1:
+        if (self.occurrenceAge is not _U) + (self.occurrenceDateTime is not _U) + (self.occurrencePeriod is not _U) + (self.occurrenceRange is not _U) + (self.occurrenceString is not _U) + (self.occurrenceTiming is not _U) > 1:
             raise _p.ChoiceError("Procedure.occurrence[x]: at most one")
-        if (self.reportedBoolean is not _U or self.reportedBoolean_ext is not _U) + (self.reportedReference is not _U) > 1:
+        if (self.reportedBoolean is not _U) + (self.reportedReference is not _U) > 1:
             raise _p.ChoiceError("Procedure.reported[x]: at most one")
 
 
@@ -16303,12 +15956,11 @@ class ProductShelfLife(_p.Complex, kw_only=True):
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     periodDuration: Duration | _ms.UnsetType = _U
     periodString: _p.String | _ms.UnsetType = _U
-    periodString_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_periodString")
     specialPrecautionsForStorage: _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
     type: CodeableConcept | _ms.UnsetType = _U
 
     def __post_init__(self) -> None:
-        if (self.periodDuration is not _U) + (self.periodString is not _U or self.periodString_ext is not _U) > 1:
+        if (self.periodDuration is not _U) + (self.periodString is not _U) > 1:
             raise _p.ChoiceError("ProductShelfLife.period[x]: at most one")
 
 
@@ -16331,7 +15983,6 @@ class Provenance(_p.Resource, tag="Provenance", kw_only=True):
     meta: Meta | _ms.UnsetType = _U
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     occurredDateTime: _p.DateTime | _ms.UnsetType = _U
-    occurredDateTime_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_occurredDateTime")
     occurredPeriod: Period | _ms.UnsetType = _U
     patient: Reference | _ms.UnsetType = _U
     policy: _t.Annotated[list[_p.String | None], _p.NonEmpty] | _ms.UnsetType = _U
@@ -16356,7 +16007,7 @@ class Provenance(_p.Resource, tag="Provenance", kw_only=True):
             for v in self.policy:
                 if v is not None and (' ' in v or not v.isprintable()):
                     raise _p.FormatError("Provenance.policy")
-        if (self.occurredDateTime is not _U or self.occurredDateTime_ext is not _U) + (self.occurredPeriod is not _U) > 1:
+        if (self.occurredDateTime is not _U) + (self.occurredPeriod is not _U) > 1:
             raise _p.ChoiceError("Provenance.occurred[x]: at most one")
 
 
@@ -16467,7 +16118,6 @@ class Questionnaire(_p.Resource, tag="Questionnaire", kw_only=True):
     version_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_version")
     versionAlgorithmCoding: Coding | _ms.UnsetType = _U
     versionAlgorithmString: _p.String | _ms.UnsetType = _U
-    versionAlgorithmString_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_versionAlgorithmString")
 
     def __post_init__(self) -> None:
         if self.derivedFrom is not _U:
@@ -16493,7 +16143,7 @@ class Questionnaire(_p.Resource, tag="Questionnaire", kw_only=True):
         v = self.url
         if v is not _U and (' ' in v or not v.isprintable()):
             raise _p.FormatError("Questionnaire.url")
-        if (self.versionAlgorithmCoding is not _U) + (self.versionAlgorithmString is not _U or self.versionAlgorithmString_ext is not _U) > 1:
+        if (self.versionAlgorithmCoding is not _U) + (self.versionAlgorithmString is not _U) > 1:
             raise _p.ChoiceError("Questionnaire.versionAlgorithm[x]: at most one")
 
 
@@ -16564,38 +16214,27 @@ class QuestionnaireItemAnswerOption(_p.Complex, kw_only=True):
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     valueCoding: Coding | _ms.UnsetType = _U
     valueDate: _p.Date | _ms.UnsetType = _U
-    valueDate_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueDate")
     valueInteger: _p.Integer | _ms.UnsetType = _U
-    valueInteger_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueInteger")
     valueReference: Reference | _ms.UnsetType = _U
     valueString: _p.String | _ms.UnsetType = _U
-    valueString_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueString")
     valueTime: _p.Time | _ms.UnsetType = _U
-    valueTime_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueTime")
 
     def __post_init__(self) -> None:
-        if (self.valueCoding is not _U) + (self.valueDate is not _U or self.valueDate_ext is not _U) + (self.valueInteger is not _U or self.valueInteger_ext is not _U) + (self.valueReference is not _U) + (self.valueString is not _U or self.valueString_ext is not _U) + (self.valueTime is not _U or self.valueTime_ext is not _U) != 1:
+        if (self.valueCoding is not _U) + (self.valueDate is not _U) + (self.valueInteger is not _U) + (self.valueReference is not _U) + (self.valueString is not _U) + (self.valueTime is not _U) != 1:
             raise _p.ChoiceError("QuestionnaireItemAnswerOption.value[x]: exactly one")
 
 
 class QuestionnaireItemEnableWhen(_p.Complex, kw_only=True):
     answerBoolean: _p.Boolean | _ms.UnsetType = _U
-    answerBoolean_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_answerBoolean")
     answerCoding: Coding | _ms.UnsetType = _U
     answerDate: _p.Date | _ms.UnsetType = _U
-    answerDate_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_answerDate")
     answerDateTime: _p.DateTime | _ms.UnsetType = _U
-    answerDateTime_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_answerDateTime")
     answerDecimal: _p.Decimal | _ms.UnsetType = _U
-    answerDecimal_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_answerDecimal")
     answerInteger: _p.Integer | _ms.UnsetType = _U
-    answerInteger_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_answerInteger")
     answerQuantity: Quantity | _ms.UnsetType = _U
     answerReference: Reference | _ms.UnsetType = _U
     answerString: _p.String | _ms.UnsetType = _U
-    answerString_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_answerString")
     answerTime: _p.Time | _ms.UnsetType = _U
-    answerTime_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_answerTime")
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
@@ -16609,7 +16248,9 @@ class QuestionnaireItemEnableWhen(_p.Complex, kw_only=True):
         v = self.operator
         if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
             raise _p.FormatError("QuestionnaireItemEnableWhen.operator")
-        if (self.answerBoolean is not _U or self.answerBoolean_ext is not _U) + (self.answerCoding is not _U) + (self.answerDate is not _U or self.answerDate_ext is not _U) + (self.answerDateTime is not _U or self.answerDateTime_ext is not _U) + (self.answerDecimal is not _U or self.answerDecimal_ext is not _U) + (self.answerInteger is not _U or self.answerInteger_ext is not _U) + (self.answerQuantity is not _U) + (self.answerReference is not _U) + (self.answerString is not _U or self.answerString_ext is not _U) + (self.answerTime is not _U or self.answerTime_ext is not _U) != 1:
+        t = _astuple(self)
+        n = len(t) - t.count(_U) - 2 - ((self.extension is not _U) + (self.id is not _U) + (self.id_ext is not _U) + (self.modifierExtension is not _U) + (self.operator_ext is not _U) + (self.question_ext is not _U))
+        if n != 1:
             raise _p.ChoiceError("QuestionnaireItemEnableWhen.answer[x]: exactly one")
 
 
@@ -16620,30 +16261,24 @@ class QuestionnaireItemInitial(_p.Complex, kw_only=True):
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     valueAttachment: Attachment | _ms.UnsetType = _U
     valueBoolean: _p.Boolean | _ms.UnsetType = _U
-    valueBoolean_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueBoolean")
     valueCoding: Coding | _ms.UnsetType = _U
     valueDate: _p.Date | _ms.UnsetType = _U
-    valueDate_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueDate")
     valueDateTime: _p.DateTime | _ms.UnsetType = _U
-    valueDateTime_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueDateTime")
     valueDecimal: _p.Decimal | _ms.UnsetType = _U
-    valueDecimal_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueDecimal")
     valueInteger: _p.Integer | _ms.UnsetType = _U
-    valueInteger_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueInteger")
     valueQuantity: Quantity | _ms.UnsetType = _U
     valueReference: Reference | _ms.UnsetType = _U
     valueString: _p.String | _ms.UnsetType = _U
-    valueString_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueString")
     valueTime: _p.Time | _ms.UnsetType = _U
-    valueTime_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueTime")
     valueUri: _p.String | _ms.UnsetType = _U
-    valueUri_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueUri")
 
     def __post_init__(self) -> None:
         v = self.valueUri
         if v is not _U and (' ' in v or not v.isprintable()):
             raise _p.FormatError("QuestionnaireItemInitial.valueUri")
-        if (self.valueAttachment is not _U) + (self.valueBoolean is not _U or self.valueBoolean_ext is not _U) + (self.valueCoding is not _U) + (self.valueDate is not _U or self.valueDate_ext is not _U) + (self.valueDateTime is not _U or self.valueDateTime_ext is not _U) + (self.valueDecimal is not _U or self.valueDecimal_ext is not _U) + (self.valueInteger is not _U or self.valueInteger_ext is not _U) + (self.valueQuantity is not _U) + (self.valueReference is not _U) + (self.valueString is not _U or self.valueString_ext is not _U) + (self.valueTime is not _U or self.valueTime_ext is not _U) + (self.valueUri is not _U or self.valueUri_ext is not _U) != 1:
+        t = _astuple(self)
+        n = len(t) - t.count(_U) - 0 - ((self.extension is not _U) + (self.id is not _U) + (self.id_ext is not _U) + (self.modifierExtension is not _U))
+        if n != 1:
             raise _p.ChoiceError("QuestionnaireItemInitial.value[x]: exactly one")
 
 
@@ -16720,30 +16355,24 @@ class QuestionnaireResponseItemAnswer(_p.Complex, kw_only=True):
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     valueAttachment: Attachment | _ms.UnsetType = _U
     valueBoolean: _p.Boolean | _ms.UnsetType = _U
-    valueBoolean_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueBoolean")
     valueCoding: Coding | _ms.UnsetType = _U
     valueDate: _p.Date | _ms.UnsetType = _U
-    valueDate_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueDate")
     valueDateTime: _p.DateTime | _ms.UnsetType = _U
-    valueDateTime_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueDateTime")
     valueDecimal: _p.Decimal | _ms.UnsetType = _U
-    valueDecimal_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueDecimal")
     valueInteger: _p.Integer | _ms.UnsetType = _U
-    valueInteger_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueInteger")
     valueQuantity: Quantity | _ms.UnsetType = _U
     valueReference: Reference | _ms.UnsetType = _U
     valueString: _p.String | _ms.UnsetType = _U
-    valueString_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueString")
     valueTime: _p.Time | _ms.UnsetType = _U
-    valueTime_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueTime")
     valueUri: _p.String | _ms.UnsetType = _U
-    valueUri_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueUri")
 
     def __post_init__(self) -> None:
         v = self.valueUri
         if v is not _U and (' ' in v or not v.isprintable()):
             raise _p.FormatError("QuestionnaireResponseItemAnswer.valueUri")
-        if (self.valueAttachment is not _U) + (self.valueBoolean is not _U or self.valueBoolean_ext is not _U) + (self.valueCoding is not _U) + (self.valueDate is not _U or self.valueDate_ext is not _U) + (self.valueDateTime is not _U or self.valueDateTime_ext is not _U) + (self.valueDecimal is not _U or self.valueDecimal_ext is not _U) + (self.valueInteger is not _U or self.valueInteger_ext is not _U) + (self.valueQuantity is not _U) + (self.valueReference is not _U) + (self.valueString is not _U or self.valueString_ext is not _U) + (self.valueTime is not _U or self.valueTime_ext is not _U) + (self.valueUri is not _U or self.valueUri_ext is not _U) != 1:
+        t = _astuple(self)
+        n = len(t) - t.count(_U) - 0 - ((self.extension is not _U) + (self.id is not _U) + (self.id_ext is not _U) + (self.item is not _U) + (self.modifierExtension is not _U))
+        if n != 1:
             raise _p.ChoiceError("QuestionnaireResponseItemAnswer.value[x]: exactly one")
 
 
@@ -16835,7 +16464,6 @@ class RegulatedAuthorization(_p.Resource, tag="RegulatedAuthorization", kw_only=
 class RegulatedAuthorizationCase(_p.Complex, kw_only=True):
     application: _t.Annotated[list[RegulatedAuthorizationCase | None], _p.NonEmpty] | _ms.UnsetType = _U
     dateDateTime: _p.DateTime | _ms.UnsetType = _U
-    dateDateTime_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_dateDateTime")
     datePeriod: Period | _ms.UnsetType = _U
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     id: _p.String | _ms.UnsetType = _U
@@ -16846,7 +16474,7 @@ class RegulatedAuthorizationCase(_p.Complex, kw_only=True):
     type: CodeableConcept | _ms.UnsetType = _U
 
     def __post_init__(self) -> None:
-        if (self.dateDateTime is not _U or self.dateDateTime_ext is not _U) + (self.datePeriod is not _U) > 1:
+        if (self.dateDateTime is not _U) + (self.datePeriod is not _U) > 1:
             raise _p.ChoiceError("RegulatedAuthorizationCase.date[x]: at most one")
 
 
@@ -17010,9 +16638,7 @@ class RequestOrchestrationAction(_p.Complex, kw_only=True):
     code: _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType = _U
     condition: _t.Annotated[list[RequestOrchestrationActionCondition | None], _p.NonEmpty] | _ms.UnsetType = _U
     definitionCanonical: _p.String | _ms.UnsetType = _U
-    definitionCanonical_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_definitionCanonical")
     definitionUri: _p.String | _ms.UnsetType = _U
-    definitionUri_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_definitionUri")
     description: _p.String | _ms.UnsetType = _U
     description_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_description")
     documentation: _t.Annotated[list[RelatedArtifact | None], _p.NonEmpty] | _ms.UnsetType = _U
@@ -17046,7 +16672,6 @@ class RequestOrchestrationAction(_p.Complex, kw_only=True):
     textEquivalent_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_textEquivalent")
     timingAge: Age | _ms.UnsetType = _U
     timingDateTime: _p.DateTime | _ms.UnsetType = _U
-    timingDateTime_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_timingDateTime")
     timingDuration: Duration | _ms.UnsetType = _U
     timingPeriod: Period | _ms.UnsetType = _U
     timingRange: Range | _ms.UnsetType = _U
@@ -17085,9 +16710,9 @@ class RequestOrchestrationAction(_p.Complex, kw_only=True):
         v = self.transform
         if v is not _U and (' ' in v or not v.isprintable()):
             raise _p.FormatError("RequestOrchestrationAction.transform")
-        if (self.definitionCanonical is not _U or self.definitionCanonical_ext is not _U) + (self.definitionUri is not _U or self.definitionUri_ext is not _U) > 1:
+        if (self.definitionCanonical is not _U) + (self.definitionUri is not _U) > 1:
             raise _p.ChoiceError("RequestOrchestrationAction.definition[x]: at most one")
-        if (self.timingAge is not _U) + (self.timingDateTime is not _U or self.timingDateTime_ext is not _U) + (self.timingDuration is not _U) + (self.timingPeriod is not _U) + (self.timingRange is not _U) + (self.timingTiming is not _U) > 1:
+        if (self.timingAge is not _U) + (self.timingDateTime is not _U) + (self.timingDuration is not _U) + (self.timingPeriod is not _U) + (self.timingRange is not _U) + (self.timingTiming is not _U) > 1:
             raise _p.ChoiceError("RequestOrchestrationAction.timing[x]: at most one")
 
 
@@ -17142,7 +16767,6 @@ class RequestOrchestrationActionOutput(_p.Complex, kw_only=True):
 
 class RequestOrchestrationActionParticipant(_p.Complex, kw_only=True):
     actorCanonical: _p.String | _ms.UnsetType = _U
-    actorCanonical_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_actorCanonical")
     actorReference: Reference | _ms.UnsetType = _U
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     function: CodeableConcept | _ms.UnsetType = _U
@@ -17166,7 +16790,7 @@ class RequestOrchestrationActionParticipant(_p.Complex, kw_only=True):
         v = self.typeCanonical
         if v is not _U and (' ' in v or not v.isprintable()):
             raise _p.FormatError("RequestOrchestrationActionParticipant.typeCanonical")
-        if (self.actorCanonical is not _U or self.actorCanonical_ext is not _U) + (self.actorReference is not _U) > 1:
+        if (self.actorCanonical is not _U) + (self.actorReference is not _U) > 1:
             raise _p.ChoiceError("RequestOrchestrationActionParticipant.actor[x]: at most one")
 
 
@@ -17244,7 +16868,6 @@ class Requirements(_p.Resource, tag="Requirements", kw_only=True):
     version_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_version")
     versionAlgorithmCoding: Coding | _ms.UnsetType = _U
     versionAlgorithmString: _p.String | _ms.UnsetType = _U
-    versionAlgorithmString_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_versionAlgorithmString")
 
     def __post_init__(self) -> None:
         if self.actor is not _U:
@@ -17274,7 +16897,7 @@ class Requirements(_p.Resource, tag="Requirements", kw_only=True):
         v = self.url
         if v is not _U and (' ' in v or not v.isprintable()):
             raise _p.FormatError("Requirements.url")
-        if (self.versionAlgorithmCoding is not _U) + (self.versionAlgorithmString is not _U or self.versionAlgorithmString_ext is not _U) > 1:
+        if (self.versionAlgorithmCoding is not _U) + (self.versionAlgorithmString is not _U) > 1:
             raise _p.ChoiceError("Requirements.versionAlgorithm[x]: at most one")
 
 
@@ -17578,7 +17201,6 @@ class RiskAssessment(_p.Resource, tag="RiskAssessment", kw_only=True):
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     note: _t.Annotated[list[Annotation | None], _p.NonEmpty] | _ms.UnsetType = _U
     occurrenceDateTime: _p.DateTime | _ms.UnsetType = _U
-    occurrenceDateTime_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_occurrenceDateTime")
     occurrencePeriod: Period | _ms.UnsetType = _U
     parent: Reference | _ms.UnsetType = _U
     performer: Reference | _ms.UnsetType = _U
@@ -17602,7 +17224,7 @@ class RiskAssessment(_p.Resource, tag="RiskAssessment", kw_only=True):
         v = self.status
         if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
             raise _p.FormatError("RiskAssessment.status")
-        if (self.occurrenceDateTime is not _U or self.occurrenceDateTime_ext is not _U) + (self.occurrencePeriod is not _U) > 1:
+        if (self.occurrenceDateTime is not _U) + (self.occurrencePeriod is not _U) > 1:
             raise _p.ChoiceError("RiskAssessment.occurrence[x]: at most one")
 
 
@@ -17613,7 +17235,6 @@ class RiskAssessmentPrediction(_p.Complex, kw_only=True):
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     outcome: CodeableConcept | _ms.UnsetType = _U
     probabilityDecimal: _p.Decimal | _ms.UnsetType = _U
-    probabilityDecimal_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_probabilityDecimal")
     probabilityRange: Range | _ms.UnsetType = _U
     qualitativeRisk: CodeableConcept | _ms.UnsetType = _U
     rationale: _p.String | _ms.UnsetType = _U
@@ -17624,7 +17245,7 @@ class RiskAssessmentPrediction(_p.Complex, kw_only=True):
     whenRange: Range | _ms.UnsetType = _U
 
     def __post_init__(self) -> None:
-        if (self.probabilityDecimal is not _U or self.probabilityDecimal_ext is not _U) + (self.probabilityRange is not _U) > 1:
+        if (self.probabilityDecimal is not _U) + (self.probabilityRange is not _U) > 1:
             raise _p.ChoiceError("RiskAssessmentPrediction.probability[x]: at most one")
         if (self.whenPeriod is not _U) + (self.whenRange is not _U) > 1:
             raise _p.ChoiceError("RiskAssessmentPrediction.when[x]: at most one")
@@ -17769,7 +17390,6 @@ class SearchParameter(_p.Resource, tag="SearchParameter", kw_only=True):
     version_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_version")
     versionAlgorithmCoding: Coding | _ms.UnsetType = _U
     versionAlgorithmString: _p.String | _ms.UnsetType = _U
-    versionAlgorithmString_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_versionAlgorithmString")
 
     def __post_init__(self) -> None:
         if self.base is not _U:
@@ -17815,7 +17435,7 @@ class SearchParameter(_p.Resource, tag="SearchParameter", kw_only=True):
         v = self.url
         if v is not _U and (' ' in v or not v.isprintable()):
             raise _p.FormatError("SearchParameter.url")
-        if (self.versionAlgorithmCoding is not _U) + (self.versionAlgorithmString is not _U or self.versionAlgorithmString_ext is not _U) > 1:
+        if (self.versionAlgorithmCoding is not _U) + (self.versionAlgorithmString is not _U) > 1:
             raise _p.ChoiceError("SearchParameter.versionAlgorithm[x]: at most one")
 
 
@@ -17837,7 +17457,6 @@ class SearchParameterComponent(_p.Complex, kw_only=True):
 
 class ServiceRequest(_p.Resource, tag="ServiceRequest", kw_only=True):
     asNeededBoolean: _p.Boolean | _ms.UnsetType = _U
-    asNeededBoolean_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_asNeededBoolean")
     asNeededCodeableConcept: CodeableConcept | _ms.UnsetType = _U
     authoredOn: _p.DateTime | _ms.UnsetType = _U
     authoredOn_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_authoredOn")
@@ -17871,7 +17490,6 @@ class ServiceRequest(_p.Resource, tag="ServiceRequest", kw_only=True):
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     note: _t.Annotated[list[Annotation | None], _p.NonEmpty] | _ms.UnsetType = _U
     occurrenceDateTime: _p.DateTime | _ms.UnsetType = _U
-    occurrenceDateTime_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_occurrenceDateTime")
     occurrencePeriod: Period | _ms.UnsetType = _U
     occurrenceTiming: Timing | _ms.UnsetType = _U
     orderDetail: _t.Annotated[list[ServiceRequestOrderDetail | None], _p.NonEmpty] | _ms.UnsetType = _U
@@ -17922,9 +17540,9 @@ class ServiceRequest(_p.Resource, tag="ServiceRequest", kw_only=True):
         v = self.status
         if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
             raise _p.FormatError("ServiceRequest.status")
-        if (self.asNeededBoolean is not _U or self.asNeededBoolean_ext is not _U) + (self.asNeededCodeableConcept is not _U) > 1:
+        if (self.asNeededBoolean is not _U) + (self.asNeededCodeableConcept is not _U) > 1:
             raise _p.ChoiceError("ServiceRequest.asNeeded[x]: at most one")
-        if (self.occurrenceDateTime is not _U or self.occurrenceDateTime_ext is not _U) + (self.occurrencePeriod is not _U) + (self.occurrenceTiming is not _U) > 1:
+        if (self.occurrenceDateTime is not _U) + (self.occurrencePeriod is not _U) + (self.occurrenceTiming is not _U) > 1:
             raise _p.ChoiceError("ServiceRequest.occurrence[x]: at most one")
         if (self.quantityQuantity is not _U) + (self.quantityRange is not _U) + (self.quantityRatio is not _U) > 1:
             raise _p.ChoiceError("ServiceRequest.quantity[x]: at most one")
@@ -17946,17 +17564,15 @@ class ServiceRequestOrderDetailParameter(_p.Complex, kw_only=True):
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     valueBoolean: _p.Boolean | _ms.UnsetType = _U
-    valueBoolean_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueBoolean")
     valueCodeableConcept: CodeableConcept | _ms.UnsetType = _U
     valuePeriod: Period | _ms.UnsetType = _U
     valueQuantity: Quantity | _ms.UnsetType = _U
     valueRange: Range | _ms.UnsetType = _U
     valueRatio: Ratio | _ms.UnsetType = _U
     valueString: _p.String | _ms.UnsetType = _U
-    valueString_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueString")
 
     def __post_init__(self) -> None:
-        if (self.valueBoolean is not _U or self.valueBoolean_ext is not _U) + (self.valueCodeableConcept is not _U) + (self.valuePeriod is not _U) + (self.valueQuantity is not _U) + (self.valueRange is not _U) + (self.valueRatio is not _U) + (self.valueString is not _U or self.valueString_ext is not _U) != 1:
+        if (self.valueBoolean is not _U) + (self.valueCodeableConcept is not _U) + (self.valuePeriod is not _U) + (self.valueQuantity is not _U) + (self.valueRange is not _U) + (self.valueRatio is not _U) + (self.valueString is not _U) != 1:
             raise _p.ChoiceError("ServiceRequestOrderDetailParameter.value[x]: exactly one")
 
 
@@ -17965,12 +17581,11 @@ class ServiceRequestPatientInstruction(_p.Complex, kw_only=True):
     id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     instructionMarkdown: _p.String | _ms.UnsetType = _U
-    instructionMarkdown_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_instructionMarkdown")
     instructionReference: Reference | _ms.UnsetType = _U
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
 
     def __post_init__(self) -> None:
-        if (self.instructionMarkdown is not _U or self.instructionMarkdown_ext is not _U) + (self.instructionReference is not _U) > 1:
+        if (self.instructionMarkdown is not _U) + (self.instructionReference is not _U) > 1:
             raise _p.ChoiceError("ServiceRequestPatientInstruction.instruction[x]: at most one")
 
 
@@ -18096,7 +17711,6 @@ class Specimen(_p.Resource, tag="Specimen", kw_only=True):
 class SpecimenCollection(_p.Complex, kw_only=True):
     bodySite: CodeableReference | _ms.UnsetType = _U
     collectedDateTime: _p.DateTime | _ms.UnsetType = _U
-    collectedDateTime_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_collectedDateTime")
     collectedPeriod: Period | _ms.UnsetType = _U
     collector: Reference | _ms.UnsetType = _U
     device: CodeableReference | _ms.UnsetType = _U
@@ -18112,7 +17726,7 @@ class SpecimenCollection(_p.Complex, kw_only=True):
     quantity: Quantity | _ms.UnsetType = _U
 
     def __post_init__(self) -> None:
-        if (self.collectedDateTime is not _U or self.collectedDateTime_ext is not _U) + (self.collectedPeriod is not _U) > 1:
+        if (self.collectedDateTime is not _U) + (self.collectedPeriod is not _U) > 1:
             raise _p.ChoiceError("SpecimenCollection.collected[x]: at most one")
         if (self.fastingStatusCodeableConcept is not _U) + (self.fastingStatusDuration is not _U) > 1:
             raise _p.ChoiceError("SpecimenCollection.fastingStatus[x]: at most one")
@@ -18187,7 +17801,6 @@ class SpecimenDefinition(_p.Resource, tag="SpecimenDefinition", kw_only=True):
     version_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_version")
     versionAlgorithmCoding: Coding | _ms.UnsetType = _U
     versionAlgorithmString: _p.String | _ms.UnsetType = _U
-    versionAlgorithmString_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_versionAlgorithmString")
 
     def __post_init__(self) -> None:
         if self.derivedFromCanonical is not _U:
@@ -18215,7 +17828,7 @@ class SpecimenDefinition(_p.Resource, tag="SpecimenDefinition", kw_only=True):
             raise _p.FormatError("SpecimenDefinition.url")
         if (self.subjectCodeableConcept is not _U) + (self.subjectReference is not _U) > 1:
             raise _p.ChoiceError("SpecimenDefinition.subject[x]: at most one")
-        if (self.versionAlgorithmCoding is not _U) + (self.versionAlgorithmString is not _U or self.versionAlgorithmString_ext is not _U) > 1:
+        if (self.versionAlgorithmCoding is not _U) + (self.versionAlgorithmString is not _U) > 1:
             raise _p.ChoiceError("SpecimenDefinition.versionAlgorithm[x]: at most one")
 
 
@@ -18257,14 +17870,13 @@ class SpecimenDefinitionTypeTestedContainer(_p.Complex, kw_only=True):
     material: CodeableConcept | _ms.UnsetType = _U
     minimumVolumeQuantity: Quantity | _ms.UnsetType = _U
     minimumVolumeString: _p.String | _ms.UnsetType = _U
-    minimumVolumeString_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_minimumVolumeString")
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     preparation: _p.String | _ms.UnsetType = _U
     preparation_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_preparation")
     type: CodeableConcept | _ms.UnsetType = _U
 
     def __post_init__(self) -> None:
-        if (self.minimumVolumeQuantity is not _U) + (self.minimumVolumeString is not _U or self.minimumVolumeString_ext is not _U) > 1:
+        if (self.minimumVolumeQuantity is not _U) + (self.minimumVolumeString is not _U) > 1:
             raise _p.ChoiceError("SpecimenDefinitionTypeTestedContainer.minimumVolume[x]: at most one")
 
 
@@ -18313,11 +17925,10 @@ class SpecimenProcessing(_p.Complex, kw_only=True):
     method: CodeableConcept | _ms.UnsetType = _U
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     timeDateTime: _p.DateTime | _ms.UnsetType = _U
-    timeDateTime_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_timeDateTime")
     timePeriod: Period | _ms.UnsetType = _U
 
     def __post_init__(self) -> None:
-        if (self.timeDateTime is not _U or self.timeDateTime_ext is not _U) + (self.timePeriod is not _U) > 1:
+        if (self.timeDateTime is not _U) + (self.timePeriod is not _U) > 1:
             raise _p.ChoiceError("SpecimenProcessing.time[x]: at most one")
 
 
@@ -18382,7 +17993,6 @@ class StructureDefinition(_p.Resource, tag="StructureDefinition", kw_only=True):
     version_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_version")
     versionAlgorithmCoding: Coding | _ms.UnsetType = _U
     versionAlgorithmString: _p.String | _ms.UnsetType = _U
-    versionAlgorithmString_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_versionAlgorithmString")
 
     def __post_init__(self) -> None:
         v = self.baseDefinition
@@ -18415,7 +18025,7 @@ class StructureDefinition(_p.Resource, tag="StructureDefinition", kw_only=True):
         v = self.url
         if v is not _U and (' ' in v or not v.isprintable()):
             raise _p.FormatError("StructureDefinition.url")
-        if (self.versionAlgorithmCoding is not _U) + (self.versionAlgorithmString is not _U or self.versionAlgorithmString_ext is not _U) > 1:
+        if (self.versionAlgorithmCoding is not _U) + (self.versionAlgorithmString is not _U) > 1:
             raise _p.ChoiceError("StructureDefinition.versionAlgorithm[x]: at most one")
 
 
@@ -18518,7 +18128,6 @@ class StructureMap(_p.Resource, tag="StructureMap", kw_only=True):
     version_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_version")
     versionAlgorithmCoding: Coding | _ms.UnsetType = _U
     versionAlgorithmString: _p.String | _ms.UnsetType = _U
-    versionAlgorithmString_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_versionAlgorithmString")
 
     def __post_init__(self) -> None:
         v = self.id
@@ -18540,7 +18149,7 @@ class StructureMap(_p.Resource, tag="StructureMap", kw_only=True):
         v = self.url
         if v is not _U and (' ' in v or not v.isprintable()):
             raise _p.FormatError("StructureMap.url")
-        if (self.versionAlgorithmCoding is not _U) + (self.versionAlgorithmString is not _U or self.versionAlgorithmString_ext is not _U) > 1:
+        if (self.versionAlgorithmCoding is not _U) + (self.versionAlgorithmString is not _U) > 1:
             raise _p.ChoiceError("StructureMap.versionAlgorithm[x]: at most one")
 
 
@@ -18691,24 +18300,18 @@ class StructureMapGroupRuleTargetParameter(_p.Complex, kw_only=True):
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     valueBoolean: _p.Boolean | _ms.UnsetType = _U
-    valueBoolean_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueBoolean")
     valueDate: _p.Date | _ms.UnsetType = _U
-    valueDate_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueDate")
     valueDateTime: _p.DateTime | _ms.UnsetType = _U
-    valueDateTime_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueDateTime")
     valueDecimal: _p.Decimal | _ms.UnsetType = _U
-    valueDecimal_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueDecimal")
     valueId: _p.String | _ms.UnsetType = _U
-    valueId_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueId")
     valueInteger: _p.Integer | _ms.UnsetType = _U
-    valueInteger_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueInteger")
     valueString: _p.String | _ms.UnsetType = _U
-    valueString_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueString")
     valueTime: _p.Time | _ms.UnsetType = _U
-    valueTime_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueTime")
 
     def __post_init__(self) -> None:
-        if (self.valueBoolean is not _U or self.valueBoolean_ext is not _U) + (self.valueDate is not _U or self.valueDate_ext is not _U) + (self.valueDateTime is not _U or self.valueDateTime_ext is not _U) + (self.valueDecimal is not _U or self.valueDecimal_ext is not _U) + (self.valueId is not _U or self.valueId_ext is not _U) + (self.valueInteger is not _U or self.valueInteger_ext is not _U) + (self.valueString is not _U or self.valueString_ext is not _U) + (self.valueTime is not _U or self.valueTime_ext is not _U) != 1:
+        t = _astuple(self)
+        n = len(t) - t.count(_U) - 0 - ((self.extension is not _U) + (self.id is not _U) + (self.id_ext is not _U) + (self.modifierExtension is not _U))
+        if n != 1:
             raise _p.ChoiceError("StructureMapGroupRuleTargetParameter.value[x]: exactly one")
 
 
@@ -18953,7 +18556,6 @@ class SubscriptionTopic(_p.Resource, tag="SubscriptionTopic", kw_only=True):
     version_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_version")
     versionAlgorithmCoding: Coding | _ms.UnsetType = _U
     versionAlgorithmString: _p.String | _ms.UnsetType = _U
-    versionAlgorithmString_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_versionAlgorithmString")
 
     def __post_init__(self) -> None:
         if self.derivedFrom is not _U:
@@ -18975,7 +18577,7 @@ class SubscriptionTopic(_p.Resource, tag="SubscriptionTopic", kw_only=True):
         v = self.url
         if v is not _U and (' ' in v or not v.isprintable()):
             raise _p.FormatError("SubscriptionTopic.url")
-        if (self.versionAlgorithmCoding is not _U) + (self.versionAlgorithmString is not _U or self.versionAlgorithmString_ext is not _U) > 1:
+        if (self.versionAlgorithmCoding is not _U) + (self.versionAlgorithmString is not _U) > 1:
             raise _p.ChoiceError("SubscriptionTopic.versionAlgorithm[x]: at most one")
 
 
@@ -19219,7 +18821,6 @@ class SubstanceDefinitionCode(_p.Complex, kw_only=True):
 class SubstanceDefinitionMoiety(_p.Complex, kw_only=True):
     amountQuantity: Quantity | _ms.UnsetType = _U
     amountString: _p.String | _ms.UnsetType = _U
-    amountString_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_amountString")
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
@@ -19235,7 +18836,7 @@ class SubstanceDefinitionMoiety(_p.Complex, kw_only=True):
     stereochemistry: CodeableConcept | _ms.UnsetType = _U
 
     def __post_init__(self) -> None:
-        if (self.amountQuantity is not _U) + (self.amountString is not _U or self.amountString_ext is not _U) > 1:
+        if (self.amountQuantity is not _U) + (self.amountString is not _U) > 1:
             raise _p.ChoiceError("SubstanceDefinitionMoiety.amount[x]: at most one")
 
 
@@ -19288,14 +18889,12 @@ class SubstanceDefinitionProperty(_p.Complex, kw_only=True):
     type: CodeableConcept
     valueAttachment: Attachment | _ms.UnsetType = _U
     valueBoolean: _p.Boolean | _ms.UnsetType = _U
-    valueBoolean_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueBoolean")
     valueCodeableConcept: CodeableConcept | _ms.UnsetType = _U
     valueDate: _p.Date | _ms.UnsetType = _U
-    valueDate_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueDate")
     valueQuantity: Quantity | _ms.UnsetType = _U
 
     def __post_init__(self) -> None:
-        if (self.valueAttachment is not _U) + (self.valueBoolean is not _U or self.valueBoolean_ext is not _U) + (self.valueCodeableConcept is not _U) + (self.valueDate is not _U or self.valueDate_ext is not _U) + (self.valueQuantity is not _U) > 1:
+        if (self.valueAttachment is not _U) + (self.valueBoolean is not _U) + (self.valueCodeableConcept is not _U) + (self.valueDate is not _U) + (self.valueQuantity is not _U) > 1:
             raise _p.ChoiceError("SubstanceDefinitionProperty.value[x]: at most one")
 
 
@@ -19303,7 +18902,6 @@ class SubstanceDefinitionRelationship(_p.Complex, kw_only=True):
     amountQuantity: Quantity | _ms.UnsetType = _U
     amountRatio: Ratio | _ms.UnsetType = _U
     amountString: _p.String | _ms.UnsetType = _U
-    amountString_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_amountString")
     comparator: CodeableConcept | _ms.UnsetType = _U
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     id: _p.String | _ms.UnsetType = _U
@@ -19318,7 +18916,7 @@ class SubstanceDefinitionRelationship(_p.Complex, kw_only=True):
     type: CodeableConcept
 
     def __post_init__(self) -> None:
-        if (self.amountQuantity is not _U) + (self.amountRatio is not _U) + (self.amountString is not _U or self.amountString_ext is not _U) > 1:
+        if (self.amountQuantity is not _U) + (self.amountRatio is not _U) + (self.amountString is not _U) > 1:
             raise _p.ChoiceError("SubstanceDefinitionRelationship.amount[x]: at most one")
         if (self.substanceDefinitionCodeableConcept is not _U) + (self.substanceDefinitionReference is not _U) > 1:
             raise _p.ChoiceError("SubstanceDefinitionRelationship.substanceDefinition[x]: at most one")
@@ -19665,7 +19263,6 @@ class SubstanceReferenceInformationTarget(_p.Complex, kw_only=True):
     amountQuantity: Quantity | _ms.UnsetType = _U
     amountRange: Range | _ms.UnsetType = _U
     amountString: _p.String | _ms.UnsetType = _U
-    amountString_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_amountString")
     amountType: CodeableConcept | _ms.UnsetType = _U
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     id: _p.String | _ms.UnsetType = _U
@@ -19679,7 +19276,7 @@ class SubstanceReferenceInformationTarget(_p.Complex, kw_only=True):
     type: CodeableConcept | _ms.UnsetType = _U
 
     def __post_init__(self) -> None:
-        if (self.amountQuantity is not _U) + (self.amountRange is not _U) + (self.amountString is not _U or self.amountString_ext is not _U) > 1:
+        if (self.amountQuantity is not _U) + (self.amountRange is not _U) + (self.amountString is not _U) > 1:
             raise _p.ChoiceError("SubstanceReferenceInformationTarget.amount[x]: at most one")
 
 
@@ -19811,7 +19408,6 @@ class SupplyDelivery(_p.Resource, tag="SupplyDelivery", kw_only=True):
     meta: Meta | _ms.UnsetType = _U
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     occurrenceDateTime: _p.DateTime | _ms.UnsetType = _U
-    occurrenceDateTime_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_occurrenceDateTime")
     occurrencePeriod: Period | _ms.UnsetType = _U
     occurrenceTiming: Timing | _ms.UnsetType = _U
     partOf: _t.Annotated[list[Reference | None], _p.NonEmpty] | _ms.UnsetType = _U
@@ -19837,7 +19433,7 @@ class SupplyDelivery(_p.Resource, tag="SupplyDelivery", kw_only=True):
         v = self.status
         if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
             raise _p.FormatError("SupplyDelivery.status")
-        if (self.occurrenceDateTime is not _U or self.occurrenceDateTime_ext is not _U) + (self.occurrencePeriod is not _U) + (self.occurrenceTiming is not _U) > 1:
+        if (self.occurrenceDateTime is not _U) + (self.occurrencePeriod is not _U) + (self.occurrenceTiming is not _U) > 1:
             raise _p.ChoiceError("SupplyDelivery.occurrence[x]: at most one")
 
 
@@ -19876,7 +19472,6 @@ class SupplyRequest(_p.Resource, tag="SupplyRequest", kw_only=True):
     meta: Meta | _ms.UnsetType = _U
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     occurrenceDateTime: _p.DateTime | _ms.UnsetType = _U
-    occurrenceDateTime_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_occurrenceDateTime")
     occurrencePeriod: Period | _ms.UnsetType = _U
     occurrenceTiming: Timing | _ms.UnsetType = _U
     parameter: _t.Annotated[list[SupplyRequestParameter | None], _p.NonEmpty] | _ms.UnsetType = _U
@@ -19906,7 +19501,7 @@ class SupplyRequest(_p.Resource, tag="SupplyRequest", kw_only=True):
         v = self.status
         if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
             raise _p.FormatError("SupplyRequest.status")
-        if (self.occurrenceDateTime is not _U or self.occurrenceDateTime_ext is not _U) + (self.occurrencePeriod is not _U) + (self.occurrenceTiming is not _U) > 1:
+        if (self.occurrenceDateTime is not _U) + (self.occurrencePeriod is not _U) + (self.occurrenceTiming is not _U) > 1:
             raise _p.ChoiceError("SupplyRequest.occurrence[x]: at most one")
 
 
@@ -19917,13 +19512,12 @@ class SupplyRequestParameter(_p.Complex, kw_only=True):
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     valueBoolean: _p.Boolean | _ms.UnsetType = _U
-    valueBoolean_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueBoolean")
     valueCodeableConcept: CodeableConcept | _ms.UnsetType = _U
     valueQuantity: Quantity | _ms.UnsetType = _U
     valueRange: Range | _ms.UnsetType = _U
 
     def __post_init__(self) -> None:
-        if (self.valueBoolean is not _U or self.valueBoolean_ext is not _U) + (self.valueCodeableConcept is not _U) + (self.valueQuantity is not _U) + (self.valueRange is not _U) > 1:
+        if (self.valueBoolean is not _U) + (self.valueCodeableConcept is not _U) + (self.valueQuantity is not _U) + (self.valueRange is not _U) > 1:
             raise _p.ChoiceError("SupplyRequestParameter.value[x]: at most one")
 
 
@@ -20021,13 +19615,9 @@ class TaskInput(_p.Complex, kw_only=True):
     valueAttachment: Attachment | _ms.UnsetType = _U
     valueAvailability: Availability | _ms.UnsetType = _U
     valueBase64Binary: _p.Base64Binary | _ms.UnsetType = _U
-    valueBase64Binary_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueBase64Binary")
     valueBoolean: _p.Boolean | _ms.UnsetType = _U
-    valueBoolean_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueBoolean")
     valueCanonical: _p.String | _ms.UnsetType = _U
-    valueCanonical_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueCanonical")
     valueCode: _p.String | _ms.UnsetType = _U
-    valueCode_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueCode")
     valueCodeableConcept: CodeableConcept | _ms.UnsetType = _U
     valueCodeableReference: CodeableReference | _ms.UnsetType = _U
     valueCoding: Coding | _ms.UnsetType = _U
@@ -20036,11 +19626,8 @@ class TaskInput(_p.Complex, kw_only=True):
     valueCount: Count | _ms.UnsetType = _U
     valueDataRequirement: DataRequirement | _ms.UnsetType = _U
     valueDate: _p.Date | _ms.UnsetType = _U
-    valueDate_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueDate")
     valueDateTime: _p.DateTime | _ms.UnsetType = _U
-    valueDateTime_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueDateTime")
     valueDecimal: _p.Decimal | _ms.UnsetType = _U
-    valueDecimal_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueDecimal")
     valueDistance: Distance | _ms.UnsetType = _U
     valueDosage: Dosage | _ms.UnsetType = _U
     valueDuration: Duration | _ms.UnsetType = _U
@@ -20048,24 +19635,17 @@ class TaskInput(_p.Complex, kw_only=True):
     valueExtendedContactDetail: ExtendedContactDetail | _ms.UnsetType = _U
     valueHumanName: HumanName | _ms.UnsetType = _U
     valueId: _p.String | _ms.UnsetType = _U
-    valueId_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueId")
     valueIdentifier: Identifier | _ms.UnsetType = _U
     valueInstant: _p.Instant | _ms.UnsetType = _U
-    valueInstant_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueInstant")
     valueInteger: _p.Integer | _ms.UnsetType = _U
-    valueInteger_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueInteger")
     valueInteger64: _p.Integer64 | _ms.UnsetType = _U
-    valueInteger64_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueInteger64")
     valueMarkdown: _p.String | _ms.UnsetType = _U
-    valueMarkdown_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueMarkdown")
     valueMeta: Meta | _ms.UnsetType = _U
     valueMoney: Money | _ms.UnsetType = _U
     valueOid: _p.Oid | _ms.UnsetType = _U
-    valueOid_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueOid")
     valueParameterDefinition: ParameterDefinition | _ms.UnsetType = _U
     valuePeriod: Period | _ms.UnsetType = _U
     valuePositiveInt: _p.PositiveInt | _ms.UnsetType = _U
-    valuePositiveInt_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valuePositiveInt")
     valueQuantity: Quantity | _ms.UnsetType = _U
     valueRange: Range | _ms.UnsetType = _U
     valueRatio: Ratio | _ms.UnsetType = _U
@@ -20075,20 +19655,14 @@ class TaskInput(_p.Complex, kw_only=True):
     valueSampledData: SampledData | _ms.UnsetType = _U
     valueSignature: Signature | _ms.UnsetType = _U
     valueString: _p.String | _ms.UnsetType = _U
-    valueString_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueString")
     valueTime: _p.Time | _ms.UnsetType = _U
-    valueTime_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueTime")
     valueTiming: Timing | _ms.UnsetType = _U
     valueTriggerDefinition: TriggerDefinition | _ms.UnsetType = _U
     valueUnsignedInt: _p.UnsignedInt | _ms.UnsetType = _U
-    valueUnsignedInt_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueUnsignedInt")
     valueUri: _p.String | _ms.UnsetType = _U
-    valueUri_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueUri")
     valueUrl: _p.String | _ms.UnsetType = _U
-    valueUrl_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueUrl")
     valueUsageContext: UsageContext | _ms.UnsetType = _U
     valueUuid: _p.Uuid | _ms.UnsetType = _U
-    valueUuid_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueUuid")
 
     def __post_init__(self) -> None:
         v = self.valueCanonical
@@ -20103,7 +19677,9 @@ class TaskInput(_p.Complex, kw_only=True):
         v = self.valueUrl
         if v is not _U and (' ' in v or not v.isprintable()):
             raise _p.FormatError("TaskInput.valueUrl")
-        if (self.valueAddress is not _U) + (self.valueAge is not _U) + (self.valueAnnotation is not _U) + (self.valueAttachment is not _U) + (self.valueAvailability is not _U) + (self.valueBase64Binary is not _U or self.valueBase64Binary_ext is not _U) + (self.valueBoolean is not _U or self.valueBoolean_ext is not _U) + (self.valueCanonical is not _U or self.valueCanonical_ext is not _U) + (self.valueCode is not _U or self.valueCode_ext is not _U) + (self.valueCodeableConcept is not _U) + (self.valueCodeableReference is not _U) + (self.valueCoding is not _U) + (self.valueContactDetail is not _U) + (self.valueContactPoint is not _U) + (self.valueCount is not _U) + (self.valueDataRequirement is not _U) + (self.valueDate is not _U or self.valueDate_ext is not _U) + (self.valueDateTime is not _U or self.valueDateTime_ext is not _U) + (self.valueDecimal is not _U or self.valueDecimal_ext is not _U) + (self.valueDistance is not _U) + (self.valueDosage is not _U) + (self.valueDuration is not _U) + (self.valueExpression is not _U) + (self.valueExtendedContactDetail is not _U) + (self.valueHumanName is not _U) + (self.valueId is not _U or self.valueId_ext is not _U) + (self.valueIdentifier is not _U) + (self.valueInstant is not _U or self.valueInstant_ext is not _U) + (self.valueInteger is not _U or self.valueInteger_ext is not _U) + (self.valueInteger64 is not _U or self.valueInteger64_ext is not _U) + (self.valueMarkdown is not _U or self.valueMarkdown_ext is not _U) + (self.valueMeta is not _U) + (self.valueMoney is not _U) + (self.valueOid is not _U or self.valueOid_ext is not _U) + (self.valueParameterDefinition is not _U) + (self.valuePeriod is not _U) + (self.valuePositiveInt is not _U or self.valuePositiveInt_ext is not _U) + (self.valueQuantity is not _U) + (self.valueRange is not _U) + (self.valueRatio is not _U) + (self.valueRatioRange is not _U) + (self.valueReference is not _U) + (self.valueRelatedArtifact is not _U) + (self.valueSampledData is not _U) + (self.valueSignature is not _U) + (self.valueString is not _U or self.valueString_ext is not _U) + (self.valueTime is not _U or self.valueTime_ext is not _U) + (self.valueTiming is not _U) + (self.valueTriggerDefinition is not _U) + (self.valueUnsignedInt is not _U or self.valueUnsignedInt_ext is not _U) + (self.valueUri is not _U or self.valueUri_ext is not _U) + (self.valueUrl is not _U or self.valueUrl_ext is not _U) + (self.valueUsageContext is not _U) + (self.valueUuid is not _U or self.valueUuid_ext is not _U) != 1:
+        t = _astuple(self)
+        n = len(t) - t.count(_U) - 1 - ((self.extension is not _U) + (self.id is not _U) + (self.id_ext is not _U) + (self.modifierExtension is not _U))
+        if n != 1:
             raise _p.ChoiceError("TaskInput.value[x]: exactly one")
 
 
@@ -20119,13 +19695,9 @@ class TaskOutput(_p.Complex, kw_only=True):
     valueAttachment: Attachment | _ms.UnsetType = _U
     valueAvailability: Availability | _ms.UnsetType = _U
     valueBase64Binary: _p.Base64Binary | _ms.UnsetType = _U
-    valueBase64Binary_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueBase64Binary")
     valueBoolean: _p.Boolean | _ms.UnsetType = _U
-    valueBoolean_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueBoolean")
     valueCanonical: _p.String | _ms.UnsetType = _U
-    valueCanonical_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueCanonical")
     valueCode: _p.String | _ms.UnsetType = _U
-    valueCode_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueCode")
     valueCodeableConcept: CodeableConcept | _ms.UnsetType = _U
     valueCodeableReference: CodeableReference | _ms.UnsetType = _U
     valueCoding: Coding | _ms.UnsetType = _U
@@ -20134,11 +19706,8 @@ class TaskOutput(_p.Complex, kw_only=True):
     valueCount: Count | _ms.UnsetType = _U
     valueDataRequirement: DataRequirement | _ms.UnsetType = _U
     valueDate: _p.Date | _ms.UnsetType = _U
-    valueDate_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueDate")
     valueDateTime: _p.DateTime | _ms.UnsetType = _U
-    valueDateTime_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueDateTime")
     valueDecimal: _p.Decimal | _ms.UnsetType = _U
-    valueDecimal_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueDecimal")
     valueDistance: Distance | _ms.UnsetType = _U
     valueDosage: Dosage | _ms.UnsetType = _U
     valueDuration: Duration | _ms.UnsetType = _U
@@ -20146,24 +19715,17 @@ class TaskOutput(_p.Complex, kw_only=True):
     valueExtendedContactDetail: ExtendedContactDetail | _ms.UnsetType = _U
     valueHumanName: HumanName | _ms.UnsetType = _U
     valueId: _p.String | _ms.UnsetType = _U
-    valueId_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueId")
     valueIdentifier: Identifier | _ms.UnsetType = _U
     valueInstant: _p.Instant | _ms.UnsetType = _U
-    valueInstant_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueInstant")
     valueInteger: _p.Integer | _ms.UnsetType = _U
-    valueInteger_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueInteger")
     valueInteger64: _p.Integer64 | _ms.UnsetType = _U
-    valueInteger64_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueInteger64")
     valueMarkdown: _p.String | _ms.UnsetType = _U
-    valueMarkdown_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueMarkdown")
     valueMeta: Meta | _ms.UnsetType = _U
     valueMoney: Money | _ms.UnsetType = _U
     valueOid: _p.Oid | _ms.UnsetType = _U
-    valueOid_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueOid")
     valueParameterDefinition: ParameterDefinition | _ms.UnsetType = _U
     valuePeriod: Period | _ms.UnsetType = _U
     valuePositiveInt: _p.PositiveInt | _ms.UnsetType = _U
-    valuePositiveInt_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valuePositiveInt")
     valueQuantity: Quantity | _ms.UnsetType = _U
     valueRange: Range | _ms.UnsetType = _U
     valueRatio: Ratio | _ms.UnsetType = _U
@@ -20173,20 +19735,14 @@ class TaskOutput(_p.Complex, kw_only=True):
     valueSampledData: SampledData | _ms.UnsetType = _U
     valueSignature: Signature | _ms.UnsetType = _U
     valueString: _p.String | _ms.UnsetType = _U
-    valueString_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueString")
     valueTime: _p.Time | _ms.UnsetType = _U
-    valueTime_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueTime")
     valueTiming: Timing | _ms.UnsetType = _U
     valueTriggerDefinition: TriggerDefinition | _ms.UnsetType = _U
     valueUnsignedInt: _p.UnsignedInt | _ms.UnsetType = _U
-    valueUnsignedInt_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueUnsignedInt")
     valueUri: _p.String | _ms.UnsetType = _U
-    valueUri_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueUri")
     valueUrl: _p.String | _ms.UnsetType = _U
-    valueUrl_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueUrl")
     valueUsageContext: UsageContext | _ms.UnsetType = _U
     valueUuid: _p.Uuid | _ms.UnsetType = _U
-    valueUuid_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueUuid")
 
     def __post_init__(self) -> None:
         v = self.valueCanonical
@@ -20201,7 +19757,9 @@ class TaskOutput(_p.Complex, kw_only=True):
         v = self.valueUrl
         if v is not _U and (' ' in v or not v.isprintable()):
             raise _p.FormatError("TaskOutput.valueUrl")
-        if (self.valueAddress is not _U) + (self.valueAge is not _U) + (self.valueAnnotation is not _U) + (self.valueAttachment is not _U) + (self.valueAvailability is not _U) + (self.valueBase64Binary is not _U or self.valueBase64Binary_ext is not _U) + (self.valueBoolean is not _U or self.valueBoolean_ext is not _U) + (self.valueCanonical is not _U or self.valueCanonical_ext is not _U) + (self.valueCode is not _U or self.valueCode_ext is not _U) + (self.valueCodeableConcept is not _U) + (self.valueCodeableReference is not _U) + (self.valueCoding is not _U) + (self.valueContactDetail is not _U) + (self.valueContactPoint is not _U) + (self.valueCount is not _U) + (self.valueDataRequirement is not _U) + (self.valueDate is not _U or self.valueDate_ext is not _U) + (self.valueDateTime is not _U or self.valueDateTime_ext is not _U) + (self.valueDecimal is not _U or self.valueDecimal_ext is not _U) + (self.valueDistance is not _U) + (self.valueDosage is not _U) + (self.valueDuration is not _U) + (self.valueExpression is not _U) + (self.valueExtendedContactDetail is not _U) + (self.valueHumanName is not _U) + (self.valueId is not _U or self.valueId_ext is not _U) + (self.valueIdentifier is not _U) + (self.valueInstant is not _U or self.valueInstant_ext is not _U) + (self.valueInteger is not _U or self.valueInteger_ext is not _U) + (self.valueInteger64 is not _U or self.valueInteger64_ext is not _U) + (self.valueMarkdown is not _U or self.valueMarkdown_ext is not _U) + (self.valueMeta is not _U) + (self.valueMoney is not _U) + (self.valueOid is not _U or self.valueOid_ext is not _U) + (self.valueParameterDefinition is not _U) + (self.valuePeriod is not _U) + (self.valuePositiveInt is not _U or self.valuePositiveInt_ext is not _U) + (self.valueQuantity is not _U) + (self.valueRange is not _U) + (self.valueRatio is not _U) + (self.valueRatioRange is not _U) + (self.valueReference is not _U) + (self.valueRelatedArtifact is not _U) + (self.valueSampledData is not _U) + (self.valueSignature is not _U) + (self.valueString is not _U or self.valueString_ext is not _U) + (self.valueTime is not _U or self.valueTime_ext is not _U) + (self.valueTiming is not _U) + (self.valueTriggerDefinition is not _U) + (self.valueUnsignedInt is not _U or self.valueUnsignedInt_ext is not _U) + (self.valueUri is not _U or self.valueUri_ext is not _U) + (self.valueUrl is not _U or self.valueUrl_ext is not _U) + (self.valueUsageContext is not _U) + (self.valueUuid is not _U or self.valueUuid_ext is not _U) != 1:
+        t = _astuple(self)
+        n = len(t) - t.count(_U) - 1 - ((self.extension is not _U) + (self.id is not _U) + (self.id_ext is not _U) + (self.modifierExtension is not _U))
+        if n != 1:
             raise _p.ChoiceError("TaskOutput.value[x]: exactly one")
 
 
@@ -20280,7 +19838,6 @@ class TerminologyCapabilities(_p.Resource, tag="TerminologyCapabilities", kw_onl
     version_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_version")
     versionAlgorithmCoding: Coding | _ms.UnsetType = _U
     versionAlgorithmString: _p.String | _ms.UnsetType = _U
-    versionAlgorithmString_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_versionAlgorithmString")
 
     def __post_init__(self) -> None:
         v = self.codeSearch
@@ -20304,7 +19861,7 @@ class TerminologyCapabilities(_p.Resource, tag="TerminologyCapabilities", kw_onl
         v = self.url
         if v is not _U and (' ' in v or not v.isprintable()):
             raise _p.FormatError("TerminologyCapabilities.url")
-        if (self.versionAlgorithmCoding is not _U) + (self.versionAlgorithmString is not _U or self.versionAlgorithmString_ext is not _U) > 1:
+        if (self.versionAlgorithmCoding is not _U) + (self.versionAlgorithmString is not _U) > 1:
             raise _p.ChoiceError("TerminologyCapabilities.versionAlgorithm[x]: at most one")
 
 
@@ -20514,7 +20071,6 @@ class TestPlan(_p.Resource, tag="TestPlan", kw_only=True):
     version_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_version")
     versionAlgorithmCoding: Coding | _ms.UnsetType = _U
     versionAlgorithmString: _p.String | _ms.UnsetType = _U
-    versionAlgorithmString_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_versionAlgorithmString")
 
     def __post_init__(self) -> None:
         v = self.id
@@ -20532,7 +20088,7 @@ class TestPlan(_p.Resource, tag="TestPlan", kw_only=True):
         v = self.url
         if v is not _U and (' ' in v or not v.isprintable()):
             raise _p.FormatError("TestPlan.url")
-        if (self.versionAlgorithmCoding is not _U) + (self.versionAlgorithmString is not _U or self.versionAlgorithmString_ext is not _U) > 1:
+        if (self.versionAlgorithmCoding is not _U) + (self.versionAlgorithmString is not _U) > 1:
             raise _p.ChoiceError("TestPlan.versionAlgorithm[x]: at most one")
 
 
@@ -20588,11 +20144,10 @@ class TestPlanTestCaseTestData(_p.Complex, kw_only=True):
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     sourceReference: Reference | _ms.UnsetType = _U
     sourceString: _p.String | _ms.UnsetType = _U
-    sourceString_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_sourceString")
     type: Coding
 
     def __post_init__(self) -> None:
-        if (self.sourceReference is not _U) + (self.sourceString is not _U or self.sourceString_ext is not _U) > 1:
+        if (self.sourceReference is not _U) + (self.sourceString is not _U) > 1:
             raise _p.ChoiceError("TestPlanTestCaseTestData.source[x]: at most one")
 
 
@@ -20614,10 +20169,9 @@ class TestPlanTestCaseTestRunScript(_p.Complex, kw_only=True):
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     sourceReference: Reference | _ms.UnsetType = _U
     sourceString: _p.String | _ms.UnsetType = _U
-    sourceString_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_sourceString")
 
     def __post_init__(self) -> None:
-        if (self.sourceReference is not _U) + (self.sourceString is not _U or self.sourceString_ext is not _U) > 1:
+        if (self.sourceReference is not _U) + (self.sourceString is not _U) > 1:
             raise _p.ChoiceError("TestPlanTestCaseTestRunScript.source[x]: at most one")
 
 
@@ -20736,9 +20290,7 @@ class TestReportSetupActionAssertRequirement(_p.Complex, kw_only=True):
     id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     linkCanonical: _p.String | _ms.UnsetType = _U
-    linkCanonical_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_linkCanonical")
     linkUri: _p.String | _ms.UnsetType = _U
-    linkUri_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_linkUri")
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
 
     def __post_init__(self) -> None:
@@ -20748,7 +20300,7 @@ class TestReportSetupActionAssertRequirement(_p.Complex, kw_only=True):
         v = self.linkUri
         if v is not _U and (' ' in v or not v.isprintable()):
             raise _p.FormatError("TestReportSetupActionAssertRequirement.linkUri")
-        if (self.linkCanonical is not _U or self.linkCanonical_ext is not _U) + (self.linkUri is not _U or self.linkUri_ext is not _U) > 1:
+        if (self.linkCanonical is not _U) + (self.linkUri is not _U) > 1:
             raise _p.ChoiceError("TestReportSetupActionAssertRequirement.link[x]: at most one")
 
 
@@ -20863,7 +20415,6 @@ class TestScript(_p.Resource, tag="TestScript", kw_only=True):
     version_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_version")
     versionAlgorithmCoding: Coding | _ms.UnsetType = _U
     versionAlgorithmString: _p.String | _ms.UnsetType = _U
-    versionAlgorithmString_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_versionAlgorithmString")
 
     def __post_init__(self) -> None:
         v = self.id
@@ -20885,7 +20436,7 @@ class TestScript(_p.Resource, tag="TestScript", kw_only=True):
         v = self.url
         if v is not _U and (' ' in v or not v.isprintable()):
             raise _p.FormatError("TestScript.url")
-        if (self.versionAlgorithmCoding is not _U) + (self.versionAlgorithmString is not _U or self.versionAlgorithmString_ext is not _U) > 1:
+        if (self.versionAlgorithmCoding is not _U) + (self.versionAlgorithmString is not _U) > 1:
             raise _p.ChoiceError("TestScript.versionAlgorithm[x]: at most one")
 
 
@@ -21107,9 +20658,7 @@ class TestScriptSetupActionAssertRequirement(_p.Complex, kw_only=True):
     id: _p.String | _ms.UnsetType = _U
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     linkCanonical: _p.String | _ms.UnsetType = _U
-    linkCanonical_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_linkCanonical")
     linkUri: _p.String | _ms.UnsetType = _U
-    linkUri_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_linkUri")
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
 
     def __post_init__(self) -> None:
@@ -21119,7 +20668,7 @@ class TestScriptSetupActionAssertRequirement(_p.Complex, kw_only=True):
         v = self.linkUri
         if v is not _U and (' ' in v or not v.isprintable()):
             raise _p.FormatError("TestScriptSetupActionAssertRequirement.linkUri")
-        if (self.linkCanonical is not _U or self.linkCanonical_ext is not _U) + (self.linkUri is not _U or self.linkUri_ext is not _U) > 1:
+        if (self.linkCanonical is not _U) + (self.linkUri is not _U) > 1:
             raise _p.ChoiceError("TestScriptSetupActionAssertRequirement.link[x]: at most one")
 
 
@@ -21406,13 +20955,9 @@ class TransportInput(_p.Complex, kw_only=True):
     valueAttachment: Attachment | _ms.UnsetType = _U
     valueAvailability: Availability | _ms.UnsetType = _U
     valueBase64Binary: _p.Base64Binary | _ms.UnsetType = _U
-    valueBase64Binary_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueBase64Binary")
     valueBoolean: _p.Boolean | _ms.UnsetType = _U
-    valueBoolean_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueBoolean")
     valueCanonical: _p.String | _ms.UnsetType = _U
-    valueCanonical_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueCanonical")
     valueCode: _p.String | _ms.UnsetType = _U
-    valueCode_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueCode")
     valueCodeableConcept: CodeableConcept | _ms.UnsetType = _U
     valueCodeableReference: CodeableReference | _ms.UnsetType = _U
     valueCoding: Coding | _ms.UnsetType = _U
@@ -21421,11 +20966,8 @@ class TransportInput(_p.Complex, kw_only=True):
     valueCount: Count | _ms.UnsetType = _U
     valueDataRequirement: DataRequirement | _ms.UnsetType = _U
     valueDate: _p.Date | _ms.UnsetType = _U
-    valueDate_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueDate")
     valueDateTime: _p.DateTime | _ms.UnsetType = _U
-    valueDateTime_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueDateTime")
     valueDecimal: _p.Decimal | _ms.UnsetType = _U
-    valueDecimal_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueDecimal")
     valueDistance: Distance | _ms.UnsetType = _U
     valueDosage: Dosage | _ms.UnsetType = _U
     valueDuration: Duration | _ms.UnsetType = _U
@@ -21433,24 +20975,17 @@ class TransportInput(_p.Complex, kw_only=True):
     valueExtendedContactDetail: ExtendedContactDetail | _ms.UnsetType = _U
     valueHumanName: HumanName | _ms.UnsetType = _U
     valueId: _p.String | _ms.UnsetType = _U
-    valueId_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueId")
     valueIdentifier: Identifier | _ms.UnsetType = _U
     valueInstant: _p.Instant | _ms.UnsetType = _U
-    valueInstant_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueInstant")
     valueInteger: _p.Integer | _ms.UnsetType = _U
-    valueInteger_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueInteger")
     valueInteger64: _p.Integer64 | _ms.UnsetType = _U
-    valueInteger64_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueInteger64")
     valueMarkdown: _p.String | _ms.UnsetType = _U
-    valueMarkdown_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueMarkdown")
     valueMeta: Meta | _ms.UnsetType = _U
     valueMoney: Money | _ms.UnsetType = _U
     valueOid: _p.Oid | _ms.UnsetType = _U
-    valueOid_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueOid")
     valueParameterDefinition: ParameterDefinition | _ms.UnsetType = _U
     valuePeriod: Period | _ms.UnsetType = _U
     valuePositiveInt: _p.PositiveInt | _ms.UnsetType = _U
-    valuePositiveInt_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valuePositiveInt")
     valueQuantity: Quantity | _ms.UnsetType = _U
     valueRange: Range | _ms.UnsetType = _U
     valueRatio: Ratio | _ms.UnsetType = _U
@@ -21460,20 +20995,14 @@ class TransportInput(_p.Complex, kw_only=True):
     valueSampledData: SampledData | _ms.UnsetType = _U
     valueSignature: Signature | _ms.UnsetType = _U
     valueString: _p.String | _ms.UnsetType = _U
-    valueString_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueString")
     valueTime: _p.Time | _ms.UnsetType = _U
-    valueTime_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueTime")
     valueTiming: Timing | _ms.UnsetType = _U
     valueTriggerDefinition: TriggerDefinition | _ms.UnsetType = _U
     valueUnsignedInt: _p.UnsignedInt | _ms.UnsetType = _U
-    valueUnsignedInt_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueUnsignedInt")
     valueUri: _p.String | _ms.UnsetType = _U
-    valueUri_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueUri")
     valueUrl: _p.String | _ms.UnsetType = _U
-    valueUrl_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueUrl")
     valueUsageContext: UsageContext | _ms.UnsetType = _U
     valueUuid: _p.Uuid | _ms.UnsetType = _U
-    valueUuid_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueUuid")
 
     def __post_init__(self) -> None:
         v = self.valueCanonical
@@ -21488,7 +21017,9 @@ class TransportInput(_p.Complex, kw_only=True):
         v = self.valueUrl
         if v is not _U and (' ' in v or not v.isprintable()):
             raise _p.FormatError("TransportInput.valueUrl")
-        if (self.valueAddress is not _U) + (self.valueAge is not _U) + (self.valueAnnotation is not _U) + (self.valueAttachment is not _U) + (self.valueAvailability is not _U) + (self.valueBase64Binary is not _U or self.valueBase64Binary_ext is not _U) + (self.valueBoolean is not _U or self.valueBoolean_ext is not _U) + (self.valueCanonical is not _U or self.valueCanonical_ext is not _U) + (self.valueCode is not _U or self.valueCode_ext is not _U) + (self.valueCodeableConcept is not _U) + (self.valueCodeableReference is not _U) + (self.valueCoding is not _U) + (self.valueContactDetail is not _U) + (self.valueContactPoint is not _U) + (self.valueCount is not _U) + (self.valueDataRequirement is not _U) + (self.valueDate is not _U or self.valueDate_ext is not _U) + (self.valueDateTime is not _U or self.valueDateTime_ext is not _U) + (self.valueDecimal is not _U or self.valueDecimal_ext is not _U) + (self.valueDistance is not _U) + (self.valueDosage is not _U) + (self.valueDuration is not _U) + (self.valueExpression is not _U) + (self.valueExtendedContactDetail is not _U) + (self.valueHumanName is not _U) + (self.valueId is not _U or self.valueId_ext is not _U) + (self.valueIdentifier is not _U) + (self.valueInstant is not _U or self.valueInstant_ext is not _U) + (self.valueInteger is not _U or self.valueInteger_ext is not _U) + (self.valueInteger64 is not _U or self.valueInteger64_ext is not _U) + (self.valueMarkdown is not _U or self.valueMarkdown_ext is not _U) + (self.valueMeta is not _U) + (self.valueMoney is not _U) + (self.valueOid is not _U or self.valueOid_ext is not _U) + (self.valueParameterDefinition is not _U) + (self.valuePeriod is not _U) + (self.valuePositiveInt is not _U or self.valuePositiveInt_ext is not _U) + (self.valueQuantity is not _U) + (self.valueRange is not _U) + (self.valueRatio is not _U) + (self.valueRatioRange is not _U) + (self.valueReference is not _U) + (self.valueRelatedArtifact is not _U) + (self.valueSampledData is not _U) + (self.valueSignature is not _U) + (self.valueString is not _U or self.valueString_ext is not _U) + (self.valueTime is not _U or self.valueTime_ext is not _U) + (self.valueTiming is not _U) + (self.valueTriggerDefinition is not _U) + (self.valueUnsignedInt is not _U or self.valueUnsignedInt_ext is not _U) + (self.valueUri is not _U or self.valueUri_ext is not _U) + (self.valueUrl is not _U or self.valueUrl_ext is not _U) + (self.valueUsageContext is not _U) + (self.valueUuid is not _U or self.valueUuid_ext is not _U) != 1:
+        t = _astuple(self)
+        n = len(t) - t.count(_U) - 1 - ((self.extension is not _U) + (self.id is not _U) + (self.id_ext is not _U) + (self.modifierExtension is not _U))
+        if n != 1:
             raise _p.ChoiceError("TransportInput.value[x]: exactly one")
 
 
@@ -21504,13 +21035,9 @@ class TransportOutput(_p.Complex, kw_only=True):
     valueAttachment: Attachment | _ms.UnsetType = _U
     valueAvailability: Availability | _ms.UnsetType = _U
     valueBase64Binary: _p.Base64Binary | _ms.UnsetType = _U
-    valueBase64Binary_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueBase64Binary")
     valueBoolean: _p.Boolean | _ms.UnsetType = _U
-    valueBoolean_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueBoolean")
     valueCanonical: _p.String | _ms.UnsetType = _U
-    valueCanonical_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueCanonical")
     valueCode: _p.String | _ms.UnsetType = _U
-    valueCode_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueCode")
     valueCodeableConcept: CodeableConcept | _ms.UnsetType = _U
     valueCodeableReference: CodeableReference | _ms.UnsetType = _U
     valueCoding: Coding | _ms.UnsetType = _U
@@ -21519,11 +21046,8 @@ class TransportOutput(_p.Complex, kw_only=True):
     valueCount: Count | _ms.UnsetType = _U
     valueDataRequirement: DataRequirement | _ms.UnsetType = _U
     valueDate: _p.Date | _ms.UnsetType = _U
-    valueDate_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueDate")
     valueDateTime: _p.DateTime | _ms.UnsetType = _U
-    valueDateTime_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueDateTime")
     valueDecimal: _p.Decimal | _ms.UnsetType = _U
-    valueDecimal_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueDecimal")
     valueDistance: Distance | _ms.UnsetType = _U
     valueDosage: Dosage | _ms.UnsetType = _U
     valueDuration: Duration | _ms.UnsetType = _U
@@ -21531,24 +21055,17 @@ class TransportOutput(_p.Complex, kw_only=True):
     valueExtendedContactDetail: ExtendedContactDetail | _ms.UnsetType = _U
     valueHumanName: HumanName | _ms.UnsetType = _U
     valueId: _p.String | _ms.UnsetType = _U
-    valueId_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueId")
     valueIdentifier: Identifier | _ms.UnsetType = _U
     valueInstant: _p.Instant | _ms.UnsetType = _U
-    valueInstant_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueInstant")
     valueInteger: _p.Integer | _ms.UnsetType = _U
-    valueInteger_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueInteger")
     valueInteger64: _p.Integer64 | _ms.UnsetType = _U
-    valueInteger64_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueInteger64")
     valueMarkdown: _p.String | _ms.UnsetType = _U
-    valueMarkdown_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueMarkdown")
     valueMeta: Meta | _ms.UnsetType = _U
     valueMoney: Money | _ms.UnsetType = _U
     valueOid: _p.Oid | _ms.UnsetType = _U
-    valueOid_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueOid")
     valueParameterDefinition: ParameterDefinition | _ms.UnsetType = _U
     valuePeriod: Period | _ms.UnsetType = _U
     valuePositiveInt: _p.PositiveInt | _ms.UnsetType = _U
-    valuePositiveInt_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valuePositiveInt")
     valueQuantity: Quantity | _ms.UnsetType = _U
     valueRange: Range | _ms.UnsetType = _U
     valueRatio: Ratio | _ms.UnsetType = _U
@@ -21558,20 +21075,14 @@ class TransportOutput(_p.Complex, kw_only=True):
     valueSampledData: SampledData | _ms.UnsetType = _U
     valueSignature: Signature | _ms.UnsetType = _U
     valueString: _p.String | _ms.UnsetType = _U
-    valueString_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueString")
     valueTime: _p.Time | _ms.UnsetType = _U
-    valueTime_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueTime")
     valueTiming: Timing | _ms.UnsetType = _U
     valueTriggerDefinition: TriggerDefinition | _ms.UnsetType = _U
     valueUnsignedInt: _p.UnsignedInt | _ms.UnsetType = _U
-    valueUnsignedInt_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueUnsignedInt")
     valueUri: _p.String | _ms.UnsetType = _U
-    valueUri_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueUri")
     valueUrl: _p.String | _ms.UnsetType = _U
-    valueUrl_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueUrl")
     valueUsageContext: UsageContext | _ms.UnsetType = _U
     valueUuid: _p.Uuid | _ms.UnsetType = _U
-    valueUuid_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueUuid")
 
     def __post_init__(self) -> None:
         v = self.valueCanonical
@@ -21586,7 +21097,9 @@ class TransportOutput(_p.Complex, kw_only=True):
         v = self.valueUrl
         if v is not _U and (' ' in v or not v.isprintable()):
             raise _p.FormatError("TransportOutput.valueUrl")
-        if (self.valueAddress is not _U) + (self.valueAge is not _U) + (self.valueAnnotation is not _U) + (self.valueAttachment is not _U) + (self.valueAvailability is not _U) + (self.valueBase64Binary is not _U or self.valueBase64Binary_ext is not _U) + (self.valueBoolean is not _U or self.valueBoolean_ext is not _U) + (self.valueCanonical is not _U or self.valueCanonical_ext is not _U) + (self.valueCode is not _U or self.valueCode_ext is not _U) + (self.valueCodeableConcept is not _U) + (self.valueCodeableReference is not _U) + (self.valueCoding is not _U) + (self.valueContactDetail is not _U) + (self.valueContactPoint is not _U) + (self.valueCount is not _U) + (self.valueDataRequirement is not _U) + (self.valueDate is not _U or self.valueDate_ext is not _U) + (self.valueDateTime is not _U or self.valueDateTime_ext is not _U) + (self.valueDecimal is not _U or self.valueDecimal_ext is not _U) + (self.valueDistance is not _U) + (self.valueDosage is not _U) + (self.valueDuration is not _U) + (self.valueExpression is not _U) + (self.valueExtendedContactDetail is not _U) + (self.valueHumanName is not _U) + (self.valueId is not _U or self.valueId_ext is not _U) + (self.valueIdentifier is not _U) + (self.valueInstant is not _U or self.valueInstant_ext is not _U) + (self.valueInteger is not _U or self.valueInteger_ext is not _U) + (self.valueInteger64 is not _U or self.valueInteger64_ext is not _U) + (self.valueMarkdown is not _U or self.valueMarkdown_ext is not _U) + (self.valueMeta is not _U) + (self.valueMoney is not _U) + (self.valueOid is not _U or self.valueOid_ext is not _U) + (self.valueParameterDefinition is not _U) + (self.valuePeriod is not _U) + (self.valuePositiveInt is not _U or self.valuePositiveInt_ext is not _U) + (self.valueQuantity is not _U) + (self.valueRange is not _U) + (self.valueRatio is not _U) + (self.valueRatioRange is not _U) + (self.valueReference is not _U) + (self.valueRelatedArtifact is not _U) + (self.valueSampledData is not _U) + (self.valueSignature is not _U) + (self.valueString is not _U or self.valueString_ext is not _U) + (self.valueTime is not _U or self.valueTime_ext is not _U) + (self.valueTiming is not _U) + (self.valueTriggerDefinition is not _U) + (self.valueUnsignedInt is not _U or self.valueUnsignedInt_ext is not _U) + (self.valueUri is not _U or self.valueUri_ext is not _U) + (self.valueUrl is not _U or self.valueUrl_ext is not _U) + (self.valueUsageContext is not _U) + (self.valueUuid is not _U or self.valueUuid_ext is not _U) != 1:
+        t = _astuple(self)
+        n = len(t) - t.count(_U) - 1 - ((self.extension is not _U) + (self.id is not _U) + (self.id_ext is not _U) + (self.modifierExtension is not _U))
+        if n != 1:
             raise _p.ChoiceError("TransportOutput.value[x]: exactly one")
 
 
@@ -21613,9 +21126,7 @@ class TriggerDefinition(_p.Complex, kw_only=True):
     subscriptionTopic: _p.String | _ms.UnsetType = _U
     subscriptionTopic_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_subscriptionTopic")
     timingDate: _p.Date | _ms.UnsetType = _U
-    timingDate_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_timingDate")
     timingDateTime: _p.DateTime | _ms.UnsetType = _U
-    timingDateTime_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_timingDateTime")
     timingReference: Reference | _ms.UnsetType = _U
     timingTiming: Timing | _ms.UnsetType = _U
     type: _p.String
@@ -21628,7 +21139,7 @@ class TriggerDefinition(_p.Complex, kw_only=True):
         v = self.type
         if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
             raise _p.FormatError("TriggerDefinition.type")
-        if (self.timingDate is not _U or self.timingDate_ext is not _U) + (self.timingDateTime is not _U or self.timingDateTime_ext is not _U) + (self.timingReference is not _U) + (self.timingTiming is not _U) > 1:
+        if (self.timingDate is not _U) + (self.timingDateTime is not _U) + (self.timingReference is not _U) + (self.timingTiming is not _U) > 1:
             raise _p.ChoiceError("TriggerDefinition.timing[x]: at most one")
 
 
@@ -21705,7 +21216,6 @@ class ValueSet(_p.Resource, tag="ValueSet", kw_only=True):
     version_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_version")
     versionAlgorithmCoding: Coding | _ms.UnsetType = _U
     versionAlgorithmString: _p.String | _ms.UnsetType = _U
-    versionAlgorithmString_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_versionAlgorithmString")
 
     def __post_init__(self) -> None:
         v = self.id
@@ -21723,7 +21233,7 @@ class ValueSet(_p.Resource, tag="ValueSet", kw_only=True):
         v = self.url
         if v is not _U and (' ' in v or not v.isprintable()):
             raise _p.FormatError("ValueSet.url")
-        if (self.versionAlgorithmCoding is not _U) + (self.versionAlgorithmString is not _U or self.versionAlgorithmString_ext is not _U) > 1:
+        if (self.versionAlgorithmCoding is not _U) + (self.versionAlgorithmString is not _U) > 1:
             raise _p.ChoiceError("ValueSet.versionAlgorithm[x]: at most one")
 
 
@@ -21891,18 +21401,12 @@ class ValueSetExpansionContainsProperty(_p.Complex, kw_only=True):
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     subProperty: _t.Annotated[list[ValueSetExpansionContainsPropertySubProperty | None], _p.NonEmpty] | _ms.UnsetType = _U
     valueBoolean: _p.Boolean | _ms.UnsetType = _U
-    valueBoolean_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueBoolean")
     valueCode: _p.String | _ms.UnsetType = _U
-    valueCode_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueCode")
     valueCoding: Coding | _ms.UnsetType = _U
     valueDateTime: _p.DateTime | _ms.UnsetType = _U
-    valueDateTime_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueDateTime")
     valueDecimal: _p.Decimal | _ms.UnsetType = _U
-    valueDecimal_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueDecimal")
     valueInteger: _p.Integer | _ms.UnsetType = _U
-    valueInteger_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueInteger")
     valueString: _p.String | _ms.UnsetType = _U
-    valueString_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueString")
 
     def __post_init__(self) -> None:
         v = self.code
@@ -21911,7 +21415,7 @@ class ValueSetExpansionContainsProperty(_p.Complex, kw_only=True):
         v = self.valueCode
         if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
             raise _p.FormatError("ValueSetExpansionContainsProperty.valueCode")
-        if (self.valueBoolean is not _U or self.valueBoolean_ext is not _U) + (self.valueCode is not _U or self.valueCode_ext is not _U) + (self.valueCoding is not _U) + (self.valueDateTime is not _U or self.valueDateTime_ext is not _U) + (self.valueDecimal is not _U or self.valueDecimal_ext is not _U) + (self.valueInteger is not _U or self.valueInteger_ext is not _U) + (self.valueString is not _U or self.valueString_ext is not _U) != 1:
+        if (self.valueBoolean is not _U) + (self.valueCode is not _U) + (self.valueCoding is not _U) + (self.valueDateTime is not _U) + (self.valueDecimal is not _U) + (self.valueInteger is not _U) + (self.valueString is not _U) != 1:
             raise _p.ChoiceError("ValueSetExpansionContainsProperty.value[x]: exactly one")
 
 
@@ -21923,18 +21427,12 @@ class ValueSetExpansionContainsPropertySubProperty(_p.Complex, kw_only=True):
     id_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_id")
     modifierExtension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     valueBoolean: _p.Boolean | _ms.UnsetType = _U
-    valueBoolean_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueBoolean")
     valueCode: _p.String | _ms.UnsetType = _U
-    valueCode_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueCode")
     valueCoding: Coding | _ms.UnsetType = _U
     valueDateTime: _p.DateTime | _ms.UnsetType = _U
-    valueDateTime_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueDateTime")
     valueDecimal: _p.Decimal | _ms.UnsetType = _U
-    valueDecimal_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueDecimal")
     valueInteger: _p.Integer | _ms.UnsetType = _U
-    valueInteger_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueInteger")
     valueString: _p.String | _ms.UnsetType = _U
-    valueString_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueString")
 
     def __post_init__(self) -> None:
         v = self.code
@@ -21943,7 +21441,7 @@ class ValueSetExpansionContainsPropertySubProperty(_p.Complex, kw_only=True):
         v = self.valueCode
         if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
             raise _p.FormatError("ValueSetExpansionContainsPropertySubProperty.valueCode")
-        if (self.valueBoolean is not _U or self.valueBoolean_ext is not _U) + (self.valueCode is not _U or self.valueCode_ext is not _U) + (self.valueCoding is not _U) + (self.valueDateTime is not _U or self.valueDateTime_ext is not _U) + (self.valueDecimal is not _U or self.valueDecimal_ext is not _U) + (self.valueInteger is not _U or self.valueInteger_ext is not _U) + (self.valueString is not _U or self.valueString_ext is not _U) != 1:
+        if (self.valueBoolean is not _U) + (self.valueCode is not _U) + (self.valueCoding is not _U) + (self.valueDateTime is not _U) + (self.valueDecimal is not _U) + (self.valueInteger is not _U) + (self.valueString is not _U) != 1:
             raise _p.ChoiceError("ValueSetExpansionContainsPropertySubProperty.value[x]: exactly one")
 
 
@@ -21955,19 +21453,12 @@ class ValueSetExpansionParameter(_p.Complex, kw_only=True):
     name: _p.String
     name_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_name")
     valueBoolean: _p.Boolean | _ms.UnsetType = _U
-    valueBoolean_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueBoolean")
     valueCode: _p.String | _ms.UnsetType = _U
-    valueCode_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueCode")
     valueDateTime: _p.DateTime | _ms.UnsetType = _U
-    valueDateTime_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueDateTime")
     valueDecimal: _p.Decimal | _ms.UnsetType = _U
-    valueDecimal_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueDecimal")
     valueInteger: _p.Integer | _ms.UnsetType = _U
-    valueInteger_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueInteger")
     valueString: _p.String | _ms.UnsetType = _U
-    valueString_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueString")
     valueUri: _p.String | _ms.UnsetType = _U
-    valueUri_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_valueUri")
 
     def __post_init__(self) -> None:
         v = self.valueCode
@@ -21976,7 +21467,7 @@ class ValueSetExpansionParameter(_p.Complex, kw_only=True):
         v = self.valueUri
         if v is not _U and (' ' in v or not v.isprintable()):
             raise _p.FormatError("ValueSetExpansionParameter.valueUri")
-        if (self.valueBoolean is not _U or self.valueBoolean_ext is not _U) + (self.valueCode is not _U or self.valueCode_ext is not _U) + (self.valueDateTime is not _U or self.valueDateTime_ext is not _U) + (self.valueDecimal is not _U or self.valueDecimal_ext is not _U) + (self.valueInteger is not _U or self.valueInteger_ext is not _U) + (self.valueString is not _U or self.valueString_ext is not _U) + (self.valueUri is not _U or self.valueUri_ext is not _U) > 1:
+        if (self.valueBoolean is not _U) + (self.valueCode is not _U) + (self.valueDateTime is not _U) + (self.valueDecimal is not _U) + (self.valueInteger is not _U) + (self.valueString is not _U) + (self.valueUri is not _U) > 1:
             raise _p.ChoiceError("ValueSetExpansionParameter.value[x]: at most one")
 
 
@@ -22107,9 +21598,7 @@ class VirtualServiceDetail(_p.Complex, kw_only=True):
     addressContactPoint: ContactPoint | _ms.UnsetType = _U
     addressExtendedContactDetail: ExtendedContactDetail | _ms.UnsetType = _U
     addressString: _p.String | _ms.UnsetType = _U
-    addressString_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_addressString")
     addressUrl: _p.String | _ms.UnsetType = _U
-    addressUrl_ext: Element | _ms.UnsetType = _ms.field(default=_U, name="_addressUrl")
     channelType: Coding | _ms.UnsetType = _U
     extension: _t.Annotated[list[Extension | None], _p.NonEmpty] | _ms.UnsetType = _U
     id: _p.String | _ms.UnsetType = _U
@@ -22127,7 +21616,7 @@ class VirtualServiceDetail(_p.Complex, kw_only=True):
         v = self.addressUrl
         if v is not _U and (' ' in v or not v.isprintable()):
             raise _p.FormatError("VirtualServiceDetail.addressUrl")
-        if (self.addressContactPoint is not _U) + (self.addressExtendedContactDetail is not _U) + (self.addressString is not _U or self.addressString_ext is not _U) + (self.addressUrl is not _U or self.addressUrl_ext is not _U) > 1:
+        if (self.addressContactPoint is not _U) + (self.addressExtendedContactDetail is not _U) + (self.addressString is not _U) + (self.addressUrl is not _U) > 1:
             raise _p.ChoiceError("VirtualServiceDetail.address[x]: at most one")
 
 

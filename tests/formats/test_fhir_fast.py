@@ -70,12 +70,26 @@ def test_fast_path_metadata_and_bom() -> None:
         b'{"resourceType":"Patient","deceasedBoolean":true,"deceasedDateTime":"2020"}',
         b'{"resourceType":"Patient","extension":' + b"[" * 100_000 + b"]" * 100_000 + b"}",
         b'{"resourceType":"Binary","contentType":"x","data":"YQ="}',
-        b'{"resourceType":"Patient","id":"p\u003a1"}',
+        b'{"resourceType":"Patient","name":[{"text":"a\\u003ab","text":"c"}]}',
+        b'{"resourceType":"Patient","name":[{"text":"a:b","text":"c:d"}]}',
     ],
 )
 def test_fast_path_defers(body: bytes) -> None:
     """Payloads the fast path leaves to the walker (never raising, whatever the input)."""
     assert fast_verdict(body) is None
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"resourceType":"Patient","name":[{"text":"a\\u003ab\\"c"}]}',
+        b'{\n "resourceType" : "Patient" ,\n "name" : [ { "text" : "a:b \\\\" } ]\n}\n',
+        b'{"resourceType":"Patient","name":[{"text":":"}]}',
+    ],
+)
+def test_fast_path_accepts_escapes_and_spacing(body: bytes) -> None:
+    assert fast_verdict(body) is not None
+    assert validate(body) == walker_verdict(body)
 
 
 # --- verdicts ------------------------------------------------------------------------------

@@ -41,6 +41,8 @@ class Types:
         self.decoder = msgspec.json.Decoder(self.module.AnyResource)
         self.bundle = self.module.Bundle
         self.bundle_types = BUNDLE_TYPES[version]
+        union = self.module.AnyResource.__args__
+        self.tags: dict[type, str] = {cls: cls.__struct_config__.tag for cls in union}
 
 
 @functools.cache
@@ -132,12 +134,12 @@ def _outside_strings(blob: bytes) -> int:
 
 def summary(document: Any, version: str) -> dict[str, Any] | None:
     """``structure.Summary.metadata()`` of a decoded resource; None if a Bundle rule may fail."""
-    config = type(document).__struct_config__
-    meta: dict[str, Any] = {"resource_type": config.tag}
+    kinds = types(version)
+    meta: dict[str, Any] = {"resource_type": kinds.tags[type(document)]}
     if document.id is not UNSET:
         meta["id"] = document.id
-    if type(document) is types(version).bundle:
-        bundle = _bundle(document, types(version).bundle_types)
+    if type(document) is kinds.bundle:
+        bundle = _bundle(document, kinds)
         if bundle is None:
             return None
         meta.update(bundle)
@@ -152,9 +154,9 @@ def summary(document: Any, version: str) -> dict[str, Any] | None:
     return meta
 
 
-def _bundle(bundle: Any, bundle_types: frozenset[str]) -> dict[str, Any] | None:
+def _bundle(bundle: Any, kinds: Types) -> dict[str, Any] | None:
     bundle_type = bundle.type
-    if bundle_type not in bundle_types:
+    if bundle_type not in kinds.bundle_types:
         return None
     entry_types: dict[str, int] = {}
     full_urls: set[str] = set()
@@ -169,7 +171,7 @@ def _bundle(bundle: Any, bundle_types: frozenset[str]) -> dict[str, Any] | None:
                 if bundle_type not in REQUEST_BUNDLES or entry.request is UNSET:
                     return None
             else:
-                tag = type(resource).__struct_config__.tag
+                tag = kinds.tags[type(resource)]
                 entry_types[tag] = entry_types.get(tag, 0) + 1
             full_url = entry.fullUrl
             if full_url is not UNSET:

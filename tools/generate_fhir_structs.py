@@ -96,6 +96,20 @@ _astuple = _ms.structs.astuple
 '''
 
 
+RESOLVE = """
+
+def _resolve_annotations() -> None:
+    names = globals()
+    for struct in _STRUCTS:
+        annotations = struct.__annotations__
+        for field, alias in annotations.items():
+            annotations[field] = names[alias]
+
+
+_resolve_annotations()
+"""
+
+
 def module_name(version: str) -> str:
     return version.lower()
 
@@ -108,11 +122,23 @@ def render(version: str, data: dict[str, Any]) -> str:
     resources = set(data["resources"])
     types: dict[str, dict[str, Any]] = data["types"]
     out = [HEADER.format(version=version)]
+    aliases: dict[str, str] = {}
     for type_name, raw in types.items():
-        out.append(_struct(type_name, raw, type_name in resources))
+        out.append(_struct(type_name, raw, type_name in resources, aliases))
     union = ", ".join(sorted(resources))
     out.append(f"\nAnyResource = _t.Union[{union}]\n")
+    # Each field is annotated with the name of its type, built once here and put in place of
+    # the name: msgspec would otherwise compile and evaluate every string annotation (about
+    # 10,000 of them) when the first decoder is built.
+    out.append("\n")
+    out.extend(f"{alias} = {expression}\n" for expression, alias in aliases.items())
+    out.append(f"\n_STRUCTS = ({', '.join(types)},)\n")
+    out.append(RESOLVE)
     return "".join(out)
+
+
+def _alias(expression: str, aliases: dict[str, str]) -> str:
+    return aliases.setdefault(expression, f"_T{len(aliases)}")
 
 
 def _primitive(element_type: str, name: str, is_resource: bool) -> str:
@@ -144,7 +170,7 @@ def _format_check(type_name: str, attr: str, primitive: str, many: bool) -> str:
     return f"        v = self.{attr}\n        if v is not _U and ({bad}):\n{error}"
 
 
-def _struct(type_name: str, raw: dict[str, Any], is_resource: bool) -> str:
+def _struct(type_name: str, raw: dict[str, Any], is_resource: bool, aliases: dict[str, str]) -> str:
     base = f'_p.Resource, tag="{type_name}"' if is_resource else "_p.Complex"
     base += ", kw_only=True"  # required elements follow optional ones
     lines = [f"\n\nclass {type_name}({base}):\n"]
@@ -165,11 +191,12 @@ def _struct(type_name: str, raw: dict[str, Any], is_resource: bool) -> str:
             annotation = value
         if required and choice is None:
             field = "" if attr == name else f' = _ms.field(name="{name}")'
-            lines.append(f"    {attr}: {annotation}{field}\n")
+            lines.append(f"    {attr}: {_alias(annotation, aliases)}{field}\n")
         else:
             field = "" if attr == name else f'_ms.field(default=_U, name="{name}")'
             default = field or "_U"
-            lines.append(f"    {attr}: {annotation} | _ms.UnsetType = {default}\n")
+            optional = _alias(f"{annotation} | _ms.UnsetType", aliases)
+            lines.append(f"    {attr}: {optional} = {default}\n")
         present = [attr]
         if element_type in PRIMITIVES and _primitive(element_type, name, is_resource) in CHECKED:
             checks.append(
@@ -178,9 +205,8 @@ def _struct(type_name: str, raw: dict[str, Any], is_resource: bool) -> str:
         attrs.append((attr, choice, required and choice is None))
         if element_type in PRIMITIVES and choice is None:
             ext = "list[Element | None] | Element" if many else "Element"
-            lines.append(
-                f'    {name}_ext: {ext} | _ms.UnsetType = _ms.field(default=_U, name="_{name}")\n'
-            )
+            optional = _alias(f"{ext} | _ms.UnsetType", aliases)
+            lines.append(f'    {name}_ext: {optional} = _ms.field(default=_U, name="_{name}")\n')
             present.append(f"{name}_ext")
             attrs.append((f"{name}_ext", None, False))
         if choice is not None:

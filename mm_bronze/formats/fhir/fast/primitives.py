@@ -2,12 +2,13 @@
 
 Each primitive is the msgspec type whose decoding accepts exactly what the walker's
 ``model.primitive_problem`` accepts from JSON (or less: a stricter type only sends a payload
-to the walker, which has the final word). Patterns are anchored with ``\\Z`` because msgspec
-uses ``re.search`` and ``$`` would accept a trailing newline.
+to the walker, which has the final word); string formats are checked by the generated
+``__post_init__`` methods, with str methods or the walker's own patterns.
 """
 
 from __future__ import annotations
 
+import re
 from typing import Annotated
 
 import msgspec
@@ -15,60 +16,29 @@ from msgspec import Meta
 
 from mm_bronze.formats.fhir.model import PATTERNS
 
-
-def _pattern(name: str) -> Meta:
-    return Meta(pattern=f"^(?:{PATTERNS[name].pattern})\\Z")
-
-
 Boolean = bool
 Integer = int
 PositiveInt = Annotated[int, Meta(ge=1)]
 UnsignedInt = Annotated[int, Meta(ge=0)]
 Decimal = float
-# Any non-empty string: string, markdown, xhtml, and the id of a non-resource element.
+# Any non-empty string: string, markdown, xhtml, the id of a non-resource element, and the
+# primitives whose format the generated ``__post_init__`` checks with the functions below.
 String = Annotated[str, Meta(min_length=1)]
-Code = Annotated[str, _pattern("code")]
-Id = Annotated[str, _pattern("id")]
-Uri = Annotated[str, Meta(pattern="^\\S+\\Z")]
-Oid = Annotated[str, _pattern("oid")]
-Uuid = Annotated[str, _pattern("uuid")]
-Date = Annotated[str, _pattern("date")]
-DateTime = Annotated[str, _pattern("dateTime")]
-Instant = Annotated[str, _pattern("instant")]
-Time = Annotated[str, _pattern("time")]
-Integer64 = Annotated[str, _pattern("integer64")]
+
+# The walker's patterns (``model.PATTERNS``), matched the same way: ``fullmatch``.
+date = PATTERNS["date"].fullmatch
+date_time = PATTERNS["dateTime"].fullmatch
+instant = PATTERNS["instant"].fullmatch
+time = PATTERNS["time"].fullmatch
+oid = PATTERNS["oid"].fullmatch
+uuid = PATTERNS["uuid"].fullmatch
+integer64 = PATTERNS["integer64"].fullmatch
 # Base64 (RFC 4648 alphabet, padded) in which spaces may appear anywhere, as in the
 # specification's own examples; anything else goes to the walker.
 _B64 = "[A-Za-z0-9+/] *"
-Base64Binary = Annotated[
-    str,
-    Meta(pattern=(f"^ *(?=[A-Za-z0-9+/])(?:{_B64 * 4})*(?:{_B64 * 2}= *= *|{_B64 * 3}= *)?\\Z")),
-]
-
-# FHIR primitive name -> the name of its type in this module.
-TYPES = {
-    "boolean": "Boolean",
-    "integer": "Integer",
-    "positiveInt": "PositiveInt",
-    "unsignedInt": "UnsignedInt",
-    "decimal": "Decimal",
-    "string": "String",
-    "markdown": "String",
-    "xhtml": "String",
-    "code": "Code",
-    "id": "Id",
-    "uri": "Uri",
-    "url": "Uri",
-    "canonical": "Uri",
-    "oid": "Oid",
-    "uuid": "Uuid",
-    "date": "Date",
-    "dateTime": "DateTime",
-    "instant": "Instant",
-    "time": "Time",
-    "integer64": "Integer64",
-    "base64Binary": "Base64Binary",
-}
+base64 = re.compile(
+    f" *(?=[A-Za-z0-9+/])(?:{_B64 * 4})*(?:{_B64 * 2}= *= *|{_B64 * 3}= *)?"
+).fullmatch
 
 NonEmpty = Meta(min_length=1)
 UNSET = msgspec.UNSET

@@ -80,26 +80,26 @@ class AccountGuarantor(_p.Complex, kw_only=True):
 
 
 class ActivityDefinition(_p.Resource, tag="ActivityDefinition", kw_only=True):
-    approvalDate: _T17 = _U
+    approvalDate: _T2 = _U
     approvalDate_ext: _T3 = _ms.field(default=_U, name="_approvalDate")
-    author: _T18 = _U
-    bodySite: _T19 = _U
+    author: _T17 = _U
+    bodySite: _T18 = _U
     code: _T13 = _U
-    contact: _T18 = _U
+    contact: _T17 = _U
     contained: _T0 = _U
     copyright: _T2 = _U
     copyright_ext: _T3 = _ms.field(default=_U, name="_copyright")
-    date: _T20 = _U
+    date: _T2 = _U
     date_ext: _T3 = _ms.field(default=_U, name="_date")
     description: _T2 = _U
     description_ext: _T3 = _ms.field(default=_U, name="_description")
     doNotPerform: _T16 = _U
     doNotPerform_ext: _T3 = _ms.field(default=_U, name="_doNotPerform")
-    dosage: _T21 = _U
-    dynamicValue: _T22 = _U
-    editor: _T18 = _U
+    dosage: _T19 = _U
+    dynamicValue: _T20 = _U
+    editor: _T17 = _U
     effectivePeriod: _T9 = _U
-    endorser: _T18 = _U
+    endorser: _T17 = _U
     experimental: _T16 = _U
     experimental_ext: _T3 = _ms.field(default=_U, name="_experimental")
     extension: _T4 = _U
@@ -110,15 +110,15 @@ class ActivityDefinition(_p.Resource, tag="ActivityDefinition", kw_only=True):
     implicitRules_ext: _T3 = _ms.field(default=_U, name="_implicitRules")
     intent: _T2 = _U
     intent_ext: _T3 = _ms.field(default=_U, name="_intent")
-    jurisdiction: _T19 = _U
+    jurisdiction: _T18 = _U
     kind: _T2 = _U
     kind_ext: _T3 = _ms.field(default=_U, name="_kind")
     language: _T2 = _U
     language_ext: _T3 = _ms.field(default=_U, name="_language")
-    lastReviewDate: _T17 = _U
+    lastReviewDate: _T2 = _U
     lastReviewDate_ext: _T3 = _ms.field(default=_U, name="_lastReviewDate")
-    library: _T23 = _U
-    library_ext: _T24 = _ms.field(default=_U, name="_library")
+    library: _T21 = _U
+    library_ext: _T22 = _ms.field(default=_U, name="_library")
     location: _T8 = _U
     meta: _T7 = _U
     modifierExtension: _T4 = _U
@@ -126,7 +126,7 @@ class ActivityDefinition(_p.Resource, tag="ActivityDefinition", kw_only=True):
     name_ext: _T3 = _ms.field(default=_U, name="_name")
     observationRequirement: _T11 = _U
     observationResultRequirement: _T11 = _U
-    participant: _T25 = _U
+    participant: _T23 = _U
     priority: _T2 = _U
     priority_ext: _T3 = _ms.field(default=_U, name="_priority")
     productCodeableConcept: _T13 = _U
@@ -137,9 +137,9 @@ class ActivityDefinition(_p.Resource, tag="ActivityDefinition", kw_only=True):
     publisher_ext: _T3 = _ms.field(default=_U, name="_publisher")
     purpose: _T2 = _U
     purpose_ext: _T3 = _ms.field(default=_U, name="_purpose")
-    quantity: _T26 = _U
-    relatedArtifact: _T27 = _U
-    reviewer: _T18 = _U
+    quantity: _T24 = _U
+    relatedArtifact: _T25 = _U
+    reviewer: _T17 = _U
     specimenRequirement: _T11 = _U
     status: _T10
     status_ext: _T3 = _ms.field(default=_U, name="_status")
@@ -148,26 +148,32 @@ class ActivityDefinition(_p.Resource, tag="ActivityDefinition", kw_only=True):
     subtitle: _T2 = _U
     subtitle_ext: _T3 = _ms.field(default=_U, name="_subtitle")
     text: _T12 = _U
-    timingAge: _T28 = _U
-    timingDateTime: _T20 = _U
-    timingDuration: _T29 = _U
+    timingAge: _T26 = _U
+    timingDateTime: _T2 = _U
+    timingDuration: _T27 = _U
     timingPeriod: _T9 = _U
-    timingRange: _T30 = _U
-    timingTiming: _T31 = _U
+    timingRange: _T28 = _U
+    timingTiming: _T29 = _U
     title: _T2 = _U
     title_ext: _T3 = _ms.field(default=_U, name="_title")
-    topic: _T19 = _U
+    topic: _T18 = _U
     transform: _T2 = _U
     transform_ext: _T3 = _ms.field(default=_U, name="_transform")
     url: _T2 = _U
     url_ext: _T3 = _ms.field(default=_U, name="_url")
     usage: _T2 = _U
     usage_ext: _T3 = _ms.field(default=_U, name="_usage")
-    useContext: _T32 = _U
+    useContext: _T30 = _U
     version: _T2 = _U
     version_ext: _T3 = _ms.field(default=_U, name="_version")
 
     def __post_init__(self) -> None:
+        v = self.approvalDate
+        if v is not _U and (_p.date(v) is None):
+            raise _p.FormatError("ActivityDefinition.approvalDate")
+        v = self.date
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("ActivityDefinition.date")
         v = self.id
         if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
             raise _p.FormatError("ActivityDefinition.id")
@@ -183,6 +189,9 @@ class ActivityDefinition(_p.Resource, tag="ActivityDefinition", kw_only=True):
         v = self.language
         if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
             raise _p.FormatError("ActivityDefinition.language")
+        v = self.lastReviewDate
+        if v is not _U and (_p.date(v) is None):
+            raise _p.FormatError("ActivityDefinition.lastReviewDate")
         if self.library is not _U:
             for v in self.library:
                 if v is not None and (' ' in v or not v.isprintable()):
@@ -196,6 +205,9 @@ class ActivityDefinition(_p.Resource, tag="ActivityDefinition", kw_only=True):
         v = self.status
         if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
             raise _p.FormatError("ActivityDefinition.status")
+        v = self.timingDateTime
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("ActivityDefinition.timingDateTime")
         v = self.transform
         if v is not _U and (' ' in v or not v.isprintable()):
             raise _p.FormatError("ActivityDefinition.transform")
@@ -211,7 +223,7 @@ class ActivityDefinition(_p.Resource, tag="ActivityDefinition", kw_only=True):
 
 
 class ActivityDefinitionDynamicValue(_p.Complex, kw_only=True):
-    expression: _T33
+    expression: _T31
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
@@ -245,8 +257,8 @@ class Address(_p.Complex, kw_only=True):
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
-    line: _T23 = _U
-    line_ext: _T24 = _ms.field(default=_U, name="_line")
+    line: _T21 = _U
+    line_ext: _T22 = _ms.field(default=_U, name="_line")
     period: _T9 = _U
     postalCode: _T2 = _U
     postalCode_ext: _T3 = _ms.field(default=_U, name="_postalCode")
@@ -271,19 +283,19 @@ class Address(_p.Complex, kw_only=True):
 class AdverseEvent(_p.Resource, tag="AdverseEvent", kw_only=True):
     actuality: _T10
     actuality_ext: _T3 = _ms.field(default=_U, name="_actuality")
-    category: _T19 = _U
+    category: _T18 = _U
     contained: _T0 = _U
     contributor: _T11 = _U
-    date: _T20 = _U
+    date: _T2 = _U
     date_ext: _T3 = _ms.field(default=_U, name="_date")
-    detected: _T20 = _U
+    detected: _T2 = _U
     detected_ext: _T3 = _ms.field(default=_U, name="_detected")
     encounter: _T8 = _U
     event: _T13 = _U
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
-    identifier: _T34 = _U
+    identifier: _T32 = _U
     implicitRules: _T2 = _U
     implicitRules_ext: _T3 = _ms.field(default=_U, name="_implicitRules")
     language: _T2 = _U
@@ -292,7 +304,7 @@ class AdverseEvent(_p.Resource, tag="AdverseEvent", kw_only=True):
     meta: _T7 = _U
     modifierExtension: _T4 = _U
     outcome: _T13 = _U
-    recordedDate: _T20 = _U
+    recordedDate: _T2 = _U
     recordedDate_ext: _T3 = _ms.field(default=_U, name="_recordedDate")
     recorder: _T8 = _U
     referenceDocument: _T11 = _U
@@ -302,13 +314,19 @@ class AdverseEvent(_p.Resource, tag="AdverseEvent", kw_only=True):
     study: _T11 = _U
     subject: _T14
     subjectMedicalHistory: _T11 = _U
-    suspectEntity: _T35 = _U
+    suspectEntity: _T33 = _U
     text: _T12 = _U
 
     def __post_init__(self) -> None:
         v = self.actuality
         if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
             raise _p.FormatError("AdverseEvent.actuality")
+        v = self.date
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("AdverseEvent.date")
+        v = self.detected
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("AdverseEvent.detected")
         v = self.id
         if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
             raise _p.FormatError("AdverseEvent.id")
@@ -318,10 +336,13 @@ class AdverseEvent(_p.Resource, tag="AdverseEvent", kw_only=True):
         v = self.language
         if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
             raise _p.FormatError("AdverseEvent.language")
+        v = self.recordedDate
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("AdverseEvent.recordedDate")
 
 
 class AdverseEventSuspectEntity(_p.Complex, kw_only=True):
-    causality: _T36 = _U
+    causality: _T34 = _U
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
@@ -353,7 +374,7 @@ class Age(_p.Complex, kw_only=True):
     system_ext: _T3 = _ms.field(default=_U, name="_system")
     unit: _T2 = _U
     unit_ext: _T3 = _ms.field(default=_U, name="_unit")
-    value: _T37 = _U
+    value: _T35 = _U
     value_ext: _T3 = _ms.field(default=_U, name="_value")
 
     def __post_init__(self) -> None:
@@ -370,8 +391,8 @@ class Age(_p.Complex, kw_only=True):
 
 class AllergyIntolerance(_p.Resource, tag="AllergyIntolerance", kw_only=True):
     asserter: _T8 = _U
-    category: _T23 = _U
-    category_ext: _T24 = _ms.field(default=_U, name="_category")
+    category: _T21 = _U
+    category_ext: _T22 = _ms.field(default=_U, name="_category")
     clinicalStatus: _T13 = _U
     code: _T13 = _U
     contained: _T0 = _U
@@ -386,19 +407,19 @@ class AllergyIntolerance(_p.Resource, tag="AllergyIntolerance", kw_only=True):
     implicitRules_ext: _T3 = _ms.field(default=_U, name="_implicitRules")
     language: _T2 = _U
     language_ext: _T3 = _ms.field(default=_U, name="_language")
-    lastOccurrence: _T20 = _U
+    lastOccurrence: _T2 = _U
     lastOccurrence_ext: _T3 = _ms.field(default=_U, name="_lastOccurrence")
     meta: _T7 = _U
     modifierExtension: _T4 = _U
-    note: _T38 = _U
-    onsetAge: _T28 = _U
-    onsetDateTime: _T20 = _U
+    note: _T36 = _U
+    onsetAge: _T26 = _U
+    onsetDateTime: _T2 = _U
     onsetPeriod: _T9 = _U
-    onsetRange: _T30 = _U
+    onsetRange: _T28 = _U
     onsetString: _T2 = _U
     patient: _T14
-    reaction: _T39 = _U
-    recordedDate: _T20 = _U
+    reaction: _T37 = _U
+    recordedDate: _T2 = _U
     recordedDate_ext: _T3 = _ms.field(default=_U, name="_recordedDate")
     recorder: _T8 = _U
     text: _T12 = _U
@@ -423,6 +444,15 @@ class AllergyIntolerance(_p.Resource, tag="AllergyIntolerance", kw_only=True):
         v = self.language
         if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
             raise _p.FormatError("AllergyIntolerance.language")
+        v = self.lastOccurrence
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("AllergyIntolerance.lastOccurrence")
+        v = self.onsetDateTime
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("AllergyIntolerance.onsetDateTime")
+        v = self.recordedDate
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("AllergyIntolerance.recordedDate")
         v = self.type
         if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
             raise _p.FormatError("AllergyIntolerance.type")
@@ -437,16 +467,19 @@ class AllergyIntoleranceReaction(_p.Complex, kw_only=True):
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
-    manifestation: _T40
+    manifestation: _T38
     modifierExtension: _T4 = _U
-    note: _T38 = _U
-    onset: _T20 = _U
+    note: _T36 = _U
+    onset: _T2 = _U
     onset_ext: _T3 = _ms.field(default=_U, name="_onset")
     severity: _T2 = _U
     severity_ext: _T3 = _ms.field(default=_U, name="_severity")
     substance: _T13 = _U
 
     def __post_init__(self) -> None:
+        v = self.onset
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("AllergyIntoleranceReaction.onset")
         v = self.severity
         if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
             raise _p.FormatError("AllergyIntoleranceReaction.severity")
@@ -460,10 +493,13 @@ class Annotation(_p.Complex, kw_only=True):
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     text: _T10
     text_ext: _T3 = _ms.field(default=_U, name="_text")
-    time: _T20 = _U
+    time: _T2 = _U
     time_ext: _T3 = _ms.field(default=_U, name="_time")
 
     def __post_init__(self) -> None:
+        v = self.time
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("Annotation.time")
         if (self.authorReference is not _U) + (self.authorString is not _U) > 1:
             raise _p.ChoiceError("Annotation.author[x]: at most one")
 
@@ -475,11 +511,11 @@ class Appointment(_p.Resource, tag="Appointment", kw_only=True):
     comment: _T2 = _U
     comment_ext: _T3 = _ms.field(default=_U, name="_comment")
     contained: _T0 = _U
-    created: _T20 = _U
+    created: _T2 = _U
     created_ext: _T3 = _ms.field(default=_U, name="_created")
     description: _T2 = _U
     description_ext: _T3 = _ms.field(default=_U, name="_description")
-    end: _T41 = _U
+    end: _T2 = _U
     end_ext: _T3 = _ms.field(default=_U, name="_end")
     extension: _T4 = _U
     id: _T2 = _U
@@ -493,19 +529,19 @@ class Appointment(_p.Resource, tag="Appointment", kw_only=True):
     minutesDuration: _T15 = _U
     minutesDuration_ext: _T3 = _ms.field(default=_U, name="_minutesDuration")
     modifierExtension: _T4 = _U
-    participant: _T42
+    participant: _T39
     patientInstruction: _T2 = _U
     patientInstruction_ext: _T3 = _ms.field(default=_U, name="_patientInstruction")
-    priority: _T43 = _U
+    priority: _T40 = _U
     priority_ext: _T3 = _ms.field(default=_U, name="_priority")
-    reasonCode: _T19 = _U
+    reasonCode: _T18 = _U
     reasonReference: _T11 = _U
-    requestedPeriod: _T44 = _U
-    serviceCategory: _T19 = _U
-    serviceType: _T19 = _U
+    requestedPeriod: _T41 = _U
+    serviceCategory: _T18 = _U
+    serviceType: _T18 = _U
     slot: _T11 = _U
-    specialty: _T19 = _U
-    start: _T41 = _U
+    specialty: _T18 = _U
+    start: _T2 = _U
     start_ext: _T3 = _ms.field(default=_U, name="_start")
     status: _T10
     status_ext: _T3 = _ms.field(default=_U, name="_status")
@@ -513,6 +549,12 @@ class Appointment(_p.Resource, tag="Appointment", kw_only=True):
     text: _T12 = _U
 
     def __post_init__(self) -> None:
+        v = self.created
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("Appointment.created")
+        v = self.end
+        if v is not _U and (_p.instant(v) is None):
+            raise _p.FormatError("Appointment.end")
         v = self.id
         if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
             raise _p.FormatError("Appointment.id")
@@ -522,6 +564,9 @@ class Appointment(_p.Resource, tag="Appointment", kw_only=True):
         v = self.language
         if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
             raise _p.FormatError("Appointment.language")
+        v = self.start
+        if v is not _U and (_p.instant(v) is None):
+            raise _p.FormatError("Appointment.start")
         v = self.status
         if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
             raise _p.FormatError("Appointment.status")
@@ -538,7 +583,7 @@ class AppointmentParticipant(_p.Complex, kw_only=True):
     required_ext: _T3 = _ms.field(default=_U, name="_required")
     status: _T10
     status_ext: _T3 = _ms.field(default=_U, name="_status")
-    type: _T19 = _U
+    type: _T18 = _U
 
     def __post_init__(self) -> None:
         v = self.required
@@ -555,7 +600,7 @@ class AppointmentResponse(_p.Resource, tag="AppointmentResponse", kw_only=True):
     comment: _T2 = _U
     comment_ext: _T3 = _ms.field(default=_U, name="_comment")
     contained: _T0 = _U
-    end: _T41 = _U
+    end: _T2 = _U
     end_ext: _T3 = _ms.field(default=_U, name="_end")
     extension: _T4 = _U
     id: _T2 = _U
@@ -569,12 +614,15 @@ class AppointmentResponse(_p.Resource, tag="AppointmentResponse", kw_only=True):
     modifierExtension: _T4 = _U
     participantStatus: _T10
     participantStatus_ext: _T3 = _ms.field(default=_U, name="_participantStatus")
-    participantType: _T19 = _U
-    start: _T41 = _U
+    participantType: _T18 = _U
+    start: _T2 = _U
     start_ext: _T3 = _ms.field(default=_U, name="_start")
     text: _T12 = _U
 
     def __post_init__(self) -> None:
+        v = self.end
+        if v is not _U and (_p.instant(v) is None):
+            raise _p.FormatError("AppointmentResponse.end")
         v = self.id
         if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
             raise _p.FormatError("AppointmentResponse.id")
@@ -587,23 +635,26 @@ class AppointmentResponse(_p.Resource, tag="AppointmentResponse", kw_only=True):
         v = self.participantStatus
         if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
             raise _p.FormatError("AppointmentResponse.participantStatus")
+        v = self.start
+        if v is not _U and (_p.instant(v) is None):
+            raise _p.FormatError("AppointmentResponse.start")
 
 
 class Attachment(_p.Complex, kw_only=True):
     contentType: _T2 = _U
     contentType_ext: _T3 = _ms.field(default=_U, name="_contentType")
-    creation: _T20 = _U
+    creation: _T2 = _U
     creation_ext: _T3 = _ms.field(default=_U, name="_creation")
-    data: _T45 = _U
+    data: _T2 = _U
     data_ext: _T3 = _ms.field(default=_U, name="_data")
     extension: _T4 = _U
-    hash: _T45 = _U
+    hash: _T2 = _U
     hash_ext: _T3 = _ms.field(default=_U, name="_hash")
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     language: _T2 = _U
     language_ext: _T3 = _ms.field(default=_U, name="_language")
-    size: _T43 = _U
+    size: _T40 = _U
     size_ext: _T3 = _ms.field(default=_U, name="_size")
     title: _T2 = _U
     title_ext: _T3 = _ms.field(default=_U, name="_title")
@@ -614,6 +665,15 @@ class Attachment(_p.Complex, kw_only=True):
         v = self.contentType
         if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
             raise _p.FormatError("Attachment.contentType")
+        v = self.creation
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("Attachment.creation")
+        v = self.data
+        if v is not _U and (_p.base64(v) is None):
+            raise _p.FormatError("Attachment.data")
+        v = self.hash
+        if v is not _U and (_p.base64(v) is None):
+            raise _p.FormatError("Attachment.hash")
         v = self.language
         if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
             raise _p.FormatError("Attachment.language")
@@ -625,9 +685,9 @@ class Attachment(_p.Complex, kw_only=True):
 class AuditEvent(_p.Resource, tag="AuditEvent", kw_only=True):
     action: _T2 = _U
     action_ext: _T3 = _ms.field(default=_U, name="_action")
-    agent: _T46
+    agent: _T42
     contained: _T0 = _U
-    entity: _T47 = _U
+    entity: _T43 = _U
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
@@ -642,13 +702,13 @@ class AuditEvent(_p.Resource, tag="AuditEvent", kw_only=True):
     outcomeDesc: _T2 = _U
     outcomeDesc_ext: _T3 = _ms.field(default=_U, name="_outcomeDesc")
     period: _T9 = _U
-    purposeOfEvent: _T19 = _U
-    recorded: _T48
+    purposeOfEvent: _T18 = _U
+    recorded: _T10
     recorded_ext: _T3 = _ms.field(default=_U, name="_recorded")
-    source: _T49
-    subtype: _T50 = _U
+    source: _T44
+    subtype: _T45 = _U
     text: _T12 = _U
-    type: _T51
+    type: _T46
 
     def __post_init__(self) -> None:
         v = self.action
@@ -666,6 +726,9 @@ class AuditEvent(_p.Resource, tag="AuditEvent", kw_only=True):
         v = self.outcome
         if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
             raise _p.FormatError("AuditEvent.outcome")
+        v = self.recorded
+        if v is not _U and (_p.instant(v) is None):
+            raise _p.FormatError("AuditEvent.recorded")
 
 
 class AuditEventAgent(_p.Complex, kw_only=True):
@@ -675,17 +738,17 @@ class AuditEventAgent(_p.Complex, kw_only=True):
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     location: _T8 = _U
-    media: _T52 = _U
+    media: _T47 = _U
     modifierExtension: _T4 = _U
     name: _T2 = _U
     name_ext: _T3 = _ms.field(default=_U, name="_name")
-    network: _T53 = _U
-    policy: _T23 = _U
-    policy_ext: _T24 = _ms.field(default=_U, name="_policy")
-    purposeOfUse: _T19 = _U
-    requestor: _T54
+    network: _T48 = _U
+    policy: _T21 = _U
+    policy_ext: _T22 = _ms.field(default=_U, name="_policy")
+    purposeOfUse: _T18 = _U
+    requestor: _T49
     requestor_ext: _T3 = _ms.field(default=_U, name="_requestor")
-    role: _T19 = _U
+    role: _T18 = _U
     type: _T13 = _U
     who: _T8 = _U
 
@@ -715,20 +778,25 @@ class AuditEventAgentNetwork(_p.Complex, kw_only=True):
 class AuditEventEntity(_p.Complex, kw_only=True):
     description: _T2 = _U
     description_ext: _T3 = _ms.field(default=_U, name="_description")
-    detail: _T55 = _U
+    detail: _T50 = _U
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
-    lifecycle: _T52 = _U
+    lifecycle: _T47 = _U
     modifierExtension: _T4 = _U
     name: _T2 = _U
     name_ext: _T3 = _ms.field(default=_U, name="_name")
-    query: _T45 = _U
+    query: _T2 = _U
     query_ext: _T3 = _ms.field(default=_U, name="_query")
-    role: _T52 = _U
-    securityLabel: _T50 = _U
-    type: _T52 = _U
+    role: _T47 = _U
+    securityLabel: _T45 = _U
+    type: _T47 = _U
     what: _T8 = _U
+
+    def __post_init__(self) -> None:
+        v = self.query
+        if v is not _U and (_p.base64(v) is None):
+            raise _p.FormatError("AuditEventEntity.query")
 
 
 class AuditEventEntityDetail(_p.Complex, kw_only=True):
@@ -738,10 +806,13 @@ class AuditEventEntityDetail(_p.Complex, kw_only=True):
     modifierExtension: _T4 = _U
     type: _T10
     type_ext: _T3 = _ms.field(default=_U, name="_type")
-    valueBase64Binary: _T45 = _U
+    valueBase64Binary: _T2 = _U
     valueString: _T2 = _U
 
     def __post_init__(self) -> None:
+        v = self.valueBase64Binary
+        if v is not _U and (_p.base64(v) is None):
+            raise _p.FormatError("AuditEventEntityDetail.valueBase64Binary")
         if (self.valueBase64Binary is not _U) + (self.valueString is not _U) != 1:
             raise _p.ChoiceError("AuditEventEntityDetail.value[x]: exactly one")
 
@@ -754,7 +825,7 @@ class AuditEventSource(_p.Complex, kw_only=True):
     observer: _T14
     site: _T2 = _U
     site_ext: _T3 = _ms.field(default=_U, name="_site")
-    type: _T50 = _U
+    type: _T45 = _U
 
 
 class BackboneElement(_p.Complex, kw_only=True):
@@ -766,9 +837,9 @@ class BackboneElement(_p.Complex, kw_only=True):
 
 class Basic(_p.Resource, tag="Basic", kw_only=True):
     author: _T8 = _U
-    code: _T56
+    code: _T51
     contained: _T0 = _U
-    created: _T17 = _U
+    created: _T2 = _U
     created_ext: _T3 = _ms.field(default=_U, name="_created")
     extension: _T4 = _U
     id: _T2 = _U
@@ -784,6 +855,9 @@ class Basic(_p.Resource, tag="Basic", kw_only=True):
     text: _T12 = _U
 
     def __post_init__(self) -> None:
+        v = self.created
+        if v is not _U and (_p.date(v) is None):
+            raise _p.FormatError("Basic.created")
         v = self.id
         if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
             raise _p.FormatError("Basic.id")
@@ -798,7 +872,7 @@ class Basic(_p.Resource, tag="Basic", kw_only=True):
 class Binary(_p.Resource, tag="Binary", kw_only=True):
     contentType: _T10
     contentType_ext: _T3 = _ms.field(default=_U, name="_contentType")
-    data: _T45 = _U
+    data: _T2 = _U
     data_ext: _T3 = _ms.field(default=_U, name="_data")
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
@@ -813,6 +887,9 @@ class Binary(_p.Resource, tag="Binary", kw_only=True):
         v = self.contentType
         if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
             raise _p.FormatError("Binary.contentType")
+        v = self.data
+        if v is not _U and (_p.base64(v) is None):
+            raise _p.FormatError("Binary.data")
         v = self.id
         if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
             raise _p.FormatError("Binary.id")
@@ -825,7 +902,7 @@ class Binary(_p.Resource, tag="Binary", kw_only=True):
 
 
 class BiologicallyDerivedProduct(_p.Resource, tag="BiologicallyDerivedProduct", kw_only=True):
-    collection: _T57 = _U
+    collection: _T52 = _U
     contained: _T0 = _U
     extension: _T4 = _U
     id: _T2 = _U
@@ -835,20 +912,20 @@ class BiologicallyDerivedProduct(_p.Resource, tag="BiologicallyDerivedProduct", 
     implicitRules_ext: _T3 = _ms.field(default=_U, name="_implicitRules")
     language: _T2 = _U
     language_ext: _T3 = _ms.field(default=_U, name="_language")
-    manipulation: _T58 = _U
+    manipulation: _T53 = _U
     meta: _T7 = _U
     modifierExtension: _T4 = _U
     parent: _T11 = _U
-    processing: _T59 = _U
+    processing: _T54 = _U
     productCategory: _T2 = _U
     productCategory_ext: _T3 = _ms.field(default=_U, name="_productCategory")
     productCode: _T13 = _U
-    quantity: _T60 = _U
+    quantity: _T55 = _U
     quantity_ext: _T3 = _ms.field(default=_U, name="_quantity")
     request: _T11 = _U
     status: _T2 = _U
     status_ext: _T3 = _ms.field(default=_U, name="_status")
-    storage: _T61 = _U
+    storage: _T56 = _U
     text: _T12 = _U
 
     def __post_init__(self) -> None:
@@ -870,7 +947,7 @@ class BiologicallyDerivedProduct(_p.Resource, tag="BiologicallyDerivedProduct", 
 
 
 class BiologicallyDerivedProductCollection(_p.Complex, kw_only=True):
-    collectedDateTime: _T20 = _U
+    collectedDateTime: _T2 = _U
     collectedPeriod: _T9 = _U
     collector: _T8 = _U
     extension: _T4 = _U
@@ -880,6 +957,9 @@ class BiologicallyDerivedProductCollection(_p.Complex, kw_only=True):
     source: _T8 = _U
 
     def __post_init__(self) -> None:
+        v = self.collectedDateTime
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("BiologicallyDerivedProductCollection.collectedDateTime")
         if (self.collectedDateTime is not _U) + (self.collectedPeriod is not _U) > 1:
             raise _p.ChoiceError("BiologicallyDerivedProductCollection.collected[x]: at most one")
 
@@ -891,10 +971,13 @@ class BiologicallyDerivedProductManipulation(_p.Complex, kw_only=True):
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     modifierExtension: _T4 = _U
-    timeDateTime: _T20 = _U
+    timeDateTime: _T2 = _U
     timePeriod: _T9 = _U
 
     def __post_init__(self) -> None:
+        v = self.timeDateTime
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("BiologicallyDerivedProductManipulation.timeDateTime")
         if (self.timeDateTime is not _U) + (self.timePeriod is not _U) > 1:
             raise _p.ChoiceError("BiologicallyDerivedProductManipulation.time[x]: at most one")
 
@@ -908,10 +991,13 @@ class BiologicallyDerivedProductProcessing(_p.Complex, kw_only=True):
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     modifierExtension: _T4 = _U
     procedure: _T13 = _U
-    timeDateTime: _T20 = _U
+    timeDateTime: _T2 = _U
     timePeriod: _T9 = _U
 
     def __post_init__(self) -> None:
+        v = self.timeDateTime
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("BiologicallyDerivedProductProcessing.timeDateTime")
         if (self.timeDateTime is not _U) + (self.timePeriod is not _U) > 1:
             raise _p.ChoiceError("BiologicallyDerivedProductProcessing.time[x]: at most one")
 
@@ -926,7 +1012,7 @@ class BiologicallyDerivedProductStorage(_p.Complex, kw_only=True):
     modifierExtension: _T4 = _U
     scale: _T2 = _U
     scale_ext: _T3 = _ms.field(default=_U, name="_scale")
-    temperature: _T37 = _U
+    temperature: _T35 = _U
     temperature_ext: _T3 = _ms.field(default=_U, name="_temperature")
 
     def __post_init__(self) -> None:
@@ -945,13 +1031,13 @@ class BodyStructure(_p.Resource, tag="BodyStructure", kw_only=True):
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     identifier: _T6 = _U
-    image: _T62 = _U
+    image: _T57 = _U
     implicitRules: _T2 = _U
     implicitRules_ext: _T3 = _ms.field(default=_U, name="_implicitRules")
     language: _T2 = _U
     language_ext: _T3 = _ms.field(default=_U, name="_language")
     location: _T13 = _U
-    locationQualifier: _T19 = _U
+    locationQualifier: _T18 = _U
     meta: _T7 = _U
     modifierExtension: _T4 = _U
     morphology: _T13 = _U
@@ -971,20 +1057,20 @@ class BodyStructure(_p.Resource, tag="BodyStructure", kw_only=True):
 
 
 class Bundle(_p.Resource, tag="Bundle", kw_only=True):
-    entry: _T63 = _U
+    entry: _T58 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
-    identifier: _T34 = _U
+    identifier: _T32 = _U
     implicitRules: _T2 = _U
     implicitRules_ext: _T3 = _ms.field(default=_U, name="_implicitRules")
     language: _T2 = _U
     language_ext: _T3 = _ms.field(default=_U, name="_language")
-    link: _T64 = _U
+    link: _T59 = _U
     meta: _T7 = _U
-    signature: _T65 = _U
-    timestamp: _T41 = _U
+    signature: _T60 = _U
+    timestamp: _T2 = _U
     timestamp_ext: _T3 = _ms.field(default=_U, name="_timestamp")
-    total: _T43 = _U
+    total: _T40 = _U
     total_ext: _T3 = _ms.field(default=_U, name="_total")
     type: _T10
     type_ext: _T3 = _ms.field(default=_U, name="_type")
@@ -999,6 +1085,9 @@ class Bundle(_p.Resource, tag="Bundle", kw_only=True):
         v = self.language
         if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
             raise _p.FormatError("Bundle.language")
+        v = self.timestamp
+        if v is not _U and (_p.instant(v) is None):
+            raise _p.FormatError("Bundle.timestamp")
         v = self.type
         if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
             raise _p.FormatError("Bundle.type")
@@ -1010,12 +1099,12 @@ class BundleEntry(_p.Complex, kw_only=True):
     fullUrl_ext: _T3 = _ms.field(default=_U, name="_fullUrl")
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
-    link: _T64 = _U
+    link: _T59 = _U
     modifierExtension: _T4 = _U
-    request: _T66 = _U
-    resource: _T67 = _U
-    response: _T68 = _U
-    search: _T69 = _U
+    request: _T61 = _U
+    resource: _T62 = _U
+    response: _T63 = _U
+    search: _T64 = _U
 
     def __post_init__(self) -> None:
         v = self.fullUrl
@@ -1029,7 +1118,7 @@ class BundleEntryRequest(_p.Complex, kw_only=True):
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     ifMatch: _T2 = _U
     ifMatch_ext: _T3 = _ms.field(default=_U, name="_ifMatch")
-    ifModifiedSince: _T41 = _U
+    ifModifiedSince: _T2 = _U
     ifModifiedSince_ext: _T3 = _ms.field(default=_U, name="_ifModifiedSince")
     ifNoneExist: _T2 = _U
     ifNoneExist_ext: _T3 = _ms.field(default=_U, name="_ifNoneExist")
@@ -1042,6 +1131,9 @@ class BundleEntryRequest(_p.Complex, kw_only=True):
     url_ext: _T3 = _ms.field(default=_U, name="_url")
 
     def __post_init__(self) -> None:
+        v = self.ifModifiedSince
+        if v is not _U and (_p.instant(v) is None):
+            raise _p.FormatError("BundleEntryRequest.ifModifiedSince")
         v = self.method
         if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
             raise _p.FormatError("BundleEntryRequest.method")
@@ -1056,16 +1148,19 @@ class BundleEntryResponse(_p.Complex, kw_only=True):
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
-    lastModified: _T41 = _U
+    lastModified: _T2 = _U
     lastModified_ext: _T3 = _ms.field(default=_U, name="_lastModified")
     location: _T2 = _U
     location_ext: _T3 = _ms.field(default=_U, name="_location")
     modifierExtension: _T4 = _U
-    outcome: _T67 = _U
+    outcome: _T62 = _U
     status: _T10
     status_ext: _T3 = _ms.field(default=_U, name="_status")
 
     def __post_init__(self) -> None:
+        v = self.lastModified
+        if v is not _U and (_p.instant(v) is None):
+            raise _p.FormatError("BundleEntryResponse.lastModified")
         v = self.location
         if v is not _U and (' ' in v or not v.isprintable()):
             raise _p.FormatError("BundleEntryResponse.location")
@@ -1078,7 +1173,7 @@ class BundleEntrySearch(_p.Complex, kw_only=True):
     mode: _T2 = _U
     mode_ext: _T3 = _ms.field(default=_U, name="_mode")
     modifierExtension: _T4 = _U
-    score: _T37 = _U
+    score: _T35 = _U
     score_ext: _T3 = _ms.field(default=_U, name="_score")
 
     def __post_init__(self) -> None:
@@ -1104,51 +1199,51 @@ class BundleLink(_p.Complex, kw_only=True):
 
 
 class CapabilityStatement(_p.Resource, tag="CapabilityStatement", kw_only=True):
-    contact: _T18 = _U
+    contact: _T17 = _U
     contained: _T0 = _U
     copyright: _T2 = _U
     copyright_ext: _T3 = _ms.field(default=_U, name="_copyright")
-    date: _T70
+    date: _T10
     date_ext: _T3 = _ms.field(default=_U, name="_date")
     description: _T2 = _U
     description_ext: _T3 = _ms.field(default=_U, name="_description")
-    document: _T71 = _U
+    document: _T65 = _U
     experimental: _T16 = _U
     experimental_ext: _T3 = _ms.field(default=_U, name="_experimental")
     extension: _T4 = _U
     fhirVersion: _T10
     fhirVersion_ext: _T3 = _ms.field(default=_U, name="_fhirVersion")
-    format: _T72
-    format_ext: _T24 = _ms.field(default=_U, name="_format")
+    format: _T66
+    format_ext: _T22 = _ms.field(default=_U, name="_format")
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
-    implementation: _T73 = _U
-    implementationGuide: _T23 = _U
-    implementationGuide_ext: _T24 = _ms.field(default=_U, name="_implementationGuide")
+    implementation: _T67 = _U
+    implementationGuide: _T21 = _U
+    implementationGuide_ext: _T22 = _ms.field(default=_U, name="_implementationGuide")
     implicitRules: _T2 = _U
     implicitRules_ext: _T3 = _ms.field(default=_U, name="_implicitRules")
-    imports: _T23 = _U
-    imports_ext: _T24 = _ms.field(default=_U, name="_imports")
-    instantiates: _T23 = _U
-    instantiates_ext: _T24 = _ms.field(default=_U, name="_instantiates")
-    jurisdiction: _T19 = _U
+    imports: _T21 = _U
+    imports_ext: _T22 = _ms.field(default=_U, name="_imports")
+    instantiates: _T21 = _U
+    instantiates_ext: _T22 = _ms.field(default=_U, name="_instantiates")
+    jurisdiction: _T18 = _U
     kind: _T10
     kind_ext: _T3 = _ms.field(default=_U, name="_kind")
     language: _T2 = _U
     language_ext: _T3 = _ms.field(default=_U, name="_language")
-    messaging: _T74 = _U
+    messaging: _T68 = _U
     meta: _T7 = _U
     modifierExtension: _T4 = _U
     name: _T2 = _U
     name_ext: _T3 = _ms.field(default=_U, name="_name")
-    patchFormat: _T23 = _U
-    patchFormat_ext: _T24 = _ms.field(default=_U, name="_patchFormat")
+    patchFormat: _T21 = _U
+    patchFormat_ext: _T22 = _ms.field(default=_U, name="_patchFormat")
     publisher: _T2 = _U
     publisher_ext: _T3 = _ms.field(default=_U, name="_publisher")
     purpose: _T2 = _U
     purpose_ext: _T3 = _ms.field(default=_U, name="_purpose")
-    rest: _T75 = _U
-    software: _T76 = _U
+    rest: _T69 = _U
+    software: _T70 = _U
     status: _T10
     status_ext: _T3 = _ms.field(default=_U, name="_status")
     text: _T12 = _U
@@ -1156,11 +1251,14 @@ class CapabilityStatement(_p.Resource, tag="CapabilityStatement", kw_only=True):
     title_ext: _T3 = _ms.field(default=_U, name="_title")
     url: _T2 = _U
     url_ext: _T3 = _ms.field(default=_U, name="_url")
-    useContext: _T32 = _U
+    useContext: _T30 = _U
     version: _T2 = _U
     version_ext: _T3 = _ms.field(default=_U, name="_version")
 
     def __post_init__(self) -> None:
+        v = self.date
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("CapabilityStatement.date")
         v = self.fhirVersion
         if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
             raise _p.FormatError("CapabilityStatement.fhirVersion")
@@ -1245,14 +1343,14 @@ class CapabilityStatementImplementation(_p.Complex, kw_only=True):
 class CapabilityStatementMessaging(_p.Complex, kw_only=True):
     documentation: _T2 = _U
     documentation_ext: _T3 = _ms.field(default=_U, name="_documentation")
-    endpoint: _T77 = _U
+    endpoint: _T71 = _U
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     modifierExtension: _T4 = _U
-    reliableCache: _T43 = _U
+    reliableCache: _T40 = _U
     reliableCache_ext: _T3 = _ms.field(default=_U, name="_reliableCache")
-    supportedMessage: _T78 = _U
+    supportedMessage: _T72 = _U
 
 
 class CapabilityStatementMessagingEndpoint(_p.Complex, kw_only=True):
@@ -1262,7 +1360,7 @@ class CapabilityStatementMessagingEndpoint(_p.Complex, kw_only=True):
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     modifierExtension: _T4 = _U
-    protocol: _T51
+    protocol: _T46
 
     def __post_init__(self) -> None:
         v = self.address
@@ -1290,21 +1388,21 @@ class CapabilityStatementMessagingSupportedMessage(_p.Complex, kw_only=True):
 
 
 class CapabilityStatementRest(_p.Complex, kw_only=True):
-    compartment: _T23 = _U
-    compartment_ext: _T24 = _ms.field(default=_U, name="_compartment")
+    compartment: _T21 = _U
+    compartment_ext: _T22 = _ms.field(default=_U, name="_compartment")
     documentation: _T2 = _U
     documentation_ext: _T3 = _ms.field(default=_U, name="_documentation")
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
-    interaction: _T79 = _U
+    interaction: _T73 = _U
     mode: _T10
     mode_ext: _T3 = _ms.field(default=_U, name="_mode")
     modifierExtension: _T4 = _U
-    operation: _T80 = _U
-    resource: _T81 = _U
-    searchParam: _T82 = _U
-    security: _T83 = _U
+    operation: _T74 = _U
+    resource: _T75 = _U
+    searchParam: _T76 = _U
+    security: _T77 = _U
 
     def __post_init__(self) -> None:
         if self.compartment is not _U:
@@ -1346,22 +1444,22 @@ class CapabilityStatementRestResource(_p.Complex, kw_only=True):
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
-    interaction: _T84 = _U
+    interaction: _T78 = _U
     modifierExtension: _T4 = _U
-    operation: _T80 = _U
+    operation: _T74 = _U
     profile: _T2 = _U
     profile_ext: _T3 = _ms.field(default=_U, name="_profile")
     readHistory: _T16 = _U
     readHistory_ext: _T3 = _ms.field(default=_U, name="_readHistory")
-    referencePolicy: _T23 = _U
-    referencePolicy_ext: _T24 = _ms.field(default=_U, name="_referencePolicy")
-    searchInclude: _T23 = _U
-    searchInclude_ext: _T24 = _ms.field(default=_U, name="_searchInclude")
-    searchParam: _T82 = _U
-    searchRevInclude: _T23 = _U
-    searchRevInclude_ext: _T24 = _ms.field(default=_U, name="_searchRevInclude")
-    supportedProfile: _T23 = _U
-    supportedProfile_ext: _T24 = _ms.field(default=_U, name="_supportedProfile")
+    referencePolicy: _T21 = _U
+    referencePolicy_ext: _T22 = _ms.field(default=_U, name="_referencePolicy")
+    searchInclude: _T21 = _U
+    searchInclude_ext: _T22 = _ms.field(default=_U, name="_searchInclude")
+    searchParam: _T76 = _U
+    searchRevInclude: _T21 = _U
+    searchRevInclude_ext: _T22 = _ms.field(default=_U, name="_searchRevInclude")
+    supportedProfile: _T21 = _U
+    supportedProfile_ext: _T22 = _ms.field(default=_U, name="_supportedProfile")
     type: _T10
     type_ext: _T3 = _ms.field(default=_U, name="_type")
     updateCreate: _T16 = _U
@@ -1461,7 +1559,7 @@ class CapabilityStatementRestSecurity(_p.Complex, kw_only=True):
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     modifierExtension: _T4 = _U
-    service: _T19 = _U
+    service: _T18 = _U
 
 
 class CapabilityStatementSoftware(_p.Complex, kw_only=True):
@@ -1471,22 +1569,27 @@ class CapabilityStatementSoftware(_p.Complex, kw_only=True):
     modifierExtension: _T4 = _U
     name: _T10
     name_ext: _T3 = _ms.field(default=_U, name="_name")
-    releaseDate: _T20 = _U
+    releaseDate: _T2 = _U
     releaseDate_ext: _T3 = _ms.field(default=_U, name="_releaseDate")
     version: _T2 = _U
     version_ext: _T3 = _ms.field(default=_U, name="_version")
 
+    def __post_init__(self) -> None:
+        v = self.releaseDate
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("CapabilityStatementSoftware.releaseDate")
+
 
 class CarePlan(_p.Resource, tag="CarePlan", kw_only=True):
-    activity: _T85 = _U
+    activity: _T79 = _U
     addresses: _T11 = _U
     author: _T8 = _U
     basedOn: _T11 = _U
     careTeam: _T11 = _U
-    category: _T19 = _U
+    category: _T18 = _U
     contained: _T0 = _U
     contributor: _T11 = _U
-    created: _T20 = _U
+    created: _T2 = _U
     created_ext: _T3 = _ms.field(default=_U, name="_created")
     description: _T2 = _U
     description_ext: _T3 = _ms.field(default=_U, name="_description")
@@ -1498,17 +1601,17 @@ class CarePlan(_p.Resource, tag="CarePlan", kw_only=True):
     identifier: _T6 = _U
     implicitRules: _T2 = _U
     implicitRules_ext: _T3 = _ms.field(default=_U, name="_implicitRules")
-    instantiatesCanonical: _T23 = _U
-    instantiatesCanonical_ext: _T24 = _ms.field(default=_U, name="_instantiatesCanonical")
-    instantiatesUri: _T23 = _U
-    instantiatesUri_ext: _T24 = _ms.field(default=_U, name="_instantiatesUri")
+    instantiatesCanonical: _T21 = _U
+    instantiatesCanonical_ext: _T22 = _ms.field(default=_U, name="_instantiatesCanonical")
+    instantiatesUri: _T21 = _U
+    instantiatesUri_ext: _T22 = _ms.field(default=_U, name="_instantiatesUri")
     intent: _T10
     intent_ext: _T3 = _ms.field(default=_U, name="_intent")
     language: _T2 = _U
     language_ext: _T3 = _ms.field(default=_U, name="_language")
     meta: _T7 = _U
     modifierExtension: _T4 = _U
-    note: _T38 = _U
+    note: _T36 = _U
     partOf: _T11 = _U
     period: _T9 = _U
     replaces: _T11 = _U
@@ -1521,6 +1624,9 @@ class CarePlan(_p.Resource, tag="CarePlan", kw_only=True):
     title_ext: _T3 = _ms.field(default=_U, name="_title")
 
     def __post_init__(self) -> None:
+        v = self.created
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("CarePlan.created")
         v = self.id
         if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
             raise _p.FormatError("CarePlan.id")
@@ -1547,20 +1653,20 @@ class CarePlan(_p.Resource, tag="CarePlan", kw_only=True):
 
 
 class CarePlanActivity(_p.Complex, kw_only=True):
-    detail: _T86 = _U
+    detail: _T80 = _U
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     modifierExtension: _T4 = _U
-    outcomeCodeableConcept: _T19 = _U
+    outcomeCodeableConcept: _T18 = _U
     outcomeReference: _T11 = _U
-    progress: _T38 = _U
+    progress: _T36 = _U
     reference: _T8 = _U
 
 
 class CarePlanActivityDetail(_p.Complex, kw_only=True):
     code: _T13 = _U
-    dailyAmount: _T26 = _U
+    dailyAmount: _T24 = _U
     description: _T2 = _U
     description_ext: _T3 = _ms.field(default=_U, name="_description")
     doNotPerform: _T16 = _U
@@ -1569,10 +1675,10 @@ class CarePlanActivityDetail(_p.Complex, kw_only=True):
     goal: _T11 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
-    instantiatesCanonical: _T23 = _U
-    instantiatesCanonical_ext: _T24 = _ms.field(default=_U, name="_instantiatesCanonical")
-    instantiatesUri: _T23 = _U
-    instantiatesUri_ext: _T24 = _ms.field(default=_U, name="_instantiatesUri")
+    instantiatesCanonical: _T21 = _U
+    instantiatesCanonical_ext: _T22 = _ms.field(default=_U, name="_instantiatesCanonical")
+    instantiatesUri: _T21 = _U
+    instantiatesUri_ext: _T22 = _ms.field(default=_U, name="_instantiatesUri")
     kind: _T2 = _U
     kind_ext: _T3 = _ms.field(default=_U, name="_kind")
     location: _T8 = _U
@@ -1580,12 +1686,12 @@ class CarePlanActivityDetail(_p.Complex, kw_only=True):
     performer: _T11 = _U
     productCodeableConcept: _T13 = _U
     productReference: _T8 = _U
-    quantity: _T26 = _U
-    reasonCode: _T19 = _U
+    quantity: _T24 = _U
+    reasonCode: _T18 = _U
     reasonReference: _T11 = _U
     scheduledPeriod: _T9 = _U
     scheduledString: _T2 = _U
-    scheduledTiming: _T31 = _U
+    scheduledTiming: _T29 = _U
     status: _T10
     status_ext: _T3 = _ms.field(default=_U, name="_status")
     statusReason: _T13 = _U
@@ -1612,7 +1718,7 @@ class CarePlanActivityDetail(_p.Complex, kw_only=True):
 
 
 class CareTeam(_p.Resource, tag="CareTeam", kw_only=True):
-    category: _T19 = _U
+    category: _T18 = _U
     contained: _T0 = _U
     encounter: _T8 = _U
     extension: _T4 = _U
@@ -1628,15 +1734,15 @@ class CareTeam(_p.Resource, tag="CareTeam", kw_only=True):
     modifierExtension: _T4 = _U
     name: _T2 = _U
     name_ext: _T3 = _ms.field(default=_U, name="_name")
-    note: _T38 = _U
-    participant: _T87 = _U
+    note: _T36 = _U
+    participant: _T81 = _U
     period: _T9 = _U
-    reasonCode: _T19 = _U
+    reasonCode: _T18 = _U
     reasonReference: _T11 = _U
     status: _T2 = _U
     status_ext: _T3 = _ms.field(default=_U, name="_status")
     subject: _T8 = _U
-    telecom: _T88 = _U
+    telecom: _T82 = _U
     text: _T12 = _U
 
     def __post_init__(self) -> None:
@@ -1662,14 +1768,14 @@ class CareTeamParticipant(_p.Complex, kw_only=True):
     modifierExtension: _T4 = _U
     onBehalfOf: _T8 = _U
     period: _T9 = _U
-    role: _T19 = _U
+    role: _T18 = _U
 
 
 class CatalogEntry(_p.Resource, tag="CatalogEntry", kw_only=True):
-    additionalCharacteristic: _T19 = _U
-    additionalClassification: _T19 = _U
+    additionalCharacteristic: _T18 = _U
+    additionalClassification: _T18 = _U
     additionalIdentifier: _T6 = _U
-    classification: _T19 = _U
+    classification: _T18 = _U
     contained: _T0 = _U
     extension: _T4 = _U
     id: _T2 = _U
@@ -1679,19 +1785,19 @@ class CatalogEntry(_p.Resource, tag="CatalogEntry", kw_only=True):
     implicitRules_ext: _T3 = _ms.field(default=_U, name="_implicitRules")
     language: _T2 = _U
     language_ext: _T3 = _ms.field(default=_U, name="_language")
-    lastUpdated: _T20 = _U
+    lastUpdated: _T2 = _U
     lastUpdated_ext: _T3 = _ms.field(default=_U, name="_lastUpdated")
     meta: _T7 = _U
     modifierExtension: _T4 = _U
-    orderable: _T54
+    orderable: _T49
     orderable_ext: _T3 = _ms.field(default=_U, name="_orderable")
     referencedItem: _T14
-    relatedEntry: _T89 = _U
+    relatedEntry: _T83 = _U
     status: _T2 = _U
     status_ext: _T3 = _ms.field(default=_U, name="_status")
     text: _T12 = _U
     type: _T13 = _U
-    validTo: _T20 = _U
+    validTo: _T2 = _U
     validTo_ext: _T3 = _ms.field(default=_U, name="_validTo")
     validityPeriod: _T9 = _U
 
@@ -1705,9 +1811,15 @@ class CatalogEntry(_p.Resource, tag="CatalogEntry", kw_only=True):
         v = self.language
         if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
             raise _p.FormatError("CatalogEntry.language")
+        v = self.lastUpdated
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("CatalogEntry.lastUpdated")
         v = self.status
         if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
             raise _p.FormatError("CatalogEntry.status")
+        v = self.validTo
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("CatalogEntry.validTo")
 
 
 class CatalogEntryRelatedEntry(_p.Complex, kw_only=True):
@@ -1727,20 +1839,20 @@ class CatalogEntryRelatedEntry(_p.Complex, kw_only=True):
 
 class ChargeItem(_p.Resource, tag="ChargeItem", kw_only=True):
     account: _T11 = _U
-    bodysite: _T19 = _U
-    code: _T56
+    bodysite: _T18 = _U
+    code: _T51
     contained: _T0 = _U
     context: _T8 = _U
     costCenter: _T8 = _U
-    definitionCanonical: _T23 = _U
-    definitionCanonical_ext: _T24 = _ms.field(default=_U, name="_definitionCanonical")
-    definitionUri: _T23 = _U
-    definitionUri_ext: _T24 = _ms.field(default=_U, name="_definitionUri")
-    enteredDate: _T20 = _U
+    definitionCanonical: _T21 = _U
+    definitionCanonical_ext: _T22 = _ms.field(default=_U, name="_definitionCanonical")
+    definitionUri: _T21 = _U
+    definitionUri_ext: _T22 = _ms.field(default=_U, name="_definitionUri")
+    enteredDate: _T2 = _U
     enteredDate_ext: _T3 = _ms.field(default=_U, name="_enteredDate")
     enterer: _T8 = _U
     extension: _T4 = _U
-    factorOverride: _T37 = _U
+    factorOverride: _T35 = _U
     factorOverride_ext: _T3 = _ms.field(default=_U, name="_factorOverride")
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
@@ -1751,20 +1863,20 @@ class ChargeItem(_p.Resource, tag="ChargeItem", kw_only=True):
     language_ext: _T3 = _ms.field(default=_U, name="_language")
     meta: _T7 = _U
     modifierExtension: _T4 = _U
-    note: _T38 = _U
-    occurrenceDateTime: _T20 = _U
+    note: _T36 = _U
+    occurrenceDateTime: _T2 = _U
     occurrencePeriod: _T9 = _U
-    occurrenceTiming: _T31 = _U
+    occurrenceTiming: _T29 = _U
     overrideReason: _T2 = _U
     overrideReason_ext: _T3 = _ms.field(default=_U, name="_overrideReason")
     partOf: _T11 = _U
-    performer: _T90 = _U
+    performer: _T84 = _U
     performingOrganization: _T8 = _U
-    priceOverride: _T91 = _U
+    priceOverride: _T85 = _U
     productCodeableConcept: _T13 = _U
     productReference: _T8 = _U
-    quantity: _T26 = _U
-    reason: _T19 = _U
+    quantity: _T24 = _U
+    reason: _T18 = _U
     requestingOrganization: _T8 = _U
     service: _T11 = _U
     status: _T10
@@ -1782,6 +1894,9 @@ class ChargeItem(_p.Resource, tag="ChargeItem", kw_only=True):
             for v in self.definitionUri:
                 if v is not None and (' ' in v or not v.isprintable()):
                     raise _p.FormatError("ChargeItem.definitionUri")
+        v = self.enteredDate
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("ChargeItem.enteredDate")
         v = self.id
         if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
             raise _p.FormatError("ChargeItem.id")
@@ -1791,6 +1906,9 @@ class ChargeItem(_p.Resource, tag="ChargeItem", kw_only=True):
         v = self.language
         if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
             raise _p.FormatError("ChargeItem.language")
+        v = self.occurrenceDateTime
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("ChargeItem.occurrenceDateTime")
         v = self.status
         if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
             raise _p.FormatError("ChargeItem.status")
@@ -1801,18 +1919,18 @@ class ChargeItem(_p.Resource, tag="ChargeItem", kw_only=True):
 
 
 class ChargeItemDefinition(_p.Resource, tag="ChargeItemDefinition", kw_only=True):
-    applicability: _T92 = _U
-    approvalDate: _T17 = _U
+    applicability: _T86 = _U
+    approvalDate: _T2 = _U
     approvalDate_ext: _T3 = _ms.field(default=_U, name="_approvalDate")
     code: _T13 = _U
-    contact: _T18 = _U
+    contact: _T17 = _U
     contained: _T0 = _U
     copyright: _T2 = _U
     copyright_ext: _T3 = _ms.field(default=_U, name="_copyright")
-    date: _T20 = _U
+    date: _T2 = _U
     date_ext: _T3 = _ms.field(default=_U, name="_date")
-    derivedFromUri: _T23 = _U
-    derivedFromUri_ext: _T24 = _ms.field(default=_U, name="_derivedFromUri")
+    derivedFromUri: _T21 = _U
+    derivedFromUri_ext: _T22 = _ms.field(default=_U, name="_derivedFromUri")
     description: _T2 = _U
     description_ext: _T3 = _ms.field(default=_U, name="_description")
     effectivePeriod: _T9 = _U
@@ -1825,20 +1943,20 @@ class ChargeItemDefinition(_p.Resource, tag="ChargeItemDefinition", kw_only=True
     implicitRules: _T2 = _U
     implicitRules_ext: _T3 = _ms.field(default=_U, name="_implicitRules")
     instance: _T11 = _U
-    jurisdiction: _T19 = _U
+    jurisdiction: _T18 = _U
     language: _T2 = _U
     language_ext: _T3 = _ms.field(default=_U, name="_language")
-    lastReviewDate: _T17 = _U
+    lastReviewDate: _T2 = _U
     lastReviewDate_ext: _T3 = _ms.field(default=_U, name="_lastReviewDate")
     meta: _T7 = _U
     modifierExtension: _T4 = _U
-    partOf: _T23 = _U
-    partOf_ext: _T24 = _ms.field(default=_U, name="_partOf")
-    propertyGroup: _T93 = _U
+    partOf: _T21 = _U
+    partOf_ext: _T22 = _ms.field(default=_U, name="_partOf")
+    propertyGroup: _T87 = _U
     publisher: _T2 = _U
     publisher_ext: _T3 = _ms.field(default=_U, name="_publisher")
-    replaces: _T23 = _U
-    replaces_ext: _T24 = _ms.field(default=_U, name="_replaces")
+    replaces: _T21 = _U
+    replaces_ext: _T22 = _ms.field(default=_U, name="_replaces")
     status: _T10
     status_ext: _T3 = _ms.field(default=_U, name="_status")
     text: _T12 = _U
@@ -1846,11 +1964,17 @@ class ChargeItemDefinition(_p.Resource, tag="ChargeItemDefinition", kw_only=True
     title_ext: _T3 = _ms.field(default=_U, name="_title")
     url: _T10
     url_ext: _T3 = _ms.field(default=_U, name="_url")
-    useContext: _T32 = _U
+    useContext: _T30 = _U
     version: _T2 = _U
     version_ext: _T3 = _ms.field(default=_U, name="_version")
 
     def __post_init__(self) -> None:
+        v = self.approvalDate
+        if v is not _U and (_p.date(v) is None):
+            raise _p.FormatError("ChargeItemDefinition.approvalDate")
+        v = self.date
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("ChargeItemDefinition.date")
         if self.derivedFromUri is not _U:
             for v in self.derivedFromUri:
                 if v is not None and (' ' in v or not v.isprintable()):
@@ -1864,6 +1988,9 @@ class ChargeItemDefinition(_p.Resource, tag="ChargeItemDefinition", kw_only=True
         v = self.language
         if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
             raise _p.FormatError("ChargeItemDefinition.language")
+        v = self.lastReviewDate
+        if v is not _U and (_p.date(v) is None):
+            raise _p.FormatError("ChargeItemDefinition.lastReviewDate")
         if self.partOf is not _U:
             for v in self.partOf:
                 if v is not None and (' ' in v or not v.isprintable()):
@@ -1894,19 +2021,19 @@ class ChargeItemDefinitionApplicability(_p.Complex, kw_only=True):
 
 
 class ChargeItemDefinitionPropertyGroup(_p.Complex, kw_only=True):
-    applicability: _T92 = _U
+    applicability: _T86 = _U
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     modifierExtension: _T4 = _U
-    priceComponent: _T94 = _U
+    priceComponent: _T88 = _U
 
 
 class ChargeItemDefinitionPropertyGroupPriceComponent(_p.Complex, kw_only=True):
-    amount: _T91 = _U
+    amount: _T85 = _U
     code: _T13 = _U
     extension: _T4 = _U
-    factor: _T37 = _U
+    factor: _T35 = _U
     factor_ext: _T3 = _ms.field(default=_U, name="_factor")
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
@@ -1930,13 +2057,13 @@ class ChargeItemPerformer(_p.Complex, kw_only=True):
 
 
 class Claim(_p.Resource, tag="Claim", kw_only=True):
-    accident: _T95 = _U
+    accident: _T89 = _U
     billablePeriod: _T9 = _U
-    careTeam: _T96 = _U
+    careTeam: _T90 = _U
     contained: _T0 = _U
-    created: _T70
+    created: _T10
     created_ext: _T3 = _ms.field(default=_U, name="_created")
-    diagnosis: _T97 = _U
+    diagnosis: _T91 = _U
     enterer: _T8 = _U
     extension: _T4 = _U
     facility: _T8 = _U
@@ -1946,33 +2073,36 @@ class Claim(_p.Resource, tag="Claim", kw_only=True):
     identifier: _T6 = _U
     implicitRules: _T2 = _U
     implicitRules_ext: _T3 = _ms.field(default=_U, name="_implicitRules")
-    insurance: _T98
+    insurance: _T92
     insurer: _T8 = _U
-    item: _T99 = _U
+    item: _T93 = _U
     language: _T2 = _U
     language_ext: _T3 = _ms.field(default=_U, name="_language")
     meta: _T7 = _U
     modifierExtension: _T4 = _U
     originalPrescription: _T8 = _U
     patient: _T14
-    payee: _T100 = _U
+    payee: _T94 = _U
     prescription: _T8 = _U
-    priority: _T56
-    procedure: _T101 = _U
+    priority: _T51
+    procedure: _T95 = _U
     provider: _T14
     referral: _T8 = _U
-    related: _T102 = _U
+    related: _T96 = _U
     status: _T10
     status_ext: _T3 = _ms.field(default=_U, name="_status")
     subType: _T13 = _U
-    supportingInfo: _T103 = _U
+    supportingInfo: _T97 = _U
     text: _T12 = _U
-    total: _T91 = _U
-    type: _T56
+    total: _T85 = _U
+    type: _T51
     use: _T10
     use_ext: _T3 = _ms.field(default=_U, name="_use")
 
     def __post_init__(self) -> None:
+        v = self.created
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("Claim.created")
         v = self.id
         if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
             raise _p.FormatError("Claim.id")
@@ -1991,17 +2121,20 @@ class Claim(_p.Resource, tag="Claim", kw_only=True):
 
 
 class ClaimAccident(_p.Complex, kw_only=True):
-    date: _T104
+    date: _T10
     date_ext: _T3 = _ms.field(default=_U, name="_date")
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
-    locationAddress: _T105 = _U
+    locationAddress: _T98 = _U
     locationReference: _T8 = _U
     modifierExtension: _T4 = _U
     type: _T13 = _U
 
     def __post_init__(self) -> None:
+        v = self.date
+        if v is not _U and (_p.date(v) is None):
+            raise _p.FormatError("ClaimAccident.date")
         if (self.locationAddress is not _U) + (self.locationReference is not _U) > 1:
             raise _p.ChoiceError("ClaimAccident.location[x]: at most one")
 
@@ -2016,7 +2149,7 @@ class ClaimCareTeam(_p.Complex, kw_only=True):
     responsible: _T16 = _U
     responsible_ext: _T3 = _ms.field(default=_U, name="_responsible")
     role: _T13 = _U
-    sequence: _T106
+    sequence: _T99
     sequence_ext: _T3 = _ms.field(default=_U, name="_sequence")
 
 
@@ -2029,9 +2162,9 @@ class ClaimDiagnosis(_p.Complex, kw_only=True):
     modifierExtension: _T4 = _U
     onAdmission: _T13 = _U
     packageCode: _T13 = _U
-    sequence: _T106
+    sequence: _T99
     sequence_ext: _T3 = _ms.field(default=_U, name="_sequence")
-    type: _T19 = _U
+    type: _T18 = _U
 
     def __post_init__(self) -> None:
         if (self.diagnosisCodeableConcept is not _U) + (self.diagnosisReference is not _U) != 1:
@@ -2044,55 +2177,58 @@ class ClaimInsurance(_p.Complex, kw_only=True):
     claimResponse: _T8 = _U
     coverage: _T14
     extension: _T4 = _U
-    focal: _T54
+    focal: _T49
     focal_ext: _T3 = _ms.field(default=_U, name="_focal")
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
-    identifier: _T34 = _U
+    identifier: _T32 = _U
     modifierExtension: _T4 = _U
-    preAuthRef: _T23 = _U
-    preAuthRef_ext: _T24 = _ms.field(default=_U, name="_preAuthRef")
-    sequence: _T106
+    preAuthRef: _T21 = _U
+    preAuthRef_ext: _T22 = _ms.field(default=_U, name="_preAuthRef")
+    sequence: _T99
     sequence_ext: _T3 = _ms.field(default=_U, name="_sequence")
 
 
 class ClaimItem(_p.Complex, kw_only=True):
     bodySite: _T13 = _U
-    careTeamSequence: _T107 = _U
-    careTeamSequence_ext: _T24 = _ms.field(default=_U, name="_careTeamSequence")
+    careTeamSequence: _T100 = _U
+    careTeamSequence_ext: _T22 = _ms.field(default=_U, name="_careTeamSequence")
     category: _T13 = _U
-    detail: _T108 = _U
-    diagnosisSequence: _T107 = _U
-    diagnosisSequence_ext: _T24 = _ms.field(default=_U, name="_diagnosisSequence")
+    detail: _T101 = _U
+    diagnosisSequence: _T100 = _U
+    diagnosisSequence_ext: _T22 = _ms.field(default=_U, name="_diagnosisSequence")
     encounter: _T11 = _U
     extension: _T4 = _U
-    factor: _T37 = _U
+    factor: _T35 = _U
     factor_ext: _T3 = _ms.field(default=_U, name="_factor")
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
-    informationSequence: _T107 = _U
-    informationSequence_ext: _T24 = _ms.field(default=_U, name="_informationSequence")
-    locationAddress: _T105 = _U
+    informationSequence: _T100 = _U
+    informationSequence_ext: _T22 = _ms.field(default=_U, name="_informationSequence")
+    locationAddress: _T98 = _U
     locationCodeableConcept: _T13 = _U
     locationReference: _T8 = _U
-    modifier: _T19 = _U
+    modifier: _T18 = _U
     modifierExtension: _T4 = _U
-    net: _T91 = _U
-    procedureSequence: _T107 = _U
-    procedureSequence_ext: _T24 = _ms.field(default=_U, name="_procedureSequence")
-    productOrService: _T56
-    programCode: _T19 = _U
-    quantity: _T26 = _U
+    net: _T85 = _U
+    procedureSequence: _T100 = _U
+    procedureSequence_ext: _T22 = _ms.field(default=_U, name="_procedureSequence")
+    productOrService: _T51
+    programCode: _T18 = _U
+    quantity: _T24 = _U
     revenue: _T13 = _U
-    sequence: _T106
+    sequence: _T99
     sequence_ext: _T3 = _ms.field(default=_U, name="_sequence")
-    servicedDate: _T17 = _U
+    servicedDate: _T2 = _U
     servicedPeriod: _T9 = _U
-    subSite: _T19 = _U
+    subSite: _T18 = _U
     udi: _T11 = _U
-    unitPrice: _T91 = _U
+    unitPrice: _T85 = _U
 
     def __post_init__(self) -> None:
+        v = self.servicedDate
+        if v is not _U and (_p.date(v) is None):
+            raise _p.FormatError("ClaimItem.servicedDate")
         if (self.locationAddress is not _U) + (self.locationCodeableConcept is not _U) + (self.locationReference is not _U) > 1:
             raise _p.ChoiceError("ClaimItem.location[x]: at most one")
         if (self.servicedDate is not _U) + (self.servicedPeriod is not _U) > 1:
@@ -2102,42 +2238,42 @@ class ClaimItem(_p.Complex, kw_only=True):
 class ClaimItemDetail(_p.Complex, kw_only=True):
     category: _T13 = _U
     extension: _T4 = _U
-    factor: _T37 = _U
+    factor: _T35 = _U
     factor_ext: _T3 = _ms.field(default=_U, name="_factor")
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
-    modifier: _T19 = _U
+    modifier: _T18 = _U
     modifierExtension: _T4 = _U
-    net: _T91 = _U
-    productOrService: _T56
-    programCode: _T19 = _U
-    quantity: _T26 = _U
+    net: _T85 = _U
+    productOrService: _T51
+    programCode: _T18 = _U
+    quantity: _T24 = _U
     revenue: _T13 = _U
-    sequence: _T106
+    sequence: _T99
     sequence_ext: _T3 = _ms.field(default=_U, name="_sequence")
-    subDetail: _T109 = _U
+    subDetail: _T102 = _U
     udi: _T11 = _U
-    unitPrice: _T91 = _U
+    unitPrice: _T85 = _U
 
 
 class ClaimItemDetailSubDetail(_p.Complex, kw_only=True):
     category: _T13 = _U
     extension: _T4 = _U
-    factor: _T37 = _U
+    factor: _T35 = _U
     factor_ext: _T3 = _ms.field(default=_U, name="_factor")
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
-    modifier: _T19 = _U
+    modifier: _T18 = _U
     modifierExtension: _T4 = _U
-    net: _T91 = _U
-    productOrService: _T56
-    programCode: _T19 = _U
-    quantity: _T26 = _U
+    net: _T85 = _U
+    productOrService: _T51
+    programCode: _T18 = _U
+    quantity: _T24 = _U
     revenue: _T13 = _U
-    sequence: _T106
+    sequence: _T99
     sequence_ext: _T3 = _ms.field(default=_U, name="_sequence")
     udi: _T11 = _U
-    unitPrice: _T91 = _U
+    unitPrice: _T85 = _U
 
 
 class ClaimPayee(_p.Complex, kw_only=True):
@@ -2146,11 +2282,11 @@ class ClaimPayee(_p.Complex, kw_only=True):
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     modifierExtension: _T4 = _U
     party: _T8 = _U
-    type: _T56
+    type: _T51
 
 
 class ClaimProcedure(_p.Complex, kw_only=True):
-    date: _T20 = _U
+    date: _T2 = _U
     date_ext: _T3 = _ms.field(default=_U, name="_date")
     extension: _T4 = _U
     id: _T2 = _U
@@ -2158,12 +2294,15 @@ class ClaimProcedure(_p.Complex, kw_only=True):
     modifierExtension: _T4 = _U
     procedureCodeableConcept: _T13 = _U
     procedureReference: _T8 = _U
-    sequence: _T106
+    sequence: _T99
     sequence_ext: _T3 = _ms.field(default=_U, name="_sequence")
-    type: _T19 = _U
+    type: _T18 = _U
     udi: _T11 = _U
 
     def __post_init__(self) -> None:
+        v = self.date
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("ClaimProcedure.date")
         if (self.procedureCodeableConcept is not _U) + (self.procedureReference is not _U) != 1:
             raise _p.ChoiceError("ClaimProcedure.procedure[x]: exactly one")
 
@@ -2174,22 +2313,22 @@ class ClaimRelated(_p.Complex, kw_only=True):
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     modifierExtension: _T4 = _U
-    reference: _T34 = _U
+    reference: _T32 = _U
     relationship: _T13 = _U
 
 
 class ClaimResponse(_p.Resource, tag="ClaimResponse", kw_only=True):
-    addItem: _T110 = _U
-    adjudication: _T111 = _U
+    addItem: _T103 = _U
+    adjudication: _T104 = _U
     communicationRequest: _T11 = _U
     contained: _T0 = _U
-    created: _T70
+    created: _T10
     created_ext: _T3 = _ms.field(default=_U, name="_created")
     disposition: _T2 = _U
     disposition_ext: _T3 = _ms.field(default=_U, name="_disposition")
-    error: _T112 = _U
+    error: _T105 = _U
     extension: _T4 = _U
-    form: _T113 = _U
+    form: _T106 = _U
     formCode: _T13 = _U
     fundsReserve: _T13 = _U
     id: _T2 = _U
@@ -2197,9 +2336,9 @@ class ClaimResponse(_p.Resource, tag="ClaimResponse", kw_only=True):
     identifier: _T6 = _U
     implicitRules: _T2 = _U
     implicitRules_ext: _T3 = _ms.field(default=_U, name="_implicitRules")
-    insurance: _T114 = _U
+    insurance: _T107 = _U
     insurer: _T14
-    item: _T115 = _U
+    item: _T108 = _U
     language: _T2 = _U
     language_ext: _T3 = _ms.field(default=_U, name="_language")
     meta: _T7 = _U
@@ -2208,23 +2347,26 @@ class ClaimResponse(_p.Resource, tag="ClaimResponse", kw_only=True):
     outcome_ext: _T3 = _ms.field(default=_U, name="_outcome")
     patient: _T14
     payeeType: _T13 = _U
-    payment: _T116 = _U
+    payment: _T109 = _U
     preAuthPeriod: _T9 = _U
     preAuthRef: _T2 = _U
     preAuthRef_ext: _T3 = _ms.field(default=_U, name="_preAuthRef")
-    processNote: _T117 = _U
+    processNote: _T110 = _U
     request: _T8 = _U
     requestor: _T8 = _U
     status: _T10
     status_ext: _T3 = _ms.field(default=_U, name="_status")
     subType: _T13 = _U
     text: _T12 = _U
-    total: _T118 = _U
-    type: _T56
+    total: _T111 = _U
+    type: _T51
     use: _T10
     use_ext: _T3 = _ms.field(default=_U, name="_use")
 
     def __post_init__(self) -> None:
+        v = self.created
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("ClaimResponse.created")
         v = self.id
         if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
             raise _p.FormatError("ClaimResponse.id")
@@ -2246,38 +2388,41 @@ class ClaimResponse(_p.Resource, tag="ClaimResponse", kw_only=True):
 
 
 class ClaimResponseAddItem(_p.Complex, kw_only=True):
-    adjudication: _T119
+    adjudication: _T112
     bodySite: _T13 = _U
-    detail: _T120 = _U
-    detailSequence: _T107 = _U
-    detailSequence_ext: _T24 = _ms.field(default=_U, name="_detailSequence")
+    detail: _T113 = _U
+    detailSequence: _T100 = _U
+    detailSequence_ext: _T22 = _ms.field(default=_U, name="_detailSequence")
     extension: _T4 = _U
-    factor: _T37 = _U
+    factor: _T35 = _U
     factor_ext: _T3 = _ms.field(default=_U, name="_factor")
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
-    itemSequence: _T107 = _U
-    itemSequence_ext: _T24 = _ms.field(default=_U, name="_itemSequence")
-    locationAddress: _T105 = _U
+    itemSequence: _T100 = _U
+    itemSequence_ext: _T22 = _ms.field(default=_U, name="_itemSequence")
+    locationAddress: _T98 = _U
     locationCodeableConcept: _T13 = _U
     locationReference: _T8 = _U
-    modifier: _T19 = _U
+    modifier: _T18 = _U
     modifierExtension: _T4 = _U
-    net: _T91 = _U
-    noteNumber: _T107 = _U
-    noteNumber_ext: _T24 = _ms.field(default=_U, name="_noteNumber")
-    productOrService: _T56
-    programCode: _T19 = _U
+    net: _T85 = _U
+    noteNumber: _T100 = _U
+    noteNumber_ext: _T22 = _ms.field(default=_U, name="_noteNumber")
+    productOrService: _T51
+    programCode: _T18 = _U
     provider: _T11 = _U
-    quantity: _T26 = _U
-    servicedDate: _T17 = _U
+    quantity: _T24 = _U
+    servicedDate: _T2 = _U
     servicedPeriod: _T9 = _U
-    subSite: _T19 = _U
-    subdetailSequence: _T107 = _U
-    subdetailSequence_ext: _T24 = _ms.field(default=_U, name="_subdetailSequence")
-    unitPrice: _T91 = _U
+    subSite: _T18 = _U
+    subdetailSequence: _T100 = _U
+    subdetailSequence_ext: _T22 = _ms.field(default=_U, name="_subdetailSequence")
+    unitPrice: _T85 = _U
 
     def __post_init__(self) -> None:
+        v = self.servicedDate
+        if v is not _U and (_p.date(v) is None):
+            raise _p.FormatError("ClaimResponseAddItem.servicedDate")
         if (self.locationAddress is not _U) + (self.locationCodeableConcept is not _U) + (self.locationReference is not _U) > 1:
             raise _p.ChoiceError("ClaimResponseAddItem.location[x]: at most one")
         if (self.servicedDate is not _U) + (self.servicedPeriod is not _U) > 1:
@@ -2285,42 +2430,42 @@ class ClaimResponseAddItem(_p.Complex, kw_only=True):
 
 
 class ClaimResponseAddItemDetail(_p.Complex, kw_only=True):
-    adjudication: _T119
+    adjudication: _T112
     extension: _T4 = _U
-    factor: _T37 = _U
+    factor: _T35 = _U
     factor_ext: _T3 = _ms.field(default=_U, name="_factor")
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
-    modifier: _T19 = _U
+    modifier: _T18 = _U
     modifierExtension: _T4 = _U
-    net: _T91 = _U
-    noteNumber: _T107 = _U
-    noteNumber_ext: _T24 = _ms.field(default=_U, name="_noteNumber")
-    productOrService: _T56
-    quantity: _T26 = _U
-    subDetail: _T121 = _U
-    unitPrice: _T91 = _U
+    net: _T85 = _U
+    noteNumber: _T100 = _U
+    noteNumber_ext: _T22 = _ms.field(default=_U, name="_noteNumber")
+    productOrService: _T51
+    quantity: _T24 = _U
+    subDetail: _T114 = _U
+    unitPrice: _T85 = _U
 
 
 class ClaimResponseAddItemDetailSubDetail(_p.Complex, kw_only=True):
-    adjudication: _T119
+    adjudication: _T112
     extension: _T4 = _U
-    factor: _T37 = _U
+    factor: _T35 = _U
     factor_ext: _T3 = _ms.field(default=_U, name="_factor")
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
-    modifier: _T19 = _U
+    modifier: _T18 = _U
     modifierExtension: _T4 = _U
-    net: _T91 = _U
-    noteNumber: _T107 = _U
-    noteNumber_ext: _T24 = _ms.field(default=_U, name="_noteNumber")
-    productOrService: _T56
-    quantity: _T26 = _U
-    unitPrice: _T91 = _U
+    net: _T85 = _U
+    noteNumber: _T100 = _U
+    noteNumber_ext: _T22 = _ms.field(default=_U, name="_noteNumber")
+    productOrService: _T51
+    quantity: _T24 = _U
+    unitPrice: _T85 = _U
 
 
 class ClaimResponseError(_p.Complex, kw_only=True):
-    code: _T56
+    code: _T51
     detailSequence: _T15 = _U
     detailSequence_ext: _T3 = _ms.field(default=_U, name="_detailSequence")
     extension: _T4 = _U
@@ -2339,77 +2484,82 @@ class ClaimResponseInsurance(_p.Complex, kw_only=True):
     claimResponse: _T8 = _U
     coverage: _T14
     extension: _T4 = _U
-    focal: _T54
+    focal: _T49
     focal_ext: _T3 = _ms.field(default=_U, name="_focal")
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     modifierExtension: _T4 = _U
-    sequence: _T106
+    sequence: _T99
     sequence_ext: _T3 = _ms.field(default=_U, name="_sequence")
 
 
 class ClaimResponseItem(_p.Complex, kw_only=True):
-    adjudication: _T119
-    detail: _T122 = _U
+    adjudication: _T112
+    detail: _T115 = _U
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
-    itemSequence: _T106
+    itemSequence: _T99
     itemSequence_ext: _T3 = _ms.field(default=_U, name="_itemSequence")
     modifierExtension: _T4 = _U
-    noteNumber: _T107 = _U
-    noteNumber_ext: _T24 = _ms.field(default=_U, name="_noteNumber")
+    noteNumber: _T100 = _U
+    noteNumber_ext: _T22 = _ms.field(default=_U, name="_noteNumber")
 
 
 class ClaimResponseItemAdjudication(_p.Complex, kw_only=True):
-    amount: _T91 = _U
-    category: _T56
+    amount: _T85 = _U
+    category: _T51
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     modifierExtension: _T4 = _U
     reason: _T13 = _U
-    value: _T37 = _U
+    value: _T35 = _U
     value_ext: _T3 = _ms.field(default=_U, name="_value")
 
 
 class ClaimResponseItemDetail(_p.Complex, kw_only=True):
-    adjudication: _T119
-    detailSequence: _T106
+    adjudication: _T112
+    detailSequence: _T99
     detailSequence_ext: _T3 = _ms.field(default=_U, name="_detailSequence")
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     modifierExtension: _T4 = _U
-    noteNumber: _T107 = _U
-    noteNumber_ext: _T24 = _ms.field(default=_U, name="_noteNumber")
-    subDetail: _T123 = _U
+    noteNumber: _T100 = _U
+    noteNumber_ext: _T22 = _ms.field(default=_U, name="_noteNumber")
+    subDetail: _T116 = _U
 
 
 class ClaimResponseItemDetailSubDetail(_p.Complex, kw_only=True):
-    adjudication: _T111 = _U
+    adjudication: _T104 = _U
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     modifierExtension: _T4 = _U
-    noteNumber: _T107 = _U
-    noteNumber_ext: _T24 = _ms.field(default=_U, name="_noteNumber")
-    subDetailSequence: _T106
+    noteNumber: _T100 = _U
+    noteNumber_ext: _T22 = _ms.field(default=_U, name="_noteNumber")
+    subDetailSequence: _T99
     subDetailSequence_ext: _T3 = _ms.field(default=_U, name="_subDetailSequence")
 
 
 class ClaimResponsePayment(_p.Complex, kw_only=True):
-    adjustment: _T91 = _U
+    adjustment: _T85 = _U
     adjustmentReason: _T13 = _U
-    amount: _T124
-    date: _T17 = _U
+    amount: _T117
+    date: _T2 = _U
     date_ext: _T3 = _ms.field(default=_U, name="_date")
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
-    identifier: _T34 = _U
+    identifier: _T32 = _U
     modifierExtension: _T4 = _U
-    type: _T56
+    type: _T51
+
+    def __post_init__(self) -> None:
+        v = self.date
+        if v is not _U and (_p.date(v) is None):
+            raise _p.FormatError("ClaimResponsePayment.date")
 
 
 class ClaimResponseProcessNote(_p.Complex, kw_only=True):
@@ -2432,8 +2582,8 @@ class ClaimResponseProcessNote(_p.Complex, kw_only=True):
 
 
 class ClaimResponseTotal(_p.Complex, kw_only=True):
-    amount: _T124
-    category: _T56
+    amount: _T117
+    category: _T51
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
@@ -2441,24 +2591,27 @@ class ClaimResponseTotal(_p.Complex, kw_only=True):
 
 
 class ClaimSupportingInfo(_p.Complex, kw_only=True):
-    category: _T56
+    category: _T51
     code: _T13 = _U
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     modifierExtension: _T4 = _U
     reason: _T13 = _U
-    sequence: _T106
+    sequence: _T99
     sequence_ext: _T3 = _ms.field(default=_U, name="_sequence")
-    timingDate: _T17 = _U
+    timingDate: _T2 = _U
     timingPeriod: _T9 = _U
-    valueAttachment: _T113 = _U
+    valueAttachment: _T106 = _U
     valueBoolean: _T16 = _U
-    valueQuantity: _T26 = _U
+    valueQuantity: _T24 = _U
     valueReference: _T8 = _U
     valueString: _T2 = _U
 
     def __post_init__(self) -> None:
+        v = self.timingDate
+        if v is not _U and (_p.date(v) is None):
+            raise _p.FormatError("ClaimSupportingInfo.timingDate")
         if (self.timingDate is not _U) + (self.timingPeriod is not _U) > 1:
             raise _p.ChoiceError("ClaimSupportingInfo.timing[x]: at most one")
         if (self.valueAttachment is not _U) + (self.valueBoolean is not _U) + (self.valueQuantity is not _U) + (self.valueReference is not _U) + (self.valueString is not _U) > 1:
@@ -2469,32 +2622,32 @@ class ClinicalImpression(_p.Resource, tag="ClinicalImpression", kw_only=True):
     assessor: _T8 = _U
     code: _T13 = _U
     contained: _T0 = _U
-    date: _T20 = _U
+    date: _T2 = _U
     date_ext: _T3 = _ms.field(default=_U, name="_date")
     description: _T2 = _U
     description_ext: _T3 = _ms.field(default=_U, name="_description")
-    effectiveDateTime: _T20 = _U
+    effectiveDateTime: _T2 = _U
     effectivePeriod: _T9 = _U
     encounter: _T8 = _U
     extension: _T4 = _U
-    finding: _T125 = _U
+    finding: _T118 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     identifier: _T6 = _U
     implicitRules: _T2 = _U
     implicitRules_ext: _T3 = _ms.field(default=_U, name="_implicitRules")
-    investigation: _T126 = _U
+    investigation: _T119 = _U
     language: _T2 = _U
     language_ext: _T3 = _ms.field(default=_U, name="_language")
     meta: _T7 = _U
     modifierExtension: _T4 = _U
-    note: _T38 = _U
+    note: _T36 = _U
     previous: _T8 = _U
     problem: _T11 = _U
-    prognosisCodeableConcept: _T19 = _U
+    prognosisCodeableConcept: _T18 = _U
     prognosisReference: _T11 = _U
-    protocol: _T23 = _U
-    protocol_ext: _T24 = _ms.field(default=_U, name="_protocol")
+    protocol: _T21 = _U
+    protocol_ext: _T22 = _ms.field(default=_U, name="_protocol")
     status: _T10
     status_ext: _T3 = _ms.field(default=_U, name="_status")
     statusReason: _T13 = _U
@@ -2505,6 +2658,12 @@ class ClinicalImpression(_p.Resource, tag="ClinicalImpression", kw_only=True):
     text: _T12 = _U
 
     def __post_init__(self) -> None:
+        v = self.date
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("ClinicalImpression.date")
+        v = self.effectiveDateTime
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("ClinicalImpression.effectiveDateTime")
         v = self.id
         if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
             raise _p.FormatError("ClinicalImpression.id")
@@ -2537,7 +2696,7 @@ class ClinicalImpressionFinding(_p.Complex, kw_only=True):
 
 
 class ClinicalImpressionInvestigation(_p.Complex, kw_only=True):
-    code: _T56
+    code: _T51
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
@@ -2550,23 +2709,23 @@ class CodeSystem(_p.Resource, tag="CodeSystem", kw_only=True):
     caseSensitive_ext: _T3 = _ms.field(default=_U, name="_caseSensitive")
     compositional: _T16 = _U
     compositional_ext: _T3 = _ms.field(default=_U, name="_compositional")
-    concept: _T127 = _U
-    contact: _T18 = _U
+    concept: _T120 = _U
+    contact: _T17 = _U
     contained: _T0 = _U
     content: _T10
     content_ext: _T3 = _ms.field(default=_U, name="_content")
     copyright: _T2 = _U
     copyright_ext: _T3 = _ms.field(default=_U, name="_copyright")
-    count: _T43 = _U
+    count: _T40 = _U
     count_ext: _T3 = _ms.field(default=_U, name="_count")
-    date: _T20 = _U
+    date: _T2 = _U
     date_ext: _T3 = _ms.field(default=_U, name="_date")
     description: _T2 = _U
     description_ext: _T3 = _ms.field(default=_U, name="_description")
     experimental: _T16 = _U
     experimental_ext: _T3 = _ms.field(default=_U, name="_experimental")
     extension: _T4 = _U
-    filter: _T128 = _U
+    filter: _T121 = _U
     hierarchyMeaning: _T2 = _U
     hierarchyMeaning_ext: _T3 = _ms.field(default=_U, name="_hierarchyMeaning")
     id: _T2 = _U
@@ -2574,14 +2733,14 @@ class CodeSystem(_p.Resource, tag="CodeSystem", kw_only=True):
     identifier: _T6 = _U
     implicitRules: _T2 = _U
     implicitRules_ext: _T3 = _ms.field(default=_U, name="_implicitRules")
-    jurisdiction: _T19 = _U
+    jurisdiction: _T18 = _U
     language: _T2 = _U
     language_ext: _T3 = _ms.field(default=_U, name="_language")
     meta: _T7 = _U
     modifierExtension: _T4 = _U
     name: _T2 = _U
     name_ext: _T3 = _ms.field(default=_U, name="_name")
-    property: _T129 = _U
+    property: _T122 = _U
     publisher: _T2 = _U
     publisher_ext: _T3 = _ms.field(default=_U, name="_publisher")
     purpose: _T2 = _U
@@ -2595,7 +2754,7 @@ class CodeSystem(_p.Resource, tag="CodeSystem", kw_only=True):
     title_ext: _T3 = _ms.field(default=_U, name="_title")
     url: _T2 = _U
     url_ext: _T3 = _ms.field(default=_U, name="_url")
-    useContext: _T32 = _U
+    useContext: _T30 = _U
     valueSet: _T2 = _U
     valueSet_ext: _T3 = _ms.field(default=_U, name="_valueSet")
     version: _T2 = _U
@@ -2607,6 +2766,9 @@ class CodeSystem(_p.Resource, tag="CodeSystem", kw_only=True):
         v = self.content
         if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
             raise _p.FormatError("CodeSystem.content")
+        v = self.date
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("CodeSystem.date")
         v = self.hierarchyMeaning
         if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
             raise _p.FormatError("CodeSystem.hierarchyMeaning")
@@ -2636,17 +2798,17 @@ class CodeSystem(_p.Resource, tag="CodeSystem", kw_only=True):
 class CodeSystemConcept(_p.Complex, kw_only=True):
     code: _T10
     code_ext: _T3 = _ms.field(default=_U, name="_code")
-    concept: _T127 = _U
+    concept: _T120 = _U
     definition: _T2 = _U
     definition_ext: _T3 = _ms.field(default=_U, name="_definition")
-    designation: _T130 = _U
+    designation: _T123 = _U
     display: _T2 = _U
     display_ext: _T3 = _ms.field(default=_U, name="_display")
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     modifierExtension: _T4 = _U
-    property: _T131 = _U
+    property: _T124 = _U
 
     def __post_init__(self) -> None:
         v = self.code
@@ -2661,7 +2823,7 @@ class CodeSystemConceptDesignation(_p.Complex, kw_only=True):
     language: _T2 = _U
     language_ext: _T3 = _ms.field(default=_U, name="_language")
     modifierExtension: _T4 = _U
-    use: _T52 = _U
+    use: _T47 = _U
     value: _T10
     value_ext: _T3 = _ms.field(default=_U, name="_value")
 
@@ -2680,10 +2842,10 @@ class CodeSystemConceptProperty(_p.Complex, kw_only=True):
     modifierExtension: _T4 = _U
     valueBoolean: _T16 = _U
     valueCode: _T2 = _U
-    valueCoding: _T52 = _U
-    valueDateTime: _T20 = _U
-    valueDecimal: _T37 = _U
-    valueInteger: _T60 = _U
+    valueCoding: _T47 = _U
+    valueDateTime: _T2 = _U
+    valueDecimal: _T35 = _U
+    valueInteger: _T55 = _U
     valueString: _T2 = _U
 
     def __post_init__(self) -> None:
@@ -2693,6 +2855,9 @@ class CodeSystemConceptProperty(_p.Complex, kw_only=True):
         v = self.valueCode
         if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
             raise _p.FormatError("CodeSystemConceptProperty.valueCode")
+        v = self.valueDateTime
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("CodeSystemConceptProperty.valueDateTime")
         if (self.valueBoolean is not _U) + (self.valueCode is not _U) + (self.valueCoding is not _U) + (self.valueDateTime is not _U) + (self.valueDecimal is not _U) + (self.valueInteger is not _U) + (self.valueString is not _U) != 1:
             raise _p.ChoiceError("CodeSystemConceptProperty.value[x]: exactly one")
 
@@ -2706,8 +2871,8 @@ class CodeSystemFilter(_p.Complex, kw_only=True):
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     modifierExtension: _T4 = _U
-    operator: _T72
-    operator_ext: _T24 = _ms.field(default=_U, name="_operator")
+    operator: _T66
+    operator_ext: _T22 = _ms.field(default=_U, name="_operator")
     value: _T10
     value_ext: _T3 = _ms.field(default=_U, name="_value")
 
@@ -2748,7 +2913,7 @@ class CodeSystemProperty(_p.Complex, kw_only=True):
 
 
 class CodeableConcept(_p.Complex, kw_only=True):
-    coding: _T50 = _U
+    coding: _T45 = _U
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
@@ -2783,7 +2948,7 @@ class Coding(_p.Complex, kw_only=True):
 class Communication(_p.Resource, tag="Communication", kw_only=True):
     about: _T11 = _U
     basedOn: _T11 = _U
-    category: _T19 = _U
+    category: _T18 = _U
     contained: _T0 = _U
     encounter: _T8 = _U
     extension: _T4 = _U
@@ -2793,27 +2958,27 @@ class Communication(_p.Resource, tag="Communication", kw_only=True):
     implicitRules: _T2 = _U
     implicitRules_ext: _T3 = _ms.field(default=_U, name="_implicitRules")
     inResponseTo: _T11 = _U
-    instantiatesCanonical: _T23 = _U
-    instantiatesCanonical_ext: _T24 = _ms.field(default=_U, name="_instantiatesCanonical")
-    instantiatesUri: _T23 = _U
-    instantiatesUri_ext: _T24 = _ms.field(default=_U, name="_instantiatesUri")
+    instantiatesCanonical: _T21 = _U
+    instantiatesCanonical_ext: _T22 = _ms.field(default=_U, name="_instantiatesCanonical")
+    instantiatesUri: _T21 = _U
+    instantiatesUri_ext: _T22 = _ms.field(default=_U, name="_instantiatesUri")
     language: _T2 = _U
     language_ext: _T3 = _ms.field(default=_U, name="_language")
-    medium: _T19 = _U
+    medium: _T18 = _U
     meta: _T7 = _U
     modifierExtension: _T4 = _U
-    note: _T38 = _U
+    note: _T36 = _U
     partOf: _T11 = _U
-    payload: _T132 = _U
+    payload: _T125 = _U
     priority: _T2 = _U
     priority_ext: _T3 = _ms.field(default=_U, name="_priority")
-    reasonCode: _T19 = _U
+    reasonCode: _T18 = _U
     reasonReference: _T11 = _U
-    received: _T20 = _U
+    received: _T2 = _U
     received_ext: _T3 = _ms.field(default=_U, name="_received")
     recipient: _T11 = _U
     sender: _T8 = _U
-    sent: _T20 = _U
+    sent: _T2 = _U
     sent_ext: _T3 = _ms.field(default=_U, name="_sent")
     status: _T10
     status_ext: _T3 = _ms.field(default=_U, name="_status")
@@ -2843,13 +3008,19 @@ class Communication(_p.Resource, tag="Communication", kw_only=True):
         v = self.priority
         if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
             raise _p.FormatError("Communication.priority")
+        v = self.received
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("Communication.received")
+        v = self.sent
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("Communication.sent")
         v = self.status
         if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
             raise _p.FormatError("Communication.status")
 
 
 class CommunicationPayload(_p.Complex, kw_only=True):
-    contentAttachment: _T113 = _U
+    contentAttachment: _T106 = _U
     contentReference: _T8 = _U
     contentString: _T2 = _U
     extension: _T4 = _U
@@ -2864,16 +3035,16 @@ class CommunicationPayload(_p.Complex, kw_only=True):
 
 class CommunicationRequest(_p.Resource, tag="CommunicationRequest", kw_only=True):
     about: _T11 = _U
-    authoredOn: _T20 = _U
+    authoredOn: _T2 = _U
     authoredOn_ext: _T3 = _ms.field(default=_U, name="_authoredOn")
     basedOn: _T11 = _U
-    category: _T19 = _U
+    category: _T18 = _U
     contained: _T0 = _U
     doNotPerform: _T16 = _U
     doNotPerform_ext: _T3 = _ms.field(default=_U, name="_doNotPerform")
     encounter: _T8 = _U
     extension: _T4 = _U
-    groupIdentifier: _T34 = _U
+    groupIdentifier: _T32 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     identifier: _T6 = _U
@@ -2881,16 +3052,16 @@ class CommunicationRequest(_p.Resource, tag="CommunicationRequest", kw_only=True
     implicitRules_ext: _T3 = _ms.field(default=_U, name="_implicitRules")
     language: _T2 = _U
     language_ext: _T3 = _ms.field(default=_U, name="_language")
-    medium: _T19 = _U
+    medium: _T18 = _U
     meta: _T7 = _U
     modifierExtension: _T4 = _U
-    note: _T38 = _U
-    occurrenceDateTime: _T20 = _U
+    note: _T36 = _U
+    occurrenceDateTime: _T2 = _U
     occurrencePeriod: _T9 = _U
-    payload: _T133 = _U
+    payload: _T126 = _U
     priority: _T2 = _U
     priority_ext: _T3 = _ms.field(default=_U, name="_priority")
-    reasonCode: _T19 = _U
+    reasonCode: _T18 = _U
     reasonReference: _T11 = _U
     recipient: _T11 = _U
     replaces: _T11 = _U
@@ -2903,6 +3074,9 @@ class CommunicationRequest(_p.Resource, tag="CommunicationRequest", kw_only=True
     text: _T12 = _U
 
     def __post_init__(self) -> None:
+        v = self.authoredOn
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("CommunicationRequest.authoredOn")
         v = self.id
         if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
             raise _p.FormatError("CommunicationRequest.id")
@@ -2912,6 +3086,9 @@ class CommunicationRequest(_p.Resource, tag="CommunicationRequest", kw_only=True
         v = self.language
         if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
             raise _p.FormatError("CommunicationRequest.language")
+        v = self.occurrenceDateTime
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("CommunicationRequest.occurrenceDateTime")
         v = self.priority
         if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
             raise _p.FormatError("CommunicationRequest.priority")
@@ -2923,7 +3100,7 @@ class CommunicationRequest(_p.Resource, tag="CommunicationRequest", kw_only=True
 
 
 class CommunicationRequestPayload(_p.Complex, kw_only=True):
-    contentAttachment: _T113 = _U
+    contentAttachment: _T106 = _U
     contentReference: _T8 = _U
     contentString: _T2 = _U
     extension: _T4 = _U
@@ -2939,9 +3116,9 @@ class CommunicationRequestPayload(_p.Complex, kw_only=True):
 class CompartmentDefinition(_p.Resource, tag="CompartmentDefinition", kw_only=True):
     code: _T10
     code_ext: _T3 = _ms.field(default=_U, name="_code")
-    contact: _T18 = _U
+    contact: _T17 = _U
     contained: _T0 = _U
-    date: _T20 = _U
+    date: _T2 = _U
     date_ext: _T3 = _ms.field(default=_U, name="_date")
     description: _T2 = _U
     description_ext: _T3 = _ms.field(default=_U, name="_description")
@@ -2962,15 +3139,15 @@ class CompartmentDefinition(_p.Resource, tag="CompartmentDefinition", kw_only=Tr
     publisher_ext: _T3 = _ms.field(default=_U, name="_publisher")
     purpose: _T2 = _U
     purpose_ext: _T3 = _ms.field(default=_U, name="_purpose")
-    resource: _T134 = _U
-    search: _T54
+    resource: _T127 = _U
+    search: _T49
     search_ext: _T3 = _ms.field(default=_U, name="_search")
     status: _T10
     status_ext: _T3 = _ms.field(default=_U, name="_status")
     text: _T12 = _U
     url: _T10
     url_ext: _T3 = _ms.field(default=_U, name="_url")
-    useContext: _T32 = _U
+    useContext: _T30 = _U
     version: _T2 = _U
     version_ext: _T3 = _ms.field(default=_U, name="_version")
 
@@ -2978,6 +3155,9 @@ class CompartmentDefinition(_p.Resource, tag="CompartmentDefinition", kw_only=Tr
         v = self.code
         if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
             raise _p.FormatError("CompartmentDefinition.code")
+        v = self.date
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("CompartmentDefinition.date")
         v = self.id
         if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
             raise _p.FormatError("CompartmentDefinition.id")
@@ -3004,8 +3184,8 @@ class CompartmentDefinitionResource(_p.Complex, kw_only=True):
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     modifierExtension: _T4 = _U
-    param: _T23 = _U
-    param_ext: _T24 = _ms.field(default=_U, name="_param")
+    param: _T21 = _U
+    param_ext: _T22 = _ms.field(default=_U, name="_param")
 
     def __post_init__(self) -> None:
         v = self.code
@@ -3014,41 +3194,44 @@ class CompartmentDefinitionResource(_p.Complex, kw_only=True):
 
 
 class Composition(_p.Resource, tag="Composition", kw_only=True):
-    attester: _T135 = _U
-    author: _T136
-    category: _T19 = _U
+    attester: _T128 = _U
+    author: _T129
+    category: _T18 = _U
     confidentiality: _T2 = _U
     confidentiality_ext: _T3 = _ms.field(default=_U, name="_confidentiality")
     contained: _T0 = _U
     custodian: _T8 = _U
-    date: _T70
+    date: _T10
     date_ext: _T3 = _ms.field(default=_U, name="_date")
     encounter: _T8 = _U
-    event: _T137 = _U
+    event: _T130 = _U
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
-    identifier: _T34 = _U
+    identifier: _T32 = _U
     implicitRules: _T2 = _U
     implicitRules_ext: _T3 = _ms.field(default=_U, name="_implicitRules")
     language: _T2 = _U
     language_ext: _T3 = _ms.field(default=_U, name="_language")
     meta: _T7 = _U
     modifierExtension: _T4 = _U
-    relatesTo: _T138 = _U
-    section: _T139 = _U
+    relatesTo: _T131 = _U
+    section: _T132 = _U
     status: _T10
     status_ext: _T3 = _ms.field(default=_U, name="_status")
     subject: _T8 = _U
     text: _T12 = _U
     title: _T10
     title_ext: _T3 = _ms.field(default=_U, name="_title")
-    type: _T56
+    type: _T51
 
     def __post_init__(self) -> None:
         v = self.confidentiality
         if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
             raise _p.FormatError("Composition.confidentiality")
+        v = self.date
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("Composition.date")
         v = self.id
         if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
             raise _p.FormatError("Composition.id")
@@ -3071,17 +3254,20 @@ class CompositionAttester(_p.Complex, kw_only=True):
     mode_ext: _T3 = _ms.field(default=_U, name="_mode")
     modifierExtension: _T4 = _U
     party: _T8 = _U
-    time: _T20 = _U
+    time: _T2 = _U
     time_ext: _T3 = _ms.field(default=_U, name="_time")
 
     def __post_init__(self) -> None:
         v = self.mode
         if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
             raise _p.FormatError("CompositionAttester.mode")
+        v = self.time
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("CompositionAttester.time")
 
 
 class CompositionEvent(_p.Complex, kw_only=True):
-    code: _T19 = _U
+    code: _T18 = _U
     detail: _T11 = _U
     extension: _T4 = _U
     id: _T2 = _U
@@ -3097,7 +3283,7 @@ class CompositionRelatesTo(_p.Complex, kw_only=True):
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     modifierExtension: _T4 = _U
-    targetIdentifier: _T34 = _U
+    targetIdentifier: _T32 = _U
     targetReference: _T8 = _U
 
     def __post_init__(self) -> None:
@@ -3121,7 +3307,7 @@ class CompositionSection(_p.Complex, kw_only=True):
     mode_ext: _T3 = _ms.field(default=_U, name="_mode")
     modifierExtension: _T4 = _U
     orderedBy: _T13 = _U
-    section: _T139 = _U
+    section: _T132 = _U
     text: _T12 = _U
     title: _T2 = _U
     title_ext: _T3 = _ms.field(default=_U, name="_title")
@@ -3133,24 +3319,24 @@ class CompositionSection(_p.Complex, kw_only=True):
 
 
 class ConceptMap(_p.Resource, tag="ConceptMap", kw_only=True):
-    contact: _T18 = _U
+    contact: _T17 = _U
     contained: _T0 = _U
     copyright: _T2 = _U
     copyright_ext: _T3 = _ms.field(default=_U, name="_copyright")
-    date: _T20 = _U
+    date: _T2 = _U
     date_ext: _T3 = _ms.field(default=_U, name="_date")
     description: _T2 = _U
     description_ext: _T3 = _ms.field(default=_U, name="_description")
     experimental: _T16 = _U
     experimental_ext: _T3 = _ms.field(default=_U, name="_experimental")
     extension: _T4 = _U
-    group: _T140 = _U
+    group: _T133 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
-    identifier: _T34 = _U
+    identifier: _T32 = _U
     implicitRules: _T2 = _U
     implicitRules_ext: _T3 = _ms.field(default=_U, name="_implicitRules")
-    jurisdiction: _T19 = _U
+    jurisdiction: _T18 = _U
     language: _T2 = _U
     language_ext: _T3 = _ms.field(default=_U, name="_language")
     meta: _T7 = _U
@@ -3172,11 +3358,14 @@ class ConceptMap(_p.Resource, tag="ConceptMap", kw_only=True):
     title_ext: _T3 = _ms.field(default=_U, name="_title")
     url: _T2 = _U
     url_ext: _T3 = _ms.field(default=_U, name="_url")
-    useContext: _T32 = _U
+    useContext: _T30 = _U
     version: _T2 = _U
     version_ext: _T3 = _ms.field(default=_U, name="_version")
 
     def __post_init__(self) -> None:
+        v = self.date
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("ConceptMap.date")
         v = self.id
         if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
             raise _p.FormatError("ConceptMap.id")
@@ -3211,7 +3400,7 @@ class ConceptMap(_p.Resource, tag="ConceptMap", kw_only=True):
 
 
 class ConceptMapGroup(_p.Complex, kw_only=True):
-    element: _T141
+    element: _T134
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
@@ -3224,7 +3413,7 @@ class ConceptMapGroup(_p.Complex, kw_only=True):
     target_ext: _T3 = _ms.field(default=_U, name="_target")
     targetVersion: _T2 = _U
     targetVersion_ext: _T3 = _ms.field(default=_U, name="_targetVersion")
-    unmapped: _T142 = _U
+    unmapped: _T135 = _U
 
     def __post_init__(self) -> None:
         v = self.source
@@ -3244,7 +3433,7 @@ class ConceptMapGroupElement(_p.Complex, kw_only=True):
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     modifierExtension: _T4 = _U
-    target: _T143 = _U
+    target: _T136 = _U
 
     def __post_init__(self) -> None:
         v = self.code
@@ -3257,7 +3446,7 @@ class ConceptMapGroupElementTarget(_p.Complex, kw_only=True):
     code_ext: _T3 = _ms.field(default=_U, name="_code")
     comment: _T2 = _U
     comment_ext: _T3 = _ms.field(default=_U, name="_comment")
-    dependsOn: _T144 = _U
+    dependsOn: _T137 = _U
     display: _T2 = _U
     display_ext: _T3 = _ms.field(default=_U, name="_display")
     equivalence: _T10
@@ -3266,7 +3455,7 @@ class ConceptMapGroupElementTarget(_p.Complex, kw_only=True):
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     modifierExtension: _T4 = _U
-    product: _T144 = _U
+    product: _T137 = _U
 
     def __post_init__(self) -> None:
         v = self.code
@@ -3327,19 +3516,19 @@ class ConceptMapGroupUnmapped(_p.Complex, kw_only=True):
 
 
 class Condition(_p.Resource, tag="Condition", kw_only=True):
-    abatementAge: _T28 = _U
-    abatementDateTime: _T20 = _U
+    abatementAge: _T26 = _U
+    abatementDateTime: _T2 = _U
     abatementPeriod: _T9 = _U
-    abatementRange: _T30 = _U
+    abatementRange: _T28 = _U
     abatementString: _T2 = _U
     asserter: _T8 = _U
-    bodySite: _T19 = _U
-    category: _T19 = _U
+    bodySite: _T18 = _U
+    category: _T18 = _U
     clinicalStatus: _T13 = _U
     code: _T13 = _U
     contained: _T0 = _U
     encounter: _T8 = _U
-    evidence: _T145 = _U
+    evidence: _T138 = _U
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
@@ -3350,22 +3539,25 @@ class Condition(_p.Resource, tag="Condition", kw_only=True):
     language_ext: _T3 = _ms.field(default=_U, name="_language")
     meta: _T7 = _U
     modifierExtension: _T4 = _U
-    note: _T38 = _U
-    onsetAge: _T28 = _U
-    onsetDateTime: _T20 = _U
+    note: _T36 = _U
+    onsetAge: _T26 = _U
+    onsetDateTime: _T2 = _U
     onsetPeriod: _T9 = _U
-    onsetRange: _T30 = _U
+    onsetRange: _T28 = _U
     onsetString: _T2 = _U
-    recordedDate: _T20 = _U
+    recordedDate: _T2 = _U
     recordedDate_ext: _T3 = _ms.field(default=_U, name="_recordedDate")
     recorder: _T8 = _U
     severity: _T13 = _U
-    stage: _T146 = _U
+    stage: _T139 = _U
     subject: _T14
     text: _T12 = _U
     verificationStatus: _T13 = _U
 
     def __post_init__(self) -> None:
+        v = self.abatementDateTime
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("Condition.abatementDateTime")
         v = self.id
         if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
             raise _p.FormatError("Condition.id")
@@ -3375,6 +3567,12 @@ class Condition(_p.Resource, tag="Condition", kw_only=True):
         v = self.language
         if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
             raise _p.FormatError("Condition.language")
+        v = self.onsetDateTime
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("Condition.onsetDateTime")
+        v = self.recordedDate
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("Condition.recordedDate")
         if (self.abatementAge is not _U) + (self.abatementDateTime is not _U) + (self.abatementPeriod is not _U) + (self.abatementRange is not _U) + (self.abatementString is not _U) > 1:
             raise _p.ChoiceError("Condition.abatement[x]: at most one")
         if (self.onsetAge is not _U) + (self.onsetDateTime is not _U) + (self.onsetPeriod is not _U) + (self.onsetRange is not _U) + (self.onsetString is not _U) > 1:
@@ -3382,7 +3580,7 @@ class Condition(_p.Resource, tag="Condition", kw_only=True):
 
 
 class ConditionEvidence(_p.Complex, kw_only=True):
-    code: _T19 = _U
+    code: _T18 = _U
     detail: _T11 = _U
     extension: _T4 = _U
     id: _T2 = _U
@@ -3401,9 +3599,9 @@ class ConditionStage(_p.Complex, kw_only=True):
 
 
 class Consent(_p.Resource, tag="Consent", kw_only=True):
-    category: _T40
+    category: _T38
     contained: _T0 = _U
-    dateTime: _T20 = _U
+    dateTime: _T2 = _U
     dateTime_ext: _T3 = _ms.field(default=_U, name="_dateTime")
     extension: _T4 = _U
     id: _T2 = _U
@@ -3418,18 +3616,21 @@ class Consent(_p.Resource, tag="Consent", kw_only=True):
     organization: _T11 = _U
     patient: _T8 = _U
     performer: _T11 = _U
-    policy: _T147 = _U
+    policy: _T140 = _U
     policyRule: _T13 = _U
-    provision: _T148 = _U
-    scope: _T56
-    sourceAttachment: _T113 = _U
+    provision: _T141 = _U
+    scope: _T51
+    sourceAttachment: _T106 = _U
     sourceReference: _T8 = _U
     status: _T10
     status_ext: _T3 = _ms.field(default=_U, name="_status")
     text: _T12 = _U
-    verification: _T149 = _U
+    verification: _T142 = _U
 
     def __post_init__(self) -> None:
+        v = self.dateTime
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("Consent.dateTime")
         v = self.id
         if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
             raise _p.FormatError("Consent.id")
@@ -3466,20 +3667,20 @@ class ConsentPolicy(_p.Complex, kw_only=True):
 
 
 class ConsentProvision(_p.Complex, kw_only=True):
-    action: _T19 = _U
-    actor: _T150 = _U
-    class_: _T50 = _ms.field(default=_U, name="class")
-    code: _T19 = _U
-    data: _T151 = _U
+    action: _T18 = _U
+    actor: _T143 = _U
+    class_: _T45 = _ms.field(default=_U, name="class")
+    code: _T18 = _U
+    data: _T144 = _U
     dataPeriod: _T9 = _U
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     modifierExtension: _T4 = _U
     period: _T9 = _U
-    provision: _T152 = _U
-    purpose: _T50 = _U
-    securityLabel: _T50 = _U
+    provision: _T145 = _U
+    purpose: _T45 = _U
+    securityLabel: _T45 = _U
     type: _T2 = _U
     type_ext: _T3 = _ms.field(default=_U, name="_type")
 
@@ -3495,7 +3696,7 @@ class ConsentProvisionActor(_p.Complex, kw_only=True):
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     modifierExtension: _T4 = _U
     reference: _T14
-    role: _T56
+    role: _T51
 
 
 class ConsentProvisionData(_p.Complex, kw_only=True):
@@ -3518,11 +3719,16 @@ class ConsentVerification(_p.Complex, kw_only=True):
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     modifierExtension: _T4 = _U
-    verificationDate: _T20 = _U
+    verificationDate: _T2 = _U
     verificationDate_ext: _T3 = _ms.field(default=_U, name="_verificationDate")
-    verified: _T54
+    verified: _T49
     verified_ext: _T3 = _ms.field(default=_U, name="_verified")
     verifiedWith: _T8 = _U
+
+    def __post_init__(self) -> None:
+        v = self.verificationDate
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("ConsentVerification.verificationDate")
 
 
 class ContactDetail(_p.Complex, kw_only=True):
@@ -3531,7 +3737,7 @@ class ContactDetail(_p.Complex, kw_only=True):
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     name: _T2 = _U
     name_ext: _T3 = _ms.field(default=_U, name="_name")
-    telecom: _T88 = _U
+    telecom: _T82 = _U
 
 
 class ContactPoint(_p.Complex, kw_only=True):
@@ -3558,18 +3764,18 @@ class ContactPoint(_p.Complex, kw_only=True):
 
 
 class Contract(_p.Resource, tag="Contract", kw_only=True):
-    alias: _T23 = _U
-    alias_ext: _T24 = _ms.field(default=_U, name="_alias")
+    alias: _T21 = _U
+    alias_ext: _T22 = _ms.field(default=_U, name="_alias")
     applies: _T9 = _U
     author: _T8 = _U
     authority: _T11 = _U
     contained: _T0 = _U
-    contentDefinition: _T153 = _U
+    contentDefinition: _T146 = _U
     contentDerivative: _T13 = _U
     domain: _T11 = _U
     expirationType: _T13 = _U
     extension: _T4 = _U
-    friendly: _T154 = _U
+    friendly: _T147 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     identifier: _T6 = _U
@@ -3578,31 +3784,31 @@ class Contract(_p.Resource, tag="Contract", kw_only=True):
     instantiatesCanonical: _T8 = _U
     instantiatesUri: _T2 = _U
     instantiatesUri_ext: _T3 = _ms.field(default=_U, name="_instantiatesUri")
-    issued: _T20 = _U
+    issued: _T2 = _U
     issued_ext: _T3 = _ms.field(default=_U, name="_issued")
     language: _T2 = _U
     language_ext: _T3 = _ms.field(default=_U, name="_language")
-    legal: _T155 = _U
+    legal: _T148 = _U
     legalState: _T13 = _U
-    legallyBindingAttachment: _T113 = _U
+    legallyBindingAttachment: _T106 = _U
     legallyBindingReference: _T8 = _U
     meta: _T7 = _U
     modifierExtension: _T4 = _U
     name: _T2 = _U
     name_ext: _T3 = _ms.field(default=_U, name="_name")
     relevantHistory: _T11 = _U
-    rule: _T156 = _U
+    rule: _T149 = _U
     scope: _T13 = _U
-    signer: _T157 = _U
+    signer: _T150 = _U
     site: _T11 = _U
     status: _T2 = _U
     status_ext: _T3 = _ms.field(default=_U, name="_status")
-    subType: _T19 = _U
+    subType: _T18 = _U
     subject: _T11 = _U
     subtitle: _T2 = _U
     subtitle_ext: _T3 = _ms.field(default=_U, name="_subtitle")
     supportingInfo: _T11 = _U
-    term: _T158 = _U
+    term: _T151 = _U
     text: _T12 = _U
     title: _T2 = _U
     title_ext: _T3 = _ms.field(default=_U, name="_title")
@@ -3624,6 +3830,9 @@ class Contract(_p.Resource, tag="Contract", kw_only=True):
         v = self.instantiatesUri
         if v is not _U and (' ' in v or not v.isprintable()):
             raise _p.FormatError("Contract.instantiatesUri")
+        v = self.issued
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("Contract.issued")
         v = self.language
         if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
             raise _p.FormatError("Contract.language")
@@ -3646,22 +3855,25 @@ class ContractContentDefinition(_p.Complex, kw_only=True):
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     modifierExtension: _T4 = _U
-    publicationDate: _T20 = _U
+    publicationDate: _T2 = _U
     publicationDate_ext: _T3 = _ms.field(default=_U, name="_publicationDate")
     publicationStatus: _T10
     publicationStatus_ext: _T3 = _ms.field(default=_U, name="_publicationStatus")
     publisher: _T8 = _U
     subType: _T13 = _U
-    type: _T56
+    type: _T51
 
     def __post_init__(self) -> None:
+        v = self.publicationDate
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("ContractContentDefinition.publicationDate")
         v = self.publicationStatus
         if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
             raise _p.FormatError("ContractContentDefinition.publicationStatus")
 
 
 class ContractFriendly(_p.Complex, kw_only=True):
-    contentAttachment: _T113 = _U
+    contentAttachment: _T106 = _U
     contentReference: _T8 = _U
     extension: _T4 = _U
     id: _T2 = _U
@@ -3674,7 +3886,7 @@ class ContractFriendly(_p.Complex, kw_only=True):
 
 
 class ContractLegal(_p.Complex, kw_only=True):
-    contentAttachment: _T113 = _U
+    contentAttachment: _T106 = _U
     contentReference: _T8 = _U
     extension: _T4 = _U
     id: _T2 = _U
@@ -3687,7 +3899,7 @@ class ContractLegal(_p.Complex, kw_only=True):
 
 
 class ContractRule(_p.Complex, kw_only=True):
-    contentAttachment: _T113 = _U
+    contentAttachment: _T106 = _U
     contentReference: _T8 = _U
     extension: _T4 = _U
     id: _T2 = _U
@@ -3705,24 +3917,24 @@ class ContractSigner(_p.Complex, kw_only=True):
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     modifierExtension: _T4 = _U
     party: _T14
-    signature: _T159
-    type: _T51
+    signature: _T152
+    type: _T46
 
 
 class ContractTerm(_p.Complex, kw_only=True):
-    action: _T160 = _U
+    action: _T153 = _U
     applies: _T9 = _U
-    asset: _T161 = _U
+    asset: _T154 = _U
     extension: _T4 = _U
-    group: _T158 = _U
+    group: _T151 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
-    identifier: _T34 = _U
-    issued: _T20 = _U
+    identifier: _T32 = _U
+    issued: _T2 = _U
     issued_ext: _T3 = _ms.field(default=_U, name="_issued")
     modifierExtension: _T4 = _U
-    offer: _T162
-    securityLabel: _T163 = _U
+    offer: _T155
+    securityLabel: _T156 = _U
     subType: _T13 = _U
     text: _T2 = _U
     text_ext: _T3 = _ms.field(default=_U, name="_text")
@@ -3731,48 +3943,54 @@ class ContractTerm(_p.Complex, kw_only=True):
     type: _T13 = _U
 
     def __post_init__(self) -> None:
+        v = self.issued
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("ContractTerm.issued")
         if (self.topicCodeableConcept is not _U) + (self.topicReference is not _U) > 1:
             raise _p.ChoiceError("ContractTerm.topic[x]: at most one")
 
 
 class ContractTermAction(_p.Complex, kw_only=True):
     context: _T8 = _U
-    contextLinkId: _T23 = _U
-    contextLinkId_ext: _T24 = _ms.field(default=_U, name="_contextLinkId")
+    contextLinkId: _T21 = _U
+    contextLinkId_ext: _T22 = _ms.field(default=_U, name="_contextLinkId")
     doNotPerform: _T16 = _U
     doNotPerform_ext: _T3 = _ms.field(default=_U, name="_doNotPerform")
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
-    intent: _T56
-    linkId: _T23 = _U
-    linkId_ext: _T24 = _ms.field(default=_U, name="_linkId")
+    intent: _T51
+    linkId: _T21 = _U
+    linkId_ext: _T22 = _ms.field(default=_U, name="_linkId")
     modifierExtension: _T4 = _U
-    note: _T38 = _U
-    occurrenceDateTime: _T20 = _U
+    note: _T36 = _U
+    occurrenceDateTime: _T2 = _U
     occurrencePeriod: _T9 = _U
-    occurrenceTiming: _T31 = _U
+    occurrenceTiming: _T29 = _U
     performer: _T8 = _U
-    performerLinkId: _T23 = _U
-    performerLinkId_ext: _T24 = _ms.field(default=_U, name="_performerLinkId")
+    performerLinkId: _T21 = _U
+    performerLinkId_ext: _T22 = _ms.field(default=_U, name="_performerLinkId")
     performerRole: _T13 = _U
-    performerType: _T19 = _U
-    reason: _T23 = _U
-    reason_ext: _T24 = _ms.field(default=_U, name="_reason")
-    reasonCode: _T19 = _U
-    reasonLinkId: _T23 = _U
-    reasonLinkId_ext: _T24 = _ms.field(default=_U, name="_reasonLinkId")
+    performerType: _T18 = _U
+    reason: _T21 = _U
+    reason_ext: _T22 = _ms.field(default=_U, name="_reason")
+    reasonCode: _T18 = _U
+    reasonLinkId: _T21 = _U
+    reasonLinkId_ext: _T22 = _ms.field(default=_U, name="_reasonLinkId")
     reasonReference: _T11 = _U
     requester: _T11 = _U
-    requesterLinkId: _T23 = _U
-    requesterLinkId_ext: _T24 = _ms.field(default=_U, name="_requesterLinkId")
-    securityLabelNumber: _T164 = _U
-    securityLabelNumber_ext: _T24 = _ms.field(default=_U, name="_securityLabelNumber")
-    status: _T56
-    subject: _T165 = _U
-    type: _T56
+    requesterLinkId: _T21 = _U
+    requesterLinkId_ext: _T22 = _ms.field(default=_U, name="_requesterLinkId")
+    securityLabelNumber: _T157 = _U
+    securityLabelNumber_ext: _T22 = _ms.field(default=_U, name="_securityLabelNumber")
+    status: _T51
+    subject: _T158 = _U
+    type: _T51
 
     def __post_init__(self) -> None:
+        v = self.occurrenceDateTime
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("ContractTermAction.occurrenceDateTime")
         if (self.occurrenceDateTime is not _U) + (self.occurrencePeriod is not _U) + (self.occurrenceTiming is not _U) > 1:
             raise _p.ChoiceError("ContractTermAction.occurrence[x]: at most one")
 
@@ -3782,38 +4000,38 @@ class ContractTermActionSubject(_p.Complex, kw_only=True):
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     modifierExtension: _T4 = _U
-    reference: _T136
+    reference: _T129
     role: _T13 = _U
 
 
 class ContractTermAsset(_p.Complex, kw_only=True):
-    answer: _T166 = _U
+    answer: _T159 = _U
     condition: _T2 = _U
     condition_ext: _T3 = _ms.field(default=_U, name="_condition")
-    context: _T167 = _U
+    context: _T160 = _U
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
-    linkId: _T23 = _U
-    linkId_ext: _T24 = _ms.field(default=_U, name="_linkId")
+    linkId: _T21 = _U
+    linkId_ext: _T22 = _ms.field(default=_U, name="_linkId")
     modifierExtension: _T4 = _U
-    period: _T44 = _U
-    periodType: _T19 = _U
-    relationship: _T52 = _U
+    period: _T41 = _U
+    periodType: _T18 = _U
+    relationship: _T47 = _U
     scope: _T13 = _U
-    securityLabelNumber: _T164 = _U
-    securityLabelNumber_ext: _T24 = _ms.field(default=_U, name="_securityLabelNumber")
-    subtype: _T19 = _U
+    securityLabelNumber: _T157 = _U
+    securityLabelNumber_ext: _T22 = _ms.field(default=_U, name="_securityLabelNumber")
+    subtype: _T18 = _U
     text: _T2 = _U
     text_ext: _T3 = _ms.field(default=_U, name="_text")
-    type: _T19 = _U
+    type: _T18 = _U
     typeReference: _T11 = _U
-    usePeriod: _T44 = _U
-    valuedItem: _T168 = _U
+    usePeriod: _T41 = _U
+    valuedItem: _T161 = _U
 
 
 class ContractTermAssetContext(_p.Complex, kw_only=True):
-    code: _T19 = _U
+    code: _T18 = _U
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
@@ -3824,52 +4042,58 @@ class ContractTermAssetContext(_p.Complex, kw_only=True):
 
 
 class ContractTermAssetValuedItem(_p.Complex, kw_only=True):
-    effectiveTime: _T20 = _U
+    effectiveTime: _T2 = _U
     effectiveTime_ext: _T3 = _ms.field(default=_U, name="_effectiveTime")
     entityCodeableConcept: _T13 = _U
     entityReference: _T8 = _U
     extension: _T4 = _U
-    factor: _T37 = _U
+    factor: _T35 = _U
     factor_ext: _T3 = _ms.field(default=_U, name="_factor")
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
-    identifier: _T34 = _U
-    linkId: _T23 = _U
-    linkId_ext: _T24 = _ms.field(default=_U, name="_linkId")
+    identifier: _T32 = _U
+    linkId: _T21 = _U
+    linkId_ext: _T22 = _ms.field(default=_U, name="_linkId")
     modifierExtension: _T4 = _U
-    net: _T91 = _U
+    net: _T85 = _U
     payment: _T2 = _U
     payment_ext: _T3 = _ms.field(default=_U, name="_payment")
-    paymentDate: _T20 = _U
+    paymentDate: _T2 = _U
     paymentDate_ext: _T3 = _ms.field(default=_U, name="_paymentDate")
-    points: _T37 = _U
+    points: _T35 = _U
     points_ext: _T3 = _ms.field(default=_U, name="_points")
-    quantity: _T26 = _U
+    quantity: _T24 = _U
     recipient: _T8 = _U
     responsible: _T8 = _U
-    securityLabelNumber: _T164 = _U
-    securityLabelNumber_ext: _T24 = _ms.field(default=_U, name="_securityLabelNumber")
-    unitPrice: _T91 = _U
+    securityLabelNumber: _T157 = _U
+    securityLabelNumber_ext: _T22 = _ms.field(default=_U, name="_securityLabelNumber")
+    unitPrice: _T85 = _U
 
     def __post_init__(self) -> None:
+        v = self.effectiveTime
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("ContractTermAssetValuedItem.effectiveTime")
+        v = self.paymentDate
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("ContractTermAssetValuedItem.paymentDate")
         if (self.entityCodeableConcept is not _U) + (self.entityReference is not _U) > 1:
             raise _p.ChoiceError("ContractTermAssetValuedItem.entity[x]: at most one")
 
 
 class ContractTermOffer(_p.Complex, kw_only=True):
-    answer: _T166 = _U
+    answer: _T159 = _U
     decision: _T13 = _U
-    decisionMode: _T19 = _U
+    decisionMode: _T18 = _U
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     identifier: _T6 = _U
-    linkId: _T23 = _U
-    linkId_ext: _T24 = _ms.field(default=_U, name="_linkId")
+    linkId: _T21 = _U
+    linkId_ext: _T22 = _ms.field(default=_U, name="_linkId")
     modifierExtension: _T4 = _U
-    party: _T169 = _U
-    securityLabelNumber: _T164 = _U
-    securityLabelNumber_ext: _T24 = _ms.field(default=_U, name="_securityLabelNumber")
+    party: _T162 = _U
+    securityLabelNumber: _T157 = _U
+    securityLabelNumber_ext: _T22 = _ms.field(default=_U, name="_securityLabelNumber")
     text: _T2 = _U
     text_ext: _T3 = _ms.field(default=_U, name="_text")
     topic: _T8 = _U
@@ -3881,20 +4105,29 @@ class ContractTermOfferAnswer(_p.Complex, kw_only=True):
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     modifierExtension: _T4 = _U
-    valueAttachment: _T113 = _U
+    valueAttachment: _T106 = _U
     valueBoolean: _T16 = _U
-    valueCoding: _T52 = _U
-    valueDate: _T17 = _U
-    valueDateTime: _T20 = _U
-    valueDecimal: _T37 = _U
-    valueInteger: _T60 = _U
-    valueQuantity: _T26 = _U
+    valueCoding: _T47 = _U
+    valueDate: _T2 = _U
+    valueDateTime: _T2 = _U
+    valueDecimal: _T35 = _U
+    valueInteger: _T55 = _U
+    valueQuantity: _T24 = _U
     valueReference: _T8 = _U
     valueString: _T2 = _U
-    valueTime: _T170 = _U
+    valueTime: _T2 = _U
     valueUri: _T2 = _U
 
     def __post_init__(self) -> None:
+        v = self.valueDate
+        if v is not _U and (_p.date(v) is None):
+            raise _p.FormatError("ContractTermOfferAnswer.valueDate")
+        v = self.valueDateTime
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("ContractTermOfferAnswer.valueDateTime")
+        v = self.valueTime
+        if v is not _U and (_p.time(v) is None):
+            raise _p.FormatError("ContractTermOfferAnswer.valueTime")
         v = self.valueUri
         if v is not _U and (' ' in v or not v.isprintable()):
             raise _p.FormatError("ContractTermOfferAnswer.valueUri")
@@ -3909,24 +4142,24 @@ class ContractTermOfferParty(_p.Complex, kw_only=True):
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     modifierExtension: _T4 = _U
-    reference: _T136
-    role: _T56
+    reference: _T129
+    role: _T51
 
 
 class ContractTermSecurityLabel(_p.Complex, kw_only=True):
-    category: _T50 = _U
-    classification: _T51
-    control: _T50 = _U
+    category: _T45 = _U
+    classification: _T46
+    control: _T45 = _U
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     modifierExtension: _T4 = _U
-    number: _T164 = _U
-    number_ext: _T24 = _ms.field(default=_U, name="_number")
+    number: _T157 = _U
+    number_ext: _T22 = _ms.field(default=_U, name="_number")
 
 
 class Contributor(_p.Complex, kw_only=True):
-    contact: _T18 = _U
+    contact: _T17 = _U
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
@@ -3953,7 +4186,7 @@ class Count(_p.Complex, kw_only=True):
     system_ext: _T3 = _ms.field(default=_U, name="_system")
     unit: _T2 = _U
     unit_ext: _T3 = _ms.field(default=_U, name="_unit")
-    value: _T37 = _U
+    value: _T35 = _U
     value_ext: _T3 = _ms.field(default=_U, name="_value")
 
     def __post_init__(self) -> None:
@@ -3970,10 +4203,10 @@ class Count(_p.Complex, kw_only=True):
 
 class Coverage(_p.Resource, tag="Coverage", kw_only=True):
     beneficiary: _T14
-    class_: _T171 = _ms.field(default=_U, name="class")
+    class_: _T163 = _ms.field(default=_U, name="class")
     contained: _T0 = _U
     contract: _T11 = _U
-    costToBeneficiary: _T172 = _U
+    costToBeneficiary: _T164 = _U
     dependent: _T2 = _U
     dependent_ext: _T3 = _ms.field(default=_U, name="_dependent")
     extension: _T4 = _U
@@ -3990,7 +4223,7 @@ class Coverage(_p.Resource, tag="Coverage", kw_only=True):
     network_ext: _T3 = _ms.field(default=_U, name="_network")
     order: _T15 = _U
     order_ext: _T3 = _ms.field(default=_U, name="_order")
-    payor: _T136
+    payor: _T129
     period: _T9 = _U
     policyHolder: _T8 = _U
     relationship: _T13 = _U
@@ -4026,20 +4259,20 @@ class CoverageClass(_p.Complex, kw_only=True):
     modifierExtension: _T4 = _U
     name: _T2 = _U
     name_ext: _T3 = _ms.field(default=_U, name="_name")
-    type: _T56
+    type: _T51
     value: _T10
     value_ext: _T3 = _ms.field(default=_U, name="_value")
 
 
 class CoverageCostToBeneficiary(_p.Complex, kw_only=True):
-    exception: _T173 = _U
+    exception: _T165 = _U
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     modifierExtension: _T4 = _U
     type: _T13 = _U
-    valueMoney: _T91 = _U
-    valueQuantity: _T26 = _U
+    valueMoney: _T85 = _U
+    valueQuantity: _T24 = _U
 
     def __post_init__(self) -> None:
         if (self.valueMoney is not _U) + (self.valueQuantity is not _U) != 1:
@@ -4052,12 +4285,12 @@ class CoverageCostToBeneficiaryException(_p.Complex, kw_only=True):
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     modifierExtension: _T4 = _U
     period: _T9 = _U
-    type: _T56
+    type: _T51
 
 
 class CoverageEligibilityRequest(_p.Resource, tag="CoverageEligibilityRequest", kw_only=True):
     contained: _T0 = _U
-    created: _T70
+    created: _T10
     created_ext: _T3 = _ms.field(default=_U, name="_created")
     enterer: _T8 = _U
     extension: _T4 = _U
@@ -4067,9 +4300,9 @@ class CoverageEligibilityRequest(_p.Resource, tag="CoverageEligibilityRequest", 
     identifier: _T6 = _U
     implicitRules: _T2 = _U
     implicitRules_ext: _T3 = _ms.field(default=_U, name="_implicitRules")
-    insurance: _T174 = _U
+    insurance: _T166 = _U
     insurer: _T14
-    item: _T175 = _U
+    item: _T167 = _U
     language: _T2 = _U
     language_ext: _T3 = _ms.field(default=_U, name="_language")
     meta: _T7 = _U
@@ -4077,16 +4310,19 @@ class CoverageEligibilityRequest(_p.Resource, tag="CoverageEligibilityRequest", 
     patient: _T14
     priority: _T13 = _U
     provider: _T8 = _U
-    purpose: _T72
-    purpose_ext: _T24 = _ms.field(default=_U, name="_purpose")
-    servicedDate: _T17 = _U
+    purpose: _T66
+    purpose_ext: _T22 = _ms.field(default=_U, name="_purpose")
+    servicedDate: _T2 = _U
     servicedPeriod: _T9 = _U
     status: _T10
     status_ext: _T3 = _ms.field(default=_U, name="_status")
-    supportingInfo: _T176 = _U
+    supportingInfo: _T168 = _U
     text: _T12 = _U
 
     def __post_init__(self) -> None:
+        v = self.created
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("CoverageEligibilityRequest.created")
         v = self.id
         if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
             raise _p.FormatError("CoverageEligibilityRequest.id")
@@ -4100,6 +4336,9 @@ class CoverageEligibilityRequest(_p.Resource, tag="CoverageEligibilityRequest", 
             for v in self.purpose:
                 if v is not None and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
                     raise _p.FormatError("CoverageEligibilityRequest.purpose")
+        v = self.servicedDate
+        if v is not _U and (_p.date(v) is None):
+            raise _p.FormatError("CoverageEligibilityRequest.servicedDate")
         v = self.status
         if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
             raise _p.FormatError("CoverageEligibilityRequest.status")
@@ -4122,19 +4361,19 @@ class CoverageEligibilityRequestInsurance(_p.Complex, kw_only=True):
 class CoverageEligibilityRequestItem(_p.Complex, kw_only=True):
     category: _T13 = _U
     detail: _T11 = _U
-    diagnosis: _T177 = _U
+    diagnosis: _T169 = _U
     extension: _T4 = _U
     facility: _T8 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
-    modifier: _T19 = _U
+    modifier: _T18 = _U
     modifierExtension: _T4 = _U
     productOrService: _T13 = _U
     provider: _T8 = _U
-    quantity: _T26 = _U
-    supportingInfoSequence: _T107 = _U
-    supportingInfoSequence_ext: _T24 = _ms.field(default=_U, name="_supportingInfoSequence")
-    unitPrice: _T91 = _U
+    quantity: _T24 = _U
+    supportingInfoSequence: _T100 = _U
+    supportingInfoSequence_ext: _T22 = _ms.field(default=_U, name="_supportingInfoSequence")
+    unitPrice: _T85 = _U
 
 
 class CoverageEligibilityRequestItemDiagnosis(_p.Complex, kw_only=True):
@@ -4158,17 +4397,17 @@ class CoverageEligibilityRequestSupportingInfo(_p.Complex, kw_only=True):
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     information: _T14
     modifierExtension: _T4 = _U
-    sequence: _T106
+    sequence: _T99
     sequence_ext: _T3 = _ms.field(default=_U, name="_sequence")
 
 
 class CoverageEligibilityResponse(_p.Resource, tag="CoverageEligibilityResponse", kw_only=True):
     contained: _T0 = _U
-    created: _T70
+    created: _T10
     created_ext: _T3 = _ms.field(default=_U, name="_created")
     disposition: _T2 = _U
     disposition_ext: _T3 = _ms.field(default=_U, name="_disposition")
-    error: _T178 = _U
+    error: _T170 = _U
     extension: _T4 = _U
     form: _T13 = _U
     id: _T2 = _U
@@ -4176,7 +4415,7 @@ class CoverageEligibilityResponse(_p.Resource, tag="CoverageEligibilityResponse"
     identifier: _T6 = _U
     implicitRules: _T2 = _U
     implicitRules_ext: _T3 = _ms.field(default=_U, name="_implicitRules")
-    insurance: _T179 = _U
+    insurance: _T171 = _U
     insurer: _T14
     language: _T2 = _U
     language_ext: _T3 = _ms.field(default=_U, name="_language")
@@ -4187,17 +4426,20 @@ class CoverageEligibilityResponse(_p.Resource, tag="CoverageEligibilityResponse"
     patient: _T14
     preAuthRef: _T2 = _U
     preAuthRef_ext: _T3 = _ms.field(default=_U, name="_preAuthRef")
-    purpose: _T72
-    purpose_ext: _T24 = _ms.field(default=_U, name="_purpose")
+    purpose: _T66
+    purpose_ext: _T22 = _ms.field(default=_U, name="_purpose")
     request: _T14
     requestor: _T8 = _U
-    servicedDate: _T17 = _U
+    servicedDate: _T2 = _U
     servicedPeriod: _T9 = _U
     status: _T10
     status_ext: _T3 = _ms.field(default=_U, name="_status")
     text: _T12 = _U
 
     def __post_init__(self) -> None:
+        v = self.created
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("CoverageEligibilityResponse.created")
         v = self.id
         if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
             raise _p.FormatError("CoverageEligibilityResponse.id")
@@ -4214,6 +4456,9 @@ class CoverageEligibilityResponse(_p.Resource, tag="CoverageEligibilityResponse"
             for v in self.purpose:
                 if v is not None and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
                     raise _p.FormatError("CoverageEligibilityResponse.purpose")
+        v = self.servicedDate
+        if v is not _U and (_p.date(v) is None):
+            raise _p.FormatError("CoverageEligibilityResponse.servicedDate")
         v = self.status
         if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
             raise _p.FormatError("CoverageEligibilityResponse.status")
@@ -4222,7 +4467,7 @@ class CoverageEligibilityResponse(_p.Resource, tag="CoverageEligibilityResponse"
 
 
 class CoverageEligibilityResponseError(_p.Complex, kw_only=True):
-    code: _T56
+    code: _T51
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
@@ -4237,17 +4482,17 @@ class CoverageEligibilityResponseInsurance(_p.Complex, kw_only=True):
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     inforce: _T16 = _U
     inforce_ext: _T3 = _ms.field(default=_U, name="_inforce")
-    item: _T180 = _U
+    item: _T172 = _U
     modifierExtension: _T4 = _U
 
 
 class CoverageEligibilityResponseInsuranceItem(_p.Complex, kw_only=True):
     authorizationRequired: _T16 = _U
     authorizationRequired_ext: _T3 = _ms.field(default=_U, name="_authorizationRequired")
-    authorizationSupporting: _T19 = _U
+    authorizationSupporting: _T18 = _U
     authorizationUrl: _T2 = _U
     authorizationUrl_ext: _T3 = _ms.field(default=_U, name="_authorizationUrl")
-    benefit: _T181 = _U
+    benefit: _T173 = _U
     category: _T13 = _U
     description: _T2 = _U
     description_ext: _T3 = _ms.field(default=_U, name="_description")
@@ -4256,7 +4501,7 @@ class CoverageEligibilityResponseInsuranceItem(_p.Complex, kw_only=True):
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
-    modifier: _T19 = _U
+    modifier: _T18 = _U
     modifierExtension: _T4 = _U
     name: _T2 = _U
     name_ext: _T3 = _ms.field(default=_U, name="_name")
@@ -4273,17 +4518,17 @@ class CoverageEligibilityResponseInsuranceItem(_p.Complex, kw_only=True):
 
 
 class CoverageEligibilityResponseInsuranceItemBenefit(_p.Complex, kw_only=True):
-    allowedMoney: _T91 = _U
+    allowedMoney: _T85 = _U
     allowedString: _T2 = _U
-    allowedUnsignedInt: _T43 = _U
+    allowedUnsignedInt: _T40 = _U
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     modifierExtension: _T4 = _U
-    type: _T56
-    usedMoney: _T91 = _U
+    type: _T51
+    usedMoney: _T85 = _U
     usedString: _T2 = _U
-    usedUnsignedInt: _T43 = _U
+    usedUnsignedInt: _T40 = _U
 
     def __post_init__(self) -> None:
         if (self.allowedMoney is not _U) + (self.allowedString is not _U) + (self.allowedUnsignedInt is not _U) > 1:
@@ -4293,18 +4538,18 @@ class CoverageEligibilityResponseInsuranceItemBenefit(_p.Complex, kw_only=True):
 
 
 class DataRequirement(_p.Complex, kw_only=True):
-    codeFilter: _T182 = _U
-    dateFilter: _T183 = _U
+    codeFilter: _T174 = _U
+    dateFilter: _T175 = _U
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     limit: _T15 = _U
     limit_ext: _T3 = _ms.field(default=_U, name="_limit")
-    mustSupport: _T23 = _U
-    mustSupport_ext: _T24 = _ms.field(default=_U, name="_mustSupport")
-    profile: _T23 = _U
-    profile_ext: _T24 = _ms.field(default=_U, name="_profile")
-    sort: _T184 = _U
+    mustSupport: _T21 = _U
+    mustSupport_ext: _T22 = _ms.field(default=_U, name="_mustSupport")
+    profile: _T21 = _U
+    profile_ext: _T22 = _ms.field(default=_U, name="_profile")
+    sort: _T176 = _U
     subjectCodeableConcept: _T13 = _U
     subjectReference: _T8 = _U
     type: _T10
@@ -4323,7 +4568,7 @@ class DataRequirement(_p.Complex, kw_only=True):
 
 
 class DataRequirementCodeFilter(_p.Complex, kw_only=True):
-    code: _T50 = _U
+    code: _T45 = _U
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
@@ -4348,11 +4593,14 @@ class DataRequirementDateFilter(_p.Complex, kw_only=True):
     path_ext: _T3 = _ms.field(default=_U, name="_path")
     searchParam: _T2 = _U
     searchParam_ext: _T3 = _ms.field(default=_U, name="_searchParam")
-    valueDateTime: _T20 = _U
-    valueDuration: _T29 = _U
+    valueDateTime: _T2 = _U
+    valueDuration: _T27 = _U
     valuePeriod: _T9 = _U
 
     def __post_init__(self) -> None:
+        v = self.valueDateTime
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("DataRequirementDateFilter.valueDateTime")
         if (self.valueDateTime is not _U) + (self.valueDuration is not _U) + (self.valuePeriod is not _U) > 1:
             raise _p.ChoiceError("DataRequirementDateFilter.value[x]: at most one")
 
@@ -4378,11 +4626,11 @@ class DetectedIssue(_p.Resource, tag="DetectedIssue", kw_only=True):
     contained: _T0 = _U
     detail: _T2 = _U
     detail_ext: _T3 = _ms.field(default=_U, name="_detail")
-    evidence: _T185 = _U
+    evidence: _T177 = _U
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
-    identifiedDateTime: _T20 = _U
+    identifiedDateTime: _T2 = _U
     identifiedPeriod: _T9 = _U
     identifier: _T6 = _U
     implicated: _T11 = _U
@@ -4391,7 +4639,7 @@ class DetectedIssue(_p.Resource, tag="DetectedIssue", kw_only=True):
     language: _T2 = _U
     language_ext: _T3 = _ms.field(default=_U, name="_language")
     meta: _T7 = _U
-    mitigation: _T186 = _U
+    mitigation: _T178 = _U
     modifierExtension: _T4 = _U
     patient: _T8 = _U
     reference: _T2 = _U
@@ -4406,6 +4654,9 @@ class DetectedIssue(_p.Resource, tag="DetectedIssue", kw_only=True):
         v = self.id
         if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
             raise _p.FormatError("DetectedIssue.id")
+        v = self.identifiedDateTime
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("DetectedIssue.identifiedDateTime")
         v = self.implicitRules
         if v is not _U and (' ' in v or not v.isprintable()):
             raise _p.FormatError("DetectedIssue.implicitRules")
@@ -4426,7 +4677,7 @@ class DetectedIssue(_p.Resource, tag="DetectedIssue", kw_only=True):
 
 
 class DetectedIssueEvidence(_p.Complex, kw_only=True):
-    code: _T19 = _U
+    code: _T18 = _U
     detail: _T11 = _U
     extension: _T4 = _U
     id: _T2 = _U
@@ -4435,24 +4686,29 @@ class DetectedIssueEvidence(_p.Complex, kw_only=True):
 
 
 class DetectedIssueMitigation(_p.Complex, kw_only=True):
-    action: _T56
+    action: _T51
     author: _T8 = _U
-    date: _T20 = _U
+    date: _T2 = _U
     date_ext: _T3 = _ms.field(default=_U, name="_date")
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     modifierExtension: _T4 = _U
 
+    def __post_init__(self) -> None:
+        v = self.date
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("DetectedIssueMitigation.date")
+
 
 class Device(_p.Resource, tag="Device", kw_only=True):
-    contact: _T88 = _U
+    contact: _T82 = _U
     contained: _T0 = _U
     definition: _T8 = _U
-    deviceName: _T187 = _U
+    deviceName: _T179 = _U
     distinctIdentifier: _T2 = _U
     distinctIdentifier_ext: _T3 = _ms.field(default=_U, name="_distinctIdentifier")
-    expirationDate: _T20 = _U
+    expirationDate: _T2 = _U
     expirationDate_ext: _T3 = _ms.field(default=_U, name="_expirationDate")
     extension: _T4 = _U
     id: _T2 = _U
@@ -4465,7 +4721,7 @@ class Device(_p.Resource, tag="Device", kw_only=True):
     location: _T8 = _U
     lotNumber: _T2 = _U
     lotNumber_ext: _T3 = _ms.field(default=_U, name="_lotNumber")
-    manufactureDate: _T20 = _U
+    manufactureDate: _T2 = _U
     manufactureDate_ext: _T3 = _ms.field(default=_U, name="_manufactureDate")
     manufacturer: _T2 = _U
     manufacturer_ext: _T3 = _ms.field(default=_U, name="_manufacturer")
@@ -4473,28 +4729,31 @@ class Device(_p.Resource, tag="Device", kw_only=True):
     modelNumber: _T2 = _U
     modelNumber_ext: _T3 = _ms.field(default=_U, name="_modelNumber")
     modifierExtension: _T4 = _U
-    note: _T38 = _U
+    note: _T36 = _U
     owner: _T8 = _U
     parent: _T8 = _U
     partNumber: _T2 = _U
     partNumber_ext: _T3 = _ms.field(default=_U, name="_partNumber")
     patient: _T8 = _U
-    property: _T188 = _U
-    safety: _T19 = _U
+    property: _T180 = _U
+    safety: _T18 = _U
     serialNumber: _T2 = _U
     serialNumber_ext: _T3 = _ms.field(default=_U, name="_serialNumber")
-    specialization: _T189 = _U
+    specialization: _T181 = _U
     status: _T2 = _U
     status_ext: _T3 = _ms.field(default=_U, name="_status")
-    statusReason: _T19 = _U
+    statusReason: _T18 = _U
     text: _T12 = _U
     type: _T13 = _U
-    udiCarrier: _T190 = _U
+    udiCarrier: _T182 = _U
     url: _T2 = _U
     url_ext: _T3 = _ms.field(default=_U, name="_url")
-    version: _T191 = _U
+    version: _T183 = _U
 
     def __post_init__(self) -> None:
+        v = self.expirationDate
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("Device.expirationDate")
         v = self.id
         if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
             raise _p.FormatError("Device.id")
@@ -4504,6 +4763,9 @@ class Device(_p.Resource, tag="Device", kw_only=True):
         v = self.language
         if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
             raise _p.FormatError("Device.language")
+        v = self.manufactureDate
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("Device.manufactureDate")
         v = self.status
         if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
             raise _p.FormatError("Device.status")
@@ -4513,10 +4775,10 @@ class Device(_p.Resource, tag="Device", kw_only=True):
 
 
 class DeviceDefinition(_p.Resource, tag="DeviceDefinition", kw_only=True):
-    capability: _T192 = _U
-    contact: _T88 = _U
+    capability: _T184 = _U
+    contact: _T82 = _U
     contained: _T0 = _U
-    deviceName: _T193 = _U
+    deviceName: _T185 = _U
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
@@ -4525,32 +4787,32 @@ class DeviceDefinition(_p.Resource, tag="DeviceDefinition", kw_only=True):
     implicitRules_ext: _T3 = _ms.field(default=_U, name="_implicitRules")
     language: _T2 = _U
     language_ext: _T3 = _ms.field(default=_U, name="_language")
-    languageCode: _T19 = _U
+    languageCode: _T18 = _U
     manufacturerReference: _T8 = _U
     manufacturerString: _T2 = _U
-    material: _T194 = _U
+    material: _T186 = _U
     meta: _T7 = _U
     modelNumber: _T2 = _U
     modelNumber_ext: _T3 = _ms.field(default=_U, name="_modelNumber")
     modifierExtension: _T4 = _U
-    note: _T38 = _U
+    note: _T36 = _U
     onlineInformation: _T2 = _U
     onlineInformation_ext: _T3 = _ms.field(default=_U, name="_onlineInformation")
     owner: _T8 = _U
     parentDevice: _T8 = _U
-    physicalCharacteristics: _T195 = _U
-    property: _T196 = _U
-    quantity: _T26 = _U
-    safety: _T19 = _U
-    shelfLifeStorage: _T197 = _U
-    specialization: _T198 = _U
+    physicalCharacteristics: _T187 = _U
+    property: _T188 = _U
+    quantity: _T24 = _U
+    safety: _T18 = _U
+    shelfLifeStorage: _T189 = _U
+    specialization: _T190 = _U
     text: _T12 = _U
     type: _T13 = _U
-    udiDeviceIdentifier: _T199 = _U
+    udiDeviceIdentifier: _T191 = _U
     url: _T2 = _U
     url_ext: _T3 = _ms.field(default=_U, name="_url")
-    version: _T23 = _U
-    version_ext: _T24 = _ms.field(default=_U, name="_version")
+    version: _T21 = _U
+    version_ext: _T22 = _ms.field(default=_U, name="_version")
 
     def __post_init__(self) -> None:
         v = self.id
@@ -4573,12 +4835,12 @@ class DeviceDefinition(_p.Resource, tag="DeviceDefinition", kw_only=True):
 
 
 class DeviceDefinitionCapability(_p.Complex, kw_only=True):
-    description: _T19 = _U
+    description: _T18 = _U
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     modifierExtension: _T4 = _U
-    type: _T56
+    type: _T51
 
 
 class DeviceDefinitionDeviceName(_p.Complex, kw_only=True):
@@ -4606,7 +4868,7 @@ class DeviceDefinitionMaterial(_p.Complex, kw_only=True):
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     modifierExtension: _T4 = _U
-    substance: _T56
+    substance: _T51
 
 
 class DeviceDefinitionProperty(_p.Complex, kw_only=True):
@@ -4614,9 +4876,9 @@ class DeviceDefinitionProperty(_p.Complex, kw_only=True):
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     modifierExtension: _T4 = _U
-    type: _T56
-    valueCode: _T19 = _U
-    valueQuantity: _T200 = _U
+    type: _T51
+    valueCode: _T18 = _U
+    valueQuantity: _T192 = _U
 
 
 class DeviceDefinitionSpecialization(_p.Complex, kw_only=True):
@@ -4668,7 +4930,7 @@ class DeviceDeviceName(_p.Complex, kw_only=True):
 
 
 class DeviceMetric(_p.Resource, tag="DeviceMetric", kw_only=True):
-    calibration: _T201 = _U
+    calibration: _T193 = _U
     category: _T10
     category_ext: _T3 = _ms.field(default=_U, name="_category")
     color: _T2 = _U
@@ -4682,7 +4944,7 @@ class DeviceMetric(_p.Resource, tag="DeviceMetric", kw_only=True):
     implicitRules_ext: _T3 = _ms.field(default=_U, name="_implicitRules")
     language: _T2 = _U
     language_ext: _T3 = _ms.field(default=_U, name="_language")
-    measurementPeriod: _T31 = _U
+    measurementPeriod: _T29 = _U
     meta: _T7 = _U
     modifierExtension: _T4 = _U
     operationalStatus: _T2 = _U
@@ -4690,7 +4952,7 @@ class DeviceMetric(_p.Resource, tag="DeviceMetric", kw_only=True):
     parent: _T8 = _U
     source: _T8 = _U
     text: _T12 = _U
-    type: _T56
+    type: _T51
     unit: _T13 = _U
 
     def __post_init__(self) -> None:
@@ -4721,7 +4983,7 @@ class DeviceMetricCalibration(_p.Complex, kw_only=True):
     modifierExtension: _T4 = _U
     state: _T2 = _U
     state_ext: _T3 = _ms.field(default=_U, name="_state")
-    time: _T41 = _U
+    time: _T2 = _U
     time_ext: _T3 = _ms.field(default=_U, name="_time")
     type: _T2 = _U
     type_ext: _T3 = _ms.field(default=_U, name="_type")
@@ -4730,6 +4992,9 @@ class DeviceMetricCalibration(_p.Complex, kw_only=True):
         v = self.state
         if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
             raise _p.FormatError("DeviceMetricCalibration.state")
+        v = self.time
+        if v is not _U and (_p.instant(v) is None):
+            raise _p.FormatError("DeviceMetricCalibration.time")
         v = self.type
         if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
             raise _p.FormatError("DeviceMetricCalibration.type")
@@ -4740,13 +5005,13 @@ class DeviceProperty(_p.Complex, kw_only=True):
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     modifierExtension: _T4 = _U
-    type: _T56
-    valueCode: _T19 = _U
-    valueQuantity: _T200 = _U
+    type: _T51
+    valueCode: _T18 = _U
+    valueQuantity: _T192 = _U
 
 
 class DeviceRequest(_p.Resource, tag="DeviceRequest", kw_only=True):
-    authoredOn: _T20 = _U
+    authoredOn: _T2 = _U
     authoredOn_ext: _T3 = _ms.field(default=_U, name="_authoredOn")
     basedOn: _T11 = _U
     codeCodeableConcept: _T13 = _U
@@ -4754,16 +5019,16 @@ class DeviceRequest(_p.Resource, tag="DeviceRequest", kw_only=True):
     contained: _T0 = _U
     encounter: _T8 = _U
     extension: _T4 = _U
-    groupIdentifier: _T34 = _U
+    groupIdentifier: _T32 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     identifier: _T6 = _U
     implicitRules: _T2 = _U
     implicitRules_ext: _T3 = _ms.field(default=_U, name="_implicitRules")
-    instantiatesCanonical: _T23 = _U
-    instantiatesCanonical_ext: _T24 = _ms.field(default=_U, name="_instantiatesCanonical")
-    instantiatesUri: _T23 = _U
-    instantiatesUri_ext: _T24 = _ms.field(default=_U, name="_instantiatesUri")
+    instantiatesCanonical: _T21 = _U
+    instantiatesCanonical_ext: _T22 = _ms.field(default=_U, name="_instantiatesCanonical")
+    instantiatesUri: _T21 = _U
+    instantiatesUri_ext: _T22 = _ms.field(default=_U, name="_instantiatesUri")
     insurance: _T11 = _U
     intent: _T10
     intent_ext: _T3 = _ms.field(default=_U, name="_intent")
@@ -4771,17 +5036,17 @@ class DeviceRequest(_p.Resource, tag="DeviceRequest", kw_only=True):
     language_ext: _T3 = _ms.field(default=_U, name="_language")
     meta: _T7 = _U
     modifierExtension: _T4 = _U
-    note: _T38 = _U
-    occurrenceDateTime: _T20 = _U
+    note: _T36 = _U
+    occurrenceDateTime: _T2 = _U
     occurrencePeriod: _T9 = _U
-    occurrenceTiming: _T31 = _U
-    parameter: _T202 = _U
+    occurrenceTiming: _T29 = _U
+    parameter: _T194 = _U
     performer: _T8 = _U
     performerType: _T13 = _U
     priorRequest: _T11 = _U
     priority: _T2 = _U
     priority_ext: _T3 = _ms.field(default=_U, name="_priority")
-    reasonCode: _T19 = _U
+    reasonCode: _T18 = _U
     reasonReference: _T11 = _U
     relevantHistory: _T11 = _U
     requester: _T8 = _U
@@ -4792,6 +5057,9 @@ class DeviceRequest(_p.Resource, tag="DeviceRequest", kw_only=True):
     text: _T12 = _U
 
     def __post_init__(self) -> None:
+        v = self.authoredOn
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("DeviceRequest.authoredOn")
         v = self.id
         if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
             raise _p.FormatError("DeviceRequest.id")
@@ -4812,6 +5080,9 @@ class DeviceRequest(_p.Resource, tag="DeviceRequest", kw_only=True):
         v = self.language
         if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
             raise _p.FormatError("DeviceRequest.language")
+        v = self.occurrenceDateTime
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("DeviceRequest.occurrenceDateTime")
         v = self.priority
         if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
             raise _p.FormatError("DeviceRequest.priority")
@@ -4832,8 +5103,8 @@ class DeviceRequestParameter(_p.Complex, kw_only=True):
     modifierExtension: _T4 = _U
     valueBoolean: _T16 = _U
     valueCodeableConcept: _T13 = _U
-    valueQuantity: _T26 = _U
-    valueRange: _T30 = _U
+    valueQuantity: _T24 = _U
+    valueRange: _T28 = _U
 
     def __post_init__(self) -> None:
         if (self.valueBoolean is not _U) + (self.valueCodeableConcept is not _U) + (self.valueQuantity is not _U) + (self.valueRange is not _U) > 1:
@@ -4845,13 +5116,13 @@ class DeviceSpecialization(_p.Complex, kw_only=True):
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     modifierExtension: _T4 = _U
-    systemType: _T56
+    systemType: _T51
     version: _T2 = _U
     version_ext: _T3 = _ms.field(default=_U, name="_version")
 
 
 class DeviceUdiCarrier(_p.Complex, kw_only=True):
-    carrierAIDC: _T45 = _U
+    carrierAIDC: _T2 = _U
     carrierAIDC_ext: _T3 = _ms.field(default=_U, name="_carrierAIDC")
     carrierHRF: _T2 = _U
     carrierHRF_ext: _T3 = _ms.field(default=_U, name="_carrierHRF")
@@ -4869,6 +5140,9 @@ class DeviceUdiCarrier(_p.Complex, kw_only=True):
     modifierExtension: _T4 = _U
 
     def __post_init__(self) -> None:
+        v = self.carrierAIDC
+        if v is not _U and (_p.base64(v) is None):
+            raise _p.FormatError("DeviceUdiCarrier.carrierAIDC")
         v = self.entryType
         if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
             raise _p.FormatError("DeviceUdiCarrier.entryType")
@@ -4896,19 +5170,19 @@ class DeviceUseStatement(_p.Resource, tag="DeviceUseStatement", kw_only=True):
     language_ext: _T3 = _ms.field(default=_U, name="_language")
     meta: _T7 = _U
     modifierExtension: _T4 = _U
-    note: _T38 = _U
-    reasonCode: _T19 = _U
+    note: _T36 = _U
+    reasonCode: _T18 = _U
     reasonReference: _T11 = _U
-    recordedOn: _T20 = _U
+    recordedOn: _T2 = _U
     recordedOn_ext: _T3 = _ms.field(default=_U, name="_recordedOn")
     source: _T8 = _U
     status: _T10
     status_ext: _T3 = _ms.field(default=_U, name="_status")
     subject: _T14
     text: _T12 = _U
-    timingDateTime: _T20 = _U
+    timingDateTime: _T2 = _U
     timingPeriod: _T9 = _U
-    timingTiming: _T31 = _U
+    timingTiming: _T29 = _U
 
     def __post_init__(self) -> None:
         v = self.id
@@ -4920,15 +5194,21 @@ class DeviceUseStatement(_p.Resource, tag="DeviceUseStatement", kw_only=True):
         v = self.language
         if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
             raise _p.FormatError("DeviceUseStatement.language")
+        v = self.recordedOn
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("DeviceUseStatement.recordedOn")
         v = self.status
         if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
             raise _p.FormatError("DeviceUseStatement.status")
+        v = self.timingDateTime
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("DeviceUseStatement.timingDateTime")
         if (self.timingDateTime is not _U) + (self.timingPeriod is not _U) + (self.timingTiming is not _U) > 1:
             raise _p.ChoiceError("DeviceUseStatement.timing[x]: at most one")
 
 
 class DeviceVersion(_p.Complex, kw_only=True):
-    component: _T34 = _U
+    component: _T32 = _U
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
@@ -4940,13 +5220,13 @@ class DeviceVersion(_p.Complex, kw_only=True):
 
 class DiagnosticReport(_p.Resource, tag="DiagnosticReport", kw_only=True):
     basedOn: _T11 = _U
-    category: _T19 = _U
-    code: _T56
+    category: _T18 = _U
+    code: _T51
     conclusion: _T2 = _U
     conclusion_ext: _T3 = _ms.field(default=_U, name="_conclusion")
-    conclusionCode: _T19 = _U
+    conclusionCode: _T18 = _U
     contained: _T0 = _U
-    effectiveDateTime: _T20 = _U
+    effectiveDateTime: _T2 = _U
     effectivePeriod: _T9 = _U
     encounter: _T8 = _U
     extension: _T4 = _U
@@ -4956,15 +5236,15 @@ class DiagnosticReport(_p.Resource, tag="DiagnosticReport", kw_only=True):
     imagingStudy: _T11 = _U
     implicitRules: _T2 = _U
     implicitRules_ext: _T3 = _ms.field(default=_U, name="_implicitRules")
-    issued: _T41 = _U
+    issued: _T2 = _U
     issued_ext: _T3 = _ms.field(default=_U, name="_issued")
     language: _T2 = _U
     language_ext: _T3 = _ms.field(default=_U, name="_language")
-    media: _T203 = _U
+    media: _T195 = _U
     meta: _T7 = _U
     modifierExtension: _T4 = _U
     performer: _T11 = _U
-    presentedForm: _T62 = _U
+    presentedForm: _T57 = _U
     result: _T11 = _U
     resultsInterpreter: _T11 = _U
     specimen: _T11 = _U
@@ -4974,12 +5254,18 @@ class DiagnosticReport(_p.Resource, tag="DiagnosticReport", kw_only=True):
     text: _T12 = _U
 
     def __post_init__(self) -> None:
+        v = self.effectiveDateTime
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("DiagnosticReport.effectiveDateTime")
         v = self.id
         if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
             raise _p.FormatError("DiagnosticReport.id")
         v = self.implicitRules
         if v is not _U and (' ' in v or not v.isprintable()):
             raise _p.FormatError("DiagnosticReport.implicitRules")
+        v = self.issued
+        if v is not _U and (_p.instant(v) is None):
+            raise _p.FormatError("DiagnosticReport.issued")
         v = self.language
         if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
             raise _p.FormatError("DiagnosticReport.language")
@@ -5012,7 +5298,7 @@ class Distance(_p.Complex, kw_only=True):
     system_ext: _T3 = _ms.field(default=_U, name="_system")
     unit: _T2 = _U
     unit_ext: _T3 = _ms.field(default=_U, name="_unit")
-    value: _T37 = _U
+    value: _T35 = _U
     value_ext: _T3 = _ms.field(default=_U, name="_value")
 
     def __post_init__(self) -> None:
@@ -5030,8 +5316,8 @@ class Distance(_p.Complex, kw_only=True):
 class DocumentManifest(_p.Resource, tag="DocumentManifest", kw_only=True):
     author: _T11 = _U
     contained: _T0 = _U
-    content: _T136
-    created: _T20 = _U
+    content: _T129
+    created: _T2 = _U
     created_ext: _T3 = _ms.field(default=_U, name="_created")
     description: _T2 = _U
     description_ext: _T3 = _ms.field(default=_U, name="_description")
@@ -5043,11 +5329,11 @@ class DocumentManifest(_p.Resource, tag="DocumentManifest", kw_only=True):
     implicitRules_ext: _T3 = _ms.field(default=_U, name="_implicitRules")
     language: _T2 = _U
     language_ext: _T3 = _ms.field(default=_U, name="_language")
-    masterIdentifier: _T34 = _U
+    masterIdentifier: _T32 = _U
     meta: _T7 = _U
     modifierExtension: _T4 = _U
     recipient: _T11 = _U
-    related: _T204 = _U
+    related: _T196 = _U
     source: _T2 = _U
     source_ext: _T3 = _ms.field(default=_U, name="_source")
     status: _T10
@@ -5057,6 +5343,9 @@ class DocumentManifest(_p.Resource, tag="DocumentManifest", kw_only=True):
     type: _T13 = _U
 
     def __post_init__(self) -> None:
+        v = self.created
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("DocumentManifest.created")
         v = self.id
         if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
             raise _p.FormatError("DocumentManifest.id")
@@ -5078,7 +5367,7 @@ class DocumentManifestRelated(_p.Complex, kw_only=True):
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
-    identifier: _T34 = _U
+    identifier: _T32 = _U
     modifierExtension: _T4 = _U
     ref: _T8 = _U
 
@@ -5086,12 +5375,12 @@ class DocumentManifestRelated(_p.Complex, kw_only=True):
 class DocumentReference(_p.Resource, tag="DocumentReference", kw_only=True):
     authenticator: _T8 = _U
     author: _T11 = _U
-    category: _T19 = _U
+    category: _T18 = _U
     contained: _T0 = _U
-    content: _T205
-    context: _T206 = _U
+    content: _T197
+    context: _T198 = _U
     custodian: _T8 = _U
-    date: _T41 = _U
+    date: _T2 = _U
     date_ext: _T3 = _ms.field(default=_U, name="_date")
     description: _T2 = _U
     description_ext: _T3 = _ms.field(default=_U, name="_description")
@@ -5105,11 +5394,11 @@ class DocumentReference(_p.Resource, tag="DocumentReference", kw_only=True):
     implicitRules_ext: _T3 = _ms.field(default=_U, name="_implicitRules")
     language: _T2 = _U
     language_ext: _T3 = _ms.field(default=_U, name="_language")
-    masterIdentifier: _T34 = _U
+    masterIdentifier: _T32 = _U
     meta: _T7 = _U
     modifierExtension: _T4 = _U
-    relatesTo: _T207 = _U
-    securityLabel: _T19 = _U
+    relatesTo: _T199 = _U
+    securityLabel: _T18 = _U
     status: _T10
     status_ext: _T3 = _ms.field(default=_U, name="_status")
     subject: _T8 = _U
@@ -5117,6 +5406,9 @@ class DocumentReference(_p.Resource, tag="DocumentReference", kw_only=True):
     type: _T13 = _U
 
     def __post_init__(self) -> None:
+        v = self.date
+        if v is not _U and (_p.instant(v) is None):
+            raise _p.FormatError("DocumentReference.date")
         v = self.docStatus
         if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
             raise _p.FormatError("DocumentReference.docStatus")
@@ -5135,9 +5427,9 @@ class DocumentReference(_p.Resource, tag="DocumentReference", kw_only=True):
 
 
 class DocumentReferenceContent(_p.Complex, kw_only=True):
-    attachment: _T208
+    attachment: _T200
     extension: _T4 = _U
-    format: _T52 = _U
+    format: _T47 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     modifierExtension: _T4 = _U
@@ -5145,7 +5437,7 @@ class DocumentReferenceContent(_p.Complex, kw_only=True):
 
 class DocumentReferenceContext(_p.Complex, kw_only=True):
     encounter: _T11 = _U
-    event: _T19 = _U
+    event: _T18 = _U
     extension: _T4 = _U
     facilityType: _T13 = _U
     id: _T2 = _U
@@ -5195,27 +5487,27 @@ class DomainResource(_p.Complex, kw_only=True):
 
 
 class Dosage(_p.Complex, kw_only=True):
-    additionalInstruction: _T19 = _U
+    additionalInstruction: _T18 = _U
     asNeededBoolean: _T16 = _U
     asNeededCodeableConcept: _T13 = _U
-    doseAndRate: _T209 = _U
+    doseAndRate: _T201 = _U
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
-    maxDosePerAdministration: _T26 = _U
-    maxDosePerLifetime: _T26 = _U
-    maxDosePerPeriod: _T210 = _U
+    maxDosePerAdministration: _T24 = _U
+    maxDosePerLifetime: _T24 = _U
+    maxDosePerPeriod: _T202 = _U
     method: _T13 = _U
     modifierExtension: _T4 = _U
     patientInstruction: _T2 = _U
     patientInstruction_ext: _T3 = _ms.field(default=_U, name="_patientInstruction")
     route: _T13 = _U
-    sequence: _T60 = _U
+    sequence: _T55 = _U
     sequence_ext: _T3 = _ms.field(default=_U, name="_sequence")
     site: _T13 = _U
     text: _T2 = _U
     text_ext: _T3 = _ms.field(default=_U, name="_text")
-    timing: _T31 = _U
+    timing: _T29 = _U
 
     def __post_init__(self) -> None:
         if (self.asNeededBoolean is not _U) + (self.asNeededCodeableConcept is not _U) > 1:
@@ -5223,14 +5515,14 @@ class Dosage(_p.Complex, kw_only=True):
 
 
 class DosageDoseAndRate(_p.Complex, kw_only=True):
-    doseQuantity: _T26 = _U
-    doseRange: _T30 = _U
+    doseQuantity: _T24 = _U
+    doseRange: _T28 = _U
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
-    rateQuantity: _T26 = _U
-    rateRange: _T30 = _U
-    rateRatio: _T210 = _U
+    rateQuantity: _T24 = _U
+    rateRange: _T28 = _U
+    rateRatio: _T202 = _U
     type: _T13 = _U
 
     def __post_init__(self) -> None:
@@ -5252,7 +5544,7 @@ class Duration(_p.Complex, kw_only=True):
     system_ext: _T3 = _ms.field(default=_U, name="_system")
     unit: _T2 = _U
     unit_ext: _T3 = _ms.field(default=_U, name="_unit")
-    value: _T37 = _U
+    value: _T35 = _U
     value_ext: _T3 = _ms.field(default=_U, name="_value")
 
     def __post_init__(self) -> None:
@@ -5268,22 +5560,22 @@ class Duration(_p.Complex, kw_only=True):
 
 
 class EffectEvidenceSynthesis(_p.Resource, tag="EffectEvidenceSynthesis", kw_only=True):
-    approvalDate: _T17 = _U
+    approvalDate: _T2 = _U
     approvalDate_ext: _T3 = _ms.field(default=_U, name="_approvalDate")
-    author: _T18 = _U
-    certainty: _T211 = _U
-    contact: _T18 = _U
+    author: _T17 = _U
+    certainty: _T203 = _U
+    contact: _T17 = _U
     contained: _T0 = _U
     copyright: _T2 = _U
     copyright_ext: _T3 = _ms.field(default=_U, name="_copyright")
-    date: _T20 = _U
+    date: _T2 = _U
     date_ext: _T3 = _ms.field(default=_U, name="_date")
     description: _T2 = _U
     description_ext: _T3 = _ms.field(default=_U, name="_description")
-    editor: _T18 = _U
-    effectEstimate: _T212 = _U
+    editor: _T17 = _U
+    effectEstimate: _T204 = _U
     effectivePeriod: _T9 = _U
-    endorser: _T18 = _U
+    endorser: _T17 = _U
     exposure: _T14
     exposureAlternative: _T14
     extension: _T4 = _U
@@ -5292,24 +5584,24 @@ class EffectEvidenceSynthesis(_p.Resource, tag="EffectEvidenceSynthesis", kw_onl
     identifier: _T6 = _U
     implicitRules: _T2 = _U
     implicitRules_ext: _T3 = _ms.field(default=_U, name="_implicitRules")
-    jurisdiction: _T19 = _U
+    jurisdiction: _T18 = _U
     language: _T2 = _U
     language_ext: _T3 = _ms.field(default=_U, name="_language")
-    lastReviewDate: _T17 = _U
+    lastReviewDate: _T2 = _U
     lastReviewDate_ext: _T3 = _ms.field(default=_U, name="_lastReviewDate")
     meta: _T7 = _U
     modifierExtension: _T4 = _U
     name: _T2 = _U
     name_ext: _T3 = _ms.field(default=_U, name="_name")
-    note: _T38 = _U
+    note: _T36 = _U
     outcome: _T14
     population: _T14
     publisher: _T2 = _U
     publisher_ext: _T3 = _ms.field(default=_U, name="_publisher")
-    relatedArtifact: _T27 = _U
-    resultsByExposure: _T213 = _U
-    reviewer: _T18 = _U
-    sampleSize: _T214 = _U
+    relatedArtifact: _T25 = _U
+    resultsByExposure: _T205 = _U
+    reviewer: _T17 = _U
+    sampleSize: _T206 = _U
     status: _T10
     status_ext: _T3 = _ms.field(default=_U, name="_status")
     studyType: _T13 = _U
@@ -5317,14 +5609,20 @@ class EffectEvidenceSynthesis(_p.Resource, tag="EffectEvidenceSynthesis", kw_onl
     text: _T12 = _U
     title: _T2 = _U
     title_ext: _T3 = _ms.field(default=_U, name="_title")
-    topic: _T19 = _U
+    topic: _T18 = _U
     url: _T2 = _U
     url_ext: _T3 = _ms.field(default=_U, name="_url")
-    useContext: _T32 = _U
+    useContext: _T30 = _U
     version: _T2 = _U
     version_ext: _T3 = _ms.field(default=_U, name="_version")
 
     def __post_init__(self) -> None:
+        v = self.approvalDate
+        if v is not _U and (_p.date(v) is None):
+            raise _p.FormatError("EffectEvidenceSynthesis.approvalDate")
+        v = self.date
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("EffectEvidenceSynthesis.date")
         v = self.id
         if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
             raise _p.FormatError("EffectEvidenceSynthesis.id")
@@ -5334,6 +5632,9 @@ class EffectEvidenceSynthesis(_p.Resource, tag="EffectEvidenceSynthesis", kw_onl
         v = self.language
         if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
             raise _p.FormatError("EffectEvidenceSynthesis.language")
+        v = self.lastReviewDate
+        if v is not _U and (_p.date(v) is None):
+            raise _p.FormatError("EffectEvidenceSynthesis.lastReviewDate")
         v = self.status
         if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
             raise _p.FormatError("EffectEvidenceSynthesis.status")
@@ -5343,13 +5644,13 @@ class EffectEvidenceSynthesis(_p.Resource, tag="EffectEvidenceSynthesis", kw_onl
 
 
 class EffectEvidenceSynthesisCertainty(_p.Complex, kw_only=True):
-    certaintySubcomponent: _T215 = _U
+    certaintySubcomponent: _T207 = _U
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     modifierExtension: _T4 = _U
-    note: _T38 = _U
-    rating: _T19 = _U
+    note: _T36 = _U
+    rating: _T18 = _U
 
 
 class EffectEvidenceSynthesisCertaintyCertaintySubcomponent(_p.Complex, kw_only=True):
@@ -5357,8 +5658,8 @@ class EffectEvidenceSynthesisCertaintyCertaintySubcomponent(_p.Complex, kw_only=
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     modifierExtension: _T4 = _U
-    note: _T38 = _U
-    rating: _T19 = _U
+    note: _T36 = _U
+    rating: _T18 = _U
     type: _T13 = _U
 
 
@@ -5369,24 +5670,24 @@ class EffectEvidenceSynthesisEffectEstimate(_p.Complex, kw_only=True):
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     modifierExtension: _T4 = _U
-    precisionEstimate: _T216 = _U
+    precisionEstimate: _T208 = _U
     type: _T13 = _U
     unitOfMeasure: _T13 = _U
-    value: _T37 = _U
+    value: _T35 = _U
     value_ext: _T3 = _ms.field(default=_U, name="_value")
     variantState: _T13 = _U
 
 
 class EffectEvidenceSynthesisEffectEstimatePrecisionEstimate(_p.Complex, kw_only=True):
     extension: _T4 = _U
-    from_: _T37 = _ms.field(default=_U, name="from")
+    from_: _T35 = _ms.field(default=_U, name="from")
     from_ext: _T3 = _ms.field(default=_U, name="_from")
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
-    level: _T37 = _U
+    level: _T35 = _U
     level_ext: _T3 = _ms.field(default=_U, name="_level")
     modifierExtension: _T4 = _U
-    to: _T37 = _U
+    to: _T35 = _U
     to_ext: _T3 = _ms.field(default=_U, name="_to")
     type: _T13 = _U
 
@@ -5416,9 +5717,9 @@ class EffectEvidenceSynthesisSampleSize(_p.Complex, kw_only=True):
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     modifierExtension: _T4 = _U
-    numberOfParticipants: _T60 = _U
+    numberOfParticipants: _T55 = _U
     numberOfParticipants_ext: _T3 = _ms.field(default=_U, name="_numberOfParticipants")
-    numberOfStudies: _T60 = _U
+    numberOfStudies: _T55 = _U
     numberOfStudies_ext: _T3 = _ms.field(default=_U, name="_numberOfStudies")
 
 
@@ -5429,122 +5730,122 @@ class Element(_p.Complex, kw_only=True):
 
 
 class ElementDefinition(_p.Complex, kw_only=True):
-    alias: _T23 = _U
-    alias_ext: _T24 = _ms.field(default=_U, name="_alias")
-    base: _T217 = _U
-    binding: _T218 = _U
-    code: _T50 = _U
+    alias: _T21 = _U
+    alias_ext: _T22 = _ms.field(default=_U, name="_alias")
+    base: _T209 = _U
+    binding: _T210 = _U
+    code: _T45 = _U
     comment: _T2 = _U
     comment_ext: _T3 = _ms.field(default=_U, name="_comment")
-    condition: _T23 = _U
-    condition_ext: _T24 = _ms.field(default=_U, name="_condition")
-    constraint: _T219 = _U
+    condition: _T21 = _U
+    condition_ext: _T22 = _ms.field(default=_U, name="_condition")
+    constraint: _T211 = _U
     contentReference: _T2 = _U
     contentReference_ext: _T3 = _ms.field(default=_U, name="_contentReference")
-    defaultValueAddress: _T105 = _U
-    defaultValueAge: _T28 = _U
-    defaultValueAnnotation: _T220 = _U
-    defaultValueAttachment: _T113 = _U
-    defaultValueBase64Binary: _T45 = _U
+    defaultValueAddress: _T98 = _U
+    defaultValueAge: _T26 = _U
+    defaultValueAnnotation: _T212 = _U
+    defaultValueAttachment: _T106 = _U
+    defaultValueBase64Binary: _T2 = _U
     defaultValueBoolean: _T16 = _U
     defaultValueCanonical: _T2 = _U
     defaultValueCode: _T2 = _U
     defaultValueCodeableConcept: _T13 = _U
-    defaultValueCoding: _T52 = _U
-    defaultValueContactDetail: _T221 = _U
-    defaultValueContactPoint: _T222 = _U
-    defaultValueContributor: _T223 = _U
-    defaultValueCount: _T224 = _U
-    defaultValueDataRequirement: _T225 = _U
-    defaultValueDate: _T17 = _U
-    defaultValueDateTime: _T20 = _U
-    defaultValueDecimal: _T37 = _U
-    defaultValueDistance: _T226 = _U
-    defaultValueDosage: _T227 = _U
-    defaultValueDuration: _T29 = _U
-    defaultValueExpression: _T228 = _U
-    defaultValueHumanName: _T229 = _U
+    defaultValueCoding: _T47 = _U
+    defaultValueContactDetail: _T213 = _U
+    defaultValueContactPoint: _T214 = _U
+    defaultValueContributor: _T215 = _U
+    defaultValueCount: _T216 = _U
+    defaultValueDataRequirement: _T217 = _U
+    defaultValueDate: _T2 = _U
+    defaultValueDateTime: _T2 = _U
+    defaultValueDecimal: _T35 = _U
+    defaultValueDistance: _T218 = _U
+    defaultValueDosage: _T219 = _U
+    defaultValueDuration: _T27 = _U
+    defaultValueExpression: _T220 = _U
+    defaultValueHumanName: _T221 = _U
     defaultValueId: _T2 = _U
-    defaultValueIdentifier: _T34 = _U
-    defaultValueInstant: _T41 = _U
-    defaultValueInteger: _T60 = _U
+    defaultValueIdentifier: _T32 = _U
+    defaultValueInstant: _T2 = _U
+    defaultValueInteger: _T55 = _U
     defaultValueMarkdown: _T2 = _U
     defaultValueMeta: _T7 = _U
-    defaultValueMoney: _T91 = _U
-    defaultValueOid: _T230 = _U
-    defaultValueParameterDefinition: _T231 = _U
+    defaultValueMoney: _T85 = _U
+    defaultValueOid: _T2 = _U
+    defaultValueParameterDefinition: _T222 = _U
     defaultValuePeriod: _T9 = _U
     defaultValuePositiveInt: _T15 = _U
-    defaultValueQuantity: _T26 = _U
-    defaultValueRange: _T30 = _U
-    defaultValueRatio: _T210 = _U
+    defaultValueQuantity: _T24 = _U
+    defaultValueRange: _T28 = _U
+    defaultValueRatio: _T202 = _U
     defaultValueReference: _T8 = _U
-    defaultValueRelatedArtifact: _T232 = _U
-    defaultValueSampledData: _T233 = _U
-    defaultValueSignature: _T65 = _U
+    defaultValueRelatedArtifact: _T223 = _U
+    defaultValueSampledData: _T224 = _U
+    defaultValueSignature: _T60 = _U
     defaultValueString: _T2 = _U
-    defaultValueTime: _T170 = _U
-    defaultValueTiming: _T31 = _U
-    defaultValueTriggerDefinition: _T234 = _U
-    defaultValueUnsignedInt: _T43 = _U
+    defaultValueTime: _T2 = _U
+    defaultValueTiming: _T29 = _U
+    defaultValueTriggerDefinition: _T225 = _U
+    defaultValueUnsignedInt: _T40 = _U
     defaultValueUri: _T2 = _U
     defaultValueUrl: _T2 = _U
-    defaultValueUsageContext: _T235 = _U
-    defaultValueUuid: _T236 = _U
+    defaultValueUsageContext: _T226 = _U
+    defaultValueUuid: _T2 = _U
     definition: _T2 = _U
     definition_ext: _T3 = _ms.field(default=_U, name="_definition")
-    example: _T237 = _U
+    example: _T227 = _U
     extension: _T4 = _U
-    fixedAddress: _T105 = _U
-    fixedAge: _T28 = _U
-    fixedAnnotation: _T220 = _U
-    fixedAttachment: _T113 = _U
-    fixedBase64Binary: _T45 = _U
+    fixedAddress: _T98 = _U
+    fixedAge: _T26 = _U
+    fixedAnnotation: _T212 = _U
+    fixedAttachment: _T106 = _U
+    fixedBase64Binary: _T2 = _U
     fixedBoolean: _T16 = _U
     fixedCanonical: _T2 = _U
     fixedCode: _T2 = _U
     fixedCodeableConcept: _T13 = _U
-    fixedCoding: _T52 = _U
-    fixedContactDetail: _T221 = _U
-    fixedContactPoint: _T222 = _U
-    fixedContributor: _T223 = _U
-    fixedCount: _T224 = _U
-    fixedDataRequirement: _T225 = _U
-    fixedDate: _T17 = _U
-    fixedDateTime: _T20 = _U
-    fixedDecimal: _T37 = _U
-    fixedDistance: _T226 = _U
-    fixedDosage: _T227 = _U
-    fixedDuration: _T29 = _U
-    fixedExpression: _T228 = _U
-    fixedHumanName: _T229 = _U
+    fixedCoding: _T47 = _U
+    fixedContactDetail: _T213 = _U
+    fixedContactPoint: _T214 = _U
+    fixedContributor: _T215 = _U
+    fixedCount: _T216 = _U
+    fixedDataRequirement: _T217 = _U
+    fixedDate: _T2 = _U
+    fixedDateTime: _T2 = _U
+    fixedDecimal: _T35 = _U
+    fixedDistance: _T218 = _U
+    fixedDosage: _T219 = _U
+    fixedDuration: _T27 = _U
+    fixedExpression: _T220 = _U
+    fixedHumanName: _T221 = _U
     fixedId: _T2 = _U
-    fixedIdentifier: _T34 = _U
-    fixedInstant: _T41 = _U
-    fixedInteger: _T60 = _U
+    fixedIdentifier: _T32 = _U
+    fixedInstant: _T2 = _U
+    fixedInteger: _T55 = _U
     fixedMarkdown: _T2 = _U
     fixedMeta: _T7 = _U
-    fixedMoney: _T91 = _U
-    fixedOid: _T230 = _U
-    fixedParameterDefinition: _T231 = _U
+    fixedMoney: _T85 = _U
+    fixedOid: _T2 = _U
+    fixedParameterDefinition: _T222 = _U
     fixedPeriod: _T9 = _U
     fixedPositiveInt: _T15 = _U
-    fixedQuantity: _T26 = _U
-    fixedRange: _T30 = _U
-    fixedRatio: _T210 = _U
+    fixedQuantity: _T24 = _U
+    fixedRange: _T28 = _U
+    fixedRatio: _T202 = _U
     fixedReference: _T8 = _U
-    fixedRelatedArtifact: _T232 = _U
-    fixedSampledData: _T233 = _U
-    fixedSignature: _T65 = _U
+    fixedRelatedArtifact: _T223 = _U
+    fixedSampledData: _T224 = _U
+    fixedSignature: _T60 = _U
     fixedString: _T2 = _U
-    fixedTime: _T170 = _U
-    fixedTiming: _T31 = _U
-    fixedTriggerDefinition: _T234 = _U
-    fixedUnsignedInt: _T43 = _U
+    fixedTime: _T2 = _U
+    fixedTiming: _T29 = _U
+    fixedTriggerDefinition: _T225 = _U
+    fixedUnsignedInt: _T40 = _U
     fixedUri: _T2 = _U
     fixedUrl: _T2 = _U
-    fixedUsageContext: _T235 = _U
-    fixedUuid: _T236 = _U
+    fixedUsageContext: _T226 = _U
+    fixedUuid: _T2 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     isModifier: _T16 = _U
@@ -5555,33 +5856,33 @@ class ElementDefinition(_p.Complex, kw_only=True):
     isSummary_ext: _T3 = _ms.field(default=_U, name="_isSummary")
     label: _T2 = _U
     label_ext: _T3 = _ms.field(default=_U, name="_label")
-    mapping: _T238 = _U
+    mapping: _T228 = _U
     max: _T2 = _U
     max_ext: _T3 = _ms.field(default=_U, name="_max")
-    maxLength: _T60 = _U
+    maxLength: _T55 = _U
     maxLength_ext: _T3 = _ms.field(default=_U, name="_maxLength")
-    maxValueDate: _T17 = _U
-    maxValueDateTime: _T20 = _U
-    maxValueDecimal: _T37 = _U
-    maxValueInstant: _T41 = _U
-    maxValueInteger: _T60 = _U
+    maxValueDate: _T2 = _U
+    maxValueDateTime: _T2 = _U
+    maxValueDecimal: _T35 = _U
+    maxValueInstant: _T2 = _U
+    maxValueInteger: _T55 = _U
     maxValuePositiveInt: _T15 = _U
-    maxValueQuantity: _T26 = _U
-    maxValueTime: _T170 = _U
-    maxValueUnsignedInt: _T43 = _U
+    maxValueQuantity: _T24 = _U
+    maxValueTime: _T2 = _U
+    maxValueUnsignedInt: _T40 = _U
     meaningWhenMissing: _T2 = _U
     meaningWhenMissing_ext: _T3 = _ms.field(default=_U, name="_meaningWhenMissing")
-    min: _T43 = _U
+    min: _T40 = _U
     min_ext: _T3 = _ms.field(default=_U, name="_min")
-    minValueDate: _T17 = _U
-    minValueDateTime: _T20 = _U
-    minValueDecimal: _T37 = _U
-    minValueInstant: _T41 = _U
-    minValueInteger: _T60 = _U
+    minValueDate: _T2 = _U
+    minValueDateTime: _T2 = _U
+    minValueDecimal: _T35 = _U
+    minValueInstant: _T2 = _U
+    minValueInteger: _T55 = _U
     minValuePositiveInt: _T15 = _U
-    minValueQuantity: _T26 = _U
-    minValueTime: _T170 = _U
-    minValueUnsignedInt: _T43 = _U
+    minValueQuantity: _T24 = _U
+    minValueTime: _T2 = _U
+    minValueUnsignedInt: _T40 = _U
     modifierExtension: _T4 = _U
     mustSupport: _T16 = _U
     mustSupport_ext: _T3 = _ms.field(default=_U, name="_mustSupport")
@@ -5589,58 +5890,58 @@ class ElementDefinition(_p.Complex, kw_only=True):
     orderMeaning_ext: _T3 = _ms.field(default=_U, name="_orderMeaning")
     path: _T10
     path_ext: _T3 = _ms.field(default=_U, name="_path")
-    patternAddress: _T105 = _U
-    patternAge: _T28 = _U
-    patternAnnotation: _T220 = _U
-    patternAttachment: _T113 = _U
-    patternBase64Binary: _T45 = _U
+    patternAddress: _T98 = _U
+    patternAge: _T26 = _U
+    patternAnnotation: _T212 = _U
+    patternAttachment: _T106 = _U
+    patternBase64Binary: _T2 = _U
     patternBoolean: _T16 = _U
     patternCanonical: _T2 = _U
     patternCode: _T2 = _U
     patternCodeableConcept: _T13 = _U
-    patternCoding: _T52 = _U
-    patternContactDetail: _T221 = _U
-    patternContactPoint: _T222 = _U
-    patternContributor: _T223 = _U
-    patternCount: _T224 = _U
-    patternDataRequirement: _T225 = _U
-    patternDate: _T17 = _U
-    patternDateTime: _T20 = _U
-    patternDecimal: _T37 = _U
-    patternDistance: _T226 = _U
-    patternDosage: _T227 = _U
-    patternDuration: _T29 = _U
-    patternExpression: _T228 = _U
-    patternHumanName: _T229 = _U
+    patternCoding: _T47 = _U
+    patternContactDetail: _T213 = _U
+    patternContactPoint: _T214 = _U
+    patternContributor: _T215 = _U
+    patternCount: _T216 = _U
+    patternDataRequirement: _T217 = _U
+    patternDate: _T2 = _U
+    patternDateTime: _T2 = _U
+    patternDecimal: _T35 = _U
+    patternDistance: _T218 = _U
+    patternDosage: _T219 = _U
+    patternDuration: _T27 = _U
+    patternExpression: _T220 = _U
+    patternHumanName: _T221 = _U
     patternId: _T2 = _U
-    patternIdentifier: _T34 = _U
-    patternInstant: _T41 = _U
-    patternInteger: _T60 = _U
+    patternIdentifier: _T32 = _U
+    patternInstant: _T2 = _U
+    patternInteger: _T55 = _U
     patternMarkdown: _T2 = _U
     patternMeta: _T7 = _U
-    patternMoney: _T91 = _U
-    patternOid: _T230 = _U
-    patternParameterDefinition: _T231 = _U
+    patternMoney: _T85 = _U
+    patternOid: _T2 = _U
+    patternParameterDefinition: _T222 = _U
     patternPeriod: _T9 = _U
     patternPositiveInt: _T15 = _U
-    patternQuantity: _T26 = _U
-    patternRange: _T30 = _U
-    patternRatio: _T210 = _U
+    patternQuantity: _T24 = _U
+    patternRange: _T28 = _U
+    patternRatio: _T202 = _U
     patternReference: _T8 = _U
-    patternRelatedArtifact: _T232 = _U
-    patternSampledData: _T233 = _U
-    patternSignature: _T65 = _U
+    patternRelatedArtifact: _T223 = _U
+    patternSampledData: _T224 = _U
+    patternSignature: _T60 = _U
     patternString: _T2 = _U
-    patternTime: _T170 = _U
-    patternTiming: _T31 = _U
-    patternTriggerDefinition: _T234 = _U
-    patternUnsignedInt: _T43 = _U
+    patternTime: _T2 = _U
+    patternTiming: _T29 = _U
+    patternTriggerDefinition: _T225 = _U
+    patternUnsignedInt: _T40 = _U
     patternUri: _T2 = _U
     patternUrl: _T2 = _U
-    patternUsageContext: _T235 = _U
-    patternUuid: _T236 = _U
-    representation: _T23 = _U
-    representation_ext: _T24 = _ms.field(default=_U, name="_representation")
+    patternUsageContext: _T226 = _U
+    patternUuid: _T2 = _U
+    representation: _T21 = _U
+    representation_ext: _T22 = _ms.field(default=_U, name="_representation")
     requirements: _T2 = _U
     requirements_ext: _T3 = _ms.field(default=_U, name="_requirements")
     short: _T2 = _U
@@ -5649,49 +5950,136 @@ class ElementDefinition(_p.Complex, kw_only=True):
     sliceIsConstraining_ext: _T3 = _ms.field(default=_U, name="_sliceIsConstraining")
     sliceName: _T2 = _U
     sliceName_ext: _T3 = _ms.field(default=_U, name="_sliceName")
-    slicing: _T239 = _U
-    type: _T240 = _U
+    slicing: _T229 = _U
+    type: _T230 = _U
 
     def __post_init__(self) -> None:
         v = self.contentReference
         if v is not _U and (' ' in v or not v.isprintable()):
             raise _p.FormatError("ElementDefinition.contentReference")
+        v = self.defaultValueBase64Binary
+        if v is not _U and (_p.base64(v) is None):
+            raise _p.FormatError("ElementDefinition.defaultValueBase64Binary")
         v = self.defaultValueCanonical
         if v is not _U and (' ' in v or not v.isprintable()):
             raise _p.FormatError("ElementDefinition.defaultValueCanonical")
         v = self.defaultValueCode
         if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
             raise _p.FormatError("ElementDefinition.defaultValueCode")
+        v = self.defaultValueDate
+        if v is not _U and (_p.date(v) is None):
+            raise _p.FormatError("ElementDefinition.defaultValueDate")
+        v = self.defaultValueDateTime
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("ElementDefinition.defaultValueDateTime")
+        v = self.defaultValueInstant
+        if v is not _U and (_p.instant(v) is None):
+            raise _p.FormatError("ElementDefinition.defaultValueInstant")
+        v = self.defaultValueOid
+        if v is not _U and (_p.oid(v) is None):
+            raise _p.FormatError("ElementDefinition.defaultValueOid")
+        v = self.defaultValueTime
+        if v is not _U and (_p.time(v) is None):
+            raise _p.FormatError("ElementDefinition.defaultValueTime")
         v = self.defaultValueUri
         if v is not _U and (' ' in v or not v.isprintable()):
             raise _p.FormatError("ElementDefinition.defaultValueUri")
         v = self.defaultValueUrl
         if v is not _U and (' ' in v or not v.isprintable()):
             raise _p.FormatError("ElementDefinition.defaultValueUrl")
+        v = self.defaultValueUuid
+        if v is not _U and (_p.uuid(v) is None):
+            raise _p.FormatError("ElementDefinition.defaultValueUuid")
+        v = self.fixedBase64Binary
+        if v is not _U and (_p.base64(v) is None):
+            raise _p.FormatError("ElementDefinition.fixedBase64Binary")
         v = self.fixedCanonical
         if v is not _U and (' ' in v or not v.isprintable()):
             raise _p.FormatError("ElementDefinition.fixedCanonical")
         v = self.fixedCode
         if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
             raise _p.FormatError("ElementDefinition.fixedCode")
+        v = self.fixedDate
+        if v is not _U and (_p.date(v) is None):
+            raise _p.FormatError("ElementDefinition.fixedDate")
+        v = self.fixedDateTime
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("ElementDefinition.fixedDateTime")
+        v = self.fixedInstant
+        if v is not _U and (_p.instant(v) is None):
+            raise _p.FormatError("ElementDefinition.fixedInstant")
+        v = self.fixedOid
+        if v is not _U and (_p.oid(v) is None):
+            raise _p.FormatError("ElementDefinition.fixedOid")
+        v = self.fixedTime
+        if v is not _U and (_p.time(v) is None):
+            raise _p.FormatError("ElementDefinition.fixedTime")
         v = self.fixedUri
         if v is not _U and (' ' in v or not v.isprintable()):
             raise _p.FormatError("ElementDefinition.fixedUri")
         v = self.fixedUrl
         if v is not _U and (' ' in v or not v.isprintable()):
             raise _p.FormatError("ElementDefinition.fixedUrl")
+        v = self.fixedUuid
+        if v is not _U and (_p.uuid(v) is None):
+            raise _p.FormatError("ElementDefinition.fixedUuid")
+        v = self.maxValueDate
+        if v is not _U and (_p.date(v) is None):
+            raise _p.FormatError("ElementDefinition.maxValueDate")
+        v = self.maxValueDateTime
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("ElementDefinition.maxValueDateTime")
+        v = self.maxValueInstant
+        if v is not _U and (_p.instant(v) is None):
+            raise _p.FormatError("ElementDefinition.maxValueInstant")
+        v = self.maxValueTime
+        if v is not _U and (_p.time(v) is None):
+            raise _p.FormatError("ElementDefinition.maxValueTime")
+        v = self.minValueDate
+        if v is not _U and (_p.date(v) is None):
+            raise _p.FormatError("ElementDefinition.minValueDate")
+        v = self.minValueDateTime
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("ElementDefinition.minValueDateTime")
+        v = self.minValueInstant
+        if v is not _U and (_p.instant(v) is None):
+            raise _p.FormatError("ElementDefinition.minValueInstant")
+        v = self.minValueTime
+        if v is not _U and (_p.time(v) is None):
+            raise _p.FormatError("ElementDefinition.minValueTime")
+        v = self.patternBase64Binary
+        if v is not _U and (_p.base64(v) is None):
+            raise _p.FormatError("ElementDefinition.patternBase64Binary")
         v = self.patternCanonical
         if v is not _U and (' ' in v or not v.isprintable()):
             raise _p.FormatError("ElementDefinition.patternCanonical")
         v = self.patternCode
         if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
             raise _p.FormatError("ElementDefinition.patternCode")
+        v = self.patternDate
+        if v is not _U and (_p.date(v) is None):
+            raise _p.FormatError("ElementDefinition.patternDate")
+        v = self.patternDateTime
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("ElementDefinition.patternDateTime")
+        v = self.patternInstant
+        if v is not _U and (_p.instant(v) is None):
+            raise _p.FormatError("ElementDefinition.patternInstant")
+        v = self.patternOid
+        if v is not _U and (_p.oid(v) is None):
+            raise _p.FormatError("ElementDefinition.patternOid")
+        v = self.patternTime
+        if v is not _U and (_p.time(v) is None):
+            raise _p.FormatError("ElementDefinition.patternTime")
         v = self.patternUri
         if v is not _U and (' ' in v or not v.isprintable()):
             raise _p.FormatError("ElementDefinition.patternUri")
         v = self.patternUrl
         if v is not _U and (' ' in v or not v.isprintable()):
             raise _p.FormatError("ElementDefinition.patternUrl")
+        v = self.patternUuid
+        if v is not _U and (_p.uuid(v) is None):
+            raise _p.FormatError("ElementDefinition.patternUuid")
         if self.representation is not _U:
             for v in self.representation:
                 if v is not None and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
@@ -5714,7 +6102,7 @@ class ElementDefinitionBase(_p.Complex, kw_only=True):
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     max: _T10
     max_ext: _T3 = _ms.field(default=_U, name="_max")
-    min: _T241
+    min: _T231
     min_ext: _T3 = _ms.field(default=_U, name="_min")
     path: _T10
     path_ext: _T3 = _ms.field(default=_U, name="_path")
@@ -5774,70 +6162,91 @@ class ElementDefinitionExample(_p.Complex, kw_only=True):
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     label: _T10
     label_ext: _T3 = _ms.field(default=_U, name="_label")
-    valueAddress: _T105 = _U
-    valueAge: _T28 = _U
-    valueAnnotation: _T220 = _U
-    valueAttachment: _T113 = _U
-    valueBase64Binary: _T45 = _U
+    valueAddress: _T98 = _U
+    valueAge: _T26 = _U
+    valueAnnotation: _T212 = _U
+    valueAttachment: _T106 = _U
+    valueBase64Binary: _T2 = _U
     valueBoolean: _T16 = _U
     valueCanonical: _T2 = _U
     valueCode: _T2 = _U
     valueCodeableConcept: _T13 = _U
-    valueCoding: _T52 = _U
-    valueContactDetail: _T221 = _U
-    valueContactPoint: _T222 = _U
-    valueContributor: _T223 = _U
-    valueCount: _T224 = _U
-    valueDataRequirement: _T225 = _U
-    valueDate: _T17 = _U
-    valueDateTime: _T20 = _U
-    valueDecimal: _T37 = _U
-    valueDistance: _T226 = _U
-    valueDosage: _T227 = _U
-    valueDuration: _T29 = _U
-    valueExpression: _T228 = _U
-    valueHumanName: _T229 = _U
+    valueCoding: _T47 = _U
+    valueContactDetail: _T213 = _U
+    valueContactPoint: _T214 = _U
+    valueContributor: _T215 = _U
+    valueCount: _T216 = _U
+    valueDataRequirement: _T217 = _U
+    valueDate: _T2 = _U
+    valueDateTime: _T2 = _U
+    valueDecimal: _T35 = _U
+    valueDistance: _T218 = _U
+    valueDosage: _T219 = _U
+    valueDuration: _T27 = _U
+    valueExpression: _T220 = _U
+    valueHumanName: _T221 = _U
     valueId: _T2 = _U
-    valueIdentifier: _T34 = _U
-    valueInstant: _T41 = _U
-    valueInteger: _T60 = _U
+    valueIdentifier: _T32 = _U
+    valueInstant: _T2 = _U
+    valueInteger: _T55 = _U
     valueMarkdown: _T2 = _U
     valueMeta: _T7 = _U
-    valueMoney: _T91 = _U
-    valueOid: _T230 = _U
-    valueParameterDefinition: _T231 = _U
+    valueMoney: _T85 = _U
+    valueOid: _T2 = _U
+    valueParameterDefinition: _T222 = _U
     valuePeriod: _T9 = _U
     valuePositiveInt: _T15 = _U
-    valueQuantity: _T26 = _U
-    valueRange: _T30 = _U
-    valueRatio: _T210 = _U
+    valueQuantity: _T24 = _U
+    valueRange: _T28 = _U
+    valueRatio: _T202 = _U
     valueReference: _T8 = _U
-    valueRelatedArtifact: _T232 = _U
-    valueSampledData: _T233 = _U
-    valueSignature: _T65 = _U
+    valueRelatedArtifact: _T223 = _U
+    valueSampledData: _T224 = _U
+    valueSignature: _T60 = _U
     valueString: _T2 = _U
-    valueTime: _T170 = _U
-    valueTiming: _T31 = _U
-    valueTriggerDefinition: _T234 = _U
-    valueUnsignedInt: _T43 = _U
+    valueTime: _T2 = _U
+    valueTiming: _T29 = _U
+    valueTriggerDefinition: _T225 = _U
+    valueUnsignedInt: _T40 = _U
     valueUri: _T2 = _U
     valueUrl: _T2 = _U
-    valueUsageContext: _T235 = _U
-    valueUuid: _T236 = _U
+    valueUsageContext: _T226 = _U
+    valueUuid: _T2 = _U
 
     def __post_init__(self) -> None:
+        v = self.valueBase64Binary
+        if v is not _U and (_p.base64(v) is None):
+            raise _p.FormatError("ElementDefinitionExample.valueBase64Binary")
         v = self.valueCanonical
         if v is not _U and (' ' in v or not v.isprintable()):
             raise _p.FormatError("ElementDefinitionExample.valueCanonical")
         v = self.valueCode
         if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
             raise _p.FormatError("ElementDefinitionExample.valueCode")
+        v = self.valueDate
+        if v is not _U and (_p.date(v) is None):
+            raise _p.FormatError("ElementDefinitionExample.valueDate")
+        v = self.valueDateTime
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("ElementDefinitionExample.valueDateTime")
+        v = self.valueInstant
+        if v is not _U and (_p.instant(v) is None):
+            raise _p.FormatError("ElementDefinitionExample.valueInstant")
+        v = self.valueOid
+        if v is not _U and (_p.oid(v) is None):
+            raise _p.FormatError("ElementDefinitionExample.valueOid")
+        v = self.valueTime
+        if v is not _U and (_p.time(v) is None):
+            raise _p.FormatError("ElementDefinitionExample.valueTime")
         v = self.valueUri
         if v is not _U and (' ' in v or not v.isprintable()):
             raise _p.FormatError("ElementDefinitionExample.valueUri")
         v = self.valueUrl
         if v is not _U and (' ' in v or not v.isprintable()):
             raise _p.FormatError("ElementDefinitionExample.valueUrl")
+        v = self.valueUuid
+        if v is not _U and (_p.uuid(v) is None):
+            raise _p.FormatError("ElementDefinitionExample.valueUuid")
         t = _astuple(self)
         n = len(t) - t.count(_U) - 1 - ((self.extension is not _U) + (self.id is not _U) + (self.id_ext is not _U) + (self.label_ext is not _U))
         if n != 1:
@@ -5866,7 +6275,7 @@ class ElementDefinitionMapping(_p.Complex, kw_only=True):
 class ElementDefinitionSlicing(_p.Complex, kw_only=True):
     description: _T2 = _U
     description_ext: _T3 = _ms.field(default=_U, name="_description")
-    discriminator: _T242 = _U
+    discriminator: _T232 = _U
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
@@ -5897,17 +6306,17 @@ class ElementDefinitionSlicingDiscriminator(_p.Complex, kw_only=True):
 
 
 class ElementDefinitionType(_p.Complex, kw_only=True):
-    aggregation: _T23 = _U
-    aggregation_ext: _T24 = _ms.field(default=_U, name="_aggregation")
+    aggregation: _T21 = _U
+    aggregation_ext: _T22 = _ms.field(default=_U, name="_aggregation")
     code: _T10
     code_ext: _T3 = _ms.field(default=_U, name="_code")
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
-    profile: _T23 = _U
-    profile_ext: _T24 = _ms.field(default=_U, name="_profile")
-    targetProfile: _T23 = _U
-    targetProfile_ext: _T24 = _ms.field(default=_U, name="_targetProfile")
+    profile: _T21 = _U
+    profile_ext: _T22 = _ms.field(default=_U, name="_profile")
+    targetProfile: _T21 = _U
+    targetProfile_ext: _T22 = _ms.field(default=_U, name="_targetProfile")
     versioning: _T2 = _U
     versioning_ext: _T3 = _ms.field(default=_U, name="_versioning")
 
@@ -5936,13 +6345,13 @@ class Encounter(_p.Resource, tag="Encounter", kw_only=True):
     account: _T11 = _U
     appointment: _T11 = _U
     basedOn: _T11 = _U
-    class_: _T51 = _ms.field(name="class")
-    classHistory: _T243 = _U
+    class_: _T46 = _ms.field(name="class")
+    classHistory: _T233 = _U
     contained: _T0 = _U
-    diagnosis: _T244 = _U
+    diagnosis: _T234 = _U
     episodeOfCare: _T11 = _U
     extension: _T4 = _U
-    hospitalization: _T245 = _U
+    hospitalization: _T235 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     identifier: _T6 = _U
@@ -5950,24 +6359,24 @@ class Encounter(_p.Resource, tag="Encounter", kw_only=True):
     implicitRules_ext: _T3 = _ms.field(default=_U, name="_implicitRules")
     language: _T2 = _U
     language_ext: _T3 = _ms.field(default=_U, name="_language")
-    length: _T29 = _U
-    location: _T246 = _U
+    length: _T27 = _U
+    location: _T236 = _U
     meta: _T7 = _U
     modifierExtension: _T4 = _U
     partOf: _T8 = _U
-    participant: _T247 = _U
+    participant: _T237 = _U
     period: _T9 = _U
     priority: _T13 = _U
-    reasonCode: _T19 = _U
+    reasonCode: _T18 = _U
     reasonReference: _T11 = _U
     serviceProvider: _T8 = _U
     serviceType: _T13 = _U
     status: _T10
     status_ext: _T3 = _ms.field(default=_U, name="_status")
-    statusHistory: _T248 = _U
+    statusHistory: _T238 = _U
     subject: _T8 = _U
     text: _T12 = _U
-    type: _T19 = _U
+    type: _T18 = _U
 
     def __post_init__(self) -> None:
         v = self.id
@@ -5985,12 +6394,12 @@ class Encounter(_p.Resource, tag="Encounter", kw_only=True):
 
 
 class EncounterClassHistory(_p.Complex, kw_only=True):
-    class_: _T51 = _ms.field(name="class")
+    class_: _T46 = _ms.field(name="class")
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     modifierExtension: _T4 = _U
-    period: _T249
+    period: _T239
 
 
 class EncounterDiagnosis(_p.Complex, kw_only=True):
@@ -6007,17 +6416,17 @@ class EncounterDiagnosis(_p.Complex, kw_only=True):
 class EncounterHospitalization(_p.Complex, kw_only=True):
     admitSource: _T13 = _U
     destination: _T8 = _U
-    dietPreference: _T19 = _U
+    dietPreference: _T18 = _U
     dischargeDisposition: _T13 = _U
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     modifierExtension: _T4 = _U
     origin: _T8 = _U
-    preAdmissionIdentifier: _T34 = _U
+    preAdmissionIdentifier: _T32 = _U
     reAdmission: _T13 = _U
-    specialArrangement: _T19 = _U
-    specialCourtesy: _T19 = _U
+    specialArrangement: _T18 = _U
+    specialCourtesy: _T18 = _U
 
 
 class EncounterLocation(_p.Complex, kw_only=True):
@@ -6044,7 +6453,7 @@ class EncounterParticipant(_p.Complex, kw_only=True):
     individual: _T8 = _U
     modifierExtension: _T4 = _U
     period: _T9 = _U
-    type: _T19 = _U
+    type: _T18 = _U
 
 
 class EncounterStatusHistory(_p.Complex, kw_only=True):
@@ -6052,7 +6461,7 @@ class EncounterStatusHistory(_p.Complex, kw_only=True):
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     modifierExtension: _T4 = _U
-    period: _T249
+    period: _T239
     status: _T10
     status_ext: _T3 = _ms.field(default=_U, name="_status")
 
@@ -6065,12 +6474,12 @@ class EncounterStatusHistory(_p.Complex, kw_only=True):
 class Endpoint(_p.Resource, tag="Endpoint", kw_only=True):
     address: _T10
     address_ext: _T3 = _ms.field(default=_U, name="_address")
-    connectionType: _T51
-    contact: _T88 = _U
+    connectionType: _T46
+    contact: _T82 = _U
     contained: _T0 = _U
     extension: _T4 = _U
-    header: _T23 = _U
-    header_ext: _T24 = _ms.field(default=_U, name="_header")
+    header: _T21 = _U
+    header_ext: _T22 = _ms.field(default=_U, name="_header")
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     identifier: _T6 = _U
@@ -6083,9 +6492,9 @@ class Endpoint(_p.Resource, tag="Endpoint", kw_only=True):
     modifierExtension: _T4 = _U
     name: _T2 = _U
     name_ext: _T3 = _ms.field(default=_U, name="_name")
-    payloadMimeType: _T23 = _U
-    payloadMimeType_ext: _T24 = _ms.field(default=_U, name="_payloadMimeType")
-    payloadType: _T40
+    payloadMimeType: _T21 = _U
+    payloadMimeType_ext: _T22 = _ms.field(default=_U, name="_payloadMimeType")
+    payloadType: _T38
     period: _T9 = _U
     status: _T10
     status_ext: _T3 = _ms.field(default=_U, name="_status")
@@ -6117,7 +6526,7 @@ class EnrollmentRequest(_p.Resource, tag="EnrollmentRequest", kw_only=True):
     candidate: _T8 = _U
     contained: _T0 = _U
     coverage: _T8 = _U
-    created: _T20 = _U
+    created: _T2 = _U
     created_ext: _T3 = _ms.field(default=_U, name="_created")
     extension: _T4 = _U
     id: _T2 = _U
@@ -6136,6 +6545,9 @@ class EnrollmentRequest(_p.Resource, tag="EnrollmentRequest", kw_only=True):
     text: _T12 = _U
 
     def __post_init__(self) -> None:
+        v = self.created
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("EnrollmentRequest.created")
         v = self.id
         if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
             raise _p.FormatError("EnrollmentRequest.id")
@@ -6152,7 +6564,7 @@ class EnrollmentRequest(_p.Resource, tag="EnrollmentRequest", kw_only=True):
 
 class EnrollmentResponse(_p.Resource, tag="EnrollmentResponse", kw_only=True):
     contained: _T0 = _U
-    created: _T20 = _U
+    created: _T2 = _U
     created_ext: _T3 = _ms.field(default=_U, name="_created")
     disposition: _T2 = _U
     disposition_ext: _T3 = _ms.field(default=_U, name="_disposition")
@@ -6176,6 +6588,9 @@ class EnrollmentResponse(_p.Resource, tag="EnrollmentResponse", kw_only=True):
     text: _T12 = _U
 
     def __post_init__(self) -> None:
+        v = self.created
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("EnrollmentResponse.created")
         v = self.id
         if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
             raise _p.FormatError("EnrollmentResponse.id")
@@ -6197,7 +6612,7 @@ class EpisodeOfCare(_p.Resource, tag="EpisodeOfCare", kw_only=True):
     account: _T11 = _U
     careManager: _T8 = _U
     contained: _T0 = _U
-    diagnosis: _T250 = _U
+    diagnosis: _T240 = _U
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
@@ -6214,10 +6629,10 @@ class EpisodeOfCare(_p.Resource, tag="EpisodeOfCare", kw_only=True):
     referralRequest: _T11 = _U
     status: _T10
     status_ext: _T3 = _ms.field(default=_U, name="_status")
-    statusHistory: _T251 = _U
+    statusHistory: _T241 = _U
     team: _T11 = _U
     text: _T12 = _U
-    type: _T19 = _U
+    type: _T18 = _U
 
     def __post_init__(self) -> None:
         v = self.id
@@ -6250,7 +6665,7 @@ class EpisodeOfCareStatusHistory(_p.Complex, kw_only=True):
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     modifierExtension: _T4 = _U
-    period: _T249
+    period: _T239
     status: _T10
     status_ext: _T3 = _ms.field(default=_U, name="_status")
 
@@ -6261,20 +6676,20 @@ class EpisodeOfCareStatusHistory(_p.Complex, kw_only=True):
 
 
 class EventDefinition(_p.Resource, tag="EventDefinition", kw_only=True):
-    approvalDate: _T17 = _U
+    approvalDate: _T2 = _U
     approvalDate_ext: _T3 = _ms.field(default=_U, name="_approvalDate")
-    author: _T18 = _U
-    contact: _T18 = _U
+    author: _T17 = _U
+    contact: _T17 = _U
     contained: _T0 = _U
     copyright: _T2 = _U
     copyright_ext: _T3 = _ms.field(default=_U, name="_copyright")
-    date: _T20 = _U
+    date: _T2 = _U
     date_ext: _T3 = _ms.field(default=_U, name="_date")
     description: _T2 = _U
     description_ext: _T3 = _ms.field(default=_U, name="_description")
-    editor: _T18 = _U
+    editor: _T17 = _U
     effectivePeriod: _T9 = _U
-    endorser: _T18 = _U
+    endorser: _T17 = _U
     experimental: _T16 = _U
     experimental_ext: _T3 = _ms.field(default=_U, name="_experimental")
     extension: _T4 = _U
@@ -6283,10 +6698,10 @@ class EventDefinition(_p.Resource, tag="EventDefinition", kw_only=True):
     identifier: _T6 = _U
     implicitRules: _T2 = _U
     implicitRules_ext: _T3 = _ms.field(default=_U, name="_implicitRules")
-    jurisdiction: _T19 = _U
+    jurisdiction: _T18 = _U
     language: _T2 = _U
     language_ext: _T3 = _ms.field(default=_U, name="_language")
-    lastReviewDate: _T17 = _U
+    lastReviewDate: _T2 = _U
     lastReviewDate_ext: _T3 = _ms.field(default=_U, name="_lastReviewDate")
     meta: _T7 = _U
     modifierExtension: _T4 = _U
@@ -6296,8 +6711,8 @@ class EventDefinition(_p.Resource, tag="EventDefinition", kw_only=True):
     publisher_ext: _T3 = _ms.field(default=_U, name="_publisher")
     purpose: _T2 = _U
     purpose_ext: _T3 = _ms.field(default=_U, name="_purpose")
-    relatedArtifact: _T27 = _U
-    reviewer: _T18 = _U
+    relatedArtifact: _T25 = _U
+    reviewer: _T17 = _U
     status: _T10
     status_ext: _T3 = _ms.field(default=_U, name="_status")
     subjectCodeableConcept: _T13 = _U
@@ -6307,17 +6722,23 @@ class EventDefinition(_p.Resource, tag="EventDefinition", kw_only=True):
     text: _T12 = _U
     title: _T2 = _U
     title_ext: _T3 = _ms.field(default=_U, name="_title")
-    topic: _T19 = _U
-    trigger: _T252
+    topic: _T18 = _U
+    trigger: _T242
     url: _T2 = _U
     url_ext: _T3 = _ms.field(default=_U, name="_url")
     usage: _T2 = _U
     usage_ext: _T3 = _ms.field(default=_U, name="_usage")
-    useContext: _T32 = _U
+    useContext: _T30 = _U
     version: _T2 = _U
     version_ext: _T3 = _ms.field(default=_U, name="_version")
 
     def __post_init__(self) -> None:
+        v = self.approvalDate
+        if v is not _U and (_p.date(v) is None):
+            raise _p.FormatError("EventDefinition.approvalDate")
+        v = self.date
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("EventDefinition.date")
         v = self.id
         if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
             raise _p.FormatError("EventDefinition.id")
@@ -6327,6 +6748,9 @@ class EventDefinition(_p.Resource, tag="EventDefinition", kw_only=True):
         v = self.language
         if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
             raise _p.FormatError("EventDefinition.language")
+        v = self.lastReviewDate
+        if v is not _U and (_p.date(v) is None):
+            raise _p.FormatError("EventDefinition.lastReviewDate")
         v = self.status
         if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
             raise _p.FormatError("EventDefinition.status")
@@ -6338,20 +6762,20 @@ class EventDefinition(_p.Resource, tag="EventDefinition", kw_only=True):
 
 
 class Evidence(_p.Resource, tag="Evidence", kw_only=True):
-    approvalDate: _T17 = _U
+    approvalDate: _T2 = _U
     approvalDate_ext: _T3 = _ms.field(default=_U, name="_approvalDate")
-    author: _T18 = _U
-    contact: _T18 = _U
+    author: _T17 = _U
+    contact: _T17 = _U
     contained: _T0 = _U
     copyright: _T2 = _U
     copyright_ext: _T3 = _ms.field(default=_U, name="_copyright")
-    date: _T20 = _U
+    date: _T2 = _U
     date_ext: _T3 = _ms.field(default=_U, name="_date")
     description: _T2 = _U
     description_ext: _T3 = _ms.field(default=_U, name="_description")
-    editor: _T18 = _U
+    editor: _T17 = _U
     effectivePeriod: _T9 = _U
-    endorser: _T18 = _U
+    endorser: _T17 = _U
     exposureBackground: _T14
     exposureVariant: _T11 = _U
     extension: _T4 = _U
@@ -6360,21 +6784,21 @@ class Evidence(_p.Resource, tag="Evidence", kw_only=True):
     identifier: _T6 = _U
     implicitRules: _T2 = _U
     implicitRules_ext: _T3 = _ms.field(default=_U, name="_implicitRules")
-    jurisdiction: _T19 = _U
+    jurisdiction: _T18 = _U
     language: _T2 = _U
     language_ext: _T3 = _ms.field(default=_U, name="_language")
-    lastReviewDate: _T17 = _U
+    lastReviewDate: _T2 = _U
     lastReviewDate_ext: _T3 = _ms.field(default=_U, name="_lastReviewDate")
     meta: _T7 = _U
     modifierExtension: _T4 = _U
     name: _T2 = _U
     name_ext: _T3 = _ms.field(default=_U, name="_name")
-    note: _T38 = _U
+    note: _T36 = _U
     outcome: _T11 = _U
     publisher: _T2 = _U
     publisher_ext: _T3 = _ms.field(default=_U, name="_publisher")
-    relatedArtifact: _T27 = _U
-    reviewer: _T18 = _U
+    relatedArtifact: _T25 = _U
+    reviewer: _T17 = _U
     shortTitle: _T2 = _U
     shortTitle_ext: _T3 = _ms.field(default=_U, name="_shortTitle")
     status: _T10
@@ -6384,14 +6808,20 @@ class Evidence(_p.Resource, tag="Evidence", kw_only=True):
     text: _T12 = _U
     title: _T2 = _U
     title_ext: _T3 = _ms.field(default=_U, name="_title")
-    topic: _T19 = _U
+    topic: _T18 = _U
     url: _T2 = _U
     url_ext: _T3 = _ms.field(default=_U, name="_url")
-    useContext: _T32 = _U
+    useContext: _T30 = _U
     version: _T2 = _U
     version_ext: _T3 = _ms.field(default=_U, name="_version")
 
     def __post_init__(self) -> None:
+        v = self.approvalDate
+        if v is not _U and (_p.date(v) is None):
+            raise _p.FormatError("Evidence.approvalDate")
+        v = self.date
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("Evidence.date")
         v = self.id
         if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
             raise _p.FormatError("Evidence.id")
@@ -6401,6 +6831,9 @@ class Evidence(_p.Resource, tag="Evidence", kw_only=True):
         v = self.language
         if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
             raise _p.FormatError("Evidence.language")
+        v = self.lastReviewDate
+        if v is not _U and (_p.date(v) is None):
+            raise _p.FormatError("Evidence.lastReviewDate")
         v = self.status
         if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
             raise _p.FormatError("Evidence.status")
@@ -6410,41 +6843,41 @@ class Evidence(_p.Resource, tag="Evidence", kw_only=True):
 
 
 class EvidenceVariable(_p.Resource, tag="EvidenceVariable", kw_only=True):
-    approvalDate: _T17 = _U
+    approvalDate: _T2 = _U
     approvalDate_ext: _T3 = _ms.field(default=_U, name="_approvalDate")
-    author: _T18 = _U
-    characteristic: _T253
-    contact: _T18 = _U
+    author: _T17 = _U
+    characteristic: _T243
+    contact: _T17 = _U
     contained: _T0 = _U
     copyright: _T2 = _U
     copyright_ext: _T3 = _ms.field(default=_U, name="_copyright")
-    date: _T20 = _U
+    date: _T2 = _U
     date_ext: _T3 = _ms.field(default=_U, name="_date")
     description: _T2 = _U
     description_ext: _T3 = _ms.field(default=_U, name="_description")
-    editor: _T18 = _U
+    editor: _T17 = _U
     effectivePeriod: _T9 = _U
-    endorser: _T18 = _U
+    endorser: _T17 = _U
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     identifier: _T6 = _U
     implicitRules: _T2 = _U
     implicitRules_ext: _T3 = _ms.field(default=_U, name="_implicitRules")
-    jurisdiction: _T19 = _U
+    jurisdiction: _T18 = _U
     language: _T2 = _U
     language_ext: _T3 = _ms.field(default=_U, name="_language")
-    lastReviewDate: _T17 = _U
+    lastReviewDate: _T2 = _U
     lastReviewDate_ext: _T3 = _ms.field(default=_U, name="_lastReviewDate")
     meta: _T7 = _U
     modifierExtension: _T4 = _U
     name: _T2 = _U
     name_ext: _T3 = _ms.field(default=_U, name="_name")
-    note: _T38 = _U
+    note: _T36 = _U
     publisher: _T2 = _U
     publisher_ext: _T3 = _ms.field(default=_U, name="_publisher")
-    relatedArtifact: _T27 = _U
-    reviewer: _T18 = _U
+    relatedArtifact: _T25 = _U
+    reviewer: _T17 = _U
     shortTitle: _T2 = _U
     shortTitle_ext: _T3 = _ms.field(default=_U, name="_shortTitle")
     status: _T10
@@ -6454,16 +6887,22 @@ class EvidenceVariable(_p.Resource, tag="EvidenceVariable", kw_only=True):
     text: _T12 = _U
     title: _T2 = _U
     title_ext: _T3 = _ms.field(default=_U, name="_title")
-    topic: _T19 = _U
+    topic: _T18 = _U
     type: _T2 = _U
     type_ext: _T3 = _ms.field(default=_U, name="_type")
     url: _T2 = _U
     url_ext: _T3 = _ms.field(default=_U, name="_url")
-    useContext: _T32 = _U
+    useContext: _T30 = _U
     version: _T2 = _U
     version_ext: _T3 = _ms.field(default=_U, name="_version")
 
     def __post_init__(self) -> None:
+        v = self.approvalDate
+        if v is not _U and (_p.date(v) is None):
+            raise _p.FormatError("EvidenceVariable.approvalDate")
+        v = self.date
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("EvidenceVariable.date")
         v = self.id
         if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
             raise _p.FormatError("EvidenceVariable.id")
@@ -6473,6 +6912,9 @@ class EvidenceVariable(_p.Resource, tag="EvidenceVariable", kw_only=True):
         v = self.language
         if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
             raise _p.FormatError("EvidenceVariable.language")
+        v = self.lastReviewDate
+        if v is not _U and (_p.date(v) is None):
+            raise _p.FormatError("EvidenceVariable.lastReviewDate")
         v = self.status
         if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
             raise _p.FormatError("EvidenceVariable.status")
@@ -6487,10 +6929,10 @@ class EvidenceVariable(_p.Resource, tag="EvidenceVariable", kw_only=True):
 class EvidenceVariableCharacteristic(_p.Complex, kw_only=True):
     definitionCanonical: _T2 = _U
     definitionCodeableConcept: _T13 = _U
-    definitionDataRequirement: _T225 = _U
-    definitionExpression: _T228 = _U
+    definitionDataRequirement: _T217 = _U
+    definitionExpression: _T220 = _U
     definitionReference: _T8 = _U
-    definitionTriggerDefinition: _T234 = _U
+    definitionTriggerDefinition: _T225 = _U
     description: _T2 = _U
     description_ext: _T3 = _ms.field(default=_U, name="_description")
     exclude: _T16 = _U
@@ -6501,12 +6943,12 @@ class EvidenceVariableCharacteristic(_p.Complex, kw_only=True):
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     modifierExtension: _T4 = _U
-    participantEffectiveDateTime: _T20 = _U
-    participantEffectiveDuration: _T29 = _U
+    participantEffectiveDateTime: _T2 = _U
+    participantEffectiveDuration: _T27 = _U
     participantEffectivePeriod: _T9 = _U
-    participantEffectiveTiming: _T31 = _U
-    timeFromStart: _T29 = _U
-    usageContext: _T32 = _U
+    participantEffectiveTiming: _T29 = _U
+    timeFromStart: _T27 = _U
+    usageContext: _T30 = _U
 
     def __post_init__(self) -> None:
         v = self.definitionCanonical
@@ -6515,6 +6957,9 @@ class EvidenceVariableCharacteristic(_p.Complex, kw_only=True):
         v = self.groupMeasure
         if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
             raise _p.FormatError("EvidenceVariableCharacteristic.groupMeasure")
+        v = self.participantEffectiveDateTime
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("EvidenceVariableCharacteristic.participantEffectiveDateTime")
         if (self.definitionCanonical is not _U) + (self.definitionCodeableConcept is not _U) + (self.definitionDataRequirement is not _U) + (self.definitionExpression is not _U) + (self.definitionReference is not _U) + (self.definitionTriggerDefinition is not _U) != 1:
             raise _p.ChoiceError("EvidenceVariableCharacteristic.definition[x]: exactly one")
         if (self.participantEffectiveDateTime is not _U) + (self.participantEffectiveDuration is not _U) + (self.participantEffectivePeriod is not _U) + (self.participantEffectiveTiming is not _U) > 1:
@@ -6522,12 +6967,12 @@ class EvidenceVariableCharacteristic(_p.Complex, kw_only=True):
 
 
 class ExampleScenario(_p.Resource, tag="ExampleScenario", kw_only=True):
-    actor: _T254 = _U
-    contact: _T18 = _U
+    actor: _T244 = _U
+    contact: _T17 = _U
     contained: _T0 = _U
     copyright: _T2 = _U
     copyright_ext: _T3 = _ms.field(default=_U, name="_copyright")
-    date: _T20 = _U
+    date: _T2 = _U
     date_ext: _T3 = _ms.field(default=_U, name="_date")
     experimental: _T16 = _U
     experimental_ext: _T3 = _ms.field(default=_U, name="_experimental")
@@ -6537,15 +6982,15 @@ class ExampleScenario(_p.Resource, tag="ExampleScenario", kw_only=True):
     identifier: _T6 = _U
     implicitRules: _T2 = _U
     implicitRules_ext: _T3 = _ms.field(default=_U, name="_implicitRules")
-    instance: _T255 = _U
-    jurisdiction: _T19 = _U
+    instance: _T245 = _U
+    jurisdiction: _T18 = _U
     language: _T2 = _U
     language_ext: _T3 = _ms.field(default=_U, name="_language")
     meta: _T7 = _U
     modifierExtension: _T4 = _U
     name: _T2 = _U
     name_ext: _T3 = _ms.field(default=_U, name="_name")
-    process: _T256 = _U
+    process: _T246 = _U
     publisher: _T2 = _U
     publisher_ext: _T3 = _ms.field(default=_U, name="_publisher")
     purpose: _T2 = _U
@@ -6555,13 +7000,16 @@ class ExampleScenario(_p.Resource, tag="ExampleScenario", kw_only=True):
     text: _T12 = _U
     url: _T2 = _U
     url_ext: _T3 = _ms.field(default=_U, name="_url")
-    useContext: _T32 = _U
+    useContext: _T30 = _U
     version: _T2 = _U
     version_ext: _T3 = _ms.field(default=_U, name="_version")
-    workflow: _T23 = _U
-    workflow_ext: _T24 = _ms.field(default=_U, name="_workflow")
+    workflow: _T21 = _U
+    workflow_ext: _T22 = _ms.field(default=_U, name="_workflow")
 
     def __post_init__(self) -> None:
+        v = self.date
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("ExampleScenario.date")
         v = self.id
         if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
             raise _p.FormatError("ExampleScenario.id")
@@ -6604,7 +7052,7 @@ class ExampleScenarioActor(_p.Complex, kw_only=True):
 
 
 class ExampleScenarioInstance(_p.Complex, kw_only=True):
-    containedInstance: _T257 = _U
+    containedInstance: _T247 = _U
     description: _T2 = _U
     description_ext: _T3 = _ms.field(default=_U, name="_description")
     extension: _T4 = _U
@@ -6617,7 +7065,7 @@ class ExampleScenarioInstance(_p.Complex, kw_only=True):
     resourceId_ext: _T3 = _ms.field(default=_U, name="_resourceId")
     resourceType: _T10
     resourceType_ext: _T3 = _ms.field(default=_U, name="_resourceType")
-    version: _T258 = _U
+    version: _T248 = _U
 
     def __post_init__(self) -> None:
         v = self.resourceType
@@ -6658,21 +7106,21 @@ class ExampleScenarioProcess(_p.Complex, kw_only=True):
     postConditions_ext: _T3 = _ms.field(default=_U, name="_postConditions")
     preConditions: _T2 = _U
     preConditions_ext: _T3 = _ms.field(default=_U, name="_preConditions")
-    step: _T259 = _U
+    step: _T249 = _U
     title: _T10
     title_ext: _T3 = _ms.field(default=_U, name="_title")
 
 
 class ExampleScenarioProcessStep(_p.Complex, kw_only=True):
-    alternative: _T260 = _U
+    alternative: _T250 = _U
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     modifierExtension: _T4 = _U
-    operation: _T261 = _U
+    operation: _T251 = _U
     pause: _T16 = _U
     pause_ext: _T3 = _ms.field(default=_U, name="_pause")
-    process: _T256 = _U
+    process: _T246 = _U
 
 
 class ExampleScenarioProcessStepAlternative(_p.Complex, kw_only=True):
@@ -6682,7 +7130,7 @@ class ExampleScenarioProcessStepAlternative(_p.Complex, kw_only=True):
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     modifierExtension: _T4 = _U
-    step: _T259 = _U
+    step: _T249 = _U
     title: _T10
     title_ext: _T3 = _ms.field(default=_U, name="_title")
 
@@ -6706,32 +7154,32 @@ class ExampleScenarioProcessStepOperation(_p.Complex, kw_only=True):
     receiver_ext: _T3 = _ms.field(default=_U, name="_receiver")
     receiverActive: _T16 = _U
     receiverActive_ext: _T3 = _ms.field(default=_U, name="_receiverActive")
-    request: _T262 = _U
-    response: _T262 = _U
+    request: _T252 = _U
+    response: _T252 = _U
     type: _T2 = _U
     type_ext: _T3 = _ms.field(default=_U, name="_type")
 
 
 class ExplanationOfBenefit(_p.Resource, tag="ExplanationOfBenefit", kw_only=True):
-    accident: _T263 = _U
-    addItem: _T264 = _U
-    adjudication: _T265 = _U
-    benefitBalance: _T266 = _U
+    accident: _T253 = _U
+    addItem: _T254 = _U
+    adjudication: _T255 = _U
+    benefitBalance: _T256 = _U
     benefitPeriod: _T9 = _U
     billablePeriod: _T9 = _U
-    careTeam: _T267 = _U
+    careTeam: _T257 = _U
     claim: _T8 = _U
     claimResponse: _T8 = _U
     contained: _T0 = _U
-    created: _T70
+    created: _T10
     created_ext: _T3 = _ms.field(default=_U, name="_created")
-    diagnosis: _T268 = _U
+    diagnosis: _T258 = _U
     disposition: _T2 = _U
     disposition_ext: _T3 = _ms.field(default=_U, name="_disposition")
     enterer: _T8 = _U
     extension: _T4 = _U
     facility: _T8 = _U
-    form: _T113 = _U
+    form: _T106 = _U
     formCode: _T13 = _U
     fundsReserve: _T13 = _U
     fundsReserveRequested: _T13 = _U
@@ -6740,9 +7188,9 @@ class ExplanationOfBenefit(_p.Resource, tag="ExplanationOfBenefit", kw_only=True
     identifier: _T6 = _U
     implicitRules: _T2 = _U
     implicitRules_ext: _T3 = _ms.field(default=_U, name="_implicitRules")
-    insurance: _T269
+    insurance: _T259
     insurer: _T14
-    item: _T270 = _U
+    item: _T260 = _U
     language: _T2 = _U
     language_ext: _T3 = _ms.field(default=_U, name="_language")
     meta: _T7 = _U
@@ -6751,31 +7199,34 @@ class ExplanationOfBenefit(_p.Resource, tag="ExplanationOfBenefit", kw_only=True
     outcome: _T10
     outcome_ext: _T3 = _ms.field(default=_U, name="_outcome")
     patient: _T14
-    payee: _T271 = _U
-    payment: _T272 = _U
-    preAuthRef: _T23 = _U
-    preAuthRef_ext: _T24 = _ms.field(default=_U, name="_preAuthRef")
-    preAuthRefPeriod: _T44 = _U
+    payee: _T261 = _U
+    payment: _T262 = _U
+    preAuthRef: _T21 = _U
+    preAuthRef_ext: _T22 = _ms.field(default=_U, name="_preAuthRef")
+    preAuthRefPeriod: _T41 = _U
     precedence: _T15 = _U
     precedence_ext: _T3 = _ms.field(default=_U, name="_precedence")
     prescription: _T8 = _U
     priority: _T13 = _U
-    procedure: _T273 = _U
-    processNote: _T274 = _U
+    procedure: _T263 = _U
+    processNote: _T264 = _U
     provider: _T14
     referral: _T8 = _U
-    related: _T275 = _U
+    related: _T265 = _U
     status: _T10
     status_ext: _T3 = _ms.field(default=_U, name="_status")
     subType: _T13 = _U
-    supportingInfo: _T276 = _U
+    supportingInfo: _T266 = _U
     text: _T12 = _U
-    total: _T277 = _U
-    type: _T56
+    total: _T267 = _U
+    type: _T51
     use: _T10
     use_ext: _T3 = _ms.field(default=_U, name="_use")
 
     def __post_init__(self) -> None:
+        v = self.created
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("ExplanationOfBenefit.created")
         v = self.id
         if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
             raise _p.FormatError("ExplanationOfBenefit.id")
@@ -6797,54 +7248,60 @@ class ExplanationOfBenefit(_p.Resource, tag="ExplanationOfBenefit", kw_only=True
 
 
 class ExplanationOfBenefitAccident(_p.Complex, kw_only=True):
-    date: _T17 = _U
+    date: _T2 = _U
     date_ext: _T3 = _ms.field(default=_U, name="_date")
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
-    locationAddress: _T105 = _U
+    locationAddress: _T98 = _U
     locationReference: _T8 = _U
     modifierExtension: _T4 = _U
     type: _T13 = _U
 
     def __post_init__(self) -> None:
+        v = self.date
+        if v is not _U and (_p.date(v) is None):
+            raise _p.FormatError("ExplanationOfBenefitAccident.date")
         if (self.locationAddress is not _U) + (self.locationReference is not _U) > 1:
             raise _p.ChoiceError("ExplanationOfBenefitAccident.location[x]: at most one")
 
 
 class ExplanationOfBenefitAddItem(_p.Complex, kw_only=True):
-    adjudication: _T265 = _U
+    adjudication: _T255 = _U
     bodySite: _T13 = _U
-    detail: _T278 = _U
-    detailSequence: _T107 = _U
-    detailSequence_ext: _T24 = _ms.field(default=_U, name="_detailSequence")
+    detail: _T268 = _U
+    detailSequence: _T100 = _U
+    detailSequence_ext: _T22 = _ms.field(default=_U, name="_detailSequence")
     extension: _T4 = _U
-    factor: _T37 = _U
+    factor: _T35 = _U
     factor_ext: _T3 = _ms.field(default=_U, name="_factor")
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
-    itemSequence: _T107 = _U
-    itemSequence_ext: _T24 = _ms.field(default=_U, name="_itemSequence")
-    locationAddress: _T105 = _U
+    itemSequence: _T100 = _U
+    itemSequence_ext: _T22 = _ms.field(default=_U, name="_itemSequence")
+    locationAddress: _T98 = _U
     locationCodeableConcept: _T13 = _U
     locationReference: _T8 = _U
-    modifier: _T19 = _U
+    modifier: _T18 = _U
     modifierExtension: _T4 = _U
-    net: _T91 = _U
-    noteNumber: _T107 = _U
-    noteNumber_ext: _T24 = _ms.field(default=_U, name="_noteNumber")
-    productOrService: _T56
-    programCode: _T19 = _U
+    net: _T85 = _U
+    noteNumber: _T100 = _U
+    noteNumber_ext: _T22 = _ms.field(default=_U, name="_noteNumber")
+    productOrService: _T51
+    programCode: _T18 = _U
     provider: _T11 = _U
-    quantity: _T26 = _U
-    servicedDate: _T17 = _U
+    quantity: _T24 = _U
+    servicedDate: _T2 = _U
     servicedPeriod: _T9 = _U
-    subDetailSequence: _T107 = _U
-    subDetailSequence_ext: _T24 = _ms.field(default=_U, name="_subDetailSequence")
-    subSite: _T19 = _U
-    unitPrice: _T91 = _U
+    subDetailSequence: _T100 = _U
+    subDetailSequence_ext: _T22 = _ms.field(default=_U, name="_subDetailSequence")
+    subSite: _T18 = _U
+    unitPrice: _T85 = _U
 
     def __post_init__(self) -> None:
+        v = self.servicedDate
+        if v is not _U and (_p.date(v) is None):
+            raise _p.FormatError("ExplanationOfBenefitAddItem.servicedDate")
         if (self.locationAddress is not _U) + (self.locationCodeableConcept is not _U) + (self.locationReference is not _U) > 1:
             raise _p.ChoiceError("ExplanationOfBenefitAddItem.location[x]: at most one")
         if (self.servicedDate is not _U) + (self.servicedPeriod is not _U) > 1:
@@ -6852,48 +7309,48 @@ class ExplanationOfBenefitAddItem(_p.Complex, kw_only=True):
 
 
 class ExplanationOfBenefitAddItemDetail(_p.Complex, kw_only=True):
-    adjudication: _T265 = _U
+    adjudication: _T255 = _U
     extension: _T4 = _U
-    factor: _T37 = _U
+    factor: _T35 = _U
     factor_ext: _T3 = _ms.field(default=_U, name="_factor")
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
-    modifier: _T19 = _U
+    modifier: _T18 = _U
     modifierExtension: _T4 = _U
-    net: _T91 = _U
-    noteNumber: _T107 = _U
-    noteNumber_ext: _T24 = _ms.field(default=_U, name="_noteNumber")
-    productOrService: _T56
-    quantity: _T26 = _U
-    subDetail: _T279 = _U
-    unitPrice: _T91 = _U
+    net: _T85 = _U
+    noteNumber: _T100 = _U
+    noteNumber_ext: _T22 = _ms.field(default=_U, name="_noteNumber")
+    productOrService: _T51
+    quantity: _T24 = _U
+    subDetail: _T269 = _U
+    unitPrice: _T85 = _U
 
 
 class ExplanationOfBenefitAddItemDetailSubDetail(_p.Complex, kw_only=True):
-    adjudication: _T265 = _U
+    adjudication: _T255 = _U
     extension: _T4 = _U
-    factor: _T37 = _U
+    factor: _T35 = _U
     factor_ext: _T3 = _ms.field(default=_U, name="_factor")
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
-    modifier: _T19 = _U
+    modifier: _T18 = _U
     modifierExtension: _T4 = _U
-    net: _T91 = _U
-    noteNumber: _T107 = _U
-    noteNumber_ext: _T24 = _ms.field(default=_U, name="_noteNumber")
-    productOrService: _T56
-    quantity: _T26 = _U
-    unitPrice: _T91 = _U
+    net: _T85 = _U
+    noteNumber: _T100 = _U
+    noteNumber_ext: _T22 = _ms.field(default=_U, name="_noteNumber")
+    productOrService: _T51
+    quantity: _T24 = _U
+    unitPrice: _T85 = _U
 
 
 class ExplanationOfBenefitBenefitBalance(_p.Complex, kw_only=True):
-    category: _T56
+    category: _T51
     description: _T2 = _U
     description_ext: _T3 = _ms.field(default=_U, name="_description")
     excluded: _T16 = _U
     excluded_ext: _T3 = _ms.field(default=_U, name="_excluded")
     extension: _T4 = _U
-    financial: _T280 = _U
+    financial: _T270 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     modifierExtension: _T4 = _U
@@ -6905,16 +7362,16 @@ class ExplanationOfBenefitBenefitBalance(_p.Complex, kw_only=True):
 
 
 class ExplanationOfBenefitBenefitBalanceFinancial(_p.Complex, kw_only=True):
-    allowedMoney: _T91 = _U
+    allowedMoney: _T85 = _U
     allowedString: _T2 = _U
-    allowedUnsignedInt: _T43 = _U
+    allowedUnsignedInt: _T40 = _U
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     modifierExtension: _T4 = _U
-    type: _T56
-    usedMoney: _T91 = _U
-    usedUnsignedInt: _T43 = _U
+    type: _T51
+    usedMoney: _T85 = _U
+    usedUnsignedInt: _T40 = _U
 
     def __post_init__(self) -> None:
         if (self.allowedMoney is not _U) + (self.allowedString is not _U) + (self.allowedUnsignedInt is not _U) > 1:
@@ -6933,7 +7390,7 @@ class ExplanationOfBenefitCareTeam(_p.Complex, kw_only=True):
     responsible: _T16 = _U
     responsible_ext: _T3 = _ms.field(default=_U, name="_responsible")
     role: _T13 = _U
-    sequence: _T106
+    sequence: _T99
     sequence_ext: _T3 = _ms.field(default=_U, name="_sequence")
 
 
@@ -6946,9 +7403,9 @@ class ExplanationOfBenefitDiagnosis(_p.Complex, kw_only=True):
     modifierExtension: _T4 = _U
     onAdmission: _T13 = _U
     packageCode: _T13 = _U
-    sequence: _T106
+    sequence: _T99
     sequence_ext: _T3 = _ms.field(default=_U, name="_sequence")
-    type: _T19 = _U
+    type: _T18 = _U
 
     def __post_init__(self) -> None:
         if (self.diagnosisCodeableConcept is not _U) + (self.diagnosisReference is not _U) != 1:
@@ -6958,55 +7415,58 @@ class ExplanationOfBenefitDiagnosis(_p.Complex, kw_only=True):
 class ExplanationOfBenefitInsurance(_p.Complex, kw_only=True):
     coverage: _T14
     extension: _T4 = _U
-    focal: _T54
+    focal: _T49
     focal_ext: _T3 = _ms.field(default=_U, name="_focal")
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     modifierExtension: _T4 = _U
-    preAuthRef: _T23 = _U
-    preAuthRef_ext: _T24 = _ms.field(default=_U, name="_preAuthRef")
+    preAuthRef: _T21 = _U
+    preAuthRef_ext: _T22 = _ms.field(default=_U, name="_preAuthRef")
 
 
 class ExplanationOfBenefitItem(_p.Complex, kw_only=True):
-    adjudication: _T265 = _U
+    adjudication: _T255 = _U
     bodySite: _T13 = _U
-    careTeamSequence: _T107 = _U
-    careTeamSequence_ext: _T24 = _ms.field(default=_U, name="_careTeamSequence")
+    careTeamSequence: _T100 = _U
+    careTeamSequence_ext: _T22 = _ms.field(default=_U, name="_careTeamSequence")
     category: _T13 = _U
-    detail: _T281 = _U
-    diagnosisSequence: _T107 = _U
-    diagnosisSequence_ext: _T24 = _ms.field(default=_U, name="_diagnosisSequence")
+    detail: _T271 = _U
+    diagnosisSequence: _T100 = _U
+    diagnosisSequence_ext: _T22 = _ms.field(default=_U, name="_diagnosisSequence")
     encounter: _T11 = _U
     extension: _T4 = _U
-    factor: _T37 = _U
+    factor: _T35 = _U
     factor_ext: _T3 = _ms.field(default=_U, name="_factor")
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
-    informationSequence: _T107 = _U
-    informationSequence_ext: _T24 = _ms.field(default=_U, name="_informationSequence")
-    locationAddress: _T105 = _U
+    informationSequence: _T100 = _U
+    informationSequence_ext: _T22 = _ms.field(default=_U, name="_informationSequence")
+    locationAddress: _T98 = _U
     locationCodeableConcept: _T13 = _U
     locationReference: _T8 = _U
-    modifier: _T19 = _U
+    modifier: _T18 = _U
     modifierExtension: _T4 = _U
-    net: _T91 = _U
-    noteNumber: _T107 = _U
-    noteNumber_ext: _T24 = _ms.field(default=_U, name="_noteNumber")
-    procedureSequence: _T107 = _U
-    procedureSequence_ext: _T24 = _ms.field(default=_U, name="_procedureSequence")
-    productOrService: _T56
-    programCode: _T19 = _U
-    quantity: _T26 = _U
+    net: _T85 = _U
+    noteNumber: _T100 = _U
+    noteNumber_ext: _T22 = _ms.field(default=_U, name="_noteNumber")
+    procedureSequence: _T100 = _U
+    procedureSequence_ext: _T22 = _ms.field(default=_U, name="_procedureSequence")
+    productOrService: _T51
+    programCode: _T18 = _U
+    quantity: _T24 = _U
     revenue: _T13 = _U
-    sequence: _T106
+    sequence: _T99
     sequence_ext: _T3 = _ms.field(default=_U, name="_sequence")
-    servicedDate: _T17 = _U
+    servicedDate: _T2 = _U
     servicedPeriod: _T9 = _U
-    subSite: _T19 = _U
+    subSite: _T18 = _U
     udi: _T11 = _U
-    unitPrice: _T91 = _U
+    unitPrice: _T85 = _U
 
     def __post_init__(self) -> None:
+        v = self.servicedDate
+        if v is not _U and (_p.date(v) is None):
+            raise _p.FormatError("ExplanationOfBenefitItem.servicedDate")
         if (self.locationAddress is not _U) + (self.locationCodeableConcept is not _U) + (self.locationReference is not _U) > 1:
             raise _p.ChoiceError("ExplanationOfBenefitItem.location[x]: at most one")
         if (self.servicedDate is not _U) + (self.servicedPeriod is not _U) > 1:
@@ -7014,62 +7474,62 @@ class ExplanationOfBenefitItem(_p.Complex, kw_only=True):
 
 
 class ExplanationOfBenefitItemAdjudication(_p.Complex, kw_only=True):
-    amount: _T91 = _U
-    category: _T56
+    amount: _T85 = _U
+    category: _T51
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     modifierExtension: _T4 = _U
     reason: _T13 = _U
-    value: _T37 = _U
+    value: _T35 = _U
     value_ext: _T3 = _ms.field(default=_U, name="_value")
 
 
 class ExplanationOfBenefitItemDetail(_p.Complex, kw_only=True):
-    adjudication: _T265 = _U
+    adjudication: _T255 = _U
     category: _T13 = _U
     extension: _T4 = _U
-    factor: _T37 = _U
+    factor: _T35 = _U
     factor_ext: _T3 = _ms.field(default=_U, name="_factor")
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
-    modifier: _T19 = _U
+    modifier: _T18 = _U
     modifierExtension: _T4 = _U
-    net: _T91 = _U
-    noteNumber: _T107 = _U
-    noteNumber_ext: _T24 = _ms.field(default=_U, name="_noteNumber")
-    productOrService: _T56
-    programCode: _T19 = _U
-    quantity: _T26 = _U
+    net: _T85 = _U
+    noteNumber: _T100 = _U
+    noteNumber_ext: _T22 = _ms.field(default=_U, name="_noteNumber")
+    productOrService: _T51
+    programCode: _T18 = _U
+    quantity: _T24 = _U
     revenue: _T13 = _U
-    sequence: _T106
+    sequence: _T99
     sequence_ext: _T3 = _ms.field(default=_U, name="_sequence")
-    subDetail: _T282 = _U
+    subDetail: _T272 = _U
     udi: _T11 = _U
-    unitPrice: _T91 = _U
+    unitPrice: _T85 = _U
 
 
 class ExplanationOfBenefitItemDetailSubDetail(_p.Complex, kw_only=True):
-    adjudication: _T265 = _U
+    adjudication: _T255 = _U
     category: _T13 = _U
     extension: _T4 = _U
-    factor: _T37 = _U
+    factor: _T35 = _U
     factor_ext: _T3 = _ms.field(default=_U, name="_factor")
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
-    modifier: _T19 = _U
+    modifier: _T18 = _U
     modifierExtension: _T4 = _U
-    net: _T91 = _U
-    noteNumber: _T107 = _U
-    noteNumber_ext: _T24 = _ms.field(default=_U, name="_noteNumber")
-    productOrService: _T56
-    programCode: _T19 = _U
-    quantity: _T26 = _U
+    net: _T85 = _U
+    noteNumber: _T100 = _U
+    noteNumber_ext: _T22 = _ms.field(default=_U, name="_noteNumber")
+    productOrService: _T51
+    programCode: _T18 = _U
+    quantity: _T24 = _U
     revenue: _T13 = _U
-    sequence: _T106
+    sequence: _T99
     sequence_ext: _T3 = _ms.field(default=_U, name="_sequence")
     udi: _T11 = _U
-    unitPrice: _T91 = _U
+    unitPrice: _T85 = _U
 
 
 class ExplanationOfBenefitPayee(_p.Complex, kw_only=True):
@@ -7082,21 +7542,26 @@ class ExplanationOfBenefitPayee(_p.Complex, kw_only=True):
 
 
 class ExplanationOfBenefitPayment(_p.Complex, kw_only=True):
-    adjustment: _T91 = _U
+    adjustment: _T85 = _U
     adjustmentReason: _T13 = _U
-    amount: _T91 = _U
-    date: _T17 = _U
+    amount: _T85 = _U
+    date: _T2 = _U
     date_ext: _T3 = _ms.field(default=_U, name="_date")
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
-    identifier: _T34 = _U
+    identifier: _T32 = _U
     modifierExtension: _T4 = _U
     type: _T13 = _U
 
+    def __post_init__(self) -> None:
+        v = self.date
+        if v is not _U and (_p.date(v) is None):
+            raise _p.FormatError("ExplanationOfBenefitPayment.date")
+
 
 class ExplanationOfBenefitProcedure(_p.Complex, kw_only=True):
-    date: _T20 = _U
+    date: _T2 = _U
     date_ext: _T3 = _ms.field(default=_U, name="_date")
     extension: _T4 = _U
     id: _T2 = _U
@@ -7104,12 +7569,15 @@ class ExplanationOfBenefitProcedure(_p.Complex, kw_only=True):
     modifierExtension: _T4 = _U
     procedureCodeableConcept: _T13 = _U
     procedureReference: _T8 = _U
-    sequence: _T106
+    sequence: _T99
     sequence_ext: _T3 = _ms.field(default=_U, name="_sequence")
-    type: _T19 = _U
+    type: _T18 = _U
     udi: _T11 = _U
 
     def __post_init__(self) -> None:
+        v = self.date
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("ExplanationOfBenefitProcedure.date")
         if (self.procedureCodeableConcept is not _U) + (self.procedureReference is not _U) != 1:
             raise _p.ChoiceError("ExplanationOfBenefitProcedure.procedure[x]: exactly one")
 
@@ -7139,29 +7607,32 @@ class ExplanationOfBenefitRelated(_p.Complex, kw_only=True):
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     modifierExtension: _T4 = _U
-    reference: _T34 = _U
+    reference: _T32 = _U
     relationship: _T13 = _U
 
 
 class ExplanationOfBenefitSupportingInfo(_p.Complex, kw_only=True):
-    category: _T56
+    category: _T51
     code: _T13 = _U
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     modifierExtension: _T4 = _U
-    reason: _T52 = _U
-    sequence: _T106
+    reason: _T47 = _U
+    sequence: _T99
     sequence_ext: _T3 = _ms.field(default=_U, name="_sequence")
-    timingDate: _T17 = _U
+    timingDate: _T2 = _U
     timingPeriod: _T9 = _U
-    valueAttachment: _T113 = _U
+    valueAttachment: _T106 = _U
     valueBoolean: _T16 = _U
-    valueQuantity: _T26 = _U
+    valueQuantity: _T24 = _U
     valueReference: _T8 = _U
     valueString: _T2 = _U
 
     def __post_init__(self) -> None:
+        v = self.timingDate
+        if v is not _U and (_p.date(v) is None):
+            raise _p.FormatError("ExplanationOfBenefitSupportingInfo.timingDate")
         if (self.timingDate is not _U) + (self.timingPeriod is not _U) > 1:
             raise _p.ChoiceError("ExplanationOfBenefitSupportingInfo.timing[x]: at most one")
         if (self.valueAttachment is not _U) + (self.valueBoolean is not _U) + (self.valueQuantity is not _U) + (self.valueReference is not _U) + (self.valueString is not _U) > 1:
@@ -7169,8 +7640,8 @@ class ExplanationOfBenefitSupportingInfo(_p.Complex, kw_only=True):
 
 
 class ExplanationOfBenefitTotal(_p.Complex, kw_only=True):
-    amount: _T124
-    category: _T56
+    amount: _T117
+    category: _T51
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
@@ -7207,73 +7678,94 @@ class Extension(_p.Complex, kw_only=True):
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     url: _T10
     url_ext: _T3 = _ms.field(default=_U, name="_url")
-    valueAddress: _T105 = _U
-    valueAge: _T28 = _U
-    valueAnnotation: _T220 = _U
-    valueAttachment: _T113 = _U
-    valueBase64Binary: _T45 = _U
+    valueAddress: _T98 = _U
+    valueAge: _T26 = _U
+    valueAnnotation: _T212 = _U
+    valueAttachment: _T106 = _U
+    valueBase64Binary: _T2 = _U
     valueBoolean: _T16 = _U
     valueCanonical: _T2 = _U
     valueCode: _T2 = _U
     valueCodeableConcept: _T13 = _U
-    valueCoding: _T52 = _U
-    valueContactDetail: _T221 = _U
-    valueContactPoint: _T222 = _U
-    valueContributor: _T223 = _U
-    valueCount: _T224 = _U
-    valueDataRequirement: _T225 = _U
-    valueDate: _T17 = _U
-    valueDateTime: _T20 = _U
-    valueDecimal: _T37 = _U
-    valueDistance: _T226 = _U
-    valueDosage: _T227 = _U
-    valueDuration: _T29 = _U
-    valueExpression: _T228 = _U
-    valueHumanName: _T229 = _U
+    valueCoding: _T47 = _U
+    valueContactDetail: _T213 = _U
+    valueContactPoint: _T214 = _U
+    valueContributor: _T215 = _U
+    valueCount: _T216 = _U
+    valueDataRequirement: _T217 = _U
+    valueDate: _T2 = _U
+    valueDateTime: _T2 = _U
+    valueDecimal: _T35 = _U
+    valueDistance: _T218 = _U
+    valueDosage: _T219 = _U
+    valueDuration: _T27 = _U
+    valueExpression: _T220 = _U
+    valueHumanName: _T221 = _U
     valueId: _T2 = _U
-    valueIdentifier: _T34 = _U
-    valueInstant: _T41 = _U
-    valueInteger: _T60 = _U
+    valueIdentifier: _T32 = _U
+    valueInstant: _T2 = _U
+    valueInteger: _T55 = _U
     valueMarkdown: _T2 = _U
     valueMeta: _T7 = _U
-    valueMoney: _T91 = _U
-    valueOid: _T230 = _U
-    valueParameterDefinition: _T231 = _U
+    valueMoney: _T85 = _U
+    valueOid: _T2 = _U
+    valueParameterDefinition: _T222 = _U
     valuePeriod: _T9 = _U
     valuePositiveInt: _T15 = _U
-    valueQuantity: _T26 = _U
-    valueRange: _T30 = _U
-    valueRatio: _T210 = _U
+    valueQuantity: _T24 = _U
+    valueRange: _T28 = _U
+    valueRatio: _T202 = _U
     valueReference: _T8 = _U
-    valueRelatedArtifact: _T232 = _U
-    valueSampledData: _T233 = _U
-    valueSignature: _T65 = _U
+    valueRelatedArtifact: _T223 = _U
+    valueSampledData: _T224 = _U
+    valueSignature: _T60 = _U
     valueString: _T2 = _U
-    valueTime: _T170 = _U
-    valueTiming: _T31 = _U
-    valueTriggerDefinition: _T234 = _U
-    valueUnsignedInt: _T43 = _U
+    valueTime: _T2 = _U
+    valueTiming: _T29 = _U
+    valueTriggerDefinition: _T225 = _U
+    valueUnsignedInt: _T40 = _U
     valueUri: _T2 = _U
     valueUrl: _T2 = _U
-    valueUsageContext: _T235 = _U
-    valueUuid: _T236 = _U
+    valueUsageContext: _T226 = _U
+    valueUuid: _T2 = _U
 
     def __post_init__(self) -> None:
         v = self.url
         if v is not _U and (' ' in v or not v.isprintable()):
             raise _p.FormatError("Extension.url")
+        v = self.valueBase64Binary
+        if v is not _U and (_p.base64(v) is None):
+            raise _p.FormatError("Extension.valueBase64Binary")
         v = self.valueCanonical
         if v is not _U and (' ' in v or not v.isprintable()):
             raise _p.FormatError("Extension.valueCanonical")
         v = self.valueCode
         if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
             raise _p.FormatError("Extension.valueCode")
+        v = self.valueDate
+        if v is not _U and (_p.date(v) is None):
+            raise _p.FormatError("Extension.valueDate")
+        v = self.valueDateTime
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("Extension.valueDateTime")
+        v = self.valueInstant
+        if v is not _U and (_p.instant(v) is None):
+            raise _p.FormatError("Extension.valueInstant")
+        v = self.valueOid
+        if v is not _U and (_p.oid(v) is None):
+            raise _p.FormatError("Extension.valueOid")
+        v = self.valueTime
+        if v is not _U and (_p.time(v) is None):
+            raise _p.FormatError("Extension.valueTime")
         v = self.valueUri
         if v is not _U and (' ' in v or not v.isprintable()):
             raise _p.FormatError("Extension.valueUri")
         v = self.valueUrl
         if v is not _U and (' ' in v or not v.isprintable()):
             raise _p.FormatError("Extension.valueUrl")
+        v = self.valueUuid
+        if v is not _U and (_p.uuid(v) is None):
+            raise _p.FormatError("Extension.valueUuid")
         t = _astuple(self)
         n = len(t) - t.count(_U) - 1 - ((self.extension is not _U) + (self.id is not _U) + (self.id_ext is not _U) + (self.url_ext is not _U))
         if n > 1:
@@ -7281,21 +7773,21 @@ class Extension(_p.Complex, kw_only=True):
 
 
 class FamilyMemberHistory(_p.Resource, tag="FamilyMemberHistory", kw_only=True):
-    ageAge: _T28 = _U
-    ageRange: _T30 = _U
+    ageAge: _T26 = _U
+    ageRange: _T28 = _U
     ageString: _T2 = _U
-    bornDate: _T17 = _U
+    bornDate: _T2 = _U
     bornPeriod: _T9 = _U
     bornString: _T2 = _U
-    condition: _T283 = _U
+    condition: _T273 = _U
     contained: _T0 = _U
     dataAbsentReason: _T13 = _U
-    date: _T20 = _U
+    date: _T2 = _U
     date_ext: _T3 = _ms.field(default=_U, name="_date")
-    deceasedAge: _T28 = _U
+    deceasedAge: _T26 = _U
     deceasedBoolean: _T16 = _U
-    deceasedDate: _T17 = _U
-    deceasedRange: _T30 = _U
+    deceasedDate: _T2 = _U
+    deceasedRange: _T28 = _U
     deceasedString: _T2 = _U
     estimatedAge: _T16 = _U
     estimatedAge_ext: _T3 = _ms.field(default=_U, name="_estimatedAge")
@@ -7305,27 +7797,36 @@ class FamilyMemberHistory(_p.Resource, tag="FamilyMemberHistory", kw_only=True):
     identifier: _T6 = _U
     implicitRules: _T2 = _U
     implicitRules_ext: _T3 = _ms.field(default=_U, name="_implicitRules")
-    instantiatesCanonical: _T23 = _U
-    instantiatesCanonical_ext: _T24 = _ms.field(default=_U, name="_instantiatesCanonical")
-    instantiatesUri: _T23 = _U
-    instantiatesUri_ext: _T24 = _ms.field(default=_U, name="_instantiatesUri")
+    instantiatesCanonical: _T21 = _U
+    instantiatesCanonical_ext: _T22 = _ms.field(default=_U, name="_instantiatesCanonical")
+    instantiatesUri: _T21 = _U
+    instantiatesUri_ext: _T22 = _ms.field(default=_U, name="_instantiatesUri")
     language: _T2 = _U
     language_ext: _T3 = _ms.field(default=_U, name="_language")
     meta: _T7 = _U
     modifierExtension: _T4 = _U
     name: _T2 = _U
     name_ext: _T3 = _ms.field(default=_U, name="_name")
-    note: _T38 = _U
+    note: _T36 = _U
     patient: _T14
-    reasonCode: _T19 = _U
+    reasonCode: _T18 = _U
     reasonReference: _T11 = _U
-    relationship: _T56
+    relationship: _T51
     sex: _T13 = _U
     status: _T10
     status_ext: _T3 = _ms.field(default=_U, name="_status")
     text: _T12 = _U
 
     def __post_init__(self) -> None:
+        v = self.bornDate
+        if v is not _U and (_p.date(v) is None):
+            raise _p.FormatError("FamilyMemberHistory.bornDate")
+        v = self.date
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("FamilyMemberHistory.date")
+        v = self.deceasedDate
+        if v is not _U and (_p.date(v) is None):
+            raise _p.FormatError("FamilyMemberHistory.deceasedDate")
         v = self.id
         if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
             raise _p.FormatError("FamilyMemberHistory.id")
@@ -7355,17 +7856,17 @@ class FamilyMemberHistory(_p.Resource, tag="FamilyMemberHistory", kw_only=True):
 
 
 class FamilyMemberHistoryCondition(_p.Complex, kw_only=True):
-    code: _T56
+    code: _T51
     contributedToDeath: _T16 = _U
     contributedToDeath_ext: _T3 = _ms.field(default=_U, name="_contributedToDeath")
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     modifierExtension: _T4 = _U
-    note: _T38 = _U
-    onsetAge: _T28 = _U
+    note: _T36 = _U
+    onsetAge: _T26 = _U
     onsetPeriod: _T9 = _U
-    onsetRange: _T30 = _U
+    onsetRange: _T28 = _U
     onsetString: _T2 = _U
     outcome: _T13 = _U
 
@@ -7376,8 +7877,8 @@ class FamilyMemberHistoryCondition(_p.Complex, kw_only=True):
 
 class Flag(_p.Resource, tag="Flag", kw_only=True):
     author: _T8 = _U
-    category: _T19 = _U
-    code: _T56
+    category: _T18 = _U
+    code: _T51
     contained: _T0 = _U
     encounter: _T8 = _U
     extension: _T4 = _U
@@ -7414,9 +7915,9 @@ class Flag(_p.Resource, tag="Flag", kw_only=True):
 class Goal(_p.Resource, tag="Goal", kw_only=True):
     achievementStatus: _T13 = _U
     addresses: _T11 = _U
-    category: _T19 = _U
+    category: _T18 = _U
     contained: _T0 = _U
-    description: _T56
+    description: _T51
     expressedBy: _T8 = _U
     extension: _T4 = _U
     id: _T2 = _U
@@ -7430,18 +7931,18 @@ class Goal(_p.Resource, tag="Goal", kw_only=True):
     lifecycleStatus_ext: _T3 = _ms.field(default=_U, name="_lifecycleStatus")
     meta: _T7 = _U
     modifierExtension: _T4 = _U
-    note: _T38 = _U
-    outcomeCode: _T19 = _U
+    note: _T36 = _U
+    outcomeCode: _T18 = _U
     outcomeReference: _T11 = _U
     priority: _T13 = _U
     startCodeableConcept: _T13 = _U
-    startDate: _T17 = _U
-    statusDate: _T17 = _U
+    startDate: _T2 = _U
+    statusDate: _T2 = _U
     statusDate_ext: _T3 = _ms.field(default=_U, name="_statusDate")
     statusReason: _T2 = _U
     statusReason_ext: _T3 = _ms.field(default=_U, name="_statusReason")
     subject: _T14
-    target: _T284 = _U
+    target: _T274 = _U
     text: _T12 = _U
 
     def __post_init__(self) -> None:
@@ -7457,6 +7958,12 @@ class Goal(_p.Resource, tag="Goal", kw_only=True):
         v = self.lifecycleStatus
         if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
             raise _p.FormatError("Goal.lifecycleStatus")
+        v = self.startDate
+        if v is not _U and (_p.date(v) is None):
+            raise _p.FormatError("Goal.startDate")
+        v = self.statusDate
+        if v is not _U and (_p.date(v) is None):
+            raise _p.FormatError("Goal.statusDate")
         if (self.startCodeableConcept is not _U) + (self.startDate is not _U) > 1:
             raise _p.ChoiceError("Goal.start[x]: at most one")
 
@@ -7464,13 +7971,13 @@ class Goal(_p.Resource, tag="Goal", kw_only=True):
 class GoalTarget(_p.Complex, kw_only=True):
     detailBoolean: _T16 = _U
     detailCodeableConcept: _T13 = _U
-    detailInteger: _T60 = _U
-    detailQuantity: _T26 = _U
-    detailRange: _T30 = _U
-    detailRatio: _T210 = _U
+    detailInteger: _T55 = _U
+    detailQuantity: _T24 = _U
+    detailRange: _T28 = _U
+    detailRatio: _T202 = _U
     detailString: _T2 = _U
-    dueDate: _T17 = _U
-    dueDuration: _T29 = _U
+    dueDate: _T2 = _U
+    dueDuration: _T27 = _U
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
@@ -7478,6 +7985,9 @@ class GoalTarget(_p.Complex, kw_only=True):
     modifierExtension: _T4 = _U
 
     def __post_init__(self) -> None:
+        v = self.dueDate
+        if v is not _U and (_p.date(v) is None):
+            raise _p.FormatError("GoalTarget.dueDate")
         if (self.detailBoolean is not _U) + (self.detailCodeableConcept is not _U) + (self.detailInteger is not _U) + (self.detailQuantity is not _U) + (self.detailRange is not _U) + (self.detailRatio is not _U) + (self.detailString is not _U) > 1:
             raise _p.ChoiceError("GoalTarget.detail[x]: at most one")
         if (self.dueDate is not _U) + (self.dueDuration is not _U) > 1:
@@ -7485,9 +7995,9 @@ class GoalTarget(_p.Complex, kw_only=True):
 
 
 class GraphDefinition(_p.Resource, tag="GraphDefinition", kw_only=True):
-    contact: _T18 = _U
+    contact: _T17 = _U
     contained: _T0 = _U
-    date: _T20 = _U
+    date: _T2 = _U
     date_ext: _T3 = _ms.field(default=_U, name="_date")
     description: _T2 = _U
     description_ext: _T3 = _ms.field(default=_U, name="_description")
@@ -7498,10 +8008,10 @@ class GraphDefinition(_p.Resource, tag="GraphDefinition", kw_only=True):
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     implicitRules: _T2 = _U
     implicitRules_ext: _T3 = _ms.field(default=_U, name="_implicitRules")
-    jurisdiction: _T19 = _U
+    jurisdiction: _T18 = _U
     language: _T2 = _U
     language_ext: _T3 = _ms.field(default=_U, name="_language")
-    link: _T285 = _U
+    link: _T275 = _U
     meta: _T7 = _U
     modifierExtension: _T4 = _U
     name: _T10
@@ -7519,11 +8029,14 @@ class GraphDefinition(_p.Resource, tag="GraphDefinition", kw_only=True):
     text: _T12 = _U
     url: _T2 = _U
     url_ext: _T3 = _ms.field(default=_U, name="_url")
-    useContext: _T32 = _U
+    useContext: _T30 = _U
     version: _T2 = _U
     version_ext: _T3 = _ms.field(default=_U, name="_version")
 
     def __post_init__(self) -> None:
+        v = self.date
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("GraphDefinition.date")
         v = self.id
         if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
             raise _p.FormatError("GraphDefinition.id")
@@ -7555,22 +8068,22 @@ class GraphDefinitionLink(_p.Complex, kw_only=True):
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     max: _T2 = _U
     max_ext: _T3 = _ms.field(default=_U, name="_max")
-    min: _T60 = _U
+    min: _T55 = _U
     min_ext: _T3 = _ms.field(default=_U, name="_min")
     modifierExtension: _T4 = _U
     path: _T2 = _U
     path_ext: _T3 = _ms.field(default=_U, name="_path")
     sliceName: _T2 = _U
     sliceName_ext: _T3 = _ms.field(default=_U, name="_sliceName")
-    target: _T286 = _U
+    target: _T276 = _U
 
 
 class GraphDefinitionLinkTarget(_p.Complex, kw_only=True):
-    compartment: _T287 = _U
+    compartment: _T277 = _U
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
-    link: _T285 = _U
+    link: _T275 = _U
     modifierExtension: _T4 = _U
     params: _T2 = _U
     params_ext: _T3 = _ms.field(default=_U, name="_params")
@@ -7619,9 +8132,9 @@ class GraphDefinitionLinkTargetCompartment(_p.Complex, kw_only=True):
 class Group(_p.Resource, tag="Group", kw_only=True):
     active: _T16 = _U
     active_ext: _T3 = _ms.field(default=_U, name="_active")
-    actual: _T54
+    actual: _T49
     actual_ext: _T3 = _ms.field(default=_U, name="_actual")
-    characteristic: _T288 = _U
+    characteristic: _T278 = _U
     code: _T13 = _U
     contained: _T0 = _U
     extension: _T4 = _U
@@ -7633,12 +8146,12 @@ class Group(_p.Resource, tag="Group", kw_only=True):
     language: _T2 = _U
     language_ext: _T3 = _ms.field(default=_U, name="_language")
     managingEntity: _T8 = _U
-    member: _T289 = _U
+    member: _T279 = _U
     meta: _T7 = _U
     modifierExtension: _T4 = _U
     name: _T2 = _U
     name_ext: _T3 = _ms.field(default=_U, name="_name")
-    quantity: _T43 = _U
+    quantity: _T40 = _U
     quantity_ext: _T3 = _ms.field(default=_U, name="_quantity")
     text: _T12 = _U
     type: _T10
@@ -7660,8 +8173,8 @@ class Group(_p.Resource, tag="Group", kw_only=True):
 
 
 class GroupCharacteristic(_p.Complex, kw_only=True):
-    code: _T56
-    exclude: _T54
+    code: _T51
+    exclude: _T49
     exclude_ext: _T3 = _ms.field(default=_U, name="_exclude")
     extension: _T4 = _U
     id: _T2 = _U
@@ -7670,8 +8183,8 @@ class GroupCharacteristic(_p.Complex, kw_only=True):
     period: _T9 = _U
     valueBoolean: _T16 = _U
     valueCodeableConcept: _T13 = _U
-    valueQuantity: _T26 = _U
-    valueRange: _T30 = _U
+    valueQuantity: _T24 = _U
+    valueRange: _T28 = _U
     valueReference: _T8 = _U
 
     def __post_init__(self) -> None:
@@ -7692,7 +8205,7 @@ class GroupMember(_p.Complex, kw_only=True):
 
 class GuidanceResponse(_p.Resource, tag="GuidanceResponse", kw_only=True):
     contained: _T0 = _U
-    dataRequirement: _T290 = _U
+    dataRequirement: _T280 = _U
     encounter: _T8 = _U
     evaluationMessage: _T11 = _U
     extension: _T4 = _U
@@ -7708,14 +8221,14 @@ class GuidanceResponse(_p.Resource, tag="GuidanceResponse", kw_only=True):
     moduleCanonical: _T2 = _U
     moduleCodeableConcept: _T13 = _U
     moduleUri: _T2 = _U
-    note: _T38 = _U
-    occurrenceDateTime: _T20 = _U
+    note: _T36 = _U
+    occurrenceDateTime: _T2 = _U
     occurrenceDateTime_ext: _T3 = _ms.field(default=_U, name="_occurrenceDateTime")
     outputParameters: _T8 = _U
     performer: _T8 = _U
-    reasonCode: _T19 = _U
+    reasonCode: _T18 = _U
     reasonReference: _T11 = _U
-    requestIdentifier: _T34 = _U
+    requestIdentifier: _T32 = _U
     result: _T8 = _U
     status: _T10
     status_ext: _T3 = _ms.field(default=_U, name="_status")
@@ -7738,6 +8251,9 @@ class GuidanceResponse(_p.Resource, tag="GuidanceResponse", kw_only=True):
         v = self.moduleUri
         if v is not _U and (' ' in v or not v.isprintable()):
             raise _p.FormatError("GuidanceResponse.moduleUri")
+        v = self.occurrenceDateTime
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("GuidanceResponse.occurrenceDateTime")
         v = self.status
         if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
             raise _p.FormatError("GuidanceResponse.status")
@@ -7752,15 +8268,15 @@ class HealthcareService(_p.Resource, tag="HealthcareService", kw_only=True):
     appointmentRequired_ext: _T3 = _ms.field(default=_U, name="_appointmentRequired")
     availabilityExceptions: _T2 = _U
     availabilityExceptions_ext: _T3 = _ms.field(default=_U, name="_availabilityExceptions")
-    availableTime: _T291 = _U
-    category: _T19 = _U
-    characteristic: _T19 = _U
+    availableTime: _T281 = _U
+    category: _T18 = _U
+    characteristic: _T18 = _U
     comment: _T2 = _U
     comment_ext: _T3 = _ms.field(default=_U, name="_comment")
-    communication: _T19 = _U
+    communication: _T18 = _U
     contained: _T0 = _U
     coverageArea: _T11 = _U
-    eligibility: _T292 = _U
+    eligibility: _T282 = _U
     endpoint: _T11 = _U
     extension: _T4 = _U
     extraDetails: _T2 = _U
@@ -7777,16 +8293,16 @@ class HealthcareService(_p.Resource, tag="HealthcareService", kw_only=True):
     modifierExtension: _T4 = _U
     name: _T2 = _U
     name_ext: _T3 = _ms.field(default=_U, name="_name")
-    notAvailable: _T293 = _U
-    photo: _T113 = _U
-    program: _T19 = _U
+    notAvailable: _T283 = _U
+    photo: _T106 = _U
+    program: _T18 = _U
     providedBy: _T8 = _U
-    referralMethod: _T19 = _U
-    serviceProvisionCode: _T19 = _U
-    specialty: _T19 = _U
-    telecom: _T88 = _U
+    referralMethod: _T18 = _U
+    serviceProvisionCode: _T18 = _U
+    specialty: _T18 = _U
+    telecom: _T82 = _U
     text: _T12 = _U
-    type: _T19 = _U
+    type: _T18 = _U
 
     def __post_init__(self) -> None:
         v = self.id
@@ -7803,18 +8319,24 @@ class HealthcareService(_p.Resource, tag="HealthcareService", kw_only=True):
 class HealthcareServiceAvailableTime(_p.Complex, kw_only=True):
     allDay: _T16 = _U
     allDay_ext: _T3 = _ms.field(default=_U, name="_allDay")
-    availableEndTime: _T170 = _U
+    availableEndTime: _T2 = _U
     availableEndTime_ext: _T3 = _ms.field(default=_U, name="_availableEndTime")
-    availableStartTime: _T170 = _U
+    availableStartTime: _T2 = _U
     availableStartTime_ext: _T3 = _ms.field(default=_U, name="_availableStartTime")
-    daysOfWeek: _T23 = _U
-    daysOfWeek_ext: _T24 = _ms.field(default=_U, name="_daysOfWeek")
+    daysOfWeek: _T21 = _U
+    daysOfWeek_ext: _T22 = _ms.field(default=_U, name="_daysOfWeek")
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     modifierExtension: _T4 = _U
 
     def __post_init__(self) -> None:
+        v = self.availableEndTime
+        if v is not _U and (_p.time(v) is None):
+            raise _p.FormatError("HealthcareServiceAvailableTime.availableEndTime")
+        v = self.availableStartTime
+        if v is not _U and (_p.time(v) is None):
+            raise _p.FormatError("HealthcareServiceAvailableTime.availableStartTime")
         if self.daysOfWeek is not _U:
             for v in self.daysOfWeek:
                 if v is not None and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
@@ -7845,15 +8367,15 @@ class HumanName(_p.Complex, kw_only=True):
     extension: _T4 = _U
     family: _T2 = _U
     family_ext: _T3 = _ms.field(default=_U, name="_family")
-    given: _T23 = _U
-    given_ext: _T24 = _ms.field(default=_U, name="_given")
+    given: _T21 = _U
+    given_ext: _T22 = _ms.field(default=_U, name="_given")
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     period: _T9 = _U
-    prefix: _T23 = _U
-    prefix_ext: _T24 = _ms.field(default=_U, name="_prefix")
-    suffix: _T23 = _U
-    suffix_ext: _T24 = _ms.field(default=_U, name="_suffix")
+    prefix: _T21 = _U
+    prefix_ext: _T22 = _ms.field(default=_U, name="_prefix")
+    suffix: _T21 = _U
+    suffix_ext: _T22 = _ms.field(default=_U, name="_suffix")
     text: _T2 = _U
     text_ext: _T3 = _ms.field(default=_U, name="_text")
     use: _T2 = _U
@@ -7906,20 +8428,20 @@ class ImagingStudy(_p.Resource, tag="ImagingStudy", kw_only=True):
     language_ext: _T3 = _ms.field(default=_U, name="_language")
     location: _T8 = _U
     meta: _T7 = _U
-    modality: _T50 = _U
+    modality: _T45 = _U
     modifierExtension: _T4 = _U
-    note: _T38 = _U
-    numberOfInstances: _T43 = _U
+    note: _T36 = _U
+    numberOfInstances: _T40 = _U
     numberOfInstances_ext: _T3 = _ms.field(default=_U, name="_numberOfInstances")
-    numberOfSeries: _T43 = _U
+    numberOfSeries: _T40 = _U
     numberOfSeries_ext: _T3 = _ms.field(default=_U, name="_numberOfSeries")
-    procedureCode: _T19 = _U
+    procedureCode: _T18 = _U
     procedureReference: _T8 = _U
-    reasonCode: _T19 = _U
+    reasonCode: _T18 = _U
     reasonReference: _T11 = _U
     referrer: _T8 = _U
-    series: _T294 = _U
-    started: _T20 = _U
+    series: _T284 = _U
+    started: _T2 = _U
     started_ext: _T3 = _ms.field(default=_U, name="_started")
     status: _T10
     status_ext: _T3 = _ms.field(default=_U, name="_status")
@@ -7936,33 +8458,41 @@ class ImagingStudy(_p.Resource, tag="ImagingStudy", kw_only=True):
         v = self.language
         if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
             raise _p.FormatError("ImagingStudy.language")
+        v = self.started
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("ImagingStudy.started")
         v = self.status
         if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
             raise _p.FormatError("ImagingStudy.status")
 
 
 class ImagingStudySeries(_p.Complex, kw_only=True):
-    bodySite: _T52 = _U
+    bodySite: _T47 = _U
     description: _T2 = _U
     description_ext: _T3 = _ms.field(default=_U, name="_description")
     endpoint: _T11 = _U
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
-    instance: _T295 = _U
-    laterality: _T52 = _U
-    modality: _T51
+    instance: _T285 = _U
+    laterality: _T47 = _U
+    modality: _T46
     modifierExtension: _T4 = _U
-    number: _T43 = _U
+    number: _T40 = _U
     number_ext: _T3 = _ms.field(default=_U, name="_number")
-    numberOfInstances: _T43 = _U
+    numberOfInstances: _T40 = _U
     numberOfInstances_ext: _T3 = _ms.field(default=_U, name="_numberOfInstances")
-    performer: _T296 = _U
+    performer: _T286 = _U
     specimen: _T11 = _U
-    started: _T20 = _U
+    started: _T2 = _U
     started_ext: _T3 = _ms.field(default=_U, name="_started")
     uid: _T10
     uid_ext: _T3 = _ms.field(default=_U, name="_uid")
+
+    def __post_init__(self) -> None:
+        v = self.started
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("ImagingStudySeries.started")
 
 
 class ImagingStudySeriesInstance(_p.Complex, kw_only=True):
@@ -7970,9 +8500,9 @@ class ImagingStudySeriesInstance(_p.Complex, kw_only=True):
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     modifierExtension: _T4 = _U
-    number: _T43 = _U
+    number: _T40 = _U
     number_ext: _T3 = _ms.field(default=_U, name="_number")
-    sopClass: _T51
+    sopClass: _T46
     title: _T2 = _U
     title_ext: _T3 = _ms.field(default=_U, name="_title")
     uid: _T10
@@ -7990,10 +8520,10 @@ class ImagingStudySeriesPerformer(_p.Complex, kw_only=True):
 
 class Immunization(_p.Resource, tag="Immunization", kw_only=True):
     contained: _T0 = _U
-    doseQuantity: _T26 = _U
-    education: _T297 = _U
+    doseQuantity: _T24 = _U
+    education: _T287 = _U
     encounter: _T8 = _U
-    expirationDate: _T17 = _U
+    expirationDate: _T2 = _U
     expirationDate_ext: _T3 = _ms.field(default=_U, name="_expirationDate")
     extension: _T4 = _U
     fundingSource: _T13 = _U
@@ -8012,19 +8542,19 @@ class Immunization(_p.Resource, tag="Immunization", kw_only=True):
     manufacturer: _T8 = _U
     meta: _T7 = _U
     modifierExtension: _T4 = _U
-    note: _T38 = _U
-    occurrenceDateTime: _T20 = _U
+    note: _T36 = _U
+    occurrenceDateTime: _T2 = _U
     occurrenceString: _T2 = _U
     patient: _T14
-    performer: _T298 = _U
+    performer: _T288 = _U
     primarySource: _T16 = _U
     primarySource_ext: _T3 = _ms.field(default=_U, name="_primarySource")
-    programEligibility: _T19 = _U
-    protocolApplied: _T299 = _U
-    reaction: _T300 = _U
-    reasonCode: _T19 = _U
+    programEligibility: _T18 = _U
+    protocolApplied: _T289 = _U
+    reaction: _T290 = _U
+    reasonCode: _T18 = _U
     reasonReference: _T11 = _U
-    recorded: _T20 = _U
+    recorded: _T2 = _U
     recorded_ext: _T3 = _ms.field(default=_U, name="_recorded")
     reportOrigin: _T13 = _U
     route: _T13 = _U
@@ -8032,11 +8562,14 @@ class Immunization(_p.Resource, tag="Immunization", kw_only=True):
     status: _T10
     status_ext: _T3 = _ms.field(default=_U, name="_status")
     statusReason: _T13 = _U
-    subpotentReason: _T19 = _U
+    subpotentReason: _T18 = _U
     text: _T12 = _U
-    vaccineCode: _T56
+    vaccineCode: _T51
 
     def __post_init__(self) -> None:
+        v = self.expirationDate
+        if v is not _U and (_p.date(v) is None):
+            raise _p.FormatError("Immunization.expirationDate")
         v = self.id
         if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
             raise _p.FormatError("Immunization.id")
@@ -8046,6 +8579,12 @@ class Immunization(_p.Resource, tag="Immunization", kw_only=True):
         v = self.language
         if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
             raise _p.FormatError("Immunization.language")
+        v = self.occurrenceDateTime
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("Immunization.occurrenceDateTime")
+        v = self.recorded
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("Immunization.recorded")
         v = self.status
         if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
             raise _p.FormatError("Immunization.status")
@@ -8060,14 +8599,20 @@ class ImmunizationEducation(_p.Complex, kw_only=True):
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     modifierExtension: _T4 = _U
-    presentationDate: _T20 = _U
+    presentationDate: _T2 = _U
     presentationDate_ext: _T3 = _ms.field(default=_U, name="_presentationDate")
-    publicationDate: _T20 = _U
+    publicationDate: _T2 = _U
     publicationDate_ext: _T3 = _ms.field(default=_U, name="_publicationDate")
     reference: _T2 = _U
     reference_ext: _T3 = _ms.field(default=_U, name="_reference")
 
     def __post_init__(self) -> None:
+        v = self.presentationDate
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("ImmunizationEducation.presentationDate")
+        v = self.publicationDate
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("ImmunizationEducation.publicationDate")
         v = self.reference
         if v is not _U and (' ' in v or not v.isprintable()):
             raise _p.FormatError("ImmunizationEducation.reference")
@@ -8076,14 +8621,14 @@ class ImmunizationEducation(_p.Complex, kw_only=True):
 class ImmunizationEvaluation(_p.Resource, tag="ImmunizationEvaluation", kw_only=True):
     authority: _T8 = _U
     contained: _T0 = _U
-    date: _T20 = _U
+    date: _T2 = _U
     date_ext: _T3 = _ms.field(default=_U, name="_date")
     description: _T2 = _U
     description_ext: _T3 = _ms.field(default=_U, name="_description")
     doseNumberPositiveInt: _T15 = _U
     doseNumberString: _T2 = _U
-    doseStatus: _T56
-    doseStatusReason: _T19 = _U
+    doseStatus: _T51
+    doseStatusReason: _T18 = _U
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
@@ -8102,10 +8647,13 @@ class ImmunizationEvaluation(_p.Resource, tag="ImmunizationEvaluation", kw_only=
     seriesDosesString: _T2 = _U
     status: _T10
     status_ext: _T3 = _ms.field(default=_U, name="_status")
-    targetDisease: _T56
+    targetDisease: _T51
     text: _T12 = _U
 
     def __post_init__(self) -> None:
+        v = self.date
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("ImmunizationEvaluation.date")
         v = self.id
         if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
             raise _p.FormatError("ImmunizationEvaluation.id")
@@ -8145,7 +8693,7 @@ class ImmunizationProtocolApplied(_p.Complex, kw_only=True):
     series_ext: _T3 = _ms.field(default=_U, name="_series")
     seriesDosesPositiveInt: _T15 = _U
     seriesDosesString: _T2 = _U
-    targetDisease: _T19 = _U
+    targetDisease: _T18 = _U
 
     def __post_init__(self) -> None:
         if (self.doseNumberPositiveInt is not _U) + (self.doseNumberString is not _U) != 1:
@@ -8155,7 +8703,7 @@ class ImmunizationProtocolApplied(_p.Complex, kw_only=True):
 
 
 class ImmunizationReaction(_p.Complex, kw_only=True):
-    date: _T20 = _U
+    date: _T2 = _U
     date_ext: _T3 = _ms.field(default=_U, name="_date")
     detail: _T8 = _U
     extension: _T4 = _U
@@ -8165,11 +8713,16 @@ class ImmunizationReaction(_p.Complex, kw_only=True):
     reported: _T16 = _U
     reported_ext: _T3 = _ms.field(default=_U, name="_reported")
 
+    def __post_init__(self) -> None:
+        v = self.date
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("ImmunizationReaction.date")
+
 
 class ImmunizationRecommendation(_p.Resource, tag="ImmunizationRecommendation", kw_only=True):
     authority: _T8 = _U
     contained: _T0 = _U
-    date: _T70
+    date: _T10
     date_ext: _T3 = _ms.field(default=_U, name="_date")
     extension: _T4 = _U
     id: _T2 = _U
@@ -8182,10 +8735,13 @@ class ImmunizationRecommendation(_p.Resource, tag="ImmunizationRecommendation", 
     meta: _T7 = _U
     modifierExtension: _T4 = _U
     patient: _T14
-    recommendation: _T301
+    recommendation: _T291
     text: _T12 = _U
 
     def __post_init__(self) -> None:
+        v = self.date
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("ImmunizationRecommendation.date")
         v = self.id
         if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
             raise _p.FormatError("ImmunizationRecommendation.id")
@@ -8198,15 +8754,15 @@ class ImmunizationRecommendation(_p.Resource, tag="ImmunizationRecommendation", 
 
 
 class ImmunizationRecommendationRecommendation(_p.Complex, kw_only=True):
-    contraindicatedVaccineCode: _T19 = _U
-    dateCriterion: _T302 = _U
+    contraindicatedVaccineCode: _T18 = _U
+    dateCriterion: _T292 = _U
     description: _T2 = _U
     description_ext: _T3 = _ms.field(default=_U, name="_description")
     doseNumberPositiveInt: _T15 = _U
     doseNumberString: _T2 = _U
     extension: _T4 = _U
-    forecastReason: _T19 = _U
-    forecastStatus: _T56
+    forecastReason: _T18 = _U
+    forecastStatus: _T51
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     modifierExtension: _T4 = _U
@@ -8217,7 +8773,7 @@ class ImmunizationRecommendationRecommendation(_p.Complex, kw_only=True):
     supportingImmunization: _T11 = _U
     supportingPatientInformation: _T11 = _U
     targetDisease: _T13 = _U
-    vaccineCode: _T19 = _U
+    vaccineCode: _T18 = _U
 
     def __post_init__(self) -> None:
         if (self.doseNumberPositiveInt is not _U) + (self.doseNumberString is not _U) > 1:
@@ -8227,42 +8783,47 @@ class ImmunizationRecommendationRecommendation(_p.Complex, kw_only=True):
 
 
 class ImmunizationRecommendationRecommendationDateCriterion(_p.Complex, kw_only=True):
-    code: _T56
+    code: _T51
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     modifierExtension: _T4 = _U
-    value: _T70
+    value: _T10
     value_ext: _T3 = _ms.field(default=_U, name="_value")
+
+    def __post_init__(self) -> None:
+        v = self.value
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("ImmunizationRecommendationRecommendationDateCriterion.value")
 
 
 class ImplementationGuide(_p.Resource, tag="ImplementationGuide", kw_only=True):
-    contact: _T18 = _U
+    contact: _T17 = _U
     contained: _T0 = _U
     copyright: _T2 = _U
     copyright_ext: _T3 = _ms.field(default=_U, name="_copyright")
-    date: _T20 = _U
+    date: _T2 = _U
     date_ext: _T3 = _ms.field(default=_U, name="_date")
-    definition: _T303 = _U
-    dependsOn: _T304 = _U
+    definition: _T293 = _U
+    dependsOn: _T294 = _U
     description: _T2 = _U
     description_ext: _T3 = _ms.field(default=_U, name="_description")
     experimental: _T16 = _U
     experimental_ext: _T3 = _ms.field(default=_U, name="_experimental")
     extension: _T4 = _U
-    fhirVersion: _T72
-    fhirVersion_ext: _T24 = _ms.field(default=_U, name="_fhirVersion")
-    global_: _T305 = _ms.field(default=_U, name="global")
+    fhirVersion: _T66
+    fhirVersion_ext: _T22 = _ms.field(default=_U, name="_fhirVersion")
+    global_: _T295 = _ms.field(default=_U, name="global")
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     implicitRules: _T2 = _U
     implicitRules_ext: _T3 = _ms.field(default=_U, name="_implicitRules")
-    jurisdiction: _T19 = _U
+    jurisdiction: _T18 = _U
     language: _T2 = _U
     language_ext: _T3 = _ms.field(default=_U, name="_language")
     license: _T2 = _U
     license_ext: _T3 = _ms.field(default=_U, name="_license")
-    manifest: _T306 = _U
+    manifest: _T296 = _U
     meta: _T7 = _U
     modifierExtension: _T4 = _U
     name: _T10
@@ -8278,11 +8839,14 @@ class ImplementationGuide(_p.Resource, tag="ImplementationGuide", kw_only=True):
     title_ext: _T3 = _ms.field(default=_U, name="_title")
     url: _T10
     url_ext: _T3 = _ms.field(default=_U, name="_url")
-    useContext: _T32 = _U
+    useContext: _T30 = _U
     version: _T2 = _U
     version_ext: _T3 = _ms.field(default=_U, name="_version")
 
     def __post_init__(self) -> None:
+        v = self.date
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("ImplementationGuide.date")
         if self.fhirVersion is not _U:
             for v in self.fhirVersion:
                 if v is not None and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
@@ -8312,14 +8876,14 @@ class ImplementationGuide(_p.Resource, tag="ImplementationGuide", kw_only=True):
 
 class ImplementationGuideDefinition(_p.Complex, kw_only=True):
     extension: _T4 = _U
-    grouping: _T307 = _U
+    grouping: _T297 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     modifierExtension: _T4 = _U
-    page: _T308 = _U
-    parameter: _T309 = _U
-    resource: _T310
-    template: _T311 = _U
+    page: _T298 = _U
+    parameter: _T299 = _U
+    resource: _T300
+    template: _T301 = _U
 
 
 class ImplementationGuideDefinitionGrouping(_p.Complex, kw_only=True):
@@ -8342,7 +8906,7 @@ class ImplementationGuideDefinitionPage(_p.Complex, kw_only=True):
     modifierExtension: _T4 = _U
     nameReference: _T8 = _U
     nameUrl: _T2 = _U
-    page: _T312 = _U
+    page: _T302 = _U
     title: _T10
     title_ext: _T3 = _ms.field(default=_U, name="_title")
 
@@ -8379,8 +8943,8 @@ class ImplementationGuideDefinitionResource(_p.Complex, kw_only=True):
     exampleBoolean: _T16 = _U
     exampleCanonical: _T2 = _U
     extension: _T4 = _U
-    fhirVersion: _T23 = _U
-    fhirVersion_ext: _T24 = _ms.field(default=_U, name="_fhirVersion")
+    fhirVersion: _T21 = _U
+    fhirVersion_ext: _T22 = _ms.field(default=_U, name="_fhirVersion")
     groupingId: _T2 = _U
     groupingId_ext: _T3 = _ms.field(default=_U, name="_groupingId")
     id: _T2 = _U
@@ -8461,15 +9025,15 @@ class ImplementationGuideManifest(_p.Complex, kw_only=True):
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
-    image: _T23 = _U
-    image_ext: _T24 = _ms.field(default=_U, name="_image")
+    image: _T21 = _U
+    image_ext: _T22 = _ms.field(default=_U, name="_image")
     modifierExtension: _T4 = _U
-    other: _T23 = _U
-    other_ext: _T24 = _ms.field(default=_U, name="_other")
-    page: _T313 = _U
+    other: _T21 = _U
+    other_ext: _T22 = _ms.field(default=_U, name="_other")
+    page: _T303 = _U
     rendering: _T2 = _U
     rendering_ext: _T3 = _ms.field(default=_U, name="_rendering")
-    resource: _T314
+    resource: _T304
 
     def __post_init__(self) -> None:
         v = self.rendering
@@ -8478,8 +9042,8 @@ class ImplementationGuideManifest(_p.Complex, kw_only=True):
 
 
 class ImplementationGuideManifestPage(_p.Complex, kw_only=True):
-    anchor: _T23 = _U
-    anchor_ext: _T24 = _ms.field(default=_U, name="_anchor")
+    anchor: _T21 = _U
+    anchor_ext: _T22 = _ms.field(default=_U, name="_anchor")
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
@@ -8514,11 +9078,11 @@ class ImplementationGuideManifestResource(_p.Complex, kw_only=True):
 
 class InsurancePlan(_p.Resource, tag="InsurancePlan", kw_only=True):
     administeredBy: _T8 = _U
-    alias: _T23 = _U
-    alias_ext: _T24 = _ms.field(default=_U, name="_alias")
-    contact: _T315 = _U
+    alias: _T21 = _U
+    alias_ext: _T22 = _ms.field(default=_U, name="_alias")
+    contact: _T305 = _U
     contained: _T0 = _U
-    coverage: _T316 = _U
+    coverage: _T306 = _U
     coverageArea: _T11 = _U
     endpoint: _T11 = _U
     extension: _T4 = _U
@@ -8536,11 +9100,11 @@ class InsurancePlan(_p.Resource, tag="InsurancePlan", kw_only=True):
     network: _T11 = _U
     ownedBy: _T8 = _U
     period: _T9 = _U
-    plan: _T317 = _U
+    plan: _T307 = _U
     status: _T2 = _U
     status_ext: _T3 = _ms.field(default=_U, name="_status")
     text: _T12 = _U
-    type: _T19 = _U
+    type: _T18 = _U
 
     def __post_init__(self) -> None:
         v = self.id
@@ -8558,35 +9122,35 @@ class InsurancePlan(_p.Resource, tag="InsurancePlan", kw_only=True):
 
 
 class InsurancePlanContact(_p.Complex, kw_only=True):
-    address: _T105 = _U
+    address: _T98 = _U
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     modifierExtension: _T4 = _U
-    name: _T229 = _U
+    name: _T221 = _U
     purpose: _T13 = _U
-    telecom: _T88 = _U
+    telecom: _T82 = _U
 
 
 class InsurancePlanCoverage(_p.Complex, kw_only=True):
-    benefit: _T318
+    benefit: _T308
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     modifierExtension: _T4 = _U
     network: _T11 = _U
-    type: _T56
+    type: _T51
 
 
 class InsurancePlanCoverageBenefit(_p.Complex, kw_only=True):
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
-    limit: _T319 = _U
+    limit: _T309 = _U
     modifierExtension: _T4 = _U
     requirement: _T2 = _U
     requirement_ext: _T3 = _ms.field(default=_U, name="_requirement")
-    type: _T56
+    type: _T51
 
 
 class InsurancePlanCoverageBenefitLimit(_p.Complex, kw_only=True):
@@ -8595,26 +9159,26 @@ class InsurancePlanCoverageBenefitLimit(_p.Complex, kw_only=True):
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     modifierExtension: _T4 = _U
-    value: _T26 = _U
+    value: _T24 = _U
 
 
 class InsurancePlanPlan(_p.Complex, kw_only=True):
     coverageArea: _T11 = _U
     extension: _T4 = _U
-    generalCost: _T320 = _U
+    generalCost: _T310 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     identifier: _T6 = _U
     modifierExtension: _T4 = _U
     network: _T11 = _U
-    specificCost: _T321 = _U
+    specificCost: _T311 = _U
     type: _T13 = _U
 
 
 class InsurancePlanPlanGeneralCost(_p.Complex, kw_only=True):
     comment: _T2 = _U
     comment_ext: _T3 = _ms.field(default=_U, name="_comment")
-    cost: _T91 = _U
+    cost: _T85 = _U
     extension: _T4 = _U
     groupSize: _T15 = _U
     groupSize_ext: _T3 = _ms.field(default=_U, name="_groupSize")
@@ -8625,8 +9189,8 @@ class InsurancePlanPlanGeneralCost(_p.Complex, kw_only=True):
 
 
 class InsurancePlanPlanSpecificCost(_p.Complex, kw_only=True):
-    benefit: _T322 = _U
-    category: _T56
+    benefit: _T312 = _U
+    category: _T51
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
@@ -8634,12 +9198,12 @@ class InsurancePlanPlanSpecificCost(_p.Complex, kw_only=True):
 
 
 class InsurancePlanPlanSpecificCostBenefit(_p.Complex, kw_only=True):
-    cost: _T323 = _U
+    cost: _T313 = _U
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     modifierExtension: _T4 = _U
-    type: _T56
+    type: _T51
 
 
 class InsurancePlanPlanSpecificCostBenefitCost(_p.Complex, kw_only=True):
@@ -8648,9 +9212,9 @@ class InsurancePlanPlanSpecificCostBenefitCost(_p.Complex, kw_only=True):
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     modifierExtension: _T4 = _U
-    qualifiers: _T19 = _U
-    type: _T56
-    value: _T26 = _U
+    qualifiers: _T18 = _U
+    type: _T51
+    value: _T24 = _U
 
 
 class Invoice(_p.Resource, tag="Invoice", kw_only=True):
@@ -8658,7 +9222,7 @@ class Invoice(_p.Resource, tag="Invoice", kw_only=True):
     cancelledReason: _T2 = _U
     cancelledReason_ext: _T3 = _ms.field(default=_U, name="_cancelledReason")
     contained: _T0 = _U
-    date: _T20 = _U
+    date: _T2 = _U
     date_ext: _T3 = _ms.field(default=_U, name="_date")
     extension: _T4 = _U
     id: _T2 = _U
@@ -8669,11 +9233,11 @@ class Invoice(_p.Resource, tag="Invoice", kw_only=True):
     issuer: _T8 = _U
     language: _T2 = _U
     language_ext: _T3 = _ms.field(default=_U, name="_language")
-    lineItem: _T324 = _U
+    lineItem: _T314 = _U
     meta: _T7 = _U
     modifierExtension: _T4 = _U
-    note: _T38 = _U
-    participant: _T325 = _U
+    note: _T36 = _U
+    participant: _T315 = _U
     paymentTerms: _T2 = _U
     paymentTerms_ext: _T3 = _ms.field(default=_U, name="_paymentTerms")
     recipient: _T8 = _U
@@ -8681,12 +9245,15 @@ class Invoice(_p.Resource, tag="Invoice", kw_only=True):
     status_ext: _T3 = _ms.field(default=_U, name="_status")
     subject: _T8 = _U
     text: _T12 = _U
-    totalGross: _T91 = _U
-    totalNet: _T91 = _U
-    totalPriceComponent: _T326 = _U
+    totalGross: _T85 = _U
+    totalNet: _T85 = _U
+    totalPriceComponent: _T316 = _U
     type: _T13 = _U
 
     def __post_init__(self) -> None:
+        v = self.date
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("Invoice.date")
         v = self.id
         if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
             raise _p.FormatError("Invoice.id")
@@ -8708,7 +9275,7 @@ class InvoiceLineItem(_p.Complex, kw_only=True):
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     modifierExtension: _T4 = _U
-    priceComponent: _T326 = _U
+    priceComponent: _T316 = _U
     sequence: _T15 = _U
     sequence_ext: _T3 = _ms.field(default=_U, name="_sequence")
 
@@ -8718,10 +9285,10 @@ class InvoiceLineItem(_p.Complex, kw_only=True):
 
 
 class InvoiceLineItemPriceComponent(_p.Complex, kw_only=True):
-    amount: _T91 = _U
+    amount: _T85 = _U
     code: _T13 = _U
     extension: _T4 = _U
-    factor: _T37 = _U
+    factor: _T35 = _U
     factor_ext: _T3 = _ms.field(default=_U, name="_factor")
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
@@ -8745,22 +9312,22 @@ class InvoiceParticipant(_p.Complex, kw_only=True):
 
 
 class Library(_p.Resource, tag="Library", kw_only=True):
-    approvalDate: _T17 = _U
+    approvalDate: _T2 = _U
     approvalDate_ext: _T3 = _ms.field(default=_U, name="_approvalDate")
-    author: _T18 = _U
-    contact: _T18 = _U
+    author: _T17 = _U
+    contact: _T17 = _U
     contained: _T0 = _U
-    content: _T62 = _U
+    content: _T57 = _U
     copyright: _T2 = _U
     copyright_ext: _T3 = _ms.field(default=_U, name="_copyright")
-    dataRequirement: _T290 = _U
-    date: _T20 = _U
+    dataRequirement: _T280 = _U
+    date: _T2 = _U
     date_ext: _T3 = _ms.field(default=_U, name="_date")
     description: _T2 = _U
     description_ext: _T3 = _ms.field(default=_U, name="_description")
-    editor: _T18 = _U
+    editor: _T17 = _U
     effectivePeriod: _T9 = _U
-    endorser: _T18 = _U
+    endorser: _T17 = _U
     experimental: _T16 = _U
     experimental_ext: _T3 = _ms.field(default=_U, name="_experimental")
     extension: _T4 = _U
@@ -8769,22 +9336,22 @@ class Library(_p.Resource, tag="Library", kw_only=True):
     identifier: _T6 = _U
     implicitRules: _T2 = _U
     implicitRules_ext: _T3 = _ms.field(default=_U, name="_implicitRules")
-    jurisdiction: _T19 = _U
+    jurisdiction: _T18 = _U
     language: _T2 = _U
     language_ext: _T3 = _ms.field(default=_U, name="_language")
-    lastReviewDate: _T17 = _U
+    lastReviewDate: _T2 = _U
     lastReviewDate_ext: _T3 = _ms.field(default=_U, name="_lastReviewDate")
     meta: _T7 = _U
     modifierExtension: _T4 = _U
     name: _T2 = _U
     name_ext: _T3 = _ms.field(default=_U, name="_name")
-    parameter: _T327 = _U
+    parameter: _T317 = _U
     publisher: _T2 = _U
     publisher_ext: _T3 = _ms.field(default=_U, name="_publisher")
     purpose: _T2 = _U
     purpose_ext: _T3 = _ms.field(default=_U, name="_purpose")
-    relatedArtifact: _T27 = _U
-    reviewer: _T18 = _U
+    relatedArtifact: _T25 = _U
+    reviewer: _T17 = _U
     status: _T10
     status_ext: _T3 = _ms.field(default=_U, name="_status")
     subjectCodeableConcept: _T13 = _U
@@ -8794,17 +9361,23 @@ class Library(_p.Resource, tag="Library", kw_only=True):
     text: _T12 = _U
     title: _T2 = _U
     title_ext: _T3 = _ms.field(default=_U, name="_title")
-    topic: _T19 = _U
-    type: _T56
+    topic: _T18 = _U
+    type: _T51
     url: _T2 = _U
     url_ext: _T3 = _ms.field(default=_U, name="_url")
     usage: _T2 = _U
     usage_ext: _T3 = _ms.field(default=_U, name="_usage")
-    useContext: _T32 = _U
+    useContext: _T30 = _U
     version: _T2 = _U
     version_ext: _T3 = _ms.field(default=_U, name="_version")
 
     def __post_init__(self) -> None:
+        v = self.approvalDate
+        if v is not _U and (_p.date(v) is None):
+            raise _p.FormatError("Library.approvalDate")
+        v = self.date
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("Library.date")
         v = self.id
         if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
             raise _p.FormatError("Library.id")
@@ -8814,6 +9387,9 @@ class Library(_p.Resource, tag="Library", kw_only=True):
         v = self.language
         if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
             raise _p.FormatError("Library.language")
+        v = self.lastReviewDate
+        if v is not _U and (_p.date(v) is None):
+            raise _p.FormatError("Library.lastReviewDate")
         v = self.status
         if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
             raise _p.FormatError("Library.status")
@@ -8834,7 +9410,7 @@ class Linkage(_p.Resource, tag="Linkage", kw_only=True):
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     implicitRules: _T2 = _U
     implicitRules_ext: _T3 = _ms.field(default=_U, name="_implicitRules")
-    item: _T328
+    item: _T318
     language: _T2 = _U
     language_ext: _T3 = _ms.field(default=_U, name="_language")
     meta: _T7 = _U
@@ -8871,11 +9447,11 @@ class LinkageItem(_p.Complex, kw_only=True):
 class List(_p.Resource, tag="List", kw_only=True):
     code: _T13 = _U
     contained: _T0 = _U
-    date: _T20 = _U
+    date: _T2 = _U
     date_ext: _T3 = _ms.field(default=_U, name="_date")
     emptyReason: _T13 = _U
     encounter: _T8 = _U
-    entry: _T329 = _U
+    entry: _T319 = _U
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
@@ -8888,7 +9464,7 @@ class List(_p.Resource, tag="List", kw_only=True):
     mode: _T10
     mode_ext: _T3 = _ms.field(default=_U, name="_mode")
     modifierExtension: _T4 = _U
-    note: _T38 = _U
+    note: _T36 = _U
     orderedBy: _T13 = _U
     source: _T8 = _U
     status: _T10
@@ -8899,6 +9475,9 @@ class List(_p.Resource, tag="List", kw_only=True):
     title_ext: _T3 = _ms.field(default=_U, name="_title")
 
     def __post_init__(self) -> None:
+        v = self.date
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("List.date")
         v = self.id
         if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
             raise _p.FormatError("List.id")
@@ -8917,7 +9496,7 @@ class List(_p.Resource, tag="List", kw_only=True):
 
 
 class ListEntry(_p.Complex, kw_only=True):
-    date: _T20 = _U
+    date: _T2 = _U
     date_ext: _T3 = _ms.field(default=_U, name="_date")
     deleted: _T16 = _U
     deleted_ext: _T3 = _ms.field(default=_U, name="_deleted")
@@ -8928,11 +9507,16 @@ class ListEntry(_p.Complex, kw_only=True):
     item: _T14
     modifierExtension: _T4 = _U
 
+    def __post_init__(self) -> None:
+        v = self.date
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("ListEntry.date")
+
 
 class Location(_p.Resource, tag="Location", kw_only=True):
-    address: _T105 = _U
-    alias: _T23 = _U
-    alias_ext: _T24 = _ms.field(default=_U, name="_alias")
+    address: _T98 = _U
+    alias: _T21 = _U
+    alias_ext: _T22 = _ms.field(default=_U, name="_alias")
     availabilityExceptions: _T2 = _U
     availabilityExceptions_ext: _T3 = _ms.field(default=_U, name="_availabilityExceptions")
     contained: _T0 = _U
@@ -8940,7 +9524,7 @@ class Location(_p.Resource, tag="Location", kw_only=True):
     description_ext: _T3 = _ms.field(default=_U, name="_description")
     endpoint: _T11 = _U
     extension: _T4 = _U
-    hoursOfOperation: _T330 = _U
+    hoursOfOperation: _T320 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     identifier: _T6 = _U
@@ -8955,15 +9539,15 @@ class Location(_p.Resource, tag="Location", kw_only=True):
     modifierExtension: _T4 = _U
     name: _T2 = _U
     name_ext: _T3 = _ms.field(default=_U, name="_name")
-    operationalStatus: _T52 = _U
+    operationalStatus: _T47 = _U
     partOf: _T8 = _U
     physicalType: _T13 = _U
-    position: _T331 = _U
+    position: _T321 = _U
     status: _T2 = _U
     status_ext: _T3 = _ms.field(default=_U, name="_status")
-    telecom: _T88 = _U
+    telecom: _T82 = _U
     text: _T12 = _U
-    type: _T19 = _U
+    type: _T18 = _U
 
     def __post_init__(self) -> None:
         v = self.id
@@ -8986,76 +9570,87 @@ class Location(_p.Resource, tag="Location", kw_only=True):
 class LocationHoursOfOperation(_p.Complex, kw_only=True):
     allDay: _T16 = _U
     allDay_ext: _T3 = _ms.field(default=_U, name="_allDay")
-    closingTime: _T170 = _U
+    closingTime: _T2 = _U
     closingTime_ext: _T3 = _ms.field(default=_U, name="_closingTime")
-    daysOfWeek: _T23 = _U
-    daysOfWeek_ext: _T24 = _ms.field(default=_U, name="_daysOfWeek")
+    daysOfWeek: _T21 = _U
+    daysOfWeek_ext: _T22 = _ms.field(default=_U, name="_daysOfWeek")
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     modifierExtension: _T4 = _U
-    openingTime: _T170 = _U
+    openingTime: _T2 = _U
     openingTime_ext: _T3 = _ms.field(default=_U, name="_openingTime")
 
     def __post_init__(self) -> None:
+        v = self.closingTime
+        if v is not _U and (_p.time(v) is None):
+            raise _p.FormatError("LocationHoursOfOperation.closingTime")
         if self.daysOfWeek is not _U:
             for v in self.daysOfWeek:
                 if v is not None and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
                     raise _p.FormatError("LocationHoursOfOperation.daysOfWeek")
+        v = self.openingTime
+        if v is not _U and (_p.time(v) is None):
+            raise _p.FormatError("LocationHoursOfOperation.openingTime")
 
 
 class LocationPosition(_p.Complex, kw_only=True):
-    altitude: _T37 = _U
+    altitude: _T35 = _U
     altitude_ext: _T3 = _ms.field(default=_U, name="_altitude")
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
-    latitude: _T332
+    latitude: _T322
     latitude_ext: _T3 = _ms.field(default=_U, name="_latitude")
-    longitude: _T332
+    longitude: _T322
     longitude_ext: _T3 = _ms.field(default=_U, name="_longitude")
     modifierExtension: _T4 = _U
 
 
 class MarketingStatus(_p.Complex, kw_only=True):
-    country: _T56
-    dateRange: _T249
+    country: _T51
+    dateRange: _T239
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     jurisdiction: _T13 = _U
     modifierExtension: _T4 = _U
-    restoreDate: _T20 = _U
+    restoreDate: _T2 = _U
     restoreDate_ext: _T3 = _ms.field(default=_U, name="_restoreDate")
-    status: _T56
+    status: _T51
+
+    def __post_init__(self) -> None:
+        v = self.restoreDate
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("MarketingStatus.restoreDate")
 
 
 class Measure(_p.Resource, tag="Measure", kw_only=True):
-    approvalDate: _T17 = _U
+    approvalDate: _T2 = _U
     approvalDate_ext: _T3 = _ms.field(default=_U, name="_approvalDate")
-    author: _T18 = _U
+    author: _T17 = _U
     clinicalRecommendationStatement: _T2 = _U
     clinicalRecommendationStatement_ext: _T3 = _ms.field(default=_U, name="_clinicalRecommendationStatement")
     compositeScoring: _T13 = _U
-    contact: _T18 = _U
+    contact: _T17 = _U
     contained: _T0 = _U
     copyright: _T2 = _U
     copyright_ext: _T3 = _ms.field(default=_U, name="_copyright")
-    date: _T20 = _U
+    date: _T2 = _U
     date_ext: _T3 = _ms.field(default=_U, name="_date")
-    definition: _T23 = _U
-    definition_ext: _T24 = _ms.field(default=_U, name="_definition")
+    definition: _T21 = _U
+    definition_ext: _T22 = _ms.field(default=_U, name="_definition")
     description: _T2 = _U
     description_ext: _T3 = _ms.field(default=_U, name="_description")
     disclaimer: _T2 = _U
     disclaimer_ext: _T3 = _ms.field(default=_U, name="_disclaimer")
-    editor: _T18 = _U
+    editor: _T17 = _U
     effectivePeriod: _T9 = _U
-    endorser: _T18 = _U
+    endorser: _T17 = _U
     experimental: _T16 = _U
     experimental_ext: _T3 = _ms.field(default=_U, name="_experimental")
     extension: _T4 = _U
-    group: _T333 = _U
+    group: _T323 = _U
     guidance: _T2 = _U
     guidance_ext: _T3 = _ms.field(default=_U, name="_guidance")
     id: _T2 = _U
@@ -9064,13 +9659,13 @@ class Measure(_p.Resource, tag="Measure", kw_only=True):
     implicitRules: _T2 = _U
     implicitRules_ext: _T3 = _ms.field(default=_U, name="_implicitRules")
     improvementNotation: _T13 = _U
-    jurisdiction: _T19 = _U
+    jurisdiction: _T18 = _U
     language: _T2 = _U
     language_ext: _T3 = _ms.field(default=_U, name="_language")
-    lastReviewDate: _T17 = _U
+    lastReviewDate: _T2 = _U
     lastReviewDate_ext: _T3 = _ms.field(default=_U, name="_lastReviewDate")
-    library: _T23 = _U
-    library_ext: _T24 = _ms.field(default=_U, name="_library")
+    library: _T21 = _U
+    library_ext: _T22 = _ms.field(default=_U, name="_library")
     meta: _T7 = _U
     modifierExtension: _T4 = _U
     name: _T2 = _U
@@ -9083,8 +9678,8 @@ class Measure(_p.Resource, tag="Measure", kw_only=True):
     rateAggregation_ext: _T3 = _ms.field(default=_U, name="_rateAggregation")
     rationale: _T2 = _U
     rationale_ext: _T3 = _ms.field(default=_U, name="_rationale")
-    relatedArtifact: _T27 = _U
-    reviewer: _T18 = _U
+    relatedArtifact: _T25 = _U
+    reviewer: _T17 = _U
     riskAdjustment: _T2 = _U
     riskAdjustment_ext: _T3 = _ms.field(default=_U, name="_riskAdjustment")
     scoring: _T13 = _U
@@ -9094,21 +9689,27 @@ class Measure(_p.Resource, tag="Measure", kw_only=True):
     subjectReference: _T8 = _U
     subtitle: _T2 = _U
     subtitle_ext: _T3 = _ms.field(default=_U, name="_subtitle")
-    supplementalData: _T334 = _U
+    supplementalData: _T324 = _U
     text: _T12 = _U
     title: _T2 = _U
     title_ext: _T3 = _ms.field(default=_U, name="_title")
-    topic: _T19 = _U
-    type: _T19 = _U
+    topic: _T18 = _U
+    type: _T18 = _U
     url: _T2 = _U
     url_ext: _T3 = _ms.field(default=_U, name="_url")
     usage: _T2 = _U
     usage_ext: _T3 = _ms.field(default=_U, name="_usage")
-    useContext: _T32 = _U
+    useContext: _T30 = _U
     version: _T2 = _U
     version_ext: _T3 = _ms.field(default=_U, name="_version")
 
     def __post_init__(self) -> None:
+        v = self.approvalDate
+        if v is not _U and (_p.date(v) is None):
+            raise _p.FormatError("Measure.approvalDate")
+        v = self.date
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("Measure.date")
         v = self.id
         if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
             raise _p.FormatError("Measure.id")
@@ -9118,6 +9719,9 @@ class Measure(_p.Resource, tag="Measure", kw_only=True):
         v = self.language
         if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
             raise _p.FormatError("Measure.language")
+        v = self.lastReviewDate
+        if v is not _U and (_p.date(v) is None):
+            raise _p.FormatError("Measure.lastReviewDate")
         if self.library is not _U:
             for v in self.library:
                 if v is not None and (' ' in v or not v.isprintable()):
@@ -9140,13 +9744,13 @@ class MeasureGroup(_p.Complex, kw_only=True):
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     modifierExtension: _T4 = _U
-    population: _T335 = _U
-    stratifier: _T336 = _U
+    population: _T325 = _U
+    stratifier: _T326 = _U
 
 
 class MeasureGroupPopulation(_p.Complex, kw_only=True):
     code: _T13 = _U
-    criteria: _T33
+    criteria: _T31
     description: _T2 = _U
     description_ext: _T3 = _ms.field(default=_U, name="_description")
     extension: _T4 = _U
@@ -9157,8 +9761,8 @@ class MeasureGroupPopulation(_p.Complex, kw_only=True):
 
 class MeasureGroupStratifier(_p.Complex, kw_only=True):
     code: _T13 = _U
-    component: _T337 = _U
-    criteria: _T228 = _U
+    component: _T327 = _U
+    criteria: _T220 = _U
     description: _T2 = _U
     description_ext: _T3 = _ms.field(default=_U, name="_description")
     extension: _T4 = _U
@@ -9169,7 +9773,7 @@ class MeasureGroupStratifier(_p.Complex, kw_only=True):
 
 class MeasureGroupStratifierComponent(_p.Complex, kw_only=True):
     code: _T13 = _U
-    criteria: _T33
+    criteria: _T31
     description: _T2 = _U
     description_ext: _T3 = _ms.field(default=_U, name="_description")
     extension: _T4 = _U
@@ -9180,11 +9784,11 @@ class MeasureGroupStratifierComponent(_p.Complex, kw_only=True):
 
 class MeasureReport(_p.Resource, tag="MeasureReport", kw_only=True):
     contained: _T0 = _U
-    date: _T20 = _U
+    date: _T2 = _U
     date_ext: _T3 = _ms.field(default=_U, name="_date")
     evaluatedResource: _T11 = _U
     extension: _T4 = _U
-    group: _T338 = _U
+    group: _T328 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     identifier: _T6 = _U
@@ -9197,7 +9801,7 @@ class MeasureReport(_p.Resource, tag="MeasureReport", kw_only=True):
     measure_ext: _T3 = _ms.field(default=_U, name="_measure")
     meta: _T7 = _U
     modifierExtension: _T4 = _U
-    period: _T249
+    period: _T239
     reporter: _T8 = _U
     status: _T10
     status_ext: _T3 = _ms.field(default=_U, name="_status")
@@ -9207,6 +9811,9 @@ class MeasureReport(_p.Resource, tag="MeasureReport", kw_only=True):
     type_ext: _T3 = _ms.field(default=_U, name="_type")
 
     def __post_init__(self) -> None:
+        v = self.date
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("MeasureReport.date")
         v = self.id
         if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
             raise _p.FormatError("MeasureReport.id")
@@ -9232,15 +9839,15 @@ class MeasureReportGroup(_p.Complex, kw_only=True):
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
-    measureScore: _T26 = _U
+    measureScore: _T24 = _U
     modifierExtension: _T4 = _U
-    population: _T339 = _U
-    stratifier: _T340 = _U
+    population: _T329 = _U
+    stratifier: _T330 = _U
 
 
 class MeasureReportGroupPopulation(_p.Complex, kw_only=True):
     code: _T13 = _U
-    count: _T60 = _U
+    count: _T55 = _U
     count_ext: _T3 = _ms.field(default=_U, name="_count")
     extension: _T4 = _U
     id: _T2 = _U
@@ -9250,37 +9857,37 @@ class MeasureReportGroupPopulation(_p.Complex, kw_only=True):
 
 
 class MeasureReportGroupStratifier(_p.Complex, kw_only=True):
-    code: _T19 = _U
+    code: _T18 = _U
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     modifierExtension: _T4 = _U
-    stratum: _T341 = _U
+    stratum: _T331 = _U
 
 
 class MeasureReportGroupStratifierStratum(_p.Complex, kw_only=True):
-    component: _T342 = _U
+    component: _T332 = _U
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
-    measureScore: _T26 = _U
+    measureScore: _T24 = _U
     modifierExtension: _T4 = _U
-    population: _T343 = _U
+    population: _T333 = _U
     value: _T13 = _U
 
 
 class MeasureReportGroupStratifierStratumComponent(_p.Complex, kw_only=True):
-    code: _T56
+    code: _T51
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     modifierExtension: _T4 = _U
-    value: _T56
+    value: _T51
 
 
 class MeasureReportGroupStratifierStratumPopulation(_p.Complex, kw_only=True):
     code: _T13 = _U
-    count: _T60 = _U
+    count: _T55 = _U
     count_ext: _T3 = _ms.field(default=_U, name="_count")
     extension: _T4 = _U
     id: _T2 = _U
@@ -9291,27 +9898,27 @@ class MeasureReportGroupStratifierStratumPopulation(_p.Complex, kw_only=True):
 
 class MeasureSupplementalData(_p.Complex, kw_only=True):
     code: _T13 = _U
-    criteria: _T33
+    criteria: _T31
     description: _T2 = _U
     description_ext: _T3 = _ms.field(default=_U, name="_description")
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     modifierExtension: _T4 = _U
-    usage: _T19 = _U
+    usage: _T18 = _U
 
 
 class Media(_p.Resource, tag="Media", kw_only=True):
     basedOn: _T11 = _U
     bodySite: _T13 = _U
     contained: _T0 = _U
-    content: _T208
-    createdDateTime: _T20 = _U
+    content: _T200
+    createdDateTime: _T2 = _U
     createdPeriod: _T9 = _U
     device: _T8 = _U
     deviceName: _T2 = _U
     deviceName_ext: _T3 = _ms.field(default=_U, name="_deviceName")
-    duration: _T37 = _U
+    duration: _T35 = _U
     duration_ext: _T3 = _ms.field(default=_U, name="_duration")
     encounter: _T8 = _U
     extension: _T4 = _U
@@ -9324,17 +9931,17 @@ class Media(_p.Resource, tag="Media", kw_only=True):
     identifier: _T6 = _U
     implicitRules: _T2 = _U
     implicitRules_ext: _T3 = _ms.field(default=_U, name="_implicitRules")
-    issued: _T41 = _U
+    issued: _T2 = _U
     issued_ext: _T3 = _ms.field(default=_U, name="_issued")
     language: _T2 = _U
     language_ext: _T3 = _ms.field(default=_U, name="_language")
     meta: _T7 = _U
     modality: _T13 = _U
     modifierExtension: _T4 = _U
-    note: _T38 = _U
+    note: _T36 = _U
     operator: _T8 = _U
     partOf: _T11 = _U
-    reasonCode: _T19 = _U
+    reasonCode: _T18 = _U
     status: _T10
     status_ext: _T3 = _ms.field(default=_U, name="_status")
     subject: _T8 = _U
@@ -9345,12 +9952,18 @@ class Media(_p.Resource, tag="Media", kw_only=True):
     width_ext: _T3 = _ms.field(default=_U, name="_width")
 
     def __post_init__(self) -> None:
+        v = self.createdDateTime
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("Media.createdDateTime")
         v = self.id
         if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
             raise _p.FormatError("Media.id")
         v = self.implicitRules
         if v is not _U and (' ' in v or not v.isprintable()):
             raise _p.FormatError("Media.implicitRules")
+        v = self.issued
+        if v is not _U and (_p.instant(v) is None):
+            raise _p.FormatError("Media.issued")
         v = self.language
         if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
             raise _p.FormatError("Media.language")
@@ -9362,8 +9975,8 @@ class Media(_p.Resource, tag="Media", kw_only=True):
 
 
 class Medication(_p.Resource, tag="Medication", kw_only=True):
-    amount: _T210 = _U
-    batch: _T344 = _U
+    amount: _T202 = _U
+    batch: _T334 = _U
     code: _T13 = _U
     contained: _T0 = _U
     extension: _T4 = _U
@@ -9373,7 +9986,7 @@ class Medication(_p.Resource, tag="Medication", kw_only=True):
     identifier: _T6 = _U
     implicitRules: _T2 = _U
     implicitRules_ext: _T3 = _ms.field(default=_U, name="_implicitRules")
-    ingredient: _T345 = _U
+    ingredient: _T335 = _U
     language: _T2 = _U
     language_ext: _T3 = _ms.field(default=_U, name="_language")
     manufacturer: _T8 = _U
@@ -9403,8 +10016,8 @@ class MedicationAdministration(_p.Resource, tag="MedicationAdministration", kw_o
     contained: _T0 = _U
     context: _T8 = _U
     device: _T11 = _U
-    dosage: _T346 = _U
-    effectiveDateTime: _T20 = _U
+    dosage: _T336 = _U
+    effectiveDateTime: _T2 = _U
     effectivePeriod: _T9 = _U
     eventHistory: _T11 = _U
     extension: _T4 = _U
@@ -9413,28 +10026,31 @@ class MedicationAdministration(_p.Resource, tag="MedicationAdministration", kw_o
     identifier: _T6 = _U
     implicitRules: _T2 = _U
     implicitRules_ext: _T3 = _ms.field(default=_U, name="_implicitRules")
-    instantiates: _T23 = _U
-    instantiates_ext: _T24 = _ms.field(default=_U, name="_instantiates")
+    instantiates: _T21 = _U
+    instantiates_ext: _T22 = _ms.field(default=_U, name="_instantiates")
     language: _T2 = _U
     language_ext: _T3 = _ms.field(default=_U, name="_language")
     medicationCodeableConcept: _T13 = _U
     medicationReference: _T8 = _U
     meta: _T7 = _U
     modifierExtension: _T4 = _U
-    note: _T38 = _U
+    note: _T36 = _U
     partOf: _T11 = _U
-    performer: _T347 = _U
-    reasonCode: _T19 = _U
+    performer: _T337 = _U
+    reasonCode: _T18 = _U
     reasonReference: _T11 = _U
     request: _T8 = _U
     status: _T10
     status_ext: _T3 = _ms.field(default=_U, name="_status")
-    statusReason: _T19 = _U
+    statusReason: _T18 = _U
     subject: _T14
     supportingInformation: _T11 = _U
     text: _T12 = _U
 
     def __post_init__(self) -> None:
+        v = self.effectiveDateTime
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("MedicationAdministration.effectiveDateTime")
         v = self.id
         if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
             raise _p.FormatError("MedicationAdministration.id")
@@ -9458,14 +10074,14 @@ class MedicationAdministration(_p.Resource, tag="MedicationAdministration", kw_o
 
 
 class MedicationAdministrationDosage(_p.Complex, kw_only=True):
-    dose: _T26 = _U
+    dose: _T24 = _U
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     method: _T13 = _U
     modifierExtension: _T4 = _U
-    rateQuantity: _T26 = _U
-    rateRatio: _T210 = _U
+    rateQuantity: _T24 = _U
+    rateRatio: _T202 = _U
     route: _T13 = _U
     site: _T13 = _U
     text: _T2 = _U
@@ -9486,7 +10102,7 @@ class MedicationAdministrationPerformer(_p.Complex, kw_only=True):
 
 
 class MedicationBatch(_p.Complex, kw_only=True):
-    expirationDate: _T20 = _U
+    expirationDate: _T2 = _U
     expirationDate_ext: _T3 = _ms.field(default=_U, name="_expirationDate")
     extension: _T4 = _U
     id: _T2 = _U
@@ -9495,16 +10111,21 @@ class MedicationBatch(_p.Complex, kw_only=True):
     lotNumber_ext: _T3 = _ms.field(default=_U, name="_lotNumber")
     modifierExtension: _T4 = _U
 
+    def __post_init__(self) -> None:
+        v = self.expirationDate
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("MedicationBatch.expirationDate")
+
 
 class MedicationDispense(_p.Resource, tag="MedicationDispense", kw_only=True):
     authorizingPrescription: _T11 = _U
     category: _T13 = _U
     contained: _T0 = _U
     context: _T8 = _U
-    daysSupply: _T26 = _U
+    daysSupply: _T24 = _U
     destination: _T8 = _U
     detectedIssue: _T11 = _U
-    dosageInstruction: _T21 = _U
+    dosageInstruction: _T19 = _U
     eventHistory: _T11 = _U
     extension: _T4 = _U
     id: _T2 = _U
@@ -9519,23 +10140,23 @@ class MedicationDispense(_p.Resource, tag="MedicationDispense", kw_only=True):
     medicationReference: _T8 = _U
     meta: _T7 = _U
     modifierExtension: _T4 = _U
-    note: _T38 = _U
+    note: _T36 = _U
     partOf: _T11 = _U
-    performer: _T348 = _U
-    quantity: _T26 = _U
+    performer: _T338 = _U
+    quantity: _T24 = _U
     receiver: _T11 = _U
     status: _T10
     status_ext: _T3 = _ms.field(default=_U, name="_status")
     statusReasonCodeableConcept: _T13 = _U
     statusReasonReference: _T8 = _U
     subject: _T8 = _U
-    substitution: _T349 = _U
+    substitution: _T339 = _U
     supportingInformation: _T11 = _U
     text: _T12 = _U
     type: _T13 = _U
-    whenHandedOver: _T20 = _U
+    whenHandedOver: _T2 = _U
     whenHandedOver_ext: _T3 = _ms.field(default=_U, name="_whenHandedOver")
-    whenPrepared: _T20 = _U
+    whenPrepared: _T2 = _U
     whenPrepared_ext: _T3 = _ms.field(default=_U, name="_whenPrepared")
 
     def __post_init__(self) -> None:
@@ -9551,6 +10172,12 @@ class MedicationDispense(_p.Resource, tag="MedicationDispense", kw_only=True):
         v = self.status
         if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
             raise _p.FormatError("MedicationDispense.status")
+        v = self.whenHandedOver
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("MedicationDispense.whenHandedOver")
+        v = self.whenPrepared
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("MedicationDispense.whenPrepared")
         if (self.medicationCodeableConcept is not _U) + (self.medicationReference is not _U) != 1:
             raise _p.ChoiceError("MedicationDispense.medication[x]: exactly one")
         if (self.statusReasonCodeableConcept is not _U) + (self.statusReasonReference is not _U) > 1:
@@ -9571,10 +10198,10 @@ class MedicationDispenseSubstitution(_p.Complex, kw_only=True):
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     modifierExtension: _T4 = _U
-    reason: _T19 = _U
+    reason: _T18 = _U
     responsibleParty: _T11 = _U
     type: _T13 = _U
-    wasSubstituted: _T54
+    wasSubstituted: _T49
     wasSubstituted_ext: _T3 = _ms.field(default=_U, name="_wasSubstituted")
 
 
@@ -9587,7 +10214,7 @@ class MedicationIngredient(_p.Complex, kw_only=True):
     itemCodeableConcept: _T13 = _U
     itemReference: _T8 = _U
     modifierExtension: _T4 = _U
-    strength: _T210 = _U
+    strength: _T202 = _U
 
     def __post_init__(self) -> None:
         if (self.itemCodeableConcept is not _U) + (self.itemReference is not _U) != 1:
@@ -9595,41 +10222,41 @@ class MedicationIngredient(_p.Complex, kw_only=True):
 
 
 class MedicationKnowledge(_p.Resource, tag="MedicationKnowledge", kw_only=True):
-    administrationGuidelines: _T350 = _U
-    amount: _T26 = _U
+    administrationGuidelines: _T340 = _U
+    amount: _T24 = _U
     associatedMedication: _T11 = _U
     code: _T13 = _U
     contained: _T0 = _U
     contraindication: _T11 = _U
-    cost: _T351 = _U
+    cost: _T341 = _U
     doseForm: _T13 = _U
-    drugCharacteristic: _T352 = _U
+    drugCharacteristic: _T342 = _U
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     implicitRules: _T2 = _U
     implicitRules_ext: _T3 = _ms.field(default=_U, name="_implicitRules")
-    ingredient: _T353 = _U
-    intendedRoute: _T19 = _U
-    kinetics: _T354 = _U
+    ingredient: _T343 = _U
+    intendedRoute: _T18 = _U
+    kinetics: _T344 = _U
     language: _T2 = _U
     language_ext: _T3 = _ms.field(default=_U, name="_language")
     manufacturer: _T8 = _U
-    medicineClassification: _T355 = _U
+    medicineClassification: _T345 = _U
     meta: _T7 = _U
     modifierExtension: _T4 = _U
-    monitoringProgram: _T356 = _U
-    monograph: _T357 = _U
-    packaging: _T358 = _U
+    monitoringProgram: _T346 = _U
+    monograph: _T347 = _U
+    packaging: _T348 = _U
     preparationInstruction: _T2 = _U
     preparationInstruction_ext: _T3 = _ms.field(default=_U, name="_preparationInstruction")
-    productType: _T19 = _U
-    regulatory: _T359 = _U
-    relatedMedicationKnowledge: _T360 = _U
+    productType: _T18 = _U
+    regulatory: _T349 = _U
+    relatedMedicationKnowledge: _T350 = _U
     status: _T2 = _U
     status_ext: _T3 = _ms.field(default=_U, name="_status")
-    synonym: _T23 = _U
-    synonym_ext: _T24 = _ms.field(default=_U, name="_synonym")
+    synonym: _T21 = _U
+    synonym_ext: _T22 = _ms.field(default=_U, name="_synonym")
     text: _T12 = _U
 
     def __post_init__(self) -> None:
@@ -9648,14 +10275,14 @@ class MedicationKnowledge(_p.Resource, tag="MedicationKnowledge", kw_only=True):
 
 
 class MedicationKnowledgeAdministrationGuidelines(_p.Complex, kw_only=True):
-    dosage: _T361 = _U
+    dosage: _T351 = _U
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     indicationCodeableConcept: _T13 = _U
     indicationReference: _T8 = _U
     modifierExtension: _T4 = _U
-    patientCharacteristics: _T362 = _U
+    patientCharacteristics: _T352 = _U
 
     def __post_init__(self) -> None:
         if (self.indicationCodeableConcept is not _U) + (self.indicationReference is not _U) > 1:
@@ -9663,23 +10290,23 @@ class MedicationKnowledgeAdministrationGuidelines(_p.Complex, kw_only=True):
 
 
 class MedicationKnowledgeAdministrationGuidelinesDosage(_p.Complex, kw_only=True):
-    dosage: _T363
+    dosage: _T353
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     modifierExtension: _T4 = _U
-    type: _T56
+    type: _T51
 
 
 class MedicationKnowledgeAdministrationGuidelinesPatientCharacteristics(_p.Complex, kw_only=True):
     characteristicCodeableConcept: _T13 = _U
-    characteristicQuantity: _T26 = _U
+    characteristicQuantity: _T24 = _U
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     modifierExtension: _T4 = _U
-    value: _T23 = _U
-    value_ext: _T24 = _ms.field(default=_U, name="_value")
+    value: _T21 = _U
+    value_ext: _T22 = _ms.field(default=_U, name="_value")
 
     def __post_init__(self) -> None:
         if (self.characteristicCodeableConcept is not _U) + (self.characteristicQuantity is not _U) != 1:
@@ -9687,14 +10314,14 @@ class MedicationKnowledgeAdministrationGuidelinesPatientCharacteristics(_p.Compl
 
 
 class MedicationKnowledgeCost(_p.Complex, kw_only=True):
-    cost: _T124
+    cost: _T117
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     modifierExtension: _T4 = _U
     source: _T2 = _U
     source_ext: _T3 = _ms.field(default=_U, name="_source")
-    type: _T56
+    type: _T51
 
 
 class MedicationKnowledgeDrugCharacteristic(_p.Complex, kw_only=True):
@@ -9703,12 +10330,15 @@ class MedicationKnowledgeDrugCharacteristic(_p.Complex, kw_only=True):
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     modifierExtension: _T4 = _U
     type: _T13 = _U
-    valueBase64Binary: _T45 = _U
+    valueBase64Binary: _T2 = _U
     valueCodeableConcept: _T13 = _U
-    valueQuantity: _T26 = _U
+    valueQuantity: _T24 = _U
     valueString: _T2 = _U
 
     def __post_init__(self) -> None:
+        v = self.valueBase64Binary
+        if v is not _U and (_p.base64(v) is None):
+            raise _p.FormatError("MedicationKnowledgeDrugCharacteristic.valueBase64Binary")
         if (self.valueBase64Binary is not _U) + (self.valueCodeableConcept is not _U) + (self.valueQuantity is not _U) + (self.valueString is not _U) > 1:
             raise _p.ChoiceError("MedicationKnowledgeDrugCharacteristic.value[x]: at most one")
 
@@ -9722,7 +10352,7 @@ class MedicationKnowledgeIngredient(_p.Complex, kw_only=True):
     itemCodeableConcept: _T13 = _U
     itemReference: _T8 = _U
     modifierExtension: _T4 = _U
-    strength: _T210 = _U
+    strength: _T202 = _U
 
     def __post_init__(self) -> None:
         if (self.itemCodeableConcept is not _U) + (self.itemReference is not _U) != 1:
@@ -9730,22 +10360,22 @@ class MedicationKnowledgeIngredient(_p.Complex, kw_only=True):
 
 
 class MedicationKnowledgeKinetics(_p.Complex, kw_only=True):
-    areaUnderCurve: _T200 = _U
+    areaUnderCurve: _T192 = _U
     extension: _T4 = _U
-    halfLifePeriod: _T29 = _U
+    halfLifePeriod: _T27 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
-    lethalDose50: _T200 = _U
+    lethalDose50: _T192 = _U
     modifierExtension: _T4 = _U
 
 
 class MedicationKnowledgeMedicineClassification(_p.Complex, kw_only=True):
-    classification: _T19 = _U
+    classification: _T18 = _U
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     modifierExtension: _T4 = _U
-    type: _T56
+    type: _T51
 
 
 class MedicationKnowledgeMonitoringProgram(_p.Complex, kw_only=True):
@@ -9772,7 +10402,7 @@ class MedicationKnowledgePackaging(_p.Complex, kw_only=True):
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     modifierExtension: _T4 = _U
-    quantity: _T26 = _U
+    quantity: _T24 = _U
     type: _T13 = _U
 
 
@@ -9780,11 +10410,11 @@ class MedicationKnowledgeRegulatory(_p.Complex, kw_only=True):
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
-    maxDispense: _T364 = _U
+    maxDispense: _T354 = _U
     modifierExtension: _T4 = _U
     regulatoryAuthority: _T14
-    schedule: _T365 = _U
-    substitution: _T366 = _U
+    schedule: _T355 = _U
+    substitution: _T356 = _U
 
 
 class MedicationKnowledgeRegulatoryMaxDispense(_p.Complex, kw_only=True):
@@ -9792,8 +10422,8 @@ class MedicationKnowledgeRegulatoryMaxDispense(_p.Complex, kw_only=True):
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     modifierExtension: _T4 = _U
-    period: _T29 = _U
-    quantity: _T367
+    period: _T27 = _U
+    quantity: _T357
 
 
 class MedicationKnowledgeRegulatorySchedule(_p.Complex, kw_only=True):
@@ -9801,17 +10431,17 @@ class MedicationKnowledgeRegulatorySchedule(_p.Complex, kw_only=True):
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     modifierExtension: _T4 = _U
-    schedule: _T56
+    schedule: _T51
 
 
 class MedicationKnowledgeRegulatorySubstitution(_p.Complex, kw_only=True):
-    allowed: _T54
+    allowed: _T49
     allowed_ext: _T3 = _ms.field(default=_U, name="_allowed")
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     modifierExtension: _T4 = _U
-    type: _T56
+    type: _T51
 
 
 class MedicationKnowledgeRelatedMedicationKnowledge(_p.Complex, kw_only=True):
@@ -9819,35 +10449,35 @@ class MedicationKnowledgeRelatedMedicationKnowledge(_p.Complex, kw_only=True):
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     modifierExtension: _T4 = _U
-    reference: _T136
-    type: _T56
+    reference: _T129
+    type: _T51
 
 
 class MedicationRequest(_p.Resource, tag="MedicationRequest", kw_only=True):
-    authoredOn: _T20 = _U
+    authoredOn: _T2 = _U
     authoredOn_ext: _T3 = _ms.field(default=_U, name="_authoredOn")
     basedOn: _T11 = _U
-    category: _T19 = _U
+    category: _T18 = _U
     contained: _T0 = _U
     courseOfTherapyType: _T13 = _U
     detectedIssue: _T11 = _U
-    dispenseRequest: _T368 = _U
+    dispenseRequest: _T358 = _U
     doNotPerform: _T16 = _U
     doNotPerform_ext: _T3 = _ms.field(default=_U, name="_doNotPerform")
-    dosageInstruction: _T21 = _U
+    dosageInstruction: _T19 = _U
     encounter: _T8 = _U
     eventHistory: _T11 = _U
     extension: _T4 = _U
-    groupIdentifier: _T34 = _U
+    groupIdentifier: _T32 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     identifier: _T6 = _U
     implicitRules: _T2 = _U
     implicitRules_ext: _T3 = _ms.field(default=_U, name="_implicitRules")
-    instantiatesCanonical: _T23 = _U
-    instantiatesCanonical_ext: _T24 = _ms.field(default=_U, name="_instantiatesCanonical")
-    instantiatesUri: _T23 = _U
-    instantiatesUri_ext: _T24 = _ms.field(default=_U, name="_instantiatesUri")
+    instantiatesCanonical: _T21 = _U
+    instantiatesCanonical_ext: _T22 = _ms.field(default=_U, name="_instantiatesCanonical")
+    instantiatesUri: _T21 = _U
+    instantiatesUri_ext: _T22 = _ms.field(default=_U, name="_instantiatesUri")
     insurance: _T11 = _U
     intent: _T10
     intent_ext: _T3 = _ms.field(default=_U, name="_intent")
@@ -9857,13 +10487,13 @@ class MedicationRequest(_p.Resource, tag="MedicationRequest", kw_only=True):
     medicationReference: _T8 = _U
     meta: _T7 = _U
     modifierExtension: _T4 = _U
-    note: _T38 = _U
+    note: _T36 = _U
     performer: _T8 = _U
     performerType: _T13 = _U
     priorPrescription: _T8 = _U
     priority: _T2 = _U
     priority_ext: _T3 = _ms.field(default=_U, name="_priority")
-    reasonCode: _T19 = _U
+    reasonCode: _T18 = _U
     reasonReference: _T11 = _U
     recorder: _T8 = _U
     reportedBoolean: _T16 = _U
@@ -9873,11 +10503,14 @@ class MedicationRequest(_p.Resource, tag="MedicationRequest", kw_only=True):
     status_ext: _T3 = _ms.field(default=_U, name="_status")
     statusReason: _T13 = _U
     subject: _T14
-    substitution: _T369 = _U
+    substitution: _T359 = _U
     supportingInformation: _T11 = _U
     text: _T12 = _U
 
     def __post_init__(self) -> None:
+        v = self.authoredOn
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("MedicationRequest.authoredOn")
         v = self.id
         if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
             raise _p.FormatError("MedicationRequest.id")
@@ -9911,27 +10544,27 @@ class MedicationRequest(_p.Resource, tag="MedicationRequest", kw_only=True):
 
 
 class MedicationRequestDispenseRequest(_p.Complex, kw_only=True):
-    dispenseInterval: _T29 = _U
-    expectedSupplyDuration: _T29 = _U
+    dispenseInterval: _T27 = _U
+    expectedSupplyDuration: _T27 = _U
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
-    initialFill: _T370 = _U
+    initialFill: _T360 = _U
     modifierExtension: _T4 = _U
-    numberOfRepeatsAllowed: _T43 = _U
+    numberOfRepeatsAllowed: _T40 = _U
     numberOfRepeatsAllowed_ext: _T3 = _ms.field(default=_U, name="_numberOfRepeatsAllowed")
     performer: _T8 = _U
-    quantity: _T26 = _U
+    quantity: _T24 = _U
     validityPeriod: _T9 = _U
 
 
 class MedicationRequestDispenseRequestInitialFill(_p.Complex, kw_only=True):
-    duration: _T29 = _U
+    duration: _T27 = _U
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     modifierExtension: _T4 = _U
-    quantity: _T26 = _U
+    quantity: _T24 = _U
 
 
 class MedicationRequestSubstitution(_p.Complex, kw_only=True):
@@ -9953,11 +10586,11 @@ class MedicationStatement(_p.Resource, tag="MedicationStatement", kw_only=True):
     category: _T13 = _U
     contained: _T0 = _U
     context: _T8 = _U
-    dateAsserted: _T20 = _U
+    dateAsserted: _T2 = _U
     dateAsserted_ext: _T3 = _ms.field(default=_U, name="_dateAsserted")
     derivedFrom: _T11 = _U
-    dosage: _T21 = _U
-    effectiveDateTime: _T20 = _U
+    dosage: _T19 = _U
+    effectiveDateTime: _T2 = _U
     effectivePeriod: _T9 = _U
     extension: _T4 = _U
     id: _T2 = _U
@@ -9972,17 +10605,23 @@ class MedicationStatement(_p.Resource, tag="MedicationStatement", kw_only=True):
     medicationReference: _T8 = _U
     meta: _T7 = _U
     modifierExtension: _T4 = _U
-    note: _T38 = _U
+    note: _T36 = _U
     partOf: _T11 = _U
-    reasonCode: _T19 = _U
+    reasonCode: _T18 = _U
     reasonReference: _T11 = _U
     status: _T10
     status_ext: _T3 = _ms.field(default=_U, name="_status")
-    statusReason: _T19 = _U
+    statusReason: _T18 = _U
     subject: _T14
     text: _T12 = _U
 
     def __post_init__(self) -> None:
+        v = self.dateAsserted
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("MedicationStatement.dateAsserted")
+        v = self.effectiveDateTime
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("MedicationStatement.effectiveDateTime")
         v = self.id
         if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
             raise _p.FormatError("MedicationStatement.id")
@@ -10009,7 +10648,7 @@ class MedicinalProduct(_p.Resource, tag="MedicinalProduct", kw_only=True):
     contact: _T11 = _U
     contained: _T0 = _U
     crossReference: _T6 = _U
-    domain: _T52 = _U
+    domain: _T47 = _U
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
@@ -10019,19 +10658,19 @@ class MedicinalProduct(_p.Resource, tag="MedicinalProduct", kw_only=True):
     language: _T2 = _U
     language_ext: _T3 = _ms.field(default=_U, name="_language")
     legalStatusOfSupply: _T13 = _U
-    manufacturingBusinessOperation: _T371 = _U
-    marketingStatus: _T372 = _U
+    manufacturingBusinessOperation: _T361 = _U
+    marketingStatus: _T362 = _U
     masterFile: _T11 = _U
     meta: _T7 = _U
     modifierExtension: _T4 = _U
-    name: _T373
+    name: _T363
     packagedMedicinalProduct: _T11 = _U
     paediatricUseIndicator: _T13 = _U
     pharmaceuticalProduct: _T11 = _U
-    productClassification: _T19 = _U
-    specialDesignation: _T374 = _U
-    specialMeasures: _T23 = _U
-    specialMeasures_ext: _T24 = _ms.field(default=_U, name="_specialMeasures")
+    productClassification: _T18 = _U
+    specialDesignation: _T364 = _U
+    specialMeasures: _T21 = _U
+    specialMeasures_ext: _T22 = _ms.field(default=_U, name="_specialMeasures")
     text: _T12 = _U
     type: _T13 = _U
 
@@ -10049,9 +10688,9 @@ class MedicinalProduct(_p.Resource, tag="MedicinalProduct", kw_only=True):
 
 class MedicinalProductAuthorization(_p.Resource, tag="MedicinalProductAuthorization", kw_only=True):
     contained: _T0 = _U
-    country: _T19 = _U
+    country: _T18 = _U
     dataExclusivityPeriod: _T9 = _U
-    dateOfFirstAuthorization: _T20 = _U
+    dateOfFirstAuthorization: _T2 = _U
     dateOfFirstAuthorization_ext: _T3 = _ms.field(default=_U, name="_dateOfFirstAuthorization")
     extension: _T4 = _U
     holder: _T8 = _U
@@ -10060,36 +10699,48 @@ class MedicinalProductAuthorization(_p.Resource, tag="MedicinalProductAuthorizat
     identifier: _T6 = _U
     implicitRules: _T2 = _U
     implicitRules_ext: _T3 = _ms.field(default=_U, name="_implicitRules")
-    internationalBirthDate: _T20 = _U
+    internationalBirthDate: _T2 = _U
     internationalBirthDate_ext: _T3 = _ms.field(default=_U, name="_internationalBirthDate")
-    jurisdiction: _T19 = _U
-    jurisdictionalAuthorization: _T375 = _U
+    jurisdiction: _T18 = _U
+    jurisdictionalAuthorization: _T365 = _U
     language: _T2 = _U
     language_ext: _T3 = _ms.field(default=_U, name="_language")
     legalBasis: _T13 = _U
     meta: _T7 = _U
     modifierExtension: _T4 = _U
-    procedure: _T376 = _U
+    procedure: _T366 = _U
     regulator: _T8 = _U
-    restoreDate: _T20 = _U
+    restoreDate: _T2 = _U
     restoreDate_ext: _T3 = _ms.field(default=_U, name="_restoreDate")
     status: _T13 = _U
-    statusDate: _T20 = _U
+    statusDate: _T2 = _U
     statusDate_ext: _T3 = _ms.field(default=_U, name="_statusDate")
     subject: _T8 = _U
     text: _T12 = _U
     validityPeriod: _T9 = _U
 
     def __post_init__(self) -> None:
+        v = self.dateOfFirstAuthorization
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("MedicinalProductAuthorization.dateOfFirstAuthorization")
         v = self.id
         if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
             raise _p.FormatError("MedicinalProductAuthorization.id")
         v = self.implicitRules
         if v is not _U and (' ' in v or not v.isprintable()):
             raise _p.FormatError("MedicinalProductAuthorization.implicitRules")
+        v = self.internationalBirthDate
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("MedicinalProductAuthorization.internationalBirthDate")
         v = self.language
         if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
             raise _p.FormatError("MedicinalProductAuthorization.language")
+        v = self.restoreDate
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("MedicinalProductAuthorization.restoreDate")
+        v = self.statusDate
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("MedicinalProductAuthorization.statusDate")
 
 
 class MedicinalProductAuthorizationJurisdictionalAuthorization(_p.Complex, kw_only=True):
@@ -10098,30 +10749,33 @@ class MedicinalProductAuthorizationJurisdictionalAuthorization(_p.Complex, kw_on
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     identifier: _T6 = _U
-    jurisdiction: _T19 = _U
+    jurisdiction: _T18 = _U
     legalStatusOfSupply: _T13 = _U
     modifierExtension: _T4 = _U
     validityPeriod: _T9 = _U
 
 
 class MedicinalProductAuthorizationProcedure(_p.Complex, kw_only=True):
-    application: _T377 = _U
-    dateDateTime: _T20 = _U
+    application: _T367 = _U
+    dateDateTime: _T2 = _U
     datePeriod: _T9 = _U
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
-    identifier: _T34 = _U
+    identifier: _T32 = _U
     modifierExtension: _T4 = _U
-    type: _T56
+    type: _T51
 
     def __post_init__(self) -> None:
+        v = self.dateDateTime
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("MedicinalProductAuthorizationProcedure.dateDateTime")
         if (self.dateDateTime is not _U) + (self.datePeriod is not _U) > 1:
             raise _p.ChoiceError("MedicinalProductAuthorizationProcedure.date[x]: at most one")
 
 
 class MedicinalProductContraindication(_p.Resource, tag="MedicinalProductContraindication", kw_only=True):
-    comorbidity: _T19 = _U
+    comorbidity: _T18 = _U
     contained: _T0 = _U
     disease: _T13 = _U
     diseaseStatus: _T13 = _U
@@ -10134,8 +10788,8 @@ class MedicinalProductContraindication(_p.Resource, tag="MedicinalProductContrai
     language_ext: _T3 = _ms.field(default=_U, name="_language")
     meta: _T7 = _U
     modifierExtension: _T4 = _U
-    otherTherapy: _T378 = _U
-    population: _T379 = _U
+    otherTherapy: _T368 = _U
+    population: _T369 = _U
     subject: _T11 = _U
     text: _T12 = _U
     therapeuticIndication: _T11 = _U
@@ -10159,7 +10813,7 @@ class MedicinalProductContraindicationOtherTherapy(_p.Complex, kw_only=True):
     medicationCodeableConcept: _T13 = _U
     medicationReference: _T8 = _U
     modifierExtension: _T4 = _U
-    therapyRelationshipType: _T56
+    therapyRelationshipType: _T51
 
     def __post_init__(self) -> None:
         if (self.medicationCodeableConcept is not _U) + (self.medicationReference is not _U) != 1:
@@ -10167,11 +10821,11 @@ class MedicinalProductContraindicationOtherTherapy(_p.Complex, kw_only=True):
 
 
 class MedicinalProductIndication(_p.Resource, tag="MedicinalProductIndication", kw_only=True):
-    comorbidity: _T19 = _U
+    comorbidity: _T18 = _U
     contained: _T0 = _U
     diseaseStatus: _T13 = _U
     diseaseSymptomProcedure: _T13 = _U
-    duration: _T26 = _U
+    duration: _T24 = _U
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
@@ -10182,8 +10836,8 @@ class MedicinalProductIndication(_p.Resource, tag="MedicinalProductIndication", 
     language_ext: _T3 = _ms.field(default=_U, name="_language")
     meta: _T7 = _U
     modifierExtension: _T4 = _U
-    otherTherapy: _T380 = _U
-    population: _T379 = _U
+    otherTherapy: _T370 = _U
+    population: _T369 = _U
     subject: _T11 = _U
     text: _T12 = _U
     undesirableEffect: _T11 = _U
@@ -10207,7 +10861,7 @@ class MedicinalProductIndicationOtherTherapy(_p.Complex, kw_only=True):
     medicationCodeableConcept: _T13 = _U
     medicationReference: _T8 = _U
     modifierExtension: _T4 = _U
-    therapyRelationshipType: _T56
+    therapyRelationshipType: _T51
 
     def __post_init__(self) -> None:
         if (self.medicationCodeableConcept is not _U) + (self.medicationReference is not _U) != 1:
@@ -10221,7 +10875,7 @@ class MedicinalProductIngredient(_p.Resource, tag="MedicinalProductIngredient", 
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
-    identifier: _T34 = _U
+    identifier: _T32 = _U
     implicitRules: _T2 = _U
     implicitRules_ext: _T3 = _ms.field(default=_U, name="_implicitRules")
     language: _T2 = _U
@@ -10229,9 +10883,9 @@ class MedicinalProductIngredient(_p.Resource, tag="MedicinalProductIngredient", 
     manufacturer: _T11 = _U
     meta: _T7 = _U
     modifierExtension: _T4 = _U
-    role: _T56
-    specifiedSubstance: _T381 = _U
-    substance: _T382 = _U
+    role: _T51
+    specifiedSubstance: _T371 = _U
+    substance: _T372 = _U
     text: _T12 = _U
 
     def __post_init__(self) -> None:
@@ -10247,51 +10901,51 @@ class MedicinalProductIngredient(_p.Resource, tag="MedicinalProductIngredient", 
 
 
 class MedicinalProductIngredientSpecifiedSubstance(_p.Complex, kw_only=True):
-    code: _T56
+    code: _T51
     confidentiality: _T13 = _U
     extension: _T4 = _U
-    group: _T56
+    group: _T51
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     modifierExtension: _T4 = _U
-    strength: _T383 = _U
+    strength: _T373 = _U
 
 
 class MedicinalProductIngredientSpecifiedSubstanceStrength(_p.Complex, kw_only=True):
-    concentration: _T210 = _U
-    concentrationLowLimit: _T210 = _U
-    country: _T19 = _U
+    concentration: _T202 = _U
+    concentrationLowLimit: _T202 = _U
+    country: _T18 = _U
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     measurementPoint: _T2 = _U
     measurementPoint_ext: _T3 = _ms.field(default=_U, name="_measurementPoint")
     modifierExtension: _T4 = _U
-    presentation: _T384
-    presentationLowLimit: _T210 = _U
-    referenceStrength: _T385 = _U
+    presentation: _T374
+    presentationLowLimit: _T202 = _U
+    referenceStrength: _T375 = _U
 
 
 class MedicinalProductIngredientSpecifiedSubstanceStrengthReferenceStrength(_p.Complex, kw_only=True):
-    country: _T19 = _U
+    country: _T18 = _U
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     measurementPoint: _T2 = _U
     measurementPoint_ext: _T3 = _ms.field(default=_U, name="_measurementPoint")
     modifierExtension: _T4 = _U
-    strength: _T384
-    strengthLowLimit: _T210 = _U
+    strength: _T374
+    strengthLowLimit: _T202 = _U
     substance: _T13 = _U
 
 
 class MedicinalProductIngredientSubstance(_p.Complex, kw_only=True):
-    code: _T56
+    code: _T51
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     modifierExtension: _T4 = _U
-    strength: _T383 = _U
+    strength: _T373 = _U
 
 
 class MedicinalProductInteraction(_p.Resource, tag="MedicinalProductInteraction", kw_only=True):
@@ -10305,7 +10959,7 @@ class MedicinalProductInteraction(_p.Resource, tag="MedicinalProductInteraction"
     implicitRules: _T2 = _U
     implicitRules_ext: _T3 = _ms.field(default=_U, name="_implicitRules")
     incidence: _T13 = _U
-    interactant: _T386 = _U
+    interactant: _T376 = _U
     language: _T2 = _U
     language_ext: _T3 = _ms.field(default=_U, name="_language")
     management: _T13 = _U
@@ -10350,13 +11004,13 @@ class MedicinalProductManufactured(_p.Resource, tag="MedicinalProductManufacture
     ingredient: _T11 = _U
     language: _T2 = _U
     language_ext: _T3 = _ms.field(default=_U, name="_language")
-    manufacturedDoseForm: _T56
+    manufacturedDoseForm: _T51
     manufacturer: _T11 = _U
     meta: _T7 = _U
     modifierExtension: _T4 = _U
-    otherCharacteristics: _T19 = _U
-    physicalCharacteristics: _T195 = _U
-    quantity: _T367
+    otherCharacteristics: _T18 = _U
+    physicalCharacteristics: _T187 = _U
+    quantity: _T357
     text: _T12 = _U
     unitOfPresentation: _T13 = _U
 
@@ -10373,9 +11027,9 @@ class MedicinalProductManufactured(_p.Resource, tag="MedicinalProductManufacture
 
 
 class MedicinalProductManufacturingBusinessOperation(_p.Complex, kw_only=True):
-    authorisationReferenceNumber: _T34 = _U
+    authorisationReferenceNumber: _T32 = _U
     confidentialityIndicator: _T13 = _U
-    effectiveDate: _T20 = _U
+    effectiveDate: _T2 = _U
     effectiveDate_ext: _T3 = _ms.field(default=_U, name="_effectiveDate")
     extension: _T4 = _U
     id: _T2 = _U
@@ -10385,25 +11039,30 @@ class MedicinalProductManufacturingBusinessOperation(_p.Complex, kw_only=True):
     operationType: _T13 = _U
     regulator: _T8 = _U
 
+    def __post_init__(self) -> None:
+        v = self.effectiveDate
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("MedicinalProductManufacturingBusinessOperation.effectiveDate")
+
 
 class MedicinalProductName(_p.Complex, kw_only=True):
-    countryLanguage: _T387 = _U
+    countryLanguage: _T377 = _U
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     modifierExtension: _T4 = _U
-    namePart: _T388 = _U
+    namePart: _T378 = _U
     productName: _T10
     productName_ext: _T3 = _ms.field(default=_U, name="_productName")
 
 
 class MedicinalProductNameCountryLanguage(_p.Complex, kw_only=True):
-    country: _T56
+    country: _T51
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     jurisdiction: _T13 = _U
-    language: _T56
+    language: _T51
     modifierExtension: _T4 = _U
 
 
@@ -10414,11 +11073,11 @@ class MedicinalProductNameNamePart(_p.Complex, kw_only=True):
     modifierExtension: _T4 = _U
     part: _T10
     part_ext: _T3 = _ms.field(default=_U, name="_part")
-    type: _T51
+    type: _T46
 
 
 class MedicinalProductPackaged(_p.Resource, tag="MedicinalProductPackaged", kw_only=True):
-    batchIdentifier: _T389 = _U
+    batchIdentifier: _T379 = _U
     contained: _T0 = _U
     description: _T2 = _U
     description_ext: _T3 = _ms.field(default=_U, name="_description")
@@ -10433,10 +11092,10 @@ class MedicinalProductPackaged(_p.Resource, tag="MedicinalProductPackaged", kw_o
     legalStatusOfSupply: _T13 = _U
     manufacturer: _T11 = _U
     marketingAuthorization: _T8 = _U
-    marketingStatus: _T372 = _U
+    marketingStatus: _T362 = _U
     meta: _T7 = _U
     modifierExtension: _T4 = _U
-    packageItem: _T390
+    packageItem: _T380
     subject: _T11 = _U
     text: _T12 = _U
 
@@ -10456,13 +11115,13 @@ class MedicinalProductPackagedBatchIdentifier(_p.Complex, kw_only=True):
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
-    immediatePackaging: _T34 = _U
+    immediatePackaging: _T32 = _U
     modifierExtension: _T4 = _U
-    outerPackaging: _T391
+    outerPackaging: _T381
 
 
 class MedicinalProductPackagedPackageItem(_p.Complex, kw_only=True):
-    alternateMaterial: _T19 = _U
+    alternateMaterial: _T18 = _U
     device: _T11 = _U
     extension: _T4 = _U
     id: _T2 = _U
@@ -10470,19 +11129,19 @@ class MedicinalProductPackagedPackageItem(_p.Complex, kw_only=True):
     identifier: _T6 = _U
     manufacturedItem: _T11 = _U
     manufacturer: _T11 = _U
-    material: _T19 = _U
+    material: _T18 = _U
     modifierExtension: _T4 = _U
-    otherCharacteristics: _T19 = _U
-    packageItem: _T392 = _U
-    physicalCharacteristics: _T195 = _U
-    quantity: _T367
-    shelfLifeStorage: _T197 = _U
-    type: _T56
+    otherCharacteristics: _T18 = _U
+    packageItem: _T382 = _U
+    physicalCharacteristics: _T187 = _U
+    quantity: _T357
+    shelfLifeStorage: _T189 = _U
+    type: _T51
 
 
 class MedicinalProductPharmaceutical(_p.Resource, tag="MedicinalProductPharmaceutical", kw_only=True):
-    administrableDoseForm: _T56
-    characteristics: _T393 = _U
+    administrableDoseForm: _T51
+    characteristics: _T383 = _U
     contained: _T0 = _U
     device: _T11 = _U
     extension: _T4 = _U
@@ -10496,7 +11155,7 @@ class MedicinalProductPharmaceutical(_p.Resource, tag="MedicinalProductPharmaceu
     language_ext: _T3 = _ms.field(default=_U, name="_language")
     meta: _T7 = _U
     modifierExtension: _T4 = _U
-    routeOfAdministration: _T394
+    routeOfAdministration: _T384
     text: _T12 = _U
     unitOfPresentation: _T13 = _U
 
@@ -10513,7 +11172,7 @@ class MedicinalProductPharmaceutical(_p.Resource, tag="MedicinalProductPharmaceu
 
 
 class MedicinalProductPharmaceuticalCharacteristics(_p.Complex, kw_only=True):
-    code: _T56
+    code: _T51
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
@@ -10522,26 +11181,26 @@ class MedicinalProductPharmaceuticalCharacteristics(_p.Complex, kw_only=True):
 
 
 class MedicinalProductPharmaceuticalRouteOfAdministration(_p.Complex, kw_only=True):
-    code: _T56
+    code: _T51
     extension: _T4 = _U
-    firstDose: _T26 = _U
+    firstDose: _T24 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
-    maxDosePerDay: _T26 = _U
-    maxDosePerTreatmentPeriod: _T210 = _U
-    maxSingleDose: _T26 = _U
-    maxTreatmentPeriod: _T29 = _U
+    maxDosePerDay: _T24 = _U
+    maxDosePerTreatmentPeriod: _T202 = _U
+    maxSingleDose: _T24 = _U
+    maxTreatmentPeriod: _T27 = _U
     modifierExtension: _T4 = _U
-    targetSpecies: _T395 = _U
+    targetSpecies: _T385 = _U
 
 
 class MedicinalProductPharmaceuticalRouteOfAdministrationTargetSpecies(_p.Complex, kw_only=True):
-    code: _T56
+    code: _T51
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     modifierExtension: _T4 = _U
-    withdrawalPeriod: _T396 = _U
+    withdrawalPeriod: _T386 = _U
 
 
 class MedicinalProductPharmaceuticalRouteOfAdministrationTargetSpeciesWithdrawalPeriod(_p.Complex, kw_only=True):
@@ -10551,12 +11210,12 @@ class MedicinalProductPharmaceuticalRouteOfAdministrationTargetSpeciesWithdrawal
     modifierExtension: _T4 = _U
     supportingInformation: _T2 = _U
     supportingInformation_ext: _T3 = _ms.field(default=_U, name="_supportingInformation")
-    tissue: _T56
-    value: _T367
+    tissue: _T51
+    value: _T357
 
 
 class MedicinalProductSpecialDesignation(_p.Complex, kw_only=True):
-    date: _T20 = _U
+    date: _T2 = _U
     date_ext: _T3 = _ms.field(default=_U, name="_date")
     extension: _T4 = _U
     id: _T2 = _U
@@ -10571,6 +11230,9 @@ class MedicinalProductSpecialDesignation(_p.Complex, kw_only=True):
     type: _T13 = _U
 
     def __post_init__(self) -> None:
+        v = self.date
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("MedicinalProductSpecialDesignation.date")
         if (self.indicationCodeableConcept is not _U) + (self.indicationReference is not _U) > 1:
             raise _p.ChoiceError("MedicinalProductSpecialDesignation.indication[x]: at most one")
 
@@ -10588,7 +11250,7 @@ class MedicinalProductUndesirableEffect(_p.Resource, tag="MedicinalProductUndesi
     language_ext: _T3 = _ms.field(default=_U, name="_language")
     meta: _T7 = _U
     modifierExtension: _T4 = _U
-    population: _T379 = _U
+    population: _T369 = _U
     subject: _T11 = _U
     symptomConditionEffect: _T13 = _U
     text: _T12 = _U
@@ -10606,47 +11268,47 @@ class MedicinalProductUndesirableEffect(_p.Resource, tag="MedicinalProductUndesi
 
 
 class MessageDefinition(_p.Resource, tag="MessageDefinition", kw_only=True):
-    allowedResponse: _T397 = _U
+    allowedResponse: _T387 = _U
     base: _T2 = _U
     base_ext: _T3 = _ms.field(default=_U, name="_base")
     category: _T2 = _U
     category_ext: _T3 = _ms.field(default=_U, name="_category")
-    contact: _T18 = _U
+    contact: _T17 = _U
     contained: _T0 = _U
     copyright: _T2 = _U
     copyright_ext: _T3 = _ms.field(default=_U, name="_copyright")
-    date: _T70
+    date: _T10
     date_ext: _T3 = _ms.field(default=_U, name="_date")
     description: _T2 = _U
     description_ext: _T3 = _ms.field(default=_U, name="_description")
-    eventCoding: _T52 = _U
+    eventCoding: _T47 = _U
     eventUri: _T2 = _U
     experimental: _T16 = _U
     experimental_ext: _T3 = _ms.field(default=_U, name="_experimental")
     extension: _T4 = _U
-    focus: _T398 = _U
-    graph: _T23 = _U
-    graph_ext: _T24 = _ms.field(default=_U, name="_graph")
+    focus: _T388 = _U
+    graph: _T21 = _U
+    graph_ext: _T22 = _ms.field(default=_U, name="_graph")
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     identifier: _T6 = _U
     implicitRules: _T2 = _U
     implicitRules_ext: _T3 = _ms.field(default=_U, name="_implicitRules")
-    jurisdiction: _T19 = _U
+    jurisdiction: _T18 = _U
     language: _T2 = _U
     language_ext: _T3 = _ms.field(default=_U, name="_language")
     meta: _T7 = _U
     modifierExtension: _T4 = _U
     name: _T2 = _U
     name_ext: _T3 = _ms.field(default=_U, name="_name")
-    parent: _T23 = _U
-    parent_ext: _T24 = _ms.field(default=_U, name="_parent")
+    parent: _T21 = _U
+    parent_ext: _T22 = _ms.field(default=_U, name="_parent")
     publisher: _T2 = _U
     publisher_ext: _T3 = _ms.field(default=_U, name="_publisher")
     purpose: _T2 = _U
     purpose_ext: _T3 = _ms.field(default=_U, name="_purpose")
-    replaces: _T23 = _U
-    replaces_ext: _T24 = _ms.field(default=_U, name="_replaces")
+    replaces: _T21 = _U
+    replaces_ext: _T22 = _ms.field(default=_U, name="_replaces")
     responseRequired: _T2 = _U
     responseRequired_ext: _T3 = _ms.field(default=_U, name="_responseRequired")
     status: _T10
@@ -10656,7 +11318,7 @@ class MessageDefinition(_p.Resource, tag="MessageDefinition", kw_only=True):
     title_ext: _T3 = _ms.field(default=_U, name="_title")
     url: _T2 = _U
     url_ext: _T3 = _ms.field(default=_U, name="_url")
-    useContext: _T32 = _U
+    useContext: _T30 = _U
     version: _T2 = _U
     version_ext: _T3 = _ms.field(default=_U, name="_version")
 
@@ -10667,6 +11329,9 @@ class MessageDefinition(_p.Resource, tag="MessageDefinition", kw_only=True):
         v = self.category
         if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
             raise _p.FormatError("MessageDefinition.category")
+        v = self.date
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("MessageDefinition.date")
         v = self.eventUri
         if v is not _U and (' ' in v or not v.isprintable()):
             raise _p.FormatError("MessageDefinition.eventUri")
@@ -10728,7 +11393,7 @@ class MessageDefinitionFocus(_p.Complex, kw_only=True):
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     max: _T2 = _U
     max_ext: _T3 = _ms.field(default=_U, name="_max")
-    min: _T241
+    min: _T231
     min_ext: _T3 = _ms.field(default=_U, name="_min")
     modifierExtension: _T4 = _U
     profile: _T2 = _U
@@ -10748,9 +11413,9 @@ class MessageHeader(_p.Resource, tag="MessageHeader", kw_only=True):
     contained: _T0 = _U
     definition: _T2 = _U
     definition_ext: _T3 = _ms.field(default=_U, name="_definition")
-    destination: _T399 = _U
+    destination: _T389 = _U
     enterer: _T8 = _U
-    eventCoding: _T52 = _U
+    eventCoding: _T47 = _U
     eventUri: _T2 = _U
     extension: _T4 = _U
     focus: _T11 = _U
@@ -10763,10 +11428,10 @@ class MessageHeader(_p.Resource, tag="MessageHeader", kw_only=True):
     meta: _T7 = _U
     modifierExtension: _T4 = _U
     reason: _T13 = _U
-    response: _T400 = _U
+    response: _T390 = _U
     responsible: _T8 = _U
     sender: _T8 = _U
-    source: _T401
+    source: _T391
     text: _T12 = _U
 
     def __post_init__(self) -> None:
@@ -10825,7 +11490,7 @@ class MessageHeaderResponse(_p.Complex, kw_only=True):
 
 
 class MessageHeaderSource(_p.Complex, kw_only=True):
-    contact: _T222 = _U
+    contact: _T214 = _U
     endpoint: _T10
     endpoint_ext: _T3 = _ms.field(default=_U, name="_endpoint")
     extension: _T4 = _U
@@ -10849,18 +11514,21 @@ class Meta(_p.Complex, kw_only=True):
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
-    lastUpdated: _T41 = _U
+    lastUpdated: _T2 = _U
     lastUpdated_ext: _T3 = _ms.field(default=_U, name="_lastUpdated")
-    profile: _T23 = _U
-    profile_ext: _T24 = _ms.field(default=_U, name="_profile")
-    security: _T50 = _U
+    profile: _T21 = _U
+    profile_ext: _T22 = _ms.field(default=_U, name="_profile")
+    security: _T45 = _U
     source: _T2 = _U
     source_ext: _T3 = _ms.field(default=_U, name="_source")
-    tag: _T50 = _U
+    tag: _T45 = _U
     versionId: _T2 = _U
     versionId_ext: _T3 = _ms.field(default=_U, name="_versionId")
 
     def __post_init__(self) -> None:
+        v = self.lastUpdated
+        if v is not _U and (_p.instant(v) is None):
+            raise _p.FormatError("Meta.lastUpdated")
         if self.profile is not _U:
             for v in self.profile:
                 if v is not None and (' ' in v or not v.isprintable()):
@@ -10871,9 +11539,9 @@ class Meta(_p.Complex, kw_only=True):
 
 
 class MetadataResource(_p.Complex, kw_only=True):
-    contact: _T18 = _U
+    contact: _T17 = _U
     contained: _T0 = _U
-    date: _T20 = _U
+    date: _T2 = _U
     date_ext: _T3 = _ms.field(default=_U, name="_date")
     description: _T2 = _U
     description_ext: _T3 = _ms.field(default=_U, name="_description")
@@ -10884,7 +11552,7 @@ class MetadataResource(_p.Complex, kw_only=True):
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     implicitRules: _T2 = _U
     implicitRules_ext: _T3 = _ms.field(default=_U, name="_implicitRules")
-    jurisdiction: _T19 = _U
+    jurisdiction: _T18 = _U
     language: _T2 = _U
     language_ext: _T3 = _ms.field(default=_U, name="_language")
     meta: _T7 = _U
@@ -10900,11 +11568,14 @@ class MetadataResource(_p.Complex, kw_only=True):
     title_ext: _T3 = _ms.field(default=_U, name="_title")
     url: _T2 = _U
     url_ext: _T3 = _ms.field(default=_U, name="_url")
-    useContext: _T32 = _U
+    useContext: _T30 = _U
     version: _T2 = _U
     version_ext: _T3 = _ms.field(default=_U, name="_version")
 
     def __post_init__(self) -> None:
+        v = self.date
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("MetadataResource.date")
         v = self.implicitRules
         if v is not _U and (' ' in v or not v.isprintable()):
             raise _p.FormatError("MetadataResource.implicitRules")
@@ -10921,7 +11592,7 @@ class MetadataResource(_p.Complex, kw_only=True):
 
 class MolecularSequence(_p.Resource, tag="MolecularSequence", kw_only=True):
     contained: _T0 = _U
-    coordinateSystem: _T402
+    coordinateSystem: _T392
     coordinateSystem_ext: _T3 = _ms.field(default=_U, name="_coordinateSystem")
     device: _T8 = _U
     extension: _T4 = _U
@@ -10939,18 +11610,18 @@ class MolecularSequence(_p.Resource, tag="MolecularSequence", kw_only=True):
     patient: _T8 = _U
     performer: _T8 = _U
     pointer: _T11 = _U
-    quality: _T403 = _U
-    quantity: _T26 = _U
-    readCoverage: _T60 = _U
+    quality: _T393 = _U
+    quantity: _T24 = _U
+    readCoverage: _T55 = _U
     readCoverage_ext: _T3 = _ms.field(default=_U, name="_readCoverage")
-    referenceSeq: _T404 = _U
-    repository: _T405 = _U
+    referenceSeq: _T394 = _U
+    repository: _T395 = _U
     specimen: _T8 = _U
-    structureVariant: _T406 = _U
+    structureVariant: _T396 = _U
     text: _T12 = _U
     type: _T2 = _U
     type_ext: _T3 = _ms.field(default=_U, name="_type")
-    variant: _T407 = _U
+    variant: _T397 = _U
 
     def __post_init__(self) -> None:
         v = self.id
@@ -10968,33 +11639,33 @@ class MolecularSequence(_p.Resource, tag="MolecularSequence", kw_only=True):
 
 
 class MolecularSequenceQuality(_p.Complex, kw_only=True):
-    end: _T60 = _U
+    end: _T55 = _U
     end_ext: _T3 = _ms.field(default=_U, name="_end")
     extension: _T4 = _U
-    fScore: _T37 = _U
+    fScore: _T35 = _U
     fScore_ext: _T3 = _ms.field(default=_U, name="_fScore")
-    gtFP: _T37 = _U
+    gtFP: _T35 = _U
     gtFP_ext: _T3 = _ms.field(default=_U, name="_gtFP")
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     method: _T13 = _U
     modifierExtension: _T4 = _U
-    precision: _T37 = _U
+    precision: _T35 = _U
     precision_ext: _T3 = _ms.field(default=_U, name="_precision")
-    queryFP: _T37 = _U
+    queryFP: _T35 = _U
     queryFP_ext: _T3 = _ms.field(default=_U, name="_queryFP")
-    queryTP: _T37 = _U
+    queryTP: _T35 = _U
     queryTP_ext: _T3 = _ms.field(default=_U, name="_queryTP")
-    recall: _T37 = _U
+    recall: _T35 = _U
     recall_ext: _T3 = _ms.field(default=_U, name="_recall")
-    roc: _T408 = _U
-    score: _T26 = _U
+    roc: _T398 = _U
+    score: _T24 = _U
     standardSequence: _T13 = _U
-    start: _T60 = _U
+    start: _T55 = _U
     start_ext: _T3 = _ms.field(default=_U, name="_start")
-    truthFN: _T37 = _U
+    truthFN: _T35 = _U
     truthFN_ext: _T3 = _ms.field(default=_U, name="_truthFN")
-    truthTP: _T37 = _U
+    truthTP: _T35 = _U
     truthTP_ext: _T3 = _ms.field(default=_U, name="_truthTP")
     type: _T10
     type_ext: _T3 = _ms.field(default=_U, name="_type")
@@ -11007,23 +11678,23 @@ class MolecularSequenceQuality(_p.Complex, kw_only=True):
 
 class MolecularSequenceQualityRoc(_p.Complex, kw_only=True):
     extension: _T4 = _U
-    fMeasure: _T409 = _U
-    fMeasure_ext: _T24 = _ms.field(default=_U, name="_fMeasure")
+    fMeasure: _T399 = _U
+    fMeasure_ext: _T22 = _ms.field(default=_U, name="_fMeasure")
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     modifierExtension: _T4 = _U
-    numFN: _T410 = _U
-    numFN_ext: _T24 = _ms.field(default=_U, name="_numFN")
-    numFP: _T410 = _U
-    numFP_ext: _T24 = _ms.field(default=_U, name="_numFP")
-    numTP: _T410 = _U
-    numTP_ext: _T24 = _ms.field(default=_U, name="_numTP")
-    precision: _T409 = _U
-    precision_ext: _T24 = _ms.field(default=_U, name="_precision")
-    score: _T410 = _U
-    score_ext: _T24 = _ms.field(default=_U, name="_score")
-    sensitivity: _T409 = _U
-    sensitivity_ext: _T24 = _ms.field(default=_U, name="_sensitivity")
+    numFN: _T400 = _U
+    numFN_ext: _T22 = _ms.field(default=_U, name="_numFN")
+    numFP: _T400 = _U
+    numFP_ext: _T22 = _ms.field(default=_U, name="_numFP")
+    numTP: _T400 = _U
+    numTP_ext: _T22 = _ms.field(default=_U, name="_numTP")
+    precision: _T399 = _U
+    precision_ext: _T22 = _ms.field(default=_U, name="_precision")
+    score: _T400 = _U
+    score_ext: _T22 = _ms.field(default=_U, name="_score")
+    sensitivity: _T399 = _U
+    sensitivity_ext: _T22 = _ms.field(default=_U, name="_sensitivity")
 
 
 class MolecularSequenceReferenceSeq(_p.Complex, kw_only=True):
@@ -11042,9 +11713,9 @@ class MolecularSequenceReferenceSeq(_p.Complex, kw_only=True):
     referenceSeqString_ext: _T3 = _ms.field(default=_U, name="_referenceSeqString")
     strand: _T2 = _U
     strand_ext: _T3 = _ms.field(default=_U, name="_strand")
-    windowEnd: _T60 = _U
+    windowEnd: _T55 = _U
     windowEnd_ext: _T3 = _ms.field(default=_U, name="_windowEnd")
-    windowStart: _T60 = _U
+    windowStart: _T55 = _U
     windowStart_ext: _T3 = _ms.field(default=_U, name="_windowStart")
 
     def __post_init__(self) -> None:
@@ -11089,40 +11760,40 @@ class MolecularSequenceStructureVariant(_p.Complex, kw_only=True):
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
-    inner: _T411 = _U
-    length: _T60 = _U
+    inner: _T401 = _U
+    length: _T55 = _U
     length_ext: _T3 = _ms.field(default=_U, name="_length")
     modifierExtension: _T4 = _U
-    outer: _T412 = _U
+    outer: _T402 = _U
     variantType: _T13 = _U
 
 
 class MolecularSequenceStructureVariantInner(_p.Complex, kw_only=True):
-    end: _T60 = _U
+    end: _T55 = _U
     end_ext: _T3 = _ms.field(default=_U, name="_end")
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     modifierExtension: _T4 = _U
-    start: _T60 = _U
+    start: _T55 = _U
     start_ext: _T3 = _ms.field(default=_U, name="_start")
 
 
 class MolecularSequenceStructureVariantOuter(_p.Complex, kw_only=True):
-    end: _T60 = _U
+    end: _T55 = _U
     end_ext: _T3 = _ms.field(default=_U, name="_end")
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     modifierExtension: _T4 = _U
-    start: _T60 = _U
+    start: _T55 = _U
     start_ext: _T3 = _ms.field(default=_U, name="_start")
 
 
 class MolecularSequenceVariant(_p.Complex, kw_only=True):
     cigar: _T2 = _U
     cigar_ext: _T3 = _ms.field(default=_U, name="_cigar")
-    end: _T60 = _U
+    end: _T55 = _U
     end_ext: _T3 = _ms.field(default=_U, name="_end")
     extension: _T4 = _U
     id: _T2 = _U
@@ -11132,7 +11803,7 @@ class MolecularSequenceVariant(_p.Complex, kw_only=True):
     observedAllele_ext: _T3 = _ms.field(default=_U, name="_observedAllele")
     referenceAllele: _T2 = _U
     referenceAllele_ext: _T3 = _ms.field(default=_U, name="_referenceAllele")
-    start: _T60 = _U
+    start: _T55 = _U
     start_ext: _T3 = _ms.field(default=_U, name="_start")
     variantPointer: _T8 = _U
 
@@ -11143,7 +11814,7 @@ class Money(_p.Complex, kw_only=True):
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
-    value: _T37 = _U
+    value: _T35 = _U
     value_ext: _T3 = _ms.field(default=_U, name="_value")
 
     def __post_init__(self) -> None:
@@ -11153,9 +11824,9 @@ class Money(_p.Complex, kw_only=True):
 
 
 class NamingSystem(_p.Resource, tag="NamingSystem", kw_only=True):
-    contact: _T18 = _U
+    contact: _T17 = _U
     contained: _T0 = _U
-    date: _T70
+    date: _T10
     date_ext: _T3 = _ms.field(default=_U, name="_date")
     description: _T2 = _U
     description_ext: _T3 = _ms.field(default=_U, name="_description")
@@ -11164,7 +11835,7 @@ class NamingSystem(_p.Resource, tag="NamingSystem", kw_only=True):
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     implicitRules: _T2 = _U
     implicitRules_ext: _T3 = _ms.field(default=_U, name="_implicitRules")
-    jurisdiction: _T19 = _U
+    jurisdiction: _T18 = _U
     kind: _T10
     kind_ext: _T3 = _ms.field(default=_U, name="_kind")
     language: _T2 = _U
@@ -11181,12 +11852,15 @@ class NamingSystem(_p.Resource, tag="NamingSystem", kw_only=True):
     status_ext: _T3 = _ms.field(default=_U, name="_status")
     text: _T12 = _U
     type: _T13 = _U
-    uniqueId: _T413
+    uniqueId: _T403
     usage: _T2 = _U
     usage_ext: _T3 = _ms.field(default=_U, name="_usage")
-    useContext: _T32 = _U
+    useContext: _T30 = _U
 
     def __post_init__(self) -> None:
+        v = self.date
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("NamingSystem.date")
         v = self.id
         if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
             raise _p.FormatError("NamingSystem.id")
@@ -11243,40 +11917,43 @@ class Narrative(_p.Complex, kw_only=True):
 class NutritionOrder(_p.Resource, tag="NutritionOrder", kw_only=True):
     allergyIntolerance: _T11 = _U
     contained: _T0 = _U
-    dateTime: _T70
+    dateTime: _T10
     dateTime_ext: _T3 = _ms.field(default=_U, name="_dateTime")
     encounter: _T8 = _U
-    enteralFormula: _T414 = _U
-    excludeFoodModifier: _T19 = _U
+    enteralFormula: _T404 = _U
+    excludeFoodModifier: _T18 = _U
     extension: _T4 = _U
-    foodPreferenceModifier: _T19 = _U
+    foodPreferenceModifier: _T18 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     identifier: _T6 = _U
     implicitRules: _T2 = _U
     implicitRules_ext: _T3 = _ms.field(default=_U, name="_implicitRules")
-    instantiates: _T23 = _U
-    instantiates_ext: _T24 = _ms.field(default=_U, name="_instantiates")
-    instantiatesCanonical: _T23 = _U
-    instantiatesCanonical_ext: _T24 = _ms.field(default=_U, name="_instantiatesCanonical")
-    instantiatesUri: _T23 = _U
-    instantiatesUri_ext: _T24 = _ms.field(default=_U, name="_instantiatesUri")
+    instantiates: _T21 = _U
+    instantiates_ext: _T22 = _ms.field(default=_U, name="_instantiates")
+    instantiatesCanonical: _T21 = _U
+    instantiatesCanonical_ext: _T22 = _ms.field(default=_U, name="_instantiatesCanonical")
+    instantiatesUri: _T21 = _U
+    instantiatesUri_ext: _T22 = _ms.field(default=_U, name="_instantiatesUri")
     intent: _T10
     intent_ext: _T3 = _ms.field(default=_U, name="_intent")
     language: _T2 = _U
     language_ext: _T3 = _ms.field(default=_U, name="_language")
     meta: _T7 = _U
     modifierExtension: _T4 = _U
-    note: _T38 = _U
-    oralDiet: _T415 = _U
+    note: _T36 = _U
+    oralDiet: _T405 = _U
     orderer: _T8 = _U
     patient: _T14
     status: _T10
     status_ext: _T3 = _ms.field(default=_U, name="_status")
-    supplement: _T416 = _U
+    supplement: _T406 = _U
     text: _T12 = _U
 
     def __post_init__(self) -> None:
+        v = self.dateTime
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("NutritionOrder.dateTime")
         v = self.id
         if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
             raise _p.FormatError("NutritionOrder.id")
@@ -11310,17 +11987,17 @@ class NutritionOrderEnteralFormula(_p.Complex, kw_only=True):
     additiveProductName: _T2 = _U
     additiveProductName_ext: _T3 = _ms.field(default=_U, name="_additiveProductName")
     additiveType: _T13 = _U
-    administration: _T417 = _U
+    administration: _T407 = _U
     administrationInstruction: _T2 = _U
     administrationInstruction_ext: _T3 = _ms.field(default=_U, name="_administrationInstruction")
     baseFormulaProductName: _T2 = _U
     baseFormulaProductName_ext: _T3 = _ms.field(default=_U, name="_baseFormulaProductName")
     baseFormulaType: _T13 = _U
-    caloricDensity: _T26 = _U
+    caloricDensity: _T24 = _U
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
-    maxVolumeToDeliver: _T26 = _U
+    maxVolumeToDeliver: _T24 = _U
     modifierExtension: _T4 = _U
     routeofAdministration: _T13 = _U
 
@@ -11330,10 +12007,10 @@ class NutritionOrderEnteralFormulaAdministration(_p.Complex, kw_only=True):
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     modifierExtension: _T4 = _U
-    quantity: _T26 = _U
-    rateQuantity: _T26 = _U
-    rateRatio: _T210 = _U
-    schedule: _T31 = _U
+    quantity: _T24 = _U
+    rateQuantity: _T24 = _U
+    rateRatio: _T202 = _U
+    schedule: _T29 = _U
 
     def __post_init__(self) -> None:
         if (self.rateQuantity is not _U) + (self.rateRatio is not _U) > 1:
@@ -11342,20 +12019,20 @@ class NutritionOrderEnteralFormulaAdministration(_p.Complex, kw_only=True):
 
 class NutritionOrderOralDiet(_p.Complex, kw_only=True):
     extension: _T4 = _U
-    fluidConsistencyType: _T19 = _U
+    fluidConsistencyType: _T18 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     instruction: _T2 = _U
     instruction_ext: _T3 = _ms.field(default=_U, name="_instruction")
     modifierExtension: _T4 = _U
-    nutrient: _T418 = _U
-    schedule: _T419 = _U
-    texture: _T420 = _U
-    type: _T19 = _U
+    nutrient: _T408 = _U
+    schedule: _T409 = _U
+    texture: _T410 = _U
+    type: _T18 = _U
 
 
 class NutritionOrderOralDietNutrient(_p.Complex, kw_only=True):
-    amount: _T26 = _U
+    amount: _T24 = _U
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
@@ -11381,25 +12058,25 @@ class NutritionOrderSupplement(_p.Complex, kw_only=True):
     modifierExtension: _T4 = _U
     productName: _T2 = _U
     productName_ext: _T3 = _ms.field(default=_U, name="_productName")
-    quantity: _T26 = _U
-    schedule: _T419 = _U
+    quantity: _T24 = _U
+    schedule: _T409 = _U
     type: _T13 = _U
 
 
 class Observation(_p.Resource, tag="Observation", kw_only=True):
     basedOn: _T11 = _U
     bodySite: _T13 = _U
-    category: _T19 = _U
-    code: _T56
-    component: _T421 = _U
+    category: _T18 = _U
+    code: _T51
+    component: _T411 = _U
     contained: _T0 = _U
     dataAbsentReason: _T13 = _U
     derivedFrom: _T11 = _U
     device: _T8 = _U
-    effectiveDateTime: _T20 = _U
-    effectiveInstant: _T41 = _U
+    effectiveDateTime: _T2 = _U
+    effectiveInstant: _T2 = _U
     effectivePeriod: _T9 = _U
-    effectiveTiming: _T31 = _U
+    effectiveTiming: _T29 = _U
     encounter: _T8 = _U
     extension: _T4 = _U
     focus: _T11 = _U
@@ -11409,18 +12086,18 @@ class Observation(_p.Resource, tag="Observation", kw_only=True):
     identifier: _T6 = _U
     implicitRules: _T2 = _U
     implicitRules_ext: _T3 = _ms.field(default=_U, name="_implicitRules")
-    interpretation: _T19 = _U
-    issued: _T41 = _U
+    interpretation: _T18 = _U
+    issued: _T2 = _U
     issued_ext: _T3 = _ms.field(default=_U, name="_issued")
     language: _T2 = _U
     language_ext: _T3 = _ms.field(default=_U, name="_language")
     meta: _T7 = _U
     method: _T13 = _U
     modifierExtension: _T4 = _U
-    note: _T38 = _U
+    note: _T36 = _U
     partOf: _T11 = _U
     performer: _T11 = _U
-    referenceRange: _T422 = _U
+    referenceRange: _T412 = _U
     specimen: _T8 = _U
     status: _T10
     status_ext: _T3 = _ms.field(default=_U, name="_status")
@@ -11428,29 +12105,44 @@ class Observation(_p.Resource, tag="Observation", kw_only=True):
     text: _T12 = _U
     valueBoolean: _T16 = _U
     valueCodeableConcept: _T13 = _U
-    valueDateTime: _T20 = _U
-    valueInteger: _T60 = _U
+    valueDateTime: _T2 = _U
+    valueInteger: _T55 = _U
     valuePeriod: _T9 = _U
-    valueQuantity: _T26 = _U
-    valueRange: _T30 = _U
-    valueRatio: _T210 = _U
-    valueSampledData: _T233 = _U
+    valueQuantity: _T24 = _U
+    valueRange: _T28 = _U
+    valueRatio: _T202 = _U
+    valueSampledData: _T224 = _U
     valueString: _T2 = _U
-    valueTime: _T170 = _U
+    valueTime: _T2 = _U
 
     def __post_init__(self) -> None:
+        v = self.effectiveDateTime
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("Observation.effectiveDateTime")
+        v = self.effectiveInstant
+        if v is not _U and (_p.instant(v) is None):
+            raise _p.FormatError("Observation.effectiveInstant")
         v = self.id
         if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
             raise _p.FormatError("Observation.id")
         v = self.implicitRules
         if v is not _U and (' ' in v or not v.isprintable()):
             raise _p.FormatError("Observation.implicitRules")
+        v = self.issued
+        if v is not _U and (_p.instant(v) is None):
+            raise _p.FormatError("Observation.issued")
         v = self.language
         if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
             raise _p.FormatError("Observation.language")
         v = self.status
         if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
             raise _p.FormatError("Observation.status")
+        v = self.valueDateTime
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("Observation.valueDateTime")
+        v = self.valueTime
+        if v is not _U and (_p.time(v) is None):
+            raise _p.FormatError("Observation.valueTime")
         if (self.effectiveDateTime is not _U) + (self.effectiveInstant is not _U) + (self.effectivePeriod is not _U) + (self.effectiveTiming is not _U) > 1:
             raise _p.ChoiceError("Observation.effective[x]: at most one")
         if (self.valueBoolean is not _U) + (self.valueCodeableConcept is not _U) + (self.valueDateTime is not _U) + (self.valueInteger is not _U) + (self.valuePeriod is not _U) + (self.valueQuantity is not _U) + (self.valueRange is not _U) + (self.valueRatio is not _U) + (self.valueSampledData is not _U) + (self.valueString is not _U) + (self.valueTime is not _U) > 1:
@@ -11458,27 +12150,33 @@ class Observation(_p.Resource, tag="Observation", kw_only=True):
 
 
 class ObservationComponent(_p.Complex, kw_only=True):
-    code: _T56
+    code: _T51
     dataAbsentReason: _T13 = _U
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
-    interpretation: _T19 = _U
+    interpretation: _T18 = _U
     modifierExtension: _T4 = _U
-    referenceRange: _T422 = _U
+    referenceRange: _T412 = _U
     valueBoolean: _T16 = _U
     valueCodeableConcept: _T13 = _U
-    valueDateTime: _T20 = _U
-    valueInteger: _T60 = _U
+    valueDateTime: _T2 = _U
+    valueInteger: _T55 = _U
     valuePeriod: _T9 = _U
-    valueQuantity: _T26 = _U
-    valueRange: _T30 = _U
-    valueRatio: _T210 = _U
-    valueSampledData: _T233 = _U
+    valueQuantity: _T24 = _U
+    valueRange: _T28 = _U
+    valueRatio: _T202 = _U
+    valueSampledData: _T224 = _U
     valueString: _T2 = _U
-    valueTime: _T170 = _U
+    valueTime: _T2 = _U
 
     def __post_init__(self) -> None:
+        v = self.valueDateTime
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("ObservationComponent.valueDateTime")
+        v = self.valueTime
+        if v is not _U and (_p.time(v) is None):
+            raise _p.FormatError("ObservationComponent.valueTime")
         t = _astuple(self)
         n = len(t) - t.count(_U) - 1 - ((self.dataAbsentReason is not _U) + (self.extension is not _U) + (self.id is not _U) + (self.id_ext is not _U) + (self.interpretation is not _U) + (self.modifierExtension is not _U) + (self.referenceRange is not _U))
         if n > 1:
@@ -11487,8 +12185,8 @@ class ObservationComponent(_p.Complex, kw_only=True):
 
 class ObservationDefinition(_p.Resource, tag="ObservationDefinition", kw_only=True):
     abnormalCodedValueSet: _T8 = _U
-    category: _T19 = _U
-    code: _T56
+    category: _T18 = _U
+    code: _T51
     contained: _T0 = _U
     criticalCodedValueSet: _T8 = _U
     extension: _T4 = _U
@@ -11505,12 +12203,12 @@ class ObservationDefinition(_p.Resource, tag="ObservationDefinition", kw_only=Tr
     multipleResultsAllowed: _T16 = _U
     multipleResultsAllowed_ext: _T3 = _ms.field(default=_U, name="_multipleResultsAllowed")
     normalCodedValueSet: _T8 = _U
-    permittedDataType: _T23 = _U
-    permittedDataType_ext: _T24 = _ms.field(default=_U, name="_permittedDataType")
+    permittedDataType: _T21 = _U
+    permittedDataType_ext: _T22 = _ms.field(default=_U, name="_permittedDataType")
     preferredReportName: _T2 = _U
     preferredReportName_ext: _T3 = _ms.field(default=_U, name="_preferredReportName")
-    qualifiedInterval: _T423 = _U
-    quantitativeDetails: _T424 = _U
+    qualifiedInterval: _T413 = _U
+    quantitativeDetails: _T414 = _U
     text: _T12 = _U
     validCodedValueSet: _T8 = _U
 
@@ -11531,8 +12229,8 @@ class ObservationDefinition(_p.Resource, tag="ObservationDefinition", kw_only=Tr
 
 
 class ObservationDefinitionQualifiedInterval(_p.Complex, kw_only=True):
-    age: _T30 = _U
-    appliesTo: _T19 = _U
+    age: _T28 = _U
+    appliesTo: _T18 = _U
     category: _T2 = _U
     category_ext: _T3 = _ms.field(default=_U, name="_category")
     condition: _T2 = _U
@@ -11541,11 +12239,11 @@ class ObservationDefinitionQualifiedInterval(_p.Complex, kw_only=True):
     extension: _T4 = _U
     gender: _T2 = _U
     gender_ext: _T3 = _ms.field(default=_U, name="_gender")
-    gestationalAge: _T30 = _U
+    gestationalAge: _T28 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     modifierExtension: _T4 = _U
-    range: _T30 = _U
+    range: _T28 = _U
 
     def __post_init__(self) -> None:
         v = self.category
@@ -11557,10 +12255,10 @@ class ObservationDefinitionQualifiedInterval(_p.Complex, kw_only=True):
 
 
 class ObservationDefinitionQuantitativeDetails(_p.Complex, kw_only=True):
-    conversionFactor: _T37 = _U
+    conversionFactor: _T35 = _U
     conversionFactor_ext: _T3 = _ms.field(default=_U, name="_conversionFactor")
     customaryUnit: _T13 = _U
-    decimalPrecision: _T60 = _U
+    decimalPrecision: _T55 = _U
     decimalPrecision_ext: _T3 = _ms.field(default=_U, name="_decimalPrecision")
     extension: _T4 = _U
     id: _T2 = _U
@@ -11570,13 +12268,13 @@ class ObservationDefinitionQuantitativeDetails(_p.Complex, kw_only=True):
 
 
 class ObservationReferenceRange(_p.Complex, kw_only=True):
-    age: _T30 = _U
-    appliesTo: _T19 = _U
+    age: _T28 = _U
+    appliesTo: _T18 = _U
     extension: _T4 = _U
-    high: _T26 = _U
+    high: _T24 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
-    low: _T26 = _U
+    low: _T24 = _U
     modifierExtension: _T4 = _U
     text: _T2 = _U
     text_ext: _T3 = _ms.field(default=_U, name="_text")
@@ -11592,9 +12290,9 @@ class OperationDefinition(_p.Resource, tag="OperationDefinition", kw_only=True):
     code_ext: _T3 = _ms.field(default=_U, name="_code")
     comment: _T2 = _U
     comment_ext: _T3 = _ms.field(default=_U, name="_comment")
-    contact: _T18 = _U
+    contact: _T17 = _U
     contained: _T0 = _U
-    date: _T20 = _U
+    date: _T2 = _U
     date_ext: _T3 = _ms.field(default=_U, name="_date")
     description: _T2 = _U
     description_ext: _T3 = _ms.field(default=_U, name="_description")
@@ -11607,9 +12305,9 @@ class OperationDefinition(_p.Resource, tag="OperationDefinition", kw_only=True):
     implicitRules_ext: _T3 = _ms.field(default=_U, name="_implicitRules")
     inputProfile: _T2 = _U
     inputProfile_ext: _T3 = _ms.field(default=_U, name="_inputProfile")
-    instance: _T54
+    instance: _T49
     instance_ext: _T3 = _ms.field(default=_U, name="_instance")
-    jurisdiction: _T19 = _U
+    jurisdiction: _T18 = _U
     kind: _T10
     kind_ext: _T3 = _ms.field(default=_U, name="_kind")
     language: _T2 = _U
@@ -11620,26 +12318,26 @@ class OperationDefinition(_p.Resource, tag="OperationDefinition", kw_only=True):
     name_ext: _T3 = _ms.field(default=_U, name="_name")
     outputProfile: _T2 = _U
     outputProfile_ext: _T3 = _ms.field(default=_U, name="_outputProfile")
-    overload: _T425 = _U
-    parameter: _T426 = _U
+    overload: _T415 = _U
+    parameter: _T416 = _U
     publisher: _T2 = _U
     publisher_ext: _T3 = _ms.field(default=_U, name="_publisher")
     purpose: _T2 = _U
     purpose_ext: _T3 = _ms.field(default=_U, name="_purpose")
-    resource: _T23 = _U
-    resource_ext: _T24 = _ms.field(default=_U, name="_resource")
+    resource: _T21 = _U
+    resource_ext: _T22 = _ms.field(default=_U, name="_resource")
     status: _T10
     status_ext: _T3 = _ms.field(default=_U, name="_status")
-    system: _T54
+    system: _T49
     system_ext: _T3 = _ms.field(default=_U, name="_system")
     text: _T12 = _U
     title: _T2 = _U
     title_ext: _T3 = _ms.field(default=_U, name="_title")
-    type: _T54
+    type: _T49
     type_ext: _T3 = _ms.field(default=_U, name="_type")
     url: _T2 = _U
     url_ext: _T3 = _ms.field(default=_U, name="_url")
-    useContext: _T32 = _U
+    useContext: _T30 = _U
     version: _T2 = _U
     version_ext: _T3 = _ms.field(default=_U, name="_version")
 
@@ -11650,6 +12348,9 @@ class OperationDefinition(_p.Resource, tag="OperationDefinition", kw_only=True):
         v = self.code
         if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
             raise _p.FormatError("OperationDefinition.code")
+        v = self.date
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("OperationDefinition.date")
         v = self.id
         if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
             raise _p.FormatError("OperationDefinition.id")
@@ -11687,12 +12388,12 @@ class OperationDefinitionOverload(_p.Complex, kw_only=True):
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     modifierExtension: _T4 = _U
-    parameterName: _T23 = _U
-    parameterName_ext: _T24 = _ms.field(default=_U, name="_parameterName")
+    parameterName: _T21 = _U
+    parameterName_ext: _T22 = _ms.field(default=_U, name="_parameterName")
 
 
 class OperationDefinitionParameter(_p.Complex, kw_only=True):
-    binding: _T427 = _U
+    binding: _T417 = _U
     documentation: _T2 = _U
     documentation_ext: _T3 = _ms.field(default=_U, name="_documentation")
     extension: _T4 = _U
@@ -11700,17 +12401,17 @@ class OperationDefinitionParameter(_p.Complex, kw_only=True):
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     max: _T10
     max_ext: _T3 = _ms.field(default=_U, name="_max")
-    min: _T402
+    min: _T392
     min_ext: _T3 = _ms.field(default=_U, name="_min")
     modifierExtension: _T4 = _U
     name: _T10
     name_ext: _T3 = _ms.field(default=_U, name="_name")
-    part: _T426 = _U
-    referencedFrom: _T428 = _U
+    part: _T416 = _U
+    referencedFrom: _T418 = _U
     searchType: _T2 = _U
     searchType_ext: _T3 = _ms.field(default=_U, name="_searchType")
-    targetProfile: _T23 = _U
-    targetProfile_ext: _T24 = _ms.field(default=_U, name="_targetProfile")
+    targetProfile: _T21 = _U
+    targetProfile_ext: _T22 = _ms.field(default=_U, name="_targetProfile")
     type: _T2 = _U
     type_ext: _T3 = _ms.field(default=_U, name="_type")
     use: _T10
@@ -11772,7 +12473,7 @@ class OperationOutcome(_p.Resource, tag="OperationOutcome", kw_only=True):
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     implicitRules: _T2 = _U
     implicitRules_ext: _T3 = _ms.field(default=_U, name="_implicitRules")
-    issue: _T429
+    issue: _T419
     language: _T2 = _U
     language_ext: _T3 = _ms.field(default=_U, name="_language")
     meta: _T7 = _U
@@ -11797,13 +12498,13 @@ class OperationOutcomeIssue(_p.Complex, kw_only=True):
     details: _T13 = _U
     diagnostics: _T2 = _U
     diagnostics_ext: _T3 = _ms.field(default=_U, name="_diagnostics")
-    expression: _T23 = _U
-    expression_ext: _T24 = _ms.field(default=_U, name="_expression")
+    expression: _T21 = _U
+    expression_ext: _T22 = _ms.field(default=_U, name="_expression")
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
-    location: _T23 = _U
-    location_ext: _T24 = _ms.field(default=_U, name="_location")
+    location: _T21 = _U
+    location_ext: _T22 = _ms.field(default=_U, name="_location")
     modifierExtension: _T4 = _U
     severity: _T10
     severity_ext: _T3 = _ms.field(default=_U, name="_severity")
@@ -11820,10 +12521,10 @@ class OperationOutcomeIssue(_p.Complex, kw_only=True):
 class Organization(_p.Resource, tag="Organization", kw_only=True):
     active: _T16 = _U
     active_ext: _T3 = _ms.field(default=_U, name="_active")
-    address: _T430 = _U
-    alias: _T23 = _U
-    alias_ext: _T24 = _ms.field(default=_U, name="_alias")
-    contact: _T431 = _U
+    address: _T420 = _U
+    alias: _T21 = _U
+    alias_ext: _T22 = _ms.field(default=_U, name="_alias")
+    contact: _T421 = _U
     contained: _T0 = _U
     endpoint: _T11 = _U
     extension: _T4 = _U
@@ -11839,9 +12540,9 @@ class Organization(_p.Resource, tag="Organization", kw_only=True):
     name: _T2 = _U
     name_ext: _T3 = _ms.field(default=_U, name="_name")
     partOf: _T8 = _U
-    telecom: _T88 = _U
+    telecom: _T82 = _U
     text: _T12 = _U
-    type: _T19 = _U
+    type: _T18 = _U
 
     def __post_init__(self) -> None:
         v = self.id
@@ -11858,7 +12559,7 @@ class Organization(_p.Resource, tag="Organization", kw_only=True):
 class OrganizationAffiliation(_p.Resource, tag="OrganizationAffiliation", kw_only=True):
     active: _T16 = _U
     active_ext: _T3 = _ms.field(default=_U, name="_active")
-    code: _T19 = _U
+    code: _T18 = _U
     contained: _T0 = _U
     endpoint: _T11 = _U
     extension: _T4 = _U
@@ -11877,8 +12578,8 @@ class OrganizationAffiliation(_p.Resource, tag="OrganizationAffiliation", kw_onl
     organization: _T8 = _U
     participatingOrganization: _T8 = _U
     period: _T9 = _U
-    specialty: _T19 = _U
-    telecom: _T88 = _U
+    specialty: _T18 = _U
+    telecom: _T82 = _U
     text: _T12 = _U
 
     def __post_init__(self) -> None:
@@ -11894,14 +12595,14 @@ class OrganizationAffiliation(_p.Resource, tag="OrganizationAffiliation", kw_onl
 
 
 class OrganizationContact(_p.Complex, kw_only=True):
-    address: _T105 = _U
+    address: _T98 = _U
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     modifierExtension: _T4 = _U
-    name: _T229 = _U
+    name: _T221 = _U
     purpose: _T13 = _U
-    telecom: _T88 = _U
+    telecom: _T82 = _U
 
 
 class ParameterDefinition(_p.Complex, kw_only=True):
@@ -11912,7 +12613,7 @@ class ParameterDefinition(_p.Complex, kw_only=True):
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     max: _T2 = _U
     max_ext: _T3 = _ms.field(default=_U, name="_max")
-    min: _T60 = _U
+    min: _T55 = _U
     min_ext: _T3 = _ms.field(default=_U, name="_min")
     name: _T2 = _U
     name_ext: _T3 = _ms.field(default=_U, name="_name")
@@ -11946,7 +12647,7 @@ class Parameters(_p.Resource, tag="Parameters", kw_only=True):
     language: _T2 = _U
     language_ext: _T3 = _ms.field(default=_U, name="_language")
     meta: _T7 = _U
-    parameter: _T432 = _U
+    parameter: _T422 = _U
 
     def __post_init__(self) -> None:
         v = self.id
@@ -11967,72 +12668,93 @@ class ParametersParameter(_p.Complex, kw_only=True):
     modifierExtension: _T4 = _U
     name: _T10
     name_ext: _T3 = _ms.field(default=_U, name="_name")
-    part: _T432 = _U
-    resource: _T67 = _U
-    valueAddress: _T105 = _U
-    valueAge: _T28 = _U
-    valueAnnotation: _T220 = _U
-    valueAttachment: _T113 = _U
-    valueBase64Binary: _T45 = _U
+    part: _T422 = _U
+    resource: _T62 = _U
+    valueAddress: _T98 = _U
+    valueAge: _T26 = _U
+    valueAnnotation: _T212 = _U
+    valueAttachment: _T106 = _U
+    valueBase64Binary: _T2 = _U
     valueBoolean: _T16 = _U
     valueCanonical: _T2 = _U
     valueCode: _T2 = _U
     valueCodeableConcept: _T13 = _U
-    valueCoding: _T52 = _U
-    valueContactDetail: _T221 = _U
-    valueContactPoint: _T222 = _U
-    valueContributor: _T223 = _U
-    valueCount: _T224 = _U
-    valueDataRequirement: _T225 = _U
-    valueDate: _T17 = _U
-    valueDateTime: _T20 = _U
-    valueDecimal: _T37 = _U
-    valueDistance: _T226 = _U
-    valueDosage: _T227 = _U
-    valueDuration: _T29 = _U
-    valueExpression: _T228 = _U
-    valueHumanName: _T229 = _U
+    valueCoding: _T47 = _U
+    valueContactDetail: _T213 = _U
+    valueContactPoint: _T214 = _U
+    valueContributor: _T215 = _U
+    valueCount: _T216 = _U
+    valueDataRequirement: _T217 = _U
+    valueDate: _T2 = _U
+    valueDateTime: _T2 = _U
+    valueDecimal: _T35 = _U
+    valueDistance: _T218 = _U
+    valueDosage: _T219 = _U
+    valueDuration: _T27 = _U
+    valueExpression: _T220 = _U
+    valueHumanName: _T221 = _U
     valueId: _T2 = _U
-    valueIdentifier: _T34 = _U
-    valueInstant: _T41 = _U
-    valueInteger: _T60 = _U
+    valueIdentifier: _T32 = _U
+    valueInstant: _T2 = _U
+    valueInteger: _T55 = _U
     valueMarkdown: _T2 = _U
     valueMeta: _T7 = _U
-    valueMoney: _T91 = _U
-    valueOid: _T230 = _U
-    valueParameterDefinition: _T231 = _U
+    valueMoney: _T85 = _U
+    valueOid: _T2 = _U
+    valueParameterDefinition: _T222 = _U
     valuePeriod: _T9 = _U
     valuePositiveInt: _T15 = _U
-    valueQuantity: _T26 = _U
-    valueRange: _T30 = _U
-    valueRatio: _T210 = _U
+    valueQuantity: _T24 = _U
+    valueRange: _T28 = _U
+    valueRatio: _T202 = _U
     valueReference: _T8 = _U
-    valueRelatedArtifact: _T232 = _U
-    valueSampledData: _T233 = _U
-    valueSignature: _T65 = _U
+    valueRelatedArtifact: _T223 = _U
+    valueSampledData: _T224 = _U
+    valueSignature: _T60 = _U
     valueString: _T2 = _U
-    valueTime: _T170 = _U
-    valueTiming: _T31 = _U
-    valueTriggerDefinition: _T234 = _U
-    valueUnsignedInt: _T43 = _U
+    valueTime: _T2 = _U
+    valueTiming: _T29 = _U
+    valueTriggerDefinition: _T225 = _U
+    valueUnsignedInt: _T40 = _U
     valueUri: _T2 = _U
     valueUrl: _T2 = _U
-    valueUsageContext: _T235 = _U
-    valueUuid: _T236 = _U
+    valueUsageContext: _T226 = _U
+    valueUuid: _T2 = _U
 
     def __post_init__(self) -> None:
+        v = self.valueBase64Binary
+        if v is not _U and (_p.base64(v) is None):
+            raise _p.FormatError("ParametersParameter.valueBase64Binary")
         v = self.valueCanonical
         if v is not _U and (' ' in v or not v.isprintable()):
             raise _p.FormatError("ParametersParameter.valueCanonical")
         v = self.valueCode
         if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
             raise _p.FormatError("ParametersParameter.valueCode")
+        v = self.valueDate
+        if v is not _U and (_p.date(v) is None):
+            raise _p.FormatError("ParametersParameter.valueDate")
+        v = self.valueDateTime
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("ParametersParameter.valueDateTime")
+        v = self.valueInstant
+        if v is not _U and (_p.instant(v) is None):
+            raise _p.FormatError("ParametersParameter.valueInstant")
+        v = self.valueOid
+        if v is not _U and (_p.oid(v) is None):
+            raise _p.FormatError("ParametersParameter.valueOid")
+        v = self.valueTime
+        if v is not _U and (_p.time(v) is None):
+            raise _p.FormatError("ParametersParameter.valueTime")
         v = self.valueUri
         if v is not _U and (' ' in v or not v.isprintable()):
             raise _p.FormatError("ParametersParameter.valueUri")
         v = self.valueUrl
         if v is not _U and (' ' in v or not v.isprintable()):
             raise _p.FormatError("ParametersParameter.valueUrl")
+        v = self.valueUuid
+        if v is not _U and (_p.uuid(v) is None):
+            raise _p.FormatError("ParametersParameter.valueUuid")
         t = _astuple(self)
         n = len(t) - t.count(_U) - 1 - ((self.extension is not _U) + (self.id is not _U) + (self.id_ext is not _U) + (self.modifierExtension is not _U) + (self.name_ext is not _U) + (self.part is not _U) + (self.resource is not _U))
         if n > 1:
@@ -12042,14 +12764,14 @@ class ParametersParameter(_p.Complex, kw_only=True):
 class Patient(_p.Resource, tag="Patient", kw_only=True):
     active: _T16 = _U
     active_ext: _T3 = _ms.field(default=_U, name="_active")
-    address: _T430 = _U
-    birthDate: _T17 = _U
+    address: _T420 = _U
+    birthDate: _T2 = _U
     birthDate_ext: _T3 = _ms.field(default=_U, name="_birthDate")
-    communication: _T433 = _U
-    contact: _T434 = _U
+    communication: _T423 = _U
+    contact: _T424 = _U
     contained: _T0 = _U
     deceasedBoolean: _T16 = _U
-    deceasedDateTime: _T20 = _U
+    deceasedDateTime: _T2 = _U
     extension: _T4 = _U
     gender: _T2 = _U
     gender_ext: _T3 = _ms.field(default=_U, name="_gender")
@@ -12061,19 +12783,25 @@ class Patient(_p.Resource, tag="Patient", kw_only=True):
     implicitRules_ext: _T3 = _ms.field(default=_U, name="_implicitRules")
     language: _T2 = _U
     language_ext: _T3 = _ms.field(default=_U, name="_language")
-    link: _T435 = _U
+    link: _T425 = _U
     managingOrganization: _T8 = _U
     maritalStatus: _T13 = _U
     meta: _T7 = _U
     modifierExtension: _T4 = _U
     multipleBirthBoolean: _T16 = _U
-    multipleBirthInteger: _T60 = _U
-    name: _T436 = _U
-    photo: _T62 = _U
-    telecom: _T88 = _U
+    multipleBirthInteger: _T55 = _U
+    name: _T426 = _U
+    photo: _T57 = _U
+    telecom: _T82 = _U
     text: _T12 = _U
 
     def __post_init__(self) -> None:
+        v = self.birthDate
+        if v is not _U and (_p.date(v) is None):
+            raise _p.FormatError("Patient.birthDate")
+        v = self.deceasedDateTime
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("Patient.deceasedDateTime")
         v = self.gender
         if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
             raise _p.FormatError("Patient.gender")
@@ -12096,25 +12824,25 @@ class PatientCommunication(_p.Complex, kw_only=True):
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
-    language: _T56
+    language: _T51
     modifierExtension: _T4 = _U
     preferred: _T16 = _U
     preferred_ext: _T3 = _ms.field(default=_U, name="_preferred")
 
 
 class PatientContact(_p.Complex, kw_only=True):
-    address: _T105 = _U
+    address: _T98 = _U
     extension: _T4 = _U
     gender: _T2 = _U
     gender_ext: _T3 = _ms.field(default=_U, name="_gender")
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     modifierExtension: _T4 = _U
-    name: _T229 = _U
+    name: _T221 = _U
     organization: _T8 = _U
     period: _T9 = _U
-    relationship: _T19 = _U
-    telecom: _T88 = _U
+    relationship: _T18 = _U
+    telecom: _T82 = _U
 
     def __post_init__(self) -> None:
         v = self.gender
@@ -12138,9 +12866,9 @@ class PatientLink(_p.Complex, kw_only=True):
 
 
 class PaymentNotice(_p.Resource, tag="PaymentNotice", kw_only=True):
-    amount: _T124
+    amount: _T117
     contained: _T0 = _U
-    created: _T70
+    created: _T10
     created_ext: _T3 = _ms.field(default=_U, name="_created")
     extension: _T4 = _U
     id: _T2 = _U
@@ -12154,7 +12882,7 @@ class PaymentNotice(_p.Resource, tag="PaymentNotice", kw_only=True):
     modifierExtension: _T4 = _U
     payee: _T8 = _U
     payment: _T14
-    paymentDate: _T17 = _U
+    paymentDate: _T2 = _U
     paymentDate_ext: _T3 = _ms.field(default=_U, name="_paymentDate")
     paymentStatus: _T13 = _U
     provider: _T8 = _U
@@ -12166,6 +12894,9 @@ class PaymentNotice(_p.Resource, tag="PaymentNotice", kw_only=True):
     text: _T12 = _U
 
     def __post_init__(self) -> None:
+        v = self.created
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("PaymentNotice.created")
         v = self.id
         if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
             raise _p.FormatError("PaymentNotice.id")
@@ -12175,6 +12906,9 @@ class PaymentNotice(_p.Resource, tag="PaymentNotice", kw_only=True):
         v = self.language
         if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
             raise _p.FormatError("PaymentNotice.language")
+        v = self.paymentDate
+        if v is not _U and (_p.date(v) is None):
+            raise _p.FormatError("PaymentNotice.paymentDate")
         v = self.status
         if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
             raise _p.FormatError("PaymentNotice.status")
@@ -12182,9 +12916,9 @@ class PaymentNotice(_p.Resource, tag="PaymentNotice", kw_only=True):
 
 class PaymentReconciliation(_p.Resource, tag="PaymentReconciliation", kw_only=True):
     contained: _T0 = _U
-    created: _T70
+    created: _T10
     created_ext: _T3 = _ms.field(default=_U, name="_created")
-    detail: _T437 = _U
+    detail: _T427 = _U
     disposition: _T2 = _U
     disposition_ext: _T3 = _ms.field(default=_U, name="_disposition")
     extension: _T4 = _U
@@ -12200,13 +12934,13 @@ class PaymentReconciliation(_p.Resource, tag="PaymentReconciliation", kw_only=Tr
     modifierExtension: _T4 = _U
     outcome: _T2 = _U
     outcome_ext: _T3 = _ms.field(default=_U, name="_outcome")
-    paymentAmount: _T124
-    paymentDate: _T104
+    paymentAmount: _T117
+    paymentDate: _T10
     paymentDate_ext: _T3 = _ms.field(default=_U, name="_paymentDate")
-    paymentIdentifier: _T34 = _U
+    paymentIdentifier: _T32 = _U
     paymentIssuer: _T8 = _U
     period: _T9 = _U
-    processNote: _T438 = _U
+    processNote: _T428 = _U
     request: _T8 = _U
     requestor: _T8 = _U
     status: _T10
@@ -12214,6 +12948,9 @@ class PaymentReconciliation(_p.Resource, tag="PaymentReconciliation", kw_only=Tr
     text: _T12 = _U
 
     def __post_init__(self) -> None:
+        v = self.created
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("PaymentReconciliation.created")
         v = self.id
         if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
             raise _p.FormatError("PaymentReconciliation.id")
@@ -12226,27 +12963,35 @@ class PaymentReconciliation(_p.Resource, tag="PaymentReconciliation", kw_only=Tr
         v = self.outcome
         if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
             raise _p.FormatError("PaymentReconciliation.outcome")
+        v = self.paymentDate
+        if v is not _U and (_p.date(v) is None):
+            raise _p.FormatError("PaymentReconciliation.paymentDate")
         v = self.status
         if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
             raise _p.FormatError("PaymentReconciliation.status")
 
 
 class PaymentReconciliationDetail(_p.Complex, kw_only=True):
-    amount: _T91 = _U
-    date: _T17 = _U
+    amount: _T85 = _U
+    date: _T2 = _U
     date_ext: _T3 = _ms.field(default=_U, name="_date")
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
-    identifier: _T34 = _U
+    identifier: _T32 = _U
     modifierExtension: _T4 = _U
     payee: _T8 = _U
-    predecessor: _T34 = _U
+    predecessor: _T32 = _U
     request: _T8 = _U
     response: _T8 = _U
     responsible: _T8 = _U
     submitter: _T8 = _U
-    type: _T56
+    type: _T51
+
+    def __post_init__(self) -> None:
+        v = self.date
+        if v is not _U and (_p.date(v) is None):
+            raise _p.FormatError("PaymentReconciliationDetail.date")
 
 
 class PaymentReconciliationProcessNote(_p.Complex, kw_only=True):
@@ -12266,20 +13011,28 @@ class PaymentReconciliationProcessNote(_p.Complex, kw_only=True):
 
 
 class Period(_p.Complex, kw_only=True):
-    end: _T20 = _U
+    end: _T2 = _U
     end_ext: _T3 = _ms.field(default=_U, name="_end")
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
-    start: _T20 = _U
+    start: _T2 = _U
     start_ext: _T3 = _ms.field(default=_U, name="_start")
+
+    def __post_init__(self) -> None:
+        v = self.end
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("Period.end")
+        v = self.start
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("Period.start")
 
 
 class Person(_p.Resource, tag="Person", kw_only=True):
     active: _T16 = _U
     active_ext: _T3 = _ms.field(default=_U, name="_active")
-    address: _T430 = _U
-    birthDate: _T17 = _U
+    address: _T420 = _U
+    birthDate: _T2 = _U
     birthDate_ext: _T3 = _ms.field(default=_U, name="_birthDate")
     contained: _T0 = _U
     extension: _T4 = _U
@@ -12292,16 +13045,19 @@ class Person(_p.Resource, tag="Person", kw_only=True):
     implicitRules_ext: _T3 = _ms.field(default=_U, name="_implicitRules")
     language: _T2 = _U
     language_ext: _T3 = _ms.field(default=_U, name="_language")
-    link: _T439 = _U
+    link: _T429 = _U
     managingOrganization: _T8 = _U
     meta: _T7 = _U
     modifierExtension: _T4 = _U
-    name: _T436 = _U
-    photo: _T113 = _U
-    telecom: _T88 = _U
+    name: _T426 = _U
+    photo: _T106 = _U
+    telecom: _T82 = _U
     text: _T12 = _U
 
     def __post_init__(self) -> None:
+        v = self.birthDate
+        if v is not _U and (_p.date(v) is None):
+            raise _p.FormatError("Person.birthDate")
         v = self.gender
         if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
             raise _p.FormatError("Person.gender")
@@ -12332,37 +13088,37 @@ class PersonLink(_p.Complex, kw_only=True):
 
 
 class PlanDefinition(_p.Resource, tag="PlanDefinition", kw_only=True):
-    action: _T440 = _U
-    approvalDate: _T17 = _U
+    action: _T430 = _U
+    approvalDate: _T2 = _U
     approvalDate_ext: _T3 = _ms.field(default=_U, name="_approvalDate")
-    author: _T18 = _U
-    contact: _T18 = _U
+    author: _T17 = _U
+    contact: _T17 = _U
     contained: _T0 = _U
     copyright: _T2 = _U
     copyright_ext: _T3 = _ms.field(default=_U, name="_copyright")
-    date: _T20 = _U
+    date: _T2 = _U
     date_ext: _T3 = _ms.field(default=_U, name="_date")
     description: _T2 = _U
     description_ext: _T3 = _ms.field(default=_U, name="_description")
-    editor: _T18 = _U
+    editor: _T17 = _U
     effectivePeriod: _T9 = _U
-    endorser: _T18 = _U
+    endorser: _T17 = _U
     experimental: _T16 = _U
     experimental_ext: _T3 = _ms.field(default=_U, name="_experimental")
     extension: _T4 = _U
-    goal: _T441 = _U
+    goal: _T431 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     identifier: _T6 = _U
     implicitRules: _T2 = _U
     implicitRules_ext: _T3 = _ms.field(default=_U, name="_implicitRules")
-    jurisdiction: _T19 = _U
+    jurisdiction: _T18 = _U
     language: _T2 = _U
     language_ext: _T3 = _ms.field(default=_U, name="_language")
-    lastReviewDate: _T17 = _U
+    lastReviewDate: _T2 = _U
     lastReviewDate_ext: _T3 = _ms.field(default=_U, name="_lastReviewDate")
-    library: _T23 = _U
-    library_ext: _T24 = _ms.field(default=_U, name="_library")
+    library: _T21 = _U
+    library_ext: _T22 = _ms.field(default=_U, name="_library")
     meta: _T7 = _U
     modifierExtension: _T4 = _U
     name: _T2 = _U
@@ -12371,8 +13127,8 @@ class PlanDefinition(_p.Resource, tag="PlanDefinition", kw_only=True):
     publisher_ext: _T3 = _ms.field(default=_U, name="_publisher")
     purpose: _T2 = _U
     purpose_ext: _T3 = _ms.field(default=_U, name="_purpose")
-    relatedArtifact: _T27 = _U
-    reviewer: _T18 = _U
+    relatedArtifact: _T25 = _U
+    reviewer: _T17 = _U
     status: _T10
     status_ext: _T3 = _ms.field(default=_U, name="_status")
     subjectCodeableConcept: _T13 = _U
@@ -12382,17 +13138,23 @@ class PlanDefinition(_p.Resource, tag="PlanDefinition", kw_only=True):
     text: _T12 = _U
     title: _T2 = _U
     title_ext: _T3 = _ms.field(default=_U, name="_title")
-    topic: _T19 = _U
+    topic: _T18 = _U
     type: _T13 = _U
     url: _T2 = _U
     url_ext: _T3 = _ms.field(default=_U, name="_url")
     usage: _T2 = _U
     usage_ext: _T3 = _ms.field(default=_U, name="_usage")
-    useContext: _T32 = _U
+    useContext: _T30 = _U
     version: _T2 = _U
     version_ext: _T3 = _ms.field(default=_U, name="_version")
 
     def __post_init__(self) -> None:
+        v = self.approvalDate
+        if v is not _U and (_p.date(v) is None):
+            raise _p.FormatError("PlanDefinition.approvalDate")
+        v = self.date
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("PlanDefinition.date")
         v = self.id
         if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
             raise _p.FormatError("PlanDefinition.id")
@@ -12402,6 +13164,9 @@ class PlanDefinition(_p.Resource, tag="PlanDefinition", kw_only=True):
         v = self.language
         if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
             raise _p.FormatError("PlanDefinition.language")
+        v = self.lastReviewDate
+        if v is not _U and (_p.date(v) is None):
+            raise _p.FormatError("PlanDefinition.lastReviewDate")
         if self.library is not _U:
             for v in self.library:
                 if v is not None and (' ' in v or not v.isprintable()):
@@ -12417,36 +13182,36 @@ class PlanDefinition(_p.Resource, tag="PlanDefinition", kw_only=True):
 
 
 class PlanDefinitionAction(_p.Complex, kw_only=True):
-    action: _T440 = _U
+    action: _T430 = _U
     cardinalityBehavior: _T2 = _U
     cardinalityBehavior_ext: _T3 = _ms.field(default=_U, name="_cardinalityBehavior")
-    code: _T19 = _U
-    condition: _T442 = _U
+    code: _T18 = _U
+    condition: _T432 = _U
     definitionCanonical: _T2 = _U
     definitionUri: _T2 = _U
     description: _T2 = _U
     description_ext: _T3 = _ms.field(default=_U, name="_description")
-    documentation: _T27 = _U
-    dynamicValue: _T443 = _U
+    documentation: _T25 = _U
+    dynamicValue: _T433 = _U
     extension: _T4 = _U
-    goalId: _T23 = _U
-    goalId_ext: _T24 = _ms.field(default=_U, name="_goalId")
+    goalId: _T21 = _U
+    goalId_ext: _T22 = _ms.field(default=_U, name="_goalId")
     groupingBehavior: _T2 = _U
     groupingBehavior_ext: _T3 = _ms.field(default=_U, name="_groupingBehavior")
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
-    input: _T290 = _U
+    input: _T280 = _U
     modifierExtension: _T4 = _U
-    output: _T290 = _U
-    participant: _T444 = _U
+    output: _T280 = _U
+    participant: _T434 = _U
     precheckBehavior: _T2 = _U
     precheckBehavior_ext: _T3 = _ms.field(default=_U, name="_precheckBehavior")
     prefix: _T2 = _U
     prefix_ext: _T3 = _ms.field(default=_U, name="_prefix")
     priority: _T2 = _U
     priority_ext: _T3 = _ms.field(default=_U, name="_priority")
-    reason: _T19 = _U
-    relatedAction: _T445 = _U
+    reason: _T18 = _U
+    relatedAction: _T435 = _U
     requiredBehavior: _T2 = _U
     requiredBehavior_ext: _T3 = _ms.field(default=_U, name="_requiredBehavior")
     selectionBehavior: _T2 = _U
@@ -12455,17 +13220,17 @@ class PlanDefinitionAction(_p.Complex, kw_only=True):
     subjectReference: _T8 = _U
     textEquivalent: _T2 = _U
     textEquivalent_ext: _T3 = _ms.field(default=_U, name="_textEquivalent")
-    timingAge: _T28 = _U
-    timingDateTime: _T20 = _U
-    timingDuration: _T29 = _U
+    timingAge: _T26 = _U
+    timingDateTime: _T2 = _U
+    timingDuration: _T27 = _U
     timingPeriod: _T9 = _U
-    timingRange: _T30 = _U
-    timingTiming: _T31 = _U
+    timingRange: _T28 = _U
+    timingTiming: _T29 = _U
     title: _T2 = _U
     title_ext: _T3 = _ms.field(default=_U, name="_title")
     transform: _T2 = _U
     transform_ext: _T3 = _ms.field(default=_U, name="_transform")
-    trigger: _T446 = _U
+    trigger: _T436 = _U
     type: _T13 = _U
 
     def __post_init__(self) -> None:
@@ -12493,6 +13258,9 @@ class PlanDefinitionAction(_p.Complex, kw_only=True):
         v = self.selectionBehavior
         if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
             raise _p.FormatError("PlanDefinitionAction.selectionBehavior")
+        v = self.timingDateTime
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("PlanDefinitionAction.timingDateTime")
         v = self.transform
         if v is not _U and (' ' in v or not v.isprintable()):
             raise _p.FormatError("PlanDefinitionAction.transform")
@@ -12505,7 +13273,7 @@ class PlanDefinitionAction(_p.Complex, kw_only=True):
 
 
 class PlanDefinitionActionCondition(_p.Complex, kw_only=True):
-    expression: _T228 = _U
+    expression: _T220 = _U
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
@@ -12520,7 +13288,7 @@ class PlanDefinitionActionCondition(_p.Complex, kw_only=True):
 
 
 class PlanDefinitionActionDynamicValue(_p.Complex, kw_only=True):
-    expression: _T228 = _U
+    expression: _T220 = _U
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
@@ -12551,8 +13319,8 @@ class PlanDefinitionActionRelatedAction(_p.Complex, kw_only=True):
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     modifierExtension: _T4 = _U
-    offsetDuration: _T29 = _U
-    offsetRange: _T30 = _U
+    offsetDuration: _T27 = _U
+    offsetRange: _T28 = _U
     relationship: _T10
     relationship_ext: _T3 = _ms.field(default=_U, name="_relationship")
 
@@ -12565,24 +13333,24 @@ class PlanDefinitionActionRelatedAction(_p.Complex, kw_only=True):
 
 
 class PlanDefinitionGoal(_p.Complex, kw_only=True):
-    addresses: _T19 = _U
+    addresses: _T18 = _U
     category: _T13 = _U
-    description: _T56
-    documentation: _T27 = _U
+    description: _T51
+    documentation: _T25 = _U
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     modifierExtension: _T4 = _U
     priority: _T13 = _U
     start: _T13 = _U
-    target: _T447 = _U
+    target: _T437 = _U
 
 
 class PlanDefinitionGoalTarget(_p.Complex, kw_only=True):
     detailCodeableConcept: _T13 = _U
-    detailQuantity: _T26 = _U
-    detailRange: _T30 = _U
-    due: _T29 = _U
+    detailQuantity: _T24 = _U
+    detailRange: _T28 = _U
+    due: _T27 = _U
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
@@ -12596,7 +13364,7 @@ class PlanDefinitionGoalTarget(_p.Complex, kw_only=True):
 
 class Population(_p.Complex, kw_only=True):
     ageCodeableConcept: _T13 = _U
-    ageRange: _T30 = _U
+    ageRange: _T28 = _U
     extension: _T4 = _U
     gender: _T13 = _U
     id: _T2 = _U
@@ -12613,10 +13381,10 @@ class Population(_p.Complex, kw_only=True):
 class Practitioner(_p.Resource, tag="Practitioner", kw_only=True):
     active: _T16 = _U
     active_ext: _T3 = _ms.field(default=_U, name="_active")
-    address: _T430 = _U
-    birthDate: _T17 = _U
+    address: _T420 = _U
+    birthDate: _T2 = _U
     birthDate_ext: _T3 = _ms.field(default=_U, name="_birthDate")
-    communication: _T19 = _U
+    communication: _T18 = _U
     contained: _T0 = _U
     extension: _T4 = _U
     gender: _T2 = _U
@@ -12630,13 +13398,16 @@ class Practitioner(_p.Resource, tag="Practitioner", kw_only=True):
     language_ext: _T3 = _ms.field(default=_U, name="_language")
     meta: _T7 = _U
     modifierExtension: _T4 = _U
-    name: _T436 = _U
-    photo: _T62 = _U
-    qualification: _T448 = _U
-    telecom: _T88 = _U
+    name: _T426 = _U
+    photo: _T57 = _U
+    qualification: _T438 = _U
+    telecom: _T82 = _U
     text: _T12 = _U
 
     def __post_init__(self) -> None:
+        v = self.birthDate
+        if v is not _U and (_p.date(v) is None):
+            raise _p.FormatError("Practitioner.birthDate")
         v = self.gender
         if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
             raise _p.FormatError("Practitioner.gender")
@@ -12652,7 +13423,7 @@ class Practitioner(_p.Resource, tag="Practitioner", kw_only=True):
 
 
 class PractitionerQualification(_p.Complex, kw_only=True):
-    code: _T56
+    code: _T51
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
@@ -12667,8 +13438,8 @@ class PractitionerRole(_p.Resource, tag="PractitionerRole", kw_only=True):
     active_ext: _T3 = _ms.field(default=_U, name="_active")
     availabilityExceptions: _T2 = _U
     availabilityExceptions_ext: _T3 = _ms.field(default=_U, name="_availabilityExceptions")
-    availableTime: _T449 = _U
-    code: _T19 = _U
+    availableTime: _T439 = _U
+    code: _T18 = _U
     contained: _T0 = _U
     endpoint: _T11 = _U
     extension: _T4 = _U
@@ -12683,12 +13454,12 @@ class PractitionerRole(_p.Resource, tag="PractitionerRole", kw_only=True):
     location: _T11 = _U
     meta: _T7 = _U
     modifierExtension: _T4 = _U
-    notAvailable: _T450 = _U
+    notAvailable: _T440 = _U
     organization: _T8 = _U
     period: _T9 = _U
     practitioner: _T8 = _U
-    specialty: _T19 = _U
-    telecom: _T88 = _U
+    specialty: _T18 = _U
+    telecom: _T82 = _U
     text: _T12 = _U
 
     def __post_init__(self) -> None:
@@ -12706,18 +13477,24 @@ class PractitionerRole(_p.Resource, tag="PractitionerRole", kw_only=True):
 class PractitionerRoleAvailableTime(_p.Complex, kw_only=True):
     allDay: _T16 = _U
     allDay_ext: _T3 = _ms.field(default=_U, name="_allDay")
-    availableEndTime: _T170 = _U
+    availableEndTime: _T2 = _U
     availableEndTime_ext: _T3 = _ms.field(default=_U, name="_availableEndTime")
-    availableStartTime: _T170 = _U
+    availableStartTime: _T2 = _U
     availableStartTime_ext: _T3 = _ms.field(default=_U, name="_availableStartTime")
-    daysOfWeek: _T23 = _U
-    daysOfWeek_ext: _T24 = _ms.field(default=_U, name="_daysOfWeek")
+    daysOfWeek: _T21 = _U
+    daysOfWeek_ext: _T22 = _ms.field(default=_U, name="_daysOfWeek")
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     modifierExtension: _T4 = _U
 
     def __post_init__(self) -> None:
+        v = self.availableEndTime
+        if v is not _U and (_p.time(v) is None):
+            raise _p.FormatError("PractitionerRoleAvailableTime.availableEndTime")
+        v = self.availableStartTime
+        if v is not _U and (_p.time(v) is None):
+            raise _p.FormatError("PractitionerRoleAvailableTime.availableStartTime")
         if self.daysOfWeek is not _U:
             for v in self.daysOfWeek:
                 if v is not None and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
@@ -12737,40 +13514,40 @@ class PractitionerRoleNotAvailable(_p.Complex, kw_only=True):
 class Procedure(_p.Resource, tag="Procedure", kw_only=True):
     asserter: _T8 = _U
     basedOn: _T11 = _U
-    bodySite: _T19 = _U
+    bodySite: _T18 = _U
     category: _T13 = _U
     code: _T13 = _U
-    complication: _T19 = _U
+    complication: _T18 = _U
     complicationDetail: _T11 = _U
     contained: _T0 = _U
     encounter: _T8 = _U
     extension: _T4 = _U
-    focalDevice: _T451 = _U
-    followUp: _T19 = _U
+    focalDevice: _T441 = _U
+    followUp: _T18 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     identifier: _T6 = _U
     implicitRules: _T2 = _U
     implicitRules_ext: _T3 = _ms.field(default=_U, name="_implicitRules")
-    instantiatesCanonical: _T23 = _U
-    instantiatesCanonical_ext: _T24 = _ms.field(default=_U, name="_instantiatesCanonical")
-    instantiatesUri: _T23 = _U
-    instantiatesUri_ext: _T24 = _ms.field(default=_U, name="_instantiatesUri")
+    instantiatesCanonical: _T21 = _U
+    instantiatesCanonical_ext: _T22 = _ms.field(default=_U, name="_instantiatesCanonical")
+    instantiatesUri: _T21 = _U
+    instantiatesUri_ext: _T22 = _ms.field(default=_U, name="_instantiatesUri")
     language: _T2 = _U
     language_ext: _T3 = _ms.field(default=_U, name="_language")
     location: _T8 = _U
     meta: _T7 = _U
     modifierExtension: _T4 = _U
-    note: _T38 = _U
+    note: _T36 = _U
     outcome: _T13 = _U
     partOf: _T11 = _U
-    performedAge: _T28 = _U
-    performedDateTime: _T20 = _U
+    performedAge: _T26 = _U
+    performedDateTime: _T2 = _U
     performedPeriod: _T9 = _U
-    performedRange: _T30 = _U
+    performedRange: _T28 = _U
     performedString: _T2 = _U
-    performer: _T452 = _U
-    reasonCode: _T19 = _U
+    performer: _T442 = _U
+    reasonCode: _T18 = _U
     reasonReference: _T11 = _U
     recorder: _T8 = _U
     report: _T11 = _U
@@ -12779,7 +13556,7 @@ class Procedure(_p.Resource, tag="Procedure", kw_only=True):
     statusReason: _T13 = _U
     subject: _T14
     text: _T12 = _U
-    usedCode: _T19 = _U
+    usedCode: _T18 = _U
     usedReference: _T11 = _U
 
     def __post_init__(self) -> None:
@@ -12800,6 +13577,9 @@ class Procedure(_p.Resource, tag="Procedure", kw_only=True):
         v = self.language
         if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
             raise _p.FormatError("Procedure.language")
+        v = self.performedDateTime
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("Procedure.performedDateTime")
         v = self.status
         if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
             raise _p.FormatError("Procedure.status")
@@ -12827,42 +13607,42 @@ class ProcedurePerformer(_p.Complex, kw_only=True):
 
 
 class ProdCharacteristic(_p.Complex, kw_only=True):
-    color: _T23 = _U
-    color_ext: _T24 = _ms.field(default=_U, name="_color")
-    depth: _T26 = _U
+    color: _T21 = _U
+    color_ext: _T22 = _ms.field(default=_U, name="_color")
+    depth: _T24 = _U
     extension: _T4 = _U
-    externalDiameter: _T26 = _U
-    height: _T26 = _U
+    externalDiameter: _T24 = _U
+    height: _T24 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
-    image: _T62 = _U
-    imprint: _T23 = _U
-    imprint_ext: _T24 = _ms.field(default=_U, name="_imprint")
+    image: _T57 = _U
+    imprint: _T21 = _U
+    imprint_ext: _T22 = _ms.field(default=_U, name="_imprint")
     modifierExtension: _T4 = _U
-    nominalVolume: _T26 = _U
+    nominalVolume: _T24 = _U
     scoring: _T13 = _U
     shape: _T2 = _U
     shape_ext: _T3 = _ms.field(default=_U, name="_shape")
-    weight: _T26 = _U
-    width: _T26 = _U
+    weight: _T24 = _U
+    width: _T24 = _U
 
 
 class ProductShelfLife(_p.Complex, kw_only=True):
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
-    identifier: _T34 = _U
+    identifier: _T32 = _U
     modifierExtension: _T4 = _U
-    period: _T367
-    specialPrecautionsForStorage: _T19 = _U
-    type: _T56
+    period: _T357
+    specialPrecautionsForStorage: _T18 = _U
+    type: _T51
 
 
 class Provenance(_p.Resource, tag="Provenance", kw_only=True):
     activity: _T13 = _U
-    agent: _T453
+    agent: _T443
     contained: _T0 = _U
-    entity: _T454 = _U
+    entity: _T444 = _U
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
@@ -12873,15 +13653,15 @@ class Provenance(_p.Resource, tag="Provenance", kw_only=True):
     location: _T8 = _U
     meta: _T7 = _U
     modifierExtension: _T4 = _U
-    occurredDateTime: _T20 = _U
+    occurredDateTime: _T2 = _U
     occurredPeriod: _T9 = _U
-    policy: _T23 = _U
-    policy_ext: _T24 = _ms.field(default=_U, name="_policy")
-    reason: _T19 = _U
-    recorded: _T48
+    policy: _T21 = _U
+    policy_ext: _T22 = _ms.field(default=_U, name="_policy")
+    reason: _T18 = _U
+    recorded: _T10
     recorded_ext: _T3 = _ms.field(default=_U, name="_recorded")
-    signature: _T455 = _U
-    target: _T136
+    signature: _T445 = _U
+    target: _T129
     text: _T12 = _U
 
     def __post_init__(self) -> None:
@@ -12894,10 +13674,16 @@ class Provenance(_p.Resource, tag="Provenance", kw_only=True):
         v = self.language
         if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
             raise _p.FormatError("Provenance.language")
+        v = self.occurredDateTime
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("Provenance.occurredDateTime")
         if self.policy is not _U:
             for v in self.policy:
                 if v is not None and (' ' in v or not v.isprintable()):
                     raise _p.FormatError("Provenance.policy")
+        v = self.recorded
+        if v is not _U and (_p.instant(v) is None):
+            raise _p.FormatError("Provenance.recorded")
         if (self.occurredDateTime is not _U) + (self.occurredPeriod is not _U) > 1:
             raise _p.ChoiceError("Provenance.occurred[x]: at most one")
 
@@ -12908,13 +13694,13 @@ class ProvenanceAgent(_p.Complex, kw_only=True):
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     modifierExtension: _T4 = _U
     onBehalfOf: _T8 = _U
-    role: _T19 = _U
+    role: _T18 = _U
     type: _T13 = _U
     who: _T14
 
 
 class ProvenanceEntity(_p.Complex, kw_only=True):
-    agent: _T456 = _U
+    agent: _T446 = _U
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
@@ -12941,7 +13727,7 @@ class Quantity(_p.Complex, kw_only=True):
     system_ext: _T3 = _ms.field(default=_U, name="_system")
     unit: _T2 = _U
     unit_ext: _T3 = _ms.field(default=_U, name="_unit")
-    value: _T37 = _U
+    value: _T35 = _U
     value_ext: _T3 = _ms.field(default=_U, name="_value")
 
     def __post_init__(self) -> None:
@@ -12957,17 +13743,17 @@ class Quantity(_p.Complex, kw_only=True):
 
 
 class Questionnaire(_p.Resource, tag="Questionnaire", kw_only=True):
-    approvalDate: _T17 = _U
+    approvalDate: _T2 = _U
     approvalDate_ext: _T3 = _ms.field(default=_U, name="_approvalDate")
-    code: _T50 = _U
-    contact: _T18 = _U
+    code: _T45 = _U
+    contact: _T17 = _U
     contained: _T0 = _U
     copyright: _T2 = _U
     copyright_ext: _T3 = _ms.field(default=_U, name="_copyright")
-    date: _T20 = _U
+    date: _T2 = _U
     date_ext: _T3 = _ms.field(default=_U, name="_date")
-    derivedFrom: _T23 = _U
-    derivedFrom_ext: _T24 = _ms.field(default=_U, name="_derivedFrom")
+    derivedFrom: _T21 = _U
+    derivedFrom_ext: _T22 = _ms.field(default=_U, name="_derivedFrom")
     description: _T2 = _U
     description_ext: _T3 = _ms.field(default=_U, name="_description")
     effectivePeriod: _T9 = _U
@@ -12979,11 +13765,11 @@ class Questionnaire(_p.Resource, tag="Questionnaire", kw_only=True):
     identifier: _T6 = _U
     implicitRules: _T2 = _U
     implicitRules_ext: _T3 = _ms.field(default=_U, name="_implicitRules")
-    item: _T457 = _U
-    jurisdiction: _T19 = _U
+    item: _T447 = _U
+    jurisdiction: _T18 = _U
     language: _T2 = _U
     language_ext: _T3 = _ms.field(default=_U, name="_language")
-    lastReviewDate: _T17 = _U
+    lastReviewDate: _T2 = _U
     lastReviewDate_ext: _T3 = _ms.field(default=_U, name="_lastReviewDate")
     meta: _T7 = _U
     modifierExtension: _T4 = _U
@@ -12995,18 +13781,24 @@ class Questionnaire(_p.Resource, tag="Questionnaire", kw_only=True):
     purpose_ext: _T3 = _ms.field(default=_U, name="_purpose")
     status: _T10
     status_ext: _T3 = _ms.field(default=_U, name="_status")
-    subjectType: _T23 = _U
-    subjectType_ext: _T24 = _ms.field(default=_U, name="_subjectType")
+    subjectType: _T21 = _U
+    subjectType_ext: _T22 = _ms.field(default=_U, name="_subjectType")
     text: _T12 = _U
     title: _T2 = _U
     title_ext: _T3 = _ms.field(default=_U, name="_title")
     url: _T2 = _U
     url_ext: _T3 = _ms.field(default=_U, name="_url")
-    useContext: _T32 = _U
+    useContext: _T30 = _U
     version: _T2 = _U
     version_ext: _T3 = _ms.field(default=_U, name="_version")
 
     def __post_init__(self) -> None:
+        v = self.approvalDate
+        if v is not _U and (_p.date(v) is None):
+            raise _p.FormatError("Questionnaire.approvalDate")
+        v = self.date
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("Questionnaire.date")
         if self.derivedFrom is not _U:
             for v in self.derivedFrom:
                 if v is not None and (' ' in v or not v.isprintable()):
@@ -13020,6 +13812,9 @@ class Questionnaire(_p.Resource, tag="Questionnaire", kw_only=True):
         v = self.language
         if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
             raise _p.FormatError("Questionnaire.language")
+        v = self.lastReviewDate
+        if v is not _U and (_p.date(v) is None):
+            raise _p.FormatError("Questionnaire.lastReviewDate")
         v = self.status
         if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
             raise _p.FormatError("Questionnaire.status")
@@ -13033,23 +13828,23 @@ class Questionnaire(_p.Resource, tag="Questionnaire", kw_only=True):
 
 
 class QuestionnaireItem(_p.Complex, kw_only=True):
-    answerOption: _T458 = _U
+    answerOption: _T448 = _U
     answerValueSet: _T2 = _U
     answerValueSet_ext: _T3 = _ms.field(default=_U, name="_answerValueSet")
-    code: _T50 = _U
+    code: _T45 = _U
     definition: _T2 = _U
     definition_ext: _T3 = _ms.field(default=_U, name="_definition")
     enableBehavior: _T2 = _U
     enableBehavior_ext: _T3 = _ms.field(default=_U, name="_enableBehavior")
-    enableWhen: _T459 = _U
+    enableWhen: _T449 = _U
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
-    initial: _T460 = _U
-    item: _T457 = _U
+    initial: _T450 = _U
+    item: _T447 = _U
     linkId: _T10
     linkId_ext: _T3 = _ms.field(default=_U, name="_linkId")
-    maxLength: _T60 = _U
+    maxLength: _T55 = _U
     maxLength_ext: _T3 = _ms.field(default=_U, name="_maxLength")
     modifierExtension: _T4 = _U
     prefix: _T2 = _U
@@ -13087,29 +13882,35 @@ class QuestionnaireItemAnswerOption(_p.Complex, kw_only=True):
     initialSelected: _T16 = _U
     initialSelected_ext: _T3 = _ms.field(default=_U, name="_initialSelected")
     modifierExtension: _T4 = _U
-    valueCoding: _T52 = _U
-    valueDate: _T17 = _U
-    valueInteger: _T60 = _U
+    valueCoding: _T47 = _U
+    valueDate: _T2 = _U
+    valueInteger: _T55 = _U
     valueReference: _T8 = _U
     valueString: _T2 = _U
-    valueTime: _T170 = _U
+    valueTime: _T2 = _U
 
     def __post_init__(self) -> None:
+        v = self.valueDate
+        if v is not _U and (_p.date(v) is None):
+            raise _p.FormatError("QuestionnaireItemAnswerOption.valueDate")
+        v = self.valueTime
+        if v is not _U and (_p.time(v) is None):
+            raise _p.FormatError("QuestionnaireItemAnswerOption.valueTime")
         if (self.valueCoding is not _U) + (self.valueDate is not _U) + (self.valueInteger is not _U) + (self.valueReference is not _U) + (self.valueString is not _U) + (self.valueTime is not _U) != 1:
             raise _p.ChoiceError("QuestionnaireItemAnswerOption.value[x]: exactly one")
 
 
 class QuestionnaireItemEnableWhen(_p.Complex, kw_only=True):
     answerBoolean: _T16 = _U
-    answerCoding: _T52 = _U
-    answerDate: _T17 = _U
-    answerDateTime: _T20 = _U
-    answerDecimal: _T37 = _U
-    answerInteger: _T60 = _U
-    answerQuantity: _T26 = _U
+    answerCoding: _T47 = _U
+    answerDate: _T2 = _U
+    answerDateTime: _T2 = _U
+    answerDecimal: _T35 = _U
+    answerInteger: _T55 = _U
+    answerQuantity: _T24 = _U
     answerReference: _T8 = _U
     answerString: _T2 = _U
-    answerTime: _T170 = _U
+    answerTime: _T2 = _U
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
@@ -13120,6 +13921,15 @@ class QuestionnaireItemEnableWhen(_p.Complex, kw_only=True):
     question_ext: _T3 = _ms.field(default=_U, name="_question")
 
     def __post_init__(self) -> None:
+        v = self.answerDate
+        if v is not _U and (_p.date(v) is None):
+            raise _p.FormatError("QuestionnaireItemEnableWhen.answerDate")
+        v = self.answerDateTime
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("QuestionnaireItemEnableWhen.answerDateTime")
+        v = self.answerTime
+        if v is not _U and (_p.time(v) is None):
+            raise _p.FormatError("QuestionnaireItemEnableWhen.answerTime")
         v = self.operator
         if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
             raise _p.FormatError("QuestionnaireItemEnableWhen.operator")
@@ -13134,20 +13944,29 @@ class QuestionnaireItemInitial(_p.Complex, kw_only=True):
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     modifierExtension: _T4 = _U
-    valueAttachment: _T113 = _U
+    valueAttachment: _T106 = _U
     valueBoolean: _T16 = _U
-    valueCoding: _T52 = _U
-    valueDate: _T17 = _U
-    valueDateTime: _T20 = _U
-    valueDecimal: _T37 = _U
-    valueInteger: _T60 = _U
-    valueQuantity: _T26 = _U
+    valueCoding: _T47 = _U
+    valueDate: _T2 = _U
+    valueDateTime: _T2 = _U
+    valueDecimal: _T35 = _U
+    valueInteger: _T55 = _U
+    valueQuantity: _T24 = _U
     valueReference: _T8 = _U
     valueString: _T2 = _U
-    valueTime: _T170 = _U
+    valueTime: _T2 = _U
     valueUri: _T2 = _U
 
     def __post_init__(self) -> None:
+        v = self.valueDate
+        if v is not _U and (_p.date(v) is None):
+            raise _p.FormatError("QuestionnaireItemInitial.valueDate")
+        v = self.valueDateTime
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("QuestionnaireItemInitial.valueDateTime")
+        v = self.valueTime
+        if v is not _U and (_p.time(v) is None):
+            raise _p.FormatError("QuestionnaireItemInitial.valueTime")
         v = self.valueUri
         if v is not _U and (' ' in v or not v.isprintable()):
             raise _p.FormatError("QuestionnaireItemInitial.valueUri")
@@ -13159,7 +13978,7 @@ class QuestionnaireItemInitial(_p.Complex, kw_only=True):
 
 class QuestionnaireResponse(_p.Resource, tag="QuestionnaireResponse", kw_only=True):
     author: _T8 = _U
-    authored: _T20 = _U
+    authored: _T2 = _U
     authored_ext: _T3 = _ms.field(default=_U, name="_authored")
     basedOn: _T11 = _U
     contained: _T0 = _U
@@ -13167,10 +13986,10 @@ class QuestionnaireResponse(_p.Resource, tag="QuestionnaireResponse", kw_only=Tr
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
-    identifier: _T34 = _U
+    identifier: _T32 = _U
     implicitRules: _T2 = _U
     implicitRules_ext: _T3 = _ms.field(default=_U, name="_implicitRules")
-    item: _T461 = _U
+    item: _T451 = _U
     language: _T2 = _U
     language_ext: _T3 = _ms.field(default=_U, name="_language")
     meta: _T7 = _U
@@ -13185,6 +14004,9 @@ class QuestionnaireResponse(_p.Resource, tag="QuestionnaireResponse", kw_only=Tr
     text: _T12 = _U
 
     def __post_init__(self) -> None:
+        v = self.authored
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("QuestionnaireResponse.authored")
         v = self.id
         if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
             raise _p.FormatError("QuestionnaireResponse.id")
@@ -13203,13 +14025,13 @@ class QuestionnaireResponse(_p.Resource, tag="QuestionnaireResponse", kw_only=Tr
 
 
 class QuestionnaireResponseItem(_p.Complex, kw_only=True):
-    answer: _T462 = _U
+    answer: _T452 = _U
     definition: _T2 = _U
     definition_ext: _T3 = _ms.field(default=_U, name="_definition")
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
-    item: _T461 = _U
+    item: _T451 = _U
     linkId: _T10
     linkId_ext: _T3 = _ms.field(default=_U, name="_linkId")
     modifierExtension: _T4 = _U
@@ -13226,22 +14048,31 @@ class QuestionnaireResponseItemAnswer(_p.Complex, kw_only=True):
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
-    item: _T461 = _U
+    item: _T451 = _U
     modifierExtension: _T4 = _U
-    valueAttachment: _T113 = _U
+    valueAttachment: _T106 = _U
     valueBoolean: _T16 = _U
-    valueCoding: _T52 = _U
-    valueDate: _T17 = _U
-    valueDateTime: _T20 = _U
-    valueDecimal: _T37 = _U
-    valueInteger: _T60 = _U
-    valueQuantity: _T26 = _U
+    valueCoding: _T47 = _U
+    valueDate: _T2 = _U
+    valueDateTime: _T2 = _U
+    valueDecimal: _T35 = _U
+    valueInteger: _T55 = _U
+    valueQuantity: _T24 = _U
     valueReference: _T8 = _U
     valueString: _T2 = _U
-    valueTime: _T170 = _U
+    valueTime: _T2 = _U
     valueUri: _T2 = _U
 
     def __post_init__(self) -> None:
+        v = self.valueDate
+        if v is not _U and (_p.date(v) is None):
+            raise _p.FormatError("QuestionnaireResponseItemAnswer.valueDate")
+        v = self.valueDateTime
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("QuestionnaireResponseItemAnswer.valueDateTime")
+        v = self.valueTime
+        if v is not _U and (_p.time(v) is None):
+            raise _p.FormatError("QuestionnaireResponseItemAnswer.valueTime")
         v = self.valueUri
         if v is not _U and (' ' in v or not v.isprintable()):
             raise _p.FormatError("QuestionnaireResponseItemAnswer.valueUri")
@@ -13253,18 +14084,18 @@ class QuestionnaireResponseItemAnswer(_p.Complex, kw_only=True):
 
 class Range(_p.Complex, kw_only=True):
     extension: _T4 = _U
-    high: _T26 = _U
+    high: _T24 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
-    low: _T26 = _U
+    low: _T24 = _U
 
 
 class Ratio(_p.Complex, kw_only=True):
-    denominator: _T26 = _U
+    denominator: _T24 = _U
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
-    numerator: _T26 = _U
+    numerator: _T24 = _U
 
 
 class Reference(_p.Complex, kw_only=True):
@@ -13273,7 +14104,7 @@ class Reference(_p.Complex, kw_only=True):
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
-    identifier: _T34 = _U
+    identifier: _T32 = _U
     reference: _T2 = _U
     reference_ext: _T3 = _ms.field(default=_U, name="_reference")
     type: _T2 = _U
@@ -13290,7 +14121,7 @@ class RelatedArtifact(_p.Complex, kw_only=True):
     citation_ext: _T3 = _ms.field(default=_U, name="_citation")
     display: _T2 = _U
     display_ext: _T3 = _ms.field(default=_U, name="_display")
-    document: _T113 = _U
+    document: _T106 = _U
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
@@ -13318,10 +14149,10 @@ class RelatedArtifact(_p.Complex, kw_only=True):
 class RelatedPerson(_p.Resource, tag="RelatedPerson", kw_only=True):
     active: _T16 = _U
     active_ext: _T3 = _ms.field(default=_U, name="_active")
-    address: _T430 = _U
-    birthDate: _T17 = _U
+    address: _T420 = _U
+    birthDate: _T2 = _U
     birthDate_ext: _T3 = _ms.field(default=_U, name="_birthDate")
-    communication: _T463 = _U
+    communication: _T453 = _U
     contained: _T0 = _U
     extension: _T4 = _U
     gender: _T2 = _U
@@ -13335,15 +14166,18 @@ class RelatedPerson(_p.Resource, tag="RelatedPerson", kw_only=True):
     language_ext: _T3 = _ms.field(default=_U, name="_language")
     meta: _T7 = _U
     modifierExtension: _T4 = _U
-    name: _T436 = _U
+    name: _T426 = _U
     patient: _T14
     period: _T9 = _U
-    photo: _T62 = _U
-    relationship: _T19 = _U
-    telecom: _T88 = _U
+    photo: _T57 = _U
+    relationship: _T18 = _U
+    telecom: _T82 = _U
     text: _T12 = _U
 
     def __post_init__(self) -> None:
+        v = self.birthDate
+        if v is not _U and (_p.date(v) is None):
+            raise _p.FormatError("RelatedPerson.birthDate")
         v = self.gender
         if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
             raise _p.FormatError("RelatedPerson.gender")
@@ -13362,42 +14196,42 @@ class RelatedPersonCommunication(_p.Complex, kw_only=True):
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
-    language: _T56
+    language: _T51
     modifierExtension: _T4 = _U
     preferred: _T16 = _U
     preferred_ext: _T3 = _ms.field(default=_U, name="_preferred")
 
 
 class RequestGroup(_p.Resource, tag="RequestGroup", kw_only=True):
-    action: _T464 = _U
+    action: _T454 = _U
     author: _T8 = _U
-    authoredOn: _T20 = _U
+    authoredOn: _T2 = _U
     authoredOn_ext: _T3 = _ms.field(default=_U, name="_authoredOn")
     basedOn: _T11 = _U
     code: _T13 = _U
     contained: _T0 = _U
     encounter: _T8 = _U
     extension: _T4 = _U
-    groupIdentifier: _T34 = _U
+    groupIdentifier: _T32 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     identifier: _T6 = _U
     implicitRules: _T2 = _U
     implicitRules_ext: _T3 = _ms.field(default=_U, name="_implicitRules")
-    instantiatesCanonical: _T23 = _U
-    instantiatesCanonical_ext: _T24 = _ms.field(default=_U, name="_instantiatesCanonical")
-    instantiatesUri: _T23 = _U
-    instantiatesUri_ext: _T24 = _ms.field(default=_U, name="_instantiatesUri")
+    instantiatesCanonical: _T21 = _U
+    instantiatesCanonical_ext: _T22 = _ms.field(default=_U, name="_instantiatesCanonical")
+    instantiatesUri: _T21 = _U
+    instantiatesUri_ext: _T22 = _ms.field(default=_U, name="_instantiatesUri")
     intent: _T10
     intent_ext: _T3 = _ms.field(default=_U, name="_intent")
     language: _T2 = _U
     language_ext: _T3 = _ms.field(default=_U, name="_language")
     meta: _T7 = _U
     modifierExtension: _T4 = _U
-    note: _T38 = _U
+    note: _T36 = _U
     priority: _T2 = _U
     priority_ext: _T3 = _ms.field(default=_U, name="_priority")
-    reasonCode: _T19 = _U
+    reasonCode: _T18 = _U
     reasonReference: _T11 = _U
     replaces: _T11 = _U
     status: _T10
@@ -13406,6 +14240,9 @@ class RequestGroup(_p.Resource, tag="RequestGroup", kw_only=True):
     text: _T12 = _U
 
     def __post_init__(self) -> None:
+        v = self.authoredOn
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("RequestGroup.authoredOn")
         v = self.id
         if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
             raise _p.FormatError("RequestGroup.id")
@@ -13435,14 +14272,14 @@ class RequestGroup(_p.Resource, tag="RequestGroup", kw_only=True):
 
 
 class RequestGroupAction(_p.Complex, kw_only=True):
-    action: _T464 = _U
+    action: _T454 = _U
     cardinalityBehavior: _T2 = _U
     cardinalityBehavior_ext: _T3 = _ms.field(default=_U, name="_cardinalityBehavior")
-    code: _T19 = _U
-    condition: _T465 = _U
+    code: _T18 = _U
+    condition: _T455 = _U
     description: _T2 = _U
     description_ext: _T3 = _ms.field(default=_U, name="_description")
-    documentation: _T27 = _U
+    documentation: _T25 = _U
     extension: _T4 = _U
     groupingBehavior: _T2 = _U
     groupingBehavior_ext: _T3 = _ms.field(default=_U, name="_groupingBehavior")
@@ -13456,7 +14293,7 @@ class RequestGroupAction(_p.Complex, kw_only=True):
     prefix_ext: _T3 = _ms.field(default=_U, name="_prefix")
     priority: _T2 = _U
     priority_ext: _T3 = _ms.field(default=_U, name="_priority")
-    relatedAction: _T466 = _U
+    relatedAction: _T456 = _U
     requiredBehavior: _T2 = _U
     requiredBehavior_ext: _T3 = _ms.field(default=_U, name="_requiredBehavior")
     resource: _T8 = _U
@@ -13464,12 +14301,12 @@ class RequestGroupAction(_p.Complex, kw_only=True):
     selectionBehavior_ext: _T3 = _ms.field(default=_U, name="_selectionBehavior")
     textEquivalent: _T2 = _U
     textEquivalent_ext: _T3 = _ms.field(default=_U, name="_textEquivalent")
-    timingAge: _T28 = _U
-    timingDateTime: _T20 = _U
-    timingDuration: _T29 = _U
+    timingAge: _T26 = _U
+    timingDateTime: _T2 = _U
+    timingDuration: _T27 = _U
     timingPeriod: _T9 = _U
-    timingRange: _T30 = _U
-    timingTiming: _T31 = _U
+    timingRange: _T28 = _U
+    timingTiming: _T29 = _U
     title: _T2 = _U
     title_ext: _T3 = _ms.field(default=_U, name="_title")
     type: _T13 = _U
@@ -13493,12 +14330,15 @@ class RequestGroupAction(_p.Complex, kw_only=True):
         v = self.selectionBehavior
         if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
             raise _p.FormatError("RequestGroupAction.selectionBehavior")
+        v = self.timingDateTime
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("RequestGroupAction.timingDateTime")
         if (self.timingAge is not _U) + (self.timingDateTime is not _U) + (self.timingDuration is not _U) + (self.timingPeriod is not _U) + (self.timingRange is not _U) + (self.timingTiming is not _U) > 1:
             raise _p.ChoiceError("RequestGroupAction.timing[x]: at most one")
 
 
 class RequestGroupActionCondition(_p.Complex, kw_only=True):
-    expression: _T228 = _U
+    expression: _T220 = _U
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
@@ -13519,8 +14359,8 @@ class RequestGroupActionRelatedAction(_p.Complex, kw_only=True):
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     modifierExtension: _T4 = _U
-    offsetDuration: _T29 = _U
-    offsetRange: _T30 = _U
+    offsetDuration: _T27 = _U
+    offsetRange: _T28 = _U
     relationship: _T10
     relationship_ext: _T3 = _ms.field(default=_U, name="_relationship")
 
@@ -13533,22 +14373,22 @@ class RequestGroupActionRelatedAction(_p.Complex, kw_only=True):
 
 
 class ResearchDefinition(_p.Resource, tag="ResearchDefinition", kw_only=True):
-    approvalDate: _T17 = _U
+    approvalDate: _T2 = _U
     approvalDate_ext: _T3 = _ms.field(default=_U, name="_approvalDate")
-    author: _T18 = _U
-    comment: _T23 = _U
-    comment_ext: _T24 = _ms.field(default=_U, name="_comment")
-    contact: _T18 = _U
+    author: _T17 = _U
+    comment: _T21 = _U
+    comment_ext: _T22 = _ms.field(default=_U, name="_comment")
+    contact: _T17 = _U
     contained: _T0 = _U
     copyright: _T2 = _U
     copyright_ext: _T3 = _ms.field(default=_U, name="_copyright")
-    date: _T20 = _U
+    date: _T2 = _U
     date_ext: _T3 = _ms.field(default=_U, name="_date")
     description: _T2 = _U
     description_ext: _T3 = _ms.field(default=_U, name="_description")
-    editor: _T18 = _U
+    editor: _T17 = _U
     effectivePeriod: _T9 = _U
-    endorser: _T18 = _U
+    endorser: _T17 = _U
     experimental: _T16 = _U
     experimental_ext: _T3 = _ms.field(default=_U, name="_experimental")
     exposure: _T8 = _U
@@ -13559,13 +14399,13 @@ class ResearchDefinition(_p.Resource, tag="ResearchDefinition", kw_only=True):
     identifier: _T6 = _U
     implicitRules: _T2 = _U
     implicitRules_ext: _T3 = _ms.field(default=_U, name="_implicitRules")
-    jurisdiction: _T19 = _U
+    jurisdiction: _T18 = _U
     language: _T2 = _U
     language_ext: _T3 = _ms.field(default=_U, name="_language")
-    lastReviewDate: _T17 = _U
+    lastReviewDate: _T2 = _U
     lastReviewDate_ext: _T3 = _ms.field(default=_U, name="_lastReviewDate")
-    library: _T23 = _U
-    library_ext: _T24 = _ms.field(default=_U, name="_library")
+    library: _T21 = _U
+    library_ext: _T22 = _ms.field(default=_U, name="_library")
     meta: _T7 = _U
     modifierExtension: _T4 = _U
     name: _T2 = _U
@@ -13576,8 +14416,8 @@ class ResearchDefinition(_p.Resource, tag="ResearchDefinition", kw_only=True):
     publisher_ext: _T3 = _ms.field(default=_U, name="_publisher")
     purpose: _T2 = _U
     purpose_ext: _T3 = _ms.field(default=_U, name="_purpose")
-    relatedArtifact: _T27 = _U
-    reviewer: _T18 = _U
+    relatedArtifact: _T25 = _U
+    reviewer: _T17 = _U
     shortTitle: _T2 = _U
     shortTitle_ext: _T3 = _ms.field(default=_U, name="_shortTitle")
     status: _T10
@@ -13589,16 +14429,22 @@ class ResearchDefinition(_p.Resource, tag="ResearchDefinition", kw_only=True):
     text: _T12 = _U
     title: _T2 = _U
     title_ext: _T3 = _ms.field(default=_U, name="_title")
-    topic: _T19 = _U
+    topic: _T18 = _U
     url: _T2 = _U
     url_ext: _T3 = _ms.field(default=_U, name="_url")
     usage: _T2 = _U
     usage_ext: _T3 = _ms.field(default=_U, name="_usage")
-    useContext: _T32 = _U
+    useContext: _T30 = _U
     version: _T2 = _U
     version_ext: _T3 = _ms.field(default=_U, name="_version")
 
     def __post_init__(self) -> None:
+        v = self.approvalDate
+        if v is not _U and (_p.date(v) is None):
+            raise _p.FormatError("ResearchDefinition.approvalDate")
+        v = self.date
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("ResearchDefinition.date")
         v = self.id
         if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
             raise _p.FormatError("ResearchDefinition.id")
@@ -13608,6 +14454,9 @@ class ResearchDefinition(_p.Resource, tag="ResearchDefinition", kw_only=True):
         v = self.language
         if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
             raise _p.FormatError("ResearchDefinition.language")
+        v = self.lastReviewDate
+        if v is not _U and (_p.date(v) is None):
+            raise _p.FormatError("ResearchDefinition.lastReviewDate")
         if self.library is not _U:
             for v in self.library:
                 if v is not None and (' ' in v or not v.isprintable()):
@@ -13623,23 +14472,23 @@ class ResearchDefinition(_p.Resource, tag="ResearchDefinition", kw_only=True):
 
 
 class ResearchElementDefinition(_p.Resource, tag="ResearchElementDefinition", kw_only=True):
-    approvalDate: _T17 = _U
+    approvalDate: _T2 = _U
     approvalDate_ext: _T3 = _ms.field(default=_U, name="_approvalDate")
-    author: _T18 = _U
-    characteristic: _T467
-    comment: _T23 = _U
-    comment_ext: _T24 = _ms.field(default=_U, name="_comment")
-    contact: _T18 = _U
+    author: _T17 = _U
+    characteristic: _T457
+    comment: _T21 = _U
+    comment_ext: _T22 = _ms.field(default=_U, name="_comment")
+    contact: _T17 = _U
     contained: _T0 = _U
     copyright: _T2 = _U
     copyright_ext: _T3 = _ms.field(default=_U, name="_copyright")
-    date: _T20 = _U
+    date: _T2 = _U
     date_ext: _T3 = _ms.field(default=_U, name="_date")
     description: _T2 = _U
     description_ext: _T3 = _ms.field(default=_U, name="_description")
-    editor: _T18 = _U
+    editor: _T17 = _U
     effectivePeriod: _T9 = _U
-    endorser: _T18 = _U
+    endorser: _T17 = _U
     experimental: _T16 = _U
     experimental_ext: _T3 = _ms.field(default=_U, name="_experimental")
     extension: _T4 = _U
@@ -13648,13 +14497,13 @@ class ResearchElementDefinition(_p.Resource, tag="ResearchElementDefinition", kw
     identifier: _T6 = _U
     implicitRules: _T2 = _U
     implicitRules_ext: _T3 = _ms.field(default=_U, name="_implicitRules")
-    jurisdiction: _T19 = _U
+    jurisdiction: _T18 = _U
     language: _T2 = _U
     language_ext: _T3 = _ms.field(default=_U, name="_language")
-    lastReviewDate: _T17 = _U
+    lastReviewDate: _T2 = _U
     lastReviewDate_ext: _T3 = _ms.field(default=_U, name="_lastReviewDate")
-    library: _T23 = _U
-    library_ext: _T24 = _ms.field(default=_U, name="_library")
+    library: _T21 = _U
+    library_ext: _T22 = _ms.field(default=_U, name="_library")
     meta: _T7 = _U
     modifierExtension: _T4 = _U
     name: _T2 = _U
@@ -13663,8 +14512,8 @@ class ResearchElementDefinition(_p.Resource, tag="ResearchElementDefinition", kw
     publisher_ext: _T3 = _ms.field(default=_U, name="_publisher")
     purpose: _T2 = _U
     purpose_ext: _T3 = _ms.field(default=_U, name="_purpose")
-    relatedArtifact: _T27 = _U
-    reviewer: _T18 = _U
+    relatedArtifact: _T25 = _U
+    reviewer: _T17 = _U
     shortTitle: _T2 = _U
     shortTitle_ext: _T3 = _ms.field(default=_U, name="_shortTitle")
     status: _T10
@@ -13676,20 +14525,26 @@ class ResearchElementDefinition(_p.Resource, tag="ResearchElementDefinition", kw
     text: _T12 = _U
     title: _T2 = _U
     title_ext: _T3 = _ms.field(default=_U, name="_title")
-    topic: _T19 = _U
+    topic: _T18 = _U
     type: _T10
     type_ext: _T3 = _ms.field(default=_U, name="_type")
     url: _T2 = _U
     url_ext: _T3 = _ms.field(default=_U, name="_url")
     usage: _T2 = _U
     usage_ext: _T3 = _ms.field(default=_U, name="_usage")
-    useContext: _T32 = _U
+    useContext: _T30 = _U
     variableType: _T2 = _U
     variableType_ext: _T3 = _ms.field(default=_U, name="_variableType")
     version: _T2 = _U
     version_ext: _T3 = _ms.field(default=_U, name="_version")
 
     def __post_init__(self) -> None:
+        v = self.approvalDate
+        if v is not _U and (_p.date(v) is None):
+            raise _p.FormatError("ResearchElementDefinition.approvalDate")
+        v = self.date
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("ResearchElementDefinition.date")
         v = self.id
         if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
             raise _p.FormatError("ResearchElementDefinition.id")
@@ -13699,6 +14554,9 @@ class ResearchElementDefinition(_p.Resource, tag="ResearchElementDefinition", kw
         v = self.language
         if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
             raise _p.FormatError("ResearchElementDefinition.language")
+        v = self.lastReviewDate
+        if v is not _U and (_p.date(v) is None):
+            raise _p.FormatError("ResearchElementDefinition.lastReviewDate")
         if self.library is not _U:
             for v in self.library:
                 if v is not None and (' ' in v or not v.isprintable()):
@@ -13722,42 +14580,48 @@ class ResearchElementDefinition(_p.Resource, tag="ResearchElementDefinition", kw
 class ResearchElementDefinitionCharacteristic(_p.Complex, kw_only=True):
     definitionCanonical: _T2 = _U
     definitionCodeableConcept: _T13 = _U
-    definitionDataRequirement: _T225 = _U
-    definitionExpression: _T228 = _U
+    definitionDataRequirement: _T217 = _U
+    definitionExpression: _T220 = _U
     exclude: _T16 = _U
     exclude_ext: _T3 = _ms.field(default=_U, name="_exclude")
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     modifierExtension: _T4 = _U
-    participantEffectiveDateTime: _T20 = _U
+    participantEffectiveDateTime: _T2 = _U
     participantEffectiveDescription: _T2 = _U
     participantEffectiveDescription_ext: _T3 = _ms.field(default=_U, name="_participantEffectiveDescription")
-    participantEffectiveDuration: _T29 = _U
+    participantEffectiveDuration: _T27 = _U
     participantEffectiveGroupMeasure: _T2 = _U
     participantEffectiveGroupMeasure_ext: _T3 = _ms.field(default=_U, name="_participantEffectiveGroupMeasure")
     participantEffectivePeriod: _T9 = _U
-    participantEffectiveTimeFromStart: _T29 = _U
-    participantEffectiveTiming: _T31 = _U
-    studyEffectiveDateTime: _T20 = _U
+    participantEffectiveTimeFromStart: _T27 = _U
+    participantEffectiveTiming: _T29 = _U
+    studyEffectiveDateTime: _T2 = _U
     studyEffectiveDescription: _T2 = _U
     studyEffectiveDescription_ext: _T3 = _ms.field(default=_U, name="_studyEffectiveDescription")
-    studyEffectiveDuration: _T29 = _U
+    studyEffectiveDuration: _T27 = _U
     studyEffectiveGroupMeasure: _T2 = _U
     studyEffectiveGroupMeasure_ext: _T3 = _ms.field(default=_U, name="_studyEffectiveGroupMeasure")
     studyEffectivePeriod: _T9 = _U
-    studyEffectiveTimeFromStart: _T29 = _U
-    studyEffectiveTiming: _T31 = _U
+    studyEffectiveTimeFromStart: _T27 = _U
+    studyEffectiveTiming: _T29 = _U
     unitOfMeasure: _T13 = _U
-    usageContext: _T32 = _U
+    usageContext: _T30 = _U
 
     def __post_init__(self) -> None:
         v = self.definitionCanonical
         if v is not _U and (' ' in v or not v.isprintable()):
             raise _p.FormatError("ResearchElementDefinitionCharacteristic.definitionCanonical")
+        v = self.participantEffectiveDateTime
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("ResearchElementDefinitionCharacteristic.participantEffectiveDateTime")
         v = self.participantEffectiveGroupMeasure
         if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
             raise _p.FormatError("ResearchElementDefinitionCharacteristic.participantEffectiveGroupMeasure")
+        v = self.studyEffectiveDateTime
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("ResearchElementDefinitionCharacteristic.studyEffectiveDateTime")
         v = self.studyEffectiveGroupMeasure
         if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
             raise _p.FormatError("ResearchElementDefinitionCharacteristic.studyEffectiveGroupMeasure")
@@ -13770,29 +14634,29 @@ class ResearchElementDefinitionCharacteristic(_p.Complex, kw_only=True):
 
 
 class ResearchStudy(_p.Resource, tag="ResearchStudy", kw_only=True):
-    arm: _T468 = _U
-    category: _T19 = _U
-    condition: _T19 = _U
-    contact: _T18 = _U
+    arm: _T458 = _U
+    category: _T18 = _U
+    condition: _T18 = _U
+    contact: _T17 = _U
     contained: _T0 = _U
     description: _T2 = _U
     description_ext: _T3 = _ms.field(default=_U, name="_description")
     enrollment: _T11 = _U
     extension: _T4 = _U
-    focus: _T19 = _U
+    focus: _T18 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     identifier: _T6 = _U
     implicitRules: _T2 = _U
     implicitRules_ext: _T3 = _ms.field(default=_U, name="_implicitRules")
-    keyword: _T19 = _U
+    keyword: _T18 = _U
     language: _T2 = _U
     language_ext: _T3 = _ms.field(default=_U, name="_language")
-    location: _T19 = _U
+    location: _T18 = _U
     meta: _T7 = _U
     modifierExtension: _T4 = _U
-    note: _T38 = _U
-    objective: _T469 = _U
+    note: _T36 = _U
+    objective: _T459 = _U
     partOf: _T11 = _U
     period: _T9 = _U
     phase: _T13 = _U
@@ -13800,7 +14664,7 @@ class ResearchStudy(_p.Resource, tag="ResearchStudy", kw_only=True):
     principalInvestigator: _T8 = _U
     protocol: _T11 = _U
     reasonStopped: _T13 = _U
-    relatedArtifact: _T27 = _U
+    relatedArtifact: _T25 = _U
     site: _T11 = _U
     sponsor: _T8 = _U
     status: _T10
@@ -13923,13 +14787,13 @@ class RiskAssessment(_p.Resource, tag="RiskAssessment", kw_only=True):
     mitigation: _T2 = _U
     mitigation_ext: _T3 = _ms.field(default=_U, name="_mitigation")
     modifierExtension: _T4 = _U
-    note: _T38 = _U
-    occurrenceDateTime: _T20 = _U
+    note: _T36 = _U
+    occurrenceDateTime: _T2 = _U
     occurrencePeriod: _T9 = _U
     parent: _T8 = _U
     performer: _T8 = _U
-    prediction: _T470 = _U
-    reasonCode: _T19 = _U
+    prediction: _T460 = _U
+    reasonCode: _T18 = _U
     reasonReference: _T11 = _U
     status: _T10
     status_ext: _T3 = _ms.field(default=_U, name="_status")
@@ -13946,6 +14810,9 @@ class RiskAssessment(_p.Resource, tag="RiskAssessment", kw_only=True):
         v = self.language
         if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
             raise _p.FormatError("RiskAssessment.language")
+        v = self.occurrenceDateTime
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("RiskAssessment.occurrenceDateTime")
         v = self.status
         if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
             raise _p.FormatError("RiskAssessment.status")
@@ -13959,15 +14826,15 @@ class RiskAssessmentPrediction(_p.Complex, kw_only=True):
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     modifierExtension: _T4 = _U
     outcome: _T13 = _U
-    probabilityDecimal: _T37 = _U
-    probabilityRange: _T30 = _U
+    probabilityDecimal: _T35 = _U
+    probabilityRange: _T28 = _U
     qualitativeRisk: _T13 = _U
     rationale: _T2 = _U
     rationale_ext: _T3 = _ms.field(default=_U, name="_rationale")
-    relativeRisk: _T37 = _U
+    relativeRisk: _T35 = _U
     relativeRisk_ext: _T3 = _ms.field(default=_U, name="_relativeRisk")
     whenPeriod: _T9 = _U
-    whenRange: _T30 = _U
+    whenRange: _T28 = _U
 
     def __post_init__(self) -> None:
         if (self.probabilityDecimal is not _U) + (self.probabilityRange is not _U) > 1:
@@ -13977,21 +14844,21 @@ class RiskAssessmentPrediction(_p.Complex, kw_only=True):
 
 
 class RiskEvidenceSynthesis(_p.Resource, tag="RiskEvidenceSynthesis", kw_only=True):
-    approvalDate: _T17 = _U
+    approvalDate: _T2 = _U
     approvalDate_ext: _T3 = _ms.field(default=_U, name="_approvalDate")
-    author: _T18 = _U
-    certainty: _T471 = _U
-    contact: _T18 = _U
+    author: _T17 = _U
+    certainty: _T461 = _U
+    contact: _T17 = _U
     contained: _T0 = _U
     copyright: _T2 = _U
     copyright_ext: _T3 = _ms.field(default=_U, name="_copyright")
-    date: _T20 = _U
+    date: _T2 = _U
     date_ext: _T3 = _ms.field(default=_U, name="_date")
     description: _T2 = _U
     description_ext: _T3 = _ms.field(default=_U, name="_description")
-    editor: _T18 = _U
+    editor: _T17 = _U
     effectivePeriod: _T9 = _U
-    endorser: _T18 = _U
+    endorser: _T17 = _U
     exposure: _T8 = _U
     extension: _T4 = _U
     id: _T2 = _U
@@ -13999,24 +14866,24 @@ class RiskEvidenceSynthesis(_p.Resource, tag="RiskEvidenceSynthesis", kw_only=Tr
     identifier: _T6 = _U
     implicitRules: _T2 = _U
     implicitRules_ext: _T3 = _ms.field(default=_U, name="_implicitRules")
-    jurisdiction: _T19 = _U
+    jurisdiction: _T18 = _U
     language: _T2 = _U
     language_ext: _T3 = _ms.field(default=_U, name="_language")
-    lastReviewDate: _T17 = _U
+    lastReviewDate: _T2 = _U
     lastReviewDate_ext: _T3 = _ms.field(default=_U, name="_lastReviewDate")
     meta: _T7 = _U
     modifierExtension: _T4 = _U
     name: _T2 = _U
     name_ext: _T3 = _ms.field(default=_U, name="_name")
-    note: _T38 = _U
+    note: _T36 = _U
     outcome: _T14
     population: _T14
     publisher: _T2 = _U
     publisher_ext: _T3 = _ms.field(default=_U, name="_publisher")
-    relatedArtifact: _T27 = _U
-    reviewer: _T18 = _U
-    riskEstimate: _T472 = _U
-    sampleSize: _T473 = _U
+    relatedArtifact: _T25 = _U
+    reviewer: _T17 = _U
+    riskEstimate: _T462 = _U
+    sampleSize: _T463 = _U
     status: _T10
     status_ext: _T3 = _ms.field(default=_U, name="_status")
     studyType: _T13 = _U
@@ -14024,14 +14891,20 @@ class RiskEvidenceSynthesis(_p.Resource, tag="RiskEvidenceSynthesis", kw_only=Tr
     text: _T12 = _U
     title: _T2 = _U
     title_ext: _T3 = _ms.field(default=_U, name="_title")
-    topic: _T19 = _U
+    topic: _T18 = _U
     url: _T2 = _U
     url_ext: _T3 = _ms.field(default=_U, name="_url")
-    useContext: _T32 = _U
+    useContext: _T30 = _U
     version: _T2 = _U
     version_ext: _T3 = _ms.field(default=_U, name="_version")
 
     def __post_init__(self) -> None:
+        v = self.approvalDate
+        if v is not _U and (_p.date(v) is None):
+            raise _p.FormatError("RiskEvidenceSynthesis.approvalDate")
+        v = self.date
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("RiskEvidenceSynthesis.date")
         v = self.id
         if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
             raise _p.FormatError("RiskEvidenceSynthesis.id")
@@ -14041,6 +14914,9 @@ class RiskEvidenceSynthesis(_p.Resource, tag="RiskEvidenceSynthesis", kw_only=Tr
         v = self.language
         if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
             raise _p.FormatError("RiskEvidenceSynthesis.language")
+        v = self.lastReviewDate
+        if v is not _U and (_p.date(v) is None):
+            raise _p.FormatError("RiskEvidenceSynthesis.lastReviewDate")
         v = self.status
         if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
             raise _p.FormatError("RiskEvidenceSynthesis.status")
@@ -14050,13 +14926,13 @@ class RiskEvidenceSynthesis(_p.Resource, tag="RiskEvidenceSynthesis", kw_only=Tr
 
 
 class RiskEvidenceSynthesisCertainty(_p.Complex, kw_only=True):
-    certaintySubcomponent: _T474 = _U
+    certaintySubcomponent: _T464 = _U
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     modifierExtension: _T4 = _U
-    note: _T38 = _U
-    rating: _T19 = _U
+    note: _T36 = _U
+    rating: _T18 = _U
 
 
 class RiskEvidenceSynthesisCertaintyCertaintySubcomponent(_p.Complex, kw_only=True):
@@ -14064,13 +14940,13 @@ class RiskEvidenceSynthesisCertaintyCertaintySubcomponent(_p.Complex, kw_only=Tr
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     modifierExtension: _T4 = _U
-    note: _T38 = _U
-    rating: _T19 = _U
+    note: _T36 = _U
+    rating: _T18 = _U
     type: _T13 = _U
 
 
 class RiskEvidenceSynthesisRiskEstimate(_p.Complex, kw_only=True):
-    denominatorCount: _T60 = _U
+    denominatorCount: _T55 = _U
     denominatorCount_ext: _T3 = _ms.field(default=_U, name="_denominatorCount")
     description: _T2 = _U
     description_ext: _T3 = _ms.field(default=_U, name="_description")
@@ -14078,25 +14954,25 @@ class RiskEvidenceSynthesisRiskEstimate(_p.Complex, kw_only=True):
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     modifierExtension: _T4 = _U
-    numeratorCount: _T60 = _U
+    numeratorCount: _T55 = _U
     numeratorCount_ext: _T3 = _ms.field(default=_U, name="_numeratorCount")
-    precisionEstimate: _T475 = _U
+    precisionEstimate: _T465 = _U
     type: _T13 = _U
     unitOfMeasure: _T13 = _U
-    value: _T37 = _U
+    value: _T35 = _U
     value_ext: _T3 = _ms.field(default=_U, name="_value")
 
 
 class RiskEvidenceSynthesisRiskEstimatePrecisionEstimate(_p.Complex, kw_only=True):
     extension: _T4 = _U
-    from_: _T37 = _ms.field(default=_U, name="from")
+    from_: _T35 = _ms.field(default=_U, name="from")
     from_ext: _T3 = _ms.field(default=_U, name="_from")
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
-    level: _T37 = _U
+    level: _T35 = _U
     level_ext: _T3 = _ms.field(default=_U, name="_level")
     modifierExtension: _T4 = _U
-    to: _T37 = _U
+    to: _T35 = _U
     to_ext: _T3 = _ms.field(default=_U, name="_to")
     type: _T13 = _U
 
@@ -14108,35 +14984,35 @@ class RiskEvidenceSynthesisSampleSize(_p.Complex, kw_only=True):
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     modifierExtension: _T4 = _U
-    numberOfParticipants: _T60 = _U
+    numberOfParticipants: _T55 = _U
     numberOfParticipants_ext: _T3 = _ms.field(default=_U, name="_numberOfParticipants")
-    numberOfStudies: _T60 = _U
+    numberOfStudies: _T55 = _U
     numberOfStudies_ext: _T3 = _ms.field(default=_U, name="_numberOfStudies")
 
 
 class SampledData(_p.Complex, kw_only=True):
     data: _T2 = _U
     data_ext: _T3 = _ms.field(default=_U, name="_data")
-    dimensions: _T106
+    dimensions: _T99
     dimensions_ext: _T3 = _ms.field(default=_U, name="_dimensions")
     extension: _T4 = _U
-    factor: _T37 = _U
+    factor: _T35 = _U
     factor_ext: _T3 = _ms.field(default=_U, name="_factor")
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
-    lowerLimit: _T37 = _U
+    lowerLimit: _T35 = _U
     lowerLimit_ext: _T3 = _ms.field(default=_U, name="_lowerLimit")
-    origin: _T367
-    period: _T332
+    origin: _T357
+    period: _T322
     period_ext: _T3 = _ms.field(default=_U, name="_period")
-    upperLimit: _T37 = _U
+    upperLimit: _T35 = _U
     upperLimit_ext: _T3 = _ms.field(default=_U, name="_upperLimit")
 
 
 class Schedule(_p.Resource, tag="Schedule", kw_only=True):
     active: _T16 = _U
     active_ext: _T3 = _ms.field(default=_U, name="_active")
-    actor: _T136
+    actor: _T129
     comment: _T2 = _U
     comment_ext: _T3 = _ms.field(default=_U, name="_comment")
     contained: _T0 = _U
@@ -14151,9 +15027,9 @@ class Schedule(_p.Resource, tag="Schedule", kw_only=True):
     meta: _T7 = _U
     modifierExtension: _T4 = _U
     planningHorizon: _T9 = _U
-    serviceCategory: _T19 = _U
-    serviceType: _T19 = _U
-    specialty: _T19 = _U
+    serviceCategory: _T18 = _U
+    serviceType: _T18 = _U
+    specialty: _T18 = _U
     text: _T12 = _U
 
     def __post_init__(self) -> None:
@@ -14169,18 +15045,18 @@ class Schedule(_p.Resource, tag="Schedule", kw_only=True):
 
 
 class SearchParameter(_p.Resource, tag="SearchParameter", kw_only=True):
-    base: _T72
-    base_ext: _T24 = _ms.field(default=_U, name="_base")
-    chain: _T23 = _U
-    chain_ext: _T24 = _ms.field(default=_U, name="_chain")
+    base: _T66
+    base_ext: _T22 = _ms.field(default=_U, name="_base")
+    chain: _T21 = _U
+    chain_ext: _T22 = _ms.field(default=_U, name="_chain")
     code: _T10
     code_ext: _T3 = _ms.field(default=_U, name="_code")
-    comparator: _T23 = _U
-    comparator_ext: _T24 = _ms.field(default=_U, name="_comparator")
-    component: _T476 = _U
-    contact: _T18 = _U
+    comparator: _T21 = _U
+    comparator_ext: _T22 = _ms.field(default=_U, name="_comparator")
+    component: _T466 = _U
+    contact: _T17 = _U
     contained: _T0 = _U
-    date: _T20 = _U
+    date: _T2 = _U
     date_ext: _T3 = _ms.field(default=_U, name="_date")
     derivedFrom: _T2 = _U
     derivedFrom_ext: _T3 = _ms.field(default=_U, name="_derivedFrom")
@@ -14195,12 +15071,12 @@ class SearchParameter(_p.Resource, tag="SearchParameter", kw_only=True):
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     implicitRules: _T2 = _U
     implicitRules_ext: _T3 = _ms.field(default=_U, name="_implicitRules")
-    jurisdiction: _T19 = _U
+    jurisdiction: _T18 = _U
     language: _T2 = _U
     language_ext: _T3 = _ms.field(default=_U, name="_language")
     meta: _T7 = _U
-    modifier: _T23 = _U
-    modifier_ext: _T24 = _ms.field(default=_U, name="_modifier")
+    modifier: _T21 = _U
+    modifier_ext: _T22 = _ms.field(default=_U, name="_modifier")
     modifierExtension: _T4 = _U
     multipleAnd: _T16 = _U
     multipleAnd_ext: _T3 = _ms.field(default=_U, name="_multipleAnd")
@@ -14214,14 +15090,14 @@ class SearchParameter(_p.Resource, tag="SearchParameter", kw_only=True):
     purpose_ext: _T3 = _ms.field(default=_U, name="_purpose")
     status: _T10
     status_ext: _T3 = _ms.field(default=_U, name="_status")
-    target: _T23 = _U
-    target_ext: _T24 = _ms.field(default=_U, name="_target")
+    target: _T21 = _U
+    target_ext: _T22 = _ms.field(default=_U, name="_target")
     text: _T12 = _U
     type: _T10
     type_ext: _T3 = _ms.field(default=_U, name="_type")
     url: _T10
     url_ext: _T3 = _ms.field(default=_U, name="_url")
-    useContext: _T32 = _U
+    useContext: _T30 = _U
     version: _T2 = _U
     version_ext: _T3 = _ms.field(default=_U, name="_version")
     xpath: _T2 = _U
@@ -14241,6 +15117,9 @@ class SearchParameter(_p.Resource, tag="SearchParameter", kw_only=True):
             for v in self.comparator:
                 if v is not None and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
                     raise _p.FormatError("SearchParameter.comparator")
+        v = self.date
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("SearchParameter.date")
         v = self.derivedFrom
         if v is not _U and (' ' in v or not v.isprintable()):
             raise _p.FormatError("SearchParameter.derivedFrom")
@@ -14294,11 +15173,11 @@ class SearchParameterComponent(_p.Complex, kw_only=True):
 class ServiceRequest(_p.Resource, tag="ServiceRequest", kw_only=True):
     asNeededBoolean: _T16 = _U
     asNeededCodeableConcept: _T13 = _U
-    authoredOn: _T20 = _U
+    authoredOn: _T2 = _U
     authoredOn_ext: _T3 = _ms.field(default=_U, name="_authoredOn")
     basedOn: _T11 = _U
-    bodySite: _T19 = _U
-    category: _T19 = _U
+    bodySite: _T18 = _U
+    category: _T18 = _U
     code: _T13 = _U
     contained: _T0 = _U
     doNotPerform: _T16 = _U
@@ -14310,39 +15189,39 @@ class ServiceRequest(_p.Resource, tag="ServiceRequest", kw_only=True):
     identifier: _T6 = _U
     implicitRules: _T2 = _U
     implicitRules_ext: _T3 = _ms.field(default=_U, name="_implicitRules")
-    instantiatesCanonical: _T23 = _U
-    instantiatesCanonical_ext: _T24 = _ms.field(default=_U, name="_instantiatesCanonical")
-    instantiatesUri: _T23 = _U
-    instantiatesUri_ext: _T24 = _ms.field(default=_U, name="_instantiatesUri")
+    instantiatesCanonical: _T21 = _U
+    instantiatesCanonical_ext: _T22 = _ms.field(default=_U, name="_instantiatesCanonical")
+    instantiatesUri: _T21 = _U
+    instantiatesUri_ext: _T22 = _ms.field(default=_U, name="_instantiatesUri")
     insurance: _T11 = _U
     intent: _T10
     intent_ext: _T3 = _ms.field(default=_U, name="_intent")
     language: _T2 = _U
     language_ext: _T3 = _ms.field(default=_U, name="_language")
-    locationCode: _T19 = _U
+    locationCode: _T18 = _U
     locationReference: _T11 = _U
     meta: _T7 = _U
     modifierExtension: _T4 = _U
-    note: _T38 = _U
-    occurrenceDateTime: _T20 = _U
+    note: _T36 = _U
+    occurrenceDateTime: _T2 = _U
     occurrencePeriod: _T9 = _U
-    occurrenceTiming: _T31 = _U
-    orderDetail: _T19 = _U
+    occurrenceTiming: _T29 = _U
+    orderDetail: _T18 = _U
     patientInstruction: _T2 = _U
     patientInstruction_ext: _T3 = _ms.field(default=_U, name="_patientInstruction")
     performer: _T11 = _U
     performerType: _T13 = _U
     priority: _T2 = _U
     priority_ext: _T3 = _ms.field(default=_U, name="_priority")
-    quantityQuantity: _T26 = _U
-    quantityRange: _T30 = _U
-    quantityRatio: _T210 = _U
-    reasonCode: _T19 = _U
+    quantityQuantity: _T24 = _U
+    quantityRange: _T28 = _U
+    quantityRatio: _T202 = _U
+    reasonCode: _T18 = _U
     reasonReference: _T11 = _U
     relevantHistory: _T11 = _U
     replaces: _T11 = _U
     requester: _T8 = _U
-    requisition: _T34 = _U
+    requisition: _T32 = _U
     specimen: _T11 = _U
     status: _T10
     status_ext: _T3 = _ms.field(default=_U, name="_status")
@@ -14351,6 +15230,9 @@ class ServiceRequest(_p.Resource, tag="ServiceRequest", kw_only=True):
     text: _T12 = _U
 
     def __post_init__(self) -> None:
+        v = self.authoredOn
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("ServiceRequest.authoredOn")
         v = self.id
         if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
             raise _p.FormatError("ServiceRequest.id")
@@ -14371,6 +15253,9 @@ class ServiceRequest(_p.Resource, tag="ServiceRequest", kw_only=True):
         v = self.language
         if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
             raise _p.FormatError("ServiceRequest.language")
+        v = self.occurrenceDateTime
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("ServiceRequest.occurrenceDateTime")
         v = self.priority
         if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
             raise _p.FormatError("ServiceRequest.priority")
@@ -14386,7 +15271,7 @@ class ServiceRequest(_p.Resource, tag="ServiceRequest", kw_only=True):
 
 
 class Signature(_p.Complex, kw_only=True):
-    data: _T45 = _U
+    data: _T2 = _U
     data_ext: _T3 = _ms.field(default=_U, name="_data")
     extension: _T4 = _U
     id: _T2 = _U
@@ -14396,18 +15281,24 @@ class Signature(_p.Complex, kw_only=True):
     sigFormat_ext: _T3 = _ms.field(default=_U, name="_sigFormat")
     targetFormat: _T2 = _U
     targetFormat_ext: _T3 = _ms.field(default=_U, name="_targetFormat")
-    type: _T477
-    when: _T48
+    type: _T467
+    when: _T10
     when_ext: _T3 = _ms.field(default=_U, name="_when")
     who: _T14
 
     def __post_init__(self) -> None:
+        v = self.data
+        if v is not _U and (_p.base64(v) is None):
+            raise _p.FormatError("Signature.data")
         v = self.sigFormat
         if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
             raise _p.FormatError("Signature.sigFormat")
         v = self.targetFormat
         if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
             raise _p.FormatError("Signature.targetFormat")
+        v = self.when
+        if v is not _U and (_p.instant(v) is None):
+            raise _p.FormatError("Signature.when")
 
 
 class Slot(_p.Resource, tag="Slot", kw_only=True):
@@ -14415,7 +15306,7 @@ class Slot(_p.Resource, tag="Slot", kw_only=True):
     comment: _T2 = _U
     comment_ext: _T3 = _ms.field(default=_U, name="_comment")
     contained: _T0 = _U
-    end: _T48
+    end: _T10
     end_ext: _T3 = _ms.field(default=_U, name="_end")
     extension: _T4 = _U
     id: _T2 = _U
@@ -14430,16 +15321,19 @@ class Slot(_p.Resource, tag="Slot", kw_only=True):
     overbooked: _T16 = _U
     overbooked_ext: _T3 = _ms.field(default=_U, name="_overbooked")
     schedule: _T14
-    serviceCategory: _T19 = _U
-    serviceType: _T19 = _U
-    specialty: _T19 = _U
-    start: _T48
+    serviceCategory: _T18 = _U
+    serviceType: _T18 = _U
+    specialty: _T18 = _U
+    start: _T10
     start_ext: _T3 = _ms.field(default=_U, name="_start")
     status: _T10
     status_ext: _T3 = _ms.field(default=_U, name="_status")
     text: _T12 = _U
 
     def __post_init__(self) -> None:
+        v = self.end
+        if v is not _U and (_p.instant(v) is None):
+            raise _p.FormatError("Slot.end")
         v = self.id
         if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
             raise _p.FormatError("Slot.id")
@@ -14449,17 +15343,20 @@ class Slot(_p.Resource, tag="Slot", kw_only=True):
         v = self.language
         if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
             raise _p.FormatError("Slot.language")
+        v = self.start
+        if v is not _U and (_p.instant(v) is None):
+            raise _p.FormatError("Slot.start")
         v = self.status
         if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
             raise _p.FormatError("Slot.status")
 
 
 class Specimen(_p.Resource, tag="Specimen", kw_only=True):
-    accessionIdentifier: _T34 = _U
-    collection: _T478 = _U
-    condition: _T19 = _U
+    accessionIdentifier: _T32 = _U
+    collection: _T468 = _U
+    condition: _T18 = _U
     contained: _T0 = _U
-    container: _T479 = _U
+    container: _T469 = _U
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
@@ -14470,10 +15367,10 @@ class Specimen(_p.Resource, tag="Specimen", kw_only=True):
     language_ext: _T3 = _ms.field(default=_U, name="_language")
     meta: _T7 = _U
     modifierExtension: _T4 = _U
-    note: _T38 = _U
+    note: _T36 = _U
     parent: _T11 = _U
-    processing: _T480 = _U
-    receivedTime: _T20 = _U
+    processing: _T470 = _U
+    receivedTime: _T2 = _U
     receivedTime_ext: _T3 = _ms.field(default=_U, name="_receivedTime")
     request: _T11 = _U
     status: _T2 = _U
@@ -14492,6 +15389,9 @@ class Specimen(_p.Resource, tag="Specimen", kw_only=True):
         v = self.language
         if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
             raise _p.FormatError("Specimen.language")
+        v = self.receivedTime
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("Specimen.receivedTime")
         v = self.status
         if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
             raise _p.FormatError("Specimen.status")
@@ -14499,20 +15399,23 @@ class Specimen(_p.Resource, tag="Specimen", kw_only=True):
 
 class SpecimenCollection(_p.Complex, kw_only=True):
     bodySite: _T13 = _U
-    collectedDateTime: _T20 = _U
+    collectedDateTime: _T2 = _U
     collectedPeriod: _T9 = _U
     collector: _T8 = _U
-    duration: _T29 = _U
+    duration: _T27 = _U
     extension: _T4 = _U
     fastingStatusCodeableConcept: _T13 = _U
-    fastingStatusDuration: _T29 = _U
+    fastingStatusDuration: _T27 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     method: _T13 = _U
     modifierExtension: _T4 = _U
-    quantity: _T26 = _U
+    quantity: _T24 = _U
 
     def __post_init__(self) -> None:
+        v = self.collectedDateTime
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("SpecimenCollection.collectedDateTime")
         if (self.collectedDateTime is not _U) + (self.collectedPeriod is not _U) > 1:
             raise _p.ChoiceError("SpecimenCollection.collected[x]: at most one")
         if (self.fastingStatusCodeableConcept is not _U) + (self.fastingStatusDuration is not _U) > 1:
@@ -14522,7 +15425,7 @@ class SpecimenCollection(_p.Complex, kw_only=True):
 class SpecimenContainer(_p.Complex, kw_only=True):
     additiveCodeableConcept: _T13 = _U
     additiveReference: _T8 = _U
-    capacity: _T26 = _U
+    capacity: _T24 = _U
     description: _T2 = _U
     description_ext: _T3 = _ms.field(default=_U, name="_description")
     extension: _T4 = _U
@@ -14530,7 +15433,7 @@ class SpecimenContainer(_p.Complex, kw_only=True):
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     identifier: _T6 = _U
     modifierExtension: _T4 = _U
-    specimenQuantity: _T26 = _U
+    specimenQuantity: _T24 = _U
     type: _T13 = _U
 
     def __post_init__(self) -> None:
@@ -14539,24 +15442,24 @@ class SpecimenContainer(_p.Complex, kw_only=True):
 
 
 class SpecimenDefinition(_p.Resource, tag="SpecimenDefinition", kw_only=True):
-    collection: _T19 = _U
+    collection: _T18 = _U
     contained: _T0 = _U
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
-    identifier: _T34 = _U
+    identifier: _T32 = _U
     implicitRules: _T2 = _U
     implicitRules_ext: _T3 = _ms.field(default=_U, name="_implicitRules")
     language: _T2 = _U
     language_ext: _T3 = _ms.field(default=_U, name="_language")
     meta: _T7 = _U
     modifierExtension: _T4 = _U
-    patientPreparation: _T19 = _U
+    patientPreparation: _T18 = _U
     text: _T12 = _U
     timeAspect: _T2 = _U
     timeAspect_ext: _T3 = _ms.field(default=_U, name="_timeAspect")
     typeCollected: _T13 = _U
-    typeTested: _T481 = _U
+    typeTested: _T471 = _U
 
     def __post_init__(self) -> None:
         v = self.id
@@ -14571,9 +15474,9 @@ class SpecimenDefinition(_p.Resource, tag="SpecimenDefinition", kw_only=True):
 
 
 class SpecimenDefinitionTypeTested(_p.Complex, kw_only=True):
-    container: _T482 = _U
+    container: _T472 = _U
     extension: _T4 = _U
-    handling: _T483 = _U
+    handling: _T473 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     isDerived: _T16 = _U
@@ -14581,10 +15484,10 @@ class SpecimenDefinitionTypeTested(_p.Complex, kw_only=True):
     modifierExtension: _T4 = _U
     preference: _T10
     preference_ext: _T3 = _ms.field(default=_U, name="_preference")
-    rejectionCriterion: _T19 = _U
+    rejectionCriterion: _T18 = _U
     requirement: _T2 = _U
     requirement_ext: _T3 = _ms.field(default=_U, name="_requirement")
-    retentionTime: _T29 = _U
+    retentionTime: _T27 = _U
     type: _T13 = _U
 
     def __post_init__(self) -> None:
@@ -14594,16 +15497,16 @@ class SpecimenDefinitionTypeTested(_p.Complex, kw_only=True):
 
 
 class SpecimenDefinitionTypeTestedContainer(_p.Complex, kw_only=True):
-    additive: _T484 = _U
+    additive: _T474 = _U
     cap: _T13 = _U
-    capacity: _T26 = _U
+    capacity: _T24 = _U
     description: _T2 = _U
     description_ext: _T3 = _ms.field(default=_U, name="_description")
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     material: _T13 = _U
-    minimumVolumeQuantity: _T26 = _U
+    minimumVolumeQuantity: _T24 = _U
     minimumVolumeString: _T2 = _U
     modifierExtension: _T4 = _U
     preparation: _T2 = _U
@@ -14634,10 +15537,10 @@ class SpecimenDefinitionTypeTestedHandling(_p.Complex, kw_only=True):
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     instruction: _T2 = _U
     instruction_ext: _T3 = _ms.field(default=_U, name="_instruction")
-    maxDuration: _T29 = _U
+    maxDuration: _T27 = _U
     modifierExtension: _T4 = _U
     temperatureQualifier: _T13 = _U
-    temperatureRange: _T30 = _U
+    temperatureRange: _T28 = _U
 
 
 class SpecimenProcessing(_p.Complex, kw_only=True):
@@ -14649,33 +15552,36 @@ class SpecimenProcessing(_p.Complex, kw_only=True):
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     modifierExtension: _T4 = _U
     procedure: _T13 = _U
-    timeDateTime: _T20 = _U
+    timeDateTime: _T2 = _U
     timePeriod: _T9 = _U
 
     def __post_init__(self) -> None:
+        v = self.timeDateTime
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("SpecimenProcessing.timeDateTime")
         if (self.timeDateTime is not _U) + (self.timePeriod is not _U) > 1:
             raise _p.ChoiceError("SpecimenProcessing.time[x]: at most one")
 
 
 class StructureDefinition(_p.Resource, tag="StructureDefinition", kw_only=True):
-    abstract: _T54
+    abstract: _T49
     abstract_ext: _T3 = _ms.field(default=_U, name="_abstract")
     baseDefinition: _T2 = _U
     baseDefinition_ext: _T3 = _ms.field(default=_U, name="_baseDefinition")
-    contact: _T18 = _U
+    contact: _T17 = _U
     contained: _T0 = _U
-    context: _T485 = _U
-    contextInvariant: _T23 = _U
-    contextInvariant_ext: _T24 = _ms.field(default=_U, name="_contextInvariant")
+    context: _T475 = _U
+    contextInvariant: _T21 = _U
+    contextInvariant_ext: _T22 = _ms.field(default=_U, name="_contextInvariant")
     copyright: _T2 = _U
     copyright_ext: _T3 = _ms.field(default=_U, name="_copyright")
-    date: _T20 = _U
+    date: _T2 = _U
     date_ext: _T3 = _ms.field(default=_U, name="_date")
     derivation: _T2 = _U
     derivation_ext: _T3 = _ms.field(default=_U, name="_derivation")
     description: _T2 = _U
     description_ext: _T3 = _ms.field(default=_U, name="_description")
-    differential: _T486 = _U
+    differential: _T476 = _U
     experimental: _T16 = _U
     experimental_ext: _T3 = _ms.field(default=_U, name="_experimental")
     extension: _T4 = _U
@@ -14686,13 +15592,13 @@ class StructureDefinition(_p.Resource, tag="StructureDefinition", kw_only=True):
     identifier: _T6 = _U
     implicitRules: _T2 = _U
     implicitRules_ext: _T3 = _ms.field(default=_U, name="_implicitRules")
-    jurisdiction: _T19 = _U
-    keyword: _T50 = _U
+    jurisdiction: _T18 = _U
+    keyword: _T45 = _U
     kind: _T10
     kind_ext: _T3 = _ms.field(default=_U, name="_kind")
     language: _T2 = _U
     language_ext: _T3 = _ms.field(default=_U, name="_language")
-    mapping: _T487 = _U
+    mapping: _T477 = _U
     meta: _T7 = _U
     modifierExtension: _T4 = _U
     name: _T10
@@ -14701,7 +15607,7 @@ class StructureDefinition(_p.Resource, tag="StructureDefinition", kw_only=True):
     publisher_ext: _T3 = _ms.field(default=_U, name="_publisher")
     purpose: _T2 = _U
     purpose_ext: _T3 = _ms.field(default=_U, name="_purpose")
-    snapshot: _T488 = _U
+    snapshot: _T478 = _U
     status: _T10
     status_ext: _T3 = _ms.field(default=_U, name="_status")
     text: _T12 = _U
@@ -14711,7 +15617,7 @@ class StructureDefinition(_p.Resource, tag="StructureDefinition", kw_only=True):
     type_ext: _T3 = _ms.field(default=_U, name="_type")
     url: _T10
     url_ext: _T3 = _ms.field(default=_U, name="_url")
-    useContext: _T32 = _U
+    useContext: _T30 = _U
     version: _T2 = _U
     version_ext: _T3 = _ms.field(default=_U, name="_version")
 
@@ -14719,6 +15625,9 @@ class StructureDefinition(_p.Resource, tag="StructureDefinition", kw_only=True):
         v = self.baseDefinition
         if v is not _U and (' ' in v or not v.isprintable()):
             raise _p.FormatError("StructureDefinition.baseDefinition")
+        v = self.date
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("StructureDefinition.date")
         v = self.derivation
         if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
             raise _p.FormatError("StructureDefinition.derivation")
@@ -14765,7 +15674,7 @@ class StructureDefinitionContext(_p.Complex, kw_only=True):
 
 
 class StructureDefinitionDifferential(_p.Complex, kw_only=True):
-    element: _T489
+    element: _T479
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
@@ -14793,7 +15702,7 @@ class StructureDefinitionMapping(_p.Complex, kw_only=True):
 
 
 class StructureDefinitionSnapshot(_p.Complex, kw_only=True):
-    element: _T489
+    element: _T479
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
@@ -14801,26 +15710,26 @@ class StructureDefinitionSnapshot(_p.Complex, kw_only=True):
 
 
 class StructureMap(_p.Resource, tag="StructureMap", kw_only=True):
-    contact: _T18 = _U
+    contact: _T17 = _U
     contained: _T0 = _U
     copyright: _T2 = _U
     copyright_ext: _T3 = _ms.field(default=_U, name="_copyright")
-    date: _T20 = _U
+    date: _T2 = _U
     date_ext: _T3 = _ms.field(default=_U, name="_date")
     description: _T2 = _U
     description_ext: _T3 = _ms.field(default=_U, name="_description")
     experimental: _T16 = _U
     experimental_ext: _T3 = _ms.field(default=_U, name="_experimental")
     extension: _T4 = _U
-    group: _T490
+    group: _T480
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     identifier: _T6 = _U
     implicitRules: _T2 = _U
     implicitRules_ext: _T3 = _ms.field(default=_U, name="_implicitRules")
-    import_: _T23 = _ms.field(default=_U, name="import")
-    import_ext: _T24 = _ms.field(default=_U, name="_import")
-    jurisdiction: _T19 = _U
+    import_: _T21 = _ms.field(default=_U, name="import")
+    import_ext: _T22 = _ms.field(default=_U, name="_import")
+    jurisdiction: _T18 = _U
     language: _T2 = _U
     language_ext: _T3 = _ms.field(default=_U, name="_language")
     meta: _T7 = _U
@@ -14833,17 +15742,20 @@ class StructureMap(_p.Resource, tag="StructureMap", kw_only=True):
     purpose_ext: _T3 = _ms.field(default=_U, name="_purpose")
     status: _T10
     status_ext: _T3 = _ms.field(default=_U, name="_status")
-    structure: _T491 = _U
+    structure: _T481 = _U
     text: _T12 = _U
     title: _T2 = _U
     title_ext: _T3 = _ms.field(default=_U, name="_title")
     url: _T10
     url_ext: _T3 = _ms.field(default=_U, name="_url")
-    useContext: _T32 = _U
+    useContext: _T30 = _U
     version: _T2 = _U
     version_ext: _T3 = _ms.field(default=_U, name="_version")
 
     def __post_init__(self) -> None:
+        v = self.date
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("StructureMap.date")
         v = self.id
         if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
             raise _p.FormatError("StructureMap.id")
@@ -14873,11 +15785,11 @@ class StructureMapGroup(_p.Complex, kw_only=True):
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
-    input: _T492
+    input: _T482
     modifierExtension: _T4 = _U
     name: _T10
     name_ext: _T3 = _ms.field(default=_U, name="_name")
-    rule: _T493
+    rule: _T483
     typeMode: _T10
     typeMode_ext: _T3 = _ms.field(default=_U, name="_typeMode")
 
@@ -14908,7 +15820,7 @@ class StructureMapGroupInput(_p.Complex, kw_only=True):
 
 
 class StructureMapGroupRule(_p.Complex, kw_only=True):
-    dependent: _T494 = _U
+    dependent: _T484 = _U
     documentation: _T2 = _U
     documentation_ext: _T3 = _ms.field(default=_U, name="_documentation")
     extension: _T4 = _U
@@ -14917,9 +15829,9 @@ class StructureMapGroupRule(_p.Complex, kw_only=True):
     modifierExtension: _T4 = _U
     name: _T10
     name_ext: _T3 = _ms.field(default=_U, name="_name")
-    rule: _T495 = _U
-    source: _T496
-    target: _T497 = _U
+    rule: _T485 = _U
+    source: _T486
+    target: _T487 = _U
 
 
 class StructureMapGroupRuleDependent(_p.Complex, kw_only=True):
@@ -14929,8 +15841,8 @@ class StructureMapGroupRuleDependent(_p.Complex, kw_only=True):
     modifierExtension: _T4 = _U
     name: _T10
     name_ext: _T3 = _ms.field(default=_U, name="_name")
-    variable: _T72
-    variable_ext: _T24 = _ms.field(default=_U, name="_variable")
+    variable: _T66
+    variable_ext: _T22 = _ms.field(default=_U, name="_variable")
 
 
 class StructureMapGroupRuleSource(_p.Complex, kw_only=True):
@@ -14940,56 +15852,56 @@ class StructureMapGroupRuleSource(_p.Complex, kw_only=True):
     condition_ext: _T3 = _ms.field(default=_U, name="_condition")
     context: _T10
     context_ext: _T3 = _ms.field(default=_U, name="_context")
-    defaultValueAddress: _T105 = _U
-    defaultValueAge: _T28 = _U
-    defaultValueAnnotation: _T220 = _U
-    defaultValueAttachment: _T113 = _U
-    defaultValueBase64Binary: _T45 = _U
+    defaultValueAddress: _T98 = _U
+    defaultValueAge: _T26 = _U
+    defaultValueAnnotation: _T212 = _U
+    defaultValueAttachment: _T106 = _U
+    defaultValueBase64Binary: _T2 = _U
     defaultValueBoolean: _T16 = _U
     defaultValueCanonical: _T2 = _U
     defaultValueCode: _T2 = _U
     defaultValueCodeableConcept: _T13 = _U
-    defaultValueCoding: _T52 = _U
-    defaultValueContactDetail: _T221 = _U
-    defaultValueContactPoint: _T222 = _U
-    defaultValueContributor: _T223 = _U
-    defaultValueCount: _T224 = _U
-    defaultValueDataRequirement: _T225 = _U
-    defaultValueDate: _T17 = _U
-    defaultValueDateTime: _T20 = _U
-    defaultValueDecimal: _T37 = _U
-    defaultValueDistance: _T226 = _U
-    defaultValueDosage: _T227 = _U
-    defaultValueDuration: _T29 = _U
-    defaultValueExpression: _T228 = _U
-    defaultValueHumanName: _T229 = _U
+    defaultValueCoding: _T47 = _U
+    defaultValueContactDetail: _T213 = _U
+    defaultValueContactPoint: _T214 = _U
+    defaultValueContributor: _T215 = _U
+    defaultValueCount: _T216 = _U
+    defaultValueDataRequirement: _T217 = _U
+    defaultValueDate: _T2 = _U
+    defaultValueDateTime: _T2 = _U
+    defaultValueDecimal: _T35 = _U
+    defaultValueDistance: _T218 = _U
+    defaultValueDosage: _T219 = _U
+    defaultValueDuration: _T27 = _U
+    defaultValueExpression: _T220 = _U
+    defaultValueHumanName: _T221 = _U
     defaultValueId: _T2 = _U
-    defaultValueIdentifier: _T34 = _U
-    defaultValueInstant: _T41 = _U
-    defaultValueInteger: _T60 = _U
+    defaultValueIdentifier: _T32 = _U
+    defaultValueInstant: _T2 = _U
+    defaultValueInteger: _T55 = _U
     defaultValueMarkdown: _T2 = _U
     defaultValueMeta: _T7 = _U
-    defaultValueMoney: _T91 = _U
-    defaultValueOid: _T230 = _U
-    defaultValueParameterDefinition: _T231 = _U
+    defaultValueMoney: _T85 = _U
+    defaultValueOid: _T2 = _U
+    defaultValueParameterDefinition: _T222 = _U
     defaultValuePeriod: _T9 = _U
     defaultValuePositiveInt: _T15 = _U
-    defaultValueQuantity: _T26 = _U
-    defaultValueRange: _T30 = _U
-    defaultValueRatio: _T210 = _U
+    defaultValueQuantity: _T24 = _U
+    defaultValueRange: _T28 = _U
+    defaultValueRatio: _T202 = _U
     defaultValueReference: _T8 = _U
-    defaultValueRelatedArtifact: _T232 = _U
-    defaultValueSampledData: _T233 = _U
-    defaultValueSignature: _T65 = _U
+    defaultValueRelatedArtifact: _T223 = _U
+    defaultValueSampledData: _T224 = _U
+    defaultValueSignature: _T60 = _U
     defaultValueString: _T2 = _U
-    defaultValueTime: _T170 = _U
-    defaultValueTiming: _T31 = _U
-    defaultValueTriggerDefinition: _T234 = _U
-    defaultValueUnsignedInt: _T43 = _U
+    defaultValueTime: _T2 = _U
+    defaultValueTiming: _T29 = _U
+    defaultValueTriggerDefinition: _T225 = _U
+    defaultValueUnsignedInt: _T40 = _U
     defaultValueUri: _T2 = _U
     defaultValueUrl: _T2 = _U
-    defaultValueUsageContext: _T235 = _U
-    defaultValueUuid: _T236 = _U
+    defaultValueUsageContext: _T226 = _U
+    defaultValueUuid: _T2 = _U
     element: _T2 = _U
     element_ext: _T3 = _ms.field(default=_U, name="_element")
     extension: _T4 = _U
@@ -15001,7 +15913,7 @@ class StructureMapGroupRuleSource(_p.Complex, kw_only=True):
     logMessage_ext: _T3 = _ms.field(default=_U, name="_logMessage")
     max: _T2 = _U
     max_ext: _T3 = _ms.field(default=_U, name="_max")
-    min: _T60 = _U
+    min: _T55 = _U
     min_ext: _T3 = _ms.field(default=_U, name="_min")
     modifierExtension: _T4 = _U
     type: _T2 = _U
@@ -15010,18 +15922,39 @@ class StructureMapGroupRuleSource(_p.Complex, kw_only=True):
     variable_ext: _T3 = _ms.field(default=_U, name="_variable")
 
     def __post_init__(self) -> None:
+        v = self.defaultValueBase64Binary
+        if v is not _U and (_p.base64(v) is None):
+            raise _p.FormatError("StructureMapGroupRuleSource.defaultValueBase64Binary")
         v = self.defaultValueCanonical
         if v is not _U and (' ' in v or not v.isprintable()):
             raise _p.FormatError("StructureMapGroupRuleSource.defaultValueCanonical")
         v = self.defaultValueCode
         if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
             raise _p.FormatError("StructureMapGroupRuleSource.defaultValueCode")
+        v = self.defaultValueDate
+        if v is not _U and (_p.date(v) is None):
+            raise _p.FormatError("StructureMapGroupRuleSource.defaultValueDate")
+        v = self.defaultValueDateTime
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("StructureMapGroupRuleSource.defaultValueDateTime")
+        v = self.defaultValueInstant
+        if v is not _U and (_p.instant(v) is None):
+            raise _p.FormatError("StructureMapGroupRuleSource.defaultValueInstant")
+        v = self.defaultValueOid
+        if v is not _U and (_p.oid(v) is None):
+            raise _p.FormatError("StructureMapGroupRuleSource.defaultValueOid")
+        v = self.defaultValueTime
+        if v is not _U and (_p.time(v) is None):
+            raise _p.FormatError("StructureMapGroupRuleSource.defaultValueTime")
         v = self.defaultValueUri
         if v is not _U and (' ' in v or not v.isprintable()):
             raise _p.FormatError("StructureMapGroupRuleSource.defaultValueUri")
         v = self.defaultValueUrl
         if v is not _U and (' ' in v or not v.isprintable()):
             raise _p.FormatError("StructureMapGroupRuleSource.defaultValueUrl")
+        v = self.defaultValueUuid
+        if v is not _U and (_p.uuid(v) is None):
+            raise _p.FormatError("StructureMapGroupRuleSource.defaultValueUuid")
         v = self.listMode
         if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
             raise _p.FormatError("StructureMapGroupRuleSource.listMode")
@@ -15041,12 +15974,12 @@ class StructureMapGroupRuleTarget(_p.Complex, kw_only=True):
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
-    listMode: _T23 = _U
-    listMode_ext: _T24 = _ms.field(default=_U, name="_listMode")
+    listMode: _T21 = _U
+    listMode_ext: _T22 = _ms.field(default=_U, name="_listMode")
     listRuleId: _T2 = _U
     listRuleId_ext: _T3 = _ms.field(default=_U, name="_listRuleId")
     modifierExtension: _T4 = _U
-    parameter: _T498 = _U
+    parameter: _T488 = _U
     transform: _T2 = _U
     transform_ext: _T3 = _ms.field(default=_U, name="_transform")
     variable: _T2 = _U
@@ -15071,9 +16004,9 @@ class StructureMapGroupRuleTargetParameter(_p.Complex, kw_only=True):
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     modifierExtension: _T4 = _U
     valueBoolean: _T16 = _U
-    valueDecimal: _T37 = _U
+    valueDecimal: _T35 = _U
     valueId: _T2 = _U
-    valueInteger: _T60 = _U
+    valueInteger: _T55 = _U
     valueString: _T2 = _U
 
     def __post_init__(self) -> None:
@@ -15105,12 +16038,12 @@ class StructureMapStructure(_p.Complex, kw_only=True):
 
 
 class Subscription(_p.Resource, tag="Subscription", kw_only=True):
-    channel: _T499
-    contact: _T88 = _U
+    channel: _T489
+    contact: _T82 = _U
     contained: _T0 = _U
     criteria: _T10
     criteria_ext: _T3 = _ms.field(default=_U, name="_criteria")
-    end: _T41 = _U
+    end: _T2 = _U
     end_ext: _T3 = _ms.field(default=_U, name="_end")
     error: _T2 = _U
     error_ext: _T3 = _ms.field(default=_U, name="_error")
@@ -15130,6 +16063,9 @@ class Subscription(_p.Resource, tag="Subscription", kw_only=True):
     text: _T12 = _U
 
     def __post_init__(self) -> None:
+        v = self.end
+        if v is not _U and (_p.instant(v) is None):
+            raise _p.FormatError("Subscription.end")
         v = self.id
         if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
             raise _p.FormatError("Subscription.id")
@@ -15148,8 +16084,8 @@ class SubscriptionChannel(_p.Complex, kw_only=True):
     endpoint: _T2 = _U
     endpoint_ext: _T3 = _ms.field(default=_U, name="_endpoint")
     extension: _T4 = _U
-    header: _T23 = _U
-    header_ext: _T24 = _ms.field(default=_U, name="_header")
+    header: _T21 = _U
+    header_ext: _T22 = _ms.field(default=_U, name="_header")
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     modifierExtension: _T4 = _U
@@ -15171,8 +16107,8 @@ class SubscriptionChannel(_p.Complex, kw_only=True):
 
 
 class Substance(_p.Resource, tag="Substance", kw_only=True):
-    category: _T19 = _U
-    code: _T56
+    category: _T18 = _U
+    code: _T51
     contained: _T0 = _U
     description: _T2 = _U
     description_ext: _T3 = _ms.field(default=_U, name="_description")
@@ -15182,8 +16118,8 @@ class Substance(_p.Resource, tag="Substance", kw_only=True):
     identifier: _T6 = _U
     implicitRules: _T2 = _U
     implicitRules_ext: _T3 = _ms.field(default=_U, name="_implicitRules")
-    ingredient: _T500 = _U
-    instance: _T501 = _U
+    ingredient: _T490 = _U
+    instance: _T491 = _U
     language: _T2 = _U
     language_ext: _T3 = _ms.field(default=_U, name="_language")
     meta: _T7 = _U
@@ -15208,8 +16144,8 @@ class Substance(_p.Resource, tag="Substance", kw_only=True):
 
 
 class SubstanceAmount(_p.Complex, kw_only=True):
-    amountQuantity: _T26 = _U
-    amountRange: _T30 = _U
+    amountQuantity: _T24 = _U
+    amountRange: _T28 = _U
     amountString: _T2 = _U
     amountText: _T2 = _U
     amountText_ext: _T3 = _ms.field(default=_U, name="_amountText")
@@ -15218,7 +16154,7 @@ class SubstanceAmount(_p.Complex, kw_only=True):
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     modifierExtension: _T4 = _U
-    referenceRange: _T502 = _U
+    referenceRange: _T492 = _U
 
     def __post_init__(self) -> None:
         if (self.amountQuantity is not _U) + (self.amountRange is not _U) + (self.amountString is not _U) > 1:
@@ -15227,10 +16163,10 @@ class SubstanceAmount(_p.Complex, kw_only=True):
 
 class SubstanceAmountReferenceRange(_p.Complex, kw_only=True):
     extension: _T4 = _U
-    highLimit: _T26 = _U
+    highLimit: _T24 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
-    lowLimit: _T26 = _U
+    lowLimit: _T24 = _U
 
 
 class SubstanceIngredient(_p.Complex, kw_only=True):
@@ -15238,7 +16174,7 @@ class SubstanceIngredient(_p.Complex, kw_only=True):
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     modifierExtension: _T4 = _U
-    quantity: _T210 = _U
+    quantity: _T202 = _U
     substanceCodeableConcept: _T13 = _U
     substanceReference: _T8 = _U
 
@@ -15248,14 +16184,19 @@ class SubstanceIngredient(_p.Complex, kw_only=True):
 
 
 class SubstanceInstance(_p.Complex, kw_only=True):
-    expiry: _T20 = _U
+    expiry: _T2 = _U
     expiry_ext: _T3 = _ms.field(default=_U, name="_expiry")
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
-    identifier: _T34 = _U
+    identifier: _T32 = _U
     modifierExtension: _T4 = _U
-    quantity: _T26 = _U
+    quantity: _T24 = _U
+
+    def __post_init__(self) -> None:
+        v = self.expiry
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("SubstanceInstance.expiry")
 
 
 class SubstanceNucleicAcid(_p.Resource, tag="SubstanceNucleicAcid", kw_only=True):
@@ -15271,11 +16212,11 @@ class SubstanceNucleicAcid(_p.Resource, tag="SubstanceNucleicAcid", kw_only=True
     language_ext: _T3 = _ms.field(default=_U, name="_language")
     meta: _T7 = _U
     modifierExtension: _T4 = _U
-    numberOfSubunits: _T60 = _U
+    numberOfSubunits: _T55 = _U
     numberOfSubunits_ext: _T3 = _ms.field(default=_U, name="_numberOfSubunits")
     oligoNucleotideType: _T13 = _U
     sequenceType: _T13 = _U
-    subunit: _T503 = _U
+    subunit: _T493 = _U
     text: _T12 = _U
 
     def __post_init__(self) -> None:
@@ -15295,16 +16236,16 @@ class SubstanceNucleicAcidSubunit(_p.Complex, kw_only=True):
     fivePrime: _T13 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
-    length: _T60 = _U
+    length: _T55 = _U
     length_ext: _T3 = _ms.field(default=_U, name="_length")
-    linkage: _T504 = _U
+    linkage: _T494 = _U
     modifierExtension: _T4 = _U
     sequence: _T2 = _U
     sequence_ext: _T3 = _ms.field(default=_U, name="_sequence")
-    sequenceAttachment: _T113 = _U
-    subunit: _T60 = _U
+    sequenceAttachment: _T106 = _U
+    subunit: _T55 = _U
     subunit_ext: _T3 = _ms.field(default=_U, name="_subunit")
-    sugar: _T505 = _U
+    sugar: _T495 = _U
     threePrime: _T13 = _U
 
 
@@ -15314,7 +16255,7 @@ class SubstanceNucleicAcidSubunitLinkage(_p.Complex, kw_only=True):
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
-    identifier: _T34 = _U
+    identifier: _T32 = _U
     modifierExtension: _T4 = _U
     name: _T2 = _U
     name_ext: _T3 = _ms.field(default=_U, name="_name")
@@ -15326,7 +16267,7 @@ class SubstanceNucleicAcidSubunitSugar(_p.Complex, kw_only=True):
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
-    identifier: _T34 = _U
+    identifier: _T32 = _U
     modifierExtension: _T4 = _U
     name: _T2 = _U
     name_ext: _T3 = _ms.field(default=_U, name="_name")
@@ -15337,7 +16278,7 @@ class SubstanceNucleicAcidSubunitSugar(_p.Complex, kw_only=True):
 class SubstancePolymer(_p.Resource, tag="SubstancePolymer", kw_only=True):
     class_: _T13 = _ms.field(default=_U, name="class")
     contained: _T0 = _U
-    copolymerConnectivity: _T19 = _U
+    copolymerConnectivity: _T18 = _U
     extension: _T4 = _U
     geometry: _T13 = _U
     id: _T2 = _U
@@ -15347,11 +16288,11 @@ class SubstancePolymer(_p.Resource, tag="SubstancePolymer", kw_only=True):
     language: _T2 = _U
     language_ext: _T3 = _ms.field(default=_U, name="_language")
     meta: _T7 = _U
-    modification: _T23 = _U
-    modification_ext: _T24 = _ms.field(default=_U, name="_modification")
+    modification: _T21 = _U
+    modification_ext: _T22 = _ms.field(default=_U, name="_modification")
     modifierExtension: _T4 = _U
-    monomerSet: _T506 = _U
-    repeat: _T507 = _U
+    monomerSet: _T496 = _U
+    repeat: _T497 = _U
     text: _T12 = _U
 
     def __post_init__(self) -> None:
@@ -15372,11 +16313,11 @@ class SubstancePolymerMonomerSet(_p.Complex, kw_only=True):
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     modifierExtension: _T4 = _U
     ratioType: _T13 = _U
-    startingMaterial: _T508 = _U
+    startingMaterial: _T498 = _U
 
 
 class SubstancePolymerMonomerSetStartingMaterial(_p.Complex, kw_only=True):
-    amount: _T509 = _U
+    amount: _T499 = _U
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
@@ -15394,15 +16335,15 @@ class SubstancePolymerRepeat(_p.Complex, kw_only=True):
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     modifierExtension: _T4 = _U
-    numberOfUnits: _T60 = _U
+    numberOfUnits: _T55 = _U
     numberOfUnits_ext: _T3 = _ms.field(default=_U, name="_numberOfUnits")
-    repeatUnit: _T510 = _U
+    repeatUnit: _T500 = _U
     repeatUnitAmountType: _T13 = _U
 
 
 class SubstancePolymerRepeatRepeatUnit(_p.Complex, kw_only=True):
-    amount: _T509 = _U
-    degreeOfPolymerisation: _T511 = _U
+    amount: _T499 = _U
+    degreeOfPolymerisation: _T501 = _U
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
@@ -15410,11 +16351,11 @@ class SubstancePolymerRepeatRepeatUnit(_p.Complex, kw_only=True):
     orientationOfPolymerisation: _T13 = _U
     repeatUnit: _T2 = _U
     repeatUnit_ext: _T3 = _ms.field(default=_U, name="_repeatUnit")
-    structuralRepresentation: _T512 = _U
+    structuralRepresentation: _T502 = _U
 
 
 class SubstancePolymerRepeatRepeatUnitDegreeOfPolymerisation(_p.Complex, kw_only=True):
-    amount: _T509 = _U
+    amount: _T499 = _U
     degree: _T13 = _U
     extension: _T4 = _U
     id: _T2 = _U
@@ -15423,7 +16364,7 @@ class SubstancePolymerRepeatRepeatUnitDegreeOfPolymerisation(_p.Complex, kw_only
 
 
 class SubstancePolymerRepeatRepeatUnitStructuralRepresentation(_p.Complex, kw_only=True):
-    attachment: _T113 = _U
+    attachment: _T106 = _U
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
@@ -15435,8 +16376,8 @@ class SubstancePolymerRepeatRepeatUnitStructuralRepresentation(_p.Complex, kw_on
 
 class SubstanceProtein(_p.Resource, tag="SubstanceProtein", kw_only=True):
     contained: _T0 = _U
-    disulfideLinkage: _T23 = _U
-    disulfideLinkage_ext: _T24 = _ms.field(default=_U, name="_disulfideLinkage")
+    disulfideLinkage: _T21 = _U
+    disulfideLinkage_ext: _T22 = _ms.field(default=_U, name="_disulfideLinkage")
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
@@ -15446,10 +16387,10 @@ class SubstanceProtein(_p.Resource, tag="SubstanceProtein", kw_only=True):
     language_ext: _T3 = _ms.field(default=_U, name="_language")
     meta: _T7 = _U
     modifierExtension: _T4 = _U
-    numberOfSubunits: _T60 = _U
+    numberOfSubunits: _T55 = _U
     numberOfSubunits_ext: _T3 = _ms.field(default=_U, name="_numberOfSubunits")
     sequenceType: _T13 = _U
-    subunit: _T513 = _U
+    subunit: _T503 = _U
     text: _T12 = _U
 
     def __post_init__(self) -> None:
@@ -15467,31 +16408,31 @@ class SubstanceProtein(_p.Resource, tag="SubstanceProtein", kw_only=True):
 class SubstanceProteinSubunit(_p.Complex, kw_only=True):
     cTerminalModification: _T2 = _U
     cTerminalModification_ext: _T3 = _ms.field(default=_U, name="_cTerminalModification")
-    cTerminalModificationId: _T34 = _U
+    cTerminalModificationId: _T32 = _U
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
-    length: _T60 = _U
+    length: _T55 = _U
     length_ext: _T3 = _ms.field(default=_U, name="_length")
     modifierExtension: _T4 = _U
     nTerminalModification: _T2 = _U
     nTerminalModification_ext: _T3 = _ms.field(default=_U, name="_nTerminalModification")
-    nTerminalModificationId: _T34 = _U
+    nTerminalModificationId: _T32 = _U
     sequence: _T2 = _U
     sequence_ext: _T3 = _ms.field(default=_U, name="_sequence")
-    sequenceAttachment: _T113 = _U
-    subunit: _T60 = _U
+    sequenceAttachment: _T106 = _U
+    subunit: _T55 = _U
     subunit_ext: _T3 = _ms.field(default=_U, name="_subunit")
 
 
 class SubstanceReferenceInformation(_p.Resource, tag="SubstanceReferenceInformation", kw_only=True):
-    classification: _T514 = _U
+    classification: _T504 = _U
     comment: _T2 = _U
     comment_ext: _T3 = _ms.field(default=_U, name="_comment")
     contained: _T0 = _U
     extension: _T4 = _U
-    gene: _T515 = _U
-    geneElement: _T516 = _U
+    gene: _T505 = _U
+    geneElement: _T506 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     implicitRules: _T2 = _U
@@ -15500,7 +16441,7 @@ class SubstanceReferenceInformation(_p.Resource, tag="SubstanceReferenceInformat
     language_ext: _T3 = _ms.field(default=_U, name="_language")
     meta: _T7 = _U
     modifierExtension: _T4 = _U
-    target: _T517 = _U
+    target: _T507 = _U
     text: _T12 = _U
 
     def __post_init__(self) -> None:
@@ -15523,7 +16464,7 @@ class SubstanceReferenceInformationClassification(_p.Complex, kw_only=True):
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     modifierExtension: _T4 = _U
     source: _T11 = _U
-    subtype: _T19 = _U
+    subtype: _T18 = _U
 
 
 class SubstanceReferenceInformationGene(_p.Complex, kw_only=True):
@@ -15537,7 +16478,7 @@ class SubstanceReferenceInformationGene(_p.Complex, kw_only=True):
 
 
 class SubstanceReferenceInformationGeneElement(_p.Complex, kw_only=True):
-    element: _T34 = _U
+    element: _T32 = _U
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
@@ -15547,8 +16488,8 @@ class SubstanceReferenceInformationGeneElement(_p.Complex, kw_only=True):
 
 
 class SubstanceReferenceInformationTarget(_p.Complex, kw_only=True):
-    amountQuantity: _T26 = _U
-    amountRange: _T30 = _U
+    amountQuantity: _T24 = _U
+    amountRange: _T28 = _U
     amountString: _T2 = _U
     amountType: _T13 = _U
     extension: _T4 = _U
@@ -15559,7 +16500,7 @@ class SubstanceReferenceInformationTarget(_p.Complex, kw_only=True):
     organism: _T13 = _U
     organismType: _T13 = _U
     source: _T11 = _U
-    target: _T34 = _U
+    target: _T32 = _U
     type: _T13 = _U
 
     def __post_init__(self) -> None:
@@ -15569,12 +16510,12 @@ class SubstanceReferenceInformationTarget(_p.Complex, kw_only=True):
 
 class SubstanceSourceMaterial(_p.Resource, tag="SubstanceSourceMaterial", kw_only=True):
     contained: _T0 = _U
-    countryOfOrigin: _T19 = _U
+    countryOfOrigin: _T18 = _U
     developmentStage: _T13 = _U
     extension: _T4 = _U
-    fractionDescription: _T518 = _U
-    geographicalLocation: _T23 = _U
-    geographicalLocation_ext: _T24 = _ms.field(default=_U, name="_geographicalLocation")
+    fractionDescription: _T508 = _U
+    geographicalLocation: _T21 = _U
+    geographicalLocation_ext: _T22 = _ms.field(default=_U, name="_geographicalLocation")
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     implicitRules: _T2 = _U
@@ -15583,14 +16524,14 @@ class SubstanceSourceMaterial(_p.Resource, tag="SubstanceSourceMaterial", kw_onl
     language_ext: _T3 = _ms.field(default=_U, name="_language")
     meta: _T7 = _U
     modifierExtension: _T4 = _U
-    organism: _T519 = _U
-    organismId: _T34 = _U
+    organism: _T509 = _U
+    organismId: _T32 = _U
     organismName: _T2 = _U
     organismName_ext: _T3 = _ms.field(default=_U, name="_organismName")
     parentSubstanceId: _T6 = _U
-    parentSubstanceName: _T23 = _U
-    parentSubstanceName_ext: _T24 = _ms.field(default=_U, name="_parentSubstanceName")
-    partDescription: _T520 = _U
+    parentSubstanceName: _T21 = _U
+    parentSubstanceName_ext: _T22 = _ms.field(default=_U, name="_parentSubstanceName")
+    partDescription: _T510 = _U
     sourceMaterialClass: _T13 = _U
     sourceMaterialState: _T13 = _U
     sourceMaterialType: _T13 = _U
@@ -15619,18 +16560,18 @@ class SubstanceSourceMaterialFractionDescription(_p.Complex, kw_only=True):
 
 
 class SubstanceSourceMaterialOrganism(_p.Complex, kw_only=True):
-    author: _T521 = _U
+    author: _T511 = _U
     extension: _T4 = _U
     family: _T13 = _U
     genus: _T13 = _U
-    hybrid: _T522 = _U
+    hybrid: _T512 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     intraspecificDescription: _T2 = _U
     intraspecificDescription_ext: _T3 = _ms.field(default=_U, name="_intraspecificDescription")
     intraspecificType: _T13 = _U
     modifierExtension: _T4 = _U
-    organismGeneral: _T523 = _U
+    organismGeneral: _T513 = _U
     species: _T13 = _U
 
 
@@ -15681,7 +16622,7 @@ class SubstanceSourceMaterialPartDescription(_p.Complex, kw_only=True):
 
 
 class SubstanceSpecification(_p.Resource, tag="SubstanceSpecification", kw_only=True):
-    code: _T524 = _U
+    code: _T514 = _U
     comment: _T2 = _U
     comment_ext: _T3 = _ms.field(default=_U, name="_comment")
     contained: _T0 = _U
@@ -15691,26 +16632,26 @@ class SubstanceSpecification(_p.Resource, tag="SubstanceSpecification", kw_only=
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
-    identifier: _T34 = _U
+    identifier: _T32 = _U
     implicitRules: _T2 = _U
     implicitRules_ext: _T3 = _ms.field(default=_U, name="_implicitRules")
     language: _T2 = _U
     language_ext: _T3 = _ms.field(default=_U, name="_language")
     meta: _T7 = _U
     modifierExtension: _T4 = _U
-    moiety: _T525 = _U
-    molecularWeight: _T526 = _U
-    name: _T527 = _U
+    moiety: _T515 = _U
+    molecularWeight: _T516 = _U
+    name: _T517 = _U
     nucleicAcid: _T8 = _U
     polymer: _T8 = _U
-    property: _T528 = _U
+    property: _T518 = _U
     protein: _T8 = _U
     referenceInformation: _T8 = _U
-    relationship: _T529 = _U
+    relationship: _T519 = _U
     source: _T11 = _U
     sourceMaterial: _T8 = _U
     status: _T13 = _U
-    structure: _T530 = _U
+    structure: _T520 = _U
     text: _T12 = _U
     type: _T13 = _U
 
@@ -15736,17 +16677,22 @@ class SubstanceSpecificationCode(_p.Complex, kw_only=True):
     modifierExtension: _T4 = _U
     source: _T11 = _U
     status: _T13 = _U
-    statusDate: _T20 = _U
+    statusDate: _T2 = _U
     statusDate_ext: _T3 = _ms.field(default=_U, name="_statusDate")
+
+    def __post_init__(self) -> None:
+        v = self.statusDate
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("SubstanceSpecificationCode.statusDate")
 
 
 class SubstanceSpecificationMoiety(_p.Complex, kw_only=True):
-    amountQuantity: _T26 = _U
+    amountQuantity: _T24 = _U
     amountString: _T2 = _U
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
-    identifier: _T34 = _U
+    identifier: _T32 = _U
     modifierExtension: _T4 = _U
     molecularFormula: _T2 = _U
     molecularFormula_ext: _T3 = _ms.field(default=_U, name="_molecularFormula")
@@ -15762,28 +16708,28 @@ class SubstanceSpecificationMoiety(_p.Complex, kw_only=True):
 
 
 class SubstanceSpecificationName(_p.Complex, kw_only=True):
-    domain: _T19 = _U
+    domain: _T18 = _U
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
-    jurisdiction: _T19 = _U
-    language: _T19 = _U
+    jurisdiction: _T18 = _U
+    language: _T18 = _U
     modifierExtension: _T4 = _U
     name: _T10
     name_ext: _T3 = _ms.field(default=_U, name="_name")
-    official: _T531 = _U
+    official: _T521 = _U
     preferred: _T16 = _U
     preferred_ext: _T3 = _ms.field(default=_U, name="_preferred")
     source: _T11 = _U
     status: _T13 = _U
-    synonym: _T527 = _U
-    translation: _T527 = _U
+    synonym: _T517 = _U
+    translation: _T517 = _U
     type: _T13 = _U
 
 
 class SubstanceSpecificationNameOfficial(_p.Complex, kw_only=True):
     authority: _T13 = _U
-    date: _T20 = _U
+    date: _T2 = _U
     date_ext: _T3 = _ms.field(default=_U, name="_date")
     extension: _T4 = _U
     id: _T2 = _U
@@ -15791,9 +16737,14 @@ class SubstanceSpecificationNameOfficial(_p.Complex, kw_only=True):
     modifierExtension: _T4 = _U
     status: _T13 = _U
 
+    def __post_init__(self) -> None:
+        v = self.date
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("SubstanceSpecificationNameOfficial.date")
+
 
 class SubstanceSpecificationProperty(_p.Complex, kw_only=True):
-    amountQuantity: _T26 = _U
+    amountQuantity: _T24 = _U
     amountString: _T2 = _U
     category: _T13 = _U
     code: _T13 = _U
@@ -15814,10 +16765,10 @@ class SubstanceSpecificationProperty(_p.Complex, kw_only=True):
 
 
 class SubstanceSpecificationRelationship(_p.Complex, kw_only=True):
-    amountQuantity: _T26 = _U
-    amountRange: _T30 = _U
-    amountRatio: _T210 = _U
-    amountRatioLowLimit: _T210 = _U
+    amountQuantity: _T24 = _U
+    amountRange: _T28 = _U
+    amountRatio: _T202 = _U
+    amountRatioLowLimit: _T202 = _U
     amountString: _T2 = _U
     amountType: _T13 = _U
     extension: _T4 = _U
@@ -15842,33 +16793,33 @@ class SubstanceSpecificationStructure(_p.Complex, kw_only=True):
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
-    isotope: _T532 = _U
+    isotope: _T522 = _U
     modifierExtension: _T4 = _U
     molecularFormula: _T2 = _U
     molecularFormula_ext: _T3 = _ms.field(default=_U, name="_molecularFormula")
     molecularFormulaByMoiety: _T2 = _U
     molecularFormulaByMoiety_ext: _T3 = _ms.field(default=_U, name="_molecularFormulaByMoiety")
-    molecularWeight: _T533 = _U
+    molecularWeight: _T523 = _U
     opticalActivity: _T13 = _U
-    representation: _T534 = _U
+    representation: _T524 = _U
     source: _T11 = _U
     stereochemistry: _T13 = _U
 
 
 class SubstanceSpecificationStructureIsotope(_p.Complex, kw_only=True):
     extension: _T4 = _U
-    halfLife: _T26 = _U
+    halfLife: _T24 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
-    identifier: _T34 = _U
+    identifier: _T32 = _U
     modifierExtension: _T4 = _U
-    molecularWeight: _T533 = _U
+    molecularWeight: _T523 = _U
     name: _T13 = _U
     substitution: _T13 = _U
 
 
 class SubstanceSpecificationStructureIsotopeMolecularWeight(_p.Complex, kw_only=True):
-    amount: _T26 = _U
+    amount: _T24 = _U
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
@@ -15878,7 +16829,7 @@ class SubstanceSpecificationStructureIsotopeMolecularWeight(_p.Complex, kw_only=
 
 
 class SubstanceSpecificationStructureRepresentation(_p.Complex, kw_only=True):
-    attachment: _T113 = _U
+    attachment: _T106 = _U
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
@@ -15902,15 +16853,15 @@ class SupplyDelivery(_p.Resource, tag="SupplyDelivery", kw_only=True):
     language_ext: _T3 = _ms.field(default=_U, name="_language")
     meta: _T7 = _U
     modifierExtension: _T4 = _U
-    occurrenceDateTime: _T20 = _U
+    occurrenceDateTime: _T2 = _U
     occurrencePeriod: _T9 = _U
-    occurrenceTiming: _T31 = _U
+    occurrenceTiming: _T29 = _U
     partOf: _T11 = _U
     patient: _T8 = _U
     receiver: _T11 = _U
     status: _T2 = _U
     status_ext: _T3 = _ms.field(default=_U, name="_status")
-    suppliedItem: _T535 = _U
+    suppliedItem: _T525 = _U
     supplier: _T8 = _U
     text: _T12 = _U
     type: _T13 = _U
@@ -15925,6 +16876,9 @@ class SupplyDelivery(_p.Resource, tag="SupplyDelivery", kw_only=True):
         v = self.language
         if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
             raise _p.FormatError("SupplyDelivery.language")
+        v = self.occurrenceDateTime
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("SupplyDelivery.occurrenceDateTime")
         v = self.status
         if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
             raise _p.FormatError("SupplyDelivery.status")
@@ -15939,7 +16893,7 @@ class SupplyDeliverySuppliedItem(_p.Complex, kw_only=True):
     itemCodeableConcept: _T13 = _U
     itemReference: _T8 = _U
     modifierExtension: _T4 = _U
-    quantity: _T26 = _U
+    quantity: _T24 = _U
 
     def __post_init__(self) -> None:
         if (self.itemCodeableConcept is not _U) + (self.itemReference is not _U) > 1:
@@ -15947,7 +16901,7 @@ class SupplyDeliverySuppliedItem(_p.Complex, kw_only=True):
 
 
 class SupplyRequest(_p.Resource, tag="SupplyRequest", kw_only=True):
-    authoredOn: _T20 = _U
+    authoredOn: _T2 = _U
     authoredOn_ext: _T3 = _ms.field(default=_U, name="_authoredOn")
     category: _T13 = _U
     contained: _T0 = _U
@@ -15965,14 +16919,14 @@ class SupplyRequest(_p.Resource, tag="SupplyRequest", kw_only=True):
     language_ext: _T3 = _ms.field(default=_U, name="_language")
     meta: _T7 = _U
     modifierExtension: _T4 = _U
-    occurrenceDateTime: _T20 = _U
+    occurrenceDateTime: _T2 = _U
     occurrencePeriod: _T9 = _U
-    occurrenceTiming: _T31 = _U
-    parameter: _T536 = _U
+    occurrenceTiming: _T29 = _U
+    parameter: _T526 = _U
     priority: _T2 = _U
     priority_ext: _T3 = _ms.field(default=_U, name="_priority")
-    quantity: _T367
-    reasonCode: _T19 = _U
+    quantity: _T357
+    reasonCode: _T18 = _U
     reasonReference: _T11 = _U
     requester: _T8 = _U
     status: _T2 = _U
@@ -15981,6 +16935,9 @@ class SupplyRequest(_p.Resource, tag="SupplyRequest", kw_only=True):
     text: _T12 = _U
 
     def __post_init__(self) -> None:
+        v = self.authoredOn
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("SupplyRequest.authoredOn")
         v = self.id
         if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
             raise _p.FormatError("SupplyRequest.id")
@@ -15990,6 +16947,9 @@ class SupplyRequest(_p.Resource, tag="SupplyRequest", kw_only=True):
         v = self.language
         if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
             raise _p.FormatError("SupplyRequest.language")
+        v = self.occurrenceDateTime
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("SupplyRequest.occurrenceDateTime")
         v = self.priority
         if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
             raise _p.FormatError("SupplyRequest.priority")
@@ -16010,8 +16970,8 @@ class SupplyRequestParameter(_p.Complex, kw_only=True):
     modifierExtension: _T4 = _U
     valueBoolean: _T16 = _U
     valueCodeableConcept: _T13 = _U
-    valueQuantity: _T26 = _U
-    valueRange: _T30 = _U
+    valueQuantity: _T24 = _U
+    valueRange: _T28 = _U
 
     def __post_init__(self) -> None:
         if (self.valueBoolean is not _U) + (self.valueCodeableConcept is not _U) + (self.valueQuantity is not _U) + (self.valueRange is not _U) > 1:
@@ -16019,7 +16979,7 @@ class SupplyRequestParameter(_p.Complex, kw_only=True):
 
 
 class Task(_p.Resource, tag="Task", kw_only=True):
-    authoredOn: _T20 = _U
+    authoredOn: _T2 = _U
     authoredOn_ext: _T3 = _ms.field(default=_U, name="_authoredOn")
     basedOn: _T11 = _U
     businessStatus: _T13 = _U
@@ -16032,13 +16992,13 @@ class Task(_p.Resource, tag="Task", kw_only=True):
     extension: _T4 = _U
     focus: _T8 = _U
     for_: _T8 = _ms.field(default=_U, name="for")
-    groupIdentifier: _T34 = _U
+    groupIdentifier: _T32 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     identifier: _T6 = _U
     implicitRules: _T2 = _U
     implicitRules_ext: _T3 = _ms.field(default=_U, name="_implicitRules")
-    input: _T537 = _U
+    input: _T527 = _U
     instantiatesCanonical: _T2 = _U
     instantiatesCanonical_ext: _T3 = _ms.field(default=_U, name="_instantiatesCanonical")
     instantiatesUri: _T2 = _U
@@ -16048,29 +17008,32 @@ class Task(_p.Resource, tag="Task", kw_only=True):
     intent_ext: _T3 = _ms.field(default=_U, name="_intent")
     language: _T2 = _U
     language_ext: _T3 = _ms.field(default=_U, name="_language")
-    lastModified: _T20 = _U
+    lastModified: _T2 = _U
     lastModified_ext: _T3 = _ms.field(default=_U, name="_lastModified")
     location: _T8 = _U
     meta: _T7 = _U
     modifierExtension: _T4 = _U
-    note: _T38 = _U
-    output: _T538 = _U
+    note: _T36 = _U
+    output: _T528 = _U
     owner: _T8 = _U
     partOf: _T11 = _U
-    performerType: _T19 = _U
+    performerType: _T18 = _U
     priority: _T2 = _U
     priority_ext: _T3 = _ms.field(default=_U, name="_priority")
     reasonCode: _T13 = _U
     reasonReference: _T8 = _U
     relevantHistory: _T11 = _U
     requester: _T8 = _U
-    restriction: _T539 = _U
+    restriction: _T529 = _U
     status: _T10
     status_ext: _T3 = _ms.field(default=_U, name="_status")
     statusReason: _T13 = _U
     text: _T12 = _U
 
     def __post_init__(self) -> None:
+        v = self.authoredOn
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("Task.authoredOn")
         v = self.id
         if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
             raise _p.FormatError("Task.id")
@@ -16089,6 +17052,9 @@ class Task(_p.Resource, tag="Task", kw_only=True):
         v = self.language
         if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
             raise _p.FormatError("Task.language")
+        v = self.lastModified
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("Task.lastModified")
         v = self.priority
         if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
             raise _p.FormatError("Task.priority")
@@ -16102,71 +17068,92 @@ class TaskInput(_p.Complex, kw_only=True):
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     modifierExtension: _T4 = _U
-    type: _T56
-    valueAddress: _T105 = _U
-    valueAge: _T28 = _U
-    valueAnnotation: _T220 = _U
-    valueAttachment: _T113 = _U
-    valueBase64Binary: _T45 = _U
+    type: _T51
+    valueAddress: _T98 = _U
+    valueAge: _T26 = _U
+    valueAnnotation: _T212 = _U
+    valueAttachment: _T106 = _U
+    valueBase64Binary: _T2 = _U
     valueBoolean: _T16 = _U
     valueCanonical: _T2 = _U
     valueCode: _T2 = _U
     valueCodeableConcept: _T13 = _U
-    valueCoding: _T52 = _U
-    valueContactDetail: _T221 = _U
-    valueContactPoint: _T222 = _U
-    valueContributor: _T223 = _U
-    valueCount: _T224 = _U
-    valueDataRequirement: _T225 = _U
-    valueDate: _T17 = _U
-    valueDateTime: _T20 = _U
-    valueDecimal: _T37 = _U
-    valueDistance: _T226 = _U
-    valueDosage: _T227 = _U
-    valueDuration: _T29 = _U
-    valueExpression: _T228 = _U
-    valueHumanName: _T229 = _U
+    valueCoding: _T47 = _U
+    valueContactDetail: _T213 = _U
+    valueContactPoint: _T214 = _U
+    valueContributor: _T215 = _U
+    valueCount: _T216 = _U
+    valueDataRequirement: _T217 = _U
+    valueDate: _T2 = _U
+    valueDateTime: _T2 = _U
+    valueDecimal: _T35 = _U
+    valueDistance: _T218 = _U
+    valueDosage: _T219 = _U
+    valueDuration: _T27 = _U
+    valueExpression: _T220 = _U
+    valueHumanName: _T221 = _U
     valueId: _T2 = _U
-    valueIdentifier: _T34 = _U
-    valueInstant: _T41 = _U
-    valueInteger: _T60 = _U
+    valueIdentifier: _T32 = _U
+    valueInstant: _T2 = _U
+    valueInteger: _T55 = _U
     valueMarkdown: _T2 = _U
     valueMeta: _T7 = _U
-    valueMoney: _T91 = _U
-    valueOid: _T230 = _U
-    valueParameterDefinition: _T231 = _U
+    valueMoney: _T85 = _U
+    valueOid: _T2 = _U
+    valueParameterDefinition: _T222 = _U
     valuePeriod: _T9 = _U
     valuePositiveInt: _T15 = _U
-    valueQuantity: _T26 = _U
-    valueRange: _T30 = _U
-    valueRatio: _T210 = _U
+    valueQuantity: _T24 = _U
+    valueRange: _T28 = _U
+    valueRatio: _T202 = _U
     valueReference: _T8 = _U
-    valueRelatedArtifact: _T232 = _U
-    valueSampledData: _T233 = _U
-    valueSignature: _T65 = _U
+    valueRelatedArtifact: _T223 = _U
+    valueSampledData: _T224 = _U
+    valueSignature: _T60 = _U
     valueString: _T2 = _U
-    valueTime: _T170 = _U
-    valueTiming: _T31 = _U
-    valueTriggerDefinition: _T234 = _U
-    valueUnsignedInt: _T43 = _U
+    valueTime: _T2 = _U
+    valueTiming: _T29 = _U
+    valueTriggerDefinition: _T225 = _U
+    valueUnsignedInt: _T40 = _U
     valueUri: _T2 = _U
     valueUrl: _T2 = _U
-    valueUsageContext: _T235 = _U
-    valueUuid: _T236 = _U
+    valueUsageContext: _T226 = _U
+    valueUuid: _T2 = _U
 
     def __post_init__(self) -> None:
+        v = self.valueBase64Binary
+        if v is not _U and (_p.base64(v) is None):
+            raise _p.FormatError("TaskInput.valueBase64Binary")
         v = self.valueCanonical
         if v is not _U and (' ' in v or not v.isprintable()):
             raise _p.FormatError("TaskInput.valueCanonical")
         v = self.valueCode
         if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
             raise _p.FormatError("TaskInput.valueCode")
+        v = self.valueDate
+        if v is not _U and (_p.date(v) is None):
+            raise _p.FormatError("TaskInput.valueDate")
+        v = self.valueDateTime
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("TaskInput.valueDateTime")
+        v = self.valueInstant
+        if v is not _U and (_p.instant(v) is None):
+            raise _p.FormatError("TaskInput.valueInstant")
+        v = self.valueOid
+        if v is not _U and (_p.oid(v) is None):
+            raise _p.FormatError("TaskInput.valueOid")
+        v = self.valueTime
+        if v is not _U and (_p.time(v) is None):
+            raise _p.FormatError("TaskInput.valueTime")
         v = self.valueUri
         if v is not _U and (' ' in v or not v.isprintable()):
             raise _p.FormatError("TaskInput.valueUri")
         v = self.valueUrl
         if v is not _U and (' ' in v or not v.isprintable()):
             raise _p.FormatError("TaskInput.valueUrl")
+        v = self.valueUuid
+        if v is not _U and (_p.uuid(v) is None):
+            raise _p.FormatError("TaskInput.valueUuid")
         t = _astuple(self)
         n = len(t) - t.count(_U) - 1 - ((self.extension is not _U) + (self.id is not _U) + (self.id_ext is not _U) + (self.modifierExtension is not _U))
         if n != 1:
@@ -16178,71 +17165,92 @@ class TaskOutput(_p.Complex, kw_only=True):
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     modifierExtension: _T4 = _U
-    type: _T56
-    valueAddress: _T105 = _U
-    valueAge: _T28 = _U
-    valueAnnotation: _T220 = _U
-    valueAttachment: _T113 = _U
-    valueBase64Binary: _T45 = _U
+    type: _T51
+    valueAddress: _T98 = _U
+    valueAge: _T26 = _U
+    valueAnnotation: _T212 = _U
+    valueAttachment: _T106 = _U
+    valueBase64Binary: _T2 = _U
     valueBoolean: _T16 = _U
     valueCanonical: _T2 = _U
     valueCode: _T2 = _U
     valueCodeableConcept: _T13 = _U
-    valueCoding: _T52 = _U
-    valueContactDetail: _T221 = _U
-    valueContactPoint: _T222 = _U
-    valueContributor: _T223 = _U
-    valueCount: _T224 = _U
-    valueDataRequirement: _T225 = _U
-    valueDate: _T17 = _U
-    valueDateTime: _T20 = _U
-    valueDecimal: _T37 = _U
-    valueDistance: _T226 = _U
-    valueDosage: _T227 = _U
-    valueDuration: _T29 = _U
-    valueExpression: _T228 = _U
-    valueHumanName: _T229 = _U
+    valueCoding: _T47 = _U
+    valueContactDetail: _T213 = _U
+    valueContactPoint: _T214 = _U
+    valueContributor: _T215 = _U
+    valueCount: _T216 = _U
+    valueDataRequirement: _T217 = _U
+    valueDate: _T2 = _U
+    valueDateTime: _T2 = _U
+    valueDecimal: _T35 = _U
+    valueDistance: _T218 = _U
+    valueDosage: _T219 = _U
+    valueDuration: _T27 = _U
+    valueExpression: _T220 = _U
+    valueHumanName: _T221 = _U
     valueId: _T2 = _U
-    valueIdentifier: _T34 = _U
-    valueInstant: _T41 = _U
-    valueInteger: _T60 = _U
+    valueIdentifier: _T32 = _U
+    valueInstant: _T2 = _U
+    valueInteger: _T55 = _U
     valueMarkdown: _T2 = _U
     valueMeta: _T7 = _U
-    valueMoney: _T91 = _U
-    valueOid: _T230 = _U
-    valueParameterDefinition: _T231 = _U
+    valueMoney: _T85 = _U
+    valueOid: _T2 = _U
+    valueParameterDefinition: _T222 = _U
     valuePeriod: _T9 = _U
     valuePositiveInt: _T15 = _U
-    valueQuantity: _T26 = _U
-    valueRange: _T30 = _U
-    valueRatio: _T210 = _U
+    valueQuantity: _T24 = _U
+    valueRange: _T28 = _U
+    valueRatio: _T202 = _U
     valueReference: _T8 = _U
-    valueRelatedArtifact: _T232 = _U
-    valueSampledData: _T233 = _U
-    valueSignature: _T65 = _U
+    valueRelatedArtifact: _T223 = _U
+    valueSampledData: _T224 = _U
+    valueSignature: _T60 = _U
     valueString: _T2 = _U
-    valueTime: _T170 = _U
-    valueTiming: _T31 = _U
-    valueTriggerDefinition: _T234 = _U
-    valueUnsignedInt: _T43 = _U
+    valueTime: _T2 = _U
+    valueTiming: _T29 = _U
+    valueTriggerDefinition: _T225 = _U
+    valueUnsignedInt: _T40 = _U
     valueUri: _T2 = _U
     valueUrl: _T2 = _U
-    valueUsageContext: _T235 = _U
-    valueUuid: _T236 = _U
+    valueUsageContext: _T226 = _U
+    valueUuid: _T2 = _U
 
     def __post_init__(self) -> None:
+        v = self.valueBase64Binary
+        if v is not _U and (_p.base64(v) is None):
+            raise _p.FormatError("TaskOutput.valueBase64Binary")
         v = self.valueCanonical
         if v is not _U and (' ' in v or not v.isprintable()):
             raise _p.FormatError("TaskOutput.valueCanonical")
         v = self.valueCode
         if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
             raise _p.FormatError("TaskOutput.valueCode")
+        v = self.valueDate
+        if v is not _U and (_p.date(v) is None):
+            raise _p.FormatError("TaskOutput.valueDate")
+        v = self.valueDateTime
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("TaskOutput.valueDateTime")
+        v = self.valueInstant
+        if v is not _U and (_p.instant(v) is None):
+            raise _p.FormatError("TaskOutput.valueInstant")
+        v = self.valueOid
+        if v is not _U and (_p.oid(v) is None):
+            raise _p.FormatError("TaskOutput.valueOid")
+        v = self.valueTime
+        if v is not _U and (_p.time(v) is None):
+            raise _p.FormatError("TaskOutput.valueTime")
         v = self.valueUri
         if v is not _U and (' ' in v or not v.isprintable()):
             raise _p.FormatError("TaskOutput.valueUri")
         v = self.valueUrl
         if v is not _U and (' ' in v or not v.isprintable()):
             raise _p.FormatError("TaskOutput.valueUrl")
+        v = self.valueUuid
+        if v is not _U and (_p.uuid(v) is None):
+            raise _p.FormatError("TaskOutput.valueUuid")
         t = _astuple(self)
         n = len(t) - t.count(_U) - 1 - ((self.extension is not _U) + (self.id is not _U) + (self.id_ext is not _U) + (self.modifierExtension is not _U))
         if n != 1:
@@ -16261,28 +17269,28 @@ class TaskRestriction(_p.Complex, kw_only=True):
 
 
 class TerminologyCapabilities(_p.Resource, tag="TerminologyCapabilities", kw_only=True):
-    closure: _T540 = _U
+    closure: _T530 = _U
     codeSearch: _T2 = _U
     codeSearch_ext: _T3 = _ms.field(default=_U, name="_codeSearch")
-    codeSystem: _T541 = _U
-    contact: _T18 = _U
+    codeSystem: _T531 = _U
+    contact: _T17 = _U
     contained: _T0 = _U
     copyright: _T2 = _U
     copyright_ext: _T3 = _ms.field(default=_U, name="_copyright")
-    date: _T70
+    date: _T10
     date_ext: _T3 = _ms.field(default=_U, name="_date")
     description: _T2 = _U
     description_ext: _T3 = _ms.field(default=_U, name="_description")
-    expansion: _T542 = _U
+    expansion: _T532 = _U
     experimental: _T16 = _U
     experimental_ext: _T3 = _ms.field(default=_U, name="_experimental")
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
-    implementation: _T543 = _U
+    implementation: _T533 = _U
     implicitRules: _T2 = _U
     implicitRules_ext: _T3 = _ms.field(default=_U, name="_implicitRules")
-    jurisdiction: _T19 = _U
+    jurisdiction: _T18 = _U
     kind: _T10
     kind_ext: _T3 = _ms.field(default=_U, name="_kind")
     language: _T2 = _U
@@ -16297,17 +17305,17 @@ class TerminologyCapabilities(_p.Resource, tag="TerminologyCapabilities", kw_onl
     publisher_ext: _T3 = _ms.field(default=_U, name="_publisher")
     purpose: _T2 = _U
     purpose_ext: _T3 = _ms.field(default=_U, name="_purpose")
-    software: _T544 = _U
+    software: _T534 = _U
     status: _T10
     status_ext: _T3 = _ms.field(default=_U, name="_status")
     text: _T12 = _U
     title: _T2 = _U
     title_ext: _T3 = _ms.field(default=_U, name="_title")
-    translation: _T545 = _U
+    translation: _T535 = _U
     url: _T2 = _U
     url_ext: _T3 = _ms.field(default=_U, name="_url")
-    useContext: _T32 = _U
-    validateCode: _T546 = _U
+    useContext: _T30 = _U
+    validateCode: _T536 = _U
     version: _T2 = _U
     version_ext: _T3 = _ms.field(default=_U, name="_version")
 
@@ -16315,6 +17323,9 @@ class TerminologyCapabilities(_p.Resource, tag="TerminologyCapabilities", kw_onl
         v = self.codeSearch
         if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
             raise _p.FormatError("TerminologyCapabilities.codeSearch")
+        v = self.date
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("TerminologyCapabilities.date")
         v = self.id
         if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
             raise _p.FormatError("TerminologyCapabilities.id")
@@ -16353,7 +17364,7 @@ class TerminologyCapabilitiesCodeSystem(_p.Complex, kw_only=True):
     subsumption_ext: _T3 = _ms.field(default=_U, name="_subsumption")
     uri: _T2 = _U
     uri_ext: _T3 = _ms.field(default=_U, name="_uri")
-    version: _T547 = _U
+    version: _T537 = _U
 
     def __post_init__(self) -> None:
         v = self.uri
@@ -16367,16 +17378,16 @@ class TerminologyCapabilitiesCodeSystemVersion(_p.Complex, kw_only=True):
     compositional: _T16 = _U
     compositional_ext: _T3 = _ms.field(default=_U, name="_compositional")
     extension: _T4 = _U
-    filter: _T548 = _U
+    filter: _T538 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     isDefault: _T16 = _U
     isDefault_ext: _T3 = _ms.field(default=_U, name="_isDefault")
-    language: _T23 = _U
-    language_ext: _T24 = _ms.field(default=_U, name="_language")
+    language: _T21 = _U
+    language_ext: _T22 = _ms.field(default=_U, name="_language")
     modifierExtension: _T4 = _U
-    property: _T23 = _U
-    property_ext: _T24 = _ms.field(default=_U, name="_property")
+    property: _T21 = _U
+    property_ext: _T22 = _ms.field(default=_U, name="_property")
 
     def __post_init__(self) -> None:
         if self.language is not _U:
@@ -16396,8 +17407,8 @@ class TerminologyCapabilitiesCodeSystemVersionFilter(_p.Complex, kw_only=True):
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     modifierExtension: _T4 = _U
-    op: _T72
-    op_ext: _T24 = _ms.field(default=_U, name="_op")
+    op: _T66
+    op_ext: _T22 = _ms.field(default=_U, name="_op")
 
     def __post_init__(self) -> None:
         v = self.code
@@ -16420,7 +17431,7 @@ class TerminologyCapabilitiesExpansion(_p.Complex, kw_only=True):
     modifierExtension: _T4 = _U
     paging: _T16 = _U
     paging_ext: _T3 = _ms.field(default=_U, name="_paging")
-    parameter: _T549 = _U
+    parameter: _T539 = _U
     textFilter: _T2 = _U
     textFilter_ext: _T3 = _ms.field(default=_U, name="_textFilter")
 
@@ -16473,7 +17484,7 @@ class TerminologyCapabilitiesTranslation(_p.Complex, kw_only=True):
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     modifierExtension: _T4 = _U
-    needsMap: _T54
+    needsMap: _T49
     needsMap_ext: _T3 = _ms.field(default=_U, name="_needsMap")
 
 
@@ -16482,7 +17493,7 @@ class TerminologyCapabilitiesValidateCode(_p.Complex, kw_only=True):
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     modifierExtension: _T4 = _U
-    translations: _T54
+    translations: _T49
     translations_ext: _T3 = _ms.field(default=_U, name="_translations")
 
 
@@ -16491,10 +17502,10 @@ class TestReport(_p.Resource, tag="TestReport", kw_only=True):
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
-    identifier: _T34 = _U
+    identifier: _T32 = _U
     implicitRules: _T2 = _U
     implicitRules_ext: _T3 = _ms.field(default=_U, name="_implicitRules")
-    issued: _T20 = _U
+    issued: _T2 = _U
     issued_ext: _T3 = _ms.field(default=_U, name="_issued")
     language: _T2 = _U
     language_ext: _T3 = _ms.field(default=_U, name="_language")
@@ -16502,16 +17513,16 @@ class TestReport(_p.Resource, tag="TestReport", kw_only=True):
     modifierExtension: _T4 = _U
     name: _T2 = _U
     name_ext: _T3 = _ms.field(default=_U, name="_name")
-    participant: _T550 = _U
+    participant: _T540 = _U
     result: _T10
     result_ext: _T3 = _ms.field(default=_U, name="_result")
-    score: _T37 = _U
+    score: _T35 = _U
     score_ext: _T3 = _ms.field(default=_U, name="_score")
-    setup: _T551 = _U
+    setup: _T541 = _U
     status: _T10
     status_ext: _T3 = _ms.field(default=_U, name="_status")
-    teardown: _T552 = _U
-    test: _T553 = _U
+    teardown: _T542 = _U
+    test: _T543 = _U
     testScript: _T14
     tester: _T2 = _U
     tester_ext: _T3 = _ms.field(default=_U, name="_tester")
@@ -16524,6 +17535,9 @@ class TestReport(_p.Resource, tag="TestReport", kw_only=True):
         v = self.implicitRules
         if v is not _U and (' ' in v or not v.isprintable()):
             raise _p.FormatError("TestReport.implicitRules")
+        v = self.issued
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("TestReport.issued")
         v = self.language
         if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
             raise _p.FormatError("TestReport.language")
@@ -16557,7 +17571,7 @@ class TestReportParticipant(_p.Complex, kw_only=True):
 
 
 class TestReportSetup(_p.Complex, kw_only=True):
-    action: _T554
+    action: _T544
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
@@ -16565,12 +17579,12 @@ class TestReportSetup(_p.Complex, kw_only=True):
 
 
 class TestReportSetupAction(_p.Complex, kw_only=True):
-    assert_: _T555 = _ms.field(default=_U, name="assert")
+    assert_: _T545 = _ms.field(default=_U, name="assert")
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     modifierExtension: _T4 = _U
-    operation: _T556 = _U
+    operation: _T546 = _U
 
 
 class TestReportSetupActionAssert(_p.Complex, kw_only=True):
@@ -16613,7 +17627,7 @@ class TestReportSetupActionOperation(_p.Complex, kw_only=True):
 
 
 class TestReportTeardown(_p.Complex, kw_only=True):
-    action: _T557
+    action: _T547
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
@@ -16625,11 +17639,11 @@ class TestReportTeardownAction(_p.Complex, kw_only=True):
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     modifierExtension: _T4 = _U
-    operation: _T558
+    operation: _T548
 
 
 class TestReportTest(_p.Complex, kw_only=True):
-    action: _T559
+    action: _T549
     description: _T2 = _U
     description_ext: _T3 = _ms.field(default=_U, name="_description")
     extension: _T4 = _U
@@ -16641,63 +17655,66 @@ class TestReportTest(_p.Complex, kw_only=True):
 
 
 class TestReportTestAction(_p.Complex, kw_only=True):
-    assert_: _T555 = _ms.field(default=_U, name="assert")
+    assert_: _T545 = _ms.field(default=_U, name="assert")
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     modifierExtension: _T4 = _U
-    operation: _T556 = _U
+    operation: _T546 = _U
 
 
 class TestScript(_p.Resource, tag="TestScript", kw_only=True):
-    contact: _T18 = _U
+    contact: _T17 = _U
     contained: _T0 = _U
     copyright: _T2 = _U
     copyright_ext: _T3 = _ms.field(default=_U, name="_copyright")
-    date: _T20 = _U
+    date: _T2 = _U
     date_ext: _T3 = _ms.field(default=_U, name="_date")
     description: _T2 = _U
     description_ext: _T3 = _ms.field(default=_U, name="_description")
-    destination: _T560 = _U
+    destination: _T550 = _U
     experimental: _T16 = _U
     experimental_ext: _T3 = _ms.field(default=_U, name="_experimental")
     extension: _T4 = _U
-    fixture: _T561 = _U
+    fixture: _T551 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
-    identifier: _T34 = _U
+    identifier: _T32 = _U
     implicitRules: _T2 = _U
     implicitRules_ext: _T3 = _ms.field(default=_U, name="_implicitRules")
-    jurisdiction: _T19 = _U
+    jurisdiction: _T18 = _U
     language: _T2 = _U
     language_ext: _T3 = _ms.field(default=_U, name="_language")
     meta: _T7 = _U
-    metadata: _T562 = _U
+    metadata: _T552 = _U
     modifierExtension: _T4 = _U
     name: _T10
     name_ext: _T3 = _ms.field(default=_U, name="_name")
-    origin: _T563 = _U
+    origin: _T553 = _U
     profile: _T11 = _U
     publisher: _T2 = _U
     publisher_ext: _T3 = _ms.field(default=_U, name="_publisher")
     purpose: _T2 = _U
     purpose_ext: _T3 = _ms.field(default=_U, name="_purpose")
-    setup: _T564 = _U
+    setup: _T554 = _U
     status: _T10
     status_ext: _T3 = _ms.field(default=_U, name="_status")
-    teardown: _T565 = _U
-    test: _T566 = _U
+    teardown: _T555 = _U
+    test: _T556 = _U
     text: _T12 = _U
     title: _T2 = _U
     title_ext: _T3 = _ms.field(default=_U, name="_title")
     url: _T10
     url_ext: _T3 = _ms.field(default=_U, name="_url")
-    useContext: _T32 = _U
-    variable: _T567 = _U
+    useContext: _T30 = _U
+    variable: _T557 = _U
     version: _T2 = _U
     version_ext: _T3 = _ms.field(default=_U, name="_version")
 
     def __post_init__(self) -> None:
+        v = self.date
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("TestScript.date")
         v = self.id
         if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
             raise _p.FormatError("TestScript.id")
@@ -16719,16 +17736,16 @@ class TestScriptDestination(_p.Complex, kw_only=True):
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
-    index: _T402
+    index: _T392
     index_ext: _T3 = _ms.field(default=_U, name="_index")
     modifierExtension: _T4 = _U
-    profile: _T51
+    profile: _T46
 
 
 class TestScriptFixture(_p.Complex, kw_only=True):
-    autocreate: _T54
+    autocreate: _T49
     autocreate_ext: _T3 = _ms.field(default=_U, name="_autocreate")
-    autodelete: _T54
+    autodelete: _T49
     autodelete_ext: _T3 = _ms.field(default=_U, name="_autodelete")
     extension: _T4 = _U
     id: _T2 = _U
@@ -16738,11 +17755,11 @@ class TestScriptFixture(_p.Complex, kw_only=True):
 
 
 class TestScriptMetadata(_p.Complex, kw_only=True):
-    capability: _T568
+    capability: _T558
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
-    link: _T569 = _U
+    link: _T559 = _U
     modifierExtension: _T4 = _U
 
 
@@ -16751,19 +17768,19 @@ class TestScriptMetadataCapability(_p.Complex, kw_only=True):
     capabilities_ext: _T3 = _ms.field(default=_U, name="_capabilities")
     description: _T2 = _U
     description_ext: _T3 = _ms.field(default=_U, name="_description")
-    destination: _T60 = _U
+    destination: _T55 = _U
     destination_ext: _T3 = _ms.field(default=_U, name="_destination")
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
-    link: _T23 = _U
-    link_ext: _T24 = _ms.field(default=_U, name="_link")
+    link: _T21 = _U
+    link_ext: _T22 = _ms.field(default=_U, name="_link")
     modifierExtension: _T4 = _U
-    origin: _T410 = _U
-    origin_ext: _T24 = _ms.field(default=_U, name="_origin")
-    required: _T54
+    origin: _T400 = _U
+    origin_ext: _T22 = _ms.field(default=_U, name="_origin")
+    required: _T49
     required_ext: _T3 = _ms.field(default=_U, name="_required")
-    validated: _T54
+    validated: _T49
     validated_ext: _T3 = _ms.field(default=_U, name="_validated")
 
     def __post_init__(self) -> None:
@@ -16796,14 +17813,14 @@ class TestScriptOrigin(_p.Complex, kw_only=True):
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
-    index: _T402
+    index: _T392
     index_ext: _T3 = _ms.field(default=_U, name="_index")
     modifierExtension: _T4 = _U
-    profile: _T51
+    profile: _T46
 
 
 class TestScriptSetup(_p.Complex, kw_only=True):
-    action: _T570
+    action: _T560
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
@@ -16811,12 +17828,12 @@ class TestScriptSetup(_p.Complex, kw_only=True):
 
 
 class TestScriptSetupAction(_p.Complex, kw_only=True):
-    assert_: _T571 = _ms.field(default=_U, name="assert")
+    assert_: _T561 = _ms.field(default=_U, name="assert")
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     modifierExtension: _T4 = _U
-    operation: _T572 = _U
+    operation: _T562 = _U
 
 
 class TestScriptSetupActionAssert(_p.Complex, kw_only=True):
@@ -16866,7 +17883,7 @@ class TestScriptSetupActionAssert(_p.Complex, kw_only=True):
     validateProfileId_ext: _T3 = _ms.field(default=_U, name="_validateProfileId")
     value: _T2 = _U
     value_ext: _T3 = _ms.field(default=_U, name="_value")
-    warningOnly: _T54
+    warningOnly: _T49
     warningOnly_ext: _T3 = _ms.field(default=_U, name="_warningOnly")
 
     def __post_init__(self) -> None:
@@ -16897,9 +17914,9 @@ class TestScriptSetupActionOperation(_p.Complex, kw_only=True):
     contentType_ext: _T3 = _ms.field(default=_U, name="_contentType")
     description: _T2 = _U
     description_ext: _T3 = _ms.field(default=_U, name="_description")
-    destination: _T60 = _U
+    destination: _T55 = _U
     destination_ext: _T3 = _ms.field(default=_U, name="_destination")
-    encodeRequestUrl: _T54
+    encodeRequestUrl: _T49
     encodeRequestUrl_ext: _T3 = _ms.field(default=_U, name="_encodeRequestUrl")
     extension: _T4 = _U
     id: _T2 = _U
@@ -16909,11 +17926,11 @@ class TestScriptSetupActionOperation(_p.Complex, kw_only=True):
     method: _T2 = _U
     method_ext: _T3 = _ms.field(default=_U, name="_method")
     modifierExtension: _T4 = _U
-    origin: _T60 = _U
+    origin: _T55 = _U
     origin_ext: _T3 = _ms.field(default=_U, name="_origin")
     params: _T2 = _U
     params_ext: _T3 = _ms.field(default=_U, name="_params")
-    requestHeader: _T573 = _U
+    requestHeader: _T563 = _U
     requestId: _T2 = _U
     requestId_ext: _T3 = _ms.field(default=_U, name="_requestId")
     resource: _T2 = _U
@@ -16924,7 +17941,7 @@ class TestScriptSetupActionOperation(_p.Complex, kw_only=True):
     sourceId_ext: _T3 = _ms.field(default=_U, name="_sourceId")
     targetId: _T2 = _U
     targetId_ext: _T3 = _ms.field(default=_U, name="_targetId")
-    type: _T52 = _U
+    type: _T47 = _U
     url: _T2 = _U
     url_ext: _T3 = _ms.field(default=_U, name="_url")
 
@@ -16955,7 +17972,7 @@ class TestScriptSetupActionOperationRequestHeader(_p.Complex, kw_only=True):
 
 
 class TestScriptTeardown(_p.Complex, kw_only=True):
-    action: _T574
+    action: _T564
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
@@ -16967,11 +17984,11 @@ class TestScriptTeardownAction(_p.Complex, kw_only=True):
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     modifierExtension: _T4 = _U
-    operation: _T575
+    operation: _T565
 
 
 class TestScriptTest(_p.Complex, kw_only=True):
-    action: _T576
+    action: _T566
     description: _T2 = _U
     description_ext: _T3 = _ms.field(default=_U, name="_description")
     extension: _T4 = _U
@@ -16983,12 +18000,12 @@ class TestScriptTest(_p.Complex, kw_only=True):
 
 
 class TestScriptTestAction(_p.Complex, kw_only=True):
-    assert_: _T571 = _ms.field(default=_U, name="assert")
+    assert_: _T561 = _ms.field(default=_U, name="assert")
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     modifierExtension: _T4 = _U
-    operation: _T572 = _U
+    operation: _T562 = _U
 
 
 class TestScriptVariable(_p.Complex, kw_only=True):
@@ -17016,28 +18033,34 @@ class TestScriptVariable(_p.Complex, kw_only=True):
 
 class Timing(_p.Complex, kw_only=True):
     code: _T13 = _U
-    event: _T577 = _U
-    event_ext: _T24 = _ms.field(default=_U, name="_event")
+    event: _T21 = _U
+    event_ext: _T22 = _ms.field(default=_U, name="_event")
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     modifierExtension: _T4 = _U
-    repeat: _T578 = _U
+    repeat: _T567 = _U
+
+    def __post_init__(self) -> None:
+        if self.event is not _U:
+            for v in self.event:
+                if v is not None and (_p.date_time(v) is None):
+                    raise _p.FormatError("Timing.event")
 
 
 class TimingRepeat(_p.Complex, kw_only=True):
-    boundsDuration: _T29 = _U
+    boundsDuration: _T27 = _U
     boundsPeriod: _T9 = _U
-    boundsRange: _T30 = _U
+    boundsRange: _T28 = _U
     count: _T15 = _U
     count_ext: _T3 = _ms.field(default=_U, name="_count")
     countMax: _T15 = _U
     countMax_ext: _T3 = _ms.field(default=_U, name="_countMax")
-    dayOfWeek: _T23 = _U
-    dayOfWeek_ext: _T24 = _ms.field(default=_U, name="_dayOfWeek")
-    duration: _T37 = _U
+    dayOfWeek: _T21 = _U
+    dayOfWeek_ext: _T22 = _ms.field(default=_U, name="_dayOfWeek")
+    duration: _T35 = _U
     duration_ext: _T3 = _ms.field(default=_U, name="_duration")
-    durationMax: _T37 = _U
+    durationMax: _T35 = _U
     durationMax_ext: _T3 = _ms.field(default=_U, name="_durationMax")
     durationUnit: _T2 = _U
     durationUnit_ext: _T3 = _ms.field(default=_U, name="_durationUnit")
@@ -17048,18 +18071,18 @@ class TimingRepeat(_p.Complex, kw_only=True):
     frequencyMax_ext: _T3 = _ms.field(default=_U, name="_frequencyMax")
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
-    offset: _T43 = _U
+    offset: _T40 = _U
     offset_ext: _T3 = _ms.field(default=_U, name="_offset")
-    period: _T37 = _U
+    period: _T35 = _U
     period_ext: _T3 = _ms.field(default=_U, name="_period")
-    periodMax: _T37 = _U
+    periodMax: _T35 = _U
     periodMax_ext: _T3 = _ms.field(default=_U, name="_periodMax")
     periodUnit: _T2 = _U
     periodUnit_ext: _T3 = _ms.field(default=_U, name="_periodUnit")
-    timeOfDay: _T579 = _U
-    timeOfDay_ext: _T24 = _ms.field(default=_U, name="_timeOfDay")
-    when: _T23 = _U
-    when_ext: _T24 = _ms.field(default=_U, name="_when")
+    timeOfDay: _T21 = _U
+    timeOfDay_ext: _T22 = _ms.field(default=_U, name="_timeOfDay")
+    when: _T21 = _U
+    when_ext: _T22 = _ms.field(default=_U, name="_when")
 
     def __post_init__(self) -> None:
         if self.dayOfWeek is not _U:
@@ -17072,6 +18095,10 @@ class TimingRepeat(_p.Complex, kw_only=True):
         v = self.periodUnit
         if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
             raise _p.FormatError("TimingRepeat.periodUnit")
+        if self.timeOfDay is not _U:
+            for v in self.timeOfDay:
+                if v is not None and (_p.time(v) is None):
+                    raise _p.FormatError("TimingRepeat.timeOfDay")
         if self.when is not _U:
             for v in self.when:
                 if v is not None and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
@@ -17081,21 +18108,27 @@ class TimingRepeat(_p.Complex, kw_only=True):
 
 
 class TriggerDefinition(_p.Complex, kw_only=True):
-    condition: _T228 = _U
-    data: _T290 = _U
+    condition: _T220 = _U
+    data: _T280 = _U
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     name: _T2 = _U
     name_ext: _T3 = _ms.field(default=_U, name="_name")
-    timingDate: _T17 = _U
-    timingDateTime: _T20 = _U
+    timingDate: _T2 = _U
+    timingDateTime: _T2 = _U
     timingReference: _T8 = _U
-    timingTiming: _T31 = _U
+    timingTiming: _T29 = _U
     type: _T10
     type_ext: _T3 = _ms.field(default=_U, name="_type")
 
     def __post_init__(self) -> None:
+        v = self.timingDate
+        if v is not _U and (_p.date(v) is None):
+            raise _p.FormatError("TriggerDefinition.timingDate")
+        v = self.timingDateTime
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("TriggerDefinition.timingDateTime")
         v = self.type
         if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
             raise _p.FormatError("TriggerDefinition.type")
@@ -17104,13 +18137,13 @@ class TriggerDefinition(_p.Complex, kw_only=True):
 
 
 class UsageContext(_p.Complex, kw_only=True):
-    code: _T51
+    code: _T46
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     valueCodeableConcept: _T13 = _U
-    valueQuantity: _T26 = _U
-    valueRange: _T30 = _U
+    valueQuantity: _T24 = _U
+    valueRange: _T28 = _U
     valueReference: _T8 = _U
 
     def __post_init__(self) -> None:
@@ -17119,16 +18152,16 @@ class UsageContext(_p.Complex, kw_only=True):
 
 
 class ValueSet(_p.Resource, tag="ValueSet", kw_only=True):
-    compose: _T580 = _U
-    contact: _T18 = _U
+    compose: _T568 = _U
+    contact: _T17 = _U
     contained: _T0 = _U
     copyright: _T2 = _U
     copyright_ext: _T3 = _ms.field(default=_U, name="_copyright")
-    date: _T20 = _U
+    date: _T2 = _U
     date_ext: _T3 = _ms.field(default=_U, name="_date")
     description: _T2 = _U
     description_ext: _T3 = _ms.field(default=_U, name="_description")
-    expansion: _T581 = _U
+    expansion: _T569 = _U
     experimental: _T16 = _U
     experimental_ext: _T3 = _ms.field(default=_U, name="_experimental")
     extension: _T4 = _U
@@ -17139,7 +18172,7 @@ class ValueSet(_p.Resource, tag="ValueSet", kw_only=True):
     immutable_ext: _T3 = _ms.field(default=_U, name="_immutable")
     implicitRules: _T2 = _U
     implicitRules_ext: _T3 = _ms.field(default=_U, name="_implicitRules")
-    jurisdiction: _T19 = _U
+    jurisdiction: _T18 = _U
     language: _T2 = _U
     language_ext: _T3 = _ms.field(default=_U, name="_language")
     meta: _T7 = _U
@@ -17157,11 +18190,14 @@ class ValueSet(_p.Resource, tag="ValueSet", kw_only=True):
     title_ext: _T3 = _ms.field(default=_U, name="_title")
     url: _T2 = _U
     url_ext: _T3 = _ms.field(default=_U, name="_url")
-    useContext: _T32 = _U
+    useContext: _T30 = _U
     version: _T2 = _U
     version_ext: _T3 = _ms.field(default=_U, name="_version")
 
     def __post_init__(self) -> None:
+        v = self.date
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("ValueSet.date")
         v = self.id
         if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
             raise _p.FormatError("ValueSet.id")
@@ -17180,29 +18216,34 @@ class ValueSet(_p.Resource, tag="ValueSet", kw_only=True):
 
 
 class ValueSetCompose(_p.Complex, kw_only=True):
-    exclude: _T582 = _U
+    exclude: _T570 = _U
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     inactive: _T16 = _U
     inactive_ext: _T3 = _ms.field(default=_U, name="_inactive")
-    include: _T583
-    lockedDate: _T17 = _U
+    include: _T571
+    lockedDate: _T2 = _U
     lockedDate_ext: _T3 = _ms.field(default=_U, name="_lockedDate")
     modifierExtension: _T4 = _U
 
+    def __post_init__(self) -> None:
+        v = self.lockedDate
+        if v is not _U and (_p.date(v) is None):
+            raise _p.FormatError("ValueSetCompose.lockedDate")
+
 
 class ValueSetComposeInclude(_p.Complex, kw_only=True):
-    concept: _T584 = _U
+    concept: _T572 = _U
     extension: _T4 = _U
-    filter: _T585 = _U
+    filter: _T573 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     modifierExtension: _T4 = _U
     system: _T2 = _U
     system_ext: _T3 = _ms.field(default=_U, name="_system")
-    valueSet: _T23 = _U
-    valueSet_ext: _T24 = _ms.field(default=_U, name="_valueSet")
+    valueSet: _T21 = _U
+    valueSet_ext: _T22 = _ms.field(default=_U, name="_valueSet")
     version: _T2 = _U
     version_ext: _T3 = _ms.field(default=_U, name="_version")
 
@@ -17219,7 +18260,7 @@ class ValueSetComposeInclude(_p.Complex, kw_only=True):
 class ValueSetComposeIncludeConcept(_p.Complex, kw_only=True):
     code: _T10
     code_ext: _T3 = _ms.field(default=_U, name="_code")
-    designation: _T586 = _U
+    designation: _T574 = _U
     display: _T2 = _U
     display_ext: _T3 = _ms.field(default=_U, name="_display")
     extension: _T4 = _U
@@ -17240,7 +18281,7 @@ class ValueSetComposeIncludeConceptDesignation(_p.Complex, kw_only=True):
     language: _T2 = _U
     language_ext: _T3 = _ms.field(default=_U, name="_language")
     modifierExtension: _T4 = _U
-    use: _T52 = _U
+    use: _T47 = _U
     value: _T10
     value_ext: _T3 = _ms.field(default=_U, name="_value")
 
@@ -17272,25 +18313,28 @@ class ValueSetComposeIncludeFilter(_p.Complex, kw_only=True):
 
 
 class ValueSetExpansion(_p.Complex, kw_only=True):
-    contains: _T587 = _U
+    contains: _T575 = _U
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     identifier: _T2 = _U
     identifier_ext: _T3 = _ms.field(default=_U, name="_identifier")
     modifierExtension: _T4 = _U
-    offset: _T60 = _U
+    offset: _T55 = _U
     offset_ext: _T3 = _ms.field(default=_U, name="_offset")
-    parameter: _T588 = _U
-    timestamp: _T70
+    parameter: _T576 = _U
+    timestamp: _T10
     timestamp_ext: _T3 = _ms.field(default=_U, name="_timestamp")
-    total: _T60 = _U
+    total: _T55 = _U
     total_ext: _T3 = _ms.field(default=_U, name="_total")
 
     def __post_init__(self) -> None:
         v = self.identifier
         if v is not _U and (' ' in v or not v.isprintable()):
             raise _p.FormatError("ValueSetExpansion.identifier")
+        v = self.timestamp
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("ValueSetExpansion.timestamp")
 
 
 class ValueSetExpansionContains(_p.Complex, kw_only=True):
@@ -17298,8 +18342,8 @@ class ValueSetExpansionContains(_p.Complex, kw_only=True):
     abstract_ext: _T3 = _ms.field(default=_U, name="_abstract")
     code: _T2 = _U
     code_ext: _T3 = _ms.field(default=_U, name="_code")
-    contains: _T587 = _U
-    designation: _T586 = _U
+    contains: _T575 = _U
+    designation: _T574 = _U
     display: _T2 = _U
     display_ext: _T3 = _ms.field(default=_U, name="_display")
     extension: _T4 = _U
@@ -17331,9 +18375,9 @@ class ValueSetExpansionParameter(_p.Complex, kw_only=True):
     name_ext: _T3 = _ms.field(default=_U, name="_name")
     valueBoolean: _T16 = _U
     valueCode: _T2 = _U
-    valueDateTime: _T20 = _U
-    valueDecimal: _T37 = _U
-    valueInteger: _T60 = _U
+    valueDateTime: _T2 = _U
+    valueDecimal: _T35 = _U
+    valueInteger: _T55 = _U
     valueString: _T2 = _U
     valueUri: _T2 = _U
 
@@ -17341,6 +18385,9 @@ class ValueSetExpansionParameter(_p.Complex, kw_only=True):
         v = self.valueCode
         if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
             raise _p.FormatError("ValueSetExpansionParameter.valueCode")
+        v = self.valueDateTime
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("ValueSetExpansionParameter.valueDateTime")
         v = self.valueUri
         if v is not _U and (' ' in v or not v.isprintable()):
             raise _p.FormatError("ValueSetExpansionParameter.valueUri")
@@ -17349,36 +18396,36 @@ class ValueSetExpansionParameter(_p.Complex, kw_only=True):
 
 
 class VerificationResult(_p.Resource, tag="VerificationResult", kw_only=True):
-    attestation: _T589 = _U
+    attestation: _T577 = _U
     contained: _T0 = _U
     extension: _T4 = _U
     failureAction: _T13 = _U
-    frequency: _T31 = _U
+    frequency: _T29 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     implicitRules: _T2 = _U
     implicitRules_ext: _T3 = _ms.field(default=_U, name="_implicitRules")
     language: _T2 = _U
     language_ext: _T3 = _ms.field(default=_U, name="_language")
-    lastPerformed: _T20 = _U
+    lastPerformed: _T2 = _U
     lastPerformed_ext: _T3 = _ms.field(default=_U, name="_lastPerformed")
     meta: _T7 = _U
     modifierExtension: _T4 = _U
     need: _T13 = _U
-    nextScheduled: _T17 = _U
+    nextScheduled: _T2 = _U
     nextScheduled_ext: _T3 = _ms.field(default=_U, name="_nextScheduled")
-    primarySource: _T590 = _U
+    primarySource: _T578 = _U
     status: _T10
     status_ext: _T3 = _ms.field(default=_U, name="_status")
-    statusDate: _T20 = _U
+    statusDate: _T2 = _U
     statusDate_ext: _T3 = _ms.field(default=_U, name="_statusDate")
     target: _T11 = _U
-    targetLocation: _T23 = _U
-    targetLocation_ext: _T24 = _ms.field(default=_U, name="_targetLocation")
+    targetLocation: _T21 = _U
+    targetLocation_ext: _T22 = _ms.field(default=_U, name="_targetLocation")
     text: _T12 = _U
-    validationProcess: _T19 = _U
+    validationProcess: _T18 = _U
     validationType: _T13 = _U
-    validator: _T591 = _U
+    validator: _T579 = _U
 
     def __post_init__(self) -> None:
         v = self.id
@@ -17390,14 +18437,23 @@ class VerificationResult(_p.Resource, tag="VerificationResult", kw_only=True):
         v = self.language
         if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
             raise _p.FormatError("VerificationResult.language")
+        v = self.lastPerformed
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("VerificationResult.lastPerformed")
+        v = self.nextScheduled
+        if v is not _U and (_p.date(v) is None):
+            raise _p.FormatError("VerificationResult.nextScheduled")
         v = self.status
         if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
             raise _p.FormatError("VerificationResult.status")
+        v = self.statusDate
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("VerificationResult.statusDate")
 
 
 class VerificationResultAttestation(_p.Complex, kw_only=True):
     communicationMethod: _T13 = _U
-    date: _T17 = _U
+    date: _T2 = _U
     date_ext: _T3 = _ms.field(default=_U, name="_date")
     extension: _T4 = _U
     id: _T2 = _U
@@ -17406,30 +18462,40 @@ class VerificationResultAttestation(_p.Complex, kw_only=True):
     onBehalfOf: _T8 = _U
     proxyIdentityCertificate: _T2 = _U
     proxyIdentityCertificate_ext: _T3 = _ms.field(default=_U, name="_proxyIdentityCertificate")
-    proxySignature: _T65 = _U
+    proxySignature: _T60 = _U
     sourceIdentityCertificate: _T2 = _U
     sourceIdentityCertificate_ext: _T3 = _ms.field(default=_U, name="_sourceIdentityCertificate")
-    sourceSignature: _T65 = _U
+    sourceSignature: _T60 = _U
     who: _T8 = _U
+
+    def __post_init__(self) -> None:
+        v = self.date
+        if v is not _U and (_p.date(v) is None):
+            raise _p.FormatError("VerificationResultAttestation.date")
 
 
 class VerificationResultPrimarySource(_p.Complex, kw_only=True):
     canPushUpdates: _T13 = _U
-    communicationMethod: _T19 = _U
+    communicationMethod: _T18 = _U
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     modifierExtension: _T4 = _U
-    pushTypeAvailable: _T19 = _U
-    type: _T19 = _U
-    validationDate: _T20 = _U
+    pushTypeAvailable: _T18 = _U
+    type: _T18 = _U
+    validationDate: _T2 = _U
     validationDate_ext: _T3 = _ms.field(default=_U, name="_validationDate")
     validationStatus: _T13 = _U
     who: _T8 = _U
 
+    def __post_init__(self) -> None:
+        v = self.validationDate
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("VerificationResultPrimarySource.validationDate")
+
 
 class VerificationResultValidator(_p.Complex, kw_only=True):
-    attestationSignature: _T65 = _U
+    attestationSignature: _T60 = _U
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
@@ -17441,9 +18507,9 @@ class VerificationResultValidator(_p.Complex, kw_only=True):
 
 class VisionPrescription(_p.Resource, tag="VisionPrescription", kw_only=True):
     contained: _T0 = _U
-    created: _T70
+    created: _T10
     created_ext: _T3 = _ms.field(default=_U, name="_created")
-    dateWritten: _T70
+    dateWritten: _T10
     dateWritten_ext: _T3 = _ms.field(default=_U, name="_dateWritten")
     encounter: _T8 = _U
     extension: _T4 = _U
@@ -17454,7 +18520,7 @@ class VisionPrescription(_p.Resource, tag="VisionPrescription", kw_only=True):
     implicitRules_ext: _T3 = _ms.field(default=_U, name="_implicitRules")
     language: _T2 = _U
     language_ext: _T3 = _ms.field(default=_U, name="_language")
-    lensSpecification: _T592
+    lensSpecification: _T580
     meta: _T7 = _U
     modifierExtension: _T4 = _U
     patient: _T14
@@ -17464,6 +18530,12 @@ class VisionPrescription(_p.Resource, tag="VisionPrescription", kw_only=True):
     text: _T12 = _U
 
     def __post_init__(self) -> None:
+        v = self.created
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("VisionPrescription.created")
+        v = self.dateWritten
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("VisionPrescription.dateWritten")
         v = self.id
         if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
             raise _p.FormatError("VisionPrescription.id")
@@ -17479,33 +18551,33 @@ class VisionPrescription(_p.Resource, tag="VisionPrescription", kw_only=True):
 
 
 class VisionPrescriptionLensSpecification(_p.Complex, kw_only=True):
-    add: _T37 = _U
+    add: _T35 = _U
     add_ext: _T3 = _ms.field(default=_U, name="_add")
-    axis: _T60 = _U
+    axis: _T55 = _U
     axis_ext: _T3 = _ms.field(default=_U, name="_axis")
-    backCurve: _T37 = _U
+    backCurve: _T35 = _U
     backCurve_ext: _T3 = _ms.field(default=_U, name="_backCurve")
     brand: _T2 = _U
     brand_ext: _T3 = _ms.field(default=_U, name="_brand")
     color: _T2 = _U
     color_ext: _T3 = _ms.field(default=_U, name="_color")
-    cylinder: _T37 = _U
+    cylinder: _T35 = _U
     cylinder_ext: _T3 = _ms.field(default=_U, name="_cylinder")
-    diameter: _T37 = _U
+    diameter: _T35 = _U
     diameter_ext: _T3 = _ms.field(default=_U, name="_diameter")
-    duration: _T26 = _U
+    duration: _T24 = _U
     extension: _T4 = _U
     eye: _T10
     eye_ext: _T3 = _ms.field(default=_U, name="_eye")
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     modifierExtension: _T4 = _U
-    note: _T38 = _U
-    power: _T37 = _U
+    note: _T36 = _U
+    power: _T35 = _U
     power_ext: _T3 = _ms.field(default=_U, name="_power")
-    prism: _T593 = _U
-    product: _T56
-    sphere: _T37 = _U
+    prism: _T581 = _U
+    product: _T51
+    sphere: _T35 = _U
     sphere_ext: _T3 = _ms.field(default=_U, name="_sphere")
 
     def __post_init__(self) -> None:
@@ -17515,7 +18587,7 @@ class VisionPrescriptionLensSpecification(_p.Complex, kw_only=True):
 
 
 class VisionPrescriptionLensSpecificationPrism(_p.Complex, kw_only=True):
-    amount: _T332
+    amount: _T322
     amount_ext: _T3 = _ms.field(default=_U, name="_amount")
     base: _T10
     base_ext: _T3 = _ms.field(default=_U, name="_base")
@@ -17548,583 +18620,571 @@ _T13 = CodeableConcept | _ms.UnsetType
 _T14 = Reference
 _T15 = _p.PositiveInt | _ms.UnsetType
 _T16 = _p.Boolean | _ms.UnsetType
-_T17 = _p.Date | _ms.UnsetType
-_T18 = _t.Annotated[list[ContactDetail | None], _p.NonEmpty] | _ms.UnsetType
-_T19 = _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType
-_T20 = _p.DateTime | _ms.UnsetType
-_T21 = _t.Annotated[list[Dosage | None], _p.NonEmpty] | _ms.UnsetType
-_T22 = _t.Annotated[list[ActivityDefinitionDynamicValue | None], _p.NonEmpty] | _ms.UnsetType
-_T23 = _t.Annotated[list[_p.String | None], _p.NonEmpty] | _ms.UnsetType
-_T24 = list[Element | None] | Element | _ms.UnsetType
-_T25 = _t.Annotated[list[ActivityDefinitionParticipant | None], _p.NonEmpty] | _ms.UnsetType
-_T26 = Quantity | _ms.UnsetType
-_T27 = _t.Annotated[list[RelatedArtifact | None], _p.NonEmpty] | _ms.UnsetType
-_T28 = Age | _ms.UnsetType
-_T29 = Duration | _ms.UnsetType
-_T30 = Range | _ms.UnsetType
-_T31 = Timing | _ms.UnsetType
-_T32 = _t.Annotated[list[UsageContext | None], _p.NonEmpty] | _ms.UnsetType
-_T33 = Expression
-_T34 = Identifier | _ms.UnsetType
-_T35 = _t.Annotated[list[AdverseEventSuspectEntity | None], _p.NonEmpty] | _ms.UnsetType
-_T36 = _t.Annotated[list[AdverseEventSuspectEntityCausality | None], _p.NonEmpty] | _ms.UnsetType
-_T37 = _p.Decimal | _ms.UnsetType
-_T38 = _t.Annotated[list[Annotation | None], _p.NonEmpty] | _ms.UnsetType
-_T39 = _t.Annotated[list[AllergyIntoleranceReaction | None], _p.NonEmpty] | _ms.UnsetType
-_T40 = _t.Annotated[list[CodeableConcept | None], _p.NonEmpty]
-_T41 = _p.Instant | _ms.UnsetType
-_T42 = _t.Annotated[list[AppointmentParticipant | None], _p.NonEmpty]
-_T43 = _p.UnsignedInt | _ms.UnsetType
-_T44 = _t.Annotated[list[Period | None], _p.NonEmpty] | _ms.UnsetType
-_T45 = _p.Base64Binary | _ms.UnsetType
-_T46 = _t.Annotated[list[AuditEventAgent | None], _p.NonEmpty]
-_T47 = _t.Annotated[list[AuditEventEntity | None], _p.NonEmpty] | _ms.UnsetType
-_T48 = _p.Instant
-_T49 = AuditEventSource
-_T50 = _t.Annotated[list[Coding | None], _p.NonEmpty] | _ms.UnsetType
-_T51 = Coding
-_T52 = Coding | _ms.UnsetType
-_T53 = AuditEventAgentNetwork | _ms.UnsetType
-_T54 = _p.Boolean
-_T55 = _t.Annotated[list[AuditEventEntityDetail | None], _p.NonEmpty] | _ms.UnsetType
-_T56 = CodeableConcept
-_T57 = BiologicallyDerivedProductCollection | _ms.UnsetType
-_T58 = BiologicallyDerivedProductManipulation | _ms.UnsetType
-_T59 = _t.Annotated[list[BiologicallyDerivedProductProcessing | None], _p.NonEmpty] | _ms.UnsetType
-_T60 = _p.Integer | _ms.UnsetType
-_T61 = _t.Annotated[list[BiologicallyDerivedProductStorage | None], _p.NonEmpty] | _ms.UnsetType
-_T62 = _t.Annotated[list[Attachment | None], _p.NonEmpty] | _ms.UnsetType
-_T63 = _t.Annotated[list[BundleEntry | None], _p.NonEmpty] | _ms.UnsetType
-_T64 = _t.Annotated[list[BundleLink | None], _p.NonEmpty] | _ms.UnsetType
-_T65 = Signature | _ms.UnsetType
-_T66 = BundleEntryRequest | _ms.UnsetType
-_T67 = AnyResource | _ms.UnsetType
-_T68 = BundleEntryResponse | _ms.UnsetType
-_T69 = BundleEntrySearch | _ms.UnsetType
-_T70 = _p.DateTime
-_T71 = _t.Annotated[list[CapabilityStatementDocument | None], _p.NonEmpty] | _ms.UnsetType
-_T72 = _t.Annotated[list[_p.String | None], _p.NonEmpty]
-_T73 = CapabilityStatementImplementation | _ms.UnsetType
-_T74 = _t.Annotated[list[CapabilityStatementMessaging | None], _p.NonEmpty] | _ms.UnsetType
-_T75 = _t.Annotated[list[CapabilityStatementRest | None], _p.NonEmpty] | _ms.UnsetType
-_T76 = CapabilityStatementSoftware | _ms.UnsetType
-_T77 = _t.Annotated[list[CapabilityStatementMessagingEndpoint | None], _p.NonEmpty] | _ms.UnsetType
-_T78 = _t.Annotated[list[CapabilityStatementMessagingSupportedMessage | None], _p.NonEmpty] | _ms.UnsetType
-_T79 = _t.Annotated[list[CapabilityStatementRestInteraction | None], _p.NonEmpty] | _ms.UnsetType
-_T80 = _t.Annotated[list[CapabilityStatementRestResourceOperation | None], _p.NonEmpty] | _ms.UnsetType
-_T81 = _t.Annotated[list[CapabilityStatementRestResource | None], _p.NonEmpty] | _ms.UnsetType
-_T82 = _t.Annotated[list[CapabilityStatementRestResourceSearchParam | None], _p.NonEmpty] | _ms.UnsetType
-_T83 = CapabilityStatementRestSecurity | _ms.UnsetType
-_T84 = _t.Annotated[list[CapabilityStatementRestResourceInteraction | None], _p.NonEmpty] | _ms.UnsetType
-_T85 = _t.Annotated[list[CarePlanActivity | None], _p.NonEmpty] | _ms.UnsetType
-_T86 = CarePlanActivityDetail | _ms.UnsetType
-_T87 = _t.Annotated[list[CareTeamParticipant | None], _p.NonEmpty] | _ms.UnsetType
-_T88 = _t.Annotated[list[ContactPoint | None], _p.NonEmpty] | _ms.UnsetType
-_T89 = _t.Annotated[list[CatalogEntryRelatedEntry | None], _p.NonEmpty] | _ms.UnsetType
-_T90 = _t.Annotated[list[ChargeItemPerformer | None], _p.NonEmpty] | _ms.UnsetType
-_T91 = Money | _ms.UnsetType
-_T92 = _t.Annotated[list[ChargeItemDefinitionApplicability | None], _p.NonEmpty] | _ms.UnsetType
-_T93 = _t.Annotated[list[ChargeItemDefinitionPropertyGroup | None], _p.NonEmpty] | _ms.UnsetType
-_T94 = _t.Annotated[list[ChargeItemDefinitionPropertyGroupPriceComponent | None], _p.NonEmpty] | _ms.UnsetType
-_T95 = ClaimAccident | _ms.UnsetType
-_T96 = _t.Annotated[list[ClaimCareTeam | None], _p.NonEmpty] | _ms.UnsetType
-_T97 = _t.Annotated[list[ClaimDiagnosis | None], _p.NonEmpty] | _ms.UnsetType
-_T98 = _t.Annotated[list[ClaimInsurance | None], _p.NonEmpty]
-_T99 = _t.Annotated[list[ClaimItem | None], _p.NonEmpty] | _ms.UnsetType
-_T100 = ClaimPayee | _ms.UnsetType
-_T101 = _t.Annotated[list[ClaimProcedure | None], _p.NonEmpty] | _ms.UnsetType
-_T102 = _t.Annotated[list[ClaimRelated | None], _p.NonEmpty] | _ms.UnsetType
-_T103 = _t.Annotated[list[ClaimSupportingInfo | None], _p.NonEmpty] | _ms.UnsetType
-_T104 = _p.Date
-_T105 = Address | _ms.UnsetType
-_T106 = _p.PositiveInt
-_T107 = _t.Annotated[list[_p.PositiveInt | None], _p.NonEmpty] | _ms.UnsetType
-_T108 = _t.Annotated[list[ClaimItemDetail | None], _p.NonEmpty] | _ms.UnsetType
-_T109 = _t.Annotated[list[ClaimItemDetailSubDetail | None], _p.NonEmpty] | _ms.UnsetType
-_T110 = _t.Annotated[list[ClaimResponseAddItem | None], _p.NonEmpty] | _ms.UnsetType
-_T111 = _t.Annotated[list[ClaimResponseItemAdjudication | None], _p.NonEmpty] | _ms.UnsetType
-_T112 = _t.Annotated[list[ClaimResponseError | None], _p.NonEmpty] | _ms.UnsetType
-_T113 = Attachment | _ms.UnsetType
-_T114 = _t.Annotated[list[ClaimResponseInsurance | None], _p.NonEmpty] | _ms.UnsetType
-_T115 = _t.Annotated[list[ClaimResponseItem | None], _p.NonEmpty] | _ms.UnsetType
-_T116 = ClaimResponsePayment | _ms.UnsetType
-_T117 = _t.Annotated[list[ClaimResponseProcessNote | None], _p.NonEmpty] | _ms.UnsetType
-_T118 = _t.Annotated[list[ClaimResponseTotal | None], _p.NonEmpty] | _ms.UnsetType
-_T119 = _t.Annotated[list[ClaimResponseItemAdjudication | None], _p.NonEmpty]
-_T120 = _t.Annotated[list[ClaimResponseAddItemDetail | None], _p.NonEmpty] | _ms.UnsetType
-_T121 = _t.Annotated[list[ClaimResponseAddItemDetailSubDetail | None], _p.NonEmpty] | _ms.UnsetType
-_T122 = _t.Annotated[list[ClaimResponseItemDetail | None], _p.NonEmpty] | _ms.UnsetType
-_T123 = _t.Annotated[list[ClaimResponseItemDetailSubDetail | None], _p.NonEmpty] | _ms.UnsetType
-_T124 = Money
-_T125 = _t.Annotated[list[ClinicalImpressionFinding | None], _p.NonEmpty] | _ms.UnsetType
-_T126 = _t.Annotated[list[ClinicalImpressionInvestigation | None], _p.NonEmpty] | _ms.UnsetType
-_T127 = _t.Annotated[list[CodeSystemConcept | None], _p.NonEmpty] | _ms.UnsetType
-_T128 = _t.Annotated[list[CodeSystemFilter | None], _p.NonEmpty] | _ms.UnsetType
-_T129 = _t.Annotated[list[CodeSystemProperty | None], _p.NonEmpty] | _ms.UnsetType
-_T130 = _t.Annotated[list[CodeSystemConceptDesignation | None], _p.NonEmpty] | _ms.UnsetType
-_T131 = _t.Annotated[list[CodeSystemConceptProperty | None], _p.NonEmpty] | _ms.UnsetType
-_T132 = _t.Annotated[list[CommunicationPayload | None], _p.NonEmpty] | _ms.UnsetType
-_T133 = _t.Annotated[list[CommunicationRequestPayload | None], _p.NonEmpty] | _ms.UnsetType
-_T134 = _t.Annotated[list[CompartmentDefinitionResource | None], _p.NonEmpty] | _ms.UnsetType
-_T135 = _t.Annotated[list[CompositionAttester | None], _p.NonEmpty] | _ms.UnsetType
-_T136 = _t.Annotated[list[Reference | None], _p.NonEmpty]
-_T137 = _t.Annotated[list[CompositionEvent | None], _p.NonEmpty] | _ms.UnsetType
-_T138 = _t.Annotated[list[CompositionRelatesTo | None], _p.NonEmpty] | _ms.UnsetType
-_T139 = _t.Annotated[list[CompositionSection | None], _p.NonEmpty] | _ms.UnsetType
-_T140 = _t.Annotated[list[ConceptMapGroup | None], _p.NonEmpty] | _ms.UnsetType
-_T141 = _t.Annotated[list[ConceptMapGroupElement | None], _p.NonEmpty]
-_T142 = ConceptMapGroupUnmapped | _ms.UnsetType
-_T143 = _t.Annotated[list[ConceptMapGroupElementTarget | None], _p.NonEmpty] | _ms.UnsetType
-_T144 = _t.Annotated[list[ConceptMapGroupElementTargetDependsOn | None], _p.NonEmpty] | _ms.UnsetType
-_T145 = _t.Annotated[list[ConditionEvidence | None], _p.NonEmpty] | _ms.UnsetType
-_T146 = _t.Annotated[list[ConditionStage | None], _p.NonEmpty] | _ms.UnsetType
-_T147 = _t.Annotated[list[ConsentPolicy | None], _p.NonEmpty] | _ms.UnsetType
-_T148 = ConsentProvision | _ms.UnsetType
-_T149 = _t.Annotated[list[ConsentVerification | None], _p.NonEmpty] | _ms.UnsetType
-_T150 = _t.Annotated[list[ConsentProvisionActor | None], _p.NonEmpty] | _ms.UnsetType
-_T151 = _t.Annotated[list[ConsentProvisionData | None], _p.NonEmpty] | _ms.UnsetType
-_T152 = _t.Annotated[list[ConsentProvision | None], _p.NonEmpty] | _ms.UnsetType
-_T153 = ContractContentDefinition | _ms.UnsetType
-_T154 = _t.Annotated[list[ContractFriendly | None], _p.NonEmpty] | _ms.UnsetType
-_T155 = _t.Annotated[list[ContractLegal | None], _p.NonEmpty] | _ms.UnsetType
-_T156 = _t.Annotated[list[ContractRule | None], _p.NonEmpty] | _ms.UnsetType
-_T157 = _t.Annotated[list[ContractSigner | None], _p.NonEmpty] | _ms.UnsetType
-_T158 = _t.Annotated[list[ContractTerm | None], _p.NonEmpty] | _ms.UnsetType
-_T159 = _t.Annotated[list[Signature | None], _p.NonEmpty]
-_T160 = _t.Annotated[list[ContractTermAction | None], _p.NonEmpty] | _ms.UnsetType
-_T161 = _t.Annotated[list[ContractTermAsset | None], _p.NonEmpty] | _ms.UnsetType
-_T162 = ContractTermOffer
-_T163 = _t.Annotated[list[ContractTermSecurityLabel | None], _p.NonEmpty] | _ms.UnsetType
-_T164 = _t.Annotated[list[_p.UnsignedInt | None], _p.NonEmpty] | _ms.UnsetType
-_T165 = _t.Annotated[list[ContractTermActionSubject | None], _p.NonEmpty] | _ms.UnsetType
-_T166 = _t.Annotated[list[ContractTermOfferAnswer | None], _p.NonEmpty] | _ms.UnsetType
-_T167 = _t.Annotated[list[ContractTermAssetContext | None], _p.NonEmpty] | _ms.UnsetType
-_T168 = _t.Annotated[list[ContractTermAssetValuedItem | None], _p.NonEmpty] | _ms.UnsetType
-_T169 = _t.Annotated[list[ContractTermOfferParty | None], _p.NonEmpty] | _ms.UnsetType
-_T170 = _p.Time | _ms.UnsetType
-_T171 = _t.Annotated[list[CoverageClass | None], _p.NonEmpty] | _ms.UnsetType
-_T172 = _t.Annotated[list[CoverageCostToBeneficiary | None], _p.NonEmpty] | _ms.UnsetType
-_T173 = _t.Annotated[list[CoverageCostToBeneficiaryException | None], _p.NonEmpty] | _ms.UnsetType
-_T174 = _t.Annotated[list[CoverageEligibilityRequestInsurance | None], _p.NonEmpty] | _ms.UnsetType
-_T175 = _t.Annotated[list[CoverageEligibilityRequestItem | None], _p.NonEmpty] | _ms.UnsetType
-_T176 = _t.Annotated[list[CoverageEligibilityRequestSupportingInfo | None], _p.NonEmpty] | _ms.UnsetType
-_T177 = _t.Annotated[list[CoverageEligibilityRequestItemDiagnosis | None], _p.NonEmpty] | _ms.UnsetType
-_T178 = _t.Annotated[list[CoverageEligibilityResponseError | None], _p.NonEmpty] | _ms.UnsetType
-_T179 = _t.Annotated[list[CoverageEligibilityResponseInsurance | None], _p.NonEmpty] | _ms.UnsetType
-_T180 = _t.Annotated[list[CoverageEligibilityResponseInsuranceItem | None], _p.NonEmpty] | _ms.UnsetType
-_T181 = _t.Annotated[list[CoverageEligibilityResponseInsuranceItemBenefit | None], _p.NonEmpty] | _ms.UnsetType
-_T182 = _t.Annotated[list[DataRequirementCodeFilter | None], _p.NonEmpty] | _ms.UnsetType
-_T183 = _t.Annotated[list[DataRequirementDateFilter | None], _p.NonEmpty] | _ms.UnsetType
-_T184 = _t.Annotated[list[DataRequirementSort | None], _p.NonEmpty] | _ms.UnsetType
-_T185 = _t.Annotated[list[DetectedIssueEvidence | None], _p.NonEmpty] | _ms.UnsetType
-_T186 = _t.Annotated[list[DetectedIssueMitigation | None], _p.NonEmpty] | _ms.UnsetType
-_T187 = _t.Annotated[list[DeviceDeviceName | None], _p.NonEmpty] | _ms.UnsetType
-_T188 = _t.Annotated[list[DeviceProperty | None], _p.NonEmpty] | _ms.UnsetType
-_T189 = _t.Annotated[list[DeviceSpecialization | None], _p.NonEmpty] | _ms.UnsetType
-_T190 = _t.Annotated[list[DeviceUdiCarrier | None], _p.NonEmpty] | _ms.UnsetType
-_T191 = _t.Annotated[list[DeviceVersion | None], _p.NonEmpty] | _ms.UnsetType
-_T192 = _t.Annotated[list[DeviceDefinitionCapability | None], _p.NonEmpty] | _ms.UnsetType
-_T193 = _t.Annotated[list[DeviceDefinitionDeviceName | None], _p.NonEmpty] | _ms.UnsetType
-_T194 = _t.Annotated[list[DeviceDefinitionMaterial | None], _p.NonEmpty] | _ms.UnsetType
-_T195 = ProdCharacteristic | _ms.UnsetType
-_T196 = _t.Annotated[list[DeviceDefinitionProperty | None], _p.NonEmpty] | _ms.UnsetType
-_T197 = _t.Annotated[list[ProductShelfLife | None], _p.NonEmpty] | _ms.UnsetType
-_T198 = _t.Annotated[list[DeviceDefinitionSpecialization | None], _p.NonEmpty] | _ms.UnsetType
-_T199 = _t.Annotated[list[DeviceDefinitionUdiDeviceIdentifier | None], _p.NonEmpty] | _ms.UnsetType
-_T200 = _t.Annotated[list[Quantity | None], _p.NonEmpty] | _ms.UnsetType
-_T201 = _t.Annotated[list[DeviceMetricCalibration | None], _p.NonEmpty] | _ms.UnsetType
-_T202 = _t.Annotated[list[DeviceRequestParameter | None], _p.NonEmpty] | _ms.UnsetType
-_T203 = _t.Annotated[list[DiagnosticReportMedia | None], _p.NonEmpty] | _ms.UnsetType
-_T204 = _t.Annotated[list[DocumentManifestRelated | None], _p.NonEmpty] | _ms.UnsetType
-_T205 = _t.Annotated[list[DocumentReferenceContent | None], _p.NonEmpty]
-_T206 = DocumentReferenceContext | _ms.UnsetType
-_T207 = _t.Annotated[list[DocumentReferenceRelatesTo | None], _p.NonEmpty] | _ms.UnsetType
-_T208 = Attachment
-_T209 = _t.Annotated[list[DosageDoseAndRate | None], _p.NonEmpty] | _ms.UnsetType
-_T210 = Ratio | _ms.UnsetType
-_T211 = _t.Annotated[list[EffectEvidenceSynthesisCertainty | None], _p.NonEmpty] | _ms.UnsetType
-_T212 = _t.Annotated[list[EffectEvidenceSynthesisEffectEstimate | None], _p.NonEmpty] | _ms.UnsetType
-_T213 = _t.Annotated[list[EffectEvidenceSynthesisResultsByExposure | None], _p.NonEmpty] | _ms.UnsetType
-_T214 = EffectEvidenceSynthesisSampleSize | _ms.UnsetType
-_T215 = _t.Annotated[list[EffectEvidenceSynthesisCertaintyCertaintySubcomponent | None], _p.NonEmpty] | _ms.UnsetType
-_T216 = _t.Annotated[list[EffectEvidenceSynthesisEffectEstimatePrecisionEstimate | None], _p.NonEmpty] | _ms.UnsetType
-_T217 = ElementDefinitionBase | _ms.UnsetType
-_T218 = ElementDefinitionBinding | _ms.UnsetType
-_T219 = _t.Annotated[list[ElementDefinitionConstraint | None], _p.NonEmpty] | _ms.UnsetType
-_T220 = Annotation | _ms.UnsetType
-_T221 = ContactDetail | _ms.UnsetType
-_T222 = ContactPoint | _ms.UnsetType
-_T223 = Contributor | _ms.UnsetType
-_T224 = Count | _ms.UnsetType
-_T225 = DataRequirement | _ms.UnsetType
-_T226 = Distance | _ms.UnsetType
-_T227 = Dosage | _ms.UnsetType
-_T228 = Expression | _ms.UnsetType
-_T229 = HumanName | _ms.UnsetType
-_T230 = _p.Oid | _ms.UnsetType
-_T231 = ParameterDefinition | _ms.UnsetType
-_T232 = RelatedArtifact | _ms.UnsetType
-_T233 = SampledData | _ms.UnsetType
-_T234 = TriggerDefinition | _ms.UnsetType
-_T235 = UsageContext | _ms.UnsetType
-_T236 = _p.Uuid | _ms.UnsetType
-_T237 = _t.Annotated[list[ElementDefinitionExample | None], _p.NonEmpty] | _ms.UnsetType
-_T238 = _t.Annotated[list[ElementDefinitionMapping | None], _p.NonEmpty] | _ms.UnsetType
-_T239 = ElementDefinitionSlicing | _ms.UnsetType
-_T240 = _t.Annotated[list[ElementDefinitionType | None], _p.NonEmpty] | _ms.UnsetType
-_T241 = _p.UnsignedInt
-_T242 = _t.Annotated[list[ElementDefinitionSlicingDiscriminator | None], _p.NonEmpty] | _ms.UnsetType
-_T243 = _t.Annotated[list[EncounterClassHistory | None], _p.NonEmpty] | _ms.UnsetType
-_T244 = _t.Annotated[list[EncounterDiagnosis | None], _p.NonEmpty] | _ms.UnsetType
-_T245 = EncounterHospitalization | _ms.UnsetType
-_T246 = _t.Annotated[list[EncounterLocation | None], _p.NonEmpty] | _ms.UnsetType
-_T247 = _t.Annotated[list[EncounterParticipant | None], _p.NonEmpty] | _ms.UnsetType
-_T248 = _t.Annotated[list[EncounterStatusHistory | None], _p.NonEmpty] | _ms.UnsetType
-_T249 = Period
-_T250 = _t.Annotated[list[EpisodeOfCareDiagnosis | None], _p.NonEmpty] | _ms.UnsetType
-_T251 = _t.Annotated[list[EpisodeOfCareStatusHistory | None], _p.NonEmpty] | _ms.UnsetType
-_T252 = _t.Annotated[list[TriggerDefinition | None], _p.NonEmpty]
-_T253 = _t.Annotated[list[EvidenceVariableCharacteristic | None], _p.NonEmpty]
-_T254 = _t.Annotated[list[ExampleScenarioActor | None], _p.NonEmpty] | _ms.UnsetType
-_T255 = _t.Annotated[list[ExampleScenarioInstance | None], _p.NonEmpty] | _ms.UnsetType
-_T256 = _t.Annotated[list[ExampleScenarioProcess | None], _p.NonEmpty] | _ms.UnsetType
-_T257 = _t.Annotated[list[ExampleScenarioInstanceContainedInstance | None], _p.NonEmpty] | _ms.UnsetType
-_T258 = _t.Annotated[list[ExampleScenarioInstanceVersion | None], _p.NonEmpty] | _ms.UnsetType
-_T259 = _t.Annotated[list[ExampleScenarioProcessStep | None], _p.NonEmpty] | _ms.UnsetType
-_T260 = _t.Annotated[list[ExampleScenarioProcessStepAlternative | None], _p.NonEmpty] | _ms.UnsetType
-_T261 = ExampleScenarioProcessStepOperation | _ms.UnsetType
-_T262 = ExampleScenarioInstanceContainedInstance | _ms.UnsetType
-_T263 = ExplanationOfBenefitAccident | _ms.UnsetType
-_T264 = _t.Annotated[list[ExplanationOfBenefitAddItem | None], _p.NonEmpty] | _ms.UnsetType
-_T265 = _t.Annotated[list[ExplanationOfBenefitItemAdjudication | None], _p.NonEmpty] | _ms.UnsetType
-_T266 = _t.Annotated[list[ExplanationOfBenefitBenefitBalance | None], _p.NonEmpty] | _ms.UnsetType
-_T267 = _t.Annotated[list[ExplanationOfBenefitCareTeam | None], _p.NonEmpty] | _ms.UnsetType
-_T268 = _t.Annotated[list[ExplanationOfBenefitDiagnosis | None], _p.NonEmpty] | _ms.UnsetType
-_T269 = _t.Annotated[list[ExplanationOfBenefitInsurance | None], _p.NonEmpty]
-_T270 = _t.Annotated[list[ExplanationOfBenefitItem | None], _p.NonEmpty] | _ms.UnsetType
-_T271 = ExplanationOfBenefitPayee | _ms.UnsetType
-_T272 = ExplanationOfBenefitPayment | _ms.UnsetType
-_T273 = _t.Annotated[list[ExplanationOfBenefitProcedure | None], _p.NonEmpty] | _ms.UnsetType
-_T274 = _t.Annotated[list[ExplanationOfBenefitProcessNote | None], _p.NonEmpty] | _ms.UnsetType
-_T275 = _t.Annotated[list[ExplanationOfBenefitRelated | None], _p.NonEmpty] | _ms.UnsetType
-_T276 = _t.Annotated[list[ExplanationOfBenefitSupportingInfo | None], _p.NonEmpty] | _ms.UnsetType
-_T277 = _t.Annotated[list[ExplanationOfBenefitTotal | None], _p.NonEmpty] | _ms.UnsetType
-_T278 = _t.Annotated[list[ExplanationOfBenefitAddItemDetail | None], _p.NonEmpty] | _ms.UnsetType
-_T279 = _t.Annotated[list[ExplanationOfBenefitAddItemDetailSubDetail | None], _p.NonEmpty] | _ms.UnsetType
-_T280 = _t.Annotated[list[ExplanationOfBenefitBenefitBalanceFinancial | None], _p.NonEmpty] | _ms.UnsetType
-_T281 = _t.Annotated[list[ExplanationOfBenefitItemDetail | None], _p.NonEmpty] | _ms.UnsetType
-_T282 = _t.Annotated[list[ExplanationOfBenefitItemDetailSubDetail | None], _p.NonEmpty] | _ms.UnsetType
-_T283 = _t.Annotated[list[FamilyMemberHistoryCondition | None], _p.NonEmpty] | _ms.UnsetType
-_T284 = _t.Annotated[list[GoalTarget | None], _p.NonEmpty] | _ms.UnsetType
-_T285 = _t.Annotated[list[GraphDefinitionLink | None], _p.NonEmpty] | _ms.UnsetType
-_T286 = _t.Annotated[list[GraphDefinitionLinkTarget | None], _p.NonEmpty] | _ms.UnsetType
-_T287 = _t.Annotated[list[GraphDefinitionLinkTargetCompartment | None], _p.NonEmpty] | _ms.UnsetType
-_T288 = _t.Annotated[list[GroupCharacteristic | None], _p.NonEmpty] | _ms.UnsetType
-_T289 = _t.Annotated[list[GroupMember | None], _p.NonEmpty] | _ms.UnsetType
-_T290 = _t.Annotated[list[DataRequirement | None], _p.NonEmpty] | _ms.UnsetType
-_T291 = _t.Annotated[list[HealthcareServiceAvailableTime | None], _p.NonEmpty] | _ms.UnsetType
-_T292 = _t.Annotated[list[HealthcareServiceEligibility | None], _p.NonEmpty] | _ms.UnsetType
-_T293 = _t.Annotated[list[HealthcareServiceNotAvailable | None], _p.NonEmpty] | _ms.UnsetType
-_T294 = _t.Annotated[list[ImagingStudySeries | None], _p.NonEmpty] | _ms.UnsetType
-_T295 = _t.Annotated[list[ImagingStudySeriesInstance | None], _p.NonEmpty] | _ms.UnsetType
-_T296 = _t.Annotated[list[ImagingStudySeriesPerformer | None], _p.NonEmpty] | _ms.UnsetType
-_T297 = _t.Annotated[list[ImmunizationEducation | None], _p.NonEmpty] | _ms.UnsetType
-_T298 = _t.Annotated[list[ImmunizationPerformer | None], _p.NonEmpty] | _ms.UnsetType
-_T299 = _t.Annotated[list[ImmunizationProtocolApplied | None], _p.NonEmpty] | _ms.UnsetType
-_T300 = _t.Annotated[list[ImmunizationReaction | None], _p.NonEmpty] | _ms.UnsetType
-_T301 = _t.Annotated[list[ImmunizationRecommendationRecommendation | None], _p.NonEmpty]
-_T302 = _t.Annotated[list[ImmunizationRecommendationRecommendationDateCriterion | None], _p.NonEmpty] | _ms.UnsetType
-_T303 = ImplementationGuideDefinition | _ms.UnsetType
-_T304 = _t.Annotated[list[ImplementationGuideDependsOn | None], _p.NonEmpty] | _ms.UnsetType
-_T305 = _t.Annotated[list[ImplementationGuideGlobal | None], _p.NonEmpty] | _ms.UnsetType
-_T306 = ImplementationGuideManifest | _ms.UnsetType
-_T307 = _t.Annotated[list[ImplementationGuideDefinitionGrouping | None], _p.NonEmpty] | _ms.UnsetType
-_T308 = ImplementationGuideDefinitionPage | _ms.UnsetType
-_T309 = _t.Annotated[list[ImplementationGuideDefinitionParameter | None], _p.NonEmpty] | _ms.UnsetType
-_T310 = _t.Annotated[list[ImplementationGuideDefinitionResource | None], _p.NonEmpty]
-_T311 = _t.Annotated[list[ImplementationGuideDefinitionTemplate | None], _p.NonEmpty] | _ms.UnsetType
-_T312 = _t.Annotated[list[ImplementationGuideDefinitionPage | None], _p.NonEmpty] | _ms.UnsetType
-_T313 = _t.Annotated[list[ImplementationGuideManifestPage | None], _p.NonEmpty] | _ms.UnsetType
-_T314 = _t.Annotated[list[ImplementationGuideManifestResource | None], _p.NonEmpty]
-_T315 = _t.Annotated[list[InsurancePlanContact | None], _p.NonEmpty] | _ms.UnsetType
-_T316 = _t.Annotated[list[InsurancePlanCoverage | None], _p.NonEmpty] | _ms.UnsetType
-_T317 = _t.Annotated[list[InsurancePlanPlan | None], _p.NonEmpty] | _ms.UnsetType
-_T318 = _t.Annotated[list[InsurancePlanCoverageBenefit | None], _p.NonEmpty]
-_T319 = _t.Annotated[list[InsurancePlanCoverageBenefitLimit | None], _p.NonEmpty] | _ms.UnsetType
-_T320 = _t.Annotated[list[InsurancePlanPlanGeneralCost | None], _p.NonEmpty] | _ms.UnsetType
-_T321 = _t.Annotated[list[InsurancePlanPlanSpecificCost | None], _p.NonEmpty] | _ms.UnsetType
-_T322 = _t.Annotated[list[InsurancePlanPlanSpecificCostBenefit | None], _p.NonEmpty] | _ms.UnsetType
-_T323 = _t.Annotated[list[InsurancePlanPlanSpecificCostBenefitCost | None], _p.NonEmpty] | _ms.UnsetType
-_T324 = _t.Annotated[list[InvoiceLineItem | None], _p.NonEmpty] | _ms.UnsetType
-_T325 = _t.Annotated[list[InvoiceParticipant | None], _p.NonEmpty] | _ms.UnsetType
-_T326 = _t.Annotated[list[InvoiceLineItemPriceComponent | None], _p.NonEmpty] | _ms.UnsetType
-_T327 = _t.Annotated[list[ParameterDefinition | None], _p.NonEmpty] | _ms.UnsetType
-_T328 = _t.Annotated[list[LinkageItem | None], _p.NonEmpty]
-_T329 = _t.Annotated[list[ListEntry | None], _p.NonEmpty] | _ms.UnsetType
-_T330 = _t.Annotated[list[LocationHoursOfOperation | None], _p.NonEmpty] | _ms.UnsetType
-_T331 = LocationPosition | _ms.UnsetType
-_T332 = _p.Decimal
-_T333 = _t.Annotated[list[MeasureGroup | None], _p.NonEmpty] | _ms.UnsetType
-_T334 = _t.Annotated[list[MeasureSupplementalData | None], _p.NonEmpty] | _ms.UnsetType
-_T335 = _t.Annotated[list[MeasureGroupPopulation | None], _p.NonEmpty] | _ms.UnsetType
-_T336 = _t.Annotated[list[MeasureGroupStratifier | None], _p.NonEmpty] | _ms.UnsetType
-_T337 = _t.Annotated[list[MeasureGroupStratifierComponent | None], _p.NonEmpty] | _ms.UnsetType
-_T338 = _t.Annotated[list[MeasureReportGroup | None], _p.NonEmpty] | _ms.UnsetType
-_T339 = _t.Annotated[list[MeasureReportGroupPopulation | None], _p.NonEmpty] | _ms.UnsetType
-_T340 = _t.Annotated[list[MeasureReportGroupStratifier | None], _p.NonEmpty] | _ms.UnsetType
-_T341 = _t.Annotated[list[MeasureReportGroupStratifierStratum | None], _p.NonEmpty] | _ms.UnsetType
-_T342 = _t.Annotated[list[MeasureReportGroupStratifierStratumComponent | None], _p.NonEmpty] | _ms.UnsetType
-_T343 = _t.Annotated[list[MeasureReportGroupStratifierStratumPopulation | None], _p.NonEmpty] | _ms.UnsetType
-_T344 = MedicationBatch | _ms.UnsetType
-_T345 = _t.Annotated[list[MedicationIngredient | None], _p.NonEmpty] | _ms.UnsetType
-_T346 = MedicationAdministrationDosage | _ms.UnsetType
-_T347 = _t.Annotated[list[MedicationAdministrationPerformer | None], _p.NonEmpty] | _ms.UnsetType
-_T348 = _t.Annotated[list[MedicationDispensePerformer | None], _p.NonEmpty] | _ms.UnsetType
-_T349 = MedicationDispenseSubstitution | _ms.UnsetType
-_T350 = _t.Annotated[list[MedicationKnowledgeAdministrationGuidelines | None], _p.NonEmpty] | _ms.UnsetType
-_T351 = _t.Annotated[list[MedicationKnowledgeCost | None], _p.NonEmpty] | _ms.UnsetType
-_T352 = _t.Annotated[list[MedicationKnowledgeDrugCharacteristic | None], _p.NonEmpty] | _ms.UnsetType
-_T353 = _t.Annotated[list[MedicationKnowledgeIngredient | None], _p.NonEmpty] | _ms.UnsetType
-_T354 = _t.Annotated[list[MedicationKnowledgeKinetics | None], _p.NonEmpty] | _ms.UnsetType
-_T355 = _t.Annotated[list[MedicationKnowledgeMedicineClassification | None], _p.NonEmpty] | _ms.UnsetType
-_T356 = _t.Annotated[list[MedicationKnowledgeMonitoringProgram | None], _p.NonEmpty] | _ms.UnsetType
-_T357 = _t.Annotated[list[MedicationKnowledgeMonograph | None], _p.NonEmpty] | _ms.UnsetType
-_T358 = MedicationKnowledgePackaging | _ms.UnsetType
-_T359 = _t.Annotated[list[MedicationKnowledgeRegulatory | None], _p.NonEmpty] | _ms.UnsetType
-_T360 = _t.Annotated[list[MedicationKnowledgeRelatedMedicationKnowledge | None], _p.NonEmpty] | _ms.UnsetType
-_T361 = _t.Annotated[list[MedicationKnowledgeAdministrationGuidelinesDosage | None], _p.NonEmpty] | _ms.UnsetType
-_T362 = _t.Annotated[list[MedicationKnowledgeAdministrationGuidelinesPatientCharacteristics | None], _p.NonEmpty] | _ms.UnsetType
-_T363 = _t.Annotated[list[Dosage | None], _p.NonEmpty]
-_T364 = MedicationKnowledgeRegulatoryMaxDispense | _ms.UnsetType
-_T365 = _t.Annotated[list[MedicationKnowledgeRegulatorySchedule | None], _p.NonEmpty] | _ms.UnsetType
-_T366 = _t.Annotated[list[MedicationKnowledgeRegulatorySubstitution | None], _p.NonEmpty] | _ms.UnsetType
-_T367 = Quantity
-_T368 = MedicationRequestDispenseRequest | _ms.UnsetType
-_T369 = MedicationRequestSubstitution | _ms.UnsetType
-_T370 = MedicationRequestDispenseRequestInitialFill | _ms.UnsetType
-_T371 = _t.Annotated[list[MedicinalProductManufacturingBusinessOperation | None], _p.NonEmpty] | _ms.UnsetType
-_T372 = _t.Annotated[list[MarketingStatus | None], _p.NonEmpty] | _ms.UnsetType
-_T373 = _t.Annotated[list[MedicinalProductName | None], _p.NonEmpty]
-_T374 = _t.Annotated[list[MedicinalProductSpecialDesignation | None], _p.NonEmpty] | _ms.UnsetType
-_T375 = _t.Annotated[list[MedicinalProductAuthorizationJurisdictionalAuthorization | None], _p.NonEmpty] | _ms.UnsetType
-_T376 = MedicinalProductAuthorizationProcedure | _ms.UnsetType
-_T377 = _t.Annotated[list[MedicinalProductAuthorizationProcedure | None], _p.NonEmpty] | _ms.UnsetType
-_T378 = _t.Annotated[list[MedicinalProductContraindicationOtherTherapy | None], _p.NonEmpty] | _ms.UnsetType
-_T379 = _t.Annotated[list[Population | None], _p.NonEmpty] | _ms.UnsetType
-_T380 = _t.Annotated[list[MedicinalProductIndicationOtherTherapy | None], _p.NonEmpty] | _ms.UnsetType
-_T381 = _t.Annotated[list[MedicinalProductIngredientSpecifiedSubstance | None], _p.NonEmpty] | _ms.UnsetType
-_T382 = MedicinalProductIngredientSubstance | _ms.UnsetType
-_T383 = _t.Annotated[list[MedicinalProductIngredientSpecifiedSubstanceStrength | None], _p.NonEmpty] | _ms.UnsetType
-_T384 = Ratio
-_T385 = _t.Annotated[list[MedicinalProductIngredientSpecifiedSubstanceStrengthReferenceStrength | None], _p.NonEmpty] | _ms.UnsetType
-_T386 = _t.Annotated[list[MedicinalProductInteractionInteractant | None], _p.NonEmpty] | _ms.UnsetType
-_T387 = _t.Annotated[list[MedicinalProductNameCountryLanguage | None], _p.NonEmpty] | _ms.UnsetType
-_T388 = _t.Annotated[list[MedicinalProductNameNamePart | None], _p.NonEmpty] | _ms.UnsetType
-_T389 = _t.Annotated[list[MedicinalProductPackagedBatchIdentifier | None], _p.NonEmpty] | _ms.UnsetType
-_T390 = _t.Annotated[list[MedicinalProductPackagedPackageItem | None], _p.NonEmpty]
-_T391 = Identifier
-_T392 = _t.Annotated[list[MedicinalProductPackagedPackageItem | None], _p.NonEmpty] | _ms.UnsetType
-_T393 = _t.Annotated[list[MedicinalProductPharmaceuticalCharacteristics | None], _p.NonEmpty] | _ms.UnsetType
-_T394 = _t.Annotated[list[MedicinalProductPharmaceuticalRouteOfAdministration | None], _p.NonEmpty]
-_T395 = _t.Annotated[list[MedicinalProductPharmaceuticalRouteOfAdministrationTargetSpecies | None], _p.NonEmpty] | _ms.UnsetType
-_T396 = _t.Annotated[list[MedicinalProductPharmaceuticalRouteOfAdministrationTargetSpeciesWithdrawalPeriod | None], _p.NonEmpty] | _ms.UnsetType
-_T397 = _t.Annotated[list[MessageDefinitionAllowedResponse | None], _p.NonEmpty] | _ms.UnsetType
-_T398 = _t.Annotated[list[MessageDefinitionFocus | None], _p.NonEmpty] | _ms.UnsetType
-_T399 = _t.Annotated[list[MessageHeaderDestination | None], _p.NonEmpty] | _ms.UnsetType
-_T400 = MessageHeaderResponse | _ms.UnsetType
-_T401 = MessageHeaderSource
-_T402 = _p.Integer
-_T403 = _t.Annotated[list[MolecularSequenceQuality | None], _p.NonEmpty] | _ms.UnsetType
-_T404 = MolecularSequenceReferenceSeq | _ms.UnsetType
-_T405 = _t.Annotated[list[MolecularSequenceRepository | None], _p.NonEmpty] | _ms.UnsetType
-_T406 = _t.Annotated[list[MolecularSequenceStructureVariant | None], _p.NonEmpty] | _ms.UnsetType
-_T407 = _t.Annotated[list[MolecularSequenceVariant | None], _p.NonEmpty] | _ms.UnsetType
-_T408 = MolecularSequenceQualityRoc | _ms.UnsetType
-_T409 = _t.Annotated[list[_p.Decimal | None], _p.NonEmpty] | _ms.UnsetType
-_T410 = _t.Annotated[list[_p.Integer | None], _p.NonEmpty] | _ms.UnsetType
-_T411 = MolecularSequenceStructureVariantInner | _ms.UnsetType
-_T412 = MolecularSequenceStructureVariantOuter | _ms.UnsetType
-_T413 = _t.Annotated[list[NamingSystemUniqueId | None], _p.NonEmpty]
-_T414 = NutritionOrderEnteralFormula | _ms.UnsetType
-_T415 = NutritionOrderOralDiet | _ms.UnsetType
-_T416 = _t.Annotated[list[NutritionOrderSupplement | None], _p.NonEmpty] | _ms.UnsetType
-_T417 = _t.Annotated[list[NutritionOrderEnteralFormulaAdministration | None], _p.NonEmpty] | _ms.UnsetType
-_T418 = _t.Annotated[list[NutritionOrderOralDietNutrient | None], _p.NonEmpty] | _ms.UnsetType
-_T419 = _t.Annotated[list[Timing | None], _p.NonEmpty] | _ms.UnsetType
-_T420 = _t.Annotated[list[NutritionOrderOralDietTexture | None], _p.NonEmpty] | _ms.UnsetType
-_T421 = _t.Annotated[list[ObservationComponent | None], _p.NonEmpty] | _ms.UnsetType
-_T422 = _t.Annotated[list[ObservationReferenceRange | None], _p.NonEmpty] | _ms.UnsetType
-_T423 = _t.Annotated[list[ObservationDefinitionQualifiedInterval | None], _p.NonEmpty] | _ms.UnsetType
-_T424 = ObservationDefinitionQuantitativeDetails | _ms.UnsetType
-_T425 = _t.Annotated[list[OperationDefinitionOverload | None], _p.NonEmpty] | _ms.UnsetType
-_T426 = _t.Annotated[list[OperationDefinitionParameter | None], _p.NonEmpty] | _ms.UnsetType
-_T427 = OperationDefinitionParameterBinding | _ms.UnsetType
-_T428 = _t.Annotated[list[OperationDefinitionParameterReferencedFrom | None], _p.NonEmpty] | _ms.UnsetType
-_T429 = _t.Annotated[list[OperationOutcomeIssue | None], _p.NonEmpty]
-_T430 = _t.Annotated[list[Address | None], _p.NonEmpty] | _ms.UnsetType
-_T431 = _t.Annotated[list[OrganizationContact | None], _p.NonEmpty] | _ms.UnsetType
-_T432 = _t.Annotated[list[ParametersParameter | None], _p.NonEmpty] | _ms.UnsetType
-_T433 = _t.Annotated[list[PatientCommunication | None], _p.NonEmpty] | _ms.UnsetType
-_T434 = _t.Annotated[list[PatientContact | None], _p.NonEmpty] | _ms.UnsetType
-_T435 = _t.Annotated[list[PatientLink | None], _p.NonEmpty] | _ms.UnsetType
-_T436 = _t.Annotated[list[HumanName | None], _p.NonEmpty] | _ms.UnsetType
-_T437 = _t.Annotated[list[PaymentReconciliationDetail | None], _p.NonEmpty] | _ms.UnsetType
-_T438 = _t.Annotated[list[PaymentReconciliationProcessNote | None], _p.NonEmpty] | _ms.UnsetType
-_T439 = _t.Annotated[list[PersonLink | None], _p.NonEmpty] | _ms.UnsetType
-_T440 = _t.Annotated[list[PlanDefinitionAction | None], _p.NonEmpty] | _ms.UnsetType
-_T441 = _t.Annotated[list[PlanDefinitionGoal | None], _p.NonEmpty] | _ms.UnsetType
-_T442 = _t.Annotated[list[PlanDefinitionActionCondition | None], _p.NonEmpty] | _ms.UnsetType
-_T443 = _t.Annotated[list[PlanDefinitionActionDynamicValue | None], _p.NonEmpty] | _ms.UnsetType
-_T444 = _t.Annotated[list[PlanDefinitionActionParticipant | None], _p.NonEmpty] | _ms.UnsetType
-_T445 = _t.Annotated[list[PlanDefinitionActionRelatedAction | None], _p.NonEmpty] | _ms.UnsetType
-_T446 = _t.Annotated[list[TriggerDefinition | None], _p.NonEmpty] | _ms.UnsetType
-_T447 = _t.Annotated[list[PlanDefinitionGoalTarget | None], _p.NonEmpty] | _ms.UnsetType
-_T448 = _t.Annotated[list[PractitionerQualification | None], _p.NonEmpty] | _ms.UnsetType
-_T449 = _t.Annotated[list[PractitionerRoleAvailableTime | None], _p.NonEmpty] | _ms.UnsetType
-_T450 = _t.Annotated[list[PractitionerRoleNotAvailable | None], _p.NonEmpty] | _ms.UnsetType
-_T451 = _t.Annotated[list[ProcedureFocalDevice | None], _p.NonEmpty] | _ms.UnsetType
-_T452 = _t.Annotated[list[ProcedurePerformer | None], _p.NonEmpty] | _ms.UnsetType
-_T453 = _t.Annotated[list[ProvenanceAgent | None], _p.NonEmpty]
-_T454 = _t.Annotated[list[ProvenanceEntity | None], _p.NonEmpty] | _ms.UnsetType
-_T455 = _t.Annotated[list[Signature | None], _p.NonEmpty] | _ms.UnsetType
-_T456 = _t.Annotated[list[ProvenanceAgent | None], _p.NonEmpty] | _ms.UnsetType
-_T457 = _t.Annotated[list[QuestionnaireItem | None], _p.NonEmpty] | _ms.UnsetType
-_T458 = _t.Annotated[list[QuestionnaireItemAnswerOption | None], _p.NonEmpty] | _ms.UnsetType
-_T459 = _t.Annotated[list[QuestionnaireItemEnableWhen | None], _p.NonEmpty] | _ms.UnsetType
-_T460 = _t.Annotated[list[QuestionnaireItemInitial | None], _p.NonEmpty] | _ms.UnsetType
-_T461 = _t.Annotated[list[QuestionnaireResponseItem | None], _p.NonEmpty] | _ms.UnsetType
-_T462 = _t.Annotated[list[QuestionnaireResponseItemAnswer | None], _p.NonEmpty] | _ms.UnsetType
-_T463 = _t.Annotated[list[RelatedPersonCommunication | None], _p.NonEmpty] | _ms.UnsetType
-_T464 = _t.Annotated[list[RequestGroupAction | None], _p.NonEmpty] | _ms.UnsetType
-_T465 = _t.Annotated[list[RequestGroupActionCondition | None], _p.NonEmpty] | _ms.UnsetType
-_T466 = _t.Annotated[list[RequestGroupActionRelatedAction | None], _p.NonEmpty] | _ms.UnsetType
-_T467 = _t.Annotated[list[ResearchElementDefinitionCharacteristic | None], _p.NonEmpty]
-_T468 = _t.Annotated[list[ResearchStudyArm | None], _p.NonEmpty] | _ms.UnsetType
-_T469 = _t.Annotated[list[ResearchStudyObjective | None], _p.NonEmpty] | _ms.UnsetType
-_T470 = _t.Annotated[list[RiskAssessmentPrediction | None], _p.NonEmpty] | _ms.UnsetType
-_T471 = _t.Annotated[list[RiskEvidenceSynthesisCertainty | None], _p.NonEmpty] | _ms.UnsetType
-_T472 = RiskEvidenceSynthesisRiskEstimate | _ms.UnsetType
-_T473 = RiskEvidenceSynthesisSampleSize | _ms.UnsetType
-_T474 = _t.Annotated[list[RiskEvidenceSynthesisCertaintyCertaintySubcomponent | None], _p.NonEmpty] | _ms.UnsetType
-_T475 = _t.Annotated[list[RiskEvidenceSynthesisRiskEstimatePrecisionEstimate | None], _p.NonEmpty] | _ms.UnsetType
-_T476 = _t.Annotated[list[SearchParameterComponent | None], _p.NonEmpty] | _ms.UnsetType
-_T477 = _t.Annotated[list[Coding | None], _p.NonEmpty]
-_T478 = SpecimenCollection | _ms.UnsetType
-_T479 = _t.Annotated[list[SpecimenContainer | None], _p.NonEmpty] | _ms.UnsetType
-_T480 = _t.Annotated[list[SpecimenProcessing | None], _p.NonEmpty] | _ms.UnsetType
-_T481 = _t.Annotated[list[SpecimenDefinitionTypeTested | None], _p.NonEmpty] | _ms.UnsetType
-_T482 = SpecimenDefinitionTypeTestedContainer | _ms.UnsetType
-_T483 = _t.Annotated[list[SpecimenDefinitionTypeTestedHandling | None], _p.NonEmpty] | _ms.UnsetType
-_T484 = _t.Annotated[list[SpecimenDefinitionTypeTestedContainerAdditive | None], _p.NonEmpty] | _ms.UnsetType
-_T485 = _t.Annotated[list[StructureDefinitionContext | None], _p.NonEmpty] | _ms.UnsetType
-_T486 = StructureDefinitionDifferential | _ms.UnsetType
-_T487 = _t.Annotated[list[StructureDefinitionMapping | None], _p.NonEmpty] | _ms.UnsetType
-_T488 = StructureDefinitionSnapshot | _ms.UnsetType
-_T489 = _t.Annotated[list[ElementDefinition | None], _p.NonEmpty]
-_T490 = _t.Annotated[list[StructureMapGroup | None], _p.NonEmpty]
-_T491 = _t.Annotated[list[StructureMapStructure | None], _p.NonEmpty] | _ms.UnsetType
-_T492 = _t.Annotated[list[StructureMapGroupInput | None], _p.NonEmpty]
-_T493 = _t.Annotated[list[StructureMapGroupRule | None], _p.NonEmpty]
-_T494 = _t.Annotated[list[StructureMapGroupRuleDependent | None], _p.NonEmpty] | _ms.UnsetType
-_T495 = _t.Annotated[list[StructureMapGroupRule | None], _p.NonEmpty] | _ms.UnsetType
-_T496 = _t.Annotated[list[StructureMapGroupRuleSource | None], _p.NonEmpty]
-_T497 = _t.Annotated[list[StructureMapGroupRuleTarget | None], _p.NonEmpty] | _ms.UnsetType
-_T498 = _t.Annotated[list[StructureMapGroupRuleTargetParameter | None], _p.NonEmpty] | _ms.UnsetType
-_T499 = SubscriptionChannel
-_T500 = _t.Annotated[list[SubstanceIngredient | None], _p.NonEmpty] | _ms.UnsetType
-_T501 = _t.Annotated[list[SubstanceInstance | None], _p.NonEmpty] | _ms.UnsetType
-_T502 = SubstanceAmountReferenceRange | _ms.UnsetType
-_T503 = _t.Annotated[list[SubstanceNucleicAcidSubunit | None], _p.NonEmpty] | _ms.UnsetType
-_T504 = _t.Annotated[list[SubstanceNucleicAcidSubunitLinkage | None], _p.NonEmpty] | _ms.UnsetType
-_T505 = _t.Annotated[list[SubstanceNucleicAcidSubunitSugar | None], _p.NonEmpty] | _ms.UnsetType
-_T506 = _t.Annotated[list[SubstancePolymerMonomerSet | None], _p.NonEmpty] | _ms.UnsetType
-_T507 = _t.Annotated[list[SubstancePolymerRepeat | None], _p.NonEmpty] | _ms.UnsetType
-_T508 = _t.Annotated[list[SubstancePolymerMonomerSetStartingMaterial | None], _p.NonEmpty] | _ms.UnsetType
-_T509 = SubstanceAmount | _ms.UnsetType
-_T510 = _t.Annotated[list[SubstancePolymerRepeatRepeatUnit | None], _p.NonEmpty] | _ms.UnsetType
-_T511 = _t.Annotated[list[SubstancePolymerRepeatRepeatUnitDegreeOfPolymerisation | None], _p.NonEmpty] | _ms.UnsetType
-_T512 = _t.Annotated[list[SubstancePolymerRepeatRepeatUnitStructuralRepresentation | None], _p.NonEmpty] | _ms.UnsetType
-_T513 = _t.Annotated[list[SubstanceProteinSubunit | None], _p.NonEmpty] | _ms.UnsetType
-_T514 = _t.Annotated[list[SubstanceReferenceInformationClassification | None], _p.NonEmpty] | _ms.UnsetType
-_T515 = _t.Annotated[list[SubstanceReferenceInformationGene | None], _p.NonEmpty] | _ms.UnsetType
-_T516 = _t.Annotated[list[SubstanceReferenceInformationGeneElement | None], _p.NonEmpty] | _ms.UnsetType
-_T517 = _t.Annotated[list[SubstanceReferenceInformationTarget | None], _p.NonEmpty] | _ms.UnsetType
-_T518 = _t.Annotated[list[SubstanceSourceMaterialFractionDescription | None], _p.NonEmpty] | _ms.UnsetType
-_T519 = SubstanceSourceMaterialOrganism | _ms.UnsetType
-_T520 = _t.Annotated[list[SubstanceSourceMaterialPartDescription | None], _p.NonEmpty] | _ms.UnsetType
-_T521 = _t.Annotated[list[SubstanceSourceMaterialOrganismAuthor | None], _p.NonEmpty] | _ms.UnsetType
-_T522 = SubstanceSourceMaterialOrganismHybrid | _ms.UnsetType
-_T523 = SubstanceSourceMaterialOrganismOrganismGeneral | _ms.UnsetType
-_T524 = _t.Annotated[list[SubstanceSpecificationCode | None], _p.NonEmpty] | _ms.UnsetType
-_T525 = _t.Annotated[list[SubstanceSpecificationMoiety | None], _p.NonEmpty] | _ms.UnsetType
-_T526 = _t.Annotated[list[SubstanceSpecificationStructureIsotopeMolecularWeight | None], _p.NonEmpty] | _ms.UnsetType
-_T527 = _t.Annotated[list[SubstanceSpecificationName | None], _p.NonEmpty] | _ms.UnsetType
-_T528 = _t.Annotated[list[SubstanceSpecificationProperty | None], _p.NonEmpty] | _ms.UnsetType
-_T529 = _t.Annotated[list[SubstanceSpecificationRelationship | None], _p.NonEmpty] | _ms.UnsetType
-_T530 = SubstanceSpecificationStructure | _ms.UnsetType
-_T531 = _t.Annotated[list[SubstanceSpecificationNameOfficial | None], _p.NonEmpty] | _ms.UnsetType
-_T532 = _t.Annotated[list[SubstanceSpecificationStructureIsotope | None], _p.NonEmpty] | _ms.UnsetType
-_T533 = SubstanceSpecificationStructureIsotopeMolecularWeight | _ms.UnsetType
-_T534 = _t.Annotated[list[SubstanceSpecificationStructureRepresentation | None], _p.NonEmpty] | _ms.UnsetType
-_T535 = SupplyDeliverySuppliedItem | _ms.UnsetType
-_T536 = _t.Annotated[list[SupplyRequestParameter | None], _p.NonEmpty] | _ms.UnsetType
-_T537 = _t.Annotated[list[TaskInput | None], _p.NonEmpty] | _ms.UnsetType
-_T538 = _t.Annotated[list[TaskOutput | None], _p.NonEmpty] | _ms.UnsetType
-_T539 = TaskRestriction | _ms.UnsetType
-_T540 = TerminologyCapabilitiesClosure | _ms.UnsetType
-_T541 = _t.Annotated[list[TerminologyCapabilitiesCodeSystem | None], _p.NonEmpty] | _ms.UnsetType
-_T542 = TerminologyCapabilitiesExpansion | _ms.UnsetType
-_T543 = TerminologyCapabilitiesImplementation | _ms.UnsetType
-_T544 = TerminologyCapabilitiesSoftware | _ms.UnsetType
-_T545 = TerminologyCapabilitiesTranslation | _ms.UnsetType
-_T546 = TerminologyCapabilitiesValidateCode | _ms.UnsetType
-_T547 = _t.Annotated[list[TerminologyCapabilitiesCodeSystemVersion | None], _p.NonEmpty] | _ms.UnsetType
-_T548 = _t.Annotated[list[TerminologyCapabilitiesCodeSystemVersionFilter | None], _p.NonEmpty] | _ms.UnsetType
-_T549 = _t.Annotated[list[TerminologyCapabilitiesExpansionParameter | None], _p.NonEmpty] | _ms.UnsetType
-_T550 = _t.Annotated[list[TestReportParticipant | None], _p.NonEmpty] | _ms.UnsetType
-_T551 = TestReportSetup | _ms.UnsetType
-_T552 = TestReportTeardown | _ms.UnsetType
-_T553 = _t.Annotated[list[TestReportTest | None], _p.NonEmpty] | _ms.UnsetType
-_T554 = _t.Annotated[list[TestReportSetupAction | None], _p.NonEmpty]
-_T555 = TestReportSetupActionAssert | _ms.UnsetType
-_T556 = TestReportSetupActionOperation | _ms.UnsetType
-_T557 = _t.Annotated[list[TestReportTeardownAction | None], _p.NonEmpty]
-_T558 = TestReportSetupActionOperation
-_T559 = _t.Annotated[list[TestReportTestAction | None], _p.NonEmpty]
-_T560 = _t.Annotated[list[TestScriptDestination | None], _p.NonEmpty] | _ms.UnsetType
-_T561 = _t.Annotated[list[TestScriptFixture | None], _p.NonEmpty] | _ms.UnsetType
-_T562 = TestScriptMetadata | _ms.UnsetType
-_T563 = _t.Annotated[list[TestScriptOrigin | None], _p.NonEmpty] | _ms.UnsetType
-_T564 = TestScriptSetup | _ms.UnsetType
-_T565 = TestScriptTeardown | _ms.UnsetType
-_T566 = _t.Annotated[list[TestScriptTest | None], _p.NonEmpty] | _ms.UnsetType
-_T567 = _t.Annotated[list[TestScriptVariable | None], _p.NonEmpty] | _ms.UnsetType
-_T568 = _t.Annotated[list[TestScriptMetadataCapability | None], _p.NonEmpty]
-_T569 = _t.Annotated[list[TestScriptMetadataLink | None], _p.NonEmpty] | _ms.UnsetType
-_T570 = _t.Annotated[list[TestScriptSetupAction | None], _p.NonEmpty]
-_T571 = TestScriptSetupActionAssert | _ms.UnsetType
-_T572 = TestScriptSetupActionOperation | _ms.UnsetType
-_T573 = _t.Annotated[list[TestScriptSetupActionOperationRequestHeader | None], _p.NonEmpty] | _ms.UnsetType
-_T574 = _t.Annotated[list[TestScriptTeardownAction | None], _p.NonEmpty]
-_T575 = TestScriptSetupActionOperation
-_T576 = _t.Annotated[list[TestScriptTestAction | None], _p.NonEmpty]
-_T577 = _t.Annotated[list[_p.DateTime | None], _p.NonEmpty] | _ms.UnsetType
-_T578 = TimingRepeat | _ms.UnsetType
-_T579 = _t.Annotated[list[_p.Time | None], _p.NonEmpty] | _ms.UnsetType
-_T580 = ValueSetCompose | _ms.UnsetType
-_T581 = ValueSetExpansion | _ms.UnsetType
-_T582 = _t.Annotated[list[ValueSetComposeInclude | None], _p.NonEmpty] | _ms.UnsetType
-_T583 = _t.Annotated[list[ValueSetComposeInclude | None], _p.NonEmpty]
-_T584 = _t.Annotated[list[ValueSetComposeIncludeConcept | None], _p.NonEmpty] | _ms.UnsetType
-_T585 = _t.Annotated[list[ValueSetComposeIncludeFilter | None], _p.NonEmpty] | _ms.UnsetType
-_T586 = _t.Annotated[list[ValueSetComposeIncludeConceptDesignation | None], _p.NonEmpty] | _ms.UnsetType
-_T587 = _t.Annotated[list[ValueSetExpansionContains | None], _p.NonEmpty] | _ms.UnsetType
-_T588 = _t.Annotated[list[ValueSetExpansionParameter | None], _p.NonEmpty] | _ms.UnsetType
-_T589 = VerificationResultAttestation | _ms.UnsetType
-_T590 = _t.Annotated[list[VerificationResultPrimarySource | None], _p.NonEmpty] | _ms.UnsetType
-_T591 = _t.Annotated[list[VerificationResultValidator | None], _p.NonEmpty] | _ms.UnsetType
-_T592 = _t.Annotated[list[VisionPrescriptionLensSpecification | None], _p.NonEmpty]
-_T593 = _t.Annotated[list[VisionPrescriptionLensSpecificationPrism | None], _p.NonEmpty] | _ms.UnsetType
+_T17 = _t.Annotated[list[ContactDetail | None], _p.NonEmpty] | _ms.UnsetType
+_T18 = _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType
+_T19 = _t.Annotated[list[Dosage | None], _p.NonEmpty] | _ms.UnsetType
+_T20 = _t.Annotated[list[ActivityDefinitionDynamicValue | None], _p.NonEmpty] | _ms.UnsetType
+_T21 = _t.Annotated[list[_p.String | None], _p.NonEmpty] | _ms.UnsetType
+_T22 = list[Element | None] | Element | _ms.UnsetType
+_T23 = _t.Annotated[list[ActivityDefinitionParticipant | None], _p.NonEmpty] | _ms.UnsetType
+_T24 = Quantity | _ms.UnsetType
+_T25 = _t.Annotated[list[RelatedArtifact | None], _p.NonEmpty] | _ms.UnsetType
+_T26 = Age | _ms.UnsetType
+_T27 = Duration | _ms.UnsetType
+_T28 = Range | _ms.UnsetType
+_T29 = Timing | _ms.UnsetType
+_T30 = _t.Annotated[list[UsageContext | None], _p.NonEmpty] | _ms.UnsetType
+_T31 = Expression
+_T32 = Identifier | _ms.UnsetType
+_T33 = _t.Annotated[list[AdverseEventSuspectEntity | None], _p.NonEmpty] | _ms.UnsetType
+_T34 = _t.Annotated[list[AdverseEventSuspectEntityCausality | None], _p.NonEmpty] | _ms.UnsetType
+_T35 = _p.Decimal | _ms.UnsetType
+_T36 = _t.Annotated[list[Annotation | None], _p.NonEmpty] | _ms.UnsetType
+_T37 = _t.Annotated[list[AllergyIntoleranceReaction | None], _p.NonEmpty] | _ms.UnsetType
+_T38 = _t.Annotated[list[CodeableConcept | None], _p.NonEmpty]
+_T39 = _t.Annotated[list[AppointmentParticipant | None], _p.NonEmpty]
+_T40 = _p.UnsignedInt | _ms.UnsetType
+_T41 = _t.Annotated[list[Period | None], _p.NonEmpty] | _ms.UnsetType
+_T42 = _t.Annotated[list[AuditEventAgent | None], _p.NonEmpty]
+_T43 = _t.Annotated[list[AuditEventEntity | None], _p.NonEmpty] | _ms.UnsetType
+_T44 = AuditEventSource
+_T45 = _t.Annotated[list[Coding | None], _p.NonEmpty] | _ms.UnsetType
+_T46 = Coding
+_T47 = Coding | _ms.UnsetType
+_T48 = AuditEventAgentNetwork | _ms.UnsetType
+_T49 = _p.Boolean
+_T50 = _t.Annotated[list[AuditEventEntityDetail | None], _p.NonEmpty] | _ms.UnsetType
+_T51 = CodeableConcept
+_T52 = BiologicallyDerivedProductCollection | _ms.UnsetType
+_T53 = BiologicallyDerivedProductManipulation | _ms.UnsetType
+_T54 = _t.Annotated[list[BiologicallyDerivedProductProcessing | None], _p.NonEmpty] | _ms.UnsetType
+_T55 = _p.Integer | _ms.UnsetType
+_T56 = _t.Annotated[list[BiologicallyDerivedProductStorage | None], _p.NonEmpty] | _ms.UnsetType
+_T57 = _t.Annotated[list[Attachment | None], _p.NonEmpty] | _ms.UnsetType
+_T58 = _t.Annotated[list[BundleEntry | None], _p.NonEmpty] | _ms.UnsetType
+_T59 = _t.Annotated[list[BundleLink | None], _p.NonEmpty] | _ms.UnsetType
+_T60 = Signature | _ms.UnsetType
+_T61 = BundleEntryRequest | _ms.UnsetType
+_T62 = AnyResource | _ms.UnsetType
+_T63 = BundleEntryResponse | _ms.UnsetType
+_T64 = BundleEntrySearch | _ms.UnsetType
+_T65 = _t.Annotated[list[CapabilityStatementDocument | None], _p.NonEmpty] | _ms.UnsetType
+_T66 = _t.Annotated[list[_p.String | None], _p.NonEmpty]
+_T67 = CapabilityStatementImplementation | _ms.UnsetType
+_T68 = _t.Annotated[list[CapabilityStatementMessaging | None], _p.NonEmpty] | _ms.UnsetType
+_T69 = _t.Annotated[list[CapabilityStatementRest | None], _p.NonEmpty] | _ms.UnsetType
+_T70 = CapabilityStatementSoftware | _ms.UnsetType
+_T71 = _t.Annotated[list[CapabilityStatementMessagingEndpoint | None], _p.NonEmpty] | _ms.UnsetType
+_T72 = _t.Annotated[list[CapabilityStatementMessagingSupportedMessage | None], _p.NonEmpty] | _ms.UnsetType
+_T73 = _t.Annotated[list[CapabilityStatementRestInteraction | None], _p.NonEmpty] | _ms.UnsetType
+_T74 = _t.Annotated[list[CapabilityStatementRestResourceOperation | None], _p.NonEmpty] | _ms.UnsetType
+_T75 = _t.Annotated[list[CapabilityStatementRestResource | None], _p.NonEmpty] | _ms.UnsetType
+_T76 = _t.Annotated[list[CapabilityStatementRestResourceSearchParam | None], _p.NonEmpty] | _ms.UnsetType
+_T77 = CapabilityStatementRestSecurity | _ms.UnsetType
+_T78 = _t.Annotated[list[CapabilityStatementRestResourceInteraction | None], _p.NonEmpty] | _ms.UnsetType
+_T79 = _t.Annotated[list[CarePlanActivity | None], _p.NonEmpty] | _ms.UnsetType
+_T80 = CarePlanActivityDetail | _ms.UnsetType
+_T81 = _t.Annotated[list[CareTeamParticipant | None], _p.NonEmpty] | _ms.UnsetType
+_T82 = _t.Annotated[list[ContactPoint | None], _p.NonEmpty] | _ms.UnsetType
+_T83 = _t.Annotated[list[CatalogEntryRelatedEntry | None], _p.NonEmpty] | _ms.UnsetType
+_T84 = _t.Annotated[list[ChargeItemPerformer | None], _p.NonEmpty] | _ms.UnsetType
+_T85 = Money | _ms.UnsetType
+_T86 = _t.Annotated[list[ChargeItemDefinitionApplicability | None], _p.NonEmpty] | _ms.UnsetType
+_T87 = _t.Annotated[list[ChargeItemDefinitionPropertyGroup | None], _p.NonEmpty] | _ms.UnsetType
+_T88 = _t.Annotated[list[ChargeItemDefinitionPropertyGroupPriceComponent | None], _p.NonEmpty] | _ms.UnsetType
+_T89 = ClaimAccident | _ms.UnsetType
+_T90 = _t.Annotated[list[ClaimCareTeam | None], _p.NonEmpty] | _ms.UnsetType
+_T91 = _t.Annotated[list[ClaimDiagnosis | None], _p.NonEmpty] | _ms.UnsetType
+_T92 = _t.Annotated[list[ClaimInsurance | None], _p.NonEmpty]
+_T93 = _t.Annotated[list[ClaimItem | None], _p.NonEmpty] | _ms.UnsetType
+_T94 = ClaimPayee | _ms.UnsetType
+_T95 = _t.Annotated[list[ClaimProcedure | None], _p.NonEmpty] | _ms.UnsetType
+_T96 = _t.Annotated[list[ClaimRelated | None], _p.NonEmpty] | _ms.UnsetType
+_T97 = _t.Annotated[list[ClaimSupportingInfo | None], _p.NonEmpty] | _ms.UnsetType
+_T98 = Address | _ms.UnsetType
+_T99 = _p.PositiveInt
+_T100 = _t.Annotated[list[_p.PositiveInt | None], _p.NonEmpty] | _ms.UnsetType
+_T101 = _t.Annotated[list[ClaimItemDetail | None], _p.NonEmpty] | _ms.UnsetType
+_T102 = _t.Annotated[list[ClaimItemDetailSubDetail | None], _p.NonEmpty] | _ms.UnsetType
+_T103 = _t.Annotated[list[ClaimResponseAddItem | None], _p.NonEmpty] | _ms.UnsetType
+_T104 = _t.Annotated[list[ClaimResponseItemAdjudication | None], _p.NonEmpty] | _ms.UnsetType
+_T105 = _t.Annotated[list[ClaimResponseError | None], _p.NonEmpty] | _ms.UnsetType
+_T106 = Attachment | _ms.UnsetType
+_T107 = _t.Annotated[list[ClaimResponseInsurance | None], _p.NonEmpty] | _ms.UnsetType
+_T108 = _t.Annotated[list[ClaimResponseItem | None], _p.NonEmpty] | _ms.UnsetType
+_T109 = ClaimResponsePayment | _ms.UnsetType
+_T110 = _t.Annotated[list[ClaimResponseProcessNote | None], _p.NonEmpty] | _ms.UnsetType
+_T111 = _t.Annotated[list[ClaimResponseTotal | None], _p.NonEmpty] | _ms.UnsetType
+_T112 = _t.Annotated[list[ClaimResponseItemAdjudication | None], _p.NonEmpty]
+_T113 = _t.Annotated[list[ClaimResponseAddItemDetail | None], _p.NonEmpty] | _ms.UnsetType
+_T114 = _t.Annotated[list[ClaimResponseAddItemDetailSubDetail | None], _p.NonEmpty] | _ms.UnsetType
+_T115 = _t.Annotated[list[ClaimResponseItemDetail | None], _p.NonEmpty] | _ms.UnsetType
+_T116 = _t.Annotated[list[ClaimResponseItemDetailSubDetail | None], _p.NonEmpty] | _ms.UnsetType
+_T117 = Money
+_T118 = _t.Annotated[list[ClinicalImpressionFinding | None], _p.NonEmpty] | _ms.UnsetType
+_T119 = _t.Annotated[list[ClinicalImpressionInvestigation | None], _p.NonEmpty] | _ms.UnsetType
+_T120 = _t.Annotated[list[CodeSystemConcept | None], _p.NonEmpty] | _ms.UnsetType
+_T121 = _t.Annotated[list[CodeSystemFilter | None], _p.NonEmpty] | _ms.UnsetType
+_T122 = _t.Annotated[list[CodeSystemProperty | None], _p.NonEmpty] | _ms.UnsetType
+_T123 = _t.Annotated[list[CodeSystemConceptDesignation | None], _p.NonEmpty] | _ms.UnsetType
+_T124 = _t.Annotated[list[CodeSystemConceptProperty | None], _p.NonEmpty] | _ms.UnsetType
+_T125 = _t.Annotated[list[CommunicationPayload | None], _p.NonEmpty] | _ms.UnsetType
+_T126 = _t.Annotated[list[CommunicationRequestPayload | None], _p.NonEmpty] | _ms.UnsetType
+_T127 = _t.Annotated[list[CompartmentDefinitionResource | None], _p.NonEmpty] | _ms.UnsetType
+_T128 = _t.Annotated[list[CompositionAttester | None], _p.NonEmpty] | _ms.UnsetType
+_T129 = _t.Annotated[list[Reference | None], _p.NonEmpty]
+_T130 = _t.Annotated[list[CompositionEvent | None], _p.NonEmpty] | _ms.UnsetType
+_T131 = _t.Annotated[list[CompositionRelatesTo | None], _p.NonEmpty] | _ms.UnsetType
+_T132 = _t.Annotated[list[CompositionSection | None], _p.NonEmpty] | _ms.UnsetType
+_T133 = _t.Annotated[list[ConceptMapGroup | None], _p.NonEmpty] | _ms.UnsetType
+_T134 = _t.Annotated[list[ConceptMapGroupElement | None], _p.NonEmpty]
+_T135 = ConceptMapGroupUnmapped | _ms.UnsetType
+_T136 = _t.Annotated[list[ConceptMapGroupElementTarget | None], _p.NonEmpty] | _ms.UnsetType
+_T137 = _t.Annotated[list[ConceptMapGroupElementTargetDependsOn | None], _p.NonEmpty] | _ms.UnsetType
+_T138 = _t.Annotated[list[ConditionEvidence | None], _p.NonEmpty] | _ms.UnsetType
+_T139 = _t.Annotated[list[ConditionStage | None], _p.NonEmpty] | _ms.UnsetType
+_T140 = _t.Annotated[list[ConsentPolicy | None], _p.NonEmpty] | _ms.UnsetType
+_T141 = ConsentProvision | _ms.UnsetType
+_T142 = _t.Annotated[list[ConsentVerification | None], _p.NonEmpty] | _ms.UnsetType
+_T143 = _t.Annotated[list[ConsentProvisionActor | None], _p.NonEmpty] | _ms.UnsetType
+_T144 = _t.Annotated[list[ConsentProvisionData | None], _p.NonEmpty] | _ms.UnsetType
+_T145 = _t.Annotated[list[ConsentProvision | None], _p.NonEmpty] | _ms.UnsetType
+_T146 = ContractContentDefinition | _ms.UnsetType
+_T147 = _t.Annotated[list[ContractFriendly | None], _p.NonEmpty] | _ms.UnsetType
+_T148 = _t.Annotated[list[ContractLegal | None], _p.NonEmpty] | _ms.UnsetType
+_T149 = _t.Annotated[list[ContractRule | None], _p.NonEmpty] | _ms.UnsetType
+_T150 = _t.Annotated[list[ContractSigner | None], _p.NonEmpty] | _ms.UnsetType
+_T151 = _t.Annotated[list[ContractTerm | None], _p.NonEmpty] | _ms.UnsetType
+_T152 = _t.Annotated[list[Signature | None], _p.NonEmpty]
+_T153 = _t.Annotated[list[ContractTermAction | None], _p.NonEmpty] | _ms.UnsetType
+_T154 = _t.Annotated[list[ContractTermAsset | None], _p.NonEmpty] | _ms.UnsetType
+_T155 = ContractTermOffer
+_T156 = _t.Annotated[list[ContractTermSecurityLabel | None], _p.NonEmpty] | _ms.UnsetType
+_T157 = _t.Annotated[list[_p.UnsignedInt | None], _p.NonEmpty] | _ms.UnsetType
+_T158 = _t.Annotated[list[ContractTermActionSubject | None], _p.NonEmpty] | _ms.UnsetType
+_T159 = _t.Annotated[list[ContractTermOfferAnswer | None], _p.NonEmpty] | _ms.UnsetType
+_T160 = _t.Annotated[list[ContractTermAssetContext | None], _p.NonEmpty] | _ms.UnsetType
+_T161 = _t.Annotated[list[ContractTermAssetValuedItem | None], _p.NonEmpty] | _ms.UnsetType
+_T162 = _t.Annotated[list[ContractTermOfferParty | None], _p.NonEmpty] | _ms.UnsetType
+_T163 = _t.Annotated[list[CoverageClass | None], _p.NonEmpty] | _ms.UnsetType
+_T164 = _t.Annotated[list[CoverageCostToBeneficiary | None], _p.NonEmpty] | _ms.UnsetType
+_T165 = _t.Annotated[list[CoverageCostToBeneficiaryException | None], _p.NonEmpty] | _ms.UnsetType
+_T166 = _t.Annotated[list[CoverageEligibilityRequestInsurance | None], _p.NonEmpty] | _ms.UnsetType
+_T167 = _t.Annotated[list[CoverageEligibilityRequestItem | None], _p.NonEmpty] | _ms.UnsetType
+_T168 = _t.Annotated[list[CoverageEligibilityRequestSupportingInfo | None], _p.NonEmpty] | _ms.UnsetType
+_T169 = _t.Annotated[list[CoverageEligibilityRequestItemDiagnosis | None], _p.NonEmpty] | _ms.UnsetType
+_T170 = _t.Annotated[list[CoverageEligibilityResponseError | None], _p.NonEmpty] | _ms.UnsetType
+_T171 = _t.Annotated[list[CoverageEligibilityResponseInsurance | None], _p.NonEmpty] | _ms.UnsetType
+_T172 = _t.Annotated[list[CoverageEligibilityResponseInsuranceItem | None], _p.NonEmpty] | _ms.UnsetType
+_T173 = _t.Annotated[list[CoverageEligibilityResponseInsuranceItemBenefit | None], _p.NonEmpty] | _ms.UnsetType
+_T174 = _t.Annotated[list[DataRequirementCodeFilter | None], _p.NonEmpty] | _ms.UnsetType
+_T175 = _t.Annotated[list[DataRequirementDateFilter | None], _p.NonEmpty] | _ms.UnsetType
+_T176 = _t.Annotated[list[DataRequirementSort | None], _p.NonEmpty] | _ms.UnsetType
+_T177 = _t.Annotated[list[DetectedIssueEvidence | None], _p.NonEmpty] | _ms.UnsetType
+_T178 = _t.Annotated[list[DetectedIssueMitigation | None], _p.NonEmpty] | _ms.UnsetType
+_T179 = _t.Annotated[list[DeviceDeviceName | None], _p.NonEmpty] | _ms.UnsetType
+_T180 = _t.Annotated[list[DeviceProperty | None], _p.NonEmpty] | _ms.UnsetType
+_T181 = _t.Annotated[list[DeviceSpecialization | None], _p.NonEmpty] | _ms.UnsetType
+_T182 = _t.Annotated[list[DeviceUdiCarrier | None], _p.NonEmpty] | _ms.UnsetType
+_T183 = _t.Annotated[list[DeviceVersion | None], _p.NonEmpty] | _ms.UnsetType
+_T184 = _t.Annotated[list[DeviceDefinitionCapability | None], _p.NonEmpty] | _ms.UnsetType
+_T185 = _t.Annotated[list[DeviceDefinitionDeviceName | None], _p.NonEmpty] | _ms.UnsetType
+_T186 = _t.Annotated[list[DeviceDefinitionMaterial | None], _p.NonEmpty] | _ms.UnsetType
+_T187 = ProdCharacteristic | _ms.UnsetType
+_T188 = _t.Annotated[list[DeviceDefinitionProperty | None], _p.NonEmpty] | _ms.UnsetType
+_T189 = _t.Annotated[list[ProductShelfLife | None], _p.NonEmpty] | _ms.UnsetType
+_T190 = _t.Annotated[list[DeviceDefinitionSpecialization | None], _p.NonEmpty] | _ms.UnsetType
+_T191 = _t.Annotated[list[DeviceDefinitionUdiDeviceIdentifier | None], _p.NonEmpty] | _ms.UnsetType
+_T192 = _t.Annotated[list[Quantity | None], _p.NonEmpty] | _ms.UnsetType
+_T193 = _t.Annotated[list[DeviceMetricCalibration | None], _p.NonEmpty] | _ms.UnsetType
+_T194 = _t.Annotated[list[DeviceRequestParameter | None], _p.NonEmpty] | _ms.UnsetType
+_T195 = _t.Annotated[list[DiagnosticReportMedia | None], _p.NonEmpty] | _ms.UnsetType
+_T196 = _t.Annotated[list[DocumentManifestRelated | None], _p.NonEmpty] | _ms.UnsetType
+_T197 = _t.Annotated[list[DocumentReferenceContent | None], _p.NonEmpty]
+_T198 = DocumentReferenceContext | _ms.UnsetType
+_T199 = _t.Annotated[list[DocumentReferenceRelatesTo | None], _p.NonEmpty] | _ms.UnsetType
+_T200 = Attachment
+_T201 = _t.Annotated[list[DosageDoseAndRate | None], _p.NonEmpty] | _ms.UnsetType
+_T202 = Ratio | _ms.UnsetType
+_T203 = _t.Annotated[list[EffectEvidenceSynthesisCertainty | None], _p.NonEmpty] | _ms.UnsetType
+_T204 = _t.Annotated[list[EffectEvidenceSynthesisEffectEstimate | None], _p.NonEmpty] | _ms.UnsetType
+_T205 = _t.Annotated[list[EffectEvidenceSynthesisResultsByExposure | None], _p.NonEmpty] | _ms.UnsetType
+_T206 = EffectEvidenceSynthesisSampleSize | _ms.UnsetType
+_T207 = _t.Annotated[list[EffectEvidenceSynthesisCertaintyCertaintySubcomponent | None], _p.NonEmpty] | _ms.UnsetType
+_T208 = _t.Annotated[list[EffectEvidenceSynthesisEffectEstimatePrecisionEstimate | None], _p.NonEmpty] | _ms.UnsetType
+_T209 = ElementDefinitionBase | _ms.UnsetType
+_T210 = ElementDefinitionBinding | _ms.UnsetType
+_T211 = _t.Annotated[list[ElementDefinitionConstraint | None], _p.NonEmpty] | _ms.UnsetType
+_T212 = Annotation | _ms.UnsetType
+_T213 = ContactDetail | _ms.UnsetType
+_T214 = ContactPoint | _ms.UnsetType
+_T215 = Contributor | _ms.UnsetType
+_T216 = Count | _ms.UnsetType
+_T217 = DataRequirement | _ms.UnsetType
+_T218 = Distance | _ms.UnsetType
+_T219 = Dosage | _ms.UnsetType
+_T220 = Expression | _ms.UnsetType
+_T221 = HumanName | _ms.UnsetType
+_T222 = ParameterDefinition | _ms.UnsetType
+_T223 = RelatedArtifact | _ms.UnsetType
+_T224 = SampledData | _ms.UnsetType
+_T225 = TriggerDefinition | _ms.UnsetType
+_T226 = UsageContext | _ms.UnsetType
+_T227 = _t.Annotated[list[ElementDefinitionExample | None], _p.NonEmpty] | _ms.UnsetType
+_T228 = _t.Annotated[list[ElementDefinitionMapping | None], _p.NonEmpty] | _ms.UnsetType
+_T229 = ElementDefinitionSlicing | _ms.UnsetType
+_T230 = _t.Annotated[list[ElementDefinitionType | None], _p.NonEmpty] | _ms.UnsetType
+_T231 = _p.UnsignedInt
+_T232 = _t.Annotated[list[ElementDefinitionSlicingDiscriminator | None], _p.NonEmpty] | _ms.UnsetType
+_T233 = _t.Annotated[list[EncounterClassHistory | None], _p.NonEmpty] | _ms.UnsetType
+_T234 = _t.Annotated[list[EncounterDiagnosis | None], _p.NonEmpty] | _ms.UnsetType
+_T235 = EncounterHospitalization | _ms.UnsetType
+_T236 = _t.Annotated[list[EncounterLocation | None], _p.NonEmpty] | _ms.UnsetType
+_T237 = _t.Annotated[list[EncounterParticipant | None], _p.NonEmpty] | _ms.UnsetType
+_T238 = _t.Annotated[list[EncounterStatusHistory | None], _p.NonEmpty] | _ms.UnsetType
+_T239 = Period
+_T240 = _t.Annotated[list[EpisodeOfCareDiagnosis | None], _p.NonEmpty] | _ms.UnsetType
+_T241 = _t.Annotated[list[EpisodeOfCareStatusHistory | None], _p.NonEmpty] | _ms.UnsetType
+_T242 = _t.Annotated[list[TriggerDefinition | None], _p.NonEmpty]
+_T243 = _t.Annotated[list[EvidenceVariableCharacteristic | None], _p.NonEmpty]
+_T244 = _t.Annotated[list[ExampleScenarioActor | None], _p.NonEmpty] | _ms.UnsetType
+_T245 = _t.Annotated[list[ExampleScenarioInstance | None], _p.NonEmpty] | _ms.UnsetType
+_T246 = _t.Annotated[list[ExampleScenarioProcess | None], _p.NonEmpty] | _ms.UnsetType
+_T247 = _t.Annotated[list[ExampleScenarioInstanceContainedInstance | None], _p.NonEmpty] | _ms.UnsetType
+_T248 = _t.Annotated[list[ExampleScenarioInstanceVersion | None], _p.NonEmpty] | _ms.UnsetType
+_T249 = _t.Annotated[list[ExampleScenarioProcessStep | None], _p.NonEmpty] | _ms.UnsetType
+_T250 = _t.Annotated[list[ExampleScenarioProcessStepAlternative | None], _p.NonEmpty] | _ms.UnsetType
+_T251 = ExampleScenarioProcessStepOperation | _ms.UnsetType
+_T252 = ExampleScenarioInstanceContainedInstance | _ms.UnsetType
+_T253 = ExplanationOfBenefitAccident | _ms.UnsetType
+_T254 = _t.Annotated[list[ExplanationOfBenefitAddItem | None], _p.NonEmpty] | _ms.UnsetType
+_T255 = _t.Annotated[list[ExplanationOfBenefitItemAdjudication | None], _p.NonEmpty] | _ms.UnsetType
+_T256 = _t.Annotated[list[ExplanationOfBenefitBenefitBalance | None], _p.NonEmpty] | _ms.UnsetType
+_T257 = _t.Annotated[list[ExplanationOfBenefitCareTeam | None], _p.NonEmpty] | _ms.UnsetType
+_T258 = _t.Annotated[list[ExplanationOfBenefitDiagnosis | None], _p.NonEmpty] | _ms.UnsetType
+_T259 = _t.Annotated[list[ExplanationOfBenefitInsurance | None], _p.NonEmpty]
+_T260 = _t.Annotated[list[ExplanationOfBenefitItem | None], _p.NonEmpty] | _ms.UnsetType
+_T261 = ExplanationOfBenefitPayee | _ms.UnsetType
+_T262 = ExplanationOfBenefitPayment | _ms.UnsetType
+_T263 = _t.Annotated[list[ExplanationOfBenefitProcedure | None], _p.NonEmpty] | _ms.UnsetType
+_T264 = _t.Annotated[list[ExplanationOfBenefitProcessNote | None], _p.NonEmpty] | _ms.UnsetType
+_T265 = _t.Annotated[list[ExplanationOfBenefitRelated | None], _p.NonEmpty] | _ms.UnsetType
+_T266 = _t.Annotated[list[ExplanationOfBenefitSupportingInfo | None], _p.NonEmpty] | _ms.UnsetType
+_T267 = _t.Annotated[list[ExplanationOfBenefitTotal | None], _p.NonEmpty] | _ms.UnsetType
+_T268 = _t.Annotated[list[ExplanationOfBenefitAddItemDetail | None], _p.NonEmpty] | _ms.UnsetType
+_T269 = _t.Annotated[list[ExplanationOfBenefitAddItemDetailSubDetail | None], _p.NonEmpty] | _ms.UnsetType
+_T270 = _t.Annotated[list[ExplanationOfBenefitBenefitBalanceFinancial | None], _p.NonEmpty] | _ms.UnsetType
+_T271 = _t.Annotated[list[ExplanationOfBenefitItemDetail | None], _p.NonEmpty] | _ms.UnsetType
+_T272 = _t.Annotated[list[ExplanationOfBenefitItemDetailSubDetail | None], _p.NonEmpty] | _ms.UnsetType
+_T273 = _t.Annotated[list[FamilyMemberHistoryCondition | None], _p.NonEmpty] | _ms.UnsetType
+_T274 = _t.Annotated[list[GoalTarget | None], _p.NonEmpty] | _ms.UnsetType
+_T275 = _t.Annotated[list[GraphDefinitionLink | None], _p.NonEmpty] | _ms.UnsetType
+_T276 = _t.Annotated[list[GraphDefinitionLinkTarget | None], _p.NonEmpty] | _ms.UnsetType
+_T277 = _t.Annotated[list[GraphDefinitionLinkTargetCompartment | None], _p.NonEmpty] | _ms.UnsetType
+_T278 = _t.Annotated[list[GroupCharacteristic | None], _p.NonEmpty] | _ms.UnsetType
+_T279 = _t.Annotated[list[GroupMember | None], _p.NonEmpty] | _ms.UnsetType
+_T280 = _t.Annotated[list[DataRequirement | None], _p.NonEmpty] | _ms.UnsetType
+_T281 = _t.Annotated[list[HealthcareServiceAvailableTime | None], _p.NonEmpty] | _ms.UnsetType
+_T282 = _t.Annotated[list[HealthcareServiceEligibility | None], _p.NonEmpty] | _ms.UnsetType
+_T283 = _t.Annotated[list[HealthcareServiceNotAvailable | None], _p.NonEmpty] | _ms.UnsetType
+_T284 = _t.Annotated[list[ImagingStudySeries | None], _p.NonEmpty] | _ms.UnsetType
+_T285 = _t.Annotated[list[ImagingStudySeriesInstance | None], _p.NonEmpty] | _ms.UnsetType
+_T286 = _t.Annotated[list[ImagingStudySeriesPerformer | None], _p.NonEmpty] | _ms.UnsetType
+_T287 = _t.Annotated[list[ImmunizationEducation | None], _p.NonEmpty] | _ms.UnsetType
+_T288 = _t.Annotated[list[ImmunizationPerformer | None], _p.NonEmpty] | _ms.UnsetType
+_T289 = _t.Annotated[list[ImmunizationProtocolApplied | None], _p.NonEmpty] | _ms.UnsetType
+_T290 = _t.Annotated[list[ImmunizationReaction | None], _p.NonEmpty] | _ms.UnsetType
+_T291 = _t.Annotated[list[ImmunizationRecommendationRecommendation | None], _p.NonEmpty]
+_T292 = _t.Annotated[list[ImmunizationRecommendationRecommendationDateCriterion | None], _p.NonEmpty] | _ms.UnsetType
+_T293 = ImplementationGuideDefinition | _ms.UnsetType
+_T294 = _t.Annotated[list[ImplementationGuideDependsOn | None], _p.NonEmpty] | _ms.UnsetType
+_T295 = _t.Annotated[list[ImplementationGuideGlobal | None], _p.NonEmpty] | _ms.UnsetType
+_T296 = ImplementationGuideManifest | _ms.UnsetType
+_T297 = _t.Annotated[list[ImplementationGuideDefinitionGrouping | None], _p.NonEmpty] | _ms.UnsetType
+_T298 = ImplementationGuideDefinitionPage | _ms.UnsetType
+_T299 = _t.Annotated[list[ImplementationGuideDefinitionParameter | None], _p.NonEmpty] | _ms.UnsetType
+_T300 = _t.Annotated[list[ImplementationGuideDefinitionResource | None], _p.NonEmpty]
+_T301 = _t.Annotated[list[ImplementationGuideDefinitionTemplate | None], _p.NonEmpty] | _ms.UnsetType
+_T302 = _t.Annotated[list[ImplementationGuideDefinitionPage | None], _p.NonEmpty] | _ms.UnsetType
+_T303 = _t.Annotated[list[ImplementationGuideManifestPage | None], _p.NonEmpty] | _ms.UnsetType
+_T304 = _t.Annotated[list[ImplementationGuideManifestResource | None], _p.NonEmpty]
+_T305 = _t.Annotated[list[InsurancePlanContact | None], _p.NonEmpty] | _ms.UnsetType
+_T306 = _t.Annotated[list[InsurancePlanCoverage | None], _p.NonEmpty] | _ms.UnsetType
+_T307 = _t.Annotated[list[InsurancePlanPlan | None], _p.NonEmpty] | _ms.UnsetType
+_T308 = _t.Annotated[list[InsurancePlanCoverageBenefit | None], _p.NonEmpty]
+_T309 = _t.Annotated[list[InsurancePlanCoverageBenefitLimit | None], _p.NonEmpty] | _ms.UnsetType
+_T310 = _t.Annotated[list[InsurancePlanPlanGeneralCost | None], _p.NonEmpty] | _ms.UnsetType
+_T311 = _t.Annotated[list[InsurancePlanPlanSpecificCost | None], _p.NonEmpty] | _ms.UnsetType
+_T312 = _t.Annotated[list[InsurancePlanPlanSpecificCostBenefit | None], _p.NonEmpty] | _ms.UnsetType
+_T313 = _t.Annotated[list[InsurancePlanPlanSpecificCostBenefitCost | None], _p.NonEmpty] | _ms.UnsetType
+_T314 = _t.Annotated[list[InvoiceLineItem | None], _p.NonEmpty] | _ms.UnsetType
+_T315 = _t.Annotated[list[InvoiceParticipant | None], _p.NonEmpty] | _ms.UnsetType
+_T316 = _t.Annotated[list[InvoiceLineItemPriceComponent | None], _p.NonEmpty] | _ms.UnsetType
+_T317 = _t.Annotated[list[ParameterDefinition | None], _p.NonEmpty] | _ms.UnsetType
+_T318 = _t.Annotated[list[LinkageItem | None], _p.NonEmpty]
+_T319 = _t.Annotated[list[ListEntry | None], _p.NonEmpty] | _ms.UnsetType
+_T320 = _t.Annotated[list[LocationHoursOfOperation | None], _p.NonEmpty] | _ms.UnsetType
+_T321 = LocationPosition | _ms.UnsetType
+_T322 = _p.Decimal
+_T323 = _t.Annotated[list[MeasureGroup | None], _p.NonEmpty] | _ms.UnsetType
+_T324 = _t.Annotated[list[MeasureSupplementalData | None], _p.NonEmpty] | _ms.UnsetType
+_T325 = _t.Annotated[list[MeasureGroupPopulation | None], _p.NonEmpty] | _ms.UnsetType
+_T326 = _t.Annotated[list[MeasureGroupStratifier | None], _p.NonEmpty] | _ms.UnsetType
+_T327 = _t.Annotated[list[MeasureGroupStratifierComponent | None], _p.NonEmpty] | _ms.UnsetType
+_T328 = _t.Annotated[list[MeasureReportGroup | None], _p.NonEmpty] | _ms.UnsetType
+_T329 = _t.Annotated[list[MeasureReportGroupPopulation | None], _p.NonEmpty] | _ms.UnsetType
+_T330 = _t.Annotated[list[MeasureReportGroupStratifier | None], _p.NonEmpty] | _ms.UnsetType
+_T331 = _t.Annotated[list[MeasureReportGroupStratifierStratum | None], _p.NonEmpty] | _ms.UnsetType
+_T332 = _t.Annotated[list[MeasureReportGroupStratifierStratumComponent | None], _p.NonEmpty] | _ms.UnsetType
+_T333 = _t.Annotated[list[MeasureReportGroupStratifierStratumPopulation | None], _p.NonEmpty] | _ms.UnsetType
+_T334 = MedicationBatch | _ms.UnsetType
+_T335 = _t.Annotated[list[MedicationIngredient | None], _p.NonEmpty] | _ms.UnsetType
+_T336 = MedicationAdministrationDosage | _ms.UnsetType
+_T337 = _t.Annotated[list[MedicationAdministrationPerformer | None], _p.NonEmpty] | _ms.UnsetType
+_T338 = _t.Annotated[list[MedicationDispensePerformer | None], _p.NonEmpty] | _ms.UnsetType
+_T339 = MedicationDispenseSubstitution | _ms.UnsetType
+_T340 = _t.Annotated[list[MedicationKnowledgeAdministrationGuidelines | None], _p.NonEmpty] | _ms.UnsetType
+_T341 = _t.Annotated[list[MedicationKnowledgeCost | None], _p.NonEmpty] | _ms.UnsetType
+_T342 = _t.Annotated[list[MedicationKnowledgeDrugCharacteristic | None], _p.NonEmpty] | _ms.UnsetType
+_T343 = _t.Annotated[list[MedicationKnowledgeIngredient | None], _p.NonEmpty] | _ms.UnsetType
+_T344 = _t.Annotated[list[MedicationKnowledgeKinetics | None], _p.NonEmpty] | _ms.UnsetType
+_T345 = _t.Annotated[list[MedicationKnowledgeMedicineClassification | None], _p.NonEmpty] | _ms.UnsetType
+_T346 = _t.Annotated[list[MedicationKnowledgeMonitoringProgram | None], _p.NonEmpty] | _ms.UnsetType
+_T347 = _t.Annotated[list[MedicationKnowledgeMonograph | None], _p.NonEmpty] | _ms.UnsetType
+_T348 = MedicationKnowledgePackaging | _ms.UnsetType
+_T349 = _t.Annotated[list[MedicationKnowledgeRegulatory | None], _p.NonEmpty] | _ms.UnsetType
+_T350 = _t.Annotated[list[MedicationKnowledgeRelatedMedicationKnowledge | None], _p.NonEmpty] | _ms.UnsetType
+_T351 = _t.Annotated[list[MedicationKnowledgeAdministrationGuidelinesDosage | None], _p.NonEmpty] | _ms.UnsetType
+_T352 = _t.Annotated[list[MedicationKnowledgeAdministrationGuidelinesPatientCharacteristics | None], _p.NonEmpty] | _ms.UnsetType
+_T353 = _t.Annotated[list[Dosage | None], _p.NonEmpty]
+_T354 = MedicationKnowledgeRegulatoryMaxDispense | _ms.UnsetType
+_T355 = _t.Annotated[list[MedicationKnowledgeRegulatorySchedule | None], _p.NonEmpty] | _ms.UnsetType
+_T356 = _t.Annotated[list[MedicationKnowledgeRegulatorySubstitution | None], _p.NonEmpty] | _ms.UnsetType
+_T357 = Quantity
+_T358 = MedicationRequestDispenseRequest | _ms.UnsetType
+_T359 = MedicationRequestSubstitution | _ms.UnsetType
+_T360 = MedicationRequestDispenseRequestInitialFill | _ms.UnsetType
+_T361 = _t.Annotated[list[MedicinalProductManufacturingBusinessOperation | None], _p.NonEmpty] | _ms.UnsetType
+_T362 = _t.Annotated[list[MarketingStatus | None], _p.NonEmpty] | _ms.UnsetType
+_T363 = _t.Annotated[list[MedicinalProductName | None], _p.NonEmpty]
+_T364 = _t.Annotated[list[MedicinalProductSpecialDesignation | None], _p.NonEmpty] | _ms.UnsetType
+_T365 = _t.Annotated[list[MedicinalProductAuthorizationJurisdictionalAuthorization | None], _p.NonEmpty] | _ms.UnsetType
+_T366 = MedicinalProductAuthorizationProcedure | _ms.UnsetType
+_T367 = _t.Annotated[list[MedicinalProductAuthorizationProcedure | None], _p.NonEmpty] | _ms.UnsetType
+_T368 = _t.Annotated[list[MedicinalProductContraindicationOtherTherapy | None], _p.NonEmpty] | _ms.UnsetType
+_T369 = _t.Annotated[list[Population | None], _p.NonEmpty] | _ms.UnsetType
+_T370 = _t.Annotated[list[MedicinalProductIndicationOtherTherapy | None], _p.NonEmpty] | _ms.UnsetType
+_T371 = _t.Annotated[list[MedicinalProductIngredientSpecifiedSubstance | None], _p.NonEmpty] | _ms.UnsetType
+_T372 = MedicinalProductIngredientSubstance | _ms.UnsetType
+_T373 = _t.Annotated[list[MedicinalProductIngredientSpecifiedSubstanceStrength | None], _p.NonEmpty] | _ms.UnsetType
+_T374 = Ratio
+_T375 = _t.Annotated[list[MedicinalProductIngredientSpecifiedSubstanceStrengthReferenceStrength | None], _p.NonEmpty] | _ms.UnsetType
+_T376 = _t.Annotated[list[MedicinalProductInteractionInteractant | None], _p.NonEmpty] | _ms.UnsetType
+_T377 = _t.Annotated[list[MedicinalProductNameCountryLanguage | None], _p.NonEmpty] | _ms.UnsetType
+_T378 = _t.Annotated[list[MedicinalProductNameNamePart | None], _p.NonEmpty] | _ms.UnsetType
+_T379 = _t.Annotated[list[MedicinalProductPackagedBatchIdentifier | None], _p.NonEmpty] | _ms.UnsetType
+_T380 = _t.Annotated[list[MedicinalProductPackagedPackageItem | None], _p.NonEmpty]
+_T381 = Identifier
+_T382 = _t.Annotated[list[MedicinalProductPackagedPackageItem | None], _p.NonEmpty] | _ms.UnsetType
+_T383 = _t.Annotated[list[MedicinalProductPharmaceuticalCharacteristics | None], _p.NonEmpty] | _ms.UnsetType
+_T384 = _t.Annotated[list[MedicinalProductPharmaceuticalRouteOfAdministration | None], _p.NonEmpty]
+_T385 = _t.Annotated[list[MedicinalProductPharmaceuticalRouteOfAdministrationTargetSpecies | None], _p.NonEmpty] | _ms.UnsetType
+_T386 = _t.Annotated[list[MedicinalProductPharmaceuticalRouteOfAdministrationTargetSpeciesWithdrawalPeriod | None], _p.NonEmpty] | _ms.UnsetType
+_T387 = _t.Annotated[list[MessageDefinitionAllowedResponse | None], _p.NonEmpty] | _ms.UnsetType
+_T388 = _t.Annotated[list[MessageDefinitionFocus | None], _p.NonEmpty] | _ms.UnsetType
+_T389 = _t.Annotated[list[MessageHeaderDestination | None], _p.NonEmpty] | _ms.UnsetType
+_T390 = MessageHeaderResponse | _ms.UnsetType
+_T391 = MessageHeaderSource
+_T392 = _p.Integer
+_T393 = _t.Annotated[list[MolecularSequenceQuality | None], _p.NonEmpty] | _ms.UnsetType
+_T394 = MolecularSequenceReferenceSeq | _ms.UnsetType
+_T395 = _t.Annotated[list[MolecularSequenceRepository | None], _p.NonEmpty] | _ms.UnsetType
+_T396 = _t.Annotated[list[MolecularSequenceStructureVariant | None], _p.NonEmpty] | _ms.UnsetType
+_T397 = _t.Annotated[list[MolecularSequenceVariant | None], _p.NonEmpty] | _ms.UnsetType
+_T398 = MolecularSequenceQualityRoc | _ms.UnsetType
+_T399 = _t.Annotated[list[_p.Decimal | None], _p.NonEmpty] | _ms.UnsetType
+_T400 = _t.Annotated[list[_p.Integer | None], _p.NonEmpty] | _ms.UnsetType
+_T401 = MolecularSequenceStructureVariantInner | _ms.UnsetType
+_T402 = MolecularSequenceStructureVariantOuter | _ms.UnsetType
+_T403 = _t.Annotated[list[NamingSystemUniqueId | None], _p.NonEmpty]
+_T404 = NutritionOrderEnteralFormula | _ms.UnsetType
+_T405 = NutritionOrderOralDiet | _ms.UnsetType
+_T406 = _t.Annotated[list[NutritionOrderSupplement | None], _p.NonEmpty] | _ms.UnsetType
+_T407 = _t.Annotated[list[NutritionOrderEnteralFormulaAdministration | None], _p.NonEmpty] | _ms.UnsetType
+_T408 = _t.Annotated[list[NutritionOrderOralDietNutrient | None], _p.NonEmpty] | _ms.UnsetType
+_T409 = _t.Annotated[list[Timing | None], _p.NonEmpty] | _ms.UnsetType
+_T410 = _t.Annotated[list[NutritionOrderOralDietTexture | None], _p.NonEmpty] | _ms.UnsetType
+_T411 = _t.Annotated[list[ObservationComponent | None], _p.NonEmpty] | _ms.UnsetType
+_T412 = _t.Annotated[list[ObservationReferenceRange | None], _p.NonEmpty] | _ms.UnsetType
+_T413 = _t.Annotated[list[ObservationDefinitionQualifiedInterval | None], _p.NonEmpty] | _ms.UnsetType
+_T414 = ObservationDefinitionQuantitativeDetails | _ms.UnsetType
+_T415 = _t.Annotated[list[OperationDefinitionOverload | None], _p.NonEmpty] | _ms.UnsetType
+_T416 = _t.Annotated[list[OperationDefinitionParameter | None], _p.NonEmpty] | _ms.UnsetType
+_T417 = OperationDefinitionParameterBinding | _ms.UnsetType
+_T418 = _t.Annotated[list[OperationDefinitionParameterReferencedFrom | None], _p.NonEmpty] | _ms.UnsetType
+_T419 = _t.Annotated[list[OperationOutcomeIssue | None], _p.NonEmpty]
+_T420 = _t.Annotated[list[Address | None], _p.NonEmpty] | _ms.UnsetType
+_T421 = _t.Annotated[list[OrganizationContact | None], _p.NonEmpty] | _ms.UnsetType
+_T422 = _t.Annotated[list[ParametersParameter | None], _p.NonEmpty] | _ms.UnsetType
+_T423 = _t.Annotated[list[PatientCommunication | None], _p.NonEmpty] | _ms.UnsetType
+_T424 = _t.Annotated[list[PatientContact | None], _p.NonEmpty] | _ms.UnsetType
+_T425 = _t.Annotated[list[PatientLink | None], _p.NonEmpty] | _ms.UnsetType
+_T426 = _t.Annotated[list[HumanName | None], _p.NonEmpty] | _ms.UnsetType
+_T427 = _t.Annotated[list[PaymentReconciliationDetail | None], _p.NonEmpty] | _ms.UnsetType
+_T428 = _t.Annotated[list[PaymentReconciliationProcessNote | None], _p.NonEmpty] | _ms.UnsetType
+_T429 = _t.Annotated[list[PersonLink | None], _p.NonEmpty] | _ms.UnsetType
+_T430 = _t.Annotated[list[PlanDefinitionAction | None], _p.NonEmpty] | _ms.UnsetType
+_T431 = _t.Annotated[list[PlanDefinitionGoal | None], _p.NonEmpty] | _ms.UnsetType
+_T432 = _t.Annotated[list[PlanDefinitionActionCondition | None], _p.NonEmpty] | _ms.UnsetType
+_T433 = _t.Annotated[list[PlanDefinitionActionDynamicValue | None], _p.NonEmpty] | _ms.UnsetType
+_T434 = _t.Annotated[list[PlanDefinitionActionParticipant | None], _p.NonEmpty] | _ms.UnsetType
+_T435 = _t.Annotated[list[PlanDefinitionActionRelatedAction | None], _p.NonEmpty] | _ms.UnsetType
+_T436 = _t.Annotated[list[TriggerDefinition | None], _p.NonEmpty] | _ms.UnsetType
+_T437 = _t.Annotated[list[PlanDefinitionGoalTarget | None], _p.NonEmpty] | _ms.UnsetType
+_T438 = _t.Annotated[list[PractitionerQualification | None], _p.NonEmpty] | _ms.UnsetType
+_T439 = _t.Annotated[list[PractitionerRoleAvailableTime | None], _p.NonEmpty] | _ms.UnsetType
+_T440 = _t.Annotated[list[PractitionerRoleNotAvailable | None], _p.NonEmpty] | _ms.UnsetType
+_T441 = _t.Annotated[list[ProcedureFocalDevice | None], _p.NonEmpty] | _ms.UnsetType
+_T442 = _t.Annotated[list[ProcedurePerformer | None], _p.NonEmpty] | _ms.UnsetType
+_T443 = _t.Annotated[list[ProvenanceAgent | None], _p.NonEmpty]
+_T444 = _t.Annotated[list[ProvenanceEntity | None], _p.NonEmpty] | _ms.UnsetType
+_T445 = _t.Annotated[list[Signature | None], _p.NonEmpty] | _ms.UnsetType
+_T446 = _t.Annotated[list[ProvenanceAgent | None], _p.NonEmpty] | _ms.UnsetType
+_T447 = _t.Annotated[list[QuestionnaireItem | None], _p.NonEmpty] | _ms.UnsetType
+_T448 = _t.Annotated[list[QuestionnaireItemAnswerOption | None], _p.NonEmpty] | _ms.UnsetType
+_T449 = _t.Annotated[list[QuestionnaireItemEnableWhen | None], _p.NonEmpty] | _ms.UnsetType
+_T450 = _t.Annotated[list[QuestionnaireItemInitial | None], _p.NonEmpty] | _ms.UnsetType
+_T451 = _t.Annotated[list[QuestionnaireResponseItem | None], _p.NonEmpty] | _ms.UnsetType
+_T452 = _t.Annotated[list[QuestionnaireResponseItemAnswer | None], _p.NonEmpty] | _ms.UnsetType
+_T453 = _t.Annotated[list[RelatedPersonCommunication | None], _p.NonEmpty] | _ms.UnsetType
+_T454 = _t.Annotated[list[RequestGroupAction | None], _p.NonEmpty] | _ms.UnsetType
+_T455 = _t.Annotated[list[RequestGroupActionCondition | None], _p.NonEmpty] | _ms.UnsetType
+_T456 = _t.Annotated[list[RequestGroupActionRelatedAction | None], _p.NonEmpty] | _ms.UnsetType
+_T457 = _t.Annotated[list[ResearchElementDefinitionCharacteristic | None], _p.NonEmpty]
+_T458 = _t.Annotated[list[ResearchStudyArm | None], _p.NonEmpty] | _ms.UnsetType
+_T459 = _t.Annotated[list[ResearchStudyObjective | None], _p.NonEmpty] | _ms.UnsetType
+_T460 = _t.Annotated[list[RiskAssessmentPrediction | None], _p.NonEmpty] | _ms.UnsetType
+_T461 = _t.Annotated[list[RiskEvidenceSynthesisCertainty | None], _p.NonEmpty] | _ms.UnsetType
+_T462 = RiskEvidenceSynthesisRiskEstimate | _ms.UnsetType
+_T463 = RiskEvidenceSynthesisSampleSize | _ms.UnsetType
+_T464 = _t.Annotated[list[RiskEvidenceSynthesisCertaintyCertaintySubcomponent | None], _p.NonEmpty] | _ms.UnsetType
+_T465 = _t.Annotated[list[RiskEvidenceSynthesisRiskEstimatePrecisionEstimate | None], _p.NonEmpty] | _ms.UnsetType
+_T466 = _t.Annotated[list[SearchParameterComponent | None], _p.NonEmpty] | _ms.UnsetType
+_T467 = _t.Annotated[list[Coding | None], _p.NonEmpty]
+_T468 = SpecimenCollection | _ms.UnsetType
+_T469 = _t.Annotated[list[SpecimenContainer | None], _p.NonEmpty] | _ms.UnsetType
+_T470 = _t.Annotated[list[SpecimenProcessing | None], _p.NonEmpty] | _ms.UnsetType
+_T471 = _t.Annotated[list[SpecimenDefinitionTypeTested | None], _p.NonEmpty] | _ms.UnsetType
+_T472 = SpecimenDefinitionTypeTestedContainer | _ms.UnsetType
+_T473 = _t.Annotated[list[SpecimenDefinitionTypeTestedHandling | None], _p.NonEmpty] | _ms.UnsetType
+_T474 = _t.Annotated[list[SpecimenDefinitionTypeTestedContainerAdditive | None], _p.NonEmpty] | _ms.UnsetType
+_T475 = _t.Annotated[list[StructureDefinitionContext | None], _p.NonEmpty] | _ms.UnsetType
+_T476 = StructureDefinitionDifferential | _ms.UnsetType
+_T477 = _t.Annotated[list[StructureDefinitionMapping | None], _p.NonEmpty] | _ms.UnsetType
+_T478 = StructureDefinitionSnapshot | _ms.UnsetType
+_T479 = _t.Annotated[list[ElementDefinition | None], _p.NonEmpty]
+_T480 = _t.Annotated[list[StructureMapGroup | None], _p.NonEmpty]
+_T481 = _t.Annotated[list[StructureMapStructure | None], _p.NonEmpty] | _ms.UnsetType
+_T482 = _t.Annotated[list[StructureMapGroupInput | None], _p.NonEmpty]
+_T483 = _t.Annotated[list[StructureMapGroupRule | None], _p.NonEmpty]
+_T484 = _t.Annotated[list[StructureMapGroupRuleDependent | None], _p.NonEmpty] | _ms.UnsetType
+_T485 = _t.Annotated[list[StructureMapGroupRule | None], _p.NonEmpty] | _ms.UnsetType
+_T486 = _t.Annotated[list[StructureMapGroupRuleSource | None], _p.NonEmpty]
+_T487 = _t.Annotated[list[StructureMapGroupRuleTarget | None], _p.NonEmpty] | _ms.UnsetType
+_T488 = _t.Annotated[list[StructureMapGroupRuleTargetParameter | None], _p.NonEmpty] | _ms.UnsetType
+_T489 = SubscriptionChannel
+_T490 = _t.Annotated[list[SubstanceIngredient | None], _p.NonEmpty] | _ms.UnsetType
+_T491 = _t.Annotated[list[SubstanceInstance | None], _p.NonEmpty] | _ms.UnsetType
+_T492 = SubstanceAmountReferenceRange | _ms.UnsetType
+_T493 = _t.Annotated[list[SubstanceNucleicAcidSubunit | None], _p.NonEmpty] | _ms.UnsetType
+_T494 = _t.Annotated[list[SubstanceNucleicAcidSubunitLinkage | None], _p.NonEmpty] | _ms.UnsetType
+_T495 = _t.Annotated[list[SubstanceNucleicAcidSubunitSugar | None], _p.NonEmpty] | _ms.UnsetType
+_T496 = _t.Annotated[list[SubstancePolymerMonomerSet | None], _p.NonEmpty] | _ms.UnsetType
+_T497 = _t.Annotated[list[SubstancePolymerRepeat | None], _p.NonEmpty] | _ms.UnsetType
+_T498 = _t.Annotated[list[SubstancePolymerMonomerSetStartingMaterial | None], _p.NonEmpty] | _ms.UnsetType
+_T499 = SubstanceAmount | _ms.UnsetType
+_T500 = _t.Annotated[list[SubstancePolymerRepeatRepeatUnit | None], _p.NonEmpty] | _ms.UnsetType
+_T501 = _t.Annotated[list[SubstancePolymerRepeatRepeatUnitDegreeOfPolymerisation | None], _p.NonEmpty] | _ms.UnsetType
+_T502 = _t.Annotated[list[SubstancePolymerRepeatRepeatUnitStructuralRepresentation | None], _p.NonEmpty] | _ms.UnsetType
+_T503 = _t.Annotated[list[SubstanceProteinSubunit | None], _p.NonEmpty] | _ms.UnsetType
+_T504 = _t.Annotated[list[SubstanceReferenceInformationClassification | None], _p.NonEmpty] | _ms.UnsetType
+_T505 = _t.Annotated[list[SubstanceReferenceInformationGene | None], _p.NonEmpty] | _ms.UnsetType
+_T506 = _t.Annotated[list[SubstanceReferenceInformationGeneElement | None], _p.NonEmpty] | _ms.UnsetType
+_T507 = _t.Annotated[list[SubstanceReferenceInformationTarget | None], _p.NonEmpty] | _ms.UnsetType
+_T508 = _t.Annotated[list[SubstanceSourceMaterialFractionDescription | None], _p.NonEmpty] | _ms.UnsetType
+_T509 = SubstanceSourceMaterialOrganism | _ms.UnsetType
+_T510 = _t.Annotated[list[SubstanceSourceMaterialPartDescription | None], _p.NonEmpty] | _ms.UnsetType
+_T511 = _t.Annotated[list[SubstanceSourceMaterialOrganismAuthor | None], _p.NonEmpty] | _ms.UnsetType
+_T512 = SubstanceSourceMaterialOrganismHybrid | _ms.UnsetType
+_T513 = SubstanceSourceMaterialOrganismOrganismGeneral | _ms.UnsetType
+_T514 = _t.Annotated[list[SubstanceSpecificationCode | None], _p.NonEmpty] | _ms.UnsetType
+_T515 = _t.Annotated[list[SubstanceSpecificationMoiety | None], _p.NonEmpty] | _ms.UnsetType
+_T516 = _t.Annotated[list[SubstanceSpecificationStructureIsotopeMolecularWeight | None], _p.NonEmpty] | _ms.UnsetType
+_T517 = _t.Annotated[list[SubstanceSpecificationName | None], _p.NonEmpty] | _ms.UnsetType
+_T518 = _t.Annotated[list[SubstanceSpecificationProperty | None], _p.NonEmpty] | _ms.UnsetType
+_T519 = _t.Annotated[list[SubstanceSpecificationRelationship | None], _p.NonEmpty] | _ms.UnsetType
+_T520 = SubstanceSpecificationStructure | _ms.UnsetType
+_T521 = _t.Annotated[list[SubstanceSpecificationNameOfficial | None], _p.NonEmpty] | _ms.UnsetType
+_T522 = _t.Annotated[list[SubstanceSpecificationStructureIsotope | None], _p.NonEmpty] | _ms.UnsetType
+_T523 = SubstanceSpecificationStructureIsotopeMolecularWeight | _ms.UnsetType
+_T524 = _t.Annotated[list[SubstanceSpecificationStructureRepresentation | None], _p.NonEmpty] | _ms.UnsetType
+_T525 = SupplyDeliverySuppliedItem | _ms.UnsetType
+_T526 = _t.Annotated[list[SupplyRequestParameter | None], _p.NonEmpty] | _ms.UnsetType
+_T527 = _t.Annotated[list[TaskInput | None], _p.NonEmpty] | _ms.UnsetType
+_T528 = _t.Annotated[list[TaskOutput | None], _p.NonEmpty] | _ms.UnsetType
+_T529 = TaskRestriction | _ms.UnsetType
+_T530 = TerminologyCapabilitiesClosure | _ms.UnsetType
+_T531 = _t.Annotated[list[TerminologyCapabilitiesCodeSystem | None], _p.NonEmpty] | _ms.UnsetType
+_T532 = TerminologyCapabilitiesExpansion | _ms.UnsetType
+_T533 = TerminologyCapabilitiesImplementation | _ms.UnsetType
+_T534 = TerminologyCapabilitiesSoftware | _ms.UnsetType
+_T535 = TerminologyCapabilitiesTranslation | _ms.UnsetType
+_T536 = TerminologyCapabilitiesValidateCode | _ms.UnsetType
+_T537 = _t.Annotated[list[TerminologyCapabilitiesCodeSystemVersion | None], _p.NonEmpty] | _ms.UnsetType
+_T538 = _t.Annotated[list[TerminologyCapabilitiesCodeSystemVersionFilter | None], _p.NonEmpty] | _ms.UnsetType
+_T539 = _t.Annotated[list[TerminologyCapabilitiesExpansionParameter | None], _p.NonEmpty] | _ms.UnsetType
+_T540 = _t.Annotated[list[TestReportParticipant | None], _p.NonEmpty] | _ms.UnsetType
+_T541 = TestReportSetup | _ms.UnsetType
+_T542 = TestReportTeardown | _ms.UnsetType
+_T543 = _t.Annotated[list[TestReportTest | None], _p.NonEmpty] | _ms.UnsetType
+_T544 = _t.Annotated[list[TestReportSetupAction | None], _p.NonEmpty]
+_T545 = TestReportSetupActionAssert | _ms.UnsetType
+_T546 = TestReportSetupActionOperation | _ms.UnsetType
+_T547 = _t.Annotated[list[TestReportTeardownAction | None], _p.NonEmpty]
+_T548 = TestReportSetupActionOperation
+_T549 = _t.Annotated[list[TestReportTestAction | None], _p.NonEmpty]
+_T550 = _t.Annotated[list[TestScriptDestination | None], _p.NonEmpty] | _ms.UnsetType
+_T551 = _t.Annotated[list[TestScriptFixture | None], _p.NonEmpty] | _ms.UnsetType
+_T552 = TestScriptMetadata | _ms.UnsetType
+_T553 = _t.Annotated[list[TestScriptOrigin | None], _p.NonEmpty] | _ms.UnsetType
+_T554 = TestScriptSetup | _ms.UnsetType
+_T555 = TestScriptTeardown | _ms.UnsetType
+_T556 = _t.Annotated[list[TestScriptTest | None], _p.NonEmpty] | _ms.UnsetType
+_T557 = _t.Annotated[list[TestScriptVariable | None], _p.NonEmpty] | _ms.UnsetType
+_T558 = _t.Annotated[list[TestScriptMetadataCapability | None], _p.NonEmpty]
+_T559 = _t.Annotated[list[TestScriptMetadataLink | None], _p.NonEmpty] | _ms.UnsetType
+_T560 = _t.Annotated[list[TestScriptSetupAction | None], _p.NonEmpty]
+_T561 = TestScriptSetupActionAssert | _ms.UnsetType
+_T562 = TestScriptSetupActionOperation | _ms.UnsetType
+_T563 = _t.Annotated[list[TestScriptSetupActionOperationRequestHeader | None], _p.NonEmpty] | _ms.UnsetType
+_T564 = _t.Annotated[list[TestScriptTeardownAction | None], _p.NonEmpty]
+_T565 = TestScriptSetupActionOperation
+_T566 = _t.Annotated[list[TestScriptTestAction | None], _p.NonEmpty]
+_T567 = TimingRepeat | _ms.UnsetType
+_T568 = ValueSetCompose | _ms.UnsetType
+_T569 = ValueSetExpansion | _ms.UnsetType
+_T570 = _t.Annotated[list[ValueSetComposeInclude | None], _p.NonEmpty] | _ms.UnsetType
+_T571 = _t.Annotated[list[ValueSetComposeInclude | None], _p.NonEmpty]
+_T572 = _t.Annotated[list[ValueSetComposeIncludeConcept | None], _p.NonEmpty] | _ms.UnsetType
+_T573 = _t.Annotated[list[ValueSetComposeIncludeFilter | None], _p.NonEmpty] | _ms.UnsetType
+_T574 = _t.Annotated[list[ValueSetComposeIncludeConceptDesignation | None], _p.NonEmpty] | _ms.UnsetType
+_T575 = _t.Annotated[list[ValueSetExpansionContains | None], _p.NonEmpty] | _ms.UnsetType
+_T576 = _t.Annotated[list[ValueSetExpansionParameter | None], _p.NonEmpty] | _ms.UnsetType
+_T577 = VerificationResultAttestation | _ms.UnsetType
+_T578 = _t.Annotated[list[VerificationResultPrimarySource | None], _p.NonEmpty] | _ms.UnsetType
+_T579 = _t.Annotated[list[VerificationResultValidator | None], _p.NonEmpty] | _ms.UnsetType
+_T580 = _t.Annotated[list[VisionPrescriptionLensSpecification | None], _p.NonEmpty]
+_T581 = _t.Annotated[list[VisionPrescriptionLensSpecificationPrism | None], _p.NonEmpty] | _ms.UnsetType
 
 _STRUCTS = (Account, AccountCoverage, AccountGuarantor, ActivityDefinition, ActivityDefinitionDynamicValue, ActivityDefinitionParticipant, Address, AdverseEvent, AdverseEventSuspectEntity, AdverseEventSuspectEntityCausality, Age, AllergyIntolerance, AllergyIntoleranceReaction, Annotation, Appointment, AppointmentParticipant, AppointmentResponse, Attachment, AuditEvent, AuditEventAgent, AuditEventAgentNetwork, AuditEventEntity, AuditEventEntityDetail, AuditEventSource, BackboneElement, Basic, Binary, BiologicallyDerivedProduct, BiologicallyDerivedProductCollection, BiologicallyDerivedProductManipulation, BiologicallyDerivedProductProcessing, BiologicallyDerivedProductStorage, BodyStructure, Bundle, BundleEntry, BundleEntryRequest, BundleEntryResponse, BundleEntrySearch, BundleLink, CapabilityStatement, CapabilityStatementDocument, CapabilityStatementImplementation, CapabilityStatementMessaging, CapabilityStatementMessagingEndpoint, CapabilityStatementMessagingSupportedMessage, CapabilityStatementRest, CapabilityStatementRestInteraction, CapabilityStatementRestResource, CapabilityStatementRestResourceInteraction, CapabilityStatementRestResourceOperation, CapabilityStatementRestResourceSearchParam, CapabilityStatementRestSecurity, CapabilityStatementSoftware, CarePlan, CarePlanActivity, CarePlanActivityDetail, CareTeam, CareTeamParticipant, CatalogEntry, CatalogEntryRelatedEntry, ChargeItem, ChargeItemDefinition, ChargeItemDefinitionApplicability, ChargeItemDefinitionPropertyGroup, ChargeItemDefinitionPropertyGroupPriceComponent, ChargeItemPerformer, Claim, ClaimAccident, ClaimCareTeam, ClaimDiagnosis, ClaimInsurance, ClaimItem, ClaimItemDetail, ClaimItemDetailSubDetail, ClaimPayee, ClaimProcedure, ClaimRelated, ClaimResponse, ClaimResponseAddItem, ClaimResponseAddItemDetail, ClaimResponseAddItemDetailSubDetail, ClaimResponseError, ClaimResponseInsurance, ClaimResponseItem, ClaimResponseItemAdjudication, ClaimResponseItemDetail, ClaimResponseItemDetailSubDetail, ClaimResponsePayment, ClaimResponseProcessNote, ClaimResponseTotal, ClaimSupportingInfo, ClinicalImpression, ClinicalImpressionFinding, ClinicalImpressionInvestigation, CodeSystem, CodeSystemConcept, CodeSystemConceptDesignation, CodeSystemConceptProperty, CodeSystemFilter, CodeSystemProperty, CodeableConcept, Coding, Communication, CommunicationPayload, CommunicationRequest, CommunicationRequestPayload, CompartmentDefinition, CompartmentDefinitionResource, Composition, CompositionAttester, CompositionEvent, CompositionRelatesTo, CompositionSection, ConceptMap, ConceptMapGroup, ConceptMapGroupElement, ConceptMapGroupElementTarget, ConceptMapGroupElementTargetDependsOn, ConceptMapGroupUnmapped, Condition, ConditionEvidence, ConditionStage, Consent, ConsentPolicy, ConsentProvision, ConsentProvisionActor, ConsentProvisionData, ConsentVerification, ContactDetail, ContactPoint, Contract, ContractContentDefinition, ContractFriendly, ContractLegal, ContractRule, ContractSigner, ContractTerm, ContractTermAction, ContractTermActionSubject, ContractTermAsset, ContractTermAssetContext, ContractTermAssetValuedItem, ContractTermOffer, ContractTermOfferAnswer, ContractTermOfferParty, ContractTermSecurityLabel, Contributor, Count, Coverage, CoverageClass, CoverageCostToBeneficiary, CoverageCostToBeneficiaryException, CoverageEligibilityRequest, CoverageEligibilityRequestInsurance, CoverageEligibilityRequestItem, CoverageEligibilityRequestItemDiagnosis, CoverageEligibilityRequestSupportingInfo, CoverageEligibilityResponse, CoverageEligibilityResponseError, CoverageEligibilityResponseInsurance, CoverageEligibilityResponseInsuranceItem, CoverageEligibilityResponseInsuranceItemBenefit, DataRequirement, DataRequirementCodeFilter, DataRequirementDateFilter, DataRequirementSort, DetectedIssue, DetectedIssueEvidence, DetectedIssueMitigation, Device, DeviceDefinition, DeviceDefinitionCapability, DeviceDefinitionDeviceName, DeviceDefinitionMaterial, DeviceDefinitionProperty, DeviceDefinitionSpecialization, DeviceDefinitionUdiDeviceIdentifier, DeviceDeviceName, DeviceMetric, DeviceMetricCalibration, DeviceProperty, DeviceRequest, DeviceRequestParameter, DeviceSpecialization, DeviceUdiCarrier, DeviceUseStatement, DeviceVersion, DiagnosticReport, DiagnosticReportMedia, Distance, DocumentManifest, DocumentManifestRelated, DocumentReference, DocumentReferenceContent, DocumentReferenceContext, DocumentReferenceRelatesTo, DomainResource, Dosage, DosageDoseAndRate, Duration, EffectEvidenceSynthesis, EffectEvidenceSynthesisCertainty, EffectEvidenceSynthesisCertaintyCertaintySubcomponent, EffectEvidenceSynthesisEffectEstimate, EffectEvidenceSynthesisEffectEstimatePrecisionEstimate, EffectEvidenceSynthesisResultsByExposure, EffectEvidenceSynthesisSampleSize, Element, ElementDefinition, ElementDefinitionBase, ElementDefinitionBinding, ElementDefinitionConstraint, ElementDefinitionExample, ElementDefinitionMapping, ElementDefinitionSlicing, ElementDefinitionSlicingDiscriminator, ElementDefinitionType, Encounter, EncounterClassHistory, EncounterDiagnosis, EncounterHospitalization, EncounterLocation, EncounterParticipant, EncounterStatusHistory, Endpoint, EnrollmentRequest, EnrollmentResponse, EpisodeOfCare, EpisodeOfCareDiagnosis, EpisodeOfCareStatusHistory, EventDefinition, Evidence, EvidenceVariable, EvidenceVariableCharacteristic, ExampleScenario, ExampleScenarioActor, ExampleScenarioInstance, ExampleScenarioInstanceContainedInstance, ExampleScenarioInstanceVersion, ExampleScenarioProcess, ExampleScenarioProcessStep, ExampleScenarioProcessStepAlternative, ExampleScenarioProcessStepOperation, ExplanationOfBenefit, ExplanationOfBenefitAccident, ExplanationOfBenefitAddItem, ExplanationOfBenefitAddItemDetail, ExplanationOfBenefitAddItemDetailSubDetail, ExplanationOfBenefitBenefitBalance, ExplanationOfBenefitBenefitBalanceFinancial, ExplanationOfBenefitCareTeam, ExplanationOfBenefitDiagnosis, ExplanationOfBenefitInsurance, ExplanationOfBenefitItem, ExplanationOfBenefitItemAdjudication, ExplanationOfBenefitItemDetail, ExplanationOfBenefitItemDetailSubDetail, ExplanationOfBenefitPayee, ExplanationOfBenefitPayment, ExplanationOfBenefitProcedure, ExplanationOfBenefitProcessNote, ExplanationOfBenefitRelated, ExplanationOfBenefitSupportingInfo, ExplanationOfBenefitTotal, Expression, Extension, FamilyMemberHistory, FamilyMemberHistoryCondition, Flag, Goal, GoalTarget, GraphDefinition, GraphDefinitionLink, GraphDefinitionLinkTarget, GraphDefinitionLinkTargetCompartment, Group, GroupCharacteristic, GroupMember, GuidanceResponse, HealthcareService, HealthcareServiceAvailableTime, HealthcareServiceEligibility, HealthcareServiceNotAvailable, HumanName, Identifier, ImagingStudy, ImagingStudySeries, ImagingStudySeriesInstance, ImagingStudySeriesPerformer, Immunization, ImmunizationEducation, ImmunizationEvaluation, ImmunizationPerformer, ImmunizationProtocolApplied, ImmunizationReaction, ImmunizationRecommendation, ImmunizationRecommendationRecommendation, ImmunizationRecommendationRecommendationDateCriterion, ImplementationGuide, ImplementationGuideDefinition, ImplementationGuideDefinitionGrouping, ImplementationGuideDefinitionPage, ImplementationGuideDefinitionParameter, ImplementationGuideDefinitionResource, ImplementationGuideDefinitionTemplate, ImplementationGuideDependsOn, ImplementationGuideGlobal, ImplementationGuideManifest, ImplementationGuideManifestPage, ImplementationGuideManifestResource, InsurancePlan, InsurancePlanContact, InsurancePlanCoverage, InsurancePlanCoverageBenefit, InsurancePlanCoverageBenefitLimit, InsurancePlanPlan, InsurancePlanPlanGeneralCost, InsurancePlanPlanSpecificCost, InsurancePlanPlanSpecificCostBenefit, InsurancePlanPlanSpecificCostBenefitCost, Invoice, InvoiceLineItem, InvoiceLineItemPriceComponent, InvoiceParticipant, Library, Linkage, LinkageItem, List, ListEntry, Location, LocationHoursOfOperation, LocationPosition, MarketingStatus, Measure, MeasureGroup, MeasureGroupPopulation, MeasureGroupStratifier, MeasureGroupStratifierComponent, MeasureReport, MeasureReportGroup, MeasureReportGroupPopulation, MeasureReportGroupStratifier, MeasureReportGroupStratifierStratum, MeasureReportGroupStratifierStratumComponent, MeasureReportGroupStratifierStratumPopulation, MeasureSupplementalData, Media, Medication, MedicationAdministration, MedicationAdministrationDosage, MedicationAdministrationPerformer, MedicationBatch, MedicationDispense, MedicationDispensePerformer, MedicationDispenseSubstitution, MedicationIngredient, MedicationKnowledge, MedicationKnowledgeAdministrationGuidelines, MedicationKnowledgeAdministrationGuidelinesDosage, MedicationKnowledgeAdministrationGuidelinesPatientCharacteristics, MedicationKnowledgeCost, MedicationKnowledgeDrugCharacteristic, MedicationKnowledgeIngredient, MedicationKnowledgeKinetics, MedicationKnowledgeMedicineClassification, MedicationKnowledgeMonitoringProgram, MedicationKnowledgeMonograph, MedicationKnowledgePackaging, MedicationKnowledgeRegulatory, MedicationKnowledgeRegulatoryMaxDispense, MedicationKnowledgeRegulatorySchedule, MedicationKnowledgeRegulatorySubstitution, MedicationKnowledgeRelatedMedicationKnowledge, MedicationRequest, MedicationRequestDispenseRequest, MedicationRequestDispenseRequestInitialFill, MedicationRequestSubstitution, MedicationStatement, MedicinalProduct, MedicinalProductAuthorization, MedicinalProductAuthorizationJurisdictionalAuthorization, MedicinalProductAuthorizationProcedure, MedicinalProductContraindication, MedicinalProductContraindicationOtherTherapy, MedicinalProductIndication, MedicinalProductIndicationOtherTherapy, MedicinalProductIngredient, MedicinalProductIngredientSpecifiedSubstance, MedicinalProductIngredientSpecifiedSubstanceStrength, MedicinalProductIngredientSpecifiedSubstanceStrengthReferenceStrength, MedicinalProductIngredientSubstance, MedicinalProductInteraction, MedicinalProductInteractionInteractant, MedicinalProductManufactured, MedicinalProductManufacturingBusinessOperation, MedicinalProductName, MedicinalProductNameCountryLanguage, MedicinalProductNameNamePart, MedicinalProductPackaged, MedicinalProductPackagedBatchIdentifier, MedicinalProductPackagedPackageItem, MedicinalProductPharmaceutical, MedicinalProductPharmaceuticalCharacteristics, MedicinalProductPharmaceuticalRouteOfAdministration, MedicinalProductPharmaceuticalRouteOfAdministrationTargetSpecies, MedicinalProductPharmaceuticalRouteOfAdministrationTargetSpeciesWithdrawalPeriod, MedicinalProductSpecialDesignation, MedicinalProductUndesirableEffect, MessageDefinition, MessageDefinitionAllowedResponse, MessageDefinitionFocus, MessageHeader, MessageHeaderDestination, MessageHeaderResponse, MessageHeaderSource, Meta, MetadataResource, MolecularSequence, MolecularSequenceQuality, MolecularSequenceQualityRoc, MolecularSequenceReferenceSeq, MolecularSequenceRepository, MolecularSequenceStructureVariant, MolecularSequenceStructureVariantInner, MolecularSequenceStructureVariantOuter, MolecularSequenceVariant, Money, NamingSystem, NamingSystemUniqueId, Narrative, NutritionOrder, NutritionOrderEnteralFormula, NutritionOrderEnteralFormulaAdministration, NutritionOrderOralDiet, NutritionOrderOralDietNutrient, NutritionOrderOralDietTexture, NutritionOrderSupplement, Observation, ObservationComponent, ObservationDefinition, ObservationDefinitionQualifiedInterval, ObservationDefinitionQuantitativeDetails, ObservationReferenceRange, OperationDefinition, OperationDefinitionOverload, OperationDefinitionParameter, OperationDefinitionParameterBinding, OperationDefinitionParameterReferencedFrom, OperationOutcome, OperationOutcomeIssue, Organization, OrganizationAffiliation, OrganizationContact, ParameterDefinition, Parameters, ParametersParameter, Patient, PatientCommunication, PatientContact, PatientLink, PaymentNotice, PaymentReconciliation, PaymentReconciliationDetail, PaymentReconciliationProcessNote, Period, Person, PersonLink, PlanDefinition, PlanDefinitionAction, PlanDefinitionActionCondition, PlanDefinitionActionDynamicValue, PlanDefinitionActionParticipant, PlanDefinitionActionRelatedAction, PlanDefinitionGoal, PlanDefinitionGoalTarget, Population, Practitioner, PractitionerQualification, PractitionerRole, PractitionerRoleAvailableTime, PractitionerRoleNotAvailable, Procedure, ProcedureFocalDevice, ProcedurePerformer, ProdCharacteristic, ProductShelfLife, Provenance, ProvenanceAgent, ProvenanceEntity, Quantity, Questionnaire, QuestionnaireItem, QuestionnaireItemAnswerOption, QuestionnaireItemEnableWhen, QuestionnaireItemInitial, QuestionnaireResponse, QuestionnaireResponseItem, QuestionnaireResponseItemAnswer, Range, Ratio, Reference, RelatedArtifact, RelatedPerson, RelatedPersonCommunication, RequestGroup, RequestGroupAction, RequestGroupActionCondition, RequestGroupActionRelatedAction, ResearchDefinition, ResearchElementDefinition, ResearchElementDefinitionCharacteristic, ResearchStudy, ResearchStudyArm, ResearchStudyObjective, ResearchSubject, Resource, RiskAssessment, RiskAssessmentPrediction, RiskEvidenceSynthesis, RiskEvidenceSynthesisCertainty, RiskEvidenceSynthesisCertaintyCertaintySubcomponent, RiskEvidenceSynthesisRiskEstimate, RiskEvidenceSynthesisRiskEstimatePrecisionEstimate, RiskEvidenceSynthesisSampleSize, SampledData, Schedule, SearchParameter, SearchParameterComponent, ServiceRequest, Signature, Slot, Specimen, SpecimenCollection, SpecimenContainer, SpecimenDefinition, SpecimenDefinitionTypeTested, SpecimenDefinitionTypeTestedContainer, SpecimenDefinitionTypeTestedContainerAdditive, SpecimenDefinitionTypeTestedHandling, SpecimenProcessing, StructureDefinition, StructureDefinitionContext, StructureDefinitionDifferential, StructureDefinitionMapping, StructureDefinitionSnapshot, StructureMap, StructureMapGroup, StructureMapGroupInput, StructureMapGroupRule, StructureMapGroupRuleDependent, StructureMapGroupRuleSource, StructureMapGroupRuleTarget, StructureMapGroupRuleTargetParameter, StructureMapStructure, Subscription, SubscriptionChannel, Substance, SubstanceAmount, SubstanceAmountReferenceRange, SubstanceIngredient, SubstanceInstance, SubstanceNucleicAcid, SubstanceNucleicAcidSubunit, SubstanceNucleicAcidSubunitLinkage, SubstanceNucleicAcidSubunitSugar, SubstancePolymer, SubstancePolymerMonomerSet, SubstancePolymerMonomerSetStartingMaterial, SubstancePolymerRepeat, SubstancePolymerRepeatRepeatUnit, SubstancePolymerRepeatRepeatUnitDegreeOfPolymerisation, SubstancePolymerRepeatRepeatUnitStructuralRepresentation, SubstanceProtein, SubstanceProteinSubunit, SubstanceReferenceInformation, SubstanceReferenceInformationClassification, SubstanceReferenceInformationGene, SubstanceReferenceInformationGeneElement, SubstanceReferenceInformationTarget, SubstanceSourceMaterial, SubstanceSourceMaterialFractionDescription, SubstanceSourceMaterialOrganism, SubstanceSourceMaterialOrganismAuthor, SubstanceSourceMaterialOrganismHybrid, SubstanceSourceMaterialOrganismOrganismGeneral, SubstanceSourceMaterialPartDescription, SubstanceSpecification, SubstanceSpecificationCode, SubstanceSpecificationMoiety, SubstanceSpecificationName, SubstanceSpecificationNameOfficial, SubstanceSpecificationProperty, SubstanceSpecificationRelationship, SubstanceSpecificationStructure, SubstanceSpecificationStructureIsotope, SubstanceSpecificationStructureIsotopeMolecularWeight, SubstanceSpecificationStructureRepresentation, SupplyDelivery, SupplyDeliverySuppliedItem, SupplyRequest, SupplyRequestParameter, Task, TaskInput, TaskOutput, TaskRestriction, TerminologyCapabilities, TerminologyCapabilitiesClosure, TerminologyCapabilitiesCodeSystem, TerminologyCapabilitiesCodeSystemVersion, TerminologyCapabilitiesCodeSystemVersionFilter, TerminologyCapabilitiesExpansion, TerminologyCapabilitiesExpansionParameter, TerminologyCapabilitiesImplementation, TerminologyCapabilitiesSoftware, TerminologyCapabilitiesTranslation, TerminologyCapabilitiesValidateCode, TestReport, TestReportParticipant, TestReportSetup, TestReportSetupAction, TestReportSetupActionAssert, TestReportSetupActionOperation, TestReportTeardown, TestReportTeardownAction, TestReportTest, TestReportTestAction, TestScript, TestScriptDestination, TestScriptFixture, TestScriptMetadata, TestScriptMetadataCapability, TestScriptMetadataLink, TestScriptOrigin, TestScriptSetup, TestScriptSetupAction, TestScriptSetupActionAssert, TestScriptSetupActionOperation, TestScriptSetupActionOperationRequestHeader, TestScriptTeardown, TestScriptTeardownAction, TestScriptTest, TestScriptTestAction, TestScriptVariable, Timing, TimingRepeat, TriggerDefinition, UsageContext, ValueSet, ValueSetCompose, ValueSetComposeInclude, ValueSetComposeIncludeConcept, ValueSetComposeIncludeConceptDesignation, ValueSetComposeIncludeFilter, ValueSetExpansion, ValueSetExpansionContains, ValueSetExpansionParameter, VerificationResult, VerificationResultAttestation, VerificationResultPrimarySource, VerificationResultValidator, VisionPrescription, VisionPrescriptionLensSpecification, VisionPrescriptionLensSpecificationPrism,)
 

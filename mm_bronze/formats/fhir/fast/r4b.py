@@ -80,26 +80,26 @@ class AccountGuarantor(_p.Complex, kw_only=True):
 
 
 class ActivityDefinition(_p.Resource, tag="ActivityDefinition", kw_only=True):
-    approvalDate: _T17 = _U
+    approvalDate: _T2 = _U
     approvalDate_ext: _T3 = _ms.field(default=_U, name="_approvalDate")
-    author: _T18 = _U
-    bodySite: _T19 = _U
+    author: _T17 = _U
+    bodySite: _T18 = _U
     code: _T13 = _U
-    contact: _T18 = _U
+    contact: _T17 = _U
     contained: _T0 = _U
     copyright: _T2 = _U
     copyright_ext: _T3 = _ms.field(default=_U, name="_copyright")
-    date: _T20 = _U
+    date: _T2 = _U
     date_ext: _T3 = _ms.field(default=_U, name="_date")
     description: _T2 = _U
     description_ext: _T3 = _ms.field(default=_U, name="_description")
     doNotPerform: _T16 = _U
     doNotPerform_ext: _T3 = _ms.field(default=_U, name="_doNotPerform")
-    dosage: _T21 = _U
-    dynamicValue: _T22 = _U
-    editor: _T18 = _U
+    dosage: _T19 = _U
+    dynamicValue: _T20 = _U
+    editor: _T17 = _U
     effectivePeriod: _T9 = _U
-    endorser: _T18 = _U
+    endorser: _T17 = _U
     experimental: _T16 = _U
     experimental_ext: _T3 = _ms.field(default=_U, name="_experimental")
     extension: _T4 = _U
@@ -110,15 +110,15 @@ class ActivityDefinition(_p.Resource, tag="ActivityDefinition", kw_only=True):
     implicitRules_ext: _T3 = _ms.field(default=_U, name="_implicitRules")
     intent: _T2 = _U
     intent_ext: _T3 = _ms.field(default=_U, name="_intent")
-    jurisdiction: _T19 = _U
+    jurisdiction: _T18 = _U
     kind: _T2 = _U
     kind_ext: _T3 = _ms.field(default=_U, name="_kind")
     language: _T2 = _U
     language_ext: _T3 = _ms.field(default=_U, name="_language")
-    lastReviewDate: _T17 = _U
+    lastReviewDate: _T2 = _U
     lastReviewDate_ext: _T3 = _ms.field(default=_U, name="_lastReviewDate")
-    library: _T23 = _U
-    library_ext: _T24 = _ms.field(default=_U, name="_library")
+    library: _T21 = _U
+    library_ext: _T22 = _ms.field(default=_U, name="_library")
     location: _T8 = _U
     meta: _T7 = _U
     modifierExtension: _T4 = _U
@@ -126,7 +126,7 @@ class ActivityDefinition(_p.Resource, tag="ActivityDefinition", kw_only=True):
     name_ext: _T3 = _ms.field(default=_U, name="_name")
     observationRequirement: _T11 = _U
     observationResultRequirement: _T11 = _U
-    participant: _T25 = _U
+    participant: _T23 = _U
     priority: _T2 = _U
     priority_ext: _T3 = _ms.field(default=_U, name="_priority")
     productCodeableConcept: _T13 = _U
@@ -137,9 +137,9 @@ class ActivityDefinition(_p.Resource, tag="ActivityDefinition", kw_only=True):
     publisher_ext: _T3 = _ms.field(default=_U, name="_publisher")
     purpose: _T2 = _U
     purpose_ext: _T3 = _ms.field(default=_U, name="_purpose")
-    quantity: _T26 = _U
-    relatedArtifact: _T27 = _U
-    reviewer: _T18 = _U
+    quantity: _T24 = _U
+    relatedArtifact: _T25 = _U
+    reviewer: _T17 = _U
     specimenRequirement: _T11 = _U
     status: _T10
     status_ext: _T3 = _ms.field(default=_U, name="_status")
@@ -149,26 +149,32 @@ class ActivityDefinition(_p.Resource, tag="ActivityDefinition", kw_only=True):
     subtitle: _T2 = _U
     subtitle_ext: _T3 = _ms.field(default=_U, name="_subtitle")
     text: _T12 = _U
-    timingAge: _T28 = _U
-    timingDateTime: _T20 = _U
-    timingDuration: _T29 = _U
+    timingAge: _T26 = _U
+    timingDateTime: _T2 = _U
+    timingDuration: _T27 = _U
     timingPeriod: _T9 = _U
-    timingRange: _T30 = _U
-    timingTiming: _T31 = _U
+    timingRange: _T28 = _U
+    timingTiming: _T29 = _U
     title: _T2 = _U
     title_ext: _T3 = _ms.field(default=_U, name="_title")
-    topic: _T19 = _U
+    topic: _T18 = _U
     transform: _T2 = _U
     transform_ext: _T3 = _ms.field(default=_U, name="_transform")
     url: _T2 = _U
     url_ext: _T3 = _ms.field(default=_U, name="_url")
     usage: _T2 = _U
     usage_ext: _T3 = _ms.field(default=_U, name="_usage")
-    useContext: _T32 = _U
+    useContext: _T30 = _U
     version: _T2 = _U
     version_ext: _T3 = _ms.field(default=_U, name="_version")
 
     def __post_init__(self) -> None:
+        v = self.approvalDate
+        if v is not _U and (_p.date(v) is None):
+            raise _p.FormatError("ActivityDefinition.approvalDate")
+        v = self.date
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("ActivityDefinition.date")
         v = self.id
         if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
             raise _p.FormatError("ActivityDefinition.id")
@@ -184,6 +190,9 @@ class ActivityDefinition(_p.Resource, tag="ActivityDefinition", kw_only=True):
         v = self.language
         if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
             raise _p.FormatError("ActivityDefinition.language")
+        v = self.lastReviewDate
+        if v is not _U and (_p.date(v) is None):
+            raise _p.FormatError("ActivityDefinition.lastReviewDate")
         if self.library is not _U:
             for v in self.library:
                 if v is not None and (' ' in v or not v.isprintable()):
@@ -200,6 +209,9 @@ class ActivityDefinition(_p.Resource, tag="ActivityDefinition", kw_only=True):
         v = self.subjectCanonical
         if v is not _U and (' ' in v or not v.isprintable()):
             raise _p.FormatError("ActivityDefinition.subjectCanonical")
+        v = self.timingDateTime
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("ActivityDefinition.timingDateTime")
         v = self.transform
         if v is not _U and (' ' in v or not v.isprintable()):
             raise _p.FormatError("ActivityDefinition.transform")
@@ -215,7 +227,7 @@ class ActivityDefinition(_p.Resource, tag="ActivityDefinition", kw_only=True):
 
 
 class ActivityDefinitionDynamicValue(_p.Complex, kw_only=True):
-    expression: _T33
+    expression: _T31
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
@@ -249,8 +261,8 @@ class Address(_p.Complex, kw_only=True):
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
-    line: _T23 = _U
-    line_ext: _T24 = _ms.field(default=_U, name="_line")
+    line: _T21 = _U
+    line_ext: _T22 = _ms.field(default=_U, name="_line")
     period: _T9 = _U
     postalCode: _T2 = _U
     postalCode_ext: _T3 = _ms.field(default=_U, name="_postalCode")
@@ -283,14 +295,14 @@ class AdministrableProductDefinition(_p.Resource, tag="AdministrableProductDefin
     identifier: _T6 = _U
     implicitRules: _T2 = _U
     implicitRules_ext: _T3 = _ms.field(default=_U, name="_implicitRules")
-    ingredient: _T19 = _U
+    ingredient: _T18 = _U
     language: _T2 = _U
     language_ext: _T3 = _ms.field(default=_U, name="_language")
     meta: _T7 = _U
     modifierExtension: _T4 = _U
     producedFrom: _T11 = _U
-    property: _T34 = _U
-    routeOfAdministration: _T35
+    property: _T32 = _U
+    routeOfAdministration: _T33
     status: _T10
     status_ext: _T3 = _ms.field(default=_U, name="_status")
     text: _T12 = _U
@@ -317,39 +329,42 @@ class AdministrableProductDefinitionProperty(_p.Complex, kw_only=True):
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     modifierExtension: _T4 = _U
     status: _T13 = _U
-    type: _T36
-    valueAttachment: _T37 = _U
+    type: _T34
+    valueAttachment: _T35 = _U
     valueBoolean: _T16 = _U
     valueCodeableConcept: _T13 = _U
-    valueDate: _T17 = _U
-    valueQuantity: _T26 = _U
+    valueDate: _T2 = _U
+    valueQuantity: _T24 = _U
 
     def __post_init__(self) -> None:
+        v = self.valueDate
+        if v is not _U and (_p.date(v) is None):
+            raise _p.FormatError("AdministrableProductDefinitionProperty.valueDate")
         if (self.valueAttachment is not _U) + (self.valueBoolean is not _U) + (self.valueCodeableConcept is not _U) + (self.valueDate is not _U) + (self.valueQuantity is not _U) > 1:
             raise _p.ChoiceError("AdministrableProductDefinitionProperty.value[x]: at most one")
 
 
 class AdministrableProductDefinitionRouteOfAdministration(_p.Complex, kw_only=True):
-    code: _T36
+    code: _T34
     extension: _T4 = _U
-    firstDose: _T26 = _U
+    firstDose: _T24 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
-    maxDosePerDay: _T26 = _U
-    maxDosePerTreatmentPeriod: _T38 = _U
-    maxSingleDose: _T26 = _U
-    maxTreatmentPeriod: _T29 = _U
+    maxDosePerDay: _T24 = _U
+    maxDosePerTreatmentPeriod: _T36 = _U
+    maxSingleDose: _T24 = _U
+    maxTreatmentPeriod: _T27 = _U
     modifierExtension: _T4 = _U
-    targetSpecies: _T39 = _U
+    targetSpecies: _T37 = _U
 
 
 class AdministrableProductDefinitionRouteOfAdministrationTargetSpecies(_p.Complex, kw_only=True):
-    code: _T36
+    code: _T34
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     modifierExtension: _T4 = _U
-    withdrawalPeriod: _T40 = _U
+    withdrawalPeriod: _T38 = _U
 
 
 class AdministrableProductDefinitionRouteOfAdministrationTargetSpeciesWithdrawalPeriod(_p.Complex, kw_only=True):
@@ -359,26 +374,26 @@ class AdministrableProductDefinitionRouteOfAdministrationTargetSpeciesWithdrawal
     modifierExtension: _T4 = _U
     supportingInformation: _T2 = _U
     supportingInformation_ext: _T3 = _ms.field(default=_U, name="_supportingInformation")
-    tissue: _T36
-    value: _T41
+    tissue: _T34
+    value: _T39
 
 
 class AdverseEvent(_p.Resource, tag="AdverseEvent", kw_only=True):
     actuality: _T10
     actuality_ext: _T3 = _ms.field(default=_U, name="_actuality")
-    category: _T19 = _U
+    category: _T18 = _U
     contained: _T0 = _U
     contributor: _T11 = _U
-    date: _T20 = _U
+    date: _T2 = _U
     date_ext: _T3 = _ms.field(default=_U, name="_date")
-    detected: _T20 = _U
+    detected: _T2 = _U
     detected_ext: _T3 = _ms.field(default=_U, name="_detected")
     encounter: _T8 = _U
     event: _T13 = _U
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
-    identifier: _T42 = _U
+    identifier: _T40 = _U
     implicitRules: _T2 = _U
     implicitRules_ext: _T3 = _ms.field(default=_U, name="_implicitRules")
     language: _T2 = _U
@@ -387,7 +402,7 @@ class AdverseEvent(_p.Resource, tag="AdverseEvent", kw_only=True):
     meta: _T7 = _U
     modifierExtension: _T4 = _U
     outcome: _T13 = _U
-    recordedDate: _T20 = _U
+    recordedDate: _T2 = _U
     recordedDate_ext: _T3 = _ms.field(default=_U, name="_recordedDate")
     recorder: _T8 = _U
     referenceDocument: _T11 = _U
@@ -397,13 +412,19 @@ class AdverseEvent(_p.Resource, tag="AdverseEvent", kw_only=True):
     study: _T11 = _U
     subject: _T14
     subjectMedicalHistory: _T11 = _U
-    suspectEntity: _T43 = _U
+    suspectEntity: _T41 = _U
     text: _T12 = _U
 
     def __post_init__(self) -> None:
         v = self.actuality
         if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
             raise _p.FormatError("AdverseEvent.actuality")
+        v = self.date
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("AdverseEvent.date")
+        v = self.detected
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("AdverseEvent.detected")
         v = self.id
         if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
             raise _p.FormatError("AdverseEvent.id")
@@ -413,10 +434,13 @@ class AdverseEvent(_p.Resource, tag="AdverseEvent", kw_only=True):
         v = self.language
         if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
             raise _p.FormatError("AdverseEvent.language")
+        v = self.recordedDate
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("AdverseEvent.recordedDate")
 
 
 class AdverseEventSuspectEntity(_p.Complex, kw_only=True):
-    causality: _T44 = _U
+    causality: _T42 = _U
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
@@ -448,7 +472,7 @@ class Age(_p.Complex, kw_only=True):
     system_ext: _T3 = _ms.field(default=_U, name="_system")
     unit: _T2 = _U
     unit_ext: _T3 = _ms.field(default=_U, name="_unit")
-    value: _T45 = _U
+    value: _T43 = _U
     value_ext: _T3 = _ms.field(default=_U, name="_value")
 
     def __post_init__(self) -> None:
@@ -465,8 +489,8 @@ class Age(_p.Complex, kw_only=True):
 
 class AllergyIntolerance(_p.Resource, tag="AllergyIntolerance", kw_only=True):
     asserter: _T8 = _U
-    category: _T23 = _U
-    category_ext: _T24 = _ms.field(default=_U, name="_category")
+    category: _T21 = _U
+    category_ext: _T22 = _ms.field(default=_U, name="_category")
     clinicalStatus: _T13 = _U
     code: _T13 = _U
     contained: _T0 = _U
@@ -481,19 +505,19 @@ class AllergyIntolerance(_p.Resource, tag="AllergyIntolerance", kw_only=True):
     implicitRules_ext: _T3 = _ms.field(default=_U, name="_implicitRules")
     language: _T2 = _U
     language_ext: _T3 = _ms.field(default=_U, name="_language")
-    lastOccurrence: _T20 = _U
+    lastOccurrence: _T2 = _U
     lastOccurrence_ext: _T3 = _ms.field(default=_U, name="_lastOccurrence")
     meta: _T7 = _U
     modifierExtension: _T4 = _U
-    note: _T46 = _U
-    onsetAge: _T28 = _U
-    onsetDateTime: _T20 = _U
+    note: _T44 = _U
+    onsetAge: _T26 = _U
+    onsetDateTime: _T2 = _U
     onsetPeriod: _T9 = _U
-    onsetRange: _T30 = _U
+    onsetRange: _T28 = _U
     onsetString: _T2 = _U
     patient: _T14
-    reaction: _T47 = _U
-    recordedDate: _T20 = _U
+    reaction: _T45 = _U
+    recordedDate: _T2 = _U
     recordedDate_ext: _T3 = _ms.field(default=_U, name="_recordedDate")
     recorder: _T8 = _U
     text: _T12 = _U
@@ -518,6 +542,15 @@ class AllergyIntolerance(_p.Resource, tag="AllergyIntolerance", kw_only=True):
         v = self.language
         if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
             raise _p.FormatError("AllergyIntolerance.language")
+        v = self.lastOccurrence
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("AllergyIntolerance.lastOccurrence")
+        v = self.onsetDateTime
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("AllergyIntolerance.onsetDateTime")
+        v = self.recordedDate
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("AllergyIntolerance.recordedDate")
         v = self.type
         if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
             raise _p.FormatError("AllergyIntolerance.type")
@@ -532,16 +565,19 @@ class AllergyIntoleranceReaction(_p.Complex, kw_only=True):
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
-    manifestation: _T48
+    manifestation: _T46
     modifierExtension: _T4 = _U
-    note: _T46 = _U
-    onset: _T20 = _U
+    note: _T44 = _U
+    onset: _T2 = _U
     onset_ext: _T3 = _ms.field(default=_U, name="_onset")
     severity: _T2 = _U
     severity_ext: _T3 = _ms.field(default=_U, name="_severity")
     substance: _T13 = _U
 
     def __post_init__(self) -> None:
+        v = self.onset
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("AllergyIntoleranceReaction.onset")
         v = self.severity
         if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
             raise _p.FormatError("AllergyIntoleranceReaction.severity")
@@ -555,10 +591,13 @@ class Annotation(_p.Complex, kw_only=True):
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     text: _T10
     text_ext: _T3 = _ms.field(default=_U, name="_text")
-    time: _T20 = _U
+    time: _T2 = _U
     time_ext: _T3 = _ms.field(default=_U, name="_time")
 
     def __post_init__(self) -> None:
+        v = self.time
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("Annotation.time")
         if (self.authorReference is not _U) + (self.authorString is not _U) > 1:
             raise _p.ChoiceError("Annotation.author[x]: at most one")
 
@@ -570,11 +609,11 @@ class Appointment(_p.Resource, tag="Appointment", kw_only=True):
     comment: _T2 = _U
     comment_ext: _T3 = _ms.field(default=_U, name="_comment")
     contained: _T0 = _U
-    created: _T20 = _U
+    created: _T2 = _U
     created_ext: _T3 = _ms.field(default=_U, name="_created")
     description: _T2 = _U
     description_ext: _T3 = _ms.field(default=_U, name="_description")
-    end: _T49 = _U
+    end: _T2 = _U
     end_ext: _T3 = _ms.field(default=_U, name="_end")
     extension: _T4 = _U
     id: _T2 = _U
@@ -588,19 +627,19 @@ class Appointment(_p.Resource, tag="Appointment", kw_only=True):
     minutesDuration: _T15 = _U
     minutesDuration_ext: _T3 = _ms.field(default=_U, name="_minutesDuration")
     modifierExtension: _T4 = _U
-    participant: _T50
+    participant: _T47
     patientInstruction: _T2 = _U
     patientInstruction_ext: _T3 = _ms.field(default=_U, name="_patientInstruction")
-    priority: _T51 = _U
+    priority: _T48 = _U
     priority_ext: _T3 = _ms.field(default=_U, name="_priority")
-    reasonCode: _T19 = _U
+    reasonCode: _T18 = _U
     reasonReference: _T11 = _U
-    requestedPeriod: _T52 = _U
-    serviceCategory: _T19 = _U
-    serviceType: _T19 = _U
+    requestedPeriod: _T49 = _U
+    serviceCategory: _T18 = _U
+    serviceType: _T18 = _U
     slot: _T11 = _U
-    specialty: _T19 = _U
-    start: _T49 = _U
+    specialty: _T18 = _U
+    start: _T2 = _U
     start_ext: _T3 = _ms.field(default=_U, name="_start")
     status: _T10
     status_ext: _T3 = _ms.field(default=_U, name="_status")
@@ -608,6 +647,12 @@ class Appointment(_p.Resource, tag="Appointment", kw_only=True):
     text: _T12 = _U
 
     def __post_init__(self) -> None:
+        v = self.created
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("Appointment.created")
+        v = self.end
+        if v is not _U and (_p.instant(v) is None):
+            raise _p.FormatError("Appointment.end")
         v = self.id
         if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
             raise _p.FormatError("Appointment.id")
@@ -617,6 +662,9 @@ class Appointment(_p.Resource, tag="Appointment", kw_only=True):
         v = self.language
         if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
             raise _p.FormatError("Appointment.language")
+        v = self.start
+        if v is not _U and (_p.instant(v) is None):
+            raise _p.FormatError("Appointment.start")
         v = self.status
         if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
             raise _p.FormatError("Appointment.status")
@@ -633,7 +681,7 @@ class AppointmentParticipant(_p.Complex, kw_only=True):
     required_ext: _T3 = _ms.field(default=_U, name="_required")
     status: _T10
     status_ext: _T3 = _ms.field(default=_U, name="_status")
-    type: _T19 = _U
+    type: _T18 = _U
 
     def __post_init__(self) -> None:
         v = self.required
@@ -650,7 +698,7 @@ class AppointmentResponse(_p.Resource, tag="AppointmentResponse", kw_only=True):
     comment: _T2 = _U
     comment_ext: _T3 = _ms.field(default=_U, name="_comment")
     contained: _T0 = _U
-    end: _T49 = _U
+    end: _T2 = _U
     end_ext: _T3 = _ms.field(default=_U, name="_end")
     extension: _T4 = _U
     id: _T2 = _U
@@ -664,12 +712,15 @@ class AppointmentResponse(_p.Resource, tag="AppointmentResponse", kw_only=True):
     modifierExtension: _T4 = _U
     participantStatus: _T10
     participantStatus_ext: _T3 = _ms.field(default=_U, name="_participantStatus")
-    participantType: _T19 = _U
-    start: _T49 = _U
+    participantType: _T18 = _U
+    start: _T2 = _U
     start_ext: _T3 = _ms.field(default=_U, name="_start")
     text: _T12 = _U
 
     def __post_init__(self) -> None:
+        v = self.end
+        if v is not _U and (_p.instant(v) is None):
+            raise _p.FormatError("AppointmentResponse.end")
         v = self.id
         if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
             raise _p.FormatError("AppointmentResponse.id")
@@ -682,23 +733,26 @@ class AppointmentResponse(_p.Resource, tag="AppointmentResponse", kw_only=True):
         v = self.participantStatus
         if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
             raise _p.FormatError("AppointmentResponse.participantStatus")
+        v = self.start
+        if v is not _U and (_p.instant(v) is None):
+            raise _p.FormatError("AppointmentResponse.start")
 
 
 class Attachment(_p.Complex, kw_only=True):
     contentType: _T2 = _U
     contentType_ext: _T3 = _ms.field(default=_U, name="_contentType")
-    creation: _T20 = _U
+    creation: _T2 = _U
     creation_ext: _T3 = _ms.field(default=_U, name="_creation")
-    data: _T53 = _U
+    data: _T2 = _U
     data_ext: _T3 = _ms.field(default=_U, name="_data")
     extension: _T4 = _U
-    hash: _T53 = _U
+    hash: _T2 = _U
     hash_ext: _T3 = _ms.field(default=_U, name="_hash")
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     language: _T2 = _U
     language_ext: _T3 = _ms.field(default=_U, name="_language")
-    size: _T51 = _U
+    size: _T48 = _U
     size_ext: _T3 = _ms.field(default=_U, name="_size")
     title: _T2 = _U
     title_ext: _T3 = _ms.field(default=_U, name="_title")
@@ -709,6 +763,15 @@ class Attachment(_p.Complex, kw_only=True):
         v = self.contentType
         if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
             raise _p.FormatError("Attachment.contentType")
+        v = self.creation
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("Attachment.creation")
+        v = self.data
+        if v is not _U and (_p.base64(v) is None):
+            raise _p.FormatError("Attachment.data")
+        v = self.hash
+        if v is not _U and (_p.base64(v) is None):
+            raise _p.FormatError("Attachment.hash")
         v = self.language
         if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
             raise _p.FormatError("Attachment.language")
@@ -720,9 +783,9 @@ class Attachment(_p.Complex, kw_only=True):
 class AuditEvent(_p.Resource, tag="AuditEvent", kw_only=True):
     action: _T2 = _U
     action_ext: _T3 = _ms.field(default=_U, name="_action")
-    agent: _T54
+    agent: _T50
     contained: _T0 = _U
-    entity: _T55 = _U
+    entity: _T51 = _U
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
@@ -737,13 +800,13 @@ class AuditEvent(_p.Resource, tag="AuditEvent", kw_only=True):
     outcomeDesc: _T2 = _U
     outcomeDesc_ext: _T3 = _ms.field(default=_U, name="_outcomeDesc")
     period: _T9 = _U
-    purposeOfEvent: _T19 = _U
-    recorded: _T56
+    purposeOfEvent: _T18 = _U
+    recorded: _T10
     recorded_ext: _T3 = _ms.field(default=_U, name="_recorded")
-    source: _T57
-    subtype: _T58 = _U
+    source: _T52
+    subtype: _T53 = _U
     text: _T12 = _U
-    type: _T59
+    type: _T54
 
     def __post_init__(self) -> None:
         v = self.action
@@ -761,6 +824,9 @@ class AuditEvent(_p.Resource, tag="AuditEvent", kw_only=True):
         v = self.outcome
         if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
             raise _p.FormatError("AuditEvent.outcome")
+        v = self.recorded
+        if v is not _U and (_p.instant(v) is None):
+            raise _p.FormatError("AuditEvent.recorded")
 
 
 class AuditEventAgent(_p.Complex, kw_only=True):
@@ -770,17 +836,17 @@ class AuditEventAgent(_p.Complex, kw_only=True):
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     location: _T8 = _U
-    media: _T60 = _U
+    media: _T55 = _U
     modifierExtension: _T4 = _U
     name: _T2 = _U
     name_ext: _T3 = _ms.field(default=_U, name="_name")
-    network: _T61 = _U
-    policy: _T23 = _U
-    policy_ext: _T24 = _ms.field(default=_U, name="_policy")
-    purposeOfUse: _T19 = _U
-    requestor: _T62
+    network: _T56 = _U
+    policy: _T21 = _U
+    policy_ext: _T22 = _ms.field(default=_U, name="_policy")
+    purposeOfUse: _T18 = _U
+    requestor: _T57
     requestor_ext: _T3 = _ms.field(default=_U, name="_requestor")
-    role: _T19 = _U
+    role: _T18 = _U
     type: _T13 = _U
     who: _T8 = _U
 
@@ -810,20 +876,25 @@ class AuditEventAgentNetwork(_p.Complex, kw_only=True):
 class AuditEventEntity(_p.Complex, kw_only=True):
     description: _T2 = _U
     description_ext: _T3 = _ms.field(default=_U, name="_description")
-    detail: _T63 = _U
+    detail: _T58 = _U
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
-    lifecycle: _T60 = _U
+    lifecycle: _T55 = _U
     modifierExtension: _T4 = _U
     name: _T2 = _U
     name_ext: _T3 = _ms.field(default=_U, name="_name")
-    query: _T53 = _U
+    query: _T2 = _U
     query_ext: _T3 = _ms.field(default=_U, name="_query")
-    role: _T60 = _U
-    securityLabel: _T58 = _U
-    type: _T60 = _U
+    role: _T55 = _U
+    securityLabel: _T53 = _U
+    type: _T55 = _U
     what: _T8 = _U
+
+    def __post_init__(self) -> None:
+        v = self.query
+        if v is not _U and (_p.base64(v) is None):
+            raise _p.FormatError("AuditEventEntity.query")
 
 
 class AuditEventEntityDetail(_p.Complex, kw_only=True):
@@ -833,10 +904,13 @@ class AuditEventEntityDetail(_p.Complex, kw_only=True):
     modifierExtension: _T4 = _U
     type: _T10
     type_ext: _T3 = _ms.field(default=_U, name="_type")
-    valueBase64Binary: _T53 = _U
+    valueBase64Binary: _T2 = _U
     valueString: _T2 = _U
 
     def __post_init__(self) -> None:
+        v = self.valueBase64Binary
+        if v is not _U and (_p.base64(v) is None):
+            raise _p.FormatError("AuditEventEntityDetail.valueBase64Binary")
         if (self.valueBase64Binary is not _U) + (self.valueString is not _U) != 1:
             raise _p.ChoiceError("AuditEventEntityDetail.value[x]: exactly one")
 
@@ -849,7 +923,7 @@ class AuditEventSource(_p.Complex, kw_only=True):
     observer: _T14
     site: _T2 = _U
     site_ext: _T3 = _ms.field(default=_U, name="_site")
-    type: _T58 = _U
+    type: _T53 = _U
 
 
 class BackboneElement(_p.Complex, kw_only=True):
@@ -861,9 +935,9 @@ class BackboneElement(_p.Complex, kw_only=True):
 
 class Basic(_p.Resource, tag="Basic", kw_only=True):
     author: _T8 = _U
-    code: _T36
+    code: _T34
     contained: _T0 = _U
-    created: _T17 = _U
+    created: _T2 = _U
     created_ext: _T3 = _ms.field(default=_U, name="_created")
     extension: _T4 = _U
     id: _T2 = _U
@@ -879,6 +953,9 @@ class Basic(_p.Resource, tag="Basic", kw_only=True):
     text: _T12 = _U
 
     def __post_init__(self) -> None:
+        v = self.created
+        if v is not _U and (_p.date(v) is None):
+            raise _p.FormatError("Basic.created")
         v = self.id
         if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
             raise _p.FormatError("Basic.id")
@@ -893,7 +970,7 @@ class Basic(_p.Resource, tag="Basic", kw_only=True):
 class Binary(_p.Resource, tag="Binary", kw_only=True):
     contentType: _T10
     contentType_ext: _T3 = _ms.field(default=_U, name="_contentType")
-    data: _T53 = _U
+    data: _T2 = _U
     data_ext: _T3 = _ms.field(default=_U, name="_data")
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
@@ -908,6 +985,9 @@ class Binary(_p.Resource, tag="Binary", kw_only=True):
         v = self.contentType
         if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
             raise _p.FormatError("Binary.contentType")
+        v = self.data
+        if v is not _U and (_p.base64(v) is None):
+            raise _p.FormatError("Binary.data")
         v = self.id
         if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
             raise _p.FormatError("Binary.id")
@@ -920,7 +1000,7 @@ class Binary(_p.Resource, tag="Binary", kw_only=True):
 
 
 class BiologicallyDerivedProduct(_p.Resource, tag="BiologicallyDerivedProduct", kw_only=True):
-    collection: _T64 = _U
+    collection: _T59 = _U
     contained: _T0 = _U
     extension: _T4 = _U
     id: _T2 = _U
@@ -930,20 +1010,20 @@ class BiologicallyDerivedProduct(_p.Resource, tag="BiologicallyDerivedProduct", 
     implicitRules_ext: _T3 = _ms.field(default=_U, name="_implicitRules")
     language: _T2 = _U
     language_ext: _T3 = _ms.field(default=_U, name="_language")
-    manipulation: _T65 = _U
+    manipulation: _T60 = _U
     meta: _T7 = _U
     modifierExtension: _T4 = _U
     parent: _T11 = _U
-    processing: _T66 = _U
+    processing: _T61 = _U
     productCategory: _T2 = _U
     productCategory_ext: _T3 = _ms.field(default=_U, name="_productCategory")
     productCode: _T13 = _U
-    quantity: _T67 = _U
+    quantity: _T62 = _U
     quantity_ext: _T3 = _ms.field(default=_U, name="_quantity")
     request: _T11 = _U
     status: _T2 = _U
     status_ext: _T3 = _ms.field(default=_U, name="_status")
-    storage: _T68 = _U
+    storage: _T63 = _U
     text: _T12 = _U
 
     def __post_init__(self) -> None:
@@ -965,7 +1045,7 @@ class BiologicallyDerivedProduct(_p.Resource, tag="BiologicallyDerivedProduct", 
 
 
 class BiologicallyDerivedProductCollection(_p.Complex, kw_only=True):
-    collectedDateTime: _T20 = _U
+    collectedDateTime: _T2 = _U
     collectedPeriod: _T9 = _U
     collector: _T8 = _U
     extension: _T4 = _U
@@ -975,6 +1055,9 @@ class BiologicallyDerivedProductCollection(_p.Complex, kw_only=True):
     source: _T8 = _U
 
     def __post_init__(self) -> None:
+        v = self.collectedDateTime
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("BiologicallyDerivedProductCollection.collectedDateTime")
         if (self.collectedDateTime is not _U) + (self.collectedPeriod is not _U) > 1:
             raise _p.ChoiceError("BiologicallyDerivedProductCollection.collected[x]: at most one")
 
@@ -986,10 +1069,13 @@ class BiologicallyDerivedProductManipulation(_p.Complex, kw_only=True):
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     modifierExtension: _T4 = _U
-    timeDateTime: _T20 = _U
+    timeDateTime: _T2 = _U
     timePeriod: _T9 = _U
 
     def __post_init__(self) -> None:
+        v = self.timeDateTime
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("BiologicallyDerivedProductManipulation.timeDateTime")
         if (self.timeDateTime is not _U) + (self.timePeriod is not _U) > 1:
             raise _p.ChoiceError("BiologicallyDerivedProductManipulation.time[x]: at most one")
 
@@ -1003,10 +1089,13 @@ class BiologicallyDerivedProductProcessing(_p.Complex, kw_only=True):
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     modifierExtension: _T4 = _U
     procedure: _T13 = _U
-    timeDateTime: _T20 = _U
+    timeDateTime: _T2 = _U
     timePeriod: _T9 = _U
 
     def __post_init__(self) -> None:
+        v = self.timeDateTime
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("BiologicallyDerivedProductProcessing.timeDateTime")
         if (self.timeDateTime is not _U) + (self.timePeriod is not _U) > 1:
             raise _p.ChoiceError("BiologicallyDerivedProductProcessing.time[x]: at most one")
 
@@ -1021,7 +1110,7 @@ class BiologicallyDerivedProductStorage(_p.Complex, kw_only=True):
     modifierExtension: _T4 = _U
     scale: _T2 = _U
     scale_ext: _T3 = _ms.field(default=_U, name="_scale")
-    temperature: _T45 = _U
+    temperature: _T43 = _U
     temperature_ext: _T3 = _ms.field(default=_U, name="_temperature")
 
     def __post_init__(self) -> None:
@@ -1040,13 +1129,13 @@ class BodyStructure(_p.Resource, tag="BodyStructure", kw_only=True):
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     identifier: _T6 = _U
-    image: _T69 = _U
+    image: _T64 = _U
     implicitRules: _T2 = _U
     implicitRules_ext: _T3 = _ms.field(default=_U, name="_implicitRules")
     language: _T2 = _U
     language_ext: _T3 = _ms.field(default=_U, name="_language")
     location: _T13 = _U
-    locationQualifier: _T19 = _U
+    locationQualifier: _T18 = _U
     meta: _T7 = _U
     modifierExtension: _T4 = _U
     morphology: _T13 = _U
@@ -1066,20 +1155,20 @@ class BodyStructure(_p.Resource, tag="BodyStructure", kw_only=True):
 
 
 class Bundle(_p.Resource, tag="Bundle", kw_only=True):
-    entry: _T70 = _U
+    entry: _T65 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
-    identifier: _T42 = _U
+    identifier: _T40 = _U
     implicitRules: _T2 = _U
     implicitRules_ext: _T3 = _ms.field(default=_U, name="_implicitRules")
     language: _T2 = _U
     language_ext: _T3 = _ms.field(default=_U, name="_language")
-    link: _T71 = _U
+    link: _T66 = _U
     meta: _T7 = _U
-    signature: _T72 = _U
-    timestamp: _T49 = _U
+    signature: _T67 = _U
+    timestamp: _T2 = _U
     timestamp_ext: _T3 = _ms.field(default=_U, name="_timestamp")
-    total: _T51 = _U
+    total: _T48 = _U
     total_ext: _T3 = _ms.field(default=_U, name="_total")
     type: _T10
     type_ext: _T3 = _ms.field(default=_U, name="_type")
@@ -1094,6 +1183,9 @@ class Bundle(_p.Resource, tag="Bundle", kw_only=True):
         v = self.language
         if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
             raise _p.FormatError("Bundle.language")
+        v = self.timestamp
+        if v is not _U and (_p.instant(v) is None):
+            raise _p.FormatError("Bundle.timestamp")
         v = self.type
         if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
             raise _p.FormatError("Bundle.type")
@@ -1105,12 +1197,12 @@ class BundleEntry(_p.Complex, kw_only=True):
     fullUrl_ext: _T3 = _ms.field(default=_U, name="_fullUrl")
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
-    link: _T71 = _U
+    link: _T66 = _U
     modifierExtension: _T4 = _U
-    request: _T73 = _U
-    resource: _T74 = _U
-    response: _T75 = _U
-    search: _T76 = _U
+    request: _T68 = _U
+    resource: _T69 = _U
+    response: _T70 = _U
+    search: _T71 = _U
 
     def __post_init__(self) -> None:
         v = self.fullUrl
@@ -1124,7 +1216,7 @@ class BundleEntryRequest(_p.Complex, kw_only=True):
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     ifMatch: _T2 = _U
     ifMatch_ext: _T3 = _ms.field(default=_U, name="_ifMatch")
-    ifModifiedSince: _T49 = _U
+    ifModifiedSince: _T2 = _U
     ifModifiedSince_ext: _T3 = _ms.field(default=_U, name="_ifModifiedSince")
     ifNoneExist: _T2 = _U
     ifNoneExist_ext: _T3 = _ms.field(default=_U, name="_ifNoneExist")
@@ -1137,6 +1229,9 @@ class BundleEntryRequest(_p.Complex, kw_only=True):
     url_ext: _T3 = _ms.field(default=_U, name="_url")
 
     def __post_init__(self) -> None:
+        v = self.ifModifiedSince
+        if v is not _U and (_p.instant(v) is None):
+            raise _p.FormatError("BundleEntryRequest.ifModifiedSince")
         v = self.method
         if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
             raise _p.FormatError("BundleEntryRequest.method")
@@ -1151,16 +1246,19 @@ class BundleEntryResponse(_p.Complex, kw_only=True):
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
-    lastModified: _T49 = _U
+    lastModified: _T2 = _U
     lastModified_ext: _T3 = _ms.field(default=_U, name="_lastModified")
     location: _T2 = _U
     location_ext: _T3 = _ms.field(default=_U, name="_location")
     modifierExtension: _T4 = _U
-    outcome: _T74 = _U
+    outcome: _T69 = _U
     status: _T10
     status_ext: _T3 = _ms.field(default=_U, name="_status")
 
     def __post_init__(self) -> None:
+        v = self.lastModified
+        if v is not _U and (_p.instant(v) is None):
+            raise _p.FormatError("BundleEntryResponse.lastModified")
         v = self.location
         if v is not _U and (' ' in v or not v.isprintable()):
             raise _p.FormatError("BundleEntryResponse.location")
@@ -1173,7 +1271,7 @@ class BundleEntrySearch(_p.Complex, kw_only=True):
     mode: _T2 = _U
     mode_ext: _T3 = _ms.field(default=_U, name="_mode")
     modifierExtension: _T4 = _U
-    score: _T45 = _U
+    score: _T43 = _U
     score_ext: _T3 = _ms.field(default=_U, name="_score")
 
     def __post_init__(self) -> None:
@@ -1199,51 +1297,51 @@ class BundleLink(_p.Complex, kw_only=True):
 
 
 class CapabilityStatement(_p.Resource, tag="CapabilityStatement", kw_only=True):
-    contact: _T18 = _U
+    contact: _T17 = _U
     contained: _T0 = _U
     copyright: _T2 = _U
     copyright_ext: _T3 = _ms.field(default=_U, name="_copyright")
-    date: _T77
+    date: _T10
     date_ext: _T3 = _ms.field(default=_U, name="_date")
     description: _T2 = _U
     description_ext: _T3 = _ms.field(default=_U, name="_description")
-    document: _T78 = _U
+    document: _T72 = _U
     experimental: _T16 = _U
     experimental_ext: _T3 = _ms.field(default=_U, name="_experimental")
     extension: _T4 = _U
     fhirVersion: _T10
     fhirVersion_ext: _T3 = _ms.field(default=_U, name="_fhirVersion")
-    format: _T79
-    format_ext: _T24 = _ms.field(default=_U, name="_format")
+    format: _T73
+    format_ext: _T22 = _ms.field(default=_U, name="_format")
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
-    implementation: _T80 = _U
-    implementationGuide: _T23 = _U
-    implementationGuide_ext: _T24 = _ms.field(default=_U, name="_implementationGuide")
+    implementation: _T74 = _U
+    implementationGuide: _T21 = _U
+    implementationGuide_ext: _T22 = _ms.field(default=_U, name="_implementationGuide")
     implicitRules: _T2 = _U
     implicitRules_ext: _T3 = _ms.field(default=_U, name="_implicitRules")
-    imports: _T23 = _U
-    imports_ext: _T24 = _ms.field(default=_U, name="_imports")
-    instantiates: _T23 = _U
-    instantiates_ext: _T24 = _ms.field(default=_U, name="_instantiates")
-    jurisdiction: _T19 = _U
+    imports: _T21 = _U
+    imports_ext: _T22 = _ms.field(default=_U, name="_imports")
+    instantiates: _T21 = _U
+    instantiates_ext: _T22 = _ms.field(default=_U, name="_instantiates")
+    jurisdiction: _T18 = _U
     kind: _T10
     kind_ext: _T3 = _ms.field(default=_U, name="_kind")
     language: _T2 = _U
     language_ext: _T3 = _ms.field(default=_U, name="_language")
-    messaging: _T81 = _U
+    messaging: _T75 = _U
     meta: _T7 = _U
     modifierExtension: _T4 = _U
     name: _T2 = _U
     name_ext: _T3 = _ms.field(default=_U, name="_name")
-    patchFormat: _T23 = _U
-    patchFormat_ext: _T24 = _ms.field(default=_U, name="_patchFormat")
+    patchFormat: _T21 = _U
+    patchFormat_ext: _T22 = _ms.field(default=_U, name="_patchFormat")
     publisher: _T2 = _U
     publisher_ext: _T3 = _ms.field(default=_U, name="_publisher")
     purpose: _T2 = _U
     purpose_ext: _T3 = _ms.field(default=_U, name="_purpose")
-    rest: _T82 = _U
-    software: _T83 = _U
+    rest: _T76 = _U
+    software: _T77 = _U
     status: _T10
     status_ext: _T3 = _ms.field(default=_U, name="_status")
     text: _T12 = _U
@@ -1251,11 +1349,14 @@ class CapabilityStatement(_p.Resource, tag="CapabilityStatement", kw_only=True):
     title_ext: _T3 = _ms.field(default=_U, name="_title")
     url: _T2 = _U
     url_ext: _T3 = _ms.field(default=_U, name="_url")
-    useContext: _T32 = _U
+    useContext: _T30 = _U
     version: _T2 = _U
     version_ext: _T3 = _ms.field(default=_U, name="_version")
 
     def __post_init__(self) -> None:
+        v = self.date
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("CapabilityStatement.date")
         v = self.fhirVersion
         if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
             raise _p.FormatError("CapabilityStatement.fhirVersion")
@@ -1340,14 +1441,14 @@ class CapabilityStatementImplementation(_p.Complex, kw_only=True):
 class CapabilityStatementMessaging(_p.Complex, kw_only=True):
     documentation: _T2 = _U
     documentation_ext: _T3 = _ms.field(default=_U, name="_documentation")
-    endpoint: _T84 = _U
+    endpoint: _T78 = _U
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     modifierExtension: _T4 = _U
-    reliableCache: _T51 = _U
+    reliableCache: _T48 = _U
     reliableCache_ext: _T3 = _ms.field(default=_U, name="_reliableCache")
-    supportedMessage: _T85 = _U
+    supportedMessage: _T79 = _U
 
 
 class CapabilityStatementMessagingEndpoint(_p.Complex, kw_only=True):
@@ -1357,7 +1458,7 @@ class CapabilityStatementMessagingEndpoint(_p.Complex, kw_only=True):
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     modifierExtension: _T4 = _U
-    protocol: _T59
+    protocol: _T54
 
     def __post_init__(self) -> None:
         v = self.address
@@ -1385,21 +1486,21 @@ class CapabilityStatementMessagingSupportedMessage(_p.Complex, kw_only=True):
 
 
 class CapabilityStatementRest(_p.Complex, kw_only=True):
-    compartment: _T23 = _U
-    compartment_ext: _T24 = _ms.field(default=_U, name="_compartment")
+    compartment: _T21 = _U
+    compartment_ext: _T22 = _ms.field(default=_U, name="_compartment")
     documentation: _T2 = _U
     documentation_ext: _T3 = _ms.field(default=_U, name="_documentation")
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
-    interaction: _T86 = _U
+    interaction: _T80 = _U
     mode: _T10
     mode_ext: _T3 = _ms.field(default=_U, name="_mode")
     modifierExtension: _T4 = _U
-    operation: _T87 = _U
-    resource: _T88 = _U
-    searchParam: _T89 = _U
-    security: _T90 = _U
+    operation: _T81 = _U
+    resource: _T82 = _U
+    searchParam: _T83 = _U
+    security: _T84 = _U
 
     def __post_init__(self) -> None:
         if self.compartment is not _U:
@@ -1441,22 +1542,22 @@ class CapabilityStatementRestResource(_p.Complex, kw_only=True):
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
-    interaction: _T91 = _U
+    interaction: _T85 = _U
     modifierExtension: _T4 = _U
-    operation: _T87 = _U
+    operation: _T81 = _U
     profile: _T2 = _U
     profile_ext: _T3 = _ms.field(default=_U, name="_profile")
     readHistory: _T16 = _U
     readHistory_ext: _T3 = _ms.field(default=_U, name="_readHistory")
-    referencePolicy: _T23 = _U
-    referencePolicy_ext: _T24 = _ms.field(default=_U, name="_referencePolicy")
-    searchInclude: _T23 = _U
-    searchInclude_ext: _T24 = _ms.field(default=_U, name="_searchInclude")
-    searchParam: _T89 = _U
-    searchRevInclude: _T23 = _U
-    searchRevInclude_ext: _T24 = _ms.field(default=_U, name="_searchRevInclude")
-    supportedProfile: _T23 = _U
-    supportedProfile_ext: _T24 = _ms.field(default=_U, name="_supportedProfile")
+    referencePolicy: _T21 = _U
+    referencePolicy_ext: _T22 = _ms.field(default=_U, name="_referencePolicy")
+    searchInclude: _T21 = _U
+    searchInclude_ext: _T22 = _ms.field(default=_U, name="_searchInclude")
+    searchParam: _T83 = _U
+    searchRevInclude: _T21 = _U
+    searchRevInclude_ext: _T22 = _ms.field(default=_U, name="_searchRevInclude")
+    supportedProfile: _T21 = _U
+    supportedProfile_ext: _T22 = _ms.field(default=_U, name="_supportedProfile")
     type: _T10
     type_ext: _T3 = _ms.field(default=_U, name="_type")
     updateCreate: _T16 = _U
@@ -1556,7 +1657,7 @@ class CapabilityStatementRestSecurity(_p.Complex, kw_only=True):
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     modifierExtension: _T4 = _U
-    service: _T19 = _U
+    service: _T18 = _U
 
 
 class CapabilityStatementSoftware(_p.Complex, kw_only=True):
@@ -1566,22 +1667,27 @@ class CapabilityStatementSoftware(_p.Complex, kw_only=True):
     modifierExtension: _T4 = _U
     name: _T10
     name_ext: _T3 = _ms.field(default=_U, name="_name")
-    releaseDate: _T20 = _U
+    releaseDate: _T2 = _U
     releaseDate_ext: _T3 = _ms.field(default=_U, name="_releaseDate")
     version: _T2 = _U
     version_ext: _T3 = _ms.field(default=_U, name="_version")
 
+    def __post_init__(self) -> None:
+        v = self.releaseDate
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("CapabilityStatementSoftware.releaseDate")
+
 
 class CarePlan(_p.Resource, tag="CarePlan", kw_only=True):
-    activity: _T92 = _U
+    activity: _T86 = _U
     addresses: _T11 = _U
     author: _T8 = _U
     basedOn: _T11 = _U
     careTeam: _T11 = _U
-    category: _T19 = _U
+    category: _T18 = _U
     contained: _T0 = _U
     contributor: _T11 = _U
-    created: _T20 = _U
+    created: _T2 = _U
     created_ext: _T3 = _ms.field(default=_U, name="_created")
     description: _T2 = _U
     description_ext: _T3 = _ms.field(default=_U, name="_description")
@@ -1593,17 +1699,17 @@ class CarePlan(_p.Resource, tag="CarePlan", kw_only=True):
     identifier: _T6 = _U
     implicitRules: _T2 = _U
     implicitRules_ext: _T3 = _ms.field(default=_U, name="_implicitRules")
-    instantiatesCanonical: _T23 = _U
-    instantiatesCanonical_ext: _T24 = _ms.field(default=_U, name="_instantiatesCanonical")
-    instantiatesUri: _T23 = _U
-    instantiatesUri_ext: _T24 = _ms.field(default=_U, name="_instantiatesUri")
+    instantiatesCanonical: _T21 = _U
+    instantiatesCanonical_ext: _T22 = _ms.field(default=_U, name="_instantiatesCanonical")
+    instantiatesUri: _T21 = _U
+    instantiatesUri_ext: _T22 = _ms.field(default=_U, name="_instantiatesUri")
     intent: _T10
     intent_ext: _T3 = _ms.field(default=_U, name="_intent")
     language: _T2 = _U
     language_ext: _T3 = _ms.field(default=_U, name="_language")
     meta: _T7 = _U
     modifierExtension: _T4 = _U
-    note: _T46 = _U
+    note: _T44 = _U
     partOf: _T11 = _U
     period: _T9 = _U
     replaces: _T11 = _U
@@ -1616,6 +1722,9 @@ class CarePlan(_p.Resource, tag="CarePlan", kw_only=True):
     title_ext: _T3 = _ms.field(default=_U, name="_title")
 
     def __post_init__(self) -> None:
+        v = self.created
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("CarePlan.created")
         v = self.id
         if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
             raise _p.FormatError("CarePlan.id")
@@ -1642,20 +1751,20 @@ class CarePlan(_p.Resource, tag="CarePlan", kw_only=True):
 
 
 class CarePlanActivity(_p.Complex, kw_only=True):
-    detail: _T93 = _U
+    detail: _T87 = _U
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     modifierExtension: _T4 = _U
-    outcomeCodeableConcept: _T19 = _U
+    outcomeCodeableConcept: _T18 = _U
     outcomeReference: _T11 = _U
-    progress: _T46 = _U
+    progress: _T44 = _U
     reference: _T8 = _U
 
 
 class CarePlanActivityDetail(_p.Complex, kw_only=True):
     code: _T13 = _U
-    dailyAmount: _T26 = _U
+    dailyAmount: _T24 = _U
     description: _T2 = _U
     description_ext: _T3 = _ms.field(default=_U, name="_description")
     doNotPerform: _T16 = _U
@@ -1664,10 +1773,10 @@ class CarePlanActivityDetail(_p.Complex, kw_only=True):
     goal: _T11 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
-    instantiatesCanonical: _T23 = _U
-    instantiatesCanonical_ext: _T24 = _ms.field(default=_U, name="_instantiatesCanonical")
-    instantiatesUri: _T23 = _U
-    instantiatesUri_ext: _T24 = _ms.field(default=_U, name="_instantiatesUri")
+    instantiatesCanonical: _T21 = _U
+    instantiatesCanonical_ext: _T22 = _ms.field(default=_U, name="_instantiatesCanonical")
+    instantiatesUri: _T21 = _U
+    instantiatesUri_ext: _T22 = _ms.field(default=_U, name="_instantiatesUri")
     kind: _T2 = _U
     kind_ext: _T3 = _ms.field(default=_U, name="_kind")
     location: _T8 = _U
@@ -1675,12 +1784,12 @@ class CarePlanActivityDetail(_p.Complex, kw_only=True):
     performer: _T11 = _U
     productCodeableConcept: _T13 = _U
     productReference: _T8 = _U
-    quantity: _T26 = _U
-    reasonCode: _T19 = _U
+    quantity: _T24 = _U
+    reasonCode: _T18 = _U
     reasonReference: _T11 = _U
     scheduledPeriod: _T9 = _U
     scheduledString: _T2 = _U
-    scheduledTiming: _T31 = _U
+    scheduledTiming: _T29 = _U
     status: _T10
     status_ext: _T3 = _ms.field(default=_U, name="_status")
     statusReason: _T13 = _U
@@ -1707,7 +1816,7 @@ class CarePlanActivityDetail(_p.Complex, kw_only=True):
 
 
 class CareTeam(_p.Resource, tag="CareTeam", kw_only=True):
-    category: _T19 = _U
+    category: _T18 = _U
     contained: _T0 = _U
     encounter: _T8 = _U
     extension: _T4 = _U
@@ -1723,15 +1832,15 @@ class CareTeam(_p.Resource, tag="CareTeam", kw_only=True):
     modifierExtension: _T4 = _U
     name: _T2 = _U
     name_ext: _T3 = _ms.field(default=_U, name="_name")
-    note: _T46 = _U
-    participant: _T94 = _U
+    note: _T44 = _U
+    participant: _T88 = _U
     period: _T9 = _U
-    reasonCode: _T19 = _U
+    reasonCode: _T18 = _U
     reasonReference: _T11 = _U
     status: _T2 = _U
     status_ext: _T3 = _ms.field(default=_U, name="_status")
     subject: _T8 = _U
-    telecom: _T95 = _U
+    telecom: _T89 = _U
     text: _T12 = _U
 
     def __post_init__(self) -> None:
@@ -1757,14 +1866,14 @@ class CareTeamParticipant(_p.Complex, kw_only=True):
     modifierExtension: _T4 = _U
     onBehalfOf: _T8 = _U
     period: _T9 = _U
-    role: _T19 = _U
+    role: _T18 = _U
 
 
 class CatalogEntry(_p.Resource, tag="CatalogEntry", kw_only=True):
-    additionalCharacteristic: _T19 = _U
-    additionalClassification: _T19 = _U
+    additionalCharacteristic: _T18 = _U
+    additionalClassification: _T18 = _U
     additionalIdentifier: _T6 = _U
-    classification: _T19 = _U
+    classification: _T18 = _U
     contained: _T0 = _U
     extension: _T4 = _U
     id: _T2 = _U
@@ -1774,19 +1883,19 @@ class CatalogEntry(_p.Resource, tag="CatalogEntry", kw_only=True):
     implicitRules_ext: _T3 = _ms.field(default=_U, name="_implicitRules")
     language: _T2 = _U
     language_ext: _T3 = _ms.field(default=_U, name="_language")
-    lastUpdated: _T20 = _U
+    lastUpdated: _T2 = _U
     lastUpdated_ext: _T3 = _ms.field(default=_U, name="_lastUpdated")
     meta: _T7 = _U
     modifierExtension: _T4 = _U
-    orderable: _T62
+    orderable: _T57
     orderable_ext: _T3 = _ms.field(default=_U, name="_orderable")
     referencedItem: _T14
-    relatedEntry: _T96 = _U
+    relatedEntry: _T90 = _U
     status: _T2 = _U
     status_ext: _T3 = _ms.field(default=_U, name="_status")
     text: _T12 = _U
     type: _T13 = _U
-    validTo: _T20 = _U
+    validTo: _T2 = _U
     validTo_ext: _T3 = _ms.field(default=_U, name="_validTo")
     validityPeriod: _T9 = _U
 
@@ -1800,9 +1909,15 @@ class CatalogEntry(_p.Resource, tag="CatalogEntry", kw_only=True):
         v = self.language
         if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
             raise _p.FormatError("CatalogEntry.language")
+        v = self.lastUpdated
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("CatalogEntry.lastUpdated")
         v = self.status
         if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
             raise _p.FormatError("CatalogEntry.status")
+        v = self.validTo
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("CatalogEntry.validTo")
 
 
 class CatalogEntryRelatedEntry(_p.Complex, kw_only=True):
@@ -1822,20 +1937,20 @@ class CatalogEntryRelatedEntry(_p.Complex, kw_only=True):
 
 class ChargeItem(_p.Resource, tag="ChargeItem", kw_only=True):
     account: _T11 = _U
-    bodysite: _T19 = _U
-    code: _T36
+    bodysite: _T18 = _U
+    code: _T34
     contained: _T0 = _U
     context: _T8 = _U
     costCenter: _T8 = _U
-    definitionCanonical: _T23 = _U
-    definitionCanonical_ext: _T24 = _ms.field(default=_U, name="_definitionCanonical")
-    definitionUri: _T23 = _U
-    definitionUri_ext: _T24 = _ms.field(default=_U, name="_definitionUri")
-    enteredDate: _T20 = _U
+    definitionCanonical: _T21 = _U
+    definitionCanonical_ext: _T22 = _ms.field(default=_U, name="_definitionCanonical")
+    definitionUri: _T21 = _U
+    definitionUri_ext: _T22 = _ms.field(default=_U, name="_definitionUri")
+    enteredDate: _T2 = _U
     enteredDate_ext: _T3 = _ms.field(default=_U, name="_enteredDate")
     enterer: _T8 = _U
     extension: _T4 = _U
-    factorOverride: _T45 = _U
+    factorOverride: _T43 = _U
     factorOverride_ext: _T3 = _ms.field(default=_U, name="_factorOverride")
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
@@ -1846,20 +1961,20 @@ class ChargeItem(_p.Resource, tag="ChargeItem", kw_only=True):
     language_ext: _T3 = _ms.field(default=_U, name="_language")
     meta: _T7 = _U
     modifierExtension: _T4 = _U
-    note: _T46 = _U
-    occurrenceDateTime: _T20 = _U
+    note: _T44 = _U
+    occurrenceDateTime: _T2 = _U
     occurrencePeriod: _T9 = _U
-    occurrenceTiming: _T31 = _U
+    occurrenceTiming: _T29 = _U
     overrideReason: _T2 = _U
     overrideReason_ext: _T3 = _ms.field(default=_U, name="_overrideReason")
     partOf: _T11 = _U
-    performer: _T97 = _U
+    performer: _T91 = _U
     performingOrganization: _T8 = _U
-    priceOverride: _T98 = _U
+    priceOverride: _T92 = _U
     productCodeableConcept: _T13 = _U
     productReference: _T8 = _U
-    quantity: _T26 = _U
-    reason: _T19 = _U
+    quantity: _T24 = _U
+    reason: _T18 = _U
     requestingOrganization: _T8 = _U
     service: _T11 = _U
     status: _T10
@@ -1877,6 +1992,9 @@ class ChargeItem(_p.Resource, tag="ChargeItem", kw_only=True):
             for v in self.definitionUri:
                 if v is not None and (' ' in v or not v.isprintable()):
                     raise _p.FormatError("ChargeItem.definitionUri")
+        v = self.enteredDate
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("ChargeItem.enteredDate")
         v = self.id
         if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
             raise _p.FormatError("ChargeItem.id")
@@ -1886,6 +2004,9 @@ class ChargeItem(_p.Resource, tag="ChargeItem", kw_only=True):
         v = self.language
         if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
             raise _p.FormatError("ChargeItem.language")
+        v = self.occurrenceDateTime
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("ChargeItem.occurrenceDateTime")
         v = self.status
         if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
             raise _p.FormatError("ChargeItem.status")
@@ -1896,18 +2017,18 @@ class ChargeItem(_p.Resource, tag="ChargeItem", kw_only=True):
 
 
 class ChargeItemDefinition(_p.Resource, tag="ChargeItemDefinition", kw_only=True):
-    applicability: _T99 = _U
-    approvalDate: _T17 = _U
+    applicability: _T93 = _U
+    approvalDate: _T2 = _U
     approvalDate_ext: _T3 = _ms.field(default=_U, name="_approvalDate")
     code: _T13 = _U
-    contact: _T18 = _U
+    contact: _T17 = _U
     contained: _T0 = _U
     copyright: _T2 = _U
     copyright_ext: _T3 = _ms.field(default=_U, name="_copyright")
-    date: _T20 = _U
+    date: _T2 = _U
     date_ext: _T3 = _ms.field(default=_U, name="_date")
-    derivedFromUri: _T23 = _U
-    derivedFromUri_ext: _T24 = _ms.field(default=_U, name="_derivedFromUri")
+    derivedFromUri: _T21 = _U
+    derivedFromUri_ext: _T22 = _ms.field(default=_U, name="_derivedFromUri")
     description: _T2 = _U
     description_ext: _T3 = _ms.field(default=_U, name="_description")
     effectivePeriod: _T9 = _U
@@ -1920,20 +2041,20 @@ class ChargeItemDefinition(_p.Resource, tag="ChargeItemDefinition", kw_only=True
     implicitRules: _T2 = _U
     implicitRules_ext: _T3 = _ms.field(default=_U, name="_implicitRules")
     instance: _T11 = _U
-    jurisdiction: _T19 = _U
+    jurisdiction: _T18 = _U
     language: _T2 = _U
     language_ext: _T3 = _ms.field(default=_U, name="_language")
-    lastReviewDate: _T17 = _U
+    lastReviewDate: _T2 = _U
     lastReviewDate_ext: _T3 = _ms.field(default=_U, name="_lastReviewDate")
     meta: _T7 = _U
     modifierExtension: _T4 = _U
-    partOf: _T23 = _U
-    partOf_ext: _T24 = _ms.field(default=_U, name="_partOf")
-    propertyGroup: _T100 = _U
+    partOf: _T21 = _U
+    partOf_ext: _T22 = _ms.field(default=_U, name="_partOf")
+    propertyGroup: _T94 = _U
     publisher: _T2 = _U
     publisher_ext: _T3 = _ms.field(default=_U, name="_publisher")
-    replaces: _T23 = _U
-    replaces_ext: _T24 = _ms.field(default=_U, name="_replaces")
+    replaces: _T21 = _U
+    replaces_ext: _T22 = _ms.field(default=_U, name="_replaces")
     status: _T10
     status_ext: _T3 = _ms.field(default=_U, name="_status")
     text: _T12 = _U
@@ -1941,11 +2062,17 @@ class ChargeItemDefinition(_p.Resource, tag="ChargeItemDefinition", kw_only=True
     title_ext: _T3 = _ms.field(default=_U, name="_title")
     url: _T10
     url_ext: _T3 = _ms.field(default=_U, name="_url")
-    useContext: _T32 = _U
+    useContext: _T30 = _U
     version: _T2 = _U
     version_ext: _T3 = _ms.field(default=_U, name="_version")
 
     def __post_init__(self) -> None:
+        v = self.approvalDate
+        if v is not _U and (_p.date(v) is None):
+            raise _p.FormatError("ChargeItemDefinition.approvalDate")
+        v = self.date
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("ChargeItemDefinition.date")
         if self.derivedFromUri is not _U:
             for v in self.derivedFromUri:
                 if v is not None and (' ' in v or not v.isprintable()):
@@ -1959,6 +2086,9 @@ class ChargeItemDefinition(_p.Resource, tag="ChargeItemDefinition", kw_only=True
         v = self.language
         if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
             raise _p.FormatError("ChargeItemDefinition.language")
+        v = self.lastReviewDate
+        if v is not _U and (_p.date(v) is None):
+            raise _p.FormatError("ChargeItemDefinition.lastReviewDate")
         if self.partOf is not _U:
             for v in self.partOf:
                 if v is not None and (' ' in v or not v.isprintable()):
@@ -1989,19 +2119,19 @@ class ChargeItemDefinitionApplicability(_p.Complex, kw_only=True):
 
 
 class ChargeItemDefinitionPropertyGroup(_p.Complex, kw_only=True):
-    applicability: _T99 = _U
+    applicability: _T93 = _U
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     modifierExtension: _T4 = _U
-    priceComponent: _T101 = _U
+    priceComponent: _T95 = _U
 
 
 class ChargeItemDefinitionPropertyGroupPriceComponent(_p.Complex, kw_only=True):
-    amount: _T98 = _U
+    amount: _T92 = _U
     code: _T13 = _U
     extension: _T4 = _U
-    factor: _T45 = _U
+    factor: _T43 = _U
     factor_ext: _T3 = _ms.field(default=_U, name="_factor")
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
@@ -2025,23 +2155,23 @@ class ChargeItemPerformer(_p.Complex, kw_only=True):
 
 
 class Citation(_p.Resource, tag="Citation", kw_only=True):
-    approvalDate: _T17 = _U
+    approvalDate: _T2 = _U
     approvalDate_ext: _T3 = _ms.field(default=_U, name="_approvalDate")
-    author: _T18 = _U
-    citedArtifact: _T102 = _U
-    classification: _T103 = _U
-    contact: _T18 = _U
+    author: _T17 = _U
+    citedArtifact: _T96 = _U
+    classification: _T97 = _U
+    contact: _T17 = _U
     contained: _T0 = _U
     copyright: _T2 = _U
     copyright_ext: _T3 = _ms.field(default=_U, name="_copyright")
-    currentState: _T19 = _U
-    date: _T20 = _U
+    currentState: _T18 = _U
+    date: _T2 = _U
     date_ext: _T3 = _ms.field(default=_U, name="_date")
     description: _T2 = _U
     description_ext: _T3 = _ms.field(default=_U, name="_description")
-    editor: _T18 = _U
+    editor: _T17 = _U
     effectivePeriod: _T9 = _U
-    endorser: _T18 = _U
+    endorser: _T17 = _U
     experimental: _T16 = _U
     experimental_ext: _T3 = _ms.field(default=_U, name="_experimental")
     extension: _T4 = _U
@@ -2050,36 +2180,42 @@ class Citation(_p.Resource, tag="Citation", kw_only=True):
     identifier: _T6 = _U
     implicitRules: _T2 = _U
     implicitRules_ext: _T3 = _ms.field(default=_U, name="_implicitRules")
-    jurisdiction: _T19 = _U
+    jurisdiction: _T18 = _U
     language: _T2 = _U
     language_ext: _T3 = _ms.field(default=_U, name="_language")
-    lastReviewDate: _T17 = _U
+    lastReviewDate: _T2 = _U
     lastReviewDate_ext: _T3 = _ms.field(default=_U, name="_lastReviewDate")
     meta: _T7 = _U
     modifierExtension: _T4 = _U
     name: _T2 = _U
     name_ext: _T3 = _ms.field(default=_U, name="_name")
-    note: _T46 = _U
+    note: _T44 = _U
     publisher: _T2 = _U
     publisher_ext: _T3 = _ms.field(default=_U, name="_publisher")
     purpose: _T2 = _U
     purpose_ext: _T3 = _ms.field(default=_U, name="_purpose")
-    relatesTo: _T104 = _U
-    reviewer: _T18 = _U
+    relatesTo: _T98 = _U
+    reviewer: _T17 = _U
     status: _T10
     status_ext: _T3 = _ms.field(default=_U, name="_status")
-    statusDate: _T105 = _U
-    summary: _T106 = _U
+    statusDate: _T99 = _U
+    summary: _T100 = _U
     text: _T12 = _U
     title: _T2 = _U
     title_ext: _T3 = _ms.field(default=_U, name="_title")
     url: _T2 = _U
     url_ext: _T3 = _ms.field(default=_U, name="_url")
-    useContext: _T32 = _U
+    useContext: _T30 = _U
     version: _T2 = _U
     version_ext: _T3 = _ms.field(default=_U, name="_version")
 
     def __post_init__(self) -> None:
+        v = self.approvalDate
+        if v is not _U and (_p.date(v) is None):
+            raise _p.FormatError("Citation.approvalDate")
+        v = self.date
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("Citation.date")
         v = self.id
         if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
             raise _p.FormatError("Citation.id")
@@ -2089,6 +2225,9 @@ class Citation(_p.Resource, tag="Citation", kw_only=True):
         v = self.language
         if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
             raise _p.FormatError("Citation.language")
+        v = self.lastReviewDate
+        if v is not _U and (_p.date(v) is None):
+            raise _p.FormatError("Citation.lastReviewDate")
         v = self.status
         if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
             raise _p.FormatError("Citation.status")
@@ -2098,26 +2237,31 @@ class Citation(_p.Resource, tag="Citation", kw_only=True):
 
 
 class CitationCitedArtifact(_p.Complex, kw_only=True):
-    abstract: _T107 = _U
-    classification: _T108 = _U
-    contributorship: _T109 = _U
-    currentState: _T19 = _U
-    dateAccessed: _T20 = _U
+    abstract: _T101 = _U
+    classification: _T102 = _U
+    contributorship: _T103 = _U
+    currentState: _T18 = _U
+    dateAccessed: _T2 = _U
     dateAccessed_ext: _T3 = _ms.field(default=_U, name="_dateAccessed")
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     identifier: _T6 = _U
     modifierExtension: _T4 = _U
-    note: _T46 = _U
-    part: _T110 = _U
-    publicationForm: _T111 = _U
+    note: _T44 = _U
+    part: _T104 = _U
+    publicationForm: _T105 = _U
     relatedIdentifier: _T6 = _U
-    relatesTo: _T112 = _U
-    statusDate: _T113 = _U
-    title: _T114 = _U
-    version: _T115 = _U
-    webLocation: _T116 = _U
+    relatesTo: _T106 = _U
+    statusDate: _T107 = _U
+    title: _T108 = _U
+    version: _T109 = _U
+    webLocation: _T110 = _U
+
+    def __post_init__(self) -> None:
+        v = self.dateAccessed
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("CitationCitedArtifact.dateAccessed")
 
 
 class CitationCitedArtifactAbstract(_p.Complex, kw_only=True):
@@ -2134,13 +2278,13 @@ class CitationCitedArtifactAbstract(_p.Complex, kw_only=True):
 
 
 class CitationCitedArtifactClassification(_p.Complex, kw_only=True):
-    classifier: _T19 = _U
+    classifier: _T18 = _U
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     modifierExtension: _T4 = _U
     type: _T13 = _U
-    whoClassified: _T117 = _U
+    whoClassified: _T111 = _U
 
 
 class CitationCitedArtifactClassificationWhoClassified(_p.Complex, kw_only=True):
@@ -2160,21 +2304,21 @@ class CitationCitedArtifactClassificationWhoClassified(_p.Complex, kw_only=True)
 class CitationCitedArtifactContributorship(_p.Complex, kw_only=True):
     complete: _T16 = _U
     complete_ext: _T3 = _ms.field(default=_U, name="_complete")
-    entry: _T118 = _U
+    entry: _T112 = _U
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     modifierExtension: _T4 = _U
-    summary: _T119 = _U
+    summary: _T113 = _U
 
 
 class CitationCitedArtifactContributorshipEntry(_p.Complex, kw_only=True):
-    address: _T120 = _U
-    affiliationInfo: _T121 = _U
+    address: _T114 = _U
+    affiliationInfo: _T115 = _U
     collectiveName: _T2 = _U
     collectiveName_ext: _T3 = _ms.field(default=_U, name="_collectiveName")
-    contributionInstance: _T122 = _U
-    contributionType: _T19 = _U
+    contributionInstance: _T116 = _U
+    contributionType: _T18 = _U
     correspondingContact: _T16 = _U
     correspondingContact_ext: _T3 = _ms.field(default=_U, name="_correspondingContact")
     extension: _T4 = _U
@@ -2186,9 +2330,9 @@ class CitationCitedArtifactContributorshipEntry(_p.Complex, kw_only=True):
     listOrder: _T15 = _U
     listOrder_ext: _T3 = _ms.field(default=_U, name="_listOrder")
     modifierExtension: _T4 = _U
-    name: _T123 = _U
+    name: _T117 = _U
     role: _T13 = _U
-    telecom: _T95 = _U
+    telecom: _T89 = _U
 
 
 class CitationCitedArtifactContributorshipEntryAffiliationInfo(_p.Complex, kw_only=True):
@@ -2208,9 +2352,14 @@ class CitationCitedArtifactContributorshipEntryContributionInstance(_p.Complex, 
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     modifierExtension: _T4 = _U
-    time: _T20 = _U
+    time: _T2 = _U
     time_ext: _T3 = _ms.field(default=_U, name="_time")
-    type: _T36
+    type: _T34
+
+    def __post_init__(self) -> None:
+        v = self.time
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("CitationCitedArtifactContributorshipEntryContributionInstance.time")
 
 
 class CitationCitedArtifactContributorshipSummary(_p.Complex, kw_only=True):
@@ -2239,7 +2388,7 @@ class CitationCitedArtifactPart(_p.Complex, kw_only=True):
 class CitationCitedArtifactPublicationForm(_p.Complex, kw_only=True):
     accessionNumber: _T2 = _U
     accessionNumber_ext: _T3 = _ms.field(default=_U, name="_accessionNumber")
-    articleDate: _T20 = _U
+    articleDate: _T2 = _U
     articleDate_ext: _T3 = _ms.field(default=_U, name="_articleDate")
     copyright: _T2 = _U
     copyright_ext: _T3 = _ms.field(default=_U, name="_copyright")
@@ -2248,23 +2397,31 @@ class CitationCitedArtifactPublicationForm(_p.Complex, kw_only=True):
     firstPage_ext: _T3 = _ms.field(default=_U, name="_firstPage")
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
-    language: _T19 = _U
+    language: _T18 = _U
     lastPage: _T2 = _U
     lastPage_ext: _T3 = _ms.field(default=_U, name="_lastPage")
-    lastRevisionDate: _T20 = _U
+    lastRevisionDate: _T2 = _U
     lastRevisionDate_ext: _T3 = _ms.field(default=_U, name="_lastRevisionDate")
     modifierExtension: _T4 = _U
     pageCount: _T2 = _U
     pageCount_ext: _T3 = _ms.field(default=_U, name="_pageCount")
     pageString: _T2 = _U
     pageString_ext: _T3 = _ms.field(default=_U, name="_pageString")
-    periodicRelease: _T124 = _U
-    publishedIn: _T125 = _U
+    periodicRelease: _T118 = _U
+    publishedIn: _T119 = _U
+
+    def __post_init__(self) -> None:
+        v = self.articleDate
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("CitationCitedArtifactPublicationForm.articleDate")
+        v = self.lastRevisionDate
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("CitationCitedArtifactPublicationForm.lastRevisionDate")
 
 
 class CitationCitedArtifactPublicationFormPeriodicRelease(_p.Complex, kw_only=True):
     citedMedium: _T13 = _U
-    dateOfPublication: _T126 = _U
+    dateOfPublication: _T120 = _U
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
@@ -2276,7 +2433,7 @@ class CitationCitedArtifactPublicationFormPeriodicRelease(_p.Complex, kw_only=Tr
 
 
 class CitationCitedArtifactPublicationFormPeriodicReleaseDateOfPublication(_p.Complex, kw_only=True):
-    date: _T17 = _U
+    date: _T2 = _U
     date_ext: _T3 = _ms.field(default=_U, name="_date")
     day: _T2 = _U
     day_ext: _T3 = _ms.field(default=_U, name="_day")
@@ -2292,6 +2449,11 @@ class CitationCitedArtifactPublicationFormPeriodicReleaseDateOfPublication(_p.Co
     text_ext: _T3 = _ms.field(default=_U, name="_text")
     year: _T2 = _U
     year_ext: _T3 = _ms.field(default=_U, name="_year")
+
+    def __post_init__(self) -> None:
+        v = self.date
+        if v is not _U and (_p.date(v) is None):
+            raise _p.FormatError("CitationCitedArtifactPublicationFormPeriodicReleaseDateOfPublication.date")
 
 
 class CitationCitedArtifactPublicationFormPublishedIn(_p.Complex, kw_only=True):
@@ -2313,10 +2475,10 @@ class CitationCitedArtifactRelatesTo(_p.Complex, kw_only=True):
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     modifierExtension: _T4 = _U
-    relationshipType: _T36
-    targetAttachment: _T37 = _U
-    targetClassifier: _T19 = _U
-    targetIdentifier: _T42 = _U
+    relationshipType: _T34
+    targetAttachment: _T35 = _U
+    targetClassifier: _T18 = _U
+    targetIdentifier: _T40 = _U
     targetReference: _T8 = _U
     targetUri: _T2 = _U
 
@@ -2329,14 +2491,14 @@ class CitationCitedArtifactRelatesTo(_p.Complex, kw_only=True):
 
 
 class CitationCitedArtifactStatusDate(_p.Complex, kw_only=True):
-    activity: _T36
+    activity: _T34
     actual: _T16 = _U
     actual_ext: _T3 = _ms.field(default=_U, name="_actual")
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     modifierExtension: _T4 = _U
-    period: _T127
+    period: _T121
 
 
 class CitationCitedArtifactTitle(_p.Complex, kw_only=True):
@@ -2347,7 +2509,7 @@ class CitationCitedArtifactTitle(_p.Complex, kw_only=True):
     modifierExtension: _T4 = _U
     text: _T10
     text_ext: _T3 = _ms.field(default=_U, name="_text")
-    type: _T19 = _U
+    type: _T18 = _U
 
 
 class CitationCitedArtifactVersion(_p.Complex, kw_only=True):
@@ -2376,7 +2538,7 @@ class CitationCitedArtifactWebLocation(_p.Complex, kw_only=True):
 
 
 class CitationClassification(_p.Complex, kw_only=True):
-    classifier: _T19 = _U
+    classifier: _T18 = _U
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
@@ -2389,10 +2551,10 @@ class CitationRelatesTo(_p.Complex, kw_only=True):
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     modifierExtension: _T4 = _U
-    relationshipType: _T36
-    targetAttachment: _T37 = _U
-    targetClassifier: _T19 = _U
-    targetIdentifier: _T42 = _U
+    relationshipType: _T34
+    targetAttachment: _T35 = _U
+    targetClassifier: _T18 = _U
+    targetIdentifier: _T40 = _U
     targetReference: _T8 = _U
     targetUri: _T2 = _U
 
@@ -2405,14 +2567,14 @@ class CitationRelatesTo(_p.Complex, kw_only=True):
 
 
 class CitationStatusDate(_p.Complex, kw_only=True):
-    activity: _T36
+    activity: _T34
     actual: _T16 = _U
     actual_ext: _T3 = _ms.field(default=_U, name="_actual")
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     modifierExtension: _T4 = _U
-    period: _T127
+    period: _T121
 
 
 class CitationSummary(_p.Complex, kw_only=True):
@@ -2426,13 +2588,13 @@ class CitationSummary(_p.Complex, kw_only=True):
 
 
 class Claim(_p.Resource, tag="Claim", kw_only=True):
-    accident: _T128 = _U
+    accident: _T122 = _U
     billablePeriod: _T9 = _U
-    careTeam: _T129 = _U
+    careTeam: _T123 = _U
     contained: _T0 = _U
-    created: _T77
+    created: _T10
     created_ext: _T3 = _ms.field(default=_U, name="_created")
-    diagnosis: _T130 = _U
+    diagnosis: _T124 = _U
     enterer: _T8 = _U
     extension: _T4 = _U
     facility: _T8 = _U
@@ -2442,33 +2604,36 @@ class Claim(_p.Resource, tag="Claim", kw_only=True):
     identifier: _T6 = _U
     implicitRules: _T2 = _U
     implicitRules_ext: _T3 = _ms.field(default=_U, name="_implicitRules")
-    insurance: _T131
+    insurance: _T125
     insurer: _T8 = _U
-    item: _T132 = _U
+    item: _T126 = _U
     language: _T2 = _U
     language_ext: _T3 = _ms.field(default=_U, name="_language")
     meta: _T7 = _U
     modifierExtension: _T4 = _U
     originalPrescription: _T8 = _U
     patient: _T14
-    payee: _T133 = _U
+    payee: _T127 = _U
     prescription: _T8 = _U
-    priority: _T36
-    procedure: _T134 = _U
+    priority: _T34
+    procedure: _T128 = _U
     provider: _T14
     referral: _T8 = _U
-    related: _T135 = _U
+    related: _T129 = _U
     status: _T10
     status_ext: _T3 = _ms.field(default=_U, name="_status")
     subType: _T13 = _U
-    supportingInfo: _T136 = _U
+    supportingInfo: _T130 = _U
     text: _T12 = _U
-    total: _T98 = _U
-    type: _T36
+    total: _T92 = _U
+    type: _T34
     use: _T10
     use_ext: _T3 = _ms.field(default=_U, name="_use")
 
     def __post_init__(self) -> None:
+        v = self.created
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("Claim.created")
         v = self.id
         if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
             raise _p.FormatError("Claim.id")
@@ -2487,17 +2652,20 @@ class Claim(_p.Resource, tag="Claim", kw_only=True):
 
 
 class ClaimAccident(_p.Complex, kw_only=True):
-    date: _T137
+    date: _T10
     date_ext: _T3 = _ms.field(default=_U, name="_date")
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
-    locationAddress: _T138 = _U
+    locationAddress: _T131 = _U
     locationReference: _T8 = _U
     modifierExtension: _T4 = _U
     type: _T13 = _U
 
     def __post_init__(self) -> None:
+        v = self.date
+        if v is not _U and (_p.date(v) is None):
+            raise _p.FormatError("ClaimAccident.date")
         if (self.locationAddress is not _U) + (self.locationReference is not _U) > 1:
             raise _p.ChoiceError("ClaimAccident.location[x]: at most one")
 
@@ -2512,7 +2680,7 @@ class ClaimCareTeam(_p.Complex, kw_only=True):
     responsible: _T16 = _U
     responsible_ext: _T3 = _ms.field(default=_U, name="_responsible")
     role: _T13 = _U
-    sequence: _T139
+    sequence: _T132
     sequence_ext: _T3 = _ms.field(default=_U, name="_sequence")
 
 
@@ -2525,9 +2693,9 @@ class ClaimDiagnosis(_p.Complex, kw_only=True):
     modifierExtension: _T4 = _U
     onAdmission: _T13 = _U
     packageCode: _T13 = _U
-    sequence: _T139
+    sequence: _T132
     sequence_ext: _T3 = _ms.field(default=_U, name="_sequence")
-    type: _T19 = _U
+    type: _T18 = _U
 
     def __post_init__(self) -> None:
         if (self.diagnosisCodeableConcept is not _U) + (self.diagnosisReference is not _U) != 1:
@@ -2540,55 +2708,58 @@ class ClaimInsurance(_p.Complex, kw_only=True):
     claimResponse: _T8 = _U
     coverage: _T14
     extension: _T4 = _U
-    focal: _T62
+    focal: _T57
     focal_ext: _T3 = _ms.field(default=_U, name="_focal")
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
-    identifier: _T42 = _U
+    identifier: _T40 = _U
     modifierExtension: _T4 = _U
-    preAuthRef: _T23 = _U
-    preAuthRef_ext: _T24 = _ms.field(default=_U, name="_preAuthRef")
-    sequence: _T139
+    preAuthRef: _T21 = _U
+    preAuthRef_ext: _T22 = _ms.field(default=_U, name="_preAuthRef")
+    sequence: _T132
     sequence_ext: _T3 = _ms.field(default=_U, name="_sequence")
 
 
 class ClaimItem(_p.Complex, kw_only=True):
     bodySite: _T13 = _U
-    careTeamSequence: _T140 = _U
-    careTeamSequence_ext: _T24 = _ms.field(default=_U, name="_careTeamSequence")
+    careTeamSequence: _T133 = _U
+    careTeamSequence_ext: _T22 = _ms.field(default=_U, name="_careTeamSequence")
     category: _T13 = _U
-    detail: _T141 = _U
-    diagnosisSequence: _T140 = _U
-    diagnosisSequence_ext: _T24 = _ms.field(default=_U, name="_diagnosisSequence")
+    detail: _T134 = _U
+    diagnosisSequence: _T133 = _U
+    diagnosisSequence_ext: _T22 = _ms.field(default=_U, name="_diagnosisSequence")
     encounter: _T11 = _U
     extension: _T4 = _U
-    factor: _T45 = _U
+    factor: _T43 = _U
     factor_ext: _T3 = _ms.field(default=_U, name="_factor")
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
-    informationSequence: _T140 = _U
-    informationSequence_ext: _T24 = _ms.field(default=_U, name="_informationSequence")
-    locationAddress: _T138 = _U
+    informationSequence: _T133 = _U
+    informationSequence_ext: _T22 = _ms.field(default=_U, name="_informationSequence")
+    locationAddress: _T131 = _U
     locationCodeableConcept: _T13 = _U
     locationReference: _T8 = _U
-    modifier: _T19 = _U
+    modifier: _T18 = _U
     modifierExtension: _T4 = _U
-    net: _T98 = _U
-    procedureSequence: _T140 = _U
-    procedureSequence_ext: _T24 = _ms.field(default=_U, name="_procedureSequence")
-    productOrService: _T36
-    programCode: _T19 = _U
-    quantity: _T26 = _U
+    net: _T92 = _U
+    procedureSequence: _T133 = _U
+    procedureSequence_ext: _T22 = _ms.field(default=_U, name="_procedureSequence")
+    productOrService: _T34
+    programCode: _T18 = _U
+    quantity: _T24 = _U
     revenue: _T13 = _U
-    sequence: _T139
+    sequence: _T132
     sequence_ext: _T3 = _ms.field(default=_U, name="_sequence")
-    servicedDate: _T17 = _U
+    servicedDate: _T2 = _U
     servicedPeriod: _T9 = _U
-    subSite: _T19 = _U
+    subSite: _T18 = _U
     udi: _T11 = _U
-    unitPrice: _T98 = _U
+    unitPrice: _T92 = _U
 
     def __post_init__(self) -> None:
+        v = self.servicedDate
+        if v is not _U and (_p.date(v) is None):
+            raise _p.FormatError("ClaimItem.servicedDate")
         if (self.locationAddress is not _U) + (self.locationCodeableConcept is not _U) + (self.locationReference is not _U) > 1:
             raise _p.ChoiceError("ClaimItem.location[x]: at most one")
         if (self.servicedDate is not _U) + (self.servicedPeriod is not _U) > 1:
@@ -2598,42 +2769,42 @@ class ClaimItem(_p.Complex, kw_only=True):
 class ClaimItemDetail(_p.Complex, kw_only=True):
     category: _T13 = _U
     extension: _T4 = _U
-    factor: _T45 = _U
+    factor: _T43 = _U
     factor_ext: _T3 = _ms.field(default=_U, name="_factor")
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
-    modifier: _T19 = _U
+    modifier: _T18 = _U
     modifierExtension: _T4 = _U
-    net: _T98 = _U
-    productOrService: _T36
-    programCode: _T19 = _U
-    quantity: _T26 = _U
+    net: _T92 = _U
+    productOrService: _T34
+    programCode: _T18 = _U
+    quantity: _T24 = _U
     revenue: _T13 = _U
-    sequence: _T139
+    sequence: _T132
     sequence_ext: _T3 = _ms.field(default=_U, name="_sequence")
-    subDetail: _T142 = _U
+    subDetail: _T135 = _U
     udi: _T11 = _U
-    unitPrice: _T98 = _U
+    unitPrice: _T92 = _U
 
 
 class ClaimItemDetailSubDetail(_p.Complex, kw_only=True):
     category: _T13 = _U
     extension: _T4 = _U
-    factor: _T45 = _U
+    factor: _T43 = _U
     factor_ext: _T3 = _ms.field(default=_U, name="_factor")
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
-    modifier: _T19 = _U
+    modifier: _T18 = _U
     modifierExtension: _T4 = _U
-    net: _T98 = _U
-    productOrService: _T36
-    programCode: _T19 = _U
-    quantity: _T26 = _U
+    net: _T92 = _U
+    productOrService: _T34
+    programCode: _T18 = _U
+    quantity: _T24 = _U
     revenue: _T13 = _U
-    sequence: _T139
+    sequence: _T132
     sequence_ext: _T3 = _ms.field(default=_U, name="_sequence")
     udi: _T11 = _U
-    unitPrice: _T98 = _U
+    unitPrice: _T92 = _U
 
 
 class ClaimPayee(_p.Complex, kw_only=True):
@@ -2642,11 +2813,11 @@ class ClaimPayee(_p.Complex, kw_only=True):
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     modifierExtension: _T4 = _U
     party: _T8 = _U
-    type: _T36
+    type: _T34
 
 
 class ClaimProcedure(_p.Complex, kw_only=True):
-    date: _T20 = _U
+    date: _T2 = _U
     date_ext: _T3 = _ms.field(default=_U, name="_date")
     extension: _T4 = _U
     id: _T2 = _U
@@ -2654,12 +2825,15 @@ class ClaimProcedure(_p.Complex, kw_only=True):
     modifierExtension: _T4 = _U
     procedureCodeableConcept: _T13 = _U
     procedureReference: _T8 = _U
-    sequence: _T139
+    sequence: _T132
     sequence_ext: _T3 = _ms.field(default=_U, name="_sequence")
-    type: _T19 = _U
+    type: _T18 = _U
     udi: _T11 = _U
 
     def __post_init__(self) -> None:
+        v = self.date
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("ClaimProcedure.date")
         if (self.procedureCodeableConcept is not _U) + (self.procedureReference is not _U) != 1:
             raise _p.ChoiceError("ClaimProcedure.procedure[x]: exactly one")
 
@@ -2670,22 +2844,22 @@ class ClaimRelated(_p.Complex, kw_only=True):
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     modifierExtension: _T4 = _U
-    reference: _T42 = _U
+    reference: _T40 = _U
     relationship: _T13 = _U
 
 
 class ClaimResponse(_p.Resource, tag="ClaimResponse", kw_only=True):
-    addItem: _T143 = _U
-    adjudication: _T144 = _U
+    addItem: _T136 = _U
+    adjudication: _T137 = _U
     communicationRequest: _T11 = _U
     contained: _T0 = _U
-    created: _T77
+    created: _T10
     created_ext: _T3 = _ms.field(default=_U, name="_created")
     disposition: _T2 = _U
     disposition_ext: _T3 = _ms.field(default=_U, name="_disposition")
-    error: _T145 = _U
+    error: _T138 = _U
     extension: _T4 = _U
-    form: _T37 = _U
+    form: _T35 = _U
     formCode: _T13 = _U
     fundsReserve: _T13 = _U
     id: _T2 = _U
@@ -2693,9 +2867,9 @@ class ClaimResponse(_p.Resource, tag="ClaimResponse", kw_only=True):
     identifier: _T6 = _U
     implicitRules: _T2 = _U
     implicitRules_ext: _T3 = _ms.field(default=_U, name="_implicitRules")
-    insurance: _T146 = _U
+    insurance: _T139 = _U
     insurer: _T14
-    item: _T147 = _U
+    item: _T140 = _U
     language: _T2 = _U
     language_ext: _T3 = _ms.field(default=_U, name="_language")
     meta: _T7 = _U
@@ -2704,23 +2878,26 @@ class ClaimResponse(_p.Resource, tag="ClaimResponse", kw_only=True):
     outcome_ext: _T3 = _ms.field(default=_U, name="_outcome")
     patient: _T14
     payeeType: _T13 = _U
-    payment: _T148 = _U
+    payment: _T141 = _U
     preAuthPeriod: _T9 = _U
     preAuthRef: _T2 = _U
     preAuthRef_ext: _T3 = _ms.field(default=_U, name="_preAuthRef")
-    processNote: _T149 = _U
+    processNote: _T142 = _U
     request: _T8 = _U
     requestor: _T8 = _U
     status: _T10
     status_ext: _T3 = _ms.field(default=_U, name="_status")
     subType: _T13 = _U
     text: _T12 = _U
-    total: _T150 = _U
-    type: _T36
+    total: _T143 = _U
+    type: _T34
     use: _T10
     use_ext: _T3 = _ms.field(default=_U, name="_use")
 
     def __post_init__(self) -> None:
+        v = self.created
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("ClaimResponse.created")
         v = self.id
         if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
             raise _p.FormatError("ClaimResponse.id")
@@ -2742,38 +2919,41 @@ class ClaimResponse(_p.Resource, tag="ClaimResponse", kw_only=True):
 
 
 class ClaimResponseAddItem(_p.Complex, kw_only=True):
-    adjudication: _T151
+    adjudication: _T144
     bodySite: _T13 = _U
-    detail: _T152 = _U
-    detailSequence: _T140 = _U
-    detailSequence_ext: _T24 = _ms.field(default=_U, name="_detailSequence")
+    detail: _T145 = _U
+    detailSequence: _T133 = _U
+    detailSequence_ext: _T22 = _ms.field(default=_U, name="_detailSequence")
     extension: _T4 = _U
-    factor: _T45 = _U
+    factor: _T43 = _U
     factor_ext: _T3 = _ms.field(default=_U, name="_factor")
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
-    itemSequence: _T140 = _U
-    itemSequence_ext: _T24 = _ms.field(default=_U, name="_itemSequence")
-    locationAddress: _T138 = _U
+    itemSequence: _T133 = _U
+    itemSequence_ext: _T22 = _ms.field(default=_U, name="_itemSequence")
+    locationAddress: _T131 = _U
     locationCodeableConcept: _T13 = _U
     locationReference: _T8 = _U
-    modifier: _T19 = _U
+    modifier: _T18 = _U
     modifierExtension: _T4 = _U
-    net: _T98 = _U
-    noteNumber: _T140 = _U
-    noteNumber_ext: _T24 = _ms.field(default=_U, name="_noteNumber")
-    productOrService: _T36
-    programCode: _T19 = _U
+    net: _T92 = _U
+    noteNumber: _T133 = _U
+    noteNumber_ext: _T22 = _ms.field(default=_U, name="_noteNumber")
+    productOrService: _T34
+    programCode: _T18 = _U
     provider: _T11 = _U
-    quantity: _T26 = _U
-    servicedDate: _T17 = _U
+    quantity: _T24 = _U
+    servicedDate: _T2 = _U
     servicedPeriod: _T9 = _U
-    subSite: _T19 = _U
-    subdetailSequence: _T140 = _U
-    subdetailSequence_ext: _T24 = _ms.field(default=_U, name="_subdetailSequence")
-    unitPrice: _T98 = _U
+    subSite: _T18 = _U
+    subdetailSequence: _T133 = _U
+    subdetailSequence_ext: _T22 = _ms.field(default=_U, name="_subdetailSequence")
+    unitPrice: _T92 = _U
 
     def __post_init__(self) -> None:
+        v = self.servicedDate
+        if v is not _U and (_p.date(v) is None):
+            raise _p.FormatError("ClaimResponseAddItem.servicedDate")
         if (self.locationAddress is not _U) + (self.locationCodeableConcept is not _U) + (self.locationReference is not _U) > 1:
             raise _p.ChoiceError("ClaimResponseAddItem.location[x]: at most one")
         if (self.servicedDate is not _U) + (self.servicedPeriod is not _U) > 1:
@@ -2781,42 +2961,42 @@ class ClaimResponseAddItem(_p.Complex, kw_only=True):
 
 
 class ClaimResponseAddItemDetail(_p.Complex, kw_only=True):
-    adjudication: _T151
+    adjudication: _T144
     extension: _T4 = _U
-    factor: _T45 = _U
+    factor: _T43 = _U
     factor_ext: _T3 = _ms.field(default=_U, name="_factor")
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
-    modifier: _T19 = _U
+    modifier: _T18 = _U
     modifierExtension: _T4 = _U
-    net: _T98 = _U
-    noteNumber: _T140 = _U
-    noteNumber_ext: _T24 = _ms.field(default=_U, name="_noteNumber")
-    productOrService: _T36
-    quantity: _T26 = _U
-    subDetail: _T153 = _U
-    unitPrice: _T98 = _U
+    net: _T92 = _U
+    noteNumber: _T133 = _U
+    noteNumber_ext: _T22 = _ms.field(default=_U, name="_noteNumber")
+    productOrService: _T34
+    quantity: _T24 = _U
+    subDetail: _T146 = _U
+    unitPrice: _T92 = _U
 
 
 class ClaimResponseAddItemDetailSubDetail(_p.Complex, kw_only=True):
-    adjudication: _T151
+    adjudication: _T144
     extension: _T4 = _U
-    factor: _T45 = _U
+    factor: _T43 = _U
     factor_ext: _T3 = _ms.field(default=_U, name="_factor")
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
-    modifier: _T19 = _U
+    modifier: _T18 = _U
     modifierExtension: _T4 = _U
-    net: _T98 = _U
-    noteNumber: _T140 = _U
-    noteNumber_ext: _T24 = _ms.field(default=_U, name="_noteNumber")
-    productOrService: _T36
-    quantity: _T26 = _U
-    unitPrice: _T98 = _U
+    net: _T92 = _U
+    noteNumber: _T133 = _U
+    noteNumber_ext: _T22 = _ms.field(default=_U, name="_noteNumber")
+    productOrService: _T34
+    quantity: _T24 = _U
+    unitPrice: _T92 = _U
 
 
 class ClaimResponseError(_p.Complex, kw_only=True):
-    code: _T36
+    code: _T34
     detailSequence: _T15 = _U
     detailSequence_ext: _T3 = _ms.field(default=_U, name="_detailSequence")
     extension: _T4 = _U
@@ -2835,77 +3015,82 @@ class ClaimResponseInsurance(_p.Complex, kw_only=True):
     claimResponse: _T8 = _U
     coverage: _T14
     extension: _T4 = _U
-    focal: _T62
+    focal: _T57
     focal_ext: _T3 = _ms.field(default=_U, name="_focal")
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     modifierExtension: _T4 = _U
-    sequence: _T139
+    sequence: _T132
     sequence_ext: _T3 = _ms.field(default=_U, name="_sequence")
 
 
 class ClaimResponseItem(_p.Complex, kw_only=True):
-    adjudication: _T151
-    detail: _T154 = _U
+    adjudication: _T144
+    detail: _T147 = _U
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
-    itemSequence: _T139
+    itemSequence: _T132
     itemSequence_ext: _T3 = _ms.field(default=_U, name="_itemSequence")
     modifierExtension: _T4 = _U
-    noteNumber: _T140 = _U
-    noteNumber_ext: _T24 = _ms.field(default=_U, name="_noteNumber")
+    noteNumber: _T133 = _U
+    noteNumber_ext: _T22 = _ms.field(default=_U, name="_noteNumber")
 
 
 class ClaimResponseItemAdjudication(_p.Complex, kw_only=True):
-    amount: _T98 = _U
-    category: _T36
+    amount: _T92 = _U
+    category: _T34
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     modifierExtension: _T4 = _U
     reason: _T13 = _U
-    value: _T45 = _U
+    value: _T43 = _U
     value_ext: _T3 = _ms.field(default=_U, name="_value")
 
 
 class ClaimResponseItemDetail(_p.Complex, kw_only=True):
-    adjudication: _T151
-    detailSequence: _T139
+    adjudication: _T144
+    detailSequence: _T132
     detailSequence_ext: _T3 = _ms.field(default=_U, name="_detailSequence")
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     modifierExtension: _T4 = _U
-    noteNumber: _T140 = _U
-    noteNumber_ext: _T24 = _ms.field(default=_U, name="_noteNumber")
-    subDetail: _T155 = _U
+    noteNumber: _T133 = _U
+    noteNumber_ext: _T22 = _ms.field(default=_U, name="_noteNumber")
+    subDetail: _T148 = _U
 
 
 class ClaimResponseItemDetailSubDetail(_p.Complex, kw_only=True):
-    adjudication: _T144 = _U
+    adjudication: _T137 = _U
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     modifierExtension: _T4 = _U
-    noteNumber: _T140 = _U
-    noteNumber_ext: _T24 = _ms.field(default=_U, name="_noteNumber")
-    subDetailSequence: _T139
+    noteNumber: _T133 = _U
+    noteNumber_ext: _T22 = _ms.field(default=_U, name="_noteNumber")
+    subDetailSequence: _T132
     subDetailSequence_ext: _T3 = _ms.field(default=_U, name="_subDetailSequence")
 
 
 class ClaimResponsePayment(_p.Complex, kw_only=True):
-    adjustment: _T98 = _U
+    adjustment: _T92 = _U
     adjustmentReason: _T13 = _U
-    amount: _T156
-    date: _T17 = _U
+    amount: _T149
+    date: _T2 = _U
     date_ext: _T3 = _ms.field(default=_U, name="_date")
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
-    identifier: _T42 = _U
+    identifier: _T40 = _U
     modifierExtension: _T4 = _U
-    type: _T36
+    type: _T34
+
+    def __post_init__(self) -> None:
+        v = self.date
+        if v is not _U and (_p.date(v) is None):
+            raise _p.FormatError("ClaimResponsePayment.date")
 
 
 class ClaimResponseProcessNote(_p.Complex, kw_only=True):
@@ -2928,8 +3113,8 @@ class ClaimResponseProcessNote(_p.Complex, kw_only=True):
 
 
 class ClaimResponseTotal(_p.Complex, kw_only=True):
-    amount: _T156
-    category: _T36
+    amount: _T149
+    category: _T34
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
@@ -2937,24 +3122,27 @@ class ClaimResponseTotal(_p.Complex, kw_only=True):
 
 
 class ClaimSupportingInfo(_p.Complex, kw_only=True):
-    category: _T36
+    category: _T34
     code: _T13 = _U
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     modifierExtension: _T4 = _U
     reason: _T13 = _U
-    sequence: _T139
+    sequence: _T132
     sequence_ext: _T3 = _ms.field(default=_U, name="_sequence")
-    timingDate: _T17 = _U
+    timingDate: _T2 = _U
     timingPeriod: _T9 = _U
-    valueAttachment: _T37 = _U
+    valueAttachment: _T35 = _U
     valueBoolean: _T16 = _U
-    valueQuantity: _T26 = _U
+    valueQuantity: _T24 = _U
     valueReference: _T8 = _U
     valueString: _T2 = _U
 
     def __post_init__(self) -> None:
+        v = self.timingDate
+        if v is not _U and (_p.date(v) is None):
+            raise _p.FormatError("ClaimSupportingInfo.timingDate")
         if (self.timingDate is not _U) + (self.timingPeriod is not _U) > 1:
             raise _p.ChoiceError("ClaimSupportingInfo.timing[x]: at most one")
         if (self.valueAttachment is not _U) + (self.valueBoolean is not _U) + (self.valueQuantity is not _U) + (self.valueReference is not _U) + (self.valueString is not _U) > 1:
@@ -2965,32 +3153,32 @@ class ClinicalImpression(_p.Resource, tag="ClinicalImpression", kw_only=True):
     assessor: _T8 = _U
     code: _T13 = _U
     contained: _T0 = _U
-    date: _T20 = _U
+    date: _T2 = _U
     date_ext: _T3 = _ms.field(default=_U, name="_date")
     description: _T2 = _U
     description_ext: _T3 = _ms.field(default=_U, name="_description")
-    effectiveDateTime: _T20 = _U
+    effectiveDateTime: _T2 = _U
     effectivePeriod: _T9 = _U
     encounter: _T8 = _U
     extension: _T4 = _U
-    finding: _T157 = _U
+    finding: _T150 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     identifier: _T6 = _U
     implicitRules: _T2 = _U
     implicitRules_ext: _T3 = _ms.field(default=_U, name="_implicitRules")
-    investigation: _T158 = _U
+    investigation: _T151 = _U
     language: _T2 = _U
     language_ext: _T3 = _ms.field(default=_U, name="_language")
     meta: _T7 = _U
     modifierExtension: _T4 = _U
-    note: _T46 = _U
+    note: _T44 = _U
     previous: _T8 = _U
     problem: _T11 = _U
-    prognosisCodeableConcept: _T19 = _U
+    prognosisCodeableConcept: _T18 = _U
     prognosisReference: _T11 = _U
-    protocol: _T23 = _U
-    protocol_ext: _T24 = _ms.field(default=_U, name="_protocol")
+    protocol: _T21 = _U
+    protocol_ext: _T22 = _ms.field(default=_U, name="_protocol")
     status: _T10
     status_ext: _T3 = _ms.field(default=_U, name="_status")
     statusReason: _T13 = _U
@@ -3001,6 +3189,12 @@ class ClinicalImpression(_p.Resource, tag="ClinicalImpression", kw_only=True):
     text: _T12 = _U
 
     def __post_init__(self) -> None:
+        v = self.date
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("ClinicalImpression.date")
+        v = self.effectiveDateTime
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("ClinicalImpression.effectiveDateTime")
         v = self.id
         if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
             raise _p.FormatError("ClinicalImpression.id")
@@ -3033,7 +3227,7 @@ class ClinicalImpressionFinding(_p.Complex, kw_only=True):
 
 
 class ClinicalImpressionInvestigation(_p.Complex, kw_only=True):
-    code: _T36
+    code: _T34
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
@@ -3042,17 +3236,17 @@ class ClinicalImpressionInvestigation(_p.Complex, kw_only=True):
 
 
 class ClinicalUseDefinition(_p.Resource, tag="ClinicalUseDefinition", kw_only=True):
-    category: _T19 = _U
+    category: _T18 = _U
     contained: _T0 = _U
-    contraindication: _T159 = _U
+    contraindication: _T152 = _U
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     identifier: _T6 = _U
     implicitRules: _T2 = _U
     implicitRules_ext: _T3 = _ms.field(default=_U, name="_implicitRules")
-    indication: _T160 = _U
-    interaction: _T161 = _U
+    indication: _T153 = _U
+    interaction: _T154 = _U
     language: _T2 = _U
     language_ext: _T3 = _ms.field(default=_U, name="_language")
     meta: _T7 = _U
@@ -3063,8 +3257,8 @@ class ClinicalUseDefinition(_p.Resource, tag="ClinicalUseDefinition", kw_only=Tr
     text: _T12 = _U
     type: _T10
     type_ext: _T3 = _ms.field(default=_U, name="_type")
-    undesirableEffect: _T162 = _U
-    warning: _T163 = _U
+    undesirableEffect: _T155 = _U
+    warning: _T156 = _U
 
     def __post_init__(self) -> None:
         v = self.id
@@ -3082,15 +3276,15 @@ class ClinicalUseDefinition(_p.Resource, tag="ClinicalUseDefinition", kw_only=Tr
 
 
 class ClinicalUseDefinitionContraindication(_p.Complex, kw_only=True):
-    comorbidity: _T164 = _U
-    diseaseStatus: _T165 = _U
-    diseaseSymptomProcedure: _T165 = _U
+    comorbidity: _T157 = _U
+    diseaseStatus: _T158 = _U
+    diseaseSymptomProcedure: _T158 = _U
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     indication: _T11 = _U
     modifierExtension: _T4 = _U
-    otherTherapy: _T166 = _U
+    otherTherapy: _T159 = _U
 
 
 class ClinicalUseDefinitionContraindicationOtherTherapy(_p.Complex, kw_only=True):
@@ -3098,22 +3292,22 @@ class ClinicalUseDefinitionContraindicationOtherTherapy(_p.Complex, kw_only=True
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     modifierExtension: _T4 = _U
-    relationshipType: _T36
-    therapy: _T167
+    relationshipType: _T34
+    therapy: _T160
 
 
 class ClinicalUseDefinitionIndication(_p.Complex, kw_only=True):
-    comorbidity: _T164 = _U
-    diseaseStatus: _T165 = _U
-    diseaseSymptomProcedure: _T165 = _U
-    durationRange: _T30 = _U
+    comorbidity: _T157 = _U
+    diseaseStatus: _T158 = _U
+    diseaseSymptomProcedure: _T158 = _U
+    durationRange: _T28 = _U
     durationString: _T2 = _U
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
-    intendedEffect: _T165 = _U
+    intendedEffect: _T158 = _U
     modifierExtension: _T4 = _U
-    otherTherapy: _T166 = _U
+    otherTherapy: _T159 = _U
     undesirableEffect: _T11 = _U
 
     def __post_init__(self) -> None:
@@ -3122,13 +3316,13 @@ class ClinicalUseDefinitionIndication(_p.Complex, kw_only=True):
 
 
 class ClinicalUseDefinitionInteraction(_p.Complex, kw_only=True):
-    effect: _T165 = _U
+    effect: _T158 = _U
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     incidence: _T13 = _U
-    interactant: _T168 = _U
-    management: _T19 = _U
+    interactant: _T161 = _U
+    management: _T18 = _U
     modifierExtension: _T4 = _U
     type: _T13 = _U
 
@@ -3153,7 +3347,7 @@ class ClinicalUseDefinitionUndesirableEffect(_p.Complex, kw_only=True):
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     modifierExtension: _T4 = _U
-    symptomConditionEffect: _T165 = _U
+    symptomConditionEffect: _T158 = _U
 
 
 class ClinicalUseDefinitionWarning(_p.Complex, kw_only=True):
@@ -3171,23 +3365,23 @@ class CodeSystem(_p.Resource, tag="CodeSystem", kw_only=True):
     caseSensitive_ext: _T3 = _ms.field(default=_U, name="_caseSensitive")
     compositional: _T16 = _U
     compositional_ext: _T3 = _ms.field(default=_U, name="_compositional")
-    concept: _T169 = _U
-    contact: _T18 = _U
+    concept: _T162 = _U
+    contact: _T17 = _U
     contained: _T0 = _U
     content: _T10
     content_ext: _T3 = _ms.field(default=_U, name="_content")
     copyright: _T2 = _U
     copyright_ext: _T3 = _ms.field(default=_U, name="_copyright")
-    count: _T51 = _U
+    count: _T48 = _U
     count_ext: _T3 = _ms.field(default=_U, name="_count")
-    date: _T20 = _U
+    date: _T2 = _U
     date_ext: _T3 = _ms.field(default=_U, name="_date")
     description: _T2 = _U
     description_ext: _T3 = _ms.field(default=_U, name="_description")
     experimental: _T16 = _U
     experimental_ext: _T3 = _ms.field(default=_U, name="_experimental")
     extension: _T4 = _U
-    filter: _T170 = _U
+    filter: _T163 = _U
     hierarchyMeaning: _T2 = _U
     hierarchyMeaning_ext: _T3 = _ms.field(default=_U, name="_hierarchyMeaning")
     id: _T2 = _U
@@ -3195,14 +3389,14 @@ class CodeSystem(_p.Resource, tag="CodeSystem", kw_only=True):
     identifier: _T6 = _U
     implicitRules: _T2 = _U
     implicitRules_ext: _T3 = _ms.field(default=_U, name="_implicitRules")
-    jurisdiction: _T19 = _U
+    jurisdiction: _T18 = _U
     language: _T2 = _U
     language_ext: _T3 = _ms.field(default=_U, name="_language")
     meta: _T7 = _U
     modifierExtension: _T4 = _U
     name: _T2 = _U
     name_ext: _T3 = _ms.field(default=_U, name="_name")
-    property: _T171 = _U
+    property: _T164 = _U
     publisher: _T2 = _U
     publisher_ext: _T3 = _ms.field(default=_U, name="_publisher")
     purpose: _T2 = _U
@@ -3216,7 +3410,7 @@ class CodeSystem(_p.Resource, tag="CodeSystem", kw_only=True):
     title_ext: _T3 = _ms.field(default=_U, name="_title")
     url: _T2 = _U
     url_ext: _T3 = _ms.field(default=_U, name="_url")
-    useContext: _T32 = _U
+    useContext: _T30 = _U
     valueSet: _T2 = _U
     valueSet_ext: _T3 = _ms.field(default=_U, name="_valueSet")
     version: _T2 = _U
@@ -3228,6 +3422,9 @@ class CodeSystem(_p.Resource, tag="CodeSystem", kw_only=True):
         v = self.content
         if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
             raise _p.FormatError("CodeSystem.content")
+        v = self.date
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("CodeSystem.date")
         v = self.hierarchyMeaning
         if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
             raise _p.FormatError("CodeSystem.hierarchyMeaning")
@@ -3257,17 +3454,17 @@ class CodeSystem(_p.Resource, tag="CodeSystem", kw_only=True):
 class CodeSystemConcept(_p.Complex, kw_only=True):
     code: _T10
     code_ext: _T3 = _ms.field(default=_U, name="_code")
-    concept: _T169 = _U
+    concept: _T162 = _U
     definition: _T2 = _U
     definition_ext: _T3 = _ms.field(default=_U, name="_definition")
-    designation: _T172 = _U
+    designation: _T165 = _U
     display: _T2 = _U
     display_ext: _T3 = _ms.field(default=_U, name="_display")
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     modifierExtension: _T4 = _U
-    property: _T173 = _U
+    property: _T166 = _U
 
     def __post_init__(self) -> None:
         v = self.code
@@ -3282,7 +3479,7 @@ class CodeSystemConceptDesignation(_p.Complex, kw_only=True):
     language: _T2 = _U
     language_ext: _T3 = _ms.field(default=_U, name="_language")
     modifierExtension: _T4 = _U
-    use: _T60 = _U
+    use: _T55 = _U
     value: _T10
     value_ext: _T3 = _ms.field(default=_U, name="_value")
 
@@ -3301,10 +3498,10 @@ class CodeSystemConceptProperty(_p.Complex, kw_only=True):
     modifierExtension: _T4 = _U
     valueBoolean: _T16 = _U
     valueCode: _T2 = _U
-    valueCoding: _T60 = _U
-    valueDateTime: _T20 = _U
-    valueDecimal: _T45 = _U
-    valueInteger: _T67 = _U
+    valueCoding: _T55 = _U
+    valueDateTime: _T2 = _U
+    valueDecimal: _T43 = _U
+    valueInteger: _T62 = _U
     valueString: _T2 = _U
 
     def __post_init__(self) -> None:
@@ -3314,6 +3511,9 @@ class CodeSystemConceptProperty(_p.Complex, kw_only=True):
         v = self.valueCode
         if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
             raise _p.FormatError("CodeSystemConceptProperty.valueCode")
+        v = self.valueDateTime
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("CodeSystemConceptProperty.valueDateTime")
         if (self.valueBoolean is not _U) + (self.valueCode is not _U) + (self.valueCoding is not _U) + (self.valueDateTime is not _U) + (self.valueDecimal is not _U) + (self.valueInteger is not _U) + (self.valueString is not _U) != 1:
             raise _p.ChoiceError("CodeSystemConceptProperty.value[x]: exactly one")
 
@@ -3327,8 +3527,8 @@ class CodeSystemFilter(_p.Complex, kw_only=True):
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     modifierExtension: _T4 = _U
-    operator: _T79
-    operator_ext: _T24 = _ms.field(default=_U, name="_operator")
+    operator: _T73
+    operator_ext: _T22 = _ms.field(default=_U, name="_operator")
     value: _T10
     value_ext: _T3 = _ms.field(default=_U, name="_value")
 
@@ -3369,7 +3569,7 @@ class CodeSystemProperty(_p.Complex, kw_only=True):
 
 
 class CodeableConcept(_p.Complex, kw_only=True):
-    coding: _T58 = _U
+    coding: _T53 = _U
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
@@ -3412,7 +3612,7 @@ class Coding(_p.Complex, kw_only=True):
 class Communication(_p.Resource, tag="Communication", kw_only=True):
     about: _T11 = _U
     basedOn: _T11 = _U
-    category: _T19 = _U
+    category: _T18 = _U
     contained: _T0 = _U
     encounter: _T8 = _U
     extension: _T4 = _U
@@ -3422,27 +3622,27 @@ class Communication(_p.Resource, tag="Communication", kw_only=True):
     implicitRules: _T2 = _U
     implicitRules_ext: _T3 = _ms.field(default=_U, name="_implicitRules")
     inResponseTo: _T11 = _U
-    instantiatesCanonical: _T23 = _U
-    instantiatesCanonical_ext: _T24 = _ms.field(default=_U, name="_instantiatesCanonical")
-    instantiatesUri: _T23 = _U
-    instantiatesUri_ext: _T24 = _ms.field(default=_U, name="_instantiatesUri")
+    instantiatesCanonical: _T21 = _U
+    instantiatesCanonical_ext: _T22 = _ms.field(default=_U, name="_instantiatesCanonical")
+    instantiatesUri: _T21 = _U
+    instantiatesUri_ext: _T22 = _ms.field(default=_U, name="_instantiatesUri")
     language: _T2 = _U
     language_ext: _T3 = _ms.field(default=_U, name="_language")
-    medium: _T19 = _U
+    medium: _T18 = _U
     meta: _T7 = _U
     modifierExtension: _T4 = _U
-    note: _T46 = _U
+    note: _T44 = _U
     partOf: _T11 = _U
-    payload: _T174 = _U
+    payload: _T167 = _U
     priority: _T2 = _U
     priority_ext: _T3 = _ms.field(default=_U, name="_priority")
-    reasonCode: _T19 = _U
+    reasonCode: _T18 = _U
     reasonReference: _T11 = _U
-    received: _T20 = _U
+    received: _T2 = _U
     received_ext: _T3 = _ms.field(default=_U, name="_received")
     recipient: _T11 = _U
     sender: _T8 = _U
-    sent: _T20 = _U
+    sent: _T2 = _U
     sent_ext: _T3 = _ms.field(default=_U, name="_sent")
     status: _T10
     status_ext: _T3 = _ms.field(default=_U, name="_status")
@@ -3472,13 +3672,19 @@ class Communication(_p.Resource, tag="Communication", kw_only=True):
         v = self.priority
         if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
             raise _p.FormatError("Communication.priority")
+        v = self.received
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("Communication.received")
+        v = self.sent
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("Communication.sent")
         v = self.status
         if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
             raise _p.FormatError("Communication.status")
 
 
 class CommunicationPayload(_p.Complex, kw_only=True):
-    contentAttachment: _T37 = _U
+    contentAttachment: _T35 = _U
     contentReference: _T8 = _U
     contentString: _T2 = _U
     extension: _T4 = _U
@@ -3493,16 +3699,16 @@ class CommunicationPayload(_p.Complex, kw_only=True):
 
 class CommunicationRequest(_p.Resource, tag="CommunicationRequest", kw_only=True):
     about: _T11 = _U
-    authoredOn: _T20 = _U
+    authoredOn: _T2 = _U
     authoredOn_ext: _T3 = _ms.field(default=_U, name="_authoredOn")
     basedOn: _T11 = _U
-    category: _T19 = _U
+    category: _T18 = _U
     contained: _T0 = _U
     doNotPerform: _T16 = _U
     doNotPerform_ext: _T3 = _ms.field(default=_U, name="_doNotPerform")
     encounter: _T8 = _U
     extension: _T4 = _U
-    groupIdentifier: _T42 = _U
+    groupIdentifier: _T40 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     identifier: _T6 = _U
@@ -3510,16 +3716,16 @@ class CommunicationRequest(_p.Resource, tag="CommunicationRequest", kw_only=True
     implicitRules_ext: _T3 = _ms.field(default=_U, name="_implicitRules")
     language: _T2 = _U
     language_ext: _T3 = _ms.field(default=_U, name="_language")
-    medium: _T19 = _U
+    medium: _T18 = _U
     meta: _T7 = _U
     modifierExtension: _T4 = _U
-    note: _T46 = _U
-    occurrenceDateTime: _T20 = _U
+    note: _T44 = _U
+    occurrenceDateTime: _T2 = _U
     occurrencePeriod: _T9 = _U
-    payload: _T175 = _U
+    payload: _T168 = _U
     priority: _T2 = _U
     priority_ext: _T3 = _ms.field(default=_U, name="_priority")
-    reasonCode: _T19 = _U
+    reasonCode: _T18 = _U
     reasonReference: _T11 = _U
     recipient: _T11 = _U
     replaces: _T11 = _U
@@ -3532,6 +3738,9 @@ class CommunicationRequest(_p.Resource, tag="CommunicationRequest", kw_only=True
     text: _T12 = _U
 
     def __post_init__(self) -> None:
+        v = self.authoredOn
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("CommunicationRequest.authoredOn")
         v = self.id
         if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
             raise _p.FormatError("CommunicationRequest.id")
@@ -3541,6 +3750,9 @@ class CommunicationRequest(_p.Resource, tag="CommunicationRequest", kw_only=True
         v = self.language
         if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
             raise _p.FormatError("CommunicationRequest.language")
+        v = self.occurrenceDateTime
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("CommunicationRequest.occurrenceDateTime")
         v = self.priority
         if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
             raise _p.FormatError("CommunicationRequest.priority")
@@ -3552,7 +3764,7 @@ class CommunicationRequest(_p.Resource, tag="CommunicationRequest", kw_only=True
 
 
 class CommunicationRequestPayload(_p.Complex, kw_only=True):
-    contentAttachment: _T37 = _U
+    contentAttachment: _T35 = _U
     contentReference: _T8 = _U
     contentString: _T2 = _U
     extension: _T4 = _U
@@ -3568,9 +3780,9 @@ class CommunicationRequestPayload(_p.Complex, kw_only=True):
 class CompartmentDefinition(_p.Resource, tag="CompartmentDefinition", kw_only=True):
     code: _T10
     code_ext: _T3 = _ms.field(default=_U, name="_code")
-    contact: _T18 = _U
+    contact: _T17 = _U
     contained: _T0 = _U
-    date: _T20 = _U
+    date: _T2 = _U
     date_ext: _T3 = _ms.field(default=_U, name="_date")
     description: _T2 = _U
     description_ext: _T3 = _ms.field(default=_U, name="_description")
@@ -3591,15 +3803,15 @@ class CompartmentDefinition(_p.Resource, tag="CompartmentDefinition", kw_only=Tr
     publisher_ext: _T3 = _ms.field(default=_U, name="_publisher")
     purpose: _T2 = _U
     purpose_ext: _T3 = _ms.field(default=_U, name="_purpose")
-    resource: _T176 = _U
-    search: _T62
+    resource: _T169 = _U
+    search: _T57
     search_ext: _T3 = _ms.field(default=_U, name="_search")
     status: _T10
     status_ext: _T3 = _ms.field(default=_U, name="_status")
     text: _T12 = _U
     url: _T10
     url_ext: _T3 = _ms.field(default=_U, name="_url")
-    useContext: _T32 = _U
+    useContext: _T30 = _U
     version: _T2 = _U
     version_ext: _T3 = _ms.field(default=_U, name="_version")
 
@@ -3607,6 +3819,9 @@ class CompartmentDefinition(_p.Resource, tag="CompartmentDefinition", kw_only=Tr
         v = self.code
         if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
             raise _p.FormatError("CompartmentDefinition.code")
+        v = self.date
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("CompartmentDefinition.date")
         v = self.id
         if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
             raise _p.FormatError("CompartmentDefinition.id")
@@ -3633,8 +3848,8 @@ class CompartmentDefinitionResource(_p.Complex, kw_only=True):
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     modifierExtension: _T4 = _U
-    param: _T23 = _U
-    param_ext: _T24 = _ms.field(default=_U, name="_param")
+    param: _T21 = _U
+    param_ext: _T22 = _ms.field(default=_U, name="_param")
 
     def __post_init__(self) -> None:
         v = self.code
@@ -3643,41 +3858,44 @@ class CompartmentDefinitionResource(_p.Complex, kw_only=True):
 
 
 class Composition(_p.Resource, tag="Composition", kw_only=True):
-    attester: _T177 = _U
-    author: _T178
-    category: _T19 = _U
+    attester: _T170 = _U
+    author: _T171
+    category: _T18 = _U
     confidentiality: _T2 = _U
     confidentiality_ext: _T3 = _ms.field(default=_U, name="_confidentiality")
     contained: _T0 = _U
     custodian: _T8 = _U
-    date: _T77
+    date: _T10
     date_ext: _T3 = _ms.field(default=_U, name="_date")
     encounter: _T8 = _U
-    event: _T179 = _U
+    event: _T172 = _U
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
-    identifier: _T42 = _U
+    identifier: _T40 = _U
     implicitRules: _T2 = _U
     implicitRules_ext: _T3 = _ms.field(default=_U, name="_implicitRules")
     language: _T2 = _U
     language_ext: _T3 = _ms.field(default=_U, name="_language")
     meta: _T7 = _U
     modifierExtension: _T4 = _U
-    relatesTo: _T180 = _U
-    section: _T181 = _U
+    relatesTo: _T173 = _U
+    section: _T174 = _U
     status: _T10
     status_ext: _T3 = _ms.field(default=_U, name="_status")
     subject: _T8 = _U
     text: _T12 = _U
     title: _T10
     title_ext: _T3 = _ms.field(default=_U, name="_title")
-    type: _T36
+    type: _T34
 
     def __post_init__(self) -> None:
         v = self.confidentiality
         if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
             raise _p.FormatError("Composition.confidentiality")
+        v = self.date
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("Composition.date")
         v = self.id
         if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
             raise _p.FormatError("Composition.id")
@@ -3700,17 +3918,20 @@ class CompositionAttester(_p.Complex, kw_only=True):
     mode_ext: _T3 = _ms.field(default=_U, name="_mode")
     modifierExtension: _T4 = _U
     party: _T8 = _U
-    time: _T20 = _U
+    time: _T2 = _U
     time_ext: _T3 = _ms.field(default=_U, name="_time")
 
     def __post_init__(self) -> None:
         v = self.mode
         if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
             raise _p.FormatError("CompositionAttester.mode")
+        v = self.time
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("CompositionAttester.time")
 
 
 class CompositionEvent(_p.Complex, kw_only=True):
-    code: _T19 = _U
+    code: _T18 = _U
     detail: _T11 = _U
     extension: _T4 = _U
     id: _T2 = _U
@@ -3726,7 +3947,7 @@ class CompositionRelatesTo(_p.Complex, kw_only=True):
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     modifierExtension: _T4 = _U
-    targetIdentifier: _T42 = _U
+    targetIdentifier: _T40 = _U
     targetReference: _T8 = _U
 
     def __post_init__(self) -> None:
@@ -3750,7 +3971,7 @@ class CompositionSection(_p.Complex, kw_only=True):
     mode_ext: _T3 = _ms.field(default=_U, name="_mode")
     modifierExtension: _T4 = _U
     orderedBy: _T13 = _U
-    section: _T181 = _U
+    section: _T174 = _U
     text: _T12 = _U
     title: _T2 = _U
     title_ext: _T3 = _ms.field(default=_U, name="_title")
@@ -3762,24 +3983,24 @@ class CompositionSection(_p.Complex, kw_only=True):
 
 
 class ConceptMap(_p.Resource, tag="ConceptMap", kw_only=True):
-    contact: _T18 = _U
+    contact: _T17 = _U
     contained: _T0 = _U
     copyright: _T2 = _U
     copyright_ext: _T3 = _ms.field(default=_U, name="_copyright")
-    date: _T20 = _U
+    date: _T2 = _U
     date_ext: _T3 = _ms.field(default=_U, name="_date")
     description: _T2 = _U
     description_ext: _T3 = _ms.field(default=_U, name="_description")
     experimental: _T16 = _U
     experimental_ext: _T3 = _ms.field(default=_U, name="_experimental")
     extension: _T4 = _U
-    group: _T182 = _U
+    group: _T175 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
-    identifier: _T42 = _U
+    identifier: _T40 = _U
     implicitRules: _T2 = _U
     implicitRules_ext: _T3 = _ms.field(default=_U, name="_implicitRules")
-    jurisdiction: _T19 = _U
+    jurisdiction: _T18 = _U
     language: _T2 = _U
     language_ext: _T3 = _ms.field(default=_U, name="_language")
     meta: _T7 = _U
@@ -3801,11 +4022,14 @@ class ConceptMap(_p.Resource, tag="ConceptMap", kw_only=True):
     title_ext: _T3 = _ms.field(default=_U, name="_title")
     url: _T2 = _U
     url_ext: _T3 = _ms.field(default=_U, name="_url")
-    useContext: _T32 = _U
+    useContext: _T30 = _U
     version: _T2 = _U
     version_ext: _T3 = _ms.field(default=_U, name="_version")
 
     def __post_init__(self) -> None:
+        v = self.date
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("ConceptMap.date")
         v = self.id
         if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
             raise _p.FormatError("ConceptMap.id")
@@ -3840,7 +4064,7 @@ class ConceptMap(_p.Resource, tag="ConceptMap", kw_only=True):
 
 
 class ConceptMapGroup(_p.Complex, kw_only=True):
-    element: _T183
+    element: _T176
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
@@ -3853,7 +4077,7 @@ class ConceptMapGroup(_p.Complex, kw_only=True):
     target_ext: _T3 = _ms.field(default=_U, name="_target")
     targetVersion: _T2 = _U
     targetVersion_ext: _T3 = _ms.field(default=_U, name="_targetVersion")
-    unmapped: _T184 = _U
+    unmapped: _T177 = _U
 
     def __post_init__(self) -> None:
         v = self.source
@@ -3873,7 +4097,7 @@ class ConceptMapGroupElement(_p.Complex, kw_only=True):
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     modifierExtension: _T4 = _U
-    target: _T185 = _U
+    target: _T178 = _U
 
     def __post_init__(self) -> None:
         v = self.code
@@ -3886,7 +4110,7 @@ class ConceptMapGroupElementTarget(_p.Complex, kw_only=True):
     code_ext: _T3 = _ms.field(default=_U, name="_code")
     comment: _T2 = _U
     comment_ext: _T3 = _ms.field(default=_U, name="_comment")
-    dependsOn: _T186 = _U
+    dependsOn: _T179 = _U
     display: _T2 = _U
     display_ext: _T3 = _ms.field(default=_U, name="_display")
     equivalence: _T10
@@ -3895,7 +4119,7 @@ class ConceptMapGroupElementTarget(_p.Complex, kw_only=True):
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     modifierExtension: _T4 = _U
-    product: _T186 = _U
+    product: _T179 = _U
 
     def __post_init__(self) -> None:
         v = self.code
@@ -3956,19 +4180,19 @@ class ConceptMapGroupUnmapped(_p.Complex, kw_only=True):
 
 
 class Condition(_p.Resource, tag="Condition", kw_only=True):
-    abatementAge: _T28 = _U
-    abatementDateTime: _T20 = _U
+    abatementAge: _T26 = _U
+    abatementDateTime: _T2 = _U
     abatementPeriod: _T9 = _U
-    abatementRange: _T30 = _U
+    abatementRange: _T28 = _U
     abatementString: _T2 = _U
     asserter: _T8 = _U
-    bodySite: _T19 = _U
-    category: _T19 = _U
+    bodySite: _T18 = _U
+    category: _T18 = _U
     clinicalStatus: _T13 = _U
     code: _T13 = _U
     contained: _T0 = _U
     encounter: _T8 = _U
-    evidence: _T187 = _U
+    evidence: _T180 = _U
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
@@ -3979,22 +4203,25 @@ class Condition(_p.Resource, tag="Condition", kw_only=True):
     language_ext: _T3 = _ms.field(default=_U, name="_language")
     meta: _T7 = _U
     modifierExtension: _T4 = _U
-    note: _T46 = _U
-    onsetAge: _T28 = _U
-    onsetDateTime: _T20 = _U
+    note: _T44 = _U
+    onsetAge: _T26 = _U
+    onsetDateTime: _T2 = _U
     onsetPeriod: _T9 = _U
-    onsetRange: _T30 = _U
+    onsetRange: _T28 = _U
     onsetString: _T2 = _U
-    recordedDate: _T20 = _U
+    recordedDate: _T2 = _U
     recordedDate_ext: _T3 = _ms.field(default=_U, name="_recordedDate")
     recorder: _T8 = _U
     severity: _T13 = _U
-    stage: _T188 = _U
+    stage: _T181 = _U
     subject: _T14
     text: _T12 = _U
     verificationStatus: _T13 = _U
 
     def __post_init__(self) -> None:
+        v = self.abatementDateTime
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("Condition.abatementDateTime")
         v = self.id
         if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
             raise _p.FormatError("Condition.id")
@@ -4004,6 +4231,12 @@ class Condition(_p.Resource, tag="Condition", kw_only=True):
         v = self.language
         if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
             raise _p.FormatError("Condition.language")
+        v = self.onsetDateTime
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("Condition.onsetDateTime")
+        v = self.recordedDate
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("Condition.recordedDate")
         if (self.abatementAge is not _U) + (self.abatementDateTime is not _U) + (self.abatementPeriod is not _U) + (self.abatementRange is not _U) + (self.abatementString is not _U) > 1:
             raise _p.ChoiceError("Condition.abatement[x]: at most one")
         if (self.onsetAge is not _U) + (self.onsetDateTime is not _U) + (self.onsetPeriod is not _U) + (self.onsetRange is not _U) + (self.onsetString is not _U) > 1:
@@ -4011,7 +4244,7 @@ class Condition(_p.Resource, tag="Condition", kw_only=True):
 
 
 class ConditionEvidence(_p.Complex, kw_only=True):
-    code: _T19 = _U
+    code: _T18 = _U
     detail: _T11 = _U
     extension: _T4 = _U
     id: _T2 = _U
@@ -4030,9 +4263,9 @@ class ConditionStage(_p.Complex, kw_only=True):
 
 
 class Consent(_p.Resource, tag="Consent", kw_only=True):
-    category: _T48
+    category: _T46
     contained: _T0 = _U
-    dateTime: _T20 = _U
+    dateTime: _T2 = _U
     dateTime_ext: _T3 = _ms.field(default=_U, name="_dateTime")
     extension: _T4 = _U
     id: _T2 = _U
@@ -4047,18 +4280,21 @@ class Consent(_p.Resource, tag="Consent", kw_only=True):
     organization: _T11 = _U
     patient: _T8 = _U
     performer: _T11 = _U
-    policy: _T189 = _U
+    policy: _T182 = _U
     policyRule: _T13 = _U
-    provision: _T190 = _U
-    scope: _T36
-    sourceAttachment: _T37 = _U
+    provision: _T183 = _U
+    scope: _T34
+    sourceAttachment: _T35 = _U
     sourceReference: _T8 = _U
     status: _T10
     status_ext: _T3 = _ms.field(default=_U, name="_status")
     text: _T12 = _U
-    verification: _T191 = _U
+    verification: _T184 = _U
 
     def __post_init__(self) -> None:
+        v = self.dateTime
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("Consent.dateTime")
         v = self.id
         if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
             raise _p.FormatError("Consent.id")
@@ -4095,20 +4331,20 @@ class ConsentPolicy(_p.Complex, kw_only=True):
 
 
 class ConsentProvision(_p.Complex, kw_only=True):
-    action: _T19 = _U
-    actor: _T192 = _U
-    class_: _T58 = _ms.field(default=_U, name="class")
-    code: _T19 = _U
-    data: _T193 = _U
+    action: _T18 = _U
+    actor: _T185 = _U
+    class_: _T53 = _ms.field(default=_U, name="class")
+    code: _T18 = _U
+    data: _T186 = _U
     dataPeriod: _T9 = _U
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     modifierExtension: _T4 = _U
     period: _T9 = _U
-    provision: _T194 = _U
-    purpose: _T58 = _U
-    securityLabel: _T58 = _U
+    provision: _T187 = _U
+    purpose: _T53 = _U
+    securityLabel: _T53 = _U
     type: _T2 = _U
     type_ext: _T3 = _ms.field(default=_U, name="_type")
 
@@ -4124,7 +4360,7 @@ class ConsentProvisionActor(_p.Complex, kw_only=True):
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     modifierExtension: _T4 = _U
     reference: _T14
-    role: _T36
+    role: _T34
 
 
 class ConsentProvisionData(_p.Complex, kw_only=True):
@@ -4147,11 +4383,16 @@ class ConsentVerification(_p.Complex, kw_only=True):
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     modifierExtension: _T4 = _U
-    verificationDate: _T20 = _U
+    verificationDate: _T2 = _U
     verificationDate_ext: _T3 = _ms.field(default=_U, name="_verificationDate")
-    verified: _T62
+    verified: _T57
     verified_ext: _T3 = _ms.field(default=_U, name="_verified")
     verifiedWith: _T8 = _U
+
+    def __post_init__(self) -> None:
+        v = self.verificationDate
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("ConsentVerification.verificationDate")
 
 
 class ContactDetail(_p.Complex, kw_only=True):
@@ -4160,7 +4401,7 @@ class ContactDetail(_p.Complex, kw_only=True):
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     name: _T2 = _U
     name_ext: _T3 = _ms.field(default=_U, name="_name")
-    telecom: _T95 = _U
+    telecom: _T89 = _U
 
 
 class ContactPoint(_p.Complex, kw_only=True):
@@ -4187,18 +4428,18 @@ class ContactPoint(_p.Complex, kw_only=True):
 
 
 class Contract(_p.Resource, tag="Contract", kw_only=True):
-    alias: _T23 = _U
-    alias_ext: _T24 = _ms.field(default=_U, name="_alias")
+    alias: _T21 = _U
+    alias_ext: _T22 = _ms.field(default=_U, name="_alias")
     applies: _T9 = _U
     author: _T8 = _U
     authority: _T11 = _U
     contained: _T0 = _U
-    contentDefinition: _T195 = _U
+    contentDefinition: _T188 = _U
     contentDerivative: _T13 = _U
     domain: _T11 = _U
     expirationType: _T13 = _U
     extension: _T4 = _U
-    friendly: _T196 = _U
+    friendly: _T189 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     identifier: _T6 = _U
@@ -4207,31 +4448,31 @@ class Contract(_p.Resource, tag="Contract", kw_only=True):
     instantiatesCanonical: _T8 = _U
     instantiatesUri: _T2 = _U
     instantiatesUri_ext: _T3 = _ms.field(default=_U, name="_instantiatesUri")
-    issued: _T20 = _U
+    issued: _T2 = _U
     issued_ext: _T3 = _ms.field(default=_U, name="_issued")
     language: _T2 = _U
     language_ext: _T3 = _ms.field(default=_U, name="_language")
-    legal: _T197 = _U
+    legal: _T190 = _U
     legalState: _T13 = _U
-    legallyBindingAttachment: _T37 = _U
+    legallyBindingAttachment: _T35 = _U
     legallyBindingReference: _T8 = _U
     meta: _T7 = _U
     modifierExtension: _T4 = _U
     name: _T2 = _U
     name_ext: _T3 = _ms.field(default=_U, name="_name")
     relevantHistory: _T11 = _U
-    rule: _T198 = _U
+    rule: _T191 = _U
     scope: _T13 = _U
-    signer: _T199 = _U
+    signer: _T192 = _U
     site: _T11 = _U
     status: _T2 = _U
     status_ext: _T3 = _ms.field(default=_U, name="_status")
-    subType: _T19 = _U
+    subType: _T18 = _U
     subject: _T11 = _U
     subtitle: _T2 = _U
     subtitle_ext: _T3 = _ms.field(default=_U, name="_subtitle")
     supportingInfo: _T11 = _U
-    term: _T200 = _U
+    term: _T193 = _U
     text: _T12 = _U
     title: _T2 = _U
     title_ext: _T3 = _ms.field(default=_U, name="_title")
@@ -4253,6 +4494,9 @@ class Contract(_p.Resource, tag="Contract", kw_only=True):
         v = self.instantiatesUri
         if v is not _U and (' ' in v or not v.isprintable()):
             raise _p.FormatError("Contract.instantiatesUri")
+        v = self.issued
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("Contract.issued")
         v = self.language
         if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
             raise _p.FormatError("Contract.language")
@@ -4275,22 +4519,25 @@ class ContractContentDefinition(_p.Complex, kw_only=True):
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     modifierExtension: _T4 = _U
-    publicationDate: _T20 = _U
+    publicationDate: _T2 = _U
     publicationDate_ext: _T3 = _ms.field(default=_U, name="_publicationDate")
     publicationStatus: _T10
     publicationStatus_ext: _T3 = _ms.field(default=_U, name="_publicationStatus")
     publisher: _T8 = _U
     subType: _T13 = _U
-    type: _T36
+    type: _T34
 
     def __post_init__(self) -> None:
+        v = self.publicationDate
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("ContractContentDefinition.publicationDate")
         v = self.publicationStatus
         if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
             raise _p.FormatError("ContractContentDefinition.publicationStatus")
 
 
 class ContractFriendly(_p.Complex, kw_only=True):
-    contentAttachment: _T37 = _U
+    contentAttachment: _T35 = _U
     contentReference: _T8 = _U
     extension: _T4 = _U
     id: _T2 = _U
@@ -4303,7 +4550,7 @@ class ContractFriendly(_p.Complex, kw_only=True):
 
 
 class ContractLegal(_p.Complex, kw_only=True):
-    contentAttachment: _T37 = _U
+    contentAttachment: _T35 = _U
     contentReference: _T8 = _U
     extension: _T4 = _U
     id: _T2 = _U
@@ -4316,7 +4563,7 @@ class ContractLegal(_p.Complex, kw_only=True):
 
 
 class ContractRule(_p.Complex, kw_only=True):
-    contentAttachment: _T37 = _U
+    contentAttachment: _T35 = _U
     contentReference: _T8 = _U
     extension: _T4 = _U
     id: _T2 = _U
@@ -4334,24 +4581,24 @@ class ContractSigner(_p.Complex, kw_only=True):
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     modifierExtension: _T4 = _U
     party: _T14
-    signature: _T201
-    type: _T59
+    signature: _T194
+    type: _T54
 
 
 class ContractTerm(_p.Complex, kw_only=True):
-    action: _T202 = _U
+    action: _T195 = _U
     applies: _T9 = _U
-    asset: _T203 = _U
+    asset: _T196 = _U
     extension: _T4 = _U
-    group: _T200 = _U
+    group: _T193 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
-    identifier: _T42 = _U
-    issued: _T20 = _U
+    identifier: _T40 = _U
+    issued: _T2 = _U
     issued_ext: _T3 = _ms.field(default=_U, name="_issued")
     modifierExtension: _T4 = _U
-    offer: _T204
-    securityLabel: _T205 = _U
+    offer: _T197
+    securityLabel: _T198 = _U
     subType: _T13 = _U
     text: _T2 = _U
     text_ext: _T3 = _ms.field(default=_U, name="_text")
@@ -4360,48 +4607,54 @@ class ContractTerm(_p.Complex, kw_only=True):
     type: _T13 = _U
 
     def __post_init__(self) -> None:
+        v = self.issued
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("ContractTerm.issued")
         if (self.topicCodeableConcept is not _U) + (self.topicReference is not _U) > 1:
             raise _p.ChoiceError("ContractTerm.topic[x]: at most one")
 
 
 class ContractTermAction(_p.Complex, kw_only=True):
     context: _T8 = _U
-    contextLinkId: _T23 = _U
-    contextLinkId_ext: _T24 = _ms.field(default=_U, name="_contextLinkId")
+    contextLinkId: _T21 = _U
+    contextLinkId_ext: _T22 = _ms.field(default=_U, name="_contextLinkId")
     doNotPerform: _T16 = _U
     doNotPerform_ext: _T3 = _ms.field(default=_U, name="_doNotPerform")
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
-    intent: _T36
-    linkId: _T23 = _U
-    linkId_ext: _T24 = _ms.field(default=_U, name="_linkId")
+    intent: _T34
+    linkId: _T21 = _U
+    linkId_ext: _T22 = _ms.field(default=_U, name="_linkId")
     modifierExtension: _T4 = _U
-    note: _T46 = _U
-    occurrenceDateTime: _T20 = _U
+    note: _T44 = _U
+    occurrenceDateTime: _T2 = _U
     occurrencePeriod: _T9 = _U
-    occurrenceTiming: _T31 = _U
+    occurrenceTiming: _T29 = _U
     performer: _T8 = _U
-    performerLinkId: _T23 = _U
-    performerLinkId_ext: _T24 = _ms.field(default=_U, name="_performerLinkId")
+    performerLinkId: _T21 = _U
+    performerLinkId_ext: _T22 = _ms.field(default=_U, name="_performerLinkId")
     performerRole: _T13 = _U
-    performerType: _T19 = _U
-    reason: _T23 = _U
-    reason_ext: _T24 = _ms.field(default=_U, name="_reason")
-    reasonCode: _T19 = _U
-    reasonLinkId: _T23 = _U
-    reasonLinkId_ext: _T24 = _ms.field(default=_U, name="_reasonLinkId")
+    performerType: _T18 = _U
+    reason: _T21 = _U
+    reason_ext: _T22 = _ms.field(default=_U, name="_reason")
+    reasonCode: _T18 = _U
+    reasonLinkId: _T21 = _U
+    reasonLinkId_ext: _T22 = _ms.field(default=_U, name="_reasonLinkId")
     reasonReference: _T11 = _U
     requester: _T11 = _U
-    requesterLinkId: _T23 = _U
-    requesterLinkId_ext: _T24 = _ms.field(default=_U, name="_requesterLinkId")
-    securityLabelNumber: _T206 = _U
-    securityLabelNumber_ext: _T24 = _ms.field(default=_U, name="_securityLabelNumber")
-    status: _T36
-    subject: _T207 = _U
-    type: _T36
+    requesterLinkId: _T21 = _U
+    requesterLinkId_ext: _T22 = _ms.field(default=_U, name="_requesterLinkId")
+    securityLabelNumber: _T199 = _U
+    securityLabelNumber_ext: _T22 = _ms.field(default=_U, name="_securityLabelNumber")
+    status: _T34
+    subject: _T200 = _U
+    type: _T34
 
     def __post_init__(self) -> None:
+        v = self.occurrenceDateTime
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("ContractTermAction.occurrenceDateTime")
         if (self.occurrenceDateTime is not _U) + (self.occurrencePeriod is not _U) + (self.occurrenceTiming is not _U) > 1:
             raise _p.ChoiceError("ContractTermAction.occurrence[x]: at most one")
 
@@ -4411,38 +4664,38 @@ class ContractTermActionSubject(_p.Complex, kw_only=True):
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     modifierExtension: _T4 = _U
-    reference: _T178
+    reference: _T171
     role: _T13 = _U
 
 
 class ContractTermAsset(_p.Complex, kw_only=True):
-    answer: _T208 = _U
+    answer: _T201 = _U
     condition: _T2 = _U
     condition_ext: _T3 = _ms.field(default=_U, name="_condition")
-    context: _T209 = _U
+    context: _T202 = _U
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
-    linkId: _T23 = _U
-    linkId_ext: _T24 = _ms.field(default=_U, name="_linkId")
+    linkId: _T21 = _U
+    linkId_ext: _T22 = _ms.field(default=_U, name="_linkId")
     modifierExtension: _T4 = _U
-    period: _T52 = _U
-    periodType: _T19 = _U
-    relationship: _T60 = _U
+    period: _T49 = _U
+    periodType: _T18 = _U
+    relationship: _T55 = _U
     scope: _T13 = _U
-    securityLabelNumber: _T206 = _U
-    securityLabelNumber_ext: _T24 = _ms.field(default=_U, name="_securityLabelNumber")
-    subtype: _T19 = _U
+    securityLabelNumber: _T199 = _U
+    securityLabelNumber_ext: _T22 = _ms.field(default=_U, name="_securityLabelNumber")
+    subtype: _T18 = _U
     text: _T2 = _U
     text_ext: _T3 = _ms.field(default=_U, name="_text")
-    type: _T19 = _U
+    type: _T18 = _U
     typeReference: _T11 = _U
-    usePeriod: _T52 = _U
-    valuedItem: _T210 = _U
+    usePeriod: _T49 = _U
+    valuedItem: _T203 = _U
 
 
 class ContractTermAssetContext(_p.Complex, kw_only=True):
-    code: _T19 = _U
+    code: _T18 = _U
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
@@ -4453,52 +4706,58 @@ class ContractTermAssetContext(_p.Complex, kw_only=True):
 
 
 class ContractTermAssetValuedItem(_p.Complex, kw_only=True):
-    effectiveTime: _T20 = _U
+    effectiveTime: _T2 = _U
     effectiveTime_ext: _T3 = _ms.field(default=_U, name="_effectiveTime")
     entityCodeableConcept: _T13 = _U
     entityReference: _T8 = _U
     extension: _T4 = _U
-    factor: _T45 = _U
+    factor: _T43 = _U
     factor_ext: _T3 = _ms.field(default=_U, name="_factor")
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
-    identifier: _T42 = _U
-    linkId: _T23 = _U
-    linkId_ext: _T24 = _ms.field(default=_U, name="_linkId")
+    identifier: _T40 = _U
+    linkId: _T21 = _U
+    linkId_ext: _T22 = _ms.field(default=_U, name="_linkId")
     modifierExtension: _T4 = _U
-    net: _T98 = _U
+    net: _T92 = _U
     payment: _T2 = _U
     payment_ext: _T3 = _ms.field(default=_U, name="_payment")
-    paymentDate: _T20 = _U
+    paymentDate: _T2 = _U
     paymentDate_ext: _T3 = _ms.field(default=_U, name="_paymentDate")
-    points: _T45 = _U
+    points: _T43 = _U
     points_ext: _T3 = _ms.field(default=_U, name="_points")
-    quantity: _T26 = _U
+    quantity: _T24 = _U
     recipient: _T8 = _U
     responsible: _T8 = _U
-    securityLabelNumber: _T206 = _U
-    securityLabelNumber_ext: _T24 = _ms.field(default=_U, name="_securityLabelNumber")
-    unitPrice: _T98 = _U
+    securityLabelNumber: _T199 = _U
+    securityLabelNumber_ext: _T22 = _ms.field(default=_U, name="_securityLabelNumber")
+    unitPrice: _T92 = _U
 
     def __post_init__(self) -> None:
+        v = self.effectiveTime
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("ContractTermAssetValuedItem.effectiveTime")
+        v = self.paymentDate
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("ContractTermAssetValuedItem.paymentDate")
         if (self.entityCodeableConcept is not _U) + (self.entityReference is not _U) > 1:
             raise _p.ChoiceError("ContractTermAssetValuedItem.entity[x]: at most one")
 
 
 class ContractTermOffer(_p.Complex, kw_only=True):
-    answer: _T208 = _U
+    answer: _T201 = _U
     decision: _T13 = _U
-    decisionMode: _T19 = _U
+    decisionMode: _T18 = _U
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     identifier: _T6 = _U
-    linkId: _T23 = _U
-    linkId_ext: _T24 = _ms.field(default=_U, name="_linkId")
+    linkId: _T21 = _U
+    linkId_ext: _T22 = _ms.field(default=_U, name="_linkId")
     modifierExtension: _T4 = _U
-    party: _T211 = _U
-    securityLabelNumber: _T206 = _U
-    securityLabelNumber_ext: _T24 = _ms.field(default=_U, name="_securityLabelNumber")
+    party: _T204 = _U
+    securityLabelNumber: _T199 = _U
+    securityLabelNumber_ext: _T22 = _ms.field(default=_U, name="_securityLabelNumber")
     text: _T2 = _U
     text_ext: _T3 = _ms.field(default=_U, name="_text")
     topic: _T8 = _U
@@ -4510,20 +4769,29 @@ class ContractTermOfferAnswer(_p.Complex, kw_only=True):
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     modifierExtension: _T4 = _U
-    valueAttachment: _T37 = _U
+    valueAttachment: _T35 = _U
     valueBoolean: _T16 = _U
-    valueCoding: _T60 = _U
-    valueDate: _T17 = _U
-    valueDateTime: _T20 = _U
-    valueDecimal: _T45 = _U
-    valueInteger: _T67 = _U
-    valueQuantity: _T26 = _U
+    valueCoding: _T55 = _U
+    valueDate: _T2 = _U
+    valueDateTime: _T2 = _U
+    valueDecimal: _T43 = _U
+    valueInteger: _T62 = _U
+    valueQuantity: _T24 = _U
     valueReference: _T8 = _U
     valueString: _T2 = _U
-    valueTime: _T212 = _U
+    valueTime: _T2 = _U
     valueUri: _T2 = _U
 
     def __post_init__(self) -> None:
+        v = self.valueDate
+        if v is not _U and (_p.date(v) is None):
+            raise _p.FormatError("ContractTermOfferAnswer.valueDate")
+        v = self.valueDateTime
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("ContractTermOfferAnswer.valueDateTime")
+        v = self.valueTime
+        if v is not _U and (_p.time(v) is None):
+            raise _p.FormatError("ContractTermOfferAnswer.valueTime")
         v = self.valueUri
         if v is not _U and (' ' in v or not v.isprintable()):
             raise _p.FormatError("ContractTermOfferAnswer.valueUri")
@@ -4538,24 +4806,24 @@ class ContractTermOfferParty(_p.Complex, kw_only=True):
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     modifierExtension: _T4 = _U
-    reference: _T178
-    role: _T36
+    reference: _T171
+    role: _T34
 
 
 class ContractTermSecurityLabel(_p.Complex, kw_only=True):
-    category: _T58 = _U
-    classification: _T59
-    control: _T58 = _U
+    category: _T53 = _U
+    classification: _T54
+    control: _T53 = _U
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     modifierExtension: _T4 = _U
-    number: _T206 = _U
-    number_ext: _T24 = _ms.field(default=_U, name="_number")
+    number: _T199 = _U
+    number_ext: _T22 = _ms.field(default=_U, name="_number")
 
 
 class Contributor(_p.Complex, kw_only=True):
-    contact: _T18 = _U
+    contact: _T17 = _U
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
@@ -4582,7 +4850,7 @@ class Count(_p.Complex, kw_only=True):
     system_ext: _T3 = _ms.field(default=_U, name="_system")
     unit: _T2 = _U
     unit_ext: _T3 = _ms.field(default=_U, name="_unit")
-    value: _T45 = _U
+    value: _T43 = _U
     value_ext: _T3 = _ms.field(default=_U, name="_value")
 
     def __post_init__(self) -> None:
@@ -4599,10 +4867,10 @@ class Count(_p.Complex, kw_only=True):
 
 class Coverage(_p.Resource, tag="Coverage", kw_only=True):
     beneficiary: _T14
-    class_: _T213 = _ms.field(default=_U, name="class")
+    class_: _T205 = _ms.field(default=_U, name="class")
     contained: _T0 = _U
     contract: _T11 = _U
-    costToBeneficiary: _T214 = _U
+    costToBeneficiary: _T206 = _U
     dependent: _T2 = _U
     dependent_ext: _T3 = _ms.field(default=_U, name="_dependent")
     extension: _T4 = _U
@@ -4619,7 +4887,7 @@ class Coverage(_p.Resource, tag="Coverage", kw_only=True):
     network_ext: _T3 = _ms.field(default=_U, name="_network")
     order: _T15 = _U
     order_ext: _T3 = _ms.field(default=_U, name="_order")
-    payor: _T178
+    payor: _T171
     period: _T9 = _U
     policyHolder: _T8 = _U
     relationship: _T13 = _U
@@ -4655,20 +4923,20 @@ class CoverageClass(_p.Complex, kw_only=True):
     modifierExtension: _T4 = _U
     name: _T2 = _U
     name_ext: _T3 = _ms.field(default=_U, name="_name")
-    type: _T36
+    type: _T34
     value: _T10
     value_ext: _T3 = _ms.field(default=_U, name="_value")
 
 
 class CoverageCostToBeneficiary(_p.Complex, kw_only=True):
-    exception: _T215 = _U
+    exception: _T207 = _U
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     modifierExtension: _T4 = _U
     type: _T13 = _U
-    valueMoney: _T98 = _U
-    valueQuantity: _T26 = _U
+    valueMoney: _T92 = _U
+    valueQuantity: _T24 = _U
 
     def __post_init__(self) -> None:
         if (self.valueMoney is not _U) + (self.valueQuantity is not _U) != 1:
@@ -4681,12 +4949,12 @@ class CoverageCostToBeneficiaryException(_p.Complex, kw_only=True):
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     modifierExtension: _T4 = _U
     period: _T9 = _U
-    type: _T36
+    type: _T34
 
 
 class CoverageEligibilityRequest(_p.Resource, tag="CoverageEligibilityRequest", kw_only=True):
     contained: _T0 = _U
-    created: _T77
+    created: _T10
     created_ext: _T3 = _ms.field(default=_U, name="_created")
     enterer: _T8 = _U
     extension: _T4 = _U
@@ -4696,9 +4964,9 @@ class CoverageEligibilityRequest(_p.Resource, tag="CoverageEligibilityRequest", 
     identifier: _T6 = _U
     implicitRules: _T2 = _U
     implicitRules_ext: _T3 = _ms.field(default=_U, name="_implicitRules")
-    insurance: _T216 = _U
+    insurance: _T208 = _U
     insurer: _T14
-    item: _T217 = _U
+    item: _T209 = _U
     language: _T2 = _U
     language_ext: _T3 = _ms.field(default=_U, name="_language")
     meta: _T7 = _U
@@ -4706,16 +4974,19 @@ class CoverageEligibilityRequest(_p.Resource, tag="CoverageEligibilityRequest", 
     patient: _T14
     priority: _T13 = _U
     provider: _T8 = _U
-    purpose: _T79
-    purpose_ext: _T24 = _ms.field(default=_U, name="_purpose")
-    servicedDate: _T17 = _U
+    purpose: _T73
+    purpose_ext: _T22 = _ms.field(default=_U, name="_purpose")
+    servicedDate: _T2 = _U
     servicedPeriod: _T9 = _U
     status: _T10
     status_ext: _T3 = _ms.field(default=_U, name="_status")
-    supportingInfo: _T218 = _U
+    supportingInfo: _T210 = _U
     text: _T12 = _U
 
     def __post_init__(self) -> None:
+        v = self.created
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("CoverageEligibilityRequest.created")
         v = self.id
         if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
             raise _p.FormatError("CoverageEligibilityRequest.id")
@@ -4729,6 +5000,9 @@ class CoverageEligibilityRequest(_p.Resource, tag="CoverageEligibilityRequest", 
             for v in self.purpose:
                 if v is not None and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
                     raise _p.FormatError("CoverageEligibilityRequest.purpose")
+        v = self.servicedDate
+        if v is not _U and (_p.date(v) is None):
+            raise _p.FormatError("CoverageEligibilityRequest.servicedDate")
         v = self.status
         if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
             raise _p.FormatError("CoverageEligibilityRequest.status")
@@ -4751,19 +5025,19 @@ class CoverageEligibilityRequestInsurance(_p.Complex, kw_only=True):
 class CoverageEligibilityRequestItem(_p.Complex, kw_only=True):
     category: _T13 = _U
     detail: _T11 = _U
-    diagnosis: _T219 = _U
+    diagnosis: _T211 = _U
     extension: _T4 = _U
     facility: _T8 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
-    modifier: _T19 = _U
+    modifier: _T18 = _U
     modifierExtension: _T4 = _U
     productOrService: _T13 = _U
     provider: _T8 = _U
-    quantity: _T26 = _U
-    supportingInfoSequence: _T140 = _U
-    supportingInfoSequence_ext: _T24 = _ms.field(default=_U, name="_supportingInfoSequence")
-    unitPrice: _T98 = _U
+    quantity: _T24 = _U
+    supportingInfoSequence: _T133 = _U
+    supportingInfoSequence_ext: _T22 = _ms.field(default=_U, name="_supportingInfoSequence")
+    unitPrice: _T92 = _U
 
 
 class CoverageEligibilityRequestItemDiagnosis(_p.Complex, kw_only=True):
@@ -4787,17 +5061,17 @@ class CoverageEligibilityRequestSupportingInfo(_p.Complex, kw_only=True):
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     information: _T14
     modifierExtension: _T4 = _U
-    sequence: _T139
+    sequence: _T132
     sequence_ext: _T3 = _ms.field(default=_U, name="_sequence")
 
 
 class CoverageEligibilityResponse(_p.Resource, tag="CoverageEligibilityResponse", kw_only=True):
     contained: _T0 = _U
-    created: _T77
+    created: _T10
     created_ext: _T3 = _ms.field(default=_U, name="_created")
     disposition: _T2 = _U
     disposition_ext: _T3 = _ms.field(default=_U, name="_disposition")
-    error: _T220 = _U
+    error: _T212 = _U
     extension: _T4 = _U
     form: _T13 = _U
     id: _T2 = _U
@@ -4805,7 +5079,7 @@ class CoverageEligibilityResponse(_p.Resource, tag="CoverageEligibilityResponse"
     identifier: _T6 = _U
     implicitRules: _T2 = _U
     implicitRules_ext: _T3 = _ms.field(default=_U, name="_implicitRules")
-    insurance: _T221 = _U
+    insurance: _T213 = _U
     insurer: _T14
     language: _T2 = _U
     language_ext: _T3 = _ms.field(default=_U, name="_language")
@@ -4816,17 +5090,20 @@ class CoverageEligibilityResponse(_p.Resource, tag="CoverageEligibilityResponse"
     patient: _T14
     preAuthRef: _T2 = _U
     preAuthRef_ext: _T3 = _ms.field(default=_U, name="_preAuthRef")
-    purpose: _T79
-    purpose_ext: _T24 = _ms.field(default=_U, name="_purpose")
+    purpose: _T73
+    purpose_ext: _T22 = _ms.field(default=_U, name="_purpose")
     request: _T14
     requestor: _T8 = _U
-    servicedDate: _T17 = _U
+    servicedDate: _T2 = _U
     servicedPeriod: _T9 = _U
     status: _T10
     status_ext: _T3 = _ms.field(default=_U, name="_status")
     text: _T12 = _U
 
     def __post_init__(self) -> None:
+        v = self.created
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("CoverageEligibilityResponse.created")
         v = self.id
         if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
             raise _p.FormatError("CoverageEligibilityResponse.id")
@@ -4843,6 +5120,9 @@ class CoverageEligibilityResponse(_p.Resource, tag="CoverageEligibilityResponse"
             for v in self.purpose:
                 if v is not None and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
                     raise _p.FormatError("CoverageEligibilityResponse.purpose")
+        v = self.servicedDate
+        if v is not _U and (_p.date(v) is None):
+            raise _p.FormatError("CoverageEligibilityResponse.servicedDate")
         v = self.status
         if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
             raise _p.FormatError("CoverageEligibilityResponse.status")
@@ -4851,7 +5131,7 @@ class CoverageEligibilityResponse(_p.Resource, tag="CoverageEligibilityResponse"
 
 
 class CoverageEligibilityResponseError(_p.Complex, kw_only=True):
-    code: _T36
+    code: _T34
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
@@ -4866,17 +5146,17 @@ class CoverageEligibilityResponseInsurance(_p.Complex, kw_only=True):
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     inforce: _T16 = _U
     inforce_ext: _T3 = _ms.field(default=_U, name="_inforce")
-    item: _T222 = _U
+    item: _T214 = _U
     modifierExtension: _T4 = _U
 
 
 class CoverageEligibilityResponseInsuranceItem(_p.Complex, kw_only=True):
     authorizationRequired: _T16 = _U
     authorizationRequired_ext: _T3 = _ms.field(default=_U, name="_authorizationRequired")
-    authorizationSupporting: _T19 = _U
+    authorizationSupporting: _T18 = _U
     authorizationUrl: _T2 = _U
     authorizationUrl_ext: _T3 = _ms.field(default=_U, name="_authorizationUrl")
-    benefit: _T223 = _U
+    benefit: _T215 = _U
     category: _T13 = _U
     description: _T2 = _U
     description_ext: _T3 = _ms.field(default=_U, name="_description")
@@ -4885,7 +5165,7 @@ class CoverageEligibilityResponseInsuranceItem(_p.Complex, kw_only=True):
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
-    modifier: _T19 = _U
+    modifier: _T18 = _U
     modifierExtension: _T4 = _U
     name: _T2 = _U
     name_ext: _T3 = _ms.field(default=_U, name="_name")
@@ -4902,17 +5182,17 @@ class CoverageEligibilityResponseInsuranceItem(_p.Complex, kw_only=True):
 
 
 class CoverageEligibilityResponseInsuranceItemBenefit(_p.Complex, kw_only=True):
-    allowedMoney: _T98 = _U
+    allowedMoney: _T92 = _U
     allowedString: _T2 = _U
-    allowedUnsignedInt: _T51 = _U
+    allowedUnsignedInt: _T48 = _U
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     modifierExtension: _T4 = _U
-    type: _T36
-    usedMoney: _T98 = _U
+    type: _T34
+    usedMoney: _T92 = _U
     usedString: _T2 = _U
-    usedUnsignedInt: _T51 = _U
+    usedUnsignedInt: _T48 = _U
 
     def __post_init__(self) -> None:
         if (self.allowedMoney is not _U) + (self.allowedString is not _U) + (self.allowedUnsignedInt is not _U) > 1:
@@ -4922,18 +5202,18 @@ class CoverageEligibilityResponseInsuranceItemBenefit(_p.Complex, kw_only=True):
 
 
 class DataRequirement(_p.Complex, kw_only=True):
-    codeFilter: _T224 = _U
-    dateFilter: _T225 = _U
+    codeFilter: _T216 = _U
+    dateFilter: _T217 = _U
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     limit: _T15 = _U
     limit_ext: _T3 = _ms.field(default=_U, name="_limit")
-    mustSupport: _T23 = _U
-    mustSupport_ext: _T24 = _ms.field(default=_U, name="_mustSupport")
-    profile: _T23 = _U
-    profile_ext: _T24 = _ms.field(default=_U, name="_profile")
-    sort: _T226 = _U
+    mustSupport: _T21 = _U
+    mustSupport_ext: _T22 = _ms.field(default=_U, name="_mustSupport")
+    profile: _T21 = _U
+    profile_ext: _T22 = _ms.field(default=_U, name="_profile")
+    sort: _T218 = _U
     subjectCodeableConcept: _T13 = _U
     subjectReference: _T8 = _U
     type: _T10
@@ -4952,7 +5232,7 @@ class DataRequirement(_p.Complex, kw_only=True):
 
 
 class DataRequirementCodeFilter(_p.Complex, kw_only=True):
-    code: _T58 = _U
+    code: _T53 = _U
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
@@ -4977,11 +5257,14 @@ class DataRequirementDateFilter(_p.Complex, kw_only=True):
     path_ext: _T3 = _ms.field(default=_U, name="_path")
     searchParam: _T2 = _U
     searchParam_ext: _T3 = _ms.field(default=_U, name="_searchParam")
-    valueDateTime: _T20 = _U
-    valueDuration: _T29 = _U
+    valueDateTime: _T2 = _U
+    valueDuration: _T27 = _U
     valuePeriod: _T9 = _U
 
     def __post_init__(self) -> None:
+        v = self.valueDateTime
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("DataRequirementDateFilter.valueDateTime")
         if (self.valueDateTime is not _U) + (self.valueDuration is not _U) + (self.valuePeriod is not _U) > 1:
             raise _p.ChoiceError("DataRequirementDateFilter.value[x]: at most one")
 
@@ -5007,11 +5290,11 @@ class DetectedIssue(_p.Resource, tag="DetectedIssue", kw_only=True):
     contained: _T0 = _U
     detail: _T2 = _U
     detail_ext: _T3 = _ms.field(default=_U, name="_detail")
-    evidence: _T227 = _U
+    evidence: _T219 = _U
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
-    identifiedDateTime: _T20 = _U
+    identifiedDateTime: _T2 = _U
     identifiedPeriod: _T9 = _U
     identifier: _T6 = _U
     implicated: _T11 = _U
@@ -5020,7 +5303,7 @@ class DetectedIssue(_p.Resource, tag="DetectedIssue", kw_only=True):
     language: _T2 = _U
     language_ext: _T3 = _ms.field(default=_U, name="_language")
     meta: _T7 = _U
-    mitigation: _T228 = _U
+    mitigation: _T220 = _U
     modifierExtension: _T4 = _U
     patient: _T8 = _U
     reference: _T2 = _U
@@ -5035,6 +5318,9 @@ class DetectedIssue(_p.Resource, tag="DetectedIssue", kw_only=True):
         v = self.id
         if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
             raise _p.FormatError("DetectedIssue.id")
+        v = self.identifiedDateTime
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("DetectedIssue.identifiedDateTime")
         v = self.implicitRules
         if v is not _U and (' ' in v or not v.isprintable()):
             raise _p.FormatError("DetectedIssue.implicitRules")
@@ -5055,7 +5341,7 @@ class DetectedIssue(_p.Resource, tag="DetectedIssue", kw_only=True):
 
 
 class DetectedIssueEvidence(_p.Complex, kw_only=True):
-    code: _T19 = _U
+    code: _T18 = _U
     detail: _T11 = _U
     extension: _T4 = _U
     id: _T2 = _U
@@ -5064,24 +5350,29 @@ class DetectedIssueEvidence(_p.Complex, kw_only=True):
 
 
 class DetectedIssueMitigation(_p.Complex, kw_only=True):
-    action: _T36
+    action: _T34
     author: _T8 = _U
-    date: _T20 = _U
+    date: _T2 = _U
     date_ext: _T3 = _ms.field(default=_U, name="_date")
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     modifierExtension: _T4 = _U
 
+    def __post_init__(self) -> None:
+        v = self.date
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("DetectedIssueMitigation.date")
+
 
 class Device(_p.Resource, tag="Device", kw_only=True):
-    contact: _T95 = _U
+    contact: _T89 = _U
     contained: _T0 = _U
     definition: _T8 = _U
-    deviceName: _T229 = _U
+    deviceName: _T221 = _U
     distinctIdentifier: _T2 = _U
     distinctIdentifier_ext: _T3 = _ms.field(default=_U, name="_distinctIdentifier")
-    expirationDate: _T20 = _U
+    expirationDate: _T2 = _U
     expirationDate_ext: _T3 = _ms.field(default=_U, name="_expirationDate")
     extension: _T4 = _U
     id: _T2 = _U
@@ -5094,7 +5385,7 @@ class Device(_p.Resource, tag="Device", kw_only=True):
     location: _T8 = _U
     lotNumber: _T2 = _U
     lotNumber_ext: _T3 = _ms.field(default=_U, name="_lotNumber")
-    manufactureDate: _T20 = _U
+    manufactureDate: _T2 = _U
     manufactureDate_ext: _T3 = _ms.field(default=_U, name="_manufactureDate")
     manufacturer: _T2 = _U
     manufacturer_ext: _T3 = _ms.field(default=_U, name="_manufacturer")
@@ -5102,28 +5393,31 @@ class Device(_p.Resource, tag="Device", kw_only=True):
     modelNumber: _T2 = _U
     modelNumber_ext: _T3 = _ms.field(default=_U, name="_modelNumber")
     modifierExtension: _T4 = _U
-    note: _T46 = _U
+    note: _T44 = _U
     owner: _T8 = _U
     parent: _T8 = _U
     partNumber: _T2 = _U
     partNumber_ext: _T3 = _ms.field(default=_U, name="_partNumber")
     patient: _T8 = _U
-    property: _T230 = _U
-    safety: _T19 = _U
+    property: _T222 = _U
+    safety: _T18 = _U
     serialNumber: _T2 = _U
     serialNumber_ext: _T3 = _ms.field(default=_U, name="_serialNumber")
-    specialization: _T231 = _U
+    specialization: _T223 = _U
     status: _T2 = _U
     status_ext: _T3 = _ms.field(default=_U, name="_status")
-    statusReason: _T19 = _U
+    statusReason: _T18 = _U
     text: _T12 = _U
     type: _T13 = _U
-    udiCarrier: _T232 = _U
+    udiCarrier: _T224 = _U
     url: _T2 = _U
     url_ext: _T3 = _ms.field(default=_U, name="_url")
-    version: _T233 = _U
+    version: _T225 = _U
 
     def __post_init__(self) -> None:
+        v = self.expirationDate
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("Device.expirationDate")
         v = self.id
         if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
             raise _p.FormatError("Device.id")
@@ -5133,6 +5427,9 @@ class Device(_p.Resource, tag="Device", kw_only=True):
         v = self.language
         if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
             raise _p.FormatError("Device.language")
+        v = self.manufactureDate
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("Device.manufactureDate")
         v = self.status
         if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
             raise _p.FormatError("Device.status")
@@ -5142,10 +5439,10 @@ class Device(_p.Resource, tag="Device", kw_only=True):
 
 
 class DeviceDefinition(_p.Resource, tag="DeviceDefinition", kw_only=True):
-    capability: _T234 = _U
-    contact: _T95 = _U
+    capability: _T226 = _U
+    contact: _T89 = _U
     contained: _T0 = _U
-    deviceName: _T235 = _U
+    deviceName: _T227 = _U
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
@@ -5154,32 +5451,32 @@ class DeviceDefinition(_p.Resource, tag="DeviceDefinition", kw_only=True):
     implicitRules_ext: _T3 = _ms.field(default=_U, name="_implicitRules")
     language: _T2 = _U
     language_ext: _T3 = _ms.field(default=_U, name="_language")
-    languageCode: _T19 = _U
+    languageCode: _T18 = _U
     manufacturerReference: _T8 = _U
     manufacturerString: _T2 = _U
-    material: _T236 = _U
+    material: _T228 = _U
     meta: _T7 = _U
     modelNumber: _T2 = _U
     modelNumber_ext: _T3 = _ms.field(default=_U, name="_modelNumber")
     modifierExtension: _T4 = _U
-    note: _T46 = _U
+    note: _T44 = _U
     onlineInformation: _T2 = _U
     onlineInformation_ext: _T3 = _ms.field(default=_U, name="_onlineInformation")
     owner: _T8 = _U
     parentDevice: _T8 = _U
-    physicalCharacteristics: _T237 = _U
-    property: _T238 = _U
-    quantity: _T26 = _U
-    safety: _T19 = _U
-    shelfLifeStorage: _T239 = _U
-    specialization: _T240 = _U
+    physicalCharacteristics: _T229 = _U
+    property: _T230 = _U
+    quantity: _T24 = _U
+    safety: _T18 = _U
+    shelfLifeStorage: _T231 = _U
+    specialization: _T232 = _U
     text: _T12 = _U
     type: _T13 = _U
-    udiDeviceIdentifier: _T241 = _U
+    udiDeviceIdentifier: _T233 = _U
     url: _T2 = _U
     url_ext: _T3 = _ms.field(default=_U, name="_url")
-    version: _T23 = _U
-    version_ext: _T24 = _ms.field(default=_U, name="_version")
+    version: _T21 = _U
+    version_ext: _T22 = _ms.field(default=_U, name="_version")
 
     def __post_init__(self) -> None:
         v = self.id
@@ -5202,12 +5499,12 @@ class DeviceDefinition(_p.Resource, tag="DeviceDefinition", kw_only=True):
 
 
 class DeviceDefinitionCapability(_p.Complex, kw_only=True):
-    description: _T19 = _U
+    description: _T18 = _U
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     modifierExtension: _T4 = _U
-    type: _T36
+    type: _T34
 
 
 class DeviceDefinitionDeviceName(_p.Complex, kw_only=True):
@@ -5235,7 +5532,7 @@ class DeviceDefinitionMaterial(_p.Complex, kw_only=True):
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     modifierExtension: _T4 = _U
-    substance: _T36
+    substance: _T34
 
 
 class DeviceDefinitionProperty(_p.Complex, kw_only=True):
@@ -5243,9 +5540,9 @@ class DeviceDefinitionProperty(_p.Complex, kw_only=True):
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     modifierExtension: _T4 = _U
-    type: _T36
-    valueCode: _T19 = _U
-    valueQuantity: _T242 = _U
+    type: _T34
+    valueCode: _T18 = _U
+    valueQuantity: _T234 = _U
 
 
 class DeviceDefinitionSpecialization(_p.Complex, kw_only=True):
@@ -5297,7 +5594,7 @@ class DeviceDeviceName(_p.Complex, kw_only=True):
 
 
 class DeviceMetric(_p.Resource, tag="DeviceMetric", kw_only=True):
-    calibration: _T243 = _U
+    calibration: _T235 = _U
     category: _T10
     category_ext: _T3 = _ms.field(default=_U, name="_category")
     color: _T2 = _U
@@ -5311,7 +5608,7 @@ class DeviceMetric(_p.Resource, tag="DeviceMetric", kw_only=True):
     implicitRules_ext: _T3 = _ms.field(default=_U, name="_implicitRules")
     language: _T2 = _U
     language_ext: _T3 = _ms.field(default=_U, name="_language")
-    measurementPeriod: _T31 = _U
+    measurementPeriod: _T29 = _U
     meta: _T7 = _U
     modifierExtension: _T4 = _U
     operationalStatus: _T2 = _U
@@ -5319,7 +5616,7 @@ class DeviceMetric(_p.Resource, tag="DeviceMetric", kw_only=True):
     parent: _T8 = _U
     source: _T8 = _U
     text: _T12 = _U
-    type: _T36
+    type: _T34
     unit: _T13 = _U
 
     def __post_init__(self) -> None:
@@ -5350,7 +5647,7 @@ class DeviceMetricCalibration(_p.Complex, kw_only=True):
     modifierExtension: _T4 = _U
     state: _T2 = _U
     state_ext: _T3 = _ms.field(default=_U, name="_state")
-    time: _T49 = _U
+    time: _T2 = _U
     time_ext: _T3 = _ms.field(default=_U, name="_time")
     type: _T2 = _U
     type_ext: _T3 = _ms.field(default=_U, name="_type")
@@ -5359,6 +5656,9 @@ class DeviceMetricCalibration(_p.Complex, kw_only=True):
         v = self.state
         if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
             raise _p.FormatError("DeviceMetricCalibration.state")
+        v = self.time
+        if v is not _U and (_p.instant(v) is None):
+            raise _p.FormatError("DeviceMetricCalibration.time")
         v = self.type
         if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
             raise _p.FormatError("DeviceMetricCalibration.type")
@@ -5369,13 +5669,13 @@ class DeviceProperty(_p.Complex, kw_only=True):
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     modifierExtension: _T4 = _U
-    type: _T36
-    valueCode: _T19 = _U
-    valueQuantity: _T242 = _U
+    type: _T34
+    valueCode: _T18 = _U
+    valueQuantity: _T234 = _U
 
 
 class DeviceRequest(_p.Resource, tag="DeviceRequest", kw_only=True):
-    authoredOn: _T20 = _U
+    authoredOn: _T2 = _U
     authoredOn_ext: _T3 = _ms.field(default=_U, name="_authoredOn")
     basedOn: _T11 = _U
     codeCodeableConcept: _T13 = _U
@@ -5383,16 +5683,16 @@ class DeviceRequest(_p.Resource, tag="DeviceRequest", kw_only=True):
     contained: _T0 = _U
     encounter: _T8 = _U
     extension: _T4 = _U
-    groupIdentifier: _T42 = _U
+    groupIdentifier: _T40 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     identifier: _T6 = _U
     implicitRules: _T2 = _U
     implicitRules_ext: _T3 = _ms.field(default=_U, name="_implicitRules")
-    instantiatesCanonical: _T23 = _U
-    instantiatesCanonical_ext: _T24 = _ms.field(default=_U, name="_instantiatesCanonical")
-    instantiatesUri: _T23 = _U
-    instantiatesUri_ext: _T24 = _ms.field(default=_U, name="_instantiatesUri")
+    instantiatesCanonical: _T21 = _U
+    instantiatesCanonical_ext: _T22 = _ms.field(default=_U, name="_instantiatesCanonical")
+    instantiatesUri: _T21 = _U
+    instantiatesUri_ext: _T22 = _ms.field(default=_U, name="_instantiatesUri")
     insurance: _T11 = _U
     intent: _T10
     intent_ext: _T3 = _ms.field(default=_U, name="_intent")
@@ -5400,17 +5700,17 @@ class DeviceRequest(_p.Resource, tag="DeviceRequest", kw_only=True):
     language_ext: _T3 = _ms.field(default=_U, name="_language")
     meta: _T7 = _U
     modifierExtension: _T4 = _U
-    note: _T46 = _U
-    occurrenceDateTime: _T20 = _U
+    note: _T44 = _U
+    occurrenceDateTime: _T2 = _U
     occurrencePeriod: _T9 = _U
-    occurrenceTiming: _T31 = _U
-    parameter: _T244 = _U
+    occurrenceTiming: _T29 = _U
+    parameter: _T236 = _U
     performer: _T8 = _U
     performerType: _T13 = _U
     priorRequest: _T11 = _U
     priority: _T2 = _U
     priority_ext: _T3 = _ms.field(default=_U, name="_priority")
-    reasonCode: _T19 = _U
+    reasonCode: _T18 = _U
     reasonReference: _T11 = _U
     relevantHistory: _T11 = _U
     requester: _T8 = _U
@@ -5421,6 +5721,9 @@ class DeviceRequest(_p.Resource, tag="DeviceRequest", kw_only=True):
     text: _T12 = _U
 
     def __post_init__(self) -> None:
+        v = self.authoredOn
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("DeviceRequest.authoredOn")
         v = self.id
         if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
             raise _p.FormatError("DeviceRequest.id")
@@ -5441,6 +5744,9 @@ class DeviceRequest(_p.Resource, tag="DeviceRequest", kw_only=True):
         v = self.language
         if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
             raise _p.FormatError("DeviceRequest.language")
+        v = self.occurrenceDateTime
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("DeviceRequest.occurrenceDateTime")
         v = self.priority
         if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
             raise _p.FormatError("DeviceRequest.priority")
@@ -5461,8 +5767,8 @@ class DeviceRequestParameter(_p.Complex, kw_only=True):
     modifierExtension: _T4 = _U
     valueBoolean: _T16 = _U
     valueCodeableConcept: _T13 = _U
-    valueQuantity: _T26 = _U
-    valueRange: _T30 = _U
+    valueQuantity: _T24 = _U
+    valueRange: _T28 = _U
 
     def __post_init__(self) -> None:
         if (self.valueBoolean is not _U) + (self.valueCodeableConcept is not _U) + (self.valueQuantity is not _U) + (self.valueRange is not _U) > 1:
@@ -5474,13 +5780,13 @@ class DeviceSpecialization(_p.Complex, kw_only=True):
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     modifierExtension: _T4 = _U
-    systemType: _T36
+    systemType: _T34
     version: _T2 = _U
     version_ext: _T3 = _ms.field(default=_U, name="_version")
 
 
 class DeviceUdiCarrier(_p.Complex, kw_only=True):
-    carrierAIDC: _T53 = _U
+    carrierAIDC: _T2 = _U
     carrierAIDC_ext: _T3 = _ms.field(default=_U, name="_carrierAIDC")
     carrierHRF: _T2 = _U
     carrierHRF_ext: _T3 = _ms.field(default=_U, name="_carrierHRF")
@@ -5498,6 +5804,9 @@ class DeviceUdiCarrier(_p.Complex, kw_only=True):
     modifierExtension: _T4 = _U
 
     def __post_init__(self) -> None:
+        v = self.carrierAIDC
+        if v is not _U and (_p.base64(v) is None):
+            raise _p.FormatError("DeviceUdiCarrier.carrierAIDC")
         v = self.entryType
         if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
             raise _p.FormatError("DeviceUdiCarrier.entryType")
@@ -5525,19 +5834,19 @@ class DeviceUseStatement(_p.Resource, tag="DeviceUseStatement", kw_only=True):
     language_ext: _T3 = _ms.field(default=_U, name="_language")
     meta: _T7 = _U
     modifierExtension: _T4 = _U
-    note: _T46 = _U
-    reasonCode: _T19 = _U
+    note: _T44 = _U
+    reasonCode: _T18 = _U
     reasonReference: _T11 = _U
-    recordedOn: _T20 = _U
+    recordedOn: _T2 = _U
     recordedOn_ext: _T3 = _ms.field(default=_U, name="_recordedOn")
     source: _T8 = _U
     status: _T10
     status_ext: _T3 = _ms.field(default=_U, name="_status")
     subject: _T14
     text: _T12 = _U
-    timingDateTime: _T20 = _U
+    timingDateTime: _T2 = _U
     timingPeriod: _T9 = _U
-    timingTiming: _T31 = _U
+    timingTiming: _T29 = _U
 
     def __post_init__(self) -> None:
         v = self.id
@@ -5549,15 +5858,21 @@ class DeviceUseStatement(_p.Resource, tag="DeviceUseStatement", kw_only=True):
         v = self.language
         if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
             raise _p.FormatError("DeviceUseStatement.language")
+        v = self.recordedOn
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("DeviceUseStatement.recordedOn")
         v = self.status
         if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
             raise _p.FormatError("DeviceUseStatement.status")
+        v = self.timingDateTime
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("DeviceUseStatement.timingDateTime")
         if (self.timingDateTime is not _U) + (self.timingPeriod is not _U) + (self.timingTiming is not _U) > 1:
             raise _p.ChoiceError("DeviceUseStatement.timing[x]: at most one")
 
 
 class DeviceVersion(_p.Complex, kw_only=True):
-    component: _T42 = _U
+    component: _T40 = _U
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
@@ -5569,13 +5884,13 @@ class DeviceVersion(_p.Complex, kw_only=True):
 
 class DiagnosticReport(_p.Resource, tag="DiagnosticReport", kw_only=True):
     basedOn: _T11 = _U
-    category: _T19 = _U
-    code: _T36
+    category: _T18 = _U
+    code: _T34
     conclusion: _T2 = _U
     conclusion_ext: _T3 = _ms.field(default=_U, name="_conclusion")
-    conclusionCode: _T19 = _U
+    conclusionCode: _T18 = _U
     contained: _T0 = _U
-    effectiveDateTime: _T20 = _U
+    effectiveDateTime: _T2 = _U
     effectivePeriod: _T9 = _U
     encounter: _T8 = _U
     extension: _T4 = _U
@@ -5585,15 +5900,15 @@ class DiagnosticReport(_p.Resource, tag="DiagnosticReport", kw_only=True):
     imagingStudy: _T11 = _U
     implicitRules: _T2 = _U
     implicitRules_ext: _T3 = _ms.field(default=_U, name="_implicitRules")
-    issued: _T49 = _U
+    issued: _T2 = _U
     issued_ext: _T3 = _ms.field(default=_U, name="_issued")
     language: _T2 = _U
     language_ext: _T3 = _ms.field(default=_U, name="_language")
-    media: _T245 = _U
+    media: _T237 = _U
     meta: _T7 = _U
     modifierExtension: _T4 = _U
     performer: _T11 = _U
-    presentedForm: _T69 = _U
+    presentedForm: _T64 = _U
     result: _T11 = _U
     resultsInterpreter: _T11 = _U
     specimen: _T11 = _U
@@ -5603,12 +5918,18 @@ class DiagnosticReport(_p.Resource, tag="DiagnosticReport", kw_only=True):
     text: _T12 = _U
 
     def __post_init__(self) -> None:
+        v = self.effectiveDateTime
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("DiagnosticReport.effectiveDateTime")
         v = self.id
         if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
             raise _p.FormatError("DiagnosticReport.id")
         v = self.implicitRules
         if v is not _U and (' ' in v or not v.isprintable()):
             raise _p.FormatError("DiagnosticReport.implicitRules")
+        v = self.issued
+        if v is not _U and (_p.instant(v) is None):
+            raise _p.FormatError("DiagnosticReport.issued")
         v = self.language
         if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
             raise _p.FormatError("DiagnosticReport.language")
@@ -5641,7 +5962,7 @@ class Distance(_p.Complex, kw_only=True):
     system_ext: _T3 = _ms.field(default=_U, name="_system")
     unit: _T2 = _U
     unit_ext: _T3 = _ms.field(default=_U, name="_unit")
-    value: _T45 = _U
+    value: _T43 = _U
     value_ext: _T3 = _ms.field(default=_U, name="_value")
 
     def __post_init__(self) -> None:
@@ -5659,8 +5980,8 @@ class Distance(_p.Complex, kw_only=True):
 class DocumentManifest(_p.Resource, tag="DocumentManifest", kw_only=True):
     author: _T11 = _U
     contained: _T0 = _U
-    content: _T178
-    created: _T20 = _U
+    content: _T171
+    created: _T2 = _U
     created_ext: _T3 = _ms.field(default=_U, name="_created")
     description: _T2 = _U
     description_ext: _T3 = _ms.field(default=_U, name="_description")
@@ -5672,11 +5993,11 @@ class DocumentManifest(_p.Resource, tag="DocumentManifest", kw_only=True):
     implicitRules_ext: _T3 = _ms.field(default=_U, name="_implicitRules")
     language: _T2 = _U
     language_ext: _T3 = _ms.field(default=_U, name="_language")
-    masterIdentifier: _T42 = _U
+    masterIdentifier: _T40 = _U
     meta: _T7 = _U
     modifierExtension: _T4 = _U
     recipient: _T11 = _U
-    related: _T246 = _U
+    related: _T238 = _U
     source: _T2 = _U
     source_ext: _T3 = _ms.field(default=_U, name="_source")
     status: _T10
@@ -5686,6 +6007,9 @@ class DocumentManifest(_p.Resource, tag="DocumentManifest", kw_only=True):
     type: _T13 = _U
 
     def __post_init__(self) -> None:
+        v = self.created
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("DocumentManifest.created")
         v = self.id
         if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
             raise _p.FormatError("DocumentManifest.id")
@@ -5707,7 +6031,7 @@ class DocumentManifestRelated(_p.Complex, kw_only=True):
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
-    identifier: _T42 = _U
+    identifier: _T40 = _U
     modifierExtension: _T4 = _U
     ref: _T8 = _U
 
@@ -5715,12 +6039,12 @@ class DocumentManifestRelated(_p.Complex, kw_only=True):
 class DocumentReference(_p.Resource, tag="DocumentReference", kw_only=True):
     authenticator: _T8 = _U
     author: _T11 = _U
-    category: _T19 = _U
+    category: _T18 = _U
     contained: _T0 = _U
-    content: _T247
-    context: _T248 = _U
+    content: _T239
+    context: _T240 = _U
     custodian: _T8 = _U
-    date: _T49 = _U
+    date: _T2 = _U
     date_ext: _T3 = _ms.field(default=_U, name="_date")
     description: _T2 = _U
     description_ext: _T3 = _ms.field(default=_U, name="_description")
@@ -5734,11 +6058,11 @@ class DocumentReference(_p.Resource, tag="DocumentReference", kw_only=True):
     implicitRules_ext: _T3 = _ms.field(default=_U, name="_implicitRules")
     language: _T2 = _U
     language_ext: _T3 = _ms.field(default=_U, name="_language")
-    masterIdentifier: _T42 = _U
+    masterIdentifier: _T40 = _U
     meta: _T7 = _U
     modifierExtension: _T4 = _U
-    relatesTo: _T249 = _U
-    securityLabel: _T19 = _U
+    relatesTo: _T241 = _U
+    securityLabel: _T18 = _U
     status: _T10
     status_ext: _T3 = _ms.field(default=_U, name="_status")
     subject: _T8 = _U
@@ -5746,6 +6070,9 @@ class DocumentReference(_p.Resource, tag="DocumentReference", kw_only=True):
     type: _T13 = _U
 
     def __post_init__(self) -> None:
+        v = self.date
+        if v is not _U and (_p.instant(v) is None):
+            raise _p.FormatError("DocumentReference.date")
         v = self.docStatus
         if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
             raise _p.FormatError("DocumentReference.docStatus")
@@ -5764,9 +6091,9 @@ class DocumentReference(_p.Resource, tag="DocumentReference", kw_only=True):
 
 
 class DocumentReferenceContent(_p.Complex, kw_only=True):
-    attachment: _T250
+    attachment: _T242
     extension: _T4 = _U
-    format: _T60 = _U
+    format: _T55 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     modifierExtension: _T4 = _U
@@ -5774,7 +6101,7 @@ class DocumentReferenceContent(_p.Complex, kw_only=True):
 
 class DocumentReferenceContext(_p.Complex, kw_only=True):
     encounter: _T11 = _U
-    event: _T19 = _U
+    event: _T18 = _U
     extension: _T4 = _U
     facilityType: _T13 = _U
     id: _T2 = _U
@@ -5824,27 +6151,27 @@ class DomainResource(_p.Complex, kw_only=True):
 
 
 class Dosage(_p.Complex, kw_only=True):
-    additionalInstruction: _T19 = _U
+    additionalInstruction: _T18 = _U
     asNeededBoolean: _T16 = _U
     asNeededCodeableConcept: _T13 = _U
-    doseAndRate: _T251 = _U
+    doseAndRate: _T243 = _U
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
-    maxDosePerAdministration: _T26 = _U
-    maxDosePerLifetime: _T26 = _U
-    maxDosePerPeriod: _T38 = _U
+    maxDosePerAdministration: _T24 = _U
+    maxDosePerLifetime: _T24 = _U
+    maxDosePerPeriod: _T36 = _U
     method: _T13 = _U
     modifierExtension: _T4 = _U
     patientInstruction: _T2 = _U
     patientInstruction_ext: _T3 = _ms.field(default=_U, name="_patientInstruction")
     route: _T13 = _U
-    sequence: _T67 = _U
+    sequence: _T62 = _U
     sequence_ext: _T3 = _ms.field(default=_U, name="_sequence")
     site: _T13 = _U
     text: _T2 = _U
     text_ext: _T3 = _ms.field(default=_U, name="_text")
-    timing: _T31 = _U
+    timing: _T29 = _U
 
     def __post_init__(self) -> None:
         if (self.asNeededBoolean is not _U) + (self.asNeededCodeableConcept is not _U) > 1:
@@ -5852,14 +6179,14 @@ class Dosage(_p.Complex, kw_only=True):
 
 
 class DosageDoseAndRate(_p.Complex, kw_only=True):
-    doseQuantity: _T26 = _U
-    doseRange: _T30 = _U
+    doseQuantity: _T24 = _U
+    doseRange: _T28 = _U
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
-    rateQuantity: _T26 = _U
-    rateRange: _T30 = _U
-    rateRatio: _T38 = _U
+    rateQuantity: _T24 = _U
+    rateRange: _T28 = _U
+    rateRatio: _T36 = _U
     type: _T13 = _U
 
     def __post_init__(self) -> None:
@@ -5881,7 +6208,7 @@ class Duration(_p.Complex, kw_only=True):
     system_ext: _T3 = _ms.field(default=_U, name="_system")
     unit: _T2 = _U
     unit_ext: _T3 = _ms.field(default=_U, name="_unit")
-    value: _T45 = _U
+    value: _T43 = _U
     value_ext: _T3 = _ms.field(default=_U, name="_value")
 
     def __post_init__(self) -> None:
@@ -5903,124 +6230,124 @@ class Element(_p.Complex, kw_only=True):
 
 
 class ElementDefinition(_p.Complex, kw_only=True):
-    alias: _T23 = _U
-    alias_ext: _T24 = _ms.field(default=_U, name="_alias")
-    base: _T252 = _U
-    binding: _T253 = _U
-    code: _T58 = _U
+    alias: _T21 = _U
+    alias_ext: _T22 = _ms.field(default=_U, name="_alias")
+    base: _T244 = _U
+    binding: _T245 = _U
+    code: _T53 = _U
     comment: _T2 = _U
     comment_ext: _T3 = _ms.field(default=_U, name="_comment")
-    condition: _T23 = _U
-    condition_ext: _T24 = _ms.field(default=_U, name="_condition")
-    constraint: _T254 = _U
+    condition: _T21 = _U
+    condition_ext: _T22 = _ms.field(default=_U, name="_condition")
+    constraint: _T246 = _U
     contentReference: _T2 = _U
     contentReference_ext: _T3 = _ms.field(default=_U, name="_contentReference")
-    defaultValueAddress: _T138 = _U
-    defaultValueAge: _T28 = _U
-    defaultValueAnnotation: _T255 = _U
-    defaultValueAttachment: _T37 = _U
-    defaultValueBase64Binary: _T53 = _U
+    defaultValueAddress: _T131 = _U
+    defaultValueAge: _T26 = _U
+    defaultValueAnnotation: _T247 = _U
+    defaultValueAttachment: _T35 = _U
+    defaultValueBase64Binary: _T2 = _U
     defaultValueBoolean: _T16 = _U
     defaultValueCanonical: _T2 = _U
     defaultValueCode: _T2 = _U
     defaultValueCodeableConcept: _T13 = _U
-    defaultValueCodeableReference: _T165 = _U
-    defaultValueCoding: _T60 = _U
-    defaultValueContactDetail: _T256 = _U
-    defaultValueContactPoint: _T257 = _U
-    defaultValueContributor: _T258 = _U
-    defaultValueCount: _T259 = _U
-    defaultValueDataRequirement: _T260 = _U
-    defaultValueDate: _T17 = _U
-    defaultValueDateTime: _T20 = _U
-    defaultValueDecimal: _T45 = _U
-    defaultValueDistance: _T261 = _U
-    defaultValueDosage: _T262 = _U
-    defaultValueDuration: _T29 = _U
-    defaultValueExpression: _T263 = _U
-    defaultValueHumanName: _T123 = _U
+    defaultValueCodeableReference: _T158 = _U
+    defaultValueCoding: _T55 = _U
+    defaultValueContactDetail: _T248 = _U
+    defaultValueContactPoint: _T249 = _U
+    defaultValueContributor: _T250 = _U
+    defaultValueCount: _T251 = _U
+    defaultValueDataRequirement: _T252 = _U
+    defaultValueDate: _T2 = _U
+    defaultValueDateTime: _T2 = _U
+    defaultValueDecimal: _T43 = _U
+    defaultValueDistance: _T253 = _U
+    defaultValueDosage: _T254 = _U
+    defaultValueDuration: _T27 = _U
+    defaultValueExpression: _T255 = _U
+    defaultValueHumanName: _T117 = _U
     defaultValueId: _T2 = _U
-    defaultValueIdentifier: _T42 = _U
-    defaultValueInstant: _T49 = _U
-    defaultValueInteger: _T67 = _U
+    defaultValueIdentifier: _T40 = _U
+    defaultValueInstant: _T2 = _U
+    defaultValueInteger: _T62 = _U
     defaultValueMarkdown: _T2 = _U
-    defaultValueMoney: _T98 = _U
-    defaultValueOid: _T264 = _U
-    defaultValueParameterDefinition: _T265 = _U
+    defaultValueMoney: _T92 = _U
+    defaultValueOid: _T2 = _U
+    defaultValueParameterDefinition: _T256 = _U
     defaultValuePeriod: _T9 = _U
     defaultValuePositiveInt: _T15 = _U
-    defaultValueQuantity: _T26 = _U
-    defaultValueRange: _T30 = _U
-    defaultValueRatio: _T38 = _U
-    defaultValueRatioRange: _T266 = _U
+    defaultValueQuantity: _T24 = _U
+    defaultValueRange: _T28 = _U
+    defaultValueRatio: _T36 = _U
+    defaultValueRatioRange: _T257 = _U
     defaultValueReference: _T8 = _U
-    defaultValueRelatedArtifact: _T267 = _U
-    defaultValueSampledData: _T268 = _U
-    defaultValueSignature: _T72 = _U
+    defaultValueRelatedArtifact: _T258 = _U
+    defaultValueSampledData: _T259 = _U
+    defaultValueSignature: _T67 = _U
     defaultValueString: _T2 = _U
-    defaultValueTime: _T212 = _U
-    defaultValueTiming: _T31 = _U
-    defaultValueTriggerDefinition: _T269 = _U
-    defaultValueUnsignedInt: _T51 = _U
+    defaultValueTime: _T2 = _U
+    defaultValueTiming: _T29 = _U
+    defaultValueTriggerDefinition: _T260 = _U
+    defaultValueUnsignedInt: _T48 = _U
     defaultValueUri: _T2 = _U
     defaultValueUrl: _T2 = _U
-    defaultValueUsageContext: _T270 = _U
-    defaultValueUuid: _T271 = _U
+    defaultValueUsageContext: _T261 = _U
+    defaultValueUuid: _T2 = _U
     definition: _T2 = _U
     definition_ext: _T3 = _ms.field(default=_U, name="_definition")
-    example: _T272 = _U
+    example: _T262 = _U
     extension: _T4 = _U
-    fixedAddress: _T138 = _U
-    fixedAge: _T28 = _U
-    fixedAnnotation: _T255 = _U
-    fixedAttachment: _T37 = _U
-    fixedBase64Binary: _T53 = _U
+    fixedAddress: _T131 = _U
+    fixedAge: _T26 = _U
+    fixedAnnotation: _T247 = _U
+    fixedAttachment: _T35 = _U
+    fixedBase64Binary: _T2 = _U
     fixedBoolean: _T16 = _U
     fixedCanonical: _T2 = _U
     fixedCode: _T2 = _U
     fixedCodeableConcept: _T13 = _U
-    fixedCodeableReference: _T165 = _U
-    fixedCoding: _T60 = _U
-    fixedContactDetail: _T256 = _U
-    fixedContactPoint: _T257 = _U
-    fixedContributor: _T258 = _U
-    fixedCount: _T259 = _U
-    fixedDataRequirement: _T260 = _U
-    fixedDate: _T17 = _U
-    fixedDateTime: _T20 = _U
-    fixedDecimal: _T45 = _U
-    fixedDistance: _T261 = _U
-    fixedDosage: _T262 = _U
-    fixedDuration: _T29 = _U
-    fixedExpression: _T263 = _U
-    fixedHumanName: _T123 = _U
+    fixedCodeableReference: _T158 = _U
+    fixedCoding: _T55 = _U
+    fixedContactDetail: _T248 = _U
+    fixedContactPoint: _T249 = _U
+    fixedContributor: _T250 = _U
+    fixedCount: _T251 = _U
+    fixedDataRequirement: _T252 = _U
+    fixedDate: _T2 = _U
+    fixedDateTime: _T2 = _U
+    fixedDecimal: _T43 = _U
+    fixedDistance: _T253 = _U
+    fixedDosage: _T254 = _U
+    fixedDuration: _T27 = _U
+    fixedExpression: _T255 = _U
+    fixedHumanName: _T117 = _U
     fixedId: _T2 = _U
-    fixedIdentifier: _T42 = _U
-    fixedInstant: _T49 = _U
-    fixedInteger: _T67 = _U
+    fixedIdentifier: _T40 = _U
+    fixedInstant: _T2 = _U
+    fixedInteger: _T62 = _U
     fixedMarkdown: _T2 = _U
-    fixedMoney: _T98 = _U
-    fixedOid: _T264 = _U
-    fixedParameterDefinition: _T265 = _U
+    fixedMoney: _T92 = _U
+    fixedOid: _T2 = _U
+    fixedParameterDefinition: _T256 = _U
     fixedPeriod: _T9 = _U
     fixedPositiveInt: _T15 = _U
-    fixedQuantity: _T26 = _U
-    fixedRange: _T30 = _U
-    fixedRatio: _T38 = _U
-    fixedRatioRange: _T266 = _U
+    fixedQuantity: _T24 = _U
+    fixedRange: _T28 = _U
+    fixedRatio: _T36 = _U
+    fixedRatioRange: _T257 = _U
     fixedReference: _T8 = _U
-    fixedRelatedArtifact: _T267 = _U
-    fixedSampledData: _T268 = _U
-    fixedSignature: _T72 = _U
+    fixedRelatedArtifact: _T258 = _U
+    fixedSampledData: _T259 = _U
+    fixedSignature: _T67 = _U
     fixedString: _T2 = _U
-    fixedTime: _T212 = _U
-    fixedTiming: _T31 = _U
-    fixedTriggerDefinition: _T269 = _U
-    fixedUnsignedInt: _T51 = _U
+    fixedTime: _T2 = _U
+    fixedTiming: _T29 = _U
+    fixedTriggerDefinition: _T260 = _U
+    fixedUnsignedInt: _T48 = _U
     fixedUri: _T2 = _U
     fixedUrl: _T2 = _U
-    fixedUsageContext: _T270 = _U
-    fixedUuid: _T271 = _U
+    fixedUsageContext: _T261 = _U
+    fixedUuid: _T2 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     isModifier: _T16 = _U
@@ -6031,33 +6358,33 @@ class ElementDefinition(_p.Complex, kw_only=True):
     isSummary_ext: _T3 = _ms.field(default=_U, name="_isSummary")
     label: _T2 = _U
     label_ext: _T3 = _ms.field(default=_U, name="_label")
-    mapping: _T273 = _U
+    mapping: _T263 = _U
     max: _T2 = _U
     max_ext: _T3 = _ms.field(default=_U, name="_max")
-    maxLength: _T67 = _U
+    maxLength: _T62 = _U
     maxLength_ext: _T3 = _ms.field(default=_U, name="_maxLength")
-    maxValueDate: _T17 = _U
-    maxValueDateTime: _T20 = _U
-    maxValueDecimal: _T45 = _U
-    maxValueInstant: _T49 = _U
-    maxValueInteger: _T67 = _U
+    maxValueDate: _T2 = _U
+    maxValueDateTime: _T2 = _U
+    maxValueDecimal: _T43 = _U
+    maxValueInstant: _T2 = _U
+    maxValueInteger: _T62 = _U
     maxValuePositiveInt: _T15 = _U
-    maxValueQuantity: _T26 = _U
-    maxValueTime: _T212 = _U
-    maxValueUnsignedInt: _T51 = _U
+    maxValueQuantity: _T24 = _U
+    maxValueTime: _T2 = _U
+    maxValueUnsignedInt: _T48 = _U
     meaningWhenMissing: _T2 = _U
     meaningWhenMissing_ext: _T3 = _ms.field(default=_U, name="_meaningWhenMissing")
-    min: _T51 = _U
+    min: _T48 = _U
     min_ext: _T3 = _ms.field(default=_U, name="_min")
-    minValueDate: _T17 = _U
-    minValueDateTime: _T20 = _U
-    minValueDecimal: _T45 = _U
-    minValueInstant: _T49 = _U
-    minValueInteger: _T67 = _U
+    minValueDate: _T2 = _U
+    minValueDateTime: _T2 = _U
+    minValueDecimal: _T43 = _U
+    minValueInstant: _T2 = _U
+    minValueInteger: _T62 = _U
     minValuePositiveInt: _T15 = _U
-    minValueQuantity: _T26 = _U
-    minValueTime: _T212 = _U
-    minValueUnsignedInt: _T51 = _U
+    minValueQuantity: _T24 = _U
+    minValueTime: _T2 = _U
+    minValueUnsignedInt: _T48 = _U
     modifierExtension: _T4 = _U
     mustSupport: _T16 = _U
     mustSupport_ext: _T3 = _ms.field(default=_U, name="_mustSupport")
@@ -6065,59 +6392,59 @@ class ElementDefinition(_p.Complex, kw_only=True):
     orderMeaning_ext: _T3 = _ms.field(default=_U, name="_orderMeaning")
     path: _T10
     path_ext: _T3 = _ms.field(default=_U, name="_path")
-    patternAddress: _T138 = _U
-    patternAge: _T28 = _U
-    patternAnnotation: _T255 = _U
-    patternAttachment: _T37 = _U
-    patternBase64Binary: _T53 = _U
+    patternAddress: _T131 = _U
+    patternAge: _T26 = _U
+    patternAnnotation: _T247 = _U
+    patternAttachment: _T35 = _U
+    patternBase64Binary: _T2 = _U
     patternBoolean: _T16 = _U
     patternCanonical: _T2 = _U
     patternCode: _T2 = _U
     patternCodeableConcept: _T13 = _U
-    patternCodeableReference: _T165 = _U
-    patternCoding: _T60 = _U
-    patternContactDetail: _T256 = _U
-    patternContactPoint: _T257 = _U
-    patternContributor: _T258 = _U
-    patternCount: _T259 = _U
-    patternDataRequirement: _T260 = _U
-    patternDate: _T17 = _U
-    patternDateTime: _T20 = _U
-    patternDecimal: _T45 = _U
-    patternDistance: _T261 = _U
-    patternDosage: _T262 = _U
-    patternDuration: _T29 = _U
-    patternExpression: _T263 = _U
-    patternHumanName: _T123 = _U
+    patternCodeableReference: _T158 = _U
+    patternCoding: _T55 = _U
+    patternContactDetail: _T248 = _U
+    patternContactPoint: _T249 = _U
+    patternContributor: _T250 = _U
+    patternCount: _T251 = _U
+    patternDataRequirement: _T252 = _U
+    patternDate: _T2 = _U
+    patternDateTime: _T2 = _U
+    patternDecimal: _T43 = _U
+    patternDistance: _T253 = _U
+    patternDosage: _T254 = _U
+    patternDuration: _T27 = _U
+    patternExpression: _T255 = _U
+    patternHumanName: _T117 = _U
     patternId: _T2 = _U
-    patternIdentifier: _T42 = _U
-    patternInstant: _T49 = _U
-    patternInteger: _T67 = _U
+    patternIdentifier: _T40 = _U
+    patternInstant: _T2 = _U
+    patternInteger: _T62 = _U
     patternMarkdown: _T2 = _U
-    patternMoney: _T98 = _U
-    patternOid: _T264 = _U
-    patternParameterDefinition: _T265 = _U
+    patternMoney: _T92 = _U
+    patternOid: _T2 = _U
+    patternParameterDefinition: _T256 = _U
     patternPeriod: _T9 = _U
     patternPositiveInt: _T15 = _U
-    patternQuantity: _T26 = _U
-    patternRange: _T30 = _U
-    patternRatio: _T38 = _U
-    patternRatioRange: _T266 = _U
+    patternQuantity: _T24 = _U
+    patternRange: _T28 = _U
+    patternRatio: _T36 = _U
+    patternRatioRange: _T257 = _U
     patternReference: _T8 = _U
-    patternRelatedArtifact: _T267 = _U
-    patternSampledData: _T268 = _U
-    patternSignature: _T72 = _U
+    patternRelatedArtifact: _T258 = _U
+    patternSampledData: _T259 = _U
+    patternSignature: _T67 = _U
     patternString: _T2 = _U
-    patternTime: _T212 = _U
-    patternTiming: _T31 = _U
-    patternTriggerDefinition: _T269 = _U
-    patternUnsignedInt: _T51 = _U
+    patternTime: _T2 = _U
+    patternTiming: _T29 = _U
+    patternTriggerDefinition: _T260 = _U
+    patternUnsignedInt: _T48 = _U
     patternUri: _T2 = _U
     patternUrl: _T2 = _U
-    patternUsageContext: _T270 = _U
-    patternUuid: _T271 = _U
-    representation: _T23 = _U
-    representation_ext: _T24 = _ms.field(default=_U, name="_representation")
+    patternUsageContext: _T261 = _U
+    patternUuid: _T2 = _U
+    representation: _T21 = _U
+    representation_ext: _T22 = _ms.field(default=_U, name="_representation")
     requirements: _T2 = _U
     requirements_ext: _T3 = _ms.field(default=_U, name="_requirements")
     short: _T2 = _U
@@ -6126,49 +6453,136 @@ class ElementDefinition(_p.Complex, kw_only=True):
     sliceIsConstraining_ext: _T3 = _ms.field(default=_U, name="_sliceIsConstraining")
     sliceName: _T2 = _U
     sliceName_ext: _T3 = _ms.field(default=_U, name="_sliceName")
-    slicing: _T274 = _U
-    type: _T275 = _U
+    slicing: _T264 = _U
+    type: _T265 = _U
 
     def __post_init__(self) -> None:
         v = self.contentReference
         if v is not _U and (' ' in v or not v.isprintable()):
             raise _p.FormatError("ElementDefinition.contentReference")
+        v = self.defaultValueBase64Binary
+        if v is not _U and (_p.base64(v) is None):
+            raise _p.FormatError("ElementDefinition.defaultValueBase64Binary")
         v = self.defaultValueCanonical
         if v is not _U and (' ' in v or not v.isprintable()):
             raise _p.FormatError("ElementDefinition.defaultValueCanonical")
         v = self.defaultValueCode
         if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
             raise _p.FormatError("ElementDefinition.defaultValueCode")
+        v = self.defaultValueDate
+        if v is not _U and (_p.date(v) is None):
+            raise _p.FormatError("ElementDefinition.defaultValueDate")
+        v = self.defaultValueDateTime
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("ElementDefinition.defaultValueDateTime")
+        v = self.defaultValueInstant
+        if v is not _U and (_p.instant(v) is None):
+            raise _p.FormatError("ElementDefinition.defaultValueInstant")
+        v = self.defaultValueOid
+        if v is not _U and (_p.oid(v) is None):
+            raise _p.FormatError("ElementDefinition.defaultValueOid")
+        v = self.defaultValueTime
+        if v is not _U and (_p.time(v) is None):
+            raise _p.FormatError("ElementDefinition.defaultValueTime")
         v = self.defaultValueUri
         if v is not _U and (' ' in v or not v.isprintable()):
             raise _p.FormatError("ElementDefinition.defaultValueUri")
         v = self.defaultValueUrl
         if v is not _U and (' ' in v or not v.isprintable()):
             raise _p.FormatError("ElementDefinition.defaultValueUrl")
+        v = self.defaultValueUuid
+        if v is not _U and (_p.uuid(v) is None):
+            raise _p.FormatError("ElementDefinition.defaultValueUuid")
+        v = self.fixedBase64Binary
+        if v is not _U and (_p.base64(v) is None):
+            raise _p.FormatError("ElementDefinition.fixedBase64Binary")
         v = self.fixedCanonical
         if v is not _U and (' ' in v or not v.isprintable()):
             raise _p.FormatError("ElementDefinition.fixedCanonical")
         v = self.fixedCode
         if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
             raise _p.FormatError("ElementDefinition.fixedCode")
+        v = self.fixedDate
+        if v is not _U and (_p.date(v) is None):
+            raise _p.FormatError("ElementDefinition.fixedDate")
+        v = self.fixedDateTime
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("ElementDefinition.fixedDateTime")
+        v = self.fixedInstant
+        if v is not _U and (_p.instant(v) is None):
+            raise _p.FormatError("ElementDefinition.fixedInstant")
+        v = self.fixedOid
+        if v is not _U and (_p.oid(v) is None):
+            raise _p.FormatError("ElementDefinition.fixedOid")
+        v = self.fixedTime
+        if v is not _U and (_p.time(v) is None):
+            raise _p.FormatError("ElementDefinition.fixedTime")
         v = self.fixedUri
         if v is not _U and (' ' in v or not v.isprintable()):
             raise _p.FormatError("ElementDefinition.fixedUri")
         v = self.fixedUrl
         if v is not _U and (' ' in v or not v.isprintable()):
             raise _p.FormatError("ElementDefinition.fixedUrl")
+        v = self.fixedUuid
+        if v is not _U and (_p.uuid(v) is None):
+            raise _p.FormatError("ElementDefinition.fixedUuid")
+        v = self.maxValueDate
+        if v is not _U and (_p.date(v) is None):
+            raise _p.FormatError("ElementDefinition.maxValueDate")
+        v = self.maxValueDateTime
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("ElementDefinition.maxValueDateTime")
+        v = self.maxValueInstant
+        if v is not _U and (_p.instant(v) is None):
+            raise _p.FormatError("ElementDefinition.maxValueInstant")
+        v = self.maxValueTime
+        if v is not _U and (_p.time(v) is None):
+            raise _p.FormatError("ElementDefinition.maxValueTime")
+        v = self.minValueDate
+        if v is not _U and (_p.date(v) is None):
+            raise _p.FormatError("ElementDefinition.minValueDate")
+        v = self.minValueDateTime
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("ElementDefinition.minValueDateTime")
+        v = self.minValueInstant
+        if v is not _U and (_p.instant(v) is None):
+            raise _p.FormatError("ElementDefinition.minValueInstant")
+        v = self.minValueTime
+        if v is not _U and (_p.time(v) is None):
+            raise _p.FormatError("ElementDefinition.minValueTime")
+        v = self.patternBase64Binary
+        if v is not _U and (_p.base64(v) is None):
+            raise _p.FormatError("ElementDefinition.patternBase64Binary")
         v = self.patternCanonical
         if v is not _U and (' ' in v or not v.isprintable()):
             raise _p.FormatError("ElementDefinition.patternCanonical")
         v = self.patternCode
         if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
             raise _p.FormatError("ElementDefinition.patternCode")
+        v = self.patternDate
+        if v is not _U and (_p.date(v) is None):
+            raise _p.FormatError("ElementDefinition.patternDate")
+        v = self.patternDateTime
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("ElementDefinition.patternDateTime")
+        v = self.patternInstant
+        if v is not _U and (_p.instant(v) is None):
+            raise _p.FormatError("ElementDefinition.patternInstant")
+        v = self.patternOid
+        if v is not _U and (_p.oid(v) is None):
+            raise _p.FormatError("ElementDefinition.patternOid")
+        v = self.patternTime
+        if v is not _U and (_p.time(v) is None):
+            raise _p.FormatError("ElementDefinition.patternTime")
         v = self.patternUri
         if v is not _U and (' ' in v or not v.isprintable()):
             raise _p.FormatError("ElementDefinition.patternUri")
         v = self.patternUrl
         if v is not _U and (' ' in v or not v.isprintable()):
             raise _p.FormatError("ElementDefinition.patternUrl")
+        v = self.patternUuid
+        if v is not _U and (_p.uuid(v) is None):
+            raise _p.FormatError("ElementDefinition.patternUuid")
         if self.representation is not _U:
             for v in self.representation:
                 if v is not None and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
@@ -6191,7 +6605,7 @@ class ElementDefinitionBase(_p.Complex, kw_only=True):
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     max: _T10
     max_ext: _T3 = _ms.field(default=_U, name="_max")
-    min: _T276
+    min: _T266
     min_ext: _T3 = _ms.field(default=_U, name="_min")
     path: _T10
     path_ext: _T3 = _ms.field(default=_U, name="_path")
@@ -6251,71 +6665,92 @@ class ElementDefinitionExample(_p.Complex, kw_only=True):
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     label: _T10
     label_ext: _T3 = _ms.field(default=_U, name="_label")
-    valueAddress: _T138 = _U
-    valueAge: _T28 = _U
-    valueAnnotation: _T255 = _U
-    valueAttachment: _T37 = _U
-    valueBase64Binary: _T53 = _U
+    valueAddress: _T131 = _U
+    valueAge: _T26 = _U
+    valueAnnotation: _T247 = _U
+    valueAttachment: _T35 = _U
+    valueBase64Binary: _T2 = _U
     valueBoolean: _T16 = _U
     valueCanonical: _T2 = _U
     valueCode: _T2 = _U
     valueCodeableConcept: _T13 = _U
-    valueCodeableReference: _T165 = _U
-    valueCoding: _T60 = _U
-    valueContactDetail: _T256 = _U
-    valueContactPoint: _T257 = _U
-    valueContributor: _T258 = _U
-    valueCount: _T259 = _U
-    valueDataRequirement: _T260 = _U
-    valueDate: _T17 = _U
-    valueDateTime: _T20 = _U
-    valueDecimal: _T45 = _U
-    valueDistance: _T261 = _U
-    valueDosage: _T262 = _U
-    valueDuration: _T29 = _U
-    valueExpression: _T263 = _U
-    valueHumanName: _T123 = _U
+    valueCodeableReference: _T158 = _U
+    valueCoding: _T55 = _U
+    valueContactDetail: _T248 = _U
+    valueContactPoint: _T249 = _U
+    valueContributor: _T250 = _U
+    valueCount: _T251 = _U
+    valueDataRequirement: _T252 = _U
+    valueDate: _T2 = _U
+    valueDateTime: _T2 = _U
+    valueDecimal: _T43 = _U
+    valueDistance: _T253 = _U
+    valueDosage: _T254 = _U
+    valueDuration: _T27 = _U
+    valueExpression: _T255 = _U
+    valueHumanName: _T117 = _U
     valueId: _T2 = _U
-    valueIdentifier: _T42 = _U
-    valueInstant: _T49 = _U
-    valueInteger: _T67 = _U
+    valueIdentifier: _T40 = _U
+    valueInstant: _T2 = _U
+    valueInteger: _T62 = _U
     valueMarkdown: _T2 = _U
-    valueMoney: _T98 = _U
-    valueOid: _T264 = _U
-    valueParameterDefinition: _T265 = _U
+    valueMoney: _T92 = _U
+    valueOid: _T2 = _U
+    valueParameterDefinition: _T256 = _U
     valuePeriod: _T9 = _U
     valuePositiveInt: _T15 = _U
-    valueQuantity: _T26 = _U
-    valueRange: _T30 = _U
-    valueRatio: _T38 = _U
-    valueRatioRange: _T266 = _U
+    valueQuantity: _T24 = _U
+    valueRange: _T28 = _U
+    valueRatio: _T36 = _U
+    valueRatioRange: _T257 = _U
     valueReference: _T8 = _U
-    valueRelatedArtifact: _T267 = _U
-    valueSampledData: _T268 = _U
-    valueSignature: _T72 = _U
+    valueRelatedArtifact: _T258 = _U
+    valueSampledData: _T259 = _U
+    valueSignature: _T67 = _U
     valueString: _T2 = _U
-    valueTime: _T212 = _U
-    valueTiming: _T31 = _U
-    valueTriggerDefinition: _T269 = _U
-    valueUnsignedInt: _T51 = _U
+    valueTime: _T2 = _U
+    valueTiming: _T29 = _U
+    valueTriggerDefinition: _T260 = _U
+    valueUnsignedInt: _T48 = _U
     valueUri: _T2 = _U
     valueUrl: _T2 = _U
-    valueUsageContext: _T270 = _U
-    valueUuid: _T271 = _U
+    valueUsageContext: _T261 = _U
+    valueUuid: _T2 = _U
 
     def __post_init__(self) -> None:
+        v = self.valueBase64Binary
+        if v is not _U and (_p.base64(v) is None):
+            raise _p.FormatError("ElementDefinitionExample.valueBase64Binary")
         v = self.valueCanonical
         if v is not _U and (' ' in v or not v.isprintable()):
             raise _p.FormatError("ElementDefinitionExample.valueCanonical")
         v = self.valueCode
         if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
             raise _p.FormatError("ElementDefinitionExample.valueCode")
+        v = self.valueDate
+        if v is not _U and (_p.date(v) is None):
+            raise _p.FormatError("ElementDefinitionExample.valueDate")
+        v = self.valueDateTime
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("ElementDefinitionExample.valueDateTime")
+        v = self.valueInstant
+        if v is not _U and (_p.instant(v) is None):
+            raise _p.FormatError("ElementDefinitionExample.valueInstant")
+        v = self.valueOid
+        if v is not _U and (_p.oid(v) is None):
+            raise _p.FormatError("ElementDefinitionExample.valueOid")
+        v = self.valueTime
+        if v is not _U and (_p.time(v) is None):
+            raise _p.FormatError("ElementDefinitionExample.valueTime")
         v = self.valueUri
         if v is not _U and (' ' in v or not v.isprintable()):
             raise _p.FormatError("ElementDefinitionExample.valueUri")
         v = self.valueUrl
         if v is not _U and (' ' in v or not v.isprintable()):
             raise _p.FormatError("ElementDefinitionExample.valueUrl")
+        v = self.valueUuid
+        if v is not _U and (_p.uuid(v) is None):
+            raise _p.FormatError("ElementDefinitionExample.valueUuid")
         t = _astuple(self)
         n = len(t) - t.count(_U) - 1 - ((self.extension is not _U) + (self.id is not _U) + (self.id_ext is not _U) + (self.label_ext is not _U))
         if n != 1:
@@ -6344,7 +6779,7 @@ class ElementDefinitionMapping(_p.Complex, kw_only=True):
 class ElementDefinitionSlicing(_p.Complex, kw_only=True):
     description: _T2 = _U
     description_ext: _T3 = _ms.field(default=_U, name="_description")
-    discriminator: _T277 = _U
+    discriminator: _T267 = _U
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
@@ -6375,17 +6810,17 @@ class ElementDefinitionSlicingDiscriminator(_p.Complex, kw_only=True):
 
 
 class ElementDefinitionType(_p.Complex, kw_only=True):
-    aggregation: _T23 = _U
-    aggregation_ext: _T24 = _ms.field(default=_U, name="_aggregation")
+    aggregation: _T21 = _U
+    aggregation_ext: _T22 = _ms.field(default=_U, name="_aggregation")
     code: _T10
     code_ext: _T3 = _ms.field(default=_U, name="_code")
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
-    profile: _T23 = _U
-    profile_ext: _T24 = _ms.field(default=_U, name="_profile")
-    targetProfile: _T23 = _U
-    targetProfile_ext: _T24 = _ms.field(default=_U, name="_targetProfile")
+    profile: _T21 = _U
+    profile_ext: _T22 = _ms.field(default=_U, name="_profile")
+    targetProfile: _T21 = _U
+    targetProfile_ext: _T22 = _ms.field(default=_U, name="_targetProfile")
     versioning: _T2 = _U
     versioning_ext: _T3 = _ms.field(default=_U, name="_versioning")
 
@@ -6414,13 +6849,13 @@ class Encounter(_p.Resource, tag="Encounter", kw_only=True):
     account: _T11 = _U
     appointment: _T11 = _U
     basedOn: _T11 = _U
-    class_: _T59 = _ms.field(name="class")
-    classHistory: _T278 = _U
+    class_: _T54 = _ms.field(name="class")
+    classHistory: _T268 = _U
     contained: _T0 = _U
-    diagnosis: _T279 = _U
+    diagnosis: _T269 = _U
     episodeOfCare: _T11 = _U
     extension: _T4 = _U
-    hospitalization: _T280 = _U
+    hospitalization: _T270 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     identifier: _T6 = _U
@@ -6428,24 +6863,24 @@ class Encounter(_p.Resource, tag="Encounter", kw_only=True):
     implicitRules_ext: _T3 = _ms.field(default=_U, name="_implicitRules")
     language: _T2 = _U
     language_ext: _T3 = _ms.field(default=_U, name="_language")
-    length: _T29 = _U
-    location: _T281 = _U
+    length: _T27 = _U
+    location: _T271 = _U
     meta: _T7 = _U
     modifierExtension: _T4 = _U
     partOf: _T8 = _U
-    participant: _T282 = _U
+    participant: _T272 = _U
     period: _T9 = _U
     priority: _T13 = _U
-    reasonCode: _T19 = _U
+    reasonCode: _T18 = _U
     reasonReference: _T11 = _U
     serviceProvider: _T8 = _U
     serviceType: _T13 = _U
     status: _T10
     status_ext: _T3 = _ms.field(default=_U, name="_status")
-    statusHistory: _T283 = _U
+    statusHistory: _T273 = _U
     subject: _T8 = _U
     text: _T12 = _U
-    type: _T19 = _U
+    type: _T18 = _U
 
     def __post_init__(self) -> None:
         v = self.id
@@ -6463,12 +6898,12 @@ class Encounter(_p.Resource, tag="Encounter", kw_only=True):
 
 
 class EncounterClassHistory(_p.Complex, kw_only=True):
-    class_: _T59 = _ms.field(name="class")
+    class_: _T54 = _ms.field(name="class")
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     modifierExtension: _T4 = _U
-    period: _T127
+    period: _T121
 
 
 class EncounterDiagnosis(_p.Complex, kw_only=True):
@@ -6485,17 +6920,17 @@ class EncounterDiagnosis(_p.Complex, kw_only=True):
 class EncounterHospitalization(_p.Complex, kw_only=True):
     admitSource: _T13 = _U
     destination: _T8 = _U
-    dietPreference: _T19 = _U
+    dietPreference: _T18 = _U
     dischargeDisposition: _T13 = _U
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     modifierExtension: _T4 = _U
     origin: _T8 = _U
-    preAdmissionIdentifier: _T42 = _U
+    preAdmissionIdentifier: _T40 = _U
     reAdmission: _T13 = _U
-    specialArrangement: _T19 = _U
-    specialCourtesy: _T19 = _U
+    specialArrangement: _T18 = _U
+    specialCourtesy: _T18 = _U
 
 
 class EncounterLocation(_p.Complex, kw_only=True):
@@ -6522,7 +6957,7 @@ class EncounterParticipant(_p.Complex, kw_only=True):
     individual: _T8 = _U
     modifierExtension: _T4 = _U
     period: _T9 = _U
-    type: _T19 = _U
+    type: _T18 = _U
 
 
 class EncounterStatusHistory(_p.Complex, kw_only=True):
@@ -6530,7 +6965,7 @@ class EncounterStatusHistory(_p.Complex, kw_only=True):
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     modifierExtension: _T4 = _U
-    period: _T127
+    period: _T121
     status: _T10
     status_ext: _T3 = _ms.field(default=_U, name="_status")
 
@@ -6543,12 +6978,12 @@ class EncounterStatusHistory(_p.Complex, kw_only=True):
 class Endpoint(_p.Resource, tag="Endpoint", kw_only=True):
     address: _T10
     address_ext: _T3 = _ms.field(default=_U, name="_address")
-    connectionType: _T59
-    contact: _T95 = _U
+    connectionType: _T54
+    contact: _T89 = _U
     contained: _T0 = _U
     extension: _T4 = _U
-    header: _T23 = _U
-    header_ext: _T24 = _ms.field(default=_U, name="_header")
+    header: _T21 = _U
+    header_ext: _T22 = _ms.field(default=_U, name="_header")
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     identifier: _T6 = _U
@@ -6561,9 +6996,9 @@ class Endpoint(_p.Resource, tag="Endpoint", kw_only=True):
     modifierExtension: _T4 = _U
     name: _T2 = _U
     name_ext: _T3 = _ms.field(default=_U, name="_name")
-    payloadMimeType: _T23 = _U
-    payloadMimeType_ext: _T24 = _ms.field(default=_U, name="_payloadMimeType")
-    payloadType: _T48
+    payloadMimeType: _T21 = _U
+    payloadMimeType_ext: _T22 = _ms.field(default=_U, name="_payloadMimeType")
+    payloadType: _T46
     period: _T9 = _U
     status: _T10
     status_ext: _T3 = _ms.field(default=_U, name="_status")
@@ -6595,7 +7030,7 @@ class EnrollmentRequest(_p.Resource, tag="EnrollmentRequest", kw_only=True):
     candidate: _T8 = _U
     contained: _T0 = _U
     coverage: _T8 = _U
-    created: _T20 = _U
+    created: _T2 = _U
     created_ext: _T3 = _ms.field(default=_U, name="_created")
     extension: _T4 = _U
     id: _T2 = _U
@@ -6614,6 +7049,9 @@ class EnrollmentRequest(_p.Resource, tag="EnrollmentRequest", kw_only=True):
     text: _T12 = _U
 
     def __post_init__(self) -> None:
+        v = self.created
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("EnrollmentRequest.created")
         v = self.id
         if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
             raise _p.FormatError("EnrollmentRequest.id")
@@ -6630,7 +7068,7 @@ class EnrollmentRequest(_p.Resource, tag="EnrollmentRequest", kw_only=True):
 
 class EnrollmentResponse(_p.Resource, tag="EnrollmentResponse", kw_only=True):
     contained: _T0 = _U
-    created: _T20 = _U
+    created: _T2 = _U
     created_ext: _T3 = _ms.field(default=_U, name="_created")
     disposition: _T2 = _U
     disposition_ext: _T3 = _ms.field(default=_U, name="_disposition")
@@ -6654,6 +7092,9 @@ class EnrollmentResponse(_p.Resource, tag="EnrollmentResponse", kw_only=True):
     text: _T12 = _U
 
     def __post_init__(self) -> None:
+        v = self.created
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("EnrollmentResponse.created")
         v = self.id
         if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
             raise _p.FormatError("EnrollmentResponse.id")
@@ -6675,7 +7116,7 @@ class EpisodeOfCare(_p.Resource, tag="EpisodeOfCare", kw_only=True):
     account: _T11 = _U
     careManager: _T8 = _U
     contained: _T0 = _U
-    diagnosis: _T284 = _U
+    diagnosis: _T274 = _U
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
@@ -6692,10 +7133,10 @@ class EpisodeOfCare(_p.Resource, tag="EpisodeOfCare", kw_only=True):
     referralRequest: _T11 = _U
     status: _T10
     status_ext: _T3 = _ms.field(default=_U, name="_status")
-    statusHistory: _T285 = _U
+    statusHistory: _T275 = _U
     team: _T11 = _U
     text: _T12 = _U
-    type: _T19 = _U
+    type: _T18 = _U
 
     def __post_init__(self) -> None:
         v = self.id
@@ -6728,7 +7169,7 @@ class EpisodeOfCareStatusHistory(_p.Complex, kw_only=True):
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     modifierExtension: _T4 = _U
-    period: _T127
+    period: _T121
     status: _T10
     status_ext: _T3 = _ms.field(default=_U, name="_status")
 
@@ -6739,20 +7180,20 @@ class EpisodeOfCareStatusHistory(_p.Complex, kw_only=True):
 
 
 class EventDefinition(_p.Resource, tag="EventDefinition", kw_only=True):
-    approvalDate: _T17 = _U
+    approvalDate: _T2 = _U
     approvalDate_ext: _T3 = _ms.field(default=_U, name="_approvalDate")
-    author: _T18 = _U
-    contact: _T18 = _U
+    author: _T17 = _U
+    contact: _T17 = _U
     contained: _T0 = _U
     copyright: _T2 = _U
     copyright_ext: _T3 = _ms.field(default=_U, name="_copyright")
-    date: _T20 = _U
+    date: _T2 = _U
     date_ext: _T3 = _ms.field(default=_U, name="_date")
     description: _T2 = _U
     description_ext: _T3 = _ms.field(default=_U, name="_description")
-    editor: _T18 = _U
+    editor: _T17 = _U
     effectivePeriod: _T9 = _U
-    endorser: _T18 = _U
+    endorser: _T17 = _U
     experimental: _T16 = _U
     experimental_ext: _T3 = _ms.field(default=_U, name="_experimental")
     extension: _T4 = _U
@@ -6761,10 +7202,10 @@ class EventDefinition(_p.Resource, tag="EventDefinition", kw_only=True):
     identifier: _T6 = _U
     implicitRules: _T2 = _U
     implicitRules_ext: _T3 = _ms.field(default=_U, name="_implicitRules")
-    jurisdiction: _T19 = _U
+    jurisdiction: _T18 = _U
     language: _T2 = _U
     language_ext: _T3 = _ms.field(default=_U, name="_language")
-    lastReviewDate: _T17 = _U
+    lastReviewDate: _T2 = _U
     lastReviewDate_ext: _T3 = _ms.field(default=_U, name="_lastReviewDate")
     meta: _T7 = _U
     modifierExtension: _T4 = _U
@@ -6774,8 +7215,8 @@ class EventDefinition(_p.Resource, tag="EventDefinition", kw_only=True):
     publisher_ext: _T3 = _ms.field(default=_U, name="_publisher")
     purpose: _T2 = _U
     purpose_ext: _T3 = _ms.field(default=_U, name="_purpose")
-    relatedArtifact: _T27 = _U
-    reviewer: _T18 = _U
+    relatedArtifact: _T25 = _U
+    reviewer: _T17 = _U
     status: _T10
     status_ext: _T3 = _ms.field(default=_U, name="_status")
     subjectCodeableConcept: _T13 = _U
@@ -6785,17 +7226,23 @@ class EventDefinition(_p.Resource, tag="EventDefinition", kw_only=True):
     text: _T12 = _U
     title: _T2 = _U
     title_ext: _T3 = _ms.field(default=_U, name="_title")
-    topic: _T19 = _U
-    trigger: _T286
+    topic: _T18 = _U
+    trigger: _T276
     url: _T2 = _U
     url_ext: _T3 = _ms.field(default=_U, name="_url")
     usage: _T2 = _U
     usage_ext: _T3 = _ms.field(default=_U, name="_usage")
-    useContext: _T32 = _U
+    useContext: _T30 = _U
     version: _T2 = _U
     version_ext: _T3 = _ms.field(default=_U, name="_version")
 
     def __post_init__(self) -> None:
+        v = self.approvalDate
+        if v is not _U and (_p.date(v) is None):
+            raise _p.FormatError("EventDefinition.approvalDate")
+        v = self.date
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("EventDefinition.date")
         v = self.id
         if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
             raise _p.FormatError("EventDefinition.id")
@@ -6805,6 +7252,9 @@ class EventDefinition(_p.Resource, tag="EventDefinition", kw_only=True):
         v = self.language
         if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
             raise _p.FormatError("EventDefinition.language")
+        v = self.lastReviewDate
+        if v is not _U and (_p.date(v) is None):
+            raise _p.FormatError("EventDefinition.lastReviewDate")
         v = self.status
         if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
             raise _p.FormatError("EventDefinition.status")
@@ -6816,22 +7266,22 @@ class EventDefinition(_p.Resource, tag="EventDefinition", kw_only=True):
 
 
 class Evidence(_p.Resource, tag="Evidence", kw_only=True):
-    approvalDate: _T17 = _U
+    approvalDate: _T2 = _U
     approvalDate_ext: _T3 = _ms.field(default=_U, name="_approvalDate")
     assertion: _T2 = _U
     assertion_ext: _T3 = _ms.field(default=_U, name="_assertion")
-    author: _T18 = _U
-    certainty: _T287 = _U
+    author: _T17 = _U
+    certainty: _T277 = _U
     citeAsMarkdown: _T2 = _U
     citeAsReference: _T8 = _U
-    contact: _T18 = _U
+    contact: _T17 = _U
     contained: _T0 = _U
-    date: _T20 = _U
+    date: _T2 = _U
     date_ext: _T3 = _ms.field(default=_U, name="_date")
     description: _T2 = _U
     description_ext: _T3 = _ms.field(default=_U, name="_description")
-    editor: _T18 = _U
-    endorser: _T18 = _U
+    editor: _T17 = _U
+    endorser: _T17 = _U
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
@@ -6840,16 +7290,16 @@ class Evidence(_p.Resource, tag="Evidence", kw_only=True):
     implicitRules_ext: _T3 = _ms.field(default=_U, name="_implicitRules")
     language: _T2 = _U
     language_ext: _T3 = _ms.field(default=_U, name="_language")
-    lastReviewDate: _T17 = _U
+    lastReviewDate: _T2 = _U
     lastReviewDate_ext: _T3 = _ms.field(default=_U, name="_lastReviewDate")
     meta: _T7 = _U
     modifierExtension: _T4 = _U
-    note: _T46 = _U
+    note: _T44 = _U
     publisher: _T2 = _U
     publisher_ext: _T3 = _ms.field(default=_U, name="_publisher")
-    relatedArtifact: _T27 = _U
-    reviewer: _T18 = _U
-    statistic: _T288 = _U
+    relatedArtifact: _T25 = _U
+    reviewer: _T17 = _U
+    statistic: _T278 = _U
     status: _T10
     status_ext: _T3 = _ms.field(default=_U, name="_status")
     studyType: _T13 = _U
@@ -6859,12 +7309,18 @@ class Evidence(_p.Resource, tag="Evidence", kw_only=True):
     title_ext: _T3 = _ms.field(default=_U, name="_title")
     url: _T2 = _U
     url_ext: _T3 = _ms.field(default=_U, name="_url")
-    useContext: _T32 = _U
-    variableDefinition: _T289
+    useContext: _T30 = _U
+    variableDefinition: _T279
     version: _T2 = _U
     version_ext: _T3 = _ms.field(default=_U, name="_version")
 
     def __post_init__(self) -> None:
+        v = self.approvalDate
+        if v is not _U and (_p.date(v) is None):
+            raise _p.FormatError("Evidence.approvalDate")
+        v = self.date
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("Evidence.date")
         v = self.id
         if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
             raise _p.FormatError("Evidence.id")
@@ -6874,6 +7330,9 @@ class Evidence(_p.Resource, tag="Evidence", kw_only=True):
         v = self.language
         if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
             raise _p.FormatError("Evidence.language")
+        v = self.lastReviewDate
+        if v is not _U and (_p.date(v) is None):
+            raise _p.FormatError("Evidence.lastReviewDate")
         v = self.status
         if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
             raise _p.FormatError("Evidence.status")
@@ -6891,22 +7350,22 @@ class EvidenceCertainty(_p.Complex, kw_only=True):
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     modifierExtension: _T4 = _U
-    note: _T46 = _U
+    note: _T44 = _U
     rater: _T2 = _U
     rater_ext: _T3 = _ms.field(default=_U, name="_rater")
     rating: _T13 = _U
-    subcomponent: _T287 = _U
+    subcomponent: _T277 = _U
     type: _T13 = _U
 
 
 class EvidenceReport(_p.Resource, tag="EvidenceReport", kw_only=True):
-    author: _T18 = _U
+    author: _T17 = _U
     citeAsMarkdown: _T2 = _U
     citeAsReference: _T8 = _U
-    contact: _T18 = _U
+    contact: _T17 = _U
     contained: _T0 = _U
-    editor: _T18 = _U
-    endorser: _T18 = _U
+    editor: _T17 = _U
+    endorser: _T17 = _U
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
@@ -6917,22 +7376,22 @@ class EvidenceReport(_p.Resource, tag="EvidenceReport", kw_only=True):
     language_ext: _T3 = _ms.field(default=_U, name="_language")
     meta: _T7 = _U
     modifierExtension: _T4 = _U
-    note: _T46 = _U
+    note: _T44 = _U
     publisher: _T2 = _U
     publisher_ext: _T3 = _ms.field(default=_U, name="_publisher")
-    relatedArtifact: _T27 = _U
+    relatedArtifact: _T25 = _U
     relatedIdentifier: _T6 = _U
-    relatesTo: _T290 = _U
-    reviewer: _T18 = _U
-    section: _T291 = _U
+    relatesTo: _T280 = _U
+    reviewer: _T17 = _U
+    section: _T281 = _U
     status: _T10
     status_ext: _T3 = _ms.field(default=_U, name="_status")
-    subject: _T292
+    subject: _T282
     text: _T12 = _U
     type: _T13 = _U
     url: _T2 = _U
     url_ext: _T3 = _ms.field(default=_U, name="_url")
-    useContext: _T32 = _U
+    useContext: _T30 = _U
 
     def __post_init__(self) -> None:
         v = self.id
@@ -6961,7 +7420,7 @@ class EvidenceReportRelatesTo(_p.Complex, kw_only=True):
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     modifierExtension: _T4 = _U
-    targetIdentifier: _T42 = _U
+    targetIdentifier: _T40 = _U
     targetReference: _T8 = _U
 
     def __post_init__(self) -> None:
@@ -6975,8 +7434,8 @@ class EvidenceReportRelatesTo(_p.Complex, kw_only=True):
 class EvidenceReportSection(_p.Complex, kw_only=True):
     author: _T11 = _U
     emptyReason: _T13 = _U
-    entryClassifier: _T19 = _U
-    entryQuantity: _T242 = _U
+    entryClassifier: _T18 = _U
+    entryQuantity: _T234 = _U
     entryReference: _T11 = _U
     extension: _T4 = _U
     focus: _T13 = _U
@@ -6987,7 +7446,7 @@ class EvidenceReportSection(_p.Complex, kw_only=True):
     mode_ext: _T3 = _ms.field(default=_U, name="_mode")
     modifierExtension: _T4 = _U
     orderedBy: _T13 = _U
-    section: _T291 = _U
+    section: _T281 = _U
     text: _T12 = _U
     title: _T2 = _U
     title_ext: _T3 = _ms.field(default=_U, name="_title")
@@ -6999,16 +7458,16 @@ class EvidenceReportSection(_p.Complex, kw_only=True):
 
 
 class EvidenceReportSubject(_p.Complex, kw_only=True):
-    characteristic: _T293 = _U
+    characteristic: _T283 = _U
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     modifierExtension: _T4 = _U
-    note: _T46 = _U
+    note: _T44 = _U
 
 
 class EvidenceReportSubjectCharacteristic(_p.Complex, kw_only=True):
-    code: _T36
+    code: _T34
     exclude: _T16 = _U
     exclude_ext: _T3 = _ms.field(default=_U, name="_exclude")
     extension: _T4 = _U
@@ -7018,8 +7477,8 @@ class EvidenceReportSubjectCharacteristic(_p.Complex, kw_only=True):
     period: _T9 = _U
     valueBoolean: _T16 = _U
     valueCodeableConcept: _T13 = _U
-    valueQuantity: _T26 = _U
-    valueRange: _T30 = _U
+    valueQuantity: _T24 = _U
+    valueRange: _T28 = _U
     valueReference: _T8 = _U
 
     def __post_init__(self) -> None:
@@ -7028,50 +7487,50 @@ class EvidenceReportSubjectCharacteristic(_p.Complex, kw_only=True):
 
 
 class EvidenceStatistic(_p.Complex, kw_only=True):
-    attributeEstimate: _T294 = _U
+    attributeEstimate: _T284 = _U
     category: _T13 = _U
     description: _T2 = _U
     description_ext: _T3 = _ms.field(default=_U, name="_description")
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
-    modelCharacteristic: _T295 = _U
+    modelCharacteristic: _T285 = _U
     modifierExtension: _T4 = _U
-    note: _T46 = _U
-    numberAffected: _T51 = _U
+    note: _T44 = _U
+    numberAffected: _T48 = _U
     numberAffected_ext: _T3 = _ms.field(default=_U, name="_numberAffected")
-    numberOfEvents: _T51 = _U
+    numberOfEvents: _T48 = _U
     numberOfEvents_ext: _T3 = _ms.field(default=_U, name="_numberOfEvents")
-    quantity: _T26 = _U
-    sampleSize: _T296 = _U
+    quantity: _T24 = _U
+    sampleSize: _T286 = _U
     statisticType: _T13 = _U
 
 
 class EvidenceStatisticAttributeEstimate(_p.Complex, kw_only=True):
-    attributeEstimate: _T294 = _U
+    attributeEstimate: _T284 = _U
     description: _T2 = _U
     description_ext: _T3 = _ms.field(default=_U, name="_description")
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
-    level: _T45 = _U
+    level: _T43 = _U
     level_ext: _T3 = _ms.field(default=_U, name="_level")
     modifierExtension: _T4 = _U
-    note: _T46 = _U
-    quantity: _T26 = _U
-    range: _T30 = _U
+    note: _T44 = _U
+    quantity: _T24 = _U
+    range: _T28 = _U
     type: _T13 = _U
 
 
 class EvidenceStatisticModelCharacteristic(_p.Complex, kw_only=True):
-    attributeEstimate: _T294 = _U
-    code: _T36
+    attributeEstimate: _T284 = _U
+    code: _T34
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     modifierExtension: _T4 = _U
-    value: _T26 = _U
-    variable: _T297 = _U
+    value: _T24 = _U
+    variable: _T287 = _U
 
 
 class EvidenceStatisticModelCharacteristicVariable(_p.Complex, kw_only=True):
@@ -7081,9 +7540,9 @@ class EvidenceStatisticModelCharacteristicVariable(_p.Complex, kw_only=True):
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     modifierExtension: _T4 = _U
-    valueCategory: _T19 = _U
-    valueQuantity: _T242 = _U
-    valueRange: _T298 = _U
+    valueCategory: _T18 = _U
+    valueQuantity: _T234 = _U
+    valueRange: _T288 = _U
     variableDefinition: _T14
 
     def __post_init__(self) -> None:
@@ -7098,32 +7557,32 @@ class EvidenceStatisticSampleSize(_p.Complex, kw_only=True):
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
-    knownDataCount: _T51 = _U
+    knownDataCount: _T48 = _U
     knownDataCount_ext: _T3 = _ms.field(default=_U, name="_knownDataCount")
     modifierExtension: _T4 = _U
-    note: _T46 = _U
-    numberOfParticipants: _T51 = _U
+    note: _T44 = _U
+    numberOfParticipants: _T48 = _U
     numberOfParticipants_ext: _T3 = _ms.field(default=_U, name="_numberOfParticipants")
-    numberOfStudies: _T51 = _U
+    numberOfStudies: _T48 = _U
     numberOfStudies_ext: _T3 = _ms.field(default=_U, name="_numberOfStudies")
 
 
 class EvidenceVariable(_p.Resource, tag="EvidenceVariable", kw_only=True):
     actual: _T16 = _U
     actual_ext: _T3 = _ms.field(default=_U, name="_actual")
-    author: _T18 = _U
-    category: _T299 = _U
-    characteristic: _T300 = _U
+    author: _T17 = _U
+    category: _T289 = _U
+    characteristic: _T290 = _U
     characteristicCombination: _T2 = _U
     characteristicCombination_ext: _T3 = _ms.field(default=_U, name="_characteristicCombination")
-    contact: _T18 = _U
+    contact: _T17 = _U
     contained: _T0 = _U
-    date: _T20 = _U
+    date: _T2 = _U
     date_ext: _T3 = _ms.field(default=_U, name="_date")
     description: _T2 = _U
     description_ext: _T3 = _ms.field(default=_U, name="_description")
-    editor: _T18 = _U
-    endorser: _T18 = _U
+    editor: _T17 = _U
+    endorser: _T17 = _U
     extension: _T4 = _U
     handling: _T2 = _U
     handling_ext: _T3 = _ms.field(default=_U, name="_handling")
@@ -7138,11 +7597,11 @@ class EvidenceVariable(_p.Resource, tag="EvidenceVariable", kw_only=True):
     modifierExtension: _T4 = _U
     name: _T2 = _U
     name_ext: _T3 = _ms.field(default=_U, name="_name")
-    note: _T46 = _U
+    note: _T44 = _U
     publisher: _T2 = _U
     publisher_ext: _T3 = _ms.field(default=_U, name="_publisher")
-    relatedArtifact: _T27 = _U
-    reviewer: _T18 = _U
+    relatedArtifact: _T25 = _U
+    reviewer: _T17 = _U
     shortTitle: _T2 = _U
     shortTitle_ext: _T3 = _ms.field(default=_U, name="_shortTitle")
     status: _T10
@@ -7154,7 +7613,7 @@ class EvidenceVariable(_p.Resource, tag="EvidenceVariable", kw_only=True):
     title_ext: _T3 = _ms.field(default=_U, name="_title")
     url: _T2 = _U
     url_ext: _T3 = _ms.field(default=_U, name="_url")
-    useContext: _T32 = _U
+    useContext: _T30 = _U
     version: _T2 = _U
     version_ext: _T3 = _ms.field(default=_U, name="_version")
 
@@ -7162,6 +7621,9 @@ class EvidenceVariable(_p.Resource, tag="EvidenceVariable", kw_only=True):
         v = self.characteristicCombination
         if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
             raise _p.FormatError("EvidenceVariable.characteristicCombination")
+        v = self.date
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("EvidenceVariable.date")
         v = self.handling
         if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
             raise _p.FormatError("EvidenceVariable.handling")
@@ -7190,8 +7652,8 @@ class EvidenceVariableCategory(_p.Complex, kw_only=True):
     name: _T2 = _U
     name_ext: _T3 = _ms.field(default=_U, name="_name")
     valueCodeableConcept: _T13 = _U
-    valueQuantity: _T26 = _U
-    valueRange: _T30 = _U
+    valueQuantity: _T24 = _U
+    valueRange: _T28 = _U
 
     def __post_init__(self) -> None:
         if (self.valueCodeableConcept is not _U) + (self.valueQuantity is not _U) + (self.valueRange is not _U) > 1:
@@ -7201,7 +7663,7 @@ class EvidenceVariableCategory(_p.Complex, kw_only=True):
 class EvidenceVariableCharacteristic(_p.Complex, kw_only=True):
     definitionCanonical: _T2 = _U
     definitionCodeableConcept: _T13 = _U
-    definitionExpression: _T263 = _U
+    definitionExpression: _T255 = _U
     definitionReference: _T8 = _U
     description: _T2 = _U
     description_ext: _T3 = _ms.field(default=_U, name="_description")
@@ -7215,7 +7677,7 @@ class EvidenceVariableCharacteristic(_p.Complex, kw_only=True):
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     method: _T13 = _U
     modifierExtension: _T4 = _U
-    timeFromStart: _T301 = _U
+    timeFromStart: _T291 = _U
 
     def __post_init__(self) -> None:
         v = self.definitionCanonical
@@ -7235,9 +7697,9 @@ class EvidenceVariableCharacteristicTimeFromStart(_p.Complex, kw_only=True):
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     modifierExtension: _T4 = _U
-    note: _T46 = _U
-    quantity: _T26 = _U
-    range: _T30 = _U
+    note: _T44 = _U
+    quantity: _T24 = _U
+    range: _T28 = _U
 
 
 class EvidenceVariableDefinition(_p.Complex, kw_only=True):
@@ -7249,18 +7711,18 @@ class EvidenceVariableDefinition(_p.Complex, kw_only=True):
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     intended: _T8 = _U
     modifierExtension: _T4 = _U
-    note: _T46 = _U
+    note: _T44 = _U
     observed: _T8 = _U
-    variableRole: _T36
+    variableRole: _T34
 
 
 class ExampleScenario(_p.Resource, tag="ExampleScenario", kw_only=True):
-    actor: _T302 = _U
-    contact: _T18 = _U
+    actor: _T292 = _U
+    contact: _T17 = _U
     contained: _T0 = _U
     copyright: _T2 = _U
     copyright_ext: _T3 = _ms.field(default=_U, name="_copyright")
-    date: _T20 = _U
+    date: _T2 = _U
     date_ext: _T3 = _ms.field(default=_U, name="_date")
     experimental: _T16 = _U
     experimental_ext: _T3 = _ms.field(default=_U, name="_experimental")
@@ -7270,15 +7732,15 @@ class ExampleScenario(_p.Resource, tag="ExampleScenario", kw_only=True):
     identifier: _T6 = _U
     implicitRules: _T2 = _U
     implicitRules_ext: _T3 = _ms.field(default=_U, name="_implicitRules")
-    instance: _T303 = _U
-    jurisdiction: _T19 = _U
+    instance: _T293 = _U
+    jurisdiction: _T18 = _U
     language: _T2 = _U
     language_ext: _T3 = _ms.field(default=_U, name="_language")
     meta: _T7 = _U
     modifierExtension: _T4 = _U
     name: _T2 = _U
     name_ext: _T3 = _ms.field(default=_U, name="_name")
-    process: _T304 = _U
+    process: _T294 = _U
     publisher: _T2 = _U
     publisher_ext: _T3 = _ms.field(default=_U, name="_publisher")
     purpose: _T2 = _U
@@ -7288,13 +7750,16 @@ class ExampleScenario(_p.Resource, tag="ExampleScenario", kw_only=True):
     text: _T12 = _U
     url: _T2 = _U
     url_ext: _T3 = _ms.field(default=_U, name="_url")
-    useContext: _T32 = _U
+    useContext: _T30 = _U
     version: _T2 = _U
     version_ext: _T3 = _ms.field(default=_U, name="_version")
-    workflow: _T23 = _U
-    workflow_ext: _T24 = _ms.field(default=_U, name="_workflow")
+    workflow: _T21 = _U
+    workflow_ext: _T22 = _ms.field(default=_U, name="_workflow")
 
     def __post_init__(self) -> None:
+        v = self.date
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("ExampleScenario.date")
         v = self.id
         if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
             raise _p.FormatError("ExampleScenario.id")
@@ -7337,7 +7802,7 @@ class ExampleScenarioActor(_p.Complex, kw_only=True):
 
 
 class ExampleScenarioInstance(_p.Complex, kw_only=True):
-    containedInstance: _T305 = _U
+    containedInstance: _T295 = _U
     description: _T2 = _U
     description_ext: _T3 = _ms.field(default=_U, name="_description")
     extension: _T4 = _U
@@ -7350,7 +7815,7 @@ class ExampleScenarioInstance(_p.Complex, kw_only=True):
     resourceId_ext: _T3 = _ms.field(default=_U, name="_resourceId")
     resourceType: _T10
     resourceType_ext: _T3 = _ms.field(default=_U, name="_resourceType")
-    version: _T306 = _U
+    version: _T296 = _U
 
     def __post_init__(self) -> None:
         v = self.resourceType
@@ -7391,21 +7856,21 @@ class ExampleScenarioProcess(_p.Complex, kw_only=True):
     postConditions_ext: _T3 = _ms.field(default=_U, name="_postConditions")
     preConditions: _T2 = _U
     preConditions_ext: _T3 = _ms.field(default=_U, name="_preConditions")
-    step: _T307 = _U
+    step: _T297 = _U
     title: _T10
     title_ext: _T3 = _ms.field(default=_U, name="_title")
 
 
 class ExampleScenarioProcessStep(_p.Complex, kw_only=True):
-    alternative: _T308 = _U
+    alternative: _T298 = _U
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     modifierExtension: _T4 = _U
-    operation: _T309 = _U
+    operation: _T299 = _U
     pause: _T16 = _U
     pause_ext: _T3 = _ms.field(default=_U, name="_pause")
-    process: _T304 = _U
+    process: _T294 = _U
 
 
 class ExampleScenarioProcessStepAlternative(_p.Complex, kw_only=True):
@@ -7415,7 +7880,7 @@ class ExampleScenarioProcessStepAlternative(_p.Complex, kw_only=True):
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     modifierExtension: _T4 = _U
-    step: _T307 = _U
+    step: _T297 = _U
     title: _T10
     title_ext: _T3 = _ms.field(default=_U, name="_title")
 
@@ -7439,32 +7904,32 @@ class ExampleScenarioProcessStepOperation(_p.Complex, kw_only=True):
     receiver_ext: _T3 = _ms.field(default=_U, name="_receiver")
     receiverActive: _T16 = _U
     receiverActive_ext: _T3 = _ms.field(default=_U, name="_receiverActive")
-    request: _T310 = _U
-    response: _T310 = _U
+    request: _T300 = _U
+    response: _T300 = _U
     type: _T2 = _U
     type_ext: _T3 = _ms.field(default=_U, name="_type")
 
 
 class ExplanationOfBenefit(_p.Resource, tag="ExplanationOfBenefit", kw_only=True):
-    accident: _T311 = _U
-    addItem: _T312 = _U
-    adjudication: _T313 = _U
-    benefitBalance: _T314 = _U
+    accident: _T301 = _U
+    addItem: _T302 = _U
+    adjudication: _T303 = _U
+    benefitBalance: _T304 = _U
     benefitPeriod: _T9 = _U
     billablePeriod: _T9 = _U
-    careTeam: _T315 = _U
+    careTeam: _T305 = _U
     claim: _T8 = _U
     claimResponse: _T8 = _U
     contained: _T0 = _U
-    created: _T77
+    created: _T10
     created_ext: _T3 = _ms.field(default=_U, name="_created")
-    diagnosis: _T316 = _U
+    diagnosis: _T306 = _U
     disposition: _T2 = _U
     disposition_ext: _T3 = _ms.field(default=_U, name="_disposition")
     enterer: _T8 = _U
     extension: _T4 = _U
     facility: _T8 = _U
-    form: _T37 = _U
+    form: _T35 = _U
     formCode: _T13 = _U
     fundsReserve: _T13 = _U
     fundsReserveRequested: _T13 = _U
@@ -7473,9 +7938,9 @@ class ExplanationOfBenefit(_p.Resource, tag="ExplanationOfBenefit", kw_only=True
     identifier: _T6 = _U
     implicitRules: _T2 = _U
     implicitRules_ext: _T3 = _ms.field(default=_U, name="_implicitRules")
-    insurance: _T317
+    insurance: _T307
     insurer: _T14
-    item: _T318 = _U
+    item: _T308 = _U
     language: _T2 = _U
     language_ext: _T3 = _ms.field(default=_U, name="_language")
     meta: _T7 = _U
@@ -7484,31 +7949,34 @@ class ExplanationOfBenefit(_p.Resource, tag="ExplanationOfBenefit", kw_only=True
     outcome: _T10
     outcome_ext: _T3 = _ms.field(default=_U, name="_outcome")
     patient: _T14
-    payee: _T319 = _U
-    payment: _T320 = _U
-    preAuthRef: _T23 = _U
-    preAuthRef_ext: _T24 = _ms.field(default=_U, name="_preAuthRef")
-    preAuthRefPeriod: _T52 = _U
+    payee: _T309 = _U
+    payment: _T310 = _U
+    preAuthRef: _T21 = _U
+    preAuthRef_ext: _T22 = _ms.field(default=_U, name="_preAuthRef")
+    preAuthRefPeriod: _T49 = _U
     precedence: _T15 = _U
     precedence_ext: _T3 = _ms.field(default=_U, name="_precedence")
     prescription: _T8 = _U
     priority: _T13 = _U
-    procedure: _T321 = _U
-    processNote: _T322 = _U
+    procedure: _T311 = _U
+    processNote: _T312 = _U
     provider: _T14
     referral: _T8 = _U
-    related: _T323 = _U
+    related: _T313 = _U
     status: _T10
     status_ext: _T3 = _ms.field(default=_U, name="_status")
     subType: _T13 = _U
-    supportingInfo: _T324 = _U
+    supportingInfo: _T314 = _U
     text: _T12 = _U
-    total: _T325 = _U
-    type: _T36
+    total: _T315 = _U
+    type: _T34
     use: _T10
     use_ext: _T3 = _ms.field(default=_U, name="_use")
 
     def __post_init__(self) -> None:
+        v = self.created
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("ExplanationOfBenefit.created")
         v = self.id
         if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
             raise _p.FormatError("ExplanationOfBenefit.id")
@@ -7530,54 +7998,60 @@ class ExplanationOfBenefit(_p.Resource, tag="ExplanationOfBenefit", kw_only=True
 
 
 class ExplanationOfBenefitAccident(_p.Complex, kw_only=True):
-    date: _T17 = _U
+    date: _T2 = _U
     date_ext: _T3 = _ms.field(default=_U, name="_date")
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
-    locationAddress: _T138 = _U
+    locationAddress: _T131 = _U
     locationReference: _T8 = _U
     modifierExtension: _T4 = _U
     type: _T13 = _U
 
     def __post_init__(self) -> None:
+        v = self.date
+        if v is not _U and (_p.date(v) is None):
+            raise _p.FormatError("ExplanationOfBenefitAccident.date")
         if (self.locationAddress is not _U) + (self.locationReference is not _U) > 1:
             raise _p.ChoiceError("ExplanationOfBenefitAccident.location[x]: at most one")
 
 
 class ExplanationOfBenefitAddItem(_p.Complex, kw_only=True):
-    adjudication: _T313 = _U
+    adjudication: _T303 = _U
     bodySite: _T13 = _U
-    detail: _T326 = _U
-    detailSequence: _T140 = _U
-    detailSequence_ext: _T24 = _ms.field(default=_U, name="_detailSequence")
+    detail: _T316 = _U
+    detailSequence: _T133 = _U
+    detailSequence_ext: _T22 = _ms.field(default=_U, name="_detailSequence")
     extension: _T4 = _U
-    factor: _T45 = _U
+    factor: _T43 = _U
     factor_ext: _T3 = _ms.field(default=_U, name="_factor")
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
-    itemSequence: _T140 = _U
-    itemSequence_ext: _T24 = _ms.field(default=_U, name="_itemSequence")
-    locationAddress: _T138 = _U
+    itemSequence: _T133 = _U
+    itemSequence_ext: _T22 = _ms.field(default=_U, name="_itemSequence")
+    locationAddress: _T131 = _U
     locationCodeableConcept: _T13 = _U
     locationReference: _T8 = _U
-    modifier: _T19 = _U
+    modifier: _T18 = _U
     modifierExtension: _T4 = _U
-    net: _T98 = _U
-    noteNumber: _T140 = _U
-    noteNumber_ext: _T24 = _ms.field(default=_U, name="_noteNumber")
-    productOrService: _T36
-    programCode: _T19 = _U
+    net: _T92 = _U
+    noteNumber: _T133 = _U
+    noteNumber_ext: _T22 = _ms.field(default=_U, name="_noteNumber")
+    productOrService: _T34
+    programCode: _T18 = _U
     provider: _T11 = _U
-    quantity: _T26 = _U
-    servicedDate: _T17 = _U
+    quantity: _T24 = _U
+    servicedDate: _T2 = _U
     servicedPeriod: _T9 = _U
-    subDetailSequence: _T140 = _U
-    subDetailSequence_ext: _T24 = _ms.field(default=_U, name="_subDetailSequence")
-    subSite: _T19 = _U
-    unitPrice: _T98 = _U
+    subDetailSequence: _T133 = _U
+    subDetailSequence_ext: _T22 = _ms.field(default=_U, name="_subDetailSequence")
+    subSite: _T18 = _U
+    unitPrice: _T92 = _U
 
     def __post_init__(self) -> None:
+        v = self.servicedDate
+        if v is not _U and (_p.date(v) is None):
+            raise _p.FormatError("ExplanationOfBenefitAddItem.servicedDate")
         if (self.locationAddress is not _U) + (self.locationCodeableConcept is not _U) + (self.locationReference is not _U) > 1:
             raise _p.ChoiceError("ExplanationOfBenefitAddItem.location[x]: at most one")
         if (self.servicedDate is not _U) + (self.servicedPeriod is not _U) > 1:
@@ -7585,48 +8059,48 @@ class ExplanationOfBenefitAddItem(_p.Complex, kw_only=True):
 
 
 class ExplanationOfBenefitAddItemDetail(_p.Complex, kw_only=True):
-    adjudication: _T313 = _U
+    adjudication: _T303 = _U
     extension: _T4 = _U
-    factor: _T45 = _U
+    factor: _T43 = _U
     factor_ext: _T3 = _ms.field(default=_U, name="_factor")
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
-    modifier: _T19 = _U
+    modifier: _T18 = _U
     modifierExtension: _T4 = _U
-    net: _T98 = _U
-    noteNumber: _T140 = _U
-    noteNumber_ext: _T24 = _ms.field(default=_U, name="_noteNumber")
-    productOrService: _T36
-    quantity: _T26 = _U
-    subDetail: _T327 = _U
-    unitPrice: _T98 = _U
+    net: _T92 = _U
+    noteNumber: _T133 = _U
+    noteNumber_ext: _T22 = _ms.field(default=_U, name="_noteNumber")
+    productOrService: _T34
+    quantity: _T24 = _U
+    subDetail: _T317 = _U
+    unitPrice: _T92 = _U
 
 
 class ExplanationOfBenefitAddItemDetailSubDetail(_p.Complex, kw_only=True):
-    adjudication: _T313 = _U
+    adjudication: _T303 = _U
     extension: _T4 = _U
-    factor: _T45 = _U
+    factor: _T43 = _U
     factor_ext: _T3 = _ms.field(default=_U, name="_factor")
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
-    modifier: _T19 = _U
+    modifier: _T18 = _U
     modifierExtension: _T4 = _U
-    net: _T98 = _U
-    noteNumber: _T140 = _U
-    noteNumber_ext: _T24 = _ms.field(default=_U, name="_noteNumber")
-    productOrService: _T36
-    quantity: _T26 = _U
-    unitPrice: _T98 = _U
+    net: _T92 = _U
+    noteNumber: _T133 = _U
+    noteNumber_ext: _T22 = _ms.field(default=_U, name="_noteNumber")
+    productOrService: _T34
+    quantity: _T24 = _U
+    unitPrice: _T92 = _U
 
 
 class ExplanationOfBenefitBenefitBalance(_p.Complex, kw_only=True):
-    category: _T36
+    category: _T34
     description: _T2 = _U
     description_ext: _T3 = _ms.field(default=_U, name="_description")
     excluded: _T16 = _U
     excluded_ext: _T3 = _ms.field(default=_U, name="_excluded")
     extension: _T4 = _U
-    financial: _T328 = _U
+    financial: _T318 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     modifierExtension: _T4 = _U
@@ -7638,16 +8112,16 @@ class ExplanationOfBenefitBenefitBalance(_p.Complex, kw_only=True):
 
 
 class ExplanationOfBenefitBenefitBalanceFinancial(_p.Complex, kw_only=True):
-    allowedMoney: _T98 = _U
+    allowedMoney: _T92 = _U
     allowedString: _T2 = _U
-    allowedUnsignedInt: _T51 = _U
+    allowedUnsignedInt: _T48 = _U
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     modifierExtension: _T4 = _U
-    type: _T36
-    usedMoney: _T98 = _U
-    usedUnsignedInt: _T51 = _U
+    type: _T34
+    usedMoney: _T92 = _U
+    usedUnsignedInt: _T48 = _U
 
     def __post_init__(self) -> None:
         if (self.allowedMoney is not _U) + (self.allowedString is not _U) + (self.allowedUnsignedInt is not _U) > 1:
@@ -7666,7 +8140,7 @@ class ExplanationOfBenefitCareTeam(_p.Complex, kw_only=True):
     responsible: _T16 = _U
     responsible_ext: _T3 = _ms.field(default=_U, name="_responsible")
     role: _T13 = _U
-    sequence: _T139
+    sequence: _T132
     sequence_ext: _T3 = _ms.field(default=_U, name="_sequence")
 
 
@@ -7679,9 +8153,9 @@ class ExplanationOfBenefitDiagnosis(_p.Complex, kw_only=True):
     modifierExtension: _T4 = _U
     onAdmission: _T13 = _U
     packageCode: _T13 = _U
-    sequence: _T139
+    sequence: _T132
     sequence_ext: _T3 = _ms.field(default=_U, name="_sequence")
-    type: _T19 = _U
+    type: _T18 = _U
 
     def __post_init__(self) -> None:
         if (self.diagnosisCodeableConcept is not _U) + (self.diagnosisReference is not _U) != 1:
@@ -7691,55 +8165,58 @@ class ExplanationOfBenefitDiagnosis(_p.Complex, kw_only=True):
 class ExplanationOfBenefitInsurance(_p.Complex, kw_only=True):
     coverage: _T14
     extension: _T4 = _U
-    focal: _T62
+    focal: _T57
     focal_ext: _T3 = _ms.field(default=_U, name="_focal")
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     modifierExtension: _T4 = _U
-    preAuthRef: _T23 = _U
-    preAuthRef_ext: _T24 = _ms.field(default=_U, name="_preAuthRef")
+    preAuthRef: _T21 = _U
+    preAuthRef_ext: _T22 = _ms.field(default=_U, name="_preAuthRef")
 
 
 class ExplanationOfBenefitItem(_p.Complex, kw_only=True):
-    adjudication: _T313 = _U
+    adjudication: _T303 = _U
     bodySite: _T13 = _U
-    careTeamSequence: _T140 = _U
-    careTeamSequence_ext: _T24 = _ms.field(default=_U, name="_careTeamSequence")
+    careTeamSequence: _T133 = _U
+    careTeamSequence_ext: _T22 = _ms.field(default=_U, name="_careTeamSequence")
     category: _T13 = _U
-    detail: _T329 = _U
-    diagnosisSequence: _T140 = _U
-    diagnosisSequence_ext: _T24 = _ms.field(default=_U, name="_diagnosisSequence")
+    detail: _T319 = _U
+    diagnosisSequence: _T133 = _U
+    diagnosisSequence_ext: _T22 = _ms.field(default=_U, name="_diagnosisSequence")
     encounter: _T11 = _U
     extension: _T4 = _U
-    factor: _T45 = _U
+    factor: _T43 = _U
     factor_ext: _T3 = _ms.field(default=_U, name="_factor")
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
-    informationSequence: _T140 = _U
-    informationSequence_ext: _T24 = _ms.field(default=_U, name="_informationSequence")
-    locationAddress: _T138 = _U
+    informationSequence: _T133 = _U
+    informationSequence_ext: _T22 = _ms.field(default=_U, name="_informationSequence")
+    locationAddress: _T131 = _U
     locationCodeableConcept: _T13 = _U
     locationReference: _T8 = _U
-    modifier: _T19 = _U
+    modifier: _T18 = _U
     modifierExtension: _T4 = _U
-    net: _T98 = _U
-    noteNumber: _T140 = _U
-    noteNumber_ext: _T24 = _ms.field(default=_U, name="_noteNumber")
-    procedureSequence: _T140 = _U
-    procedureSequence_ext: _T24 = _ms.field(default=_U, name="_procedureSequence")
-    productOrService: _T36
-    programCode: _T19 = _U
-    quantity: _T26 = _U
+    net: _T92 = _U
+    noteNumber: _T133 = _U
+    noteNumber_ext: _T22 = _ms.field(default=_U, name="_noteNumber")
+    procedureSequence: _T133 = _U
+    procedureSequence_ext: _T22 = _ms.field(default=_U, name="_procedureSequence")
+    productOrService: _T34
+    programCode: _T18 = _U
+    quantity: _T24 = _U
     revenue: _T13 = _U
-    sequence: _T139
+    sequence: _T132
     sequence_ext: _T3 = _ms.field(default=_U, name="_sequence")
-    servicedDate: _T17 = _U
+    servicedDate: _T2 = _U
     servicedPeriod: _T9 = _U
-    subSite: _T19 = _U
+    subSite: _T18 = _U
     udi: _T11 = _U
-    unitPrice: _T98 = _U
+    unitPrice: _T92 = _U
 
     def __post_init__(self) -> None:
+        v = self.servicedDate
+        if v is not _U and (_p.date(v) is None):
+            raise _p.FormatError("ExplanationOfBenefitItem.servicedDate")
         if (self.locationAddress is not _U) + (self.locationCodeableConcept is not _U) + (self.locationReference is not _U) > 1:
             raise _p.ChoiceError("ExplanationOfBenefitItem.location[x]: at most one")
         if (self.servicedDate is not _U) + (self.servicedPeriod is not _U) > 1:
@@ -7747,62 +8224,62 @@ class ExplanationOfBenefitItem(_p.Complex, kw_only=True):
 
 
 class ExplanationOfBenefitItemAdjudication(_p.Complex, kw_only=True):
-    amount: _T98 = _U
-    category: _T36
+    amount: _T92 = _U
+    category: _T34
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     modifierExtension: _T4 = _U
     reason: _T13 = _U
-    value: _T45 = _U
+    value: _T43 = _U
     value_ext: _T3 = _ms.field(default=_U, name="_value")
 
 
 class ExplanationOfBenefitItemDetail(_p.Complex, kw_only=True):
-    adjudication: _T313 = _U
+    adjudication: _T303 = _U
     category: _T13 = _U
     extension: _T4 = _U
-    factor: _T45 = _U
+    factor: _T43 = _U
     factor_ext: _T3 = _ms.field(default=_U, name="_factor")
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
-    modifier: _T19 = _U
+    modifier: _T18 = _U
     modifierExtension: _T4 = _U
-    net: _T98 = _U
-    noteNumber: _T140 = _U
-    noteNumber_ext: _T24 = _ms.field(default=_U, name="_noteNumber")
-    productOrService: _T36
-    programCode: _T19 = _U
-    quantity: _T26 = _U
+    net: _T92 = _U
+    noteNumber: _T133 = _U
+    noteNumber_ext: _T22 = _ms.field(default=_U, name="_noteNumber")
+    productOrService: _T34
+    programCode: _T18 = _U
+    quantity: _T24 = _U
     revenue: _T13 = _U
-    sequence: _T139
+    sequence: _T132
     sequence_ext: _T3 = _ms.field(default=_U, name="_sequence")
-    subDetail: _T330 = _U
+    subDetail: _T320 = _U
     udi: _T11 = _U
-    unitPrice: _T98 = _U
+    unitPrice: _T92 = _U
 
 
 class ExplanationOfBenefitItemDetailSubDetail(_p.Complex, kw_only=True):
-    adjudication: _T313 = _U
+    adjudication: _T303 = _U
     category: _T13 = _U
     extension: _T4 = _U
-    factor: _T45 = _U
+    factor: _T43 = _U
     factor_ext: _T3 = _ms.field(default=_U, name="_factor")
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
-    modifier: _T19 = _U
+    modifier: _T18 = _U
     modifierExtension: _T4 = _U
-    net: _T98 = _U
-    noteNumber: _T140 = _U
-    noteNumber_ext: _T24 = _ms.field(default=_U, name="_noteNumber")
-    productOrService: _T36
-    programCode: _T19 = _U
-    quantity: _T26 = _U
+    net: _T92 = _U
+    noteNumber: _T133 = _U
+    noteNumber_ext: _T22 = _ms.field(default=_U, name="_noteNumber")
+    productOrService: _T34
+    programCode: _T18 = _U
+    quantity: _T24 = _U
     revenue: _T13 = _U
-    sequence: _T139
+    sequence: _T132
     sequence_ext: _T3 = _ms.field(default=_U, name="_sequence")
     udi: _T11 = _U
-    unitPrice: _T98 = _U
+    unitPrice: _T92 = _U
 
 
 class ExplanationOfBenefitPayee(_p.Complex, kw_only=True):
@@ -7815,21 +8292,26 @@ class ExplanationOfBenefitPayee(_p.Complex, kw_only=True):
 
 
 class ExplanationOfBenefitPayment(_p.Complex, kw_only=True):
-    adjustment: _T98 = _U
+    adjustment: _T92 = _U
     adjustmentReason: _T13 = _U
-    amount: _T98 = _U
-    date: _T17 = _U
+    amount: _T92 = _U
+    date: _T2 = _U
     date_ext: _T3 = _ms.field(default=_U, name="_date")
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
-    identifier: _T42 = _U
+    identifier: _T40 = _U
     modifierExtension: _T4 = _U
     type: _T13 = _U
 
+    def __post_init__(self) -> None:
+        v = self.date
+        if v is not _U and (_p.date(v) is None):
+            raise _p.FormatError("ExplanationOfBenefitPayment.date")
+
 
 class ExplanationOfBenefitProcedure(_p.Complex, kw_only=True):
-    date: _T20 = _U
+    date: _T2 = _U
     date_ext: _T3 = _ms.field(default=_U, name="_date")
     extension: _T4 = _U
     id: _T2 = _U
@@ -7837,12 +8319,15 @@ class ExplanationOfBenefitProcedure(_p.Complex, kw_only=True):
     modifierExtension: _T4 = _U
     procedureCodeableConcept: _T13 = _U
     procedureReference: _T8 = _U
-    sequence: _T139
+    sequence: _T132
     sequence_ext: _T3 = _ms.field(default=_U, name="_sequence")
-    type: _T19 = _U
+    type: _T18 = _U
     udi: _T11 = _U
 
     def __post_init__(self) -> None:
+        v = self.date
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("ExplanationOfBenefitProcedure.date")
         if (self.procedureCodeableConcept is not _U) + (self.procedureReference is not _U) != 1:
             raise _p.ChoiceError("ExplanationOfBenefitProcedure.procedure[x]: exactly one")
 
@@ -7872,29 +8357,32 @@ class ExplanationOfBenefitRelated(_p.Complex, kw_only=True):
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     modifierExtension: _T4 = _U
-    reference: _T42 = _U
+    reference: _T40 = _U
     relationship: _T13 = _U
 
 
 class ExplanationOfBenefitSupportingInfo(_p.Complex, kw_only=True):
-    category: _T36
+    category: _T34
     code: _T13 = _U
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     modifierExtension: _T4 = _U
-    reason: _T60 = _U
-    sequence: _T139
+    reason: _T55 = _U
+    sequence: _T132
     sequence_ext: _T3 = _ms.field(default=_U, name="_sequence")
-    timingDate: _T17 = _U
+    timingDate: _T2 = _U
     timingPeriod: _T9 = _U
-    valueAttachment: _T37 = _U
+    valueAttachment: _T35 = _U
     valueBoolean: _T16 = _U
-    valueQuantity: _T26 = _U
+    valueQuantity: _T24 = _U
     valueReference: _T8 = _U
     valueString: _T2 = _U
 
     def __post_init__(self) -> None:
+        v = self.timingDate
+        if v is not _U and (_p.date(v) is None):
+            raise _p.FormatError("ExplanationOfBenefitSupportingInfo.timingDate")
         if (self.timingDate is not _U) + (self.timingPeriod is not _U) > 1:
             raise _p.ChoiceError("ExplanationOfBenefitSupportingInfo.timing[x]: at most one")
         if (self.valueAttachment is not _U) + (self.valueBoolean is not _U) + (self.valueQuantity is not _U) + (self.valueReference is not _U) + (self.valueString is not _U) > 1:
@@ -7902,8 +8390,8 @@ class ExplanationOfBenefitSupportingInfo(_p.Complex, kw_only=True):
 
 
 class ExplanationOfBenefitTotal(_p.Complex, kw_only=True):
-    amount: _T156
-    category: _T36
+    amount: _T149
+    category: _T34
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
@@ -7940,74 +8428,95 @@ class Extension(_p.Complex, kw_only=True):
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     url: _T10
     url_ext: _T3 = _ms.field(default=_U, name="_url")
-    valueAddress: _T138 = _U
-    valueAge: _T28 = _U
-    valueAnnotation: _T255 = _U
-    valueAttachment: _T37 = _U
-    valueBase64Binary: _T53 = _U
+    valueAddress: _T131 = _U
+    valueAge: _T26 = _U
+    valueAnnotation: _T247 = _U
+    valueAttachment: _T35 = _U
+    valueBase64Binary: _T2 = _U
     valueBoolean: _T16 = _U
     valueCanonical: _T2 = _U
     valueCode: _T2 = _U
     valueCodeableConcept: _T13 = _U
-    valueCodeableReference: _T165 = _U
-    valueCoding: _T60 = _U
-    valueContactDetail: _T256 = _U
-    valueContactPoint: _T257 = _U
-    valueContributor: _T258 = _U
-    valueCount: _T259 = _U
-    valueDataRequirement: _T260 = _U
-    valueDate: _T17 = _U
-    valueDateTime: _T20 = _U
-    valueDecimal: _T45 = _U
-    valueDistance: _T261 = _U
-    valueDosage: _T262 = _U
-    valueDuration: _T29 = _U
-    valueExpression: _T263 = _U
-    valueHumanName: _T123 = _U
+    valueCodeableReference: _T158 = _U
+    valueCoding: _T55 = _U
+    valueContactDetail: _T248 = _U
+    valueContactPoint: _T249 = _U
+    valueContributor: _T250 = _U
+    valueCount: _T251 = _U
+    valueDataRequirement: _T252 = _U
+    valueDate: _T2 = _U
+    valueDateTime: _T2 = _U
+    valueDecimal: _T43 = _U
+    valueDistance: _T253 = _U
+    valueDosage: _T254 = _U
+    valueDuration: _T27 = _U
+    valueExpression: _T255 = _U
+    valueHumanName: _T117 = _U
     valueId: _T2 = _U
-    valueIdentifier: _T42 = _U
-    valueInstant: _T49 = _U
-    valueInteger: _T67 = _U
+    valueIdentifier: _T40 = _U
+    valueInstant: _T2 = _U
+    valueInteger: _T62 = _U
     valueMarkdown: _T2 = _U
-    valueMoney: _T98 = _U
-    valueOid: _T264 = _U
-    valueParameterDefinition: _T265 = _U
+    valueMoney: _T92 = _U
+    valueOid: _T2 = _U
+    valueParameterDefinition: _T256 = _U
     valuePeriod: _T9 = _U
     valuePositiveInt: _T15 = _U
-    valueQuantity: _T26 = _U
-    valueRange: _T30 = _U
-    valueRatio: _T38 = _U
-    valueRatioRange: _T266 = _U
+    valueQuantity: _T24 = _U
+    valueRange: _T28 = _U
+    valueRatio: _T36 = _U
+    valueRatioRange: _T257 = _U
     valueReference: _T8 = _U
-    valueRelatedArtifact: _T267 = _U
-    valueSampledData: _T268 = _U
-    valueSignature: _T72 = _U
+    valueRelatedArtifact: _T258 = _U
+    valueSampledData: _T259 = _U
+    valueSignature: _T67 = _U
     valueString: _T2 = _U
-    valueTime: _T212 = _U
-    valueTiming: _T31 = _U
-    valueTriggerDefinition: _T269 = _U
-    valueUnsignedInt: _T51 = _U
+    valueTime: _T2 = _U
+    valueTiming: _T29 = _U
+    valueTriggerDefinition: _T260 = _U
+    valueUnsignedInt: _T48 = _U
     valueUri: _T2 = _U
     valueUrl: _T2 = _U
-    valueUsageContext: _T270 = _U
-    valueUuid: _T271 = _U
+    valueUsageContext: _T261 = _U
+    valueUuid: _T2 = _U
 
     def __post_init__(self) -> None:
         v = self.url
         if v is not _U and (' ' in v or not v.isprintable()):
             raise _p.FormatError("Extension.url")
+        v = self.valueBase64Binary
+        if v is not _U and (_p.base64(v) is None):
+            raise _p.FormatError("Extension.valueBase64Binary")
         v = self.valueCanonical
         if v is not _U and (' ' in v or not v.isprintable()):
             raise _p.FormatError("Extension.valueCanonical")
         v = self.valueCode
         if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
             raise _p.FormatError("Extension.valueCode")
+        v = self.valueDate
+        if v is not _U and (_p.date(v) is None):
+            raise _p.FormatError("Extension.valueDate")
+        v = self.valueDateTime
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("Extension.valueDateTime")
+        v = self.valueInstant
+        if v is not _U and (_p.instant(v) is None):
+            raise _p.FormatError("Extension.valueInstant")
+        v = self.valueOid
+        if v is not _U and (_p.oid(v) is None):
+            raise _p.FormatError("Extension.valueOid")
+        v = self.valueTime
+        if v is not _U and (_p.time(v) is None):
+            raise _p.FormatError("Extension.valueTime")
         v = self.valueUri
         if v is not _U and (' ' in v or not v.isprintable()):
             raise _p.FormatError("Extension.valueUri")
         v = self.valueUrl
         if v is not _U and (' ' in v or not v.isprintable()):
             raise _p.FormatError("Extension.valueUrl")
+        v = self.valueUuid
+        if v is not _U and (_p.uuid(v) is None):
+            raise _p.FormatError("Extension.valueUuid")
         t = _astuple(self)
         n = len(t) - t.count(_U) - 1 - ((self.extension is not _U) + (self.id is not _U) + (self.id_ext is not _U) + (self.url_ext is not _U))
         if n > 1:
@@ -8015,21 +8524,21 @@ class Extension(_p.Complex, kw_only=True):
 
 
 class FamilyMemberHistory(_p.Resource, tag="FamilyMemberHistory", kw_only=True):
-    ageAge: _T28 = _U
-    ageRange: _T30 = _U
+    ageAge: _T26 = _U
+    ageRange: _T28 = _U
     ageString: _T2 = _U
-    bornDate: _T17 = _U
+    bornDate: _T2 = _U
     bornPeriod: _T9 = _U
     bornString: _T2 = _U
-    condition: _T331 = _U
+    condition: _T321 = _U
     contained: _T0 = _U
     dataAbsentReason: _T13 = _U
-    date: _T20 = _U
+    date: _T2 = _U
     date_ext: _T3 = _ms.field(default=_U, name="_date")
-    deceasedAge: _T28 = _U
+    deceasedAge: _T26 = _U
     deceasedBoolean: _T16 = _U
-    deceasedDate: _T17 = _U
-    deceasedRange: _T30 = _U
+    deceasedDate: _T2 = _U
+    deceasedRange: _T28 = _U
     deceasedString: _T2 = _U
     estimatedAge: _T16 = _U
     estimatedAge_ext: _T3 = _ms.field(default=_U, name="_estimatedAge")
@@ -8039,27 +8548,36 @@ class FamilyMemberHistory(_p.Resource, tag="FamilyMemberHistory", kw_only=True):
     identifier: _T6 = _U
     implicitRules: _T2 = _U
     implicitRules_ext: _T3 = _ms.field(default=_U, name="_implicitRules")
-    instantiatesCanonical: _T23 = _U
-    instantiatesCanonical_ext: _T24 = _ms.field(default=_U, name="_instantiatesCanonical")
-    instantiatesUri: _T23 = _U
-    instantiatesUri_ext: _T24 = _ms.field(default=_U, name="_instantiatesUri")
+    instantiatesCanonical: _T21 = _U
+    instantiatesCanonical_ext: _T22 = _ms.field(default=_U, name="_instantiatesCanonical")
+    instantiatesUri: _T21 = _U
+    instantiatesUri_ext: _T22 = _ms.field(default=_U, name="_instantiatesUri")
     language: _T2 = _U
     language_ext: _T3 = _ms.field(default=_U, name="_language")
     meta: _T7 = _U
     modifierExtension: _T4 = _U
     name: _T2 = _U
     name_ext: _T3 = _ms.field(default=_U, name="_name")
-    note: _T46 = _U
+    note: _T44 = _U
     patient: _T14
-    reasonCode: _T19 = _U
+    reasonCode: _T18 = _U
     reasonReference: _T11 = _U
-    relationship: _T36
+    relationship: _T34
     sex: _T13 = _U
     status: _T10
     status_ext: _T3 = _ms.field(default=_U, name="_status")
     text: _T12 = _U
 
     def __post_init__(self) -> None:
+        v = self.bornDate
+        if v is not _U and (_p.date(v) is None):
+            raise _p.FormatError("FamilyMemberHistory.bornDate")
+        v = self.date
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("FamilyMemberHistory.date")
+        v = self.deceasedDate
+        if v is not _U and (_p.date(v) is None):
+            raise _p.FormatError("FamilyMemberHistory.deceasedDate")
         v = self.id
         if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
             raise _p.FormatError("FamilyMemberHistory.id")
@@ -8089,17 +8607,17 @@ class FamilyMemberHistory(_p.Resource, tag="FamilyMemberHistory", kw_only=True):
 
 
 class FamilyMemberHistoryCondition(_p.Complex, kw_only=True):
-    code: _T36
+    code: _T34
     contributedToDeath: _T16 = _U
     contributedToDeath_ext: _T3 = _ms.field(default=_U, name="_contributedToDeath")
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     modifierExtension: _T4 = _U
-    note: _T46 = _U
-    onsetAge: _T28 = _U
+    note: _T44 = _U
+    onsetAge: _T26 = _U
     onsetPeriod: _T9 = _U
-    onsetRange: _T30 = _U
+    onsetRange: _T28 = _U
     onsetString: _T2 = _U
     outcome: _T13 = _U
 
@@ -8110,8 +8628,8 @@ class FamilyMemberHistoryCondition(_p.Complex, kw_only=True):
 
 class Flag(_p.Resource, tag="Flag", kw_only=True):
     author: _T8 = _U
-    category: _T19 = _U
-    code: _T36
+    category: _T18 = _U
+    code: _T34
     contained: _T0 = _U
     encounter: _T8 = _U
     extension: _T4 = _U
@@ -8148,9 +8666,9 @@ class Flag(_p.Resource, tag="Flag", kw_only=True):
 class Goal(_p.Resource, tag="Goal", kw_only=True):
     achievementStatus: _T13 = _U
     addresses: _T11 = _U
-    category: _T19 = _U
+    category: _T18 = _U
     contained: _T0 = _U
-    description: _T36
+    description: _T34
     expressedBy: _T8 = _U
     extension: _T4 = _U
     id: _T2 = _U
@@ -8164,18 +8682,18 @@ class Goal(_p.Resource, tag="Goal", kw_only=True):
     lifecycleStatus_ext: _T3 = _ms.field(default=_U, name="_lifecycleStatus")
     meta: _T7 = _U
     modifierExtension: _T4 = _U
-    note: _T46 = _U
-    outcomeCode: _T19 = _U
+    note: _T44 = _U
+    outcomeCode: _T18 = _U
     outcomeReference: _T11 = _U
     priority: _T13 = _U
     startCodeableConcept: _T13 = _U
-    startDate: _T17 = _U
-    statusDate: _T17 = _U
+    startDate: _T2 = _U
+    statusDate: _T2 = _U
     statusDate_ext: _T3 = _ms.field(default=_U, name="_statusDate")
     statusReason: _T2 = _U
     statusReason_ext: _T3 = _ms.field(default=_U, name="_statusReason")
     subject: _T14
-    target: _T332 = _U
+    target: _T322 = _U
     text: _T12 = _U
 
     def __post_init__(self) -> None:
@@ -8191,6 +8709,12 @@ class Goal(_p.Resource, tag="Goal", kw_only=True):
         v = self.lifecycleStatus
         if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
             raise _p.FormatError("Goal.lifecycleStatus")
+        v = self.startDate
+        if v is not _U and (_p.date(v) is None):
+            raise _p.FormatError("Goal.startDate")
+        v = self.statusDate
+        if v is not _U and (_p.date(v) is None):
+            raise _p.FormatError("Goal.statusDate")
         if (self.startCodeableConcept is not _U) + (self.startDate is not _U) > 1:
             raise _p.ChoiceError("Goal.start[x]: at most one")
 
@@ -8198,13 +8722,13 @@ class Goal(_p.Resource, tag="Goal", kw_only=True):
 class GoalTarget(_p.Complex, kw_only=True):
     detailBoolean: _T16 = _U
     detailCodeableConcept: _T13 = _U
-    detailInteger: _T67 = _U
-    detailQuantity: _T26 = _U
-    detailRange: _T30 = _U
-    detailRatio: _T38 = _U
+    detailInteger: _T62 = _U
+    detailQuantity: _T24 = _U
+    detailRange: _T28 = _U
+    detailRatio: _T36 = _U
     detailString: _T2 = _U
-    dueDate: _T17 = _U
-    dueDuration: _T29 = _U
+    dueDate: _T2 = _U
+    dueDuration: _T27 = _U
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
@@ -8212,6 +8736,9 @@ class GoalTarget(_p.Complex, kw_only=True):
     modifierExtension: _T4 = _U
 
     def __post_init__(self) -> None:
+        v = self.dueDate
+        if v is not _U and (_p.date(v) is None):
+            raise _p.FormatError("GoalTarget.dueDate")
         if (self.detailBoolean is not _U) + (self.detailCodeableConcept is not _U) + (self.detailInteger is not _U) + (self.detailQuantity is not _U) + (self.detailRange is not _U) + (self.detailRatio is not _U) + (self.detailString is not _U) > 1:
             raise _p.ChoiceError("GoalTarget.detail[x]: at most one")
         if (self.dueDate is not _U) + (self.dueDuration is not _U) > 1:
@@ -8219,9 +8746,9 @@ class GoalTarget(_p.Complex, kw_only=True):
 
 
 class GraphDefinition(_p.Resource, tag="GraphDefinition", kw_only=True):
-    contact: _T18 = _U
+    contact: _T17 = _U
     contained: _T0 = _U
-    date: _T20 = _U
+    date: _T2 = _U
     date_ext: _T3 = _ms.field(default=_U, name="_date")
     description: _T2 = _U
     description_ext: _T3 = _ms.field(default=_U, name="_description")
@@ -8232,10 +8759,10 @@ class GraphDefinition(_p.Resource, tag="GraphDefinition", kw_only=True):
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     implicitRules: _T2 = _U
     implicitRules_ext: _T3 = _ms.field(default=_U, name="_implicitRules")
-    jurisdiction: _T19 = _U
+    jurisdiction: _T18 = _U
     language: _T2 = _U
     language_ext: _T3 = _ms.field(default=_U, name="_language")
-    link: _T333 = _U
+    link: _T323 = _U
     meta: _T7 = _U
     modifierExtension: _T4 = _U
     name: _T10
@@ -8253,11 +8780,14 @@ class GraphDefinition(_p.Resource, tag="GraphDefinition", kw_only=True):
     text: _T12 = _U
     url: _T2 = _U
     url_ext: _T3 = _ms.field(default=_U, name="_url")
-    useContext: _T32 = _U
+    useContext: _T30 = _U
     version: _T2 = _U
     version_ext: _T3 = _ms.field(default=_U, name="_version")
 
     def __post_init__(self) -> None:
+        v = self.date
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("GraphDefinition.date")
         v = self.id
         if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
             raise _p.FormatError("GraphDefinition.id")
@@ -8289,22 +8819,22 @@ class GraphDefinitionLink(_p.Complex, kw_only=True):
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     max: _T2 = _U
     max_ext: _T3 = _ms.field(default=_U, name="_max")
-    min: _T67 = _U
+    min: _T62 = _U
     min_ext: _T3 = _ms.field(default=_U, name="_min")
     modifierExtension: _T4 = _U
     path: _T2 = _U
     path_ext: _T3 = _ms.field(default=_U, name="_path")
     sliceName: _T2 = _U
     sliceName_ext: _T3 = _ms.field(default=_U, name="_sliceName")
-    target: _T334 = _U
+    target: _T324 = _U
 
 
 class GraphDefinitionLinkTarget(_p.Complex, kw_only=True):
-    compartment: _T335 = _U
+    compartment: _T325 = _U
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
-    link: _T333 = _U
+    link: _T323 = _U
     modifierExtension: _T4 = _U
     params: _T2 = _U
     params_ext: _T3 = _ms.field(default=_U, name="_params")
@@ -8353,9 +8883,9 @@ class GraphDefinitionLinkTargetCompartment(_p.Complex, kw_only=True):
 class Group(_p.Resource, tag="Group", kw_only=True):
     active: _T16 = _U
     active_ext: _T3 = _ms.field(default=_U, name="_active")
-    actual: _T62
+    actual: _T57
     actual_ext: _T3 = _ms.field(default=_U, name="_actual")
-    characteristic: _T336 = _U
+    characteristic: _T326 = _U
     code: _T13 = _U
     contained: _T0 = _U
     extension: _T4 = _U
@@ -8367,12 +8897,12 @@ class Group(_p.Resource, tag="Group", kw_only=True):
     language: _T2 = _U
     language_ext: _T3 = _ms.field(default=_U, name="_language")
     managingEntity: _T8 = _U
-    member: _T337 = _U
+    member: _T327 = _U
     meta: _T7 = _U
     modifierExtension: _T4 = _U
     name: _T2 = _U
     name_ext: _T3 = _ms.field(default=_U, name="_name")
-    quantity: _T51 = _U
+    quantity: _T48 = _U
     quantity_ext: _T3 = _ms.field(default=_U, name="_quantity")
     text: _T12 = _U
     type: _T10
@@ -8394,8 +8924,8 @@ class Group(_p.Resource, tag="Group", kw_only=True):
 
 
 class GroupCharacteristic(_p.Complex, kw_only=True):
-    code: _T36
-    exclude: _T62
+    code: _T34
+    exclude: _T57
     exclude_ext: _T3 = _ms.field(default=_U, name="_exclude")
     extension: _T4 = _U
     id: _T2 = _U
@@ -8404,8 +8934,8 @@ class GroupCharacteristic(_p.Complex, kw_only=True):
     period: _T9 = _U
     valueBoolean: _T16 = _U
     valueCodeableConcept: _T13 = _U
-    valueQuantity: _T26 = _U
-    valueRange: _T30 = _U
+    valueQuantity: _T24 = _U
+    valueRange: _T28 = _U
     valueReference: _T8 = _U
 
     def __post_init__(self) -> None:
@@ -8426,7 +8956,7 @@ class GroupMember(_p.Complex, kw_only=True):
 
 class GuidanceResponse(_p.Resource, tag="GuidanceResponse", kw_only=True):
     contained: _T0 = _U
-    dataRequirement: _T338 = _U
+    dataRequirement: _T328 = _U
     encounter: _T8 = _U
     evaluationMessage: _T11 = _U
     extension: _T4 = _U
@@ -8442,14 +8972,14 @@ class GuidanceResponse(_p.Resource, tag="GuidanceResponse", kw_only=True):
     moduleCanonical: _T2 = _U
     moduleCodeableConcept: _T13 = _U
     moduleUri: _T2 = _U
-    note: _T46 = _U
-    occurrenceDateTime: _T20 = _U
+    note: _T44 = _U
+    occurrenceDateTime: _T2 = _U
     occurrenceDateTime_ext: _T3 = _ms.field(default=_U, name="_occurrenceDateTime")
     outputParameters: _T8 = _U
     performer: _T8 = _U
-    reasonCode: _T19 = _U
+    reasonCode: _T18 = _U
     reasonReference: _T11 = _U
-    requestIdentifier: _T42 = _U
+    requestIdentifier: _T40 = _U
     result: _T8 = _U
     status: _T10
     status_ext: _T3 = _ms.field(default=_U, name="_status")
@@ -8472,6 +9002,9 @@ class GuidanceResponse(_p.Resource, tag="GuidanceResponse", kw_only=True):
         v = self.moduleUri
         if v is not _U and (' ' in v or not v.isprintable()):
             raise _p.FormatError("GuidanceResponse.moduleUri")
+        v = self.occurrenceDateTime
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("GuidanceResponse.occurrenceDateTime")
         v = self.status
         if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
             raise _p.FormatError("GuidanceResponse.status")
@@ -8486,15 +9019,15 @@ class HealthcareService(_p.Resource, tag="HealthcareService", kw_only=True):
     appointmentRequired_ext: _T3 = _ms.field(default=_U, name="_appointmentRequired")
     availabilityExceptions: _T2 = _U
     availabilityExceptions_ext: _T3 = _ms.field(default=_U, name="_availabilityExceptions")
-    availableTime: _T339 = _U
-    category: _T19 = _U
-    characteristic: _T19 = _U
+    availableTime: _T329 = _U
+    category: _T18 = _U
+    characteristic: _T18 = _U
     comment: _T2 = _U
     comment_ext: _T3 = _ms.field(default=_U, name="_comment")
-    communication: _T19 = _U
+    communication: _T18 = _U
     contained: _T0 = _U
     coverageArea: _T11 = _U
-    eligibility: _T340 = _U
+    eligibility: _T330 = _U
     endpoint: _T11 = _U
     extension: _T4 = _U
     extraDetails: _T2 = _U
@@ -8511,16 +9044,16 @@ class HealthcareService(_p.Resource, tag="HealthcareService", kw_only=True):
     modifierExtension: _T4 = _U
     name: _T2 = _U
     name_ext: _T3 = _ms.field(default=_U, name="_name")
-    notAvailable: _T341 = _U
-    photo: _T37 = _U
-    program: _T19 = _U
+    notAvailable: _T331 = _U
+    photo: _T35 = _U
+    program: _T18 = _U
     providedBy: _T8 = _U
-    referralMethod: _T19 = _U
-    serviceProvisionCode: _T19 = _U
-    specialty: _T19 = _U
-    telecom: _T95 = _U
+    referralMethod: _T18 = _U
+    serviceProvisionCode: _T18 = _U
+    specialty: _T18 = _U
+    telecom: _T89 = _U
     text: _T12 = _U
-    type: _T19 = _U
+    type: _T18 = _U
 
     def __post_init__(self) -> None:
         v = self.id
@@ -8537,18 +9070,24 @@ class HealthcareService(_p.Resource, tag="HealthcareService", kw_only=True):
 class HealthcareServiceAvailableTime(_p.Complex, kw_only=True):
     allDay: _T16 = _U
     allDay_ext: _T3 = _ms.field(default=_U, name="_allDay")
-    availableEndTime: _T212 = _U
+    availableEndTime: _T2 = _U
     availableEndTime_ext: _T3 = _ms.field(default=_U, name="_availableEndTime")
-    availableStartTime: _T212 = _U
+    availableStartTime: _T2 = _U
     availableStartTime_ext: _T3 = _ms.field(default=_U, name="_availableStartTime")
-    daysOfWeek: _T23 = _U
-    daysOfWeek_ext: _T24 = _ms.field(default=_U, name="_daysOfWeek")
+    daysOfWeek: _T21 = _U
+    daysOfWeek_ext: _T22 = _ms.field(default=_U, name="_daysOfWeek")
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     modifierExtension: _T4 = _U
 
     def __post_init__(self) -> None:
+        v = self.availableEndTime
+        if v is not _U and (_p.time(v) is None):
+            raise _p.FormatError("HealthcareServiceAvailableTime.availableEndTime")
+        v = self.availableStartTime
+        if v is not _U and (_p.time(v) is None):
+            raise _p.FormatError("HealthcareServiceAvailableTime.availableStartTime")
         if self.daysOfWeek is not _U:
             for v in self.daysOfWeek:
                 if v is not None and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
@@ -8579,15 +9118,15 @@ class HumanName(_p.Complex, kw_only=True):
     extension: _T4 = _U
     family: _T2 = _U
     family_ext: _T3 = _ms.field(default=_U, name="_family")
-    given: _T23 = _U
-    given_ext: _T24 = _ms.field(default=_U, name="_given")
+    given: _T21 = _U
+    given_ext: _T22 = _ms.field(default=_U, name="_given")
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     period: _T9 = _U
-    prefix: _T23 = _U
-    prefix_ext: _T24 = _ms.field(default=_U, name="_prefix")
-    suffix: _T23 = _U
-    suffix_ext: _T24 = _ms.field(default=_U, name="_suffix")
+    prefix: _T21 = _U
+    prefix_ext: _T22 = _ms.field(default=_U, name="_prefix")
+    suffix: _T21 = _U
+    suffix_ext: _T22 = _ms.field(default=_U, name="_suffix")
     text: _T2 = _U
     text_ext: _T3 = _ms.field(default=_U, name="_text")
     use: _T2 = _U
@@ -8640,20 +9179,20 @@ class ImagingStudy(_p.Resource, tag="ImagingStudy", kw_only=True):
     language_ext: _T3 = _ms.field(default=_U, name="_language")
     location: _T8 = _U
     meta: _T7 = _U
-    modality: _T58 = _U
+    modality: _T53 = _U
     modifierExtension: _T4 = _U
-    note: _T46 = _U
-    numberOfInstances: _T51 = _U
+    note: _T44 = _U
+    numberOfInstances: _T48 = _U
     numberOfInstances_ext: _T3 = _ms.field(default=_U, name="_numberOfInstances")
-    numberOfSeries: _T51 = _U
+    numberOfSeries: _T48 = _U
     numberOfSeries_ext: _T3 = _ms.field(default=_U, name="_numberOfSeries")
-    procedureCode: _T19 = _U
+    procedureCode: _T18 = _U
     procedureReference: _T8 = _U
-    reasonCode: _T19 = _U
+    reasonCode: _T18 = _U
     reasonReference: _T11 = _U
     referrer: _T8 = _U
-    series: _T342 = _U
-    started: _T20 = _U
+    series: _T332 = _U
+    started: _T2 = _U
     started_ext: _T3 = _ms.field(default=_U, name="_started")
     status: _T10
     status_ext: _T3 = _ms.field(default=_U, name="_status")
@@ -8670,33 +9209,41 @@ class ImagingStudy(_p.Resource, tag="ImagingStudy", kw_only=True):
         v = self.language
         if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
             raise _p.FormatError("ImagingStudy.language")
+        v = self.started
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("ImagingStudy.started")
         v = self.status
         if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
             raise _p.FormatError("ImagingStudy.status")
 
 
 class ImagingStudySeries(_p.Complex, kw_only=True):
-    bodySite: _T60 = _U
+    bodySite: _T55 = _U
     description: _T2 = _U
     description_ext: _T3 = _ms.field(default=_U, name="_description")
     endpoint: _T11 = _U
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
-    instance: _T343 = _U
-    laterality: _T60 = _U
-    modality: _T59
+    instance: _T333 = _U
+    laterality: _T55 = _U
+    modality: _T54
     modifierExtension: _T4 = _U
-    number: _T51 = _U
+    number: _T48 = _U
     number_ext: _T3 = _ms.field(default=_U, name="_number")
-    numberOfInstances: _T51 = _U
+    numberOfInstances: _T48 = _U
     numberOfInstances_ext: _T3 = _ms.field(default=_U, name="_numberOfInstances")
-    performer: _T344 = _U
+    performer: _T334 = _U
     specimen: _T11 = _U
-    started: _T20 = _U
+    started: _T2 = _U
     started_ext: _T3 = _ms.field(default=_U, name="_started")
     uid: _T10
     uid_ext: _T3 = _ms.field(default=_U, name="_uid")
+
+    def __post_init__(self) -> None:
+        v = self.started
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("ImagingStudySeries.started")
 
 
 class ImagingStudySeriesInstance(_p.Complex, kw_only=True):
@@ -8704,9 +9251,9 @@ class ImagingStudySeriesInstance(_p.Complex, kw_only=True):
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     modifierExtension: _T4 = _U
-    number: _T51 = _U
+    number: _T48 = _U
     number_ext: _T3 = _ms.field(default=_U, name="_number")
-    sopClass: _T59
+    sopClass: _T54
     title: _T2 = _U
     title_ext: _T3 = _ms.field(default=_U, name="_title")
     uid: _T10
@@ -8724,10 +9271,10 @@ class ImagingStudySeriesPerformer(_p.Complex, kw_only=True):
 
 class Immunization(_p.Resource, tag="Immunization", kw_only=True):
     contained: _T0 = _U
-    doseQuantity: _T26 = _U
-    education: _T345 = _U
+    doseQuantity: _T24 = _U
+    education: _T335 = _U
     encounter: _T8 = _U
-    expirationDate: _T17 = _U
+    expirationDate: _T2 = _U
     expirationDate_ext: _T3 = _ms.field(default=_U, name="_expirationDate")
     extension: _T4 = _U
     fundingSource: _T13 = _U
@@ -8746,19 +9293,19 @@ class Immunization(_p.Resource, tag="Immunization", kw_only=True):
     manufacturer: _T8 = _U
     meta: _T7 = _U
     modifierExtension: _T4 = _U
-    note: _T46 = _U
-    occurrenceDateTime: _T20 = _U
+    note: _T44 = _U
+    occurrenceDateTime: _T2 = _U
     occurrenceString: _T2 = _U
     patient: _T14
-    performer: _T346 = _U
+    performer: _T336 = _U
     primarySource: _T16 = _U
     primarySource_ext: _T3 = _ms.field(default=_U, name="_primarySource")
-    programEligibility: _T19 = _U
-    protocolApplied: _T347 = _U
-    reaction: _T348 = _U
-    reasonCode: _T19 = _U
+    programEligibility: _T18 = _U
+    protocolApplied: _T337 = _U
+    reaction: _T338 = _U
+    reasonCode: _T18 = _U
     reasonReference: _T11 = _U
-    recorded: _T20 = _U
+    recorded: _T2 = _U
     recorded_ext: _T3 = _ms.field(default=_U, name="_recorded")
     reportOrigin: _T13 = _U
     route: _T13 = _U
@@ -8766,11 +9313,14 @@ class Immunization(_p.Resource, tag="Immunization", kw_only=True):
     status: _T10
     status_ext: _T3 = _ms.field(default=_U, name="_status")
     statusReason: _T13 = _U
-    subpotentReason: _T19 = _U
+    subpotentReason: _T18 = _U
     text: _T12 = _U
-    vaccineCode: _T36
+    vaccineCode: _T34
 
     def __post_init__(self) -> None:
+        v = self.expirationDate
+        if v is not _U and (_p.date(v) is None):
+            raise _p.FormatError("Immunization.expirationDate")
         v = self.id
         if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
             raise _p.FormatError("Immunization.id")
@@ -8780,6 +9330,12 @@ class Immunization(_p.Resource, tag="Immunization", kw_only=True):
         v = self.language
         if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
             raise _p.FormatError("Immunization.language")
+        v = self.occurrenceDateTime
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("Immunization.occurrenceDateTime")
+        v = self.recorded
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("Immunization.recorded")
         v = self.status
         if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
             raise _p.FormatError("Immunization.status")
@@ -8794,14 +9350,20 @@ class ImmunizationEducation(_p.Complex, kw_only=True):
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     modifierExtension: _T4 = _U
-    presentationDate: _T20 = _U
+    presentationDate: _T2 = _U
     presentationDate_ext: _T3 = _ms.field(default=_U, name="_presentationDate")
-    publicationDate: _T20 = _U
+    publicationDate: _T2 = _U
     publicationDate_ext: _T3 = _ms.field(default=_U, name="_publicationDate")
     reference: _T2 = _U
     reference_ext: _T3 = _ms.field(default=_U, name="_reference")
 
     def __post_init__(self) -> None:
+        v = self.presentationDate
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("ImmunizationEducation.presentationDate")
+        v = self.publicationDate
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("ImmunizationEducation.publicationDate")
         v = self.reference
         if v is not _U and (' ' in v or not v.isprintable()):
             raise _p.FormatError("ImmunizationEducation.reference")
@@ -8810,14 +9372,14 @@ class ImmunizationEducation(_p.Complex, kw_only=True):
 class ImmunizationEvaluation(_p.Resource, tag="ImmunizationEvaluation", kw_only=True):
     authority: _T8 = _U
     contained: _T0 = _U
-    date: _T20 = _U
+    date: _T2 = _U
     date_ext: _T3 = _ms.field(default=_U, name="_date")
     description: _T2 = _U
     description_ext: _T3 = _ms.field(default=_U, name="_description")
     doseNumberPositiveInt: _T15 = _U
     doseNumberString: _T2 = _U
-    doseStatus: _T36
-    doseStatusReason: _T19 = _U
+    doseStatus: _T34
+    doseStatusReason: _T18 = _U
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
@@ -8836,10 +9398,13 @@ class ImmunizationEvaluation(_p.Resource, tag="ImmunizationEvaluation", kw_only=
     seriesDosesString: _T2 = _U
     status: _T10
     status_ext: _T3 = _ms.field(default=_U, name="_status")
-    targetDisease: _T36
+    targetDisease: _T34
     text: _T12 = _U
 
     def __post_init__(self) -> None:
+        v = self.date
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("ImmunizationEvaluation.date")
         v = self.id
         if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
             raise _p.FormatError("ImmunizationEvaluation.id")
@@ -8879,7 +9444,7 @@ class ImmunizationProtocolApplied(_p.Complex, kw_only=True):
     series_ext: _T3 = _ms.field(default=_U, name="_series")
     seriesDosesPositiveInt: _T15 = _U
     seriesDosesString: _T2 = _U
-    targetDisease: _T19 = _U
+    targetDisease: _T18 = _U
 
     def __post_init__(self) -> None:
         if (self.doseNumberPositiveInt is not _U) + (self.doseNumberString is not _U) != 1:
@@ -8889,7 +9454,7 @@ class ImmunizationProtocolApplied(_p.Complex, kw_only=True):
 
 
 class ImmunizationReaction(_p.Complex, kw_only=True):
-    date: _T20 = _U
+    date: _T2 = _U
     date_ext: _T3 = _ms.field(default=_U, name="_date")
     detail: _T8 = _U
     extension: _T4 = _U
@@ -8899,11 +9464,16 @@ class ImmunizationReaction(_p.Complex, kw_only=True):
     reported: _T16 = _U
     reported_ext: _T3 = _ms.field(default=_U, name="_reported")
 
+    def __post_init__(self) -> None:
+        v = self.date
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("ImmunizationReaction.date")
+
 
 class ImmunizationRecommendation(_p.Resource, tag="ImmunizationRecommendation", kw_only=True):
     authority: _T8 = _U
     contained: _T0 = _U
-    date: _T77
+    date: _T10
     date_ext: _T3 = _ms.field(default=_U, name="_date")
     extension: _T4 = _U
     id: _T2 = _U
@@ -8916,10 +9486,13 @@ class ImmunizationRecommendation(_p.Resource, tag="ImmunizationRecommendation", 
     meta: _T7 = _U
     modifierExtension: _T4 = _U
     patient: _T14
-    recommendation: _T349
+    recommendation: _T339
     text: _T12 = _U
 
     def __post_init__(self) -> None:
+        v = self.date
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("ImmunizationRecommendation.date")
         v = self.id
         if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
             raise _p.FormatError("ImmunizationRecommendation.id")
@@ -8932,15 +9505,15 @@ class ImmunizationRecommendation(_p.Resource, tag="ImmunizationRecommendation", 
 
 
 class ImmunizationRecommendationRecommendation(_p.Complex, kw_only=True):
-    contraindicatedVaccineCode: _T19 = _U
-    dateCriterion: _T350 = _U
+    contraindicatedVaccineCode: _T18 = _U
+    dateCriterion: _T340 = _U
     description: _T2 = _U
     description_ext: _T3 = _ms.field(default=_U, name="_description")
     doseNumberPositiveInt: _T15 = _U
     doseNumberString: _T2 = _U
     extension: _T4 = _U
-    forecastReason: _T19 = _U
-    forecastStatus: _T36
+    forecastReason: _T18 = _U
+    forecastStatus: _T34
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     modifierExtension: _T4 = _U
@@ -8951,7 +9524,7 @@ class ImmunizationRecommendationRecommendation(_p.Complex, kw_only=True):
     supportingImmunization: _T11 = _U
     supportingPatientInformation: _T11 = _U
     targetDisease: _T13 = _U
-    vaccineCode: _T19 = _U
+    vaccineCode: _T18 = _U
 
     def __post_init__(self) -> None:
         if (self.doseNumberPositiveInt is not _U) + (self.doseNumberString is not _U) > 1:
@@ -8961,42 +9534,47 @@ class ImmunizationRecommendationRecommendation(_p.Complex, kw_only=True):
 
 
 class ImmunizationRecommendationRecommendationDateCriterion(_p.Complex, kw_only=True):
-    code: _T36
+    code: _T34
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     modifierExtension: _T4 = _U
-    value: _T77
+    value: _T10
     value_ext: _T3 = _ms.field(default=_U, name="_value")
+
+    def __post_init__(self) -> None:
+        v = self.value
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("ImmunizationRecommendationRecommendationDateCriterion.value")
 
 
 class ImplementationGuide(_p.Resource, tag="ImplementationGuide", kw_only=True):
-    contact: _T18 = _U
+    contact: _T17 = _U
     contained: _T0 = _U
     copyright: _T2 = _U
     copyright_ext: _T3 = _ms.field(default=_U, name="_copyright")
-    date: _T20 = _U
+    date: _T2 = _U
     date_ext: _T3 = _ms.field(default=_U, name="_date")
-    definition: _T351 = _U
-    dependsOn: _T352 = _U
+    definition: _T341 = _U
+    dependsOn: _T342 = _U
     description: _T2 = _U
     description_ext: _T3 = _ms.field(default=_U, name="_description")
     experimental: _T16 = _U
     experimental_ext: _T3 = _ms.field(default=_U, name="_experimental")
     extension: _T4 = _U
-    fhirVersion: _T79
-    fhirVersion_ext: _T24 = _ms.field(default=_U, name="_fhirVersion")
-    global_: _T353 = _ms.field(default=_U, name="global")
+    fhirVersion: _T73
+    fhirVersion_ext: _T22 = _ms.field(default=_U, name="_fhirVersion")
+    global_: _T343 = _ms.field(default=_U, name="global")
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     implicitRules: _T2 = _U
     implicitRules_ext: _T3 = _ms.field(default=_U, name="_implicitRules")
-    jurisdiction: _T19 = _U
+    jurisdiction: _T18 = _U
     language: _T2 = _U
     language_ext: _T3 = _ms.field(default=_U, name="_language")
     license: _T2 = _U
     license_ext: _T3 = _ms.field(default=_U, name="_license")
-    manifest: _T354 = _U
+    manifest: _T344 = _U
     meta: _T7 = _U
     modifierExtension: _T4 = _U
     name: _T10
@@ -9012,11 +9590,14 @@ class ImplementationGuide(_p.Resource, tag="ImplementationGuide", kw_only=True):
     title_ext: _T3 = _ms.field(default=_U, name="_title")
     url: _T10
     url_ext: _T3 = _ms.field(default=_U, name="_url")
-    useContext: _T32 = _U
+    useContext: _T30 = _U
     version: _T2 = _U
     version_ext: _T3 = _ms.field(default=_U, name="_version")
 
     def __post_init__(self) -> None:
+        v = self.date
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("ImplementationGuide.date")
         if self.fhirVersion is not _U:
             for v in self.fhirVersion:
                 if v is not None and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
@@ -9046,14 +9627,14 @@ class ImplementationGuide(_p.Resource, tag="ImplementationGuide", kw_only=True):
 
 class ImplementationGuideDefinition(_p.Complex, kw_only=True):
     extension: _T4 = _U
-    grouping: _T355 = _U
+    grouping: _T345 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     modifierExtension: _T4 = _U
-    page: _T356 = _U
-    parameter: _T357 = _U
-    resource: _T358
-    template: _T359 = _U
+    page: _T346 = _U
+    parameter: _T347 = _U
+    resource: _T348
+    template: _T349 = _U
 
 
 class ImplementationGuideDefinitionGrouping(_p.Complex, kw_only=True):
@@ -9076,7 +9657,7 @@ class ImplementationGuideDefinitionPage(_p.Complex, kw_only=True):
     modifierExtension: _T4 = _U
     nameReference: _T8 = _U
     nameUrl: _T2 = _U
-    page: _T360 = _U
+    page: _T350 = _U
     title: _T10
     title_ext: _T3 = _ms.field(default=_U, name="_title")
 
@@ -9113,8 +9694,8 @@ class ImplementationGuideDefinitionResource(_p.Complex, kw_only=True):
     exampleBoolean: _T16 = _U
     exampleCanonical: _T2 = _U
     extension: _T4 = _U
-    fhirVersion: _T23 = _U
-    fhirVersion_ext: _T24 = _ms.field(default=_U, name="_fhirVersion")
+    fhirVersion: _T21 = _U
+    fhirVersion_ext: _T22 = _ms.field(default=_U, name="_fhirVersion")
     groupingId: _T2 = _U
     groupingId_ext: _T3 = _ms.field(default=_U, name="_groupingId")
     id: _T2 = _U
@@ -9195,15 +9776,15 @@ class ImplementationGuideManifest(_p.Complex, kw_only=True):
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
-    image: _T23 = _U
-    image_ext: _T24 = _ms.field(default=_U, name="_image")
+    image: _T21 = _U
+    image_ext: _T22 = _ms.field(default=_U, name="_image")
     modifierExtension: _T4 = _U
-    other: _T23 = _U
-    other_ext: _T24 = _ms.field(default=_U, name="_other")
-    page: _T361 = _U
+    other: _T21 = _U
+    other_ext: _T22 = _ms.field(default=_U, name="_other")
+    page: _T351 = _U
     rendering: _T2 = _U
     rendering_ext: _T3 = _ms.field(default=_U, name="_rendering")
-    resource: _T362
+    resource: _T352
 
     def __post_init__(self) -> None:
         v = self.rendering
@@ -9212,8 +9793,8 @@ class ImplementationGuideManifest(_p.Complex, kw_only=True):
 
 
 class ImplementationGuideManifestPage(_p.Complex, kw_only=True):
-    anchor: _T23 = _U
-    anchor_ext: _T24 = _ms.field(default=_U, name="_anchor")
+    anchor: _T21 = _U
+    anchor_ext: _T22 = _ms.field(default=_U, name="_anchor")
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
@@ -9252,21 +9833,21 @@ class Ingredient(_p.Resource, tag="Ingredient", kw_only=True):
     contained: _T0 = _U
     extension: _T4 = _U
     for_: _T11 = _ms.field(default=_U, name="for")
-    function: _T19 = _U
+    function: _T18 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
-    identifier: _T42 = _U
+    identifier: _T40 = _U
     implicitRules: _T2 = _U
     implicitRules_ext: _T3 = _ms.field(default=_U, name="_implicitRules")
     language: _T2 = _U
     language_ext: _T3 = _ms.field(default=_U, name="_language")
-    manufacturer: _T363 = _U
+    manufacturer: _T353 = _U
     meta: _T7 = _U
     modifierExtension: _T4 = _U
-    role: _T36
+    role: _T34
     status: _T10
     status_ext: _T3 = _ms.field(default=_U, name="_status")
-    substance: _T364
+    substance: _T354
     text: _T12 = _U
 
     def __post_init__(self) -> None:
@@ -9300,27 +9881,27 @@ class IngredientManufacturer(_p.Complex, kw_only=True):
 
 
 class IngredientSubstance(_p.Complex, kw_only=True):
-    code: _T167
+    code: _T160
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     modifierExtension: _T4 = _U
-    strength: _T365 = _U
+    strength: _T355 = _U
 
 
 class IngredientSubstanceStrength(_p.Complex, kw_only=True):
-    concentrationRatio: _T38 = _U
-    concentrationRatioRange: _T266 = _U
-    country: _T19 = _U
+    concentrationRatio: _T36 = _U
+    concentrationRatioRange: _T257 = _U
+    country: _T18 = _U
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     measurementPoint: _T2 = _U
     measurementPoint_ext: _T3 = _ms.field(default=_U, name="_measurementPoint")
     modifierExtension: _T4 = _U
-    presentationRatio: _T38 = _U
-    presentationRatioRange: _T266 = _U
-    referenceStrength: _T366 = _U
+    presentationRatio: _T36 = _U
+    presentationRatioRange: _T257 = _U
+    referenceStrength: _T356 = _U
     textConcentration: _T2 = _U
     textConcentration_ext: _T3 = _ms.field(default=_U, name="_textConcentration")
     textPresentation: _T2 = _U
@@ -9334,16 +9915,16 @@ class IngredientSubstanceStrength(_p.Complex, kw_only=True):
 
 
 class IngredientSubstanceStrengthReferenceStrength(_p.Complex, kw_only=True):
-    country: _T19 = _U
+    country: _T18 = _U
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     measurementPoint: _T2 = _U
     measurementPoint_ext: _T3 = _ms.field(default=_U, name="_measurementPoint")
     modifierExtension: _T4 = _U
-    strengthRatio: _T38 = _U
-    strengthRatioRange: _T266 = _U
-    substance: _T165 = _U
+    strengthRatio: _T36 = _U
+    strengthRatioRange: _T257 = _U
+    substance: _T158 = _U
 
     def __post_init__(self) -> None:
         if (self.strengthRatio is not _U) + (self.strengthRatioRange is not _U) != 1:
@@ -9352,11 +9933,11 @@ class IngredientSubstanceStrengthReferenceStrength(_p.Complex, kw_only=True):
 
 class InsurancePlan(_p.Resource, tag="InsurancePlan", kw_only=True):
     administeredBy: _T8 = _U
-    alias: _T23 = _U
-    alias_ext: _T24 = _ms.field(default=_U, name="_alias")
-    contact: _T367 = _U
+    alias: _T21 = _U
+    alias_ext: _T22 = _ms.field(default=_U, name="_alias")
+    contact: _T357 = _U
     contained: _T0 = _U
-    coverage: _T368 = _U
+    coverage: _T358 = _U
     coverageArea: _T11 = _U
     endpoint: _T11 = _U
     extension: _T4 = _U
@@ -9374,11 +9955,11 @@ class InsurancePlan(_p.Resource, tag="InsurancePlan", kw_only=True):
     network: _T11 = _U
     ownedBy: _T8 = _U
     period: _T9 = _U
-    plan: _T369 = _U
+    plan: _T359 = _U
     status: _T2 = _U
     status_ext: _T3 = _ms.field(default=_U, name="_status")
     text: _T12 = _U
-    type: _T19 = _U
+    type: _T18 = _U
 
     def __post_init__(self) -> None:
         v = self.id
@@ -9396,35 +9977,35 @@ class InsurancePlan(_p.Resource, tag="InsurancePlan", kw_only=True):
 
 
 class InsurancePlanContact(_p.Complex, kw_only=True):
-    address: _T138 = _U
+    address: _T131 = _U
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     modifierExtension: _T4 = _U
-    name: _T123 = _U
+    name: _T117 = _U
     purpose: _T13 = _U
-    telecom: _T95 = _U
+    telecom: _T89 = _U
 
 
 class InsurancePlanCoverage(_p.Complex, kw_only=True):
-    benefit: _T370
+    benefit: _T360
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     modifierExtension: _T4 = _U
     network: _T11 = _U
-    type: _T36
+    type: _T34
 
 
 class InsurancePlanCoverageBenefit(_p.Complex, kw_only=True):
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
-    limit: _T371 = _U
+    limit: _T361 = _U
     modifierExtension: _T4 = _U
     requirement: _T2 = _U
     requirement_ext: _T3 = _ms.field(default=_U, name="_requirement")
-    type: _T36
+    type: _T34
 
 
 class InsurancePlanCoverageBenefitLimit(_p.Complex, kw_only=True):
@@ -9433,26 +10014,26 @@ class InsurancePlanCoverageBenefitLimit(_p.Complex, kw_only=True):
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     modifierExtension: _T4 = _U
-    value: _T26 = _U
+    value: _T24 = _U
 
 
 class InsurancePlanPlan(_p.Complex, kw_only=True):
     coverageArea: _T11 = _U
     extension: _T4 = _U
-    generalCost: _T372 = _U
+    generalCost: _T362 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     identifier: _T6 = _U
     modifierExtension: _T4 = _U
     network: _T11 = _U
-    specificCost: _T373 = _U
+    specificCost: _T363 = _U
     type: _T13 = _U
 
 
 class InsurancePlanPlanGeneralCost(_p.Complex, kw_only=True):
     comment: _T2 = _U
     comment_ext: _T3 = _ms.field(default=_U, name="_comment")
-    cost: _T98 = _U
+    cost: _T92 = _U
     extension: _T4 = _U
     groupSize: _T15 = _U
     groupSize_ext: _T3 = _ms.field(default=_U, name="_groupSize")
@@ -9463,8 +10044,8 @@ class InsurancePlanPlanGeneralCost(_p.Complex, kw_only=True):
 
 
 class InsurancePlanPlanSpecificCost(_p.Complex, kw_only=True):
-    benefit: _T374 = _U
-    category: _T36
+    benefit: _T364 = _U
+    category: _T34
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
@@ -9472,12 +10053,12 @@ class InsurancePlanPlanSpecificCost(_p.Complex, kw_only=True):
 
 
 class InsurancePlanPlanSpecificCostBenefit(_p.Complex, kw_only=True):
-    cost: _T375 = _U
+    cost: _T365 = _U
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     modifierExtension: _T4 = _U
-    type: _T36
+    type: _T34
 
 
 class InsurancePlanPlanSpecificCostBenefitCost(_p.Complex, kw_only=True):
@@ -9486,9 +10067,9 @@ class InsurancePlanPlanSpecificCostBenefitCost(_p.Complex, kw_only=True):
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     modifierExtension: _T4 = _U
-    qualifiers: _T19 = _U
-    type: _T36
-    value: _T26 = _U
+    qualifiers: _T18 = _U
+    type: _T34
+    value: _T24 = _U
 
 
 class Invoice(_p.Resource, tag="Invoice", kw_only=True):
@@ -9496,7 +10077,7 @@ class Invoice(_p.Resource, tag="Invoice", kw_only=True):
     cancelledReason: _T2 = _U
     cancelledReason_ext: _T3 = _ms.field(default=_U, name="_cancelledReason")
     contained: _T0 = _U
-    date: _T20 = _U
+    date: _T2 = _U
     date_ext: _T3 = _ms.field(default=_U, name="_date")
     extension: _T4 = _U
     id: _T2 = _U
@@ -9507,11 +10088,11 @@ class Invoice(_p.Resource, tag="Invoice", kw_only=True):
     issuer: _T8 = _U
     language: _T2 = _U
     language_ext: _T3 = _ms.field(default=_U, name="_language")
-    lineItem: _T376 = _U
+    lineItem: _T366 = _U
     meta: _T7 = _U
     modifierExtension: _T4 = _U
-    note: _T46 = _U
-    participant: _T377 = _U
+    note: _T44 = _U
+    participant: _T367 = _U
     paymentTerms: _T2 = _U
     paymentTerms_ext: _T3 = _ms.field(default=_U, name="_paymentTerms")
     recipient: _T8 = _U
@@ -9519,12 +10100,15 @@ class Invoice(_p.Resource, tag="Invoice", kw_only=True):
     status_ext: _T3 = _ms.field(default=_U, name="_status")
     subject: _T8 = _U
     text: _T12 = _U
-    totalGross: _T98 = _U
-    totalNet: _T98 = _U
-    totalPriceComponent: _T378 = _U
+    totalGross: _T92 = _U
+    totalNet: _T92 = _U
+    totalPriceComponent: _T368 = _U
     type: _T13 = _U
 
     def __post_init__(self) -> None:
+        v = self.date
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("Invoice.date")
         v = self.id
         if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
             raise _p.FormatError("Invoice.id")
@@ -9546,7 +10130,7 @@ class InvoiceLineItem(_p.Complex, kw_only=True):
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     modifierExtension: _T4 = _U
-    priceComponent: _T378 = _U
+    priceComponent: _T368 = _U
     sequence: _T15 = _U
     sequence_ext: _T3 = _ms.field(default=_U, name="_sequence")
 
@@ -9556,10 +10140,10 @@ class InvoiceLineItem(_p.Complex, kw_only=True):
 
 
 class InvoiceLineItemPriceComponent(_p.Complex, kw_only=True):
-    amount: _T98 = _U
+    amount: _T92 = _U
     code: _T13 = _U
     extension: _T4 = _U
-    factor: _T45 = _U
+    factor: _T43 = _U
     factor_ext: _T3 = _ms.field(default=_U, name="_factor")
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
@@ -9583,22 +10167,22 @@ class InvoiceParticipant(_p.Complex, kw_only=True):
 
 
 class Library(_p.Resource, tag="Library", kw_only=True):
-    approvalDate: _T17 = _U
+    approvalDate: _T2 = _U
     approvalDate_ext: _T3 = _ms.field(default=_U, name="_approvalDate")
-    author: _T18 = _U
-    contact: _T18 = _U
+    author: _T17 = _U
+    contact: _T17 = _U
     contained: _T0 = _U
-    content: _T69 = _U
+    content: _T64 = _U
     copyright: _T2 = _U
     copyright_ext: _T3 = _ms.field(default=_U, name="_copyright")
-    dataRequirement: _T338 = _U
-    date: _T20 = _U
+    dataRequirement: _T328 = _U
+    date: _T2 = _U
     date_ext: _T3 = _ms.field(default=_U, name="_date")
     description: _T2 = _U
     description_ext: _T3 = _ms.field(default=_U, name="_description")
-    editor: _T18 = _U
+    editor: _T17 = _U
     effectivePeriod: _T9 = _U
-    endorser: _T18 = _U
+    endorser: _T17 = _U
     experimental: _T16 = _U
     experimental_ext: _T3 = _ms.field(default=_U, name="_experimental")
     extension: _T4 = _U
@@ -9607,22 +10191,22 @@ class Library(_p.Resource, tag="Library", kw_only=True):
     identifier: _T6 = _U
     implicitRules: _T2 = _U
     implicitRules_ext: _T3 = _ms.field(default=_U, name="_implicitRules")
-    jurisdiction: _T19 = _U
+    jurisdiction: _T18 = _U
     language: _T2 = _U
     language_ext: _T3 = _ms.field(default=_U, name="_language")
-    lastReviewDate: _T17 = _U
+    lastReviewDate: _T2 = _U
     lastReviewDate_ext: _T3 = _ms.field(default=_U, name="_lastReviewDate")
     meta: _T7 = _U
     modifierExtension: _T4 = _U
     name: _T2 = _U
     name_ext: _T3 = _ms.field(default=_U, name="_name")
-    parameter: _T379 = _U
+    parameter: _T369 = _U
     publisher: _T2 = _U
     publisher_ext: _T3 = _ms.field(default=_U, name="_publisher")
     purpose: _T2 = _U
     purpose_ext: _T3 = _ms.field(default=_U, name="_purpose")
-    relatedArtifact: _T27 = _U
-    reviewer: _T18 = _U
+    relatedArtifact: _T25 = _U
+    reviewer: _T17 = _U
     status: _T10
     status_ext: _T3 = _ms.field(default=_U, name="_status")
     subjectCodeableConcept: _T13 = _U
@@ -9632,17 +10216,23 @@ class Library(_p.Resource, tag="Library", kw_only=True):
     text: _T12 = _U
     title: _T2 = _U
     title_ext: _T3 = _ms.field(default=_U, name="_title")
-    topic: _T19 = _U
-    type: _T36
+    topic: _T18 = _U
+    type: _T34
     url: _T2 = _U
     url_ext: _T3 = _ms.field(default=_U, name="_url")
     usage: _T2 = _U
     usage_ext: _T3 = _ms.field(default=_U, name="_usage")
-    useContext: _T32 = _U
+    useContext: _T30 = _U
     version: _T2 = _U
     version_ext: _T3 = _ms.field(default=_U, name="_version")
 
     def __post_init__(self) -> None:
+        v = self.approvalDate
+        if v is not _U and (_p.date(v) is None):
+            raise _p.FormatError("Library.approvalDate")
+        v = self.date
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("Library.date")
         v = self.id
         if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
             raise _p.FormatError("Library.id")
@@ -9652,6 +10242,9 @@ class Library(_p.Resource, tag="Library", kw_only=True):
         v = self.language
         if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
             raise _p.FormatError("Library.language")
+        v = self.lastReviewDate
+        if v is not _U and (_p.date(v) is None):
+            raise _p.FormatError("Library.lastReviewDate")
         v = self.status
         if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
             raise _p.FormatError("Library.status")
@@ -9672,7 +10265,7 @@ class Linkage(_p.Resource, tag="Linkage", kw_only=True):
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     implicitRules: _T2 = _U
     implicitRules_ext: _T3 = _ms.field(default=_U, name="_implicitRules")
-    item: _T380
+    item: _T370
     language: _T2 = _U
     language_ext: _T3 = _ms.field(default=_U, name="_language")
     meta: _T7 = _U
@@ -9709,11 +10302,11 @@ class LinkageItem(_p.Complex, kw_only=True):
 class List(_p.Resource, tag="List", kw_only=True):
     code: _T13 = _U
     contained: _T0 = _U
-    date: _T20 = _U
+    date: _T2 = _U
     date_ext: _T3 = _ms.field(default=_U, name="_date")
     emptyReason: _T13 = _U
     encounter: _T8 = _U
-    entry: _T381 = _U
+    entry: _T371 = _U
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
@@ -9726,7 +10319,7 @@ class List(_p.Resource, tag="List", kw_only=True):
     mode: _T10
     mode_ext: _T3 = _ms.field(default=_U, name="_mode")
     modifierExtension: _T4 = _U
-    note: _T46 = _U
+    note: _T44 = _U
     orderedBy: _T13 = _U
     source: _T8 = _U
     status: _T10
@@ -9737,6 +10330,9 @@ class List(_p.Resource, tag="List", kw_only=True):
     title_ext: _T3 = _ms.field(default=_U, name="_title")
 
     def __post_init__(self) -> None:
+        v = self.date
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("List.date")
         v = self.id
         if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
             raise _p.FormatError("List.id")
@@ -9755,7 +10351,7 @@ class List(_p.Resource, tag="List", kw_only=True):
 
 
 class ListEntry(_p.Complex, kw_only=True):
-    date: _T20 = _U
+    date: _T2 = _U
     date_ext: _T3 = _ms.field(default=_U, name="_date")
     deleted: _T16 = _U
     deleted_ext: _T3 = _ms.field(default=_U, name="_deleted")
@@ -9766,11 +10362,16 @@ class ListEntry(_p.Complex, kw_only=True):
     item: _T14
     modifierExtension: _T4 = _U
 
+    def __post_init__(self) -> None:
+        v = self.date
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("ListEntry.date")
+
 
 class Location(_p.Resource, tag="Location", kw_only=True):
-    address: _T138 = _U
-    alias: _T23 = _U
-    alias_ext: _T24 = _ms.field(default=_U, name="_alias")
+    address: _T131 = _U
+    alias: _T21 = _U
+    alias_ext: _T22 = _ms.field(default=_U, name="_alias")
     availabilityExceptions: _T2 = _U
     availabilityExceptions_ext: _T3 = _ms.field(default=_U, name="_availabilityExceptions")
     contained: _T0 = _U
@@ -9778,7 +10379,7 @@ class Location(_p.Resource, tag="Location", kw_only=True):
     description_ext: _T3 = _ms.field(default=_U, name="_description")
     endpoint: _T11 = _U
     extension: _T4 = _U
-    hoursOfOperation: _T382 = _U
+    hoursOfOperation: _T372 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     identifier: _T6 = _U
@@ -9793,15 +10394,15 @@ class Location(_p.Resource, tag="Location", kw_only=True):
     modifierExtension: _T4 = _U
     name: _T2 = _U
     name_ext: _T3 = _ms.field(default=_U, name="_name")
-    operationalStatus: _T60 = _U
+    operationalStatus: _T55 = _U
     partOf: _T8 = _U
     physicalType: _T13 = _U
-    position: _T383 = _U
+    position: _T373 = _U
     status: _T2 = _U
     status_ext: _T3 = _ms.field(default=_U, name="_status")
-    telecom: _T95 = _U
+    telecom: _T89 = _U
     text: _T12 = _U
-    type: _T19 = _U
+    type: _T18 = _U
 
     def __post_init__(self) -> None:
         v = self.id
@@ -9824,33 +10425,39 @@ class Location(_p.Resource, tag="Location", kw_only=True):
 class LocationHoursOfOperation(_p.Complex, kw_only=True):
     allDay: _T16 = _U
     allDay_ext: _T3 = _ms.field(default=_U, name="_allDay")
-    closingTime: _T212 = _U
+    closingTime: _T2 = _U
     closingTime_ext: _T3 = _ms.field(default=_U, name="_closingTime")
-    daysOfWeek: _T23 = _U
-    daysOfWeek_ext: _T24 = _ms.field(default=_U, name="_daysOfWeek")
+    daysOfWeek: _T21 = _U
+    daysOfWeek_ext: _T22 = _ms.field(default=_U, name="_daysOfWeek")
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     modifierExtension: _T4 = _U
-    openingTime: _T212 = _U
+    openingTime: _T2 = _U
     openingTime_ext: _T3 = _ms.field(default=_U, name="_openingTime")
 
     def __post_init__(self) -> None:
+        v = self.closingTime
+        if v is not _U and (_p.time(v) is None):
+            raise _p.FormatError("LocationHoursOfOperation.closingTime")
         if self.daysOfWeek is not _U:
             for v in self.daysOfWeek:
                 if v is not None and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
                     raise _p.FormatError("LocationHoursOfOperation.daysOfWeek")
+        v = self.openingTime
+        if v is not _U and (_p.time(v) is None):
+            raise _p.FormatError("LocationHoursOfOperation.openingTime")
 
 
 class LocationPosition(_p.Complex, kw_only=True):
-    altitude: _T45 = _U
+    altitude: _T43 = _U
     altitude_ext: _T3 = _ms.field(default=_U, name="_altitude")
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
-    latitude: _T384
+    latitude: _T374
     latitude_ext: _T3 = _ms.field(default=_U, name="_latitude")
-    longitude: _T384
+    longitude: _T374
     longitude_ext: _T3 = _ms.field(default=_U, name="_longitude")
     modifierExtension: _T4 = _U
 
@@ -9863,14 +10470,14 @@ class ManufacturedItemDefinition(_p.Resource, tag="ManufacturedItemDefinition", 
     identifier: _T6 = _U
     implicitRules: _T2 = _U
     implicitRules_ext: _T3 = _ms.field(default=_U, name="_implicitRules")
-    ingredient: _T19 = _U
+    ingredient: _T18 = _U
     language: _T2 = _U
     language_ext: _T3 = _ms.field(default=_U, name="_language")
-    manufacturedDoseForm: _T36
+    manufacturedDoseForm: _T34
     manufacturer: _T11 = _U
     meta: _T7 = _U
     modifierExtension: _T4 = _U
-    property: _T385 = _U
+    property: _T375 = _U
     status: _T10
     status_ext: _T3 = _ms.field(default=_U, name="_status")
     text: _T12 = _U
@@ -9896,14 +10503,17 @@ class ManufacturedItemDefinitionProperty(_p.Complex, kw_only=True):
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     modifierExtension: _T4 = _U
-    type: _T36
-    valueAttachment: _T37 = _U
+    type: _T34
+    valueAttachment: _T35 = _U
     valueBoolean: _T16 = _U
     valueCodeableConcept: _T13 = _U
-    valueDate: _T17 = _U
-    valueQuantity: _T26 = _U
+    valueDate: _T2 = _U
+    valueQuantity: _T24 = _U
 
     def __post_init__(self) -> None:
+        v = self.valueDate
+        if v is not _U and (_p.date(v) is None):
+            raise _p.FormatError("ManufacturedItemDefinitionProperty.valueDate")
         if (self.valueAttachment is not _U) + (self.valueBoolean is not _U) + (self.valueCodeableConcept is not _U) + (self.valueDate is not _U) + (self.valueQuantity is not _U) > 1:
             raise _p.ChoiceError("ManufacturedItemDefinitionProperty.value[x]: at most one")
 
@@ -9916,37 +10526,42 @@ class MarketingStatus(_p.Complex, kw_only=True):
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     jurisdiction: _T13 = _U
     modifierExtension: _T4 = _U
-    restoreDate: _T20 = _U
+    restoreDate: _T2 = _U
     restoreDate_ext: _T3 = _ms.field(default=_U, name="_restoreDate")
-    status: _T36
+    status: _T34
+
+    def __post_init__(self) -> None:
+        v = self.restoreDate
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("MarketingStatus.restoreDate")
 
 
 class Measure(_p.Resource, tag="Measure", kw_only=True):
-    approvalDate: _T17 = _U
+    approvalDate: _T2 = _U
     approvalDate_ext: _T3 = _ms.field(default=_U, name="_approvalDate")
-    author: _T18 = _U
+    author: _T17 = _U
     clinicalRecommendationStatement: _T2 = _U
     clinicalRecommendationStatement_ext: _T3 = _ms.field(default=_U, name="_clinicalRecommendationStatement")
     compositeScoring: _T13 = _U
-    contact: _T18 = _U
+    contact: _T17 = _U
     contained: _T0 = _U
     copyright: _T2 = _U
     copyright_ext: _T3 = _ms.field(default=_U, name="_copyright")
-    date: _T20 = _U
+    date: _T2 = _U
     date_ext: _T3 = _ms.field(default=_U, name="_date")
-    definition: _T23 = _U
-    definition_ext: _T24 = _ms.field(default=_U, name="_definition")
+    definition: _T21 = _U
+    definition_ext: _T22 = _ms.field(default=_U, name="_definition")
     description: _T2 = _U
     description_ext: _T3 = _ms.field(default=_U, name="_description")
     disclaimer: _T2 = _U
     disclaimer_ext: _T3 = _ms.field(default=_U, name="_disclaimer")
-    editor: _T18 = _U
+    editor: _T17 = _U
     effectivePeriod: _T9 = _U
-    endorser: _T18 = _U
+    endorser: _T17 = _U
     experimental: _T16 = _U
     experimental_ext: _T3 = _ms.field(default=_U, name="_experimental")
     extension: _T4 = _U
-    group: _T386 = _U
+    group: _T376 = _U
     guidance: _T2 = _U
     guidance_ext: _T3 = _ms.field(default=_U, name="_guidance")
     id: _T2 = _U
@@ -9955,13 +10570,13 @@ class Measure(_p.Resource, tag="Measure", kw_only=True):
     implicitRules: _T2 = _U
     implicitRules_ext: _T3 = _ms.field(default=_U, name="_implicitRules")
     improvementNotation: _T13 = _U
-    jurisdiction: _T19 = _U
+    jurisdiction: _T18 = _U
     language: _T2 = _U
     language_ext: _T3 = _ms.field(default=_U, name="_language")
-    lastReviewDate: _T17 = _U
+    lastReviewDate: _T2 = _U
     lastReviewDate_ext: _T3 = _ms.field(default=_U, name="_lastReviewDate")
-    library: _T23 = _U
-    library_ext: _T24 = _ms.field(default=_U, name="_library")
+    library: _T21 = _U
+    library_ext: _T22 = _ms.field(default=_U, name="_library")
     meta: _T7 = _U
     modifierExtension: _T4 = _U
     name: _T2 = _U
@@ -9974,8 +10589,8 @@ class Measure(_p.Resource, tag="Measure", kw_only=True):
     rateAggregation_ext: _T3 = _ms.field(default=_U, name="_rateAggregation")
     rationale: _T2 = _U
     rationale_ext: _T3 = _ms.field(default=_U, name="_rationale")
-    relatedArtifact: _T27 = _U
-    reviewer: _T18 = _U
+    relatedArtifact: _T25 = _U
+    reviewer: _T17 = _U
     riskAdjustment: _T2 = _U
     riskAdjustment_ext: _T3 = _ms.field(default=_U, name="_riskAdjustment")
     scoring: _T13 = _U
@@ -9985,21 +10600,27 @@ class Measure(_p.Resource, tag="Measure", kw_only=True):
     subjectReference: _T8 = _U
     subtitle: _T2 = _U
     subtitle_ext: _T3 = _ms.field(default=_U, name="_subtitle")
-    supplementalData: _T387 = _U
+    supplementalData: _T377 = _U
     text: _T12 = _U
     title: _T2 = _U
     title_ext: _T3 = _ms.field(default=_U, name="_title")
-    topic: _T19 = _U
-    type: _T19 = _U
+    topic: _T18 = _U
+    type: _T18 = _U
     url: _T2 = _U
     url_ext: _T3 = _ms.field(default=_U, name="_url")
     usage: _T2 = _U
     usage_ext: _T3 = _ms.field(default=_U, name="_usage")
-    useContext: _T32 = _U
+    useContext: _T30 = _U
     version: _T2 = _U
     version_ext: _T3 = _ms.field(default=_U, name="_version")
 
     def __post_init__(self) -> None:
+        v = self.approvalDate
+        if v is not _U and (_p.date(v) is None):
+            raise _p.FormatError("Measure.approvalDate")
+        v = self.date
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("Measure.date")
         v = self.id
         if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
             raise _p.FormatError("Measure.id")
@@ -10009,6 +10630,9 @@ class Measure(_p.Resource, tag="Measure", kw_only=True):
         v = self.language
         if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
             raise _p.FormatError("Measure.language")
+        v = self.lastReviewDate
+        if v is not _U and (_p.date(v) is None):
+            raise _p.FormatError("Measure.lastReviewDate")
         if self.library is not _U:
             for v in self.library:
                 if v is not None and (' ' in v or not v.isprintable()):
@@ -10031,13 +10655,13 @@ class MeasureGroup(_p.Complex, kw_only=True):
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     modifierExtension: _T4 = _U
-    population: _T388 = _U
-    stratifier: _T389 = _U
+    population: _T378 = _U
+    stratifier: _T379 = _U
 
 
 class MeasureGroupPopulation(_p.Complex, kw_only=True):
     code: _T13 = _U
-    criteria: _T33
+    criteria: _T31
     description: _T2 = _U
     description_ext: _T3 = _ms.field(default=_U, name="_description")
     extension: _T4 = _U
@@ -10048,8 +10672,8 @@ class MeasureGroupPopulation(_p.Complex, kw_only=True):
 
 class MeasureGroupStratifier(_p.Complex, kw_only=True):
     code: _T13 = _U
-    component: _T390 = _U
-    criteria: _T263 = _U
+    component: _T380 = _U
+    criteria: _T255 = _U
     description: _T2 = _U
     description_ext: _T3 = _ms.field(default=_U, name="_description")
     extension: _T4 = _U
@@ -10060,7 +10684,7 @@ class MeasureGroupStratifier(_p.Complex, kw_only=True):
 
 class MeasureGroupStratifierComponent(_p.Complex, kw_only=True):
     code: _T13 = _U
-    criteria: _T33
+    criteria: _T31
     description: _T2 = _U
     description_ext: _T3 = _ms.field(default=_U, name="_description")
     extension: _T4 = _U
@@ -10071,11 +10695,11 @@ class MeasureGroupStratifierComponent(_p.Complex, kw_only=True):
 
 class MeasureReport(_p.Resource, tag="MeasureReport", kw_only=True):
     contained: _T0 = _U
-    date: _T20 = _U
+    date: _T2 = _U
     date_ext: _T3 = _ms.field(default=_U, name="_date")
     evaluatedResource: _T11 = _U
     extension: _T4 = _U
-    group: _T391 = _U
+    group: _T381 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     identifier: _T6 = _U
@@ -10088,7 +10712,7 @@ class MeasureReport(_p.Resource, tag="MeasureReport", kw_only=True):
     measure_ext: _T3 = _ms.field(default=_U, name="_measure")
     meta: _T7 = _U
     modifierExtension: _T4 = _U
-    period: _T127
+    period: _T121
     reporter: _T8 = _U
     status: _T10
     status_ext: _T3 = _ms.field(default=_U, name="_status")
@@ -10098,6 +10722,9 @@ class MeasureReport(_p.Resource, tag="MeasureReport", kw_only=True):
     type_ext: _T3 = _ms.field(default=_U, name="_type")
 
     def __post_init__(self) -> None:
+        v = self.date
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("MeasureReport.date")
         v = self.id
         if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
             raise _p.FormatError("MeasureReport.id")
@@ -10123,15 +10750,15 @@ class MeasureReportGroup(_p.Complex, kw_only=True):
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
-    measureScore: _T26 = _U
+    measureScore: _T24 = _U
     modifierExtension: _T4 = _U
-    population: _T392 = _U
-    stratifier: _T393 = _U
+    population: _T382 = _U
+    stratifier: _T383 = _U
 
 
 class MeasureReportGroupPopulation(_p.Complex, kw_only=True):
     code: _T13 = _U
-    count: _T67 = _U
+    count: _T62 = _U
     count_ext: _T3 = _ms.field(default=_U, name="_count")
     extension: _T4 = _U
     id: _T2 = _U
@@ -10141,37 +10768,37 @@ class MeasureReportGroupPopulation(_p.Complex, kw_only=True):
 
 
 class MeasureReportGroupStratifier(_p.Complex, kw_only=True):
-    code: _T19 = _U
+    code: _T18 = _U
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     modifierExtension: _T4 = _U
-    stratum: _T394 = _U
+    stratum: _T384 = _U
 
 
 class MeasureReportGroupStratifierStratum(_p.Complex, kw_only=True):
-    component: _T395 = _U
+    component: _T385 = _U
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
-    measureScore: _T26 = _U
+    measureScore: _T24 = _U
     modifierExtension: _T4 = _U
-    population: _T396 = _U
+    population: _T386 = _U
     value: _T13 = _U
 
 
 class MeasureReportGroupStratifierStratumComponent(_p.Complex, kw_only=True):
-    code: _T36
+    code: _T34
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     modifierExtension: _T4 = _U
-    value: _T36
+    value: _T34
 
 
 class MeasureReportGroupStratifierStratumPopulation(_p.Complex, kw_only=True):
     code: _T13 = _U
-    count: _T67 = _U
+    count: _T62 = _U
     count_ext: _T3 = _ms.field(default=_U, name="_count")
     extension: _T4 = _U
     id: _T2 = _U
@@ -10182,27 +10809,27 @@ class MeasureReportGroupStratifierStratumPopulation(_p.Complex, kw_only=True):
 
 class MeasureSupplementalData(_p.Complex, kw_only=True):
     code: _T13 = _U
-    criteria: _T33
+    criteria: _T31
     description: _T2 = _U
     description_ext: _T3 = _ms.field(default=_U, name="_description")
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     modifierExtension: _T4 = _U
-    usage: _T19 = _U
+    usage: _T18 = _U
 
 
 class Media(_p.Resource, tag="Media", kw_only=True):
     basedOn: _T11 = _U
     bodySite: _T13 = _U
     contained: _T0 = _U
-    content: _T250
-    createdDateTime: _T20 = _U
+    content: _T242
+    createdDateTime: _T2 = _U
     createdPeriod: _T9 = _U
     device: _T8 = _U
     deviceName: _T2 = _U
     deviceName_ext: _T3 = _ms.field(default=_U, name="_deviceName")
-    duration: _T45 = _U
+    duration: _T43 = _U
     duration_ext: _T3 = _ms.field(default=_U, name="_duration")
     encounter: _T8 = _U
     extension: _T4 = _U
@@ -10215,17 +10842,17 @@ class Media(_p.Resource, tag="Media", kw_only=True):
     identifier: _T6 = _U
     implicitRules: _T2 = _U
     implicitRules_ext: _T3 = _ms.field(default=_U, name="_implicitRules")
-    issued: _T49 = _U
+    issued: _T2 = _U
     issued_ext: _T3 = _ms.field(default=_U, name="_issued")
     language: _T2 = _U
     language_ext: _T3 = _ms.field(default=_U, name="_language")
     meta: _T7 = _U
     modality: _T13 = _U
     modifierExtension: _T4 = _U
-    note: _T46 = _U
+    note: _T44 = _U
     operator: _T8 = _U
     partOf: _T11 = _U
-    reasonCode: _T19 = _U
+    reasonCode: _T18 = _U
     status: _T10
     status_ext: _T3 = _ms.field(default=_U, name="_status")
     subject: _T8 = _U
@@ -10236,12 +10863,18 @@ class Media(_p.Resource, tag="Media", kw_only=True):
     width_ext: _T3 = _ms.field(default=_U, name="_width")
 
     def __post_init__(self) -> None:
+        v = self.createdDateTime
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("Media.createdDateTime")
         v = self.id
         if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
             raise _p.FormatError("Media.id")
         v = self.implicitRules
         if v is not _U and (' ' in v or not v.isprintable()):
             raise _p.FormatError("Media.implicitRules")
+        v = self.issued
+        if v is not _U and (_p.instant(v) is None):
+            raise _p.FormatError("Media.issued")
         v = self.language
         if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
             raise _p.FormatError("Media.language")
@@ -10253,8 +10886,8 @@ class Media(_p.Resource, tag="Media", kw_only=True):
 
 
 class Medication(_p.Resource, tag="Medication", kw_only=True):
-    amount: _T38 = _U
-    batch: _T397 = _U
+    amount: _T36 = _U
+    batch: _T387 = _U
     code: _T13 = _U
     contained: _T0 = _U
     extension: _T4 = _U
@@ -10264,7 +10897,7 @@ class Medication(_p.Resource, tag="Medication", kw_only=True):
     identifier: _T6 = _U
     implicitRules: _T2 = _U
     implicitRules_ext: _T3 = _ms.field(default=_U, name="_implicitRules")
-    ingredient: _T398 = _U
+    ingredient: _T388 = _U
     language: _T2 = _U
     language_ext: _T3 = _ms.field(default=_U, name="_language")
     manufacturer: _T8 = _U
@@ -10294,8 +10927,8 @@ class MedicationAdministration(_p.Resource, tag="MedicationAdministration", kw_o
     contained: _T0 = _U
     context: _T8 = _U
     device: _T11 = _U
-    dosage: _T399 = _U
-    effectiveDateTime: _T20 = _U
+    dosage: _T389 = _U
+    effectiveDateTime: _T2 = _U
     effectivePeriod: _T9 = _U
     eventHistory: _T11 = _U
     extension: _T4 = _U
@@ -10304,28 +10937,31 @@ class MedicationAdministration(_p.Resource, tag="MedicationAdministration", kw_o
     identifier: _T6 = _U
     implicitRules: _T2 = _U
     implicitRules_ext: _T3 = _ms.field(default=_U, name="_implicitRules")
-    instantiates: _T23 = _U
-    instantiates_ext: _T24 = _ms.field(default=_U, name="_instantiates")
+    instantiates: _T21 = _U
+    instantiates_ext: _T22 = _ms.field(default=_U, name="_instantiates")
     language: _T2 = _U
     language_ext: _T3 = _ms.field(default=_U, name="_language")
     medicationCodeableConcept: _T13 = _U
     medicationReference: _T8 = _U
     meta: _T7 = _U
     modifierExtension: _T4 = _U
-    note: _T46 = _U
+    note: _T44 = _U
     partOf: _T11 = _U
-    performer: _T400 = _U
-    reasonCode: _T19 = _U
+    performer: _T390 = _U
+    reasonCode: _T18 = _U
     reasonReference: _T11 = _U
     request: _T8 = _U
     status: _T10
     status_ext: _T3 = _ms.field(default=_U, name="_status")
-    statusReason: _T19 = _U
+    statusReason: _T18 = _U
     subject: _T14
     supportingInformation: _T11 = _U
     text: _T12 = _U
 
     def __post_init__(self) -> None:
+        v = self.effectiveDateTime
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("MedicationAdministration.effectiveDateTime")
         v = self.id
         if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
             raise _p.FormatError("MedicationAdministration.id")
@@ -10349,14 +10985,14 @@ class MedicationAdministration(_p.Resource, tag="MedicationAdministration", kw_o
 
 
 class MedicationAdministrationDosage(_p.Complex, kw_only=True):
-    dose: _T26 = _U
+    dose: _T24 = _U
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     method: _T13 = _U
     modifierExtension: _T4 = _U
-    rateQuantity: _T26 = _U
-    rateRatio: _T38 = _U
+    rateQuantity: _T24 = _U
+    rateRatio: _T36 = _U
     route: _T13 = _U
     site: _T13 = _U
     text: _T2 = _U
@@ -10377,7 +11013,7 @@ class MedicationAdministrationPerformer(_p.Complex, kw_only=True):
 
 
 class MedicationBatch(_p.Complex, kw_only=True):
-    expirationDate: _T20 = _U
+    expirationDate: _T2 = _U
     expirationDate_ext: _T3 = _ms.field(default=_U, name="_expirationDate")
     extension: _T4 = _U
     id: _T2 = _U
@@ -10386,16 +11022,21 @@ class MedicationBatch(_p.Complex, kw_only=True):
     lotNumber_ext: _T3 = _ms.field(default=_U, name="_lotNumber")
     modifierExtension: _T4 = _U
 
+    def __post_init__(self) -> None:
+        v = self.expirationDate
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("MedicationBatch.expirationDate")
+
 
 class MedicationDispense(_p.Resource, tag="MedicationDispense", kw_only=True):
     authorizingPrescription: _T11 = _U
     category: _T13 = _U
     contained: _T0 = _U
     context: _T8 = _U
-    daysSupply: _T26 = _U
+    daysSupply: _T24 = _U
     destination: _T8 = _U
     detectedIssue: _T11 = _U
-    dosageInstruction: _T21 = _U
+    dosageInstruction: _T19 = _U
     eventHistory: _T11 = _U
     extension: _T4 = _U
     id: _T2 = _U
@@ -10410,23 +11051,23 @@ class MedicationDispense(_p.Resource, tag="MedicationDispense", kw_only=True):
     medicationReference: _T8 = _U
     meta: _T7 = _U
     modifierExtension: _T4 = _U
-    note: _T46 = _U
+    note: _T44 = _U
     partOf: _T11 = _U
-    performer: _T401 = _U
-    quantity: _T26 = _U
+    performer: _T391 = _U
+    quantity: _T24 = _U
     receiver: _T11 = _U
     status: _T10
     status_ext: _T3 = _ms.field(default=_U, name="_status")
     statusReasonCodeableConcept: _T13 = _U
     statusReasonReference: _T8 = _U
     subject: _T8 = _U
-    substitution: _T402 = _U
+    substitution: _T392 = _U
     supportingInformation: _T11 = _U
     text: _T12 = _U
     type: _T13 = _U
-    whenHandedOver: _T20 = _U
+    whenHandedOver: _T2 = _U
     whenHandedOver_ext: _T3 = _ms.field(default=_U, name="_whenHandedOver")
-    whenPrepared: _T20 = _U
+    whenPrepared: _T2 = _U
     whenPrepared_ext: _T3 = _ms.field(default=_U, name="_whenPrepared")
 
     def __post_init__(self) -> None:
@@ -10442,6 +11083,12 @@ class MedicationDispense(_p.Resource, tag="MedicationDispense", kw_only=True):
         v = self.status
         if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
             raise _p.FormatError("MedicationDispense.status")
+        v = self.whenHandedOver
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("MedicationDispense.whenHandedOver")
+        v = self.whenPrepared
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("MedicationDispense.whenPrepared")
         if (self.medicationCodeableConcept is not _U) + (self.medicationReference is not _U) != 1:
             raise _p.ChoiceError("MedicationDispense.medication[x]: exactly one")
         if (self.statusReasonCodeableConcept is not _U) + (self.statusReasonReference is not _U) > 1:
@@ -10462,10 +11109,10 @@ class MedicationDispenseSubstitution(_p.Complex, kw_only=True):
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     modifierExtension: _T4 = _U
-    reason: _T19 = _U
+    reason: _T18 = _U
     responsibleParty: _T11 = _U
     type: _T13 = _U
-    wasSubstituted: _T62
+    wasSubstituted: _T57
     wasSubstituted_ext: _T3 = _ms.field(default=_U, name="_wasSubstituted")
 
 
@@ -10478,7 +11125,7 @@ class MedicationIngredient(_p.Complex, kw_only=True):
     itemCodeableConcept: _T13 = _U
     itemReference: _T8 = _U
     modifierExtension: _T4 = _U
-    strength: _T38 = _U
+    strength: _T36 = _U
 
     def __post_init__(self) -> None:
         if (self.itemCodeableConcept is not _U) + (self.itemReference is not _U) != 1:
@@ -10486,41 +11133,41 @@ class MedicationIngredient(_p.Complex, kw_only=True):
 
 
 class MedicationKnowledge(_p.Resource, tag="MedicationKnowledge", kw_only=True):
-    administrationGuidelines: _T403 = _U
-    amount: _T26 = _U
+    administrationGuidelines: _T393 = _U
+    amount: _T24 = _U
     associatedMedication: _T11 = _U
     code: _T13 = _U
     contained: _T0 = _U
     contraindication: _T11 = _U
-    cost: _T404 = _U
+    cost: _T394 = _U
     doseForm: _T13 = _U
-    drugCharacteristic: _T405 = _U
+    drugCharacteristic: _T395 = _U
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     implicitRules: _T2 = _U
     implicitRules_ext: _T3 = _ms.field(default=_U, name="_implicitRules")
-    ingredient: _T406 = _U
-    intendedRoute: _T19 = _U
-    kinetics: _T407 = _U
+    ingredient: _T396 = _U
+    intendedRoute: _T18 = _U
+    kinetics: _T397 = _U
     language: _T2 = _U
     language_ext: _T3 = _ms.field(default=_U, name="_language")
     manufacturer: _T8 = _U
-    medicineClassification: _T408 = _U
+    medicineClassification: _T398 = _U
     meta: _T7 = _U
     modifierExtension: _T4 = _U
-    monitoringProgram: _T409 = _U
-    monograph: _T410 = _U
-    packaging: _T411 = _U
+    monitoringProgram: _T399 = _U
+    monograph: _T400 = _U
+    packaging: _T401 = _U
     preparationInstruction: _T2 = _U
     preparationInstruction_ext: _T3 = _ms.field(default=_U, name="_preparationInstruction")
-    productType: _T19 = _U
-    regulatory: _T412 = _U
-    relatedMedicationKnowledge: _T413 = _U
+    productType: _T18 = _U
+    regulatory: _T402 = _U
+    relatedMedicationKnowledge: _T403 = _U
     status: _T2 = _U
     status_ext: _T3 = _ms.field(default=_U, name="_status")
-    synonym: _T23 = _U
-    synonym_ext: _T24 = _ms.field(default=_U, name="_synonym")
+    synonym: _T21 = _U
+    synonym_ext: _T22 = _ms.field(default=_U, name="_synonym")
     text: _T12 = _U
 
     def __post_init__(self) -> None:
@@ -10539,14 +11186,14 @@ class MedicationKnowledge(_p.Resource, tag="MedicationKnowledge", kw_only=True):
 
 
 class MedicationKnowledgeAdministrationGuidelines(_p.Complex, kw_only=True):
-    dosage: _T414 = _U
+    dosage: _T404 = _U
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     indicationCodeableConcept: _T13 = _U
     indicationReference: _T8 = _U
     modifierExtension: _T4 = _U
-    patientCharacteristics: _T415 = _U
+    patientCharacteristics: _T405 = _U
 
     def __post_init__(self) -> None:
         if (self.indicationCodeableConcept is not _U) + (self.indicationReference is not _U) > 1:
@@ -10554,23 +11201,23 @@ class MedicationKnowledgeAdministrationGuidelines(_p.Complex, kw_only=True):
 
 
 class MedicationKnowledgeAdministrationGuidelinesDosage(_p.Complex, kw_only=True):
-    dosage: _T416
+    dosage: _T406
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     modifierExtension: _T4 = _U
-    type: _T36
+    type: _T34
 
 
 class MedicationKnowledgeAdministrationGuidelinesPatientCharacteristics(_p.Complex, kw_only=True):
     characteristicCodeableConcept: _T13 = _U
-    characteristicQuantity: _T26 = _U
+    characteristicQuantity: _T24 = _U
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     modifierExtension: _T4 = _U
-    value: _T23 = _U
-    value_ext: _T24 = _ms.field(default=_U, name="_value")
+    value: _T21 = _U
+    value_ext: _T22 = _ms.field(default=_U, name="_value")
 
     def __post_init__(self) -> None:
         if (self.characteristicCodeableConcept is not _U) + (self.characteristicQuantity is not _U) != 1:
@@ -10578,14 +11225,14 @@ class MedicationKnowledgeAdministrationGuidelinesPatientCharacteristics(_p.Compl
 
 
 class MedicationKnowledgeCost(_p.Complex, kw_only=True):
-    cost: _T156
+    cost: _T149
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     modifierExtension: _T4 = _U
     source: _T2 = _U
     source_ext: _T3 = _ms.field(default=_U, name="_source")
-    type: _T36
+    type: _T34
 
 
 class MedicationKnowledgeDrugCharacteristic(_p.Complex, kw_only=True):
@@ -10594,12 +11241,15 @@ class MedicationKnowledgeDrugCharacteristic(_p.Complex, kw_only=True):
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     modifierExtension: _T4 = _U
     type: _T13 = _U
-    valueBase64Binary: _T53 = _U
+    valueBase64Binary: _T2 = _U
     valueCodeableConcept: _T13 = _U
-    valueQuantity: _T26 = _U
+    valueQuantity: _T24 = _U
     valueString: _T2 = _U
 
     def __post_init__(self) -> None:
+        v = self.valueBase64Binary
+        if v is not _U and (_p.base64(v) is None):
+            raise _p.FormatError("MedicationKnowledgeDrugCharacteristic.valueBase64Binary")
         if (self.valueBase64Binary is not _U) + (self.valueCodeableConcept is not _U) + (self.valueQuantity is not _U) + (self.valueString is not _U) > 1:
             raise _p.ChoiceError("MedicationKnowledgeDrugCharacteristic.value[x]: at most one")
 
@@ -10613,7 +11263,7 @@ class MedicationKnowledgeIngredient(_p.Complex, kw_only=True):
     itemCodeableConcept: _T13 = _U
     itemReference: _T8 = _U
     modifierExtension: _T4 = _U
-    strength: _T38 = _U
+    strength: _T36 = _U
 
     def __post_init__(self) -> None:
         if (self.itemCodeableConcept is not _U) + (self.itemReference is not _U) != 1:
@@ -10621,22 +11271,22 @@ class MedicationKnowledgeIngredient(_p.Complex, kw_only=True):
 
 
 class MedicationKnowledgeKinetics(_p.Complex, kw_only=True):
-    areaUnderCurve: _T242 = _U
+    areaUnderCurve: _T234 = _U
     extension: _T4 = _U
-    halfLifePeriod: _T29 = _U
+    halfLifePeriod: _T27 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
-    lethalDose50: _T242 = _U
+    lethalDose50: _T234 = _U
     modifierExtension: _T4 = _U
 
 
 class MedicationKnowledgeMedicineClassification(_p.Complex, kw_only=True):
-    classification: _T19 = _U
+    classification: _T18 = _U
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     modifierExtension: _T4 = _U
-    type: _T36
+    type: _T34
 
 
 class MedicationKnowledgeMonitoringProgram(_p.Complex, kw_only=True):
@@ -10663,7 +11313,7 @@ class MedicationKnowledgePackaging(_p.Complex, kw_only=True):
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     modifierExtension: _T4 = _U
-    quantity: _T26 = _U
+    quantity: _T24 = _U
     type: _T13 = _U
 
 
@@ -10671,11 +11321,11 @@ class MedicationKnowledgeRegulatory(_p.Complex, kw_only=True):
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
-    maxDispense: _T417 = _U
+    maxDispense: _T407 = _U
     modifierExtension: _T4 = _U
     regulatoryAuthority: _T14
-    schedule: _T418 = _U
-    substitution: _T419 = _U
+    schedule: _T408 = _U
+    substitution: _T409 = _U
 
 
 class MedicationKnowledgeRegulatoryMaxDispense(_p.Complex, kw_only=True):
@@ -10683,8 +11333,8 @@ class MedicationKnowledgeRegulatoryMaxDispense(_p.Complex, kw_only=True):
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     modifierExtension: _T4 = _U
-    period: _T29 = _U
-    quantity: _T41
+    period: _T27 = _U
+    quantity: _T39
 
 
 class MedicationKnowledgeRegulatorySchedule(_p.Complex, kw_only=True):
@@ -10692,17 +11342,17 @@ class MedicationKnowledgeRegulatorySchedule(_p.Complex, kw_only=True):
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     modifierExtension: _T4 = _U
-    schedule: _T36
+    schedule: _T34
 
 
 class MedicationKnowledgeRegulatorySubstitution(_p.Complex, kw_only=True):
-    allowed: _T62
+    allowed: _T57
     allowed_ext: _T3 = _ms.field(default=_U, name="_allowed")
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     modifierExtension: _T4 = _U
-    type: _T36
+    type: _T34
 
 
 class MedicationKnowledgeRelatedMedicationKnowledge(_p.Complex, kw_only=True):
@@ -10710,35 +11360,35 @@ class MedicationKnowledgeRelatedMedicationKnowledge(_p.Complex, kw_only=True):
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     modifierExtension: _T4 = _U
-    reference: _T178
-    type: _T36
+    reference: _T171
+    type: _T34
 
 
 class MedicationRequest(_p.Resource, tag="MedicationRequest", kw_only=True):
-    authoredOn: _T20 = _U
+    authoredOn: _T2 = _U
     authoredOn_ext: _T3 = _ms.field(default=_U, name="_authoredOn")
     basedOn: _T11 = _U
-    category: _T19 = _U
+    category: _T18 = _U
     contained: _T0 = _U
     courseOfTherapyType: _T13 = _U
     detectedIssue: _T11 = _U
-    dispenseRequest: _T420 = _U
+    dispenseRequest: _T410 = _U
     doNotPerform: _T16 = _U
     doNotPerform_ext: _T3 = _ms.field(default=_U, name="_doNotPerform")
-    dosageInstruction: _T21 = _U
+    dosageInstruction: _T19 = _U
     encounter: _T8 = _U
     eventHistory: _T11 = _U
     extension: _T4 = _U
-    groupIdentifier: _T42 = _U
+    groupIdentifier: _T40 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     identifier: _T6 = _U
     implicitRules: _T2 = _U
     implicitRules_ext: _T3 = _ms.field(default=_U, name="_implicitRules")
-    instantiatesCanonical: _T23 = _U
-    instantiatesCanonical_ext: _T24 = _ms.field(default=_U, name="_instantiatesCanonical")
-    instantiatesUri: _T23 = _U
-    instantiatesUri_ext: _T24 = _ms.field(default=_U, name="_instantiatesUri")
+    instantiatesCanonical: _T21 = _U
+    instantiatesCanonical_ext: _T22 = _ms.field(default=_U, name="_instantiatesCanonical")
+    instantiatesUri: _T21 = _U
+    instantiatesUri_ext: _T22 = _ms.field(default=_U, name="_instantiatesUri")
     insurance: _T11 = _U
     intent: _T10
     intent_ext: _T3 = _ms.field(default=_U, name="_intent")
@@ -10748,13 +11398,13 @@ class MedicationRequest(_p.Resource, tag="MedicationRequest", kw_only=True):
     medicationReference: _T8 = _U
     meta: _T7 = _U
     modifierExtension: _T4 = _U
-    note: _T46 = _U
+    note: _T44 = _U
     performer: _T8 = _U
     performerType: _T13 = _U
     priorPrescription: _T8 = _U
     priority: _T2 = _U
     priority_ext: _T3 = _ms.field(default=_U, name="_priority")
-    reasonCode: _T19 = _U
+    reasonCode: _T18 = _U
     reasonReference: _T11 = _U
     recorder: _T8 = _U
     reportedBoolean: _T16 = _U
@@ -10764,11 +11414,14 @@ class MedicationRequest(_p.Resource, tag="MedicationRequest", kw_only=True):
     status_ext: _T3 = _ms.field(default=_U, name="_status")
     statusReason: _T13 = _U
     subject: _T14
-    substitution: _T421 = _U
+    substitution: _T411 = _U
     supportingInformation: _T11 = _U
     text: _T12 = _U
 
     def __post_init__(self) -> None:
+        v = self.authoredOn
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("MedicationRequest.authoredOn")
         v = self.id
         if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
             raise _p.FormatError("MedicationRequest.id")
@@ -10802,27 +11455,27 @@ class MedicationRequest(_p.Resource, tag="MedicationRequest", kw_only=True):
 
 
 class MedicationRequestDispenseRequest(_p.Complex, kw_only=True):
-    dispenseInterval: _T29 = _U
-    expectedSupplyDuration: _T29 = _U
+    dispenseInterval: _T27 = _U
+    expectedSupplyDuration: _T27 = _U
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
-    initialFill: _T422 = _U
+    initialFill: _T412 = _U
     modifierExtension: _T4 = _U
-    numberOfRepeatsAllowed: _T51 = _U
+    numberOfRepeatsAllowed: _T48 = _U
     numberOfRepeatsAllowed_ext: _T3 = _ms.field(default=_U, name="_numberOfRepeatsAllowed")
     performer: _T8 = _U
-    quantity: _T26 = _U
+    quantity: _T24 = _U
     validityPeriod: _T9 = _U
 
 
 class MedicationRequestDispenseRequestInitialFill(_p.Complex, kw_only=True):
-    duration: _T29 = _U
+    duration: _T27 = _U
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     modifierExtension: _T4 = _U
-    quantity: _T26 = _U
+    quantity: _T24 = _U
 
 
 class MedicationRequestSubstitution(_p.Complex, kw_only=True):
@@ -10844,11 +11497,11 @@ class MedicationStatement(_p.Resource, tag="MedicationStatement", kw_only=True):
     category: _T13 = _U
     contained: _T0 = _U
     context: _T8 = _U
-    dateAsserted: _T20 = _U
+    dateAsserted: _T2 = _U
     dateAsserted_ext: _T3 = _ms.field(default=_U, name="_dateAsserted")
     derivedFrom: _T11 = _U
-    dosage: _T21 = _U
-    effectiveDateTime: _T20 = _U
+    dosage: _T19 = _U
+    effectiveDateTime: _T2 = _U
     effectivePeriod: _T9 = _U
     extension: _T4 = _U
     id: _T2 = _U
@@ -10863,17 +11516,23 @@ class MedicationStatement(_p.Resource, tag="MedicationStatement", kw_only=True):
     medicationReference: _T8 = _U
     meta: _T7 = _U
     modifierExtension: _T4 = _U
-    note: _T46 = _U
+    note: _T44 = _U
     partOf: _T11 = _U
-    reasonCode: _T19 = _U
+    reasonCode: _T18 = _U
     reasonReference: _T11 = _U
     status: _T10
     status_ext: _T3 = _ms.field(default=_U, name="_status")
-    statusReason: _T19 = _U
+    statusReason: _T18 = _U
     subject: _T14
     text: _T12 = _U
 
     def __post_init__(self) -> None:
+        v = self.dateAsserted
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("MedicationStatement.dateAsserted")
+        v = self.effectiveDateTime
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("MedicationStatement.effectiveDateTime")
         v = self.id
         if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
             raise _p.FormatError("MedicationStatement.id")
@@ -10895,14 +11554,14 @@ class MedicationStatement(_p.Resource, tag="MedicationStatement", kw_only=True):
 class MedicinalProductDefinition(_p.Resource, tag="MedicinalProductDefinition", kw_only=True):
     additionalMonitoringIndicator: _T13 = _U
     attachedDocument: _T11 = _U
-    characteristic: _T423 = _U
-    classification: _T19 = _U
+    characteristic: _T413 = _U
+    classification: _T18 = _U
     clinicalTrial: _T11 = _U
-    code: _T58 = _U
+    code: _T53 = _U
     combinedPharmaceuticalDoseForm: _T13 = _U
-    contact: _T424 = _U
+    contact: _T414 = _U
     contained: _T0 = _U
-    crossReference: _T425 = _U
+    crossReference: _T415 = _U
     description: _T2 = _U
     description_ext: _T3 = _ms.field(default=_U, name="_description")
     domain: _T13 = _U
@@ -10912,25 +11571,25 @@ class MedicinalProductDefinition(_p.Resource, tag="MedicinalProductDefinition", 
     identifier: _T6 = _U
     implicitRules: _T2 = _U
     implicitRules_ext: _T3 = _ms.field(default=_U, name="_implicitRules")
-    impurity: _T164 = _U
+    impurity: _T157 = _U
     indication: _T2 = _U
     indication_ext: _T3 = _ms.field(default=_U, name="_indication")
-    ingredient: _T19 = _U
+    ingredient: _T18 = _U
     language: _T2 = _U
     language_ext: _T3 = _ms.field(default=_U, name="_language")
     legalStatusOfSupply: _T13 = _U
-    marketingStatus: _T426 = _U
+    marketingStatus: _T416 = _U
     masterFile: _T11 = _U
     meta: _T7 = _U
     modifierExtension: _T4 = _U
-    name: _T427
-    operation: _T428 = _U
-    packagedMedicinalProduct: _T19 = _U
+    name: _T417
+    operation: _T418 = _U
+    packagedMedicinalProduct: _T18 = _U
     pediatricUseIndicator: _T13 = _U
-    route: _T19 = _U
-    specialMeasures: _T19 = _U
+    route: _T18 = _U
+    specialMeasures: _T18 = _U
     status: _T13 = _U
-    statusDate: _T20 = _U
+    statusDate: _T2 = _U
     statusDate_ext: _T3 = _ms.field(default=_U, name="_statusDate")
     text: _T12 = _U
     type: _T13 = _U
@@ -10947,6 +11606,9 @@ class MedicinalProductDefinition(_p.Resource, tag="MedicinalProductDefinition", 
         v = self.language
         if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
             raise _p.FormatError("MedicinalProductDefinition.language")
+        v = self.statusDate
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("MedicinalProductDefinition.statusDate")
 
 
 class MedicinalProductDefinitionCharacteristic(_p.Complex, kw_only=True):
@@ -10954,14 +11616,17 @@ class MedicinalProductDefinitionCharacteristic(_p.Complex, kw_only=True):
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     modifierExtension: _T4 = _U
-    type: _T36
-    valueAttachment: _T37 = _U
+    type: _T34
+    valueAttachment: _T35 = _U
     valueBoolean: _T16 = _U
     valueCodeableConcept: _T13 = _U
-    valueDate: _T17 = _U
-    valueQuantity: _T26 = _U
+    valueDate: _T2 = _U
+    valueQuantity: _T24 = _U
 
     def __post_init__(self) -> None:
+        v = self.valueDate
+        if v is not _U and (_p.date(v) is None):
+            raise _p.FormatError("MedicinalProductDefinitionCharacteristic.valueDate")
         if (self.valueAttachment is not _U) + (self.valueBoolean is not _U) + (self.valueCodeableConcept is not _U) + (self.valueDate is not _U) + (self.valueQuantity is not _U) > 1:
             raise _p.ChoiceError("MedicinalProductDefinitionCharacteristic.value[x]: at most one")
 
@@ -10980,29 +11645,29 @@ class MedicinalProductDefinitionCrossReference(_p.Complex, kw_only=True):
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     modifierExtension: _T4 = _U
-    product: _T167
+    product: _T160
     type: _T13 = _U
 
 
 class MedicinalProductDefinitionName(_p.Complex, kw_only=True):
-    countryLanguage: _T429 = _U
+    countryLanguage: _T419 = _U
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     modifierExtension: _T4 = _U
-    namePart: _T430 = _U
+    namePart: _T420 = _U
     productName: _T10
     productName_ext: _T3 = _ms.field(default=_U, name="_productName")
     type: _T13 = _U
 
 
 class MedicinalProductDefinitionNameCountryLanguage(_p.Complex, kw_only=True):
-    country: _T36
+    country: _T34
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     jurisdiction: _T13 = _U
-    language: _T36
+    language: _T34
     modifierExtension: _T4 = _U
 
 
@@ -11013,7 +11678,7 @@ class MedicinalProductDefinitionNameNamePart(_p.Complex, kw_only=True):
     modifierExtension: _T4 = _U
     part: _T10
     part_ext: _T3 = _ms.field(default=_U, name="_part")
-    type: _T36
+    type: _T34
 
 
 class MedicinalProductDefinitionOperation(_p.Complex, kw_only=True):
@@ -11024,51 +11689,51 @@ class MedicinalProductDefinitionOperation(_p.Complex, kw_only=True):
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     modifierExtension: _T4 = _U
     organization: _T11 = _U
-    type: _T165 = _U
+    type: _T158 = _U
 
 
 class MessageDefinition(_p.Resource, tag="MessageDefinition", kw_only=True):
-    allowedResponse: _T431 = _U
+    allowedResponse: _T421 = _U
     base: _T2 = _U
     base_ext: _T3 = _ms.field(default=_U, name="_base")
     category: _T2 = _U
     category_ext: _T3 = _ms.field(default=_U, name="_category")
-    contact: _T18 = _U
+    contact: _T17 = _U
     contained: _T0 = _U
     copyright: _T2 = _U
     copyright_ext: _T3 = _ms.field(default=_U, name="_copyright")
-    date: _T77
+    date: _T10
     date_ext: _T3 = _ms.field(default=_U, name="_date")
     description: _T2 = _U
     description_ext: _T3 = _ms.field(default=_U, name="_description")
-    eventCoding: _T60 = _U
+    eventCoding: _T55 = _U
     eventUri: _T2 = _U
     experimental: _T16 = _U
     experimental_ext: _T3 = _ms.field(default=_U, name="_experimental")
     extension: _T4 = _U
-    focus: _T432 = _U
-    graph: _T23 = _U
-    graph_ext: _T24 = _ms.field(default=_U, name="_graph")
+    focus: _T422 = _U
+    graph: _T21 = _U
+    graph_ext: _T22 = _ms.field(default=_U, name="_graph")
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     identifier: _T6 = _U
     implicitRules: _T2 = _U
     implicitRules_ext: _T3 = _ms.field(default=_U, name="_implicitRules")
-    jurisdiction: _T19 = _U
+    jurisdiction: _T18 = _U
     language: _T2 = _U
     language_ext: _T3 = _ms.field(default=_U, name="_language")
     meta: _T7 = _U
     modifierExtension: _T4 = _U
     name: _T2 = _U
     name_ext: _T3 = _ms.field(default=_U, name="_name")
-    parent: _T23 = _U
-    parent_ext: _T24 = _ms.field(default=_U, name="_parent")
+    parent: _T21 = _U
+    parent_ext: _T22 = _ms.field(default=_U, name="_parent")
     publisher: _T2 = _U
     publisher_ext: _T3 = _ms.field(default=_U, name="_publisher")
     purpose: _T2 = _U
     purpose_ext: _T3 = _ms.field(default=_U, name="_purpose")
-    replaces: _T23 = _U
-    replaces_ext: _T24 = _ms.field(default=_U, name="_replaces")
+    replaces: _T21 = _U
+    replaces_ext: _T22 = _ms.field(default=_U, name="_replaces")
     responseRequired: _T2 = _U
     responseRequired_ext: _T3 = _ms.field(default=_U, name="_responseRequired")
     status: _T10
@@ -11078,7 +11743,7 @@ class MessageDefinition(_p.Resource, tag="MessageDefinition", kw_only=True):
     title_ext: _T3 = _ms.field(default=_U, name="_title")
     url: _T2 = _U
     url_ext: _T3 = _ms.field(default=_U, name="_url")
-    useContext: _T32 = _U
+    useContext: _T30 = _U
     version: _T2 = _U
     version_ext: _T3 = _ms.field(default=_U, name="_version")
 
@@ -11089,6 +11754,9 @@ class MessageDefinition(_p.Resource, tag="MessageDefinition", kw_only=True):
         v = self.category
         if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
             raise _p.FormatError("MessageDefinition.category")
+        v = self.date
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("MessageDefinition.date")
         v = self.eventUri
         if v is not _U and (' ' in v or not v.isprintable()):
             raise _p.FormatError("MessageDefinition.eventUri")
@@ -11150,7 +11818,7 @@ class MessageDefinitionFocus(_p.Complex, kw_only=True):
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     max: _T2 = _U
     max_ext: _T3 = _ms.field(default=_U, name="_max")
-    min: _T276
+    min: _T266
     min_ext: _T3 = _ms.field(default=_U, name="_min")
     modifierExtension: _T4 = _U
     profile: _T2 = _U
@@ -11170,9 +11838,9 @@ class MessageHeader(_p.Resource, tag="MessageHeader", kw_only=True):
     contained: _T0 = _U
     definition: _T2 = _U
     definition_ext: _T3 = _ms.field(default=_U, name="_definition")
-    destination: _T433 = _U
+    destination: _T423 = _U
     enterer: _T8 = _U
-    eventCoding: _T60 = _U
+    eventCoding: _T55 = _U
     eventUri: _T2 = _U
     extension: _T4 = _U
     focus: _T11 = _U
@@ -11185,10 +11853,10 @@ class MessageHeader(_p.Resource, tag="MessageHeader", kw_only=True):
     meta: _T7 = _U
     modifierExtension: _T4 = _U
     reason: _T13 = _U
-    response: _T434 = _U
+    response: _T424 = _U
     responsible: _T8 = _U
     sender: _T8 = _U
-    source: _T435
+    source: _T425
     text: _T12 = _U
 
     def __post_init__(self) -> None:
@@ -11247,7 +11915,7 @@ class MessageHeaderResponse(_p.Complex, kw_only=True):
 
 
 class MessageHeaderSource(_p.Complex, kw_only=True):
-    contact: _T257 = _U
+    contact: _T249 = _U
     endpoint: _T10
     endpoint_ext: _T3 = _ms.field(default=_U, name="_endpoint")
     extension: _T4 = _U
@@ -11271,18 +11939,21 @@ class Meta(_p.Complex, kw_only=True):
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
-    lastUpdated: _T49 = _U
+    lastUpdated: _T2 = _U
     lastUpdated_ext: _T3 = _ms.field(default=_U, name="_lastUpdated")
-    profile: _T23 = _U
-    profile_ext: _T24 = _ms.field(default=_U, name="_profile")
-    security: _T58 = _U
+    profile: _T21 = _U
+    profile_ext: _T22 = _ms.field(default=_U, name="_profile")
+    security: _T53 = _U
     source: _T2 = _U
     source_ext: _T3 = _ms.field(default=_U, name="_source")
-    tag: _T58 = _U
+    tag: _T53 = _U
     versionId: _T2 = _U
     versionId_ext: _T3 = _ms.field(default=_U, name="_versionId")
 
     def __post_init__(self) -> None:
+        v = self.lastUpdated
+        if v is not _U and (_p.instant(v) is None):
+            raise _p.FormatError("Meta.lastUpdated")
         if self.profile is not _U:
             for v in self.profile:
                 if v is not None and (' ' in v or not v.isprintable()):
@@ -11294,7 +11965,7 @@ class Meta(_p.Complex, kw_only=True):
 
 class MolecularSequence(_p.Resource, tag="MolecularSequence", kw_only=True):
     contained: _T0 = _U
-    coordinateSystem: _T436
+    coordinateSystem: _T426
     coordinateSystem_ext: _T3 = _ms.field(default=_U, name="_coordinateSystem")
     device: _T8 = _U
     extension: _T4 = _U
@@ -11312,18 +11983,18 @@ class MolecularSequence(_p.Resource, tag="MolecularSequence", kw_only=True):
     patient: _T8 = _U
     performer: _T8 = _U
     pointer: _T11 = _U
-    quality: _T437 = _U
-    quantity: _T26 = _U
-    readCoverage: _T67 = _U
+    quality: _T427 = _U
+    quantity: _T24 = _U
+    readCoverage: _T62 = _U
     readCoverage_ext: _T3 = _ms.field(default=_U, name="_readCoverage")
-    referenceSeq: _T438 = _U
-    repository: _T439 = _U
+    referenceSeq: _T428 = _U
+    repository: _T429 = _U
     specimen: _T8 = _U
-    structureVariant: _T440 = _U
+    structureVariant: _T430 = _U
     text: _T12 = _U
     type: _T2 = _U
     type_ext: _T3 = _ms.field(default=_U, name="_type")
-    variant: _T441 = _U
+    variant: _T431 = _U
 
     def __post_init__(self) -> None:
         v = self.id
@@ -11341,33 +12012,33 @@ class MolecularSequence(_p.Resource, tag="MolecularSequence", kw_only=True):
 
 
 class MolecularSequenceQuality(_p.Complex, kw_only=True):
-    end: _T67 = _U
+    end: _T62 = _U
     end_ext: _T3 = _ms.field(default=_U, name="_end")
     extension: _T4 = _U
-    fScore: _T45 = _U
+    fScore: _T43 = _U
     fScore_ext: _T3 = _ms.field(default=_U, name="_fScore")
-    gtFP: _T45 = _U
+    gtFP: _T43 = _U
     gtFP_ext: _T3 = _ms.field(default=_U, name="_gtFP")
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     method: _T13 = _U
     modifierExtension: _T4 = _U
-    precision: _T45 = _U
+    precision: _T43 = _U
     precision_ext: _T3 = _ms.field(default=_U, name="_precision")
-    queryFP: _T45 = _U
+    queryFP: _T43 = _U
     queryFP_ext: _T3 = _ms.field(default=_U, name="_queryFP")
-    queryTP: _T45 = _U
+    queryTP: _T43 = _U
     queryTP_ext: _T3 = _ms.field(default=_U, name="_queryTP")
-    recall: _T45 = _U
+    recall: _T43 = _U
     recall_ext: _T3 = _ms.field(default=_U, name="_recall")
-    roc: _T442 = _U
-    score: _T26 = _U
+    roc: _T432 = _U
+    score: _T24 = _U
     standardSequence: _T13 = _U
-    start: _T67 = _U
+    start: _T62 = _U
     start_ext: _T3 = _ms.field(default=_U, name="_start")
-    truthFN: _T45 = _U
+    truthFN: _T43 = _U
     truthFN_ext: _T3 = _ms.field(default=_U, name="_truthFN")
-    truthTP: _T45 = _U
+    truthTP: _T43 = _U
     truthTP_ext: _T3 = _ms.field(default=_U, name="_truthTP")
     type: _T10
     type_ext: _T3 = _ms.field(default=_U, name="_type")
@@ -11380,23 +12051,23 @@ class MolecularSequenceQuality(_p.Complex, kw_only=True):
 
 class MolecularSequenceQualityRoc(_p.Complex, kw_only=True):
     extension: _T4 = _U
-    fMeasure: _T443 = _U
-    fMeasure_ext: _T24 = _ms.field(default=_U, name="_fMeasure")
+    fMeasure: _T433 = _U
+    fMeasure_ext: _T22 = _ms.field(default=_U, name="_fMeasure")
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     modifierExtension: _T4 = _U
-    numFN: _T444 = _U
-    numFN_ext: _T24 = _ms.field(default=_U, name="_numFN")
-    numFP: _T444 = _U
-    numFP_ext: _T24 = _ms.field(default=_U, name="_numFP")
-    numTP: _T444 = _U
-    numTP_ext: _T24 = _ms.field(default=_U, name="_numTP")
-    precision: _T443 = _U
-    precision_ext: _T24 = _ms.field(default=_U, name="_precision")
-    score: _T444 = _U
-    score_ext: _T24 = _ms.field(default=_U, name="_score")
-    sensitivity: _T443 = _U
-    sensitivity_ext: _T24 = _ms.field(default=_U, name="_sensitivity")
+    numFN: _T434 = _U
+    numFN_ext: _T22 = _ms.field(default=_U, name="_numFN")
+    numFP: _T434 = _U
+    numFP_ext: _T22 = _ms.field(default=_U, name="_numFP")
+    numTP: _T434 = _U
+    numTP_ext: _T22 = _ms.field(default=_U, name="_numTP")
+    precision: _T433 = _U
+    precision_ext: _T22 = _ms.field(default=_U, name="_precision")
+    score: _T434 = _U
+    score_ext: _T22 = _ms.field(default=_U, name="_score")
+    sensitivity: _T433 = _U
+    sensitivity_ext: _T22 = _ms.field(default=_U, name="_sensitivity")
 
 
 class MolecularSequenceReferenceSeq(_p.Complex, kw_only=True):
@@ -11415,9 +12086,9 @@ class MolecularSequenceReferenceSeq(_p.Complex, kw_only=True):
     referenceSeqString_ext: _T3 = _ms.field(default=_U, name="_referenceSeqString")
     strand: _T2 = _U
     strand_ext: _T3 = _ms.field(default=_U, name="_strand")
-    windowEnd: _T67 = _U
+    windowEnd: _T62 = _U
     windowEnd_ext: _T3 = _ms.field(default=_U, name="_windowEnd")
-    windowStart: _T67 = _U
+    windowStart: _T62 = _U
     windowStart_ext: _T3 = _ms.field(default=_U, name="_windowStart")
 
     def __post_init__(self) -> None:
@@ -11462,40 +12133,40 @@ class MolecularSequenceStructureVariant(_p.Complex, kw_only=True):
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
-    inner: _T445 = _U
-    length: _T67 = _U
+    inner: _T435 = _U
+    length: _T62 = _U
     length_ext: _T3 = _ms.field(default=_U, name="_length")
     modifierExtension: _T4 = _U
-    outer: _T446 = _U
+    outer: _T436 = _U
     variantType: _T13 = _U
 
 
 class MolecularSequenceStructureVariantInner(_p.Complex, kw_only=True):
-    end: _T67 = _U
+    end: _T62 = _U
     end_ext: _T3 = _ms.field(default=_U, name="_end")
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     modifierExtension: _T4 = _U
-    start: _T67 = _U
+    start: _T62 = _U
     start_ext: _T3 = _ms.field(default=_U, name="_start")
 
 
 class MolecularSequenceStructureVariantOuter(_p.Complex, kw_only=True):
-    end: _T67 = _U
+    end: _T62 = _U
     end_ext: _T3 = _ms.field(default=_U, name="_end")
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     modifierExtension: _T4 = _U
-    start: _T67 = _U
+    start: _T62 = _U
     start_ext: _T3 = _ms.field(default=_U, name="_start")
 
 
 class MolecularSequenceVariant(_p.Complex, kw_only=True):
     cigar: _T2 = _U
     cigar_ext: _T3 = _ms.field(default=_U, name="_cigar")
-    end: _T67 = _U
+    end: _T62 = _U
     end_ext: _T3 = _ms.field(default=_U, name="_end")
     extension: _T4 = _U
     id: _T2 = _U
@@ -11505,7 +12176,7 @@ class MolecularSequenceVariant(_p.Complex, kw_only=True):
     observedAllele_ext: _T3 = _ms.field(default=_U, name="_observedAllele")
     referenceAllele: _T2 = _U
     referenceAllele_ext: _T3 = _ms.field(default=_U, name="_referenceAllele")
-    start: _T67 = _U
+    start: _T62 = _U
     start_ext: _T3 = _ms.field(default=_U, name="_start")
     variantPointer: _T8 = _U
 
@@ -11516,7 +12187,7 @@ class Money(_p.Complex, kw_only=True):
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
-    value: _T45 = _U
+    value: _T43 = _U
     value_ext: _T3 = _ms.field(default=_U, name="_value")
 
     def __post_init__(self) -> None:
@@ -11526,9 +12197,9 @@ class Money(_p.Complex, kw_only=True):
 
 
 class NamingSystem(_p.Resource, tag="NamingSystem", kw_only=True):
-    contact: _T18 = _U
+    contact: _T17 = _U
     contained: _T0 = _U
-    date: _T77
+    date: _T10
     date_ext: _T3 = _ms.field(default=_U, name="_date")
     description: _T2 = _U
     description_ext: _T3 = _ms.field(default=_U, name="_description")
@@ -11537,7 +12208,7 @@ class NamingSystem(_p.Resource, tag="NamingSystem", kw_only=True):
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     implicitRules: _T2 = _U
     implicitRules_ext: _T3 = _ms.field(default=_U, name="_implicitRules")
-    jurisdiction: _T19 = _U
+    jurisdiction: _T18 = _U
     kind: _T10
     kind_ext: _T3 = _ms.field(default=_U, name="_kind")
     language: _T2 = _U
@@ -11554,12 +12225,15 @@ class NamingSystem(_p.Resource, tag="NamingSystem", kw_only=True):
     status_ext: _T3 = _ms.field(default=_U, name="_status")
     text: _T12 = _U
     type: _T13 = _U
-    uniqueId: _T447
+    uniqueId: _T437
     usage: _T2 = _U
     usage_ext: _T3 = _ms.field(default=_U, name="_usage")
-    useContext: _T32 = _U
+    useContext: _T30 = _U
 
     def __post_init__(self) -> None:
+        v = self.date
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("NamingSystem.date")
         v = self.id
         if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
             raise _p.FormatError("NamingSystem.id")
@@ -11616,40 +12290,43 @@ class Narrative(_p.Complex, kw_only=True):
 class NutritionOrder(_p.Resource, tag="NutritionOrder", kw_only=True):
     allergyIntolerance: _T11 = _U
     contained: _T0 = _U
-    dateTime: _T77
+    dateTime: _T10
     dateTime_ext: _T3 = _ms.field(default=_U, name="_dateTime")
     encounter: _T8 = _U
-    enteralFormula: _T448 = _U
-    excludeFoodModifier: _T19 = _U
+    enteralFormula: _T438 = _U
+    excludeFoodModifier: _T18 = _U
     extension: _T4 = _U
-    foodPreferenceModifier: _T19 = _U
+    foodPreferenceModifier: _T18 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     identifier: _T6 = _U
     implicitRules: _T2 = _U
     implicitRules_ext: _T3 = _ms.field(default=_U, name="_implicitRules")
-    instantiates: _T23 = _U
-    instantiates_ext: _T24 = _ms.field(default=_U, name="_instantiates")
-    instantiatesCanonical: _T23 = _U
-    instantiatesCanonical_ext: _T24 = _ms.field(default=_U, name="_instantiatesCanonical")
-    instantiatesUri: _T23 = _U
-    instantiatesUri_ext: _T24 = _ms.field(default=_U, name="_instantiatesUri")
+    instantiates: _T21 = _U
+    instantiates_ext: _T22 = _ms.field(default=_U, name="_instantiates")
+    instantiatesCanonical: _T21 = _U
+    instantiatesCanonical_ext: _T22 = _ms.field(default=_U, name="_instantiatesCanonical")
+    instantiatesUri: _T21 = _U
+    instantiatesUri_ext: _T22 = _ms.field(default=_U, name="_instantiatesUri")
     intent: _T10
     intent_ext: _T3 = _ms.field(default=_U, name="_intent")
     language: _T2 = _U
     language_ext: _T3 = _ms.field(default=_U, name="_language")
     meta: _T7 = _U
     modifierExtension: _T4 = _U
-    note: _T46 = _U
-    oralDiet: _T449 = _U
+    note: _T44 = _U
+    oralDiet: _T439 = _U
     orderer: _T8 = _U
     patient: _T14
     status: _T10
     status_ext: _T3 = _ms.field(default=_U, name="_status")
-    supplement: _T450 = _U
+    supplement: _T440 = _U
     text: _T12 = _U
 
     def __post_init__(self) -> None:
+        v = self.dateTime
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("NutritionOrder.dateTime")
         v = self.id
         if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
             raise _p.FormatError("NutritionOrder.id")
@@ -11683,17 +12360,17 @@ class NutritionOrderEnteralFormula(_p.Complex, kw_only=True):
     additiveProductName: _T2 = _U
     additiveProductName_ext: _T3 = _ms.field(default=_U, name="_additiveProductName")
     additiveType: _T13 = _U
-    administration: _T451 = _U
+    administration: _T441 = _U
     administrationInstruction: _T2 = _U
     administrationInstruction_ext: _T3 = _ms.field(default=_U, name="_administrationInstruction")
     baseFormulaProductName: _T2 = _U
     baseFormulaProductName_ext: _T3 = _ms.field(default=_U, name="_baseFormulaProductName")
     baseFormulaType: _T13 = _U
-    caloricDensity: _T26 = _U
+    caloricDensity: _T24 = _U
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
-    maxVolumeToDeliver: _T26 = _U
+    maxVolumeToDeliver: _T24 = _U
     modifierExtension: _T4 = _U
     routeofAdministration: _T13 = _U
 
@@ -11703,10 +12380,10 @@ class NutritionOrderEnteralFormulaAdministration(_p.Complex, kw_only=True):
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     modifierExtension: _T4 = _U
-    quantity: _T26 = _U
-    rateQuantity: _T26 = _U
-    rateRatio: _T38 = _U
-    schedule: _T31 = _U
+    quantity: _T24 = _U
+    rateQuantity: _T24 = _U
+    rateRatio: _T36 = _U
+    schedule: _T29 = _U
 
     def __post_init__(self) -> None:
         if (self.rateQuantity is not _U) + (self.rateRatio is not _U) > 1:
@@ -11715,20 +12392,20 @@ class NutritionOrderEnteralFormulaAdministration(_p.Complex, kw_only=True):
 
 class NutritionOrderOralDiet(_p.Complex, kw_only=True):
     extension: _T4 = _U
-    fluidConsistencyType: _T19 = _U
+    fluidConsistencyType: _T18 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     instruction: _T2 = _U
     instruction_ext: _T3 = _ms.field(default=_U, name="_instruction")
     modifierExtension: _T4 = _U
-    nutrient: _T452 = _U
-    schedule: _T453 = _U
-    texture: _T454 = _U
-    type: _T19 = _U
+    nutrient: _T442 = _U
+    schedule: _T443 = _U
+    texture: _T444 = _U
+    type: _T18 = _U
 
 
 class NutritionOrderOralDietNutrient(_p.Complex, kw_only=True):
-    amount: _T26 = _U
+    amount: _T24 = _U
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
@@ -11754,13 +12431,13 @@ class NutritionOrderSupplement(_p.Complex, kw_only=True):
     modifierExtension: _T4 = _U
     productName: _T2 = _U
     productName_ext: _T3 = _ms.field(default=_U, name="_productName")
-    quantity: _T26 = _U
-    schedule: _T453 = _U
+    quantity: _T24 = _U
+    schedule: _T443 = _U
     type: _T13 = _U
 
 
 class NutritionProduct(_p.Resource, tag="NutritionProduct", kw_only=True):
-    category: _T19 = _U
+    category: _T18 = _U
     code: _T13 = _U
     contained: _T0 = _U
     extension: _T4 = _U
@@ -11768,17 +12445,17 @@ class NutritionProduct(_p.Resource, tag="NutritionProduct", kw_only=True):
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     implicitRules: _T2 = _U
     implicitRules_ext: _T3 = _ms.field(default=_U, name="_implicitRules")
-    ingredient: _T455 = _U
-    instance: _T456 = _U
-    knownAllergen: _T164 = _U
+    ingredient: _T445 = _U
+    instance: _T446 = _U
+    knownAllergen: _T157 = _U
     language: _T2 = _U
     language_ext: _T3 = _ms.field(default=_U, name="_language")
     manufacturer: _T11 = _U
     meta: _T7 = _U
     modifierExtension: _T4 = _U
-    note: _T46 = _U
-    nutrient: _T457 = _U
-    productCharacteristic: _T458 = _U
+    note: _T44 = _U
+    nutrient: _T447 = _U
+    productCharacteristic: _T448 = _U
     status: _T10
     status_ext: _T3 = _ms.field(default=_U, name="_status")
     text: _T12 = _U
@@ -11799,16 +12476,16 @@ class NutritionProduct(_p.Resource, tag="NutritionProduct", kw_only=True):
 
 
 class NutritionProductIngredient(_p.Complex, kw_only=True):
-    amount: _T459 = _U
+    amount: _T449 = _U
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
-    item: _T167
+    item: _T160
     modifierExtension: _T4 = _U
 
 
 class NutritionProductInstance(_p.Complex, kw_only=True):
-    expiry: _T20 = _U
+    expiry: _T2 = _U
     expiry_ext: _T3 = _ms.field(default=_U, name="_expiry")
     extension: _T4 = _U
     id: _T2 = _U
@@ -11817,17 +12494,25 @@ class NutritionProductInstance(_p.Complex, kw_only=True):
     lotNumber: _T2 = _U
     lotNumber_ext: _T3 = _ms.field(default=_U, name="_lotNumber")
     modifierExtension: _T4 = _U
-    quantity: _T26 = _U
-    useBy: _T20 = _U
+    quantity: _T24 = _U
+    useBy: _T2 = _U
     useBy_ext: _T3 = _ms.field(default=_U, name="_useBy")
+
+    def __post_init__(self) -> None:
+        v = self.expiry
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("NutritionProductInstance.expiry")
+        v = self.useBy
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("NutritionProductInstance.useBy")
 
 
 class NutritionProductNutrient(_p.Complex, kw_only=True):
-    amount: _T459 = _U
+    amount: _T449 = _U
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
-    item: _T165 = _U
+    item: _T158 = _U
     modifierExtension: _T4 = _U
 
 
@@ -11836,15 +12521,18 @@ class NutritionProductProductCharacteristic(_p.Complex, kw_only=True):
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     modifierExtension: _T4 = _U
-    type: _T36
-    valueAttachment: _T37 = _U
-    valueBase64Binary: _T53 = _U
+    type: _T34
+    valueAttachment: _T35 = _U
+    valueBase64Binary: _T2 = _U
     valueBoolean: _T16 = _U
     valueCodeableConcept: _T13 = _U
-    valueQuantity: _T26 = _U
+    valueQuantity: _T24 = _U
     valueString: _T2 = _U
 
     def __post_init__(self) -> None:
+        v = self.valueBase64Binary
+        if v is not _U and (_p.base64(v) is None):
+            raise _p.FormatError("NutritionProductProductCharacteristic.valueBase64Binary")
         if (self.valueAttachment is not _U) + (self.valueBase64Binary is not _U) + (self.valueBoolean is not _U) + (self.valueCodeableConcept is not _U) + (self.valueQuantity is not _U) + (self.valueString is not _U) != 1:
             raise _p.ChoiceError("NutritionProductProductCharacteristic.value[x]: exactly one")
 
@@ -11852,17 +12540,17 @@ class NutritionProductProductCharacteristic(_p.Complex, kw_only=True):
 class Observation(_p.Resource, tag="Observation", kw_only=True):
     basedOn: _T11 = _U
     bodySite: _T13 = _U
-    category: _T19 = _U
-    code: _T36
-    component: _T460 = _U
+    category: _T18 = _U
+    code: _T34
+    component: _T450 = _U
     contained: _T0 = _U
     dataAbsentReason: _T13 = _U
     derivedFrom: _T11 = _U
     device: _T8 = _U
-    effectiveDateTime: _T20 = _U
-    effectiveInstant: _T49 = _U
+    effectiveDateTime: _T2 = _U
+    effectiveInstant: _T2 = _U
     effectivePeriod: _T9 = _U
-    effectiveTiming: _T31 = _U
+    effectiveTiming: _T29 = _U
     encounter: _T8 = _U
     extension: _T4 = _U
     focus: _T11 = _U
@@ -11872,18 +12560,18 @@ class Observation(_p.Resource, tag="Observation", kw_only=True):
     identifier: _T6 = _U
     implicitRules: _T2 = _U
     implicitRules_ext: _T3 = _ms.field(default=_U, name="_implicitRules")
-    interpretation: _T19 = _U
-    issued: _T49 = _U
+    interpretation: _T18 = _U
+    issued: _T2 = _U
     issued_ext: _T3 = _ms.field(default=_U, name="_issued")
     language: _T2 = _U
     language_ext: _T3 = _ms.field(default=_U, name="_language")
     meta: _T7 = _U
     method: _T13 = _U
     modifierExtension: _T4 = _U
-    note: _T46 = _U
+    note: _T44 = _U
     partOf: _T11 = _U
     performer: _T11 = _U
-    referenceRange: _T461 = _U
+    referenceRange: _T451 = _U
     specimen: _T8 = _U
     status: _T10
     status_ext: _T3 = _ms.field(default=_U, name="_status")
@@ -11891,29 +12579,44 @@ class Observation(_p.Resource, tag="Observation", kw_only=True):
     text: _T12 = _U
     valueBoolean: _T16 = _U
     valueCodeableConcept: _T13 = _U
-    valueDateTime: _T20 = _U
-    valueInteger: _T67 = _U
+    valueDateTime: _T2 = _U
+    valueInteger: _T62 = _U
     valuePeriod: _T9 = _U
-    valueQuantity: _T26 = _U
-    valueRange: _T30 = _U
-    valueRatio: _T38 = _U
-    valueSampledData: _T268 = _U
+    valueQuantity: _T24 = _U
+    valueRange: _T28 = _U
+    valueRatio: _T36 = _U
+    valueSampledData: _T259 = _U
     valueString: _T2 = _U
-    valueTime: _T212 = _U
+    valueTime: _T2 = _U
 
     def __post_init__(self) -> None:
+        v = self.effectiveDateTime
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("Observation.effectiveDateTime")
+        v = self.effectiveInstant
+        if v is not _U and (_p.instant(v) is None):
+            raise _p.FormatError("Observation.effectiveInstant")
         v = self.id
         if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
             raise _p.FormatError("Observation.id")
         v = self.implicitRules
         if v is not _U and (' ' in v or not v.isprintable()):
             raise _p.FormatError("Observation.implicitRules")
+        v = self.issued
+        if v is not _U and (_p.instant(v) is None):
+            raise _p.FormatError("Observation.issued")
         v = self.language
         if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
             raise _p.FormatError("Observation.language")
         v = self.status
         if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
             raise _p.FormatError("Observation.status")
+        v = self.valueDateTime
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("Observation.valueDateTime")
+        v = self.valueTime
+        if v is not _U and (_p.time(v) is None):
+            raise _p.FormatError("Observation.valueTime")
         if (self.effectiveDateTime is not _U) + (self.effectiveInstant is not _U) + (self.effectivePeriod is not _U) + (self.effectiveTiming is not _U) > 1:
             raise _p.ChoiceError("Observation.effective[x]: at most one")
         if (self.valueBoolean is not _U) + (self.valueCodeableConcept is not _U) + (self.valueDateTime is not _U) + (self.valueInteger is not _U) + (self.valuePeriod is not _U) + (self.valueQuantity is not _U) + (self.valueRange is not _U) + (self.valueRatio is not _U) + (self.valueSampledData is not _U) + (self.valueString is not _U) + (self.valueTime is not _U) > 1:
@@ -11921,27 +12624,33 @@ class Observation(_p.Resource, tag="Observation", kw_only=True):
 
 
 class ObservationComponent(_p.Complex, kw_only=True):
-    code: _T36
+    code: _T34
     dataAbsentReason: _T13 = _U
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
-    interpretation: _T19 = _U
+    interpretation: _T18 = _U
     modifierExtension: _T4 = _U
-    referenceRange: _T461 = _U
+    referenceRange: _T451 = _U
     valueBoolean: _T16 = _U
     valueCodeableConcept: _T13 = _U
-    valueDateTime: _T20 = _U
-    valueInteger: _T67 = _U
+    valueDateTime: _T2 = _U
+    valueInteger: _T62 = _U
     valuePeriod: _T9 = _U
-    valueQuantity: _T26 = _U
-    valueRange: _T30 = _U
-    valueRatio: _T38 = _U
-    valueSampledData: _T268 = _U
+    valueQuantity: _T24 = _U
+    valueRange: _T28 = _U
+    valueRatio: _T36 = _U
+    valueSampledData: _T259 = _U
     valueString: _T2 = _U
-    valueTime: _T212 = _U
+    valueTime: _T2 = _U
 
     def __post_init__(self) -> None:
+        v = self.valueDateTime
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("ObservationComponent.valueDateTime")
+        v = self.valueTime
+        if v is not _U and (_p.time(v) is None):
+            raise _p.FormatError("ObservationComponent.valueTime")
         t = _astuple(self)
         n = len(t) - t.count(_U) - 1 - ((self.dataAbsentReason is not _U) + (self.extension is not _U) + (self.id is not _U) + (self.id_ext is not _U) + (self.interpretation is not _U) + (self.modifierExtension is not _U) + (self.referenceRange is not _U))
         if n > 1:
@@ -11950,8 +12659,8 @@ class ObservationComponent(_p.Complex, kw_only=True):
 
 class ObservationDefinition(_p.Resource, tag="ObservationDefinition", kw_only=True):
     abnormalCodedValueSet: _T8 = _U
-    category: _T19 = _U
-    code: _T36
+    category: _T18 = _U
+    code: _T34
     contained: _T0 = _U
     criticalCodedValueSet: _T8 = _U
     extension: _T4 = _U
@@ -11968,12 +12677,12 @@ class ObservationDefinition(_p.Resource, tag="ObservationDefinition", kw_only=Tr
     multipleResultsAllowed: _T16 = _U
     multipleResultsAllowed_ext: _T3 = _ms.field(default=_U, name="_multipleResultsAllowed")
     normalCodedValueSet: _T8 = _U
-    permittedDataType: _T23 = _U
-    permittedDataType_ext: _T24 = _ms.field(default=_U, name="_permittedDataType")
+    permittedDataType: _T21 = _U
+    permittedDataType_ext: _T22 = _ms.field(default=_U, name="_permittedDataType")
     preferredReportName: _T2 = _U
     preferredReportName_ext: _T3 = _ms.field(default=_U, name="_preferredReportName")
-    qualifiedInterval: _T462 = _U
-    quantitativeDetails: _T463 = _U
+    qualifiedInterval: _T452 = _U
+    quantitativeDetails: _T453 = _U
     text: _T12 = _U
     validCodedValueSet: _T8 = _U
 
@@ -11994,8 +12703,8 @@ class ObservationDefinition(_p.Resource, tag="ObservationDefinition", kw_only=Tr
 
 
 class ObservationDefinitionQualifiedInterval(_p.Complex, kw_only=True):
-    age: _T30 = _U
-    appliesTo: _T19 = _U
+    age: _T28 = _U
+    appliesTo: _T18 = _U
     category: _T2 = _U
     category_ext: _T3 = _ms.field(default=_U, name="_category")
     condition: _T2 = _U
@@ -12004,11 +12713,11 @@ class ObservationDefinitionQualifiedInterval(_p.Complex, kw_only=True):
     extension: _T4 = _U
     gender: _T2 = _U
     gender_ext: _T3 = _ms.field(default=_U, name="_gender")
-    gestationalAge: _T30 = _U
+    gestationalAge: _T28 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     modifierExtension: _T4 = _U
-    range: _T30 = _U
+    range: _T28 = _U
 
     def __post_init__(self) -> None:
         v = self.category
@@ -12020,10 +12729,10 @@ class ObservationDefinitionQualifiedInterval(_p.Complex, kw_only=True):
 
 
 class ObservationDefinitionQuantitativeDetails(_p.Complex, kw_only=True):
-    conversionFactor: _T45 = _U
+    conversionFactor: _T43 = _U
     conversionFactor_ext: _T3 = _ms.field(default=_U, name="_conversionFactor")
     customaryUnit: _T13 = _U
-    decimalPrecision: _T67 = _U
+    decimalPrecision: _T62 = _U
     decimalPrecision_ext: _T3 = _ms.field(default=_U, name="_decimalPrecision")
     extension: _T4 = _U
     id: _T2 = _U
@@ -12033,13 +12742,13 @@ class ObservationDefinitionQuantitativeDetails(_p.Complex, kw_only=True):
 
 
 class ObservationReferenceRange(_p.Complex, kw_only=True):
-    age: _T30 = _U
-    appliesTo: _T19 = _U
+    age: _T28 = _U
+    appliesTo: _T18 = _U
     extension: _T4 = _U
-    high: _T26 = _U
+    high: _T24 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
-    low: _T26 = _U
+    low: _T24 = _U
     modifierExtension: _T4 = _U
     text: _T2 = _U
     text_ext: _T3 = _ms.field(default=_U, name="_text")
@@ -12055,9 +12764,9 @@ class OperationDefinition(_p.Resource, tag="OperationDefinition", kw_only=True):
     code_ext: _T3 = _ms.field(default=_U, name="_code")
     comment: _T2 = _U
     comment_ext: _T3 = _ms.field(default=_U, name="_comment")
-    contact: _T18 = _U
+    contact: _T17 = _U
     contained: _T0 = _U
-    date: _T20 = _U
+    date: _T2 = _U
     date_ext: _T3 = _ms.field(default=_U, name="_date")
     description: _T2 = _U
     description_ext: _T3 = _ms.field(default=_U, name="_description")
@@ -12070,9 +12779,9 @@ class OperationDefinition(_p.Resource, tag="OperationDefinition", kw_only=True):
     implicitRules_ext: _T3 = _ms.field(default=_U, name="_implicitRules")
     inputProfile: _T2 = _U
     inputProfile_ext: _T3 = _ms.field(default=_U, name="_inputProfile")
-    instance: _T62
+    instance: _T57
     instance_ext: _T3 = _ms.field(default=_U, name="_instance")
-    jurisdiction: _T19 = _U
+    jurisdiction: _T18 = _U
     kind: _T10
     kind_ext: _T3 = _ms.field(default=_U, name="_kind")
     language: _T2 = _U
@@ -12083,26 +12792,26 @@ class OperationDefinition(_p.Resource, tag="OperationDefinition", kw_only=True):
     name_ext: _T3 = _ms.field(default=_U, name="_name")
     outputProfile: _T2 = _U
     outputProfile_ext: _T3 = _ms.field(default=_U, name="_outputProfile")
-    overload: _T464 = _U
-    parameter: _T465 = _U
+    overload: _T454 = _U
+    parameter: _T455 = _U
     publisher: _T2 = _U
     publisher_ext: _T3 = _ms.field(default=_U, name="_publisher")
     purpose: _T2 = _U
     purpose_ext: _T3 = _ms.field(default=_U, name="_purpose")
-    resource: _T23 = _U
-    resource_ext: _T24 = _ms.field(default=_U, name="_resource")
+    resource: _T21 = _U
+    resource_ext: _T22 = _ms.field(default=_U, name="_resource")
     status: _T10
     status_ext: _T3 = _ms.field(default=_U, name="_status")
-    system: _T62
+    system: _T57
     system_ext: _T3 = _ms.field(default=_U, name="_system")
     text: _T12 = _U
     title: _T2 = _U
     title_ext: _T3 = _ms.field(default=_U, name="_title")
-    type: _T62
+    type: _T57
     type_ext: _T3 = _ms.field(default=_U, name="_type")
     url: _T2 = _U
     url_ext: _T3 = _ms.field(default=_U, name="_url")
-    useContext: _T32 = _U
+    useContext: _T30 = _U
     version: _T2 = _U
     version_ext: _T3 = _ms.field(default=_U, name="_version")
 
@@ -12113,6 +12822,9 @@ class OperationDefinition(_p.Resource, tag="OperationDefinition", kw_only=True):
         v = self.code
         if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
             raise _p.FormatError("OperationDefinition.code")
+        v = self.date
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("OperationDefinition.date")
         v = self.id
         if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
             raise _p.FormatError("OperationDefinition.id")
@@ -12150,12 +12862,12 @@ class OperationDefinitionOverload(_p.Complex, kw_only=True):
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     modifierExtension: _T4 = _U
-    parameterName: _T23 = _U
-    parameterName_ext: _T24 = _ms.field(default=_U, name="_parameterName")
+    parameterName: _T21 = _U
+    parameterName_ext: _T22 = _ms.field(default=_U, name="_parameterName")
 
 
 class OperationDefinitionParameter(_p.Complex, kw_only=True):
-    binding: _T466 = _U
+    binding: _T456 = _U
     documentation: _T2 = _U
     documentation_ext: _T3 = _ms.field(default=_U, name="_documentation")
     extension: _T4 = _U
@@ -12163,17 +12875,17 @@ class OperationDefinitionParameter(_p.Complex, kw_only=True):
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     max: _T10
     max_ext: _T3 = _ms.field(default=_U, name="_max")
-    min: _T436
+    min: _T426
     min_ext: _T3 = _ms.field(default=_U, name="_min")
     modifierExtension: _T4 = _U
     name: _T10
     name_ext: _T3 = _ms.field(default=_U, name="_name")
-    part: _T465 = _U
-    referencedFrom: _T467 = _U
+    part: _T455 = _U
+    referencedFrom: _T457 = _U
     searchType: _T2 = _U
     searchType_ext: _T3 = _ms.field(default=_U, name="_searchType")
-    targetProfile: _T23 = _U
-    targetProfile_ext: _T24 = _ms.field(default=_U, name="_targetProfile")
+    targetProfile: _T21 = _U
+    targetProfile_ext: _T22 = _ms.field(default=_U, name="_targetProfile")
     type: _T2 = _U
     type_ext: _T3 = _ms.field(default=_U, name="_type")
     use: _T10
@@ -12235,7 +12947,7 @@ class OperationOutcome(_p.Resource, tag="OperationOutcome", kw_only=True):
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     implicitRules: _T2 = _U
     implicitRules_ext: _T3 = _ms.field(default=_U, name="_implicitRules")
-    issue: _T468
+    issue: _T458
     language: _T2 = _U
     language_ext: _T3 = _ms.field(default=_U, name="_language")
     meta: _T7 = _U
@@ -12260,13 +12972,13 @@ class OperationOutcomeIssue(_p.Complex, kw_only=True):
     details: _T13 = _U
     diagnostics: _T2 = _U
     diagnostics_ext: _T3 = _ms.field(default=_U, name="_diagnostics")
-    expression: _T23 = _U
-    expression_ext: _T24 = _ms.field(default=_U, name="_expression")
+    expression: _T21 = _U
+    expression_ext: _T22 = _ms.field(default=_U, name="_expression")
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
-    location: _T23 = _U
-    location_ext: _T24 = _ms.field(default=_U, name="_location")
+    location: _T21 = _U
+    location_ext: _T22 = _ms.field(default=_U, name="_location")
     modifierExtension: _T4 = _U
     severity: _T10
     severity_ext: _T3 = _ms.field(default=_U, name="_severity")
@@ -12283,10 +12995,10 @@ class OperationOutcomeIssue(_p.Complex, kw_only=True):
 class Organization(_p.Resource, tag="Organization", kw_only=True):
     active: _T16 = _U
     active_ext: _T3 = _ms.field(default=_U, name="_active")
-    address: _T120 = _U
-    alias: _T23 = _U
-    alias_ext: _T24 = _ms.field(default=_U, name="_alias")
-    contact: _T469 = _U
+    address: _T114 = _U
+    alias: _T21 = _U
+    alias_ext: _T22 = _ms.field(default=_U, name="_alias")
+    contact: _T459 = _U
     contained: _T0 = _U
     endpoint: _T11 = _U
     extension: _T4 = _U
@@ -12302,9 +13014,9 @@ class Organization(_p.Resource, tag="Organization", kw_only=True):
     name: _T2 = _U
     name_ext: _T3 = _ms.field(default=_U, name="_name")
     partOf: _T8 = _U
-    telecom: _T95 = _U
+    telecom: _T89 = _U
     text: _T12 = _U
-    type: _T19 = _U
+    type: _T18 = _U
 
     def __post_init__(self) -> None:
         v = self.id
@@ -12321,7 +13033,7 @@ class Organization(_p.Resource, tag="Organization", kw_only=True):
 class OrganizationAffiliation(_p.Resource, tag="OrganizationAffiliation", kw_only=True):
     active: _T16 = _U
     active_ext: _T3 = _ms.field(default=_U, name="_active")
-    code: _T19 = _U
+    code: _T18 = _U
     contained: _T0 = _U
     endpoint: _T11 = _U
     extension: _T4 = _U
@@ -12340,8 +13052,8 @@ class OrganizationAffiliation(_p.Resource, tag="OrganizationAffiliation", kw_onl
     organization: _T8 = _U
     participatingOrganization: _T8 = _U
     period: _T9 = _U
-    specialty: _T19 = _U
-    telecom: _T95 = _U
+    specialty: _T18 = _U
+    telecom: _T89 = _U
     text: _T12 = _U
 
     def __post_init__(self) -> None:
@@ -12357,20 +13069,20 @@ class OrganizationAffiliation(_p.Resource, tag="OrganizationAffiliation", kw_onl
 
 
 class OrganizationContact(_p.Complex, kw_only=True):
-    address: _T138 = _U
+    address: _T131 = _U
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     modifierExtension: _T4 = _U
-    name: _T123 = _U
+    name: _T117 = _U
     purpose: _T13 = _U
-    telecom: _T95 = _U
+    telecom: _T89 = _U
 
 
 class PackagedProductDefinition(_p.Resource, tag="PackagedProductDefinition", kw_only=True):
-    characteristic: _T19 = _U
+    characteristic: _T18 = _U
     contained: _T0 = _U
-    containedItemQuantity: _T242 = _U
+    containedItemQuantity: _T234 = _U
     copackagedIndicator: _T16 = _U
     copackagedIndicator_ext: _T3 = _ms.field(default=_U, name="_copackagedIndicator")
     description: _T2 = _U
@@ -12383,17 +13095,17 @@ class PackagedProductDefinition(_p.Resource, tag="PackagedProductDefinition", kw
     implicitRules_ext: _T3 = _ms.field(default=_U, name="_implicitRules")
     language: _T2 = _U
     language_ext: _T3 = _ms.field(default=_U, name="_language")
-    legalStatusOfSupply: _T470 = _U
+    legalStatusOfSupply: _T460 = _U
     manufacturer: _T11 = _U
-    marketingStatus: _T426 = _U
+    marketingStatus: _T416 = _U
     meta: _T7 = _U
     modifierExtension: _T4 = _U
     name: _T2 = _U
     name_ext: _T3 = _ms.field(default=_U, name="_name")
-    package: _T471 = _U
+    package: _T461 = _U
     packageFor: _T11 = _U
     status: _T13 = _U
-    statusDate: _T20 = _U
+    statusDate: _T2 = _U
     statusDate_ext: _T3 = _ms.field(default=_U, name="_statusDate")
     text: _T12 = _U
     type: _T13 = _U
@@ -12408,6 +13120,9 @@ class PackagedProductDefinition(_p.Resource, tag="PackagedProductDefinition", kw
         v = self.language
         if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
             raise _p.FormatError("PackagedProductDefinition.language")
+        v = self.statusDate
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("PackagedProductDefinition.statusDate")
 
 
 class PackagedProductDefinitionLegalStatusOfSupply(_p.Complex, kw_only=True):
@@ -12420,29 +13135,29 @@ class PackagedProductDefinitionLegalStatusOfSupply(_p.Complex, kw_only=True):
 
 
 class PackagedProductDefinitionPackage(_p.Complex, kw_only=True):
-    alternateMaterial: _T19 = _U
-    containedItem: _T472 = _U
+    alternateMaterial: _T18 = _U
+    containedItem: _T462 = _U
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     identifier: _T6 = _U
     manufacturer: _T11 = _U
-    material: _T19 = _U
+    material: _T18 = _U
     modifierExtension: _T4 = _U
-    package: _T473 = _U
-    property: _T474 = _U
-    quantity: _T67 = _U
+    package: _T463 = _U
+    property: _T464 = _U
+    quantity: _T62 = _U
     quantity_ext: _T3 = _ms.field(default=_U, name="_quantity")
-    shelfLifeStorage: _T475 = _U
+    shelfLifeStorage: _T465 = _U
     type: _T13 = _U
 
 
 class PackagedProductDefinitionPackageContainedItem(_p.Complex, kw_only=True):
-    amount: _T26 = _U
+    amount: _T24 = _U
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
-    item: _T167
+    item: _T160
     modifierExtension: _T4 = _U
 
 
@@ -12451,14 +13166,17 @@ class PackagedProductDefinitionPackageProperty(_p.Complex, kw_only=True):
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     modifierExtension: _T4 = _U
-    type: _T36
-    valueAttachment: _T37 = _U
+    type: _T34
+    valueAttachment: _T35 = _U
     valueBoolean: _T16 = _U
     valueCodeableConcept: _T13 = _U
-    valueDate: _T17 = _U
-    valueQuantity: _T26 = _U
+    valueDate: _T2 = _U
+    valueQuantity: _T24 = _U
 
     def __post_init__(self) -> None:
+        v = self.valueDate
+        if v is not _U and (_p.date(v) is None):
+            raise _p.FormatError("PackagedProductDefinitionPackageProperty.valueDate")
         if (self.valueAttachment is not _U) + (self.valueBoolean is not _U) + (self.valueCodeableConcept is not _U) + (self.valueDate is not _U) + (self.valueQuantity is not _U) > 1:
             raise _p.ChoiceError("PackagedProductDefinitionPackageProperty.value[x]: at most one")
 
@@ -12468,9 +13186,9 @@ class PackagedProductDefinitionPackageShelfLifeStorage(_p.Complex, kw_only=True)
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     modifierExtension: _T4 = _U
-    periodDuration: _T29 = _U
+    periodDuration: _T27 = _U
     periodString: _T2 = _U
-    specialPrecautionsForStorage: _T19 = _U
+    specialPrecautionsForStorage: _T18 = _U
     type: _T13 = _U
 
     def __post_init__(self) -> None:
@@ -12486,7 +13204,7 @@ class ParameterDefinition(_p.Complex, kw_only=True):
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     max: _T2 = _U
     max_ext: _T3 = _ms.field(default=_U, name="_max")
-    min: _T67 = _U
+    min: _T62 = _U
     min_ext: _T3 = _ms.field(default=_U, name="_min")
     name: _T2 = _U
     name_ext: _T3 = _ms.field(default=_U, name="_name")
@@ -12520,7 +13238,7 @@ class Parameters(_p.Resource, tag="Parameters", kw_only=True):
     language: _T2 = _U
     language_ext: _T3 = _ms.field(default=_U, name="_language")
     meta: _T7 = _U
-    parameter: _T476 = _U
+    parameter: _T466 = _U
 
     def __post_init__(self) -> None:
         v = self.id
@@ -12541,72 +13259,93 @@ class ParametersParameter(_p.Complex, kw_only=True):
     modifierExtension: _T4 = _U
     name: _T10
     name_ext: _T3 = _ms.field(default=_U, name="_name")
-    part: _T476 = _U
-    resource: _T74 = _U
-    valueAddress: _T138 = _U
-    valueAge: _T28 = _U
-    valueAnnotation: _T255 = _U
-    valueAttachment: _T37 = _U
-    valueBase64Binary: _T53 = _U
+    part: _T466 = _U
+    resource: _T69 = _U
+    valueAddress: _T131 = _U
+    valueAge: _T26 = _U
+    valueAnnotation: _T247 = _U
+    valueAttachment: _T35 = _U
+    valueBase64Binary: _T2 = _U
     valueBoolean: _T16 = _U
     valueCanonical: _T2 = _U
     valueCode: _T2 = _U
     valueCodeableConcept: _T13 = _U
-    valueCoding: _T60 = _U
-    valueContactDetail: _T256 = _U
-    valueContactPoint: _T257 = _U
-    valueContributor: _T258 = _U
-    valueCount: _T259 = _U
-    valueDataRequirement: _T260 = _U
-    valueDate: _T17 = _U
-    valueDateTime: _T20 = _U
-    valueDecimal: _T45 = _U
-    valueDistance: _T261 = _U
-    valueDosage: _T262 = _U
-    valueDuration: _T29 = _U
-    valueExpression: _T263 = _U
-    valueHumanName: _T123 = _U
+    valueCoding: _T55 = _U
+    valueContactDetail: _T248 = _U
+    valueContactPoint: _T249 = _U
+    valueContributor: _T250 = _U
+    valueCount: _T251 = _U
+    valueDataRequirement: _T252 = _U
+    valueDate: _T2 = _U
+    valueDateTime: _T2 = _U
+    valueDecimal: _T43 = _U
+    valueDistance: _T253 = _U
+    valueDosage: _T254 = _U
+    valueDuration: _T27 = _U
+    valueExpression: _T255 = _U
+    valueHumanName: _T117 = _U
     valueId: _T2 = _U
-    valueIdentifier: _T42 = _U
-    valueInstant: _T49 = _U
-    valueInteger: _T67 = _U
+    valueIdentifier: _T40 = _U
+    valueInstant: _T2 = _U
+    valueInteger: _T62 = _U
     valueMarkdown: _T2 = _U
     valueMeta: _T7 = _U
-    valueMoney: _T98 = _U
-    valueOid: _T264 = _U
-    valueParameterDefinition: _T265 = _U
+    valueMoney: _T92 = _U
+    valueOid: _T2 = _U
+    valueParameterDefinition: _T256 = _U
     valuePeriod: _T9 = _U
     valuePositiveInt: _T15 = _U
-    valueQuantity: _T26 = _U
-    valueRange: _T30 = _U
-    valueRatio: _T38 = _U
+    valueQuantity: _T24 = _U
+    valueRange: _T28 = _U
+    valueRatio: _T36 = _U
     valueReference: _T8 = _U
-    valueRelatedArtifact: _T267 = _U
-    valueSampledData: _T268 = _U
-    valueSignature: _T72 = _U
+    valueRelatedArtifact: _T258 = _U
+    valueSampledData: _T259 = _U
+    valueSignature: _T67 = _U
     valueString: _T2 = _U
-    valueTime: _T212 = _U
-    valueTiming: _T31 = _U
-    valueTriggerDefinition: _T269 = _U
-    valueUnsignedInt: _T51 = _U
+    valueTime: _T2 = _U
+    valueTiming: _T29 = _U
+    valueTriggerDefinition: _T260 = _U
+    valueUnsignedInt: _T48 = _U
     valueUri: _T2 = _U
     valueUrl: _T2 = _U
-    valueUsageContext: _T270 = _U
-    valueUuid: _T271 = _U
+    valueUsageContext: _T261 = _U
+    valueUuid: _T2 = _U
 
     def __post_init__(self) -> None:
+        v = self.valueBase64Binary
+        if v is not _U and (_p.base64(v) is None):
+            raise _p.FormatError("ParametersParameter.valueBase64Binary")
         v = self.valueCanonical
         if v is not _U and (' ' in v or not v.isprintable()):
             raise _p.FormatError("ParametersParameter.valueCanonical")
         v = self.valueCode
         if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
             raise _p.FormatError("ParametersParameter.valueCode")
+        v = self.valueDate
+        if v is not _U and (_p.date(v) is None):
+            raise _p.FormatError("ParametersParameter.valueDate")
+        v = self.valueDateTime
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("ParametersParameter.valueDateTime")
+        v = self.valueInstant
+        if v is not _U and (_p.instant(v) is None):
+            raise _p.FormatError("ParametersParameter.valueInstant")
+        v = self.valueOid
+        if v is not _U and (_p.oid(v) is None):
+            raise _p.FormatError("ParametersParameter.valueOid")
+        v = self.valueTime
+        if v is not _U and (_p.time(v) is None):
+            raise _p.FormatError("ParametersParameter.valueTime")
         v = self.valueUri
         if v is not _U and (' ' in v or not v.isprintable()):
             raise _p.FormatError("ParametersParameter.valueUri")
         v = self.valueUrl
         if v is not _U and (' ' in v or not v.isprintable()):
             raise _p.FormatError("ParametersParameter.valueUrl")
+        v = self.valueUuid
+        if v is not _U and (_p.uuid(v) is None):
+            raise _p.FormatError("ParametersParameter.valueUuid")
         t = _astuple(self)
         n = len(t) - t.count(_U) - 1 - ((self.extension is not _U) + (self.id is not _U) + (self.id_ext is not _U) + (self.modifierExtension is not _U) + (self.name_ext is not _U) + (self.part is not _U) + (self.resource is not _U))
         if n > 1:
@@ -12616,14 +13355,14 @@ class ParametersParameter(_p.Complex, kw_only=True):
 class Patient(_p.Resource, tag="Patient", kw_only=True):
     active: _T16 = _U
     active_ext: _T3 = _ms.field(default=_U, name="_active")
-    address: _T120 = _U
-    birthDate: _T17 = _U
+    address: _T114 = _U
+    birthDate: _T2 = _U
     birthDate_ext: _T3 = _ms.field(default=_U, name="_birthDate")
-    communication: _T477 = _U
-    contact: _T478 = _U
+    communication: _T467 = _U
+    contact: _T468 = _U
     contained: _T0 = _U
     deceasedBoolean: _T16 = _U
-    deceasedDateTime: _T20 = _U
+    deceasedDateTime: _T2 = _U
     extension: _T4 = _U
     gender: _T2 = _U
     gender_ext: _T3 = _ms.field(default=_U, name="_gender")
@@ -12635,19 +13374,25 @@ class Patient(_p.Resource, tag="Patient", kw_only=True):
     implicitRules_ext: _T3 = _ms.field(default=_U, name="_implicitRules")
     language: _T2 = _U
     language_ext: _T3 = _ms.field(default=_U, name="_language")
-    link: _T479 = _U
+    link: _T469 = _U
     managingOrganization: _T8 = _U
     maritalStatus: _T13 = _U
     meta: _T7 = _U
     modifierExtension: _T4 = _U
     multipleBirthBoolean: _T16 = _U
-    multipleBirthInteger: _T67 = _U
-    name: _T480 = _U
-    photo: _T69 = _U
-    telecom: _T95 = _U
+    multipleBirthInteger: _T62 = _U
+    name: _T470 = _U
+    photo: _T64 = _U
+    telecom: _T89 = _U
     text: _T12 = _U
 
     def __post_init__(self) -> None:
+        v = self.birthDate
+        if v is not _U and (_p.date(v) is None):
+            raise _p.FormatError("Patient.birthDate")
+        v = self.deceasedDateTime
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("Patient.deceasedDateTime")
         v = self.gender
         if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
             raise _p.FormatError("Patient.gender")
@@ -12670,25 +13415,25 @@ class PatientCommunication(_p.Complex, kw_only=True):
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
-    language: _T36
+    language: _T34
     modifierExtension: _T4 = _U
     preferred: _T16 = _U
     preferred_ext: _T3 = _ms.field(default=_U, name="_preferred")
 
 
 class PatientContact(_p.Complex, kw_only=True):
-    address: _T138 = _U
+    address: _T131 = _U
     extension: _T4 = _U
     gender: _T2 = _U
     gender_ext: _T3 = _ms.field(default=_U, name="_gender")
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     modifierExtension: _T4 = _U
-    name: _T123 = _U
+    name: _T117 = _U
     organization: _T8 = _U
     period: _T9 = _U
-    relationship: _T19 = _U
-    telecom: _T95 = _U
+    relationship: _T18 = _U
+    telecom: _T89 = _U
 
     def __post_init__(self) -> None:
         v = self.gender
@@ -12712,9 +13457,9 @@ class PatientLink(_p.Complex, kw_only=True):
 
 
 class PaymentNotice(_p.Resource, tag="PaymentNotice", kw_only=True):
-    amount: _T156
+    amount: _T149
     contained: _T0 = _U
-    created: _T77
+    created: _T10
     created_ext: _T3 = _ms.field(default=_U, name="_created")
     extension: _T4 = _U
     id: _T2 = _U
@@ -12728,7 +13473,7 @@ class PaymentNotice(_p.Resource, tag="PaymentNotice", kw_only=True):
     modifierExtension: _T4 = _U
     payee: _T8 = _U
     payment: _T14
-    paymentDate: _T17 = _U
+    paymentDate: _T2 = _U
     paymentDate_ext: _T3 = _ms.field(default=_U, name="_paymentDate")
     paymentStatus: _T13 = _U
     provider: _T8 = _U
@@ -12740,6 +13485,9 @@ class PaymentNotice(_p.Resource, tag="PaymentNotice", kw_only=True):
     text: _T12 = _U
 
     def __post_init__(self) -> None:
+        v = self.created
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("PaymentNotice.created")
         v = self.id
         if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
             raise _p.FormatError("PaymentNotice.id")
@@ -12749,6 +13497,9 @@ class PaymentNotice(_p.Resource, tag="PaymentNotice", kw_only=True):
         v = self.language
         if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
             raise _p.FormatError("PaymentNotice.language")
+        v = self.paymentDate
+        if v is not _U and (_p.date(v) is None):
+            raise _p.FormatError("PaymentNotice.paymentDate")
         v = self.status
         if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
             raise _p.FormatError("PaymentNotice.status")
@@ -12756,9 +13507,9 @@ class PaymentNotice(_p.Resource, tag="PaymentNotice", kw_only=True):
 
 class PaymentReconciliation(_p.Resource, tag="PaymentReconciliation", kw_only=True):
     contained: _T0 = _U
-    created: _T77
+    created: _T10
     created_ext: _T3 = _ms.field(default=_U, name="_created")
-    detail: _T481 = _U
+    detail: _T471 = _U
     disposition: _T2 = _U
     disposition_ext: _T3 = _ms.field(default=_U, name="_disposition")
     extension: _T4 = _U
@@ -12774,13 +13525,13 @@ class PaymentReconciliation(_p.Resource, tag="PaymentReconciliation", kw_only=Tr
     modifierExtension: _T4 = _U
     outcome: _T2 = _U
     outcome_ext: _T3 = _ms.field(default=_U, name="_outcome")
-    paymentAmount: _T156
-    paymentDate: _T137
+    paymentAmount: _T149
+    paymentDate: _T10
     paymentDate_ext: _T3 = _ms.field(default=_U, name="_paymentDate")
-    paymentIdentifier: _T42 = _U
+    paymentIdentifier: _T40 = _U
     paymentIssuer: _T8 = _U
     period: _T9 = _U
-    processNote: _T482 = _U
+    processNote: _T472 = _U
     request: _T8 = _U
     requestor: _T8 = _U
     status: _T10
@@ -12788,6 +13539,9 @@ class PaymentReconciliation(_p.Resource, tag="PaymentReconciliation", kw_only=Tr
     text: _T12 = _U
 
     def __post_init__(self) -> None:
+        v = self.created
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("PaymentReconciliation.created")
         v = self.id
         if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
             raise _p.FormatError("PaymentReconciliation.id")
@@ -12800,27 +13554,35 @@ class PaymentReconciliation(_p.Resource, tag="PaymentReconciliation", kw_only=Tr
         v = self.outcome
         if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
             raise _p.FormatError("PaymentReconciliation.outcome")
+        v = self.paymentDate
+        if v is not _U and (_p.date(v) is None):
+            raise _p.FormatError("PaymentReconciliation.paymentDate")
         v = self.status
         if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
             raise _p.FormatError("PaymentReconciliation.status")
 
 
 class PaymentReconciliationDetail(_p.Complex, kw_only=True):
-    amount: _T98 = _U
-    date: _T17 = _U
+    amount: _T92 = _U
+    date: _T2 = _U
     date_ext: _T3 = _ms.field(default=_U, name="_date")
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
-    identifier: _T42 = _U
+    identifier: _T40 = _U
     modifierExtension: _T4 = _U
     payee: _T8 = _U
-    predecessor: _T42 = _U
+    predecessor: _T40 = _U
     request: _T8 = _U
     response: _T8 = _U
     responsible: _T8 = _U
     submitter: _T8 = _U
-    type: _T36
+    type: _T34
+
+    def __post_init__(self) -> None:
+        v = self.date
+        if v is not _U and (_p.date(v) is None):
+            raise _p.FormatError("PaymentReconciliationDetail.date")
 
 
 class PaymentReconciliationProcessNote(_p.Complex, kw_only=True):
@@ -12840,20 +13602,28 @@ class PaymentReconciliationProcessNote(_p.Complex, kw_only=True):
 
 
 class Period(_p.Complex, kw_only=True):
-    end: _T20 = _U
+    end: _T2 = _U
     end_ext: _T3 = _ms.field(default=_U, name="_end")
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
-    start: _T20 = _U
+    start: _T2 = _U
     start_ext: _T3 = _ms.field(default=_U, name="_start")
+
+    def __post_init__(self) -> None:
+        v = self.end
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("Period.end")
+        v = self.start
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("Period.start")
 
 
 class Person(_p.Resource, tag="Person", kw_only=True):
     active: _T16 = _U
     active_ext: _T3 = _ms.field(default=_U, name="_active")
-    address: _T120 = _U
-    birthDate: _T17 = _U
+    address: _T114 = _U
+    birthDate: _T2 = _U
     birthDate_ext: _T3 = _ms.field(default=_U, name="_birthDate")
     contained: _T0 = _U
     extension: _T4 = _U
@@ -12866,16 +13636,19 @@ class Person(_p.Resource, tag="Person", kw_only=True):
     implicitRules_ext: _T3 = _ms.field(default=_U, name="_implicitRules")
     language: _T2 = _U
     language_ext: _T3 = _ms.field(default=_U, name="_language")
-    link: _T483 = _U
+    link: _T473 = _U
     managingOrganization: _T8 = _U
     meta: _T7 = _U
     modifierExtension: _T4 = _U
-    name: _T480 = _U
-    photo: _T37 = _U
-    telecom: _T95 = _U
+    name: _T470 = _U
+    photo: _T35 = _U
+    telecom: _T89 = _U
     text: _T12 = _U
 
     def __post_init__(self) -> None:
+        v = self.birthDate
+        if v is not _U and (_p.date(v) is None):
+            raise _p.FormatError("Person.birthDate")
         v = self.gender
         if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
             raise _p.FormatError("Person.gender")
@@ -12906,37 +13679,37 @@ class PersonLink(_p.Complex, kw_only=True):
 
 
 class PlanDefinition(_p.Resource, tag="PlanDefinition", kw_only=True):
-    action: _T484 = _U
-    approvalDate: _T17 = _U
+    action: _T474 = _U
+    approvalDate: _T2 = _U
     approvalDate_ext: _T3 = _ms.field(default=_U, name="_approvalDate")
-    author: _T18 = _U
-    contact: _T18 = _U
+    author: _T17 = _U
+    contact: _T17 = _U
     contained: _T0 = _U
     copyright: _T2 = _U
     copyright_ext: _T3 = _ms.field(default=_U, name="_copyright")
-    date: _T20 = _U
+    date: _T2 = _U
     date_ext: _T3 = _ms.field(default=_U, name="_date")
     description: _T2 = _U
     description_ext: _T3 = _ms.field(default=_U, name="_description")
-    editor: _T18 = _U
+    editor: _T17 = _U
     effectivePeriod: _T9 = _U
-    endorser: _T18 = _U
+    endorser: _T17 = _U
     experimental: _T16 = _U
     experimental_ext: _T3 = _ms.field(default=_U, name="_experimental")
     extension: _T4 = _U
-    goal: _T485 = _U
+    goal: _T475 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     identifier: _T6 = _U
     implicitRules: _T2 = _U
     implicitRules_ext: _T3 = _ms.field(default=_U, name="_implicitRules")
-    jurisdiction: _T19 = _U
+    jurisdiction: _T18 = _U
     language: _T2 = _U
     language_ext: _T3 = _ms.field(default=_U, name="_language")
-    lastReviewDate: _T17 = _U
+    lastReviewDate: _T2 = _U
     lastReviewDate_ext: _T3 = _ms.field(default=_U, name="_lastReviewDate")
-    library: _T23 = _U
-    library_ext: _T24 = _ms.field(default=_U, name="_library")
+    library: _T21 = _U
+    library_ext: _T22 = _ms.field(default=_U, name="_library")
     meta: _T7 = _U
     modifierExtension: _T4 = _U
     name: _T2 = _U
@@ -12945,8 +13718,8 @@ class PlanDefinition(_p.Resource, tag="PlanDefinition", kw_only=True):
     publisher_ext: _T3 = _ms.field(default=_U, name="_publisher")
     purpose: _T2 = _U
     purpose_ext: _T3 = _ms.field(default=_U, name="_purpose")
-    relatedArtifact: _T27 = _U
-    reviewer: _T18 = _U
+    relatedArtifact: _T25 = _U
+    reviewer: _T17 = _U
     status: _T10
     status_ext: _T3 = _ms.field(default=_U, name="_status")
     subjectCanonical: _T2 = _U
@@ -12957,17 +13730,23 @@ class PlanDefinition(_p.Resource, tag="PlanDefinition", kw_only=True):
     text: _T12 = _U
     title: _T2 = _U
     title_ext: _T3 = _ms.field(default=_U, name="_title")
-    topic: _T19 = _U
+    topic: _T18 = _U
     type: _T13 = _U
     url: _T2 = _U
     url_ext: _T3 = _ms.field(default=_U, name="_url")
     usage: _T2 = _U
     usage_ext: _T3 = _ms.field(default=_U, name="_usage")
-    useContext: _T32 = _U
+    useContext: _T30 = _U
     version: _T2 = _U
     version_ext: _T3 = _ms.field(default=_U, name="_version")
 
     def __post_init__(self) -> None:
+        v = self.approvalDate
+        if v is not _U and (_p.date(v) is None):
+            raise _p.FormatError("PlanDefinition.approvalDate")
+        v = self.date
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("PlanDefinition.date")
         v = self.id
         if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
             raise _p.FormatError("PlanDefinition.id")
@@ -12977,6 +13756,9 @@ class PlanDefinition(_p.Resource, tag="PlanDefinition", kw_only=True):
         v = self.language
         if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
             raise _p.FormatError("PlanDefinition.language")
+        v = self.lastReviewDate
+        if v is not _U and (_p.date(v) is None):
+            raise _p.FormatError("PlanDefinition.lastReviewDate")
         if self.library is not _U:
             for v in self.library:
                 if v is not None and (' ' in v or not v.isprintable()):
@@ -12995,36 +13777,36 @@ class PlanDefinition(_p.Resource, tag="PlanDefinition", kw_only=True):
 
 
 class PlanDefinitionAction(_p.Complex, kw_only=True):
-    action: _T484 = _U
+    action: _T474 = _U
     cardinalityBehavior: _T2 = _U
     cardinalityBehavior_ext: _T3 = _ms.field(default=_U, name="_cardinalityBehavior")
-    code: _T19 = _U
-    condition: _T486 = _U
+    code: _T18 = _U
+    condition: _T476 = _U
     definitionCanonical: _T2 = _U
     definitionUri: _T2 = _U
     description: _T2 = _U
     description_ext: _T3 = _ms.field(default=_U, name="_description")
-    documentation: _T27 = _U
-    dynamicValue: _T487 = _U
+    documentation: _T25 = _U
+    dynamicValue: _T477 = _U
     extension: _T4 = _U
-    goalId: _T23 = _U
-    goalId_ext: _T24 = _ms.field(default=_U, name="_goalId")
+    goalId: _T21 = _U
+    goalId_ext: _T22 = _ms.field(default=_U, name="_goalId")
     groupingBehavior: _T2 = _U
     groupingBehavior_ext: _T3 = _ms.field(default=_U, name="_groupingBehavior")
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
-    input: _T338 = _U
+    input: _T328 = _U
     modifierExtension: _T4 = _U
-    output: _T338 = _U
-    participant: _T488 = _U
+    output: _T328 = _U
+    participant: _T478 = _U
     precheckBehavior: _T2 = _U
     precheckBehavior_ext: _T3 = _ms.field(default=_U, name="_precheckBehavior")
     prefix: _T2 = _U
     prefix_ext: _T3 = _ms.field(default=_U, name="_prefix")
     priority: _T2 = _U
     priority_ext: _T3 = _ms.field(default=_U, name="_priority")
-    reason: _T19 = _U
-    relatedAction: _T489 = _U
+    reason: _T18 = _U
+    relatedAction: _T479 = _U
     requiredBehavior: _T2 = _U
     requiredBehavior_ext: _T3 = _ms.field(default=_U, name="_requiredBehavior")
     selectionBehavior: _T2 = _U
@@ -13034,17 +13816,17 @@ class PlanDefinitionAction(_p.Complex, kw_only=True):
     subjectReference: _T8 = _U
     textEquivalent: _T2 = _U
     textEquivalent_ext: _T3 = _ms.field(default=_U, name="_textEquivalent")
-    timingAge: _T28 = _U
-    timingDateTime: _T20 = _U
-    timingDuration: _T29 = _U
+    timingAge: _T26 = _U
+    timingDateTime: _T2 = _U
+    timingDuration: _T27 = _U
     timingPeriod: _T9 = _U
-    timingRange: _T30 = _U
-    timingTiming: _T31 = _U
+    timingRange: _T28 = _U
+    timingTiming: _T29 = _U
     title: _T2 = _U
     title_ext: _T3 = _ms.field(default=_U, name="_title")
     transform: _T2 = _U
     transform_ext: _T3 = _ms.field(default=_U, name="_transform")
-    trigger: _T490 = _U
+    trigger: _T480 = _U
     type: _T13 = _U
 
     def __post_init__(self) -> None:
@@ -13075,6 +13857,9 @@ class PlanDefinitionAction(_p.Complex, kw_only=True):
         v = self.subjectCanonical
         if v is not _U and (' ' in v or not v.isprintable()):
             raise _p.FormatError("PlanDefinitionAction.subjectCanonical")
+        v = self.timingDateTime
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("PlanDefinitionAction.timingDateTime")
         v = self.transform
         if v is not _U and (' ' in v or not v.isprintable()):
             raise _p.FormatError("PlanDefinitionAction.transform")
@@ -13087,7 +13872,7 @@ class PlanDefinitionAction(_p.Complex, kw_only=True):
 
 
 class PlanDefinitionActionCondition(_p.Complex, kw_only=True):
-    expression: _T263 = _U
+    expression: _T255 = _U
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
@@ -13102,7 +13887,7 @@ class PlanDefinitionActionCondition(_p.Complex, kw_only=True):
 
 
 class PlanDefinitionActionDynamicValue(_p.Complex, kw_only=True):
-    expression: _T263 = _U
+    expression: _T255 = _U
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
@@ -13133,8 +13918,8 @@ class PlanDefinitionActionRelatedAction(_p.Complex, kw_only=True):
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     modifierExtension: _T4 = _U
-    offsetDuration: _T29 = _U
-    offsetRange: _T30 = _U
+    offsetDuration: _T27 = _U
+    offsetRange: _T28 = _U
     relationship: _T10
     relationship_ext: _T3 = _ms.field(default=_U, name="_relationship")
 
@@ -13147,24 +13932,24 @@ class PlanDefinitionActionRelatedAction(_p.Complex, kw_only=True):
 
 
 class PlanDefinitionGoal(_p.Complex, kw_only=True):
-    addresses: _T19 = _U
+    addresses: _T18 = _U
     category: _T13 = _U
-    description: _T36
-    documentation: _T27 = _U
+    description: _T34
+    documentation: _T25 = _U
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     modifierExtension: _T4 = _U
     priority: _T13 = _U
     start: _T13 = _U
-    target: _T491 = _U
+    target: _T481 = _U
 
 
 class PlanDefinitionGoalTarget(_p.Complex, kw_only=True):
     detailCodeableConcept: _T13 = _U
-    detailQuantity: _T26 = _U
-    detailRange: _T30 = _U
-    due: _T29 = _U
+    detailQuantity: _T24 = _U
+    detailRange: _T28 = _U
+    due: _T27 = _U
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
@@ -13178,7 +13963,7 @@ class PlanDefinitionGoalTarget(_p.Complex, kw_only=True):
 
 class Population(_p.Complex, kw_only=True):
     ageCodeableConcept: _T13 = _U
-    ageRange: _T30 = _U
+    ageRange: _T28 = _U
     extension: _T4 = _U
     gender: _T13 = _U
     id: _T2 = _U
@@ -13195,10 +13980,10 @@ class Population(_p.Complex, kw_only=True):
 class Practitioner(_p.Resource, tag="Practitioner", kw_only=True):
     active: _T16 = _U
     active_ext: _T3 = _ms.field(default=_U, name="_active")
-    address: _T120 = _U
-    birthDate: _T17 = _U
+    address: _T114 = _U
+    birthDate: _T2 = _U
     birthDate_ext: _T3 = _ms.field(default=_U, name="_birthDate")
-    communication: _T19 = _U
+    communication: _T18 = _U
     contained: _T0 = _U
     extension: _T4 = _U
     gender: _T2 = _U
@@ -13212,13 +13997,16 @@ class Practitioner(_p.Resource, tag="Practitioner", kw_only=True):
     language_ext: _T3 = _ms.field(default=_U, name="_language")
     meta: _T7 = _U
     modifierExtension: _T4 = _U
-    name: _T480 = _U
-    photo: _T69 = _U
-    qualification: _T492 = _U
-    telecom: _T95 = _U
+    name: _T470 = _U
+    photo: _T64 = _U
+    qualification: _T482 = _U
+    telecom: _T89 = _U
     text: _T12 = _U
 
     def __post_init__(self) -> None:
+        v = self.birthDate
+        if v is not _U and (_p.date(v) is None):
+            raise _p.FormatError("Practitioner.birthDate")
         v = self.gender
         if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
             raise _p.FormatError("Practitioner.gender")
@@ -13234,7 +14022,7 @@ class Practitioner(_p.Resource, tag="Practitioner", kw_only=True):
 
 
 class PractitionerQualification(_p.Complex, kw_only=True):
-    code: _T36
+    code: _T34
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
@@ -13249,8 +14037,8 @@ class PractitionerRole(_p.Resource, tag="PractitionerRole", kw_only=True):
     active_ext: _T3 = _ms.field(default=_U, name="_active")
     availabilityExceptions: _T2 = _U
     availabilityExceptions_ext: _T3 = _ms.field(default=_U, name="_availabilityExceptions")
-    availableTime: _T493 = _U
-    code: _T19 = _U
+    availableTime: _T483 = _U
+    code: _T18 = _U
     contained: _T0 = _U
     endpoint: _T11 = _U
     extension: _T4 = _U
@@ -13265,12 +14053,12 @@ class PractitionerRole(_p.Resource, tag="PractitionerRole", kw_only=True):
     location: _T11 = _U
     meta: _T7 = _U
     modifierExtension: _T4 = _U
-    notAvailable: _T494 = _U
+    notAvailable: _T484 = _U
     organization: _T8 = _U
     period: _T9 = _U
     practitioner: _T8 = _U
-    specialty: _T19 = _U
-    telecom: _T95 = _U
+    specialty: _T18 = _U
+    telecom: _T89 = _U
     text: _T12 = _U
 
     def __post_init__(self) -> None:
@@ -13288,18 +14076,24 @@ class PractitionerRole(_p.Resource, tag="PractitionerRole", kw_only=True):
 class PractitionerRoleAvailableTime(_p.Complex, kw_only=True):
     allDay: _T16 = _U
     allDay_ext: _T3 = _ms.field(default=_U, name="_allDay")
-    availableEndTime: _T212 = _U
+    availableEndTime: _T2 = _U
     availableEndTime_ext: _T3 = _ms.field(default=_U, name="_availableEndTime")
-    availableStartTime: _T212 = _U
+    availableStartTime: _T2 = _U
     availableStartTime_ext: _T3 = _ms.field(default=_U, name="_availableStartTime")
-    daysOfWeek: _T23 = _U
-    daysOfWeek_ext: _T24 = _ms.field(default=_U, name="_daysOfWeek")
+    daysOfWeek: _T21 = _U
+    daysOfWeek_ext: _T22 = _ms.field(default=_U, name="_daysOfWeek")
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     modifierExtension: _T4 = _U
 
     def __post_init__(self) -> None:
+        v = self.availableEndTime
+        if v is not _U and (_p.time(v) is None):
+            raise _p.FormatError("PractitionerRoleAvailableTime.availableEndTime")
+        v = self.availableStartTime
+        if v is not _U and (_p.time(v) is None):
+            raise _p.FormatError("PractitionerRoleAvailableTime.availableStartTime")
         if self.daysOfWeek is not _U:
             for v in self.daysOfWeek:
                 if v is not None and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
@@ -13319,40 +14113,40 @@ class PractitionerRoleNotAvailable(_p.Complex, kw_only=True):
 class Procedure(_p.Resource, tag="Procedure", kw_only=True):
     asserter: _T8 = _U
     basedOn: _T11 = _U
-    bodySite: _T19 = _U
+    bodySite: _T18 = _U
     category: _T13 = _U
     code: _T13 = _U
-    complication: _T19 = _U
+    complication: _T18 = _U
     complicationDetail: _T11 = _U
     contained: _T0 = _U
     encounter: _T8 = _U
     extension: _T4 = _U
-    focalDevice: _T495 = _U
-    followUp: _T19 = _U
+    focalDevice: _T485 = _U
+    followUp: _T18 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     identifier: _T6 = _U
     implicitRules: _T2 = _U
     implicitRules_ext: _T3 = _ms.field(default=_U, name="_implicitRules")
-    instantiatesCanonical: _T23 = _U
-    instantiatesCanonical_ext: _T24 = _ms.field(default=_U, name="_instantiatesCanonical")
-    instantiatesUri: _T23 = _U
-    instantiatesUri_ext: _T24 = _ms.field(default=_U, name="_instantiatesUri")
+    instantiatesCanonical: _T21 = _U
+    instantiatesCanonical_ext: _T22 = _ms.field(default=_U, name="_instantiatesCanonical")
+    instantiatesUri: _T21 = _U
+    instantiatesUri_ext: _T22 = _ms.field(default=_U, name="_instantiatesUri")
     language: _T2 = _U
     language_ext: _T3 = _ms.field(default=_U, name="_language")
     location: _T8 = _U
     meta: _T7 = _U
     modifierExtension: _T4 = _U
-    note: _T46 = _U
+    note: _T44 = _U
     outcome: _T13 = _U
     partOf: _T11 = _U
-    performedAge: _T28 = _U
-    performedDateTime: _T20 = _U
+    performedAge: _T26 = _U
+    performedDateTime: _T2 = _U
     performedPeriod: _T9 = _U
-    performedRange: _T30 = _U
+    performedRange: _T28 = _U
     performedString: _T2 = _U
-    performer: _T496 = _U
-    reasonCode: _T19 = _U
+    performer: _T486 = _U
+    reasonCode: _T18 = _U
     reasonReference: _T11 = _U
     recorder: _T8 = _U
     report: _T11 = _U
@@ -13361,7 +14155,7 @@ class Procedure(_p.Resource, tag="Procedure", kw_only=True):
     statusReason: _T13 = _U
     subject: _T14
     text: _T12 = _U
-    usedCode: _T19 = _U
+    usedCode: _T18 = _U
     usedReference: _T11 = _U
 
     def __post_init__(self) -> None:
@@ -13382,6 +14176,9 @@ class Procedure(_p.Resource, tag="Procedure", kw_only=True):
         v = self.language
         if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
             raise _p.FormatError("Procedure.language")
+        v = self.performedDateTime
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("Procedure.performedDateTime")
         v = self.status
         if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
             raise _p.FormatError("Procedure.status")
@@ -13409,42 +14206,42 @@ class ProcedurePerformer(_p.Complex, kw_only=True):
 
 
 class ProdCharacteristic(_p.Complex, kw_only=True):
-    color: _T23 = _U
-    color_ext: _T24 = _ms.field(default=_U, name="_color")
-    depth: _T26 = _U
+    color: _T21 = _U
+    color_ext: _T22 = _ms.field(default=_U, name="_color")
+    depth: _T24 = _U
     extension: _T4 = _U
-    externalDiameter: _T26 = _U
-    height: _T26 = _U
+    externalDiameter: _T24 = _U
+    height: _T24 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
-    image: _T69 = _U
-    imprint: _T23 = _U
-    imprint_ext: _T24 = _ms.field(default=_U, name="_imprint")
+    image: _T64 = _U
+    imprint: _T21 = _U
+    imprint_ext: _T22 = _ms.field(default=_U, name="_imprint")
     modifierExtension: _T4 = _U
-    nominalVolume: _T26 = _U
+    nominalVolume: _T24 = _U
     scoring: _T13 = _U
     shape: _T2 = _U
     shape_ext: _T3 = _ms.field(default=_U, name="_shape")
-    weight: _T26 = _U
-    width: _T26 = _U
+    weight: _T24 = _U
+    width: _T24 = _U
 
 
 class ProductShelfLife(_p.Complex, kw_only=True):
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
-    identifier: _T42 = _U
+    identifier: _T40 = _U
     modifierExtension: _T4 = _U
-    period: _T41
-    specialPrecautionsForStorage: _T19 = _U
-    type: _T36
+    period: _T39
+    specialPrecautionsForStorage: _T18 = _U
+    type: _T34
 
 
 class Provenance(_p.Resource, tag="Provenance", kw_only=True):
     activity: _T13 = _U
-    agent: _T497
+    agent: _T487
     contained: _T0 = _U
-    entity: _T498 = _U
+    entity: _T488 = _U
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
@@ -13455,15 +14252,15 @@ class Provenance(_p.Resource, tag="Provenance", kw_only=True):
     location: _T8 = _U
     meta: _T7 = _U
     modifierExtension: _T4 = _U
-    occurredDateTime: _T20 = _U
+    occurredDateTime: _T2 = _U
     occurredPeriod: _T9 = _U
-    policy: _T23 = _U
-    policy_ext: _T24 = _ms.field(default=_U, name="_policy")
-    reason: _T19 = _U
-    recorded: _T56
+    policy: _T21 = _U
+    policy_ext: _T22 = _ms.field(default=_U, name="_policy")
+    reason: _T18 = _U
+    recorded: _T10
     recorded_ext: _T3 = _ms.field(default=_U, name="_recorded")
-    signature: _T499 = _U
-    target: _T178
+    signature: _T489 = _U
+    target: _T171
     text: _T12 = _U
 
     def __post_init__(self) -> None:
@@ -13476,10 +14273,16 @@ class Provenance(_p.Resource, tag="Provenance", kw_only=True):
         v = self.language
         if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
             raise _p.FormatError("Provenance.language")
+        v = self.occurredDateTime
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("Provenance.occurredDateTime")
         if self.policy is not _U:
             for v in self.policy:
                 if v is not None and (' ' in v or not v.isprintable()):
                     raise _p.FormatError("Provenance.policy")
+        v = self.recorded
+        if v is not _U and (_p.instant(v) is None):
+            raise _p.FormatError("Provenance.recorded")
         if (self.occurredDateTime is not _U) + (self.occurredPeriod is not _U) > 1:
             raise _p.ChoiceError("Provenance.occurred[x]: at most one")
 
@@ -13490,13 +14293,13 @@ class ProvenanceAgent(_p.Complex, kw_only=True):
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     modifierExtension: _T4 = _U
     onBehalfOf: _T8 = _U
-    role: _T19 = _U
+    role: _T18 = _U
     type: _T13 = _U
     who: _T14
 
 
 class ProvenanceEntity(_p.Complex, kw_only=True):
-    agent: _T500 = _U
+    agent: _T490 = _U
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
@@ -13523,7 +14326,7 @@ class Quantity(_p.Complex, kw_only=True):
     system_ext: _T3 = _ms.field(default=_U, name="_system")
     unit: _T2 = _U
     unit_ext: _T3 = _ms.field(default=_U, name="_unit")
-    value: _T45 = _U
+    value: _T43 = _U
     value_ext: _T3 = _ms.field(default=_U, name="_value")
 
     def __post_init__(self) -> None:
@@ -13539,17 +14342,17 @@ class Quantity(_p.Complex, kw_only=True):
 
 
 class Questionnaire(_p.Resource, tag="Questionnaire", kw_only=True):
-    approvalDate: _T17 = _U
+    approvalDate: _T2 = _U
     approvalDate_ext: _T3 = _ms.field(default=_U, name="_approvalDate")
-    code: _T58 = _U
-    contact: _T18 = _U
+    code: _T53 = _U
+    contact: _T17 = _U
     contained: _T0 = _U
     copyright: _T2 = _U
     copyright_ext: _T3 = _ms.field(default=_U, name="_copyright")
-    date: _T20 = _U
+    date: _T2 = _U
     date_ext: _T3 = _ms.field(default=_U, name="_date")
-    derivedFrom: _T23 = _U
-    derivedFrom_ext: _T24 = _ms.field(default=_U, name="_derivedFrom")
+    derivedFrom: _T21 = _U
+    derivedFrom_ext: _T22 = _ms.field(default=_U, name="_derivedFrom")
     description: _T2 = _U
     description_ext: _T3 = _ms.field(default=_U, name="_description")
     effectivePeriod: _T9 = _U
@@ -13561,11 +14364,11 @@ class Questionnaire(_p.Resource, tag="Questionnaire", kw_only=True):
     identifier: _T6 = _U
     implicitRules: _T2 = _U
     implicitRules_ext: _T3 = _ms.field(default=_U, name="_implicitRules")
-    item: _T501 = _U
-    jurisdiction: _T19 = _U
+    item: _T491 = _U
+    jurisdiction: _T18 = _U
     language: _T2 = _U
     language_ext: _T3 = _ms.field(default=_U, name="_language")
-    lastReviewDate: _T17 = _U
+    lastReviewDate: _T2 = _U
     lastReviewDate_ext: _T3 = _ms.field(default=_U, name="_lastReviewDate")
     meta: _T7 = _U
     modifierExtension: _T4 = _U
@@ -13577,18 +14380,24 @@ class Questionnaire(_p.Resource, tag="Questionnaire", kw_only=True):
     purpose_ext: _T3 = _ms.field(default=_U, name="_purpose")
     status: _T10
     status_ext: _T3 = _ms.field(default=_U, name="_status")
-    subjectType: _T23 = _U
-    subjectType_ext: _T24 = _ms.field(default=_U, name="_subjectType")
+    subjectType: _T21 = _U
+    subjectType_ext: _T22 = _ms.field(default=_U, name="_subjectType")
     text: _T12 = _U
     title: _T2 = _U
     title_ext: _T3 = _ms.field(default=_U, name="_title")
     url: _T2 = _U
     url_ext: _T3 = _ms.field(default=_U, name="_url")
-    useContext: _T32 = _U
+    useContext: _T30 = _U
     version: _T2 = _U
     version_ext: _T3 = _ms.field(default=_U, name="_version")
 
     def __post_init__(self) -> None:
+        v = self.approvalDate
+        if v is not _U and (_p.date(v) is None):
+            raise _p.FormatError("Questionnaire.approvalDate")
+        v = self.date
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("Questionnaire.date")
         if self.derivedFrom is not _U:
             for v in self.derivedFrom:
                 if v is not None and (' ' in v or not v.isprintable()):
@@ -13602,6 +14411,9 @@ class Questionnaire(_p.Resource, tag="Questionnaire", kw_only=True):
         v = self.language
         if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
             raise _p.FormatError("Questionnaire.language")
+        v = self.lastReviewDate
+        if v is not _U and (_p.date(v) is None):
+            raise _p.FormatError("Questionnaire.lastReviewDate")
         v = self.status
         if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
             raise _p.FormatError("Questionnaire.status")
@@ -13615,23 +14427,23 @@ class Questionnaire(_p.Resource, tag="Questionnaire", kw_only=True):
 
 
 class QuestionnaireItem(_p.Complex, kw_only=True):
-    answerOption: _T502 = _U
+    answerOption: _T492 = _U
     answerValueSet: _T2 = _U
     answerValueSet_ext: _T3 = _ms.field(default=_U, name="_answerValueSet")
-    code: _T58 = _U
+    code: _T53 = _U
     definition: _T2 = _U
     definition_ext: _T3 = _ms.field(default=_U, name="_definition")
     enableBehavior: _T2 = _U
     enableBehavior_ext: _T3 = _ms.field(default=_U, name="_enableBehavior")
-    enableWhen: _T503 = _U
+    enableWhen: _T493 = _U
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
-    initial: _T504 = _U
-    item: _T501 = _U
+    initial: _T494 = _U
+    item: _T491 = _U
     linkId: _T10
     linkId_ext: _T3 = _ms.field(default=_U, name="_linkId")
-    maxLength: _T67 = _U
+    maxLength: _T62 = _U
     maxLength_ext: _T3 = _ms.field(default=_U, name="_maxLength")
     modifierExtension: _T4 = _U
     prefix: _T2 = _U
@@ -13669,29 +14481,35 @@ class QuestionnaireItemAnswerOption(_p.Complex, kw_only=True):
     initialSelected: _T16 = _U
     initialSelected_ext: _T3 = _ms.field(default=_U, name="_initialSelected")
     modifierExtension: _T4 = _U
-    valueCoding: _T60 = _U
-    valueDate: _T17 = _U
-    valueInteger: _T67 = _U
+    valueCoding: _T55 = _U
+    valueDate: _T2 = _U
+    valueInteger: _T62 = _U
     valueReference: _T8 = _U
     valueString: _T2 = _U
-    valueTime: _T212 = _U
+    valueTime: _T2 = _U
 
     def __post_init__(self) -> None:
+        v = self.valueDate
+        if v is not _U and (_p.date(v) is None):
+            raise _p.FormatError("QuestionnaireItemAnswerOption.valueDate")
+        v = self.valueTime
+        if v is not _U and (_p.time(v) is None):
+            raise _p.FormatError("QuestionnaireItemAnswerOption.valueTime")
         if (self.valueCoding is not _U) + (self.valueDate is not _U) + (self.valueInteger is not _U) + (self.valueReference is not _U) + (self.valueString is not _U) + (self.valueTime is not _U) != 1:
             raise _p.ChoiceError("QuestionnaireItemAnswerOption.value[x]: exactly one")
 
 
 class QuestionnaireItemEnableWhen(_p.Complex, kw_only=True):
     answerBoolean: _T16 = _U
-    answerCoding: _T60 = _U
-    answerDate: _T17 = _U
-    answerDateTime: _T20 = _U
-    answerDecimal: _T45 = _U
-    answerInteger: _T67 = _U
-    answerQuantity: _T26 = _U
+    answerCoding: _T55 = _U
+    answerDate: _T2 = _U
+    answerDateTime: _T2 = _U
+    answerDecimal: _T43 = _U
+    answerInteger: _T62 = _U
+    answerQuantity: _T24 = _U
     answerReference: _T8 = _U
     answerString: _T2 = _U
-    answerTime: _T212 = _U
+    answerTime: _T2 = _U
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
@@ -13702,6 +14520,15 @@ class QuestionnaireItemEnableWhen(_p.Complex, kw_only=True):
     question_ext: _T3 = _ms.field(default=_U, name="_question")
 
     def __post_init__(self) -> None:
+        v = self.answerDate
+        if v is not _U and (_p.date(v) is None):
+            raise _p.FormatError("QuestionnaireItemEnableWhen.answerDate")
+        v = self.answerDateTime
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("QuestionnaireItemEnableWhen.answerDateTime")
+        v = self.answerTime
+        if v is not _U and (_p.time(v) is None):
+            raise _p.FormatError("QuestionnaireItemEnableWhen.answerTime")
         v = self.operator
         if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
             raise _p.FormatError("QuestionnaireItemEnableWhen.operator")
@@ -13716,20 +14543,29 @@ class QuestionnaireItemInitial(_p.Complex, kw_only=True):
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     modifierExtension: _T4 = _U
-    valueAttachment: _T37 = _U
+    valueAttachment: _T35 = _U
     valueBoolean: _T16 = _U
-    valueCoding: _T60 = _U
-    valueDate: _T17 = _U
-    valueDateTime: _T20 = _U
-    valueDecimal: _T45 = _U
-    valueInteger: _T67 = _U
-    valueQuantity: _T26 = _U
+    valueCoding: _T55 = _U
+    valueDate: _T2 = _U
+    valueDateTime: _T2 = _U
+    valueDecimal: _T43 = _U
+    valueInteger: _T62 = _U
+    valueQuantity: _T24 = _U
     valueReference: _T8 = _U
     valueString: _T2 = _U
-    valueTime: _T212 = _U
+    valueTime: _T2 = _U
     valueUri: _T2 = _U
 
     def __post_init__(self) -> None:
+        v = self.valueDate
+        if v is not _U and (_p.date(v) is None):
+            raise _p.FormatError("QuestionnaireItemInitial.valueDate")
+        v = self.valueDateTime
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("QuestionnaireItemInitial.valueDateTime")
+        v = self.valueTime
+        if v is not _U and (_p.time(v) is None):
+            raise _p.FormatError("QuestionnaireItemInitial.valueTime")
         v = self.valueUri
         if v is not _U and (' ' in v or not v.isprintable()):
             raise _p.FormatError("QuestionnaireItemInitial.valueUri")
@@ -13741,7 +14577,7 @@ class QuestionnaireItemInitial(_p.Complex, kw_only=True):
 
 class QuestionnaireResponse(_p.Resource, tag="QuestionnaireResponse", kw_only=True):
     author: _T8 = _U
-    authored: _T20 = _U
+    authored: _T2 = _U
     authored_ext: _T3 = _ms.field(default=_U, name="_authored")
     basedOn: _T11 = _U
     contained: _T0 = _U
@@ -13749,10 +14585,10 @@ class QuestionnaireResponse(_p.Resource, tag="QuestionnaireResponse", kw_only=Tr
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
-    identifier: _T42 = _U
+    identifier: _T40 = _U
     implicitRules: _T2 = _U
     implicitRules_ext: _T3 = _ms.field(default=_U, name="_implicitRules")
-    item: _T505 = _U
+    item: _T495 = _U
     language: _T2 = _U
     language_ext: _T3 = _ms.field(default=_U, name="_language")
     meta: _T7 = _U
@@ -13767,6 +14603,9 @@ class QuestionnaireResponse(_p.Resource, tag="QuestionnaireResponse", kw_only=Tr
     text: _T12 = _U
 
     def __post_init__(self) -> None:
+        v = self.authored
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("QuestionnaireResponse.authored")
         v = self.id
         if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
             raise _p.FormatError("QuestionnaireResponse.id")
@@ -13785,13 +14624,13 @@ class QuestionnaireResponse(_p.Resource, tag="QuestionnaireResponse", kw_only=Tr
 
 
 class QuestionnaireResponseItem(_p.Complex, kw_only=True):
-    answer: _T506 = _U
+    answer: _T496 = _U
     definition: _T2 = _U
     definition_ext: _T3 = _ms.field(default=_U, name="_definition")
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
-    item: _T505 = _U
+    item: _T495 = _U
     linkId: _T10
     linkId_ext: _T3 = _ms.field(default=_U, name="_linkId")
     modifierExtension: _T4 = _U
@@ -13808,22 +14647,31 @@ class QuestionnaireResponseItemAnswer(_p.Complex, kw_only=True):
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
-    item: _T505 = _U
+    item: _T495 = _U
     modifierExtension: _T4 = _U
-    valueAttachment: _T37 = _U
+    valueAttachment: _T35 = _U
     valueBoolean: _T16 = _U
-    valueCoding: _T60 = _U
-    valueDate: _T17 = _U
-    valueDateTime: _T20 = _U
-    valueDecimal: _T45 = _U
-    valueInteger: _T67 = _U
-    valueQuantity: _T26 = _U
+    valueCoding: _T55 = _U
+    valueDate: _T2 = _U
+    valueDateTime: _T2 = _U
+    valueDecimal: _T43 = _U
+    valueInteger: _T62 = _U
+    valueQuantity: _T24 = _U
     valueReference: _T8 = _U
     valueString: _T2 = _U
-    valueTime: _T212 = _U
+    valueTime: _T2 = _U
     valueUri: _T2 = _U
 
     def __post_init__(self) -> None:
+        v = self.valueDate
+        if v is not _U and (_p.date(v) is None):
+            raise _p.FormatError("QuestionnaireResponseItemAnswer.valueDate")
+        v = self.valueDateTime
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("QuestionnaireResponseItemAnswer.valueDateTime")
+        v = self.valueTime
+        if v is not _U and (_p.time(v) is None):
+            raise _p.FormatError("QuestionnaireResponseItemAnswer.valueTime")
         v = self.valueUri
         if v is not _U and (' ' in v or not v.isprintable()):
             raise _p.FormatError("QuestionnaireResponseItemAnswer.valueUri")
@@ -13835,27 +14683,27 @@ class QuestionnaireResponseItemAnswer(_p.Complex, kw_only=True):
 
 class Range(_p.Complex, kw_only=True):
     extension: _T4 = _U
-    high: _T26 = _U
+    high: _T24 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
-    low: _T26 = _U
+    low: _T24 = _U
 
 
 class Ratio(_p.Complex, kw_only=True):
-    denominator: _T26 = _U
+    denominator: _T24 = _U
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
-    numerator: _T26 = _U
+    numerator: _T24 = _U
 
 
 class RatioRange(_p.Complex, kw_only=True):
-    denominator: _T26 = _U
+    denominator: _T24 = _U
     extension: _T4 = _U
-    highNumerator: _T26 = _U
+    highNumerator: _T24 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
-    lowNumerator: _T26 = _U
+    lowNumerator: _T24 = _U
 
 
 class Reference(_p.Complex, kw_only=True):
@@ -13864,7 +14712,7 @@ class Reference(_p.Complex, kw_only=True):
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
-    identifier: _T42 = _U
+    identifier: _T40 = _U
     reference: _T2 = _U
     reference_ext: _T3 = _ms.field(default=_U, name="_reference")
     type: _T2 = _U
@@ -13877,8 +14725,8 @@ class Reference(_p.Complex, kw_only=True):
 
 
 class RegulatedAuthorization(_p.Resource, tag="RegulatedAuthorization", kw_only=True):
-    basis: _T19 = _U
-    case: _T507 = _U
+    basis: _T18 = _U
+    case: _T497 = _U
     contained: _T0 = _U
     description: _T2 = _U
     description_ext: _T3 = _ms.field(default=_U, name="_description")
@@ -13889,16 +14737,16 @@ class RegulatedAuthorization(_p.Resource, tag="RegulatedAuthorization", kw_only=
     identifier: _T6 = _U
     implicitRules: _T2 = _U
     implicitRules_ext: _T3 = _ms.field(default=_U, name="_implicitRules")
-    indication: _T165 = _U
+    indication: _T158 = _U
     intendedUse: _T13 = _U
     language: _T2 = _U
     language_ext: _T3 = _ms.field(default=_U, name="_language")
     meta: _T7 = _U
     modifierExtension: _T4 = _U
-    region: _T19 = _U
+    region: _T18 = _U
     regulator: _T8 = _U
     status: _T13 = _U
-    statusDate: _T20 = _U
+    statusDate: _T2 = _U
     statusDate_ext: _T3 = _ms.field(default=_U, name="_statusDate")
     subject: _T11 = _U
     text: _T12 = _U
@@ -13915,21 +14763,27 @@ class RegulatedAuthorization(_p.Resource, tag="RegulatedAuthorization", kw_only=
         v = self.language
         if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
             raise _p.FormatError("RegulatedAuthorization.language")
+        v = self.statusDate
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("RegulatedAuthorization.statusDate")
 
 
 class RegulatedAuthorizationCase(_p.Complex, kw_only=True):
-    application: _T508 = _U
-    dateDateTime: _T20 = _U
+    application: _T498 = _U
+    dateDateTime: _T2 = _U
     datePeriod: _T9 = _U
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
-    identifier: _T42 = _U
+    identifier: _T40 = _U
     modifierExtension: _T4 = _U
     status: _T13 = _U
     type: _T13 = _U
 
     def __post_init__(self) -> None:
+        v = self.dateDateTime
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("RegulatedAuthorizationCase.dateDateTime")
         if (self.dateDateTime is not _U) + (self.datePeriod is not _U) > 1:
             raise _p.ChoiceError("RegulatedAuthorizationCase.date[x]: at most one")
 
@@ -13939,7 +14793,7 @@ class RelatedArtifact(_p.Complex, kw_only=True):
     citation_ext: _T3 = _ms.field(default=_U, name="_citation")
     display: _T2 = _U
     display_ext: _T3 = _ms.field(default=_U, name="_display")
-    document: _T37 = _U
+    document: _T35 = _U
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
@@ -13967,10 +14821,10 @@ class RelatedArtifact(_p.Complex, kw_only=True):
 class RelatedPerson(_p.Resource, tag="RelatedPerson", kw_only=True):
     active: _T16 = _U
     active_ext: _T3 = _ms.field(default=_U, name="_active")
-    address: _T120 = _U
-    birthDate: _T17 = _U
+    address: _T114 = _U
+    birthDate: _T2 = _U
     birthDate_ext: _T3 = _ms.field(default=_U, name="_birthDate")
-    communication: _T509 = _U
+    communication: _T499 = _U
     contained: _T0 = _U
     extension: _T4 = _U
     gender: _T2 = _U
@@ -13984,15 +14838,18 @@ class RelatedPerson(_p.Resource, tag="RelatedPerson", kw_only=True):
     language_ext: _T3 = _ms.field(default=_U, name="_language")
     meta: _T7 = _U
     modifierExtension: _T4 = _U
-    name: _T480 = _U
+    name: _T470 = _U
     patient: _T14
     period: _T9 = _U
-    photo: _T69 = _U
-    relationship: _T19 = _U
-    telecom: _T95 = _U
+    photo: _T64 = _U
+    relationship: _T18 = _U
+    telecom: _T89 = _U
     text: _T12 = _U
 
     def __post_init__(self) -> None:
+        v = self.birthDate
+        if v is not _U and (_p.date(v) is None):
+            raise _p.FormatError("RelatedPerson.birthDate")
         v = self.gender
         if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
             raise _p.FormatError("RelatedPerson.gender")
@@ -14011,42 +14868,42 @@ class RelatedPersonCommunication(_p.Complex, kw_only=True):
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
-    language: _T36
+    language: _T34
     modifierExtension: _T4 = _U
     preferred: _T16 = _U
     preferred_ext: _T3 = _ms.field(default=_U, name="_preferred")
 
 
 class RequestGroup(_p.Resource, tag="RequestGroup", kw_only=True):
-    action: _T510 = _U
+    action: _T500 = _U
     author: _T8 = _U
-    authoredOn: _T20 = _U
+    authoredOn: _T2 = _U
     authoredOn_ext: _T3 = _ms.field(default=_U, name="_authoredOn")
     basedOn: _T11 = _U
     code: _T13 = _U
     contained: _T0 = _U
     encounter: _T8 = _U
     extension: _T4 = _U
-    groupIdentifier: _T42 = _U
+    groupIdentifier: _T40 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     identifier: _T6 = _U
     implicitRules: _T2 = _U
     implicitRules_ext: _T3 = _ms.field(default=_U, name="_implicitRules")
-    instantiatesCanonical: _T23 = _U
-    instantiatesCanonical_ext: _T24 = _ms.field(default=_U, name="_instantiatesCanonical")
-    instantiatesUri: _T23 = _U
-    instantiatesUri_ext: _T24 = _ms.field(default=_U, name="_instantiatesUri")
+    instantiatesCanonical: _T21 = _U
+    instantiatesCanonical_ext: _T22 = _ms.field(default=_U, name="_instantiatesCanonical")
+    instantiatesUri: _T21 = _U
+    instantiatesUri_ext: _T22 = _ms.field(default=_U, name="_instantiatesUri")
     intent: _T10
     intent_ext: _T3 = _ms.field(default=_U, name="_intent")
     language: _T2 = _U
     language_ext: _T3 = _ms.field(default=_U, name="_language")
     meta: _T7 = _U
     modifierExtension: _T4 = _U
-    note: _T46 = _U
+    note: _T44 = _U
     priority: _T2 = _U
     priority_ext: _T3 = _ms.field(default=_U, name="_priority")
-    reasonCode: _T19 = _U
+    reasonCode: _T18 = _U
     reasonReference: _T11 = _U
     replaces: _T11 = _U
     status: _T10
@@ -14055,6 +14912,9 @@ class RequestGroup(_p.Resource, tag="RequestGroup", kw_only=True):
     text: _T12 = _U
 
     def __post_init__(self) -> None:
+        v = self.authoredOn
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("RequestGroup.authoredOn")
         v = self.id
         if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
             raise _p.FormatError("RequestGroup.id")
@@ -14084,14 +14944,14 @@ class RequestGroup(_p.Resource, tag="RequestGroup", kw_only=True):
 
 
 class RequestGroupAction(_p.Complex, kw_only=True):
-    action: _T510 = _U
+    action: _T500 = _U
     cardinalityBehavior: _T2 = _U
     cardinalityBehavior_ext: _T3 = _ms.field(default=_U, name="_cardinalityBehavior")
-    code: _T19 = _U
-    condition: _T511 = _U
+    code: _T18 = _U
+    condition: _T501 = _U
     description: _T2 = _U
     description_ext: _T3 = _ms.field(default=_U, name="_description")
-    documentation: _T27 = _U
+    documentation: _T25 = _U
     extension: _T4 = _U
     groupingBehavior: _T2 = _U
     groupingBehavior_ext: _T3 = _ms.field(default=_U, name="_groupingBehavior")
@@ -14105,7 +14965,7 @@ class RequestGroupAction(_p.Complex, kw_only=True):
     prefix_ext: _T3 = _ms.field(default=_U, name="_prefix")
     priority: _T2 = _U
     priority_ext: _T3 = _ms.field(default=_U, name="_priority")
-    relatedAction: _T512 = _U
+    relatedAction: _T502 = _U
     requiredBehavior: _T2 = _U
     requiredBehavior_ext: _T3 = _ms.field(default=_U, name="_requiredBehavior")
     resource: _T8 = _U
@@ -14113,12 +14973,12 @@ class RequestGroupAction(_p.Complex, kw_only=True):
     selectionBehavior_ext: _T3 = _ms.field(default=_U, name="_selectionBehavior")
     textEquivalent: _T2 = _U
     textEquivalent_ext: _T3 = _ms.field(default=_U, name="_textEquivalent")
-    timingAge: _T28 = _U
-    timingDateTime: _T20 = _U
-    timingDuration: _T29 = _U
+    timingAge: _T26 = _U
+    timingDateTime: _T2 = _U
+    timingDuration: _T27 = _U
     timingPeriod: _T9 = _U
-    timingRange: _T30 = _U
-    timingTiming: _T31 = _U
+    timingRange: _T28 = _U
+    timingTiming: _T29 = _U
     title: _T2 = _U
     title_ext: _T3 = _ms.field(default=_U, name="_title")
     type: _T13 = _U
@@ -14142,12 +15002,15 @@ class RequestGroupAction(_p.Complex, kw_only=True):
         v = self.selectionBehavior
         if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
             raise _p.FormatError("RequestGroupAction.selectionBehavior")
+        v = self.timingDateTime
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("RequestGroupAction.timingDateTime")
         if (self.timingAge is not _U) + (self.timingDateTime is not _U) + (self.timingDuration is not _U) + (self.timingPeriod is not _U) + (self.timingRange is not _U) + (self.timingTiming is not _U) > 1:
             raise _p.ChoiceError("RequestGroupAction.timing[x]: at most one")
 
 
 class RequestGroupActionCondition(_p.Complex, kw_only=True):
-    expression: _T263 = _U
+    expression: _T255 = _U
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
@@ -14168,8 +15031,8 @@ class RequestGroupActionRelatedAction(_p.Complex, kw_only=True):
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     modifierExtension: _T4 = _U
-    offsetDuration: _T29 = _U
-    offsetRange: _T30 = _U
+    offsetDuration: _T27 = _U
+    offsetRange: _T28 = _U
     relationship: _T10
     relationship_ext: _T3 = _ms.field(default=_U, name="_relationship")
 
@@ -14182,22 +15045,22 @@ class RequestGroupActionRelatedAction(_p.Complex, kw_only=True):
 
 
 class ResearchDefinition(_p.Resource, tag="ResearchDefinition", kw_only=True):
-    approvalDate: _T17 = _U
+    approvalDate: _T2 = _U
     approvalDate_ext: _T3 = _ms.field(default=_U, name="_approvalDate")
-    author: _T18 = _U
-    comment: _T23 = _U
-    comment_ext: _T24 = _ms.field(default=_U, name="_comment")
-    contact: _T18 = _U
+    author: _T17 = _U
+    comment: _T21 = _U
+    comment_ext: _T22 = _ms.field(default=_U, name="_comment")
+    contact: _T17 = _U
     contained: _T0 = _U
     copyright: _T2 = _U
     copyright_ext: _T3 = _ms.field(default=_U, name="_copyright")
-    date: _T20 = _U
+    date: _T2 = _U
     date_ext: _T3 = _ms.field(default=_U, name="_date")
     description: _T2 = _U
     description_ext: _T3 = _ms.field(default=_U, name="_description")
-    editor: _T18 = _U
+    editor: _T17 = _U
     effectivePeriod: _T9 = _U
-    endorser: _T18 = _U
+    endorser: _T17 = _U
     experimental: _T16 = _U
     experimental_ext: _T3 = _ms.field(default=_U, name="_experimental")
     exposure: _T8 = _U
@@ -14208,13 +15071,13 @@ class ResearchDefinition(_p.Resource, tag="ResearchDefinition", kw_only=True):
     identifier: _T6 = _U
     implicitRules: _T2 = _U
     implicitRules_ext: _T3 = _ms.field(default=_U, name="_implicitRules")
-    jurisdiction: _T19 = _U
+    jurisdiction: _T18 = _U
     language: _T2 = _U
     language_ext: _T3 = _ms.field(default=_U, name="_language")
-    lastReviewDate: _T17 = _U
+    lastReviewDate: _T2 = _U
     lastReviewDate_ext: _T3 = _ms.field(default=_U, name="_lastReviewDate")
-    library: _T23 = _U
-    library_ext: _T24 = _ms.field(default=_U, name="_library")
+    library: _T21 = _U
+    library_ext: _T22 = _ms.field(default=_U, name="_library")
     meta: _T7 = _U
     modifierExtension: _T4 = _U
     name: _T2 = _U
@@ -14225,8 +15088,8 @@ class ResearchDefinition(_p.Resource, tag="ResearchDefinition", kw_only=True):
     publisher_ext: _T3 = _ms.field(default=_U, name="_publisher")
     purpose: _T2 = _U
     purpose_ext: _T3 = _ms.field(default=_U, name="_purpose")
-    relatedArtifact: _T27 = _U
-    reviewer: _T18 = _U
+    relatedArtifact: _T25 = _U
+    reviewer: _T17 = _U
     shortTitle: _T2 = _U
     shortTitle_ext: _T3 = _ms.field(default=_U, name="_shortTitle")
     status: _T10
@@ -14238,16 +15101,22 @@ class ResearchDefinition(_p.Resource, tag="ResearchDefinition", kw_only=True):
     text: _T12 = _U
     title: _T2 = _U
     title_ext: _T3 = _ms.field(default=_U, name="_title")
-    topic: _T19 = _U
+    topic: _T18 = _U
     url: _T2 = _U
     url_ext: _T3 = _ms.field(default=_U, name="_url")
     usage: _T2 = _U
     usage_ext: _T3 = _ms.field(default=_U, name="_usage")
-    useContext: _T32 = _U
+    useContext: _T30 = _U
     version: _T2 = _U
     version_ext: _T3 = _ms.field(default=_U, name="_version")
 
     def __post_init__(self) -> None:
+        v = self.approvalDate
+        if v is not _U and (_p.date(v) is None):
+            raise _p.FormatError("ResearchDefinition.approvalDate")
+        v = self.date
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("ResearchDefinition.date")
         v = self.id
         if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
             raise _p.FormatError("ResearchDefinition.id")
@@ -14257,6 +15126,9 @@ class ResearchDefinition(_p.Resource, tag="ResearchDefinition", kw_only=True):
         v = self.language
         if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
             raise _p.FormatError("ResearchDefinition.language")
+        v = self.lastReviewDate
+        if v is not _U and (_p.date(v) is None):
+            raise _p.FormatError("ResearchDefinition.lastReviewDate")
         if self.library is not _U:
             for v in self.library:
                 if v is not None and (' ' in v or not v.isprintable()):
@@ -14272,23 +15144,23 @@ class ResearchDefinition(_p.Resource, tag="ResearchDefinition", kw_only=True):
 
 
 class ResearchElementDefinition(_p.Resource, tag="ResearchElementDefinition", kw_only=True):
-    approvalDate: _T17 = _U
+    approvalDate: _T2 = _U
     approvalDate_ext: _T3 = _ms.field(default=_U, name="_approvalDate")
-    author: _T18 = _U
-    characteristic: _T513
-    comment: _T23 = _U
-    comment_ext: _T24 = _ms.field(default=_U, name="_comment")
-    contact: _T18 = _U
+    author: _T17 = _U
+    characteristic: _T503
+    comment: _T21 = _U
+    comment_ext: _T22 = _ms.field(default=_U, name="_comment")
+    contact: _T17 = _U
     contained: _T0 = _U
     copyright: _T2 = _U
     copyright_ext: _T3 = _ms.field(default=_U, name="_copyright")
-    date: _T20 = _U
+    date: _T2 = _U
     date_ext: _T3 = _ms.field(default=_U, name="_date")
     description: _T2 = _U
     description_ext: _T3 = _ms.field(default=_U, name="_description")
-    editor: _T18 = _U
+    editor: _T17 = _U
     effectivePeriod: _T9 = _U
-    endorser: _T18 = _U
+    endorser: _T17 = _U
     experimental: _T16 = _U
     experimental_ext: _T3 = _ms.field(default=_U, name="_experimental")
     extension: _T4 = _U
@@ -14297,13 +15169,13 @@ class ResearchElementDefinition(_p.Resource, tag="ResearchElementDefinition", kw
     identifier: _T6 = _U
     implicitRules: _T2 = _U
     implicitRules_ext: _T3 = _ms.field(default=_U, name="_implicitRules")
-    jurisdiction: _T19 = _U
+    jurisdiction: _T18 = _U
     language: _T2 = _U
     language_ext: _T3 = _ms.field(default=_U, name="_language")
-    lastReviewDate: _T17 = _U
+    lastReviewDate: _T2 = _U
     lastReviewDate_ext: _T3 = _ms.field(default=_U, name="_lastReviewDate")
-    library: _T23 = _U
-    library_ext: _T24 = _ms.field(default=_U, name="_library")
+    library: _T21 = _U
+    library_ext: _T22 = _ms.field(default=_U, name="_library")
     meta: _T7 = _U
     modifierExtension: _T4 = _U
     name: _T2 = _U
@@ -14312,8 +15184,8 @@ class ResearchElementDefinition(_p.Resource, tag="ResearchElementDefinition", kw
     publisher_ext: _T3 = _ms.field(default=_U, name="_publisher")
     purpose: _T2 = _U
     purpose_ext: _T3 = _ms.field(default=_U, name="_purpose")
-    relatedArtifact: _T27 = _U
-    reviewer: _T18 = _U
+    relatedArtifact: _T25 = _U
+    reviewer: _T17 = _U
     shortTitle: _T2 = _U
     shortTitle_ext: _T3 = _ms.field(default=_U, name="_shortTitle")
     status: _T10
@@ -14325,20 +15197,26 @@ class ResearchElementDefinition(_p.Resource, tag="ResearchElementDefinition", kw
     text: _T12 = _U
     title: _T2 = _U
     title_ext: _T3 = _ms.field(default=_U, name="_title")
-    topic: _T19 = _U
+    topic: _T18 = _U
     type: _T10
     type_ext: _T3 = _ms.field(default=_U, name="_type")
     url: _T2 = _U
     url_ext: _T3 = _ms.field(default=_U, name="_url")
     usage: _T2 = _U
     usage_ext: _T3 = _ms.field(default=_U, name="_usage")
-    useContext: _T32 = _U
+    useContext: _T30 = _U
     variableType: _T2 = _U
     variableType_ext: _T3 = _ms.field(default=_U, name="_variableType")
     version: _T2 = _U
     version_ext: _T3 = _ms.field(default=_U, name="_version")
 
     def __post_init__(self) -> None:
+        v = self.approvalDate
+        if v is not _U and (_p.date(v) is None):
+            raise _p.FormatError("ResearchElementDefinition.approvalDate")
+        v = self.date
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("ResearchElementDefinition.date")
         v = self.id
         if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
             raise _p.FormatError("ResearchElementDefinition.id")
@@ -14348,6 +15226,9 @@ class ResearchElementDefinition(_p.Resource, tag="ResearchElementDefinition", kw
         v = self.language
         if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
             raise _p.FormatError("ResearchElementDefinition.language")
+        v = self.lastReviewDate
+        if v is not _U and (_p.date(v) is None):
+            raise _p.FormatError("ResearchElementDefinition.lastReviewDate")
         if self.library is not _U:
             for v in self.library:
                 if v is not None and (' ' in v or not v.isprintable()):
@@ -14371,42 +15252,48 @@ class ResearchElementDefinition(_p.Resource, tag="ResearchElementDefinition", kw
 class ResearchElementDefinitionCharacteristic(_p.Complex, kw_only=True):
     definitionCanonical: _T2 = _U
     definitionCodeableConcept: _T13 = _U
-    definitionDataRequirement: _T260 = _U
-    definitionExpression: _T263 = _U
+    definitionDataRequirement: _T252 = _U
+    definitionExpression: _T255 = _U
     exclude: _T16 = _U
     exclude_ext: _T3 = _ms.field(default=_U, name="_exclude")
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     modifierExtension: _T4 = _U
-    participantEffectiveDateTime: _T20 = _U
+    participantEffectiveDateTime: _T2 = _U
     participantEffectiveDescription: _T2 = _U
     participantEffectiveDescription_ext: _T3 = _ms.field(default=_U, name="_participantEffectiveDescription")
-    participantEffectiveDuration: _T29 = _U
+    participantEffectiveDuration: _T27 = _U
     participantEffectiveGroupMeasure: _T2 = _U
     participantEffectiveGroupMeasure_ext: _T3 = _ms.field(default=_U, name="_participantEffectiveGroupMeasure")
     participantEffectivePeriod: _T9 = _U
-    participantEffectiveTimeFromStart: _T29 = _U
-    participantEffectiveTiming: _T31 = _U
-    studyEffectiveDateTime: _T20 = _U
+    participantEffectiveTimeFromStart: _T27 = _U
+    participantEffectiveTiming: _T29 = _U
+    studyEffectiveDateTime: _T2 = _U
     studyEffectiveDescription: _T2 = _U
     studyEffectiveDescription_ext: _T3 = _ms.field(default=_U, name="_studyEffectiveDescription")
-    studyEffectiveDuration: _T29 = _U
+    studyEffectiveDuration: _T27 = _U
     studyEffectiveGroupMeasure: _T2 = _U
     studyEffectiveGroupMeasure_ext: _T3 = _ms.field(default=_U, name="_studyEffectiveGroupMeasure")
     studyEffectivePeriod: _T9 = _U
-    studyEffectiveTimeFromStart: _T29 = _U
-    studyEffectiveTiming: _T31 = _U
+    studyEffectiveTimeFromStart: _T27 = _U
+    studyEffectiveTiming: _T29 = _U
     unitOfMeasure: _T13 = _U
-    usageContext: _T32 = _U
+    usageContext: _T30 = _U
 
     def __post_init__(self) -> None:
         v = self.definitionCanonical
         if v is not _U and (' ' in v or not v.isprintable()):
             raise _p.FormatError("ResearchElementDefinitionCharacteristic.definitionCanonical")
+        v = self.participantEffectiveDateTime
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("ResearchElementDefinitionCharacteristic.participantEffectiveDateTime")
         v = self.participantEffectiveGroupMeasure
         if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
             raise _p.FormatError("ResearchElementDefinitionCharacteristic.participantEffectiveGroupMeasure")
+        v = self.studyEffectiveDateTime
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("ResearchElementDefinitionCharacteristic.studyEffectiveDateTime")
         v = self.studyEffectiveGroupMeasure
         if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
             raise _p.FormatError("ResearchElementDefinitionCharacteristic.studyEffectiveGroupMeasure")
@@ -14419,29 +15306,29 @@ class ResearchElementDefinitionCharacteristic(_p.Complex, kw_only=True):
 
 
 class ResearchStudy(_p.Resource, tag="ResearchStudy", kw_only=True):
-    arm: _T514 = _U
-    category: _T19 = _U
-    condition: _T19 = _U
-    contact: _T18 = _U
+    arm: _T504 = _U
+    category: _T18 = _U
+    condition: _T18 = _U
+    contact: _T17 = _U
     contained: _T0 = _U
     description: _T2 = _U
     description_ext: _T3 = _ms.field(default=_U, name="_description")
     enrollment: _T11 = _U
     extension: _T4 = _U
-    focus: _T19 = _U
+    focus: _T18 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     identifier: _T6 = _U
     implicitRules: _T2 = _U
     implicitRules_ext: _T3 = _ms.field(default=_U, name="_implicitRules")
-    keyword: _T19 = _U
+    keyword: _T18 = _U
     language: _T2 = _U
     language_ext: _T3 = _ms.field(default=_U, name="_language")
-    location: _T19 = _U
+    location: _T18 = _U
     meta: _T7 = _U
     modifierExtension: _T4 = _U
-    note: _T46 = _U
-    objective: _T515 = _U
+    note: _T44 = _U
+    objective: _T505 = _U
     partOf: _T11 = _U
     period: _T9 = _U
     phase: _T13 = _U
@@ -14449,7 +15336,7 @@ class ResearchStudy(_p.Resource, tag="ResearchStudy", kw_only=True):
     principalInvestigator: _T8 = _U
     protocol: _T11 = _U
     reasonStopped: _T13 = _U
-    relatedArtifact: _T27 = _U
+    relatedArtifact: _T25 = _U
     site: _T11 = _U
     sponsor: _T8 = _U
     status: _T10
@@ -14572,13 +15459,13 @@ class RiskAssessment(_p.Resource, tag="RiskAssessment", kw_only=True):
     mitigation: _T2 = _U
     mitigation_ext: _T3 = _ms.field(default=_U, name="_mitigation")
     modifierExtension: _T4 = _U
-    note: _T46 = _U
-    occurrenceDateTime: _T20 = _U
+    note: _T44 = _U
+    occurrenceDateTime: _T2 = _U
     occurrencePeriod: _T9 = _U
     parent: _T8 = _U
     performer: _T8 = _U
-    prediction: _T516 = _U
-    reasonCode: _T19 = _U
+    prediction: _T506 = _U
+    reasonCode: _T18 = _U
     reasonReference: _T11 = _U
     status: _T10
     status_ext: _T3 = _ms.field(default=_U, name="_status")
@@ -14595,6 +15482,9 @@ class RiskAssessment(_p.Resource, tag="RiskAssessment", kw_only=True):
         v = self.language
         if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
             raise _p.FormatError("RiskAssessment.language")
+        v = self.occurrenceDateTime
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("RiskAssessment.occurrenceDateTime")
         v = self.status
         if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
             raise _p.FormatError("RiskAssessment.status")
@@ -14608,15 +15498,15 @@ class RiskAssessmentPrediction(_p.Complex, kw_only=True):
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     modifierExtension: _T4 = _U
     outcome: _T13 = _U
-    probabilityDecimal: _T45 = _U
-    probabilityRange: _T30 = _U
+    probabilityDecimal: _T43 = _U
+    probabilityRange: _T28 = _U
     qualitativeRisk: _T13 = _U
     rationale: _T2 = _U
     rationale_ext: _T3 = _ms.field(default=_U, name="_rationale")
-    relativeRisk: _T45 = _U
+    relativeRisk: _T43 = _U
     relativeRisk_ext: _T3 = _ms.field(default=_U, name="_relativeRisk")
     whenPeriod: _T9 = _U
-    whenRange: _T30 = _U
+    whenRange: _T28 = _U
 
     def __post_init__(self) -> None:
         if (self.probabilityDecimal is not _U) + (self.probabilityRange is not _U) > 1:
@@ -14628,26 +15518,26 @@ class RiskAssessmentPrediction(_p.Complex, kw_only=True):
 class SampledData(_p.Complex, kw_only=True):
     data: _T2 = _U
     data_ext: _T3 = _ms.field(default=_U, name="_data")
-    dimensions: _T139
+    dimensions: _T132
     dimensions_ext: _T3 = _ms.field(default=_U, name="_dimensions")
     extension: _T4 = _U
-    factor: _T45 = _U
+    factor: _T43 = _U
     factor_ext: _T3 = _ms.field(default=_U, name="_factor")
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
-    lowerLimit: _T45 = _U
+    lowerLimit: _T43 = _U
     lowerLimit_ext: _T3 = _ms.field(default=_U, name="_lowerLimit")
-    origin: _T41
-    period: _T384
+    origin: _T39
+    period: _T374
     period_ext: _T3 = _ms.field(default=_U, name="_period")
-    upperLimit: _T45 = _U
+    upperLimit: _T43 = _U
     upperLimit_ext: _T3 = _ms.field(default=_U, name="_upperLimit")
 
 
 class Schedule(_p.Resource, tag="Schedule", kw_only=True):
     active: _T16 = _U
     active_ext: _T3 = _ms.field(default=_U, name="_active")
-    actor: _T178
+    actor: _T171
     comment: _T2 = _U
     comment_ext: _T3 = _ms.field(default=_U, name="_comment")
     contained: _T0 = _U
@@ -14662,9 +15552,9 @@ class Schedule(_p.Resource, tag="Schedule", kw_only=True):
     meta: _T7 = _U
     modifierExtension: _T4 = _U
     planningHorizon: _T9 = _U
-    serviceCategory: _T19 = _U
-    serviceType: _T19 = _U
-    specialty: _T19 = _U
+    serviceCategory: _T18 = _U
+    serviceType: _T18 = _U
+    specialty: _T18 = _U
     text: _T12 = _U
 
     def __post_init__(self) -> None:
@@ -14680,18 +15570,18 @@ class Schedule(_p.Resource, tag="Schedule", kw_only=True):
 
 
 class SearchParameter(_p.Resource, tag="SearchParameter", kw_only=True):
-    base: _T79
-    base_ext: _T24 = _ms.field(default=_U, name="_base")
-    chain: _T23 = _U
-    chain_ext: _T24 = _ms.field(default=_U, name="_chain")
+    base: _T73
+    base_ext: _T22 = _ms.field(default=_U, name="_base")
+    chain: _T21 = _U
+    chain_ext: _T22 = _ms.field(default=_U, name="_chain")
     code: _T10
     code_ext: _T3 = _ms.field(default=_U, name="_code")
-    comparator: _T23 = _U
-    comparator_ext: _T24 = _ms.field(default=_U, name="_comparator")
-    component: _T517 = _U
-    contact: _T18 = _U
+    comparator: _T21 = _U
+    comparator_ext: _T22 = _ms.field(default=_U, name="_comparator")
+    component: _T507 = _U
+    contact: _T17 = _U
     contained: _T0 = _U
-    date: _T20 = _U
+    date: _T2 = _U
     date_ext: _T3 = _ms.field(default=_U, name="_date")
     derivedFrom: _T2 = _U
     derivedFrom_ext: _T3 = _ms.field(default=_U, name="_derivedFrom")
@@ -14706,12 +15596,12 @@ class SearchParameter(_p.Resource, tag="SearchParameter", kw_only=True):
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     implicitRules: _T2 = _U
     implicitRules_ext: _T3 = _ms.field(default=_U, name="_implicitRules")
-    jurisdiction: _T19 = _U
+    jurisdiction: _T18 = _U
     language: _T2 = _U
     language_ext: _T3 = _ms.field(default=_U, name="_language")
     meta: _T7 = _U
-    modifier: _T23 = _U
-    modifier_ext: _T24 = _ms.field(default=_U, name="_modifier")
+    modifier: _T21 = _U
+    modifier_ext: _T22 = _ms.field(default=_U, name="_modifier")
     modifierExtension: _T4 = _U
     multipleAnd: _T16 = _U
     multipleAnd_ext: _T3 = _ms.field(default=_U, name="_multipleAnd")
@@ -14725,14 +15615,14 @@ class SearchParameter(_p.Resource, tag="SearchParameter", kw_only=True):
     purpose_ext: _T3 = _ms.field(default=_U, name="_purpose")
     status: _T10
     status_ext: _T3 = _ms.field(default=_U, name="_status")
-    target: _T23 = _U
-    target_ext: _T24 = _ms.field(default=_U, name="_target")
+    target: _T21 = _U
+    target_ext: _T22 = _ms.field(default=_U, name="_target")
     text: _T12 = _U
     type: _T10
     type_ext: _T3 = _ms.field(default=_U, name="_type")
     url: _T10
     url_ext: _T3 = _ms.field(default=_U, name="_url")
-    useContext: _T32 = _U
+    useContext: _T30 = _U
     version: _T2 = _U
     version_ext: _T3 = _ms.field(default=_U, name="_version")
     xpath: _T2 = _U
@@ -14752,6 +15642,9 @@ class SearchParameter(_p.Resource, tag="SearchParameter", kw_only=True):
             for v in self.comparator:
                 if v is not None and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
                     raise _p.FormatError("SearchParameter.comparator")
+        v = self.date
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("SearchParameter.date")
         v = self.derivedFrom
         if v is not _U and (' ' in v or not v.isprintable()):
             raise _p.FormatError("SearchParameter.derivedFrom")
@@ -14805,11 +15698,11 @@ class SearchParameterComponent(_p.Complex, kw_only=True):
 class ServiceRequest(_p.Resource, tag="ServiceRequest", kw_only=True):
     asNeededBoolean: _T16 = _U
     asNeededCodeableConcept: _T13 = _U
-    authoredOn: _T20 = _U
+    authoredOn: _T2 = _U
     authoredOn_ext: _T3 = _ms.field(default=_U, name="_authoredOn")
     basedOn: _T11 = _U
-    bodySite: _T19 = _U
-    category: _T19 = _U
+    bodySite: _T18 = _U
+    category: _T18 = _U
     code: _T13 = _U
     contained: _T0 = _U
     doNotPerform: _T16 = _U
@@ -14821,39 +15714,39 @@ class ServiceRequest(_p.Resource, tag="ServiceRequest", kw_only=True):
     identifier: _T6 = _U
     implicitRules: _T2 = _U
     implicitRules_ext: _T3 = _ms.field(default=_U, name="_implicitRules")
-    instantiatesCanonical: _T23 = _U
-    instantiatesCanonical_ext: _T24 = _ms.field(default=_U, name="_instantiatesCanonical")
-    instantiatesUri: _T23 = _U
-    instantiatesUri_ext: _T24 = _ms.field(default=_U, name="_instantiatesUri")
+    instantiatesCanonical: _T21 = _U
+    instantiatesCanonical_ext: _T22 = _ms.field(default=_U, name="_instantiatesCanonical")
+    instantiatesUri: _T21 = _U
+    instantiatesUri_ext: _T22 = _ms.field(default=_U, name="_instantiatesUri")
     insurance: _T11 = _U
     intent: _T10
     intent_ext: _T3 = _ms.field(default=_U, name="_intent")
     language: _T2 = _U
     language_ext: _T3 = _ms.field(default=_U, name="_language")
-    locationCode: _T19 = _U
+    locationCode: _T18 = _U
     locationReference: _T11 = _U
     meta: _T7 = _U
     modifierExtension: _T4 = _U
-    note: _T46 = _U
-    occurrenceDateTime: _T20 = _U
+    note: _T44 = _U
+    occurrenceDateTime: _T2 = _U
     occurrencePeriod: _T9 = _U
-    occurrenceTiming: _T31 = _U
-    orderDetail: _T19 = _U
+    occurrenceTiming: _T29 = _U
+    orderDetail: _T18 = _U
     patientInstruction: _T2 = _U
     patientInstruction_ext: _T3 = _ms.field(default=_U, name="_patientInstruction")
     performer: _T11 = _U
     performerType: _T13 = _U
     priority: _T2 = _U
     priority_ext: _T3 = _ms.field(default=_U, name="_priority")
-    quantityQuantity: _T26 = _U
-    quantityRange: _T30 = _U
-    quantityRatio: _T38 = _U
-    reasonCode: _T19 = _U
+    quantityQuantity: _T24 = _U
+    quantityRange: _T28 = _U
+    quantityRatio: _T36 = _U
+    reasonCode: _T18 = _U
     reasonReference: _T11 = _U
     relevantHistory: _T11 = _U
     replaces: _T11 = _U
     requester: _T8 = _U
-    requisition: _T42 = _U
+    requisition: _T40 = _U
     specimen: _T11 = _U
     status: _T10
     status_ext: _T3 = _ms.field(default=_U, name="_status")
@@ -14862,6 +15755,9 @@ class ServiceRequest(_p.Resource, tag="ServiceRequest", kw_only=True):
     text: _T12 = _U
 
     def __post_init__(self) -> None:
+        v = self.authoredOn
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("ServiceRequest.authoredOn")
         v = self.id
         if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
             raise _p.FormatError("ServiceRequest.id")
@@ -14882,6 +15778,9 @@ class ServiceRequest(_p.Resource, tag="ServiceRequest", kw_only=True):
         v = self.language
         if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
             raise _p.FormatError("ServiceRequest.language")
+        v = self.occurrenceDateTime
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("ServiceRequest.occurrenceDateTime")
         v = self.priority
         if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
             raise _p.FormatError("ServiceRequest.priority")
@@ -14897,7 +15796,7 @@ class ServiceRequest(_p.Resource, tag="ServiceRequest", kw_only=True):
 
 
 class Signature(_p.Complex, kw_only=True):
-    data: _T53 = _U
+    data: _T2 = _U
     data_ext: _T3 = _ms.field(default=_U, name="_data")
     extension: _T4 = _U
     id: _T2 = _U
@@ -14907,18 +15806,24 @@ class Signature(_p.Complex, kw_only=True):
     sigFormat_ext: _T3 = _ms.field(default=_U, name="_sigFormat")
     targetFormat: _T2 = _U
     targetFormat_ext: _T3 = _ms.field(default=_U, name="_targetFormat")
-    type: _T518
-    when: _T56
+    type: _T508
+    when: _T10
     when_ext: _T3 = _ms.field(default=_U, name="_when")
     who: _T14
 
     def __post_init__(self) -> None:
+        v = self.data
+        if v is not _U and (_p.base64(v) is None):
+            raise _p.FormatError("Signature.data")
         v = self.sigFormat
         if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
             raise _p.FormatError("Signature.sigFormat")
         v = self.targetFormat
         if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
             raise _p.FormatError("Signature.targetFormat")
+        v = self.when
+        if v is not _U and (_p.instant(v) is None):
+            raise _p.FormatError("Signature.when")
 
 
 class Slot(_p.Resource, tag="Slot", kw_only=True):
@@ -14926,7 +15831,7 @@ class Slot(_p.Resource, tag="Slot", kw_only=True):
     comment: _T2 = _U
     comment_ext: _T3 = _ms.field(default=_U, name="_comment")
     contained: _T0 = _U
-    end: _T56
+    end: _T10
     end_ext: _T3 = _ms.field(default=_U, name="_end")
     extension: _T4 = _U
     id: _T2 = _U
@@ -14941,16 +15846,19 @@ class Slot(_p.Resource, tag="Slot", kw_only=True):
     overbooked: _T16 = _U
     overbooked_ext: _T3 = _ms.field(default=_U, name="_overbooked")
     schedule: _T14
-    serviceCategory: _T19 = _U
-    serviceType: _T19 = _U
-    specialty: _T19 = _U
-    start: _T56
+    serviceCategory: _T18 = _U
+    serviceType: _T18 = _U
+    specialty: _T18 = _U
+    start: _T10
     start_ext: _T3 = _ms.field(default=_U, name="_start")
     status: _T10
     status_ext: _T3 = _ms.field(default=_U, name="_status")
     text: _T12 = _U
 
     def __post_init__(self) -> None:
+        v = self.end
+        if v is not _U and (_p.instant(v) is None):
+            raise _p.FormatError("Slot.end")
         v = self.id
         if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
             raise _p.FormatError("Slot.id")
@@ -14960,17 +15868,20 @@ class Slot(_p.Resource, tag="Slot", kw_only=True):
         v = self.language
         if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
             raise _p.FormatError("Slot.language")
+        v = self.start
+        if v is not _U and (_p.instant(v) is None):
+            raise _p.FormatError("Slot.start")
         v = self.status
         if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
             raise _p.FormatError("Slot.status")
 
 
 class Specimen(_p.Resource, tag="Specimen", kw_only=True):
-    accessionIdentifier: _T42 = _U
-    collection: _T519 = _U
-    condition: _T19 = _U
+    accessionIdentifier: _T40 = _U
+    collection: _T509 = _U
+    condition: _T18 = _U
     contained: _T0 = _U
-    container: _T520 = _U
+    container: _T510 = _U
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
@@ -14981,10 +15892,10 @@ class Specimen(_p.Resource, tag="Specimen", kw_only=True):
     language_ext: _T3 = _ms.field(default=_U, name="_language")
     meta: _T7 = _U
     modifierExtension: _T4 = _U
-    note: _T46 = _U
+    note: _T44 = _U
     parent: _T11 = _U
-    processing: _T521 = _U
-    receivedTime: _T20 = _U
+    processing: _T511 = _U
+    receivedTime: _T2 = _U
     receivedTime_ext: _T3 = _ms.field(default=_U, name="_receivedTime")
     request: _T11 = _U
     status: _T2 = _U
@@ -15003,6 +15914,9 @@ class Specimen(_p.Resource, tag="Specimen", kw_only=True):
         v = self.language
         if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
             raise _p.FormatError("Specimen.language")
+        v = self.receivedTime
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("Specimen.receivedTime")
         v = self.status
         if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
             raise _p.FormatError("Specimen.status")
@@ -15010,20 +15924,23 @@ class Specimen(_p.Resource, tag="Specimen", kw_only=True):
 
 class SpecimenCollection(_p.Complex, kw_only=True):
     bodySite: _T13 = _U
-    collectedDateTime: _T20 = _U
+    collectedDateTime: _T2 = _U
     collectedPeriod: _T9 = _U
     collector: _T8 = _U
-    duration: _T29 = _U
+    duration: _T27 = _U
     extension: _T4 = _U
     fastingStatusCodeableConcept: _T13 = _U
-    fastingStatusDuration: _T29 = _U
+    fastingStatusDuration: _T27 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     method: _T13 = _U
     modifierExtension: _T4 = _U
-    quantity: _T26 = _U
+    quantity: _T24 = _U
 
     def __post_init__(self) -> None:
+        v = self.collectedDateTime
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("SpecimenCollection.collectedDateTime")
         if (self.collectedDateTime is not _U) + (self.collectedPeriod is not _U) > 1:
             raise _p.ChoiceError("SpecimenCollection.collected[x]: at most one")
         if (self.fastingStatusCodeableConcept is not _U) + (self.fastingStatusDuration is not _U) > 1:
@@ -15033,7 +15950,7 @@ class SpecimenCollection(_p.Complex, kw_only=True):
 class SpecimenContainer(_p.Complex, kw_only=True):
     additiveCodeableConcept: _T13 = _U
     additiveReference: _T8 = _U
-    capacity: _T26 = _U
+    capacity: _T24 = _U
     description: _T2 = _U
     description_ext: _T3 = _ms.field(default=_U, name="_description")
     extension: _T4 = _U
@@ -15041,7 +15958,7 @@ class SpecimenContainer(_p.Complex, kw_only=True):
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     identifier: _T6 = _U
     modifierExtension: _T4 = _U
-    specimenQuantity: _T26 = _U
+    specimenQuantity: _T24 = _U
     type: _T13 = _U
 
     def __post_init__(self) -> None:
@@ -15050,24 +15967,24 @@ class SpecimenContainer(_p.Complex, kw_only=True):
 
 
 class SpecimenDefinition(_p.Resource, tag="SpecimenDefinition", kw_only=True):
-    collection: _T19 = _U
+    collection: _T18 = _U
     contained: _T0 = _U
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
-    identifier: _T42 = _U
+    identifier: _T40 = _U
     implicitRules: _T2 = _U
     implicitRules_ext: _T3 = _ms.field(default=_U, name="_implicitRules")
     language: _T2 = _U
     language_ext: _T3 = _ms.field(default=_U, name="_language")
     meta: _T7 = _U
     modifierExtension: _T4 = _U
-    patientPreparation: _T19 = _U
+    patientPreparation: _T18 = _U
     text: _T12 = _U
     timeAspect: _T2 = _U
     timeAspect_ext: _T3 = _ms.field(default=_U, name="_timeAspect")
     typeCollected: _T13 = _U
-    typeTested: _T522 = _U
+    typeTested: _T512 = _U
 
     def __post_init__(self) -> None:
         v = self.id
@@ -15082,9 +15999,9 @@ class SpecimenDefinition(_p.Resource, tag="SpecimenDefinition", kw_only=True):
 
 
 class SpecimenDefinitionTypeTested(_p.Complex, kw_only=True):
-    container: _T523 = _U
+    container: _T513 = _U
     extension: _T4 = _U
-    handling: _T524 = _U
+    handling: _T514 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     isDerived: _T16 = _U
@@ -15092,10 +16009,10 @@ class SpecimenDefinitionTypeTested(_p.Complex, kw_only=True):
     modifierExtension: _T4 = _U
     preference: _T10
     preference_ext: _T3 = _ms.field(default=_U, name="_preference")
-    rejectionCriterion: _T19 = _U
+    rejectionCriterion: _T18 = _U
     requirement: _T2 = _U
     requirement_ext: _T3 = _ms.field(default=_U, name="_requirement")
-    retentionTime: _T29 = _U
+    retentionTime: _T27 = _U
     type: _T13 = _U
 
     def __post_init__(self) -> None:
@@ -15105,16 +16022,16 @@ class SpecimenDefinitionTypeTested(_p.Complex, kw_only=True):
 
 
 class SpecimenDefinitionTypeTestedContainer(_p.Complex, kw_only=True):
-    additive: _T525 = _U
+    additive: _T515 = _U
     cap: _T13 = _U
-    capacity: _T26 = _U
+    capacity: _T24 = _U
     description: _T2 = _U
     description_ext: _T3 = _ms.field(default=_U, name="_description")
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     material: _T13 = _U
-    minimumVolumeQuantity: _T26 = _U
+    minimumVolumeQuantity: _T24 = _U
     minimumVolumeString: _T2 = _U
     modifierExtension: _T4 = _U
     preparation: _T2 = _U
@@ -15145,10 +16062,10 @@ class SpecimenDefinitionTypeTestedHandling(_p.Complex, kw_only=True):
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     instruction: _T2 = _U
     instruction_ext: _T3 = _ms.field(default=_U, name="_instruction")
-    maxDuration: _T29 = _U
+    maxDuration: _T27 = _U
     modifierExtension: _T4 = _U
     temperatureQualifier: _T13 = _U
-    temperatureRange: _T30 = _U
+    temperatureRange: _T28 = _U
 
 
 class SpecimenProcessing(_p.Complex, kw_only=True):
@@ -15160,33 +16077,36 @@ class SpecimenProcessing(_p.Complex, kw_only=True):
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     modifierExtension: _T4 = _U
     procedure: _T13 = _U
-    timeDateTime: _T20 = _U
+    timeDateTime: _T2 = _U
     timePeriod: _T9 = _U
 
     def __post_init__(self) -> None:
+        v = self.timeDateTime
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("SpecimenProcessing.timeDateTime")
         if (self.timeDateTime is not _U) + (self.timePeriod is not _U) > 1:
             raise _p.ChoiceError("SpecimenProcessing.time[x]: at most one")
 
 
 class StructureDefinition(_p.Resource, tag="StructureDefinition", kw_only=True):
-    abstract: _T62
+    abstract: _T57
     abstract_ext: _T3 = _ms.field(default=_U, name="_abstract")
     baseDefinition: _T2 = _U
     baseDefinition_ext: _T3 = _ms.field(default=_U, name="_baseDefinition")
-    contact: _T18 = _U
+    contact: _T17 = _U
     contained: _T0 = _U
-    context: _T526 = _U
-    contextInvariant: _T23 = _U
-    contextInvariant_ext: _T24 = _ms.field(default=_U, name="_contextInvariant")
+    context: _T516 = _U
+    contextInvariant: _T21 = _U
+    contextInvariant_ext: _T22 = _ms.field(default=_U, name="_contextInvariant")
     copyright: _T2 = _U
     copyright_ext: _T3 = _ms.field(default=_U, name="_copyright")
-    date: _T20 = _U
+    date: _T2 = _U
     date_ext: _T3 = _ms.field(default=_U, name="_date")
     derivation: _T2 = _U
     derivation_ext: _T3 = _ms.field(default=_U, name="_derivation")
     description: _T2 = _U
     description_ext: _T3 = _ms.field(default=_U, name="_description")
-    differential: _T527 = _U
+    differential: _T517 = _U
     experimental: _T16 = _U
     experimental_ext: _T3 = _ms.field(default=_U, name="_experimental")
     extension: _T4 = _U
@@ -15197,13 +16117,13 @@ class StructureDefinition(_p.Resource, tag="StructureDefinition", kw_only=True):
     identifier: _T6 = _U
     implicitRules: _T2 = _U
     implicitRules_ext: _T3 = _ms.field(default=_U, name="_implicitRules")
-    jurisdiction: _T19 = _U
-    keyword: _T58 = _U
+    jurisdiction: _T18 = _U
+    keyword: _T53 = _U
     kind: _T10
     kind_ext: _T3 = _ms.field(default=_U, name="_kind")
     language: _T2 = _U
     language_ext: _T3 = _ms.field(default=_U, name="_language")
-    mapping: _T528 = _U
+    mapping: _T518 = _U
     meta: _T7 = _U
     modifierExtension: _T4 = _U
     name: _T10
@@ -15212,7 +16132,7 @@ class StructureDefinition(_p.Resource, tag="StructureDefinition", kw_only=True):
     publisher_ext: _T3 = _ms.field(default=_U, name="_publisher")
     purpose: _T2 = _U
     purpose_ext: _T3 = _ms.field(default=_U, name="_purpose")
-    snapshot: _T529 = _U
+    snapshot: _T519 = _U
     status: _T10
     status_ext: _T3 = _ms.field(default=_U, name="_status")
     text: _T12 = _U
@@ -15222,7 +16142,7 @@ class StructureDefinition(_p.Resource, tag="StructureDefinition", kw_only=True):
     type_ext: _T3 = _ms.field(default=_U, name="_type")
     url: _T10
     url_ext: _T3 = _ms.field(default=_U, name="_url")
-    useContext: _T32 = _U
+    useContext: _T30 = _U
     version: _T2 = _U
     version_ext: _T3 = _ms.field(default=_U, name="_version")
 
@@ -15230,6 +16150,9 @@ class StructureDefinition(_p.Resource, tag="StructureDefinition", kw_only=True):
         v = self.baseDefinition
         if v is not _U and (' ' in v or not v.isprintable()):
             raise _p.FormatError("StructureDefinition.baseDefinition")
+        v = self.date
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("StructureDefinition.date")
         v = self.derivation
         if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
             raise _p.FormatError("StructureDefinition.derivation")
@@ -15276,7 +16199,7 @@ class StructureDefinitionContext(_p.Complex, kw_only=True):
 
 
 class StructureDefinitionDifferential(_p.Complex, kw_only=True):
-    element: _T530
+    element: _T520
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
@@ -15304,7 +16227,7 @@ class StructureDefinitionMapping(_p.Complex, kw_only=True):
 
 
 class StructureDefinitionSnapshot(_p.Complex, kw_only=True):
-    element: _T530
+    element: _T520
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
@@ -15312,26 +16235,26 @@ class StructureDefinitionSnapshot(_p.Complex, kw_only=True):
 
 
 class StructureMap(_p.Resource, tag="StructureMap", kw_only=True):
-    contact: _T18 = _U
+    contact: _T17 = _U
     contained: _T0 = _U
     copyright: _T2 = _U
     copyright_ext: _T3 = _ms.field(default=_U, name="_copyright")
-    date: _T20 = _U
+    date: _T2 = _U
     date_ext: _T3 = _ms.field(default=_U, name="_date")
     description: _T2 = _U
     description_ext: _T3 = _ms.field(default=_U, name="_description")
     experimental: _T16 = _U
     experimental_ext: _T3 = _ms.field(default=_U, name="_experimental")
     extension: _T4 = _U
-    group: _T531
+    group: _T521
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     identifier: _T6 = _U
     implicitRules: _T2 = _U
     implicitRules_ext: _T3 = _ms.field(default=_U, name="_implicitRules")
-    import_: _T23 = _ms.field(default=_U, name="import")
-    import_ext: _T24 = _ms.field(default=_U, name="_import")
-    jurisdiction: _T19 = _U
+    import_: _T21 = _ms.field(default=_U, name="import")
+    import_ext: _T22 = _ms.field(default=_U, name="_import")
+    jurisdiction: _T18 = _U
     language: _T2 = _U
     language_ext: _T3 = _ms.field(default=_U, name="_language")
     meta: _T7 = _U
@@ -15344,17 +16267,20 @@ class StructureMap(_p.Resource, tag="StructureMap", kw_only=True):
     purpose_ext: _T3 = _ms.field(default=_U, name="_purpose")
     status: _T10
     status_ext: _T3 = _ms.field(default=_U, name="_status")
-    structure: _T532 = _U
+    structure: _T522 = _U
     text: _T12 = _U
     title: _T2 = _U
     title_ext: _T3 = _ms.field(default=_U, name="_title")
     url: _T10
     url_ext: _T3 = _ms.field(default=_U, name="_url")
-    useContext: _T32 = _U
+    useContext: _T30 = _U
     version: _T2 = _U
     version_ext: _T3 = _ms.field(default=_U, name="_version")
 
     def __post_init__(self) -> None:
+        v = self.date
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("StructureMap.date")
         v = self.id
         if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
             raise _p.FormatError("StructureMap.id")
@@ -15384,11 +16310,11 @@ class StructureMapGroup(_p.Complex, kw_only=True):
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
-    input: _T533
+    input: _T523
     modifierExtension: _T4 = _U
     name: _T10
     name_ext: _T3 = _ms.field(default=_U, name="_name")
-    rule: _T534
+    rule: _T524
     typeMode: _T10
     typeMode_ext: _T3 = _ms.field(default=_U, name="_typeMode")
 
@@ -15419,7 +16345,7 @@ class StructureMapGroupInput(_p.Complex, kw_only=True):
 
 
 class StructureMapGroupRule(_p.Complex, kw_only=True):
-    dependent: _T535 = _U
+    dependent: _T525 = _U
     documentation: _T2 = _U
     documentation_ext: _T3 = _ms.field(default=_U, name="_documentation")
     extension: _T4 = _U
@@ -15428,9 +16354,9 @@ class StructureMapGroupRule(_p.Complex, kw_only=True):
     modifierExtension: _T4 = _U
     name: _T10
     name_ext: _T3 = _ms.field(default=_U, name="_name")
-    rule: _T536 = _U
-    source: _T537
-    target: _T538 = _U
+    rule: _T526 = _U
+    source: _T527
+    target: _T528 = _U
 
 
 class StructureMapGroupRuleDependent(_p.Complex, kw_only=True):
@@ -15440,8 +16366,8 @@ class StructureMapGroupRuleDependent(_p.Complex, kw_only=True):
     modifierExtension: _T4 = _U
     name: _T10
     name_ext: _T3 = _ms.field(default=_U, name="_name")
-    variable: _T79
-    variable_ext: _T24 = _ms.field(default=_U, name="_variable")
+    variable: _T73
+    variable_ext: _T22 = _ms.field(default=_U, name="_variable")
 
 
 class StructureMapGroupRuleSource(_p.Complex, kw_only=True):
@@ -15451,56 +16377,56 @@ class StructureMapGroupRuleSource(_p.Complex, kw_only=True):
     condition_ext: _T3 = _ms.field(default=_U, name="_condition")
     context: _T10
     context_ext: _T3 = _ms.field(default=_U, name="_context")
-    defaultValueAddress: _T138 = _U
-    defaultValueAge: _T28 = _U
-    defaultValueAnnotation: _T255 = _U
-    defaultValueAttachment: _T37 = _U
-    defaultValueBase64Binary: _T53 = _U
+    defaultValueAddress: _T131 = _U
+    defaultValueAge: _T26 = _U
+    defaultValueAnnotation: _T247 = _U
+    defaultValueAttachment: _T35 = _U
+    defaultValueBase64Binary: _T2 = _U
     defaultValueBoolean: _T16 = _U
     defaultValueCanonical: _T2 = _U
     defaultValueCode: _T2 = _U
     defaultValueCodeableConcept: _T13 = _U
-    defaultValueCoding: _T60 = _U
-    defaultValueContactDetail: _T256 = _U
-    defaultValueContactPoint: _T257 = _U
-    defaultValueContributor: _T258 = _U
-    defaultValueCount: _T259 = _U
-    defaultValueDataRequirement: _T260 = _U
-    defaultValueDate: _T17 = _U
-    defaultValueDateTime: _T20 = _U
-    defaultValueDecimal: _T45 = _U
-    defaultValueDistance: _T261 = _U
-    defaultValueDosage: _T262 = _U
-    defaultValueDuration: _T29 = _U
-    defaultValueExpression: _T263 = _U
-    defaultValueHumanName: _T123 = _U
+    defaultValueCoding: _T55 = _U
+    defaultValueContactDetail: _T248 = _U
+    defaultValueContactPoint: _T249 = _U
+    defaultValueContributor: _T250 = _U
+    defaultValueCount: _T251 = _U
+    defaultValueDataRequirement: _T252 = _U
+    defaultValueDate: _T2 = _U
+    defaultValueDateTime: _T2 = _U
+    defaultValueDecimal: _T43 = _U
+    defaultValueDistance: _T253 = _U
+    defaultValueDosage: _T254 = _U
+    defaultValueDuration: _T27 = _U
+    defaultValueExpression: _T255 = _U
+    defaultValueHumanName: _T117 = _U
     defaultValueId: _T2 = _U
-    defaultValueIdentifier: _T42 = _U
-    defaultValueInstant: _T49 = _U
-    defaultValueInteger: _T67 = _U
+    defaultValueIdentifier: _T40 = _U
+    defaultValueInstant: _T2 = _U
+    defaultValueInteger: _T62 = _U
     defaultValueMarkdown: _T2 = _U
     defaultValueMeta: _T7 = _U
-    defaultValueMoney: _T98 = _U
-    defaultValueOid: _T264 = _U
-    defaultValueParameterDefinition: _T265 = _U
+    defaultValueMoney: _T92 = _U
+    defaultValueOid: _T2 = _U
+    defaultValueParameterDefinition: _T256 = _U
     defaultValuePeriod: _T9 = _U
     defaultValuePositiveInt: _T15 = _U
-    defaultValueQuantity: _T26 = _U
-    defaultValueRange: _T30 = _U
-    defaultValueRatio: _T38 = _U
+    defaultValueQuantity: _T24 = _U
+    defaultValueRange: _T28 = _U
+    defaultValueRatio: _T36 = _U
     defaultValueReference: _T8 = _U
-    defaultValueRelatedArtifact: _T267 = _U
-    defaultValueSampledData: _T268 = _U
-    defaultValueSignature: _T72 = _U
+    defaultValueRelatedArtifact: _T258 = _U
+    defaultValueSampledData: _T259 = _U
+    defaultValueSignature: _T67 = _U
     defaultValueString: _T2 = _U
-    defaultValueTime: _T212 = _U
-    defaultValueTiming: _T31 = _U
-    defaultValueTriggerDefinition: _T269 = _U
-    defaultValueUnsignedInt: _T51 = _U
+    defaultValueTime: _T2 = _U
+    defaultValueTiming: _T29 = _U
+    defaultValueTriggerDefinition: _T260 = _U
+    defaultValueUnsignedInt: _T48 = _U
     defaultValueUri: _T2 = _U
     defaultValueUrl: _T2 = _U
-    defaultValueUsageContext: _T270 = _U
-    defaultValueUuid: _T271 = _U
+    defaultValueUsageContext: _T261 = _U
+    defaultValueUuid: _T2 = _U
     element: _T2 = _U
     element_ext: _T3 = _ms.field(default=_U, name="_element")
     extension: _T4 = _U
@@ -15512,7 +16438,7 @@ class StructureMapGroupRuleSource(_p.Complex, kw_only=True):
     logMessage_ext: _T3 = _ms.field(default=_U, name="_logMessage")
     max: _T2 = _U
     max_ext: _T3 = _ms.field(default=_U, name="_max")
-    min: _T67 = _U
+    min: _T62 = _U
     min_ext: _T3 = _ms.field(default=_U, name="_min")
     modifierExtension: _T4 = _U
     type: _T2 = _U
@@ -15521,18 +16447,39 @@ class StructureMapGroupRuleSource(_p.Complex, kw_only=True):
     variable_ext: _T3 = _ms.field(default=_U, name="_variable")
 
     def __post_init__(self) -> None:
+        v = self.defaultValueBase64Binary
+        if v is not _U and (_p.base64(v) is None):
+            raise _p.FormatError("StructureMapGroupRuleSource.defaultValueBase64Binary")
         v = self.defaultValueCanonical
         if v is not _U and (' ' in v or not v.isprintable()):
             raise _p.FormatError("StructureMapGroupRuleSource.defaultValueCanonical")
         v = self.defaultValueCode
         if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
             raise _p.FormatError("StructureMapGroupRuleSource.defaultValueCode")
+        v = self.defaultValueDate
+        if v is not _U and (_p.date(v) is None):
+            raise _p.FormatError("StructureMapGroupRuleSource.defaultValueDate")
+        v = self.defaultValueDateTime
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("StructureMapGroupRuleSource.defaultValueDateTime")
+        v = self.defaultValueInstant
+        if v is not _U and (_p.instant(v) is None):
+            raise _p.FormatError("StructureMapGroupRuleSource.defaultValueInstant")
+        v = self.defaultValueOid
+        if v is not _U and (_p.oid(v) is None):
+            raise _p.FormatError("StructureMapGroupRuleSource.defaultValueOid")
+        v = self.defaultValueTime
+        if v is not _U and (_p.time(v) is None):
+            raise _p.FormatError("StructureMapGroupRuleSource.defaultValueTime")
         v = self.defaultValueUri
         if v is not _U and (' ' in v or not v.isprintable()):
             raise _p.FormatError("StructureMapGroupRuleSource.defaultValueUri")
         v = self.defaultValueUrl
         if v is not _U and (' ' in v or not v.isprintable()):
             raise _p.FormatError("StructureMapGroupRuleSource.defaultValueUrl")
+        v = self.defaultValueUuid
+        if v is not _U and (_p.uuid(v) is None):
+            raise _p.FormatError("StructureMapGroupRuleSource.defaultValueUuid")
         v = self.listMode
         if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
             raise _p.FormatError("StructureMapGroupRuleSource.listMode")
@@ -15552,12 +16499,12 @@ class StructureMapGroupRuleTarget(_p.Complex, kw_only=True):
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
-    listMode: _T23 = _U
-    listMode_ext: _T24 = _ms.field(default=_U, name="_listMode")
+    listMode: _T21 = _U
+    listMode_ext: _T22 = _ms.field(default=_U, name="_listMode")
     listRuleId: _T2 = _U
     listRuleId_ext: _T3 = _ms.field(default=_U, name="_listRuleId")
     modifierExtension: _T4 = _U
-    parameter: _T539 = _U
+    parameter: _T529 = _U
     transform: _T2 = _U
     transform_ext: _T3 = _ms.field(default=_U, name="_transform")
     variable: _T2 = _U
@@ -15582,9 +16529,9 @@ class StructureMapGroupRuleTargetParameter(_p.Complex, kw_only=True):
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     modifierExtension: _T4 = _U
     valueBoolean: _T16 = _U
-    valueDecimal: _T45 = _U
+    valueDecimal: _T43 = _U
     valueId: _T2 = _U
-    valueInteger: _T67 = _U
+    valueInteger: _T62 = _U
     valueString: _T2 = _U
 
     def __post_init__(self) -> None:
@@ -15616,12 +16563,12 @@ class StructureMapStructure(_p.Complex, kw_only=True):
 
 
 class Subscription(_p.Resource, tag="Subscription", kw_only=True):
-    channel: _T540
-    contact: _T95 = _U
+    channel: _T530
+    contact: _T89 = _U
     contained: _T0 = _U
     criteria: _T10
     criteria_ext: _T3 = _ms.field(default=_U, name="_criteria")
-    end: _T49 = _U
+    end: _T2 = _U
     end_ext: _T3 = _ms.field(default=_U, name="_end")
     error: _T2 = _U
     error_ext: _T3 = _ms.field(default=_U, name="_error")
@@ -15641,6 +16588,9 @@ class Subscription(_p.Resource, tag="Subscription", kw_only=True):
     text: _T12 = _U
 
     def __post_init__(self) -> None:
+        v = self.end
+        if v is not _U and (_p.instant(v) is None):
+            raise _p.FormatError("Subscription.end")
         v = self.id
         if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
             raise _p.FormatError("Subscription.id")
@@ -15659,8 +16609,8 @@ class SubscriptionChannel(_p.Complex, kw_only=True):
     endpoint: _T2 = _U
     endpoint_ext: _T3 = _ms.field(default=_U, name="_endpoint")
     extension: _T4 = _U
-    header: _T23 = _U
-    header_ext: _T24 = _ms.field(default=_U, name="_header")
+    header: _T21 = _U
+    header_ext: _T22 = _ms.field(default=_U, name="_header")
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     modifierExtension: _T4 = _U
@@ -15683,7 +16633,7 @@ class SubscriptionChannel(_p.Complex, kw_only=True):
 
 class SubscriptionStatus(_p.Resource, tag="SubscriptionStatus", kw_only=True):
     contained: _T0 = _U
-    error: _T19 = _U
+    error: _T18 = _U
     eventsSinceSubscriptionStart: _T2 = _U
     eventsSinceSubscriptionStart_ext: _T3 = _ms.field(default=_U, name="_eventsSinceSubscriptionStart")
     extension: _T4 = _U
@@ -15695,7 +16645,7 @@ class SubscriptionStatus(_p.Resource, tag="SubscriptionStatus", kw_only=True):
     language_ext: _T3 = _ms.field(default=_U, name="_language")
     meta: _T7 = _U
     modifierExtension: _T4 = _U
-    notificationEvent: _T541 = _U
+    notificationEvent: _T531 = _U
     status: _T2 = _U
     status_ext: _T3 = _ms.field(default=_U, name="_status")
     subscription: _T14
@@ -15735,26 +16685,31 @@ class SubscriptionStatusNotificationEvent(_p.Complex, kw_only=True):
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     modifierExtension: _T4 = _U
-    timestamp: _T49 = _U
+    timestamp: _T2 = _U
     timestamp_ext: _T3 = _ms.field(default=_U, name="_timestamp")
+
+    def __post_init__(self) -> None:
+        v = self.timestamp
+        if v is not _U and (_p.instant(v) is None):
+            raise _p.FormatError("SubscriptionStatusNotificationEvent.timestamp")
 
 
 class SubscriptionTopic(_p.Resource, tag="SubscriptionTopic", kw_only=True):
-    approvalDate: _T17 = _U
+    approvalDate: _T2 = _U
     approvalDate_ext: _T3 = _ms.field(default=_U, name="_approvalDate")
-    canFilterBy: _T542 = _U
-    contact: _T18 = _U
+    canFilterBy: _T532 = _U
+    contact: _T17 = _U
     contained: _T0 = _U
     copyright: _T2 = _U
     copyright_ext: _T3 = _ms.field(default=_U, name="_copyright")
-    date: _T20 = _U
+    date: _T2 = _U
     date_ext: _T3 = _ms.field(default=_U, name="_date")
-    derivedFrom: _T23 = _U
-    derivedFrom_ext: _T24 = _ms.field(default=_U, name="_derivedFrom")
+    derivedFrom: _T21 = _U
+    derivedFrom_ext: _T22 = _ms.field(default=_U, name="_derivedFrom")
     description: _T2 = _U
     description_ext: _T3 = _ms.field(default=_U, name="_description")
     effectivePeriod: _T9 = _U
-    eventTrigger: _T543 = _U
+    eventTrigger: _T533 = _U
     experimental: _T16 = _U
     experimental_ext: _T3 = _ms.field(default=_U, name="_experimental")
     extension: _T4 = _U
@@ -15763,19 +16718,19 @@ class SubscriptionTopic(_p.Resource, tag="SubscriptionTopic", kw_only=True):
     identifier: _T6 = _U
     implicitRules: _T2 = _U
     implicitRules_ext: _T3 = _ms.field(default=_U, name="_implicitRules")
-    jurisdiction: _T19 = _U
+    jurisdiction: _T18 = _U
     language: _T2 = _U
     language_ext: _T3 = _ms.field(default=_U, name="_language")
-    lastReviewDate: _T17 = _U
+    lastReviewDate: _T2 = _U
     lastReviewDate_ext: _T3 = _ms.field(default=_U, name="_lastReviewDate")
     meta: _T7 = _U
     modifierExtension: _T4 = _U
-    notificationShape: _T544 = _U
+    notificationShape: _T534 = _U
     publisher: _T2 = _U
     publisher_ext: _T3 = _ms.field(default=_U, name="_publisher")
     purpose: _T2 = _U
     purpose_ext: _T3 = _ms.field(default=_U, name="_purpose")
-    resourceTrigger: _T545 = _U
+    resourceTrigger: _T535 = _U
     status: _T10
     status_ext: _T3 = _ms.field(default=_U, name="_status")
     text: _T12 = _U
@@ -15783,11 +16738,17 @@ class SubscriptionTopic(_p.Resource, tag="SubscriptionTopic", kw_only=True):
     title_ext: _T3 = _ms.field(default=_U, name="_title")
     url: _T10
     url_ext: _T3 = _ms.field(default=_U, name="_url")
-    useContext: _T32 = _U
+    useContext: _T30 = _U
     version: _T2 = _U
     version_ext: _T3 = _ms.field(default=_U, name="_version")
 
     def __post_init__(self) -> None:
+        v = self.approvalDate
+        if v is not _U and (_p.date(v) is None):
+            raise _p.FormatError("SubscriptionTopic.approvalDate")
+        v = self.date
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("SubscriptionTopic.date")
         if self.derivedFrom is not _U:
             for v in self.derivedFrom:
                 if v is not None and (' ' in v or not v.isprintable()):
@@ -15801,6 +16762,9 @@ class SubscriptionTopic(_p.Resource, tag="SubscriptionTopic", kw_only=True):
         v = self.language
         if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
             raise _p.FormatError("SubscriptionTopic.language")
+        v = self.lastReviewDate
+        if v is not _U and (_p.date(v) is None):
+            raise _p.FormatError("SubscriptionTopic.lastReviewDate")
         v = self.status
         if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
             raise _p.FormatError("SubscriptionTopic.status")
@@ -15819,8 +16783,8 @@ class SubscriptionTopicCanFilterBy(_p.Complex, kw_only=True):
     filterParameter_ext: _T3 = _ms.field(default=_U, name="_filterParameter")
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
-    modifier: _T23 = _U
-    modifier_ext: _T24 = _ms.field(default=_U, name="_modifier")
+    modifier: _T21 = _U
+    modifier_ext: _T22 = _ms.field(default=_U, name="_modifier")
     modifierExtension: _T4 = _U
     resource: _T2 = _U
     resource_ext: _T3 = _ms.field(default=_U, name="_resource")
@@ -15841,7 +16805,7 @@ class SubscriptionTopicCanFilterBy(_p.Complex, kw_only=True):
 class SubscriptionTopicEventTrigger(_p.Complex, kw_only=True):
     description: _T2 = _U
     description_ext: _T3 = _ms.field(default=_U, name="_description")
-    event: _T36
+    event: _T34
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
@@ -15859,13 +16823,13 @@ class SubscriptionTopicNotificationShape(_p.Complex, kw_only=True):
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
-    include: _T23 = _U
-    include_ext: _T24 = _ms.field(default=_U, name="_include")
+    include: _T21 = _U
+    include_ext: _T22 = _ms.field(default=_U, name="_include")
     modifierExtension: _T4 = _U
     resource: _T10
     resource_ext: _T3 = _ms.field(default=_U, name="_resource")
-    revInclude: _T23 = _U
-    revInclude_ext: _T24 = _ms.field(default=_U, name="_revInclude")
+    revInclude: _T21 = _U
+    revInclude_ext: _T22 = _ms.field(default=_U, name="_revInclude")
 
     def __post_init__(self) -> None:
         v = self.resource
@@ -15882,11 +16846,11 @@ class SubscriptionTopicResourceTrigger(_p.Complex, kw_only=True):
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     modifierExtension: _T4 = _U
-    queryCriteria: _T546 = _U
+    queryCriteria: _T536 = _U
     resource: _T10
     resource_ext: _T3 = _ms.field(default=_U, name="_resource")
-    supportedInteraction: _T23 = _U
-    supportedInteraction_ext: _T24 = _ms.field(default=_U, name="_supportedInteraction")
+    supportedInteraction: _T21 = _U
+    supportedInteraction_ext: _T22 = _ms.field(default=_U, name="_supportedInteraction")
 
     def __post_init__(self) -> None:
         v = self.resource
@@ -15924,8 +16888,8 @@ class SubscriptionTopicResourceTriggerQueryCriteria(_p.Complex, kw_only=True):
 
 
 class Substance(_p.Resource, tag="Substance", kw_only=True):
-    category: _T19 = _U
-    code: _T36
+    category: _T18 = _U
+    code: _T34
     contained: _T0 = _U
     description: _T2 = _U
     description_ext: _T3 = _ms.field(default=_U, name="_description")
@@ -15935,8 +16899,8 @@ class Substance(_p.Resource, tag="Substance", kw_only=True):
     identifier: _T6 = _U
     implicitRules: _T2 = _U
     implicitRules_ext: _T3 = _ms.field(default=_U, name="_implicitRules")
-    ingredient: _T547 = _U
-    instance: _T548 = _U
+    ingredient: _T537 = _U
+    instance: _T538 = _U
     language: _T2 = _U
     language_ext: _T3 = _ms.field(default=_U, name="_language")
     meta: _T7 = _U
@@ -15961,14 +16925,14 @@ class Substance(_p.Resource, tag="Substance", kw_only=True):
 
 
 class SubstanceDefinition(_p.Resource, tag="SubstanceDefinition", kw_only=True):
-    classification: _T19 = _U
-    code: _T549 = _U
+    classification: _T18 = _U
+    code: _T539 = _U
     contained: _T0 = _U
     description: _T2 = _U
     description_ext: _T3 = _ms.field(default=_U, name="_description")
     domain: _T13 = _U
     extension: _T4 = _U
-    grade: _T19 = _U
+    grade: _T18 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     identifier: _T6 = _U
@@ -15980,15 +16944,15 @@ class SubstanceDefinition(_p.Resource, tag="SubstanceDefinition", kw_only=True):
     manufacturer: _T11 = _U
     meta: _T7 = _U
     modifierExtension: _T4 = _U
-    moiety: _T550 = _U
-    molecularWeight: _T551 = _U
-    name: _T552 = _U
-    note: _T46 = _U
-    property: _T553 = _U
-    relationship: _T554 = _U
-    sourceMaterial: _T555 = _U
+    moiety: _T540 = _U
+    molecularWeight: _T541 = _U
+    name: _T542 = _U
+    note: _T44 = _U
+    property: _T543 = _U
+    relationship: _T544 = _U
+    sourceMaterial: _T545 = _U
     status: _T13 = _U
-    structure: _T556 = _U
+    structure: _T546 = _U
     supplier: _T11 = _U
     text: _T12 = _U
     version: _T2 = _U
@@ -16012,20 +16976,25 @@ class SubstanceDefinitionCode(_p.Complex, kw_only=True):
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     modifierExtension: _T4 = _U
-    note: _T46 = _U
+    note: _T44 = _U
     source: _T11 = _U
     status: _T13 = _U
-    statusDate: _T20 = _U
+    statusDate: _T2 = _U
     statusDate_ext: _T3 = _ms.field(default=_U, name="_statusDate")
+
+    def __post_init__(self) -> None:
+        v = self.statusDate
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("SubstanceDefinitionCode.statusDate")
 
 
 class SubstanceDefinitionMoiety(_p.Complex, kw_only=True):
-    amountQuantity: _T26 = _U
+    amountQuantity: _T24 = _U
     amountString: _T2 = _U
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
-    identifier: _T42 = _U
+    identifier: _T40 = _U
     measurementType: _T13 = _U
     modifierExtension: _T4 = _U
     molecularFormula: _T2 = _U
@@ -16042,7 +17011,7 @@ class SubstanceDefinitionMoiety(_p.Complex, kw_only=True):
 
 
 class SubstanceDefinitionMolecularWeight(_p.Complex, kw_only=True):
-    amount: _T41
+    amount: _T39
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
@@ -16052,28 +17021,28 @@ class SubstanceDefinitionMolecularWeight(_p.Complex, kw_only=True):
 
 
 class SubstanceDefinitionName(_p.Complex, kw_only=True):
-    domain: _T19 = _U
+    domain: _T18 = _U
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
-    jurisdiction: _T19 = _U
-    language: _T19 = _U
+    jurisdiction: _T18 = _U
+    language: _T18 = _U
     modifierExtension: _T4 = _U
     name: _T10
     name_ext: _T3 = _ms.field(default=_U, name="_name")
-    official: _T557 = _U
+    official: _T547 = _U
     preferred: _T16 = _U
     preferred_ext: _T3 = _ms.field(default=_U, name="_preferred")
     source: _T11 = _U
     status: _T13 = _U
-    synonym: _T552 = _U
-    translation: _T552 = _U
+    synonym: _T542 = _U
+    translation: _T542 = _U
     type: _T13 = _U
 
 
 class SubstanceDefinitionNameOfficial(_p.Complex, kw_only=True):
     authority: _T13 = _U
-    date: _T20 = _U
+    date: _T2 = _U
     date_ext: _T3 = _ms.field(default=_U, name="_date")
     extension: _T4 = _U
     id: _T2 = _U
@@ -16081,27 +17050,35 @@ class SubstanceDefinitionNameOfficial(_p.Complex, kw_only=True):
     modifierExtension: _T4 = _U
     status: _T13 = _U
 
+    def __post_init__(self) -> None:
+        v = self.date
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("SubstanceDefinitionNameOfficial.date")
+
 
 class SubstanceDefinitionProperty(_p.Complex, kw_only=True):
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     modifierExtension: _T4 = _U
-    type: _T36
-    valueAttachment: _T37 = _U
+    type: _T34
+    valueAttachment: _T35 = _U
     valueBoolean: _T16 = _U
     valueCodeableConcept: _T13 = _U
-    valueDate: _T17 = _U
-    valueQuantity: _T26 = _U
+    valueDate: _T2 = _U
+    valueQuantity: _T24 = _U
 
     def __post_init__(self) -> None:
+        v = self.valueDate
+        if v is not _U and (_p.date(v) is None):
+            raise _p.FormatError("SubstanceDefinitionProperty.valueDate")
         if (self.valueAttachment is not _U) + (self.valueBoolean is not _U) + (self.valueCodeableConcept is not _U) + (self.valueDate is not _U) + (self.valueQuantity is not _U) > 1:
             raise _p.ChoiceError("SubstanceDefinitionProperty.value[x]: at most one")
 
 
 class SubstanceDefinitionRelationship(_p.Complex, kw_only=True):
-    amountQuantity: _T26 = _U
-    amountRatio: _T38 = _U
+    amountQuantity: _T24 = _U
+    amountRatio: _T36 = _U
     amountString: _T2 = _U
     comparator: _T13 = _U
     extension: _T4 = _U
@@ -16110,11 +17087,11 @@ class SubstanceDefinitionRelationship(_p.Complex, kw_only=True):
     isDefining: _T16 = _U
     isDefining_ext: _T3 = _ms.field(default=_U, name="_isDefining")
     modifierExtension: _T4 = _U
-    ratioHighLimitAmount: _T38 = _U
+    ratioHighLimitAmount: _T36 = _U
     source: _T11 = _U
     substanceDefinitionCodeableConcept: _T13 = _U
     substanceDefinitionReference: _T8 = _U
-    type: _T36
+    type: _T34
 
     def __post_init__(self) -> None:
         if (self.amountQuantity is not _U) + (self.amountRatio is not _U) + (self.amountString is not _U) > 1:
@@ -16124,7 +17101,7 @@ class SubstanceDefinitionRelationship(_p.Complex, kw_only=True):
 
 
 class SubstanceDefinitionSourceMaterial(_p.Complex, kw_only=True):
-    countryOfOrigin: _T19 = _U
+    countryOfOrigin: _T18 = _U
     extension: _T4 = _U
     genus: _T13 = _U
     id: _T2 = _U
@@ -16144,12 +17121,12 @@ class SubstanceDefinitionStructure(_p.Complex, kw_only=True):
     molecularFormula_ext: _T3 = _ms.field(default=_U, name="_molecularFormula")
     molecularFormulaByMoiety: _T2 = _U
     molecularFormulaByMoiety_ext: _T3 = _ms.field(default=_U, name="_molecularFormulaByMoiety")
-    molecularWeight: _T558 = _U
+    molecularWeight: _T548 = _U
     opticalActivity: _T13 = _U
-    representation: _T559 = _U
+    representation: _T549 = _U
     sourceDocument: _T11 = _U
     stereochemistry: _T13 = _U
-    technique: _T19 = _U
+    technique: _T18 = _U
 
 
 class SubstanceDefinitionStructureRepresentation(_p.Complex, kw_only=True):
@@ -16169,7 +17146,7 @@ class SubstanceIngredient(_p.Complex, kw_only=True):
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     modifierExtension: _T4 = _U
-    quantity: _T38 = _U
+    quantity: _T36 = _U
     substanceCodeableConcept: _T13 = _U
     substanceReference: _T8 = _U
 
@@ -16179,14 +17156,19 @@ class SubstanceIngredient(_p.Complex, kw_only=True):
 
 
 class SubstanceInstance(_p.Complex, kw_only=True):
-    expiry: _T20 = _U
+    expiry: _T2 = _U
     expiry_ext: _T3 = _ms.field(default=_U, name="_expiry")
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
-    identifier: _T42 = _U
+    identifier: _T40 = _U
     modifierExtension: _T4 = _U
-    quantity: _T26 = _U
+    quantity: _T24 = _U
+
+    def __post_init__(self) -> None:
+        v = self.expiry
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("SubstanceInstance.expiry")
 
 
 class SupplyDelivery(_p.Resource, tag="SupplyDelivery", kw_only=True):
@@ -16203,15 +17185,15 @@ class SupplyDelivery(_p.Resource, tag="SupplyDelivery", kw_only=True):
     language_ext: _T3 = _ms.field(default=_U, name="_language")
     meta: _T7 = _U
     modifierExtension: _T4 = _U
-    occurrenceDateTime: _T20 = _U
+    occurrenceDateTime: _T2 = _U
     occurrencePeriod: _T9 = _U
-    occurrenceTiming: _T31 = _U
+    occurrenceTiming: _T29 = _U
     partOf: _T11 = _U
     patient: _T8 = _U
     receiver: _T11 = _U
     status: _T2 = _U
     status_ext: _T3 = _ms.field(default=_U, name="_status")
-    suppliedItem: _T560 = _U
+    suppliedItem: _T550 = _U
     supplier: _T8 = _U
     text: _T12 = _U
     type: _T13 = _U
@@ -16226,6 +17208,9 @@ class SupplyDelivery(_p.Resource, tag="SupplyDelivery", kw_only=True):
         v = self.language
         if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
             raise _p.FormatError("SupplyDelivery.language")
+        v = self.occurrenceDateTime
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("SupplyDelivery.occurrenceDateTime")
         v = self.status
         if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
             raise _p.FormatError("SupplyDelivery.status")
@@ -16240,7 +17225,7 @@ class SupplyDeliverySuppliedItem(_p.Complex, kw_only=True):
     itemCodeableConcept: _T13 = _U
     itemReference: _T8 = _U
     modifierExtension: _T4 = _U
-    quantity: _T26 = _U
+    quantity: _T24 = _U
 
     def __post_init__(self) -> None:
         if (self.itemCodeableConcept is not _U) + (self.itemReference is not _U) > 1:
@@ -16248,7 +17233,7 @@ class SupplyDeliverySuppliedItem(_p.Complex, kw_only=True):
 
 
 class SupplyRequest(_p.Resource, tag="SupplyRequest", kw_only=True):
-    authoredOn: _T20 = _U
+    authoredOn: _T2 = _U
     authoredOn_ext: _T3 = _ms.field(default=_U, name="_authoredOn")
     category: _T13 = _U
     contained: _T0 = _U
@@ -16266,14 +17251,14 @@ class SupplyRequest(_p.Resource, tag="SupplyRequest", kw_only=True):
     language_ext: _T3 = _ms.field(default=_U, name="_language")
     meta: _T7 = _U
     modifierExtension: _T4 = _U
-    occurrenceDateTime: _T20 = _U
+    occurrenceDateTime: _T2 = _U
     occurrencePeriod: _T9 = _U
-    occurrenceTiming: _T31 = _U
-    parameter: _T561 = _U
+    occurrenceTiming: _T29 = _U
+    parameter: _T551 = _U
     priority: _T2 = _U
     priority_ext: _T3 = _ms.field(default=_U, name="_priority")
-    quantity: _T41
-    reasonCode: _T19 = _U
+    quantity: _T39
+    reasonCode: _T18 = _U
     reasonReference: _T11 = _U
     requester: _T8 = _U
     status: _T2 = _U
@@ -16282,6 +17267,9 @@ class SupplyRequest(_p.Resource, tag="SupplyRequest", kw_only=True):
     text: _T12 = _U
 
     def __post_init__(self) -> None:
+        v = self.authoredOn
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("SupplyRequest.authoredOn")
         v = self.id
         if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
             raise _p.FormatError("SupplyRequest.id")
@@ -16291,6 +17279,9 @@ class SupplyRequest(_p.Resource, tag="SupplyRequest", kw_only=True):
         v = self.language
         if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
             raise _p.FormatError("SupplyRequest.language")
+        v = self.occurrenceDateTime
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("SupplyRequest.occurrenceDateTime")
         v = self.priority
         if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
             raise _p.FormatError("SupplyRequest.priority")
@@ -16311,8 +17302,8 @@ class SupplyRequestParameter(_p.Complex, kw_only=True):
     modifierExtension: _T4 = _U
     valueBoolean: _T16 = _U
     valueCodeableConcept: _T13 = _U
-    valueQuantity: _T26 = _U
-    valueRange: _T30 = _U
+    valueQuantity: _T24 = _U
+    valueRange: _T28 = _U
 
     def __post_init__(self) -> None:
         if (self.valueBoolean is not _U) + (self.valueCodeableConcept is not _U) + (self.valueQuantity is not _U) + (self.valueRange is not _U) > 1:
@@ -16320,7 +17311,7 @@ class SupplyRequestParameter(_p.Complex, kw_only=True):
 
 
 class Task(_p.Resource, tag="Task", kw_only=True):
-    authoredOn: _T20 = _U
+    authoredOn: _T2 = _U
     authoredOn_ext: _T3 = _ms.field(default=_U, name="_authoredOn")
     basedOn: _T11 = _U
     businessStatus: _T13 = _U
@@ -16333,13 +17324,13 @@ class Task(_p.Resource, tag="Task", kw_only=True):
     extension: _T4 = _U
     focus: _T8 = _U
     for_: _T8 = _ms.field(default=_U, name="for")
-    groupIdentifier: _T42 = _U
+    groupIdentifier: _T40 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     identifier: _T6 = _U
     implicitRules: _T2 = _U
     implicitRules_ext: _T3 = _ms.field(default=_U, name="_implicitRules")
-    input: _T562 = _U
+    input: _T552 = _U
     instantiatesCanonical: _T2 = _U
     instantiatesCanonical_ext: _T3 = _ms.field(default=_U, name="_instantiatesCanonical")
     instantiatesUri: _T2 = _U
@@ -16349,29 +17340,32 @@ class Task(_p.Resource, tag="Task", kw_only=True):
     intent_ext: _T3 = _ms.field(default=_U, name="_intent")
     language: _T2 = _U
     language_ext: _T3 = _ms.field(default=_U, name="_language")
-    lastModified: _T20 = _U
+    lastModified: _T2 = _U
     lastModified_ext: _T3 = _ms.field(default=_U, name="_lastModified")
     location: _T8 = _U
     meta: _T7 = _U
     modifierExtension: _T4 = _U
-    note: _T46 = _U
-    output: _T563 = _U
+    note: _T44 = _U
+    output: _T553 = _U
     owner: _T8 = _U
     partOf: _T11 = _U
-    performerType: _T19 = _U
+    performerType: _T18 = _U
     priority: _T2 = _U
     priority_ext: _T3 = _ms.field(default=_U, name="_priority")
     reasonCode: _T13 = _U
     reasonReference: _T8 = _U
     relevantHistory: _T11 = _U
     requester: _T8 = _U
-    restriction: _T564 = _U
+    restriction: _T554 = _U
     status: _T10
     status_ext: _T3 = _ms.field(default=_U, name="_status")
     statusReason: _T13 = _U
     text: _T12 = _U
 
     def __post_init__(self) -> None:
+        v = self.authoredOn
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("Task.authoredOn")
         v = self.id
         if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
             raise _p.FormatError("Task.id")
@@ -16390,6 +17384,9 @@ class Task(_p.Resource, tag="Task", kw_only=True):
         v = self.language
         if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
             raise _p.FormatError("Task.language")
+        v = self.lastModified
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("Task.lastModified")
         v = self.priority
         if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
             raise _p.FormatError("Task.priority")
@@ -16403,71 +17400,92 @@ class TaskInput(_p.Complex, kw_only=True):
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     modifierExtension: _T4 = _U
-    type: _T36
-    valueAddress: _T138 = _U
-    valueAge: _T28 = _U
-    valueAnnotation: _T255 = _U
-    valueAttachment: _T37 = _U
-    valueBase64Binary: _T53 = _U
+    type: _T34
+    valueAddress: _T131 = _U
+    valueAge: _T26 = _U
+    valueAnnotation: _T247 = _U
+    valueAttachment: _T35 = _U
+    valueBase64Binary: _T2 = _U
     valueBoolean: _T16 = _U
     valueCanonical: _T2 = _U
     valueCode: _T2 = _U
     valueCodeableConcept: _T13 = _U
-    valueCoding: _T60 = _U
-    valueContactDetail: _T256 = _U
-    valueContactPoint: _T257 = _U
-    valueContributor: _T258 = _U
-    valueCount: _T259 = _U
-    valueDataRequirement: _T260 = _U
-    valueDate: _T17 = _U
-    valueDateTime: _T20 = _U
-    valueDecimal: _T45 = _U
-    valueDistance: _T261 = _U
-    valueDosage: _T262 = _U
-    valueDuration: _T29 = _U
-    valueExpression: _T263 = _U
-    valueHumanName: _T123 = _U
+    valueCoding: _T55 = _U
+    valueContactDetail: _T248 = _U
+    valueContactPoint: _T249 = _U
+    valueContributor: _T250 = _U
+    valueCount: _T251 = _U
+    valueDataRequirement: _T252 = _U
+    valueDate: _T2 = _U
+    valueDateTime: _T2 = _U
+    valueDecimal: _T43 = _U
+    valueDistance: _T253 = _U
+    valueDosage: _T254 = _U
+    valueDuration: _T27 = _U
+    valueExpression: _T255 = _U
+    valueHumanName: _T117 = _U
     valueId: _T2 = _U
-    valueIdentifier: _T42 = _U
-    valueInstant: _T49 = _U
-    valueInteger: _T67 = _U
+    valueIdentifier: _T40 = _U
+    valueInstant: _T2 = _U
+    valueInteger: _T62 = _U
     valueMarkdown: _T2 = _U
     valueMeta: _T7 = _U
-    valueMoney: _T98 = _U
-    valueOid: _T264 = _U
-    valueParameterDefinition: _T265 = _U
+    valueMoney: _T92 = _U
+    valueOid: _T2 = _U
+    valueParameterDefinition: _T256 = _U
     valuePeriod: _T9 = _U
     valuePositiveInt: _T15 = _U
-    valueQuantity: _T26 = _U
-    valueRange: _T30 = _U
-    valueRatio: _T38 = _U
+    valueQuantity: _T24 = _U
+    valueRange: _T28 = _U
+    valueRatio: _T36 = _U
     valueReference: _T8 = _U
-    valueRelatedArtifact: _T267 = _U
-    valueSampledData: _T268 = _U
-    valueSignature: _T72 = _U
+    valueRelatedArtifact: _T258 = _U
+    valueSampledData: _T259 = _U
+    valueSignature: _T67 = _U
     valueString: _T2 = _U
-    valueTime: _T212 = _U
-    valueTiming: _T31 = _U
-    valueTriggerDefinition: _T269 = _U
-    valueUnsignedInt: _T51 = _U
+    valueTime: _T2 = _U
+    valueTiming: _T29 = _U
+    valueTriggerDefinition: _T260 = _U
+    valueUnsignedInt: _T48 = _U
     valueUri: _T2 = _U
     valueUrl: _T2 = _U
-    valueUsageContext: _T270 = _U
-    valueUuid: _T271 = _U
+    valueUsageContext: _T261 = _U
+    valueUuid: _T2 = _U
 
     def __post_init__(self) -> None:
+        v = self.valueBase64Binary
+        if v is not _U and (_p.base64(v) is None):
+            raise _p.FormatError("TaskInput.valueBase64Binary")
         v = self.valueCanonical
         if v is not _U and (' ' in v or not v.isprintable()):
             raise _p.FormatError("TaskInput.valueCanonical")
         v = self.valueCode
         if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
             raise _p.FormatError("TaskInput.valueCode")
+        v = self.valueDate
+        if v is not _U and (_p.date(v) is None):
+            raise _p.FormatError("TaskInput.valueDate")
+        v = self.valueDateTime
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("TaskInput.valueDateTime")
+        v = self.valueInstant
+        if v is not _U and (_p.instant(v) is None):
+            raise _p.FormatError("TaskInput.valueInstant")
+        v = self.valueOid
+        if v is not _U and (_p.oid(v) is None):
+            raise _p.FormatError("TaskInput.valueOid")
+        v = self.valueTime
+        if v is not _U and (_p.time(v) is None):
+            raise _p.FormatError("TaskInput.valueTime")
         v = self.valueUri
         if v is not _U and (' ' in v or not v.isprintable()):
             raise _p.FormatError("TaskInput.valueUri")
         v = self.valueUrl
         if v is not _U and (' ' in v or not v.isprintable()):
             raise _p.FormatError("TaskInput.valueUrl")
+        v = self.valueUuid
+        if v is not _U and (_p.uuid(v) is None):
+            raise _p.FormatError("TaskInput.valueUuid")
         t = _astuple(self)
         n = len(t) - t.count(_U) - 1 - ((self.extension is not _U) + (self.id is not _U) + (self.id_ext is not _U) + (self.modifierExtension is not _U))
         if n != 1:
@@ -16479,71 +17497,92 @@ class TaskOutput(_p.Complex, kw_only=True):
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     modifierExtension: _T4 = _U
-    type: _T36
-    valueAddress: _T138 = _U
-    valueAge: _T28 = _U
-    valueAnnotation: _T255 = _U
-    valueAttachment: _T37 = _U
-    valueBase64Binary: _T53 = _U
+    type: _T34
+    valueAddress: _T131 = _U
+    valueAge: _T26 = _U
+    valueAnnotation: _T247 = _U
+    valueAttachment: _T35 = _U
+    valueBase64Binary: _T2 = _U
     valueBoolean: _T16 = _U
     valueCanonical: _T2 = _U
     valueCode: _T2 = _U
     valueCodeableConcept: _T13 = _U
-    valueCoding: _T60 = _U
-    valueContactDetail: _T256 = _U
-    valueContactPoint: _T257 = _U
-    valueContributor: _T258 = _U
-    valueCount: _T259 = _U
-    valueDataRequirement: _T260 = _U
-    valueDate: _T17 = _U
-    valueDateTime: _T20 = _U
-    valueDecimal: _T45 = _U
-    valueDistance: _T261 = _U
-    valueDosage: _T262 = _U
-    valueDuration: _T29 = _U
-    valueExpression: _T263 = _U
-    valueHumanName: _T123 = _U
+    valueCoding: _T55 = _U
+    valueContactDetail: _T248 = _U
+    valueContactPoint: _T249 = _U
+    valueContributor: _T250 = _U
+    valueCount: _T251 = _U
+    valueDataRequirement: _T252 = _U
+    valueDate: _T2 = _U
+    valueDateTime: _T2 = _U
+    valueDecimal: _T43 = _U
+    valueDistance: _T253 = _U
+    valueDosage: _T254 = _U
+    valueDuration: _T27 = _U
+    valueExpression: _T255 = _U
+    valueHumanName: _T117 = _U
     valueId: _T2 = _U
-    valueIdentifier: _T42 = _U
-    valueInstant: _T49 = _U
-    valueInteger: _T67 = _U
+    valueIdentifier: _T40 = _U
+    valueInstant: _T2 = _U
+    valueInteger: _T62 = _U
     valueMarkdown: _T2 = _U
     valueMeta: _T7 = _U
-    valueMoney: _T98 = _U
-    valueOid: _T264 = _U
-    valueParameterDefinition: _T265 = _U
+    valueMoney: _T92 = _U
+    valueOid: _T2 = _U
+    valueParameterDefinition: _T256 = _U
     valuePeriod: _T9 = _U
     valuePositiveInt: _T15 = _U
-    valueQuantity: _T26 = _U
-    valueRange: _T30 = _U
-    valueRatio: _T38 = _U
+    valueQuantity: _T24 = _U
+    valueRange: _T28 = _U
+    valueRatio: _T36 = _U
     valueReference: _T8 = _U
-    valueRelatedArtifact: _T267 = _U
-    valueSampledData: _T268 = _U
-    valueSignature: _T72 = _U
+    valueRelatedArtifact: _T258 = _U
+    valueSampledData: _T259 = _U
+    valueSignature: _T67 = _U
     valueString: _T2 = _U
-    valueTime: _T212 = _U
-    valueTiming: _T31 = _U
-    valueTriggerDefinition: _T269 = _U
-    valueUnsignedInt: _T51 = _U
+    valueTime: _T2 = _U
+    valueTiming: _T29 = _U
+    valueTriggerDefinition: _T260 = _U
+    valueUnsignedInt: _T48 = _U
     valueUri: _T2 = _U
     valueUrl: _T2 = _U
-    valueUsageContext: _T270 = _U
-    valueUuid: _T271 = _U
+    valueUsageContext: _T261 = _U
+    valueUuid: _T2 = _U
 
     def __post_init__(self) -> None:
+        v = self.valueBase64Binary
+        if v is not _U and (_p.base64(v) is None):
+            raise _p.FormatError("TaskOutput.valueBase64Binary")
         v = self.valueCanonical
         if v is not _U and (' ' in v or not v.isprintable()):
             raise _p.FormatError("TaskOutput.valueCanonical")
         v = self.valueCode
         if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
             raise _p.FormatError("TaskOutput.valueCode")
+        v = self.valueDate
+        if v is not _U and (_p.date(v) is None):
+            raise _p.FormatError("TaskOutput.valueDate")
+        v = self.valueDateTime
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("TaskOutput.valueDateTime")
+        v = self.valueInstant
+        if v is not _U and (_p.instant(v) is None):
+            raise _p.FormatError("TaskOutput.valueInstant")
+        v = self.valueOid
+        if v is not _U and (_p.oid(v) is None):
+            raise _p.FormatError("TaskOutput.valueOid")
+        v = self.valueTime
+        if v is not _U and (_p.time(v) is None):
+            raise _p.FormatError("TaskOutput.valueTime")
         v = self.valueUri
         if v is not _U and (' ' in v or not v.isprintable()):
             raise _p.FormatError("TaskOutput.valueUri")
         v = self.valueUrl
         if v is not _U and (' ' in v or not v.isprintable()):
             raise _p.FormatError("TaskOutput.valueUrl")
+        v = self.valueUuid
+        if v is not _U and (_p.uuid(v) is None):
+            raise _p.FormatError("TaskOutput.valueUuid")
         t = _astuple(self)
         n = len(t) - t.count(_U) - 1 - ((self.extension is not _U) + (self.id is not _U) + (self.id_ext is not _U) + (self.modifierExtension is not _U))
         if n != 1:
@@ -16562,28 +17601,28 @@ class TaskRestriction(_p.Complex, kw_only=True):
 
 
 class TerminologyCapabilities(_p.Resource, tag="TerminologyCapabilities", kw_only=True):
-    closure: _T565 = _U
+    closure: _T555 = _U
     codeSearch: _T2 = _U
     codeSearch_ext: _T3 = _ms.field(default=_U, name="_codeSearch")
-    codeSystem: _T566 = _U
-    contact: _T18 = _U
+    codeSystem: _T556 = _U
+    contact: _T17 = _U
     contained: _T0 = _U
     copyright: _T2 = _U
     copyright_ext: _T3 = _ms.field(default=_U, name="_copyright")
-    date: _T77
+    date: _T10
     date_ext: _T3 = _ms.field(default=_U, name="_date")
     description: _T2 = _U
     description_ext: _T3 = _ms.field(default=_U, name="_description")
-    expansion: _T567 = _U
+    expansion: _T557 = _U
     experimental: _T16 = _U
     experimental_ext: _T3 = _ms.field(default=_U, name="_experimental")
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
-    implementation: _T568 = _U
+    implementation: _T558 = _U
     implicitRules: _T2 = _U
     implicitRules_ext: _T3 = _ms.field(default=_U, name="_implicitRules")
-    jurisdiction: _T19 = _U
+    jurisdiction: _T18 = _U
     kind: _T10
     kind_ext: _T3 = _ms.field(default=_U, name="_kind")
     language: _T2 = _U
@@ -16598,17 +17637,17 @@ class TerminologyCapabilities(_p.Resource, tag="TerminologyCapabilities", kw_onl
     publisher_ext: _T3 = _ms.field(default=_U, name="_publisher")
     purpose: _T2 = _U
     purpose_ext: _T3 = _ms.field(default=_U, name="_purpose")
-    software: _T569 = _U
+    software: _T559 = _U
     status: _T10
     status_ext: _T3 = _ms.field(default=_U, name="_status")
     text: _T12 = _U
     title: _T2 = _U
     title_ext: _T3 = _ms.field(default=_U, name="_title")
-    translation: _T570 = _U
+    translation: _T560 = _U
     url: _T2 = _U
     url_ext: _T3 = _ms.field(default=_U, name="_url")
-    useContext: _T32 = _U
-    validateCode: _T571 = _U
+    useContext: _T30 = _U
+    validateCode: _T561 = _U
     version: _T2 = _U
     version_ext: _T3 = _ms.field(default=_U, name="_version")
 
@@ -16616,6 +17655,9 @@ class TerminologyCapabilities(_p.Resource, tag="TerminologyCapabilities", kw_onl
         v = self.codeSearch
         if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
             raise _p.FormatError("TerminologyCapabilities.codeSearch")
+        v = self.date
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("TerminologyCapabilities.date")
         v = self.id
         if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
             raise _p.FormatError("TerminologyCapabilities.id")
@@ -16654,7 +17696,7 @@ class TerminologyCapabilitiesCodeSystem(_p.Complex, kw_only=True):
     subsumption_ext: _T3 = _ms.field(default=_U, name="_subsumption")
     uri: _T2 = _U
     uri_ext: _T3 = _ms.field(default=_U, name="_uri")
-    version: _T572 = _U
+    version: _T562 = _U
 
     def __post_init__(self) -> None:
         v = self.uri
@@ -16668,16 +17710,16 @@ class TerminologyCapabilitiesCodeSystemVersion(_p.Complex, kw_only=True):
     compositional: _T16 = _U
     compositional_ext: _T3 = _ms.field(default=_U, name="_compositional")
     extension: _T4 = _U
-    filter: _T573 = _U
+    filter: _T563 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     isDefault: _T16 = _U
     isDefault_ext: _T3 = _ms.field(default=_U, name="_isDefault")
-    language: _T23 = _U
-    language_ext: _T24 = _ms.field(default=_U, name="_language")
+    language: _T21 = _U
+    language_ext: _T22 = _ms.field(default=_U, name="_language")
     modifierExtension: _T4 = _U
-    property: _T23 = _U
-    property_ext: _T24 = _ms.field(default=_U, name="_property")
+    property: _T21 = _U
+    property_ext: _T22 = _ms.field(default=_U, name="_property")
 
     def __post_init__(self) -> None:
         if self.language is not _U:
@@ -16697,8 +17739,8 @@ class TerminologyCapabilitiesCodeSystemVersionFilter(_p.Complex, kw_only=True):
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     modifierExtension: _T4 = _U
-    op: _T79
-    op_ext: _T24 = _ms.field(default=_U, name="_op")
+    op: _T73
+    op_ext: _T22 = _ms.field(default=_U, name="_op")
 
     def __post_init__(self) -> None:
         v = self.code
@@ -16721,7 +17763,7 @@ class TerminologyCapabilitiesExpansion(_p.Complex, kw_only=True):
     modifierExtension: _T4 = _U
     paging: _T16 = _U
     paging_ext: _T3 = _ms.field(default=_U, name="_paging")
-    parameter: _T574 = _U
+    parameter: _T564 = _U
     textFilter: _T2 = _U
     textFilter_ext: _T3 = _ms.field(default=_U, name="_textFilter")
 
@@ -16774,7 +17816,7 @@ class TerminologyCapabilitiesTranslation(_p.Complex, kw_only=True):
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     modifierExtension: _T4 = _U
-    needsMap: _T62
+    needsMap: _T57
     needsMap_ext: _T3 = _ms.field(default=_U, name="_needsMap")
 
 
@@ -16783,7 +17825,7 @@ class TerminologyCapabilitiesValidateCode(_p.Complex, kw_only=True):
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     modifierExtension: _T4 = _U
-    translations: _T62
+    translations: _T57
     translations_ext: _T3 = _ms.field(default=_U, name="_translations")
 
 
@@ -16792,10 +17834,10 @@ class TestReport(_p.Resource, tag="TestReport", kw_only=True):
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
-    identifier: _T42 = _U
+    identifier: _T40 = _U
     implicitRules: _T2 = _U
     implicitRules_ext: _T3 = _ms.field(default=_U, name="_implicitRules")
-    issued: _T20 = _U
+    issued: _T2 = _U
     issued_ext: _T3 = _ms.field(default=_U, name="_issued")
     language: _T2 = _U
     language_ext: _T3 = _ms.field(default=_U, name="_language")
@@ -16803,16 +17845,16 @@ class TestReport(_p.Resource, tag="TestReport", kw_only=True):
     modifierExtension: _T4 = _U
     name: _T2 = _U
     name_ext: _T3 = _ms.field(default=_U, name="_name")
-    participant: _T575 = _U
+    participant: _T565 = _U
     result: _T10
     result_ext: _T3 = _ms.field(default=_U, name="_result")
-    score: _T45 = _U
+    score: _T43 = _U
     score_ext: _T3 = _ms.field(default=_U, name="_score")
-    setup: _T576 = _U
+    setup: _T566 = _U
     status: _T10
     status_ext: _T3 = _ms.field(default=_U, name="_status")
-    teardown: _T577 = _U
-    test: _T578 = _U
+    teardown: _T567 = _U
+    test: _T568 = _U
     testScript: _T14
     tester: _T2 = _U
     tester_ext: _T3 = _ms.field(default=_U, name="_tester")
@@ -16825,6 +17867,9 @@ class TestReport(_p.Resource, tag="TestReport", kw_only=True):
         v = self.implicitRules
         if v is not _U and (' ' in v or not v.isprintable()):
             raise _p.FormatError("TestReport.implicitRules")
+        v = self.issued
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("TestReport.issued")
         v = self.language
         if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
             raise _p.FormatError("TestReport.language")
@@ -16858,7 +17903,7 @@ class TestReportParticipant(_p.Complex, kw_only=True):
 
 
 class TestReportSetup(_p.Complex, kw_only=True):
-    action: _T579
+    action: _T569
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
@@ -16866,12 +17911,12 @@ class TestReportSetup(_p.Complex, kw_only=True):
 
 
 class TestReportSetupAction(_p.Complex, kw_only=True):
-    assert_: _T580 = _ms.field(default=_U, name="assert")
+    assert_: _T570 = _ms.field(default=_U, name="assert")
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     modifierExtension: _T4 = _U
-    operation: _T581 = _U
+    operation: _T571 = _U
 
 
 class TestReportSetupActionAssert(_p.Complex, kw_only=True):
@@ -16914,7 +17959,7 @@ class TestReportSetupActionOperation(_p.Complex, kw_only=True):
 
 
 class TestReportTeardown(_p.Complex, kw_only=True):
-    action: _T582
+    action: _T572
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
@@ -16926,11 +17971,11 @@ class TestReportTeardownAction(_p.Complex, kw_only=True):
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     modifierExtension: _T4 = _U
-    operation: _T583
+    operation: _T573
 
 
 class TestReportTest(_p.Complex, kw_only=True):
-    action: _T584
+    action: _T574
     description: _T2 = _U
     description_ext: _T3 = _ms.field(default=_U, name="_description")
     extension: _T4 = _U
@@ -16942,63 +17987,66 @@ class TestReportTest(_p.Complex, kw_only=True):
 
 
 class TestReportTestAction(_p.Complex, kw_only=True):
-    assert_: _T580 = _ms.field(default=_U, name="assert")
+    assert_: _T570 = _ms.field(default=_U, name="assert")
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     modifierExtension: _T4 = _U
-    operation: _T581 = _U
+    operation: _T571 = _U
 
 
 class TestScript(_p.Resource, tag="TestScript", kw_only=True):
-    contact: _T18 = _U
+    contact: _T17 = _U
     contained: _T0 = _U
     copyright: _T2 = _U
     copyright_ext: _T3 = _ms.field(default=_U, name="_copyright")
-    date: _T20 = _U
+    date: _T2 = _U
     date_ext: _T3 = _ms.field(default=_U, name="_date")
     description: _T2 = _U
     description_ext: _T3 = _ms.field(default=_U, name="_description")
-    destination: _T585 = _U
+    destination: _T575 = _U
     experimental: _T16 = _U
     experimental_ext: _T3 = _ms.field(default=_U, name="_experimental")
     extension: _T4 = _U
-    fixture: _T586 = _U
+    fixture: _T576 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
-    identifier: _T42 = _U
+    identifier: _T40 = _U
     implicitRules: _T2 = _U
     implicitRules_ext: _T3 = _ms.field(default=_U, name="_implicitRules")
-    jurisdiction: _T19 = _U
+    jurisdiction: _T18 = _U
     language: _T2 = _U
     language_ext: _T3 = _ms.field(default=_U, name="_language")
     meta: _T7 = _U
-    metadata: _T587 = _U
+    metadata: _T577 = _U
     modifierExtension: _T4 = _U
     name: _T10
     name_ext: _T3 = _ms.field(default=_U, name="_name")
-    origin: _T588 = _U
+    origin: _T578 = _U
     profile: _T11 = _U
     publisher: _T2 = _U
     publisher_ext: _T3 = _ms.field(default=_U, name="_publisher")
     purpose: _T2 = _U
     purpose_ext: _T3 = _ms.field(default=_U, name="_purpose")
-    setup: _T589 = _U
+    setup: _T579 = _U
     status: _T10
     status_ext: _T3 = _ms.field(default=_U, name="_status")
-    teardown: _T590 = _U
-    test: _T591 = _U
+    teardown: _T580 = _U
+    test: _T581 = _U
     text: _T12 = _U
     title: _T2 = _U
     title_ext: _T3 = _ms.field(default=_U, name="_title")
     url: _T10
     url_ext: _T3 = _ms.field(default=_U, name="_url")
-    useContext: _T32 = _U
-    variable: _T592 = _U
+    useContext: _T30 = _U
+    variable: _T582 = _U
     version: _T2 = _U
     version_ext: _T3 = _ms.field(default=_U, name="_version")
 
     def __post_init__(self) -> None:
+        v = self.date
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("TestScript.date")
         v = self.id
         if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
             raise _p.FormatError("TestScript.id")
@@ -17020,16 +18068,16 @@ class TestScriptDestination(_p.Complex, kw_only=True):
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
-    index: _T436
+    index: _T426
     index_ext: _T3 = _ms.field(default=_U, name="_index")
     modifierExtension: _T4 = _U
-    profile: _T59
+    profile: _T54
 
 
 class TestScriptFixture(_p.Complex, kw_only=True):
-    autocreate: _T62
+    autocreate: _T57
     autocreate_ext: _T3 = _ms.field(default=_U, name="_autocreate")
-    autodelete: _T62
+    autodelete: _T57
     autodelete_ext: _T3 = _ms.field(default=_U, name="_autodelete")
     extension: _T4 = _U
     id: _T2 = _U
@@ -17039,11 +18087,11 @@ class TestScriptFixture(_p.Complex, kw_only=True):
 
 
 class TestScriptMetadata(_p.Complex, kw_only=True):
-    capability: _T593
+    capability: _T583
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
-    link: _T594 = _U
+    link: _T584 = _U
     modifierExtension: _T4 = _U
 
 
@@ -17052,19 +18100,19 @@ class TestScriptMetadataCapability(_p.Complex, kw_only=True):
     capabilities_ext: _T3 = _ms.field(default=_U, name="_capabilities")
     description: _T2 = _U
     description_ext: _T3 = _ms.field(default=_U, name="_description")
-    destination: _T67 = _U
+    destination: _T62 = _U
     destination_ext: _T3 = _ms.field(default=_U, name="_destination")
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
-    link: _T23 = _U
-    link_ext: _T24 = _ms.field(default=_U, name="_link")
+    link: _T21 = _U
+    link_ext: _T22 = _ms.field(default=_U, name="_link")
     modifierExtension: _T4 = _U
-    origin: _T444 = _U
-    origin_ext: _T24 = _ms.field(default=_U, name="_origin")
-    required: _T62
+    origin: _T434 = _U
+    origin_ext: _T22 = _ms.field(default=_U, name="_origin")
+    required: _T57
     required_ext: _T3 = _ms.field(default=_U, name="_required")
-    validated: _T62
+    validated: _T57
     validated_ext: _T3 = _ms.field(default=_U, name="_validated")
 
     def __post_init__(self) -> None:
@@ -17097,14 +18145,14 @@ class TestScriptOrigin(_p.Complex, kw_only=True):
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
-    index: _T436
+    index: _T426
     index_ext: _T3 = _ms.field(default=_U, name="_index")
     modifierExtension: _T4 = _U
-    profile: _T59
+    profile: _T54
 
 
 class TestScriptSetup(_p.Complex, kw_only=True):
-    action: _T595
+    action: _T585
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
@@ -17112,12 +18160,12 @@ class TestScriptSetup(_p.Complex, kw_only=True):
 
 
 class TestScriptSetupAction(_p.Complex, kw_only=True):
-    assert_: _T596 = _ms.field(default=_U, name="assert")
+    assert_: _T586 = _ms.field(default=_U, name="assert")
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     modifierExtension: _T4 = _U
-    operation: _T597 = _U
+    operation: _T587 = _U
 
 
 class TestScriptSetupActionAssert(_p.Complex, kw_only=True):
@@ -17167,7 +18215,7 @@ class TestScriptSetupActionAssert(_p.Complex, kw_only=True):
     validateProfileId_ext: _T3 = _ms.field(default=_U, name="_validateProfileId")
     value: _T2 = _U
     value_ext: _T3 = _ms.field(default=_U, name="_value")
-    warningOnly: _T62
+    warningOnly: _T57
     warningOnly_ext: _T3 = _ms.field(default=_U, name="_warningOnly")
 
     def __post_init__(self) -> None:
@@ -17198,9 +18246,9 @@ class TestScriptSetupActionOperation(_p.Complex, kw_only=True):
     contentType_ext: _T3 = _ms.field(default=_U, name="_contentType")
     description: _T2 = _U
     description_ext: _T3 = _ms.field(default=_U, name="_description")
-    destination: _T67 = _U
+    destination: _T62 = _U
     destination_ext: _T3 = _ms.field(default=_U, name="_destination")
-    encodeRequestUrl: _T62
+    encodeRequestUrl: _T57
     encodeRequestUrl_ext: _T3 = _ms.field(default=_U, name="_encodeRequestUrl")
     extension: _T4 = _U
     id: _T2 = _U
@@ -17210,11 +18258,11 @@ class TestScriptSetupActionOperation(_p.Complex, kw_only=True):
     method: _T2 = _U
     method_ext: _T3 = _ms.field(default=_U, name="_method")
     modifierExtension: _T4 = _U
-    origin: _T67 = _U
+    origin: _T62 = _U
     origin_ext: _T3 = _ms.field(default=_U, name="_origin")
     params: _T2 = _U
     params_ext: _T3 = _ms.field(default=_U, name="_params")
-    requestHeader: _T598 = _U
+    requestHeader: _T588 = _U
     requestId: _T2 = _U
     requestId_ext: _T3 = _ms.field(default=_U, name="_requestId")
     resource: _T2 = _U
@@ -17225,7 +18273,7 @@ class TestScriptSetupActionOperation(_p.Complex, kw_only=True):
     sourceId_ext: _T3 = _ms.field(default=_U, name="_sourceId")
     targetId: _T2 = _U
     targetId_ext: _T3 = _ms.field(default=_U, name="_targetId")
-    type: _T60 = _U
+    type: _T55 = _U
     url: _T2 = _U
     url_ext: _T3 = _ms.field(default=_U, name="_url")
 
@@ -17256,7 +18304,7 @@ class TestScriptSetupActionOperationRequestHeader(_p.Complex, kw_only=True):
 
 
 class TestScriptTeardown(_p.Complex, kw_only=True):
-    action: _T599
+    action: _T589
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
@@ -17268,11 +18316,11 @@ class TestScriptTeardownAction(_p.Complex, kw_only=True):
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     modifierExtension: _T4 = _U
-    operation: _T600
+    operation: _T590
 
 
 class TestScriptTest(_p.Complex, kw_only=True):
-    action: _T601
+    action: _T591
     description: _T2 = _U
     description_ext: _T3 = _ms.field(default=_U, name="_description")
     extension: _T4 = _U
@@ -17284,12 +18332,12 @@ class TestScriptTest(_p.Complex, kw_only=True):
 
 
 class TestScriptTestAction(_p.Complex, kw_only=True):
-    assert_: _T596 = _ms.field(default=_U, name="assert")
+    assert_: _T586 = _ms.field(default=_U, name="assert")
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     modifierExtension: _T4 = _U
-    operation: _T597 = _U
+    operation: _T587 = _U
 
 
 class TestScriptVariable(_p.Complex, kw_only=True):
@@ -17317,28 +18365,34 @@ class TestScriptVariable(_p.Complex, kw_only=True):
 
 class Timing(_p.Complex, kw_only=True):
     code: _T13 = _U
-    event: _T602 = _U
-    event_ext: _T24 = _ms.field(default=_U, name="_event")
+    event: _T21 = _U
+    event_ext: _T22 = _ms.field(default=_U, name="_event")
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     modifierExtension: _T4 = _U
-    repeat: _T603 = _U
+    repeat: _T592 = _U
+
+    def __post_init__(self) -> None:
+        if self.event is not _U:
+            for v in self.event:
+                if v is not None and (_p.date_time(v) is None):
+                    raise _p.FormatError("Timing.event")
 
 
 class TimingRepeat(_p.Complex, kw_only=True):
-    boundsDuration: _T29 = _U
+    boundsDuration: _T27 = _U
     boundsPeriod: _T9 = _U
-    boundsRange: _T30 = _U
+    boundsRange: _T28 = _U
     count: _T15 = _U
     count_ext: _T3 = _ms.field(default=_U, name="_count")
     countMax: _T15 = _U
     countMax_ext: _T3 = _ms.field(default=_U, name="_countMax")
-    dayOfWeek: _T23 = _U
-    dayOfWeek_ext: _T24 = _ms.field(default=_U, name="_dayOfWeek")
-    duration: _T45 = _U
+    dayOfWeek: _T21 = _U
+    dayOfWeek_ext: _T22 = _ms.field(default=_U, name="_dayOfWeek")
+    duration: _T43 = _U
     duration_ext: _T3 = _ms.field(default=_U, name="_duration")
-    durationMax: _T45 = _U
+    durationMax: _T43 = _U
     durationMax_ext: _T3 = _ms.field(default=_U, name="_durationMax")
     durationUnit: _T2 = _U
     durationUnit_ext: _T3 = _ms.field(default=_U, name="_durationUnit")
@@ -17349,18 +18403,18 @@ class TimingRepeat(_p.Complex, kw_only=True):
     frequencyMax_ext: _T3 = _ms.field(default=_U, name="_frequencyMax")
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
-    offset: _T51 = _U
+    offset: _T48 = _U
     offset_ext: _T3 = _ms.field(default=_U, name="_offset")
-    period: _T45 = _U
+    period: _T43 = _U
     period_ext: _T3 = _ms.field(default=_U, name="_period")
-    periodMax: _T45 = _U
+    periodMax: _T43 = _U
     periodMax_ext: _T3 = _ms.field(default=_U, name="_periodMax")
     periodUnit: _T2 = _U
     periodUnit_ext: _T3 = _ms.field(default=_U, name="_periodUnit")
-    timeOfDay: _T604 = _U
-    timeOfDay_ext: _T24 = _ms.field(default=_U, name="_timeOfDay")
-    when: _T23 = _U
-    when_ext: _T24 = _ms.field(default=_U, name="_when")
+    timeOfDay: _T21 = _U
+    timeOfDay_ext: _T22 = _ms.field(default=_U, name="_timeOfDay")
+    when: _T21 = _U
+    when_ext: _T22 = _ms.field(default=_U, name="_when")
 
     def __post_init__(self) -> None:
         if self.dayOfWeek is not _U:
@@ -17373,6 +18427,10 @@ class TimingRepeat(_p.Complex, kw_only=True):
         v = self.periodUnit
         if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
             raise _p.FormatError("TimingRepeat.periodUnit")
+        if self.timeOfDay is not _U:
+            for v in self.timeOfDay:
+                if v is not None and (_p.time(v) is None):
+                    raise _p.FormatError("TimingRepeat.timeOfDay")
         if self.when is not _U:
             for v in self.when:
                 if v is not None and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
@@ -17382,21 +18440,27 @@ class TimingRepeat(_p.Complex, kw_only=True):
 
 
 class TriggerDefinition(_p.Complex, kw_only=True):
-    condition: _T263 = _U
-    data: _T338 = _U
+    condition: _T255 = _U
+    data: _T328 = _U
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     name: _T2 = _U
     name_ext: _T3 = _ms.field(default=_U, name="_name")
-    timingDate: _T17 = _U
-    timingDateTime: _T20 = _U
+    timingDate: _T2 = _U
+    timingDateTime: _T2 = _U
     timingReference: _T8 = _U
-    timingTiming: _T31 = _U
+    timingTiming: _T29 = _U
     type: _T10
     type_ext: _T3 = _ms.field(default=_U, name="_type")
 
     def __post_init__(self) -> None:
+        v = self.timingDate
+        if v is not _U and (_p.date(v) is None):
+            raise _p.FormatError("TriggerDefinition.timingDate")
+        v = self.timingDateTime
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("TriggerDefinition.timingDateTime")
         v = self.type
         if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
             raise _p.FormatError("TriggerDefinition.type")
@@ -17405,13 +18469,13 @@ class TriggerDefinition(_p.Complex, kw_only=True):
 
 
 class UsageContext(_p.Complex, kw_only=True):
-    code: _T59
+    code: _T54
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     valueCodeableConcept: _T13 = _U
-    valueQuantity: _T26 = _U
-    valueRange: _T30 = _U
+    valueQuantity: _T24 = _U
+    valueRange: _T28 = _U
     valueReference: _T8 = _U
 
     def __post_init__(self) -> None:
@@ -17420,16 +18484,16 @@ class UsageContext(_p.Complex, kw_only=True):
 
 
 class ValueSet(_p.Resource, tag="ValueSet", kw_only=True):
-    compose: _T605 = _U
-    contact: _T18 = _U
+    compose: _T593 = _U
+    contact: _T17 = _U
     contained: _T0 = _U
     copyright: _T2 = _U
     copyright_ext: _T3 = _ms.field(default=_U, name="_copyright")
-    date: _T20 = _U
+    date: _T2 = _U
     date_ext: _T3 = _ms.field(default=_U, name="_date")
     description: _T2 = _U
     description_ext: _T3 = _ms.field(default=_U, name="_description")
-    expansion: _T606 = _U
+    expansion: _T594 = _U
     experimental: _T16 = _U
     experimental_ext: _T3 = _ms.field(default=_U, name="_experimental")
     extension: _T4 = _U
@@ -17440,7 +18504,7 @@ class ValueSet(_p.Resource, tag="ValueSet", kw_only=True):
     immutable_ext: _T3 = _ms.field(default=_U, name="_immutable")
     implicitRules: _T2 = _U
     implicitRules_ext: _T3 = _ms.field(default=_U, name="_implicitRules")
-    jurisdiction: _T19 = _U
+    jurisdiction: _T18 = _U
     language: _T2 = _U
     language_ext: _T3 = _ms.field(default=_U, name="_language")
     meta: _T7 = _U
@@ -17458,11 +18522,14 @@ class ValueSet(_p.Resource, tag="ValueSet", kw_only=True):
     title_ext: _T3 = _ms.field(default=_U, name="_title")
     url: _T2 = _U
     url_ext: _T3 = _ms.field(default=_U, name="_url")
-    useContext: _T32 = _U
+    useContext: _T30 = _U
     version: _T2 = _U
     version_ext: _T3 = _ms.field(default=_U, name="_version")
 
     def __post_init__(self) -> None:
+        v = self.date
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("ValueSet.date")
         v = self.id
         if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
             raise _p.FormatError("ValueSet.id")
@@ -17481,29 +18548,34 @@ class ValueSet(_p.Resource, tag="ValueSet", kw_only=True):
 
 
 class ValueSetCompose(_p.Complex, kw_only=True):
-    exclude: _T607 = _U
+    exclude: _T595 = _U
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     inactive: _T16 = _U
     inactive_ext: _T3 = _ms.field(default=_U, name="_inactive")
-    include: _T608
-    lockedDate: _T17 = _U
+    include: _T596
+    lockedDate: _T2 = _U
     lockedDate_ext: _T3 = _ms.field(default=_U, name="_lockedDate")
     modifierExtension: _T4 = _U
 
+    def __post_init__(self) -> None:
+        v = self.lockedDate
+        if v is not _U and (_p.date(v) is None):
+            raise _p.FormatError("ValueSetCompose.lockedDate")
+
 
 class ValueSetComposeInclude(_p.Complex, kw_only=True):
-    concept: _T609 = _U
+    concept: _T597 = _U
     extension: _T4 = _U
-    filter: _T610 = _U
+    filter: _T598 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     modifierExtension: _T4 = _U
     system: _T2 = _U
     system_ext: _T3 = _ms.field(default=_U, name="_system")
-    valueSet: _T23 = _U
-    valueSet_ext: _T24 = _ms.field(default=_U, name="_valueSet")
+    valueSet: _T21 = _U
+    valueSet_ext: _T22 = _ms.field(default=_U, name="_valueSet")
     version: _T2 = _U
     version_ext: _T3 = _ms.field(default=_U, name="_version")
 
@@ -17520,7 +18592,7 @@ class ValueSetComposeInclude(_p.Complex, kw_only=True):
 class ValueSetComposeIncludeConcept(_p.Complex, kw_only=True):
     code: _T10
     code_ext: _T3 = _ms.field(default=_U, name="_code")
-    designation: _T611 = _U
+    designation: _T599 = _U
     display: _T2 = _U
     display_ext: _T3 = _ms.field(default=_U, name="_display")
     extension: _T4 = _U
@@ -17541,7 +18613,7 @@ class ValueSetComposeIncludeConceptDesignation(_p.Complex, kw_only=True):
     language: _T2 = _U
     language_ext: _T3 = _ms.field(default=_U, name="_language")
     modifierExtension: _T4 = _U
-    use: _T60 = _U
+    use: _T55 = _U
     value: _T10
     value_ext: _T3 = _ms.field(default=_U, name="_value")
 
@@ -17573,25 +18645,28 @@ class ValueSetComposeIncludeFilter(_p.Complex, kw_only=True):
 
 
 class ValueSetExpansion(_p.Complex, kw_only=True):
-    contains: _T612 = _U
+    contains: _T600 = _U
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     identifier: _T2 = _U
     identifier_ext: _T3 = _ms.field(default=_U, name="_identifier")
     modifierExtension: _T4 = _U
-    offset: _T67 = _U
+    offset: _T62 = _U
     offset_ext: _T3 = _ms.field(default=_U, name="_offset")
-    parameter: _T613 = _U
-    timestamp: _T77
+    parameter: _T601 = _U
+    timestamp: _T10
     timestamp_ext: _T3 = _ms.field(default=_U, name="_timestamp")
-    total: _T67 = _U
+    total: _T62 = _U
     total_ext: _T3 = _ms.field(default=_U, name="_total")
 
     def __post_init__(self) -> None:
         v = self.identifier
         if v is not _U and (' ' in v or not v.isprintable()):
             raise _p.FormatError("ValueSetExpansion.identifier")
+        v = self.timestamp
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("ValueSetExpansion.timestamp")
 
 
 class ValueSetExpansionContains(_p.Complex, kw_only=True):
@@ -17599,8 +18674,8 @@ class ValueSetExpansionContains(_p.Complex, kw_only=True):
     abstract_ext: _T3 = _ms.field(default=_U, name="_abstract")
     code: _T2 = _U
     code_ext: _T3 = _ms.field(default=_U, name="_code")
-    contains: _T612 = _U
-    designation: _T611 = _U
+    contains: _T600 = _U
+    designation: _T599 = _U
     display: _T2 = _U
     display_ext: _T3 = _ms.field(default=_U, name="_display")
     extension: _T4 = _U
@@ -17632,9 +18707,9 @@ class ValueSetExpansionParameter(_p.Complex, kw_only=True):
     name_ext: _T3 = _ms.field(default=_U, name="_name")
     valueBoolean: _T16 = _U
     valueCode: _T2 = _U
-    valueDateTime: _T20 = _U
-    valueDecimal: _T45 = _U
-    valueInteger: _T67 = _U
+    valueDateTime: _T2 = _U
+    valueDecimal: _T43 = _U
+    valueInteger: _T62 = _U
     valueString: _T2 = _U
     valueUri: _T2 = _U
 
@@ -17642,6 +18717,9 @@ class ValueSetExpansionParameter(_p.Complex, kw_only=True):
         v = self.valueCode
         if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
             raise _p.FormatError("ValueSetExpansionParameter.valueCode")
+        v = self.valueDateTime
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("ValueSetExpansionParameter.valueDateTime")
         v = self.valueUri
         if v is not _U and (' ' in v or not v.isprintable()):
             raise _p.FormatError("ValueSetExpansionParameter.valueUri")
@@ -17650,36 +18728,36 @@ class ValueSetExpansionParameter(_p.Complex, kw_only=True):
 
 
 class VerificationResult(_p.Resource, tag="VerificationResult", kw_only=True):
-    attestation: _T614 = _U
+    attestation: _T602 = _U
     contained: _T0 = _U
     extension: _T4 = _U
     failureAction: _T13 = _U
-    frequency: _T31 = _U
+    frequency: _T29 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     implicitRules: _T2 = _U
     implicitRules_ext: _T3 = _ms.field(default=_U, name="_implicitRules")
     language: _T2 = _U
     language_ext: _T3 = _ms.field(default=_U, name="_language")
-    lastPerformed: _T20 = _U
+    lastPerformed: _T2 = _U
     lastPerformed_ext: _T3 = _ms.field(default=_U, name="_lastPerformed")
     meta: _T7 = _U
     modifierExtension: _T4 = _U
     need: _T13 = _U
-    nextScheduled: _T17 = _U
+    nextScheduled: _T2 = _U
     nextScheduled_ext: _T3 = _ms.field(default=_U, name="_nextScheduled")
-    primarySource: _T615 = _U
+    primarySource: _T603 = _U
     status: _T10
     status_ext: _T3 = _ms.field(default=_U, name="_status")
-    statusDate: _T20 = _U
+    statusDate: _T2 = _U
     statusDate_ext: _T3 = _ms.field(default=_U, name="_statusDate")
     target: _T11 = _U
-    targetLocation: _T23 = _U
-    targetLocation_ext: _T24 = _ms.field(default=_U, name="_targetLocation")
+    targetLocation: _T21 = _U
+    targetLocation_ext: _T22 = _ms.field(default=_U, name="_targetLocation")
     text: _T12 = _U
-    validationProcess: _T19 = _U
+    validationProcess: _T18 = _U
     validationType: _T13 = _U
-    validator: _T616 = _U
+    validator: _T604 = _U
 
     def __post_init__(self) -> None:
         v = self.id
@@ -17691,14 +18769,23 @@ class VerificationResult(_p.Resource, tag="VerificationResult", kw_only=True):
         v = self.language
         if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
             raise _p.FormatError("VerificationResult.language")
+        v = self.lastPerformed
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("VerificationResult.lastPerformed")
+        v = self.nextScheduled
+        if v is not _U and (_p.date(v) is None):
+            raise _p.FormatError("VerificationResult.nextScheduled")
         v = self.status
         if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
             raise _p.FormatError("VerificationResult.status")
+        v = self.statusDate
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("VerificationResult.statusDate")
 
 
 class VerificationResultAttestation(_p.Complex, kw_only=True):
     communicationMethod: _T13 = _U
-    date: _T17 = _U
+    date: _T2 = _U
     date_ext: _T3 = _ms.field(default=_U, name="_date")
     extension: _T4 = _U
     id: _T2 = _U
@@ -17707,30 +18794,40 @@ class VerificationResultAttestation(_p.Complex, kw_only=True):
     onBehalfOf: _T8 = _U
     proxyIdentityCertificate: _T2 = _U
     proxyIdentityCertificate_ext: _T3 = _ms.field(default=_U, name="_proxyIdentityCertificate")
-    proxySignature: _T72 = _U
+    proxySignature: _T67 = _U
     sourceIdentityCertificate: _T2 = _U
     sourceIdentityCertificate_ext: _T3 = _ms.field(default=_U, name="_sourceIdentityCertificate")
-    sourceSignature: _T72 = _U
+    sourceSignature: _T67 = _U
     who: _T8 = _U
+
+    def __post_init__(self) -> None:
+        v = self.date
+        if v is not _U and (_p.date(v) is None):
+            raise _p.FormatError("VerificationResultAttestation.date")
 
 
 class VerificationResultPrimarySource(_p.Complex, kw_only=True):
     canPushUpdates: _T13 = _U
-    communicationMethod: _T19 = _U
+    communicationMethod: _T18 = _U
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     modifierExtension: _T4 = _U
-    pushTypeAvailable: _T19 = _U
-    type: _T19 = _U
-    validationDate: _T20 = _U
+    pushTypeAvailable: _T18 = _U
+    type: _T18 = _U
+    validationDate: _T2 = _U
     validationDate_ext: _T3 = _ms.field(default=_U, name="_validationDate")
     validationStatus: _T13 = _U
     who: _T8 = _U
 
+    def __post_init__(self) -> None:
+        v = self.validationDate
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("VerificationResultPrimarySource.validationDate")
+
 
 class VerificationResultValidator(_p.Complex, kw_only=True):
-    attestationSignature: _T72 = _U
+    attestationSignature: _T67 = _U
     extension: _T4 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
@@ -17742,9 +18839,9 @@ class VerificationResultValidator(_p.Complex, kw_only=True):
 
 class VisionPrescription(_p.Resource, tag="VisionPrescription", kw_only=True):
     contained: _T0 = _U
-    created: _T77
+    created: _T10
     created_ext: _T3 = _ms.field(default=_U, name="_created")
-    dateWritten: _T77
+    dateWritten: _T10
     dateWritten_ext: _T3 = _ms.field(default=_U, name="_dateWritten")
     encounter: _T8 = _U
     extension: _T4 = _U
@@ -17755,7 +18852,7 @@ class VisionPrescription(_p.Resource, tag="VisionPrescription", kw_only=True):
     implicitRules_ext: _T3 = _ms.field(default=_U, name="_implicitRules")
     language: _T2 = _U
     language_ext: _T3 = _ms.field(default=_U, name="_language")
-    lensSpecification: _T617
+    lensSpecification: _T605
     meta: _T7 = _U
     modifierExtension: _T4 = _U
     patient: _T14
@@ -17765,6 +18862,12 @@ class VisionPrescription(_p.Resource, tag="VisionPrescription", kw_only=True):
     text: _T12 = _U
 
     def __post_init__(self) -> None:
+        v = self.created
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("VisionPrescription.created")
+        v = self.dateWritten
+        if v is not _U and (_p.date_time(v) is None):
+            raise _p.FormatError("VisionPrescription.dateWritten")
         v = self.id
         if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
             raise _p.FormatError("VisionPrescription.id")
@@ -17780,33 +18883,33 @@ class VisionPrescription(_p.Resource, tag="VisionPrescription", kw_only=True):
 
 
 class VisionPrescriptionLensSpecification(_p.Complex, kw_only=True):
-    add: _T45 = _U
+    add: _T43 = _U
     add_ext: _T3 = _ms.field(default=_U, name="_add")
-    axis: _T67 = _U
+    axis: _T62 = _U
     axis_ext: _T3 = _ms.field(default=_U, name="_axis")
-    backCurve: _T45 = _U
+    backCurve: _T43 = _U
     backCurve_ext: _T3 = _ms.field(default=_U, name="_backCurve")
     brand: _T2 = _U
     brand_ext: _T3 = _ms.field(default=_U, name="_brand")
     color: _T2 = _U
     color_ext: _T3 = _ms.field(default=_U, name="_color")
-    cylinder: _T45 = _U
+    cylinder: _T43 = _U
     cylinder_ext: _T3 = _ms.field(default=_U, name="_cylinder")
-    diameter: _T45 = _U
+    diameter: _T43 = _U
     diameter_ext: _T3 = _ms.field(default=_U, name="_diameter")
-    duration: _T26 = _U
+    duration: _T24 = _U
     extension: _T4 = _U
     eye: _T10
     eye_ext: _T3 = _ms.field(default=_U, name="_eye")
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     modifierExtension: _T4 = _U
-    note: _T46 = _U
-    power: _T45 = _U
+    note: _T44 = _U
+    power: _T43 = _U
     power_ext: _T3 = _ms.field(default=_U, name="_power")
-    prism: _T618 = _U
-    product: _T36
-    sphere: _T45 = _U
+    prism: _T606 = _U
+    product: _T34
+    sphere: _T43 = _U
     sphere_ext: _T3 = _ms.field(default=_U, name="_sphere")
 
     def __post_init__(self) -> None:
@@ -17816,7 +18919,7 @@ class VisionPrescriptionLensSpecification(_p.Complex, kw_only=True):
 
 
 class VisionPrescriptionLensSpecificationPrism(_p.Complex, kw_only=True):
-    amount: _T384
+    amount: _T374
     amount_ext: _T3 = _ms.field(default=_U, name="_amount")
     base: _T10
     base_ext: _T3 = _ms.field(default=_U, name="_base")
@@ -17849,608 +18952,596 @@ _T13 = CodeableConcept | _ms.UnsetType
 _T14 = Reference
 _T15 = _p.PositiveInt | _ms.UnsetType
 _T16 = _p.Boolean | _ms.UnsetType
-_T17 = _p.Date | _ms.UnsetType
-_T18 = _t.Annotated[list[ContactDetail | None], _p.NonEmpty] | _ms.UnsetType
-_T19 = _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType
-_T20 = _p.DateTime | _ms.UnsetType
-_T21 = _t.Annotated[list[Dosage | None], _p.NonEmpty] | _ms.UnsetType
-_T22 = _t.Annotated[list[ActivityDefinitionDynamicValue | None], _p.NonEmpty] | _ms.UnsetType
-_T23 = _t.Annotated[list[_p.String | None], _p.NonEmpty] | _ms.UnsetType
-_T24 = list[Element | None] | Element | _ms.UnsetType
-_T25 = _t.Annotated[list[ActivityDefinitionParticipant | None], _p.NonEmpty] | _ms.UnsetType
-_T26 = Quantity | _ms.UnsetType
-_T27 = _t.Annotated[list[RelatedArtifact | None], _p.NonEmpty] | _ms.UnsetType
-_T28 = Age | _ms.UnsetType
-_T29 = Duration | _ms.UnsetType
-_T30 = Range | _ms.UnsetType
-_T31 = Timing | _ms.UnsetType
-_T32 = _t.Annotated[list[UsageContext | None], _p.NonEmpty] | _ms.UnsetType
-_T33 = Expression
-_T34 = _t.Annotated[list[AdministrableProductDefinitionProperty | None], _p.NonEmpty] | _ms.UnsetType
-_T35 = _t.Annotated[list[AdministrableProductDefinitionRouteOfAdministration | None], _p.NonEmpty]
-_T36 = CodeableConcept
-_T37 = Attachment | _ms.UnsetType
-_T38 = Ratio | _ms.UnsetType
-_T39 = _t.Annotated[list[AdministrableProductDefinitionRouteOfAdministrationTargetSpecies | None], _p.NonEmpty] | _ms.UnsetType
-_T40 = _t.Annotated[list[AdministrableProductDefinitionRouteOfAdministrationTargetSpeciesWithdrawalPeriod | None], _p.NonEmpty] | _ms.UnsetType
-_T41 = Quantity
-_T42 = Identifier | _ms.UnsetType
-_T43 = _t.Annotated[list[AdverseEventSuspectEntity | None], _p.NonEmpty] | _ms.UnsetType
-_T44 = _t.Annotated[list[AdverseEventSuspectEntityCausality | None], _p.NonEmpty] | _ms.UnsetType
-_T45 = _p.Decimal | _ms.UnsetType
-_T46 = _t.Annotated[list[Annotation | None], _p.NonEmpty] | _ms.UnsetType
-_T47 = _t.Annotated[list[AllergyIntoleranceReaction | None], _p.NonEmpty] | _ms.UnsetType
-_T48 = _t.Annotated[list[CodeableConcept | None], _p.NonEmpty]
-_T49 = _p.Instant | _ms.UnsetType
-_T50 = _t.Annotated[list[AppointmentParticipant | None], _p.NonEmpty]
-_T51 = _p.UnsignedInt | _ms.UnsetType
-_T52 = _t.Annotated[list[Period | None], _p.NonEmpty] | _ms.UnsetType
-_T53 = _p.Base64Binary | _ms.UnsetType
-_T54 = _t.Annotated[list[AuditEventAgent | None], _p.NonEmpty]
-_T55 = _t.Annotated[list[AuditEventEntity | None], _p.NonEmpty] | _ms.UnsetType
-_T56 = _p.Instant
-_T57 = AuditEventSource
-_T58 = _t.Annotated[list[Coding | None], _p.NonEmpty] | _ms.UnsetType
-_T59 = Coding
-_T60 = Coding | _ms.UnsetType
-_T61 = AuditEventAgentNetwork | _ms.UnsetType
-_T62 = _p.Boolean
-_T63 = _t.Annotated[list[AuditEventEntityDetail | None], _p.NonEmpty] | _ms.UnsetType
-_T64 = BiologicallyDerivedProductCollection | _ms.UnsetType
-_T65 = BiologicallyDerivedProductManipulation | _ms.UnsetType
-_T66 = _t.Annotated[list[BiologicallyDerivedProductProcessing | None], _p.NonEmpty] | _ms.UnsetType
-_T67 = _p.Integer | _ms.UnsetType
-_T68 = _t.Annotated[list[BiologicallyDerivedProductStorage | None], _p.NonEmpty] | _ms.UnsetType
-_T69 = _t.Annotated[list[Attachment | None], _p.NonEmpty] | _ms.UnsetType
-_T70 = _t.Annotated[list[BundleEntry | None], _p.NonEmpty] | _ms.UnsetType
-_T71 = _t.Annotated[list[BundleLink | None], _p.NonEmpty] | _ms.UnsetType
-_T72 = Signature | _ms.UnsetType
-_T73 = BundleEntryRequest | _ms.UnsetType
-_T74 = AnyResource | _ms.UnsetType
-_T75 = BundleEntryResponse | _ms.UnsetType
-_T76 = BundleEntrySearch | _ms.UnsetType
-_T77 = _p.DateTime
-_T78 = _t.Annotated[list[CapabilityStatementDocument | None], _p.NonEmpty] | _ms.UnsetType
-_T79 = _t.Annotated[list[_p.String | None], _p.NonEmpty]
-_T80 = CapabilityStatementImplementation | _ms.UnsetType
-_T81 = _t.Annotated[list[CapabilityStatementMessaging | None], _p.NonEmpty] | _ms.UnsetType
-_T82 = _t.Annotated[list[CapabilityStatementRest | None], _p.NonEmpty] | _ms.UnsetType
-_T83 = CapabilityStatementSoftware | _ms.UnsetType
-_T84 = _t.Annotated[list[CapabilityStatementMessagingEndpoint | None], _p.NonEmpty] | _ms.UnsetType
-_T85 = _t.Annotated[list[CapabilityStatementMessagingSupportedMessage | None], _p.NonEmpty] | _ms.UnsetType
-_T86 = _t.Annotated[list[CapabilityStatementRestInteraction | None], _p.NonEmpty] | _ms.UnsetType
-_T87 = _t.Annotated[list[CapabilityStatementRestResourceOperation | None], _p.NonEmpty] | _ms.UnsetType
-_T88 = _t.Annotated[list[CapabilityStatementRestResource | None], _p.NonEmpty] | _ms.UnsetType
-_T89 = _t.Annotated[list[CapabilityStatementRestResourceSearchParam | None], _p.NonEmpty] | _ms.UnsetType
-_T90 = CapabilityStatementRestSecurity | _ms.UnsetType
-_T91 = _t.Annotated[list[CapabilityStatementRestResourceInteraction | None], _p.NonEmpty] | _ms.UnsetType
-_T92 = _t.Annotated[list[CarePlanActivity | None], _p.NonEmpty] | _ms.UnsetType
-_T93 = CarePlanActivityDetail | _ms.UnsetType
-_T94 = _t.Annotated[list[CareTeamParticipant | None], _p.NonEmpty] | _ms.UnsetType
-_T95 = _t.Annotated[list[ContactPoint | None], _p.NonEmpty] | _ms.UnsetType
-_T96 = _t.Annotated[list[CatalogEntryRelatedEntry | None], _p.NonEmpty] | _ms.UnsetType
-_T97 = _t.Annotated[list[ChargeItemPerformer | None], _p.NonEmpty] | _ms.UnsetType
-_T98 = Money | _ms.UnsetType
-_T99 = _t.Annotated[list[ChargeItemDefinitionApplicability | None], _p.NonEmpty] | _ms.UnsetType
-_T100 = _t.Annotated[list[ChargeItemDefinitionPropertyGroup | None], _p.NonEmpty] | _ms.UnsetType
-_T101 = _t.Annotated[list[ChargeItemDefinitionPropertyGroupPriceComponent | None], _p.NonEmpty] | _ms.UnsetType
-_T102 = CitationCitedArtifact | _ms.UnsetType
-_T103 = _t.Annotated[list[CitationClassification | None], _p.NonEmpty] | _ms.UnsetType
-_T104 = _t.Annotated[list[CitationRelatesTo | None], _p.NonEmpty] | _ms.UnsetType
-_T105 = _t.Annotated[list[CitationStatusDate | None], _p.NonEmpty] | _ms.UnsetType
-_T106 = _t.Annotated[list[CitationSummary | None], _p.NonEmpty] | _ms.UnsetType
-_T107 = _t.Annotated[list[CitationCitedArtifactAbstract | None], _p.NonEmpty] | _ms.UnsetType
-_T108 = _t.Annotated[list[CitationCitedArtifactClassification | None], _p.NonEmpty] | _ms.UnsetType
-_T109 = CitationCitedArtifactContributorship | _ms.UnsetType
-_T110 = CitationCitedArtifactPart | _ms.UnsetType
-_T111 = _t.Annotated[list[CitationCitedArtifactPublicationForm | None], _p.NonEmpty] | _ms.UnsetType
-_T112 = _t.Annotated[list[CitationCitedArtifactRelatesTo | None], _p.NonEmpty] | _ms.UnsetType
-_T113 = _t.Annotated[list[CitationCitedArtifactStatusDate | None], _p.NonEmpty] | _ms.UnsetType
-_T114 = _t.Annotated[list[CitationCitedArtifactTitle | None], _p.NonEmpty] | _ms.UnsetType
-_T115 = CitationCitedArtifactVersion | _ms.UnsetType
-_T116 = _t.Annotated[list[CitationCitedArtifactWebLocation | None], _p.NonEmpty] | _ms.UnsetType
-_T117 = CitationCitedArtifactClassificationWhoClassified | _ms.UnsetType
-_T118 = _t.Annotated[list[CitationCitedArtifactContributorshipEntry | None], _p.NonEmpty] | _ms.UnsetType
-_T119 = _t.Annotated[list[CitationCitedArtifactContributorshipSummary | None], _p.NonEmpty] | _ms.UnsetType
-_T120 = _t.Annotated[list[Address | None], _p.NonEmpty] | _ms.UnsetType
-_T121 = _t.Annotated[list[CitationCitedArtifactContributorshipEntryAffiliationInfo | None], _p.NonEmpty] | _ms.UnsetType
-_T122 = _t.Annotated[list[CitationCitedArtifactContributorshipEntryContributionInstance | None], _p.NonEmpty] | _ms.UnsetType
-_T123 = HumanName | _ms.UnsetType
-_T124 = CitationCitedArtifactPublicationFormPeriodicRelease | _ms.UnsetType
-_T125 = CitationCitedArtifactPublicationFormPublishedIn | _ms.UnsetType
-_T126 = CitationCitedArtifactPublicationFormPeriodicReleaseDateOfPublication | _ms.UnsetType
-_T127 = Period
-_T128 = ClaimAccident | _ms.UnsetType
-_T129 = _t.Annotated[list[ClaimCareTeam | None], _p.NonEmpty] | _ms.UnsetType
-_T130 = _t.Annotated[list[ClaimDiagnosis | None], _p.NonEmpty] | _ms.UnsetType
-_T131 = _t.Annotated[list[ClaimInsurance | None], _p.NonEmpty]
-_T132 = _t.Annotated[list[ClaimItem | None], _p.NonEmpty] | _ms.UnsetType
-_T133 = ClaimPayee | _ms.UnsetType
-_T134 = _t.Annotated[list[ClaimProcedure | None], _p.NonEmpty] | _ms.UnsetType
-_T135 = _t.Annotated[list[ClaimRelated | None], _p.NonEmpty] | _ms.UnsetType
-_T136 = _t.Annotated[list[ClaimSupportingInfo | None], _p.NonEmpty] | _ms.UnsetType
-_T137 = _p.Date
-_T138 = Address | _ms.UnsetType
-_T139 = _p.PositiveInt
-_T140 = _t.Annotated[list[_p.PositiveInt | None], _p.NonEmpty] | _ms.UnsetType
-_T141 = _t.Annotated[list[ClaimItemDetail | None], _p.NonEmpty] | _ms.UnsetType
-_T142 = _t.Annotated[list[ClaimItemDetailSubDetail | None], _p.NonEmpty] | _ms.UnsetType
-_T143 = _t.Annotated[list[ClaimResponseAddItem | None], _p.NonEmpty] | _ms.UnsetType
-_T144 = _t.Annotated[list[ClaimResponseItemAdjudication | None], _p.NonEmpty] | _ms.UnsetType
-_T145 = _t.Annotated[list[ClaimResponseError | None], _p.NonEmpty] | _ms.UnsetType
-_T146 = _t.Annotated[list[ClaimResponseInsurance | None], _p.NonEmpty] | _ms.UnsetType
-_T147 = _t.Annotated[list[ClaimResponseItem | None], _p.NonEmpty] | _ms.UnsetType
-_T148 = ClaimResponsePayment | _ms.UnsetType
-_T149 = _t.Annotated[list[ClaimResponseProcessNote | None], _p.NonEmpty] | _ms.UnsetType
-_T150 = _t.Annotated[list[ClaimResponseTotal | None], _p.NonEmpty] | _ms.UnsetType
-_T151 = _t.Annotated[list[ClaimResponseItemAdjudication | None], _p.NonEmpty]
-_T152 = _t.Annotated[list[ClaimResponseAddItemDetail | None], _p.NonEmpty] | _ms.UnsetType
-_T153 = _t.Annotated[list[ClaimResponseAddItemDetailSubDetail | None], _p.NonEmpty] | _ms.UnsetType
-_T154 = _t.Annotated[list[ClaimResponseItemDetail | None], _p.NonEmpty] | _ms.UnsetType
-_T155 = _t.Annotated[list[ClaimResponseItemDetailSubDetail | None], _p.NonEmpty] | _ms.UnsetType
-_T156 = Money
-_T157 = _t.Annotated[list[ClinicalImpressionFinding | None], _p.NonEmpty] | _ms.UnsetType
-_T158 = _t.Annotated[list[ClinicalImpressionInvestigation | None], _p.NonEmpty] | _ms.UnsetType
-_T159 = ClinicalUseDefinitionContraindication | _ms.UnsetType
-_T160 = ClinicalUseDefinitionIndication | _ms.UnsetType
-_T161 = ClinicalUseDefinitionInteraction | _ms.UnsetType
-_T162 = ClinicalUseDefinitionUndesirableEffect | _ms.UnsetType
-_T163 = ClinicalUseDefinitionWarning | _ms.UnsetType
-_T164 = _t.Annotated[list[CodeableReference | None], _p.NonEmpty] | _ms.UnsetType
-_T165 = CodeableReference | _ms.UnsetType
-_T166 = _t.Annotated[list[ClinicalUseDefinitionContraindicationOtherTherapy | None], _p.NonEmpty] | _ms.UnsetType
-_T167 = CodeableReference
-_T168 = _t.Annotated[list[ClinicalUseDefinitionInteractionInteractant | None], _p.NonEmpty] | _ms.UnsetType
-_T169 = _t.Annotated[list[CodeSystemConcept | None], _p.NonEmpty] | _ms.UnsetType
-_T170 = _t.Annotated[list[CodeSystemFilter | None], _p.NonEmpty] | _ms.UnsetType
-_T171 = _t.Annotated[list[CodeSystemProperty | None], _p.NonEmpty] | _ms.UnsetType
-_T172 = _t.Annotated[list[CodeSystemConceptDesignation | None], _p.NonEmpty] | _ms.UnsetType
-_T173 = _t.Annotated[list[CodeSystemConceptProperty | None], _p.NonEmpty] | _ms.UnsetType
-_T174 = _t.Annotated[list[CommunicationPayload | None], _p.NonEmpty] | _ms.UnsetType
-_T175 = _t.Annotated[list[CommunicationRequestPayload | None], _p.NonEmpty] | _ms.UnsetType
-_T176 = _t.Annotated[list[CompartmentDefinitionResource | None], _p.NonEmpty] | _ms.UnsetType
-_T177 = _t.Annotated[list[CompositionAttester | None], _p.NonEmpty] | _ms.UnsetType
-_T178 = _t.Annotated[list[Reference | None], _p.NonEmpty]
-_T179 = _t.Annotated[list[CompositionEvent | None], _p.NonEmpty] | _ms.UnsetType
-_T180 = _t.Annotated[list[CompositionRelatesTo | None], _p.NonEmpty] | _ms.UnsetType
-_T181 = _t.Annotated[list[CompositionSection | None], _p.NonEmpty] | _ms.UnsetType
-_T182 = _t.Annotated[list[ConceptMapGroup | None], _p.NonEmpty] | _ms.UnsetType
-_T183 = _t.Annotated[list[ConceptMapGroupElement | None], _p.NonEmpty]
-_T184 = ConceptMapGroupUnmapped | _ms.UnsetType
-_T185 = _t.Annotated[list[ConceptMapGroupElementTarget | None], _p.NonEmpty] | _ms.UnsetType
-_T186 = _t.Annotated[list[ConceptMapGroupElementTargetDependsOn | None], _p.NonEmpty] | _ms.UnsetType
-_T187 = _t.Annotated[list[ConditionEvidence | None], _p.NonEmpty] | _ms.UnsetType
-_T188 = _t.Annotated[list[ConditionStage | None], _p.NonEmpty] | _ms.UnsetType
-_T189 = _t.Annotated[list[ConsentPolicy | None], _p.NonEmpty] | _ms.UnsetType
-_T190 = ConsentProvision | _ms.UnsetType
-_T191 = _t.Annotated[list[ConsentVerification | None], _p.NonEmpty] | _ms.UnsetType
-_T192 = _t.Annotated[list[ConsentProvisionActor | None], _p.NonEmpty] | _ms.UnsetType
-_T193 = _t.Annotated[list[ConsentProvisionData | None], _p.NonEmpty] | _ms.UnsetType
-_T194 = _t.Annotated[list[ConsentProvision | None], _p.NonEmpty] | _ms.UnsetType
-_T195 = ContractContentDefinition | _ms.UnsetType
-_T196 = _t.Annotated[list[ContractFriendly | None], _p.NonEmpty] | _ms.UnsetType
-_T197 = _t.Annotated[list[ContractLegal | None], _p.NonEmpty] | _ms.UnsetType
-_T198 = _t.Annotated[list[ContractRule | None], _p.NonEmpty] | _ms.UnsetType
-_T199 = _t.Annotated[list[ContractSigner | None], _p.NonEmpty] | _ms.UnsetType
-_T200 = _t.Annotated[list[ContractTerm | None], _p.NonEmpty] | _ms.UnsetType
-_T201 = _t.Annotated[list[Signature | None], _p.NonEmpty]
-_T202 = _t.Annotated[list[ContractTermAction | None], _p.NonEmpty] | _ms.UnsetType
-_T203 = _t.Annotated[list[ContractTermAsset | None], _p.NonEmpty] | _ms.UnsetType
-_T204 = ContractTermOffer
-_T205 = _t.Annotated[list[ContractTermSecurityLabel | None], _p.NonEmpty] | _ms.UnsetType
-_T206 = _t.Annotated[list[_p.UnsignedInt | None], _p.NonEmpty] | _ms.UnsetType
-_T207 = _t.Annotated[list[ContractTermActionSubject | None], _p.NonEmpty] | _ms.UnsetType
-_T208 = _t.Annotated[list[ContractTermOfferAnswer | None], _p.NonEmpty] | _ms.UnsetType
-_T209 = _t.Annotated[list[ContractTermAssetContext | None], _p.NonEmpty] | _ms.UnsetType
-_T210 = _t.Annotated[list[ContractTermAssetValuedItem | None], _p.NonEmpty] | _ms.UnsetType
-_T211 = _t.Annotated[list[ContractTermOfferParty | None], _p.NonEmpty] | _ms.UnsetType
-_T212 = _p.Time | _ms.UnsetType
-_T213 = _t.Annotated[list[CoverageClass | None], _p.NonEmpty] | _ms.UnsetType
-_T214 = _t.Annotated[list[CoverageCostToBeneficiary | None], _p.NonEmpty] | _ms.UnsetType
-_T215 = _t.Annotated[list[CoverageCostToBeneficiaryException | None], _p.NonEmpty] | _ms.UnsetType
-_T216 = _t.Annotated[list[CoverageEligibilityRequestInsurance | None], _p.NonEmpty] | _ms.UnsetType
-_T217 = _t.Annotated[list[CoverageEligibilityRequestItem | None], _p.NonEmpty] | _ms.UnsetType
-_T218 = _t.Annotated[list[CoverageEligibilityRequestSupportingInfo | None], _p.NonEmpty] | _ms.UnsetType
-_T219 = _t.Annotated[list[CoverageEligibilityRequestItemDiagnosis | None], _p.NonEmpty] | _ms.UnsetType
-_T220 = _t.Annotated[list[CoverageEligibilityResponseError | None], _p.NonEmpty] | _ms.UnsetType
-_T221 = _t.Annotated[list[CoverageEligibilityResponseInsurance | None], _p.NonEmpty] | _ms.UnsetType
-_T222 = _t.Annotated[list[CoverageEligibilityResponseInsuranceItem | None], _p.NonEmpty] | _ms.UnsetType
-_T223 = _t.Annotated[list[CoverageEligibilityResponseInsuranceItemBenefit | None], _p.NonEmpty] | _ms.UnsetType
-_T224 = _t.Annotated[list[DataRequirementCodeFilter | None], _p.NonEmpty] | _ms.UnsetType
-_T225 = _t.Annotated[list[DataRequirementDateFilter | None], _p.NonEmpty] | _ms.UnsetType
-_T226 = _t.Annotated[list[DataRequirementSort | None], _p.NonEmpty] | _ms.UnsetType
-_T227 = _t.Annotated[list[DetectedIssueEvidence | None], _p.NonEmpty] | _ms.UnsetType
-_T228 = _t.Annotated[list[DetectedIssueMitigation | None], _p.NonEmpty] | _ms.UnsetType
-_T229 = _t.Annotated[list[DeviceDeviceName | None], _p.NonEmpty] | _ms.UnsetType
-_T230 = _t.Annotated[list[DeviceProperty | None], _p.NonEmpty] | _ms.UnsetType
-_T231 = _t.Annotated[list[DeviceSpecialization | None], _p.NonEmpty] | _ms.UnsetType
-_T232 = _t.Annotated[list[DeviceUdiCarrier | None], _p.NonEmpty] | _ms.UnsetType
-_T233 = _t.Annotated[list[DeviceVersion | None], _p.NonEmpty] | _ms.UnsetType
-_T234 = _t.Annotated[list[DeviceDefinitionCapability | None], _p.NonEmpty] | _ms.UnsetType
-_T235 = _t.Annotated[list[DeviceDefinitionDeviceName | None], _p.NonEmpty] | _ms.UnsetType
-_T236 = _t.Annotated[list[DeviceDefinitionMaterial | None], _p.NonEmpty] | _ms.UnsetType
-_T237 = ProdCharacteristic | _ms.UnsetType
-_T238 = _t.Annotated[list[DeviceDefinitionProperty | None], _p.NonEmpty] | _ms.UnsetType
-_T239 = _t.Annotated[list[ProductShelfLife | None], _p.NonEmpty] | _ms.UnsetType
-_T240 = _t.Annotated[list[DeviceDefinitionSpecialization | None], _p.NonEmpty] | _ms.UnsetType
-_T241 = _t.Annotated[list[DeviceDefinitionUdiDeviceIdentifier | None], _p.NonEmpty] | _ms.UnsetType
-_T242 = _t.Annotated[list[Quantity | None], _p.NonEmpty] | _ms.UnsetType
-_T243 = _t.Annotated[list[DeviceMetricCalibration | None], _p.NonEmpty] | _ms.UnsetType
-_T244 = _t.Annotated[list[DeviceRequestParameter | None], _p.NonEmpty] | _ms.UnsetType
-_T245 = _t.Annotated[list[DiagnosticReportMedia | None], _p.NonEmpty] | _ms.UnsetType
-_T246 = _t.Annotated[list[DocumentManifestRelated | None], _p.NonEmpty] | _ms.UnsetType
-_T247 = _t.Annotated[list[DocumentReferenceContent | None], _p.NonEmpty]
-_T248 = DocumentReferenceContext | _ms.UnsetType
-_T249 = _t.Annotated[list[DocumentReferenceRelatesTo | None], _p.NonEmpty] | _ms.UnsetType
-_T250 = Attachment
-_T251 = _t.Annotated[list[DosageDoseAndRate | None], _p.NonEmpty] | _ms.UnsetType
-_T252 = ElementDefinitionBase | _ms.UnsetType
-_T253 = ElementDefinitionBinding | _ms.UnsetType
-_T254 = _t.Annotated[list[ElementDefinitionConstraint | None], _p.NonEmpty] | _ms.UnsetType
-_T255 = Annotation | _ms.UnsetType
-_T256 = ContactDetail | _ms.UnsetType
-_T257 = ContactPoint | _ms.UnsetType
-_T258 = Contributor | _ms.UnsetType
-_T259 = Count | _ms.UnsetType
-_T260 = DataRequirement | _ms.UnsetType
-_T261 = Distance | _ms.UnsetType
-_T262 = Dosage | _ms.UnsetType
-_T263 = Expression | _ms.UnsetType
-_T264 = _p.Oid | _ms.UnsetType
-_T265 = ParameterDefinition | _ms.UnsetType
-_T266 = RatioRange | _ms.UnsetType
-_T267 = RelatedArtifact | _ms.UnsetType
-_T268 = SampledData | _ms.UnsetType
-_T269 = TriggerDefinition | _ms.UnsetType
-_T270 = UsageContext | _ms.UnsetType
-_T271 = _p.Uuid | _ms.UnsetType
-_T272 = _t.Annotated[list[ElementDefinitionExample | None], _p.NonEmpty] | _ms.UnsetType
-_T273 = _t.Annotated[list[ElementDefinitionMapping | None], _p.NonEmpty] | _ms.UnsetType
-_T274 = ElementDefinitionSlicing | _ms.UnsetType
-_T275 = _t.Annotated[list[ElementDefinitionType | None], _p.NonEmpty] | _ms.UnsetType
-_T276 = _p.UnsignedInt
-_T277 = _t.Annotated[list[ElementDefinitionSlicingDiscriminator | None], _p.NonEmpty] | _ms.UnsetType
-_T278 = _t.Annotated[list[EncounterClassHistory | None], _p.NonEmpty] | _ms.UnsetType
-_T279 = _t.Annotated[list[EncounterDiagnosis | None], _p.NonEmpty] | _ms.UnsetType
-_T280 = EncounterHospitalization | _ms.UnsetType
-_T281 = _t.Annotated[list[EncounterLocation | None], _p.NonEmpty] | _ms.UnsetType
-_T282 = _t.Annotated[list[EncounterParticipant | None], _p.NonEmpty] | _ms.UnsetType
-_T283 = _t.Annotated[list[EncounterStatusHistory | None], _p.NonEmpty] | _ms.UnsetType
-_T284 = _t.Annotated[list[EpisodeOfCareDiagnosis | None], _p.NonEmpty] | _ms.UnsetType
-_T285 = _t.Annotated[list[EpisodeOfCareStatusHistory | None], _p.NonEmpty] | _ms.UnsetType
-_T286 = _t.Annotated[list[TriggerDefinition | None], _p.NonEmpty]
-_T287 = _t.Annotated[list[EvidenceCertainty | None], _p.NonEmpty] | _ms.UnsetType
-_T288 = _t.Annotated[list[EvidenceStatistic | None], _p.NonEmpty] | _ms.UnsetType
-_T289 = _t.Annotated[list[EvidenceVariableDefinition | None], _p.NonEmpty]
-_T290 = _t.Annotated[list[EvidenceReportRelatesTo | None], _p.NonEmpty] | _ms.UnsetType
-_T291 = _t.Annotated[list[EvidenceReportSection | None], _p.NonEmpty] | _ms.UnsetType
-_T292 = EvidenceReportSubject
-_T293 = _t.Annotated[list[EvidenceReportSubjectCharacteristic | None], _p.NonEmpty] | _ms.UnsetType
-_T294 = _t.Annotated[list[EvidenceStatisticAttributeEstimate | None], _p.NonEmpty] | _ms.UnsetType
-_T295 = _t.Annotated[list[EvidenceStatisticModelCharacteristic | None], _p.NonEmpty] | _ms.UnsetType
-_T296 = EvidenceStatisticSampleSize | _ms.UnsetType
-_T297 = _t.Annotated[list[EvidenceStatisticModelCharacteristicVariable | None], _p.NonEmpty] | _ms.UnsetType
-_T298 = _t.Annotated[list[Range | None], _p.NonEmpty] | _ms.UnsetType
-_T299 = _t.Annotated[list[EvidenceVariableCategory | None], _p.NonEmpty] | _ms.UnsetType
-_T300 = _t.Annotated[list[EvidenceVariableCharacteristic | None], _p.NonEmpty] | _ms.UnsetType
-_T301 = EvidenceVariableCharacteristicTimeFromStart | _ms.UnsetType
-_T302 = _t.Annotated[list[ExampleScenarioActor | None], _p.NonEmpty] | _ms.UnsetType
-_T303 = _t.Annotated[list[ExampleScenarioInstance | None], _p.NonEmpty] | _ms.UnsetType
-_T304 = _t.Annotated[list[ExampleScenarioProcess | None], _p.NonEmpty] | _ms.UnsetType
-_T305 = _t.Annotated[list[ExampleScenarioInstanceContainedInstance | None], _p.NonEmpty] | _ms.UnsetType
-_T306 = _t.Annotated[list[ExampleScenarioInstanceVersion | None], _p.NonEmpty] | _ms.UnsetType
-_T307 = _t.Annotated[list[ExampleScenarioProcessStep | None], _p.NonEmpty] | _ms.UnsetType
-_T308 = _t.Annotated[list[ExampleScenarioProcessStepAlternative | None], _p.NonEmpty] | _ms.UnsetType
-_T309 = ExampleScenarioProcessStepOperation | _ms.UnsetType
-_T310 = ExampleScenarioInstanceContainedInstance | _ms.UnsetType
-_T311 = ExplanationOfBenefitAccident | _ms.UnsetType
-_T312 = _t.Annotated[list[ExplanationOfBenefitAddItem | None], _p.NonEmpty] | _ms.UnsetType
-_T313 = _t.Annotated[list[ExplanationOfBenefitItemAdjudication | None], _p.NonEmpty] | _ms.UnsetType
-_T314 = _t.Annotated[list[ExplanationOfBenefitBenefitBalance | None], _p.NonEmpty] | _ms.UnsetType
-_T315 = _t.Annotated[list[ExplanationOfBenefitCareTeam | None], _p.NonEmpty] | _ms.UnsetType
-_T316 = _t.Annotated[list[ExplanationOfBenefitDiagnosis | None], _p.NonEmpty] | _ms.UnsetType
-_T317 = _t.Annotated[list[ExplanationOfBenefitInsurance | None], _p.NonEmpty]
-_T318 = _t.Annotated[list[ExplanationOfBenefitItem | None], _p.NonEmpty] | _ms.UnsetType
-_T319 = ExplanationOfBenefitPayee | _ms.UnsetType
-_T320 = ExplanationOfBenefitPayment | _ms.UnsetType
-_T321 = _t.Annotated[list[ExplanationOfBenefitProcedure | None], _p.NonEmpty] | _ms.UnsetType
-_T322 = _t.Annotated[list[ExplanationOfBenefitProcessNote | None], _p.NonEmpty] | _ms.UnsetType
-_T323 = _t.Annotated[list[ExplanationOfBenefitRelated | None], _p.NonEmpty] | _ms.UnsetType
-_T324 = _t.Annotated[list[ExplanationOfBenefitSupportingInfo | None], _p.NonEmpty] | _ms.UnsetType
-_T325 = _t.Annotated[list[ExplanationOfBenefitTotal | None], _p.NonEmpty] | _ms.UnsetType
-_T326 = _t.Annotated[list[ExplanationOfBenefitAddItemDetail | None], _p.NonEmpty] | _ms.UnsetType
-_T327 = _t.Annotated[list[ExplanationOfBenefitAddItemDetailSubDetail | None], _p.NonEmpty] | _ms.UnsetType
-_T328 = _t.Annotated[list[ExplanationOfBenefitBenefitBalanceFinancial | None], _p.NonEmpty] | _ms.UnsetType
-_T329 = _t.Annotated[list[ExplanationOfBenefitItemDetail | None], _p.NonEmpty] | _ms.UnsetType
-_T330 = _t.Annotated[list[ExplanationOfBenefitItemDetailSubDetail | None], _p.NonEmpty] | _ms.UnsetType
-_T331 = _t.Annotated[list[FamilyMemberHistoryCondition | None], _p.NonEmpty] | _ms.UnsetType
-_T332 = _t.Annotated[list[GoalTarget | None], _p.NonEmpty] | _ms.UnsetType
-_T333 = _t.Annotated[list[GraphDefinitionLink | None], _p.NonEmpty] | _ms.UnsetType
-_T334 = _t.Annotated[list[GraphDefinitionLinkTarget | None], _p.NonEmpty] | _ms.UnsetType
-_T335 = _t.Annotated[list[GraphDefinitionLinkTargetCompartment | None], _p.NonEmpty] | _ms.UnsetType
-_T336 = _t.Annotated[list[GroupCharacteristic | None], _p.NonEmpty] | _ms.UnsetType
-_T337 = _t.Annotated[list[GroupMember | None], _p.NonEmpty] | _ms.UnsetType
-_T338 = _t.Annotated[list[DataRequirement | None], _p.NonEmpty] | _ms.UnsetType
-_T339 = _t.Annotated[list[HealthcareServiceAvailableTime | None], _p.NonEmpty] | _ms.UnsetType
-_T340 = _t.Annotated[list[HealthcareServiceEligibility | None], _p.NonEmpty] | _ms.UnsetType
-_T341 = _t.Annotated[list[HealthcareServiceNotAvailable | None], _p.NonEmpty] | _ms.UnsetType
-_T342 = _t.Annotated[list[ImagingStudySeries | None], _p.NonEmpty] | _ms.UnsetType
-_T343 = _t.Annotated[list[ImagingStudySeriesInstance | None], _p.NonEmpty] | _ms.UnsetType
-_T344 = _t.Annotated[list[ImagingStudySeriesPerformer | None], _p.NonEmpty] | _ms.UnsetType
-_T345 = _t.Annotated[list[ImmunizationEducation | None], _p.NonEmpty] | _ms.UnsetType
-_T346 = _t.Annotated[list[ImmunizationPerformer | None], _p.NonEmpty] | _ms.UnsetType
-_T347 = _t.Annotated[list[ImmunizationProtocolApplied | None], _p.NonEmpty] | _ms.UnsetType
-_T348 = _t.Annotated[list[ImmunizationReaction | None], _p.NonEmpty] | _ms.UnsetType
-_T349 = _t.Annotated[list[ImmunizationRecommendationRecommendation | None], _p.NonEmpty]
-_T350 = _t.Annotated[list[ImmunizationRecommendationRecommendationDateCriterion | None], _p.NonEmpty] | _ms.UnsetType
-_T351 = ImplementationGuideDefinition | _ms.UnsetType
-_T352 = _t.Annotated[list[ImplementationGuideDependsOn | None], _p.NonEmpty] | _ms.UnsetType
-_T353 = _t.Annotated[list[ImplementationGuideGlobal | None], _p.NonEmpty] | _ms.UnsetType
-_T354 = ImplementationGuideManifest | _ms.UnsetType
-_T355 = _t.Annotated[list[ImplementationGuideDefinitionGrouping | None], _p.NonEmpty] | _ms.UnsetType
-_T356 = ImplementationGuideDefinitionPage | _ms.UnsetType
-_T357 = _t.Annotated[list[ImplementationGuideDefinitionParameter | None], _p.NonEmpty] | _ms.UnsetType
-_T358 = _t.Annotated[list[ImplementationGuideDefinitionResource | None], _p.NonEmpty]
-_T359 = _t.Annotated[list[ImplementationGuideDefinitionTemplate | None], _p.NonEmpty] | _ms.UnsetType
-_T360 = _t.Annotated[list[ImplementationGuideDefinitionPage | None], _p.NonEmpty] | _ms.UnsetType
-_T361 = _t.Annotated[list[ImplementationGuideManifestPage | None], _p.NonEmpty] | _ms.UnsetType
-_T362 = _t.Annotated[list[ImplementationGuideManifestResource | None], _p.NonEmpty]
-_T363 = _t.Annotated[list[IngredientManufacturer | None], _p.NonEmpty] | _ms.UnsetType
-_T364 = IngredientSubstance
-_T365 = _t.Annotated[list[IngredientSubstanceStrength | None], _p.NonEmpty] | _ms.UnsetType
-_T366 = _t.Annotated[list[IngredientSubstanceStrengthReferenceStrength | None], _p.NonEmpty] | _ms.UnsetType
-_T367 = _t.Annotated[list[InsurancePlanContact | None], _p.NonEmpty] | _ms.UnsetType
-_T368 = _t.Annotated[list[InsurancePlanCoverage | None], _p.NonEmpty] | _ms.UnsetType
-_T369 = _t.Annotated[list[InsurancePlanPlan | None], _p.NonEmpty] | _ms.UnsetType
-_T370 = _t.Annotated[list[InsurancePlanCoverageBenefit | None], _p.NonEmpty]
-_T371 = _t.Annotated[list[InsurancePlanCoverageBenefitLimit | None], _p.NonEmpty] | _ms.UnsetType
-_T372 = _t.Annotated[list[InsurancePlanPlanGeneralCost | None], _p.NonEmpty] | _ms.UnsetType
-_T373 = _t.Annotated[list[InsurancePlanPlanSpecificCost | None], _p.NonEmpty] | _ms.UnsetType
-_T374 = _t.Annotated[list[InsurancePlanPlanSpecificCostBenefit | None], _p.NonEmpty] | _ms.UnsetType
-_T375 = _t.Annotated[list[InsurancePlanPlanSpecificCostBenefitCost | None], _p.NonEmpty] | _ms.UnsetType
-_T376 = _t.Annotated[list[InvoiceLineItem | None], _p.NonEmpty] | _ms.UnsetType
-_T377 = _t.Annotated[list[InvoiceParticipant | None], _p.NonEmpty] | _ms.UnsetType
-_T378 = _t.Annotated[list[InvoiceLineItemPriceComponent | None], _p.NonEmpty] | _ms.UnsetType
-_T379 = _t.Annotated[list[ParameterDefinition | None], _p.NonEmpty] | _ms.UnsetType
-_T380 = _t.Annotated[list[LinkageItem | None], _p.NonEmpty]
-_T381 = _t.Annotated[list[ListEntry | None], _p.NonEmpty] | _ms.UnsetType
-_T382 = _t.Annotated[list[LocationHoursOfOperation | None], _p.NonEmpty] | _ms.UnsetType
-_T383 = LocationPosition | _ms.UnsetType
-_T384 = _p.Decimal
-_T385 = _t.Annotated[list[ManufacturedItemDefinitionProperty | None], _p.NonEmpty] | _ms.UnsetType
-_T386 = _t.Annotated[list[MeasureGroup | None], _p.NonEmpty] | _ms.UnsetType
-_T387 = _t.Annotated[list[MeasureSupplementalData | None], _p.NonEmpty] | _ms.UnsetType
-_T388 = _t.Annotated[list[MeasureGroupPopulation | None], _p.NonEmpty] | _ms.UnsetType
-_T389 = _t.Annotated[list[MeasureGroupStratifier | None], _p.NonEmpty] | _ms.UnsetType
-_T390 = _t.Annotated[list[MeasureGroupStratifierComponent | None], _p.NonEmpty] | _ms.UnsetType
-_T391 = _t.Annotated[list[MeasureReportGroup | None], _p.NonEmpty] | _ms.UnsetType
-_T392 = _t.Annotated[list[MeasureReportGroupPopulation | None], _p.NonEmpty] | _ms.UnsetType
-_T393 = _t.Annotated[list[MeasureReportGroupStratifier | None], _p.NonEmpty] | _ms.UnsetType
-_T394 = _t.Annotated[list[MeasureReportGroupStratifierStratum | None], _p.NonEmpty] | _ms.UnsetType
-_T395 = _t.Annotated[list[MeasureReportGroupStratifierStratumComponent | None], _p.NonEmpty] | _ms.UnsetType
-_T396 = _t.Annotated[list[MeasureReportGroupStratifierStratumPopulation | None], _p.NonEmpty] | _ms.UnsetType
-_T397 = MedicationBatch | _ms.UnsetType
-_T398 = _t.Annotated[list[MedicationIngredient | None], _p.NonEmpty] | _ms.UnsetType
-_T399 = MedicationAdministrationDosage | _ms.UnsetType
-_T400 = _t.Annotated[list[MedicationAdministrationPerformer | None], _p.NonEmpty] | _ms.UnsetType
-_T401 = _t.Annotated[list[MedicationDispensePerformer | None], _p.NonEmpty] | _ms.UnsetType
-_T402 = MedicationDispenseSubstitution | _ms.UnsetType
-_T403 = _t.Annotated[list[MedicationKnowledgeAdministrationGuidelines | None], _p.NonEmpty] | _ms.UnsetType
-_T404 = _t.Annotated[list[MedicationKnowledgeCost | None], _p.NonEmpty] | _ms.UnsetType
-_T405 = _t.Annotated[list[MedicationKnowledgeDrugCharacteristic | None], _p.NonEmpty] | _ms.UnsetType
-_T406 = _t.Annotated[list[MedicationKnowledgeIngredient | None], _p.NonEmpty] | _ms.UnsetType
-_T407 = _t.Annotated[list[MedicationKnowledgeKinetics | None], _p.NonEmpty] | _ms.UnsetType
-_T408 = _t.Annotated[list[MedicationKnowledgeMedicineClassification | None], _p.NonEmpty] | _ms.UnsetType
-_T409 = _t.Annotated[list[MedicationKnowledgeMonitoringProgram | None], _p.NonEmpty] | _ms.UnsetType
-_T410 = _t.Annotated[list[MedicationKnowledgeMonograph | None], _p.NonEmpty] | _ms.UnsetType
-_T411 = MedicationKnowledgePackaging | _ms.UnsetType
-_T412 = _t.Annotated[list[MedicationKnowledgeRegulatory | None], _p.NonEmpty] | _ms.UnsetType
-_T413 = _t.Annotated[list[MedicationKnowledgeRelatedMedicationKnowledge | None], _p.NonEmpty] | _ms.UnsetType
-_T414 = _t.Annotated[list[MedicationKnowledgeAdministrationGuidelinesDosage | None], _p.NonEmpty] | _ms.UnsetType
-_T415 = _t.Annotated[list[MedicationKnowledgeAdministrationGuidelinesPatientCharacteristics | None], _p.NonEmpty] | _ms.UnsetType
-_T416 = _t.Annotated[list[Dosage | None], _p.NonEmpty]
-_T417 = MedicationKnowledgeRegulatoryMaxDispense | _ms.UnsetType
-_T418 = _t.Annotated[list[MedicationKnowledgeRegulatorySchedule | None], _p.NonEmpty] | _ms.UnsetType
-_T419 = _t.Annotated[list[MedicationKnowledgeRegulatorySubstitution | None], _p.NonEmpty] | _ms.UnsetType
-_T420 = MedicationRequestDispenseRequest | _ms.UnsetType
-_T421 = MedicationRequestSubstitution | _ms.UnsetType
-_T422 = MedicationRequestDispenseRequestInitialFill | _ms.UnsetType
-_T423 = _t.Annotated[list[MedicinalProductDefinitionCharacteristic | None], _p.NonEmpty] | _ms.UnsetType
-_T424 = _t.Annotated[list[MedicinalProductDefinitionContact | None], _p.NonEmpty] | _ms.UnsetType
-_T425 = _t.Annotated[list[MedicinalProductDefinitionCrossReference | None], _p.NonEmpty] | _ms.UnsetType
-_T426 = _t.Annotated[list[MarketingStatus | None], _p.NonEmpty] | _ms.UnsetType
-_T427 = _t.Annotated[list[MedicinalProductDefinitionName | None], _p.NonEmpty]
-_T428 = _t.Annotated[list[MedicinalProductDefinitionOperation | None], _p.NonEmpty] | _ms.UnsetType
-_T429 = _t.Annotated[list[MedicinalProductDefinitionNameCountryLanguage | None], _p.NonEmpty] | _ms.UnsetType
-_T430 = _t.Annotated[list[MedicinalProductDefinitionNameNamePart | None], _p.NonEmpty] | _ms.UnsetType
-_T431 = _t.Annotated[list[MessageDefinitionAllowedResponse | None], _p.NonEmpty] | _ms.UnsetType
-_T432 = _t.Annotated[list[MessageDefinitionFocus | None], _p.NonEmpty] | _ms.UnsetType
-_T433 = _t.Annotated[list[MessageHeaderDestination | None], _p.NonEmpty] | _ms.UnsetType
-_T434 = MessageHeaderResponse | _ms.UnsetType
-_T435 = MessageHeaderSource
-_T436 = _p.Integer
-_T437 = _t.Annotated[list[MolecularSequenceQuality | None], _p.NonEmpty] | _ms.UnsetType
-_T438 = MolecularSequenceReferenceSeq | _ms.UnsetType
-_T439 = _t.Annotated[list[MolecularSequenceRepository | None], _p.NonEmpty] | _ms.UnsetType
-_T440 = _t.Annotated[list[MolecularSequenceStructureVariant | None], _p.NonEmpty] | _ms.UnsetType
-_T441 = _t.Annotated[list[MolecularSequenceVariant | None], _p.NonEmpty] | _ms.UnsetType
-_T442 = MolecularSequenceQualityRoc | _ms.UnsetType
-_T443 = _t.Annotated[list[_p.Decimal | None], _p.NonEmpty] | _ms.UnsetType
-_T444 = _t.Annotated[list[_p.Integer | None], _p.NonEmpty] | _ms.UnsetType
-_T445 = MolecularSequenceStructureVariantInner | _ms.UnsetType
-_T446 = MolecularSequenceStructureVariantOuter | _ms.UnsetType
-_T447 = _t.Annotated[list[NamingSystemUniqueId | None], _p.NonEmpty]
-_T448 = NutritionOrderEnteralFormula | _ms.UnsetType
-_T449 = NutritionOrderOralDiet | _ms.UnsetType
-_T450 = _t.Annotated[list[NutritionOrderSupplement | None], _p.NonEmpty] | _ms.UnsetType
-_T451 = _t.Annotated[list[NutritionOrderEnteralFormulaAdministration | None], _p.NonEmpty] | _ms.UnsetType
-_T452 = _t.Annotated[list[NutritionOrderOralDietNutrient | None], _p.NonEmpty] | _ms.UnsetType
-_T453 = _t.Annotated[list[Timing | None], _p.NonEmpty] | _ms.UnsetType
-_T454 = _t.Annotated[list[NutritionOrderOralDietTexture | None], _p.NonEmpty] | _ms.UnsetType
-_T455 = _t.Annotated[list[NutritionProductIngredient | None], _p.NonEmpty] | _ms.UnsetType
-_T456 = NutritionProductInstance | _ms.UnsetType
-_T457 = _t.Annotated[list[NutritionProductNutrient | None], _p.NonEmpty] | _ms.UnsetType
-_T458 = _t.Annotated[list[NutritionProductProductCharacteristic | None], _p.NonEmpty] | _ms.UnsetType
-_T459 = _t.Annotated[list[Ratio | None], _p.NonEmpty] | _ms.UnsetType
-_T460 = _t.Annotated[list[ObservationComponent | None], _p.NonEmpty] | _ms.UnsetType
-_T461 = _t.Annotated[list[ObservationReferenceRange | None], _p.NonEmpty] | _ms.UnsetType
-_T462 = _t.Annotated[list[ObservationDefinitionQualifiedInterval | None], _p.NonEmpty] | _ms.UnsetType
-_T463 = ObservationDefinitionQuantitativeDetails | _ms.UnsetType
-_T464 = _t.Annotated[list[OperationDefinitionOverload | None], _p.NonEmpty] | _ms.UnsetType
-_T465 = _t.Annotated[list[OperationDefinitionParameter | None], _p.NonEmpty] | _ms.UnsetType
-_T466 = OperationDefinitionParameterBinding | _ms.UnsetType
-_T467 = _t.Annotated[list[OperationDefinitionParameterReferencedFrom | None], _p.NonEmpty] | _ms.UnsetType
-_T468 = _t.Annotated[list[OperationOutcomeIssue | None], _p.NonEmpty]
-_T469 = _t.Annotated[list[OrganizationContact | None], _p.NonEmpty] | _ms.UnsetType
-_T470 = _t.Annotated[list[PackagedProductDefinitionLegalStatusOfSupply | None], _p.NonEmpty] | _ms.UnsetType
-_T471 = PackagedProductDefinitionPackage | _ms.UnsetType
-_T472 = _t.Annotated[list[PackagedProductDefinitionPackageContainedItem | None], _p.NonEmpty] | _ms.UnsetType
-_T473 = _t.Annotated[list[PackagedProductDefinitionPackage | None], _p.NonEmpty] | _ms.UnsetType
-_T474 = _t.Annotated[list[PackagedProductDefinitionPackageProperty | None], _p.NonEmpty] | _ms.UnsetType
-_T475 = _t.Annotated[list[PackagedProductDefinitionPackageShelfLifeStorage | None], _p.NonEmpty] | _ms.UnsetType
-_T476 = _t.Annotated[list[ParametersParameter | None], _p.NonEmpty] | _ms.UnsetType
-_T477 = _t.Annotated[list[PatientCommunication | None], _p.NonEmpty] | _ms.UnsetType
-_T478 = _t.Annotated[list[PatientContact | None], _p.NonEmpty] | _ms.UnsetType
-_T479 = _t.Annotated[list[PatientLink | None], _p.NonEmpty] | _ms.UnsetType
-_T480 = _t.Annotated[list[HumanName | None], _p.NonEmpty] | _ms.UnsetType
-_T481 = _t.Annotated[list[PaymentReconciliationDetail | None], _p.NonEmpty] | _ms.UnsetType
-_T482 = _t.Annotated[list[PaymentReconciliationProcessNote | None], _p.NonEmpty] | _ms.UnsetType
-_T483 = _t.Annotated[list[PersonLink | None], _p.NonEmpty] | _ms.UnsetType
-_T484 = _t.Annotated[list[PlanDefinitionAction | None], _p.NonEmpty] | _ms.UnsetType
-_T485 = _t.Annotated[list[PlanDefinitionGoal | None], _p.NonEmpty] | _ms.UnsetType
-_T486 = _t.Annotated[list[PlanDefinitionActionCondition | None], _p.NonEmpty] | _ms.UnsetType
-_T487 = _t.Annotated[list[PlanDefinitionActionDynamicValue | None], _p.NonEmpty] | _ms.UnsetType
-_T488 = _t.Annotated[list[PlanDefinitionActionParticipant | None], _p.NonEmpty] | _ms.UnsetType
-_T489 = _t.Annotated[list[PlanDefinitionActionRelatedAction | None], _p.NonEmpty] | _ms.UnsetType
-_T490 = _t.Annotated[list[TriggerDefinition | None], _p.NonEmpty] | _ms.UnsetType
-_T491 = _t.Annotated[list[PlanDefinitionGoalTarget | None], _p.NonEmpty] | _ms.UnsetType
-_T492 = _t.Annotated[list[PractitionerQualification | None], _p.NonEmpty] | _ms.UnsetType
-_T493 = _t.Annotated[list[PractitionerRoleAvailableTime | None], _p.NonEmpty] | _ms.UnsetType
-_T494 = _t.Annotated[list[PractitionerRoleNotAvailable | None], _p.NonEmpty] | _ms.UnsetType
-_T495 = _t.Annotated[list[ProcedureFocalDevice | None], _p.NonEmpty] | _ms.UnsetType
-_T496 = _t.Annotated[list[ProcedurePerformer | None], _p.NonEmpty] | _ms.UnsetType
-_T497 = _t.Annotated[list[ProvenanceAgent | None], _p.NonEmpty]
-_T498 = _t.Annotated[list[ProvenanceEntity | None], _p.NonEmpty] | _ms.UnsetType
-_T499 = _t.Annotated[list[Signature | None], _p.NonEmpty] | _ms.UnsetType
-_T500 = _t.Annotated[list[ProvenanceAgent | None], _p.NonEmpty] | _ms.UnsetType
-_T501 = _t.Annotated[list[QuestionnaireItem | None], _p.NonEmpty] | _ms.UnsetType
-_T502 = _t.Annotated[list[QuestionnaireItemAnswerOption | None], _p.NonEmpty] | _ms.UnsetType
-_T503 = _t.Annotated[list[QuestionnaireItemEnableWhen | None], _p.NonEmpty] | _ms.UnsetType
-_T504 = _t.Annotated[list[QuestionnaireItemInitial | None], _p.NonEmpty] | _ms.UnsetType
-_T505 = _t.Annotated[list[QuestionnaireResponseItem | None], _p.NonEmpty] | _ms.UnsetType
-_T506 = _t.Annotated[list[QuestionnaireResponseItemAnswer | None], _p.NonEmpty] | _ms.UnsetType
-_T507 = RegulatedAuthorizationCase | _ms.UnsetType
-_T508 = _t.Annotated[list[RegulatedAuthorizationCase | None], _p.NonEmpty] | _ms.UnsetType
-_T509 = _t.Annotated[list[RelatedPersonCommunication | None], _p.NonEmpty] | _ms.UnsetType
-_T510 = _t.Annotated[list[RequestGroupAction | None], _p.NonEmpty] | _ms.UnsetType
-_T511 = _t.Annotated[list[RequestGroupActionCondition | None], _p.NonEmpty] | _ms.UnsetType
-_T512 = _t.Annotated[list[RequestGroupActionRelatedAction | None], _p.NonEmpty] | _ms.UnsetType
-_T513 = _t.Annotated[list[ResearchElementDefinitionCharacteristic | None], _p.NonEmpty]
-_T514 = _t.Annotated[list[ResearchStudyArm | None], _p.NonEmpty] | _ms.UnsetType
-_T515 = _t.Annotated[list[ResearchStudyObjective | None], _p.NonEmpty] | _ms.UnsetType
-_T516 = _t.Annotated[list[RiskAssessmentPrediction | None], _p.NonEmpty] | _ms.UnsetType
-_T517 = _t.Annotated[list[SearchParameterComponent | None], _p.NonEmpty] | _ms.UnsetType
-_T518 = _t.Annotated[list[Coding | None], _p.NonEmpty]
-_T519 = SpecimenCollection | _ms.UnsetType
-_T520 = _t.Annotated[list[SpecimenContainer | None], _p.NonEmpty] | _ms.UnsetType
-_T521 = _t.Annotated[list[SpecimenProcessing | None], _p.NonEmpty] | _ms.UnsetType
-_T522 = _t.Annotated[list[SpecimenDefinitionTypeTested | None], _p.NonEmpty] | _ms.UnsetType
-_T523 = SpecimenDefinitionTypeTestedContainer | _ms.UnsetType
-_T524 = _t.Annotated[list[SpecimenDefinitionTypeTestedHandling | None], _p.NonEmpty] | _ms.UnsetType
-_T525 = _t.Annotated[list[SpecimenDefinitionTypeTestedContainerAdditive | None], _p.NonEmpty] | _ms.UnsetType
-_T526 = _t.Annotated[list[StructureDefinitionContext | None], _p.NonEmpty] | _ms.UnsetType
-_T527 = StructureDefinitionDifferential | _ms.UnsetType
-_T528 = _t.Annotated[list[StructureDefinitionMapping | None], _p.NonEmpty] | _ms.UnsetType
-_T529 = StructureDefinitionSnapshot | _ms.UnsetType
-_T530 = _t.Annotated[list[ElementDefinition | None], _p.NonEmpty]
-_T531 = _t.Annotated[list[StructureMapGroup | None], _p.NonEmpty]
-_T532 = _t.Annotated[list[StructureMapStructure | None], _p.NonEmpty] | _ms.UnsetType
-_T533 = _t.Annotated[list[StructureMapGroupInput | None], _p.NonEmpty]
-_T534 = _t.Annotated[list[StructureMapGroupRule | None], _p.NonEmpty]
-_T535 = _t.Annotated[list[StructureMapGroupRuleDependent | None], _p.NonEmpty] | _ms.UnsetType
-_T536 = _t.Annotated[list[StructureMapGroupRule | None], _p.NonEmpty] | _ms.UnsetType
-_T537 = _t.Annotated[list[StructureMapGroupRuleSource | None], _p.NonEmpty]
-_T538 = _t.Annotated[list[StructureMapGroupRuleTarget | None], _p.NonEmpty] | _ms.UnsetType
-_T539 = _t.Annotated[list[StructureMapGroupRuleTargetParameter | None], _p.NonEmpty] | _ms.UnsetType
-_T540 = SubscriptionChannel
-_T541 = _t.Annotated[list[SubscriptionStatusNotificationEvent | None], _p.NonEmpty] | _ms.UnsetType
-_T542 = _t.Annotated[list[SubscriptionTopicCanFilterBy | None], _p.NonEmpty] | _ms.UnsetType
-_T543 = _t.Annotated[list[SubscriptionTopicEventTrigger | None], _p.NonEmpty] | _ms.UnsetType
-_T544 = _t.Annotated[list[SubscriptionTopicNotificationShape | None], _p.NonEmpty] | _ms.UnsetType
-_T545 = _t.Annotated[list[SubscriptionTopicResourceTrigger | None], _p.NonEmpty] | _ms.UnsetType
-_T546 = SubscriptionTopicResourceTriggerQueryCriteria | _ms.UnsetType
-_T547 = _t.Annotated[list[SubstanceIngredient | None], _p.NonEmpty] | _ms.UnsetType
-_T548 = _t.Annotated[list[SubstanceInstance | None], _p.NonEmpty] | _ms.UnsetType
-_T549 = _t.Annotated[list[SubstanceDefinitionCode | None], _p.NonEmpty] | _ms.UnsetType
-_T550 = _t.Annotated[list[SubstanceDefinitionMoiety | None], _p.NonEmpty] | _ms.UnsetType
-_T551 = _t.Annotated[list[SubstanceDefinitionMolecularWeight | None], _p.NonEmpty] | _ms.UnsetType
-_T552 = _t.Annotated[list[SubstanceDefinitionName | None], _p.NonEmpty] | _ms.UnsetType
-_T553 = _t.Annotated[list[SubstanceDefinitionProperty | None], _p.NonEmpty] | _ms.UnsetType
-_T554 = _t.Annotated[list[SubstanceDefinitionRelationship | None], _p.NonEmpty] | _ms.UnsetType
-_T555 = SubstanceDefinitionSourceMaterial | _ms.UnsetType
-_T556 = SubstanceDefinitionStructure | _ms.UnsetType
-_T557 = _t.Annotated[list[SubstanceDefinitionNameOfficial | None], _p.NonEmpty] | _ms.UnsetType
-_T558 = SubstanceDefinitionMolecularWeight | _ms.UnsetType
-_T559 = _t.Annotated[list[SubstanceDefinitionStructureRepresentation | None], _p.NonEmpty] | _ms.UnsetType
-_T560 = SupplyDeliverySuppliedItem | _ms.UnsetType
-_T561 = _t.Annotated[list[SupplyRequestParameter | None], _p.NonEmpty] | _ms.UnsetType
-_T562 = _t.Annotated[list[TaskInput | None], _p.NonEmpty] | _ms.UnsetType
-_T563 = _t.Annotated[list[TaskOutput | None], _p.NonEmpty] | _ms.UnsetType
-_T564 = TaskRestriction | _ms.UnsetType
-_T565 = TerminologyCapabilitiesClosure | _ms.UnsetType
-_T566 = _t.Annotated[list[TerminologyCapabilitiesCodeSystem | None], _p.NonEmpty] | _ms.UnsetType
-_T567 = TerminologyCapabilitiesExpansion | _ms.UnsetType
-_T568 = TerminologyCapabilitiesImplementation | _ms.UnsetType
-_T569 = TerminologyCapabilitiesSoftware | _ms.UnsetType
-_T570 = TerminologyCapabilitiesTranslation | _ms.UnsetType
-_T571 = TerminologyCapabilitiesValidateCode | _ms.UnsetType
-_T572 = _t.Annotated[list[TerminologyCapabilitiesCodeSystemVersion | None], _p.NonEmpty] | _ms.UnsetType
-_T573 = _t.Annotated[list[TerminologyCapabilitiesCodeSystemVersionFilter | None], _p.NonEmpty] | _ms.UnsetType
-_T574 = _t.Annotated[list[TerminologyCapabilitiesExpansionParameter | None], _p.NonEmpty] | _ms.UnsetType
-_T575 = _t.Annotated[list[TestReportParticipant | None], _p.NonEmpty] | _ms.UnsetType
-_T576 = TestReportSetup | _ms.UnsetType
-_T577 = TestReportTeardown | _ms.UnsetType
-_T578 = _t.Annotated[list[TestReportTest | None], _p.NonEmpty] | _ms.UnsetType
-_T579 = _t.Annotated[list[TestReportSetupAction | None], _p.NonEmpty]
-_T580 = TestReportSetupActionAssert | _ms.UnsetType
-_T581 = TestReportSetupActionOperation | _ms.UnsetType
-_T582 = _t.Annotated[list[TestReportTeardownAction | None], _p.NonEmpty]
-_T583 = TestReportSetupActionOperation
-_T584 = _t.Annotated[list[TestReportTestAction | None], _p.NonEmpty]
-_T585 = _t.Annotated[list[TestScriptDestination | None], _p.NonEmpty] | _ms.UnsetType
-_T586 = _t.Annotated[list[TestScriptFixture | None], _p.NonEmpty] | _ms.UnsetType
-_T587 = TestScriptMetadata | _ms.UnsetType
-_T588 = _t.Annotated[list[TestScriptOrigin | None], _p.NonEmpty] | _ms.UnsetType
-_T589 = TestScriptSetup | _ms.UnsetType
-_T590 = TestScriptTeardown | _ms.UnsetType
-_T591 = _t.Annotated[list[TestScriptTest | None], _p.NonEmpty] | _ms.UnsetType
-_T592 = _t.Annotated[list[TestScriptVariable | None], _p.NonEmpty] | _ms.UnsetType
-_T593 = _t.Annotated[list[TestScriptMetadataCapability | None], _p.NonEmpty]
-_T594 = _t.Annotated[list[TestScriptMetadataLink | None], _p.NonEmpty] | _ms.UnsetType
-_T595 = _t.Annotated[list[TestScriptSetupAction | None], _p.NonEmpty]
-_T596 = TestScriptSetupActionAssert | _ms.UnsetType
-_T597 = TestScriptSetupActionOperation | _ms.UnsetType
-_T598 = _t.Annotated[list[TestScriptSetupActionOperationRequestHeader | None], _p.NonEmpty] | _ms.UnsetType
-_T599 = _t.Annotated[list[TestScriptTeardownAction | None], _p.NonEmpty]
-_T600 = TestScriptSetupActionOperation
-_T601 = _t.Annotated[list[TestScriptTestAction | None], _p.NonEmpty]
-_T602 = _t.Annotated[list[_p.DateTime | None], _p.NonEmpty] | _ms.UnsetType
-_T603 = TimingRepeat | _ms.UnsetType
-_T604 = _t.Annotated[list[_p.Time | None], _p.NonEmpty] | _ms.UnsetType
-_T605 = ValueSetCompose | _ms.UnsetType
-_T606 = ValueSetExpansion | _ms.UnsetType
-_T607 = _t.Annotated[list[ValueSetComposeInclude | None], _p.NonEmpty] | _ms.UnsetType
-_T608 = _t.Annotated[list[ValueSetComposeInclude | None], _p.NonEmpty]
-_T609 = _t.Annotated[list[ValueSetComposeIncludeConcept | None], _p.NonEmpty] | _ms.UnsetType
-_T610 = _t.Annotated[list[ValueSetComposeIncludeFilter | None], _p.NonEmpty] | _ms.UnsetType
-_T611 = _t.Annotated[list[ValueSetComposeIncludeConceptDesignation | None], _p.NonEmpty] | _ms.UnsetType
-_T612 = _t.Annotated[list[ValueSetExpansionContains | None], _p.NonEmpty] | _ms.UnsetType
-_T613 = _t.Annotated[list[ValueSetExpansionParameter | None], _p.NonEmpty] | _ms.UnsetType
-_T614 = VerificationResultAttestation | _ms.UnsetType
-_T615 = _t.Annotated[list[VerificationResultPrimarySource | None], _p.NonEmpty] | _ms.UnsetType
-_T616 = _t.Annotated[list[VerificationResultValidator | None], _p.NonEmpty] | _ms.UnsetType
-_T617 = _t.Annotated[list[VisionPrescriptionLensSpecification | None], _p.NonEmpty]
-_T618 = _t.Annotated[list[VisionPrescriptionLensSpecificationPrism | None], _p.NonEmpty] | _ms.UnsetType
+_T17 = _t.Annotated[list[ContactDetail | None], _p.NonEmpty] | _ms.UnsetType
+_T18 = _t.Annotated[list[CodeableConcept | None], _p.NonEmpty] | _ms.UnsetType
+_T19 = _t.Annotated[list[Dosage | None], _p.NonEmpty] | _ms.UnsetType
+_T20 = _t.Annotated[list[ActivityDefinitionDynamicValue | None], _p.NonEmpty] | _ms.UnsetType
+_T21 = _t.Annotated[list[_p.String | None], _p.NonEmpty] | _ms.UnsetType
+_T22 = list[Element | None] | Element | _ms.UnsetType
+_T23 = _t.Annotated[list[ActivityDefinitionParticipant | None], _p.NonEmpty] | _ms.UnsetType
+_T24 = Quantity | _ms.UnsetType
+_T25 = _t.Annotated[list[RelatedArtifact | None], _p.NonEmpty] | _ms.UnsetType
+_T26 = Age | _ms.UnsetType
+_T27 = Duration | _ms.UnsetType
+_T28 = Range | _ms.UnsetType
+_T29 = Timing | _ms.UnsetType
+_T30 = _t.Annotated[list[UsageContext | None], _p.NonEmpty] | _ms.UnsetType
+_T31 = Expression
+_T32 = _t.Annotated[list[AdministrableProductDefinitionProperty | None], _p.NonEmpty] | _ms.UnsetType
+_T33 = _t.Annotated[list[AdministrableProductDefinitionRouteOfAdministration | None], _p.NonEmpty]
+_T34 = CodeableConcept
+_T35 = Attachment | _ms.UnsetType
+_T36 = Ratio | _ms.UnsetType
+_T37 = _t.Annotated[list[AdministrableProductDefinitionRouteOfAdministrationTargetSpecies | None], _p.NonEmpty] | _ms.UnsetType
+_T38 = _t.Annotated[list[AdministrableProductDefinitionRouteOfAdministrationTargetSpeciesWithdrawalPeriod | None], _p.NonEmpty] | _ms.UnsetType
+_T39 = Quantity
+_T40 = Identifier | _ms.UnsetType
+_T41 = _t.Annotated[list[AdverseEventSuspectEntity | None], _p.NonEmpty] | _ms.UnsetType
+_T42 = _t.Annotated[list[AdverseEventSuspectEntityCausality | None], _p.NonEmpty] | _ms.UnsetType
+_T43 = _p.Decimal | _ms.UnsetType
+_T44 = _t.Annotated[list[Annotation | None], _p.NonEmpty] | _ms.UnsetType
+_T45 = _t.Annotated[list[AllergyIntoleranceReaction | None], _p.NonEmpty] | _ms.UnsetType
+_T46 = _t.Annotated[list[CodeableConcept | None], _p.NonEmpty]
+_T47 = _t.Annotated[list[AppointmentParticipant | None], _p.NonEmpty]
+_T48 = _p.UnsignedInt | _ms.UnsetType
+_T49 = _t.Annotated[list[Period | None], _p.NonEmpty] | _ms.UnsetType
+_T50 = _t.Annotated[list[AuditEventAgent | None], _p.NonEmpty]
+_T51 = _t.Annotated[list[AuditEventEntity | None], _p.NonEmpty] | _ms.UnsetType
+_T52 = AuditEventSource
+_T53 = _t.Annotated[list[Coding | None], _p.NonEmpty] | _ms.UnsetType
+_T54 = Coding
+_T55 = Coding | _ms.UnsetType
+_T56 = AuditEventAgentNetwork | _ms.UnsetType
+_T57 = _p.Boolean
+_T58 = _t.Annotated[list[AuditEventEntityDetail | None], _p.NonEmpty] | _ms.UnsetType
+_T59 = BiologicallyDerivedProductCollection | _ms.UnsetType
+_T60 = BiologicallyDerivedProductManipulation | _ms.UnsetType
+_T61 = _t.Annotated[list[BiologicallyDerivedProductProcessing | None], _p.NonEmpty] | _ms.UnsetType
+_T62 = _p.Integer | _ms.UnsetType
+_T63 = _t.Annotated[list[BiologicallyDerivedProductStorage | None], _p.NonEmpty] | _ms.UnsetType
+_T64 = _t.Annotated[list[Attachment | None], _p.NonEmpty] | _ms.UnsetType
+_T65 = _t.Annotated[list[BundleEntry | None], _p.NonEmpty] | _ms.UnsetType
+_T66 = _t.Annotated[list[BundleLink | None], _p.NonEmpty] | _ms.UnsetType
+_T67 = Signature | _ms.UnsetType
+_T68 = BundleEntryRequest | _ms.UnsetType
+_T69 = AnyResource | _ms.UnsetType
+_T70 = BundleEntryResponse | _ms.UnsetType
+_T71 = BundleEntrySearch | _ms.UnsetType
+_T72 = _t.Annotated[list[CapabilityStatementDocument | None], _p.NonEmpty] | _ms.UnsetType
+_T73 = _t.Annotated[list[_p.String | None], _p.NonEmpty]
+_T74 = CapabilityStatementImplementation | _ms.UnsetType
+_T75 = _t.Annotated[list[CapabilityStatementMessaging | None], _p.NonEmpty] | _ms.UnsetType
+_T76 = _t.Annotated[list[CapabilityStatementRest | None], _p.NonEmpty] | _ms.UnsetType
+_T77 = CapabilityStatementSoftware | _ms.UnsetType
+_T78 = _t.Annotated[list[CapabilityStatementMessagingEndpoint | None], _p.NonEmpty] | _ms.UnsetType
+_T79 = _t.Annotated[list[CapabilityStatementMessagingSupportedMessage | None], _p.NonEmpty] | _ms.UnsetType
+_T80 = _t.Annotated[list[CapabilityStatementRestInteraction | None], _p.NonEmpty] | _ms.UnsetType
+_T81 = _t.Annotated[list[CapabilityStatementRestResourceOperation | None], _p.NonEmpty] | _ms.UnsetType
+_T82 = _t.Annotated[list[CapabilityStatementRestResource | None], _p.NonEmpty] | _ms.UnsetType
+_T83 = _t.Annotated[list[CapabilityStatementRestResourceSearchParam | None], _p.NonEmpty] | _ms.UnsetType
+_T84 = CapabilityStatementRestSecurity | _ms.UnsetType
+_T85 = _t.Annotated[list[CapabilityStatementRestResourceInteraction | None], _p.NonEmpty] | _ms.UnsetType
+_T86 = _t.Annotated[list[CarePlanActivity | None], _p.NonEmpty] | _ms.UnsetType
+_T87 = CarePlanActivityDetail | _ms.UnsetType
+_T88 = _t.Annotated[list[CareTeamParticipant | None], _p.NonEmpty] | _ms.UnsetType
+_T89 = _t.Annotated[list[ContactPoint | None], _p.NonEmpty] | _ms.UnsetType
+_T90 = _t.Annotated[list[CatalogEntryRelatedEntry | None], _p.NonEmpty] | _ms.UnsetType
+_T91 = _t.Annotated[list[ChargeItemPerformer | None], _p.NonEmpty] | _ms.UnsetType
+_T92 = Money | _ms.UnsetType
+_T93 = _t.Annotated[list[ChargeItemDefinitionApplicability | None], _p.NonEmpty] | _ms.UnsetType
+_T94 = _t.Annotated[list[ChargeItemDefinitionPropertyGroup | None], _p.NonEmpty] | _ms.UnsetType
+_T95 = _t.Annotated[list[ChargeItemDefinitionPropertyGroupPriceComponent | None], _p.NonEmpty] | _ms.UnsetType
+_T96 = CitationCitedArtifact | _ms.UnsetType
+_T97 = _t.Annotated[list[CitationClassification | None], _p.NonEmpty] | _ms.UnsetType
+_T98 = _t.Annotated[list[CitationRelatesTo | None], _p.NonEmpty] | _ms.UnsetType
+_T99 = _t.Annotated[list[CitationStatusDate | None], _p.NonEmpty] | _ms.UnsetType
+_T100 = _t.Annotated[list[CitationSummary | None], _p.NonEmpty] | _ms.UnsetType
+_T101 = _t.Annotated[list[CitationCitedArtifactAbstract | None], _p.NonEmpty] | _ms.UnsetType
+_T102 = _t.Annotated[list[CitationCitedArtifactClassification | None], _p.NonEmpty] | _ms.UnsetType
+_T103 = CitationCitedArtifactContributorship | _ms.UnsetType
+_T104 = CitationCitedArtifactPart | _ms.UnsetType
+_T105 = _t.Annotated[list[CitationCitedArtifactPublicationForm | None], _p.NonEmpty] | _ms.UnsetType
+_T106 = _t.Annotated[list[CitationCitedArtifactRelatesTo | None], _p.NonEmpty] | _ms.UnsetType
+_T107 = _t.Annotated[list[CitationCitedArtifactStatusDate | None], _p.NonEmpty] | _ms.UnsetType
+_T108 = _t.Annotated[list[CitationCitedArtifactTitle | None], _p.NonEmpty] | _ms.UnsetType
+_T109 = CitationCitedArtifactVersion | _ms.UnsetType
+_T110 = _t.Annotated[list[CitationCitedArtifactWebLocation | None], _p.NonEmpty] | _ms.UnsetType
+_T111 = CitationCitedArtifactClassificationWhoClassified | _ms.UnsetType
+_T112 = _t.Annotated[list[CitationCitedArtifactContributorshipEntry | None], _p.NonEmpty] | _ms.UnsetType
+_T113 = _t.Annotated[list[CitationCitedArtifactContributorshipSummary | None], _p.NonEmpty] | _ms.UnsetType
+_T114 = _t.Annotated[list[Address | None], _p.NonEmpty] | _ms.UnsetType
+_T115 = _t.Annotated[list[CitationCitedArtifactContributorshipEntryAffiliationInfo | None], _p.NonEmpty] | _ms.UnsetType
+_T116 = _t.Annotated[list[CitationCitedArtifactContributorshipEntryContributionInstance | None], _p.NonEmpty] | _ms.UnsetType
+_T117 = HumanName | _ms.UnsetType
+_T118 = CitationCitedArtifactPublicationFormPeriodicRelease | _ms.UnsetType
+_T119 = CitationCitedArtifactPublicationFormPublishedIn | _ms.UnsetType
+_T120 = CitationCitedArtifactPublicationFormPeriodicReleaseDateOfPublication | _ms.UnsetType
+_T121 = Period
+_T122 = ClaimAccident | _ms.UnsetType
+_T123 = _t.Annotated[list[ClaimCareTeam | None], _p.NonEmpty] | _ms.UnsetType
+_T124 = _t.Annotated[list[ClaimDiagnosis | None], _p.NonEmpty] | _ms.UnsetType
+_T125 = _t.Annotated[list[ClaimInsurance | None], _p.NonEmpty]
+_T126 = _t.Annotated[list[ClaimItem | None], _p.NonEmpty] | _ms.UnsetType
+_T127 = ClaimPayee | _ms.UnsetType
+_T128 = _t.Annotated[list[ClaimProcedure | None], _p.NonEmpty] | _ms.UnsetType
+_T129 = _t.Annotated[list[ClaimRelated | None], _p.NonEmpty] | _ms.UnsetType
+_T130 = _t.Annotated[list[ClaimSupportingInfo | None], _p.NonEmpty] | _ms.UnsetType
+_T131 = Address | _ms.UnsetType
+_T132 = _p.PositiveInt
+_T133 = _t.Annotated[list[_p.PositiveInt | None], _p.NonEmpty] | _ms.UnsetType
+_T134 = _t.Annotated[list[ClaimItemDetail | None], _p.NonEmpty] | _ms.UnsetType
+_T135 = _t.Annotated[list[ClaimItemDetailSubDetail | None], _p.NonEmpty] | _ms.UnsetType
+_T136 = _t.Annotated[list[ClaimResponseAddItem | None], _p.NonEmpty] | _ms.UnsetType
+_T137 = _t.Annotated[list[ClaimResponseItemAdjudication | None], _p.NonEmpty] | _ms.UnsetType
+_T138 = _t.Annotated[list[ClaimResponseError | None], _p.NonEmpty] | _ms.UnsetType
+_T139 = _t.Annotated[list[ClaimResponseInsurance | None], _p.NonEmpty] | _ms.UnsetType
+_T140 = _t.Annotated[list[ClaimResponseItem | None], _p.NonEmpty] | _ms.UnsetType
+_T141 = ClaimResponsePayment | _ms.UnsetType
+_T142 = _t.Annotated[list[ClaimResponseProcessNote | None], _p.NonEmpty] | _ms.UnsetType
+_T143 = _t.Annotated[list[ClaimResponseTotal | None], _p.NonEmpty] | _ms.UnsetType
+_T144 = _t.Annotated[list[ClaimResponseItemAdjudication | None], _p.NonEmpty]
+_T145 = _t.Annotated[list[ClaimResponseAddItemDetail | None], _p.NonEmpty] | _ms.UnsetType
+_T146 = _t.Annotated[list[ClaimResponseAddItemDetailSubDetail | None], _p.NonEmpty] | _ms.UnsetType
+_T147 = _t.Annotated[list[ClaimResponseItemDetail | None], _p.NonEmpty] | _ms.UnsetType
+_T148 = _t.Annotated[list[ClaimResponseItemDetailSubDetail | None], _p.NonEmpty] | _ms.UnsetType
+_T149 = Money
+_T150 = _t.Annotated[list[ClinicalImpressionFinding | None], _p.NonEmpty] | _ms.UnsetType
+_T151 = _t.Annotated[list[ClinicalImpressionInvestigation | None], _p.NonEmpty] | _ms.UnsetType
+_T152 = ClinicalUseDefinitionContraindication | _ms.UnsetType
+_T153 = ClinicalUseDefinitionIndication | _ms.UnsetType
+_T154 = ClinicalUseDefinitionInteraction | _ms.UnsetType
+_T155 = ClinicalUseDefinitionUndesirableEffect | _ms.UnsetType
+_T156 = ClinicalUseDefinitionWarning | _ms.UnsetType
+_T157 = _t.Annotated[list[CodeableReference | None], _p.NonEmpty] | _ms.UnsetType
+_T158 = CodeableReference | _ms.UnsetType
+_T159 = _t.Annotated[list[ClinicalUseDefinitionContraindicationOtherTherapy | None], _p.NonEmpty] | _ms.UnsetType
+_T160 = CodeableReference
+_T161 = _t.Annotated[list[ClinicalUseDefinitionInteractionInteractant | None], _p.NonEmpty] | _ms.UnsetType
+_T162 = _t.Annotated[list[CodeSystemConcept | None], _p.NonEmpty] | _ms.UnsetType
+_T163 = _t.Annotated[list[CodeSystemFilter | None], _p.NonEmpty] | _ms.UnsetType
+_T164 = _t.Annotated[list[CodeSystemProperty | None], _p.NonEmpty] | _ms.UnsetType
+_T165 = _t.Annotated[list[CodeSystemConceptDesignation | None], _p.NonEmpty] | _ms.UnsetType
+_T166 = _t.Annotated[list[CodeSystemConceptProperty | None], _p.NonEmpty] | _ms.UnsetType
+_T167 = _t.Annotated[list[CommunicationPayload | None], _p.NonEmpty] | _ms.UnsetType
+_T168 = _t.Annotated[list[CommunicationRequestPayload | None], _p.NonEmpty] | _ms.UnsetType
+_T169 = _t.Annotated[list[CompartmentDefinitionResource | None], _p.NonEmpty] | _ms.UnsetType
+_T170 = _t.Annotated[list[CompositionAttester | None], _p.NonEmpty] | _ms.UnsetType
+_T171 = _t.Annotated[list[Reference | None], _p.NonEmpty]
+_T172 = _t.Annotated[list[CompositionEvent | None], _p.NonEmpty] | _ms.UnsetType
+_T173 = _t.Annotated[list[CompositionRelatesTo | None], _p.NonEmpty] | _ms.UnsetType
+_T174 = _t.Annotated[list[CompositionSection | None], _p.NonEmpty] | _ms.UnsetType
+_T175 = _t.Annotated[list[ConceptMapGroup | None], _p.NonEmpty] | _ms.UnsetType
+_T176 = _t.Annotated[list[ConceptMapGroupElement | None], _p.NonEmpty]
+_T177 = ConceptMapGroupUnmapped | _ms.UnsetType
+_T178 = _t.Annotated[list[ConceptMapGroupElementTarget | None], _p.NonEmpty] | _ms.UnsetType
+_T179 = _t.Annotated[list[ConceptMapGroupElementTargetDependsOn | None], _p.NonEmpty] | _ms.UnsetType
+_T180 = _t.Annotated[list[ConditionEvidence | None], _p.NonEmpty] | _ms.UnsetType
+_T181 = _t.Annotated[list[ConditionStage | None], _p.NonEmpty] | _ms.UnsetType
+_T182 = _t.Annotated[list[ConsentPolicy | None], _p.NonEmpty] | _ms.UnsetType
+_T183 = ConsentProvision | _ms.UnsetType
+_T184 = _t.Annotated[list[ConsentVerification | None], _p.NonEmpty] | _ms.UnsetType
+_T185 = _t.Annotated[list[ConsentProvisionActor | None], _p.NonEmpty] | _ms.UnsetType
+_T186 = _t.Annotated[list[ConsentProvisionData | None], _p.NonEmpty] | _ms.UnsetType
+_T187 = _t.Annotated[list[ConsentProvision | None], _p.NonEmpty] | _ms.UnsetType
+_T188 = ContractContentDefinition | _ms.UnsetType
+_T189 = _t.Annotated[list[ContractFriendly | None], _p.NonEmpty] | _ms.UnsetType
+_T190 = _t.Annotated[list[ContractLegal | None], _p.NonEmpty] | _ms.UnsetType
+_T191 = _t.Annotated[list[ContractRule | None], _p.NonEmpty] | _ms.UnsetType
+_T192 = _t.Annotated[list[ContractSigner | None], _p.NonEmpty] | _ms.UnsetType
+_T193 = _t.Annotated[list[ContractTerm | None], _p.NonEmpty] | _ms.UnsetType
+_T194 = _t.Annotated[list[Signature | None], _p.NonEmpty]
+_T195 = _t.Annotated[list[ContractTermAction | None], _p.NonEmpty] | _ms.UnsetType
+_T196 = _t.Annotated[list[ContractTermAsset | None], _p.NonEmpty] | _ms.UnsetType
+_T197 = ContractTermOffer
+_T198 = _t.Annotated[list[ContractTermSecurityLabel | None], _p.NonEmpty] | _ms.UnsetType
+_T199 = _t.Annotated[list[_p.UnsignedInt | None], _p.NonEmpty] | _ms.UnsetType
+_T200 = _t.Annotated[list[ContractTermActionSubject | None], _p.NonEmpty] | _ms.UnsetType
+_T201 = _t.Annotated[list[ContractTermOfferAnswer | None], _p.NonEmpty] | _ms.UnsetType
+_T202 = _t.Annotated[list[ContractTermAssetContext | None], _p.NonEmpty] | _ms.UnsetType
+_T203 = _t.Annotated[list[ContractTermAssetValuedItem | None], _p.NonEmpty] | _ms.UnsetType
+_T204 = _t.Annotated[list[ContractTermOfferParty | None], _p.NonEmpty] | _ms.UnsetType
+_T205 = _t.Annotated[list[CoverageClass | None], _p.NonEmpty] | _ms.UnsetType
+_T206 = _t.Annotated[list[CoverageCostToBeneficiary | None], _p.NonEmpty] | _ms.UnsetType
+_T207 = _t.Annotated[list[CoverageCostToBeneficiaryException | None], _p.NonEmpty] | _ms.UnsetType
+_T208 = _t.Annotated[list[CoverageEligibilityRequestInsurance | None], _p.NonEmpty] | _ms.UnsetType
+_T209 = _t.Annotated[list[CoverageEligibilityRequestItem | None], _p.NonEmpty] | _ms.UnsetType
+_T210 = _t.Annotated[list[CoverageEligibilityRequestSupportingInfo | None], _p.NonEmpty] | _ms.UnsetType
+_T211 = _t.Annotated[list[CoverageEligibilityRequestItemDiagnosis | None], _p.NonEmpty] | _ms.UnsetType
+_T212 = _t.Annotated[list[CoverageEligibilityResponseError | None], _p.NonEmpty] | _ms.UnsetType
+_T213 = _t.Annotated[list[CoverageEligibilityResponseInsurance | None], _p.NonEmpty] | _ms.UnsetType
+_T214 = _t.Annotated[list[CoverageEligibilityResponseInsuranceItem | None], _p.NonEmpty] | _ms.UnsetType
+_T215 = _t.Annotated[list[CoverageEligibilityResponseInsuranceItemBenefit | None], _p.NonEmpty] | _ms.UnsetType
+_T216 = _t.Annotated[list[DataRequirementCodeFilter | None], _p.NonEmpty] | _ms.UnsetType
+_T217 = _t.Annotated[list[DataRequirementDateFilter | None], _p.NonEmpty] | _ms.UnsetType
+_T218 = _t.Annotated[list[DataRequirementSort | None], _p.NonEmpty] | _ms.UnsetType
+_T219 = _t.Annotated[list[DetectedIssueEvidence | None], _p.NonEmpty] | _ms.UnsetType
+_T220 = _t.Annotated[list[DetectedIssueMitigation | None], _p.NonEmpty] | _ms.UnsetType
+_T221 = _t.Annotated[list[DeviceDeviceName | None], _p.NonEmpty] | _ms.UnsetType
+_T222 = _t.Annotated[list[DeviceProperty | None], _p.NonEmpty] | _ms.UnsetType
+_T223 = _t.Annotated[list[DeviceSpecialization | None], _p.NonEmpty] | _ms.UnsetType
+_T224 = _t.Annotated[list[DeviceUdiCarrier | None], _p.NonEmpty] | _ms.UnsetType
+_T225 = _t.Annotated[list[DeviceVersion | None], _p.NonEmpty] | _ms.UnsetType
+_T226 = _t.Annotated[list[DeviceDefinitionCapability | None], _p.NonEmpty] | _ms.UnsetType
+_T227 = _t.Annotated[list[DeviceDefinitionDeviceName | None], _p.NonEmpty] | _ms.UnsetType
+_T228 = _t.Annotated[list[DeviceDefinitionMaterial | None], _p.NonEmpty] | _ms.UnsetType
+_T229 = ProdCharacteristic | _ms.UnsetType
+_T230 = _t.Annotated[list[DeviceDefinitionProperty | None], _p.NonEmpty] | _ms.UnsetType
+_T231 = _t.Annotated[list[ProductShelfLife | None], _p.NonEmpty] | _ms.UnsetType
+_T232 = _t.Annotated[list[DeviceDefinitionSpecialization | None], _p.NonEmpty] | _ms.UnsetType
+_T233 = _t.Annotated[list[DeviceDefinitionUdiDeviceIdentifier | None], _p.NonEmpty] | _ms.UnsetType
+_T234 = _t.Annotated[list[Quantity | None], _p.NonEmpty] | _ms.UnsetType
+_T235 = _t.Annotated[list[DeviceMetricCalibration | None], _p.NonEmpty] | _ms.UnsetType
+_T236 = _t.Annotated[list[DeviceRequestParameter | None], _p.NonEmpty] | _ms.UnsetType
+_T237 = _t.Annotated[list[DiagnosticReportMedia | None], _p.NonEmpty] | _ms.UnsetType
+_T238 = _t.Annotated[list[DocumentManifestRelated | None], _p.NonEmpty] | _ms.UnsetType
+_T239 = _t.Annotated[list[DocumentReferenceContent | None], _p.NonEmpty]
+_T240 = DocumentReferenceContext | _ms.UnsetType
+_T241 = _t.Annotated[list[DocumentReferenceRelatesTo | None], _p.NonEmpty] | _ms.UnsetType
+_T242 = Attachment
+_T243 = _t.Annotated[list[DosageDoseAndRate | None], _p.NonEmpty] | _ms.UnsetType
+_T244 = ElementDefinitionBase | _ms.UnsetType
+_T245 = ElementDefinitionBinding | _ms.UnsetType
+_T246 = _t.Annotated[list[ElementDefinitionConstraint | None], _p.NonEmpty] | _ms.UnsetType
+_T247 = Annotation | _ms.UnsetType
+_T248 = ContactDetail | _ms.UnsetType
+_T249 = ContactPoint | _ms.UnsetType
+_T250 = Contributor | _ms.UnsetType
+_T251 = Count | _ms.UnsetType
+_T252 = DataRequirement | _ms.UnsetType
+_T253 = Distance | _ms.UnsetType
+_T254 = Dosage | _ms.UnsetType
+_T255 = Expression | _ms.UnsetType
+_T256 = ParameterDefinition | _ms.UnsetType
+_T257 = RatioRange | _ms.UnsetType
+_T258 = RelatedArtifact | _ms.UnsetType
+_T259 = SampledData | _ms.UnsetType
+_T260 = TriggerDefinition | _ms.UnsetType
+_T261 = UsageContext | _ms.UnsetType
+_T262 = _t.Annotated[list[ElementDefinitionExample | None], _p.NonEmpty] | _ms.UnsetType
+_T263 = _t.Annotated[list[ElementDefinitionMapping | None], _p.NonEmpty] | _ms.UnsetType
+_T264 = ElementDefinitionSlicing | _ms.UnsetType
+_T265 = _t.Annotated[list[ElementDefinitionType | None], _p.NonEmpty] | _ms.UnsetType
+_T266 = _p.UnsignedInt
+_T267 = _t.Annotated[list[ElementDefinitionSlicingDiscriminator | None], _p.NonEmpty] | _ms.UnsetType
+_T268 = _t.Annotated[list[EncounterClassHistory | None], _p.NonEmpty] | _ms.UnsetType
+_T269 = _t.Annotated[list[EncounterDiagnosis | None], _p.NonEmpty] | _ms.UnsetType
+_T270 = EncounterHospitalization | _ms.UnsetType
+_T271 = _t.Annotated[list[EncounterLocation | None], _p.NonEmpty] | _ms.UnsetType
+_T272 = _t.Annotated[list[EncounterParticipant | None], _p.NonEmpty] | _ms.UnsetType
+_T273 = _t.Annotated[list[EncounterStatusHistory | None], _p.NonEmpty] | _ms.UnsetType
+_T274 = _t.Annotated[list[EpisodeOfCareDiagnosis | None], _p.NonEmpty] | _ms.UnsetType
+_T275 = _t.Annotated[list[EpisodeOfCareStatusHistory | None], _p.NonEmpty] | _ms.UnsetType
+_T276 = _t.Annotated[list[TriggerDefinition | None], _p.NonEmpty]
+_T277 = _t.Annotated[list[EvidenceCertainty | None], _p.NonEmpty] | _ms.UnsetType
+_T278 = _t.Annotated[list[EvidenceStatistic | None], _p.NonEmpty] | _ms.UnsetType
+_T279 = _t.Annotated[list[EvidenceVariableDefinition | None], _p.NonEmpty]
+_T280 = _t.Annotated[list[EvidenceReportRelatesTo | None], _p.NonEmpty] | _ms.UnsetType
+_T281 = _t.Annotated[list[EvidenceReportSection | None], _p.NonEmpty] | _ms.UnsetType
+_T282 = EvidenceReportSubject
+_T283 = _t.Annotated[list[EvidenceReportSubjectCharacteristic | None], _p.NonEmpty] | _ms.UnsetType
+_T284 = _t.Annotated[list[EvidenceStatisticAttributeEstimate | None], _p.NonEmpty] | _ms.UnsetType
+_T285 = _t.Annotated[list[EvidenceStatisticModelCharacteristic | None], _p.NonEmpty] | _ms.UnsetType
+_T286 = EvidenceStatisticSampleSize | _ms.UnsetType
+_T287 = _t.Annotated[list[EvidenceStatisticModelCharacteristicVariable | None], _p.NonEmpty] | _ms.UnsetType
+_T288 = _t.Annotated[list[Range | None], _p.NonEmpty] | _ms.UnsetType
+_T289 = _t.Annotated[list[EvidenceVariableCategory | None], _p.NonEmpty] | _ms.UnsetType
+_T290 = _t.Annotated[list[EvidenceVariableCharacteristic | None], _p.NonEmpty] | _ms.UnsetType
+_T291 = EvidenceVariableCharacteristicTimeFromStart | _ms.UnsetType
+_T292 = _t.Annotated[list[ExampleScenarioActor | None], _p.NonEmpty] | _ms.UnsetType
+_T293 = _t.Annotated[list[ExampleScenarioInstance | None], _p.NonEmpty] | _ms.UnsetType
+_T294 = _t.Annotated[list[ExampleScenarioProcess | None], _p.NonEmpty] | _ms.UnsetType
+_T295 = _t.Annotated[list[ExampleScenarioInstanceContainedInstance | None], _p.NonEmpty] | _ms.UnsetType
+_T296 = _t.Annotated[list[ExampleScenarioInstanceVersion | None], _p.NonEmpty] | _ms.UnsetType
+_T297 = _t.Annotated[list[ExampleScenarioProcessStep | None], _p.NonEmpty] | _ms.UnsetType
+_T298 = _t.Annotated[list[ExampleScenarioProcessStepAlternative | None], _p.NonEmpty] | _ms.UnsetType
+_T299 = ExampleScenarioProcessStepOperation | _ms.UnsetType
+_T300 = ExampleScenarioInstanceContainedInstance | _ms.UnsetType
+_T301 = ExplanationOfBenefitAccident | _ms.UnsetType
+_T302 = _t.Annotated[list[ExplanationOfBenefitAddItem | None], _p.NonEmpty] | _ms.UnsetType
+_T303 = _t.Annotated[list[ExplanationOfBenefitItemAdjudication | None], _p.NonEmpty] | _ms.UnsetType
+_T304 = _t.Annotated[list[ExplanationOfBenefitBenefitBalance | None], _p.NonEmpty] | _ms.UnsetType
+_T305 = _t.Annotated[list[ExplanationOfBenefitCareTeam | None], _p.NonEmpty] | _ms.UnsetType
+_T306 = _t.Annotated[list[ExplanationOfBenefitDiagnosis | None], _p.NonEmpty] | _ms.UnsetType
+_T307 = _t.Annotated[list[ExplanationOfBenefitInsurance | None], _p.NonEmpty]
+_T308 = _t.Annotated[list[ExplanationOfBenefitItem | None], _p.NonEmpty] | _ms.UnsetType
+_T309 = ExplanationOfBenefitPayee | _ms.UnsetType
+_T310 = ExplanationOfBenefitPayment | _ms.UnsetType
+_T311 = _t.Annotated[list[ExplanationOfBenefitProcedure | None], _p.NonEmpty] | _ms.UnsetType
+_T312 = _t.Annotated[list[ExplanationOfBenefitProcessNote | None], _p.NonEmpty] | _ms.UnsetType
+_T313 = _t.Annotated[list[ExplanationOfBenefitRelated | None], _p.NonEmpty] | _ms.UnsetType
+_T314 = _t.Annotated[list[ExplanationOfBenefitSupportingInfo | None], _p.NonEmpty] | _ms.UnsetType
+_T315 = _t.Annotated[list[ExplanationOfBenefitTotal | None], _p.NonEmpty] | _ms.UnsetType
+_T316 = _t.Annotated[list[ExplanationOfBenefitAddItemDetail | None], _p.NonEmpty] | _ms.UnsetType
+_T317 = _t.Annotated[list[ExplanationOfBenefitAddItemDetailSubDetail | None], _p.NonEmpty] | _ms.UnsetType
+_T318 = _t.Annotated[list[ExplanationOfBenefitBenefitBalanceFinancial | None], _p.NonEmpty] | _ms.UnsetType
+_T319 = _t.Annotated[list[ExplanationOfBenefitItemDetail | None], _p.NonEmpty] | _ms.UnsetType
+_T320 = _t.Annotated[list[ExplanationOfBenefitItemDetailSubDetail | None], _p.NonEmpty] | _ms.UnsetType
+_T321 = _t.Annotated[list[FamilyMemberHistoryCondition | None], _p.NonEmpty] | _ms.UnsetType
+_T322 = _t.Annotated[list[GoalTarget | None], _p.NonEmpty] | _ms.UnsetType
+_T323 = _t.Annotated[list[GraphDefinitionLink | None], _p.NonEmpty] | _ms.UnsetType
+_T324 = _t.Annotated[list[GraphDefinitionLinkTarget | None], _p.NonEmpty] | _ms.UnsetType
+_T325 = _t.Annotated[list[GraphDefinitionLinkTargetCompartment | None], _p.NonEmpty] | _ms.UnsetType
+_T326 = _t.Annotated[list[GroupCharacteristic | None], _p.NonEmpty] | _ms.UnsetType
+_T327 = _t.Annotated[list[GroupMember | None], _p.NonEmpty] | _ms.UnsetType
+_T328 = _t.Annotated[list[DataRequirement | None], _p.NonEmpty] | _ms.UnsetType
+_T329 = _t.Annotated[list[HealthcareServiceAvailableTime | None], _p.NonEmpty] | _ms.UnsetType
+_T330 = _t.Annotated[list[HealthcareServiceEligibility | None], _p.NonEmpty] | _ms.UnsetType
+_T331 = _t.Annotated[list[HealthcareServiceNotAvailable | None], _p.NonEmpty] | _ms.UnsetType
+_T332 = _t.Annotated[list[ImagingStudySeries | None], _p.NonEmpty] | _ms.UnsetType
+_T333 = _t.Annotated[list[ImagingStudySeriesInstance | None], _p.NonEmpty] | _ms.UnsetType
+_T334 = _t.Annotated[list[ImagingStudySeriesPerformer | None], _p.NonEmpty] | _ms.UnsetType
+_T335 = _t.Annotated[list[ImmunizationEducation | None], _p.NonEmpty] | _ms.UnsetType
+_T336 = _t.Annotated[list[ImmunizationPerformer | None], _p.NonEmpty] | _ms.UnsetType
+_T337 = _t.Annotated[list[ImmunizationProtocolApplied | None], _p.NonEmpty] | _ms.UnsetType
+_T338 = _t.Annotated[list[ImmunizationReaction | None], _p.NonEmpty] | _ms.UnsetType
+_T339 = _t.Annotated[list[ImmunizationRecommendationRecommendation | None], _p.NonEmpty]
+_T340 = _t.Annotated[list[ImmunizationRecommendationRecommendationDateCriterion | None], _p.NonEmpty] | _ms.UnsetType
+_T341 = ImplementationGuideDefinition | _ms.UnsetType
+_T342 = _t.Annotated[list[ImplementationGuideDependsOn | None], _p.NonEmpty] | _ms.UnsetType
+_T343 = _t.Annotated[list[ImplementationGuideGlobal | None], _p.NonEmpty] | _ms.UnsetType
+_T344 = ImplementationGuideManifest | _ms.UnsetType
+_T345 = _t.Annotated[list[ImplementationGuideDefinitionGrouping | None], _p.NonEmpty] | _ms.UnsetType
+_T346 = ImplementationGuideDefinitionPage | _ms.UnsetType
+_T347 = _t.Annotated[list[ImplementationGuideDefinitionParameter | None], _p.NonEmpty] | _ms.UnsetType
+_T348 = _t.Annotated[list[ImplementationGuideDefinitionResource | None], _p.NonEmpty]
+_T349 = _t.Annotated[list[ImplementationGuideDefinitionTemplate | None], _p.NonEmpty] | _ms.UnsetType
+_T350 = _t.Annotated[list[ImplementationGuideDefinitionPage | None], _p.NonEmpty] | _ms.UnsetType
+_T351 = _t.Annotated[list[ImplementationGuideManifestPage | None], _p.NonEmpty] | _ms.UnsetType
+_T352 = _t.Annotated[list[ImplementationGuideManifestResource | None], _p.NonEmpty]
+_T353 = _t.Annotated[list[IngredientManufacturer | None], _p.NonEmpty] | _ms.UnsetType
+_T354 = IngredientSubstance
+_T355 = _t.Annotated[list[IngredientSubstanceStrength | None], _p.NonEmpty] | _ms.UnsetType
+_T356 = _t.Annotated[list[IngredientSubstanceStrengthReferenceStrength | None], _p.NonEmpty] | _ms.UnsetType
+_T357 = _t.Annotated[list[InsurancePlanContact | None], _p.NonEmpty] | _ms.UnsetType
+_T358 = _t.Annotated[list[InsurancePlanCoverage | None], _p.NonEmpty] | _ms.UnsetType
+_T359 = _t.Annotated[list[InsurancePlanPlan | None], _p.NonEmpty] | _ms.UnsetType
+_T360 = _t.Annotated[list[InsurancePlanCoverageBenefit | None], _p.NonEmpty]
+_T361 = _t.Annotated[list[InsurancePlanCoverageBenefitLimit | None], _p.NonEmpty] | _ms.UnsetType
+_T362 = _t.Annotated[list[InsurancePlanPlanGeneralCost | None], _p.NonEmpty] | _ms.UnsetType
+_T363 = _t.Annotated[list[InsurancePlanPlanSpecificCost | None], _p.NonEmpty] | _ms.UnsetType
+_T364 = _t.Annotated[list[InsurancePlanPlanSpecificCostBenefit | None], _p.NonEmpty] | _ms.UnsetType
+_T365 = _t.Annotated[list[InsurancePlanPlanSpecificCostBenefitCost | None], _p.NonEmpty] | _ms.UnsetType
+_T366 = _t.Annotated[list[InvoiceLineItem | None], _p.NonEmpty] | _ms.UnsetType
+_T367 = _t.Annotated[list[InvoiceParticipant | None], _p.NonEmpty] | _ms.UnsetType
+_T368 = _t.Annotated[list[InvoiceLineItemPriceComponent | None], _p.NonEmpty] | _ms.UnsetType
+_T369 = _t.Annotated[list[ParameterDefinition | None], _p.NonEmpty] | _ms.UnsetType
+_T370 = _t.Annotated[list[LinkageItem | None], _p.NonEmpty]
+_T371 = _t.Annotated[list[ListEntry | None], _p.NonEmpty] | _ms.UnsetType
+_T372 = _t.Annotated[list[LocationHoursOfOperation | None], _p.NonEmpty] | _ms.UnsetType
+_T373 = LocationPosition | _ms.UnsetType
+_T374 = _p.Decimal
+_T375 = _t.Annotated[list[ManufacturedItemDefinitionProperty | None], _p.NonEmpty] | _ms.UnsetType
+_T376 = _t.Annotated[list[MeasureGroup | None], _p.NonEmpty] | _ms.UnsetType
+_T377 = _t.Annotated[list[MeasureSupplementalData | None], _p.NonEmpty] | _ms.UnsetType
+_T378 = _t.Annotated[list[MeasureGroupPopulation | None], _p.NonEmpty] | _ms.UnsetType
+_T379 = _t.Annotated[list[MeasureGroupStratifier | None], _p.NonEmpty] | _ms.UnsetType
+_T380 = _t.Annotated[list[MeasureGroupStratifierComponent | None], _p.NonEmpty] | _ms.UnsetType
+_T381 = _t.Annotated[list[MeasureReportGroup | None], _p.NonEmpty] | _ms.UnsetType
+_T382 = _t.Annotated[list[MeasureReportGroupPopulation | None], _p.NonEmpty] | _ms.UnsetType
+_T383 = _t.Annotated[list[MeasureReportGroupStratifier | None], _p.NonEmpty] | _ms.UnsetType
+_T384 = _t.Annotated[list[MeasureReportGroupStratifierStratum | None], _p.NonEmpty] | _ms.UnsetType
+_T385 = _t.Annotated[list[MeasureReportGroupStratifierStratumComponent | None], _p.NonEmpty] | _ms.UnsetType
+_T386 = _t.Annotated[list[MeasureReportGroupStratifierStratumPopulation | None], _p.NonEmpty] | _ms.UnsetType
+_T387 = MedicationBatch | _ms.UnsetType
+_T388 = _t.Annotated[list[MedicationIngredient | None], _p.NonEmpty] | _ms.UnsetType
+_T389 = MedicationAdministrationDosage | _ms.UnsetType
+_T390 = _t.Annotated[list[MedicationAdministrationPerformer | None], _p.NonEmpty] | _ms.UnsetType
+_T391 = _t.Annotated[list[MedicationDispensePerformer | None], _p.NonEmpty] | _ms.UnsetType
+_T392 = MedicationDispenseSubstitution | _ms.UnsetType
+_T393 = _t.Annotated[list[MedicationKnowledgeAdministrationGuidelines | None], _p.NonEmpty] | _ms.UnsetType
+_T394 = _t.Annotated[list[MedicationKnowledgeCost | None], _p.NonEmpty] | _ms.UnsetType
+_T395 = _t.Annotated[list[MedicationKnowledgeDrugCharacteristic | None], _p.NonEmpty] | _ms.UnsetType
+_T396 = _t.Annotated[list[MedicationKnowledgeIngredient | None], _p.NonEmpty] | _ms.UnsetType
+_T397 = _t.Annotated[list[MedicationKnowledgeKinetics | None], _p.NonEmpty] | _ms.UnsetType
+_T398 = _t.Annotated[list[MedicationKnowledgeMedicineClassification | None], _p.NonEmpty] | _ms.UnsetType
+_T399 = _t.Annotated[list[MedicationKnowledgeMonitoringProgram | None], _p.NonEmpty] | _ms.UnsetType
+_T400 = _t.Annotated[list[MedicationKnowledgeMonograph | None], _p.NonEmpty] | _ms.UnsetType
+_T401 = MedicationKnowledgePackaging | _ms.UnsetType
+_T402 = _t.Annotated[list[MedicationKnowledgeRegulatory | None], _p.NonEmpty] | _ms.UnsetType
+_T403 = _t.Annotated[list[MedicationKnowledgeRelatedMedicationKnowledge | None], _p.NonEmpty] | _ms.UnsetType
+_T404 = _t.Annotated[list[MedicationKnowledgeAdministrationGuidelinesDosage | None], _p.NonEmpty] | _ms.UnsetType
+_T405 = _t.Annotated[list[MedicationKnowledgeAdministrationGuidelinesPatientCharacteristics | None], _p.NonEmpty] | _ms.UnsetType
+_T406 = _t.Annotated[list[Dosage | None], _p.NonEmpty]
+_T407 = MedicationKnowledgeRegulatoryMaxDispense | _ms.UnsetType
+_T408 = _t.Annotated[list[MedicationKnowledgeRegulatorySchedule | None], _p.NonEmpty] | _ms.UnsetType
+_T409 = _t.Annotated[list[MedicationKnowledgeRegulatorySubstitution | None], _p.NonEmpty] | _ms.UnsetType
+_T410 = MedicationRequestDispenseRequest | _ms.UnsetType
+_T411 = MedicationRequestSubstitution | _ms.UnsetType
+_T412 = MedicationRequestDispenseRequestInitialFill | _ms.UnsetType
+_T413 = _t.Annotated[list[MedicinalProductDefinitionCharacteristic | None], _p.NonEmpty] | _ms.UnsetType
+_T414 = _t.Annotated[list[MedicinalProductDefinitionContact | None], _p.NonEmpty] | _ms.UnsetType
+_T415 = _t.Annotated[list[MedicinalProductDefinitionCrossReference | None], _p.NonEmpty] | _ms.UnsetType
+_T416 = _t.Annotated[list[MarketingStatus | None], _p.NonEmpty] | _ms.UnsetType
+_T417 = _t.Annotated[list[MedicinalProductDefinitionName | None], _p.NonEmpty]
+_T418 = _t.Annotated[list[MedicinalProductDefinitionOperation | None], _p.NonEmpty] | _ms.UnsetType
+_T419 = _t.Annotated[list[MedicinalProductDefinitionNameCountryLanguage | None], _p.NonEmpty] | _ms.UnsetType
+_T420 = _t.Annotated[list[MedicinalProductDefinitionNameNamePart | None], _p.NonEmpty] | _ms.UnsetType
+_T421 = _t.Annotated[list[MessageDefinitionAllowedResponse | None], _p.NonEmpty] | _ms.UnsetType
+_T422 = _t.Annotated[list[MessageDefinitionFocus | None], _p.NonEmpty] | _ms.UnsetType
+_T423 = _t.Annotated[list[MessageHeaderDestination | None], _p.NonEmpty] | _ms.UnsetType
+_T424 = MessageHeaderResponse | _ms.UnsetType
+_T425 = MessageHeaderSource
+_T426 = _p.Integer
+_T427 = _t.Annotated[list[MolecularSequenceQuality | None], _p.NonEmpty] | _ms.UnsetType
+_T428 = MolecularSequenceReferenceSeq | _ms.UnsetType
+_T429 = _t.Annotated[list[MolecularSequenceRepository | None], _p.NonEmpty] | _ms.UnsetType
+_T430 = _t.Annotated[list[MolecularSequenceStructureVariant | None], _p.NonEmpty] | _ms.UnsetType
+_T431 = _t.Annotated[list[MolecularSequenceVariant | None], _p.NonEmpty] | _ms.UnsetType
+_T432 = MolecularSequenceQualityRoc | _ms.UnsetType
+_T433 = _t.Annotated[list[_p.Decimal | None], _p.NonEmpty] | _ms.UnsetType
+_T434 = _t.Annotated[list[_p.Integer | None], _p.NonEmpty] | _ms.UnsetType
+_T435 = MolecularSequenceStructureVariantInner | _ms.UnsetType
+_T436 = MolecularSequenceStructureVariantOuter | _ms.UnsetType
+_T437 = _t.Annotated[list[NamingSystemUniqueId | None], _p.NonEmpty]
+_T438 = NutritionOrderEnteralFormula | _ms.UnsetType
+_T439 = NutritionOrderOralDiet | _ms.UnsetType
+_T440 = _t.Annotated[list[NutritionOrderSupplement | None], _p.NonEmpty] | _ms.UnsetType
+_T441 = _t.Annotated[list[NutritionOrderEnteralFormulaAdministration | None], _p.NonEmpty] | _ms.UnsetType
+_T442 = _t.Annotated[list[NutritionOrderOralDietNutrient | None], _p.NonEmpty] | _ms.UnsetType
+_T443 = _t.Annotated[list[Timing | None], _p.NonEmpty] | _ms.UnsetType
+_T444 = _t.Annotated[list[NutritionOrderOralDietTexture | None], _p.NonEmpty] | _ms.UnsetType
+_T445 = _t.Annotated[list[NutritionProductIngredient | None], _p.NonEmpty] | _ms.UnsetType
+_T446 = NutritionProductInstance | _ms.UnsetType
+_T447 = _t.Annotated[list[NutritionProductNutrient | None], _p.NonEmpty] | _ms.UnsetType
+_T448 = _t.Annotated[list[NutritionProductProductCharacteristic | None], _p.NonEmpty] | _ms.UnsetType
+_T449 = _t.Annotated[list[Ratio | None], _p.NonEmpty] | _ms.UnsetType
+_T450 = _t.Annotated[list[ObservationComponent | None], _p.NonEmpty] | _ms.UnsetType
+_T451 = _t.Annotated[list[ObservationReferenceRange | None], _p.NonEmpty] | _ms.UnsetType
+_T452 = _t.Annotated[list[ObservationDefinitionQualifiedInterval | None], _p.NonEmpty] | _ms.UnsetType
+_T453 = ObservationDefinitionQuantitativeDetails | _ms.UnsetType
+_T454 = _t.Annotated[list[OperationDefinitionOverload | None], _p.NonEmpty] | _ms.UnsetType
+_T455 = _t.Annotated[list[OperationDefinitionParameter | None], _p.NonEmpty] | _ms.UnsetType
+_T456 = OperationDefinitionParameterBinding | _ms.UnsetType
+_T457 = _t.Annotated[list[OperationDefinitionParameterReferencedFrom | None], _p.NonEmpty] | _ms.UnsetType
+_T458 = _t.Annotated[list[OperationOutcomeIssue | None], _p.NonEmpty]
+_T459 = _t.Annotated[list[OrganizationContact | None], _p.NonEmpty] | _ms.UnsetType
+_T460 = _t.Annotated[list[PackagedProductDefinitionLegalStatusOfSupply | None], _p.NonEmpty] | _ms.UnsetType
+_T461 = PackagedProductDefinitionPackage | _ms.UnsetType
+_T462 = _t.Annotated[list[PackagedProductDefinitionPackageContainedItem | None], _p.NonEmpty] | _ms.UnsetType
+_T463 = _t.Annotated[list[PackagedProductDefinitionPackage | None], _p.NonEmpty] | _ms.UnsetType
+_T464 = _t.Annotated[list[PackagedProductDefinitionPackageProperty | None], _p.NonEmpty] | _ms.UnsetType
+_T465 = _t.Annotated[list[PackagedProductDefinitionPackageShelfLifeStorage | None], _p.NonEmpty] | _ms.UnsetType
+_T466 = _t.Annotated[list[ParametersParameter | None], _p.NonEmpty] | _ms.UnsetType
+_T467 = _t.Annotated[list[PatientCommunication | None], _p.NonEmpty] | _ms.UnsetType
+_T468 = _t.Annotated[list[PatientContact | None], _p.NonEmpty] | _ms.UnsetType
+_T469 = _t.Annotated[list[PatientLink | None], _p.NonEmpty] | _ms.UnsetType
+_T470 = _t.Annotated[list[HumanName | None], _p.NonEmpty] | _ms.UnsetType
+_T471 = _t.Annotated[list[PaymentReconciliationDetail | None], _p.NonEmpty] | _ms.UnsetType
+_T472 = _t.Annotated[list[PaymentReconciliationProcessNote | None], _p.NonEmpty] | _ms.UnsetType
+_T473 = _t.Annotated[list[PersonLink | None], _p.NonEmpty] | _ms.UnsetType
+_T474 = _t.Annotated[list[PlanDefinitionAction | None], _p.NonEmpty] | _ms.UnsetType
+_T475 = _t.Annotated[list[PlanDefinitionGoal | None], _p.NonEmpty] | _ms.UnsetType
+_T476 = _t.Annotated[list[PlanDefinitionActionCondition | None], _p.NonEmpty] | _ms.UnsetType
+_T477 = _t.Annotated[list[PlanDefinitionActionDynamicValue | None], _p.NonEmpty] | _ms.UnsetType
+_T478 = _t.Annotated[list[PlanDefinitionActionParticipant | None], _p.NonEmpty] | _ms.UnsetType
+_T479 = _t.Annotated[list[PlanDefinitionActionRelatedAction | None], _p.NonEmpty] | _ms.UnsetType
+_T480 = _t.Annotated[list[TriggerDefinition | None], _p.NonEmpty] | _ms.UnsetType
+_T481 = _t.Annotated[list[PlanDefinitionGoalTarget | None], _p.NonEmpty] | _ms.UnsetType
+_T482 = _t.Annotated[list[PractitionerQualification | None], _p.NonEmpty] | _ms.UnsetType
+_T483 = _t.Annotated[list[PractitionerRoleAvailableTime | None], _p.NonEmpty] | _ms.UnsetType
+_T484 = _t.Annotated[list[PractitionerRoleNotAvailable | None], _p.NonEmpty] | _ms.UnsetType
+_T485 = _t.Annotated[list[ProcedureFocalDevice | None], _p.NonEmpty] | _ms.UnsetType
+_T486 = _t.Annotated[list[ProcedurePerformer | None], _p.NonEmpty] | _ms.UnsetType
+_T487 = _t.Annotated[list[ProvenanceAgent | None], _p.NonEmpty]
+_T488 = _t.Annotated[list[ProvenanceEntity | None], _p.NonEmpty] | _ms.UnsetType
+_T489 = _t.Annotated[list[Signature | None], _p.NonEmpty] | _ms.UnsetType
+_T490 = _t.Annotated[list[ProvenanceAgent | None], _p.NonEmpty] | _ms.UnsetType
+_T491 = _t.Annotated[list[QuestionnaireItem | None], _p.NonEmpty] | _ms.UnsetType
+_T492 = _t.Annotated[list[QuestionnaireItemAnswerOption | None], _p.NonEmpty] | _ms.UnsetType
+_T493 = _t.Annotated[list[QuestionnaireItemEnableWhen | None], _p.NonEmpty] | _ms.UnsetType
+_T494 = _t.Annotated[list[QuestionnaireItemInitial | None], _p.NonEmpty] | _ms.UnsetType
+_T495 = _t.Annotated[list[QuestionnaireResponseItem | None], _p.NonEmpty] | _ms.UnsetType
+_T496 = _t.Annotated[list[QuestionnaireResponseItemAnswer | None], _p.NonEmpty] | _ms.UnsetType
+_T497 = RegulatedAuthorizationCase | _ms.UnsetType
+_T498 = _t.Annotated[list[RegulatedAuthorizationCase | None], _p.NonEmpty] | _ms.UnsetType
+_T499 = _t.Annotated[list[RelatedPersonCommunication | None], _p.NonEmpty] | _ms.UnsetType
+_T500 = _t.Annotated[list[RequestGroupAction | None], _p.NonEmpty] | _ms.UnsetType
+_T501 = _t.Annotated[list[RequestGroupActionCondition | None], _p.NonEmpty] | _ms.UnsetType
+_T502 = _t.Annotated[list[RequestGroupActionRelatedAction | None], _p.NonEmpty] | _ms.UnsetType
+_T503 = _t.Annotated[list[ResearchElementDefinitionCharacteristic | None], _p.NonEmpty]
+_T504 = _t.Annotated[list[ResearchStudyArm | None], _p.NonEmpty] | _ms.UnsetType
+_T505 = _t.Annotated[list[ResearchStudyObjective | None], _p.NonEmpty] | _ms.UnsetType
+_T506 = _t.Annotated[list[RiskAssessmentPrediction | None], _p.NonEmpty] | _ms.UnsetType
+_T507 = _t.Annotated[list[SearchParameterComponent | None], _p.NonEmpty] | _ms.UnsetType
+_T508 = _t.Annotated[list[Coding | None], _p.NonEmpty]
+_T509 = SpecimenCollection | _ms.UnsetType
+_T510 = _t.Annotated[list[SpecimenContainer | None], _p.NonEmpty] | _ms.UnsetType
+_T511 = _t.Annotated[list[SpecimenProcessing | None], _p.NonEmpty] | _ms.UnsetType
+_T512 = _t.Annotated[list[SpecimenDefinitionTypeTested | None], _p.NonEmpty] | _ms.UnsetType
+_T513 = SpecimenDefinitionTypeTestedContainer | _ms.UnsetType
+_T514 = _t.Annotated[list[SpecimenDefinitionTypeTestedHandling | None], _p.NonEmpty] | _ms.UnsetType
+_T515 = _t.Annotated[list[SpecimenDefinitionTypeTestedContainerAdditive | None], _p.NonEmpty] | _ms.UnsetType
+_T516 = _t.Annotated[list[StructureDefinitionContext | None], _p.NonEmpty] | _ms.UnsetType
+_T517 = StructureDefinitionDifferential | _ms.UnsetType
+_T518 = _t.Annotated[list[StructureDefinitionMapping | None], _p.NonEmpty] | _ms.UnsetType
+_T519 = StructureDefinitionSnapshot | _ms.UnsetType
+_T520 = _t.Annotated[list[ElementDefinition | None], _p.NonEmpty]
+_T521 = _t.Annotated[list[StructureMapGroup | None], _p.NonEmpty]
+_T522 = _t.Annotated[list[StructureMapStructure | None], _p.NonEmpty] | _ms.UnsetType
+_T523 = _t.Annotated[list[StructureMapGroupInput | None], _p.NonEmpty]
+_T524 = _t.Annotated[list[StructureMapGroupRule | None], _p.NonEmpty]
+_T525 = _t.Annotated[list[StructureMapGroupRuleDependent | None], _p.NonEmpty] | _ms.UnsetType
+_T526 = _t.Annotated[list[StructureMapGroupRule | None], _p.NonEmpty] | _ms.UnsetType
+_T527 = _t.Annotated[list[StructureMapGroupRuleSource | None], _p.NonEmpty]
+_T528 = _t.Annotated[list[StructureMapGroupRuleTarget | None], _p.NonEmpty] | _ms.UnsetType
+_T529 = _t.Annotated[list[StructureMapGroupRuleTargetParameter | None], _p.NonEmpty] | _ms.UnsetType
+_T530 = SubscriptionChannel
+_T531 = _t.Annotated[list[SubscriptionStatusNotificationEvent | None], _p.NonEmpty] | _ms.UnsetType
+_T532 = _t.Annotated[list[SubscriptionTopicCanFilterBy | None], _p.NonEmpty] | _ms.UnsetType
+_T533 = _t.Annotated[list[SubscriptionTopicEventTrigger | None], _p.NonEmpty] | _ms.UnsetType
+_T534 = _t.Annotated[list[SubscriptionTopicNotificationShape | None], _p.NonEmpty] | _ms.UnsetType
+_T535 = _t.Annotated[list[SubscriptionTopicResourceTrigger | None], _p.NonEmpty] | _ms.UnsetType
+_T536 = SubscriptionTopicResourceTriggerQueryCriteria | _ms.UnsetType
+_T537 = _t.Annotated[list[SubstanceIngredient | None], _p.NonEmpty] | _ms.UnsetType
+_T538 = _t.Annotated[list[SubstanceInstance | None], _p.NonEmpty] | _ms.UnsetType
+_T539 = _t.Annotated[list[SubstanceDefinitionCode | None], _p.NonEmpty] | _ms.UnsetType
+_T540 = _t.Annotated[list[SubstanceDefinitionMoiety | None], _p.NonEmpty] | _ms.UnsetType
+_T541 = _t.Annotated[list[SubstanceDefinitionMolecularWeight | None], _p.NonEmpty] | _ms.UnsetType
+_T542 = _t.Annotated[list[SubstanceDefinitionName | None], _p.NonEmpty] | _ms.UnsetType
+_T543 = _t.Annotated[list[SubstanceDefinitionProperty | None], _p.NonEmpty] | _ms.UnsetType
+_T544 = _t.Annotated[list[SubstanceDefinitionRelationship | None], _p.NonEmpty] | _ms.UnsetType
+_T545 = SubstanceDefinitionSourceMaterial | _ms.UnsetType
+_T546 = SubstanceDefinitionStructure | _ms.UnsetType
+_T547 = _t.Annotated[list[SubstanceDefinitionNameOfficial | None], _p.NonEmpty] | _ms.UnsetType
+_T548 = SubstanceDefinitionMolecularWeight | _ms.UnsetType
+_T549 = _t.Annotated[list[SubstanceDefinitionStructureRepresentation | None], _p.NonEmpty] | _ms.UnsetType
+_T550 = SupplyDeliverySuppliedItem | _ms.UnsetType
+_T551 = _t.Annotated[list[SupplyRequestParameter | None], _p.NonEmpty] | _ms.UnsetType
+_T552 = _t.Annotated[list[TaskInput | None], _p.NonEmpty] | _ms.UnsetType
+_T553 = _t.Annotated[list[TaskOutput | None], _p.NonEmpty] | _ms.UnsetType
+_T554 = TaskRestriction | _ms.UnsetType
+_T555 = TerminologyCapabilitiesClosure | _ms.UnsetType
+_T556 = _t.Annotated[list[TerminologyCapabilitiesCodeSystem | None], _p.NonEmpty] | _ms.UnsetType
+_T557 = TerminologyCapabilitiesExpansion | _ms.UnsetType
+_T558 = TerminologyCapabilitiesImplementation | _ms.UnsetType
+_T559 = TerminologyCapabilitiesSoftware | _ms.UnsetType
+_T560 = TerminologyCapabilitiesTranslation | _ms.UnsetType
+_T561 = TerminologyCapabilitiesValidateCode | _ms.UnsetType
+_T562 = _t.Annotated[list[TerminologyCapabilitiesCodeSystemVersion | None], _p.NonEmpty] | _ms.UnsetType
+_T563 = _t.Annotated[list[TerminologyCapabilitiesCodeSystemVersionFilter | None], _p.NonEmpty] | _ms.UnsetType
+_T564 = _t.Annotated[list[TerminologyCapabilitiesExpansionParameter | None], _p.NonEmpty] | _ms.UnsetType
+_T565 = _t.Annotated[list[TestReportParticipant | None], _p.NonEmpty] | _ms.UnsetType
+_T566 = TestReportSetup | _ms.UnsetType
+_T567 = TestReportTeardown | _ms.UnsetType
+_T568 = _t.Annotated[list[TestReportTest | None], _p.NonEmpty] | _ms.UnsetType
+_T569 = _t.Annotated[list[TestReportSetupAction | None], _p.NonEmpty]
+_T570 = TestReportSetupActionAssert | _ms.UnsetType
+_T571 = TestReportSetupActionOperation | _ms.UnsetType
+_T572 = _t.Annotated[list[TestReportTeardownAction | None], _p.NonEmpty]
+_T573 = TestReportSetupActionOperation
+_T574 = _t.Annotated[list[TestReportTestAction | None], _p.NonEmpty]
+_T575 = _t.Annotated[list[TestScriptDestination | None], _p.NonEmpty] | _ms.UnsetType
+_T576 = _t.Annotated[list[TestScriptFixture | None], _p.NonEmpty] | _ms.UnsetType
+_T577 = TestScriptMetadata | _ms.UnsetType
+_T578 = _t.Annotated[list[TestScriptOrigin | None], _p.NonEmpty] | _ms.UnsetType
+_T579 = TestScriptSetup | _ms.UnsetType
+_T580 = TestScriptTeardown | _ms.UnsetType
+_T581 = _t.Annotated[list[TestScriptTest | None], _p.NonEmpty] | _ms.UnsetType
+_T582 = _t.Annotated[list[TestScriptVariable | None], _p.NonEmpty] | _ms.UnsetType
+_T583 = _t.Annotated[list[TestScriptMetadataCapability | None], _p.NonEmpty]
+_T584 = _t.Annotated[list[TestScriptMetadataLink | None], _p.NonEmpty] | _ms.UnsetType
+_T585 = _t.Annotated[list[TestScriptSetupAction | None], _p.NonEmpty]
+_T586 = TestScriptSetupActionAssert | _ms.UnsetType
+_T587 = TestScriptSetupActionOperation | _ms.UnsetType
+_T588 = _t.Annotated[list[TestScriptSetupActionOperationRequestHeader | None], _p.NonEmpty] | _ms.UnsetType
+_T589 = _t.Annotated[list[TestScriptTeardownAction | None], _p.NonEmpty]
+_T590 = TestScriptSetupActionOperation
+_T591 = _t.Annotated[list[TestScriptTestAction | None], _p.NonEmpty]
+_T592 = TimingRepeat | _ms.UnsetType
+_T593 = ValueSetCompose | _ms.UnsetType
+_T594 = ValueSetExpansion | _ms.UnsetType
+_T595 = _t.Annotated[list[ValueSetComposeInclude | None], _p.NonEmpty] | _ms.UnsetType
+_T596 = _t.Annotated[list[ValueSetComposeInclude | None], _p.NonEmpty]
+_T597 = _t.Annotated[list[ValueSetComposeIncludeConcept | None], _p.NonEmpty] | _ms.UnsetType
+_T598 = _t.Annotated[list[ValueSetComposeIncludeFilter | None], _p.NonEmpty] | _ms.UnsetType
+_T599 = _t.Annotated[list[ValueSetComposeIncludeConceptDesignation | None], _p.NonEmpty] | _ms.UnsetType
+_T600 = _t.Annotated[list[ValueSetExpansionContains | None], _p.NonEmpty] | _ms.UnsetType
+_T601 = _t.Annotated[list[ValueSetExpansionParameter | None], _p.NonEmpty] | _ms.UnsetType
+_T602 = VerificationResultAttestation | _ms.UnsetType
+_T603 = _t.Annotated[list[VerificationResultPrimarySource | None], _p.NonEmpty] | _ms.UnsetType
+_T604 = _t.Annotated[list[VerificationResultValidator | None], _p.NonEmpty] | _ms.UnsetType
+_T605 = _t.Annotated[list[VisionPrescriptionLensSpecification | None], _p.NonEmpty]
+_T606 = _t.Annotated[list[VisionPrescriptionLensSpecificationPrism | None], _p.NonEmpty] | _ms.UnsetType
 
 _STRUCTS = (Account, AccountCoverage, AccountGuarantor, ActivityDefinition, ActivityDefinitionDynamicValue, ActivityDefinitionParticipant, Address, AdministrableProductDefinition, AdministrableProductDefinitionProperty, AdministrableProductDefinitionRouteOfAdministration, AdministrableProductDefinitionRouteOfAdministrationTargetSpecies, AdministrableProductDefinitionRouteOfAdministrationTargetSpeciesWithdrawalPeriod, AdverseEvent, AdverseEventSuspectEntity, AdverseEventSuspectEntityCausality, Age, AllergyIntolerance, AllergyIntoleranceReaction, Annotation, Appointment, AppointmentParticipant, AppointmentResponse, Attachment, AuditEvent, AuditEventAgent, AuditEventAgentNetwork, AuditEventEntity, AuditEventEntityDetail, AuditEventSource, BackboneElement, Basic, Binary, BiologicallyDerivedProduct, BiologicallyDerivedProductCollection, BiologicallyDerivedProductManipulation, BiologicallyDerivedProductProcessing, BiologicallyDerivedProductStorage, BodyStructure, Bundle, BundleEntry, BundleEntryRequest, BundleEntryResponse, BundleEntrySearch, BundleLink, CapabilityStatement, CapabilityStatementDocument, CapabilityStatementImplementation, CapabilityStatementMessaging, CapabilityStatementMessagingEndpoint, CapabilityStatementMessagingSupportedMessage, CapabilityStatementRest, CapabilityStatementRestInteraction, CapabilityStatementRestResource, CapabilityStatementRestResourceInteraction, CapabilityStatementRestResourceOperation, CapabilityStatementRestResourceSearchParam, CapabilityStatementRestSecurity, CapabilityStatementSoftware, CarePlan, CarePlanActivity, CarePlanActivityDetail, CareTeam, CareTeamParticipant, CatalogEntry, CatalogEntryRelatedEntry, ChargeItem, ChargeItemDefinition, ChargeItemDefinitionApplicability, ChargeItemDefinitionPropertyGroup, ChargeItemDefinitionPropertyGroupPriceComponent, ChargeItemPerformer, Citation, CitationCitedArtifact, CitationCitedArtifactAbstract, CitationCitedArtifactClassification, CitationCitedArtifactClassificationWhoClassified, CitationCitedArtifactContributorship, CitationCitedArtifactContributorshipEntry, CitationCitedArtifactContributorshipEntryAffiliationInfo, CitationCitedArtifactContributorshipEntryContributionInstance, CitationCitedArtifactContributorshipSummary, CitationCitedArtifactPart, CitationCitedArtifactPublicationForm, CitationCitedArtifactPublicationFormPeriodicRelease, CitationCitedArtifactPublicationFormPeriodicReleaseDateOfPublication, CitationCitedArtifactPublicationFormPublishedIn, CitationCitedArtifactRelatesTo, CitationCitedArtifactStatusDate, CitationCitedArtifactTitle, CitationCitedArtifactVersion, CitationCitedArtifactWebLocation, CitationClassification, CitationRelatesTo, CitationStatusDate, CitationSummary, Claim, ClaimAccident, ClaimCareTeam, ClaimDiagnosis, ClaimInsurance, ClaimItem, ClaimItemDetail, ClaimItemDetailSubDetail, ClaimPayee, ClaimProcedure, ClaimRelated, ClaimResponse, ClaimResponseAddItem, ClaimResponseAddItemDetail, ClaimResponseAddItemDetailSubDetail, ClaimResponseError, ClaimResponseInsurance, ClaimResponseItem, ClaimResponseItemAdjudication, ClaimResponseItemDetail, ClaimResponseItemDetailSubDetail, ClaimResponsePayment, ClaimResponseProcessNote, ClaimResponseTotal, ClaimSupportingInfo, ClinicalImpression, ClinicalImpressionFinding, ClinicalImpressionInvestigation, ClinicalUseDefinition, ClinicalUseDefinitionContraindication, ClinicalUseDefinitionContraindicationOtherTherapy, ClinicalUseDefinitionIndication, ClinicalUseDefinitionInteraction, ClinicalUseDefinitionInteractionInteractant, ClinicalUseDefinitionUndesirableEffect, ClinicalUseDefinitionWarning, CodeSystem, CodeSystemConcept, CodeSystemConceptDesignation, CodeSystemConceptProperty, CodeSystemFilter, CodeSystemProperty, CodeableConcept, CodeableReference, Coding, Communication, CommunicationPayload, CommunicationRequest, CommunicationRequestPayload, CompartmentDefinition, CompartmentDefinitionResource, Composition, CompositionAttester, CompositionEvent, CompositionRelatesTo, CompositionSection, ConceptMap, ConceptMapGroup, ConceptMapGroupElement, ConceptMapGroupElementTarget, ConceptMapGroupElementTargetDependsOn, ConceptMapGroupUnmapped, Condition, ConditionEvidence, ConditionStage, Consent, ConsentPolicy, ConsentProvision, ConsentProvisionActor, ConsentProvisionData, ConsentVerification, ContactDetail, ContactPoint, Contract, ContractContentDefinition, ContractFriendly, ContractLegal, ContractRule, ContractSigner, ContractTerm, ContractTermAction, ContractTermActionSubject, ContractTermAsset, ContractTermAssetContext, ContractTermAssetValuedItem, ContractTermOffer, ContractTermOfferAnswer, ContractTermOfferParty, ContractTermSecurityLabel, Contributor, Count, Coverage, CoverageClass, CoverageCostToBeneficiary, CoverageCostToBeneficiaryException, CoverageEligibilityRequest, CoverageEligibilityRequestInsurance, CoverageEligibilityRequestItem, CoverageEligibilityRequestItemDiagnosis, CoverageEligibilityRequestSupportingInfo, CoverageEligibilityResponse, CoverageEligibilityResponseError, CoverageEligibilityResponseInsurance, CoverageEligibilityResponseInsuranceItem, CoverageEligibilityResponseInsuranceItemBenefit, DataRequirement, DataRequirementCodeFilter, DataRequirementDateFilter, DataRequirementSort, DetectedIssue, DetectedIssueEvidence, DetectedIssueMitigation, Device, DeviceDefinition, DeviceDefinitionCapability, DeviceDefinitionDeviceName, DeviceDefinitionMaterial, DeviceDefinitionProperty, DeviceDefinitionSpecialization, DeviceDefinitionUdiDeviceIdentifier, DeviceDeviceName, DeviceMetric, DeviceMetricCalibration, DeviceProperty, DeviceRequest, DeviceRequestParameter, DeviceSpecialization, DeviceUdiCarrier, DeviceUseStatement, DeviceVersion, DiagnosticReport, DiagnosticReportMedia, Distance, DocumentManifest, DocumentManifestRelated, DocumentReference, DocumentReferenceContent, DocumentReferenceContext, DocumentReferenceRelatesTo, DomainResource, Dosage, DosageDoseAndRate, Duration, Element, ElementDefinition, ElementDefinitionBase, ElementDefinitionBinding, ElementDefinitionConstraint, ElementDefinitionExample, ElementDefinitionMapping, ElementDefinitionSlicing, ElementDefinitionSlicingDiscriminator, ElementDefinitionType, Encounter, EncounterClassHistory, EncounterDiagnosis, EncounterHospitalization, EncounterLocation, EncounterParticipant, EncounterStatusHistory, Endpoint, EnrollmentRequest, EnrollmentResponse, EpisodeOfCare, EpisodeOfCareDiagnosis, EpisodeOfCareStatusHistory, EventDefinition, Evidence, EvidenceCertainty, EvidenceReport, EvidenceReportRelatesTo, EvidenceReportSection, EvidenceReportSubject, EvidenceReportSubjectCharacteristic, EvidenceStatistic, EvidenceStatisticAttributeEstimate, EvidenceStatisticModelCharacteristic, EvidenceStatisticModelCharacteristicVariable, EvidenceStatisticSampleSize, EvidenceVariable, EvidenceVariableCategory, EvidenceVariableCharacteristic, EvidenceVariableCharacteristicTimeFromStart, EvidenceVariableDefinition, ExampleScenario, ExampleScenarioActor, ExampleScenarioInstance, ExampleScenarioInstanceContainedInstance, ExampleScenarioInstanceVersion, ExampleScenarioProcess, ExampleScenarioProcessStep, ExampleScenarioProcessStepAlternative, ExampleScenarioProcessStepOperation, ExplanationOfBenefit, ExplanationOfBenefitAccident, ExplanationOfBenefitAddItem, ExplanationOfBenefitAddItemDetail, ExplanationOfBenefitAddItemDetailSubDetail, ExplanationOfBenefitBenefitBalance, ExplanationOfBenefitBenefitBalanceFinancial, ExplanationOfBenefitCareTeam, ExplanationOfBenefitDiagnosis, ExplanationOfBenefitInsurance, ExplanationOfBenefitItem, ExplanationOfBenefitItemAdjudication, ExplanationOfBenefitItemDetail, ExplanationOfBenefitItemDetailSubDetail, ExplanationOfBenefitPayee, ExplanationOfBenefitPayment, ExplanationOfBenefitProcedure, ExplanationOfBenefitProcessNote, ExplanationOfBenefitRelated, ExplanationOfBenefitSupportingInfo, ExplanationOfBenefitTotal, Expression, Extension, FamilyMemberHistory, FamilyMemberHistoryCondition, Flag, Goal, GoalTarget, GraphDefinition, GraphDefinitionLink, GraphDefinitionLinkTarget, GraphDefinitionLinkTargetCompartment, Group, GroupCharacteristic, GroupMember, GuidanceResponse, HealthcareService, HealthcareServiceAvailableTime, HealthcareServiceEligibility, HealthcareServiceNotAvailable, HumanName, Identifier, ImagingStudy, ImagingStudySeries, ImagingStudySeriesInstance, ImagingStudySeriesPerformer, Immunization, ImmunizationEducation, ImmunizationEvaluation, ImmunizationPerformer, ImmunizationProtocolApplied, ImmunizationReaction, ImmunizationRecommendation, ImmunizationRecommendationRecommendation, ImmunizationRecommendationRecommendationDateCriterion, ImplementationGuide, ImplementationGuideDefinition, ImplementationGuideDefinitionGrouping, ImplementationGuideDefinitionPage, ImplementationGuideDefinitionParameter, ImplementationGuideDefinitionResource, ImplementationGuideDefinitionTemplate, ImplementationGuideDependsOn, ImplementationGuideGlobal, ImplementationGuideManifest, ImplementationGuideManifestPage, ImplementationGuideManifestResource, Ingredient, IngredientManufacturer, IngredientSubstance, IngredientSubstanceStrength, IngredientSubstanceStrengthReferenceStrength, InsurancePlan, InsurancePlanContact, InsurancePlanCoverage, InsurancePlanCoverageBenefit, InsurancePlanCoverageBenefitLimit, InsurancePlanPlan, InsurancePlanPlanGeneralCost, InsurancePlanPlanSpecificCost, InsurancePlanPlanSpecificCostBenefit, InsurancePlanPlanSpecificCostBenefitCost, Invoice, InvoiceLineItem, InvoiceLineItemPriceComponent, InvoiceParticipant, Library, Linkage, LinkageItem, List, ListEntry, Location, LocationHoursOfOperation, LocationPosition, ManufacturedItemDefinition, ManufacturedItemDefinitionProperty, MarketingStatus, Measure, MeasureGroup, MeasureGroupPopulation, MeasureGroupStratifier, MeasureGroupStratifierComponent, MeasureReport, MeasureReportGroup, MeasureReportGroupPopulation, MeasureReportGroupStratifier, MeasureReportGroupStratifierStratum, MeasureReportGroupStratifierStratumComponent, MeasureReportGroupStratifierStratumPopulation, MeasureSupplementalData, Media, Medication, MedicationAdministration, MedicationAdministrationDosage, MedicationAdministrationPerformer, MedicationBatch, MedicationDispense, MedicationDispensePerformer, MedicationDispenseSubstitution, MedicationIngredient, MedicationKnowledge, MedicationKnowledgeAdministrationGuidelines, MedicationKnowledgeAdministrationGuidelinesDosage, MedicationKnowledgeAdministrationGuidelinesPatientCharacteristics, MedicationKnowledgeCost, MedicationKnowledgeDrugCharacteristic, MedicationKnowledgeIngredient, MedicationKnowledgeKinetics, MedicationKnowledgeMedicineClassification, MedicationKnowledgeMonitoringProgram, MedicationKnowledgeMonograph, MedicationKnowledgePackaging, MedicationKnowledgeRegulatory, MedicationKnowledgeRegulatoryMaxDispense, MedicationKnowledgeRegulatorySchedule, MedicationKnowledgeRegulatorySubstitution, MedicationKnowledgeRelatedMedicationKnowledge, MedicationRequest, MedicationRequestDispenseRequest, MedicationRequestDispenseRequestInitialFill, MedicationRequestSubstitution, MedicationStatement, MedicinalProductDefinition, MedicinalProductDefinitionCharacteristic, MedicinalProductDefinitionContact, MedicinalProductDefinitionCrossReference, MedicinalProductDefinitionName, MedicinalProductDefinitionNameCountryLanguage, MedicinalProductDefinitionNameNamePart, MedicinalProductDefinitionOperation, MessageDefinition, MessageDefinitionAllowedResponse, MessageDefinitionFocus, MessageHeader, MessageHeaderDestination, MessageHeaderResponse, MessageHeaderSource, Meta, MolecularSequence, MolecularSequenceQuality, MolecularSequenceQualityRoc, MolecularSequenceReferenceSeq, MolecularSequenceRepository, MolecularSequenceStructureVariant, MolecularSequenceStructureVariantInner, MolecularSequenceStructureVariantOuter, MolecularSequenceVariant, Money, NamingSystem, NamingSystemUniqueId, Narrative, NutritionOrder, NutritionOrderEnteralFormula, NutritionOrderEnteralFormulaAdministration, NutritionOrderOralDiet, NutritionOrderOralDietNutrient, NutritionOrderOralDietTexture, NutritionOrderSupplement, NutritionProduct, NutritionProductIngredient, NutritionProductInstance, NutritionProductNutrient, NutritionProductProductCharacteristic, Observation, ObservationComponent, ObservationDefinition, ObservationDefinitionQualifiedInterval, ObservationDefinitionQuantitativeDetails, ObservationReferenceRange, OperationDefinition, OperationDefinitionOverload, OperationDefinitionParameter, OperationDefinitionParameterBinding, OperationDefinitionParameterReferencedFrom, OperationOutcome, OperationOutcomeIssue, Organization, OrganizationAffiliation, OrganizationContact, PackagedProductDefinition, PackagedProductDefinitionLegalStatusOfSupply, PackagedProductDefinitionPackage, PackagedProductDefinitionPackageContainedItem, PackagedProductDefinitionPackageProperty, PackagedProductDefinitionPackageShelfLifeStorage, ParameterDefinition, Parameters, ParametersParameter, Patient, PatientCommunication, PatientContact, PatientLink, PaymentNotice, PaymentReconciliation, PaymentReconciliationDetail, PaymentReconciliationProcessNote, Period, Person, PersonLink, PlanDefinition, PlanDefinitionAction, PlanDefinitionActionCondition, PlanDefinitionActionDynamicValue, PlanDefinitionActionParticipant, PlanDefinitionActionRelatedAction, PlanDefinitionGoal, PlanDefinitionGoalTarget, Population, Practitioner, PractitionerQualification, PractitionerRole, PractitionerRoleAvailableTime, PractitionerRoleNotAvailable, Procedure, ProcedureFocalDevice, ProcedurePerformer, ProdCharacteristic, ProductShelfLife, Provenance, ProvenanceAgent, ProvenanceEntity, Quantity, Questionnaire, QuestionnaireItem, QuestionnaireItemAnswerOption, QuestionnaireItemEnableWhen, QuestionnaireItemInitial, QuestionnaireResponse, QuestionnaireResponseItem, QuestionnaireResponseItemAnswer, Range, Ratio, RatioRange, Reference, RegulatedAuthorization, RegulatedAuthorizationCase, RelatedArtifact, RelatedPerson, RelatedPersonCommunication, RequestGroup, RequestGroupAction, RequestGroupActionCondition, RequestGroupActionRelatedAction, ResearchDefinition, ResearchElementDefinition, ResearchElementDefinitionCharacteristic, ResearchStudy, ResearchStudyArm, ResearchStudyObjective, ResearchSubject, Resource, RiskAssessment, RiskAssessmentPrediction, SampledData, Schedule, SearchParameter, SearchParameterComponent, ServiceRequest, Signature, Slot, Specimen, SpecimenCollection, SpecimenContainer, SpecimenDefinition, SpecimenDefinitionTypeTested, SpecimenDefinitionTypeTestedContainer, SpecimenDefinitionTypeTestedContainerAdditive, SpecimenDefinitionTypeTestedHandling, SpecimenProcessing, StructureDefinition, StructureDefinitionContext, StructureDefinitionDifferential, StructureDefinitionMapping, StructureDefinitionSnapshot, StructureMap, StructureMapGroup, StructureMapGroupInput, StructureMapGroupRule, StructureMapGroupRuleDependent, StructureMapGroupRuleSource, StructureMapGroupRuleTarget, StructureMapGroupRuleTargetParameter, StructureMapStructure, Subscription, SubscriptionChannel, SubscriptionStatus, SubscriptionStatusNotificationEvent, SubscriptionTopic, SubscriptionTopicCanFilterBy, SubscriptionTopicEventTrigger, SubscriptionTopicNotificationShape, SubscriptionTopicResourceTrigger, SubscriptionTopicResourceTriggerQueryCriteria, Substance, SubstanceDefinition, SubstanceDefinitionCode, SubstanceDefinitionMoiety, SubstanceDefinitionMolecularWeight, SubstanceDefinitionName, SubstanceDefinitionNameOfficial, SubstanceDefinitionProperty, SubstanceDefinitionRelationship, SubstanceDefinitionSourceMaterial, SubstanceDefinitionStructure, SubstanceDefinitionStructureRepresentation, SubstanceIngredient, SubstanceInstance, SupplyDelivery, SupplyDeliverySuppliedItem, SupplyRequest, SupplyRequestParameter, Task, TaskInput, TaskOutput, TaskRestriction, TerminologyCapabilities, TerminologyCapabilitiesClosure, TerminologyCapabilitiesCodeSystem, TerminologyCapabilitiesCodeSystemVersion, TerminologyCapabilitiesCodeSystemVersionFilter, TerminologyCapabilitiesExpansion, TerminologyCapabilitiesExpansionParameter, TerminologyCapabilitiesImplementation, TerminologyCapabilitiesSoftware, TerminologyCapabilitiesTranslation, TerminologyCapabilitiesValidateCode, TestReport, TestReportParticipant, TestReportSetup, TestReportSetupAction, TestReportSetupActionAssert, TestReportSetupActionOperation, TestReportTeardown, TestReportTeardownAction, TestReportTest, TestReportTestAction, TestScript, TestScriptDestination, TestScriptFixture, TestScriptMetadata, TestScriptMetadataCapability, TestScriptMetadataLink, TestScriptOrigin, TestScriptSetup, TestScriptSetupAction, TestScriptSetupActionAssert, TestScriptSetupActionOperation, TestScriptSetupActionOperationRequestHeader, TestScriptTeardown, TestScriptTeardownAction, TestScriptTest, TestScriptTestAction, TestScriptVariable, Timing, TimingRepeat, TriggerDefinition, UsageContext, ValueSet, ValueSetCompose, ValueSetComposeInclude, ValueSetComposeIncludeConcept, ValueSetComposeIncludeConceptDesignation, ValueSetComposeIncludeFilter, ValueSetExpansion, ValueSetExpansionContains, ValueSetExpansionParameter, VerificationResult, VerificationResultAttestation, VerificationResultPrimarySource, VerificationResultValidator, VisionPrescription, VisionPrescriptionLensSpecification, VisionPrescriptionLensSpecificationPrism,)
 

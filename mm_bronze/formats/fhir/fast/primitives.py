@@ -33,11 +33,12 @@ time = PATTERNS["time"].fullmatch
 oid = PATTERNS["oid"].fullmatch
 uuid = PATTERNS["uuid"].fullmatch
 integer64 = PATTERNS["integer64"].fullmatch
-# Base64 (RFC 4648 alphabet, padded) in which spaces may appear anywhere, as in the
-# specification's own examples; anything else goes to the walker.
-_B64 = "[A-Za-z0-9+/] *"
+# Base64 (RFC 4648 alphabet, padded) in which ASCII whitespace may appear anywhere (wrapped
+# lines, the specification's own examples); anything else goes to the walker.
+_B64 = "[A-Za-z0-9+/][ \\t\\r\\n]*"
 base64 = re.compile(
-    f" *(?=[A-Za-z0-9+/])(?:{_B64 * 4})*(?:{_B64 * 2}= *= *|{_B64 * 3}= *)?"
+    f"[ \\t\\r\\n]*(?=[A-Za-z0-9+/])(?:{_B64 * 4})*"
+    f"(?:{_B64 * 2}=[ \\t\\r\\n]*=[ \\t\\r\\n]*|{_B64 * 3}=[ \\t\\r\\n]*)?"
 ).fullmatch
 
 NonEmpty = Meta(min_length=1)

@@ -37,6 +37,7 @@ class FhirNdjsonValidator:
         self._resources = 0
         self._types: dict[str, int] = {}
         self._fast = canonical_version(version)
+        self._bom = False
 
     def feed(self, chunk: bytes) -> None:
         start = 0
@@ -116,6 +117,12 @@ class FhirNdjsonValidator:
             return
         for issue in current.findings.issues:
             self._add(issue)
+        if meta.get("bom"):  # a UTF-8 BOM may only start the file
+            if self._line == 1:
+                self._bom = True
+            else:
+                message = f"{where}: a byte order mark is only allowed at the start of the file"
+                self.findings.add("error", "invalid", message, location=where)
         self._resources += 1
         resource_type = meta["resource_type"]
         self._types[resource_type] = self._types.get(resource_type, 0) + 1
@@ -154,4 +161,6 @@ class FhirNdjsonValidator:
             "resource_types": dict(sorted(self._types.items())),
             "fhir_version": canonical_version(self.version) or self.version,
         }
+        if self._bom:
+            meta["bom"] = True
         return self.findings.record(meta)

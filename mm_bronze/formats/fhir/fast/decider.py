@@ -16,18 +16,22 @@ import contextlib
 import functools
 import gc
 import importlib
+import json
+import sys
 import threading
-from collections.abc import Iterable, Iterator
-from types import ModuleType
-from typing import Any
+from collections.abc import Callable, Iterable, Iterator
+from types import FrameType, ModuleType
+from typing import Any, TypeVar
 
 import msgspec
 
 from mm_bronze.formats.fhir.model import BUNDLE_TYPES
+from mm_bronze.formats.fhir.structure import MAX_DEPTH
 
 # Bundle types whose entries may carry only a request (as in ``structure.REQUEST_BUNDLES``).
 REQUEST_BUNDLES = frozenset({"transaction", "batch"})
 UNSET = msgspec.UNSET
+T = TypeVar("T")
 _ERRORS = (msgspec.DecodeError, RecursionError, UnicodeDecodeError, ValueError)
 
 
@@ -56,16 +60,20 @@ _local = threading.local()
 
 
 def decode(data: bytes, version: str) -> Any | None:
-    """``data`` as the Struct of its resource type, or None if it does not decode."""
-    try:
-        return types(version).decoder.decode(data)
-    except _ERRORS:
-        return None
+    """``data`` as the Struct of its resource type, or None if it does not decode (or is
+    nested deeper than the walker allows)."""
+    return decode_lines([data], version)[0]
 
 
 def decode_lines(lines: list[bytes], version: str) -> list[Any | None]:
     """``decode`` of each line of an NDJSON block."""
     decoder = types(version).decoder
+    if any(line.count(b"{") + line.count(b"[") > MAX_DEPTH for line in lines):
+        return within_depth(_decode_each, decoder, lines)
+    return _decode_each(decoder, lines)
+
+
+def _decode_each(decoder: msgspec.json.Decoder, lines: list[bytes]) -> list[Any | None]:
     out: list[Any | None] = []
     for line in lines:
         try:
@@ -73,6 +81,48 @@ def decode_lines(lines: list[bytes], version: str) -> list[Any | None]:
         except _ERRORS:
             out.append(None)
     return out
+
+
+def within_depth(call: Callable[..., T], *args: Any) -> T:
+    """``call(*args)`` with at most ``MAX_DEPTH`` levels of recursion left to it.
+
+    msgspec refuses (``RecursionError``) what nests deeper than the recursion it has left;
+    the walker refuses JSON nested deeper than ``MAX_DEPTH``. To spend the levels in between
+    cheaply, the call runs at the bottom of nested lists that the C JSON encoder descends
+    (one recursion level each, without a Python frame). A payload with fewer than
+    ``MAX_DEPTH`` objects and arrays in all cannot be that deep, and needs none of this.
+    """
+    spare = sys.getrecursionlimit() - _stack_depth() - MAX_DEPTH
+    if spare <= 0:
+        return call(*args)
+    results: list[T] = []
+
+    def bottom(_: object) -> int:
+        results.append(call(*args))
+        return 0
+
+    json.JSONEncoder(check_circular=False, default=bottom).encode(_nested(spare))
+    return results[0]
+
+
+def _stack_depth() -> int:
+    depth = 0
+    frame: FrameType | None = sys._getframe()
+    while frame is not None:
+        depth += 1
+        frame = frame.f_back
+    return depth
+
+
+@functools.lru_cache(maxsize=64)
+def _nested(depth: int) -> list[Any]:
+    nested: list[Any] = [_BOTTOM]
+    for _ in range(depth - 1):
+        nested = [nested]
+    return nested
+
+
+_BOTTOM = object()
 
 
 def decide(data: bytes, version: str) -> dict[str, Any] | None:

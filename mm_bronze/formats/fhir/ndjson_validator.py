@@ -10,7 +10,7 @@ from mm_bronze.formats.fhir.fast.decider import (
     collection_paused,
     decode_lines,
     keys_unique,
-    summary,
+    resource_type,
 )
 from mm_bronze.formats.fhir.json_validator import FhirJsonValidator, checker_for
 from mm_bronze.formats.fhir.model import canonical_version
@@ -66,21 +66,21 @@ class FhirNdjsonValidator:
         with collection_paused():
             documents = decode_lines(lines, self._fast)
             whole = None not in documents and keys_unique(block, documents)
-            metas = [
-                summary(document, self._fast)
+            kinds = [
+                resource_type(document, self._fast)
                 if document is not None and (whole or keys_unique(line, (document,)))
                 else None
                 for line, document in zip(lines, documents, strict=True)
             ]
             del documents
-        for line, meta in zip(lines, metas, strict=True):
-            if meta is None:
+        counts = self._types
+        for line, kind in zip(lines, kinds, strict=True):
+            if kind is None:
                 self._slow_line(line)
                 continue
             self._line += 1
             self._resources += 1
-            resource_type = meta["resource_type"]
-            self._types[resource_type] = self._types.get(resource_type, 0) + 1
+            counts[kind] = counts.get(kind, 0) + 1
 
     def _slow_line(self, line: bytes) -> None:
         self._piece(line)

@@ -170,9 +170,10 @@ def collection_paused() -> Iterator[None]:
 def keys_unique(data: bytes, documents: Iterable[Any]) -> bool:
     """No object in ``data`` repeats a key (``documents`` are what it decoded to).
 
-    msgspec keeps the last of repeated keys, so ``data`` then holds more object members than
-    the re-encoded documents. Members are counted in C: once escaped quotes are removed, every
-    ``"`` delimits a string, and a ``:`` outside strings separates a member.
+    msgspec keeps the last of repeated keys (and drops its value), so ``data`` then holds
+    more colons than the re-encoded documents: a colon separates each object member, and the
+    colons inside strings are the same on both sides. Counted in C; when ``data`` escapes a
+    character as ``\\u003?`` (maybe a colon), only the colons outside strings are counted.
     """
     encoded = _buffer()
     try:
@@ -198,6 +199,15 @@ def _buffer() -> bytearray:
 def _outside_strings(blob: bytes) -> int:
     cleaned = blob.replace(b"\\\\", b"").replace(b'\\"', b"")
     return b"".join(cleaned.split(b'"')[0::2]).count(b":")
+
+
+def resource_type(document: Any, version: str) -> str | None:
+    """The resource type of a decoded resource, None if it is a Bundle that breaks a rule
+    (what an NDJSON line needs of ``summary``, cheaper)."""
+    kinds = types(version)
+    if type(document) is kinds.bundle and _bundle(document, kinds) is None:
+        return None
+    return kinds.tags[type(document)]
 
 
 def summary(document: Any, version: str) -> dict[str, Any] | None:

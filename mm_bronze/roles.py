@@ -1,27 +1,24 @@
-"""The role registry: what ``serve --<role>`` starts. Each role wires adapters to a door."""
+"""The role registry: what ``serve --<role>`` starts. Each role wires adapters to a door.
+
+Adapters are imported inside each role, so that commands which serve nothing start fast.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import structlog
 
-from mm_bronze.addresses import is_loopback
-from mm_bronze.consumers.persist import PersistPipeline
+from mm_bronze.binding import Door, bind_error
 from mm_bronze.errors import ConfigError
-from mm_bronze.formats.workers import ValidationWorkers
-from mm_bronze.groupcommit import GroupCommitter
-from mm_bronze.ingest.http.app import HttpDeps, build_app
-from mm_bronze.ingest.http.auth import Authenticator
-from mm_bronze.ingest.http.server import serve_http
-from mm_bronze.ingest.mllp.access import PeerPolicy, check_exposure, server_ssl_context
-from mm_bronze.ingest.mllp.receiver import MessageReceiver
-from mm_bronze.ingest.mllp.server import serve_mllp
-from mm_bronze.ingest.sftp.door import run_sftp_door
-from mm_bronze.metadata import clients, records
-from mm_bronze.runtime import Resources, RoleRunner
+from mm_bronze.settings import Settings
+
+if TYPE_CHECKING:
+    from mm_bronze.runtime import Resources, RoleRunner
 
 log = structlog.get_logger(__name__)
 
@@ -29,21 +26,59 @@ log = structlog.get_logger(__name__)
 @dataclass(frozen=True)
 class Role:
     name: str
-    help: str
     run: RoleRunner
+    door: Callable[[Settings], Door] | None = None  # the address it listens on, if any
+
+
+def _door(name: str, host: str, port: int, port_env: str, host_env: str) -> Door:
+    return Door(
+        name,
+        host,
+        port,
+        port_names=f"--{name}-port, {port_env} or {name}.port",
+        host_names=f"--{name}-host, {host_env} or {name}.host",
+    )
+
+
+def http_door(settings: Settings) -> Door:
+    http = settings.http
+    return _door("http", http.host, http.port, "MM_BRONZE_HTTP_PORT", "MM_BRONZE_HTTP_HOST")
+
+
+def mllp_door(settings: Settings) -> Door:
+    mllp = settings.mllp
+    return _door("mllp", mllp.host, mllp.port, "MM_BRONZE_MLLP_PORT", "MM_BRONZE_MLLP_HOST")
+
+
+def sftp_door(settings: Settings) -> Door:
+    return _door("sftp", settings.sftp.host, settings.sftp.port, "SFTP_PORT", "SFTP_HOST")
 
 
 async def run_http(res: Resources, stop: asyncio.Event) -> None:
+    from mm_bronze.addresses import is_loopback
+    from mm_bronze.formats.workers import ValidationWorkers
+    from mm_bronze.groupcommit import GroupCommitter
+    from mm_bronze.ingest.http.app import HttpDeps, build_app
+    from mm_bronze.ingest.http.auth import Authenticator
+    from mm_bronze.ingest.http.server import serve_http
+    from mm_bronze.metadata import clients, records
+
     settings = res.settings.http
     pool = res.db.pool
     count = await clients.client_count(pool)
+    required = await clients.tokens_required(pool)
     loopback = is_loopback(settings.host)
     if count == 0 and not loopback:
         raise ConfigError(
             f"refusing to serve HTTP on non-loopback address {settings.host} without API "
             "clients: create one with `mm-bronze clients add NAME`"
         )
-    if count == 0:
+    if count == 0 and required:
+        log.warning(
+            "no API clients left: every request is refused until one is added "
+            "with `mm-bronze clients add NAME`"
+        )
+    elif count == 0:
         log.warning("no API clients configured: accepting unauthenticated requests on loopback")
 
     async def flush(entries: list[tuple[str, str, str | None]]) -> None:
@@ -57,6 +92,8 @@ async def run_http(res: Resources, stop: asyncio.Event) -> None:
     await status_log.open()
     if workers is not None:
         await workers.open()
+    # /readyz is served by this door, so whenever it answers, the door is listening.
+    res.health["http"] = lambda: None
     try:
         app = build_app(
             HttpDeps(
@@ -72,8 +109,11 @@ async def run_http(res: Resources, stop: asyncio.Event) -> None:
                 validation_workers=workers,
             )
         )
-        log.info("http listening", host=settings.host, port=settings.port)
-        await serve_http(app, settings, stop)
+        # hypercorn announces "http listening" (through structlog) once it has bound.
+        try:
+            await serve_http(app, settings, stop)
+        except OSError as exc:
+            raise bind_error(http_door(res.settings), exc) from None
     finally:
         await status_log.close()
         if workers is not None:
@@ -81,6 +121,8 @@ async def run_http(res: Resources, stop: asyncio.Event) -> None:
 
 
 async def run_consumers(res: Resources, stop: asyncio.Event) -> None:
+    from mm_bronze.consumers.persist import PersistPipeline
+
     pipelines: list[PersistPipeline] = []
     consumers = []
     for topic, group in res.topics().values():
@@ -105,6 +147,10 @@ async def run_consumers(res: Resources, stop: asyncio.Event) -> None:
 
 
 async def run_mllp(res: Resources, stop: asyncio.Event) -> None:
+    from mm_bronze.ingest.mllp.access import PeerPolicy, check_exposure, server_ssl_context
+    from mm_bronze.ingest.mllp.receiver import MessageReceiver
+    from mm_bronze.ingest.mllp.server import MllpServer
+
     settings = res.settings.mllp
     check_exposure(settings)
     receiver = MessageReceiver(
@@ -115,20 +161,34 @@ async def run_mllp(res: Resources, stop: asyncio.Event) -> None:
     )
     policy = PeerPolicy(settings.allowed_peers, settings.tls_client_fingerprints)
     ssl_context = server_ssl_context(settings)
-    log.info("mllp listening", host=settings.host, port=settings.port, tls=ssl_context is not None)
-    await serve_mllp(settings, receiver, stop, policy=policy, ssl_context=ssl_context)
+    server = MllpServer(settings, receiver, policy=policy, ssl_context=ssl_context)
+    res.health["mllp"] = lambda: "starting"
+    try:
+        await server.open()
+    except OSError as exc:
+        raise bind_error(mllp_door(res.settings), exc) from None
+    res.health["mllp"] = lambda: None
+    log.info("mllp listening", host=settings.host, port=server.port, tls=ssl_context is not None)
+    try:
+        await stop.wait()
+    finally:
+        await server.close()
 
 
 async def run_sftp(res: Resources, stop: asyncio.Event) -> None:
+    from mm_bronze.ingest.sftp.door import run_sftp_door
+
     topic = res.topics()["sftp"][0]
-    await run_sftp_door(res.settings, res.bus, res.storage.staging, topic, res.health, stop)
+    try:
+        await run_sftp_door(res.settings, res.bus, res.storage.staging, topic, res.health, stop)
+    except OSError as exc:
+        raise bind_error(sftp_door(res.settings), exc) from None
 
 
+# The order in which roles start; their help texts are in mm_bronze.cli.parser.
 ROLES: dict[str, Role] = {
-    "http": Role("http", "the HTTP front door (POST /ingest/...)", run_http),
-    "consumers": Role(
-        "consumers", "the persist pipeline (bus → storage → metadata)", run_consumers
-    ),
-    "mllp": Role("mllp", "the MLLP listener for HL7 v2 (port 2575)", run_mllp),
-    "sftp": Role("sftp", "the SFTP front door (uploads land on close)", run_sftp),
+    "http": Role("http", run_http, http_door),
+    "consumers": Role("consumers", run_consumers),
+    "mllp": Role("mllp", run_mllp, mllp_door),
+    "sftp": Role("sftp", run_sftp, sftp_door),
 }

@@ -12,16 +12,17 @@ import signal
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import structlog
 
-from mm_bronze.bus import Bus
-from mm_bronze.bus.kafka import KafkaBus
-from mm_bronze.bus.pgqueue import PgQueueBus
-from mm_bronze.metadata import Database
 from mm_bronze.settings import Settings
-from mm_bronze.storage import StorageRegistry
+
+if TYPE_CHECKING:
+    # Imported where used, so that commands which need none of them start fast.
+    from mm_bronze.bus import Bus
+    from mm_bronze.metadata import Database
+    from mm_bronze.storage import StorageRegistry
 
 log = structlog.get_logger(__name__)
 T = TypeVar("T")
@@ -60,14 +61,21 @@ class Resources:
 
 def build_bus(settings: Settings, db: Database) -> Bus:
     if settings.kafka.servers:
+        from mm_bronze.bus.kafka import KafkaBus
+
         return KafkaBus(settings.kafka, inline_limit=settings.http.inline_limit)
+    from mm_bronze.bus.pgqueue import PgQueueBus
+
     return PgQueueBus(db.pool, lease_seconds=settings.consumer.lease_seconds)
 
 
 @contextlib.asynccontextmanager
 async def open_database(settings: Settings, *, migrate: bool = True) -> AsyncIterator[Database]:
     """The database alone (embedded or external), for admin commands."""
-    settings.data_path.mkdir(parents=True, exist_ok=True)
+    from mm_bronze.metadata import Database
+
+    if not settings.postgres.dsn:  # the embedded server lives under the data directory
+        settings.data_path.mkdir(parents=True, exist_ok=True)
     db = Database(
         settings.postgres.dsn,
         settings.data_path,
@@ -84,6 +92,9 @@ async def open_database(settings: Settings, *, migrate: bool = True) -> AsyncIte
 @contextlib.asynccontextmanager
 async def open_resources(settings: Settings) -> AsyncIterator[Resources]:
     """Open database, bus and storage in that order; close them in reverse."""
+    from mm_bronze.metadata import Database
+    from mm_bronze.storage import StorageRegistry
+
     settings.data_path.mkdir(parents=True, exist_ok=True)
     async with AsyncExitStack() as stack:
         db = Database(

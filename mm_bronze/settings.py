@@ -7,9 +7,10 @@ Unknown keys and bad values are errors that name the key.
 
 from __future__ import annotations
 
+import difflib
 import os
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -23,22 +24,22 @@ MiB = 1024 * 1024
 class HttpSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     host: str = "127.0.0.1"
     port: int = 8000
-    max_body_bytes: int = 100 * MiB
+    max_body_bytes: int = 100 * MiB  # largest accepted body, checked while reading
     inline_limit: int = 256 * 1024  # larger bodies travel by claim check (staging)
     validation_workers: int = -1  # processes checking bodies of 64 KiB+; -1: one per core, 0: none
 
 
 class PostgresSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     dsn: str = ""  # empty: embedded PostgreSQL under <data_dir>/pg
-    min_size: int = 2
-    max_size: int = 10
+    min_size: int = 2  # connections opened at start
+    max_size: int = 10  # connection pool limit
 
 
 class StorageSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     url: str = ""  # empty: file://<data_dir>/raw
     staging_url: str = ""  # empty: <url>/_staging
     path_template: str = "{format}/{content_type}/{version}/{subtype}/date={date}/{sha256}{ext}"
-    options: dict[str, Any] = msgspec.field(default_factory=dict)
+    options: dict[str, Any] = msgspec.field(default_factory=dict)  # fsspec: credentials, endpoint
     compression: str = "none"  # none | gzip | zstd, for raw objects
 
 
@@ -50,48 +51,55 @@ class KafkaSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     sftp_group: str = "bronze-storage-sftp"
     mllp_topic: str = "bronze-ingest-mllp"
     mllp_group: str = "bronze-storage-mllp"
-    max_message_size: int = 10 * MiB
-    compression_type: str = "none"
-    dlq_topic: str = "bronze-ingest-dlq"
+    max_message_size: int = 10 * MiB  # largest event; inline limits stay 64 KiB below
+    compression_type: str = "none"  # none | gzip | snappy | lz4 | zstd
+    dlq_topic: str = "bronze-ingest-dlq"  # dead letters
     partitions: int = 6  # for topics created at start
     replication_factor: int = -1  # -1: the broker's default.replication.factor
     publish_timeout: float = 10.0  # seconds before an undelivered publish fails (HTTP 503)
-    session_timeout_ms: int = 45000
-    heartbeat_interval_ms: int = 3000
+    session_timeout_ms: int = 45000  # how long a dead consumer keeps its partitions
+    heartbeat_interval_ms: int = 3000  # keep below a third of session_timeout_ms
     lag_log_interval: float = 60.0  # seconds between consumer lag log lines
     options: dict[str, Any] = msgspec.field(default_factory=dict)  # any librdkafka setting
 
 
 class ConsumerSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     concurrency: int = 2  # pipelines per topic in one process
-    batch_size: int = 100
-    max_attempts: int = 5
-    lease_seconds: float = 30.0
-    retry_backoff_max: float = 30.0
+    batch_size: int = 100  # events per batch
+    max_attempts: int = 5  # deliveries of a failing event before it is dead-lettered
+    lease_seconds: float = 30.0  # embedded queue: a dead consumer's claim returns after this
+    retry_backoff_max: float = 30.0  # longest pause between retries while storage or DB is down
 
 
 class SftpSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     host: str = "127.0.0.1"
     port: int = 2222
-    max_file_size: int = 1024 * MiB
-    users: str = ""
+    max_file_size: int = 1024 * MiB  # largest SFTP upload
+    users: str = ""  # the original user:pass:perm+perm|... list; prefer `mm-bronze users`
     users_file: str = ""  # empty: <data_dir>/sftp/users.json
     host_key_path: str = ""  # empty: <data_dir>/sftp/ssh_host_ed25519_key
+    # Names ingested when renamed to a final name, not when closed.
     temp_patterns: list[str] = msgspec.field(
         default_factory=lambda: ["*.tmp", "*.part", "*.filepart"]
     )
-    max_concurrent_uploads_per_user: int = 16
+    max_concurrent_uploads_per_user: int = 16  # files one user may have open for writing
     inline_limit: int = 256 * 1024  # larger files travel by claim check (staging)
     fhir_version: str = "R4"  # recorded for FHIR files, whose content does not say
     retry_seconds: float = 30.0  # how often uploads whose publish failed are retried
+    max_depth: int = 32  # directory levels below a user's home
+    max_directories_per_user: int = 1000  # directories one user may create
+    max_auth_attempts: int = 6  # failed logins on one connection before it is closed
+    auth_failure_delay: float = 0.5  # seconds; doubles per failure (per user and address)
 
 
 class MllpSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     host: str = "127.0.0.1"
     port: int = 2575
-    max_frame_bytes: int = 16 * MiB
-    inline_limit: int = 1 * MiB
+    max_frame_bytes: int = 16 * MiB  # larger messages are answered AR
+    inline_limit: int = 1 * MiB  # larger messages travel by claim check (staging)
     idle_timeout: float = 300.0  # seconds without a byte before a connection is closed
+    max_connections: int = 256  # open connections; more are closed at once
+    max_buffered_bytes: int = 256 * MiB  # unfinished frames held by all connections together
     allowed_peers: list[str] = msgspec.field(default_factory=list)  # CIDRs; empty: any
     tls_cert: str = ""  # PEM certificate (chain); set with tls_key to serve MLLP over TLS
     tls_key: str = ""
@@ -104,7 +112,7 @@ class ValidationSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=Tru
 
 
 class LogSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
-    level: str = "info"
+    level: str = "info"  # debug | info | warning | error
     format: str = "auto"  # auto | json | console
 
 
@@ -178,24 +186,42 @@ def env_name(section: str, key: str) -> str:
     return f"{ENV_PREFIX}{section}_{key}".upper()
 
 
-def _env_overrides(environ: Mapping[str, str]) -> dict[str, Any]:
-    sections = _sections()
-    known: dict[str, tuple[str, str] | tuple[str]] = {f"{ENV_PREFIX}DATA_DIR": ("data_dir",)}
-    for section, struct in sections.items():
+def _known_env() -> dict[str, tuple[str, ...]]:
+    known: dict[str, tuple[str, ...]] = {f"{ENV_PREFIX}DATA_DIR": ("data_dir",)}
+    for section, struct in _sections().items():
         for field in msgspec.structs.fields(struct):
             known[env_name(section, field.name)] = (section, field.name)
+    return known
+
+
+def _env_overrides(environ: Mapping[str, str], sources: Sources) -> dict[str, Any]:
+    known = _known_env()
     out: dict[str, Any] = {}
     for name, value in environ.items():
         if not name.startswith(ENV_PREFIX) or name.startswith(_NOT_SETTINGS):
             continue
         path = known.get(name)
         if path is None:
-            raise ConfigError(f"unknown setting in environment: {name}")
+            raise ConfigError(f"unknown setting in environment: {name}{_did_you_mean(name, known)}")
         _assign(out, path, _env_value(value))
-    for name, path in LEGACY_ENV.items():
+        sources[path] = _env_label(name, path, value)
+    for name, legacy_path in LEGACY_ENV.items():
         if name in environ:
-            _assign(out, path, environ[name])
+            _assign(out, legacy_path, environ[name])
+            sources[legacy_path] = _env_label(name, legacy_path, environ[name])
     return out
+
+
+def _env_label(name: str, path: tuple[str, ...], value: str) -> str:
+    if tuple(path) in SECRET_KEYS:
+        return name
+    shown = value if len(value) <= 60 else value[:57] + "..."
+    return f"{name}={shown}"
+
+
+def _did_you_mean(name: str, known: Iterable[str]) -> str:
+    close = difflib.get_close_matches(name, list(known), n=1, cutoff=0.6)
+    return f" (did you mean {close[0]}?)" if close else ""
 
 
 def _env_value(value: str) -> Any:
@@ -224,15 +250,25 @@ def _merge(base: dict[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
+Sources = dict[tuple[str, ...], str]
+
+
 def load_settings(
     config_path: str | os.PathLike[str] | None = None,
     environ: Mapping[str, str] | None = None,
     overrides: Mapping[str, Any] | None = None,
+    *,
+    override_labels: Mapping[tuple[str, ...], str] | None = None,
 ) -> Settings:
-    """Build the effective settings; raises ``ConfigError`` naming the offending key."""
+    """Build the effective settings; raises ``ConfigError`` naming what the user set.
+
+    A bad value is reported under the name it was given by (``API_MAX_FILE_SIZE=10MB``,
+    ``http.port in FILE``, or the label in ``override_labels``, e.g. ``--http-port``).
+    """
     environ = os.environ if environ is None else environ
     config_path = config_path or environ.get("MM_BRONZE_CONFIG") or None
     data: dict[str, Any] = {}
+    sources: Sources = {}
     if config_path:
         path = Path(config_path)
         try:
@@ -241,37 +277,126 @@ def load_settings(
             raise ConfigError(f"configuration file not found: {path}") from exc
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"configuration file {path} is not valid TOML: {exc}") from exc
-    data = _merge(data, _env_overrides(environ))
+        _check_keys(data, path)
+        for key_path, value in _leaves(data):
+            shown = msgspec.json.encode(value).decode() if key_path not in SECRET_KEYS else "…"
+            sources[key_path] = f"{'.'.join(key_path)} = {shown[:60]} in {path}"
+    data = _merge(data, _env_overrides(environ, sources))
     if overrides:
         data = _merge(data, overrides)
+        for key_path, _ in _leaves(overrides):
+            label = (override_labels or {}).get(key_path)
+            sources[key_path] = label or "command line " + ".".join(key_path)
     try:
         settings = msgspec.convert(data, Settings, strict=False)
     except msgspec.ValidationError as exc:
-        raise ConfigError(f"invalid setting: {_explain(str(exc))}") from exc
-    _check(settings)
+        raise ConfigError(_explain(str(exc), sources)) from exc
+    _check(settings, sources)
     return settings
 
 
-def _explain(message: str) -> str:
-    # msgspec says "... - at `$.http.port`"; name the key and its environment variable too.
-    if " - at `$." in message:
-        text, _, where = message.partition(" - at `$.")
-        key = where.rstrip("`")
-        parts = key.split(".")
-        env = env_name(*parts) if len(parts) == 2 else ENV_PREFIX + key.upper()
-        return f"{key} ({env}): {text}"
-    if "Object contains unknown field" in message:
-        return message.replace("Object contains unknown field", "unknown key")
-    return message
+def _leaves(
+    data: Mapping[str, Any], prefix: tuple[str, ...] = ()
+) -> Iterator[tuple[tuple[str, ...], Any]]:
+    """``(section, key)`` paths and values of a settings tree (tables like options are leaves)."""
+    for key, value in data.items():
+        if isinstance(value, Mapping) and not prefix and key in _sections():
+            yield from _leaves(value, (key,))
+        else:
+            yield (*prefix, key), value
 
 
-def _check(settings: Settings) -> None:
+def _check_keys(data: Mapping[str, Any], path: Path) -> None:
+    """Unknown keys in the TOML file, reported with the closest known key."""
+    sections = _sections()
+    top = [f.name for f in msgspec.structs.fields(Settings)]
+    for key, value in data.items():
+        if key not in top:
+            raise ConfigError(f"unknown key {key!r} in {path}{_suggest(key, top)}")
+        if key in sections and isinstance(value, Mapping):
+            fields = [f.name for f in msgspec.structs.fields(sections[key])]
+            for sub in value:
+                if sub not in fields:
+                    raise ConfigError(
+                        f"unknown key {sub!r} in section [{key}] of {path}{_suggest(sub, fields)}"
+                    )
+
+
+def _suggest(key: str, known: list[str]) -> str:
+    close = difflib.get_close_matches(key, known, n=1, cutoff=0.5)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _label(sources: Sources, section: str, key: str) -> str:
+    """What the user set for ``section.key``, or the key and its variable for a default."""
+    given = sources.get((section, key))
+    dotted = f"{section}.{key}"
+    if given:
+        return given if given.startswith(dotted) else f"{given} ({dotted})"
+    return f"{dotted} ({env_name(section, key)})"
+
+
+def _explain(message: str, sources: Sources) -> str:
+    # msgspec says "Expected `int`, got `str` - at `$.http.port`"; name what the user set.
+    text, _, where = message.partition(" - at `$.")
+    parts = tuple(where.rstrip("`").split(".")) if where else ()
+    if "unknown field" in text:
+        return "invalid setting: " + text.replace("Object contains unknown field", "unknown key")
+    if len(parts) == 2:
+        section, key = parts
+        return f"invalid setting {_label(sources, section, key)}: {_expected(section, key, text)}"
+    if parts == ("data_dir",):
+        given = sources.get(parts, f"data_dir ({ENV_PREFIX}DATA_DIR)")
+        return f"invalid setting {given}: expected a directory path"
+    return f"invalid setting {'.'.join(parts) or ''}: {text}".replace(" :", ":")
+
+
+def _expected(section: str, key: str, fallback: str) -> str:
+    """Plain wording for the type a setting needs."""
+    struct = _sections().get(section)
+    fields = msgspec.structs.fields(struct) if struct is not None else ()
+    kind = next((f.type for f in fields if f.name == key), None)
+    if kind is int:
+        unit = next((u for s, u in _UNITS if key.endswith(s)), "")
+        return f"expected a whole number{unit}"
+    if kind is float:
+        unit = next((u for s, u in _UNITS if key.endswith(s)), "")
+        return f"expected a number{unit}"
+    if kind is bool:
+        return "expected true or false"
+    if kind is str:
+        return "expected a string"
+    origin = getattr(kind, "__origin__", None)
+    if origin is list:
+        return 'expected a list, e.g. ["a", "b"] (as JSON in an environment variable)'
+    if origin is dict:
+        return "expected a table (a JSON object in an environment variable)"
+    return fallback[:1].lower() + fallback[1:]
+
+
+# Units by key suffix, for error messages ("expected a whole number of bytes").
+_UNITS = (
+    ("_bytes", " of bytes"),
+    ("_file_size", " of bytes"),
+    ("_message_size", " of bytes"),
+    ("inline_limit", " of bytes"),
+    ("_ms", " of milliseconds"),
+    ("_seconds", " of seconds"),
+    ("_timeout", " of seconds"),
+    ("_interval", " of seconds"),
+    ("_backoff_max", " of seconds"),
+    ("port", " from 1 to 65535"),
+)
+
+
+def _check(settings: Settings, sources: Sources | None = None) -> None:
+    sources = sources or {}
     for (section, key), allowed in CHOICES.items():
         value = getattr(getattr(settings, section), key)
         if value not in allowed:
             raise ConfigError(
-                f"invalid setting: {section}.{key} ({env_name(section, key)}): "
-                f"{value!r} is not one of {', '.join(allowed)}"
+                f"invalid setting {_label(sources, section, key)}: "
+                f"expected one of {', '.join(allowed)}"
             )
     positive = [
         ("http", "port"),
@@ -297,12 +422,15 @@ def _check(settings: Settings) -> None:
     for section, key in positive:
         if getattr(getattr(settings, section), key) <= 0:
             raise ConfigError(
-                f"invalid setting: {section}.{key} ({env_name(section, key)}) must be positive"
+                f"invalid setting {_label(sources, section, key)}: expected a number above 0"
             )
-    for section in ("http", "sftp"):
+    for section in ("http", "sftp", "mllp"):
         port = getattr(settings, section).port
         if not 0 < port < 65536:
-            raise ConfigError(f"invalid setting: {section}.port must be between 1 and 65535")
+            raise ConfigError(
+                f"invalid setting {_label(sources, section, 'port')}: "
+                "expected a port number from 1 to 65535"
+            )
     _check_mllp(settings.mllp)
     if settings.kafka.servers:
         for section in ("http", "mllp", "sftp"):
@@ -340,8 +468,6 @@ def check_kafka(kafka: KafkaSettings, inline_limit: int, door: str = "http") -> 
 def _check_mllp(mllp: MllpSettings) -> None:
     import ipaddress
 
-    if not 0 < mllp.port < 65536:
-        raise ConfigError("invalid setting: mllp.port must be between 1 and 65535")
     for peer in mllp.allowed_peers:
         try:
             ipaddress.ip_network(peer, strict=False)

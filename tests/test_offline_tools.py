@@ -3,6 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
+import pty
+import re
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 from tests.services.mm_bronze import run_cli
@@ -74,3 +80,102 @@ def test_fhir_split_writes_one_file_per_resource(corpus: Path, tmp_path: Path) -
     result = run_cli("fhir", "split", str(not_a_bundle), "--out", str(out))
     assert result.returncode == 1
     assert "not a FHIR Bundle" in result.stderr
+
+
+SUMMARY = re.compile(
+    r"^(\d+) files: (\d+) valid, (\d+) invalid, (\d+) skipped; [\d.]+ MB in [\d.]+ s "
+    r"\([\d.]+ MB/s, (\d+) process(?:es)?\)$"
+)
+
+
+def test_validate_skips_what_it_cannot_identify_and_ends_with_a_summary(corpus: Path) -> None:
+    result = run_cli("validate", str(corpus))
+    assert result.returncode == 1  # the corpus holds invalid files on purpose
+    lines = result.stdout.splitlines()
+    skipped = sorted(line for line in lines if line.startswith("SKIPPED"))
+    assert [line.split()[1].rstrip(":") for line in skipped] == [
+        str(corpus / name) for name in ("MANIFEST.tsv", "README.md", "SOURCES.tsv")
+    ]
+    found = SUMMARY.match(lines[-1])
+    assert found, lines[-1]
+    files, valid, invalid, skip, _ = map(int, found.groups())
+    manifest = (corpus / "MANIFEST.tsv").read_text().splitlines()[1:]
+    assert (files, skip) == (len(manifest) + 3, 3)
+    assert valid + invalid == len(manifest)
+    assert result.stderr == ""  # no progress bar when stderr is not a terminal
+
+    bundles = run_cli("validate", str(corpus / "fhir-r4-bundles"))
+    assert bundles.returncode == 0
+    assert bundles.stdout.splitlines()[-1].startswith("12 files: 12 valid, 0 invalid, 0 skipped;")
+
+
+def test_validate_refuses_empty_inputs(tmp_path: Path) -> None:
+    empty = run_cli("validate", str(tmp_path))
+    assert (empty.returncode, empty.stderr) == (
+        2,
+        f"mm-bronze: no files to validate in {tmp_path}\n",
+    )
+    (tmp_path / "notes.md").write_text("# nothing to validate\n")
+    unknown = run_cli("validate", str(tmp_path))
+    assert unknown.returncode == 2
+    assert unknown.stderr.splitlines() == [
+        "mm-bronze: no file was recognised as FHIR JSON/XML/NDJSON or HL7 v2: "
+        "choose one with --format"
+    ]
+    assert unknown.stdout.splitlines()[-1].startswith("1 files: 0 valid, 0 invalid, 1 skipped;")
+
+
+def test_validate_json_and_worker_processes_agree(corpus: Path) -> None:
+    one = json.loads(run_cli("validate", "--json", "--jobs", "1", str(corpus)).stdout)
+    two = json.loads(run_cli("validate", "--json", "--jobs", "2", str(corpus)).stdout)
+    assert (one["summary"]["workers"], two["summary"]["workers"]) == (1, 2)
+    assert one["files"] == two["files"]
+    by_path = {entry["path"]: entry for entry in one["files"]}
+    patient = by_path[str(corpus / "fhir-r4-resources" / "json" / "patient-example.json")]
+    assert (patient["status"], patient["format"], patient["content_type"]) == (
+        "valid", "fhir", "json",
+    )  # fmt: skip
+    assert patient["metadata"]["resource_type"] == "Patient"
+    bad = by_path[str(corpus / "fhir-invalid" / "ai4.json")]
+    assert bad["status"] == "invalid"
+    assert bad["issues"][0]["expression"] == "Patient.birthDate"
+    assert by_path[str(corpus / "README.md")]["status"] == "skipped"
+    summary = one["summary"]
+    assert summary["files"] == len(one["files"])
+    assert summary["valid"] + summary["invalid"] + summary["skipped"] == summary["files"]
+    assert summary["bytes"] > 0 and summary["mb_per_s"] > 0
+
+
+def test_validate_uses_every_core_for_large_inputs(corpus: Path, tmp_path: Path) -> None:
+    for copy in range(5):  # ~18 MB of Synthea bundles
+        shutil.copytree(corpus / "fhir-r4-bundles", tmp_path / f"copy{copy}")
+    result = json.loads(run_cli("validate", "--json", str(tmp_path)).stdout)
+    assert result["summary"]["workers"] == min(os.cpu_count() or 1, 60)
+    assert result["summary"]["valid"] == 60
+    small = json.loads(run_cli("validate", "--json", str(corpus / "hl7v2")).stdout)
+    assert small["summary"]["workers"] == 1
+
+
+def test_validate_shows_progress_on_a_terminal_only(corpus: Path) -> None:
+    controller, terminal = pty.openpty()
+    try:
+        result = subprocess.run(
+            [sys.executable, "-m", "mm_bronze", "validate", str(corpus / "ndjson")],
+            stdout=subprocess.PIPE, stderr=terminal, timeout=120,
+        )  # fmt: skip
+        os.close(terminal)
+        shown = b""
+        while True:
+            try:
+                chunk = os.read(controller, 65536)
+            except OSError:
+                break
+            if not chunk:
+                break
+            shown += chunk
+    finally:
+        os.close(controller)
+    assert result.returncode == 0
+    assert re.search(rb"\r\[#*\.*\] \d+/9 files, [\d.]+ MB/s", shown), shown
+    assert shown.endswith(b"\r\x1b[K")  # the bar is cleared before the summary
+    assert b"\r[" not in result.stdout

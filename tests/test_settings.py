@@ -72,11 +72,58 @@ def test_unknown_toml_key_names_it(tmp_path: Path) -> None:
         load_settings(config, environ={})
 
 
-def test_bad_value_names_key_and_variable() -> None:
-    with pytest.raises(ConfigError, match=r"http.max_body_bytes \(MM_BRONZE_HTTP_MAX_BODY_BYTES\)"):
-        load_settings(environ={"API_MAX_FILE_SIZE": "lots"})
-    with pytest.raises(ConfigError, match="compression_type"):
+def test_bad_value_is_reported_under_the_name_the_user_set() -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_settings(environ={"API_MAX_FILE_SIZE": "10MB"})
+    assert str(caught.value) == (
+        "invalid setting API_MAX_FILE_SIZE=10MB (http.max_body_bytes): "
+        "expected a whole number of bytes"
+    )
+    with pytest.raises(ConfigError) as caught:
+        load_settings(environ={"SFTP_PORT": "x"})
+    assert str(caught.value).startswith("invalid setting SFTP_PORT=x (sftp.port): expected")
+    assert "Expected" not in str(caught.value)
+    with pytest.raises(ConfigError, match=r"MM_BRONZE_KAFKA_PUBLISH_TIMEOUT=soon .*seconds"):
+        load_settings(environ={"MM_BRONZE_KAFKA_PUBLISH_TIMEOUT": "soon"})
+    with pytest.raises(ConfigError, match=r"KAFKA_COMPRESSION_TYPE=brotli .*one of none, gzip"):
         load_settings(environ={"KAFKA_COMPRESSION_TYPE": "brotli"})
+    with pytest.raises(ConfigError, match=r"MM_BRONZE_MLLP_ALLOWED_PEERS=10.0.0.1 .*a list"):
+        load_settings(environ={"MM_BRONZE_MLLP_ALLOWED_PEERS": "10.0.0.1"})
+    # A secret's value is never echoed.
+    with pytest.raises(ConfigError, match=r"MM_BRONZE_POSTGRES_DSN \(postgres.dsn\): expected a"):
+        load_settings(environ={"MM_BRONZE_POSTGRES_DSN": '["hunter2"]'})
+
+
+def test_bad_value_in_the_file_or_a_flag_names_that(tmp_path: Path) -> None:
+    config = tmp_path / "c.toml"
+    config.write_text('[sftp]\nport = "x"\n')
+    with pytest.raises(ConfigError) as caught:
+        load_settings(config, environ={})
+    assert str(caught.value) == (
+        f'invalid setting sftp.port = "x" in {config}: expected a whole number from 1 to 65535'
+    )
+    with pytest.raises(ConfigError, match=r"^invalid setting --mllp-port 0 \(mllp.port\)"):
+        load_settings(
+            environ={},
+            overrides={"mllp": {"port": 0}},
+            override_labels={("mllp", "port"): "--mllp-port 0"},
+        )
+
+
+def test_typos_suggest_the_closest_known_key(tmp_path: Path) -> None:
+    config = tmp_path / "c.toml"
+    config.write_text("[http]\nprot = 8001\n")
+    with pytest.raises(ConfigError) as caught:
+        load_settings(config, environ={})
+    assert (
+        str(caught.value)
+        == f"unknown key 'prot' in section [http] of {config} (did you mean 'port'?)"
+    )
+    config.write_text("[htpp]\nport = 8001\n")
+    with pytest.raises(ConfigError, match=r"unknown key 'htpp' .*did you mean 'http'"):
+        load_settings(config, environ={})
+    with pytest.raises(ConfigError, match=r"did you mean MM_BRONZE_CONSUMER_BATCH_SIZE\?"):
+        load_settings(environ={"MM_BRONZE_CONSUMER_BATCHSIZE": "5"})
 
 
 def test_secrets_are_redacted() -> None:

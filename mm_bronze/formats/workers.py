@@ -8,8 +8,11 @@ loop; in a process pool they run in parallel and the loop stays responsive.
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import multiprocessing
+import os
 import signal
+import sys
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any
@@ -18,11 +21,29 @@ from mm_bronze.errors import InvalidPayload
 from mm_bronze.formats.base import PayloadValidator
 
 Job = tuple[str, str, "str | None", str]  # format, content_type, version, level
+PR_SET_PDEATHSIG = 1  # from <sys/prctl.h>
 
 
-def _ignore_interrupts() -> None:
+def _start_worker(parent: int) -> None:
+    """Worker set-up: die with the parent, leave Ctrl-C to it."""
     # Ctrl-C reaches the whole process group; the parent decides when workers stop.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # A SIGKILLed parent runs no clean-up: have the kernel kill this worker then
+    # (PR_SET_PDEATHSIG), and exit now if the parent is already gone.
+    exit_with_parent()
+    if os.getppid() != parent:
+        os._exit(1)
+
+
+def exit_with_parent() -> None:
+    """Ask Linux to SIGKILL this process when its parent dies (no-op elsewhere)."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    except (OSError, AttributeError):
+        pass
 
 
 def _validate(job: Job, body: bytes) -> tuple[str, Any]:
@@ -49,7 +70,8 @@ class ValidationWorkers:
             self._executor = ProcessPoolExecutor(
                 max_workers=self._workers,
                 mp_context=multiprocessing.get_context("spawn"),
-                initializer=_ignore_interrupts,
+                initializer=_start_worker,
+                initargs=(os.getpid(),),
             )
 
     async def close(self) -> None:

@@ -37,14 +37,19 @@ from mm_bronze.formats.workers import DeferredValidator, ValidationWorkers
 from mm_bronze.groupcommit import GroupCommitter
 from mm_bronze.ingest.http.auth import Authenticator, Unauthorized
 from mm_bronze.ingest.http.body import receive_body
-from mm_bronze.metadata import records
-from mm_bronze.models import IngestEvent, encode_event
+from mm_bronze.ingest.http.linger import LingeringClose
+from mm_bronze.ingest.http.protocol import Http11Only
+from mm_bronze.metadata import lineage, records
+from mm_bronze.metadata.clients import Client
+from mm_bronze.models import IngestEvent, SubmissionStatus, encode_event
 from mm_bronze.settings import HttpSettings
 from mm_bronze.storage import StorageRegistry
 
 log = structlog.get_logger(__name__)
 
-SEGMENT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+SEGMENT = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")  # matched whole (fullmatch)
+# X-Request-ID values kept and echoed: printable ASCII without spaces, 1 to 64 characters.
+REQUEST_ID = re.compile(rb"[\x21-\x7e]{1,64}")
 RETRY_AFTER = "5"
 
 
@@ -73,6 +78,8 @@ def error(status: int, code: str, message: str, **extra: Any) -> Response:
 def refuse(status: int, code: str, message: str, **extra: Any) -> Response:
     """An error answered before the request body was fully read: close the connection,
     so neither side waits for (or misreads) the unread rest of the body."""
+    if status < 500:  # the reason names places, never payload values
+        log.info("request refused", status=status, error=code, reason=message)
     response = error(status, code, message, **extra)
     response.headers["Connection"] = "close"
     return response
@@ -87,6 +94,7 @@ def invalid_payload(fmt: str, exc: InvalidPayload) -> Response:
     if fmt != "fhir":
         extra["issues"] = [issue_dict(issue) for issue in exc.issues]
         return refuse(422, "invalid_payload", exc.reason, **extra)
+    log.info("request refused", status=422, error="invalid_payload", reason=exc.reason)
     body = {
         **operation_outcome(exc.issues),
         "error": "invalid_payload",
@@ -109,7 +117,7 @@ def build_app(deps: HttpDeps) -> Starlette:
     async def ingest(request: Request) -> Response:
         params = request.path_params
         for name in ("format", "content_type", "version", "subtype"):
-            if not SEGMENT.match(params[name]):
+            if not SEGMENT.fullmatch(params[name]):
                 return refuse(400, "invalid_route", f"invalid {name}: use letters, digits, . _ -")
         fmt, ctype = params["format"].lower(), params["content_type"].lower()
         level = (
@@ -134,6 +142,9 @@ def build_app(deps: HttpDeps) -> Starlette:
             response = refuse(401, "unauthorized", str(exc))
             response.headers["WWW-Authenticate"] = "Bearer"
             return response
+        if client is not None and not client.may_ingest:
+            why = f"client {client.name!r} has role {client.role!r}, which may not submit"
+            return refuse(403, "forbidden", why)
         declared = request.headers.get("content-length")
         limit = deps.settings.max_body_bytes
         if declared is not None and declared.isdigit() and int(declared) > limit:
@@ -166,7 +177,7 @@ def build_app(deps: HttpDeps) -> Starlette:
             sha256=body.sha256,
             size=body.size,
             received_at=received_at,
-            client=client,
+            client=client.name if client else None,
             payload=body.payload,
             staged_path=body.staged.url if body.staged else None,
             source_metadata={
@@ -194,7 +205,7 @@ def build_app(deps: HttpDeps) -> Starlette:
             format=fmt,
             content_type=ctype,
             size=body.size,
-            client=client,
+            client=client.name if client else None,
             staged=body.staged is not None,
         )
         return json_response(
@@ -211,19 +222,36 @@ def build_app(deps: HttpDeps) -> Starlette:
             client = await deps.auth.authenticate(request.headers.get("authorization"))
         except Unauthorized as exc:
             return error(401, "unauthorized", str(exc))
-        del client
         try:
             submission = str(uuidlib.UUID(request.path_params["uuid"]))
         except ValueError:
             return error(400, "invalid_uuid", "not a submission uuid")
         try:
             found = await records.submission_status(deps.pool, submission)
+            if found is not None and client is not None:
+                found = await scoped_status(found, client)
         except Exception as exc:
             log.warning("status lookup failed", error=type(exc).__name__)
             return error(503, "unavailable", "the database is unavailable, retry later")
         if found is None:
             return error(404, "not_found", f"no submission {submission}")
         return json_response(found)
+
+    async def scoped_status(found: SubmissionStatus, client: Client) -> SubmissionStatus | None:
+        """What ``client`` may see of a submission: its own only (``admin``: all), with the
+        storage path relative to the store, and lineage across clients for ``admin`` only."""
+        # A submission not yet recorded (status from the log alone) names no owner yet.
+        recorded = found.sha256 is not None
+        if not client.is_admin and recorded and found.client != client.name:
+            return None
+        path = found.storage_path
+        root = deps.storage.raw.url + "/"
+        relative = path.removeprefix(root) if path and path.startswith(root) else path
+        duplicate_of = found.duplicate_of
+        if duplicate_of is not None and not client.is_admin:
+            if await lineage.first_client(deps.pool, duplicate_of) != client.name:
+                duplicate_of = None
+        return msgspec.structs.replace(found, storage_path=relative, duplicate_of=duplicate_of)
 
     async def healthz(request: Request) -> Response:
         return json_response({"status": "alive"})
@@ -254,7 +282,11 @@ def build_app(deps: HttpDeps) -> Starlette:
     ]
     return Starlette(
         routes=routes,
-        middleware=[Middleware(RequestIdMiddleware)],
+        middleware=[
+            Middleware(LingeringClose),
+            Middleware(RequestIdMiddleware),
+            Middleware(Http11Only),
+        ],
         exception_handlers={404: not_found, 405: method_not_allowed, 500: server_error},
     )
 
@@ -269,8 +301,10 @@ class RequestIdMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        incoming = dict(scope["headers"]).get(b"x-request-id", b"").decode("latin-1")
-        request_id = incoming if 0 < len(incoming) <= 64 else uuidlib.uuid4().hex
+        incoming = dict(scope["headers"]).get(b"x-request-id", b"")
+        request_id = (
+            incoming.decode("ascii") if REQUEST_ID.fullmatch(incoming) else uuidlib.uuid4().hex
+        )
         structlog.contextvars.bind_contextvars(request_id=request_id)
 
         async def send_with_id(message: Message) -> None:

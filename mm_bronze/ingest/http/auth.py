@@ -9,6 +9,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from mm_bronze.errors import BronzeError
 from mm_bronze.metadata import clients
+from mm_bronze.metadata.clients import Client
 
 CACHE_SECONDS = 5.0
 
@@ -18,23 +19,24 @@ class Unauthorized(BronzeError):
 
 
 class Authenticator:
-    """Maps ``Authorization: Bearer <token>`` to a client name.
+    """Maps ``Authorization: Bearer <token>`` to a client.
 
-    With ``open_access`` (loopback bind) and no client configured, requests without a token
-    are accepted as anonymous. Once any client exists, every request needs a valid token.
+    With ``open_access`` (loopback bind) and no client ever configured, requests without a
+    token are accepted as anonymous. Once any client has existed, every request needs a
+    valid token, even after the last client is removed.
     """
 
     def __init__(self, pool: AsyncConnectionPool[AsyncConnection], *, open_access: bool) -> None:
         self._pool = pool
         self._open_access = open_access
-        self._tokens: dict[str, tuple[str, float]] = {}
-        self._count: tuple[int, float] = (0, 0.0)
+        self._tokens: dict[str, tuple[Client, float]] = {}
+        self._required: tuple[bool, float] = (False, -CACHE_SECONDS)
 
-    async def authenticate(self, authorization: str | None) -> str | None:
-        """The client name (None for anonymous access); raises ``Unauthorized``."""
+    async def authenticate(self, authorization: str | None) -> Client | None:
+        """The client (None for anonymous access); raises ``Unauthorized``."""
         now = time.monotonic()
         if authorization is None:
-            if self._open_access and await self._client_count(now) == 0:
+            if self._open_access and not await self._tokens_required(now):
                 return None
             raise Unauthorized("missing bearer token (Authorization: Bearer <token>)")
         scheme, _, token = authorization.partition(" ")
@@ -44,18 +46,18 @@ class Authenticator:
         cached = self._tokens.get(token)
         if cached is not None and now - cached[1] < CACHE_SECONDS:
             return cached[0]
-        name = await clients.client_for_token(self._pool, token)
-        if name is None:
+        client = await clients.client_for_token(self._pool, token)
+        if client is None:
             self._tokens.pop(token, None)
             raise Unauthorized("invalid token")
         if len(self._tokens) > 10_000:
             self._tokens.clear()
-        self._tokens[token] = (name, now)
-        return name
+        self._tokens[token] = (client, now)
+        return client
 
-    async def _client_count(self, now: float) -> int:
-        count, at = self._count
-        if now - at >= CACHE_SECONDS:
-            count = await clients.client_count(self._pool)
-            self._count = (count, now)
-        return count
+    async def _tokens_required(self, now: float) -> bool:
+        required, at = self._required
+        if not required and now - at >= CACHE_SECONDS:
+            required = await clients.tokens_required(self._pool)
+            self._required = (required, now)
+        return required

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 
 from hypercorn.asyncio import serve
 from hypercorn.config import Config
 from starlette.applications import Starlette
 
+from mm_bronze.ingest.http import protocol
 from mm_bronze.settings import HttpSettings
 
 
@@ -16,7 +18,7 @@ def hypercorn_config(settings: HttpSettings) -> Config:
     host = f"[{settings.host}]" if ":" in settings.host else settings.host
     config.bind = [f"{host}:{settings.port}"]
     config.accesslog = None
-    config.errorlog = "-"
+    config.errorlog = logging.getLogger("hypercorn.error")  # rendered by mm_bronze.logging
     config.graceful_timeout = 30.0
     config.keep_alive_timeout = 75.0
     return config
@@ -24,4 +26,5 @@ def hypercorn_config(settings: HttpSettings) -> Config:
 
 async def serve_http(app: Starlette, settings: HttpSettings, stop: asyncio.Event) -> None:
     """Serve until ``stop`` is set, then finish in-flight requests and return."""
+    protocol.install()
     await serve(app, hypercorn_config(settings), shutdown_trigger=stop.wait, mode="asgi")  # type: ignore[arg-type]

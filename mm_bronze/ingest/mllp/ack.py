@@ -10,6 +10,7 @@ segment locates the problem (ERR-2/3/4/7 from v2.5 on, ERR-1 before).
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import enum
 import re
@@ -136,10 +137,34 @@ def wanted(header: Hl7Header, outcome: Outcome) -> bool:
     return True
 
 
+# Bytes never echoed from the sender's header into an ACK: MLLP's start and end blocks and
+# segment breaks would break the sender's framing or the ACK's segments.
+UNSAFE = b"\x0b\x1c\r\n"
+DEFAULT_SEPARATOR, DEFAULT_ENCODING = b"|", b"^~\\&"
+
+
+def _safe(value: bytes) -> bytes:
+    return value.translate(None, UNSAFE)
+
+
 def build_ack(
-    header: Hl7Header, outcome: Outcome, error: AckError | None = None, *, now: dt.datetime
+    header: Hl7Header,
+    outcome: Outcome,
+    error: AckError | None = None,
+    *,
+    now: dt.datetime,
+    control_id: bytes | None = None,
 ) -> bytes:
-    """The ACK message (without MLLP framing), in the sender's delimiters, segments ending CR."""
+    """The ACK message (without MLLP framing), in the sender's delimiters, segments ending CR.
+
+    ``control_id`` is the ACK's own MSH-10 (at most 20 characters); a random one when None.
+    Fields echoed from the sender's header lose any framing or segment-break byte; delimiters
+    that are such bytes are replaced by the standard ones.
+    """
+    if _safe(header.field_separator + header.encoding) != header.field_separator + header.encoding:
+        header = dataclasses.replace(
+            header, field_separator=DEFAULT_SEPARATOR, encoding=DEFAULT_ENCODING
+        )
     sep = header.field_separator
     enc = header.encoding
     component, _repetition, _escape, subcomponent = (enc[i : i + 1] for i in range(4))
@@ -150,20 +175,20 @@ def build_ack(
     msh = [
         b"MSH",
         enc,
-        header.receiving_application,
-        header.receiving_facility,
-        header.sending_application,
-        header.sending_facility,
+        _safe(header.receiving_application),
+        _safe(header.receiving_facility),
+        _safe(header.sending_application),
+        _safe(header.sending_facility),
         now.strftime("%Y%m%d%H%M%S+0000").encode(),
         b"",
-        message_type,
-        uuid.uuid4().hex[:20].upper().encode(),
-        header.processing_id or b"P",
-        version,
+        _safe(message_type),
+        control_id or uuid.uuid4().hex[:20].upper().encode(),
+        _safe(header.processing_id) or b"P",
+        _safe(version),
     ]
     if header.charset:
-        msh += [b""] * 5 + [header.charset]
-    msa = [b"MSA", outcome.code(enhanced).encode(), header.control_id]
+        msh += [b""] * 5 + [_safe(header.charset)]
+    msa = [b"MSA", outcome.code(enhanced).encode(), _safe(header.control_id)]
     segments = [sep.join(msh), sep.join(msa)]
     if error is not None:
         msa.append(escape(error.reason[:MSA_TEXT_LIMIT], header))

@@ -1,7 +1,9 @@
 """MLLP framing: each message travels as ``<VT> message <FS><CR>`` (0x0B … 0x1C 0x0D).
 
 ``FrameReader`` turns a byte stream into frames. It never holds more than one frame (up to
-the size limit) plus one read in memory: bytes outside frames are skipped and counted, a
+the size limit) plus one read in memory, and reports what it holds to a ``BufferBudget``
+shared by all connections (``BufferBudgetExceeded`` when they hold too much together): bytes
+outside frames are skipped and counted, a
 frame abandoned by a new start block is dropped, an oversized frame is read to its end block
 and discarded (``FrameTooLarge`` keeps only its head, for the acknowledgement), and a
 connection that stays silent longer than the idle timeout ends with ``IdleTimeout``.
@@ -10,6 +12,8 @@ connection that stays silent longer than the idle timeout ends with ``IdleTimeou
 from __future__ import annotations
 
 import asyncio
+
+from mm_bronze.ingest.mllp.budget import BufferBudget
 
 START_BLOCK = b"\x0b"
 END_BLOCK = b"\x1c\r"
@@ -40,12 +44,19 @@ class FrameReader:
     """Reads MLLP frames from ``reader``; counters say what was skipped."""
 
     def __init__(
-        self, reader: asyncio.StreamReader, *, max_frame_bytes: int, idle_timeout: float
+        self,
+        reader: asyncio.StreamReader,
+        *,
+        max_frame_bytes: int,
+        idle_timeout: float,
+        budget: BufferBudget | None = None,
     ) -> None:
         self._reader = reader
         self._buf = bytearray()
         self._max = max_frame_bytes
         self._idle = idle_timeout
+        self._budget = budget
+        self._body_held = 0
         self.junk_bytes = 0  # bytes outside any frame
         self.abandoned_frames = 0  # frames cut short by a new start block or by end of stream
 
@@ -54,9 +65,22 @@ class FrameReader:
 
         Raises ``FrameTooLarge`` (the stream stays usable) and ``IdleTimeout``.
         """
-        if not await self._skip_to_start():
-            return None
-        return await self._read_body()
+        try:
+            if not await self._skip_to_start():
+                return None
+            return await self._read_body()
+        finally:
+            self._body_held = 0
+            self._account()
+
+    def close(self) -> None:
+        """Give back what this reader holds to the shared budget."""
+        if self._budget is not None:
+            self._budget.release(self)
+
+    def _account(self) -> None:
+        if self._budget is not None:
+            self._budget.hold(self, len(self._buf) + self._body_held)
 
     async def _fill(self) -> bool:
         try:
@@ -65,6 +89,7 @@ class FrameReader:
         except TimeoutError:
             raise IdleTimeout() from None
         self._buf += chunk
+        self._account()
         return bool(chunk)
 
     async def _skip_to_start(self) -> bool:
@@ -102,9 +127,11 @@ class FrameReader:
                     del self._buf[: take + len(END_BLOCK)]
                     return data
                 body += self._buf[:take]
+                self._body_held = len(body)
             elif not head:
                 head = bytes((body + self._buf[: HEAD_BYTES - len(body)])[:HEAD_BYTES])
                 body.clear()
+                self._body_held = len(head)
             del self._buf[:take]
             if end >= 0:
                 del self._buf[: len(END_BLOCK)]

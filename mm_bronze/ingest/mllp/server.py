@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 import structlog
 
 from mm_bronze.ingest.mllp.access import PeerPolicy
+from mm_bronze.ingest.mllp.budget import BufferBudget, BufferBudgetExceeded
 from mm_bronze.ingest.mllp.framing import FrameReader, FrameTooLarge, IdleTimeout, frame
 from mm_bronze.ingest.mllp.receiver import MessageReceiver, Peer
 from mm_bronze.settings import MllpSettings
@@ -51,6 +52,7 @@ class MllpServer:
         self._server: asyncio.Server | None = None
         self._connections: set[_Connection] = set()
         self._closing = False
+        self._budget = BufferBudget(settings.max_buffered_bytes)
 
     async def open(self) -> None:
         """Start listening; raises ``OSError`` when the address cannot be bound."""
@@ -99,14 +101,24 @@ class MllpServer:
     async def _serve_connection(
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
     ) -> None:
-        conn = _Connection(asyncio.current_task())
-        self._connections.add(conn)
         peername = writer.get_extra_info("peername") or ("unknown", 0)
         address, port = str(peername[0]), int(peername[1])
+        if len(self._connections) >= self._settings.max_connections:
+            log.warning(
+                "mllp connection refused: too many connections",
+                peer=address,
+                port=port,
+                max_connections=self._settings.max_connections,
+            )
+            writer.close()
+            return
+        conn = _Connection(asyncio.current_task())
+        self._connections.add(conn)
         frames = FrameReader(
             reader,
             max_frame_bytes=self._settings.max_frame_bytes,
             idle_timeout=self._settings.idle_timeout,
+            budget=self._budget,
         )
         messages = 0
         try:
@@ -128,11 +140,19 @@ class MllpServer:
                 messages += 1
                 if reply is not None:
                     writer.write(frame(reply))
-                    async with asyncio.timeout(self._settings.idle_timeout):
-                        await writer.drain()
+                    if writer.transport.get_write_buffer_size():  # the socket did not take it all
+                        async with asyncio.timeout(self._settings.idle_timeout):
+                            await writer.drain()
                 conn.busy = False
         except IdleTimeout:
             log.info("mllp connection idle, closing", peer=address, port=port)
+        except BufferBudgetExceeded as exc:
+            log.warning(
+                "mllp connection closed: unfinished frames of all connections over the cap",
+                peer=address,
+                port=port,
+                max_buffered_bytes=exc.limit,
+            )
         except (ConnectionError, TimeoutError, ssl.SSLError) as exc:
             log.info("mllp connection lost", peer=address, port=port, error=type(exc).__name__)
         except asyncio.CancelledError:
@@ -140,6 +160,7 @@ class MllpServer:
         except Exception as exc:
             log.exception("mllp connection failed", peer=address, port=port, error=repr(exc))
         finally:
+            frames.close()
             self._connections.discard(conn)
             conn.done.set()
             writer.close()

@@ -1,4 +1,7 @@
-"""``mm-bronze users ...``: manage SFTP users in the users file (no server needed)."""
+"""``mm-bronze users ...``: manage SFTP users in the users file (no server needed).
+
+Its arguments are defined with the other commands' in ``mm_bronze.cli.parser``.
+"""
 
 from __future__ import annotations
 
@@ -7,9 +10,6 @@ import getpass
 import os
 import sys
 from pathlib import Path
-from typing import Any
-
-import asyncssh
 
 from mm_bronze.errors import ConfigError
 from mm_bronze.ingest.sftp.door import sftp_root, users_path
@@ -22,30 +22,6 @@ from mm_bronze.ingest.sftp.users import (
     save_users_file,
 )
 from mm_bronze.settings import Settings
-
-
-def add_users_parser(sub: Any, common: argparse.ArgumentParser) -> None:
-    users_p = sub.add_parser("users", help="manage SFTP users")
-    users_sub = users_p.add_subparsers(dest="action", required=True)
-    add_p = users_sub.add_parser(
-        "add", parents=[common], help="create a user, or update an existing one"
-    )
-    add_p.add_argument("name")
-    add_p.add_argument(
-        "--password-stdin", action="store_true", help="read the password from standard input"
-    )
-    add_p.add_argument("--key", metavar="PUBKEY_FILE", help="an OpenSSH public key to accept")
-    add_p.add_argument(
-        "--perms", metavar="PERMS", help="comma-separated: read,write,delete (default read,write)"
-    )
-    users_sub.add_parser("list", parents=[common], help="list users and their permissions")
-    rm_p = users_sub.add_parser("remove", parents=[common], help="remove a user")
-    rm_p.add_argument("name")
-    key_p = users_sub.add_parser(
-        "add-key", parents=[common], help="generate a key pair for a user and register it"
-    )
-    key_p.add_argument("name")
-    key_p.add_argument("--out", metavar="DIR", help="where to write the key pair")
 
 
 def users_command(args: argparse.Namespace, settings: Settings) -> int:
@@ -103,6 +79,8 @@ def _read_password(args: argparse.Namespace) -> str | None:
 
 
 def _read_public_key(path: Path) -> str:
+    import asyncssh
+
     try:
         key = asyncssh.read_public_key(str(path))
     except (OSError, asyncssh.KeyImportError, ValueError) as exc:
@@ -115,6 +93,8 @@ def _generate_key_pair(directory: Path, name: str) -> Path:
     private_path = directory / f"{name}_key"
     if private_path.exists():
         raise ConfigError(f"{private_path} already exists; remove it first")
+    import asyncssh
+
     key = asyncssh.generate_private_key("ssh-ed25519", comment=f"{name}@mm-bronze")
     fd = os.open(private_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "wb") as f:

@@ -6,15 +6,17 @@ import asyncio
 import contextlib
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import structlog
 
-from mm_bronze.bus import Bus
 from mm_bronze.errors import ConfigError
-from mm_bronze.ingest.sftp.spool import Spool, SpoolConfig
 from mm_bronze.ingest.sftp.users import UserStore
 from mm_bronze.settings import Settings
-from mm_bronze.storage import ObjectStore
+
+if TYPE_CHECKING:
+    from mm_bronze.bus import Bus
+    from mm_bronze.storage import ObjectStore
 
 log = structlog.get_logger(__name__)
 
@@ -53,6 +55,7 @@ async def run_sftp_door(
     """Recover the spool, then serve SFTP until ``stop`` is set."""
     # Imported here so that commands which never serve (``mm-bronze users ...``) start fast.
     from mm_bronze.ingest.sftp.server import serve_sftp
+    from mm_bronze.ingest.sftp.spool import Spool, SpoolConfig
 
     check_sftp_settings(settings)
     users = UserStore(users_path(settings), legacy=settings.sftp.users)

@@ -181,9 +181,12 @@ class KindDetector:
             return Kind("fhir", ctype, self._fhir_version, subtype, metadata)
         if candidate == "ndjson":
             return Kind("fhir", "ndjson", self._fhir_version, "bulk", metadata)
+        # Message type and trigger of the first message, as the MLLP door records them
+        # (``oru_r01``); ``batch`` for a batch without messages.
         message_type = str(metadata.get("message_type") or "").split("^")[0]
-        batch = metadata.get("header") in ("FHS", "BHS")
-        subtype = "batch" if batch else _segment(message_type.lower(), "unknown")
+        kind = "_".join(p for p in (message_type, metadata.get("trigger_event")) if p)
+        batch = bool(metadata.get("batch"))  # an FHS/BHS envelope
+        subtype = _segment(str(kind).lower(), "batch" if batch else "unknown")
         version = _segment(metadata.get("hl7_version"), "unknown")
         return Kind("hl7", "text", version, subtype, metadata)
 

@@ -12,6 +12,7 @@ import structlog
 from mm_bronze.ingest.sftp.hostkey import load_or_create_host_key
 from mm_bronze.ingest.sftp.sftp_server import JailedSFTPServer
 from mm_bronze.ingest.sftp.spool import Spool
+from mm_bronze.ingest.sftp.throttle import LoginThrottle
 from mm_bronze.ingest.sftp.users import UserStore, verify_password
 from mm_bronze.settings import SftpSettings
 
@@ -21,11 +22,24 @@ LOGIN_TIMEOUT = 30.0
 
 
 class PartnerSSHServer(asyncssh.SSHServer):
-    """Authentication for one connection: every login needs a password or a known key."""
+    """Authentication for one connection: every login needs a password or a known key.
 
-    def __init__(self, users: UserStore, connections: set[asyncssh.SSHServerConnection]) -> None:
+    After ``max_attempts`` failed logins the connection is closed; each failed password is
+    answered after the throttle's growing delay.
+    """
+
+    def __init__(
+        self,
+        users: UserStore,
+        connections: set[asyncssh.SSHServerConnection],
+        throttle: LoginThrottle,
+        max_attempts: int,
+    ) -> None:
         self._users = users
         self._connections = connections
+        self._throttle = throttle
+        self._max_attempts = max_attempts
+        self._failures = 0
         self._conn: asyncssh.SSHServerConnection | None = None
         self._peer: str | None = None
 
@@ -50,9 +64,35 @@ class PartnerSSHServer(asyncssh.SSHServer):
         ok = await asyncio.to_thread(
             verify_password, password, user.password_hash if user else None
         )
-        if not ok:
-            log.warning("sftp login refused", user=username, method="password", peer=self._peer)
-        return ok and user is not None
+        if ok and user is not None:
+            self._throttle.succeeded(username)
+            return True
+        delay = self._throttle.failed(username, self._peer)
+        self._refused(username, "password")
+        if delay:
+            await asyncio.sleep(delay)
+        return False
+
+    def _refused(self, username: str, method: str) -> None:
+        """Log a failed login; close the connection once it has failed too often."""
+        self._failures += 1
+        log.warning(
+            "sftp login refused",
+            user=username,
+            method=method,
+            peer=self._peer,
+            failures=self._failures,
+        )
+        if self._failures >= self._max_attempts and self._conn is not None:
+            log.warning(
+                "sftp too many authentication failures, connection closed",
+                user=username,
+                peer=self._peer,
+                failures=self._failures,
+            )
+            self._conn.disconnect(
+                asyncssh.DISC_NO_MORE_AUTH_METHODS_AVAILABLE, "too many authentication failures"
+            )
 
     def public_key_auth_supported(self) -> bool:
         return True
@@ -66,7 +106,7 @@ class PartnerSSHServer(asyncssh.SSHServer):
                     return True
             except (asyncssh.KeyImportError, ValueError):
                 log.warning("unreadable public key in the users file", user=username)
-        log.warning("sftp login refused", user=username, method="publickey", peer=self._peer)
+        self._refused(username, "publickey")
         return False
 
 
@@ -90,10 +130,13 @@ async def serve_sftp(
         return JailedSFTPServer(chan, spool, user)
 
     connections: set[asyncssh.SSHServerConnection] = set()
+    throttle = LoginThrottle(settings.auth_failure_delay)
     server = await asyncssh.listen(
         settings.host,
         settings.port,
-        server_factory=lambda: PartnerSSHServer(users, connections),
+        server_factory=lambda: PartnerSSHServer(
+            users, connections, throttle, settings.max_auth_attempts
+        ),
         server_host_keys=[host_key],
         sftp_factory=sftp_factory,
         allow_scp=False,

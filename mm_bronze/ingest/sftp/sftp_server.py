@@ -26,6 +26,7 @@ from asyncssh import (
     SFTPAttrs,
     SFTPFailure,
     SFTPFileAlreadyExists,
+    SFTPInvalidFilename,
     SFTPNoSuchFile,
     SFTPOpUnsupported,
     SFTPPermissionDenied,
@@ -33,6 +34,7 @@ from asyncssh import (
 
 from mm_bronze.errors import PayloadTooLarge, Unavailable
 from mm_bronze.ingest.sftp.spool import Spool, UploadRefused
+from mm_bronze.ingest.sftp.tree import count_directories
 from mm_bronze.ingest.sftp.upload import Session, Upload
 from mm_bronze.ingest.sftp.users import SftpUser
 
@@ -74,6 +76,8 @@ class JailedSFTPServer(asyncssh.SFTPServer):
     # -- jail and permissions -------------------------------------------------------------
 
     def map_path(self, path: bytes) -> bytes:
+        if b"\x00" in path:
+            raise SFTPInvalidFilename("file names cannot contain NUL")
         if b".." in path.split(b"/")[:-1]:  # a final '..' is a directory entry, clamped below
             raise SFTPPermissionDenied("'..' is not allowed in paths")
         local = super().map_path(path)
@@ -94,6 +98,14 @@ class JailedSFTPServer(asyncssh.SFTPServer):
 
     def _virtual(self, local: Path) -> str:
         return "/" + local.relative_to(self._home).as_posix() if local != self._home else "/"
+
+    def _within_depth(self, local: Path) -> None:
+        """Refuse a new name more than ``max_depth`` directory levels below the home."""
+        levels = len(local.relative_to(self._home).parts) - 1
+        if levels > self._spool.config.max_depth:
+            raise SFTPPermissionDenied(
+                f"too deep: at most {self._spool.config.max_depth} directory levels"
+            )
 
     def _require(self, permission: str) -> None:
         if not self._user.can(permission):
@@ -119,6 +131,7 @@ class JailedSFTPServer(asyncssh.SFTPServer):
                 flags |= os_flag
         if pflags & FXF_APPEND:
             raise SFTPOpUnsupported("append mode is not supported; write at explicit offsets")
+        self._within_depth(local)
         return await at_protocol_edge(
             lambda: self._spool.open_upload(self._session, local, self._virtual(local), flags)
         )
@@ -180,7 +193,12 @@ class JailedSFTPServer(asyncssh.SFTPServer):
 
     def mkdir(self, path: bytes, attrs: SFTPAttrs) -> None:
         self._require("write")
-        os.mkdir(self._local(path), 0o750)
+        local = self._local(path)
+        self._within_depth(local / "_")
+        limit = self._spool.config.max_directories
+        if count_directories(self._home, limit) >= limit:
+            raise SFTPPermissionDenied(f"too many directories: at most {limit} per user")
+        os.mkdir(local, 0o750)
 
     def rmdir(self, path: bytes) -> None:
         self._require("delete")
@@ -208,6 +226,11 @@ class JailedSFTPServer(asyncssh.SFTPServer):
             self._require("delete")
         if self._spool.is_busy(old) or self._spool.is_busy(new):
             raise SFTPFailure("this file is being uploaded or waits for ingestion")
+        if old.is_dir() and self._spool.busy_under(old):
+            raise SFTPFailure("a file in this directory is being uploaded or waits for ingestion")
+        if not new.parent.is_dir():
+            raise SFTPNoSuchFile("the target directory does not exist")
+        self._within_depth(new)
         session = self._session
         if old.is_file() and self._spool.is_temp(old.name) and not self._spool.is_temp(new.name):
             await at_protocol_edge(

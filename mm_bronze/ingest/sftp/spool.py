@@ -16,6 +16,7 @@ import os
 import posixpath
 import shutil
 import stat
+import time
 import uuid as uuidlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +28,7 @@ from mm_bronze.bus import Bus
 from mm_bronze.errors import BronzeError, BusUnavailable, StorageUnavailable
 from mm_bronze.ingest.sftp.intake import Intake, IntakeBuilder, intake_from_file
 from mm_bronze.ingest.sftp.journal import Journal, Marker
+from mm_bronze.ingest.sftp.tree import files_under
 from mm_bronze.ingest.sftp.upload import Session, Upload
 from mm_bronze.models import IngestEvent, encode_event
 from mm_bronze.settings import SftpSettings
@@ -49,6 +51,8 @@ class SpoolConfig:
     max_uploads_per_user: int
     fhir_version: str
     retry_seconds: float
+    max_depth: int = 32
+    max_directories: int = 1000
 
     @classmethod
     def from_settings(cls, settings: SftpSettings, root: Path, topic: str) -> SpoolConfig:
@@ -61,6 +65,8 @@ class SpoolConfig:
             max_uploads_per_user=settings.max_concurrent_uploads_per_user,
             fhir_version=settings.fhir_version,
             retry_seconds=settings.retry_seconds,
+            max_depth=settings.max_depth,
+            max_directories=settings.max_directories_per_user,
         )
 
 
@@ -103,7 +109,11 @@ class Spool:
             raise UploadRefused(
                 f"too many concurrent uploads (at most {self.config.max_uploads_per_user})"
             )
-        fd = await asyncio.to_thread(open_fresh, local, flags)
+        # A new file is one metadata operation, done at once as asyncssh's own server does: a
+        # thread hop would cost each small upload more than the create itself.
+        fd = open_new(local, flags)
+        if fd is None:
+            fd = await asyncio.to_thread(open_fresh, local, flags)  # copies the existing file
         superseded = self._pending.pop(local, None)
         if superseded is not None:
             await self._drop_marker(superseded, "superseded by a new upload")
@@ -253,7 +263,13 @@ class Spool:
         *,
         keep: bool = True,
     ) -> None:
-        """Journal, publish, forget. With ``keep`` a failed publish stays journaled for retry."""
+        """Publish; with ``keep`` a failed publish is journaled (durably) for retry.
+
+        No marker is written on the way: until the close is answered nothing was promised,
+        and a crash meanwhile leaves an unjournaled spool copy that the next start removes
+        (the client saw no success and sends the file again). So the common case costs no
+        journal file operations, only the bus commit.
+        """
         kind = intake.kind
         event = IngestEvent(
             uuid=submission,
@@ -278,16 +294,15 @@ class Spool:
                 "format_metadata": kind.metadata,
             },
         )
-        marker = Marker(spool=str(local.relative_to(self.config.root)), event=event)
-        self.journal.write(marker)
         self._pending[local] = submission
         self._publishing.add(submission)
         try:
             await self.bus.publish(self.config.topic, intake.sha256.encode(), encode_event(event))
         except BusUnavailable as exc:
             if keep:
+                marker = Marker(spool=str(local.relative_to(self.config.root)), event=event)
                 spool_file = local if intake.staged is None else None
-                await asyncio.to_thread(self.journal.make_durable, submission, spool_file)
+                await asyncio.to_thread(self.journal.keep, marker, spool_file)
             log.warning(
                 "sftp upload not published, kept for retry" if keep else "sftp rename refused",
                 user=session.username,
@@ -297,16 +312,15 @@ class Spool:
             )
             if not keep:
                 self._pending.pop(local, None)
-                await asyncio.to_thread(self.journal.remove, submission)
             raise
         finally:
             self._publishing.discard(submission)
         self._pending.pop(local, None)
-        self.journal.remove(submission)
         log.info(
             "sftp upload accepted",
             uuid=submission,
             user=session.username,
+            file=posixpath.basename(virtual),
             format=kind.format,
             content_type=kind.content_type,
             subtype=kind.subtype,
@@ -403,15 +417,37 @@ class Spool:
         )
 
     def _remove_unjournaled(self) -> None:
+        """Remove spool files no journal marker points at, one user's home at a time.
+
+        A home that cannot be cleaned (whatever its user made of it) is moved aside to
+        ``<spool>/quarantine/`` and logged, so one user's data never stops the server.
+        """
         removed = 0
-        for dirpath, _dirs, files in os.walk(self.homes):
-            for name in files:
-                path = Path(dirpath) / name
-                if path not in self._pending:
-                    path.unlink(missing_ok=True)
-                    removed += 1
+        for home in sorted(p for p in self.homes.iterdir() if p.is_dir()):
+            try:
+                for path in files_under(home):
+                    if path not in self._pending:
+                        path.unlink(missing_ok=True)
+                        removed += 1
+            except OSError as exc:
+                self._quarantine(home, exc)
         if removed:
             log.info("sftp spool cleaned at start", removed=removed)
+
+    def _quarantine(self, home: Path, exc: OSError) -> None:
+        target = self.config.root / "quarantine" / f"{home.name}-{int(time.time())}"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(home, target)
+        log.error(
+            "sftp home could not be cleaned at start; moved to quarantine",
+            user=home.name,
+            quarantine=str(target),
+            error=type(exc).__name__,
+        )
+
+    def busy_under(self, directory: Path) -> bool:
+        """True when a file below ``directory`` is being written or waits for its publish."""
+        return any(directory in path.parents for path in (*self._writing, *self._pending))
 
     async def run_retries(self, stop: asyncio.Event) -> None:
         """Retry journaled uploads every ``retry_seconds`` until ``stop``."""
@@ -424,6 +460,14 @@ class Spool:
                 await self.recover(startup=False)
             except Exception as exc:
                 log.error("sftp retry loop error", error=f"{type(exc).__name__}: {exc}")
+
+
+def open_new(local: Path, flags: int) -> int | None:
+    """``open_fresh`` when it copies nothing (no such file, or a truncating or exclusive
+    open); None when the open must work on a copy of the existing file."""
+    if flags & (os.O_TRUNC | os.O_EXCL) or not os.path.lexists(local):
+        return open_fresh(local, flags)
+    return None
 
 
 def open_fresh(local: Path, flags: int) -> int:

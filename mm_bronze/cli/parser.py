@@ -1,0 +1,163 @@
+"""The ``mm-bronze`` argument parser. Imports nothing heavy, so ``--help`` is instant."""
+
+from __future__ import annotations
+
+import argparse
+import uuid
+
+from mm_bronze import __version__
+
+DESCRIPTION = "mm-bronze: land raw healthcare data (FHIR, HL7 v2, NDJSON, files) once, durably."
+
+# serve --<role>: what each flag starts (mm_bronze.roles holds how).
+ROLE_HELP = {
+    "http": "the HTTP front door (POST /ingest/...)",
+    "consumers": "the persist pipeline (bus → storage → metadata)",
+    "mllp": "the MLLP listener for HL7 v2 (port 2575)",
+    "sftp": "the SFTP front door (uploads land on close)",
+}
+FORMATS = ["fhir-json", "fhir-xml", "fhir-ndjson", "hl7"]
+# FHIR versions whose structure mm-bronze ships (and their numbers).
+FHIR_VERSIONS = ["R4", "R4B", "R5", "4.0.1", "4.3.0", "5.0.0"]
+
+
+def port(text: str) -> int:
+    """An argparse type: a TCP port number."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number") from None
+    if not 0 < value < 65536:
+        raise argparse.ArgumentTypeError(f"{value} is not a port number (1-65535)")
+    return value
+
+
+def submission_id(text: str) -> str:
+    """An argparse type: a submission uuid."""
+    try:
+        return str(uuid.UUID(text))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a submission uuid") from None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--config", metavar="PATH", help="TOML configuration file")
+    common.add_argument(
+        "--data-dir", metavar="DIR", help="data directory (default ./data or MM_BRONZE_DATA_DIR)"
+    )
+
+    parser = argparse.ArgumentParser(prog="mm-bronze", description=DESCRIPTION)
+    parser.add_argument("--version", action="version", version=f"mm-bronze {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    serve_p = sub.add_parser("serve", parents=[common], help="run the platform")
+    serve_p.add_argument("--all", action="store_true", help="run every role")
+    for name, help_text in ROLE_HELP.items():
+        serve_p.add_argument(f"--{name}", action="store_true", help=f"run {help_text}")
+    for door, host, number in (("http", "127.0.0.1", 8000), ("mllp", "127.0.0.1", 2575)):
+        serve_p.add_argument(f"--{door}-host", metavar="H", help=f"{door} bind address ({host})")
+        serve_p.add_argument(
+            f"--{door}-port", metavar="P", type=port, help=f"{door} port ({number})"
+        )
+    serve_p.add_argument("--sftp-host", metavar="H", help="SFTP bind address (127.0.0.1)")
+    serve_p.add_argument("--sftp-port", metavar="P", type=port, help="SFTP port (2222)")
+
+    sub.add_parser("migrate", parents=[common], help="apply database migrations")
+    sub.add_parser("config", parents=[common], help="print the effective configuration")
+    status_p = sub.add_parser("status", parents=[common], help="show a submission's status")
+    status_p.add_argument("uuid", type=submission_id)
+
+    clients_p = sub.add_parser("clients", help="manage API clients")
+    clients_sub = clients_p.add_subparsers(dest="action", required=True, metavar="ACTION")
+    add_p = clients_sub.add_parser("add", parents=[common], help="create a client, print its token")
+    add_p.add_argument("name")
+    add_p.add_argument(
+        "--role",
+        choices=("ingest", "read", "admin"),
+        default="ingest",
+        help="ingest: submit and read its own submissions (default); read: read its own "
+        "submissions and the operations surface; admin: see every client's submissions",
+    )
+    clients_sub.add_parser("list", parents=[common], help="list clients (name, role, created)")
+    rm_p = clients_sub.add_parser("remove", parents=[common], help="remove a client")
+    rm_p.add_argument("name")
+
+    _users(sub, common)
+
+    db_p = sub.add_parser("db", help="the metadata database")
+    db_sub = db_p.add_subparsers(dest="action", required=True, metavar="ACTION")
+    db_sub.add_parser("url", parents=[common], help="print the PostgreSQL connection URL")
+    db_sub.add_parser("shell", parents=[common], help="open psql on the metadata database")
+
+    validate_p = sub.add_parser(
+        "validate", parents=[common], help="validate files offline, as the ingest door would"
+    )
+    validate_p.add_argument("files", nargs="+", metavar="FILE", help="files or directories")
+    validate_p.add_argument(
+        "--format", choices=FORMATS, help="the files' format (default: from extension and content)"
+    )
+    validate_p.add_argument(
+        "--fhir-version", choices=FHIR_VERSIONS, metavar="V", help="R4 (default), R4B or R5"
+    )
+    validate_p.add_argument(
+        "--level", choices=["strict", "lenient"], help="validation level (default: config)"
+    )
+    validate_p.add_argument(
+        "--json", action="store_true", help="one JSON document with every result and the summary"
+    )
+    validate_p.add_argument(
+        "--jobs",
+        type=int,
+        metavar="N",
+        help="worker processes (default: one per core for large inputs)",
+    )
+
+    fhir_p = sub.add_parser("fhir", help="FHIR tools")
+    fhir_sub = fhir_p.add_subparsers(dest="action", required=True, metavar="ACTION")
+    split_p = fhir_sub.add_parser(
+        "split", parents=[common], help="split Bundles into one file per resource"
+    )
+    split_p.add_argument("bundles", nargs="+", metavar="BUNDLE")
+    split_p.add_argument("--out", required=True, metavar="DIR", help="output directory")
+    return parser
+
+
+def _users(
+    sub: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser
+) -> None:
+    users_p = sub.add_parser("users", help="manage SFTP users")
+    users_sub = users_p.add_subparsers(dest="action", required=True)
+    add_p = users_sub.add_parser(
+        "add", parents=[common], help="create a user, or update an existing one"
+    )
+    add_p.add_argument("name")
+    add_p.add_argument(
+        "--password-stdin", action="store_true", help="read the password from standard input"
+    )
+    add_p.add_argument("--key", metavar="PUBKEY_FILE", help="an OpenSSH public key to accept")
+    add_p.add_argument(
+        "--perms", metavar="PERMS", help="comma-separated: read,write,delete (default read,write)"
+    )
+    users_sub.add_parser("list", parents=[common], help="list users and their permissions")
+    rm_p = users_sub.add_parser("remove", parents=[common], help="remove a user")
+    rm_p.add_argument("name")
+    key_p = users_sub.add_parser(
+        "add-key", parents=[common], help="generate a key pair for a user and register it"
+    )
+    key_p.add_argument("name")
+    key_p.add_argument("--out", metavar="DIR", help="where to write the key pair")
+
+
+def subparser_for(
+    parser: argparse.ArgumentParser, args: argparse.Namespace
+) -> argparse.ArgumentParser:
+    """The (sub)parser of the command in ``args``, so errors show that command's usage."""
+    current = parser
+    for attr in ("command", "action"):
+        name = getattr(args, attr, None)
+        actions = [a for a in current._actions if isinstance(a, argparse._SubParsersAction)]
+        if not name or not actions:
+            break
+        current = actions[0].choices.get(name, current)
+    return current

@@ -1,0 +1,68 @@
+"""HTTP/1.1 only; what hypercorn refuses itself still gets a JSON error and a request id."""
+
+from __future__ import annotations
+
+import json
+import socket
+
+from tests.services.mm_bronze import MmBronze
+
+
+def exchange(server: MmBronze, raw: bytes) -> bytes:
+    with socket.create_connection(("127.0.0.1", server.http_port), timeout=10) as sock:
+        sock.sendall(raw)
+        answer = b""
+        try:
+            while chunk := sock.recv(65536):
+                answer += chunk
+        except OSError:
+            pass
+    return answer
+
+
+def parse(answer: bytes) -> tuple[int, dict[str, str], bytes]:
+    head, _, body = answer.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    headers = dict(line.lower().split(": ", 1) for line in lines[1:])
+    return int(lines[0].split()[1]), headers, body
+
+
+def test_h2c_upgrade_is_answered_in_http_1_1(server: MmBronze) -> None:
+    answer = exchange(
+        server,
+        b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: Upgrade, HTTP2-Settings, close\r\n"
+        b"Upgrade: h2c\r\nHTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\n\r\n",
+    )
+    status, headers, body = parse(answer)
+    assert (status, json.loads(body)) == (200, {"status": "alive"})
+    assert "upgrade" not in headers
+
+
+def test_http2_preface_is_refused(server: MmBronze) -> None:
+    answer = exchange(server, b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + b"\x00" * 9)
+    status, headers, body = parse(answer)
+    assert status == 505
+    assert json.loads(body)["error"] == "http_version_not_supported"
+    assert len(headers["x-request-id"]) == 32
+    assert "Traceback" not in server.logs()
+
+
+def test_over_long_headers_get_a_json_431_with_a_request_id(server: MmBronze) -> None:
+    answer = exchange(
+        server, b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 200_000 + b"\r\n\r\n"
+    )
+    status, headers, body = parse(answer)
+    assert status == 431
+    assert headers["content-type"] == "application/json"
+    assert json.loads(body) == {
+        "error": "headers_too_large",
+        "message": "request header fields too large",
+    }
+    assert len(headers["x-request-id"]) == 32
+
+
+def test_malformed_request_line_gets_a_json_400(server: MmBronze) -> None:
+    status, headers, body = parse(exchange(server, b"GET /healthz HTTP/1.1 extra\r\n\r\n"))
+    assert status == 400
+    assert json.loads(body)["error"] == "bad_request"
+    assert "x-request-id" in headers

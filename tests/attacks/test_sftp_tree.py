@@ -1,0 +1,204 @@
+"""SFTP: bounded directory trees, clean errors for odd names and renames, and a start-up
+that survives whatever a user left in their home."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import asyncssh
+import httpx
+import pytest
+
+from tests.ingest.sftp.helpers import landed, wait_landed, write_users
+from tests.services.mm_bronze import MmBronze
+
+MAX_DEPTH = 32
+MAX_DIRECTORIES = 40
+HL7 = (
+    b"MSH|^~\\&|LAB|HOSP|BRONZE|DATA|20250101120000||ORU^R01|TREE-%d|P|2.5.1\r"
+    b"PID|1||TREE^^^HOSP^MR||Doe^Jane\rOBR|1||F1|12345^Test^LN\r"
+    b"OBX|1|ST|12345^Test^LN||value||||||F\r"
+)
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    data_dir = tmp_path_factory.mktemp("sftp-tree")
+    write_users(data_dir, {"lab1": ("lab1-pw", "read,write,delete")})
+    return data_dir
+
+
+@pytest.fixture(scope="module")
+def env(module_dsn: str) -> dict[str, str]:
+    return {
+        "POSTGRES_DSN": module_dsn,
+        "MM_BRONZE_SFTP_MAX_DIRECTORIES_PER_USER": str(MAX_DIRECTORIES),
+    }
+
+
+@pytest.fixture(scope="module")
+def server(data_dir: Path, env: dict[str, str]) -> Iterator[MmBronze]:
+    proc = MmBronze(data_dir, env=env)
+    proc.start()
+    yield proc
+    proc.stop()
+
+
+@asynccontextmanager
+async def session(server: MmBronze) -> AsyncIterator[asyncssh.SFTPClient]:
+    async with (
+        asyncssh.connect(
+            "127.0.0.1",
+            server.sftp_port,
+            username="lab1",
+            password="lab1-pw",
+            known_hosts=None,
+            client_keys=None,
+            agent_path=None,
+        ) as conn,
+        conn.start_sftp_client() as sftp,
+    ):
+        yield sftp
+
+
+def test_directory_depth_is_bounded(server: MmBronze) -> None:
+    async def run() -> None:
+        async with session(server) as sftp:
+            path = ""
+            for _level in range(MAX_DEPTH):
+                path += "/d"
+                await sftp.mkdir(path)
+            with pytest.raises(asyncssh.SFTPPermissionDenied, match="too deep"):
+                await sftp.mkdir(path + "/d")
+            await sftp.rmtree("/d")
+
+    asyncio.run(run())
+
+
+def test_directories_per_user_are_bounded(server: MmBronze) -> None:
+    async def run() -> None:
+        async with session(server) as sftp:
+            for n in range(MAX_DIRECTORIES):
+                await sftp.mkdir(f"/many-{n}")
+            with pytest.raises(asyncssh.SFTPPermissionDenied, match="too many directories"):
+                await sftp.mkdir("/one-more")
+            for n in range(MAX_DIRECTORIES):
+                await sftp.rmdir(f"/many-{n}")
+
+    asyncio.run(run())
+
+
+def test_nul_in_a_file_name_is_a_clean_error(server: MmBronze) -> None:
+    async def run() -> None:
+        async with session(server) as sftp:
+            with pytest.raises(asyncssh.SFTPError, match="NUL"):
+                async with sftp.open("/bad\x00name.hl7", "wb") as f:
+                    await f.write(HL7 % 0)
+
+    asyncio.run(run())
+    assert "Uncaught exception" not in server.logs()
+
+
+def test_rename_into_a_missing_directory_ingests_nothing(server: MmBronze, module_dsn: str) -> None:
+    async def run() -> None:
+        async with session(server) as sftp:
+            async with sftp.open("/up.part", "wb") as f:
+                await f.write(HL7 % 1)
+            with pytest.raises(asyncssh.SFTPNoSuchFile):
+                await sftp.rename("/up.part", "/no-such-dir/up.hl7")
+            await sftp.rename("/up.part", "/up.hl7")
+
+    asyncio.run(run())
+    rows = wait_landed(module_dsn, "lab1", 1)
+    time.sleep(1)
+    assert len(landed(module_dsn, "lab1")) == len(rows) == 1, rows
+    assert rows[0]["source_metadata"]["path"] == "/up.hl7"
+
+
+def test_a_directory_with_an_upload_in_progress_cannot_be_renamed(server: MmBronze) -> None:
+    async def run() -> None:
+        async with session(server) as sftp:
+            await sftp.mkdir("/incoming")
+            async with sftp.open("/incoming/big.hl7", "wb") as f:
+                await f.write(HL7 % 2)
+                with pytest.raises(asyncssh.SFTPFailure, match="being uploaded"):
+                    await sftp.rename("/incoming", "/moved")
+
+    asyncio.run(run())
+
+
+def make_deep_chain(home: Path, depth: int) -> None:
+    """What an older server let a user make: directories ``depth`` levels deep."""
+    fd = os.open(home, os.O_RDONLY)
+    try:
+        for _ in range(depth):
+            os.mkdir("d", dir_fd=fd)
+            child = os.open("d", os.O_RDONLY, dir_fd=fd)
+            os.close(fd)
+            fd = child
+        with open(os.open("leftover.hl7", os.O_WRONLY | os.O_CREAT, dir_fd=fd), "wb") as f:
+            f.write(b"x")
+    finally:
+        os.close(fd)
+
+
+def remove_tree(root: Path) -> None:
+    """Remove ``root`` however deep it goes (``shutil.rmtree`` recurses), by directory fds."""
+    chain: list[tuple[int, str]] = [(os.open(root, os.O_RDONLY), "")]
+    try:
+        while chain:
+            fd, _ = chain[-1]
+            subdirectory = None
+            for name in os.listdir(fd):
+                if os.stat(name, dir_fd=fd, follow_symlinks=False).st_mode & 0o040000:
+                    subdirectory = name
+                    break
+                os.unlink(name, dir_fd=fd)
+            if subdirectory is not None:
+                chain.append((os.open(subdirectory, os.O_RDONLY, dir_fd=fd), subdirectory))
+                continue
+            fd, name = chain.pop()
+            os.close(fd)
+            if chain:
+                os.rmdir(name, dir_fd=chain[-1][0])
+    finally:
+        for fd, _ in chain:
+            os.close(fd)
+    os.rmdir(root)
+
+
+def test_a_deep_tree_left_in_a_home_does_not_stop_the_next_start(
+    server: MmBronze, data_dir: Path, env: dict[str, str]
+) -> None:
+    server.stop()
+    starts = server.logs().count("sftp listening")
+    make_deep_chain(data_dir / "sftp" / "home" / "lab1", 3000)  # past PATH_MAX
+    restarted = MmBronze(data_dir, env=env, http_port=server.http_port, sftp_port=server.sftp_port)
+    restarted.start()
+    try:
+        assert httpx.get(restarted.url + "/healthz").status_code == 200
+        deadline = time.monotonic() + 30
+        while restarted.logs().count("sftp listening") <= starts:  # one log file for both
+            assert time.monotonic() < deadline, "the SFTP door did not start again"
+            time.sleep(0.2)
+        assert "moved to quarantine" in restarted.logs()
+        assert "RecursionError" not in restarted.logs()
+
+        async def still_serves() -> None:
+            async with session(restarted) as sftp:
+                async with sftp.open("/after.hl7", "wb") as f:
+                    await f.write(HL7 % 3)
+
+        asyncio.run(still_serves())
+    finally:
+        restarted.stop()
+        home = data_dir / "sftp" / "home" / "lab1"
+        for root in [home / "d", *(data_dir / "sftp" / "quarantine").glob("*/d")]:
+            if root.exists():
+                remove_tree(root)
+        server.start()

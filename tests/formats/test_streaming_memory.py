@@ -11,10 +11,13 @@ import pytest
 
 from mm_bronze import formats
 from mm_bronze.errors import InvalidPayload
-from mm_bronze.formats.fhir import json_validator
+from mm_bronze.formats.fhir import json_stream, json_validator
+from mm_bronze.formats.fhir.model import model
+from tests.formats.helpers import validate
 
 
 def peak_memory(run: Callable[[], dict]) -> tuple[dict, int]:
+    model("R4")  # loaded once per process: not part of what a body costs
     tracemalloc.start()
     try:
         result = run()
@@ -65,3 +68,49 @@ def test_a_huge_hl7_segment_is_not_held_whole() -> None:
     assert peak < 4 * 1024 * 1024
     with pytest.raises(InvalidPayload, match=re.escape("OBX-11 (Observation Result Status)")):
         run(b"||||||\r")
+
+
+def test_a_huge_json_string_is_checked_in_bounded_memory(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A 24 MiB Binary.data: read in slices, never held whole, still checked as base64.
+    monkeypatch.setattr(json_validator, "BUFFER_LIMIT", 64 * 1024)
+    piece = b"QUJD" * 16384  # 64 KiB of base64
+
+    def run(middle: bytes) -> dict:
+        validator = formats.validator_for("fhir", "json", version="R4")
+        validator.feed(b'{"resourceType": "Binary", "contentType": "application/pdf", "data": "')
+        for index in range(384):
+            validator.feed(middle if index == 200 else piece)
+        validator.feed(b'", "id": "b1"}')
+        return validator.finish()
+
+    meta, peak = peak_memory(lambda: run(piece))
+    assert meta["resource_type"] == "Binary"
+    assert "findings" not in meta
+    assert peak < 1024 * 1024
+    with pytest.raises(InvalidPayload) as caught:
+        run(piece[:-1] + b"*")
+    assert [(i.diagnostics, i.expression) for i in caught.value.issues] == [
+        ("Binary.data is not valid base64", "Binary.data")
+    ]
+
+
+@pytest.mark.parametrize("chunk", [1000, 4093])
+def test_a_huge_json_string_keeps_escapes_and_characters_whole(
+    monkeypatch: pytest.MonkeyPatch, chunk: int
+) -> None:
+    monkeypatch.setattr(json_validator, "BUFFER_LIMIT", 1024)
+    monkeypatch.setattr(json_stream, "PIECE_LIMIT", 2048)
+    text = (
+        'line \\n with \\\\ \\"quotes\\" \\u00e9t\\u00e9 and \u00e9t\u00e9 \u20ac\U0001f600 ' * 5000
+    )
+    head = b'{"resourceType": "Observation", "status": "final", "code": {"text": "x"},\n'
+    body = head + b' "valueString": "' + text.encode() + b'"}'
+    meta = validate(body, chunk=chunk)
+    assert "findings" not in meta
+    bad = head + b' "valueString": "' + text.encode()[:50_000] + b"\\x" + b'"}'
+    with pytest.raises(InvalidPayload, match="malformed JSON") as caught:
+        validate(bad, chunk=chunk)
+    assert (caught.value.location or "").startswith("line 2, column ")
+    uri = head + b' "implicitRules": "http://e.org/' + b"a" * 100_000 + b' b"}'
+    with pytest.raises(InvalidPayload, match=r"Observation\.implicitRules is not a valid uri"):
+        validate(uri, chunk=chunk)

@@ -1,15 +1,19 @@
-"""Walks FHIR JSON as a stream of parser events (ijson's ``basic_parse`` vocabulary).
+"""Walks FHIR JSON given as parser events (ijson's ``basic_parse`` vocabulary) and pieces.
 
-Bodies too large to decode at once feed ijson's events straight in, so nothing is held
-whole; ``json_tree.TreeWalker`` applies the same checks to decoded small bodies.
+Bodies too large to decode at once are split by ``json_stream.JsonSplitter``: the containers
+too large to decode arrive here as events, and every value inside them that fits in a piece
+arrives decoded (``piece``), checked in its place by ``json_tree.TreeWalker``; nothing is
+held whole.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from mm_bronze.formats.fhir.json_tree import TreeWalker
+from mm_bronze.formats.fhir.long_string import LongString
 from mm_bronze.formats.fhir.model import Element
-from mm_bronze.formats.fhir.structure import Node, StructureChecker
+from mm_bronze.formats.fhir.structure import MAX_DEPTH, Node, StructureChecker, too_deep
 
 Event = tuple[str, Any]
 
@@ -19,6 +23,7 @@ class _Object:
         "element",
         "ext",
         "key",
+        "keys",
         "node",
         "parent",
         "path",
@@ -37,9 +42,10 @@ class _Object:
         self.key: str | None = None
         self.element: Element | None = None
         self.ext = False
+        self.keys: set[str] = set()
 
     def child_path(self) -> str:
-        return f"{self.path}.{self.key}"
+        return f"{self.path}.{self.key}" if self.path else str(self.key)
 
 
 class _Array:
@@ -54,10 +60,32 @@ class _Array:
 
 
 class _Skip:
-    __slots__ = ("depth",)
+    """A subtree that is not checked (unknown, or already wrong): only its nesting and the
+    uniqueness of its keys are followed."""
 
-    def __init__(self) -> None:
+    __slots__ = ("depth", "keys", "path")
+
+    def __init__(self, path: str, is_map: bool) -> None:
         self.depth = 1
+        self.path = path
+        self.keys: list[set[str] | None] = [set() if is_map else None]
+
+    def event(self, kind: str, value: Any, checker: StructureChecker) -> None:
+        if kind == "map_key":
+            keys = self.keys[-1]
+            assert keys is not None
+            if value in keys:
+                checker.error("structure", f"Duplicate property '{value}'", self.path or None)
+            keys.add(value)
+        elif kind == "start_map":
+            self.depth += 1
+            self.keys.append(set())
+        elif kind == "start_array":
+            self.depth += 1
+            self.keys.append(None)
+        elif kind in ("end_map", "end_array"):
+            self.depth -= 1
+            self.keys.pop()
 
 
 class JsonWalker:
@@ -65,8 +93,65 @@ class JsonWalker:
 
     def __init__(self, checker: StructureChecker) -> None:
         self.checker = checker
+        self.tree = TreeWalker(checker)
         self.stack: list[_Object | _Array | _Skip] = []
         self.started = False
+        self.depth = 0  # JSON nesting: objects and arrays
+
+    def root(self, document: Any, data: bytes) -> None:
+        """The whole document, decoded from ``data`` at once."""
+        self.started = True
+        self.tree.check(document, data)
+
+    def piece(self, value: Any, data: bytes) -> None:
+        """A complete value, decoded from ``data``, where the events so far expect one."""
+        top = self.stack[-1]
+        if not isinstance(value, dict | list):
+            if not isinstance(top, _Skip):
+                self._scalar(top, value)
+            return
+        if isinstance(top, _Array):
+            here = f"{top.path}[{top.index}]"
+        else:
+            here = top.child_path() if isinstance(top, _Object) else top.path
+        tree = self.tree
+        tree.depth, tree.keys = self.depth, 0
+        self._delegate(top, value)
+        tree.repeated_keys(value, data, here, self.depth)
+
+    def _delegate(self, top: _Object | _Array | _Skip, value: Any) -> None:
+        """Check a decoded object or array in the place ``top`` expects a value."""
+        tree = self.tree
+        if isinstance(top, _Array):
+            element, path, ext = self._target(top)
+            owner = top.owner
+            if owner.node is None or owner.unchecked:
+                return
+            if ext:
+                tree.extension_item(owner.node, path, value)
+            elif element is not None:
+                tree.value(owner.node, element, value, path, in_array=True)
+        elif isinstance(top, _Object):
+            if top.element is None or top.node is None or top.unchecked or top.key is None:
+                return
+            if top.ext:
+                tree.extension(top.node, top.key, top.element, value)
+            else:
+                tree.member(top.node, top.key, top.element, value)
+
+    def long_string(self, value: LongString) -> None:
+        """A string too long to hold, where the events so far expect a value."""
+        if not self.stack:
+            self.checker.findings.add(
+                "fatal", "structure", "FHIR JSON must be a JSON object (a resource)"
+            )
+        top = self.stack[-1]
+        if not isinstance(top, _Skip):
+            self._scalar(top, value)
+
+    def where(self) -> str | None:
+        """The path of the innermost open container."""
+        return self._path()
 
     def send(self, event: Event) -> None:
         kind, value = event
@@ -76,14 +161,17 @@ class JsonWalker:
                 self.checker.findings.add(
                     "fatal", "structure", "FHIR JSON must be a JSON object (a resource)"
                 )
+        if kind == "start_map" or kind == "start_array":
+            self.depth += 1
+            if self.depth > MAX_DEPTH:
+                too_deep(self.checker.findings, "JSON", self._path())
+        elif kind == "end_map" or kind == "end_array":
+            self.depth -= 1
         top = self.stack[-1] if self.stack else None
         if isinstance(top, _Skip):
-            if kind in ("start_map", "start_array"):
-                top.depth += 1
-            elif kind in ("end_map", "end_array"):
-                top.depth -= 1
-                if top.depth == 0:
-                    self.stack.pop()
+            top.event(kind, value, self.checker)
+            if top.depth == 0:
+                self.stack.pop()
             return
         if kind == "map_key":
             assert isinstance(top, _Object)
@@ -99,10 +187,16 @@ class JsonWalker:
         else:
             self._scalar(top, value)
 
+    def _path(self) -> str | None:
+        return (self.stack[-1].path or None) if self.stack else None
+
     def _key(self, top: _Object, key: str) -> None:
         top.key = key
         top.element = None
         top.ext = False
+        if key in top.keys:
+            self.checker.error("structure", f"Duplicate property '{key}'", top.child_path())
+        top.keys.add(key)
         if key == "resourceType" and (top.pending or top.unchecked):
             return
         if top.pending:
@@ -118,7 +212,7 @@ class JsonWalker:
                 expression=top.path or None,
             )
             return
-        if top.node is None or top.unchecked or key == "fhir_comments":
+        if top.node is None or top.unchecked:
             return
         if key.startswith("_") and len(key) > 1:
             element = self.checker.child(top.node, key[1:])
@@ -146,7 +240,7 @@ class JsonWalker:
         element, path, ext = self._target(top)
         owner = top.owner if isinstance(top, _Array) else top
         if element is None or owner.node is None:
-            self.stack.append(_Skip())
+            self.stack.append(_Skip(path, True))
             return
         if isinstance(top, _Object) and element.many and not ext:
             self.checker.error("structure", f"{path} must be an array", path)
@@ -157,7 +251,7 @@ class JsonWalker:
             self.checker.error(
                 "structure", f"{path} must be a primitive value, not an object", path
             )
-            self.stack.append(_Skip())
+            self.stack.append(_Skip(path, True))
         elif element.type == "Resource":
             self.stack.append(_Object(None, path, owner.node, pending=True))
         else:
@@ -184,11 +278,11 @@ class JsonWalker:
         if isinstance(top, _Array):
             path = f"{top.path}[{top.index}]"
             self.checker.error("structure", f"{path}: arrays must not contain arrays", path)
-            self.stack.append(_Skip())
+            self.stack.append(_Skip(path, False))
             return
         element = top.element
         if element is None or top.node is None:
-            self.stack.append(_Skip())
+            self.stack.append(_Skip(top.child_path(), False))
             return
         if not element.many:
             self.checker.error(
@@ -196,7 +290,7 @@ class JsonWalker:
                 f"{top.node.type}.{element.name}: max allowed = 1, but found an array",
                 top.child_path(),
             )
-            self.stack.append(_Skip())
+            self.stack.append(_Skip(top.child_path(), False))
             return
         self.stack.append(_Array(top, element, top.child_path(), top.ext))
 
@@ -213,7 +307,8 @@ class JsonWalker:
         if isinstance(top, _Object) and top.key == "resourceType" and top.node is None:
             if top.pending or top.unchecked:
                 top.typed = True
-                top.node = self.checker.open_resource(value, top.path, top.parent)
+                name = value.prefix if isinstance(value, LongString) else value
+                top.node = self.checker.open_resource(name, top.path, top.parent)
                 top.unchecked = top.unchecked or top.node is None or top.node.info is None
                 if top.node is not None and not top.path:
                     top.path = top.node.path
@@ -234,5 +329,7 @@ class JsonWalker:
             self.checker.error("structure", f"{path} must be an array", path)
         elif not element.primitive:
             self.checker.error("structure", f"{path} must be an object", path)
+        elif isinstance(value, LongString):
+            self.checker.long_value(node, element, value, path)
         else:
             self.checker.value(node, element, value, path, json=True)

@@ -1,15 +1,17 @@
 """Walks a decoded FHIR JSON resource (a dict from msgspec) through a ``StructureChecker``.
 
 The fast path for bodies small enough to decode at once; ``json_events.JsonWalker``
-applies the same checks to ijson's event stream for larger ones.
+applies the same checks to ijson's event stream for larger ones. A decoded dict keeps only
+the last of repeated keys, so ``json_keys`` compares the bytes with the tree to find them.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from mm_bronze.formats.fhir.json_keys import duplicate_keys, shape, written_keys
 from mm_bronze.formats.fhir.model import Element
-from mm_bronze.formats.fhir.structure import Node, StructureChecker
+from mm_bronze.formats.fhir.structure import MAX_DEPTH, Node, StructureChecker, too_deep
 
 
 class TreeWalker:
@@ -17,6 +19,36 @@ class TreeWalker:
 
     def __init__(self, checker: StructureChecker) -> None:
         self.checker = checker
+        self.depth = 0  # JSON nesting of the object being walked (objects and arrays)
+        self.keys = 0  # keys of the objects walked
+
+    def check(self, document: Any, data: bytes) -> None:
+        """Check ``document``, decoded from ``data``, as the root resource."""
+        if not isinstance(document, dict):
+            self.checker.findings.add(
+                "fatal", "structure", "FHIR JSON must be a JSON object (a resource)"
+            )
+        self.depth = self.keys = 0
+        self.resource(document)
+        root = document.get("resourceType")
+        self.repeated_keys(document, data, root if isinstance(root, str) else "", 0)
+
+    def repeated_keys(self, value: Any, data: bytes, path: str, depth: int) -> None:
+        """Report keys repeated in ``value`` (decoded from ``data``, at ``path``, nested
+        ``depth`` deep), unless the keys walked since ``self.keys`` was zeroed show none.
+
+        Subtrees the walk skipped (unknown elements) are measured here, so that their
+        nesting is bounded as well.
+        """
+        written = written_keys(data)
+        if written == self.keys:
+            return
+        keys, deepest = shape(value)
+        if depth + deepest > MAX_DEPTH:
+            too_deep(self.checker.findings, "JSON", path or None)
+        if written != keys:
+            for key, where in duplicate_keys(data, path):
+                self.checker.error("structure", f"Duplicate property '{key}'", where)
 
     def resource(
         self, document: dict[str, Any], path: str = "", parent: Node | None = None
@@ -32,37 +64,49 @@ class TreeWalker:
 
     def _object(self, node: Node, document: dict[str, Any], resource: bool = False) -> None:
         checker = self.checker
+        self.depth += 1
+        if self.depth > MAX_DEPTH:
+            too_deep(checker.findings, "JSON", node.path)
+        self.keys += len(document)
         for key, value in document.items():
-            if (key == "resourceType" and resource) or key == "fhir_comments":
+            if key == "resourceType" and resource:
                 continue
             if key[:1] == "_" and len(key) > 1:
                 self._primitive_extension(node, key, value)
                 continue
             element = checker.child(node, key)
-            if element is None:
-                continue
-            path = f"{node.path}.{key}"
-            if isinstance(value, list):
-                if not element.many:
-                    checker.error(
-                        "structure",
-                        f"{node.type}.{key}: max allowed = 1, but found an array",
-                        path,
-                    )
-                elif not value:
-                    checker.error("structure", f"{path}: arrays must not be empty", path)
-                else:
-                    for index, item in enumerate(value):
-                        self._value(node, element, item, f"{path}[{index}]", in_array=True)
-            elif element.many:
-                checker.error("structure", f"{path} must be an array", path)
-                if isinstance(value, dict):
-                    self._value(node, element, value, path, in_array=False)
-            else:
-                self._value(node, element, value, path, in_array=False)
+            if element is not None:
+                self.member(node, key, element, value)
+        self.depth -= 1
         checker.close(node)
 
-    def _value(self, node: Node, element: Element, value: Any, path: str, in_array: bool) -> None:
+    def member(self, node: Node, key: str, element: Element, value: Any) -> None:
+        """``value`` of ``node``'s element ``key`` (defined by ``element``)."""
+        checker = self.checker
+        path = f"{node.path}.{key}"
+        if isinstance(value, list):
+            if not element.many:
+                checker.error(
+                    "structure",
+                    f"{node.type}.{key}: max allowed = 1, but found an array",
+                    path,
+                )
+            elif not value:
+                checker.error("structure", f"{path}: arrays must not be empty", path)
+            else:
+                self.depth += 1
+                for index, item in enumerate(value):
+                    self.value(node, element, item, f"{path}[{index}]", in_array=True)
+                self.depth -= 1
+        elif element.many:
+            checker.error("structure", f"{path} must be an array", path)
+            if isinstance(value, dict):
+                self.value(node, element, value, path, in_array=False)
+        else:
+            self.value(node, element, value, path, in_array=False)
+
+    def value(self, node: Node, element: Element, value: Any, path: str, in_array: bool) -> None:
+        """One value (an array item when ``in_array``) of ``element`` at ``path``."""
         checker = self.checker
         if isinstance(value, dict):
             if element.primitive:
@@ -85,22 +129,32 @@ class TreeWalker:
 
     def _primitive_extension(self, node: Node, key: str, value: Any) -> None:
         """``_name``: the id and extensions of primitive ``name`` (an object, or an array)."""
-        checker = self.checker
-        element = checker.child(node, key[1:])
-        path = f"{node.path}.{key}"
+        element = self.checker.child(node, key[1:])
         if element is None:
             return
         if not element.primitive:
-            checker.error("structure", f"Unrecognized property '{key}'", path)
+            path = f"{node.path}.{key}"
+            self.checker.error("structure", f"Unrecognized property '{key}'", path)
             return
-        items = value if isinstance(value, list) and element.many else [value]
+        self.extension(node, key, element, value)
+
+    def extension(self, node: Node, key: str, element: Element, value: Any) -> None:
+        """``value`` of ``_name`` for ``node``'s primitive element ``name`` (``element``)."""
+        path = f"{node.path}.{key}"
+        if isinstance(value, list) and element.many:
+            self.depth += 1
+            for index, item in enumerate(value):
+                if item is not None:
+                    self.extension_item(node, f"{path}[{index}]", item)
+            self.depth -= 1
+        else:
+            self.extension_item(node, path, value)
+
+    def extension_item(self, node: Node, path: str, item: Any) -> None:
+        """The id and extensions of one primitive value: an object."""
+        checker = self.checker
+        if not isinstance(item, dict):
+            checker.error("structure", f"{path} must be an object", path)
+            return
         info = checker.model.type("Element") if checker.model is not None else None
-        for index, item in enumerate(items):
-            where = f"{path}[{index}]" if items is value else path
-            if item is None and items is value:
-                continue
-            if not isinstance(item, dict):
-                checker.error("structure", f"{where} must be an object", where)
-                continue
-            extension = Node(info, where, node)
-            self._object(extension, item)
+        self._object(Node(info, path, node), item)

@@ -1,21 +1,31 @@
-"""FHIR JSON: a JSON object whose structure matches the declared FHIR version."""
+"""FHIR JSON: a JSON object whose structure matches the declared FHIR version.
+
+A body decoded at once (up to ``BUFFER_LIMIT``) first goes through the compiled fast path
+(``fast.decider``), which accepts it without any Python walk when it is valid; whatever the
+fast path does not accept is walked by ``json_tree.TreeWalker``, which finds and locates every
+problem and has the final word. Larger bodies are split as they stream in (``json_stream``).
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
-import ijson
 import msgspec
 
 from mm_bronze.formats.base import STRICT, Findings
+from mm_bronze.formats.fhir.fast.decider import decide
 from mm_bronze.formats.fhir.json_events import JsonWalker
+from mm_bronze.formats.fhir.json_stream import JsonSplitter
 from mm_bronze.formats.fhir.json_tree import TreeWalker
 from mm_bronze.formats.fhir.model import VERSIONS, canonical_version, model
-from mm_bronze.formats.fhir.structure import StructureChecker
+from mm_bronze.formats.fhir.structure import StructureChecker, too_deep
 
-# Bodies up to this size are parsed at once with msgspec (fast); larger ones stream through
-# ijson's push parser so they are never held whole in memory.
+# Bodies up to this size are parsed at once with msgspec (fast); larger ones are split as
+# they stream in (``json_stream``), so they are never held whole in memory.
 BUFFER_LIMIT = 4 * 1024 * 1024
+# A UTF-8 byte order mark may precede the JSON (editors on Windows write one): it is skipped
+# for parsing, kept in the stored bytes, and recorded as ``bom: true``.
+BOM = b"\xef\xbb\xbf"
 
 
 def checker_for(version: str | None, findings: Findings, *, note: bool = True) -> StructureChecker:
@@ -44,63 +54,64 @@ class FhirJsonValidator:
         self._walker = JsonWalker(self.checker)
         self._buffer: list[bytes] = []
         self._size = 0
-        self._coro: Any = None
+        self._splitter: JsonSplitter | None = None
+        self._head = b""  # the first bytes, until they tell whether a BOM starts the body
+        self._bom: bool | None = None
 
     def feed(self, chunk: bytes) -> None:
         self._size += len(chunk)
-        if self._coro is None and self._size <= BUFFER_LIMIT:
+        if self._bom is None:
+            head = self._head + chunk
+            if len(head) < len(BOM) and BOM.startswith(head):
+                self._head = head
+                return
+            self._head = b""
+            self._bom = head.startswith(BOM)
+            chunk = head[len(BOM) :] if self._bom else head
+        if not chunk:
+            return
+        if self._splitter is None and self._size <= BUFFER_LIMIT:
             self._buffer.append(chunk)
             return
-        if self._coro is None:
-            self._coro = ijson.basic_parse_coro(self._walker, use_float=True)
-            buffered, self._buffer = self._buffer, []
-            for part in buffered:
-                self._send(part)
-        self._send(chunk)
-
-    def _send(self, chunk: bytes) -> None:
-        try:
-            self._coro.send(chunk)
-        except (ijson.JSONError, UnicodeDecodeError) as exc:
-            self._stream_error(exc)
-
-    def _stream_error(self, exc: Exception) -> None:
-        # Only the first line: yajl's next lines quote the payload around the error.
-        message = exc.args[0] if exc.args and not isinstance(exc, UnicodeDecodeError) else ""
-        if isinstance(message, bytes):
-            message = message.decode("utf-8", "replace")
-        if isinstance(exc, UnicodeDecodeError) or "UTF8" in str(message):
-            detail = "not valid UTF-8"
-        else:
-            detail = str(message).splitlines()[0] if message else "incomplete JSON"
-        self._malformed(detail, f"before byte {self._size}")
+        if self._splitter is None:
+            self._splitter = JsonSplitter(self._walker, self.findings)
+            buffered, self._buffer = b"".join(self._buffer), []
+            self._splitter.feed(buffered)
+        self._splitter.feed(chunk)
 
     def _malformed(self, detail: str, location: str | None = None) -> None:
         self.findings.add("fatal", "invalid", f"malformed JSON: {detail}", location=location)
 
     def finish(self) -> dict[str, Any]:
-        if self._coro is None:
+        if self._bom is None:  # fewer bytes than a BOM: not JSON, said below
+            self._bom = False
+            self._buffer.append(self._head)
+        if self._splitter is None:
             data = b"".join(self._buffer)
+            canonical = canonical_version(self.version)
+            fast = decide(data, canonical) if canonical is not None else None
+            if fast is not None:
+                # Proven valid: no findings, so the verdict is the same at every level.
+                return self._metadata(fast)
             try:
                 document = msgspec.json.decode(data)
             except (msgspec.DecodeError, UnicodeDecodeError) as exc:
                 detail, location = decode_error(exc, data)
                 self._malformed(detail, location)
-            if not isinstance(document, dict):
-                self.findings.add(
-                    "fatal", "structure", "FHIR JSON must be a JSON object (a resource)"
-                )
-            TreeWalker(self.checker).resource(document)
+            except RecursionError:
+                too_deep(self.findings, "JSON", None)
+            TreeWalker(self.checker).check(document, data)
         else:
-            try:
-                self._coro.close()
-            except (ijson.JSONError, UnicodeDecodeError) as exc:
-                self._stream_error(exc)
+            self._splitter.finish()
         summary = self.checker.summary
         if summary.resource_type is None:
             self.findings.add("fatal", "required", "FHIR JSON must have a resourceType")
-        meta = summary.metadata()
+        return self._metadata(summary.metadata())
+
+    def _metadata(self, meta: dict[str, Any]) -> dict[str, Any]:
         meta["fhir_version"] = canonical_version(self.version) or self.version
+        if self._bom:
+            meta["bom"] = True
         return self.findings.record(meta)
 
 

@@ -72,6 +72,10 @@ PATTERNS = {
         "boolean": r"true|false",
     }.items()
 }
+# base64Binary: the specification's pattern is ``(\s*([0-9a-zA-Z\+/=]){4}\s*)+``; whitespace
+# may separate the characters (line-wrapped data), and ``=`` only pads the end.
+BASE64 = re.compile(r"[0-9a-zA-Z+/]*={0,2}")
+WHITESPACE = re.compile(r"\s+")
 
 
 @dataclass(frozen=True)
@@ -170,9 +174,19 @@ def primitive_problem(type_name: str, value: Any, *, from_json: bool) -> str | N
         return "must be a string"
     if value == "":
         return "must not be empty"
+    if type_name == "base64Binary":
+        return base64_problem(value)
     pattern = PATTERNS.get(type_name)
     if pattern is not None and pattern.fullmatch(value) is None:
         if type_name == "dateTime" and "T" in value and PATTERNS["dateTime"].fullmatch(value + "Z"):
             return "has a time but no timezone"
         return f"is not a valid {type_name}"
+    return None
+
+
+def base64_problem(value: str) -> str | None:
+    """Why ``value`` is not base64 (whitespace aside), or None if it is."""
+    compact = WHITESPACE.sub("", value) if WHITESPACE.search(value) else value
+    if not compact or len(compact) % 4 or BASE64.fullmatch(compact) is None:
+        return "is not valid base64"
     return None

@@ -3,27 +3,47 @@
 A walker reports what it meets (a resource, an element, a value, the end of an object) and
 ``StructureChecker`` checks it against the declared version's model: known resource types,
 known elements, cardinality, required elements, one choice per ``[x]`` group, primitive
-value formats, and the Bundle rules (valid ``type``, entries with a resource or a request,
-unique ``fullUrl``). Findings go to a ``Findings``; the payload's summary to ``Summary``.
+value formats, and the Bundle rules (valid ``type``; entries with a resource, or a request
+in a transaction/batch/history, or a response in a transaction-response/batch-response/history;
+``fullUrl`` unique unless ``meta.versionId`` differs, bdl-7). Findings go to a ``Findings``; the
+payload's summary to ``Summary``.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from mm_bronze.formats.base import Findings
+from mm_bronze.formats.fhir.long_string import LongString
 from mm_bronze.formats.fhir.model import Element, Model, TypeInfo, primitive_problem
 
+# Deepest nesting checked (JSON objects and arrays, XML elements). Real resources stay far
+# below it (a Bundle entry's contained resource's nested extension is about 12); deeper input
+# is refused, so that no walker's stack or path grows with what a sender chooses.
+MAX_DEPTH = 100
 # Bundle types whose entries may carry only a request (no resource), e.g. a DELETE.
-REQUEST_BUNDLES = frozenset({"transaction", "batch"})
+REQUEST_BUNDLES = frozenset({"transaction", "batch", "history"})
+# Bundle types whose entries may carry only a response (no resource), e.g. a 204.
+RESPONSE_BUNDLES = frozenset({"transaction-response", "batch-response", "history"})
 # Bundle types in which one fullUrl may legitimately appear more than once (versions).
 REPEATING_BUNDLES = frozenset({"history"})
+
+
+def too_deep(findings: Findings, syntax: str, expression: str | None) -> None:
+    """Refuse input nested deeper than ``MAX_DEPTH`` (raises ``InvalidPayload``)."""
+    findings.add(
+        "fatal",
+        "too-costly",
+        f"{syntax} nested deeper than {MAX_DEPTH} levels",
+        expression=expression,
+    )
 
 
 class Node:
     """An object being checked: a resource or a complex datatype value."""
 
-    __slots__ = ("entry_resource", "full_url", "info", "parent", "path", "seen")
+    __slots__ = ("entry_resource", "full_url", "info", "parent", "path", "seen", "version_id")
 
     def __init__(self, info: TypeInfo | None, path: str, parent: Node | None) -> None:
         self.info = info
@@ -32,6 +52,7 @@ class Node:
         self.seen: set[str] = set()
         self.full_url: str | None = None
         self.entry_resource: str | None = None
+        self.version_id: str | None = None  # of an entry's resource (meta.versionId)
 
     @property
     def type(self) -> str | None:
@@ -49,8 +70,8 @@ class Summary:
         self.last_updated: str | None = None
         self.entry_count = 0
         self.entry_types: dict[str, int] = {}
-        self.full_urls: dict[str, int] = {}
-        self.bare_entries: list[tuple[int, bool]] = []  # (index, has a request)
+        self.full_urls: dict[tuple[str, str | None], int] = {}
+        self.bare_entries: list[tuple[int, bool, bool]] = []  # (index, request?, response?)
 
     def metadata(self) -> dict[str, Any]:
         meta: dict[str, Any] = {"resource_type": self.resource_type}
@@ -75,9 +96,12 @@ class StructureChecker:
         self.findings = findings
         self.summary = Summary()
         self.root: Node | None = None
+        # Where the parser is (``line L, column C``), for walkers that know it (XML).
+        self.locate: Callable[[], str] | None = None
 
     def error(self, code: str, message: str, expression: str | None) -> None:
-        self.findings.add("error", code, message, expression=expression)
+        location = self.locate() if self.locate is not None else None
+        self.findings.add("error", code, message, expression=expression, location=location)
 
     def open_resource(self, resource_type: Any, path: str, parent: Node | None) -> Node | None:
         """A resource starts (the root, a contained one, a Bundle entry's); None if unknown."""
@@ -157,6 +181,27 @@ class StructureChecker:
                 self.summary.last_updated = value
         elif element.name == "fullUrl" and self._is_entry(node):
             node.full_url = value
+        elif element.name == "versionId" and node.type == "Meta":
+            resource = node.parent
+            if resource is not None and resource.parent is not None:
+                if self._is_entry(resource.parent):
+                    resource.parent.version_id = value
+
+    def long_value(self, node: Node, element: Element, value: LongString, path: str) -> None:
+        """A primitive JSON string too long to hold: only its summary is checked."""
+        type_name = element.type
+        if type_name in ("string", "markdown", "xhtml") or (
+            element.name == "id" and self.model and node.type not in self.model.resources
+        ):
+            return
+        if type_name == "base64Binary":
+            problem = None if value.is_base64() else "is not valid base64"
+        elif type_name in ("uri", "url", "canonical"):
+            problem = f"is not a valid {type_name}" if value.blank else None
+        else:
+            problem = primitive_problem(type_name, value.prefix + "\n", from_json=True)
+        if problem is not None:
+            self.error("value", f"{node.type}.{element.name} {problem}", path)
 
     def close(self, node: Node) -> None:
         """An object ends: required elements must have been seen."""
@@ -192,9 +237,10 @@ class StructureChecker:
             counts = summary.entry_types
             counts[node.entry_resource] = counts.get(node.entry_resource, 0) + 1
         elif "resource" not in node.seen:
-            summary.bare_entries.append((index, "request" in node.seen))
+            summary.bare_entries.append((index, "request" in node.seen, "response" in node.seen))
         if node.full_url is not None:
-            first = summary.full_urls.setdefault(node.full_url, index)
+            # bdl-7: one fullUrl may repeat only with different meta.versionId values.
+            first = summary.full_urls.setdefault((node.full_url, node.version_id), index)
             if first != index and summary.bundle_type not in REPEATING_BUNDLES:
                 self.error(
                     "duplicate",
@@ -204,12 +250,19 @@ class StructureChecker:
 
     def _bundle(self, node: Node) -> None:
         summary = self.summary
-        for index, has_request in summary.bare_entries:
-            if summary.bundle_type in REQUEST_BUNDLES and has_request:
+        kind = summary.bundle_type
+        takes_request, takes_response = kind in REQUEST_BUNDLES, kind in RESPONSE_BUNDLES
+        for index, has_request, has_response in summary.bare_entries:
+            if (takes_request and has_request) or (takes_response and has_response):
                 continue
+            alternatives = [
+                name
+                for name, allowed in (("request", takes_request), ("response", takes_response))
+                if allowed
+            ]
             self.error(
                 "required",
                 f"Bundle.entry[{index}] has no resource"
-                + (" (nor a request)" if summary.bundle_type in REQUEST_BUNDLES else ""),
+                + (f" (nor a {' or '.join(alternatives)})" if alternatives else ""),
                 f"Bundle.entry[{index}]",
             )

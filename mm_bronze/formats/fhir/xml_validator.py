@@ -1,4 +1,10 @@
-"""FHIR XML: well-formed UTF-8 XML, no DTD or entities, a FHIR resource in the FHIR namespace."""
+"""FHIR XML: well-formed UTF-8 XML, no DTD or entities, a FHIR resource in the FHIR namespace.
+
+Checked on expat's events (a C parser). Beyond the structure shared with JSON, FHIR XML
+allows only the attributes FHIR defines (``value`` on primitives, ``url`` on extensions,
+``id`` on elements, namespace declarations, and ``xsi:`` schema hints), no text outside
+``value`` attributes and XHTML ``div``s, and no empty attribute.
+"""
 
 from __future__ import annotations
 
@@ -8,11 +14,15 @@ from xml.parsers import expat
 from mm_bronze.errors import InvalidPayload
 from mm_bronze.formats.base import STRICT, Findings
 from mm_bronze.formats.fhir.json_validator import checker_for
-from mm_bronze.formats.fhir.model import canonical_version
-from mm_bronze.formats.fhir.structure import Node
+from mm_bronze.formats.fhir.model import Element, canonical_version, primitive_problem
+from mm_bronze.formats.fhir.structure import MAX_DEPTH, Node, too_deep
 
 FHIR_NS = "http://hl7.org/fhir"
 XHTML_NS = "http://www.w3.org/1999/xhtml"
+XSI_NS = "http://www.w3.org/2001/XMLSchema-instance"
+BOM = b"\xef\xbb\xbf"
+# XML whitespace, the only text allowed between FHIR elements.
+BLANK = " \t\r\n"
 
 
 def _refuse_dtd(*_: Any) -> NoReturn:
@@ -23,7 +33,7 @@ class _Frame:
     """An open XML element: a resource or datatype (``node``), a primitive, a resource
     container (``contained``, ``entry.resource``), or a subtree to skip."""
 
-    __slots__ = ("counts", "kind", "node", "path", "resource")
+    __slots__ = ("counts", "kind", "node", "path", "resource", "text")
 
     def __init__(self, kind: str, path: str, node: Node | None = None) -> None:
         self.kind = kind
@@ -31,6 +41,7 @@ class _Frame:
         self.node = node
         self.counts: dict[str, int] = {}
         self.resource = False
+        self.text = False  # text content was found (reported once)
 
 
 class FhirXmlValidator:
@@ -38,6 +49,7 @@ class FhirXmlValidator:
         self.findings = Findings(level)
         self.version = version
         self.checker = checker_for(version, self.findings)
+        self.checker.locate = self._where
         self._parser = expat.ParserCreate(namespace_separator=" ")
         self._parser.SetParamEntityParsing(expat.XML_PARAM_ENTITY_PARSING_NEVER)
         self._parser.StartDoctypeDeclHandler = _refuse_dtd
@@ -46,10 +58,13 @@ class FhirXmlValidator:
         self._parser.XmlDeclHandler = self._declaration
         self._parser.StartElementHandler = self._start
         self._parser.EndElementHandler = self._end
+        self._parser.CharacterDataHandler = self._text
+        self._parser.buffer_text = True
         self._stack: list[_Frame] = []
         self._skip = 0
         self._root_seen = False
-        self._first = True
+        self._head = b""  # the first bytes, until they tell whether a BOM starts the body
+        self._bom: bool | None = None
 
     def _where(self) -> str:
         parser = self._parser
@@ -63,16 +78,20 @@ class FhirXmlValidator:
             self._error("invalid", f"FHIR XML must be UTF-8, not {encoding}", None)
 
     def _start(self, name: str, attrs: dict[str, str]) -> None:
+        if len(self._stack) + self._skip >= MAX_DEPTH:
+            too_deep(self.findings, "XML", self._stack[-1].path if self._stack else None)
         if self._skip:
             self._skip += 1
             return
         namespace, _, local = name.rpartition(" ")
         if not self._stack:
             self._root(namespace, local)
+            self._attributes(attrs, local, ())
             return
         top = self._stack[-1]
         if top.kind == "container":
             self._contained(top, namespace, local)
+            self._attributes(attrs, top.path, ())
         elif top.kind == "primitive":
             if namespace == FHIR_NS and local == "extension":
                 self._child(top, local, attrs)
@@ -132,18 +151,50 @@ class FhirXmlValidator:
         path = f"{top.path}.{local}" + (f"[{seen}]" if element.many else "")
         if element.primitive:
             frame = _Frame("primitive", path, node)
+            self._attributes(attrs, path, ("value", "id"))
             value = attrs.get("value")
             if value is not None:
                 self.checker.value(node, element, value, path, json=False)
+            if "id" in attrs:
+                self._element_id(f"{node.type}.{element.name}", attrs["id"], path)
         elif element.type == "Resource":
             frame = _Frame("container", path, node)
+            self._attributes(attrs, path, ())
         else:
             child = self.checker.open_complex(element, path, node)
-            for name in ("id", "url"):  # elements that XML carries as attributes
-                if name in attrs and self.checker.child(child, name) is not None:
-                    child.seen.add(name)
+            carried = ("id", "url") if element.type == "Extension" else ("id",)
+            self._attributes(attrs, path, carried)
+            for name in carried:  # elements that XML carries as attributes
+                if name in attrs:
+                    self._carried(child, name, attrs[name], path)
             frame = _Frame("node", path, child)
         self._stack.append(frame)
+
+    def _attributes(self, attrs: dict[str, str], path: str, allowed: tuple[str, ...]) -> None:
+        """Only the attributes FHIR defines (namespace declarations never reach here)."""
+        for name in attrs:
+            if name not in allowed and not name.startswith(XSI_NS + " "):
+                local = name.rpartition(" ")[2]
+                self._error("structure", f"Undefined attribute '{local}' on {path}", path)
+
+    def _carried(self, node: Node, name: str, value: str, path: str) -> None:
+        """``id`` or an extension's ``url``, carried as an attribute of a complex element."""
+        element: Element | None = self.checker.child(node, name)
+        if element is not None:
+            self.checker.value(node, element, value, f"{path}.{name}", json=False)
+
+    def _element_id(self, owner: str, value: str, path: str) -> None:
+        problem = primitive_problem("string", value, from_json=False)
+        if problem is not None:
+            self._error("value", f"{owner}.id {problem}", f"{path}.id")
+
+    def _text(self, data: str) -> None:
+        if self._skip or not self._stack or not data.strip(BLANK):
+            return
+        top = self._stack[-1]
+        if not top.text:
+            top.text = True
+            self._error("structure", f"Text is not allowed inside {top.path}", top.path)
 
     def _end(self, _name: str) -> None:
         if self._skip:
@@ -156,8 +207,14 @@ class FhirXmlValidator:
             self._error("required", f"{frame.path} must hold a resource", frame.path)
 
     def feed(self, chunk: bytes) -> None:
-        if self._first and chunk:
-            self._first = False
+        if self._bom is None:
+            head = self._head + chunk
+            if len(head) < len(BOM) and BOM.startswith(head):
+                self._head = head
+                return
+            self._head = b""
+            self._bom = head.startswith(BOM)  # expat skips it; the metadata records it
+            chunk = head
             if chunk.startswith((b"\xff\xfe", b"\xfe\xff")):
                 self.findings.add(
                     "error",
@@ -178,11 +235,20 @@ class FhirXmlValidator:
                 f"malformed XML: {reason}",
                 location=f"line {exc.lineno}, column {exc.offset + 1}",
             )
+        except LookupError:  # expat asked Python for a codec the declaration names
+            self.findings.add(
+                "fatal",
+                "invalid",
+                "FHIR XML must be UTF-8 (unknown encoding)",
+                location=self._where(),
+            )
 
     def finish(self) -> dict[str, Any]:
-        self._parse(b"", final=True)
+        self._parse(self._head, final=True)
         if not self._root_seen:
             self.findings.add("fatal", "structure", "XML has no root element")
         meta = self.checker.summary.metadata()
         meta["fhir_version"] = canonical_version(self.version) or self.version
+        if self._bom:
+            meta["bom"] = True
         return self.findings.record(meta)

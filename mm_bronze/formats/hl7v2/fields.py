@@ -28,6 +28,8 @@ FIELD_NAMES: dict[tuple[str, int], str] = {
     ("OBX", 3): "Observation Identifier",
     ("OBX", 5): "Observation Value",
     ("OBX", 11): "Observation Result Status",
+    ("BTS", 1): "Batch Message Count",
+    ("FTS", 1): "File Batch Count",
 }
 
 # Fields that must not be empty, per segment.

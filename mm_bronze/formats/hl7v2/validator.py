@@ -3,6 +3,9 @@
 Segments end with CR, LF or CRLF (any mix); a UTF-8 byte order mark and blank lines are
 tolerated; the bytes themselves are never changed. Every ``MSH`` starts a message; its
 delimiters, type, control id and version are read from the message, not from the route.
+Batches follow ``[FHS] {[BHS] {MSH ...} [BTS]} [FTS]``: one ``FHS``, first; a ``BHS`` before
+its messages and closed (by ``BTS``) before the next; ``BTS-1`` and ``FTS-1``, when given,
+count the messages of their batch and the batches of the file.
 """
 
 from __future__ import annotations
@@ -44,7 +47,11 @@ class Hl7v2Validator:
         self._types: dict[str, int] = {}
         self._first: dict[str, Any] = {}
         self._batch = False
-        self._declared_count: int | None = None
+        self._file_header = False  # FHS seen
+        self._batch_open = False  # BHS seen, its BTS not yet
+        self._batches = 0  # BHS segments
+        self._batch_messages = 0  # messages since the last BHS or BTS
+        self._in_message = False  # an MSH started, no batch segment since
         self._first_delimiters: tuple[str | None, str | None] = (None, None)
 
     def feed(self, chunk: bytes) -> None:
@@ -100,6 +107,8 @@ class Hl7v2Validator:
                 )
                 return
         if seg_id in HEADERS:
+            if seg_id != b"MSH" and not self._envelope(seg_id.decode()):
+                return
             self._header(segment, seg_id.decode())
         elif seg_id in (b"BTS", b"FTS"):
             self._trailer(segment, seg_id.decode())
@@ -121,10 +130,41 @@ class Hl7v2Validator:
             location=self._where(name),
         )
 
+    def _batch_error(self, name: str, problem: str, field: int | None = None) -> None:
+        self.findings.add(
+            "error",
+            "structure",
+            f"{field_label(name, field) if field else name} {problem}",
+            expression=f"{name}-{field}" if field else name,
+            location=f"segment {self._line} ({name})",
+        )
+
+    def _envelope(self, name: str) -> bool:
+        """An FHS or BHS in its place; False (with an error) when it is out of place."""
+        if name == "FHS":
+            if self._file_header:
+                self._batch_error(name, "repeats: a file has one file header")
+                return False
+            self._file_header = True
+            if self._line > 1:
+                self._batch_error(name, "must be the first segment of the file")
+            return True
+        if self._batch_open:
+            self._batch_error(name, "starts a batch before the BTS that ends the previous one")
+        elif self._in_message:
+            self._batch_error(name, "appears inside a message: a batch header comes first")
+        self._batch_open = True
+        self._in_message = False
+        self._batches += 1
+        self._batch_messages = 0
+        return True
+
     def _header(self, segment: bytes, name: str) -> None:
         if name == "MSH":
             self._messages += 1
             self._segment_in_message = 1
+            self._batch_messages += 1
+            self._in_message = True
         else:
             self._batch = True
         self._delimiters(segment, name)
@@ -204,11 +244,17 @@ class Hl7v2Validator:
             self._first_delimiters = (sep.decode("latin-1"), chars)
 
     def _trailer(self, segment: bytes, name: str) -> None:
+        fields = segment.split(self._field_sep)
+        count = _text(fields[1]).strip() if len(fields) > 1 else ""
+        self._in_message = False
         if name == "BTS":
-            fields = segment.split(self._field_sep)
-            count = _text(fields[1]) if len(fields) > 1 else ""
-            if count.isdigit():
-                self._declared_count = (self._declared_count or 0) + int(count)
+            found, what = self._batch_messages, "messages, the batch holds"
+            self._batch_open = False
+            self._batch_messages = 0
+        else:
+            found, what = self._batches, "batches, the file holds"
+        if count.isdigit() and int(count) != found:
+            self._batch_error(name, f"declares {int(count)} {what} {found}", 1)
 
     def _body_segment(self, segment: bytes) -> None:
         seg_id = segment[:3]
@@ -268,13 +314,6 @@ class Hl7v2Validator:
             self._segment(segment)
         if not self._started:
             self.findings.add("fatal", "structure", "not HL7 v2: no MSH (or FHS/BHS) segment found")
-        if self._declared_count is not None and self._declared_count != self._messages:
-            self.findings.add(
-                "warning",
-                "structure",
-                f"BTS-1 declares {self._declared_count} messages, the batch holds {self._messages}",
-                expression="BTS-1",
-            )
         meta = self._metadata()
         if (
             self.declared_version

@@ -48,9 +48,16 @@ class NdjsonValidator:
         self._partial = b""
         self._lines = 0
         self._types: dict[str, int] = {}
+        self._bom: bool | None = None  # a UTF-8 BOM before the first line (skipped, recorded)
 
     def feed(self, chunk: bytes) -> None:
         data = self._partial + chunk
+        if self._bom is None:
+            if len(data) < len(_BOM) and _BOM.startswith(data):
+                self._partial = data
+                return
+            self._bom = data.startswith(_BOM)
+            data = data.removeprefix(_BOM)
         *lines, self._partial = data.split(b"\n")
         for line in lines:
             self._line(line)
@@ -72,7 +79,10 @@ class NdjsonValidator:
         self._partial = b""
         if not self._lines:
             raise InvalidPayload("NDJSON file has no resources")
-        return {"resources": self._lines, "resource_types": self._types}
+        meta: dict[str, Any] = {"resources": self._lines, "resource_types": self._types}
+        if self._bom:
+            meta["bom"] = True
+        return meta
 
 
 def _guess(head: bytes, name: str, complete: bool) -> str:

@@ -1,10 +1,17 @@
 """SFTP benchmark: the OpenSSH client uploading to mm-bronze vs a bare asyncssh SFTP server.
 
-Run with ``python -m benchmarks.sftp``. Both servers write to the same disk in the same run;
-the bare server (chroot, no hashing, no staging, no bus) is the ceiling. Reported: MB/s for
-one large file, files/s for many small ones, and each server's peak resident memory during
-the large upload. mm-bronze's figures include what a successful ``put`` promises there: the
-file hashed, staged and its event durable on the bus before the close is answered.
+Run with ``python -m benchmarks.sftp``. Every server writes to the same disk in the same run;
+the bare server (chroot, no hashing, no staging, no bus) is the ceiling. Measured with one
+OpenSSH ``sftp`` client in batch mode: MB/s for one large file, files/s for many small ones
+(one ``put`` after another), and each server's peak resident memory during the large upload.
+mm-bronze runs twice, with the same goals: the door alone (``serve --sftp``) and with the
+consumers storing the files in the same process meanwhile (``serve --sftp --consumers``, how
+these figures were first measured). A third baseline is the bare server committing one row to
+the same PostgreSQL before answering each close: the limit of durable sequential puts.
+mm-bronze's figures include what a successful ``put`` promises: the file hashed, its kind
+checked, staged when large, and its event durable on the bus before the close is answered.
+
+    python -m benchmarks.sftp [--large-mb 1000] [--small 1000]
 """
 
 from __future__ import annotations
@@ -23,7 +30,9 @@ from pathlib import Path
 
 import asyncssh
 
+from benchmarks.summary import record
 from tests.services.mm_bronze import MmBronze, free_port
+from tests.services.postgres import create_database, outside_pytest_tmp, postgres_server
 
 MB = 1_000_000
 
@@ -32,17 +41,34 @@ BARE_SERVER = textwrap.dedent(
     import asyncio, sys
     import asyncssh
 
-    async def main(port, root, host_key, client_pub):
+    async def main(port, root, host_key, client_pub, dsn):
         keys = asyncssh.import_authorized_keys(open(client_pub).read())
+        factory = lambda chan: asyncssh.SFTPServer(chan, chroot=root.encode())
+        if dsn:  # one committed single-row INSERT before answering each close of a written file
+            import psycopg
+
+            db = await psycopg.AsyncConnection.connect(dsn, autocommit=True)
+            await db.execute("CREATE TABLE IF NOT EXISTS bench_closes (id bigserial, name text)")
+
+            class Durable(asyncssh.SFTPServer):
+                async def close(self, file_obj):
+                    writing = file_obj.writable()
+                    file_obj.close()
+                    if writing:
+                        await db.execute(
+                            "INSERT INTO bench_closes (name) VALUES (%s)", (file_obj.name,),
+                            prepare=True,
+                        )
+
+            factory = lambda chan: Durable(chan, chroot=root.encode())
         await asyncssh.listen(
             "127.0.0.1", port, server_host_keys=[host_key], authorized_client_keys=keys,
-            sftp_factory=lambda chan: asyncssh.SFTPServer(chan, chroot=root.encode()),
-            allow_scp=False,
+            sftp_factory=factory, allow_scp=False,
         )
         print("listening", flush=True)
         await asyncio.Event().wait()
 
-    asyncio.run(main(int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]))
+    asyncio.run(main(int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5]))
     """
 )
 
@@ -116,47 +142,67 @@ def make_inputs(work: Path, large_mb: int, small_count: int) -> tuple[Path, Path
 
 
 def measure(
-    name: str, port: int, pid: int, user: str, key: Path, large: Path, small_dir: Path, work: Path
+    name: str,
+    port: int,
+    pid: int,
+    user: str,
+    key: Path,
+    large: Path | None,
+    small_dir: Path,
+    work: Path,
 ) -> Result:
+    large_mb_s = 0.0
     with PeakRss(pid) as rss:
-        seconds = sftp_batch(port, user, key, [f"put {large} /large.bin"], work)
-    large_mb_s = large.stat().st_size / MB / seconds
+        if large is not None:
+            seconds = sftp_batch(port, user, key, [f"put {large} /large.bin"], work)
+            large_mb_s = large.stat().st_size / MB / seconds
     small = sorted(small_dir.iterdir())
     seconds = sftp_batch(port, user, key, [f"put {p} /{p.name}" for p in small], work)
     return Result(name, large_mb_s, len(small) / seconds, rss.peak_kb / 1024)
 
 
-def bench_bare(work: Path, key: Path, large: Path, small_dir: Path) -> Result:
-    root = work / "bare-root"
+def bench_bare(work: Path, key: Path, large: Path | None, small_dir: Path, dsn: str = "") -> Result:
+    """The bare asyncssh server; with ``dsn``, one durable commit per close on that database."""
+    root = work / ("bare-durable-root" if dsn else "bare-root")
     root.mkdir()
     host_key = work / "bare_host_key"
     asyncssh.generate_private_key("ssh-ed25519").write_private_key(str(host_key))
     port = free_port()
     proc = subprocess.Popen(
-        [sys.executable, "-c", BARE_SERVER, str(port), str(root), str(host_key), f"{key}.pub"],
+        [
+            sys.executable,
+            "-c",
+            BARE_SERVER,
+            str(port),
+            str(root),
+            str(host_key),
+            f"{key}.pub",
+            dsn,
+        ],
         stdout=subprocess.PIPE,
         text=True,
     )
     try:
         assert proc.stdout is not None and proc.stdout.readline().strip() == "listening"
-        return measure(
-            "bare asyncssh (ceiling)", port, proc.pid, "bench", key, large, small_dir, work
-        )
+        name = "bare asyncssh + a commit per close" if dsn else "bare asyncssh (ceiling)"
+        return measure(name, port, proc.pid, "bench", key, large, small_dir, work)
     finally:
         proc.terminate()
         proc.wait()
 
 
-def bench_mm_bronze(work: Path, key: Path, large: Path, small_dir: Path) -> Result:
+def bench_mm_bronze(
+    work: Path, key: Path, large: Path, small_dir: Path, roles: tuple[str, ...], dsn: str
+) -> Result:
     from mm_bronze.ingest.sftp.users import SftpUser, save_users_file
 
-    data_dir = work / "mm-bronze"
+    data_dir = work / ("mm-bronze" + "".join(roles).replace("--", "-"))
     public = Path(f"{key}.pub").read_text().strip()
     save_users_file(
         data_dir / "sftp" / "users.json",
         [SftpUser(name="bench", keys=[public], perms=["read", "write"])],
     )
-    proc = MmBronze(data_dir, "--sftp", "--consumers")
+    proc = MmBronze(data_dir, *roles, env={"POSTGRES_DSN": dsn})
     try:
         proc.start()
         deadline = time.monotonic() + 60
@@ -164,7 +210,14 @@ def bench_mm_bronze(work: Path, key: Path, large: Path, small_dir: Path) -> Resu
             time.sleep(0.1)
         assert proc.proc is not None
         return measure(
-            "mm-bronze", proc.sftp_port, proc.proc.pid, "bench", key, large, small_dir, work
+            f"mm-bronze serve {' '.join(roles)}",
+            proc.sftp_port,
+            proc.proc.pid,
+            "bench",
+            key,
+            large,
+            small_dir,
+            work,
         )
     finally:
         proc.stop()
@@ -189,21 +242,63 @@ def main() -> int:
         key.chmod(0o600)
         client_key.write_public_key(f"{key}.pub")
         large, small_dir = make_inputs(work, args.large_mb, args.small)
-        results = [
-            bench_bare(work, key, large, small_dir),
-            bench_mm_bronze(work, key, large, small_dir),
-        ]
+        with outside_pytest_tmp("sftp-bench-pg-") as pg_dir, postgres_server(pg_dir) as admin:
+            door_dsn, full_dsn = create_database(admin, "sftp"), create_database(admin, "sftp")
+            results = [
+                bench_bare(work, key, large, small_dir),
+                bench_mm_bronze(work, key, large, small_dir, ("--sftp",), door_dsn),
+                bench_mm_bronze(work, key, large, small_dir, ("--sftp", "--consumers"), full_dsn),
+                bench_bare(work, key, None, small_dir, door_dsn),
+            ]
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    ceiling = results[0]
+    ceiling, door, full, durable = results
     print(f"SFTP upload with OpenSSH sftp: {args.large_mb} MB file, {args.small} small files")
-    print(f"{'server':<26}{'large MB/s':>12}{'small files/s':>15}{'peak RSS MB':>13}")
+    print(f"{'server':<36}{'large MB/s':>12}{'small files/s':>15}{'peak RSS MB':>13}")
     for r in results:
-        print(f"{r.server:<26}{r.large_mb_s:>12.1f}{r.small_files_s:>15.1f}{r.peak_rss_mb:>13.1f}")
-    mine = results[1]
-    print(
-        f"mm-bronze / ceiling: {mine.large_mb_s / ceiling.large_mb_s:.0%} of MB/s, "
-        f"{mine.small_files_s / ceiling.small_files_s:.0%} of files/s"
+        large_mb_s = f"{r.large_mb_s:.1f}" if r.large_mb_s else "-"
+        print(f"{r.server:<36}{large_mb_s:>12}{r.small_files_s:>15.1f}{r.peak_rss_mb:>13.1f}")
+    large_label = f"{args.large_mb:,} MB file"
+    small_label = f"{args.small:,} small files"
+    for r in (door, full):  # the goals hold for both: the door alone, and with consumers
+        print(
+            f"{r.server} / ceiling: {r.large_mb_s / ceiling.large_mb_s:.0%} of MB/s, "
+            f"{r.small_files_s / ceiling.small_files_s:.0%} of files/s"
+        )
+        where = r.server.removeprefix("mm-bronze ")
+        record(
+            "sftp",
+            f"{large_label}, {where}: MB/s vs bare asyncssh",
+            r.large_mb_s,
+            ceiling.large_mb_s,
+            "MB/s",
+            goal=0.9,
+        )
+        record(
+            "sftp",
+            f"{small_label}, {where}: files/s vs bare asyncssh",
+            r.small_files_s,
+            ceiling.small_files_s,
+            "files/s",
+            goal=0.5,
+        )
+    record(
+        "sftp",
+        f"{small_label}, serve --sftp: files/s vs bare asyncssh + a commit per close",
+        door.small_files_s,
+        durable.small_files_s,
+        "files/s",
+        note="the limit of one durable commit per sequential put, on the same PostgreSQL",
+    )
+    record(
+        "sftp",
+        f"{large_label}, serve --sftp: peak RSS vs the 200 MB limit",
+        door.peak_rss_mb,
+        200.0,
+        "MB",
+        goal=1.0,
+        higher_is_better=False,
+        note=f"baseline is the limit; bare asyncssh peaked at {ceiling.peak_rss_mb:.0f} MB",
     )
     return 0
 

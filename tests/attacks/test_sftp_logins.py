@@ -70,9 +70,9 @@ def test_a_connection_gets_six_attempts_each_answered_later(server: MmBronze) ->
     took = guess(server.sftp_port, "lab1", 200)
     # took[i]: from guess i+1 to the server asking again (it never asks after the 6th).
     assert len(took) == 5, took
-    # 0.1, 0.2, 0.4, 0.8, 1.6 s ... : every failure waits longer than the one before.
-    assert took[0] >= DELAY * 0.9
-    assert all(later > earlier for earlier, later in itertools.pairwise(took)), took
+    # Failure n is answered no sooner than DELAY * 2 ** (n - 1): 0.1, 0.2, 0.4, 0.8, 1.6 s.
+    # (Lower bounds only: a loaded machine can only make each answer later.)
+    assert all(t >= DELAY * 2**n * 0.95 for n, t in enumerate(took)), took
     lines = [json.loads(line) for line in server.logs().splitlines() if line.startswith("{")]
     refused = [x for x in lines if x.get("event") == "sftp login refused" and x["user"] == "lab1"]
     assert [x["failures"] for x in refused] == [1, 2, 3, 4, 5, 6]

@@ -1,4 +1,10 @@
-"""FHIR JSON: a JSON object whose structure matches the declared FHIR version."""
+"""FHIR JSON: a JSON object whose structure matches the declared FHIR version.
+
+A body decoded at once (up to ``BUFFER_LIMIT``) first goes through the compiled fast path
+(``fast.decider``), which accepts it without any Python walk when it is valid; whatever the
+fast path does not accept is walked by ``json_tree.TreeWalker``, which finds and locates every
+problem and has the final word. Larger bodies are split as they stream in (``json_stream``).
+"""
 
 from __future__ import annotations
 
@@ -7,6 +13,7 @@ from typing import Any
 import msgspec
 
 from mm_bronze.formats.base import STRICT, Findings
+from mm_bronze.formats.fhir.fast.decider import decide
 from mm_bronze.formats.fhir.json_events import JsonWalker
 from mm_bronze.formats.fhir.json_stream import JsonSplitter
 from mm_bronze.formats.fhir.json_tree import TreeWalker
@@ -81,6 +88,11 @@ class FhirJsonValidator:
             self._buffer.append(self._head)
         if self._splitter is None:
             data = b"".join(self._buffer)
+            canonical = canonical_version(self.version)
+            fast = decide(data, canonical) if canonical is not None else None
+            if fast is not None:
+                # Proven valid: no findings, so the verdict is the same at every level.
+                return self._metadata(fast)
             try:
                 document = msgspec.json.decode(data)
             except (msgspec.DecodeError, UnicodeDecodeError) as exc:
@@ -94,7 +106,9 @@ class FhirJsonValidator:
         summary = self.checker.summary
         if summary.resource_type is None:
             self.findings.add("fatal", "required", "FHIR JSON must have a resourceType")
-        meta = summary.metadata()
+        return self._metadata(summary.metadata())
+
+    def _metadata(self, meta: dict[str, Any]) -> dict[str, Any]:
         meta["fhir_version"] = canonical_version(self.version) or self.version
         if self._bom:
             meta["bom"] = True

@@ -148,10 +148,16 @@ def _safe(value: bytes) -> bytes:
 
 
 def build_ack(
-    header: Hl7Header, outcome: Outcome, error: AckError | None = None, *, now: dt.datetime
+    header: Hl7Header,
+    outcome: Outcome,
+    error: AckError | None = None,
+    *,
+    now: dt.datetime,
+    control_id: bytes | None = None,
 ) -> bytes:
     """The ACK message (without MLLP framing), in the sender's delimiters, segments ending CR.
 
+    ``control_id`` is the ACK's own MSH-10 (at most 20 characters); a random one when None.
     Fields echoed from the sender's header lose any framing or segment-break byte; delimiters
     that are such bytes are replaced by the standard ones.
     """
@@ -176,7 +182,7 @@ def build_ack(
         now.strftime("%Y%m%d%H%M%S+0000").encode(),
         b"",
         _safe(message_type),
-        uuid.uuid4().hex[:20].upper().encode(),
+        control_id or uuid.uuid4().hex[:20].upper().encode(),
         _safe(header.processing_id) or b"P",
         _safe(version),
     ]

@@ -58,17 +58,22 @@ class MessageReceiver:
 
     async def receive(self, message: bytes, peer: Peer) -> bytes | None:
         received_at = dt.datetime.now(dt.UTC)
-        submission = str(uuidlib.uuid4())
+        submission = uuidlib.uuid4()
         header = parse_header(message)
-        context = {"uuid": submission, "peer": peer.address, **_ids(header)}
+        described = header.describe()
+        # The ACK's own control id (MSH-10) is the submission's: the ACK names what was kept.
+        ack_id = submission.hex[:20].upper().encode()
         try:
             metadata = _validate(message, header)
         except InvalidPayload as exc:
             log.warning(
-                "mllp message rejected", reason=exc.reason, location=exc.location, **context
+                "mllp message rejected",
+                reason=exc.reason,
+                location=exc.location,
+                **_context(submission, peer, described),
             )
             error = _located(exc, message)
-            return _answer(header, Outcome.REJECTED, error, received_at)
+            return _answer(header, Outcome.REJECTED, error, received_at, ack_id)
         sha256 = hashlib.sha256(message).hexdigest()
         staged: StagedBlob | None = None
         try:
@@ -78,7 +83,7 @@ class MessageReceiver:
                 await staged.write(message)
                 await staged.commit()
             event = IngestEvent(
-                uuid=submission,
+                uuid=str(submission),
                 source="mllp",
                 format="hl7",
                 content_type="text",
@@ -90,27 +95,49 @@ class MessageReceiver:
                 client=peer.certificate,
                 payload=None if staged else message,
                 staged_path=staged.url if staged else None,
-                source_metadata=_source_metadata(header, peer, metadata),
+                source_metadata={
+                    "remote_addr": peer.address,
+                    "remote_port": peer.port,
+                    "tls_client_certificate": peer.certificate,
+                    **described,
+                    "format_metadata": metadata,
+                },
             )
             await self._bus.publish(self._topic, sha256.encode(), encode_event(event))
         except (BusUnavailable, StorageUnavailable) as exc:
             if staged is not None:
                 await staged.abort()
-            log.warning("mllp message not accepted now", error=str(exc), **context)
+            log.warning(
+                "mllp message not accepted now",
+                error=str(exc),
+                **_context(submission, peer, described),
+            )
             error = AckError(RESEND, code=ErrorCode.INTERNAL)
-            return _answer(header, Outcome.ERROR, error, received_at)
+            return _answer(header, Outcome.ERROR, error, received_at, ack_id)
         except BaseException:
             if staged is not None:
                 await staged.abort()
             raise
-        log.info("mllp message accepted", size=len(message), staged=staged is not None, **context)
-        return _answer(header, Outcome.ACCEPTED, None, received_at)
+        log.info(
+            "mllp message accepted",
+            size=len(message),
+            staged=staged is not None,
+            **_context(submission, peer, described),
+        )
+        return _answer(header, Outcome.ACCEPTED, None, received_at, ack_id)
 
     def oversized(self, exc: FrameTooLarge, peer: Peer) -> bytes | None:
         """The ACK for a frame that was discarded because it crossed the size limit."""
         header = parse_header(exc.head)
         reason = f"message of {exc.size} bytes exceeds the limit of {exc.limit} bytes"
-        log.warning("mllp message rejected", reason=reason, peer=peer.address, **_ids(header))
+        described = header.describe()
+        log.warning(
+            "mllp message rejected",
+            reason=reason,
+            peer=peer.address,
+            control_id=described["control_id"],
+            sender=described["sending_application"],
+        )
         error = AckError(reason, code=ErrorCode.INTERNAL)
         return _answer(header, Outcome.REJECTED, error, dt.datetime.now(dt.UTC))
 
@@ -137,23 +164,24 @@ def _located(exc: InvalidPayload, message: bytes) -> AckError:
 
 
 def _answer(
-    header: Hl7Header, outcome: Outcome, error: AckError | None, now: dt.datetime
+    header: Hl7Header,
+    outcome: Outcome,
+    error: AckError | None,
+    now: dt.datetime,
+    control_id: bytes | None = None,
 ) -> bytes | None:
     if not wanted(header, outcome):
         return None
-    return build_ack(header, outcome, error, now=now)
+    return build_ack(header, outcome, error, now=now, control_id=control_id)
 
 
-def _ids(header: Hl7Header) -> dict[str, str | None]:
-    described = header.describe()
-    return {"control_id": described["control_id"], "sender": described["sending_application"]}
-
-
-def _source_metadata(header: Hl7Header, peer: Peer, metadata: dict[str, Any]) -> dict[str, Any]:
+def _context(
+    submission: uuidlib.UUID, peer: Peer, described: dict[str, str | None]
+) -> dict[str, str | None]:
+    """What a log line says about a message: identifiers only, never content."""
     return {
-        "remote_addr": peer.address,
-        "remote_port": peer.port,
-        "tls_client_certificate": peer.certificate,
-        **header.describe(),
-        "format_metadata": metadata,
+        "uuid": str(submission),
+        "peer": peer.address,
+        "control_id": described["control_id"],
+        "sender": described["sending_application"],
     }

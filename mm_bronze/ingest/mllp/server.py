@@ -140,8 +140,9 @@ class MllpServer:
                 messages += 1
                 if reply is not None:
                     writer.write(frame(reply))
-                    async with asyncio.timeout(self._settings.idle_timeout):
-                        await writer.drain()
+                    if writer.transport.get_write_buffer_size():  # the socket did not take it all
+                        async with asyncio.timeout(self._settings.idle_timeout):
+                            await writer.drain()
                 conn.busy = False
         except IdleTimeout:
             log.info("mllp connection idle, closing", peer=address, port=port)

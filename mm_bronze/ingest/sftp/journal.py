@@ -1,11 +1,11 @@
-"""The spool journal: one marker per upload that is complete but not yet published.
+"""The spool journal: one marker per upload that is complete but whose publish failed.
 
-A marker is written before the event is published and removed after, so a process crash
-in between leaves a marker the next start publishes again, under the same submission uuid
-(the consumers record a uuid once). It is written without fsync (a process crash keeps it
-in the page cache); when the publish fails and the upload is kept for retry, ``make_durable``
-fsyncs it, so that case survives a machine crash too. Files in the spool with no marker
-are partial uploads or copies already published; the next start removes them.
+When the bus cannot take an upload, ``keep`` writes its marker and fsyncs it, its directory
+and (for an inline payload) the spool file before the client's close fails, so the retry
+loop, or the next start after any crash, publishes it under the same submission uuid (the
+consumers record a uuid once). A successful publish writes no marker at all. Files in the
+spool with no marker are partial uploads, copies already published, or uploads whose close
+was never answered; the next start removes them.
 """
 
 from __future__ import annotations
@@ -40,6 +40,11 @@ class Journal:
 
     def _path(self, uuid: str) -> Path:
         return self.directory / f"{uuid}.marker"
+
+    def keep(self, marker: Marker, spool_file: Path | None) -> None:
+        """Write ``marker`` and make it durable, with ``spool_file`` when given."""
+        self.write(marker)
+        self.make_durable(marker.event.uuid, spool_file)
 
     def write(self, marker: Marker) -> None:
         """Write ``marker`` whole (temporary name, rename); not yet fsynced."""

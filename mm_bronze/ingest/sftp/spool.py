@@ -109,7 +109,11 @@ class Spool:
             raise UploadRefused(
                 f"too many concurrent uploads (at most {self.config.max_uploads_per_user})"
             )
-        fd = await asyncio.to_thread(open_fresh, local, flags)
+        # A new file is one metadata operation, done at once as asyncssh's own server does: a
+        # thread hop would cost each small upload more than the create itself.
+        fd = open_new(local, flags)
+        if fd is None:
+            fd = await asyncio.to_thread(open_fresh, local, flags)  # copies the existing file
         superseded = self._pending.pop(local, None)
         if superseded is not None:
             await self._drop_marker(superseded, "superseded by a new upload")
@@ -259,7 +263,13 @@ class Spool:
         *,
         keep: bool = True,
     ) -> None:
-        """Journal, publish, forget. With ``keep`` a failed publish stays journaled for retry."""
+        """Publish; with ``keep`` a failed publish is journaled (durably) for retry.
+
+        No marker is written on the way: until the close is answered nothing was promised,
+        and a crash meanwhile leaves an unjournaled spool copy that the next start removes
+        (the client saw no success and sends the file again). So the common case costs no
+        journal file operations, only the bus commit.
+        """
         kind = intake.kind
         event = IngestEvent(
             uuid=submission,
@@ -284,16 +294,15 @@ class Spool:
                 "format_metadata": kind.metadata,
             },
         )
-        marker = Marker(spool=str(local.relative_to(self.config.root)), event=event)
-        self.journal.write(marker)
         self._pending[local] = submission
         self._publishing.add(submission)
         try:
             await self.bus.publish(self.config.topic, intake.sha256.encode(), encode_event(event))
         except BusUnavailable as exc:
             if keep:
+                marker = Marker(spool=str(local.relative_to(self.config.root)), event=event)
                 spool_file = local if intake.staged is None else None
-                await asyncio.to_thread(self.journal.make_durable, submission, spool_file)
+                await asyncio.to_thread(self.journal.keep, marker, spool_file)
             log.warning(
                 "sftp upload not published, kept for retry" if keep else "sftp rename refused",
                 user=session.username,
@@ -303,12 +312,10 @@ class Spool:
             )
             if not keep:
                 self._pending.pop(local, None)
-                await asyncio.to_thread(self.journal.remove, submission)
             raise
         finally:
             self._publishing.discard(submission)
         self._pending.pop(local, None)
-        self.journal.remove(submission)
         log.info(
             "sftp upload accepted",
             uuid=submission,
@@ -453,6 +460,14 @@ class Spool:
                 await self.recover(startup=False)
             except Exception as exc:
                 log.error("sftp retry loop error", error=f"{type(exc).__name__}: {exc}")
+
+
+def open_new(local: Path, flags: int) -> int | None:
+    """``open_fresh`` when it copies nothing (no such file, or a truncating or exclusive
+    open); None when the open must work on a copy of the existing file."""
+    if flags & (os.O_TRUNC | os.O_EXCL) or not os.path.lexists(local):
+        return open_fresh(local, flags)
+    return None
 
 
 def open_fresh(local: Path, flags: int) -> int:

@@ -113,5 +113,7 @@ def test_health_and_readiness(client: httpx.Client) -> None:
         "bus": "ok",
         "storage": "ok",
         "consumers": "ok",
+        "http": "ok",
+        "mllp": "ok",
         "sftp": "ok",  # `serve --all` includes the SFTP door; ready once it listens
     }

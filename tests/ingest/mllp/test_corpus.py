@@ -173,3 +173,12 @@ def check_stored(cases: list[Case], dsn: str, submissions: int) -> None:
         assert (source, version, subtype) == ("mllp", case.version, case.subtype), case.name
         assert meta["remote_addr"] == "127.0.0.1", case.name
         assert (meta["control_id"] or "") == case.control_id, case.name
+
+
+def test_the_ack_control_id_names_the_submission(port: int, module_dsn: str) -> None:
+    message = oru("NAMED1")
+    with RawMllp(port) as conn:
+        ack = parse_ack(conn.ask(message))
+    assert (ack.code, ack.control_id) == ("AA", "NAMED1")
+    ((submission, *_rest),) = wait_rows(module_dsn, hashlib.sha256(message).hexdigest(), 1)
+    assert ack.msh[9] == submission.replace("-", "")[:20].upper()  # the ACK's own MSH-10

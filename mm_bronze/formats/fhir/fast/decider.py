@@ -1,0 +1,275 @@
+"""Decides, at C speed, that a FHIR JSON payload is valid, or leaves it to the walker.
+
+``decide(data, version)`` decodes the payload into the generated Structs of its version
+(unknown elements, cardinality, required elements, ``[x]`` choices, primitive formats are all
+checked while msgspec decodes), then makes the checks msgspec cannot: no JSON object repeats a
+key, and the Bundle rules of the walker. It returns the metadata the walker's ``Summary``
+would produce, or None: None never means "invalid", only "let the walker decide" (the walker
+explains every rejection and has the final word). The fast path never accepts a payload the
+walker rejects; it may send the walker a payload the walker then accepts (a number such as
+``1.0`` for an integer, a required primitive given only by its ``_element``, a ``_element`` on
+a ``[x]`` choice, a code with a character that is neither printable nor a space).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import gc
+import importlib
+import sys
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from types import FrameType, ModuleType
+from typing import Any, TypeVar
+
+import msgspec
+
+from mm_bronze.formats.fhir.model import BUNDLE_TYPES
+from mm_bronze.formats.fhir.structure import (
+    MAX_DEPTH,
+    REPEATING_BUNDLES,
+    REQUEST_BUNDLES,
+    RESPONSE_BUNDLES,
+)
+
+UNSET = msgspec.UNSET
+T = TypeVar("T")
+# Recursion levels the descent of ``within_depth`` spends itself on CPython 3.11 (measured:
+# with these, msgspec decodes arrays nested MAX_DEPTH deep and refuses one more). Levels
+# spent above the caller without a Python frame only leave msgspec fewer: more refusals, never
+# fewer; ``test_nesting_bound_is_the_walkers`` checks the boundary.
+DESCENT_LEVELS = 3
+_ERRORS = (msgspec.DecodeError, RecursionError, UnicodeDecodeError, ValueError)
+
+
+class Types:
+    """The generated Structs of one FHIR version and a decoder for any of its resources."""
+
+    def __init__(self, version: str) -> None:
+        self.module: ModuleType = importlib.import_module(
+            f"mm_bronze.formats.fhir.fast.{version.lower()}"
+        )
+        self.decoder = msgspec.json.Decoder(self.module.AnyResource)
+        self.bundle = self.module.Bundle
+        self.bundle_types = BUNDLE_TYPES[version]
+        union = self.module.AnyResource.__args__
+        self.tags: dict[type, str] = {cls: cls.__struct_config__.tag for cls in union}
+
+
+@functools.cache
+def types(version: str) -> Types:
+    """The types of a canonical version (built on first use: about half a second)."""
+    return Types(version)
+
+
+_encoder = msgspec.json.Encoder()
+_local = threading.local()
+
+
+def decode(data: bytes, version: str) -> Any | None:
+    """``data`` as the Struct of its resource type, or None if it does not decode (or is
+    nested deeper than the walker allows)."""
+    return decode_lines([data], version)[0]
+
+
+def decode_lines(lines: list[bytes], version: str) -> list[Any | None]:
+    """``decode`` of each line of an NDJSON block."""
+    return within_depth(_decode_each, types(version).decoder, lines)
+
+
+def _decode_each(decoder: msgspec.json.Decoder, lines: list[bytes]) -> list[Any | None]:
+    out: list[Any | None] = []
+    for line in lines:
+        try:
+            out.append(decoder.decode(line))
+        except _ERRORS:
+            out.append(None)
+    return out
+
+
+def within_depth(call: Callable[..., T], *args: Any) -> T:
+    """``call(*args)`` with at most ``MAX_DEPTH`` levels of recursion left to it.
+
+    msgspec refuses (``RecursionError``) what nests deeper than the recursion it has left;
+    the walker refuses JSON nested deeper than ``MAX_DEPTH``. To spend the levels in between
+    at C speed, the call runs from the ``__instancecheck__`` at the bottom of nested tuples,
+    which ``isinstance`` descends one recursion level each (about 2 µs for 900 levels).
+    """
+    spare = sys.getrecursionlimit() - _stack_depth() - MAX_DEPTH - DESCENT_LEVELS
+    if spare <= 0:
+        return call(*args)
+    _bottom.task = (call, args)
+    try:
+        isinstance(None, _nested(spare))
+        result: T = _bottom.result
+    finally:
+        _bottom.task = _bottom.result = None
+    return result
+
+
+class _Bottom(type):
+    """Runs the pending call of ``within_depth`` when ``isinstance`` reaches it."""
+
+    def __instancecheck__(cls, instance: object) -> bool:
+        call, args = _bottom.task
+        _bottom.result = call(*args)
+        return False
+
+
+class _BottomState(threading.local):
+    task: Any = None
+    result: Any = None
+
+
+_bottom = _BottomState()
+_BOTTOM = _Bottom("_BOTTOM", (), {})
+
+
+def _stack_depth() -> int:
+    depth = 0
+    frame: FrameType | None = sys._getframe()
+    while frame is not None:
+        depth += 1
+        frame = frame.f_back
+    return depth
+
+
+@functools.lru_cache(maxsize=64)
+def _nested(depth: int) -> tuple[Any, ...]:
+    nested: tuple[Any, ...] = (_BOTTOM,)
+    for _ in range(depth - 1):
+        nested = (nested,)
+    return nested
+
+
+def decide(data: bytes, version: str) -> dict[str, Any] | None:
+    """The metadata of a payload proven valid at the strict level, or None (ask the walker)."""
+    with collection_paused():
+        document = decode(data, version)
+        meta = None
+        if document is not None and keys_unique(data, (document,)):
+            meta = summary(document, version)
+        del document
+    return meta
+
+
+@contextlib.contextmanager
+def collection_paused() -> Iterator[None]:
+    """No garbage collection while decoded Structs live (they hold no cycles), and none
+    right after: freeing them before collection resumes lowers the count that triggers it."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def keys_unique(data: bytes, documents: Iterable[Any]) -> bool:
+    """No object in ``data`` repeats a key (``documents`` are what it decoded to).
+
+    msgspec keeps the last of repeated keys (and drops its value), so ``data`` then holds
+    more colons than the re-encoded documents: a colon separates each object member, and the
+    colons inside strings are the same on both sides. Counted in C; when ``data`` escapes a
+    character as ``\\u003?`` (maybe a colon), only the colons outside strings are counted.
+    """
+    encoded = _buffer()
+    try:
+        _encoder.encode_into(list(documents), encoded)
+    except (RecursionError, ValueError, TypeError):
+        return False
+    if b"\\u003" in data:
+        # An escaped character may be a colon: count only the colons outside strings.
+        return _outside_strings(data) == _outside_strings(bytes(encoded))
+    # Colons inside strings are the same on both sides (msgspec never escapes a colon, and
+    # the input escapes none), so any difference is in the members.
+    return data.count(b":") == encoded.count(b":")
+
+
+def _buffer() -> bytearray:
+    """This thread's encoding buffer (reused: allocating a fresh one costs as much again)."""
+    buffer: bytearray | None = getattr(_local, "buffer", None)
+    if buffer is None:
+        buffer = _local.buffer = bytearray()
+    return buffer
+
+
+def _outside_strings(blob: bytes) -> int:
+    cleaned = blob.replace(b"\\\\", b"").replace(b'\\"', b"")
+    return b"".join(cleaned.split(b'"')[0::2]).count(b":")
+
+
+def resource_type(document: Any, version: str) -> str | None:
+    """The resource type of a decoded resource, None if it is a Bundle that breaks a rule
+    (what an NDJSON line needs of ``summary``, cheaper)."""
+    kinds = types(version)
+    if type(document) is kinds.bundle and _bundle(document, kinds) is None:
+        return None
+    return kinds.tags[type(document)]
+
+
+def summary(document: Any, version: str) -> dict[str, Any] | None:
+    """``structure.Summary.metadata()`` of a decoded resource; None if a Bundle rule may fail."""
+    kinds = types(version)
+    meta: dict[str, Any] = {"resource_type": kinds.tags[type(document)]}
+    if document.id is not UNSET:
+        meta["id"] = document.id
+    if type(document) is kinds.bundle:
+        bundle = _bundle(document, kinds)
+        if bundle is None:
+            return None
+        meta.update(bundle)
+    resource_meta = document.meta
+    if resource_meta is not UNSET:
+        if resource_meta.profile is not UNSET:
+            profiles = [p for p in resource_meta.profile if p is not None]
+            if profiles:
+                meta["profiles"] = profiles
+        if resource_meta.lastUpdated is not UNSET:
+            meta["last_updated"] = resource_meta.lastUpdated
+    return meta
+
+
+def _bundle(bundle: Any, kinds: Types) -> dict[str, Any] | None:
+    """The Bundle part of the metadata, or None where the walker would find an error (the
+    same rules as ``StructureChecker._entry`` and ``_bundle``)."""
+    bundle_type = bundle.type
+    if bundle_type not in kinds.bundle_types:
+        return None
+    takes_request = bundle_type in REQUEST_BUNDLES
+    takes_response = bundle_type in RESPONSE_BUNDLES
+    repeats = bundle_type in REPEATING_BUNDLES
+    entry_types: dict[str, int] = {}
+    full_urls: set[tuple[str, str | None]] = set()
+    count = 0
+    if bundle.entry is not UNSET:
+        for entry in bundle.entry:
+            if entry is None:
+                continue
+            count += 1
+            resource = entry.resource
+            version_id = None
+            if resource is UNSET:
+                if not (
+                    (takes_request and entry.request is not UNSET)
+                    or (takes_response and entry.response is not UNSET)
+                ):
+                    return None
+            else:
+                tag = kinds.tags[type(resource)]
+                entry_types[tag] = entry_types.get(tag, 0) + 1
+                meta = resource.meta
+                if meta is not UNSET and meta.versionId is not UNSET:
+                    version_id = meta.versionId
+            if entry.fullUrl is not UNSET:
+                key = (entry.fullUrl, version_id)  # bdl-7: versions may share a fullUrl
+                if key in full_urls and not repeats:
+                    return None
+                full_urls.add(key)
+    return {
+        "bundle_type": bundle_type,
+        "entry_count": count,
+        "entry_types": dict(sorted(entry_types.items())),
+    }

@@ -8,6 +8,7 @@ held whole.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from mm_bronze.formats.fhir.json_tree import TreeWalker
@@ -94,6 +95,9 @@ class JsonWalker:
     def __init__(self, checker: StructureChecker) -> None:
         self.checker = checker
         self.tree = TreeWalker(checker)
+        # Decides whether a Bundle entry (its bytes, nested at most so deep) is valid, when
+        # a compiled fast path exists for the version (``fast.decider.entry_valid``).
+        self.entry_valid: Callable[[bytes, int], bool] | None = None
         self.stack: list[_Object | _Array | _Skip] = []
         self.started = False
         self.depth = 0  # JSON nesting: objects and arrays
@@ -110,6 +114,19 @@ class JsonWalker:
             if not isinstance(top, _Skip):
                 self._scalar(top, value)
             return
+        if (
+            isinstance(top, _Array)
+            and self.entry_valid is not None
+            and type(value) is dict
+            and not top.ext
+            and top.element.type == "BundleEntry"
+            and top.owner.node is not None
+            and top.owner.node is self.checker.root
+            and self.entry_valid(data, MAX_DEPTH - self.depth)
+        ):
+            top.index += 1
+            self._valid_entry(value)
+            return
         if isinstance(top, _Array):
             here = f"{top.path}[{top.index}]"
         else:
@@ -118,6 +135,24 @@ class JsonWalker:
         tree.depth, tree.keys = self.depth, 0
         self._delegate(top, value)
         tree.repeated_keys(value, data, here, self.depth)
+
+    def _valid_entry(self, entry: dict[str, Any]) -> None:
+        """A Bundle entry the fast path found valid: only the Bundle's bookkeeping."""
+        resource = entry.get("resource")
+        resource_type = version_id = None
+        if type(resource) is dict:
+            resource_type = resource.get("resourceType")
+            meta = resource.get("meta")
+            if type(meta) is dict:
+                version_id = meta.get("versionId")
+        self.checker.entry(
+            resource_type,
+            "resource" in entry,
+            "request" in entry,
+            "response" in entry,
+            entry.get("fullUrl"),
+            version_id,
+        )
 
     def _delegate(self, top: _Object | _Array | _Skip, value: Any) -> None:
         """Check a decoded object or array in the place ``top`` expects a value."""

@@ -51,6 +51,7 @@ class Types:
             f"mm_bronze.formats.fhir.fast.{version.lower()}"
         )
         self.decoder = msgspec.json.Decoder(self.module.AnyResource)
+        self.entry_decoder = msgspec.json.Decoder(self.module.BundleEntry)
         self.bundle = self.module.Bundle
         self.bundle_types = BUNDLE_TYPES[version]
         union = self.module.AnyResource.__args__
@@ -88,15 +89,15 @@ def _decode_each(decoder: msgspec.json.Decoder, lines: list[bytes]) -> list[Any 
     return out
 
 
-def within_depth(call: Callable[..., T], *args: Any) -> T:
-    """``call(*args)`` with at most ``MAX_DEPTH`` levels of recursion left to it.
+def within_depth(call: Callable[..., T], *args: Any, depth: int = MAX_DEPTH) -> T:
+    """``call(*args)`` with at most ``depth`` (``MAX_DEPTH``) levels of recursion left to it.
 
     msgspec refuses (``RecursionError``) what nests deeper than the recursion it has left;
     the walker refuses JSON nested deeper than ``MAX_DEPTH``. To spend the levels in between
     at C speed, the call runs from the ``__instancecheck__`` at the bottom of nested tuples,
     which ``isinstance`` descends one recursion level each (about 2 µs for 900 levels).
     """
-    spare = sys.getrecursionlimit() - _stack_depth() - MAX_DEPTH - DESCENT_LEVELS
+    spare = sys.getrecursionlimit() - _stack_depth() - depth - DESCENT_LEVELS
     if spare <= 0:
         return call(*args)
     _bottom.task = (call, args)
@@ -165,6 +166,15 @@ def collection_paused() -> Iterator[None]:
     finally:
         if enabled:
             gc.enable()
+
+
+def entry_valid(data: bytes, version: str, depth: int) -> bool:
+    """Whether ``data`` is a valid Bundle entry nested at most ``depth`` levels deep (False
+    means "let the walker decide"). The Bundle rules that involve other entries are the
+    caller's (``StructureChecker.entry``)."""
+    with collection_paused():
+        entry = within_depth(_decode_each, types(version).entry_decoder, [data], depth=depth)[0]
+        return entry is not None and keys_unique(data, (entry,))
 
 
 def keys_unique(data: bytes, documents: Iterable[Any]) -> bool:

@@ -95,9 +95,10 @@ class JsonWalker:
     def __init__(self, checker: StructureChecker) -> None:
         self.checker = checker
         self.tree = TreeWalker(checker)
-        # Decides whether a Bundle entry (its bytes, nested at most so deep) is valid, when
-        # a compiled fast path exists for the version (``fast.decider.entry_valid``).
-        self.entry_valid: Callable[[bytes, int], bool] | None = None
+        # What the Bundle rules need of a Bundle entry (its bytes, nested at most so deep)
+        # if it is valid, else None, when a compiled fast path exists for the version
+        # (``fast.decider.entry_facts``).
+        self.entry_facts: Callable[[bytes, int], tuple[Any, ...] | None] | None = None
         self.stack: list[_Object | _Array | _Skip] = []
         self.started = False
         self.depth = 0  # JSON nesting: objects and arrays
@@ -114,19 +115,6 @@ class JsonWalker:
             if not isinstance(top, _Skip):
                 self._scalar(top, value)
             return
-        if (
-            isinstance(top, _Array)
-            and self.entry_valid is not None
-            and type(value) is dict
-            and not top.ext
-            and top.element.type == "BundleEntry"
-            and top.owner.node is not None
-            and top.owner.node is self.checker.root
-            and self.entry_valid(data, MAX_DEPTH - self.depth)
-        ):
-            top.index += 1
-            self._valid_entry(value)
-            return
         if isinstance(top, _Array):
             here = f"{top.path}[{top.index}]"
         else:
@@ -136,23 +124,26 @@ class JsonWalker:
         self._delegate(top, value)
         tree.repeated_keys(value, data, here, self.depth)
 
-    def _valid_entry(self, entry: dict[str, Any]) -> None:
-        """A Bundle entry the fast path found valid: only the Bundle's bookkeeping."""
-        resource = entry.get("resource")
-        resource_type = version_id = None
-        if type(resource) is dict:
-            resource_type = resource.get("resourceType")
-            meta = resource.get("meta")
-            if type(meta) is dict:
-                version_id = meta.get("versionId")
-        self.checker.entry(
-            resource_type,
-            "resource" in entry,
-            "request" in entry,
-            "response" in entry,
-            entry.get("fullUrl"),
-            version_id,
-        )
+    def fast_entry(self, data: bytes) -> bool:
+        """Take ``data`` as the next entry of the root Bundle if that is what the events so
+        far expect and the fast path finds it valid (then only the Bundle's bookkeeping is
+        left); False to have it decoded and walked as any piece."""
+        top = self.stack[-1] if self.stack else None
+        if (
+            self.entry_facts is None
+            or not isinstance(top, _Array)
+            or top.ext
+            or top.element.type != "BundleEntry"
+            or top.owner.node is None
+            or top.owner.node is not self.checker.root
+        ):
+            return False
+        facts = self.entry_facts(data, MAX_DEPTH - self.depth)
+        if facts is None:
+            return False
+        top.index += 1
+        self.checker.entry(*facts)
+        return True
 
     def _delegate(self, top: _Object | _Array | _Skip, value: Any) -> None:
         """Check a decoded object or array in the place ``top`` expects a value."""

@@ -180,6 +180,11 @@ class JsonSplitter:
             trailing = _TRAILING.search(message)
             if trailing is None:
                 if "truncated" not in message:
+                    at = _AT_BYTE.match(message)
+                    if not final and at is not None and int(at.group(2)) >= pending:
+                        # An error at the very end: a token (a number) cut by the chunk.
+                        self.wait_for = pending + 1
+                        return None
                     self._decode_error(exc, pos)
                 if final:
                     self._malformed("Input data was truncated", size)
@@ -193,6 +198,9 @@ class JsonSplitter:
             too_deep(self.findings, "JSON", self.walker.where())
         self.wait_for = 0
         piece = buf[pos:end]
+        if self.root_seen and self.walker.fast_entry(piece):
+            self.state = AFTER
+            return end
         try:
             value = _ANY.decode(piece)
         except msgspec.DecodeError as exc:

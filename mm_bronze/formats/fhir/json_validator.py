@@ -14,7 +14,7 @@ from typing import Any
 import msgspec
 
 from mm_bronze.formats.base import STRICT, Findings
-from mm_bronze.formats.fhir.fast.decider import decide, entry_valid
+from mm_bronze.formats.fhir.fast.decider import EntryFacts, decide, entry_facts
 from mm_bronze.formats.fhir.json_events import JsonWalker
 from mm_bronze.formats.fhir.json_stream import JsonSplitter
 from mm_bronze.formats.fhir.json_tree import TreeWalker
@@ -77,7 +77,7 @@ class FhirJsonValidator:
         if self._splitter is None:
             canonical = canonical_version(self.version)
             if canonical is not None:
-                self._walker.entry_valid = functools.partial(_entry_valid, canonical)
+                self._walker.entry_facts = functools.partial(_entry_facts, canonical)
             self._splitter = JsonSplitter(self._walker, self.findings)
             buffered, self._buffer = b"".join(self._buffer), []
             self._splitter.feed(buffered)
@@ -119,8 +119,8 @@ class FhirJsonValidator:
         return self.findings.record(meta)
 
 
-def _entry_valid(version: str, data: bytes, depth: int) -> bool:
-    return entry_valid(data, version, depth)
+def _entry_facts(version: str, data: bytes, depth: int) -> EntryFacts | None:
+    return entry_facts(data, version, depth)
 
 
 def decode_error(

@@ -168,13 +168,35 @@ def collection_paused() -> Iterator[None]:
             gc.enable()
 
 
-def entry_valid(data: bytes, version: str, depth: int) -> bool:
-    """Whether ``data`` is a valid Bundle entry nested at most ``depth`` levels deep (False
-    means "let the walker decide"). The Bundle rules that involve other entries are the
-    caller's (``StructureChecker.entry``)."""
+def entry_facts(data: bytes, version: str, depth: int) -> EntryFacts | None:
+    """What the Bundle rules need of a valid Bundle entry ``data`` nested at most ``depth``
+    levels deep, or None ("let the walker decide"). The rules that involve other entries
+    are the caller's (``StructureChecker.entry``)."""
+    kinds = types(version)
     with collection_paused():
-        entry = within_depth(_decode_each, types(version).entry_decoder, [data], depth=depth)[0]
-        return entry is not None and keys_unique(data, (entry,))
+        entry = within_depth(_decode_each, kinds.entry_decoder, [data], depth=depth)[0]
+        if entry is None or not keys_unique(data, (entry,)):
+            return None
+        resource = entry.resource
+        resource_type = version_id = None
+        if resource is not UNSET and resource is not None:
+            resource_type = kinds.tags[type(resource)]
+            meta = resource.meta
+            if meta is not UNSET and meta is not None and meta.versionId is not UNSET:
+                version_id = meta.versionId
+        return (
+            resource_type,
+            resource is not UNSET,
+            entry.request is not UNSET,
+            entry.response is not UNSET,
+            None if entry.fullUrl is UNSET else entry.fullUrl,
+            version_id,
+        )
+
+
+# ``StructureChecker.entry``'s arguments: resource type, has a resource, a request, a
+# response; fullUrl; meta.versionId of the resource.
+EntryFacts = tuple[str | None, bool, bool, bool, str | None, str | None]
 
 
 def keys_unique(data: bytes, documents: Iterable[Any]) -> bool:

@@ -6,6 +6,8 @@ and decoded by msgspec in C and checked as a tree; only the containers too large
 piece (the root, ``Bundle.entry``, a very large entry) are followed token by token, and a
 string too large to be one piece (``Binary.data``) is read through in bounded slices. So
 memory stays bounded by the piece size and time is linear in the body, whatever its shape.
+An entry of the root Bundle is first offered, as bytes, to the compiled fast path
+(``JsonWalker.fast_entry``); only what it does not accept is decoded and walked.
 """
 
 from __future__ import annotations

@@ -1,6 +1,9 @@
 """The embedded bus: a durable queue in PostgreSQL.
 
-Publishing groups concurrent callers into one transaction. Consumers claim batches with
+Publishing groups concurrent callers into one transaction: one multi-row statement per
+group commit, which may also record each submission as accepted in the status history
+(``publish_accepted``), so the event and its "accepted" entry are durable together, in one
+commit. Consumers claim batches with
 ``FOR UPDATE SKIP LOCKED`` and a lease: a claimed message becomes visible again when its
 lease runs out (the consumer died), is deleted on ack, and moves to ``bus.dead_letters``
 with its reason when it can never succeed. ``attempts`` counts claims that did not end
@@ -11,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
+from uuid import UUID
 
 import psycopg
 import structlog
@@ -62,9 +66,26 @@ WHERE m.id = claimed.id
 RETURNING m.id, m.key, m.value, m.attempts
 """
 
+# One statement per group commit; arrays travel in binary (``%b``), with no per-row overhead.
+_PUBLISH = """
+INSERT INTO bus.messages (topic, key, value)
+SELECT * FROM unnest(%b::text[], %b::bytea[], %b::bytea[])
+"""
+# The same, plus the "accepted" entry of every submission published with the event.
+_PUBLISH_ACCEPTED = """
+WITH published AS (
+    INSERT INTO bus.messages (topic, key, value)
+    SELECT * FROM unnest(%b::text[], %b::bytea[], %b::bytea[])
+)
+INSERT INTO ingestion.ingestion_log (object_id, status)
+SELECT submission, 'accepted' FROM unnest(%b::uuid[]) AS submission
+"""
+
 _SCHEMA_LOCK = 0x6D6D_6271
 PUBLISH_TIMEOUT = 10.0
 Pool = AsyncConnectionPool[AsyncConnection]
+# topic, key, value, and the submission to record as accepted with it (or None)
+_Publish = tuple[str, bytes, bytes, UUID | None]
 
 
 class PgQueueBus:
@@ -74,7 +95,7 @@ class PgQueueBus:
         self._pool = pool
         self._lease = lease_seconds
         self._poll = poll_interval
-        self._publisher: GroupCommitter[tuple[str, bytes, bytes]] = GroupCommitter(self._insert)
+        self._publisher: GroupCommitter[_Publish] = GroupCommitter(self._insert)
 
     async def open(self) -> None:
         try:
@@ -89,21 +110,37 @@ class PgQueueBus:
         await self._publisher.close()
 
     async def publish(self, topic: str, key: bytes, value: bytes) -> None:
+        await self._submit((topic, key, value, None))
+
+    async def publish_accepted(self, topic: str, key: bytes, value: bytes, submission: str) -> None:
+        """Publish, and record ``submission`` as accepted in ``ingestion.ingestion_log`` in
+        the same transaction: one durable commit for both. Raises ``BusUnavailable``."""
+        await self._submit((topic, key, value, UUID(submission)))
+
+    async def _submit(self, item: _Publish) -> None:
         try:
-            await self._publisher.submit((topic, key, value))
+            await self._publisher.submit(item)
         except psycopg.Error as exc:
             raise BusUnavailable(f"queue insert failed: {type(exc).__name__}") from exc
         except RuntimeError as exc:  # closed while shutting down
             raise BusUnavailable(str(exc)) from exc
 
-    async def _insert(self, items: list[tuple[str, bytes, bytes]]) -> None:
+    async def _insert(self, items: list[_Publish]) -> None:
+        topics, keys, values, submissions = [], [], [], []
+        for topic, key, value, submission in items:
+            topics.append(topic)
+            keys.append(key)
+            values.append(value)
+            if submission is not None:
+                submissions.append(submission)
         # A bounded wait for a connection: a sender waiting on an outage gets a 503 it can
-        # retry on, instead of hanging.
-        connection = self._pool.connection(timeout=PUBLISH_TIMEOUT)
-        async with connection as conn, conn.transaction(), conn.cursor() as cur:
-            await cur.executemany(
-                "INSERT INTO bus.messages (topic, key, value) VALUES (%s, %s, %s)", items
-            )
+        # retry on, instead of hanging. The pool's connections autocommit: the one statement
+        # is the transaction, committed when execute returns.
+        async with self._pool.connection(timeout=PUBLISH_TIMEOUT) as conn:
+            if submissions:
+                await conn.execute(_PUBLISH_ACCEPTED, (topics, keys, values, submissions))
+            else:
+                await conn.execute(_PUBLISH, (topics, keys, values))
 
     async def consumer(self, topic: str, group: str) -> PgQueueConsumer:
         return PgQueueConsumer(self._pool, topic, lease=self._lease, poll=self._poll)

@@ -6,7 +6,7 @@ import asyncio
 
 from hypercorn.asyncio import serve
 from hypercorn.config import Config
-from starlette.applications import Starlette
+from starlette.types import ASGIApp
 
 from mm_bronze.settings import HttpSettings
 
@@ -22,6 +22,6 @@ def hypercorn_config(settings: HttpSettings) -> Config:
     return config
 
 
-async def serve_http(app: Starlette, settings: HttpSettings, stop: asyncio.Event) -> None:
+async def serve_http(app: ASGIApp, settings: HttpSettings, stop: asyncio.Event) -> None:
     """Serve until ``stop`` is set, then finish in-flight requests and return."""
     await serve(app, hypercorn_config(settings), shutdown_trigger=stop.wait, mode="asgi")  # type: ignore[arg-type]

@@ -112,6 +112,10 @@ class PersistPipeline:
             paths[sha] = self._storage.raw.url_for(key)
             if result:
                 written[sha] = paths[sha]
+        # Objects are written without their directory entries synced: one fsync per directory
+        # for the whole batch, before anything is recorded. Objects found already present are
+        # included: an earlier attempt may have written them without syncing.
+        await self._storage.raw.sync_directories(key for _, key in writers.values())
         keep = [(m, e) for m, e in batch if e.sha256 in paths]
         dead = [(m, e) for m, e in batch if e.sha256 not in paths]
         recorded = await records.record_batch(
@@ -149,12 +153,14 @@ class PersistPipeline:
     async def _write(self, event: IngestEvent, key: str) -> bool:
         async with self._writes:
             if event.payload is not None:
-                return await self._storage.raw.put_bytes(key, event.payload)
+                return await self._storage.raw.put_bytes(key, event.payload, sync_directory=False)
             if event.staged_path is None:
                 raise PoisonMessage("event has neither payload nor staged_path")
             try:
                 staged_key = self._storage.staging.key_for(event.staged_path)
-                return await self._storage.raw.put_from(key, self._storage.staging, staged_key)
+                return await self._storage.raw.put_from(
+                    key, self._storage.staging, staged_key, sync_directory=False
+                )
             except (FileNotFoundError, ValueError) as exc:
                 raise PoisonMessage("staged payload is missing") from exc
 

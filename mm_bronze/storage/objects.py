@@ -135,16 +135,34 @@ class ObjectStore:
         container) can be reached with the configured credentials."""
         await self._run(self._ping)
 
-    async def put_bytes(self, key: str, data: bytes) -> bool:
+    async def put_bytes(self, key: str, data: bytes, *, sync_directory: bool = True) -> bool:
         """Write ``data`` (compressed by the store's codec) at ``key`` atomically unless it
-        exists; True when written."""
-        return await self._run(self._put_bytes, self.path(key), data)
+        exists; True when written.
 
-    async def put_from(self, key: str, source: ObjectStore, source_key: str) -> bool:
+        With ``sync_directory=False`` a local object's directory entry is not yet durable:
+        the caller makes it so with ``sync_directories`` (once for many objects) before it
+        relies on the object."""
+        return await self._run(self._put_bytes, self.path(key), data, sync_directory)
+
+    async def put_from(
+        self, key: str, source: ObjectStore, source_key: str, *, sync_directory: bool = True
+    ) -> bool:
         """Stream ``source_key`` from ``source`` (compressed by this store's codec) to
         ``key`` atomically unless it exists; True when written. Raises
-        ``FileNotFoundError`` when the source object does not exist."""
-        return await self._run(self._put_from, self.path(key), source, source.path(source_key))
+        ``FileNotFoundError`` when the source object does not exist. ``sync_directory`` as
+        for ``put_bytes``."""
+        return await self._run(
+            self._put_from, self.path(key), source, source.path(source_key), sync_directory
+        )
+
+    async def sync_directories(self, keys: Iterable[str]) -> None:
+        """Make the directory entries of local objects written with ``sync_directory=False``
+        durable: one fsync per distinct directory. Nothing to do for other stores."""
+        if not self.is_local:
+            return
+        directories = sorted({os.path.dirname(self.path(key)) for key in keys})
+        if directories:
+            await self._run(_fsync_directories, directories)
 
     async def read_bytes(self, key: str) -> bytes:
         """The stored bytes of ``key`` (compressed when the object was)."""
@@ -192,24 +210,33 @@ class ObjectStore:
         else:
             self.fs.ls(self._root, detail=False)
 
-    def _put_bytes(self, path: str, data: bytes) -> bool:
+    def _put_bytes(self, path: str, data: bytes, sync_directory: bool = True) -> bool:
+        if self.is_local:
+            if os.path.exists(path):
+                return False
+            return _local_atomic_write(path, iter((self.codec.encode_bytes(data),)), sync_directory)
         if self.fs.exists(path):
             return False
         data = self.codec.encode_bytes(data)
-        if self.is_local:
-            return _local_atomic_write(path, iter((data,)))
         if not self.is_object_store:
             self.fs.makedirs(self.fs._parent(path), exist_ok=True)
         self.fs.pipe_file(path, data)  # one request: the object appears whole or not at all
         return True
 
-    def _put_from(self, path: str, source: ObjectStore, source_path: str) -> bool:
+    def _put_from(
+        self, path: str, source: ObjectStore, source_path: str, sync_directory: bool = True
+    ) -> bool:
         if self.fs.exists(path):
             return False
         if self.is_local:
-            if source.is_local and self.codec.name == "none" and _local_link(source_path, path):
+            if (
+                source.is_local
+                and self.codec.name == "none"
+                and _local_link(source_path, path, sync_directory)
+            ):
                 return True
-            return _local_atomic_write(path, self.codec.encode(source._read_chunks(source_path)))
+            chunks = self.codec.encode(source._read_chunks(source_path))
+            return _local_atomic_write(path, chunks, sync_directory)
         if self.codec.name == "none" and source.fs is self.fs:
             try:
                 self.fs.copy(source_path, path)  # server-side copy, atomic
@@ -259,8 +286,11 @@ def discard_upload(upload: IO[bytes]) -> None:
             upload.closed = True  # type: ignore[misc]
 
 
-def _local_atomic_write(path: str, chunks: Iterator[bytes]) -> bool:
-    """Write to a temporary name, fsync, then rename; the object appears whole or not at all."""
+def _local_atomic_write(path: str, chunks: Iterator[bytes], sync_directory: bool = True) -> bool:
+    """Write to a temporary name, fsync, then rename; the object appears whole or not at all.
+
+    Without ``sync_directory`` the rename is durable only once the caller fsyncs the directory.
+    """
     directory = os.path.dirname(path)
     os.makedirs(directory, exist_ok=True)
     tmp = f"{path}.tmp-{uuid.uuid4().hex}"
@@ -273,14 +303,15 @@ def _local_atomic_write(path: str, chunks: Iterator[bytes]) -> bool:
         if os.path.exists(path):
             return False
         os.replace(tmp, path)
-        fsync_directory(directory)
+        if sync_directory:
+            fsync_directory(directory)
         return True
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
 
 
-def _local_link(source: str, path: str) -> bool:
+def _local_link(source: str, path: str, sync_directory: bool = True) -> bool:
     """Publish a (durable, immutable) staged file under ``path`` by hard link: no copy.
 
     False when linking is impossible (another filesystem); the caller then copies.
@@ -296,11 +327,17 @@ def _local_link(source: str, path: str) -> bool:
         return False
     try:
         os.replace(tmp, path)
-        fsync_directory(directory)
+        if sync_directory:
+            fsync_directory(directory)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
     return True
+
+
+def _fsync_directories(directories: Iterable[str]) -> None:
+    for directory in directories:
+        fsync_directory(directory)
 
 
 def fsync_directory(directory: str | os.PathLike[str]) -> None:

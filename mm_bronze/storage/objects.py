@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
+import functools
 import os
 import uuid
 from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import IO, Any
 
 import fsspec
@@ -29,6 +32,12 @@ COPY_CHUNK = 4 * 1024 * 1024
 WRITE_BLOCK = 8 * 1024 * 1024
 # URL schemes of object stores (s3fs, gcsfs, adlfs): no directories, atomic whole-object PUTs.
 OBJECT_STORE_SCHEMES = frozenset({"s3", "s3a", "gs", "gcs", "az", "abfs", "abfss"})
+# S3 refuses a PUT with ``If-None-Match: *`` when the object exists: write-unless-exists in
+# one request instead of a HEAD then a PUT.
+CONDITIONAL_PUT_SCHEMES = frozenset({"s3", "s3a"})
+# Blocking storage calls run on the store's own threads, enough for the consumers' concurrent
+# writes of a batch (fsyncs and object-store requests wait on I/O, not on the CPU).
+IO_THREADS = 16
 # Errors that retrying cannot fix: configuration or programming errors.
 _PERMANENT = (TypeError, ValueError, AttributeError, NotImplementedError, AssertionError)
 
@@ -74,6 +83,7 @@ class ObjectStore:
             self._options.setdefault("use_listings_cache", False)
         self._fs: fsspec.AbstractFileSystem | None = None
         self._root = ""
+        self._threads: ThreadPoolExecutor | None = None
 
     async def open(self) -> None:
         if self._fs is not None:
@@ -90,11 +100,15 @@ class ObjectStore:
                 raise unavailable(f"cannot open storage {self.url}", exc) from exc
             raise
         self._fs, self._root = fs, root.rstrip("/")
+        self._threads = ThreadPoolExecutor(IO_THREADS, thread_name_prefix="storage")
         if self.is_local:
             await asyncio.to_thread(os.makedirs, self._root, exist_ok=True)
 
     async def close(self) -> None:
         self._fs = None
+        threads, self._threads = self._threads, None
+        if threads is not None:
+            threads.shutdown(wait=False)  # calls in flight finish on their threads
 
     async def __aenter__(self) -> ObjectStore:
         await self.open()
@@ -190,7 +204,8 @@ class ObjectStore:
 
     async def _run(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
         try:
-            return await asyncio.to_thread(fn, *args, **kwargs)
+            call = functools.partial(contextvars.copy_context().run, fn, *args, **kwargs)
+            return await asyncio.get_running_loop().run_in_executor(self._threads, call)
         except BaseException as exc:
             if is_transient(exc):
                 raise unavailable(f"storage error at {self.url}", exc) from exc
@@ -215,6 +230,12 @@ class ObjectStore:
             if os.path.exists(path):
                 return False
             return _local_atomic_write(path, iter((self.codec.encode_bytes(data),)), sync_directory)
+        if self.scheme in CONDITIONAL_PUT_SCHEMES:
+            try:
+                self.fs.pipe_file(path, self.codec.encode_bytes(data), IfNoneMatch="*")
+            except FileExistsError:
+                return False
+            return True
         if self.fs.exists(path):
             return False
         data = self.codec.encode_bytes(data)

@@ -81,6 +81,11 @@ INSERT INTO ingestion.ingestion_log (object_id, status)
 SELECT submission, 'accepted' FROM unnest(%b::uuid[]) AS submission
 """
 
+# Claims and acks commit without waiting for their WAL flush: losing one in a database crash
+# only redelivers messages (or does not count an attempt), and processing is idempotent.
+# Publishes and dead letters always wait.
+_NO_WAL_WAIT = "SET LOCAL synchronous_commit TO OFF"
+
 _SCHEMA_LOCK = 0x6D6D_6271
 PUBLISH_TIMEOUT = 10.0
 Pool = AsyncConnectionPool[AsyncConnection]
@@ -174,7 +179,8 @@ class PgQueueConsumer:
         deadline = loop.time() + timeout
         while True:
             try:
-                async with self._pool.connection() as conn:
+                async with self._pool.connection() as conn, conn.transaction():
+                    await conn.execute(_NO_WAL_WAIT)
                     cur = await conn.execute(
                         _CLAIM, {"lease": self._lease, "topic": self.topic, "limit": max_messages}
                     )
@@ -194,7 +200,9 @@ class PgQueueConsumer:
 
     async def ack(self, messages: Sequence[Message]) -> None:
         await self._execute(
-            "DELETE FROM bus.messages WHERE id = ANY(%s)", ([m.handle for m in messages],)
+            "DELETE FROM bus.messages WHERE id = ANY(%s)",
+            ([m.handle for m in messages],),
+            durable=False,
         )
 
     async def release(self, messages: Sequence[Message], delay: float) -> None:
@@ -215,10 +223,15 @@ class PgQueueConsumer:
         )
         log.warning("message dead-lettered", topic=self.topic, reason=reason)
 
-    async def _execute(self, sql: str, params: tuple[object, ...]) -> None:
+    async def _execute(self, sql: str, params: tuple[object, ...], *, durable: bool = True) -> None:
         try:
             async with self._pool.connection() as conn:
-                await conn.execute(sql, params)
+                if durable:
+                    await conn.execute(sql, params)
+                    return
+                async with conn.transaction():
+                    await conn.execute(_NO_WAL_WAIT)
+                    await conn.execute(sql, params)
         except psycopg.Error as exc:
             raise BusUnavailable(f"queue update failed: {type(exc).__name__}") from exc
 

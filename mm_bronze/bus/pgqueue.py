@@ -52,7 +52,14 @@ CREATE TABLE IF NOT EXISTS bus.dead_letters (
 );
 """
 
-_CLAIM = """
+# Claims and acks commit without waiting for their WAL flush (the statement sets
+# synchronous_commit off for its own transaction, in the same round trip): losing one in a
+# database crash only redelivers messages, or leaves an attempt uncounted, and processing is
+# idempotent. Publishes and dead letters always wait for the flush.
+_NO_WAL_WAIT = "no_wal_wait AS MATERIALIZED (SELECT set_config('synchronous_commit', 'off', true))"
+
+_CLAIM = f"""
+WITH {_NO_WAL_WAIT}
 UPDATE bus.messages m
 SET visible_at = now() + make_interval(secs => %(lease)s), attempts = m.attempts + 1
 FROM (
@@ -61,10 +68,12 @@ FROM (
     ORDER BY id
     LIMIT %(limit)s
     FOR UPDATE SKIP LOCKED
-) claimed
+) claimed, no_wal_wait
 WHERE m.id = claimed.id
 RETURNING m.id, m.key, m.value, m.attempts
 """
+
+_ACK = f"WITH {_NO_WAL_WAIT} DELETE FROM bus.messages USING no_wal_wait WHERE id = ANY(%s)"
 
 # One statement per group commit; arrays travel in binary (``%b``), with no per-row overhead.
 _PUBLISH = """
@@ -80,11 +89,6 @@ WITH published AS (
 INSERT INTO ingestion.ingestion_log (object_id, status)
 SELECT submission, 'accepted' FROM unnest(%b::uuid[]) AS submission
 """
-
-# Claims and acks commit without waiting for their WAL flush: losing one in a database crash
-# only redelivers messages (or does not count an attempt), and processing is idempotent.
-# Publishes and dead letters always wait.
-_NO_WAL_WAIT = "SET LOCAL synchronous_commit TO OFF"
 
 _SCHEMA_LOCK = 0x6D6D_6271
 PUBLISH_TIMEOUT = 10.0
@@ -179,8 +183,7 @@ class PgQueueConsumer:
         deadline = loop.time() + timeout
         while True:
             try:
-                async with self._pool.connection() as conn, conn.transaction():
-                    await conn.execute(_NO_WAL_WAIT)
+                async with self._pool.connection() as conn:
                     cur = await conn.execute(
                         _CLAIM, {"lease": self._lease, "topic": self.topic, "limit": max_messages}
                     )
@@ -199,11 +202,7 @@ class PgQueueConsumer:
             await asyncio.sleep(min(self._poll, remaining))
 
     async def ack(self, messages: Sequence[Message]) -> None:
-        await self._execute(
-            "DELETE FROM bus.messages WHERE id = ANY(%s)",
-            ([m.handle for m in messages],),
-            durable=False,
-        )
+        await self._execute(_ACK, ([m.handle for m in messages],))
 
     async def release(self, messages: Sequence[Message], delay: float) -> None:
         # A release after a transient failure does not count as a failed attempt.
@@ -223,15 +222,10 @@ class PgQueueConsumer:
         )
         log.warning("message dead-lettered", topic=self.topic, reason=reason)
 
-    async def _execute(self, sql: str, params: tuple[object, ...], *, durable: bool = True) -> None:
+    async def _execute(self, sql: str, params: tuple[object, ...]) -> None:
         try:
             async with self._pool.connection() as conn:
-                if durable:
-                    await conn.execute(sql, params)
-                    return
-                async with conn.transaction():
-                    await conn.execute(_NO_WAL_WAIT)
-                    await conn.execute(sql, params)
+                await conn.execute(sql, params)
         except psycopg.Error as exc:
             raise BusUnavailable(f"queue update failed: {type(exc).__name__}") from exc
 

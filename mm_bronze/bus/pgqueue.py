@@ -184,8 +184,11 @@ class PgQueueConsumer:
         while True:
             try:
                 async with self._pool.connection() as conn:
+                    # Binary results: keys and values arrive as bytes, without hex decoding.
                     cur = await conn.execute(
-                        _CLAIM, {"lease": self._lease, "topic": self.topic, "limit": max_messages}
+                        _CLAIM,
+                        {"lease": self._lease, "topic": self.topic, "limit": max_messages},
+                        binary=True,
                     )
                     rows = await cur.fetchall()
             except psycopg.Error as exc:

@@ -99,9 +99,7 @@ class PersistPipeline:
         for _, event in batch:
             if event.sha256 not in existing and event.sha256 not in writers:
                 writers[event.sha256] = (event, self._storage.object_key(event))
-        results = await asyncio.gather(
-            *(self._write(event, key) for event, key in writers.values()), return_exceptions=True
-        )
+        results = await self._write_all(list(writers.values()))
         paths = dict(existing)
         written: dict[str, str] = {}
         for (sha, (_, key)), result in zip(writers.items(), results, strict=True):
@@ -149,6 +147,27 @@ class PersistPipeline:
         await self._consumer.dead_letter(message, reason)
         await records.log_status(self._pool, [(event.uuid, "failed", reason)])
         log.error("submission failed", uuid=event.uuid, reason=reason)
+
+    async def _write_all(
+        self, writers: list[tuple[IngestEvent, str]]
+    ) -> list[bool | BaseException]:
+        """Write every payload; inline ones in one hand-off to the store's threads (one wakeup
+        of the event loop per batch, not per object), staged ones one by one."""
+        inline = [(key, event.payload) for event, key in writers if event.payload is not None]
+        staged = [(event, key) for event, key in writers if event.payload is None]
+        outcomes: list[bool | BaseException] = []
+        if inline:
+            outcomes = list(await self._storage.raw.put_many_bytes(inline, sync_directory=False))
+        staged_outcomes = iter(
+            await asyncio.gather(
+                *(self._write(event, key) for event, key in staged), return_exceptions=True
+            )
+        )
+        inline_outcomes = iter(outcomes)
+        return [
+            next(inline_outcomes) if event.payload is not None else next(staged_outcomes)
+            for event, _ in writers
+        ]
 
     async def _write(self, event: IngestEvent, key: str) -> bool:
         async with self._writes:

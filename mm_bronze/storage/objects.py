@@ -9,12 +9,13 @@ Large objects are streamed in bounded chunks, never held whole in memory.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import contextvars
 import functools
 import os
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import IO, Any
 
@@ -84,6 +85,7 @@ class ObjectStore:
         self._fs: fsspec.AbstractFileSystem | None = None
         self._root = ""
         self._threads: ThreadPoolExecutor | None = None
+        self._fanout: ThreadPoolExecutor | None = None  # the writes of one put_many_bytes
 
     async def open(self) -> None:
         if self._fs is not None:
@@ -101,14 +103,16 @@ class ObjectStore:
             raise
         self._fs, self._root = fs, root.rstrip("/")
         self._threads = ThreadPoolExecutor(IO_THREADS, thread_name_prefix="storage")
+        self._fanout = ThreadPoolExecutor(IO_THREADS, thread_name_prefix="storage-batch")
         if self.is_local:
             await asyncio.to_thread(os.makedirs, self._root, exist_ok=True)
 
     async def close(self) -> None:
         self._fs = None
-        threads, self._threads = self._threads, None
-        if threads is not None:
-            threads.shutdown(wait=False)  # calls in flight finish on their threads
+        for threads in (self._threads, self._fanout):
+            if threads is not None:
+                threads.shutdown(wait=False)  # calls in flight finish on their threads
+        self._threads = self._fanout = None
 
     async def __aenter__(self) -> ObjectStore:
         await self.open()
@@ -157,6 +161,15 @@ class ObjectStore:
         the caller makes it so with ``sync_directories`` (once for many objects) before it
         relies on the object."""
         return await self._run(self._put_bytes, self.path(key), data, sync_directory)
+
+    async def put_many_bytes(
+        self, items: Sequence[tuple[str, bytes]], *, sync_directory: bool = True
+    ) -> list[bool]:
+        """``put_bytes`` for every (key, data), concurrently on the store's threads, with one
+        hand-off from the event loop for all of them. Returns once every write has ended;
+        raises the first error (``StorageUnavailable`` for a transient one)."""
+        paths = [(self.path(key), data) for key, data in items]
+        return await self._run(self._put_many, paths, sync_directory)
 
     async def put_from(
         self, key: str, source: ObjectStore, source_key: str, *, sync_directory: bool = True
@@ -243,6 +256,16 @@ class ObjectStore:
             self.fs.makedirs(self.fs._parent(path), exist_ok=True)
         self.fs.pipe_file(path, data)  # one request: the object appears whole or not at all
         return True
+
+    def _put_many(self, items: list[tuple[str, bytes]], sync_directory: bool) -> list[bool]:
+        if self._fanout is None:
+            raise RuntimeError("ObjectStore is not open")
+        futures = [self._fanout.submit(self._put_bytes, path, data, False) for path, data in items]
+        concurrent.futures.wait(futures)  # every write has ended before anything is raised
+        written = [future.result() for future in futures]
+        if sync_directory and self.is_local:
+            _fsync_directories(sorted({os.path.dirname(path) for path, _ in items}))
+        return written
 
     def _put_from(
         self, path: str, source: ObjectStore, source_path: str, sync_directory: bool = True

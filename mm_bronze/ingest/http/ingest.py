@@ -9,10 +9,12 @@ only after ``publish`` returned, that is once the event is durable.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import datetime as dt
 import re
 import uuid as uuidlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from urllib.parse import parse_qsl
 
 import msgspec
@@ -33,6 +35,7 @@ from mm_bronze.formats.workers import DeferredValidator
 from mm_bronze.ingest.http.auth import Unauthorized
 from mm_bronze.ingest.http.body import receive_body
 from mm_bronze.ingest.http.deps import HttpDeps
+from mm_bronze.ingest.http.inflight import InflightBytes, ServerBusy
 from mm_bronze.ingest.http.responses import error, invalid_payload, refuse
 from mm_bronze.models import IngestEvent, encode_event
 
@@ -61,15 +64,40 @@ def request_id_for(headers: dict[bytes, bytes]) -> str:
     return incoming.decode("ascii") if REQUEST_ID.fullmatch(incoming) else uuidlib.uuid4().hex
 
 
-async def body_chunks(receive: Receive) -> AsyncIterator[bytes]:
-    while True:
-        message = await receive()
-        if message["type"] == "http.request":
-            yield message.get("body", b"")
-            if not message.get("more_body", False):
-                return
-        elif message["type"] == "http.disconnect":
-            raise ClientDisconnect()
+# What one request can hold in memory before its body streams on: the validator's buffer.
+HELD_PER_REQUEST = 4 * 1024 * 1024
+
+
+class BodyTimeout(Exception):
+    """The client sent no body byte for ``body_timeout`` seconds."""
+
+
+async def body_chunks(
+    receive: Receive, *, timeout: float, inflight: InflightBytes, held_limit: int
+) -> AsyncGenerator[bytes, None]:
+    """The request body's chunks; each wait for the next is bounded by ``timeout``, and the
+    bytes held in memory (up to ``held_limit``) count against ``inflight`` until the end."""
+    held = 0
+    try:
+        while True:
+            try:
+                async with asyncio.timeout(timeout):
+                    message = await receive()
+            except TimeoutError:
+                raise BodyTimeout() from None
+            if message["type"] == "http.request":
+                chunk = message.get("body", b"")
+                more = min(len(chunk), held_limit - held)
+                if more > 0:
+                    inflight.take(more)
+                    held += more
+                yield chunk
+                if not message.get("more_body", False):
+                    return
+            elif message["type"] == "http.disconnect":
+                raise ClientDisconnect()
+    finally:
+        inflight.give(held)
 
 
 class IngestEndpoint:
@@ -77,6 +105,7 @@ class IngestEndpoint:
 
     def __init__(self, deps: HttpDeps) -> None:
         self.deps = deps
+        self.inflight = InflightBytes(deps.settings.max_buffered_bytes)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send, route: list[str]) -> None:
         headers: dict[bytes, bytes] = {}
@@ -173,14 +202,21 @@ class IngestEndpoint:
         submission = str(uuidlib.uuid4())
         received_at = dt.datetime.now(dt.UTC)
         try:
-            body = await receive_body(
-                body_chunks(receive),
-                validator=validator,
-                max_bytes=limit,
-                inline_limit=deps.settings.inline_limit,
-                staging=deps.storage.staging,
-                staging_key=f"api/{received_at:%Y-%m-%d}/{submission}",
+            chunks = body_chunks(
+                receive,
+                timeout=deps.settings.body_timeout,
+                inflight=self.inflight,
+                held_limit=HELD_PER_REQUEST + deps.settings.inline_limit,
             )
+            async with contextlib.aclosing(chunks):  # gives back its in-flight share at once
+                body = await receive_body(
+                    chunks,
+                    validator=validator,
+                    max_bytes=limit,
+                    inline_limit=deps.settings.inline_limit,
+                    staging=deps.storage.staging,
+                    staging_key=f"api/{received_at:%Y-%m-%d}/{submission}",
+                )
         except PayloadTooLarge as exc:
             return refuse(413, "payload_too_large", str(exc))
         except InvalidPayload as exc:
@@ -188,6 +224,11 @@ class IngestEndpoint:
         except StorageUnavailable:
             log.warning("staging unavailable", uuid=submission)
             return refuse(503, "unavailable", "storage is unavailable, retry later")
+        except BodyTimeout:
+            timeout = deps.settings.body_timeout
+            return refuse(408, "body_timeout", f"no body data for {timeout:g} seconds")
+        except ServerBusy as exc:
+            return refuse(503, "busy", str(exc))
         client_addr = scope.get("client")
         user_agent = headers.get(b"user-agent")
         content_type = headers.get(b"content-type")

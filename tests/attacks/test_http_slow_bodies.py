@@ -83,3 +83,23 @@ def test_held_bodies_share_a_memory_cap(server: MmBronze) -> None:
     time.sleep(BODY_TIMEOUT + 1)
     response = httpx.post(server.url + ROUTE, content=b'{"resourceType": "Patient", "id": "ok"}')
     assert response.status_code == 202, response.text
+
+
+def test_a_client_leaving_mid_body_is_one_quiet_log_line(server: MmBronze) -> None:
+    before = server.logs()
+    with start_upload(server, 1_000_000, b'{"resourceType": "Patient", "id": "' + b"a" * 50_000):
+        time.sleep(0.3)
+    # A chunk size of 2**64 - 1, then gone.
+    sock = socket.create_connection(("127.0.0.1", server.http_port), timeout=15)
+    sock.sendall(
+        f"POST {ROUTE} HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n".encode()
+        + b"ffffffffffffffff\r\n"
+        + b"a" * 1000
+    )
+    time.sleep(0.3)
+    sock.close()
+    time.sleep(1)
+    new = server.logs()[len(before) :]
+    assert new.count("client disconnected before the end of the body") == 2, new
+    assert "unhandled error" not in new and "Traceback" not in new and " 500" not in new
+    assert httpx.get(server.url + "/healthz").status_code == 200

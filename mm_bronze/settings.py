@@ -90,6 +90,7 @@ class SftpSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     retry_seconds: float = 30.0  # how often uploads whose publish failed are retried
     max_depth: int = 32  # directory levels below a user's home
     max_directories_per_user: int = 1000  # directories one user may create
+    max_files_per_user: int = 10_000  # files one user may have in their directory at once
     max_auth_attempts: int = 6  # failed logins on one connection before it is closed
     auth_failure_delay: float = 0.5  # seconds; doubles per failure (per user and address)
 

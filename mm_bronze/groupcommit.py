@@ -1,9 +1,11 @@
 """Group commit: many concurrent callers, one transaction per flush.
 
-Callers ``await submit(item)``; a single flusher task takes everything pending (up to
+Callers ``await submit(item)``; a flusher task takes everything pending (up to
 ``max_batch``), runs ``flush(items)`` once, and resolves every caller with its outcome.
-While one flush runs, the next batch gathers: throughput rises with concurrency while a
-lone caller still pays only one round trip.
+While flushes run, the next batch gathers: throughput rises with concurrency while a lone
+caller still pays only one round trip. Up to ``max_in_flight`` flushes run at once, so a
+batch does not wait for the previous one's commit (its WAL flush) to end before starting:
+the database then flushes their commits together.
 """
 
 from __future__ import annotations
@@ -16,11 +18,18 @@ T = TypeVar("T")
 
 
 class GroupCommitter(Generic[T]):
-    def __init__(self, flush: Callable[[list[T]], Awaitable[None]], max_batch: int = 256) -> None:
+    def __init__(
+        self,
+        flush: Callable[[list[T]], Awaitable[None]],
+        max_batch: int = 256,
+        max_in_flight: int = 2,
+    ) -> None:
         self._flush = flush
         self._max_batch = max_batch
         self._pending: list[tuple[T, asyncio.Future[None]]] = []
         self._wakeup = asyncio.Event()
+        self._slots = asyncio.Semaphore(max_in_flight)
+        self._flushes: set[asyncio.Task[None]] = set()
         self._task: asyncio.Task[None] | None = None
         self._closing = False
 
@@ -52,17 +61,27 @@ class GroupCommitter(Generic[T]):
             await self._wakeup.wait()
             self._wakeup.clear()
             while self._pending:
+                # Wait for a free slot first: the batch keeps growing meanwhile.
+                await self._slots.acquire()
                 batch = self._pending[: self._max_batch]
                 del self._pending[: self._max_batch]
-                try:
-                    await self._flush([item for item, _ in batch])
-                except Exception as exc:
-                    for _, future in batch:
-                        if not future.done():
-                            future.set_exception(exc)
-                else:
-                    for _, future in batch:
-                        if not future.done():
-                            future.set_result(None)
+                flush = asyncio.create_task(self._flush_batch(batch))
+                self._flushes.add(flush)
+                flush.add_done_callback(self._flushes.discard)
             if self._closing:
+                await asyncio.gather(*self._flushes)
                 return
+
+    async def _flush_batch(self, batch: list[tuple[T, asyncio.Future[None]]]) -> None:
+        try:
+            await self._flush([item for item, _ in batch])
+        except Exception as exc:
+            for _, future in batch:
+                if not future.done():
+                    future.set_exception(exc)
+        else:
+            for _, future in batch:
+                if not future.done():
+                    future.set_result(None)
+        finally:
+            self._slots.release()

@@ -56,10 +56,12 @@ def sftp_door(settings: Settings) -> Door:
 
 async def run_http(res: Resources, stop: asyncio.Event) -> None:
     from mm_bronze.addresses import is_loopback
+    from mm_bronze.bus.pgqueue import PgQueueBus
     from mm_bronze.formats.workers import ValidationWorkers
     from mm_bronze.groupcommit import GroupCommitter
     from mm_bronze.ingest.http.app import HttpDeps, build_app
     from mm_bronze.ingest.http.auth import Authenticator
+    from mm_bronze.ingest.http.deps import PublishAccepted
     from mm_bronze.ingest.http.server import serve_http
     from mm_bronze.metadata import clients, records
 
@@ -85,6 +87,20 @@ async def run_http(res: Resources, stop: asyncio.Event) -> None:
         await records.log_status(pool, entries)
 
     status_log: GroupCommitter[tuple[str, str, str | None]] = GroupCommitter(flush)
+    bus = res.bus
+    publish: PublishAccepted
+    if isinstance(bus, PgQueueBus):
+        # The event and its "accepted" entry in one statement, one commit.
+        publish = bus.publish_accepted
+    else:
+
+        async def publish(topic: str, key: bytes, value: bytes, submission: str) -> None:
+            await bus.publish(topic, key, value)
+            try:
+                await status_log.submit((submission, "accepted", None))
+            except Exception as exc:  # the event is durable; the entry is informational
+                log.warning("accepted status not logged", uuid=submission, error=type(exc).__name__)
+
     workers_wanted = settings.validation_workers
     if workers_wanted < 0:
         workers_wanted = os.cpu_count() or 1
@@ -98,12 +114,11 @@ async def run_http(res: Resources, stop: asyncio.Event) -> None:
         app = build_app(
             HttpDeps(
                 settings=settings,
-                bus=res.bus,
+                publish=publish,
                 topic=res.topics()["api"][0],
                 storage=res.storage,
                 pool=pool,
                 auth=Authenticator(pool, open_access=loopback),
-                status_log=status_log,
                 readiness=res.readiness,
                 validation_level=res.settings.validation.level,
                 validation_workers=workers,

@@ -27,6 +27,8 @@ class HttpSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     max_body_bytes: int = 100 * MiB  # largest accepted body, checked while reading
     inline_limit: int = 256 * 1024  # larger bodies travel by claim check (staging)
     validation_workers: int = -1  # processes checking bodies of 64 KiB+; -1: one per core, 0: none
+    body_timeout: float = 30.0  # seconds a request body may go without a byte before a 408
+    max_buffered_bytes: int = 256 * MiB  # request-body bytes all requests may hold in memory
 
 
 class PostgresSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -88,6 +90,7 @@ class SftpSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     retry_seconds: float = 30.0  # how often uploads whose publish failed are retried
     max_depth: int = 32  # directory levels below a user's home
     max_directories_per_user: int = 1000  # directories one user may create
+    max_files_per_user: int = 10_000  # files one user may have in their directory at once
     max_auth_attempts: int = 6  # failed logins on one connection before it is closed
     auth_failure_delay: float = 0.5  # seconds; doubles per failure (per user and address)
 

@@ -99,9 +99,7 @@ class PersistPipeline:
         for _, event in batch:
             if event.sha256 not in existing and event.sha256 not in writers:
                 writers[event.sha256] = (event, self._storage.object_key(event))
-        results = await asyncio.gather(
-            *(self._write(event, key) for event, key in writers.values()), return_exceptions=True
-        )
+        results = await self._write_all(list(writers.values()))
         paths = dict(existing)
         written: dict[str, str] = {}
         for (sha, (_, key)), result in zip(writers.items(), results, strict=True):
@@ -112,6 +110,10 @@ class PersistPipeline:
             paths[sha] = self._storage.raw.url_for(key)
             if result:
                 written[sha] = paths[sha]
+        # Objects are written without their directory entries synced: one fsync per directory
+        # for the whole batch, before anything is recorded. Objects found already present are
+        # included: an earlier attempt may have written them without syncing.
+        await self._storage.raw.sync_directories(key for _, key in writers.values())
         keep = [(m, e) for m, e in batch if e.sha256 in paths]
         dead = [(m, e) for m, e in batch if e.sha256 not in paths]
         recorded = await records.record_batch(
@@ -146,15 +148,38 @@ class PersistPipeline:
         await records.log_status(self._pool, [(event.uuid, "failed", reason)])
         log.error("submission failed", uuid=event.uuid, reason=reason)
 
+    async def _write_all(
+        self, writers: list[tuple[IngestEvent, str]]
+    ) -> list[bool | BaseException]:
+        """Write every payload; inline ones in one hand-off to the store's threads (one wakeup
+        of the event loop per batch, not per object), staged ones one by one."""
+        inline = [(key, event.payload) for event, key in writers if event.payload is not None]
+        staged = [(event, key) for event, key in writers if event.payload is None]
+        outcomes: list[bool | BaseException] = []
+        if inline:
+            outcomes = list(await self._storage.raw.put_many_bytes(inline, sync_directory=False))
+        staged_outcomes = iter(
+            await asyncio.gather(
+                *(self._write(event, key) for event, key in staged), return_exceptions=True
+            )
+        )
+        inline_outcomes = iter(outcomes)
+        return [
+            next(inline_outcomes) if event.payload is not None else next(staged_outcomes)
+            for event, _ in writers
+        ]
+
     async def _write(self, event: IngestEvent, key: str) -> bool:
         async with self._writes:
             if event.payload is not None:
-                return await self._storage.raw.put_bytes(key, event.payload)
+                return await self._storage.raw.put_bytes(key, event.payload, sync_directory=False)
             if event.staged_path is None:
                 raise PoisonMessage("event has neither payload nor staged_path")
             try:
                 staged_key = self._storage.staging.key_for(event.staged_path)
-                return await self._storage.raw.put_from(key, self._storage.staging, staged_key)
+                return await self._storage.raw.put_from(
+                    key, self._storage.staging, staged_key, sync_directory=False
+                )
             except (FileNotFoundError, ValueError) as exc:
                 raise PoisonMessage("staged payload is missing") from exc
 

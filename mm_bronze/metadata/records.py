@@ -14,20 +14,31 @@ from mm_bronze.models import IngestEvent, SubmissionStatus
 
 Pool = AsyncConnectionPool[AsyncConnection]
 
-_INSERT_OBJECT = """
+# One statement per batch for each table: rows travel as arrays (unnest), not row by row.
+_INSERT_OBJECTS = """
 INSERT INTO ingestion.raw_ingestion (object_id, ingestion_source, format, content_type, subtype,
     data_version, storage_path, fingerprint, object_size, received_at, source_metadata,
     compression)
-VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+SELECT *, %s FROM unnest(%s::uuid[], %s::text[], %s::text[], %s::text[], %s::text[], %s::text[],
+    %s::text[], %b::bytea[], %s::bigint[], %s::timestamptz[], %s::jsonb[])
 ON CONFLICT (fingerprint) DO NOTHING
 """
 
-_INSERT_SUBMISSION = """
-INSERT INTO ingestion.submissions (submission_id, object_id, is_duplicate, ingestion_source, client,
-    format, content_type, subtype, data_version, payload_size, received_at, source_metadata)
-VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
-ON CONFLICT (submission_id) DO NOTHING
-RETURNING submission_id, is_duplicate
+# Submissions, and the "stored"/"duplicate" entry of each one recorded now (not of those
+# recorded before: a redelivered event changes nothing).
+_INSERT_SUBMISSIONS = """
+WITH recorded AS (
+    INSERT INTO ingestion.submissions (submission_id, object_id, is_duplicate, ingestion_source,
+        client, format, content_type, subtype, data_version, payload_size, received_at,
+        source_metadata)
+    SELECT * FROM unnest(%s::uuid[], %s::uuid[], %s::boolean[], %s::text[], %s::text[],
+        %s::text[], %s::text[], %s::text[], %s::text[], %s::bigint[], %s::timestamptz[],
+        %s::jsonb[])
+    ON CONFLICT (submission_id) DO NOTHING
+    RETURNING submission_id, is_duplicate
+)
+INSERT INTO ingestion.ingestion_log (object_id, status)
+SELECT submission_id, CASE WHEN is_duplicate THEN 'duplicate' ELSE 'stored' END FROM recorded
 """
 
 _INSERT_LOG = "INSERT INTO ingestion.ingestion_log (object_id, status, message) VALUES (%s, %s, %s)"
@@ -72,35 +83,17 @@ async def record_batch(
     for event, path in sorted(items, key=lambda item: (item[0].received_at, item[0].uuid)):
         first.setdefault(event.sha256, (event, path))
     # Insert in fingerprint order so concurrent consumers cannot deadlock on the unique index.
-    object_rows = [
-        (*_object_row(event, path), compression) for _, (event, path) in sorted(first.items())
-    ]
+    object_rows = [_object_row(event, path) for _, (event, path) in sorted(first.items())]
     async with pool.connection() as conn, conn.transaction():
-        async with conn.cursor() as cur:
-            await cur.executemany(_INSERT_OBJECT, object_rows)
-            await cur.execute(
-                "SELECT fingerprint, object_id, storage_path FROM ingestion.raw_ingestion"
-                " WHERE fingerprint = ANY(%s)",
-                ([bytes.fromhex(s) for s in first],),
-            )
-            objects = {bytes(fp).hex(): (str(oid), path) for fp, oid, path in await cur.fetchall()}
-            sub_rows = []
-            for event, _ in items:
-                object_id, _path = objects[event.sha256]
-                sub_rows.append(_submission_row(event, object_id))
-            await cur.executemany(_INSERT_SUBMISSION, sub_rows, returning=True)
-            inserted: dict[str, bool] = {}
-            while True:
-                row = await cur.fetchone()
-                if row is not None:
-                    inserted[str(row[0])] = row[1]
-                if not cur.nextset():
-                    break
-            log_rows = [
-                (uuid, "duplicate" if dup else "stored", None) for uuid, dup in inserted.items()
-            ]
-            if log_rows:
-                await cur.executemany(_INSERT_LOG, log_rows)
+        await conn.execute(_INSERT_OBJECTS, (compression, *_columns(object_rows)))
+        cur = await conn.execute(
+            "SELECT fingerprint, object_id, storage_path FROM ingestion.raw_ingestion"
+            " WHERE fingerprint = ANY(%s)",
+            ([bytes.fromhex(s) for s in first],),
+        )
+        objects = {bytes(fp).hex(): (str(oid), path) for fp, oid, path in await cur.fetchall()}
+        sub_rows = [_submission_row(event, objects[event.sha256][0]) for event, _ in items]
+        await conn.execute(_INSERT_SUBMISSIONS, _columns(sub_rows))
     out = []
     for event, _ in items:
         object_id, path = objects[event.sha256]
@@ -175,6 +168,11 @@ async def submission_status(pool: Pool, uuid: str) -> SubmissionStatus | None:
         if last is None:
             return None
         return SubmissionStatus(uuid=uuid, status=last[0], message=last[1])
+
+
+def _columns(rows: Sequence[tuple[Any, ...]]) -> list[list[Any]]:
+    """Rows as one list per column, for ``unnest``."""
+    return [list(column) for column in zip(*rows, strict=True)]
 
 
 def _object_row(event: IngestEvent, path: str) -> tuple[Any, ...]:

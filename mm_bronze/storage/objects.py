@@ -9,10 +9,14 @@ Large objects are streamed in bounded chunks, never held whole in memory.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
+import contextvars
+import functools
 import os
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import IO, Any
 
 import fsspec
@@ -29,6 +33,12 @@ COPY_CHUNK = 4 * 1024 * 1024
 WRITE_BLOCK = 8 * 1024 * 1024
 # URL schemes of object stores (s3fs, gcsfs, adlfs): no directories, atomic whole-object PUTs.
 OBJECT_STORE_SCHEMES = frozenset({"s3", "s3a", "gs", "gcs", "az", "abfs", "abfss"})
+# S3 refuses a PUT with ``If-None-Match: *`` when the object exists: write-unless-exists in
+# one request instead of a HEAD then a PUT.
+CONDITIONAL_PUT_SCHEMES = frozenset({"s3", "s3a"})
+# Blocking storage calls run on the store's own threads, enough for the consumers' concurrent
+# writes of a batch (fsyncs and object-store requests wait on I/O, not on the CPU).
+IO_THREADS = 16
 # Errors that retrying cannot fix: configuration or programming errors.
 _PERMANENT = (TypeError, ValueError, AttributeError, NotImplementedError, AssertionError)
 
@@ -74,6 +84,8 @@ class ObjectStore:
             self._options.setdefault("use_listings_cache", False)
         self._fs: fsspec.AbstractFileSystem | None = None
         self._root = ""
+        self._threads: ThreadPoolExecutor | None = None
+        self._fanout: ThreadPoolExecutor | None = None  # the writes of one put_many_bytes
 
     async def open(self) -> None:
         if self._fs is not None:
@@ -90,11 +102,17 @@ class ObjectStore:
                 raise unavailable(f"cannot open storage {self.url}", exc) from exc
             raise
         self._fs, self._root = fs, root.rstrip("/")
+        self._threads = ThreadPoolExecutor(IO_THREADS, thread_name_prefix="storage")
+        self._fanout = ThreadPoolExecutor(IO_THREADS, thread_name_prefix="storage-batch")
         if self.is_local:
             await asyncio.to_thread(os.makedirs, self._root, exist_ok=True)
 
     async def close(self) -> None:
         self._fs = None
+        for threads in (self._threads, self._fanout):
+            if threads is not None:
+                threads.shutdown(wait=False)  # calls in flight finish on their threads
+        self._threads = self._fanout = None
 
     async def __aenter__(self) -> ObjectStore:
         await self.open()
@@ -135,16 +153,43 @@ class ObjectStore:
         container) can be reached with the configured credentials."""
         await self._run(self._ping)
 
-    async def put_bytes(self, key: str, data: bytes) -> bool:
+    async def put_bytes(self, key: str, data: bytes, *, sync_directory: bool = True) -> bool:
         """Write ``data`` (compressed by the store's codec) at ``key`` atomically unless it
-        exists; True when written."""
-        return await self._run(self._put_bytes, self.path(key), data)
+        exists; True when written.
 
-    async def put_from(self, key: str, source: ObjectStore, source_key: str) -> bool:
+        With ``sync_directory=False`` a local object's directory entry is not yet durable:
+        the caller makes it so with ``sync_directories`` (once for many objects) before it
+        relies on the object."""
+        return await self._run(self._put_bytes, self.path(key), data, sync_directory)
+
+    async def put_many_bytes(
+        self, items: Sequence[tuple[str, bytes]], *, sync_directory: bool = True
+    ) -> list[bool]:
+        """``put_bytes`` for every (key, data), concurrently on the store's threads, with one
+        hand-off from the event loop for all of them. Returns once every write has ended;
+        raises the first error (``StorageUnavailable`` for a transient one)."""
+        paths = [(self.path(key), data) for key, data in items]
+        return await self._run(self._put_many, paths, sync_directory)
+
+    async def put_from(
+        self, key: str, source: ObjectStore, source_key: str, *, sync_directory: bool = True
+    ) -> bool:
         """Stream ``source_key`` from ``source`` (compressed by this store's codec) to
         ``key`` atomically unless it exists; True when written. Raises
-        ``FileNotFoundError`` when the source object does not exist."""
-        return await self._run(self._put_from, self.path(key), source, source.path(source_key))
+        ``FileNotFoundError`` when the source object does not exist. ``sync_directory`` as
+        for ``put_bytes``."""
+        return await self._run(
+            self._put_from, self.path(key), source, source.path(source_key), sync_directory
+        )
+
+    async def sync_directories(self, keys: Iterable[str]) -> None:
+        """Make the directory entries of local objects written with ``sync_directory=False``
+        durable: one fsync per distinct directory. Nothing to do for other stores."""
+        if not self.is_local:
+            return
+        directories = sorted({os.path.dirname(self.path(key)) for key in keys})
+        if directories:
+            await self._run(_fsync_directories, directories)
 
     async def read_bytes(self, key: str) -> bytes:
         """The stored bytes of ``key`` (compressed when the object was)."""
@@ -172,7 +217,8 @@ class ObjectStore:
 
     async def _run(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
         try:
-            return await asyncio.to_thread(fn, *args, **kwargs)
+            call = functools.partial(contextvars.copy_context().run, fn, *args, **kwargs)
+            return await asyncio.get_running_loop().run_in_executor(self._threads, call)
         except BaseException as exc:
             if is_transient(exc):
                 raise unavailable(f"storage error at {self.url}", exc) from exc
@@ -192,24 +238,49 @@ class ObjectStore:
         else:
             self.fs.ls(self._root, detail=False)
 
-    def _put_bytes(self, path: str, data: bytes) -> bool:
+    def _put_bytes(self, path: str, data: bytes, sync_directory: bool = True) -> bool:
+        if self.is_local:
+            if os.path.exists(path):
+                return False
+            return _local_atomic_write(path, iter((self.codec.encode_bytes(data),)), sync_directory)
+        if self.scheme in CONDITIONAL_PUT_SCHEMES:
+            try:
+                self.fs.pipe_file(path, self.codec.encode_bytes(data), IfNoneMatch="*")
+            except FileExistsError:
+                return False
+            return True
         if self.fs.exists(path):
             return False
         data = self.codec.encode_bytes(data)
-        if self.is_local:
-            return _local_atomic_write(path, iter((data,)))
         if not self.is_object_store:
             self.fs.makedirs(self.fs._parent(path), exist_ok=True)
         self.fs.pipe_file(path, data)  # one request: the object appears whole or not at all
         return True
 
-    def _put_from(self, path: str, source: ObjectStore, source_path: str) -> bool:
+    def _put_many(self, items: list[tuple[str, bytes]], sync_directory: bool) -> list[bool]:
+        if self._fanout is None:
+            raise RuntimeError("ObjectStore is not open")
+        futures = [self._fanout.submit(self._put_bytes, path, data, False) for path, data in items]
+        concurrent.futures.wait(futures)  # every write has ended before anything is raised
+        written = [future.result() for future in futures]
+        if sync_directory and self.is_local:
+            _fsync_directories(sorted({os.path.dirname(path) for path, _ in items}))
+        return written
+
+    def _put_from(
+        self, path: str, source: ObjectStore, source_path: str, sync_directory: bool = True
+    ) -> bool:
         if self.fs.exists(path):
             return False
         if self.is_local:
-            if source.is_local and self.codec.name == "none" and _local_link(source_path, path):
+            if (
+                source.is_local
+                and self.codec.name == "none"
+                and _local_link(source_path, path, sync_directory)
+            ):
                 return True
-            return _local_atomic_write(path, self.codec.encode(source._read_chunks(source_path)))
+            chunks = self.codec.encode(source._read_chunks(source_path))
+            return _local_atomic_write(path, chunks, sync_directory)
         if self.codec.name == "none" and source.fs is self.fs:
             try:
                 self.fs.copy(source_path, path)  # server-side copy, atomic
@@ -259,8 +330,11 @@ def discard_upload(upload: IO[bytes]) -> None:
             upload.closed = True  # type: ignore[misc]
 
 
-def _local_atomic_write(path: str, chunks: Iterator[bytes]) -> bool:
-    """Write to a temporary name, fsync, then rename; the object appears whole or not at all."""
+def _local_atomic_write(path: str, chunks: Iterator[bytes], sync_directory: bool = True) -> bool:
+    """Write to a temporary name, fsync, then rename; the object appears whole or not at all.
+
+    Without ``sync_directory`` the rename is durable only once the caller fsyncs the directory.
+    """
     directory = os.path.dirname(path)
     os.makedirs(directory, exist_ok=True)
     tmp = f"{path}.tmp-{uuid.uuid4().hex}"
@@ -273,14 +347,15 @@ def _local_atomic_write(path: str, chunks: Iterator[bytes]) -> bool:
         if os.path.exists(path):
             return False
         os.replace(tmp, path)
-        fsync_directory(directory)
+        if sync_directory:
+            fsync_directory(directory)
         return True
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
 
 
-def _local_link(source: str, path: str) -> bool:
+def _local_link(source: str, path: str, sync_directory: bool = True) -> bool:
     """Publish a (durable, immutable) staged file under ``path`` by hard link: no copy.
 
     False when linking is impossible (another filesystem); the caller then copies.
@@ -296,11 +371,17 @@ def _local_link(source: str, path: str) -> bool:
         return False
     try:
         os.replace(tmp, path)
-        fsync_directory(directory)
+        if sync_directory:
+            fsync_directory(directory)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
     return True
+
+
+def _fsync_directories(directories: Iterable[str]) -> None:
+    for directory in directories:
+        fsync_directory(directory)
 
 
 def fsync_directory(directory: str | os.PathLike[str]) -> None:

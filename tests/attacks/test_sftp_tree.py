@@ -19,6 +19,7 @@ from tests.services.mm_bronze import MmBronze
 
 MAX_DEPTH = 32
 MAX_DIRECTORIES = 40
+MAX_FILES = 5
 HL7 = (
     b"MSH|^~\\&|LAB|HOSP|BRONZE|DATA|20250101120000||ORU^R01|TREE-%d|P|2.5.1\r"
     b"PID|1||TREE^^^HOSP^MR||Doe^Jane\rOBR|1||F1|12345^Test^LN\r"
@@ -38,6 +39,7 @@ def env(module_dsn: str) -> dict[str, str]:
     return {
         "POSTGRES_DSN": module_dsn,
         "MM_BRONZE_SFTP_MAX_DIRECTORIES_PER_USER": str(MAX_DIRECTORIES),
+        "MM_BRONZE_SFTP_MAX_FILES_PER_USER": str(MAX_FILES),
     }
 
 
@@ -93,6 +95,23 @@ def test_directories_per_user_are_bounded(server: MmBronze) -> None:
     asyncio.run(run())
 
 
+def test_files_per_user_are_bounded(server: MmBronze) -> None:
+    async def run() -> None:
+        async with session(server) as sftp:
+            # Uploaded files stay in the home until the session ends.
+            for n in range(MAX_FILES):
+                async with sftp.open(f"/file-{n}.hl7", "wb") as f:
+                    await f.write(HL7 % (100 + n))
+            with pytest.raises(asyncssh.SFTPPermissionDenied, match="too many files"):
+                async with sftp.open("/one-more.hl7", "wb") as f:
+                    await f.write(HL7 % 200)
+        async with session(server) as sftp:  # the last session's copies are gone
+            async with sftp.open("/next-session.hl7", "wb") as f:
+                await f.write(HL7 % 201)
+
+    asyncio.run(run())
+
+
 def test_nul_in_a_file_name_is_a_clean_error(server: MmBronze) -> None:
     async def run() -> None:
         async with session(server) as sftp:
@@ -105,6 +124,8 @@ def test_nul_in_a_file_name_is_a_clean_error(server: MmBronze) -> None:
 
 
 def test_rename_into_a_missing_directory_ingests_nothing(server: MmBronze, module_dsn: str) -> None:
+    before = len(landed(module_dsn, "lab1"))
+
     async def run() -> None:
         async with session(server) as sftp:
             async with sftp.open("/up.part", "wb") as f:
@@ -114,10 +135,10 @@ def test_rename_into_a_missing_directory_ingests_nothing(server: MmBronze, modul
             await sftp.rename("/up.part", "/up.hl7")
 
     asyncio.run(run())
-    rows = wait_landed(module_dsn, "lab1", 1)
+    wait_landed(module_dsn, "lab1", before + 1)
     time.sleep(1)
-    assert len(landed(module_dsn, "lab1")) == len(rows) == 1, rows
-    assert rows[0]["source_metadata"]["path"] == "/up.hl7"
+    rows = landed(module_dsn, "lab1")[before:]
+    assert [row["source_metadata"]["path"] for row in rows] == ["/up.hl7"], rows
 
 
 def test_a_directory_with_an_upload_in_progress_cannot_be_renamed(server: MmBronze) -> None:

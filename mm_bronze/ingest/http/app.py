@@ -1,19 +1,13 @@
-"""Routes of the HTTP front door."""
+"""The HTTP front door: the lean ingest endpoint beside the Starlette app of every other route."""
 
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
-import re
 import uuid as uuidlib
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
-from typing import Any
 
 import msgspec
 import structlog
-from psycopg import AsyncConnection
-from psycopg_pool import AsyncConnectionPool
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
@@ -21,201 +15,39 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from mm_bronze import formats
-from mm_bronze.bus import Bus
-from mm_bronze.errors import (
-    BusUnavailable,
-    InvalidPayload,
-    PayloadTooLarge,
-    StorageUnavailable,
-    Unavailable,
-    UnsupportedFormat,
-)
-from mm_bronze.formats.base import issue_dict
-from mm_bronze.formats.fhir.outcome import operation_outcome
-from mm_bronze.formats.workers import DeferredValidator, ValidationWorkers
-from mm_bronze.groupcommit import GroupCommitter
-from mm_bronze.ingest.http.auth import Authenticator, Unauthorized
-from mm_bronze.ingest.http.body import receive_body
+from mm_bronze.errors import Unavailable
+from mm_bronze.ingest.http.auth import Unauthorized
+from mm_bronze.ingest.http.deps import HttpDeps
+from mm_bronze.ingest.http.ingest import IngestEndpoint, ingest_segments, request_id_for
 from mm_bronze.ingest.http.linger import LingeringClose
 from mm_bronze.ingest.http.protocol import Http11Only
+from mm_bronze.ingest.http.responses import error, json_response
 from mm_bronze.metadata import lineage, records
 from mm_bronze.metadata.clients import Client
-from mm_bronze.models import IngestEvent, SubmissionStatus, encode_event
-from mm_bronze.settings import HttpSettings
-from mm_bronze.storage import StorageRegistry
+from mm_bronze.models import SubmissionStatus
+
+__all__ = ["HttpDeps", "HttpDoor", "build_app", "check_readiness"]
 
 log = structlog.get_logger(__name__)
 
-SEGMENT = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")  # matched whole (fullmatch)
-# X-Request-ID values kept and echoed: printable ASCII without spaces, 1 to 64 characters.
-REQUEST_ID = re.compile(rb"[\x21-\x7e]{1,64}")
-RETRY_AFTER = "5"
+
+class HttpDoor:
+    """The door's ASGI app: ``POST /ingest/...`` to the lean endpoint, the rest to Starlette."""
+
+    def __init__(self, ingest: IngestEndpoint, app: Starlette) -> None:
+        self.ingest = ingest
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        route = ingest_segments(scope)
+        if route is not None:
+            await self.ingest(scope, receive, send, route)
+        else:
+            await self.app(scope, receive, send)
 
 
-@dataclass
-class HttpDeps:
-    """What the HTTP door needs, opened by the runtime."""
-
-    settings: HttpSettings
-    bus: Bus
-    topic: str
-    storage: StorageRegistry
-    pool: AsyncConnectionPool[AsyncConnection]
-    auth: Authenticator
-    status_log: GroupCommitter[tuple[str, str, str | None]]
-    readiness: Callable[[], Awaitable[dict[str, str]]]
-    validation_level: str = formats.STRICT
-    validation_workers: ValidationWorkers | None = None
-
-
-def error(status: int, code: str, message: str, **extra: Any) -> Response:
-    body = msgspec.json.encode({"error": code, "message": message, **extra})
-    headers = {"Retry-After": RETRY_AFTER} if status == 503 else None
-    return Response(body, status_code=status, media_type="application/json", headers=headers)
-
-
-def refuse(status: int, code: str, message: str, **extra: Any) -> Response:
-    """An error answered before the request body was fully read: close the connection,
-    so neither side waits for (or misreads) the unread rest of the body."""
-    if status < 500:  # the reason names places, never payload values
-        log.info("request refused", status=status, error=code, reason=message)
-    response = error(status, code, message, **extra)
-    response.headers["Connection"] = "close"
-    return response
-
-
-def invalid_payload(fmt: str, exc: InvalidPayload) -> Response:
-    """422 with the located issues; for FHIR the body is also an ``OperationOutcome``.
-
-    Like ``refuse``, it closes the connection: validation may stop before the body's end.
-    """
-    extra: dict[str, Any] = {"location": exc.location} if exc.location else {}
-    if fmt != "fhir":
-        extra["issues"] = [issue_dict(issue) for issue in exc.issues]
-        return refuse(422, "invalid_payload", exc.reason, **extra)
-    log.info("request refused", status=422, error="invalid_payload", reason=exc.reason)
-    body = {
-        **operation_outcome(exc.issues),
-        "error": "invalid_payload",
-        "message": exc.reason,
-        **extra,
-    }
-    return Response(
-        msgspec.json.encode(body),
-        status_code=422,
-        media_type="application/json",
-        headers={"Connection": "close"},
-    )
-
-
-def json_response(data: Any, status: int = 200) -> Response:
-    return Response(msgspec.json.encode(data), status_code=status, media_type="application/json")
-
-
-def build_app(deps: HttpDeps) -> Starlette:
-    async def ingest(request: Request) -> Response:
-        params = request.path_params
-        for name in ("format", "content_type", "version", "subtype"):
-            if not SEGMENT.fullmatch(params[name]):
-                return refuse(400, "invalid_route", f"invalid {name}: use letters, digits, . _ -")
-        fmt, ctype = params["format"].lower(), params["content_type"].lower()
-        level = (
-            request.query_params.get("validation")
-            or request.headers.get("x-validation-level")
-            or deps.validation_level
-        ).lower()
-        if level not in formats.LEVELS:
-            return refuse(400, "invalid_validation_level", "validation must be strict or lenient")
-        try:
-            validator = formats.validator_for(fmt, ctype, version=params["version"], level=level)
-        except UnsupportedFormat as exc:
-            return refuse(400, "unsupported_format", exc.reason, supported=exc.supported)
-        if deps.validation_workers is not None:
-            version = params["version"]
-            validator = DeferredValidator(
-                validator, (fmt, ctype, version, level), deps.validation_workers
-            )
-        try:
-            client = await deps.auth.authenticate(request.headers.get("authorization"))
-        except Unauthorized as exc:
-            response = refuse(401, "unauthorized", str(exc))
-            response.headers["WWW-Authenticate"] = "Bearer"
-            return response
-        if client is not None and not client.may_ingest:
-            why = f"client {client.name!r} has role {client.role!r}, which may not submit"
-            return refuse(403, "forbidden", why)
-        declared = request.headers.get("content-length")
-        limit = deps.settings.max_body_bytes
-        if declared is not None and declared.isdigit() and int(declared) > limit:
-            return refuse(413, "payload_too_large", f"payload exceeds the limit of {limit} bytes")
-        submission = str(uuidlib.uuid4())
-        received_at = dt.datetime.now(dt.UTC)
-        try:
-            body = await receive_body(
-                request.stream(),
-                validator=validator,
-                max_bytes=limit,
-                inline_limit=deps.settings.inline_limit,
-                staging=deps.storage.staging,
-                staging_key=f"api/{received_at:%Y-%m-%d}/{submission}",
-            )
-        except PayloadTooLarge as exc:
-            return refuse(413, "payload_too_large", str(exc))
-        except InvalidPayload as exc:
-            return invalid_payload(fmt, exc)
-        except StorageUnavailable:
-            log.warning("staging unavailable", uuid=submission)
-            return refuse(503, "unavailable", "storage is unavailable, retry later")
-        event = IngestEvent(
-            uuid=submission,
-            source="api",
-            format=fmt,
-            content_type=ctype,
-            version=params["version"],
-            subtype=params["subtype"],
-            sha256=body.sha256,
-            size=body.size,
-            received_at=received_at,
-            client=client.name if client else None,
-            payload=body.payload,
-            staged_path=body.staged.url if body.staged else None,
-            source_metadata={
-                "remote_addr": request.client.host if request.client else None,
-                "user_agent": request.headers.get("user-agent"),
-                "request_id": structlog.contextvars.get_contextvars().get("request_id"),
-                "content_type_header": request.headers.get("content-type"),
-                "format_metadata": body.metadata,
-            },
-        )
-        try:
-            await deps.bus.publish(deps.topic, body.sha256.encode(), encode_event(event))
-        except BusUnavailable as exc:
-            if body.staged is not None:
-                await body.staged.abort()
-            log.warning("bus unavailable, submission refused", uuid=submission, error=str(exc))
-            return refuse(503, "unavailable", "the bus is unavailable, retry later")
-        try:
-            await deps.status_log.submit((submission, "accepted", None))
-        except Exception as exc:  # the event is durable; the history entry is informational
-            log.warning("accepted status not logged", uuid=submission, error=type(exc).__name__)
-        log.info(
-            "submission accepted",
-            uuid=submission,
-            format=fmt,
-            content_type=ctype,
-            size=body.size,
-            client=client.name if client else None,
-            staged=body.staged is not None,
-        )
-        return json_response(
-            {
-                "status": "accepted",
-                "uuid": submission,
-                "timestamp": received_at.isoformat().replace("+00:00", "Z"),
-            },
-            status=202,
-        )
+def build_app(deps: HttpDeps) -> ASGIApp:
+    """The door: early refusals answered and closed (``LingeringClose``) around ``HttpDoor``."""
 
     async def status(request: Request) -> Response:
         try:
@@ -274,21 +106,26 @@ def build_app(deps: HttpDeps) -> Starlette:
         log.error("unhandled error", error=type(exc).__name__)
         return error(500, "internal_error", "internal error")
 
+    async def ingest_elsewhere(request: Request) -> Response:
+        return error(404, "not_found", f"no route for {request.method} {request.url.path}")
+
     routes = [
-        Route("/ingest/{format}/{content_type}/{version}/{subtype}", ingest, methods=["POST"]),
+        # HttpDoor sends every POST here to IngestEndpoint; the route answers other methods 405.
+        Route(
+            "/ingest/{format}/{content_type}/{version}/{subtype}",
+            ingest_elsewhere,
+            methods=["POST"],
+        ),
         Route("/ingest/{uuid}", status, methods=["GET"]),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
     ]
-    return Starlette(
+    app = Starlette(
         routes=routes,
-        middleware=[
-            Middleware(LingeringClose),
-            Middleware(RequestIdMiddleware),
-            Middleware(Http11Only),
-        ],
+        middleware=[Middleware(RequestIdMiddleware), Middleware(Http11Only)],
         exception_handlers={404: not_found, 405: method_not_allowed, 500: server_error},
     )
+    return LingeringClose(HttpDoor(IngestEndpoint(deps), app))
 
 
 class RequestIdMiddleware:
@@ -301,10 +138,7 @@ class RequestIdMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        incoming = dict(scope["headers"]).get(b"x-request-id", b"")
-        request_id = (
-            incoming.decode("ascii") if REQUEST_ID.fullmatch(incoming) else uuidlib.uuid4().hex
-        )
+        request_id = request_id_for(dict(scope["headers"]))
         structlog.contextvars.bind_contextvars(request_id=request_id)
 
         async def send_with_id(message: Message) -> None:

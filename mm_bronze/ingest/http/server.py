@@ -7,7 +7,7 @@ import logging
 
 from hypercorn.asyncio import serve
 from hypercorn.config import Config
-from starlette.applications import Starlette
+from starlette.types import ASGIApp
 
 from mm_bronze.ingest.http import protocol
 from mm_bronze.settings import HttpSettings
@@ -24,7 +24,7 @@ def hypercorn_config(settings: HttpSettings) -> Config:
     return config
 
 
-async def serve_http(app: Starlette, settings: HttpSettings, stop: asyncio.Event) -> None:
+async def serve_http(app: ASGIApp, settings: HttpSettings, stop: asyncio.Event) -> None:
     """Serve until ``stop`` is set, then finish in-flight requests and return."""
     protocol.install()
     await serve(app, hypercorn_config(settings), shutdown_trigger=stop.wait, mode="asgi")  # type: ignore[arg-type]

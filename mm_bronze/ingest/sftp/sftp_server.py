@@ -34,7 +34,7 @@ from asyncssh import (
 
 from mm_bronze.errors import PayloadTooLarge, Unavailable
 from mm_bronze.ingest.sftp.spool import Spool, UploadRefused
-from mm_bronze.ingest.sftp.tree import count_directories
+from mm_bronze.ingest.sftp.tree import count_directories, count_files
 from mm_bronze.ingest.sftp.upload import Session, Upload
 from mm_bronze.ingest.sftp.users import SftpUser
 
@@ -132,6 +132,9 @@ class JailedSFTPServer(asyncssh.SFTPServer):
         if pflags & FXF_APPEND:
             raise SFTPOpUnsupported("append mode is not supported; write at explicit offsets")
         self._within_depth(local)
+        limit = self._spool.config.max_files
+        if not _exists(local) and count_files(self._home, limit) >= limit:
+            raise SFTPPermissionDenied(f"too many files: at most {limit} per user")
         return await at_protocol_edge(
             lambda: self._spool.open_upload(self._session, local, self._virtual(local), flags)
         )

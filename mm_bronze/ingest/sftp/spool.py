@@ -53,6 +53,7 @@ class SpoolConfig:
     retry_seconds: float
     max_depth: int = 32
     max_directories: int = 1000
+    max_files: int = 10_000
 
     @classmethod
     def from_settings(cls, settings: SftpSettings, root: Path, topic: str) -> SpoolConfig:
@@ -67,6 +68,7 @@ class SpoolConfig:
             retry_seconds=settings.retry_seconds,
             max_depth=settings.max_depth,
             max_directories=settings.max_directories_per_user,
+            max_files=settings.max_files_per_user,
         )
 
 

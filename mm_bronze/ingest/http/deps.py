@@ -1,0 +1,32 @@
+"""What the HTTP door needs, opened and wired by the runtime."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from psycopg import AsyncConnection
+from psycopg_pool import AsyncConnectionPool
+
+from mm_bronze import formats
+from mm_bronze.formats.workers import ValidationWorkers
+from mm_bronze.ingest.http.auth import Authenticator
+from mm_bronze.settings import HttpSettings
+from mm_bronze.storage import StorageRegistry
+
+# publish(topic, key, value, submission): return once the event is durable and the
+# submission is recorded as accepted; raise ``BusUnavailable`` when the event is not durable.
+PublishAccepted = Callable[[str, bytes, bytes, str], Awaitable[None]]
+
+
+@dataclass
+class HttpDeps:
+    settings: HttpSettings
+    publish: PublishAccepted
+    topic: str
+    storage: StorageRegistry
+    pool: AsyncConnectionPool[AsyncConnection]
+    auth: Authenticator
+    readiness: Callable[[], Awaitable[dict[str, str]]]
+    validation_level: str = formats.STRICT
+    validation_workers: ValidationWorkers | None = None

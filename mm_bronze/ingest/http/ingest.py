@@ -1,0 +1,280 @@
+"""``POST /ingest/{format}/{content_type}/{version}/{subtype}`` as a lean ASGI endpoint.
+
+The door's hot route goes from the server straight to this endpoint, without the
+framework's request objects, router and middleware layers (the other routes keep them):
+the route is matched by splitting the path, the headers are read once from the ASGI
+scope, and the 202 goes out as one start and one body message. The sender gets its 202
+only after ``publish`` returned, that is once the event is durable.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import re
+import uuid as uuidlib
+from collections.abc import AsyncGenerator
+from urllib.parse import parse_qsl
+
+import msgspec
+import structlog
+from starlette.requests import ClientDisconnect
+from starlette.responses import Response
+from starlette.types import Message, Receive, Scope, Send
+
+from mm_bronze import formats
+from mm_bronze.errors import (
+    BusUnavailable,
+    InvalidPayload,
+    PayloadTooLarge,
+    StorageUnavailable,
+    UnsupportedFormat,
+)
+from mm_bronze.formats.workers import DeferredValidator
+from mm_bronze.ingest.http.auth import Unauthorized
+from mm_bronze.ingest.http.body import receive_body
+from mm_bronze.ingest.http.deps import HttpDeps
+from mm_bronze.ingest.http.inflight import InflightBytes, ServerBusy
+from mm_bronze.ingest.http.responses import error, invalid_payload, refuse
+from mm_bronze.models import IngestEvent, encode_event
+
+log = structlog.get_logger(__name__)
+
+SEGMENT = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")  # matched whole (fullmatch)
+# X-Request-ID values kept and echoed: printable ASCII without spaces, 1 to 64 characters.
+REQUEST_ID = re.compile(rb"[\x21-\x7e]{1,64}")
+SEGMENT_NAMES = ("format", "content_type", "version", "subtype")
+
+
+def ingest_segments(scope: Scope) -> list[str] | None:
+    """The four route segments when ``scope`` is a POST to the ingest route, else None."""
+    if scope["type"] != "http" or scope["method"] != "POST":
+        return None
+    parts = scope["path"].split("/")
+    if len(parts) != 6 or parts[0] or parts[1] != "ingest" or not all(parts[2:]):
+        return None
+    return parts[2:]
+
+
+def request_id_for(headers: dict[bytes, bytes]) -> str:
+    """``X-Request-ID`` when it is 1-64 printable ASCII characters without spaces, else a
+    new id (32 hex digits)."""
+    incoming = headers.get(b"x-request-id", b"")
+    return incoming.decode("ascii") if REQUEST_ID.fullmatch(incoming) else uuidlib.uuid4().hex
+
+
+# What one request can hold in memory before its body streams on: the validator's buffer.
+HELD_PER_REQUEST = 4 * 1024 * 1024
+
+
+class BodyTimeout(Exception):
+    """The client sent no body byte for ``body_timeout`` seconds."""
+
+
+async def body_chunks(
+    receive: Receive, *, timeout: float, inflight: InflightBytes, held_limit: int
+) -> AsyncGenerator[bytes, None]:
+    """The request body's chunks; each wait for the next is bounded by ``timeout``, and the
+    bytes held in memory (up to ``held_limit``) count against ``inflight`` until the end."""
+    held = 0
+    try:
+        while True:
+            try:
+                async with asyncio.timeout(timeout):
+                    message = await receive()
+            except TimeoutError:
+                raise BodyTimeout() from None
+            if message["type"] == "http.request":
+                chunk = message.get("body", b"")
+                more = min(len(chunk), held_limit - held)
+                if more > 0:
+                    inflight.take(more)
+                    held += more
+                yield chunk
+                if not message.get("more_body", False):
+                    return
+            elif message["type"] == "http.disconnect":
+                raise ClientDisconnect()
+    finally:
+        inflight.give(held)
+
+
+class IngestEndpoint:
+    """Accepts one submission per request: validate, publish durably, answer 202."""
+
+    def __init__(self, deps: HttpDeps) -> None:
+        self.deps = deps
+        self.inflight = InflightBytes(deps.settings.max_buffered_bytes)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send, route: list[str]) -> None:
+        headers: dict[bytes, bytes] = {}
+        for name, value in scope["headers"]:
+            headers.setdefault(name, value)
+        request_id = request_id_for(headers)
+        id_header = (b"x-request-id", request_id.encode("latin-1"))
+        started = False
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+                message["headers"] = [*message.get("headers", ()), id_header]
+            await send(message)
+
+        structlog.contextvars.bind_contextvars(request_id=request_id)
+        try:
+            response = await self.ingest(scope, receive, headers, route, request_id)
+            if isinstance(response, bytes):
+                await send_with_id(
+                    {
+                        "type": "http.response.start",
+                        "status": 202,
+                        "headers": [
+                            (b"content-length", str(len(response)).encode()),
+                            (b"content-type", b"application/json"),
+                        ],
+                    }
+                )
+                await send_with_id({"type": "http.response.body", "body": response})
+            else:
+                await response(scope, receive, send_with_id)
+        except ClientDisconnect:
+            log.info("client disconnected before the end of the body")
+        except Exception as exc:
+            log.error("unhandled error", error=type(exc).__name__)
+            if not started:
+                await error(500, "internal_error", "internal error")(scope, receive, send_with_id)
+        finally:
+            structlog.contextvars.unbind_contextvars("request_id")
+
+    async def ingest(
+        self,
+        scope: Scope,
+        receive: Receive,
+        headers: dict[bytes, bytes],
+        route: list[str],
+        request_id: str,
+    ) -> Response | bytes:
+        """The 202 body, or the error response."""
+        deps = self.deps
+        for name, segment in zip(SEGMENT_NAMES, route, strict=True):
+            if not SEGMENT.fullmatch(segment):
+                return refuse(400, "invalid_route", f"invalid {name}: use letters, digits, . _ -")
+        fmt, ctype, version, subtype = route[0].lower(), route[1].lower(), route[2], route[3]
+        query = scope.get("query_string", b"")
+        level_param = (
+            dict(parse_qsl(query.decode("latin-1"), keep_blank_values=True)).get("validation")
+            if query
+            else None
+        )
+        level = (
+            level_param
+            or headers.get(b"x-validation-level", b"").decode("latin-1")
+            or deps.validation_level
+        ).lower()
+        if level not in formats.LEVELS:
+            return refuse(400, "invalid_validation_level", "validation must be strict or lenient")
+        try:
+            validator = formats.validator_for(fmt, ctype, version=version, level=level)
+        except UnsupportedFormat as exc:
+            return refuse(400, "unsupported_format", exc.reason, supported=exc.supported)
+        if deps.validation_workers is not None:
+            validator = DeferredValidator(
+                validator, (fmt, ctype, version, level), deps.validation_workers
+            )
+        authorization = headers.get(b"authorization")
+        try:
+            client = await deps.auth.authenticate(
+                authorization.decode("latin-1") if authorization is not None else None
+            )
+        except Unauthorized as exc:
+            response = refuse(401, "unauthorized", str(exc))
+            response.headers["WWW-Authenticate"] = "Bearer"
+            return response
+        if client is not None and not client.may_ingest:
+            why = f"client {client.name!r} has role {client.role!r}, which may not submit"
+            return refuse(403, "forbidden", why)
+        declared = headers.get(b"content-length")
+        limit = deps.settings.max_body_bytes
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            return refuse(413, "payload_too_large", f"payload exceeds the limit of {limit} bytes")
+        submission = str(uuidlib.uuid4())
+        received_at = dt.datetime.now(dt.UTC)
+        try:
+            chunks = body_chunks(
+                receive,
+                timeout=deps.settings.body_timeout,
+                inflight=self.inflight,
+                held_limit=HELD_PER_REQUEST + deps.settings.inline_limit,
+            )
+            async with contextlib.aclosing(chunks):  # gives back its in-flight share at once
+                body = await receive_body(
+                    chunks,
+                    validator=validator,
+                    max_bytes=limit,
+                    inline_limit=deps.settings.inline_limit,
+                    staging=deps.storage.staging,
+                    staging_key=f"api/{received_at:%Y-%m-%d}/{submission}",
+                )
+        except PayloadTooLarge as exc:
+            return refuse(413, "payload_too_large", str(exc))
+        except InvalidPayload as exc:
+            return invalid_payload(fmt, exc)
+        except StorageUnavailable:
+            log.warning("staging unavailable", uuid=submission)
+            return refuse(503, "unavailable", "storage is unavailable, retry later")
+        except BodyTimeout:
+            timeout = deps.settings.body_timeout
+            return refuse(408, "body_timeout", f"no body data for {timeout:g} seconds")
+        except ServerBusy as exc:
+            return refuse(503, "busy", str(exc))
+        client_addr = scope.get("client")
+        user_agent = headers.get(b"user-agent")
+        content_type = headers.get(b"content-type")
+        event = IngestEvent(
+            uuid=submission,
+            source="api",
+            format=fmt,
+            content_type=ctype,
+            version=version,
+            subtype=subtype,
+            sha256=body.sha256,
+            size=body.size,
+            received_at=received_at,
+            client=client.name if client else None,
+            payload=body.payload,
+            staged_path=body.staged.url if body.staged else None,
+            source_metadata={
+                "remote_addr": client_addr[0] if client_addr else None,
+                "user_agent": user_agent.decode("latin-1") if user_agent is not None else None,
+                "request_id": request_id,
+                "content_type_header": (
+                    content_type.decode("latin-1") if content_type is not None else None
+                ),
+                "format_metadata": body.metadata,
+            },
+        )
+        try:
+            await deps.publish(deps.topic, body.sha256.encode(), encode_event(event), submission)
+        except BusUnavailable as exc:
+            if body.staged is not None:
+                await body.staged.abort()
+            log.warning("bus unavailable, submission refused", uuid=submission, error=str(exc))
+            return refuse(503, "unavailable", "the bus is unavailable, retry later")
+        log.info(
+            "submission accepted",
+            uuid=submission,
+            format=fmt,
+            content_type=ctype,
+            size=body.size,
+            client=client.name if client else None,
+            staged=body.staged is not None,
+        )
+        return msgspec.json.encode(
+            {
+                "status": "accepted",
+                "uuid": submission,
+                "timestamp": received_at.isoformat().replace("+00:00", "Z"),
+            }
+        )

@@ -1,0 +1,61 @@
+"""JSON responses of the HTTP door, errors included."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+import structlog
+from starlette.responses import Response
+
+from mm_bronze.errors import InvalidPayload
+from mm_bronze.formats.base import issue_dict
+from mm_bronze.formats.fhir.outcome import operation_outcome
+
+log = structlog.get_logger(__name__)
+
+RETRY_AFTER = "5"
+
+
+def error(status: int, code: str, message: str, **extra: Any) -> Response:
+    body = msgspec.json.encode({"error": code, "message": message, **extra})
+    headers = {"Retry-After": RETRY_AFTER} if status == 503 else None
+    return Response(body, status_code=status, media_type="application/json", headers=headers)
+
+
+def refuse(status: int, code: str, message: str, **extra: Any) -> Response:
+    """An error answered before the request body was fully read: close the connection,
+    so neither side waits for (or misreads) the unread rest of the body."""
+    if status < 500:  # the reason names places, never payload values
+        log.info("request refused", status=status, error=code, reason=message)
+    response = error(status, code, message, **extra)
+    response.headers["Connection"] = "close"
+    return response
+
+
+def invalid_payload(fmt: str, exc: InvalidPayload) -> Response:
+    """422 with the located issues; for FHIR the body is also an ``OperationOutcome``.
+
+    Like ``refuse``, it closes the connection: validation may stop before the body's end.
+    """
+    extra: dict[str, Any] = {"location": exc.location} if exc.location else {}
+    if fmt != "fhir":
+        extra["issues"] = [issue_dict(issue) for issue in exc.issues]
+        return refuse(422, "invalid_payload", exc.reason, **extra)
+    log.info("request refused", status=422, error="invalid_payload", reason=exc.reason)
+    body = {
+        **operation_outcome(exc.issues),
+        "error": "invalid_payload",
+        "message": exc.reason,
+        **extra,
+    }
+    return Response(
+        msgspec.json.encode(body),
+        status_code=422,
+        media_type="application/json",
+        headers={"Connection": "close"},
+    )
+
+
+def json_response(data: Any, status: int = 200) -> Response:
+    return Response(msgspec.json.encode(data), status_code=status, media_type="application/json")

@@ -19,7 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from mm_bronze.errors import InvalidPayload
-from mm_bronze.formats.fhir import json_validator
+from mm_bronze.formats.fhir import json_stream, json_validator
 from tests.formats.helpers import validate
 
 CORPUS = Path(__file__).resolve().parents[3] / "shared" / "corpus"
@@ -114,6 +114,30 @@ CHUNKS = st.sampled_from([1, 7, 4096, 65536])
 def test_fhir_json(body: bytes, chunk: int, stream: bool) -> None:
     with streamed(stream):
         answers(body, "fhir", "json", "R4", chunk)
+
+
+def verdict(body: bytes, chunk: int) -> bool:
+    try:
+        validate(body, "fhir", "json", version="R4", chunk=chunk)
+    except InvalidPayload:
+        return False
+    return True
+
+
+@FUZZ
+@given(body=inputs(JSON_SEEDS), chunk=CHUNKS, piece=st.sampled_from([256, 64 * 1024]))
+def test_fhir_json_paths_agree(body: bytes, chunk: int, piece: int) -> None:
+    """Decoded at once (fast path, then walker) and streamed (in pieces: Bundle entries
+    through the fast path, the rest through the walker), one verdict."""
+    with streamed(False):
+        decoded = verdict(body, chunk)
+    saved = json_stream.PIECE_LIMIT
+    json_stream.PIECE_LIMIT = piece
+    try:
+        with streamed(True):
+            assert verdict(body, chunk) == decoded
+    finally:
+        json_stream.PIECE_LIMIT = saved
 
 
 @FUZZ

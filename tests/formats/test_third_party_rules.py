@@ -12,6 +12,7 @@ import msgspec
 import pytest
 
 from mm_bronze.errors import InvalidPayload, Issue
+from mm_bronze.formats.detect import detect
 from mm_bronze.formats.fhir import json_validator
 from tests.formats.helpers import validate
 
@@ -402,3 +403,16 @@ def test_batch_structure_errors(segments: list[str], expected: tuple[str, str, s
 def test_counts_are_only_compared_when_given() -> None:
     body = hl7("FHS|^~\\&|LAB", "BHS|^~\\&|LAB", MSH.format(n=1), PID, "BTS|", "FTS")
     assert validate(body, "hl7", "text", version=None)["message_count"] == 1
+
+
+@pytest.mark.parametrize(
+    ("head", "kind"),
+    [
+        (b'{"resourceType": "Patient"}', ("fhir", "json")),
+        (b'{"resourceType": "Patient"}\n{"resourceType": "Patient"}\n', ("fhir", "ndjson")),
+        (b'<Patient xmlns="http://hl7.org/fhir"/>', ("fhir", "xml")),
+        (b"MSH|^~\\&|LAB\r", ("hl7", "text")),
+    ],
+)
+def test_offline_detection_looks_past_a_bom(head: bytes, kind: tuple[str, str]) -> None:
+    assert detect(Path("upload"), BOM + head) == detect(Path("upload"), head) == kind

@@ -8,6 +8,7 @@ held whole.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from mm_bronze.formats.fhir.json_tree import TreeWalker
@@ -94,6 +95,10 @@ class JsonWalker:
     def __init__(self, checker: StructureChecker) -> None:
         self.checker = checker
         self.tree = TreeWalker(checker)
+        # What the Bundle rules need of a Bundle entry (its bytes, nested at most so deep)
+        # if it is valid, else None, when a compiled fast path exists for the version
+        # (``fast.decider.entry_facts``).
+        self.entry_facts: Callable[[bytes, int], tuple[Any, ...] | None] | None = None
         self.stack: list[_Object | _Array | _Skip] = []
         self.started = False
         self.depth = 0  # JSON nesting: objects and arrays
@@ -118,6 +123,27 @@ class JsonWalker:
         tree.depth, tree.keys = self.depth, 0
         self._delegate(top, value)
         tree.repeated_keys(value, data, here, self.depth)
+
+    def fast_entry(self, data: bytes) -> bool:
+        """Take ``data`` as the next entry of the root Bundle if that is what the events so
+        far expect and the fast path finds it valid (then only the Bundle's bookkeeping is
+        left); False to have it decoded and walked as any piece."""
+        top = self.stack[-1] if self.stack else None
+        if (
+            self.entry_facts is None
+            or not isinstance(top, _Array)
+            or top.ext
+            or top.element.type != "BundleEntry"
+            or top.owner.node is None
+            or top.owner.node is not self.checker.root
+        ):
+            return False
+        facts = self.entry_facts(data, MAX_DEPTH - self.depth)
+        if facts is None:
+            return False
+        top.index += 1
+        self.checker.entry(*facts)
+        return True
 
     def _delegate(self, top: _Object | _Array | _Skip, value: Any) -> None:
         """Check a decoded object or array in the place ``top`` expects a value."""

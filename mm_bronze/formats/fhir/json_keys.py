@@ -55,20 +55,23 @@ def duplicate_keys(data: bytes, root: str) -> list[tuple[str, str]]:
     found: list[tuple[str, str]] = []
     # Frames: [path, keys of an object (None for an array), current key, next array index].
     stack: list[list[Any]] = []
-    for kind, value in ijson.basic_parse(io.BytesIO(data)):
-        if kind == "map_key":
-            frame = stack[-1]
-            if value in frame[1]:
-                found.append((value, _join(frame[0], value)))
-            frame[1].add(value)
-            frame[2] = value
-        elif kind in ("start_map", "start_array"):
-            path = _child(stack[-1]) if stack else root
-            stack.append([path, set() if kind == "start_map" else None, None, 0])
-        elif kind in ("end_map", "end_array"):
-            stack.pop()
-        elif stack and stack[-1][1] is None:
-            stack[-1][3] += 1
+    try:
+        for kind, value in ijson.basic_parse(io.BytesIO(data)):
+            if kind == "map_key":
+                frame = stack[-1]
+                if value in frame[1]:
+                    found.append((value, _join(frame[0], value)))
+                frame[1].add(value)
+                frame[2] = value
+            elif kind in ("start_map", "start_array"):
+                path = _child(stack[-1]) if stack else root
+                stack.append([path, set() if kind == "start_map" else None, None, 0])
+            elif kind in ("end_map", "end_array"):
+                stack.pop()
+            elif stack and stack[-1][1] is None:
+                stack[-1][3] += 1
+    except ijson.JSONError:  # bytes msgspec decoded but yajl does not: stop naming keys
+        pass
     return found
 
 

@@ -6,6 +6,8 @@ and decoded by msgspec in C and checked as a tree; only the containers too large
 piece (the root, ``Bundle.entry``, a very large entry) are followed token by token, and a
 string too large to be one piece (``Binary.data``) is read through in bounded slices. So
 memory stays bounded by the piece size and time is linear in the body, whatever its shape.
+An entry of the root Bundle is first offered, as bytes, to the compiled fast path
+(``JsonWalker.fast_entry``); only what it does not accept is decoded and walked.
 """
 
 from __future__ import annotations
@@ -180,6 +182,11 @@ class JsonSplitter:
             trailing = _TRAILING.search(message)
             if trailing is None:
                 if "truncated" not in message:
+                    at = _AT_BYTE.match(message)
+                    if not final and at is not None and int(at.group(2)) >= pending:
+                        # An error at the very end: a token (a number) cut by the chunk.
+                        self.wait_for = pending + 1
+                        return None
                     self._decode_error(exc, pos)
                 if final:
                     self._malformed("Input data was truncated", size)
@@ -193,6 +200,9 @@ class JsonSplitter:
             too_deep(self.findings, "JSON", self.walker.where())
         self.wait_for = 0
         piece = buf[pos:end]
+        if self.root_seen and self.walker.fast_entry(piece):
+            self.state = AFTER
+            return end
         try:
             value = _ANY.decode(piece)
         except msgspec.DecodeError as exc:

@@ -1,8 +1,9 @@
 """Walks a decoded FHIR JSON resource (a dict from msgspec) through a ``StructureChecker``.
 
-The fast path for bodies small enough to decode at once; ``json_events.JsonWalker``
-applies the same checks to ijson's event stream for larger ones. A decoded dict keeps only
-the last of repeated keys, so ``json_keys`` compares the bytes with the tree to find them.
+Bodies small enough to decode at once are walked whole; larger ones are split into pieces
+that ``json_events.JsonWalker`` hands to the same methods (``member``, ``value``,
+``extension``). A decoded dict keeps only the last of repeated keys, so ``json_keys``
+compares the bytes with the tree to find them.
 """
 
 from __future__ import annotations
@@ -47,8 +48,11 @@ class TreeWalker:
         if depth + deepest > MAX_DEPTH:
             too_deep(self.checker.findings, "JSON", path or None)
         if written != keys:
-            for key, where in duplicate_keys(data, path):
+            found = duplicate_keys(data, path)
+            for key, where in found:
                 self.checker.error("structure", f"Duplicate property '{key}'", where)
+            if not found:
+                self.checker.error("structure", "Duplicate property in an object", path or None)
 
     def resource(
         self, document: dict[str, Any], path: str = "", parent: Node | None = None
@@ -68,14 +72,25 @@ class TreeWalker:
         if self.depth > MAX_DEPTH:
             too_deep(checker.findings, "JSON", node.path)
         self.keys += len(document)
+        assert node.info is not None
+        elements = node.info.elements
+        seen = node.seen
         for key, value in document.items():
-            if key == "resourceType" and resource:
+            element = elements.get(key)
+            if element is not None and element.choice is None:
+                seen.add(key)  # what ``checker.child`` does for a plain element, inlined
+            elif key == "resourceType" and resource:
                 continue
-            if key[:1] == "_" and len(key) > 1:
+            elif key[:1] == "_" and len(key) > 1:
                 self._primitive_extension(node, key, value)
                 continue
-            element = checker.child(node, key)
-            if element is not None:
+            else:
+                element = checker.child(node, key)
+                if element is None:
+                    continue
+            if element.primitive and not element.many and isinstance(value, str):
+                checker.value(node, element, value, f"{node.path}.{key}", json=True)
+            else:
                 self.member(node, key, element, value)
         self.depth -= 1
         checker.close(node)

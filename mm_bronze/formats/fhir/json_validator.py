@@ -8,12 +8,13 @@ problem and has the final word. Larger bodies are split as they stream in (``jso
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import msgspec
 
 from mm_bronze.formats.base import STRICT, Findings
-from mm_bronze.formats.fhir.fast.decider import decide
+from mm_bronze.formats.fhir.fast.decider import EntryFacts, decide, entry_facts
 from mm_bronze.formats.fhir.json_events import JsonWalker
 from mm_bronze.formats.fhir.json_stream import JsonSplitter
 from mm_bronze.formats.fhir.json_tree import TreeWalker
@@ -74,6 +75,9 @@ class FhirJsonValidator:
             self._buffer.append(chunk)
             return
         if self._splitter is None:
+            canonical = canonical_version(self.version)
+            if canonical is not None:
+                self._walker.entry_facts = functools.partial(_entry_facts, canonical)
             self._splitter = JsonSplitter(self._walker, self.findings)
             buffered, self._buffer = b"".join(self._buffer), []
             self._splitter.feed(buffered)
@@ -113,6 +117,10 @@ class FhirJsonValidator:
         if self._bom:
             meta["bom"] = True
         return self.findings.record(meta)
+
+
+def _entry_facts(version: str, data: bytes, depth: int) -> EntryFacts | None:
+    return entry_facts(data, version, depth)
 
 
 def decode_error(

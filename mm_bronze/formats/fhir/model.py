@@ -39,6 +39,8 @@ BUNDLE_TYPES["R5"] = BUNDLE_TYPES["R4"] | {"subscription-notification"}
 
 # JSON kinds: what each primitive is in FHIR JSON.
 NUMBER_TYPES = frozenset({"integer", "decimal", "positiveInt", "unsignedInt"})
+# What FHIR JSON carries as JSON booleans and numbers rather than strings.
+JSON_NATIVE = NUMBER_TYPES | {"boolean"}
 PRIMITIVES = NUMBER_TYPES | frozenset(
     "boolean string code id markdown uri url canonical oid uuid date dateTime instant time"
     " base64Binary xhtml integer64".split()
@@ -155,6 +157,8 @@ def primitive_problem(type_name: str, value: Any, *, from_json: bool) -> str | N
 
     JSON carries booleans and numbers natively; XML carries every value as a string.
     """
+    if type(value) is str and not (from_json and type_name in JSON_NATIVE):
+        return string_problem(type_name, value)  # the common case, first
     if from_json and type_name != "integer64":
         if type_name == "boolean":
             return None if isinstance(value, bool) else "must be a JSON boolean"
@@ -172,6 +176,11 @@ def primitive_problem(type_name: str, value: Any, *, from_json: bool) -> str | N
             return "must be a JSON string"
     elif not isinstance(value, str):
         return "must be a string"
+    return string_problem(type_name, value)
+
+
+def string_problem(type_name: str, value: str) -> str | None:
+    """Why the string ``value`` is not a valid ``type_name``, or None if it is."""
     if value == "":
         return "must not be empty"
     if type_name == "base64Binary":

@@ -43,20 +43,26 @@ def too_deep(findings: Findings, syntax: str, expression: str | None) -> None:
 class Node:
     """An object being checked: a resource or a complex datatype value."""
 
-    __slots__ = ("entry_resource", "full_url", "info", "parent", "path", "seen", "version_id")
+    __slots__ = (
+        "entry_resource",
+        "full_url",
+        "info",
+        "parent",
+        "path",
+        "seen",
+        "type",
+        "version_id",
+    )
 
     def __init__(self, info: TypeInfo | None, path: str, parent: Node | None) -> None:
         self.info = info
+        self.type = info.name if info else None
         self.path = path
         self.parent = parent
         self.seen: set[str] = set()
         self.full_url: str | None = None
         self.entry_resource: str | None = None
         self.version_id: str | None = None  # of an entry's resource (meta.versionId)
-
-    @property
-    def type(self) -> str | None:
-        return self.info.name if self.info else None
 
 
 class Summary:
@@ -230,17 +236,37 @@ class StructureChecker:
         return node.parent is not None and node.parent is self.root and node.type == "BundleEntry"
 
     def _entry(self, node: Node) -> None:
+        seen = node.seen
+        self.entry(
+            node.entry_resource,
+            "resource" in seen,
+            "request" in seen,
+            "response" in seen,
+            node.full_url,
+            node.version_id,
+        )
+
+    def entry(
+        self,
+        resource_type: str | None,
+        has_resource: bool,
+        has_request: bool,
+        has_response: bool,
+        full_url: str | None,
+        version_id: str | None,
+    ) -> None:
+        """A Bundle entry ends: count it, and check the Bundle rules that involve it."""
         summary = self.summary
         index = summary.entry_count
         summary.entry_count += 1
-        if node.entry_resource is not None:
+        if resource_type is not None:
             counts = summary.entry_types
-            counts[node.entry_resource] = counts.get(node.entry_resource, 0) + 1
-        elif "resource" not in node.seen:
-            summary.bare_entries.append((index, "request" in node.seen, "response" in node.seen))
-        if node.full_url is not None:
+            counts[resource_type] = counts.get(resource_type, 0) + 1
+        elif not has_resource:
+            summary.bare_entries.append((index, has_request, has_response))
+        if full_url is not None:
             # bdl-7: one fullUrl may repeat only with different meta.versionId values.
-            first = summary.full_urls.setdefault((node.full_url, node.version_id), index)
+            first = summary.full_urls.setdefault((full_url, version_id), index)
             if first != index and summary.bundle_type not in REPEATING_BUNDLES:
                 self.error(
                     "duplicate",

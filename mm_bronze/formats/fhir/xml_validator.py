@@ -78,11 +78,25 @@ class FhirXmlValidator:
             self._error("invalid", f"FHIR XML must be UTF-8, not {encoding}", None)
 
     def _start(self, name: str, attrs: dict[str, str]) -> None:
-        if len(self._stack) + self._skip >= MAX_DEPTH:
+        if len(self._stack) >= MAX_DEPTH:
             too_deep(self.findings, "XML", self._stack[-1].path if self._stack else None)
-        if self._skip:
-            self._skip += 1
-            return
+        self._open(name, attrs)
+        if self._skip:  # until this element ends, only count (XHTML, unknown elements)
+            self._parser.StartElementHandler = self._skipped_start
+            self._parser.EndElementHandler = self._skipped_end
+
+    def _skipped_start(self, _name: str, _attrs: dict[str, str]) -> None:
+        self._skip += 1
+        if len(self._stack) + self._skip > MAX_DEPTH:
+            too_deep(self.findings, "XML", self._stack[-1].path if self._stack else None)
+
+    def _skipped_end(self, _name: str) -> None:
+        self._skip -= 1
+        if not self._skip:
+            self._parser.StartElementHandler = self._start
+            self._parser.EndElementHandler = self._end
+
+    def _open(self, name: str, attrs: dict[str, str]) -> None:
         namespace, _, local = name.rpartition(" ")
         if not self._stack:
             self._root(namespace, local)
@@ -197,9 +211,6 @@ class FhirXmlValidator:
             self._error("structure", f"Text is not allowed inside {top.path}", top.path)
 
     def _end(self, _name: str) -> None:
-        if self._skip:
-            self._skip -= 1
-            return
         frame = self._stack.pop()
         if frame.kind == "node" and frame.node is not None:
             self.checker.close(frame.node)

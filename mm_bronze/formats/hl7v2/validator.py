@@ -10,6 +10,7 @@ count the messages of their batch and the batches of the file.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from mm_bronze.formats.base import STRICT, Findings
@@ -24,6 +25,7 @@ from mm_bronze.formats.hl7v2.fields import (
 )
 
 BOM = b"\xef\xbb\xbf"
+SEGMENT_END = re.compile(rb"[\r\n]")
 HEADERS = (b"MSH", b"FHS", b"BHS")
 # An unfinished segment longer than this (e.g. a document embedded in OBX-5) keeps only
 # the first FIELD_KEEP bytes of each long field: the checks only read short fields.
@@ -65,24 +67,17 @@ class Hl7v2Validator:
             data = bytes(self._partial) + chunk
             self._partial.clear()
             chunk = data.removeprefix(BOM)
-        start = 0
-        size = len(chunk)
-        while start < size:
-            cr = chunk.find(b"\r", start)
-            lf = chunk.find(b"\n", start)
-            ends = [i for i in (cr, lf) if i != -1]
-            if not ends:
-                break
-            end = min(ends)
+        # Split at every CR or LF at once (in C); a CRLF, or a CR and LF in two chunks,
+        # leave an empty segment, which is skipped like a blank line.
+        *segments, rest = SEGMENT_END.split(chunk)
+        if segments:
             if self._partial:
-                self._partial += chunk[start:end]
-                segment = bytes(self._partial)
+                self._partial += segments[0]
+                segments[0] = bytes(self._partial)
                 self._partial.clear()
-            else:
-                segment = chunk[start:end]
-            self._segment(segment)
-            start = end + 1
-        self._partial += chunk[start:]
+            for segment in segments:
+                self._segment(segment)
+        self._partial += rest
         if len(self._partial) > SEGMENT_HOLD:
             self._compact()
 
@@ -274,13 +269,14 @@ class Hl7v2Validator:
         required = REQUIRED.get(name)
         if required is None and name != "OBX":
             return
-        fields = [_text(f) for f in segment.split(self._field_sep)]
+        fields = segment.split(self._field_sep)
+        count = len(fields)
         for n in required or ():
-            value = fields[n] if len(fields) > n else ""
+            value = fields[n].decode("utf-8", "replace") if count > n else ""
             if not value.strip(self._component_sep + self._repetition_sep):
                 self._error(name, n, "is required but empty")
-        if name == "OBX" and len(fields) > 5:
-            self._observation_value(fields[2], fields[5])
+        if name == "OBX" and count > 5 and fields[2] in (b"NM", b"SN"):
+            self._observation_value(_text(fields[2]), _text(fields[5]))
 
     def _observation_value(self, value_type: str, value: str) -> None:
         for repetition in value.split(self._repetition_sep) if value else ():

@@ -1,4 +1,5 @@
-"""The subtype of HL7 v2 over SFTP is the one the MLLP door records: type and trigger."""
+"""What an SFTP upload is: HL7 v2 subtypes as the MLLP door records them; a UTF-8 BOM
+never hides a file's kind."""
 
 from __future__ import annotations
 
@@ -27,3 +28,31 @@ def test_hl7_subtype_is_message_type_and_trigger(
     assert (kind.format, kind.content_type, kind.version, kind.subtype) == (
         "hl7", "text", version, subtype,
     )  # fmt: skip
+
+
+BOM = b"\xef\xbb\xbf"
+
+
+@pytest.mark.parametrize(
+    ("path", "kind"),
+    [
+        ("fhir-r4-resources/json/observation-example.json", ("fhir", "json")),
+        ("fhir-r4-bundles/hospitalInformation1603148702656.json", ("fhir", "json")),
+        ("ndjson/Patient.000.ndjson", ("fhir", "ndjson")),
+        ("hl7v2/sample_win.hl7", ("hl7", "text")),
+    ],
+)
+@pytest.mark.parametrize("chunk", [2, 65536])
+def test_a_bom_does_not_change_what_a_file_is(
+    corpus: Path, path: str, kind: tuple[str, str], chunk: int
+) -> None:
+    body = (corpus / path).read_bytes()
+    assert not body.startswith(BOM)
+    for data in (body, BOM + body):
+        detector = KindDetector("upload.bin", "R4")
+        for start in range(0, len(data), chunk):
+            detector.feed(data[start : start + chunk])
+        found = detector.finish()
+        assert (found.format, found.content_type) == kind, found.metadata
+        if found.format == "fhir":
+            assert found.metadata.get("bom") is (True if data is not body else None)

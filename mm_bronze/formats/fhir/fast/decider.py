@@ -51,6 +51,7 @@ class Types:
             f"mm_bronze.formats.fhir.fast.{version.lower()}"
         )
         self.decoder = msgspec.json.Decoder(self.module.AnyResource)
+        self.entry_decoder = msgspec.json.Decoder(self.module.BundleEntry)
         self.bundle = self.module.Bundle
         self.bundle_types = BUNDLE_TYPES[version]
         union = self.module.AnyResource.__args__
@@ -88,15 +89,15 @@ def _decode_each(decoder: msgspec.json.Decoder, lines: list[bytes]) -> list[Any 
     return out
 
 
-def within_depth(call: Callable[..., T], *args: Any) -> T:
-    """``call(*args)`` with at most ``MAX_DEPTH`` levels of recursion left to it.
+def within_depth(call: Callable[..., T], *args: Any, depth: int = MAX_DEPTH) -> T:
+    """``call(*args)`` with at most ``depth`` (``MAX_DEPTH``) levels of recursion left to it.
 
     msgspec refuses (``RecursionError``) what nests deeper than the recursion it has left;
     the walker refuses JSON nested deeper than ``MAX_DEPTH``. To spend the levels in between
     at C speed, the call runs from the ``__instancecheck__`` at the bottom of nested tuples,
     which ``isinstance`` descends one recursion level each (about 2 µs for 900 levels).
     """
-    spare = sys.getrecursionlimit() - _stack_depth() - MAX_DEPTH - DESCENT_LEVELS
+    spare = sys.getrecursionlimit() - _stack_depth() - depth - DESCENT_LEVELS
     if spare <= 0:
         return call(*args)
     _bottom.task = (call, args)
@@ -165,6 +166,37 @@ def collection_paused() -> Iterator[None]:
     finally:
         if enabled:
             gc.enable()
+
+
+def entry_facts(data: bytes, version: str, depth: int) -> EntryFacts | None:
+    """What the Bundle rules need of a valid Bundle entry ``data`` nested at most ``depth``
+    levels deep, or None ("let the walker decide"). The rules that involve other entries
+    are the caller's (``StructureChecker.entry``)."""
+    kinds = types(version)
+    with collection_paused():
+        entry = within_depth(_decode_each, kinds.entry_decoder, [data], depth=depth)[0]
+        if entry is None or not keys_unique(data, (entry,)):
+            return None
+        resource = entry.resource
+        resource_type = version_id = None
+        if resource is not UNSET and resource is not None:
+            resource_type = kinds.tags[type(resource)]
+            meta = resource.meta
+            if meta is not UNSET and meta is not None and meta.versionId is not UNSET:
+                version_id = meta.versionId
+        return (
+            resource_type,
+            resource is not UNSET,
+            entry.request is not UNSET,
+            entry.response is not UNSET,
+            None if entry.fullUrl is UNSET else entry.fullUrl,
+            version_id,
+        )
+
+
+# ``StructureChecker.entry``'s arguments: resource type, has a resource, a request, a
+# response; fullUrl; meta.versionId of the resource.
+EntryFacts = tuple[str | None, bool, bool, bool, str | None, str | None]
 
 
 def keys_unique(data: bytes, documents: Iterable[Any]) -> bool:

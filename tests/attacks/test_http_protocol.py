@@ -3,21 +3,9 @@
 from __future__ import annotations
 
 import json
-import socket
 
+from tests.attacks.helpers import exchange
 from tests.services.mm_bronze import MmBronze
-
-
-def exchange(server: MmBronze, raw: bytes) -> bytes:
-    with socket.create_connection(("127.0.0.1", server.http_port), timeout=10) as sock:
-        sock.sendall(raw)
-        answer = b""
-        try:
-            while chunk := sock.recv(65536):
-                answer += chunk
-        except OSError:
-            pass
-    return answer
 
 
 def parse(answer: bytes) -> tuple[int, dict[str, str], bytes]:

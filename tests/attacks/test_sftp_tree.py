@@ -6,14 +6,15 @@ from __future__ import annotations
 import asyncio
 import os
 import time
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager
+from collections.abc import Iterator
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 
 import asyncssh
 import httpx
 import pytest
 
+from tests.attacks.helpers import sftp_session
 from tests.ingest.sftp.helpers import landed, wait_landed, write_users
 from tests.services.mm_bronze import MmBronze
 
@@ -51,21 +52,8 @@ def server(data_dir: Path, env: dict[str, str]) -> Iterator[MmBronze]:
     proc.stop()
 
 
-@asynccontextmanager
-async def session(server: MmBronze) -> AsyncIterator[asyncssh.SFTPClient]:
-    async with (
-        asyncssh.connect(
-            "127.0.0.1",
-            server.sftp_port,
-            username="lab1",
-            password="lab1-pw",
-            known_hosts=None,
-            client_keys=None,
-            agent_path=None,
-        ) as conn,
-        conn.start_sftp_client() as sftp,
-    ):
-        yield sftp
+def session(server: MmBronze) -> AbstractAsyncContextManager[asyncssh.SFTPClient]:
+    return sftp_session(server, "lab1", "lab1-pw")
 
 
 def test_directory_depth_is_bounded(server: MmBronze) -> None:

@@ -19,6 +19,7 @@ import httpx
 import psycopg
 import pytest
 
+from tests.attacks.helpers import exchange, sftp_session
 from tests.ingest.mllp.helpers import RawMllp, oru, parse_ack, wait_listening
 from tests.ingest.sftp.helpers import write_users
 from tests.services.mm_bronze import MmBronze
@@ -106,14 +107,7 @@ def test_http_framing_conflicts(server: MmBronze) -> None:
         b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03" + os.urandom(64),
     ]
     for raw in requests:
-        with socket.create_connection(("127.0.0.1", server.http_port), timeout=10) as sock:
-            sock.sendall(raw)
-            answer = b""
-            try:
-                while chunk := sock.recv(65536):
-                    answer += chunk
-            except OSError:
-                pass
+        answer = exchange(server, raw)
         # Refused (a 4xx, with Content-Length and chunked together read as chunked, as
         # RFC 9112 allows) and the connection closed after it (the read above ended), so
         # nothing left over can be read as a second, smuggled request.
@@ -145,18 +139,7 @@ def test_sftp_jail_escapes(server: MmBronze, tmp_path: Path) -> None:
 
     async def attempt() -> list[str]:
         refused = []
-        async with (
-            asyncssh.connect(
-                "127.0.0.1",
-                server.sftp_port,
-                username="lab1",
-                password="lab1-pw",
-                known_hosts=None,
-                client_keys=None,
-                agent_path=None,
-            ) as conn,
-            conn.start_sftp_client() as sftp,
-        ):
+        async with sftp_session(server, "lab1", "lab1-pw") as sftp:
             for path in ("../../outside.txt", "/../../../outside.txt", "/etc/passwd"):
                 try:
                     data = await (await sftp.open(path, "rb")).read()

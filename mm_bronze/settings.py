@@ -29,6 +29,9 @@ class HttpSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     validation_workers: int = -1  # processes checking bodies of 64 KiB+; -1: one per core, 0: none
     body_timeout: float = 30.0  # seconds a request body may go without a byte before a 408
     max_buffered_bytes: int = 256 * MiB  # request-body bytes all requests may hold in memory
+    tls_cert: str = ""  # PEM certificate (chain); set with tls_key to serve HTTPS
+    tls_key: str = ""
+    tls_client_ca: str = ""  # PEM CA bundle: when set, clients must present a certificate
 
 
 class PostgresSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
 
 from hypercorn.asyncio import serve
 from hypercorn.config import Config
 from starlette.types import ASGIApp
 
+from mm_bronze.errors import ConfigError
 from mm_bronze.ingest.http import protocol
 from mm_bronze.settings import HttpSettings
 
@@ -21,7 +23,29 @@ def hypercorn_config(settings: HttpSettings) -> Config:
     config.errorlog = logging.getLogger("hypercorn.error")  # rendered by mm_bronze.logging
     config.graceful_timeout = 30.0
     config.keep_alive_timeout = 75.0
+    if settings.tls_cert or settings.tls_key or settings.tls_client_ca:
+        apply_tls(config, settings)
     return config
+
+
+def apply_tls(config: Config, settings: HttpSettings) -> None:
+    """Serve HTTPS (HTTP/1.1 only) with the configured files; raises ``ConfigError`` when they
+    are missing or cannot be loaded, before anything listens."""
+    if not (settings.tls_cert and settings.tls_key):
+        raise ConfigError("invalid setting: http.tls_cert and http.tls_key must be set together")
+    try:
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.load_cert_chain(settings.tls_cert, settings.tls_key)
+        if settings.tls_client_ca:
+            context.load_verify_locations(cafile=settings.tls_client_ca)
+    except (OSError, ssl.SSLError) as exc:
+        raise ConfigError(f"invalid setting: http TLS files cannot be loaded: {exc}") from exc
+    config.certfile = settings.tls_cert
+    config.keyfile = settings.tls_key
+    config.alpn_protocols = ["http/1.1"]  # the door is tested as HTTP/1.1 only
+    if settings.tls_client_ca:
+        config.ca_certs = settings.tls_client_ca
+        config.verify_mode = ssl.CERT_REQUIRED
 
 
 async def serve_http(app: ASGIApp, settings: HttpSettings, stop: asyncio.Event) -> None:

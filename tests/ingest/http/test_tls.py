@@ -1,0 +1,123 @@
+"""HTTPS on the HTTP door, with optional client certificates (mutual TLS)."""
+
+from __future__ import annotations
+
+import ssl
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+import trustme
+
+from tests.services.mm_bronze import MmBronze, run_cli
+
+ROUTE = "/ingest/fhir/json/R4/patient"
+BODY = b'{"resourceType": "Patient", "id": "over-tls"}'
+
+
+@pytest.fixture(scope="module")
+def ca() -> trustme.CA:
+    return trustme.CA()
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory: pytest.TempPathFactory, ca: trustme.CA) -> dict[str, Path]:
+    folder = tmp_path_factory.mktemp("http-tls")
+    server = ca.issue_cert("127.0.0.1", "localhost")
+    client = ca.issue_cert("partner@example.org")
+    out = {
+        "cert": folder / "server.pem",
+        "key": folder / "server.key",
+        "ca": folder / "ca.pem",
+        "client": folder / "client.pem",
+    }
+    server.cert_chain_pems[0].write_to_path(out["cert"])
+    server.private_key_pem.write_to_path(out["key"])
+    ca.cert_pem.write_to_path(out["ca"])
+    client.private_key_and_cert_chain_pem.write_to_path(out["client"])
+    return out
+
+
+def https_ready(server: MmBronze, verify: ssl.SSLContext, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert server.proc is not None and server.proc.poll() is None, server.logs()
+        try:
+            url = f"https://127.0.0.1:{server.http_port}/healthz"
+            if httpx.get(url, verify=verify, timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise TimeoutError(server.logs())
+
+
+def client_context(files: dict[str, Path], *, with_cert: bool) -> ssl.SSLContext:
+    context = ssl.create_default_context(cafile=str(files["ca"]))
+    if with_cert:
+        context.load_cert_chain(str(files["client"]))
+    return context
+
+
+@pytest.fixture
+def https_server(
+    tmp_path: Path, module_dsn: str, files: dict[str, Path], request: pytest.FixtureRequest
+) -> Iterator[MmBronze]:
+    env = {
+        "POSTGRES_DSN": module_dsn,
+        "MM_BRONZE_HTTP_TLS_CERT": str(files["cert"]),
+        "MM_BRONZE_HTTP_TLS_KEY": str(files["key"]),
+    }
+    if request.param == "mutual":
+        env["MM_BRONZE_HTTP_TLS_CLIENT_CA"] = str(files["ca"])
+    server = MmBronze(tmp_path, "--http", env=env)
+    server.start(wait=False)
+    https_ready(server, client_context(files, with_cert=True))
+    yield server
+    server.stop()
+
+
+@pytest.mark.parametrize("https_server", ["server-only"], indirect=True)
+def test_https_ingests_and_plain_http_is_not_served(
+    https_server: MmBronze, files: dict[str, Path]
+) -> None:
+    base = f"https://127.0.0.1:{https_server.http_port}"
+    with httpx.Client(base_url=base, verify=client_context(files, with_cert=False)) as client:
+        response = client.post(ROUTE, content=BODY)
+        assert response.status_code == 202, response.text
+        assert response.http_version == "HTTP/1.1"
+    with pytest.raises(httpx.HTTPError):
+        httpx.post(f"http://127.0.0.1:{https_server.http_port}{ROUTE}", content=BODY, timeout=5)
+
+
+@pytest.mark.parametrize("https_server", ["mutual"], indirect=True)
+def test_mutual_tls_needs_a_client_certificate(
+    https_server: MmBronze, files: dict[str, Path]
+) -> None:
+    base = f"https://127.0.0.1:{https_server.http_port}"
+    with httpx.Client(base_url=base, verify=client_context(files, with_cert=True)) as client:
+        assert client.post(ROUTE, content=BODY).status_code == 202
+    with pytest.raises(httpx.HTTPError):
+        with httpx.Client(base_url=base, verify=client_context(files, with_cert=False)) as client:
+            client.post(ROUTE, content=BODY)
+
+
+def test_unreadable_tls_files_stop_the_start_with_one_line(
+    tmp_path: Path, module_dsn: str, files: dict[str, Path]
+) -> None:
+    result = run_cli(
+        "serve",
+        "--http",
+        "--data-dir",
+        str(tmp_path),
+        env={
+            "POSTGRES_DSN": module_dsn,
+            "MM_BRONZE_HTTP_TLS_CERT": str(tmp_path / "missing.pem"),
+            "MM_BRONZE_HTTP_TLS_KEY": str(files["key"]),
+        },
+    )
+    assert result.returncode == 2, result.stderr
+    assert "http TLS files cannot be loaded" in result.stderr
+    assert "Traceback" not in result.stderr

@@ -22,6 +22,7 @@ from mm_bronze.formats.base import PayloadValidator
 
 Job = tuple[str, str, "str | None", str]  # format, content_type, version, level
 PR_SET_PDEATHSIG = 1  # from <sys/prctl.h>
+BUFFER_LIMIT = 4 * 1024 * 1024  # bodies held whole for a worker; larger ones stream
 
 
 def _start_worker(parent: int) -> None:
@@ -112,7 +113,7 @@ class DeferredValidator:
         workers: ValidationWorkers,
         *,
         small: int = 64 * 1024,
-        buffer_limit: int = 4 * 1024 * 1024,
+        buffer_limit: int = BUFFER_LIMIT,
     ) -> None:
         self._validator = validator
         self._job = job

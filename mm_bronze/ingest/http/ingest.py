@@ -24,6 +24,7 @@ from starlette.responses import Response
 from starlette.types import Message, Receive, Scope, Send
 
 from mm_bronze import formats
+from mm_bronze.budget import BudgetExceeded, ByteBudget
 from mm_bronze.errors import (
     BusUnavailable,
     InvalidPayload,
@@ -31,11 +32,10 @@ from mm_bronze.errors import (
     StorageUnavailable,
     UnsupportedFormat,
 )
-from mm_bronze.formats.workers import DeferredValidator
+from mm_bronze.formats.workers import BUFFER_LIMIT, DeferredValidator
 from mm_bronze.ingest.http.auth import Unauthorized
 from mm_bronze.ingest.http.body import receive_body
 from mm_bronze.ingest.http.deps import HttpDeps
-from mm_bronze.ingest.http.inflight import InflightBytes, ServerBusy
 from mm_bronze.ingest.http.responses import error, invalid_payload, refuse
 from mm_bronze.models import IngestEvent, encode_event
 
@@ -64,19 +64,16 @@ def request_id_for(headers: dict[bytes, bytes]) -> str:
     return incoming.decode("ascii") if REQUEST_ID.fullmatch(incoming) else uuidlib.uuid4().hex
 
 
-# What one request can hold in memory before its body streams on: the validator's buffer.
-HELD_PER_REQUEST = 4 * 1024 * 1024
-
-
 class BodyTimeout(Exception):
     """The client sent no body byte for ``body_timeout`` seconds."""
 
 
 async def body_chunks(
-    receive: Receive, *, timeout: float, inflight: InflightBytes, held_limit: int
+    receive: Receive, *, timeout: float, inflight: ByteBudget, held_limit: int
 ) -> AsyncGenerator[bytes, None]:
     """The request body's chunks; each wait for the next is bounded by ``timeout``, and the
-    bytes held in memory (up to ``held_limit``) count against ``inflight`` until the end."""
+    bytes held in memory (up to ``held_limit``, where the body streams on) count against
+    ``inflight``, the cap shared by all requests, until the end."""
     held = 0
     try:
         while True:
@@ -105,7 +102,7 @@ class IngestEndpoint:
 
     def __init__(self, deps: HttpDeps) -> None:
         self.deps = deps
-        self.inflight = InflightBytes(deps.settings.max_buffered_bytes)
+        self.inflight = ByteBudget(deps.settings.max_buffered_bytes)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send, route: list[str]) -> None:
         headers: dict[bytes, bytes] = {}
@@ -206,7 +203,7 @@ class IngestEndpoint:
                 receive,
                 timeout=deps.settings.body_timeout,
                 inflight=self.inflight,
-                held_limit=HELD_PER_REQUEST + deps.settings.inline_limit,
+                held_limit=BUFFER_LIMIT + deps.settings.inline_limit,
             )
             async with contextlib.aclosing(chunks):  # gives back its in-flight share at once
                 body = await receive_body(
@@ -227,8 +224,9 @@ class IngestEndpoint:
         except BodyTimeout:
             timeout = deps.settings.body_timeout
             return refuse(408, "body_timeout", f"no body data for {timeout:g} seconds")
-        except ServerBusy as exc:
-            return refuse(503, "busy", str(exc))
+        except BudgetExceeded as exc:
+            why = f"the server holds {exc.limit} bytes of request bodies already; retry later"
+            return refuse(503, "busy", why)
         client_addr = scope.get("client")
         user_agent = headers.get(b"user-agent")
         content_type = headers.get(b"content-type")

@@ -1,8 +1,8 @@
 """MLLP framing: each message travels as ``<VT> message <FS><CR>`` (0x0B … 0x1C 0x0D).
 
 ``FrameReader`` turns a byte stream into frames. It never holds more than one frame (up to
-the size limit) plus one read in memory, and reports what it holds to a ``BufferBudget``
-shared by all connections (``BufferBudgetExceeded`` when they hold too much together): bytes
+the size limit) plus one read in memory, and counts what it holds against a ``ByteBudget``
+shared by all connections (``BudgetExceeded`` when they hold too much together): bytes
 outside frames are skipped and counted, a
 frame abandoned by a new start block is dropped, an oversized frame is read to its end block
 and discarded (``FrameTooLarge`` keeps only its head, for the acknowledgement), and a
@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 
-from mm_bronze.ingest.mllp.budget import BufferBudget
+from mm_bronze.budget import ByteBudget
 
 START_BLOCK = b"\x0b"
 END_BLOCK = b"\x1c\r"
@@ -49,7 +49,7 @@ class FrameReader:
         *,
         max_frame_bytes: int,
         idle_timeout: float,
-        budget: BufferBudget | None = None,
+        budget: ByteBudget | None = None,
     ) -> None:
         self._reader = reader
         self._buf = bytearray()
@@ -57,6 +57,7 @@ class FrameReader:
         self._idle = idle_timeout
         self._budget = budget
         self._body_held = 0
+        self._held = 0  # what this reader holds in ``budget``
         self.junk_bytes = 0  # bytes outside any frame
         self.abandoned_frames = 0  # frames cut short by a new start block or by end of stream
 
@@ -76,11 +77,18 @@ class FrameReader:
     def close(self) -> None:
         """Give back what this reader holds to the shared budget."""
         if self._budget is not None:
-            self._budget.release(self)
+            self._budget.give(self._held)
+        self._held = 0
 
     def _account(self) -> None:
-        if self._budget is not None:
-            self._budget.hold(self, len(self._buf) + self._body_held)
+        if self._budget is None:
+            return
+        holding = len(self._buf) + self._body_held
+        if holding > self._held:
+            self._budget.take(holding - self._held)
+        else:
+            self._budget.give(self._held - holding)
+        self._held = holding
 
     async def _fill(self) -> bool:
         try:

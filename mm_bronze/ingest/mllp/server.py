@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 
 import structlog
 
+from mm_bronze.budget import BudgetExceeded, ByteBudget
 from mm_bronze.ingest.mllp.access import PeerPolicy
-from mm_bronze.ingest.mllp.budget import BufferBudget, BufferBudgetExceeded
 from mm_bronze.ingest.mllp.framing import FrameReader, FrameTooLarge, IdleTimeout, frame
 from mm_bronze.ingest.mllp.receiver import MessageReceiver, Peer
 from mm_bronze.settings import MllpSettings
@@ -52,7 +52,7 @@ class MllpServer:
         self._server: asyncio.Server | None = None
         self._connections: set[_Connection] = set()
         self._closing = False
-        self._budget = BufferBudget(settings.max_buffered_bytes)
+        self._budget = ByteBudget(settings.max_buffered_bytes)
 
     async def open(self) -> None:
         """Start listening; raises ``OSError`` when the address cannot be bound."""
@@ -146,7 +146,7 @@ class MllpServer:
                 conn.busy = False
         except IdleTimeout:
             log.info("mllp connection idle, closing", peer=address, port=port)
-        except BufferBudgetExceeded as exc:
+        except BudgetExceeded as exc:
             log.warning(
                 "mllp connection closed: unfinished frames of all connections over the cap",
                 peer=address,

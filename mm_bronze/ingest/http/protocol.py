@@ -24,6 +24,8 @@ import msgspec
 from hypercorn.protocol.h11 import H11Protocol
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from mm_bronze.ingest.http.responses import refuse
+
 REASONS = {
     400: ("bad_request", "malformed HTTP request"),
     431: ("headers_too_large", "request header fields too large"),
@@ -64,20 +66,7 @@ class Http11Only:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and not scope.get("http_version", "1.1").startswith("1."):
-            code, message = REASONS[505]
-            body = msgspec.json.encode({"error": code, "message": message})
-            await send(
-                {
-                    "type": "http.response.start",
-                    "status": 505,
-                    "headers": [
-                        (b"content-type", b"application/json"),
-                        (b"content-length", str(len(body)).encode()),
-                        (b"connection", b"close"),
-                    ],
-                }
-            )
-            await send({"type": "http.response.body", "body": body})
+            await refuse(505, *REASONS[505])(scope, receive, send)
             return
         await self.app(scope, receive, send)
 

@@ -13,14 +13,15 @@ from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from mm_bronze.errors import Unavailable
 from mm_bronze.ingest.http.auth import Unauthorized
 from mm_bronze.ingest.http.deps import HttpDeps
-from mm_bronze.ingest.http.ingest import IngestEndpoint, ingest_segments, request_id_for
+from mm_bronze.ingest.http.ingest import IngestEndpoint, ingest_segments
 from mm_bronze.ingest.http.linger import LingeringClose
 from mm_bronze.ingest.http.protocol import Http11Only
+from mm_bronze.ingest.http.request_id import RequestIdMiddleware
 from mm_bronze.ingest.http.responses import error, json_response
 from mm_bronze.metadata import lineage, records
 from mm_bronze.metadata.clients import Client
@@ -122,38 +123,10 @@ def build_app(deps: HttpDeps) -> ASGIApp:
     ]
     app = Starlette(
         routes=routes,
-        middleware=[Middleware(RequestIdMiddleware), Middleware(Http11Only)],
+        middleware=[Middleware(Http11Only)],
         exception_handlers={404: not_found, 405: method_not_allowed, 500: server_error},
     )
-    return LingeringClose(HttpDoor(IngestEndpoint(deps), app))
-
-
-class RequestIdMiddleware:
-    """Binds a request id (``X-Request-ID`` or a new one) to the log context and echoes it."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        request_id = request_id_for(dict(scope["headers"]))
-        structlog.contextvars.bind_contextvars(request_id=request_id)
-
-        async def send_with_id(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                message.setdefault("headers", [])
-                message["headers"] = [
-                    *message["headers"],
-                    (b"x-request-id", request_id.encode("latin-1")),
-                ]
-            await send(message)
-
-        try:
-            await self.app(scope, receive, send_with_id)
-        finally:
-            structlog.contextvars.unbind_contextvars("request_id")
+    return LingeringClose(RequestIdMiddleware(HttpDoor(IngestEndpoint(deps), app)))
 
 
 async def check_readiness(checks: dict[str, Callable[[], Awaitable[None]]]) -> dict[str, str]:

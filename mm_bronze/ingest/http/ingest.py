@@ -36,14 +36,13 @@ from mm_bronze.formats.workers import BUFFER_LIMIT, DeferredValidator
 from mm_bronze.ingest.http.auth import Unauthorized
 from mm_bronze.ingest.http.body import receive_body
 from mm_bronze.ingest.http.deps import HttpDeps
+from mm_bronze.ingest.http.request_id import current_request_id
 from mm_bronze.ingest.http.responses import error, invalid_payload, refuse
 from mm_bronze.models import IngestEvent, encode_event
 
 log = structlog.get_logger(__name__)
 
 SEGMENT = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")  # matched whole (fullmatch)
-# X-Request-ID values kept and echoed: printable ASCII without spaces, 1 to 64 characters.
-REQUEST_ID = re.compile(rb"[\x21-\x7e]{1,64}")
 SEGMENT_NAMES = ("format", "content_type", "version", "subtype")
 
 
@@ -55,13 +54,6 @@ def ingest_segments(scope: Scope) -> list[str] | None:
     if len(parts) != 6 or parts[0] or parts[1] != "ingest" or not all(parts[2:]):
         return None
     return parts[2:]
-
-
-def request_id_for(headers: dict[bytes, bytes]) -> str:
-    """``X-Request-ID`` when it is 1-64 printable ASCII characters without spaces, else a
-    new id (32 hex digits)."""
-    incoming = headers.get(b"x-request-id", b"")
-    return incoming.decode("ascii") if REQUEST_ID.fullmatch(incoming) else uuidlib.uuid4().hex
 
 
 class BodyTimeout(Exception):
@@ -108,22 +100,17 @@ class IngestEndpoint:
         headers: dict[bytes, bytes] = {}
         for name, value in scope["headers"]:
             headers.setdefault(name, value)
-        request_id = request_id_for(headers)
-        id_header = (b"x-request-id", request_id.encode("latin-1"))
         started = False
 
-        async def send_with_id(message: Message) -> None:
+        async def send_tracked(message: Message) -> None:
             nonlocal started
-            if message["type"] == "http.response.start":
-                started = True
-                message["headers"] = [*message.get("headers", ()), id_header]
+            started = started or message["type"] == "http.response.start"
             await send(message)
 
-        structlog.contextvars.bind_contextvars(request_id=request_id)
         try:
-            response = await self.ingest(scope, receive, headers, route, request_id)
+            response = await self.ingest(scope, receive, headers, route, current_request_id())
             if isinstance(response, bytes):
-                await send_with_id(
+                await send_tracked(
                     {
                         "type": "http.response.start",
                         "status": 202,
@@ -133,17 +120,15 @@ class IngestEndpoint:
                         ],
                     }
                 )
-                await send_with_id({"type": "http.response.body", "body": response})
+                await send_tracked({"type": "http.response.body", "body": response})
             else:
-                await response(scope, receive, send_with_id)
+                await response(scope, receive, send_tracked)
         except ClientDisconnect:
             log.info("client disconnected before the end of the body")
         except Exception as exc:
             log.error("unhandled error", error=type(exc).__name__)
             if not started:
-                await error(500, "internal_error", "internal error")(scope, receive, send_with_id)
-        finally:
-            structlog.contextvars.unbind_contextvars("request_id")
+                await error(500, "internal_error", "internal error")(scope, receive, send_tracked)
 
     async def ingest(
         self,
@@ -151,7 +136,7 @@ class IngestEndpoint:
         receive: Receive,
         headers: dict[bytes, bytes],
         route: list[str],
-        request_id: str,
+        request_id: str | None,
     ) -> Response | bytes:
         """The 202 body, or the error response."""
         deps = self.deps

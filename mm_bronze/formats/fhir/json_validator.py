@@ -14,6 +14,7 @@ from typing import Any
 import msgspec
 
 from mm_bronze.formats.base import STRICT, Findings
+from mm_bronze.formats.bom import BOM, LeadingBom
 from mm_bronze.formats.fhir.fast.decider import EntryFacts, decide, entry_facts
 from mm_bronze.formats.fhir.json_events import JsonWalker
 from mm_bronze.formats.fhir.json_stream import JsonSplitter
@@ -26,7 +27,6 @@ from mm_bronze.formats.fhir.structure import StructureChecker, too_deep
 BUFFER_LIMIT = 4 * 1024 * 1024
 # A UTF-8 byte order mark may precede the JSON (editors on Windows write one): it is skipped
 # for parsing, kept in the stored bytes, and recorded as ``bom: true``.
-BOM = b"\xef\xbb\xbf"
 
 
 def checker_for(version: str | None, findings: Findings, *, note: bool = True) -> StructureChecker:
@@ -56,19 +56,15 @@ class FhirJsonValidator:
         self._buffer: list[bytes] = []
         self._size = 0
         self._splitter: JsonSplitter | None = None
-        self._head = b""  # the first bytes, until they tell whether a BOM starts the body
-        self._bom: bool | None = None
+        self._lead = LeadingBom()
 
     def feed(self, chunk: bytes) -> None:
         self._size += len(chunk)
-        if self._bom is None:
-            head = self._head + chunk
-            if len(head) < len(BOM) and BOM.startswith(head):
-                self._head = head
+        if self._lead.found is None:
+            head = self._lead.first(chunk)
+            if head is None:
                 return
-            self._head = b""
-            self._bom = head.startswith(BOM)
-            chunk = head[len(BOM) :] if self._bom else head
+            chunk = head[len(BOM) :] if self._lead.found else head
         if not chunk:
             return
         if self._splitter is None and self._size <= BUFFER_LIMIT:
@@ -87,9 +83,8 @@ class FhirJsonValidator:
         self.findings.add("fatal", "invalid", f"malformed JSON: {detail}", location=location)
 
     def finish(self) -> dict[str, Any]:
-        if self._bom is None:  # fewer bytes than a BOM: not JSON, said below
-            self._bom = False
-            self._buffer.append(self._head)
+        if self._lead.found is None:  # fewer bytes than a BOM: not JSON, said below
+            self._buffer.append(self._lead.held())
         if self._splitter is None:
             data = b"".join(self._buffer)
             canonical = canonical_version(self.version)
@@ -114,7 +109,7 @@ class FhirJsonValidator:
 
     def _metadata(self, meta: dict[str, Any]) -> dict[str, Any]:
         meta["fhir_version"] = canonical_version(self.version) or self.version
-        if self._bom:
+        if self._lead.found:
             meta["bom"] = True
         return self.findings.record(meta)
 

@@ -13,6 +13,7 @@ from xml.parsers import expat
 
 from mm_bronze.errors import InvalidPayload
 from mm_bronze.formats.base import STRICT, Findings
+from mm_bronze.formats.bom import LeadingBom
 from mm_bronze.formats.fhir.json_validator import checker_for
 from mm_bronze.formats.fhir.model import Element, canonical_version, primitive_problem
 from mm_bronze.formats.fhir.structure import MAX_DEPTH, Node, too_deep
@@ -20,7 +21,6 @@ from mm_bronze.formats.fhir.structure import MAX_DEPTH, Node, too_deep
 FHIR_NS = "http://hl7.org/fhir"
 XHTML_NS = "http://www.w3.org/1999/xhtml"
 XSI_NS = "http://www.w3.org/2001/XMLSchema-instance"
-BOM = b"\xef\xbb\xbf"
 # XML whitespace, the only text allowed between FHIR elements.
 BLANK = " \t\r\n"
 
@@ -63,8 +63,7 @@ class FhirXmlValidator:
         self._stack: list[_Frame] = []
         self._skip = 0
         self._root_seen = False
-        self._head = b""  # the first bytes, until they tell whether a BOM starts the body
-        self._bom: bool | None = None
+        self._lead = LeadingBom()  # expat skips a BOM; the metadata records it
 
     def _where(self) -> str:
         parser = self._parser
@@ -218,13 +217,10 @@ class FhirXmlValidator:
             self._error("required", f"{frame.path} must hold a resource", frame.path)
 
     def feed(self, chunk: bytes) -> None:
-        if self._bom is None:
-            head = self._head + chunk
-            if len(head) < len(BOM) and BOM.startswith(head):
-                self._head = head
+        if self._lead.found is None:
+            head = self._lead.first(chunk)
+            if head is None:
                 return
-            self._head = b""
-            self._bom = head.startswith(BOM)  # expat skips it; the metadata records it
             chunk = head
             if chunk.startswith((b"\xff\xfe", b"\xfe\xff")):
                 self.findings.add(
@@ -255,11 +251,11 @@ class FhirXmlValidator:
             )
 
     def finish(self) -> dict[str, Any]:
-        self._parse(self._head, final=True)
+        self._parse(self._lead.held(), final=True)
         if not self._root_seen:
             self.findings.add("fatal", "structure", "XML has no root element")
         meta = self.checker.summary.metadata()
         meta["fhir_version"] = canonical_version(self.version) or self.version
-        if self._bom:
+        if self._lead.found:
             meta["bom"] = True
         return self.findings.record(meta)

@@ -25,12 +25,15 @@ from mm_bronze.formats.hl7v2.fields import (
 )
 
 BOM = b"\xef\xbb\xbf"
+NUMBER_BYTES = re.compile(rb"[+-]?(\d+(\.\d*)?|\.\d+)")
 SEGMENT_END = re.compile(rb"[\r\n]")
 HEADERS = (b"MSH", b"FHS", b"BHS")
 # An unfinished segment longer than this (e.g. a document embedded in OBX-5) keeps only
 # the first FIELD_KEEP bytes of each long field: the checks only read short fields.
 SEGMENT_HOLD = 1024 * 1024
 FIELD_KEEP = 1024
+# Body segment IDs found valid (at most 26 * 36 * 36 of them): name and required fields.
+BODY_IDS: dict[bytes, tuple[str, tuple[int, ...]]] = {}
 
 
 class Hl7v2Validator:
@@ -44,6 +47,9 @@ class Hl7v2Validator:
         self._field_sep = b"|"
         self._component_sep = "^"
         self._repetition_sep = "~"
+        # What a required field may hold and still be empty: the component and repetition
+        # characters (as bytes where they are ASCII, so fields need no decoding).
+        self._filler: bytes | str = b"^~"
         self._messages = 0
         self._segment_in_message = 0
         self._types: dict[str, int] = {}
@@ -69,14 +75,13 @@ class Hl7v2Validator:
             chunk = data.removeprefix(BOM)
         # Split at every CR or LF at once (in C); a CRLF, or a CR and LF in two chunks,
         # leave an empty segment, which is skipped like a blank line.
-        *segments, rest = SEGMENT_END.split(chunk)
+        *segments, rest = _split_lines(chunk)
         if segments:
             if self._partial:
                 self._partial += segments[0]
                 segments[0] = bytes(self._partial)
                 self._partial.clear()
-            for segment in segments:
-                self._segment(segment)
+            self._segments(segments)
         self._partial += rest
         if len(self._partial) > SEGMENT_HOLD:
             self._compact()
@@ -84,6 +89,21 @@ class Hl7v2Validator:
     def _compact(self) -> None:
         fields = bytes(self._partial).split(self._field_sep)
         self._partial = bytearray(self._field_sep.join(f[:FIELD_KEEP] for f in fields))
+
+    def _segments(self, segments: list[bytes]) -> None:
+        """``_segment`` of each, the common case the short way: a body segment inside a
+        message, with an ID already seen valid there, needs no more than counting and its
+        required fields checked (``_fields``)."""
+        known = BODY_IDS
+        for segment in segments:
+            checks = known.get(segment[:3])
+            if checks is not None and segment[3:4] == self._field_sep and self._messages:
+                self._line += 1
+                self._segment_in_message += 1
+                if checks[1]:
+                    self._fields(segment, checks)
+            else:
+                self._segment(segment)
 
     def _segment(self, segment: bytes) -> None:
         if not segment.strip():
@@ -163,11 +183,17 @@ class Hl7v2Validator:
         else:
             self._batch = True
         self._delimiters(segment, name)
-        fields = segment.split(self._field_sep)
+        # Decoded whole, then split: an ASCII separator never falls inside a UTF-8 sequence.
+        sep = self._field_sep
+        fields = (
+            _text(segment).split(sep.decode())
+            if sep.isascii()
+            else [_text(f) for f in segment.split(sep)]
+        )
 
         # fields[0] is the segment id and MSH-1 the separator itself, so MSH-n is fields[n-1].
         def field(n: int) -> str:
-            return _text(fields[n - 1]) if len(fields) >= n else ""
+            return fields[n - 1] if len(fields) >= n else ""
 
         for n in HD_FIELDS.get(name, ()):
             value = field(n)
@@ -235,6 +261,7 @@ class Hl7v2Validator:
             )
         if len(chars) >= 2:
             self._component_sep, self._repetition_sep = chars[0], chars[1]
+            self._filler = _filler(chars[0] + chars[1])
         if self._messages == 1 and name == "MSH":
             self._first_delimiters = (sep.decode("latin-1"), chars)
 
@@ -266,17 +293,27 @@ class Hl7v2Validator:
             self._error(name, None, "appears outside a message (before any MSH)")
             return
         self._segment_in_message += 1
-        required = REQUIRED.get(name)
-        if required is None and name != "OBX":
-            return
+        checks = BODY_IDS[seg_id] = (name, REQUIRED.get(name, ()))
+        if checks[1]:
+            self._fields(segment, checks)
+
+    def _fields(self, segment: bytes, checks: tuple[str, tuple[int, ...]]) -> None:
+        """The required fields of a body segment, and the value of an NM or SN ``OBX``."""
+        name, required = checks
         fields = segment.split(self._field_sep)
         count = len(fields)
-        for n in required or ():
-            value = fields[n].decode("utf-8", "replace") if count > n else ""
-            if not value.strip(self._component_sep + self._repetition_sep):
+        filler = self._filler
+        for n in required:
+            if count <= n or not (
+                fields[n].strip(filler)
+                if isinstance(filler, bytes)
+                else fields[n].decode("utf-8", "replace").strip(filler)
+            ):
                 self._error(name, n, "is required but empty")
         if name == "OBX" and count > 5 and fields[2] in (b"NM", b"SN"):
-            self._observation_value(_text(fields[2]), _text(fields[5]))
+            # A plain ASCII number (the usual NM value) is valid as it stands.
+            if fields[2] != b"NM" or NUMBER_BYTES.fullmatch(fields[5]) is None:
+                self._observation_value(_text(fields[2]), _text(fields[5]))
 
     def _observation_value(self, value_type: str, value: str) -> None:
         for repetition in value.split(self._repetition_sep) if value else ():
@@ -349,6 +386,19 @@ class Hl7v2Validator:
         meta["message_types"] = dict(sorted(self._types.items()))
         meta["batch"] = self._batch
         return meta
+
+
+def _split_lines(chunk: bytes) -> list[bytes]:
+    """``chunk`` split at every CR and at every LF (by ``bytes.split`` where only one occurs)."""
+    if b"\n" not in chunk:
+        return chunk.split(b"\r")
+    if b"\r" not in chunk:
+        return chunk.split(b"\n")
+    return SEGMENT_END.split(chunk)
+
+
+def _filler(chars: str) -> bytes | str:
+    return chars.encode() if chars.isascii() else chars
 
 
 def _text(raw: bytes) -> str:

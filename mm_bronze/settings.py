@@ -71,6 +71,9 @@ class KafkaSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
 class ConsumerSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     concurrency: int = 2  # pipelines per topic in one process
     batch_size: int = 100  # events per batch
+    # After a batch smaller than batch_size, wait this long before claiming the next: a
+    # trickle of events is then stored in fewer, larger batches (fewer fsyncs). 0: no wait.
+    linger: float = 0.05
     max_attempts: int = 5  # deliveries of a failing event before it is dead-lettered
     lease_seconds: float = 30.0  # embedded queue: a dead consumer's claim returns after this
     retry_backoff_max: float = 30.0  # longest pause between retries while storage or DB is down
@@ -430,6 +433,10 @@ def _check(settings: Settings, sources: Sources | None = None) -> None:
             raise ConfigError(
                 f"invalid setting {_label(sources, section, key)}: expected a number above 0"
             )
+    if settings.consumer.linger < 0:
+        raise ConfigError(
+            f"invalid setting {_label(sources, 'consumer', 'linger')}: expected 0 or more seconds"
+        )
     for section in ("http", "sftp", "mllp"):
         port = getattr(settings, section).port
         if not 0 < port < 65536:

@@ -61,6 +61,9 @@ class PersistPipeline:
                     await self.process(messages)
                 self.degraded = None
                 backoff = 0.1
+                if 0 < len(messages) < self._settings.batch_size and self._settings.linger > 0:
+                    # Let a trickle gather: the next batch then costs its fsyncs once.
+                    await _pause(stop, self._settings.linger)
             except (Unavailable, psycopg.OperationalError, psycopg.InterfaceError) as exc:
                 self.degraded = f"{type(exc).__name__}: {exc}"
                 log.warning(

@@ -14,6 +14,7 @@ ratios hold.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import itertools
 import os
 import subprocess
@@ -31,6 +32,7 @@ import psycopg
 
 from benchmarks.loadgen import MARKER, LoadResult, run_wrk
 from benchmarks.summary import record
+from mm_bronze import formats
 from tests.services.mm_bronze import MmBronze, free_port
 from tests.services.postgres import create_database, postgres_server
 
@@ -77,6 +79,55 @@ def show(label: str, result: LoadResult, base: LoadResult | None = None) -> None
 
 def best(results: list[LoadResult]) -> LoadResult:
     return max(results, key=LoadResult.rate)
+
+
+def cpu_per_body(body: bytes, route: str) -> float:
+    """CPU seconds this process spends validating and hashing ``body`` once (best of a few
+    rounds): the least the door must spend on it before acknowledging."""
+    _, fmt, content_type, version, _subtype = route.strip("/").split("/")
+    body = body.replace(MARKER, b"a" * len(MARKER))  # what wrk puts there: a distinct id
+    best_time = float("inf")
+    for _ in range(20):
+        start = time.process_time()
+        for _ in range(10):
+            validator = formats.validator_for(fmt, content_type, version=version)
+            for offset in range(0, len(body), 64 * 1024):
+                validator.feed(body[offset : offset + 64 * 1024])
+            validator.finish()
+            hashlib.sha256(body).digest()
+        best_time = min(best_time, (time.process_time() - start) / 10)
+    return best_time
+
+
+def warm_up(url: str, body: bytes, requests: int = 8) -> None:
+    """A few requests before measuring: the validation workers start and build their types
+    on their first bodies, which a short measurement would otherwise count."""
+    for n in range(requests):
+        answer = httpx.post(url, content=body.replace(MARKER, b"warm-%d" % n), timeout=60)
+        answer.raise_for_status()
+
+
+def process_cpu(pid: int) -> float:
+    """CPU seconds (user + system) process ``pid`` has used so far (Linux)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def record_bound(
+    label: str, connections: int, body: bytes, base: LoadResult, receive_cpu: float
+) -> None:
+    """What this machine allows at most: every core doing nothing but what the ceiling does
+    per request (read the body, answer) plus validating and hashing the body (no staging, no
+    commit, no load generator), against the same ceiling as the door."""
+    cpu = receive_cpu + cpu_per_body(body, BUNDLE_ROUTE)
+    cores = os.cpu_count() or 1
+    bound = cores / cpu
+    print(f"  {'bound (cores / CPU)':<26} {bound:8.1f} req/s  ({receive_cpu * 1000:.2f} ms of CPU"
+          f" per request to receive, {cpu * 1000:.2f} ms with validating and hashing the body;"
+          f" {cores} cores)")  # fmt: skip
+    record(NAME, f"{label}, {connections} conn: the machine's bound (cores / CPU to receive,"
+           " validate and hash a body)", bound, base.rate(), "req/s",
+           note="no goal: more than any door could accept here")  # fmt: skip
 
 
 def record_http(figure: str, result: LoadResult, base: LoadResult, goal: float) -> None:
@@ -166,10 +217,15 @@ def main() -> int:
                     print(f"\n{label} ({len(body):,} bytes, {connections} connections)")
                     # Alternate the targets and keep each one's best round: a neighbour's
                     # burst on a shared machine then hits neither figure alone.
+                    warm_up(http.url + route, body)
                     bases, results = [], []
+                    ceiling_cpu = []  # the ceiling's CPU seconds per request, per round
                     for _ in range(args.rounds):
+                        cpu_before = process_cpu(ceiling.pid)
                         bases.append(run_wrk(ceiling_url + route, body, connections=connections,
                                              seconds=args.seconds))  # fmt: skip
+                        answered = bases[-1].requests + bases[-1].errors
+                        ceiling_cpu.append((process_cpu(ceiling.pid) - cpu_before) / answered)
                         show("ceiling (bare starlette)", bases[-1])
                         results.append(run_wrk(http.url + route, body, connections=connections,
                                                seconds=args.seconds))  # fmt: skip
@@ -177,6 +233,8 @@ def main() -> int:
                     base, result = best(bases), best(results)
                     record_http(f"serve --http, {label}, {connections} conn", result, base,
                                 0.6 if route == OBSERVATION_ROUTE else 0.5)  # fmt: skip
+                    if route == BUNDLE_ROUTE:
+                        record_bound(label, connections, body, base, min(ceiling_cpu))
             print(f"\nserve --all, Observations, 32 connections, {args.all_seconds:.0f} s")
             base = run_wrk(ceiling_url + OBSERVATION_ROUTE, observation, connections=32,
                            seconds=args.seconds)  # fmt: skip

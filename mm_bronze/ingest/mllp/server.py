@@ -114,6 +114,9 @@ class MllpServer:
             return
         conn = _Connection(asyncio.current_task())
         self._connections.add(conn)
+        gauge = self._receiver.connections
+        if gauge is not None:
+            gauge.inc()
         frames = FrameReader(
             reader,
             max_frame_bytes=self._settings.max_frame_bytes,
@@ -162,6 +165,8 @@ class MllpServer:
         finally:
             frames.close()
             self._connections.discard(conn)
+            if gauge is not None:
+                gauge.dec()
             conn.done.set()
             writer.close()
             if frames.junk_bytes or frames.abandoned_frames:

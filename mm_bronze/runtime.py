@@ -122,6 +122,7 @@ async def open_resources(settings: Settings) -> AsyncIterator[Resources]:
         stack.push_async_callback(storage.close)
         resources = Resources(settings=settings, db=db, bus=bus, storage=storage, metrics=Metrics())
         resources.metrics.watch_bus(bus, dict(resources.topics().values()))
+        resources.metrics.watch_readiness(resources.readiness)
         yield resources
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from prometheus_client import CONTENT_TYPE_PLAIN_0_0_4, generate_latest
 
 from mm_bronze.metrics.registry import Metrics
@@ -12,6 +14,6 @@ CONTENT_TYPE = CONTENT_TYPE_PLAIN_0_0_4
 
 async def scrape(metrics: Metrics) -> bytes:
     """The text a ``GET /metrics`` answers."""
-    if metrics.bus is not None:
-        await metrics.bus.refresh()
+    refreshes = [gauge.refresh() for gauge in (metrics.bus, metrics.readiness) if gauge]
+    await asyncio.gather(*refreshes)
     return generate_latest(metrics.registry)

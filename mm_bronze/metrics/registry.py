@@ -19,6 +19,7 @@ from prometheus_client.process_collector import ProcessCollector
 
 from mm_bronze.metrics.bus import BusGauges
 from mm_bronze.metrics.door import FORMATS, OTHER, UNKNOWN, DoorMetrics
+from mm_bronze.metrics.readiness import Readiness, ReadinessGauge
 
 if TYPE_CHECKING:
     from mm_bronze.bus import Bus
@@ -32,6 +33,7 @@ BATCH_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60
 STORED = "stored"
 DUPLICATE = "duplicate"
 FAILED = "failed"
+SOURCES = ("api", "sftp", "mllp")
 # The formats each door can answer for (others are bound on first use).
 _DOOR_FORMATS = {
     "http": (*FORMATS[:4], OTHER),
@@ -73,6 +75,9 @@ class Metrics:
             ["source", "result"],
             registry=registry,
         )
+        for source in SOURCES:  # present, at 0, in every process: absent is not zero
+            for result in (STORED, DUPLICATE, FAILED):
+                self.stored.labels(source, result)
         self.consumer_batch = Histogram(
             "mm_bronze_consumer_batch_seconds",
             "Seconds a consumer took to store, record and acknowledge one batch.",
@@ -87,11 +92,17 @@ class Metrics:
         )
         self._doors: dict[str, DoorMetrics] = {}
         self.bus: BusGauges | None = None
+        self.readiness: ReadinessGauge | None = None
 
     def watch_bus(self, bus: Bus, groups: Mapping[str, str]) -> None:
         """Report the backlog of each topic in ``groups`` (topic → group) and dead letters."""
         self.bus = BusGauges(bus, groups)
         self.registry.register(self.bus)
+
+    def watch_readiness(self, readiness: Readiness) -> None:
+        """Report each readiness check (``/readyz``'s ``checks``) as ``mm_bronze_ready``."""
+        self.readiness = ReadinessGauge(readiness)
+        self.registry.register(self.readiness)
 
     def door(self, name: str) -> DoorMetrics:
         """The counters of door ``name`` (``http``, ``mllp`` or ``sftp``)."""

@@ -8,8 +8,11 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterator
 
+import structlog
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
+
+log = structlog.get_logger(__name__)
 
 Readiness = Callable[[], Awaitable[dict[str, str]]]
 
@@ -22,7 +25,11 @@ class ReadinessGauge(Collector):
         self._checks: dict[str, str] = {}
 
     async def refresh(self) -> None:
-        self._checks = await self._readiness()  # every check is bounded by its own timeout
+        try:
+            self._checks = await self._readiness()  # each check is bounded by its own timeout
+        except Exception as exc:  # a scrape answers whatever the checks do
+            self._checks = {}
+            log.warning("readiness unavailable for metrics", error=type(exc).__name__)
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         ready = GaugeMetricFamily(

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import signal
+import socket
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -19,7 +20,7 @@ import pytest
 from mm_bronze.metrics.door import FORMATS, OTHER, OUTCOMES, UNKNOWN
 from tests.ingest.mllp.helpers import RawMllp, oru, parse_ack
 from tests.ingest.sftp.helpers import write_users
-from tests.metrics.scrape import Samples, label_values, scrape, value, wait_scrape
+from tests.metrics.scrape import Samples, label_values, parse, scrape, value, wait_scrape
 from tests.services.mm_bronze import MmBronze, free_port, run_cli
 
 MAX_BODY = 4096
@@ -345,3 +346,45 @@ def test_dashboard_uses_only_metrics_a_scrape_has(doors: Doors) -> None:
     assert any(n.startswith("mm_bronze_bus_backlog") for n in names)
     scraped = {name for name, _ in scrape(doors.metrics_url)}
     assert names <= scraped, names - scraped
+
+
+def test_a_scrape_answers_while_the_bus_does_not(dsn: str, tmp_path: Path) -> None:
+    """The queue table locked (a stuck database): the scrape answers, without bus gauges."""
+    with (
+        MmBronze(tmp_path, "--http", env={"POSTGRES_DSN": dsn}) as proc,
+        psycopg.connect(dsn) as locker,
+    ):
+        locker.execute("LOCK TABLE bus.messages IN ACCESS EXCLUSIVE MODE")
+        try:
+            response = httpx.get(proc.url + "/metrics", timeout=30)
+        finally:
+            locker.rollback()
+        assert response.status_code == 200
+        names = {name for name, _ in parse(response.text)}
+        assert "mm_bronze_submissions_total" in names
+        assert "mm_bronze_bus_backlog" not in names
+        assert value(parse(response.text), "mm_bronze_ready", check="bus") == 0
+        assert "bus counts unavailable for metrics" in proc.logs()
+        # Once the database answers again, so do the gauges.
+        samples = scrape(proc.url + "/metrics")
+        assert value(samples, "mm_bronze_bus_backlog", topic=API) == 0
+        assert value(samples, "mm_bronze_ready", check="bus") == 1
+
+
+def test_metrics_port_in_use_is_one_line(tmp_path: Path, dsn: str) -> None:
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        result = run_cli(
+            "serve",
+            "--consumers",
+            "--data-dir",
+            str(tmp_path),
+            env={"POSTGRES_DSN": dsn, "MM_BRONZE_METRICS_PORT": str(port)},
+        )
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [
+        f"mm-bronze: metrics cannot listen on 127.0.0.1:{port} (address already in use): "
+        "set another port with MM_BRONZE_METRICS_PORT or metrics.port"
+    ]

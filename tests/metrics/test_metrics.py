@@ -388,3 +388,34 @@ def test_metrics_port_in_use_is_one_line(tmp_path: Path, dsn: str) -> None:
         f"mm-bronze: metrics cannot listen on 127.0.0.1:{port} (address already in use): "
         "set another port with MM_BRONZE_METRICS_PORT or metrics.port"
     ]
+
+
+async def test_open_mllp_connections_and_sftp_sessions_are_gauged(doors: Doors) -> None:
+    async with (
+        asyncssh.connect(
+            "127.0.0.1",
+            doors.proc.sftp_port,
+            username="lab",
+            password=SFTP_PASSWORD,
+            known_hosts=None,
+            client_keys=None,
+            agent_path=None,
+        ) as conn,
+        conn.start_sftp_client() as sftp,
+    ):
+        await sftp.listdir("/")
+        with RawMllp(doors.proc.mllp_port), RawMllp(doors.proc.mllp_port):
+            samples = await asyncio.to_thread(
+                wait_scrape,
+                doors.metrics_url,
+                lambda s: value(s, "mm_bronze_mllp_connections") == 2,
+            )
+            assert value(samples, "mm_bronze_sftp_sessions") == 1
+    after = await asyncio.to_thread(
+        wait_scrape,
+        doors.metrics_url,
+        lambda s: (
+            value(s, "mm_bronze_mllp_connections") == 0 and value(s, "mm_bronze_sftp_sessions") == 0
+        ),
+    )
+    assert after

@@ -181,7 +181,13 @@ async def run_mllp(res: Resources, stop: asyncio.Event) -> None:
     )
     policy = PeerPolicy(settings.allowed_peers, settings.tls_client_fingerprints)
     ssl_context = server_ssl_context(settings)
-    server = MllpServer(settings, receiver, policy=policy, ssl_context=ssl_context)
+    server = MllpServer(
+        settings,
+        receiver,
+        policy=policy,
+        ssl_context=ssl_context,
+        connections=res.metrics.mllp_connections,
+    )
     res.health["mllp"] = lambda: "starting"
     try:
         await server.open()

@@ -68,7 +68,6 @@ class MessageReceiver:
         self._staging = staging
         self._inline_limit = inline_limit
         self._metrics = metrics
-        self.connections = metrics.connections  # open connections, kept by the server
 
     async def receive(self, message: bytes, peer: Peer) -> bytes | None:
         started = time.perf_counter()

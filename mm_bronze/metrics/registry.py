@@ -37,7 +37,7 @@ SOURCES = ("api", "sftp", "mllp")
 # The formats each door can answer for (others are bound on first use).
 _DOOR_FORMATS = {
     "http": (*FORMATS[:4], OTHER),
-    "mllp": ("hl7/text", UNKNOWN),
+    "mllp": ("hl7/text",),
     "sftp": (*FORMATS, UNKNOWN),
 }
 

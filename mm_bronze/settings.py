@@ -125,6 +125,11 @@ class LogSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     format: str = "auto"  # auto | json | console
 
 
+class MetricsSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    host: str = "127.0.0.1"  # address of the metrics server (no authentication)
+    port: int = 0  # GET /metrics on its own port; 0: off (the HTTP door serves /metrics)
+
+
 class Settings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     data_dir: str = "./data"
     http: HttpSettings = msgspec.field(default_factory=HttpSettings)
@@ -136,6 +141,7 @@ class Settings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     mllp: MllpSettings = msgspec.field(default_factory=MllpSettings)
     log: LogSettings = msgspec.field(default_factory=LogSettings)
     validation: ValidationSettings = msgspec.field(default_factory=ValidationSettings)
+    metrics: MetricsSettings = msgspec.field(default_factory=MetricsSettings)
 
     @property
     def data_path(self) -> Path:
@@ -444,6 +450,11 @@ def _check(settings: Settings, sources: Sources | None = None) -> None:
                 f"invalid setting {_label(sources, section, 'port')}: "
                 "expected a port number from 1 to 65535"
             )
+    if not 0 <= settings.metrics.port < 65536:
+        raise ConfigError(
+            f"invalid setting {_label(sources, 'metrics', 'port')}: "
+            "expected a port number from 1 to 65535, or 0 for no metrics server"
+        )
     _check_mllp(settings.mllp)
     if settings.kafka.servers:
         for section in ("http", "mllp", "sftp"):

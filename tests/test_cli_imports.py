@@ -12,7 +12,16 @@ from pathlib import Path
 
 import pytest
 
-HEAVY = ("confluent_kafka", "asyncssh", "s3fs", "gcsfs", "adlfs", "starlette", "hypercorn")
+HEAVY = (
+    "confluent_kafka",
+    "asyncssh",
+    "s3fs",
+    "gcsfs",
+    "adlfs",
+    "starlette",
+    "hypercorn",
+    "prometheus_client",
+)
 PROBE = """
 import json, sys
 from mm_bronze.cli import main

@@ -31,6 +31,7 @@ def test_compose_env_is_a_valid_kafka_configuration() -> None:
     assert settings.postgres.dsn.startswith("postgresql://")
     assert settings.storage_url.startswith("s3://")
     assert settings.http.host == "0.0.0.0"
+    assert (settings.metrics.host, settings.metrics.port) == ("0.0.0.0", 9100)
 
 
 def dockerfile_instructions() -> list[tuple[str, str]]:

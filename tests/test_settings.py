@@ -154,3 +154,16 @@ def test_cli_config_prints_redacted_effective_config(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert "hunter2" not in result.stdout
     assert '"dsn": "postgresql://u:***@db/metadata"' in result.stdout
+
+
+def test_metrics_port_is_off_by_default_and_checked() -> None:
+    settings = load_settings(environ={})
+    assert (settings.metrics.host, settings.metrics.port) == ("127.0.0.1", 0)
+    assert load_settings(environ={"MM_BRONZE_METRICS_PORT": "9100"}).metrics.port == 9100
+    for bad in ("-1", "70000"):
+        with pytest.raises(ConfigError) as caught:
+            load_settings(environ={"MM_BRONZE_METRICS_PORT": bad})
+        assert str(caught.value) == (
+            f"invalid setting MM_BRONZE_METRICS_PORT={bad} (metrics.port): "
+            "expected a port number from 1 to 65535, or 0 for no metrics server"
+        )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Protocol
 
 import msgspec
@@ -20,6 +20,13 @@ class Message(msgspec.Struct, kw_only=True):
     value: bytes
     attempts: int
     handle: object = None
+
+
+class BusCounts(msgspec.Struct, frozen=True):
+    """What waits on the bus: unprocessed messages per topic, and dead letters per topic."""
+
+    backlog: dict[str, int]
+    dead_letters: dict[str, int]
 
 
 class Consumer(Protocol):
@@ -66,4 +73,9 @@ class Bus(Protocol):
 
     async def ping(self) -> None:
         """Raise ``BusUnavailable`` when the bus is not reachable (readiness)."""
+        ...
+
+    async def counts(self, groups: Mapping[str, str]) -> BusCounts:
+        """The backlog of each topic in ``groups`` (topic → consumer group) and the dead
+        letters kept; raises ``BusUnavailable``. Callers bound the wait themselves."""
         ...

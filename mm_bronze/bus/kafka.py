@@ -14,14 +14,16 @@ import asyncio
 import functools
 import logging
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import structlog
 from confluent_kafka import KafkaError, KafkaException, Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
+from mm_bronze.bus.base import BusCounts
 from mm_bronze.bus.kafka_consumer import KafkaConsumer
+from mm_bronze.bus.kafka_lag import KafkaLag
 from mm_bronze.errors import BusUnavailable, ConfigError
 from mm_bronze.settings import KafkaSettings, check_kafka
 
@@ -64,6 +66,7 @@ class KafkaBus:
         self._poller: threading.Thread | None = None
         self._topics: set[str] = set()
         self._consumers: list[KafkaConsumer] = []
+        self._lag = KafkaLag(self._consumer_config, settings.dlq_topic)
 
     async def open(self) -> None:
         """Connect and create the dead-letter and per-source topics when missing."""
@@ -89,6 +92,7 @@ class KafkaBus:
         for consumer in self._consumers:
             await consumer.close()
         self._consumers.clear()
+        await asyncio.to_thread(self._lag.close)
         producer, self._producer = self._producer, None
         if producer is not None:
             remaining = await asyncio.to_thread(producer.flush, self._settings.publish_timeout)
@@ -260,6 +264,10 @@ class KafkaBus:
 
     async def _dead_letter(self, key: bytes, value: bytes, headers: Sequence[Header]) -> None:
         await self.publish(self._settings.dlq_topic, key, value, headers)
+
+    async def counts(self, groups: Mapping[str, str]) -> BusCounts:
+        """Each group's lag on its topic, and the messages the dead-letter topic holds."""
+        return await self._lag.counts(groups)
 
     def _recreate_topic(self, topic: str) -> None:
         self._topics.discard(topic)

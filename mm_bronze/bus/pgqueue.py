@@ -13,7 +13,7 @@ in an ack or a release.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from uuid import UUID
 
 import psycopg
@@ -21,7 +21,7 @@ import structlog
 from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool
 
-from mm_bronze.bus.base import Message
+from mm_bronze.bus.base import BusCounts, Message
 from mm_bronze.errors import BusUnavailable
 from mm_bronze.groupcommit import GroupCommitter
 
@@ -88,6 +88,13 @@ WITH published AS (
 )
 INSERT INTO ingestion.ingestion_log (object_id, status)
 SELECT submission, 'accepted' FROM unnest(%b::uuid[]) AS submission
+"""
+
+# Both counts in one round trip: waiting and in-flight messages, and dead letters, per topic.
+_COUNTS = """
+SELECT false, topic, count(*) FROM bus.messages GROUP BY topic
+UNION ALL
+SELECT true, topic, count(*) FROM bus.dead_letters GROUP BY topic
 """
 
 _SCHEMA_LOCK = 0x6D6D_6271
@@ -160,6 +167,21 @@ class PgQueueBus:
                 await conn.execute("SELECT 1 FROM bus.messages LIMIT 0")
         except (psycopg.Error, TimeoutError) as exc:
             raise BusUnavailable(f"queue unreachable: {type(exc).__name__}") from exc
+
+    async def counts(self, groups: Mapping[str, str]) -> BusCounts:
+        """Messages waiting or in flight on each topic of ``groups``, and dead letters by
+        the topic they came from (every topic of ``groups`` included, at 0 when none)."""
+        backlog = dict.fromkeys(groups, 0)
+        dead = dict.fromkeys(groups, 0)
+        try:
+            async with self._pool.connection(timeout=PUBLISH_TIMEOUT) as conn:
+                cur = await conn.execute(_COUNTS)
+                rows = await cur.fetchall()
+        except psycopg.Error as exc:
+            raise BusUnavailable(f"queue unreachable: {type(exc).__name__}") from exc
+        for is_dead, topic, count in rows:
+            (dead if is_dead else backlog)[topic] = int(count)
+        return BusCounts(backlog=backlog, dead_letters=dead)
 
     async def depth(self, topic: str) -> int:
         """Messages waiting or in flight on ``topic``."""

@@ -19,15 +19,21 @@ def print_config(settings: Settings) -> int:
 
 async def serve(args: argparse.Namespace, settings: Settings) -> int:
     from mm_bronze.binding import check_doors
-    from mm_bronze.roles import ROLES
+    from mm_bronze.roles import ROLES, metrics_door, run_metrics
+    from mm_bronze.runtime import RoleRunner
     from mm_bronze.runtime import serve as serve_roles
 
     chosen = [name for name in ROLES if args.all or getattr(args, name)]
     if not chosen:
         raise ConfigError("choose roles: --all or " + ", ".join(f"--{r}" for r in ROLES))
+    runners: dict[str, RoleRunner] = {name: ROLES[name].run for name in chosen}
+    doors = [door(settings) for name in chosen if (door := ROLES[name].door)]
+    if settings.metrics.port:
+        runners["metrics"] = run_metrics
+        doors.append(metrics_door(settings))
     # Before anything opens: a port in use is one line per door, and nothing starts.
-    check_doors([door(settings) for name in chosen if (door := ROLES[name].door)])
-    await serve_roles(settings, {name: ROLES[name].run for name in chosen})
+    check_doors(doors)
+    await serve_roles(settings, runners)
     return 0
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import Sequence
 
 import msgspec
@@ -20,6 +21,7 @@ from psycopg_pool import AsyncConnectionPool
 from mm_bronze.bus.base import Consumer, Message
 from mm_bronze.errors import PoisonMessage, Unavailable
 from mm_bronze.metadata import records
+from mm_bronze.metrics import ConsumerMetrics, Metrics
 from mm_bronze.models import IngestEvent, decode_event
 from mm_bronze.settings import ConsumerSettings
 from mm_bronze.storage import StorageRegistry
@@ -43,8 +45,11 @@ class PersistPipeline:
         storage: StorageRegistry,
         pool: AsyncConnectionPool[AsyncConnection],
         settings: ConsumerSettings,
+        *,
+        metrics: ConsumerMetrics | None = None,
     ) -> None:
         self._consumer = consumer
+        self._metrics = metrics or Metrics().consumer("unknown")
         self._storage = storage
         self._pool = pool
         self._settings = settings
@@ -81,8 +86,10 @@ class PersistPipeline:
 
     async def process(self, messages: Sequence[Message]) -> None:
         """Persist one batch; on a transient failure release it and re-raise."""
+        started = time.perf_counter()
         try:
             await self._persist(messages)
+            self._metrics.batch_done(started)
         except (Unavailable, psycopg.OperationalError, psycopg.InterfaceError):
             with contextlib.suppress(Unavailable):
                 await self._consumer.release(messages, delay=0)
@@ -133,6 +140,9 @@ class PersistPipeline:
             await self._fail(message, event, "staged payload is missing")
         await self._consumer.ack([m for m, _ in keep])
         self.stored += len(keep)
+        duplicates = sum(outcome.duplicate for outcome in recorded)
+        self._metrics.duplicate.inc(duplicates)
+        self._metrics.stored.inc(len(recorded) - duplicates)
         await self._remove_staged([e for _, e in keep])
 
     async def _decode(self, message: Message) -> IngestEvent | None:
@@ -140,6 +150,7 @@ class PersistPipeline:
             event = decode_event(message.value)
         except (msgspec.DecodeError, msgspec.ValidationError) as exc:
             await self._consumer.dead_letter(message, f"undecodable event: {exc}")
+            self._metrics.failed.inc()
             return None
         if message.attempts > self._settings.max_attempts:
             await self._fail(message, event, f"gave up after {message.attempts - 1} deliveries")
@@ -149,6 +160,7 @@ class PersistPipeline:
     async def _fail(self, message: Message, event: IngestEvent, reason: str) -> None:
         await self._consumer.dead_letter(message, reason)
         await records.log_status(self._pool, [(event.uuid, "failed", reason)])
+        self._metrics.failed.inc()
         log.error("submission failed", uuid=event.uuid, reason=reason)
 
     async def _write_all(

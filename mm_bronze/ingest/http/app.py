@@ -25,6 +25,7 @@ from mm_bronze.ingest.http.request_id import RequestIdMiddleware
 from mm_bronze.ingest.http.responses import error, json_response
 from mm_bronze.metadata import lineage, records
 from mm_bronze.metadata.clients import Client
+from mm_bronze.metrics.exposition import CONTENT_TYPE, scrape
 from mm_bronze.models import SubmissionStatus
 
 __all__ = ["HttpDeps", "HttpDoor", "build_app", "check_readiness"]
@@ -97,6 +98,16 @@ def build_app(deps: HttpDeps) -> ASGIApp:
             status=200 if ready else 503,
         )
 
+    async def metrics(request: Request) -> Response:
+        try:
+            client = await deps.auth.authenticate(request.headers.get("authorization"))
+        except Unauthorized as exc:
+            return error(401, "unauthorized", str(exc), headers={"WWW-Authenticate": "Bearer"})
+        if client is not None and client.role not in ("read", "admin"):
+            why = f"client {client.name!r} has role {client.role!r}; metrics need read or admin"
+            return error(403, "forbidden", why)
+        return Response(await scrape(deps.metrics), media_type=CONTENT_TYPE)
+
     async def not_found(request: Request, exc: Exception) -> Response:
         return error(404, "not_found", f"no route for {request.method} {request.url.path}")
 
@@ -120,6 +131,7 @@ def build_app(deps: HttpDeps) -> ASGIApp:
         Route("/ingest/{uuid}", status, methods=["GET"]),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
+        Route("/metrics", metrics, methods=["GET"]),
     ]
     app = Starlette(
         routes=routes,

@@ -11,6 +11,7 @@ from psycopg_pool import AsyncConnectionPool
 from mm_bronze import formats
 from mm_bronze.formats.workers import ValidationWorkers
 from mm_bronze.ingest.http.auth import Authenticator
+from mm_bronze.metrics import Metrics
 from mm_bronze.settings import HttpSettings
 from mm_bronze.storage import StorageRegistry
 
@@ -28,5 +29,6 @@ class HttpDeps:
     pool: AsyncConnectionPool[AsyncConnection]
     auth: Authenticator
     readiness: Callable[[], Awaitable[dict[str, str]]]
+    metrics: Metrics
     validation_level: str = formats.STRICT
     validation_workers: ValidationWorkers | None = None

@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import datetime as dt
 import re
+import time
 import uuid as uuidlib
 from collections.abc import AsyncGenerator
 from urllib.parse import parse_qsl
@@ -38,12 +39,23 @@ from mm_bronze.ingest.http.body import receive_body
 from mm_bronze.ingest.http.deps import HttpDeps
 from mm_bronze.ingest.http.request_id import current_request_id
 from mm_bronze.ingest.http.responses import error, invalid_payload, refuse
+from mm_bronze.metrics import format_label
+from mm_bronze.metrics.door import ACCEPTED, REJECTED, TOO_LARGE, UNAUTHORIZED, UNAVAILABLE
 from mm_bronze.models import IngestEvent, encode_event
 
 log = structlog.get_logger(__name__)
 
 SEGMENT = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")  # matched whole (fullmatch)
 SEGMENT_NAMES = ("format", "content_type", "version", "subtype")
+# The outcome counted for each status the endpoint answers with (other 4xx: rejected).
+OUTCOME_OF_STATUS = {
+    202: ACCEPTED,
+    401: UNAUTHORIZED,
+    403: UNAUTHORIZED,
+    413: TOO_LARGE,
+    500: UNAVAILABLE,
+    503: UNAVAILABLE,
+}
 
 
 def ingest_segments(scope: Scope) -> list[str] | None:
@@ -95,40 +107,53 @@ class IngestEndpoint:
     def __init__(self, deps: HttpDeps) -> None:
         self.deps = deps
         self.inflight = ByteBudget(deps.settings.max_buffered_bytes)
+        self.metrics = deps.metrics.door("http")
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send, route: list[str]) -> None:
+        started_at = time.perf_counter()
         headers: dict[bytes, bytes] = {}
         for name, value in scope["headers"]:
             headers.setdefault(name, value)
         started = False
+        status = 500
 
         async def send_tracked(message: Message) -> None:
-            nonlocal started
-            started = started or message["type"] == "http.response.start"
+            nonlocal started, status
+            if message["type"] == "http.response.start":
+                started, status = True, message["status"]
             await send(message)
 
+        size = 0
         try:
-            response = await self.ingest(scope, receive, headers, route, current_request_id())
-            if isinstance(response, bytes):
+            outcome = await self.ingest(scope, receive, headers, route, current_request_id())
+            if isinstance(outcome, tuple):
+                answer, size = outcome
                 await send_tracked(
                     {
                         "type": "http.response.start",
                         "status": 202,
                         "headers": [
-                            (b"content-length", str(len(response)).encode()),
+                            (b"content-length", str(len(answer)).encode()),
                             (b"content-type", b"application/json"),
                         ],
                     }
                 )
-                await send_tracked({"type": "http.response.body", "body": response})
+                await send_tracked({"type": "http.response.body", "body": answer})
             else:
-                await response(scope, receive, send_tracked)
+                await outcome(scope, receive, send_tracked)
         except ClientDisconnect:
             log.info("client disconnected before the end of the body")
+            return  # nobody to answer: not counted
         except Exception as exc:
             log.error("unhandled error", error=type(exc).__name__)
             if not started:
                 await error(500, "internal_error", "internal error")(scope, receive, send_tracked)
+        self.metrics.answered(
+            format_label(route[0].lower(), route[1].lower()),
+            OUTCOME_OF_STATUS.get(status, REJECTED),
+            started_at,
+            size,
+        )
 
     async def ingest(
         self,
@@ -137,8 +162,8 @@ class IngestEndpoint:
         headers: dict[bytes, bytes],
         route: list[str],
         request_id: str | None,
-    ) -> Response | bytes:
-        """The 202 body, or the error response."""
+    ) -> Response | tuple[bytes, int]:
+        """The 202 body and the payload's size, or the error response."""
         deps = self.deps
         for name, segment in zip(SEGMENT_NAMES, route, strict=True):
             if not SEGMENT.fullmatch(segment):
@@ -254,10 +279,11 @@ class IngestEndpoint:
             client=client.name if client else None,
             staged=body.staged is not None,
         )
-        return msgspec.json.encode(
+        answer = msgspec.json.encode(
             {
                 "status": "accepted",
                 "uuid": submission,
                 "timestamp": received_at.isoformat().replace("+00:00", "Z"),
             }
         )
+        return answer, body.size

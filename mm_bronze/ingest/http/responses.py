@@ -17,9 +17,12 @@ log = structlog.get_logger(__name__)
 RETRY_AFTER = "5"
 
 
-def error(status: int, code: str, message: str, **extra: Any) -> Response:
+def error(
+    status: int, code: str, message: str, *, headers: dict[str, str] | None = None, **extra: Any
+) -> Response:
     body = msgspec.json.encode({"error": code, "message": message, **extra})
-    headers = {"Retry-After": RETRY_AFTER} if status == 503 else None
+    if status == 503:
+        headers = {**(headers or {}), "Retry-After": RETRY_AFTER}
     return Response(body, status_code=status, media_type="application/json", headers=headers)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import time
 import uuid as uuidlib
 from dataclasses import dataclass
 from typing import Any
@@ -24,12 +25,15 @@ from mm_bronze.ingest.mllp.ack import (
 )
 from mm_bronze.ingest.mllp.framing import FrameTooLarge
 from mm_bronze.ingest.mllp.header import Hl7Header, parse_header
+from mm_bronze.metrics import DoorMetrics
+from mm_bronze.metrics.door import ACCEPTED, REJECTED, TOO_LARGE, UNAVAILABLE
 from mm_bronze.models import IngestEvent, encode_event
 from mm_bronze.storage import ObjectStore, StagedBlob
 
 log = structlog.get_logger(__name__)
 
 RESEND = "the message could not be made durable now; resend it"
+HL7 = "hl7/text"  # the format label of every MLLP message
 
 
 @dataclass(frozen=True)
@@ -50,13 +54,23 @@ class MessageReceiver:
     no acknowledgement of that outcome (MSH-15).
     """
 
-    def __init__(self, *, bus: Bus, topic: str, staging: ObjectStore, inline_limit: int) -> None:
+    def __init__(
+        self,
+        *,
+        bus: Bus,
+        topic: str,
+        staging: ObjectStore,
+        inline_limit: int,
+        metrics: DoorMetrics,
+    ) -> None:
         self._bus = bus
         self._topic = topic
         self._staging = staging
         self._inline_limit = inline_limit
+        self._metrics = metrics
 
     async def receive(self, message: bytes, peer: Peer) -> bytes | None:
+        started = time.perf_counter()
         received_at = dt.datetime.now(dt.UTC)
         submission = uuidlib.uuid4()
         header = parse_header(message)
@@ -73,6 +87,7 @@ class MessageReceiver:
                 **_context(submission, peer, described),
             )
             error = _located(exc, message)
+            self._metrics.answered(HL7, REJECTED, started)
             return _answer(header, Outcome.REJECTED, error, received_at, ack_id)
         sha256 = hashlib.sha256(message).hexdigest()
         staged: StagedBlob | None = None
@@ -113,6 +128,7 @@ class MessageReceiver:
                 **_context(submission, peer, described),
             )
             error = AckError(RESEND, code=ErrorCode.INTERNAL)
+            self._metrics.answered(HL7, UNAVAILABLE, started)
             return _answer(header, Outcome.ERROR, error, received_at, ack_id)
         except BaseException:
             if staged is not None:
@@ -124,6 +140,7 @@ class MessageReceiver:
             staged=staged is not None,
             **_context(submission, peer, described),
         )
+        self._metrics.answered(HL7, ACCEPTED, started, len(message))
         return _answer(header, Outcome.ACCEPTED, None, received_at, ack_id)
 
     def oversized(self, exc: FrameTooLarge, peer: Peer) -> bytes | None:
@@ -139,6 +156,7 @@ class MessageReceiver:
             sender=described["sending_application"],
         )
         error = AckError(reason, code=ErrorCode.INTERNAL)
+        self._metrics.answered(HL7, TOO_LARGE, time.perf_counter())
         return _answer(header, Outcome.REJECTED, error, dt.datetime.now(dt.UTC))
 
 

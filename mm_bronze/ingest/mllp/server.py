@@ -14,6 +14,7 @@ import ssl
 from dataclasses import dataclass, field
 
 import structlog
+from prometheus_client import Gauge
 
 from mm_bronze.budget import BudgetExceeded, ByteBudget
 from mm_bronze.ingest.mllp.access import PeerPolicy
@@ -44,8 +45,10 @@ class MllpServer:
         *,
         policy: PeerPolicy,
         ssl_context: ssl.SSLContext | None = None,
+        connections: Gauge | None = None,
     ) -> None:
         self._settings = settings
+        self._gauge = connections  # open connections, for metrics
         self._receiver = receiver
         self._policy = policy
         self._ssl = ssl_context
@@ -114,6 +117,8 @@ class MllpServer:
             return
         conn = _Connection(asyncio.current_task())
         self._connections.add(conn)
+        if self._gauge is not None:
+            self._gauge.inc()
         frames = FrameReader(
             reader,
             max_frame_bytes=self._settings.max_frame_bytes,
@@ -162,6 +167,8 @@ class MllpServer:
         finally:
             frames.close()
             self._connections.discard(conn)
+            if self._gauge is not None:
+                self._gauge.dec()
             conn.done.set()
             writer.close()
             if frames.junk_bytes or frames.abandoned_frames:

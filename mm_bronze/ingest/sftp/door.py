@@ -16,6 +16,7 @@ from mm_bronze.settings import Settings
 
 if TYPE_CHECKING:
     from mm_bronze.bus import Bus
+    from mm_bronze.metrics import DoorMetrics
     from mm_bronze.storage import ObjectStore
 
 log = structlog.get_logger(__name__)
@@ -51,6 +52,8 @@ async def run_sftp_door(
     topic: str,
     health: dict[str, Callable[[], str | None]],
     stop: asyncio.Event,
+    *,
+    metrics: DoorMetrics,
 ) -> None:
     """Recover the spool, then serve SFTP until ``stop`` is set."""
     # Imported here so that commands which never serve (``mm-bronze users ...``) start fast.
@@ -63,7 +66,7 @@ async def run_sftp_door(
     if not users.names():
         log.warning("no SFTP users: add one with `mm-bronze users add NAME`")
     config = SpoolConfig.from_settings(settings.sftp, sftp_root(settings), topic)
-    spool = Spool(config, bus, staging)
+    spool = Spool(config, bus, staging, metrics)
     recovered = await spool.recover(startup=True)
     if recovered:
         log.info("sftp uploads published at start", count=recovered)

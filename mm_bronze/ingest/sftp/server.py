@@ -14,6 +14,8 @@ from mm_bronze.ingest.sftp.sftp_server import JailedSFTPServer
 from mm_bronze.ingest.sftp.spool import Spool
 from mm_bronze.ingest.sftp.throttle import LoginThrottle
 from mm_bronze.ingest.sftp.users import UserStore, verify_password
+from mm_bronze.metrics import DoorMetrics
+from mm_bronze.metrics.door import UNAUTHORIZED, UNKNOWN
 from mm_bronze.settings import SftpSettings
 
 log = structlog.get_logger(__name__)
@@ -34,8 +36,10 @@ class PartnerSSHServer(asyncssh.SSHServer):
         connections: set[asyncssh.SSHServerConnection],
         throttle: LoginThrottle,
         max_attempts: int,
+        metrics: DoorMetrics,
     ) -> None:
         self._users = users
+        self._metrics = metrics
         self._connections = connections
         self._throttle = throttle
         self._max_attempts = max_attempts
@@ -76,6 +80,7 @@ class PartnerSSHServer(asyncssh.SSHServer):
     def _refused(self, username: str, method: str) -> None:
         """Log a failed login; close the connection once it has failed too often."""
         self._failures += 1
+        self._metrics.refused(UNKNOWN, UNAUTHORIZED)
         log.warning(
             "sftp login refused",
             user=username,
@@ -135,7 +140,7 @@ async def serve_sftp(
         settings.host,
         settings.port,
         server_factory=lambda: PartnerSSHServer(
-            users, connections, throttle, settings.max_auth_attempts
+            users, connections, throttle, settings.max_auth_attempts, spool.metrics
         ),
         server_host_keys=[host_key],
         sftp_factory=sftp_factory,

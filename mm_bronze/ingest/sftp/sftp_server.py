@@ -72,6 +72,9 @@ class JailedSFTPServer(asyncssh.SFTPServer):
             remote_addr=str(peer[0]) if peer else None,
             client_version=_text(conn.get_extra_info("client_version")),
         )
+        self._counted = spool.metrics.connections  # open sessions, until ``exit``
+        if self._counted is not None:
+            self._counted.inc()
 
     # -- jail and permissions -------------------------------------------------------------
 
@@ -258,6 +261,9 @@ class JailedSFTPServer(asyncssh.SFTPServer):
         raise SFTPPermissionDenied("links are not allowed")
 
     async def exit(self) -> None:
+        counted, self._counted = self._counted, None
+        if counted is not None:
+            counted.dec()
         await self._spool.end_session(self._session)
 
 

@@ -30,6 +30,8 @@ from mm_bronze.ingest.sftp.intake import Intake, IntakeBuilder, intake_from_file
 from mm_bronze.ingest.sftp.journal import Journal, Marker
 from mm_bronze.ingest.sftp.tree import files_under
 from mm_bronze.ingest.sftp.upload import Session, Upload
+from mm_bronze.metrics import DoorMetrics, format_label
+from mm_bronze.metrics.door import ACCEPTED, TOO_LARGE, UNAVAILABLE, UNKNOWN
 from mm_bronze.models import IngestEvent, encode_event
 from mm_bronze.settings import SftpSettings
 from mm_bronze.storage import ObjectStore, StagedBlob
@@ -75,10 +77,13 @@ class SpoolConfig:
 class Spool:
     """Shared by every SFTP session of the process."""
 
-    def __init__(self, config: SpoolConfig, bus: Bus, staging: ObjectStore) -> None:
+    def __init__(
+        self, config: SpoolConfig, bus: Bus, staging: ObjectStore, metrics: DoorMetrics
+    ) -> None:
         self.config = config
         self.bus = bus
         self.staging = staging
+        self.metrics = metrics
         self.homes = config.root / "home"
         self.journal = Journal(config.root / "journal")
         self._writing: dict[Path, Upload] = {}
@@ -134,8 +139,12 @@ class Spool:
         """
         if upload.closed:
             return
+        started = time.perf_counter()
         session = upload.session
         try:
+            if not aborted and (upload.rejected or upload.failed):
+                outcome = TOO_LARGE if upload.rejected else UNAVAILABLE
+                self.metrics.answered(UNKNOWN, outcome, started)
             if aborted or upload.rejected or upload.failed:
                 await upload.drop_intake()
                 upload.local.unlink(missing_ok=True)
@@ -163,6 +172,7 @@ class Spool:
                 # Nothing was journaled: the client is told to send the file again.
                 session.published.add(upload.local)
                 log.warning("sftp upload not staged", user=session.username, error=str(exc))
+                self.metrics.answered(UNKNOWN, UNAVAILABLE, started)
                 raise UploadRefused("storage is unavailable; upload the file again later") from exc
         finally:
             # Until here the path stays busy, so the inode being staged cannot be replaced.
@@ -173,7 +183,7 @@ class Spool:
             session.published.add(upload.local)
             log.info("empty sftp upload not ingested", user=session.username, path=upload.virtual)
             return
-        await self.publish(intake, session, upload.local, upload.virtual, upload.uuid)
+        await self.publish(intake, session, upload.local, upload.virtual, upload.uuid, started)
         session.published.add(upload.local)
 
     async def _complete_intake(self, upload: Upload) -> Intake:
@@ -235,13 +245,16 @@ class Spool:
         """A temp-named upload renamed to its final name: publish it, then rename."""
         if self.is_busy(old):
             raise UploadRefused("this file is still being uploaded")
+        started = time.perf_counter()
         submission = str(uuidlib.uuid4())
         intake = await intake_from_file(old, self._builder(new_virtual, submission))
         if intake.size == 0:
             await intake.discard()
         else:
             try:
-                await self.publish(intake, session, old, new_virtual, submission, keep=False)
+                await self.publish(
+                    intake, session, old, new_virtual, submission, started, keep=False
+                )
             except BaseException:
                 await intake.discard()
                 raise
@@ -262,10 +275,12 @@ class Spool:
         local: Path,
         virtual: str,
         submission: str,
+        started: float,
         *,
         keep: bool = True,
     ) -> None:
-        """Publish; with ``keep`` a failed publish is journaled (durably) for retry.
+        """Publish; with ``keep`` a failed publish is journaled (durably) for retry. The
+        answer is counted as from ``started`` (``time.perf_counter()``).
 
         No marker is written on the way: until the close is answered nothing was promised,
         and a crash meanwhile leaves an unjournaled spool copy that the next start removes
@@ -273,6 +288,7 @@ class Spool:
         journal file operations, only the bus commit.
         """
         kind = intake.kind
+        label = format_label(kind.format, kind.content_type)
         event = IngestEvent(
             uuid=submission,
             source="sftp",
@@ -314,10 +330,12 @@ class Spool:
             )
             if not keep:
                 self._pending.pop(local, None)
+            self.metrics.answered(label, UNAVAILABLE, started)
             raise
         finally:
             self._publishing.discard(submission)
         self._pending.pop(local, None)
+        self.metrics.answered(label, ACCEPTED, started, intake.size)
         log.info(
             "sftp upload accepted",
             uuid=submission,

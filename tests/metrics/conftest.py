@@ -1,0 +1,3 @@
+"""The Kafka broker fixture, shared with the bus tests."""
+
+from tests.bus.kafka.conftest import kafka  # noqa: F401 (fixture)

@@ -35,6 +35,10 @@ def main(argv: list[str] | None = None) -> int:
         command.error(f"unrecognized arguments: {' '.join(unknown)}")
     try:
         _check_files(args)
+        if args.command == "doctor":  # invalid settings are one of its findings
+            from mm_bronze.doctor.run import doctor_command
+
+            return doctor_command(args)
         settings = settings_from(args)
         if args.command not in QUIET_COMMANDS:
             from mm_bronze.logging import configure_logging

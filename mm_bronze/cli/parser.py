@@ -40,6 +40,20 @@ def submission_id(text: str) -> str:
         raise argparse.ArgumentTypeError(f"{text!r} is not a submission uuid") from None
 
 
+def size(text: str) -> int:
+    """An argparse type: bytes, with an optional K, M, G or T suffix (powers of 1024)."""
+    units = {"": 1, "K": 1024, "M": 1024**2, "G": 1024**3, "T": 1024**4}
+    cleaned = text.strip().upper().removesuffix("IB").removesuffix("B")
+    number, unit = (cleaned[:-1], cleaned[-1]) if cleaned[-1:] in units else (cleaned, "")
+    try:
+        value = float(number) * units[unit]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a size (e.g. 500M, 2G)") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a size (e.g. 500M, 2G)")
+    return int(value)
+
+
 def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--config", metavar="PATH", help="TOML configuration file")
@@ -84,6 +98,17 @@ def build_parser() -> argparse.ArgumentParser:
     rm_p.add_argument("name")
 
     _users(sub, common)
+
+    doctor_p = sub.add_parser(
+        "doctor", parents=[common], help="check settings, database, bus, storage, keys and disk"
+    )
+    doctor_p.add_argument("--json", action="store_true", help="one JSON document, for automation")
+    doctor_p.add_argument(
+        "--min-free",
+        type=size,
+        metavar="SIZE",
+        help="free space the data directory's disk must have (default 1G)",
+    )
 
     db_p = sub.add_parser("db", help="the metadata database")
     db_sub = db_p.add_subparsers(dest="action", required=True, metavar="ACTION")

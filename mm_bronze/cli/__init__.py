@@ -115,6 +115,10 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
         from mm_bronze.cli.db import db_command
 
         return db_command(args, settings)
+    if args.command == "storage":
+        from mm_bronze.compression_report.command import compression_report
+
+        return compression_report(args, settings)
     from mm_bronze.runtime import run
 
     if args.command == "serve":

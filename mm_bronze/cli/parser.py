@@ -54,6 +54,17 @@ def size(text: str) -> int:
     return int(value)
 
 
+def positive(text: str) -> int:
+    """An argparse type: a whole number above 0."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value}: expected at least 1")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--config", metavar="PATH", help="TOML configuration file")
@@ -114,6 +125,26 @@ def build_parser() -> argparse.ArgumentParser:
     db_sub = db_p.add_subparsers(dest="action", required=True, metavar="ACTION")
     db_sub.add_parser("url", parents=[common], help="print the PostgreSQL connection URL")
     db_sub.add_parser("shell", parents=[common], help="open psql on the metadata database")
+
+    storage_p = sub.add_parser("storage", help="stored objects")
+    storage_sub = storage_p.add_subparsers(dest="action", required=True, metavar="ACTION")
+    report_p = storage_sub.add_parser(
+        "compression-report",
+        parents=[common],
+        help="measure gzip and zstd on stored objects; recommend storage.compression",
+    )
+    report_p.add_argument(
+        "--sample", type=positive, default=200, metavar="N", help="objects to read (default 200)"
+    )
+    report_p.add_argument(
+        "--format",
+        metavar="F",
+        help="only objects of this format, e.g. fhir, fhir-json, fhir-xml, hl7, ndjson",
+    )
+    report_p.add_argument(
+        "--random", action="store_true", help="a random sample (default: the newest objects)"
+    )
+    report_p.add_argument("--json", action="store_true", help="one JSON document")
 
     validate_p = sub.add_parser(
         "validate", parents=[common], help="validate files offline, as the ingest door would"

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import os
 import uuid
+from pathlib import Path
+
+import fsspec
+from fsspec.implementations.local import LocalFileSystem
 
 from mm_bronze.doctor.check import Check, describe, failed, passed
 from mm_bronze.settings import Settings
-from mm_bronze.storage import ObjectStore, StagedBlob, StorageRegistry
+from mm_bronze.storage import ObjectStore, StagedBlob
 from mm_bronze.storage.compression import decode
 
 PROBE_DIR = "_doctor"
@@ -23,25 +27,30 @@ STAGING_FIX = (
 
 async def check_storage(settings: Settings) -> list[Check]:
     """Two checks: ``storage`` (raw objects) and ``staging`` (claim-checked payloads)."""
-    registry = StorageRegistry(
-        settings.storage_url,
-        settings.staging_url,
-        settings.storage.path_template,
-        settings.storage.options,
-        compression=settings.storage.compression,
-    )
+    options, compression = settings.storage.options, settings.storage.compression
+    return [
+        await _check_store(
+            "storage",
+            ObjectStore(settings.storage_url, options, compression=compression),
+            STORAGE_FIX,
+        ),
+        await _check_store("staging", ObjectStore(settings.staging_url, options), STAGING_FIX),
+    ]
+
+
+async def _check_store(name: str, store: ObjectStore, fix: str) -> Check:
+    missing = _not_created(store.url)
+    if missing is not None:
+        # Opening the store would create its directory: the doctor leaves that to `serve`.
+        return _creatable(name, store.url, missing, fix)
     try:
-        await registry.open()
+        await store.open()
     except Exception as exc:
-        detail = f"cannot open {settings.storage_url}: {describe(exc)}"
-        return [failed("storage", detail, STORAGE_FIX), failed("staging", detail, STAGING_FIX)]
+        return failed(name, f"cannot open {store.url}: {describe(exc)}", fix)
     try:
-        return [
-            await _probe("storage", registry.raw, raw=True, fix=STORAGE_FIX),
-            await _probe("staging", registry.staging, raw=False, fix=STAGING_FIX),
-        ]
+        return await _probe(name, store, raw=name == "storage", fix=fix)
     finally:
-        await registry.close()
+        await store.close()
 
 
 async def _probe(name: str, store: ObjectStore, *, raw: bool, fix: str) -> Check:
@@ -81,3 +90,21 @@ async def _clean(store: ObjectStore, key: str) -> None:
         # Another run's probe may share the directory; a store that fails here has already
         # failed the check, which says so.
         pass
+
+
+def _not_created(url: str) -> Path | None:
+    """The local directory of ``url`` when it does not exist yet, else None."""
+    if (fsspec.core.split_protocol(url)[0] or "file") not in ("file", "local"):
+        return None
+    path = Path(LocalFileSystem._strip_protocol(url))
+    return None if path.exists() else path
+
+
+def _creatable(name: str, url: str, missing: Path, fix: str) -> Check:
+    """A directory that does not exist yet passes when `serve` will be able to create it."""
+    parent = missing.parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if parent.is_dir() and os.access(parent, os.W_OK | os.X_OK):
+        return passed(name, f"{url}: not created yet; `mm-bronze serve` creates it in {parent}")
+    return failed(name, f"{url}: does not exist and cannot be created in {parent}", fix)

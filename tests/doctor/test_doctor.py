@@ -19,6 +19,7 @@ from tests.services.mm_bronze import free_port, run_cli
 def healthy_env(dsn: str, data: Path, **extra: str) -> dict[str, str]:
     """An external database, local storage, a host key and TLS on both doors."""
     host_key(data / "sftp" / "ssh_host_ed25519_key")
+    (data / "raw" / "_staging").mkdir(parents=True)  # as `serve` leaves them
     env = {"POSTGRES_DSN": dsn, "MM_BRONZE_DATA_DIR": str(data)}
     for door in ("http", "mllp"):
         files = tls_files(data / f"tls-{door}")
@@ -50,8 +51,10 @@ def test_healthy_setup_on_kafka_passes_every_check(
     topics = AdminClient({"bootstrap.servers": kafka}).list_topics(timeout=5).topics
     assert not [t for t in topics if t.startswith("mm-bronze-doctor-")]
     assert env["KAFKA_BRONZE_API_TOPIC"] not in topics
-    # Nor is anything left in storage.
-    assert list((tmp_path / "raw").rglob("*probe*")) == []
+    # Storage was probed, and nothing is left there.
+    assert "write, read and delete of a probe object" in checks["storage"]["detail"]
+    assert "write, read and delete of a probe object" in checks["staging"]["detail"]
+    assert [p.name for p in (tmp_path / "raw").rglob("*")] == ["_staging"]
 
 
 def test_healthy_embedded_setup_in_text(embedded_data_dir: Path) -> None:
@@ -86,7 +89,7 @@ def test_missing_embedded_database(tmp_path: Path) -> None:
     assert status == 1
     assert checks["postgres"]["detail"] == f"no embedded database at {tmp_path / 'pg'}"
     assert "mm-bronze migrate" in checks["postgres"]["fix"]
-    assert not (tmp_path / "pg").exists()  # the doctor does not create one
+    assert list(tmp_path.iterdir()) == []  # the doctor creates neither database nor storage
 
 
 def test_migrations_not_current(dsn: str, tmp_path: Path) -> None:

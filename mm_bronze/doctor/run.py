@@ -10,7 +10,7 @@ from typing import TextIO
 
 import msgspec
 
-from mm_bronze.doctor.check import CHECK_TIMEOUT, Check, bounded, failed, passed, skipped
+from mm_bronze.doctor.check import CHECK_TIMEOUT, Check, bounded, failed, skipped
 from mm_bronze.doctor.disk import DEFAULT_MIN_FREE
 from mm_bronze.errors import ConfigError
 from mm_bronze.settings import Settings
@@ -43,14 +43,14 @@ class Report(msgspec.Struct):
 def doctor_command(args: argparse.Namespace) -> int:
     """Load the settings (their failure is the first check), run the rest, print, exit."""
     from mm_bronze.cli import settings_from
+    from mm_bronze.doctor.config import invalid_settings
     from mm_bronze.logging import configure_logging
 
     try:
         settings = settings_from(args)
     except ConfigError as exc:
         configure_logging("warning", "auto")
-        fix = "correct it in the configuration file or environment (see `mm-bronze config`)"
-        checks = [failed("settings", str(exc).replace("\n", "; "), fix)]
+        checks = [invalid_settings(exc)]
         checks += [skipped(name, "needs valid settings") for name in CHECKS[1:]]
         return report(checks, as_json=args.json)
     configure_logging("warning", settings.log.format)
@@ -62,6 +62,7 @@ def doctor_command(args: argparse.Namespace) -> int:
 
 async def run_checks(settings: Settings, *, min_free: int = DEFAULT_MIN_FREE) -> list[Check]:
     from mm_bronze.doctor.bus_probe import check_bus
+    from mm_bronze.doctor.config import check_settings
     from mm_bronze.doctor.database import check_migrations, check_postgres
     from mm_bronze.doctor.disk import check_free_space
     from mm_bronze.doctor.host_key import check_host_key
@@ -69,7 +70,7 @@ async def run_checks(settings: Settings, *, min_free: int = DEFAULT_MIN_FREE) ->
     from mm_bronze.doctor.storage_probe import STORAGE_FIX, check_storage
     from mm_bronze.doctor.tls import check_tls
 
-    checks = [passed("settings", "valid" + _origin(settings))]
+    checks = [check_settings(settings)]
     async with AsyncExitStack() as stack:
         database, dsn = await check_postgres(settings, stack)
         checks.append(database)
@@ -109,10 +110,6 @@ async def run_checks(settings: Settings, *, min_free: int = DEFAULT_MIN_FREE) ->
     checks.append(check_tls(settings, "mllp"))
     checks.append(check_free_space(settings, min_free))
     return checks
-
-
-def _origin(settings: Settings) -> str:
-    return f" (data directory {settings.data_path})"
 
 
 def report(checks: list[Check], *, as_json: bool, out: TextIO | None = None) -> int:

@@ -252,3 +252,12 @@ def test_json_shape(migrated_dsn: str, tmp_path: Path) -> None:
         assert check["status"] in ("ok", "fail", "skip")
         assert bool(check["fix"]) == (check["status"] == "fail")
     assert os.path.isabs(report["checks"][0]["detail"].split("data directory ")[1].rstrip(")"))
+
+
+def test_settings_a_role_would_refuse_at_start(migrated_dsn: str, tmp_path: Path) -> None:
+    env = {"POSTGRES_DSN": migrated_dsn, "MM_BRONZE_STORAGE_PATH_TEMPLATE": "{format}/{date}"}
+    status, checks = run_doctor("--data-dir", str(tmp_path), env=env)
+    assert status == 1
+    assert checks["settings"]["status"] == "fail"
+    assert "{sha256}" in checks["settings"]["detail"]
+    assert checks["postgres"]["status"] == "ok"  # the other checks still run

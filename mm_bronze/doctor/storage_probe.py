@@ -9,7 +9,7 @@ from pathlib import Path
 import fsspec
 from fsspec.implementations.local import LocalFileSystem
 
-from mm_bronze.doctor.check import Check, describe, failed, passed
+from mm_bronze.doctor.check import Check, bounded, describe, failed, passed
 from mm_bronze.settings import Settings
 from mm_bronze.storage import ObjectStore, StagedBlob
 from mm_bronze.storage.compression import decode
@@ -28,13 +28,13 @@ STAGING_FIX = (
 async def check_storage(settings: Settings) -> list[Check]:
     """Two checks: ``storage`` (raw objects) and ``staging`` (claim-checked payloads)."""
     options, compression = settings.storage.options, settings.storage.compression
+    raw = ObjectStore(settings.storage_url, options, compression=compression)
+    staging = ObjectStore(settings.staging_url, options)
     return [
-        await _check_store(
-            "storage",
-            ObjectStore(settings.storage_url, options, compression=compression),
-            STORAGE_FIX,
+        await bounded("storage", lambda: _check_store("storage", raw, STORAGE_FIX), STORAGE_FIX),
+        await bounded(
+            "staging", lambda: _check_store("staging", staging, STAGING_FIX), STAGING_FIX
         ),
-        await _check_store("staging", ObjectStore(settings.staging_url, options), STAGING_FIX),
     ]
 
 

@@ -139,7 +139,7 @@ def build_parser() -> argparse.ArgumentParser:
     report_p.add_argument(
         "--format",
         metavar="F",
-        help="only objects of this format, e.g. fhir, fhir-json, fhir-xml, hl7, ndjson",
+        help="only objects of this format: fhir, fhir-json, fhir-xml, fhir-ndjson, hl7...",
     )
     report_p.add_argument(
         "--random", action="store_true", help="a random sample (default: the newest objects)"

@@ -20,6 +20,7 @@ NEEDS_DATA = {
     "users add-key": ["users", "add-key", "lab1"],
     "db url": ["db", "url"],
     "db shell": ["db", "shell"],
+    "storage compression-report": ["storage", "compression-report"],
 }
 
 

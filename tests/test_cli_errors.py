@@ -30,6 +30,8 @@ COMMANDS: dict[str, list[str]] = {
     "db shell": ["db", "shell"],
     "validate": ["validate", "FILE"],
     "fhir split": ["fhir", "split", "FILE", "--out", "OUT"],
+    "doctor": ["doctor"],
+    "storage compression-report": ["storage", "compression-report"],
 }
 # A bad value for each: (arguments, environment).
 BAD_VALUES: dict[str, tuple[list[str], dict[str, str]]] = {
@@ -48,6 +50,9 @@ BAD_VALUES: dict[str, tuple[list[str], dict[str, str]]] = {
     "db shell": (["db", "shell"], {"MM_BRONZE_STORAGE_COMPRESSION": "rar"}),
     "validate": (["validate", "--fhir-version", "R9", "FILE"], {}),
     "fhir split": (["fhir", "split", "FILE"], {}),  # --out missing
+    # doctor reports a bad setting as a failed check (tests/doctor), not as a usage error.
+    "doctor": (["doctor", "--min-free", "lots"], {}),
+    "storage compression-report": (["storage", "compression-report", "--sample", "0"], {}),
 }
 
 

@@ -35,6 +35,10 @@ def main(argv: list[str] | None = None) -> int:
         command.error(f"unrecognized arguments: {' '.join(unknown)}")
     try:
         _check_files(args)
+        if args.command == "doctor":  # invalid settings are one of its findings
+            from mm_bronze.doctor.run import doctor_command
+
+            return doctor_command(args)
         settings = settings_from(args)
         if args.command not in QUIET_COMMANDS:
             from mm_bronze.logging import configure_logging
@@ -111,6 +115,10 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
         from mm_bronze.cli.db import db_command
 
         return db_command(args, settings)
+    if args.command == "storage":
+        from mm_bronze.compression_report.command import compression_report
+
+        return compression_report(args, settings)
     from mm_bronze.runtime import run
 
     if args.command == "serve":

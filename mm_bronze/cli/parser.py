@@ -40,6 +40,31 @@ def submission_id(text: str) -> str:
         raise argparse.ArgumentTypeError(f"{text!r} is not a submission uuid") from None
 
 
+def size(text: str) -> int:
+    """An argparse type: bytes, with an optional K, M, G or T suffix (powers of 1024)."""
+    units = {"": 1, "K": 1024, "M": 1024**2, "G": 1024**3, "T": 1024**4}
+    cleaned = text.strip().upper().removesuffix("IB").removesuffix("B")
+    number, unit = (cleaned[:-1], cleaned[-1]) if cleaned[-1:] in units else (cleaned, "")
+    try:
+        value = float(number) * units[unit]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a size (e.g. 500M, 2G)") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a size (e.g. 500M, 2G)")
+    return int(value)
+
+
+def positive(text: str) -> int:
+    """An argparse type: a whole number above 0."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value}: expected at least 1")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--config", metavar="PATH", help="TOML configuration file")
@@ -85,10 +110,41 @@ def build_parser() -> argparse.ArgumentParser:
 
     _users(sub, common)
 
+    doctor_p = sub.add_parser(
+        "doctor", parents=[common], help="check settings, database, bus, storage, keys and disk"
+    )
+    doctor_p.add_argument("--json", action="store_true", help="one JSON document, for automation")
+    doctor_p.add_argument(
+        "--min-free",
+        type=size,
+        metavar="SIZE",
+        help="free space the data directory's disk must have (default 1G)",
+    )
+
     db_p = sub.add_parser("db", help="the metadata database")
     db_sub = db_p.add_subparsers(dest="action", required=True, metavar="ACTION")
     db_sub.add_parser("url", parents=[common], help="print the PostgreSQL connection URL")
     db_sub.add_parser("shell", parents=[common], help="open psql on the metadata database")
+
+    storage_p = sub.add_parser("storage", help="stored objects")
+    storage_sub = storage_p.add_subparsers(dest="action", required=True, metavar="ACTION")
+    report_p = storage_sub.add_parser(
+        "compression-report",
+        parents=[common],
+        help="measure gzip and zstd on stored objects; recommend storage.compression",
+    )
+    report_p.add_argument(
+        "--sample", type=positive, default=200, metavar="N", help="objects to read (default 200)"
+    )
+    report_p.add_argument(
+        "--format",
+        metavar="F",
+        help="only objects of this format: fhir, fhir-json, fhir-xml, fhir-ndjson, hl7...",
+    )
+    report_p.add_argument(
+        "--random", action="store_true", help="a random sample (default: the newest objects)"
+    )
+    report_p.add_argument("--json", action="store_true", help="one JSON document")
 
     validate_p = sub.add_parser(
         "validate", parents=[common], help="validate files offline, as the ingest door would"

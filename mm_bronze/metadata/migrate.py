@@ -48,3 +48,16 @@ async def migrate(pool: AsyncConnectionPool[AsyncConnection]) -> list[int]:
             applied.append(version)
             log.info("migration applied", version=version, name=name)
     return applied
+
+
+async def pending(conn: AsyncConnection) -> tuple[list[int], list[int]]:
+    """Without changing anything: the packaged migrations not yet applied, and the versions
+    applied that this build does not know (the database was migrated by a newer one)."""
+    known = [version for version, _, _ in available()]
+    cur = await conn.execute("SELECT to_regclass('ingestion.schema_migrations')")
+    row = await cur.fetchone()
+    if row is None or row[0] is None:
+        return known, []
+    cur = await conn.execute("SELECT version FROM ingestion.schema_migrations")
+    done = {int(version) for (version,) in await cur.fetchall()}
+    return [v for v in known if v not in done], sorted(done - set(known))

@@ -1,0 +1,1 @@
+"""``mm-bronze doctor``: checks of a deployment, each passed, failed with its fix, or skipped."""

@@ -64,6 +64,7 @@ async def run_http(res: Resources, stop: asyncio.Event) -> None:
     from mm_bronze.ingest.http.deps import PublishAccepted
     from mm_bronze.ingest.http.server import serve_http
     from mm_bronze.metadata import clients, records
+    from mm_bronze.runtime import dead_letters_for
 
     settings = res.settings.http
     pool = res.db.pool
@@ -122,6 +123,7 @@ async def run_http(res: Resources, stop: asyncio.Event) -> None:
                 readiness=res.readiness,
                 validation_level=res.settings.validation.level,
                 validation_workers=workers,
+                dead_letters=dead_letters_for(res.settings, res.db, res.bus),
             )
         )
         # hypercorn announces "http listening" (through structlog) once it has bound.

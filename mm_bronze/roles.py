@@ -138,8 +138,17 @@ async def run_http(res: Resources, stop: asyncio.Event) -> None:
 
 
 async def run_consumers(res: Resources, stop: asyncio.Event) -> None:
-    from mm_bronze.consumers.persist import PersistPipeline
+    from mm_bronze.consumers.persist import Announce, PersistPipeline
+    from mm_bronze.consumers.stored import StoredTopic
 
+    announce: Announce | None = None
+    stored_topic = res.settings.kafka.stored_topic
+    if res.settings.kafka.servers and stored_topic:  # Kafka only: the next layer reads it there
+        from mm_bronze.bus.kafka import KafkaBus
+
+        assert isinstance(res.bus, KafkaBus)
+        await res.bus.ensure_topics([stored_topic])
+        announce = StoredTopic(res.bus.publish, stored_topic).announce
     pipelines: list[PersistPipeline] = []
     consumers = []
     for topic, group in res.topics().values():
@@ -147,7 +156,9 @@ async def run_consumers(res: Resources, stop: asyncio.Event) -> None:
             consumer = await res.bus.consumer(topic, group)
             consumers.append(consumer)
             pipelines.append(
-                PersistPipeline(consumer, res.storage, res.db.pool, res.settings.consumer)
+                PersistPipeline(
+                    consumer, res.storage, res.db.pool, res.settings.consumer, announce=announce
+                )
             )
 
     def degraded() -> str | None:

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
+import pty
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -191,6 +195,30 @@ def test_purge_drops_a_dead_letter_for_good(bronze: MmBronze, module_dsn: str) -
     assert letter["id"] not in [d["id"] for d in listed(module_dsn)]
     code, _, err = dlq(module_dsn, "purge", letter["id"])
     assert code == 1 and "no dead letter" in err
+
+
+def test_purge_asks_first_on_a_terminal(bronze: MmBronze, module_dsn: str) -> None:
+    event, _ = staged_event(bronze, b'{"resourceType": "Patient", "id": "asked"}')
+    enqueue(module_dsn, encode_event(event))
+    letter = wait_dead_letter(module_dsn, event.uuid)
+    for answer, code, still_there in ((b"n\n", 1, True), (b"y\n", 0, False)):
+        terminal, tty = pty.openpty()
+        try:
+            os.write(terminal, answer)
+            proc = subprocess.run(
+                [sys.executable, "-m", "mm_bronze", "dlq", "purge", letter["id"]],
+                env={**os.environ, **_env(module_dsn)},
+                stdin=tty,
+                capture_output=True,
+                text=True,
+                timeout=120,
+            )
+        finally:
+            os.close(terminal)
+            os.close(tty)
+        assert proc.returncode == code, proc.stderr
+        assert "purge 1 dead letter for good? [y/N]" in proc.stdout
+        assert (letter["id"] in [d["id"] for d in listed(module_dsn)]) is still_there
 
 
 def test_replay_all_by_topic_says_how_many(bronze: MmBronze, module_dsn: str) -> None:

@@ -195,3 +195,16 @@ def test_purge_and_http_replay(
         assert client.post(f"/dead-letters/{kept['id']}/replay").status_code == 404
         wait_status(client, kept_event.uuid, {"stored", "duplicate"}, timeout=60)
     assert submissions_of(module_dsn, kept_event.uuid) == 1
+
+    # --all: every pending dead letter of the topic (these fail again: their blobs are gone).
+    for n in range(2):
+        produce_staged(
+            kafka, topic, bronze, f'{{"resourceType": "Patient", "id": "a{n}"}}'.encode()
+        )
+    deadline = time.monotonic() + 60
+    while len(listed(env)) < 2 and time.monotonic() < deadline:
+        time.sleep(0.5)
+    pending = listed(env)
+    code, out, _ = dlq(env, "replay", "--all", "--topic", topic)
+    assert code == 0 and out.strip() == f"{len(pending)} dead letters replayed"
+    assert not {d["id"] for d in listed(env)} & {d["id"] for d in pending}

@@ -113,7 +113,11 @@ class KafkaDeadLetters:
     async def replay_all(self, topic: str | None = None) -> int:
         count = 0
         for record in await self._unhandled():
-            if topic is not None and record.header("source.topic") != topic:
+            source = record.header("source.topic")
+            if not source:
+                log.warning("dead letter without a source topic not replayed", id=record.id)
+                continue
+            if topic is not None and source != topic:
                 continue
             try:
                 await self._replay(record)

@@ -61,3 +61,22 @@ class SubmissionStatus(msgspec.Struct, kw_only=True):
     received_at: dt.datetime | None = None
     message: str | None = None
     compression: str | None = None  # of the stored object: none | gzip | zstd
+
+
+class StoredEvent(msgspec.Struct, kw_only=True):
+    """What the consumers announce on Kafka's stored topic (JSON) once a submission is
+    recorded: where its payload lies and who sent it. ``duplicate_of`` names the first
+    submission of the same bytes, or is None when this one stored them."""
+
+    uuid: str
+    sha256: str
+    storage_path: str
+    format: str
+    content_type: str
+    version: str
+    subtype: str
+    client: str | None
+    source: str
+    duplicate_of: str | None
+    received_at: dt.datetime
+    stored_at: dt.datetime

@@ -64,6 +64,7 @@ async def run_http(res: Resources, stop: asyncio.Event) -> None:
     from mm_bronze.ingest.http.deps import PublishAccepted
     from mm_bronze.ingest.http.server import serve_http
     from mm_bronze.metadata import clients, records
+    from mm_bronze.runtime import dead_letters_for
 
     settings = res.settings.http
     pool = res.db.pool
@@ -123,6 +124,7 @@ async def run_http(res: Resources, stop: asyncio.Event) -> None:
                 metrics=res.metrics,
                 validation_level=res.settings.validation.level,
                 validation_workers=workers,
+                dead_letters=dead_letters_for(res.settings, res.db, res.bus),
             )
         )
         # hypercorn announces "http listening" (through structlog) once it has bound.
@@ -137,8 +139,17 @@ async def run_http(res: Resources, stop: asyncio.Event) -> None:
 
 
 async def run_consumers(res: Resources, stop: asyncio.Event) -> None:
-    from mm_bronze.consumers.persist import PersistPipeline
+    from mm_bronze.consumers.persist import Announce, PersistPipeline
+    from mm_bronze.consumers.stored import StoredTopic
 
+    announce: Announce | None = None
+    stored_topic = res.settings.kafka.stored_topic
+    if res.settings.kafka.servers and stored_topic:  # Kafka only: the next layer reads it there
+        from mm_bronze.bus.kafka import KafkaBus
+
+        assert isinstance(res.bus, KafkaBus)
+        await res.bus.ensure_topics([stored_topic])
+        announce = StoredTopic(res.bus.publish, stored_topic).announce
     pipelines: list[PersistPipeline] = []
     consumers = []
     for source, (topic, group) in res.topics().items():
@@ -148,7 +159,12 @@ async def run_consumers(res: Resources, stop: asyncio.Event) -> None:
             consumers.append(consumer)
             pipelines.append(
                 PersistPipeline(
-                    consumer, res.storage, res.db.pool, res.settings.consumer, metrics=counted
+                    consumer,
+                    res.storage,
+                    res.db.pool,
+                    res.settings.consumer,
+                    metrics=counted,
+                    announce=announce,
                 )
             )
 

@@ -21,6 +21,7 @@ from mm_bronze.settings import Settings
 if TYPE_CHECKING:
     # Imported where used, so that commands which need none of them start fast.
     from mm_bronze.bus import Bus
+    from mm_bronze.bus.dead_letters import DeadLetters
     from mm_bronze.metadata import Database
     from mm_bronze.metrics import Metrics
     from mm_bronze.storage import StorageRegistry
@@ -69,6 +70,31 @@ def build_bus(settings: Settings, db: Database) -> Bus:
     from mm_bronze.bus.pgqueue import PgQueueBus
 
     return PgQueueBus(db.pool, lease_seconds=settings.consumer.lease_seconds)
+
+
+def dead_letters_for(settings: Settings, db: Database, bus: Bus) -> DeadLetters:
+    """The dead letters of ``bus`` (opened by the caller)."""
+    if settings.kafka.servers:
+        from mm_bronze.bus.kafka import KafkaBus
+        from mm_bronze.bus.kafka_dead_letters import KafkaDeadLetters
+
+        assert isinstance(bus, KafkaBus)
+        return KafkaDeadLetters(bus, settings.kafka, db.pool)
+    from mm_bronze.bus.pg_dead_letters import PgDeadLetters
+
+    return PgDeadLetters(db.pool)
+
+
+@contextlib.asynccontextmanager
+async def open_dead_letters(settings: Settings) -> AsyncIterator[DeadLetters]:
+    """The database and the bus, for the dead-letter commands."""
+    async with open_database(settings) as db:
+        bus = build_bus(settings, db)
+        await bus.open()
+        try:
+            yield dead_letters_for(settings, db, bus)
+        finally:
+            await bus.close()
 
 
 @contextlib.asynccontextmanager

@@ -59,6 +59,8 @@ class KafkaSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     max_message_size: int = 10 * MiB  # largest event; inline limits stay 64 KiB below
     compression_type: str = "none"  # none | gzip | snappy | lz4 | zstd
     dlq_topic: str = "bronze-ingest-dlq"  # dead letters
+    dlq_group: str = "bronze-dlq-replay"  # group whose committed offsets skip handled dead letters
+    stored_topic: str = "bronze-stored"  # one event per recorded submission; empty: none
     partitions: int = 6  # for topics created at start
     replication_factor: int = -1  # -1: the broker's default.replication.factor
     publish_timeout: float = 10.0  # seconds before an undelivered publish fails (HTTP 503)

@@ -12,7 +12,8 @@ class Message(msgspec.Struct, kw_only=True):
     """One message taken from the bus.
 
     ``attempts`` counts deliveries that ended without an acknowledgement (1 on the first
-    delivery). ``handle`` is the implementation's own reference (queue row id, offset).
+    delivery). ``handle`` is the implementation's own reference (queue row id, offset);
+    ``headers`` the message's own headers (Kafka), kept when it is dead-lettered.
     """
 
     topic: str
@@ -20,6 +21,7 @@ class Message(msgspec.Struct, kw_only=True):
     value: bytes
     attempts: int
     handle: object = None
+    headers: tuple[tuple[str, bytes], ...] = ()
 
 
 class BusCounts(msgspec.Struct, frozen=True):

@@ -24,6 +24,7 @@ from typing import Any, TypeVar
 
 import structlog
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
+from confluent_kafka import Message as KafkaMessage
 
 from mm_bronze.bus.base import Message
 from mm_bronze.errors import BusUnavailable
@@ -39,6 +40,15 @@ _REBALANCING = {
     KafkaError._NO_OFFSET,
 }
 _MISSING_TOPIC = {KafkaError.UNKNOWN_TOPIC_OR_PART, KafkaError._UNKNOWN_TOPIC}
+# Headers a dead letter gets after the message's own ones (a replay takes them off again).
+DEAD_LETTER_HEADERS = (
+    "reason",
+    "source.topic",
+    "source.partition",
+    "source.offset",
+    "source.group",
+    "attempts",
+)
 
 
 class KafkaConsumer:
@@ -127,6 +137,7 @@ class KafkaConsumer:
                     value=msg.value() or b"",
                     attempts=seen,
                     handle=(number, offset),
+                    headers=message_headers(msg),
                 )
             )
         return out
@@ -219,13 +230,13 @@ class KafkaConsumer:
 
     async def dead_letter(self, message: Message, reason: str) -> None:
         partition, offset = self._coordinates(message)
+        values = (reason[:1000], partition[0], partition[1], offset, self.group, message.attempts)
         headers = [
-            ("reason", reason[:1000].encode()),
-            ("source.topic", partition[0].encode()),
-            ("source.partition", str(partition[1]).encode()),
-            ("source.offset", str(offset).encode()),
-            ("source.group", self.group.encode()),
-            ("attempts", str(message.attempts).encode()),
+            *message.headers,
+            *(
+                (name, str(value).encode())
+                for name, value in zip(DEAD_LETTER_HEADERS, values, strict=True)
+            ),
         ]
         await self._sink(message.key, message.value, headers)
         await self.ack([message])
@@ -316,6 +327,15 @@ class KafkaConsumer:
         assert isinstance(message.handle, tuple), "not a kafka message"
         number, offset = message.handle
         return (message.topic, int(number)), int(offset)
+
+
+def message_headers(msg: KafkaMessage) -> tuple[tuple[str, bytes], ...]:
+    """A record's headers, values as bytes."""
+    raw = msg.headers() or []
+    pairs = list(raw.items()) if isinstance(raw, dict) else raw
+    return tuple(
+        (name, value.encode() if isinstance(value, str) else value or b"") for name, value in pairs
+    )
 
 
 def _numbers(partitions: Sequence[TopicPartition]) -> list[int]:

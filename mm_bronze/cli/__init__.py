@@ -121,6 +121,10 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
         return compression_report(args, settings)
     from mm_bronze.runtime import run
 
+    if args.command == "dlq":
+        from mm_bronze.cli.dlq import dlq_command
+
+        return run(dlq_command(args, settings))
     if args.command == "serve":
         from mm_bronze.cli.commands import serve
         from mm_bronze.cli.parser import ROLE_HELP

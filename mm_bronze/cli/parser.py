@@ -109,6 +109,7 @@ def build_parser() -> argparse.ArgumentParser:
     rm_p.add_argument("name")
 
     _users(sub, common)
+    _dlq(sub, common)
 
     doctor_p = sub.add_parser(
         "doctor", parents=[common], help="check settings, database, bus, storage, keys and disk"
@@ -203,6 +204,31 @@ def _users(
     )
     key_p.add_argument("name")
     key_p.add_argument("--out", metavar="DIR", help="where to write the key pair")
+
+
+def _dlq(
+    sub: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser
+) -> None:
+    dlq_p = sub.add_parser("dlq", help="dead letters: list, show, replay, purge")
+    dlq_sub = dlq_p.add_subparsers(dest="action", required=True, metavar="ACTION")
+    ids_help = "dead letter ids (embedded: a number; Kafka: PARTITION:OFFSET)"
+    list_p = dlq_sub.add_parser("list", parents=[common], help="pending dead letters, oldest first")
+    list_p.add_argument("--topic", metavar="T", help="only those consumed from topic T")
+    list_p.add_argument("--limit", type=int, default=100, metavar="N", help="at most N (100)")
+    list_p.add_argument("--after", metavar="ID", help="those after ID (the last of a page)")
+    list_p.add_argument("--json", action="store_true", help="a JSON list instead of a table")
+    show_p = dlq_sub.add_parser("show", parents=[common], help="one dead letter (no payload)")
+    show_p.add_argument("id", metavar="ID", help=ids_help)
+    show_p.add_argument("--json", action="store_true", help="JSON instead of text")
+    replay_p = dlq_sub.add_parser(
+        "replay", parents=[common], help="put dead letters back on their topic, once"
+    )
+    replay_p.add_argument("ids", nargs="*", metavar="ID", help=ids_help)
+    replay_p.add_argument("--all", action="store_true", help="replay every pending dead letter")
+    replay_p.add_argument("--topic", metavar="T", help="with --all: only those of topic T")
+    purge_p = dlq_sub.add_parser("purge", parents=[common], help="drop dead letters for good")
+    purge_p.add_argument("ids", nargs="+", metavar="ID", help=ids_help)
+    purge_p.add_argument("--yes", action="store_true", help="do not ask (asked only on a terminal)")
 
 
 def subparser_for(

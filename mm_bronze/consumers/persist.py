@@ -1,4 +1,5 @@
-"""The persist pipeline: claim a batch → store payloads → record metadata → acknowledge.
+"""The persist pipeline: claim a batch → store payloads → record metadata → announce what
+was recorded (Kafka's stored topic, when set) → acknowledge.
 
 Every step is idempotent, so a crash anywhere followed by redelivery ends in the same
 state: objects are content-addressed and written only when absent, metadata inserts
@@ -9,8 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 
 import msgspec
 import psycopg
@@ -19,10 +21,11 @@ from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool
 
 from mm_bronze.bus.base import Consumer, Message
+from mm_bronze.consumers.stored import stored_events
 from mm_bronze.errors import PoisonMessage, Unavailable
 from mm_bronze.metadata import records
 from mm_bronze.metrics import ConsumerMetrics, Metrics
-from mm_bronze.models import IngestEvent, decode_event
+from mm_bronze.models import IngestEvent, StoredEvent, decode_event
 from mm_bronze.settings import ConsumerSettings
 from mm_bronze.storage import StorageRegistry
 
@@ -30,6 +33,9 @@ log = structlog.get_logger(__name__)
 
 WRITE_CONCURRENCY = 8
 FETCH_TIMEOUT = 0.5
+# Called with a batch's submissions once they are recorded, before the batch is acked; an
+# ``Unavailable`` it raises gives the batch back to be retried, like a storage outage.
+Announce = Callable[[Sequence[StoredEvent]], Awaitable[None]]
 
 
 class PersistPipeline:
@@ -47,9 +53,11 @@ class PersistPipeline:
         settings: ConsumerSettings,
         *,
         metrics: ConsumerMetrics | None = None,
+        announce: Announce | None = None,
     ) -> None:
         self._consumer = consumer
         self._metrics = metrics or Metrics().consumer("unknown")
+        self._announce = announce
         self._storage = storage
         self._pool = pool
         self._settings = settings
@@ -136,6 +144,11 @@ class PersistPipeline:
             if mine is not None and mine != outcome.storage_path:
                 # Another consumer stored the same payload first (under another date).
                 await self._storage.raw.remove(self._storage.raw.key_for(mine))
+        if self._announce is not None:
+            stored_at = dt.datetime.now(dt.UTC)
+            await self._announce(
+                stored_events(list(zip(recorded, (e for _, e in keep), strict=True)), stored_at)
+            )
         for message, event in dead:
             await self._fail(message, event, "staged payload is missing")
         await self._consumer.ack([m for m, _ in keep])

@@ -17,6 +17,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from mm_bronze.errors import Unavailable
 from mm_bronze.ingest.http.auth import Unauthorized
+from mm_bronze.ingest.http.dead_letters import dead_letter_routes
 from mm_bronze.ingest.http.deps import HttpDeps
 from mm_bronze.ingest.http.ingest import IngestEndpoint, ingest_segments
 from mm_bronze.ingest.http.linger import LingeringClose
@@ -133,6 +134,8 @@ def build_app(deps: HttpDeps) -> ASGIApp:
         Route("/readyz", readyz, methods=["GET"]),
         Route("/metrics", metrics, methods=["GET"]),
     ]
+    if deps.dead_letters is not None:
+        routes += dead_letter_routes(deps.dead_letters, deps.auth)
     app = Starlette(
         routes=routes,
         middleware=[Middleware(Http11Only)],

@@ -9,6 +9,7 @@ from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool
 
 from mm_bronze import formats
+from mm_bronze.bus.dead_letters import DeadLetters
 from mm_bronze.formats.workers import ValidationWorkers
 from mm_bronze.ingest.http.auth import Authenticator
 from mm_bronze.metrics import Metrics
@@ -32,3 +33,4 @@ class HttpDeps:
     metrics: Metrics
     validation_level: str = formats.STRICT
     validation_workers: ValidationWorkers | None = None
+    dead_letters: DeadLetters | None = None  # the admin routes under /dead-letters

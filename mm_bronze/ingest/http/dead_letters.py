@@ -1,0 +1,82 @@
+"""Dead letters over HTTP, for ``admin`` clients: list, show, replay, purge.
+
+Responses carry metadata, the reason and the attempts, never the payload (patient data).
+Without any API client (a loopback-only door) requests are anonymous and allowed, as every
+other route is.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+import structlog
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from mm_bronze.bus.dead_letters import DeadLetterNotFound, DeadLetters, InvalidDeadLetterId
+from mm_bronze.errors import BronzeError, Unavailable
+from mm_bronze.ingest.http.auth import Authenticator, Unauthorized
+from mm_bronze.ingest.http.responses import error, json_response
+
+log = structlog.get_logger(__name__)
+
+MAX_LIMIT = 1000
+Handler = Callable[[Request], Awaitable[Response]]
+
+
+def dead_letter_routes(letters: DeadLetters, auth: Authenticator) -> list[Route]:
+    def admin_only(handler: Handler) -> Handler:
+        async def guarded(request: Request) -> Response:
+            try:
+                client = await auth.authenticate(request.headers.get("authorization"))
+            except Unauthorized as exc:
+                response = error(401, "unauthorized", str(exc))
+                response.headers["WWW-Authenticate"] = "Bearer"
+                return response
+            if client is not None and not client.is_admin:
+                return error(403, "forbidden", "dead letters are for admin clients only")
+            try:
+                return await handler(request)
+            except InvalidDeadLetterId as exc:
+                return error(400, "invalid_id", str(exc))
+            except DeadLetterNotFound as exc:
+                return error(404, "not_found", f"{exc} (unknown, or already replayed or purged)")
+            except Unavailable as exc:
+                log.warning("dead letters unavailable", error=str(exc))
+                return error(503, "unavailable", "the bus or database is unavailable, retry later")
+            except BronzeError as exc:
+                return error(409, "not_replayable", str(exc))
+
+        return guarded
+
+    async def list_letters(request: Request) -> Response:
+        query = request.query_params
+        text = query.get("limit", "100")
+        if not text.isdigit() or not 1 <= int(text) <= MAX_LIMIT:
+            return error(400, "invalid_limit", f"limit must be a number from 1 to {MAX_LIMIT}")
+        limit = int(text)
+        found = await letters.pending(
+            topic=query.get("topic") or None, limit=limit, after=query.get("cursor") or None
+        )
+        cursor = found[-1].id if len(found) == limit else None
+        return json_response({"dead_letters": found, "next_cursor": cursor})
+
+    async def show(request: Request) -> Response:
+        return json_response(await letters.get(request.path_params["id"]))
+
+    async def replay(request: Request) -> Response:
+        letter = await letters.replay(request.path_params["id"])
+        log.info("dead letter replayed over http", id=letter.id, topic=letter.topic)
+        return json_response({"status": "replayed", "dead_letter": letter})
+
+    async def purge(request: Request) -> Response:
+        await letters.purge(request.path_params["id"])
+        return json_response({"status": "purged", "id": request.path_params["id"]})
+
+    return [
+        Route("/dead-letters", admin_only(list_letters), methods=["GET"]),
+        Route("/dead-letters/{id}", admin_only(show), methods=["GET"]),
+        Route("/dead-letters/{id}", admin_only(purge), methods=["DELETE"]),
+        Route("/dead-letters/{id}/replay", admin_only(replay), methods=["POST"]),
+    ]

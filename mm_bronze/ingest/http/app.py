@@ -9,6 +9,7 @@ from collections.abc import Awaitable, Callable
 import msgspec
 import structlog
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
@@ -54,7 +55,9 @@ def build_app(deps: HttpDeps) -> ASGIApp:
         try:
             client = await deps.auth.authenticate(request.headers.get("authorization"))
         except Unauthorized as exc:
-            return error(401, "unauthorized", str(exc))
+            response = error(401, "unauthorized", str(exc))
+            response.headers["WWW-Authenticate"] = "Bearer"
+            return response
         try:
             submission = str(uuidlib.UUID(request.path_params["uuid"]))
         except ValueError:
@@ -101,7 +104,10 @@ def build_app(deps: HttpDeps) -> ASGIApp:
         return error(404, "not_found", f"no route for {request.method} {request.url.path}")
 
     async def method_not_allowed(request: Request, exc: Exception) -> Response:
-        return error(405, "method_not_allowed", f"{request.method} is not allowed here")
+        response = error(405, "method_not_allowed", f"{request.method} is not allowed here")
+        if isinstance(exc, HTTPException) and exc.headers:  # Allow: the route's methods
+            response.headers.update(exc.headers)
+        return response
 
     async def server_error(request: Request, exc: Exception) -> Response:
         log.error("unhandled error", error=type(exc).__name__)

@@ -18,6 +18,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from mm_bronze.errors import Unavailable
 from mm_bronze.ingest.http.auth import Unauthorized
+from mm_bronze.ingest.http.bodies import Alive, Readiness
 from mm_bronze.ingest.http.deps import HttpDeps
 from mm_bronze.ingest.http.ingest import IngestEndpoint, ingest_segments
 from mm_bronze.ingest.http.linger import LingeringClose
@@ -90,13 +91,13 @@ def build_app(deps: HttpDeps) -> ASGIApp:
         return msgspec.structs.replace(found, storage_path=relative, duplicate_of=duplicate_of)
 
     async def healthz(request: Request) -> Response:
-        return json_response({"status": "alive"})
+        return json_response(Alive())
 
     async def readyz(request: Request) -> Response:
         checks = await deps.readiness()
         ready = all(v == "ok" for v in checks.values())
         return json_response(
-            {"status": "ready" if ready else "not ready", "checks": checks},
+            Readiness(status="ready" if ready else "not ready", checks=checks),
             status=200 if ready else 503,
         )
 

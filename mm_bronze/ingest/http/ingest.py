@@ -34,6 +34,7 @@ from mm_bronze.errors import (
 )
 from mm_bronze.formats.workers import BUFFER_LIMIT, DeferredValidator
 from mm_bronze.ingest.http.auth import Unauthorized
+from mm_bronze.ingest.http.bodies import Accepted
 from mm_bronze.ingest.http.body import receive_body
 from mm_bronze.ingest.http.deps import HttpDeps
 from mm_bronze.ingest.http.request_id import current_request_id
@@ -254,10 +255,4 @@ class IngestEndpoint:
             client=client.name if client else None,
             staged=body.staged is not None,
         )
-        return msgspec.json.encode(
-            {
-                "status": "accepted",
-                "uuid": submission,
-                "timestamp": received_at.isoformat().replace("+00:00", "Z"),
-            }
-        )
+        return msgspec.json.encode(Accepted(uuid=submission, timestamp=received_at))

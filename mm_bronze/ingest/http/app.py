@@ -17,6 +17,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from mm_bronze.errors import Unavailable
+from mm_bronze.ingest.http import docs_page, openapi
 from mm_bronze.ingest.http.auth import Unauthorized
 from mm_bronze.ingest.http.bodies import Alive, Readiness
 from mm_bronze.ingest.http.deps import HttpDeps
@@ -101,6 +102,12 @@ def build_app(deps: HttpDeps) -> ASGIApp:
             status=200 if ready else 503,
         )
 
+    async def openapi_json(request: Request) -> Response:
+        return Response(openapi.encoded(), media_type="application/json")
+
+    async def docs(request: Request) -> Response:
+        return Response(docs_page.encoded(), media_type="text/html; charset=utf-8")
+
     async def not_found(request: Request, exc: Exception) -> Response:
         return error(404, "not_found", f"no route for {request.method} {request.url.path}")
 
@@ -127,6 +134,8 @@ def build_app(deps: HttpDeps) -> ASGIApp:
         Route("/ingest/{uuid}", status, methods=["GET"]),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
+        Route("/openapi.json", openapi_json, methods=["GET"]),
+        Route("/docs", docs, methods=["GET"]),
     ]
     app = Starlette(
         routes=routes,

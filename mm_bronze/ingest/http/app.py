@@ -92,7 +92,7 @@ def build_app(deps: HttpDeps) -> ASGIApp:
         return msgspec.structs.replace(found, storage_path=relative, duplicate_of=duplicate_of)
 
     async def healthz(request: Request) -> Response:
-        return json_response(Alive())
+        return json_response(Alive(status="alive"))
 
     async def readyz(request: Request) -> Response:
         checks = await deps.readiness()

@@ -19,9 +19,9 @@ Timestamp = Annotated[dt.datetime, msgspec.Meta(extra_json_schema={"format": "da
 class Accepted(msgspec.Struct, kw_only=True):
     """The submission is durable on the bus; follow it with ``GET /ingest/{uuid}``."""
 
-    status: Literal["accepted"] = "accepted"
-    uuid: Uuid
-    timestamp: Timestamp
+    status: Literal["accepted"]
+    uuid: Annotated[Uuid, msgspec.Meta(description="The submission's id.")]
+    timestamp: Annotated[Timestamp, msgspec.Meta(description="When it was received (UTC).")]
 
 
 class Finding(msgspec.Struct, kw_only=True):
@@ -37,11 +37,20 @@ class Finding(msgspec.Struct, kw_only=True):
 class ErrorBody(msgspec.Struct, kw_only=True, omit_defaults=True):
     """Every error answer: a stable ``error`` code and a readable ``message``."""
 
-    error: Annotated[str, msgspec.Meta(examples=["not_found"])]
-    message: str
-    supported: list[str] | UnsetType = UNSET  # unsupported_format: the accepted routes
-    location: str | UnsetType = UNSET  # invalid_payload: where the payload went wrong
-    issues: list[Finding] | UnsetType = UNSET  # invalid_payload (not FHIR)
+    error: Annotated[str, msgspec.Meta(description="A stable code.", examples=["not_found"])]
+    message: Annotated[str, msgspec.Meta(description="Why, for a person to read.")]
+    supported: Annotated[
+        list[str] | UnsetType,
+        msgspec.Meta(description="`unsupported_format`: the routes that are accepted."),
+    ] = UNSET
+    location: Annotated[
+        str | UnsetType,
+        msgspec.Meta(description="`invalid_payload`: where the payload went wrong."),
+    ] = UNSET
+    issues: Annotated[
+        list[Finding] | UnsetType,
+        msgspec.Meta(description="`invalid_payload` (not FHIR): every issue found."),
+    ] = UNSET
 
 
 class OutcomeIssue(msgspec.Struct, kw_only=True, omit_defaults=True):
@@ -67,7 +76,7 @@ class FhirInvalidPayload(msgspec.Struct, kw_only=True, omit_defaults=True):
 class Alive(msgspec.Struct, kw_only=True):
     """The process runs."""
 
-    status: Literal["alive"] = "alive"
+    status: Literal["alive"]
 
 
 class Readiness(msgspec.Struct, kw_only=True):

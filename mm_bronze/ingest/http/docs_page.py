@@ -15,7 +15,7 @@ from mm_bronze.ingest.http import openapi
 
 Json = dict[str, Any]
 
-CODE = re.compile(r"`([^`]+)`")
+CODE = re.compile(r"``?([^`]+)``?")  # `code` in the document, ``code`` in docstrings
 STYLE = """
 body { font: 15px/1.5 system-ui, sans-serif; max-width: 60rem; margin: 2rem auto;
        padding: 0 1rem; color: #1b1f23; }

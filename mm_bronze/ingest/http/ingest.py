@@ -255,4 +255,6 @@ class IngestEndpoint:
             client=client.name if client else None,
             staged=body.staged is not None,
         )
-        return msgspec.json.encode(Accepted(uuid=submission, timestamp=received_at))
+        return msgspec.json.encode(
+            Accepted(status="accepted", uuid=submission, timestamp=received_at)
+        )

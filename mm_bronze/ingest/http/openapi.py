@@ -69,16 +69,13 @@ def failure(description: str, *, headers: tuple[str, ...] = ()) -> Json:
     return answer(description, ref("ErrorBody"), headers=headers)
 
 
-UNAVAILABLE = "Retry-After"
-
 HEADERS_TOO_LARGE = failure("`headers_too_large`: the request header fields exceed 16 KiB.")
 
 
-def unauthorized(*, challenge: bool) -> Json:
-    return failure(
-        "`unauthorized`: a missing or invalid bearer token, once API clients exist.",
-        headers=("WWW-Authenticate",) if challenge else (),
-    )
+UNAUTHORIZED = failure(
+    "`unauthorized`: a missing or invalid bearer token, once API clients exist.",
+    headers=("WWW-Authenticate",),
+)
 
 
 PROTECTED: list[Json] = [{"bearer": []}, {}]  # {}: no token until the first client exists
@@ -186,7 +183,7 @@ def ingest() -> Json:
                 " format or content type (`supported` lists the accepted ones);"
                 " `invalid_validation_level`."
             ),
-            "401": unauthorized(challenge=True),
+            "401": UNAUTHORIZED,
             "403": failure("`forbidden`: the client's role may not submit."),
             "404": failure("`not_found`: a route segment is empty."),
             "408": failure("`body_timeout`: no body byte for `http.body_timeout` seconds."),
@@ -200,7 +197,7 @@ def ingest() -> Json:
             "503": failure(
                 "`unavailable`: the bus or storage cannot be reached; `busy`: request bodies"
                 " in flight hold `http.max_buffered_bytes` already. Retry later.",
-                headers=(UNAVAILABLE,),
+                headers=("Retry-After",),
             ),
         },
     }
@@ -229,11 +226,11 @@ def submission_status() -> Json:
         "responses": {
             "200": answer("The submission's status.", ref("SubmissionStatus")),
             "400": failure("`invalid_uuid`: not a submission uuid."),
-            "401": unauthorized(challenge=True),
+            "401": UNAUTHORIZED,
             "404": failure("`not_found`: no such submission, or another client's."),
             "431": HEADERS_TOO_LARGE,
             "503": failure(
-                "`unavailable`: the database cannot be reached.", headers=(UNAVAILABLE,)
+                "`unavailable`: the database cannot be reached.", headers=("Retry-After",)
             ),
         },
     }

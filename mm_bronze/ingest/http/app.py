@@ -9,6 +9,7 @@ from collections.abc import Awaitable, Callable
 import msgspec
 import structlog
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
@@ -16,7 +17,9 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from mm_bronze.errors import Unavailable
+from mm_bronze.ingest.http import docs_page, openapi
 from mm_bronze.ingest.http.auth import Unauthorized
+from mm_bronze.ingest.http.bodies import Alive, Readiness
 from mm_bronze.ingest.http.dead_letters import dead_letter_routes
 from mm_bronze.ingest.http.deps import HttpDeps
 from mm_bronze.ingest.http.ingest import IngestEndpoint, ingest_segments
@@ -56,7 +59,9 @@ def build_app(deps: HttpDeps) -> ASGIApp:
         try:
             client = await deps.auth.authenticate(request.headers.get("authorization"))
         except Unauthorized as exc:
-            return error(401, "unauthorized", str(exc))
+            response = error(401, "unauthorized", str(exc))
+            response.headers["WWW-Authenticate"] = "Bearer"
+            return response
         try:
             submission = str(uuidlib.UUID(request.path_params["uuid"]))
         except ValueError:
@@ -89,13 +94,13 @@ def build_app(deps: HttpDeps) -> ASGIApp:
         return msgspec.structs.replace(found, storage_path=relative, duplicate_of=duplicate_of)
 
     async def healthz(request: Request) -> Response:
-        return json_response({"status": "alive"})
+        return json_response(Alive(status="alive"))
 
     async def readyz(request: Request) -> Response:
         checks = await deps.readiness()
         ready = all(v == "ok" for v in checks.values())
         return json_response(
-            {"status": "ready" if ready else "not ready", "checks": checks},
+            Readiness(status="ready" if ready else "not ready", checks=checks),
             status=200 if ready else 503,
         )
 
@@ -109,11 +114,20 @@ def build_app(deps: HttpDeps) -> ASGIApp:
             return error(403, "forbidden", why)
         return Response(await scrape(deps.metrics), media_type=CONTENT_TYPE)
 
+    async def openapi_json(request: Request) -> Response:
+        return Response(openapi.encoded(), media_type="application/json")
+
+    async def docs(request: Request) -> Response:
+        return Response(docs_page.encoded(), media_type="text/html; charset=utf-8")
+
     async def not_found(request: Request, exc: Exception) -> Response:
         return error(404, "not_found", f"no route for {request.method} {request.url.path}")
 
     async def method_not_allowed(request: Request, exc: Exception) -> Response:
-        return error(405, "method_not_allowed", f"{request.method} is not allowed here")
+        response = error(405, "method_not_allowed", f"{request.method} is not allowed here")
+        if isinstance(exc, HTTPException) and exc.headers:  # Allow: the route's methods
+            response.headers.update(exc.headers)
+        return response
 
     async def server_error(request: Request, exc: Exception) -> Response:
         log.error("unhandled error", error=type(exc).__name__)
@@ -133,6 +147,8 @@ def build_app(deps: HttpDeps) -> ASGIApp:
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
         Route("/metrics", metrics, methods=["GET"]),
+        Route("/openapi.json", openapi_json, methods=["GET"]),
+        Route("/docs", docs, methods=["GET"]),
     ]
     if deps.dead_letters is not None:
         routes += dead_letter_routes(deps.dead_letters, deps.auth)

@@ -35,6 +35,7 @@ from mm_bronze.errors import (
 )
 from mm_bronze.formats.workers import BUFFER_LIMIT, DeferredValidator
 from mm_bronze.ingest.http.auth import Unauthorized
+from mm_bronze.ingest.http.bodies import Accepted
 from mm_bronze.ingest.http.body import receive_body
 from mm_bronze.ingest.http.deps import HttpDeps
 from mm_bronze.ingest.http.request_id import current_request_id
@@ -280,10 +281,6 @@ class IngestEndpoint:
             staged=body.staged is not None,
         )
         answer = msgspec.json.encode(
-            {
-                "status": "accepted",
-                "uuid": submission,
-                "timestamp": received_at.isoformat().replace("+00:00", "Z"),
-            }
+            Accepted(status="accepted", uuid=submission, timestamp=received_at)
         )
         return answer, body.size

@@ -24,6 +24,7 @@ import msgspec
 from hypercorn.protocol.h11 import H11Protocol
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from mm_bronze.ingest.http.bodies import ErrorBody
 from mm_bronze.ingest.http.responses import refuse
 
 REASONS = {
@@ -37,7 +38,7 @@ _installed = False
 
 async def _send_error_response(self: Any, status_code: int) -> None:
     code, message = REASONS.get(status_code, ("bad_request", "malformed HTTP request"))
-    body = msgspec.json.encode({"error": code, "message": message})
+    body = msgspec.json.encode(ErrorBody(error=code, message=message))
     headers = [
         (b"content-type", b"application/json"),
         (b"content-length", str(len(body)).encode()),

@@ -11,6 +11,7 @@ from starlette.responses import Response
 from mm_bronze.errors import InvalidPayload
 from mm_bronze.formats.base import issue_dict
 from mm_bronze.formats.fhir.outcome import operation_outcome
+from mm_bronze.ingest.http.bodies import ErrorBody
 
 log = structlog.get_logger(__name__)
 
@@ -20,7 +21,7 @@ RETRY_AFTER = "5"
 def error(
     status: int, code: str, message: str, *, headers: dict[str, str] | None = None, **extra: Any
 ) -> Response:
-    body = msgspec.json.encode({"error": code, "message": message, **extra})
+    body = msgspec.json.encode(ErrorBody(error=code, message=message, **extra))
     if status == 503:
         headers = {**(headers or {}), "Retry-After": RETRY_AFTER}
     return Response(body, status_code=status, media_type="application/json", headers=headers)

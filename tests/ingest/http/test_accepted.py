@@ -85,6 +85,7 @@ def test_other_methods_and_paths_keep_their_answers(http_only: MmBronze) -> None
         empty_segment = client.post("/ingest/fhir//R4/patient", content=patient())
     assert wrong_method.status_code == 405
     assert wrong_method.json()["error"] == "method_not_allowed"
+    assert wrong_method.headers["allow"] == "POST"
     assert too_short.status_code == 404
     assert empty_segment.status_code == 404
     assert "x-request-id" in wrong_method.headers

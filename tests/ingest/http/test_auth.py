@@ -54,7 +54,9 @@ def test_missing_token_is_401(authed: MmBronze) -> None:
     assert response.status_code == 401
     assert response.headers["www-authenticate"] == "Bearer"
     assert "bearer token" in response.json()["message"]
-    assert httpx.get(authed.url + "/ingest/6f1c1a53-7c6b-4d7e-9a51-5f0a3c1b2d44").status_code == 401
+    status = httpx.get(authed.url + "/ingest/6f1c1a53-7c6b-4d7e-9a51-5f0a3c1b2d44")
+    assert status.status_code == 401
+    assert status.headers["www-authenticate"] == "Bearer"
 
 
 def test_wrong_token_is_401(authed: MmBronze) -> None:

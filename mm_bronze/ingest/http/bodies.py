@@ -1,0 +1,89 @@
+"""The JSON bodies the HTTP door answers with, as msgspec structs.
+
+The door encodes these (so a field cannot be added or renamed in one place only) and the
+OpenAPI document derives its schemas from them (``openapi.py``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated, Literal
+
+import msgspec
+from msgspec import UNSET, UnsetType
+
+Uuid = Annotated[str, msgspec.Meta(extra_json_schema={"format": "uuid"})]
+Timestamp = Annotated[dt.datetime, msgspec.Meta(extra_json_schema={"format": "date-time"})]
+
+
+class Accepted(msgspec.Struct, kw_only=True):
+    """The submission is durable on the bus; follow it with ``GET /ingest/{uuid}``."""
+
+    status: Literal["accepted"]
+    uuid: Annotated[Uuid, msgspec.Meta(description="The submission's id.")]
+    timestamp: Annotated[Timestamp, msgspec.Meta(description="When it was received (UTC).")]
+
+
+class Finding(msgspec.Struct, kw_only=True):
+    """One located validation issue; its text names places, never payload values."""
+
+    severity: Annotated[str, msgspec.Meta(examples=["error"])]
+    code: Annotated[str, msgspec.Meta(examples=["structure"])]
+    diagnostics: str
+    expression: str | UnsetType = UNSET
+    location: str | UnsetType = UNSET
+
+
+class ErrorBody(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """Every error answer: a stable ``error`` code and a readable ``message``."""
+
+    error: Annotated[str, msgspec.Meta(description="A stable code.", examples=["not_found"])]
+    message: Annotated[str, msgspec.Meta(description="Why, for a person to read.")]
+    supported: Annotated[
+        list[str] | UnsetType,
+        msgspec.Meta(description="`unsupported_format`: the routes that are accepted."),
+    ] = UNSET
+    location: Annotated[
+        str | UnsetType,
+        msgspec.Meta(description="`invalid_payload`: where the payload went wrong."),
+    ] = UNSET
+    issues: Annotated[
+        list[Finding] | UnsetType,
+        msgspec.Meta(description="`invalid_payload` (not FHIR): every issue found."),
+    ] = UNSET
+
+
+class OutcomeIssue(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """An ``OperationOutcome.issue``."""
+
+    severity: str
+    code: str
+    diagnostics: str
+    expression: list[str] | UnsetType = UNSET
+    location: list[str] | UnsetType = UNSET
+
+
+class FhirInvalidPayload(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """A rejected FHIR payload: a FHIR ``OperationOutcome`` that is also an error body."""
+
+    resourceType: Literal["OperationOutcome"]  # the FHIR element's name
+    issue: list[OutcomeIssue]
+    error: Literal["invalid_payload"]
+    message: str
+    location: str | UnsetType = UNSET
+
+
+class Alive(msgspec.Struct, kw_only=True):
+    """The process runs."""
+
+    status: Literal["alive"]
+
+
+class Readiness(msgspec.Struct, kw_only=True):
+    """Each part of the process and whether it is reachable: ``ok`` or why not."""
+
+    status: Literal["ready", "not ready"]
+    checks: Annotated[
+        dict[str, str],
+        msgspec.Meta(examples=[{"database": "ok", "bus": "ok", "storage": "ok", "http": "ok"}]),
+    ]

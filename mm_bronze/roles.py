@@ -64,6 +64,7 @@ async def run_http(res: Resources, stop: asyncio.Event) -> None:
     from mm_bronze.ingest.http.deps import PublishAccepted
     from mm_bronze.ingest.http.server import serve_http
     from mm_bronze.metadata import clients, records
+    from mm_bronze.metadata.feed import FeedListener
 
     settings = res.settings.http
     pool = res.db.pool
@@ -105,7 +106,9 @@ async def run_http(res: Resources, stop: asyncio.Event) -> None:
     if workers_wanted < 0:
         workers_wanted = os.cpu_count() or 1
     workers = ValidationWorkers(workers_wanted) if workers_wanted > 0 else None
+    feed = FeedListener(res.db.dsn)
     await status_log.open()
+    await feed.open()
     if workers is not None:
         await workers.open()
     # /readyz is served by this door, so whenever it answers, the door is listening.
@@ -122,6 +125,7 @@ async def run_http(res: Resources, stop: asyncio.Event) -> None:
                 readiness=res.readiness,
                 validation_level=res.settings.validation.level,
                 validation_workers=workers,
+                feed=feed,
             )
         )
         # hypercorn announces "http listening" (through structlog) once it has bound.
@@ -130,6 +134,7 @@ async def run_http(res: Resources, stop: asyncio.Event) -> None:
         except OSError as exc:
             raise bind_error(http_door(res.settings), exc) from None
     finally:
+        await feed.close()
         await status_log.close()
         if workers is not None:
             await workers.close()

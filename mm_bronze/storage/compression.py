@@ -8,7 +8,7 @@ bytes, never of the compressed object.
 from __future__ import annotations
 
 import zlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Generator, Iterable, Iterator
 from typing import Protocol
 
 import zstandard
@@ -77,7 +77,7 @@ def codec_for(name: str) -> Codec:
         raise ValueError(f"unknown compression {name!r}; use one of {', '.join(CODECS)}") from None
 
 
-def decode(name: str, chunks: Iterable[bytes]) -> Iterator[bytes]:
+def decode(name: str, chunks: Iterable[bytes]) -> Generator[bytes, None, None]:
     """The original bytes of an object stored with compression ``name``, streamed."""
     codec_for(name)
     if name == "none":

@@ -11,6 +11,7 @@ from psycopg_pool import AsyncConnectionPool
 from mm_bronze import formats
 from mm_bronze.formats.workers import ValidationWorkers
 from mm_bronze.ingest.http.auth import Authenticator
+from mm_bronze.metadata.feed import FeedListener
 from mm_bronze.settings import HttpSettings
 from mm_bronze.storage import StorageRegistry
 
@@ -30,3 +31,4 @@ class HttpDeps:
     readiness: Callable[[], Awaitable[dict[str, str]]]
     validation_level: str = formats.STRICT
     validation_workers: ValidationWorkers | None = None
+    feed: FeedListener | None = None  # wakes long-polling readers of GET /submissions

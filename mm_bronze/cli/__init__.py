@@ -113,6 +113,11 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
         return db_command(args, settings)
     from mm_bronze.runtime import run
 
+    if args.command == "submissions":
+        from mm_bronze.cli.submissions import submissions_command
+
+        return run(submissions_command(args, settings))
+
     if args.command == "serve":
         from mm_bronze.cli.commands import serve
         from mm_bronze.cli.parser import ROLE_HELP

@@ -85,6 +85,26 @@ LEFT JOIN ingestion.submissions f ON f.submission_id = s.object_id
 """
 
 
+def parse_time(text: str) -> dt.datetime:
+    """An ISO 8601 date or date-time, UTC when it has no offset; raises ``ValueError``."""
+    # A "+" left unencoded in a query string arrives as a space: "...T10:00:00 01:00".
+    if "T" in text and " " in text:
+        text = text.replace(" ", "+")
+    try:
+        value = dt.datetime.fromisoformat(text)
+    except ValueError:
+        raise ValueError("expected an ISO 8601 time, e.g. 2026-12-01T10:00:00Z") from None
+    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
+
+
+def parse_sftp_path(text: str) -> tuple[str, str]:
+    """``user:/path`` → (user, path); raises ``ValueError``."""
+    user, sep, path = text.partition(":")
+    if not sep or not user or not path.startswith("/"):
+        raise ValueError("expected USER:/PATH, e.g. lab1:/results/2026-12-01.hl7")
+    return user, path
+
+
 def order_of(query: SubmissionQuery) -> Order:
     if query.after is not None:
         return "asc"

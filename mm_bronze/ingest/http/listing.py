@@ -9,7 +9,6 @@ wait at once.
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import re
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -33,6 +32,8 @@ from mm_bronze.metadata.submissions import (
     SubmissionQuery,
     list_submissions,
     order_of,
+    parse_sftp_path,
+    parse_time,
 )
 
 log = structlog.get_logger(__name__)
@@ -83,11 +84,15 @@ def parse_query(params: QueryParams) -> tuple[SubmissionQuery, float]:
         if not _SHA256.fullmatch(sha256):
             raise BadParameter("sha256", "expected 64 hexadecimal digits")
         fields["sha256"] = sha256.lower()
-    for name in ("since", "until"):
-        if (text := params.get(name)) is not None:
-            fields[name] = parse_time(name, text)
-    if (path := params.get("path")) is not None:
-        fields["sftp_user"], fields["sftp_path"] = parse_sftp_path(path)
+    try:
+        for name in ("since", "until", "path"):
+            if (text := params.get(name)) is not None:
+                if name == "path":
+                    fields["sftp_user"], fields["sftp_path"] = parse_sftp_path(text)
+                else:
+                    fields[name] = parse_time(text)
+    except ValueError as exc:
+        raise BadParameter(name, str(exc)) from None
     if (limit := params.get("limit")) is not None:
         fields["limit"] = _integer("limit", limit, 1, MAX_LIMIT)
     for name in ("after", "before"):
@@ -112,26 +117,6 @@ def parse_query(params: QueryParams) -> tuple[SubmissionQuery, float]:
         if "after" not in fields:
             raise BadParameter("wait", "only the feed waits: give after=CURSOR (0 to start)")
     return SubmissionQuery(**fields), wait
-
-
-def parse_time(name: str, text: str) -> dt.datetime:
-    """An ISO 8601 date or date-time; without an offset it is UTC."""
-    # A "+" left unencoded in a query string arrives as a space: "...T10:00:00 01:00".
-    if "T" in text and " " in text:
-        text = text.replace(" ", "+")
-    try:
-        value = dt.datetime.fromisoformat(text)
-    except ValueError:
-        raise BadParameter(name, "expected an ISO 8601 time, e.g. 2026-12-01T10:00:00Z") from None
-    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
-
-
-def parse_sftp_path(text: str) -> tuple[str, str]:
-    """``user:/path`` → (user, path)."""
-    user, sep, path = text.partition(":")
-    if not sep or not user or not path.startswith("/"):
-        raise BadParameter("path", "expected USER:/PATH, e.g. lab1:/results/2026-12-01.hl7")
-    return user, path
 
 
 def _choice(name: str, value: str, allowed: tuple[str, ...]) -> str:

@@ -322,6 +322,7 @@ class Spool:
             "sftp upload accepted",
             uuid=submission,
             user=session.username,
+            file=posixpath.basename(virtual),
             path=virtual,  # metadata, not payload: how a partner's file is found again
             format=kind.format,
             content_type=kind.content_type,

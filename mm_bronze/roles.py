@@ -128,16 +128,25 @@ async def run_http(res: Resources, stop: asyncio.Event) -> None:
                 feed=feed,
             )
         )
+        # Long polls answer as soon as the server stops, not after its graceful timeout.
+        end_waits = asyncio.create_task(_when_set(stop, feed.stop_waits))
         # hypercorn announces "http listening" (through structlog) once it has bound.
         try:
             await serve_http(app, settings, stop)
         except OSError as exc:
             raise bind_error(http_door(res.settings), exc) from None
+        finally:
+            end_waits.cancel()
     finally:
         await feed.close()
         await status_log.close()
         if workers is not None:
             await workers.close()
+
+
+async def _when_set(event: asyncio.Event, action: Callable[[], None]) -> None:
+    await event.wait()
+    action()
 
 
 async def run_consumers(res: Resources, stop: asyncio.Event) -> None:

@@ -38,6 +38,12 @@ class FeedListener:
         self._dsn = dsn
         self._changed = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self.stopping = False
+
+    def stop_waits(self) -> None:
+        """Wake every waiter for good (the server is stopping): long polls answer now."""
+        self.stopping = True
+        self._changed.set()
 
     async def open(self) -> None:
         if self._task is None:
@@ -64,7 +70,8 @@ class FeedListener:
     def _wake(self) -> None:
         # Every current waiter wakes; later waiters wait for the next notification.
         self._changed.set()
-        self._changed = asyncio.Event()
+        if not self.stopping:
+            self._changed = asyncio.Event()
 
     async def _listen(self) -> None:
         backoff = 0.1

@@ -190,6 +190,8 @@ async def _page(
                     woken.cancel()
             if gone.done():
                 return None
+            if deps.feed is not None and deps.feed.stopping:
+                return page  # the server is stopping: answer now, the reader asks again
             change = deps.feed.next_change() if deps.feed is not None else None
             page = await list_submissions(deps.pool, query, owner=owner)
         return page

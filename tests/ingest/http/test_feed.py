@@ -61,3 +61,24 @@ def test_a_reader_sees_every_submission_through_crashes(dsn: str, tmp_path: Path
         "MM_BRONZE_CONSUMER_LEASE_SECONDS": "2",
     }
     feed_sees_everything(tmp_path, env, dsn)
+
+
+def test_stopping_the_server_answers_waiting_polls(dsn: str, tmp_path: Path) -> None:
+    proc = MmBronze(tmp_path, env={"POSTGRES_DSN": dsn}).start()
+    answer: dict = {}
+
+    def poll() -> None:
+        with httpx.Client(base_url=proc.url, timeout=90) as client:
+            response = client.get("/submissions", params={"after": 0, "wait": 60})
+            answer.update(status=response.status_code, body=response.json())
+
+    waiting = threading.Thread(target=poll)
+    try:
+        waiting.start()
+        time.sleep(1)
+        assert waiting.is_alive()
+        assert proc.stop() == 0
+        waiting.join(timeout=90)
+    finally:
+        proc.stop()
+    assert answer == {"status": 200, "body": {"items": [], "next": 0, "order": "asc"}}

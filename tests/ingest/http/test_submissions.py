@@ -180,6 +180,15 @@ def test_an_sftp_file_is_found_by_its_path(landed: Landed) -> None:
     ]
 
 
+def test_the_cli_finds_an_sftp_file_by_its_path(landed: Landed, module_dsn: str) -> None:
+    env = {"POSTGRES_DSN": module_dsn}
+    result = run_cli("submissions", "list", "--path", f"lab1:{SFTP_PATH}", env=env)
+    assert result.returncode == 0, result.stderr
+    _header, row = result.stdout.splitlines()
+    assert row.split()[2] == landed.sftp
+    assert row.split()[-1] == f"lab1:{SFTP_PATH}"
+
+
 @pytest.mark.parametrize("order", ["desc", "asc"])
 def test_paging_has_no_gaps_or_repeats(landed: Landed, order: str) -> None:
     cursor_name = "before" if order == "desc" else "after"
@@ -268,6 +277,11 @@ def test_content_revalidates_with_the_etag(landed: Landed) -> None:
     assert again.status_code == 304
     assert again.headers["etag"] == etag
     assert again.content == b""
+    with landed.client("bob") as bob:
+        head = bob.head(f"/ingest/{uuid}/content")
+    assert head.status_code == 200
+    assert head.headers["etag"] == etag
+    assert head.content == b""
 
 
 def test_content_of_another_client_is_404(landed: Landed) -> None:

@@ -67,8 +67,9 @@ class SubmissionItem(msgspec.Struct, kw_only=True):
 
 class Page(msgspec.Struct):
     """A page of submissions. ``next`` is the cursor for the next page: ``after=next`` in
-    ascending order (always set: the feed continues there), ``before=next`` in descending
-    order (None on the last page)."""
+    ascending order (always set: the feed continues there; past rows that did not match
+    when the page is not full), ``before=next`` in descending order (None on the last
+    page)."""
 
     items: list[SubmissionItem]
     next: int | None
@@ -131,14 +132,22 @@ async def list_submissions(pool: Pool, query: SubmissionQuery, *, owner: str | N
         + (" WHERE " + " AND ".join(where) if where else "")
         + f" ORDER BY s.seq {order.upper()} LIMIT %s"
     )
-    async with pool.connection() as conn:
+    async with pool.connection() as conn, conn.transaction():
+        # One snapshot for the page and the highest seq, so the cursor can skip rows that
+        # do not match (another client's, filtered out) without skipping any that do.
+        await conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
         cur = await conn.execute(sql, [*params, query.limit + 1])
         rows = await cur.fetchall()
-    more = len(rows) > query.limit
-    items = [_item(row, owner) for row in rows[: query.limit]]
-    if order == "asc":
-        return Page(items, items[-1].seq if items else query.after or 0)
-    return Page(items, items[-1].seq if more else None)
+        more = len(rows) > query.limit
+        items = [_item(row, owner) for row in rows[: query.limit]]
+        if order == "desc":
+            return Page(items, items[-1].seq if more else None)
+        if more:
+            return Page(items, items[-1].seq)
+        cur = await conn.execute("SELECT COALESCE(max(seq), 0) FROM ingestion.submissions")
+        row = await cur.fetchone()
+        highest = row[0] if row else 0
+        return Page(items, max(highest, query.after or 0))
 
 
 def _conditions(query: SubmissionQuery, owner: str | None) -> tuple[list[str], list[Any]]:

@@ -206,6 +206,15 @@ def test_paging_has_no_gaps_or_repeats(landed: Landed, order: str) -> None:
     assert len(seen) == len(landed.owners)
 
 
+def test_a_clients_feed_cursor_moves_past_other_clients_rows(landed: Landed) -> None:
+    with landed.client("root") as root:
+        newest = listed(root, limit=1)[0]["seq"]
+    with landed.client("bob") as bob:
+        page = bob.get("/submissions", params={"after": 0}).json()
+    assert [i["uuid"] for i in page["items"]] == [landed.bob_first]
+    assert page["next"] == newest > page["items"][0]["seq"]
+
+
 @pytest.mark.parametrize(
     ("params", "name"),
     [

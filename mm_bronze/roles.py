@@ -64,6 +64,7 @@ async def run_http(res: Resources, stop: asyncio.Event) -> None:
     from mm_bronze.ingest.http.deps import PublishAccepted
     from mm_bronze.ingest.http.server import serve_http
     from mm_bronze.metadata import clients, records
+    from mm_bronze.metadata.feed import FeedListener
     from mm_bronze.runtime import dead_letters_for
 
     settings = res.settings.http
@@ -106,7 +107,9 @@ async def run_http(res: Resources, stop: asyncio.Event) -> None:
     if workers_wanted < 0:
         workers_wanted = os.cpu_count() or 1
     workers = ValidationWorkers(workers_wanted) if workers_wanted > 0 else None
+    feed = FeedListener(res.db.dsn)
     await status_log.open()
+    await feed.open()
     if workers is not None:
         await workers.open()
     # /readyz is served by this door, so whenever it answers, the door is listening.
@@ -125,17 +128,28 @@ async def run_http(res: Resources, stop: asyncio.Event) -> None:
                 validation_level=res.settings.validation.level,
                 validation_workers=workers,
                 dead_letters=dead_letters_for(res.settings, res.db, res.bus),
+                feed=feed,
             )
         )
+        # Long polls answer as soon as the server stops, not after its graceful timeout.
+        end_waits = asyncio.create_task(_when_set(stop, feed.stop_waits))
         # hypercorn announces "http listening" (through structlog) once it has bound.
         try:
             await serve_http(app, settings, stop)
         except OSError as exc:
             raise bind_error(http_door(res.settings), exc) from None
+        finally:
+            end_waits.cancel()
     finally:
+        await feed.close()
         await status_log.close()
         if workers is not None:
             await workers.close()
+
+
+async def _when_set(event: asyncio.Event, action: Callable[[], None]) -> None:
+    await event.wait()
+    action()
 
 
 async def run_consumers(res: Resources, stop: asyncio.Event) -> None:

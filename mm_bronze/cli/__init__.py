@@ -125,6 +125,11 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
         from mm_bronze.cli.dlq import dlq_command
 
         return run(dlq_command(args, settings))
+    if args.command == "submissions":
+        from mm_bronze.cli.submissions import submissions_command
+
+        return run(submissions_command(args, settings))
+
     if args.command == "serve":
         from mm_bronze.cli.commands import serve
         from mm_bronze.cli.parser import ROLE_HELP

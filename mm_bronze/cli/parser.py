@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import uuid
 
 from mm_bronze import __version__
@@ -121,6 +122,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="SIZE",
         help="free space the data directory's disk must have (default 1G)",
     )
+    _submissions(sub, common)
 
     db_p = sub.add_parser("db", help="the metadata database")
     db_sub = db_p.add_subparsers(dest="action", required=True, metavar="ACTION")
@@ -229,6 +231,82 @@ def _dlq(
     purge_p = dlq_sub.add_parser("purge", parents=[common], help="drop dead letters for good")
     purge_p.add_argument("ids", nargs="+", metavar="ID", help=ids_help)
     purge_p.add_argument("--yes", action="store_true", help="do not ask (asked only on a terminal)")
+
+
+def _submissions(
+    sub: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser
+) -> None:
+    subs_p = sub.add_parser("submissions", help="find submissions and their bytes")
+    subs_sub = subs_p.add_subparsers(dest="action", required=True, metavar="ACTION")
+    list_p = subs_sub.add_parser(
+        "list", parents=[common], help="list recorded submissions, newest first"
+    )
+    list_p.add_argument("--client", metavar="NAME", help="the submitting client")
+    list_p.add_argument("--source", choices=("api", "sftp", "mllp"))
+    list_p.add_argument("--format", metavar="F", help="fhir, hl7, file...")
+    list_p.add_argument("--status", choices=("stored", "duplicate"))
+    list_p.add_argument("--sha256", type=sha256_hex, metavar="HEX", help="the payload's SHA-256")
+    list_p.add_argument("--since", type=timestamp, metavar="TIME", help="received at or after")
+    list_p.add_argument("--until", type=timestamp, metavar="TIME", help="received before")
+    list_p.add_argument(
+        "--path", type=sftp_path, metavar="USER:/PATH", help="an SFTP partner's file"
+    )
+    list_p.add_argument(
+        "--limit", type=page_size, default=100, metavar="N", help="at most N (1-1000, 100)"
+    )
+    cursor = list_p.add_mutually_exclusive_group()
+    cursor.add_argument("--after", type=cursor_value, metavar="SEQ", help="oldest first after SEQ")
+    cursor.add_argument(
+        "--before", type=cursor_value, metavar="SEQ", help="newest first before SEQ"
+    )
+    list_p.add_argument("--order", choices=("asc", "desc"), help="desc (default) or asc")
+    list_p.add_argument(
+        "--json", action="store_true", help='one JSON document: {"items": [...], "next": SEQ}'
+    )
+    get_p = subs_sub.add_parser(
+        "get", parents=[common], help="write a submission's bytes exactly as received"
+    )
+    get_p.add_argument("uuid", type=submission_id)
+    get_p.add_argument("--out", metavar="FILE", help="write to FILE (default: standard output)")
+
+
+def sha256_hex(text: str) -> str:
+    """An argparse type: a SHA-256 in hex."""
+    if len(text) != 64 or any(c not in "0123456789abcdefABCDEF" for c in text):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a SHA-256 (64 hex digits)")
+    return text.lower()
+
+
+def timestamp(text: str) -> dt.datetime:
+    """An argparse type: an ISO 8601 time, UTC without an offset."""
+    from mm_bronze.metadata.submissions import parse_time
+
+    try:
+        return parse_time(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"{text!r}: {exc}") from None
+
+
+def sftp_path(text: str) -> tuple[str, str]:
+    """An argparse type: USER:/PATH."""
+    from mm_bronze.metadata.submissions import parse_sftp_path
+
+    try:
+        return parse_sftp_path(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"{text!r}: {exc}") from None
+
+
+def page_size(text: str) -> int:
+    if not text.isdigit() or not 1 <= int(text) <= 1000:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a page size (1-1000)")
+    return int(text)
+
+
+def cursor_value(text: str) -> int:
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(f"{text!r} is not a cursor (a seq, 0 or more)")
+    return int(text)
 
 
 def subparser_for(

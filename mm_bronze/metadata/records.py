@@ -10,6 +10,7 @@ from psycopg import AsyncConnection
 from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
+from mm_bronze.metadata.feed import FEED_CHANNEL, FEED_LOCK
 from mm_bronze.models import IngestEvent, SubmissionStatus
 
 Pool = AsyncConnectionPool[AsyncConnection]
@@ -93,7 +94,10 @@ async def record_batch(
         )
         objects = {bytes(fp).hex(): (str(oid), path) for fp, oid, path in await cur.fetchall()}
         sub_rows = [_submission_row(event, objects[event.sha256][0]) for event, _ in items]
+        # Held until commit: seqs are assigned in commit order (see metadata.feed).
+        await conn.execute("SELECT pg_advisory_xact_lock(%s)", (FEED_LOCK,))
         await conn.execute(_INSERT_SUBMISSIONS, _columns(sub_rows))
+        await conn.execute("SELECT pg_notify(%s, '')", (FEED_CHANNEL,))
     out = []
     for event, _ in items:
         object_id, path = objects[event.sha256]

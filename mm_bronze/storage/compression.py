@@ -8,13 +8,15 @@ bytes, never of the compressed object.
 from __future__ import annotations
 
 import zlib
-from collections.abc import Iterable, Iterator
-from typing import Protocol
+from collections.abc import Generator, Iterable, Iterator
+from typing import IO, Protocol, cast
 
 import zstandard
 
 GZIP_LEVEL = 6
 ZSTD_LEVEL = 3
+# Largest piece of original bytes that decoding produces at once.
+DECODE_CHUNK = 1024 * 1024
 
 
 class Compressor(Protocol):
@@ -77,8 +79,9 @@ def codec_for(name: str) -> Codec:
         raise ValueError(f"unknown compression {name!r}; use one of {', '.join(CODECS)}") from None
 
 
-def decode(name: str, chunks: Iterable[bytes]) -> Iterator[bytes]:
-    """The original bytes of an object stored with compression ``name``, streamed."""
+def decode(name: str, chunks: Iterable[bytes]) -> Generator[bytes, None, None]:
+    """The original bytes of an object stored with compression ``name``, streamed in pieces
+    of at most ``DECODE_CHUNK`` bytes (a small compressed chunk may expand a lot)."""
     codec_for(name)
     if name == "none":
         yield from chunks
@@ -86,9 +89,38 @@ def decode(name: str, chunks: Iterable[bytes]) -> Iterator[bytes]:
     if name == "gzip":
         inflater = zlib.decompressobj(31)
         for chunk in chunks:
-            yield inflater.decompress(chunk)
-        yield inflater.flush()
+            while chunk:
+                out = inflater.decompress(chunk, DECODE_CHUNK)
+                if out:
+                    yield out
+                chunk = inflater.unconsumed_tail
+        tail = inflater.flush()
+        if tail:
+            yield tail
         return
-    reader = zstandard.ZstdDecompressor().decompressobj()
-    for chunk in chunks:
-        yield reader.decompress(chunk)
+    reader = zstandard.ZstdDecompressor().read_to_iter(
+        cast(IO[bytes], _ChunkReader(chunks)), read_size=DECODE_CHUNK, write_size=DECODE_CHUNK
+    )
+    for out in reader:
+        if out:
+            yield out
+
+
+class _ChunkReader:
+    """A file-like ``read`` over an iterator of chunks, for zstandard's streaming reader."""
+
+    def __init__(self, chunks: Iterable[bytes]) -> None:
+        self._chunks = iter(chunks)
+        self._buffer = b""
+
+    def read(self, size: int = -1) -> bytes:
+        while size < 0 or len(self._buffer) < size:
+            chunk = next(self._chunks, None)
+            if chunk is None:
+                break
+            self._buffer += chunk
+        if size < 0:
+            out, self._buffer = self._buffer, b""
+        else:
+            out, self._buffer = self._buffer[:size], self._buffer[size:]
+        return out

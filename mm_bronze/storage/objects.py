@@ -15,7 +15,7 @@ import contextvars
 import functools
 import os
 import uuid
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import AsyncGenerator, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import IO, Any
 
@@ -24,7 +24,7 @@ import structlog
 from fsspec.implementations.local import LocalFileSystem
 
 from mm_bronze.errors import ConfigError, StorageUnavailable
-from mm_bronze.storage.compression import Codec, codec_for
+from mm_bronze.storage.compression import Codec, codec_for, decode
 
 log = structlog.get_logger(__name__)
 
@@ -194,6 +194,17 @@ class ObjectStore:
     async def read_bytes(self, key: str) -> bytes:
         """The stored bytes of ``key`` (compressed when the object was)."""
         return await self._run(self.fs.cat_file, self.path(key))
+
+    async def stream_original(self, key: str, compression: str) -> AsyncGenerator[bytes, None]:
+        """The original bytes of ``key``, stored with ``compression``, in bounded chunks read
+        on the store's threads. ``FileNotFoundError`` comes with the first chunk."""
+        chunks = decode(compression, self._read_chunks(self.path(key)))
+        try:
+            while (chunk := await self._run(next, chunks, None)) is not None:
+                if chunk:
+                    yield chunk
+        finally:
+            await self._run(chunks.close)  # closes the file, also when the reader stops early
 
     async def remove(self, key: str) -> None:
         """Remove ``key``; a missing object is not an error."""

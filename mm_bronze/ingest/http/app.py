@@ -6,7 +6,6 @@ import asyncio
 import uuid as uuidlib
 from collections.abc import Awaitable, Callable
 
-import msgspec
 import structlog
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -20,17 +19,18 @@ from mm_bronze.errors import Unavailable
 from mm_bronze.ingest.http import docs_page, openapi
 from mm_bronze.ingest.http.auth import Unauthorized
 from mm_bronze.ingest.http.bodies import Alive, Readiness
+from mm_bronze.ingest.http.content import content_route
 from mm_bronze.ingest.http.dead_letters import dead_letter_routes
 from mm_bronze.ingest.http.deps import HttpDeps
 from mm_bronze.ingest.http.ingest import IngestEndpoint, ingest_segments
 from mm_bronze.ingest.http.linger import LingeringClose
+from mm_bronze.ingest.http.listing import submissions_route
 from mm_bronze.ingest.http.protocol import Http11Only
 from mm_bronze.ingest.http.request_id import RequestIdMiddleware
 from mm_bronze.ingest.http.responses import error, json_response
-from mm_bronze.metadata import lineage, records
-from mm_bronze.metadata.clients import Client
+from mm_bronze.ingest.http.scoping import scoped_status
+from mm_bronze.metadata import records
 from mm_bronze.metrics.exposition import CONTENT_TYPE, scrape
-from mm_bronze.models import SubmissionStatus
 
 __all__ = ["HttpDeps", "HttpDoor", "build_app", "check_readiness"]
 
@@ -69,29 +69,13 @@ def build_app(deps: HttpDeps) -> ASGIApp:
         try:
             found = await records.submission_status(deps.pool, submission)
             if found is not None and client is not None:
-                found = await scoped_status(found, client)
+                found = await scoped_status(deps, found, client)
         except Exception as exc:
             log.warning("status lookup failed", error=type(exc).__name__)
             return error(503, "unavailable", "the database is unavailable, retry later")
         if found is None:
             return error(404, "not_found", f"no submission {submission}")
         return json_response(found)
-
-    async def scoped_status(found: SubmissionStatus, client: Client) -> SubmissionStatus | None:
-        """What ``client`` may see of a submission: its own only (``admin``: all), with the
-        storage path relative to the store, and lineage across clients for ``admin`` only."""
-        # A submission not yet recorded (status from the log alone) names no owner yet.
-        recorded = found.sha256 is not None
-        if not client.is_admin and recorded and found.client != client.name:
-            return None
-        path = found.storage_path
-        root = deps.storage.raw.url + "/"
-        relative = path.removeprefix(root) if path and path.startswith(root) else path
-        duplicate_of = found.duplicate_of
-        if duplicate_of is not None and not client.is_admin:
-            if await lineage.first_client(deps.pool, duplicate_of) != client.name:
-                duplicate_of = None
-        return msgspec.structs.replace(found, storage_path=relative, duplicate_of=duplicate_of)
 
     async def healthz(request: Request) -> Response:
         return json_response(Alive(status="alive"))
@@ -144,6 +128,8 @@ def build_app(deps: HttpDeps) -> ASGIApp:
             methods=["POST"],
         ),
         Route("/ingest/{uuid}", status, methods=["GET"]),
+        Route("/ingest/{uuid}/content", content_route(deps), methods=["GET"]),
+        Route("/submissions", submissions_route(deps), methods=["GET"]),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
         Route("/metrics", metrics, methods=["GET"]),

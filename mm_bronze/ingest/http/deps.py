@@ -12,6 +12,7 @@ from mm_bronze import formats
 from mm_bronze.bus.dead_letters import DeadLetters
 from mm_bronze.formats.workers import ValidationWorkers
 from mm_bronze.ingest.http.auth import Authenticator
+from mm_bronze.metadata.feed import FeedListener
 from mm_bronze.metrics import Metrics
 from mm_bronze.settings import HttpSettings
 from mm_bronze.storage import StorageRegistry
@@ -34,3 +35,4 @@ class HttpDeps:
     validation_level: str = formats.STRICT
     validation_workers: ValidationWorkers | None = None
     dead_letters: DeadLetters | None = None  # the admin routes under /dead-letters
+    feed: FeedListener | None = None  # wakes long-polling readers of GET /submissions

@@ -341,6 +341,7 @@ class Spool:
             uuid=submission,
             user=session.username,
             file=posixpath.basename(virtual),
+            path=virtual,  # metadata, not payload: how a partner's file is found again
             format=kind.format,
             content_type=kind.content_type,
             subtype=kind.subtype,
@@ -416,7 +417,12 @@ class Spool:
         await asyncio.to_thread(self.journal.remove, event.uuid)
         if local not in self._writing:
             await asyncio.to_thread(local.unlink, missing_ok=True)
-        log.info("sftp upload published after retry", uuid=event.uuid, user=event.client)
+        log.info(
+            "sftp upload published after retry",
+            uuid=event.uuid,
+            user=event.client,
+            path=event.source_metadata.get("path"),
+        )
         return True
 
     async def _reload(self, event: IngestEvent, local: Path) -> IngestEvent | None:

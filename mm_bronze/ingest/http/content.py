@@ -1,0 +1,108 @@
+"""``GET /ingest/{uuid}/content``: a submission's bytes exactly as received, streamed."""
+
+from __future__ import annotations
+
+import uuid as uuidlib
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
+
+import structlog
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+
+from mm_bronze.errors import StorageUnavailable
+from mm_bronze.ingest.http.auth import Unauthorized
+from mm_bronze.ingest.http.deps import HttpDeps
+from mm_bronze.ingest.http.responses import error
+from mm_bronze.ingest.http.scoping import scoped_status
+from mm_bronze.metadata import records
+
+log = structlog.get_logger(__name__)
+
+# (format, content_type) or content_type alone → the media type the bytes are served with.
+MEDIA_TYPES = {
+    ("fhir", "json"): "application/fhir+json",
+    ("fhir", "xml"): "application/fhir+xml",
+    ("fhir", "ndjson"): "application/fhir+ndjson",
+    ("hl7", "text"): "x-application/hl7-v2+er7",
+    ("hl7", "er7"): "x-application/hl7-v2+er7",
+    "json": "application/json",
+    "xml": "application/xml",
+    "ndjson": "application/x-ndjson",
+    "text": "text/plain",
+    "csv": "text/csv",
+}
+OCTET_STREAM = "application/octet-stream"
+
+
+def media_type(fmt: str | None, content_type: str | None) -> str:
+    return MEDIA_TYPES.get((fmt or "", content_type or "")) or MEDIA_TYPES.get(
+        content_type or "", OCTET_STREAM
+    )
+
+
+def content_route(deps: HttpDeps) -> Callable[[Request], Awaitable[Response]]:
+    async def content(request: Request) -> Response:
+        try:
+            client = await deps.auth.authenticate(request.headers.get("authorization"))
+        except Unauthorized as exc:
+            return error(401, "unauthorized", str(exc))
+        try:
+            submission = str(uuidlib.UUID(request.path_params["uuid"]))
+        except ValueError:
+            return error(400, "invalid_uuid", "not a submission uuid")
+        try:
+            found = await records.submission_status(deps.pool, submission)
+            visible = found
+            if found is not None and client is not None:
+                visible = await scoped_status(deps, found, client)
+        except Exception as exc:
+            log.warning("content lookup failed", error=type(exc).__name__)
+            return error(503, "unavailable", "the database is unavailable, retry later")
+        if found is None or visible is None:
+            return error(404, "not_found", f"no submission {submission}")
+        if found.sha256 is None or found.storage_path is None:
+            why = f"submission {submission} is {found.status}, not stored"
+            return error(404, "not_stored", why)
+        etag = f'"{found.sha256}"'
+        tags = _tags(request.headers.get("if-none-match"))
+        if etag in tags or "*" in tags:
+            return Response(status_code=304, headers={"ETag": etag})
+        raw = deps.storage.raw
+        try:
+            key = raw.key_for(found.storage_path)
+            chunks = raw.stream_original(key, found.compression or "none")
+            first = await anext(chunks, b"")
+        except (FileNotFoundError, ValueError):
+            # Recorded but not where the store says: a lost object, not the caller's mistake.
+            log.error("stored object missing", uuid=submission)
+            return error(500, "object_missing", f"the stored object of {submission} is missing")
+        except StorageUnavailable as exc:
+            log.warning("content read failed", uuid=submission, error=str(exc))
+            return error(503, "unavailable", "storage is unavailable, retry later")
+        return StreamingResponse(
+            _prepend(first, chunks),
+            media_type=media_type(found.format, found.content_type),
+            headers={
+                "ETag": etag,
+                "Content-Length": str(found.size),
+                "Cache-Control": "private",
+            },
+        )
+
+    return content
+
+
+def _tags(header: str | None) -> set[str]:
+    if not header:
+        return set()
+    return {tag.strip().removeprefix("W/") for tag in header.split(",")}
+
+
+async def _prepend(first: bytes, rest: AsyncGenerator[bytes, None]) -> AsyncIterator[bytes]:
+    try:
+        if first:
+            yield first
+        async for chunk in rest:
+            yield chunk
+    finally:
+        await rest.aclose()

@@ -1,0 +1,129 @@
+"""A downstream reader of the GET /submissions feed, and a consumer crash to read through."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx
+import psycopg
+
+from tests.services.mm_bronze import MmBronze
+
+
+class FeedReader:
+    """Follows ``after`` with long polls on a thread, saving its cursor after each page
+    (as the README's consumer loop does); ``stop`` ends it like a crash of the reader."""
+
+    def __init__(self, url: str, cursor: int = 0, wait: float = 5, limit: int = 37) -> None:
+        self.url = url
+        self.cursor = cursor
+        self.wait = wait
+        self.limit = limit
+        self.seen: list[str] = []
+        self.errors: list[str] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def start(self) -> FeedReader:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=60)
+        assert not self._thread.is_alive()
+
+    def _run(self) -> None:
+        with httpx.Client(base_url=self.url, timeout=self.wait + 30) as http:
+            while not self._stop.is_set():
+                params = {"after": self.cursor, "wait": self.wait, "limit": self.limit}
+                try:
+                    response = http.get("/submissions", params=params)
+                except httpx.HTTPError as exc:  # the door restarting: retry from the cursor
+                    self.errors.append(type(exc).__name__)
+                    time.sleep(0.2)
+                    continue
+                if response.status_code != 200:
+                    self.errors.append(f"{response.status_code} {response.text}")
+                    time.sleep(0.2)
+                    continue
+                page = response.json()
+                self.seen += [item["uuid"] for item in page["items"]]
+                self.cursor = page["next"]
+
+
+def payload(i: int) -> bytes:
+    fields = f'"id": "feed-{i}", "status": "final", "code": {{"text": "feed"}}'
+    return ('{"resourceType": "Observation", ' + fields + "}").encode()
+
+
+async def post_many(url: str, bodies: list[bytes], concurrency: int = 16) -> list[str]:
+    gate = asyncio.Semaphore(concurrency)
+    async with httpx.AsyncClient(base_url=url, timeout=60) as client:
+
+        async def one(body: bytes) -> str:
+            async with gate:
+                response = await client.post("/ingest/fhir/json/R4/observation", content=body)
+                assert response.status_code == 202, response.text
+                return str(response.json()["uuid"])
+
+        return list(await asyncio.gather(*(one(b) for b in bodies)))
+
+
+def recorded(dsn: str) -> int:
+    with psycopg.connect(dsn) as conn:
+        row = conn.execute("SELECT count(*) FROM ingestion.submissions").fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+def wait_until(predicate: Callable[[], bool], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.005)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def feed_sees_everything(
+    tmp_path: Path,
+    env: dict[str, str],
+    dsn: str,
+    *,
+    total_first: int = 1000,
+    total_second: int = 200,
+) -> None:
+    """A reader follows the feed while the consumers' process is killed mid-load and
+    restarted, and the reader itself stops and resumes from its saved cursor: every
+    accepted uuid is seen, none twice."""
+    http = MmBronze(tmp_path, "--http", env=env).start()
+    readers = [FeedReader(http.url).start()]
+    total = total_first + total_second
+    uuids = asyncio.run(post_many(http.url, [payload(i) for i in range(total_first)]))
+    consumers = MmBronze(tmp_path, "--consumers", env=env).start(wait=False)
+    try:
+        wait_until(lambda: recorded(dsn) >= 60, 120, "the first submissions to be recorded")
+        consumers.kill()
+        assert recorded(dsn) < total_first, "consumers finished before they could be killed"
+        # The reader crashes too, and a new one resumes from the cursor it saved.
+        readers[0].stop()
+        readers.append(FeedReader(http.url, cursor=readers[0].cursor).start())
+        more = [payload(i) for i in range(total_first, total)]
+        uuids += asyncio.run(post_many(http.url, more))
+        consumers = MmBronze(tmp_path, "--consumers", env=env).start()
+        wait_until(lambda: recorded(dsn) >= total, 180, "every submission to be recorded")
+        wait_until(lambda: sum(len(r.seen) for r in readers) >= total, 60, "the reader to catch up")
+    finally:
+        for reader in readers:
+            reader.stop()
+        consumers.stop()
+        http.stop()
+    seen = [uuid for reader in readers for uuid in reader.seen]
+    assert set(seen) == set(uuids), f"missing {len(set(uuids) - set(seen))}"
+    assert len(seen) == len(set(seen)), "a submission was delivered twice"
+    assert [e for r in readers for e in r.errors] == []

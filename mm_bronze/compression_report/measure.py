@@ -160,7 +160,7 @@ def _measure_dictionary(payloads: Sequence[bytes], progress: Progress) -> tuple[
     note = (
         f"dictionary ({budget // 1024} KiB) measured on objects it was not trained on: each "
         "half of the sample compressed with the dictionary trained on the other half; "
-        "its size is counted in"
+        "its size is counted in the ratio"
     )
     result = Result(
         "zstd+dictionary", ZSTD_LEVEL, original, size, compress_seconds, decompress_seconds, None

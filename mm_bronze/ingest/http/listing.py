@@ -136,7 +136,7 @@ def submissions_route(deps: HttpDeps) -> Callable[[Request], Awaitable[Response]
         try:
             client = await deps.auth.authenticate(request.headers.get("authorization"))
         except Unauthorized as exc:
-            return error(401, "unauthorized", str(exc))
+            return error(401, "unauthorized", str(exc), headers={"WWW-Authenticate": "Bearer"})
         try:
             query, wait = parse_query(request.query_params)
         except BadParameter as exc:

@@ -254,9 +254,11 @@ def test_bad_parameters_are_400_naming_the_parameter(
 
 
 def test_tokens_are_required(landed: Landed) -> None:
-    assert httpx.get(landed.proc.url + "/submissions").status_code == 401
     some = next(iter(landed.owners))
-    assert httpx.get(f"{landed.proc.url}/ingest/{some}/content").status_code == 401
+    for path in ("/submissions", f"/ingest/{some}/content"):
+        refused = httpx.get(landed.proc.url + path)
+        assert refused.status_code == 401, path
+        assert refused.headers["www-authenticate"] == "Bearer", path
 
 
 def test_content_is_the_bytes_received(landed: Landed) -> None:

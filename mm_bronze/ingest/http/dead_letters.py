@@ -17,6 +17,7 @@ from starlette.routing import Route
 from mm_bronze.bus.dead_letters import DeadLetterNotFound, DeadLetters, InvalidDeadLetterId
 from mm_bronze.errors import BronzeError, Unavailable
 from mm_bronze.ingest.http.auth import Authenticator, Unauthorized
+from mm_bronze.ingest.http.bodies import DeadLetterPage, Purged, Replayed
 from mm_bronze.ingest.http.responses import error, json_response
 
 log = structlog.get_logger(__name__)
@@ -60,7 +61,7 @@ def dead_letter_routes(letters: DeadLetters, auth: Authenticator) -> list[Route]
             topic=query.get("topic") or None, limit=limit, after=query.get("cursor") or None
         )
         cursor = found[-1].id if len(found) == limit else None
-        return json_response({"dead_letters": found, "next_cursor": cursor})
+        return json_response(DeadLetterPage(dead_letters=found, next_cursor=cursor))
 
     async def show(request: Request) -> Response:
         return json_response(await letters.get(request.path_params["id"]))
@@ -68,11 +69,11 @@ def dead_letter_routes(letters: DeadLetters, auth: Authenticator) -> list[Route]
     async def replay(request: Request) -> Response:
         letter = await letters.replay(request.path_params["id"])
         log.info("dead letter replayed over http", id=letter.id, topic=letter.topic)
-        return json_response({"status": "replayed", "dead_letter": letter})
+        return json_response(Replayed(status="replayed", dead_letter=letter))
 
     async def purge(request: Request) -> Response:
         await letters.purge(request.path_params["id"])
-        return json_response({"status": "purged", "id": request.path_params["id"]})
+        return json_response(Purged(status="purged", id=request.path_params["id"]))
 
     return [
         Route("/dead-letters", admin_only(list_letters), methods=["GET"]),

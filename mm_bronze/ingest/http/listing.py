@@ -21,6 +21,7 @@ from starlette.responses import Response
 from starlette.types import Receive
 
 from mm_bronze.ingest.http.auth import Unauthorized
+from mm_bronze.ingest.http.bodies import SubmissionsPage
 from mm_bronze.ingest.http.deps import HttpDeps
 from mm_bronze.ingest.http.responses import error, json_response
 from mm_bronze.ingest.http.scoping import owner_of_view, relative_path
@@ -44,7 +45,7 @@ POLL_SECONDS = 2.0
 PARAMETERS = (
     "client source format status sha256 since until path limit after before order wait".split()
 )
-_TOKEN = re.compile(r"[A-Za-z0-9._+-]{1,64}")
+TOKEN = re.compile(r"[A-Za-z0-9._+-]{1,64}")
 _SHA256 = re.compile(r"[0-9a-fA-F]{64}")
 
 
@@ -69,7 +70,7 @@ def parse_query(params: QueryParams) -> tuple[SubmissionQuery, float]:
     if (source := params.get("source")) is not None:
         fields["source"] = _choice("source", source, SOURCES)
     if (fmt := params.get("format")) is not None:
-        if not _TOKEN.fullmatch(fmt):
+        if not TOKEN.fullmatch(fmt):
             raise BadParameter("format", "expected a format name such as fhir or hl7")
         fields["format"] = fmt
     if (status := params.get("status")) is not None:
@@ -153,9 +154,7 @@ def submissions_route(deps: HttpDeps) -> Callable[[Request], Awaitable[Response]
             msgspec.structs.replace(item, storage_path=relative_path(deps, item.storage_path))
             for item in page.items
         ]
-        return json_response(
-            {"items": items, "next": page.next, "order": order_of(query)},
-        )
+        return json_response(SubmissionsPage(items=items, next=page.next, order=order_of(query)))
 
     return submissions
 

@@ -54,6 +54,10 @@ class ErrorBody(msgspec.Struct, kw_only=True, omit_defaults=True):
         list[Finding] | UnsetType,
         msgspec.Meta(description="`invalid_payload` (not FHIR): every issue found."),
     ] = UNSET
+    parameter: Annotated[
+        str | UnsetType,
+        msgspec.Meta(description="`invalid_parameter`: the query parameter at fault."),
+    ] = UNSET
 
 
 class OutcomeIssue(msgspec.Struct, kw_only=True, omit_defaults=True):

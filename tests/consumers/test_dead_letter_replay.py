@@ -303,3 +303,6 @@ def test_http_lists_shows_and_refuses_bad_ids(
         purged = client.delete(f"/dead-letters/{letter['id']}")
         assert purged.status_code == 200
         assert client.get(f"/dead-letters/{letter['id']}").status_code == 404
+        put = client.put(f"/dead-letters/{letter['id']}")
+        assert put.status_code == 405
+        assert set(put.headers["allow"].split(", ")) == {"GET", "HEAD", "DELETE"}

@@ -54,7 +54,7 @@ def dead_letter_routes(letters: DeadLetters, auth: Authenticator) -> list[Route]
     async def list_letters(request: Request) -> Response:
         query = request.query_params
         text = query.get("limit", "100")
-        if not text.isdigit() or not 1 <= int(text) <= MAX_LIMIT:
+        if not (text.isascii() and text.isdigit()) or not 1 <= int(text) <= MAX_LIMIT:
             return error(400, "invalid_limit", f"limit must be a number from 1 to {MAX_LIMIT}")
         limit = int(text)
         found = await letters.pending(

@@ -227,6 +227,7 @@ def test_a_clients_feed_cursor_moves_past_other_clients_rows(landed: Landed) -> 
         ({"limit": "0"}, "limit"),
         ({"limit": "1001"}, "limit"),
         ({"limit": "ten"}, "limit"),
+        ({"limit": "²"}, "limit"),  # a digit to str.isdigit, not to int()
         ({"after": "-1"}, "after"),
         ({"before": "x"}, "before"),
         ({"after": "1", "before": "5"}, "before"),

@@ -199,3 +199,42 @@ def test_status_of_stored_and_duplicate_submissions_as_documented(server: MmBron
             status = door["/ingest/{uuid}"]["GET"].Case(path_parameters={"uuid": uuid})
             answer = status.call_and_validate(base_url=server.url, checks=CHECKS, timeout=30)
             assert answer.json()["status"] in want
+
+
+def test_content_listing_and_metrics_of_a_stored_submission_as_documented(
+    server: MmBronze,
+) -> None:
+    """Its bytes (then 304 for its ETag), a listing that holds it, and the metrics."""
+    segments = {"format": "hl7", "content_type": "text", "version": "2.5.1", "subtype": "oru"}
+    message = b"MSH|^~\\&|LAB|HOSP|||20261201120000||ORU^R01|DOC1|P|2.5.1\r"
+    submit = door[openapi.INGEST_PATH]["POST"].Case(
+        path_parameters=segments, body=message, media_type="application/octet-stream"
+    )
+    accepted = submit.call_and_validate(base_url=server.url, checks=CHECKS, timeout=30)
+    assert accepted.status_code == 202, accepted.text
+    uuid = accepted.json()["uuid"]
+    with httpx.Client(base_url=server.url, timeout=30) as client:
+        wait_status(client, uuid, {"stored", "duplicate"})
+
+    content = door["/ingest/{uuid}/content"]["GET"]
+    read = content.Case(path_parameters={"uuid": uuid})
+    body = read.call_and_validate(base_url=server.url, checks=CHECKS, timeout=30)
+    assert body.status_code == 200 and body.content == message
+    assert body.headers["content-type"] == ["x-application/hl7-v2+er7"]
+    [etag] = body.headers["etag"]
+    again = content.Case(path_parameters={"uuid": uuid}, headers={"If-None-Match": etag})
+    unchanged = again.call_and_validate(base_url=server.url, checks=CHECKS, timeout=30)
+    assert unchanged.status_code == 304 and unchanged.headers["etag"] == [etag]
+    head = httpx.head(f"{server.url}/ingest/{uuid}/content")  # HEAD: as GET, no body
+    assert head.status_code == 200 and head.content == b""
+    assert head.headers["etag"] == etag
+    assert head.headers["content-length"] == str(len(message))
+
+    listing = door["/submissions"]["GET"].Case(query={"after": 0, "limit": 1000, "wait": 0.1})
+    page = listing.call_and_validate(base_url=server.url, checks=CHECKS, timeout=30)
+    assert page.status_code == 200 and page.json()["order"] == "asc"
+    assert uuid in [item["uuid"] for item in page.json()["items"]]
+
+    scrape = door["/metrics"]["GET"].Case()
+    metrics = scrape.call_and_validate(base_url=server.url, checks=CHECKS, timeout=30)
+    assert metrics.status_code == 200 and "mm_bronze_submissions" in metrics.text

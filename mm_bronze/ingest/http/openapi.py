@@ -66,8 +66,9 @@ with an `Allow` header; a path no route serves, `404`.
 Authentication: `Authorization: Bearer <token>` once API clients exist (`mm-bronze clients
 add`); until then a server bound to a loopback address accepts requests without a token.
 `/healthz`, `/readyz`, `/openapi.json` and `/docs` never need one. Roles: `ingest` submits
-and reads its own submissions; `read` reads its own submissions and `/metrics`; `admin` reads
-every client's submissions, `/metrics` and the dead letters.
+and reads its own submissions; `read` reads its own submissions and `/metrics`, and may not
+submit; `admin` submits, reads every client's submissions and `/metrics`, and manages the
+dead letters.
 
 `HEAD` is answered wherever `GET` is, with the same status and headers and no body.
 """

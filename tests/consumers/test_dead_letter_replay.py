@@ -298,6 +298,8 @@ def test_http_lists_shows_and_refuses_bad_ids(
         assert "Secretname" not in client.get("/dead-letters").text
         assert client.get("/dead-letters", params={"limit": "0"}).status_code == 400
         assert client.get("/dead-letters", params={"limit": "²"}).status_code == 400
+        nul = client.get("/dead-letters", params={"topic": "a\x00"})
+        assert nul.status_code == 400 and nul.json()["error"] == "invalid_topic"
         for bad in ("abc", "²"):
             assert client.get(f"/dead-letters/{bad}").json()["error"] == "invalid_id"
         missing = client.post("/dead-letters/999999999/replay")

@@ -57,9 +57,10 @@ def dead_letter_routes(letters: DeadLetters, auth: Authenticator) -> list[Route]
         if not (text.isascii() and text.isdigit()) or not 1 <= int(text) <= MAX_LIMIT:
             return error(400, "invalid_limit", f"limit must be a number from 1 to {MAX_LIMIT}")
         limit = int(text)
-        found = await letters.pending(
-            topic=query.get("topic") or None, limit=limit, after=query.get("cursor") or None
-        )
+        topic = query.get("topic") or None
+        if topic is not None and "\x00" in topic:
+            return error(400, "invalid_topic", "topic contains a NUL character")
+        found = await letters.pending(topic=topic, limit=limit, after=query.get("cursor") or None)
         cursor = found[-1].id if len(found) == limit else None
         return json_response(DeadLetterPage(dead_letters=found, next_cursor=cursor))
 

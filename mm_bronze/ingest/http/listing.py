@@ -62,6 +62,8 @@ def parse_query(params: QueryParams) -> tuple[SubmissionQuery, float]:
             raise BadParameter(name, f"unknown parameter; known: {', '.join(PARAMETERS)}")
         if len(params.getlist(name)) > 1:
             raise BadParameter(name, "given more than once")
+        if "\x00" in params[name]:  # PostgreSQL text cannot hold one: no match, not a 503
+            raise BadParameter(name, "contains a NUL character")
     fields: dict[str, Any] = {}
     if (client := params.get("client")) is not None:
         if not 0 < len(client) <= 200:

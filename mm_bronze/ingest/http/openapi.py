@@ -424,8 +424,9 @@ def submissions() -> Json:
                 "headers": {"X-Request-ID": {"$ref": "#/components/headers/X-Request-ID"}},
             },
             "400": failure(
-                "`invalid_parameter`: an unknown, repeated or malformed parameter, or"
-                " parameters that do not go together; `parameter` names it."
+                "`invalid_parameter`: an unknown, repeated or malformed parameter (a NUL"
+                " character included), or parameters that do not go together; `parameter`"
+                " names it."
             ),
             "401": UNAUTHORIZED,
             "431": HEADERS_TOO_LARGE,
@@ -505,7 +506,8 @@ def list_dead_letters() -> Json:
             "200": answer("A page of dead letters.", ref("DeadLetterPage")),
             "400": failure(
                 "`invalid_limit`: `limit` is not a number from 1 to"
-                f" {dead_letters.MAX_LIMIT}; `invalid_id`: `cursor` is not a dead letter id."
+                f" {dead_letters.MAX_LIMIT}; `invalid_id`: `cursor` is not a dead letter id;"
+                " `invalid_topic`: `topic` holds a NUL character."
             ),
             **ADMIN_ONLY,
         },

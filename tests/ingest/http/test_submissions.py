@@ -238,6 +238,8 @@ def test_a_clients_feed_cursor_moves_past_other_clients_rows(landed: Landed) -> 
         ({"after": "0", "wait": "soon"}, "wait"),
         ({"path": "/results/x.hl7"}, "path"),
         ({"format": "fhir json"}, "format"),
+        ({"client": "a\x00b"}, "client"),  # not a 503 from the database refusing it
+        ({"path": "lab1:/a\x00"}, "path"),
         ({"colour": "blue"}, "colour"),
         ([("source", "api"), ("source", "sftp")], "source"),
     ],

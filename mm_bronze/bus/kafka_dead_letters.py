@@ -310,6 +310,6 @@ async def _mark(conn: AsyncConnection, topic: str, record: _Record, action: str)
 
 def _position(id: str) -> Position:
     partition, sep, offset = id.partition(":")
-    if not (sep and partition.isdigit() and offset.isdigit()) or len(id) > 40:
+    if not (id.isascii() and sep and partition.isdigit() and offset.isdigit()) or len(id) > 40:
         raise InvalidDeadLetterId(f"{id!r} is not a dead letter id (PARTITION:OFFSET)")
     return int(partition), int(offset)

@@ -121,7 +121,7 @@ class PgDeadLetters:
 
 
 def _row_id(id: str) -> int:
-    if not id.isdigit() or len(id) > 18:
+    if not (id.isascii() and id.isdigit()) or len(id) > 18:
         raise InvalidDeadLetterId(f"{id!r} is not a dead letter id (a number)")
     return int(id)
 

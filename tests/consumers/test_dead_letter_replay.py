@@ -297,9 +297,16 @@ def test_http_lists_shows_and_refuses_bad_ids(
         assert "Secretname" not in shown.text and '"payload"' not in shown.text
         assert "Secretname" not in client.get("/dead-letters").text
         assert client.get("/dead-letters", params={"limit": "0"}).status_code == 400
-        assert client.get("/dead-letters/abc").json()["error"] == "invalid_id"
+        assert client.get("/dead-letters", params={"limit": "²"}).status_code == 400
+        nul = client.get("/dead-letters", params={"topic": "a\x00"})
+        assert nul.status_code == 400 and nul.json()["error"] == "invalid_topic"
+        for bad in ("abc", "²"):
+            assert client.get(f"/dead-letters/{bad}").json()["error"] == "invalid_id"
         missing = client.post("/dead-letters/999999999/replay")
         assert missing.status_code == 404 and missing.json()["error"] == "not_found"
         purged = client.delete(f"/dead-letters/{letter['id']}")
         assert purged.status_code == 200
         assert client.get(f"/dead-letters/{letter['id']}").status_code == 404
+        put = client.put(f"/dead-letters/{letter['id']}")
+        assert put.status_code == 405
+        assert set(put.headers["allow"].split(", ")) == {"GET", "HEAD", "DELETE"}

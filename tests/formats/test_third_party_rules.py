@@ -403,6 +403,9 @@ def test_batch_structure_errors(segments: list[str], expected: tuple[str, str, s
 def test_counts_are_only_compared_when_given() -> None:
     body = hl7("FHS|^~\\&|LAB", "BHS|^~\\&|LAB", MSH.format(n=1), PID, "BTS|", "FTS")
     assert validate(body, "hl7", "text", version=None)["message_count"] == 1
+    # Not a count: "²" is a digit to str.isdigit, but not to int().
+    body = hl7("BHS|^~\\&|LAB", MSH.format(n=1), PID, "BTS|²")
+    assert validate(body, "hl7", "text", version=None)["message_count"] == 1
 
 
 @pytest.mark.parametrize(

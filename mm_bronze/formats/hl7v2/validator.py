@@ -275,7 +275,7 @@ class Hl7v2Validator:
             self._batch_messages = 0
         else:
             found, what = self._batches, "batches, the file holds"
-        if count.isdigit() and int(count) != found:
+        if count.isascii() and count.isdigit() and int(count) != found:
             self._batch_error(name, f"declares {int(count)} {what} {found}", 1)
 
     def _body_segment(self, segment: bytes) -> None:

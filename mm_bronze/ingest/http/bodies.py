@@ -12,6 +12,9 @@ from typing import Annotated, Literal
 import msgspec
 from msgspec import UNSET, UnsetType
 
+from mm_bronze.bus.dead_letters import DeadLetter
+from mm_bronze.metadata.submissions import SubmissionItem
+
 Uuid = Annotated[str, msgspec.Meta(extra_json_schema={"format": "uuid"})]
 Timestamp = Annotated[dt.datetime, msgspec.Meta(extra_json_schema={"format": "date-time"})]
 
@@ -51,6 +54,10 @@ class ErrorBody(msgspec.Struct, kw_only=True, omit_defaults=True):
         list[Finding] | UnsetType,
         msgspec.Meta(description="`invalid_payload` (not FHIR): every issue found."),
     ] = UNSET
+    parameter: Annotated[
+        str | UnsetType,
+        msgspec.Meta(description="`invalid_parameter`: the query parameter at fault."),
+    ] = UNSET
 
 
 class OutcomeIssue(msgspec.Struct, kw_only=True, omit_defaults=True):
@@ -87,3 +94,42 @@ class Readiness(msgspec.Struct, kw_only=True):
         dict[str, str],
         msgspec.Meta(examples=[{"database": "ok", "bus": "ok", "storage": "ok", "http": "ok"}]),
     ]
+
+
+class SubmissionsPage(msgspec.Struct, kw_only=True):
+    """A page of ``GET /submissions``."""
+
+    items: list[SubmissionItem]
+    next: Annotated[
+        int | None,
+        msgspec.Meta(
+            description="The next page's cursor: `after=next` in ascending order (always set:"
+            " the feed continues there), `before=next` in descending order (null on the last"
+            " page)."
+        ),
+    ]
+    order: Literal["asc", "desc"]
+
+
+class DeadLetterPage(msgspec.Struct, kw_only=True):
+    """A page of pending dead letters, oldest first."""
+
+    dead_letters: list[DeadLetter]
+    next_cursor: Annotated[
+        str | None,
+        msgspec.Meta(description="`cursor=next_cursor` asks for the next page; null on the last."),
+    ]
+
+
+class Replayed(msgspec.Struct, kw_only=True):
+    """The dead letter's event is back on its topic; it is no longer pending."""
+
+    status: Literal["replayed"]
+    dead_letter: DeadLetter
+
+
+class Purged(msgspec.Struct, kw_only=True):
+    """The dead letter is dropped for good."""
+
+    status: Literal["purged"]
+    id: str

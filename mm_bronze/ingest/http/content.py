@@ -45,7 +45,7 @@ def content_route(deps: HttpDeps) -> Callable[[Request], Awaitable[Response]]:
         try:
             client = await deps.auth.authenticate(request.headers.get("authorization"))
         except Unauthorized as exc:
-            return error(401, "unauthorized", str(exc))
+            return error(401, "unauthorized", str(exc), headers={"WWW-Authenticate": "Bearer"})
         try:
             submission = str(uuidlib.UUID(request.path_params["uuid"]))
         except ValueError:

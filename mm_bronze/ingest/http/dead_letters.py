@@ -17,6 +17,7 @@ from starlette.routing import Route
 from mm_bronze.bus.dead_letters import DeadLetterNotFound, DeadLetters, InvalidDeadLetterId
 from mm_bronze.errors import BronzeError, Unavailable
 from mm_bronze.ingest.http.auth import Authenticator, Unauthorized
+from mm_bronze.ingest.http.bodies import DeadLetterPage, Purged, Replayed
 from mm_bronze.ingest.http.responses import error, json_response
 
 log = structlog.get_logger(__name__)
@@ -53,14 +54,15 @@ def dead_letter_routes(letters: DeadLetters, auth: Authenticator) -> list[Route]
     async def list_letters(request: Request) -> Response:
         query = request.query_params
         text = query.get("limit", "100")
-        if not text.isdigit() or not 1 <= int(text) <= MAX_LIMIT:
+        if not (text.isascii() and text.isdigit()) or not 1 <= int(text) <= MAX_LIMIT:
             return error(400, "invalid_limit", f"limit must be a number from 1 to {MAX_LIMIT}")
         limit = int(text)
-        found = await letters.pending(
-            topic=query.get("topic") or None, limit=limit, after=query.get("cursor") or None
-        )
+        topic = query.get("topic") or None
+        if topic is not None and "\x00" in topic:
+            return error(400, "invalid_topic", "topic contains a NUL character")
+        found = await letters.pending(topic=topic, limit=limit, after=query.get("cursor") or None)
         cursor = found[-1].id if len(found) == limit else None
-        return json_response({"dead_letters": found, "next_cursor": cursor})
+        return json_response(DeadLetterPage(dead_letters=found, next_cursor=cursor))
 
     async def show(request: Request) -> Response:
         return json_response(await letters.get(request.path_params["id"]))
@@ -68,15 +70,18 @@ def dead_letter_routes(letters: DeadLetters, auth: Authenticator) -> list[Route]
     async def replay(request: Request) -> Response:
         letter = await letters.replay(request.path_params["id"])
         log.info("dead letter replayed over http", id=letter.id, topic=letter.topic)
-        return json_response({"status": "replayed", "dead_letter": letter})
+        return json_response(Replayed(status="replayed", dead_letter=letter))
 
     async def purge(request: Request) -> Response:
         await letters.purge(request.path_params["id"])
-        return json_response({"status": "purged", "id": request.path_params["id"]})
+        return json_response(Purged(status="purged", id=request.path_params["id"]))
+
+    async def show_or_purge(request: Request) -> Response:
+        return await (purge if request.method == "DELETE" else show)(request)
 
     return [
         Route("/dead-letters", admin_only(list_letters), methods=["GET"]),
-        Route("/dead-letters/{id}", admin_only(show), methods=["GET"]),
-        Route("/dead-letters/{id}", admin_only(purge), methods=["DELETE"]),
+        # One route for both methods, so a 405 there names both in its Allow header.
+        Route("/dead-letters/{id}", admin_only(show_or_purge), methods=["GET", "DELETE"]),
         Route("/dead-letters/{id}/replay", admin_only(replay), methods=["POST"]),
     ]

@@ -21,6 +21,7 @@ from starlette.responses import Response
 from starlette.types import Receive
 
 from mm_bronze.ingest.http.auth import Unauthorized
+from mm_bronze.ingest.http.bodies import SubmissionsPage
 from mm_bronze.ingest.http.deps import HttpDeps
 from mm_bronze.ingest.http.responses import error, json_response
 from mm_bronze.ingest.http.scoping import owner_of_view, relative_path
@@ -44,7 +45,7 @@ POLL_SECONDS = 2.0
 PARAMETERS = (
     "client source format status sha256 since until path limit after before order wait".split()
 )
-_TOKEN = re.compile(r"[A-Za-z0-9._+-]{1,64}")
+TOKEN = re.compile(r"[A-Za-z0-9._+-]{1,64}")
 _SHA256 = re.compile(r"[0-9a-fA-F]{64}")
 
 
@@ -61,6 +62,8 @@ def parse_query(params: QueryParams) -> tuple[SubmissionQuery, float]:
             raise BadParameter(name, f"unknown parameter; known: {', '.join(PARAMETERS)}")
         if len(params.getlist(name)) > 1:
             raise BadParameter(name, "given more than once")
+        if "\x00" in params[name]:  # PostgreSQL text cannot hold one: no match, not a 503
+            raise BadParameter(name, "contains a NUL character")
     fields: dict[str, Any] = {}
     if (client := params.get("client")) is not None:
         if not 0 < len(client) <= 200:
@@ -69,7 +72,7 @@ def parse_query(params: QueryParams) -> tuple[SubmissionQuery, float]:
     if (source := params.get("source")) is not None:
         fields["source"] = _choice("source", source, SOURCES)
     if (fmt := params.get("format")) is not None:
-        if not _TOKEN.fullmatch(fmt):
+        if not TOKEN.fullmatch(fmt):
             raise BadParameter("format", "expected a format name such as fhir or hl7")
         fields["format"] = fmt
     if (status := params.get("status")) is not None:
@@ -126,7 +129,7 @@ def _choice(name: str, value: str, allowed: tuple[str, ...]) -> str:
 
 
 def _integer(name: str, text: str, low: int, high: int) -> int:
-    if not text.isdigit() or not low <= int(text) <= high:
+    if not (text.isascii() and text.isdigit()) or not low <= int(text) <= high:
         raise BadParameter(name, f"expected an integer from {low} to {high}")
     return int(text)
 
@@ -136,7 +139,7 @@ def submissions_route(deps: HttpDeps) -> Callable[[Request], Awaitable[Response]
         try:
             client = await deps.auth.authenticate(request.headers.get("authorization"))
         except Unauthorized as exc:
-            return error(401, "unauthorized", str(exc))
+            return error(401, "unauthorized", str(exc), headers={"WWW-Authenticate": "Bearer"})
         try:
             query, wait = parse_query(request.query_params)
         except BadParameter as exc:
@@ -153,9 +156,7 @@ def submissions_route(deps: HttpDeps) -> Callable[[Request], Awaitable[Response]
             msgspec.structs.replace(item, storage_path=relative_path(deps, item.storage_path))
             for item in page.items
         ]
-        return json_response(
-            {"items": items, "next": page.next, "order": order_of(query)},
-        )
+        return json_response(SubmissionsPage(items=items, next=page.next, order=order_of(query)))
 
     return submissions
 

@@ -16,20 +16,39 @@ import msgspec
 
 from mm_bronze import __version__, formats
 from mm_bronze.formats.base import LEVELS
+from mm_bronze.ingest.http import dead_letters, listing
 from mm_bronze.ingest.http.bodies import (
     Accepted,
     Alive,
+    DeadLetterPage,
     ErrorBody,
     FhirInvalidPayload,
+    Purged,
     Readiness,
+    Replayed,
+    SubmissionsPage,
 )
+from mm_bronze.ingest.http.content import MEDIA_TYPES, OCTET_STREAM
 from mm_bronze.ingest.http.ingest import SEGMENT
 from mm_bronze.ingest.http.responses import RETRY_AFTER
+from mm_bronze.metadata.submissions import DEFAULT_LIMIT, MAX_LIMIT, SOURCES, STATUSES
+from mm_bronze.metrics.exposition import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from mm_bronze.models import SubmissionStatus
 
 Json = dict[str, Any]
 
-SCHEMA_TYPES = (Accepted, ErrorBody, FhirInvalidPayload, SubmissionStatus, Alive, Readiness)
+SCHEMA_TYPES = (
+    Accepted,
+    ErrorBody,
+    FhirInvalidPayload,
+    SubmissionStatus,
+    Alive,
+    Readiness,
+    SubmissionsPage,
+    DeadLetterPage,
+    Replayed,
+    Purged,
+)
 INGEST_PATH = "/ingest/{format}/{content_type}/{version}/{subtype}"
 
 DESCRIPTION = """\
@@ -46,7 +65,12 @@ with an `Allow` header; a path no route serves, `404`.
 
 Authentication: `Authorization: Bearer <token>` once API clients exist (`mm-bronze clients
 add`); until then a server bound to a loopback address accepts requests without a token.
-`/healthz`, `/readyz`, `/openapi.json` and `/docs` never need one.
+`/healthz`, `/readyz`, `/openapi.json` and `/docs` never need one. Roles: `ingest` submits
+and reads its own submissions; `read` reads its own submissions and `/metrics`, and may not
+submit; `admin` submits, reads every client's submissions and `/metrics`, and manages the
+dead letters.
+
+`HEAD` is answered wherever `GET` is, with the same status and headers and no body.
 """
 
 
@@ -95,6 +119,11 @@ def route_segment(name: str, description: str, schema: Json) -> Json:
 def label(examples: list[str]) -> Json:
     """A free route segment: letters, digits, ``.``, ``_``, ``-``."""
     return {"type": "string", "pattern": f"^{SEGMENT.pattern}$", "examples": examples}
+
+
+UNAVAILABLE_DATABASE = failure(
+    "`unavailable`: the database cannot be reached.", headers=("Retry-After",)
+)
 
 
 def ingest() -> Json:
@@ -203,6 +232,11 @@ def ingest() -> Json:
     }
 
 
+UUID_PARAMETER = route_segment(
+    "uuid", "The `uuid` of the `202` answer.", {"type": "string", "format": "uuid"}
+)
+
+
 def submission_status() -> Json:
     return {
         "operationId": "submissionStatus",
@@ -214,24 +248,317 @@ def submission_status() -> Json:
             " the store."
         ),
         "security": PROTECTED,
-        "parameters": [
-            {
-                "name": "uuid",
-                "in": "path",
-                "required": True,
-                "description": "The `uuid` of the `202` answer.",
-                "schema": {"type": "string", "format": "uuid"},
-            }
-        ],
+        "parameters": [UUID_PARAMETER],
         "responses": {
             "200": answer("The submission's status.", ref("SubmissionStatus")),
             "400": failure("`invalid_uuid`: not a submission uuid."),
             "401": UNAUTHORIZED,
             "404": failure("`not_found`: no such submission, or another client's."),
             "431": HEADERS_TOO_LARGE,
-            "503": failure(
-                "`unavailable`: the database cannot be reached.", headers=("Retry-After",)
+            "503": UNAVAILABLE_DATABASE,
+        },
+    }
+
+
+def submission_content() -> Json:
+    media_types = sorted({*MEDIA_TYPES.values(), OCTET_STREAM})
+    return {
+        "operationId": "submissionContent",
+        "summary": "The bytes of a stored submission",
+        "description": (
+            "The payload exactly as received (uncompressed), streamed. Its `Content-Type`"
+            " follows the submission's format and content type: `fhir/json` is"
+            " `application/fhir+json`, `hl7/text` `x-application/hl7-v2+er7`, an unknown one"
+            " `application/octet-stream`. The `ETag` is the payload's quoted SHA-256; a"
+            " request whose `If-None-Match` names it (or `*`) is answered `304`. When API"
+            " clients exist, a client reads its own submissions only (`admin`: all)."
+        ),
+        "security": PROTECTED,
+        "parameters": [
+            UUID_PARAMETER,
+            {
+                "name": "If-None-Match",
+                "in": "header",
+                "description": "Entity tags (`W/` ignored) or `*`: answer `304` when one is"
+                " the payload's.",
+                "schema": {"type": "string"},
+            },
+        ],
+        "responses": {
+            "200": {
+                "description": "The payload's bytes.",
+                "headers": {
+                    "X-Request-ID": {"$ref": "#/components/headers/X-Request-ID"},
+                    "ETag": {"$ref": "#/components/headers/ETag"},
+                    "Content-Length": {
+                        "description": "The payload's size in bytes.",
+                        "schema": {"type": "string", "pattern": "^[0-9]+$"},
+                    },
+                    "Cache-Control": {
+                        "description": "`private`: a shared cache must not keep it.",
+                        "schema": {"type": "string", "const": "private"},
+                    },
+                },
+                "content": {
+                    media_type: {"schema": {"type": "string", "format": "binary"}}
+                    for media_type in media_types
+                },
+            },
+            "304": {
+                "description": "`If-None-Match` names the payload's `ETag`; no body.",
+                "headers": {
+                    "X-Request-ID": {"$ref": "#/components/headers/X-Request-ID"},
+                    "ETag": {"$ref": "#/components/headers/ETag"},
+                },
+            },
+            "400": failure("`invalid_uuid`: not a submission uuid."),
+            "401": UNAUTHORIZED,
+            "404": failure(
+                "`not_found`: no such submission, or another client's; `not_stored`: the"
+                " submission is not stored (accepted, failed): no bytes to read."
             ),
+            "431": HEADERS_TOO_LARGE,
+            "500": failure(
+                "`object_missing`: the submission is recorded as stored but its object is"
+                " not in the store (lost or removed outside mm-bronze)."
+            ),
+            "503": failure(
+                "`unavailable`: the database or storage cannot be reached.",
+                headers=("Retry-After",),
+            ),
+        },
+    }
+
+
+def query(name: str, description: str, schema: Json) -> Json:
+    return {"name": name, "in": "query", "description": description, "schema": schema}
+
+
+def submissions() -> Json:
+    cursor = {"type": "integer", "minimum": 0, "maximum": 2**63 - 1}
+    time = {"type": "string", "examples": ["2026-12-01", "2026-12-01T10:00:00Z"]}
+    return {
+        "operationId": "listSubmissions",
+        "summary": "List recorded submissions; follow new ones (long poll)",
+        "description": (
+            "Recorded (`stored` and `duplicate`) submissions matching every filter given,"
+            " newest first by default. Each has a `seq`, the order it was recorded in: `after=SEQ`"
+            " lists in ascending order from there and is the feed (start with `after=0`, go"
+            " on with `after=next`); `before=SEQ` pages in descending order. With `wait`"
+            " (which needs `after`), an empty page is held until a matching submission is"
+            " recorded or the seconds pass. When API clients exist, a client lists its own"
+            " submissions only (`admin`: all); `storage_path` is relative to the store."
+            " A parameter not listed here, or one given twice, is answered `400`."
+        ),
+        "security": PROTECTED,
+        "parameters": [
+            query(
+                "client",
+                "Submissions of this client only.",
+                {"type": "string", "minLength": 1, "maxLength": 200},
+            ),
+            query("source", "The door it came through.", {"type": "string", "enum": list(SOURCES)}),
+            query(
+                "format",
+                "Its format, e.g. `fhir`, `hl7`.",
+                {"type": "string", "pattern": f"^{listing.TOKEN.pattern}$"},
+            ),
+            query(
+                "status",
+                "`stored` (the first of its bytes) or `duplicate`; `accepted` and `failed`"
+                " submissions are not listed (`400`).",
+                {"type": "string", "enum": list(STATUSES)},
+            ),
+            query(
+                "sha256",
+                "The payload's SHA-256 (case-insensitive).",
+                {"type": "string", "pattern": "^[0-9a-fA-F]{64}$"},
+            ),
+            query(
+                "since",
+                "Received at or after this ISO 8601 date or time (UTC without an offset).",
+                time,
+            ),
+            query("until", "Received before this ISO 8601 date or time.", time),
+            query(
+                "path",
+                "SFTP uploads of this file: `USER:/PATH`.",
+                {
+                    "type": "string",
+                    "pattern": "^[^:]+:/",
+                    "examples": ["lab1:/results/2026-12-01.hl7"],
+                },
+            ),
+            query(
+                "limit",
+                f"At most this many items (default {DEFAULT_LIMIT}).",
+                {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT},
+            ),
+            query(
+                "after",
+                "Those recorded after this `seq`, in ascending order; not with `before`.",
+                cursor,
+            ),
+            query(
+                "before",
+                "Those recorded before this `seq`, in descending order; not with `after`.",
+                cursor,
+            ),
+            query(
+                "order",
+                "Without a cursor: `desc` (default, newest first) or `asc`. It must agree"
+                " with `after` (`asc`) or `before` (`desc`).",
+                {"type": "string", "enum": ["asc", "desc"]},
+            ),
+            query(
+                "wait",
+                f"With `after` only: hold an empty page up to this many seconds (at most"
+                f" {listing.MAX_WAIT:g}) until a matching submission is recorded.",
+                {"type": "number", "minimum": 0, "maximum": listing.MAX_WAIT},
+            ),
+        ],
+        "responses": {
+            "200": answer("A page of submissions.", ref("SubmissionsPage")),
+            "204": {
+                "description": "The client disconnected while waiting (nobody reads this).",
+                "headers": {"X-Request-ID": {"$ref": "#/components/headers/X-Request-ID"}},
+            },
+            "400": failure(
+                "`invalid_parameter`: an unknown, repeated or malformed parameter (a NUL"
+                " character included), or parameters that do not go together; `parameter`"
+                " names it."
+            ),
+            "401": UNAUTHORIZED,
+            "431": HEADERS_TOO_LARGE,
+            "503": UNAVAILABLE_DATABASE,
+        },
+    }
+
+
+def metrics() -> Json:
+    return {
+        "operationId": "metrics",
+        "summary": "Prometheus metrics",
+        "description": (
+            "The process's metrics in the Prometheus text format 0.0.4: submissions and their"
+            " bytes, request durations, stored payloads, consumer batches, open MLLP and SFTP"
+            " connections, the bus backlog and dead letters, readiness. When API clients exist,"
+            " for `read` and `admin` clients."
+        ),
+        "security": PROTECTED,
+        "responses": {
+            "200": {
+                "description": "The metrics.",
+                "headers": {"X-Request-ID": {"$ref": "#/components/headers/X-Request-ID"}},
+                "content": {METRICS_CONTENT_TYPE: {"schema": {"type": "string"}}},
+            },
+            "401": UNAUTHORIZED,
+            "403": failure("`forbidden`: the client's role is `ingest`."),
+            "431": HEADERS_TOO_LARGE,
+        },
+    }
+
+
+DEAD_LETTER_ID = route_segment(
+    "id",
+    "The dead letter's id: a number on the embedded queue, `PARTITION:OFFSET` on Kafka.",
+    {"type": "string", "examples": ["12", "0:42"]},
+)
+ADMIN_ONLY = {
+    "401": UNAUTHORIZED,
+    "403": failure("`forbidden`: dead letters are for `admin` clients only."),
+    "431": HEADERS_TOO_LARGE,
+    "503": failure(
+        "`unavailable`: the bus or database cannot be reached.", headers=("Retry-After",)
+    ),
+}
+INVALID_ID = failure("`invalid_id`: not a dead letter id of this bus.")
+NOT_PENDING = failure(
+    "`not_found`: no pending dead letter has that id (unknown, or already replayed or purged)."
+)
+DEAD_LETTERS_NOTE = (
+    " Dead letters are events a consumer set aside after failing on them; they show"
+    " metadata, the reason and the attempts, never the payload. When API clients exist, for"
+    " `admin` clients only."
+)
+
+
+def list_dead_letters() -> Json:
+    return {
+        "operationId": "listDeadLetters",
+        "summary": "Pending dead letters",
+        "description": "Oldest first, a page at a time." + DEAD_LETTERS_NOTE,
+        "security": PROTECTED,
+        "parameters": [
+            query("topic", "Those consumed from this topic only.", {"type": "string"}),
+            query(
+                "limit",
+                "At most this many (default 100).",
+                {"type": "integer", "minimum": 1, "maximum": dead_letters.MAX_LIMIT},
+            ),
+            query(
+                "cursor",
+                "The `next_cursor` of the previous page: those after that id.",
+                {"type": "string"},
+            ),
+        ],
+        "responses": {
+            "200": answer("A page of dead letters.", ref("DeadLetterPage")),
+            "400": failure(
+                "`invalid_limit`: `limit` is not a number from 1 to"
+                f" {dead_letters.MAX_LIMIT}; `invalid_id`: `cursor` is not a dead letter id;"
+                " `invalid_topic`: `topic` holds a NUL character."
+            ),
+            **ADMIN_ONLY,
+        },
+    }
+
+
+def show_dead_letter() -> Json:
+    return {
+        "operationId": "showDeadLetter",
+        "summary": "One pending dead letter",
+        "description": DEAD_LETTERS_NOTE.strip(),
+        "security": PROTECTED,
+        "parameters": [DEAD_LETTER_ID],
+        "responses": {
+            "200": answer("The dead letter.", ref("DeadLetter")),
+            "400": INVALID_ID,
+            "404": NOT_PENDING,
+            **ADMIN_ONLY,
+        },
+    }
+
+
+def replay_dead_letter() -> Json:
+    return {
+        "operationId": "replayDeadLetter",
+        "summary": "Put a dead letter's event back on its topic",
+        "description": "Once: the dead letter is then no longer pending." + DEAD_LETTERS_NOTE,
+        "security": PROTECTED,
+        "parameters": [DEAD_LETTER_ID],
+        "responses": {
+            "200": answer("Replayed.", ref("Replayed")),
+            "400": INVALID_ID,
+            "404": NOT_PENDING,
+            "409": failure("`not_replayable`: the dead letter does not name its topic."),
+            **ADMIN_ONLY,
+        },
+    }
+
+
+def purge_dead_letter() -> Json:
+    return {
+        "operationId": "purgeDeadLetter",
+        "summary": "Drop a dead letter for good",
+        "description": DEAD_LETTERS_NOTE.strip(),
+        "security": PROTECTED,
+        "parameters": [DEAD_LETTER_ID],
+        "responses": {
+            "200": answer("Purged.", ref("Purged")),
+            "400": INVALID_ID,
+            "404": NOT_PENDING,
+            **ADMIN_ONLY,
         },
     }
 
@@ -298,6 +625,13 @@ def docs() -> Json:
 OPERATIONS: dict[tuple[str, str], Callable[[], Json]] = {
     (INGEST_PATH, "post"): ingest,
     ("/ingest/{uuid}", "get"): submission_status,
+    ("/ingest/{uuid}/content", "get"): submission_content,
+    ("/submissions", "get"): submissions,
+    ("/metrics", "get"): metrics,
+    ("/dead-letters", "get"): list_dead_letters,
+    ("/dead-letters/{id}", "get"): show_dead_letter,
+    ("/dead-letters/{id}", "delete"): purge_dead_letter,
+    ("/dead-letters/{id}/replay", "post"): replay_dead_letter,
     ("/healthz", "get"): healthz,
     ("/readyz", "get"): readyz,
     ("/openapi.json", "get"): openapi_json,
@@ -315,6 +649,10 @@ def components() -> Json:
             "X-Request-ID": {
                 "description": "The request's id: the client's own when acceptable, else new.",
                 "schema": {"type": "string", "pattern": "^[\\x21-\\x7e]{1,64}$"},
+            },
+            "ETag": {
+                "description": "The payload's SHA-256 in quotes.",
+                "schema": {"type": "string", "pattern": '^"[0-9a-f]{64}"$'},
             },
             "Retry-After": {
                 "description": "Seconds to wait before retrying.",

@@ -188,7 +188,8 @@ def test_purge_and_http_replay(
     with httpx.Client(base_url=bronze.url, timeout=60) as client:
         page = client.get("/dead-letters", params={"topic": topic}).json()
         assert kept["id"] in [d["id"] for d in page["dead_letters"]]
-        assert client.get("/dead-letters/12").json()["error"] == "invalid_id"
+        for bad in ("12", "0:²"):
+            assert client.get(f"/dead-letters/{bad}").json()["error"] == "invalid_id"
         response = client.post(f"/dead-letters/{kept['id']}/replay")
         assert response.status_code == 200, response.text
         assert response.json()["dead_letter"]["uuid"] == kept_event.uuid

@@ -227,6 +227,7 @@ def test_a_clients_feed_cursor_moves_past_other_clients_rows(landed: Landed) -> 
         ({"limit": "0"}, "limit"),
         ({"limit": "1001"}, "limit"),
         ({"limit": "ten"}, "limit"),
+        ({"limit": "²"}, "limit"),  # a digit to str.isdigit, not to int()
         ({"after": "-1"}, "after"),
         ({"before": "x"}, "before"),
         ({"after": "1", "before": "5"}, "before"),
@@ -237,6 +238,8 @@ def test_a_clients_feed_cursor_moves_past_other_clients_rows(landed: Landed) -> 
         ({"after": "0", "wait": "soon"}, "wait"),
         ({"path": "/results/x.hl7"}, "path"),
         ({"format": "fhir json"}, "format"),
+        ({"client": "a\x00b"}, "client"),  # not a 503 from the database refusing it
+        ({"path": "lab1:/a\x00"}, "path"),
         ({"colour": "blue"}, "colour"),
         ([("source", "api"), ("source", "sftp")], "source"),
     ],
@@ -254,9 +257,11 @@ def test_bad_parameters_are_400_naming_the_parameter(
 
 
 def test_tokens_are_required(landed: Landed) -> None:
-    assert httpx.get(landed.proc.url + "/submissions").status_code == 401
     some = next(iter(landed.owners))
-    assert httpx.get(f"{landed.proc.url}/ingest/{some}/content").status_code == 401
+    for path in ("/submissions", f"/ingest/{some}/content"):
+        refused = httpx.get(landed.proc.url + path)
+        assert refused.status_code == 401, path
+        assert refused.headers["www-authenticate"] == "Bearer", path
 
 
 def test_content_is_the_bytes_received(landed: Landed) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import uuid as uuidlib
 from collections.abc import Awaitable, Callable
 
 import structlog
@@ -27,9 +26,8 @@ from mm_bronze.ingest.http.linger import LingeringClose
 from mm_bronze.ingest.http.listing import submissions_route
 from mm_bronze.ingest.http.protocol import Http11Only
 from mm_bronze.ingest.http.request_id import RequestIdMiddleware
-from mm_bronze.ingest.http.responses import error, json_response
-from mm_bronze.ingest.http.scoping import scoped_status
-from mm_bronze.metadata import records
+from mm_bronze.ingest.http.responses import error, json_response, unauthorized
+from mm_bronze.ingest.http.scoping import find_submission
 from mm_bronze.metrics.exposition import CONTENT_TYPE, scrape
 
 __all__ = ["HttpDeps", "HttpDoor", "build_app", "check_readiness"]
@@ -56,26 +54,8 @@ def build_app(deps: HttpDeps) -> ASGIApp:
     """The door: early refusals answered and closed (``LingeringClose``) around ``HttpDoor``."""
 
     async def status(request: Request) -> Response:
-        try:
-            client = await deps.auth.authenticate(request.headers.get("authorization"))
-        except Unauthorized as exc:
-            response = error(401, "unauthorized", str(exc))
-            response.headers["WWW-Authenticate"] = "Bearer"
-            return response
-        try:
-            submission = str(uuidlib.UUID(request.path_params["uuid"]))
-        except ValueError:
-            return error(400, "invalid_uuid", "not a submission uuid")
-        try:
-            found = await records.submission_status(deps.pool, submission)
-            if found is not None and client is not None:
-                found = await scoped_status(deps, found, client)
-        except Exception as exc:
-            log.warning("status lookup failed", error=type(exc).__name__)
-            return error(503, "unavailable", "the database is unavailable, retry later")
-        if found is None:
-            return error(404, "not_found", f"no submission {submission}")
-        return json_response(found)
+        found = await find_submission(deps, request)
+        return found if isinstance(found, Response) else json_response(found[1])
 
     async def healthz(request: Request) -> Response:
         return json_response(Alive(status="alive"))
@@ -92,7 +72,7 @@ def build_app(deps: HttpDeps) -> ASGIApp:
         try:
             client = await deps.auth.authenticate(request.headers.get("authorization"))
         except Unauthorized as exc:
-            return error(401, "unauthorized", str(exc), headers={"WWW-Authenticate": "Bearer"})
+            return unauthorized(exc)
         if client is not None and client.role not in ("read", "admin"):
             why = f"client {client.name!r} has role {client.role!r}; metrics need read or admin"
             return error(403, "forbidden", why)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid as uuidlib
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 
 import structlog
@@ -10,11 +9,9 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
 from mm_bronze.errors import StorageUnavailable
-from mm_bronze.ingest.http.auth import Unauthorized
 from mm_bronze.ingest.http.deps import HttpDeps
 from mm_bronze.ingest.http.responses import error
-from mm_bronze.ingest.http.scoping import scoped_status
-from mm_bronze.metadata import records
+from mm_bronze.ingest.http.scoping import find_submission
 
 log = structlog.get_logger(__name__)
 
@@ -42,24 +39,11 @@ def media_type(fmt: str | None, content_type: str | None) -> str:
 
 def content_route(deps: HttpDeps) -> Callable[[Request], Awaitable[Response]]:
     async def content(request: Request) -> Response:
-        try:
-            client = await deps.auth.authenticate(request.headers.get("authorization"))
-        except Unauthorized as exc:
-            return error(401, "unauthorized", str(exc), headers={"WWW-Authenticate": "Bearer"})
-        try:
-            submission = str(uuidlib.UUID(request.path_params["uuid"]))
-        except ValueError:
-            return error(400, "invalid_uuid", "not a submission uuid")
-        try:
-            found = await records.submission_status(deps.pool, submission)
-            visible = found
-            if found is not None and client is not None:
-                visible = await scoped_status(deps, found, client)
-        except Exception as exc:
-            log.warning("content lookup failed", error=type(exc).__name__)
-            return error(503, "unavailable", "the database is unavailable, retry later")
-        if found is None or visible is None:
-            return error(404, "not_found", f"no submission {submission}")
+        looked_up = await find_submission(deps, request)
+        if isinstance(looked_up, Response):
+            return looked_up
+        found = looked_up[0]
+        submission = found.uuid
         if found.sha256 is None or found.storage_path is None:
             why = f"submission {submission} is {found.status}, not stored"
             return error(404, "not_stored", why)

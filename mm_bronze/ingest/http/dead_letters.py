@@ -18,7 +18,7 @@ from mm_bronze.bus.dead_letters import DeadLetterNotFound, DeadLetters, InvalidD
 from mm_bronze.errors import BronzeError, Unavailable
 from mm_bronze.ingest.http.auth import Authenticator, Unauthorized
 from mm_bronze.ingest.http.bodies import DeadLetterPage, Purged, Replayed
-from mm_bronze.ingest.http.responses import error, json_response
+from mm_bronze.ingest.http.responses import error, json_response, unauthorized
 
 log = structlog.get_logger(__name__)
 
@@ -32,9 +32,7 @@ def dead_letter_routes(letters: DeadLetters, auth: Authenticator) -> list[Route]
             try:
                 client = await auth.authenticate(request.headers.get("authorization"))
             except Unauthorized as exc:
-                response = error(401, "unauthorized", str(exc))
-                response.headers["WWW-Authenticate"] = "Bearer"
-                return response
+                return unauthorized(exc)
             if client is not None and not client.is_admin:
                 return error(403, "forbidden", "dead letters are for admin clients only")
             try:

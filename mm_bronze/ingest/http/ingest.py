@@ -39,7 +39,7 @@ from mm_bronze.ingest.http.bodies import Accepted
 from mm_bronze.ingest.http.body import receive_body
 from mm_bronze.ingest.http.deps import HttpDeps
 from mm_bronze.ingest.http.request_id import current_request_id
-from mm_bronze.ingest.http.responses import error, invalid_payload, refuse
+from mm_bronze.ingest.http.responses import CHALLENGE, error, invalid_payload, refuse
 from mm_bronze.metrics import format_label
 from mm_bronze.metrics.door import ACCEPTED, REJECTED, TOO_LARGE, UNAUTHORIZED, UNAVAILABLE
 from mm_bronze.models import IngestEvent, encode_event
@@ -197,9 +197,7 @@ class IngestEndpoint:
                 authorization.decode("latin-1") if authorization is not None else None
             )
         except Unauthorized as exc:
-            response = refuse(401, "unauthorized", str(exc))
-            response.headers["WWW-Authenticate"] = "Bearer"
-            return response
+            return refuse(401, "unauthorized", str(exc), headers=CHALLENGE)
         if client is not None and not client.may_ingest:
             why = f"client {client.name!r} has role {client.role!r}, which may not submit"
             return refuse(403, "forbidden", why)

@@ -23,7 +23,7 @@ from starlette.types import Receive
 from mm_bronze.ingest.http.auth import Unauthorized
 from mm_bronze.ingest.http.bodies import SubmissionsPage
 from mm_bronze.ingest.http.deps import HttpDeps
-from mm_bronze.ingest.http.responses import error, json_response
+from mm_bronze.ingest.http.responses import error, json_response, unauthorized
 from mm_bronze.ingest.http.scoping import owner_of_view, relative_path
 from mm_bronze.metadata.submissions import (
     MAX_LIMIT,
@@ -139,7 +139,7 @@ def submissions_route(deps: HttpDeps) -> Callable[[Request], Awaitable[Response]
         try:
             client = await deps.auth.authenticate(request.headers.get("authorization"))
         except Unauthorized as exc:
-            return error(401, "unauthorized", str(exc), headers={"WWW-Authenticate": "Bearer"})
+            return unauthorized(exc)
         try:
             query, wait = parse_query(request.query_params)
         except BadParameter as exc:

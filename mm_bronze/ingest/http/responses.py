@@ -16,6 +16,8 @@ from mm_bronze.ingest.http.bodies import ErrorBody
 log = structlog.get_logger(__name__)
 
 RETRY_AFTER = "5"
+# The challenge every 401 of the door carries.
+CHALLENGE = {"WWW-Authenticate": "Bearer"}
 
 
 def error(
@@ -27,12 +29,19 @@ def error(
     return Response(body, status_code=status, media_type="application/json", headers=headers)
 
 
-def refuse(status: int, code: str, message: str, **extra: Any) -> Response:
+def unauthorized(exc: Exception) -> Response:
+    """``401 unauthorized`` with the Bearer challenge."""
+    return error(401, "unauthorized", str(exc), headers=CHALLENGE)
+
+
+def refuse(
+    status: int, code: str, message: str, *, headers: dict[str, str] | None = None, **extra: Any
+) -> Response:
     """An error answered before the request body was fully read: close the connection,
     so neither side waits for (or misreads) the unread rest of the body."""
     if status < 500:  # the reason names places, never payload values
         log.info("request refused", status=status, error=code, reason=message)
-    response = error(status, code, message, **extra)
+    response = error(status, code, message, headers=headers, **extra)
     response.headers["Connection"] = "close"
     return response
 

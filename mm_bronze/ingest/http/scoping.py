@@ -3,12 +3,21 @@ relative to the store, and lineage across clients for ``admin`` only."""
 
 from __future__ import annotations
 
-import msgspec
+import uuid as uuidlib
 
+import msgspec
+import structlog
+from starlette.requests import Request
+from starlette.responses import Response
+
+from mm_bronze.ingest.http.auth import Unauthorized
 from mm_bronze.ingest.http.deps import HttpDeps
-from mm_bronze.metadata import lineage
+from mm_bronze.ingest.http.responses import error, unauthorized
+from mm_bronze.metadata import lineage, records
 from mm_bronze.metadata.clients import Client
 from mm_bronze.models import SubmissionStatus
+
+log = structlog.get_logger(__name__)
 
 
 def owner_of_view(client: Client | None) -> str | None:
@@ -39,3 +48,29 @@ async def scoped_status(
     return msgspec.structs.replace(
         found, storage_path=relative_path(deps, found.storage_path), duplicate_of=duplicate_of
     )
+
+
+async def find_submission(
+    deps: HttpDeps, request: Request
+) -> Response | tuple[SubmissionStatus, SubmissionStatus]:
+    """The submission named by the ``uuid`` path parameter, as recorded and as the request's
+    client may see it; or the error to answer (401, 400, 404, 503)."""
+    try:
+        client = await deps.auth.authenticate(request.headers.get("authorization"))
+    except Unauthorized as exc:
+        return unauthorized(exc)
+    try:
+        submission = str(uuidlib.UUID(request.path_params["uuid"]))
+    except ValueError:
+        return error(400, "invalid_uuid", "not a submission uuid")
+    try:
+        found = await records.submission_status(deps.pool, submission)
+        visible = found
+        if found is not None and client is not None:
+            visible = await scoped_status(deps, found, client)
+    except Exception as exc:
+        log.warning("submission lookup failed", path=request.url.path, error=type(exc).__name__)
+        return error(503, "unavailable", "the database is unavailable, retry later")
+    if found is None or visible is None:
+        return error(404, "not_found", f"no submission {submission}")
+    return found, visible

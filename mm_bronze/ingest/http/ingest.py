@@ -38,7 +38,6 @@ from mm_bronze.ingest.http.auth import Unauthorized
 from mm_bronze.ingest.http.bodies import Accepted
 from mm_bronze.ingest.http.body import receive_body
 from mm_bronze.ingest.http.deps import HttpDeps
-from mm_bronze.ingest.http.request_id import current_request_id
 from mm_bronze.ingest.http.responses import CHALLENGE, error, invalid_payload, refuse
 from mm_bronze.metrics import format_label
 from mm_bronze.metrics.door import ACCEPTED, REJECTED, TOO_LARGE, UNAUTHORIZED, UNAVAILABLE
@@ -126,7 +125,7 @@ class IngestEndpoint:
 
         size = 0
         try:
-            outcome = await self.ingest(scope, receive, headers, route, current_request_id())
+            outcome = await self.ingest(scope, receive, headers, route, scope.get("request_id"))
             if isinstance(outcome, tuple):
                 answer, size = outcome
                 await send_tracked(

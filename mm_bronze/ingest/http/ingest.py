@@ -14,7 +14,6 @@ import contextlib
 import datetime as dt
 import re
 import time
-import uuid as uuidlib
 from collections.abc import AsyncGenerator
 from urllib.parse import parse_qsl
 
@@ -39,6 +38,7 @@ from mm_bronze.ingest.http.bodies import Accepted
 from mm_bronze.ingest.http.body import receive_body
 from mm_bronze.ingest.http.deps import HttpDeps
 from mm_bronze.ingest.http.responses import CHALLENGE, error, invalid_payload, refuse
+from mm_bronze.ingest.http.submission_ids import new_submission_id
 from mm_bronze.metrics import format_label
 from mm_bronze.metrics.door import ACCEPTED, REJECTED, TOO_LARGE, UNAUTHORIZED, UNAVAILABLE
 from mm_bronze.models import IngestEvent, encode_event
@@ -204,7 +204,7 @@ class IngestEndpoint:
         limit = deps.settings.max_body_bytes
         if declared is not None and declared.isdigit() and int(declared) > limit:
             return refuse(413, "payload_too_large", f"payload exceeds the limit of {limit} bytes")
-        submission = str(uuidlib.uuid4())
+        submission = new_submission_id()
         received_at = dt.datetime.now(dt.UTC)
         try:
             chunks = body_chunks(
@@ -268,7 +268,7 @@ class IngestEndpoint:
                 await body.staged.abort()
             log.warning("bus unavailable, submission refused", uuid=submission, error=str(exc))
             return refuse(503, "unavailable", "the bus is unavailable, retry later")
-        log.info(
+        log.debug(  # per request: info would cost every request a log line
             "submission accepted",
             uuid=submission,
             format=fmt,

@@ -9,7 +9,6 @@ only after ``publish`` returned, that is once the event is durable.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import datetime as dt
 import re
@@ -36,6 +35,7 @@ from mm_bronze.formats.workers import BUFFER_LIMIT, DeferredValidator
 from mm_bronze.ingest.http.auth import Unauthorized
 from mm_bronze.ingest.http.bodies import Accepted
 from mm_bronze.ingest.http.body import receive_body
+from mm_bronze.ingest.http.deadlines import Deadline, SharedDeadlines
 from mm_bronze.ingest.http.deps import HttpDeps
 from mm_bronze.ingest.http.responses import CHALLENGE, error, invalid_payload, refuse
 from mm_bronze.ingest.http.submission_ids import new_submission_id
@@ -73,16 +73,16 @@ class BodyTimeout(Exception):
 
 
 async def body_chunks(
-    receive: Receive, *, timeout: float, inflight: ByteBudget, held_limit: int
+    receive: Receive, *, deadline: Deadline, inflight: ByteBudget, held_limit: int
 ) -> AsyncGenerator[bytes, None]:
-    """The request body's chunks; each wait for the next is bounded by ``timeout``, and the
+    """The request body's chunks; each wait for the next is bounded by ``deadline``, and the
     bytes held in memory (up to ``held_limit``, where the body streams on) count against
     ``inflight``, the cap shared by all requests, until the end."""
     held = 0
     try:
         while True:
             try:
-                async with asyncio.timeout(timeout):
+                with deadline:
                     message = await receive()
             except TimeoutError:
                 raise BodyTimeout() from None
@@ -107,6 +107,7 @@ class IngestEndpoint:
     def __init__(self, deps: HttpDeps) -> None:
         self.deps = deps
         self.inflight = ByteBudget(deps.settings.max_buffered_bytes)
+        self.deadlines = SharedDeadlines()
         self.metrics = deps.metrics.door("http")
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send, route: list[str]) -> None:
@@ -209,7 +210,7 @@ class IngestEndpoint:
         try:
             chunks = body_chunks(
                 receive,
-                timeout=deps.settings.body_timeout,
+                deadline=self.deadlines.deadline(deps.settings.body_timeout),
                 inflight=self.inflight,
                 held_limit=BUFFER_LIMIT + deps.settings.inline_limit,
             )

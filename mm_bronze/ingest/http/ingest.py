@@ -221,7 +221,7 @@ class IngestEndpoint:
                     max_bytes=limit,
                     inline_limit=deps.settings.inline_limit,
                     staging=deps.storage.staging,
-                    staging_key=f"api/{received_at:%Y-%m-%d}/{submission}",
+                    staging_key=f"api/{received_at.date().isoformat()}/{submission}",
                 )
         except PayloadTooLarge as exc:
             return refuse(413, "payload_too_large", str(exc))

@@ -9,12 +9,10 @@ only after ``publish`` returned, that is once the event is durable.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import datetime as dt
 import re
 import time
-import uuid as uuidlib
 from collections.abc import AsyncGenerator
 from urllib.parse import parse_qsl
 
@@ -37,9 +35,10 @@ from mm_bronze.formats.workers import BUFFER_LIMIT, DeferredValidator
 from mm_bronze.ingest.http.auth import Unauthorized
 from mm_bronze.ingest.http.bodies import Accepted
 from mm_bronze.ingest.http.body import receive_body
+from mm_bronze.ingest.http.deadlines import Deadline, SharedDeadlines
 from mm_bronze.ingest.http.deps import HttpDeps
-from mm_bronze.ingest.http.request_id import current_request_id
 from mm_bronze.ingest.http.responses import CHALLENGE, error, invalid_payload, refuse
+from mm_bronze.ingest.http.submission_ids import new_submission_id
 from mm_bronze.metrics import format_label
 from mm_bronze.metrics.door import ACCEPTED, REJECTED, TOO_LARGE, UNAUTHORIZED, UNAVAILABLE
 from mm_bronze.models import IngestEvent, encode_event
@@ -74,16 +73,16 @@ class BodyTimeout(Exception):
 
 
 async def body_chunks(
-    receive: Receive, *, timeout: float, inflight: ByteBudget, held_limit: int
+    receive: Receive, *, deadline: Deadline, inflight: ByteBudget, held_limit: int
 ) -> AsyncGenerator[bytes, None]:
-    """The request body's chunks; each wait for the next is bounded by ``timeout``, and the
+    """The request body's chunks; each wait for the next is bounded by ``deadline``, and the
     bytes held in memory (up to ``held_limit``, where the body streams on) count against
     ``inflight``, the cap shared by all requests, until the end."""
     held = 0
     try:
         while True:
             try:
-                async with asyncio.timeout(timeout):
+                with deadline:
                     message = await receive()
             except TimeoutError:
                 raise BodyTimeout() from None
@@ -108,6 +107,7 @@ class IngestEndpoint:
     def __init__(self, deps: HttpDeps) -> None:
         self.deps = deps
         self.inflight = ByteBudget(deps.settings.max_buffered_bytes)
+        self.deadlines = SharedDeadlines()
         self.metrics = deps.metrics.door("http")
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send, route: list[str]) -> None:
@@ -126,7 +126,7 @@ class IngestEndpoint:
 
         size = 0
         try:
-            outcome = await self.ingest(scope, receive, headers, route, current_request_id())
+            outcome = await self.ingest(scope, receive, headers, route, scope.get("request_id"))
             if isinstance(outcome, tuple):
                 answer, size = outcome
                 await send_tracked(
@@ -205,12 +205,12 @@ class IngestEndpoint:
         limit = deps.settings.max_body_bytes
         if declared is not None and declared.isdigit() and int(declared) > limit:
             return refuse(413, "payload_too_large", f"payload exceeds the limit of {limit} bytes")
-        submission = str(uuidlib.uuid4())
+        submission = new_submission_id()
         received_at = dt.datetime.now(dt.UTC)
         try:
             chunks = body_chunks(
                 receive,
-                timeout=deps.settings.body_timeout,
+                deadline=self.deadlines.deadline(deps.settings.body_timeout),
                 inflight=self.inflight,
                 held_limit=BUFFER_LIMIT + deps.settings.inline_limit,
             )
@@ -221,7 +221,7 @@ class IngestEndpoint:
                     max_bytes=limit,
                     inline_limit=deps.settings.inline_limit,
                     staging=deps.storage.staging,
-                    staging_key=f"api/{received_at:%Y-%m-%d}/{submission}",
+                    staging_key=f"api/{received_at.date().isoformat()}/{submission}",
                 )
         except PayloadTooLarge as exc:
             return refuse(413, "payload_too_large", str(exc))
@@ -269,7 +269,7 @@ class IngestEndpoint:
                 await body.staged.abort()
             log.warning("bus unavailable, submission refused", uuid=submission, error=str(exc))
             return refuse(503, "unavailable", "the bus is unavailable, retry later")
-        log.info(
+        log.debug(  # per request: info would cost every request a log line
             "submission accepted",
             uuid=submission,
             format=fmt,

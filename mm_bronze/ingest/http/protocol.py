@@ -1,6 +1,7 @@
-"""HTTP/1.1 only, and JSON errors with a request id even for what hypercorn refuses itself.
+"""HTTP/1.1 only, JSON errors with a request id even for what hypercorn refuses itself, and
+one socket write per response of known length.
 
-Two behaviours of hypercorn's HTTP/1.1 protocol are replaced here, since its configuration
+Behaviours of hypercorn's HTTP/1.1 protocol are replaced here, since its configuration
 has no switch for them:
 
 - HTTP/2 over cleartext (an ``Upgrade: h2c`` request, or the HTTP/2 connection preface) is
@@ -9,8 +10,12 @@ has no switch for them:
 - Requests hypercorn refuses before the app sees them (over-long headers: 431, malformed
   requests: 400) get the door's JSON error body and an ``X-Request-ID``, as every response
   does, instead of an empty body.
+- A response with a ``Content-Length`` goes out in one write (status line, headers and the
+  first body part together) instead of one write, each with its lock and drain, per part.
+- Each connection's keep-alive timer is re-armed lazily (``idle_timer``).
 
-``install()`` applies both, once; a test fails if hypercorn's internals change under it.
+``install()`` applies them, once; it raises, and a test fails, if hypercorn's internals
+change under it.
 """
 
 from __future__ import annotations
@@ -21,9 +26,12 @@ from typing import Any
 
 import h11
 import msgspec
+from hypercorn.events import RawData
+from hypercorn.protocol.events import Body, EndBody, Response, StreamClosed
 from hypercorn.protocol.h11 import H11Protocol
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from mm_bronze.ingest.http import idle_timer
 from mm_bronze.ingest.http.bodies import ErrorBody
 from mm_bronze.ingest.http.responses import refuse
 
@@ -59,6 +67,46 @@ async def _check_protocol(self: Any, event: h11.Request) -> None:
     """Never switch to HTTP/2: the request is served (or refused by ``Http11Only``) as is."""
 
 
+def _encode(self: Any, event: Any) -> bytes:
+    """``event`` in h11's bytes; nothing when the peer has already broken the protocol."""
+    try:
+        return self.connection.send(event) or b""
+    except h11.LocalProtocolError:
+        if self.connection.their_state != h11.ERROR:
+            raise
+        return b""
+
+
+async def _stream_send(self: Any, event: Any) -> None:
+    """hypercorn's ``stream_send``, holding a sized response's head back until its body."""
+    kind = type(event)
+    if kind is Response and event.status_code >= 200:
+        headers = list(chain(event.headers, self.config.response_headers("h11")))
+        if self.keep_alive_requests >= self.config.keep_alive_max_requests:
+            headers.append((b"connection", b"close"))
+        head = _encode(self, h11.Response(headers=headers, status_code=event.status_code))
+        if any(name.lower() == b"content-length" for name, _ in event.headers):
+            self.held_head = head
+        elif head:
+            await self.send(RawData(data=head))
+    elif kind is Body or kind is EndBody or kind is StreamClosed:
+        data = b""
+        if kind is Body:
+            data = _encode(self, h11.Data(data=event.data))
+        elif kind is EndBody:
+            data = _encode(self, h11.EndOfMessage())
+        head = self.__dict__.pop("held_head", b"")
+        if head or data:
+            await self.send(RawData(data=head + data))
+        if kind is StreamClosed:
+            await _original_stream_send(self, event)
+    else:
+        await _original_stream_send(self, event)
+
+
+_original_stream_send = H11Protocol.stream_send
+
+
 class Http11Only:
     """ASGI middleware: a request that is not HTTP/1.x (the HTTP/2 preface) gets a 505."""
 
@@ -77,9 +125,14 @@ def install() -> None:
     global _installed
     if _installed:
         return
-    for name in ("_send_error_response", "_check_protocol"):
+    for name in ("_send_error_response", "_check_protocol", "stream_send"):
         if not callable(getattr(H11Protocol, name, None)):
             raise RuntimeError(f"hypercorn's H11Protocol has no {name}: update protocol.py")
+    send_names = set(H11Protocol.stream_send.__code__.co_names)
+    if not {"keep_alive_requests", "keep_alive_max_requests", "_send_h11_event"} <= send_names:
+        raise RuntimeError("hypercorn's H11Protocol.stream_send changed: update protocol.py")
+    idle_timer.install()
     H11Protocol._send_error_response = _send_error_response  # type: ignore[method-assign]
     H11Protocol._check_protocol = _check_protocol  # type: ignore[method-assign]
+    H11Protocol.stream_send = _stream_send  # type: ignore[method-assign]
     _installed = True

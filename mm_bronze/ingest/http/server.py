@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import ssl
+import time
 
 from hypercorn.asyncio import serve
 from hypercorn.config import Config
@@ -15,8 +17,25 @@ from mm_bronze.ingest.http import protocol
 from mm_bronze.settings import HttpSettings
 
 
+class DoorConfig(Config):
+    """hypercorn's configuration, with the headers it adds to every response (``Date``,
+    ``Server``) made once a second instead of once per response."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._response_headers: dict[str, tuple[int, list[tuple[bytes, bytes]]]] = {}
+
+    def response_headers(self, protocol: str) -> list[tuple[bytes, bytes]]:
+        second = int(time.time())
+        cached = self._response_headers.get(protocol)
+        if cached is None or cached[0] != second:
+            cached = (second, super().response_headers(protocol))
+            self._response_headers[protocol] = cached
+        return list(cached[1])
+
+
 def hypercorn_config(settings: HttpSettings) -> Config:
-    config = Config()
+    config = DoorConfig()
     host = f"[{settings.host}]" if ":" in settings.host else settings.host
     config.bind = [f"{host}:{settings.port}"]
     config.accesslog = None
@@ -51,4 +70,6 @@ def apply_tls(config: Config, settings: HttpSettings) -> None:
 async def serve_http(app: ASGIApp, settings: HttpSettings, stop: asyncio.Event) -> None:
     """Serve until ``stop`` is set, then finish in-flight requests and return."""
     protocol.install()
+    # What start-up built lives as long as the process: the collector need not scan it again.
+    gc.freeze()
     await serve(app, hypercorn_config(settings), shutdown_trigger=stop.wait, mode="asgi")  # type: ignore[arg-type]

@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 from mm_bronze.errors import InvalidPayload
 from mm_bronze.formats.fhir import json_validator, ndjson_validator
 from mm_bronze.formats.fhir.fast import decider
+from mm_bronze.formats.fhir.fast.primitives import FormatError
 from mm_bronze.formats.fhir.json_keys import shape
 from mm_bronze.formats.fhir.model import model
 from mm_bronze.formats.fhir.structure import MAX_DEPTH
@@ -145,8 +146,8 @@ def known_deferral(body: bytes, version: str) -> str | None:
     the cases it is documented to leave (rare in practice, and never wrong: only slower)."""
     data = body.removeprefix(BOM)
     try:
-        decider.types(version).decoder.decode(data)
-    except msgspec.ValidationError as exc:
+        decider.decode_strict(data, version)
+    except (msgspec.ValidationError, FormatError) as exc:
         if _unprintable(json.loads(data)):
             return "a code, uri or id with a character that is neither printable nor a space"
         missing = re.search(r"missing required field `(\w+)`", str(exc))
@@ -175,8 +176,8 @@ def fast_reason(body: bytes, version: str) -> str:
     """Why the fast path did not accept ``body`` (for failure messages)."""
     data = body.removeprefix(BOM)
     try:
-        document = decider.types(version).decoder.decode(data)
-    except (msgspec.DecodeError, RecursionError) as exc:
+        document = decider.decode_strict(data, version)
+    except (msgspec.DecodeError, FormatError, RecursionError) as exc:
         return str(exc)
     if not decider.keys_unique(data, (document,)):
         return "repeated keys"

@@ -25,6 +25,8 @@ from typing import Any, TypeVar
 
 import msgspec
 
+from mm_bronze.formats.fhir.fast import formats
+from mm_bronze.formats.fhir.fast.primitives import FormatError
 from mm_bronze.formats.fhir.model import BUNDLE_TYPES
 from mm_bronze.formats.fhir.structure import (
     MAX_DEPTH,
@@ -76,7 +78,26 @@ def decode(data: bytes, version: str) -> Any | None:
 
 def decode_lines(lines: list[bytes], version: str) -> list[Any | None]:
     """``decode`` of each line of an NDJSON block."""
-    return within_depth(_decode_each, types(version).decoder, lines)
+    return checked(types(version).decoder, lines)
+
+
+def checked(
+    decoder: msgspec.json.Decoder, lines: list[bytes], depth: int = MAX_DEPTH
+) -> list[Any | None]:
+    """``decoder.decode`` of each line, None where it fails or a primitive format does not
+    hold (the formats of all lines are checked in one batch; if the batch fails, each line
+    is decoded and checked again alone to find the lines at fault)."""
+    with formats.lock:
+        formats.start()
+        out = within_depth(_decode_each, decoder, lines, depth=depth)
+        if formats.valid():
+            return out
+        out.clear()
+        for line in lines:
+            formats.start()
+            alone = within_depth(_decode_each, decoder, [line], depth=depth)
+            out.extend(alone if formats.valid() else [None])
+        return out
 
 
 def _decode_each(decoder: msgspec.json.Decoder, lines: list[bytes]) -> list[Any | None]:
@@ -87,6 +108,23 @@ def _decode_each(decoder: msgspec.json.Decoder, lines: list[bytes]) -> list[Any 
         except _ERRORS:
             out.append(None)
     return out
+
+
+def decode_strict(data: bytes, version: str) -> Any:
+    """``data`` as the Struct of its resource type; raises ``msgspec.DecodeError`` (a
+    ``ValidationError`` names the element) or ``FormatError`` (names the format and the
+    value's place among that format's values) where the fast path does not accept it."""
+    with formats.lock:
+        formats.start()
+        try:
+            document = types(version).decoder.decode(data)
+            problem = formats.invalid()
+        finally:
+            formats.start()
+    if problem is not None:
+        name, index, _value = problem
+        raise FormatError(f"{name} value {index + 1} is not a valid {name}")
+    return document
 
 
 def within_depth(call: Callable[..., T], *args: Any, depth: int = MAX_DEPTH) -> T:
@@ -174,7 +212,7 @@ def entry_facts(data: bytes, version: str, depth: int) -> EntryFacts | None:
     are the caller's (``StructureChecker.entry``)."""
     kinds = types(version)
     with collection_paused():
-        entry = within_depth(_decode_each, kinds.entry_decoder, [data], depth=depth)[0]
+        entry = checked(kinds.entry_decoder, [data], depth)[0]
         if entry is None or not keys_unique(data, (entry,)):
             return None
         resource = entry.resource

@@ -126,6 +126,7 @@ BATCH: dict[str, Callable[[list[str]], bool]] = {
 }
 
 FORMATS = tuple(BAD)
+UNIQUE = frozenset({"id"})  # formats whose values seldom repeat
 _VALUES: dict[str, list[str | None]] = {name: [] for name in FORMATS}
 # What the generated code calls: ``APPEND[format](value)``, ``EXTEND[format](values)`` (a
 # repeating element: its items, ``None`` among them).
@@ -147,9 +148,15 @@ def valid() -> bool:
         if not values:
             continue
         if ok:
-            if None in values:
-                values[:] = [v for v in values if v is not None]
-            ok = not values or BATCH[name](values)  # type: ignore[arg-type]
+            if name in UNIQUE:
+                # Ids are unique anyway; other values repeat (a code system in every Coding,
+                # a date in every entry): each distinct one is checked once.
+                checked = [v for v in values if v is not None] if None in values else values
+            else:
+                distinct = set(values)
+                distinct.discard(None)
+                checked = list(distinct)
+            ok = not checked or BATCH[name](checked)  # type: ignore[arg-type]
         values.clear()
     return ok
 

@@ -66,3 +66,21 @@ def test_a_long_line_streams_like_a_large_json_body(monkeypatch: pytest.MonkeyPa
     bad = long_line.replace(b'"Patient"', b'"Patient", "gender": 7')
     with pytest.raises(InvalidPayload, match=r"line 2: Patient\.gender must be a JSON string"):
         validate(ndjson(PATIENT, bad), content_type="ndjson", chunk=10)
+
+
+def bundle(full_url_2: str) -> bytes:
+    entries = ",".join(
+        f'{{"fullUrl": "{url}", "resource": {PATIENT.decode()}}}' for url in ("urn:a", full_url_2)
+    )
+    return f'{{"resourceType": "Bundle", "type": "collection", "entry": [{entries}]}}'.encode()
+
+
+def test_a_bundle_line_that_breaks_a_rule_is_found_among_valid_lines() -> None:
+    body = ndjson(PATIENT, bundle("urn:b"), CONDITION, bundle("urn:a"), PATIENT)
+    with pytest.raises(InvalidPayload, match="line 4: ") as caught:
+        validate(body, content_type="ndjson")
+    assert "fullUrl" in str(caught.value)
+    meta = validate(body, content_type="ndjson", level="lenient")
+    assert meta["resource_types"] == {"Bundle": 2, "Condition": 1, "Patient": 2}
+    assert meta["line_count"] == 5
+    assert [f["location"].split(",")[0] for f in meta["findings"]] == ["line 4"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import Any
 
 from mm_bronze.errors import InvalidPayload, Issue
@@ -10,7 +11,7 @@ from mm_bronze.formats.fhir.fast.decider import (
     collection_paused,
     decode_lines,
     keys_unique,
-    resource_type,
+    resource_types,
 )
 from mm_bronze.formats.fhir.json_validator import FhirJsonValidator, checker_for
 from mm_bronze.formats.fhir.model import canonical_version
@@ -65,15 +66,24 @@ class FhirNdjsonValidator:
             return
         with collection_paused():
             documents = decode_lines(lines, self._fast)
-            whole = None not in documents and keys_unique(block, documents)
-            kinds = [
-                resource_type(document, self._fast)
-                if document is not None and (whole or keys_unique(line, (document,)))
-                else None
-                for line, document in zip(lines, documents, strict=True)
-            ]
+            if None not in documents and keys_unique(block, documents):
+                kinds = resource_types(documents, self._fast)
+            else:
+                kinds = resource_types(
+                    [
+                        None if document is None or not keys_unique(line, (document,)) else document
+                        for line, document in zip(lines, documents, strict=True)
+                    ],
+                    self._fast,
+                )
             del documents
         counts = self._types
+        if None not in kinds:
+            self._line += len(kinds)
+            self._resources += len(kinds)
+            for kind, count in Counter(kinds).items():
+                counts[kind] = counts.get(kind, 0) + count  # type: ignore[index]
+            return
         for line, kind in zip(lines, kinds, strict=True):
             if kind is None:
                 self._slow_line(line)

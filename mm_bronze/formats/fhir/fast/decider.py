@@ -271,13 +271,16 @@ def _outside_strings(blob: bytes) -> int:
     return b"".join(cleaned.split(b'"')[0::2]).count(b":")
 
 
-def resource_type(document: Any, version: str) -> str | None:
-    """The resource type of a decoded resource, None if it is a Bundle that breaks a rule
-    (what an NDJSON line needs of ``summary``, cheaper)."""
+def resource_types(documents: list[Any], version: str) -> list[str | None]:
+    """The resource type of each decoded resource of a block; None where ``documents`` holds
+    None or a Bundle that breaks a rule (what NDJSON lines need of ``summary``, cheaper)."""
     kinds = types(version)
-    if type(document) is kinds.bundle and _bundle(document, kinds) is None:
-        return None
-    return kinds.tags[type(document)]
+    found: list[str | None] = list(map(kinds.tags.get, map(type, documents)))
+    if "Bundle" in found:
+        for index, document in enumerate(documents):
+            if type(document) is kinds.bundle and _bundle(document, kinds) is None:
+                found[index] = None
+    return found
 
 
 def summary(document: Any, version: str) -> dict[str, Any] | None:

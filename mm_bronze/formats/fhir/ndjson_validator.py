@@ -81,8 +81,9 @@ class FhirNdjsonValidator:
         if None not in kinds:
             self._line += len(kinds)
             self._resources += len(kinds)
-            for kind, count in Counter(kinds).items():
-                counts[kind] = counts.get(kind, 0) + count  # type: ignore[index]
+            for name, count in Counter(kinds).items():
+                assert name is not None
+                counts[name] = counts.get(name, 0) + count
             return
         for line, kind in zip(lines, kinds, strict=True):
             if kind is None:

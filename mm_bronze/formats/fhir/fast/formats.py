@@ -126,7 +126,9 @@ BATCH: dict[str, Callable[[list[str]], bool]] = {
 }
 
 FORMATS = tuple(BAD)
-UNIQUE = frozenset({"id"})  # formats whose values seldom repeat
+# Formats checked value by value in one C pass, cheaper than hashing the values to drop
+# repeats (ids seldom repeat; uris are long, and their check is a translate).
+WHOLE = frozenset({"id", "uri"})
 _VALUES: dict[str, list[str | None]] = {name: [] for name in FORMATS}
 # What the generated code calls: ``APPEND[format](value)``, ``EXTEND[format](values)`` (a
 # repeating element: its items, ``None`` among them).
@@ -148,11 +150,11 @@ def valid() -> bool:
         if not values:
             continue
         if ok:
-            if name in UNIQUE:
-                # Ids are unique anyway; other values repeat (a code system in every Coding,
-                # a date in every entry): each distinct one is checked once.
+            if name in WHOLE:
                 checked = [v for v in values if v is not None] if None in values else values
             else:
+                # Codes and dates repeat (the same code in many Codings, a date in every
+                # entry): each distinct value is checked once.
                 distinct = set(values)
                 distinct.discard(None)
                 checked = list(distinct)

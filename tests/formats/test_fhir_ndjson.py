@@ -84,3 +84,23 @@ def test_a_bundle_line_that_breaks_a_rule_is_found_among_valid_lines() -> None:
     assert meta["resource_types"] == {"Bundle": 2, "Condition": 1, "Patient": 2}
     assert meta["line_count"] == 5
     assert [f["location"].split(",")[0] for f in meta["findings"]] == ["line 4"]
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        rb'{"resourceType": "Patient", "id": "a", "\u0069d": "b"}',  # the key escaped
+        # An escaped colon elsewhere in the line makes up for the one the repeat loses.
+        rb'{"resourceType": "Patient", "id": "a", "id": "b", "name": [{"text": "x\u003ay"}]}',
+        rb'{"resourceType": "Patient", "id": "a", "name": [{"text": "x\u003Ay", "text": "z"}]}',
+    ],
+)
+def test_repeated_keys_are_found_despite_escapes(line: bytes) -> None:
+    body = ndjson(PATIENT, CONDITION, line, PATIENT)
+    with pytest.raises(InvalidPayload, match="line 3: Duplicate property") as caught:
+        validate(body, content_type="ndjson")
+    assert caught.value.location is not None and caught.value.location.startswith("line 3")
+    with pytest.raises(InvalidPayload, match="Duplicate property"):
+        validate(line)
+    valid = line.replace(b'"id": "a", ', b"").replace(b', "text": "z"', b"")
+    assert validate(ndjson(PATIENT, valid), content_type="ndjson")["resource_count"] == 2

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from mm_bronze.errors import InvalidPayload
-from mm_bronze.formats.fhir import json_validator
+from mm_bronze.formats.fhir import json_validator, ndjson_validator
 from tests.formats.helpers import validate
 
 PATIENT = b'{"resourceType": "Patient", "id": "a"}'
@@ -104,3 +104,16 @@ def test_repeated_keys_are_found_despite_escapes(line: bytes) -> None:
         validate(line)
     valid = line.replace(b'"id": "a", ', b"").replace(b', "text": "z"', b"")
     assert validate(ndjson(PATIENT, valid), content_type="ndjson")["resource_count"] == 2
+
+
+def test_lines_that_span_chunks_are_held_for_the_fast_path(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def no_walker(*args: object, **kwargs: object) -> None:
+        raise AssertionError("a valid line went to its own validator")
+
+    monkeypatch.setattr(ndjson_validator, "FhirJsonValidator", no_walker)
+    body = ndjson(PATIENT, CONDITION, PATIENT) + PATIENT  # the last line without a newline
+    for chunk in (1, 5, 16, 100):
+        meta = validate(body, content_type="ndjson", chunk=chunk)
+        assert meta["resource_types"] == {"Condition": 1, "Patient": 3}

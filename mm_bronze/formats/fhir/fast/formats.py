@@ -134,6 +134,7 @@ _VALUES: dict[str, list[str | None]] = {name: [] for name in FORMATS}
 # repeating element: its items, ``None`` among them).
 APPEND = {name: values.append for name, values in _VALUES.items()}
 EXTEND = {name: values.extend for name, values in _VALUES.items()}
+_CHECKS = tuple((_VALUES[name], BATCH[name], name in WHOLE) for name in FORMATS)
 lock = threading.Lock()
 
 
@@ -146,11 +147,11 @@ def start() -> None:
 def valid() -> bool:
     """Every value collected since ``start`` is valid; the lists are left empty."""
     ok = True
-    for name, values in _VALUES.items():
+    for values, batch, whole in _CHECKS:
         if not values:
             continue
         if ok:
-            if name in WHOLE:
+            if whole:
                 checked = [v for v in values if v is not None] if None in values else values
             else:
                 # Codes and dates repeat (the same code in many Codings, a date in every
@@ -158,7 +159,7 @@ def valid() -> bool:
                 distinct = set(values)
                 distinct.discard(None)
                 checked = list(distinct)
-            ok = not checked or BATCH[name](checked)  # type: ignore[arg-type]
+            ok = not checked or batch(checked)  # type: ignore[arg-type]
         values.clear()
     return ok
 

@@ -105,6 +105,39 @@ def test_nesting_bound_is_the_walkers() -> None:
         decider.within_depth(decode, b"[" * 101 + b"]" * 101)
 
 
+@pytest.mark.parametrize("levels", [44, 45, 46, 47, 48])
+def test_streamed_entries_keep_the_nesting_bound(
+    levels: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A streamed Bundle's entry is nested 3 levels down: the fast path (which skips its
+    nesting guard when an entry has fewer brackets than the levels left) agrees with the
+    walker on either side of the bound."""
+    monkeypatch.setattr(json_validator, "BUFFER_LIMIT", 64)
+    entry = b'{"resource":' + nested_extensions(levels) + b"}"
+    padding = b'{"resource":{"resourceType":"Patient"}},' * 5000  # the root is not one piece
+    body = b'{"resourceType":"Bundle","type":"collection","entry":[' + padding + entry + b"]}"
+    taken: list[bool] = []
+
+    def spy(version: str, data: bytes, depth: int) -> Any:
+        facts = decider.entry_facts(data, version, depth)
+        taken.append(facts is not None)
+        return facts
+
+    monkeypatch.setattr(json_validator, "_entry_facts", spy)
+    try:
+        verdict = validate(body)
+    except InvalidPayload:
+        verdict = None
+    monkeypatch.setattr(json_validator, "_entry_facts", lambda version, data, depth: None)
+    try:
+        walker = validate(body)
+    except InvalidPayload:
+        walker = None
+    assert verdict == walker
+    assert len(taken) == 5001
+    assert taken[-1] == (walker is not None and levels < 47)
+
+
 @pytest.mark.parametrize(
     "body",
     [

@@ -42,6 +42,9 @@ T = TypeVar("T")
 # spent above the caller without a Python frame only leave msgspec fewer: more refusals, never
 # fewer; ``test_nesting_bound_is_the_walkers`` checks the boundary.
 DESCENT_LEVELS = 3
+# A payload this small has its brackets counted before deciding how to bound its nesting
+# (the size of a streamed piece: ``json_stream.PIECE_LIMIT``).
+SMALL = 64 * 1024
 _ERRORS = (msgspec.DecodeError, RecursionError, UnicodeDecodeError, ValueError)
 
 
@@ -88,16 +91,29 @@ def checked(
     hold (the formats of all lines are checked in one batch; if the batch fails, each line
     is decoded and checked again alone to find the lines at fault)."""
     with formats.lock:
-        formats.start()
-        out = within_depth(_decode_each, decoder, lines, depth=depth)
+        # The batches are empty here: ``valid`` empties them, and whatever a decode that
+        # raised left in them can only make the batch fail, which sends each line back here.
+        out = _decode_within(decoder, lines, depth)
         if formats.valid():
             return out
         out.clear()
         for line in lines:
             formats.start()
-            alone = within_depth(_decode_each, decoder, [line], depth=depth)
+            alone = _decode_within(decoder, [line], depth)
             out.extend(alone if formats.valid() else [None])
         return out
+
+
+def _decode_within(
+    decoder: msgspec.json.Decoder, lines: list[bytes], depth: int
+) -> list[Any | None]:
+    """``_decode_each`` refusing what nests deeper than ``depth``."""
+    if len(lines) == 1 and len(line := lines[0]) <= SMALL:
+        if line.count(b"{") + line.count(b"[") < depth:
+            # Nested no deeper than it has brackets: within bounds without ``within_depth``
+            # (most Bundle entries); too little recursion left only sends it to the walker.
+            return _decode_each(decoder, lines)
+    return within_depth(_decode_each, decoder, lines, depth=depth)
 
 
 def _decode_each(decoder: msgspec.json.Decoder, lines: list[bytes]) -> list[Any | None]:

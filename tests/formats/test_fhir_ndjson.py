@@ -93,6 +93,10 @@ def test_a_bundle_line_that_breaks_a_rule_is_found_among_valid_lines() -> None:
         # An escaped colon elsewhere in the line makes up for the one the repeat loses.
         rb'{"resourceType": "Patient", "id": "a", "id": "b", "name": [{"text": "x\u003ay"}]}',
         rb'{"resourceType": "Patient", "id": "a", "name": [{"text": "x\u003Ay", "text": "z"}]}',
+        # Past many other escapes (the search that follows the first backslashes).
+        b'{"resourceType": "Patient", "id": "a", "id": "b", "name": [{"text": "'
+        + b'\\"' * 70
+        + b'x\\u003ay"}]}',
     ],
 )
 def test_repeated_keys_are_found_despite_escapes(line: bytes) -> None:

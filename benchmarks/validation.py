@@ -1,6 +1,6 @@
 """Validation speed per format, against a plain parse of the same bytes in the same run.
 
-Run: ``.venv/bin/python -m benchmarks.validation [--corpus DIR] [--seconds S]``.
+Run: ``.venv/bin/python -m benchmarks.validation [--corpus DIR] [--seconds S] [--only TEXT]``.
 Each row feeds the corpus files to a fresh validator in 64 KiB chunks (as the HTTP door
 does) and reports MB/s of validation alone; the baseline parses the same bytes without any
 checks: ``msgspec.json.decode`` per file (JSON) or per line (NDJSON), plain ijson events for
@@ -118,6 +118,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--corpus", type=Path, default=DEFAULT_CORPUS)
     parser.add_argument("--seconds", type=float, default=4.0, help="time per row")
+    parser.add_argument(
+        "--only", default="", help="run only the rows whose name holds TEXT (case-insensitive)"
+    )
     args = parser.parse_args()
     corpus: Path = args.corpus
 
@@ -173,6 +176,8 @@ def main() -> None:
     ]
     print(f"{'payloads':40} {'MB':>6} {'validate MB/s':>14} {'baseline MB/s':>14} {'ratio':>6}")
     for name, bodies, validate, baseline, base_name, goal in cases:
+        if args.only.lower() not in name.lower():
+            continue
         size = sum(len(b) for b in bodies)
         if name.startswith("HL7"):
             bodies_ok = []

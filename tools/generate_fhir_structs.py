@@ -15,8 +15,9 @@ decoding a payload into them accepts only what the walker (``json_tree``) accept
   other element a single value (``null`` refused); required elements have no default;
 - a primitive ``name`` has its ``_name`` sibling (an ``Element``: id and extensions), except
   a member of a ``[x]`` choice group (``_valueString`` is rare: the walker checks it);
-- primitive values are checked by the types of ``fast/primitives.py``, except codes, uris
-  and resource ids, checked in ``__post_init__`` with str methods (``CHECKED``);
+- primitive values are checked by the types of ``fast/primitives.py``, except the string
+  formats (code, uri, id, date, ...: ``CHECKED``), whose values ``__post_init__`` appends to
+  the batches that ``fast/formats.py`` checks once per document;
 - ``__post_init__`` also checks that at most one element of each ``[x]`` choice group is
   present, and one if the group is required.
 
@@ -51,27 +52,26 @@ PRIMITIVES = {
     ),
 }
 
-# Primitives checked in ``__post_init__`` rather than by a msgspec pattern (a Python ``re``
-# call per value from C, several times the cost of a str method); the field itself is a
-# non-empty string. Each expression is true when ``v`` is NOT valid; each rejects at least
-# what the walker's pattern rejects (``isprintable`` is false for every whitespace but " ").
+# Primitives whose format is checked in batches (``fast/formats.py``) rather than by a msgspec
+# pattern (a Python ``re`` call per value from C): the field itself is a non-empty string, and
+# ``__post_init__`` appends its value to the list of its format (uri, url and canonical share
+# one check).
 CHECKED = {
-    "code": "v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()",
-    "uri": "' ' in v or not v.isprintable()",
-    "url": "' ' in v or not v.isprintable()",
-    "canonical": "' ' in v or not v.isprintable()",
-    "id": "len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()",
-    # The walker's own patterns (``fullmatch`` of the same compiled regex), called here
-    # rather than by msgspec, which costs a third more per value.
-    "date": "_p.date(v) is None",
-    "dateTime": "_p.date_time(v) is None",
-    "instant": "_p.instant(v) is None",
-    "time": "_p.time(v) is None",
-    "oid": "_p.oid(v) is None",
-    "uuid": "_p.uuid(v) is None",
-    "integer64": "_p.integer64(v) is None",
-    "base64Binary": "_p.base64(v) is None",
+    "code": "code",
+    "uri": "uri",
+    "url": "uri",
+    "canonical": "uri",
+    "id": "id",
+    "date": "date",
+    "dateTime": "dateTime",
+    "instant": "instant",
+    "time": "time",
+    "oid": "oid",
+    "uuid": "uuid",
+    "integer64": "integer64",
+    "base64Binary": "base64Binary",
 }
+FORMATS = tuple(dict.fromkeys(CHECKED.values()))
 
 # A single choice group with this many members (Extension.value[x]) is counted with one C
 # call rather than one comparison per member.
@@ -89,11 +89,14 @@ import typing as _t
 
 import msgspec as _ms
 
+from mm_bronze.formats.fhir.fast import formats as _f
 from mm_bronze.formats.fhir.fast import primitives as _p
 
 _U = _ms.UNSET
 _astuple = _ms.structs.astuple
-'''
+''' + "".join(
+    f'_a_{name} = _f.APPEND["{name}"]\n_e_{name} = _f.EXTEND["{name}"]\n' for name in FORMATS
+)
 
 
 RESOLVE = """
@@ -157,17 +160,14 @@ def _value_type(element_type: str, name: str, is_resource: bool) -> str:
     return element_type
 
 
-def _format_check(type_name: str, attr: str, primitive: str, many: bool) -> str:
-    bad = CHECKED[primitive]
-    error = f'            raise _p.FormatError("{type_name}.{attr}")\n'
+def _format_check(attr: str, primitive: str, many: bool, required: bool) -> str:
+    """Append the value(s) of ``attr`` to the batch of its format (``fast/formats.py``)."""
+    name = CHECKED[primitive]
+    if required:  # never UNSET (nor null)
+        return f"        _{'e' if many else 'a'}_{name}(self.{attr})\n"
     if many:
-        return (
-            f"        if self.{attr} is not _U:\n"
-            f"            for v in self.{attr}:\n"
-            f"                if v is not None and ({bad}):\n"
-            f"        {error}"
-        )
-    return f"        v = self.{attr}\n        if v is not _U and ({bad}):\n{error}"
+        return f"        if self.{attr} is not _U:\n            _e_{name}(self.{attr})\n"
+    return f"        v = self.{attr}\n        if v is not _U:\n            _a_{name}(v)\n"
 
 
 def _struct(type_name: str, raw: dict[str, Any], is_resource: bool, aliases: dict[str, str]) -> str:
@@ -200,7 +200,12 @@ def _struct(type_name: str, raw: dict[str, Any], is_resource: bool, aliases: dic
         present = [attr]
         if element_type in PRIMITIVES and _primitive(element_type, name, is_resource) in CHECKED:
             checks.append(
-                _format_check(type_name, attr, _primitive(element_type, name, is_resource), many)
+                _format_check(
+                    attr,
+                    _primitive(element_type, name, is_resource),
+                    many,
+                    required and choice is None,
+                )
             )
         attrs.append((attr, choice, required and choice is None))
         if element_type in PRIMITIVES and choice is None:

@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 from mm_bronze.errors import InvalidPayload
 from mm_bronze.formats.fhir import json_validator, ndjson_validator
 from mm_bronze.formats.fhir.fast import decider
+from mm_bronze.formats.fhir.fast.primitives import FormatError
 from mm_bronze.formats.fhir.json_keys import shape
 from mm_bronze.formats.fhir.model import model
 from mm_bronze.formats.fhir.structure import MAX_DEPTH
@@ -104,6 +105,39 @@ def test_nesting_bound_is_the_walkers() -> None:
         decider.within_depth(decode, b"[" * 101 + b"]" * 101)
 
 
+@pytest.mark.parametrize("levels", [44, 45, 46, 47, 48])
+def test_streamed_entries_keep_the_nesting_bound(
+    levels: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A streamed Bundle's entry is nested 3 levels down: the fast path (which skips its
+    nesting guard when an entry has fewer brackets than the levels left) agrees with the
+    walker on either side of the bound."""
+    monkeypatch.setattr(json_validator, "BUFFER_LIMIT", 64)
+    entry = b'{"resource":' + nested_extensions(levels) + b"}"
+    padding = b'{"resource":{"resourceType":"Patient"}},' * 5000  # the root is not one piece
+    body = b'{"resourceType":"Bundle","type":"collection","entry":[' + padding + entry + b"]}"
+    taken: list[bool] = []
+
+    def spy(version: str, data: bytes, depth: int) -> Any:
+        facts = decider.entry_facts(data, version, depth)
+        taken.append(facts is not None)
+        return facts
+
+    monkeypatch.setattr(json_validator, "_entry_facts", spy)
+    try:
+        verdict = validate(body)
+    except InvalidPayload:
+        verdict = None
+    monkeypatch.setattr(json_validator, "_entry_facts", lambda version, data, depth: None)
+    try:
+        walker = validate(body)
+    except InvalidPayload:
+        walker = None
+    assert verdict == walker
+    assert len(taken) == 5001
+    assert taken[-1] == (walker is not None and levels < 47)
+
+
 @pytest.mark.parametrize(
     "body",
     [
@@ -145,8 +179,8 @@ def known_deferral(body: bytes, version: str) -> str | None:
     the cases it is documented to leave (rare in practice, and never wrong: only slower)."""
     data = body.removeprefix(BOM)
     try:
-        decider.types(version).decoder.decode(data)
-    except msgspec.ValidationError as exc:
+        decider.decode_strict(data, version)
+    except (msgspec.ValidationError, FormatError) as exc:
         if _unprintable(json.loads(data)):
             return "a code, uri or id with a character that is neither printable nor a space"
         missing = re.search(r"missing required field `(\w+)`", str(exc))
@@ -175,8 +209,8 @@ def fast_reason(body: bytes, version: str) -> str:
     """Why the fast path did not accept ``body`` (for failure messages)."""
     data = body.removeprefix(BOM)
     try:
-        document = decider.types(version).decoder.decode(data)
-    except (msgspec.DecodeError, RecursionError) as exc:
+        document = decider.decode_strict(data, version)
+    except (msgspec.DecodeError, FormatError, RecursionError) as exc:
         return str(exc)
     if not decider.keys_unique(data, (document,)):
         return "repeated keys"

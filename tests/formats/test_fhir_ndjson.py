@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from mm_bronze.errors import InvalidPayload
-from mm_bronze.formats.fhir import json_validator
+from mm_bronze.formats.fhir import json_validator, ndjson_validator
 from tests.formats.helpers import validate
 
 PATIENT = b'{"resourceType": "Patient", "id": "a"}'
@@ -66,3 +66,58 @@ def test_a_long_line_streams_like_a_large_json_body(monkeypatch: pytest.MonkeyPa
     bad = long_line.replace(b'"Patient"', b'"Patient", "gender": 7')
     with pytest.raises(InvalidPayload, match=r"line 2: Patient\.gender must be a JSON string"):
         validate(ndjson(PATIENT, bad), content_type="ndjson", chunk=10)
+
+
+def bundle(full_url_2: str) -> bytes:
+    entries = ",".join(
+        f'{{"fullUrl": "{url}", "resource": {PATIENT.decode()}}}' for url in ("urn:a", full_url_2)
+    )
+    return f'{{"resourceType": "Bundle", "type": "collection", "entry": [{entries}]}}'.encode()
+
+
+def test_a_bundle_line_that_breaks_a_rule_is_found_among_valid_lines() -> None:
+    body = ndjson(PATIENT, bundle("urn:b"), CONDITION, bundle("urn:a"), PATIENT)
+    with pytest.raises(InvalidPayload, match="line 4: ") as caught:
+        validate(body, content_type="ndjson")
+    assert "fullUrl" in str(caught.value)
+    meta = validate(body, content_type="ndjson", level="lenient")
+    assert meta["resource_types"] == {"Bundle": 2, "Condition": 1, "Patient": 2}
+    assert meta["line_count"] == 5
+    assert [f["location"].split(",")[0] for f in meta["findings"]] == ["line 4"]
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        rb'{"resourceType": "Patient", "id": "a", "\u0069d": "b"}',  # the key escaped
+        # An escaped colon elsewhere in the line makes up for the one the repeat loses.
+        rb'{"resourceType": "Patient", "id": "a", "id": "b", "name": [{"text": "x\u003ay"}]}',
+        rb'{"resourceType": "Patient", "id": "a", "name": [{"text": "x\u003Ay", "text": "z"}]}',
+        # Past many other escapes (the search that follows the first backslashes).
+        b'{"resourceType": "Patient", "id": "a", "id": "b", "name": [{"text": "'
+        + b'\\"' * 70
+        + b'x\\u003ay"}]}',
+    ],
+)
+def test_repeated_keys_are_found_despite_escapes(line: bytes) -> None:
+    body = ndjson(PATIENT, CONDITION, line, PATIENT)
+    with pytest.raises(InvalidPayload, match="line 3: Duplicate property") as caught:
+        validate(body, content_type="ndjson")
+    assert caught.value.location is not None and caught.value.location.startswith("line 3")
+    with pytest.raises(InvalidPayload, match="Duplicate property"):
+        validate(line)
+    valid = line.replace(b'"id": "a", ', b"").replace(b', "text": "z"', b"")
+    assert validate(ndjson(PATIENT, valid), content_type="ndjson")["resource_count"] == 2
+
+
+def test_lines_that_span_chunks_are_held_for_the_fast_path(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def no_walker(*args: object, **kwargs: object) -> None:
+        raise AssertionError("a valid line went to its own validator")
+
+    monkeypatch.setattr(ndjson_validator, "FhirJsonValidator", no_walker)
+    body = ndjson(PATIENT, CONDITION, PATIENT) + PATIENT  # the last line without a newline
+    for chunk in (1, 5, 16, 100):
+        meta = validate(body, content_type="ndjson", chunk=chunk)
+        assert meta["resource_types"] == {"Condition": 1, "Patient": 3}

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import Any
 
 from mm_bronze.errors import InvalidPayload, Issue
 from mm_bronze.formats.base import LENIENT, STRICT, Findings
+from mm_bronze.formats.fhir import json_validator
 from mm_bronze.formats.fhir.fast.decider import (
     collection_paused,
     decode_lines,
     keys_unique,
-    resource_type,
+    resource_types,
 )
 from mm_bronze.formats.fhir.json_validator import FhirJsonValidator, checker_for
 from mm_bronze.formats.fhir.model import canonical_version
@@ -20,9 +22,10 @@ class FhirNdjsonValidator:
     """Checks each line, as it arrives, as a FHIR JSON body.
 
     The complete lines of a chunk go through the fast path together (decoded at C speed,
-    one duplicate-key count per chunk); a line it does not accept, or one that spans chunks,
-    goes to its own FHIR JSON validator (decoded at once up to 4 MiB, streamed above, so a
-    long line is never held whole either). The line validators collect everything
+    one duplicate-key count per chunk); a line that spans chunks is held until it ends and
+    then joins the next chunk's lines, unless it grows beyond ``BUFFER_LIMIT``: then, as a
+    line the fast path does not accept, it goes to its own FHIR JSON validator (which
+    streams it, so a long line is never held whole). The line validators collect everything
     (lenient); this validator's level decides what rejects the file.
     """
 
@@ -32,6 +35,8 @@ class FhirNdjsonValidator:
         checker_for(version, self.findings)  # notes an unknown version, once
         self._line = 0
         self._current: FhirJsonValidator | None = None
+        self._held: list[bytes] = []  # the start of a line that spans chunks
+        self._held_size = 0
         self._blank = True
         self._failed = False
         self._resources = 0
@@ -41,7 +46,8 @@ class FhirNdjsonValidator:
 
     def feed(self, chunk: bytes) -> None:
         start = 0
-        if self._current is not None:  # the end of a line begun in an earlier chunk
+        head = b""
+        if self._current is not None:  # the end of a long line begun in an earlier chunk
             end = chunk.find(b"\n")
             if end == -1:
                 self._piece(chunk)
@@ -49,12 +55,30 @@ class FhirNdjsonValidator:
             self._piece(chunk[:end])
             self._end_line()
             start = end + 1
+        elif self._held:  # the end of a held line goes with this chunk's complete lines
+            if chunk.find(b"\n") == -1:
+                self._hold(chunk)
+                return
+            head = b"".join(self._held)
+            self._held = []
+            self._held_size = 0
         last = chunk.rfind(b"\n")
         if last >= start:
-            self._lines(chunk[start:last])
+            self._lines(head + chunk[start:last] if head else chunk[start:last])
             start = last + 1
         if start < len(chunk):
-            self._piece(chunk[start:])
+            self._hold(chunk[start:])
+
+    def _hold(self, piece: bytes) -> None:
+        """Keep the start of a line until it ends, or stream it once it is too long."""
+        if self._current is None and self._held_size + len(piece) <= json_validator.BUFFER_LIMIT:
+            self._held.append(piece)
+            self._held_size += len(piece)
+            return
+        held, self._held, self._held_size = self._held, [], 0
+        for part in held:
+            self._piece(part)
+        self._piece(piece)
 
     def _lines(self, block: bytes) -> None:
         """Complete lines: the fast path accepts the valid ones, the walker checks the rest."""
@@ -65,15 +89,25 @@ class FhirNdjsonValidator:
             return
         with collection_paused():
             documents = decode_lines(lines, self._fast)
-            whole = None not in documents and keys_unique(block, documents)
-            kinds = [
-                resource_type(document, self._fast)
-                if document is not None and (whole or keys_unique(line, (document,)))
-                else None
-                for line, document in zip(lines, documents, strict=True)
-            ]
+            if None not in documents and keys_unique(block, documents):
+                kinds = resource_types(documents, self._fast)
+            else:
+                kinds = resource_types(
+                    [
+                        None if document is None or not keys_unique(line, (document,)) else document
+                        for line, document in zip(lines, documents, strict=True)
+                    ],
+                    self._fast,
+                )
             del documents
         counts = self._types
+        if None not in kinds:
+            self._line += len(kinds)
+            self._resources += len(kinds)
+            for name, count in Counter(kinds).items():
+                assert name is not None
+                counts[name] = counts.get(name, 0) + count
+            return
         for line, kind in zip(lines, kinds, strict=True):
             if kind is None:
                 self._slow_line(line)
@@ -148,6 +182,11 @@ class FhirNdjsonValidator:
         )
 
     def finish(self) -> dict[str, Any]:
+        if self._held:
+            last = b"".join(self._held)
+            self._held = []
+            if last.strip():  # not just trailing whitespace after the last newline
+                self._lines(last)
         if self._current is not None:
             if self._blank:
                 self._current = None  # trailing whitespace after the last newline

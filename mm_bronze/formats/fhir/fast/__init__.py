@@ -2,6 +2,7 @@
 
 ``r4``, ``r4b`` and ``r5`` hold msgspec ``Struct`` types generated from the shipped structure
 definitions by ``tools/generate_fhir_structs.py``; ``primitives`` holds the hand-written
-primitive types they use; ``decider`` decodes a payload into them and says whether it is
-valid. The walker (``json_tree``) explains what the fast path rejects.
+primitive types they use; ``formats`` checks their string formats in batches; ``decider``
+decodes a payload into them and says whether it is valid. The walker (``json_tree``)
+explains what the fast path rejects.
 """

@@ -17,6 +17,7 @@ import contextlib
 import functools
 import gc
 import importlib
+import re
 import sys
 import threading
 from collections.abc import Callable, Iterable, Iterator
@@ -25,6 +26,8 @@ from typing import Any, TypeVar
 
 import msgspec
 
+from mm_bronze.formats.fhir.fast import formats
+from mm_bronze.formats.fhir.fast.primitives import FormatError
 from mm_bronze.formats.fhir.model import BUNDLE_TYPES
 from mm_bronze.formats.fhir.structure import (
     MAX_DEPTH,
@@ -40,6 +43,9 @@ T = TypeVar("T")
 # spent above the caller without a Python frame only leave msgspec fewer: more refusals, never
 # fewer; ``test_nesting_bound_is_the_walkers`` checks the boundary.
 DESCENT_LEVELS = 3
+# A payload this small has its brackets counted before deciding how to bound its nesting
+# (the size of a streamed piece: ``json_stream.PIECE_LIMIT``).
+SMALL = 64 * 1024
 _ERRORS = (msgspec.DecodeError, RecursionError, UnicodeDecodeError, ValueError)
 
 
@@ -76,7 +82,39 @@ def decode(data: bytes, version: str) -> Any | None:
 
 def decode_lines(lines: list[bytes], version: str) -> list[Any | None]:
     """``decode`` of each line of an NDJSON block."""
-    return within_depth(_decode_each, types(version).decoder, lines)
+    return checked(types(version).decoder, lines)
+
+
+def checked(
+    decoder: msgspec.json.Decoder, lines: list[bytes], depth: int = MAX_DEPTH
+) -> list[Any | None]:
+    """``decoder.decode`` of each line, None where it fails or a primitive format does not
+    hold (the formats of all lines are checked in one batch; if the batch fails, each line
+    is decoded and checked again alone to find the lines at fault)."""
+    with formats.lock:
+        # The batches are empty here: ``valid`` empties them, and whatever a decode that
+        # raised left in them can only make the batch fail, which sends each line back here.
+        out = _decode_within(decoder, lines, depth)
+        if formats.valid():
+            return out
+        out.clear()
+        for line in lines:
+            formats.start()
+            alone = _decode_within(decoder, [line], depth)
+            out.extend(alone if formats.valid() else [None])
+        return out
+
+
+def _decode_within(
+    decoder: msgspec.json.Decoder, lines: list[bytes], depth: int
+) -> list[Any | None]:
+    """``_decode_each`` refusing what nests deeper than ``depth``."""
+    if len(lines) == 1 and len(line := lines[0]) <= SMALL:
+        if line.count(b"{") + line.count(b"[") < depth:
+            # Nested no deeper than it has brackets: within bounds without ``within_depth``
+            # (most Bundle entries); too little recursion left only sends it to the walker.
+            return _decode_each(decoder, lines)
+    return within_depth(_decode_each, decoder, lines, depth=depth)
 
 
 def _decode_each(decoder: msgspec.json.Decoder, lines: list[bytes]) -> list[Any | None]:
@@ -87,6 +125,23 @@ def _decode_each(decoder: msgspec.json.Decoder, lines: list[bytes]) -> list[Any 
         except _ERRORS:
             out.append(None)
     return out
+
+
+def decode_strict(data: bytes, version: str) -> Any:
+    """``data`` as the Struct of its resource type; raises ``msgspec.DecodeError`` (a
+    ``ValidationError`` names the element) or ``FormatError`` (names the format and the
+    value's place among that format's values) where the fast path does not accept it."""
+    with formats.lock:
+        formats.start()
+        try:
+            document = types(version).decoder.decode(data)
+            problem = formats.invalid()
+        finally:
+            formats.start()
+    if problem is not None:
+        name, index, _value = problem
+        raise FormatError(f"{name} value {index + 1} is not a valid {name}")
+    return document
 
 
 def within_depth(call: Callable[..., T], *args: Any, depth: int = MAX_DEPTH) -> T:
@@ -174,7 +229,7 @@ def entry_facts(data: bytes, version: str, depth: int) -> EntryFacts | None:
     are the caller's (``StructureChecker.entry``)."""
     kinds = types(version)
     with collection_paused():
-        entry = within_depth(_decode_each, kinds.entry_decoder, [data], depth=depth)[0]
+        entry = checked(kinds.entry_decoder, [data], depth)[0]
         if entry is None or not keys_unique(data, (entry,)):
             return None
         resource = entry.resource
@@ -204,20 +259,39 @@ def keys_unique(data: bytes, documents: Iterable[Any]) -> bool:
 
     msgspec keeps the last of repeated keys (and drops its value), so ``data`` then holds
     more colons than the re-encoded documents: a colon separates each object member, and the
-    colons inside strings are the same on both sides. Counted in C; when ``data`` escapes a
-    character as ``\\u003?`` (maybe a colon), only the colons outside strings are counted.
+    colons inside strings are the same on both sides, unless ``data`` escapes one
+    (``\\u003a``), which msgspec writes as a colon. Counted in C; only when ``data`` holds
+    such an escape are the colons outside strings counted instead.
     """
     encoded = _buffer()
     try:
         _encoder.encode_into(list(documents), encoded)
     except (RecursionError, ValueError, TypeError):
         return False
-    if b"\\u003" in data:
-        # An escaped character may be a colon: count only the colons outside strings.
+    if _escaped_colon(data):
         return _outside_strings(data) == _outside_strings(bytes(encoded))
-    # Colons inside strings are the same on both sides (msgspec never escapes a colon, and
-    # the input escapes none), so any difference is in the members.
     return data.count(b":") == encoded.count(b":")
+
+
+# Backslashes visited one by one (each found with memchr) before one regex search instead.
+_JUMPS = 64
+_ESCAPED_COLON = re.compile(rb"\\u003[aA]")
+
+
+def _escaped_colon(data: bytes) -> bool:
+    """``data`` may escape a colon (``\\u003a``). Escapes are rare: jumping from one
+    backslash to the next costs far less than searching every byte for the escape (the
+    search, past ``_JUMPS`` backslashes, may take an escaped backslash before ``u003a`` for
+    one: that only costs the exact count)."""
+    find = data.find
+    at = find(b"\\")
+    for _ in range(_JUMPS):
+        if at == -1:
+            return False
+        if data[at + 1 : at + 5] == b"u003" and data[at + 5 : at + 6] in (b"a", b"A"):
+            return True
+        at = find(b"\\", at + 2)  # the escaped character is never a backslash that escapes
+    return at != -1 and _ESCAPED_COLON.search(data, at) is not None
 
 
 def _buffer() -> bytearray:
@@ -233,13 +307,16 @@ def _outside_strings(blob: bytes) -> int:
     return b"".join(cleaned.split(b'"')[0::2]).count(b":")
 
 
-def resource_type(document: Any, version: str) -> str | None:
-    """The resource type of a decoded resource, None if it is a Bundle that breaks a rule
-    (what an NDJSON line needs of ``summary``, cheaper)."""
+def resource_types(documents: list[Any], version: str) -> list[str | None]:
+    """The resource type of each decoded resource of a block; None where ``documents`` holds
+    None or a Bundle that breaks a rule (what NDJSON lines need of ``summary``, cheaper)."""
     kinds = types(version)
-    if type(document) is kinds.bundle and _bundle(document, kinds) is None:
-        return None
-    return kinds.tags[type(document)]
+    found: list[str | None] = list(map(kinds.tags.get, map(type, documents)))
+    if "Bundle" in found:
+        for index, document in enumerate(documents):
+            if type(document) is kinds.bundle and _bundle(document, kinds) is None:
+                found[index] = None
+    return found
 
 
 def summary(document: Any, version: str) -> dict[str, Any] | None:

@@ -2,8 +2,9 @@
 
 Each primitive is the msgspec type whose decoding accepts exactly what the walker's
 ``model.primitive_problem`` accepts from JSON (or less: a stricter type only sends a payload
-to the walker, which has the final word); string formats are checked by the generated
-``__post_init__`` methods, with str methods or the walker's own patterns.
+to the walker, which has the final word); string formats are collected by the generated
+``__post_init__`` methods and checked in batches (``formats``), with str methods or the
+walker's own patterns below.
 """
 
 from __future__ import annotations

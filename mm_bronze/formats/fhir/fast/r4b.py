@@ -10,10 +10,33 @@ import typing as _t
 
 import msgspec as _ms
 
+from mm_bronze.formats.fhir.fast import formats as _f
 from mm_bronze.formats.fhir.fast import primitives as _p
 
 _U = _ms.UNSET
 _astuple = _ms.structs.astuple
+_a_code = _f.APPEND["code"]
+_e_code = _f.EXTEND["code"]
+_a_uri = _f.APPEND["uri"]
+_e_uri = _f.EXTEND["uri"]
+_a_id = _f.APPEND["id"]
+_e_id = _f.EXTEND["id"]
+_a_date = _f.APPEND["date"]
+_e_date = _f.EXTEND["date"]
+_a_dateTime = _f.APPEND["dateTime"]
+_e_dateTime = _f.EXTEND["dateTime"]
+_a_instant = _f.APPEND["instant"]
+_e_instant = _f.EXTEND["instant"]
+_a_time = _f.APPEND["time"]
+_e_time = _f.EXTEND["time"]
+_a_oid = _f.APPEND["oid"]
+_e_oid = _f.EXTEND["oid"]
+_a_uuid = _f.APPEND["uuid"]
+_e_uuid = _f.EXTEND["uuid"]
+_a_integer64 = _f.APPEND["integer64"]
+_e_integer64 = _f.EXTEND["integer64"]
+_a_base64Binary = _f.APPEND["base64Binary"]
+_e_base64Binary = _f.EXTEND["base64Binary"]
 
 
 class Account(_p.Resource, tag="Account", kw_only=True):
@@ -45,17 +68,15 @@ class Account(_p.Resource, tag="Account", kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.id
-        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
-            raise _p.FormatError("Account.id")
+        if v is not _U:
+            _a_id(v)
         v = self.implicitRules
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("Account.implicitRules")
+        if v is not _U:
+            _a_uri(v)
         v = self.language
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("Account.language")
-        v = self.status
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("Account.status")
+        if v is not _U:
+            _a_code(v)
+        _a_code(self.status)
 
 
 class AccountCoverage(_p.Complex, kw_only=True):
@@ -170,54 +191,50 @@ class ActivityDefinition(_p.Resource, tag="ActivityDefinition", kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.approvalDate
-        if v is not _U and (_p.date(v) is None):
-            raise _p.FormatError("ActivityDefinition.approvalDate")
+        if v is not _U:
+            _a_date(v)
         v = self.date
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("ActivityDefinition.date")
+        if v is not _U:
+            _a_dateTime(v)
         v = self.id
-        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
-            raise _p.FormatError("ActivityDefinition.id")
+        if v is not _U:
+            _a_id(v)
         v = self.implicitRules
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("ActivityDefinition.implicitRules")
+        if v is not _U:
+            _a_uri(v)
         v = self.intent
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("ActivityDefinition.intent")
+        if v is not _U:
+            _a_code(v)
         v = self.kind
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("ActivityDefinition.kind")
+        if v is not _U:
+            _a_code(v)
         v = self.language
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("ActivityDefinition.language")
+        if v is not _U:
+            _a_code(v)
         v = self.lastReviewDate
-        if v is not _U and (_p.date(v) is None):
-            raise _p.FormatError("ActivityDefinition.lastReviewDate")
+        if v is not _U:
+            _a_date(v)
         if self.library is not _U:
-            for v in self.library:
-                if v is not None and (' ' in v or not v.isprintable()):
-                    raise _p.FormatError("ActivityDefinition.library")
+            _e_uri(self.library)
         v = self.priority
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("ActivityDefinition.priority")
+        if v is not _U:
+            _a_code(v)
         v = self.profile
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("ActivityDefinition.profile")
-        v = self.status
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("ActivityDefinition.status")
+        if v is not _U:
+            _a_uri(v)
+        _a_code(self.status)
         v = self.subjectCanonical
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("ActivityDefinition.subjectCanonical")
+        if v is not _U:
+            _a_uri(v)
         v = self.timingDateTime
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("ActivityDefinition.timingDateTime")
+        if v is not _U:
+            _a_dateTime(v)
         v = self.transform
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("ActivityDefinition.transform")
+        if v is not _U:
+            _a_uri(v)
         v = self.url
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("ActivityDefinition.url")
+        if v is not _U:
+            _a_uri(v)
         if (self.productCodeableConcept is not _U) + (self.productReference is not _U) > 1:
             raise _p.ChoiceError("ActivityDefinition.product[x]: at most one")
         if (self.subjectCanonical is not _U) + (self.subjectCodeableConcept is not _U) + (self.subjectReference is not _U) > 1:
@@ -246,9 +263,7 @@ class ActivityDefinitionParticipant(_p.Complex, kw_only=True):
     type_ext: _T3 = _ms.field(default=_U, name="_type")
 
     def __post_init__(self) -> None:
-        v = self.type
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("ActivityDefinitionParticipant.type")
+        _a_code(self.type)
 
 
 class Address(_p.Complex, kw_only=True):
@@ -277,11 +292,11 @@ class Address(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.type
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("Address.type")
+        if v is not _U:
+            _a_code(v)
         v = self.use
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("Address.use")
+        if v is not _U:
+            _a_code(v)
 
 
 class AdministrableProductDefinition(_p.Resource, tag="AdministrableProductDefinition", kw_only=True):
@@ -310,17 +325,15 @@ class AdministrableProductDefinition(_p.Resource, tag="AdministrableProductDefin
 
     def __post_init__(self) -> None:
         v = self.id
-        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
-            raise _p.FormatError("AdministrableProductDefinition.id")
+        if v is not _U:
+            _a_id(v)
         v = self.implicitRules
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("AdministrableProductDefinition.implicitRules")
+        if v is not _U:
+            _a_uri(v)
         v = self.language
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("AdministrableProductDefinition.language")
-        v = self.status
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("AdministrableProductDefinition.status")
+        if v is not _U:
+            _a_code(v)
+        _a_code(self.status)
 
 
 class AdministrableProductDefinitionProperty(_p.Complex, kw_only=True):
@@ -338,8 +351,8 @@ class AdministrableProductDefinitionProperty(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.valueDate
-        if v is not _U and (_p.date(v) is None):
-            raise _p.FormatError("AdministrableProductDefinitionProperty.valueDate")
+        if v is not _U:
+            _a_date(v)
         if (self.valueAttachment is not _U) + (self.valueBoolean is not _U) + (self.valueCodeableConcept is not _U) + (self.valueDate is not _U) + (self.valueQuantity is not _U) > 1:
             raise _p.ChoiceError("AdministrableProductDefinitionProperty.value[x]: at most one")
 
@@ -416,27 +429,25 @@ class AdverseEvent(_p.Resource, tag="AdverseEvent", kw_only=True):
     text: _T12 = _U
 
     def __post_init__(self) -> None:
-        v = self.actuality
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("AdverseEvent.actuality")
+        _a_code(self.actuality)
         v = self.date
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("AdverseEvent.date")
+        if v is not _U:
+            _a_dateTime(v)
         v = self.detected
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("AdverseEvent.detected")
+        if v is not _U:
+            _a_dateTime(v)
         v = self.id
-        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
-            raise _p.FormatError("AdverseEvent.id")
+        if v is not _U:
+            _a_id(v)
         v = self.implicitRules
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("AdverseEvent.implicitRules")
+        if v is not _U:
+            _a_uri(v)
         v = self.language
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("AdverseEvent.language")
+        if v is not _U:
+            _a_code(v)
         v = self.recordedDate
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("AdverseEvent.recordedDate")
+        if v is not _U:
+            _a_dateTime(v)
 
 
 class AdverseEventSuspectEntity(_p.Complex, kw_only=True):
@@ -477,14 +488,14 @@ class Age(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.code
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("Age.code")
+        if v is not _U:
+            _a_code(v)
         v = self.comparator
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("Age.comparator")
+        if v is not _U:
+            _a_code(v)
         v = self.system
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("Age.system")
+        if v is not _U:
+            _a_uri(v)
 
 
 class AllergyIntolerance(_p.Resource, tag="AllergyIntolerance", kw_only=True):
@@ -527,33 +538,31 @@ class AllergyIntolerance(_p.Resource, tag="AllergyIntolerance", kw_only=True):
 
     def __post_init__(self) -> None:
         if self.category is not _U:
-            for v in self.category:
-                if v is not None and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-                    raise _p.FormatError("AllergyIntolerance.category")
+            _e_code(self.category)
         v = self.criticality
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("AllergyIntolerance.criticality")
+        if v is not _U:
+            _a_code(v)
         v = self.id
-        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
-            raise _p.FormatError("AllergyIntolerance.id")
+        if v is not _U:
+            _a_id(v)
         v = self.implicitRules
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("AllergyIntolerance.implicitRules")
+        if v is not _U:
+            _a_uri(v)
         v = self.language
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("AllergyIntolerance.language")
+        if v is not _U:
+            _a_code(v)
         v = self.lastOccurrence
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("AllergyIntolerance.lastOccurrence")
+        if v is not _U:
+            _a_dateTime(v)
         v = self.onsetDateTime
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("AllergyIntolerance.onsetDateTime")
+        if v is not _U:
+            _a_dateTime(v)
         v = self.recordedDate
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("AllergyIntolerance.recordedDate")
+        if v is not _U:
+            _a_dateTime(v)
         v = self.type
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("AllergyIntolerance.type")
+        if v is not _U:
+            _a_code(v)
         if (self.onsetAge is not _U) + (self.onsetDateTime is not _U) + (self.onsetPeriod is not _U) + (self.onsetRange is not _U) + (self.onsetString is not _U) > 1:
             raise _p.ChoiceError("AllergyIntolerance.onset[x]: at most one")
 
@@ -576,11 +585,11 @@ class AllergyIntoleranceReaction(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.onset
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("AllergyIntoleranceReaction.onset")
+        if v is not _U:
+            _a_dateTime(v)
         v = self.severity
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("AllergyIntoleranceReaction.severity")
+        if v is not _U:
+            _a_code(v)
 
 
 class Annotation(_p.Complex, kw_only=True):
@@ -596,8 +605,8 @@ class Annotation(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.time
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("Annotation.time")
+        if v is not _U:
+            _a_dateTime(v)
         if (self.authorReference is not _U) + (self.authorString is not _U) > 1:
             raise _p.ChoiceError("Annotation.author[x]: at most one")
 
@@ -648,26 +657,24 @@ class Appointment(_p.Resource, tag="Appointment", kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.created
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("Appointment.created")
+        if v is not _U:
+            _a_dateTime(v)
         v = self.end
-        if v is not _U and (_p.instant(v) is None):
-            raise _p.FormatError("Appointment.end")
+        if v is not _U:
+            _a_instant(v)
         v = self.id
-        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
-            raise _p.FormatError("Appointment.id")
+        if v is not _U:
+            _a_id(v)
         v = self.implicitRules
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("Appointment.implicitRules")
+        if v is not _U:
+            _a_uri(v)
         v = self.language
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("Appointment.language")
+        if v is not _U:
+            _a_code(v)
         v = self.start
-        if v is not _U and (_p.instant(v) is None):
-            raise _p.FormatError("Appointment.start")
-        v = self.status
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("Appointment.status")
+        if v is not _U:
+            _a_instant(v)
+        _a_code(self.status)
 
 
 class AppointmentParticipant(_p.Complex, kw_only=True):
@@ -685,11 +692,9 @@ class AppointmentParticipant(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.required
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("AppointmentParticipant.required")
-        v = self.status
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("AppointmentParticipant.status")
+        if v is not _U:
+            _a_code(v)
+        _a_code(self.status)
 
 
 class AppointmentResponse(_p.Resource, tag="AppointmentResponse", kw_only=True):
@@ -719,23 +724,21 @@ class AppointmentResponse(_p.Resource, tag="AppointmentResponse", kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.end
-        if v is not _U and (_p.instant(v) is None):
-            raise _p.FormatError("AppointmentResponse.end")
+        if v is not _U:
+            _a_instant(v)
         v = self.id
-        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
-            raise _p.FormatError("AppointmentResponse.id")
+        if v is not _U:
+            _a_id(v)
         v = self.implicitRules
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("AppointmentResponse.implicitRules")
+        if v is not _U:
+            _a_uri(v)
         v = self.language
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("AppointmentResponse.language")
-        v = self.participantStatus
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("AppointmentResponse.participantStatus")
+        if v is not _U:
+            _a_code(v)
+        _a_code(self.participantStatus)
         v = self.start
-        if v is not _U and (_p.instant(v) is None):
-            raise _p.FormatError("AppointmentResponse.start")
+        if v is not _U:
+            _a_instant(v)
 
 
 class Attachment(_p.Complex, kw_only=True):
@@ -761,23 +764,23 @@ class Attachment(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.contentType
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("Attachment.contentType")
+        if v is not _U:
+            _a_code(v)
         v = self.creation
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("Attachment.creation")
+        if v is not _U:
+            _a_dateTime(v)
         v = self.data
-        if v is not _U and (_p.base64(v) is None):
-            raise _p.FormatError("Attachment.data")
+        if v is not _U:
+            _a_base64Binary(v)
         v = self.hash
-        if v is not _U and (_p.base64(v) is None):
-            raise _p.FormatError("Attachment.hash")
+        if v is not _U:
+            _a_base64Binary(v)
         v = self.language
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("Attachment.language")
+        if v is not _U:
+            _a_code(v)
         v = self.url
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("Attachment.url")
+        if v is not _U:
+            _a_uri(v)
 
 
 class AuditEvent(_p.Resource, tag="AuditEvent", kw_only=True):
@@ -810,23 +813,21 @@ class AuditEvent(_p.Resource, tag="AuditEvent", kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.action
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("AuditEvent.action")
+        if v is not _U:
+            _a_code(v)
         v = self.id
-        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
-            raise _p.FormatError("AuditEvent.id")
+        if v is not _U:
+            _a_id(v)
         v = self.implicitRules
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("AuditEvent.implicitRules")
+        if v is not _U:
+            _a_uri(v)
         v = self.language
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("AuditEvent.language")
+        if v is not _U:
+            _a_code(v)
         v = self.outcome
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("AuditEvent.outcome")
-        v = self.recorded
-        if v is not _U and (_p.instant(v) is None):
-            raise _p.FormatError("AuditEvent.recorded")
+        if v is not _U:
+            _a_code(v)
+        _a_instant(self.recorded)
 
 
 class AuditEventAgent(_p.Complex, kw_only=True):
@@ -852,9 +853,7 @@ class AuditEventAgent(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         if self.policy is not _U:
-            for v in self.policy:
-                if v is not None and (' ' in v or not v.isprintable()):
-                    raise _p.FormatError("AuditEventAgent.policy")
+            _e_uri(self.policy)
 
 
 class AuditEventAgentNetwork(_p.Complex, kw_only=True):
@@ -869,8 +868,8 @@ class AuditEventAgentNetwork(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.type
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("AuditEventAgentNetwork.type")
+        if v is not _U:
+            _a_code(v)
 
 
 class AuditEventEntity(_p.Complex, kw_only=True):
@@ -893,8 +892,8 @@ class AuditEventEntity(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.query
-        if v is not _U and (_p.base64(v) is None):
-            raise _p.FormatError("AuditEventEntity.query")
+        if v is not _U:
+            _a_base64Binary(v)
 
 
 class AuditEventEntityDetail(_p.Complex, kw_only=True):
@@ -909,8 +908,8 @@ class AuditEventEntityDetail(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.valueBase64Binary
-        if v is not _U and (_p.base64(v) is None):
-            raise _p.FormatError("AuditEventEntityDetail.valueBase64Binary")
+        if v is not _U:
+            _a_base64Binary(v)
         if (self.valueBase64Binary is not _U) + (self.valueString is not _U) != 1:
             raise _p.ChoiceError("AuditEventEntityDetail.value[x]: exactly one")
 
@@ -954,17 +953,17 @@ class Basic(_p.Resource, tag="Basic", kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.created
-        if v is not _U and (_p.date(v) is None):
-            raise _p.FormatError("Basic.created")
+        if v is not _U:
+            _a_date(v)
         v = self.id
-        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
-            raise _p.FormatError("Basic.id")
+        if v is not _U:
+            _a_id(v)
         v = self.implicitRules
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("Basic.implicitRules")
+        if v is not _U:
+            _a_uri(v)
         v = self.language
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("Basic.language")
+        if v is not _U:
+            _a_code(v)
 
 
 class Binary(_p.Resource, tag="Binary", kw_only=True):
@@ -982,21 +981,19 @@ class Binary(_p.Resource, tag="Binary", kw_only=True):
     securityContext: _T8 = _U
 
     def __post_init__(self) -> None:
-        v = self.contentType
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("Binary.contentType")
+        _a_code(self.contentType)
         v = self.data
-        if v is not _U and (_p.base64(v) is None):
-            raise _p.FormatError("Binary.data")
+        if v is not _U:
+            _a_base64Binary(v)
         v = self.id
-        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
-            raise _p.FormatError("Binary.id")
+        if v is not _U:
+            _a_id(v)
         v = self.implicitRules
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("Binary.implicitRules")
+        if v is not _U:
+            _a_uri(v)
         v = self.language
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("Binary.language")
+        if v is not _U:
+            _a_code(v)
 
 
 class BiologicallyDerivedProduct(_p.Resource, tag="BiologicallyDerivedProduct", kw_only=True):
@@ -1028,20 +1025,20 @@ class BiologicallyDerivedProduct(_p.Resource, tag="BiologicallyDerivedProduct", 
 
     def __post_init__(self) -> None:
         v = self.id
-        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
-            raise _p.FormatError("BiologicallyDerivedProduct.id")
+        if v is not _U:
+            _a_id(v)
         v = self.implicitRules
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("BiologicallyDerivedProduct.implicitRules")
+        if v is not _U:
+            _a_uri(v)
         v = self.language
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("BiologicallyDerivedProduct.language")
+        if v is not _U:
+            _a_code(v)
         v = self.productCategory
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("BiologicallyDerivedProduct.productCategory")
+        if v is not _U:
+            _a_code(v)
         v = self.status
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("BiologicallyDerivedProduct.status")
+        if v is not _U:
+            _a_code(v)
 
 
 class BiologicallyDerivedProductCollection(_p.Complex, kw_only=True):
@@ -1056,8 +1053,8 @@ class BiologicallyDerivedProductCollection(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.collectedDateTime
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("BiologicallyDerivedProductCollection.collectedDateTime")
+        if v is not _U:
+            _a_dateTime(v)
         if (self.collectedDateTime is not _U) + (self.collectedPeriod is not _U) > 1:
             raise _p.ChoiceError("BiologicallyDerivedProductCollection.collected[x]: at most one")
 
@@ -1074,8 +1071,8 @@ class BiologicallyDerivedProductManipulation(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.timeDateTime
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("BiologicallyDerivedProductManipulation.timeDateTime")
+        if v is not _U:
+            _a_dateTime(v)
         if (self.timeDateTime is not _U) + (self.timePeriod is not _U) > 1:
             raise _p.ChoiceError("BiologicallyDerivedProductManipulation.time[x]: at most one")
 
@@ -1094,8 +1091,8 @@ class BiologicallyDerivedProductProcessing(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.timeDateTime
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("BiologicallyDerivedProductProcessing.timeDateTime")
+        if v is not _U:
+            _a_dateTime(v)
         if (self.timeDateTime is not _U) + (self.timePeriod is not _U) > 1:
             raise _p.ChoiceError("BiologicallyDerivedProductProcessing.time[x]: at most one")
 
@@ -1115,8 +1112,8 @@ class BiologicallyDerivedProductStorage(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.scale
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("BiologicallyDerivedProductStorage.scale")
+        if v is not _U:
+            _a_code(v)
 
 
 class BodyStructure(_p.Resource, tag="BodyStructure", kw_only=True):
@@ -1144,14 +1141,14 @@ class BodyStructure(_p.Resource, tag="BodyStructure", kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.id
-        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
-            raise _p.FormatError("BodyStructure.id")
+        if v is not _U:
+            _a_id(v)
         v = self.implicitRules
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("BodyStructure.implicitRules")
+        if v is not _U:
+            _a_uri(v)
         v = self.language
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("BodyStructure.language")
+        if v is not _U:
+            _a_code(v)
 
 
 class Bundle(_p.Resource, tag="Bundle", kw_only=True):
@@ -1175,20 +1172,18 @@ class Bundle(_p.Resource, tag="Bundle", kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.id
-        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
-            raise _p.FormatError("Bundle.id")
+        if v is not _U:
+            _a_id(v)
         v = self.implicitRules
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("Bundle.implicitRules")
+        if v is not _U:
+            _a_uri(v)
         v = self.language
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("Bundle.language")
+        if v is not _U:
+            _a_code(v)
         v = self.timestamp
-        if v is not _U and (_p.instant(v) is None):
-            raise _p.FormatError("Bundle.timestamp")
-        v = self.type
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("Bundle.type")
+        if v is not _U:
+            _a_instant(v)
+        _a_code(self.type)
 
 
 class BundleEntry(_p.Complex, kw_only=True):
@@ -1206,8 +1201,8 @@ class BundleEntry(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.fullUrl
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("BundleEntry.fullUrl")
+        if v is not _U:
+            _a_uri(v)
 
 
 class BundleEntryRequest(_p.Complex, kw_only=True):
@@ -1230,14 +1225,10 @@ class BundleEntryRequest(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.ifModifiedSince
-        if v is not _U and (_p.instant(v) is None):
-            raise _p.FormatError("BundleEntryRequest.ifModifiedSince")
-        v = self.method
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("BundleEntryRequest.method")
-        v = self.url
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("BundleEntryRequest.url")
+        if v is not _U:
+            _a_instant(v)
+        _a_code(self.method)
+        _a_uri(self.url)
 
 
 class BundleEntryResponse(_p.Complex, kw_only=True):
@@ -1257,11 +1248,11 @@ class BundleEntryResponse(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.lastModified
-        if v is not _U and (_p.instant(v) is None):
-            raise _p.FormatError("BundleEntryResponse.lastModified")
+        if v is not _U:
+            _a_instant(v)
         v = self.location
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("BundleEntryResponse.location")
+        if v is not _U:
+            _a_uri(v)
 
 
 class BundleEntrySearch(_p.Complex, kw_only=True):
@@ -1276,8 +1267,8 @@ class BundleEntrySearch(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.mode
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("BundleEntrySearch.mode")
+        if v is not _U:
+            _a_code(v)
 
 
 class BundleLink(_p.Complex, kw_only=True):
@@ -1291,9 +1282,7 @@ class BundleLink(_p.Complex, kw_only=True):
     url_ext: _T3 = _ms.field(default=_U, name="_url")
 
     def __post_init__(self) -> None:
-        v = self.url
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("BundleLink.url")
+        _a_uri(self.url)
 
 
 class CapabilityStatement(_p.Resource, tag="CapabilityStatement", kw_only=True):
@@ -1354,50 +1343,31 @@ class CapabilityStatement(_p.Resource, tag="CapabilityStatement", kw_only=True):
     version_ext: _T3 = _ms.field(default=_U, name="_version")
 
     def __post_init__(self) -> None:
-        v = self.date
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("CapabilityStatement.date")
-        v = self.fhirVersion
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("CapabilityStatement.fhirVersion")
-        if self.format is not _U:
-            for v in self.format:
-                if v is not None and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-                    raise _p.FormatError("CapabilityStatement.format")
+        _a_dateTime(self.date)
+        _a_code(self.fhirVersion)
+        _e_code(self.format)
         v = self.id
-        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
-            raise _p.FormatError("CapabilityStatement.id")
+        if v is not _U:
+            _a_id(v)
         if self.implementationGuide is not _U:
-            for v in self.implementationGuide:
-                if v is not None and (' ' in v or not v.isprintable()):
-                    raise _p.FormatError("CapabilityStatement.implementationGuide")
+            _e_uri(self.implementationGuide)
         v = self.implicitRules
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("CapabilityStatement.implicitRules")
+        if v is not _U:
+            _a_uri(v)
         if self.imports is not _U:
-            for v in self.imports:
-                if v is not None and (' ' in v or not v.isprintable()):
-                    raise _p.FormatError("CapabilityStatement.imports")
+            _e_uri(self.imports)
         if self.instantiates is not _U:
-            for v in self.instantiates:
-                if v is not None and (' ' in v or not v.isprintable()):
-                    raise _p.FormatError("CapabilityStatement.instantiates")
-        v = self.kind
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("CapabilityStatement.kind")
+            _e_uri(self.instantiates)
+        _a_code(self.kind)
         v = self.language
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("CapabilityStatement.language")
+        if v is not _U:
+            _a_code(v)
         if self.patchFormat is not _U:
-            for v in self.patchFormat:
-                if v is not None and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-                    raise _p.FormatError("CapabilityStatement.patchFormat")
-        v = self.status
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("CapabilityStatement.status")
+            _e_code(self.patchFormat)
+        _a_code(self.status)
         v = self.url
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("CapabilityStatement.url")
+        if v is not _U:
+            _a_uri(v)
 
 
 class CapabilityStatementDocument(_p.Complex, kw_only=True):
@@ -1413,12 +1383,8 @@ class CapabilityStatementDocument(_p.Complex, kw_only=True):
     profile_ext: _T3 = _ms.field(default=_U, name="_profile")
 
     def __post_init__(self) -> None:
-        v = self.mode
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("CapabilityStatementDocument.mode")
-        v = self.profile
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("CapabilityStatementDocument.profile")
+        _a_code(self.mode)
+        _a_uri(self.profile)
 
 
 class CapabilityStatementImplementation(_p.Complex, kw_only=True):
@@ -1434,8 +1400,8 @@ class CapabilityStatementImplementation(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.url
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("CapabilityStatementImplementation.url")
+        if v is not _U:
+            _a_uri(v)
 
 
 class CapabilityStatementMessaging(_p.Complex, kw_only=True):
@@ -1461,9 +1427,7 @@ class CapabilityStatementMessagingEndpoint(_p.Complex, kw_only=True):
     protocol: _T54
 
     def __post_init__(self) -> None:
-        v = self.address
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("CapabilityStatementMessagingEndpoint.address")
+        _a_uri(self.address)
 
 
 class CapabilityStatementMessagingSupportedMessage(_p.Complex, kw_only=True):
@@ -1477,12 +1441,8 @@ class CapabilityStatementMessagingSupportedMessage(_p.Complex, kw_only=True):
     modifierExtension: _T4 = _U
 
     def __post_init__(self) -> None:
-        v = self.definition
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("CapabilityStatementMessagingSupportedMessage.definition")
-        v = self.mode
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("CapabilityStatementMessagingSupportedMessage.mode")
+        _a_uri(self.definition)
+        _a_code(self.mode)
 
 
 class CapabilityStatementRest(_p.Complex, kw_only=True):
@@ -1504,12 +1464,8 @@ class CapabilityStatementRest(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         if self.compartment is not _U:
-            for v in self.compartment:
-                if v is not None and (' ' in v or not v.isprintable()):
-                    raise _p.FormatError("CapabilityStatementRest.compartment")
-        v = self.mode
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("CapabilityStatementRest.mode")
+            _e_uri(self.compartment)
+        _a_code(self.mode)
 
 
 class CapabilityStatementRestInteraction(_p.Complex, kw_only=True):
@@ -1523,9 +1479,7 @@ class CapabilityStatementRestInteraction(_p.Complex, kw_only=True):
     modifierExtension: _T4 = _U
 
     def __post_init__(self) -> None:
-        v = self.code
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("CapabilityStatementRestInteraction.code")
+        _a_code(self.code)
 
 
 class CapabilityStatementRestResource(_p.Complex, kw_only=True):
@@ -1567,28 +1521,22 @@ class CapabilityStatementRestResource(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.conditionalDelete
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("CapabilityStatementRestResource.conditionalDelete")
+        if v is not _U:
+            _a_code(v)
         v = self.conditionalRead
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("CapabilityStatementRestResource.conditionalRead")
+        if v is not _U:
+            _a_code(v)
         v = self.profile
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("CapabilityStatementRestResource.profile")
+        if v is not _U:
+            _a_uri(v)
         if self.referencePolicy is not _U:
-            for v in self.referencePolicy:
-                if v is not None and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-                    raise _p.FormatError("CapabilityStatementRestResource.referencePolicy")
+            _e_code(self.referencePolicy)
         if self.supportedProfile is not _U:
-            for v in self.supportedProfile:
-                if v is not None and (' ' in v or not v.isprintable()):
-                    raise _p.FormatError("CapabilityStatementRestResource.supportedProfile")
-        v = self.type
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("CapabilityStatementRestResource.type")
+            _e_uri(self.supportedProfile)
+        _a_code(self.type)
         v = self.versioning
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("CapabilityStatementRestResource.versioning")
+        if v is not _U:
+            _a_code(v)
 
 
 class CapabilityStatementRestResourceInteraction(_p.Complex, kw_only=True):
@@ -1602,9 +1550,7 @@ class CapabilityStatementRestResourceInteraction(_p.Complex, kw_only=True):
     modifierExtension: _T4 = _U
 
     def __post_init__(self) -> None:
-        v = self.code
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("CapabilityStatementRestResourceInteraction.code")
+        _a_code(self.code)
 
 
 class CapabilityStatementRestResourceOperation(_p.Complex, kw_only=True):
@@ -1620,9 +1566,7 @@ class CapabilityStatementRestResourceOperation(_p.Complex, kw_only=True):
     name_ext: _T3 = _ms.field(default=_U, name="_name")
 
     def __post_init__(self) -> None:
-        v = self.definition
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("CapabilityStatementRestResourceOperation.definition")
+        _a_uri(self.definition)
 
 
 class CapabilityStatementRestResourceSearchParam(_p.Complex, kw_only=True):
@@ -1641,11 +1585,9 @@ class CapabilityStatementRestResourceSearchParam(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.definition
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("CapabilityStatementRestResourceSearchParam.definition")
-        v = self.type
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("CapabilityStatementRestResourceSearchParam.type")
+        if v is not _U:
+            _a_uri(v)
+        _a_code(self.type)
 
 
 class CapabilityStatementRestSecurity(_p.Complex, kw_only=True):
@@ -1674,8 +1616,8 @@ class CapabilityStatementSoftware(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.releaseDate
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("CapabilityStatementSoftware.releaseDate")
+        if v is not _U:
+            _a_dateTime(v)
 
 
 class CarePlan(_p.Resource, tag="CarePlan", kw_only=True):
@@ -1723,31 +1665,23 @@ class CarePlan(_p.Resource, tag="CarePlan", kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.created
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("CarePlan.created")
+        if v is not _U:
+            _a_dateTime(v)
         v = self.id
-        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
-            raise _p.FormatError("CarePlan.id")
+        if v is not _U:
+            _a_id(v)
         v = self.implicitRules
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("CarePlan.implicitRules")
+        if v is not _U:
+            _a_uri(v)
         if self.instantiatesCanonical is not _U:
-            for v in self.instantiatesCanonical:
-                if v is not None and (' ' in v or not v.isprintable()):
-                    raise _p.FormatError("CarePlan.instantiatesCanonical")
+            _e_uri(self.instantiatesCanonical)
         if self.instantiatesUri is not _U:
-            for v in self.instantiatesUri:
-                if v is not None and (' ' in v or not v.isprintable()):
-                    raise _p.FormatError("CarePlan.instantiatesUri")
-        v = self.intent
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("CarePlan.intent")
+            _e_uri(self.instantiatesUri)
+        _a_code(self.intent)
         v = self.language
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("CarePlan.language")
-        v = self.status
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("CarePlan.status")
+        if v is not _U:
+            _a_code(v)
+        _a_code(self.status)
 
 
 class CarePlanActivity(_p.Complex, kw_only=True):
@@ -1796,19 +1730,13 @@ class CarePlanActivityDetail(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         if self.instantiatesCanonical is not _U:
-            for v in self.instantiatesCanonical:
-                if v is not None and (' ' in v or not v.isprintable()):
-                    raise _p.FormatError("CarePlanActivityDetail.instantiatesCanonical")
+            _e_uri(self.instantiatesCanonical)
         if self.instantiatesUri is not _U:
-            for v in self.instantiatesUri:
-                if v is not None and (' ' in v or not v.isprintable()):
-                    raise _p.FormatError("CarePlanActivityDetail.instantiatesUri")
+            _e_uri(self.instantiatesUri)
         v = self.kind
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("CarePlanActivityDetail.kind")
-        v = self.status
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("CarePlanActivityDetail.status")
+        if v is not _U:
+            _a_code(v)
+        _a_code(self.status)
         if (self.productCodeableConcept is not _U) + (self.productReference is not _U) > 1:
             raise _p.ChoiceError("CarePlanActivityDetail.product[x]: at most one")
         if (self.scheduledPeriod is not _U) + (self.scheduledString is not _U) + (self.scheduledTiming is not _U) > 1:
@@ -1845,17 +1773,17 @@ class CareTeam(_p.Resource, tag="CareTeam", kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.id
-        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
-            raise _p.FormatError("CareTeam.id")
+        if v is not _U:
+            _a_id(v)
         v = self.implicitRules
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("CareTeam.implicitRules")
+        if v is not _U:
+            _a_uri(v)
         v = self.language
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("CareTeam.language")
+        if v is not _U:
+            _a_code(v)
         v = self.status
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("CareTeam.status")
+        if v is not _U:
+            _a_code(v)
 
 
 class CareTeamParticipant(_p.Complex, kw_only=True):
@@ -1901,23 +1829,23 @@ class CatalogEntry(_p.Resource, tag="CatalogEntry", kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.id
-        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
-            raise _p.FormatError("CatalogEntry.id")
+        if v is not _U:
+            _a_id(v)
         v = self.implicitRules
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("CatalogEntry.implicitRules")
+        if v is not _U:
+            _a_uri(v)
         v = self.language
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("CatalogEntry.language")
+        if v is not _U:
+            _a_code(v)
         v = self.lastUpdated
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("CatalogEntry.lastUpdated")
+        if v is not _U:
+            _a_dateTime(v)
         v = self.status
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("CatalogEntry.status")
+        if v is not _U:
+            _a_code(v)
         v = self.validTo
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("CatalogEntry.validTo")
+        if v is not _U:
+            _a_dateTime(v)
 
 
 class CatalogEntryRelatedEntry(_p.Complex, kw_only=True):
@@ -1930,9 +1858,7 @@ class CatalogEntryRelatedEntry(_p.Complex, kw_only=True):
     relationtype_ext: _T3 = _ms.field(default=_U, name="_relationtype")
 
     def __post_init__(self) -> None:
-        v = self.relationtype
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("CatalogEntryRelatedEntry.relationtype")
+        _a_code(self.relationtype)
 
 
 class ChargeItem(_p.Resource, tag="ChargeItem", kw_only=True):
@@ -1985,31 +1911,25 @@ class ChargeItem(_p.Resource, tag="ChargeItem", kw_only=True):
 
     def __post_init__(self) -> None:
         if self.definitionCanonical is not _U:
-            for v in self.definitionCanonical:
-                if v is not None and (' ' in v or not v.isprintable()):
-                    raise _p.FormatError("ChargeItem.definitionCanonical")
+            _e_uri(self.definitionCanonical)
         if self.definitionUri is not _U:
-            for v in self.definitionUri:
-                if v is not None and (' ' in v or not v.isprintable()):
-                    raise _p.FormatError("ChargeItem.definitionUri")
+            _e_uri(self.definitionUri)
         v = self.enteredDate
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("ChargeItem.enteredDate")
+        if v is not _U:
+            _a_dateTime(v)
         v = self.id
-        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
-            raise _p.FormatError("ChargeItem.id")
+        if v is not _U:
+            _a_id(v)
         v = self.implicitRules
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("ChargeItem.implicitRules")
+        if v is not _U:
+            _a_uri(v)
         v = self.language
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("ChargeItem.language")
+        if v is not _U:
+            _a_code(v)
         v = self.occurrenceDateTime
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("ChargeItem.occurrenceDateTime")
-        v = self.status
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("ChargeItem.status")
+        if v is not _U:
+            _a_dateTime(v)
+        _a_code(self.status)
         if (self.occurrenceDateTime is not _U) + (self.occurrencePeriod is not _U) + (self.occurrenceTiming is not _U) > 1:
             raise _p.ChoiceError("ChargeItem.occurrence[x]: at most one")
         if (self.productCodeableConcept is not _U) + (self.productReference is not _U) > 1:
@@ -2068,41 +1988,31 @@ class ChargeItemDefinition(_p.Resource, tag="ChargeItemDefinition", kw_only=True
 
     def __post_init__(self) -> None:
         v = self.approvalDate
-        if v is not _U and (_p.date(v) is None):
-            raise _p.FormatError("ChargeItemDefinition.approvalDate")
+        if v is not _U:
+            _a_date(v)
         v = self.date
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("ChargeItemDefinition.date")
+        if v is not _U:
+            _a_dateTime(v)
         if self.derivedFromUri is not _U:
-            for v in self.derivedFromUri:
-                if v is not None and (' ' in v or not v.isprintable()):
-                    raise _p.FormatError("ChargeItemDefinition.derivedFromUri")
+            _e_uri(self.derivedFromUri)
         v = self.id
-        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
-            raise _p.FormatError("ChargeItemDefinition.id")
+        if v is not _U:
+            _a_id(v)
         v = self.implicitRules
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("ChargeItemDefinition.implicitRules")
+        if v is not _U:
+            _a_uri(v)
         v = self.language
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("ChargeItemDefinition.language")
+        if v is not _U:
+            _a_code(v)
         v = self.lastReviewDate
-        if v is not _U and (_p.date(v) is None):
-            raise _p.FormatError("ChargeItemDefinition.lastReviewDate")
+        if v is not _U:
+            _a_date(v)
         if self.partOf is not _U:
-            for v in self.partOf:
-                if v is not None and (' ' in v or not v.isprintable()):
-                    raise _p.FormatError("ChargeItemDefinition.partOf")
+            _e_uri(self.partOf)
         if self.replaces is not _U:
-            for v in self.replaces:
-                if v is not None and (' ' in v or not v.isprintable()):
-                    raise _p.FormatError("ChargeItemDefinition.replaces")
-        v = self.status
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("ChargeItemDefinition.status")
-        v = self.url
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("ChargeItemDefinition.url")
+            _e_uri(self.replaces)
+        _a_code(self.status)
+        _a_uri(self.url)
 
 
 class ChargeItemDefinitionApplicability(_p.Complex, kw_only=True):
@@ -2140,9 +2050,7 @@ class ChargeItemDefinitionPropertyGroupPriceComponent(_p.Complex, kw_only=True):
     type_ext: _T3 = _ms.field(default=_U, name="_type")
 
     def __post_init__(self) -> None:
-        v = self.type
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("ChargeItemDefinitionPropertyGroupPriceComponent.type")
+        _a_code(self.type)
 
 
 class ChargeItemPerformer(_p.Complex, kw_only=True):
@@ -2211,29 +2119,27 @@ class Citation(_p.Resource, tag="Citation", kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.approvalDate
-        if v is not _U and (_p.date(v) is None):
-            raise _p.FormatError("Citation.approvalDate")
+        if v is not _U:
+            _a_date(v)
         v = self.date
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("Citation.date")
+        if v is not _U:
+            _a_dateTime(v)
         v = self.id
-        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
-            raise _p.FormatError("Citation.id")
+        if v is not _U:
+            _a_id(v)
         v = self.implicitRules
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("Citation.implicitRules")
+        if v is not _U:
+            _a_uri(v)
         v = self.language
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("Citation.language")
+        if v is not _U:
+            _a_code(v)
         v = self.lastReviewDate
-        if v is not _U and (_p.date(v) is None):
-            raise _p.FormatError("Citation.lastReviewDate")
-        v = self.status
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("Citation.status")
+        if v is not _U:
+            _a_date(v)
+        _a_code(self.status)
         v = self.url
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("Citation.url")
+        if v is not _U:
+            _a_uri(v)
 
 
 class CitationCitedArtifact(_p.Complex, kw_only=True):
@@ -2260,8 +2166,8 @@ class CitationCitedArtifact(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.dateAccessed
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("CitationCitedArtifact.dateAccessed")
+        if v is not _U:
+            _a_dateTime(v)
 
 
 class CitationCitedArtifactAbstract(_p.Complex, kw_only=True):
@@ -2358,8 +2264,8 @@ class CitationCitedArtifactContributorshipEntryContributionInstance(_p.Complex, 
 
     def __post_init__(self) -> None:
         v = self.time
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("CitationCitedArtifactContributorshipEntryContributionInstance.time")
+        if v is not _U:
+            _a_dateTime(v)
 
 
 class CitationCitedArtifactContributorshipSummary(_p.Complex, kw_only=True):
@@ -2412,11 +2318,11 @@ class CitationCitedArtifactPublicationForm(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.articleDate
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("CitationCitedArtifactPublicationForm.articleDate")
+        if v is not _U:
+            _a_dateTime(v)
         v = self.lastRevisionDate
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("CitationCitedArtifactPublicationForm.lastRevisionDate")
+        if v is not _U:
+            _a_dateTime(v)
 
 
 class CitationCitedArtifactPublicationFormPeriodicRelease(_p.Complex, kw_only=True):
@@ -2452,8 +2358,8 @@ class CitationCitedArtifactPublicationFormPeriodicReleaseDateOfPublication(_p.Co
 
     def __post_init__(self) -> None:
         v = self.date
-        if v is not _U and (_p.date(v) is None):
-            raise _p.FormatError("CitationCitedArtifactPublicationFormPeriodicReleaseDateOfPublication.date")
+        if v is not _U:
+            _a_date(v)
 
 
 class CitationCitedArtifactPublicationFormPublishedIn(_p.Complex, kw_only=True):
@@ -2484,8 +2390,8 @@ class CitationCitedArtifactRelatesTo(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.targetUri
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("CitationCitedArtifactRelatesTo.targetUri")
+        if v is not _U:
+            _a_uri(v)
         if (self.targetAttachment is not _U) + (self.targetIdentifier is not _U) + (self.targetReference is not _U) + (self.targetUri is not _U) != 1:
             raise _p.ChoiceError("CitationCitedArtifactRelatesTo.target[x]: exactly one")
 
@@ -2533,8 +2439,8 @@ class CitationCitedArtifactWebLocation(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.url
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("CitationCitedArtifactWebLocation.url")
+        if v is not _U:
+            _a_uri(v)
 
 
 class CitationClassification(_p.Complex, kw_only=True):
@@ -2560,8 +2466,8 @@ class CitationRelatesTo(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.targetUri
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("CitationRelatesTo.targetUri")
+        if v is not _U:
+            _a_uri(v)
         if (self.targetAttachment is not _U) + (self.targetIdentifier is not _U) + (self.targetReference is not _U) + (self.targetUri is not _U) != 1:
             raise _p.ChoiceError("CitationRelatesTo.target[x]: exactly one")
 
@@ -2631,24 +2537,18 @@ class Claim(_p.Resource, tag="Claim", kw_only=True):
     use_ext: _T3 = _ms.field(default=_U, name="_use")
 
     def __post_init__(self) -> None:
-        v = self.created
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("Claim.created")
+        _a_dateTime(self.created)
         v = self.id
-        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
-            raise _p.FormatError("Claim.id")
+        if v is not _U:
+            _a_id(v)
         v = self.implicitRules
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("Claim.implicitRules")
+        if v is not _U:
+            _a_uri(v)
         v = self.language
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("Claim.language")
-        v = self.status
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("Claim.status")
-        v = self.use
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("Claim.use")
+        if v is not _U:
+            _a_code(v)
+        _a_code(self.status)
+        _a_code(self.use)
 
 
 class ClaimAccident(_p.Complex, kw_only=True):
@@ -2663,9 +2563,7 @@ class ClaimAccident(_p.Complex, kw_only=True):
     type: _T13 = _U
 
     def __post_init__(self) -> None:
-        v = self.date
-        if v is not _U and (_p.date(v) is None):
-            raise _p.FormatError("ClaimAccident.date")
+        _a_date(self.date)
         if (self.locationAddress is not _U) + (self.locationReference is not _U) > 1:
             raise _p.ChoiceError("ClaimAccident.location[x]: at most one")
 
@@ -2758,8 +2656,8 @@ class ClaimItem(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.servicedDate
-        if v is not _U and (_p.date(v) is None):
-            raise _p.FormatError("ClaimItem.servicedDate")
+        if v is not _U:
+            _a_date(v)
         if (self.locationAddress is not _U) + (self.locationCodeableConcept is not _U) + (self.locationReference is not _U) > 1:
             raise _p.ChoiceError("ClaimItem.location[x]: at most one")
         if (self.servicedDate is not _U) + (self.servicedPeriod is not _U) > 1:
@@ -2832,8 +2730,8 @@ class ClaimProcedure(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.date
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("ClaimProcedure.date")
+        if v is not _U:
+            _a_dateTime(v)
         if (self.procedureCodeableConcept is not _U) + (self.procedureReference is not _U) != 1:
             raise _p.ChoiceError("ClaimProcedure.procedure[x]: exactly one")
 
@@ -2895,27 +2793,19 @@ class ClaimResponse(_p.Resource, tag="ClaimResponse", kw_only=True):
     use_ext: _T3 = _ms.field(default=_U, name="_use")
 
     def __post_init__(self) -> None:
-        v = self.created
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("ClaimResponse.created")
+        _a_dateTime(self.created)
         v = self.id
-        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
-            raise _p.FormatError("ClaimResponse.id")
+        if v is not _U:
+            _a_id(v)
         v = self.implicitRules
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("ClaimResponse.implicitRules")
+        if v is not _U:
+            _a_uri(v)
         v = self.language
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("ClaimResponse.language")
-        v = self.outcome
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("ClaimResponse.outcome")
-        v = self.status
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("ClaimResponse.status")
-        v = self.use
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("ClaimResponse.use")
+        if v is not _U:
+            _a_code(v)
+        _a_code(self.outcome)
+        _a_code(self.status)
+        _a_code(self.use)
 
 
 class ClaimResponseAddItem(_p.Complex, kw_only=True):
@@ -2952,8 +2842,8 @@ class ClaimResponseAddItem(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.servicedDate
-        if v is not _U and (_p.date(v) is None):
-            raise _p.FormatError("ClaimResponseAddItem.servicedDate")
+        if v is not _U:
+            _a_date(v)
         if (self.locationAddress is not _U) + (self.locationCodeableConcept is not _U) + (self.locationReference is not _U) > 1:
             raise _p.ChoiceError("ClaimResponseAddItem.location[x]: at most one")
         if (self.servicedDate is not _U) + (self.servicedPeriod is not _U) > 1:
@@ -3089,8 +2979,8 @@ class ClaimResponsePayment(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.date
-        if v is not _U and (_p.date(v) is None):
-            raise _p.FormatError("ClaimResponsePayment.date")
+        if v is not _U:
+            _a_date(v)
 
 
 class ClaimResponseProcessNote(_p.Complex, kw_only=True):
@@ -3108,8 +2998,8 @@ class ClaimResponseProcessNote(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.type
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("ClaimResponseProcessNote.type")
+        if v is not _U:
+            _a_code(v)
 
 
 class ClaimResponseTotal(_p.Complex, kw_only=True):
@@ -3141,8 +3031,8 @@ class ClaimSupportingInfo(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.timingDate
-        if v is not _U and (_p.date(v) is None):
-            raise _p.FormatError("ClaimSupportingInfo.timingDate")
+        if v is not _U:
+            _a_date(v)
         if (self.timingDate is not _U) + (self.timingPeriod is not _U) > 1:
             raise _p.ChoiceError("ClaimSupportingInfo.timing[x]: at most one")
         if (self.valueAttachment is not _U) + (self.valueBoolean is not _U) + (self.valueQuantity is not _U) + (self.valueReference is not _U) + (self.valueString is not _U) > 1:
@@ -3190,27 +3080,23 @@ class ClinicalImpression(_p.Resource, tag="ClinicalImpression", kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.date
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("ClinicalImpression.date")
+        if v is not _U:
+            _a_dateTime(v)
         v = self.effectiveDateTime
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("ClinicalImpression.effectiveDateTime")
+        if v is not _U:
+            _a_dateTime(v)
         v = self.id
-        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
-            raise _p.FormatError("ClinicalImpression.id")
+        if v is not _U:
+            _a_id(v)
         v = self.implicitRules
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("ClinicalImpression.implicitRules")
+        if v is not _U:
+            _a_uri(v)
         v = self.language
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("ClinicalImpression.language")
+        if v is not _U:
+            _a_code(v)
         if self.protocol is not _U:
-            for v in self.protocol:
-                if v is not None and (' ' in v or not v.isprintable()):
-                    raise _p.FormatError("ClinicalImpression.protocol")
-        v = self.status
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("ClinicalImpression.status")
+            _e_uri(self.protocol)
+        _a_code(self.status)
         if (self.effectiveDateTime is not _U) + (self.effectivePeriod is not _U) > 1:
             raise _p.ChoiceError("ClinicalImpression.effective[x]: at most one")
 
@@ -3262,17 +3148,15 @@ class ClinicalUseDefinition(_p.Resource, tag="ClinicalUseDefinition", kw_only=Tr
 
     def __post_init__(self) -> None:
         v = self.id
-        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
-            raise _p.FormatError("ClinicalUseDefinition.id")
+        if v is not _U:
+            _a_id(v)
         v = self.implicitRules
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("ClinicalUseDefinition.implicitRules")
+        if v is not _U:
+            _a_uri(v)
         v = self.language
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("ClinicalUseDefinition.language")
-        v = self.type
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("ClinicalUseDefinition.type")
+        if v is not _U:
+            _a_code(v)
+        _a_code(self.type)
 
 
 class ClinicalUseDefinitionContraindication(_p.Complex, kw_only=True):
@@ -3419,36 +3303,32 @@ class CodeSystem(_p.Resource, tag="CodeSystem", kw_only=True):
     versionNeeded_ext: _T3 = _ms.field(default=_U, name="_versionNeeded")
 
     def __post_init__(self) -> None:
-        v = self.content
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("CodeSystem.content")
+        _a_code(self.content)
         v = self.date
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("CodeSystem.date")
+        if v is not _U:
+            _a_dateTime(v)
         v = self.hierarchyMeaning
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("CodeSystem.hierarchyMeaning")
+        if v is not _U:
+            _a_code(v)
         v = self.id
-        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
-            raise _p.FormatError("CodeSystem.id")
+        if v is not _U:
+            _a_id(v)
         v = self.implicitRules
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("CodeSystem.implicitRules")
+        if v is not _U:
+            _a_uri(v)
         v = self.language
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("CodeSystem.language")
-        v = self.status
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("CodeSystem.status")
+        if v is not _U:
+            _a_code(v)
+        _a_code(self.status)
         v = self.supplements
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("CodeSystem.supplements")
+        if v is not _U:
+            _a_uri(v)
         v = self.url
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("CodeSystem.url")
+        if v is not _U:
+            _a_uri(v)
         v = self.valueSet
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("CodeSystem.valueSet")
+        if v is not _U:
+            _a_uri(v)
 
 
 class CodeSystemConcept(_p.Complex, kw_only=True):
@@ -3467,9 +3347,7 @@ class CodeSystemConcept(_p.Complex, kw_only=True):
     property: _T166 = _U
 
     def __post_init__(self) -> None:
-        v = self.code
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("CodeSystemConcept.code")
+        _a_code(self.code)
 
 
 class CodeSystemConceptDesignation(_p.Complex, kw_only=True):
@@ -3485,8 +3363,8 @@ class CodeSystemConceptDesignation(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.language
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("CodeSystemConceptDesignation.language")
+        if v is not _U:
+            _a_code(v)
 
 
 class CodeSystemConceptProperty(_p.Complex, kw_only=True):
@@ -3505,15 +3383,13 @@ class CodeSystemConceptProperty(_p.Complex, kw_only=True):
     valueString: _T2 = _U
 
     def __post_init__(self) -> None:
-        v = self.code
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("CodeSystemConceptProperty.code")
+        _a_code(self.code)
         v = self.valueCode
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("CodeSystemConceptProperty.valueCode")
+        if v is not _U:
+            _a_code(v)
         v = self.valueDateTime
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("CodeSystemConceptProperty.valueDateTime")
+        if v is not _U:
+            _a_dateTime(v)
         if (self.valueBoolean is not _U) + (self.valueCode is not _U) + (self.valueCoding is not _U) + (self.valueDateTime is not _U) + (self.valueDecimal is not _U) + (self.valueInteger is not _U) + (self.valueString is not _U) != 1:
             raise _p.ChoiceError("CodeSystemConceptProperty.value[x]: exactly one")
 
@@ -3533,13 +3409,8 @@ class CodeSystemFilter(_p.Complex, kw_only=True):
     value_ext: _T3 = _ms.field(default=_U, name="_value")
 
     def __post_init__(self) -> None:
-        v = self.code
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("CodeSystemFilter.code")
-        if self.operator is not _U:
-            for v in self.operator:
-                if v is not None and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-                    raise _p.FormatError("CodeSystemFilter.operator")
+        _a_code(self.code)
+        _e_code(self.operator)
 
 
 class CodeSystemProperty(_p.Complex, kw_only=True):
@@ -3557,15 +3428,11 @@ class CodeSystemProperty(_p.Complex, kw_only=True):
     uri_ext: _T3 = _ms.field(default=_U, name="_uri")
 
     def __post_init__(self) -> None:
-        v = self.code
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("CodeSystemProperty.code")
-        v = self.type
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("CodeSystemProperty.type")
+        _a_code(self.code)
+        _a_code(self.type)
         v = self.uri
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("CodeSystemProperty.uri")
+        if v is not _U:
+            _a_uri(v)
 
 
 class CodeableConcept(_p.Complex, kw_only=True):
@@ -3602,11 +3469,11 @@ class Coding(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.code
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("Coding.code")
+        if v is not _U:
+            _a_code(v)
         v = self.system
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("Coding.system")
+        if v is not _U:
+            _a_uri(v)
 
 
 class Communication(_p.Resource, tag="Communication", kw_only=True):
@@ -3653,34 +3520,28 @@ class Communication(_p.Resource, tag="Communication", kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.id
-        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
-            raise _p.FormatError("Communication.id")
+        if v is not _U:
+            _a_id(v)
         v = self.implicitRules
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("Communication.implicitRules")
+        if v is not _U:
+            _a_uri(v)
         if self.instantiatesCanonical is not _U:
-            for v in self.instantiatesCanonical:
-                if v is not None and (' ' in v or not v.isprintable()):
-                    raise _p.FormatError("Communication.instantiatesCanonical")
+            _e_uri(self.instantiatesCanonical)
         if self.instantiatesUri is not _U:
-            for v in self.instantiatesUri:
-                if v is not None and (' ' in v or not v.isprintable()):
-                    raise _p.FormatError("Communication.instantiatesUri")
+            _e_uri(self.instantiatesUri)
         v = self.language
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("Communication.language")
+        if v is not _U:
+            _a_code(v)
         v = self.priority
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("Communication.priority")
+        if v is not _U:
+            _a_code(v)
         v = self.received
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("Communication.received")
+        if v is not _U:
+            _a_dateTime(v)
         v = self.sent
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("Communication.sent")
-        v = self.status
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("Communication.status")
+        if v is not _U:
+            _a_dateTime(v)
+        _a_code(self.status)
 
 
 class CommunicationPayload(_p.Complex, kw_only=True):
@@ -3739,26 +3600,24 @@ class CommunicationRequest(_p.Resource, tag="CommunicationRequest", kw_only=True
 
     def __post_init__(self) -> None:
         v = self.authoredOn
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("CommunicationRequest.authoredOn")
+        if v is not _U:
+            _a_dateTime(v)
         v = self.id
-        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
-            raise _p.FormatError("CommunicationRequest.id")
+        if v is not _U:
+            _a_id(v)
         v = self.implicitRules
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("CommunicationRequest.implicitRules")
+        if v is not _U:
+            _a_uri(v)
         v = self.language
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("CommunicationRequest.language")
+        if v is not _U:
+            _a_code(v)
         v = self.occurrenceDateTime
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("CommunicationRequest.occurrenceDateTime")
+        if v is not _U:
+            _a_dateTime(v)
         v = self.priority
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("CommunicationRequest.priority")
-        v = self.status
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("CommunicationRequest.status")
+        if v is not _U:
+            _a_code(v)
+        _a_code(self.status)
         if (self.occurrenceDateTime is not _U) + (self.occurrencePeriod is not _U) > 1:
             raise _p.ChoiceError("CommunicationRequest.occurrence[x]: at most one")
 
@@ -3816,27 +3675,21 @@ class CompartmentDefinition(_p.Resource, tag="CompartmentDefinition", kw_only=Tr
     version_ext: _T3 = _ms.field(default=_U, name="_version")
 
     def __post_init__(self) -> None:
-        v = self.code
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("CompartmentDefinition.code")
+        _a_code(self.code)
         v = self.date
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("CompartmentDefinition.date")
+        if v is not _U:
+            _a_dateTime(v)
         v = self.id
-        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
-            raise _p.FormatError("CompartmentDefinition.id")
+        if v is not _U:
+            _a_id(v)
         v = self.implicitRules
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("CompartmentDefinition.implicitRules")
+        if v is not _U:
+            _a_uri(v)
         v = self.language
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("CompartmentDefinition.language")
-        v = self.status
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("CompartmentDefinition.status")
-        v = self.url
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("CompartmentDefinition.url")
+        if v is not _U:
+            _a_code(v)
+        _a_code(self.status)
+        _a_uri(self.url)
 
 
 class CompartmentDefinitionResource(_p.Complex, kw_only=True):
@@ -3852,9 +3705,7 @@ class CompartmentDefinitionResource(_p.Complex, kw_only=True):
     param_ext: _T22 = _ms.field(default=_U, name="_param")
 
     def __post_init__(self) -> None:
-        v = self.code
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("CompartmentDefinitionResource.code")
+        _a_code(self.code)
 
 
 class Composition(_p.Resource, tag="Composition", kw_only=True):
@@ -3891,23 +3742,19 @@ class Composition(_p.Resource, tag="Composition", kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.confidentiality
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("Composition.confidentiality")
-        v = self.date
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("Composition.date")
+        if v is not _U:
+            _a_code(v)
+        _a_dateTime(self.date)
         v = self.id
-        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
-            raise _p.FormatError("Composition.id")
+        if v is not _U:
+            _a_id(v)
         v = self.implicitRules
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("Composition.implicitRules")
+        if v is not _U:
+            _a_uri(v)
         v = self.language
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("Composition.language")
-        v = self.status
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("Composition.status")
+        if v is not _U:
+            _a_code(v)
+        _a_code(self.status)
 
 
 class CompositionAttester(_p.Complex, kw_only=True):
@@ -3922,12 +3769,10 @@ class CompositionAttester(_p.Complex, kw_only=True):
     time_ext: _T3 = _ms.field(default=_U, name="_time")
 
     def __post_init__(self) -> None:
-        v = self.mode
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("CompositionAttester.mode")
+        _a_code(self.mode)
         v = self.time
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("CompositionAttester.time")
+        if v is not _U:
+            _a_dateTime(v)
 
 
 class CompositionEvent(_p.Complex, kw_only=True):
@@ -3951,9 +3796,7 @@ class CompositionRelatesTo(_p.Complex, kw_only=True):
     targetReference: _T8 = _U
 
     def __post_init__(self) -> None:
-        v = self.code
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("CompositionRelatesTo.code")
+        _a_code(self.code)
         if (self.targetIdentifier is not _U) + (self.targetReference is not _U) != 1:
             raise _p.ChoiceError("CompositionRelatesTo.target[x]: exactly one")
 
@@ -3978,8 +3821,8 @@ class CompositionSection(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.mode
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("CompositionSection.mode")
+        if v is not _U:
+            _a_code(v)
 
 
 class ConceptMap(_p.Resource, tag="ConceptMap", kw_only=True):
@@ -4028,35 +3871,33 @@ class ConceptMap(_p.Resource, tag="ConceptMap", kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.date
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("ConceptMap.date")
+        if v is not _U:
+            _a_dateTime(v)
         v = self.id
-        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
-            raise _p.FormatError("ConceptMap.id")
+        if v is not _U:
+            _a_id(v)
         v = self.implicitRules
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("ConceptMap.implicitRules")
+        if v is not _U:
+            _a_uri(v)
         v = self.language
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("ConceptMap.language")
+        if v is not _U:
+            _a_code(v)
         v = self.sourceCanonical
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("ConceptMap.sourceCanonical")
+        if v is not _U:
+            _a_uri(v)
         v = self.sourceUri
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("ConceptMap.sourceUri")
-        v = self.status
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("ConceptMap.status")
+        if v is not _U:
+            _a_uri(v)
+        _a_code(self.status)
         v = self.targetCanonical
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("ConceptMap.targetCanonical")
+        if v is not _U:
+            _a_uri(v)
         v = self.targetUri
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("ConceptMap.targetUri")
+        if v is not _U:
+            _a_uri(v)
         v = self.url
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("ConceptMap.url")
+        if v is not _U:
+            _a_uri(v)
         if (self.sourceCanonical is not _U) + (self.sourceUri is not _U) > 1:
             raise _p.ChoiceError("ConceptMap.source[x]: at most one")
         if (self.targetCanonical is not _U) + (self.targetUri is not _U) > 1:
@@ -4081,11 +3922,11 @@ class ConceptMapGroup(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.source
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("ConceptMapGroup.source")
+        if v is not _U:
+            _a_uri(v)
         v = self.target
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("ConceptMapGroup.target")
+        if v is not _U:
+            _a_uri(v)
 
 
 class ConceptMapGroupElement(_p.Complex, kw_only=True):
@@ -4101,8 +3942,8 @@ class ConceptMapGroupElement(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.code
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("ConceptMapGroupElement.code")
+        if v is not _U:
+            _a_code(v)
 
 
 class ConceptMapGroupElementTarget(_p.Complex, kw_only=True):
@@ -4123,11 +3964,9 @@ class ConceptMapGroupElementTarget(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.code
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("ConceptMapGroupElementTarget.code")
-        v = self.equivalence
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("ConceptMapGroupElementTarget.equivalence")
+        if v is not _U:
+            _a_code(v)
+        _a_code(self.equivalence)
 
 
 class ConceptMapGroupElementTargetDependsOn(_p.Complex, kw_only=True):
@@ -4145,12 +3984,10 @@ class ConceptMapGroupElementTargetDependsOn(_p.Complex, kw_only=True):
     value_ext: _T3 = _ms.field(default=_U, name="_value")
 
     def __post_init__(self) -> None:
-        v = self.property
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("ConceptMapGroupElementTargetDependsOn.property")
+        _a_uri(self.property)
         v = self.system
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("ConceptMapGroupElementTargetDependsOn.system")
+        if v is not _U:
+            _a_uri(v)
 
 
 class ConceptMapGroupUnmapped(_p.Complex, kw_only=True):
@@ -4169,14 +4006,12 @@ class ConceptMapGroupUnmapped(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.code
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("ConceptMapGroupUnmapped.code")
-        v = self.mode
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("ConceptMapGroupUnmapped.mode")
+        if v is not _U:
+            _a_code(v)
+        _a_code(self.mode)
         v = self.url
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("ConceptMapGroupUnmapped.url")
+        if v is not _U:
+            _a_uri(v)
 
 
 class Condition(_p.Resource, tag="Condition", kw_only=True):
@@ -4220,23 +4055,23 @@ class Condition(_p.Resource, tag="Condition", kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.abatementDateTime
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("Condition.abatementDateTime")
+        if v is not _U:
+            _a_dateTime(v)
         v = self.id
-        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
-            raise _p.FormatError("Condition.id")
+        if v is not _U:
+            _a_id(v)
         v = self.implicitRules
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("Condition.implicitRules")
+        if v is not _U:
+            _a_uri(v)
         v = self.language
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("Condition.language")
+        if v is not _U:
+            _a_code(v)
         v = self.onsetDateTime
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("Condition.onsetDateTime")
+        if v is not _U:
+            _a_dateTime(v)
         v = self.recordedDate
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("Condition.recordedDate")
+        if v is not _U:
+            _a_dateTime(v)
         if (self.abatementAge is not _U) + (self.abatementDateTime is not _U) + (self.abatementPeriod is not _U) + (self.abatementRange is not _U) + (self.abatementString is not _U) > 1:
             raise _p.ChoiceError("Condition.abatement[x]: at most one")
         if (self.onsetAge is not _U) + (self.onsetDateTime is not _U) + (self.onsetPeriod is not _U) + (self.onsetRange is not _U) + (self.onsetString is not _U) > 1:
@@ -4293,20 +4128,18 @@ class Consent(_p.Resource, tag="Consent", kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.dateTime
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("Consent.dateTime")
+        if v is not _U:
+            _a_dateTime(v)
         v = self.id
-        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
-            raise _p.FormatError("Consent.id")
+        if v is not _U:
+            _a_id(v)
         v = self.implicitRules
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("Consent.implicitRules")
+        if v is not _U:
+            _a_uri(v)
         v = self.language
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("Consent.language")
-        v = self.status
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("Consent.status")
+        if v is not _U:
+            _a_code(v)
+        _a_code(self.status)
         if (self.sourceAttachment is not _U) + (self.sourceReference is not _U) > 1:
             raise _p.ChoiceError("Consent.source[x]: at most one")
 
@@ -4323,11 +4156,11 @@ class ConsentPolicy(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.authority
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("ConsentPolicy.authority")
+        if v is not _U:
+            _a_uri(v)
         v = self.uri
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("ConsentPolicy.uri")
+        if v is not _U:
+            _a_uri(v)
 
 
 class ConsentProvision(_p.Complex, kw_only=True):
@@ -4350,8 +4183,8 @@ class ConsentProvision(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.type
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("ConsentProvision.type")
+        if v is not _U:
+            _a_code(v)
 
 
 class ConsentProvisionActor(_p.Complex, kw_only=True):
@@ -4373,9 +4206,7 @@ class ConsentProvisionData(_p.Complex, kw_only=True):
     reference: _T14
 
     def __post_init__(self) -> None:
-        v = self.meaning
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("ConsentProvisionData.meaning")
+        _a_code(self.meaning)
 
 
 class ConsentVerification(_p.Complex, kw_only=True):
@@ -4391,8 +4222,8 @@ class ConsentVerification(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.verificationDate
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("ConsentVerification.verificationDate")
+        if v is not _U:
+            _a_dateTime(v)
 
 
 class ContactDetail(_p.Complex, kw_only=True):
@@ -4420,11 +4251,11 @@ class ContactPoint(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.system
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("ContactPoint.system")
+        if v is not _U:
+            _a_code(v)
         v = self.use
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("ContactPoint.use")
+        if v is not _U:
+            _a_code(v)
 
 
 class Contract(_p.Resource, tag="Contract", kw_only=True):
@@ -4486,26 +4317,26 @@ class Contract(_p.Resource, tag="Contract", kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.id
-        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
-            raise _p.FormatError("Contract.id")
+        if v is not _U:
+            _a_id(v)
         v = self.implicitRules
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("Contract.implicitRules")
+        if v is not _U:
+            _a_uri(v)
         v = self.instantiatesUri
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("Contract.instantiatesUri")
+        if v is not _U:
+            _a_uri(v)
         v = self.issued
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("Contract.issued")
+        if v is not _U:
+            _a_dateTime(v)
         v = self.language
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("Contract.language")
+        if v is not _U:
+            _a_code(v)
         v = self.status
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("Contract.status")
+        if v is not _U:
+            _a_code(v)
         v = self.url
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("Contract.url")
+        if v is not _U:
+            _a_uri(v)
         if (self.legallyBindingAttachment is not _U) + (self.legallyBindingReference is not _U) > 1:
             raise _p.ChoiceError("Contract.legallyBinding[x]: at most one")
         if (self.topicCodeableConcept is not _U) + (self.topicReference is not _U) > 1:
@@ -4529,11 +4360,9 @@ class ContractContentDefinition(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.publicationDate
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("ContractContentDefinition.publicationDate")
-        v = self.publicationStatus
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("ContractContentDefinition.publicationStatus")
+        if v is not _U:
+            _a_dateTime(v)
+        _a_code(self.publicationStatus)
 
 
 class ContractFriendly(_p.Complex, kw_only=True):
@@ -4608,8 +4437,8 @@ class ContractTerm(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.issued
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("ContractTerm.issued")
+        if v is not _U:
+            _a_dateTime(v)
         if (self.topicCodeableConcept is not _U) + (self.topicReference is not _U) > 1:
             raise _p.ChoiceError("ContractTerm.topic[x]: at most one")
 
@@ -4653,8 +4482,8 @@ class ContractTermAction(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.occurrenceDateTime
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("ContractTermAction.occurrenceDateTime")
+        if v is not _U:
+            _a_dateTime(v)
         if (self.occurrenceDateTime is not _U) + (self.occurrencePeriod is not _U) + (self.occurrenceTiming is not _U) > 1:
             raise _p.ChoiceError("ContractTermAction.occurrence[x]: at most one")
 
@@ -4735,11 +4564,11 @@ class ContractTermAssetValuedItem(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.effectiveTime
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("ContractTermAssetValuedItem.effectiveTime")
+        if v is not _U:
+            _a_dateTime(v)
         v = self.paymentDate
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("ContractTermAssetValuedItem.paymentDate")
+        if v is not _U:
+            _a_dateTime(v)
         if (self.entityCodeableConcept is not _U) + (self.entityReference is not _U) > 1:
             raise _p.ChoiceError("ContractTermAssetValuedItem.entity[x]: at most one")
 
@@ -4784,17 +4613,17 @@ class ContractTermOfferAnswer(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.valueDate
-        if v is not _U and (_p.date(v) is None):
-            raise _p.FormatError("ContractTermOfferAnswer.valueDate")
+        if v is not _U:
+            _a_date(v)
         v = self.valueDateTime
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("ContractTermOfferAnswer.valueDateTime")
+        if v is not _U:
+            _a_dateTime(v)
         v = self.valueTime
-        if v is not _U and (_p.time(v) is None):
-            raise _p.FormatError("ContractTermOfferAnswer.valueTime")
+        if v is not _U:
+            _a_time(v)
         v = self.valueUri
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("ContractTermOfferAnswer.valueUri")
+        if v is not _U:
+            _a_uri(v)
         t = _astuple(self)
         n = len(t) - t.count(_U) - 0 - ((self.extension is not _U) + (self.id is not _U) + (self.id_ext is not _U) + (self.modifierExtension is not _U))
         if n != 1:
@@ -4833,9 +4662,7 @@ class Contributor(_p.Complex, kw_only=True):
     type_ext: _T3 = _ms.field(default=_U, name="_type")
 
     def __post_init__(self) -> None:
-        v = self.type
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("Contributor.type")
+        _a_code(self.type)
 
 
 class Count(_p.Complex, kw_only=True):
@@ -4855,14 +4682,14 @@ class Count(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.code
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("Count.code")
+        if v is not _U:
+            _a_code(v)
         v = self.comparator
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("Count.comparator")
+        if v is not _U:
+            _a_code(v)
         v = self.system
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("Count.system")
+        if v is not _U:
+            _a_uri(v)
 
 
 class Coverage(_p.Resource, tag="Coverage", kw_only=True):
@@ -4903,17 +4730,15 @@ class Coverage(_p.Resource, tag="Coverage", kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.id
-        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
-            raise _p.FormatError("Coverage.id")
+        if v is not _U:
+            _a_id(v)
         v = self.implicitRules
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("Coverage.implicitRules")
+        if v is not _U:
+            _a_uri(v)
         v = self.language
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("Coverage.language")
-        v = self.status
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("Coverage.status")
+        if v is not _U:
+            _a_code(v)
+        _a_code(self.status)
 
 
 class CoverageClass(_p.Complex, kw_only=True):
@@ -4984,28 +4809,21 @@ class CoverageEligibilityRequest(_p.Resource, tag="CoverageEligibilityRequest", 
     text: _T12 = _U
 
     def __post_init__(self) -> None:
-        v = self.created
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("CoverageEligibilityRequest.created")
+        _a_dateTime(self.created)
         v = self.id
-        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
-            raise _p.FormatError("CoverageEligibilityRequest.id")
+        if v is not _U:
+            _a_id(v)
         v = self.implicitRules
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("CoverageEligibilityRequest.implicitRules")
+        if v is not _U:
+            _a_uri(v)
         v = self.language
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("CoverageEligibilityRequest.language")
-        if self.purpose is not _U:
-            for v in self.purpose:
-                if v is not None and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-                    raise _p.FormatError("CoverageEligibilityRequest.purpose")
+        if v is not _U:
+            _a_code(v)
+        _e_code(self.purpose)
         v = self.servicedDate
-        if v is not _U and (_p.date(v) is None):
-            raise _p.FormatError("CoverageEligibilityRequest.servicedDate")
-        v = self.status
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("CoverageEligibilityRequest.status")
+        if v is not _U:
+            _a_date(v)
+        _a_code(self.status)
         if (self.servicedDate is not _U) + (self.servicedPeriod is not _U) > 1:
             raise _p.ChoiceError("CoverageEligibilityRequest.serviced[x]: at most one")
 
@@ -5101,31 +4919,22 @@ class CoverageEligibilityResponse(_p.Resource, tag="CoverageEligibilityResponse"
     text: _T12 = _U
 
     def __post_init__(self) -> None:
-        v = self.created
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("CoverageEligibilityResponse.created")
+        _a_dateTime(self.created)
         v = self.id
-        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
-            raise _p.FormatError("CoverageEligibilityResponse.id")
+        if v is not _U:
+            _a_id(v)
         v = self.implicitRules
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("CoverageEligibilityResponse.implicitRules")
+        if v is not _U:
+            _a_uri(v)
         v = self.language
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("CoverageEligibilityResponse.language")
-        v = self.outcome
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("CoverageEligibilityResponse.outcome")
-        if self.purpose is not _U:
-            for v in self.purpose:
-                if v is not None and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-                    raise _p.FormatError("CoverageEligibilityResponse.purpose")
+        if v is not _U:
+            _a_code(v)
+        _a_code(self.outcome)
+        _e_code(self.purpose)
         v = self.servicedDate
-        if v is not _U and (_p.date(v) is None):
-            raise _p.FormatError("CoverageEligibilityResponse.servicedDate")
-        v = self.status
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("CoverageEligibilityResponse.status")
+        if v is not _U:
+            _a_date(v)
+        _a_code(self.status)
         if (self.servicedDate is not _U) + (self.servicedPeriod is not _U) > 1:
             raise _p.ChoiceError("CoverageEligibilityResponse.serviced[x]: at most one")
 
@@ -5177,8 +4986,8 @@ class CoverageEligibilityResponseInsuranceItem(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.authorizationUrl
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("CoverageEligibilityResponseInsuranceItem.authorizationUrl")
+        if v is not _U:
+            _a_uri(v)
 
 
 class CoverageEligibilityResponseInsuranceItemBenefit(_p.Complex, kw_only=True):
@@ -5221,12 +5030,8 @@ class DataRequirement(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         if self.profile is not _U:
-            for v in self.profile:
-                if v is not None and (' ' in v or not v.isprintable()):
-                    raise _p.FormatError("DataRequirement.profile")
-        v = self.type
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("DataRequirement.type")
+            _e_uri(self.profile)
+        _a_code(self.type)
         if (self.subjectCodeableConcept is not _U) + (self.subjectReference is not _U) > 1:
             raise _p.ChoiceError("DataRequirement.subject[x]: at most one")
 
@@ -5245,8 +5050,8 @@ class DataRequirementCodeFilter(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.valueSet
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("DataRequirementCodeFilter.valueSet")
+        if v is not _U:
+            _a_uri(v)
 
 
 class DataRequirementDateFilter(_p.Complex, kw_only=True):
@@ -5263,8 +5068,8 @@ class DataRequirementDateFilter(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.valueDateTime
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("DataRequirementDateFilter.valueDateTime")
+        if v is not _U:
+            _a_dateTime(v)
         if (self.valueDateTime is not _U) + (self.valueDuration is not _U) + (self.valuePeriod is not _U) > 1:
             raise _p.ChoiceError("DataRequirementDateFilter.value[x]: at most one")
 
@@ -5279,9 +5084,7 @@ class DataRequirementSort(_p.Complex, kw_only=True):
     path_ext: _T3 = _ms.field(default=_U, name="_path")
 
     def __post_init__(self) -> None:
-        v = self.direction
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("DataRequirementSort.direction")
+        _a_code(self.direction)
 
 
 class DetectedIssue(_p.Resource, tag="DetectedIssue", kw_only=True):
@@ -5316,26 +5119,24 @@ class DetectedIssue(_p.Resource, tag="DetectedIssue", kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.id
-        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
-            raise _p.FormatError("DetectedIssue.id")
+        if v is not _U:
+            _a_id(v)
         v = self.identifiedDateTime
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("DetectedIssue.identifiedDateTime")
+        if v is not _U:
+            _a_dateTime(v)
         v = self.implicitRules
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("DetectedIssue.implicitRules")
+        if v is not _U:
+            _a_uri(v)
         v = self.language
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("DetectedIssue.language")
+        if v is not _U:
+            _a_code(v)
         v = self.reference
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("DetectedIssue.reference")
+        if v is not _U:
+            _a_uri(v)
         v = self.severity
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("DetectedIssue.severity")
-        v = self.status
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("DetectedIssue.status")
+        if v is not _U:
+            _a_code(v)
+        _a_code(self.status)
         if (self.identifiedDateTime is not _U) + (self.identifiedPeriod is not _U) > 1:
             raise _p.ChoiceError("DetectedIssue.identified[x]: at most one")
 
@@ -5361,8 +5162,8 @@ class DetectedIssueMitigation(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.date
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("DetectedIssueMitigation.date")
+        if v is not _U:
+            _a_dateTime(v)
 
 
 class Device(_p.Resource, tag="Device", kw_only=True):
@@ -5416,26 +5217,26 @@ class Device(_p.Resource, tag="Device", kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.expirationDate
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("Device.expirationDate")
+        if v is not _U:
+            _a_dateTime(v)
         v = self.id
-        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
-            raise _p.FormatError("Device.id")
+        if v is not _U:
+            _a_id(v)
         v = self.implicitRules
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("Device.implicitRules")
+        if v is not _U:
+            _a_uri(v)
         v = self.language
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("Device.language")
+        if v is not _U:
+            _a_code(v)
         v = self.manufactureDate
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("Device.manufactureDate")
+        if v is not _U:
+            _a_dateTime(v)
         v = self.status
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("Device.status")
+        if v is not _U:
+            _a_code(v)
         v = self.url
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("Device.url")
+        if v is not _U:
+            _a_uri(v)
 
 
 class DeviceDefinition(_p.Resource, tag="DeviceDefinition", kw_only=True):
@@ -5480,20 +5281,20 @@ class DeviceDefinition(_p.Resource, tag="DeviceDefinition", kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.id
-        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
-            raise _p.FormatError("DeviceDefinition.id")
+        if v is not _U:
+            _a_id(v)
         v = self.implicitRules
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("DeviceDefinition.implicitRules")
+        if v is not _U:
+            _a_uri(v)
         v = self.language
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("DeviceDefinition.language")
+        if v is not _U:
+            _a_code(v)
         v = self.onlineInformation
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("DeviceDefinition.onlineInformation")
+        if v is not _U:
+            _a_uri(v)
         v = self.url
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("DeviceDefinition.url")
+        if v is not _U:
+            _a_uri(v)
         if (self.manufacturerReference is not _U) + (self.manufacturerString is not _U) > 1:
             raise _p.ChoiceError("DeviceDefinition.manufacturer[x]: at most one")
 
@@ -5518,9 +5319,7 @@ class DeviceDefinitionDeviceName(_p.Complex, kw_only=True):
     type_ext: _T3 = _ms.field(default=_U, name="_type")
 
     def __post_init__(self) -> None:
-        v = self.type
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("DeviceDefinitionDeviceName.type")
+        _a_code(self.type)
 
 
 class DeviceDefinitionMaterial(_p.Complex, kw_only=True):
@@ -5569,12 +5368,8 @@ class DeviceDefinitionUdiDeviceIdentifier(_p.Complex, kw_only=True):
     modifierExtension: _T4 = _U
 
     def __post_init__(self) -> None:
-        v = self.issuer
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("DeviceDefinitionUdiDeviceIdentifier.issuer")
-        v = self.jurisdiction
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("DeviceDefinitionUdiDeviceIdentifier.jurisdiction")
+        _a_uri(self.issuer)
+        _a_uri(self.jurisdiction)
 
 
 class DeviceDeviceName(_p.Complex, kw_only=True):
@@ -5588,9 +5383,7 @@ class DeviceDeviceName(_p.Complex, kw_only=True):
     type_ext: _T3 = _ms.field(default=_U, name="_type")
 
     def __post_init__(self) -> None:
-        v = self.type
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("DeviceDeviceName.type")
+        _a_code(self.type)
 
 
 class DeviceMetric(_p.Resource, tag="DeviceMetric", kw_only=True):
@@ -5620,24 +5413,22 @@ class DeviceMetric(_p.Resource, tag="DeviceMetric", kw_only=True):
     unit: _T13 = _U
 
     def __post_init__(self) -> None:
-        v = self.category
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("DeviceMetric.category")
+        _a_code(self.category)
         v = self.color
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("DeviceMetric.color")
+        if v is not _U:
+            _a_code(v)
         v = self.id
-        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
-            raise _p.FormatError("DeviceMetric.id")
+        if v is not _U:
+            _a_id(v)
         v = self.implicitRules
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("DeviceMetric.implicitRules")
+        if v is not _U:
+            _a_uri(v)
         v = self.language
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("DeviceMetric.language")
+        if v is not _U:
+            _a_code(v)
         v = self.operationalStatus
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("DeviceMetric.operationalStatus")
+        if v is not _U:
+            _a_code(v)
 
 
 class DeviceMetricCalibration(_p.Complex, kw_only=True):
@@ -5654,14 +5445,14 @@ class DeviceMetricCalibration(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.state
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("DeviceMetricCalibration.state")
+        if v is not _U:
+            _a_code(v)
         v = self.time
-        if v is not _U and (_p.instant(v) is None):
-            raise _p.FormatError("DeviceMetricCalibration.time")
+        if v is not _U:
+            _a_instant(v)
         v = self.type
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("DeviceMetricCalibration.type")
+        if v is not _U:
+            _a_code(v)
 
 
 class DeviceProperty(_p.Complex, kw_only=True):
@@ -5722,37 +5513,31 @@ class DeviceRequest(_p.Resource, tag="DeviceRequest", kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.authoredOn
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("DeviceRequest.authoredOn")
+        if v is not _U:
+            _a_dateTime(v)
         v = self.id
-        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
-            raise _p.FormatError("DeviceRequest.id")
+        if v is not _U:
+            _a_id(v)
         v = self.implicitRules
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("DeviceRequest.implicitRules")
+        if v is not _U:
+            _a_uri(v)
         if self.instantiatesCanonical is not _U:
-            for v in self.instantiatesCanonical:
-                if v is not None and (' ' in v or not v.isprintable()):
-                    raise _p.FormatError("DeviceRequest.instantiatesCanonical")
+            _e_uri(self.instantiatesCanonical)
         if self.instantiatesUri is not _U:
-            for v in self.instantiatesUri:
-                if v is not None and (' ' in v or not v.isprintable()):
-                    raise _p.FormatError("DeviceRequest.instantiatesUri")
-        v = self.intent
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("DeviceRequest.intent")
+            _e_uri(self.instantiatesUri)
+        _a_code(self.intent)
         v = self.language
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("DeviceRequest.language")
+        if v is not _U:
+            _a_code(v)
         v = self.occurrenceDateTime
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("DeviceRequest.occurrenceDateTime")
+        if v is not _U:
+            _a_dateTime(v)
         v = self.priority
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("DeviceRequest.priority")
+        if v is not _U:
+            _a_code(v)
         v = self.status
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("DeviceRequest.status")
+        if v is not _U:
+            _a_code(v)
         if (self.codeCodeableConcept is not _U) + (self.codeReference is not _U) != 1:
             raise _p.ChoiceError("DeviceRequest.code[x]: exactly one")
         if (self.occurrenceDateTime is not _U) + (self.occurrencePeriod is not _U) + (self.occurrenceTiming is not _U) > 1:
@@ -5805,17 +5590,17 @@ class DeviceUdiCarrier(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.carrierAIDC
-        if v is not _U and (_p.base64(v) is None):
-            raise _p.FormatError("DeviceUdiCarrier.carrierAIDC")
+        if v is not _U:
+            _a_base64Binary(v)
         v = self.entryType
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("DeviceUdiCarrier.entryType")
+        if v is not _U:
+            _a_code(v)
         v = self.issuer
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("DeviceUdiCarrier.issuer")
+        if v is not _U:
+            _a_uri(v)
         v = self.jurisdiction
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("DeviceUdiCarrier.jurisdiction")
+        if v is not _U:
+            _a_uri(v)
 
 
 class DeviceUseStatement(_p.Resource, tag="DeviceUseStatement", kw_only=True):
@@ -5850,23 +5635,21 @@ class DeviceUseStatement(_p.Resource, tag="DeviceUseStatement", kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.id
-        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
-            raise _p.FormatError("DeviceUseStatement.id")
+        if v is not _U:
+            _a_id(v)
         v = self.implicitRules
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("DeviceUseStatement.implicitRules")
+        if v is not _U:
+            _a_uri(v)
         v = self.language
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("DeviceUseStatement.language")
+        if v is not _U:
+            _a_code(v)
         v = self.recordedOn
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("DeviceUseStatement.recordedOn")
-        v = self.status
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("DeviceUseStatement.status")
+        if v is not _U:
+            _a_dateTime(v)
+        _a_code(self.status)
         v = self.timingDateTime
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("DeviceUseStatement.timingDateTime")
+        if v is not _U:
+            _a_dateTime(v)
         if (self.timingDateTime is not _U) + (self.timingPeriod is not _U) + (self.timingTiming is not _U) > 1:
             raise _p.ChoiceError("DeviceUseStatement.timing[x]: at most one")
 
@@ -5919,23 +5702,21 @@ class DiagnosticReport(_p.Resource, tag="DiagnosticReport", kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.effectiveDateTime
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("DiagnosticReport.effectiveDateTime")
+        if v is not _U:
+            _a_dateTime(v)
         v = self.id
-        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
-            raise _p.FormatError("DiagnosticReport.id")
+        if v is not _U:
+            _a_id(v)
         v = self.implicitRules
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("DiagnosticReport.implicitRules")
+        if v is not _U:
+            _a_uri(v)
         v = self.issued
-        if v is not _U and (_p.instant(v) is None):
-            raise _p.FormatError("DiagnosticReport.issued")
+        if v is not _U:
+            _a_instant(v)
         v = self.language
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("DiagnosticReport.language")
-        v = self.status
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("DiagnosticReport.status")
+        if v is not _U:
+            _a_code(v)
+        _a_code(self.status)
         if (self.effectiveDateTime is not _U) + (self.effectivePeriod is not _U) > 1:
             raise _p.ChoiceError("DiagnosticReport.effective[x]: at most one")
 
@@ -5967,14 +5748,14 @@ class Distance(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.code
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("Distance.code")
+        if v is not _U:
+            _a_code(v)
         v = self.comparator
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("Distance.comparator")
+        if v is not _U:
+            _a_code(v)
         v = self.system
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("Distance.system")
+        if v is not _U:
+            _a_uri(v)
 
 
 class DocumentManifest(_p.Resource, tag="DocumentManifest", kw_only=True):
@@ -6008,23 +5789,21 @@ class DocumentManifest(_p.Resource, tag="DocumentManifest", kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.created
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("DocumentManifest.created")
+        if v is not _U:
+            _a_dateTime(v)
         v = self.id
-        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
-            raise _p.FormatError("DocumentManifest.id")
+        if v is not _U:
+            _a_id(v)
         v = self.implicitRules
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("DocumentManifest.implicitRules")
+        if v is not _U:
+            _a_uri(v)
         v = self.language
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("DocumentManifest.language")
+        if v is not _U:
+            _a_code(v)
         v = self.source
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("DocumentManifest.source")
-        v = self.status
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("DocumentManifest.status")
+        if v is not _U:
+            _a_uri(v)
+        _a_code(self.status)
 
 
 class DocumentManifestRelated(_p.Complex, kw_only=True):
@@ -6071,23 +5850,21 @@ class DocumentReference(_p.Resource, tag="DocumentReference", kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.date
-        if v is not _U and (_p.instant(v) is None):
-            raise _p.FormatError("DocumentReference.date")
+        if v is not _U:
+            _a_instant(v)
         v = self.docStatus
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("DocumentReference.docStatus")
+        if v is not _U:
+            _a_code(v)
         v = self.id
-        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
-            raise _p.FormatError("DocumentReference.id")
+        if v is not _U:
+            _a_id(v)
         v = self.implicitRules
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("DocumentReference.implicitRules")
+        if v is not _U:
+            _a_uri(v)
         v = self.language
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("DocumentReference.language")
-        v = self.status
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("DocumentReference.status")
+        if v is not _U:
+            _a_code(v)
+        _a_code(self.status)
 
 
 class DocumentReferenceContent(_p.Complex, kw_only=True):
@@ -6123,9 +5900,7 @@ class DocumentReferenceRelatesTo(_p.Complex, kw_only=True):
     target: _T14
 
     def __post_init__(self) -> None:
-        v = self.code
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("DocumentReferenceRelatesTo.code")
+        _a_code(self.code)
 
 
 class DomainResource(_p.Complex, kw_only=True):
@@ -6143,11 +5918,11 @@ class DomainResource(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.implicitRules
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("DomainResource.implicitRules")
+        if v is not _U:
+            _a_uri(v)
         v = self.language
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("DomainResource.language")
+        if v is not _U:
+            _a_code(v)
 
 
 class Dosage(_p.Complex, kw_only=True):
@@ -6213,14 +5988,14 @@ class Duration(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.code
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("Duration.code")
+        if v is not _U:
+            _a_code(v)
         v = self.comparator
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("Duration.comparator")
+        if v is not _U:
+            _a_code(v)
         v = self.system
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("Duration.system")
+        if v is not _U:
+            _a_uri(v)
 
 
 class Element(_p.Complex, kw_only=True):
@@ -6458,135 +6233,133 @@ class ElementDefinition(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.contentReference
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("ElementDefinition.contentReference")
+        if v is not _U:
+            _a_uri(v)
         v = self.defaultValueBase64Binary
-        if v is not _U and (_p.base64(v) is None):
-            raise _p.FormatError("ElementDefinition.defaultValueBase64Binary")
+        if v is not _U:
+            _a_base64Binary(v)
         v = self.defaultValueCanonical
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("ElementDefinition.defaultValueCanonical")
+        if v is not _U:
+            _a_uri(v)
         v = self.defaultValueCode
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("ElementDefinition.defaultValueCode")
+        if v is not _U:
+            _a_code(v)
         v = self.defaultValueDate
-        if v is not _U and (_p.date(v) is None):
-            raise _p.FormatError("ElementDefinition.defaultValueDate")
+        if v is not _U:
+            _a_date(v)
         v = self.defaultValueDateTime
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("ElementDefinition.defaultValueDateTime")
+        if v is not _U:
+            _a_dateTime(v)
         v = self.defaultValueInstant
-        if v is not _U and (_p.instant(v) is None):
-            raise _p.FormatError("ElementDefinition.defaultValueInstant")
+        if v is not _U:
+            _a_instant(v)
         v = self.defaultValueOid
-        if v is not _U and (_p.oid(v) is None):
-            raise _p.FormatError("ElementDefinition.defaultValueOid")
+        if v is not _U:
+            _a_oid(v)
         v = self.defaultValueTime
-        if v is not _U and (_p.time(v) is None):
-            raise _p.FormatError("ElementDefinition.defaultValueTime")
+        if v is not _U:
+            _a_time(v)
         v = self.defaultValueUri
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("ElementDefinition.defaultValueUri")
+        if v is not _U:
+            _a_uri(v)
         v = self.defaultValueUrl
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("ElementDefinition.defaultValueUrl")
+        if v is not _U:
+            _a_uri(v)
         v = self.defaultValueUuid
-        if v is not _U and (_p.uuid(v) is None):
-            raise _p.FormatError("ElementDefinition.defaultValueUuid")
+        if v is not _U:
+            _a_uuid(v)
         v = self.fixedBase64Binary
-        if v is not _U and (_p.base64(v) is None):
-            raise _p.FormatError("ElementDefinition.fixedBase64Binary")
+        if v is not _U:
+            _a_base64Binary(v)
         v = self.fixedCanonical
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("ElementDefinition.fixedCanonical")
+        if v is not _U:
+            _a_uri(v)
         v = self.fixedCode
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("ElementDefinition.fixedCode")
+        if v is not _U:
+            _a_code(v)
         v = self.fixedDate
-        if v is not _U and (_p.date(v) is None):
-            raise _p.FormatError("ElementDefinition.fixedDate")
+        if v is not _U:
+            _a_date(v)
         v = self.fixedDateTime
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("ElementDefinition.fixedDateTime")
+        if v is not _U:
+            _a_dateTime(v)
         v = self.fixedInstant
-        if v is not _U and (_p.instant(v) is None):
-            raise _p.FormatError("ElementDefinition.fixedInstant")
+        if v is not _U:
+            _a_instant(v)
         v = self.fixedOid
-        if v is not _U and (_p.oid(v) is None):
-            raise _p.FormatError("ElementDefinition.fixedOid")
+        if v is not _U:
+            _a_oid(v)
         v = self.fixedTime
-        if v is not _U and (_p.time(v) is None):
-            raise _p.FormatError("ElementDefinition.fixedTime")
+        if v is not _U:
+            _a_time(v)
         v = self.fixedUri
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("ElementDefinition.fixedUri")
+        if v is not _U:
+            _a_uri(v)
         v = self.fixedUrl
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("ElementDefinition.fixedUrl")
+        if v is not _U:
+            _a_uri(v)
         v = self.fixedUuid
-        if v is not _U and (_p.uuid(v) is None):
-            raise _p.FormatError("ElementDefinition.fixedUuid")
+        if v is not _U:
+            _a_uuid(v)
         v = self.maxValueDate
-        if v is not _U and (_p.date(v) is None):
-            raise _p.FormatError("ElementDefinition.maxValueDate")
+        if v is not _U:
+            _a_date(v)
         v = self.maxValueDateTime
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("ElementDefinition.maxValueDateTime")
+        if v is not _U:
+            _a_dateTime(v)
         v = self.maxValueInstant
-        if v is not _U and (_p.instant(v) is None):
-            raise _p.FormatError("ElementDefinition.maxValueInstant")
+        if v is not _U:
+            _a_instant(v)
         v = self.maxValueTime
-        if v is not _U and (_p.time(v) is None):
-            raise _p.FormatError("ElementDefinition.maxValueTime")
+        if v is not _U:
+            _a_time(v)
         v = self.minValueDate
-        if v is not _U and (_p.date(v) is None):
-            raise _p.FormatError("ElementDefinition.minValueDate")
+        if v is not _U:
+            _a_date(v)
         v = self.minValueDateTime
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("ElementDefinition.minValueDateTime")
+        if v is not _U:
+            _a_dateTime(v)
         v = self.minValueInstant
-        if v is not _U and (_p.instant(v) is None):
-            raise _p.FormatError("ElementDefinition.minValueInstant")
+        if v is not _U:
+            _a_instant(v)
         v = self.minValueTime
-        if v is not _U and (_p.time(v) is None):
-            raise _p.FormatError("ElementDefinition.minValueTime")
+        if v is not _U:
+            _a_time(v)
         v = self.patternBase64Binary
-        if v is not _U and (_p.base64(v) is None):
-            raise _p.FormatError("ElementDefinition.patternBase64Binary")
+        if v is not _U:
+            _a_base64Binary(v)
         v = self.patternCanonical
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("ElementDefinition.patternCanonical")
+        if v is not _U:
+            _a_uri(v)
         v = self.patternCode
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("ElementDefinition.patternCode")
+        if v is not _U:
+            _a_code(v)
         v = self.patternDate
-        if v is not _U and (_p.date(v) is None):
-            raise _p.FormatError("ElementDefinition.patternDate")
+        if v is not _U:
+            _a_date(v)
         v = self.patternDateTime
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("ElementDefinition.patternDateTime")
+        if v is not _U:
+            _a_dateTime(v)
         v = self.patternInstant
-        if v is not _U and (_p.instant(v) is None):
-            raise _p.FormatError("ElementDefinition.patternInstant")
+        if v is not _U:
+            _a_instant(v)
         v = self.patternOid
-        if v is not _U and (_p.oid(v) is None):
-            raise _p.FormatError("ElementDefinition.patternOid")
+        if v is not _U:
+            _a_oid(v)
         v = self.patternTime
-        if v is not _U and (_p.time(v) is None):
-            raise _p.FormatError("ElementDefinition.patternTime")
+        if v is not _U:
+            _a_time(v)
         v = self.patternUri
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("ElementDefinition.patternUri")
+        if v is not _U:
+            _a_uri(v)
         v = self.patternUrl
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("ElementDefinition.patternUrl")
+        if v is not _U:
+            _a_uri(v)
         v = self.patternUuid
-        if v is not _U and (_p.uuid(v) is None):
-            raise _p.FormatError("ElementDefinition.patternUuid")
+        if v is not _U:
+            _a_uuid(v)
         if self.representation is not _U:
-            for v in self.representation:
-                if v is not None and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-                    raise _p.FormatError("ElementDefinition.representation")
+            _e_code(self.representation)
         if (self.defaultValueAddress is not _U) + (self.defaultValueAge is not _U) + (self.defaultValueAnnotation is not _U) + (self.defaultValueAttachment is not _U) + (self.defaultValueBase64Binary is not _U) + (self.defaultValueBoolean is not _U) + (self.defaultValueCanonical is not _U) + (self.defaultValueCode is not _U) + (self.defaultValueCodeableConcept is not _U) + (self.defaultValueCodeableReference is not _U) + (self.defaultValueCoding is not _U) + (self.defaultValueContactDetail is not _U) + (self.defaultValueContactPoint is not _U) + (self.defaultValueContributor is not _U) + (self.defaultValueCount is not _U) + (self.defaultValueDataRequirement is not _U) + (self.defaultValueDate is not _U) + (self.defaultValueDateTime is not _U) + (self.defaultValueDecimal is not _U) + (self.defaultValueDistance is not _U) + (self.defaultValueDosage is not _U) + (self.defaultValueDuration is not _U) + (self.defaultValueExpression is not _U) + (self.defaultValueHumanName is not _U) + (self.defaultValueId is not _U) + (self.defaultValueIdentifier is not _U) + (self.defaultValueInstant is not _U) + (self.defaultValueInteger is not _U) + (self.defaultValueMarkdown is not _U) + (self.defaultValueMoney is not _U) + (self.defaultValueOid is not _U) + (self.defaultValueParameterDefinition is not _U) + (self.defaultValuePeriod is not _U) + (self.defaultValuePositiveInt is not _U) + (self.defaultValueQuantity is not _U) + (self.defaultValueRange is not _U) + (self.defaultValueRatio is not _U) + (self.defaultValueRatioRange is not _U) + (self.defaultValueReference is not _U) + (self.defaultValueRelatedArtifact is not _U) + (self.defaultValueSampledData is not _U) + (self.defaultValueSignature is not _U) + (self.defaultValueString is not _U) + (self.defaultValueTime is not _U) + (self.defaultValueTiming is not _U) + (self.defaultValueTriggerDefinition is not _U) + (self.defaultValueUnsignedInt is not _U) + (self.defaultValueUri is not _U) + (self.defaultValueUrl is not _U) + (self.defaultValueUsageContext is not _U) + (self.defaultValueUuid is not _U) > 1:
             raise _p.ChoiceError("ElementDefinition.defaultValue[x]: at most one")
         if (self.fixedAddress is not _U) + (self.fixedAge is not _U) + (self.fixedAnnotation is not _U) + (self.fixedAttachment is not _U) + (self.fixedBase64Binary is not _U) + (self.fixedBoolean is not _U) + (self.fixedCanonical is not _U) + (self.fixedCode is not _U) + (self.fixedCodeableConcept is not _U) + (self.fixedCodeableReference is not _U) + (self.fixedCoding is not _U) + (self.fixedContactDetail is not _U) + (self.fixedContactPoint is not _U) + (self.fixedContributor is not _U) + (self.fixedCount is not _U) + (self.fixedDataRequirement is not _U) + (self.fixedDate is not _U) + (self.fixedDateTime is not _U) + (self.fixedDecimal is not _U) + (self.fixedDistance is not _U) + (self.fixedDosage is not _U) + (self.fixedDuration is not _U) + (self.fixedExpression is not _U) + (self.fixedHumanName is not _U) + (self.fixedId is not _U) + (self.fixedIdentifier is not _U) + (self.fixedInstant is not _U) + (self.fixedInteger is not _U) + (self.fixedMarkdown is not _U) + (self.fixedMoney is not _U) + (self.fixedOid is not _U) + (self.fixedParameterDefinition is not _U) + (self.fixedPeriod is not _U) + (self.fixedPositiveInt is not _U) + (self.fixedQuantity is not _U) + (self.fixedRange is not _U) + (self.fixedRatio is not _U) + (self.fixedRatioRange is not _U) + (self.fixedReference is not _U) + (self.fixedRelatedArtifact is not _U) + (self.fixedSampledData is not _U) + (self.fixedSignature is not _U) + (self.fixedString is not _U) + (self.fixedTime is not _U) + (self.fixedTiming is not _U) + (self.fixedTriggerDefinition is not _U) + (self.fixedUnsignedInt is not _U) + (self.fixedUri is not _U) + (self.fixedUrl is not _U) + (self.fixedUsageContext is not _U) + (self.fixedUuid is not _U) > 1:
@@ -6623,12 +6396,10 @@ class ElementDefinitionBinding(_p.Complex, kw_only=True):
     valueSet_ext: _T3 = _ms.field(default=_U, name="_valueSet")
 
     def __post_init__(self) -> None:
-        v = self.strength
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("ElementDefinitionBinding.strength")
+        _a_code(self.strength)
         v = self.valueSet
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("ElementDefinitionBinding.valueSet")
+        if v is not _U:
+            _a_uri(v)
 
 
 class ElementDefinitionConstraint(_p.Complex, kw_only=True):
@@ -6651,12 +6422,10 @@ class ElementDefinitionConstraint(_p.Complex, kw_only=True):
     xpath_ext: _T3 = _ms.field(default=_U, name="_xpath")
 
     def __post_init__(self) -> None:
-        v = self.severity
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("ElementDefinitionConstraint.severity")
+        _a_code(self.severity)
         v = self.source
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("ElementDefinitionConstraint.source")
+        if v is not _U:
+            _a_uri(v)
 
 
 class ElementDefinitionExample(_p.Complex, kw_only=True):
@@ -6719,38 +6488,38 @@ class ElementDefinitionExample(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.valueBase64Binary
-        if v is not _U and (_p.base64(v) is None):
-            raise _p.FormatError("ElementDefinitionExample.valueBase64Binary")
+        if v is not _U:
+            _a_base64Binary(v)
         v = self.valueCanonical
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("ElementDefinitionExample.valueCanonical")
+        if v is not _U:
+            _a_uri(v)
         v = self.valueCode
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("ElementDefinitionExample.valueCode")
+        if v is not _U:
+            _a_code(v)
         v = self.valueDate
-        if v is not _U and (_p.date(v) is None):
-            raise _p.FormatError("ElementDefinitionExample.valueDate")
+        if v is not _U:
+            _a_date(v)
         v = self.valueDateTime
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("ElementDefinitionExample.valueDateTime")
+        if v is not _U:
+            _a_dateTime(v)
         v = self.valueInstant
-        if v is not _U and (_p.instant(v) is None):
-            raise _p.FormatError("ElementDefinitionExample.valueInstant")
+        if v is not _U:
+            _a_instant(v)
         v = self.valueOid
-        if v is not _U and (_p.oid(v) is None):
-            raise _p.FormatError("ElementDefinitionExample.valueOid")
+        if v is not _U:
+            _a_oid(v)
         v = self.valueTime
-        if v is not _U and (_p.time(v) is None):
-            raise _p.FormatError("ElementDefinitionExample.valueTime")
+        if v is not _U:
+            _a_time(v)
         v = self.valueUri
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("ElementDefinitionExample.valueUri")
+        if v is not _U:
+            _a_uri(v)
         v = self.valueUrl
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("ElementDefinitionExample.valueUrl")
+        if v is not _U:
+            _a_uri(v)
         v = self.valueUuid
-        if v is not _U and (_p.uuid(v) is None):
-            raise _p.FormatError("ElementDefinitionExample.valueUuid")
+        if v is not _U:
+            _a_uuid(v)
         t = _astuple(self)
         n = len(t) - t.count(_U) - 1 - ((self.extension is not _U) + (self.id is not _U) + (self.id_ext is not _U) + (self.label_ext is not _U))
         if n != 1:
@@ -6772,8 +6541,8 @@ class ElementDefinitionMapping(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.language
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("ElementDefinitionMapping.language")
+        if v is not _U:
+            _a_code(v)
 
 
 class ElementDefinitionSlicing(_p.Complex, kw_only=True):
@@ -6789,9 +6558,7 @@ class ElementDefinitionSlicing(_p.Complex, kw_only=True):
     rules_ext: _T3 = _ms.field(default=_U, name="_rules")
 
     def __post_init__(self) -> None:
-        v = self.rules
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("ElementDefinitionSlicing.rules")
+        _a_code(self.rules)
 
 
 class ElementDefinitionSlicingDiscriminator(_p.Complex, kw_only=True):
@@ -6804,9 +6571,7 @@ class ElementDefinitionSlicingDiscriminator(_p.Complex, kw_only=True):
     type_ext: _T3 = _ms.field(default=_U, name="_type")
 
     def __post_init__(self) -> None:
-        v = self.type
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("ElementDefinitionSlicingDiscriminator.type")
+        _a_code(self.type)
 
 
 class ElementDefinitionType(_p.Complex, kw_only=True):
@@ -6826,23 +6591,15 @@ class ElementDefinitionType(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         if self.aggregation is not _U:
-            for v in self.aggregation:
-                if v is not None and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-                    raise _p.FormatError("ElementDefinitionType.aggregation")
-        v = self.code
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("ElementDefinitionType.code")
+            _e_code(self.aggregation)
+        _a_uri(self.code)
         if self.profile is not _U:
-            for v in self.profile:
-                if v is not None and (' ' in v or not v.isprintable()):
-                    raise _p.FormatError("ElementDefinitionType.profile")
+            _e_uri(self.profile)
         if self.targetProfile is not _U:
-            for v in self.targetProfile:
-                if v is not None and (' ' in v or not v.isprintable()):
-                    raise _p.FormatError("ElementDefinitionType.targetProfile")
+            _e_uri(self.targetProfile)
         v = self.versioning
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("ElementDefinitionType.versioning")
+        if v is not _U:
+            _a_code(v)
 
 
 class Encounter(_p.Resource, tag="Encounter", kw_only=True):
@@ -6884,17 +6641,15 @@ class Encounter(_p.Resource, tag="Encounter", kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.id
-        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
-            raise _p.FormatError("Encounter.id")
+        if v is not _U:
+            _a_id(v)
         v = self.implicitRules
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("Encounter.implicitRules")
+        if v is not _U:
+            _a_uri(v)
         v = self.language
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("Encounter.language")
-        v = self.status
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("Encounter.status")
+        if v is not _U:
+            _a_code(v)
+        _a_code(self.status)
 
 
 class EncounterClassHistory(_p.Complex, kw_only=True):
@@ -6946,8 +6701,8 @@ class EncounterLocation(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.status
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("EncounterLocation.status")
+        if v is not _U:
+            _a_code(v)
 
 
 class EncounterParticipant(_p.Complex, kw_only=True):
@@ -6970,9 +6725,7 @@ class EncounterStatusHistory(_p.Complex, kw_only=True):
     status_ext: _T3 = _ms.field(default=_U, name="_status")
 
     def __post_init__(self) -> None:
-        v = self.status
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("EncounterStatusHistory.status")
+        _a_code(self.status)
 
 
 class Endpoint(_p.Resource, tag="Endpoint", kw_only=True):
@@ -7005,25 +6758,19 @@ class Endpoint(_p.Resource, tag="Endpoint", kw_only=True):
     text: _T12 = _U
 
     def __post_init__(self) -> None:
-        v = self.address
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("Endpoint.address")
+        _a_uri(self.address)
         v = self.id
-        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
-            raise _p.FormatError("Endpoint.id")
+        if v is not _U:
+            _a_id(v)
         v = self.implicitRules
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("Endpoint.implicitRules")
+        if v is not _U:
+            _a_uri(v)
         v = self.language
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("Endpoint.language")
+        if v is not _U:
+            _a_code(v)
         if self.payloadMimeType is not _U:
-            for v in self.payloadMimeType:
-                if v is not None and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-                    raise _p.FormatError("Endpoint.payloadMimeType")
-        v = self.status
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("Endpoint.status")
+            _e_code(self.payloadMimeType)
+        _a_code(self.status)
 
 
 class EnrollmentRequest(_p.Resource, tag="EnrollmentRequest", kw_only=True):
@@ -7050,20 +6797,20 @@ class EnrollmentRequest(_p.Resource, tag="EnrollmentRequest", kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.created
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("EnrollmentRequest.created")
+        if v is not _U:
+            _a_dateTime(v)
         v = self.id
-        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
-            raise _p.FormatError("EnrollmentRequest.id")
+        if v is not _U:
+            _a_id(v)
         v = self.implicitRules
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("EnrollmentRequest.implicitRules")
+        if v is not _U:
+            _a_uri(v)
         v = self.language
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("EnrollmentRequest.language")
+        if v is not _U:
+            _a_code(v)
         v = self.status
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("EnrollmentRequest.status")
+        if v is not _U:
+            _a_code(v)
 
 
 class EnrollmentResponse(_p.Resource, tag="EnrollmentResponse", kw_only=True):
@@ -7093,23 +6840,23 @@ class EnrollmentResponse(_p.Resource, tag="EnrollmentResponse", kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.created
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("EnrollmentResponse.created")
+        if v is not _U:
+            _a_dateTime(v)
         v = self.id
-        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
-            raise _p.FormatError("EnrollmentResponse.id")
+        if v is not _U:
+            _a_id(v)
         v = self.implicitRules
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("EnrollmentResponse.implicitRules")
+        if v is not _U:
+            _a_uri(v)
         v = self.language
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("EnrollmentResponse.language")
+        if v is not _U:
+            _a_code(v)
         v = self.outcome
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("EnrollmentResponse.outcome")
+        if v is not _U:
+            _a_code(v)
         v = self.status
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("EnrollmentResponse.status")
+        if v is not _U:
+            _a_code(v)
 
 
 class EpisodeOfCare(_p.Resource, tag="EpisodeOfCare", kw_only=True):
@@ -7140,17 +6887,15 @@ class EpisodeOfCare(_p.Resource, tag="EpisodeOfCare", kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.id
-        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
-            raise _p.FormatError("EpisodeOfCare.id")
+        if v is not _U:
+            _a_id(v)
         v = self.implicitRules
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("EpisodeOfCare.implicitRules")
+        if v is not _U:
+            _a_uri(v)
         v = self.language
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("EpisodeOfCare.language")
-        v = self.status
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("EpisodeOfCare.status")
+        if v is not _U:
+            _a_code(v)
+        _a_code(self.status)
 
 
 class EpisodeOfCareDiagnosis(_p.Complex, kw_only=True):
@@ -7174,9 +6919,7 @@ class EpisodeOfCareStatusHistory(_p.Complex, kw_only=True):
     status_ext: _T3 = _ms.field(default=_U, name="_status")
 
     def __post_init__(self) -> None:
-        v = self.status
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("EpisodeOfCareStatusHistory.status")
+        _a_code(self.status)
 
 
 class EventDefinition(_p.Resource, tag="EventDefinition", kw_only=True):
@@ -7238,29 +6981,27 @@ class EventDefinition(_p.Resource, tag="EventDefinition", kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.approvalDate
-        if v is not _U and (_p.date(v) is None):
-            raise _p.FormatError("EventDefinition.approvalDate")
+        if v is not _U:
+            _a_date(v)
         v = self.date
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("EventDefinition.date")
+        if v is not _U:
+            _a_dateTime(v)
         v = self.id
-        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
-            raise _p.FormatError("EventDefinition.id")
+        if v is not _U:
+            _a_id(v)
         v = self.implicitRules
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("EventDefinition.implicitRules")
+        if v is not _U:
+            _a_uri(v)
         v = self.language
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("EventDefinition.language")
+        if v is not _U:
+            _a_code(v)
         v = self.lastReviewDate
-        if v is not _U and (_p.date(v) is None):
-            raise _p.FormatError("EventDefinition.lastReviewDate")
-        v = self.status
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("EventDefinition.status")
+        if v is not _U:
+            _a_date(v)
+        _a_code(self.status)
         v = self.url
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("EventDefinition.url")
+        if v is not _U:
+            _a_uri(v)
         if (self.subjectCodeableConcept is not _U) + (self.subjectReference is not _U) > 1:
             raise _p.ChoiceError("EventDefinition.subject[x]: at most one")
 
@@ -7316,29 +7057,27 @@ class Evidence(_p.Resource, tag="Evidence", kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.approvalDate
-        if v is not _U and (_p.date(v) is None):
-            raise _p.FormatError("Evidence.approvalDate")
+        if v is not _U:
+            _a_date(v)
         v = self.date
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("Evidence.date")
+        if v is not _U:
+            _a_dateTime(v)
         v = self.id
-        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
-            raise _p.FormatError("Evidence.id")
+        if v is not _U:
+            _a_id(v)
         v = self.implicitRules
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("Evidence.implicitRules")
+        if v is not _U:
+            _a_uri(v)
         v = self.language
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("Evidence.language")
+        if v is not _U:
+            _a_code(v)
         v = self.lastReviewDate
-        if v is not _U and (_p.date(v) is None):
-            raise _p.FormatError("Evidence.lastReviewDate")
-        v = self.status
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("Evidence.status")
+        if v is not _U:
+            _a_date(v)
+        _a_code(self.status)
         v = self.url
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("Evidence.url")
+        if v is not _U:
+            _a_uri(v)
         if (self.citeAsMarkdown is not _U) + (self.citeAsReference is not _U) > 1:
             raise _p.ChoiceError("Evidence.citeAs[x]: at most one")
 
@@ -7395,20 +7134,18 @@ class EvidenceReport(_p.Resource, tag="EvidenceReport", kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.id
-        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
-            raise _p.FormatError("EvidenceReport.id")
+        if v is not _U:
+            _a_id(v)
         v = self.implicitRules
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("EvidenceReport.implicitRules")
+        if v is not _U:
+            _a_uri(v)
         v = self.language
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("EvidenceReport.language")
-        v = self.status
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("EvidenceReport.status")
+        if v is not _U:
+            _a_code(v)
+        _a_code(self.status)
         v = self.url
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("EvidenceReport.url")
+        if v is not _U:
+            _a_uri(v)
         if (self.citeAsMarkdown is not _U) + (self.citeAsReference is not _U) > 1:
             raise _p.ChoiceError("EvidenceReport.citeAs[x]: at most one")
 
@@ -7424,9 +7161,7 @@ class EvidenceReportRelatesTo(_p.Complex, kw_only=True):
     targetReference: _T8 = _U
 
     def __post_init__(self) -> None:
-        v = self.code
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("EvidenceReportRelatesTo.code")
+        _a_code(self.code)
         if (self.targetIdentifier is not _U) + (self.targetReference is not _U) != 1:
             raise _p.ChoiceError("EvidenceReportRelatesTo.target[x]: exactly one")
 
@@ -7453,8 +7188,8 @@ class EvidenceReportSection(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.mode
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("EvidenceReportSection.mode")
+        if v is not _U:
+            _a_code(v)
 
 
 class EvidenceReportSubject(_p.Complex, kw_only=True):
@@ -7547,8 +7282,8 @@ class EvidenceStatisticModelCharacteristicVariable(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.handling
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("EvidenceStatisticModelCharacteristicVariable.handling")
+        if v is not _U:
+            _a_code(v)
 
 
 class EvidenceStatisticSampleSize(_p.Complex, kw_only=True):
@@ -7619,29 +7354,27 @@ class EvidenceVariable(_p.Resource, tag="EvidenceVariable", kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.characteristicCombination
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("EvidenceVariable.characteristicCombination")
+        if v is not _U:
+            _a_code(v)
         v = self.date
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("EvidenceVariable.date")
+        if v is not _U:
+            _a_dateTime(v)
         v = self.handling
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("EvidenceVariable.handling")
+        if v is not _U:
+            _a_code(v)
         v = self.id
-        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
-            raise _p.FormatError("EvidenceVariable.id")
+        if v is not _U:
+            _a_id(v)
         v = self.implicitRules
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("EvidenceVariable.implicitRules")
+        if v is not _U:
+            _a_uri(v)
         v = self.language
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("EvidenceVariable.language")
-        v = self.status
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("EvidenceVariable.status")
+        if v is not _U:
+            _a_code(v)
+        _a_code(self.status)
         v = self.url
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("EvidenceVariable.url")
+        if v is not _U:
+            _a_uri(v)
 
 
 class EvidenceVariableCategory(_p.Complex, kw_only=True):
@@ -7681,11 +7414,11 @@ class EvidenceVariableCharacteristic(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.definitionCanonical
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("EvidenceVariableCharacteristic.definitionCanonical")
+        if v is not _U:
+            _a_uri(v)
         v = self.groupMeasure
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("EvidenceVariableCharacteristic.groupMeasure")
+        if v is not _U:
+            _a_code(v)
         if (self.definitionCanonical is not _U) + (self.definitionCodeableConcept is not _U) + (self.definitionExpression is not _U) + (self.definitionReference is not _U) != 1:
             raise _p.ChoiceError("EvidenceVariableCharacteristic.definition[x]: exactly one")
 
@@ -7758,27 +7491,23 @@ class ExampleScenario(_p.Resource, tag="ExampleScenario", kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.date
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("ExampleScenario.date")
+        if v is not _U:
+            _a_dateTime(v)
         v = self.id
-        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
-            raise _p.FormatError("ExampleScenario.id")
+        if v is not _U:
+            _a_id(v)
         v = self.implicitRules
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("ExampleScenario.implicitRules")
+        if v is not _U:
+            _a_uri(v)
         v = self.language
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("ExampleScenario.language")
-        v = self.status
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("ExampleScenario.status")
+        if v is not _U:
+            _a_code(v)
+        _a_code(self.status)
         v = self.url
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("ExampleScenario.url")
+        if v is not _U:
+            _a_uri(v)
         if self.workflow is not _U:
-            for v in self.workflow:
-                if v is not None and (' ' in v or not v.isprintable()):
-                    raise _p.FormatError("ExampleScenario.workflow")
+            _e_uri(self.workflow)
 
 
 class ExampleScenarioActor(_p.Complex, kw_only=True):
@@ -7796,9 +7525,7 @@ class ExampleScenarioActor(_p.Complex, kw_only=True):
     type_ext: _T3 = _ms.field(default=_U, name="_type")
 
     def __post_init__(self) -> None:
-        v = self.type
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("ExampleScenarioActor.type")
+        _a_code(self.type)
 
 
 class ExampleScenarioInstance(_p.Complex, kw_only=True):
@@ -7818,9 +7545,7 @@ class ExampleScenarioInstance(_p.Complex, kw_only=True):
     version: _T296 = _U
 
     def __post_init__(self) -> None:
-        v = self.resourceType
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("ExampleScenarioInstance.resourceType")
+        _a_code(self.resourceType)
 
 
 class ExampleScenarioInstanceContainedInstance(_p.Complex, kw_only=True):
@@ -7974,27 +7699,19 @@ class ExplanationOfBenefit(_p.Resource, tag="ExplanationOfBenefit", kw_only=True
     use_ext: _T3 = _ms.field(default=_U, name="_use")
 
     def __post_init__(self) -> None:
-        v = self.created
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("ExplanationOfBenefit.created")
+        _a_dateTime(self.created)
         v = self.id
-        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
-            raise _p.FormatError("ExplanationOfBenefit.id")
+        if v is not _U:
+            _a_id(v)
         v = self.implicitRules
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("ExplanationOfBenefit.implicitRules")
+        if v is not _U:
+            _a_uri(v)
         v = self.language
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("ExplanationOfBenefit.language")
-        v = self.outcome
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("ExplanationOfBenefit.outcome")
-        v = self.status
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("ExplanationOfBenefit.status")
-        v = self.use
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("ExplanationOfBenefit.use")
+        if v is not _U:
+            _a_code(v)
+        _a_code(self.outcome)
+        _a_code(self.status)
+        _a_code(self.use)
 
 
 class ExplanationOfBenefitAccident(_p.Complex, kw_only=True):
@@ -8010,8 +7727,8 @@ class ExplanationOfBenefitAccident(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.date
-        if v is not _U and (_p.date(v) is None):
-            raise _p.FormatError("ExplanationOfBenefitAccident.date")
+        if v is not _U:
+            _a_date(v)
         if (self.locationAddress is not _U) + (self.locationReference is not _U) > 1:
             raise _p.ChoiceError("ExplanationOfBenefitAccident.location[x]: at most one")
 
@@ -8050,8 +7767,8 @@ class ExplanationOfBenefitAddItem(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.servicedDate
-        if v is not _U and (_p.date(v) is None):
-            raise _p.FormatError("ExplanationOfBenefitAddItem.servicedDate")
+        if v is not _U:
+            _a_date(v)
         if (self.locationAddress is not _U) + (self.locationCodeableConcept is not _U) + (self.locationReference is not _U) > 1:
             raise _p.ChoiceError("ExplanationOfBenefitAddItem.location[x]: at most one")
         if (self.servicedDate is not _U) + (self.servicedPeriod is not _U) > 1:
@@ -8215,8 +7932,8 @@ class ExplanationOfBenefitItem(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.servicedDate
-        if v is not _U and (_p.date(v) is None):
-            raise _p.FormatError("ExplanationOfBenefitItem.servicedDate")
+        if v is not _U:
+            _a_date(v)
         if (self.locationAddress is not _U) + (self.locationCodeableConcept is not _U) + (self.locationReference is not _U) > 1:
             raise _p.ChoiceError("ExplanationOfBenefitItem.location[x]: at most one")
         if (self.servicedDate is not _U) + (self.servicedPeriod is not _U) > 1:
@@ -8306,8 +8023,8 @@ class ExplanationOfBenefitPayment(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.date
-        if v is not _U and (_p.date(v) is None):
-            raise _p.FormatError("ExplanationOfBenefitPayment.date")
+        if v is not _U:
+            _a_date(v)
 
 
 class ExplanationOfBenefitProcedure(_p.Complex, kw_only=True):
@@ -8326,8 +8043,8 @@ class ExplanationOfBenefitProcedure(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.date
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("ExplanationOfBenefitProcedure.date")
+        if v is not _U:
+            _a_dateTime(v)
         if (self.procedureCodeableConcept is not _U) + (self.procedureReference is not _U) != 1:
             raise _p.ChoiceError("ExplanationOfBenefitProcedure.procedure[x]: exactly one")
 
@@ -8347,8 +8064,8 @@ class ExplanationOfBenefitProcessNote(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.type
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("ExplanationOfBenefitProcessNote.type")
+        if v is not _U:
+            _a_code(v)
 
 
 class ExplanationOfBenefitRelated(_p.Complex, kw_only=True):
@@ -8381,8 +8098,8 @@ class ExplanationOfBenefitSupportingInfo(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.timingDate
-        if v is not _U and (_p.date(v) is None):
-            raise _p.FormatError("ExplanationOfBenefitSupportingInfo.timingDate")
+        if v is not _U:
+            _a_date(v)
         if (self.timingDate is not _U) + (self.timingPeriod is not _U) > 1:
             raise _p.ChoiceError("ExplanationOfBenefitSupportingInfo.timing[x]: at most one")
         if (self.valueAttachment is not _U) + (self.valueBoolean is not _U) + (self.valueQuantity is not _U) + (self.valueReference is not _U) + (self.valueString is not _U) > 1:
@@ -8414,12 +8131,10 @@ class Expression(_p.Complex, kw_only=True):
     reference_ext: _T3 = _ms.field(default=_U, name="_reference")
 
     def __post_init__(self) -> None:
-        v = self.language
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("Expression.language")
+        _a_code(self.language)
         v = self.reference
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("Expression.reference")
+        if v is not _U:
+            _a_uri(v)
 
 
 class Extension(_p.Complex, kw_only=True):
@@ -8481,42 +8196,40 @@ class Extension(_p.Complex, kw_only=True):
     valueUuid: _T2 = _U
 
     def __post_init__(self) -> None:
-        v = self.url
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("Extension.url")
+        _a_uri(self.url)
         v = self.valueBase64Binary
-        if v is not _U and (_p.base64(v) is None):
-            raise _p.FormatError("Extension.valueBase64Binary")
+        if v is not _U:
+            _a_base64Binary(v)
         v = self.valueCanonical
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("Extension.valueCanonical")
+        if v is not _U:
+            _a_uri(v)
         v = self.valueCode
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("Extension.valueCode")
+        if v is not _U:
+            _a_code(v)
         v = self.valueDate
-        if v is not _U and (_p.date(v) is None):
-            raise _p.FormatError("Extension.valueDate")
+        if v is not _U:
+            _a_date(v)
         v = self.valueDateTime
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("Extension.valueDateTime")
+        if v is not _U:
+            _a_dateTime(v)
         v = self.valueInstant
-        if v is not _U and (_p.instant(v) is None):
-            raise _p.FormatError("Extension.valueInstant")
+        if v is not _U:
+            _a_instant(v)
         v = self.valueOid
-        if v is not _U and (_p.oid(v) is None):
-            raise _p.FormatError("Extension.valueOid")
+        if v is not _U:
+            _a_oid(v)
         v = self.valueTime
-        if v is not _U and (_p.time(v) is None):
-            raise _p.FormatError("Extension.valueTime")
+        if v is not _U:
+            _a_time(v)
         v = self.valueUri
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("Extension.valueUri")
+        if v is not _U:
+            _a_uri(v)
         v = self.valueUrl
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("Extension.valueUrl")
+        if v is not _U:
+            _a_uri(v)
         v = self.valueUuid
-        if v is not _U and (_p.uuid(v) is None):
-            raise _p.FormatError("Extension.valueUuid")
+        if v is not _U:
+            _a_uuid(v)
         t = _astuple(self)
         n = len(t) - t.count(_U) - 1 - ((self.extension is not _U) + (self.id is not _U) + (self.id_ext is not _U) + (self.url_ext is not _U))
         if n > 1:
@@ -8570,34 +8283,28 @@ class FamilyMemberHistory(_p.Resource, tag="FamilyMemberHistory", kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.bornDate
-        if v is not _U and (_p.date(v) is None):
-            raise _p.FormatError("FamilyMemberHistory.bornDate")
+        if v is not _U:
+            _a_date(v)
         v = self.date
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("FamilyMemberHistory.date")
+        if v is not _U:
+            _a_dateTime(v)
         v = self.deceasedDate
-        if v is not _U and (_p.date(v) is None):
-            raise _p.FormatError("FamilyMemberHistory.deceasedDate")
+        if v is not _U:
+            _a_date(v)
         v = self.id
-        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
-            raise _p.FormatError("FamilyMemberHistory.id")
+        if v is not _U:
+            _a_id(v)
         v = self.implicitRules
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("FamilyMemberHistory.implicitRules")
+        if v is not _U:
+            _a_uri(v)
         if self.instantiatesCanonical is not _U:
-            for v in self.instantiatesCanonical:
-                if v is not None and (' ' in v or not v.isprintable()):
-                    raise _p.FormatError("FamilyMemberHistory.instantiatesCanonical")
+            _e_uri(self.instantiatesCanonical)
         if self.instantiatesUri is not _U:
-            for v in self.instantiatesUri:
-                if v is not None and (' ' in v or not v.isprintable()):
-                    raise _p.FormatError("FamilyMemberHistory.instantiatesUri")
+            _e_uri(self.instantiatesUri)
         v = self.language
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("FamilyMemberHistory.language")
-        v = self.status
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("FamilyMemberHistory.status")
+        if v is not _U:
+            _a_code(v)
+        _a_code(self.status)
         if (self.ageAge is not _U) + (self.ageRange is not _U) + (self.ageString is not _U) > 1:
             raise _p.ChoiceError("FamilyMemberHistory.age[x]: at most one")
         if (self.bornDate is not _U) + (self.bornPeriod is not _U) + (self.bornString is not _U) > 1:
@@ -8650,17 +8357,15 @@ class Flag(_p.Resource, tag="Flag", kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.id
-        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
-            raise _p.FormatError("Flag.id")
+        if v is not _U:
+            _a_id(v)
         v = self.implicitRules
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("Flag.implicitRules")
+        if v is not _U:
+            _a_uri(v)
         v = self.language
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("Flag.language")
-        v = self.status
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("Flag.status")
+        if v is not _U:
+            _a_code(v)
+        _a_code(self.status)
 
 
 class Goal(_p.Resource, tag="Goal", kw_only=True):
@@ -8698,23 +8403,21 @@ class Goal(_p.Resource, tag="Goal", kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.id
-        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
-            raise _p.FormatError("Goal.id")
+        if v is not _U:
+            _a_id(v)
         v = self.implicitRules
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("Goal.implicitRules")
+        if v is not _U:
+            _a_uri(v)
         v = self.language
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("Goal.language")
-        v = self.lifecycleStatus
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("Goal.lifecycleStatus")
+        if v is not _U:
+            _a_code(v)
+        _a_code(self.lifecycleStatus)
         v = self.startDate
-        if v is not _U and (_p.date(v) is None):
-            raise _p.FormatError("Goal.startDate")
+        if v is not _U:
+            _a_date(v)
         v = self.statusDate
-        if v is not _U and (_p.date(v) is None):
-            raise _p.FormatError("Goal.statusDate")
+        if v is not _U:
+            _a_date(v)
         if (self.startCodeableConcept is not _U) + (self.startDate is not _U) > 1:
             raise _p.ChoiceError("Goal.start[x]: at most one")
 
@@ -8737,8 +8440,8 @@ class GoalTarget(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.dueDate
-        if v is not _U and (_p.date(v) is None):
-            raise _p.FormatError("GoalTarget.dueDate")
+        if v is not _U:
+            _a_date(v)
         if (self.detailBoolean is not _U) + (self.detailCodeableConcept is not _U) + (self.detailInteger is not _U) + (self.detailQuantity is not _U) + (self.detailRange is not _U) + (self.detailRatio is not _U) + (self.detailString is not _U) > 1:
             raise _p.ChoiceError("GoalTarget.detail[x]: at most one")
         if (self.dueDate is not _U) + (self.dueDuration is not _U) > 1:
@@ -8786,29 +8489,25 @@ class GraphDefinition(_p.Resource, tag="GraphDefinition", kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.date
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("GraphDefinition.date")
+        if v is not _U:
+            _a_dateTime(v)
         v = self.id
-        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
-            raise _p.FormatError("GraphDefinition.id")
+        if v is not _U:
+            _a_id(v)
         v = self.implicitRules
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("GraphDefinition.implicitRules")
+        if v is not _U:
+            _a_uri(v)
         v = self.language
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("GraphDefinition.language")
+        if v is not _U:
+            _a_code(v)
         v = self.profile
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("GraphDefinition.profile")
-        v = self.start
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("GraphDefinition.start")
-        v = self.status
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("GraphDefinition.status")
+        if v is not _U:
+            _a_uri(v)
+        _a_code(self.start)
+        _a_code(self.status)
         v = self.url
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("GraphDefinition.url")
+        if v is not _U:
+            _a_uri(v)
 
 
 class GraphDefinitionLink(_p.Complex, kw_only=True):
@@ -8845,11 +8544,9 @@ class GraphDefinitionLinkTarget(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.profile
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("GraphDefinitionLinkTarget.profile")
-        v = self.type
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("GraphDefinitionLinkTarget.type")
+        if v is not _U:
+            _a_uri(v)
+        _a_code(self.type)
 
 
 class GraphDefinitionLinkTargetCompartment(_p.Complex, kw_only=True):
@@ -8869,15 +8566,9 @@ class GraphDefinitionLinkTargetCompartment(_p.Complex, kw_only=True):
     use_ext: _T3 = _ms.field(default=_U, name="_use")
 
     def __post_init__(self) -> None:
-        v = self.code
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("GraphDefinitionLinkTargetCompartment.code")
-        v = self.rule
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("GraphDefinitionLinkTargetCompartment.rule")
-        v = self.use
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("GraphDefinitionLinkTargetCompartment.use")
+        _a_code(self.code)
+        _a_code(self.rule)
+        _a_code(self.use)
 
 
 class Group(_p.Resource, tag="Group", kw_only=True):
@@ -8910,17 +8601,15 @@ class Group(_p.Resource, tag="Group", kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.id
-        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
-            raise _p.FormatError("Group.id")
+        if v is not _U:
+            _a_id(v)
         v = self.implicitRules
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("Group.implicitRules")
+        if v is not _U:
+            _a_uri(v)
         v = self.language
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("Group.language")
-        v = self.type
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("Group.type")
+        if v is not _U:
+            _a_code(v)
+        _a_code(self.type)
 
 
 class GroupCharacteristic(_p.Complex, kw_only=True):
@@ -8988,26 +8677,24 @@ class GuidanceResponse(_p.Resource, tag="GuidanceResponse", kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.id
-        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
-            raise _p.FormatError("GuidanceResponse.id")
+        if v is not _U:
+            _a_id(v)
         v = self.implicitRules
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("GuidanceResponse.implicitRules")
+        if v is not _U:
+            _a_uri(v)
         v = self.language
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("GuidanceResponse.language")
+        if v is not _U:
+            _a_code(v)
         v = self.moduleCanonical
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("GuidanceResponse.moduleCanonical")
+        if v is not _U:
+            _a_uri(v)
         v = self.moduleUri
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("GuidanceResponse.moduleUri")
+        if v is not _U:
+            _a_uri(v)
         v = self.occurrenceDateTime
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("GuidanceResponse.occurrenceDateTime")
-        v = self.status
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("GuidanceResponse.status")
+        if v is not _U:
+            _a_dateTime(v)
+        _a_code(self.status)
         if (self.moduleCanonical is not _U) + (self.moduleCodeableConcept is not _U) + (self.moduleUri is not _U) != 1:
             raise _p.ChoiceError("GuidanceResponse.module[x]: exactly one")
 
@@ -9057,14 +8744,14 @@ class HealthcareService(_p.Resource, tag="HealthcareService", kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.id
-        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
-            raise _p.FormatError("HealthcareService.id")
+        if v is not _U:
+            _a_id(v)
         v = self.implicitRules
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("HealthcareService.implicitRules")
+        if v is not _U:
+            _a_uri(v)
         v = self.language
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("HealthcareService.language")
+        if v is not _U:
+            _a_code(v)
 
 
 class HealthcareServiceAvailableTime(_p.Complex, kw_only=True):
@@ -9083,15 +8770,13 @@ class HealthcareServiceAvailableTime(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.availableEndTime
-        if v is not _U and (_p.time(v) is None):
-            raise _p.FormatError("HealthcareServiceAvailableTime.availableEndTime")
+        if v is not _U:
+            _a_time(v)
         v = self.availableStartTime
-        if v is not _U and (_p.time(v) is None):
-            raise _p.FormatError("HealthcareServiceAvailableTime.availableStartTime")
+        if v is not _U:
+            _a_time(v)
         if self.daysOfWeek is not _U:
-            for v in self.daysOfWeek:
-                if v is not None and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-                    raise _p.FormatError("HealthcareServiceAvailableTime.daysOfWeek")
+            _e_code(self.daysOfWeek)
 
 
 class HealthcareServiceEligibility(_p.Complex, kw_only=True):
@@ -9134,8 +8819,8 @@ class HumanName(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.use
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("HumanName.use")
+        if v is not _U:
+            _a_code(v)
 
 
 class Identifier(_p.Complex, kw_only=True):
@@ -9154,11 +8839,11 @@ class Identifier(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.system
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("Identifier.system")
+        if v is not _U:
+            _a_uri(v)
         v = self.use
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("Identifier.use")
+        if v is not _U:
+            _a_code(v)
 
 
 class ImagingStudy(_p.Resource, tag="ImagingStudy", kw_only=True):
@@ -9201,20 +8886,18 @@ class ImagingStudy(_p.Resource, tag="ImagingStudy", kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.id
-        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
-            raise _p.FormatError("ImagingStudy.id")
+        if v is not _U:
+            _a_id(v)
         v = self.implicitRules
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("ImagingStudy.implicitRules")
+        if v is not _U:
+            _a_uri(v)
         v = self.language
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("ImagingStudy.language")
+        if v is not _U:
+            _a_code(v)
         v = self.started
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("ImagingStudy.started")
-        v = self.status
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("ImagingStudy.status")
+        if v is not _U:
+            _a_dateTime(v)
+        _a_code(self.status)
 
 
 class ImagingStudySeries(_p.Complex, kw_only=True):
@@ -9242,8 +8925,8 @@ class ImagingStudySeries(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.started
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("ImagingStudySeries.started")
+        if v is not _U:
+            _a_dateTime(v)
 
 
 class ImagingStudySeriesInstance(_p.Complex, kw_only=True):
@@ -9319,26 +9002,24 @@ class Immunization(_p.Resource, tag="Immunization", kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.expirationDate
-        if v is not _U and (_p.date(v) is None):
-            raise _p.FormatError("Immunization.expirationDate")
+        if v is not _U:
+            _a_date(v)
         v = self.id
-        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
-            raise _p.FormatError("Immunization.id")
+        if v is not _U:
+            _a_id(v)
         v = self.implicitRules
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("Immunization.implicitRules")
+        if v is not _U:
+            _a_uri(v)
         v = self.language
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("Immunization.language")
+        if v is not _U:
+            _a_code(v)
         v = self.occurrenceDateTime
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("Immunization.occurrenceDateTime")
+        if v is not _U:
+            _a_dateTime(v)
         v = self.recorded
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("Immunization.recorded")
-        v = self.status
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("Immunization.status")
+        if v is not _U:
+            _a_dateTime(v)
+        _a_code(self.status)
         if (self.occurrenceDateTime is not _U) + (self.occurrenceString is not _U) != 1:
             raise _p.ChoiceError("Immunization.occurrence[x]: exactly one")
 
@@ -9359,14 +9040,14 @@ class ImmunizationEducation(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.presentationDate
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("ImmunizationEducation.presentationDate")
+        if v is not _U:
+            _a_dateTime(v)
         v = self.publicationDate
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("ImmunizationEducation.publicationDate")
+        if v is not _U:
+            _a_dateTime(v)
         v = self.reference
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("ImmunizationEducation.reference")
+        if v is not _U:
+            _a_uri(v)
 
 
 class ImmunizationEvaluation(_p.Resource, tag="ImmunizationEvaluation", kw_only=True):
@@ -9403,20 +9084,18 @@ class ImmunizationEvaluation(_p.Resource, tag="ImmunizationEvaluation", kw_only=
 
     def __post_init__(self) -> None:
         v = self.date
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("ImmunizationEvaluation.date")
+        if v is not _U:
+            _a_dateTime(v)
         v = self.id
-        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
-            raise _p.FormatError("ImmunizationEvaluation.id")
+        if v is not _U:
+            _a_id(v)
         v = self.implicitRules
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("ImmunizationEvaluation.implicitRules")
+        if v is not _U:
+            _a_uri(v)
         v = self.language
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("ImmunizationEvaluation.language")
-        v = self.status
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("ImmunizationEvaluation.status")
+        if v is not _U:
+            _a_code(v)
+        _a_code(self.status)
         if (self.doseNumberPositiveInt is not _U) + (self.doseNumberString is not _U) > 1:
             raise _p.ChoiceError("ImmunizationEvaluation.doseNumber[x]: at most one")
         if (self.seriesDosesPositiveInt is not _U) + (self.seriesDosesString is not _U) > 1:
@@ -9466,8 +9145,8 @@ class ImmunizationReaction(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.date
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("ImmunizationReaction.date")
+        if v is not _U:
+            _a_dateTime(v)
 
 
 class ImmunizationRecommendation(_p.Resource, tag="ImmunizationRecommendation", kw_only=True):
@@ -9490,18 +9169,16 @@ class ImmunizationRecommendation(_p.Resource, tag="ImmunizationRecommendation", 
     text: _T12 = _U
 
     def __post_init__(self) -> None:
-        v = self.date
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("ImmunizationRecommendation.date")
+        _a_dateTime(self.date)
         v = self.id
-        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
-            raise _p.FormatError("ImmunizationRecommendation.id")
+        if v is not _U:
+            _a_id(v)
         v = self.implicitRules
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("ImmunizationRecommendation.implicitRules")
+        if v is not _U:
+            _a_uri(v)
         v = self.language
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("ImmunizationRecommendation.language")
+        if v is not _U:
+            _a_code(v)
 
 
 class ImmunizationRecommendationRecommendation(_p.Complex, kw_only=True):
@@ -9543,9 +9220,7 @@ class ImmunizationRecommendationRecommendationDateCriterion(_p.Complex, kw_only=
     value_ext: _T3 = _ms.field(default=_U, name="_value")
 
     def __post_init__(self) -> None:
-        v = self.value
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("ImmunizationRecommendationRecommendationDateCriterion.value")
+        _a_dateTime(self.value)
 
 
 class ImplementationGuide(_p.Resource, tag="ImplementationGuide", kw_only=True):
@@ -9596,33 +9271,24 @@ class ImplementationGuide(_p.Resource, tag="ImplementationGuide", kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.date
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("ImplementationGuide.date")
-        if self.fhirVersion is not _U:
-            for v in self.fhirVersion:
-                if v is not None and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-                    raise _p.FormatError("ImplementationGuide.fhirVersion")
+        if v is not _U:
+            _a_dateTime(v)
+        _e_code(self.fhirVersion)
         v = self.id
-        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
-            raise _p.FormatError("ImplementationGuide.id")
+        if v is not _U:
+            _a_id(v)
         v = self.implicitRules
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("ImplementationGuide.implicitRules")
+        if v is not _U:
+            _a_uri(v)
         v = self.language
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("ImplementationGuide.language")
+        if v is not _U:
+            _a_code(v)
         v = self.license
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("ImplementationGuide.license")
-        v = self.packageId
-        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
-            raise _p.FormatError("ImplementationGuide.packageId")
-        v = self.status
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("ImplementationGuide.status")
-        v = self.url
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("ImplementationGuide.url")
+        if v is not _U:
+            _a_code(v)
+        _a_id(self.packageId)
+        _a_code(self.status)
+        _a_uri(self.url)
 
 
 class ImplementationGuideDefinition(_p.Complex, kw_only=True):
@@ -9662,12 +9328,10 @@ class ImplementationGuideDefinitionPage(_p.Complex, kw_only=True):
     title_ext: _T3 = _ms.field(default=_U, name="_title")
 
     def __post_init__(self) -> None:
-        v = self.generation
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("ImplementationGuideDefinitionPage.generation")
+        _a_code(self.generation)
         v = self.nameUrl
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("ImplementationGuideDefinitionPage.nameUrl")
+        if v is not _U:
+            _a_uri(v)
         if (self.nameReference is not _U) + (self.nameUrl is not _U) != 1:
             raise _p.ChoiceError("ImplementationGuideDefinitionPage.name[x]: exactly one")
 
@@ -9683,9 +9347,7 @@ class ImplementationGuideDefinitionParameter(_p.Complex, kw_only=True):
     value_ext: _T3 = _ms.field(default=_U, name="_value")
 
     def __post_init__(self) -> None:
-        v = self.code
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("ImplementationGuideDefinitionParameter.code")
+        _a_code(self.code)
 
 
 class ImplementationGuideDefinitionResource(_p.Complex, kw_only=True):
@@ -9707,12 +9369,10 @@ class ImplementationGuideDefinitionResource(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.exampleCanonical
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("ImplementationGuideDefinitionResource.exampleCanonical")
+        if v is not _U:
+            _a_uri(v)
         if self.fhirVersion is not _U:
-            for v in self.fhirVersion:
-                if v is not None and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-                    raise _p.FormatError("ImplementationGuideDefinitionResource.fhirVersion")
+            _e_code(self.fhirVersion)
         if (self.exampleBoolean is not _U) + (self.exampleCanonical is not _U) > 1:
             raise _p.ChoiceError("ImplementationGuideDefinitionResource.example[x]: at most one")
 
@@ -9730,9 +9390,7 @@ class ImplementationGuideDefinitionTemplate(_p.Complex, kw_only=True):
     source_ext: _T3 = _ms.field(default=_U, name="_source")
 
     def __post_init__(self) -> None:
-        v = self.code
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("ImplementationGuideDefinitionTemplate.code")
+        _a_code(self.code)
 
 
 class ImplementationGuideDependsOn(_p.Complex, kw_only=True):
@@ -9748,9 +9406,7 @@ class ImplementationGuideDependsOn(_p.Complex, kw_only=True):
     version_ext: _T3 = _ms.field(default=_U, name="_version")
 
     def __post_init__(self) -> None:
-        v = self.uri
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("ImplementationGuideDependsOn.uri")
+        _a_uri(self.uri)
 
 
 class ImplementationGuideGlobal(_p.Complex, kw_only=True):
@@ -9764,12 +9420,8 @@ class ImplementationGuideGlobal(_p.Complex, kw_only=True):
     type_ext: _T3 = _ms.field(default=_U, name="_type")
 
     def __post_init__(self) -> None:
-        v = self.profile
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("ImplementationGuideGlobal.profile")
-        v = self.type
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("ImplementationGuideGlobal.type")
+        _a_uri(self.profile)
+        _a_code(self.type)
 
 
 class ImplementationGuideManifest(_p.Complex, kw_only=True):
@@ -9788,8 +9440,8 @@ class ImplementationGuideManifest(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.rendering
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("ImplementationGuideManifest.rendering")
+        if v is not _U:
+            _a_uri(v)
 
 
 class ImplementationGuideManifestPage(_p.Complex, kw_only=True):
@@ -9818,11 +9470,11 @@ class ImplementationGuideManifestResource(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.exampleCanonical
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("ImplementationGuideManifestResource.exampleCanonical")
+        if v is not _U:
+            _a_uri(v)
         v = self.relativePath
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("ImplementationGuideManifestResource.relativePath")
+        if v is not _U:
+            _a_uri(v)
         if (self.exampleBoolean is not _U) + (self.exampleCanonical is not _U) > 1:
             raise _p.ChoiceError("ImplementationGuideManifestResource.example[x]: at most one")
 
@@ -9852,17 +9504,15 @@ class Ingredient(_p.Resource, tag="Ingredient", kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.id
-        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
-            raise _p.FormatError("Ingredient.id")
+        if v is not _U:
+            _a_id(v)
         v = self.implicitRules
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("Ingredient.implicitRules")
+        if v is not _U:
+            _a_uri(v)
         v = self.language
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("Ingredient.language")
-        v = self.status
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("Ingredient.status")
+        if v is not _U:
+            _a_code(v)
+        _a_code(self.status)
 
 
 class IngredientManufacturer(_p.Complex, kw_only=True):
@@ -9876,8 +9526,8 @@ class IngredientManufacturer(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.role
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("IngredientManufacturer.role")
+        if v is not _U:
+            _a_code(v)
 
 
 class IngredientSubstance(_p.Complex, kw_only=True):
@@ -9963,17 +9613,17 @@ class InsurancePlan(_p.Resource, tag="InsurancePlan", kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.id
-        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
-            raise _p.FormatError("InsurancePlan.id")
+        if v is not _U:
+            _a_id(v)
         v = self.implicitRules
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("InsurancePlan.implicitRules")
+        if v is not _U:
+            _a_uri(v)
         v = self.language
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("InsurancePlan.language")
+        if v is not _U:
+            _a_code(v)
         v = self.status
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("InsurancePlan.status")
+        if v is not _U:
+            _a_code(v)
 
 
 class InsurancePlanContact(_p.Complex, kw_only=True):
@@ -10107,20 +9757,18 @@ class Invoice(_p.Resource, tag="Invoice", kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.date
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("Invoice.date")
+        if v is not _U:
+            _a_dateTime(v)
         v = self.id
-        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
-            raise _p.FormatError("Invoice.id")
+        if v is not _U:
+            _a_id(v)
         v = self.implicitRules
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("Invoice.implicitRules")
+        if v is not _U:
+            _a_uri(v)
         v = self.language
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("Invoice.language")
-        v = self.status
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("Invoice.status")
+        if v is not _U:
+            _a_code(v)
+        _a_code(self.status)
 
 
 class InvoiceLineItem(_p.Complex, kw_only=True):
@@ -10152,9 +9800,7 @@ class InvoiceLineItemPriceComponent(_p.Complex, kw_only=True):
     type_ext: _T3 = _ms.field(default=_U, name="_type")
 
     def __post_init__(self) -> None:
-        v = self.type
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("InvoiceLineItemPriceComponent.type")
+        _a_code(self.type)
 
 
 class InvoiceParticipant(_p.Complex, kw_only=True):
@@ -10228,29 +9874,27 @@ class Library(_p.Resource, tag="Library", kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.approvalDate
-        if v is not _U and (_p.date(v) is None):
-            raise _p.FormatError("Library.approvalDate")
+        if v is not _U:
+            _a_date(v)
         v = self.date
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("Library.date")
+        if v is not _U:
+            _a_dateTime(v)
         v = self.id
-        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
-            raise _p.FormatError("Library.id")
+        if v is not _U:
+            _a_id(v)
         v = self.implicitRules
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("Library.implicitRules")
+        if v is not _U:
+            _a_uri(v)
         v = self.language
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("Library.language")
+        if v is not _U:
+            _a_code(v)
         v = self.lastReviewDate
-        if v is not _U and (_p.date(v) is None):
-            raise _p.FormatError("Library.lastReviewDate")
-        v = self.status
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("Library.status")
+        if v is not _U:
+            _a_date(v)
+        _a_code(self.status)
         v = self.url
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("Library.url")
+        if v is not _U:
+            _a_uri(v)
         if (self.subjectCodeableConcept is not _U) + (self.subjectReference is not _U) > 1:
             raise _p.ChoiceError("Library.subject[x]: at most one")
 
@@ -10274,14 +9918,14 @@ class Linkage(_p.Resource, tag="Linkage", kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.id
-        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
-            raise _p.FormatError("Linkage.id")
+        if v is not _U:
+            _a_id(v)
         v = self.implicitRules
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("Linkage.implicitRules")
+        if v is not _U:
+            _a_uri(v)
         v = self.language
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("Linkage.language")
+        if v is not _U:
+            _a_code(v)
 
 
 class LinkageItem(_p.Complex, kw_only=True):
@@ -10294,9 +9938,7 @@ class LinkageItem(_p.Complex, kw_only=True):
     type_ext: _T3 = _ms.field(default=_U, name="_type")
 
     def __post_init__(self) -> None:
-        v = self.type
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("LinkageItem.type")
+        _a_code(self.type)
 
 
 class List(_p.Resource, tag="List", kw_only=True):
@@ -10331,23 +9973,19 @@ class List(_p.Resource, tag="List", kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.date
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("List.date")
+        if v is not _U:
+            _a_dateTime(v)
         v = self.id
-        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
-            raise _p.FormatError("List.id")
+        if v is not _U:
+            _a_id(v)
         v = self.implicitRules
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("List.implicitRules")
+        if v is not _U:
+            _a_uri(v)
         v = self.language
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("List.language")
-        v = self.mode
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("List.mode")
-        v = self.status
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("List.status")
+        if v is not _U:
+            _a_code(v)
+        _a_code(self.mode)
+        _a_code(self.status)
 
 
 class ListEntry(_p.Complex, kw_only=True):
@@ -10364,8 +10002,8 @@ class ListEntry(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.date
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("ListEntry.date")
+        if v is not _U:
+            _a_dateTime(v)
 
 
 class Location(_p.Resource, tag="Location", kw_only=True):
@@ -10406,20 +10044,20 @@ class Location(_p.Resource, tag="Location", kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.id
-        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
-            raise _p.FormatError("Location.id")
+        if v is not _U:
+            _a_id(v)
         v = self.implicitRules
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("Location.implicitRules")
+        if v is not _U:
+            _a_uri(v)
         v = self.language
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("Location.language")
+        if v is not _U:
+            _a_code(v)
         v = self.mode
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("Location.mode")
+        if v is not _U:
+            _a_code(v)
         v = self.status
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("Location.status")
+        if v is not _U:
+            _a_code(v)
 
 
 class LocationHoursOfOperation(_p.Complex, kw_only=True):
@@ -10438,15 +10076,13 @@ class LocationHoursOfOperation(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.closingTime
-        if v is not _U and (_p.time(v) is None):
-            raise _p.FormatError("LocationHoursOfOperation.closingTime")
+        if v is not _U:
+            _a_time(v)
         if self.daysOfWeek is not _U:
-            for v in self.daysOfWeek:
-                if v is not None and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-                    raise _p.FormatError("LocationHoursOfOperation.daysOfWeek")
+            _e_code(self.daysOfWeek)
         v = self.openingTime
-        if v is not _U and (_p.time(v) is None):
-            raise _p.FormatError("LocationHoursOfOperation.openingTime")
+        if v is not _U:
+            _a_time(v)
 
 
 class LocationPosition(_p.Complex, kw_only=True):
@@ -10485,17 +10121,15 @@ class ManufacturedItemDefinition(_p.Resource, tag="ManufacturedItemDefinition", 
 
     def __post_init__(self) -> None:
         v = self.id
-        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
-            raise _p.FormatError("ManufacturedItemDefinition.id")
+        if v is not _U:
+            _a_id(v)
         v = self.implicitRules
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("ManufacturedItemDefinition.implicitRules")
+        if v is not _U:
+            _a_uri(v)
         v = self.language
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("ManufacturedItemDefinition.language")
-        v = self.status
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("ManufacturedItemDefinition.status")
+        if v is not _U:
+            _a_code(v)
+        _a_code(self.status)
 
 
 class ManufacturedItemDefinitionProperty(_p.Complex, kw_only=True):
@@ -10512,8 +10146,8 @@ class ManufacturedItemDefinitionProperty(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.valueDate
-        if v is not _U and (_p.date(v) is None):
-            raise _p.FormatError("ManufacturedItemDefinitionProperty.valueDate")
+        if v is not _U:
+            _a_date(v)
         if (self.valueAttachment is not _U) + (self.valueBoolean is not _U) + (self.valueCodeableConcept is not _U) + (self.valueDate is not _U) + (self.valueQuantity is not _U) > 1:
             raise _p.ChoiceError("ManufacturedItemDefinitionProperty.value[x]: at most one")
 
@@ -10532,8 +10166,8 @@ class MarketingStatus(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.restoreDate
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("MarketingStatus.restoreDate")
+        if v is not _U:
+            _a_dateTime(v)
 
 
 class Measure(_p.Resource, tag="Measure", kw_only=True):
@@ -10616,33 +10250,29 @@ class Measure(_p.Resource, tag="Measure", kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.approvalDate
-        if v is not _U and (_p.date(v) is None):
-            raise _p.FormatError("Measure.approvalDate")
+        if v is not _U:
+            _a_date(v)
         v = self.date
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("Measure.date")
+        if v is not _U:
+            _a_dateTime(v)
         v = self.id
-        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
-            raise _p.FormatError("Measure.id")
+        if v is not _U:
+            _a_id(v)
         v = self.implicitRules
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("Measure.implicitRules")
+        if v is not _U:
+            _a_uri(v)
         v = self.language
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("Measure.language")
+        if v is not _U:
+            _a_code(v)
         v = self.lastReviewDate
-        if v is not _U and (_p.date(v) is None):
-            raise _p.FormatError("Measure.lastReviewDate")
+        if v is not _U:
+            _a_date(v)
         if self.library is not _U:
-            for v in self.library:
-                if v is not None and (' ' in v or not v.isprintable()):
-                    raise _p.FormatError("Measure.library")
-        v = self.status
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("Measure.status")
+            _e_uri(self.library)
+        _a_code(self.status)
         v = self.url
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("Measure.url")
+        if v is not _U:
+            _a_uri(v)
         if (self.subjectCodeableConcept is not _U) + (self.subjectReference is not _U) > 1:
             raise _p.ChoiceError("Measure.subject[x]: at most one")
 
@@ -10723,26 +10353,20 @@ class MeasureReport(_p.Resource, tag="MeasureReport", kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.date
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("MeasureReport.date")
+        if v is not _U:
+            _a_dateTime(v)
         v = self.id
-        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
-            raise _p.FormatError("MeasureReport.id")
+        if v is not _U:
+            _a_id(v)
         v = self.implicitRules
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("MeasureReport.implicitRules")
+        if v is not _U:
+            _a_uri(v)
         v = self.language
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("MeasureReport.language")
-        v = self.measure
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("MeasureReport.measure")
-        v = self.status
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("MeasureReport.status")
-        v = self.type
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("MeasureReport.type")
+        if v is not _U:
+            _a_code(v)
+        _a_uri(self.measure)
+        _a_code(self.status)
+        _a_code(self.type)
 
 
 class MeasureReportGroup(_p.Complex, kw_only=True):
@@ -10864,23 +10488,21 @@ class Media(_p.Resource, tag="Media", kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.createdDateTime
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("Media.createdDateTime")
+        if v is not _U:
+            _a_dateTime(v)
         v = self.id
-        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
-            raise _p.FormatError("Media.id")
+        if v is not _U:
+            _a_id(v)
         v = self.implicitRules
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("Media.implicitRules")
+        if v is not _U:
+            _a_uri(v)
         v = self.issued
-        if v is not _U and (_p.instant(v) is None):
-            raise _p.FormatError("Media.issued")
+        if v is not _U:
+            _a_instant(v)
         v = self.language
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("Media.language")
-        v = self.status
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("Media.status")
+        if v is not _U:
+            _a_code(v)
+        _a_code(self.status)
         if (self.createdDateTime is not _U) + (self.createdPeriod is not _U) > 1:
             raise _p.ChoiceError("Media.created[x]: at most one")
 
@@ -10909,17 +10531,17 @@ class Medication(_p.Resource, tag="Medication", kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.id
-        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
-            raise _p.FormatError("Medication.id")
+        if v is not _U:
+            _a_id(v)
         v = self.implicitRules
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("Medication.implicitRules")
+        if v is not _U:
+            _a_uri(v)
         v = self.language
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("Medication.language")
+        if v is not _U:
+            _a_code(v)
         v = self.status
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("Medication.status")
+        if v is not _U:
+            _a_code(v)
 
 
 class MedicationAdministration(_p.Resource, tag="MedicationAdministration", kw_only=True):
@@ -10960,24 +10582,20 @@ class MedicationAdministration(_p.Resource, tag="MedicationAdministration", kw_o
 
     def __post_init__(self) -> None:
         v = self.effectiveDateTime
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("MedicationAdministration.effectiveDateTime")
+        if v is not _U:
+            _a_dateTime(v)
         v = self.id
-        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
-            raise _p.FormatError("MedicationAdministration.id")
+        if v is not _U:
+            _a_id(v)
         v = self.implicitRules
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("MedicationAdministration.implicitRules")
+        if v is not _U:
+            _a_uri(v)
         if self.instantiates is not _U:
-            for v in self.instantiates:
-                if v is not None and (' ' in v or not v.isprintable()):
-                    raise _p.FormatError("MedicationAdministration.instantiates")
+            _e_uri(self.instantiates)
         v = self.language
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("MedicationAdministration.language")
-        v = self.status
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("MedicationAdministration.status")
+        if v is not _U:
+            _a_code(v)
+        _a_code(self.status)
         if (self.effectiveDateTime is not _U) + (self.effectivePeriod is not _U) != 1:
             raise _p.ChoiceError("MedicationAdministration.effective[x]: exactly one")
         if (self.medicationCodeableConcept is not _U) + (self.medicationReference is not _U) != 1:
@@ -11024,8 +10642,8 @@ class MedicationBatch(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.expirationDate
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("MedicationBatch.expirationDate")
+        if v is not _U:
+            _a_dateTime(v)
 
 
 class MedicationDispense(_p.Resource, tag="MedicationDispense", kw_only=True):
@@ -11072,23 +10690,21 @@ class MedicationDispense(_p.Resource, tag="MedicationDispense", kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.id
-        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
-            raise _p.FormatError("MedicationDispense.id")
+        if v is not _U:
+            _a_id(v)
         v = self.implicitRules
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("MedicationDispense.implicitRules")
+        if v is not _U:
+            _a_uri(v)
         v = self.language
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("MedicationDispense.language")
-        v = self.status
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("MedicationDispense.status")
+        if v is not _U:
+            _a_code(v)
+        _a_code(self.status)
         v = self.whenHandedOver
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("MedicationDispense.whenHandedOver")
+        if v is not _U:
+            _a_dateTime(v)
         v = self.whenPrepared
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("MedicationDispense.whenPrepared")
+        if v is not _U:
+            _a_dateTime(v)
         if (self.medicationCodeableConcept is not _U) + (self.medicationReference is not _U) != 1:
             raise _p.ChoiceError("MedicationDispense.medication[x]: exactly one")
         if (self.statusReasonCodeableConcept is not _U) + (self.statusReasonReference is not _U) > 1:
@@ -11172,17 +10788,17 @@ class MedicationKnowledge(_p.Resource, tag="MedicationKnowledge", kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.id
-        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
-            raise _p.FormatError("MedicationKnowledge.id")
+        if v is not _U:
+            _a_id(v)
         v = self.implicitRules
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("MedicationKnowledge.implicitRules")
+        if v is not _U:
+            _a_uri(v)
         v = self.language
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("MedicationKnowledge.language")
+        if v is not _U:
+            _a_code(v)
         v = self.status
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("MedicationKnowledge.status")
+        if v is not _U:
+            _a_code(v)
 
 
 class MedicationKnowledgeAdministrationGuidelines(_p.Complex, kw_only=True):
@@ -11248,8 +10864,8 @@ class MedicationKnowledgeDrugCharacteristic(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.valueBase64Binary
-        if v is not _U and (_p.base64(v) is None):
-            raise _p.FormatError("MedicationKnowledgeDrugCharacteristic.valueBase64Binary")
+        if v is not _U:
+            _a_base64Binary(v)
         if (self.valueBase64Binary is not _U) + (self.valueCodeableConcept is not _U) + (self.valueQuantity is not _U) + (self.valueString is not _U) > 1:
             raise _p.ChoiceError("MedicationKnowledgeDrugCharacteristic.value[x]: at most one")
 
@@ -11420,34 +11036,26 @@ class MedicationRequest(_p.Resource, tag="MedicationRequest", kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.authoredOn
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("MedicationRequest.authoredOn")
+        if v is not _U:
+            _a_dateTime(v)
         v = self.id
-        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
-            raise _p.FormatError("MedicationRequest.id")
+        if v is not _U:
+            _a_id(v)
         v = self.implicitRules
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("MedicationRequest.implicitRules")
+        if v is not _U:
+            _a_uri(v)
         if self.instantiatesCanonical is not _U:
-            for v in self.instantiatesCanonical:
-                if v is not None and (' ' in v or not v.isprintable()):
-                    raise _p.FormatError("MedicationRequest.instantiatesCanonical")
+            _e_uri(self.instantiatesCanonical)
         if self.instantiatesUri is not _U:
-            for v in self.instantiatesUri:
-                if v is not None and (' ' in v or not v.isprintable()):
-                    raise _p.FormatError("MedicationRequest.instantiatesUri")
-        v = self.intent
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("MedicationRequest.intent")
+            _e_uri(self.instantiatesUri)
+        _a_code(self.intent)
         v = self.language
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("MedicationRequest.language")
+        if v is not _U:
+            _a_code(v)
         v = self.priority
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("MedicationRequest.priority")
-        v = self.status
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("MedicationRequest.status")
+        if v is not _U:
+            _a_code(v)
+        _a_code(self.status)
         if (self.medicationCodeableConcept is not _U) + (self.medicationReference is not _U) != 1:
             raise _p.ChoiceError("MedicationRequest.medication[x]: exactly one")
         if (self.reportedBoolean is not _U) + (self.reportedReference is not _U) > 1:
@@ -11528,23 +11136,21 @@ class MedicationStatement(_p.Resource, tag="MedicationStatement", kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.dateAsserted
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("MedicationStatement.dateAsserted")
+        if v is not _U:
+            _a_dateTime(v)
         v = self.effectiveDateTime
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("MedicationStatement.effectiveDateTime")
+        if v is not _U:
+            _a_dateTime(v)
         v = self.id
-        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
-            raise _p.FormatError("MedicationStatement.id")
+        if v is not _U:
+            _a_id(v)
         v = self.implicitRules
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("MedicationStatement.implicitRules")
+        if v is not _U:
+            _a_uri(v)
         v = self.language
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("MedicationStatement.language")
-        v = self.status
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("MedicationStatement.status")
+        if v is not _U:
+            _a_code(v)
+        _a_code(self.status)
         if (self.effectiveDateTime is not _U) + (self.effectivePeriod is not _U) > 1:
             raise _p.ChoiceError("MedicationStatement.effective[x]: at most one")
         if (self.medicationCodeableConcept is not _U) + (self.medicationReference is not _U) != 1:
@@ -11598,17 +11204,17 @@ class MedicinalProductDefinition(_p.Resource, tag="MedicinalProductDefinition", 
 
     def __post_init__(self) -> None:
         v = self.id
-        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
-            raise _p.FormatError("MedicinalProductDefinition.id")
+        if v is not _U:
+            _a_id(v)
         v = self.implicitRules
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("MedicinalProductDefinition.implicitRules")
+        if v is not _U:
+            _a_uri(v)
         v = self.language
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("MedicinalProductDefinition.language")
+        if v is not _U:
+            _a_code(v)
         v = self.statusDate
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("MedicinalProductDefinition.statusDate")
+        if v is not _U:
+            _a_dateTime(v)
 
 
 class MedicinalProductDefinitionCharacteristic(_p.Complex, kw_only=True):
@@ -11625,8 +11231,8 @@ class MedicinalProductDefinitionCharacteristic(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.valueDate
-        if v is not _U and (_p.date(v) is None):
-            raise _p.FormatError("MedicinalProductDefinitionCharacteristic.valueDate")
+        if v is not _U:
+            _a_date(v)
         if (self.valueAttachment is not _U) + (self.valueBoolean is not _U) + (self.valueCodeableConcept is not _U) + (self.valueDate is not _U) + (self.valueQuantity is not _U) > 1:
             raise _p.ChoiceError("MedicinalProductDefinitionCharacteristic.value[x]: at most one")
 
@@ -11749,47 +11355,37 @@ class MessageDefinition(_p.Resource, tag="MessageDefinition", kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.base
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("MessageDefinition.base")
+        if v is not _U:
+            _a_uri(v)
         v = self.category
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("MessageDefinition.category")
-        v = self.date
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("MessageDefinition.date")
+        if v is not _U:
+            _a_code(v)
+        _a_dateTime(self.date)
         v = self.eventUri
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("MessageDefinition.eventUri")
+        if v is not _U:
+            _a_uri(v)
         if self.graph is not _U:
-            for v in self.graph:
-                if v is not None and (' ' in v or not v.isprintable()):
-                    raise _p.FormatError("MessageDefinition.graph")
+            _e_uri(self.graph)
         v = self.id
-        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
-            raise _p.FormatError("MessageDefinition.id")
+        if v is not _U:
+            _a_id(v)
         v = self.implicitRules
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("MessageDefinition.implicitRules")
+        if v is not _U:
+            _a_uri(v)
         v = self.language
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("MessageDefinition.language")
+        if v is not _U:
+            _a_code(v)
         if self.parent is not _U:
-            for v in self.parent:
-                if v is not None and (' ' in v or not v.isprintable()):
-                    raise _p.FormatError("MessageDefinition.parent")
+            _e_uri(self.parent)
         if self.replaces is not _U:
-            for v in self.replaces:
-                if v is not None and (' ' in v or not v.isprintable()):
-                    raise _p.FormatError("MessageDefinition.replaces")
+            _e_uri(self.replaces)
         v = self.responseRequired
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("MessageDefinition.responseRequired")
-        v = self.status
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("MessageDefinition.status")
+        if v is not _U:
+            _a_code(v)
+        _a_code(self.status)
         v = self.url
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("MessageDefinition.url")
+        if v is not _U:
+            _a_uri(v)
         if (self.eventCoding is not _U) + (self.eventUri is not _U) != 1:
             raise _p.ChoiceError("MessageDefinition.event[x]: exactly one")
 
@@ -11805,9 +11401,7 @@ class MessageDefinitionAllowedResponse(_p.Complex, kw_only=True):
     situation_ext: _T3 = _ms.field(default=_U, name="_situation")
 
     def __post_init__(self) -> None:
-        v = self.message
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("MessageDefinitionAllowedResponse.message")
+        _a_uri(self.message)
 
 
 class MessageDefinitionFocus(_p.Complex, kw_only=True):
@@ -11825,12 +11419,10 @@ class MessageDefinitionFocus(_p.Complex, kw_only=True):
     profile_ext: _T3 = _ms.field(default=_U, name="_profile")
 
     def __post_init__(self) -> None:
-        v = self.code
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("MessageDefinitionFocus.code")
+        _a_code(self.code)
         v = self.profile
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("MessageDefinitionFocus.profile")
+        if v is not _U:
+            _a_uri(v)
 
 
 class MessageHeader(_p.Resource, tag="MessageHeader", kw_only=True):
@@ -11861,20 +11453,20 @@ class MessageHeader(_p.Resource, tag="MessageHeader", kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.definition
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("MessageHeader.definition")
+        if v is not _U:
+            _a_uri(v)
         v = self.eventUri
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("MessageHeader.eventUri")
+        if v is not _U:
+            _a_uri(v)
         v = self.id
-        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
-            raise _p.FormatError("MessageHeader.id")
+        if v is not _U:
+            _a_id(v)
         v = self.implicitRules
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("MessageHeader.implicitRules")
+        if v is not _U:
+            _a_uri(v)
         v = self.language
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("MessageHeader.language")
+        if v is not _U:
+            _a_code(v)
         if (self.eventCoding is not _U) + (self.eventUri is not _U) != 1:
             raise _p.ChoiceError("MessageHeader.event[x]: exactly one")
 
@@ -11892,9 +11484,7 @@ class MessageHeaderDestination(_p.Complex, kw_only=True):
     target: _T8 = _U
 
     def __post_init__(self) -> None:
-        v = self.endpoint
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("MessageHeaderDestination.endpoint")
+        _a_uri(self.endpoint)
 
 
 class MessageHeaderResponse(_p.Complex, kw_only=True):
@@ -11909,9 +11499,7 @@ class MessageHeaderResponse(_p.Complex, kw_only=True):
     modifierExtension: _T4 = _U
 
     def __post_init__(self) -> None:
-        v = self.code
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("MessageHeaderResponse.code")
+        _a_code(self.code)
 
 
 class MessageHeaderSource(_p.Complex, kw_only=True):
@@ -11930,9 +11518,7 @@ class MessageHeaderSource(_p.Complex, kw_only=True):
     version_ext: _T3 = _ms.field(default=_U, name="_version")
 
     def __post_init__(self) -> None:
-        v = self.endpoint
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("MessageHeaderSource.endpoint")
+        _a_uri(self.endpoint)
 
 
 class Meta(_p.Complex, kw_only=True):
@@ -11952,15 +11538,13 @@ class Meta(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.lastUpdated
-        if v is not _U and (_p.instant(v) is None):
-            raise _p.FormatError("Meta.lastUpdated")
+        if v is not _U:
+            _a_instant(v)
         if self.profile is not _U:
-            for v in self.profile:
-                if v is not None and (' ' in v or not v.isprintable()):
-                    raise _p.FormatError("Meta.profile")
+            _e_uri(self.profile)
         v = self.source
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("Meta.source")
+        if v is not _U:
+            _a_uri(v)
 
 
 class MolecularSequence(_p.Resource, tag="MolecularSequence", kw_only=True):
@@ -11998,17 +11582,17 @@ class MolecularSequence(_p.Resource, tag="MolecularSequence", kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.id
-        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
-            raise _p.FormatError("MolecularSequence.id")
+        if v is not _U:
+            _a_id(v)
         v = self.implicitRules
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("MolecularSequence.implicitRules")
+        if v is not _U:
+            _a_uri(v)
         v = self.language
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("MolecularSequence.language")
+        if v is not _U:
+            _a_code(v)
         v = self.type
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("MolecularSequence.type")
+        if v is not _U:
+            _a_code(v)
 
 
 class MolecularSequenceQuality(_p.Complex, kw_only=True):
@@ -12044,9 +11628,7 @@ class MolecularSequenceQuality(_p.Complex, kw_only=True):
     type_ext: _T3 = _ms.field(default=_U, name="_type")
 
     def __post_init__(self) -> None:
-        v = self.type
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("MolecularSequenceQuality.type")
+        _a_code(self.type)
 
 
 class MolecularSequenceQualityRoc(_p.Complex, kw_only=True):
@@ -12093,11 +11675,11 @@ class MolecularSequenceReferenceSeq(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.orientation
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("MolecularSequenceReferenceSeq.orientation")
+        if v is not _U:
+            _a_code(v)
         v = self.strand
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("MolecularSequenceReferenceSeq.strand")
+        if v is not _U:
+            _a_code(v)
 
 
 class MolecularSequenceRepository(_p.Complex, kw_only=True):
@@ -12119,12 +11701,10 @@ class MolecularSequenceRepository(_p.Complex, kw_only=True):
     variantsetId_ext: _T3 = _ms.field(default=_U, name="_variantsetId")
 
     def __post_init__(self) -> None:
-        v = self.type
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("MolecularSequenceRepository.type")
+        _a_code(self.type)
         v = self.url
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("MolecularSequenceRepository.url")
+        if v is not _U:
+            _a_uri(v)
 
 
 class MolecularSequenceStructureVariant(_p.Complex, kw_only=True):
@@ -12192,8 +11772,8 @@ class Money(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.currency
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("Money.currency")
+        if v is not _U:
+            _a_code(v)
 
 
 class NamingSystem(_p.Resource, tag="NamingSystem", kw_only=True):
@@ -12231,24 +11811,18 @@ class NamingSystem(_p.Resource, tag="NamingSystem", kw_only=True):
     useContext: _T30 = _U
 
     def __post_init__(self) -> None:
-        v = self.date
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("NamingSystem.date")
+        _a_dateTime(self.date)
         v = self.id
-        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
-            raise _p.FormatError("NamingSystem.id")
+        if v is not _U:
+            _a_id(v)
         v = self.implicitRules
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("NamingSystem.implicitRules")
-        v = self.kind
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("NamingSystem.kind")
+        if v is not _U:
+            _a_uri(v)
+        _a_code(self.kind)
         v = self.language
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("NamingSystem.language")
-        v = self.status
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("NamingSystem.status")
+        if v is not _U:
+            _a_code(v)
+        _a_code(self.status)
 
 
 class NamingSystemUniqueId(_p.Complex, kw_only=True):
@@ -12267,9 +11841,7 @@ class NamingSystemUniqueId(_p.Complex, kw_only=True):
     value_ext: _T3 = _ms.field(default=_U, name="_value")
 
     def __post_init__(self) -> None:
-        v = self.type
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("NamingSystemUniqueId.type")
+        _a_code(self.type)
 
 
 class Narrative(_p.Complex, kw_only=True):
@@ -12282,9 +11854,7 @@ class Narrative(_p.Complex, kw_only=True):
     status_ext: _T3 = _ms.field(default=_U, name="_status")
 
     def __post_init__(self) -> None:
-        v = self.status
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("Narrative.status")
+        _a_code(self.status)
 
 
 class NutritionOrder(_p.Resource, tag="NutritionOrder", kw_only=True):
@@ -12324,36 +11894,24 @@ class NutritionOrder(_p.Resource, tag="NutritionOrder", kw_only=True):
     text: _T12 = _U
 
     def __post_init__(self) -> None:
-        v = self.dateTime
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("NutritionOrder.dateTime")
+        _a_dateTime(self.dateTime)
         v = self.id
-        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
-            raise _p.FormatError("NutritionOrder.id")
+        if v is not _U:
+            _a_id(v)
         v = self.implicitRules
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("NutritionOrder.implicitRules")
+        if v is not _U:
+            _a_uri(v)
         if self.instantiates is not _U:
-            for v in self.instantiates:
-                if v is not None and (' ' in v or not v.isprintable()):
-                    raise _p.FormatError("NutritionOrder.instantiates")
+            _e_uri(self.instantiates)
         if self.instantiatesCanonical is not _U:
-            for v in self.instantiatesCanonical:
-                if v is not None and (' ' in v or not v.isprintable()):
-                    raise _p.FormatError("NutritionOrder.instantiatesCanonical")
+            _e_uri(self.instantiatesCanonical)
         if self.instantiatesUri is not _U:
-            for v in self.instantiatesUri:
-                if v is not None and (' ' in v or not v.isprintable()):
-                    raise _p.FormatError("NutritionOrder.instantiatesUri")
-        v = self.intent
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("NutritionOrder.intent")
+            _e_uri(self.instantiatesUri)
+        _a_code(self.intent)
         v = self.language
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("NutritionOrder.language")
-        v = self.status
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("NutritionOrder.status")
+        if v is not _U:
+            _a_code(v)
+        _a_code(self.status)
 
 
 class NutritionOrderEnteralFormula(_p.Complex, kw_only=True):
@@ -12462,17 +12020,15 @@ class NutritionProduct(_p.Resource, tag="NutritionProduct", kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.id
-        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
-            raise _p.FormatError("NutritionProduct.id")
+        if v is not _U:
+            _a_id(v)
         v = self.implicitRules
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("NutritionProduct.implicitRules")
+        if v is not _U:
+            _a_uri(v)
         v = self.language
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("NutritionProduct.language")
-        v = self.status
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("NutritionProduct.status")
+        if v is not _U:
+            _a_code(v)
+        _a_code(self.status)
 
 
 class NutritionProductIngredient(_p.Complex, kw_only=True):
@@ -12500,11 +12056,11 @@ class NutritionProductInstance(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.expiry
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("NutritionProductInstance.expiry")
+        if v is not _U:
+            _a_dateTime(v)
         v = self.useBy
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("NutritionProductInstance.useBy")
+        if v is not _U:
+            _a_dateTime(v)
 
 
 class NutritionProductNutrient(_p.Complex, kw_only=True):
@@ -12531,8 +12087,8 @@ class NutritionProductProductCharacteristic(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.valueBase64Binary
-        if v is not _U and (_p.base64(v) is None):
-            raise _p.FormatError("NutritionProductProductCharacteristic.valueBase64Binary")
+        if v is not _U:
+            _a_base64Binary(v)
         if (self.valueAttachment is not _U) + (self.valueBase64Binary is not _U) + (self.valueBoolean is not _U) + (self.valueCodeableConcept is not _U) + (self.valueQuantity is not _U) + (self.valueString is not _U) != 1:
             raise _p.ChoiceError("NutritionProductProductCharacteristic.value[x]: exactly one")
 
@@ -12591,32 +12147,30 @@ class Observation(_p.Resource, tag="Observation", kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.effectiveDateTime
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("Observation.effectiveDateTime")
+        if v is not _U:
+            _a_dateTime(v)
         v = self.effectiveInstant
-        if v is not _U and (_p.instant(v) is None):
-            raise _p.FormatError("Observation.effectiveInstant")
+        if v is not _U:
+            _a_instant(v)
         v = self.id
-        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
-            raise _p.FormatError("Observation.id")
+        if v is not _U:
+            _a_id(v)
         v = self.implicitRules
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("Observation.implicitRules")
+        if v is not _U:
+            _a_uri(v)
         v = self.issued
-        if v is not _U and (_p.instant(v) is None):
-            raise _p.FormatError("Observation.issued")
+        if v is not _U:
+            _a_instant(v)
         v = self.language
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("Observation.language")
-        v = self.status
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("Observation.status")
+        if v is not _U:
+            _a_code(v)
+        _a_code(self.status)
         v = self.valueDateTime
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("Observation.valueDateTime")
+        if v is not _U:
+            _a_dateTime(v)
         v = self.valueTime
-        if v is not _U and (_p.time(v) is None):
-            raise _p.FormatError("Observation.valueTime")
+        if v is not _U:
+            _a_time(v)
         if (self.effectiveDateTime is not _U) + (self.effectiveInstant is not _U) + (self.effectivePeriod is not _U) + (self.effectiveTiming is not _U) > 1:
             raise _p.ChoiceError("Observation.effective[x]: at most one")
         if (self.valueBoolean is not _U) + (self.valueCodeableConcept is not _U) + (self.valueDateTime is not _U) + (self.valueInteger is not _U) + (self.valuePeriod is not _U) + (self.valueQuantity is not _U) + (self.valueRange is not _U) + (self.valueRatio is not _U) + (self.valueSampledData is not _U) + (self.valueString is not _U) + (self.valueTime is not _U) > 1:
@@ -12646,11 +12200,11 @@ class ObservationComponent(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.valueDateTime
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("ObservationComponent.valueDateTime")
+        if v is not _U:
+            _a_dateTime(v)
         v = self.valueTime
-        if v is not _U and (_p.time(v) is None):
-            raise _p.FormatError("ObservationComponent.valueTime")
+        if v is not _U:
+            _a_time(v)
         t = _astuple(self)
         n = len(t) - t.count(_U) - 1 - ((self.dataAbsentReason is not _U) + (self.extension is not _U) + (self.id is not _U) + (self.id_ext is not _U) + (self.interpretation is not _U) + (self.modifierExtension is not _U) + (self.referenceRange is not _U))
         if n > 1:
@@ -12688,18 +12242,16 @@ class ObservationDefinition(_p.Resource, tag="ObservationDefinition", kw_only=Tr
 
     def __post_init__(self) -> None:
         v = self.id
-        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
-            raise _p.FormatError("ObservationDefinition.id")
+        if v is not _U:
+            _a_id(v)
         v = self.implicitRules
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("ObservationDefinition.implicitRules")
+        if v is not _U:
+            _a_uri(v)
         v = self.language
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("ObservationDefinition.language")
+        if v is not _U:
+            _a_code(v)
         if self.permittedDataType is not _U:
-            for v in self.permittedDataType:
-                if v is not None and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-                    raise _p.FormatError("ObservationDefinition.permittedDataType")
+            _e_code(self.permittedDataType)
 
 
 class ObservationDefinitionQualifiedInterval(_p.Complex, kw_only=True):
@@ -12721,11 +12273,11 @@ class ObservationDefinitionQualifiedInterval(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.category
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("ObservationDefinitionQualifiedInterval.category")
+        if v is not _U:
+            _a_code(v)
         v = self.gender
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("ObservationDefinitionQualifiedInterval.gender")
+        if v is not _U:
+            _a_code(v)
 
 
 class ObservationDefinitionQuantitativeDetails(_p.Complex, kw_only=True):
@@ -12817,42 +12369,34 @@ class OperationDefinition(_p.Resource, tag="OperationDefinition", kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.base
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("OperationDefinition.base")
-        v = self.code
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("OperationDefinition.code")
+        if v is not _U:
+            _a_uri(v)
+        _a_code(self.code)
         v = self.date
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("OperationDefinition.date")
+        if v is not _U:
+            _a_dateTime(v)
         v = self.id
-        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
-            raise _p.FormatError("OperationDefinition.id")
+        if v is not _U:
+            _a_id(v)
         v = self.implicitRules
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("OperationDefinition.implicitRules")
+        if v is not _U:
+            _a_uri(v)
         v = self.inputProfile
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("OperationDefinition.inputProfile")
-        v = self.kind
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("OperationDefinition.kind")
+        if v is not _U:
+            _a_uri(v)
+        _a_code(self.kind)
         v = self.language
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("OperationDefinition.language")
+        if v is not _U:
+            _a_code(v)
         v = self.outputProfile
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("OperationDefinition.outputProfile")
+        if v is not _U:
+            _a_uri(v)
         if self.resource is not _U:
-            for v in self.resource:
-                if v is not None and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-                    raise _p.FormatError("OperationDefinition.resource")
-        v = self.status
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("OperationDefinition.status")
+            _e_code(self.resource)
+        _a_code(self.status)
         v = self.url
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("OperationDefinition.url")
+        if v is not _U:
+            _a_uri(v)
 
 
 class OperationDefinitionOverload(_p.Complex, kw_only=True):
@@ -12892,22 +12436,16 @@ class OperationDefinitionParameter(_p.Complex, kw_only=True):
     use_ext: _T3 = _ms.field(default=_U, name="_use")
 
     def __post_init__(self) -> None:
-        v = self.name
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("OperationDefinitionParameter.name")
+        _a_code(self.name)
         v = self.searchType
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("OperationDefinitionParameter.searchType")
+        if v is not _U:
+            _a_code(v)
         if self.targetProfile is not _U:
-            for v in self.targetProfile:
-                if v is not None and (' ' in v or not v.isprintable()):
-                    raise _p.FormatError("OperationDefinitionParameter.targetProfile")
+            _e_uri(self.targetProfile)
         v = self.type
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("OperationDefinitionParameter.type")
-        v = self.use
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("OperationDefinitionParameter.use")
+        if v is not _U:
+            _a_code(v)
+        _a_code(self.use)
 
 
 class OperationDefinitionParameterBinding(_p.Complex, kw_only=True):
@@ -12921,12 +12459,8 @@ class OperationDefinitionParameterBinding(_p.Complex, kw_only=True):
     valueSet_ext: _T3 = _ms.field(default=_U, name="_valueSet")
 
     def __post_init__(self) -> None:
-        v = self.strength
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("OperationDefinitionParameterBinding.strength")
-        v = self.valueSet
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("OperationDefinitionParameterBinding.valueSet")
+        _a_code(self.strength)
+        _a_uri(self.valueSet)
 
 
 class OperationDefinitionParameterReferencedFrom(_p.Complex, kw_only=True):
@@ -12956,14 +12490,14 @@ class OperationOutcome(_p.Resource, tag="OperationOutcome", kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.id
-        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
-            raise _p.FormatError("OperationOutcome.id")
+        if v is not _U:
+            _a_id(v)
         v = self.implicitRules
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("OperationOutcome.implicitRules")
+        if v is not _U:
+            _a_uri(v)
         v = self.language
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("OperationOutcome.language")
+        if v is not _U:
+            _a_code(v)
 
 
 class OperationOutcomeIssue(_p.Complex, kw_only=True):
@@ -12984,12 +12518,8 @@ class OperationOutcomeIssue(_p.Complex, kw_only=True):
     severity_ext: _T3 = _ms.field(default=_U, name="_severity")
 
     def __post_init__(self) -> None:
-        v = self.code
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("OperationOutcomeIssue.code")
-        v = self.severity
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("OperationOutcomeIssue.severity")
+        _a_code(self.code)
+        _a_code(self.severity)
 
 
 class Organization(_p.Resource, tag="Organization", kw_only=True):
@@ -13020,14 +12550,14 @@ class Organization(_p.Resource, tag="Organization", kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.id
-        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
-            raise _p.FormatError("Organization.id")
+        if v is not _U:
+            _a_id(v)
         v = self.implicitRules
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("Organization.implicitRules")
+        if v is not _U:
+            _a_uri(v)
         v = self.language
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("Organization.language")
+        if v is not _U:
+            _a_code(v)
 
 
 class OrganizationAffiliation(_p.Resource, tag="OrganizationAffiliation", kw_only=True):
@@ -13058,14 +12588,14 @@ class OrganizationAffiliation(_p.Resource, tag="OrganizationAffiliation", kw_onl
 
     def __post_init__(self) -> None:
         v = self.id
-        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
-            raise _p.FormatError("OrganizationAffiliation.id")
+        if v is not _U:
+            _a_id(v)
         v = self.implicitRules
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("OrganizationAffiliation.implicitRules")
+        if v is not _U:
+            _a_uri(v)
         v = self.language
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("OrganizationAffiliation.language")
+        if v is not _U:
+            _a_code(v)
 
 
 class OrganizationContact(_p.Complex, kw_only=True):
@@ -13112,17 +12642,17 @@ class PackagedProductDefinition(_p.Resource, tag="PackagedProductDefinition", kw
 
     def __post_init__(self) -> None:
         v = self.id
-        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
-            raise _p.FormatError("PackagedProductDefinition.id")
+        if v is not _U:
+            _a_id(v)
         v = self.implicitRules
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("PackagedProductDefinition.implicitRules")
+        if v is not _U:
+            _a_uri(v)
         v = self.language
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("PackagedProductDefinition.language")
+        if v is not _U:
+            _a_code(v)
         v = self.statusDate
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("PackagedProductDefinition.statusDate")
+        if v is not _U:
+            _a_dateTime(v)
 
 
 class PackagedProductDefinitionLegalStatusOfSupply(_p.Complex, kw_only=True):
@@ -13175,8 +12705,8 @@ class PackagedProductDefinitionPackageProperty(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.valueDate
-        if v is not _U and (_p.date(v) is None):
-            raise _p.FormatError("PackagedProductDefinitionPackageProperty.valueDate")
+        if v is not _U:
+            _a_date(v)
         if (self.valueAttachment is not _U) + (self.valueBoolean is not _U) + (self.valueCodeableConcept is not _U) + (self.valueDate is not _U) + (self.valueQuantity is not _U) > 1:
             raise _p.ChoiceError("PackagedProductDefinitionPackageProperty.value[x]: at most one")
 
@@ -13217,17 +12747,13 @@ class ParameterDefinition(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.name
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("ParameterDefinition.name")
+        if v is not _U:
+            _a_code(v)
         v = self.profile
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("ParameterDefinition.profile")
-        v = self.type
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("ParameterDefinition.type")
-        v = self.use
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("ParameterDefinition.use")
+        if v is not _U:
+            _a_uri(v)
+        _a_code(self.type)
+        _a_code(self.use)
 
 
 class Parameters(_p.Resource, tag="Parameters", kw_only=True):
@@ -13242,14 +12768,14 @@ class Parameters(_p.Resource, tag="Parameters", kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.id
-        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
-            raise _p.FormatError("Parameters.id")
+        if v is not _U:
+            _a_id(v)
         v = self.implicitRules
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("Parameters.implicitRules")
+        if v is not _U:
+            _a_uri(v)
         v = self.language
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("Parameters.language")
+        if v is not _U:
+            _a_code(v)
 
 
 class ParametersParameter(_p.Complex, kw_only=True):
@@ -13314,38 +12840,38 @@ class ParametersParameter(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.valueBase64Binary
-        if v is not _U and (_p.base64(v) is None):
-            raise _p.FormatError("ParametersParameter.valueBase64Binary")
+        if v is not _U:
+            _a_base64Binary(v)
         v = self.valueCanonical
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("ParametersParameter.valueCanonical")
+        if v is not _U:
+            _a_uri(v)
         v = self.valueCode
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("ParametersParameter.valueCode")
+        if v is not _U:
+            _a_code(v)
         v = self.valueDate
-        if v is not _U and (_p.date(v) is None):
-            raise _p.FormatError("ParametersParameter.valueDate")
+        if v is not _U:
+            _a_date(v)
         v = self.valueDateTime
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("ParametersParameter.valueDateTime")
+        if v is not _U:
+            _a_dateTime(v)
         v = self.valueInstant
-        if v is not _U and (_p.instant(v) is None):
-            raise _p.FormatError("ParametersParameter.valueInstant")
+        if v is not _U:
+            _a_instant(v)
         v = self.valueOid
-        if v is not _U and (_p.oid(v) is None):
-            raise _p.FormatError("ParametersParameter.valueOid")
+        if v is not _U:
+            _a_oid(v)
         v = self.valueTime
-        if v is not _U and (_p.time(v) is None):
-            raise _p.FormatError("ParametersParameter.valueTime")
+        if v is not _U:
+            _a_time(v)
         v = self.valueUri
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("ParametersParameter.valueUri")
+        if v is not _U:
+            _a_uri(v)
         v = self.valueUrl
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("ParametersParameter.valueUrl")
+        if v is not _U:
+            _a_uri(v)
         v = self.valueUuid
-        if v is not _U and (_p.uuid(v) is None):
-            raise _p.FormatError("ParametersParameter.valueUuid")
+        if v is not _U:
+            _a_uuid(v)
         t = _astuple(self)
         n = len(t) - t.count(_U) - 1 - ((self.extension is not _U) + (self.id is not _U) + (self.id_ext is not _U) + (self.modifierExtension is not _U) + (self.name_ext is not _U) + (self.part is not _U) + (self.resource is not _U))
         if n > 1:
@@ -13388,23 +12914,23 @@ class Patient(_p.Resource, tag="Patient", kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.birthDate
-        if v is not _U and (_p.date(v) is None):
-            raise _p.FormatError("Patient.birthDate")
+        if v is not _U:
+            _a_date(v)
         v = self.deceasedDateTime
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("Patient.deceasedDateTime")
+        if v is not _U:
+            _a_dateTime(v)
         v = self.gender
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("Patient.gender")
+        if v is not _U:
+            _a_code(v)
         v = self.id
-        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
-            raise _p.FormatError("Patient.id")
+        if v is not _U:
+            _a_id(v)
         v = self.implicitRules
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("Patient.implicitRules")
+        if v is not _U:
+            _a_uri(v)
         v = self.language
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("Patient.language")
+        if v is not _U:
+            _a_code(v)
         if (self.deceasedBoolean is not _U) + (self.deceasedDateTime is not _U) > 1:
             raise _p.ChoiceError("Patient.deceased[x]: at most one")
         if (self.multipleBirthBoolean is not _U) + (self.multipleBirthInteger is not _U) > 1:
@@ -13437,8 +12963,8 @@ class PatientContact(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.gender
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("PatientContact.gender")
+        if v is not _U:
+            _a_code(v)
 
 
 class PatientLink(_p.Complex, kw_only=True):
@@ -13451,9 +12977,7 @@ class PatientLink(_p.Complex, kw_only=True):
     type_ext: _T3 = _ms.field(default=_U, name="_type")
 
     def __post_init__(self) -> None:
-        v = self.type
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("PatientLink.type")
+        _a_code(self.type)
 
 
 class PaymentNotice(_p.Resource, tag="PaymentNotice", kw_only=True):
@@ -13485,24 +13009,20 @@ class PaymentNotice(_p.Resource, tag="PaymentNotice", kw_only=True):
     text: _T12 = _U
 
     def __post_init__(self) -> None:
-        v = self.created
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("PaymentNotice.created")
+        _a_dateTime(self.created)
         v = self.id
-        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
-            raise _p.FormatError("PaymentNotice.id")
+        if v is not _U:
+            _a_id(v)
         v = self.implicitRules
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("PaymentNotice.implicitRules")
+        if v is not _U:
+            _a_uri(v)
         v = self.language
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("PaymentNotice.language")
+        if v is not _U:
+            _a_code(v)
         v = self.paymentDate
-        if v is not _U and (_p.date(v) is None):
-            raise _p.FormatError("PaymentNotice.paymentDate")
-        v = self.status
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("PaymentNotice.status")
+        if v is not _U:
+            _a_date(v)
+        _a_code(self.status)
 
 
 class PaymentReconciliation(_p.Resource, tag="PaymentReconciliation", kw_only=True):
@@ -13539,27 +13059,21 @@ class PaymentReconciliation(_p.Resource, tag="PaymentReconciliation", kw_only=Tr
     text: _T12 = _U
 
     def __post_init__(self) -> None:
-        v = self.created
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("PaymentReconciliation.created")
+        _a_dateTime(self.created)
         v = self.id
-        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
-            raise _p.FormatError("PaymentReconciliation.id")
+        if v is not _U:
+            _a_id(v)
         v = self.implicitRules
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("PaymentReconciliation.implicitRules")
+        if v is not _U:
+            _a_uri(v)
         v = self.language
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("PaymentReconciliation.language")
+        if v is not _U:
+            _a_code(v)
         v = self.outcome
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("PaymentReconciliation.outcome")
-        v = self.paymentDate
-        if v is not _U and (_p.date(v) is None):
-            raise _p.FormatError("PaymentReconciliation.paymentDate")
-        v = self.status
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("PaymentReconciliation.status")
+        if v is not _U:
+            _a_code(v)
+        _a_date(self.paymentDate)
+        _a_code(self.status)
 
 
 class PaymentReconciliationDetail(_p.Complex, kw_only=True):
@@ -13581,8 +13095,8 @@ class PaymentReconciliationDetail(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.date
-        if v is not _U and (_p.date(v) is None):
-            raise _p.FormatError("PaymentReconciliationDetail.date")
+        if v is not _U:
+            _a_date(v)
 
 
 class PaymentReconciliationProcessNote(_p.Complex, kw_only=True):
@@ -13597,8 +13111,8 @@ class PaymentReconciliationProcessNote(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.type
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("PaymentReconciliationProcessNote.type")
+        if v is not _U:
+            _a_code(v)
 
 
 class Period(_p.Complex, kw_only=True):
@@ -13612,11 +13126,11 @@ class Period(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.end
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("Period.end")
+        if v is not _U:
+            _a_dateTime(v)
         v = self.start
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("Period.start")
+        if v is not _U:
+            _a_dateTime(v)
 
 
 class Person(_p.Resource, tag="Person", kw_only=True):
@@ -13647,20 +13161,20 @@ class Person(_p.Resource, tag="Person", kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.birthDate
-        if v is not _U and (_p.date(v) is None):
-            raise _p.FormatError("Person.birthDate")
+        if v is not _U:
+            _a_date(v)
         v = self.gender
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("Person.gender")
+        if v is not _U:
+            _a_code(v)
         v = self.id
-        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
-            raise _p.FormatError("Person.id")
+        if v is not _U:
+            _a_id(v)
         v = self.implicitRules
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("Person.implicitRules")
+        if v is not _U:
+            _a_uri(v)
         v = self.language
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("Person.language")
+        if v is not _U:
+            _a_code(v)
 
 
 class PersonLink(_p.Complex, kw_only=True):
@@ -13674,8 +13188,8 @@ class PersonLink(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.assurance
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("PersonLink.assurance")
+        if v is not _U:
+            _a_code(v)
 
 
 class PlanDefinition(_p.Resource, tag="PlanDefinition", kw_only=True):
@@ -13742,36 +13256,32 @@ class PlanDefinition(_p.Resource, tag="PlanDefinition", kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.approvalDate
-        if v is not _U and (_p.date(v) is None):
-            raise _p.FormatError("PlanDefinition.approvalDate")
+        if v is not _U:
+            _a_date(v)
         v = self.date
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("PlanDefinition.date")
+        if v is not _U:
+            _a_dateTime(v)
         v = self.id
-        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
-            raise _p.FormatError("PlanDefinition.id")
+        if v is not _U:
+            _a_id(v)
         v = self.implicitRules
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("PlanDefinition.implicitRules")
+        if v is not _U:
+            _a_uri(v)
         v = self.language
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("PlanDefinition.language")
+        if v is not _U:
+            _a_code(v)
         v = self.lastReviewDate
-        if v is not _U and (_p.date(v) is None):
-            raise _p.FormatError("PlanDefinition.lastReviewDate")
+        if v is not _U:
+            _a_date(v)
         if self.library is not _U:
-            for v in self.library:
-                if v is not None and (' ' in v or not v.isprintable()):
-                    raise _p.FormatError("PlanDefinition.library")
-        v = self.status
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("PlanDefinition.status")
+            _e_uri(self.library)
+        _a_code(self.status)
         v = self.subjectCanonical
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("PlanDefinition.subjectCanonical")
+        if v is not _U:
+            _a_uri(v)
         v = self.url
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("PlanDefinition.url")
+        if v is not _U:
+            _a_uri(v)
         if (self.subjectCanonical is not _U) + (self.subjectCodeableConcept is not _U) + (self.subjectReference is not _U) > 1:
             raise _p.ChoiceError("PlanDefinition.subject[x]: at most one")
 
@@ -13831,38 +13341,38 @@ class PlanDefinitionAction(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.cardinalityBehavior
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("PlanDefinitionAction.cardinalityBehavior")
+        if v is not _U:
+            _a_code(v)
         v = self.definitionCanonical
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("PlanDefinitionAction.definitionCanonical")
+        if v is not _U:
+            _a_uri(v)
         v = self.definitionUri
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("PlanDefinitionAction.definitionUri")
+        if v is not _U:
+            _a_uri(v)
         v = self.groupingBehavior
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("PlanDefinitionAction.groupingBehavior")
+        if v is not _U:
+            _a_code(v)
         v = self.precheckBehavior
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("PlanDefinitionAction.precheckBehavior")
+        if v is not _U:
+            _a_code(v)
         v = self.priority
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("PlanDefinitionAction.priority")
+        if v is not _U:
+            _a_code(v)
         v = self.requiredBehavior
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("PlanDefinitionAction.requiredBehavior")
+        if v is not _U:
+            _a_code(v)
         v = self.selectionBehavior
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("PlanDefinitionAction.selectionBehavior")
+        if v is not _U:
+            _a_code(v)
         v = self.subjectCanonical
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("PlanDefinitionAction.subjectCanonical")
+        if v is not _U:
+            _a_uri(v)
         v = self.timingDateTime
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("PlanDefinitionAction.timingDateTime")
+        if v is not _U:
+            _a_dateTime(v)
         v = self.transform
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("PlanDefinitionAction.transform")
+        if v is not _U:
+            _a_uri(v)
         if (self.definitionCanonical is not _U) + (self.definitionUri is not _U) > 1:
             raise _p.ChoiceError("PlanDefinitionAction.definition[x]: at most one")
         if (self.subjectCanonical is not _U) + (self.subjectCodeableConcept is not _U) + (self.subjectReference is not _U) > 1:
@@ -13881,9 +13391,7 @@ class PlanDefinitionActionCondition(_p.Complex, kw_only=True):
     modifierExtension: _T4 = _U
 
     def __post_init__(self) -> None:
-        v = self.kind
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("PlanDefinitionActionCondition.kind")
+        _a_code(self.kind)
 
 
 class PlanDefinitionActionDynamicValue(_p.Complex, kw_only=True):
@@ -13906,9 +13414,7 @@ class PlanDefinitionActionParticipant(_p.Complex, kw_only=True):
     type_ext: _T3 = _ms.field(default=_U, name="_type")
 
     def __post_init__(self) -> None:
-        v = self.type
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("PlanDefinitionActionParticipant.type")
+        _a_code(self.type)
 
 
 class PlanDefinitionActionRelatedAction(_p.Complex, kw_only=True):
@@ -13924,9 +13430,7 @@ class PlanDefinitionActionRelatedAction(_p.Complex, kw_only=True):
     relationship_ext: _T3 = _ms.field(default=_U, name="_relationship")
 
     def __post_init__(self) -> None:
-        v = self.relationship
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("PlanDefinitionActionRelatedAction.relationship")
+        _a_code(self.relationship)
         if (self.offsetDuration is not _U) + (self.offsetRange is not _U) > 1:
             raise _p.ChoiceError("PlanDefinitionActionRelatedAction.offset[x]: at most one")
 
@@ -14005,20 +13509,20 @@ class Practitioner(_p.Resource, tag="Practitioner", kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.birthDate
-        if v is not _U and (_p.date(v) is None):
-            raise _p.FormatError("Practitioner.birthDate")
+        if v is not _U:
+            _a_date(v)
         v = self.gender
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("Practitioner.gender")
+        if v is not _U:
+            _a_code(v)
         v = self.id
-        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
-            raise _p.FormatError("Practitioner.id")
+        if v is not _U:
+            _a_id(v)
         v = self.implicitRules
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("Practitioner.implicitRules")
+        if v is not _U:
+            _a_uri(v)
         v = self.language
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("Practitioner.language")
+        if v is not _U:
+            _a_code(v)
 
 
 class PractitionerQualification(_p.Complex, kw_only=True):
@@ -14063,14 +13567,14 @@ class PractitionerRole(_p.Resource, tag="PractitionerRole", kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.id
-        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
-            raise _p.FormatError("PractitionerRole.id")
+        if v is not _U:
+            _a_id(v)
         v = self.implicitRules
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("PractitionerRole.implicitRules")
+        if v is not _U:
+            _a_uri(v)
         v = self.language
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("PractitionerRole.language")
+        if v is not _U:
+            _a_code(v)
 
 
 class PractitionerRoleAvailableTime(_p.Complex, kw_only=True):
@@ -14089,15 +13593,13 @@ class PractitionerRoleAvailableTime(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.availableEndTime
-        if v is not _U and (_p.time(v) is None):
-            raise _p.FormatError("PractitionerRoleAvailableTime.availableEndTime")
+        if v is not _U:
+            _a_time(v)
         v = self.availableStartTime
-        if v is not _U and (_p.time(v) is None):
-            raise _p.FormatError("PractitionerRoleAvailableTime.availableStartTime")
+        if v is not _U:
+            _a_time(v)
         if self.daysOfWeek is not _U:
-            for v in self.daysOfWeek:
-                if v is not None and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-                    raise _p.FormatError("PractitionerRoleAvailableTime.daysOfWeek")
+            _e_code(self.daysOfWeek)
 
 
 class PractitionerRoleNotAvailable(_p.Complex, kw_only=True):
@@ -14160,28 +13662,22 @@ class Procedure(_p.Resource, tag="Procedure", kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.id
-        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
-            raise _p.FormatError("Procedure.id")
+        if v is not _U:
+            _a_id(v)
         v = self.implicitRules
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("Procedure.implicitRules")
+        if v is not _U:
+            _a_uri(v)
         if self.instantiatesCanonical is not _U:
-            for v in self.instantiatesCanonical:
-                if v is not None and (' ' in v or not v.isprintable()):
-                    raise _p.FormatError("Procedure.instantiatesCanonical")
+            _e_uri(self.instantiatesCanonical)
         if self.instantiatesUri is not _U:
-            for v in self.instantiatesUri:
-                if v is not None and (' ' in v or not v.isprintable()):
-                    raise _p.FormatError("Procedure.instantiatesUri")
+            _e_uri(self.instantiatesUri)
         v = self.language
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("Procedure.language")
+        if v is not _U:
+            _a_code(v)
         v = self.performedDateTime
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("Procedure.performedDateTime")
-        v = self.status
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("Procedure.status")
+        if v is not _U:
+            _a_dateTime(v)
+        _a_code(self.status)
         if (self.performedAge is not _U) + (self.performedDateTime is not _U) + (self.performedPeriod is not _U) + (self.performedRange is not _U) + (self.performedString is not _U) > 1:
             raise _p.ChoiceError("Procedure.performed[x]: at most one")
 
@@ -14265,24 +13761,20 @@ class Provenance(_p.Resource, tag="Provenance", kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.id
-        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
-            raise _p.FormatError("Provenance.id")
+        if v is not _U:
+            _a_id(v)
         v = self.implicitRules
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("Provenance.implicitRules")
+        if v is not _U:
+            _a_uri(v)
         v = self.language
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("Provenance.language")
+        if v is not _U:
+            _a_code(v)
         v = self.occurredDateTime
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("Provenance.occurredDateTime")
+        if v is not _U:
+            _a_dateTime(v)
         if self.policy is not _U:
-            for v in self.policy:
-                if v is not None and (' ' in v or not v.isprintable()):
-                    raise _p.FormatError("Provenance.policy")
-        v = self.recorded
-        if v is not _U and (_p.instant(v) is None):
-            raise _p.FormatError("Provenance.recorded")
+            _e_uri(self.policy)
+        _a_instant(self.recorded)
         if (self.occurredDateTime is not _U) + (self.occurredPeriod is not _U) > 1:
             raise _p.ChoiceError("Provenance.occurred[x]: at most one")
 
@@ -14309,9 +13801,7 @@ class ProvenanceEntity(_p.Complex, kw_only=True):
     what: _T14
 
     def __post_init__(self) -> None:
-        v = self.role
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("ProvenanceEntity.role")
+        _a_code(self.role)
 
 
 class Quantity(_p.Complex, kw_only=True):
@@ -14331,14 +13821,14 @@ class Quantity(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.code
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("Quantity.code")
+        if v is not _U:
+            _a_code(v)
         v = self.comparator
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("Quantity.comparator")
+        if v is not _U:
+            _a_code(v)
         v = self.system
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("Quantity.system")
+        if v is not _U:
+            _a_uri(v)
 
 
 class Questionnaire(_p.Resource, tag="Questionnaire", kw_only=True):
@@ -14393,37 +13883,31 @@ class Questionnaire(_p.Resource, tag="Questionnaire", kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.approvalDate
-        if v is not _U and (_p.date(v) is None):
-            raise _p.FormatError("Questionnaire.approvalDate")
+        if v is not _U:
+            _a_date(v)
         v = self.date
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("Questionnaire.date")
+        if v is not _U:
+            _a_dateTime(v)
         if self.derivedFrom is not _U:
-            for v in self.derivedFrom:
-                if v is not None and (' ' in v or not v.isprintable()):
-                    raise _p.FormatError("Questionnaire.derivedFrom")
+            _e_uri(self.derivedFrom)
         v = self.id
-        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
-            raise _p.FormatError("Questionnaire.id")
+        if v is not _U:
+            _a_id(v)
         v = self.implicitRules
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("Questionnaire.implicitRules")
+        if v is not _U:
+            _a_uri(v)
         v = self.language
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("Questionnaire.language")
+        if v is not _U:
+            _a_code(v)
         v = self.lastReviewDate
-        if v is not _U and (_p.date(v) is None):
-            raise _p.FormatError("Questionnaire.lastReviewDate")
-        v = self.status
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("Questionnaire.status")
+        if v is not _U:
+            _a_date(v)
+        _a_code(self.status)
         if self.subjectType is not _U:
-            for v in self.subjectType:
-                if v is not None and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-                    raise _p.FormatError("Questionnaire.subjectType")
+            _e_code(self.subjectType)
         v = self.url
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("Questionnaire.url")
+        if v is not _U:
+            _a_uri(v)
 
 
 class QuestionnaireItem(_p.Complex, kw_only=True):
@@ -14461,17 +13945,15 @@ class QuestionnaireItem(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.answerValueSet
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("QuestionnaireItem.answerValueSet")
+        if v is not _U:
+            _a_uri(v)
         v = self.definition
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("QuestionnaireItem.definition")
+        if v is not _U:
+            _a_uri(v)
         v = self.enableBehavior
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("QuestionnaireItem.enableBehavior")
-        v = self.type
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("QuestionnaireItem.type")
+        if v is not _U:
+            _a_code(v)
+        _a_code(self.type)
 
 
 class QuestionnaireItemAnswerOption(_p.Complex, kw_only=True):
@@ -14490,11 +13972,11 @@ class QuestionnaireItemAnswerOption(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.valueDate
-        if v is not _U and (_p.date(v) is None):
-            raise _p.FormatError("QuestionnaireItemAnswerOption.valueDate")
+        if v is not _U:
+            _a_date(v)
         v = self.valueTime
-        if v is not _U and (_p.time(v) is None):
-            raise _p.FormatError("QuestionnaireItemAnswerOption.valueTime")
+        if v is not _U:
+            _a_time(v)
         if (self.valueCoding is not _U) + (self.valueDate is not _U) + (self.valueInteger is not _U) + (self.valueReference is not _U) + (self.valueString is not _U) + (self.valueTime is not _U) != 1:
             raise _p.ChoiceError("QuestionnaireItemAnswerOption.value[x]: exactly one")
 
@@ -14521,17 +14003,15 @@ class QuestionnaireItemEnableWhen(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.answerDate
-        if v is not _U and (_p.date(v) is None):
-            raise _p.FormatError("QuestionnaireItemEnableWhen.answerDate")
+        if v is not _U:
+            _a_date(v)
         v = self.answerDateTime
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("QuestionnaireItemEnableWhen.answerDateTime")
+        if v is not _U:
+            _a_dateTime(v)
         v = self.answerTime
-        if v is not _U and (_p.time(v) is None):
-            raise _p.FormatError("QuestionnaireItemEnableWhen.answerTime")
-        v = self.operator
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("QuestionnaireItemEnableWhen.operator")
+        if v is not _U:
+            _a_time(v)
+        _a_code(self.operator)
         t = _astuple(self)
         n = len(t) - t.count(_U) - 2 - ((self.extension is not _U) + (self.id is not _U) + (self.id_ext is not _U) + (self.modifierExtension is not _U) + (self.operator_ext is not _U) + (self.question_ext is not _U))
         if n != 1:
@@ -14558,17 +14038,17 @@ class QuestionnaireItemInitial(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.valueDate
-        if v is not _U and (_p.date(v) is None):
-            raise _p.FormatError("QuestionnaireItemInitial.valueDate")
+        if v is not _U:
+            _a_date(v)
         v = self.valueDateTime
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("QuestionnaireItemInitial.valueDateTime")
+        if v is not _U:
+            _a_dateTime(v)
         v = self.valueTime
-        if v is not _U and (_p.time(v) is None):
-            raise _p.FormatError("QuestionnaireItemInitial.valueTime")
+        if v is not _U:
+            _a_time(v)
         v = self.valueUri
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("QuestionnaireItemInitial.valueUri")
+        if v is not _U:
+            _a_uri(v)
         t = _astuple(self)
         n = len(t) - t.count(_U) - 0 - ((self.extension is not _U) + (self.id is not _U) + (self.id_ext is not _U) + (self.modifierExtension is not _U))
         if n != 1:
@@ -14604,23 +14084,21 @@ class QuestionnaireResponse(_p.Resource, tag="QuestionnaireResponse", kw_only=Tr
 
     def __post_init__(self) -> None:
         v = self.authored
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("QuestionnaireResponse.authored")
+        if v is not _U:
+            _a_dateTime(v)
         v = self.id
-        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
-            raise _p.FormatError("QuestionnaireResponse.id")
+        if v is not _U:
+            _a_id(v)
         v = self.implicitRules
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("QuestionnaireResponse.implicitRules")
+        if v is not _U:
+            _a_uri(v)
         v = self.language
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("QuestionnaireResponse.language")
+        if v is not _U:
+            _a_code(v)
         v = self.questionnaire
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("QuestionnaireResponse.questionnaire")
-        v = self.status
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("QuestionnaireResponse.status")
+        if v is not _U:
+            _a_uri(v)
+        _a_code(self.status)
 
 
 class QuestionnaireResponseItem(_p.Complex, kw_only=True):
@@ -14639,8 +14117,8 @@ class QuestionnaireResponseItem(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.definition
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("QuestionnaireResponseItem.definition")
+        if v is not _U:
+            _a_uri(v)
 
 
 class QuestionnaireResponseItemAnswer(_p.Complex, kw_only=True):
@@ -14664,17 +14142,17 @@ class QuestionnaireResponseItemAnswer(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.valueDate
-        if v is not _U and (_p.date(v) is None):
-            raise _p.FormatError("QuestionnaireResponseItemAnswer.valueDate")
+        if v is not _U:
+            _a_date(v)
         v = self.valueDateTime
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("QuestionnaireResponseItemAnswer.valueDateTime")
+        if v is not _U:
+            _a_dateTime(v)
         v = self.valueTime
-        if v is not _U and (_p.time(v) is None):
-            raise _p.FormatError("QuestionnaireResponseItemAnswer.valueTime")
+        if v is not _U:
+            _a_time(v)
         v = self.valueUri
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("QuestionnaireResponseItemAnswer.valueUri")
+        if v is not _U:
+            _a_uri(v)
         t = _astuple(self)
         n = len(t) - t.count(_U) - 0 - ((self.extension is not _U) + (self.id is not _U) + (self.id_ext is not _U) + (self.item is not _U) + (self.modifierExtension is not _U))
         if n > 1:
@@ -14720,8 +14198,8 @@ class Reference(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.type
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("Reference.type")
+        if v is not _U:
+            _a_uri(v)
 
 
 class RegulatedAuthorization(_p.Resource, tag="RegulatedAuthorization", kw_only=True):
@@ -14755,17 +14233,17 @@ class RegulatedAuthorization(_p.Resource, tag="RegulatedAuthorization", kw_only=
 
     def __post_init__(self) -> None:
         v = self.id
-        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
-            raise _p.FormatError("RegulatedAuthorization.id")
+        if v is not _U:
+            _a_id(v)
         v = self.implicitRules
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("RegulatedAuthorization.implicitRules")
+        if v is not _U:
+            _a_uri(v)
         v = self.language
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("RegulatedAuthorization.language")
+        if v is not _U:
+            _a_code(v)
         v = self.statusDate
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("RegulatedAuthorization.statusDate")
+        if v is not _U:
+            _a_dateTime(v)
 
 
 class RegulatedAuthorizationCase(_p.Complex, kw_only=True):
@@ -14782,8 +14260,8 @@ class RegulatedAuthorizationCase(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.dateDateTime
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("RegulatedAuthorizationCase.dateDateTime")
+        if v is not _U:
+            _a_dateTime(v)
         if (self.dateDateTime is not _U) + (self.datePeriod is not _U) > 1:
             raise _p.ChoiceError("RegulatedAuthorizationCase.date[x]: at most one")
 
@@ -14808,14 +14286,12 @@ class RelatedArtifact(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.resource
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("RelatedArtifact.resource")
-        v = self.type
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("RelatedArtifact.type")
+        if v is not _U:
+            _a_uri(v)
+        _a_code(self.type)
         v = self.url
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("RelatedArtifact.url")
+        if v is not _U:
+            _a_uri(v)
 
 
 class RelatedPerson(_p.Resource, tag="RelatedPerson", kw_only=True):
@@ -14848,20 +14324,20 @@ class RelatedPerson(_p.Resource, tag="RelatedPerson", kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.birthDate
-        if v is not _U and (_p.date(v) is None):
-            raise _p.FormatError("RelatedPerson.birthDate")
+        if v is not _U:
+            _a_date(v)
         v = self.gender
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("RelatedPerson.gender")
+        if v is not _U:
+            _a_code(v)
         v = self.id
-        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
-            raise _p.FormatError("RelatedPerson.id")
+        if v is not _U:
+            _a_id(v)
         v = self.implicitRules
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("RelatedPerson.implicitRules")
+        if v is not _U:
+            _a_uri(v)
         v = self.language
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("RelatedPerson.language")
+        if v is not _U:
+            _a_code(v)
 
 
 class RelatedPersonCommunication(_p.Complex, kw_only=True):
@@ -14913,34 +14389,26 @@ class RequestGroup(_p.Resource, tag="RequestGroup", kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.authoredOn
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("RequestGroup.authoredOn")
+        if v is not _U:
+            _a_dateTime(v)
         v = self.id
-        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
-            raise _p.FormatError("RequestGroup.id")
+        if v is not _U:
+            _a_id(v)
         v = self.implicitRules
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("RequestGroup.implicitRules")
+        if v is not _U:
+            _a_uri(v)
         if self.instantiatesCanonical is not _U:
-            for v in self.instantiatesCanonical:
-                if v is not None and (' ' in v or not v.isprintable()):
-                    raise _p.FormatError("RequestGroup.instantiatesCanonical")
+            _e_uri(self.instantiatesCanonical)
         if self.instantiatesUri is not _U:
-            for v in self.instantiatesUri:
-                if v is not None and (' ' in v or not v.isprintable()):
-                    raise _p.FormatError("RequestGroup.instantiatesUri")
-        v = self.intent
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("RequestGroup.intent")
+            _e_uri(self.instantiatesUri)
+        _a_code(self.intent)
         v = self.language
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("RequestGroup.language")
+        if v is not _U:
+            _a_code(v)
         v = self.priority
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("RequestGroup.priority")
-        v = self.status
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("RequestGroup.status")
+        if v is not _U:
+            _a_code(v)
+        _a_code(self.status)
 
 
 class RequestGroupAction(_p.Complex, kw_only=True):
@@ -14985,26 +14453,26 @@ class RequestGroupAction(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.cardinalityBehavior
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("RequestGroupAction.cardinalityBehavior")
+        if v is not _U:
+            _a_code(v)
         v = self.groupingBehavior
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("RequestGroupAction.groupingBehavior")
+        if v is not _U:
+            _a_code(v)
         v = self.precheckBehavior
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("RequestGroupAction.precheckBehavior")
+        if v is not _U:
+            _a_code(v)
         v = self.priority
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("RequestGroupAction.priority")
+        if v is not _U:
+            _a_code(v)
         v = self.requiredBehavior
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("RequestGroupAction.requiredBehavior")
+        if v is not _U:
+            _a_code(v)
         v = self.selectionBehavior
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("RequestGroupAction.selectionBehavior")
+        if v is not _U:
+            _a_code(v)
         v = self.timingDateTime
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("RequestGroupAction.timingDateTime")
+        if v is not _U:
+            _a_dateTime(v)
         if (self.timingAge is not _U) + (self.timingDateTime is not _U) + (self.timingDuration is not _U) + (self.timingPeriod is not _U) + (self.timingRange is not _U) + (self.timingTiming is not _U) > 1:
             raise _p.ChoiceError("RequestGroupAction.timing[x]: at most one")
 
@@ -15019,9 +14487,7 @@ class RequestGroupActionCondition(_p.Complex, kw_only=True):
     modifierExtension: _T4 = _U
 
     def __post_init__(self) -> None:
-        v = self.kind
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("RequestGroupActionCondition.kind")
+        _a_code(self.kind)
 
 
 class RequestGroupActionRelatedAction(_p.Complex, kw_only=True):
@@ -15037,9 +14503,7 @@ class RequestGroupActionRelatedAction(_p.Complex, kw_only=True):
     relationship_ext: _T3 = _ms.field(default=_U, name="_relationship")
 
     def __post_init__(self) -> None:
-        v = self.relationship
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("RequestGroupActionRelatedAction.relationship")
+        _a_code(self.relationship)
         if (self.offsetDuration is not _U) + (self.offsetRange is not _U) > 1:
             raise _p.ChoiceError("RequestGroupActionRelatedAction.offset[x]: at most one")
 
@@ -15112,33 +14576,29 @@ class ResearchDefinition(_p.Resource, tag="ResearchDefinition", kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.approvalDate
-        if v is not _U and (_p.date(v) is None):
-            raise _p.FormatError("ResearchDefinition.approvalDate")
+        if v is not _U:
+            _a_date(v)
         v = self.date
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("ResearchDefinition.date")
+        if v is not _U:
+            _a_dateTime(v)
         v = self.id
-        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
-            raise _p.FormatError("ResearchDefinition.id")
+        if v is not _U:
+            _a_id(v)
         v = self.implicitRules
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("ResearchDefinition.implicitRules")
+        if v is not _U:
+            _a_uri(v)
         v = self.language
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("ResearchDefinition.language")
+        if v is not _U:
+            _a_code(v)
         v = self.lastReviewDate
-        if v is not _U and (_p.date(v) is None):
-            raise _p.FormatError("ResearchDefinition.lastReviewDate")
+        if v is not _U:
+            _a_date(v)
         if self.library is not _U:
-            for v in self.library:
-                if v is not None and (' ' in v or not v.isprintable()):
-                    raise _p.FormatError("ResearchDefinition.library")
-        v = self.status
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("ResearchDefinition.status")
+            _e_uri(self.library)
+        _a_code(self.status)
         v = self.url
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("ResearchDefinition.url")
+        if v is not _U:
+            _a_uri(v)
         if (self.subjectCodeableConcept is not _U) + (self.subjectReference is not _U) > 1:
             raise _p.ChoiceError("ResearchDefinition.subject[x]: at most one")
 
@@ -15212,39 +14672,33 @@ class ResearchElementDefinition(_p.Resource, tag="ResearchElementDefinition", kw
 
     def __post_init__(self) -> None:
         v = self.approvalDate
-        if v is not _U and (_p.date(v) is None):
-            raise _p.FormatError("ResearchElementDefinition.approvalDate")
+        if v is not _U:
+            _a_date(v)
         v = self.date
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("ResearchElementDefinition.date")
+        if v is not _U:
+            _a_dateTime(v)
         v = self.id
-        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
-            raise _p.FormatError("ResearchElementDefinition.id")
+        if v is not _U:
+            _a_id(v)
         v = self.implicitRules
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("ResearchElementDefinition.implicitRules")
+        if v is not _U:
+            _a_uri(v)
         v = self.language
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("ResearchElementDefinition.language")
+        if v is not _U:
+            _a_code(v)
         v = self.lastReviewDate
-        if v is not _U and (_p.date(v) is None):
-            raise _p.FormatError("ResearchElementDefinition.lastReviewDate")
+        if v is not _U:
+            _a_date(v)
         if self.library is not _U:
-            for v in self.library:
-                if v is not None and (' ' in v or not v.isprintable()):
-                    raise _p.FormatError("ResearchElementDefinition.library")
-        v = self.status
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("ResearchElementDefinition.status")
-        v = self.type
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("ResearchElementDefinition.type")
+            _e_uri(self.library)
+        _a_code(self.status)
+        _a_code(self.type)
         v = self.url
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("ResearchElementDefinition.url")
+        if v is not _U:
+            _a_uri(v)
         v = self.variableType
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("ResearchElementDefinition.variableType")
+        if v is not _U:
+            _a_code(v)
         if (self.subjectCodeableConcept is not _U) + (self.subjectReference is not _U) > 1:
             raise _p.ChoiceError("ResearchElementDefinition.subject[x]: at most one")
 
@@ -15283,20 +14737,20 @@ class ResearchElementDefinitionCharacteristic(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.definitionCanonical
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("ResearchElementDefinitionCharacteristic.definitionCanonical")
+        if v is not _U:
+            _a_uri(v)
         v = self.participantEffectiveDateTime
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("ResearchElementDefinitionCharacteristic.participantEffectiveDateTime")
+        if v is not _U:
+            _a_dateTime(v)
         v = self.participantEffectiveGroupMeasure
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("ResearchElementDefinitionCharacteristic.participantEffectiveGroupMeasure")
+        if v is not _U:
+            _a_code(v)
         v = self.studyEffectiveDateTime
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("ResearchElementDefinitionCharacteristic.studyEffectiveDateTime")
+        if v is not _U:
+            _a_dateTime(v)
         v = self.studyEffectiveGroupMeasure
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("ResearchElementDefinitionCharacteristic.studyEffectiveGroupMeasure")
+        if v is not _U:
+            _a_code(v)
         if (self.definitionCanonical is not _U) + (self.definitionCodeableConcept is not _U) + (self.definitionDataRequirement is not _U) + (self.definitionExpression is not _U) != 1:
             raise _p.ChoiceError("ResearchElementDefinitionCharacteristic.definition[x]: exactly one")
         if (self.participantEffectiveDateTime is not _U) + (self.participantEffectiveDuration is not _U) + (self.participantEffectivePeriod is not _U) + (self.participantEffectiveTiming is not _U) > 1:
@@ -15347,17 +14801,15 @@ class ResearchStudy(_p.Resource, tag="ResearchStudy", kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.id
-        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
-            raise _p.FormatError("ResearchStudy.id")
+        if v is not _U:
+            _a_id(v)
         v = self.implicitRules
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("ResearchStudy.implicitRules")
+        if v is not _U:
+            _a_uri(v)
         v = self.language
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("ResearchStudy.language")
-        v = self.status
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("ResearchStudy.status")
+        if v is not _U:
+            _a_code(v)
+        _a_code(self.status)
 
 
 class ResearchStudyArm(_p.Complex, kw_only=True):
@@ -15408,17 +14860,15 @@ class ResearchSubject(_p.Resource, tag="ResearchSubject", kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.id
-        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
-            raise _p.FormatError("ResearchSubject.id")
+        if v is not _U:
+            _a_id(v)
         v = self.implicitRules
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("ResearchSubject.implicitRules")
+        if v is not _U:
+            _a_uri(v)
         v = self.language
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("ResearchSubject.language")
-        v = self.status
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("ResearchSubject.status")
+        if v is not _U:
+            _a_code(v)
+        _a_code(self.status)
 
 
 class Resource(_p.Complex, kw_only=True):
@@ -15432,11 +14882,11 @@ class Resource(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.implicitRules
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("Resource.implicitRules")
+        if v is not _U:
+            _a_uri(v)
         v = self.language
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("Resource.language")
+        if v is not _U:
+            _a_code(v)
 
 
 class RiskAssessment(_p.Resource, tag="RiskAssessment", kw_only=True):
@@ -15474,20 +14924,18 @@ class RiskAssessment(_p.Resource, tag="RiskAssessment", kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.id
-        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
-            raise _p.FormatError("RiskAssessment.id")
+        if v is not _U:
+            _a_id(v)
         v = self.implicitRules
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("RiskAssessment.implicitRules")
+        if v is not _U:
+            _a_uri(v)
         v = self.language
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("RiskAssessment.language")
+        if v is not _U:
+            _a_code(v)
         v = self.occurrenceDateTime
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("RiskAssessment.occurrenceDateTime")
-        v = self.status
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("RiskAssessment.status")
+        if v is not _U:
+            _a_dateTime(v)
+        _a_code(self.status)
         if (self.occurrenceDateTime is not _U) + (self.occurrencePeriod is not _U) > 1:
             raise _p.ChoiceError("RiskAssessment.occurrence[x]: at most one")
 
@@ -15559,14 +15007,14 @@ class Schedule(_p.Resource, tag="Schedule", kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.id
-        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
-            raise _p.FormatError("Schedule.id")
+        if v is not _U:
+            _a_id(v)
         v = self.implicitRules
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("Schedule.implicitRules")
+        if v is not _U:
+            _a_uri(v)
         v = self.language
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("Schedule.language")
+        if v is not _U:
+            _a_code(v)
 
 
 class SearchParameter(_p.Resource, tag="SearchParameter", kw_only=True):
@@ -15631,52 +15079,35 @@ class SearchParameter(_p.Resource, tag="SearchParameter", kw_only=True):
     xpathUsage_ext: _T3 = _ms.field(default=_U, name="_xpathUsage")
 
     def __post_init__(self) -> None:
-        if self.base is not _U:
-            for v in self.base:
-                if v is not None and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-                    raise _p.FormatError("SearchParameter.base")
-        v = self.code
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("SearchParameter.code")
+        _e_code(self.base)
+        _a_code(self.code)
         if self.comparator is not _U:
-            for v in self.comparator:
-                if v is not None and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-                    raise _p.FormatError("SearchParameter.comparator")
+            _e_code(self.comparator)
         v = self.date
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("SearchParameter.date")
+        if v is not _U:
+            _a_dateTime(v)
         v = self.derivedFrom
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("SearchParameter.derivedFrom")
+        if v is not _U:
+            _a_uri(v)
         v = self.id
-        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
-            raise _p.FormatError("SearchParameter.id")
+        if v is not _U:
+            _a_id(v)
         v = self.implicitRules
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("SearchParameter.implicitRules")
+        if v is not _U:
+            _a_uri(v)
         v = self.language
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("SearchParameter.language")
+        if v is not _U:
+            _a_code(v)
         if self.modifier is not _U:
-            for v in self.modifier:
-                if v is not None and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-                    raise _p.FormatError("SearchParameter.modifier")
-        v = self.status
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("SearchParameter.status")
+            _e_code(self.modifier)
+        _a_code(self.status)
         if self.target is not _U:
-            for v in self.target:
-                if v is not None and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-                    raise _p.FormatError("SearchParameter.target")
-        v = self.type
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("SearchParameter.type")
-        v = self.url
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("SearchParameter.url")
+            _e_code(self.target)
+        _a_code(self.type)
+        _a_uri(self.url)
         v = self.xpathUsage
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("SearchParameter.xpathUsage")
+        if v is not _U:
+            _a_code(v)
 
 
 class SearchParameterComponent(_p.Complex, kw_only=True):
@@ -15690,9 +15121,7 @@ class SearchParameterComponent(_p.Complex, kw_only=True):
     modifierExtension: _T4 = _U
 
     def __post_init__(self) -> None:
-        v = self.definition
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("SearchParameterComponent.definition")
+        _a_uri(self.definition)
 
 
 class ServiceRequest(_p.Resource, tag="ServiceRequest", kw_only=True):
@@ -15756,37 +15185,29 @@ class ServiceRequest(_p.Resource, tag="ServiceRequest", kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.authoredOn
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("ServiceRequest.authoredOn")
+        if v is not _U:
+            _a_dateTime(v)
         v = self.id
-        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
-            raise _p.FormatError("ServiceRequest.id")
+        if v is not _U:
+            _a_id(v)
         v = self.implicitRules
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("ServiceRequest.implicitRules")
+        if v is not _U:
+            _a_uri(v)
         if self.instantiatesCanonical is not _U:
-            for v in self.instantiatesCanonical:
-                if v is not None and (' ' in v or not v.isprintable()):
-                    raise _p.FormatError("ServiceRequest.instantiatesCanonical")
+            _e_uri(self.instantiatesCanonical)
         if self.instantiatesUri is not _U:
-            for v in self.instantiatesUri:
-                if v is not None and (' ' in v or not v.isprintable()):
-                    raise _p.FormatError("ServiceRequest.instantiatesUri")
-        v = self.intent
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("ServiceRequest.intent")
+            _e_uri(self.instantiatesUri)
+        _a_code(self.intent)
         v = self.language
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("ServiceRequest.language")
+        if v is not _U:
+            _a_code(v)
         v = self.occurrenceDateTime
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("ServiceRequest.occurrenceDateTime")
+        if v is not _U:
+            _a_dateTime(v)
         v = self.priority
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("ServiceRequest.priority")
-        v = self.status
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("ServiceRequest.status")
+        if v is not _U:
+            _a_code(v)
+        _a_code(self.status)
         if (self.asNeededBoolean is not _U) + (self.asNeededCodeableConcept is not _U) > 1:
             raise _p.ChoiceError("ServiceRequest.asNeeded[x]: at most one")
         if (self.occurrenceDateTime is not _U) + (self.occurrencePeriod is not _U) + (self.occurrenceTiming is not _U) > 1:
@@ -15813,17 +15234,15 @@ class Signature(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.data
-        if v is not _U and (_p.base64(v) is None):
-            raise _p.FormatError("Signature.data")
+        if v is not _U:
+            _a_base64Binary(v)
         v = self.sigFormat
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("Signature.sigFormat")
+        if v is not _U:
+            _a_code(v)
         v = self.targetFormat
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("Signature.targetFormat")
-        v = self.when
-        if v is not _U and (_p.instant(v) is None):
-            raise _p.FormatError("Signature.when")
+        if v is not _U:
+            _a_code(v)
+        _a_instant(self.when)
 
 
 class Slot(_p.Resource, tag="Slot", kw_only=True):
@@ -15856,24 +15275,18 @@ class Slot(_p.Resource, tag="Slot", kw_only=True):
     text: _T12 = _U
 
     def __post_init__(self) -> None:
-        v = self.end
-        if v is not _U and (_p.instant(v) is None):
-            raise _p.FormatError("Slot.end")
+        _a_instant(self.end)
         v = self.id
-        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
-            raise _p.FormatError("Slot.id")
+        if v is not _U:
+            _a_id(v)
         v = self.implicitRules
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("Slot.implicitRules")
+        if v is not _U:
+            _a_uri(v)
         v = self.language
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("Slot.language")
-        v = self.start
-        if v is not _U and (_p.instant(v) is None):
-            raise _p.FormatError("Slot.start")
-        v = self.status
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("Slot.status")
+        if v is not _U:
+            _a_code(v)
+        _a_instant(self.start)
+        _a_code(self.status)
 
 
 class Specimen(_p.Resource, tag="Specimen", kw_only=True):
@@ -15906,20 +15319,20 @@ class Specimen(_p.Resource, tag="Specimen", kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.id
-        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
-            raise _p.FormatError("Specimen.id")
+        if v is not _U:
+            _a_id(v)
         v = self.implicitRules
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("Specimen.implicitRules")
+        if v is not _U:
+            _a_uri(v)
         v = self.language
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("Specimen.language")
+        if v is not _U:
+            _a_code(v)
         v = self.receivedTime
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("Specimen.receivedTime")
+        if v is not _U:
+            _a_dateTime(v)
         v = self.status
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("Specimen.status")
+        if v is not _U:
+            _a_code(v)
 
 
 class SpecimenCollection(_p.Complex, kw_only=True):
@@ -15939,8 +15352,8 @@ class SpecimenCollection(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.collectedDateTime
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("SpecimenCollection.collectedDateTime")
+        if v is not _U:
+            _a_dateTime(v)
         if (self.collectedDateTime is not _U) + (self.collectedPeriod is not _U) > 1:
             raise _p.ChoiceError("SpecimenCollection.collected[x]: at most one")
         if (self.fastingStatusCodeableConcept is not _U) + (self.fastingStatusDuration is not _U) > 1:
@@ -15988,14 +15401,14 @@ class SpecimenDefinition(_p.Resource, tag="SpecimenDefinition", kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.id
-        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
-            raise _p.FormatError("SpecimenDefinition.id")
+        if v is not _U:
+            _a_id(v)
         v = self.implicitRules
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("SpecimenDefinition.implicitRules")
+        if v is not _U:
+            _a_uri(v)
         v = self.language
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("SpecimenDefinition.language")
+        if v is not _U:
+            _a_code(v)
 
 
 class SpecimenDefinitionTypeTested(_p.Complex, kw_only=True):
@@ -16016,9 +15429,7 @@ class SpecimenDefinitionTypeTested(_p.Complex, kw_only=True):
     type: _T13 = _U
 
     def __post_init__(self) -> None:
-        v = self.preference
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("SpecimenDefinitionTypeTested.preference")
+        _a_code(self.preference)
 
 
 class SpecimenDefinitionTypeTestedContainer(_p.Complex, kw_only=True):
@@ -16082,8 +15493,8 @@ class SpecimenProcessing(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.timeDateTime
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("SpecimenProcessing.timeDateTime")
+        if v is not _U:
+            _a_dateTime(v)
         if (self.timeDateTime is not _U) + (self.timePeriod is not _U) > 1:
             raise _p.ChoiceError("SpecimenProcessing.time[x]: at most one")
 
@@ -16148,38 +15559,30 @@ class StructureDefinition(_p.Resource, tag="StructureDefinition", kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.baseDefinition
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("StructureDefinition.baseDefinition")
+        if v is not _U:
+            _a_uri(v)
         v = self.date
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("StructureDefinition.date")
+        if v is not _U:
+            _a_dateTime(v)
         v = self.derivation
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("StructureDefinition.derivation")
+        if v is not _U:
+            _a_code(v)
         v = self.fhirVersion
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("StructureDefinition.fhirVersion")
+        if v is not _U:
+            _a_code(v)
         v = self.id
-        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
-            raise _p.FormatError("StructureDefinition.id")
+        if v is not _U:
+            _a_id(v)
         v = self.implicitRules
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("StructureDefinition.implicitRules")
-        v = self.kind
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("StructureDefinition.kind")
+        if v is not _U:
+            _a_uri(v)
+        _a_code(self.kind)
         v = self.language
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("StructureDefinition.language")
-        v = self.status
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("StructureDefinition.status")
-        v = self.type
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("StructureDefinition.type")
-        v = self.url
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("StructureDefinition.url")
+        if v is not _U:
+            _a_code(v)
+        _a_code(self.status)
+        _a_uri(self.type)
+        _a_uri(self.url)
 
 
 class StructureDefinitionContext(_p.Complex, kw_only=True):
@@ -16193,9 +15596,7 @@ class StructureDefinitionContext(_p.Complex, kw_only=True):
     type_ext: _T3 = _ms.field(default=_U, name="_type")
 
     def __post_init__(self) -> None:
-        v = self.type
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("StructureDefinitionContext.type")
+        _a_code(self.type)
 
 
 class StructureDefinitionDifferential(_p.Complex, kw_only=True):
@@ -16222,8 +15623,8 @@ class StructureDefinitionMapping(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.uri
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("StructureDefinitionMapping.uri")
+        if v is not _U:
+            _a_uri(v)
 
 
 class StructureDefinitionSnapshot(_p.Complex, kw_only=True):
@@ -16279,27 +15680,21 @@ class StructureMap(_p.Resource, tag="StructureMap", kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.date
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("StructureMap.date")
+        if v is not _U:
+            _a_dateTime(v)
         v = self.id
-        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
-            raise _p.FormatError("StructureMap.id")
+        if v is not _U:
+            _a_id(v)
         v = self.implicitRules
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("StructureMap.implicitRules")
+        if v is not _U:
+            _a_uri(v)
         if self.import_ is not _U:
-            for v in self.import_:
-                if v is not None and (' ' in v or not v.isprintable()):
-                    raise _p.FormatError("StructureMap.import_")
+            _e_uri(self.import_)
         v = self.language
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("StructureMap.language")
-        v = self.status
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("StructureMap.status")
-        v = self.url
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("StructureMap.url")
+        if v is not _U:
+            _a_code(v)
+        _a_code(self.status)
+        _a_uri(self.url)
 
 
 class StructureMapGroup(_p.Complex, kw_only=True):
@@ -16319,9 +15714,7 @@ class StructureMapGroup(_p.Complex, kw_only=True):
     typeMode_ext: _T3 = _ms.field(default=_U, name="_typeMode")
 
     def __post_init__(self) -> None:
-        v = self.typeMode
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("StructureMapGroup.typeMode")
+        _a_code(self.typeMode)
 
 
 class StructureMapGroupInput(_p.Complex, kw_only=True):
@@ -16339,9 +15732,7 @@ class StructureMapGroupInput(_p.Complex, kw_only=True):
     type_ext: _T3 = _ms.field(default=_U, name="_type")
 
     def __post_init__(self) -> None:
-        v = self.mode
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("StructureMapGroupInput.mode")
+        _a_code(self.mode)
 
 
 class StructureMapGroupRule(_p.Complex, kw_only=True):
@@ -16448,41 +15839,41 @@ class StructureMapGroupRuleSource(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.defaultValueBase64Binary
-        if v is not _U and (_p.base64(v) is None):
-            raise _p.FormatError("StructureMapGroupRuleSource.defaultValueBase64Binary")
+        if v is not _U:
+            _a_base64Binary(v)
         v = self.defaultValueCanonical
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("StructureMapGroupRuleSource.defaultValueCanonical")
+        if v is not _U:
+            _a_uri(v)
         v = self.defaultValueCode
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("StructureMapGroupRuleSource.defaultValueCode")
+        if v is not _U:
+            _a_code(v)
         v = self.defaultValueDate
-        if v is not _U and (_p.date(v) is None):
-            raise _p.FormatError("StructureMapGroupRuleSource.defaultValueDate")
+        if v is not _U:
+            _a_date(v)
         v = self.defaultValueDateTime
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("StructureMapGroupRuleSource.defaultValueDateTime")
+        if v is not _U:
+            _a_dateTime(v)
         v = self.defaultValueInstant
-        if v is not _U and (_p.instant(v) is None):
-            raise _p.FormatError("StructureMapGroupRuleSource.defaultValueInstant")
+        if v is not _U:
+            _a_instant(v)
         v = self.defaultValueOid
-        if v is not _U and (_p.oid(v) is None):
-            raise _p.FormatError("StructureMapGroupRuleSource.defaultValueOid")
+        if v is not _U:
+            _a_oid(v)
         v = self.defaultValueTime
-        if v is not _U and (_p.time(v) is None):
-            raise _p.FormatError("StructureMapGroupRuleSource.defaultValueTime")
+        if v is not _U:
+            _a_time(v)
         v = self.defaultValueUri
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("StructureMapGroupRuleSource.defaultValueUri")
+        if v is not _U:
+            _a_uri(v)
         v = self.defaultValueUrl
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("StructureMapGroupRuleSource.defaultValueUrl")
+        if v is not _U:
+            _a_uri(v)
         v = self.defaultValueUuid
-        if v is not _U and (_p.uuid(v) is None):
-            raise _p.FormatError("StructureMapGroupRuleSource.defaultValueUuid")
+        if v is not _U:
+            _a_uuid(v)
         v = self.listMode
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("StructureMapGroupRuleSource.listMode")
+        if v is not _U:
+            _a_code(v)
         t = _astuple(self)
         n = len(t) - t.count(_U) - 1 - ((self.check is not _U) + (self.check_ext is not _U) + (self.condition is not _U) + (self.condition_ext is not _U) + (self.context_ext is not _U) + (self.element is not _U) + (self.element_ext is not _U) + (self.extension is not _U) + (self.id is not _U) + (self.id_ext is not _U) + (self.listMode is not _U) + (self.listMode_ext is not _U) + (self.logMessage is not _U) + (self.logMessage_ext is not _U) + (self.max is not _U) + (self.max_ext is not _U) + (self.min is not _U) + (self.min_ext is not _U) + (self.modifierExtension is not _U) + (self.type is not _U) + (self.type_ext is not _U) + (self.variable is not _U) + (self.variable_ext is not _U))
         if n > 1:
@@ -16512,15 +15903,13 @@ class StructureMapGroupRuleTarget(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.contextType
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("StructureMapGroupRuleTarget.contextType")
+        if v is not _U:
+            _a_code(v)
         if self.listMode is not _U:
-            for v in self.listMode:
-                if v is not None and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-                    raise _p.FormatError("StructureMapGroupRuleTarget.listMode")
+            _e_code(self.listMode)
         v = self.transform
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("StructureMapGroupRuleTarget.transform")
+        if v is not _U:
+            _a_code(v)
 
 
 class StructureMapGroupRuleTargetParameter(_p.Complex, kw_only=True):
@@ -16554,12 +15943,8 @@ class StructureMapStructure(_p.Complex, kw_only=True):
     url_ext: _T3 = _ms.field(default=_U, name="_url")
 
     def __post_init__(self) -> None:
-        v = self.mode
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("StructureMapStructure.mode")
-        v = self.url
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("StructureMapStructure.url")
+        _a_code(self.mode)
+        _a_uri(self.url)
 
 
 class Subscription(_p.Resource, tag="Subscription", kw_only=True):
@@ -16589,20 +15974,18 @@ class Subscription(_p.Resource, tag="Subscription", kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.end
-        if v is not _U and (_p.instant(v) is None):
-            raise _p.FormatError("Subscription.end")
+        if v is not _U:
+            _a_instant(v)
         v = self.id
-        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
-            raise _p.FormatError("Subscription.id")
+        if v is not _U:
+            _a_id(v)
         v = self.implicitRules
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("Subscription.implicitRules")
+        if v is not _U:
+            _a_uri(v)
         v = self.language
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("Subscription.language")
-        v = self.status
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("Subscription.status")
+        if v is not _U:
+            _a_code(v)
+        _a_code(self.status)
 
 
 class SubscriptionChannel(_p.Complex, kw_only=True):
@@ -16621,14 +16004,12 @@ class SubscriptionChannel(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.endpoint
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("SubscriptionChannel.endpoint")
+        if v is not _U:
+            _a_uri(v)
         v = self.payload
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("SubscriptionChannel.payload")
-        v = self.type
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("SubscriptionChannel.type")
+        if v is not _U:
+            _a_code(v)
+        _a_code(self.type)
 
 
 class SubscriptionStatus(_p.Resource, tag="SubscriptionStatus", kw_only=True):
@@ -16657,23 +16038,21 @@ class SubscriptionStatus(_p.Resource, tag="SubscriptionStatus", kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.id
-        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
-            raise _p.FormatError("SubscriptionStatus.id")
+        if v is not _U:
+            _a_id(v)
         v = self.implicitRules
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("SubscriptionStatus.implicitRules")
+        if v is not _U:
+            _a_uri(v)
         v = self.language
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("SubscriptionStatus.language")
+        if v is not _U:
+            _a_code(v)
         v = self.status
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("SubscriptionStatus.status")
+        if v is not _U:
+            _a_code(v)
         v = self.topic
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("SubscriptionStatus.topic")
-        v = self.type
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("SubscriptionStatus.type")
+        if v is not _U:
+            _a_uri(v)
+        _a_code(self.type)
 
 
 class SubscriptionStatusNotificationEvent(_p.Complex, kw_only=True):
@@ -16690,8 +16069,8 @@ class SubscriptionStatusNotificationEvent(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.timestamp
-        if v is not _U and (_p.instant(v) is None):
-            raise _p.FormatError("SubscriptionStatusNotificationEvent.timestamp")
+        if v is not _U:
+            _a_instant(v)
 
 
 class SubscriptionTopic(_p.Resource, tag="SubscriptionTopic", kw_only=True):
@@ -16744,33 +16123,27 @@ class SubscriptionTopic(_p.Resource, tag="SubscriptionTopic", kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.approvalDate
-        if v is not _U and (_p.date(v) is None):
-            raise _p.FormatError("SubscriptionTopic.approvalDate")
+        if v is not _U:
+            _a_date(v)
         v = self.date
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("SubscriptionTopic.date")
+        if v is not _U:
+            _a_dateTime(v)
         if self.derivedFrom is not _U:
-            for v in self.derivedFrom:
-                if v is not None and (' ' in v or not v.isprintable()):
-                    raise _p.FormatError("SubscriptionTopic.derivedFrom")
+            _e_uri(self.derivedFrom)
         v = self.id
-        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
-            raise _p.FormatError("SubscriptionTopic.id")
+        if v is not _U:
+            _a_id(v)
         v = self.implicitRules
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("SubscriptionTopic.implicitRules")
+        if v is not _U:
+            _a_uri(v)
         v = self.language
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("SubscriptionTopic.language")
+        if v is not _U:
+            _a_code(v)
         v = self.lastReviewDate
-        if v is not _U and (_p.date(v) is None):
-            raise _p.FormatError("SubscriptionTopic.lastReviewDate")
-        v = self.status
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("SubscriptionTopic.status")
-        v = self.url
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("SubscriptionTopic.url")
+        if v is not _U:
+            _a_date(v)
+        _a_code(self.status)
+        _a_uri(self.url)
 
 
 class SubscriptionTopicCanFilterBy(_p.Complex, kw_only=True):
@@ -16791,15 +16164,13 @@ class SubscriptionTopicCanFilterBy(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.filterDefinition
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("SubscriptionTopicCanFilterBy.filterDefinition")
+        if v is not _U:
+            _a_uri(v)
         if self.modifier is not _U:
-            for v in self.modifier:
-                if v is not None and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-                    raise _p.FormatError("SubscriptionTopicCanFilterBy.modifier")
+            _e_code(self.modifier)
         v = self.resource
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("SubscriptionTopicCanFilterBy.resource")
+        if v is not _U:
+            _a_uri(v)
 
 
 class SubscriptionTopicEventTrigger(_p.Complex, kw_only=True):
@@ -16814,9 +16185,7 @@ class SubscriptionTopicEventTrigger(_p.Complex, kw_only=True):
     resource_ext: _T3 = _ms.field(default=_U, name="_resource")
 
     def __post_init__(self) -> None:
-        v = self.resource
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("SubscriptionTopicEventTrigger.resource")
+        _a_uri(self.resource)
 
 
 class SubscriptionTopicNotificationShape(_p.Complex, kw_only=True):
@@ -16832,9 +16201,7 @@ class SubscriptionTopicNotificationShape(_p.Complex, kw_only=True):
     revInclude_ext: _T22 = _ms.field(default=_U, name="_revInclude")
 
     def __post_init__(self) -> None:
-        v = self.resource
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("SubscriptionTopicNotificationShape.resource")
+        _a_uri(self.resource)
 
 
 class SubscriptionTopicResourceTrigger(_p.Complex, kw_only=True):
@@ -16853,13 +16220,9 @@ class SubscriptionTopicResourceTrigger(_p.Complex, kw_only=True):
     supportedInteraction_ext: _T22 = _ms.field(default=_U, name="_supportedInteraction")
 
     def __post_init__(self) -> None:
-        v = self.resource
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("SubscriptionTopicResourceTrigger.resource")
+        _a_uri(self.resource)
         if self.supportedInteraction is not _U:
-            for v in self.supportedInteraction:
-                if v is not None and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-                    raise _p.FormatError("SubscriptionTopicResourceTrigger.supportedInteraction")
+            _e_code(self.supportedInteraction)
 
 
 class SubscriptionTopicResourceTriggerQueryCriteria(_p.Complex, kw_only=True):
@@ -16880,11 +16243,11 @@ class SubscriptionTopicResourceTriggerQueryCriteria(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.resultForCreate
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("SubscriptionTopicResourceTriggerQueryCriteria.resultForCreate")
+        if v is not _U:
+            _a_code(v)
         v = self.resultForDelete
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("SubscriptionTopicResourceTriggerQueryCriteria.resultForDelete")
+        if v is not _U:
+            _a_code(v)
 
 
 class Substance(_p.Resource, tag="Substance", kw_only=True):
@@ -16911,17 +16274,17 @@ class Substance(_p.Resource, tag="Substance", kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.id
-        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
-            raise _p.FormatError("Substance.id")
+        if v is not _U:
+            _a_id(v)
         v = self.implicitRules
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("Substance.implicitRules")
+        if v is not _U:
+            _a_uri(v)
         v = self.language
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("Substance.language")
+        if v is not _U:
+            _a_code(v)
         v = self.status
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("Substance.status")
+        if v is not _U:
+            _a_code(v)
 
 
 class SubstanceDefinition(_p.Resource, tag="SubstanceDefinition", kw_only=True):
@@ -16960,14 +16323,14 @@ class SubstanceDefinition(_p.Resource, tag="SubstanceDefinition", kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.id
-        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
-            raise _p.FormatError("SubstanceDefinition.id")
+        if v is not _U:
+            _a_id(v)
         v = self.implicitRules
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("SubstanceDefinition.implicitRules")
+        if v is not _U:
+            _a_uri(v)
         v = self.language
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("SubstanceDefinition.language")
+        if v is not _U:
+            _a_code(v)
 
 
 class SubstanceDefinitionCode(_p.Complex, kw_only=True):
@@ -16984,8 +16347,8 @@ class SubstanceDefinitionCode(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.statusDate
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("SubstanceDefinitionCode.statusDate")
+        if v is not _U:
+            _a_dateTime(v)
 
 
 class SubstanceDefinitionMoiety(_p.Complex, kw_only=True):
@@ -17052,8 +16415,8 @@ class SubstanceDefinitionNameOfficial(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.date
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("SubstanceDefinitionNameOfficial.date")
+        if v is not _U:
+            _a_dateTime(v)
 
 
 class SubstanceDefinitionProperty(_p.Complex, kw_only=True):
@@ -17070,8 +16433,8 @@ class SubstanceDefinitionProperty(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.valueDate
-        if v is not _U and (_p.date(v) is None):
-            raise _p.FormatError("SubstanceDefinitionProperty.valueDate")
+        if v is not _U:
+            _a_date(v)
         if (self.valueAttachment is not _U) + (self.valueBoolean is not _U) + (self.valueCodeableConcept is not _U) + (self.valueDate is not _U) + (self.valueQuantity is not _U) > 1:
             raise _p.ChoiceError("SubstanceDefinitionProperty.value[x]: at most one")
 
@@ -17167,8 +16530,8 @@ class SubstanceInstance(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.expiry
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("SubstanceInstance.expiry")
+        if v is not _U:
+            _a_dateTime(v)
 
 
 class SupplyDelivery(_p.Resource, tag="SupplyDelivery", kw_only=True):
@@ -17200,20 +16563,20 @@ class SupplyDelivery(_p.Resource, tag="SupplyDelivery", kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.id
-        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
-            raise _p.FormatError("SupplyDelivery.id")
+        if v is not _U:
+            _a_id(v)
         v = self.implicitRules
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("SupplyDelivery.implicitRules")
+        if v is not _U:
+            _a_uri(v)
         v = self.language
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("SupplyDelivery.language")
+        if v is not _U:
+            _a_code(v)
         v = self.occurrenceDateTime
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("SupplyDelivery.occurrenceDateTime")
+        if v is not _U:
+            _a_dateTime(v)
         v = self.status
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("SupplyDelivery.status")
+        if v is not _U:
+            _a_code(v)
         if (self.occurrenceDateTime is not _U) + (self.occurrencePeriod is not _U) + (self.occurrenceTiming is not _U) > 1:
             raise _p.ChoiceError("SupplyDelivery.occurrence[x]: at most one")
 
@@ -17268,26 +16631,26 @@ class SupplyRequest(_p.Resource, tag="SupplyRequest", kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.authoredOn
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("SupplyRequest.authoredOn")
+        if v is not _U:
+            _a_dateTime(v)
         v = self.id
-        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
-            raise _p.FormatError("SupplyRequest.id")
+        if v is not _U:
+            _a_id(v)
         v = self.implicitRules
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("SupplyRequest.implicitRules")
+        if v is not _U:
+            _a_uri(v)
         v = self.language
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("SupplyRequest.language")
+        if v is not _U:
+            _a_code(v)
         v = self.occurrenceDateTime
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("SupplyRequest.occurrenceDateTime")
+        if v is not _U:
+            _a_dateTime(v)
         v = self.priority
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("SupplyRequest.priority")
+        if v is not _U:
+            _a_code(v)
         v = self.status
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("SupplyRequest.status")
+        if v is not _U:
+            _a_code(v)
         if (self.itemCodeableConcept is not _U) + (self.itemReference is not _U) != 1:
             raise _p.ChoiceError("SupplyRequest.item[x]: exactly one")
         if (self.occurrenceDateTime is not _U) + (self.occurrencePeriod is not _U) + (self.occurrenceTiming is not _U) > 1:
@@ -17364,35 +16727,31 @@ class Task(_p.Resource, tag="Task", kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.authoredOn
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("Task.authoredOn")
+        if v is not _U:
+            _a_dateTime(v)
         v = self.id
-        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
-            raise _p.FormatError("Task.id")
+        if v is not _U:
+            _a_id(v)
         v = self.implicitRules
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("Task.implicitRules")
+        if v is not _U:
+            _a_uri(v)
         v = self.instantiatesCanonical
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("Task.instantiatesCanonical")
+        if v is not _U:
+            _a_uri(v)
         v = self.instantiatesUri
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("Task.instantiatesUri")
-        v = self.intent
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("Task.intent")
+        if v is not _U:
+            _a_uri(v)
+        _a_code(self.intent)
         v = self.language
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("Task.language")
+        if v is not _U:
+            _a_code(v)
         v = self.lastModified
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("Task.lastModified")
+        if v is not _U:
+            _a_dateTime(v)
         v = self.priority
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("Task.priority")
-        v = self.status
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("Task.status")
+        if v is not _U:
+            _a_code(v)
+        _a_code(self.status)
 
 
 class TaskInput(_p.Complex, kw_only=True):
@@ -17454,38 +16813,38 @@ class TaskInput(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.valueBase64Binary
-        if v is not _U and (_p.base64(v) is None):
-            raise _p.FormatError("TaskInput.valueBase64Binary")
+        if v is not _U:
+            _a_base64Binary(v)
         v = self.valueCanonical
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("TaskInput.valueCanonical")
+        if v is not _U:
+            _a_uri(v)
         v = self.valueCode
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("TaskInput.valueCode")
+        if v is not _U:
+            _a_code(v)
         v = self.valueDate
-        if v is not _U and (_p.date(v) is None):
-            raise _p.FormatError("TaskInput.valueDate")
+        if v is not _U:
+            _a_date(v)
         v = self.valueDateTime
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("TaskInput.valueDateTime")
+        if v is not _U:
+            _a_dateTime(v)
         v = self.valueInstant
-        if v is not _U and (_p.instant(v) is None):
-            raise _p.FormatError("TaskInput.valueInstant")
+        if v is not _U:
+            _a_instant(v)
         v = self.valueOid
-        if v is not _U and (_p.oid(v) is None):
-            raise _p.FormatError("TaskInput.valueOid")
+        if v is not _U:
+            _a_oid(v)
         v = self.valueTime
-        if v is not _U and (_p.time(v) is None):
-            raise _p.FormatError("TaskInput.valueTime")
+        if v is not _U:
+            _a_time(v)
         v = self.valueUri
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("TaskInput.valueUri")
+        if v is not _U:
+            _a_uri(v)
         v = self.valueUrl
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("TaskInput.valueUrl")
+        if v is not _U:
+            _a_uri(v)
         v = self.valueUuid
-        if v is not _U and (_p.uuid(v) is None):
-            raise _p.FormatError("TaskInput.valueUuid")
+        if v is not _U:
+            _a_uuid(v)
         t = _astuple(self)
         n = len(t) - t.count(_U) - 1 - ((self.extension is not _U) + (self.id is not _U) + (self.id_ext is not _U) + (self.modifierExtension is not _U))
         if n != 1:
@@ -17551,38 +16910,38 @@ class TaskOutput(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.valueBase64Binary
-        if v is not _U and (_p.base64(v) is None):
-            raise _p.FormatError("TaskOutput.valueBase64Binary")
+        if v is not _U:
+            _a_base64Binary(v)
         v = self.valueCanonical
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("TaskOutput.valueCanonical")
+        if v is not _U:
+            _a_uri(v)
         v = self.valueCode
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("TaskOutput.valueCode")
+        if v is not _U:
+            _a_code(v)
         v = self.valueDate
-        if v is not _U and (_p.date(v) is None):
-            raise _p.FormatError("TaskOutput.valueDate")
+        if v is not _U:
+            _a_date(v)
         v = self.valueDateTime
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("TaskOutput.valueDateTime")
+        if v is not _U:
+            _a_dateTime(v)
         v = self.valueInstant
-        if v is not _U and (_p.instant(v) is None):
-            raise _p.FormatError("TaskOutput.valueInstant")
+        if v is not _U:
+            _a_instant(v)
         v = self.valueOid
-        if v is not _U and (_p.oid(v) is None):
-            raise _p.FormatError("TaskOutput.valueOid")
+        if v is not _U:
+            _a_oid(v)
         v = self.valueTime
-        if v is not _U and (_p.time(v) is None):
-            raise _p.FormatError("TaskOutput.valueTime")
+        if v is not _U:
+            _a_time(v)
         v = self.valueUri
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("TaskOutput.valueUri")
+        if v is not _U:
+            _a_uri(v)
         v = self.valueUrl
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("TaskOutput.valueUrl")
+        if v is not _U:
+            _a_uri(v)
         v = self.valueUuid
-        if v is not _U and (_p.uuid(v) is None):
-            raise _p.FormatError("TaskOutput.valueUuid")
+        if v is not _U:
+            _a_uuid(v)
         t = _astuple(self)
         n = len(t) - t.count(_U) - 1 - ((self.extension is not _U) + (self.id is not _U) + (self.id_ext is not _U) + (self.modifierExtension is not _U))
         if n != 1:
@@ -17653,29 +17012,23 @@ class TerminologyCapabilities(_p.Resource, tag="TerminologyCapabilities", kw_onl
 
     def __post_init__(self) -> None:
         v = self.codeSearch
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("TerminologyCapabilities.codeSearch")
-        v = self.date
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("TerminologyCapabilities.date")
+        if v is not _U:
+            _a_code(v)
+        _a_dateTime(self.date)
         v = self.id
-        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
-            raise _p.FormatError("TerminologyCapabilities.id")
+        if v is not _U:
+            _a_id(v)
         v = self.implicitRules
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("TerminologyCapabilities.implicitRules")
-        v = self.kind
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("TerminologyCapabilities.kind")
+        if v is not _U:
+            _a_uri(v)
+        _a_code(self.kind)
         v = self.language
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("TerminologyCapabilities.language")
-        v = self.status
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("TerminologyCapabilities.status")
+        if v is not _U:
+            _a_code(v)
+        _a_code(self.status)
         v = self.url
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("TerminologyCapabilities.url")
+        if v is not _U:
+            _a_uri(v)
 
 
 class TerminologyCapabilitiesClosure(_p.Complex, kw_only=True):
@@ -17700,8 +17053,8 @@ class TerminologyCapabilitiesCodeSystem(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.uri
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("TerminologyCapabilitiesCodeSystem.uri")
+        if v is not _U:
+            _a_uri(v)
 
 
 class TerminologyCapabilitiesCodeSystemVersion(_p.Complex, kw_only=True):
@@ -17723,13 +17076,9 @@ class TerminologyCapabilitiesCodeSystemVersion(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         if self.language is not _U:
-            for v in self.language:
-                if v is not None and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-                    raise _p.FormatError("TerminologyCapabilitiesCodeSystemVersion.language")
+            _e_code(self.language)
         if self.property is not _U:
-            for v in self.property:
-                if v is not None and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-                    raise _p.FormatError("TerminologyCapabilitiesCodeSystemVersion.property")
+            _e_code(self.property)
 
 
 class TerminologyCapabilitiesCodeSystemVersionFilter(_p.Complex, kw_only=True):
@@ -17743,13 +17092,8 @@ class TerminologyCapabilitiesCodeSystemVersionFilter(_p.Complex, kw_only=True):
     op_ext: _T22 = _ms.field(default=_U, name="_op")
 
     def __post_init__(self) -> None:
-        v = self.code
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("TerminologyCapabilitiesCodeSystemVersionFilter.code")
-        if self.op is not _U:
-            for v in self.op:
-                if v is not None and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-                    raise _p.FormatError("TerminologyCapabilitiesCodeSystemVersionFilter.op")
+        _a_code(self.code)
+        _e_code(self.op)
 
 
 class TerminologyCapabilitiesExpansion(_p.Complex, kw_only=True):
@@ -17779,9 +17123,7 @@ class TerminologyCapabilitiesExpansionParameter(_p.Complex, kw_only=True):
     name_ext: _T3 = _ms.field(default=_U, name="_name")
 
     def __post_init__(self) -> None:
-        v = self.name
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("TerminologyCapabilitiesExpansionParameter.name")
+        _a_code(self.name)
 
 
 class TerminologyCapabilitiesImplementation(_p.Complex, kw_only=True):
@@ -17796,8 +17138,8 @@ class TerminologyCapabilitiesImplementation(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.url
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("TerminologyCapabilitiesImplementation.url")
+        if v is not _U:
+            _a_uri(v)
 
 
 class TerminologyCapabilitiesSoftware(_p.Complex, kw_only=True):
@@ -17862,23 +17204,19 @@ class TestReport(_p.Resource, tag="TestReport", kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.id
-        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
-            raise _p.FormatError("TestReport.id")
+        if v is not _U:
+            _a_id(v)
         v = self.implicitRules
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("TestReport.implicitRules")
+        if v is not _U:
+            _a_uri(v)
         v = self.issued
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("TestReport.issued")
+        if v is not _U:
+            _a_dateTime(v)
         v = self.language
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("TestReport.language")
-        v = self.result
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("TestReport.result")
-        v = self.status
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("TestReport.status")
+        if v is not _U:
+            _a_code(v)
+        _a_code(self.result)
+        _a_code(self.status)
 
 
 class TestReportParticipant(_p.Complex, kw_only=True):
@@ -17894,12 +17232,8 @@ class TestReportParticipant(_p.Complex, kw_only=True):
     uri_ext: _T3 = _ms.field(default=_U, name="_uri")
 
     def __post_init__(self) -> None:
-        v = self.type
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("TestReportParticipant.type")
-        v = self.uri
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("TestReportParticipant.uri")
+        _a_code(self.type)
+        _a_uri(self.uri)
 
 
 class TestReportSetup(_p.Complex, kw_only=True):
@@ -17932,9 +17266,7 @@ class TestReportSetupActionAssert(_p.Complex, kw_only=True):
     result_ext: _T3 = _ms.field(default=_U, name="_result")
 
     def __post_init__(self) -> None:
-        v = self.result
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("TestReportSetupActionAssert.result")
+        _a_code(self.result)
 
 
 class TestReportSetupActionOperation(_p.Complex, kw_only=True):
@@ -17951,11 +17283,9 @@ class TestReportSetupActionOperation(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.detail
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("TestReportSetupActionOperation.detail")
-        v = self.result
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("TestReportSetupActionOperation.result")
+        if v is not _U:
+            _a_uri(v)
+        _a_code(self.result)
 
 
 class TestReportTeardown(_p.Complex, kw_only=True):
@@ -18045,23 +17375,19 @@ class TestScript(_p.Resource, tag="TestScript", kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.date
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("TestScript.date")
+        if v is not _U:
+            _a_dateTime(v)
         v = self.id
-        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
-            raise _p.FormatError("TestScript.id")
+        if v is not _U:
+            _a_id(v)
         v = self.implicitRules
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("TestScript.implicitRules")
+        if v is not _U:
+            _a_uri(v)
         v = self.language
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("TestScript.language")
-        v = self.status
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("TestScript.status")
-        v = self.url
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("TestScript.url")
+        if v is not _U:
+            _a_code(v)
+        _a_code(self.status)
+        _a_uri(self.url)
 
 
 class TestScriptDestination(_p.Complex, kw_only=True):
@@ -18116,13 +17442,9 @@ class TestScriptMetadataCapability(_p.Complex, kw_only=True):
     validated_ext: _T3 = _ms.field(default=_U, name="_validated")
 
     def __post_init__(self) -> None:
-        v = self.capabilities
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("TestScriptMetadataCapability.capabilities")
+        _a_uri(self.capabilities)
         if self.link is not _U:
-            for v in self.link:
-                if v is not None and (' ' in v or not v.isprintable()):
-                    raise _p.FormatError("TestScriptMetadataCapability.link")
+            _e_uri(self.link)
 
 
 class TestScriptMetadataLink(_p.Complex, kw_only=True):
@@ -18136,9 +17458,7 @@ class TestScriptMetadataLink(_p.Complex, kw_only=True):
     url_ext: _T3 = _ms.field(default=_U, name="_url")
 
     def __post_init__(self) -> None:
-        v = self.url
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("TestScriptMetadataLink.url")
+        _a_uri(self.url)
 
 
 class TestScriptOrigin(_p.Complex, kw_only=True):
@@ -18220,23 +17540,23 @@ class TestScriptSetupActionAssert(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.contentType
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("TestScriptSetupActionAssert.contentType")
+        if v is not _U:
+            _a_code(v)
         v = self.direction
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("TestScriptSetupActionAssert.direction")
+        if v is not _U:
+            _a_code(v)
         v = self.operator
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("TestScriptSetupActionAssert.operator")
+        if v is not _U:
+            _a_code(v)
         v = self.requestMethod
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("TestScriptSetupActionAssert.requestMethod")
+        if v is not _U:
+            _a_code(v)
         v = self.resource
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("TestScriptSetupActionAssert.resource")
+        if v is not _U:
+            _a_code(v)
         v = self.response
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("TestScriptSetupActionAssert.response")
+        if v is not _U:
+            _a_code(v)
 
 
 class TestScriptSetupActionOperation(_p.Complex, kw_only=True):
@@ -18279,17 +17599,17 @@ class TestScriptSetupActionOperation(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.accept
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("TestScriptSetupActionOperation.accept")
+        if v is not _U:
+            _a_code(v)
         v = self.contentType
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("TestScriptSetupActionOperation.contentType")
+        if v is not _U:
+            _a_code(v)
         v = self.method
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("TestScriptSetupActionOperation.method")
+        if v is not _U:
+            _a_code(v)
         v = self.resource
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("TestScriptSetupActionOperation.resource")
+        if v is not _U:
+            _a_code(v)
 
 
 class TestScriptSetupActionOperationRequestHeader(_p.Complex, kw_only=True):
@@ -18375,9 +17695,7 @@ class Timing(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         if self.event is not _U:
-            for v in self.event:
-                if v is not None and (_p.date_time(v) is None):
-                    raise _p.FormatError("Timing.event")
+            _e_dateTime(self.event)
 
 
 class TimingRepeat(_p.Complex, kw_only=True):
@@ -18418,23 +17736,17 @@ class TimingRepeat(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         if self.dayOfWeek is not _U:
-            for v in self.dayOfWeek:
-                if v is not None and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-                    raise _p.FormatError("TimingRepeat.dayOfWeek")
+            _e_code(self.dayOfWeek)
         v = self.durationUnit
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("TimingRepeat.durationUnit")
+        if v is not _U:
+            _a_code(v)
         v = self.periodUnit
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("TimingRepeat.periodUnit")
+        if v is not _U:
+            _a_code(v)
         if self.timeOfDay is not _U:
-            for v in self.timeOfDay:
-                if v is not None and (_p.time(v) is None):
-                    raise _p.FormatError("TimingRepeat.timeOfDay")
+            _e_time(self.timeOfDay)
         if self.when is not _U:
-            for v in self.when:
-                if v is not None and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-                    raise _p.FormatError("TimingRepeat.when")
+            _e_code(self.when)
         if (self.boundsDuration is not _U) + (self.boundsPeriod is not _U) + (self.boundsRange is not _U) > 1:
             raise _p.ChoiceError("TimingRepeat.bounds[x]: at most one")
 
@@ -18456,14 +17768,12 @@ class TriggerDefinition(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.timingDate
-        if v is not _U and (_p.date(v) is None):
-            raise _p.FormatError("TriggerDefinition.timingDate")
+        if v is not _U:
+            _a_date(v)
         v = self.timingDateTime
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("TriggerDefinition.timingDateTime")
-        v = self.type
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("TriggerDefinition.type")
+        if v is not _U:
+            _a_dateTime(v)
+        _a_code(self.type)
         if (self.timingDate is not _U) + (self.timingDateTime is not _U) + (self.timingReference is not _U) + (self.timingTiming is not _U) > 1:
             raise _p.ChoiceError("TriggerDefinition.timing[x]: at most one")
 
@@ -18528,23 +17838,21 @@ class ValueSet(_p.Resource, tag="ValueSet", kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.date
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("ValueSet.date")
+        if v is not _U:
+            _a_dateTime(v)
         v = self.id
-        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
-            raise _p.FormatError("ValueSet.id")
+        if v is not _U:
+            _a_id(v)
         v = self.implicitRules
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("ValueSet.implicitRules")
+        if v is not _U:
+            _a_uri(v)
         v = self.language
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("ValueSet.language")
-        v = self.status
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("ValueSet.status")
+        if v is not _U:
+            _a_code(v)
+        _a_code(self.status)
         v = self.url
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("ValueSet.url")
+        if v is not _U:
+            _a_uri(v)
 
 
 class ValueSetCompose(_p.Complex, kw_only=True):
@@ -18561,8 +17869,8 @@ class ValueSetCompose(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.lockedDate
-        if v is not _U and (_p.date(v) is None):
-            raise _p.FormatError("ValueSetCompose.lockedDate")
+        if v is not _U:
+            _a_date(v)
 
 
 class ValueSetComposeInclude(_p.Complex, kw_only=True):
@@ -18581,12 +17889,10 @@ class ValueSetComposeInclude(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.system
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("ValueSetComposeInclude.system")
+        if v is not _U:
+            _a_uri(v)
         if self.valueSet is not _U:
-            for v in self.valueSet:
-                if v is not None and (' ' in v or not v.isprintable()):
-                    raise _p.FormatError("ValueSetComposeInclude.valueSet")
+            _e_uri(self.valueSet)
 
 
 class ValueSetComposeIncludeConcept(_p.Complex, kw_only=True):
@@ -18601,9 +17907,7 @@ class ValueSetComposeIncludeConcept(_p.Complex, kw_only=True):
     modifierExtension: _T4 = _U
 
     def __post_init__(self) -> None:
-        v = self.code
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("ValueSetComposeIncludeConcept.code")
+        _a_code(self.code)
 
 
 class ValueSetComposeIncludeConceptDesignation(_p.Complex, kw_only=True):
@@ -18619,8 +17923,8 @@ class ValueSetComposeIncludeConceptDesignation(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.language
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("ValueSetComposeIncludeConceptDesignation.language")
+        if v is not _U:
+            _a_code(v)
 
 
 class ValueSetComposeIncludeFilter(_p.Complex, kw_only=True):
@@ -18636,12 +17940,8 @@ class ValueSetComposeIncludeFilter(_p.Complex, kw_only=True):
     value_ext: _T3 = _ms.field(default=_U, name="_value")
 
     def __post_init__(self) -> None:
-        v = self.op
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("ValueSetComposeIncludeFilter.op")
-        v = self.property
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("ValueSetComposeIncludeFilter.property")
+        _a_code(self.op)
+        _a_code(self.property)
 
 
 class ValueSetExpansion(_p.Complex, kw_only=True):
@@ -18662,11 +17962,9 @@ class ValueSetExpansion(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.identifier
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("ValueSetExpansion.identifier")
-        v = self.timestamp
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("ValueSetExpansion.timestamp")
+        if v is not _U:
+            _a_uri(v)
+        _a_dateTime(self.timestamp)
 
 
 class ValueSetExpansionContains(_p.Complex, kw_only=True):
@@ -18691,11 +17989,11 @@ class ValueSetExpansionContains(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.code
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("ValueSetExpansionContains.code")
+        if v is not _U:
+            _a_code(v)
         v = self.system
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("ValueSetExpansionContains.system")
+        if v is not _U:
+            _a_uri(v)
 
 
 class ValueSetExpansionParameter(_p.Complex, kw_only=True):
@@ -18715,14 +18013,14 @@ class ValueSetExpansionParameter(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.valueCode
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("ValueSetExpansionParameter.valueCode")
+        if v is not _U:
+            _a_code(v)
         v = self.valueDateTime
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("ValueSetExpansionParameter.valueDateTime")
+        if v is not _U:
+            _a_dateTime(v)
         v = self.valueUri
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("ValueSetExpansionParameter.valueUri")
+        if v is not _U:
+            _a_uri(v)
         if (self.valueBoolean is not _U) + (self.valueCode is not _U) + (self.valueDateTime is not _U) + (self.valueDecimal is not _U) + (self.valueInteger is not _U) + (self.valueString is not _U) + (self.valueUri is not _U) > 1:
             raise _p.ChoiceError("ValueSetExpansionParameter.value[x]: at most one")
 
@@ -18761,26 +18059,24 @@ class VerificationResult(_p.Resource, tag="VerificationResult", kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.id
-        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
-            raise _p.FormatError("VerificationResult.id")
+        if v is not _U:
+            _a_id(v)
         v = self.implicitRules
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("VerificationResult.implicitRules")
+        if v is not _U:
+            _a_uri(v)
         v = self.language
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("VerificationResult.language")
+        if v is not _U:
+            _a_code(v)
         v = self.lastPerformed
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("VerificationResult.lastPerformed")
+        if v is not _U:
+            _a_dateTime(v)
         v = self.nextScheduled
-        if v is not _U and (_p.date(v) is None):
-            raise _p.FormatError("VerificationResult.nextScheduled")
-        v = self.status
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("VerificationResult.status")
+        if v is not _U:
+            _a_date(v)
+        _a_code(self.status)
         v = self.statusDate
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("VerificationResult.statusDate")
+        if v is not _U:
+            _a_dateTime(v)
 
 
 class VerificationResultAttestation(_p.Complex, kw_only=True):
@@ -18802,8 +18098,8 @@ class VerificationResultAttestation(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.date
-        if v is not _U and (_p.date(v) is None):
-            raise _p.FormatError("VerificationResultAttestation.date")
+        if v is not _U:
+            _a_date(v)
 
 
 class VerificationResultPrimarySource(_p.Complex, kw_only=True):
@@ -18822,8 +18118,8 @@ class VerificationResultPrimarySource(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.validationDate
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("VerificationResultPrimarySource.validationDate")
+        if v is not _U:
+            _a_dateTime(v)
 
 
 class VerificationResultValidator(_p.Complex, kw_only=True):
@@ -18862,24 +18158,18 @@ class VisionPrescription(_p.Resource, tag="VisionPrescription", kw_only=True):
     text: _T12 = _U
 
     def __post_init__(self) -> None:
-        v = self.created
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("VisionPrescription.created")
-        v = self.dateWritten
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("VisionPrescription.dateWritten")
+        _a_dateTime(self.created)
+        _a_dateTime(self.dateWritten)
         v = self.id
-        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
-            raise _p.FormatError("VisionPrescription.id")
+        if v is not _U:
+            _a_id(v)
         v = self.implicitRules
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("VisionPrescription.implicitRules")
+        if v is not _U:
+            _a_uri(v)
         v = self.language
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("VisionPrescription.language")
-        v = self.status
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("VisionPrescription.status")
+        if v is not _U:
+            _a_code(v)
+        _a_code(self.status)
 
 
 class VisionPrescriptionLensSpecification(_p.Complex, kw_only=True):
@@ -18913,9 +18203,7 @@ class VisionPrescriptionLensSpecification(_p.Complex, kw_only=True):
     sphere_ext: _T3 = _ms.field(default=_U, name="_sphere")
 
     def __post_init__(self) -> None:
-        v = self.eye
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("VisionPrescriptionLensSpecification.eye")
+        _a_code(self.eye)
 
 
 class VisionPrescriptionLensSpecificationPrism(_p.Complex, kw_only=True):
@@ -18929,9 +18217,7 @@ class VisionPrescriptionLensSpecificationPrism(_p.Complex, kw_only=True):
     modifierExtension: _T4 = _U
 
     def __post_init__(self) -> None:
-        v = self.base
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("VisionPrescriptionLensSpecificationPrism.base")
+        _a_code(self.base)
 
 AnyResource = _t.Union[Account, ActivityDefinition, AdministrableProductDefinition, AdverseEvent, AllergyIntolerance, Appointment, AppointmentResponse, AuditEvent, Basic, Binary, BiologicallyDerivedProduct, BodyStructure, Bundle, CapabilityStatement, CarePlan, CareTeam, CatalogEntry, ChargeItem, ChargeItemDefinition, Citation, Claim, ClaimResponse, ClinicalImpression, ClinicalUseDefinition, CodeSystem, Communication, CommunicationRequest, CompartmentDefinition, Composition, ConceptMap, Condition, Consent, Contract, Coverage, CoverageEligibilityRequest, CoverageEligibilityResponse, DetectedIssue, Device, DeviceDefinition, DeviceMetric, DeviceRequest, DeviceUseStatement, DiagnosticReport, DocumentManifest, DocumentReference, Encounter, Endpoint, EnrollmentRequest, EnrollmentResponse, EpisodeOfCare, EventDefinition, Evidence, EvidenceReport, EvidenceVariable, ExampleScenario, ExplanationOfBenefit, FamilyMemberHistory, Flag, Goal, GraphDefinition, Group, GuidanceResponse, HealthcareService, ImagingStudy, Immunization, ImmunizationEvaluation, ImmunizationRecommendation, ImplementationGuide, Ingredient, InsurancePlan, Invoice, Library, Linkage, List, Location, ManufacturedItemDefinition, Measure, MeasureReport, Media, Medication, MedicationAdministration, MedicationDispense, MedicationKnowledge, MedicationRequest, MedicationStatement, MedicinalProductDefinition, MessageDefinition, MessageHeader, MolecularSequence, NamingSystem, NutritionOrder, NutritionProduct, Observation, ObservationDefinition, OperationDefinition, OperationOutcome, Organization, OrganizationAffiliation, PackagedProductDefinition, Parameters, Patient, PaymentNotice, PaymentReconciliation, Person, PlanDefinition, Practitioner, PractitionerRole, Procedure, Provenance, Questionnaire, QuestionnaireResponse, RegulatedAuthorization, RelatedPerson, RequestGroup, ResearchDefinition, ResearchElementDefinition, ResearchStudy, ResearchSubject, RiskAssessment, Schedule, SearchParameter, ServiceRequest, Slot, Specimen, SpecimenDefinition, StructureDefinition, StructureMap, Subscription, SubscriptionStatus, SubscriptionTopic, Substance, SubstanceDefinition, SupplyDelivery, SupplyRequest, Task, TerminologyCapabilities, TestReport, TestScript, ValueSet, VerificationResult, VisionPrescription]
 

@@ -10,10 +10,33 @@ import typing as _t
 
 import msgspec as _ms
 
+from mm_bronze.formats.fhir.fast import formats as _f
 from mm_bronze.formats.fhir.fast import primitives as _p
 
 _U = _ms.UNSET
 _astuple = _ms.structs.astuple
+_a_code = _f.APPEND["code"]
+_e_code = _f.EXTEND["code"]
+_a_uri = _f.APPEND["uri"]
+_e_uri = _f.EXTEND["uri"]
+_a_id = _f.APPEND["id"]
+_e_id = _f.EXTEND["id"]
+_a_date = _f.APPEND["date"]
+_e_date = _f.EXTEND["date"]
+_a_dateTime = _f.APPEND["dateTime"]
+_e_dateTime = _f.EXTEND["dateTime"]
+_a_instant = _f.APPEND["instant"]
+_e_instant = _f.EXTEND["instant"]
+_a_time = _f.APPEND["time"]
+_e_time = _f.EXTEND["time"]
+_a_oid = _f.APPEND["oid"]
+_e_oid = _f.EXTEND["oid"]
+_a_uuid = _f.APPEND["uuid"]
+_e_uuid = _f.EXTEND["uuid"]
+_a_integer64 = _f.APPEND["integer64"]
+_e_integer64 = _f.EXTEND["integer64"]
+_a_base64Binary = _f.APPEND["base64Binary"]
+_e_base64Binary = _f.EXTEND["base64Binary"]
 
 
 class Account(_p.Resource, tag="Account", kw_only=True):
@@ -52,20 +75,18 @@ class Account(_p.Resource, tag="Account", kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.calculatedAt
-        if v is not _U and (_p.instant(v) is None):
-            raise _p.FormatError("Account.calculatedAt")
+        if v is not _U:
+            _a_instant(v)
         v = self.id
-        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
-            raise _p.FormatError("Account.id")
+        if v is not _U:
+            _a_id(v)
         v = self.implicitRules
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("Account.implicitRules")
+        if v is not _U:
+            _a_uri(v)
         v = self.language
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("Account.language")
-        v = self.status
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("Account.status")
+        if v is not _U:
+            _a_code(v)
+        _a_code(self.status)
 
 
 class AccountBalance(_p.Complex, kw_only=True):
@@ -107,8 +128,8 @@ class AccountDiagnosis(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.dateOfDiagnosis
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("AccountDiagnosis.dateOfDiagnosis")
+        if v is not _U:
+            _a_dateTime(v)
 
 
 class AccountGuarantor(_p.Complex, kw_only=True):
@@ -138,8 +159,8 @@ class AccountProcedure(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.dateOfService
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("AccountProcedure.dateOfService")
+        if v is not _U:
+            _a_dateTime(v)
 
 
 class AccountRelatedAccount(_p.Complex, kw_only=True):
@@ -249,63 +270,53 @@ class ActivityDefinition(_p.Resource, tag="ActivityDefinition", kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.approvalDate
-        if v is not _U and (_p.date(v) is None):
-            raise _p.FormatError("ActivityDefinition.approvalDate")
+        if v is not _U:
+            _a_date(v)
         v = self.date
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("ActivityDefinition.date")
+        if v is not _U:
+            _a_dateTime(v)
         v = self.id
-        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
-            raise _p.FormatError("ActivityDefinition.id")
+        if v is not _U:
+            _a_id(v)
         v = self.implicitRules
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("ActivityDefinition.implicitRules")
+        if v is not _U:
+            _a_uri(v)
         v = self.intent
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("ActivityDefinition.intent")
+        if v is not _U:
+            _a_code(v)
         v = self.kind
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("ActivityDefinition.kind")
+        if v is not _U:
+            _a_code(v)
         v = self.language
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("ActivityDefinition.language")
+        if v is not _U:
+            _a_code(v)
         v = self.lastReviewDate
-        if v is not _U and (_p.date(v) is None):
-            raise _p.FormatError("ActivityDefinition.lastReviewDate")
+        if v is not _U:
+            _a_date(v)
         if self.library is not _U:
-            for v in self.library:
-                if v is not None and (' ' in v or not v.isprintable()):
-                    raise _p.FormatError("ActivityDefinition.library")
+            _e_uri(self.library)
         if self.observationRequirement is not _U:
-            for v in self.observationRequirement:
-                if v is not None and (' ' in v or not v.isprintable()):
-                    raise _p.FormatError("ActivityDefinition.observationRequirement")
+            _e_uri(self.observationRequirement)
         if self.observationResultRequirement is not _U:
-            for v in self.observationResultRequirement:
-                if v is not None and (' ' in v or not v.isprintable()):
-                    raise _p.FormatError("ActivityDefinition.observationResultRequirement")
+            _e_uri(self.observationResultRequirement)
         v = self.priority
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("ActivityDefinition.priority")
+        if v is not _U:
+            _a_code(v)
         v = self.profile
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("ActivityDefinition.profile")
+        if v is not _U:
+            _a_uri(v)
         if self.specimenRequirement is not _U:
-            for v in self.specimenRequirement:
-                if v is not None and (' ' in v or not v.isprintable()):
-                    raise _p.FormatError("ActivityDefinition.specimenRequirement")
-        v = self.status
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("ActivityDefinition.status")
+            _e_uri(self.specimenRequirement)
+        _a_code(self.status)
         v = self.subjectCanonical
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("ActivityDefinition.subjectCanonical")
+        if v is not _U:
+            _a_uri(v)
         v = self.transform
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("ActivityDefinition.transform")
+        if v is not _U:
+            _a_uri(v)
         v = self.url
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("ActivityDefinition.url")
+        if v is not _U:
+            _a_uri(v)
         if (self.asNeededBoolean is not _U) + (self.asNeededCodeableConcept is not _U) > 1:
             raise _p.ChoiceError("ActivityDefinition.asNeeded[x]: at most one")
         if (self.productCodeableConcept is not _U) + (self.productReference is not _U) > 1:
@@ -343,11 +354,11 @@ class ActivityDefinitionParticipant(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.type
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("ActivityDefinitionParticipant.type")
+        if v is not _U:
+            _a_code(v)
         v = self.typeCanonical
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("ActivityDefinitionParticipant.typeCanonical")
+        if v is not _U:
+            _a_uri(v)
 
 
 class ActorDefinition(_p.Resource, tag="ActorDefinition", kw_only=True):
@@ -405,37 +416,29 @@ class ActorDefinition(_p.Resource, tag="ActorDefinition", kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.capabilities
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("ActorDefinition.capabilities")
+        if v is not _U:
+            _a_uri(v)
         v = self.date
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("ActorDefinition.date")
+        if v is not _U:
+            _a_dateTime(v)
         if self.derivedFrom is not _U:
-            for v in self.derivedFrom:
-                if v is not None and (' ' in v or not v.isprintable()):
-                    raise _p.FormatError("ActorDefinition.derivedFrom")
+            _e_uri(self.derivedFrom)
         v = self.id
-        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
-            raise _p.FormatError("ActorDefinition.id")
+        if v is not _U:
+            _a_id(v)
         v = self.implicitRules
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("ActorDefinition.implicitRules")
+        if v is not _U:
+            _a_uri(v)
         v = self.language
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("ActorDefinition.language")
+        if v is not _U:
+            _a_code(v)
         if self.reference is not _U:
-            for v in self.reference:
-                if v is not None and (' ' in v or not v.isprintable()):
-                    raise _p.FormatError("ActorDefinition.reference")
-        v = self.status
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("ActorDefinition.status")
-        v = self.type
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("ActorDefinition.type")
+            _e_uri(self.reference)
+        _a_code(self.status)
+        _a_code(self.type)
         v = self.url
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("ActorDefinition.url")
+        if v is not _U:
+            _a_uri(v)
         if (self.versionAlgorithmCoding is not _U) + (self.versionAlgorithmString is not _U) > 1:
             raise _p.ChoiceError("ActorDefinition.versionAlgorithm[x]: at most one")
 
@@ -466,11 +469,11 @@ class Address(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.type
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("Address.type")
+        if v is not _U:
+            _a_code(v)
         v = self.use
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("Address.use")
+        if v is not _U:
+            _a_code(v)
 
 
 class AdministrableProductDefinition(_p.Resource, tag="AdministrableProductDefinition", kw_only=True):
@@ -501,17 +504,15 @@ class AdministrableProductDefinition(_p.Resource, tag="AdministrableProductDefin
 
     def __post_init__(self) -> None:
         v = self.id
-        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
-            raise _p.FormatError("AdministrableProductDefinition.id")
+        if v is not _U:
+            _a_id(v)
         v = self.implicitRules
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("AdministrableProductDefinition.implicitRules")
+        if v is not _U:
+            _a_uri(v)
         v = self.language
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("AdministrableProductDefinition.language")
-        v = self.status
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("AdministrableProductDefinition.status")
+        if v is not _U:
+            _a_code(v)
+        _a_code(self.status)
 
 
 class AdministrableProductDefinitionProperty(_p.Complex, kw_only=True):
@@ -531,8 +532,8 @@ class AdministrableProductDefinitionProperty(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.valueDate
-        if v is not _U and (_p.date(v) is None):
-            raise _p.FormatError("AdministrableProductDefinitionProperty.valueDate")
+        if v is not _U:
+            _a_date(v)
         if (self.valueAttachment is not _U) + (self.valueBoolean is not _U) + (self.valueCodeableConcept is not _U) + (self.valueDate is not _U) + (self.valueMarkdown is not _U) + (self.valueQuantity is not _U) + (self.valueReference is not _U) > 1:
             raise _p.ChoiceError("AdministrableProductDefinitionProperty.value[x]: at most one")
 
@@ -616,30 +617,26 @@ class AdverseEvent(_p.Resource, tag="AdverseEvent", kw_only=True):
     text: _T17 = _U
 
     def __post_init__(self) -> None:
-        v = self.actuality
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("AdverseEvent.actuality")
+        _a_code(self.actuality)
         v = self.detected
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("AdverseEvent.detected")
+        if v is not _U:
+            _a_dateTime(v)
         v = self.id
-        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
-            raise _p.FormatError("AdverseEvent.id")
+        if v is not _U:
+            _a_id(v)
         v = self.implicitRules
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("AdverseEvent.implicitRules")
+        if v is not _U:
+            _a_uri(v)
         v = self.language
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("AdverseEvent.language")
+        if v is not _U:
+            _a_code(v)
         v = self.occurrenceDateTime
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("AdverseEvent.occurrenceDateTime")
+        if v is not _U:
+            _a_dateTime(v)
         v = self.recordedDate
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("AdverseEvent.recordedDate")
-        v = self.status
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("AdverseEvent.status")
+        if v is not _U:
+            _a_dateTime(v)
+        _a_code(self.status)
         if (self.occurrenceDateTime is not _U) + (self.occurrencePeriod is not _U) + (self.occurrenceTiming is not _U) > 1:
             raise _p.ChoiceError("AdverseEvent.occurrence[x]: at most one")
 
@@ -746,14 +743,14 @@ class Age(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.code
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("Age.code")
+        if v is not _U:
+            _a_code(v)
         v = self.comparator
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("Age.comparator")
+        if v is not _U:
+            _a_code(v)
         v = self.system
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("Age.system")
+        if v is not _U:
+            _a_uri(v)
 
 
 class AllergyIntolerance(_p.Resource, tag="AllergyIntolerance", kw_only=True):
@@ -794,30 +791,28 @@ class AllergyIntolerance(_p.Resource, tag="AllergyIntolerance", kw_only=True):
 
     def __post_init__(self) -> None:
         if self.category is not _U:
-            for v in self.category:
-                if v is not None and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-                    raise _p.FormatError("AllergyIntolerance.category")
+            _e_code(self.category)
         v = self.criticality
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("AllergyIntolerance.criticality")
+        if v is not _U:
+            _a_code(v)
         v = self.id
-        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
-            raise _p.FormatError("AllergyIntolerance.id")
+        if v is not _U:
+            _a_id(v)
         v = self.implicitRules
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("AllergyIntolerance.implicitRules")
+        if v is not _U:
+            _a_uri(v)
         v = self.language
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("AllergyIntolerance.language")
+        if v is not _U:
+            _a_code(v)
         v = self.lastOccurrence
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("AllergyIntolerance.lastOccurrence")
+        if v is not _U:
+            _a_dateTime(v)
         v = self.onsetDateTime
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("AllergyIntolerance.onsetDateTime")
+        if v is not _U:
+            _a_dateTime(v)
         v = self.recordedDate
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("AllergyIntolerance.recordedDate")
+        if v is not _U:
+            _a_dateTime(v)
         if (self.onsetAge is not _U) + (self.onsetDateTime is not _U) + (self.onsetPeriod is not _U) + (self.onsetRange is not _U) + (self.onsetString is not _U) > 1:
             raise _p.ChoiceError("AllergyIntolerance.onset[x]: at most one")
 
@@ -849,11 +844,11 @@ class AllergyIntoleranceReaction(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.onset
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("AllergyIntoleranceReaction.onset")
+        if v is not _U:
+            _a_dateTime(v)
         v = self.severity
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("AllergyIntoleranceReaction.severity")
+        if v is not _U:
+            _a_code(v)
 
 
 class Annotation(_p.Complex, kw_only=True):
@@ -869,8 +864,8 @@ class Annotation(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.time
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("Annotation.time")
+        if v is not _U:
+            _a_dateTime(v)
         if (self.authorReference is not _U) + (self.authorString is not _U) > 1:
             raise _p.ChoiceError("Annotation.author[x]: at most one")
 
@@ -931,29 +926,27 @@ class Appointment(_p.Resource, tag="Appointment", kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.cancellationDate
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("Appointment.cancellationDate")
+        if v is not _U:
+            _a_dateTime(v)
         v = self.created
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("Appointment.created")
+        if v is not _U:
+            _a_dateTime(v)
         v = self.end
-        if v is not _U and (_p.instant(v) is None):
-            raise _p.FormatError("Appointment.end")
+        if v is not _U:
+            _a_instant(v)
         v = self.id
-        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
-            raise _p.FormatError("Appointment.id")
+        if v is not _U:
+            _a_id(v)
         v = self.implicitRules
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("Appointment.implicitRules")
+        if v is not _U:
+            _a_uri(v)
         v = self.language
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("Appointment.language")
+        if v is not _U:
+            _a_code(v)
         v = self.start
-        if v is not _U and (_p.instant(v) is None):
-            raise _p.FormatError("Appointment.start")
-        v = self.status
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("Appointment.status")
+        if v is not _U:
+            _a_instant(v)
+        _a_code(self.status)
 
 
 class AppointmentParticipant(_p.Complex, kw_only=True):
@@ -970,9 +963,7 @@ class AppointmentParticipant(_p.Complex, kw_only=True):
     type: _T23 = _U
 
     def __post_init__(self) -> None:
-        v = self.status
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("AppointmentParticipant.status")
+        _a_code(self.status)
 
 
 class AppointmentRecurrenceTemplate(_p.Complex, kw_only=True):
@@ -998,16 +989,12 @@ class AppointmentRecurrenceTemplate(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         if self.excludingDate is not _U:
-            for v in self.excludingDate:
-                if v is not None and (_p.date(v) is None):
-                    raise _p.FormatError("AppointmentRecurrenceTemplate.excludingDate")
+            _e_date(self.excludingDate)
         v = self.lastOccurrenceDate
-        if v is not _U and (_p.date(v) is None):
-            raise _p.FormatError("AppointmentRecurrenceTemplate.lastOccurrenceDate")
+        if v is not _U:
+            _a_date(v)
         if self.occurrenceDate is not _U:
-            for v in self.occurrenceDate:
-                if v is not None and (_p.date(v) is None):
-                    raise _p.FormatError("AppointmentRecurrenceTemplate.occurrenceDate")
+            _e_date(self.occurrenceDate)
 
 
 class AppointmentRecurrenceTemplateMonthlyTemplate(_p.Complex, kw_only=True):
@@ -1090,26 +1077,24 @@ class AppointmentResponse(_p.Resource, tag="AppointmentResponse", kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.end
-        if v is not _U and (_p.instant(v) is None):
-            raise _p.FormatError("AppointmentResponse.end")
+        if v is not _U:
+            _a_instant(v)
         v = self.id
-        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
-            raise _p.FormatError("AppointmentResponse.id")
+        if v is not _U:
+            _a_id(v)
         v = self.implicitRules
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("AppointmentResponse.implicitRules")
+        if v is not _U:
+            _a_uri(v)
         v = self.language
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("AppointmentResponse.language")
+        if v is not _U:
+            _a_code(v)
         v = self.occurrenceDate
-        if v is not _U and (_p.date(v) is None):
-            raise _p.FormatError("AppointmentResponse.occurrenceDate")
-        v = self.participantStatus
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("AppointmentResponse.participantStatus")
+        if v is not _U:
+            _a_date(v)
+        _a_code(self.participantStatus)
         v = self.start
-        if v is not _U and (_p.instant(v) is None):
-            raise _p.FormatError("AppointmentResponse.start")
+        if v is not _U:
+            _a_instant(v)
 
 
 class ArtifactAssessment(_p.Resource, tag="ArtifactAssessment", kw_only=True):
@@ -1148,35 +1133,35 @@ class ArtifactAssessment(_p.Resource, tag="ArtifactAssessment", kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.approvalDate
-        if v is not _U and (_p.date(v) is None):
-            raise _p.FormatError("ArtifactAssessment.approvalDate")
+        if v is not _U:
+            _a_date(v)
         v = self.artifactCanonical
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("ArtifactAssessment.artifactCanonical")
+        if v is not _U:
+            _a_uri(v)
         v = self.artifactUri
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("ArtifactAssessment.artifactUri")
+        if v is not _U:
+            _a_uri(v)
         v = self.date
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("ArtifactAssessment.date")
+        if v is not _U:
+            _a_dateTime(v)
         v = self.disposition
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("ArtifactAssessment.disposition")
+        if v is not _U:
+            _a_code(v)
         v = self.id
-        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
-            raise _p.FormatError("ArtifactAssessment.id")
+        if v is not _U:
+            _a_id(v)
         v = self.implicitRules
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("ArtifactAssessment.implicitRules")
+        if v is not _U:
+            _a_uri(v)
         v = self.language
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("ArtifactAssessment.language")
+        if v is not _U:
+            _a_code(v)
         v = self.lastReviewDate
-        if v is not _U and (_p.date(v) is None):
-            raise _p.FormatError("ArtifactAssessment.lastReviewDate")
+        if v is not _U:
+            _a_date(v)
         v = self.workflowStatus
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("ArtifactAssessment.workflowStatus")
+        if v is not _U:
+            _a_code(v)
         if (self.artifactCanonical is not _U) + (self.artifactReference is not _U) + (self.artifactUri is not _U) != 1:
             raise _p.ChoiceError("ArtifactAssessment.artifact[x]: exactly one")
         if (self.citeAsMarkdown is not _U) + (self.citeAsReference is not _U) > 1:
@@ -1205,12 +1190,10 @@ class ArtifactAssessmentContent(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.informationType
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("ArtifactAssessmentContent.informationType")
+        if v is not _U:
+            _a_code(v)
         if self.path is not _U:
-            for v in self.path:
-                if v is not None and (' ' in v or not v.isprintable()):
-                    raise _p.FormatError("ArtifactAssessmentContent.path")
+            _e_uri(self.path)
 
 
 class Attachment(_p.Complex, kw_only=True):
@@ -1246,26 +1229,26 @@ class Attachment(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.contentType
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("Attachment.contentType")
+        if v is not _U:
+            _a_code(v)
         v = self.creation
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("Attachment.creation")
+        if v is not _U:
+            _a_dateTime(v)
         v = self.data
-        if v is not _U and (_p.base64(v) is None):
-            raise _p.FormatError("Attachment.data")
+        if v is not _U:
+            _a_base64Binary(v)
         v = self.hash
-        if v is not _U and (_p.base64(v) is None):
-            raise _p.FormatError("Attachment.hash")
+        if v is not _U:
+            _a_base64Binary(v)
         v = self.language
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("Attachment.language")
+        if v is not _U:
+            _a_code(v)
         v = self.size
-        if v is not _U and (_p.integer64(v) is None):
-            raise _p.FormatError("Attachment.size")
+        if v is not _U:
+            _a_integer64(v)
         v = self.url
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("Attachment.url")
+        if v is not _U:
+            _a_uri(v)
 
 
 class AuditEvent(_p.Resource, tag="AuditEvent", kw_only=True):
@@ -1301,26 +1284,24 @@ class AuditEvent(_p.Resource, tag="AuditEvent", kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.action
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("AuditEvent.action")
+        if v is not _U:
+            _a_code(v)
         v = self.id
-        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
-            raise _p.FormatError("AuditEvent.id")
+        if v is not _U:
+            _a_id(v)
         v = self.implicitRules
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("AuditEvent.implicitRules")
+        if v is not _U:
+            _a_uri(v)
         v = self.language
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("AuditEvent.language")
+        if v is not _U:
+            _a_code(v)
         v = self.occurredDateTime
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("AuditEvent.occurredDateTime")
-        v = self.recorded
-        if v is not _U and (_p.instant(v) is None):
-            raise _p.FormatError("AuditEvent.recorded")
+        if v is not _U:
+            _a_dateTime(v)
+        _a_instant(self.recorded)
         v = self.severity
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("AuditEvent.severity")
+        if v is not _U:
+            _a_code(v)
         if (self.occurredDateTime is not _U) + (self.occurredPeriod is not _U) > 1:
             raise _p.ChoiceError("AuditEvent.occurred[x]: at most one")
 
@@ -1345,12 +1326,10 @@ class AuditEventAgent(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.networkUri
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("AuditEventAgent.networkUri")
+        if v is not _U:
+            _a_uri(v)
         if self.policy is not _U:
-            for v in self.policy:
-                if v is not None and (' ' in v or not v.isprintable()):
-                    raise _p.FormatError("AuditEventAgent.policy")
+            _e_uri(self.policy)
         if (self.networkReference is not _U) + (self.networkString is not _U) + (self.networkUri is not _U) > 1:
             raise _p.ChoiceError("AuditEventAgent.network[x]: at most one")
 
@@ -1370,8 +1349,8 @@ class AuditEventEntity(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.query
-        if v is not _U and (_p.base64(v) is None):
-            raise _p.FormatError("AuditEventEntity.query")
+        if v is not _U:
+            _a_base64Binary(v)
 
 
 class AuditEventEntityDetail(_p.Complex, kw_only=True):
@@ -1394,14 +1373,14 @@ class AuditEventEntityDetail(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.valueBase64Binary
-        if v is not _U and (_p.base64(v) is None):
-            raise _p.FormatError("AuditEventEntityDetail.valueBase64Binary")
+        if v is not _U:
+            _a_base64Binary(v)
         v = self.valueDateTime
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("AuditEventEntityDetail.valueDateTime")
+        if v is not _U:
+            _a_dateTime(v)
         v = self.valueTime
-        if v is not _U and (_p.time(v) is None):
-            raise _p.FormatError("AuditEventEntityDetail.valueTime")
+        if v is not _U:
+            _a_time(v)
         t = _astuple(self)
         n = len(t) - t.count(_U) - 1 - ((self.extension is not _U) + (self.id is not _U) + (self.id_ext is not _U) + (self.modifierExtension is not _U))
         if n != 1:
@@ -1450,15 +1429,13 @@ class AvailabilityAvailableTime(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.availableEndTime
-        if v is not _U and (_p.time(v) is None):
-            raise _p.FormatError("AvailabilityAvailableTime.availableEndTime")
+        if v is not _U:
+            _a_time(v)
         v = self.availableStartTime
-        if v is not _U and (_p.time(v) is None):
-            raise _p.FormatError("AvailabilityAvailableTime.availableStartTime")
+        if v is not _U:
+            _a_time(v)
         if self.daysOfWeek is not _U:
-            for v in self.daysOfWeek:
-                if v is not None and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-                    raise _p.FormatError("AvailabilityAvailableTime.daysOfWeek")
+            _e_code(self.daysOfWeek)
 
 
 class AvailabilityNotAvailableTime(_p.Complex, kw_only=True):
@@ -1505,17 +1482,17 @@ class Basic(_p.Resource, tag="Basic", kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.created
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("Basic.created")
+        if v is not _U:
+            _a_dateTime(v)
         v = self.id
-        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
-            raise _p.FormatError("Basic.id")
+        if v is not _U:
+            _a_id(v)
         v = self.implicitRules
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("Basic.implicitRules")
+        if v is not _U:
+            _a_uri(v)
         v = self.language
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("Basic.language")
+        if v is not _U:
+            _a_code(v)
 
 
 class Binary(_p.Resource, tag="Binary", kw_only=True):
@@ -1533,21 +1510,19 @@ class Binary(_p.Resource, tag="Binary", kw_only=True):
     securityContext: _T11 = _U
 
     def __post_init__(self) -> None:
-        v = self.contentType
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("Binary.contentType")
+        _a_code(self.contentType)
         v = self.data
-        if v is not _U and (_p.base64(v) is None):
-            raise _p.FormatError("Binary.data")
+        if v is not _U:
+            _a_base64Binary(v)
         v = self.id
-        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
-            raise _p.FormatError("Binary.id")
+        if v is not _U:
+            _a_id(v)
         v = self.implicitRules
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("Binary.implicitRules")
+        if v is not _U:
+            _a_uri(v)
         v = self.language
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("Binary.language")
+        if v is not _U:
+            _a_code(v)
 
 
 class BiologicallyDerivedProduct(_p.Resource, tag="BiologicallyDerivedProduct", kw_only=True):
@@ -1580,17 +1555,17 @@ class BiologicallyDerivedProduct(_p.Resource, tag="BiologicallyDerivedProduct", 
 
     def __post_init__(self) -> None:
         v = self.expirationDate
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("BiologicallyDerivedProduct.expirationDate")
+        if v is not _U:
+            _a_dateTime(v)
         v = self.id
-        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
-            raise _p.FormatError("BiologicallyDerivedProduct.id")
+        if v is not _U:
+            _a_id(v)
         v = self.implicitRules
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("BiologicallyDerivedProduct.implicitRules")
+        if v is not _U:
+            _a_uri(v)
         v = self.language
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("BiologicallyDerivedProduct.language")
+        if v is not _U:
+            _a_code(v)
 
 
 class BiologicallyDerivedProductCollection(_p.Complex, kw_only=True):
@@ -1605,8 +1580,8 @@ class BiologicallyDerivedProductCollection(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.collectedDateTime
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("BiologicallyDerivedProductCollection.collectedDateTime")
+        if v is not _U:
+            _a_dateTime(v)
         if (self.collectedDateTime is not _U) + (self.collectedPeriod is not _U) > 1:
             raise _p.ChoiceError("BiologicallyDerivedProductCollection.collected[x]: at most one")
 
@@ -1646,23 +1621,21 @@ class BiologicallyDerivedProductDispense(_p.Resource, tag="BiologicallyDerivedPr
 
     def __post_init__(self) -> None:
         v = self.id
-        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
-            raise _p.FormatError("BiologicallyDerivedProductDispense.id")
+        if v is not _U:
+            _a_id(v)
         v = self.implicitRules
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("BiologicallyDerivedProductDispense.implicitRules")
+        if v is not _U:
+            _a_uri(v)
         v = self.language
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("BiologicallyDerivedProductDispense.language")
+        if v is not _U:
+            _a_code(v)
         v = self.preparedDate
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("BiologicallyDerivedProductDispense.preparedDate")
-        v = self.status
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("BiologicallyDerivedProductDispense.status")
+        if v is not _U:
+            _a_dateTime(v)
+        _a_code(self.status)
         v = self.whenHandedOver
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("BiologicallyDerivedProductDispense.whenHandedOver")
+        if v is not _U:
+            _a_dateTime(v)
 
 
 class BiologicallyDerivedProductDispensePerformer(_p.Complex, kw_only=True):
@@ -1722,14 +1695,14 @@ class BodyStructure(_p.Resource, tag="BodyStructure", kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.id
-        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
-            raise _p.FormatError("BodyStructure.id")
+        if v is not _U:
+            _a_id(v)
         v = self.implicitRules
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("BodyStructure.implicitRules")
+        if v is not _U:
+            _a_uri(v)
         v = self.language
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("BodyStructure.language")
+        if v is not _U:
+            _a_code(v)
 
 
 class BodyStructureIncludedStructure(_p.Complex, kw_only=True):
@@ -1786,20 +1759,18 @@ class Bundle(_p.Resource, tag="Bundle", kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.id
-        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
-            raise _p.FormatError("Bundle.id")
+        if v is not _U:
+            _a_id(v)
         v = self.implicitRules
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("Bundle.implicitRules")
+        if v is not _U:
+            _a_uri(v)
         v = self.language
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("Bundle.language")
+        if v is not _U:
+            _a_code(v)
         v = self.timestamp
-        if v is not _U and (_p.instant(v) is None):
-            raise _p.FormatError("Bundle.timestamp")
-        v = self.type
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("Bundle.type")
+        if v is not _U:
+            _a_instant(v)
+        _a_code(self.type)
 
 
 class BundleEntry(_p.Complex, kw_only=True):
@@ -1817,8 +1788,8 @@ class BundleEntry(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.fullUrl
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("BundleEntry.fullUrl")
+        if v is not _U:
+            _a_uri(v)
 
 
 class BundleEntryRequest(_p.Complex, kw_only=True):
@@ -1841,14 +1812,10 @@ class BundleEntryRequest(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.ifModifiedSince
-        if v is not _U and (_p.instant(v) is None):
-            raise _p.FormatError("BundleEntryRequest.ifModifiedSince")
-        v = self.method
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("BundleEntryRequest.method")
-        v = self.url
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("BundleEntryRequest.url")
+        if v is not _U:
+            _a_instant(v)
+        _a_code(self.method)
+        _a_uri(self.url)
 
 
 class BundleEntryResponse(_p.Complex, kw_only=True):
@@ -1868,11 +1835,11 @@ class BundleEntryResponse(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.lastModified
-        if v is not _U and (_p.instant(v) is None):
-            raise _p.FormatError("BundleEntryResponse.lastModified")
+        if v is not _U:
+            _a_instant(v)
         v = self.location
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("BundleEntryResponse.location")
+        if v is not _U:
+            _a_uri(v)
 
 
 class BundleEntrySearch(_p.Complex, kw_only=True):
@@ -1887,8 +1854,8 @@ class BundleEntrySearch(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.mode
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("BundleEntrySearch.mode")
+        if v is not _U:
+            _a_code(v)
 
 
 class BundleLink(_p.Complex, kw_only=True):
@@ -1902,12 +1869,8 @@ class BundleLink(_p.Complex, kw_only=True):
     url_ext: _T3 = _ms.field(default=_U, name="_url")
 
     def __post_init__(self) -> None:
-        v = self.relation
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("BundleLink.relation")
-        v = self.url
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("BundleLink.url")
+        _a_code(self.relation)
+        _a_uri(self.url)
 
 
 class CanonicalResource(_p.Complex, kw_only=True):
@@ -1955,20 +1918,18 @@ class CanonicalResource(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.date
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("CanonicalResource.date")
+        if v is not _U:
+            _a_dateTime(v)
         v = self.implicitRules
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("CanonicalResource.implicitRules")
+        if v is not _U:
+            _a_uri(v)
         v = self.language
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("CanonicalResource.language")
-        v = self.status
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("CanonicalResource.status")
+        if v is not _U:
+            _a_code(v)
+        _a_code(self.status)
         v = self.url
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("CanonicalResource.url")
+        if v is not _U:
+            _a_uri(v)
         if (self.versionAlgorithmCoding is not _U) + (self.versionAlgorithmString is not _U) > 1:
             raise _p.ChoiceError("CanonicalResource.versionAlgorithm[x]: at most one")
 
@@ -2039,53 +2000,32 @@ class CapabilityStatement(_p.Resource, tag="CapabilityStatement", kw_only=True):
 
     def __post_init__(self) -> None:
         if self.acceptLanguage is not _U:
-            for v in self.acceptLanguage:
-                if v is not None and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-                    raise _p.FormatError("CapabilityStatement.acceptLanguage")
-        v = self.date
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("CapabilityStatement.date")
-        v = self.fhirVersion
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("CapabilityStatement.fhirVersion")
-        if self.format is not _U:
-            for v in self.format:
-                if v is not None and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-                    raise _p.FormatError("CapabilityStatement.format")
+            _e_code(self.acceptLanguage)
+        _a_dateTime(self.date)
+        _a_code(self.fhirVersion)
+        _e_code(self.format)
         v = self.id
-        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
-            raise _p.FormatError("CapabilityStatement.id")
+        if v is not _U:
+            _a_id(v)
         if self.implementationGuide is not _U:
-            for v in self.implementationGuide:
-                if v is not None and (' ' in v or not v.isprintable()):
-                    raise _p.FormatError("CapabilityStatement.implementationGuide")
+            _e_uri(self.implementationGuide)
         v = self.implicitRules
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("CapabilityStatement.implicitRules")
+        if v is not _U:
+            _a_uri(v)
         if self.imports is not _U:
-            for v in self.imports:
-                if v is not None and (' ' in v or not v.isprintable()):
-                    raise _p.FormatError("CapabilityStatement.imports")
+            _e_uri(self.imports)
         if self.instantiates is not _U:
-            for v in self.instantiates:
-                if v is not None and (' ' in v or not v.isprintable()):
-                    raise _p.FormatError("CapabilityStatement.instantiates")
-        v = self.kind
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("CapabilityStatement.kind")
+            _e_uri(self.instantiates)
+        _a_code(self.kind)
         v = self.language
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("CapabilityStatement.language")
+        if v is not _U:
+            _a_code(v)
         if self.patchFormat is not _U:
-            for v in self.patchFormat:
-                if v is not None and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-                    raise _p.FormatError("CapabilityStatement.patchFormat")
-        v = self.status
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("CapabilityStatement.status")
+            _e_code(self.patchFormat)
+        _a_code(self.status)
         v = self.url
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("CapabilityStatement.url")
+        if v is not _U:
+            _a_uri(v)
         if (self.versionAlgorithmCoding is not _U) + (self.versionAlgorithmString is not _U) > 1:
             raise _p.ChoiceError("CapabilityStatement.versionAlgorithm[x]: at most one")
 
@@ -2103,12 +2043,8 @@ class CapabilityStatementDocument(_p.Complex, kw_only=True):
     profile_ext: _T3 = _ms.field(default=_U, name="_profile")
 
     def __post_init__(self) -> None:
-        v = self.mode
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("CapabilityStatementDocument.mode")
-        v = self.profile
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("CapabilityStatementDocument.profile")
+        _a_code(self.mode)
+        _a_uri(self.profile)
 
 
 class CapabilityStatementImplementation(_p.Complex, kw_only=True):
@@ -2124,8 +2060,8 @@ class CapabilityStatementImplementation(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.url
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("CapabilityStatementImplementation.url")
+        if v is not _U:
+            _a_uri(v)
 
 
 class CapabilityStatementMessaging(_p.Complex, kw_only=True):
@@ -2151,9 +2087,7 @@ class CapabilityStatementMessagingEndpoint(_p.Complex, kw_only=True):
     protocol: _T78
 
     def __post_init__(self) -> None:
-        v = self.address
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("CapabilityStatementMessagingEndpoint.address")
+        _a_uri(self.address)
 
 
 class CapabilityStatementMessagingSupportedMessage(_p.Complex, kw_only=True):
@@ -2167,12 +2101,8 @@ class CapabilityStatementMessagingSupportedMessage(_p.Complex, kw_only=True):
     modifierExtension: _T7 = _U
 
     def __post_init__(self) -> None:
-        v = self.definition
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("CapabilityStatementMessagingSupportedMessage.definition")
-        v = self.mode
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("CapabilityStatementMessagingSupportedMessage.mode")
+        _a_uri(self.definition)
+        _a_code(self.mode)
 
 
 class CapabilityStatementRest(_p.Complex, kw_only=True):
@@ -2194,12 +2124,8 @@ class CapabilityStatementRest(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         if self.compartment is not _U:
-            for v in self.compartment:
-                if v is not None and (' ' in v or not v.isprintable()):
-                    raise _p.FormatError("CapabilityStatementRest.compartment")
-        v = self.mode
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("CapabilityStatementRest.mode")
+            _e_uri(self.compartment)
+        _a_code(self.mode)
 
 
 class CapabilityStatementRestInteraction(_p.Complex, kw_only=True):
@@ -2213,9 +2139,7 @@ class CapabilityStatementRestInteraction(_p.Complex, kw_only=True):
     modifierExtension: _T7 = _U
 
     def __post_init__(self) -> None:
-        v = self.code
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("CapabilityStatementRestInteraction.code")
+        _a_code(self.code)
 
 
 class CapabilityStatementRestResource(_p.Complex, kw_only=True):
@@ -2259,28 +2183,22 @@ class CapabilityStatementRestResource(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.conditionalDelete
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("CapabilityStatementRestResource.conditionalDelete")
+        if v is not _U:
+            _a_code(v)
         v = self.conditionalRead
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("CapabilityStatementRestResource.conditionalRead")
+        if v is not _U:
+            _a_code(v)
         v = self.profile
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("CapabilityStatementRestResource.profile")
+        if v is not _U:
+            _a_uri(v)
         if self.referencePolicy is not _U:
-            for v in self.referencePolicy:
-                if v is not None and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-                    raise _p.FormatError("CapabilityStatementRestResource.referencePolicy")
+            _e_code(self.referencePolicy)
         if self.supportedProfile is not _U:
-            for v in self.supportedProfile:
-                if v is not None and (' ' in v or not v.isprintable()):
-                    raise _p.FormatError("CapabilityStatementRestResource.supportedProfile")
-        v = self.type
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("CapabilityStatementRestResource.type")
+            _e_uri(self.supportedProfile)
+        _a_code(self.type)
         v = self.versioning
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("CapabilityStatementRestResource.versioning")
+        if v is not _U:
+            _a_code(v)
 
 
 class CapabilityStatementRestResourceInteraction(_p.Complex, kw_only=True):
@@ -2294,9 +2212,7 @@ class CapabilityStatementRestResourceInteraction(_p.Complex, kw_only=True):
     modifierExtension: _T7 = _U
 
     def __post_init__(self) -> None:
-        v = self.code
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("CapabilityStatementRestResourceInteraction.code")
+        _a_code(self.code)
 
 
 class CapabilityStatementRestResourceOperation(_p.Complex, kw_only=True):
@@ -2312,9 +2228,7 @@ class CapabilityStatementRestResourceOperation(_p.Complex, kw_only=True):
     name_ext: _T3 = _ms.field(default=_U, name="_name")
 
     def __post_init__(self) -> None:
-        v = self.definition
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("CapabilityStatementRestResourceOperation.definition")
+        _a_uri(self.definition)
 
 
 class CapabilityStatementRestResourceSearchParam(_p.Complex, kw_only=True):
@@ -2333,11 +2247,9 @@ class CapabilityStatementRestResourceSearchParam(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.definition
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("CapabilityStatementRestResourceSearchParam.definition")
-        v = self.type
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("CapabilityStatementRestResourceSearchParam.type")
+        if v is not _U:
+            _a_uri(v)
+        _a_code(self.type)
 
 
 class CapabilityStatementRestSecurity(_p.Complex, kw_only=True):
@@ -2366,8 +2278,8 @@ class CapabilityStatementSoftware(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.releaseDate
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("CapabilityStatementSoftware.releaseDate")
+        if v is not _U:
+            _a_dateTime(v)
 
 
 class CarePlan(_p.Resource, tag="CarePlan", kw_only=True):
@@ -2415,31 +2327,23 @@ class CarePlan(_p.Resource, tag="CarePlan", kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.created
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("CarePlan.created")
+        if v is not _U:
+            _a_dateTime(v)
         v = self.id
-        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
-            raise _p.FormatError("CarePlan.id")
+        if v is not _U:
+            _a_id(v)
         v = self.implicitRules
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("CarePlan.implicitRules")
+        if v is not _U:
+            _a_uri(v)
         if self.instantiatesCanonical is not _U:
-            for v in self.instantiatesCanonical:
-                if v is not None and (' ' in v or not v.isprintable()):
-                    raise _p.FormatError("CarePlan.instantiatesCanonical")
+            _e_uri(self.instantiatesCanonical)
         if self.instantiatesUri is not _U:
-            for v in self.instantiatesUri:
-                if v is not None and (' ' in v or not v.isprintable()):
-                    raise _p.FormatError("CarePlan.instantiatesUri")
-        v = self.intent
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("CarePlan.intent")
+            _e_uri(self.instantiatesUri)
+        _a_code(self.intent)
         v = self.language
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("CarePlan.language")
-        v = self.status
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("CarePlan.status")
+        if v is not _U:
+            _a_code(v)
+        _a_code(self.status)
 
 
 class CarePlanActivity(_p.Complex, kw_only=True):
@@ -2480,17 +2384,17 @@ class CareTeam(_p.Resource, tag="CareTeam", kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.id
-        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
-            raise _p.FormatError("CareTeam.id")
+        if v is not _U:
+            _a_id(v)
         v = self.implicitRules
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("CareTeam.implicitRules")
+        if v is not _U:
+            _a_uri(v)
         v = self.language
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("CareTeam.language")
+        if v is not _U:
+            _a_code(v)
         v = self.status
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("CareTeam.status")
+        if v is not _U:
+            _a_code(v)
 
 
 class CareTeamParticipant(_p.Complex, kw_only=True):
@@ -2556,31 +2460,25 @@ class ChargeItem(_p.Resource, tag="ChargeItem", kw_only=True):
 
     def __post_init__(self) -> None:
         if self.definitionCanonical is not _U:
-            for v in self.definitionCanonical:
-                if v is not None and (' ' in v or not v.isprintable()):
-                    raise _p.FormatError("ChargeItem.definitionCanonical")
+            _e_uri(self.definitionCanonical)
         if self.definitionUri is not _U:
-            for v in self.definitionUri:
-                if v is not None and (' ' in v or not v.isprintable()):
-                    raise _p.FormatError("ChargeItem.definitionUri")
+            _e_uri(self.definitionUri)
         v = self.enteredDate
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("ChargeItem.enteredDate")
+        if v is not _U:
+            _a_dateTime(v)
         v = self.id
-        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
-            raise _p.FormatError("ChargeItem.id")
+        if v is not _U:
+            _a_id(v)
         v = self.implicitRules
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("ChargeItem.implicitRules")
+        if v is not _U:
+            _a_uri(v)
         v = self.language
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("ChargeItem.language")
+        if v is not _U:
+            _a_code(v)
         v = self.occurrenceDateTime
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("ChargeItem.occurrenceDateTime")
-        v = self.status
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("ChargeItem.status")
+        if v is not _U:
+            _a_dateTime(v)
+        _a_code(self.status)
         if (self.occurrenceDateTime is not _U) + (self.occurrencePeriod is not _U) + (self.occurrenceTiming is not _U) > 1:
             raise _p.ChoiceError("ChargeItem.occurrence[x]: at most one")
 
@@ -2644,41 +2542,33 @@ class ChargeItemDefinition(_p.Resource, tag="ChargeItemDefinition", kw_only=True
 
     def __post_init__(self) -> None:
         v = self.approvalDate
-        if v is not _U and (_p.date(v) is None):
-            raise _p.FormatError("ChargeItemDefinition.approvalDate")
+        if v is not _U:
+            _a_date(v)
         v = self.date
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("ChargeItemDefinition.date")
+        if v is not _U:
+            _a_dateTime(v)
         if self.derivedFromUri is not _U:
-            for v in self.derivedFromUri:
-                if v is not None and (' ' in v or not v.isprintable()):
-                    raise _p.FormatError("ChargeItemDefinition.derivedFromUri")
+            _e_uri(self.derivedFromUri)
         v = self.id
-        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
-            raise _p.FormatError("ChargeItemDefinition.id")
+        if v is not _U:
+            _a_id(v)
         v = self.implicitRules
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("ChargeItemDefinition.implicitRules")
+        if v is not _U:
+            _a_uri(v)
         v = self.language
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("ChargeItemDefinition.language")
+        if v is not _U:
+            _a_code(v)
         v = self.lastReviewDate
-        if v is not _U and (_p.date(v) is None):
-            raise _p.FormatError("ChargeItemDefinition.lastReviewDate")
+        if v is not _U:
+            _a_date(v)
         if self.partOf is not _U:
-            for v in self.partOf:
-                if v is not None and (' ' in v or not v.isprintable()):
-                    raise _p.FormatError("ChargeItemDefinition.partOf")
+            _e_uri(self.partOf)
         if self.replaces is not _U:
-            for v in self.replaces:
-                if v is not None and (' ' in v or not v.isprintable()):
-                    raise _p.FormatError("ChargeItemDefinition.replaces")
-        v = self.status
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("ChargeItemDefinition.status")
+            _e_uri(self.replaces)
+        _a_code(self.status)
         v = self.url
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("ChargeItemDefinition.url")
+        if v is not _U:
+            _a_uri(v)
         if (self.versionAlgorithmCoding is not _U) + (self.versionAlgorithmString is not _U) > 1:
             raise _p.ChoiceError("ChargeItemDefinition.versionAlgorithm[x]: at most one")
 
@@ -2772,29 +2662,27 @@ class Citation(_p.Resource, tag="Citation", kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.approvalDate
-        if v is not _U and (_p.date(v) is None):
-            raise _p.FormatError("Citation.approvalDate")
+        if v is not _U:
+            _a_date(v)
         v = self.date
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("Citation.date")
+        if v is not _U:
+            _a_dateTime(v)
         v = self.id
-        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
-            raise _p.FormatError("Citation.id")
+        if v is not _U:
+            _a_id(v)
         v = self.implicitRules
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("Citation.implicitRules")
+        if v is not _U:
+            _a_uri(v)
         v = self.language
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("Citation.language")
+        if v is not _U:
+            _a_code(v)
         v = self.lastReviewDate
-        if v is not _U and (_p.date(v) is None):
-            raise _p.FormatError("Citation.lastReviewDate")
-        v = self.status
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("Citation.status")
+        if v is not _U:
+            _a_date(v)
+        _a_code(self.status)
         v = self.url
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("Citation.url")
+        if v is not _U:
+            _a_uri(v)
         if (self.versionAlgorithmCoding is not _U) + (self.versionAlgorithmString is not _U) > 1:
             raise _p.ChoiceError("Citation.versionAlgorithm[x]: at most one")
 
@@ -2823,8 +2711,8 @@ class CitationCitedArtifact(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.dateAccessed
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("CitationCitedArtifact.dateAccessed")
+        if v is not _U:
+            _a_dateTime(v)
 
 
 class CitationCitedArtifactAbstract(_p.Complex, kw_only=True):
@@ -2890,8 +2778,8 @@ class CitationCitedArtifactContributorshipEntryContributionInstance(_p.Complex, 
 
     def __post_init__(self) -> None:
         v = self.time
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("CitationCitedArtifactContributorshipEntryContributionInstance.time")
+        if v is not _U:
+            _a_dateTime(v)
 
 
 class CitationCitedArtifactContributorshipSummary(_p.Complex, kw_only=True):
@@ -2952,11 +2840,11 @@ class CitationCitedArtifactPublicationForm(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.articleDate
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("CitationCitedArtifactPublicationForm.articleDate")
+        if v is not _U:
+            _a_dateTime(v)
         v = self.lastRevisionDate
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("CitationCitedArtifactPublicationForm.lastRevisionDate")
+        if v is not _U:
+            _a_dateTime(v)
 
 
 class CitationCitedArtifactPublicationFormPublishedIn(_p.Complex, kw_only=True):
@@ -2994,11 +2882,9 @@ class CitationCitedArtifactRelatesTo(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.resource
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("CitationCitedArtifactRelatesTo.resource")
-        v = self.type
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("CitationCitedArtifactRelatesTo.type")
+        if v is not _U:
+            _a_uri(v)
+        _a_code(self.type)
 
 
 class CitationCitedArtifactStatusDate(_p.Complex, kw_only=True):
@@ -3044,8 +2930,8 @@ class CitationCitedArtifactWebLocation(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.url
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("CitationCitedArtifactWebLocation.url")
+        if v is not _U:
+            _a_uri(v)
 
 
 class CitationClassification(_p.Complex, kw_only=True):
@@ -3127,24 +3013,18 @@ class Claim(_p.Resource, tag="Claim", kw_only=True):
     use_ext: _T3 = _ms.field(default=_U, name="_use")
 
     def __post_init__(self) -> None:
-        v = self.created
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("Claim.created")
+        _a_dateTime(self.created)
         v = self.id
-        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
-            raise _p.FormatError("Claim.id")
+        if v is not _U:
+            _a_id(v)
         v = self.implicitRules
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("Claim.implicitRules")
+        if v is not _U:
+            _a_uri(v)
         v = self.language
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("Claim.language")
-        v = self.status
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("Claim.status")
-        v = self.use
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("Claim.use")
+        if v is not _U:
+            _a_code(v)
+        _a_code(self.status)
+        _a_code(self.use)
 
 
 class ClaimAccident(_p.Complex, kw_only=True):
@@ -3159,9 +3039,7 @@ class ClaimAccident(_p.Complex, kw_only=True):
     type: _T1 = _U
 
     def __post_init__(self) -> None:
-        v = self.date
-        if v is not _U and (_p.date(v) is None):
-            raise _p.FormatError("ClaimAccident.date")
+        _a_date(self.date)
         if (self.locationAddress is not _U) + (self.locationReference is not _U) > 1:
             raise _p.ChoiceError("ClaimAccident.location[x]: at most one")
 
@@ -3208,8 +3086,8 @@ class ClaimEvent(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.whenDateTime
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("ClaimEvent.whenDateTime")
+        if v is not _U:
+            _a_dateTime(v)
         if (self.whenDateTime is not _U) + (self.whenPeriod is not _U) != 1:
             raise _p.ChoiceError("ClaimEvent.when[x]: exactly one")
 
@@ -3274,8 +3152,8 @@ class ClaimItem(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.servicedDate
-        if v is not _U and (_p.date(v) is None):
-            raise _p.FormatError("ClaimItem.servicedDate")
+        if v is not _U:
+            _a_date(v)
         if (self.locationAddress is not _U) + (self.locationCodeableConcept is not _U) + (self.locationReference is not _U) > 1:
             raise _p.ChoiceError("ClaimItem.location[x]: at most one")
         if (self.servicedDate is not _U) + (self.servicedPeriod is not _U) > 1:
@@ -3365,8 +3243,8 @@ class ClaimProcedure(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.date
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("ClaimProcedure.date")
+        if v is not _U:
+            _a_dateTime(v)
         if (self.procedureCodeableConcept is not _U) + (self.procedureReference is not _U) != 1:
             raise _p.ChoiceError("ClaimProcedure.procedure[x]: exactly one")
 
@@ -3433,27 +3311,19 @@ class ClaimResponse(_p.Resource, tag="ClaimResponse", kw_only=True):
     use_ext: _T3 = _ms.field(default=_U, name="_use")
 
     def __post_init__(self) -> None:
-        v = self.created
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("ClaimResponse.created")
+        _a_dateTime(self.created)
         v = self.id
-        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
-            raise _p.FormatError("ClaimResponse.id")
+        if v is not _U:
+            _a_id(v)
         v = self.implicitRules
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("ClaimResponse.implicitRules")
+        if v is not _U:
+            _a_uri(v)
         v = self.language
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("ClaimResponse.language")
-        v = self.outcome
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("ClaimResponse.outcome")
-        v = self.status
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("ClaimResponse.status")
-        v = self.use
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("ClaimResponse.use")
+        if v is not _U:
+            _a_code(v)
+        _a_code(self.outcome)
+        _a_code(self.status)
+        _a_code(self.use)
 
 
 class ClaimResponseAddItem(_p.Complex, kw_only=True):
@@ -3495,8 +3365,8 @@ class ClaimResponseAddItem(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.servicedDate
-        if v is not _U and (_p.date(v) is None):
-            raise _p.FormatError("ClaimResponseAddItem.servicedDate")
+        if v is not _U:
+            _a_date(v)
         if (self.locationAddress is not _U) + (self.locationCodeableConcept is not _U) + (self.locationReference is not _U) > 1:
             raise _p.ChoiceError("ClaimResponseAddItem.location[x]: at most one")
         if (self.servicedDate is not _U) + (self.servicedPeriod is not _U) > 1:
@@ -3584,8 +3454,8 @@ class ClaimResponseEvent(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.whenDateTime
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("ClaimResponseEvent.whenDateTime")
+        if v is not _U:
+            _a_dateTime(v)
         if (self.whenDateTime is not _U) + (self.whenPeriod is not _U) != 1:
             raise _p.ChoiceError("ClaimResponseEvent.when[x]: exactly one")
 
@@ -3687,8 +3557,8 @@ class ClaimResponsePayment(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.date
-        if v is not _U and (_p.date(v) is None):
-            raise _p.FormatError("ClaimResponsePayment.date")
+        if v is not _U:
+            _a_date(v)
 
 
 class ClaimResponseProcessNote(_p.Complex, kw_only=True):
@@ -3734,8 +3604,8 @@ class ClaimSupportingInfo(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.timingDate
-        if v is not _U and (_p.date(v) is None):
-            raise _p.FormatError("ClaimSupportingInfo.timingDate")
+        if v is not _U:
+            _a_date(v)
         if (self.timingDate is not _U) + (self.timingPeriod is not _U) > 1:
             raise _p.ChoiceError("ClaimSupportingInfo.timing[x]: at most one")
         if (self.valueAttachment is not _U) + (self.valueBoolean is not _U) + (self.valueIdentifier is not _U) + (self.valueQuantity is not _U) + (self.valueReference is not _U) + (self.valueString is not _U) > 1:
@@ -3782,27 +3652,23 @@ class ClinicalImpression(_p.Resource, tag="ClinicalImpression", kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.date
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("ClinicalImpression.date")
+        if v is not _U:
+            _a_dateTime(v)
         v = self.effectiveDateTime
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("ClinicalImpression.effectiveDateTime")
+        if v is not _U:
+            _a_dateTime(v)
         v = self.id
-        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
-            raise _p.FormatError("ClinicalImpression.id")
+        if v is not _U:
+            _a_id(v)
         v = self.implicitRules
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("ClinicalImpression.implicitRules")
+        if v is not _U:
+            _a_uri(v)
         v = self.language
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("ClinicalImpression.language")
+        if v is not _U:
+            _a_code(v)
         if self.protocol is not _U:
-            for v in self.protocol:
-                if v is not None and (' ' in v or not v.isprintable()):
-                    raise _p.FormatError("ClinicalImpression.protocol")
-        v = self.status
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("ClinicalImpression.status")
+            _e_uri(self.protocol)
+        _a_code(self.status)
         if (self.effectiveDateTime is not _U) + (self.effectivePeriod is not _U) > 1:
             raise _p.ChoiceError("ClinicalImpression.effective[x]: at most one")
 
@@ -3846,21 +3712,17 @@ class ClinicalUseDefinition(_p.Resource, tag="ClinicalUseDefinition", kw_only=Tr
 
     def __post_init__(self) -> None:
         v = self.id
-        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
-            raise _p.FormatError("ClinicalUseDefinition.id")
+        if v is not _U:
+            _a_id(v)
         v = self.implicitRules
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("ClinicalUseDefinition.implicitRules")
+        if v is not _U:
+            _a_uri(v)
         v = self.language
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("ClinicalUseDefinition.language")
+        if v is not _U:
+            _a_code(v)
         if self.library is not _U:
-            for v in self.library:
-                if v is not None and (' ' in v or not v.isprintable()):
-                    raise _p.FormatError("ClinicalUseDefinition.library")
-        v = self.type
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("ClinicalUseDefinition.type")
+            _e_uri(self.library)
+        _a_code(self.type)
 
 
 class ClinicalUseDefinitionContraindication(_p.Complex, kw_only=True):
@@ -4025,41 +3887,37 @@ class CodeSystem(_p.Resource, tag="CodeSystem", kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.approvalDate
-        if v is not _U and (_p.date(v) is None):
-            raise _p.FormatError("CodeSystem.approvalDate")
-        v = self.content
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("CodeSystem.content")
+        if v is not _U:
+            _a_date(v)
+        _a_code(self.content)
         v = self.date
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("CodeSystem.date")
+        if v is not _U:
+            _a_dateTime(v)
         v = self.hierarchyMeaning
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("CodeSystem.hierarchyMeaning")
+        if v is not _U:
+            _a_code(v)
         v = self.id
-        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
-            raise _p.FormatError("CodeSystem.id")
+        if v is not _U:
+            _a_id(v)
         v = self.implicitRules
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("CodeSystem.implicitRules")
+        if v is not _U:
+            _a_uri(v)
         v = self.language
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("CodeSystem.language")
+        if v is not _U:
+            _a_code(v)
         v = self.lastReviewDate
-        if v is not _U and (_p.date(v) is None):
-            raise _p.FormatError("CodeSystem.lastReviewDate")
-        v = self.status
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("CodeSystem.status")
+        if v is not _U:
+            _a_date(v)
+        _a_code(self.status)
         v = self.supplements
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("CodeSystem.supplements")
+        if v is not _U:
+            _a_uri(v)
         v = self.url
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("CodeSystem.url")
+        if v is not _U:
+            _a_uri(v)
         v = self.valueSet
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("CodeSystem.valueSet")
+        if v is not _U:
+            _a_uri(v)
         if (self.versionAlgorithmCoding is not _U) + (self.versionAlgorithmString is not _U) > 1:
             raise _p.ChoiceError("CodeSystem.versionAlgorithm[x]: at most one")
 
@@ -4080,9 +3938,7 @@ class CodeSystemConcept(_p.Complex, kw_only=True):
     property: _T185 = _U
 
     def __post_init__(self) -> None:
-        v = self.code
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("CodeSystemConcept.code")
+        _a_code(self.code)
 
 
 class CodeSystemConceptDesignation(_p.Complex, kw_only=True):
@@ -4099,8 +3955,8 @@ class CodeSystemConceptDesignation(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.language
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("CodeSystemConceptDesignation.language")
+        if v is not _U:
+            _a_code(v)
 
 
 class CodeSystemConceptProperty(_p.Complex, kw_only=True):
@@ -4119,15 +3975,13 @@ class CodeSystemConceptProperty(_p.Complex, kw_only=True):
     valueString: _T2 = _U
 
     def __post_init__(self) -> None:
-        v = self.code
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("CodeSystemConceptProperty.code")
+        _a_code(self.code)
         v = self.valueCode
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("CodeSystemConceptProperty.valueCode")
+        if v is not _U:
+            _a_code(v)
         v = self.valueDateTime
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("CodeSystemConceptProperty.valueDateTime")
+        if v is not _U:
+            _a_dateTime(v)
         if (self.valueBoolean is not _U) + (self.valueCode is not _U) + (self.valueCoding is not _U) + (self.valueDateTime is not _U) + (self.valueDecimal is not _U) + (self.valueInteger is not _U) + (self.valueString is not _U) != 1:
             raise _p.ChoiceError("CodeSystemConceptProperty.value[x]: exactly one")
 
@@ -4147,13 +4001,8 @@ class CodeSystemFilter(_p.Complex, kw_only=True):
     value_ext: _T3 = _ms.field(default=_U, name="_value")
 
     def __post_init__(self) -> None:
-        v = self.code
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("CodeSystemFilter.code")
-        if self.operator is not _U:
-            for v in self.operator:
-                if v is not None and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-                    raise _p.FormatError("CodeSystemFilter.operator")
+        _a_code(self.code)
+        _e_code(self.operator)
 
 
 class CodeSystemProperty(_p.Complex, kw_only=True):
@@ -4171,15 +4020,11 @@ class CodeSystemProperty(_p.Complex, kw_only=True):
     uri_ext: _T3 = _ms.field(default=_U, name="_uri")
 
     def __post_init__(self) -> None:
-        v = self.code
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("CodeSystemProperty.code")
-        v = self.type
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("CodeSystemProperty.type")
+        _a_code(self.code)
+        _a_code(self.type)
         v = self.uri
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("CodeSystemProperty.uri")
+        if v is not _U:
+            _a_uri(v)
 
 
 class CodeableConcept(_p.Complex, kw_only=True):
@@ -4216,11 +4061,11 @@ class Coding(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.code
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("Coding.code")
+        if v is not _U:
+            _a_code(v)
         v = self.system
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("Coding.system")
+        if v is not _U:
+            _a_uri(v)
 
 
 class Communication(_p.Resource, tag="Communication", kw_only=True):
@@ -4266,34 +4111,28 @@ class Communication(_p.Resource, tag="Communication", kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.id
-        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
-            raise _p.FormatError("Communication.id")
+        if v is not _U:
+            _a_id(v)
         v = self.implicitRules
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("Communication.implicitRules")
+        if v is not _U:
+            _a_uri(v)
         if self.instantiatesCanonical is not _U:
-            for v in self.instantiatesCanonical:
-                if v is not None and (' ' in v or not v.isprintable()):
-                    raise _p.FormatError("Communication.instantiatesCanonical")
+            _e_uri(self.instantiatesCanonical)
         if self.instantiatesUri is not _U:
-            for v in self.instantiatesUri:
-                if v is not None and (' ' in v or not v.isprintable()):
-                    raise _p.FormatError("Communication.instantiatesUri")
+            _e_uri(self.instantiatesUri)
         v = self.language
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("Communication.language")
+        if v is not _U:
+            _a_code(v)
         v = self.priority
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("Communication.priority")
+        if v is not _U:
+            _a_code(v)
         v = self.received
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("Communication.received")
+        if v is not _U:
+            _a_dateTime(v)
         v = self.sent
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("Communication.sent")
-        v = self.status
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("Communication.status")
+        if v is not _U:
+            _a_dateTime(v)
+        _a_code(self.status)
 
 
 class CommunicationPayload(_p.Complex, kw_only=True):
@@ -4353,29 +4192,25 @@ class CommunicationRequest(_p.Resource, tag="CommunicationRequest", kw_only=True
 
     def __post_init__(self) -> None:
         v = self.authoredOn
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("CommunicationRequest.authoredOn")
+        if v is not _U:
+            _a_dateTime(v)
         v = self.id
-        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
-            raise _p.FormatError("CommunicationRequest.id")
+        if v is not _U:
+            _a_id(v)
         v = self.implicitRules
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("CommunicationRequest.implicitRules")
-        v = self.intent
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("CommunicationRequest.intent")
+        if v is not _U:
+            _a_uri(v)
+        _a_code(self.intent)
         v = self.language
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("CommunicationRequest.language")
+        if v is not _U:
+            _a_code(v)
         v = self.occurrenceDateTime
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("CommunicationRequest.occurrenceDateTime")
+        if v is not _U:
+            _a_dateTime(v)
         v = self.priority
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("CommunicationRequest.priority")
-        v = self.status
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("CommunicationRequest.status")
+        if v is not _U:
+            _a_code(v)
+        _a_code(self.status)
         if (self.occurrenceDateTime is not _U) + (self.occurrencePeriod is not _U) > 1:
             raise _p.ChoiceError("CommunicationRequest.occurrence[x]: at most one")
 
@@ -4437,27 +4272,21 @@ class CompartmentDefinition(_p.Resource, tag="CompartmentDefinition", kw_only=Tr
     versionAlgorithmString: _T2 = _U
 
     def __post_init__(self) -> None:
-        v = self.code
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("CompartmentDefinition.code")
+        _a_code(self.code)
         v = self.date
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("CompartmentDefinition.date")
+        if v is not _U:
+            _a_dateTime(v)
         v = self.id
-        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
-            raise _p.FormatError("CompartmentDefinition.id")
+        if v is not _U:
+            _a_id(v)
         v = self.implicitRules
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("CompartmentDefinition.implicitRules")
+        if v is not _U:
+            _a_uri(v)
         v = self.language
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("CompartmentDefinition.language")
-        v = self.status
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("CompartmentDefinition.status")
-        v = self.url
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("CompartmentDefinition.url")
+        if v is not _U:
+            _a_code(v)
+        _a_code(self.status)
+        _a_uri(self.url)
         if (self.versionAlgorithmCoding is not _U) + (self.versionAlgorithmString is not _U) > 1:
             raise _p.ChoiceError("CompartmentDefinition.versionAlgorithm[x]: at most one")
 
@@ -4479,15 +4308,13 @@ class CompartmentDefinitionResource(_p.Complex, kw_only=True):
     startParam_ext: _T3 = _ms.field(default=_U, name="_startParam")
 
     def __post_init__(self) -> None:
-        v = self.code
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("CompartmentDefinitionResource.code")
+        _a_code(self.code)
         v = self.endParam
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("CompartmentDefinitionResource.endParam")
+        if v is not _U:
+            _a_uri(v)
         v = self.startParam
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("CompartmentDefinitionResource.startParam")
+        if v is not _U:
+            _a_uri(v)
 
 
 class Composition(_p.Resource, tag="Composition", kw_only=True):
@@ -4529,24 +4356,20 @@ class Composition(_p.Resource, tag="Composition", kw_only=True):
     version_ext: _T3 = _ms.field(default=_U, name="_version")
 
     def __post_init__(self) -> None:
-        v = self.date
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("Composition.date")
+        _a_dateTime(self.date)
         v = self.id
-        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
-            raise _p.FormatError("Composition.id")
+        if v is not _U:
+            _a_id(v)
         v = self.implicitRules
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("Composition.implicitRules")
+        if v is not _U:
+            _a_uri(v)
         v = self.language
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("Composition.language")
-        v = self.status
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("Composition.status")
+        if v is not _U:
+            _a_code(v)
+        _a_code(self.status)
         v = self.url
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("Composition.url")
+        if v is not _U:
+            _a_uri(v)
 
 
 class CompositionAttester(_p.Complex, kw_only=True):
@@ -4561,8 +4384,8 @@ class CompositionAttester(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.time
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("CompositionAttester.time")
+        if v is not _U:
+            _a_dateTime(v)
 
 
 class CompositionEvent(_p.Complex, kw_only=True):
@@ -4654,41 +4477,39 @@ class ConceptMap(_p.Resource, tag="ConceptMap", kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.approvalDate
-        if v is not _U and (_p.date(v) is None):
-            raise _p.FormatError("ConceptMap.approvalDate")
+        if v is not _U:
+            _a_date(v)
         v = self.date
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("ConceptMap.date")
+        if v is not _U:
+            _a_dateTime(v)
         v = self.id
-        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
-            raise _p.FormatError("ConceptMap.id")
+        if v is not _U:
+            _a_id(v)
         v = self.implicitRules
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("ConceptMap.implicitRules")
+        if v is not _U:
+            _a_uri(v)
         v = self.language
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("ConceptMap.language")
+        if v is not _U:
+            _a_code(v)
         v = self.lastReviewDate
-        if v is not _U and (_p.date(v) is None):
-            raise _p.FormatError("ConceptMap.lastReviewDate")
+        if v is not _U:
+            _a_date(v)
         v = self.sourceScopeCanonical
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("ConceptMap.sourceScopeCanonical")
+        if v is not _U:
+            _a_uri(v)
         v = self.sourceScopeUri
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("ConceptMap.sourceScopeUri")
-        v = self.status
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("ConceptMap.status")
+        if v is not _U:
+            _a_uri(v)
+        _a_code(self.status)
         v = self.targetScopeCanonical
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("ConceptMap.targetScopeCanonical")
+        if v is not _U:
+            _a_uri(v)
         v = self.targetScopeUri
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("ConceptMap.targetScopeUri")
+        if v is not _U:
+            _a_uri(v)
         v = self.url
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("ConceptMap.url")
+        if v is not _U:
+            _a_uri(v)
         if (self.sourceScopeCanonical is not _U) + (self.sourceScopeUri is not _U) > 1:
             raise _p.ChoiceError("ConceptMap.sourceScope[x]: at most one")
         if (self.targetScopeCanonical is not _U) + (self.targetScopeUri is not _U) > 1:
@@ -4712,15 +4533,11 @@ class ConceptMapAdditionalAttribute(_p.Complex, kw_only=True):
     uri_ext: _T3 = _ms.field(default=_U, name="_uri")
 
     def __post_init__(self) -> None:
-        v = self.code
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("ConceptMapAdditionalAttribute.code")
-        v = self.type
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("ConceptMapAdditionalAttribute.type")
+        _a_code(self.code)
+        _a_code(self.type)
         v = self.uri
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("ConceptMapAdditionalAttribute.uri")
+        if v is not _U:
+            _a_uri(v)
 
 
 class ConceptMapGroup(_p.Complex, kw_only=True):
@@ -4737,11 +4554,11 @@ class ConceptMapGroup(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.source
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("ConceptMapGroup.source")
+        if v is not _U:
+            _a_uri(v)
         v = self.target
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("ConceptMapGroup.target")
+        if v is not _U:
+            _a_uri(v)
 
 
 class ConceptMapGroupElement(_p.Complex, kw_only=True):
@@ -4761,11 +4578,11 @@ class ConceptMapGroupElement(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.code
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("ConceptMapGroupElement.code")
+        if v is not _U:
+            _a_code(v)
         v = self.valueSet
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("ConceptMapGroupElement.valueSet")
+        if v is not _U:
+            _a_uri(v)
 
 
 class ConceptMapGroupElementTarget(_p.Complex, kw_only=True):
@@ -4789,14 +4606,12 @@ class ConceptMapGroupElementTarget(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.code
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("ConceptMapGroupElementTarget.code")
-        v = self.relationship
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("ConceptMapGroupElementTarget.relationship")
+        if v is not _U:
+            _a_code(v)
+        _a_code(self.relationship)
         v = self.valueSet
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("ConceptMapGroupElementTarget.valueSet")
+        if v is not _U:
+            _a_uri(v)
 
 
 class ConceptMapGroupElementTargetDependsOn(_p.Complex, kw_only=True):
@@ -4815,15 +4630,13 @@ class ConceptMapGroupElementTargetDependsOn(_p.Complex, kw_only=True):
     valueString: _T2 = _U
 
     def __post_init__(self) -> None:
-        v = self.attribute
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("ConceptMapGroupElementTargetDependsOn.attribute")
+        _a_code(self.attribute)
         v = self.valueCode
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("ConceptMapGroupElementTargetDependsOn.valueCode")
+        if v is not _U:
+            _a_code(v)
         v = self.valueSet
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("ConceptMapGroupElementTargetDependsOn.valueSet")
+        if v is not _U:
+            _a_uri(v)
         if (self.valueBoolean is not _U) + (self.valueCode is not _U) + (self.valueCoding is not _U) + (self.valueQuantity is not _U) + (self.valueString is not _U) > 1:
             raise _p.ChoiceError("ConceptMapGroupElementTargetDependsOn.value[x]: at most one")
 
@@ -4844,15 +4657,13 @@ class ConceptMapGroupElementTargetProperty(_p.Complex, kw_only=True):
     valueString: _T2 = _U
 
     def __post_init__(self) -> None:
-        v = self.code
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("ConceptMapGroupElementTargetProperty.code")
+        _a_code(self.code)
         v = self.valueCode
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("ConceptMapGroupElementTargetProperty.valueCode")
+        if v is not _U:
+            _a_code(v)
         v = self.valueDateTime
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("ConceptMapGroupElementTargetProperty.valueDateTime")
+        if v is not _U:
+            _a_dateTime(v)
         if (self.valueBoolean is not _U) + (self.valueCode is not _U) + (self.valueCoding is not _U) + (self.valueDateTime is not _U) + (self.valueDecimal is not _U) + (self.valueInteger is not _U) + (self.valueString is not _U) != 1:
             raise _p.ChoiceError("ConceptMapGroupElementTargetProperty.value[x]: exactly one")
 
@@ -4877,20 +4688,18 @@ class ConceptMapGroupUnmapped(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.code
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("ConceptMapGroupUnmapped.code")
-        v = self.mode
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("ConceptMapGroupUnmapped.mode")
+        if v is not _U:
+            _a_code(v)
+        _a_code(self.mode)
         v = self.otherMap
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("ConceptMapGroupUnmapped.otherMap")
+        if v is not _U:
+            _a_uri(v)
         v = self.relationship
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("ConceptMapGroupUnmapped.relationship")
+        if v is not _U:
+            _a_code(v)
         v = self.valueSet
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("ConceptMapGroupUnmapped.valueSet")
+        if v is not _U:
+            _a_uri(v)
 
 
 class ConceptMapProperty(_p.Complex, kw_only=True):
@@ -4910,18 +4719,14 @@ class ConceptMapProperty(_p.Complex, kw_only=True):
     uri_ext: _T3 = _ms.field(default=_U, name="_uri")
 
     def __post_init__(self) -> None:
-        v = self.code
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("ConceptMapProperty.code")
+        _a_code(self.code)
         v = self.system
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("ConceptMapProperty.system")
-        v = self.type
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("ConceptMapProperty.type")
+        if v is not _U:
+            _a_uri(v)
+        _a_code(self.type)
         v = self.uri
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("ConceptMapProperty.uri")
+        if v is not _U:
+            _a_uri(v)
 
 
 class Condition(_p.Resource, tag="Condition", kw_only=True):
@@ -4964,23 +4769,23 @@ class Condition(_p.Resource, tag="Condition", kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.abatementDateTime
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("Condition.abatementDateTime")
+        if v is not _U:
+            _a_dateTime(v)
         v = self.id
-        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
-            raise _p.FormatError("Condition.id")
+        if v is not _U:
+            _a_id(v)
         v = self.implicitRules
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("Condition.implicitRules")
+        if v is not _U:
+            _a_uri(v)
         v = self.language
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("Condition.language")
+        if v is not _U:
+            _a_code(v)
         v = self.onsetDateTime
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("Condition.onsetDateTime")
+        if v is not _U:
+            _a_dateTime(v)
         v = self.recordedDate
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("Condition.recordedDate")
+        if v is not _U:
+            _a_dateTime(v)
         if (self.abatementAge is not _U) + (self.abatementDateTime is not _U) + (self.abatementPeriod is not _U) + (self.abatementRange is not _U) + (self.abatementString is not _U) > 1:
             raise _p.ChoiceError("Condition.abatement[x]: at most one")
         if (self.onsetAge is not _U) + (self.onsetDateTime is not _U) + (self.onsetPeriod is not _U) + (self.onsetRange is not _U) + (self.onsetString is not _U) > 1:
@@ -5046,27 +4851,23 @@ class ConditionDefinition(_p.Resource, tag="ConditionDefinition", kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.date
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("ConditionDefinition.date")
+        if v is not _U:
+            _a_dateTime(v)
         if self.definition is not _U:
-            for v in self.definition:
-                if v is not None and (' ' in v or not v.isprintable()):
-                    raise _p.FormatError("ConditionDefinition.definition")
+            _e_uri(self.definition)
         v = self.id
-        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
-            raise _p.FormatError("ConditionDefinition.id")
+        if v is not _U:
+            _a_id(v)
         v = self.implicitRules
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("ConditionDefinition.implicitRules")
+        if v is not _U:
+            _a_uri(v)
         v = self.language
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("ConditionDefinition.language")
-        v = self.status
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("ConditionDefinition.status")
+        if v is not _U:
+            _a_code(v)
+        _a_code(self.status)
         v = self.url
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("ConditionDefinition.url")
+        if v is not _U:
+            _a_uri(v)
         if (self.versionAlgorithmCoding is not _U) + (self.versionAlgorithmString is not _U) > 1:
             raise _p.ChoiceError("ConditionDefinition.versionAlgorithm[x]: at most one")
 
@@ -5110,9 +4911,7 @@ class ConditionDefinitionPrecondition(_p.Complex, kw_only=True):
     valueQuantity: _T31 = _U
 
     def __post_init__(self) -> None:
-        v = self.type
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("ConditionDefinitionPrecondition.type")
+        _a_code(self.type)
         if (self.valueCodeableConcept is not _U) + (self.valueQuantity is not _U) > 1:
             raise _p.ChoiceError("ConditionDefinitionPrecondition.value[x]: at most one")
 
@@ -5127,9 +4926,7 @@ class ConditionDefinitionQuestionnaire(_p.Complex, kw_only=True):
     reference: _T20
 
     def __post_init__(self) -> None:
-        v = self.purpose
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("ConditionDefinitionQuestionnaire.purpose")
+        _a_code(self.purpose)
 
 
 class ConditionParticipant(_p.Complex, kw_only=True):
@@ -5187,23 +4984,21 @@ class Consent(_p.Resource, tag="Consent", kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.date
-        if v is not _U and (_p.date(v) is None):
-            raise _p.FormatError("Consent.date")
+        if v is not _U:
+            _a_date(v)
         v = self.decision
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("Consent.decision")
+        if v is not _U:
+            _a_code(v)
         v = self.id
-        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
-            raise _p.FormatError("Consent.id")
+        if v is not _U:
+            _a_id(v)
         v = self.implicitRules
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("Consent.implicitRules")
+        if v is not _U:
+            _a_uri(v)
         v = self.language
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("Consent.language")
-        v = self.status
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("Consent.status")
+        if v is not _U:
+            _a_code(v)
+        _a_code(self.status)
 
 
 class ConsentPolicyBasis(_p.Complex, kw_only=True):
@@ -5217,8 +5012,8 @@ class ConsentPolicyBasis(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.url
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("ConsentPolicyBasis.url")
+        if v is not _U:
+            _a_uri(v)
 
 
 class ConsentProvision(_p.Complex, kw_only=True):
@@ -5259,9 +5054,7 @@ class ConsentProvisionData(_p.Complex, kw_only=True):
     reference: _T20
 
     def __post_init__(self) -> None:
-        v = self.meaning
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("ConsentProvisionData.meaning")
+        _a_code(self.meaning)
 
 
 class ConsentVerification(_p.Complex, kw_only=True):
@@ -5279,9 +5072,7 @@ class ConsentVerification(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         if self.verificationDate is not _U:
-            for v in self.verificationDate:
-                if v is not None and (_p.date_time(v) is None):
-                    raise _p.FormatError("ConsentVerification.verificationDate")
+            _e_dateTime(self.verificationDate)
 
 
 class ContactDetail(_p.Complex, kw_only=True):
@@ -5309,11 +5100,11 @@ class ContactPoint(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.system
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("ContactPoint.system")
+        if v is not _U:
+            _a_code(v)
         v = self.use
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("ContactPoint.use")
+        if v is not _U:
+            _a_code(v)
 
 
 class Contract(_p.Resource, tag="Contract", kw_only=True):
@@ -5375,26 +5166,26 @@ class Contract(_p.Resource, tag="Contract", kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.id
-        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
-            raise _p.FormatError("Contract.id")
+        if v is not _U:
+            _a_id(v)
         v = self.implicitRules
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("Contract.implicitRules")
+        if v is not _U:
+            _a_uri(v)
         v = self.instantiatesUri
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("Contract.instantiatesUri")
+        if v is not _U:
+            _a_uri(v)
         v = self.issued
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("Contract.issued")
+        if v is not _U:
+            _a_dateTime(v)
         v = self.language
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("Contract.language")
+        if v is not _U:
+            _a_code(v)
         v = self.status
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("Contract.status")
+        if v is not _U:
+            _a_code(v)
         v = self.url
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("Contract.url")
+        if v is not _U:
+            _a_uri(v)
         if (self.legallyBindingAttachment is not _U) + (self.legallyBindingReference is not _U) > 1:
             raise _p.ChoiceError("Contract.legallyBinding[x]: at most one")
         if (self.topicCodeableConcept is not _U) + (self.topicReference is not _U) > 1:
@@ -5418,11 +5209,9 @@ class ContractContentDefinition(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.publicationDate
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("ContractContentDefinition.publicationDate")
-        v = self.publicationStatus
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("ContractContentDefinition.publicationStatus")
+        if v is not _U:
+            _a_dateTime(v)
+        _a_code(self.publicationStatus)
 
 
 class ContractFriendly(_p.Complex, kw_only=True):
@@ -5497,8 +5286,8 @@ class ContractTerm(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.issued
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("ContractTerm.issued")
+        if v is not _U:
+            _a_dateTime(v)
         if (self.topicCodeableConcept is not _U) + (self.topicReference is not _U) > 1:
             raise _p.ChoiceError("ContractTerm.topic[x]: at most one")
 
@@ -5539,8 +5328,8 @@ class ContractTermAction(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.occurrenceDateTime
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("ContractTermAction.occurrenceDateTime")
+        if v is not _U:
+            _a_dateTime(v)
         if (self.occurrenceDateTime is not _U) + (self.occurrencePeriod is not _U) + (self.occurrenceTiming is not _U) > 1:
             raise _p.ChoiceError("ContractTermAction.occurrence[x]: at most one")
 
@@ -5621,11 +5410,11 @@ class ContractTermAssetValuedItem(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.effectiveTime
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("ContractTermAssetValuedItem.effectiveTime")
+        if v is not _U:
+            _a_dateTime(v)
         v = self.paymentDate
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("ContractTermAssetValuedItem.paymentDate")
+        if v is not _U:
+            _a_dateTime(v)
         if (self.entityCodeableConcept is not _U) + (self.entityReference is not _U) > 1:
             raise _p.ChoiceError("ContractTermAssetValuedItem.entity[x]: at most one")
 
@@ -5670,17 +5459,17 @@ class ContractTermOfferAnswer(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.valueDate
-        if v is not _U and (_p.date(v) is None):
-            raise _p.FormatError("ContractTermOfferAnswer.valueDate")
+        if v is not _U:
+            _a_date(v)
         v = self.valueDateTime
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("ContractTermOfferAnswer.valueDateTime")
+        if v is not _U:
+            _a_dateTime(v)
         v = self.valueTime
-        if v is not _U and (_p.time(v) is None):
-            raise _p.FormatError("ContractTermOfferAnswer.valueTime")
+        if v is not _U:
+            _a_time(v)
         v = self.valueUri
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("ContractTermOfferAnswer.valueUri")
+        if v is not _U:
+            _a_uri(v)
         t = _astuple(self)
         n = len(t) - t.count(_U) - 0 - ((self.extension is not _U) + (self.id is not _U) + (self.id_ext is not _U) + (self.modifierExtension is not _U))
         if n != 1:
@@ -5719,9 +5508,7 @@ class Contributor(_p.Complex, kw_only=True):
     type_ext: _T3 = _ms.field(default=_U, name="_type")
 
     def __post_init__(self) -> None:
-        v = self.type
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("Contributor.type")
+        _a_code(self.type)
 
 
 class Count(_p.Complex, kw_only=True):
@@ -5741,14 +5528,14 @@ class Count(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.code
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("Count.code")
+        if v is not _U:
+            _a_code(v)
         v = self.comparator
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("Count.comparator")
+        if v is not _U:
+            _a_code(v)
         v = self.system
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("Count.system")
+        if v is not _U:
+            _a_uri(v)
 
 
 class Coverage(_p.Resource, tag="Coverage", kw_only=True):
@@ -5792,20 +5579,16 @@ class Coverage(_p.Resource, tag="Coverage", kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.id
-        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
-            raise _p.FormatError("Coverage.id")
+        if v is not _U:
+            _a_id(v)
         v = self.implicitRules
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("Coverage.implicitRules")
-        v = self.kind
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("Coverage.kind")
+        if v is not _U:
+            _a_uri(v)
+        _a_code(self.kind)
         v = self.language
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("Coverage.language")
-        v = self.status
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("Coverage.status")
+        if v is not _U:
+            _a_code(v)
+        _a_code(self.status)
 
 
 class CoverageClass(_p.Complex, kw_only=True):
@@ -5880,28 +5663,21 @@ class CoverageEligibilityRequest(_p.Resource, tag="CoverageEligibilityRequest", 
     text: _T17 = _U
 
     def __post_init__(self) -> None:
-        v = self.created
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("CoverageEligibilityRequest.created")
+        _a_dateTime(self.created)
         v = self.id
-        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
-            raise _p.FormatError("CoverageEligibilityRequest.id")
+        if v is not _U:
+            _a_id(v)
         v = self.implicitRules
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("CoverageEligibilityRequest.implicitRules")
+        if v is not _U:
+            _a_uri(v)
         v = self.language
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("CoverageEligibilityRequest.language")
-        if self.purpose is not _U:
-            for v in self.purpose:
-                if v is not None and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-                    raise _p.FormatError("CoverageEligibilityRequest.purpose")
+        if v is not _U:
+            _a_code(v)
+        _e_code(self.purpose)
         v = self.servicedDate
-        if v is not _U and (_p.date(v) is None):
-            raise _p.FormatError("CoverageEligibilityRequest.servicedDate")
-        v = self.status
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("CoverageEligibilityRequest.status")
+        if v is not _U:
+            _a_date(v)
+        _a_code(self.status)
         if (self.servicedDate is not _U) + (self.servicedPeriod is not _U) > 1:
             raise _p.ChoiceError("CoverageEligibilityRequest.serviced[x]: at most one")
 
@@ -5917,8 +5693,8 @@ class CoverageEligibilityRequestEvent(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.whenDateTime
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("CoverageEligibilityRequestEvent.whenDateTime")
+        if v is not _U:
+            _a_dateTime(v)
         if (self.whenDateTime is not _U) + (self.whenPeriod is not _U) != 1:
             raise _p.ChoiceError("CoverageEligibilityRequestEvent.when[x]: exactly one")
 
@@ -6015,31 +5791,22 @@ class CoverageEligibilityResponse(_p.Resource, tag="CoverageEligibilityResponse"
     text: _T17 = _U
 
     def __post_init__(self) -> None:
-        v = self.created
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("CoverageEligibilityResponse.created")
+        _a_dateTime(self.created)
         v = self.id
-        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
-            raise _p.FormatError("CoverageEligibilityResponse.id")
+        if v is not _U:
+            _a_id(v)
         v = self.implicitRules
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("CoverageEligibilityResponse.implicitRules")
+        if v is not _U:
+            _a_uri(v)
         v = self.language
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("CoverageEligibilityResponse.language")
-        v = self.outcome
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("CoverageEligibilityResponse.outcome")
-        if self.purpose is not _U:
-            for v in self.purpose:
-                if v is not None and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-                    raise _p.FormatError("CoverageEligibilityResponse.purpose")
+        if v is not _U:
+            _a_code(v)
+        _a_code(self.outcome)
+        _e_code(self.purpose)
         v = self.servicedDate
-        if v is not _U and (_p.date(v) is None):
-            raise _p.FormatError("CoverageEligibilityResponse.servicedDate")
-        v = self.status
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("CoverageEligibilityResponse.status")
+        if v is not _U:
+            _a_date(v)
+        _a_code(self.status)
         if (self.servicedDate is not _U) + (self.servicedPeriod is not _U) > 1:
             raise _p.ChoiceError("CoverageEligibilityResponse.serviced[x]: at most one")
 
@@ -6065,8 +5832,8 @@ class CoverageEligibilityResponseEvent(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.whenDateTime
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("CoverageEligibilityResponseEvent.whenDateTime")
+        if v is not _U:
+            _a_dateTime(v)
         if (self.whenDateTime is not _U) + (self.whenPeriod is not _U) != 1:
             raise _p.ChoiceError("CoverageEligibilityResponseEvent.when[x]: exactly one")
 
@@ -6110,8 +5877,8 @@ class CoverageEligibilityResponseInsuranceItem(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.authorizationUrl
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("CoverageEligibilityResponseInsuranceItem.authorizationUrl")
+        if v is not _U:
+            _a_uri(v)
 
 
 class CoverageEligibilityResponseInsuranceItemBenefit(_p.Complex, kw_only=True):
@@ -6165,12 +5932,8 @@ class DataRequirement(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         if self.profile is not _U:
-            for v in self.profile:
-                if v is not None and (' ' in v or not v.isprintable()):
-                    raise _p.FormatError("DataRequirement.profile")
-        v = self.type
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("DataRequirement.type")
+            _e_uri(self.profile)
+        _a_code(self.type)
         if (self.subjectCodeableConcept is not _U) + (self.subjectReference is not _U) > 1:
             raise _p.ChoiceError("DataRequirement.subject[x]: at most one")
 
@@ -6189,8 +5952,8 @@ class DataRequirementCodeFilter(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.valueSet
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("DataRequirementCodeFilter.valueSet")
+        if v is not _U:
+            _a_uri(v)
 
 
 class DataRequirementDateFilter(_p.Complex, kw_only=True):
@@ -6207,8 +5970,8 @@ class DataRequirementDateFilter(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.valueDateTime
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("DataRequirementDateFilter.valueDateTime")
+        if v is not _U:
+            _a_dateTime(v)
         if (self.valueDateTime is not _U) + (self.valueDuration is not _U) + (self.valuePeriod is not _U) > 1:
             raise _p.ChoiceError("DataRequirementDateFilter.value[x]: at most one")
 
@@ -6223,9 +5986,7 @@ class DataRequirementSort(_p.Complex, kw_only=True):
     path_ext: _T3 = _ms.field(default=_U, name="_path")
 
     def __post_init__(self) -> None:
-        v = self.direction
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("DataRequirementSort.direction")
+        _a_code(self.direction)
 
 
 class DataRequirementValueFilter(_p.Complex, kw_only=True):
@@ -6244,11 +6005,11 @@ class DataRequirementValueFilter(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.comparator
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("DataRequirementValueFilter.comparator")
+        if v is not _U:
+            _a_code(v)
         v = self.valueDateTime
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("DataRequirementValueFilter.valueDateTime")
+        if v is not _U:
+            _a_dateTime(v)
         if (self.valueDateTime is not _U) + (self.valueDuration is not _U) + (self.valuePeriod is not _U) > 1:
             raise _p.ChoiceError("DataRequirementValueFilter.value[x]: at most one")
 
@@ -6293,26 +6054,24 @@ class DetectedIssue(_p.Resource, tag="DetectedIssue", kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.id
-        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
-            raise _p.FormatError("DetectedIssue.id")
+        if v is not _U:
+            _a_id(v)
         v = self.identifiedDateTime
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("DetectedIssue.identifiedDateTime")
+        if v is not _U:
+            _a_dateTime(v)
         v = self.implicitRules
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("DetectedIssue.implicitRules")
+        if v is not _U:
+            _a_uri(v)
         v = self.language
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("DetectedIssue.language")
+        if v is not _U:
+            _a_code(v)
         v = self.reference
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("DetectedIssue.reference")
+        if v is not _U:
+            _a_uri(v)
         v = self.severity
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("DetectedIssue.severity")
-        v = self.status
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("DetectedIssue.status")
+        if v is not _U:
+            _a_code(v)
+        _a_code(self.status)
         if (self.identifiedDateTime is not _U) + (self.identifiedPeriod is not _U) > 1:
             raise _p.ChoiceError("DetectedIssue.identified[x]: at most one")
 
@@ -6339,8 +6098,8 @@ class DetectedIssueMitigation(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.date
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("DetectedIssueMitigation.date")
+        if v is not _U:
+            _a_dateTime(v)
 
 
 class Device(_p.Resource, tag="Device", kw_only=True):
@@ -6400,26 +6159,26 @@ class Device(_p.Resource, tag="Device", kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.expirationDate
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("Device.expirationDate")
+        if v is not _U:
+            _a_dateTime(v)
         v = self.id
-        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
-            raise _p.FormatError("Device.id")
+        if v is not _U:
+            _a_id(v)
         v = self.implicitRules
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("Device.implicitRules")
+        if v is not _U:
+            _a_uri(v)
         v = self.language
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("Device.language")
+        if v is not _U:
+            _a_code(v)
         v = self.manufactureDate
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("Device.manufactureDate")
+        if v is not _U:
+            _a_dateTime(v)
         v = self.status
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("Device.status")
+        if v is not _U:
+            _a_code(v)
         v = self.url
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("Device.url")
+        if v is not _U:
+            _a_uri(v)
 
 
 class DeviceAssociation(_p.Resource, tag="DeviceAssociation", kw_only=True):
@@ -6446,14 +6205,14 @@ class DeviceAssociation(_p.Resource, tag="DeviceAssociation", kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.id
-        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
-            raise _p.FormatError("DeviceAssociation.id")
+        if v is not _U:
+            _a_id(v)
         v = self.implicitRules
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("DeviceAssociation.implicitRules")
+        if v is not _U:
+            _a_uri(v)
         v = self.language
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("DeviceAssociation.language")
+        if v is not _U:
+            _a_code(v)
 
 
 class DeviceAssociationOperation(_p.Complex, kw_only=True):
@@ -6522,18 +6281,16 @@ class DeviceDefinition(_p.Resource, tag="DeviceDefinition", kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.id
-        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
-            raise _p.FormatError("DeviceDefinition.id")
+        if v is not _U:
+            _a_id(v)
         v = self.implicitRules
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("DeviceDefinition.implicitRules")
+        if v is not _U:
+            _a_uri(v)
         v = self.language
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("DeviceDefinition.language")
+        if v is not _U:
+            _a_code(v)
         if self.productionIdentifierInUDI is not _U:
-            for v in self.productionIdentifierInUDI:
-                if v is not None and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-                    raise _p.FormatError("DeviceDefinition.productionIdentifierInUDI")
+            _e_code(self.productionIdentifierInUDI)
 
 
 class DeviceDefinitionChargeItem(_p.Complex, kw_only=True):
@@ -6581,8 +6338,8 @@ class DeviceDefinitionCorrectiveAction(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.scope
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("DeviceDefinitionCorrectiveAction.scope")
+        if v is not _U:
+            _a_code(v)
 
 
 class DeviceDefinitionDeviceName(_p.Complex, kw_only=True):
@@ -6596,9 +6353,7 @@ class DeviceDefinitionDeviceName(_p.Complex, kw_only=True):
     type_ext: _T3 = _ms.field(default=_U, name="_type")
 
     def __post_init__(self) -> None:
-        v = self.type
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("DeviceDefinitionDeviceName.type")
+        _a_code(self.type)
 
 
 class DeviceDefinitionGuideline(_p.Complex, kw_only=True):
@@ -6706,15 +6461,9 @@ class DeviceDefinitionRegulatoryIdentifier(_p.Complex, kw_only=True):
     type_ext: _T3 = _ms.field(default=_U, name="_type")
 
     def __post_init__(self) -> None:
-        v = self.issuer
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("DeviceDefinitionRegulatoryIdentifier.issuer")
-        v = self.jurisdiction
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("DeviceDefinitionRegulatoryIdentifier.jurisdiction")
-        v = self.type
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("DeviceDefinitionRegulatoryIdentifier.type")
+        _a_uri(self.issuer)
+        _a_uri(self.jurisdiction)
+        _a_code(self.type)
 
 
 class DeviceDefinitionUdiDeviceIdentifier(_p.Complex, kw_only=True):
@@ -6731,12 +6480,8 @@ class DeviceDefinitionUdiDeviceIdentifier(_p.Complex, kw_only=True):
     modifierExtension: _T7 = _U
 
     def __post_init__(self) -> None:
-        v = self.issuer
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("DeviceDefinitionUdiDeviceIdentifier.issuer")
-        v = self.jurisdiction
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("DeviceDefinitionUdiDeviceIdentifier.jurisdiction")
+        _a_uri(self.issuer)
+        _a_uri(self.jurisdiction)
 
 
 class DeviceDefinitionUdiDeviceIdentifierMarketDistribution(_p.Complex, kw_only=True):
@@ -6749,9 +6494,7 @@ class DeviceDefinitionUdiDeviceIdentifierMarketDistribution(_p.Complex, kw_only=
     subJurisdiction_ext: _T3 = _ms.field(default=_U, name="_subJurisdiction")
 
     def __post_init__(self) -> None:
-        v = self.subJurisdiction
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("DeviceDefinitionUdiDeviceIdentifierMarketDistribution.subJurisdiction")
+        _a_uri(self.subJurisdiction)
 
 
 class DeviceDefinitionVersion(_p.Complex, kw_only=True):
@@ -6805,23 +6548,21 @@ class DeviceDispense(_p.Resource, tag="DeviceDispense", kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.id
-        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
-            raise _p.FormatError("DeviceDispense.id")
+        if v is not _U:
+            _a_id(v)
         v = self.implicitRules
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("DeviceDispense.implicitRules")
+        if v is not _U:
+            _a_uri(v)
         v = self.language
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("DeviceDispense.language")
+        if v is not _U:
+            _a_code(v)
         v = self.preparedDate
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("DeviceDispense.preparedDate")
-        v = self.status
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("DeviceDispense.status")
+        if v is not _U:
+            _a_dateTime(v)
+        _a_code(self.status)
         v = self.whenHandedOver
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("DeviceDispense.whenHandedOver")
+        if v is not _U:
+            _a_dateTime(v)
 
 
 class DeviceDispensePerformer(_p.Complex, kw_only=True):
@@ -6859,24 +6600,22 @@ class DeviceMetric(_p.Resource, tag="DeviceMetric", kw_only=True):
     unit: _T1 = _U
 
     def __post_init__(self) -> None:
-        v = self.category
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("DeviceMetric.category")
+        _a_code(self.category)
         v = self.color
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("DeviceMetric.color")
+        if v is not _U:
+            _a_code(v)
         v = self.id
-        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
-            raise _p.FormatError("DeviceMetric.id")
+        if v is not _U:
+            _a_id(v)
         v = self.implicitRules
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("DeviceMetric.implicitRules")
+        if v is not _U:
+            _a_uri(v)
         v = self.language
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("DeviceMetric.language")
+        if v is not _U:
+            _a_code(v)
         v = self.operationalStatus
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("DeviceMetric.operationalStatus")
+        if v is not _U:
+            _a_code(v)
 
 
 class DeviceMetricCalibration(_p.Complex, kw_only=True):
@@ -6893,14 +6632,14 @@ class DeviceMetricCalibration(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.state
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("DeviceMetricCalibration.state")
+        if v is not _U:
+            _a_code(v)
         v = self.time
-        if v is not _U and (_p.instant(v) is None):
-            raise _p.FormatError("DeviceMetricCalibration.time")
+        if v is not _U:
+            _a_instant(v)
         v = self.type
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("DeviceMetricCalibration.type")
+        if v is not _U:
+            _a_code(v)
 
 
 class DeviceName(_p.Complex, kw_only=True):
@@ -6916,9 +6655,7 @@ class DeviceName(_p.Complex, kw_only=True):
     value_ext: _T3 = _ms.field(default=_U, name="_value")
 
     def __post_init__(self) -> None:
-        v = self.type
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("DeviceName.type")
+        _a_code(self.type)
 
 
 class DeviceProperty(_p.Complex, kw_only=True):
@@ -6992,37 +6729,31 @@ class DeviceRequest(_p.Resource, tag="DeviceRequest", kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.authoredOn
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("DeviceRequest.authoredOn")
+        if v is not _U:
+            _a_dateTime(v)
         v = self.id
-        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
-            raise _p.FormatError("DeviceRequest.id")
+        if v is not _U:
+            _a_id(v)
         v = self.implicitRules
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("DeviceRequest.implicitRules")
+        if v is not _U:
+            _a_uri(v)
         if self.instantiatesCanonical is not _U:
-            for v in self.instantiatesCanonical:
-                if v is not None and (' ' in v or not v.isprintable()):
-                    raise _p.FormatError("DeviceRequest.instantiatesCanonical")
+            _e_uri(self.instantiatesCanonical)
         if self.instantiatesUri is not _U:
-            for v in self.instantiatesUri:
-                if v is not None and (' ' in v or not v.isprintable()):
-                    raise _p.FormatError("DeviceRequest.instantiatesUri")
-        v = self.intent
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("DeviceRequest.intent")
+            _e_uri(self.instantiatesUri)
+        _a_code(self.intent)
         v = self.language
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("DeviceRequest.language")
+        if v is not _U:
+            _a_code(v)
         v = self.occurrenceDateTime
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("DeviceRequest.occurrenceDateTime")
+        if v is not _U:
+            _a_dateTime(v)
         v = self.priority
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("DeviceRequest.priority")
+        if v is not _U:
+            _a_code(v)
         v = self.status
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("DeviceRequest.status")
+        if v is not _U:
+            _a_code(v)
         if (self.occurrenceDateTime is not _U) + (self.occurrencePeriod is not _U) + (self.occurrenceTiming is not _U) > 1:
             raise _p.ChoiceError("DeviceRequest.occurrence[x]: at most one")
 
@@ -7063,17 +6794,15 @@ class DeviceUdiCarrier(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.carrierAIDC
-        if v is not _U and (_p.base64(v) is None):
-            raise _p.FormatError("DeviceUdiCarrier.carrierAIDC")
+        if v is not _U:
+            _a_base64Binary(v)
         v = self.entryType
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("DeviceUdiCarrier.entryType")
-        v = self.issuer
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("DeviceUdiCarrier.issuer")
+        if v is not _U:
+            _a_code(v)
+        _a_uri(self.issuer)
         v = self.jurisdiction
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("DeviceUdiCarrier.jurisdiction")
+        if v is not _U:
+            _a_uri(v)
 
 
 class DeviceUsage(_p.Resource, tag="DeviceUsage", kw_only=True):
@@ -7112,23 +6841,21 @@ class DeviceUsage(_p.Resource, tag="DeviceUsage", kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.dateAsserted
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("DeviceUsage.dateAsserted")
+        if v is not _U:
+            _a_dateTime(v)
         v = self.id
-        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
-            raise _p.FormatError("DeviceUsage.id")
+        if v is not _U:
+            _a_id(v)
         v = self.implicitRules
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("DeviceUsage.implicitRules")
+        if v is not _U:
+            _a_uri(v)
         v = self.language
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("DeviceUsage.language")
-        v = self.status
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("DeviceUsage.status")
+        if v is not _U:
+            _a_code(v)
+        _a_code(self.status)
         v = self.timingDateTime
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("DeviceUsage.timingDateTime")
+        if v is not _U:
+            _a_dateTime(v)
         if (self.timingDateTime is not _U) + (self.timingPeriod is not _U) + (self.timingTiming is not _U) > 1:
             raise _p.ChoiceError("DeviceUsage.timing[x]: at most one")
 
@@ -7156,8 +6883,8 @@ class DeviceVersion(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.installDate
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("DeviceVersion.installDate")
+        if v is not _U:
+            _a_dateTime(v)
 
 
 class DiagnosticReport(_p.Resource, tag="DiagnosticReport", kw_only=True):
@@ -7200,23 +6927,21 @@ class DiagnosticReport(_p.Resource, tag="DiagnosticReport", kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.effectiveDateTime
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("DiagnosticReport.effectiveDateTime")
+        if v is not _U:
+            _a_dateTime(v)
         v = self.id
-        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
-            raise _p.FormatError("DiagnosticReport.id")
+        if v is not _U:
+            _a_id(v)
         v = self.implicitRules
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("DiagnosticReport.implicitRules")
+        if v is not _U:
+            _a_uri(v)
         v = self.issued
-        if v is not _U and (_p.instant(v) is None):
-            raise _p.FormatError("DiagnosticReport.issued")
+        if v is not _U:
+            _a_instant(v)
         v = self.language
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("DiagnosticReport.language")
-        v = self.status
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("DiagnosticReport.status")
+        if v is not _U:
+            _a_code(v)
+        _a_code(self.status)
         if (self.effectiveDateTime is not _U) + (self.effectivePeriod is not _U) > 1:
             raise _p.ChoiceError("DiagnosticReport.effective[x]: at most one")
 
@@ -7257,14 +6982,14 @@ class Distance(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.code
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("Distance.code")
+        if v is not _U:
+            _a_code(v)
         v = self.comparator
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("Distance.comparator")
+        if v is not _U:
+            _a_code(v)
         v = self.system
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("Distance.system")
+        if v is not _U:
+            _a_uri(v)
 
 
 class DocumentReference(_p.Resource, tag="DocumentReference", kw_only=True):
@@ -7310,23 +7035,21 @@ class DocumentReference(_p.Resource, tag="DocumentReference", kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.date
-        if v is not _U and (_p.instant(v) is None):
-            raise _p.FormatError("DocumentReference.date")
+        if v is not _U:
+            _a_instant(v)
         v = self.docStatus
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("DocumentReference.docStatus")
+        if v is not _U:
+            _a_code(v)
         v = self.id
-        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
-            raise _p.FormatError("DocumentReference.id")
+        if v is not _U:
+            _a_id(v)
         v = self.implicitRules
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("DocumentReference.implicitRules")
+        if v is not _U:
+            _a_uri(v)
         v = self.language
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("DocumentReference.language")
-        v = self.status
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("DocumentReference.status")
+        if v is not _U:
+            _a_code(v)
+        _a_code(self.status)
 
 
 class DocumentReferenceAttester(_p.Complex, kw_only=True):
@@ -7341,8 +7064,8 @@ class DocumentReferenceAttester(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.time
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("DocumentReferenceAttester.time")
+        if v is not _U:
+            _a_dateTime(v)
 
 
 class DocumentReferenceContent(_p.Complex, kw_only=True):
@@ -7365,11 +7088,11 @@ class DocumentReferenceContentProfile(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.valueCanonical
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("DocumentReferenceContentProfile.valueCanonical")
+        if v is not _U:
+            _a_uri(v)
         v = self.valueUri
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("DocumentReferenceContentProfile.valueUri")
+        if v is not _U:
+            _a_uri(v)
         if (self.valueCanonical is not _U) + (self.valueCoding is not _U) + (self.valueUri is not _U) != 1:
             raise _p.ChoiceError("DocumentReferenceContentProfile.value[x]: exactly one")
 
@@ -7398,11 +7121,11 @@ class DomainResource(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.implicitRules
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("DomainResource.implicitRules")
+        if v is not _U:
+            _a_uri(v)
         v = self.language
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("DomainResource.language")
+        if v is not _U:
+            _a_code(v)
 
 
 class Dosage(_p.Complex, kw_only=True):
@@ -7465,14 +7188,14 @@ class Duration(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.code
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("Duration.code")
+        if v is not _U:
+            _a_code(v)
         v = self.comparator
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("Duration.comparator")
+        if v is not _U:
+            _a_code(v)
         v = self.system
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("Duration.system")
+        if v is not _U:
+            _a_uri(v)
 
 
 class Element(_p.Complex, kw_only=True):
@@ -7725,154 +7448,150 @@ class ElementDefinition(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.contentReference
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("ElementDefinition.contentReference")
+        if v is not _U:
+            _a_uri(v)
         v = self.defaultValueBase64Binary
-        if v is not _U and (_p.base64(v) is None):
-            raise _p.FormatError("ElementDefinition.defaultValueBase64Binary")
+        if v is not _U:
+            _a_base64Binary(v)
         v = self.defaultValueCanonical
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("ElementDefinition.defaultValueCanonical")
+        if v is not _U:
+            _a_uri(v)
         v = self.defaultValueCode
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("ElementDefinition.defaultValueCode")
+        if v is not _U:
+            _a_code(v)
         v = self.defaultValueDate
-        if v is not _U and (_p.date(v) is None):
-            raise _p.FormatError("ElementDefinition.defaultValueDate")
+        if v is not _U:
+            _a_date(v)
         v = self.defaultValueDateTime
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("ElementDefinition.defaultValueDateTime")
+        if v is not _U:
+            _a_dateTime(v)
         v = self.defaultValueInstant
-        if v is not _U and (_p.instant(v) is None):
-            raise _p.FormatError("ElementDefinition.defaultValueInstant")
+        if v is not _U:
+            _a_instant(v)
         v = self.defaultValueInteger64
-        if v is not _U and (_p.integer64(v) is None):
-            raise _p.FormatError("ElementDefinition.defaultValueInteger64")
+        if v is not _U:
+            _a_integer64(v)
         v = self.defaultValueOid
-        if v is not _U and (_p.oid(v) is None):
-            raise _p.FormatError("ElementDefinition.defaultValueOid")
+        if v is not _U:
+            _a_oid(v)
         v = self.defaultValueTime
-        if v is not _U and (_p.time(v) is None):
-            raise _p.FormatError("ElementDefinition.defaultValueTime")
+        if v is not _U:
+            _a_time(v)
         v = self.defaultValueUri
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("ElementDefinition.defaultValueUri")
+        if v is not _U:
+            _a_uri(v)
         v = self.defaultValueUrl
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("ElementDefinition.defaultValueUrl")
+        if v is not _U:
+            _a_uri(v)
         v = self.defaultValueUuid
-        if v is not _U and (_p.uuid(v) is None):
-            raise _p.FormatError("ElementDefinition.defaultValueUuid")
+        if v is not _U:
+            _a_uuid(v)
         v = self.fixedBase64Binary
-        if v is not _U and (_p.base64(v) is None):
-            raise _p.FormatError("ElementDefinition.fixedBase64Binary")
+        if v is not _U:
+            _a_base64Binary(v)
         v = self.fixedCanonical
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("ElementDefinition.fixedCanonical")
+        if v is not _U:
+            _a_uri(v)
         v = self.fixedCode
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("ElementDefinition.fixedCode")
+        if v is not _U:
+            _a_code(v)
         v = self.fixedDate
-        if v is not _U and (_p.date(v) is None):
-            raise _p.FormatError("ElementDefinition.fixedDate")
+        if v is not _U:
+            _a_date(v)
         v = self.fixedDateTime
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("ElementDefinition.fixedDateTime")
+        if v is not _U:
+            _a_dateTime(v)
         v = self.fixedInstant
-        if v is not _U and (_p.instant(v) is None):
-            raise _p.FormatError("ElementDefinition.fixedInstant")
+        if v is not _U:
+            _a_instant(v)
         v = self.fixedInteger64
-        if v is not _U and (_p.integer64(v) is None):
-            raise _p.FormatError("ElementDefinition.fixedInteger64")
+        if v is not _U:
+            _a_integer64(v)
         v = self.fixedOid
-        if v is not _U and (_p.oid(v) is None):
-            raise _p.FormatError("ElementDefinition.fixedOid")
+        if v is not _U:
+            _a_oid(v)
         v = self.fixedTime
-        if v is not _U and (_p.time(v) is None):
-            raise _p.FormatError("ElementDefinition.fixedTime")
+        if v is not _U:
+            _a_time(v)
         v = self.fixedUri
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("ElementDefinition.fixedUri")
+        if v is not _U:
+            _a_uri(v)
         v = self.fixedUrl
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("ElementDefinition.fixedUrl")
+        if v is not _U:
+            _a_uri(v)
         v = self.fixedUuid
-        if v is not _U and (_p.uuid(v) is None):
-            raise _p.FormatError("ElementDefinition.fixedUuid")
+        if v is not _U:
+            _a_uuid(v)
         v = self.maxValueDate
-        if v is not _U and (_p.date(v) is None):
-            raise _p.FormatError("ElementDefinition.maxValueDate")
+        if v is not _U:
+            _a_date(v)
         v = self.maxValueDateTime
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("ElementDefinition.maxValueDateTime")
+        if v is not _U:
+            _a_dateTime(v)
         v = self.maxValueInstant
-        if v is not _U and (_p.instant(v) is None):
-            raise _p.FormatError("ElementDefinition.maxValueInstant")
+        if v is not _U:
+            _a_instant(v)
         v = self.maxValueInteger64
-        if v is not _U and (_p.integer64(v) is None):
-            raise _p.FormatError("ElementDefinition.maxValueInteger64")
+        if v is not _U:
+            _a_integer64(v)
         v = self.maxValueTime
-        if v is not _U and (_p.time(v) is None):
-            raise _p.FormatError("ElementDefinition.maxValueTime")
+        if v is not _U:
+            _a_time(v)
         v = self.minValueDate
-        if v is not _U and (_p.date(v) is None):
-            raise _p.FormatError("ElementDefinition.minValueDate")
+        if v is not _U:
+            _a_date(v)
         v = self.minValueDateTime
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("ElementDefinition.minValueDateTime")
+        if v is not _U:
+            _a_dateTime(v)
         v = self.minValueInstant
-        if v is not _U and (_p.instant(v) is None):
-            raise _p.FormatError("ElementDefinition.minValueInstant")
+        if v is not _U:
+            _a_instant(v)
         v = self.minValueInteger64
-        if v is not _U and (_p.integer64(v) is None):
-            raise _p.FormatError("ElementDefinition.minValueInteger64")
+        if v is not _U:
+            _a_integer64(v)
         v = self.minValueTime
-        if v is not _U and (_p.time(v) is None):
-            raise _p.FormatError("ElementDefinition.minValueTime")
+        if v is not _U:
+            _a_time(v)
         v = self.patternBase64Binary
-        if v is not _U and (_p.base64(v) is None):
-            raise _p.FormatError("ElementDefinition.patternBase64Binary")
+        if v is not _U:
+            _a_base64Binary(v)
         v = self.patternCanonical
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("ElementDefinition.patternCanonical")
+        if v is not _U:
+            _a_uri(v)
         v = self.patternCode
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("ElementDefinition.patternCode")
+        if v is not _U:
+            _a_code(v)
         v = self.patternDate
-        if v is not _U and (_p.date(v) is None):
-            raise _p.FormatError("ElementDefinition.patternDate")
+        if v is not _U:
+            _a_date(v)
         v = self.patternDateTime
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("ElementDefinition.patternDateTime")
+        if v is not _U:
+            _a_dateTime(v)
         v = self.patternInstant
-        if v is not _U and (_p.instant(v) is None):
-            raise _p.FormatError("ElementDefinition.patternInstant")
+        if v is not _U:
+            _a_instant(v)
         v = self.patternInteger64
-        if v is not _U and (_p.integer64(v) is None):
-            raise _p.FormatError("ElementDefinition.patternInteger64")
+        if v is not _U:
+            _a_integer64(v)
         v = self.patternOid
-        if v is not _U and (_p.oid(v) is None):
-            raise _p.FormatError("ElementDefinition.patternOid")
+        if v is not _U:
+            _a_oid(v)
         v = self.patternTime
-        if v is not _U and (_p.time(v) is None):
-            raise _p.FormatError("ElementDefinition.patternTime")
+        if v is not _U:
+            _a_time(v)
         v = self.patternUri
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("ElementDefinition.patternUri")
+        if v is not _U:
+            _a_uri(v)
         v = self.patternUrl
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("ElementDefinition.patternUrl")
+        if v is not _U:
+            _a_uri(v)
         v = self.patternUuid
-        if v is not _U and (_p.uuid(v) is None):
-            raise _p.FormatError("ElementDefinition.patternUuid")
+        if v is not _U:
+            _a_uuid(v)
         if self.representation is not _U:
-            for v in self.representation:
-                if v is not None and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-                    raise _p.FormatError("ElementDefinition.representation")
+            _e_code(self.representation)
         if self.valueAlternatives is not _U:
-            for v in self.valueAlternatives:
-                if v is not None and (' ' in v or not v.isprintable()):
-                    raise _p.FormatError("ElementDefinition.valueAlternatives")
+            _e_uri(self.valueAlternatives)
         if (self.defaultValueAddress is not _U) + (self.defaultValueAge is not _U) + (self.defaultValueAnnotation is not _U) + (self.defaultValueAttachment is not _U) + (self.defaultValueAvailability is not _U) + (self.defaultValueBase64Binary is not _U) + (self.defaultValueBoolean is not _U) + (self.defaultValueCanonical is not _U) + (self.defaultValueCode is not _U) + (self.defaultValueCodeableConcept is not _U) + (self.defaultValueCodeableReference is not _U) + (self.defaultValueCoding is not _U) + (self.defaultValueContactDetail is not _U) + (self.defaultValueContactPoint is not _U) + (self.defaultValueCount is not _U) + (self.defaultValueDataRequirement is not _U) + (self.defaultValueDate is not _U) + (self.defaultValueDateTime is not _U) + (self.defaultValueDecimal is not _U) + (self.defaultValueDistance is not _U) + (self.defaultValueDosage is not _U) + (self.defaultValueDuration is not _U) + (self.defaultValueExpression is not _U) + (self.defaultValueExtendedContactDetail is not _U) + (self.defaultValueHumanName is not _U) + (self.defaultValueId is not _U) + (self.defaultValueIdentifier is not _U) + (self.defaultValueInstant is not _U) + (self.defaultValueInteger is not _U) + (self.defaultValueInteger64 is not _U) + (self.defaultValueMarkdown is not _U) + (self.defaultValueMeta is not _U) + (self.defaultValueMoney is not _U) + (self.defaultValueOid is not _U) + (self.defaultValueParameterDefinition is not _U) + (self.defaultValuePeriod is not _U) + (self.defaultValuePositiveInt is not _U) + (self.defaultValueQuantity is not _U) + (self.defaultValueRange is not _U) + (self.defaultValueRatio is not _U) + (self.defaultValueRatioRange is not _U) + (self.defaultValueReference is not _U) + (self.defaultValueRelatedArtifact is not _U) + (self.defaultValueSampledData is not _U) + (self.defaultValueSignature is not _U) + (self.defaultValueString is not _U) + (self.defaultValueTime is not _U) + (self.defaultValueTiming is not _U) + (self.defaultValueTriggerDefinition is not _U) + (self.defaultValueUnsignedInt is not _U) + (self.defaultValueUri is not _U) + (self.defaultValueUrl is not _U) + (self.defaultValueUsageContext is not _U) + (self.defaultValueUuid is not _U) > 1:
             raise _p.ChoiceError("ElementDefinition.defaultValue[x]: at most one")
         if (self.fixedAddress is not _U) + (self.fixedAge is not _U) + (self.fixedAnnotation is not _U) + (self.fixedAttachment is not _U) + (self.fixedAvailability is not _U) + (self.fixedBase64Binary is not _U) + (self.fixedBoolean is not _U) + (self.fixedCanonical is not _U) + (self.fixedCode is not _U) + (self.fixedCodeableConcept is not _U) + (self.fixedCodeableReference is not _U) + (self.fixedCoding is not _U) + (self.fixedContactDetail is not _U) + (self.fixedContactPoint is not _U) + (self.fixedCount is not _U) + (self.fixedDataRequirement is not _U) + (self.fixedDate is not _U) + (self.fixedDateTime is not _U) + (self.fixedDecimal is not _U) + (self.fixedDistance is not _U) + (self.fixedDosage is not _U) + (self.fixedDuration is not _U) + (self.fixedExpression is not _U) + (self.fixedExtendedContactDetail is not _U) + (self.fixedHumanName is not _U) + (self.fixedId is not _U) + (self.fixedIdentifier is not _U) + (self.fixedInstant is not _U) + (self.fixedInteger is not _U) + (self.fixedInteger64 is not _U) + (self.fixedMarkdown is not _U) + (self.fixedMeta is not _U) + (self.fixedMoney is not _U) + (self.fixedOid is not _U) + (self.fixedParameterDefinition is not _U) + (self.fixedPeriod is not _U) + (self.fixedPositiveInt is not _U) + (self.fixedQuantity is not _U) + (self.fixedRange is not _U) + (self.fixedRatio is not _U) + (self.fixedRatioRange is not _U) + (self.fixedReference is not _U) + (self.fixedRelatedArtifact is not _U) + (self.fixedSampledData is not _U) + (self.fixedSignature is not _U) + (self.fixedString is not _U) + (self.fixedTime is not _U) + (self.fixedTiming is not _U) + (self.fixedTriggerDefinition is not _U) + (self.fixedUnsignedInt is not _U) + (self.fixedUri is not _U) + (self.fixedUrl is not _U) + (self.fixedUsageContext is not _U) + (self.fixedUuid is not _U) > 1:
@@ -7910,12 +7629,10 @@ class ElementDefinitionBinding(_p.Complex, kw_only=True):
     valueSet_ext: _T3 = _ms.field(default=_U, name="_valueSet")
 
     def __post_init__(self) -> None:
-        v = self.strength
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("ElementDefinitionBinding.strength")
+        _a_code(self.strength)
         v = self.valueSet
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("ElementDefinitionBinding.valueSet")
+        if v is not _U:
+            _a_uri(v)
 
 
 class ElementDefinitionBindingAdditional(_p.Complex, kw_only=True):
@@ -7935,12 +7652,8 @@ class ElementDefinitionBindingAdditional(_p.Complex, kw_only=True):
     valueSet_ext: _T3 = _ms.field(default=_U, name="_valueSet")
 
     def __post_init__(self) -> None:
-        v = self.purpose
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("ElementDefinitionBindingAdditional.purpose")
-        v = self.valueSet
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("ElementDefinitionBindingAdditional.valueSet")
+        _a_code(self.purpose)
+        _a_uri(self.valueSet)
 
 
 class ElementDefinitionConstraint(_p.Complex, kw_only=True):
@@ -7963,12 +7676,10 @@ class ElementDefinitionConstraint(_p.Complex, kw_only=True):
     suppress_ext: _T3 = _ms.field(default=_U, name="_suppress")
 
     def __post_init__(self) -> None:
-        v = self.severity
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("ElementDefinitionConstraint.severity")
+        _a_code(self.severity)
         v = self.source
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("ElementDefinitionConstraint.source")
+        if v is not _U:
+            _a_uri(v)
 
 
 class ElementDefinitionExample(_p.Complex, kw_only=True):
@@ -8034,41 +7745,41 @@ class ElementDefinitionExample(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.valueBase64Binary
-        if v is not _U and (_p.base64(v) is None):
-            raise _p.FormatError("ElementDefinitionExample.valueBase64Binary")
+        if v is not _U:
+            _a_base64Binary(v)
         v = self.valueCanonical
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("ElementDefinitionExample.valueCanonical")
+        if v is not _U:
+            _a_uri(v)
         v = self.valueCode
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("ElementDefinitionExample.valueCode")
+        if v is not _U:
+            _a_code(v)
         v = self.valueDate
-        if v is not _U and (_p.date(v) is None):
-            raise _p.FormatError("ElementDefinitionExample.valueDate")
+        if v is not _U:
+            _a_date(v)
         v = self.valueDateTime
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("ElementDefinitionExample.valueDateTime")
+        if v is not _U:
+            _a_dateTime(v)
         v = self.valueInstant
-        if v is not _U and (_p.instant(v) is None):
-            raise _p.FormatError("ElementDefinitionExample.valueInstant")
+        if v is not _U:
+            _a_instant(v)
         v = self.valueInteger64
-        if v is not _U and (_p.integer64(v) is None):
-            raise _p.FormatError("ElementDefinitionExample.valueInteger64")
+        if v is not _U:
+            _a_integer64(v)
         v = self.valueOid
-        if v is not _U and (_p.oid(v) is None):
-            raise _p.FormatError("ElementDefinitionExample.valueOid")
+        if v is not _U:
+            _a_oid(v)
         v = self.valueTime
-        if v is not _U and (_p.time(v) is None):
-            raise _p.FormatError("ElementDefinitionExample.valueTime")
+        if v is not _U:
+            _a_time(v)
         v = self.valueUri
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("ElementDefinitionExample.valueUri")
+        if v is not _U:
+            _a_uri(v)
         v = self.valueUrl
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("ElementDefinitionExample.valueUrl")
+        if v is not _U:
+            _a_uri(v)
         v = self.valueUuid
-        if v is not _U and (_p.uuid(v) is None):
-            raise _p.FormatError("ElementDefinitionExample.valueUuid")
+        if v is not _U:
+            _a_uuid(v)
         t = _astuple(self)
         n = len(t) - t.count(_U) - 1 - ((self.extension is not _U) + (self.id is not _U) + (self.id_ext is not _U) + (self.label_ext is not _U))
         if n != 1:
@@ -8090,8 +7801,8 @@ class ElementDefinitionMapping(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.language
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("ElementDefinitionMapping.language")
+        if v is not _U:
+            _a_code(v)
 
 
 class ElementDefinitionSlicing(_p.Complex, kw_only=True):
@@ -8107,9 +7818,7 @@ class ElementDefinitionSlicing(_p.Complex, kw_only=True):
     rules_ext: _T3 = _ms.field(default=_U, name="_rules")
 
     def __post_init__(self) -> None:
-        v = self.rules
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("ElementDefinitionSlicing.rules")
+        _a_code(self.rules)
 
 
 class ElementDefinitionSlicingDiscriminator(_p.Complex, kw_only=True):
@@ -8122,9 +7831,7 @@ class ElementDefinitionSlicingDiscriminator(_p.Complex, kw_only=True):
     type_ext: _T3 = _ms.field(default=_U, name="_type")
 
     def __post_init__(self) -> None:
-        v = self.type
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("ElementDefinitionSlicingDiscriminator.type")
+        _a_code(self.type)
 
 
 class ElementDefinitionType(_p.Complex, kw_only=True):
@@ -8144,23 +7851,15 @@ class ElementDefinitionType(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         if self.aggregation is not _U:
-            for v in self.aggregation:
-                if v is not None and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-                    raise _p.FormatError("ElementDefinitionType.aggregation")
-        v = self.code
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("ElementDefinitionType.code")
+            _e_code(self.aggregation)
+        _a_uri(self.code)
         if self.profile is not _U:
-            for v in self.profile:
-                if v is not None and (' ' in v or not v.isprintable()):
-                    raise _p.FormatError("ElementDefinitionType.profile")
+            _e_uri(self.profile)
         if self.targetProfile is not _U:
-            for v in self.targetProfile:
-                if v is not None and (' ' in v or not v.isprintable()):
-                    raise _p.FormatError("ElementDefinitionType.targetProfile")
+            _e_uri(self.targetProfile)
         v = self.versioning
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("ElementDefinitionType.versioning")
+        if v is not _U:
+            _a_code(v)
 
 
 class Encounter(_p.Resource, tag="Encounter", kw_only=True):
@@ -8209,23 +7908,21 @@ class Encounter(_p.Resource, tag="Encounter", kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.id
-        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
-            raise _p.FormatError("Encounter.id")
+        if v is not _U:
+            _a_id(v)
         v = self.implicitRules
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("Encounter.implicitRules")
+        if v is not _U:
+            _a_uri(v)
         v = self.language
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("Encounter.language")
+        if v is not _U:
+            _a_code(v)
         v = self.plannedEndDate
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("Encounter.plannedEndDate")
+        if v is not _U:
+            _a_dateTime(v)
         v = self.plannedStartDate
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("Encounter.plannedStartDate")
-        v = self.status
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("Encounter.status")
+        if v is not _U:
+            _a_dateTime(v)
+        _a_code(self.status)
 
 
 class EncounterAdmission(_p.Complex, kw_only=True):
@@ -8281,23 +7978,21 @@ class EncounterHistory(_p.Resource, tag="EncounterHistory", kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.id
-        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
-            raise _p.FormatError("EncounterHistory.id")
+        if v is not _U:
+            _a_id(v)
         v = self.implicitRules
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("EncounterHistory.implicitRules")
+        if v is not _U:
+            _a_uri(v)
         v = self.language
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("EncounterHistory.language")
+        if v is not _U:
+            _a_code(v)
         v = self.plannedEndDate
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("EncounterHistory.plannedEndDate")
+        if v is not _U:
+            _a_dateTime(v)
         v = self.plannedStartDate
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("EncounterHistory.plannedStartDate")
-        v = self.status
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("EncounterHistory.status")
+        if v is not _U:
+            _a_dateTime(v)
+        _a_code(self.status)
 
 
 class EncounterHistoryLocation(_p.Complex, kw_only=True):
@@ -8322,8 +8017,8 @@ class EncounterLocation(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.status
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("EncounterLocation.status")
+        if v is not _U:
+            _a_code(v)
 
 
 class EncounterParticipant(_p.Complex, kw_only=True):
@@ -8376,21 +8071,17 @@ class Endpoint(_p.Resource, tag="Endpoint", kw_only=True):
     text: _T17 = _U
 
     def __post_init__(self) -> None:
-        v = self.address
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("Endpoint.address")
+        _a_uri(self.address)
         v = self.id
-        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
-            raise _p.FormatError("Endpoint.id")
+        if v is not _U:
+            _a_id(v)
         v = self.implicitRules
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("Endpoint.implicitRules")
+        if v is not _U:
+            _a_uri(v)
         v = self.language
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("Endpoint.language")
-        v = self.status
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("Endpoint.status")
+        if v is not _U:
+            _a_code(v)
+        _a_code(self.status)
 
 
 class EndpointPayload(_p.Complex, kw_only=True):
@@ -8404,9 +8095,7 @@ class EndpointPayload(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         if self.mimeType is not _U:
-            for v in self.mimeType:
-                if v is not None and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-                    raise _p.FormatError("EndpointPayload.mimeType")
+            _e_code(self.mimeType)
 
 
 class EnrollmentRequest(_p.Resource, tag="EnrollmentRequest", kw_only=True):
@@ -8433,20 +8122,20 @@ class EnrollmentRequest(_p.Resource, tag="EnrollmentRequest", kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.created
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("EnrollmentRequest.created")
+        if v is not _U:
+            _a_dateTime(v)
         v = self.id
-        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
-            raise _p.FormatError("EnrollmentRequest.id")
+        if v is not _U:
+            _a_id(v)
         v = self.implicitRules
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("EnrollmentRequest.implicitRules")
+        if v is not _U:
+            _a_uri(v)
         v = self.language
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("EnrollmentRequest.language")
+        if v is not _U:
+            _a_code(v)
         v = self.status
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("EnrollmentRequest.status")
+        if v is not _U:
+            _a_code(v)
 
 
 class EnrollmentResponse(_p.Resource, tag="EnrollmentResponse", kw_only=True):
@@ -8476,23 +8165,23 @@ class EnrollmentResponse(_p.Resource, tag="EnrollmentResponse", kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.created
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("EnrollmentResponse.created")
+        if v is not _U:
+            _a_dateTime(v)
         v = self.id
-        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
-            raise _p.FormatError("EnrollmentResponse.id")
+        if v is not _U:
+            _a_id(v)
         v = self.implicitRules
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("EnrollmentResponse.implicitRules")
+        if v is not _U:
+            _a_uri(v)
         v = self.language
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("EnrollmentResponse.language")
+        if v is not _U:
+            _a_code(v)
         v = self.outcome
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("EnrollmentResponse.outcome")
+        if v is not _U:
+            _a_code(v)
         v = self.status
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("EnrollmentResponse.status")
+        if v is not _U:
+            _a_code(v)
 
 
 class EpisodeOfCare(_p.Resource, tag="EpisodeOfCare", kw_only=True):
@@ -8524,17 +8213,15 @@ class EpisodeOfCare(_p.Resource, tag="EpisodeOfCare", kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.id
-        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
-            raise _p.FormatError("EpisodeOfCare.id")
+        if v is not _U:
+            _a_id(v)
         v = self.implicitRules
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("EpisodeOfCare.implicitRules")
+        if v is not _U:
+            _a_uri(v)
         v = self.language
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("EpisodeOfCare.language")
-        v = self.status
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("EpisodeOfCare.status")
+        if v is not _U:
+            _a_code(v)
+        _a_code(self.status)
 
 
 class EpisodeOfCareDiagnosis(_p.Complex, kw_only=True):
@@ -8565,9 +8252,7 @@ class EpisodeOfCareStatusHistory(_p.Complex, kw_only=True):
     status_ext: _T3 = _ms.field(default=_U, name="_status")
 
     def __post_init__(self) -> None:
-        v = self.status
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("EpisodeOfCareStatusHistory.status")
+        _a_code(self.status)
 
 
 class EventDefinition(_p.Resource, tag="EventDefinition", kw_only=True):
@@ -8633,29 +8318,27 @@ class EventDefinition(_p.Resource, tag="EventDefinition", kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.approvalDate
-        if v is not _U and (_p.date(v) is None):
-            raise _p.FormatError("EventDefinition.approvalDate")
+        if v is not _U:
+            _a_date(v)
         v = self.date
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("EventDefinition.date")
+        if v is not _U:
+            _a_dateTime(v)
         v = self.id
-        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
-            raise _p.FormatError("EventDefinition.id")
+        if v is not _U:
+            _a_id(v)
         v = self.implicitRules
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("EventDefinition.implicitRules")
+        if v is not _U:
+            _a_uri(v)
         v = self.language
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("EventDefinition.language")
+        if v is not _U:
+            _a_code(v)
         v = self.lastReviewDate
-        if v is not _U and (_p.date(v) is None):
-            raise _p.FormatError("EventDefinition.lastReviewDate")
-        v = self.status
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("EventDefinition.status")
+        if v is not _U:
+            _a_date(v)
+        _a_code(self.status)
         v = self.url
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("EventDefinition.url")
+        if v is not _U:
+            _a_uri(v)
         if (self.subjectCodeableConcept is not _U) + (self.subjectReference is not _U) > 1:
             raise _p.ChoiceError("EventDefinition.subject[x]: at most one")
         if (self.versionAlgorithmCoding is not _U) + (self.versionAlgorithmString is not _U) > 1:
@@ -8725,29 +8408,27 @@ class Evidence(_p.Resource, tag="Evidence", kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.approvalDate
-        if v is not _U and (_p.date(v) is None):
-            raise _p.FormatError("Evidence.approvalDate")
+        if v is not _U:
+            _a_date(v)
         v = self.date
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("Evidence.date")
+        if v is not _U:
+            _a_dateTime(v)
         v = self.id
-        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
-            raise _p.FormatError("Evidence.id")
+        if v is not _U:
+            _a_id(v)
         v = self.implicitRules
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("Evidence.implicitRules")
+        if v is not _U:
+            _a_uri(v)
         v = self.language
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("Evidence.language")
+        if v is not _U:
+            _a_code(v)
         v = self.lastReviewDate
-        if v is not _U and (_p.date(v) is None):
-            raise _p.FormatError("Evidence.lastReviewDate")
-        v = self.status
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("Evidence.status")
+        if v is not _U:
+            _a_date(v)
+        _a_code(self.status)
         v = self.url
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("Evidence.url")
+        if v is not _U:
+            _a_uri(v)
         if (self.citeAsMarkdown is not _U) + (self.citeAsReference is not _U) > 1:
             raise _p.ChoiceError("Evidence.citeAs[x]: at most one")
         if (self.versionAlgorithmCoding is not _U) + (self.versionAlgorithmString is not _U) > 1:
@@ -8806,20 +8487,18 @@ class EvidenceReport(_p.Resource, tag="EvidenceReport", kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.id
-        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
-            raise _p.FormatError("EvidenceReport.id")
+        if v is not _U:
+            _a_id(v)
         v = self.implicitRules
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("EvidenceReport.implicitRules")
+        if v is not _U:
+            _a_uri(v)
         v = self.language
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("EvidenceReport.language")
-        v = self.status
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("EvidenceReport.status")
+        if v is not _U:
+            _a_code(v)
+        _a_code(self.status)
         v = self.url
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("EvidenceReport.url")
+        if v is not _U:
+            _a_uri(v)
         if (self.citeAsMarkdown is not _U) + (self.citeAsReference is not _U) > 1:
             raise _p.ChoiceError("EvidenceReport.citeAs[x]: at most one")
 
@@ -8834,9 +8513,7 @@ class EvidenceReportRelatesTo(_p.Complex, kw_only=True):
     target: _T331
 
     def __post_init__(self) -> None:
-        v = self.code
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("EvidenceReportRelatesTo.code")
+        _a_code(self.code)
 
 
 class EvidenceReportRelatesToTarget(_p.Complex, kw_only=True):
@@ -8853,8 +8530,8 @@ class EvidenceReportRelatesToTarget(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.url
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("EvidenceReportRelatesToTarget.url")
+        if v is not _U:
+            _a_uri(v)
 
 
 class EvidenceReportSection(_p.Complex, kw_only=True):
@@ -8879,8 +8556,8 @@ class EvidenceReportSection(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.mode
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("EvidenceReportSection.mode")
+        if v is not _U:
+            _a_code(v)
 
 
 class EvidenceReportSubject(_p.Complex, kw_only=True):
@@ -8973,8 +8650,8 @@ class EvidenceStatisticModelCharacteristicVariable(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.handling
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("EvidenceStatisticModelCharacteristicVariable.handling")
+        if v is not _U:
+            _a_code(v)
 
 
 class EvidenceStatisticSampleSize(_p.Complex, kw_only=True):
@@ -9056,32 +8733,30 @@ class EvidenceVariable(_p.Resource, tag="EvidenceVariable", kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.approvalDate
-        if v is not _U and (_p.date(v) is None):
-            raise _p.FormatError("EvidenceVariable.approvalDate")
+        if v is not _U:
+            _a_date(v)
         v = self.date
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("EvidenceVariable.date")
+        if v is not _U:
+            _a_dateTime(v)
         v = self.handling
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("EvidenceVariable.handling")
+        if v is not _U:
+            _a_code(v)
         v = self.id
-        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
-            raise _p.FormatError("EvidenceVariable.id")
+        if v is not _U:
+            _a_id(v)
         v = self.implicitRules
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("EvidenceVariable.implicitRules")
+        if v is not _U:
+            _a_uri(v)
         v = self.language
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("EvidenceVariable.language")
+        if v is not _U:
+            _a_code(v)
         v = self.lastReviewDate
-        if v is not _U and (_p.date(v) is None):
-            raise _p.FormatError("EvidenceVariable.lastReviewDate")
-        v = self.status
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("EvidenceVariable.status")
+        if v is not _U:
+            _a_date(v)
+        _a_code(self.status)
         v = self.url
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("EvidenceVariable.url")
+        if v is not _U:
+            _a_uri(v)
         if (self.versionAlgorithmCoding is not _U) + (self.versionAlgorithmString is not _U) > 1:
             raise _p.ChoiceError("EvidenceVariable.versionAlgorithm[x]: at most one")
 
@@ -9131,8 +8806,8 @@ class EvidenceVariableCharacteristic(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.definitionCanonical
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("EvidenceVariableCharacteristic.definitionCanonical")
+        if v is not _U:
+            _a_uri(v)
         if (self.durationQuantity is not _U) + (self.durationRange is not _U) > 1:
             raise _p.ChoiceError("EvidenceVariableCharacteristic.duration[x]: at most one")
         if (self.instancesQuantity is not _U) + (self.instancesRange is not _U) > 1:
@@ -9151,9 +8826,7 @@ class EvidenceVariableCharacteristicDefinitionByCombination(_p.Complex, kw_only=
     threshold_ext: _T3 = _ms.field(default=_U, name="_threshold")
 
     def __post_init__(self) -> None:
-        v = self.code
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("EvidenceVariableCharacteristicDefinitionByCombination.code")
+        _a_code(self.code)
 
 
 class EvidenceVariableCharacteristicDefinitionByTypeAndValue(_p.Complex, kw_only=True):
@@ -9194,8 +8867,8 @@ class EvidenceVariableCharacteristicTimeFromEvent(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.eventDateTime
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("EvidenceVariableCharacteristicTimeFromEvent.eventDateTime")
+        if v is not _U:
+            _a_dateTime(v)
         if (self.eventCodeableConcept is not _U) + (self.eventDateTime is not _U) + (self.eventId is not _U) + (self.eventReference is not _U) > 1:
             raise _p.ChoiceError("EvidenceVariableCharacteristicTimeFromEvent.event[x]: at most one")
 
@@ -9262,23 +8935,21 @@ class ExampleScenario(_p.Resource, tag="ExampleScenario", kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.date
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("ExampleScenario.date")
+        if v is not _U:
+            _a_dateTime(v)
         v = self.id
-        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
-            raise _p.FormatError("ExampleScenario.id")
+        if v is not _U:
+            _a_id(v)
         v = self.implicitRules
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("ExampleScenario.implicitRules")
+        if v is not _U:
+            _a_uri(v)
         v = self.language
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("ExampleScenario.language")
-        v = self.status
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("ExampleScenario.status")
+        if v is not _U:
+            _a_code(v)
+        _a_code(self.status)
         v = self.url
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("ExampleScenario.url")
+        if v is not _U:
+            _a_uri(v)
         if (self.versionAlgorithmCoding is not _U) + (self.versionAlgorithmString is not _U) > 1:
             raise _p.ChoiceError("ExampleScenario.versionAlgorithm[x]: at most one")
 
@@ -9298,9 +8969,7 @@ class ExampleScenarioActor(_p.Complex, kw_only=True):
     type_ext: _T3 = _ms.field(default=_U, name="_type")
 
     def __post_init__(self) -> None:
-        v = self.type
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("ExampleScenarioActor.type")
+        _a_code(self.type)
 
 
 class ExampleScenarioInstance(_p.Complex, kw_only=True):
@@ -9325,11 +8994,11 @@ class ExampleScenarioInstance(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.structureProfileCanonical
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("ExampleScenarioInstance.structureProfileCanonical")
+        if v is not _U:
+            _a_uri(v)
         v = self.structureProfileUri
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("ExampleScenarioInstance.structureProfileUri")
+        if v is not _U:
+            _a_uri(v)
         if (self.structureProfileCanonical is not _U) + (self.structureProfileUri is not _U) > 1:
             raise _p.ChoiceError("ExampleScenarioInstance.structureProfile[x]: at most one")
 
@@ -9392,8 +9061,8 @@ class ExampleScenarioProcessStep(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.workflow
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("ExampleScenarioProcessStep.workflow")
+        if v is not _U:
+            _a_uri(v)
 
 
 class ExampleScenarioProcessStepAlternative(_p.Complex, kw_only=True):
@@ -9500,27 +9169,19 @@ class ExplanationOfBenefit(_p.Resource, tag="ExplanationOfBenefit", kw_only=True
     use_ext: _T3 = _ms.field(default=_U, name="_use")
 
     def __post_init__(self) -> None:
-        v = self.created
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("ExplanationOfBenefit.created")
+        _a_dateTime(self.created)
         v = self.id
-        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
-            raise _p.FormatError("ExplanationOfBenefit.id")
+        if v is not _U:
+            _a_id(v)
         v = self.implicitRules
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("ExplanationOfBenefit.implicitRules")
+        if v is not _U:
+            _a_uri(v)
         v = self.language
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("ExplanationOfBenefit.language")
-        v = self.outcome
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("ExplanationOfBenefit.outcome")
-        v = self.status
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("ExplanationOfBenefit.status")
-        v = self.use
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("ExplanationOfBenefit.use")
+        if v is not _U:
+            _a_code(v)
+        _a_code(self.outcome)
+        _a_code(self.status)
+        _a_code(self.use)
 
 
 class ExplanationOfBenefitAccident(_p.Complex, kw_only=True):
@@ -9536,8 +9197,8 @@ class ExplanationOfBenefitAccident(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.date
-        if v is not _U and (_p.date(v) is None):
-            raise _p.FormatError("ExplanationOfBenefitAccident.date")
+        if v is not _U:
+            _a_date(v)
         if (self.locationAddress is not _U) + (self.locationReference is not _U) > 1:
             raise _p.ChoiceError("ExplanationOfBenefitAccident.location[x]: at most one")
 
@@ -9582,8 +9243,8 @@ class ExplanationOfBenefitAddItem(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.servicedDate
-        if v is not _U and (_p.date(v) is None):
-            raise _p.FormatError("ExplanationOfBenefitAddItem.servicedDate")
+        if v is not _U:
+            _a_date(v)
         if (self.locationAddress is not _U) + (self.locationCodeableConcept is not _U) + (self.locationReference is not _U) > 1:
             raise _p.ChoiceError("ExplanationOfBenefitAddItem.location[x]: at most one")
         if (self.servicedDate is not _U) + (self.servicedPeriod is not _U) > 1:
@@ -9725,8 +9386,8 @@ class ExplanationOfBenefitEvent(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.whenDateTime
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("ExplanationOfBenefitEvent.whenDateTime")
+        if v is not _U:
+            _a_dateTime(v)
         if (self.whenDateTime is not _U) + (self.whenPeriod is not _U) != 1:
             raise _p.ChoiceError("ExplanationOfBenefitEvent.when[x]: exactly one")
 
@@ -9789,8 +9450,8 @@ class ExplanationOfBenefitItem(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.servicedDate
-        if v is not _U and (_p.date(v) is None):
-            raise _p.FormatError("ExplanationOfBenefitItem.servicedDate")
+        if v is not _U:
+            _a_date(v)
         if (self.locationAddress is not _U) + (self.locationCodeableConcept is not _U) + (self.locationReference is not _U) > 1:
             raise _p.ChoiceError("ExplanationOfBenefitItem.location[x]: at most one")
         if (self.servicedDate is not _U) + (self.servicedPeriod is not _U) > 1:
@@ -9910,8 +9571,8 @@ class ExplanationOfBenefitPayment(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.date
-        if v is not _U and (_p.date(v) is None):
-            raise _p.FormatError("ExplanationOfBenefitPayment.date")
+        if v is not _U:
+            _a_date(v)
 
 
 class ExplanationOfBenefitProcedure(_p.Complex, kw_only=True):
@@ -9930,8 +9591,8 @@ class ExplanationOfBenefitProcedure(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.date
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("ExplanationOfBenefitProcedure.date")
+        if v is not _U:
+            _a_dateTime(v)
         if (self.procedureCodeableConcept is not _U) + (self.procedureReference is not _U) != 1:
             raise _p.ChoiceError("ExplanationOfBenefitProcedure.procedure[x]: exactly one")
 
@@ -9980,8 +9641,8 @@ class ExplanationOfBenefitSupportingInfo(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.timingDate
-        if v is not _U and (_p.date(v) is None):
-            raise _p.FormatError("ExplanationOfBenefitSupportingInfo.timingDate")
+        if v is not _U:
+            _a_date(v)
         if (self.timingDate is not _U) + (self.timingPeriod is not _U) > 1:
             raise _p.ChoiceError("ExplanationOfBenefitSupportingInfo.timing[x]: at most one")
         if (self.valueAttachment is not _U) + (self.valueBoolean is not _U) + (self.valueIdentifier is not _U) + (self.valueQuantity is not _U) + (self.valueReference is not _U) + (self.valueString is not _U) > 1:
@@ -10014,14 +9675,14 @@ class Expression(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.language
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("Expression.language")
+        if v is not _U:
+            _a_code(v)
         v = self.name
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("Expression.name")
+        if v is not _U:
+            _a_code(v)
         v = self.reference
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("Expression.reference")
+        if v is not _U:
+            _a_uri(v)
 
 
 class ExtendedContactDetail(_p.Complex, kw_only=True):
@@ -10098,45 +9759,43 @@ class Extension(_p.Complex, kw_only=True):
     valueUuid: _T2 = _U
 
     def __post_init__(self) -> None:
-        v = self.url
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("Extension.url")
+        _a_uri(self.url)
         v = self.valueBase64Binary
-        if v is not _U and (_p.base64(v) is None):
-            raise _p.FormatError("Extension.valueBase64Binary")
+        if v is not _U:
+            _a_base64Binary(v)
         v = self.valueCanonical
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("Extension.valueCanonical")
+        if v is not _U:
+            _a_uri(v)
         v = self.valueCode
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("Extension.valueCode")
+        if v is not _U:
+            _a_code(v)
         v = self.valueDate
-        if v is not _U and (_p.date(v) is None):
-            raise _p.FormatError("Extension.valueDate")
+        if v is not _U:
+            _a_date(v)
         v = self.valueDateTime
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("Extension.valueDateTime")
+        if v is not _U:
+            _a_dateTime(v)
         v = self.valueInstant
-        if v is not _U and (_p.instant(v) is None):
-            raise _p.FormatError("Extension.valueInstant")
+        if v is not _U:
+            _a_instant(v)
         v = self.valueInteger64
-        if v is not _U and (_p.integer64(v) is None):
-            raise _p.FormatError("Extension.valueInteger64")
+        if v is not _U:
+            _a_integer64(v)
         v = self.valueOid
-        if v is not _U and (_p.oid(v) is None):
-            raise _p.FormatError("Extension.valueOid")
+        if v is not _U:
+            _a_oid(v)
         v = self.valueTime
-        if v is not _U and (_p.time(v) is None):
-            raise _p.FormatError("Extension.valueTime")
+        if v is not _U:
+            _a_time(v)
         v = self.valueUri
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("Extension.valueUri")
+        if v is not _U:
+            _a_uri(v)
         v = self.valueUrl
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("Extension.valueUrl")
+        if v is not _U:
+            _a_uri(v)
         v = self.valueUuid
-        if v is not _U and (_p.uuid(v) is None):
-            raise _p.FormatError("Extension.valueUuid")
+        if v is not _U:
+            _a_uuid(v)
         t = _astuple(self)
         n = len(t) - t.count(_U) - 1 - ((self.extension is not _U) + (self.id is not _U) + (self.id_ext is not _U) + (self.url_ext is not _U))
         if n > 1:
@@ -10191,34 +9850,28 @@ class FamilyMemberHistory(_p.Resource, tag="FamilyMemberHistory", kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.bornDate
-        if v is not _U and (_p.date(v) is None):
-            raise _p.FormatError("FamilyMemberHistory.bornDate")
+        if v is not _U:
+            _a_date(v)
         v = self.date
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("FamilyMemberHistory.date")
+        if v is not _U:
+            _a_dateTime(v)
         v = self.deceasedDate
-        if v is not _U and (_p.date(v) is None):
-            raise _p.FormatError("FamilyMemberHistory.deceasedDate")
+        if v is not _U:
+            _a_date(v)
         v = self.id
-        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
-            raise _p.FormatError("FamilyMemberHistory.id")
+        if v is not _U:
+            _a_id(v)
         v = self.implicitRules
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("FamilyMemberHistory.implicitRules")
+        if v is not _U:
+            _a_uri(v)
         if self.instantiatesCanonical is not _U:
-            for v in self.instantiatesCanonical:
-                if v is not None and (' ' in v or not v.isprintable()):
-                    raise _p.FormatError("FamilyMemberHistory.instantiatesCanonical")
+            _e_uri(self.instantiatesCanonical)
         if self.instantiatesUri is not _U:
-            for v in self.instantiatesUri:
-                if v is not None and (' ' in v or not v.isprintable()):
-                    raise _p.FormatError("FamilyMemberHistory.instantiatesUri")
+            _e_uri(self.instantiatesUri)
         v = self.language
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("FamilyMemberHistory.language")
-        v = self.status
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("FamilyMemberHistory.status")
+        if v is not _U:
+            _a_code(v)
+        _a_code(self.status)
         if (self.ageAge is not _U) + (self.ageRange is not _U) + (self.ageString is not _U) > 1:
             raise _p.ChoiceError("FamilyMemberHistory.age[x]: at most one")
         if (self.bornDate is not _U) + (self.bornPeriod is not _U) + (self.bornString is not _U) > 1:
@@ -10274,8 +9927,8 @@ class FamilyMemberHistoryProcedure(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.performedDateTime
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("FamilyMemberHistoryProcedure.performedDateTime")
+        if v is not _U:
+            _a_dateTime(v)
         if (self.performedAge is not _U) + (self.performedDateTime is not _U) + (self.performedPeriod is not _U) + (self.performedRange is not _U) + (self.performedString is not _U) > 1:
             raise _p.ChoiceError("FamilyMemberHistoryProcedure.performed[x]: at most one")
 
@@ -10304,17 +9957,15 @@ class Flag(_p.Resource, tag="Flag", kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.id
-        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
-            raise _p.FormatError("Flag.id")
+        if v is not _U:
+            _a_id(v)
         v = self.implicitRules
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("Flag.implicitRules")
+        if v is not _U:
+            _a_uri(v)
         v = self.language
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("Flag.language")
-        v = self.status
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("Flag.status")
+        if v is not _U:
+            _a_code(v)
+        _a_code(self.status)
 
 
 class FormularyItem(_p.Resource, tag="FormularyItem", kw_only=True):
@@ -10336,17 +9987,17 @@ class FormularyItem(_p.Resource, tag="FormularyItem", kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.id
-        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
-            raise _p.FormatError("FormularyItem.id")
+        if v is not _U:
+            _a_id(v)
         v = self.implicitRules
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("FormularyItem.implicitRules")
+        if v is not _U:
+            _a_uri(v)
         v = self.language
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("FormularyItem.language")
+        if v is not _U:
+            _a_code(v)
         v = self.status
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("FormularyItem.status")
+        if v is not _U:
+            _a_code(v)
 
 
 class GenomicStudy(_p.Resource, tag="GenomicStudy", kw_only=True):
@@ -10384,26 +10035,24 @@ class GenomicStudy(_p.Resource, tag="GenomicStudy", kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.id
-        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
-            raise _p.FormatError("GenomicStudy.id")
+        if v is not _U:
+            _a_id(v)
         v = self.implicitRules
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("GenomicStudy.implicitRules")
+        if v is not _U:
+            _a_uri(v)
         v = self.instantiatesCanonical
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("GenomicStudy.instantiatesCanonical")
+        if v is not _U:
+            _a_uri(v)
         v = self.instantiatesUri
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("GenomicStudy.instantiatesUri")
+        if v is not _U:
+            _a_uri(v)
         v = self.language
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("GenomicStudy.language")
+        if v is not _U:
+            _a_code(v)
         v = self.startDate
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("GenomicStudy.startDate")
-        v = self.status
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("GenomicStudy.status")
+        if v is not _U:
+            _a_dateTime(v)
+        _a_code(self.status)
 
 
 class GenomicStudyAnalysis(_p.Complex, kw_only=True):
@@ -10436,14 +10085,14 @@ class GenomicStudyAnalysis(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.date
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("GenomicStudyAnalysis.date")
+        if v is not _U:
+            _a_dateTime(v)
         v = self.instantiatesCanonical
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("GenomicStudyAnalysis.instantiatesCanonical")
+        if v is not _U:
+            _a_uri(v)
         v = self.instantiatesUri
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("GenomicStudyAnalysis.instantiatesUri")
+        if v is not _U:
+            _a_uri(v)
 
 
 class GenomicStudyAnalysisDevice(_p.Complex, kw_only=True):
@@ -10524,23 +10173,21 @@ class Goal(_p.Resource, tag="Goal", kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.id
-        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
-            raise _p.FormatError("Goal.id")
+        if v is not _U:
+            _a_id(v)
         v = self.implicitRules
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("Goal.implicitRules")
+        if v is not _U:
+            _a_uri(v)
         v = self.language
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("Goal.language")
-        v = self.lifecycleStatus
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("Goal.lifecycleStatus")
+        if v is not _U:
+            _a_code(v)
+        _a_code(self.lifecycleStatus)
         v = self.startDate
-        if v is not _U and (_p.date(v) is None):
-            raise _p.FormatError("Goal.startDate")
+        if v is not _U:
+            _a_date(v)
         v = self.statusDate
-        if v is not _U and (_p.date(v) is None):
-            raise _p.FormatError("Goal.statusDate")
+        if v is not _U:
+            _a_date(v)
         if (self.startCodeableConcept is not _U) + (self.startDate is not _U) > 1:
             raise _p.ChoiceError("Goal.start[x]: at most one")
 
@@ -10563,8 +10210,8 @@ class GoalTarget(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.dueDate
-        if v is not _U and (_p.date(v) is None):
-            raise _p.FormatError("GoalTarget.dueDate")
+        if v is not _U:
+            _a_date(v)
         if (self.detailBoolean is not _U) + (self.detailCodeableConcept is not _U) + (self.detailInteger is not _U) + (self.detailQuantity is not _U) + (self.detailRange is not _U) + (self.detailRatio is not _U) + (self.detailString is not _U) > 1:
             raise _p.ChoiceError("GoalTarget.detail[x]: at most one")
         if (self.dueDate is not _U) + (self.dueDuration is not _U) > 1:
@@ -10620,26 +10267,24 @@ class GraphDefinition(_p.Resource, tag="GraphDefinition", kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.date
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("GraphDefinition.date")
+        if v is not _U:
+            _a_dateTime(v)
         v = self.id
-        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
-            raise _p.FormatError("GraphDefinition.id")
+        if v is not _U:
+            _a_id(v)
         v = self.implicitRules
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("GraphDefinition.implicitRules")
+        if v is not _U:
+            _a_uri(v)
         v = self.language
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("GraphDefinition.language")
+        if v is not _U:
+            _a_code(v)
         v = self.start
-        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
-            raise _p.FormatError("GraphDefinition.start")
-        v = self.status
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("GraphDefinition.status")
+        if v is not _U:
+            _a_id(v)
+        _a_code(self.status)
         v = self.url
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("GraphDefinition.url")
+        if v is not _U:
+            _a_uri(v)
         if (self.versionAlgorithmCoding is not _U) + (self.versionAlgorithmString is not _U) > 1:
             raise _p.ChoiceError("GraphDefinition.versionAlgorithm[x]: at most one")
 
@@ -10685,15 +10330,9 @@ class GraphDefinitionLinkCompartment(_p.Complex, kw_only=True):
     use_ext: _T3 = _ms.field(default=_U, name="_use")
 
     def __post_init__(self) -> None:
-        v = self.code
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("GraphDefinitionLinkCompartment.code")
-        v = self.rule
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("GraphDefinitionLinkCompartment.rule")
-        v = self.use
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("GraphDefinitionLinkCompartment.use")
+        _a_code(self.code)
+        _a_code(self.rule)
+        _a_code(self.use)
 
 
 class GraphDefinitionNode(_p.Complex, kw_only=True):
@@ -10712,11 +10351,9 @@ class GraphDefinitionNode(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.profile
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("GraphDefinitionNode.profile")
-        v = self.type
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("GraphDefinitionNode.type")
+        if v is not _U:
+            _a_uri(v)
+        _a_code(self.type)
 
 
 class Group(_p.Resource, tag="Group", kw_only=True):
@@ -10751,20 +10388,16 @@ class Group(_p.Resource, tag="Group", kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.id
-        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
-            raise _p.FormatError("Group.id")
+        if v is not _U:
+            _a_id(v)
         v = self.implicitRules
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("Group.implicitRules")
+        if v is not _U:
+            _a_uri(v)
         v = self.language
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("Group.language")
-        v = self.membership
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("Group.membership")
-        v = self.type
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("Group.type")
+        if v is not _U:
+            _a_code(v)
+        _a_code(self.membership)
+        _a_code(self.type)
 
 
 class GroupCharacteristic(_p.Complex, kw_only=True):
@@ -10831,26 +10464,24 @@ class GuidanceResponse(_p.Resource, tag="GuidanceResponse", kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.id
-        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
-            raise _p.FormatError("GuidanceResponse.id")
+        if v is not _U:
+            _a_id(v)
         v = self.implicitRules
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("GuidanceResponse.implicitRules")
+        if v is not _U:
+            _a_uri(v)
         v = self.language
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("GuidanceResponse.language")
+        if v is not _U:
+            _a_code(v)
         v = self.moduleCanonical
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("GuidanceResponse.moduleCanonical")
+        if v is not _U:
+            _a_uri(v)
         v = self.moduleUri
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("GuidanceResponse.moduleUri")
+        if v is not _U:
+            _a_uri(v)
         v = self.occurrenceDateTime
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("GuidanceResponse.occurrenceDateTime")
-        v = self.status
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("GuidanceResponse.status")
+        if v is not _U:
+            _a_dateTime(v)
+        _a_code(self.status)
         if (self.moduleCanonical is not _U) + (self.moduleCodeableConcept is not _U) + (self.moduleUri is not _U) != 1:
             raise _p.ChoiceError("GuidanceResponse.module[x]: exactly one")
 
@@ -10898,14 +10529,14 @@ class HealthcareService(_p.Resource, tag="HealthcareService", kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.id
-        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
-            raise _p.FormatError("HealthcareService.id")
+        if v is not _U:
+            _a_id(v)
         v = self.implicitRules
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("HealthcareService.implicitRules")
+        if v is not _U:
+            _a_uri(v)
         v = self.language
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("HealthcareService.language")
+        if v is not _U:
+            _a_code(v)
 
 
 class HealthcareServiceEligibility(_p.Complex, kw_only=True):
@@ -10938,8 +10569,8 @@ class HumanName(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.use
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("HumanName.use")
+        if v is not _U:
+            _a_code(v)
 
 
 class Identifier(_p.Complex, kw_only=True):
@@ -10958,11 +10589,11 @@ class Identifier(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.system
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("Identifier.system")
+        if v is not _U:
+            _a_uri(v)
         v = self.use
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("Identifier.use")
+        if v is not _U:
+            _a_code(v)
 
 
 class ImagingSelection(_p.Resource, tag="ImagingSelection", kw_only=True):
@@ -11003,29 +10634,27 @@ class ImagingSelection(_p.Resource, tag="ImagingSelection", kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.frameOfReferenceUid
-        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
-            raise _p.FormatError("ImagingSelection.frameOfReferenceUid")
+        if v is not _U:
+            _a_id(v)
         v = self.id
-        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
-            raise _p.FormatError("ImagingSelection.id")
+        if v is not _U:
+            _a_id(v)
         v = self.implicitRules
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("ImagingSelection.implicitRules")
+        if v is not _U:
+            _a_uri(v)
         v = self.issued
-        if v is not _U and (_p.instant(v) is None):
-            raise _p.FormatError("ImagingSelection.issued")
+        if v is not _U:
+            _a_instant(v)
         v = self.language
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("ImagingSelection.language")
+        if v is not _U:
+            _a_code(v)
         v = self.seriesUid
-        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
-            raise _p.FormatError("ImagingSelection.seriesUid")
-        v = self.status
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("ImagingSelection.status")
+        if v is not _U:
+            _a_id(v)
+        _a_code(self.status)
         v = self.studyUid
-        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
-            raise _p.FormatError("ImagingSelection.studyUid")
+        if v is not _U:
+            _a_id(v)
 
 
 class ImagingSelectionInstance(_p.Complex, kw_only=True):
@@ -11055,9 +10684,7 @@ class ImagingSelectionInstanceImageRegion2D(_p.Complex, kw_only=True):
     regionType_ext: _T3 = _ms.field(default=_U, name="_regionType")
 
     def __post_init__(self) -> None:
-        v = self.regionType
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("ImagingSelectionInstanceImageRegion2D.regionType")
+        _a_code(self.regionType)
 
 
 class ImagingSelectionInstanceImageRegion3D(_p.Complex, kw_only=True):
@@ -11071,9 +10698,7 @@ class ImagingSelectionInstanceImageRegion3D(_p.Complex, kw_only=True):
     regionType_ext: _T3 = _ms.field(default=_U, name="_regionType")
 
     def __post_init__(self) -> None:
-        v = self.regionType
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("ImagingSelectionInstanceImageRegion3D.regionType")
+        _a_code(self.regionType)
 
 
 class ImagingSelectionPerformer(_p.Complex, kw_only=True):
@@ -11123,20 +10748,18 @@ class ImagingStudy(_p.Resource, tag="ImagingStudy", kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.id
-        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
-            raise _p.FormatError("ImagingStudy.id")
+        if v is not _U:
+            _a_id(v)
         v = self.implicitRules
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("ImagingStudy.implicitRules")
+        if v is not _U:
+            _a_uri(v)
         v = self.language
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("ImagingStudy.language")
+        if v is not _U:
+            _a_code(v)
         v = self.started
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("ImagingStudy.started")
-        v = self.status
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("ImagingStudy.status")
+        if v is not _U:
+            _a_dateTime(v)
+        _a_code(self.status)
 
 
 class ImagingStudySeries(_p.Complex, kw_only=True):
@@ -11164,8 +10787,8 @@ class ImagingStudySeries(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.started
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("ImagingStudySeries.started")
+        if v is not _U:
+            _a_dateTime(v)
 
 
 class ImagingStudySeriesInstance(_p.Complex, kw_only=True):
@@ -11240,23 +10863,21 @@ class Immunization(_p.Resource, tag="Immunization", kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.expirationDate
-        if v is not _U and (_p.date(v) is None):
-            raise _p.FormatError("Immunization.expirationDate")
+        if v is not _U:
+            _a_date(v)
         v = self.id
-        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
-            raise _p.FormatError("Immunization.id")
+        if v is not _U:
+            _a_id(v)
         v = self.implicitRules
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("Immunization.implicitRules")
+        if v is not _U:
+            _a_uri(v)
         v = self.language
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("Immunization.language")
+        if v is not _U:
+            _a_code(v)
         v = self.occurrenceDateTime
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("Immunization.occurrenceDateTime")
-        v = self.status
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("Immunization.status")
+        if v is not _U:
+            _a_dateTime(v)
+        _a_code(self.status)
         if (self.occurrenceDateTime is not _U) + (self.occurrenceString is not _U) != 1:
             raise _p.ChoiceError("Immunization.occurrence[x]: exactly one")
 
@@ -11295,20 +10916,18 @@ class ImmunizationEvaluation(_p.Resource, tag="ImmunizationEvaluation", kw_only=
 
     def __post_init__(self) -> None:
         v = self.date
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("ImmunizationEvaluation.date")
+        if v is not _U:
+            _a_dateTime(v)
         v = self.id
-        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
-            raise _p.FormatError("ImmunizationEvaluation.id")
+        if v is not _U:
+            _a_id(v)
         v = self.implicitRules
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("ImmunizationEvaluation.implicitRules")
+        if v is not _U:
+            _a_uri(v)
         v = self.language
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("ImmunizationEvaluation.language")
-        v = self.status
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("ImmunizationEvaluation.status")
+        if v is not _U:
+            _a_code(v)
+        _a_code(self.status)
 
 
 class ImmunizationPerformer(_p.Complex, kw_only=True):
@@ -11357,8 +10976,8 @@ class ImmunizationReaction(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.date
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("ImmunizationReaction.date")
+        if v is not _U:
+            _a_dateTime(v)
 
 
 class ImmunizationRecommendation(_p.Resource, tag="ImmunizationRecommendation", kw_only=True):
@@ -11381,18 +11000,16 @@ class ImmunizationRecommendation(_p.Resource, tag="ImmunizationRecommendation", 
     text: _T17 = _U
 
     def __post_init__(self) -> None:
-        v = self.date
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("ImmunizationRecommendation.date")
+        _a_dateTime(self.date)
         v = self.id
-        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
-            raise _p.FormatError("ImmunizationRecommendation.id")
+        if v is not _U:
+            _a_id(v)
         v = self.implicitRules
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("ImmunizationRecommendation.implicitRules")
+        if v is not _U:
+            _a_uri(v)
         v = self.language
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("ImmunizationRecommendation.language")
+        if v is not _U:
+            _a_code(v)
 
 
 class ImmunizationRecommendationRecommendation(_p.Complex, kw_only=True):
@@ -11428,9 +11045,7 @@ class ImmunizationRecommendationRecommendationDateCriterion(_p.Complex, kw_only=
     value_ext: _T3 = _ms.field(default=_U, name="_value")
 
     def __post_init__(self) -> None:
-        v = self.value
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("ImmunizationRecommendationRecommendationDateCriterion.value")
+        _a_dateTime(self.value)
 
 
 class ImplementationGuide(_p.Resource, tag="ImplementationGuide", kw_only=True):
@@ -11488,33 +11103,24 @@ class ImplementationGuide(_p.Resource, tag="ImplementationGuide", kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.date
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("ImplementationGuide.date")
-        if self.fhirVersion is not _U:
-            for v in self.fhirVersion:
-                if v is not None and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-                    raise _p.FormatError("ImplementationGuide.fhirVersion")
+        if v is not _U:
+            _a_dateTime(v)
+        _e_code(self.fhirVersion)
         v = self.id
-        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
-            raise _p.FormatError("ImplementationGuide.id")
+        if v is not _U:
+            _a_id(v)
         v = self.implicitRules
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("ImplementationGuide.implicitRules")
+        if v is not _U:
+            _a_uri(v)
         v = self.language
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("ImplementationGuide.language")
+        if v is not _U:
+            _a_code(v)
         v = self.license
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("ImplementationGuide.license")
-        v = self.packageId
-        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
-            raise _p.FormatError("ImplementationGuide.packageId")
-        v = self.status
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("ImplementationGuide.status")
-        v = self.url
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("ImplementationGuide.url")
+        if v is not _U:
+            _a_code(v)
+        _a_id(self.packageId)
+        _a_code(self.status)
+        _a_uri(self.url)
         if (self.versionAlgorithmCoding is not _U) + (self.versionAlgorithmString is not _U) > 1:
             raise _p.ChoiceError("ImplementationGuide.versionAlgorithm[x]: at most one")
 
@@ -11559,15 +11165,11 @@ class ImplementationGuideDefinitionPage(_p.Complex, kw_only=True):
     title_ext: _T3 = _ms.field(default=_U, name="_title")
 
     def __post_init__(self) -> None:
-        v = self.generation
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("ImplementationGuideDefinitionPage.generation")
-        v = self.name
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("ImplementationGuideDefinitionPage.name")
+        _a_code(self.generation)
+        _a_uri(self.name)
         v = self.sourceUrl
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("ImplementationGuideDefinitionPage.sourceUrl")
+        if v is not _U:
+            _a_uri(v)
         if (self.sourceMarkdown is not _U) + (self.sourceString is not _U) + (self.sourceUrl is not _U) > 1:
             raise _p.ChoiceError("ImplementationGuideDefinitionPage.source[x]: at most one")
 
@@ -11603,13 +11205,9 @@ class ImplementationGuideDefinitionResource(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         if self.fhirVersion is not _U:
-            for v in self.fhirVersion:
-                if v is not None and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-                    raise _p.FormatError("ImplementationGuideDefinitionResource.fhirVersion")
+            _e_code(self.fhirVersion)
         if self.profile is not _U:
-            for v in self.profile:
-                if v is not None and (' ' in v or not v.isprintable()):
-                    raise _p.FormatError("ImplementationGuideDefinitionResource.profile")
+            _e_uri(self.profile)
 
 
 class ImplementationGuideDefinitionTemplate(_p.Complex, kw_only=True):
@@ -11625,9 +11223,7 @@ class ImplementationGuideDefinitionTemplate(_p.Complex, kw_only=True):
     source_ext: _T3 = _ms.field(default=_U, name="_source")
 
     def __post_init__(self) -> None:
-        v = self.code
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("ImplementationGuideDefinitionTemplate.code")
+        _a_code(self.code)
 
 
 class ImplementationGuideDependsOn(_p.Complex, kw_only=True):
@@ -11645,9 +11241,7 @@ class ImplementationGuideDependsOn(_p.Complex, kw_only=True):
     version_ext: _T3 = _ms.field(default=_U, name="_version")
 
     def __post_init__(self) -> None:
-        v = self.uri
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("ImplementationGuideDependsOn.uri")
+        _a_uri(self.uri)
 
 
 class ImplementationGuideGlobal(_p.Complex, kw_only=True):
@@ -11661,12 +11255,8 @@ class ImplementationGuideGlobal(_p.Complex, kw_only=True):
     type_ext: _T3 = _ms.field(default=_U, name="_type")
 
     def __post_init__(self) -> None:
-        v = self.profile
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("ImplementationGuideGlobal.profile")
-        v = self.type
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("ImplementationGuideGlobal.type")
+        _a_uri(self.profile)
+        _a_code(self.type)
 
 
 class ImplementationGuideManifest(_p.Complex, kw_only=True):
@@ -11685,8 +11275,8 @@ class ImplementationGuideManifest(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.rendering
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("ImplementationGuideManifest.rendering")
+        if v is not _U:
+            _a_uri(v)
 
 
 class ImplementationGuideManifestPage(_p.Complex, kw_only=True):
@@ -11717,12 +11307,10 @@ class ImplementationGuideManifestResource(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         if self.profile is not _U:
-            for v in self.profile:
-                if v is not None and (' ' in v or not v.isprintable()):
-                    raise _p.FormatError("ImplementationGuideManifestResource.profile")
+            _e_uri(self.profile)
         v = self.relativePath
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("ImplementationGuideManifestResource.relativePath")
+        if v is not _U:
+            _a_uri(v)
 
 
 class Ingredient(_p.Resource, tag="Ingredient", kw_only=True):
@@ -11753,17 +11341,15 @@ class Ingredient(_p.Resource, tag="Ingredient", kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.id
-        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
-            raise _p.FormatError("Ingredient.id")
+        if v is not _U:
+            _a_id(v)
         v = self.implicitRules
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("Ingredient.implicitRules")
+        if v is not _U:
+            _a_uri(v)
         v = self.language
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("Ingredient.language")
-        v = self.status
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("Ingredient.status")
+        if v is not _U:
+            _a_code(v)
+        _a_code(self.status)
 
 
 class IngredientManufacturer(_p.Complex, kw_only=True):
@@ -11777,8 +11363,8 @@ class IngredientManufacturer(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.role
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("IngredientManufacturer.role")
+        if v is not _U:
+            _a_code(v)
 
 
 class IngredientSubstance(_p.Complex, kw_only=True):
@@ -11870,17 +11456,17 @@ class InsurancePlan(_p.Resource, tag="InsurancePlan", kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.id
-        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
-            raise _p.FormatError("InsurancePlan.id")
+        if v is not _U:
+            _a_id(v)
         v = self.implicitRules
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("InsurancePlan.implicitRules")
+        if v is not _U:
+            _a_uri(v)
         v = self.language
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("InsurancePlan.language")
+        if v is not _U:
+            _a_code(v)
         v = self.status
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("InsurancePlan.status")
+        if v is not _U:
+            _a_code(v)
 
 
 class InsurancePlanCoverage(_p.Complex, kw_only=True):
@@ -11977,8 +11563,8 @@ class Integer64(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.value
-        if v is not _U and (_p.integer64(v) is None):
-            raise _p.FormatError("Integer64.value")
+        if v is not _U:
+            _a_integer64(v)
 
 
 class InventoryItem(_p.Resource, tag="InventoryItem", kw_only=True):
@@ -12011,17 +11597,15 @@ class InventoryItem(_p.Resource, tag="InventoryItem", kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.id
-        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
-            raise _p.FormatError("InventoryItem.id")
+        if v is not _U:
+            _a_id(v)
         v = self.implicitRules
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("InventoryItem.implicitRules")
+        if v is not _U:
+            _a_uri(v)
         v = self.language
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("InventoryItem.language")
-        v = self.status
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("InventoryItem.status")
+        if v is not _U:
+            _a_code(v)
+        _a_code(self.status)
 
 
 class InventoryItemAssociation(_p.Complex, kw_only=True):
@@ -12056,11 +11640,11 @@ class InventoryItemCharacteristic(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.valueDateTime
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("InventoryItemCharacteristic.valueDateTime")
+        if v is not _U:
+            _a_dateTime(v)
         v = self.valueUrl
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("InventoryItemCharacteristic.valueUrl")
+        if v is not _U:
+            _a_uri(v)
         t = _astuple(self)
         n = len(t) - t.count(_U) - 1 - ((self.extension is not _U) + (self.id is not _U) + (self.id_ext is not _U) + (self.modifierExtension is not _U))
         if n != 1:
@@ -12079,8 +11663,8 @@ class InventoryItemDescription(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.language
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("InventoryItemDescription.language")
+        if v is not _U:
+            _a_code(v)
 
 
 class InventoryItemInstance(_p.Complex, kw_only=True):
@@ -12098,8 +11682,8 @@ class InventoryItemInstance(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.expiry
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("InventoryItemInstance.expiry")
+        if v is not _U:
+            _a_dateTime(v)
 
 
 class InventoryItemName(_p.Complex, kw_only=True):
@@ -12114,9 +11698,7 @@ class InventoryItemName(_p.Complex, kw_only=True):
     nameType: _T78
 
     def __post_init__(self) -> None:
-        v = self.language
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("InventoryItemName.language")
+        _a_code(self.language)
 
 
 class InventoryItemResponsibleOrganization(_p.Complex, kw_only=True):
@@ -12155,24 +11737,18 @@ class InventoryReport(_p.Resource, tag="InventoryReport", kw_only=True):
     text: _T17 = _U
 
     def __post_init__(self) -> None:
-        v = self.countType
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("InventoryReport.countType")
+        _a_code(self.countType)
         v = self.id
-        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
-            raise _p.FormatError("InventoryReport.id")
+        if v is not _U:
+            _a_id(v)
         v = self.implicitRules
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("InventoryReport.implicitRules")
+        if v is not _U:
+            _a_uri(v)
         v = self.language
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("InventoryReport.language")
-        v = self.reportedDateTime
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("InventoryReport.reportedDateTime")
-        v = self.status
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("InventoryReport.status")
+        if v is not _U:
+            _a_code(v)
+        _a_dateTime(self.reportedDateTime)
+        _a_code(self.status)
 
 
 class InventoryReportInventoryListing(_p.Complex, kw_only=True):
@@ -12188,8 +11764,8 @@ class InventoryReportInventoryListing(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.countingDateTime
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("InventoryReportInventoryListing.countingDateTime")
+        if v is not _U:
+            _a_dateTime(v)
 
 
 class InventoryReportInventoryListingItem(_p.Complex, kw_only=True):
@@ -12241,26 +11817,24 @@ class Invoice(_p.Resource, tag="Invoice", kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.creation
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("Invoice.creation")
+        if v is not _U:
+            _a_dateTime(v)
         v = self.date
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("Invoice.date")
+        if v is not _U:
+            _a_dateTime(v)
         v = self.id
-        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
-            raise _p.FormatError("Invoice.id")
+        if v is not _U:
+            _a_id(v)
         v = self.implicitRules
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("Invoice.implicitRules")
+        if v is not _U:
+            _a_uri(v)
         v = self.language
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("Invoice.language")
+        if v is not _U:
+            _a_code(v)
         v = self.periodDate
-        if v is not _U and (_p.date(v) is None):
-            raise _p.FormatError("Invoice.periodDate")
-        v = self.status
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("Invoice.status")
+        if v is not _U:
+            _a_date(v)
+        _a_code(self.status)
         if (self.periodDate is not _U) + (self.periodPeriod is not _U) > 1:
             raise _p.ChoiceError("Invoice.period[x]: at most one")
 
@@ -12280,8 +11854,8 @@ class InvoiceLineItem(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.servicedDate
-        if v is not _U and (_p.date(v) is None):
-            raise _p.FormatError("InvoiceLineItem.servicedDate")
+        if v is not _U:
+            _a_date(v)
         if (self.chargeItemCodeableConcept is not _U) + (self.chargeItemReference is not _U) != 1:
             raise _p.ChoiceError("InvoiceLineItem.chargeItem[x]: exactly one")
         if (self.servicedDate is not _U) + (self.servicedPeriod is not _U) > 1:
@@ -12363,29 +11937,27 @@ class Library(_p.Resource, tag="Library", kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.approvalDate
-        if v is not _U and (_p.date(v) is None):
-            raise _p.FormatError("Library.approvalDate")
+        if v is not _U:
+            _a_date(v)
         v = self.date
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("Library.date")
+        if v is not _U:
+            _a_dateTime(v)
         v = self.id
-        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
-            raise _p.FormatError("Library.id")
+        if v is not _U:
+            _a_id(v)
         v = self.implicitRules
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("Library.implicitRules")
+        if v is not _U:
+            _a_uri(v)
         v = self.language
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("Library.language")
+        if v is not _U:
+            _a_code(v)
         v = self.lastReviewDate
-        if v is not _U and (_p.date(v) is None):
-            raise _p.FormatError("Library.lastReviewDate")
-        v = self.status
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("Library.status")
+        if v is not _U:
+            _a_date(v)
+        _a_code(self.status)
         v = self.url
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("Library.url")
+        if v is not _U:
+            _a_uri(v)
         if (self.subjectCodeableConcept is not _U) + (self.subjectReference is not _U) > 1:
             raise _p.ChoiceError("Library.subject[x]: at most one")
         if (self.versionAlgorithmCoding is not _U) + (self.versionAlgorithmString is not _U) > 1:
@@ -12411,14 +11983,14 @@ class Linkage(_p.Resource, tag="Linkage", kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.id
-        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
-            raise _p.FormatError("Linkage.id")
+        if v is not _U:
+            _a_id(v)
         v = self.implicitRules
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("Linkage.implicitRules")
+        if v is not _U:
+            _a_uri(v)
         v = self.language
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("Linkage.language")
+        if v is not _U:
+            _a_code(v)
 
 
 class LinkageItem(_p.Complex, kw_only=True):
@@ -12431,9 +12003,7 @@ class LinkageItem(_p.Complex, kw_only=True):
     type_ext: _T3 = _ms.field(default=_U, name="_type")
 
     def __post_init__(self) -> None:
-        v = self.type
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("LinkageItem.type")
+        _a_code(self.type)
 
 
 class List(_p.Resource, tag="List", kw_only=True):
@@ -12468,23 +12038,19 @@ class List(_p.Resource, tag="List", kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.date
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("List.date")
+        if v is not _U:
+            _a_dateTime(v)
         v = self.id
-        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
-            raise _p.FormatError("List.id")
+        if v is not _U:
+            _a_id(v)
         v = self.implicitRules
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("List.implicitRules")
+        if v is not _U:
+            _a_uri(v)
         v = self.language
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("List.language")
-        v = self.mode
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("List.mode")
-        v = self.status
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("List.status")
+        if v is not _U:
+            _a_code(v)
+        _a_code(self.mode)
+        _a_code(self.status)
 
 
 class ListEntry(_p.Complex, kw_only=True):
@@ -12501,8 +12067,8 @@ class ListEntry(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.date
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("ListEntry.date")
+        if v is not _U:
+            _a_dateTime(v)
 
 
 class Location(_p.Resource, tag="Location", kw_only=True):
@@ -12543,20 +12109,20 @@ class Location(_p.Resource, tag="Location", kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.id
-        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
-            raise _p.FormatError("Location.id")
+        if v is not _U:
+            _a_id(v)
         v = self.implicitRules
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("Location.implicitRules")
+        if v is not _U:
+            _a_uri(v)
         v = self.language
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("Location.language")
+        if v is not _U:
+            _a_code(v)
         v = self.mode
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("Location.mode")
+        if v is not _U:
+            _a_code(v)
         v = self.status
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("Location.status")
+        if v is not _U:
+            _a_code(v)
 
 
 class LocationPosition(_p.Complex, kw_only=True):
@@ -12599,17 +12165,15 @@ class ManufacturedItemDefinition(_p.Resource, tag="ManufacturedItemDefinition", 
 
     def __post_init__(self) -> None:
         v = self.id
-        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
-            raise _p.FormatError("ManufacturedItemDefinition.id")
+        if v is not _U:
+            _a_id(v)
         v = self.implicitRules
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("ManufacturedItemDefinition.implicitRules")
+        if v is not _U:
+            _a_uri(v)
         v = self.language
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("ManufacturedItemDefinition.language")
-        v = self.status
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("ManufacturedItemDefinition.status")
+        if v is not _U:
+            _a_code(v)
+        _a_code(self.status)
 
 
 class ManufacturedItemDefinitionComponent(_p.Complex, kw_only=True):
@@ -12652,8 +12216,8 @@ class ManufacturedItemDefinitionProperty(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.valueDate
-        if v is not _U and (_p.date(v) is None):
-            raise _p.FormatError("ManufacturedItemDefinitionProperty.valueDate")
+        if v is not _U:
+            _a_date(v)
         if (self.valueAttachment is not _U) + (self.valueBoolean is not _U) + (self.valueCodeableConcept is not _U) + (self.valueDate is not _U) + (self.valueMarkdown is not _U) + (self.valueQuantity is not _U) + (self.valueReference is not _U) > 1:
             raise _p.ChoiceError("ManufacturedItemDefinitionProperty.value[x]: at most one")
 
@@ -12672,8 +12236,8 @@ class MarketingStatus(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.restoreDate
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("MarketingStatus.restoreDate")
+        if v is not _U:
+            _a_dateTime(v)
 
 
 class Measure(_p.Resource, tag="Measure", kw_only=True):
@@ -12762,36 +12326,32 @@ class Measure(_p.Resource, tag="Measure", kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.approvalDate
-        if v is not _U and (_p.date(v) is None):
-            raise _p.FormatError("Measure.approvalDate")
+        if v is not _U:
+            _a_date(v)
         v = self.basis
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("Measure.basis")
+        if v is not _U:
+            _a_code(v)
         v = self.date
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("Measure.date")
+        if v is not _U:
+            _a_dateTime(v)
         v = self.id
-        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
-            raise _p.FormatError("Measure.id")
+        if v is not _U:
+            _a_id(v)
         v = self.implicitRules
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("Measure.implicitRules")
+        if v is not _U:
+            _a_uri(v)
         v = self.language
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("Measure.language")
+        if v is not _U:
+            _a_code(v)
         v = self.lastReviewDate
-        if v is not _U and (_p.date(v) is None):
-            raise _p.FormatError("Measure.lastReviewDate")
+        if v is not _U:
+            _a_date(v)
         if self.library is not _U:
-            for v in self.library:
-                if v is not None and (' ' in v or not v.isprintable()):
-                    raise _p.FormatError("Measure.library")
-        v = self.status
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("Measure.status")
+            _e_uri(self.library)
+        _a_code(self.status)
         v = self.url
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("Measure.url")
+        if v is not _U:
+            _a_uri(v)
         if (self.subjectCodeableConcept is not _U) + (self.subjectReference is not _U) > 1:
             raise _p.ChoiceError("Measure.subject[x]: at most one")
         if (self.versionAlgorithmCoding is not _U) + (self.versionAlgorithmString is not _U) > 1:
@@ -12825,12 +12385,10 @@ class MeasureGroup(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.basis
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("MeasureGroup.basis")
+        if v is not _U:
+            _a_code(v)
         if self.library is not _U:
-            for v in self.library:
-                if v is not None and (' ' in v or not v.isprintable()):
-                    raise _p.FormatError("MeasureGroup.library")
+            _e_uri(self.library)
         if (self.subjectCodeableConcept is not _U) + (self.subjectReference is not _U) > 1:
             raise _p.ChoiceError("MeasureGroup.subject[x]: at most one")
 
@@ -12918,29 +12476,25 @@ class MeasureReport(_p.Resource, tag="MeasureReport", kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.dataUpdateType
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("MeasureReport.dataUpdateType")
+        if v is not _U:
+            _a_code(v)
         v = self.date
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("MeasureReport.date")
+        if v is not _U:
+            _a_dateTime(v)
         v = self.id
-        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
-            raise _p.FormatError("MeasureReport.id")
+        if v is not _U:
+            _a_id(v)
         v = self.implicitRules
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("MeasureReport.implicitRules")
+        if v is not _U:
+            _a_uri(v)
         v = self.language
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("MeasureReport.language")
+        if v is not _U:
+            _a_code(v)
         v = self.measure
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("MeasureReport.measure")
-        v = self.status
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("MeasureReport.status")
-        v = self.type
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("MeasureReport.type")
+        if v is not _U:
+            _a_uri(v)
+        _a_code(self.status)
+        _a_code(self.type)
 
 
 class MeasureReportGroup(_p.Complex, kw_only=True):
@@ -12963,8 +12517,8 @@ class MeasureReportGroup(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.measureScoreDateTime
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("MeasureReportGroup.measureScoreDateTime")
+        if v is not _U:
+            _a_dateTime(v)
         if (self.measureScoreCodeableConcept is not _U) + (self.measureScoreDateTime is not _U) + (self.measureScoreDuration is not _U) + (self.measureScorePeriod is not _U) + (self.measureScoreQuantity is not _U) + (self.measureScoreRange is not _U) > 1:
             raise _p.ChoiceError("MeasureReportGroup.measureScore[x]: at most one")
 
@@ -13016,8 +12570,8 @@ class MeasureReportGroupStratifierStratum(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.measureScoreDateTime
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("MeasureReportGroupStratifierStratum.measureScoreDateTime")
+        if v is not _U:
+            _a_dateTime(v)
         if (self.measureScoreCodeableConcept is not _U) + (self.measureScoreDateTime is not _U) + (self.measureScoreDuration is not _U) + (self.measureScorePeriod is not _U) + (self.measureScoreQuantity is not _U) + (self.measureScoreRange is not _U) > 1:
             raise _p.ChoiceError("MeasureReportGroupStratifierStratum.measureScore[x]: at most one")
         if (self.valueBoolean is not _U) + (self.valueCodeableConcept is not _U) + (self.valueQuantity is not _U) + (self.valueRange is not _U) + (self.valueReference is not _U) > 1:
@@ -13107,17 +12661,17 @@ class Medication(_p.Resource, tag="Medication", kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.id
-        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
-            raise _p.FormatError("Medication.id")
+        if v is not _U:
+            _a_id(v)
         v = self.implicitRules
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("Medication.implicitRules")
+        if v is not _U:
+            _a_uri(v)
         v = self.language
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("Medication.language")
+        if v is not _U:
+            _a_code(v)
         v = self.status
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("Medication.status")
+        if v is not _U:
+            _a_code(v)
 
 
 class MedicationAdministration(_p.Resource, tag="MedicationAdministration", kw_only=True):
@@ -13161,23 +12715,21 @@ class MedicationAdministration(_p.Resource, tag="MedicationAdministration", kw_o
 
     def __post_init__(self) -> None:
         v = self.id
-        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
-            raise _p.FormatError("MedicationAdministration.id")
+        if v is not _U:
+            _a_id(v)
         v = self.implicitRules
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("MedicationAdministration.implicitRules")
+        if v is not _U:
+            _a_uri(v)
         v = self.language
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("MedicationAdministration.language")
+        if v is not _U:
+            _a_code(v)
         v = self.occurenceDateTime
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("MedicationAdministration.occurenceDateTime")
+        if v is not _U:
+            _a_dateTime(v)
         v = self.recorded
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("MedicationAdministration.recorded")
-        v = self.status
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("MedicationAdministration.status")
+        if v is not _U:
+            _a_dateTime(v)
+        _a_code(self.status)
         if (self.occurenceDateTime is not _U) + (self.occurencePeriod is not _U) + (self.occurenceTiming is not _U) != 1:
             raise _p.ChoiceError("MedicationAdministration.occurence[x]: exactly one")
 
@@ -13222,8 +12774,8 @@ class MedicationBatch(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.expirationDate
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("MedicationBatch.expirationDate")
+        if v is not _U:
+            _a_dateTime(v)
 
 
 class MedicationDispense(_p.Resource, tag="MedicationDispense", kw_only=True):
@@ -13274,29 +12826,27 @@ class MedicationDispense(_p.Resource, tag="MedicationDispense", kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.id
-        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
-            raise _p.FormatError("MedicationDispense.id")
+        if v is not _U:
+            _a_id(v)
         v = self.implicitRules
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("MedicationDispense.implicitRules")
+        if v is not _U:
+            _a_uri(v)
         v = self.language
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("MedicationDispense.language")
+        if v is not _U:
+            _a_code(v)
         v = self.recorded
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("MedicationDispense.recorded")
-        v = self.status
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("MedicationDispense.status")
+        if v is not _U:
+            _a_dateTime(v)
+        _a_code(self.status)
         v = self.statusChanged
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("MedicationDispense.statusChanged")
+        if v is not _U:
+            _a_dateTime(v)
         v = self.whenHandedOver
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("MedicationDispense.whenHandedOver")
+        if v is not _U:
+            _a_dateTime(v)
         v = self.whenPrepared
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("MedicationDispense.whenPrepared")
+        if v is not _U:
+            _a_dateTime(v)
 
 
 class MedicationDispensePerformer(_p.Complex, kw_only=True):
@@ -13375,17 +12925,17 @@ class MedicationKnowledge(_p.Resource, tag="MedicationKnowledge", kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.id
-        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
-            raise _p.FormatError("MedicationKnowledge.id")
+        if v is not _U:
+            _a_id(v)
         v = self.implicitRules
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("MedicationKnowledge.implicitRules")
+        if v is not _U:
+            _a_uri(v)
         v = self.language
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("MedicationKnowledge.language")
+        if v is not _U:
+            _a_code(v)
         v = self.status
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("MedicationKnowledge.status")
+        if v is not _U:
+            _a_code(v)
 
 
 class MedicationKnowledgeCost(_p.Complex, kw_only=True):
@@ -13431,8 +12981,8 @@ class MedicationKnowledgeDefinitionalDrugCharacteristic(_p.Complex, kw_only=True
 
     def __post_init__(self) -> None:
         v = self.valueBase64Binary
-        if v is not _U and (_p.base64(v) is None):
-            raise _p.FormatError("MedicationKnowledgeDefinitionalDrugCharacteristic.valueBase64Binary")
+        if v is not _U:
+            _a_base64Binary(v)
         if (self.valueAttachment is not _U) + (self.valueBase64Binary is not _U) + (self.valueCodeableConcept is not _U) + (self.valueQuantity is not _U) + (self.valueString is not _U) > 1:
             raise _p.ChoiceError("MedicationKnowledgeDefinitionalDrugCharacteristic.value[x]: at most one")
 
@@ -13509,8 +13059,8 @@ class MedicationKnowledgeMedicineClassification(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.sourceUri
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("MedicationKnowledgeMedicineClassification.sourceUri")
+        if v is not _U:
+            _a_uri(v)
         if (self.sourceString is not _U) + (self.sourceUri is not _U) > 1:
             raise _p.ChoiceError("MedicationKnowledgeMedicineClassification.source[x]: at most one")
 
@@ -13595,8 +13145,8 @@ class MedicationKnowledgeStorageGuideline(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.reference
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("MedicationKnowledgeStorageGuideline.reference")
+        if v is not _U:
+            _a_uri(v)
 
 
 class MedicationKnowledgeStorageGuidelineEnvironmentalSetting(_p.Complex, kw_only=True):
@@ -13670,29 +13220,25 @@ class MedicationRequest(_p.Resource, tag="MedicationRequest", kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.authoredOn
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("MedicationRequest.authoredOn")
+        if v is not _U:
+            _a_dateTime(v)
         v = self.id
-        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
-            raise _p.FormatError("MedicationRequest.id")
+        if v is not _U:
+            _a_id(v)
         v = self.implicitRules
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("MedicationRequest.implicitRules")
-        v = self.intent
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("MedicationRequest.intent")
+        if v is not _U:
+            _a_uri(v)
+        _a_code(self.intent)
         v = self.language
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("MedicationRequest.language")
+        if v is not _U:
+            _a_code(v)
         v = self.priority
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("MedicationRequest.priority")
-        v = self.status
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("MedicationRequest.status")
+        if v is not _U:
+            _a_code(v)
+        _a_code(self.status)
         v = self.statusChanged
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("MedicationRequest.statusChanged")
+        if v is not _U:
+            _a_dateTime(v)
 
 
 class MedicationRequestDispenseRequest(_p.Complex, kw_only=True):
@@ -13772,23 +13318,21 @@ class MedicationStatement(_p.Resource, tag="MedicationStatement", kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.dateAsserted
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("MedicationStatement.dateAsserted")
+        if v is not _U:
+            _a_dateTime(v)
         v = self.effectiveDateTime
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("MedicationStatement.effectiveDateTime")
+        if v is not _U:
+            _a_dateTime(v)
         v = self.id
-        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
-            raise _p.FormatError("MedicationStatement.id")
+        if v is not _U:
+            _a_id(v)
         v = self.implicitRules
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("MedicationStatement.implicitRules")
+        if v is not _U:
+            _a_uri(v)
         v = self.language
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("MedicationStatement.language")
-        v = self.status
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("MedicationStatement.status")
+        if v is not _U:
+            _a_code(v)
+        _a_code(self.status)
         if (self.effectiveDateTime is not _U) + (self.effectivePeriod is not _U) + (self.effectiveTiming is not _U) > 1:
             raise _p.ChoiceError("MedicationStatement.effective[x]: at most one")
 
@@ -13850,17 +13394,17 @@ class MedicinalProductDefinition(_p.Resource, tag="MedicinalProductDefinition", 
 
     def __post_init__(self) -> None:
         v = self.id
-        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
-            raise _p.FormatError("MedicinalProductDefinition.id")
+        if v is not _U:
+            _a_id(v)
         v = self.implicitRules
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("MedicinalProductDefinition.implicitRules")
+        if v is not _U:
+            _a_uri(v)
         v = self.language
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("MedicinalProductDefinition.language")
+        if v is not _U:
+            _a_code(v)
         v = self.statusDate
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("MedicinalProductDefinition.statusDate")
+        if v is not _U:
+            _a_dateTime(v)
 
 
 class MedicinalProductDefinitionCharacteristic(_p.Complex, kw_only=True):
@@ -13879,8 +13423,8 @@ class MedicinalProductDefinitionCharacteristic(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.valueDate
-        if v is not _U and (_p.date(v) is None):
-            raise _p.FormatError("MedicinalProductDefinitionCharacteristic.valueDate")
+        if v is not _U:
+            _a_date(v)
         if (self.valueAttachment is not _U) + (self.valueBoolean is not _U) + (self.valueCodeableConcept is not _U) + (self.valueDate is not _U) + (self.valueInteger is not _U) + (self.valueMarkdown is not _U) + (self.valueQuantity is not _U) > 1:
             raise _p.ChoiceError("MedicinalProductDefinitionCharacteristic.value[x]: at most one")
 
@@ -14007,46 +13551,38 @@ class MessageDefinition(_p.Resource, tag="MessageDefinition", kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.base
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("MessageDefinition.base")
+        if v is not _U:
+            _a_uri(v)
         v = self.category
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("MessageDefinition.category")
-        v = self.date
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("MessageDefinition.date")
+        if v is not _U:
+            _a_code(v)
+        _a_dateTime(self.date)
         v = self.eventUri
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("MessageDefinition.eventUri")
+        if v is not _U:
+            _a_uri(v)
         v = self.graph
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("MessageDefinition.graph")
+        if v is not _U:
+            _a_uri(v)
         v = self.id
-        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
-            raise _p.FormatError("MessageDefinition.id")
+        if v is not _U:
+            _a_id(v)
         v = self.implicitRules
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("MessageDefinition.implicitRules")
+        if v is not _U:
+            _a_uri(v)
         v = self.language
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("MessageDefinition.language")
+        if v is not _U:
+            _a_code(v)
         if self.parent is not _U:
-            for v in self.parent:
-                if v is not None and (' ' in v or not v.isprintable()):
-                    raise _p.FormatError("MessageDefinition.parent")
+            _e_uri(self.parent)
         if self.replaces is not _U:
-            for v in self.replaces:
-                if v is not None and (' ' in v or not v.isprintable()):
-                    raise _p.FormatError("MessageDefinition.replaces")
+            _e_uri(self.replaces)
         v = self.responseRequired
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("MessageDefinition.responseRequired")
-        v = self.status
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("MessageDefinition.status")
+        if v is not _U:
+            _a_code(v)
+        _a_code(self.status)
         v = self.url
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("MessageDefinition.url")
+        if v is not _U:
+            _a_uri(v)
         if (self.eventCoding is not _U) + (self.eventUri is not _U) != 1:
             raise _p.ChoiceError("MessageDefinition.event[x]: exactly one")
         if (self.versionAlgorithmCoding is not _U) + (self.versionAlgorithmString is not _U) > 1:
@@ -14064,9 +13600,7 @@ class MessageDefinitionAllowedResponse(_p.Complex, kw_only=True):
     situation_ext: _T3 = _ms.field(default=_U, name="_situation")
 
     def __post_init__(self) -> None:
-        v = self.message
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("MessageDefinitionAllowedResponse.message")
+        _a_uri(self.message)
 
 
 class MessageDefinitionFocus(_p.Complex, kw_only=True):
@@ -14084,12 +13618,10 @@ class MessageDefinitionFocus(_p.Complex, kw_only=True):
     profile_ext: _T3 = _ms.field(default=_U, name="_profile")
 
     def __post_init__(self) -> None:
-        v = self.code
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("MessageDefinitionFocus.code")
+        _a_code(self.code)
         v = self.profile
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("MessageDefinitionFocus.profile")
+        if v is not _U:
+            _a_uri(v)
 
 
 class MessageHeader(_p.Resource, tag="MessageHeader", kw_only=True):
@@ -14119,20 +13651,20 @@ class MessageHeader(_p.Resource, tag="MessageHeader", kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.definition
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("MessageHeader.definition")
+        if v is not _U:
+            _a_uri(v)
         v = self.eventCanonical
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("MessageHeader.eventCanonical")
+        if v is not _U:
+            _a_uri(v)
         v = self.id
-        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
-            raise _p.FormatError("MessageHeader.id")
+        if v is not _U:
+            _a_id(v)
         v = self.implicitRules
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("MessageHeader.implicitRules")
+        if v is not _U:
+            _a_uri(v)
         v = self.language
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("MessageHeader.language")
+        if v is not _U:
+            _a_code(v)
         if (self.eventCanonical is not _U) + (self.eventCoding is not _U) != 1:
             raise _p.ChoiceError("MessageHeader.event[x]: exactly one")
 
@@ -14151,8 +13683,8 @@ class MessageHeaderDestination(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.endpointUrl
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("MessageHeaderDestination.endpointUrl")
+        if v is not _U:
+            _a_uri(v)
         if (self.endpointReference is not _U) + (self.endpointUrl is not _U) > 1:
             raise _p.ChoiceError("MessageHeaderDestination.endpoint[x]: at most one")
 
@@ -14168,9 +13700,7 @@ class MessageHeaderResponse(_p.Complex, kw_only=True):
     modifierExtension: _T7 = _U
 
     def __post_init__(self) -> None:
-        v = self.code
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("MessageHeaderResponse.code")
+        _a_code(self.code)
 
 
 class MessageHeaderSource(_p.Complex, kw_only=True):
@@ -14190,8 +13720,8 @@ class MessageHeaderSource(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.endpointUrl
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("MessageHeaderSource.endpointUrl")
+        if v is not _U:
+            _a_uri(v)
         if (self.endpointReference is not _U) + (self.endpointUrl is not _U) > 1:
             raise _p.ChoiceError("MessageHeaderSource.endpoint[x]: at most one")
 
@@ -14213,15 +13743,13 @@ class Meta(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.lastUpdated
-        if v is not _U and (_p.instant(v) is None):
-            raise _p.FormatError("Meta.lastUpdated")
+        if v is not _U:
+            _a_instant(v)
         if self.profile is not _U:
-            for v in self.profile:
-                if v is not None and (' ' in v or not v.isprintable()):
-                    raise _p.FormatError("Meta.profile")
+            _e_uri(self.profile)
         v = self.source
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("Meta.source")
+        if v is not _U:
+            _a_uri(v)
 
 
 class MetadataResource(_p.Complex, kw_only=True):
@@ -14250,17 +13778,17 @@ class MetadataResource(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.approvalDate
-        if v is not _U and (_p.date(v) is None):
-            raise _p.FormatError("MetadataResource.approvalDate")
+        if v is not _U:
+            _a_date(v)
         v = self.implicitRules
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("MetadataResource.implicitRules")
+        if v is not _U:
+            _a_uri(v)
         v = self.language
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("MetadataResource.language")
+        if v is not _U:
+            _a_code(v)
         v = self.lastReviewDate
-        if v is not _U and (_p.date(v) is None):
-            raise _p.FormatError("MetadataResource.lastReviewDate")
+        if v is not _U:
+            _a_date(v)
 
 
 class MolecularSequence(_p.Resource, tag="MolecularSequence", kw_only=True):
@@ -14290,17 +13818,17 @@ class MolecularSequence(_p.Resource, tag="MolecularSequence", kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.id
-        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
-            raise _p.FormatError("MolecularSequence.id")
+        if v is not _U:
+            _a_id(v)
         v = self.implicitRules
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("MolecularSequence.implicitRules")
+        if v is not _U:
+            _a_uri(v)
         v = self.language
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("MolecularSequence.language")
+        if v is not _U:
+            _a_code(v)
         v = self.type
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("MolecularSequence.type")
+        if v is not _U:
+            _a_code(v)
 
 
 class MolecularSequenceRelative(_p.Complex, kw_only=True):
@@ -14352,11 +13880,11 @@ class MolecularSequenceRelativeStartingSequence(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.orientation
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("MolecularSequenceRelativeStartingSequence.orientation")
+        if v is not _U:
+            _a_code(v)
         v = self.strand
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("MolecularSequenceRelativeStartingSequence.strand")
+        if v is not _U:
+            _a_code(v)
         if (self.sequenceCodeableConcept is not _U) + (self.sequenceReference is not _U) + (self.sequenceString is not _U) > 1:
             raise _p.ChoiceError("MolecularSequenceRelativeStartingSequence.sequence[x]: at most one")
 
@@ -14373,9 +13901,7 @@ class MonetaryComponent(_p.Complex, kw_only=True):
     type_ext: _T3 = _ms.field(default=_U, name="_type")
 
     def __post_init__(self) -> None:
-        v = self.type
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("MonetaryComponent.type")
+        _a_code(self.type)
 
 
 class Money(_p.Complex, kw_only=True):
@@ -14389,8 +13915,8 @@ class Money(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.currency
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("Money.currency")
+        if v is not _U:
+            _a_code(v)
 
 
 class NamingSystem(_p.Resource, tag="NamingSystem", kw_only=True):
@@ -14457,32 +13983,26 @@ class NamingSystem(_p.Resource, tag="NamingSystem", kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.approvalDate
-        if v is not _U and (_p.date(v) is None):
-            raise _p.FormatError("NamingSystem.approvalDate")
-        v = self.date
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("NamingSystem.date")
+        if v is not _U:
+            _a_date(v)
+        _a_dateTime(self.date)
         v = self.id
-        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
-            raise _p.FormatError("NamingSystem.id")
+        if v is not _U:
+            _a_id(v)
         v = self.implicitRules
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("NamingSystem.implicitRules")
-        v = self.kind
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("NamingSystem.kind")
+        if v is not _U:
+            _a_uri(v)
+        _a_code(self.kind)
         v = self.language
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("NamingSystem.language")
+        if v is not _U:
+            _a_code(v)
         v = self.lastReviewDate
-        if v is not _U and (_p.date(v) is None):
-            raise _p.FormatError("NamingSystem.lastReviewDate")
-        v = self.status
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("NamingSystem.status")
+        if v is not _U:
+            _a_date(v)
+        _a_code(self.status)
         v = self.url
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("NamingSystem.url")
+        if v is not _U:
+            _a_uri(v)
         if (self.versionAlgorithmCoding is not _U) + (self.versionAlgorithmString is not _U) > 1:
             raise _p.ChoiceError("NamingSystem.versionAlgorithm[x]: at most one")
 
@@ -14505,9 +14025,7 @@ class NamingSystemUniqueId(_p.Complex, kw_only=True):
     value_ext: _T3 = _ms.field(default=_U, name="_value")
 
     def __post_init__(self) -> None:
-        v = self.type
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("NamingSystemUniqueId.type")
+        _a_code(self.type)
 
 
 class Narrative(_p.Complex, kw_only=True):
@@ -14520,9 +14038,7 @@ class Narrative(_p.Complex, kw_only=True):
     status_ext: _T3 = _ms.field(default=_U, name="_status")
 
     def __post_init__(self) -> None:
-        v = self.status
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("Narrative.status")
+        _a_code(self.status)
 
 
 class NutritionIntake(_p.Resource, tag="NutritionIntake", kw_only=True):
@@ -14566,31 +14082,25 @@ class NutritionIntake(_p.Resource, tag="NutritionIntake", kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.id
-        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
-            raise _p.FormatError("NutritionIntake.id")
+        if v is not _U:
+            _a_id(v)
         v = self.implicitRules
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("NutritionIntake.implicitRules")
+        if v is not _U:
+            _a_uri(v)
         if self.instantiatesCanonical is not _U:
-            for v in self.instantiatesCanonical:
-                if v is not None and (' ' in v or not v.isprintable()):
-                    raise _p.FormatError("NutritionIntake.instantiatesCanonical")
+            _e_uri(self.instantiatesCanonical)
         if self.instantiatesUri is not _U:
-            for v in self.instantiatesUri:
-                if v is not None and (' ' in v or not v.isprintable()):
-                    raise _p.FormatError("NutritionIntake.instantiatesUri")
+            _e_uri(self.instantiatesUri)
         v = self.language
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("NutritionIntake.language")
+        if v is not _U:
+            _a_code(v)
         v = self.occurrenceDateTime
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("NutritionIntake.occurrenceDateTime")
+        if v is not _U:
+            _a_dateTime(v)
         v = self.recorded
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("NutritionIntake.recorded")
-        v = self.status
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("NutritionIntake.status")
+        if v is not _U:
+            _a_dateTime(v)
+        _a_code(self.status)
         if (self.occurrenceDateTime is not _U) + (self.occurrencePeriod is not _U) > 1:
             raise _p.ChoiceError("NutritionIntake.occurrence[x]: at most one")
         if (self.reportedBoolean is not _U) + (self.reportedReference is not _U) > 1:
@@ -14675,39 +14185,27 @@ class NutritionOrder(_p.Resource, tag="NutritionOrder", kw_only=True):
     text: _T17 = _U
 
     def __post_init__(self) -> None:
-        v = self.dateTime
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("NutritionOrder.dateTime")
+        _a_dateTime(self.dateTime)
         v = self.id
-        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
-            raise _p.FormatError("NutritionOrder.id")
+        if v is not _U:
+            _a_id(v)
         v = self.implicitRules
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("NutritionOrder.implicitRules")
+        if v is not _U:
+            _a_uri(v)
         if self.instantiates is not _U:
-            for v in self.instantiates:
-                if v is not None and (' ' in v or not v.isprintable()):
-                    raise _p.FormatError("NutritionOrder.instantiates")
+            _e_uri(self.instantiates)
         if self.instantiatesCanonical is not _U:
-            for v in self.instantiatesCanonical:
-                if v is not None and (' ' in v or not v.isprintable()):
-                    raise _p.FormatError("NutritionOrder.instantiatesCanonical")
+            _e_uri(self.instantiatesCanonical)
         if self.instantiatesUri is not _U:
-            for v in self.instantiatesUri:
-                if v is not None and (' ' in v or not v.isprintable()):
-                    raise _p.FormatError("NutritionOrder.instantiatesUri")
-        v = self.intent
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("NutritionOrder.intent")
+            _e_uri(self.instantiatesUri)
+        _a_code(self.intent)
         v = self.language
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("NutritionOrder.language")
+        if v is not _U:
+            _a_code(v)
         v = self.priority
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("NutritionOrder.priority")
-        v = self.status
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("NutritionOrder.status")
+        if v is not _U:
+            _a_code(v)
+        _a_code(self.status)
 
 
 class NutritionOrderEnteralFormula(_p.Complex, kw_only=True):
@@ -14859,17 +14357,15 @@ class NutritionProduct(_p.Resource, tag="NutritionProduct", kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.id
-        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
-            raise _p.FormatError("NutritionProduct.id")
+        if v is not _U:
+            _a_id(v)
         v = self.implicitRules
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("NutritionProduct.implicitRules")
+        if v is not _U:
+            _a_uri(v)
         v = self.language
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("NutritionProduct.language")
-        v = self.status
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("NutritionProduct.status")
+        if v is not _U:
+            _a_code(v)
+        _a_code(self.status)
 
 
 class NutritionProductCharacteristic(_p.Complex, kw_only=True):
@@ -14887,8 +14383,8 @@ class NutritionProductCharacteristic(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.valueBase64Binary
-        if v is not _U and (_p.base64(v) is None):
-            raise _p.FormatError("NutritionProductCharacteristic.valueBase64Binary")
+        if v is not _U:
+            _a_base64Binary(v)
         if (self.valueAttachment is not _U) + (self.valueBase64Binary is not _U) + (self.valueBoolean is not _U) + (self.valueCodeableConcept is not _U) + (self.valueQuantity is not _U) + (self.valueString is not _U) != 1:
             raise _p.ChoiceError("NutritionProductCharacteristic.value[x]: exactly one")
 
@@ -14921,11 +14417,11 @@ class NutritionProductInstance(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.expiry
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("NutritionProductInstance.expiry")
+        if v is not _U:
+            _a_dateTime(v)
         v = self.useBy
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("NutritionProductInstance.useBy")
+        if v is not _U:
+            _a_dateTime(v)
 
 
 class NutritionProductNutrient(_p.Complex, kw_only=True):
@@ -14997,35 +14493,33 @@ class Observation(_p.Resource, tag="Observation", kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.effectiveDateTime
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("Observation.effectiveDateTime")
+        if v is not _U:
+            _a_dateTime(v)
         v = self.effectiveInstant
-        if v is not _U and (_p.instant(v) is None):
-            raise _p.FormatError("Observation.effectiveInstant")
+        if v is not _U:
+            _a_instant(v)
         v = self.id
-        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
-            raise _p.FormatError("Observation.id")
+        if v is not _U:
+            _a_id(v)
         v = self.implicitRules
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("Observation.implicitRules")
+        if v is not _U:
+            _a_uri(v)
         v = self.instantiatesCanonical
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("Observation.instantiatesCanonical")
+        if v is not _U:
+            _a_uri(v)
         v = self.issued
-        if v is not _U and (_p.instant(v) is None):
-            raise _p.FormatError("Observation.issued")
+        if v is not _U:
+            _a_instant(v)
         v = self.language
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("Observation.language")
-        v = self.status
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("Observation.status")
+        if v is not _U:
+            _a_code(v)
+        _a_code(self.status)
         v = self.valueDateTime
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("Observation.valueDateTime")
+        if v is not _U:
+            _a_dateTime(v)
         v = self.valueTime
-        if v is not _U and (_p.time(v) is None):
-            raise _p.FormatError("Observation.valueTime")
+        if v is not _U:
+            _a_time(v)
         if (self.effectiveDateTime is not _U) + (self.effectiveInstant is not _U) + (self.effectivePeriod is not _U) + (self.effectiveTiming is not _U) > 1:
             raise _p.ChoiceError("Observation.effective[x]: at most one")
         if (self.instantiatesCanonical is not _U) + (self.instantiatesReference is not _U) > 1:
@@ -15059,11 +14553,11 @@ class ObservationComponent(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.valueDateTime
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("ObservationComponent.valueDateTime")
+        if v is not _U:
+            _a_dateTime(v)
         v = self.valueTime
-        if v is not _U and (_p.time(v) is None):
-            raise _p.FormatError("ObservationComponent.valueTime")
+        if v is not _U:
+            _a_time(v)
         t = _astuple(self)
         n = len(t) - t.count(_U) - 1 - ((self.dataAbsentReason is not _U) + (self.extension is not _U) + (self.id is not _U) + (self.id_ext is not _U) + (self.interpretation is not _U) + (self.modifierExtension is not _U) + (self.referenceRange is not _U))
         if n > 1:
@@ -15142,41 +14636,33 @@ class ObservationDefinition(_p.Resource, tag="ObservationDefinition", kw_only=Tr
 
     def __post_init__(self) -> None:
         v = self.approvalDate
-        if v is not _U and (_p.date(v) is None):
-            raise _p.FormatError("ObservationDefinition.approvalDate")
+        if v is not _U:
+            _a_date(v)
         v = self.date
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("ObservationDefinition.date")
+        if v is not _U:
+            _a_dateTime(v)
         if self.derivedFromCanonical is not _U:
-            for v in self.derivedFromCanonical:
-                if v is not None and (' ' in v or not v.isprintable()):
-                    raise _p.FormatError("ObservationDefinition.derivedFromCanonical")
+            _e_uri(self.derivedFromCanonical)
         if self.derivedFromUri is not _U:
-            for v in self.derivedFromUri:
-                if v is not None and (' ' in v or not v.isprintable()):
-                    raise _p.FormatError("ObservationDefinition.derivedFromUri")
+            _e_uri(self.derivedFromUri)
         v = self.id
-        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
-            raise _p.FormatError("ObservationDefinition.id")
+        if v is not _U:
+            _a_id(v)
         v = self.implicitRules
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("ObservationDefinition.implicitRules")
+        if v is not _U:
+            _a_uri(v)
         v = self.language
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("ObservationDefinition.language")
+        if v is not _U:
+            _a_code(v)
         v = self.lastReviewDate
-        if v is not _U and (_p.date(v) is None):
-            raise _p.FormatError("ObservationDefinition.lastReviewDate")
+        if v is not _U:
+            _a_date(v)
         if self.permittedDataType is not _U:
-            for v in self.permittedDataType:
-                if v is not None and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-                    raise _p.FormatError("ObservationDefinition.permittedDataType")
-        v = self.status
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("ObservationDefinition.status")
+            _e_code(self.permittedDataType)
+        _a_code(self.status)
         v = self.url
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("ObservationDefinition.url")
+        if v is not _U:
+            _a_uri(v)
         if (self.versionAlgorithmCoding is not _U) + (self.versionAlgorithmString is not _U) > 1:
             raise _p.ChoiceError("ObservationDefinition.versionAlgorithm[x]: at most one")
 
@@ -15194,9 +14680,7 @@ class ObservationDefinitionComponent(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         if self.permittedDataType is not _U:
-            for v in self.permittedDataType:
-                if v is not None and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-                    raise _p.FormatError("ObservationDefinitionComponent.permittedDataType")
+            _e_code(self.permittedDataType)
 
 
 class ObservationDefinitionQualifiedValue(_p.Complex, kw_only=True):
@@ -15226,23 +14710,23 @@ class ObservationDefinitionQualifiedValue(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.abnormalCodedValueSet
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("ObservationDefinitionQualifiedValue.abnormalCodedValueSet")
+        if v is not _U:
+            _a_uri(v)
         v = self.criticalCodedValueSet
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("ObservationDefinitionQualifiedValue.criticalCodedValueSet")
+        if v is not _U:
+            _a_uri(v)
         v = self.gender
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("ObservationDefinitionQualifiedValue.gender")
+        if v is not _U:
+            _a_code(v)
         v = self.normalCodedValueSet
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("ObservationDefinitionQualifiedValue.normalCodedValueSet")
+        if v is not _U:
+            _a_uri(v)
         v = self.rangeCategory
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("ObservationDefinitionQualifiedValue.rangeCategory")
+        if v is not _U:
+            _a_code(v)
         v = self.validCodedValueSet
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("ObservationDefinitionQualifiedValue.validCodedValueSet")
+        if v is not _U:
+            _a_uri(v)
 
 
 class ObservationReferenceRange(_p.Complex, kw_only=True):
@@ -15272,9 +14756,7 @@ class ObservationTriggeredBy(_p.Complex, kw_only=True):
     type_ext: _T3 = _ms.field(default=_U, name="_type")
 
     def __post_init__(self) -> None:
-        v = self.type
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("ObservationTriggeredBy.type")
+        _a_code(self.type)
 
 
 class OperationDefinition(_p.Resource, tag="OperationDefinition", kw_only=True):
@@ -15346,42 +14828,34 @@ class OperationDefinition(_p.Resource, tag="OperationDefinition", kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.base
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("OperationDefinition.base")
-        v = self.code
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("OperationDefinition.code")
+        if v is not _U:
+            _a_uri(v)
+        _a_code(self.code)
         v = self.date
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("OperationDefinition.date")
+        if v is not _U:
+            _a_dateTime(v)
         v = self.id
-        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
-            raise _p.FormatError("OperationDefinition.id")
+        if v is not _U:
+            _a_id(v)
         v = self.implicitRules
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("OperationDefinition.implicitRules")
+        if v is not _U:
+            _a_uri(v)
         v = self.inputProfile
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("OperationDefinition.inputProfile")
-        v = self.kind
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("OperationDefinition.kind")
+        if v is not _U:
+            _a_uri(v)
+        _a_code(self.kind)
         v = self.language
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("OperationDefinition.language")
+        if v is not _U:
+            _a_code(v)
         v = self.outputProfile
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("OperationDefinition.outputProfile")
+        if v is not _U:
+            _a_uri(v)
         if self.resource is not _U:
-            for v in self.resource:
-                if v is not None and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-                    raise _p.FormatError("OperationDefinition.resource")
-        v = self.status
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("OperationDefinition.status")
+            _e_code(self.resource)
+        _a_code(self.status)
         v = self.url
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("OperationDefinition.url")
+        if v is not _U:
+            _a_uri(v)
         if (self.versionAlgorithmCoding is not _U) + (self.versionAlgorithmString is not _U) > 1:
             raise _p.ChoiceError("OperationDefinition.versionAlgorithm[x]: at most one")
 
@@ -15428,29 +14902,19 @@ class OperationDefinitionParameter(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         if self.allowedType is not _U:
-            for v in self.allowedType:
-                if v is not None and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-                    raise _p.FormatError("OperationDefinitionParameter.allowedType")
-        v = self.name
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("OperationDefinitionParameter.name")
+            _e_code(self.allowedType)
+        _a_code(self.name)
         if self.scope is not _U:
-            for v in self.scope:
-                if v is not None and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-                    raise _p.FormatError("OperationDefinitionParameter.scope")
+            _e_code(self.scope)
         v = self.searchType
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("OperationDefinitionParameter.searchType")
+        if v is not _U:
+            _a_code(v)
         if self.targetProfile is not _U:
-            for v in self.targetProfile:
-                if v is not None and (' ' in v or not v.isprintable()):
-                    raise _p.FormatError("OperationDefinitionParameter.targetProfile")
+            _e_uri(self.targetProfile)
         v = self.type
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("OperationDefinitionParameter.type")
-        v = self.use
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("OperationDefinitionParameter.use")
+        if v is not _U:
+            _a_code(v)
+        _a_code(self.use)
 
 
 class OperationDefinitionParameterBinding(_p.Complex, kw_only=True):
@@ -15464,12 +14928,8 @@ class OperationDefinitionParameterBinding(_p.Complex, kw_only=True):
     valueSet_ext: _T3 = _ms.field(default=_U, name="_valueSet")
 
     def __post_init__(self) -> None:
-        v = self.strength
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("OperationDefinitionParameterBinding.strength")
-        v = self.valueSet
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("OperationDefinitionParameterBinding.valueSet")
+        _a_code(self.strength)
+        _a_uri(self.valueSet)
 
 
 class OperationDefinitionParameterReferencedFrom(_p.Complex, kw_only=True):
@@ -15499,14 +14959,14 @@ class OperationOutcome(_p.Resource, tag="OperationOutcome", kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.id
-        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
-            raise _p.FormatError("OperationOutcome.id")
+        if v is not _U:
+            _a_id(v)
         v = self.implicitRules
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("OperationOutcome.implicitRules")
+        if v is not _U:
+            _a_uri(v)
         v = self.language
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("OperationOutcome.language")
+        if v is not _U:
+            _a_code(v)
 
 
 class OperationOutcomeIssue(_p.Complex, kw_only=True):
@@ -15527,12 +14987,8 @@ class OperationOutcomeIssue(_p.Complex, kw_only=True):
     severity_ext: _T3 = _ms.field(default=_U, name="_severity")
 
     def __post_init__(self) -> None:
-        v = self.code
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("OperationOutcomeIssue.code")
-        v = self.severity
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("OperationOutcomeIssue.severity")
+        _a_code(self.code)
+        _a_code(self.severity)
 
 
 class Organization(_p.Resource, tag="Organization", kw_only=True):
@@ -15564,14 +15020,14 @@ class Organization(_p.Resource, tag="Organization", kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.id
-        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
-            raise _p.FormatError("Organization.id")
+        if v is not _U:
+            _a_id(v)
         v = self.implicitRules
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("Organization.implicitRules")
+        if v is not _U:
+            _a_uri(v)
         v = self.language
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("Organization.language")
+        if v is not _U:
+            _a_code(v)
 
 
 class OrganizationAffiliation(_p.Resource, tag="OrganizationAffiliation", kw_only=True):
@@ -15602,14 +15058,14 @@ class OrganizationAffiliation(_p.Resource, tag="OrganizationAffiliation", kw_onl
 
     def __post_init__(self) -> None:
         v = self.id
-        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
-            raise _p.FormatError("OrganizationAffiliation.id")
+        if v is not _U:
+            _a_id(v)
         v = self.implicitRules
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("OrganizationAffiliation.implicitRules")
+        if v is not _U:
+            _a_uri(v)
         v = self.language
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("OrganizationAffiliation.language")
+        if v is not _U:
+            _a_code(v)
 
 
 class OrganizationQualification(_p.Complex, kw_only=True):
@@ -15657,17 +15113,17 @@ class PackagedProductDefinition(_p.Resource, tag="PackagedProductDefinition", kw
 
     def __post_init__(self) -> None:
         v = self.id
-        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
-            raise _p.FormatError("PackagedProductDefinition.id")
+        if v is not _U:
+            _a_id(v)
         v = self.implicitRules
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("PackagedProductDefinition.implicitRules")
+        if v is not _U:
+            _a_uri(v)
         v = self.language
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("PackagedProductDefinition.language")
+        if v is not _U:
+            _a_code(v)
         v = self.statusDate
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("PackagedProductDefinition.statusDate")
+        if v is not _U:
+            _a_dateTime(v)
 
 
 class PackagedProductDefinitionLegalStatusOfSupply(_p.Complex, kw_only=True):
@@ -15722,8 +15178,8 @@ class PackagedProductDefinitionPackagingProperty(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.valueDate
-        if v is not _U and (_p.date(v) is None):
-            raise _p.FormatError("PackagedProductDefinitionPackagingProperty.valueDate")
+        if v is not _U:
+            _a_date(v)
         if (self.valueAttachment is not _U) + (self.valueBoolean is not _U) + (self.valueCodeableConcept is not _U) + (self.valueDate is not _U) + (self.valueQuantity is not _U) > 1:
             raise _p.ChoiceError("PackagedProductDefinitionPackagingProperty.value[x]: at most one")
 
@@ -15749,17 +15205,13 @@ class ParameterDefinition(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.name
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("ParameterDefinition.name")
+        if v is not _U:
+            _a_code(v)
         v = self.profile
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("ParameterDefinition.profile")
-        v = self.type
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("ParameterDefinition.type")
-        v = self.use
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("ParameterDefinition.use")
+        if v is not _U:
+            _a_uri(v)
+        _a_code(self.type)
+        _a_code(self.use)
 
 
 class Parameters(_p.Resource, tag="Parameters", kw_only=True):
@@ -15774,14 +15226,14 @@ class Parameters(_p.Resource, tag="Parameters", kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.id
-        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
-            raise _p.FormatError("Parameters.id")
+        if v is not _U:
+            _a_id(v)
         v = self.implicitRules
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("Parameters.implicitRules")
+        if v is not _U:
+            _a_uri(v)
         v = self.language
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("Parameters.language")
+        if v is not _U:
+            _a_code(v)
 
 
 class ParametersParameter(_p.Complex, kw_only=True):
@@ -15850,41 +15302,41 @@ class ParametersParameter(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.valueBase64Binary
-        if v is not _U and (_p.base64(v) is None):
-            raise _p.FormatError("ParametersParameter.valueBase64Binary")
+        if v is not _U:
+            _a_base64Binary(v)
         v = self.valueCanonical
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("ParametersParameter.valueCanonical")
+        if v is not _U:
+            _a_uri(v)
         v = self.valueCode
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("ParametersParameter.valueCode")
+        if v is not _U:
+            _a_code(v)
         v = self.valueDate
-        if v is not _U and (_p.date(v) is None):
-            raise _p.FormatError("ParametersParameter.valueDate")
+        if v is not _U:
+            _a_date(v)
         v = self.valueDateTime
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("ParametersParameter.valueDateTime")
+        if v is not _U:
+            _a_dateTime(v)
         v = self.valueInstant
-        if v is not _U and (_p.instant(v) is None):
-            raise _p.FormatError("ParametersParameter.valueInstant")
+        if v is not _U:
+            _a_instant(v)
         v = self.valueInteger64
-        if v is not _U and (_p.integer64(v) is None):
-            raise _p.FormatError("ParametersParameter.valueInteger64")
+        if v is not _U:
+            _a_integer64(v)
         v = self.valueOid
-        if v is not _U and (_p.oid(v) is None):
-            raise _p.FormatError("ParametersParameter.valueOid")
+        if v is not _U:
+            _a_oid(v)
         v = self.valueTime
-        if v is not _U and (_p.time(v) is None):
-            raise _p.FormatError("ParametersParameter.valueTime")
+        if v is not _U:
+            _a_time(v)
         v = self.valueUri
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("ParametersParameter.valueUri")
+        if v is not _U:
+            _a_uri(v)
         v = self.valueUrl
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("ParametersParameter.valueUrl")
+        if v is not _U:
+            _a_uri(v)
         v = self.valueUuid
-        if v is not _U and (_p.uuid(v) is None):
-            raise _p.FormatError("ParametersParameter.valueUuid")
+        if v is not _U:
+            _a_uuid(v)
         t = _astuple(self)
         n = len(t) - t.count(_U) - 1 - ((self.extension is not _U) + (self.id is not _U) + (self.id_ext is not _U) + (self.modifierExtension is not _U) + (self.name_ext is not _U) + (self.part is not _U) + (self.resource is not _U))
         if n > 1:
@@ -15927,23 +15379,23 @@ class Patient(_p.Resource, tag="Patient", kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.birthDate
-        if v is not _U and (_p.date(v) is None):
-            raise _p.FormatError("Patient.birthDate")
+        if v is not _U:
+            _a_date(v)
         v = self.deceasedDateTime
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("Patient.deceasedDateTime")
+        if v is not _U:
+            _a_dateTime(v)
         v = self.gender
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("Patient.gender")
+        if v is not _U:
+            _a_code(v)
         v = self.id
-        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
-            raise _p.FormatError("Patient.id")
+        if v is not _U:
+            _a_id(v)
         v = self.implicitRules
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("Patient.implicitRules")
+        if v is not _U:
+            _a_uri(v)
         v = self.language
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("Patient.language")
+        if v is not _U:
+            _a_code(v)
         if (self.deceasedBoolean is not _U) + (self.deceasedDateTime is not _U) > 1:
             raise _p.ChoiceError("Patient.deceased[x]: at most one")
         if (self.multipleBirthBoolean is not _U) + (self.multipleBirthInteger is not _U) > 1:
@@ -15976,8 +15428,8 @@ class PatientContact(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.gender
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("PatientContact.gender")
+        if v is not _U:
+            _a_code(v)
 
 
 class PatientLink(_p.Complex, kw_only=True):
@@ -15990,9 +15442,7 @@ class PatientLink(_p.Complex, kw_only=True):
     type_ext: _T3 = _ms.field(default=_U, name="_type")
 
     def __post_init__(self) -> None:
-        v = self.type
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("PatientLink.type")
+        _a_code(self.type)
 
 
 class PaymentNotice(_p.Resource, tag="PaymentNotice", kw_only=True):
@@ -16024,24 +15474,20 @@ class PaymentNotice(_p.Resource, tag="PaymentNotice", kw_only=True):
     text: _T17 = _U
 
     def __post_init__(self) -> None:
-        v = self.created
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("PaymentNotice.created")
+        _a_dateTime(self.created)
         v = self.id
-        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
-            raise _p.FormatError("PaymentNotice.id")
+        if v is not _U:
+            _a_id(v)
         v = self.implicitRules
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("PaymentNotice.implicitRules")
+        if v is not _U:
+            _a_uri(v)
         v = self.language
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("PaymentNotice.language")
+        if v is not _U:
+            _a_code(v)
         v = self.paymentDate
-        if v is not _U and (_p.date(v) is None):
-            raise _p.FormatError("PaymentNotice.paymentDate")
-        v = self.status
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("PaymentNotice.status")
+        if v is not _U:
+            _a_date(v)
+        _a_code(self.status)
 
 
 class PaymentReconciliation(_p.Resource, tag="PaymentReconciliation", kw_only=True):
@@ -16098,30 +15544,24 @@ class PaymentReconciliation(_p.Resource, tag="PaymentReconciliation", kw_only=Tr
     type: _T42
 
     def __post_init__(self) -> None:
-        v = self.created
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("PaymentReconciliation.created")
-        v = self.date
-        if v is not _U and (_p.date(v) is None):
-            raise _p.FormatError("PaymentReconciliation.date")
+        _a_dateTime(self.created)
+        _a_date(self.date)
         v = self.expirationDate
-        if v is not _U and (_p.date(v) is None):
-            raise _p.FormatError("PaymentReconciliation.expirationDate")
+        if v is not _U:
+            _a_date(v)
         v = self.id
-        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
-            raise _p.FormatError("PaymentReconciliation.id")
+        if v is not _U:
+            _a_id(v)
         v = self.implicitRules
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("PaymentReconciliation.implicitRules")
+        if v is not _U:
+            _a_uri(v)
         v = self.language
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("PaymentReconciliation.language")
+        if v is not _U:
+            _a_code(v)
         v = self.outcome
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("PaymentReconciliation.outcome")
-        v = self.status
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("PaymentReconciliation.status")
+        if v is not _U:
+            _a_code(v)
+        _a_code(self.status)
 
 
 class PaymentReconciliationAllocation(_p.Complex, kw_only=True):
@@ -16148,8 +15588,8 @@ class PaymentReconciliationAllocation(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.date
-        if v is not _U and (_p.date(v) is None):
-            raise _p.FormatError("PaymentReconciliationAllocation.date")
+        if v is not _U:
+            _a_date(v)
         if (self.targetItemIdentifier is not _U) + (self.targetItemPositiveInt is not _U) + (self.targetItemString is not _U) > 1:
             raise _p.ChoiceError("PaymentReconciliationAllocation.targetItem[x]: at most one")
 
@@ -16166,8 +15606,8 @@ class PaymentReconciliationProcessNote(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.type
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("PaymentReconciliationProcessNote.type")
+        if v is not _U:
+            _a_code(v)
 
 
 class Period(_p.Complex, kw_only=True):
@@ -16181,11 +15621,11 @@ class Period(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.end
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("Period.end")
+        if v is not _U:
+            _a_dateTime(v)
         v = self.start
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("Period.start")
+        if v is not _U:
+            _a_dateTime(v)
 
 
 class Permission(_p.Resource, tag="Permission", kw_only=True):
@@ -16212,25 +15652,19 @@ class Permission(_p.Resource, tag="Permission", kw_only=True):
     validity: _T14 = _U
 
     def __post_init__(self) -> None:
-        v = self.combining
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("Permission.combining")
+        _a_code(self.combining)
         if self.date is not _U:
-            for v in self.date:
-                if v is not None and (_p.date_time(v) is None):
-                    raise _p.FormatError("Permission.date")
+            _e_dateTime(self.date)
         v = self.id
-        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
-            raise _p.FormatError("Permission.id")
+        if v is not _U:
+            _a_id(v)
         v = self.implicitRules
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("Permission.implicitRules")
+        if v is not _U:
+            _a_uri(v)
         v = self.language
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("Permission.language")
-        v = self.status
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("Permission.status")
+        if v is not _U:
+            _a_code(v)
+        _a_code(self.status)
 
 
 class PermissionJustification(_p.Complex, kw_only=True):
@@ -16255,8 +15689,8 @@ class PermissionRule(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.type
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("PermissionRule.type")
+        if v is not _U:
+            _a_code(v)
 
 
 class PermissionRuleActivity(_p.Complex, kw_only=True):
@@ -16290,9 +15724,7 @@ class PermissionRuleDataResource(_p.Complex, kw_only=True):
     reference: _T20
 
     def __post_init__(self) -> None:
-        v = self.meaning
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("PermissionRuleDataResource.meaning")
+        _a_code(self.meaning)
 
 
 class Person(_p.Resource, tag="Person", kw_only=True):
@@ -16327,23 +15759,23 @@ class Person(_p.Resource, tag="Person", kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.birthDate
-        if v is not _U and (_p.date(v) is None):
-            raise _p.FormatError("Person.birthDate")
+        if v is not _U:
+            _a_date(v)
         v = self.deceasedDateTime
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("Person.deceasedDateTime")
+        if v is not _U:
+            _a_dateTime(v)
         v = self.gender
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("Person.gender")
+        if v is not _U:
+            _a_code(v)
         v = self.id
-        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
-            raise _p.FormatError("Person.id")
+        if v is not _U:
+            _a_id(v)
         v = self.implicitRules
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("Person.implicitRules")
+        if v is not _U:
+            _a_uri(v)
         v = self.language
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("Person.language")
+        if v is not _U:
+            _a_code(v)
         if (self.deceasedBoolean is not _U) + (self.deceasedDateTime is not _U) > 1:
             raise _p.ChoiceError("Person.deceased[x]: at most one")
 
@@ -16369,8 +15801,8 @@ class PersonLink(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.assurance
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("PersonLink.assurance")
+        if v is not _U:
+            _a_code(v)
 
 
 class PlanDefinition(_p.Resource, tag="PlanDefinition", kw_only=True):
@@ -16444,36 +15876,32 @@ class PlanDefinition(_p.Resource, tag="PlanDefinition", kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.approvalDate
-        if v is not _U and (_p.date(v) is None):
-            raise _p.FormatError("PlanDefinition.approvalDate")
+        if v is not _U:
+            _a_date(v)
         v = self.date
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("PlanDefinition.date")
+        if v is not _U:
+            _a_dateTime(v)
         v = self.id
-        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
-            raise _p.FormatError("PlanDefinition.id")
+        if v is not _U:
+            _a_id(v)
         v = self.implicitRules
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("PlanDefinition.implicitRules")
+        if v is not _U:
+            _a_uri(v)
         v = self.language
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("PlanDefinition.language")
+        if v is not _U:
+            _a_code(v)
         v = self.lastReviewDate
-        if v is not _U and (_p.date(v) is None):
-            raise _p.FormatError("PlanDefinition.lastReviewDate")
+        if v is not _U:
+            _a_date(v)
         if self.library is not _U:
-            for v in self.library:
-                if v is not None and (' ' in v or not v.isprintable()):
-                    raise _p.FormatError("PlanDefinition.library")
-        v = self.status
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("PlanDefinition.status")
+            _e_uri(self.library)
+        _a_code(self.status)
         v = self.subjectCanonical
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("PlanDefinition.subjectCanonical")
+        if v is not _U:
+            _a_uri(v)
         v = self.url
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("PlanDefinition.url")
+        if v is not _U:
+            _a_uri(v)
         if (self.asNeededBoolean is not _U) + (self.asNeededCodeableConcept is not _U) > 1:
             raise _p.ChoiceError("PlanDefinition.asNeeded[x]: at most one")
         if (self.subjectCanonical is not _U) + (self.subjectCodeableConcept is not _U) + (self.subjectReference is not _U) > 1:
@@ -16538,35 +15966,35 @@ class PlanDefinitionAction(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.cardinalityBehavior
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("PlanDefinitionAction.cardinalityBehavior")
+        if v is not _U:
+            _a_code(v)
         v = self.definitionCanonical
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("PlanDefinitionAction.definitionCanonical")
+        if v is not _U:
+            _a_uri(v)
         v = self.definitionUri
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("PlanDefinitionAction.definitionUri")
+        if v is not _U:
+            _a_uri(v)
         v = self.groupingBehavior
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("PlanDefinitionAction.groupingBehavior")
+        if v is not _U:
+            _a_code(v)
         v = self.precheckBehavior
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("PlanDefinitionAction.precheckBehavior")
+        if v is not _U:
+            _a_code(v)
         v = self.priority
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("PlanDefinitionAction.priority")
+        if v is not _U:
+            _a_code(v)
         v = self.requiredBehavior
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("PlanDefinitionAction.requiredBehavior")
+        if v is not _U:
+            _a_code(v)
         v = self.selectionBehavior
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("PlanDefinitionAction.selectionBehavior")
+        if v is not _U:
+            _a_code(v)
         v = self.subjectCanonical
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("PlanDefinitionAction.subjectCanonical")
+        if v is not _U:
+            _a_uri(v)
         v = self.transform
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("PlanDefinitionAction.transform")
+        if v is not _U:
+            _a_uri(v)
         if (self.definitionCanonical is not _U) + (self.definitionUri is not _U) > 1:
             raise _p.ChoiceError("PlanDefinitionAction.definition[x]: at most one")
         if (self.subjectCanonical is not _U) + (self.subjectCodeableConcept is not _U) + (self.subjectReference is not _U) > 1:
@@ -16585,9 +16013,7 @@ class PlanDefinitionActionCondition(_p.Complex, kw_only=True):
     modifierExtension: _T7 = _U
 
     def __post_init__(self) -> None:
-        v = self.kind
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("PlanDefinitionActionCondition.kind")
+        _a_code(self.kind)
 
 
 class PlanDefinitionActionDynamicValue(_p.Complex, kw_only=True):
@@ -16641,11 +16067,11 @@ class PlanDefinitionActionParticipant(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.type
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("PlanDefinitionActionParticipant.type")
+        if v is not _U:
+            _a_code(v)
         v = self.typeCanonical
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("PlanDefinitionActionParticipant.typeCanonical")
+        if v is not _U:
+            _a_uri(v)
 
 
 class PlanDefinitionActionRelatedAction(_p.Complex, kw_only=True):
@@ -16664,11 +16090,9 @@ class PlanDefinitionActionRelatedAction(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.endRelationship
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("PlanDefinitionActionRelatedAction.endRelationship")
-        v = self.relationship
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("PlanDefinitionActionRelatedAction.relationship")
+        if v is not _U:
+            _a_code(v)
+        _a_code(self.relationship)
         if (self.offsetDuration is not _U) + (self.offsetRange is not _U) > 1:
             raise _p.ChoiceError("PlanDefinitionActionRelatedAction.offset[x]: at most one")
 
@@ -16699,11 +16123,11 @@ class PlanDefinitionActorOption(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.type
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("PlanDefinitionActorOption.type")
+        if v is not _U:
+            _a_code(v)
         v = self.typeCanonical
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("PlanDefinitionActorOption.typeCanonical")
+        if v is not _U:
+            _a_uri(v)
 
 
 class PlanDefinitionGoal(_p.Complex, kw_only=True):
@@ -16770,23 +16194,23 @@ class Practitioner(_p.Resource, tag="Practitioner", kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.birthDate
-        if v is not _U and (_p.date(v) is None):
-            raise _p.FormatError("Practitioner.birthDate")
+        if v is not _U:
+            _a_date(v)
         v = self.deceasedDateTime
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("Practitioner.deceasedDateTime")
+        if v is not _U:
+            _a_dateTime(v)
         v = self.gender
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("Practitioner.gender")
+        if v is not _U:
+            _a_code(v)
         v = self.id
-        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
-            raise _p.FormatError("Practitioner.id")
+        if v is not _U:
+            _a_id(v)
         v = self.implicitRules
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("Practitioner.implicitRules")
+        if v is not _U:
+            _a_uri(v)
         v = self.language
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("Practitioner.language")
+        if v is not _U:
+            _a_code(v)
         if (self.deceasedBoolean is not _U) + (self.deceasedDateTime is not _U) > 1:
             raise _p.ChoiceError("Practitioner.deceased[x]: at most one")
 
@@ -16842,14 +16266,14 @@ class PractitionerRole(_p.Resource, tag="PractitionerRole", kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.id
-        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
-            raise _p.FormatError("PractitionerRole.id")
+        if v is not _U:
+            _a_id(v)
         v = self.implicitRules
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("PractitionerRole.implicitRules")
+        if v is not _U:
+            _a_uri(v)
         v = self.language
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("PractitionerRole.language")
+        if v is not _U:
+            _a_code(v)
 
 
 class PrimitiveType(_p.Complex, kw_only=True):
@@ -16911,31 +16335,25 @@ class Procedure(_p.Resource, tag="Procedure", kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.id
-        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
-            raise _p.FormatError("Procedure.id")
+        if v is not _U:
+            _a_id(v)
         v = self.implicitRules
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("Procedure.implicitRules")
+        if v is not _U:
+            _a_uri(v)
         if self.instantiatesCanonical is not _U:
-            for v in self.instantiatesCanonical:
-                if v is not None and (' ' in v or not v.isprintable()):
-                    raise _p.FormatError("Procedure.instantiatesCanonical")
+            _e_uri(self.instantiatesCanonical)
         if self.instantiatesUri is not _U:
-            for v in self.instantiatesUri:
-                if v is not None and (' ' in v or not v.isprintable()):
-                    raise _p.FormatError("Procedure.instantiatesUri")
+            _e_uri(self.instantiatesUri)
         v = self.language
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("Procedure.language")
+        if v is not _U:
+            _a_code(v)
         v = self.occurrenceDateTime
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("Procedure.occurrenceDateTime")
+        if v is not _U:
+            _a_dateTime(v)
         v = self.recorded
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("Procedure.recorded")
-        v = self.status
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("Procedure.status")
+        if v is not _U:
+            _a_dateTime(v)
+        _a_code(self.status)
         if (self.occurrenceAge is not _U) + (self.occurrenceDateTime is not _U) + (self.occurrencePeriod is not _U) + (self.occurrenceRange is not _U) + (self.occurrenceString is not _U) + (self.occurrenceTiming is not _U) > 1:
             raise _p.ChoiceError("Procedure.occurrence[x]: at most one")
         if (self.reportedBoolean is not _U) + (self.reportedReference is not _U) > 1:
@@ -17008,24 +16426,22 @@ class Provenance(_p.Resource, tag="Provenance", kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.id
-        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
-            raise _p.FormatError("Provenance.id")
+        if v is not _U:
+            _a_id(v)
         v = self.implicitRules
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("Provenance.implicitRules")
+        if v is not _U:
+            _a_uri(v)
         v = self.language
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("Provenance.language")
+        if v is not _U:
+            _a_code(v)
         v = self.occurredDateTime
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("Provenance.occurredDateTime")
+        if v is not _U:
+            _a_dateTime(v)
         if self.policy is not _U:
-            for v in self.policy:
-                if v is not None and (' ' in v or not v.isprintable()):
-                    raise _p.FormatError("Provenance.policy")
+            _e_uri(self.policy)
         v = self.recorded
-        if v is not _U and (_p.instant(v) is None):
-            raise _p.FormatError("Provenance.recorded")
+        if v is not _U:
+            _a_instant(v)
         if (self.occurredDateTime is not _U) + (self.occurredPeriod is not _U) > 1:
             raise _p.ChoiceError("Provenance.occurred[x]: at most one")
 
@@ -17052,9 +16468,7 @@ class ProvenanceEntity(_p.Complex, kw_only=True):
     what: _T20
 
     def __post_init__(self) -> None:
-        v = self.role
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("ProvenanceEntity.role")
+        _a_code(self.role)
 
 
 class Quantity(_p.Complex, kw_only=True):
@@ -17074,14 +16488,14 @@ class Quantity(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.code
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("Quantity.code")
+        if v is not _U:
+            _a_code(v)
         v = self.comparator
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("Quantity.comparator")
+        if v is not _U:
+            _a_code(v)
         v = self.system
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("Quantity.system")
+        if v is not _U:
+            _a_uri(v)
 
 
 class Questionnaire(_p.Resource, tag="Questionnaire", kw_only=True):
@@ -17140,37 +16554,31 @@ class Questionnaire(_p.Resource, tag="Questionnaire", kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.approvalDate
-        if v is not _U and (_p.date(v) is None):
-            raise _p.FormatError("Questionnaire.approvalDate")
+        if v is not _U:
+            _a_date(v)
         v = self.date
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("Questionnaire.date")
+        if v is not _U:
+            _a_dateTime(v)
         if self.derivedFrom is not _U:
-            for v in self.derivedFrom:
-                if v is not None and (' ' in v or not v.isprintable()):
-                    raise _p.FormatError("Questionnaire.derivedFrom")
+            _e_uri(self.derivedFrom)
         v = self.id
-        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
-            raise _p.FormatError("Questionnaire.id")
+        if v is not _U:
+            _a_id(v)
         v = self.implicitRules
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("Questionnaire.implicitRules")
+        if v is not _U:
+            _a_uri(v)
         v = self.language
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("Questionnaire.language")
+        if v is not _U:
+            _a_code(v)
         v = self.lastReviewDate
-        if v is not _U and (_p.date(v) is None):
-            raise _p.FormatError("Questionnaire.lastReviewDate")
-        v = self.status
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("Questionnaire.status")
+        if v is not _U:
+            _a_date(v)
+        _a_code(self.status)
         if self.subjectType is not _U:
-            for v in self.subjectType:
-                if v is not None and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-                    raise _p.FormatError("Questionnaire.subjectType")
+            _e_code(self.subjectType)
         v = self.url
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("Questionnaire.url")
+        if v is not _U:
+            _a_uri(v)
         if (self.versionAlgorithmCoding is not _U) + (self.versionAlgorithmString is not _U) > 1:
             raise _p.ChoiceError("Questionnaire.versionAlgorithm[x]: at most one")
 
@@ -17214,23 +16622,21 @@ class QuestionnaireItem(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.answerConstraint
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("QuestionnaireItem.answerConstraint")
+        if v is not _U:
+            _a_code(v)
         v = self.answerValueSet
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("QuestionnaireItem.answerValueSet")
+        if v is not _U:
+            _a_uri(v)
         v = self.definition
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("QuestionnaireItem.definition")
+        if v is not _U:
+            _a_uri(v)
         v = self.disabledDisplay
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("QuestionnaireItem.disabledDisplay")
+        if v is not _U:
+            _a_code(v)
         v = self.enableBehavior
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("QuestionnaireItem.enableBehavior")
-        v = self.type
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("QuestionnaireItem.type")
+        if v is not _U:
+            _a_code(v)
+        _a_code(self.type)
 
 
 class QuestionnaireItemAnswerOption(_p.Complex, kw_only=True):
@@ -17249,11 +16655,11 @@ class QuestionnaireItemAnswerOption(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.valueDate
-        if v is not _U and (_p.date(v) is None):
-            raise _p.FormatError("QuestionnaireItemAnswerOption.valueDate")
+        if v is not _U:
+            _a_date(v)
         v = self.valueTime
-        if v is not _U and (_p.time(v) is None):
-            raise _p.FormatError("QuestionnaireItemAnswerOption.valueTime")
+        if v is not _U:
+            _a_time(v)
         if (self.valueCoding is not _U) + (self.valueDate is not _U) + (self.valueInteger is not _U) + (self.valueReference is not _U) + (self.valueString is not _U) + (self.valueTime is not _U) != 1:
             raise _p.ChoiceError("QuestionnaireItemAnswerOption.value[x]: exactly one")
 
@@ -17280,17 +16686,15 @@ class QuestionnaireItemEnableWhen(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.answerDate
-        if v is not _U and (_p.date(v) is None):
-            raise _p.FormatError("QuestionnaireItemEnableWhen.answerDate")
+        if v is not _U:
+            _a_date(v)
         v = self.answerDateTime
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("QuestionnaireItemEnableWhen.answerDateTime")
+        if v is not _U:
+            _a_dateTime(v)
         v = self.answerTime
-        if v is not _U and (_p.time(v) is None):
-            raise _p.FormatError("QuestionnaireItemEnableWhen.answerTime")
-        v = self.operator
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("QuestionnaireItemEnableWhen.operator")
+        if v is not _U:
+            _a_time(v)
+        _a_code(self.operator)
         t = _astuple(self)
         n = len(t) - t.count(_U) - 2 - ((self.extension is not _U) + (self.id is not _U) + (self.id_ext is not _U) + (self.modifierExtension is not _U) + (self.operator_ext is not _U) + (self.question_ext is not _U))
         if n != 1:
@@ -17317,17 +16721,17 @@ class QuestionnaireItemInitial(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.valueDate
-        if v is not _U and (_p.date(v) is None):
-            raise _p.FormatError("QuestionnaireItemInitial.valueDate")
+        if v is not _U:
+            _a_date(v)
         v = self.valueDateTime
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("QuestionnaireItemInitial.valueDateTime")
+        if v is not _U:
+            _a_dateTime(v)
         v = self.valueTime
-        if v is not _U and (_p.time(v) is None):
-            raise _p.FormatError("QuestionnaireItemInitial.valueTime")
+        if v is not _U:
+            _a_time(v)
         v = self.valueUri
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("QuestionnaireItemInitial.valueUri")
+        if v is not _U:
+            _a_uri(v)
         t = _astuple(self)
         n = len(t) - t.count(_U) - 0 - ((self.extension is not _U) + (self.id is not _U) + (self.id_ext is not _U) + (self.modifierExtension is not _U))
         if n != 1:
@@ -17363,23 +16767,19 @@ class QuestionnaireResponse(_p.Resource, tag="QuestionnaireResponse", kw_only=Tr
 
     def __post_init__(self) -> None:
         v = self.authored
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("QuestionnaireResponse.authored")
+        if v is not _U:
+            _a_dateTime(v)
         v = self.id
-        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
-            raise _p.FormatError("QuestionnaireResponse.id")
+        if v is not _U:
+            _a_id(v)
         v = self.implicitRules
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("QuestionnaireResponse.implicitRules")
+        if v is not _U:
+            _a_uri(v)
         v = self.language
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("QuestionnaireResponse.language")
-        v = self.questionnaire
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("QuestionnaireResponse.questionnaire")
-        v = self.status
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("QuestionnaireResponse.status")
+        if v is not _U:
+            _a_code(v)
+        _a_uri(self.questionnaire)
+        _a_code(self.status)
 
 
 class QuestionnaireResponseItem(_p.Complex, kw_only=True):
@@ -17398,8 +16798,8 @@ class QuestionnaireResponseItem(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.definition
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("QuestionnaireResponseItem.definition")
+        if v is not _U:
+            _a_uri(v)
 
 
 class QuestionnaireResponseItemAnswer(_p.Complex, kw_only=True):
@@ -17423,17 +16823,17 @@ class QuestionnaireResponseItemAnswer(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.valueDate
-        if v is not _U and (_p.date(v) is None):
-            raise _p.FormatError("QuestionnaireResponseItemAnswer.valueDate")
+        if v is not _U:
+            _a_date(v)
         v = self.valueDateTime
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("QuestionnaireResponseItemAnswer.valueDateTime")
+        if v is not _U:
+            _a_dateTime(v)
         v = self.valueTime
-        if v is not _U and (_p.time(v) is None):
-            raise _p.FormatError("QuestionnaireResponseItemAnswer.valueTime")
+        if v is not _U:
+            _a_time(v)
         v = self.valueUri
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("QuestionnaireResponseItemAnswer.valueUri")
+        if v is not _U:
+            _a_uri(v)
         t = _astuple(self)
         n = len(t) - t.count(_U) - 0 - ((self.extension is not _U) + (self.id is not _U) + (self.id_ext is not _U) + (self.item is not _U) + (self.modifierExtension is not _U))
         if n != 1:
@@ -17479,8 +16879,8 @@ class Reference(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.type
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("Reference.type")
+        if v is not _U:
+            _a_uri(v)
 
 
 class RegulatedAuthorization(_p.Resource, tag="RegulatedAuthorization", kw_only=True):
@@ -17515,17 +16915,17 @@ class RegulatedAuthorization(_p.Resource, tag="RegulatedAuthorization", kw_only=
 
     def __post_init__(self) -> None:
         v = self.id
-        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
-            raise _p.FormatError("RegulatedAuthorization.id")
+        if v is not _U:
+            _a_id(v)
         v = self.implicitRules
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("RegulatedAuthorization.implicitRules")
+        if v is not _U:
+            _a_uri(v)
         v = self.language
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("RegulatedAuthorization.language")
+        if v is not _U:
+            _a_code(v)
         v = self.statusDate
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("RegulatedAuthorization.statusDate")
+        if v is not _U:
+            _a_dateTime(v)
 
 
 class RegulatedAuthorizationCase(_p.Complex, kw_only=True):
@@ -17542,8 +16942,8 @@ class RegulatedAuthorizationCase(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.dateDateTime
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("RegulatedAuthorizationCase.dateDateTime")
+        if v is not _U:
+            _a_dateTime(v)
         if (self.dateDateTime is not _U) + (self.datePeriod is not _U) > 1:
             raise _p.ChoiceError("RegulatedAuthorizationCase.date[x]: at most one")
 
@@ -17572,17 +16972,15 @@ class RelatedArtifact(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.publicationDate
-        if v is not _U and (_p.date(v) is None):
-            raise _p.FormatError("RelatedArtifact.publicationDate")
+        if v is not _U:
+            _a_date(v)
         v = self.publicationStatus
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("RelatedArtifact.publicationStatus")
+        if v is not _U:
+            _a_code(v)
         v = self.resource
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("RelatedArtifact.resource")
-        v = self.type
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("RelatedArtifact.type")
+        if v is not _U:
+            _a_uri(v)
+        _a_code(self.type)
 
 
 class RelatedPerson(_p.Resource, tag="RelatedPerson", kw_only=True):
@@ -17615,20 +17013,20 @@ class RelatedPerson(_p.Resource, tag="RelatedPerson", kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.birthDate
-        if v is not _U and (_p.date(v) is None):
-            raise _p.FormatError("RelatedPerson.birthDate")
+        if v is not _U:
+            _a_date(v)
         v = self.gender
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("RelatedPerson.gender")
+        if v is not _U:
+            _a_code(v)
         v = self.id
-        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
-            raise _p.FormatError("RelatedPerson.id")
+        if v is not _U:
+            _a_id(v)
         v = self.implicitRules
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("RelatedPerson.implicitRules")
+        if v is not _U:
+            _a_uri(v)
         v = self.language
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("RelatedPerson.language")
+        if v is not _U:
+            _a_code(v)
 
 
 class RelatedPersonCommunication(_p.Complex, kw_only=True):
@@ -17680,34 +17078,26 @@ class RequestOrchestration(_p.Resource, tag="RequestOrchestration", kw_only=True
 
     def __post_init__(self) -> None:
         v = self.authoredOn
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("RequestOrchestration.authoredOn")
+        if v is not _U:
+            _a_dateTime(v)
         v = self.id
-        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
-            raise _p.FormatError("RequestOrchestration.id")
+        if v is not _U:
+            _a_id(v)
         v = self.implicitRules
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("RequestOrchestration.implicitRules")
+        if v is not _U:
+            _a_uri(v)
         if self.instantiatesCanonical is not _U:
-            for v in self.instantiatesCanonical:
-                if v is not None and (' ' in v or not v.isprintable()):
-                    raise _p.FormatError("RequestOrchestration.instantiatesCanonical")
+            _e_uri(self.instantiatesCanonical)
         if self.instantiatesUri is not _U:
-            for v in self.instantiatesUri:
-                if v is not None and (' ' in v or not v.isprintable()):
-                    raise _p.FormatError("RequestOrchestration.instantiatesUri")
-        v = self.intent
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("RequestOrchestration.intent")
+            _e_uri(self.instantiatesUri)
+        _a_code(self.intent)
         v = self.language
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("RequestOrchestration.language")
+        if v is not _U:
+            _a_code(v)
         v = self.priority
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("RequestOrchestration.priority")
-        v = self.status
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("RequestOrchestration.status")
+        if v is not _U:
+            _a_code(v)
+        _a_code(self.status)
 
 
 class RequestOrchestrationAction(_p.Complex, kw_only=True):
@@ -17763,35 +17153,35 @@ class RequestOrchestrationAction(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.cardinalityBehavior
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("RequestOrchestrationAction.cardinalityBehavior")
+        if v is not _U:
+            _a_code(v)
         v = self.definitionCanonical
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("RequestOrchestrationAction.definitionCanonical")
+        if v is not _U:
+            _a_uri(v)
         v = self.definitionUri
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("RequestOrchestrationAction.definitionUri")
+        if v is not _U:
+            _a_uri(v)
         v = self.groupingBehavior
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("RequestOrchestrationAction.groupingBehavior")
+        if v is not _U:
+            _a_code(v)
         v = self.precheckBehavior
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("RequestOrchestrationAction.precheckBehavior")
+        if v is not _U:
+            _a_code(v)
         v = self.priority
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("RequestOrchestrationAction.priority")
+        if v is not _U:
+            _a_code(v)
         v = self.requiredBehavior
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("RequestOrchestrationAction.requiredBehavior")
+        if v is not _U:
+            _a_code(v)
         v = self.selectionBehavior
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("RequestOrchestrationAction.selectionBehavior")
+        if v is not _U:
+            _a_code(v)
         v = self.timingDateTime
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("RequestOrchestrationAction.timingDateTime")
+        if v is not _U:
+            _a_dateTime(v)
         v = self.transform
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("RequestOrchestrationAction.transform")
+        if v is not _U:
+            _a_uri(v)
         if (self.definitionCanonical is not _U) + (self.definitionUri is not _U) > 1:
             raise _p.ChoiceError("RequestOrchestrationAction.definition[x]: at most one")
         if (self.timingAge is not _U) + (self.timingDateTime is not _U) + (self.timingDuration is not _U) + (self.timingPeriod is not _U) + (self.timingRange is not _U) + (self.timingTiming is not _U) > 1:
@@ -17808,9 +17198,7 @@ class RequestOrchestrationActionCondition(_p.Complex, kw_only=True):
     modifierExtension: _T7 = _U
 
     def __post_init__(self) -> None:
-        v = self.kind
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("RequestOrchestrationActionCondition.kind")
+        _a_code(self.kind)
 
 
 class RequestOrchestrationActionDynamicValue(_p.Complex, kw_only=True):
@@ -17864,14 +17252,14 @@ class RequestOrchestrationActionParticipant(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.actorCanonical
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("RequestOrchestrationActionParticipant.actorCanonical")
+        if v is not _U:
+            _a_uri(v)
         v = self.type
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("RequestOrchestrationActionParticipant.type")
+        if v is not _U:
+            _a_code(v)
         v = self.typeCanonical
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("RequestOrchestrationActionParticipant.typeCanonical")
+        if v is not _U:
+            _a_uri(v)
         if (self.actorCanonical is not _U) + (self.actorReference is not _U) > 1:
             raise _p.ChoiceError("RequestOrchestrationActionParticipant.actor[x]: at most one")
 
@@ -17892,11 +17280,9 @@ class RequestOrchestrationActionRelatedAction(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.endRelationship
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("RequestOrchestrationActionRelatedAction.endRelationship")
-        v = self.relationship
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("RequestOrchestrationActionRelatedAction.relationship")
+        if v is not _U:
+            _a_code(v)
+        _a_code(self.relationship)
         if (self.offsetDuration is not _U) + (self.offsetRange is not _U) > 1:
             raise _p.ChoiceError("RequestOrchestrationActionRelatedAction.offset[x]: at most one")
 
@@ -17953,35 +17339,27 @@ class Requirements(_p.Resource, tag="Requirements", kw_only=True):
 
     def __post_init__(self) -> None:
         if self.actor is not _U:
-            for v in self.actor:
-                if v is not None and (' ' in v or not v.isprintable()):
-                    raise _p.FormatError("Requirements.actor")
+            _e_uri(self.actor)
         v = self.date
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("Requirements.date")
+        if v is not _U:
+            _a_dateTime(v)
         if self.derivedFrom is not _U:
-            for v in self.derivedFrom:
-                if v is not None and (' ' in v or not v.isprintable()):
-                    raise _p.FormatError("Requirements.derivedFrom")
+            _e_uri(self.derivedFrom)
         v = self.id
-        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
-            raise _p.FormatError("Requirements.id")
+        if v is not _U:
+            _a_id(v)
         v = self.implicitRules
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("Requirements.implicitRules")
+        if v is not _U:
+            _a_uri(v)
         v = self.language
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("Requirements.language")
+        if v is not _U:
+            _a_code(v)
         if self.reference is not _U:
-            for v in self.reference:
-                if v is not None and (' ' in v or not v.isprintable()):
-                    raise _p.FormatError("Requirements.reference")
-        v = self.status
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("Requirements.status")
+            _e_uri(self.reference)
+        _a_code(self.status)
         v = self.url
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("Requirements.url")
+        if v is not _U:
+            _a_uri(v)
         if (self.versionAlgorithmCoding is not _U) + (self.versionAlgorithmString is not _U) > 1:
             raise _p.ChoiceError("Requirements.versionAlgorithm[x]: at most one")
 
@@ -18013,17 +17391,11 @@ class RequirementsStatement(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         if self.conformance is not _U:
-            for v in self.conformance:
-                if v is not None and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-                    raise _p.FormatError("RequirementsStatement.conformance")
+            _e_code(self.conformance)
         if self.reference is not _U:
-            for v in self.reference:
-                if v is not None and (' ' in v or not v.isprintable()):
-                    raise _p.FormatError("RequirementsStatement.reference")
+            _e_uri(self.reference)
         if self.satisfiedBy is not _U:
-            for v in self.satisfiedBy:
-                if v is not None and (' ' in v or not v.isprintable()):
-                    raise _p.FormatError("RequirementsStatement.satisfiedBy")
+            _e_uri(self.satisfiedBy)
 
 
 class ResearchStudy(_p.Resource, tag="ResearchStudy", kw_only=True):
@@ -18081,23 +17453,21 @@ class ResearchStudy(_p.Resource, tag="ResearchStudy", kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.date
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("ResearchStudy.date")
+        if v is not _U:
+            _a_dateTime(v)
         v = self.id
-        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
-            raise _p.FormatError("ResearchStudy.id")
+        if v is not _U:
+            _a_id(v)
         v = self.implicitRules
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("ResearchStudy.implicitRules")
+        if v is not _U:
+            _a_uri(v)
         v = self.language
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("ResearchStudy.language")
-        v = self.status
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("ResearchStudy.status")
+        if v is not _U:
+            _a_code(v)
+        _a_code(self.status)
         v = self.url
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("ResearchStudy.url")
+        if v is not _U:
+            _a_uri(v)
 
 
 class ResearchStudyAssociatedParty(_p.Complex, kw_only=True):
@@ -18215,23 +17585,21 @@ class ResearchSubject(_p.Resource, tag="ResearchSubject", kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.actualComparisonGroup
-        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
-            raise _p.FormatError("ResearchSubject.actualComparisonGroup")
+        if v is not _U:
+            _a_id(v)
         v = self.assignedComparisonGroup
-        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
-            raise _p.FormatError("ResearchSubject.assignedComparisonGroup")
+        if v is not _U:
+            _a_id(v)
         v = self.id
-        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
-            raise _p.FormatError("ResearchSubject.id")
+        if v is not _U:
+            _a_id(v)
         v = self.implicitRules
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("ResearchSubject.implicitRules")
+        if v is not _U:
+            _a_uri(v)
         v = self.language
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("ResearchSubject.language")
-        v = self.status
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("ResearchSubject.status")
+        if v is not _U:
+            _a_code(v)
+        _a_code(self.status)
 
 
 class ResearchSubjectProgress(_p.Complex, kw_only=True):
@@ -18250,11 +17618,11 @@ class ResearchSubjectProgress(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.endDate
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("ResearchSubjectProgress.endDate")
+        if v is not _U:
+            _a_dateTime(v)
         v = self.startDate
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("ResearchSubjectProgress.startDate")
+        if v is not _U:
+            _a_dateTime(v)
 
 
 class Resource(_p.Complex, kw_only=True):
@@ -18268,11 +17636,11 @@ class Resource(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.implicitRules
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("Resource.implicitRules")
+        if v is not _U:
+            _a_uri(v)
         v = self.language
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("Resource.language")
+        if v is not _U:
+            _a_code(v)
 
 
 class RiskAssessment(_p.Resource, tag="RiskAssessment", kw_only=True):
@@ -18309,20 +17677,18 @@ class RiskAssessment(_p.Resource, tag="RiskAssessment", kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.id
-        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
-            raise _p.FormatError("RiskAssessment.id")
+        if v is not _U:
+            _a_id(v)
         v = self.implicitRules
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("RiskAssessment.implicitRules")
+        if v is not _U:
+            _a_uri(v)
         v = self.language
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("RiskAssessment.language")
+        if v is not _U:
+            _a_code(v)
         v = self.occurrenceDateTime
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("RiskAssessment.occurrenceDateTime")
-        v = self.status
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("RiskAssessment.status")
+        if v is not _U:
+            _a_dateTime(v)
+        _a_code(self.status)
         if (self.occurrenceDateTime is not _U) + (self.occurrencePeriod is not _U) > 1:
             raise _p.ChoiceError("RiskAssessment.occurrence[x]: at most one")
 
@@ -18376,11 +17742,9 @@ class SampledData(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.codeMap
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("SampledData.codeMap")
-        v = self.intervalUnit
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("SampledData.intervalUnit")
+        if v is not _U:
+            _a_uri(v)
+        _a_code(self.intervalUnit)
 
 
 class Schedule(_p.Resource, tag="Schedule", kw_only=True):
@@ -18410,14 +17774,14 @@ class Schedule(_p.Resource, tag="Schedule", kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.id
-        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
-            raise _p.FormatError("Schedule.id")
+        if v is not _U:
+            _a_id(v)
         v = self.implicitRules
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("Schedule.implicitRules")
+        if v is not _U:
+            _a_uri(v)
         v = self.language
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("Schedule.language")
+        if v is not _U:
+            _a_code(v)
 
 
 class SearchParameter(_p.Resource, tag="SearchParameter", kw_only=True):
@@ -18491,52 +17855,35 @@ class SearchParameter(_p.Resource, tag="SearchParameter", kw_only=True):
     versionAlgorithmString: _T2 = _U
 
     def __post_init__(self) -> None:
-        if self.base is not _U:
-            for v in self.base:
-                if v is not None and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-                    raise _p.FormatError("SearchParameter.base")
-        v = self.code
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("SearchParameter.code")
+        _e_code(self.base)
+        _a_code(self.code)
         if self.comparator is not _U:
-            for v in self.comparator:
-                if v is not None and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-                    raise _p.FormatError("SearchParameter.comparator")
+            _e_code(self.comparator)
         v = self.date
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("SearchParameter.date")
+        if v is not _U:
+            _a_dateTime(v)
         v = self.derivedFrom
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("SearchParameter.derivedFrom")
+        if v is not _U:
+            _a_uri(v)
         v = self.id
-        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
-            raise _p.FormatError("SearchParameter.id")
+        if v is not _U:
+            _a_id(v)
         v = self.implicitRules
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("SearchParameter.implicitRules")
+        if v is not _U:
+            _a_uri(v)
         v = self.language
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("SearchParameter.language")
+        if v is not _U:
+            _a_code(v)
         if self.modifier is not _U:
-            for v in self.modifier:
-                if v is not None and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-                    raise _p.FormatError("SearchParameter.modifier")
+            _e_code(self.modifier)
         v = self.processingMode
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("SearchParameter.processingMode")
-        v = self.status
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("SearchParameter.status")
+        if v is not _U:
+            _a_code(v)
+        _a_code(self.status)
         if self.target is not _U:
-            for v in self.target:
-                if v is not None and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-                    raise _p.FormatError("SearchParameter.target")
-        v = self.type
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("SearchParameter.type")
-        v = self.url
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("SearchParameter.url")
+            _e_code(self.target)
+        _a_code(self.type)
+        _a_uri(self.url)
         if (self.versionAlgorithmCoding is not _U) + (self.versionAlgorithmString is not _U) > 1:
             raise _p.ChoiceError("SearchParameter.versionAlgorithm[x]: at most one")
 
@@ -18552,9 +17899,7 @@ class SearchParameterComponent(_p.Complex, kw_only=True):
     modifierExtension: _T7 = _U
 
     def __post_init__(self) -> None:
-        v = self.definition
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("SearchParameterComponent.definition")
+        _a_uri(self.definition)
 
 
 class ServiceRequest(_p.Resource, tag="ServiceRequest", kw_only=True):
@@ -18617,37 +17962,29 @@ class ServiceRequest(_p.Resource, tag="ServiceRequest", kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.authoredOn
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("ServiceRequest.authoredOn")
+        if v is not _U:
+            _a_dateTime(v)
         v = self.id
-        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
-            raise _p.FormatError("ServiceRequest.id")
+        if v is not _U:
+            _a_id(v)
         v = self.implicitRules
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("ServiceRequest.implicitRules")
+        if v is not _U:
+            _a_uri(v)
         if self.instantiatesCanonical is not _U:
-            for v in self.instantiatesCanonical:
-                if v is not None and (' ' in v or not v.isprintable()):
-                    raise _p.FormatError("ServiceRequest.instantiatesCanonical")
+            _e_uri(self.instantiatesCanonical)
         if self.instantiatesUri is not _U:
-            for v in self.instantiatesUri:
-                if v is not None and (' ' in v or not v.isprintable()):
-                    raise _p.FormatError("ServiceRequest.instantiatesUri")
-        v = self.intent
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("ServiceRequest.intent")
+            _e_uri(self.instantiatesUri)
+        _a_code(self.intent)
         v = self.language
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("ServiceRequest.language")
+        if v is not _U:
+            _a_code(v)
         v = self.occurrenceDateTime
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("ServiceRequest.occurrenceDateTime")
+        if v is not _U:
+            _a_dateTime(v)
         v = self.priority
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("ServiceRequest.priority")
-        v = self.status
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("ServiceRequest.status")
+        if v is not _U:
+            _a_code(v)
+        _a_code(self.status)
         if (self.asNeededBoolean is not _U) + (self.asNeededCodeableConcept is not _U) > 1:
             raise _p.ChoiceError("ServiceRequest.asNeeded[x]: at most one")
         if (self.occurrenceDateTime is not _U) + (self.occurrencePeriod is not _U) + (self.occurrenceTiming is not _U) > 1:
@@ -18715,17 +18052,17 @@ class Signature(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.data
-        if v is not _U and (_p.base64(v) is None):
-            raise _p.FormatError("Signature.data")
+        if v is not _U:
+            _a_base64Binary(v)
         v = self.sigFormat
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("Signature.sigFormat")
+        if v is not _U:
+            _a_code(v)
         v = self.targetFormat
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("Signature.targetFormat")
+        if v is not _U:
+            _a_code(v)
         v = self.when
-        if v is not _U and (_p.instant(v) is None):
-            raise _p.FormatError("Signature.when")
+        if v is not _U:
+            _a_instant(v)
 
 
 class Slot(_p.Resource, tag="Slot", kw_only=True):
@@ -18758,24 +18095,18 @@ class Slot(_p.Resource, tag="Slot", kw_only=True):
     text: _T17 = _U
 
     def __post_init__(self) -> None:
-        v = self.end
-        if v is not _U and (_p.instant(v) is None):
-            raise _p.FormatError("Slot.end")
+        _a_instant(self.end)
         v = self.id
-        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
-            raise _p.FormatError("Slot.id")
+        if v is not _U:
+            _a_id(v)
         v = self.implicitRules
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("Slot.implicitRules")
+        if v is not _U:
+            _a_uri(v)
         v = self.language
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("Slot.language")
-        v = self.start
-        if v is not _U and (_p.instant(v) is None):
-            raise _p.FormatError("Slot.start")
-        v = self.status
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("Slot.status")
+        if v is not _U:
+            _a_code(v)
+        _a_instant(self.start)
+        _a_code(self.status)
 
 
 class Specimen(_p.Resource, tag="Specimen", kw_only=True):
@@ -18812,23 +18143,23 @@ class Specimen(_p.Resource, tag="Specimen", kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.combined
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("Specimen.combined")
+        if v is not _U:
+            _a_code(v)
         v = self.id
-        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
-            raise _p.FormatError("Specimen.id")
+        if v is not _U:
+            _a_id(v)
         v = self.implicitRules
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("Specimen.implicitRules")
+        if v is not _U:
+            _a_uri(v)
         v = self.language
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("Specimen.language")
+        if v is not _U:
+            _a_code(v)
         v = self.receivedTime
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("Specimen.receivedTime")
+        if v is not _U:
+            _a_dateTime(v)
         v = self.status
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("Specimen.status")
+        if v is not _U:
+            _a_code(v)
 
 
 class SpecimenCollection(_p.Complex, kw_only=True):
@@ -18850,8 +18181,8 @@ class SpecimenCollection(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.collectedDateTime
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("SpecimenCollection.collectedDateTime")
+        if v is not _U:
+            _a_dateTime(v)
         if (self.collectedDateTime is not _U) + (self.collectedPeriod is not _U) > 1:
             raise _p.ChoiceError("SpecimenCollection.collected[x]: at most one")
         if (self.fastingStatusCodeableConcept is not _U) + (self.fastingStatusDuration is not _U) > 1:
@@ -18930,37 +18261,31 @@ class SpecimenDefinition(_p.Resource, tag="SpecimenDefinition", kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.approvalDate
-        if v is not _U and (_p.date(v) is None):
-            raise _p.FormatError("SpecimenDefinition.approvalDate")
+        if v is not _U:
+            _a_date(v)
         v = self.date
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("SpecimenDefinition.date")
+        if v is not _U:
+            _a_dateTime(v)
         if self.derivedFromCanonical is not _U:
-            for v in self.derivedFromCanonical:
-                if v is not None and (' ' in v or not v.isprintable()):
-                    raise _p.FormatError("SpecimenDefinition.derivedFromCanonical")
+            _e_uri(self.derivedFromCanonical)
         if self.derivedFromUri is not _U:
-            for v in self.derivedFromUri:
-                if v is not None and (' ' in v or not v.isprintable()):
-                    raise _p.FormatError("SpecimenDefinition.derivedFromUri")
+            _e_uri(self.derivedFromUri)
         v = self.id
-        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
-            raise _p.FormatError("SpecimenDefinition.id")
+        if v is not _U:
+            _a_id(v)
         v = self.implicitRules
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("SpecimenDefinition.implicitRules")
+        if v is not _U:
+            _a_uri(v)
         v = self.language
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("SpecimenDefinition.language")
+        if v is not _U:
+            _a_code(v)
         v = self.lastReviewDate
-        if v is not _U and (_p.date(v) is None):
-            raise _p.FormatError("SpecimenDefinition.lastReviewDate")
-        v = self.status
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("SpecimenDefinition.status")
+        if v is not _U:
+            _a_date(v)
+        _a_code(self.status)
         v = self.url
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("SpecimenDefinition.url")
+        if v is not _U:
+            _a_uri(v)
         if (self.subjectCodeableConcept is not _U) + (self.subjectReference is not _U) > 1:
             raise _p.ChoiceError("SpecimenDefinition.subject[x]: at most one")
         if (self.versionAlgorithmCoding is not _U) + (self.versionAlgorithmString is not _U) > 1:
@@ -18988,9 +18313,7 @@ class SpecimenDefinitionTypeTested(_p.Complex, kw_only=True):
     type: _T1 = _U
 
     def __post_init__(self) -> None:
-        v = self.preference
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("SpecimenDefinitionTypeTested.preference")
+        _a_code(self.preference)
 
 
 class SpecimenDefinitionTypeTestedContainer(_p.Complex, kw_only=True):
@@ -19064,8 +18387,8 @@ class SpecimenProcessing(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.timeDateTime
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("SpecimenProcessing.timeDateTime")
+        if v is not _U:
+            _a_dateTime(v)
         if (self.timeDateTime is not _U) + (self.timePeriod is not _U) > 1:
             raise _p.ChoiceError("SpecimenProcessing.time[x]: at most one")
 
@@ -19134,38 +18457,30 @@ class StructureDefinition(_p.Resource, tag="StructureDefinition", kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.baseDefinition
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("StructureDefinition.baseDefinition")
+        if v is not _U:
+            _a_uri(v)
         v = self.date
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("StructureDefinition.date")
+        if v is not _U:
+            _a_dateTime(v)
         v = self.derivation
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("StructureDefinition.derivation")
+        if v is not _U:
+            _a_code(v)
         v = self.fhirVersion
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("StructureDefinition.fhirVersion")
+        if v is not _U:
+            _a_code(v)
         v = self.id
-        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
-            raise _p.FormatError("StructureDefinition.id")
+        if v is not _U:
+            _a_id(v)
         v = self.implicitRules
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("StructureDefinition.implicitRules")
-        v = self.kind
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("StructureDefinition.kind")
+        if v is not _U:
+            _a_uri(v)
+        _a_code(self.kind)
         v = self.language
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("StructureDefinition.language")
-        v = self.status
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("StructureDefinition.status")
-        v = self.type
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("StructureDefinition.type")
-        v = self.url
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("StructureDefinition.url")
+        if v is not _U:
+            _a_code(v)
+        _a_code(self.status)
+        _a_uri(self.type)
+        _a_uri(self.url)
         if (self.versionAlgorithmCoding is not _U) + (self.versionAlgorithmString is not _U) > 1:
             raise _p.ChoiceError("StructureDefinition.versionAlgorithm[x]: at most one")
 
@@ -19181,9 +18496,7 @@ class StructureDefinitionContext(_p.Complex, kw_only=True):
     type_ext: _T3 = _ms.field(default=_U, name="_type")
 
     def __post_init__(self) -> None:
-        v = self.type
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("StructureDefinitionContext.type")
+        _a_code(self.type)
 
 
 class StructureDefinitionDifferential(_p.Complex, kw_only=True):
@@ -19210,8 +18523,8 @@ class StructureDefinitionMapping(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.uri
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("StructureDefinitionMapping.uri")
+        if v is not _U:
+            _a_uri(v)
 
 
 class StructureDefinitionSnapshot(_p.Complex, kw_only=True):
@@ -19272,27 +18585,21 @@ class StructureMap(_p.Resource, tag="StructureMap", kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.date
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("StructureMap.date")
+        if v is not _U:
+            _a_dateTime(v)
         v = self.id
-        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
-            raise _p.FormatError("StructureMap.id")
+        if v is not _U:
+            _a_id(v)
         v = self.implicitRules
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("StructureMap.implicitRules")
+        if v is not _U:
+            _a_uri(v)
         if self.import_ is not _U:
-            for v in self.import_:
-                if v is not None and (' ' in v or not v.isprintable()):
-                    raise _p.FormatError("StructureMap.import_")
+            _e_uri(self.import_)
         v = self.language
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("StructureMap.language")
-        v = self.status
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("StructureMap.status")
-        v = self.url
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("StructureMap.url")
+        if v is not _U:
+            _a_code(v)
+        _a_code(self.status)
+        _a_uri(self.url)
         if (self.versionAlgorithmCoding is not _U) + (self.versionAlgorithmString is not _U) > 1:
             raise _p.ChoiceError("StructureMap.versionAlgorithm[x]: at most one")
 
@@ -19326,8 +18633,8 @@ class StructureMapGroup(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.typeMode
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("StructureMapGroup.typeMode")
+        if v is not _U:
+            _a_code(v)
 
 
 class StructureMapGroupInput(_p.Complex, kw_only=True):
@@ -19345,9 +18652,7 @@ class StructureMapGroupInput(_p.Complex, kw_only=True):
     type_ext: _T3 = _ms.field(default=_U, name="_type")
 
     def __post_init__(self) -> None:
-        v = self.mode
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("StructureMapGroupInput.mode")
+        _a_code(self.mode)
 
 
 class StructureMapGroupRule(_p.Complex, kw_only=True):
@@ -19405,8 +18710,8 @@ class StructureMapGroupRuleSource(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.listMode
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("StructureMapGroupRuleSource.listMode")
+        if v is not _U:
+            _a_code(v)
 
 
 class StructureMapGroupRuleTarget(_p.Complex, kw_only=True):
@@ -19430,12 +18735,10 @@ class StructureMapGroupRuleTarget(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         if self.listMode is not _U:
-            for v in self.listMode:
-                if v is not None and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-                    raise _p.FormatError("StructureMapGroupRuleTarget.listMode")
+            _e_code(self.listMode)
         v = self.transform
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("StructureMapGroupRuleTarget.transform")
+        if v is not _U:
+            _a_code(v)
 
 
 class StructureMapGroupRuleTargetParameter(_p.Complex, kw_only=True):
@@ -19454,14 +18757,14 @@ class StructureMapGroupRuleTargetParameter(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.valueDate
-        if v is not _U and (_p.date(v) is None):
-            raise _p.FormatError("StructureMapGroupRuleTargetParameter.valueDate")
+        if v is not _U:
+            _a_date(v)
         v = self.valueDateTime
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("StructureMapGroupRuleTargetParameter.valueDateTime")
+        if v is not _U:
+            _a_dateTime(v)
         v = self.valueTime
-        if v is not _U and (_p.time(v) is None):
-            raise _p.FormatError("StructureMapGroupRuleTargetParameter.valueTime")
+        if v is not _U:
+            _a_time(v)
         t = _astuple(self)
         n = len(t) - t.count(_U) - 0 - ((self.extension is not _U) + (self.id is not _U) + (self.id_ext is not _U) + (self.modifierExtension is not _U))
         if n != 1:
@@ -19483,12 +18786,8 @@ class StructureMapStructure(_p.Complex, kw_only=True):
     url_ext: _T3 = _ms.field(default=_U, name="_url")
 
     def __post_init__(self) -> None:
-        v = self.mode
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("StructureMapStructure.mode")
-        v = self.url
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("StructureMapStructure.url")
+        _a_code(self.mode)
+        _a_uri(self.url)
 
 
 class Subscription(_p.Resource, tag="Subscription", kw_only=True):
@@ -19534,32 +18833,28 @@ class Subscription(_p.Resource, tag="Subscription", kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.content
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("Subscription.content")
+        if v is not _U:
+            _a_code(v)
         v = self.contentType
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("Subscription.contentType")
+        if v is not _U:
+            _a_code(v)
         v = self.end
-        if v is not _U and (_p.instant(v) is None):
-            raise _p.FormatError("Subscription.end")
+        if v is not _U:
+            _a_instant(v)
         v = self.endpoint
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("Subscription.endpoint")
+        if v is not _U:
+            _a_uri(v)
         v = self.id
-        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
-            raise _p.FormatError("Subscription.id")
+        if v is not _U:
+            _a_id(v)
         v = self.implicitRules
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("Subscription.implicitRules")
+        if v is not _U:
+            _a_uri(v)
         v = self.language
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("Subscription.language")
-        v = self.status
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("Subscription.status")
-        v = self.topic
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("Subscription.topic")
+        if v is not _U:
+            _a_code(v)
+        _a_code(self.status)
+        _a_uri(self.topic)
 
 
 class SubscriptionFilterBy(_p.Complex, kw_only=True):
@@ -19580,14 +18875,14 @@ class SubscriptionFilterBy(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.comparator
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("SubscriptionFilterBy.comparator")
+        if v is not _U:
+            _a_code(v)
         v = self.modifier
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("SubscriptionFilterBy.modifier")
+        if v is not _U:
+            _a_code(v)
         v = self.resourceType
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("SubscriptionFilterBy.resourceType")
+        if v is not _U:
+            _a_uri(v)
 
 
 class SubscriptionParameter(_p.Complex, kw_only=True):
@@ -19627,26 +18922,24 @@ class SubscriptionStatus(_p.Resource, tag="SubscriptionStatus", kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.eventsSinceSubscriptionStart
-        if v is not _U and (_p.integer64(v) is None):
-            raise _p.FormatError("SubscriptionStatus.eventsSinceSubscriptionStart")
+        if v is not _U:
+            _a_integer64(v)
         v = self.id
-        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
-            raise _p.FormatError("SubscriptionStatus.id")
+        if v is not _U:
+            _a_id(v)
         v = self.implicitRules
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("SubscriptionStatus.implicitRules")
+        if v is not _U:
+            _a_uri(v)
         v = self.language
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("SubscriptionStatus.language")
+        if v is not _U:
+            _a_code(v)
         v = self.status
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("SubscriptionStatus.status")
+        if v is not _U:
+            _a_code(v)
         v = self.topic
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("SubscriptionStatus.topic")
-        v = self.type
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("SubscriptionStatus.type")
+        if v is not _U:
+            _a_uri(v)
+        _a_code(self.type)
 
 
 class SubscriptionStatusNotificationEvent(_p.Complex, kw_only=True):
@@ -19662,12 +18955,10 @@ class SubscriptionStatusNotificationEvent(_p.Complex, kw_only=True):
     timestamp_ext: _T3 = _ms.field(default=_U, name="_timestamp")
 
     def __post_init__(self) -> None:
-        v = self.eventNumber
-        if v is not _U and (_p.integer64(v) is None):
-            raise _p.FormatError("SubscriptionStatusNotificationEvent.eventNumber")
+        _a_integer64(self.eventNumber)
         v = self.timestamp
-        if v is not _U and (_p.instant(v) is None):
-            raise _p.FormatError("SubscriptionStatusNotificationEvent.timestamp")
+        if v is not _U:
+            _a_instant(v)
 
 
 class SubscriptionTopic(_p.Resource, tag="SubscriptionTopic", kw_only=True):
@@ -19726,33 +19017,27 @@ class SubscriptionTopic(_p.Resource, tag="SubscriptionTopic", kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.approvalDate
-        if v is not _U and (_p.date(v) is None):
-            raise _p.FormatError("SubscriptionTopic.approvalDate")
+        if v is not _U:
+            _a_date(v)
         v = self.date
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("SubscriptionTopic.date")
+        if v is not _U:
+            _a_dateTime(v)
         if self.derivedFrom is not _U:
-            for v in self.derivedFrom:
-                if v is not None and (' ' in v or not v.isprintable()):
-                    raise _p.FormatError("SubscriptionTopic.derivedFrom")
+            _e_uri(self.derivedFrom)
         v = self.id
-        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
-            raise _p.FormatError("SubscriptionTopic.id")
+        if v is not _U:
+            _a_id(v)
         v = self.implicitRules
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("SubscriptionTopic.implicitRules")
+        if v is not _U:
+            _a_uri(v)
         v = self.language
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("SubscriptionTopic.language")
+        if v is not _U:
+            _a_code(v)
         v = self.lastReviewDate
-        if v is not _U and (_p.date(v) is None):
-            raise _p.FormatError("SubscriptionTopic.lastReviewDate")
-        v = self.status
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("SubscriptionTopic.status")
-        v = self.url
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("SubscriptionTopic.url")
+        if v is not _U:
+            _a_date(v)
+        _a_code(self.status)
+        _a_uri(self.url)
         if (self.versionAlgorithmCoding is not _U) + (self.versionAlgorithmString is not _U) > 1:
             raise _p.ChoiceError("SubscriptionTopic.versionAlgorithm[x]: at most one")
 
@@ -19777,19 +19062,15 @@ class SubscriptionTopicCanFilterBy(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         if self.comparator is not _U:
-            for v in self.comparator:
-                if v is not None and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-                    raise _p.FormatError("SubscriptionTopicCanFilterBy.comparator")
+            _e_code(self.comparator)
         v = self.filterDefinition
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("SubscriptionTopicCanFilterBy.filterDefinition")
+        if v is not _U:
+            _a_uri(v)
         if self.modifier is not _U:
-            for v in self.modifier:
-                if v is not None and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-                    raise _p.FormatError("SubscriptionTopicCanFilterBy.modifier")
+            _e_code(self.modifier)
         v = self.resource
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("SubscriptionTopicCanFilterBy.resource")
+        if v is not _U:
+            _a_uri(v)
 
 
 class SubscriptionTopicEventTrigger(_p.Complex, kw_only=True):
@@ -19804,9 +19085,7 @@ class SubscriptionTopicEventTrigger(_p.Complex, kw_only=True):
     resource_ext: _T3 = _ms.field(default=_U, name="_resource")
 
     def __post_init__(self) -> None:
-        v = self.resource
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("SubscriptionTopicEventTrigger.resource")
+        _a_uri(self.resource)
 
 
 class SubscriptionTopicNotificationShape(_p.Complex, kw_only=True):
@@ -19822,9 +19101,7 @@ class SubscriptionTopicNotificationShape(_p.Complex, kw_only=True):
     revInclude_ext: _T28 = _ms.field(default=_U, name="_revInclude")
 
     def __post_init__(self) -> None:
-        v = self.resource
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("SubscriptionTopicNotificationShape.resource")
+        _a_uri(self.resource)
 
 
 class SubscriptionTopicResourceTrigger(_p.Complex, kw_only=True):
@@ -19843,13 +19120,9 @@ class SubscriptionTopicResourceTrigger(_p.Complex, kw_only=True):
     supportedInteraction_ext: _T28 = _ms.field(default=_U, name="_supportedInteraction")
 
     def __post_init__(self) -> None:
-        v = self.resource
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("SubscriptionTopicResourceTrigger.resource")
+        _a_uri(self.resource)
         if self.supportedInteraction is not _U:
-            for v in self.supportedInteraction:
-                if v is not None and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-                    raise _p.FormatError("SubscriptionTopicResourceTrigger.supportedInteraction")
+            _e_code(self.supportedInteraction)
 
 
 class SubscriptionTopicResourceTriggerQueryCriteria(_p.Complex, kw_only=True):
@@ -19870,11 +19143,11 @@ class SubscriptionTopicResourceTriggerQueryCriteria(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.resultForCreate
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("SubscriptionTopicResourceTriggerQueryCriteria.resultForCreate")
+        if v is not _U:
+            _a_code(v)
         v = self.resultForDelete
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("SubscriptionTopicResourceTriggerQueryCriteria.resultForDelete")
+        if v is not _U:
+            _a_code(v)
 
 
 class Substance(_p.Resource, tag="Substance", kw_only=True):
@@ -19905,20 +19178,20 @@ class Substance(_p.Resource, tag="Substance", kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.expiry
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("Substance.expiry")
+        if v is not _U:
+            _a_dateTime(v)
         v = self.id
-        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
-            raise _p.FormatError("Substance.id")
+        if v is not _U:
+            _a_id(v)
         v = self.implicitRules
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("Substance.implicitRules")
+        if v is not _U:
+            _a_uri(v)
         v = self.language
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("Substance.language")
+        if v is not _U:
+            _a_code(v)
         v = self.status
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("Substance.status")
+        if v is not _U:
+            _a_code(v)
 
 
 class SubstanceDefinition(_p.Resource, tag="SubstanceDefinition", kw_only=True):
@@ -19962,14 +19235,14 @@ class SubstanceDefinition(_p.Resource, tag="SubstanceDefinition", kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.id
-        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
-            raise _p.FormatError("SubstanceDefinition.id")
+        if v is not _U:
+            _a_id(v)
         v = self.implicitRules
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("SubstanceDefinition.implicitRules")
+        if v is not _U:
+            _a_uri(v)
         v = self.language
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("SubstanceDefinition.language")
+        if v is not _U:
+            _a_code(v)
 
 
 class SubstanceDefinitionCharacterization(_p.Complex, kw_only=True):
@@ -19998,8 +19271,8 @@ class SubstanceDefinitionCode(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.statusDate
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("SubstanceDefinitionCode.statusDate")
+        if v is not _U:
+            _a_dateTime(v)
 
 
 class SubstanceDefinitionMoiety(_p.Complex, kw_only=True):
@@ -20066,8 +19339,8 @@ class SubstanceDefinitionNameOfficial(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.date
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("SubstanceDefinitionNameOfficial.date")
+        if v is not _U:
+            _a_dateTime(v)
 
 
 class SubstanceDefinitionProperty(_p.Complex, kw_only=True):
@@ -20084,8 +19357,8 @@ class SubstanceDefinitionProperty(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.valueDate
-        if v is not _U and (_p.date(v) is None):
-            raise _p.FormatError("SubstanceDefinitionProperty.valueDate")
+        if v is not _U:
+            _a_date(v)
         if (self.valueAttachment is not _U) + (self.valueBoolean is not _U) + (self.valueCodeableConcept is not _U) + (self.valueDate is not _U) + (self.valueQuantity is not _U) > 1:
             raise _p.ChoiceError("SubstanceDefinitionProperty.value[x]: at most one")
 
@@ -20191,14 +19464,14 @@ class SubstanceNucleicAcid(_p.Resource, tag="SubstanceNucleicAcid", kw_only=True
 
     def __post_init__(self) -> None:
         v = self.id
-        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
-            raise _p.FormatError("SubstanceNucleicAcid.id")
+        if v is not _U:
+            _a_id(v)
         v = self.implicitRules
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("SubstanceNucleicAcid.implicitRules")
+        if v is not _U:
+            _a_uri(v)
         v = self.language
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("SubstanceNucleicAcid.language")
+        if v is not _U:
+            _a_code(v)
 
 
 class SubstanceNucleicAcidSubunit(_p.Complex, kw_only=True):
@@ -20268,14 +19541,14 @@ class SubstancePolymer(_p.Resource, tag="SubstancePolymer", kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.id
-        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
-            raise _p.FormatError("SubstancePolymer.id")
+        if v is not _U:
+            _a_id(v)
         v = self.implicitRules
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("SubstancePolymer.implicitRules")
+        if v is not _U:
+            _a_uri(v)
         v = self.language
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("SubstancePolymer.language")
+        if v is not _U:
+            _a_code(v)
 
 
 class SubstancePolymerMonomerSet(_p.Complex, kw_only=True):
@@ -20371,14 +19644,14 @@ class SubstanceProtein(_p.Resource, tag="SubstanceProtein", kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.id
-        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
-            raise _p.FormatError("SubstanceProtein.id")
+        if v is not _U:
+            _a_id(v)
         v = self.implicitRules
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("SubstanceProtein.implicitRules")
+        if v is not _U:
+            _a_uri(v)
         v = self.language
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("SubstanceProtein.language")
+        if v is not _U:
+            _a_code(v)
 
 
 class SubstanceProteinSubunit(_p.Complex, kw_only=True):
@@ -20421,14 +19694,14 @@ class SubstanceReferenceInformation(_p.Resource, tag="SubstanceReferenceInformat
 
     def __post_init__(self) -> None:
         v = self.id
-        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
-            raise _p.FormatError("SubstanceReferenceInformation.id")
+        if v is not _U:
+            _a_id(v)
         v = self.implicitRules
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("SubstanceReferenceInformation.implicitRules")
+        if v is not _U:
+            _a_uri(v)
         v = self.language
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("SubstanceReferenceInformation.language")
+        if v is not _U:
+            _a_code(v)
 
 
 class SubstanceReferenceInformationGene(_p.Complex, kw_only=True):
@@ -20503,14 +19776,14 @@ class SubstanceSourceMaterial(_p.Resource, tag="SubstanceSourceMaterial", kw_onl
 
     def __post_init__(self) -> None:
         v = self.id
-        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
-            raise _p.FormatError("SubstanceSourceMaterial.id")
+        if v is not _U:
+            _a_id(v)
         v = self.implicitRules
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("SubstanceSourceMaterial.implicitRules")
+        if v is not _U:
+            _a_uri(v)
         v = self.language
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("SubstanceSourceMaterial.language")
+        if v is not _U:
+            _a_code(v)
 
 
 class SubstanceSourceMaterialFractionDescription(_p.Complex, kw_only=True):
@@ -20614,20 +19887,20 @@ class SupplyDelivery(_p.Resource, tag="SupplyDelivery", kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.id
-        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
-            raise _p.FormatError("SupplyDelivery.id")
+        if v is not _U:
+            _a_id(v)
         v = self.implicitRules
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("SupplyDelivery.implicitRules")
+        if v is not _U:
+            _a_uri(v)
         v = self.language
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("SupplyDelivery.language")
+        if v is not _U:
+            _a_code(v)
         v = self.occurrenceDateTime
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("SupplyDelivery.occurrenceDateTime")
+        if v is not _U:
+            _a_dateTime(v)
         v = self.status
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("SupplyDelivery.status")
+        if v is not _U:
+            _a_code(v)
         if (self.occurrenceDateTime is not _U) + (self.occurrencePeriod is not _U) + (self.occurrenceTiming is not _U) > 1:
             raise _p.ChoiceError("SupplyDelivery.occurrence[x]: at most one")
 
@@ -20682,26 +19955,26 @@ class SupplyRequest(_p.Resource, tag="SupplyRequest", kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.authoredOn
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("SupplyRequest.authoredOn")
+        if v is not _U:
+            _a_dateTime(v)
         v = self.id
-        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
-            raise _p.FormatError("SupplyRequest.id")
+        if v is not _U:
+            _a_id(v)
         v = self.implicitRules
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("SupplyRequest.implicitRules")
+        if v is not _U:
+            _a_uri(v)
         v = self.language
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("SupplyRequest.language")
+        if v is not _U:
+            _a_code(v)
         v = self.occurrenceDateTime
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("SupplyRequest.occurrenceDateTime")
+        if v is not _U:
+            _a_dateTime(v)
         v = self.priority
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("SupplyRequest.priority")
+        if v is not _U:
+            _a_code(v)
         v = self.status
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("SupplyRequest.status")
+        if v is not _U:
+            _a_code(v)
         if (self.occurrenceDateTime is not _U) + (self.occurrencePeriod is not _U) + (self.occurrenceTiming is not _U) > 1:
             raise _p.ChoiceError("SupplyRequest.occurrence[x]: at most one")
 
@@ -20779,35 +20052,31 @@ class Task(_p.Resource, tag="Task", kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.authoredOn
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("Task.authoredOn")
+        if v is not _U:
+            _a_dateTime(v)
         v = self.id
-        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
-            raise _p.FormatError("Task.id")
+        if v is not _U:
+            _a_id(v)
         v = self.implicitRules
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("Task.implicitRules")
+        if v is not _U:
+            _a_uri(v)
         v = self.instantiatesCanonical
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("Task.instantiatesCanonical")
+        if v is not _U:
+            _a_uri(v)
         v = self.instantiatesUri
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("Task.instantiatesUri")
-        v = self.intent
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("Task.intent")
+        if v is not _U:
+            _a_uri(v)
+        _a_code(self.intent)
         v = self.language
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("Task.language")
+        if v is not _U:
+            _a_code(v)
         v = self.lastModified
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("Task.lastModified")
+        if v is not _U:
+            _a_dateTime(v)
         v = self.priority
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("Task.priority")
-        v = self.status
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("Task.status")
+        if v is not _U:
+            _a_code(v)
+        _a_code(self.status)
 
 
 class TaskInput(_p.Complex, kw_only=True):
@@ -20873,41 +20142,41 @@ class TaskInput(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.valueBase64Binary
-        if v is not _U and (_p.base64(v) is None):
-            raise _p.FormatError("TaskInput.valueBase64Binary")
+        if v is not _U:
+            _a_base64Binary(v)
         v = self.valueCanonical
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("TaskInput.valueCanonical")
+        if v is not _U:
+            _a_uri(v)
         v = self.valueCode
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("TaskInput.valueCode")
+        if v is not _U:
+            _a_code(v)
         v = self.valueDate
-        if v is not _U and (_p.date(v) is None):
-            raise _p.FormatError("TaskInput.valueDate")
+        if v is not _U:
+            _a_date(v)
         v = self.valueDateTime
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("TaskInput.valueDateTime")
+        if v is not _U:
+            _a_dateTime(v)
         v = self.valueInstant
-        if v is not _U and (_p.instant(v) is None):
-            raise _p.FormatError("TaskInput.valueInstant")
+        if v is not _U:
+            _a_instant(v)
         v = self.valueInteger64
-        if v is not _U and (_p.integer64(v) is None):
-            raise _p.FormatError("TaskInput.valueInteger64")
+        if v is not _U:
+            _a_integer64(v)
         v = self.valueOid
-        if v is not _U and (_p.oid(v) is None):
-            raise _p.FormatError("TaskInput.valueOid")
+        if v is not _U:
+            _a_oid(v)
         v = self.valueTime
-        if v is not _U and (_p.time(v) is None):
-            raise _p.FormatError("TaskInput.valueTime")
+        if v is not _U:
+            _a_time(v)
         v = self.valueUri
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("TaskInput.valueUri")
+        if v is not _U:
+            _a_uri(v)
         v = self.valueUrl
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("TaskInput.valueUrl")
+        if v is not _U:
+            _a_uri(v)
         v = self.valueUuid
-        if v is not _U and (_p.uuid(v) is None):
-            raise _p.FormatError("TaskInput.valueUuid")
+        if v is not _U:
+            _a_uuid(v)
         t = _astuple(self)
         n = len(t) - t.count(_U) - 1 - ((self.extension is not _U) + (self.id is not _U) + (self.id_ext is not _U) + (self.modifierExtension is not _U))
         if n != 1:
@@ -20977,41 +20246,41 @@ class TaskOutput(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.valueBase64Binary
-        if v is not _U and (_p.base64(v) is None):
-            raise _p.FormatError("TaskOutput.valueBase64Binary")
+        if v is not _U:
+            _a_base64Binary(v)
         v = self.valueCanonical
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("TaskOutput.valueCanonical")
+        if v is not _U:
+            _a_uri(v)
         v = self.valueCode
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("TaskOutput.valueCode")
+        if v is not _U:
+            _a_code(v)
         v = self.valueDate
-        if v is not _U and (_p.date(v) is None):
-            raise _p.FormatError("TaskOutput.valueDate")
+        if v is not _U:
+            _a_date(v)
         v = self.valueDateTime
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("TaskOutput.valueDateTime")
+        if v is not _U:
+            _a_dateTime(v)
         v = self.valueInstant
-        if v is not _U and (_p.instant(v) is None):
-            raise _p.FormatError("TaskOutput.valueInstant")
+        if v is not _U:
+            _a_instant(v)
         v = self.valueInteger64
-        if v is not _U and (_p.integer64(v) is None):
-            raise _p.FormatError("TaskOutput.valueInteger64")
+        if v is not _U:
+            _a_integer64(v)
         v = self.valueOid
-        if v is not _U and (_p.oid(v) is None):
-            raise _p.FormatError("TaskOutput.valueOid")
+        if v is not _U:
+            _a_oid(v)
         v = self.valueTime
-        if v is not _U and (_p.time(v) is None):
-            raise _p.FormatError("TaskOutput.valueTime")
+        if v is not _U:
+            _a_time(v)
         v = self.valueUri
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("TaskOutput.valueUri")
+        if v is not _U:
+            _a_uri(v)
         v = self.valueUrl
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("TaskOutput.valueUrl")
+        if v is not _U:
+            _a_uri(v)
         v = self.valueUuid
-        if v is not _U and (_p.uuid(v) is None):
-            raise _p.FormatError("TaskOutput.valueUuid")
+        if v is not _U:
+            _a_uuid(v)
         t = _astuple(self)
         n = len(t) - t.count(_U) - 1 - ((self.extension is not _U) + (self.id is not _U) + (self.id_ext is not _U) + (self.modifierExtension is not _U))
         if n != 1:
@@ -21096,29 +20365,23 @@ class TerminologyCapabilities(_p.Resource, tag="TerminologyCapabilities", kw_onl
 
     def __post_init__(self) -> None:
         v = self.codeSearch
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("TerminologyCapabilities.codeSearch")
-        v = self.date
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("TerminologyCapabilities.date")
+        if v is not _U:
+            _a_code(v)
+        _a_dateTime(self.date)
         v = self.id
-        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
-            raise _p.FormatError("TerminologyCapabilities.id")
+        if v is not _U:
+            _a_id(v)
         v = self.implicitRules
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("TerminologyCapabilities.implicitRules")
-        v = self.kind
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("TerminologyCapabilities.kind")
+        if v is not _U:
+            _a_uri(v)
+        _a_code(self.kind)
         v = self.language
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("TerminologyCapabilities.language")
-        v = self.status
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("TerminologyCapabilities.status")
+        if v is not _U:
+            _a_code(v)
+        _a_code(self.status)
         v = self.url
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("TerminologyCapabilities.url")
+        if v is not _U:
+            _a_uri(v)
         if (self.versionAlgorithmCoding is not _U) + (self.versionAlgorithmString is not _U) > 1:
             raise _p.ChoiceError("TerminologyCapabilities.versionAlgorithm[x]: at most one")
 
@@ -21146,12 +20409,10 @@ class TerminologyCapabilitiesCodeSystem(_p.Complex, kw_only=True):
     version: _T687 = _U
 
     def __post_init__(self) -> None:
-        v = self.content
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("TerminologyCapabilitiesCodeSystem.content")
+        _a_code(self.content)
         v = self.uri
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("TerminologyCapabilitiesCodeSystem.uri")
+        if v is not _U:
+            _a_uri(v)
 
 
 class TerminologyCapabilitiesCodeSystemVersion(_p.Complex, kw_only=True):
@@ -21173,13 +20434,9 @@ class TerminologyCapabilitiesCodeSystemVersion(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         if self.language is not _U:
-            for v in self.language:
-                if v is not None and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-                    raise _p.FormatError("TerminologyCapabilitiesCodeSystemVersion.language")
+            _e_code(self.language)
         if self.property is not _U:
-            for v in self.property:
-                if v is not None and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-                    raise _p.FormatError("TerminologyCapabilitiesCodeSystemVersion.property")
+            _e_code(self.property)
 
 
 class TerminologyCapabilitiesCodeSystemVersionFilter(_p.Complex, kw_only=True):
@@ -21193,13 +20450,8 @@ class TerminologyCapabilitiesCodeSystemVersionFilter(_p.Complex, kw_only=True):
     op_ext: _T28 = _ms.field(default=_U, name="_op")
 
     def __post_init__(self) -> None:
-        v = self.code
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("TerminologyCapabilitiesCodeSystemVersionFilter.code")
-        if self.op is not _U:
-            for v in self.op:
-                if v is not None and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-                    raise _p.FormatError("TerminologyCapabilitiesCodeSystemVersionFilter.op")
+        _a_code(self.code)
+        _e_code(self.op)
 
 
 class TerminologyCapabilitiesExpansion(_p.Complex, kw_only=True):
@@ -21229,9 +20481,7 @@ class TerminologyCapabilitiesExpansionParameter(_p.Complex, kw_only=True):
     name_ext: _T3 = _ms.field(default=_U, name="_name")
 
     def __post_init__(self) -> None:
-        v = self.name
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("TerminologyCapabilitiesExpansionParameter.name")
+        _a_code(self.name)
 
 
 class TerminologyCapabilitiesImplementation(_p.Complex, kw_only=True):
@@ -21246,8 +20496,8 @@ class TerminologyCapabilitiesImplementation(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.url
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("TerminologyCapabilitiesImplementation.url")
+        if v is not _U:
+            _a_uri(v)
 
 
 class TerminologyCapabilitiesSoftware(_p.Complex, kw_only=True):
@@ -21332,23 +20582,21 @@ class TestPlan(_p.Resource, tag="TestPlan", kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.date
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("TestPlan.date")
+        if v is not _U:
+            _a_dateTime(v)
         v = self.id
-        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
-            raise _p.FormatError("TestPlan.id")
+        if v is not _U:
+            _a_id(v)
         v = self.implicitRules
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("TestPlan.implicitRules")
+        if v is not _U:
+            _a_uri(v)
         v = self.language
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("TestPlan.language")
-        v = self.status
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("TestPlan.status")
+        if v is not _U:
+            _a_code(v)
+        _a_code(self.status)
         v = self.url
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("TestPlan.url")
+        if v is not _U:
+            _a_uri(v)
         if (self.versionAlgorithmCoding is not _U) + (self.versionAlgorithmString is not _U) > 1:
             raise _p.ChoiceError("TestPlan.versionAlgorithm[x]: at most one")
 
@@ -21470,26 +20718,20 @@ class TestReport(_p.Resource, tag="TestReport", kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.id
-        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
-            raise _p.FormatError("TestReport.id")
+        if v is not _U:
+            _a_id(v)
         v = self.implicitRules
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("TestReport.implicitRules")
+        if v is not _U:
+            _a_uri(v)
         v = self.issued
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("TestReport.issued")
+        if v is not _U:
+            _a_dateTime(v)
         v = self.language
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("TestReport.language")
-        v = self.result
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("TestReport.result")
-        v = self.status
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("TestReport.status")
-        v = self.testScript
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("TestReport.testScript")
+        if v is not _U:
+            _a_code(v)
+        _a_code(self.result)
+        _a_code(self.status)
+        _a_uri(self.testScript)
 
 
 class TestReportParticipant(_p.Complex, kw_only=True):
@@ -21505,12 +20747,8 @@ class TestReportParticipant(_p.Complex, kw_only=True):
     uri_ext: _T3 = _ms.field(default=_U, name="_uri")
 
     def __post_init__(self) -> None:
-        v = self.type
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("TestReportParticipant.type")
-        v = self.uri
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("TestReportParticipant.uri")
+        _a_code(self.type)
+        _a_uri(self.uri)
 
 
 class TestReportSetup(_p.Complex, kw_only=True):
@@ -21544,9 +20782,7 @@ class TestReportSetupActionAssert(_p.Complex, kw_only=True):
     result_ext: _T3 = _ms.field(default=_U, name="_result")
 
     def __post_init__(self) -> None:
-        v = self.result
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("TestReportSetupActionAssert.result")
+        _a_code(self.result)
 
 
 class TestReportSetupActionAssertRequirement(_p.Complex, kw_only=True):
@@ -21559,11 +20795,11 @@ class TestReportSetupActionAssertRequirement(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.linkCanonical
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("TestReportSetupActionAssertRequirement.linkCanonical")
+        if v is not _U:
+            _a_uri(v)
         v = self.linkUri
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("TestReportSetupActionAssertRequirement.linkUri")
+        if v is not _U:
+            _a_uri(v)
         if (self.linkCanonical is not _U) + (self.linkUri is not _U) > 1:
             raise _p.ChoiceError("TestReportSetupActionAssertRequirement.link[x]: at most one")
 
@@ -21582,11 +20818,9 @@ class TestReportSetupActionOperation(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.detail
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("TestReportSetupActionOperation.detail")
-        v = self.result
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("TestReportSetupActionOperation.result")
+        if v is not _U:
+            _a_uri(v)
+        _a_code(self.result)
 
 
 class TestReportTeardown(_p.Complex, kw_only=True):
@@ -21682,27 +20916,23 @@ class TestScript(_p.Resource, tag="TestScript", kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.date
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("TestScript.date")
+        if v is not _U:
+            _a_dateTime(v)
         v = self.id
-        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
-            raise _p.FormatError("TestScript.id")
+        if v is not _U:
+            _a_id(v)
         v = self.implicitRules
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("TestScript.implicitRules")
+        if v is not _U:
+            _a_uri(v)
         v = self.language
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("TestScript.language")
+        if v is not _U:
+            _a_code(v)
         if self.profile is not _U:
-            for v in self.profile:
-                if v is not None and (' ' in v or not v.isprintable()):
-                    raise _p.FormatError("TestScript.profile")
-        v = self.status
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("TestScript.status")
+            _e_uri(self.profile)
+        _a_code(self.status)
         v = self.url
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("TestScript.url")
+        if v is not _U:
+            _a_uri(v)
         if (self.versionAlgorithmCoding is not _U) + (self.versionAlgorithmString is not _U) > 1:
             raise _p.ChoiceError("TestScript.versionAlgorithm[x]: at most one")
 
@@ -21720,8 +20950,8 @@ class TestScriptDestination(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.url
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("TestScriptDestination.url")
+        if v is not _U:
+            _a_uri(v)
 
 
 class TestScriptFixture(_p.Complex, kw_only=True):
@@ -21766,13 +20996,9 @@ class TestScriptMetadataCapability(_p.Complex, kw_only=True):
     validated_ext: _T3 = _ms.field(default=_U, name="_validated")
 
     def __post_init__(self) -> None:
-        v = self.capabilities
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("TestScriptMetadataCapability.capabilities")
+        _a_uri(self.capabilities)
         if self.link is not _U:
-            for v in self.link:
-                if v is not None and (' ' in v or not v.isprintable()):
-                    raise _p.FormatError("TestScriptMetadataCapability.link")
+            _e_uri(self.link)
 
 
 class TestScriptMetadataLink(_p.Complex, kw_only=True):
@@ -21786,9 +21012,7 @@ class TestScriptMetadataLink(_p.Complex, kw_only=True):
     url_ext: _T3 = _ms.field(default=_U, name="_url")
 
     def __post_init__(self) -> None:
-        v = self.url
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("TestScriptMetadataLink.url")
+        _a_uri(self.url)
 
 
 class TestScriptOrigin(_p.Complex, kw_only=True):
@@ -21804,8 +21028,8 @@ class TestScriptOrigin(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.url
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("TestScriptOrigin.url")
+        if v is not _U:
+            _a_uri(v)
 
 
 class TestScriptScope(_p.Complex, kw_only=True):
@@ -21819,9 +21043,7 @@ class TestScriptScope(_p.Complex, kw_only=True):
     phase: _T1 = _U
 
     def __post_init__(self) -> None:
-        v = self.artifact
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("TestScriptScope.artifact")
+        _a_uri(self.artifact)
 
 
 class TestScriptSetup(_p.Complex, kw_only=True):
@@ -21898,26 +21120,26 @@ class TestScriptSetupActionAssert(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.contentType
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("TestScriptSetupActionAssert.contentType")
+        if v is not _U:
+            _a_code(v)
         v = self.defaultManualCompletion
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("TestScriptSetupActionAssert.defaultManualCompletion")
+        if v is not _U:
+            _a_code(v)
         v = self.direction
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("TestScriptSetupActionAssert.direction")
+        if v is not _U:
+            _a_code(v)
         v = self.operator
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("TestScriptSetupActionAssert.operator")
+        if v is not _U:
+            _a_code(v)
         v = self.requestMethod
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("TestScriptSetupActionAssert.requestMethod")
+        if v is not _U:
+            _a_code(v)
         v = self.resource
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("TestScriptSetupActionAssert.resource")
+        if v is not _U:
+            _a_uri(v)
         v = self.response
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("TestScriptSetupActionAssert.response")
+        if v is not _U:
+            _a_code(v)
 
 
 class TestScriptSetupActionAssertRequirement(_p.Complex, kw_only=True):
@@ -21930,11 +21152,11 @@ class TestScriptSetupActionAssertRequirement(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.linkCanonical
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("TestScriptSetupActionAssertRequirement.linkCanonical")
+        if v is not _U:
+            _a_uri(v)
         v = self.linkUri
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("TestScriptSetupActionAssertRequirement.linkUri")
+        if v is not _U:
+            _a_uri(v)
         if (self.linkCanonical is not _U) + (self.linkUri is not _U) > 1:
             raise _p.ChoiceError("TestScriptSetupActionAssertRequirement.link[x]: at most one")
 
@@ -21979,17 +21201,17 @@ class TestScriptSetupActionOperation(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.accept
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("TestScriptSetupActionOperation.accept")
+        if v is not _U:
+            _a_code(v)
         v = self.contentType
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("TestScriptSetupActionOperation.contentType")
+        if v is not _U:
+            _a_code(v)
         v = self.method
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("TestScriptSetupActionOperation.method")
+        if v is not _U:
+            _a_code(v)
         v = self.resource
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("TestScriptSetupActionOperation.resource")
+        if v is not _U:
+            _a_uri(v)
 
 
 class TestScriptSetupActionOperationRequestHeader(_p.Complex, kw_only=True):
@@ -22075,9 +21297,7 @@ class Timing(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         if self.event is not _U:
-            for v in self.event:
-                if v is not None and (_p.date_time(v) is None):
-                    raise _p.FormatError("Timing.event")
+            _e_dateTime(self.event)
 
 
 class TimingRepeat(_p.Complex, kw_only=True):
@@ -22118,23 +21338,17 @@ class TimingRepeat(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         if self.dayOfWeek is not _U:
-            for v in self.dayOfWeek:
-                if v is not None and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-                    raise _p.FormatError("TimingRepeat.dayOfWeek")
+            _e_code(self.dayOfWeek)
         v = self.durationUnit
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("TimingRepeat.durationUnit")
+        if v is not _U:
+            _a_code(v)
         v = self.periodUnit
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("TimingRepeat.periodUnit")
+        if v is not _U:
+            _a_code(v)
         if self.timeOfDay is not _U:
-            for v in self.timeOfDay:
-                if v is not None and (_p.time(v) is None):
-                    raise _p.FormatError("TimingRepeat.timeOfDay")
+            _e_time(self.timeOfDay)
         if self.when is not _U:
-            for v in self.when:
-                if v is not None and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-                    raise _p.FormatError("TimingRepeat.when")
+            _e_code(self.when)
         if (self.boundsDuration is not _U) + (self.boundsPeriod is not _U) + (self.boundsRange is not _U) > 1:
             raise _p.ChoiceError("TimingRepeat.bounds[x]: at most one")
 
@@ -22195,38 +21409,36 @@ class Transport(_p.Resource, tag="Transport", kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.authoredOn
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("Transport.authoredOn")
+        if v is not _U:
+            _a_dateTime(v)
         v = self.completionTime
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("Transport.completionTime")
+        if v is not _U:
+            _a_dateTime(v)
         v = self.id
-        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
-            raise _p.FormatError("Transport.id")
+        if v is not _U:
+            _a_id(v)
         v = self.implicitRules
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("Transport.implicitRules")
+        if v is not _U:
+            _a_uri(v)
         v = self.instantiatesCanonical
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("Transport.instantiatesCanonical")
+        if v is not _U:
+            _a_uri(v)
         v = self.instantiatesUri
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("Transport.instantiatesUri")
-        v = self.intent
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("Transport.intent")
+        if v is not _U:
+            _a_uri(v)
+        _a_code(self.intent)
         v = self.language
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("Transport.language")
+        if v is not _U:
+            _a_code(v)
         v = self.lastModified
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("Transport.lastModified")
+        if v is not _U:
+            _a_dateTime(v)
         v = self.priority
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("Transport.priority")
+        if v is not _U:
+            _a_code(v)
         v = self.status
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("Transport.status")
+        if v is not _U:
+            _a_code(v)
 
 
 class TransportInput(_p.Complex, kw_only=True):
@@ -22292,41 +21504,41 @@ class TransportInput(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.valueBase64Binary
-        if v is not _U and (_p.base64(v) is None):
-            raise _p.FormatError("TransportInput.valueBase64Binary")
+        if v is not _U:
+            _a_base64Binary(v)
         v = self.valueCanonical
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("TransportInput.valueCanonical")
+        if v is not _U:
+            _a_uri(v)
         v = self.valueCode
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("TransportInput.valueCode")
+        if v is not _U:
+            _a_code(v)
         v = self.valueDate
-        if v is not _U and (_p.date(v) is None):
-            raise _p.FormatError("TransportInput.valueDate")
+        if v is not _U:
+            _a_date(v)
         v = self.valueDateTime
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("TransportInput.valueDateTime")
+        if v is not _U:
+            _a_dateTime(v)
         v = self.valueInstant
-        if v is not _U and (_p.instant(v) is None):
-            raise _p.FormatError("TransportInput.valueInstant")
+        if v is not _U:
+            _a_instant(v)
         v = self.valueInteger64
-        if v is not _U and (_p.integer64(v) is None):
-            raise _p.FormatError("TransportInput.valueInteger64")
+        if v is not _U:
+            _a_integer64(v)
         v = self.valueOid
-        if v is not _U and (_p.oid(v) is None):
-            raise _p.FormatError("TransportInput.valueOid")
+        if v is not _U:
+            _a_oid(v)
         v = self.valueTime
-        if v is not _U and (_p.time(v) is None):
-            raise _p.FormatError("TransportInput.valueTime")
+        if v is not _U:
+            _a_time(v)
         v = self.valueUri
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("TransportInput.valueUri")
+        if v is not _U:
+            _a_uri(v)
         v = self.valueUrl
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("TransportInput.valueUrl")
+        if v is not _U:
+            _a_uri(v)
         v = self.valueUuid
-        if v is not _U and (_p.uuid(v) is None):
-            raise _p.FormatError("TransportInput.valueUuid")
+        if v is not _U:
+            _a_uuid(v)
         t = _astuple(self)
         n = len(t) - t.count(_U) - 1 - ((self.extension is not _U) + (self.id is not _U) + (self.id_ext is not _U) + (self.modifierExtension is not _U))
         if n != 1:
@@ -22396,41 +21608,41 @@ class TransportOutput(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.valueBase64Binary
-        if v is not _U and (_p.base64(v) is None):
-            raise _p.FormatError("TransportOutput.valueBase64Binary")
+        if v is not _U:
+            _a_base64Binary(v)
         v = self.valueCanonical
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("TransportOutput.valueCanonical")
+        if v is not _U:
+            _a_uri(v)
         v = self.valueCode
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("TransportOutput.valueCode")
+        if v is not _U:
+            _a_code(v)
         v = self.valueDate
-        if v is not _U and (_p.date(v) is None):
-            raise _p.FormatError("TransportOutput.valueDate")
+        if v is not _U:
+            _a_date(v)
         v = self.valueDateTime
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("TransportOutput.valueDateTime")
+        if v is not _U:
+            _a_dateTime(v)
         v = self.valueInstant
-        if v is not _U and (_p.instant(v) is None):
-            raise _p.FormatError("TransportOutput.valueInstant")
+        if v is not _U:
+            _a_instant(v)
         v = self.valueInteger64
-        if v is not _U and (_p.integer64(v) is None):
-            raise _p.FormatError("TransportOutput.valueInteger64")
+        if v is not _U:
+            _a_integer64(v)
         v = self.valueOid
-        if v is not _U and (_p.oid(v) is None):
-            raise _p.FormatError("TransportOutput.valueOid")
+        if v is not _U:
+            _a_oid(v)
         v = self.valueTime
-        if v is not _U and (_p.time(v) is None):
-            raise _p.FormatError("TransportOutput.valueTime")
+        if v is not _U:
+            _a_time(v)
         v = self.valueUri
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("TransportOutput.valueUri")
+        if v is not _U:
+            _a_uri(v)
         v = self.valueUrl
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("TransportOutput.valueUrl")
+        if v is not _U:
+            _a_uri(v)
         v = self.valueUuid
-        if v is not _U and (_p.uuid(v) is None):
-            raise _p.FormatError("TransportOutput.valueUuid")
+        if v is not _U:
+            _a_uuid(v)
         t = _astuple(self)
         n = len(t) - t.count(_U) - 1 - ((self.extension is not _U) + (self.id is not _U) + (self.id_ext is not _U) + (self.modifierExtension is not _U))
         if n != 1:
@@ -22468,17 +21680,15 @@ class TriggerDefinition(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.subscriptionTopic
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("TriggerDefinition.subscriptionTopic")
+        if v is not _U:
+            _a_uri(v)
         v = self.timingDate
-        if v is not _U and (_p.date(v) is None):
-            raise _p.FormatError("TriggerDefinition.timingDate")
+        if v is not _U:
+            _a_date(v)
         v = self.timingDateTime
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("TriggerDefinition.timingDateTime")
-        v = self.type
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("TriggerDefinition.type")
+        if v is not _U:
+            _a_dateTime(v)
+        _a_code(self.type)
         if (self.timingDate is not _U) + (self.timingDateTime is not _U) + (self.timingReference is not _U) + (self.timingTiming is not _U) > 1:
             raise _p.ChoiceError("TriggerDefinition.timing[x]: at most one")
 
@@ -22559,29 +21769,27 @@ class ValueSet(_p.Resource, tag="ValueSet", kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.approvalDate
-        if v is not _U and (_p.date(v) is None):
-            raise _p.FormatError("ValueSet.approvalDate")
+        if v is not _U:
+            _a_date(v)
         v = self.date
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("ValueSet.date")
+        if v is not _U:
+            _a_dateTime(v)
         v = self.id
-        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
-            raise _p.FormatError("ValueSet.id")
+        if v is not _U:
+            _a_id(v)
         v = self.implicitRules
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("ValueSet.implicitRules")
+        if v is not _U:
+            _a_uri(v)
         v = self.language
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("ValueSet.language")
+        if v is not _U:
+            _a_code(v)
         v = self.lastReviewDate
-        if v is not _U and (_p.date(v) is None):
-            raise _p.FormatError("ValueSet.lastReviewDate")
-        v = self.status
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("ValueSet.status")
+        if v is not _U:
+            _a_date(v)
+        _a_code(self.status)
         v = self.url
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("ValueSet.url")
+        if v is not _U:
+            _a_uri(v)
         if (self.versionAlgorithmCoding is not _U) + (self.versionAlgorithmString is not _U) > 1:
             raise _p.ChoiceError("ValueSet.versionAlgorithm[x]: at most one")
 
@@ -22602,8 +21810,8 @@ class ValueSetCompose(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.lockedDate
-        if v is not _U and (_p.date(v) is None):
-            raise _p.FormatError("ValueSetCompose.lockedDate")
+        if v is not _U:
+            _a_date(v)
 
 
 class ValueSetComposeInclude(_p.Complex, kw_only=True):
@@ -22624,12 +21832,10 @@ class ValueSetComposeInclude(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.system
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("ValueSetComposeInclude.system")
+        if v is not _U:
+            _a_uri(v)
         if self.valueSet is not _U:
-            for v in self.valueSet:
-                if v is not None and (' ' in v or not v.isprintable()):
-                    raise _p.FormatError("ValueSetComposeInclude.valueSet")
+            _e_uri(self.valueSet)
 
 
 class ValueSetComposeIncludeConcept(_p.Complex, kw_only=True):
@@ -22644,9 +21850,7 @@ class ValueSetComposeIncludeConcept(_p.Complex, kw_only=True):
     modifierExtension: _T7 = _U
 
     def __post_init__(self) -> None:
-        v = self.code
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("ValueSetComposeIncludeConcept.code")
+        _a_code(self.code)
 
 
 class ValueSetComposeIncludeConceptDesignation(_p.Complex, kw_only=True):
@@ -22663,8 +21867,8 @@ class ValueSetComposeIncludeConceptDesignation(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.language
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("ValueSetComposeIncludeConceptDesignation.language")
+        if v is not _U:
+            _a_code(v)
 
 
 class ValueSetComposeIncludeFilter(_p.Complex, kw_only=True):
@@ -22680,12 +21884,8 @@ class ValueSetComposeIncludeFilter(_p.Complex, kw_only=True):
     value_ext: _T3 = _ms.field(default=_U, name="_value")
 
     def __post_init__(self) -> None:
-        v = self.op
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("ValueSetComposeIncludeFilter.op")
-        v = self.property
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("ValueSetComposeIncludeFilter.property")
+        _a_code(self.op)
+        _a_code(self.property)
 
 
 class ValueSetExpansion(_p.Complex, kw_only=True):
@@ -22709,14 +21909,12 @@ class ValueSetExpansion(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.identifier
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("ValueSetExpansion.identifier")
+        if v is not _U:
+            _a_uri(v)
         v = self.next
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("ValueSetExpansion.next")
-        v = self.timestamp
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("ValueSetExpansion.timestamp")
+        if v is not _U:
+            _a_uri(v)
+        _a_dateTime(self.timestamp)
 
 
 class ValueSetExpansionContains(_p.Complex, kw_only=True):
@@ -22742,11 +21940,11 @@ class ValueSetExpansionContains(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.code
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("ValueSetExpansionContains.code")
+        if v is not _U:
+            _a_code(v)
         v = self.system
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("ValueSetExpansionContains.system")
+        if v is not _U:
+            _a_uri(v)
 
 
 class ValueSetExpansionContainsProperty(_p.Complex, kw_only=True):
@@ -22766,15 +21964,13 @@ class ValueSetExpansionContainsProperty(_p.Complex, kw_only=True):
     valueString: _T2 = _U
 
     def __post_init__(self) -> None:
-        v = self.code
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("ValueSetExpansionContainsProperty.code")
+        _a_code(self.code)
         v = self.valueCode
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("ValueSetExpansionContainsProperty.valueCode")
+        if v is not _U:
+            _a_code(v)
         v = self.valueDateTime
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("ValueSetExpansionContainsProperty.valueDateTime")
+        if v is not _U:
+            _a_dateTime(v)
         if (self.valueBoolean is not _U) + (self.valueCode is not _U) + (self.valueCoding is not _U) + (self.valueDateTime is not _U) + (self.valueDecimal is not _U) + (self.valueInteger is not _U) + (self.valueString is not _U) != 1:
             raise _p.ChoiceError("ValueSetExpansionContainsProperty.value[x]: exactly one")
 
@@ -22795,15 +21991,13 @@ class ValueSetExpansionContainsPropertySubProperty(_p.Complex, kw_only=True):
     valueString: _T2 = _U
 
     def __post_init__(self) -> None:
-        v = self.code
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("ValueSetExpansionContainsPropertySubProperty.code")
+        _a_code(self.code)
         v = self.valueCode
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("ValueSetExpansionContainsPropertySubProperty.valueCode")
+        if v is not _U:
+            _a_code(v)
         v = self.valueDateTime
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("ValueSetExpansionContainsPropertySubProperty.valueDateTime")
+        if v is not _U:
+            _a_dateTime(v)
         if (self.valueBoolean is not _U) + (self.valueCode is not _U) + (self.valueCoding is not _U) + (self.valueDateTime is not _U) + (self.valueDecimal is not _U) + (self.valueInteger is not _U) + (self.valueString is not _U) != 1:
             raise _p.ChoiceError("ValueSetExpansionContainsPropertySubProperty.value[x]: exactly one")
 
@@ -22825,14 +22019,14 @@ class ValueSetExpansionParameter(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.valueCode
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("ValueSetExpansionParameter.valueCode")
+        if v is not _U:
+            _a_code(v)
         v = self.valueDateTime
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("ValueSetExpansionParameter.valueDateTime")
+        if v is not _U:
+            _a_dateTime(v)
         v = self.valueUri
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("ValueSetExpansionParameter.valueUri")
+        if v is not _U:
+            _a_uri(v)
         if (self.valueBoolean is not _U) + (self.valueCode is not _U) + (self.valueDateTime is not _U) + (self.valueDecimal is not _U) + (self.valueInteger is not _U) + (self.valueString is not _U) + (self.valueUri is not _U) > 1:
             raise _p.ChoiceError("ValueSetExpansionParameter.value[x]: at most one")
 
@@ -22848,12 +22042,10 @@ class ValueSetExpansionProperty(_p.Complex, kw_only=True):
     uri_ext: _T3 = _ms.field(default=_U, name="_uri")
 
     def __post_init__(self) -> None:
-        v = self.code
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("ValueSetExpansionProperty.code")
+        _a_code(self.code)
         v = self.uri
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("ValueSetExpansionProperty.uri")
+        if v is not _U:
+            _a_uri(v)
 
 
 class ValueSetScope(_p.Complex, kw_only=True):
@@ -22901,26 +22093,24 @@ class VerificationResult(_p.Resource, tag="VerificationResult", kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.id
-        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
-            raise _p.FormatError("VerificationResult.id")
+        if v is not _U:
+            _a_id(v)
         v = self.implicitRules
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("VerificationResult.implicitRules")
+        if v is not _U:
+            _a_uri(v)
         v = self.language
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("VerificationResult.language")
+        if v is not _U:
+            _a_code(v)
         v = self.lastPerformed
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("VerificationResult.lastPerformed")
+        if v is not _U:
+            _a_dateTime(v)
         v = self.nextScheduled
-        if v is not _U and (_p.date(v) is None):
-            raise _p.FormatError("VerificationResult.nextScheduled")
-        v = self.status
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("VerificationResult.status")
+        if v is not _U:
+            _a_date(v)
+        _a_code(self.status)
         v = self.statusDate
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("VerificationResult.statusDate")
+        if v is not _U:
+            _a_dateTime(v)
 
 
 class VerificationResultAttestation(_p.Complex, kw_only=True):
@@ -22942,8 +22132,8 @@ class VerificationResultAttestation(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.date
-        if v is not _U and (_p.date(v) is None):
-            raise _p.FormatError("VerificationResultAttestation.date")
+        if v is not _U:
+            _a_date(v)
 
 
 class VerificationResultPrimarySource(_p.Complex, kw_only=True):
@@ -22962,8 +22152,8 @@ class VerificationResultPrimarySource(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         v = self.validationDate
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("VerificationResultPrimarySource.validationDate")
+        if v is not _U:
+            _a_dateTime(v)
 
 
 class VerificationResultValidator(_p.Complex, kw_only=True):
@@ -22995,12 +22185,10 @@ class VirtualServiceDetail(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         if self.additionalInfo is not _U:
-            for v in self.additionalInfo:
-                if v is not None and (' ' in v or not v.isprintable()):
-                    raise _p.FormatError("VirtualServiceDetail.additionalInfo")
+            _e_uri(self.additionalInfo)
         v = self.addressUrl
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("VirtualServiceDetail.addressUrl")
+        if v is not _U:
+            _a_uri(v)
         if (self.addressContactPoint is not _U) + (self.addressExtendedContactDetail is not _U) + (self.addressString is not _U) + (self.addressUrl is not _U) > 1:
             raise _p.ChoiceError("VirtualServiceDetail.address[x]: at most one")
 
@@ -23030,24 +22218,18 @@ class VisionPrescription(_p.Resource, tag="VisionPrescription", kw_only=True):
     text: _T17 = _U
 
     def __post_init__(self) -> None:
-        v = self.created
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("VisionPrescription.created")
-        v = self.dateWritten
-        if v is not _U and (_p.date_time(v) is None):
-            raise _p.FormatError("VisionPrescription.dateWritten")
+        _a_dateTime(self.created)
+        _a_dateTime(self.dateWritten)
         v = self.id
-        if v is not _U and (len(v) > 64 or not v.isascii() or not v.replace('-', 'a').replace('.', 'a').isalnum()):
-            raise _p.FormatError("VisionPrescription.id")
+        if v is not _U:
+            _a_id(v)
         v = self.implicitRules
-        if v is not _U and (' ' in v or not v.isprintable()):
-            raise _p.FormatError("VisionPrescription.implicitRules")
+        if v is not _U:
+            _a_uri(v)
         v = self.language
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("VisionPrescription.language")
-        v = self.status
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("VisionPrescription.status")
+        if v is not _U:
+            _a_code(v)
+        _a_code(self.status)
 
 
 class VisionPrescriptionLensSpecification(_p.Complex, kw_only=True):
@@ -23081,9 +22263,7 @@ class VisionPrescriptionLensSpecification(_p.Complex, kw_only=True):
     sphere_ext: _T3 = _ms.field(default=_U, name="_sphere")
 
     def __post_init__(self) -> None:
-        v = self.eye
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("VisionPrescriptionLensSpecification.eye")
+        _a_code(self.eye)
 
 
 class VisionPrescriptionLensSpecificationPrism(_p.Complex, kw_only=True):
@@ -23097,9 +22277,7 @@ class VisionPrescriptionLensSpecificationPrism(_p.Complex, kw_only=True):
     modifierExtension: _T7 = _U
 
     def __post_init__(self) -> None:
-        v = self.base
-        if v is not _U and (v[0] == ' ' or v[-1] == ' ' or '  ' in v or not v.isprintable()):
-            raise _p.FormatError("VisionPrescriptionLensSpecificationPrism.base")
+        _a_code(self.base)
 
 AnyResource = _t.Union[Account, ActivityDefinition, ActorDefinition, AdministrableProductDefinition, AdverseEvent, AllergyIntolerance, Appointment, AppointmentResponse, ArtifactAssessment, AuditEvent, Basic, Binary, BiologicallyDerivedProduct, BiologicallyDerivedProductDispense, BodyStructure, Bundle, CapabilityStatement, CarePlan, CareTeam, ChargeItem, ChargeItemDefinition, Citation, Claim, ClaimResponse, ClinicalImpression, ClinicalUseDefinition, CodeSystem, Communication, CommunicationRequest, CompartmentDefinition, Composition, ConceptMap, Condition, ConditionDefinition, Consent, Contract, Coverage, CoverageEligibilityRequest, CoverageEligibilityResponse, DetectedIssue, Device, DeviceAssociation, DeviceDefinition, DeviceDispense, DeviceMetric, DeviceRequest, DeviceUsage, DiagnosticReport, DocumentReference, Encounter, EncounterHistory, Endpoint, EnrollmentRequest, EnrollmentResponse, EpisodeOfCare, EventDefinition, Evidence, EvidenceReport, EvidenceVariable, ExampleScenario, ExplanationOfBenefit, FamilyMemberHistory, Flag, FormularyItem, GenomicStudy, Goal, GraphDefinition, Group, GuidanceResponse, HealthcareService, ImagingSelection, ImagingStudy, Immunization, ImmunizationEvaluation, ImmunizationRecommendation, ImplementationGuide, Ingredient, InsurancePlan, InventoryItem, InventoryReport, Invoice, Library, Linkage, List, Location, ManufacturedItemDefinition, Measure, MeasureReport, Medication, MedicationAdministration, MedicationDispense, MedicationKnowledge, MedicationRequest, MedicationStatement, MedicinalProductDefinition, MessageDefinition, MessageHeader, MolecularSequence, NamingSystem, NutritionIntake, NutritionOrder, NutritionProduct, Observation, ObservationDefinition, OperationDefinition, OperationOutcome, Organization, OrganizationAffiliation, PackagedProductDefinition, Parameters, Patient, PaymentNotice, PaymentReconciliation, Permission, Person, PlanDefinition, Practitioner, PractitionerRole, Procedure, Provenance, Questionnaire, QuestionnaireResponse, RegulatedAuthorization, RelatedPerson, RequestOrchestration, Requirements, ResearchStudy, ResearchSubject, RiskAssessment, Schedule, SearchParameter, ServiceRequest, Slot, Specimen, SpecimenDefinition, StructureDefinition, StructureMap, Subscription, SubscriptionStatus, SubscriptionTopic, Substance, SubstanceDefinition, SubstanceNucleicAcid, SubstancePolymer, SubstanceProtein, SubstanceReferenceInformation, SubstanceSourceMaterial, SupplyDelivery, SupplyRequest, Task, TerminologyCapabilities, TestPlan, TestReport, TestScript, Transport, ValueSet, VerificationResult, VisionPrescription]
 

@@ -1,0 +1,101 @@
+"""The spool's own files: the per-user file bound as files come and go and across restarts."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from pathlib import Path
+
+import asyncssh
+import pytest
+
+from tests.ingest.sftp.helpers import write_users
+from tests.services.mm_bronze import MmBronze
+
+MAX_FILES = 3
+PASSWORD = "quinn-pw"
+HL7 = (
+    b"MSH|^~\\&|LAB|HOSP|BRONZE|DATA|20250101120000||ORU^R01|SPOOL-%d|P|2.5.1\r"
+    b"PID|1||SPOOL^^^HOSP^MR||Doe^Jane\r"
+)
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    data_dir = tmp_path_factory.mktemp("sftp-spool")
+    write_users(data_dir, {"quinn": (PASSWORD, "read,write,delete")})
+    return data_dir
+
+
+@pytest.fixture(scope="module")
+def env(module_dsn: str) -> dict[str, str]:
+    return {"POSTGRES_DSN": module_dsn, "MM_BRONZE_SFTP_MAX_FILES_PER_USER": str(MAX_FILES)}
+
+
+@pytest.fixture(scope="module")
+def server(data_dir: Path, env: dict[str, str]) -> Iterator[MmBronze]:
+    proc = MmBronze(data_dir, env=env)
+    proc.start()
+    yield proc
+    proc.stop()
+
+
+async def upload(sftp: asyncssh.SFTPClient, name: str, n: int) -> None:
+    async with sftp.open(name, "wb") as f:
+        await f.write(HL7 % n)
+
+
+async def refused(sftp: asyncssh.SFTPClient, name: str) -> None:
+    with pytest.raises(asyncssh.SFTPPermissionDenied, match="too many files"):
+        await upload(sftp, name, 0)
+
+
+def session(server: MmBronze) -> asyncssh.SSHClientConnection:
+    return asyncssh.connect(
+        "127.0.0.1",
+        server.sftp_port,
+        username="quinn",
+        password=PASSWORD,
+        known_hosts=None,
+        client_keys=None,
+        agent_path=None,
+    )
+
+
+def test_the_file_bound_follows_removals_replacements_and_rewrites(server: MmBronze) -> None:
+    async def run() -> None:
+        async with session(server) as conn, conn.start_sftp_client() as sftp:
+            for n in range(MAX_FILES):  # uploaded files stay in the home until the session ends
+                await upload(sftp, f"/f{n}.hl7", n)
+            await refused(sftp, "/more.hl7")
+            await upload(sftp, "/f0.hl7", 10)  # rewriting a file adds none
+            await sftp.remove("/f0.hl7")
+            await upload(sftp, "/g0.hl7", 11)  # the removed file's place
+            await refused(sftp, "/more.hl7")
+            await sftp.posix_rename("/f1.hl7", "/f2.hl7")  # replaces one: a place frees
+            await upload(sftp, "/g1.hl7", 12)
+            await refused(sftp, "/more.hl7")
+        async with session(server) as conn, conn.start_sftp_client() as sftp:
+            for n in range(MAX_FILES):  # the last session's copies are gone, and counted so
+                await upload(sftp, f"/h{n}.hl7", 20 + n)
+            await refused(sftp, "/more.hl7")
+
+    asyncio.run(run())
+
+
+def test_the_file_bound_holds_after_a_restart(
+    server: MmBronze, data_dir: Path, env: dict[str, str]
+) -> None:
+    home = data_dir / "sftp" / "home" / "quinn"
+
+    async def fill(proc: MmBronze, first: int) -> None:
+        async with session(proc) as conn, conn.start_sftp_client() as sftp:
+            for n in range(MAX_FILES):
+                await upload(sftp, f"/r{first + n}.hl7", first + n)
+            await refused(sftp, "/more.hl7")
+
+    asyncio.run(fill(server, 100))
+    server.stop()
+    server.start()  # the spool is cleaned at start: the count begins from what is on disk
+    assert not [p for p in home.rglob("*") if p.is_file()]
+    asyncio.run(fill(server, 200))

@@ -146,6 +146,7 @@ class Spool:
             return
         started = time.perf_counter()
         session = upload.session
+        await upload.settle()
         try:
             if not aborted and (upload.rejected or upload.failed):
                 outcome = TOO_LARGE if upload.rejected else UNAVAILABLE

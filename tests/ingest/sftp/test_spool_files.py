@@ -1,15 +1,18 @@
-"""The spool's own files: the per-user file bound as files come and go and across restarts."""
+"""The spool's own files: large uploads written back as they arrive, and the per-user file
+bound as files come and go and across restarts."""
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import asyncssh
 import pytest
 
-from tests.ingest.sftp.helpers import write_users
+from tests.ingest.sftp.helpers import by_name, landed, stored_bytes, wait_landed, write_users
 from tests.services.mm_bronze import MmBronze
 
 MAX_FILES = 3
@@ -60,6 +63,24 @@ def session(server: MmBronze) -> asyncssh.SSHClientConnection:
         client_keys=None,
         agent_path=None,
     )
+
+
+def test_a_large_upload_written_back_as_it_arrives_lands_whole(
+    server: MmBronze, module_dsn: str, tmp_path: Path
+) -> None:
+    before = len(landed(module_dsn, "quinn"))
+    local = tmp_path / "large.bin"
+    local.write_bytes(os.urandom(21 * 1024 * 1024 + 5))  # several writebacks, then the fsync
+
+    async def run() -> None:
+        async with session(server) as conn, conn.start_sftp_client() as sftp:
+            await sftp.put(str(local), "/large.bin")
+
+    asyncio.run(run())
+    rows = by_name(wait_landed(module_dsn, "quinn", before + 1)[before:])
+    [row] = rows["/large.bin"]
+    assert row["sha256"] == hashlib.sha256(local.read_bytes()).hexdigest()
+    assert stored_bytes(row["storage_path"]) == local.read_bytes()
 
 
 def test_the_file_bound_follows_removals_replacements_and_rewrites(server: MmBronze) -> None:

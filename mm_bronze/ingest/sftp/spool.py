@@ -29,6 +29,7 @@ from mm_bronze.errors import BronzeError, BusUnavailable, StorageUnavailable
 from mm_bronze.ingest.sftp.intake import Intake, IntakeBuilder, intake_from_file
 from mm_bronze.ingest.sftp.journal import Journal, Marker
 from mm_bronze.ingest.sftp.quota import FileCounts
+from mm_bronze.ingest.sftp.spare import SparePool
 from mm_bronze.ingest.sftp.tree import files_under
 from mm_bronze.ingest.sftp.upload import Session, Upload
 from mm_bronze.metrics import DoorMetrics, format_label
@@ -88,6 +89,7 @@ class Spool:
         self.homes = config.root / "home"
         self.journal = Journal(config.root / "journal")
         self.files = FileCounts(self.homes, config.max_files)
+        self.spares = SparePool(config.root / "spare")
         self._writing: dict[Path, Upload] = {}
         self._pending: dict[Path, str] = {}  # spool file → uuid of its unpublished marker
         self._publishing: set[str] = set()  # uuids whose first publish is in progress
@@ -121,7 +123,9 @@ class Spool:
         # A new file is one metadata operation, done at once as asyncssh's own server does: a
         # thread hop would cost each small upload more than the create itself.
         created = not _lexists(local)
-        fd = open_new(local, flags)
+        fd = self.spares.take(local, flags) if created else None
+        if fd is None:
+            fd = open_new(local, flags)
         if fd is None:
             fd = await asyncio.to_thread(open_fresh, local, flags)  # copies the existing file
         if created:
@@ -367,6 +371,10 @@ class Spool:
             with contextlib.suppress(StorageUnavailable, ValueError):
                 await self.staging.remove(self.staging.key_for(event.staged_path))
 
+    async def close(self) -> None:
+        """Remove the spare spool files (idempotent)."""
+        await self.spares.close()
+
     # -- sessions, recovery ---------------------------------------------------------------
 
     async def end_session(self, session: Session) -> None:
@@ -378,10 +386,12 @@ class Spool:
         session.temp_files.clear()
 
     async def recover(self, *, startup: bool) -> int:
-        """Publish journaled uploads; at startup also remove every unjournaled spool file."""
+        """Publish journaled uploads; at startup also remove every unjournaled spool file
+        and make spare ones (``close`` removes those)."""
         self.journal.open()
         self.homes.mkdir(parents=True, exist_ok=True)
         if startup:
+            await self.spares.open()
             await asyncio.to_thread(self.journal.remove_unfinished)
         published = 0
         markers = [

@@ -1,5 +1,5 @@
-"""The spool's own files: large uploads written back as they arrive, and the per-user file
-bound as files come and go and across restarts."""
+"""The spool's own files: spare files made ahead and never leaked, large uploads written
+back as they arrive, and the per-user file bound as files come and go and across restarts."""
 
 from __future__ import annotations
 
@@ -12,7 +12,15 @@ from pathlib import Path
 import asyncssh
 import pytest
 
-from tests.ingest.sftp.helpers import by_name, landed, stored_bytes, wait_landed, write_users
+from mm_bronze.ingest.sftp.spare import SPARES
+from tests.ingest.sftp.helpers import (
+    by_name,
+    landed,
+    stored_bytes,
+    wait_landed,
+    wait_until,
+    write_users,
+)
 from tests.services.mm_bronze import MmBronze
 
 MAX_FILES = 3
@@ -63,6 +71,41 @@ def session(server: MmBronze) -> asyncssh.SSHClientConnection:
         client_keys=None,
         agent_path=None,
     )
+
+
+def test_spare_files_are_made_at_start_handed_out_and_removed_at_stop(
+    server: MmBronze, data_dir: Path, module_dsn: str
+) -> None:
+    spare = data_dir / "sftp" / "spare"
+    home = data_dir / "sftp" / "home" / "quinn"
+    server.stop()
+    assert spare.is_dir() and not list(spare.iterdir()), "removed at stop"
+    (spare / "spare-left-by-a-crash").write_bytes(b"")
+    server.start()
+    wait_until(lambda: len(list(spare.iterdir())) == SPARES, what="spares made at start")
+    assert not (spare / "spare-left-by-a-crash").exists()
+    before = len(landed(module_dsn, "quinn"))
+
+    async def run() -> None:
+        async with session(server) as conn, conn.start_sftp_client() as sftp:
+            for n in range(2 * SPARES + 1):  # more than the pool holds: it refills
+                await upload(sftp, f"/s{n}.hl7", 300 + n)
+                await sftp.remove(f"/s{n}.hl7")  # within the bound of files per user
+            await upload(sftp, "/s0.hl7", 400)  # the same name again, then a rewrite of it
+            await upload(sftp, "/s0.hl7", 401)
+
+    asyncio.run(run())
+    rows = by_name(wait_landed(module_dsn, "quinn", before + 2 * SPARES + 3)[before:])
+    assert len(rows) == 2 * SPARES + 1
+    for name, found in rows.items():
+        n = int(name.removeprefix("/s").removesuffix(".hl7"))
+        payloads = [stored_bytes(row["storage_path"]) for row in found]
+        assert payloads == [HL7 % (300 + n)] + ([HL7 % 400, HL7 % 401] if n == 0 else [])
+    wait_until(lambda: not list(home.rglob("*")), what="the session's copies removed")
+    assert 0 < len(list(spare.iterdir())) <= SPARES
+    server.stop()
+    assert not list(spare.iterdir()), "no spare left behind"
+    server.start()
 
 
 def test_a_large_upload_written_back_as_it_arrives_lands_whole(

@@ -1,6 +1,6 @@
 """The SHA-256 of an upload, computed beside the event loop for large files.
 
-Bytes are gathered into 1 MiB pieces; each full piece is hashed in a worker thread
+Bytes are gathered into 4 MiB pieces; each full piece is hashed in a worker thread
 (hashlib releases the GIL) while the loop goes on receiving and decrypting the next one.
 At most one piece is hashed at a time, so pieces are hashed in order and at most two are
 held. A file that ends before its first full piece is hashed inline: a thread hop would
@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 
-PIECE = 1024 * 1024
+PIECE = 4 * 1024 * 1024
 
 
 class Digest:
@@ -52,5 +52,6 @@ class Digest:
 
 
 def _update(hash: hashlib._Hash, piece: list[bytes]) -> None:
-    for data in piece:  # each SFTP write is well above the 2 KiB at which hashlib frees the GIL
-        hash.update(data)
+    # One update for the whole piece: hashlib frees the GIL once for its length, where one
+    # update per 32 KiB write took the GIL back from the loop 32 times per piece.
+    hash.update(b"".join(piece))

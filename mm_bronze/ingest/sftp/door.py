@@ -67,6 +67,7 @@ async def run_sftp_door(
         log.warning("no SFTP users: add one with `mm-bronze users add NAME`")
     config = SpoolConfig.from_settings(settings.sftp, sftp_root(settings), topic)
     spool = Spool(config, bus, staging, metrics)
+    await spool.open()
     try:
         recovered = await spool.recover(startup=True)
         if recovered:

@@ -371,6 +371,10 @@ class Spool:
             with contextlib.suppress(StorageUnavailable, ValueError):
                 await self.staging.remove(self.staging.key_for(event.staged_path))
 
+    async def open(self) -> None:
+        """Make the spare spool files (removing any a crash left)."""
+        await self.spares.open()
+
     async def close(self) -> None:
         """Remove the spare spool files (idempotent)."""
         await self.spares.close()
@@ -386,12 +390,10 @@ class Spool:
         session.temp_files.clear()
 
     async def recover(self, *, startup: bool) -> int:
-        """Publish journaled uploads; at startup also remove every unjournaled spool file
-        and make spare ones (``close`` removes those)."""
+        """Publish journaled uploads; at startup also remove every unjournaled spool file."""
         self.journal.open()
         self.homes.mkdir(parents=True, exist_ok=True)
         if startup:
-            await self.spares.open()
             await asyncio.to_thread(self.journal.remove_unfinished)
         published = 0
         markers = [

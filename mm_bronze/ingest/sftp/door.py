@@ -67,15 +67,21 @@ async def run_sftp_door(
         log.warning("no SFTP users: add one with `mm-bronze users add NAME`")
     config = SpoolConfig.from_settings(settings.sftp, sftp_root(settings), topic)
     spool = Spool(config, bus, staging, metrics)
-    recovered = await spool.recover(startup=True)
-    if recovered:
-        log.info("sftp uploads published at start", count=recovered)
-    listening = asyncio.Event()
-    health["sftp"] = lambda: None if listening.is_set() else "starting"
-    retries = asyncio.create_task(spool.run_retries(stop), name="sftp-retries")
+    await spool.open()
     try:
-        await serve_sftp(settings.sftp, users, spool, str(host_key_path(settings)), stop, listening)
+        recovered = await spool.recover(startup=True)
+        if recovered:
+            log.info("sftp uploads published at start", count=recovered)
+        listening = asyncio.Event()
+        health["sftp"] = lambda: None if listening.is_set() else "starting"
+        retries = asyncio.create_task(spool.run_retries(stop), name="sftp-retries")
+        try:
+            await serve_sftp(
+                settings.sftp, users, spool, str(host_key_path(settings)), stop, listening
+            )
+        finally:
+            stop.set()
+            with contextlib.suppress(asyncio.CancelledError):
+                await retries
     finally:
-        stop.set()
-        with contextlib.suppress(asyncio.CancelledError):
-            await retries
+        await spool.close()

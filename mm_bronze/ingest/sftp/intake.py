@@ -8,10 +8,10 @@ finished spool file is hard-linked into it. A sequentially written file is never
 from __future__ import annotations
 
 import asyncio
-import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
+from mm_bronze.ingest.sftp.digest import Digest
 from mm_bronze.ingest.sftp.kind import Kind, KindDetector
 from mm_bronze.storage import ObjectStore, StagedBlob
 
@@ -57,7 +57,7 @@ class IntakeBuilder:
         self._staging = staging
         self._staging_key = staging_key
         self._inline_limit = inline_limit
-        self._digest = hashlib.sha256()
+        self._digest = Digest()
         self._detector = KindDetector(name, fhir_version)
         self._buffer: list[bytes] = []
         self._staged: StagedBlob | None = None
@@ -67,7 +67,7 @@ class IntakeBuilder:
         if not chunk:
             return
         self.size += len(chunk)
-        self._digest.update(chunk)
+        await self._digest.update(chunk)
         self._detector.feed(chunk)
         if not self._stage:
             # The caller stages the finished file itself (by hard link); keep only what
@@ -89,15 +89,17 @@ class IntakeBuilder:
 
     async def finish(self) -> Intake:
         kind = self._detector.finish()
+        sha256 = await self._digest.hexdigest()
         if self._staged is not None:
             await self._staged.commit()
-            return Intake(self._digest.hexdigest(), self.size, kind, staged=self._staged)
+            return Intake(sha256, self.size, kind, staged=self._staged)
         if self.size > self._inline_limit:
-            return Intake(self._digest.hexdigest(), self.size, kind)  # caller stages it
-        return Intake(self._digest.hexdigest(), self.size, kind, payload=b"".join(self._buffer))
+            return Intake(sha256, self.size, kind)  # caller stages it
+        return Intake(sha256, self.size, kind, payload=b"".join(self._buffer))
 
     async def abort(self) -> None:
         self._buffer = []
+        await self._digest.close()
         if self._staged is not None:
             await self._staged.abort()
             self._staged = None

@@ -34,7 +34,7 @@ from asyncssh import (
 
 from mm_bronze.errors import PayloadTooLarge, Unavailable
 from mm_bronze.ingest.sftp.spool import Spool, UploadRefused
-from mm_bronze.ingest.sftp.tree import count_directories, count_files
+from mm_bronze.ingest.sftp.tree import count_directories
 from mm_bronze.ingest.sftp.upload import Session, Upload
 from mm_bronze.ingest.sftp.users import SftpUser
 
@@ -135,8 +135,8 @@ class JailedSFTPServer(asyncssh.SFTPServer):
         if pflags & FXF_APPEND:
             raise SFTPOpUnsupported("append mode is not supported; write at explicit offsets")
         self._within_depth(local)
-        limit = self._spool.config.max_files
-        if not _exists(local) and count_files(self._home, limit) >= limit:
+        if not _exists(local) and not self._spool.files.admits(self._user.name):
+            limit = self._spool.config.max_files
             raise SFTPPermissionDenied(f"too many files: at most {limit} per user")
         return await at_protocol_edge(
             lambda: self._spool.open_upload(self._session, local, self._virtual(local), flags)
@@ -196,6 +196,7 @@ class JailedSFTPServer(asyncssh.SFTPServer):
         if self._spool.is_busy(local):
             raise SFTPFailure("this file is being uploaded or waits for ingestion")
         os.remove(local)
+        self._spool.files.removed(local)
 
     def mkdir(self, path: bytes, attrs: SFTPAttrs) -> None:
         self._require("write")
@@ -246,7 +247,7 @@ class JailedSFTPServer(asyncssh.SFTPServer):
             )
             return
         if replace:
-            os.replace(old, new)
+            self._spool.replace(old, new)
         else:
             os.rename(old, new)
         for tracked in (session.published, session.temp_files):

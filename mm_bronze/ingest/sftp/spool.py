@@ -28,6 +28,8 @@ from mm_bronze.bus import Bus
 from mm_bronze.errors import BronzeError, BusUnavailable, StorageUnavailable
 from mm_bronze.ingest.sftp.intake import Intake, IntakeBuilder, intake_from_file
 from mm_bronze.ingest.sftp.journal import Journal, Marker
+from mm_bronze.ingest.sftp.quota import FileCounts
+from mm_bronze.ingest.sftp.spare import SparePool
 from mm_bronze.ingest.sftp.tree import files_under
 from mm_bronze.ingest.sftp.upload import Session, Upload
 from mm_bronze.metrics import DoorMetrics, format_label
@@ -86,6 +88,8 @@ class Spool:
         self.metrics = metrics
         self.homes = config.root / "home"
         self.journal = Journal(config.root / "journal")
+        self.files = FileCounts(self.homes, config.max_files)
+        self.spares = SparePool(config.root / "spare")
         self._writing: dict[Path, Upload] = {}
         self._pending: dict[Path, str] = {}  # spool file → uuid of its unpublished marker
         self._publishing: set[str] = set()  # uuids whose first publish is in progress
@@ -118,9 +122,14 @@ class Spool:
             )
         # A new file is one metadata operation, done at once as asyncssh's own server does: a
         # thread hop would cost each small upload more than the create itself.
-        fd = open_new(local, flags)
+        created = not _lexists(local)
+        fd = self.spares.take(local, flags) if created else None
+        if fd is None:
+            fd = open_new(local, flags)
         if fd is None:
             fd = await asyncio.to_thread(open_fresh, local, flags)  # copies the existing file
+        if created:
+            self.files.created(local)
         superseded = self._pending.pop(local, None)
         if superseded is not None:
             await self._drop_marker(superseded, "superseded by a new upload")
@@ -141,13 +150,14 @@ class Spool:
             return
         started = time.perf_counter()
         session = upload.session
+        await upload.settle()
         try:
             if not aborted and (upload.rejected or upload.failed):
                 outcome = TOO_LARGE if upload.rejected else UNAVAILABLE
                 self.metrics.answered(UNKNOWN, outcome, started)
             if aborted or upload.rejected or upload.failed:
                 await upload.drop_intake()
-                upload.local.unlink(missing_ok=True)
+                self.unlink(upload.local)
                 reason = "aborted" if aborted else "too large" if upload.rejected else "failed"
                 log.warning(
                     "sftp upload discarded",
@@ -259,7 +269,7 @@ class Spool:
                 await intake.discard()
                 raise
         if replace:
-            os.replace(old, new)
+            self.replace(old, new)
         else:
             os.link(old, new)  # fails when ``new`` exists, like SFTP v3 rename
             os.unlink(old)
@@ -361,13 +371,21 @@ class Spool:
             with contextlib.suppress(StorageUnavailable, ValueError):
                 await self.staging.remove(self.staging.key_for(event.staged_path))
 
+    async def open(self) -> None:
+        """Make the spare spool files (removing any a crash left)."""
+        await self.spares.open()
+
+    async def close(self) -> None:
+        """Remove the spare spool files (idempotent)."""
+        await self.spares.close()
+
     # -- sessions, recovery ---------------------------------------------------------------
 
     async def end_session(self, session: Session) -> None:
         """Remove the session's published copies and its never-renamed temp files."""
         for local in session.published | session.temp_files:
             if not self.is_busy(local):
-                local.unlink(missing_ok=True)
+                self.unlink(local)
         session.published.clear()
         session.temp_files.clear()
 
@@ -398,6 +416,7 @@ class Spool:
                 break
         if startup:
             await asyncio.to_thread(self._remove_unjournaled)
+            self.files.forget()
         return published
 
     async def _replay(self, marker: Marker, local: Path) -> bool:
@@ -415,8 +434,8 @@ class Spool:
         await self.bus.publish(self.config.topic, event.sha256.encode(), encode_event(event))
         self._pending.pop(local, None)
         await asyncio.to_thread(self.journal.remove, event.uuid)
-        if local not in self._writing:
-            await asyncio.to_thread(local.unlink, missing_ok=True)
+        if local not in self._writing and await asyncio.to_thread(_unlink, local):
+            self.files.removed(local)
         log.info(
             "sftp upload published after retry",
             uuid=event.uuid,
@@ -464,12 +483,25 @@ class Spool:
         target = self.config.root / "quarantine" / f"{home.name}-{int(time.time())}"
         target.parent.mkdir(parents=True, exist_ok=True)
         os.replace(home, target)
+        self.files.forget(home.name)
         log.error(
             "sftp home could not be cleaned at start; moved to quarantine",
             user=home.name,
             quarantine=str(target),
             error=type(exc).__name__,
         )
+
+    def unlink(self, local: Path) -> None:
+        """Remove the file ``local`` of a user's home, if it is there."""
+        if _unlink(local):
+            self.files.removed(local)
+
+    def replace(self, old: Path, new: Path) -> None:
+        """``os.replace`` within users' homes, counting the file it replaces."""
+        replaced = _is_file(new)
+        os.replace(old, new)
+        if replaced:
+            self.files.removed(new)
 
     def busy_under(self, directory: Path) -> bool:
         """True when a file below ``directory`` is being written or waits for its publish."""
@@ -517,6 +549,25 @@ def open_fresh(local: Path, flags: int) -> int:
     shutil.copyfile(local, copy)
     os.replace(copy, local)
     return os.open(local, flags & ~os.O_CREAT, 0o640)
+
+
+def _unlink(local: Path) -> bool:
+    try:
+        os.unlink(local)
+    except FileNotFoundError:
+        return False
+    return True
+
+
+def _lexists(local: Path) -> bool:
+    return os.path.lexists(local)
+
+
+def _is_file(local: Path) -> bool:
+    try:
+        return stat.S_ISREG(os.lstat(local).st_mode)
+    except FileNotFoundError:
+        return False
 
 
 def _fsync_and_link(fd: int, local: Path, target: Path) -> None:

@@ -4,12 +4,19 @@ too when staging is not on the local disk)."""
 
 from __future__ import annotations
 
+import asyncio
+import ctypes
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from mm_bronze.errors import PayloadTooLarge
 from mm_bronze.ingest.sftp.intake import IntakeBuilder
+
+# Written bytes are handed to the disk every WRITEBACK_BYTES, so the fsync before the close
+# is answered finds little left to write.
+WRITEBACK_BYTES = 8 * 1024 * 1024
 
 
 @dataclass
@@ -50,6 +57,8 @@ class Upload:
         self.builder = builder
         self.max_size = max_size
         self.expected = 0
+        self._written_back = 0  # bytes before this offset were handed to the disk
+        self._writeback: asyncio.Future[int] | None = None
         self.rejected = False
         self.failed = False
         self.closed = False
@@ -61,6 +70,8 @@ class Upload:
             raise PayloadTooLarge(self.max_size)
         try:
             _write_all(self.fd, data, offset)
+            if end >= self._written_back + WRITEBACK_BYTES:
+                self._start_writeback(end)
             if self.builder is not None:
                 if offset == self.expected:
                     await self.builder.feed(data)
@@ -71,6 +82,22 @@ class Upload:
             self.failed = True  # e.g. disk full: the file is incomplete, never ingest it
             raise
         return len(data)
+
+    def _start_writeback(self, end: int) -> None:
+        """Start writing ``[written back, end)`` to disk in a thread; one at a time (it may
+        block for a while when the disk is busy, never on the loop)."""
+        if _sync_file_range is None or (self._writeback and not self._writeback.done()):
+            return
+        start, self._written_back = self._written_back, end
+        self._writeback = asyncio.ensure_future(
+            asyncio.to_thread(_sync_file_range, self.fd, start, end - start, SYNC_FILE_RANGE_WRITE)
+        )
+
+    async def settle(self) -> None:
+        """Wait for a writeback in progress: the file descriptor is then free to close."""
+        writeback, self._writeback = self._writeback, None
+        if writeback is not None:
+            await writeback  # a hint only: its result is not checked, the fsync reports errors
 
     def read(self, offset: int, size: int) -> bytes:
         return os.pread(self.fd, size, offset)
@@ -96,6 +123,23 @@ class Upload:
         if not self.closed:
             self.closed = True
             os.close(self.fd)
+
+
+SYNC_FILE_RANGE_WRITE = 2
+
+
+def _load_sync_file_range() -> Callable[[int, int, int, int], int] | None:
+    """Linux's ``sync_file_range`` (not in ``os``), or None where libc lacks it."""
+    try:
+        function = ctypes.CDLL(None, use_errno=True).sync_file_range
+    except (OSError, AttributeError):
+        return None
+    function.argtypes = [ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint]
+    function.restype = ctypes.c_int
+    return function
+
+
+_sync_file_range = _load_sync_file_range()
 
 
 def _write_all(fd: int, data: bytes, offset: int) -> None:

@@ -1,0 +1,51 @@
+"""A narrative's XHTML, checked without a parser event per element.
+
+The detailed walker accepts any well-formed XHTML inside a narrative ``div`` as long as no
+element nests deeper than ``MAX_DEPTH`` levels; the fast path hands expat's narratives to
+``fits`` instead of handling their events, and text checks skip their bytes.
+"""
+
+from __future__ import annotations
+
+import re
+
+from mm_bronze.formats.fhir.structure import MAX_DEPTH
+
+# Some text outside any tag: a '>' followed, after XML whitespace, by anything but '<'. In
+# a well-formed document without CDATA every character of text follows a '>' (the end of a
+# tag, comment or processing instruction) and may be such a character; a '>' inside an
+# attribute value or a comment may also match, which only sends the payload to the walker.
+TEXT = re.compile(rb">[ \t\r\n]*[^< \t\r\n]")
+# How many bytes of XHTML one bound covers; each piece bounds its own depth.
+PIECE = 1024
+
+
+def fits(data: bytes, start: int, end: int, above: int) -> bool:
+    """True if no element of the XHTML in ``data[start:end]`` (a well-formed element without
+    comments, CDATA or processing instructions) has ``above`` plus its own depth over
+    ``MAX_DEPTH`` levels; False when that cannot be told cheaply (never a wrong True).
+
+    Every '<' opens or closes a tag there. When, in addition, every '>' ends one (as many of
+    each), a '/>' always ends an empty element, so counting '<', '</' and '/>' over a piece
+    tells the depth at its end, and opening tags that are not empty bound how deep it goes.
+    """
+    if data.find(b"<!", start, end) >= 0 or data.find(b"<?", start, end) >= 0:
+        return False
+    opens = data.count(b"<", start, end)
+    if above + opens <= MAX_DEPTH:
+        return True
+    if data.count(b">", start, end) != opens:
+        return False
+    depth = above
+    while start < end:
+        stop = data.find(b"<", min(start + PIECE, end), end)
+        if stop < 0:
+            stop = end
+        tags = data.count(b"<", start, stop)
+        closes = data.count(b"</", start, stop)
+        empty = data.count(b"/>", start, stop)
+        if depth + (tags - closes - empty) + 1 > MAX_DEPTH:
+            return False
+        depth += tags - 2 * closes - empty
+        start = stop
+    return True

@@ -16,8 +16,9 @@ from mm_bronze.formats.fhir.structure import MAX_DEPTH
 # tag, comment or processing instruction) and may be such a character; a '>' inside an
 # attribute value or a comment may also match, which only sends the payload to the walker.
 TEXT = re.compile(rb">[ \t\r\n]*[^< \t\r\n]")
-# How many bytes of XHTML one bound covers; each piece bounds its own depth.
+# How many bytes of XHTML one bound covers (each piece bounds its own depth), and at least.
 PIECE = 1024
+SMALLEST = 16
 
 
 def fits(data: bytes, start: int, end: int, above: int) -> bool:
@@ -38,14 +39,19 @@ def fits(data: bytes, start: int, end: int, above: int) -> bool:
         return False
     depth = above
     while start < end:
-        stop = data.find(b"<", min(start + PIECE, end), end)
-        if stop < 0:
-            stop = end
-        tags = data.count(b"<", start, stop)
-        closes = data.count(b"</", start, stop)
-        empty = data.count(b"/>", start, stop)
-        if depth + (tags - closes - empty) + 1 > MAX_DEPTH:
-            return False
+        size = PIECE
+        while True:
+            stop = data.find(b"<", min(start + size, end), end)
+            if stop < 0:
+                stop = end
+            tags = data.count(b"<", start, stop)
+            closes = data.count(b"</", start, stop)
+            empty = data.count(b"/>", start, stop)
+            if depth + (tags - closes - empty) + 1 <= MAX_DEPTH:
+                break
+            if size <= SMALLEST:  # this deep for real, or too dense to tell
+                return False
+            size //= 4  # a bound on fewer tags
         depth += tags - 2 * closes - empty
         start = stop
     return True

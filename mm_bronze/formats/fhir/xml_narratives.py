@@ -15,7 +15,9 @@ from mm_bronze.formats.fhir.structure import MAX_DEPTH
 # a well-formed document without CDATA every character of text follows a '>' (the end of a
 # tag, comment or processing instruction) and may be such a character; a '>' inside an
 # attribute value or a comment may also match, which only sends the payload to the walker.
-TEXT = re.compile(rb">[ \t\r\n]*[^< \t\r\n]")
+TEXT = re.compile(rb">[ \t\r\n]*+[^< \t\r\n]")  # possessive: no backtracking over blanks
+# A comment, CDATA section, processing instruction or declaration.
+MARKUP = re.compile(rb"<[!?]")
 # How many bytes of XHTML one bound covers (each piece bounds its own depth), and at least.
 PIECE = 1024
 SMALLEST = 16
@@ -30,7 +32,7 @@ def fits(data: bytes, start: int, end: int, above: int) -> bool:
     each), a '/>' always ends an empty element, so counting '<', '</' and '/>' over a piece
     tells the depth at its end, and opening tags that are not empty bound how deep it goes.
     """
-    if data.find(b"<!", start, end) >= 0 or data.find(b"<?", start, end) >= 0:
+    if MARKUP.search(data, start, end):
         return False
     opens = data.count(b"<", start, end)
     if above + opens <= MAX_DEPTH:

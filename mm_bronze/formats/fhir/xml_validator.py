@@ -38,6 +38,9 @@ def _refuse_dtd(*_: Any) -> NoReturn:
     raise InvalidPayload("XML with a DTD or entity declarations is refused", code="security")
 
 
+_DETACHED = expat.ParserCreate()  # stands for the walker's parser until it is made
+
+
 class _Frame:
     """An open XML element: a resource or datatype (``node``), a primitive, a resource
     container (``contained``, ``entry.resource``), or a subtree to skip."""
@@ -59,16 +62,7 @@ class FhirXmlValidator:
         self.version = version
         self.checker = checker_for(version, self.findings)
         self.checker.locate = self._where
-        self._parser = expat.ParserCreate(namespace_separator=" ")
-        self._parser.SetParamEntityParsing(expat.XML_PARAM_ENTITY_PARSING_NEVER)
-        self._parser.StartDoctypeDeclHandler = _refuse_dtd
-        self._parser.EntityDeclHandler = _refuse_dtd
-        self._parser.ExternalEntityRefHandler = _refuse_dtd
-        self._parser.XmlDeclHandler = self._declaration
-        self._parser.StartElementHandler = self._start
-        self._parser.EndElementHandler = self._end
-        self._parser.CharacterDataHandler = self._text
-        self._parser.buffer_text = True
+        self._parser = _DETACHED  # the walker's parser, made when the walker runs
         self._stack: list[_Frame] = []
         self._skip = 0
         self._root_seen = False
@@ -239,6 +233,16 @@ class FhirXmlValidator:
     def _stream(self) -> None:
         """From now on, check as the body comes (what was held first)."""
         held, self._held = self._held or [], None
+        parser = self._parser = expat.ParserCreate(namespace_separator=" ")
+        parser.SetParamEntityParsing(expat.XML_PARAM_ENTITY_PARSING_NEVER)
+        parser.StartDoctypeDeclHandler = _refuse_dtd
+        parser.EntityDeclHandler = _refuse_dtd
+        parser.ExternalEntityRefHandler = _refuse_dtd
+        parser.XmlDeclHandler = self._declaration
+        parser.StartElementHandler = self._start
+        parser.EndElementHandler = self._end
+        parser.CharacterDataHandler = self._text
+        parser.buffer_text = True
         for chunk in held:
             self._check(chunk)
 

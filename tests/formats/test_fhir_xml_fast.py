@@ -206,6 +206,7 @@ def test_narrative_depth_bound() -> None:
     assert fits(wide, 0, len(wide), 3)
     assert not fits(wide, 0, len(wide), MAX_DEPTH - 2)
     assert not fits(b"<div><!-- <b> --></div>", 0, 24, 99)
+    assert fits(b"<div><!-- </b></b> --></div>", 0, 28, 90)  # few '<': shallow whatever they are
 
 
 def test_large_bodies_stream_through_the_walker() -> None:

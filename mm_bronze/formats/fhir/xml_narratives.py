@@ -24,20 +24,20 @@ SMALLEST = 16
 
 
 def fits(data: bytes, start: int, end: int, above: int) -> bool:
-    """True if no element of the XHTML in ``data[start:end]`` (a well-formed element without
-    comments, CDATA or processing instructions) has ``above`` plus its own depth over
-    ``MAX_DEPTH`` levels; False when that cannot be told cheaply (never a wrong True).
+    """True if no element of the XHTML in ``data[start:end]`` (a well-formed element) has
+    ``above`` plus its own depth over ``MAX_DEPTH`` levels; False when that cannot be told
+    cheaply (never a wrong True).
 
-    Every '<' opens or closes a tag there. When, in addition, every '>' ends one (as many of
-    each), a '/>' always ends an empty element, so counting '<', '</' and '/>' over a piece
-    tells the depth at its end, and opening tags that are not empty bound how deep it goes.
+    Every element has a '<', so a span with few of them is shallow enough. In a larger one
+    without comments, CDATA or processing instructions, every '<' opens or closes a tag; when,
+    in addition, every '>' ends one (as many of each), a '/>' always ends an empty element, so
+    counting '<', '</' and '/>' over a piece tells the depth at its end, and opening tags that
+    are not empty bound how deep it goes.
     """
-    if MARKUP.search(data, start, end):
-        return False
-    opens = data.count(b"<", start, end)
-    if above + opens <= MAX_DEPTH:
+    marks = data.count(b"<", start, end)
+    if above + marks <= MAX_DEPTH:
         return True
-    if data.count(b">", start, end) != opens:
+    if MARKUP.search(data, start, end) or data.count(b">", start, end) != marks:
         return False
     depth = above
     while start < end:

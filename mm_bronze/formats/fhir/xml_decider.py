@@ -3,16 +3,16 @@ the detailed walker.
 
 ``decide(data, version)`` parses the whole body once with expat: each FHIR element's start
 is one dictionary lookup in ``xml_tables`` (known element, repeats, ``[x]`` choice,
-attributes, value format); ends are only counted (``list.append``, no Python frame), and the
-elements that closed are checked (required elements) at the next start; narratives raise no
-event at all (``xml_narratives``), and text is looked for in the bytes around them. It
-returns the metadata the walker's ``Summary`` would produce, or None: None never means
-"invalid", only "let the walker decide" (the walker explains every rejection and has the
-final word). The fast path never accepts a payload the walker rejects; it leaves to the
-walker whatever it does not handle (a root Bundle, CDATA, XHTML outside a narrative ``div``
-that declares its namespace, ``xsi:`` attributes below the root, text made of character
-references to whitespace, ...).
-"""
+attributes, value format); ends are only counted (``list.append``, no Python frame), which
+tells each start its depth and so its parent (the last element started one level up); what
+complex elements require is checked once the body is parsed; narratives raise no event at
+all (``xml_narratives``), and text is looked for in the bytes around them. It returns the
+metadata the walker's ``Summary`` would produce, or None: None never means "invalid", only
+"let the walker decide" (the walker explains every rejection and has the final word). The
+fast path never accepts a payload the walker rejects; it leaves to the walker whatever it
+does not handle (a root Bundle, CDATA, XHTML outside a narrative ``div`` that declares its
+namespace, ``xsi:`` attributes below the root, text made of character references to
+whitespace, ...)."""
 
 from __future__ import annotations
 

@@ -154,6 +154,7 @@ def mutations(text: str, rng: random.Random) -> Iterator[str]:
     out.append(text.replace(XHTML, 'xmlns="http://www.w3.org/1999/xhtml" xmlns:h="urn:h"', 1))
     out.append(text.replace("</div>", "</div>x", 1))
     out.append(text.replace("</div>", "<p><svg xmlns='urn:svg'/></p></div>", 1))
+    out.append(text.replace("</div>", "<!-- </b></b> --><?pi </i>?></div>", 1))
     depth = rng.choice([20, 60, 90, 95, 96, 97, 98, 99, 100, 150])
     out.append(text.replace("</div>", "<b>" * depth + "</b>" * depth + "</div>", 1))
     out.append(
@@ -205,8 +206,10 @@ def test_narrative_depth_bound() -> None:
     assert not fits(deep, 0, len(deep), 3)
     assert fits(wide, 0, len(wide), 3)
     assert not fits(wide, 0, len(wide), MAX_DEPTH - 2)
-    assert not fits(b"<div><!-- <b> --></div>", 0, 24, 99)
-    assert fits(b"<div><!-- </b></b> --></div>", 0, 28, 90)  # few '<': shallow whatever they are
+    comment = b"<div><!-- </b></b> --></div>"
+    assert fits(comment, 0, len(comment), 90, marked=True)  # few '<': shallow whatever they are
+    assert not fits(comment, 0, len(comment), 97, marked=True)
+    assert fits(comment.replace(b"<!--", b"<b>").replace(b"-->", b"</b>"), 0, 28, 97)
 
 
 def test_large_bodies_stream_through_the_walker() -> None:

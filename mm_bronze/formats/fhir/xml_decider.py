@@ -20,7 +20,7 @@ from typing import Any, NoReturn
 from xml.parsers import expat
 
 from mm_bronze.formats.fhir.structure import MAX_DEPTH
-from mm_bronze.formats.fhir.xml_narratives import TEXT, fits
+from mm_bronze.formats.fhir.xml_narratives import blank, fits
 from mm_bronze.formats.fhir.xml_tables import (
     COMPLEX,
     CONTAINER,
@@ -83,11 +83,12 @@ class _Decision:
         pending: list[tuple[frozenset[str], set[str]]] = []  # what closed elements need
         primitive: Frame = (known.primitive, _EXTENDED)
         decls: list[tuple[str | None, str, int]] = []
-        narratives: list[tuple[int, int, int]] = []
+        narratives: list[tuple[int, int, int, bool]] = []
         opened = 0  # where the narrative being skipped starts
         above = 0  # its ancestors
         leaving = 0  # namespace declarations of its div still to end
         nested = 0  # namespace declarations open inside it
+        marked = False  # it holds a comment or processing instruction
 
         def start(name: str, attrs: dict[str, str]) -> None:
             nonlocal started
@@ -140,7 +141,7 @@ class _Decision:
                 narrative(depth)
 
         def narrative(depth: int) -> None:
-            nonlocal opened, above, leaving, nested
+            nonlocal opened, above, leaving, nested, marked
             position = parser.CurrentByteIndex
             own = []
             for prefix, uri, at in reversed(decls):
@@ -149,7 +150,7 @@ class _Decision:
                 own.append((prefix, uri))
             if (None, XHTML_NS) not in own:
                 raise _Unsure
-            opened, above, leaving, nested = position, depth, len(own), 0
+            opened, above, leaving, nested, marked = position, depth, len(own), 0, False
             parser.StartElementHandler = None
             parser.EndElementHandler = None
 
@@ -182,7 +183,7 @@ class _Decision:
             leaving -= 1
             if not leaving:
                 end = data.index(b">", parser.CurrentByteIndex) + 1
-                narratives.append((opened, end, above))
+                narratives.append((opened, end, above, marked))
                 ends.append(None)  # the div's own end
                 parser.StartElementHandler = start
                 parser.EndElementHandler = ends.append
@@ -194,6 +195,11 @@ class _Decision:
         def refuse(*_: Any) -> NoReturn:
             raise _Unsure
 
+        def aside(*_: Any) -> None:
+            nonlocal marked
+            if parser.StartElementHandler is None:  # a comment or PI inside a narrative
+                marked = True
+
         parser.StartElementHandler = start_root
         parser.EndElementHandler = ends.append
         parser.StartNamespaceDeclHandler = declared
@@ -202,6 +208,8 @@ class _Decision:
         parser.StartDoctypeDeclHandler = refuse
         parser.EntityDeclHandler = refuse
         parser.ExternalEntityRefHandler = refuse
+        parser.CommentHandler = aside
+        parser.ProcessingInstructionHandler = aside
         parser.Parse(data, True)
         if not notes or started != len(ends):
             raise _Unsure
@@ -230,15 +238,15 @@ class _Decision:
             out["last_updated"] = out.pop("last_updated")
         return out
 
-    def _text_and_depth(self, narratives: list[tuple[int, int, int]]) -> None:
+    def _text_and_depth(self, narratives: list[tuple[int, int, int, bool]]) -> None:
         """No text outside narratives; no narrative nested too deep."""
         data = self.data
         position = 0
-        for start, end, above in narratives:
-            if TEXT.search(data, position, start) or not fits(data, start, end, above):
+        for start, end, above, marked in narratives:
+            if not blank(data, position, start) or not fits(data, start, end, above, marked):
                 raise _Unsure
             position = end - 1  # text right after the div follows its '>'
-        if TEXT.search(data, position):
+        if not blank(data, position, len(data)):
             raise _Unsure
 
 

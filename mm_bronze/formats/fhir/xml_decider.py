@@ -10,7 +10,7 @@ all (``xml_narratives``), and text is looked for in the bytes around them. It re
 metadata the walker's ``Summary`` would produce, or None: None never means "invalid", only
 "let the walker decide" (the walker explains every rejection and has the final word). The
 fast path never accepts a payload the walker rejects; it leaves to the walker whatever it
-does not handle (a root Bundle, CDATA, XHTML outside a narrative ``div`` that declares its
+does not handle (CDATA, XHTML outside a narrative ``div`` that declares its
 namespace, ``xsi:`` attributes below the root, text made of character references to
 whitespace, ...)."""
 
@@ -19,11 +19,15 @@ from __future__ import annotations
 from typing import Any, NoReturn
 from xml.parsers import expat
 
+from mm_bronze.formats.fhir.model import BUNDLE_TYPES
 from mm_bronze.formats.fhir.structure import MAX_DEPTH
 from mm_bronze.formats.fhir.xml_narratives import blank, fits
+from mm_bronze.formats.fhir.xml_summary import summary
 from mm_bronze.formats.fhir.xml_tables import (
     COMPLEX,
     CONTAINER,
+    ENTRY,
+    ENTRY_RESOURCE,
     NOTED,
     PRIMITIVE,
     RESOURCE,
@@ -67,7 +71,8 @@ class _Decision:
     def __init__(self, data: bytes, version: str) -> None:
         self.data = data
         self.tables = tables(version)
-        self.notes: list[tuple[str, str]] = []  # (element, value) the summary notes
+        self.version = version
+        self.notes: list[tuple[str, Any]] = []  # (element, value) the summary notes
 
     def run(self) -> dict[str, Any]:
         data = self.data
@@ -137,6 +142,19 @@ class _Decision:
                 if value is not None:
                     notes.append((local, value))
                 frames[depth] = primitive
+            elif kind == ENTRY:
+                owned = _carry(attrs, carried) if attrs else set()
+                frames[depth] = (children, owned)
+                pending.append((need, owned))
+                notes.append(("entry", owned))
+            elif kind == ENTRY_RESOURCE:
+                if attrs or HELD in seen:
+                    raise _Unsure
+                seen.add(HELD)
+                owned = set()
+                frames[depth] = (children, owned)
+                pending.append((need, owned))
+                notes.append(("entryType", local))
             else:
                 narrative(depth)
 
@@ -157,7 +175,7 @@ class _Decision:
         def start_root(name: str, attrs: dict[str, str]) -> None:
             nonlocal started
             _kind, _track, _many, _group, children, need, _carried, local = known.roots[name]
-            if local == "Bundle" or any(not key.startswith(XSI) for key in attrs):
+            if any(not key.startswith(XSI) for key in attrs):
                 raise _Unsure
             owned: set[str] = set()
             frames[0] = (children, owned)
@@ -217,25 +235,9 @@ class _Decision:
             if not need <= seen:
                 raise _Unsure
         self._text_and_depth(narratives)
-        return self._summary()
-
-    def _summary(self) -> dict[str, Any]:
-        """What the walker's ``Summary.metadata`` says of a resource other than a Bundle."""
-        out: dict[str, Any] = {}
-        profiles = []
-        for name, value in self.notes:
-            if name == "resourceType":
-                out["resource_type"] = value
-            elif name == "id":
-                out["id"] = value
-            elif name == "profile":
-                profiles.append(value)
-            else:
-                out["last_updated"] = value
-        if profiles:
-            out["profiles"] = profiles
-        if "last_updated" in out:
-            out["last_updated"] = out.pop("last_updated")
+        out = summary(notes, BUNDLE_TYPES[self.version])
+        if out is None:
+            raise _Unsure
         return out
 
     def _text_and_depth(self, narratives: list[tuple[int, int, int, bool]]) -> None:

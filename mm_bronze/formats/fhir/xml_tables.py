@@ -20,7 +20,7 @@ from mm_bronze.formats.fhir.model import PATTERNS, Model, TypeInfo, base64_probl
 FHIR_NS = "http://hl7.org/fhir"
 XHTML_NS = "http://www.w3.org/1999/xhtml"
 
-PRIMITIVE, COMPLEX, CONTAINER, RESOURCE, NARRATIVE, NOTED = range(6)
+PRIMITIVE, COMPLEX, CONTAINER, RESOURCE, NARRATIVE, NOTED, ENTRY, ENTRY_RESOURCE = range(8)
 
 Check = Callable[[str], object]
 # kind; the name to note as seen in the parent (None when nothing needs it: a repeating
@@ -100,9 +100,28 @@ class Tables:
         self.roots: Table = {}
         for key, spec in self.resources.items():
             table = _noted(spec[4], _NOTED["Resource"])
-            if f"{FHIR_NS} meta" in table:
-                table[f"{FHIR_NS} meta"] = _with(table[f"{FHIR_NS} meta"], 4, meta)
+            _replace(table, "meta", 4, meta)
             self.roots[key] = _with(spec, 4, table)
+        self._bundle_entries()
+
+    def _bundle_entries(self) -> None:
+        """A root Bundle notes its ``type``, and each entry (kind ``ENTRY``) its ``fullUrl``,
+        its resource's type (kind ``ENTRY_RESOURCE``) and that resource's ``meta.versionId``."""
+        key = f"{FHIR_NS} Bundle"
+        if key not in self.roots or "BundleEntry" not in self.types:
+            return
+        meta = _noted(self.types.get("Meta", {}), ("versionId",))
+        resources: Table = {}
+        for name, spec in self.resources.items():
+            table = dict(spec[4])
+            _replace(table, "meta", 4, meta)
+            resources[name] = (ENTRY_RESOURCE, *spec[1:4], table, *spec[5:])
+        entry = _noted(self.types["BundleEntry"], ("fullUrl",))
+        _replace(entry, "resource", 4, resources)
+        bundle = _noted(self.roots[key][4], ("type",))
+        _replace(bundle, "entry", 4, entry)
+        _replace(bundle, "entry", 0, ENTRY)
+        self.roots[key] = _with(self.roots[key], 4, bundle)
 
     def _spec(self, fhir: Model, info: TypeInfo, name: str) -> Spec | None:
         element = info.elements[name]
@@ -138,6 +157,12 @@ class Tables:
 
 def _with(spec: Spec, index: int, value: object) -> Spec:
     return (*spec[:index], value, *spec[index + 1 :])  # type: ignore[return-value]
+
+
+def _replace(table: Table, name: str, index: int, value: object) -> None:
+    key = f"{FHIR_NS} {name}"
+    if key in table:
+        table[key] = _with(table[key], index, value)
 
 
 def _noted(table: Table, names: tuple[str, ...]) -> Table:

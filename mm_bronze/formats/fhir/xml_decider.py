@@ -100,16 +100,12 @@ class _Decision:
             depth = started - len(ends)
             started += 1
             table, seen = frames[depth - 1]
-            kind, track, many, group, children, need, carried, local = table[name]
+            kind, track, many, _group, children, need, carried, local = table[name]
             if track is not None:
                 if track in seen:
                     if not many:
                         raise _Unsure
                 else:
-                    if group is not None:
-                        if group in seen:
-                            raise _Unsure
-                        seen.add(group)
                     seen.add(track)
             if kind == PRIMITIVE:
                 value = attrs.get("value")

@@ -23,8 +23,9 @@ XHTML_NS = "http://www.w3.org/1999/xhtml"
 PRIMITIVE, COMPLEX, CONTAINER, RESOURCE, NARRATIVE, NOTED, ENTRY, ENTRY_RESOURCE = range(8)
 
 Check = Callable[[str], object]
-# kind; the name to note as seen in the parent (None when nothing needs it: a repeating
-# element outside any choice that is not required); repeats; ``[x]`` choice group; a
+# kind; the name to note as seen in the parent (its ``[x]`` choice group for a choice, so
+# that one member only may appear, once; None when nothing needs it: a repeating element
+# that is not required); repeats (never for a choice); ``[x]`` choice group; a
 # primitive's value check (truthy when valid) or the table of the element's children; what
 # must have been seen when it closes; the attributes it may carry; its local name.
 Spec = tuple[int, str | None, bool, str | None, Any, frozenset[str], frozenset[str], str]
@@ -127,7 +128,11 @@ class Tables:
         element = info.elements[name]
         many, group = element.many, element.choice
         needed = self.needs[info.name]
-        track = name if not many or group is not None or name in needed else None
+        if group is not None:
+            track: str | None = group
+            many = False
+        else:
+            track = name if not many or name in needed else None
         nothing: frozenset[str] = frozenset()
         if element.type == "xhtml":
             if name != "div":

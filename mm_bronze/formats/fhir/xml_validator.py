@@ -1,9 +1,14 @@
 """FHIR XML: well-formed UTF-8 XML, no DTD or entities, a FHIR resource in the FHIR namespace.
 
-Checked on expat's events (a C parser). Beyond the structure shared with JSON, FHIR XML
-allows only the attributes FHIR defines (``value`` on primitives, ``url`` on extensions,
-``id`` on elements, namespace declarations, and ``xsi:`` schema hints), no text outside
-``value`` attributes and XHTML ``div``s, and no empty attribute.
+A body up to ``BUFFER_LIMIT`` is held and first goes through the fast path
+(``xml_decider``), which accepts it when it is valid; whatever the fast path does not accept
+(and any larger body, as it streams in) is checked here on expat's events (a C parser), which
+finds and locates every problem and has the final word.
+
+Beyond the structure shared with JSON, FHIR XML allows only the attributes FHIR defines
+(``value`` on primitives, ``url`` on extensions, ``id`` on elements, namespace declarations,
+and ``xsi:`` schema hints), no text outside ``value`` attributes and XHTML ``div``s, and no
+empty attribute.
 """
 
 from __future__ import annotations
@@ -13,20 +18,27 @@ from xml.parsers import expat
 
 from mm_bronze.errors import InvalidPayload
 from mm_bronze.formats.base import STRICT, Findings
-from mm_bronze.formats.bom import LeadingBom
+from mm_bronze.formats.bom import BOM, LeadingBom
 from mm_bronze.formats.fhir.json_validator import checker_for
 from mm_bronze.formats.fhir.model import Element, canonical_version, primitive_problem
 from mm_bronze.formats.fhir.structure import MAX_DEPTH, Node, too_deep
+from mm_bronze.formats.fhir.xml_decider import decide
 
 FHIR_NS = "http://hl7.org/fhir"
 XHTML_NS = "http://www.w3.org/1999/xhtml"
 XSI_NS = "http://www.w3.org/2001/XMLSchema-instance"
 # XML whitespace, the only text allowed between FHIR elements.
 BLANK = " \t\r\n"
+# Bodies up to this size are held and tried on the fast path at the end; larger ones are
+# checked as they stream in.
+BUFFER_LIMIT = 4 * 1024 * 1024
 
 
 def _refuse_dtd(*_: Any) -> NoReturn:
     raise InvalidPayload("XML with a DTD or entity declarations is refused", code="security")
+
+
+_DETACHED = expat.ParserCreate()  # stands for the walker's parser until it is made
 
 
 class _Frame:
@@ -50,20 +62,13 @@ class FhirXmlValidator:
         self.version = version
         self.checker = checker_for(version, self.findings)
         self.checker.locate = self._where
-        self._parser = expat.ParserCreate(namespace_separator=" ")
-        self._parser.SetParamEntityParsing(expat.XML_PARAM_ENTITY_PARSING_NEVER)
-        self._parser.StartDoctypeDeclHandler = _refuse_dtd
-        self._parser.EntityDeclHandler = _refuse_dtd
-        self._parser.ExternalEntityRefHandler = _refuse_dtd
-        self._parser.XmlDeclHandler = self._declaration
-        self._parser.StartElementHandler = self._start
-        self._parser.EndElementHandler = self._end
-        self._parser.CharacterDataHandler = self._text
-        self._parser.buffer_text = True
+        self._parser = _DETACHED  # the walker's parser, made when the walker runs
         self._stack: list[_Frame] = []
         self._skip = 0
         self._root_seen = False
         self._lead = LeadingBom()  # expat skips a BOM; the metadata records it
+        self._held: list[bytes] | None = []  # None once the body streams
+        self._size = 0
 
     def _where(self) -> str:
         parser = self._parser
@@ -217,6 +222,31 @@ class FhirXmlValidator:
             self._error("required", f"{frame.path} must hold a resource", frame.path)
 
     def feed(self, chunk: bytes) -> None:
+        if self._held is not None:
+            self._size += len(chunk)
+            if self._size <= BUFFER_LIMIT:
+                self._held.append(chunk)
+                return
+            self._stream()
+        self._check(chunk)
+
+    def _stream(self) -> None:
+        """From now on, check as the body comes (what was held first)."""
+        held, self._held = self._held or [], None
+        parser = self._parser = expat.ParserCreate(namespace_separator=" ")
+        parser.SetParamEntityParsing(expat.XML_PARAM_ENTITY_PARSING_NEVER)
+        parser.StartDoctypeDeclHandler = _refuse_dtd
+        parser.EntityDeclHandler = _refuse_dtd
+        parser.ExternalEntityRefHandler = _refuse_dtd
+        parser.XmlDeclHandler = self._declaration
+        parser.StartElementHandler = self._start
+        parser.EndElementHandler = self._end
+        parser.CharacterDataHandler = self._text
+        parser.buffer_text = True
+        for chunk in held:
+            self._check(chunk)
+
+    def _check(self, chunk: bytes) -> None:
         if self._lead.found is None:
             head = self._lead.first(chunk)
             if head is None:
@@ -251,11 +281,30 @@ class FhirXmlValidator:
             )
 
     def finish(self) -> dict[str, Any]:
+        if self._held is not None:
+            meta = self._fast(b"".join(self._held))
+            if meta is not None:
+                return meta
+            self._stream()
         self._parse(self._lead.held(), final=True)
         if not self._root_seen:
             self.findings.add("fatal", "structure", "XML has no root element")
-        meta = self.checker.summary.metadata()
+        return self._metadata(self.checker.summary.metadata(), bool(self._lead.found))
+
+    def _fast(self, data: bytes) -> dict[str, Any] | None:
+        """The metadata of a body the fast path proves valid, or None."""
+        version = canonical_version(self.version)
+        if version is None:
+            return None
+        bom = data.startswith(BOM)
+        meta = decide(data[len(BOM) :] if bom else data, version)
+        if meta is None:
+            return None
+        # Proven valid: no findings, so the verdict is the same at every level.
+        return self._metadata(meta, bom)
+
+    def _metadata(self, meta: dict[str, Any], bom: bool) -> dict[str, Any]:
         meta["fhir_version"] = canonical_version(self.version) or self.version
-        if self._lead.found:
+        if bom:
             meta["bom"] = True
         return self.findings.record(meta)

@@ -1,0 +1,272 @@
+"""Decides, with little Python per element, that a FHIR XML payload is valid, or leaves it to
+the detailed walker.
+
+``decide(data, version)`` parses the whole body once with expat: each FHIR element's start
+is one dictionary lookup in ``xml_tables`` (known element, repeats, ``[x]`` choice,
+attributes, value format); ends are only counted (``list.append``, no Python frame), which
+tells each start its depth and so its parent (the last element started one level up); what
+complex elements require is checked once the body is parsed; narratives raise no event at
+all (``xml_narratives``), and text is looked for in the bytes around them. It returns the
+metadata the walker's ``Summary`` would produce, or None: None never means "invalid", only
+"let the walker decide" (the walker explains every rejection and has the final word). The
+fast path never accepts a payload the walker rejects; it leaves to the walker whatever it
+does not handle (CDATA, XHTML outside a narrative ``div`` that declares its
+namespace, ``xsi:`` attributes below the root, text made of character references to
+whitespace, ...)."""
+
+from __future__ import annotations
+
+from typing import Any, NoReturn
+from xml.parsers import expat
+
+from mm_bronze.formats.fhir.model import BUNDLE_TYPES
+from mm_bronze.formats.fhir.structure import MAX_DEPTH
+from mm_bronze.formats.fhir.xml_narratives import blank, fits
+from mm_bronze.formats.fhir.xml_summary import summary
+from mm_bronze.formats.fhir.xml_tables import (
+    COMPLEX,
+    CONTAINER,
+    ENTRY,
+    ENTRY_RESOURCE,
+    NOTED,
+    PRIMITIVE,
+    RESOURCE,
+    XHTML_NS,
+    Check,
+    Table,
+    check_for,
+    tables,
+)
+
+XSI = "http://www.w3.org/2001/XMLSchema-instance "
+# What a container (``contained``, ``entry.resource``) must have seen when it closes.
+HELD = "\x00resource"
+_HOLDS = frozenset({HELD})
+# What a primitive has seen: nothing is ever noted (its only possible children, extensions,
+# repeat and are never required), so one set serves every primitive.
+_EXTENDED: set[str] = set()
+
+_URL = check_for("uri")
+_UTF8 = ("utf-8", "utf8")
+
+# An open element: the table of its children and what it has seen of them.
+Frame = tuple[Table, set[str]]
+
+
+class _Unsure(Exception):
+    """The fast path cannot tell: the detailed walker decides."""
+
+
+def decide(data: bytes, version: str) -> dict[str, Any] | None:
+    """The summary metadata of a valid FHIR XML payload of ``version``, or None."""
+    if b"<!DOCTYPE" in data or b"<![CDATA[" in data:
+        return None
+    try:
+        return _Decision(data, version).run()
+    except Exception:  # any doubt (including a malformed payload): the walker decides
+        return None
+
+
+class _Decision:
+    def __init__(self, data: bytes, version: str) -> None:
+        self.data = data
+        self.tables = tables(version)
+        self.version = version
+        self.notes: list[tuple[str, Any]] = []  # (element, value) the summary notes
+
+    def run(self) -> dict[str, Any]:
+        data = self.data
+        known = self.tables
+        notes = self.notes
+        parser = expat.ParserCreate(namespace_separator=" ")
+        parser.SetParamEntityParsing(expat.XML_PARAM_ENTITY_PARSING_NEVER)
+        ends: list[str | None] = []  # one item per element that ended
+        started = 0
+        # The last element started at each depth: while deeper elements start, the one at
+        # depth d is their open ancestor. One more level raises IndexError (too deep).
+        frames: list[Frame] = [(known.primitive, _EXTENDED)] * MAX_DEPTH
+        pending: list[tuple[frozenset[str], set[str]]] = []  # what closed elements need
+        primitive: Frame = (known.primitive, _EXTENDED)
+        decls: list[tuple[str | None, str, int]] = []
+        narratives: list[tuple[int, int, int, bool]] = []
+        opened = 0  # where the narrative being skipped starts
+        above = 0  # its ancestors
+        leaving = 0  # namespace declarations of its div still to end
+        nested = 0  # namespace declarations open inside it
+        marked = False  # it holds a comment or processing instruction
+
+        def start(name: str, attrs: dict[str, str]) -> None:
+            nonlocal started
+            depth = started - len(ends)
+            started += 1
+            table, seen = frames[depth - 1]
+            kind, track, many, _group, children, need, carried, local = table[name]
+            if track is not None:
+                if track in seen:
+                    if not many:
+                        raise _Unsure
+                else:
+                    seen.add(track)
+            if kind == PRIMITIVE:
+                value = attrs.get("value")
+                if value is None or len(attrs) != 1:
+                    _attributes(attrs, children)
+                elif not children(value):
+                    raise _Unsure
+                frames[depth] = primitive
+            elif kind == COMPLEX:
+                owned = _carry(attrs, carried) if attrs else set()
+                frames[depth] = (children, owned)
+                if need:
+                    pending.append((need, owned))
+            elif kind == CONTAINER:
+                if attrs:
+                    raise _Unsure
+                owned = set()
+                frames[depth] = (children, owned)
+                pending.append((_HOLDS, owned))
+            elif kind == RESOURCE:
+                if attrs or HELD in seen:  # a container holds one resource
+                    raise _Unsure
+                seen.add(HELD)
+                owned = set()
+                frames[depth] = (children, owned)
+                if need:
+                    pending.append((need, owned))
+            elif kind == NOTED:
+                value = _attributes(attrs, children)
+                if value is not None:
+                    notes.append((local, value))
+                frames[depth] = primitive
+            elif kind == ENTRY:
+                owned = _carry(attrs, carried) if attrs else set()
+                frames[depth] = (children, owned)
+                pending.append((need, owned))
+                notes.append(("entry", owned))
+            elif kind == ENTRY_RESOURCE:
+                if attrs or HELD in seen:
+                    raise _Unsure
+                seen.add(HELD)
+                owned = set()
+                frames[depth] = (children, owned)
+                pending.append((need, owned))
+                notes.append(("entryType", local))
+            else:
+                narrative(depth)
+
+        def narrative(depth: int) -> None:
+            nonlocal opened, above, leaving, nested, marked
+            position = parser.CurrentByteIndex
+            own = []
+            for prefix, uri, at in reversed(decls):
+                if at != position:
+                    break
+                own.append((prefix, uri))
+            if (None, XHTML_NS) not in own:
+                raise _Unsure
+            opened, above, leaving, nested, marked = position, depth, len(own), 0, False
+            parser.StartElementHandler = None
+            parser.EndElementHandler = None
+
+        def start_root(name: str, attrs: dict[str, str]) -> None:
+            nonlocal started
+            _kind, _track, _many, _group, children, need, _carried, local = known.roots[name]
+            if any(not key.startswith(XSI) for key in attrs):
+                raise _Unsure
+            owned: set[str] = set()
+            frames[0] = (children, owned)
+            pending.append((need, owned))
+            notes.append(("resourceType", local))
+            started = 1
+            parser.StartElementHandler = start
+
+        def declared(prefix: str | None, uri: str) -> None:
+            nonlocal nested
+            if parser.StartElementHandler is None:
+                nested += 1
+            else:
+                decls.append((prefix, uri, parser.CurrentByteIndex))
+
+        def undeclared(_prefix: str | None) -> None:
+            nonlocal nested, leaving
+            if parser.StartElementHandler is not None:
+                return
+            if nested:
+                nested -= 1
+                return
+            leaving -= 1
+            if not leaving:
+                end = data.index(b">", parser.CurrentByteIndex) + 1
+                narratives.append((opened, end, above, marked))
+                ends.append(None)  # the div's own end
+                parser.StartElementHandler = start
+                parser.EndElementHandler = ends.append
+
+        def declaration(_version: str, encoding: str | None, _standalone: int) -> None:
+            if encoding and encoding.lower().replace("_", "-") not in _UTF8:
+                raise _Unsure
+
+        def refuse(*_: Any) -> NoReturn:
+            raise _Unsure
+
+        def aside(*_: Any) -> None:
+            nonlocal marked
+            if parser.StartElementHandler is None:  # a comment or PI inside a narrative
+                marked = True
+
+        parser.StartElementHandler = start_root
+        parser.EndElementHandler = ends.append
+        parser.StartNamespaceDeclHandler = declared
+        parser.EndNamespaceDeclHandler = undeclared
+        parser.XmlDeclHandler = declaration
+        parser.StartDoctypeDeclHandler = refuse
+        parser.EntityDeclHandler = refuse
+        parser.ExternalEntityRefHandler = refuse
+        parser.CommentHandler = aside
+        parser.ProcessingInstructionHandler = aside
+        parser.Parse(data, True)
+        if not notes or started != len(ends):
+            raise _Unsure
+        for need, seen in pending:
+            if not need <= seen:
+                raise _Unsure
+        self._text_and_depth(narratives)
+        out = summary(notes, BUNDLE_TYPES[self.version])
+        if out is None:
+            raise _Unsure
+        return out
+
+    def _text_and_depth(self, narratives: list[tuple[int, int, int, bool]]) -> None:
+        """No text outside narratives; no narrative nested too deep."""
+        data = self.data
+        position = 0
+        for start, end, above, marked in narratives:
+            if not blank(data, position, start) or not fits(data, start, end, above, marked):
+                raise _Unsure
+            position = end - 1  # text right after the div follows its '>'
+        if not blank(data, position, len(data)):
+            raise _Unsure
+
+
+def _attributes(attrs: dict[str, str], check: Check | None) -> str | None:
+    """A primitive's ``value`` (None if it has none), once its attributes are checked: only
+    ``value`` (valid) and ``id`` (not empty)."""
+    value = attrs.get("value")
+    count = len(attrs)
+    if value is not None:
+        if not check(value):  # type: ignore[misc]
+            raise _Unsure
+        count -= 1
+    if count and (count > 1 or not attrs.get("id")):
+        raise _Unsure
+    return value
+
+
+def _carry(attrs: dict[str, str], carried: frozenset[str]) -> set[str]:
+    """What a complex element's attributes (``id``, an extension's ``url``) give it."""
+    if not attrs.keys() <= carried:
+        raise _Unsure
+    for key, value in attrs.items():
+        if not (value if key == "id" else _URL(value)):
+            raise _Unsure
+    return set(attrs)

@@ -1,0 +1,66 @@
+"""A narrative's XHTML, and text outside narratives, checked on bytes rather than events.
+
+The detailed walker accepts any well-formed XHTML inside a narrative ``div`` as long as no
+element nests deeper than ``MAX_DEPTH`` levels; the fast path hands expat's narratives to
+``fits`` instead of handling their events, and ``blank`` looks for text around them.
+"""
+
+from __future__ import annotations
+
+from mm_bronze.formats.fhir.structure import MAX_DEPTH
+
+# XML whitespace, the only text allowed between FHIR elements.
+BLANKS = b" \t\r\n"
+# How many bytes of XHTML one bound covers (each piece bounds its own depth), and at least.
+PIECE = 1024
+SMALLEST = 16
+
+
+def blank(data: bytes, start: int, stop: int) -> bool:
+    """True if ``data[start:stop]`` (well-formed markup that starts with a tag or with the
+    '>' that ends one, no CDATA) has no text but XML whitespace; False may also mean a '>'
+    inside an attribute value or a comment (never a wrong True).
+
+    With whitespace removed, text is whatever follows a '>' other than a '<' (every
+    character of text follows the '>' ending a tag, comment or processing instruction);
+    only the last '>' may end the span.
+    """
+    compact = data[start:stop].translate(None, BLANKS)
+    loose = compact.count(b">") - compact.count(b"><")
+    return loose == compact.endswith(b">")
+
+
+def fits(data: bytes, start: int, end: int, above: int, marked: bool = False) -> bool:
+    """True if no element of the XHTML in ``data[start:end]`` (a well-formed element) has
+    ``above`` plus its own depth over ``MAX_DEPTH`` levels; False when that cannot be told
+    cheaply (never a wrong True). ``marked``: it holds comments or processing instructions.
+
+    Every element has a '<', so a span with few of them is shallow enough. In a larger one
+    (not ``marked``, and without CDATA, which the caller makes sure of), every '<' opens or
+    closes a tag; when, in addition, every '>' ends one (as many of each), a '/>' always ends
+    an empty element, so counting '<', '</' and '/>' over a piece tells the depth at its end,
+    and opening tags that are not empty bound how deep it goes.
+    """
+    marks = data.count(b"<", start, end)
+    if above + marks <= MAX_DEPTH:
+        return True
+    if marked or data.count(b">", start, end) != marks:
+        return False
+    depth = above
+    while start < end:
+        size = PIECE
+        while True:
+            stop = data.find(b"<", min(start + size, end), end)
+            if stop < 0:
+                stop = end
+            tags = data.count(b"<", start, stop)
+            closes = data.count(b"</", start, stop)
+            empty = data.count(b"/>", start, stop)
+            if depth + (tags - closes - empty) + 1 <= MAX_DEPTH:
+                break
+            if size <= SMALLEST:  # this deep for real, or too dense to tell
+                return False
+            size //= 4  # a bound on fewer tags
+        depth += tags - 2 * closes - empty
+        start = stop
+    return True

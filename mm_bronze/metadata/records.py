@@ -7,7 +7,6 @@ from typing import Any
 
 import msgspec
 from psycopg import AsyncConnection
-from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
 from mm_bronze.metadata.feed import FEED_CHANNEL, FEED_LOCK
@@ -15,31 +14,63 @@ from mm_bronze.models import IngestEvent, SubmissionStatus
 
 Pool = AsyncConnectionPool[AsyncConnection]
 
-# One statement per batch for each table: rows travel as arrays (unnest), not row by row.
+# A batch travels to the server in one COPY into a temporary table (one row per submission),
+# then set-based statements move it into place: COPY costs far less client CPU per row than
+# parameters. Created in every recording transaction (a no-op once it exists) so that a pooler
+# handing out a different server connection per transaction is no problem.
+_CREATE_BATCH = """
+CREATE TEMP TABLE IF NOT EXISTS recording_batch (
+    submission_id UUID, fingerprint TEXT, storage_path TEXT, ingestion_source TEXT,
+    client TEXT, format TEXT, content_type TEXT, subtype TEXT, data_version TEXT,
+    payload_size BIGINT, received_at TIMESTAMPTZ, source_metadata JSONB
+) ON COMMIT DELETE ROWS
+"""
+
+_COPY_BATCH = """
+COPY recording_batch (submission_id, fingerprint, storage_path, ingestion_source, client,
+    format, content_type, subtype, data_version, payload_size, received_at, source_metadata)
+FROM STDIN
+"""
+
+# The first submission of each payload (by received_at, then uuid) creates its object row,
+# inserted in fingerprint order so concurrent consumers cannot deadlock on the unique index.
 _INSERT_OBJECTS = """
 INSERT INTO ingestion.raw_ingestion (object_id, ingestion_source, format, content_type, subtype,
     data_version, storage_path, fingerprint, object_size, received_at, source_metadata,
     compression)
-SELECT *, %s FROM unnest(%s::uuid[], %s::text[], %s::text[], %s::text[], %s::text[], %s::text[],
-    %s::text[], %b::bytea[], %s::bigint[], %s::timestamptz[], %s::jsonb[])
+SELECT submission_id, ingestion_source, format, content_type, subtype, data_version,
+    storage_path, decode(fingerprint, 'hex'), payload_size, received_at, source_metadata, %s
+FROM (
+    SELECT DISTINCT ON (fingerprint) * FROM recording_batch
+    ORDER BY fingerprint, received_at, submission_id
+) AS first
+ORDER BY fingerprint
 ON CONFLICT (fingerprint) DO NOTHING
 """
 
-# Submissions, and the "stored"/"duplicate" entry of each one recorded now (not of those
-# recorded before: a redelivered event changes nothing).
+# Submissions pointing at their objects (created now or before), and the "stored"/"duplicate"
+# entry of each one recorded now (not of those recorded before: a redelivered event changes
+# nothing); then each payload's object, for the caller. A new statement, so objects committed
+# by another consumer while this one waited on the unique index are seen.
 _INSERT_SUBMISSIONS = """
 WITH recorded AS (
     INSERT INTO ingestion.submissions (submission_id, object_id, is_duplicate, ingestion_source,
         client, format, content_type, subtype, data_version, payload_size, received_at,
         source_metadata)
-    SELECT * FROM unnest(%s::uuid[], %s::uuid[], %s::boolean[], %s::text[], %s::text[],
-        %s::text[], %s::text[], %s::text[], %s::text[], %s::bigint[], %s::timestamptz[],
-        %s::jsonb[])
+    SELECT b.submission_id, r.object_id, r.object_id <> b.submission_id, b.ingestion_source,
+        b.client, b.format, b.content_type, b.subtype, b.data_version, b.payload_size,
+        b.received_at, b.source_metadata
+    FROM recording_batch b JOIN ingestion.raw_ingestion r
+        ON r.fingerprint = decode(b.fingerprint, 'hex')
     ON CONFLICT (submission_id) DO NOTHING
     RETURNING submission_id, is_duplicate
+), logged AS (
+    INSERT INTO ingestion.ingestion_log (object_id, status)
+    SELECT submission_id, CASE WHEN is_duplicate THEN 'duplicate' ELSE 'stored' END
+    FROM recorded
 )
-INSERT INTO ingestion.ingestion_log (object_id, status)
-SELECT submission_id, CASE WHEN is_duplicate THEN 'duplicate' ELSE 'stored' END FROM recorded
+SELECT encode(fingerprint, 'hex'), object_id::text, storage_path FROM ingestion.raw_ingestion
+WHERE fingerprint IN (SELECT decode(fingerprint, 'hex') FROM recording_batch)
 """
 
 _INSERT_LOG = "INSERT INTO ingestion.ingestion_log (object_id, status, message) VALUES (%s, %s, %s)"
@@ -80,24 +111,19 @@ async def record_batch(
     """
     if not items:
         return []
-    first: dict[str, tuple[IngestEvent, str]] = {}
-    for event, path in sorted(items, key=lambda item: (item[0].received_at, item[0].uuid)):
-        first.setdefault(event.sha256, (event, path))
-    # Insert in fingerprint order so concurrent consumers cannot deadlock on the unique index.
-    object_rows = [_object_row(event, path) for _, (event, path) in sorted(first.items())]
     async with pool.connection() as conn, conn.transaction():
-        await conn.execute(_INSERT_OBJECTS, (compression, *_columns(object_rows)))
-        cur = await conn.execute(
-            "SELECT fingerprint, object_id, storage_path FROM ingestion.raw_ingestion"
-            " WHERE fingerprint = ANY(%s)",
-            ([bytes.fromhex(s) for s in first],),
+        await conn.execute(_CREATE_BATCH)
+        async with conn.cursor() as cur, cur.copy(_COPY_BATCH) as copy:
+            for event, path in items:
+                await copy.write_row(_batch_row(event, path))
+        await conn.execute(_INSERT_OBJECTS, (compression,))
+        # Held until commit: seqs are assigned in commit order (see metadata.feed). The
+        # notification is delivered at commit.
+        await conn.execute(
+            "SELECT pg_advisory_xact_lock(%s), pg_notify(%s, '')", (FEED_LOCK, FEED_CHANNEL)
         )
-        objects = {bytes(fp).hex(): (str(oid), path) for fp, oid, path in await cur.fetchall()}
-        sub_rows = [_submission_row(event, objects[event.sha256][0]) for event, _ in items]
-        # Held until commit: seqs are assigned in commit order (see metadata.feed).
-        await conn.execute("SELECT pg_advisory_xact_lock(%s)", (FEED_LOCK,))
-        await conn.execute(_INSERT_SUBMISSIONS, _columns(sub_rows))
-        await conn.execute("SELECT pg_notify(%s, '')", (FEED_CHANNEL,))
+        cur = await conn.execute(_INSERT_SUBMISSIONS)
+        objects = {sha: (object_id, path) for sha, object_id, path in await cur.fetchall()}
     out = []
     for event, _ in items:
         object_id, path = objects[event.sha256]
@@ -174,32 +200,11 @@ async def submission_status(pool: Pool, uuid: str) -> SubmissionStatus | None:
         return SubmissionStatus(uuid=uuid, status=last[0], message=last[1])
 
 
-def _columns(rows: Sequence[tuple[Any, ...]]) -> list[list[Any]]:
-    """Rows as one list per column, for ``unnest``."""
-    return [list(column) for column in zip(*rows, strict=True)]
-
-
-def _object_row(event: IngestEvent, path: str) -> tuple[Any, ...]:
+def _batch_row(event: IngestEvent, path: str) -> tuple[Any, ...]:
     return (
         event.uuid,
-        event.source,
-        event.format,
-        event.content_type,
-        event.subtype,
-        event.version,
+        event.sha256,
         path,
-        bytes.fromhex(event.sha256),
-        event.size,
-        event.received_at,
-        Jsonb(_metadata(event)),
-    )
-
-
-def _submission_row(event: IngestEvent, object_id: str) -> tuple[Any, ...]:
-    return (
-        event.uuid,
-        object_id,
-        object_id != event.uuid,
         event.source,
         event.client,
         event.format,
@@ -208,9 +213,10 @@ def _submission_row(event: IngestEvent, object_id: str) -> tuple[Any, ...]:
         event.version,
         event.size,
         event.received_at,
-        Jsonb(_metadata(event)),
+        _metadata(event),
     )
 
 
-def _metadata(event: IngestEvent) -> dict[str, Any]:
-    return {**event.source_metadata, "client": event.client}
+def _metadata(event: IngestEvent) -> str:
+    """The submission's metadata as JSON text (COPY's text format carries it as is)."""
+    return msgspec.json.encode({**event.source_metadata, "client": event.client}).decode()

@@ -1,9 +1,9 @@
 """An object store rooted at one fsspec URL: immutable objects, written atomically.
 
-Local filesystems get a temporary file, fsync and rename. Object stores (S3, GCS, Azure
-Blob) get a single PUT or a multipart upload that is completed only after the last
-chunk, so an object appears whole or not at all; an interrupted upload is discarded.
-Large objects are streamed in bounded chunks, never held whole in memory.
+Local filesystems get a synced file that is named only once complete (``storage.local``).
+Object stores (S3, GCS, Azure Blob) get a single PUT or a multipart upload that is completed
+only after the last chunk, so an object appears whole or not at all; an interrupted upload is
+discarded. Large objects are streamed in bounded chunks, never held whole in memory.
 """
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ import contextlib
 import contextvars
 import functools
 import os
-import uuid
 from collections.abc import AsyncGenerator, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import IO, Any
@@ -25,6 +24,8 @@ from fsspec.implementations.local import LocalFileSystem
 
 from mm_bronze.errors import ConfigError, StorageUnavailable
 from mm_bronze.storage.compression import Codec, codec_for, decode
+from mm_bronze.storage.local import fsync_directories, link_new, write_new
+from mm_bronze.storage.local import fsync_directory as fsync_directory  # for other modules
 
 log = structlog.get_logger(__name__)
 
@@ -189,7 +190,7 @@ class ObjectStore:
             return
         directories = sorted({os.path.dirname(self.path(key)) for key in keys})
         if directories:
-            await self._run(_fsync_directories, directories)
+            await self._run(fsync_directories, directories)
 
     async def read_bytes(self, key: str) -> bytes:
         """The stored bytes of ``key`` (compressed when the object was)."""
@@ -253,7 +254,7 @@ class ObjectStore:
         if self.is_local:
             if os.path.exists(path):
                 return False
-            return _local_atomic_write(path, iter((self.codec.encode_bytes(data),)), sync_directory)
+            return write_new(path, iter((self.codec.encode_bytes(data),)), sync_directory)
         if self.scheme in CONDITIONAL_PUT_SCHEMES:
             try:
                 self.fs.pipe_file(path, self.codec.encode_bytes(data), IfNoneMatch="*")
@@ -275,7 +276,7 @@ class ObjectStore:
         concurrent.futures.wait(futures)  # every write has ended before anything is raised
         written = [future.result() for future in futures]
         if sync_directory and self.is_local:
-            _fsync_directories(sorted({os.path.dirname(path) for path, _ in items}))
+            fsync_directories(sorted({os.path.dirname(path) for path, _ in items}))
         return written
 
     def _put_from(
@@ -287,11 +288,11 @@ class ObjectStore:
             if (
                 source.is_local
                 and self.codec.name == "none"
-                and _local_link(source_path, path, sync_directory)
+                and link_new(source_path, path, sync_directory)
             ):
                 return True
             chunks = self.codec.encode(source._read_chunks(source_path))
-            return _local_atomic_write(path, chunks, sync_directory)
+            return write_new(path, chunks, sync_directory)
         if self.codec.name == "none" and source.fs is self.fs:
             try:
                 self.fs.copy(source_path, path)  # server-side copy, atomic
@@ -339,66 +340,3 @@ def discard_upload(upload: IO[bytes]) -> None:
     finally:
         with contextlib.suppress(AttributeError):
             upload.closed = True  # type: ignore[misc]
-
-
-def _local_atomic_write(path: str, chunks: Iterator[bytes], sync_directory: bool = True) -> bool:
-    """Write to a temporary name, fsync, then rename; the object appears whole or not at all.
-
-    Without ``sync_directory`` the rename is durable only once the caller fsyncs the directory.
-    """
-    directory = os.path.dirname(path)
-    os.makedirs(directory, exist_ok=True)
-    tmp = f"{path}.tmp-{uuid.uuid4().hex}"
-    try:
-        with open(tmp, "wb") as f:
-            for chunk in chunks:
-                f.write(chunk)
-            f.flush()
-            os.fsync(f.fileno())
-        if os.path.exists(path):
-            return False
-        os.replace(tmp, path)
-        if sync_directory:
-            fsync_directory(directory)
-        return True
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
-def _local_link(source: str, path: str, sync_directory: bool = True) -> bool:
-    """Publish a (durable, immutable) staged file under ``path`` by hard link: no copy.
-
-    False when linking is impossible (another filesystem); the caller then copies.
-    """
-    directory = os.path.dirname(path)
-    os.makedirs(directory, exist_ok=True)
-    tmp = f"{path}.tmp-{uuid.uuid4().hex}"
-    try:
-        os.link(source, tmp)
-    except FileNotFoundError:
-        raise
-    except OSError:
-        return False
-    try:
-        os.replace(tmp, path)
-        if sync_directory:
-            fsync_directory(directory)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return True
-
-
-def _fsync_directories(directories: Iterable[str]) -> None:
-    for directory in directories:
-        fsync_directory(directory)
-
-
-def fsync_directory(directory: str | os.PathLike[str]) -> None:
-    """Make a rename or new entry in ``directory`` durable."""
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

@@ -1,0 +1,77 @@
+"""The persist pipeline on local disk: full batches into one directory, duplicates within a
+batch, and objects durable before they are recorded."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from mm_bronze.settings import ConsumerSettings
+from mm_bronze.storage import objects
+from tests.consumers.harness import harness
+
+
+def observation(n: int) -> bytes:
+    return b'{"resourceType": "Observation", "id": "obs-%d", "status": "final"}' % n
+
+
+async def test_full_batches_in_one_directory_are_stored_and_recorded_once(
+    dsn: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    synced: list[tuple[int, int]] = []  # (objects on disk, objects recorded) at each sync
+    sync = objects.fsync_directories
+
+    def observed_sync(directories: list[str]) -> None:
+        with psycopg.connect(dsn) as conn:
+            row = conn.execute("SELECT count(*) FROM ingestion.raw_ingestion").fetchone()
+        on_disk = sum(len(list(Path(d).iterdir())) for d in directories)
+        synced.append((on_disk, row[0] if row else -1))
+        sync(directories)
+
+    monkeypatch.setattr(objects, "fsync_directories", observed_sync)
+    total = 250
+    async with harness(dsn, tmp_path, tmp_path.as_uri(), {}) as h:
+        events = [await h.publish(observation(n)) for n in range(total)]
+        async with h.running(ConsumerSettings(concurrency=1, batch_size=100, linger=0)):
+            await h.drained()
+        assert await h.scalar("SELECT count(*) FROM ingestion.raw_ingestion") == total
+        assert await h.scalar("SELECT count(*) FROM ingestion.submissions") == total
+        assert await h.scalar("SELECT count(DISTINCT object_id) FROM ingestion.ingestion_log"
+                              " WHERE status = 'stored'") == total  # fmt: skip
+        assert await h.scalar("SELECT count(*) FROM ingestion.ingestion_log") == total
+    (directory,) = {p.parent for p in (tmp_path / "raw").rglob("*.json")}
+    files = sorted(directory.iterdir())
+    assert [f.name for f in files] == sorted(f"{e.sha256}.json" for e in events)
+    by_name = {f"{e.sha256}.json": observation(n) for n, e in enumerate(events)}
+    assert all(f.read_bytes() == by_name[f.name] for f in files)
+    # One directory sync per batch, each before that batch's objects were recorded.
+    assert [recorded for _, recorded in synced] == [0, 100, 200]
+    assert [on_disk for on_disk, _ in synced] == [100, 200, 250]
+
+
+async def test_duplicates_within_a_batch_share_one_object_and_keep_lineage(
+    dsn: str, tmp_path: Path
+) -> None:
+    async with harness(dsn, tmp_path, tmp_path.as_uri(), {}) as h:
+        first = await h.publish(observation(1))
+        other = await h.publish(observation(2))
+        resent = [await h.publish(observation(1)) for _ in range(3)]
+        async with h.running(ConsumerSettings(concurrency=1, linger=0)):
+            await h.drained()
+        assert await h.scalar("SELECT count(DISTINCT recorded_at) FROM ingestion.submissions") == 1
+        assert await h.scalar("SELECT count(*) FROM ingestion.raw_ingestion") == 2
+        async with h.db.pool.connection() as conn:
+            cur = await conn.execute(
+                "SELECT s.submission_id::text, s.object_id::text, s.is_duplicate, l.status"
+                " FROM ingestion.submissions s JOIN ingestion.ingestion_log l"
+                " ON l.object_id = s.submission_id"
+            )
+            rows = {uuid: rest for uuid, *rest in await cur.fetchall()}
+    assert rows == {
+        first.uuid: [first.uuid, False, "stored"],
+        other.uuid: [other.uuid, False, "stored"],
+        **{e.uuid: [first.uuid, True, "duplicate"] for e in resent},
+    }
+    assert len(list((tmp_path / "raw").rglob("*.json"))) == 2

@@ -1,9 +1,9 @@
 """The embedded bus: a durable queue in PostgreSQL.
 
 Publishing groups concurrent callers into one transaction: one multi-row statement per
-group commit (a plain single-row ``INSERT`` for a lone caller), which may also record each submission as accepted in the status history
-(``publish_accepted``), so the event and its "accepted" entry are durable together, in one
-commit. Consumers claim batches with
+group commit (a plain single-row ``INSERT`` for a lone caller), which may also record each
+submission as accepted in the status history (``publish_accepted``), so the event and its
+"accepted" entry are durable together, in one commit. Consumers claim batches with
 ``FOR UPDATE SKIP LOCKED`` and a lease: a claimed message becomes visible again when its
 lease runs out (the consumer died), is deleted on ack, and moves to ``bus.dead_letters``
 with its reason when it can never succeed. ``attempts`` counts claims that did not end

@@ -10,7 +10,6 @@ from __future__ import annotations
 import functools
 import re
 from dataclasses import dataclass, field
-from functools import cached_property
 
 DEFAULT_FIELD_SEPARATOR = b"|"
 DEFAULT_ENCODING = b"^~\\&"
@@ -75,11 +74,11 @@ class Hl7Header:
         """What MSA-2 echoes: the batch control id (BHS-11/FHS-11) if any, else MSH-10."""
         return self.batch_control_id or self.msh_field(10)
 
-    @cached_property
+    @property
     def message_type(self) -> bytes:
         return self.component(self.msh_field(9), 0)
 
-    @cached_property
+    @property
     def trigger_event(self) -> bytes:
         return self.component(self.msh_field(9), 1)
 
@@ -87,15 +86,15 @@ class Hl7Header:
     def processing_id(self) -> bytes:
         return self.msh_field(11)
 
-    @cached_property
+    @property
     def version(self) -> bytes:
         return self.component(self.msh_field(12), 0)
 
-    @cached_property
+    @property
     def accept_ack_type(self) -> str:
         return _text(self.msh_field(15)).strip().upper()
 
-    @cached_property
+    @property
     def application_ack_type(self) -> str:
         return _text(self.msh_field(16)).strip().upper()
 

@@ -1,9 +1,9 @@
 """The embedded bus: a durable queue in PostgreSQL.
 
 Publishing groups concurrent callers into one transaction: one multi-row statement per
-group commit, which may also record each submission as accepted in the status history
-(``publish_accepted``), so the event and its "accepted" entry are durable together, in one
-commit. Consumers claim batches with
+group commit (a plain single-row ``INSERT`` for a lone caller), which may also record each
+submission as accepted in the status history (``publish_accepted``), so the event and its
+"accepted" entry are durable together, in one commit. Consumers claim batches with
 ``FOR UPDATE SKIP LOCKED`` and a lease: a claimed message becomes visible again when its
 lease runs out (the consumer died), is deleted on ack, and moves to ``bus.dead_letters``
 with its reason when it can never succeed. ``attempts`` counts claims that did not end
@@ -90,6 +90,15 @@ INSERT INTO ingestion.ingestion_log (object_id, status)
 SELECT submission, 'accepted' FROM unnest(%b::uuid[]) AS submission
 """
 
+# A group of one (a lone sender): a plain single-row statement, no arrays to build.
+_PUBLISH_ONE = "INSERT INTO bus.messages (topic, key, value) VALUES (%s, %b, %b)"
+_PUBLISH_ONE_ACCEPTED = """
+WITH published AS (
+    INSERT INTO bus.messages (topic, key, value) VALUES (%s, %b, %b)
+)
+INSERT INTO ingestion.ingestion_log (object_id, status) VALUES (%s, 'accepted')
+"""
+
 # Both counts in one round trip: waiting and in-flight messages, and dead letters, per topic.
 _COUNTS = """
 SELECT false, topic, count(*) FROM bus.messages GROUP BY topic
@@ -142,6 +151,9 @@ class PgQueueBus:
             raise BusUnavailable(str(exc)) from exc
 
     async def _insert(self, items: list[_Publish]) -> None:
+        if len(items) == 1:
+            await self._insert_one(*items[0])
+            return
         topics, keys, values, submissions = [], [], [], []
         for topic, key, value, submission in items:
             topics.append(topic)
@@ -157,6 +169,15 @@ class PgQueueBus:
                 await conn.execute(_PUBLISH_ACCEPTED, (topics, keys, values, submissions))
             else:
                 await conn.execute(_PUBLISH, (topics, keys, values))
+
+    async def _insert_one(
+        self, topic: str, key: bytes, value: bytes, submission: UUID | None
+    ) -> None:
+        async with self._pool.connection(timeout=PUBLISH_TIMEOUT) as conn:
+            if submission is not None:
+                await conn.execute(_PUBLISH_ONE_ACCEPTED, (topic, key, value, submission))
+            else:
+                await conn.execute(_PUBLISH_ONE, (topic, key, value))
 
     async def consumer(self, topic: str, group: str) -> PgQueueConsumer:
         return PgQueueConsumer(self._pool, topic, lease=self._lease, poll=self._poll)

@@ -161,40 +161,52 @@ def build_ack(
     Fields echoed from the sender's header lose any framing or segment-break byte; delimiters
     that are such bytes are replaced by the standard ones.
     """
-    if _safe(header.field_separator + header.encoding) != header.field_separator + header.encoding:
+    delimiters = header.field_separator + header.encoding
+    if _safe(delimiters) != delimiters:
         header = dataclasses.replace(
             header, field_separator=DEFAULT_SEPARATOR, encoding=DEFAULT_ENCODING
         )
     sep = header.field_separator
     enc = header.encoding
-    component, _repetition, _escape, subcomponent = (enc[i : i + 1] for i in range(4))
-    enhanced = is_enhanced(header) and header.problem is None
+    component = enc[:1]
+    enhanced = header.problem is None and is_enhanced(header)
     trigger = header.trigger_event
     message_type = b"ACK" + (component + trigger + component + b"ACK" if trigger else b"")
     version = header.version or b"2.5.1"
-    msh = [
-        b"MSH",
-        enc,
-        _safe(header.receiving_application),
-        _safe(header.receiving_facility),
-        _safe(header.sending_application),
-        _safe(header.sending_facility),
-        now.strftime("%Y%m%d%H%M%S+0000").encode(),
-        b"",
-        _safe(message_type),
-        control_id or uuid.uuid4().hex[:20].upper().encode(),
-        _safe(header.processing_id) or b"P",
-        _safe(version),
-    ]
+    # Sender and receiver come from MSH; a batch without messages has only FHS/BHS.
+    origin = header.msh or header.batch
+    echoed = origin[3:7] + [b""] * (7 - max(len(origin), 3))  # MSH-3..6, padded
+    stamp = b"%04d%02d%02d%02d%02d%02d+0000" % (
+        now.year,
+        now.month,
+        now.day,
+        now.hour,
+        now.minute,
+        now.second,
+    )
+    # The echoed fields hold no delimiter of ours and lose their unsafe bytes at once.
+    swapped = sep.join([echoed[2], echoed[3], echoed[0], echoed[1]])
+    msh = sep.join(
+        [
+            b"MSH",
+            enc,
+            swapped.translate(None, UNSAFE),
+            stamp,
+            b"",
+            _safe(message_type),
+            control_id or uuid.uuid4().hex[:20].upper().encode(),
+            _safe(header.processing_id) or b"P",
+            _safe(version),
+        ]
+    )
     if header.charset:
-        msh += [b""] * 5 + [_safe(header.charset)]
-    msa = [b"MSA", outcome.code(enhanced).encode(), _safe(header.control_id)]
-    segments = [sep.join(msh), sep.join(msa)]
-    if error is not None:
-        msa.append(escape(error.reason[:MSA_TEXT_LIMIT], header))
-        segments[1] = sep.join(msa)
-        segments.append(_err(header, error, version, component, subcomponent))
-    return b"\r".join(segments) + b"\r"
+        msh += sep * 6 + _safe(header.charset)
+    msa = sep.join([b"MSA", outcome.code(enhanced).encode(), _safe(header.control_id)])
+    if error is None:
+        return msh + b"\r" + msa + b"\r"
+    msa += sep + escape(error.reason[:MSA_TEXT_LIMIT], header)
+    subcomponent = enc[3:4]
+    return b"\r".join([msh, msa, _err(header, error, version, component, subcomponent), b""])
 
 
 def _err(

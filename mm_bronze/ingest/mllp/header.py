@@ -7,11 +7,13 @@ are kept as the raw bytes the sender wrote, so the acknowledgement can echo them
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass, field
 
 DEFAULT_FIELD_SEPARATOR = b"|"
 DEFAULT_ENCODING = b"^~\\&"
+BOM = b"\xef\xbb\xbf"
 HEAD_LIMIT = 1024 * 1024  # header segments are searched for in this much of the message
 _HEADER = re.compile(rb"(?:\A|[\r\n])(MSH|FHS|BHS)([^\r\n])")
 _SAFE = re.compile(r"[^A-Za-z0-9._-]+")
@@ -134,26 +136,37 @@ def parse_header(message: bytes) -> Hl7Header:
     A header that cannot be used (none found, unusable delimiters) is reported in
     ``problem``; whatever could be read is still there, so a reject can echo it.
     """
-    head = message[:HEAD_LIMIT].removeprefix(b"\xef\xbb\xbf")
+    head = message[:HEAD_LIMIT]
+    if head[:3] == BOM:
+        head = head[3:]
+    if head[:3] == b"MSH" and len(head) > 3 and head[3] not in b"\r\n":
+        # The common case, a message that starts with its MSH: no search needed.
+        return _header(_fields(head, 0, head[3:4]), [], "", b"")
     msh: list[bytes] = []
     batch: list[bytes] = []
     batch_segment = ""
     batch_ids: dict[str, bytes] = {}
     for match in _HEADER.finditer(head):
         name = match.group(1).decode()
+        fields = _fields(head, match.start(1), match.group(2))
         if name == "MSH":
-            msh = _fields(head, match)
+            msh = fields
             break
-        fields = _fields(head, match)
         batch_ids.setdefault(name, fields[11] if len(fields) > 11 else b"")
         if not batch:
             batch, batch_segment = fields, name
     batch_control_id = batch_ids.get("BHS") or batch_ids.get("FHS") or b""
+    return _header(msh, batch, batch_segment, batch_control_id)
+
+
+def _header(
+    msh: list[bytes], batch: list[bytes], batch_segment: str, batch_control_id: bytes
+) -> Hl7Header:
     first = msh if not batch else batch
     if not first:
         return Hl7Header(problem=HeaderProblem("no MSH segment found", "MSH"))
     separator, encoding = first[1], first[2] if len(first) > 2 else b""
-    problem = _delimiter_problem(separator, encoding, batch_segment or "MSH")
+    problem, encoding = _delimiters(separator, encoding, batch_segment or "MSH")
     if problem is not None:
         return Hl7Header(
             msh=msh,
@@ -162,22 +175,31 @@ def parse_header(message: bytes) -> Hl7Header:
             batch_control_id=batch_control_id,
             problem=problem,
         )
-    encoding = _ack_encoding(separator, encoding)
     return Hl7Header(separator, encoding, msh, batch, batch_segment, batch_control_id)
 
 
-def _fields(head: bytes, match: re.Match[bytes]) -> list[bytes]:
-    start = match.start(1)
-    end = len(head)
-    for terminator in (b"\r", b"\n"):
-        found = head.find(terminator, start)
-        if 0 <= found < end:
-            end = found
-    separator = match.group(2)
+def _fields(head: bytes, start: int, separator: bytes) -> list[bytes]:
+    """The fields of the segment at ``start``: its id, the separator as field 1, then 2..n."""
+    end = head.find(b"\r", start)
+    if end < 0:
+        end = len(head)
+    newline = head.find(b"\n", start, end)
+    if newline >= 0:
+        end = newline
     segment = head[start:end]
-    # Segment id, then the separator itself as field 1, then fields 2..n.
-    rest = segment[4:].split(separator)
-    return [segment[:3], separator, *rest]
+    return [segment[:3], separator, *segment[4:].split(separator)]
+
+
+@functools.lru_cache(maxsize=64)
+def _delimiters(
+    separator: bytes, encoding: bytes, segment: str
+) -> tuple[HeaderProblem | None, bytes]:
+    """Why the delimiters cannot be used (or None), and the encoding characters for the ACK.
+
+    Senders use few distinct delimiter sets: the answer is cached.
+    """
+    problem = _delimiter_problem(separator, encoding, segment)
+    return problem, encoding if problem is not None else _ack_encoding(separator, encoding)
 
 
 def _delimiter_problem(separator: bytes, encoding: bytes, segment: str) -> HeaderProblem | None:

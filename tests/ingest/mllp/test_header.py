@@ -1,0 +1,71 @@
+"""Header parsing: a message that starts with MSH reads the same as one found by search."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from mm_bronze.ingest.mllp.header import Hl7Header, parse_header
+
+MSH = b"MSH|^~\\&|SND|SFAC|RCV|RFAC|20250101||ORU^R01^ORU_R01|CTRL-7|P|2.5.1|||AL|NE||UNICODE\r"
+
+
+def fields(header: Hl7Header) -> tuple[object, ...]:
+    return (
+        header.field_separator,
+        header.encoding,
+        header.msh,
+        header.batch,
+        header.batch_segment,
+        header.batch_control_id,
+        header.problem,
+        header.describe(),
+        header.subtype,
+        header.version_label,
+    )
+
+
+def assert_same_as_searched(message: bytes) -> None:
+    # A leading segment break sends the parser through its search for header segments.
+    assert fields(parse_header(message)) == fields(parse_header(b"\r" + message))
+    assert fields(parse_header(b"\xef\xbb\xbf" + message)) == fields(parse_header(message))
+
+
+def test_corpus_headers_read_the_same_at_the_start_and_by_search(corpus: Path) -> None:
+    messages = [p.read_bytes() for p in sorted((corpus / "hl7v2").iterdir()) if p.is_file()]
+    starting = [m for m in messages if m.startswith(b"MSH")]
+    assert len(starting) >= 20
+    for message in starting:
+        assert_same_as_searched(message)
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.integers(0, len(MSH) - 4),
+            st.sampled_from(list(b"|^~\\&\r\n\x0b\x1c #aZ9\xff")),
+            st.booleans(),
+        ),
+        max_size=5,
+    )
+)
+def test_mutated_headers_read_the_same_at_the_start_and_by_search(
+    edits: list[tuple[int, int, bool]],
+) -> None:
+    message = bytearray(MSH + b"PID|1\r")
+    for position, byte, insert in edits:
+        position = min(position + 3, len(message))  # keep the leading MSH
+        if insert:
+            message.insert(position, byte)
+        else:
+            message[min(position, len(message) - 1)] = byte
+    assert_same_as_searched(bytes(message))
+
+
+def test_a_header_with_unusable_delimiters_is_reported_with_what_was_read() -> None:
+    header = parse_header(b"MSH|&&&&|SND|SFAC\rPID|1\r")
+    assert header.problem is not None and header.problem.field == 2
+    assert header.sending_application == b"SND"

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import psycopg
 
-from benchmarks.__main__ import OBSERVATION_ROUTE, observation_body, show, wait_http
+from benchmarks.__main__ import OBSERVATION_ROUTE, observation_body, show, wait_http, warm_up
 from benchmarks.loadgen import run_wrk
 from benchmarks.summary import record
 from tests.services.kafka import TEST_CONSUMER_ENV, TansuBroker
@@ -61,6 +61,7 @@ def main() -> int:
                 env = {"POSTGRES_DSN": create_database(admin), **extra}
                 with MmBronze(Path(tmp) / f"http-{name}", "--http", env=env) as http:
                     url = http.url + OBSERVATION_ROUTE
+                    warm_up(url, body)
                     results[name] = run_wrk(
                         url, body, connections=CONNECTIONS, seconds=args.seconds
                     )
@@ -77,6 +78,7 @@ def main() -> int:
             with MmBronze(
                 Path(tmp) / "all-kafka", "--all", env={"POSTGRES_DSN": dsn, **kafka}
             ) as full:
+                warm_up(full.url + OBSERVATION_ROUTE, body)
                 first, began = submissions(dsn), time.perf_counter()
                 result = run_wrk(full.url + OBSERVATION_ROUTE, body, connections=CONNECTIONS,
                                  seconds=args.all_seconds)  # fmt: skip

@@ -76,3 +76,18 @@ def test_a_failing_batch_rejects_only_its_line() -> None:
     assert [d is not None for d in documents] == [True, False, True, False, True]
     # Nothing is left behind for the next document.
     assert decider.decode(observation("4"), "R4") is not None
+
+
+@pytest.mark.parametrize(
+    ("name", "good", "bad"),
+    [("uri", "http://loinc.org", "http://a b"), ("code", "final", "a  b"), ("id", "a1", "a b")],
+)
+def test_repeated_values_hide_no_bad_one(name: str, good: str, bad: str) -> None:
+    """Each distinct value is checked once (uris and codes): a bad value among many repeats
+    of a good one still fails the batch, and nulls among them are skipped."""
+    with formats.lock:
+        formats.start()
+        formats.EXTEND[name]([good] * 50 + [None, bad] + [good] * 50)
+        assert not formats.valid()
+        formats.EXTEND[name]([good] * 50 + [None, good])
+        assert formats.valid()

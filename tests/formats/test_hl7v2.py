@@ -117,6 +117,26 @@ def test_error_location_names_message_and_segment() -> None:
     assert caught.value.location == "message 2, segment 3 (PID)"
 
 
+@pytest.mark.parametrize("last", ["PID|2||", "pid|2", "ZZZ|1"])
+def test_an_unended_last_segment_is_checked_like_the_others(last: str) -> None:
+    ended = message(MSH, PID, last)
+    unended = ended.removesuffix(b"\r")
+    for body in (ended, unended, ended, unended):  # after its segment ID was seen valid too
+        for level in ("strict", "lenient"):
+            try:
+                outcome: object = hl7(body, level=level)
+            except InvalidPayload as exc:
+                outcome = (exc.reason, exc.location)
+            assert outcome == _outcome(ended, level)
+
+
+def _outcome(body: bytes, level: str) -> object:
+    try:
+        return hl7(body, level=level)
+    except InvalidPayload as exc:
+        return (exc.reason, exc.location)
+
+
 @pytest.mark.parametrize("body", [b"", b"\r\n\r\n", b"hello world", b'{"resourceType": 1}'])
 def test_not_hl7_is_rejected_even_when_lenient(body: bytes) -> None:
     with pytest.raises(InvalidPayload, match="not HL7 v2"):

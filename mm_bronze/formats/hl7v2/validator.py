@@ -10,6 +10,7 @@ count the messages of their batch and the batches of the file.
 
 from __future__ import annotations
 
+import functools
 import re
 from typing import Any
 
@@ -233,17 +234,8 @@ class Hl7v2Validator:
             return
         self._field_sep = sep
         encoding = segment[4:].split(sep, 1)[0]
-        chars = _text(encoding)
-        # The component, repetition and escape characters must differ from each other and
-        # from the field separator, or fields cannot be split; a doubled subcomponent
-        # character (``^~\\&``, a common escaping slip) is only noted.
-        splitting = chars[:3]
-        if (
-            len(chars) < 2
-            or len(set(splitting)) != len(splitting)
-            or any(c.isalnum() or c.isspace() for c in chars)
-            or sep.decode("latin-1") in chars
-        ):
+        chars, verdict = _encoding_verdict(sep, encoding)
+        if verdict == "invalid":
             self._error(
                 name,
                 2,
@@ -251,7 +243,7 @@ class Hl7v2Validator:
                 "distinct, non-alphanumeric, and differ from the field separator",
                 code="invalid",
             )
-        elif len(set(chars)) != len(chars) or len(chars) not in (4, 5):
+        elif verdict == "unusual":
             self.findings.add(
                 "warning",
                 "invalid",
@@ -344,7 +336,7 @@ class Hl7v2Validator:
         if self._partial:
             segment = bytes(self._partial)
             self._partial.clear()
-            self._segment(segment)
+            self._segments([segment])  # the last segment, unended: the short way too
         if not self._started:
             self.findings.add("fatal", "structure", "not HL7 v2: no MSH (or FHS/BHS) segment found")
         meta = self._metadata()
@@ -395,6 +387,28 @@ def _split_lines(chunk: bytes) -> list[bytes]:
     if b"\r" not in chunk:
         return chunk.split(b"\n")
     return SEGMENT_END.split(chunk)
+
+
+@functools.lru_cache(maxsize=64)
+def _encoding_verdict(sep: bytes, encoding: bytes) -> tuple[str, str]:
+    """MSH-2 as text, and ``ok``, ``unusual`` or ``invalid``; senders use few: cached.
+
+    The component, repetition and escape characters must differ from each other and from
+    the field separator, or fields cannot be split; a doubled subcomponent character
+    (``^~\\\\&``, a common escaping slip) is only noted (``unusual``).
+    """
+    chars = _text(encoding)
+    splitting = chars[:3]
+    if (
+        len(chars) < 2
+        or len(set(splitting)) != len(splitting)
+        or any(c.isalnum() or c.isspace() for c in chars)
+        or sep.decode("latin-1") in chars
+    ):
+        return chars, "invalid"
+    if len(set(chars)) != len(chars) or len(chars) not in (4, 5):
+        return chars, "unusual"
+    return chars, "ok"
 
 
 def _filler(chars: str) -> bytes | str:

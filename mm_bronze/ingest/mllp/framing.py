@@ -131,7 +131,9 @@ class FrameReader:
             size += take
             if size <= self._max:
                 if end >= 0 and not body:
-                    data = bytes(self._buf[:take])
+                    # One copy (a bytearray slice would make a second one).
+                    with memoryview(self._buf) as view:
+                        data = bytes(view[:take])
                     del self._buf[: take + len(END_BLOCK)]
                     return data
                 body += self._buf[:take]

@@ -105,14 +105,11 @@ class Hl7Header:
     @property
     def subtype(self) -> str:
         """The message type for storage paths, e.g. ``oru_r01``; ``batch`` for an empty batch."""
-        kind = "_".join(_text(p) for p in (self.message_type, self.trigger_event) if p)
-        if not kind:
-            return "batch" if self.batch_segment else "unknown"
-        return path_safe(kind.lower())
+        return _subtype(self.message_type, self.trigger_event, bool(self.batch_segment))
 
     @property
     def version_label(self) -> str:
-        return path_safe(_text(self.version)) or "unknown"
+        return _version_label(self.version)
 
     def describe(self) -> dict[str, str | None]:
         """The header as JSON-friendly text (identifiers only, never patient data)."""
@@ -229,6 +226,20 @@ def _ack_encoding(separator: bytes, encoding: bytes) -> bytes:
 
 def _is_delimiter(char: int) -> bool:
     return not (chr(char).isalnum() or chr(char).isspace())
+
+
+# Labels repeat from message to message (a few types and versions): cached.
+@functools.lru_cache(maxsize=256)
+def _subtype(message_type: bytes, trigger_event: bytes, batch: bool) -> str:
+    kind = "_".join(_text(p) for p in (message_type, trigger_event) if p)
+    if not kind:
+        return "batch" if batch else "unknown"
+    return path_safe(kind.lower())
+
+
+@functools.lru_cache(maxsize=64)
+def _version_label(version: bytes) -> str:
+    return path_safe(_text(version)) or "unknown"
 
 
 def _text(value: bytes) -> str:

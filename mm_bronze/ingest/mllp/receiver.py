@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import logging
 import time
 import uuid as uuidlib
 from dataclasses import dataclass
@@ -134,12 +135,13 @@ class MessageReceiver:
             if staged is not None:
                 await staged.abort()
             raise
-        log.info(
-            "mllp message accepted",
-            size=len(message),
-            staged=staged is not None,
-            **_context(submission, peer, described),
-        )
+        if log.is_enabled_for(logging.INFO):  # its context is not built for nothing
+            log.info(
+                "mllp message accepted",
+                size=len(message),
+                staged=staged is not None,
+                **_context(submission, peer, described),
+            )
         self._metrics.answered(HL7, ACCEPTED, started, len(message))
         return _answer(header, Outcome.ACCEPTED, None, received_at, ack_id)
 

@@ -126,6 +126,7 @@ class MllpServer:
             budget=self._budget,
         )
         messages = 0
+        transport = writer.transport
         try:
             peer = self._admit(address, port, writer)
             if peer is None:
@@ -144,8 +145,9 @@ class MllpServer:
                     reply = await self._receiver.receive(message, peer)
                 messages += 1
                 if reply is not None:
-                    writer.write(frame(reply))
-                    if writer.transport.get_write_buffer_size():  # the socket did not take it all
+                    # Straight to the transport: StreamWriter.write adds nothing to it.
+                    transport.write(frame(reply))
+                    if transport.get_write_buffer_size():  # the socket did not take it all
                         async with asyncio.timeout(self._settings.idle_timeout):
                             await writer.drain()
                 conn.busy = False

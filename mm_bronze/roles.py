@@ -56,14 +56,14 @@ def sftp_door(settings: Settings) -> Door:
 
 async def run_http(res: Resources, stop: asyncio.Event) -> None:
     from mm_bronze.addresses import is_loopback
+    from mm_bronze.bus.kafka_accepted import AcceptedPublisher
     from mm_bronze.bus.pgqueue import PgQueueBus
     from mm_bronze.formats.workers import ValidationWorkers
-    from mm_bronze.groupcommit import GroupCommitter
     from mm_bronze.ingest.http.app import HttpDeps, build_app
     from mm_bronze.ingest.http.auth import Authenticator
     from mm_bronze.ingest.http.deps import PublishAccepted
     from mm_bronze.ingest.http.server import serve_http
-    from mm_bronze.metadata import clients, records
+    from mm_bronze.metadata import clients
     from mm_bronze.metadata.feed import FeedListener
     from mm_bronze.runtime import dead_letters_for
 
@@ -85,30 +85,23 @@ async def run_http(res: Resources, stop: asyncio.Event) -> None:
     elif count == 0:
         log.warning("no API clients configured: accepting unauthenticated requests on loopback")
 
-    async def flush(entries: list[tuple[str, str, str | None]]) -> None:
-        await records.log_status(pool, entries)
-
-    status_log: GroupCommitter[tuple[str, str, str | None]] = GroupCommitter(flush)
     bus = res.bus
     publish: PublishAccepted
+    accepted: AcceptedPublisher | None = None
     if isinstance(bus, PgQueueBus):
         # The event and its "accepted" entry in one statement, one commit.
         publish = bus.publish_accepted
     else:
-
-        async def publish(topic: str, key: bytes, value: bytes, submission: str) -> None:
-            await bus.publish(topic, key, value)
-            try:
-                await status_log.submit((submission, "accepted", None))
-            except Exception as exc:  # the event is durable; the entry is informational
-                log.warning("accepted status not logged", uuid=submission, error=type(exc).__name__)
+        accepted = AcceptedPublisher(bus.publish, pool)
+        publish = accepted.publish
 
     workers_wanted = settings.validation_workers
     if workers_wanted < 0:
         workers_wanted = os.cpu_count() or 1
     workers = ValidationWorkers(workers_wanted) if workers_wanted > 0 else None
     feed = FeedListener(res.db.dsn)
-    await status_log.open()
+    if accepted is not None:
+        await accepted.open()
     await feed.open()
     if workers is not None:
         await workers.open()
@@ -142,7 +135,8 @@ async def run_http(res: Resources, stop: asyncio.Event) -> None:
             end_waits.cancel()
     finally:
         await feed.close()
-        await status_log.close()
+        if accepted is not None:
+            await accepted.close()
         if workers is not None:
             await workers.close()
 

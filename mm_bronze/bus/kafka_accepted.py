@@ -1,0 +1,68 @@
+"""HTTP submissions on Kafka: publish the event, then log it as accepted.
+
+The event is durable once Kafka acknowledged it (acks=all). Its "accepted" entry in the
+status history is then group committed, one statement per group: a multi-row ``INSERT``
+from an array (a plain single-row one for a group of one), in autocommit, so a group pays
+one round trip and no ``BEGIN``/``COMMIT``. The entry is informational: when it cannot be
+written, that is logged and the acknowledgement stands.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from uuid import UUID
+
+import structlog
+from psycopg import AsyncConnection
+from psycopg_pool import AsyncConnectionPool
+
+from mm_bronze.groupcommit import GroupCommitter
+
+log = structlog.get_logger(__name__)
+
+Publish = Callable[[str, bytes, bytes], Awaitable[None]]
+
+_ACCEPTED_ONE = "INSERT INTO ingestion.ingestion_log (object_id, status) VALUES (%s, 'accepted')"
+_ACCEPTED_MANY = """
+INSERT INTO ingestion.ingestion_log (object_id, status)
+SELECT submission, 'accepted' FROM unnest(%b::uuid[]) AS submission
+"""
+
+
+async def log_accepted(
+    pool: AsyncConnectionPool[AsyncConnection], submissions: Sequence[UUID]
+) -> None:
+    """Record ``submissions`` as accepted, in order, in one autocommitted statement."""
+    if not submissions:
+        return
+    async with pool.connection() as conn:
+        if len(submissions) == 1:
+            await conn.execute(_ACCEPTED_ONE, (submissions[0],))
+        else:
+            await conn.execute(_ACCEPTED_MANY, (list(submissions),))
+
+
+class AcceptedPublisher:
+    """``publish(topic, key, value, submission)`` for the HTTP door on Kafka."""
+
+    def __init__(self, publish: Publish, pool: AsyncConnectionPool[AsyncConnection]) -> None:
+        self._publish = publish
+
+        async def flush(submissions: list[UUID]) -> None:
+            await log_accepted(pool, submissions)
+
+        self._status_log: GroupCommitter[UUID] = GroupCommitter(flush)
+
+    async def open(self) -> None:
+        await self._status_log.open()
+
+    async def close(self) -> None:
+        await self._status_log.close()
+
+    async def publish(self, topic: str, key: bytes, value: bytes, submission: str) -> None:
+        """Return once Kafka holds the event; then log ``submission`` as accepted."""
+        await self._publish(topic, key, value)
+        try:
+            await self._status_log.submit(UUID(submission))
+        except Exception as exc:  # the event is durable; the entry is informational
+            log.warning("accepted status not logged", uuid=submission, error=type(exc).__name__)

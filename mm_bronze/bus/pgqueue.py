@@ -73,7 +73,10 @@ WHERE m.id = claimed.id
 RETURNING m.id, m.key, m.value, m.attempts
 """
 
-_ACK = f"WITH {_NO_WAL_WAIT} DELETE FROM bus.messages USING no_wal_wait WHERE id = ANY(%s)"
+# Handles travel as one comma-separated text parameter: dumping a Python list as an array
+# costs a type lookup and an escape per element, several times the cost of one join.
+_IDS = "string_to_array(%s, ',')::bigint[]"
+_ACK = f"WITH {_NO_WAL_WAIT} DELETE FROM bus.messages USING no_wal_wait WHERE id = ANY({_IDS})"
 
 # One statement per group commit; arrays travel in binary (``%b``), with no per-row overhead.
 _PUBLISH = """
@@ -248,14 +251,14 @@ class PgQueueConsumer:
             await asyncio.sleep(min(self._poll, remaining))
 
     async def ack(self, messages: Sequence[Message]) -> None:
-        await self._execute(_ACK, ([m.handle for m in messages],))
+        await self._execute(_ACK, (_handles(messages),))
 
     async def release(self, messages: Sequence[Message], delay: float) -> None:
         # A release after a transient failure does not count as a failed attempt.
         await self._execute(
             "UPDATE bus.messages SET visible_at = now() + make_interval(secs => %s),"
-            " attempts = greatest(attempts - 1, 0) WHERE id = ANY(%s)",
-            (delay, [m.handle for m in messages]),
+            f" attempts = greatest(attempts - 1, 0) WHERE id = ANY({_IDS})",
+            (delay, _handles(messages)),
         )
 
     async def dead_letter(self, message: Message, reason: str) -> None:
@@ -277,3 +280,7 @@ class PgQueueConsumer:
 
     async def close(self) -> None:
         return None
+
+
+def _handles(messages: Sequence[Message]) -> str:
+    return ",".join([str(m.handle) for m in messages])

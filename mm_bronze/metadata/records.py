@@ -90,12 +90,14 @@ async def stored_objects(pool: Pool, sha256s: Sequence[str]) -> dict[str, str]:
     if not sha256s:
         return {}
     async with pool.connection() as conn:
+        # One text parameter decoded by the server: no per-element array dumping here.
         cur = await conn.execute(
-            "SELECT fingerprint, storage_path FROM ingestion.raw_ingestion"
-            " WHERE fingerprint = ANY(%s)",
-            ([bytes.fromhex(s) for s in sha256s],),
+            "SELECT encode(fingerprint, 'hex'), storage_path FROM ingestion.raw_ingestion"
+            " WHERE fingerprint"
+            " = ANY(ARRAY(SELECT decode(unnest(string_to_array(%s, ',')), 'hex')))",
+            (",".join(sha256s),),
         )
-        return {bytes(fp).hex(): path for fp, path in await cur.fetchall()}
+        return dict(await cur.fetchall())
 
 
 async def record_batch(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import functools
 import string
 
 from mm_bronze.errors import ConfigError
@@ -38,17 +40,64 @@ def check_template(template: str) -> None:
 
 def object_key(template: str, event: IngestEvent) -> str:
     """The storage key (relative to the storage root) for ``event``'s payload."""
-    day = event.received_at.date()
+    parts = _key_parts(
+        template,
+        event.source,
+        event.format,
+        event.content_type,
+        event.version,
+        event.subtype,
+        event.received_at.date(),
+    )
+    if parts is None:
+        return _format(template, event.source, event.format, event.content_type, event.version,
+                       event.subtype, event.received_at.date(), event.sha256)  # fmt: skip
+    return event.sha256.join(parts)
+
+
+# Every field but the SHA-256 repeats from object to object: the template is formatted once
+# per combination, with a marker where the SHA-256 goes, and each key is a join.
+_MARK = "\0sha256\0"
+
+
+@functools.lru_cache(maxsize=1024)
+def _key_parts(
+    template: str,
+    source: str,
+    format: str,
+    content_type: str,
+    version: str,
+    subtype: str,
+    day: dt.date,
+) -> list[str] | None:
+    """The key around its SHA-256(s); None when a field itself holds the marker."""
+    formatted = _format(template, source, format, content_type, version, subtype, day, _MARK)
+    parts = formatted.split(_MARK)
+    if len(parts) != _format(template, "", "", "", "", "", day, _MARK).count(_MARK) + 1:
+        return None
+    return parts
+
+
+def _format(
+    template: str,
+    source: str,
+    format: str,
+    content_type: str,
+    version: str,
+    subtype: str,
+    day: dt.date,
+    sha256: str,
+) -> str:
     return template.format(
-        source=event.source,
-        format=event.format,
-        content_type=event.content_type,
-        version=event.version,
-        subtype=event.subtype,
+        source=source,
+        format=format,
+        content_type=content_type,
+        version=version,
+        subtype=subtype,
         date=day.isoformat(),
         year=f"{day.year:04d}",
         month=f"{day.month:02d}",
         day=f"{day.day:02d}",
-        sha256=event.sha256,
-        ext=EXTENSIONS.get(event.content_type, ""),
+        sha256=sha256,
+        ext=EXTENSIONS.get(content_type, ""),
     )

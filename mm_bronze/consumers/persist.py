@@ -37,6 +37,9 @@ FETCH_TIMEOUT = 0.5
 # batch_size: a batch's fixed costs (claim, lookup, recording transaction, ack, directory
 # fsyncs) are then paid for more events. A short claim goes back to batch_size.
 BACKLOG_GROWTH = 4
+# ... but only while the full claim's messages held at most this many bytes: a backlog of
+# large inline events (up to 1 MiB each) keeps batch_size, so memory stays as it was.
+GROWTH_BYTES = 8 * 1024 * 1024
 # Called with a batch's submissions once they are recorded, before the batch is acked; an
 # ``Unavailable`` it raises gives the batch back to be retried, like a storage outage.
 Announce = Callable[[Sequence[StoredEvent]], Awaitable[None]]
@@ -75,10 +78,12 @@ class PersistPipeline:
         while not stop.is_set():
             try:
                 messages = await self._consumer.fetch(claim, FETCH_TIMEOUT)
-                full = len(messages) == claim
+                grow = len(messages) == claim and (
+                    sum(len(message.value) for message in messages) <= GROWTH_BYTES
+                )
                 claim = (
                     min(claim * 2, self._settings.batch_size * BACKLOG_GROWTH)
-                    if full
+                    if grow
                     else self._settings.batch_size
                 )
                 if messages:

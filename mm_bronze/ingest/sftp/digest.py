@@ -5,12 +5,17 @@ Bytes are gathered into 4 MiB pieces; each full piece is hashed in a worker thre
 At most one piece is hashed at a time, so pieces are hashed in order and at most two are
 held. A file that ends before its first full piece is hashed inline: a thread hop would
 cost a small file more than its hash.
+
+``update`` returns at once (None) unless a full piece must wait for the previous one to be
+hashed; only then does it return an awaitable. An SFTP write therefore costs no coroutine
+and no loop round trip while the hashing keeps up.
 """
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
+from collections.abc import Awaitable
 
 PIECE = 4 * 1024 * 1024
 
@@ -25,13 +30,28 @@ class Digest:
         self._gathered_size = 0
         self._hashing: asyncio.Future[None] | None = None
 
-    async def update(self, data: bytes) -> None:
+    def update(self, data: bytes) -> Awaitable[None] | None:
+        """Take ``data``; None when done, else an awaitable to await before the next update."""
         self._gathered.append(data)
         self._gathered_size += len(data)
-        if self._gathered_size >= self._piece:
-            await self._wait()
-            piece, self._gathered, self._gathered_size = self._gathered, [], 0
-            self._hashing = asyncio.ensure_future(asyncio.to_thread(_update, self._hash, piece))
+        if self._gathered_size < self._piece:
+            return None
+        hashing = self._hashing
+        if hashing is not None and not hashing.done():
+            return self._next_piece()
+        self._hashing = None
+        if hashing is not None:
+            hashing.result()  # raises what the hashing thread raised
+        self._start_piece()
+        return None
+
+    async def _next_piece(self) -> None:
+        await self._wait()
+        self._start_piece()
+
+    def _start_piece(self) -> None:
+        piece, self._gathered, self._gathered_size = self._gathered, [], 0
+        self._hashing = asyncio.ensure_future(asyncio.to_thread(_update, self._hash, piece))
 
     async def hexdigest(self) -> str:
         await self._wait()

@@ -8,6 +8,7 @@ finished spool file is hard-linked into it. A sequentially written file is never
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -63,20 +64,30 @@ class IntakeBuilder:
         self._staged: StagedBlob | None = None
         self.size = 0
 
-    async def feed(self, chunk: bytes) -> None:
+    def feed(self, chunk: bytes) -> Awaitable[None] | None:
+        """Take ``chunk``; None when done, else an awaitable to await before the next feed.
+
+        Without staging nothing waits but the hashing (see ``Digest.update``), so most
+        feeds finish at once.
+        """
         if not chunk:
-            return
+            return None
         self.size += len(chunk)
-        await self._digest.update(chunk)
+        hashing = self._digest.update(chunk)
         self._detector.feed(chunk)
-        if not self._stage:
-            # The caller stages the finished file itself (by hard link); keep only what
-            # could still travel inline.
-            if self.size <= self._inline_limit:
-                self._buffer.append(chunk)
-            else:
-                self._buffer = []
-            return
+        if self._stage:
+            return self._stage_chunk(chunk, hashing)
+        # The caller stages the finished file itself (by hard link); keep only what could
+        # still travel inline.
+        if self.size <= self._inline_limit:
+            self._buffer.append(chunk)
+        elif self._buffer:
+            self._buffer = []
+        return hashing
+
+    async def _stage_chunk(self, chunk: bytes, hashing: Awaitable[None] | None) -> None:
+        if hashing is not None:
+            await hashing
         if self._staged is None and self.size > self._inline_limit:
             self._staged = await StagedBlob.create(self._staging, self._staging_key)
             buffered, self._buffer = self._buffer, []
@@ -110,7 +121,8 @@ async def intake_from_file(path: Path, builder: IntakeBuilder) -> Intake:
     file = await asyncio.to_thread(open, path, "rb")
     try:
         while chunk := await asyncio.to_thread(file.read, READ_CHUNK):
-            await builder.feed(chunk)
+            if (pending := builder.feed(chunk)) is not None:
+                await pending
         return await builder.finish()
     except BaseException:
         await builder.abort()

@@ -157,10 +157,18 @@ class JailedSFTPServer(asyncssh.SFTPServer):
             return file_obj.read(offset, size)
         return os.pread(file_obj.fileno(), size, offset)  # type: ignore[attr-defined]
 
-    async def write(self, file_obj: object, offset: int, data: bytes) -> int:
+    def write(self, file_obj: object, offset: int, data: bytes) -> int | Awaitable[int]:
+        # Synchronous while nothing has to wait, as asyncssh's own server writes: a
+        # coroutine per 32 KiB write request is a cost the bare server does not pay.
         if not isinstance(file_obj, Upload):
             raise SFTPPermissionDenied("file was not opened for writing")
-        return await at_protocol_edge(lambda: file_obj.write(offset, data))
+        try:
+            pending = file_obj.write(offset, data)
+        except PayloadTooLarge as exc:
+            raise SFTPFailure(str(exc)) from None
+        if pending is None:
+            return len(data)
+        return at_protocol_edge(lambda: _written(pending, len(data)))
 
     def fstat(self, file_obj: object) -> os.stat_result:
         fd = file_obj.fd if isinstance(file_obj, Upload) else file_obj.fileno()  # type: ignore[attr-defined]
@@ -266,6 +274,11 @@ class JailedSFTPServer(asyncssh.SFTPServer):
         if counted is not None:
             counted.dec()
         await self._spool.end_session(self._session)
+
+
+async def _written(pending: Awaitable[None], size: int) -> int:
+    await pending
+    return size
 
 
 def _open_for_reading(local: Path) -> object:

@@ -22,6 +22,19 @@ async def test_the_digest_equals_hashlib_over_the_file(tmp_path: Path, size: int
     offset = 0
     while offset < len(data):  # writes of varying sizes, as SFTP clients send them
         step = rng.choice([1, 4096, 32 * 1024, 255 * 1024, PIECE + 7])
-        await digest.update(data[offset : offset + step])
+        if (pending := digest.update(data[offset : offset + step])) is not None:
+            await pending
         offset += step
     assert await digest.hexdigest() == hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+async def test_updates_finish_at_once_unless_a_piece_waits_for_the_previous_one() -> None:
+    digest = Digest(piece=8)
+    assert digest.update(b"1234") is None  # gathered
+    assert digest.update(b"5678") is None  # a full piece, handed to a thread at once
+    assert digest.update(b"abcd") is None
+    pending = digest.update(b"efgh")  # the first piece may still be hashing: wait for it
+    if pending is not None:
+        await pending
+    assert digest.update(b"ij") is None
+    assert await digest.hexdigest() == hashlib.sha256(b"12345678abcdefghij").hexdigest()

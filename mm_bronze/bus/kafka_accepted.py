@@ -17,16 +17,11 @@ from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool
 
 from mm_bronze.groupcommit import GroupCommitter
+from mm_bronze.metadata.records import ACCEPTED_MANY, ACCEPTED_ONE
 
 log = structlog.get_logger(__name__)
 
 Publish = Callable[[str, bytes, bytes], Awaitable[None]]
-
-_ACCEPTED_ONE = "INSERT INTO ingestion.ingestion_log (object_id, status) VALUES (%s, 'accepted')"
-_ACCEPTED_MANY = """
-INSERT INTO ingestion.ingestion_log (object_id, status)
-SELECT submission, 'accepted' FROM unnest(%b::uuid[]) AS submission
-"""
 
 
 async def log_accepted(
@@ -37,9 +32,9 @@ async def log_accepted(
         return
     async with pool.connection() as conn:
         if len(submissions) == 1:
-            await conn.execute(_ACCEPTED_ONE, (submissions[0],))
+            await conn.execute(ACCEPTED_ONE, (submissions[0],))
         else:
-            await conn.execute(_ACCEPTED_MANY, (list(submissions),))
+            await conn.execute(ACCEPTED_MANY, (list(submissions),))
 
 
 class AcceptedPublisher:

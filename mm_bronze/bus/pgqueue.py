@@ -24,6 +24,7 @@ from psycopg_pool import AsyncConnectionPool
 from mm_bronze.bus.base import BusCounts, Message
 from mm_bronze.errors import BusUnavailable
 from mm_bronze.groupcommit import GroupCommitter
+from mm_bronze.metadata.records import ACCEPTED_MANY, ACCEPTED_ONE
 
 log = structlog.get_logger(__name__)
 
@@ -84,23 +85,11 @@ INSERT INTO bus.messages (topic, key, value)
 SELECT * FROM unnest(%b::text[], %b::bytea[], %b::bytea[])
 """
 # The same, plus the "accepted" entry of every submission published with the event.
-_PUBLISH_ACCEPTED = """
-WITH published AS (
-    INSERT INTO bus.messages (topic, key, value)
-    SELECT * FROM unnest(%b::text[], %b::bytea[], %b::bytea[])
-)
-INSERT INTO ingestion.ingestion_log (object_id, status)
-SELECT submission, 'accepted' FROM unnest(%b::uuid[]) AS submission
-"""
+_PUBLISH_ACCEPTED = f"WITH published AS ({_PUBLISH}) {ACCEPTED_MANY}"
 
 # A group of one (a lone sender): a plain single-row statement, no arrays to build.
 _PUBLISH_ONE = "INSERT INTO bus.messages (topic, key, value) VALUES (%s, %b, %b)"
-_PUBLISH_ONE_ACCEPTED = """
-WITH published AS (
-    INSERT INTO bus.messages (topic, key, value) VALUES (%s, %b, %b)
-)
-INSERT INTO ingestion.ingestion_log (object_id, status) VALUES (%s, 'accepted')
-"""
+_PUBLISH_ONE_ACCEPTED = f"WITH published AS ({_PUBLISH_ONE}) {ACCEPTED_ONE}"
 
 # Both counts in one round trip: waiting and in-flight messages, and dead letters, per topic.
 _COUNTS = """

@@ -73,6 +73,14 @@ SELECT encode(fingerprint, 'hex'), object_id::text, storage_path FROM ingestion.
 WHERE fingerprint IN (SELECT decode(fingerprint, 'hex') FROM recording_batch)
 """
 
+# The "accepted" entry of one submission, and of many (a binary uuid array): the buses write
+# them when a door's event is durable, alone (Kafka) or in the publishing statement (queue).
+ACCEPTED_ONE = "INSERT INTO ingestion.ingestion_log (object_id, status) VALUES (%s, 'accepted')"
+ACCEPTED_MANY = """
+INSERT INTO ingestion.ingestion_log (object_id, status)
+SELECT submission, 'accepted' FROM unnest(%b::uuid[]) AS submission
+"""
+
 _INSERT_LOG = "INSERT INTO ingestion.ingestion_log (object_id, status, message) VALUES (%s, %s, %s)"
 
 

@@ -69,13 +69,14 @@ def _key_parts(
     version: str,
     subtype: str,
     day: dt.date,
-) -> list[str] | None:
-    """The key around its SHA-256(s); None when a field itself holds the marker."""
+) -> tuple[str, ...] | None:
+    """The key around its SHA-256(s), cached and so immutable; None when a field itself
+    holds the marker."""
     formatted = _format(template, source, format, content_type, version, subtype, day, _MARK)
     parts = formatted.split(_MARK)
     if len(parts) != _format(template, "", "", "", "", "", day, _MARK).count(_MARK) + 1:
         return None
-    return parts
+    return tuple(parts)
 
 
 def _format(

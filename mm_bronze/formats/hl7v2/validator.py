@@ -27,7 +27,6 @@ from mm_bronze.formats.hl7v2.fields import (
 
 BOM = b"\xef\xbb\xbf"
 NUMBER_BYTES = re.compile(rb"[+-]?(\d+(\.\d*)?|\.\d+)")
-SEGMENT_END = re.compile(rb"[\r\n]")
 HEADERS = (b"MSH", b"FHS", b"BHS")
 # An unfinished segment longer than this (e.g. a document embedded in OBX-5) keeps only
 # the first FIELD_KEEP bytes of each long field: the checks only read short fields.
@@ -381,12 +380,13 @@ class Hl7v2Validator:
 
 
 def _split_lines(chunk: bytes) -> list[bytes]:
-    """``chunk`` split at every CR and at every LF (by ``bytes.split`` where only one occurs)."""
+    """``chunk`` split at every CR and at every LF, in C: where both occur, every LF is
+    first made a CR (a copy, for splitting only), as a regex split is several times slower."""
     if b"\n" not in chunk:
         return chunk.split(b"\r")
     if b"\r" not in chunk:
         return chunk.split(b"\n")
-    return SEGMENT_END.split(chunk)
+    return chunk.replace(b"\n", b"\r").split(b"\r")
 
 
 @functools.lru_cache(maxsize=64)

@@ -228,7 +228,7 @@ class Hl7v2Validator:
 
     def _delimiters(self, segment: bytes, name: str) -> None:
         sep = segment[3:4]
-        if sep.isalnum() or sep in (b" ", b"\t"):
+        if not sep or sep.isalnum() or sep in (b" ", b"\t"):
             self._error(name, 1, "is not a valid field separator", code="invalid")
             return
         self._field_sep = sep

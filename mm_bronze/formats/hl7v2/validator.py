@@ -52,8 +52,11 @@ def _checks(name: str) -> Checks:
     return Checks(name, required, max((*required, 5 if observation else 0)) + 1, observation)
 
 
-# Body segment IDs found valid (at most 26 * 36 * 36 of them): what is checked in them.
-BODY_IDS: dict[bytes, Checks] = {}
+# Body segments found valid, by field separator then by ID and separator (``b"OBX|"``):
+# what is checked in them. At most 26 * 36 * 36 IDs for each of a few separators.
+BODY_IDS: dict[bytes, dict[bytes, Checks]] = {}
+SEPARATORS_KEPT = 8
+NONE_KNOWN: dict[bytes, Checks] = {}
 
 
 class Hl7v2Validator:
@@ -117,24 +120,23 @@ class Hl7v2Validator:
         at the fields it must fill (and at an ``OBX`` value said to be numeric). Only a
         segment where that look finds something possibly wrong goes through ``_fields``,
         which checks it again in full and reports what is wrong."""
-        known = BODY_IDS
+        known = self._known()
         sep = self._field_sep
         filler = self._filler
         sn_value = self._sn_value
-        short = self._messages > 0 and isinstance(filler, bytes)
         counted = 0  # segments taken the short way, not yet added to the counters
         for segment in segments:
-            checks = known.get(segment[:3])
-            if checks is None or not short or segment[3:4] != sep:
+            checks = known.get(segment[:4])
+            if checks is None:
                 if counted:
                     self._line += counted
                     self._segment_in_message += counted
                     counted = 0
                 self._segment(segment)
+                known = self._known()
                 sep = self._field_sep
                 filler = self._filler
                 sn_value = self._sn_value
-                short = self._messages > 0 and isinstance(filler, bytes)
                 continue
             counted += 1
             required = checks.required
@@ -162,6 +164,13 @@ class Hl7v2Validator:
             self._fields(segment, checks)
         self._line += counted
         self._segment_in_message += counted
+
+    def _known(self) -> dict[bytes, Checks]:
+        """The body segments that may take the short way: none before the first message
+        or while the component or repetition character is not ASCII."""
+        if not self._messages or not isinstance(self._filler, bytes):
+            return NONE_KNOWN
+        return BODY_IDS.get(self._field_sep, NONE_KNOWN)
 
     def _segment(self, segment: bytes) -> None:
         if not segment.strip():
@@ -347,7 +356,10 @@ class Hl7v2Validator:
             self._error(name, None, "appears outside a message (before any MSH)")
             return
         self._segment_in_message += 1
-        checks = BODY_IDS[seg_id] = _checks(name)
+        checks = _checks(name)
+        sep = segment[3:4]
+        if sep and (sep in BODY_IDS or len(BODY_IDS) < SEPARATORS_KEPT):
+            BODY_IDS.setdefault(sep, {})[seg_id + sep] = checks
         if checks.required:
             self._fields(segment, checks)
 

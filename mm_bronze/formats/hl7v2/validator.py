@@ -31,6 +31,22 @@ SN_CHARS = frozenset("<>=+-/.:0123456789")
 # MSH-3 to MSH-18, the last field a header check reads, are fields[2] to fields[17].
 HEADER_FIELDS = 18
 HEADERS = (b"MSH", b"FHS", b"BHS")
+# What the metadata reports of the first MSH, in this order.
+FIRST_KEYS = (
+    "message_type",
+    "trigger_event",
+    "message_structure",
+    "control_id",
+    "processing_id",
+    "hl7_version",
+    "sending_application",
+    "sending_facility",
+    "receiving_application",
+    "receiving_facility",
+    "accept_ack_type",
+    "application_ack_type",
+    "character_set",
+)
 # An unfinished segment longer than this (e.g. a document embedded in OBX-5) keeps only
 # the first FIELD_KEEP bytes of each long field: the checks only read short fields.
 SEGMENT_HOLD = 1024 * 1024
@@ -173,7 +189,7 @@ class Hl7v2Validator:
         return BODY_IDS.get(self._field_sep, NONE_KNOWN)
 
     def _segment(self, segment: bytes) -> None:
-        if not segment.strip():
+        if not segment or segment.isspace():
             return  # the LF of a CRLF, or a blank line: not a segment
         self._line += 1
         seg_id = segment[:3]
@@ -429,22 +445,8 @@ class Hl7v2Validator:
         return self.findings.record(meta)
 
     def _metadata(self) -> dict[str, Any]:
-        keys = (
-            "message_type",
-            "trigger_event",
-            "message_structure",
-            "control_id",
-            "processing_id",
-            "hl7_version",
-            "sending_application",
-            "sending_facility",
-            "receiving_application",
-            "receiving_facility",
-            "accept_ack_type",
-            "application_ack_type",
-            "character_set",
-        )
-        meta: dict[str, Any] = {key: self._first.get(key) for key in keys}
+        # The first MSH's values, all of FIRST_KEYS in their order, or None when no MSH.
+        meta: dict[str, Any] = dict(self._first) if self._first else dict.fromkeys(FIRST_KEYS)
         field_sep, encoding = self._first_delimiters
         meta["field_separator"] = field_sep
         meta["encoding_characters"] = encoding

@@ -115,7 +115,8 @@ class Hl7v2Validator:
             chunk = data.removeprefix(BOM)
         # Split at every CR or LF at once (in C); a CRLF, or a CR and LF in two chunks,
         # leave an empty segment, which is skipped like a blank line.
-        *segments, rest = _split_lines(chunk)
+        segments = _split_lines(chunk)
+        rest = segments.pop()
         if segments:
             if self._partial:
                 self._partial += segments[0]
@@ -266,6 +267,9 @@ class Hl7v2Validator:
         else:
             self._batch = True
         self._delimiters(segment, name)
+        hd_fields = HD_FIELDS.get(name, ())
+        if name != "MSH" and not hd_fields:
+            return  # no field of this header is read
         # Decoded whole, then split: an ASCII separator never falls inside a UTF-8 sequence.
         # Only the fields read here are split off (up to MSH-18), the list padded to them.
         sep = self._field_sep
@@ -278,7 +282,7 @@ class Hl7v2Validator:
             fields += [""] * (HEADER_FIELDS - len(fields))
         # fields[0] is the segment id and MSH-1 the separator itself, so MSH-n is fields[n-1].
         component = self._component_sep
-        for n in HD_FIELDS.get(name, ()):
+        for n in hd_fields:
             # Neither HD.1 nor HD.2: the value starts with an empty first and second component.
             value = fields[n - 1]
             if value[:1] == component and value[1:2] in ("", component):

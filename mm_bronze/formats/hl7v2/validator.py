@@ -58,14 +58,24 @@ class Checks(NamedTuple):
 
     name: str
     required: tuple[int, ...]
-    splits: int  # enough splits at the field separator to reach every field checked
+    # What the short way looks at: nothing (0: no required field), the one required field
+    # (its number; for OBX one at or after OBX-5, the value also looked at), or more than
+    # that (-1: such a segment always goes the long way).
+    field: int
+    splits: int  # splits at the field separator that reach ``field``
     observation: bool
 
 
 def _checks(name: str) -> Checks:
     required = REQUIRED.get(name, ())
     observation = name == "OBX"
-    return Checks(name, required, max((*required, 5 if observation else 0)) + 1, observation)
+    if not required:
+        field = 0
+    elif len(required) == 1 and required[0] >= (5 if observation else 1):
+        field = required[0]
+    else:
+        field = -1
+    return Checks(name, required, field, field + 1, observation)
 
 
 # Body segments found valid, by field separator then by ID and separator (``b"OBX|"``):
@@ -156,25 +166,22 @@ class Hl7v2Validator:
                 sn_value = self._sn_value
                 continue
             counted += 1
-            required = checks.required
-            if not required:
+            _, _, field, splits, observation = checks
+            if not field:
                 continue
-            fields = segment.split(sep, checks.splits)
-            count = len(fields)
-            for n in required:
-                if count <= n or not fields[n].strip(filler):  # type: ignore[arg-type]
-                    break
-            else:
-                if not checks.observation or count <= 5:
-                    continue  # nothing to report
-                value_type = fields[2]
-                if value_type == b"NM":
-                    if NUMBER_BYTES.fullmatch(fields[5]) is not None:
-                        continue  # a plain ASCII number, the usual NM value
-                elif value_type != b"SN" or (
-                    sn_value is not None and sn_value.fullmatch(fields[5]) is not None
-                ):
-                    continue
+            if field > 0:
+                fields = segment.split(sep, splits)
+                if len(fields) > field and fields[field].strip(filler):  # type: ignore[arg-type]
+                    if not observation:
+                        continue  # nothing to report
+                    value_type = fields[2]
+                    if value_type == b"NM":
+                        if NUMBER_BYTES.fullmatch(fields[5]) is not None:
+                            continue  # a plain ASCII number, the usual NM value
+                    elif value_type != b"SN" or (
+                        sn_value is not None and sn_value.fullmatch(fields[5]) is not None
+                    ):
+                        continue
             self._line += counted
             self._segment_in_message += counted
             counted = 0

@@ -499,9 +499,15 @@ def _sn_value(component: str, repetition: str) -> re.Pattern[bytes] | None:
     """One structured numeric value, ``[comparator]^[number][^[separator][^[number]]]``,
     in plain ASCII; None where a component or repetition character could be read as part of
     a comparator, number or separator (such a value is then checked the long way)."""
-    if component == repetition or not {component, repetition}.isdisjoint(SN_CHARS):
+    if component == repetition or repetition in SN_CHARS:
         return None
-    if not component.isascii():
+    return _sn_pattern(component)
+
+
+@functools.lru_cache(maxsize=128)
+def _sn_pattern(component: str) -> re.Pattern[bytes] | None:
+    """``_sn_value`` for a component character: compiled once for each (128 at most)."""
+    if component in SN_CHARS or not component.isascii():
         return None
     c = re.escape(component).encode()
     return re.compile(

@@ -98,6 +98,7 @@ def test_empty_batch_is_valid() -> None:
         (message(MSH.replace("EHR", "^^ISO"), PID), "MSH-5 (Receiving Application)", "MSH-5"),
         (b"junk\r" + message(MSH, PID), "data before the first MSH segment", None),
         (message(MSH, "pid|1"), "does not start with a segment ID", None),
+        (message(MSH, PID, "MSH"), "MSH-1 (Field Separator) is not a valid", "MSH-1"),
     ],
 )
 def test_errors_name_segment_and_field(body: bytes, reason: str, expression: str | None) -> None:

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from mm_bronze.errors import InvalidPayload
 from mm_bronze.formats.hl7v2.validator import Hl7v2Validator
 from tests.formats.test_fuzz import EXAMPLES, HL7_SEEDS, mutated
-from tests.formats.test_hl7v2 import MSH, PID, hl7, message
+from tests.formats.test_hl7v2 import MSH, OBX, PID, hl7, message
 
 
 class LongWay(Hl7v2Validator):
@@ -68,3 +68,34 @@ def test_numeric_value_in_other_digits_is_a_number() -> None:
     """NM values are matched as text: digits of any script count, as the long way says."""
     meta = hl7(message(MSH, PID, "OBX|1|NM|1234-5^Glucose^LN||\u0665.\u0664|mmol/L|||||F"))
     assert "findings" not in meta
+
+
+@pytest.mark.parametrize("encoding", ["^~\\&", "-~\\&", ".~\\&", "^:\\&", "^^\\&", "#~\\&"])
+@pytest.mark.parametrize(
+    ("value_type", "value"),
+    [
+        ("SN", "^60"),
+        ("SN", ">=^1^-^2"),
+        ("SN", "<>^"),
+        ("SN", "^1^:^x"),
+        ("SN", "--5"),
+        ("SN", "-^5"),
+        ("SN", "^5~<^3"),
+        ("SN", "^.5^.^1."),
+        ("SN", "60"),
+        ("SN", ""),
+        ("NM", "-1.5"),
+        ("NM", "1.5~2"),
+        ("NM", "1-5"),
+    ],
+)
+def test_numeric_values_agree_under_any_encoding_characters(
+    encoding: str, value_type: str, value: str
+) -> None:
+    """An SN or NM value found valid at once on bytes is one the long way finds valid too,
+    whatever the component and repetition characters (some are also sign or separator)."""
+    header = MSH.replace("^~\\&", encoding)
+    body = message(header, PID, OBX.replace("|NM|", f"|{value_type}|").replace("5.4", value))
+    for level in ("strict", "lenient"):
+        expected = answer(LongWay(level=level), body, 4096)
+        assert answer(Hl7v2Validator(level=level), body, 4096) == expected

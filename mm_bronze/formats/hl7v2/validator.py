@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import functools
 import re
-from typing import Any
+from typing import Any, NamedTuple
 
 from mm_bronze.formats.base import STRICT, Findings
 from mm_bronze.formats.hl7v2.fields import (
@@ -27,14 +27,62 @@ from mm_bronze.formats.hl7v2.fields import (
 
 BOM = b"\xef\xbb\xbf"
 NUMBER_BYTES = re.compile(rb"[+-]?(\d+(\.\d*)?|\.\d+)")
-SEGMENT_END = re.compile(rb"[\r\n]")
+SN_CHARS = frozenset("<>=+-/.:0123456789")
+# MSH-3 to MSH-18, the last field a header check reads, are fields[2] to fields[17].
+HEADER_FIELDS = 18
 HEADERS = (b"MSH", b"FHS", b"BHS")
+# What the metadata reports of the first MSH, in this order.
+FIRST_KEYS = (
+    "message_type",
+    "trigger_event",
+    "message_structure",
+    "control_id",
+    "processing_id",
+    "hl7_version",
+    "sending_application",
+    "sending_facility",
+    "receiving_application",
+    "receiving_facility",
+    "accept_ack_type",
+    "application_ack_type",
+    "character_set",
+)
 # An unfinished segment longer than this (e.g. a document embedded in OBX-5) keeps only
 # the first FIELD_KEEP bytes of each long field: the checks only read short fields.
 SEGMENT_HOLD = 1024 * 1024
 FIELD_KEEP = 1024
-# Body segment IDs found valid (at most 26 * 36 * 36 of them): name and required fields.
-BODY_IDS: dict[bytes, tuple[str, tuple[int, ...]]] = {}
+
+
+class Checks(NamedTuple):
+    """What is checked in a body segment: the fields it must fill, and (``OBX``) its value."""
+
+    name: str
+    required: tuple[int, ...]
+    # What the short way looks at: nothing (0: no required field), the one required field
+    # (its number; for OBX one at or after OBX-5, the value also looked at), or more than
+    # that (-1: such a segment always goes the long way).
+    field: int
+    splits: int  # splits at the field separator that reach ``field``
+    observation: bool
+
+
+def _checks(name: str) -> Checks:
+    required = REQUIRED.get(name, ())
+    observation = name == "OBX"
+    if not required:
+        field = 0
+    elif len(required) == 1 and required[0] >= (5 if observation else 1):
+        field = required[0]
+    else:
+        field = -1
+    return Checks(name, required, field, field + 1, observation)
+
+
+# Body segments found valid, by field separator then by ID and separator (``b"OBX|"``):
+# what is checked in them. At most 26 * 36 * 36 IDs for each of a few separators.
+BODY_IDS: dict[bytes, dict[bytes, Checks]] = {}
+SEPARATORS_KEPT = 8
+NONE_KNOWN: dict[bytes, Checks] = {}
 
 
 class Hl7v2Validator:
@@ -51,6 +99,7 @@ class Hl7v2Validator:
         # What a required field may hold and still be empty: the component and repetition
         # characters (as bytes where they are ASCII, so fields need no decoding).
         self._filler: bytes | str = b"^~"
+        self._sn_value: re.Pattern[bytes] | None = SN_VALUE
         self._messages = 0
         self._segment_in_message = 0
         self._types: dict[str, int] = {}
@@ -76,7 +125,8 @@ class Hl7v2Validator:
             chunk = data.removeprefix(BOM)
         # Split at every CR or LF at once (in C); a CRLF, or a CR and LF in two chunks,
         # leave an empty segment, which is skipped like a blank line.
-        *segments, rest = _split_lines(chunk)
+        segments = _split_lines(chunk)
+        rest = segments.pop()
         if segments:
             if self._partial:
                 self._partial += segments[0]
@@ -93,21 +143,61 @@ class Hl7v2Validator:
 
     def _segments(self, segments: list[bytes]) -> None:
         """``_segment`` of each, the common case the short way: a body segment inside a
-        message, with an ID already seen valid there, needs no more than counting and its
-        required fields checked (``_fields``)."""
-        known = BODY_IDS
+        message, with an ID already seen valid there, needs no more than counting and a look
+        at the fields it must fill (and at an ``OBX`` value said to be numeric). Only a
+        segment where that look finds something possibly wrong goes through ``_fields``,
+        which checks it again in full and reports what is wrong."""
+        known = self._known()
+        sep = self._field_sep
+        filler = self._filler
+        sn_value = self._sn_value
+        counted = 0  # segments taken the short way, not yet added to the counters
         for segment in segments:
-            checks = known.get(segment[:3])
-            if checks is not None and segment[3:4] == self._field_sep and self._messages:
-                self._line += 1
-                self._segment_in_message += 1
-                if checks[1]:
-                    self._fields(segment, checks)
-            else:
+            checks = known.get(segment[:4])
+            if checks is None:
+                if counted:
+                    self._line += counted
+                    self._segment_in_message += counted
+                    counted = 0
                 self._segment(segment)
+                known = self._known()
+                sep = self._field_sep
+                filler = self._filler
+                sn_value = self._sn_value
+                continue
+            counted += 1
+            _, _, field, splits, observation = checks
+            if not field:
+                continue
+            if field > 0:
+                fields = segment.split(sep, splits)
+                if len(fields) > field and fields[field].strip(filler):  # type: ignore[arg-type]
+                    if not observation:
+                        continue  # nothing to report
+                    value_type = fields[2]
+                    if value_type == b"NM":
+                        if NUMBER_BYTES.fullmatch(fields[5]) is not None:
+                            continue  # a plain ASCII number, the usual NM value
+                    elif value_type != b"SN" or (
+                        sn_value is not None and sn_value.fullmatch(fields[5]) is not None
+                    ):
+                        continue
+            self._line += counted
+            self._segment_in_message += counted
+            counted = 0
+            self._fields(segment, checks)
+        self._line += counted
+        self._segment_in_message += counted
+
+    def _known(self) -> dict[bytes, Checks]:
+        """The body segments that may take the short way: none before the first message
+        or while the component or repetition character is not ASCII."""
+        if not self._messages or not isinstance(self._filler, bytes):
+            return NONE_KNOWN
+        return BODY_IDS.get(self._field_sep, NONE_KNOWN)
 
     def _segment(self, segment: bytes) -> None:
-        if not segment.strip():
+        if not segment or segment.isspace():
             return  # the LF of a CRLF, or a blank line: not a segment
         self._line += 1
         seg_id = segment[:3]
@@ -184,30 +274,36 @@ class Hl7v2Validator:
         else:
             self._batch = True
         self._delimiters(segment, name)
+        hd_fields = HD_FIELDS.get(name, ())
+        if name != "MSH" and not hd_fields:
+            return  # no field of this header is read
         # Decoded whole, then split: an ASCII separator never falls inside a UTF-8 sequence.
+        # Only the fields read here are split off (up to MSH-18), the list padded to them.
         sep = self._field_sep
         fields = (
-            _text(segment).split(sep.decode())
+            _text(segment).split(sep.decode(), HEADER_FIELDS)
             if sep.isascii()
-            else [_text(f) for f in segment.split(sep)]
+            else [_text(f) for f in segment.split(sep, HEADER_FIELDS)]
         )
-
+        if len(fields) < HEADER_FIELDS:
+            fields += [""] * (HEADER_FIELDS - len(fields))
         # fields[0] is the segment id and MSH-1 the separator itself, so MSH-n is fields[n-1].
-        def field(n: int) -> str:
-            return fields[n - 1] if len(fields) >= n else ""
-
-        for n in HD_FIELDS.get(name, ()):
-            value = field(n)
-            parts = value.split(self._component_sep)
-            if value and not parts[0] and not (len(parts) > 1 and parts[1]):
+        component = self._component_sep
+        for n in hd_fields:
+            # Neither HD.1 nor HD.2: the value starts with an empty first and second component.
+            value = fields[n - 1]
+            if value[:1] == component and value[1:2] in ("", component):
                 self._error(name, n, "has neither a namespace ID (HD.1) nor a universal ID (HD.2)")
         if name != "MSH":
             return
         for n in REQUIRED["MSH"]:
-            if not field(n).strip(self._component_sep):
+            if not fields[n - 1].strip(component):
                 self._error("MSH", n, "is required but empty")
-        message_type = field(9).split(self._component_sep)
-        type_key = "^".join(p for p in message_type[:2] if p)
+        message_type = fields[8].split(component)
+        event = message_type[1] if len(message_type) > 1 else ""
+        type_key = (
+            f"{message_type[0]}^{event}" if message_type[0] and event else message_type[0] or event
+        )
         if type_key:
             self._types[type_key] = self._types.get(type_key, 0) + 1
         if self._messages == 1:
@@ -215,26 +311,27 @@ class Hl7v2Validator:
                 "message_type": _part(message_type, 0),
                 "trigger_event": _part(message_type, 1),
                 "message_structure": _part(message_type, 2),
-                "control_id": field(10) or None,
-                "processing_id": field(11) or None,
-                "hl7_version": field(12).split(self._component_sep)[0] or None,
-                "sending_application": field(3) or None,
-                "sending_facility": field(4) or None,
-                "receiving_application": field(5) or None,
-                "receiving_facility": field(6) or None,
-                "accept_ack_type": field(15) or None,
-                "application_ack_type": field(16) or None,
-                "character_set": field(18) or None,
+                "control_id": fields[9] or None,
+                "processing_id": fields[10] or None,
+                "hl7_version": fields[11].split(component)[0] or None,
+                "sending_application": fields[2] or None,
+                "sending_facility": fields[3] or None,
+                "receiving_application": fields[4] or None,
+                "receiving_facility": fields[5] or None,
+                "accept_ack_type": fields[14] or None,
+                "application_ack_type": fields[15] or None,
+                "character_set": fields[17] or None,
             }
 
     def _delimiters(self, segment: bytes, name: str) -> None:
         sep = segment[3:4]
-        if sep.isalnum() or sep in (b" ", b"\t"):
+        if not sep or sep.isalnum() or sep in (b" ", b"\t"):
             self._error(name, 1, "is not a valid field separator", code="invalid")
             return
         self._field_sep = sep
-        encoding = segment[4:].split(sep, 1)[0]
-        chars, verdict = _encoding_verdict(sep, encoding)
+        end = segment.find(sep, 4)
+        delimiters = _delimiters(sep, segment[4:end] if end >= 0 else segment[4:])
+        chars, verdict = delimiters.chars, delimiters.verdict
         if verdict == "invalid":
             self._error(
                 name,
@@ -253,7 +350,8 @@ class Hl7v2Validator:
             )
         if len(chars) >= 2:
             self._component_sep, self._repetition_sep = chars[0], chars[1]
-            self._filler = _filler(chars[0] + chars[1])
+            self._filler = delimiters.filler
+            self._sn_value = delimiters.sn_value
         if self._messages == 1 and name == "MSH":
             self._first_delimiters = (sep.decode("latin-1"), chars)
 
@@ -285,13 +383,16 @@ class Hl7v2Validator:
             self._error(name, None, "appears outside a message (before any MSH)")
             return
         self._segment_in_message += 1
-        checks = BODY_IDS[seg_id] = (name, REQUIRED.get(name, ()))
-        if checks[1]:
+        checks = _checks(name)
+        sep = segment[3:4]
+        if sep and (sep in BODY_IDS or len(BODY_IDS) < SEPARATORS_KEPT):
+            BODY_IDS.setdefault(sep, {})[seg_id + sep] = checks
+        if checks.required:
             self._fields(segment, checks)
 
-    def _fields(self, segment: bytes, checks: tuple[str, tuple[int, ...]]) -> None:
+    def _fields(self, segment: bytes, checks: Checks) -> None:
         """The required fields of a body segment, and the value of an NM or SN ``OBX``."""
-        name, required = checks
+        name, required = checks.name, checks.required
         fields = segment.split(self._field_sep)
         count = len(fields)
         filler = self._filler
@@ -355,22 +456,8 @@ class Hl7v2Validator:
         return self.findings.record(meta)
 
     def _metadata(self) -> dict[str, Any]:
-        keys = (
-            "message_type",
-            "trigger_event",
-            "message_structure",
-            "control_id",
-            "processing_id",
-            "hl7_version",
-            "sending_application",
-            "sending_facility",
-            "receiving_application",
-            "receiving_facility",
-            "accept_ack_type",
-            "application_ack_type",
-            "character_set",
-        )
-        meta: dict[str, Any] = {key: self._first.get(key) for key in keys}
+        # The first MSH's values, all of FIRST_KEYS in their order, or None when no MSH.
+        meta: dict[str, Any] = dict(self._first) if self._first else dict.fromkeys(FIRST_KEYS)
         field_sep, encoding = self._first_delimiters
         meta["field_separator"] = field_sep
         meta["encoding_characters"] = encoding
@@ -381,17 +468,59 @@ class Hl7v2Validator:
 
 
 def _split_lines(chunk: bytes) -> list[bytes]:
-    """``chunk`` split at every CR and at every LF (by ``bytes.split`` where only one occurs)."""
+    """``chunk`` split at every CR and at every LF, in C: where both occur, every LF is
+    first made a CR (a copy, for splitting only), as a regex split is several times slower."""
     if b"\n" not in chunk:
         return chunk.split(b"\r")
     if b"\r" not in chunk:
         return chunk.split(b"\n")
-    return SEGMENT_END.split(chunk)
+    return chunk.replace(b"\n", b"\r").split(b"\r")
+
+
+class Delimiters(NamedTuple):
+    """What a header's MSH-2 (or FHS-2, BHS-2) means for the segments after it."""
+
+    chars: str  # as text
+    verdict: str  # ``ok``, ``unusual`` or ``invalid``
+    filler: bytes | str  # what a required field may hold and still be empty
+    sn_value: re.Pattern[bytes] | None  # an OBX-5 found valid at once when OBX-2 is SN
 
 
 @functools.lru_cache(maxsize=64)
+def _delimiters(sep: bytes, encoding: bytes) -> Delimiters:
+    """The ``Delimiters`` of a field separator and MSH-2; senders use few: cached."""
+    chars, verdict = _encoding_verdict(sep, encoding)
+    if len(chars) < 2:
+        return Delimiters(chars, verdict, b"", None)  # not used: too few to split with
+    return Delimiters(chars, verdict, _filler(chars[0] + chars[1]), _sn_value(chars[0], chars[1]))
+
+
+def _sn_value(component: str, repetition: str) -> re.Pattern[bytes] | None:
+    """One structured numeric value, ``[comparator]^[number][^[separator][^[number]]]``,
+    in plain ASCII; None where a component or repetition character could be read as part of
+    a comparator, number or separator (such a value is then checked the long way)."""
+    if component == repetition or repetition in SN_CHARS:
+        return None
+    return _sn_pattern(component)
+
+
+@functools.lru_cache(maxsize=128)
+def _sn_pattern(component: str) -> re.Pattern[bytes] | None:
+    """``_sn_value`` for a component character: compiled once for each (128 at most)."""
+    if component in SN_CHARS or not component.isascii():
+        return None
+    c = re.escape(component).encode()
+    return re.compile(
+        rb"(?:[<>=]|>=|<=|<>)?" + c + rb"(?:" + NUMBER_BYTES.pattern + rb")?"
+        rb"(?:" + c + rb"[-+/.:]?(?:" + c + rb"(?:" + NUMBER_BYTES.pattern + rb")?)?)?"
+    )
+
+
+SN_VALUE = _sn_value("^", "~")
+
+
 def _encoding_verdict(sep: bytes, encoding: bytes) -> tuple[str, str]:
-    """MSH-2 as text, and ``ok``, ``unusual`` or ``invalid``; senders use few: cached.
+    """MSH-2 as text, and ``ok``, ``unusual`` or ``invalid``.
 
     The component, repetition and escape characters must differ from each other and from
     the field separator, or fields cannot be split; a doubled subcomponent character

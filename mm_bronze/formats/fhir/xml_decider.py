@@ -178,6 +178,8 @@ class _Decision:
             opened, above, leaving, nested, marked = position, depth, len(own), 0, False
             parser.StartElementHandler = None
             parser.EndElementHandler = None
+            parser.CommentHandler = aside  # only a narrative's comments matter (to ``fits``)
+            parser.ProcessingInstructionHandler = aside
 
         def start_root(name: str, attrs: list[str]) -> None:
             nonlocal started
@@ -212,6 +214,8 @@ class _Decision:
                 ends.append(None)  # the div's own end
                 parser.StartElementHandler = start
                 parser.EndElementHandler = ends.append
+                parser.CommentHandler = None
+                parser.ProcessingInstructionHandler = None
 
         def declaration(_version: str, encoding: str | None, _standalone: int) -> None:
             if encoding and encoding.lower().replace("_", "-") not in _UTF8:
@@ -222,8 +226,7 @@ class _Decision:
 
         def aside(*_: Any) -> None:
             nonlocal marked
-            if parser.StartElementHandler is None:  # a comment or PI inside a narrative
-                marked = True
+            marked = True  # a comment or processing instruction inside a narrative
 
         parser.StartElementHandler = start_root
         parser.EndElementHandler = ends.append
@@ -234,8 +237,6 @@ class _Decision:
         parser.StartCdataSectionHandler = refuse
         parser.EntityDeclHandler = refuse
         parser.ExternalEntityRefHandler = refuse
-        parser.CommentHandler = aside
-        parser.ProcessingInstructionHandler = aside
         try:
             parser.Parse(data, True)
         finally:  # the handlers and the parser refer to each other: free them now, not in a GC

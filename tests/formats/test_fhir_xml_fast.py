@@ -252,6 +252,17 @@ def test_narrative_depth_bound() -> None:
     assert fits(comment.replace(b"<!--", b"<b>").replace(b"-->", b"</b>"), 0, 28, 97)
 
 
+def test_comments_matter_only_inside_narratives() -> None:
+    hidden = "<!-- " + "</b>" * 130 + " -->"
+    deep = hidden + "<b>" * 120 + "</b>" * 120  # too deep, though the comment seems to close
+    text = f'<text><status value="generated"/><div {XHTML}>{deep}</div></text>'
+    body = f"<Patient {NS}>{text}</Patient>"
+    assert walker(body.encode(), "R4") is None
+    assert not agree(body.encode())
+    outside = f'<Patient {NS}><!-- a < b --><active value="true"/></Patient>'
+    assert agree(outside.encode())
+
+
 def test_large_bodies_stream_through_the_walker() -> None:
     body = PATIENT.replace("<active", "<!--" + "x" * (5 * 1024 * 1024) + "-->\n  <active")
     meta = validate(body.encode(), content_type="xml", chunk=64 * 1024)

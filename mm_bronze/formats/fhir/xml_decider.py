@@ -6,13 +6,15 @@ is one dictionary lookup in ``xml_tables`` (known element, repeats, ``[x]`` choi
 attributes, value format); ends are only counted (``list.append``, no Python frame), which
 tells each start its depth and so its parent (the last element started one level up); what
 complex elements require is checked once the body is parsed; narratives raise no event at
-all (``xml_narratives``), and text is looked for in the bytes around them. It returns the
-metadata the walker's ``Summary`` would produce, or None: None never means "invalid", only
-"let the walker decide" (the walker explains every rejection and has the final word). The
-fast path never accepts a payload the walker rejects; it leaves to the walker whatever it
-does not handle (CDATA, XHTML outside a narrative ``div`` that declares its
-namespace, ``xsi:`` attributes below the root, text made of character references to
-whitespace, ...)."""
+all but their comments (``xml_narratives``), and text is looked for in the bytes around
+them. Python's cost per event bounds this path: besides elements, only namespace
+declarations and the XML declaration raise events, expat interns no name, and attributes
+come as a list. It returns the metadata the walker's ``Summary`` would produce, or None:
+None never means "invalid", only "let the walker decide" (the walker explains every
+rejection and has the final word). The fast path never accepts a payload the walker
+rejects; it leaves to the walker whatever it does not handle (CDATA, XHTML outside a
+narrative ``div`` that declares its namespace, ``xsi:`` attributes below the root, text made
+of character references to whitespace, ...)."""
 
 from __future__ import annotations
 
@@ -47,6 +49,19 @@ _HOLDS = frozenset({HELD})
 _EXTENDED: set[str] = set()
 
 _URL = check_for("uri")
+_HANDLERS = (
+    "StartElementHandler",
+    "EndElementHandler",
+    "StartNamespaceDeclHandler",
+    "EndNamespaceDeclHandler",
+    "XmlDeclHandler",
+    "StartDoctypeDeclHandler",
+    "StartCdataSectionHandler",
+    "EntityDeclHandler",
+    "ExternalEntityRefHandler",
+    "CommentHandler",
+    "ProcessingInstructionHandler",
+)
 _UTF8 = ("utf-8", "utf8")
 
 # An open element: the table of its children and what it has seen of them.
@@ -59,8 +74,6 @@ class _Unsure(Exception):
 
 def decide(data: bytes, version: str) -> dict[str, Any] | None:
     """The summary metadata of a valid FHIR XML payload of ``version``, or None."""
-    if b"<!DOCTYPE" in data or b"<![CDATA[" in data:
-        return None
     try:
         return _Decision(data, version).run()
     except Exception:  # any doubt (including a malformed payload): the walker decides
@@ -78,7 +91,10 @@ class _Decision:
         data = self.data
         known = self.tables
         notes = self.notes
-        parser = expat.ParserCreate(namespace_separator=" ")
+        # No interning (each name is hashed once, by the table lookup, and never for an end),
+        # and attributes as a list (name, value, ...): both cheaper per element.
+        parser = expat.ParserCreate(namespace_separator=" ", intern=None)
+        parser.ordered_attributes = True
         parser.SetParamEntityParsing(expat.XML_PARAM_ENTITY_PARSING_NEVER)
         ends: list[str | None] = []  # one item per element that ended
         started = 0
@@ -95,7 +111,7 @@ class _Decision:
         nested = 0  # namespace declarations open inside it
         marked = False  # it holds a comment or processing instruction
 
-        def start(name: str, attrs: dict[str, str]) -> None:
+        def start(name: str, attrs: list[str]) -> None:
             nonlocal started
             depth = started - len(ends)
             started += 1
@@ -108,10 +124,9 @@ class _Decision:
                 else:
                     seen.add(track)
             if kind == PRIMITIVE:
-                value = attrs.get("value")
-                if value is None or len(attrs) != 1:
+                if len(attrs) != 2 or attrs[0] != "value":
                     _attributes(attrs, children)
-                elif not children(value):
+                elif not children(attrs[1]):
                     raise _Unsure
                 frames[depth] = primitive
             elif kind == COMPLEX:
@@ -167,11 +182,13 @@ class _Decision:
             opened, above, leaving, nested, marked = position, depth, len(own), 0, False
             parser.StartElementHandler = None
             parser.EndElementHandler = None
+            parser.CommentHandler = aside  # only a narrative's comments matter (to ``fits``)
+            parser.ProcessingInstructionHandler = aside
 
-        def start_root(name: str, attrs: dict[str, str]) -> None:
+        def start_root(name: str, attrs: list[str]) -> None:
             nonlocal started
             _kind, _track, _many, _group, children, need, _carried, local = known.roots[name]
-            if any(not key.startswith(XSI) for key in attrs):
+            if any(not key.startswith(XSI) for key in attrs[::2]):
                 raise _Unsure
             owned: set[str] = set()
             frames[0] = (children, owned)
@@ -201,6 +218,8 @@ class _Decision:
                 ends.append(None)  # the div's own end
                 parser.StartElementHandler = start
                 parser.EndElementHandler = ends.append
+                parser.CommentHandler = None
+                parser.ProcessingInstructionHandler = None
 
         def declaration(_version: str, encoding: str | None, _standalone: int) -> None:
             if encoding and encoding.lower().replace("_", "-") not in _UTF8:
@@ -211,8 +230,7 @@ class _Decision:
 
         def aside(*_: Any) -> None:
             nonlocal marked
-            if parser.StartElementHandler is None:  # a comment or PI inside a narrative
-                marked = True
+            marked = True  # a comment or processing instruction inside a narrative
 
         parser.StartElementHandler = start_root
         parser.EndElementHandler = ends.append
@@ -220,11 +238,14 @@ class _Decision:
         parser.EndNamespaceDeclHandler = undeclared
         parser.XmlDeclHandler = declaration
         parser.StartDoctypeDeclHandler = refuse
+        parser.StartCdataSectionHandler = refuse
         parser.EntityDeclHandler = refuse
         parser.ExternalEntityRefHandler = refuse
-        parser.CommentHandler = aside
-        parser.ProcessingInstructionHandler = aside
-        parser.Parse(data, True)
+        try:
+            parser.Parse(data, True)
+        finally:  # the handlers and the parser refer to each other: free them now, not in a GC
+            for handler in _HANDLERS:
+                setattr(parser, handler, None)
         if not notes or started != len(ends):
             raise _Unsure
         for need, seen in pending:
@@ -248,25 +269,28 @@ class _Decision:
             raise _Unsure
 
 
-def _attributes(attrs: dict[str, str], check: Check | None) -> str | None:
-    """A primitive's ``value`` (None if it has none), once its attributes are checked: only
-    ``value`` (valid) and ``id`` (not empty)."""
-    value = attrs.get("value")
-    count = len(attrs)
-    if value is not None:
-        if not check(value):  # type: ignore[misc]
+def _attributes(attrs: list[str], check: Check | None) -> str | None:
+    """A primitive's ``value`` (None if it has none), once its attributes (``name, value,
+    ...``) are checked: only ``value`` (valid) and ``id`` (not empty)."""
+    value = None
+    for index in range(0, len(attrs), 2):
+        key, given = attrs[index], attrs[index + 1]
+        if key == "value":
+            if not check(given):  # type: ignore[misc]
+                raise _Unsure
+            value = given
+        elif key != "id" or not given:
             raise _Unsure
-        count -= 1
-    if count and (count > 1 or not attrs.get("id")):
-        raise _Unsure
     return value
 
 
-def _carry(attrs: dict[str, str], carried: frozenset[str]) -> set[str]:
+def _carry(attrs: list[str], carried: frozenset[str]) -> set[str]:
     """What a complex element's attributes (``id``, an extension's ``url``) give it."""
-    if not attrs.keys() <= carried:
+    owned = set(attrs[::2])
+    if not owned <= carried:
         raise _Unsure
-    for key, value in attrs.items():
-        if not (value if key == "id" else _URL(value)):
+    for index in range(0, len(attrs), 2):
+        key, given = attrs[index], attrs[index + 1]
+        if not (given if key == "id" else _URL(given)):
             raise _Unsure
-    return set(attrs)
+    return owned

@@ -7,10 +7,13 @@ element nests deeper than ``MAX_DEPTH`` levels; the fast path hands expat's narr
 
 from __future__ import annotations
 
+import re
+
 from mm_bronze.formats.fhir.structure import MAX_DEPTH
 
-# XML whitespace, the only text allowed between FHIR elements.
-BLANKS = b" \t\r\n"
+# A '>' followed, after XML whitespace (the only text allowed between FHIR elements), by
+# something else than a tag. Possessive, so that whitespace is never taken for text.
+_TEXT = re.compile(rb">[ \t\r\n]*+[^< \t\r\n]")
 # How many bytes of XHTML one bound covers (each piece bounds its own depth), and at least.
 PIECE = 1024
 SMALLEST = 16
@@ -21,13 +24,10 @@ def blank(data: bytes, start: int, stop: int) -> bool:
     '>' that ends one, no CDATA) has no text but XML whitespace; False may also mean a '>'
     inside an attribute value or a comment (never a wrong True).
 
-    With whitespace removed, text is whatever follows a '>' other than a '<' (every
-    character of text follows the '>' ending a tag, comment or processing instruction);
-    only the last '>' may end the span.
+    Every character of text follows the '>' ending a tag, comment or processing
+    instruction: text is a '>' followed, after whitespace, by anything but a '<'.
     """
-    compact = data[start:stop].translate(None, BLANKS)
-    loose = compact.count(b">") - compact.count(b"><")
-    return loose == compact.endswith(b">")
+    return _TEXT.search(data, start, stop) is None
 
 
 def fits(data: bytes, start: int, end: int, above: int, marked: bool = False) -> bool:

@@ -21,7 +21,7 @@ from mm_bronze.formats.base import STRICT, Findings
 from mm_bronze.formats.bom import BOM, LeadingBom
 from mm_bronze.formats.fhir.json_validator import checker_for
 from mm_bronze.formats.fhir.model import Element, canonical_version, primitive_problem
-from mm_bronze.formats.fhir.structure import MAX_DEPTH, Node, too_deep
+from mm_bronze.formats.fhir.structure import MAX_DEPTH, Node, StructureChecker, too_deep
 from mm_bronze.formats.fhir.xml_decider import decide
 
 FHIR_NS = "http://hl7.org/fhir"
@@ -60,9 +60,8 @@ class FhirXmlValidator:
     def __init__(self, version: str | None = None, level: str = STRICT) -> None:
         self.findings = Findings(level)
         self.version = version
-        self.checker = checker_for(version, self.findings)
-        self.checker.locate = self._where
-        self._parser = _DETACHED  # the walker's parser, made when the walker runs
+        self.checker: StructureChecker  # the walker's, made when the walker runs
+        self._parser = _DETACHED  # the walker's parser, made with it
         self._stack: list[_Frame] = []
         self._skip = 0
         self._root_seen = False
@@ -233,6 +232,8 @@ class FhirXmlValidator:
     def _stream(self) -> None:
         """From now on, check as the body comes (what was held first)."""
         held, self._held = self._held or [], None
+        self.checker = checker_for(self.version, self.findings)
+        self.checker.locate = self._where
         parser = self._parser = expat.ParserCreate(namespace_separator=" ")
         parser.SetParamEntityParsing(expat.XML_PARAM_ENTITY_PARSING_NEVER)
         parser.StartDoctypeDeclHandler = _refuse_dtd

@@ -121,3 +121,25 @@ def test_lines_that_span_chunks_are_held_for_the_fast_path(
     for chunk in (1, 5, 16, 100):
         meta = validate(body, content_type="ndjson", chunk=chunk)
         assert meta["resource_types"] == {"Condition": 1, "Patient": 3}
+
+
+def test_lines_of_many_chunks_are_checked_in_one_block(monkeypatch: pytest.MonkeyPatch) -> None:
+    blocks: list[int] = []
+    decode_lines = ndjson_validator.decode_lines
+
+    def counted(lines: list[bytes], version: str) -> list[object]:
+        blocks.append(len(lines))
+        return decode_lines(lines, version)
+
+    monkeypatch.setattr(ndjson_validator, "decode_lines", counted)
+    body = ndjson(*[PATIENT, CONDITION] * 20)
+    meta = validate(body, content_type="ndjson", chunk=50)
+    assert meta["resource_types"] == {"Condition": 20, "Patient": 20}
+    assert blocks == [40]
+    blocks.clear()
+    monkeypatch.setattr(ndjson_validator, "BLOCK", 200)  # blocks of about 200 bytes
+    bad = b'{"resourceType": "Patient", "gender": 7}'
+    with pytest.raises(InvalidPayload, match=r"line 31: Patient\.gender") as caught:
+        validate(ndjson(*[PATIENT] * 30, bad, PATIENT), content_type="ndjson", chunk=50)
+    assert len(blocks) > 1
+    assert caught.value.location is not None and caught.value.location.startswith("line 31")

@@ -16,8 +16,9 @@ decoding a payload into them accepts only what the walker (``json_tree``) accept
 - a primitive ``name`` has its ``_name`` sibling (an ``Element``: id and extensions), except
   a member of a ``[x]`` choice group (``_valueString`` is rare: the walker checks it);
 - primitive values are checked by the types of ``fast/primitives.py``, except the string
-  formats (code, uri, id, date, ...: ``CHECKED``), whose values ``__post_init__`` appends to
-  the batches that ``fast/formats.py`` checks once per document;
+  formats (code, uri, id, date, ...: ``CHECKED``) and decimals (kept as their JSON text),
+  whose values ``__post_init__`` appends to the batches that ``fast/formats.py`` checks once
+  per document;
 - ``__post_init__`` also checks that at most one element of each ``[x]`` choice group is
   present, and one if the group is required.
 
@@ -71,7 +72,11 @@ CHECKED = {
     "integer64": "integer64",
     "base64Binary": "base64Binary",
 }
-FORMATS = tuple(dict.fromkeys(CHECKED.values()))
+# Decimals are ``msgspec.Raw`` (their JSON text), checked in batches as well: a single value
+# must be a number, an item of a list a number or ``null`` (a union of Raw and None does not
+# decode).
+DECIMAL_FORMATS = {False: "decimal", True: "decimals"}
+FORMATS = tuple(dict.fromkeys([*CHECKED.values(), *DECIMAL_FORMATS.values()]))
 
 # A single choice group with this many members (Extension.value[x]) is counted with one C
 # call rather than one comparison per member.
@@ -162,7 +167,7 @@ def _value_type(element_type: str, name: str, is_resource: bool) -> str:
 
 def _format_check(attr: str, primitive: str, many: bool, required: bool) -> str:
     """Append the value(s) of ``attr`` to the batch of its format (``fast/formats.py``)."""
-    name = CHECKED[primitive]
+    name = CHECKED.get(primitive, primitive)
     if required:  # never UNSET (nor null)
         return f"        _{'e' if many else 'a'}_{name}(self.{attr})\n"
     if many:
@@ -186,7 +191,8 @@ def _struct(type_name: str, raw: dict[str, Any], is_resource: bool, aliases: dic
         value = _value_type(element_type, name, is_resource)
         attr = attribute(name)
         if many:
-            annotation = f"_t.Annotated[list[{value} | None], _p.NonEmpty]"
+            item = value if element_type == "decimal" else f"{value} | None"
+            annotation = f"_t.Annotated[list[{item}], _p.NonEmpty]"
         else:
             annotation = value
         if required and choice is None:
@@ -206,6 +212,10 @@ def _struct(type_name: str, raw: dict[str, Any], is_resource: bool, aliases: dic
                     many,
                     required and choice is None,
                 )
+            )
+        if element_type == "decimal":
+            checks.append(
+                _format_check(attr, DECIMAL_FORMATS[many], many, required and choice is None)
             )
         attrs.append((attr, choice, required and choice is None))
         if element_type in PRIMITIVES and choice is None:

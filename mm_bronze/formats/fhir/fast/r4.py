@@ -37,6 +37,10 @@ _a_integer64 = _f.APPEND["integer64"]
 _e_integer64 = _f.EXTEND["integer64"]
 _a_base64Binary = _f.APPEND["base64Binary"]
 _e_base64Binary = _f.EXTEND["base64Binary"]
+_a_decimal = _f.APPEND["decimal"]
+_e_decimal = _f.EXTEND["decimal"]
+_a_decimals = _f.APPEND["decimals"]
+_e_decimals = _f.EXTEND["decimals"]
 
 
 class Account(_p.Resource, tag="Account", kw_only=True):
@@ -400,6 +404,9 @@ class Age(_p.Complex, kw_only=True):
         v = self.system
         if v is not _U:
             _a_uri(v)
+        v = self.value
+        if v is not _U:
+            _a_decimal(v)
 
 
 class AllergyIntolerance(_p.Resource, tag="AllergyIntolerance", kw_only=True):
@@ -1018,6 +1025,9 @@ class BiologicallyDerivedProductStorage(_p.Complex, kw_only=True):
         v = self.scale
         if v is not _U:
             _a_code(v)
+        v = self.temperature
+        if v is not _U:
+            _a_decimal(v)
 
 
 class BodyStructure(_p.Resource, tag="BodyStructure", kw_only=True):
@@ -1173,6 +1183,9 @@ class BundleEntrySearch(_p.Complex, kw_only=True):
         v = self.mode
         if v is not _U:
             _a_code(v)
+        v = self.score
+        if v is not _U:
+            _a_decimal(v)
 
 
 class BundleLink(_p.Complex, kw_only=True):
@@ -1821,6 +1834,9 @@ class ChargeItem(_p.Resource, tag="ChargeItem", kw_only=True):
         v = self.enteredDate
         if v is not _U:
             _a_dateTime(v)
+        v = self.factorOverride
+        if v is not _U:
+            _a_decimal(v)
         v = self.id
         if v is not _U:
             _a_id(v)
@@ -1954,6 +1970,9 @@ class ChargeItemDefinitionPropertyGroupPriceComponent(_p.Complex, kw_only=True):
     type_ext: _T3 = _ms.field(default=_U, name="_type")
 
     def __post_init__(self) -> None:
+        v = self.factor
+        if v is not _U:
+            _a_decimal(v)
         _a_code(self.type)
 
 
@@ -2128,6 +2147,9 @@ class ClaimItem(_p.Complex, kw_only=True):
     unitPrice: _T85 = _U
 
     def __post_init__(self) -> None:
+        v = self.factor
+        if v is not _U:
+            _a_decimal(v)
         v = self.servicedDate
         if v is not _U:
             _a_date(v)
@@ -2157,6 +2179,11 @@ class ClaimItemDetail(_p.Complex, kw_only=True):
     udi: _T11 = _U
     unitPrice: _T85 = _U
 
+    def __post_init__(self) -> None:
+        v = self.factor
+        if v is not _U:
+            _a_decimal(v)
+
 
 class ClaimItemDetailSubDetail(_p.Complex, kw_only=True):
     category: _T13 = _U
@@ -2176,6 +2203,11 @@ class ClaimItemDetailSubDetail(_p.Complex, kw_only=True):
     sequence_ext: _T3 = _ms.field(default=_U, name="_sequence")
     udi: _T11 = _U
     unitPrice: _T85 = _U
+
+    def __post_init__(self) -> None:
+        v = self.factor
+        if v is not _U:
+            _a_decimal(v)
 
 
 class ClaimPayee(_p.Complex, kw_only=True):
@@ -2314,6 +2346,9 @@ class ClaimResponseAddItem(_p.Complex, kw_only=True):
     unitPrice: _T85 = _U
 
     def __post_init__(self) -> None:
+        v = self.factor
+        if v is not _U:
+            _a_decimal(v)
         v = self.servicedDate
         if v is not _U:
             _a_date(v)
@@ -2340,6 +2375,11 @@ class ClaimResponseAddItemDetail(_p.Complex, kw_only=True):
     subDetail: _T114 = _U
     unitPrice: _T85 = _U
 
+    def __post_init__(self) -> None:
+        v = self.factor
+        if v is not _U:
+            _a_decimal(v)
+
 
 class ClaimResponseAddItemDetailSubDetail(_p.Complex, kw_only=True):
     adjudication: _T112
@@ -2356,6 +2396,11 @@ class ClaimResponseAddItemDetailSubDetail(_p.Complex, kw_only=True):
     productOrService: _T51
     quantity: _T24 = _U
     unitPrice: _T85 = _U
+
+    def __post_init__(self) -> None:
+        v = self.factor
+        if v is not _U:
+            _a_decimal(v)
 
 
 class ClaimResponseError(_p.Complex, kw_only=True):
@@ -2410,6 +2455,11 @@ class ClaimResponseItemAdjudication(_p.Complex, kw_only=True):
     reason: _T13 = _U
     value: _T35 = _U
     value_ext: _T3 = _ms.field(default=_U, name="_value")
+
+    def __post_init__(self) -> None:
+        v = self.value
+        if v is not _U:
+            _a_decimal(v)
 
 
 class ClaimResponseItemDetail(_p.Complex, kw_only=True):
@@ -2740,6 +2790,9 @@ class CodeSystemConceptProperty(_p.Complex, kw_only=True):
         v = self.valueDateTime
         if v is not _U:
             _a_dateTime(v)
+        v = self.valueDecimal
+        if v is not _U:
+            _a_decimal(v)
         if (self.valueBoolean is not _U) + (self.valueCode is not _U) + (self.valueCoding is not _U) + (self.valueDateTime is not _U) + (self.valueDecimal is not _U) + (self.valueInteger is not _U) + (self.valueString is not _U) != 1:
             raise _p.ChoiceError("CodeSystemConceptProperty.value[x]: exactly one")
 
@@ -3908,9 +3961,15 @@ class ContractTermAssetValuedItem(_p.Complex, kw_only=True):
         v = self.effectiveTime
         if v is not _U:
             _a_dateTime(v)
+        v = self.factor
+        if v is not _U:
+            _a_decimal(v)
         v = self.paymentDate
         if v is not _U:
             _a_dateTime(v)
+        v = self.points
+        if v is not _U:
+            _a_decimal(v)
         if (self.entityCodeableConcept is not _U) + (self.entityReference is not _U) > 1:
             raise _p.ChoiceError("ContractTermAssetValuedItem.entity[x]: at most one")
 
@@ -3960,6 +4019,9 @@ class ContractTermOfferAnswer(_p.Complex, kw_only=True):
         v = self.valueDateTime
         if v is not _U:
             _a_dateTime(v)
+        v = self.valueDecimal
+        if v is not _U:
+            _a_decimal(v)
         v = self.valueTime
         if v is not _U:
             _a_time(v)
@@ -4032,6 +4094,9 @@ class Count(_p.Complex, kw_only=True):
         v = self.system
         if v is not _U:
             _a_uri(v)
+        v = self.value
+        if v is not _U:
+            _a_decimal(v)
 
 
 class Coverage(_p.Resource, tag="Coverage", kw_only=True):
@@ -5098,6 +5163,9 @@ class Distance(_p.Complex, kw_only=True):
         v = self.system
         if v is not _U:
             _a_uri(v)
+        v = self.value
+        if v is not _U:
+            _a_decimal(v)
 
 
 class DocumentManifest(_p.Resource, tag="DocumentManifest", kw_only=True):
@@ -5338,6 +5406,9 @@ class Duration(_p.Complex, kw_only=True):
         v = self.system
         if v is not _U:
             _a_uri(v)
+        v = self.value
+        if v is not _U:
+            _a_decimal(v)
 
 
 class EffectEvidenceSynthesis(_p.Resource, tag="EffectEvidenceSynthesis", kw_only=True):
@@ -5456,6 +5527,11 @@ class EffectEvidenceSynthesisEffectEstimate(_p.Complex, kw_only=True):
     value_ext: _T3 = _ms.field(default=_U, name="_value")
     variantState: _T13 = _U
 
+    def __post_init__(self) -> None:
+        v = self.value
+        if v is not _U:
+            _a_decimal(v)
+
 
 class EffectEvidenceSynthesisEffectEstimatePrecisionEstimate(_p.Complex, kw_only=True):
     extension: _T4 = _U
@@ -5469,6 +5545,17 @@ class EffectEvidenceSynthesisEffectEstimatePrecisionEstimate(_p.Complex, kw_only
     to: _T35 = _U
     to_ext: _T3 = _ms.field(default=_U, name="_to")
     type: _T13 = _U
+
+    def __post_init__(self) -> None:
+        v = self.from_
+        if v is not _U:
+            _a_decimal(v)
+        v = self.level
+        if v is not _U:
+            _a_decimal(v)
+        v = self.to
+        if v is not _U:
+            _a_decimal(v)
 
 
 class EffectEvidenceSynthesisResultsByExposure(_p.Complex, kw_only=True):
@@ -5751,6 +5838,9 @@ class ElementDefinition(_p.Complex, kw_only=True):
         v = self.defaultValueDateTime
         if v is not _U:
             _a_dateTime(v)
+        v = self.defaultValueDecimal
+        if v is not _U:
+            _a_decimal(v)
         v = self.defaultValueInstant
         if v is not _U:
             _a_instant(v)
@@ -5784,6 +5874,9 @@ class ElementDefinition(_p.Complex, kw_only=True):
         v = self.fixedDateTime
         if v is not _U:
             _a_dateTime(v)
+        v = self.fixedDecimal
+        if v is not _U:
+            _a_decimal(v)
         v = self.fixedInstant
         if v is not _U:
             _a_instant(v)
@@ -5808,6 +5901,9 @@ class ElementDefinition(_p.Complex, kw_only=True):
         v = self.maxValueDateTime
         if v is not _U:
             _a_dateTime(v)
+        v = self.maxValueDecimal
+        if v is not _U:
+            _a_decimal(v)
         v = self.maxValueInstant
         if v is not _U:
             _a_instant(v)
@@ -5820,6 +5916,9 @@ class ElementDefinition(_p.Complex, kw_only=True):
         v = self.minValueDateTime
         if v is not _U:
             _a_dateTime(v)
+        v = self.minValueDecimal
+        if v is not _U:
+            _a_decimal(v)
         v = self.minValueInstant
         if v is not _U:
             _a_instant(v)
@@ -5841,6 +5940,9 @@ class ElementDefinition(_p.Complex, kw_only=True):
         v = self.patternDateTime
         if v is not _U:
             _a_dateTime(v)
+        v = self.patternDecimal
+        if v is not _U:
+            _a_decimal(v)
         v = self.patternInstant
         if v is not _U:
             _a_instant(v)
@@ -6002,6 +6104,9 @@ class ElementDefinitionExample(_p.Complex, kw_only=True):
         v = self.valueDateTime
         if v is not _U:
             _a_dateTime(v)
+        v = self.valueDecimal
+        if v is not _U:
+            _a_decimal(v)
         v = self.valueInstant
         if v is not _U:
             _a_instant(v)
@@ -7024,6 +7129,9 @@ class ExplanationOfBenefitAddItem(_p.Complex, kw_only=True):
     unitPrice: _T85 = _U
 
     def __post_init__(self) -> None:
+        v = self.factor
+        if v is not _U:
+            _a_decimal(v)
         v = self.servicedDate
         if v is not _U:
             _a_date(v)
@@ -7050,6 +7158,11 @@ class ExplanationOfBenefitAddItemDetail(_p.Complex, kw_only=True):
     subDetail: _T269 = _U
     unitPrice: _T85 = _U
 
+    def __post_init__(self) -> None:
+        v = self.factor
+        if v is not _U:
+            _a_decimal(v)
+
 
 class ExplanationOfBenefitAddItemDetailSubDetail(_p.Complex, kw_only=True):
     adjudication: _T255 = _U
@@ -7066,6 +7179,11 @@ class ExplanationOfBenefitAddItemDetailSubDetail(_p.Complex, kw_only=True):
     productOrService: _T51
     quantity: _T24 = _U
     unitPrice: _T85 = _U
+
+    def __post_init__(self) -> None:
+        v = self.factor
+        if v is not _U:
+            _a_decimal(v)
 
 
 class ExplanationOfBenefitBenefitBalance(_p.Complex, kw_only=True):
@@ -7189,6 +7307,9 @@ class ExplanationOfBenefitItem(_p.Complex, kw_only=True):
     unitPrice: _T85 = _U
 
     def __post_init__(self) -> None:
+        v = self.factor
+        if v is not _U:
+            _a_decimal(v)
         v = self.servicedDate
         if v is not _U:
             _a_date(v)
@@ -7208,6 +7329,11 @@ class ExplanationOfBenefitItemAdjudication(_p.Complex, kw_only=True):
     reason: _T13 = _U
     value: _T35 = _U
     value_ext: _T3 = _ms.field(default=_U, name="_value")
+
+    def __post_init__(self) -> None:
+        v = self.value
+        if v is not _U:
+            _a_decimal(v)
 
 
 class ExplanationOfBenefitItemDetail(_p.Complex, kw_only=True):
@@ -7233,6 +7359,11 @@ class ExplanationOfBenefitItemDetail(_p.Complex, kw_only=True):
     udi: _T11 = _U
     unitPrice: _T85 = _U
 
+    def __post_init__(self) -> None:
+        v = self.factor
+        if v is not _U:
+            _a_decimal(v)
+
 
 class ExplanationOfBenefitItemDetailSubDetail(_p.Complex, kw_only=True):
     adjudication: _T255 = _U
@@ -7255,6 +7386,11 @@ class ExplanationOfBenefitItemDetailSubDetail(_p.Complex, kw_only=True):
     sequence_ext: _T3 = _ms.field(default=_U, name="_sequence")
     udi: _T11 = _U
     unitPrice: _T85 = _U
+
+    def __post_init__(self) -> None:
+        v = self.factor
+        if v is not _U:
+            _a_decimal(v)
 
 
 class ExplanationOfBenefitPayee(_p.Complex, kw_only=True):
@@ -7469,6 +7605,9 @@ class Extension(_p.Complex, kw_only=True):
         v = self.valueDateTime
         if v is not _U:
             _a_dateTime(v)
+        v = self.valueDecimal
+        if v is not _U:
+            _a_decimal(v)
         v = self.valueInstant
         if v is not _U:
             _a_instant(v)
@@ -8955,6 +9094,9 @@ class InvoiceLineItemPriceComponent(_p.Complex, kw_only=True):
     type_ext: _T3 = _ms.field(default=_U, name="_type")
 
     def __post_init__(self) -> None:
+        v = self.factor
+        if v is not _U:
+            _a_decimal(v)
         _a_code(self.type)
 
 
@@ -9251,6 +9393,13 @@ class LocationPosition(_p.Complex, kw_only=True):
     longitude: _T322
     longitude_ext: _T3 = _ms.field(default=_U, name="_longitude")
     modifierExtension: _T4 = _U
+
+    def __post_init__(self) -> None:
+        v = self.altitude
+        if v is not _U:
+            _a_decimal(v)
+        _a_decimal(self.latitude)
+        _a_decimal(self.longitude)
 
 
 class MarketingStatus(_p.Complex, kw_only=True):
@@ -9591,6 +9740,9 @@ class Media(_p.Resource, tag="Media", kw_only=True):
         v = self.createdDateTime
         if v is not _U:
             _a_dateTime(v)
+        v = self.duration
+        if v is not _U:
+            _a_decimal(v)
         v = self.id
         if v is not _U:
             _a_id(v)
@@ -11265,6 +11417,30 @@ class MolecularSequenceQuality(_p.Complex, kw_only=True):
     type_ext: _T3 = _ms.field(default=_U, name="_type")
 
     def __post_init__(self) -> None:
+        v = self.fScore
+        if v is not _U:
+            _a_decimal(v)
+        v = self.gtFP
+        if v is not _U:
+            _a_decimal(v)
+        v = self.precision
+        if v is not _U:
+            _a_decimal(v)
+        v = self.queryFP
+        if v is not _U:
+            _a_decimal(v)
+        v = self.queryTP
+        if v is not _U:
+            _a_decimal(v)
+        v = self.recall
+        if v is not _U:
+            _a_decimal(v)
+        v = self.truthFN
+        if v is not _U:
+            _a_decimal(v)
+        v = self.truthTP
+        if v is not _U:
+            _a_decimal(v)
         _a_code(self.type)
 
 
@@ -11287,6 +11463,14 @@ class MolecularSequenceQualityRoc(_p.Complex, kw_only=True):
     score_ext: _T22 = _ms.field(default=_U, name="_score")
     sensitivity: _T399 = _U
     sensitivity_ext: _T22 = _ms.field(default=_U, name="_sensitivity")
+
+    def __post_init__(self) -> None:
+        if self.fMeasure is not _U:
+            _e_decimals(self.fMeasure)
+        if self.precision is not _U:
+            _e_decimals(self.precision)
+        if self.sensitivity is not _U:
+            _e_decimals(self.sensitivity)
 
 
 class MolecularSequenceReferenceSeq(_p.Complex, kw_only=True):
@@ -11411,6 +11595,9 @@ class Money(_p.Complex, kw_only=True):
         v = self.currency
         if v is not _U:
             _a_code(v)
+        v = self.value
+        if v is not _U:
+            _a_decimal(v)
 
 
 class NamingSystem(_p.Resource, tag="NamingSystem", kw_only=True):
@@ -11829,6 +12016,11 @@ class ObservationDefinitionQuantitativeDetails(_p.Complex, kw_only=True):
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     modifierExtension: _T4 = _U
     unit: _T13 = _U
+
+    def __post_init__(self) -> None:
+        v = self.conversionFactor
+        if v is not _U:
+            _a_decimal(v)
 
 
 class ObservationReferenceRange(_p.Complex, kw_only=True):
@@ -12275,6 +12467,9 @@ class ParametersParameter(_p.Complex, kw_only=True):
         v = self.valueDateTime
         if v is not _U:
             _a_dateTime(v)
+        v = self.valueDecimal
+        if v is not _U:
+            _a_decimal(v)
         v = self.valueInstant
         if v is not _U:
             _a_instant(v)
@@ -13242,6 +13437,9 @@ class Quantity(_p.Complex, kw_only=True):
         v = self.system
         if v is not _U:
             _a_uri(v)
+        v = self.value
+        if v is not _U:
+            _a_decimal(v)
 
 
 class Questionnaire(_p.Resource, tag="Questionnaire", kw_only=True):
@@ -13421,6 +13619,9 @@ class QuestionnaireItemEnableWhen(_p.Complex, kw_only=True):
         v = self.answerDateTime
         if v is not _U:
             _a_dateTime(v)
+        v = self.answerDecimal
+        if v is not _U:
+            _a_decimal(v)
         v = self.answerTime
         if v is not _U:
             _a_time(v)
@@ -13456,6 +13657,9 @@ class QuestionnaireItemInitial(_p.Complex, kw_only=True):
         v = self.valueDateTime
         if v is not _U:
             _a_dateTime(v)
+        v = self.valueDecimal
+        if v is not _U:
+            _a_decimal(v)
         v = self.valueTime
         if v is not _U:
             _a_time(v)
@@ -13560,6 +13764,9 @@ class QuestionnaireResponseItemAnswer(_p.Complex, kw_only=True):
         v = self.valueDateTime
         if v is not _U:
             _a_dateTime(v)
+        v = self.valueDecimal
+        if v is not _U:
+            _a_decimal(v)
         v = self.valueTime
         if v is not _U:
             _a_time(v)
@@ -14297,6 +14504,12 @@ class RiskAssessmentPrediction(_p.Complex, kw_only=True):
     whenRange: _T28 = _U
 
     def __post_init__(self) -> None:
+        v = self.probabilityDecimal
+        if v is not _U:
+            _a_decimal(v)
+        v = self.relativeRisk
+        if v is not _U:
+            _a_decimal(v)
         if (self.probabilityDecimal is not _U) + (self.probabilityRange is not _U) > 1:
             raise _p.ChoiceError("RiskAssessmentPrediction.probability[x]: at most one")
         if (self.whenPeriod is not _U) + (self.whenRange is not _U) > 1:
@@ -14420,6 +14633,11 @@ class RiskEvidenceSynthesisRiskEstimate(_p.Complex, kw_only=True):
     value: _T35 = _U
     value_ext: _T3 = _ms.field(default=_U, name="_value")
 
+    def __post_init__(self) -> None:
+        v = self.value
+        if v is not _U:
+            _a_decimal(v)
+
 
 class RiskEvidenceSynthesisRiskEstimatePrecisionEstimate(_p.Complex, kw_only=True):
     extension: _T4 = _U
@@ -14433,6 +14651,17 @@ class RiskEvidenceSynthesisRiskEstimatePrecisionEstimate(_p.Complex, kw_only=Tru
     to: _T35 = _U
     to_ext: _T3 = _ms.field(default=_U, name="_to")
     type: _T13 = _U
+
+    def __post_init__(self) -> None:
+        v = self.from_
+        if v is not _U:
+            _a_decimal(v)
+        v = self.level
+        if v is not _U:
+            _a_decimal(v)
+        v = self.to
+        if v is not _U:
+            _a_decimal(v)
 
 
 class RiskEvidenceSynthesisSampleSize(_p.Complex, kw_only=True):
@@ -14465,6 +14694,18 @@ class SampledData(_p.Complex, kw_only=True):
     period_ext: _T3 = _ms.field(default=_U, name="_period")
     upperLimit: _T35 = _U
     upperLimit_ext: _T3 = _ms.field(default=_U, name="_upperLimit")
+
+    def __post_init__(self) -> None:
+        v = self.factor
+        if v is not _U:
+            _a_decimal(v)
+        v = self.lowerLimit
+        if v is not _U:
+            _a_decimal(v)
+        _a_decimal(self.period)
+        v = self.upperLimit
+        if v is not _U:
+            _a_decimal(v)
 
 
 class Schedule(_p.Resource, tag="Schedule", kw_only=True):
@@ -15338,6 +15579,9 @@ class StructureMapGroupRuleSource(_p.Complex, kw_only=True):
         v = self.defaultValueDateTime
         if v is not _U:
             _a_dateTime(v)
+        v = self.defaultValueDecimal
+        if v is not _U:
+            _a_decimal(v)
         v = self.defaultValueInstant
         if v is not _U:
             _a_instant(v)
@@ -15409,6 +15653,9 @@ class StructureMapGroupRuleTargetParameter(_p.Complex, kw_only=True):
     valueString: _T2 = _U
 
     def __post_init__(self) -> None:
+        v = self.valueDecimal
+        if v is not _U:
+            _a_decimal(v)
         if (self.valueBoolean is not _U) + (self.valueDecimal is not _U) + (self.valueId is not _U) + (self.valueInteger is not _U) + (self.valueString is not _U) != 1:
             raise _p.ChoiceError("StructureMapGroupRuleTargetParameter.value[x]: exactly one")
 
@@ -16523,6 +16770,9 @@ class TaskInput(_p.Complex, kw_only=True):
         v = self.valueDateTime
         if v is not _U:
             _a_dateTime(v)
+        v = self.valueDecimal
+        if v is not _U:
+            _a_decimal(v)
         v = self.valueInstant
         if v is not _U:
             _a_instant(v)
@@ -16620,6 +16870,9 @@ class TaskOutput(_p.Complex, kw_only=True):
         v = self.valueDateTime
         if v is not _U:
             _a_dateTime(v)
+        v = self.valueDecimal
+        if v is not _U:
+            _a_decimal(v)
         v = self.valueInstant
         if v is not _U:
             _a_instant(v)
@@ -16912,6 +17165,9 @@ class TestReport(_p.Resource, tag="TestReport", kw_only=True):
         if v is not _U:
             _a_code(v)
         _a_code(self.result)
+        v = self.score
+        if v is not _U:
+            _a_decimal(v)
         _a_code(self.status)
 
 
@@ -17433,9 +17689,21 @@ class TimingRepeat(_p.Complex, kw_only=True):
     def __post_init__(self) -> None:
         if self.dayOfWeek is not _U:
             _e_code(self.dayOfWeek)
+        v = self.duration
+        if v is not _U:
+            _a_decimal(v)
+        v = self.durationMax
+        if v is not _U:
+            _a_decimal(v)
         v = self.durationUnit
         if v is not _U:
             _a_code(v)
+        v = self.period
+        if v is not _U:
+            _a_decimal(v)
+        v = self.periodMax
+        if v is not _U:
+            _a_decimal(v)
         v = self.periodUnit
         if v is not _U:
             _a_code(v)
@@ -17714,6 +17982,9 @@ class ValueSetExpansionParameter(_p.Complex, kw_only=True):
         v = self.valueDateTime
         if v is not _U:
             _a_dateTime(v)
+        v = self.valueDecimal
+        if v is not _U:
+            _a_decimal(v)
         v = self.valueUri
         if v is not _U:
             _a_uri(v)
@@ -17899,7 +18170,25 @@ class VisionPrescriptionLensSpecification(_p.Complex, kw_only=True):
     sphere_ext: _T3 = _ms.field(default=_U, name="_sphere")
 
     def __post_init__(self) -> None:
+        v = self.add
+        if v is not _U:
+            _a_decimal(v)
+        v = self.backCurve
+        if v is not _U:
+            _a_decimal(v)
+        v = self.cylinder
+        if v is not _U:
+            _a_decimal(v)
+        v = self.diameter
+        if v is not _U:
+            _a_decimal(v)
         _a_code(self.eye)
+        v = self.power
+        if v is not _U:
+            _a_decimal(v)
+        v = self.sphere
+        if v is not _U:
+            _a_decimal(v)
 
 
 class VisionPrescriptionLensSpecificationPrism(_p.Complex, kw_only=True):
@@ -17913,6 +18202,7 @@ class VisionPrescriptionLensSpecificationPrism(_p.Complex, kw_only=True):
     modifierExtension: _T4 = _U
 
     def __post_init__(self) -> None:
+        _a_decimal(self.amount)
         _a_code(self.base)
 
 AnyResource = _t.Union[Account, ActivityDefinition, AdverseEvent, AllergyIntolerance, Appointment, AppointmentResponse, AuditEvent, Basic, Binary, BiologicallyDerivedProduct, BodyStructure, Bundle, CapabilityStatement, CarePlan, CareTeam, CatalogEntry, ChargeItem, ChargeItemDefinition, Claim, ClaimResponse, ClinicalImpression, CodeSystem, Communication, CommunicationRequest, CompartmentDefinition, Composition, ConceptMap, Condition, Consent, Contract, Coverage, CoverageEligibilityRequest, CoverageEligibilityResponse, DetectedIssue, Device, DeviceDefinition, DeviceMetric, DeviceRequest, DeviceUseStatement, DiagnosticReport, DocumentManifest, DocumentReference, EffectEvidenceSynthesis, Encounter, Endpoint, EnrollmentRequest, EnrollmentResponse, EpisodeOfCare, EventDefinition, Evidence, EvidenceVariable, ExampleScenario, ExplanationOfBenefit, FamilyMemberHistory, Flag, Goal, GraphDefinition, Group, GuidanceResponse, HealthcareService, ImagingStudy, Immunization, ImmunizationEvaluation, ImmunizationRecommendation, ImplementationGuide, InsurancePlan, Invoice, Library, Linkage, List, Location, Measure, MeasureReport, Media, Medication, MedicationAdministration, MedicationDispense, MedicationKnowledge, MedicationRequest, MedicationStatement, MedicinalProduct, MedicinalProductAuthorization, MedicinalProductContraindication, MedicinalProductIndication, MedicinalProductIngredient, MedicinalProductInteraction, MedicinalProductManufactured, MedicinalProductPackaged, MedicinalProductPharmaceutical, MedicinalProductUndesirableEffect, MessageDefinition, MessageHeader, MolecularSequence, NamingSystem, NutritionOrder, Observation, ObservationDefinition, OperationDefinition, OperationOutcome, Organization, OrganizationAffiliation, Parameters, Patient, PaymentNotice, PaymentReconciliation, Person, PlanDefinition, Practitioner, PractitionerRole, Procedure, Provenance, Questionnaire, QuestionnaireResponse, RelatedPerson, RequestGroup, ResearchDefinition, ResearchElementDefinition, ResearchStudy, ResearchSubject, RiskAssessment, RiskEvidenceSynthesis, Schedule, SearchParameter, ServiceRequest, Slot, Specimen, SpecimenDefinition, StructureDefinition, StructureMap, Subscription, Substance, SubstanceNucleicAcid, SubstancePolymer, SubstanceProtein, SubstanceReferenceInformation, SubstanceSourceMaterial, SubstanceSpecification, SupplyDelivery, SupplyRequest, Task, TerminologyCapabilities, TestReport, TestScript, ValueSet, VerificationResult, VisionPrescription]
@@ -18316,7 +18606,7 @@ _T395 = _t.Annotated[list[MolecularSequenceRepository | None], _p.NonEmpty] | _m
 _T396 = _t.Annotated[list[MolecularSequenceStructureVariant | None], _p.NonEmpty] | _ms.UnsetType
 _T397 = _t.Annotated[list[MolecularSequenceVariant | None], _p.NonEmpty] | _ms.UnsetType
 _T398 = MolecularSequenceQualityRoc | _ms.UnsetType
-_T399 = _t.Annotated[list[_p.Decimal | None], _p.NonEmpty] | _ms.UnsetType
+_T399 = _t.Annotated[list[_p.Decimal], _p.NonEmpty] | _ms.UnsetType
 _T400 = _t.Annotated[list[_p.Integer | None], _p.NonEmpty] | _ms.UnsetType
 _T401 = MolecularSequenceStructureVariantInner | _ms.UnsetType
 _T402 = MolecularSequenceStructureVariantOuter | _ms.UnsetType

@@ -37,6 +37,10 @@ _a_integer64 = _f.APPEND["integer64"]
 _e_integer64 = _f.EXTEND["integer64"]
 _a_base64Binary = _f.APPEND["base64Binary"]
 _e_base64Binary = _f.EXTEND["base64Binary"]
+_a_decimal = _f.APPEND["decimal"]
+_e_decimal = _f.EXTEND["decimal"]
+_a_decimals = _f.APPEND["decimals"]
+_e_decimals = _f.EXTEND["decimals"]
 
 
 class Account(_p.Resource, tag="Account", kw_only=True):
@@ -496,6 +500,9 @@ class Age(_p.Complex, kw_only=True):
         v = self.system
         if v is not _U:
             _a_uri(v)
+        v = self.value
+        if v is not _U:
+            _a_decimal(v)
 
 
 class AllergyIntolerance(_p.Resource, tag="AllergyIntolerance", kw_only=True):
@@ -1114,6 +1121,9 @@ class BiologicallyDerivedProductStorage(_p.Complex, kw_only=True):
         v = self.scale
         if v is not _U:
             _a_code(v)
+        v = self.temperature
+        if v is not _U:
+            _a_decimal(v)
 
 
 class BodyStructure(_p.Resource, tag="BodyStructure", kw_only=True):
@@ -1269,6 +1279,9 @@ class BundleEntrySearch(_p.Complex, kw_only=True):
         v = self.mode
         if v is not _U:
             _a_code(v)
+        v = self.score
+        if v is not _U:
+            _a_decimal(v)
 
 
 class BundleLink(_p.Complex, kw_only=True):
@@ -1917,6 +1930,9 @@ class ChargeItem(_p.Resource, tag="ChargeItem", kw_only=True):
         v = self.enteredDate
         if v is not _U:
             _a_dateTime(v)
+        v = self.factorOverride
+        if v is not _U:
+            _a_decimal(v)
         v = self.id
         if v is not _U:
             _a_id(v)
@@ -2050,6 +2066,9 @@ class ChargeItemDefinitionPropertyGroupPriceComponent(_p.Complex, kw_only=True):
     type_ext: _T3 = _ms.field(default=_U, name="_type")
 
     def __post_init__(self) -> None:
+        v = self.factor
+        if v is not _U:
+            _a_decimal(v)
         _a_code(self.type)
 
 
@@ -2655,6 +2674,9 @@ class ClaimItem(_p.Complex, kw_only=True):
     unitPrice: _T92 = _U
 
     def __post_init__(self) -> None:
+        v = self.factor
+        if v is not _U:
+            _a_decimal(v)
         v = self.servicedDate
         if v is not _U:
             _a_date(v)
@@ -2684,6 +2706,11 @@ class ClaimItemDetail(_p.Complex, kw_only=True):
     udi: _T11 = _U
     unitPrice: _T92 = _U
 
+    def __post_init__(self) -> None:
+        v = self.factor
+        if v is not _U:
+            _a_decimal(v)
+
 
 class ClaimItemDetailSubDetail(_p.Complex, kw_only=True):
     category: _T13 = _U
@@ -2703,6 +2730,11 @@ class ClaimItemDetailSubDetail(_p.Complex, kw_only=True):
     sequence_ext: _T3 = _ms.field(default=_U, name="_sequence")
     udi: _T11 = _U
     unitPrice: _T92 = _U
+
+    def __post_init__(self) -> None:
+        v = self.factor
+        if v is not _U:
+            _a_decimal(v)
 
 
 class ClaimPayee(_p.Complex, kw_only=True):
@@ -2841,6 +2873,9 @@ class ClaimResponseAddItem(_p.Complex, kw_only=True):
     unitPrice: _T92 = _U
 
     def __post_init__(self) -> None:
+        v = self.factor
+        if v is not _U:
+            _a_decimal(v)
         v = self.servicedDate
         if v is not _U:
             _a_date(v)
@@ -2867,6 +2902,11 @@ class ClaimResponseAddItemDetail(_p.Complex, kw_only=True):
     subDetail: _T146 = _U
     unitPrice: _T92 = _U
 
+    def __post_init__(self) -> None:
+        v = self.factor
+        if v is not _U:
+            _a_decimal(v)
+
 
 class ClaimResponseAddItemDetailSubDetail(_p.Complex, kw_only=True):
     adjudication: _T144
@@ -2883,6 +2923,11 @@ class ClaimResponseAddItemDetailSubDetail(_p.Complex, kw_only=True):
     productOrService: _T34
     quantity: _T24 = _U
     unitPrice: _T92 = _U
+
+    def __post_init__(self) -> None:
+        v = self.factor
+        if v is not _U:
+            _a_decimal(v)
 
 
 class ClaimResponseError(_p.Complex, kw_only=True):
@@ -2937,6 +2982,11 @@ class ClaimResponseItemAdjudication(_p.Complex, kw_only=True):
     reason: _T13 = _U
     value: _T43 = _U
     value_ext: _T3 = _ms.field(default=_U, name="_value")
+
+    def __post_init__(self) -> None:
+        v = self.value
+        if v is not _U:
+            _a_decimal(v)
 
 
 class ClaimResponseItemDetail(_p.Complex, kw_only=True):
@@ -3390,6 +3440,9 @@ class CodeSystemConceptProperty(_p.Complex, kw_only=True):
         v = self.valueDateTime
         if v is not _U:
             _a_dateTime(v)
+        v = self.valueDecimal
+        if v is not _U:
+            _a_decimal(v)
         if (self.valueBoolean is not _U) + (self.valueCode is not _U) + (self.valueCoding is not _U) + (self.valueDateTime is not _U) + (self.valueDecimal is not _U) + (self.valueInteger is not _U) + (self.valueString is not _U) != 1:
             raise _p.ChoiceError("CodeSystemConceptProperty.value[x]: exactly one")
 
@@ -4566,9 +4619,15 @@ class ContractTermAssetValuedItem(_p.Complex, kw_only=True):
         v = self.effectiveTime
         if v is not _U:
             _a_dateTime(v)
+        v = self.factor
+        if v is not _U:
+            _a_decimal(v)
         v = self.paymentDate
         if v is not _U:
             _a_dateTime(v)
+        v = self.points
+        if v is not _U:
+            _a_decimal(v)
         if (self.entityCodeableConcept is not _U) + (self.entityReference is not _U) > 1:
             raise _p.ChoiceError("ContractTermAssetValuedItem.entity[x]: at most one")
 
@@ -4618,6 +4677,9 @@ class ContractTermOfferAnswer(_p.Complex, kw_only=True):
         v = self.valueDateTime
         if v is not _U:
             _a_dateTime(v)
+        v = self.valueDecimal
+        if v is not _U:
+            _a_decimal(v)
         v = self.valueTime
         if v is not _U:
             _a_time(v)
@@ -4690,6 +4752,9 @@ class Count(_p.Complex, kw_only=True):
         v = self.system
         if v is not _U:
             _a_uri(v)
+        v = self.value
+        if v is not _U:
+            _a_decimal(v)
 
 
 class Coverage(_p.Resource, tag="Coverage", kw_only=True):
@@ -5756,6 +5821,9 @@ class Distance(_p.Complex, kw_only=True):
         v = self.system
         if v is not _U:
             _a_uri(v)
+        v = self.value
+        if v is not _U:
+            _a_decimal(v)
 
 
 class DocumentManifest(_p.Resource, tag="DocumentManifest", kw_only=True):
@@ -5996,6 +6064,9 @@ class Duration(_p.Complex, kw_only=True):
         v = self.system
         if v is not _U:
             _a_uri(v)
+        v = self.value
+        if v is not _U:
+            _a_decimal(v)
 
 
 class Element(_p.Complex, kw_only=True):
@@ -6250,6 +6321,9 @@ class ElementDefinition(_p.Complex, kw_only=True):
         v = self.defaultValueDateTime
         if v is not _U:
             _a_dateTime(v)
+        v = self.defaultValueDecimal
+        if v is not _U:
+            _a_decimal(v)
         v = self.defaultValueInstant
         if v is not _U:
             _a_instant(v)
@@ -6283,6 +6357,9 @@ class ElementDefinition(_p.Complex, kw_only=True):
         v = self.fixedDateTime
         if v is not _U:
             _a_dateTime(v)
+        v = self.fixedDecimal
+        if v is not _U:
+            _a_decimal(v)
         v = self.fixedInstant
         if v is not _U:
             _a_instant(v)
@@ -6307,6 +6384,9 @@ class ElementDefinition(_p.Complex, kw_only=True):
         v = self.maxValueDateTime
         if v is not _U:
             _a_dateTime(v)
+        v = self.maxValueDecimal
+        if v is not _U:
+            _a_decimal(v)
         v = self.maxValueInstant
         if v is not _U:
             _a_instant(v)
@@ -6319,6 +6399,9 @@ class ElementDefinition(_p.Complex, kw_only=True):
         v = self.minValueDateTime
         if v is not _U:
             _a_dateTime(v)
+        v = self.minValueDecimal
+        if v is not _U:
+            _a_decimal(v)
         v = self.minValueInstant
         if v is not _U:
             _a_instant(v)
@@ -6340,6 +6423,9 @@ class ElementDefinition(_p.Complex, kw_only=True):
         v = self.patternDateTime
         if v is not _U:
             _a_dateTime(v)
+        v = self.patternDecimal
+        if v is not _U:
+            _a_decimal(v)
         v = self.patternInstant
         if v is not _U:
             _a_instant(v)
@@ -6502,6 +6588,9 @@ class ElementDefinitionExample(_p.Complex, kw_only=True):
         v = self.valueDateTime
         if v is not _U:
             _a_dateTime(v)
+        v = self.valueDecimal
+        if v is not _U:
+            _a_decimal(v)
         v = self.valueInstant
         if v is not _U:
             _a_instant(v)
@@ -7256,6 +7345,11 @@ class EvidenceStatisticAttributeEstimate(_p.Complex, kw_only=True):
     range: _T28 = _U
     type: _T13 = _U
 
+    def __post_init__(self) -> None:
+        v = self.level
+        if v is not _U:
+            _a_decimal(v)
+
 
 class EvidenceStatisticModelCharacteristic(_p.Complex, kw_only=True):
     attributeEstimate: _T284 = _U
@@ -7766,6 +7860,9 @@ class ExplanationOfBenefitAddItem(_p.Complex, kw_only=True):
     unitPrice: _T92 = _U
 
     def __post_init__(self) -> None:
+        v = self.factor
+        if v is not _U:
+            _a_decimal(v)
         v = self.servicedDate
         if v is not _U:
             _a_date(v)
@@ -7792,6 +7889,11 @@ class ExplanationOfBenefitAddItemDetail(_p.Complex, kw_only=True):
     subDetail: _T317 = _U
     unitPrice: _T92 = _U
 
+    def __post_init__(self) -> None:
+        v = self.factor
+        if v is not _U:
+            _a_decimal(v)
+
 
 class ExplanationOfBenefitAddItemDetailSubDetail(_p.Complex, kw_only=True):
     adjudication: _T303 = _U
@@ -7808,6 +7910,11 @@ class ExplanationOfBenefitAddItemDetailSubDetail(_p.Complex, kw_only=True):
     productOrService: _T34
     quantity: _T24 = _U
     unitPrice: _T92 = _U
+
+    def __post_init__(self) -> None:
+        v = self.factor
+        if v is not _U:
+            _a_decimal(v)
 
 
 class ExplanationOfBenefitBenefitBalance(_p.Complex, kw_only=True):
@@ -7931,6 +8038,9 @@ class ExplanationOfBenefitItem(_p.Complex, kw_only=True):
     unitPrice: _T92 = _U
 
     def __post_init__(self) -> None:
+        v = self.factor
+        if v is not _U:
+            _a_decimal(v)
         v = self.servicedDate
         if v is not _U:
             _a_date(v)
@@ -7950,6 +8060,11 @@ class ExplanationOfBenefitItemAdjudication(_p.Complex, kw_only=True):
     reason: _T13 = _U
     value: _T43 = _U
     value_ext: _T3 = _ms.field(default=_U, name="_value")
+
+    def __post_init__(self) -> None:
+        v = self.value
+        if v is not _U:
+            _a_decimal(v)
 
 
 class ExplanationOfBenefitItemDetail(_p.Complex, kw_only=True):
@@ -7975,6 +8090,11 @@ class ExplanationOfBenefitItemDetail(_p.Complex, kw_only=True):
     udi: _T11 = _U
     unitPrice: _T92 = _U
 
+    def __post_init__(self) -> None:
+        v = self.factor
+        if v is not _U:
+            _a_decimal(v)
+
 
 class ExplanationOfBenefitItemDetailSubDetail(_p.Complex, kw_only=True):
     adjudication: _T303 = _U
@@ -7997,6 +8117,11 @@ class ExplanationOfBenefitItemDetailSubDetail(_p.Complex, kw_only=True):
     sequence_ext: _T3 = _ms.field(default=_U, name="_sequence")
     udi: _T11 = _U
     unitPrice: _T92 = _U
+
+    def __post_init__(self) -> None:
+        v = self.factor
+        if v is not _U:
+            _a_decimal(v)
 
 
 class ExplanationOfBenefitPayee(_p.Complex, kw_only=True):
@@ -8212,6 +8337,9 @@ class Extension(_p.Complex, kw_only=True):
         v = self.valueDateTime
         if v is not _U:
             _a_dateTime(v)
+        v = self.valueDecimal
+        if v is not _U:
+            _a_decimal(v)
         v = self.valueInstant
         if v is not _U:
             _a_instant(v)
@@ -9800,6 +9928,9 @@ class InvoiceLineItemPriceComponent(_p.Complex, kw_only=True):
     type_ext: _T3 = _ms.field(default=_U, name="_type")
 
     def __post_init__(self) -> None:
+        v = self.factor
+        if v is not _U:
+            _a_decimal(v)
         _a_code(self.type)
 
 
@@ -10096,6 +10227,13 @@ class LocationPosition(_p.Complex, kw_only=True):
     longitude: _T374
     longitude_ext: _T3 = _ms.field(default=_U, name="_longitude")
     modifierExtension: _T4 = _U
+
+    def __post_init__(self) -> None:
+        v = self.altitude
+        if v is not _U:
+            _a_decimal(v)
+        _a_decimal(self.latitude)
+        _a_decimal(self.longitude)
 
 
 class ManufacturedItemDefinition(_p.Resource, tag="ManufacturedItemDefinition", kw_only=True):
@@ -10490,6 +10628,9 @@ class Media(_p.Resource, tag="Media", kw_only=True):
         v = self.createdDateTime
         if v is not _U:
             _a_dateTime(v)
+        v = self.duration
+        if v is not _U:
+            _a_decimal(v)
         v = self.id
         if v is not _U:
             _a_id(v)
@@ -11628,6 +11769,30 @@ class MolecularSequenceQuality(_p.Complex, kw_only=True):
     type_ext: _T3 = _ms.field(default=_U, name="_type")
 
     def __post_init__(self) -> None:
+        v = self.fScore
+        if v is not _U:
+            _a_decimal(v)
+        v = self.gtFP
+        if v is not _U:
+            _a_decimal(v)
+        v = self.precision
+        if v is not _U:
+            _a_decimal(v)
+        v = self.queryFP
+        if v is not _U:
+            _a_decimal(v)
+        v = self.queryTP
+        if v is not _U:
+            _a_decimal(v)
+        v = self.recall
+        if v is not _U:
+            _a_decimal(v)
+        v = self.truthFN
+        if v is not _U:
+            _a_decimal(v)
+        v = self.truthTP
+        if v is not _U:
+            _a_decimal(v)
         _a_code(self.type)
 
 
@@ -11650,6 +11815,14 @@ class MolecularSequenceQualityRoc(_p.Complex, kw_only=True):
     score_ext: _T22 = _ms.field(default=_U, name="_score")
     sensitivity: _T433 = _U
     sensitivity_ext: _T22 = _ms.field(default=_U, name="_sensitivity")
+
+    def __post_init__(self) -> None:
+        if self.fMeasure is not _U:
+            _e_decimals(self.fMeasure)
+        if self.precision is not _U:
+            _e_decimals(self.precision)
+        if self.sensitivity is not _U:
+            _e_decimals(self.sensitivity)
 
 
 class MolecularSequenceReferenceSeq(_p.Complex, kw_only=True):
@@ -11774,6 +11947,9 @@ class Money(_p.Complex, kw_only=True):
         v = self.currency
         if v is not _U:
             _a_code(v)
+        v = self.value
+        if v is not _U:
+            _a_decimal(v)
 
 
 class NamingSystem(_p.Resource, tag="NamingSystem", kw_only=True):
@@ -12291,6 +12467,11 @@ class ObservationDefinitionQuantitativeDetails(_p.Complex, kw_only=True):
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     modifierExtension: _T4 = _U
     unit: _T13 = _U
+
+    def __post_init__(self) -> None:
+        v = self.conversionFactor
+        if v is not _U:
+            _a_decimal(v)
 
 
 class ObservationReferenceRange(_p.Complex, kw_only=True):
@@ -12854,6 +13035,9 @@ class ParametersParameter(_p.Complex, kw_only=True):
         v = self.valueDateTime
         if v is not _U:
             _a_dateTime(v)
+        v = self.valueDecimal
+        if v is not _U:
+            _a_decimal(v)
         v = self.valueInstant
         if v is not _U:
             _a_instant(v)
@@ -13829,6 +14013,9 @@ class Quantity(_p.Complex, kw_only=True):
         v = self.system
         if v is not _U:
             _a_uri(v)
+        v = self.value
+        if v is not _U:
+            _a_decimal(v)
 
 
 class Questionnaire(_p.Resource, tag="Questionnaire", kw_only=True):
@@ -14008,6 +14195,9 @@ class QuestionnaireItemEnableWhen(_p.Complex, kw_only=True):
         v = self.answerDateTime
         if v is not _U:
             _a_dateTime(v)
+        v = self.answerDecimal
+        if v is not _U:
+            _a_decimal(v)
         v = self.answerTime
         if v is not _U:
             _a_time(v)
@@ -14043,6 +14233,9 @@ class QuestionnaireItemInitial(_p.Complex, kw_only=True):
         v = self.valueDateTime
         if v is not _U:
             _a_dateTime(v)
+        v = self.valueDecimal
+        if v is not _U:
+            _a_decimal(v)
         v = self.valueTime
         if v is not _U:
             _a_time(v)
@@ -14147,6 +14340,9 @@ class QuestionnaireResponseItemAnswer(_p.Complex, kw_only=True):
         v = self.valueDateTime
         if v is not _U:
             _a_dateTime(v)
+        v = self.valueDecimal
+        if v is not _U:
+            _a_decimal(v)
         v = self.valueTime
         if v is not _U:
             _a_time(v)
@@ -14957,6 +15153,12 @@ class RiskAssessmentPrediction(_p.Complex, kw_only=True):
     whenRange: _T28 = _U
 
     def __post_init__(self) -> None:
+        v = self.probabilityDecimal
+        if v is not _U:
+            _a_decimal(v)
+        v = self.relativeRisk
+        if v is not _U:
+            _a_decimal(v)
         if (self.probabilityDecimal is not _U) + (self.probabilityRange is not _U) > 1:
             raise _p.ChoiceError("RiskAssessmentPrediction.probability[x]: at most one")
         if (self.whenPeriod is not _U) + (self.whenRange is not _U) > 1:
@@ -14980,6 +15182,18 @@ class SampledData(_p.Complex, kw_only=True):
     period_ext: _T3 = _ms.field(default=_U, name="_period")
     upperLimit: _T43 = _U
     upperLimit_ext: _T3 = _ms.field(default=_U, name="_upperLimit")
+
+    def __post_init__(self) -> None:
+        v = self.factor
+        if v is not _U:
+            _a_decimal(v)
+        v = self.lowerLimit
+        if v is not _U:
+            _a_decimal(v)
+        _a_decimal(self.period)
+        v = self.upperLimit
+        if v is not _U:
+            _a_decimal(v)
 
 
 class Schedule(_p.Resource, tag="Schedule", kw_only=True):
@@ -15853,6 +16067,9 @@ class StructureMapGroupRuleSource(_p.Complex, kw_only=True):
         v = self.defaultValueDateTime
         if v is not _U:
             _a_dateTime(v)
+        v = self.defaultValueDecimal
+        if v is not _U:
+            _a_decimal(v)
         v = self.defaultValueInstant
         if v is not _U:
             _a_instant(v)
@@ -15924,6 +16141,9 @@ class StructureMapGroupRuleTargetParameter(_p.Complex, kw_only=True):
     valueString: _T2 = _U
 
     def __post_init__(self) -> None:
+        v = self.valueDecimal
+        if v is not _U:
+            _a_decimal(v)
         if (self.valueBoolean is not _U) + (self.valueDecimal is not _U) + (self.valueId is not _U) + (self.valueInteger is not _U) + (self.valueString is not _U) != 1:
             raise _p.ChoiceError("StructureMapGroupRuleTargetParameter.value[x]: exactly one")
 
@@ -16827,6 +17047,9 @@ class TaskInput(_p.Complex, kw_only=True):
         v = self.valueDateTime
         if v is not _U:
             _a_dateTime(v)
+        v = self.valueDecimal
+        if v is not _U:
+            _a_decimal(v)
         v = self.valueInstant
         if v is not _U:
             _a_instant(v)
@@ -16924,6 +17147,9 @@ class TaskOutput(_p.Complex, kw_only=True):
         v = self.valueDateTime
         if v is not _U:
             _a_dateTime(v)
+        v = self.valueDecimal
+        if v is not _U:
+            _a_decimal(v)
         v = self.valueInstant
         if v is not _U:
             _a_instant(v)
@@ -17216,6 +17442,9 @@ class TestReport(_p.Resource, tag="TestReport", kw_only=True):
         if v is not _U:
             _a_code(v)
         _a_code(self.result)
+        v = self.score
+        if v is not _U:
+            _a_decimal(v)
         _a_code(self.status)
 
 
@@ -17737,9 +17966,21 @@ class TimingRepeat(_p.Complex, kw_only=True):
     def __post_init__(self) -> None:
         if self.dayOfWeek is not _U:
             _e_code(self.dayOfWeek)
+        v = self.duration
+        if v is not _U:
+            _a_decimal(v)
+        v = self.durationMax
+        if v is not _U:
+            _a_decimal(v)
         v = self.durationUnit
         if v is not _U:
             _a_code(v)
+        v = self.period
+        if v is not _U:
+            _a_decimal(v)
+        v = self.periodMax
+        if v is not _U:
+            _a_decimal(v)
         v = self.periodUnit
         if v is not _U:
             _a_code(v)
@@ -18018,6 +18259,9 @@ class ValueSetExpansionParameter(_p.Complex, kw_only=True):
         v = self.valueDateTime
         if v is not _U:
             _a_dateTime(v)
+        v = self.valueDecimal
+        if v is not _U:
+            _a_decimal(v)
         v = self.valueUri
         if v is not _U:
             _a_uri(v)
@@ -18203,7 +18447,25 @@ class VisionPrescriptionLensSpecification(_p.Complex, kw_only=True):
     sphere_ext: _T3 = _ms.field(default=_U, name="_sphere")
 
     def __post_init__(self) -> None:
+        v = self.add
+        if v is not _U:
+            _a_decimal(v)
+        v = self.backCurve
+        if v is not _U:
+            _a_decimal(v)
+        v = self.cylinder
+        if v is not _U:
+            _a_decimal(v)
+        v = self.diameter
+        if v is not _U:
+            _a_decimal(v)
         _a_code(self.eye)
+        v = self.power
+        if v is not _U:
+            _a_decimal(v)
+        v = self.sphere
+        if v is not _U:
+            _a_decimal(v)
 
 
 class VisionPrescriptionLensSpecificationPrism(_p.Complex, kw_only=True):
@@ -18217,6 +18479,7 @@ class VisionPrescriptionLensSpecificationPrism(_p.Complex, kw_only=True):
     modifierExtension: _T4 = _U
 
     def __post_init__(self) -> None:
+        _a_decimal(self.amount)
         _a_code(self.base)
 
 AnyResource = _t.Union[Account, ActivityDefinition, AdministrableProductDefinition, AdverseEvent, AllergyIntolerance, Appointment, AppointmentResponse, AuditEvent, Basic, Binary, BiologicallyDerivedProduct, BodyStructure, Bundle, CapabilityStatement, CarePlan, CareTeam, CatalogEntry, ChargeItem, ChargeItemDefinition, Citation, Claim, ClaimResponse, ClinicalImpression, ClinicalUseDefinition, CodeSystem, Communication, CommunicationRequest, CompartmentDefinition, Composition, ConceptMap, Condition, Consent, Contract, Coverage, CoverageEligibilityRequest, CoverageEligibilityResponse, DetectedIssue, Device, DeviceDefinition, DeviceMetric, DeviceRequest, DeviceUseStatement, DiagnosticReport, DocumentManifest, DocumentReference, Encounter, Endpoint, EnrollmentRequest, EnrollmentResponse, EpisodeOfCare, EventDefinition, Evidence, EvidenceReport, EvidenceVariable, ExampleScenario, ExplanationOfBenefit, FamilyMemberHistory, Flag, Goal, GraphDefinition, Group, GuidanceResponse, HealthcareService, ImagingStudy, Immunization, ImmunizationEvaluation, ImmunizationRecommendation, ImplementationGuide, Ingredient, InsurancePlan, Invoice, Library, Linkage, List, Location, ManufacturedItemDefinition, Measure, MeasureReport, Media, Medication, MedicationAdministration, MedicationDispense, MedicationKnowledge, MedicationRequest, MedicationStatement, MedicinalProductDefinition, MessageDefinition, MessageHeader, MolecularSequence, NamingSystem, NutritionOrder, NutritionProduct, Observation, ObservationDefinition, OperationDefinition, OperationOutcome, Organization, OrganizationAffiliation, PackagedProductDefinition, Parameters, Patient, PaymentNotice, PaymentReconciliation, Person, PlanDefinition, Practitioner, PractitionerRole, Procedure, Provenance, Questionnaire, QuestionnaireResponse, RegulatedAuthorization, RelatedPerson, RequestGroup, ResearchDefinition, ResearchElementDefinition, ResearchStudy, ResearchSubject, RiskAssessment, Schedule, SearchParameter, ServiceRequest, Slot, Specimen, SpecimenDefinition, StructureDefinition, StructureMap, Subscription, SubscriptionStatus, SubscriptionTopic, Substance, SubstanceDefinition, SupplyDelivery, SupplyRequest, Task, TerminologyCapabilities, TestReport, TestScript, ValueSet, VerificationResult, VisionPrescription]
@@ -18654,7 +18917,7 @@ _T429 = _t.Annotated[list[MolecularSequenceRepository | None], _p.NonEmpty] | _m
 _T430 = _t.Annotated[list[MolecularSequenceStructureVariant | None], _p.NonEmpty] | _ms.UnsetType
 _T431 = _t.Annotated[list[MolecularSequenceVariant | None], _p.NonEmpty] | _ms.UnsetType
 _T432 = MolecularSequenceQualityRoc | _ms.UnsetType
-_T433 = _t.Annotated[list[_p.Decimal | None], _p.NonEmpty] | _ms.UnsetType
+_T433 = _t.Annotated[list[_p.Decimal], _p.NonEmpty] | _ms.UnsetType
 _T434 = _t.Annotated[list[_p.Integer | None], _p.NonEmpty] | _ms.UnsetType
 _T435 = MolecularSequenceStructureVariantInner | _ms.UnsetType
 _T436 = MolecularSequenceStructureVariantOuter | _ms.UnsetType

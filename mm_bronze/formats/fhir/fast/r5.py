@@ -37,6 +37,10 @@ _a_integer64 = _f.APPEND["integer64"]
 _e_integer64 = _f.EXTEND["integer64"]
 _a_base64Binary = _f.APPEND["base64Binary"]
 _e_base64Binary = _f.EXTEND["base64Binary"]
+_a_decimal = _f.APPEND["decimal"]
+_e_decimal = _f.EXTEND["decimal"]
+_a_decimals = _f.APPEND["decimals"]
+_e_decimals = _f.EXTEND["decimals"]
 
 
 class Account(_p.Resource, tag="Account", kw_only=True):
@@ -751,6 +755,9 @@ class Age(_p.Complex, kw_only=True):
         v = self.system
         if v is not _U:
             _a_uri(v)
+        v = self.value
+        if v is not _U:
+            _a_decimal(v)
 
 
 class AllergyIntolerance(_p.Resource, tag="AllergyIntolerance", kw_only=True):
@@ -1237,6 +1244,9 @@ class Attachment(_p.Complex, kw_only=True):
         v = self.data
         if v is not _U:
             _a_base64Binary(v)
+        v = self.duration
+        if v is not _U:
+            _a_decimal(v)
         v = self.hash
         if v is not _U:
             _a_base64Binary(v)
@@ -1856,6 +1866,9 @@ class BundleEntrySearch(_p.Complex, kw_only=True):
         v = self.mode
         if v is not _U:
             _a_code(v)
+        v = self.score
+        if v is not _U:
+            _a_decimal(v)
 
 
 class BundleLink(_p.Complex, kw_only=True):
@@ -3151,6 +3164,9 @@ class ClaimItem(_p.Complex, kw_only=True):
     unitPrice: _T148 = _U
 
     def __post_init__(self) -> None:
+        v = self.factor
+        if v is not _U:
+            _a_decimal(v)
         v = self.servicedDate
         if v is not _U:
             _a_date(v)
@@ -3193,6 +3209,11 @@ class ClaimItemDetail(_p.Complex, kw_only=True):
     udi: _T16 = _U
     unitPrice: _T148 = _U
 
+    def __post_init__(self) -> None:
+        v = self.factor
+        if v is not _U:
+            _a_decimal(v)
+
 
 class ClaimItemDetailSubDetail(_p.Complex, kw_only=True):
     category: _T1 = _U
@@ -3216,6 +3237,11 @@ class ClaimItemDetailSubDetail(_p.Complex, kw_only=True):
     traceNumber: _T9 = _U
     udi: _T16 = _U
     unitPrice: _T148 = _U
+
+    def __post_init__(self) -> None:
+        v = self.factor
+        if v is not _U:
+            _a_decimal(v)
 
 
 class ClaimPayee(_p.Complex, kw_only=True):
@@ -3364,6 +3390,9 @@ class ClaimResponseAddItem(_p.Complex, kw_only=True):
     unitPrice: _T148 = _U
 
     def __post_init__(self) -> None:
+        v = self.factor
+        if v is not _U:
+            _a_decimal(v)
         v = self.servicedDate
         if v is not _U:
             _a_date(v)
@@ -3404,6 +3433,11 @@ class ClaimResponseAddItemDetail(_p.Complex, kw_only=True):
     traceNumber: _T9 = _U
     unitPrice: _T148 = _U
 
+    def __post_init__(self) -> None:
+        v = self.factor
+        if v is not _U:
+            _a_decimal(v)
+
 
 class ClaimResponseAddItemDetailSubDetail(_p.Complex, kw_only=True):
     adjudication: _T159 = _U
@@ -3425,6 +3459,11 @@ class ClaimResponseAddItemDetailSubDetail(_p.Complex, kw_only=True):
     tax: _T148 = _U
     traceNumber: _T9 = _U
     unitPrice: _T148 = _U
+
+    def __post_init__(self) -> None:
+        v = self.factor
+        if v is not _U:
+            _a_decimal(v)
 
 
 class ClaimResponseError(_p.Complex, kw_only=True):
@@ -3982,6 +4021,9 @@ class CodeSystemConceptProperty(_p.Complex, kw_only=True):
         v = self.valueDateTime
         if v is not _U:
             _a_dateTime(v)
+        v = self.valueDecimal
+        if v is not _U:
+            _a_decimal(v)
         if (self.valueBoolean is not _U) + (self.valueCode is not _U) + (self.valueCoding is not _U) + (self.valueDateTime is not _U) + (self.valueDecimal is not _U) + (self.valueInteger is not _U) + (self.valueString is not _U) != 1:
             raise _p.ChoiceError("CodeSystemConceptProperty.value[x]: exactly one")
 
@@ -4664,6 +4706,9 @@ class ConceptMapGroupElementTargetProperty(_p.Complex, kw_only=True):
         v = self.valueDateTime
         if v is not _U:
             _a_dateTime(v)
+        v = self.valueDecimal
+        if v is not _U:
+            _a_decimal(v)
         if (self.valueBoolean is not _U) + (self.valueCode is not _U) + (self.valueCoding is not _U) + (self.valueDateTime is not _U) + (self.valueDecimal is not _U) + (self.valueInteger is not _U) + (self.valueString is not _U) != 1:
             raise _p.ChoiceError("ConceptMapGroupElementTargetProperty.value[x]: exactly one")
 
@@ -5412,9 +5457,15 @@ class ContractTermAssetValuedItem(_p.Complex, kw_only=True):
         v = self.effectiveTime
         if v is not _U:
             _a_dateTime(v)
+        v = self.factor
+        if v is not _U:
+            _a_decimal(v)
         v = self.paymentDate
         if v is not _U:
             _a_dateTime(v)
+        v = self.points
+        if v is not _U:
+            _a_decimal(v)
         if (self.entityCodeableConcept is not _U) + (self.entityReference is not _U) > 1:
             raise _p.ChoiceError("ContractTermAssetValuedItem.entity[x]: at most one")
 
@@ -5464,6 +5515,9 @@ class ContractTermOfferAnswer(_p.Complex, kw_only=True):
         v = self.valueDateTime
         if v is not _U:
             _a_dateTime(v)
+        v = self.valueDecimal
+        if v is not _U:
+            _a_decimal(v)
         v = self.valueTime
         if v is not _U:
             _a_time(v)
@@ -5536,6 +5590,9 @@ class Count(_p.Complex, kw_only=True):
         v = self.system
         if v is not _U:
             _a_uri(v)
+        v = self.value
+        if v is not _U:
+            _a_decimal(v)
 
 
 class Coverage(_p.Resource, tag="Coverage", kw_only=True):
@@ -6990,6 +7047,9 @@ class Distance(_p.Complex, kw_only=True):
         v = self.system
         if v is not _U:
             _a_uri(v)
+        v = self.value
+        if v is not _U:
+            _a_decimal(v)
 
 
 class DocumentReference(_p.Resource, tag="DocumentReference", kw_only=True):
@@ -7196,6 +7256,9 @@ class Duration(_p.Complex, kw_only=True):
         v = self.system
         if v is not _U:
             _a_uri(v)
+        v = self.value
+        if v is not _U:
+            _a_decimal(v)
 
 
 class Element(_p.Complex, kw_only=True):
@@ -7465,6 +7528,9 @@ class ElementDefinition(_p.Complex, kw_only=True):
         v = self.defaultValueDateTime
         if v is not _U:
             _a_dateTime(v)
+        v = self.defaultValueDecimal
+        if v is not _U:
+            _a_decimal(v)
         v = self.defaultValueInstant
         if v is not _U:
             _a_instant(v)
@@ -7501,6 +7567,9 @@ class ElementDefinition(_p.Complex, kw_only=True):
         v = self.fixedDateTime
         if v is not _U:
             _a_dateTime(v)
+        v = self.fixedDecimal
+        if v is not _U:
+            _a_decimal(v)
         v = self.fixedInstant
         if v is not _U:
             _a_instant(v)
@@ -7528,6 +7597,9 @@ class ElementDefinition(_p.Complex, kw_only=True):
         v = self.maxValueDateTime
         if v is not _U:
             _a_dateTime(v)
+        v = self.maxValueDecimal
+        if v is not _U:
+            _a_decimal(v)
         v = self.maxValueInstant
         if v is not _U:
             _a_instant(v)
@@ -7543,6 +7615,9 @@ class ElementDefinition(_p.Complex, kw_only=True):
         v = self.minValueDateTime
         if v is not _U:
             _a_dateTime(v)
+        v = self.minValueDecimal
+        if v is not _U:
+            _a_decimal(v)
         v = self.minValueInstant
         if v is not _U:
             _a_instant(v)
@@ -7567,6 +7642,9 @@ class ElementDefinition(_p.Complex, kw_only=True):
         v = self.patternDateTime
         if v is not _U:
             _a_dateTime(v)
+        v = self.patternDecimal
+        if v is not _U:
+            _a_decimal(v)
         v = self.patternInstant
         if v is not _U:
             _a_instant(v)
@@ -7759,6 +7837,9 @@ class ElementDefinitionExample(_p.Complex, kw_only=True):
         v = self.valueDateTime
         if v is not _U:
             _a_dateTime(v)
+        v = self.valueDecimal
+        if v is not _U:
+            _a_decimal(v)
         v = self.valueInstant
         if v is not _U:
             _a_instant(v)
@@ -8624,6 +8705,11 @@ class EvidenceStatisticAttributeEstimate(_p.Complex, kw_only=True):
     range: _T35 = _U
     type: _T1 = _U
 
+    def __post_init__(self) -> None:
+        v = self.level
+        if v is not _U:
+            _a_decimal(v)
+
 
 class EvidenceStatisticModelCharacteristic(_p.Complex, kw_only=True):
     attributeEstimate: _T333 = _U
@@ -9242,6 +9328,9 @@ class ExplanationOfBenefitAddItem(_p.Complex, kw_only=True):
     unitPrice: _T148 = _U
 
     def __post_init__(self) -> None:
+        v = self.factor
+        if v is not _U:
+            _a_decimal(v)
         v = self.servicedDate
         if v is not _U:
             _a_date(v)
@@ -9283,6 +9372,11 @@ class ExplanationOfBenefitAddItemDetail(_p.Complex, kw_only=True):
     traceNumber: _T9 = _U
     unitPrice: _T148 = _U
 
+    def __post_init__(self) -> None:
+        v = self.factor
+        if v is not _U:
+            _a_decimal(v)
+
 
 class ExplanationOfBenefitAddItemDetailSubDetail(_p.Complex, kw_only=True):
     adjudication: _T356 = _U
@@ -9305,6 +9399,11 @@ class ExplanationOfBenefitAddItemDetailSubDetail(_p.Complex, kw_only=True):
     tax: _T148 = _U
     traceNumber: _T9 = _U
     unitPrice: _T148 = _U
+
+    def __post_init__(self) -> None:
+        v = self.factor
+        if v is not _U:
+            _a_decimal(v)
 
 
 class ExplanationOfBenefitBenefitBalance(_p.Complex, kw_only=True):
@@ -9449,6 +9548,9 @@ class ExplanationOfBenefitItem(_p.Complex, kw_only=True):
     unitPrice: _T148 = _U
 
     def __post_init__(self) -> None:
+        v = self.factor
+        if v is not _U:
+            _a_decimal(v)
         v = self.servicedDate
         if v is not _U:
             _a_date(v)
@@ -9506,6 +9608,11 @@ class ExplanationOfBenefitItemDetail(_p.Complex, kw_only=True):
     udi: _T16 = _U
     unitPrice: _T148 = _U
 
+    def __post_init__(self) -> None:
+        v = self.factor
+        if v is not _U:
+            _a_decimal(v)
+
 
 class ExplanationOfBenefitItemDetailSubDetail(_p.Complex, kw_only=True):
     adjudication: _T356 = _U
@@ -9533,6 +9640,11 @@ class ExplanationOfBenefitItemDetailSubDetail(_p.Complex, kw_only=True):
     traceNumber: _T9 = _U
     udi: _T16 = _U
     unitPrice: _T148 = _U
+
+    def __post_init__(self) -> None:
+        v = self.factor
+        if v is not _U:
+            _a_decimal(v)
 
 
 class ExplanationOfBenefitItemReviewOutcome(_p.Complex, kw_only=True):
@@ -9775,6 +9887,9 @@ class Extension(_p.Complex, kw_only=True):
         v = self.valueDateTime
         if v is not _U:
             _a_dateTime(v)
+        v = self.valueDecimal
+        if v is not _U:
+            _a_decimal(v)
         v = self.valueInstant
         if v is not _U:
             _a_instant(v)
@@ -10684,6 +10799,7 @@ class ImagingSelectionInstanceImageRegion2D(_p.Complex, kw_only=True):
     regionType_ext: _T3 = _ms.field(default=_U, name="_regionType")
 
     def __post_init__(self) -> None:
+        _e_decimals(self.coordinate)
         _a_code(self.regionType)
 
 
@@ -10698,6 +10814,7 @@ class ImagingSelectionInstanceImageRegion3D(_p.Complex, kw_only=True):
     regionType_ext: _T3 = _ms.field(default=_U, name="_regionType")
 
     def __post_init__(self) -> None:
+        _e_decimals(self.coordinate)
         _a_code(self.regionType)
 
 
@@ -11642,6 +11759,9 @@ class InventoryItemCharacteristic(_p.Complex, kw_only=True):
         v = self.valueDateTime
         if v is not _U:
             _a_dateTime(v)
+        v = self.valueDecimal
+        if v is not _U:
+            _a_decimal(v)
         v = self.valueUrl
         if v is not _U:
             _a_uri(v)
@@ -12136,6 +12256,13 @@ class LocationPosition(_p.Complex, kw_only=True):
     longitude: _T450
     longitude_ext: _T3 = _ms.field(default=_U, name="_longitude")
     modifierExtension: _T7 = _U
+
+    def __post_init__(self) -> None:
+        v = self.altitude
+        if v is not _U:
+            _a_decimal(v)
+        _a_decimal(self.latitude)
+        _a_decimal(self.longitude)
 
 
 class ManufacturedItemDefinition(_p.Resource, tag="ManufacturedItemDefinition", kw_only=True):
@@ -13901,6 +14028,9 @@ class MonetaryComponent(_p.Complex, kw_only=True):
     type_ext: _T3 = _ms.field(default=_U, name="_type")
 
     def __post_init__(self) -> None:
+        v = self.factor
+        if v is not _U:
+            _a_decimal(v)
         _a_code(self.type)
 
 
@@ -13917,6 +14047,9 @@ class Money(_p.Complex, kw_only=True):
         v = self.currency
         if v is not _U:
             _a_code(v)
+        v = self.value
+        if v is not _U:
+            _a_decimal(v)
 
 
 class NamingSystem(_p.Resource, tag="NamingSystem", kw_only=True):
@@ -15316,6 +15449,9 @@ class ParametersParameter(_p.Complex, kw_only=True):
         v = self.valueDateTime
         if v is not _U:
             _a_dateTime(v)
+        v = self.valueDecimal
+        if v is not _U:
+            _a_decimal(v)
         v = self.valueInstant
         if v is not _U:
             _a_instant(v)
@@ -16496,6 +16632,9 @@ class Quantity(_p.Complex, kw_only=True):
         v = self.system
         if v is not _U:
             _a_uri(v)
+        v = self.value
+        if v is not _U:
+            _a_decimal(v)
 
 
 class Questionnaire(_p.Resource, tag="Questionnaire", kw_only=True):
@@ -16691,6 +16830,9 @@ class QuestionnaireItemEnableWhen(_p.Complex, kw_only=True):
         v = self.answerDateTime
         if v is not _U:
             _a_dateTime(v)
+        v = self.answerDecimal
+        if v is not _U:
+            _a_decimal(v)
         v = self.answerTime
         if v is not _U:
             _a_time(v)
@@ -16726,6 +16868,9 @@ class QuestionnaireItemInitial(_p.Complex, kw_only=True):
         v = self.valueDateTime
         if v is not _U:
             _a_dateTime(v)
+        v = self.valueDecimal
+        if v is not _U:
+            _a_decimal(v)
         v = self.valueTime
         if v is not _U:
             _a_time(v)
@@ -16828,6 +16973,9 @@ class QuestionnaireResponseItemAnswer(_p.Complex, kw_only=True):
         v = self.valueDateTime
         if v is not _U:
             _a_dateTime(v)
+        v = self.valueDecimal
+        if v is not _U:
+            _a_decimal(v)
         v = self.valueTime
         if v is not _U:
             _a_time(v)
@@ -17710,6 +17858,12 @@ class RiskAssessmentPrediction(_p.Complex, kw_only=True):
     whenRange: _T35 = _U
 
     def __post_init__(self) -> None:
+        v = self.probabilityDecimal
+        if v is not _U:
+            _a_decimal(v)
+        v = self.relativeRisk
+        if v is not _U:
+            _a_decimal(v)
         if (self.probabilityDecimal is not _U) + (self.probabilityRange is not _U) > 1:
             raise _p.ChoiceError("RiskAssessmentPrediction.probability[x]: at most one")
         if (self.whenPeriod is not _U) + (self.whenRange is not _U) > 1:
@@ -17744,7 +17898,19 @@ class SampledData(_p.Complex, kw_only=True):
         v = self.codeMap
         if v is not _U:
             _a_uri(v)
+        v = self.factor
+        if v is not _U:
+            _a_decimal(v)
+        v = self.interval
+        if v is not _U:
+            _a_decimal(v)
         _a_code(self.intervalUnit)
+        v = self.lowerLimit
+        if v is not _U:
+            _a_decimal(v)
+        v = self.upperLimit
+        if v is not _U:
+            _a_decimal(v)
 
 
 class Schedule(_p.Resource, tag="Schedule", kw_only=True):
@@ -18762,6 +18928,9 @@ class StructureMapGroupRuleTargetParameter(_p.Complex, kw_only=True):
         v = self.valueDateTime
         if v is not _U:
             _a_dateTime(v)
+        v = self.valueDecimal
+        if v is not _U:
+            _a_decimal(v)
         v = self.valueTime
         if v is not _U:
             _a_time(v)
@@ -20156,6 +20325,9 @@ class TaskInput(_p.Complex, kw_only=True):
         v = self.valueDateTime
         if v is not _U:
             _a_dateTime(v)
+        v = self.valueDecimal
+        if v is not _U:
+            _a_decimal(v)
         v = self.valueInstant
         if v is not _U:
             _a_instant(v)
@@ -20260,6 +20432,9 @@ class TaskOutput(_p.Complex, kw_only=True):
         v = self.valueDateTime
         if v is not _U:
             _a_dateTime(v)
+        v = self.valueDecimal
+        if v is not _U:
+            _a_decimal(v)
         v = self.valueInstant
         if v is not _U:
             _a_instant(v)
@@ -20730,6 +20905,9 @@ class TestReport(_p.Resource, tag="TestReport", kw_only=True):
         if v is not _U:
             _a_code(v)
         _a_code(self.result)
+        v = self.score
+        if v is not _U:
+            _a_decimal(v)
         _a_code(self.status)
         _a_uri(self.testScript)
 
@@ -21339,9 +21517,21 @@ class TimingRepeat(_p.Complex, kw_only=True):
     def __post_init__(self) -> None:
         if self.dayOfWeek is not _U:
             _e_code(self.dayOfWeek)
+        v = self.duration
+        if v is not _U:
+            _a_decimal(v)
+        v = self.durationMax
+        if v is not _U:
+            _a_decimal(v)
         v = self.durationUnit
         if v is not _U:
             _a_code(v)
+        v = self.period
+        if v is not _U:
+            _a_decimal(v)
+        v = self.periodMax
+        if v is not _U:
+            _a_decimal(v)
         v = self.periodUnit
         if v is not _U:
             _a_code(v)
@@ -21518,6 +21708,9 @@ class TransportInput(_p.Complex, kw_only=True):
         v = self.valueDateTime
         if v is not _U:
             _a_dateTime(v)
+        v = self.valueDecimal
+        if v is not _U:
+            _a_decimal(v)
         v = self.valueInstant
         if v is not _U:
             _a_instant(v)
@@ -21622,6 +21815,9 @@ class TransportOutput(_p.Complex, kw_only=True):
         v = self.valueDateTime
         if v is not _U:
             _a_dateTime(v)
+        v = self.valueDecimal
+        if v is not _U:
+            _a_decimal(v)
         v = self.valueInstant
         if v is not _U:
             _a_instant(v)
@@ -21971,6 +22167,9 @@ class ValueSetExpansionContainsProperty(_p.Complex, kw_only=True):
         v = self.valueDateTime
         if v is not _U:
             _a_dateTime(v)
+        v = self.valueDecimal
+        if v is not _U:
+            _a_decimal(v)
         if (self.valueBoolean is not _U) + (self.valueCode is not _U) + (self.valueCoding is not _U) + (self.valueDateTime is not _U) + (self.valueDecimal is not _U) + (self.valueInteger is not _U) + (self.valueString is not _U) != 1:
             raise _p.ChoiceError("ValueSetExpansionContainsProperty.value[x]: exactly one")
 
@@ -21998,6 +22197,9 @@ class ValueSetExpansionContainsPropertySubProperty(_p.Complex, kw_only=True):
         v = self.valueDateTime
         if v is not _U:
             _a_dateTime(v)
+        v = self.valueDecimal
+        if v is not _U:
+            _a_decimal(v)
         if (self.valueBoolean is not _U) + (self.valueCode is not _U) + (self.valueCoding is not _U) + (self.valueDateTime is not _U) + (self.valueDecimal is not _U) + (self.valueInteger is not _U) + (self.valueString is not _U) != 1:
             raise _p.ChoiceError("ValueSetExpansionContainsPropertySubProperty.value[x]: exactly one")
 
@@ -22024,6 +22226,9 @@ class ValueSetExpansionParameter(_p.Complex, kw_only=True):
         v = self.valueDateTime
         if v is not _U:
             _a_dateTime(v)
+        v = self.valueDecimal
+        if v is not _U:
+            _a_decimal(v)
         v = self.valueUri
         if v is not _U:
             _a_uri(v)
@@ -22263,7 +22468,25 @@ class VisionPrescriptionLensSpecification(_p.Complex, kw_only=True):
     sphere_ext: _T3 = _ms.field(default=_U, name="_sphere")
 
     def __post_init__(self) -> None:
+        v = self.add
+        if v is not _U:
+            _a_decimal(v)
+        v = self.backCurve
+        if v is not _U:
+            _a_decimal(v)
+        v = self.cylinder
+        if v is not _U:
+            _a_decimal(v)
+        v = self.diameter
+        if v is not _U:
+            _a_decimal(v)
         _a_code(self.eye)
+        v = self.power
+        if v is not _U:
+            _a_decimal(v)
+        v = self.sphere
+        if v is not _U:
+            _a_decimal(v)
 
 
 class VisionPrescriptionLensSpecificationPrism(_p.Complex, kw_only=True):
@@ -22277,6 +22500,7 @@ class VisionPrescriptionLensSpecificationPrism(_p.Complex, kw_only=True):
     modifierExtension: _T7 = _U
 
     def __post_init__(self) -> None:
+        _a_decimal(self.amount)
         _a_code(self.base)
 
 AnyResource = _t.Union[Account, ActivityDefinition, ActorDefinition, AdministrableProductDefinition, AdverseEvent, AllergyIntolerance, Appointment, AppointmentResponse, ArtifactAssessment, AuditEvent, Basic, Binary, BiologicallyDerivedProduct, BiologicallyDerivedProductDispense, BodyStructure, Bundle, CapabilityStatement, CarePlan, CareTeam, ChargeItem, ChargeItemDefinition, Citation, Claim, ClaimResponse, ClinicalImpression, ClinicalUseDefinition, CodeSystem, Communication, CommunicationRequest, CompartmentDefinition, Composition, ConceptMap, Condition, ConditionDefinition, Consent, Contract, Coverage, CoverageEligibilityRequest, CoverageEligibilityResponse, DetectedIssue, Device, DeviceAssociation, DeviceDefinition, DeviceDispense, DeviceMetric, DeviceRequest, DeviceUsage, DiagnosticReport, DocumentReference, Encounter, EncounterHistory, Endpoint, EnrollmentRequest, EnrollmentResponse, EpisodeOfCare, EventDefinition, Evidence, EvidenceReport, EvidenceVariable, ExampleScenario, ExplanationOfBenefit, FamilyMemberHistory, Flag, FormularyItem, GenomicStudy, Goal, GraphDefinition, Group, GuidanceResponse, HealthcareService, ImagingSelection, ImagingStudy, Immunization, ImmunizationEvaluation, ImmunizationRecommendation, ImplementationGuide, Ingredient, InsurancePlan, InventoryItem, InventoryReport, Invoice, Library, Linkage, List, Location, ManufacturedItemDefinition, Measure, MeasureReport, Medication, MedicationAdministration, MedicationDispense, MedicationKnowledge, MedicationRequest, MedicationStatement, MedicinalProductDefinition, MessageDefinition, MessageHeader, MolecularSequence, NamingSystem, NutritionIntake, NutritionOrder, NutritionProduct, Observation, ObservationDefinition, OperationDefinition, OperationOutcome, Organization, OrganizationAffiliation, PackagedProductDefinition, Parameters, Patient, PaymentNotice, PaymentReconciliation, Permission, Person, PlanDefinition, Practitioner, PractitionerRole, Procedure, Provenance, Questionnaire, QuestionnaireResponse, RegulatedAuthorization, RelatedPerson, RequestOrchestration, Requirements, ResearchStudy, ResearchSubject, RiskAssessment, Schedule, SearchParameter, ServiceRequest, Slot, Specimen, SpecimenDefinition, StructureDefinition, StructureMap, Subscription, SubscriptionStatus, SubscriptionTopic, Substance, SubstanceDefinition, SubstanceNucleicAcid, SubstancePolymer, SubstanceProtein, SubstanceReferenceInformation, SubstanceSourceMaterial, SupplyDelivery, SupplyRequest, Task, TerminologyCapabilities, TestPlan, TestReport, TestScript, Transport, ValueSet, VerificationResult, VisionPrescription]
@@ -22682,7 +22906,7 @@ _T397 = _t.Annotated[list[ImagingSelectionInstance | None], _p.NonEmpty] | _ms.U
 _T398 = _t.Annotated[list[ImagingSelectionPerformer | None], _p.NonEmpty] | _ms.UnsetType
 _T399 = _t.Annotated[list[ImagingSelectionInstanceImageRegion2D | None], _p.NonEmpty] | _ms.UnsetType
 _T400 = _t.Annotated[list[ImagingSelectionInstanceImageRegion3D | None], _p.NonEmpty] | _ms.UnsetType
-_T401 = _t.Annotated[list[_p.Decimal | None], _p.NonEmpty]
+_T401 = _t.Annotated[list[_p.Decimal], _p.NonEmpty]
 _T402 = _t.Annotated[list[ImagingStudySeries | None], _p.NonEmpty] | _ms.UnsetType
 _T403 = _t.Annotated[list[ImagingStudySeriesInstance | None], _p.NonEmpty] | _ms.UnsetType
 _T404 = _t.Annotated[list[ImagingStudySeriesPerformer | None], _p.NonEmpty] | _ms.UnsetType

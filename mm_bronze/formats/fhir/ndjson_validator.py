@@ -43,7 +43,7 @@ class FhirNdjsonValidator:
         self._current: FhirJsonValidator | None = None
         self._held: list[bytes] = []  # the start of a line that spans chunks
         self._held_size = 0
-        self._pending: list[bytes] = []  # complete lines (blocks of them) not yet checked
+        self._pending: list[bytes] = []  # complete lines not yet checked
         self._pending_size = 0
         self._blank = True
         self._failed = False
@@ -70,11 +70,16 @@ class FhirNdjsonValidator:
             head = b"".join(self._held)
             self._held = []
             self._held_size = 0
-        last = chunk.rfind(b"\n")
-        if last >= start:
-            self._gather(head + chunk[start:last] if head else chunk[start:last])
-            start = last + 1
-        if start < len(chunk):
+        if chunk.rfind(b"\n") >= start:
+            # Split once: each line is copied once, and the last piece starts the next line.
+            lines = (chunk[start:] if start else chunk).split(b"\n")
+            rest = lines.pop()
+            if head:
+                lines[0] = head + lines[0]
+            self._gather(lines)
+            if rest:
+                self._hold(rest)
+        elif start < len(chunk):
             self._hold(chunk[start:])
 
     def _hold(self, piece: bytes) -> None:
@@ -89,28 +94,27 @@ class FhirNdjsonValidator:
             self._piece(part)
         self._piece(piece)
 
-    def _gather(self, block: bytes) -> None:
+    def _gather(self, lines: list[bytes]) -> None:
         """Keep complete lines until ``BLOCK`` of them are waiting, then check them."""
-        self._pending.append(block)
-        self._pending_size += len(block) + 1
+        self._pending.extend(lines)
+        self._pending_size += sum(map(len, lines)) + len(lines)
         if self._pending_size >= BLOCK:
             self._flush()
 
     def _flush(self) -> None:
         if self._pending:
             pending, self._pending, self._pending_size = self._pending, [], 0
-            self._lines(pending[0] if len(pending) == 1 else b"\n".join(pending))
+            self._lines(pending)
 
-    def _lines(self, block: bytes) -> None:
+    def _lines(self, lines: list[bytes]) -> None:
         """Complete lines: the fast path accepts the valid ones, the walker checks the rest."""
-        lines = block.split(b"\n")
         if self._fast is None:
             for line in lines:
                 self._slow_line(line)
             return
         with collection_paused():
             documents = decode_lines(lines, self._fast)
-            if None not in documents and keys_unique(block, documents):
+            if None not in documents and keys_unique(lines, documents):
                 kinds = resource_types(documents, self._fast)
             else:
                 kinds = resource_types(
@@ -207,7 +211,7 @@ class FhirNdjsonValidator:
             last = b"".join(self._held)
             self._held = []
             if last.strip():  # not just trailing whitespace after the last newline
-                self._gather(last)
+                self._gather([last])
         self._flush()
         if self._current is not None:
             if self._blank:

@@ -254,9 +254,10 @@ def entry_facts(data: bytes, version: str, depth: int) -> EntryFacts | None:
 EntryFacts = tuple[str | None, bool, bool, bool, str | None, str | None]
 
 
-def keys_unique(data: bytes, documents: Iterable[Any]) -> bool:
+def keys_unique(data: bytes | list[bytes], documents: Iterable[Any]) -> bool:
     """No object in ``data`` repeats a key (``documents`` are what it decoded to: one
-    document, or the lines of ``data`` one by one, ``data`` holding one newline between each).
+    document, or the lines of ``data`` one by one, ``data`` holding one newline between each;
+    or ``data`` is the list of those lines, joined only if the lengths do not settle it).
 
     msgspec keeps the last of repeated keys (and drops its value), so the re-encoded
     documents lack at least ``"k":v,`` (6 bytes) of ``data`` for each repeat. Nothing else
@@ -276,7 +277,12 @@ def keys_unique(data: bytes, documents: Iterable[Any]) -> bool:
         _encoder.encode_into(list(documents), encoded)
     except (RecursionError, ValueError, TypeError):
         return False
-    if len(encoded) - 2 == len(data):  # less ``[`` and ``]``; a comma for each newline
+    if isinstance(data, list):
+        size = sum(map(len, data)) + len(data) - 1
+        if len(encoded) - 2 == size:  # less ``[`` and ``]``; a comma for each newline
+            return True
+        data = b"\n".join(data)
+    elif len(encoded) - 2 == len(data):
         return True
     if _escaped_colon(data):
         return _outside_strings(data) == _outside_strings(bytes(encoded))

@@ -26,7 +26,7 @@ SAMPLES = {
     "integer64": ["-12", "012", "0"],
     "base64Binary": ["AAAA", "AA==", "A A\nA=", "AAA", "****", "AA\x00AA=="],
 }
-# Decimals are checked as their JSON text (``msgspec.Raw``, bytes here).
+# Decimals are checked as their JSON text (``msgspec.Raw``, bytes here), a token msgspec read.
 DECIMALS = [b"1", b"-0", b"1.50", b"1E-245", b"01", b"1.", b"+1", b'"5"', b"null", b"1\x002"]
 SAMPLES_OF = {**SAMPLES, "decimal": DECIMALS, "decimals": DECIMALS}
 
@@ -62,7 +62,8 @@ def test_decimals_and_their_list_items() -> None:
     assert formats.BATCH["decimal"]([b"1", b"-0.50", b"2e-300"])
     assert not formats.BATCH["decimal"]([b"1", b"null"])
     assert formats.BATCH["decimals"]([b"1", b"null"])
-    assert not formats.BATCH["decimals"]([b"1", b"01"])
+    assert not formats.BATCH["decimals"]([b"1", b"true"])
+    assert not formats.BATCH["decimal"]([b"{}", b"1"])
 
 
 def coding(code: str) -> dict[str, str]:

@@ -54,11 +54,12 @@ def _mismatch(match: Callable[[str], object]) -> Callable[[str], bool]:
     return lambda v: match(v) is None
 
 
-# A decimal's JSON text (``msgspec.Raw``): a JSON number, the walker's pattern (which also
-# takes a number too large for a float).
-_DECIMAL = rb"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?"
+# A decimal's JSON text (``msgspec.Raw``), which msgspec has already read as a valid JSON value:
+# a number if and only if it starts with a minus or a digit (the rest of the number's grammar
+# is msgspec's, the walker's pattern). An item of a list of decimals may also be ``null``.
+_DECIMAL = rb"[-0-9][^\x00]*"
 _decimal = re.compile(_DECIMAL).fullmatch
-_decimal_item = re.compile(rb"null|" + _DECIMAL).fullmatch  # an item of a list of decimals
+_decimal_item = re.compile(rb"null|" + _DECIMAL).fullmatch
 
 
 def _raw_mismatch(match: Callable[[bytes], object]) -> Callable[[bytes], bool]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 import functools
 import importlib.util
+import itertools
 import json
 import re
 from collections import Counter
@@ -149,6 +150,41 @@ def test_streamed_entries_keep_the_nesting_bound(
 def test_fast_path_accepts_escapes_and_spacing(body: bytes) -> None:
     assert fast_verdict(body) is not None
     assert validate(body) == walker_verdict(body)
+
+
+ONSET = {
+    "onsetAge": {"value": 3},
+    "onsetDateTime": "2020-01-01",
+    "onsetPeriod": {"start": "2020"},
+    "onsetRange": {"low": {"value": 1}},
+    "onsetString": "x",
+}
+
+
+@pytest.mark.parametrize("count", [0, 1, 2])
+def test_choice_groups_take_at_most_one_member(count: int) -> None:
+    for members in itertools.combinations(ONSET, count):
+        condition = {"resourceType": "Condition", "subject": {"reference": "Patient/a"}}
+        condition.update({name: ONSET[name] for name in members})
+        body = json.dumps(condition).encode()
+        assert (fast_verdict(body) is not None) == (count < 2), members
+        assert (walker_verdict(body) is not None) == (count < 2), members
+
+
+@pytest.mark.parametrize("members", [(), ("valueString",), ("valueString", "valueBase64Binary")])
+def test_a_required_choice_group_takes_exactly_one_member(members: tuple[str, ...]) -> None:
+    detail: dict[str, Any] = {"type": "t", **{name: "AAAA" for name in members}}
+    event = {
+        "resourceType": "AuditEvent",
+        "type": {"code": "x"},
+        "recorded": "2020-01-01T00:00:00Z",
+        "agent": [{"requestor": True}],
+        "source": {"observer": {"reference": "Device/a"}},
+        "entity": [{"detail": [detail]}],
+    }
+    body = json.dumps(event).encode()
+    assert (fast_verdict(body) is not None) == (len(members) == 1)
+    assert (walker_verdict(body) is not None) == (len(members) == 1)
 
 
 # --- verdicts ------------------------------------------------------------------------------

@@ -4,6 +4,7 @@ alone, and a failing batch names the value and the NDJSON line at fault."""
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -25,15 +26,18 @@ SAMPLES = {
     "integer64": ["-12", "012", "0"],
     "base64Binary": ["AAAA", "AA==", "A A\nA=", "AAA", "****", "AA\x00AA=="],
 }
+# Decimals are checked as their JSON text (``msgspec.Raw``, bytes here), a token msgspec read.
+DECIMALS = [b"1", b"-0", b"1.50", b"1E-245", b"01", b"1.", b"+1", b'"5"', b"null", b"1\x002"]
+SAMPLES_OF = {**SAMPLES, "decimal": DECIMALS, "decimals": DECIMALS}
 
 
-def each_valid(name: str, values: list[str]) -> bool:
+def each_valid(name: str, values: list[Any]) -> bool:
     return not any(formats.BAD[name](v) for v in values)
 
 
 @pytest.mark.parametrize("name", formats.FORMATS)
 def test_batch_accepts_what_each_value_check_accepts(name: str) -> None:
-    samples = SAMPLES[name]
+    samples: list[Any] = SAMPLES_OF[name]
     for value in samples:
         for others in ([], [samples[0]], [samples[0], samples[0]]):
             values = [*others, value, *others]
@@ -43,10 +47,23 @@ def test_batch_accepts_what_each_value_check_accepts(name: str) -> None:
 @settings(max_examples=300, deadline=None)
 @given(
     st.sampled_from(formats.FORMATS),
-    st.lists(st.text(alphabet=st.sampled_from("aZ09 -.:+/=T\x00\té\n"), min_size=1), min_size=1),
+    st.lists(
+        st.text(alphabet=st.sampled_from("aZ09 -.:+/=Tenul\x00\té\n"), min_size=1), min_size=1
+    ),
 )
 def test_batch_agrees_on_random_values(name: str, values: list[str]) -> None:
-    assert formats.BATCH[name](values) == each_valid(name, values)
+    checked: list[Any] = (
+        [v.encode() for v in values] if name in SAMPLES_OF.keys() - SAMPLES.keys() else values
+    )
+    assert formats.BATCH[name](checked) == each_valid(name, checked)
+
+
+def test_decimals_and_their_list_items() -> None:
+    assert formats.BATCH["decimal"]([b"1", b"-0.50", b"2e-300"])
+    assert not formats.BATCH["decimal"]([b"1", b"null"])
+    assert formats.BATCH["decimals"]([b"1", b"null"])
+    assert not formats.BATCH["decimals"]([b"1", b"true"])
+    assert not formats.BATCH["decimal"]([b"{}", b"1"])
 
 
 def coding(code: str) -> dict[str, str]:

@@ -121,3 +121,61 @@ def test_lines_that_span_chunks_are_held_for_the_fast_path(
     for chunk in (1, 5, 16, 100):
         meta = validate(body, content_type="ndjson", chunk=chunk)
         assert meta["resource_types"] == {"Condition": 1, "Patient": 3}
+
+
+def test_lines_of_many_chunks_are_checked_in_one_block(monkeypatch: pytest.MonkeyPatch) -> None:
+    blocks: list[int] = []
+    decode_lines = ndjson_validator.decode_lines
+
+    def counted(lines: list[bytes], version: str) -> list[object]:
+        blocks.append(len(lines))
+        return decode_lines(lines, version)
+
+    monkeypatch.setattr(ndjson_validator, "decode_lines", counted)
+    body = ndjson(*[PATIENT, CONDITION] * 20)
+    meta = validate(body, content_type="ndjson", chunk=50)
+    assert meta["resource_types"] == {"Condition": 20, "Patient": 20}
+    assert blocks == [40]
+    blocks.clear()
+    monkeypatch.setattr(ndjson_validator, "BLOCK", 200)  # blocks of about 200 bytes
+    bad = b'{"resourceType": "Patient", "gender": 7}'
+    with pytest.raises(InvalidPayload, match=r"line 31: Patient\.gender") as caught:
+        validate(ndjson(*[PATIENT] * 30, bad, PATIENT), content_type="ndjson", chunk=50)
+    assert len(blocks) > 1
+    assert caught.value.location is not None and caught.value.location.startswith("line 31")
+
+
+OBSERVATION = (
+    b'{"resourceType":"Observation","status":"final","code":{"text":"x"},'
+    b'"component":[' + b",".join([b'{"code":{"text":"y"},"valueQuantity":{"value":5}}'] * 5) + b"]}"
+)
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        # Compact, so that only the repeat (10 bytes) makes the re-encoded line shorter: the
+        # five decimals written as integers must not grow it back (``5`` as ``5.0``).
+        OBSERVATION.replace(b'"status"', b'"id":"ab","id":"ab","status"'),
+        OBSERVATION.replace(b'{"value":5}}]', b'{"value":5,"value":5}}]'),
+    ],
+)
+def test_repeated_keys_are_found_among_integer_decimals(line: bytes) -> None:
+    assert validate(ndjson(OBSERVATION, OBSERVATION), content_type="ndjson")["line_count"] == 2
+    with pytest.raises(InvalidPayload, match="line 2: Duplicate property"):
+        validate(ndjson(OBSERVATION, line, OBSERVATION), content_type="ndjson")
+    with pytest.raises(InvalidPayload, match="Duplicate property"):
+        validate(line)
+
+
+@pytest.mark.parametrize(
+    ("value", "valid"),
+    [(b"1.50", True), (b"-0", True), (b"1E-245", True), (b'"5"', False), (b"true", False)],
+)
+def test_decimals_are_json_numbers(value: bytes, valid: bool) -> None:
+    line = OBSERVATION.replace(b'"value":5}', b'"value":' + value + b"}")
+    if valid:
+        assert validate(ndjson(line), content_type="ndjson")["resource_count"] == 1
+    else:
+        with pytest.raises(InvalidPayload, match=r"line 1: Quantity\.value must be a JSON number"):
+            validate(ndjson(line), content_type="ndjson")

@@ -254,20 +254,36 @@ def entry_facts(data: bytes, version: str, depth: int) -> EntryFacts | None:
 EntryFacts = tuple[str | None, bool, bool, bool, str | None, str | None]
 
 
-def keys_unique(data: bytes, documents: Iterable[Any]) -> bool:
-    """No object in ``data`` repeats a key (``documents`` are what it decoded to).
+def keys_unique(data: bytes | list[bytes], documents: Iterable[Any]) -> bool:
+    """No object in ``data`` repeats a key (``documents`` are what it decoded to: one
+    document, or the lines of ``data`` one by one, ``data`` holding one newline between each;
+    or ``data`` is the list of those lines, joined only if the lengths do not settle it).
 
-    msgspec keeps the last of repeated keys (and drops its value), so ``data`` then holds
-    more colons than the re-encoded documents: a colon separates each object member, and the
-    colons inside strings are the same on both sides, unless ``data`` escapes one
-    (``\\u003a``), which msgspec writes as a colon. Counted in C; only when ``data`` holds
-    such an escape are the colons outside strings counted instead.
+    msgspec keeps the last of repeated keys (and drops its value), so the re-encoded
+    documents lack at least ``"k":v,`` (6 bytes) of ``data`` for each repeat. Nothing else
+    makes them longer than ``data``: strings are written with the shortest escapes, whitespace
+    is dropped, numbers other than decimals are as short as JSON allows, and decimals are
+    re-encoded as they were read (``msgspec.Raw``). So when the lengths match, no key repeats
+    (the common case: compact JSON, as bulk exports are).
+
+    Otherwise the colons are counted: ``data`` then holds more colons than the re-encoded
+    documents (a colon separates each object member, and the colons inside strings are the
+    same on both sides, unless ``data`` escapes one (``\\u003a``), which msgspec writes as a
+    colon). Counted in C; only when ``data`` holds such an escape are the colons outside
+    strings counted instead.
     """
     encoded = _buffer()
     try:
         _encoder.encode_into(list(documents), encoded)
     except (RecursionError, ValueError, TypeError):
         return False
+    if isinstance(data, list):
+        size = sum(map(len, data)) + len(data) - 1
+        if len(encoded) - 2 == size:  # less ``[`` and ``]``; a comma for each newline
+            return True
+        data = b"\n".join(data)
+    elif len(encoded) - 2 == len(data):
+        return True
     if _escaped_colon(data):
         return _outside_strings(data) == _outside_strings(bytes(encoded))
     return data.count(b":") == encoded.count(b":")

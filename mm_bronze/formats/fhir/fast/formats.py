@@ -54,12 +54,26 @@ def _mismatch(match: Callable[[str], object]) -> Callable[[str], bool]:
     return lambda v: match(v) is None
 
 
+# A decimal's JSON text (``msgspec.Raw``), which msgspec has already read as a valid JSON value:
+# a number if and only if it starts with a minus or a digit (the rest of the number's grammar
+# is msgspec's, the walker's pattern). An item of a list of decimals may also be ``null``.
+_DECIMAL = rb"[-0-9][^\x00]*"
+_decimal = re.compile(_DECIMAL).fullmatch
+_decimal_item = re.compile(rb"null|" + _DECIMAL).fullmatch
+
+
+def _raw_mismatch(match: Callable[[bytes], object]) -> Callable[[bytes], bool]:
+    return lambda v: match(bytes(v)) is None
+
+
 # Per value: true when ``v`` is NOT valid. uri, url and canonical share the ``uri`` list.
 BAD: dict[str, Callable[[str], bool]] = {
     "code": _code,
     "uri": _uri,
     "id": _id,
     **{name: _mismatch(match) for name, match in MATCHERS.items()},
+    "decimal": _raw_mismatch(_decimal),  # type: ignore[dict-item]
+    "decimals": _raw_mismatch(_decimal_item),  # type: ignore[dict-item]
 }
 
 
@@ -115,6 +129,18 @@ def _batch_pattern(pattern: re.Pattern[str]) -> Callable[[list[str]], bool]:
     return check
 
 
+def _batch_raw(match: Callable[[bytes], object]) -> Callable[[list[bytes]], bool]:
+    pattern: re.Pattern[bytes] = match.__self__  # type: ignore[attr-defined]
+    source = b"(?:" + pattern.pattern + b")"
+    batch = re.compile(source + b"(?:\x00" + source + b")*").fullmatch
+
+    def check(values: list[bytes]) -> bool:
+        joined = b"\x00".join(values)
+        return joined.count(b"\x00") == len(values) - 1 and batch(joined) is not None
+
+    return check
+
+
 BATCH: dict[str, Callable[[list[str]], bool]] = {
     "code": _batch_code,
     "uri": _batch_uri,
@@ -123,13 +149,15 @@ BATCH: dict[str, Callable[[list[str]], bool]] = {
         name: _batch_pattern(match.__self__)  # type: ignore[attr-defined]
         for name, match in MATCHERS.items()
     },
+    "decimal": _batch_raw(_decimal),  # type: ignore[dict-item]
+    "decimals": _batch_raw(_decimal_item),  # type: ignore[dict-item]
 }
 
 FORMATS = tuple(BAD)
 # Formats checked value by value in one C pass, cheaper than hashing the values to drop
 # repeats (ids seldom repeat). Uris repeat (the same system in every Coding): hashing them
 # to check each once costs a third of checking them all (measured on bulk NDJSON).
-WHOLE = frozenset({"id"})
+WHOLE = frozenset({"id", "decimal", "decimals"})  # decimals: ``msgspec.Raw`` is not hashable
 _VALUES: dict[str, list[str | None]] = {name: [] for name in FORMATS}
 # What the generated code calls: ``APPEND[format](value)``, ``EXTEND[format](values)`` (a
 # repeating element: its items, ``None`` among them).

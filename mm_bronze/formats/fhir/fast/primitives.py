@@ -21,7 +21,10 @@ Boolean = bool
 Integer = int
 PositiveInt = Annotated[int, Meta(ge=1)]
 UnsignedInt = Annotated[int, Meta(ge=0)]
-Decimal = float
+# A decimal is kept as its JSON text (its form checked in batches, ``formats``): re-encoded,
+# it is the same bytes, which lets the duplicate-key check compare lengths
+# (``decider.keys_unique``). A float would grow (``5`` is written ``5.0``).
+Decimal = msgspec.Raw
 # Any non-empty string: string, markdown, xhtml, the id of a non-resource element, and the
 # primitives whose format the generated ``__post_init__`` checks with the functions below.
 String = Annotated[str, Meta(min_length=1)]

@@ -37,6 +37,10 @@ _a_integer64 = _f.APPEND["integer64"]
 _e_integer64 = _f.EXTEND["integer64"]
 _a_base64Binary = _f.APPEND["base64Binary"]
 _e_base64Binary = _f.EXTEND["base64Binary"]
+_a_decimal = _f.APPEND["decimal"]
+_e_decimal = _f.EXTEND["decimal"]
+_a_decimals = _f.APPEND["decimals"]
+_e_decimals = _f.EXTEND["decimals"]
 
 
 class Account(_p.Resource, tag="Account", kw_only=True):
@@ -231,12 +235,27 @@ class ActivityDefinition(_p.Resource, tag="ActivityDefinition", kw_only=True):
         v = self.url
         if v is not _U:
             _a_uri(v)
-        if (self.productCodeableConcept is not _U) + (self.productReference is not _U) > 1:
-            raise _p.ChoiceError("ActivityDefinition.product[x]: at most one")
-        if (self.subjectCodeableConcept is not _U) + (self.subjectReference is not _U) > 1:
-            raise _p.ChoiceError("ActivityDefinition.subject[x]: at most one")
-        if (self.timingAge is not _U) + (self.timingDateTime is not _U) + (self.timingDuration is not _U) + (self.timingPeriod is not _U) + (self.timingRange is not _U) + (self.timingTiming is not _U) > 1:
-            raise _p.ChoiceError("ActivityDefinition.timing[x]: at most one")
+        if self.productCodeableConcept is not _U:
+            if self.productReference is not _U:
+                raise _p.ChoiceError("ActivityDefinition.product[x]: at most one")
+        if self.subjectCodeableConcept is not _U:
+            if self.subjectReference is not _U:
+                raise _p.ChoiceError("ActivityDefinition.subject[x]: at most one")
+        if self.timingAge is not _U:
+            if self.timingDateTime is not _U or self.timingDuration is not _U or self.timingPeriod is not _U or self.timingRange is not _U or self.timingTiming is not _U:
+                raise _p.ChoiceError("ActivityDefinition.timing[x]: at most one")
+        elif self.timingDateTime is not _U:
+            if self.timingDuration is not _U or self.timingPeriod is not _U or self.timingRange is not _U or self.timingTiming is not _U:
+                raise _p.ChoiceError("ActivityDefinition.timing[x]: at most one")
+        elif self.timingDuration is not _U:
+            if self.timingPeriod is not _U or self.timingRange is not _U or self.timingTiming is not _U:
+                raise _p.ChoiceError("ActivityDefinition.timing[x]: at most one")
+        elif self.timingPeriod is not _U:
+            if self.timingRange is not _U or self.timingTiming is not _U:
+                raise _p.ChoiceError("ActivityDefinition.timing[x]: at most one")
+        elif self.timingRange is not _U:
+            if self.timingTiming is not _U:
+                raise _p.ChoiceError("ActivityDefinition.timing[x]: at most one")
 
 
 class ActivityDefinitionDynamicValue(_p.Complex, kw_only=True):
@@ -400,6 +419,9 @@ class Age(_p.Complex, kw_only=True):
         v = self.system
         if v is not _U:
             _a_uri(v)
+        v = self.value
+        if v is not _U:
+            _a_decimal(v)
 
 
 class AllergyIntolerance(_p.Resource, tag="AllergyIntolerance", kw_only=True):
@@ -467,8 +489,18 @@ class AllergyIntolerance(_p.Resource, tag="AllergyIntolerance", kw_only=True):
         v = self.type
         if v is not _U:
             _a_code(v)
-        if (self.onsetAge is not _U) + (self.onsetDateTime is not _U) + (self.onsetPeriod is not _U) + (self.onsetRange is not _U) + (self.onsetString is not _U) > 1:
-            raise _p.ChoiceError("AllergyIntolerance.onset[x]: at most one")
+        if self.onsetAge is not _U:
+            if self.onsetDateTime is not _U or self.onsetPeriod is not _U or self.onsetRange is not _U or self.onsetString is not _U:
+                raise _p.ChoiceError("AllergyIntolerance.onset[x]: at most one")
+        elif self.onsetDateTime is not _U:
+            if self.onsetPeriod is not _U or self.onsetRange is not _U or self.onsetString is not _U:
+                raise _p.ChoiceError("AllergyIntolerance.onset[x]: at most one")
+        elif self.onsetPeriod is not _U:
+            if self.onsetRange is not _U or self.onsetString is not _U:
+                raise _p.ChoiceError("AllergyIntolerance.onset[x]: at most one")
+        elif self.onsetRange is not _U:
+            if self.onsetString is not _U:
+                raise _p.ChoiceError("AllergyIntolerance.onset[x]: at most one")
 
 
 class AllergyIntoleranceReaction(_p.Complex, kw_only=True):
@@ -511,8 +543,9 @@ class Annotation(_p.Complex, kw_only=True):
         v = self.time
         if v is not _U:
             _a_dateTime(v)
-        if (self.authorReference is not _U) + (self.authorString is not _U) > 1:
-            raise _p.ChoiceError("Annotation.author[x]: at most one")
+        if self.authorReference is not _U:
+            if self.authorString is not _U:
+                raise _p.ChoiceError("Annotation.author[x]: at most one")
 
 
 class Appointment(_p.Resource, tag="Appointment", kw_only=True):
@@ -814,7 +847,10 @@ class AuditEventEntityDetail(_p.Complex, kw_only=True):
         v = self.valueBase64Binary
         if v is not _U:
             _a_base64Binary(v)
-        if (self.valueBase64Binary is not _U) + (self.valueString is not _U) != 1:
+        if self.valueBase64Binary is not _U:
+            if self.valueString is not _U:
+                raise _p.ChoiceError("AuditEventEntityDetail.value[x]: exactly one")
+        elif not (self.valueString is not _U):
             raise _p.ChoiceError("AuditEventEntityDetail.value[x]: exactly one")
 
 
@@ -959,8 +995,9 @@ class BiologicallyDerivedProductCollection(_p.Complex, kw_only=True):
         v = self.collectedDateTime
         if v is not _U:
             _a_dateTime(v)
-        if (self.collectedDateTime is not _U) + (self.collectedPeriod is not _U) > 1:
-            raise _p.ChoiceError("BiologicallyDerivedProductCollection.collected[x]: at most one")
+        if self.collectedDateTime is not _U:
+            if self.collectedPeriod is not _U:
+                raise _p.ChoiceError("BiologicallyDerivedProductCollection.collected[x]: at most one")
 
 
 class BiologicallyDerivedProductManipulation(_p.Complex, kw_only=True):
@@ -977,8 +1014,9 @@ class BiologicallyDerivedProductManipulation(_p.Complex, kw_only=True):
         v = self.timeDateTime
         if v is not _U:
             _a_dateTime(v)
-        if (self.timeDateTime is not _U) + (self.timePeriod is not _U) > 1:
-            raise _p.ChoiceError("BiologicallyDerivedProductManipulation.time[x]: at most one")
+        if self.timeDateTime is not _U:
+            if self.timePeriod is not _U:
+                raise _p.ChoiceError("BiologicallyDerivedProductManipulation.time[x]: at most one")
 
 
 class BiologicallyDerivedProductProcessing(_p.Complex, kw_only=True):
@@ -997,8 +1035,9 @@ class BiologicallyDerivedProductProcessing(_p.Complex, kw_only=True):
         v = self.timeDateTime
         if v is not _U:
             _a_dateTime(v)
-        if (self.timeDateTime is not _U) + (self.timePeriod is not _U) > 1:
-            raise _p.ChoiceError("BiologicallyDerivedProductProcessing.time[x]: at most one")
+        if self.timeDateTime is not _U:
+            if self.timePeriod is not _U:
+                raise _p.ChoiceError("BiologicallyDerivedProductProcessing.time[x]: at most one")
 
 
 class BiologicallyDerivedProductStorage(_p.Complex, kw_only=True):
@@ -1018,6 +1057,9 @@ class BiologicallyDerivedProductStorage(_p.Complex, kw_only=True):
         v = self.scale
         if v is not _U:
             _a_code(v)
+        v = self.temperature
+        if v is not _U:
+            _a_decimal(v)
 
 
 class BodyStructure(_p.Resource, tag="BodyStructure", kw_only=True):
@@ -1173,6 +1215,9 @@ class BundleEntrySearch(_p.Complex, kw_only=True):
         v = self.mode
         if v is not _U:
             _a_code(v)
+        v = self.score
+        if v is not _U:
+            _a_decimal(v)
 
 
 class BundleLink(_p.Complex, kw_only=True):
@@ -1641,10 +1686,15 @@ class CarePlanActivityDetail(_p.Complex, kw_only=True):
         if v is not _U:
             _a_code(v)
         _a_code(self.status)
-        if (self.productCodeableConcept is not _U) + (self.productReference is not _U) > 1:
-            raise _p.ChoiceError("CarePlanActivityDetail.product[x]: at most one")
-        if (self.scheduledPeriod is not _U) + (self.scheduledString is not _U) + (self.scheduledTiming is not _U) > 1:
-            raise _p.ChoiceError("CarePlanActivityDetail.scheduled[x]: at most one")
+        if self.productCodeableConcept is not _U:
+            if self.productReference is not _U:
+                raise _p.ChoiceError("CarePlanActivityDetail.product[x]: at most one")
+        if self.scheduledPeriod is not _U:
+            if self.scheduledString is not _U or self.scheduledTiming is not _U:
+                raise _p.ChoiceError("CarePlanActivityDetail.scheduled[x]: at most one")
+        elif self.scheduledString is not _U:
+            if self.scheduledTiming is not _U:
+                raise _p.ChoiceError("CarePlanActivityDetail.scheduled[x]: at most one")
 
 
 class CareTeam(_p.Resource, tag="CareTeam", kw_only=True):
@@ -1821,6 +1871,9 @@ class ChargeItem(_p.Resource, tag="ChargeItem", kw_only=True):
         v = self.enteredDate
         if v is not _U:
             _a_dateTime(v)
+        v = self.factorOverride
+        if v is not _U:
+            _a_decimal(v)
         v = self.id
         if v is not _U:
             _a_id(v)
@@ -1834,10 +1887,15 @@ class ChargeItem(_p.Resource, tag="ChargeItem", kw_only=True):
         if v is not _U:
             _a_dateTime(v)
         _a_code(self.status)
-        if (self.occurrenceDateTime is not _U) + (self.occurrencePeriod is not _U) + (self.occurrenceTiming is not _U) > 1:
-            raise _p.ChoiceError("ChargeItem.occurrence[x]: at most one")
-        if (self.productCodeableConcept is not _U) + (self.productReference is not _U) > 1:
-            raise _p.ChoiceError("ChargeItem.product[x]: at most one")
+        if self.occurrenceDateTime is not _U:
+            if self.occurrencePeriod is not _U or self.occurrenceTiming is not _U:
+                raise _p.ChoiceError("ChargeItem.occurrence[x]: at most one")
+        elif self.occurrencePeriod is not _U:
+            if self.occurrenceTiming is not _U:
+                raise _p.ChoiceError("ChargeItem.occurrence[x]: at most one")
+        if self.productCodeableConcept is not _U:
+            if self.productReference is not _U:
+                raise _p.ChoiceError("ChargeItem.product[x]: at most one")
 
 
 class ChargeItemDefinition(_p.Resource, tag="ChargeItemDefinition", kw_only=True):
@@ -1954,6 +2012,9 @@ class ChargeItemDefinitionPropertyGroupPriceComponent(_p.Complex, kw_only=True):
     type_ext: _T3 = _ms.field(default=_U, name="_type")
 
     def __post_init__(self) -> None:
+        v = self.factor
+        if v is not _U:
+            _a_decimal(v)
         _a_code(self.type)
 
 
@@ -2037,8 +2098,9 @@ class ClaimAccident(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         _a_date(self.date)
-        if (self.locationAddress is not _U) + (self.locationReference is not _U) > 1:
-            raise _p.ChoiceError("ClaimAccident.location[x]: at most one")
+        if self.locationAddress is not _U:
+            if self.locationReference is not _U:
+                raise _p.ChoiceError("ClaimAccident.location[x]: at most one")
 
 
 class ClaimCareTeam(_p.Complex, kw_only=True):
@@ -2069,7 +2131,10 @@ class ClaimDiagnosis(_p.Complex, kw_only=True):
     type: _T18 = _U
 
     def __post_init__(self) -> None:
-        if (self.diagnosisCodeableConcept is not _U) + (self.diagnosisReference is not _U) != 1:
+        if self.diagnosisCodeableConcept is not _U:
+            if self.diagnosisReference is not _U:
+                raise _p.ChoiceError("ClaimDiagnosis.diagnosis[x]: exactly one")
+        elif not (self.diagnosisReference is not _U):
             raise _p.ChoiceError("ClaimDiagnosis.diagnosis[x]: exactly one")
 
 
@@ -2128,13 +2193,21 @@ class ClaimItem(_p.Complex, kw_only=True):
     unitPrice: _T85 = _U
 
     def __post_init__(self) -> None:
+        v = self.factor
+        if v is not _U:
+            _a_decimal(v)
         v = self.servicedDate
         if v is not _U:
             _a_date(v)
-        if (self.locationAddress is not _U) + (self.locationCodeableConcept is not _U) + (self.locationReference is not _U) > 1:
-            raise _p.ChoiceError("ClaimItem.location[x]: at most one")
-        if (self.servicedDate is not _U) + (self.servicedPeriod is not _U) > 1:
-            raise _p.ChoiceError("ClaimItem.serviced[x]: at most one")
+        if self.locationAddress is not _U:
+            if self.locationCodeableConcept is not _U or self.locationReference is not _U:
+                raise _p.ChoiceError("ClaimItem.location[x]: at most one")
+        elif self.locationCodeableConcept is not _U:
+            if self.locationReference is not _U:
+                raise _p.ChoiceError("ClaimItem.location[x]: at most one")
+        if self.servicedDate is not _U:
+            if self.servicedPeriod is not _U:
+                raise _p.ChoiceError("ClaimItem.serviced[x]: at most one")
 
 
 class ClaimItemDetail(_p.Complex, kw_only=True):
@@ -2157,6 +2230,11 @@ class ClaimItemDetail(_p.Complex, kw_only=True):
     udi: _T11 = _U
     unitPrice: _T85 = _U
 
+    def __post_init__(self) -> None:
+        v = self.factor
+        if v is not _U:
+            _a_decimal(v)
+
 
 class ClaimItemDetailSubDetail(_p.Complex, kw_only=True):
     category: _T13 = _U
@@ -2176,6 +2254,11 @@ class ClaimItemDetailSubDetail(_p.Complex, kw_only=True):
     sequence_ext: _T3 = _ms.field(default=_U, name="_sequence")
     udi: _T11 = _U
     unitPrice: _T85 = _U
+
+    def __post_init__(self) -> None:
+        v = self.factor
+        if v is not _U:
+            _a_decimal(v)
 
 
 class ClaimPayee(_p.Complex, kw_only=True):
@@ -2205,7 +2288,10 @@ class ClaimProcedure(_p.Complex, kw_only=True):
         v = self.date
         if v is not _U:
             _a_dateTime(v)
-        if (self.procedureCodeableConcept is not _U) + (self.procedureReference is not _U) != 1:
+        if self.procedureCodeableConcept is not _U:
+            if self.procedureReference is not _U:
+                raise _p.ChoiceError("ClaimProcedure.procedure[x]: exactly one")
+        elif not (self.procedureReference is not _U):
             raise _p.ChoiceError("ClaimProcedure.procedure[x]: exactly one")
 
 
@@ -2314,13 +2400,21 @@ class ClaimResponseAddItem(_p.Complex, kw_only=True):
     unitPrice: _T85 = _U
 
     def __post_init__(self) -> None:
+        v = self.factor
+        if v is not _U:
+            _a_decimal(v)
         v = self.servicedDate
         if v is not _U:
             _a_date(v)
-        if (self.locationAddress is not _U) + (self.locationCodeableConcept is not _U) + (self.locationReference is not _U) > 1:
-            raise _p.ChoiceError("ClaimResponseAddItem.location[x]: at most one")
-        if (self.servicedDate is not _U) + (self.servicedPeriod is not _U) > 1:
-            raise _p.ChoiceError("ClaimResponseAddItem.serviced[x]: at most one")
+        if self.locationAddress is not _U:
+            if self.locationCodeableConcept is not _U or self.locationReference is not _U:
+                raise _p.ChoiceError("ClaimResponseAddItem.location[x]: at most one")
+        elif self.locationCodeableConcept is not _U:
+            if self.locationReference is not _U:
+                raise _p.ChoiceError("ClaimResponseAddItem.location[x]: at most one")
+        if self.servicedDate is not _U:
+            if self.servicedPeriod is not _U:
+                raise _p.ChoiceError("ClaimResponseAddItem.serviced[x]: at most one")
 
 
 class ClaimResponseAddItemDetail(_p.Complex, kw_only=True):
@@ -2340,6 +2434,11 @@ class ClaimResponseAddItemDetail(_p.Complex, kw_only=True):
     subDetail: _T114 = _U
     unitPrice: _T85 = _U
 
+    def __post_init__(self) -> None:
+        v = self.factor
+        if v is not _U:
+            _a_decimal(v)
+
 
 class ClaimResponseAddItemDetailSubDetail(_p.Complex, kw_only=True):
     adjudication: _T112
@@ -2356,6 +2455,11 @@ class ClaimResponseAddItemDetailSubDetail(_p.Complex, kw_only=True):
     productOrService: _T51
     quantity: _T24 = _U
     unitPrice: _T85 = _U
+
+    def __post_init__(self) -> None:
+        v = self.factor
+        if v is not _U:
+            _a_decimal(v)
 
 
 class ClaimResponseError(_p.Complex, kw_only=True):
@@ -2410,6 +2514,11 @@ class ClaimResponseItemAdjudication(_p.Complex, kw_only=True):
     reason: _T13 = _U
     value: _T35 = _U
     value_ext: _T3 = _ms.field(default=_U, name="_value")
+
+    def __post_init__(self) -> None:
+        v = self.value
+        if v is not _U:
+            _a_decimal(v)
 
 
 class ClaimResponseItemDetail(_p.Complex, kw_only=True):
@@ -2506,10 +2615,21 @@ class ClaimSupportingInfo(_p.Complex, kw_only=True):
         v = self.timingDate
         if v is not _U:
             _a_date(v)
-        if (self.timingDate is not _U) + (self.timingPeriod is not _U) > 1:
-            raise _p.ChoiceError("ClaimSupportingInfo.timing[x]: at most one")
-        if (self.valueAttachment is not _U) + (self.valueBoolean is not _U) + (self.valueQuantity is not _U) + (self.valueReference is not _U) + (self.valueString is not _U) > 1:
-            raise _p.ChoiceError("ClaimSupportingInfo.value[x]: at most one")
+        if self.timingDate is not _U:
+            if self.timingPeriod is not _U:
+                raise _p.ChoiceError("ClaimSupportingInfo.timing[x]: at most one")
+        if self.valueAttachment is not _U:
+            if self.valueBoolean is not _U or self.valueQuantity is not _U or self.valueReference is not _U or self.valueString is not _U:
+                raise _p.ChoiceError("ClaimSupportingInfo.value[x]: at most one")
+        elif self.valueBoolean is not _U:
+            if self.valueQuantity is not _U or self.valueReference is not _U or self.valueString is not _U:
+                raise _p.ChoiceError("ClaimSupportingInfo.value[x]: at most one")
+        elif self.valueQuantity is not _U:
+            if self.valueReference is not _U or self.valueString is not _U:
+                raise _p.ChoiceError("ClaimSupportingInfo.value[x]: at most one")
+        elif self.valueReference is not _U:
+            if self.valueString is not _U:
+                raise _p.ChoiceError("ClaimSupportingInfo.value[x]: at most one")
 
 
 class ClinicalImpression(_p.Resource, tag="ClinicalImpression", kw_only=True):
@@ -2570,8 +2690,9 @@ class ClinicalImpression(_p.Resource, tag="ClinicalImpression", kw_only=True):
         if self.protocol is not _U:
             _e_uri(self.protocol)
         _a_code(self.status)
-        if (self.effectiveDateTime is not _U) + (self.effectivePeriod is not _U) > 1:
-            raise _p.ChoiceError("ClinicalImpression.effective[x]: at most one")
+        if self.effectiveDateTime is not _U:
+            if self.effectivePeriod is not _U:
+                raise _p.ChoiceError("ClinicalImpression.effective[x]: at most one")
 
 
 class ClinicalImpressionFinding(_p.Complex, kw_only=True):
@@ -2740,7 +2861,28 @@ class CodeSystemConceptProperty(_p.Complex, kw_only=True):
         v = self.valueDateTime
         if v is not _U:
             _a_dateTime(v)
-        if (self.valueBoolean is not _U) + (self.valueCode is not _U) + (self.valueCoding is not _U) + (self.valueDateTime is not _U) + (self.valueDecimal is not _U) + (self.valueInteger is not _U) + (self.valueString is not _U) != 1:
+        v = self.valueDecimal
+        if v is not _U:
+            _a_decimal(v)
+        if self.valueBoolean is not _U:
+            if self.valueCode is not _U or self.valueCoding is not _U or self.valueDateTime is not _U or self.valueDecimal is not _U or self.valueInteger is not _U or self.valueString is not _U:
+                raise _p.ChoiceError("CodeSystemConceptProperty.value[x]: exactly one")
+        elif self.valueCode is not _U:
+            if self.valueCoding is not _U or self.valueDateTime is not _U or self.valueDecimal is not _U or self.valueInteger is not _U or self.valueString is not _U:
+                raise _p.ChoiceError("CodeSystemConceptProperty.value[x]: exactly one")
+        elif self.valueCoding is not _U:
+            if self.valueDateTime is not _U or self.valueDecimal is not _U or self.valueInteger is not _U or self.valueString is not _U:
+                raise _p.ChoiceError("CodeSystemConceptProperty.value[x]: exactly one")
+        elif self.valueDateTime is not _U:
+            if self.valueDecimal is not _U or self.valueInteger is not _U or self.valueString is not _U:
+                raise _p.ChoiceError("CodeSystemConceptProperty.value[x]: exactly one")
+        elif self.valueDecimal is not _U:
+            if self.valueInteger is not _U or self.valueString is not _U:
+                raise _p.ChoiceError("CodeSystemConceptProperty.value[x]: exactly one")
+        elif self.valueInteger is not _U:
+            if self.valueString is not _U:
+                raise _p.ChoiceError("CodeSystemConceptProperty.value[x]: exactly one")
+        elif not (self.valueString is not _U):
             raise _p.ChoiceError("CodeSystemConceptProperty.value[x]: exactly one")
 
 
@@ -2896,7 +3038,13 @@ class CommunicationPayload(_p.Complex, kw_only=True):
     modifierExtension: _T4 = _U
 
     def __post_init__(self) -> None:
-        if (self.contentAttachment is not _U) + (self.contentReference is not _U) + (self.contentString is not _U) != 1:
+        if self.contentAttachment is not _U:
+            if self.contentReference is not _U or self.contentString is not _U:
+                raise _p.ChoiceError("CommunicationPayload.content[x]: exactly one")
+        elif self.contentReference is not _U:
+            if self.contentString is not _U:
+                raise _p.ChoiceError("CommunicationPayload.content[x]: exactly one")
+        elif not (self.contentString is not _U):
             raise _p.ChoiceError("CommunicationPayload.content[x]: exactly one")
 
 
@@ -2960,8 +3108,9 @@ class CommunicationRequest(_p.Resource, tag="CommunicationRequest", kw_only=True
         if v is not _U:
             _a_code(v)
         _a_code(self.status)
-        if (self.occurrenceDateTime is not _U) + (self.occurrencePeriod is not _U) > 1:
-            raise _p.ChoiceError("CommunicationRequest.occurrence[x]: at most one")
+        if self.occurrenceDateTime is not _U:
+            if self.occurrencePeriod is not _U:
+                raise _p.ChoiceError("CommunicationRequest.occurrence[x]: at most one")
 
 
 class CommunicationRequestPayload(_p.Complex, kw_only=True):
@@ -2974,7 +3123,13 @@ class CommunicationRequestPayload(_p.Complex, kw_only=True):
     modifierExtension: _T4 = _U
 
     def __post_init__(self) -> None:
-        if (self.contentAttachment is not _U) + (self.contentReference is not _U) + (self.contentString is not _U) != 1:
+        if self.contentAttachment is not _U:
+            if self.contentReference is not _U or self.contentString is not _U:
+                raise _p.ChoiceError("CommunicationRequestPayload.content[x]: exactly one")
+        elif self.contentReference is not _U:
+            if self.contentString is not _U:
+                raise _p.ChoiceError("CommunicationRequestPayload.content[x]: exactly one")
+        elif not (self.contentString is not _U):
             raise _p.ChoiceError("CommunicationRequestPayload.content[x]: exactly one")
 
 
@@ -3139,7 +3294,10 @@ class CompositionRelatesTo(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         _a_code(self.code)
-        if (self.targetIdentifier is not _U) + (self.targetReference is not _U) != 1:
+        if self.targetIdentifier is not _U:
+            if self.targetReference is not _U:
+                raise _p.ChoiceError("CompositionRelatesTo.target[x]: exactly one")
+        elif not (self.targetReference is not _U):
             raise _p.ChoiceError("CompositionRelatesTo.target[x]: exactly one")
 
 
@@ -3240,10 +3398,12 @@ class ConceptMap(_p.Resource, tag="ConceptMap", kw_only=True):
         v = self.url
         if v is not _U:
             _a_uri(v)
-        if (self.sourceCanonical is not _U) + (self.sourceUri is not _U) > 1:
-            raise _p.ChoiceError("ConceptMap.source[x]: at most one")
-        if (self.targetCanonical is not _U) + (self.targetUri is not _U) > 1:
-            raise _p.ChoiceError("ConceptMap.target[x]: at most one")
+        if self.sourceCanonical is not _U:
+            if self.sourceUri is not _U:
+                raise _p.ChoiceError("ConceptMap.source[x]: at most one")
+        if self.targetCanonical is not _U:
+            if self.targetUri is not _U:
+                raise _p.ChoiceError("ConceptMap.target[x]: at most one")
 
 
 class ConceptMapGroup(_p.Complex, kw_only=True):
@@ -3414,10 +3574,30 @@ class Condition(_p.Resource, tag="Condition", kw_only=True):
         v = self.recordedDate
         if v is not _U:
             _a_dateTime(v)
-        if (self.abatementAge is not _U) + (self.abatementDateTime is not _U) + (self.abatementPeriod is not _U) + (self.abatementRange is not _U) + (self.abatementString is not _U) > 1:
-            raise _p.ChoiceError("Condition.abatement[x]: at most one")
-        if (self.onsetAge is not _U) + (self.onsetDateTime is not _U) + (self.onsetPeriod is not _U) + (self.onsetRange is not _U) + (self.onsetString is not _U) > 1:
-            raise _p.ChoiceError("Condition.onset[x]: at most one")
+        if self.abatementAge is not _U:
+            if self.abatementDateTime is not _U or self.abatementPeriod is not _U or self.abatementRange is not _U or self.abatementString is not _U:
+                raise _p.ChoiceError("Condition.abatement[x]: at most one")
+        elif self.abatementDateTime is not _U:
+            if self.abatementPeriod is not _U or self.abatementRange is not _U or self.abatementString is not _U:
+                raise _p.ChoiceError("Condition.abatement[x]: at most one")
+        elif self.abatementPeriod is not _U:
+            if self.abatementRange is not _U or self.abatementString is not _U:
+                raise _p.ChoiceError("Condition.abatement[x]: at most one")
+        elif self.abatementRange is not _U:
+            if self.abatementString is not _U:
+                raise _p.ChoiceError("Condition.abatement[x]: at most one")
+        if self.onsetAge is not _U:
+            if self.onsetDateTime is not _U or self.onsetPeriod is not _U or self.onsetRange is not _U or self.onsetString is not _U:
+                raise _p.ChoiceError("Condition.onset[x]: at most one")
+        elif self.onsetDateTime is not _U:
+            if self.onsetPeriod is not _U or self.onsetRange is not _U or self.onsetString is not _U:
+                raise _p.ChoiceError("Condition.onset[x]: at most one")
+        elif self.onsetPeriod is not _U:
+            if self.onsetRange is not _U or self.onsetString is not _U:
+                raise _p.ChoiceError("Condition.onset[x]: at most one")
+        elif self.onsetRange is not _U:
+            if self.onsetString is not _U:
+                raise _p.ChoiceError("Condition.onset[x]: at most one")
 
 
 class ConditionEvidence(_p.Complex, kw_only=True):
@@ -3482,8 +3662,9 @@ class Consent(_p.Resource, tag="Consent", kw_only=True):
         if v is not _U:
             _a_code(v)
         _a_code(self.status)
-        if (self.sourceAttachment is not _U) + (self.sourceReference is not _U) > 1:
-            raise _p.ChoiceError("Consent.source[x]: at most one")
+        if self.sourceAttachment is not _U:
+            if self.sourceReference is not _U:
+                raise _p.ChoiceError("Consent.source[x]: at most one")
 
 
 class ConsentPolicy(_p.Complex, kw_only=True):
@@ -3679,10 +3860,12 @@ class Contract(_p.Resource, tag="Contract", kw_only=True):
         v = self.url
         if v is not _U:
             _a_uri(v)
-        if (self.legallyBindingAttachment is not _U) + (self.legallyBindingReference is not _U) > 1:
-            raise _p.ChoiceError("Contract.legallyBinding[x]: at most one")
-        if (self.topicCodeableConcept is not _U) + (self.topicReference is not _U) > 1:
-            raise _p.ChoiceError("Contract.topic[x]: at most one")
+        if self.legallyBindingAttachment is not _U:
+            if self.legallyBindingReference is not _U:
+                raise _p.ChoiceError("Contract.legallyBinding[x]: at most one")
+        if self.topicCodeableConcept is not _U:
+            if self.topicReference is not _U:
+                raise _p.ChoiceError("Contract.topic[x]: at most one")
 
 
 class ContractContentDefinition(_p.Complex, kw_only=True):
@@ -3716,7 +3899,10 @@ class ContractFriendly(_p.Complex, kw_only=True):
     modifierExtension: _T4 = _U
 
     def __post_init__(self) -> None:
-        if (self.contentAttachment is not _U) + (self.contentReference is not _U) != 1:
+        if self.contentAttachment is not _U:
+            if self.contentReference is not _U:
+                raise _p.ChoiceError("ContractFriendly.content[x]: exactly one")
+        elif not (self.contentReference is not _U):
             raise _p.ChoiceError("ContractFriendly.content[x]: exactly one")
 
 
@@ -3729,7 +3915,10 @@ class ContractLegal(_p.Complex, kw_only=True):
     modifierExtension: _T4 = _U
 
     def __post_init__(self) -> None:
-        if (self.contentAttachment is not _U) + (self.contentReference is not _U) != 1:
+        if self.contentAttachment is not _U:
+            if self.contentReference is not _U:
+                raise _p.ChoiceError("ContractLegal.content[x]: exactly one")
+        elif not (self.contentReference is not _U):
             raise _p.ChoiceError("ContractLegal.content[x]: exactly one")
 
 
@@ -3742,7 +3931,10 @@ class ContractRule(_p.Complex, kw_only=True):
     modifierExtension: _T4 = _U
 
     def __post_init__(self) -> None:
-        if (self.contentAttachment is not _U) + (self.contentReference is not _U) != 1:
+        if self.contentAttachment is not _U:
+            if self.contentReference is not _U:
+                raise _p.ChoiceError("ContractRule.content[x]: exactly one")
+        elif not (self.contentReference is not _U):
             raise _p.ChoiceError("ContractRule.content[x]: exactly one")
 
 
@@ -3781,8 +3973,9 @@ class ContractTerm(_p.Complex, kw_only=True):
         v = self.issued
         if v is not _U:
             _a_dateTime(v)
-        if (self.topicCodeableConcept is not _U) + (self.topicReference is not _U) > 1:
-            raise _p.ChoiceError("ContractTerm.topic[x]: at most one")
+        if self.topicCodeableConcept is not _U:
+            if self.topicReference is not _U:
+                raise _p.ChoiceError("ContractTerm.topic[x]: at most one")
 
 
 class ContractTermAction(_p.Complex, kw_only=True):
@@ -3826,8 +4019,12 @@ class ContractTermAction(_p.Complex, kw_only=True):
         v = self.occurrenceDateTime
         if v is not _U:
             _a_dateTime(v)
-        if (self.occurrenceDateTime is not _U) + (self.occurrencePeriod is not _U) + (self.occurrenceTiming is not _U) > 1:
-            raise _p.ChoiceError("ContractTermAction.occurrence[x]: at most one")
+        if self.occurrenceDateTime is not _U:
+            if self.occurrencePeriod is not _U or self.occurrenceTiming is not _U:
+                raise _p.ChoiceError("ContractTermAction.occurrence[x]: at most one")
+        elif self.occurrencePeriod is not _U:
+            if self.occurrenceTiming is not _U:
+                raise _p.ChoiceError("ContractTermAction.occurrence[x]: at most one")
 
 
 class ContractTermActionSubject(_p.Complex, kw_only=True):
@@ -3908,11 +4105,18 @@ class ContractTermAssetValuedItem(_p.Complex, kw_only=True):
         v = self.effectiveTime
         if v is not _U:
             _a_dateTime(v)
+        v = self.factor
+        if v is not _U:
+            _a_decimal(v)
         v = self.paymentDate
         if v is not _U:
             _a_dateTime(v)
-        if (self.entityCodeableConcept is not _U) + (self.entityReference is not _U) > 1:
-            raise _p.ChoiceError("ContractTermAssetValuedItem.entity[x]: at most one")
+        v = self.points
+        if v is not _U:
+            _a_decimal(v)
+        if self.entityCodeableConcept is not _U:
+            if self.entityReference is not _U:
+                raise _p.ChoiceError("ContractTermAssetValuedItem.entity[x]: at most one")
 
 
 class ContractTermOffer(_p.Complex, kw_only=True):
@@ -3960,6 +4164,9 @@ class ContractTermOfferAnswer(_p.Complex, kw_only=True):
         v = self.valueDateTime
         if v is not _U:
             _a_dateTime(v)
+        v = self.valueDecimal
+        if v is not _U:
+            _a_decimal(v)
         v = self.valueTime
         if v is not _U:
             _a_time(v)
@@ -4032,6 +4239,9 @@ class Count(_p.Complex, kw_only=True):
         v = self.system
         if v is not _U:
             _a_uri(v)
+        v = self.value
+        if v is not _U:
+            _a_decimal(v)
 
 
 class Coverage(_p.Resource, tag="Coverage", kw_only=True):
@@ -4106,7 +4316,10 @@ class CoverageCostToBeneficiary(_p.Complex, kw_only=True):
     valueQuantity: _T24 = _U
 
     def __post_init__(self) -> None:
-        if (self.valueMoney is not _U) + (self.valueQuantity is not _U) != 1:
+        if self.valueMoney is not _U:
+            if self.valueQuantity is not _U:
+                raise _p.ChoiceError("CoverageCostToBeneficiary.value[x]: exactly one")
+        elif not (self.valueQuantity is not _U):
             raise _p.ChoiceError("CoverageCostToBeneficiary.value[x]: exactly one")
 
 
@@ -4166,8 +4379,9 @@ class CoverageEligibilityRequest(_p.Resource, tag="CoverageEligibilityRequest", 
         if v is not _U:
             _a_date(v)
         _a_code(self.status)
-        if (self.servicedDate is not _U) + (self.servicedPeriod is not _U) > 1:
-            raise _p.ChoiceError("CoverageEligibilityRequest.serviced[x]: at most one")
+        if self.servicedDate is not _U:
+            if self.servicedPeriod is not _U:
+                raise _p.ChoiceError("CoverageEligibilityRequest.serviced[x]: at most one")
 
 
 class CoverageEligibilityRequestInsurance(_p.Complex, kw_only=True):
@@ -4209,8 +4423,9 @@ class CoverageEligibilityRequestItemDiagnosis(_p.Complex, kw_only=True):
     modifierExtension: _T4 = _U
 
     def __post_init__(self) -> None:
-        if (self.diagnosisCodeableConcept is not _U) + (self.diagnosisReference is not _U) > 1:
-            raise _p.ChoiceError("CoverageEligibilityRequestItemDiagnosis.diagnosis[x]: at most one")
+        if self.diagnosisCodeableConcept is not _U:
+            if self.diagnosisReference is not _U:
+                raise _p.ChoiceError("CoverageEligibilityRequestItemDiagnosis.diagnosis[x]: at most one")
 
 
 class CoverageEligibilityRequestSupportingInfo(_p.Complex, kw_only=True):
@@ -4277,8 +4492,9 @@ class CoverageEligibilityResponse(_p.Resource, tag="CoverageEligibilityResponse"
         if v is not _U:
             _a_date(v)
         _a_code(self.status)
-        if (self.servicedDate is not _U) + (self.servicedPeriod is not _U) > 1:
-            raise _p.ChoiceError("CoverageEligibilityResponse.serviced[x]: at most one")
+        if self.servicedDate is not _U:
+            if self.servicedPeriod is not _U:
+                raise _p.ChoiceError("CoverageEligibilityResponse.serviced[x]: at most one")
 
 
 class CoverageEligibilityResponseError(_p.Complex, kw_only=True):
@@ -4346,10 +4562,18 @@ class CoverageEligibilityResponseInsuranceItemBenefit(_p.Complex, kw_only=True):
     usedUnsignedInt: _T40 = _U
 
     def __post_init__(self) -> None:
-        if (self.allowedMoney is not _U) + (self.allowedString is not _U) + (self.allowedUnsignedInt is not _U) > 1:
-            raise _p.ChoiceError("CoverageEligibilityResponseInsuranceItemBenefit.allowed[x]: at most one")
-        if (self.usedMoney is not _U) + (self.usedString is not _U) + (self.usedUnsignedInt is not _U) > 1:
-            raise _p.ChoiceError("CoverageEligibilityResponseInsuranceItemBenefit.used[x]: at most one")
+        if self.allowedMoney is not _U:
+            if self.allowedString is not _U or self.allowedUnsignedInt is not _U:
+                raise _p.ChoiceError("CoverageEligibilityResponseInsuranceItemBenefit.allowed[x]: at most one")
+        elif self.allowedString is not _U:
+            if self.allowedUnsignedInt is not _U:
+                raise _p.ChoiceError("CoverageEligibilityResponseInsuranceItemBenefit.allowed[x]: at most one")
+        if self.usedMoney is not _U:
+            if self.usedString is not _U or self.usedUnsignedInt is not _U:
+                raise _p.ChoiceError("CoverageEligibilityResponseInsuranceItemBenefit.used[x]: at most one")
+        elif self.usedString is not _U:
+            if self.usedUnsignedInt is not _U:
+                raise _p.ChoiceError("CoverageEligibilityResponseInsuranceItemBenefit.used[x]: at most one")
 
 
 class DataRequirement(_p.Complex, kw_only=True):
@@ -4374,8 +4598,9 @@ class DataRequirement(_p.Complex, kw_only=True):
         if self.profile is not _U:
             _e_uri(self.profile)
         _a_code(self.type)
-        if (self.subjectCodeableConcept is not _U) + (self.subjectReference is not _U) > 1:
-            raise _p.ChoiceError("DataRequirement.subject[x]: at most one")
+        if self.subjectCodeableConcept is not _U:
+            if self.subjectReference is not _U:
+                raise _p.ChoiceError("DataRequirement.subject[x]: at most one")
 
 
 class DataRequirementCodeFilter(_p.Complex, kw_only=True):
@@ -4412,8 +4637,12 @@ class DataRequirementDateFilter(_p.Complex, kw_only=True):
         v = self.valueDateTime
         if v is not _U:
             _a_dateTime(v)
-        if (self.valueDateTime is not _U) + (self.valueDuration is not _U) + (self.valuePeriod is not _U) > 1:
-            raise _p.ChoiceError("DataRequirementDateFilter.value[x]: at most one")
+        if self.valueDateTime is not _U:
+            if self.valueDuration is not _U or self.valuePeriod is not _U:
+                raise _p.ChoiceError("DataRequirementDateFilter.value[x]: at most one")
+        elif self.valueDuration is not _U:
+            if self.valuePeriod is not _U:
+                raise _p.ChoiceError("DataRequirementDateFilter.value[x]: at most one")
 
 
 class DataRequirementSort(_p.Complex, kw_only=True):
@@ -4479,8 +4708,9 @@ class DetectedIssue(_p.Resource, tag="DetectedIssue", kw_only=True):
         if v is not _U:
             _a_code(v)
         _a_code(self.status)
-        if (self.identifiedDateTime is not _U) + (self.identifiedPeriod is not _U) > 1:
-            raise _p.ChoiceError("DetectedIssue.identified[x]: at most one")
+        if self.identifiedDateTime is not _U:
+            if self.identifiedPeriod is not _U:
+                raise _p.ChoiceError("DetectedIssue.identified[x]: at most one")
 
 
 class DetectedIssueEvidence(_p.Complex, kw_only=True):
@@ -4637,8 +4867,9 @@ class DeviceDefinition(_p.Resource, tag="DeviceDefinition", kw_only=True):
         v = self.url
         if v is not _U:
             _a_uri(v)
-        if (self.manufacturerReference is not _U) + (self.manufacturerString is not _U) > 1:
-            raise _p.ChoiceError("DeviceDefinition.manufacturer[x]: at most one")
+        if self.manufacturerReference is not _U:
+            if self.manufacturerString is not _U:
+                raise _p.ChoiceError("DeviceDefinition.manufacturer[x]: at most one")
 
 
 class DeviceDefinitionCapability(_p.Complex, kw_only=True):
@@ -4880,10 +5111,17 @@ class DeviceRequest(_p.Resource, tag="DeviceRequest", kw_only=True):
         v = self.status
         if v is not _U:
             _a_code(v)
-        if (self.codeCodeableConcept is not _U) + (self.codeReference is not _U) != 1:
+        if self.codeCodeableConcept is not _U:
+            if self.codeReference is not _U:
+                raise _p.ChoiceError("DeviceRequest.code[x]: exactly one")
+        elif not (self.codeReference is not _U):
             raise _p.ChoiceError("DeviceRequest.code[x]: exactly one")
-        if (self.occurrenceDateTime is not _U) + (self.occurrencePeriod is not _U) + (self.occurrenceTiming is not _U) > 1:
-            raise _p.ChoiceError("DeviceRequest.occurrence[x]: at most one")
+        if self.occurrenceDateTime is not _U:
+            if self.occurrencePeriod is not _U or self.occurrenceTiming is not _U:
+                raise _p.ChoiceError("DeviceRequest.occurrence[x]: at most one")
+        elif self.occurrencePeriod is not _U:
+            if self.occurrenceTiming is not _U:
+                raise _p.ChoiceError("DeviceRequest.occurrence[x]: at most one")
 
 
 class DeviceRequestParameter(_p.Complex, kw_only=True):
@@ -4898,8 +5136,15 @@ class DeviceRequestParameter(_p.Complex, kw_only=True):
     valueRange: _T28 = _U
 
     def __post_init__(self) -> None:
-        if (self.valueBoolean is not _U) + (self.valueCodeableConcept is not _U) + (self.valueQuantity is not _U) + (self.valueRange is not _U) > 1:
-            raise _p.ChoiceError("DeviceRequestParameter.value[x]: at most one")
+        if self.valueBoolean is not _U:
+            if self.valueCodeableConcept is not _U or self.valueQuantity is not _U or self.valueRange is not _U:
+                raise _p.ChoiceError("DeviceRequestParameter.value[x]: at most one")
+        elif self.valueCodeableConcept is not _U:
+            if self.valueQuantity is not _U or self.valueRange is not _U:
+                raise _p.ChoiceError("DeviceRequestParameter.value[x]: at most one")
+        elif self.valueQuantity is not _U:
+            if self.valueRange is not _U:
+                raise _p.ChoiceError("DeviceRequestParameter.value[x]: at most one")
 
 
 class DeviceSpecialization(_p.Complex, kw_only=True):
@@ -4992,8 +5237,12 @@ class DeviceUseStatement(_p.Resource, tag="DeviceUseStatement", kw_only=True):
         v = self.timingDateTime
         if v is not _U:
             _a_dateTime(v)
-        if (self.timingDateTime is not _U) + (self.timingPeriod is not _U) + (self.timingTiming is not _U) > 1:
-            raise _p.ChoiceError("DeviceUseStatement.timing[x]: at most one")
+        if self.timingDateTime is not _U:
+            if self.timingPeriod is not _U or self.timingTiming is not _U:
+                raise _p.ChoiceError("DeviceUseStatement.timing[x]: at most one")
+        elif self.timingPeriod is not _U:
+            if self.timingTiming is not _U:
+                raise _p.ChoiceError("DeviceUseStatement.timing[x]: at most one")
 
 
 class DeviceVersion(_p.Complex, kw_only=True):
@@ -5059,8 +5308,9 @@ class DiagnosticReport(_p.Resource, tag="DiagnosticReport", kw_only=True):
         if v is not _U:
             _a_code(v)
         _a_code(self.status)
-        if (self.effectiveDateTime is not _U) + (self.effectivePeriod is not _U) > 1:
-            raise _p.ChoiceError("DiagnosticReport.effective[x]: at most one")
+        if self.effectiveDateTime is not _U:
+            if self.effectivePeriod is not _U:
+                raise _p.ChoiceError("DiagnosticReport.effective[x]: at most one")
 
 
 class DiagnosticReportMedia(_p.Complex, kw_only=True):
@@ -5098,6 +5348,9 @@ class Distance(_p.Complex, kw_only=True):
         v = self.system
         if v is not _U:
             _a_uri(v)
+        v = self.value
+        if v is not _U:
+            _a_decimal(v)
 
 
 class DocumentManifest(_p.Resource, tag="DocumentManifest", kw_only=True):
@@ -5291,8 +5544,9 @@ class Dosage(_p.Complex, kw_only=True):
     timing: _T29 = _U
 
     def __post_init__(self) -> None:
-        if (self.asNeededBoolean is not _U) + (self.asNeededCodeableConcept is not _U) > 1:
-            raise _p.ChoiceError("Dosage.asNeeded[x]: at most one")
+        if self.asNeededBoolean is not _U:
+            if self.asNeededCodeableConcept is not _U:
+                raise _p.ChoiceError("Dosage.asNeeded[x]: at most one")
 
 
 class DosageDoseAndRate(_p.Complex, kw_only=True):
@@ -5307,10 +5561,15 @@ class DosageDoseAndRate(_p.Complex, kw_only=True):
     type: _T13 = _U
 
     def __post_init__(self) -> None:
-        if (self.doseQuantity is not _U) + (self.doseRange is not _U) > 1:
-            raise _p.ChoiceError("DosageDoseAndRate.dose[x]: at most one")
-        if (self.rateQuantity is not _U) + (self.rateRange is not _U) + (self.rateRatio is not _U) > 1:
-            raise _p.ChoiceError("DosageDoseAndRate.rate[x]: at most one")
+        if self.doseQuantity is not _U:
+            if self.doseRange is not _U:
+                raise _p.ChoiceError("DosageDoseAndRate.dose[x]: at most one")
+        if self.rateQuantity is not _U:
+            if self.rateRange is not _U or self.rateRatio is not _U:
+                raise _p.ChoiceError("DosageDoseAndRate.rate[x]: at most one")
+        elif self.rateRange is not _U:
+            if self.rateRatio is not _U:
+                raise _p.ChoiceError("DosageDoseAndRate.rate[x]: at most one")
 
 
 class Duration(_p.Complex, kw_only=True):
@@ -5338,6 +5597,9 @@ class Duration(_p.Complex, kw_only=True):
         v = self.system
         if v is not _U:
             _a_uri(v)
+        v = self.value
+        if v is not _U:
+            _a_decimal(v)
 
 
 class EffectEvidenceSynthesis(_p.Resource, tag="EffectEvidenceSynthesis", kw_only=True):
@@ -5456,6 +5718,11 @@ class EffectEvidenceSynthesisEffectEstimate(_p.Complex, kw_only=True):
     value_ext: _T3 = _ms.field(default=_U, name="_value")
     variantState: _T13 = _U
 
+    def __post_init__(self) -> None:
+        v = self.value
+        if v is not _U:
+            _a_decimal(v)
+
 
 class EffectEvidenceSynthesisEffectEstimatePrecisionEstimate(_p.Complex, kw_only=True):
     extension: _T4 = _U
@@ -5469,6 +5736,17 @@ class EffectEvidenceSynthesisEffectEstimatePrecisionEstimate(_p.Complex, kw_only
     to: _T35 = _U
     to_ext: _T3 = _ms.field(default=_U, name="_to")
     type: _T13 = _U
+
+    def __post_init__(self) -> None:
+        v = self.from_
+        if v is not _U:
+            _a_decimal(v)
+        v = self.level
+        if v is not _U:
+            _a_decimal(v)
+        v = self.to
+        if v is not _U:
+            _a_decimal(v)
 
 
 class EffectEvidenceSynthesisResultsByExposure(_p.Complex, kw_only=True):
@@ -5751,6 +6029,9 @@ class ElementDefinition(_p.Complex, kw_only=True):
         v = self.defaultValueDateTime
         if v is not _U:
             _a_dateTime(v)
+        v = self.defaultValueDecimal
+        if v is not _U:
+            _a_decimal(v)
         v = self.defaultValueInstant
         if v is not _U:
             _a_instant(v)
@@ -5784,6 +6065,9 @@ class ElementDefinition(_p.Complex, kw_only=True):
         v = self.fixedDateTime
         if v is not _U:
             _a_dateTime(v)
+        v = self.fixedDecimal
+        if v is not _U:
+            _a_decimal(v)
         v = self.fixedInstant
         if v is not _U:
             _a_instant(v)
@@ -5808,6 +6092,9 @@ class ElementDefinition(_p.Complex, kw_only=True):
         v = self.maxValueDateTime
         if v is not _U:
             _a_dateTime(v)
+        v = self.maxValueDecimal
+        if v is not _U:
+            _a_decimal(v)
         v = self.maxValueInstant
         if v is not _U:
             _a_instant(v)
@@ -5820,6 +6107,9 @@ class ElementDefinition(_p.Complex, kw_only=True):
         v = self.minValueDateTime
         if v is not _U:
             _a_dateTime(v)
+        v = self.minValueDecimal
+        if v is not _U:
+            _a_decimal(v)
         v = self.minValueInstant
         if v is not _U:
             _a_instant(v)
@@ -5841,6 +6131,9 @@ class ElementDefinition(_p.Complex, kw_only=True):
         v = self.patternDateTime
         if v is not _U:
             _a_dateTime(v)
+        v = self.patternDecimal
+        if v is not _U:
+            _a_decimal(v)
         v = self.patternInstant
         if v is not _U:
             _a_instant(v)
@@ -6002,6 +6295,9 @@ class ElementDefinitionExample(_p.Complex, kw_only=True):
         v = self.valueDateTime
         if v is not _U:
             _a_dateTime(v)
+        v = self.valueDecimal
+        if v is not _U:
+            _a_decimal(v)
         v = self.valueInstant
         if v is not _U:
             _a_instant(v)
@@ -6502,8 +6798,9 @@ class EventDefinition(_p.Resource, tag="EventDefinition", kw_only=True):
         v = self.url
         if v is not _U:
             _a_uri(v)
-        if (self.subjectCodeableConcept is not _U) + (self.subjectReference is not _U) > 1:
-            raise _p.ChoiceError("EventDefinition.subject[x]: at most one")
+        if self.subjectCodeableConcept is not _U:
+            if self.subjectReference is not _U:
+                raise _p.ChoiceError("EventDefinition.subject[x]: at most one")
 
 
 class Evidence(_p.Resource, tag="Evidence", kw_only=True):
@@ -6701,10 +6998,32 @@ class EvidenceVariableCharacteristic(_p.Complex, kw_only=True):
         v = self.participantEffectiveDateTime
         if v is not _U:
             _a_dateTime(v)
-        if (self.definitionCanonical is not _U) + (self.definitionCodeableConcept is not _U) + (self.definitionDataRequirement is not _U) + (self.definitionExpression is not _U) + (self.definitionReference is not _U) + (self.definitionTriggerDefinition is not _U) != 1:
+        if self.definitionCanonical is not _U:
+            if self.definitionCodeableConcept is not _U or self.definitionDataRequirement is not _U or self.definitionExpression is not _U or self.definitionReference is not _U or self.definitionTriggerDefinition is not _U:
+                raise _p.ChoiceError("EvidenceVariableCharacteristic.definition[x]: exactly one")
+        elif self.definitionCodeableConcept is not _U:
+            if self.definitionDataRequirement is not _U or self.definitionExpression is not _U or self.definitionReference is not _U or self.definitionTriggerDefinition is not _U:
+                raise _p.ChoiceError("EvidenceVariableCharacteristic.definition[x]: exactly one")
+        elif self.definitionDataRequirement is not _U:
+            if self.definitionExpression is not _U or self.definitionReference is not _U or self.definitionTriggerDefinition is not _U:
+                raise _p.ChoiceError("EvidenceVariableCharacteristic.definition[x]: exactly one")
+        elif self.definitionExpression is not _U:
+            if self.definitionReference is not _U or self.definitionTriggerDefinition is not _U:
+                raise _p.ChoiceError("EvidenceVariableCharacteristic.definition[x]: exactly one")
+        elif self.definitionReference is not _U:
+            if self.definitionTriggerDefinition is not _U:
+                raise _p.ChoiceError("EvidenceVariableCharacteristic.definition[x]: exactly one")
+        elif not (self.definitionTriggerDefinition is not _U):
             raise _p.ChoiceError("EvidenceVariableCharacteristic.definition[x]: exactly one")
-        if (self.participantEffectiveDateTime is not _U) + (self.participantEffectiveDuration is not _U) + (self.participantEffectivePeriod is not _U) + (self.participantEffectiveTiming is not _U) > 1:
-            raise _p.ChoiceError("EvidenceVariableCharacteristic.participantEffective[x]: at most one")
+        if self.participantEffectiveDateTime is not _U:
+            if self.participantEffectiveDuration is not _U or self.participantEffectivePeriod is not _U or self.participantEffectiveTiming is not _U:
+                raise _p.ChoiceError("EvidenceVariableCharacteristic.participantEffective[x]: at most one")
+        elif self.participantEffectiveDuration is not _U:
+            if self.participantEffectivePeriod is not _U or self.participantEffectiveTiming is not _U:
+                raise _p.ChoiceError("EvidenceVariableCharacteristic.participantEffective[x]: at most one")
+        elif self.participantEffectivePeriod is not _U:
+            if self.participantEffectiveTiming is not _U:
+                raise _p.ChoiceError("EvidenceVariableCharacteristic.participantEffective[x]: at most one")
 
 
 class ExampleScenario(_p.Resource, tag="ExampleScenario", kw_only=True):
@@ -6987,8 +7306,9 @@ class ExplanationOfBenefitAccident(_p.Complex, kw_only=True):
         v = self.date
         if v is not _U:
             _a_date(v)
-        if (self.locationAddress is not _U) + (self.locationReference is not _U) > 1:
-            raise _p.ChoiceError("ExplanationOfBenefitAccident.location[x]: at most one")
+        if self.locationAddress is not _U:
+            if self.locationReference is not _U:
+                raise _p.ChoiceError("ExplanationOfBenefitAccident.location[x]: at most one")
 
 
 class ExplanationOfBenefitAddItem(_p.Complex, kw_only=True):
@@ -7024,13 +7344,21 @@ class ExplanationOfBenefitAddItem(_p.Complex, kw_only=True):
     unitPrice: _T85 = _U
 
     def __post_init__(self) -> None:
+        v = self.factor
+        if v is not _U:
+            _a_decimal(v)
         v = self.servicedDate
         if v is not _U:
             _a_date(v)
-        if (self.locationAddress is not _U) + (self.locationCodeableConcept is not _U) + (self.locationReference is not _U) > 1:
-            raise _p.ChoiceError("ExplanationOfBenefitAddItem.location[x]: at most one")
-        if (self.servicedDate is not _U) + (self.servicedPeriod is not _U) > 1:
-            raise _p.ChoiceError("ExplanationOfBenefitAddItem.serviced[x]: at most one")
+        if self.locationAddress is not _U:
+            if self.locationCodeableConcept is not _U or self.locationReference is not _U:
+                raise _p.ChoiceError("ExplanationOfBenefitAddItem.location[x]: at most one")
+        elif self.locationCodeableConcept is not _U:
+            if self.locationReference is not _U:
+                raise _p.ChoiceError("ExplanationOfBenefitAddItem.location[x]: at most one")
+        if self.servicedDate is not _U:
+            if self.servicedPeriod is not _U:
+                raise _p.ChoiceError("ExplanationOfBenefitAddItem.serviced[x]: at most one")
 
 
 class ExplanationOfBenefitAddItemDetail(_p.Complex, kw_only=True):
@@ -7050,6 +7378,11 @@ class ExplanationOfBenefitAddItemDetail(_p.Complex, kw_only=True):
     subDetail: _T269 = _U
     unitPrice: _T85 = _U
 
+    def __post_init__(self) -> None:
+        v = self.factor
+        if v is not _U:
+            _a_decimal(v)
+
 
 class ExplanationOfBenefitAddItemDetailSubDetail(_p.Complex, kw_only=True):
     adjudication: _T255 = _U
@@ -7066,6 +7399,11 @@ class ExplanationOfBenefitAddItemDetailSubDetail(_p.Complex, kw_only=True):
     productOrService: _T51
     quantity: _T24 = _U
     unitPrice: _T85 = _U
+
+    def __post_init__(self) -> None:
+        v = self.factor
+        if v is not _U:
+            _a_decimal(v)
 
 
 class ExplanationOfBenefitBenefitBalance(_p.Complex, kw_only=True):
@@ -7099,10 +7437,15 @@ class ExplanationOfBenefitBenefitBalanceFinancial(_p.Complex, kw_only=True):
     usedUnsignedInt: _T40 = _U
 
     def __post_init__(self) -> None:
-        if (self.allowedMoney is not _U) + (self.allowedString is not _U) + (self.allowedUnsignedInt is not _U) > 1:
-            raise _p.ChoiceError("ExplanationOfBenefitBenefitBalanceFinancial.allowed[x]: at most one")
-        if (self.usedMoney is not _U) + (self.usedUnsignedInt is not _U) > 1:
-            raise _p.ChoiceError("ExplanationOfBenefitBenefitBalanceFinancial.used[x]: at most one")
+        if self.allowedMoney is not _U:
+            if self.allowedString is not _U or self.allowedUnsignedInt is not _U:
+                raise _p.ChoiceError("ExplanationOfBenefitBenefitBalanceFinancial.allowed[x]: at most one")
+        elif self.allowedString is not _U:
+            if self.allowedUnsignedInt is not _U:
+                raise _p.ChoiceError("ExplanationOfBenefitBenefitBalanceFinancial.allowed[x]: at most one")
+        if self.usedMoney is not _U:
+            if self.usedUnsignedInt is not _U:
+                raise _p.ChoiceError("ExplanationOfBenefitBenefitBalanceFinancial.used[x]: at most one")
 
 
 class ExplanationOfBenefitCareTeam(_p.Complex, kw_only=True):
@@ -7133,7 +7476,10 @@ class ExplanationOfBenefitDiagnosis(_p.Complex, kw_only=True):
     type: _T18 = _U
 
     def __post_init__(self) -> None:
-        if (self.diagnosisCodeableConcept is not _U) + (self.diagnosisReference is not _U) != 1:
+        if self.diagnosisCodeableConcept is not _U:
+            if self.diagnosisReference is not _U:
+                raise _p.ChoiceError("ExplanationOfBenefitDiagnosis.diagnosis[x]: exactly one")
+        elif not (self.diagnosisReference is not _U):
             raise _p.ChoiceError("ExplanationOfBenefitDiagnosis.diagnosis[x]: exactly one")
 
 
@@ -7189,13 +7535,21 @@ class ExplanationOfBenefitItem(_p.Complex, kw_only=True):
     unitPrice: _T85 = _U
 
     def __post_init__(self) -> None:
+        v = self.factor
+        if v is not _U:
+            _a_decimal(v)
         v = self.servicedDate
         if v is not _U:
             _a_date(v)
-        if (self.locationAddress is not _U) + (self.locationCodeableConcept is not _U) + (self.locationReference is not _U) > 1:
-            raise _p.ChoiceError("ExplanationOfBenefitItem.location[x]: at most one")
-        if (self.servicedDate is not _U) + (self.servicedPeriod is not _U) > 1:
-            raise _p.ChoiceError("ExplanationOfBenefitItem.serviced[x]: at most one")
+        if self.locationAddress is not _U:
+            if self.locationCodeableConcept is not _U or self.locationReference is not _U:
+                raise _p.ChoiceError("ExplanationOfBenefitItem.location[x]: at most one")
+        elif self.locationCodeableConcept is not _U:
+            if self.locationReference is not _U:
+                raise _p.ChoiceError("ExplanationOfBenefitItem.location[x]: at most one")
+        if self.servicedDate is not _U:
+            if self.servicedPeriod is not _U:
+                raise _p.ChoiceError("ExplanationOfBenefitItem.serviced[x]: at most one")
 
 
 class ExplanationOfBenefitItemAdjudication(_p.Complex, kw_only=True):
@@ -7208,6 +7562,11 @@ class ExplanationOfBenefitItemAdjudication(_p.Complex, kw_only=True):
     reason: _T13 = _U
     value: _T35 = _U
     value_ext: _T3 = _ms.field(default=_U, name="_value")
+
+    def __post_init__(self) -> None:
+        v = self.value
+        if v is not _U:
+            _a_decimal(v)
 
 
 class ExplanationOfBenefitItemDetail(_p.Complex, kw_only=True):
@@ -7233,6 +7592,11 @@ class ExplanationOfBenefitItemDetail(_p.Complex, kw_only=True):
     udi: _T11 = _U
     unitPrice: _T85 = _U
 
+    def __post_init__(self) -> None:
+        v = self.factor
+        if v is not _U:
+            _a_decimal(v)
+
 
 class ExplanationOfBenefitItemDetailSubDetail(_p.Complex, kw_only=True):
     adjudication: _T255 = _U
@@ -7255,6 +7619,11 @@ class ExplanationOfBenefitItemDetailSubDetail(_p.Complex, kw_only=True):
     sequence_ext: _T3 = _ms.field(default=_U, name="_sequence")
     udi: _T11 = _U
     unitPrice: _T85 = _U
+
+    def __post_init__(self) -> None:
+        v = self.factor
+        if v is not _U:
+            _a_decimal(v)
 
 
 class ExplanationOfBenefitPayee(_p.Complex, kw_only=True):
@@ -7303,7 +7672,10 @@ class ExplanationOfBenefitProcedure(_p.Complex, kw_only=True):
         v = self.date
         if v is not _U:
             _a_dateTime(v)
-        if (self.procedureCodeableConcept is not _U) + (self.procedureReference is not _U) != 1:
+        if self.procedureCodeableConcept is not _U:
+            if self.procedureReference is not _U:
+                raise _p.ChoiceError("ExplanationOfBenefitProcedure.procedure[x]: exactly one")
+        elif not (self.procedureReference is not _U):
             raise _p.ChoiceError("ExplanationOfBenefitProcedure.procedure[x]: exactly one")
 
 
@@ -7358,10 +7730,21 @@ class ExplanationOfBenefitSupportingInfo(_p.Complex, kw_only=True):
         v = self.timingDate
         if v is not _U:
             _a_date(v)
-        if (self.timingDate is not _U) + (self.timingPeriod is not _U) > 1:
-            raise _p.ChoiceError("ExplanationOfBenefitSupportingInfo.timing[x]: at most one")
-        if (self.valueAttachment is not _U) + (self.valueBoolean is not _U) + (self.valueQuantity is not _U) + (self.valueReference is not _U) + (self.valueString is not _U) > 1:
-            raise _p.ChoiceError("ExplanationOfBenefitSupportingInfo.value[x]: at most one")
+        if self.timingDate is not _U:
+            if self.timingPeriod is not _U:
+                raise _p.ChoiceError("ExplanationOfBenefitSupportingInfo.timing[x]: at most one")
+        if self.valueAttachment is not _U:
+            if self.valueBoolean is not _U or self.valueQuantity is not _U or self.valueReference is not _U or self.valueString is not _U:
+                raise _p.ChoiceError("ExplanationOfBenefitSupportingInfo.value[x]: at most one")
+        elif self.valueBoolean is not _U:
+            if self.valueQuantity is not _U or self.valueReference is not _U or self.valueString is not _U:
+                raise _p.ChoiceError("ExplanationOfBenefitSupportingInfo.value[x]: at most one")
+        elif self.valueQuantity is not _U:
+            if self.valueReference is not _U or self.valueString is not _U:
+                raise _p.ChoiceError("ExplanationOfBenefitSupportingInfo.value[x]: at most one")
+        elif self.valueReference is not _U:
+            if self.valueString is not _U:
+                raise _p.ChoiceError("ExplanationOfBenefitSupportingInfo.value[x]: at most one")
 
 
 class ExplanationOfBenefitTotal(_p.Complex, kw_only=True):
@@ -7469,6 +7852,9 @@ class Extension(_p.Complex, kw_only=True):
         v = self.valueDateTime
         if v is not _U:
             _a_dateTime(v)
+        v = self.valueDecimal
+        if v is not _U:
+            _a_decimal(v)
         v = self.valueInstant
         if v is not _U:
             _a_instant(v)
@@ -7562,12 +7948,30 @@ class FamilyMemberHistory(_p.Resource, tag="FamilyMemberHistory", kw_only=True):
         if v is not _U:
             _a_code(v)
         _a_code(self.status)
-        if (self.ageAge is not _U) + (self.ageRange is not _U) + (self.ageString is not _U) > 1:
-            raise _p.ChoiceError("FamilyMemberHistory.age[x]: at most one")
-        if (self.bornDate is not _U) + (self.bornPeriod is not _U) + (self.bornString is not _U) > 1:
-            raise _p.ChoiceError("FamilyMemberHistory.born[x]: at most one")
-        if (self.deceasedAge is not _U) + (self.deceasedBoolean is not _U) + (self.deceasedDate is not _U) + (self.deceasedRange is not _U) + (self.deceasedString is not _U) > 1:
-            raise _p.ChoiceError("FamilyMemberHistory.deceased[x]: at most one")
+        if self.ageAge is not _U:
+            if self.ageRange is not _U or self.ageString is not _U:
+                raise _p.ChoiceError("FamilyMemberHistory.age[x]: at most one")
+        elif self.ageRange is not _U:
+            if self.ageString is not _U:
+                raise _p.ChoiceError("FamilyMemberHistory.age[x]: at most one")
+        if self.bornDate is not _U:
+            if self.bornPeriod is not _U or self.bornString is not _U:
+                raise _p.ChoiceError("FamilyMemberHistory.born[x]: at most one")
+        elif self.bornPeriod is not _U:
+            if self.bornString is not _U:
+                raise _p.ChoiceError("FamilyMemberHistory.born[x]: at most one")
+        if self.deceasedAge is not _U:
+            if self.deceasedBoolean is not _U or self.deceasedDate is not _U or self.deceasedRange is not _U or self.deceasedString is not _U:
+                raise _p.ChoiceError("FamilyMemberHistory.deceased[x]: at most one")
+        elif self.deceasedBoolean is not _U:
+            if self.deceasedDate is not _U or self.deceasedRange is not _U or self.deceasedString is not _U:
+                raise _p.ChoiceError("FamilyMemberHistory.deceased[x]: at most one")
+        elif self.deceasedDate is not _U:
+            if self.deceasedRange is not _U or self.deceasedString is not _U:
+                raise _p.ChoiceError("FamilyMemberHistory.deceased[x]: at most one")
+        elif self.deceasedRange is not _U:
+            if self.deceasedString is not _U:
+                raise _p.ChoiceError("FamilyMemberHistory.deceased[x]: at most one")
 
 
 class FamilyMemberHistoryCondition(_p.Complex, kw_only=True):
@@ -7586,8 +7990,15 @@ class FamilyMemberHistoryCondition(_p.Complex, kw_only=True):
     outcome: _T13 = _U
 
     def __post_init__(self) -> None:
-        if (self.onsetAge is not _U) + (self.onsetPeriod is not _U) + (self.onsetRange is not _U) + (self.onsetString is not _U) > 1:
-            raise _p.ChoiceError("FamilyMemberHistoryCondition.onset[x]: at most one")
+        if self.onsetAge is not _U:
+            if self.onsetPeriod is not _U or self.onsetRange is not _U or self.onsetString is not _U:
+                raise _p.ChoiceError("FamilyMemberHistoryCondition.onset[x]: at most one")
+        elif self.onsetPeriod is not _U:
+            if self.onsetRange is not _U or self.onsetString is not _U:
+                raise _p.ChoiceError("FamilyMemberHistoryCondition.onset[x]: at most one")
+        elif self.onsetRange is not _U:
+            if self.onsetString is not _U:
+                raise _p.ChoiceError("FamilyMemberHistoryCondition.onset[x]: at most one")
 
 
 class Flag(_p.Resource, tag="Flag", kw_only=True):
@@ -7675,8 +8086,9 @@ class Goal(_p.Resource, tag="Goal", kw_only=True):
         v = self.statusDate
         if v is not _U:
             _a_date(v)
-        if (self.startCodeableConcept is not _U) + (self.startDate is not _U) > 1:
-            raise _p.ChoiceError("Goal.start[x]: at most one")
+        if self.startCodeableConcept is not _U:
+            if self.startDate is not _U:
+                raise _p.ChoiceError("Goal.start[x]: at most one")
 
 
 class GoalTarget(_p.Complex, kw_only=True):
@@ -7699,10 +8111,27 @@ class GoalTarget(_p.Complex, kw_only=True):
         v = self.dueDate
         if v is not _U:
             _a_date(v)
-        if (self.detailBoolean is not _U) + (self.detailCodeableConcept is not _U) + (self.detailInteger is not _U) + (self.detailQuantity is not _U) + (self.detailRange is not _U) + (self.detailRatio is not _U) + (self.detailString is not _U) > 1:
-            raise _p.ChoiceError("GoalTarget.detail[x]: at most one")
-        if (self.dueDate is not _U) + (self.dueDuration is not _U) > 1:
-            raise _p.ChoiceError("GoalTarget.due[x]: at most one")
+        if self.detailBoolean is not _U:
+            if self.detailCodeableConcept is not _U or self.detailInteger is not _U or self.detailQuantity is not _U or self.detailRange is not _U or self.detailRatio is not _U or self.detailString is not _U:
+                raise _p.ChoiceError("GoalTarget.detail[x]: at most one")
+        elif self.detailCodeableConcept is not _U:
+            if self.detailInteger is not _U or self.detailQuantity is not _U or self.detailRange is not _U or self.detailRatio is not _U or self.detailString is not _U:
+                raise _p.ChoiceError("GoalTarget.detail[x]: at most one")
+        elif self.detailInteger is not _U:
+            if self.detailQuantity is not _U or self.detailRange is not _U or self.detailRatio is not _U or self.detailString is not _U:
+                raise _p.ChoiceError("GoalTarget.detail[x]: at most one")
+        elif self.detailQuantity is not _U:
+            if self.detailRange is not _U or self.detailRatio is not _U or self.detailString is not _U:
+                raise _p.ChoiceError("GoalTarget.detail[x]: at most one")
+        elif self.detailRange is not _U:
+            if self.detailRatio is not _U or self.detailString is not _U:
+                raise _p.ChoiceError("GoalTarget.detail[x]: at most one")
+        elif self.detailRatio is not _U:
+            if self.detailString is not _U:
+                raise _p.ChoiceError("GoalTarget.detail[x]: at most one")
+        if self.dueDate is not _U:
+            if self.dueDuration is not _U:
+                raise _p.ChoiceError("GoalTarget.due[x]: at most one")
 
 
 class GraphDefinition(_p.Resource, tag="GraphDefinition", kw_only=True):
@@ -7885,7 +8314,19 @@ class GroupCharacteristic(_p.Complex, kw_only=True):
     valueReference: _T8 = _U
 
     def __post_init__(self) -> None:
-        if (self.valueBoolean is not _U) + (self.valueCodeableConcept is not _U) + (self.valueQuantity is not _U) + (self.valueRange is not _U) + (self.valueReference is not _U) != 1:
+        if self.valueBoolean is not _U:
+            if self.valueCodeableConcept is not _U or self.valueQuantity is not _U or self.valueRange is not _U or self.valueReference is not _U:
+                raise _p.ChoiceError("GroupCharacteristic.value[x]: exactly one")
+        elif self.valueCodeableConcept is not _U:
+            if self.valueQuantity is not _U or self.valueRange is not _U or self.valueReference is not _U:
+                raise _p.ChoiceError("GroupCharacteristic.value[x]: exactly one")
+        elif self.valueQuantity is not _U:
+            if self.valueRange is not _U or self.valueReference is not _U:
+                raise _p.ChoiceError("GroupCharacteristic.value[x]: exactly one")
+        elif self.valueRange is not _U:
+            if self.valueReference is not _U:
+                raise _p.ChoiceError("GroupCharacteristic.value[x]: exactly one")
+        elif not (self.valueReference is not _U):
             raise _p.ChoiceError("GroupCharacteristic.value[x]: exactly one")
 
 
@@ -7952,7 +8393,13 @@ class GuidanceResponse(_p.Resource, tag="GuidanceResponse", kw_only=True):
         if v is not _U:
             _a_dateTime(v)
         _a_code(self.status)
-        if (self.moduleCanonical is not _U) + (self.moduleCodeableConcept is not _U) + (self.moduleUri is not _U) != 1:
+        if self.moduleCanonical is not _U:
+            if self.moduleCodeableConcept is not _U or self.moduleUri is not _U:
+                raise _p.ChoiceError("GuidanceResponse.module[x]: exactly one")
+        elif self.moduleCodeableConcept is not _U:
+            if self.moduleUri is not _U:
+                raise _p.ChoiceError("GuidanceResponse.module[x]: exactly one")
+        elif not (self.moduleUri is not _U):
             raise _p.ChoiceError("GuidanceResponse.module[x]: exactly one")
 
 
@@ -8277,7 +8724,10 @@ class Immunization(_p.Resource, tag="Immunization", kw_only=True):
         if v is not _U:
             _a_dateTime(v)
         _a_code(self.status)
-        if (self.occurrenceDateTime is not _U) + (self.occurrenceString is not _U) != 1:
+        if self.occurrenceDateTime is not _U:
+            if self.occurrenceString is not _U:
+                raise _p.ChoiceError("Immunization.occurrence[x]: exactly one")
+        elif not (self.occurrenceString is not _U):
             raise _p.ChoiceError("Immunization.occurrence[x]: exactly one")
 
 
@@ -8353,10 +8803,12 @@ class ImmunizationEvaluation(_p.Resource, tag="ImmunizationEvaluation", kw_only=
         if v is not _U:
             _a_code(v)
         _a_code(self.status)
-        if (self.doseNumberPositiveInt is not _U) + (self.doseNumberString is not _U) > 1:
-            raise _p.ChoiceError("ImmunizationEvaluation.doseNumber[x]: at most one")
-        if (self.seriesDosesPositiveInt is not _U) + (self.seriesDosesString is not _U) > 1:
-            raise _p.ChoiceError("ImmunizationEvaluation.seriesDoses[x]: at most one")
+        if self.doseNumberPositiveInt is not _U:
+            if self.doseNumberString is not _U:
+                raise _p.ChoiceError("ImmunizationEvaluation.doseNumber[x]: at most one")
+        if self.seriesDosesPositiveInt is not _U:
+            if self.seriesDosesString is not _U:
+                raise _p.ChoiceError("ImmunizationEvaluation.seriesDoses[x]: at most one")
 
 
 class ImmunizationPerformer(_p.Complex, kw_only=True):
@@ -8383,10 +8835,14 @@ class ImmunizationProtocolApplied(_p.Complex, kw_only=True):
     targetDisease: _T18 = _U
 
     def __post_init__(self) -> None:
-        if (self.doseNumberPositiveInt is not _U) + (self.doseNumberString is not _U) != 1:
+        if self.doseNumberPositiveInt is not _U:
+            if self.doseNumberString is not _U:
+                raise _p.ChoiceError("ImmunizationProtocolApplied.doseNumber[x]: exactly one")
+        elif not (self.doseNumberString is not _U):
             raise _p.ChoiceError("ImmunizationProtocolApplied.doseNumber[x]: exactly one")
-        if (self.seriesDosesPositiveInt is not _U) + (self.seriesDosesString is not _U) > 1:
-            raise _p.ChoiceError("ImmunizationProtocolApplied.seriesDoses[x]: at most one")
+        if self.seriesDosesPositiveInt is not _U:
+            if self.seriesDosesString is not _U:
+                raise _p.ChoiceError("ImmunizationProtocolApplied.seriesDoses[x]: at most one")
 
 
 class ImmunizationReaction(_p.Complex, kw_only=True):
@@ -8461,10 +8917,12 @@ class ImmunizationRecommendationRecommendation(_p.Complex, kw_only=True):
     vaccineCode: _T18 = _U
 
     def __post_init__(self) -> None:
-        if (self.doseNumberPositiveInt is not _U) + (self.doseNumberString is not _U) > 1:
-            raise _p.ChoiceError("ImmunizationRecommendationRecommendation.doseNumber[x]: at most one")
-        if (self.seriesDosesPositiveInt is not _U) + (self.seriesDosesString is not _U) > 1:
-            raise _p.ChoiceError("ImmunizationRecommendationRecommendation.seriesDoses[x]: at most one")
+        if self.doseNumberPositiveInt is not _U:
+            if self.doseNumberString is not _U:
+                raise _p.ChoiceError("ImmunizationRecommendationRecommendation.doseNumber[x]: at most one")
+        if self.seriesDosesPositiveInt is not _U:
+            if self.seriesDosesString is not _U:
+                raise _p.ChoiceError("ImmunizationRecommendationRecommendation.seriesDoses[x]: at most one")
 
 
 class ImmunizationRecommendationRecommendationDateCriterion(_p.Complex, kw_only=True):
@@ -8589,7 +9047,10 @@ class ImplementationGuideDefinitionPage(_p.Complex, kw_only=True):
         v = self.nameUrl
         if v is not _U:
             _a_uri(v)
-        if (self.nameReference is not _U) + (self.nameUrl is not _U) != 1:
+        if self.nameReference is not _U:
+            if self.nameUrl is not _U:
+                raise _p.ChoiceError("ImplementationGuideDefinitionPage.name[x]: exactly one")
+        elif not (self.nameUrl is not _U):
             raise _p.ChoiceError("ImplementationGuideDefinitionPage.name[x]: exactly one")
 
 
@@ -8630,8 +9091,9 @@ class ImplementationGuideDefinitionResource(_p.Complex, kw_only=True):
             _a_uri(v)
         if self.fhirVersion is not _U:
             _e_code(self.fhirVersion)
-        if (self.exampleBoolean is not _U) + (self.exampleCanonical is not _U) > 1:
-            raise _p.ChoiceError("ImplementationGuideDefinitionResource.example[x]: at most one")
+        if self.exampleBoolean is not _U:
+            if self.exampleCanonical is not _U:
+                raise _p.ChoiceError("ImplementationGuideDefinitionResource.example[x]: at most one")
 
 
 class ImplementationGuideDefinitionTemplate(_p.Complex, kw_only=True):
@@ -8732,8 +9194,9 @@ class ImplementationGuideManifestResource(_p.Complex, kw_only=True):
         v = self.relativePath
         if v is not _U:
             _a_uri(v)
-        if (self.exampleBoolean is not _U) + (self.exampleCanonical is not _U) > 1:
-            raise _p.ChoiceError("ImplementationGuideManifestResource.example[x]: at most one")
+        if self.exampleBoolean is not _U:
+            if self.exampleCanonical is not _U:
+                raise _p.ChoiceError("ImplementationGuideManifestResource.example[x]: at most one")
 
 
 class InsurancePlan(_p.Resource, tag="InsurancePlan", kw_only=True):
@@ -8938,7 +9401,10 @@ class InvoiceLineItem(_p.Complex, kw_only=True):
     sequence_ext: _T3 = _ms.field(default=_U, name="_sequence")
 
     def __post_init__(self) -> None:
-        if (self.chargeItemCodeableConcept is not _U) + (self.chargeItemReference is not _U) != 1:
+        if self.chargeItemCodeableConcept is not _U:
+            if self.chargeItemReference is not _U:
+                raise _p.ChoiceError("InvoiceLineItem.chargeItem[x]: exactly one")
+        elif not (self.chargeItemReference is not _U):
             raise _p.ChoiceError("InvoiceLineItem.chargeItem[x]: exactly one")
 
 
@@ -8955,6 +9421,9 @@ class InvoiceLineItemPriceComponent(_p.Complex, kw_only=True):
     type_ext: _T3 = _ms.field(default=_U, name="_type")
 
     def __post_init__(self) -> None:
+        v = self.factor
+        if v is not _U:
+            _a_decimal(v)
         _a_code(self.type)
 
 
@@ -9050,8 +9519,9 @@ class Library(_p.Resource, tag="Library", kw_only=True):
         v = self.url
         if v is not _U:
             _a_uri(v)
-        if (self.subjectCodeableConcept is not _U) + (self.subjectReference is not _U) > 1:
-            raise _p.ChoiceError("Library.subject[x]: at most one")
+        if self.subjectCodeableConcept is not _U:
+            if self.subjectReference is not _U:
+                raise _p.ChoiceError("Library.subject[x]: at most one")
 
 
 class Linkage(_p.Resource, tag="Linkage", kw_only=True):
@@ -9252,6 +9722,13 @@ class LocationPosition(_p.Complex, kw_only=True):
     longitude_ext: _T3 = _ms.field(default=_U, name="_longitude")
     modifierExtension: _T4 = _U
 
+    def __post_init__(self) -> None:
+        v = self.altitude
+        if v is not _U:
+            _a_decimal(v)
+        _a_decimal(self.latitude)
+        _a_decimal(self.longitude)
+
 
 class MarketingStatus(_p.Complex, kw_only=True):
     country: _T51
@@ -9374,8 +9851,9 @@ class Measure(_p.Resource, tag="Measure", kw_only=True):
         v = self.url
         if v is not _U:
             _a_uri(v)
-        if (self.subjectCodeableConcept is not _U) + (self.subjectReference is not _U) > 1:
-            raise _p.ChoiceError("Measure.subject[x]: at most one")
+        if self.subjectCodeableConcept is not _U:
+            if self.subjectReference is not _U:
+                raise _p.ChoiceError("Measure.subject[x]: at most one")
 
 
 class MeasureGroup(_p.Complex, kw_only=True):
@@ -9591,6 +10069,9 @@ class Media(_p.Resource, tag="Media", kw_only=True):
         v = self.createdDateTime
         if v is not _U:
             _a_dateTime(v)
+        v = self.duration
+        if v is not _U:
+            _a_decimal(v)
         v = self.id
         if v is not _U:
             _a_id(v)
@@ -9604,8 +10085,9 @@ class Media(_p.Resource, tag="Media", kw_only=True):
         if v is not _U:
             _a_code(v)
         _a_code(self.status)
-        if (self.createdDateTime is not _U) + (self.createdPeriod is not _U) > 1:
-            raise _p.ChoiceError("Media.created[x]: at most one")
+        if self.createdDateTime is not _U:
+            if self.createdPeriod is not _U:
+                raise _p.ChoiceError("Media.created[x]: at most one")
 
 
 class Medication(_p.Resource, tag="Medication", kw_only=True):
@@ -9697,9 +10179,15 @@ class MedicationAdministration(_p.Resource, tag="MedicationAdministration", kw_o
         if v is not _U:
             _a_code(v)
         _a_code(self.status)
-        if (self.effectiveDateTime is not _U) + (self.effectivePeriod is not _U) != 1:
+        if self.effectiveDateTime is not _U:
+            if self.effectivePeriod is not _U:
+                raise _p.ChoiceError("MedicationAdministration.effective[x]: exactly one")
+        elif not (self.effectivePeriod is not _U):
             raise _p.ChoiceError("MedicationAdministration.effective[x]: exactly one")
-        if (self.medicationCodeableConcept is not _U) + (self.medicationReference is not _U) != 1:
+        if self.medicationCodeableConcept is not _U:
+            if self.medicationReference is not _U:
+                raise _p.ChoiceError("MedicationAdministration.medication[x]: exactly one")
+        elif not (self.medicationReference is not _U):
             raise _p.ChoiceError("MedicationAdministration.medication[x]: exactly one")
 
 
@@ -9718,8 +10206,9 @@ class MedicationAdministrationDosage(_p.Complex, kw_only=True):
     text_ext: _T3 = _ms.field(default=_U, name="_text")
 
     def __post_init__(self) -> None:
-        if (self.rateQuantity is not _U) + (self.rateRatio is not _U) > 1:
-            raise _p.ChoiceError("MedicationAdministrationDosage.rate[x]: at most one")
+        if self.rateQuantity is not _U:
+            if self.rateRatio is not _U:
+                raise _p.ChoiceError("MedicationAdministrationDosage.rate[x]: at most one")
 
 
 class MedicationAdministrationPerformer(_p.Complex, kw_only=True):
@@ -9806,10 +10295,14 @@ class MedicationDispense(_p.Resource, tag="MedicationDispense", kw_only=True):
         v = self.whenPrepared
         if v is not _U:
             _a_dateTime(v)
-        if (self.medicationCodeableConcept is not _U) + (self.medicationReference is not _U) != 1:
+        if self.medicationCodeableConcept is not _U:
+            if self.medicationReference is not _U:
+                raise _p.ChoiceError("MedicationDispense.medication[x]: exactly one")
+        elif not (self.medicationReference is not _U):
             raise _p.ChoiceError("MedicationDispense.medication[x]: exactly one")
-        if (self.statusReasonCodeableConcept is not _U) + (self.statusReasonReference is not _U) > 1:
-            raise _p.ChoiceError("MedicationDispense.statusReason[x]: at most one")
+        if self.statusReasonCodeableConcept is not _U:
+            if self.statusReasonReference is not _U:
+                raise _p.ChoiceError("MedicationDispense.statusReason[x]: at most one")
 
 
 class MedicationDispensePerformer(_p.Complex, kw_only=True):
@@ -9845,7 +10338,10 @@ class MedicationIngredient(_p.Complex, kw_only=True):
     strength: _T202 = _U
 
     def __post_init__(self) -> None:
-        if (self.itemCodeableConcept is not _U) + (self.itemReference is not _U) != 1:
+        if self.itemCodeableConcept is not _U:
+            if self.itemReference is not _U:
+                raise _p.ChoiceError("MedicationIngredient.item[x]: exactly one")
+        elif not (self.itemReference is not _U):
             raise _p.ChoiceError("MedicationIngredient.item[x]: exactly one")
 
 
@@ -9913,8 +10409,9 @@ class MedicationKnowledgeAdministrationGuidelines(_p.Complex, kw_only=True):
     patientCharacteristics: _T352 = _U
 
     def __post_init__(self) -> None:
-        if (self.indicationCodeableConcept is not _U) + (self.indicationReference is not _U) > 1:
-            raise _p.ChoiceError("MedicationKnowledgeAdministrationGuidelines.indication[x]: at most one")
+        if self.indicationCodeableConcept is not _U:
+            if self.indicationReference is not _U:
+                raise _p.ChoiceError("MedicationKnowledgeAdministrationGuidelines.indication[x]: at most one")
 
 
 class MedicationKnowledgeAdministrationGuidelinesDosage(_p.Complex, kw_only=True):
@@ -9937,7 +10434,10 @@ class MedicationKnowledgeAdministrationGuidelinesPatientCharacteristics(_p.Compl
     value_ext: _T22 = _ms.field(default=_U, name="_value")
 
     def __post_init__(self) -> None:
-        if (self.characteristicCodeableConcept is not _U) + (self.characteristicQuantity is not _U) != 1:
+        if self.characteristicCodeableConcept is not _U:
+            if self.characteristicQuantity is not _U:
+                raise _p.ChoiceError("MedicationKnowledgeAdministrationGuidelinesPatientCharacteristics.characteristic[x]: exactly one")
+        elif not (self.characteristicQuantity is not _U):
             raise _p.ChoiceError("MedicationKnowledgeAdministrationGuidelinesPatientCharacteristics.characteristic[x]: exactly one")
 
 
@@ -9967,8 +10467,15 @@ class MedicationKnowledgeDrugCharacteristic(_p.Complex, kw_only=True):
         v = self.valueBase64Binary
         if v is not _U:
             _a_base64Binary(v)
-        if (self.valueBase64Binary is not _U) + (self.valueCodeableConcept is not _U) + (self.valueQuantity is not _U) + (self.valueString is not _U) > 1:
-            raise _p.ChoiceError("MedicationKnowledgeDrugCharacteristic.value[x]: at most one")
+        if self.valueBase64Binary is not _U:
+            if self.valueCodeableConcept is not _U or self.valueQuantity is not _U or self.valueString is not _U:
+                raise _p.ChoiceError("MedicationKnowledgeDrugCharacteristic.value[x]: at most one")
+        elif self.valueCodeableConcept is not _U:
+            if self.valueQuantity is not _U or self.valueString is not _U:
+                raise _p.ChoiceError("MedicationKnowledgeDrugCharacteristic.value[x]: at most one")
+        elif self.valueQuantity is not _U:
+            if self.valueString is not _U:
+                raise _p.ChoiceError("MedicationKnowledgeDrugCharacteristic.value[x]: at most one")
 
 
 class MedicationKnowledgeIngredient(_p.Complex, kw_only=True):
@@ -9983,7 +10490,10 @@ class MedicationKnowledgeIngredient(_p.Complex, kw_only=True):
     strength: _T202 = _U
 
     def __post_init__(self) -> None:
-        if (self.itemCodeableConcept is not _U) + (self.itemReference is not _U) != 1:
+        if self.itemCodeableConcept is not _U:
+            if self.itemReference is not _U:
+                raise _p.ChoiceError("MedicationKnowledgeIngredient.item[x]: exactly one")
+        elif not (self.itemReference is not _U):
             raise _p.ChoiceError("MedicationKnowledgeIngredient.item[x]: exactly one")
 
 
@@ -10157,10 +10667,14 @@ class MedicationRequest(_p.Resource, tag="MedicationRequest", kw_only=True):
         if v is not _U:
             _a_code(v)
         _a_code(self.status)
-        if (self.medicationCodeableConcept is not _U) + (self.medicationReference is not _U) != 1:
+        if self.medicationCodeableConcept is not _U:
+            if self.medicationReference is not _U:
+                raise _p.ChoiceError("MedicationRequest.medication[x]: exactly one")
+        elif not (self.medicationReference is not _U):
             raise _p.ChoiceError("MedicationRequest.medication[x]: exactly one")
-        if (self.reportedBoolean is not _U) + (self.reportedReference is not _U) > 1:
-            raise _p.ChoiceError("MedicationRequest.reported[x]: at most one")
+        if self.reportedBoolean is not _U:
+            if self.reportedReference is not _U:
+                raise _p.ChoiceError("MedicationRequest.reported[x]: at most one")
 
 
 class MedicationRequestDispenseRequest(_p.Complex, kw_only=True):
@@ -10197,7 +10711,10 @@ class MedicationRequestSubstitution(_p.Complex, kw_only=True):
     reason: _T13 = _U
 
     def __post_init__(self) -> None:
-        if (self.allowedBoolean is not _U) + (self.allowedCodeableConcept is not _U) != 1:
+        if self.allowedBoolean is not _U:
+            if self.allowedCodeableConcept is not _U:
+                raise _p.ChoiceError("MedicationRequestSubstitution.allowed[x]: exactly one")
+        elif not (self.allowedCodeableConcept is not _U):
             raise _p.ChoiceError("MedicationRequestSubstitution.allowed[x]: exactly one")
 
 
@@ -10252,9 +10769,13 @@ class MedicationStatement(_p.Resource, tag="MedicationStatement", kw_only=True):
         if v is not _U:
             _a_code(v)
         _a_code(self.status)
-        if (self.effectiveDateTime is not _U) + (self.effectivePeriod is not _U) > 1:
-            raise _p.ChoiceError("MedicationStatement.effective[x]: at most one")
-        if (self.medicationCodeableConcept is not _U) + (self.medicationReference is not _U) != 1:
+        if self.effectiveDateTime is not _U:
+            if self.effectivePeriod is not _U:
+                raise _p.ChoiceError("MedicationStatement.effective[x]: at most one")
+        if self.medicationCodeableConcept is not _U:
+            if self.medicationReference is not _U:
+                raise _p.ChoiceError("MedicationStatement.medication[x]: exactly one")
+        elif not (self.medicationReference is not _U):
             raise _p.ChoiceError("MedicationStatement.medication[x]: exactly one")
 
 
@@ -10388,8 +10909,9 @@ class MedicinalProductAuthorizationProcedure(_p.Complex, kw_only=True):
         v = self.dateDateTime
         if v is not _U:
             _a_dateTime(v)
-        if (self.dateDateTime is not _U) + (self.datePeriod is not _U) > 1:
-            raise _p.ChoiceError("MedicinalProductAuthorizationProcedure.date[x]: at most one")
+        if self.dateDateTime is not _U:
+            if self.datePeriod is not _U:
+                raise _p.ChoiceError("MedicinalProductAuthorizationProcedure.date[x]: at most one")
 
 
 class MedicinalProductContraindication(_p.Resource, tag="MedicinalProductContraindication", kw_only=True):
@@ -10434,7 +10956,10 @@ class MedicinalProductContraindicationOtherTherapy(_p.Complex, kw_only=True):
     therapyRelationshipType: _T51
 
     def __post_init__(self) -> None:
-        if (self.medicationCodeableConcept is not _U) + (self.medicationReference is not _U) != 1:
+        if self.medicationCodeableConcept is not _U:
+            if self.medicationReference is not _U:
+                raise _p.ChoiceError("MedicinalProductContraindicationOtherTherapy.medication[x]: exactly one")
+        elif not (self.medicationReference is not _U):
             raise _p.ChoiceError("MedicinalProductContraindicationOtherTherapy.medication[x]: exactly one")
 
 
@@ -10482,7 +11007,10 @@ class MedicinalProductIndicationOtherTherapy(_p.Complex, kw_only=True):
     therapyRelationshipType: _T51
 
     def __post_init__(self) -> None:
-        if (self.medicationCodeableConcept is not _U) + (self.medicationReference is not _U) != 1:
+        if self.medicationCodeableConcept is not _U:
+            if self.medicationReference is not _U:
+                raise _p.ChoiceError("MedicinalProductIndicationOtherTherapy.medication[x]: exactly one")
+        elif not (self.medicationReference is not _U):
             raise _p.ChoiceError("MedicinalProductIndicationOtherTherapy.medication[x]: exactly one")
 
 
@@ -10608,7 +11136,10 @@ class MedicinalProductInteractionInteractant(_p.Complex, kw_only=True):
     modifierExtension: _T4 = _U
 
     def __post_init__(self) -> None:
-        if (self.itemCodeableConcept is not _U) + (self.itemReference is not _U) != 1:
+        if self.itemCodeableConcept is not _U:
+            if self.itemReference is not _U:
+                raise _p.ChoiceError("MedicinalProductInteractionInteractant.item[x]: exactly one")
+        elif not (self.itemReference is not _U):
             raise _p.ChoiceError("MedicinalProductInteractionInteractant.item[x]: exactly one")
 
 
@@ -10851,8 +11382,9 @@ class MedicinalProductSpecialDesignation(_p.Complex, kw_only=True):
         v = self.date
         if v is not _U:
             _a_dateTime(v)
-        if (self.indicationCodeableConcept is not _U) + (self.indicationReference is not _U) > 1:
-            raise _p.ChoiceError("MedicinalProductSpecialDesignation.indication[x]: at most one")
+        if self.indicationCodeableConcept is not _U:
+            if self.indicationReference is not _U:
+                raise _p.ChoiceError("MedicinalProductSpecialDesignation.indication[x]: at most one")
 
 
 class MedicinalProductUndesirableEffect(_p.Resource, tag="MedicinalProductUndesirableEffect", kw_only=True):
@@ -10973,7 +11505,10 @@ class MessageDefinition(_p.Resource, tag="MessageDefinition", kw_only=True):
         v = self.url
         if v is not _U:
             _a_uri(v)
-        if (self.eventCoding is not _U) + (self.eventUri is not _U) != 1:
+        if self.eventCoding is not _U:
+            if self.eventUri is not _U:
+                raise _p.ChoiceError("MessageDefinition.event[x]: exactly one")
+        elif not (self.eventUri is not _U):
             raise _p.ChoiceError("MessageDefinition.event[x]: exactly one")
 
 
@@ -11054,7 +11589,10 @@ class MessageHeader(_p.Resource, tag="MessageHeader", kw_only=True):
         v = self.language
         if v is not _U:
             _a_code(v)
-        if (self.eventCoding is not _U) + (self.eventUri is not _U) != 1:
+        if self.eventCoding is not _U:
+            if self.eventUri is not _U:
+                raise _p.ChoiceError("MessageHeader.event[x]: exactly one")
+        elif not (self.eventUri is not _U):
             raise _p.ChoiceError("MessageHeader.event[x]: exactly one")
 
 
@@ -11265,6 +11803,30 @@ class MolecularSequenceQuality(_p.Complex, kw_only=True):
     type_ext: _T3 = _ms.field(default=_U, name="_type")
 
     def __post_init__(self) -> None:
+        v = self.fScore
+        if v is not _U:
+            _a_decimal(v)
+        v = self.gtFP
+        if v is not _U:
+            _a_decimal(v)
+        v = self.precision
+        if v is not _U:
+            _a_decimal(v)
+        v = self.queryFP
+        if v is not _U:
+            _a_decimal(v)
+        v = self.queryTP
+        if v is not _U:
+            _a_decimal(v)
+        v = self.recall
+        if v is not _U:
+            _a_decimal(v)
+        v = self.truthFN
+        if v is not _U:
+            _a_decimal(v)
+        v = self.truthTP
+        if v is not _U:
+            _a_decimal(v)
         _a_code(self.type)
 
 
@@ -11287,6 +11849,14 @@ class MolecularSequenceQualityRoc(_p.Complex, kw_only=True):
     score_ext: _T22 = _ms.field(default=_U, name="_score")
     sensitivity: _T399 = _U
     sensitivity_ext: _T22 = _ms.field(default=_U, name="_sensitivity")
+
+    def __post_init__(self) -> None:
+        if self.fMeasure is not _U:
+            _e_decimals(self.fMeasure)
+        if self.precision is not _U:
+            _e_decimals(self.precision)
+        if self.sensitivity is not _U:
+            _e_decimals(self.sensitivity)
 
 
 class MolecularSequenceReferenceSeq(_p.Complex, kw_only=True):
@@ -11411,6 +11981,9 @@ class Money(_p.Complex, kw_only=True):
         v = self.currency
         if v is not _U:
             _a_code(v)
+        v = self.value
+        if v is not _U:
+            _a_decimal(v)
 
 
 class NamingSystem(_p.Resource, tag="NamingSystem", kw_only=True):
@@ -11581,8 +12154,9 @@ class NutritionOrderEnteralFormulaAdministration(_p.Complex, kw_only=True):
     schedule: _T29 = _U
 
     def __post_init__(self) -> None:
-        if (self.rateQuantity is not _U) + (self.rateRatio is not _U) > 1:
-            raise _p.ChoiceError("NutritionOrderEnteralFormulaAdministration.rate[x]: at most one")
+        if self.rateQuantity is not _U:
+            if self.rateRatio is not _U:
+                raise _p.ChoiceError("NutritionOrderEnteralFormulaAdministration.rate[x]: at most one")
 
 
 class NutritionOrderOralDiet(_p.Complex, kw_only=True):
@@ -11709,8 +12283,15 @@ class Observation(_p.Resource, tag="Observation", kw_only=True):
         v = self.valueTime
         if v is not _U:
             _a_time(v)
-        if (self.effectiveDateTime is not _U) + (self.effectiveInstant is not _U) + (self.effectivePeriod is not _U) + (self.effectiveTiming is not _U) > 1:
-            raise _p.ChoiceError("Observation.effective[x]: at most one")
+        if self.effectiveDateTime is not _U:
+            if self.effectiveInstant is not _U or self.effectivePeriod is not _U or self.effectiveTiming is not _U:
+                raise _p.ChoiceError("Observation.effective[x]: at most one")
+        elif self.effectiveInstant is not _U:
+            if self.effectivePeriod is not _U or self.effectiveTiming is not _U:
+                raise _p.ChoiceError("Observation.effective[x]: at most one")
+        elif self.effectivePeriod is not _U:
+            if self.effectiveTiming is not _U:
+                raise _p.ChoiceError("Observation.effective[x]: at most one")
         if (self.valueBoolean is not _U) + (self.valueCodeableConcept is not _U) + (self.valueDateTime is not _U) + (self.valueInteger is not _U) + (self.valuePeriod is not _U) + (self.valueQuantity is not _U) + (self.valueRange is not _U) + (self.valueRatio is not _U) + (self.valueSampledData is not _U) + (self.valueString is not _U) + (self.valueTime is not _U) > 1:
             raise _p.ChoiceError("Observation.value[x]: at most one")
 
@@ -11829,6 +12410,11 @@ class ObservationDefinitionQuantitativeDetails(_p.Complex, kw_only=True):
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     modifierExtension: _T4 = _U
     unit: _T13 = _U
+
+    def __post_init__(self) -> None:
+        v = self.conversionFactor
+        if v is not _U:
+            _a_decimal(v)
 
 
 class ObservationReferenceRange(_p.Complex, kw_only=True):
@@ -12275,6 +12861,9 @@ class ParametersParameter(_p.Complex, kw_only=True):
         v = self.valueDateTime
         if v is not _U:
             _a_dateTime(v)
+        v = self.valueDecimal
+        if v is not _U:
+            _a_decimal(v)
         v = self.valueInstant
         if v is not _U:
             _a_instant(v)
@@ -12352,10 +12941,12 @@ class Patient(_p.Resource, tag="Patient", kw_only=True):
         v = self.language
         if v is not _U:
             _a_code(v)
-        if (self.deceasedBoolean is not _U) + (self.deceasedDateTime is not _U) > 1:
-            raise _p.ChoiceError("Patient.deceased[x]: at most one")
-        if (self.multipleBirthBoolean is not _U) + (self.multipleBirthInteger is not _U) > 1:
-            raise _p.ChoiceError("Patient.multipleBirth[x]: at most one")
+        if self.deceasedBoolean is not _U:
+            if self.deceasedDateTime is not _U:
+                raise _p.ChoiceError("Patient.deceased[x]: at most one")
+        if self.multipleBirthBoolean is not _U:
+            if self.multipleBirthInteger is not _U:
+                raise _p.ChoiceError("Patient.multipleBirth[x]: at most one")
 
 
 class PatientCommunication(_p.Complex, kw_only=True):
@@ -12699,8 +13290,9 @@ class PlanDefinition(_p.Resource, tag="PlanDefinition", kw_only=True):
         v = self.url
         if v is not _U:
             _a_uri(v)
-        if (self.subjectCodeableConcept is not _U) + (self.subjectReference is not _U) > 1:
-            raise _p.ChoiceError("PlanDefinition.subject[x]: at most one")
+        if self.subjectCodeableConcept is not _U:
+            if self.subjectReference is not _U:
+                raise _p.ChoiceError("PlanDefinition.subject[x]: at most one")
 
 
 class PlanDefinitionAction(_p.Complex, kw_only=True):
@@ -12786,12 +13378,27 @@ class PlanDefinitionAction(_p.Complex, kw_only=True):
         v = self.transform
         if v is not _U:
             _a_uri(v)
-        if (self.definitionCanonical is not _U) + (self.definitionUri is not _U) > 1:
-            raise _p.ChoiceError("PlanDefinitionAction.definition[x]: at most one")
-        if (self.subjectCodeableConcept is not _U) + (self.subjectReference is not _U) > 1:
-            raise _p.ChoiceError("PlanDefinitionAction.subject[x]: at most one")
-        if (self.timingAge is not _U) + (self.timingDateTime is not _U) + (self.timingDuration is not _U) + (self.timingPeriod is not _U) + (self.timingRange is not _U) + (self.timingTiming is not _U) > 1:
-            raise _p.ChoiceError("PlanDefinitionAction.timing[x]: at most one")
+        if self.definitionCanonical is not _U:
+            if self.definitionUri is not _U:
+                raise _p.ChoiceError("PlanDefinitionAction.definition[x]: at most one")
+        if self.subjectCodeableConcept is not _U:
+            if self.subjectReference is not _U:
+                raise _p.ChoiceError("PlanDefinitionAction.subject[x]: at most one")
+        if self.timingAge is not _U:
+            if self.timingDateTime is not _U or self.timingDuration is not _U or self.timingPeriod is not _U or self.timingRange is not _U or self.timingTiming is not _U:
+                raise _p.ChoiceError("PlanDefinitionAction.timing[x]: at most one")
+        elif self.timingDateTime is not _U:
+            if self.timingDuration is not _U or self.timingPeriod is not _U or self.timingRange is not _U or self.timingTiming is not _U:
+                raise _p.ChoiceError("PlanDefinitionAction.timing[x]: at most one")
+        elif self.timingDuration is not _U:
+            if self.timingPeriod is not _U or self.timingRange is not _U or self.timingTiming is not _U:
+                raise _p.ChoiceError("PlanDefinitionAction.timing[x]: at most one")
+        elif self.timingPeriod is not _U:
+            if self.timingRange is not _U or self.timingTiming is not _U:
+                raise _p.ChoiceError("PlanDefinitionAction.timing[x]: at most one")
+        elif self.timingRange is not _U:
+            if self.timingTiming is not _U:
+                raise _p.ChoiceError("PlanDefinitionAction.timing[x]: at most one")
 
 
 class PlanDefinitionActionCondition(_p.Complex, kw_only=True):
@@ -12844,8 +13451,9 @@ class PlanDefinitionActionRelatedAction(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         _a_code(self.relationship)
-        if (self.offsetDuration is not _U) + (self.offsetRange is not _U) > 1:
-            raise _p.ChoiceError("PlanDefinitionActionRelatedAction.offset[x]: at most one")
+        if self.offsetDuration is not _U:
+            if self.offsetRange is not _U:
+                raise _p.ChoiceError("PlanDefinitionActionRelatedAction.offset[x]: at most one")
 
 
 class PlanDefinitionGoal(_p.Complex, kw_only=True):
@@ -12874,8 +13482,12 @@ class PlanDefinitionGoalTarget(_p.Complex, kw_only=True):
     modifierExtension: _T4 = _U
 
     def __post_init__(self) -> None:
-        if (self.detailCodeableConcept is not _U) + (self.detailQuantity is not _U) + (self.detailRange is not _U) > 1:
-            raise _p.ChoiceError("PlanDefinitionGoalTarget.detail[x]: at most one")
+        if self.detailCodeableConcept is not _U:
+            if self.detailQuantity is not _U or self.detailRange is not _U:
+                raise _p.ChoiceError("PlanDefinitionGoalTarget.detail[x]: at most one")
+        elif self.detailQuantity is not _U:
+            if self.detailRange is not _U:
+                raise _p.ChoiceError("PlanDefinitionGoalTarget.detail[x]: at most one")
 
 
 class Population(_p.Complex, kw_only=True):
@@ -12890,8 +13502,9 @@ class Population(_p.Complex, kw_only=True):
     race: _T13 = _U
 
     def __post_init__(self) -> None:
-        if (self.ageCodeableConcept is not _U) + (self.ageRange is not _U) > 1:
-            raise _p.ChoiceError("Population.age[x]: at most one")
+        if self.ageCodeableConcept is not _U:
+            if self.ageRange is not _U:
+                raise _p.ChoiceError("Population.age[x]: at most one")
 
 
 class Practitioner(_p.Resource, tag="Practitioner", kw_only=True):
@@ -13091,8 +13704,18 @@ class Procedure(_p.Resource, tag="Procedure", kw_only=True):
         if v is not _U:
             _a_dateTime(v)
         _a_code(self.status)
-        if (self.performedAge is not _U) + (self.performedDateTime is not _U) + (self.performedPeriod is not _U) + (self.performedRange is not _U) + (self.performedString is not _U) > 1:
-            raise _p.ChoiceError("Procedure.performed[x]: at most one")
+        if self.performedAge is not _U:
+            if self.performedDateTime is not _U or self.performedPeriod is not _U or self.performedRange is not _U or self.performedString is not _U:
+                raise _p.ChoiceError("Procedure.performed[x]: at most one")
+        elif self.performedDateTime is not _U:
+            if self.performedPeriod is not _U or self.performedRange is not _U or self.performedString is not _U:
+                raise _p.ChoiceError("Procedure.performed[x]: at most one")
+        elif self.performedPeriod is not _U:
+            if self.performedRange is not _U or self.performedString is not _U:
+                raise _p.ChoiceError("Procedure.performed[x]: at most one")
+        elif self.performedRange is not _U:
+            if self.performedString is not _U:
+                raise _p.ChoiceError("Procedure.performed[x]: at most one")
 
 
 class ProcedureFocalDevice(_p.Complex, kw_only=True):
@@ -13188,8 +13811,9 @@ class Provenance(_p.Resource, tag="Provenance", kw_only=True):
         if self.policy is not _U:
             _e_uri(self.policy)
         _a_instant(self.recorded)
-        if (self.occurredDateTime is not _U) + (self.occurredPeriod is not _U) > 1:
-            raise _p.ChoiceError("Provenance.occurred[x]: at most one")
+        if self.occurredDateTime is not _U:
+            if self.occurredPeriod is not _U:
+                raise _p.ChoiceError("Provenance.occurred[x]: at most one")
 
 
 class ProvenanceAgent(_p.Complex, kw_only=True):
@@ -13242,6 +13866,9 @@ class Quantity(_p.Complex, kw_only=True):
         v = self.system
         if v is not _U:
             _a_uri(v)
+        v = self.value
+        if v is not _U:
+            _a_decimal(v)
 
 
 class Questionnaire(_p.Resource, tag="Questionnaire", kw_only=True):
@@ -13390,7 +14017,22 @@ class QuestionnaireItemAnswerOption(_p.Complex, kw_only=True):
         v = self.valueTime
         if v is not _U:
             _a_time(v)
-        if (self.valueCoding is not _U) + (self.valueDate is not _U) + (self.valueInteger is not _U) + (self.valueReference is not _U) + (self.valueString is not _U) + (self.valueTime is not _U) != 1:
+        if self.valueCoding is not _U:
+            if self.valueDate is not _U or self.valueInteger is not _U or self.valueReference is not _U or self.valueString is not _U or self.valueTime is not _U:
+                raise _p.ChoiceError("QuestionnaireItemAnswerOption.value[x]: exactly one")
+        elif self.valueDate is not _U:
+            if self.valueInteger is not _U or self.valueReference is not _U or self.valueString is not _U or self.valueTime is not _U:
+                raise _p.ChoiceError("QuestionnaireItemAnswerOption.value[x]: exactly one")
+        elif self.valueInteger is not _U:
+            if self.valueReference is not _U or self.valueString is not _U or self.valueTime is not _U:
+                raise _p.ChoiceError("QuestionnaireItemAnswerOption.value[x]: exactly one")
+        elif self.valueReference is not _U:
+            if self.valueString is not _U or self.valueTime is not _U:
+                raise _p.ChoiceError("QuestionnaireItemAnswerOption.value[x]: exactly one")
+        elif self.valueString is not _U:
+            if self.valueTime is not _U:
+                raise _p.ChoiceError("QuestionnaireItemAnswerOption.value[x]: exactly one")
+        elif not (self.valueTime is not _U):
             raise _p.ChoiceError("QuestionnaireItemAnswerOption.value[x]: exactly one")
 
 
@@ -13421,6 +14063,9 @@ class QuestionnaireItemEnableWhen(_p.Complex, kw_only=True):
         v = self.answerDateTime
         if v is not _U:
             _a_dateTime(v)
+        v = self.answerDecimal
+        if v is not _U:
+            _a_decimal(v)
         v = self.answerTime
         if v is not _U:
             _a_time(v)
@@ -13456,6 +14101,9 @@ class QuestionnaireItemInitial(_p.Complex, kw_only=True):
         v = self.valueDateTime
         if v is not _U:
             _a_dateTime(v)
+        v = self.valueDecimal
+        if v is not _U:
+            _a_decimal(v)
         v = self.valueTime
         if v is not _U:
             _a_time(v)
@@ -13560,6 +14208,9 @@ class QuestionnaireResponseItemAnswer(_p.Complex, kw_only=True):
         v = self.valueDateTime
         if v is not _U:
             _a_dateTime(v)
+        v = self.valueDecimal
+        if v is not _U:
+            _a_decimal(v)
         v = self.valueTime
         if v is not _U:
             _a_time(v)
@@ -13813,8 +14464,21 @@ class RequestGroupAction(_p.Complex, kw_only=True):
         v = self.timingDateTime
         if v is not _U:
             _a_dateTime(v)
-        if (self.timingAge is not _U) + (self.timingDateTime is not _U) + (self.timingDuration is not _U) + (self.timingPeriod is not _U) + (self.timingRange is not _U) + (self.timingTiming is not _U) > 1:
-            raise _p.ChoiceError("RequestGroupAction.timing[x]: at most one")
+        if self.timingAge is not _U:
+            if self.timingDateTime is not _U or self.timingDuration is not _U or self.timingPeriod is not _U or self.timingRange is not _U or self.timingTiming is not _U:
+                raise _p.ChoiceError("RequestGroupAction.timing[x]: at most one")
+        elif self.timingDateTime is not _U:
+            if self.timingDuration is not _U or self.timingPeriod is not _U or self.timingRange is not _U or self.timingTiming is not _U:
+                raise _p.ChoiceError("RequestGroupAction.timing[x]: at most one")
+        elif self.timingDuration is not _U:
+            if self.timingPeriod is not _U or self.timingRange is not _U or self.timingTiming is not _U:
+                raise _p.ChoiceError("RequestGroupAction.timing[x]: at most one")
+        elif self.timingPeriod is not _U:
+            if self.timingRange is not _U or self.timingTiming is not _U:
+                raise _p.ChoiceError("RequestGroupAction.timing[x]: at most one")
+        elif self.timingRange is not _U:
+            if self.timingTiming is not _U:
+                raise _p.ChoiceError("RequestGroupAction.timing[x]: at most one")
 
 
 class RequestGroupActionCondition(_p.Complex, kw_only=True):
@@ -13844,8 +14508,9 @@ class RequestGroupActionRelatedAction(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         _a_code(self.relationship)
-        if (self.offsetDuration is not _U) + (self.offsetRange is not _U) > 1:
-            raise _p.ChoiceError("RequestGroupActionRelatedAction.offset[x]: at most one")
+        if self.offsetDuration is not _U:
+            if self.offsetRange is not _U:
+                raise _p.ChoiceError("RequestGroupActionRelatedAction.offset[x]: at most one")
 
 
 class ResearchDefinition(_p.Resource, tag="ResearchDefinition", kw_only=True):
@@ -13939,8 +14604,9 @@ class ResearchDefinition(_p.Resource, tag="ResearchDefinition", kw_only=True):
         v = self.url
         if v is not _U:
             _a_uri(v)
-        if (self.subjectCodeableConcept is not _U) + (self.subjectReference is not _U) > 1:
-            raise _p.ChoiceError("ResearchDefinition.subject[x]: at most one")
+        if self.subjectCodeableConcept is not _U:
+            if self.subjectReference is not _U:
+                raise _p.ChoiceError("ResearchDefinition.subject[x]: at most one")
 
 
 class ResearchElementDefinition(_p.Resource, tag="ResearchElementDefinition", kw_only=True):
@@ -14039,8 +14705,9 @@ class ResearchElementDefinition(_p.Resource, tag="ResearchElementDefinition", kw
         v = self.variableType
         if v is not _U:
             _a_code(v)
-        if (self.subjectCodeableConcept is not _U) + (self.subjectReference is not _U) > 1:
-            raise _p.ChoiceError("ResearchElementDefinition.subject[x]: at most one")
+        if self.subjectCodeableConcept is not _U:
+            if self.subjectReference is not _U:
+                raise _p.ChoiceError("ResearchElementDefinition.subject[x]: at most one")
 
 
 class ResearchElementDefinitionCharacteristic(_p.Complex, kw_only=True):
@@ -14091,12 +14758,35 @@ class ResearchElementDefinitionCharacteristic(_p.Complex, kw_only=True):
         v = self.studyEffectiveGroupMeasure
         if v is not _U:
             _a_code(v)
-        if (self.definitionCanonical is not _U) + (self.definitionCodeableConcept is not _U) + (self.definitionDataRequirement is not _U) + (self.definitionExpression is not _U) != 1:
+        if self.definitionCanonical is not _U:
+            if self.definitionCodeableConcept is not _U or self.definitionDataRequirement is not _U or self.definitionExpression is not _U:
+                raise _p.ChoiceError("ResearchElementDefinitionCharacteristic.definition[x]: exactly one")
+        elif self.definitionCodeableConcept is not _U:
+            if self.definitionDataRequirement is not _U or self.definitionExpression is not _U:
+                raise _p.ChoiceError("ResearchElementDefinitionCharacteristic.definition[x]: exactly one")
+        elif self.definitionDataRequirement is not _U:
+            if self.definitionExpression is not _U:
+                raise _p.ChoiceError("ResearchElementDefinitionCharacteristic.definition[x]: exactly one")
+        elif not (self.definitionExpression is not _U):
             raise _p.ChoiceError("ResearchElementDefinitionCharacteristic.definition[x]: exactly one")
-        if (self.participantEffectiveDateTime is not _U) + (self.participantEffectiveDuration is not _U) + (self.participantEffectivePeriod is not _U) + (self.participantEffectiveTiming is not _U) > 1:
-            raise _p.ChoiceError("ResearchElementDefinitionCharacteristic.participantEffective[x]: at most one")
-        if (self.studyEffectiveDateTime is not _U) + (self.studyEffectiveDuration is not _U) + (self.studyEffectivePeriod is not _U) + (self.studyEffectiveTiming is not _U) > 1:
-            raise _p.ChoiceError("ResearchElementDefinitionCharacteristic.studyEffective[x]: at most one")
+        if self.participantEffectiveDateTime is not _U:
+            if self.participantEffectiveDuration is not _U or self.participantEffectivePeriod is not _U or self.participantEffectiveTiming is not _U:
+                raise _p.ChoiceError("ResearchElementDefinitionCharacteristic.participantEffective[x]: at most one")
+        elif self.participantEffectiveDuration is not _U:
+            if self.participantEffectivePeriod is not _U or self.participantEffectiveTiming is not _U:
+                raise _p.ChoiceError("ResearchElementDefinitionCharacteristic.participantEffective[x]: at most one")
+        elif self.participantEffectivePeriod is not _U:
+            if self.participantEffectiveTiming is not _U:
+                raise _p.ChoiceError("ResearchElementDefinitionCharacteristic.participantEffective[x]: at most one")
+        if self.studyEffectiveDateTime is not _U:
+            if self.studyEffectiveDuration is not _U or self.studyEffectivePeriod is not _U or self.studyEffectiveTiming is not _U:
+                raise _p.ChoiceError("ResearchElementDefinitionCharacteristic.studyEffective[x]: at most one")
+        elif self.studyEffectiveDuration is not _U:
+            if self.studyEffectivePeriod is not _U or self.studyEffectiveTiming is not _U:
+                raise _p.ChoiceError("ResearchElementDefinitionCharacteristic.studyEffective[x]: at most one")
+        elif self.studyEffectivePeriod is not _U:
+            if self.studyEffectiveTiming is not _U:
+                raise _p.ChoiceError("ResearchElementDefinitionCharacteristic.studyEffective[x]: at most one")
 
 
 class ResearchStudy(_p.Resource, tag="ResearchStudy", kw_only=True):
@@ -14276,8 +14966,9 @@ class RiskAssessment(_p.Resource, tag="RiskAssessment", kw_only=True):
         if v is not _U:
             _a_dateTime(v)
         _a_code(self.status)
-        if (self.occurrenceDateTime is not _U) + (self.occurrencePeriod is not _U) > 1:
-            raise _p.ChoiceError("RiskAssessment.occurrence[x]: at most one")
+        if self.occurrenceDateTime is not _U:
+            if self.occurrencePeriod is not _U:
+                raise _p.ChoiceError("RiskAssessment.occurrence[x]: at most one")
 
 
 class RiskAssessmentPrediction(_p.Complex, kw_only=True):
@@ -14297,10 +14988,18 @@ class RiskAssessmentPrediction(_p.Complex, kw_only=True):
     whenRange: _T28 = _U
 
     def __post_init__(self) -> None:
-        if (self.probabilityDecimal is not _U) + (self.probabilityRange is not _U) > 1:
-            raise _p.ChoiceError("RiskAssessmentPrediction.probability[x]: at most one")
-        if (self.whenPeriod is not _U) + (self.whenRange is not _U) > 1:
-            raise _p.ChoiceError("RiskAssessmentPrediction.when[x]: at most one")
+        v = self.probabilityDecimal
+        if v is not _U:
+            _a_decimal(v)
+        v = self.relativeRisk
+        if v is not _U:
+            _a_decimal(v)
+        if self.probabilityDecimal is not _U:
+            if self.probabilityRange is not _U:
+                raise _p.ChoiceError("RiskAssessmentPrediction.probability[x]: at most one")
+        if self.whenPeriod is not _U:
+            if self.whenRange is not _U:
+                raise _p.ChoiceError("RiskAssessmentPrediction.when[x]: at most one")
 
 
 class RiskEvidenceSynthesis(_p.Resource, tag="RiskEvidenceSynthesis", kw_only=True):
@@ -14420,6 +15119,11 @@ class RiskEvidenceSynthesisRiskEstimate(_p.Complex, kw_only=True):
     value: _T35 = _U
     value_ext: _T3 = _ms.field(default=_U, name="_value")
 
+    def __post_init__(self) -> None:
+        v = self.value
+        if v is not _U:
+            _a_decimal(v)
+
 
 class RiskEvidenceSynthesisRiskEstimatePrecisionEstimate(_p.Complex, kw_only=True):
     extension: _T4 = _U
@@ -14433,6 +15137,17 @@ class RiskEvidenceSynthesisRiskEstimatePrecisionEstimate(_p.Complex, kw_only=Tru
     to: _T35 = _U
     to_ext: _T3 = _ms.field(default=_U, name="_to")
     type: _T13 = _U
+
+    def __post_init__(self) -> None:
+        v = self.from_
+        if v is not _U:
+            _a_decimal(v)
+        v = self.level
+        if v is not _U:
+            _a_decimal(v)
+        v = self.to
+        if v is not _U:
+            _a_decimal(v)
 
 
 class RiskEvidenceSynthesisSampleSize(_p.Complex, kw_only=True):
@@ -14465,6 +15180,18 @@ class SampledData(_p.Complex, kw_only=True):
     period_ext: _T3 = _ms.field(default=_U, name="_period")
     upperLimit: _T35 = _U
     upperLimit_ext: _T3 = _ms.field(default=_U, name="_upperLimit")
+
+    def __post_init__(self) -> None:
+        v = self.factor
+        if v is not _U:
+            _a_decimal(v)
+        v = self.lowerLimit
+        if v is not _U:
+            _a_decimal(v)
+        _a_decimal(self.period)
+        v = self.upperLimit
+        if v is not _U:
+            _a_decimal(v)
 
 
 class Schedule(_p.Resource, tag="Schedule", kw_only=True):
@@ -14693,12 +15420,21 @@ class ServiceRequest(_p.Resource, tag="ServiceRequest", kw_only=True):
         if v is not _U:
             _a_code(v)
         _a_code(self.status)
-        if (self.asNeededBoolean is not _U) + (self.asNeededCodeableConcept is not _U) > 1:
-            raise _p.ChoiceError("ServiceRequest.asNeeded[x]: at most one")
-        if (self.occurrenceDateTime is not _U) + (self.occurrencePeriod is not _U) + (self.occurrenceTiming is not _U) > 1:
-            raise _p.ChoiceError("ServiceRequest.occurrence[x]: at most one")
-        if (self.quantityQuantity is not _U) + (self.quantityRange is not _U) + (self.quantityRatio is not _U) > 1:
-            raise _p.ChoiceError("ServiceRequest.quantity[x]: at most one")
+        if self.asNeededBoolean is not _U:
+            if self.asNeededCodeableConcept is not _U:
+                raise _p.ChoiceError("ServiceRequest.asNeeded[x]: at most one")
+        if self.occurrenceDateTime is not _U:
+            if self.occurrencePeriod is not _U or self.occurrenceTiming is not _U:
+                raise _p.ChoiceError("ServiceRequest.occurrence[x]: at most one")
+        elif self.occurrencePeriod is not _U:
+            if self.occurrenceTiming is not _U:
+                raise _p.ChoiceError("ServiceRequest.occurrence[x]: at most one")
+        if self.quantityQuantity is not _U:
+            if self.quantityRange is not _U or self.quantityRatio is not _U:
+                raise _p.ChoiceError("ServiceRequest.quantity[x]: at most one")
+        elif self.quantityRange is not _U:
+            if self.quantityRatio is not _U:
+                raise _p.ChoiceError("ServiceRequest.quantity[x]: at most one")
 
 
 class Signature(_p.Complex, kw_only=True):
@@ -14839,10 +15575,12 @@ class SpecimenCollection(_p.Complex, kw_only=True):
         v = self.collectedDateTime
         if v is not _U:
             _a_dateTime(v)
-        if (self.collectedDateTime is not _U) + (self.collectedPeriod is not _U) > 1:
-            raise _p.ChoiceError("SpecimenCollection.collected[x]: at most one")
-        if (self.fastingStatusCodeableConcept is not _U) + (self.fastingStatusDuration is not _U) > 1:
-            raise _p.ChoiceError("SpecimenCollection.fastingStatus[x]: at most one")
+        if self.collectedDateTime is not _U:
+            if self.collectedPeriod is not _U:
+                raise _p.ChoiceError("SpecimenCollection.collected[x]: at most one")
+        if self.fastingStatusCodeableConcept is not _U:
+            if self.fastingStatusDuration is not _U:
+                raise _p.ChoiceError("SpecimenCollection.fastingStatus[x]: at most one")
 
 
 class SpecimenContainer(_p.Complex, kw_only=True):
@@ -14860,8 +15598,9 @@ class SpecimenContainer(_p.Complex, kw_only=True):
     type: _T13 = _U
 
     def __post_init__(self) -> None:
-        if (self.additiveCodeableConcept is not _U) + (self.additiveReference is not _U) > 1:
-            raise _p.ChoiceError("SpecimenContainer.additive[x]: at most one")
+        if self.additiveCodeableConcept is not _U:
+            if self.additiveReference is not _U:
+                raise _p.ChoiceError("SpecimenContainer.additive[x]: at most one")
 
 
 class SpecimenDefinition(_p.Resource, tag="SpecimenDefinition", kw_only=True):
@@ -14935,8 +15674,9 @@ class SpecimenDefinitionTypeTestedContainer(_p.Complex, kw_only=True):
     type: _T13 = _U
 
     def __post_init__(self) -> None:
-        if (self.minimumVolumeQuantity is not _U) + (self.minimumVolumeString is not _U) > 1:
-            raise _p.ChoiceError("SpecimenDefinitionTypeTestedContainer.minimumVolume[x]: at most one")
+        if self.minimumVolumeQuantity is not _U:
+            if self.minimumVolumeString is not _U:
+                raise _p.ChoiceError("SpecimenDefinitionTypeTestedContainer.minimumVolume[x]: at most one")
 
 
 class SpecimenDefinitionTypeTestedContainerAdditive(_p.Complex, kw_only=True):
@@ -14948,7 +15688,10 @@ class SpecimenDefinitionTypeTestedContainerAdditive(_p.Complex, kw_only=True):
     modifierExtension: _T4 = _U
 
     def __post_init__(self) -> None:
-        if (self.additiveCodeableConcept is not _U) + (self.additiveReference is not _U) != 1:
+        if self.additiveCodeableConcept is not _U:
+            if self.additiveReference is not _U:
+                raise _p.ChoiceError("SpecimenDefinitionTypeTestedContainerAdditive.additive[x]: exactly one")
+        elif not (self.additiveReference is not _U):
             raise _p.ChoiceError("SpecimenDefinitionTypeTestedContainerAdditive.additive[x]: exactly one")
 
 
@@ -14980,8 +15723,9 @@ class SpecimenProcessing(_p.Complex, kw_only=True):
         v = self.timeDateTime
         if v is not _U:
             _a_dateTime(v)
-        if (self.timeDateTime is not _U) + (self.timePeriod is not _U) > 1:
-            raise _p.ChoiceError("SpecimenProcessing.time[x]: at most one")
+        if self.timeDateTime is not _U:
+            if self.timePeriod is not _U:
+                raise _p.ChoiceError("SpecimenProcessing.time[x]: at most one")
 
 
 class StructureDefinition(_p.Resource, tag="StructureDefinition", kw_only=True):
@@ -15338,6 +16082,9 @@ class StructureMapGroupRuleSource(_p.Complex, kw_only=True):
         v = self.defaultValueDateTime
         if v is not _U:
             _a_dateTime(v)
+        v = self.defaultValueDecimal
+        if v is not _U:
+            _a_decimal(v)
         v = self.defaultValueInstant
         if v is not _U:
             _a_instant(v)
@@ -15409,7 +16156,22 @@ class StructureMapGroupRuleTargetParameter(_p.Complex, kw_only=True):
     valueString: _T2 = _U
 
     def __post_init__(self) -> None:
-        if (self.valueBoolean is not _U) + (self.valueDecimal is not _U) + (self.valueId is not _U) + (self.valueInteger is not _U) + (self.valueString is not _U) != 1:
+        v = self.valueDecimal
+        if v is not _U:
+            _a_decimal(v)
+        if self.valueBoolean is not _U:
+            if self.valueDecimal is not _U or self.valueId is not _U or self.valueInteger is not _U or self.valueString is not _U:
+                raise _p.ChoiceError("StructureMapGroupRuleTargetParameter.value[x]: exactly one")
+        elif self.valueDecimal is not _U:
+            if self.valueId is not _U or self.valueInteger is not _U or self.valueString is not _U:
+                raise _p.ChoiceError("StructureMapGroupRuleTargetParameter.value[x]: exactly one")
+        elif self.valueId is not _U:
+            if self.valueInteger is not _U or self.valueString is not _U:
+                raise _p.ChoiceError("StructureMapGroupRuleTargetParameter.value[x]: exactly one")
+        elif self.valueInteger is not _U:
+            if self.valueString is not _U:
+                raise _p.ChoiceError("StructureMapGroupRuleTargetParameter.value[x]: exactly one")
+        elif not (self.valueString is not _U):
             raise _p.ChoiceError("StructureMapGroupRuleTargetParameter.value[x]: exactly one")
 
 
@@ -15548,8 +16310,12 @@ class SubstanceAmount(_p.Complex, kw_only=True):
     referenceRange: _T492 = _U
 
     def __post_init__(self) -> None:
-        if (self.amountQuantity is not _U) + (self.amountRange is not _U) + (self.amountString is not _U) > 1:
-            raise _p.ChoiceError("SubstanceAmount.amount[x]: at most one")
+        if self.amountQuantity is not _U:
+            if self.amountRange is not _U or self.amountString is not _U:
+                raise _p.ChoiceError("SubstanceAmount.amount[x]: at most one")
+        elif self.amountRange is not _U:
+            if self.amountString is not _U:
+                raise _p.ChoiceError("SubstanceAmount.amount[x]: at most one")
 
 
 class SubstanceAmountReferenceRange(_p.Complex, kw_only=True):
@@ -15570,7 +16336,10 @@ class SubstanceIngredient(_p.Complex, kw_only=True):
     substanceReference: _T8 = _U
 
     def __post_init__(self) -> None:
-        if (self.substanceCodeableConcept is not _U) + (self.substanceReference is not _U) != 1:
+        if self.substanceCodeableConcept is not _U:
+            if self.substanceReference is not _U:
+                raise _p.ChoiceError("SubstanceIngredient.substance[x]: exactly one")
+        elif not (self.substanceReference is not _U):
             raise _p.ChoiceError("SubstanceIngredient.substance[x]: exactly one")
 
 
@@ -15895,8 +16664,12 @@ class SubstanceReferenceInformationTarget(_p.Complex, kw_only=True):
     type: _T13 = _U
 
     def __post_init__(self) -> None:
-        if (self.amountQuantity is not _U) + (self.amountRange is not _U) + (self.amountString is not _U) > 1:
-            raise _p.ChoiceError("SubstanceReferenceInformationTarget.amount[x]: at most one")
+        if self.amountQuantity is not _U:
+            if self.amountRange is not _U or self.amountString is not _U:
+                raise _p.ChoiceError("SubstanceReferenceInformationTarget.amount[x]: at most one")
+        elif self.amountRange is not _U:
+            if self.amountString is not _U:
+                raise _p.ChoiceError("SubstanceReferenceInformationTarget.amount[x]: at most one")
 
 
 class SubstanceSourceMaterial(_p.Resource, tag="SubstanceSourceMaterial", kw_only=True):
@@ -16094,8 +16867,9 @@ class SubstanceSpecificationMoiety(_p.Complex, kw_only=True):
     stereochemistry: _T13 = _U
 
     def __post_init__(self) -> None:
-        if (self.amountQuantity is not _U) + (self.amountString is not _U) > 1:
-            raise _p.ChoiceError("SubstanceSpecificationMoiety.amount[x]: at most one")
+        if self.amountQuantity is not _U:
+            if self.amountString is not _U:
+                raise _p.ChoiceError("SubstanceSpecificationMoiety.amount[x]: at most one")
 
 
 class SubstanceSpecificationName(_p.Complex, kw_only=True):
@@ -16149,10 +16923,12 @@ class SubstanceSpecificationProperty(_p.Complex, kw_only=True):
     parameters_ext: _T3 = _ms.field(default=_U, name="_parameters")
 
     def __post_init__(self) -> None:
-        if (self.amountQuantity is not _U) + (self.amountString is not _U) > 1:
-            raise _p.ChoiceError("SubstanceSpecificationProperty.amount[x]: at most one")
-        if (self.definingSubstanceCodeableConcept is not _U) + (self.definingSubstanceReference is not _U) > 1:
-            raise _p.ChoiceError("SubstanceSpecificationProperty.definingSubstance[x]: at most one")
+        if self.amountQuantity is not _U:
+            if self.amountString is not _U:
+                raise _p.ChoiceError("SubstanceSpecificationProperty.amount[x]: at most one")
+        if self.definingSubstanceCodeableConcept is not _U:
+            if self.definingSubstanceReference is not _U:
+                raise _p.ChoiceError("SubstanceSpecificationProperty.definingSubstance[x]: at most one")
 
 
 class SubstanceSpecificationRelationship(_p.Complex, kw_only=True):
@@ -16174,10 +16950,18 @@ class SubstanceSpecificationRelationship(_p.Complex, kw_only=True):
     substanceReference: _T8 = _U
 
     def __post_init__(self) -> None:
-        if (self.amountQuantity is not _U) + (self.amountRange is not _U) + (self.amountRatio is not _U) + (self.amountString is not _U) > 1:
-            raise _p.ChoiceError("SubstanceSpecificationRelationship.amount[x]: at most one")
-        if (self.substanceCodeableConcept is not _U) + (self.substanceReference is not _U) > 1:
-            raise _p.ChoiceError("SubstanceSpecificationRelationship.substance[x]: at most one")
+        if self.amountQuantity is not _U:
+            if self.amountRange is not _U or self.amountRatio is not _U or self.amountString is not _U:
+                raise _p.ChoiceError("SubstanceSpecificationRelationship.amount[x]: at most one")
+        elif self.amountRange is not _U:
+            if self.amountRatio is not _U or self.amountString is not _U:
+                raise _p.ChoiceError("SubstanceSpecificationRelationship.amount[x]: at most one")
+        elif self.amountRatio is not _U:
+            if self.amountString is not _U:
+                raise _p.ChoiceError("SubstanceSpecificationRelationship.amount[x]: at most one")
+        if self.substanceCodeableConcept is not _U:
+            if self.substanceReference is not _U:
+                raise _p.ChoiceError("SubstanceSpecificationRelationship.substance[x]: at most one")
 
 
 class SubstanceSpecificationStructure(_p.Complex, kw_only=True):
@@ -16273,8 +17057,12 @@ class SupplyDelivery(_p.Resource, tag="SupplyDelivery", kw_only=True):
         v = self.status
         if v is not _U:
             _a_code(v)
-        if (self.occurrenceDateTime is not _U) + (self.occurrencePeriod is not _U) + (self.occurrenceTiming is not _U) > 1:
-            raise _p.ChoiceError("SupplyDelivery.occurrence[x]: at most one")
+        if self.occurrenceDateTime is not _U:
+            if self.occurrencePeriod is not _U or self.occurrenceTiming is not _U:
+                raise _p.ChoiceError("SupplyDelivery.occurrence[x]: at most one")
+        elif self.occurrencePeriod is not _U:
+            if self.occurrenceTiming is not _U:
+                raise _p.ChoiceError("SupplyDelivery.occurrence[x]: at most one")
 
 
 class SupplyDeliverySuppliedItem(_p.Complex, kw_only=True):
@@ -16287,8 +17075,9 @@ class SupplyDeliverySuppliedItem(_p.Complex, kw_only=True):
     quantity: _T24 = _U
 
     def __post_init__(self) -> None:
-        if (self.itemCodeableConcept is not _U) + (self.itemReference is not _U) > 1:
-            raise _p.ChoiceError("SupplyDeliverySuppliedItem.item[x]: at most one")
+        if self.itemCodeableConcept is not _U:
+            if self.itemReference is not _U:
+                raise _p.ChoiceError("SupplyDeliverySuppliedItem.item[x]: at most one")
 
 
 class SupplyRequest(_p.Resource, tag="SupplyRequest", kw_only=True):
@@ -16347,10 +17136,17 @@ class SupplyRequest(_p.Resource, tag="SupplyRequest", kw_only=True):
         v = self.status
         if v is not _U:
             _a_code(v)
-        if (self.itemCodeableConcept is not _U) + (self.itemReference is not _U) != 1:
+        if self.itemCodeableConcept is not _U:
+            if self.itemReference is not _U:
+                raise _p.ChoiceError("SupplyRequest.item[x]: exactly one")
+        elif not (self.itemReference is not _U):
             raise _p.ChoiceError("SupplyRequest.item[x]: exactly one")
-        if (self.occurrenceDateTime is not _U) + (self.occurrencePeriod is not _U) + (self.occurrenceTiming is not _U) > 1:
-            raise _p.ChoiceError("SupplyRequest.occurrence[x]: at most one")
+        if self.occurrenceDateTime is not _U:
+            if self.occurrencePeriod is not _U or self.occurrenceTiming is not _U:
+                raise _p.ChoiceError("SupplyRequest.occurrence[x]: at most one")
+        elif self.occurrencePeriod is not _U:
+            if self.occurrenceTiming is not _U:
+                raise _p.ChoiceError("SupplyRequest.occurrence[x]: at most one")
 
 
 class SupplyRequestParameter(_p.Complex, kw_only=True):
@@ -16365,8 +17161,15 @@ class SupplyRequestParameter(_p.Complex, kw_only=True):
     valueRange: _T28 = _U
 
     def __post_init__(self) -> None:
-        if (self.valueBoolean is not _U) + (self.valueCodeableConcept is not _U) + (self.valueQuantity is not _U) + (self.valueRange is not _U) > 1:
-            raise _p.ChoiceError("SupplyRequestParameter.value[x]: at most one")
+        if self.valueBoolean is not _U:
+            if self.valueCodeableConcept is not _U or self.valueQuantity is not _U or self.valueRange is not _U:
+                raise _p.ChoiceError("SupplyRequestParameter.value[x]: at most one")
+        elif self.valueCodeableConcept is not _U:
+            if self.valueQuantity is not _U or self.valueRange is not _U:
+                raise _p.ChoiceError("SupplyRequestParameter.value[x]: at most one")
+        elif self.valueQuantity is not _U:
+            if self.valueRange is not _U:
+                raise _p.ChoiceError("SupplyRequestParameter.value[x]: at most one")
 
 
 class Task(_p.Resource, tag="Task", kw_only=True):
@@ -16523,6 +17326,9 @@ class TaskInput(_p.Complex, kw_only=True):
         v = self.valueDateTime
         if v is not _U:
             _a_dateTime(v)
+        v = self.valueDecimal
+        if v is not _U:
+            _a_decimal(v)
         v = self.valueInstant
         if v is not _U:
             _a_instant(v)
@@ -16620,6 +17426,9 @@ class TaskOutput(_p.Complex, kw_only=True):
         v = self.valueDateTime
         if v is not _U:
             _a_dateTime(v)
+        v = self.valueDecimal
+        if v is not _U:
+            _a_decimal(v)
         v = self.valueInstant
         if v is not _U:
             _a_instant(v)
@@ -16912,6 +17721,9 @@ class TestReport(_p.Resource, tag="TestReport", kw_only=True):
         if v is not _U:
             _a_code(v)
         _a_code(self.result)
+        v = self.score
+        if v is not _U:
+            _a_decimal(v)
         _a_code(self.status)
 
 
@@ -17433,9 +18245,21 @@ class TimingRepeat(_p.Complex, kw_only=True):
     def __post_init__(self) -> None:
         if self.dayOfWeek is not _U:
             _e_code(self.dayOfWeek)
+        v = self.duration
+        if v is not _U:
+            _a_decimal(v)
+        v = self.durationMax
+        if v is not _U:
+            _a_decimal(v)
         v = self.durationUnit
         if v is not _U:
             _a_code(v)
+        v = self.period
+        if v is not _U:
+            _a_decimal(v)
+        v = self.periodMax
+        if v is not _U:
+            _a_decimal(v)
         v = self.periodUnit
         if v is not _U:
             _a_code(v)
@@ -17443,8 +18267,12 @@ class TimingRepeat(_p.Complex, kw_only=True):
             _e_time(self.timeOfDay)
         if self.when is not _U:
             _e_code(self.when)
-        if (self.boundsDuration is not _U) + (self.boundsPeriod is not _U) + (self.boundsRange is not _U) > 1:
-            raise _p.ChoiceError("TimingRepeat.bounds[x]: at most one")
+        if self.boundsDuration is not _U:
+            if self.boundsPeriod is not _U or self.boundsRange is not _U:
+                raise _p.ChoiceError("TimingRepeat.bounds[x]: at most one")
+        elif self.boundsPeriod is not _U:
+            if self.boundsRange is not _U:
+                raise _p.ChoiceError("TimingRepeat.bounds[x]: at most one")
 
 
 class TriggerDefinition(_p.Complex, kw_only=True):
@@ -17470,8 +18298,15 @@ class TriggerDefinition(_p.Complex, kw_only=True):
         if v is not _U:
             _a_dateTime(v)
         _a_code(self.type)
-        if (self.timingDate is not _U) + (self.timingDateTime is not _U) + (self.timingReference is not _U) + (self.timingTiming is not _U) > 1:
-            raise _p.ChoiceError("TriggerDefinition.timing[x]: at most one")
+        if self.timingDate is not _U:
+            if self.timingDateTime is not _U or self.timingReference is not _U or self.timingTiming is not _U:
+                raise _p.ChoiceError("TriggerDefinition.timing[x]: at most one")
+        elif self.timingDateTime is not _U:
+            if self.timingReference is not _U or self.timingTiming is not _U:
+                raise _p.ChoiceError("TriggerDefinition.timing[x]: at most one")
+        elif self.timingReference is not _U:
+            if self.timingTiming is not _U:
+                raise _p.ChoiceError("TriggerDefinition.timing[x]: at most one")
 
 
 class UsageContext(_p.Complex, kw_only=True):
@@ -17485,7 +18320,16 @@ class UsageContext(_p.Complex, kw_only=True):
     valueReference: _T8 = _U
 
     def __post_init__(self) -> None:
-        if (self.valueCodeableConcept is not _U) + (self.valueQuantity is not _U) + (self.valueRange is not _U) + (self.valueReference is not _U) != 1:
+        if self.valueCodeableConcept is not _U:
+            if self.valueQuantity is not _U or self.valueRange is not _U or self.valueReference is not _U:
+                raise _p.ChoiceError("UsageContext.value[x]: exactly one")
+        elif self.valueQuantity is not _U:
+            if self.valueRange is not _U or self.valueReference is not _U:
+                raise _p.ChoiceError("UsageContext.value[x]: exactly one")
+        elif self.valueRange is not _U:
+            if self.valueReference is not _U:
+                raise _p.ChoiceError("UsageContext.value[x]: exactly one")
+        elif not (self.valueReference is not _U):
             raise _p.ChoiceError("UsageContext.value[x]: exactly one")
 
 
@@ -17714,11 +18558,30 @@ class ValueSetExpansionParameter(_p.Complex, kw_only=True):
         v = self.valueDateTime
         if v is not _U:
             _a_dateTime(v)
+        v = self.valueDecimal
+        if v is not _U:
+            _a_decimal(v)
         v = self.valueUri
         if v is not _U:
             _a_uri(v)
-        if (self.valueBoolean is not _U) + (self.valueCode is not _U) + (self.valueDateTime is not _U) + (self.valueDecimal is not _U) + (self.valueInteger is not _U) + (self.valueString is not _U) + (self.valueUri is not _U) > 1:
-            raise _p.ChoiceError("ValueSetExpansionParameter.value[x]: at most one")
+        if self.valueBoolean is not _U:
+            if self.valueCode is not _U or self.valueDateTime is not _U or self.valueDecimal is not _U or self.valueInteger is not _U or self.valueString is not _U or self.valueUri is not _U:
+                raise _p.ChoiceError("ValueSetExpansionParameter.value[x]: at most one")
+        elif self.valueCode is not _U:
+            if self.valueDateTime is not _U or self.valueDecimal is not _U or self.valueInteger is not _U or self.valueString is not _U or self.valueUri is not _U:
+                raise _p.ChoiceError("ValueSetExpansionParameter.value[x]: at most one")
+        elif self.valueDateTime is not _U:
+            if self.valueDecimal is not _U or self.valueInteger is not _U or self.valueString is not _U or self.valueUri is not _U:
+                raise _p.ChoiceError("ValueSetExpansionParameter.value[x]: at most one")
+        elif self.valueDecimal is not _U:
+            if self.valueInteger is not _U or self.valueString is not _U or self.valueUri is not _U:
+                raise _p.ChoiceError("ValueSetExpansionParameter.value[x]: at most one")
+        elif self.valueInteger is not _U:
+            if self.valueString is not _U or self.valueUri is not _U:
+                raise _p.ChoiceError("ValueSetExpansionParameter.value[x]: at most one")
+        elif self.valueString is not _U:
+            if self.valueUri is not _U:
+                raise _p.ChoiceError("ValueSetExpansionParameter.value[x]: at most one")
 
 
 class VerificationResult(_p.Resource, tag="VerificationResult", kw_only=True):
@@ -17899,7 +18762,25 @@ class VisionPrescriptionLensSpecification(_p.Complex, kw_only=True):
     sphere_ext: _T3 = _ms.field(default=_U, name="_sphere")
 
     def __post_init__(self) -> None:
+        v = self.add
+        if v is not _U:
+            _a_decimal(v)
+        v = self.backCurve
+        if v is not _U:
+            _a_decimal(v)
+        v = self.cylinder
+        if v is not _U:
+            _a_decimal(v)
+        v = self.diameter
+        if v is not _U:
+            _a_decimal(v)
         _a_code(self.eye)
+        v = self.power
+        if v is not _U:
+            _a_decimal(v)
+        v = self.sphere
+        if v is not _U:
+            _a_decimal(v)
 
 
 class VisionPrescriptionLensSpecificationPrism(_p.Complex, kw_only=True):
@@ -17913,6 +18794,7 @@ class VisionPrescriptionLensSpecificationPrism(_p.Complex, kw_only=True):
     modifierExtension: _T4 = _U
 
     def __post_init__(self) -> None:
+        _a_decimal(self.amount)
         _a_code(self.base)
 
 AnyResource = _t.Union[Account, ActivityDefinition, AdverseEvent, AllergyIntolerance, Appointment, AppointmentResponse, AuditEvent, Basic, Binary, BiologicallyDerivedProduct, BodyStructure, Bundle, CapabilityStatement, CarePlan, CareTeam, CatalogEntry, ChargeItem, ChargeItemDefinition, Claim, ClaimResponse, ClinicalImpression, CodeSystem, Communication, CommunicationRequest, CompartmentDefinition, Composition, ConceptMap, Condition, Consent, Contract, Coverage, CoverageEligibilityRequest, CoverageEligibilityResponse, DetectedIssue, Device, DeviceDefinition, DeviceMetric, DeviceRequest, DeviceUseStatement, DiagnosticReport, DocumentManifest, DocumentReference, EffectEvidenceSynthesis, Encounter, Endpoint, EnrollmentRequest, EnrollmentResponse, EpisodeOfCare, EventDefinition, Evidence, EvidenceVariable, ExampleScenario, ExplanationOfBenefit, FamilyMemberHistory, Flag, Goal, GraphDefinition, Group, GuidanceResponse, HealthcareService, ImagingStudy, Immunization, ImmunizationEvaluation, ImmunizationRecommendation, ImplementationGuide, InsurancePlan, Invoice, Library, Linkage, List, Location, Measure, MeasureReport, Media, Medication, MedicationAdministration, MedicationDispense, MedicationKnowledge, MedicationRequest, MedicationStatement, MedicinalProduct, MedicinalProductAuthorization, MedicinalProductContraindication, MedicinalProductIndication, MedicinalProductIngredient, MedicinalProductInteraction, MedicinalProductManufactured, MedicinalProductPackaged, MedicinalProductPharmaceutical, MedicinalProductUndesirableEffect, MessageDefinition, MessageHeader, MolecularSequence, NamingSystem, NutritionOrder, Observation, ObservationDefinition, OperationDefinition, OperationOutcome, Organization, OrganizationAffiliation, Parameters, Patient, PaymentNotice, PaymentReconciliation, Person, PlanDefinition, Practitioner, PractitionerRole, Procedure, Provenance, Questionnaire, QuestionnaireResponse, RelatedPerson, RequestGroup, ResearchDefinition, ResearchElementDefinition, ResearchStudy, ResearchSubject, RiskAssessment, RiskEvidenceSynthesis, Schedule, SearchParameter, ServiceRequest, Slot, Specimen, SpecimenDefinition, StructureDefinition, StructureMap, Subscription, Substance, SubstanceNucleicAcid, SubstancePolymer, SubstanceProtein, SubstanceReferenceInformation, SubstanceSourceMaterial, SubstanceSpecification, SupplyDelivery, SupplyRequest, Task, TerminologyCapabilities, TestReport, TestScript, ValueSet, VerificationResult, VisionPrescription]
@@ -18316,7 +19198,7 @@ _T395 = _t.Annotated[list[MolecularSequenceRepository | None], _p.NonEmpty] | _m
 _T396 = _t.Annotated[list[MolecularSequenceStructureVariant | None], _p.NonEmpty] | _ms.UnsetType
 _T397 = _t.Annotated[list[MolecularSequenceVariant | None], _p.NonEmpty] | _ms.UnsetType
 _T398 = MolecularSequenceQualityRoc | _ms.UnsetType
-_T399 = _t.Annotated[list[_p.Decimal | None], _p.NonEmpty] | _ms.UnsetType
+_T399 = _t.Annotated[list[_p.Decimal], _p.NonEmpty] | _ms.UnsetType
 _T400 = _t.Annotated[list[_p.Integer | None], _p.NonEmpty] | _ms.UnsetType
 _T401 = MolecularSequenceStructureVariantInner | _ms.UnsetType
 _T402 = MolecularSequenceStructureVariantOuter | _ms.UnsetType

@@ -37,6 +37,10 @@ _a_integer64 = _f.APPEND["integer64"]
 _e_integer64 = _f.EXTEND["integer64"]
 _a_base64Binary = _f.APPEND["base64Binary"]
 _e_base64Binary = _f.EXTEND["base64Binary"]
+_a_decimal = _f.APPEND["decimal"]
+_e_decimal = _f.EXTEND["decimal"]
+_a_decimals = _f.APPEND["decimals"]
+_e_decimals = _f.EXTEND["decimals"]
 
 
 class Account(_p.Resource, tag="Account", kw_only=True):
@@ -317,16 +321,30 @@ class ActivityDefinition(_p.Resource, tag="ActivityDefinition", kw_only=True):
         v = self.url
         if v is not _U:
             _a_uri(v)
-        if (self.asNeededBoolean is not _U) + (self.asNeededCodeableConcept is not _U) > 1:
-            raise _p.ChoiceError("ActivityDefinition.asNeeded[x]: at most one")
-        if (self.productCodeableConcept is not _U) + (self.productReference is not _U) > 1:
-            raise _p.ChoiceError("ActivityDefinition.product[x]: at most one")
-        if (self.subjectCanonical is not _U) + (self.subjectCodeableConcept is not _U) + (self.subjectReference is not _U) > 1:
-            raise _p.ChoiceError("ActivityDefinition.subject[x]: at most one")
-        if (self.timingAge is not _U) + (self.timingDuration is not _U) + (self.timingRange is not _U) + (self.timingTiming is not _U) > 1:
-            raise _p.ChoiceError("ActivityDefinition.timing[x]: at most one")
-        if (self.versionAlgorithmCoding is not _U) + (self.versionAlgorithmString is not _U) > 1:
-            raise _p.ChoiceError("ActivityDefinition.versionAlgorithm[x]: at most one")
+        if self.asNeededBoolean is not _U:
+            if self.asNeededCodeableConcept is not _U:
+                raise _p.ChoiceError("ActivityDefinition.asNeeded[x]: at most one")
+        if self.productCodeableConcept is not _U:
+            if self.productReference is not _U:
+                raise _p.ChoiceError("ActivityDefinition.product[x]: at most one")
+        if self.subjectCanonical is not _U:
+            if self.subjectCodeableConcept is not _U or self.subjectReference is not _U:
+                raise _p.ChoiceError("ActivityDefinition.subject[x]: at most one")
+        elif self.subjectCodeableConcept is not _U:
+            if self.subjectReference is not _U:
+                raise _p.ChoiceError("ActivityDefinition.subject[x]: at most one")
+        if self.timingAge is not _U:
+            if self.timingDuration is not _U or self.timingRange is not _U or self.timingTiming is not _U:
+                raise _p.ChoiceError("ActivityDefinition.timing[x]: at most one")
+        elif self.timingDuration is not _U:
+            if self.timingRange is not _U or self.timingTiming is not _U:
+                raise _p.ChoiceError("ActivityDefinition.timing[x]: at most one")
+        elif self.timingRange is not _U:
+            if self.timingTiming is not _U:
+                raise _p.ChoiceError("ActivityDefinition.timing[x]: at most one")
+        if self.versionAlgorithmCoding is not _U:
+            if self.versionAlgorithmString is not _U:
+                raise _p.ChoiceError("ActivityDefinition.versionAlgorithm[x]: at most one")
 
 
 class ActivityDefinitionDynamicValue(_p.Complex, kw_only=True):
@@ -439,8 +457,9 @@ class ActorDefinition(_p.Resource, tag="ActorDefinition", kw_only=True):
         v = self.url
         if v is not _U:
             _a_uri(v)
-        if (self.versionAlgorithmCoding is not _U) + (self.versionAlgorithmString is not _U) > 1:
-            raise _p.ChoiceError("ActorDefinition.versionAlgorithm[x]: at most one")
+        if self.versionAlgorithmCoding is not _U:
+            if self.versionAlgorithmString is not _U:
+                raise _p.ChoiceError("ActorDefinition.versionAlgorithm[x]: at most one")
 
 
 class Address(_p.Complex, kw_only=True):
@@ -534,8 +553,24 @@ class AdministrableProductDefinitionProperty(_p.Complex, kw_only=True):
         v = self.valueDate
         if v is not _U:
             _a_date(v)
-        if (self.valueAttachment is not _U) + (self.valueBoolean is not _U) + (self.valueCodeableConcept is not _U) + (self.valueDate is not _U) + (self.valueMarkdown is not _U) + (self.valueQuantity is not _U) + (self.valueReference is not _U) > 1:
-            raise _p.ChoiceError("AdministrableProductDefinitionProperty.value[x]: at most one")
+        if self.valueAttachment is not _U:
+            if self.valueBoolean is not _U or self.valueCodeableConcept is not _U or self.valueDate is not _U or self.valueMarkdown is not _U or self.valueQuantity is not _U or self.valueReference is not _U:
+                raise _p.ChoiceError("AdministrableProductDefinitionProperty.value[x]: at most one")
+        elif self.valueBoolean is not _U:
+            if self.valueCodeableConcept is not _U or self.valueDate is not _U or self.valueMarkdown is not _U or self.valueQuantity is not _U or self.valueReference is not _U:
+                raise _p.ChoiceError("AdministrableProductDefinitionProperty.value[x]: at most one")
+        elif self.valueCodeableConcept is not _U:
+            if self.valueDate is not _U or self.valueMarkdown is not _U or self.valueQuantity is not _U or self.valueReference is not _U:
+                raise _p.ChoiceError("AdministrableProductDefinitionProperty.value[x]: at most one")
+        elif self.valueDate is not _U:
+            if self.valueMarkdown is not _U or self.valueQuantity is not _U or self.valueReference is not _U:
+                raise _p.ChoiceError("AdministrableProductDefinitionProperty.value[x]: at most one")
+        elif self.valueMarkdown is not _U:
+            if self.valueQuantity is not _U or self.valueReference is not _U:
+                raise _p.ChoiceError("AdministrableProductDefinitionProperty.value[x]: at most one")
+        elif self.valueQuantity is not _U:
+            if self.valueReference is not _U:
+                raise _p.ChoiceError("AdministrableProductDefinitionProperty.value[x]: at most one")
 
 
 class AdministrableProductDefinitionRouteOfAdministration(_p.Complex, kw_only=True):
@@ -637,8 +672,12 @@ class AdverseEvent(_p.Resource, tag="AdverseEvent", kw_only=True):
         if v is not _U:
             _a_dateTime(v)
         _a_code(self.status)
-        if (self.occurrenceDateTime is not _U) + (self.occurrencePeriod is not _U) + (self.occurrenceTiming is not _U) > 1:
-            raise _p.ChoiceError("AdverseEvent.occurrence[x]: at most one")
+        if self.occurrenceDateTime is not _U:
+            if self.occurrencePeriod is not _U or self.occurrenceTiming is not _U:
+                raise _p.ChoiceError("AdverseEvent.occurrence[x]: at most one")
+        elif self.occurrencePeriod is not _U:
+            if self.occurrenceTiming is not _U:
+                raise _p.ChoiceError("AdverseEvent.occurrence[x]: at most one")
 
 
 class AdverseEventContributingFactor(_p.Complex, kw_only=True):
@@ -650,7 +689,10 @@ class AdverseEventContributingFactor(_p.Complex, kw_only=True):
     modifierExtension: _T7 = _U
 
     def __post_init__(self) -> None:
-        if (self.itemCodeableConcept is not _U) + (self.itemReference is not _U) != 1:
+        if self.itemCodeableConcept is not _U:
+            if self.itemReference is not _U:
+                raise _p.ChoiceError("AdverseEventContributingFactor.item[x]: exactly one")
+        elif not (self.itemReference is not _U):
             raise _p.ChoiceError("AdverseEventContributingFactor.item[x]: exactly one")
 
 
@@ -663,7 +705,10 @@ class AdverseEventMitigatingAction(_p.Complex, kw_only=True):
     modifierExtension: _T7 = _U
 
     def __post_init__(self) -> None:
-        if (self.itemCodeableConcept is not _U) + (self.itemReference is not _U) != 1:
+        if self.itemCodeableConcept is not _U:
+            if self.itemReference is not _U:
+                raise _p.ChoiceError("AdverseEventMitigatingAction.item[x]: exactly one")
+        elif not (self.itemReference is not _U):
             raise _p.ChoiceError("AdverseEventMitigatingAction.item[x]: exactly one")
 
 
@@ -685,7 +730,10 @@ class AdverseEventPreventiveAction(_p.Complex, kw_only=True):
     modifierExtension: _T7 = _U
 
     def __post_init__(self) -> None:
-        if (self.itemCodeableConcept is not _U) + (self.itemReference is not _U) != 1:
+        if self.itemCodeableConcept is not _U:
+            if self.itemReference is not _U:
+                raise _p.ChoiceError("AdverseEventPreventiveAction.item[x]: exactly one")
+        elif not (self.itemReference is not _U):
             raise _p.ChoiceError("AdverseEventPreventiveAction.item[x]: exactly one")
 
 
@@ -698,7 +746,10 @@ class AdverseEventSupportingInfo(_p.Complex, kw_only=True):
     modifierExtension: _T7 = _U
 
     def __post_init__(self) -> None:
-        if (self.itemCodeableConcept is not _U) + (self.itemReference is not _U) != 1:
+        if self.itemCodeableConcept is not _U:
+            if self.itemReference is not _U:
+                raise _p.ChoiceError("AdverseEventSupportingInfo.item[x]: exactly one")
+        elif not (self.itemReference is not _U):
             raise _p.ChoiceError("AdverseEventSupportingInfo.item[x]: exactly one")
 
 
@@ -712,7 +763,10 @@ class AdverseEventSuspectEntity(_p.Complex, kw_only=True):
     modifierExtension: _T7 = _U
 
     def __post_init__(self) -> None:
-        if (self.instanceCodeableConcept is not _U) + (self.instanceReference is not _U) != 1:
+        if self.instanceCodeableConcept is not _U:
+            if self.instanceReference is not _U:
+                raise _p.ChoiceError("AdverseEventSuspectEntity.instance[x]: exactly one")
+        elif not (self.instanceReference is not _U):
             raise _p.ChoiceError("AdverseEventSuspectEntity.instance[x]: exactly one")
 
 
@@ -751,6 +805,9 @@ class Age(_p.Complex, kw_only=True):
         v = self.system
         if v is not _U:
             _a_uri(v)
+        v = self.value
+        if v is not _U:
+            _a_decimal(v)
 
 
 class AllergyIntolerance(_p.Resource, tag="AllergyIntolerance", kw_only=True):
@@ -813,8 +870,18 @@ class AllergyIntolerance(_p.Resource, tag="AllergyIntolerance", kw_only=True):
         v = self.recordedDate
         if v is not _U:
             _a_dateTime(v)
-        if (self.onsetAge is not _U) + (self.onsetDateTime is not _U) + (self.onsetPeriod is not _U) + (self.onsetRange is not _U) + (self.onsetString is not _U) > 1:
-            raise _p.ChoiceError("AllergyIntolerance.onset[x]: at most one")
+        if self.onsetAge is not _U:
+            if self.onsetDateTime is not _U or self.onsetPeriod is not _U or self.onsetRange is not _U or self.onsetString is not _U:
+                raise _p.ChoiceError("AllergyIntolerance.onset[x]: at most one")
+        elif self.onsetDateTime is not _U:
+            if self.onsetPeriod is not _U or self.onsetRange is not _U or self.onsetString is not _U:
+                raise _p.ChoiceError("AllergyIntolerance.onset[x]: at most one")
+        elif self.onsetPeriod is not _U:
+            if self.onsetRange is not _U or self.onsetString is not _U:
+                raise _p.ChoiceError("AllergyIntolerance.onset[x]: at most one")
+        elif self.onsetRange is not _U:
+            if self.onsetString is not _U:
+                raise _p.ChoiceError("AllergyIntolerance.onset[x]: at most one")
 
 
 class AllergyIntoleranceParticipant(_p.Complex, kw_only=True):
@@ -866,8 +933,9 @@ class Annotation(_p.Complex, kw_only=True):
         v = self.time
         if v is not _U:
             _a_dateTime(v)
-        if (self.authorReference is not _U) + (self.authorString is not _U) > 1:
-            raise _p.ChoiceError("Annotation.author[x]: at most one")
+        if self.authorReference is not _U:
+            if self.authorString is not _U:
+                raise _p.ChoiceError("Annotation.author[x]: at most one")
 
 
 class Appointment(_p.Resource, tag="Appointment", kw_only=True):
@@ -1162,10 +1230,17 @@ class ArtifactAssessment(_p.Resource, tag="ArtifactAssessment", kw_only=True):
         v = self.workflowStatus
         if v is not _U:
             _a_code(v)
-        if (self.artifactCanonical is not _U) + (self.artifactReference is not _U) + (self.artifactUri is not _U) != 1:
+        if self.artifactCanonical is not _U:
+            if self.artifactReference is not _U or self.artifactUri is not _U:
+                raise _p.ChoiceError("ArtifactAssessment.artifact[x]: exactly one")
+        elif self.artifactReference is not _U:
+            if self.artifactUri is not _U:
+                raise _p.ChoiceError("ArtifactAssessment.artifact[x]: exactly one")
+        elif not (self.artifactUri is not _U):
             raise _p.ChoiceError("ArtifactAssessment.artifact[x]: exactly one")
-        if (self.citeAsMarkdown is not _U) + (self.citeAsReference is not _U) > 1:
-            raise _p.ChoiceError("ArtifactAssessment.citeAs[x]: at most one")
+        if self.citeAsMarkdown is not _U:
+            if self.citeAsReference is not _U:
+                raise _p.ChoiceError("ArtifactAssessment.citeAs[x]: at most one")
 
 
 class ArtifactAssessmentContent(_p.Complex, kw_only=True):
@@ -1237,6 +1312,9 @@ class Attachment(_p.Complex, kw_only=True):
         v = self.data
         if v is not _U:
             _a_base64Binary(v)
+        v = self.duration
+        if v is not _U:
+            _a_decimal(v)
         v = self.hash
         if v is not _U:
             _a_base64Binary(v)
@@ -1302,8 +1380,9 @@ class AuditEvent(_p.Resource, tag="AuditEvent", kw_only=True):
         v = self.severity
         if v is not _U:
             _a_code(v)
-        if (self.occurredDateTime is not _U) + (self.occurredPeriod is not _U) > 1:
-            raise _p.ChoiceError("AuditEvent.occurred[x]: at most one")
+        if self.occurredDateTime is not _U:
+            if self.occurredPeriod is not _U:
+                raise _p.ChoiceError("AuditEvent.occurred[x]: at most one")
 
 
 class AuditEventAgent(_p.Complex, kw_only=True):
@@ -1330,8 +1409,12 @@ class AuditEventAgent(_p.Complex, kw_only=True):
             _a_uri(v)
         if self.policy is not _U:
             _e_uri(self.policy)
-        if (self.networkReference is not _U) + (self.networkString is not _U) + (self.networkUri is not _U) > 1:
-            raise _p.ChoiceError("AuditEventAgent.network[x]: at most one")
+        if self.networkReference is not _U:
+            if self.networkString is not _U or self.networkUri is not _U:
+                raise _p.ChoiceError("AuditEventAgent.network[x]: at most one")
+        elif self.networkString is not _U:
+            if self.networkUri is not _U:
+                raise _p.ChoiceError("AuditEventAgent.network[x]: at most one")
 
 
 class AuditEventEntity(_p.Complex, kw_only=True):
@@ -1582,8 +1665,9 @@ class BiologicallyDerivedProductCollection(_p.Complex, kw_only=True):
         v = self.collectedDateTime
         if v is not _U:
             _a_dateTime(v)
-        if (self.collectedDateTime is not _U) + (self.collectedPeriod is not _U) > 1:
-            raise _p.ChoiceError("BiologicallyDerivedProductCollection.collected[x]: at most one")
+        if self.collectedDateTime is not _U:
+            if self.collectedPeriod is not _U:
+                raise _p.ChoiceError("BiologicallyDerivedProductCollection.collected[x]: at most one")
 
 
 class BiologicallyDerivedProductDispense(_p.Resource, tag="BiologicallyDerivedProductDispense", kw_only=True):
@@ -1856,6 +1940,9 @@ class BundleEntrySearch(_p.Complex, kw_only=True):
         v = self.mode
         if v is not _U:
             _a_code(v)
+        v = self.score
+        if v is not _U:
+            _a_decimal(v)
 
 
 class BundleLink(_p.Complex, kw_only=True):
@@ -1930,8 +2017,9 @@ class CanonicalResource(_p.Complex, kw_only=True):
         v = self.url
         if v is not _U:
             _a_uri(v)
-        if (self.versionAlgorithmCoding is not _U) + (self.versionAlgorithmString is not _U) > 1:
-            raise _p.ChoiceError("CanonicalResource.versionAlgorithm[x]: at most one")
+        if self.versionAlgorithmCoding is not _U:
+            if self.versionAlgorithmString is not _U:
+                raise _p.ChoiceError("CanonicalResource.versionAlgorithm[x]: at most one")
 
 
 class CapabilityStatement(_p.Resource, tag="CapabilityStatement", kw_only=True):
@@ -2026,8 +2114,9 @@ class CapabilityStatement(_p.Resource, tag="CapabilityStatement", kw_only=True):
         v = self.url
         if v is not _U:
             _a_uri(v)
-        if (self.versionAlgorithmCoding is not _U) + (self.versionAlgorithmString is not _U) > 1:
-            raise _p.ChoiceError("CapabilityStatement.versionAlgorithm[x]: at most one")
+        if self.versionAlgorithmCoding is not _U:
+            if self.versionAlgorithmString is not _U:
+                raise _p.ChoiceError("CapabilityStatement.versionAlgorithm[x]: at most one")
 
 
 class CapabilityStatementDocument(_p.Complex, kw_only=True):
@@ -2409,8 +2498,9 @@ class CareTeamParticipant(_p.Complex, kw_only=True):
     role: _T1 = _U
 
     def __post_init__(self) -> None:
-        if (self.coveragePeriod is not _U) + (self.coverageTiming is not _U) > 1:
-            raise _p.ChoiceError("CareTeamParticipant.coverage[x]: at most one")
+        if self.coveragePeriod is not _U:
+            if self.coverageTiming is not _U:
+                raise _p.ChoiceError("CareTeamParticipant.coverage[x]: at most one")
 
 
 class ChargeItem(_p.Resource, tag="ChargeItem", kw_only=True):
@@ -2479,8 +2569,12 @@ class ChargeItem(_p.Resource, tag="ChargeItem", kw_only=True):
         if v is not _U:
             _a_dateTime(v)
         _a_code(self.status)
-        if (self.occurrenceDateTime is not _U) + (self.occurrencePeriod is not _U) + (self.occurrenceTiming is not _U) > 1:
-            raise _p.ChoiceError("ChargeItem.occurrence[x]: at most one")
+        if self.occurrenceDateTime is not _U:
+            if self.occurrencePeriod is not _U or self.occurrenceTiming is not _U:
+                raise _p.ChoiceError("ChargeItem.occurrence[x]: at most one")
+        elif self.occurrencePeriod is not _U:
+            if self.occurrenceTiming is not _U:
+                raise _p.ChoiceError("ChargeItem.occurrence[x]: at most one")
 
 
 class ChargeItemDefinition(_p.Resource, tag="ChargeItemDefinition", kw_only=True):
@@ -2569,8 +2663,9 @@ class ChargeItemDefinition(_p.Resource, tag="ChargeItemDefinition", kw_only=True
         v = self.url
         if v is not _U:
             _a_uri(v)
-        if (self.versionAlgorithmCoding is not _U) + (self.versionAlgorithmString is not _U) > 1:
-            raise _p.ChoiceError("ChargeItemDefinition.versionAlgorithm[x]: at most one")
+        if self.versionAlgorithmCoding is not _U:
+            if self.versionAlgorithmString is not _U:
+                raise _p.ChoiceError("ChargeItemDefinition.versionAlgorithm[x]: at most one")
 
 
 class ChargeItemDefinitionApplicability(_p.Complex, kw_only=True):
@@ -2683,8 +2778,9 @@ class Citation(_p.Resource, tag="Citation", kw_only=True):
         v = self.url
         if v is not _U:
             _a_uri(v)
-        if (self.versionAlgorithmCoding is not _U) + (self.versionAlgorithmString is not _U) > 1:
-            raise _p.ChoiceError("Citation.versionAlgorithm[x]: at most one")
+        if self.versionAlgorithmCoding is not _U:
+            if self.versionAlgorithmString is not _U:
+                raise _p.ChoiceError("Citation.versionAlgorithm[x]: at most one")
 
 
 class CitationCitedArtifact(_p.Complex, kw_only=True):
@@ -3040,8 +3136,9 @@ class ClaimAccident(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         _a_date(self.date)
-        if (self.locationAddress is not _U) + (self.locationReference is not _U) > 1:
-            raise _p.ChoiceError("ClaimAccident.location[x]: at most one")
+        if self.locationAddress is not _U:
+            if self.locationReference is not _U:
+                raise _p.ChoiceError("ClaimAccident.location[x]: at most one")
 
 
 class ClaimCareTeam(_p.Complex, kw_only=True):
@@ -3071,7 +3168,10 @@ class ClaimDiagnosis(_p.Complex, kw_only=True):
     type: _T23 = _U
 
     def __post_init__(self) -> None:
-        if (self.diagnosisCodeableConcept is not _U) + (self.diagnosisReference is not _U) != 1:
+        if self.diagnosisCodeableConcept is not _U:
+            if self.diagnosisReference is not _U:
+                raise _p.ChoiceError("ClaimDiagnosis.diagnosis[x]: exactly one")
+        elif not (self.diagnosisReference is not _U):
             raise _p.ChoiceError("ClaimDiagnosis.diagnosis[x]: exactly one")
 
 
@@ -3088,7 +3188,10 @@ class ClaimEvent(_p.Complex, kw_only=True):
         v = self.whenDateTime
         if v is not _U:
             _a_dateTime(v)
-        if (self.whenDateTime is not _U) + (self.whenPeriod is not _U) != 1:
+        if self.whenDateTime is not _U:
+            if self.whenPeriod is not _U:
+                raise _p.ChoiceError("ClaimEvent.when[x]: exactly one")
+        elif not (self.whenPeriod is not _U):
             raise _p.ChoiceError("ClaimEvent.when[x]: exactly one")
 
 
@@ -3151,13 +3254,21 @@ class ClaimItem(_p.Complex, kw_only=True):
     unitPrice: _T148 = _U
 
     def __post_init__(self) -> None:
+        v = self.factor
+        if v is not _U:
+            _a_decimal(v)
         v = self.servicedDate
         if v is not _U:
             _a_date(v)
-        if (self.locationAddress is not _U) + (self.locationCodeableConcept is not _U) + (self.locationReference is not _U) > 1:
-            raise _p.ChoiceError("ClaimItem.location[x]: at most one")
-        if (self.servicedDate is not _U) + (self.servicedPeriod is not _U) > 1:
-            raise _p.ChoiceError("ClaimItem.serviced[x]: at most one")
+        if self.locationAddress is not _U:
+            if self.locationCodeableConcept is not _U or self.locationReference is not _U:
+                raise _p.ChoiceError("ClaimItem.location[x]: at most one")
+        elif self.locationCodeableConcept is not _U:
+            if self.locationReference is not _U:
+                raise _p.ChoiceError("ClaimItem.location[x]: at most one")
+        if self.servicedDate is not _U:
+            if self.servicedPeriod is not _U:
+                raise _p.ChoiceError("ClaimItem.serviced[x]: at most one")
 
 
 class ClaimItemBodySite(_p.Complex, kw_only=True):
@@ -3193,6 +3304,11 @@ class ClaimItemDetail(_p.Complex, kw_only=True):
     udi: _T16 = _U
     unitPrice: _T148 = _U
 
+    def __post_init__(self) -> None:
+        v = self.factor
+        if v is not _U:
+            _a_decimal(v)
+
 
 class ClaimItemDetailSubDetail(_p.Complex, kw_only=True):
     category: _T1 = _U
@@ -3216,6 +3332,11 @@ class ClaimItemDetailSubDetail(_p.Complex, kw_only=True):
     traceNumber: _T9 = _U
     udi: _T16 = _U
     unitPrice: _T148 = _U
+
+    def __post_init__(self) -> None:
+        v = self.factor
+        if v is not _U:
+            _a_decimal(v)
 
 
 class ClaimPayee(_p.Complex, kw_only=True):
@@ -3245,7 +3366,10 @@ class ClaimProcedure(_p.Complex, kw_only=True):
         v = self.date
         if v is not _U:
             _a_dateTime(v)
-        if (self.procedureCodeableConcept is not _U) + (self.procedureReference is not _U) != 1:
+        if self.procedureCodeableConcept is not _U:
+            if self.procedureReference is not _U:
+                raise _p.ChoiceError("ClaimProcedure.procedure[x]: exactly one")
+        elif not (self.procedureReference is not _U):
             raise _p.ChoiceError("ClaimProcedure.procedure[x]: exactly one")
 
 
@@ -3364,13 +3488,21 @@ class ClaimResponseAddItem(_p.Complex, kw_only=True):
     unitPrice: _T148 = _U
 
     def __post_init__(self) -> None:
+        v = self.factor
+        if v is not _U:
+            _a_decimal(v)
         v = self.servicedDate
         if v is not _U:
             _a_date(v)
-        if (self.locationAddress is not _U) + (self.locationCodeableConcept is not _U) + (self.locationReference is not _U) > 1:
-            raise _p.ChoiceError("ClaimResponseAddItem.location[x]: at most one")
-        if (self.servicedDate is not _U) + (self.servicedPeriod is not _U) > 1:
-            raise _p.ChoiceError("ClaimResponseAddItem.serviced[x]: at most one")
+        if self.locationAddress is not _U:
+            if self.locationCodeableConcept is not _U or self.locationReference is not _U:
+                raise _p.ChoiceError("ClaimResponseAddItem.location[x]: at most one")
+        elif self.locationCodeableConcept is not _U:
+            if self.locationReference is not _U:
+                raise _p.ChoiceError("ClaimResponseAddItem.location[x]: at most one")
+        if self.servicedDate is not _U:
+            if self.servicedPeriod is not _U:
+                raise _p.ChoiceError("ClaimResponseAddItem.serviced[x]: at most one")
 
 
 class ClaimResponseAddItemBodySite(_p.Complex, kw_only=True):
@@ -3404,6 +3536,11 @@ class ClaimResponseAddItemDetail(_p.Complex, kw_only=True):
     traceNumber: _T9 = _U
     unitPrice: _T148 = _U
 
+    def __post_init__(self) -> None:
+        v = self.factor
+        if v is not _U:
+            _a_decimal(v)
+
 
 class ClaimResponseAddItemDetailSubDetail(_p.Complex, kw_only=True):
     adjudication: _T159 = _U
@@ -3425,6 +3562,11 @@ class ClaimResponseAddItemDetailSubDetail(_p.Complex, kw_only=True):
     tax: _T148 = _U
     traceNumber: _T9 = _U
     unitPrice: _T148 = _U
+
+    def __post_init__(self) -> None:
+        v = self.factor
+        if v is not _U:
+            _a_decimal(v)
 
 
 class ClaimResponseError(_p.Complex, kw_only=True):
@@ -3456,7 +3598,10 @@ class ClaimResponseEvent(_p.Complex, kw_only=True):
         v = self.whenDateTime
         if v is not _U:
             _a_dateTime(v)
-        if (self.whenDateTime is not _U) + (self.whenPeriod is not _U) != 1:
+        if self.whenDateTime is not _U:
+            if self.whenPeriod is not _U:
+                raise _p.ChoiceError("ClaimResponseEvent.when[x]: exactly one")
+        elif not (self.whenPeriod is not _U):
             raise _p.ChoiceError("ClaimResponseEvent.when[x]: exactly one")
 
 
@@ -3606,10 +3751,24 @@ class ClaimSupportingInfo(_p.Complex, kw_only=True):
         v = self.timingDate
         if v is not _U:
             _a_date(v)
-        if (self.timingDate is not _U) + (self.timingPeriod is not _U) > 1:
-            raise _p.ChoiceError("ClaimSupportingInfo.timing[x]: at most one")
-        if (self.valueAttachment is not _U) + (self.valueBoolean is not _U) + (self.valueIdentifier is not _U) + (self.valueQuantity is not _U) + (self.valueReference is not _U) + (self.valueString is not _U) > 1:
-            raise _p.ChoiceError("ClaimSupportingInfo.value[x]: at most one")
+        if self.timingDate is not _U:
+            if self.timingPeriod is not _U:
+                raise _p.ChoiceError("ClaimSupportingInfo.timing[x]: at most one")
+        if self.valueAttachment is not _U:
+            if self.valueBoolean is not _U or self.valueIdentifier is not _U or self.valueQuantity is not _U or self.valueReference is not _U or self.valueString is not _U:
+                raise _p.ChoiceError("ClaimSupportingInfo.value[x]: at most one")
+        elif self.valueBoolean is not _U:
+            if self.valueIdentifier is not _U or self.valueQuantity is not _U or self.valueReference is not _U or self.valueString is not _U:
+                raise _p.ChoiceError("ClaimSupportingInfo.value[x]: at most one")
+        elif self.valueIdentifier is not _U:
+            if self.valueQuantity is not _U or self.valueReference is not _U or self.valueString is not _U:
+                raise _p.ChoiceError("ClaimSupportingInfo.value[x]: at most one")
+        elif self.valueQuantity is not _U:
+            if self.valueReference is not _U or self.valueString is not _U:
+                raise _p.ChoiceError("ClaimSupportingInfo.value[x]: at most one")
+        elif self.valueReference is not _U:
+            if self.valueString is not _U:
+                raise _p.ChoiceError("ClaimSupportingInfo.value[x]: at most one")
 
 
 class ClinicalImpression(_p.Resource, tag="ClinicalImpression", kw_only=True):
@@ -3669,8 +3828,9 @@ class ClinicalImpression(_p.Resource, tag="ClinicalImpression", kw_only=True):
         if self.protocol is not _U:
             _e_uri(self.protocol)
         _a_code(self.status)
-        if (self.effectiveDateTime is not _U) + (self.effectivePeriod is not _U) > 1:
-            raise _p.ChoiceError("ClinicalImpression.effective[x]: at most one")
+        if self.effectiveDateTime is not _U:
+            if self.effectivePeriod is not _U:
+                raise _p.ChoiceError("ClinicalImpression.effective[x]: at most one")
 
 
 class ClinicalImpressionFinding(_p.Complex, kw_only=True):
@@ -3763,8 +3923,9 @@ class ClinicalUseDefinitionIndication(_p.Complex, kw_only=True):
     undesirableEffect: _T16 = _U
 
     def __post_init__(self) -> None:
-        if (self.durationRange is not _U) + (self.durationString is not _U) > 1:
-            raise _p.ChoiceError("ClinicalUseDefinitionIndication.duration[x]: at most one")
+        if self.durationRange is not _U:
+            if self.durationString is not _U:
+                raise _p.ChoiceError("ClinicalUseDefinitionIndication.duration[x]: at most one")
 
 
 class ClinicalUseDefinitionInteraction(_p.Complex, kw_only=True):
@@ -3788,7 +3949,10 @@ class ClinicalUseDefinitionInteractionInteractant(_p.Complex, kw_only=True):
     modifierExtension: _T7 = _U
 
     def __post_init__(self) -> None:
-        if (self.itemCodeableConcept is not _U) + (self.itemReference is not _U) != 1:
+        if self.itemCodeableConcept is not _U:
+            if self.itemReference is not _U:
+                raise _p.ChoiceError("ClinicalUseDefinitionInteractionInteractant.item[x]: exactly one")
+        elif not (self.itemReference is not _U):
             raise _p.ChoiceError("ClinicalUseDefinitionInteractionInteractant.item[x]: exactly one")
 
 
@@ -3918,8 +4082,9 @@ class CodeSystem(_p.Resource, tag="CodeSystem", kw_only=True):
         v = self.valueSet
         if v is not _U:
             _a_uri(v)
-        if (self.versionAlgorithmCoding is not _U) + (self.versionAlgorithmString is not _U) > 1:
-            raise _p.ChoiceError("CodeSystem.versionAlgorithm[x]: at most one")
+        if self.versionAlgorithmCoding is not _U:
+            if self.versionAlgorithmString is not _U:
+                raise _p.ChoiceError("CodeSystem.versionAlgorithm[x]: at most one")
 
 
 class CodeSystemConcept(_p.Complex, kw_only=True):
@@ -3982,7 +4147,28 @@ class CodeSystemConceptProperty(_p.Complex, kw_only=True):
         v = self.valueDateTime
         if v is not _U:
             _a_dateTime(v)
-        if (self.valueBoolean is not _U) + (self.valueCode is not _U) + (self.valueCoding is not _U) + (self.valueDateTime is not _U) + (self.valueDecimal is not _U) + (self.valueInteger is not _U) + (self.valueString is not _U) != 1:
+        v = self.valueDecimal
+        if v is not _U:
+            _a_decimal(v)
+        if self.valueBoolean is not _U:
+            if self.valueCode is not _U or self.valueCoding is not _U or self.valueDateTime is not _U or self.valueDecimal is not _U or self.valueInteger is not _U or self.valueString is not _U:
+                raise _p.ChoiceError("CodeSystemConceptProperty.value[x]: exactly one")
+        elif self.valueCode is not _U:
+            if self.valueCoding is not _U or self.valueDateTime is not _U or self.valueDecimal is not _U or self.valueInteger is not _U or self.valueString is not _U:
+                raise _p.ChoiceError("CodeSystemConceptProperty.value[x]: exactly one")
+        elif self.valueCoding is not _U:
+            if self.valueDateTime is not _U or self.valueDecimal is not _U or self.valueInteger is not _U or self.valueString is not _U:
+                raise _p.ChoiceError("CodeSystemConceptProperty.value[x]: exactly one")
+        elif self.valueDateTime is not _U:
+            if self.valueDecimal is not _U or self.valueInteger is not _U or self.valueString is not _U:
+                raise _p.ChoiceError("CodeSystemConceptProperty.value[x]: exactly one")
+        elif self.valueDecimal is not _U:
+            if self.valueInteger is not _U or self.valueString is not _U:
+                raise _p.ChoiceError("CodeSystemConceptProperty.value[x]: exactly one")
+        elif self.valueInteger is not _U:
+            if self.valueString is not _U:
+                raise _p.ChoiceError("CodeSystemConceptProperty.value[x]: exactly one")
+        elif not (self.valueString is not _U):
             raise _p.ChoiceError("CodeSystemConceptProperty.value[x]: exactly one")
 
 
@@ -4145,7 +4331,13 @@ class CommunicationPayload(_p.Complex, kw_only=True):
     modifierExtension: _T7 = _U
 
     def __post_init__(self) -> None:
-        if (self.contentAttachment is not _U) + (self.contentCodeableConcept is not _U) + (self.contentReference is not _U) != 1:
+        if self.contentAttachment is not _U:
+            if self.contentCodeableConcept is not _U or self.contentReference is not _U:
+                raise _p.ChoiceError("CommunicationPayload.content[x]: exactly one")
+        elif self.contentCodeableConcept is not _U:
+            if self.contentReference is not _U:
+                raise _p.ChoiceError("CommunicationPayload.content[x]: exactly one")
+        elif not (self.contentReference is not _U):
             raise _p.ChoiceError("CommunicationPayload.content[x]: exactly one")
 
 
@@ -4211,8 +4403,9 @@ class CommunicationRequest(_p.Resource, tag="CommunicationRequest", kw_only=True
         if v is not _U:
             _a_code(v)
         _a_code(self.status)
-        if (self.occurrenceDateTime is not _U) + (self.occurrencePeriod is not _U) > 1:
-            raise _p.ChoiceError("CommunicationRequest.occurrence[x]: at most one")
+        if self.occurrenceDateTime is not _U:
+            if self.occurrencePeriod is not _U:
+                raise _p.ChoiceError("CommunicationRequest.occurrence[x]: at most one")
 
 
 class CommunicationRequestPayload(_p.Complex, kw_only=True):
@@ -4225,7 +4418,13 @@ class CommunicationRequestPayload(_p.Complex, kw_only=True):
     modifierExtension: _T7 = _U
 
     def __post_init__(self) -> None:
-        if (self.contentAttachment is not _U) + (self.contentCodeableConcept is not _U) + (self.contentReference is not _U) != 1:
+        if self.contentAttachment is not _U:
+            if self.contentCodeableConcept is not _U or self.contentReference is not _U:
+                raise _p.ChoiceError("CommunicationRequestPayload.content[x]: exactly one")
+        elif self.contentCodeableConcept is not _U:
+            if self.contentReference is not _U:
+                raise _p.ChoiceError("CommunicationRequestPayload.content[x]: exactly one")
+        elif not (self.contentReference is not _U):
             raise _p.ChoiceError("CommunicationRequestPayload.content[x]: exactly one")
 
 
@@ -4287,8 +4486,9 @@ class CompartmentDefinition(_p.Resource, tag="CompartmentDefinition", kw_only=Tr
             _a_code(v)
         _a_code(self.status)
         _a_uri(self.url)
-        if (self.versionAlgorithmCoding is not _U) + (self.versionAlgorithmString is not _U) > 1:
-            raise _p.ChoiceError("CompartmentDefinition.versionAlgorithm[x]: at most one")
+        if self.versionAlgorithmCoding is not _U:
+            if self.versionAlgorithmString is not _U:
+                raise _p.ChoiceError("CompartmentDefinition.versionAlgorithm[x]: at most one")
 
 
 class CompartmentDefinitionResource(_p.Complex, kw_only=True):
@@ -4510,12 +4710,15 @@ class ConceptMap(_p.Resource, tag="ConceptMap", kw_only=True):
         v = self.url
         if v is not _U:
             _a_uri(v)
-        if (self.sourceScopeCanonical is not _U) + (self.sourceScopeUri is not _U) > 1:
-            raise _p.ChoiceError("ConceptMap.sourceScope[x]: at most one")
-        if (self.targetScopeCanonical is not _U) + (self.targetScopeUri is not _U) > 1:
-            raise _p.ChoiceError("ConceptMap.targetScope[x]: at most one")
-        if (self.versionAlgorithmCoding is not _U) + (self.versionAlgorithmString is not _U) > 1:
-            raise _p.ChoiceError("ConceptMap.versionAlgorithm[x]: at most one")
+        if self.sourceScopeCanonical is not _U:
+            if self.sourceScopeUri is not _U:
+                raise _p.ChoiceError("ConceptMap.sourceScope[x]: at most one")
+        if self.targetScopeCanonical is not _U:
+            if self.targetScopeUri is not _U:
+                raise _p.ChoiceError("ConceptMap.targetScope[x]: at most one")
+        if self.versionAlgorithmCoding is not _U:
+            if self.versionAlgorithmString is not _U:
+                raise _p.ChoiceError("ConceptMap.versionAlgorithm[x]: at most one")
 
 
 class ConceptMapAdditionalAttribute(_p.Complex, kw_only=True):
@@ -4637,8 +4840,18 @@ class ConceptMapGroupElementTargetDependsOn(_p.Complex, kw_only=True):
         v = self.valueSet
         if v is not _U:
             _a_uri(v)
-        if (self.valueBoolean is not _U) + (self.valueCode is not _U) + (self.valueCoding is not _U) + (self.valueQuantity is not _U) + (self.valueString is not _U) > 1:
-            raise _p.ChoiceError("ConceptMapGroupElementTargetDependsOn.value[x]: at most one")
+        if self.valueBoolean is not _U:
+            if self.valueCode is not _U or self.valueCoding is not _U or self.valueQuantity is not _U or self.valueString is not _U:
+                raise _p.ChoiceError("ConceptMapGroupElementTargetDependsOn.value[x]: at most one")
+        elif self.valueCode is not _U:
+            if self.valueCoding is not _U or self.valueQuantity is not _U or self.valueString is not _U:
+                raise _p.ChoiceError("ConceptMapGroupElementTargetDependsOn.value[x]: at most one")
+        elif self.valueCoding is not _U:
+            if self.valueQuantity is not _U or self.valueString is not _U:
+                raise _p.ChoiceError("ConceptMapGroupElementTargetDependsOn.value[x]: at most one")
+        elif self.valueQuantity is not _U:
+            if self.valueString is not _U:
+                raise _p.ChoiceError("ConceptMapGroupElementTargetDependsOn.value[x]: at most one")
 
 
 class ConceptMapGroupElementTargetProperty(_p.Complex, kw_only=True):
@@ -4664,7 +4877,28 @@ class ConceptMapGroupElementTargetProperty(_p.Complex, kw_only=True):
         v = self.valueDateTime
         if v is not _U:
             _a_dateTime(v)
-        if (self.valueBoolean is not _U) + (self.valueCode is not _U) + (self.valueCoding is not _U) + (self.valueDateTime is not _U) + (self.valueDecimal is not _U) + (self.valueInteger is not _U) + (self.valueString is not _U) != 1:
+        v = self.valueDecimal
+        if v is not _U:
+            _a_decimal(v)
+        if self.valueBoolean is not _U:
+            if self.valueCode is not _U or self.valueCoding is not _U or self.valueDateTime is not _U or self.valueDecimal is not _U or self.valueInteger is not _U or self.valueString is not _U:
+                raise _p.ChoiceError("ConceptMapGroupElementTargetProperty.value[x]: exactly one")
+        elif self.valueCode is not _U:
+            if self.valueCoding is not _U or self.valueDateTime is not _U or self.valueDecimal is not _U or self.valueInteger is not _U or self.valueString is not _U:
+                raise _p.ChoiceError("ConceptMapGroupElementTargetProperty.value[x]: exactly one")
+        elif self.valueCoding is not _U:
+            if self.valueDateTime is not _U or self.valueDecimal is not _U or self.valueInteger is not _U or self.valueString is not _U:
+                raise _p.ChoiceError("ConceptMapGroupElementTargetProperty.value[x]: exactly one")
+        elif self.valueDateTime is not _U:
+            if self.valueDecimal is not _U or self.valueInteger is not _U or self.valueString is not _U:
+                raise _p.ChoiceError("ConceptMapGroupElementTargetProperty.value[x]: exactly one")
+        elif self.valueDecimal is not _U:
+            if self.valueInteger is not _U or self.valueString is not _U:
+                raise _p.ChoiceError("ConceptMapGroupElementTargetProperty.value[x]: exactly one")
+        elif self.valueInteger is not _U:
+            if self.valueString is not _U:
+                raise _p.ChoiceError("ConceptMapGroupElementTargetProperty.value[x]: exactly one")
+        elif not (self.valueString is not _U):
             raise _p.ChoiceError("ConceptMapGroupElementTargetProperty.value[x]: exactly one")
 
 
@@ -4786,10 +5020,30 @@ class Condition(_p.Resource, tag="Condition", kw_only=True):
         v = self.recordedDate
         if v is not _U:
             _a_dateTime(v)
-        if (self.abatementAge is not _U) + (self.abatementDateTime is not _U) + (self.abatementPeriod is not _U) + (self.abatementRange is not _U) + (self.abatementString is not _U) > 1:
-            raise _p.ChoiceError("Condition.abatement[x]: at most one")
-        if (self.onsetAge is not _U) + (self.onsetDateTime is not _U) + (self.onsetPeriod is not _U) + (self.onsetRange is not _U) + (self.onsetString is not _U) > 1:
-            raise _p.ChoiceError("Condition.onset[x]: at most one")
+        if self.abatementAge is not _U:
+            if self.abatementDateTime is not _U or self.abatementPeriod is not _U or self.abatementRange is not _U or self.abatementString is not _U:
+                raise _p.ChoiceError("Condition.abatement[x]: at most one")
+        elif self.abatementDateTime is not _U:
+            if self.abatementPeriod is not _U or self.abatementRange is not _U or self.abatementString is not _U:
+                raise _p.ChoiceError("Condition.abatement[x]: at most one")
+        elif self.abatementPeriod is not _U:
+            if self.abatementRange is not _U or self.abatementString is not _U:
+                raise _p.ChoiceError("Condition.abatement[x]: at most one")
+        elif self.abatementRange is not _U:
+            if self.abatementString is not _U:
+                raise _p.ChoiceError("Condition.abatement[x]: at most one")
+        if self.onsetAge is not _U:
+            if self.onsetDateTime is not _U or self.onsetPeriod is not _U or self.onsetRange is not _U or self.onsetString is not _U:
+                raise _p.ChoiceError("Condition.onset[x]: at most one")
+        elif self.onsetDateTime is not _U:
+            if self.onsetPeriod is not _U or self.onsetRange is not _U or self.onsetString is not _U:
+                raise _p.ChoiceError("Condition.onset[x]: at most one")
+        elif self.onsetPeriod is not _U:
+            if self.onsetRange is not _U or self.onsetString is not _U:
+                raise _p.ChoiceError("Condition.onset[x]: at most one")
+        elif self.onsetRange is not _U:
+            if self.onsetString is not _U:
+                raise _p.ChoiceError("Condition.onset[x]: at most one")
 
 
 class ConditionDefinition(_p.Resource, tag="ConditionDefinition", kw_only=True):
@@ -4868,8 +5122,9 @@ class ConditionDefinition(_p.Resource, tag="ConditionDefinition", kw_only=True):
         v = self.url
         if v is not _U:
             _a_uri(v)
-        if (self.versionAlgorithmCoding is not _U) + (self.versionAlgorithmString is not _U) > 1:
-            raise _p.ChoiceError("ConditionDefinition.versionAlgorithm[x]: at most one")
+        if self.versionAlgorithmCoding is not _U:
+            if self.versionAlgorithmString is not _U:
+                raise _p.ChoiceError("ConditionDefinition.versionAlgorithm[x]: at most one")
 
 
 class ConditionDefinitionMedication(_p.Complex, kw_only=True):
@@ -4912,8 +5167,9 @@ class ConditionDefinitionPrecondition(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         _a_code(self.type)
-        if (self.valueCodeableConcept is not _U) + (self.valueQuantity is not _U) > 1:
-            raise _p.ChoiceError("ConditionDefinitionPrecondition.value[x]: at most one")
+        if self.valueCodeableConcept is not _U:
+            if self.valueQuantity is not _U:
+                raise _p.ChoiceError("ConditionDefinitionPrecondition.value[x]: at most one")
 
 
 class ConditionDefinitionQuestionnaire(_p.Complex, kw_only=True):
@@ -5186,10 +5442,12 @@ class Contract(_p.Resource, tag="Contract", kw_only=True):
         v = self.url
         if v is not _U:
             _a_uri(v)
-        if (self.legallyBindingAttachment is not _U) + (self.legallyBindingReference is not _U) > 1:
-            raise _p.ChoiceError("Contract.legallyBinding[x]: at most one")
-        if (self.topicCodeableConcept is not _U) + (self.topicReference is not _U) > 1:
-            raise _p.ChoiceError("Contract.topic[x]: at most one")
+        if self.legallyBindingAttachment is not _U:
+            if self.legallyBindingReference is not _U:
+                raise _p.ChoiceError("Contract.legallyBinding[x]: at most one")
+        if self.topicCodeableConcept is not _U:
+            if self.topicReference is not _U:
+                raise _p.ChoiceError("Contract.topic[x]: at most one")
 
 
 class ContractContentDefinition(_p.Complex, kw_only=True):
@@ -5223,7 +5481,10 @@ class ContractFriendly(_p.Complex, kw_only=True):
     modifierExtension: _T7 = _U
 
     def __post_init__(self) -> None:
-        if (self.contentAttachment is not _U) + (self.contentReference is not _U) != 1:
+        if self.contentAttachment is not _U:
+            if self.contentReference is not _U:
+                raise _p.ChoiceError("ContractFriendly.content[x]: exactly one")
+        elif not (self.contentReference is not _U):
             raise _p.ChoiceError("ContractFriendly.content[x]: exactly one")
 
 
@@ -5236,7 +5497,10 @@ class ContractLegal(_p.Complex, kw_only=True):
     modifierExtension: _T7 = _U
 
     def __post_init__(self) -> None:
-        if (self.contentAttachment is not _U) + (self.contentReference is not _U) != 1:
+        if self.contentAttachment is not _U:
+            if self.contentReference is not _U:
+                raise _p.ChoiceError("ContractLegal.content[x]: exactly one")
+        elif not (self.contentReference is not _U):
             raise _p.ChoiceError("ContractLegal.content[x]: exactly one")
 
 
@@ -5249,7 +5513,10 @@ class ContractRule(_p.Complex, kw_only=True):
     modifierExtension: _T7 = _U
 
     def __post_init__(self) -> None:
-        if (self.contentAttachment is not _U) + (self.contentReference is not _U) != 1:
+        if self.contentAttachment is not _U:
+            if self.contentReference is not _U:
+                raise _p.ChoiceError("ContractRule.content[x]: exactly one")
+        elif not (self.contentReference is not _U):
             raise _p.ChoiceError("ContractRule.content[x]: exactly one")
 
 
@@ -5288,8 +5555,9 @@ class ContractTerm(_p.Complex, kw_only=True):
         v = self.issued
         if v is not _U:
             _a_dateTime(v)
-        if (self.topicCodeableConcept is not _U) + (self.topicReference is not _U) > 1:
-            raise _p.ChoiceError("ContractTerm.topic[x]: at most one")
+        if self.topicCodeableConcept is not _U:
+            if self.topicReference is not _U:
+                raise _p.ChoiceError("ContractTerm.topic[x]: at most one")
 
 
 class ContractTermAction(_p.Complex, kw_only=True):
@@ -5330,8 +5598,12 @@ class ContractTermAction(_p.Complex, kw_only=True):
         v = self.occurrenceDateTime
         if v is not _U:
             _a_dateTime(v)
-        if (self.occurrenceDateTime is not _U) + (self.occurrencePeriod is not _U) + (self.occurrenceTiming is not _U) > 1:
-            raise _p.ChoiceError("ContractTermAction.occurrence[x]: at most one")
+        if self.occurrenceDateTime is not _U:
+            if self.occurrencePeriod is not _U or self.occurrenceTiming is not _U:
+                raise _p.ChoiceError("ContractTermAction.occurrence[x]: at most one")
+        elif self.occurrencePeriod is not _U:
+            if self.occurrenceTiming is not _U:
+                raise _p.ChoiceError("ContractTermAction.occurrence[x]: at most one")
 
 
 class ContractTermActionSubject(_p.Complex, kw_only=True):
@@ -5412,11 +5684,18 @@ class ContractTermAssetValuedItem(_p.Complex, kw_only=True):
         v = self.effectiveTime
         if v is not _U:
             _a_dateTime(v)
+        v = self.factor
+        if v is not _U:
+            _a_decimal(v)
         v = self.paymentDate
         if v is not _U:
             _a_dateTime(v)
-        if (self.entityCodeableConcept is not _U) + (self.entityReference is not _U) > 1:
-            raise _p.ChoiceError("ContractTermAssetValuedItem.entity[x]: at most one")
+        v = self.points
+        if v is not _U:
+            _a_decimal(v)
+        if self.entityCodeableConcept is not _U:
+            if self.entityReference is not _U:
+                raise _p.ChoiceError("ContractTermAssetValuedItem.entity[x]: at most one")
 
 
 class ContractTermOffer(_p.Complex, kw_only=True):
@@ -5464,6 +5743,9 @@ class ContractTermOfferAnswer(_p.Complex, kw_only=True):
         v = self.valueDateTime
         if v is not _U:
             _a_dateTime(v)
+        v = self.valueDecimal
+        if v is not _U:
+            _a_decimal(v)
         v = self.valueTime
         if v is not _U:
             _a_time(v)
@@ -5536,6 +5818,9 @@ class Count(_p.Complex, kw_only=True):
         v = self.system
         if v is not _U:
             _a_uri(v)
+        v = self.value
+        if v is not _U:
+            _a_decimal(v)
 
 
 class Coverage(_p.Resource, tag="Coverage", kw_only=True):
@@ -5617,8 +5902,9 @@ class CoverageCostToBeneficiary(_p.Complex, kw_only=True):
     valueQuantity: _T31 = _U
 
     def __post_init__(self) -> None:
-        if (self.valueMoney is not _U) + (self.valueQuantity is not _U) > 1:
-            raise _p.ChoiceError("CoverageCostToBeneficiary.value[x]: at most one")
+        if self.valueMoney is not _U:
+            if self.valueQuantity is not _U:
+                raise _p.ChoiceError("CoverageCostToBeneficiary.value[x]: at most one")
 
 
 class CoverageCostToBeneficiaryException(_p.Complex, kw_only=True):
@@ -5678,8 +5964,9 @@ class CoverageEligibilityRequest(_p.Resource, tag="CoverageEligibilityRequest", 
         if v is not _U:
             _a_date(v)
         _a_code(self.status)
-        if (self.servicedDate is not _U) + (self.servicedPeriod is not _U) > 1:
-            raise _p.ChoiceError("CoverageEligibilityRequest.serviced[x]: at most one")
+        if self.servicedDate is not _U:
+            if self.servicedPeriod is not _U:
+                raise _p.ChoiceError("CoverageEligibilityRequest.serviced[x]: at most one")
 
 
 class CoverageEligibilityRequestEvent(_p.Complex, kw_only=True):
@@ -5695,7 +5982,10 @@ class CoverageEligibilityRequestEvent(_p.Complex, kw_only=True):
         v = self.whenDateTime
         if v is not _U:
             _a_dateTime(v)
-        if (self.whenDateTime is not _U) + (self.whenPeriod is not _U) != 1:
+        if self.whenDateTime is not _U:
+            if self.whenPeriod is not _U:
+                raise _p.ChoiceError("CoverageEligibilityRequestEvent.when[x]: exactly one")
+        elif not (self.whenPeriod is not _U):
             raise _p.ChoiceError("CoverageEligibilityRequestEvent.when[x]: exactly one")
 
 
@@ -5738,8 +6028,9 @@ class CoverageEligibilityRequestItemDiagnosis(_p.Complex, kw_only=True):
     modifierExtension: _T7 = _U
 
     def __post_init__(self) -> None:
-        if (self.diagnosisCodeableConcept is not _U) + (self.diagnosisReference is not _U) > 1:
-            raise _p.ChoiceError("CoverageEligibilityRequestItemDiagnosis.diagnosis[x]: at most one")
+        if self.diagnosisCodeableConcept is not _U:
+            if self.diagnosisReference is not _U:
+                raise _p.ChoiceError("CoverageEligibilityRequestItemDiagnosis.diagnosis[x]: at most one")
 
 
 class CoverageEligibilityRequestSupportingInfo(_p.Complex, kw_only=True):
@@ -5807,8 +6098,9 @@ class CoverageEligibilityResponse(_p.Resource, tag="CoverageEligibilityResponse"
         if v is not _U:
             _a_date(v)
         _a_code(self.status)
-        if (self.servicedDate is not _U) + (self.servicedPeriod is not _U) > 1:
-            raise _p.ChoiceError("CoverageEligibilityResponse.serviced[x]: at most one")
+        if self.servicedDate is not _U:
+            if self.servicedPeriod is not _U:
+                raise _p.ChoiceError("CoverageEligibilityResponse.serviced[x]: at most one")
 
 
 class CoverageEligibilityResponseError(_p.Complex, kw_only=True):
@@ -5834,7 +6126,10 @@ class CoverageEligibilityResponseEvent(_p.Complex, kw_only=True):
         v = self.whenDateTime
         if v is not _U:
             _a_dateTime(v)
-        if (self.whenDateTime is not _U) + (self.whenPeriod is not _U) != 1:
+        if self.whenDateTime is not _U:
+            if self.whenPeriod is not _U:
+                raise _p.ChoiceError("CoverageEligibilityResponseEvent.when[x]: exactly one")
+        elif not (self.whenPeriod is not _U):
             raise _p.ChoiceError("CoverageEligibilityResponseEvent.when[x]: exactly one")
 
 
@@ -5895,10 +6190,18 @@ class CoverageEligibilityResponseInsuranceItemBenefit(_p.Complex, kw_only=True):
     usedUnsignedInt: _T95 = _U
 
     def __post_init__(self) -> None:
-        if (self.allowedMoney is not _U) + (self.allowedString is not _U) + (self.allowedUnsignedInt is not _U) > 1:
-            raise _p.ChoiceError("CoverageEligibilityResponseInsuranceItemBenefit.allowed[x]: at most one")
-        if (self.usedMoney is not _U) + (self.usedString is not _U) + (self.usedUnsignedInt is not _U) > 1:
-            raise _p.ChoiceError("CoverageEligibilityResponseInsuranceItemBenefit.used[x]: at most one")
+        if self.allowedMoney is not _U:
+            if self.allowedString is not _U or self.allowedUnsignedInt is not _U:
+                raise _p.ChoiceError("CoverageEligibilityResponseInsuranceItemBenefit.allowed[x]: at most one")
+        elif self.allowedString is not _U:
+            if self.allowedUnsignedInt is not _U:
+                raise _p.ChoiceError("CoverageEligibilityResponseInsuranceItemBenefit.allowed[x]: at most one")
+        if self.usedMoney is not _U:
+            if self.usedString is not _U or self.usedUnsignedInt is not _U:
+                raise _p.ChoiceError("CoverageEligibilityResponseInsuranceItemBenefit.used[x]: at most one")
+        elif self.usedString is not _U:
+            if self.usedUnsignedInt is not _U:
+                raise _p.ChoiceError("CoverageEligibilityResponseInsuranceItemBenefit.used[x]: at most one")
 
 
 class CoveragePaymentBy(_p.Complex, kw_only=True):
@@ -5934,8 +6237,9 @@ class DataRequirement(_p.Complex, kw_only=True):
         if self.profile is not _U:
             _e_uri(self.profile)
         _a_code(self.type)
-        if (self.subjectCodeableConcept is not _U) + (self.subjectReference is not _U) > 1:
-            raise _p.ChoiceError("DataRequirement.subject[x]: at most one")
+        if self.subjectCodeableConcept is not _U:
+            if self.subjectReference is not _U:
+                raise _p.ChoiceError("DataRequirement.subject[x]: at most one")
 
 
 class DataRequirementCodeFilter(_p.Complex, kw_only=True):
@@ -5972,8 +6276,12 @@ class DataRequirementDateFilter(_p.Complex, kw_only=True):
         v = self.valueDateTime
         if v is not _U:
             _a_dateTime(v)
-        if (self.valueDateTime is not _U) + (self.valueDuration is not _U) + (self.valuePeriod is not _U) > 1:
-            raise _p.ChoiceError("DataRequirementDateFilter.value[x]: at most one")
+        if self.valueDateTime is not _U:
+            if self.valueDuration is not _U or self.valuePeriod is not _U:
+                raise _p.ChoiceError("DataRequirementDateFilter.value[x]: at most one")
+        elif self.valueDuration is not _U:
+            if self.valuePeriod is not _U:
+                raise _p.ChoiceError("DataRequirementDateFilter.value[x]: at most one")
 
 
 class DataRequirementSort(_p.Complex, kw_only=True):
@@ -6010,8 +6318,12 @@ class DataRequirementValueFilter(_p.Complex, kw_only=True):
         v = self.valueDateTime
         if v is not _U:
             _a_dateTime(v)
-        if (self.valueDateTime is not _U) + (self.valueDuration is not _U) + (self.valuePeriod is not _U) > 1:
-            raise _p.ChoiceError("DataRequirementValueFilter.value[x]: at most one")
+        if self.valueDateTime is not _U:
+            if self.valueDuration is not _U or self.valuePeriod is not _U:
+                raise _p.ChoiceError("DataRequirementValueFilter.value[x]: at most one")
+        elif self.valueDuration is not _U:
+            if self.valuePeriod is not _U:
+                raise _p.ChoiceError("DataRequirementValueFilter.value[x]: at most one")
 
 
 class DataType(_p.Complex, kw_only=True):
@@ -6072,8 +6384,9 @@ class DetectedIssue(_p.Resource, tag="DetectedIssue", kw_only=True):
         if v is not _U:
             _a_code(v)
         _a_code(self.status)
-        if (self.identifiedDateTime is not _U) + (self.identifiedPeriod is not _U) > 1:
-            raise _p.ChoiceError("DetectedIssue.identified[x]: at most one")
+        if self.identifiedDateTime is not _U:
+            if self.identifiedPeriod is not _U:
+                raise _p.ChoiceError("DetectedIssue.identified[x]: at most one")
 
 
 class DetectedIssueEvidence(_p.Complex, kw_only=True):
@@ -6442,7 +6755,25 @@ class DeviceDefinitionProperty(_p.Complex, kw_only=True):
     valueString: _T2 = _U
 
     def __post_init__(self) -> None:
-        if (self.valueAttachment is not _U) + (self.valueBoolean is not _U) + (self.valueCodeableConcept is not _U) + (self.valueInteger is not _U) + (self.valueQuantity is not _U) + (self.valueRange is not _U) + (self.valueString is not _U) != 1:
+        if self.valueAttachment is not _U:
+            if self.valueBoolean is not _U or self.valueCodeableConcept is not _U or self.valueInteger is not _U or self.valueQuantity is not _U or self.valueRange is not _U or self.valueString is not _U:
+                raise _p.ChoiceError("DeviceDefinitionProperty.value[x]: exactly one")
+        elif self.valueBoolean is not _U:
+            if self.valueCodeableConcept is not _U or self.valueInteger is not _U or self.valueQuantity is not _U or self.valueRange is not _U or self.valueString is not _U:
+                raise _p.ChoiceError("DeviceDefinitionProperty.value[x]: exactly one")
+        elif self.valueCodeableConcept is not _U:
+            if self.valueInteger is not _U or self.valueQuantity is not _U or self.valueRange is not _U or self.valueString is not _U:
+                raise _p.ChoiceError("DeviceDefinitionProperty.value[x]: exactly one")
+        elif self.valueInteger is not _U:
+            if self.valueQuantity is not _U or self.valueRange is not _U or self.valueString is not _U:
+                raise _p.ChoiceError("DeviceDefinitionProperty.value[x]: exactly one")
+        elif self.valueQuantity is not _U:
+            if self.valueRange is not _U or self.valueString is not _U:
+                raise _p.ChoiceError("DeviceDefinitionProperty.value[x]: exactly one")
+        elif self.valueRange is not _U:
+            if self.valueString is not _U:
+                raise _p.ChoiceError("DeviceDefinitionProperty.value[x]: exactly one")
+        elif not (self.valueString is not _U):
             raise _p.ChoiceError("DeviceDefinitionProperty.value[x]: exactly one")
 
 
@@ -6673,7 +7004,25 @@ class DeviceProperty(_p.Complex, kw_only=True):
     valueString: _T2 = _U
 
     def __post_init__(self) -> None:
-        if (self.valueAttachment is not _U) + (self.valueBoolean is not _U) + (self.valueCodeableConcept is not _U) + (self.valueInteger is not _U) + (self.valueQuantity is not _U) + (self.valueRange is not _U) + (self.valueString is not _U) != 1:
+        if self.valueAttachment is not _U:
+            if self.valueBoolean is not _U or self.valueCodeableConcept is not _U or self.valueInteger is not _U or self.valueQuantity is not _U or self.valueRange is not _U or self.valueString is not _U:
+                raise _p.ChoiceError("DeviceProperty.value[x]: exactly one")
+        elif self.valueBoolean is not _U:
+            if self.valueCodeableConcept is not _U or self.valueInteger is not _U or self.valueQuantity is not _U or self.valueRange is not _U or self.valueString is not _U:
+                raise _p.ChoiceError("DeviceProperty.value[x]: exactly one")
+        elif self.valueCodeableConcept is not _U:
+            if self.valueInteger is not _U or self.valueQuantity is not _U or self.valueRange is not _U or self.valueString is not _U:
+                raise _p.ChoiceError("DeviceProperty.value[x]: exactly one")
+        elif self.valueInteger is not _U:
+            if self.valueQuantity is not _U or self.valueRange is not _U or self.valueString is not _U:
+                raise _p.ChoiceError("DeviceProperty.value[x]: exactly one")
+        elif self.valueQuantity is not _U:
+            if self.valueRange is not _U or self.valueString is not _U:
+                raise _p.ChoiceError("DeviceProperty.value[x]: exactly one")
+        elif self.valueRange is not _U:
+            if self.valueString is not _U:
+                raise _p.ChoiceError("DeviceProperty.value[x]: exactly one")
+        elif not (self.valueString is not _U):
             raise _p.ChoiceError("DeviceProperty.value[x]: exactly one")
 
 
@@ -6754,8 +7103,12 @@ class DeviceRequest(_p.Resource, tag="DeviceRequest", kw_only=True):
         v = self.status
         if v is not _U:
             _a_code(v)
-        if (self.occurrenceDateTime is not _U) + (self.occurrencePeriod is not _U) + (self.occurrenceTiming is not _U) > 1:
-            raise _p.ChoiceError("DeviceRequest.occurrence[x]: at most one")
+        if self.occurrenceDateTime is not _U:
+            if self.occurrencePeriod is not _U or self.occurrenceTiming is not _U:
+                raise _p.ChoiceError("DeviceRequest.occurrence[x]: at most one")
+        elif self.occurrencePeriod is not _U:
+            if self.occurrenceTiming is not _U:
+                raise _p.ChoiceError("DeviceRequest.occurrence[x]: at most one")
 
 
 class DeviceRequestParameter(_p.Complex, kw_only=True):
@@ -6770,8 +7123,15 @@ class DeviceRequestParameter(_p.Complex, kw_only=True):
     valueRange: _T35 = _U
 
     def __post_init__(self) -> None:
-        if (self.valueBoolean is not _U) + (self.valueCodeableConcept is not _U) + (self.valueQuantity is not _U) + (self.valueRange is not _U) > 1:
-            raise _p.ChoiceError("DeviceRequestParameter.value[x]: at most one")
+        if self.valueBoolean is not _U:
+            if self.valueCodeableConcept is not _U or self.valueQuantity is not _U or self.valueRange is not _U:
+                raise _p.ChoiceError("DeviceRequestParameter.value[x]: at most one")
+        elif self.valueCodeableConcept is not _U:
+            if self.valueQuantity is not _U or self.valueRange is not _U:
+                raise _p.ChoiceError("DeviceRequestParameter.value[x]: at most one")
+        elif self.valueQuantity is not _U:
+            if self.valueRange is not _U:
+                raise _p.ChoiceError("DeviceRequestParameter.value[x]: at most one")
 
 
 class DeviceUdiCarrier(_p.Complex, kw_only=True):
@@ -6856,8 +7216,12 @@ class DeviceUsage(_p.Resource, tag="DeviceUsage", kw_only=True):
         v = self.timingDateTime
         if v is not _U:
             _a_dateTime(v)
-        if (self.timingDateTime is not _U) + (self.timingPeriod is not _U) + (self.timingTiming is not _U) > 1:
-            raise _p.ChoiceError("DeviceUsage.timing[x]: at most one")
+        if self.timingDateTime is not _U:
+            if self.timingPeriod is not _U or self.timingTiming is not _U:
+                raise _p.ChoiceError("DeviceUsage.timing[x]: at most one")
+        elif self.timingPeriod is not _U:
+            if self.timingTiming is not _U:
+                raise _p.ChoiceError("DeviceUsage.timing[x]: at most one")
 
 
 class DeviceUsageAdherence(_p.Complex, kw_only=True):
@@ -6942,8 +7306,9 @@ class DiagnosticReport(_p.Resource, tag="DiagnosticReport", kw_only=True):
         if v is not _U:
             _a_code(v)
         _a_code(self.status)
-        if (self.effectiveDateTime is not _U) + (self.effectivePeriod is not _U) > 1:
-            raise _p.ChoiceError("DiagnosticReport.effective[x]: at most one")
+        if self.effectiveDateTime is not _U:
+            if self.effectivePeriod is not _U:
+                raise _p.ChoiceError("DiagnosticReport.effective[x]: at most one")
 
 
 class DiagnosticReportMedia(_p.Complex, kw_only=True):
@@ -6990,6 +7355,9 @@ class Distance(_p.Complex, kw_only=True):
         v = self.system
         if v is not _U:
             _a_uri(v)
+        v = self.value
+        if v is not _U:
+            _a_decimal(v)
 
 
 class DocumentReference(_p.Resource, tag="DocumentReference", kw_only=True):
@@ -7093,7 +7461,13 @@ class DocumentReferenceContentProfile(_p.Complex, kw_only=True):
         v = self.valueUri
         if v is not _U:
             _a_uri(v)
-        if (self.valueCanonical is not _U) + (self.valueCoding is not _U) + (self.valueUri is not _U) != 1:
+        if self.valueCanonical is not _U:
+            if self.valueCoding is not _U or self.valueUri is not _U:
+                raise _p.ChoiceError("DocumentReferenceContentProfile.value[x]: exactly one")
+        elif self.valueCoding is not _U:
+            if self.valueUri is not _U:
+                raise _p.ChoiceError("DocumentReferenceContentProfile.value[x]: exactly one")
+        elif not (self.valueUri is not _U):
             raise _p.ChoiceError("DocumentReferenceContentProfile.value[x]: exactly one")
 
 
@@ -7165,10 +7539,15 @@ class DosageDoseAndRate(_p.Complex, kw_only=True):
     type: _T1 = _U
 
     def __post_init__(self) -> None:
-        if (self.doseQuantity is not _U) + (self.doseRange is not _U) > 1:
-            raise _p.ChoiceError("DosageDoseAndRate.dose[x]: at most one")
-        if (self.rateQuantity is not _U) + (self.rateRange is not _U) + (self.rateRatio is not _U) > 1:
-            raise _p.ChoiceError("DosageDoseAndRate.rate[x]: at most one")
+        if self.doseQuantity is not _U:
+            if self.doseRange is not _U:
+                raise _p.ChoiceError("DosageDoseAndRate.dose[x]: at most one")
+        if self.rateQuantity is not _U:
+            if self.rateRange is not _U or self.rateRatio is not _U:
+                raise _p.ChoiceError("DosageDoseAndRate.rate[x]: at most one")
+        elif self.rateRange is not _U:
+            if self.rateRatio is not _U:
+                raise _p.ChoiceError("DosageDoseAndRate.rate[x]: at most one")
 
 
 class Duration(_p.Complex, kw_only=True):
@@ -7196,6 +7575,9 @@ class Duration(_p.Complex, kw_only=True):
         v = self.system
         if v is not _U:
             _a_uri(v)
+        v = self.value
+        if v is not _U:
+            _a_decimal(v)
 
 
 class Element(_p.Complex, kw_only=True):
@@ -7465,6 +7847,9 @@ class ElementDefinition(_p.Complex, kw_only=True):
         v = self.defaultValueDateTime
         if v is not _U:
             _a_dateTime(v)
+        v = self.defaultValueDecimal
+        if v is not _U:
+            _a_decimal(v)
         v = self.defaultValueInstant
         if v is not _U:
             _a_instant(v)
@@ -7501,6 +7886,9 @@ class ElementDefinition(_p.Complex, kw_only=True):
         v = self.fixedDateTime
         if v is not _U:
             _a_dateTime(v)
+        v = self.fixedDecimal
+        if v is not _U:
+            _a_decimal(v)
         v = self.fixedInstant
         if v is not _U:
             _a_instant(v)
@@ -7528,6 +7916,9 @@ class ElementDefinition(_p.Complex, kw_only=True):
         v = self.maxValueDateTime
         if v is not _U:
             _a_dateTime(v)
+        v = self.maxValueDecimal
+        if v is not _U:
+            _a_decimal(v)
         v = self.maxValueInstant
         if v is not _U:
             _a_instant(v)
@@ -7543,6 +7934,9 @@ class ElementDefinition(_p.Complex, kw_only=True):
         v = self.minValueDateTime
         if v is not _U:
             _a_dateTime(v)
+        v = self.minValueDecimal
+        if v is not _U:
+            _a_decimal(v)
         v = self.minValueInstant
         if v is not _U:
             _a_instant(v)
@@ -7567,6 +7961,9 @@ class ElementDefinition(_p.Complex, kw_only=True):
         v = self.patternDateTime
         if v is not _U:
             _a_dateTime(v)
+        v = self.patternDecimal
+        if v is not _U:
+            _a_decimal(v)
         v = self.patternInstant
         if v is not _U:
             _a_instant(v)
@@ -7759,6 +8156,9 @@ class ElementDefinitionExample(_p.Complex, kw_only=True):
         v = self.valueDateTime
         if v is not _U:
             _a_dateTime(v)
+        v = self.valueDecimal
+        if v is not _U:
+            _a_decimal(v)
         v = self.valueInstant
         if v is not _U:
             _a_instant(v)
@@ -8339,10 +8739,12 @@ class EventDefinition(_p.Resource, tag="EventDefinition", kw_only=True):
         v = self.url
         if v is not _U:
             _a_uri(v)
-        if (self.subjectCodeableConcept is not _U) + (self.subjectReference is not _U) > 1:
-            raise _p.ChoiceError("EventDefinition.subject[x]: at most one")
-        if (self.versionAlgorithmCoding is not _U) + (self.versionAlgorithmString is not _U) > 1:
-            raise _p.ChoiceError("EventDefinition.versionAlgorithm[x]: at most one")
+        if self.subjectCodeableConcept is not _U:
+            if self.subjectReference is not _U:
+                raise _p.ChoiceError("EventDefinition.subject[x]: at most one")
+        if self.versionAlgorithmCoding is not _U:
+            if self.versionAlgorithmString is not _U:
+                raise _p.ChoiceError("EventDefinition.versionAlgorithm[x]: at most one")
 
 
 class Evidence(_p.Resource, tag="Evidence", kw_only=True):
@@ -8429,10 +8831,12 @@ class Evidence(_p.Resource, tag="Evidence", kw_only=True):
         v = self.url
         if v is not _U:
             _a_uri(v)
-        if (self.citeAsMarkdown is not _U) + (self.citeAsReference is not _U) > 1:
-            raise _p.ChoiceError("Evidence.citeAs[x]: at most one")
-        if (self.versionAlgorithmCoding is not _U) + (self.versionAlgorithmString is not _U) > 1:
-            raise _p.ChoiceError("Evidence.versionAlgorithm[x]: at most one")
+        if self.citeAsMarkdown is not _U:
+            if self.citeAsReference is not _U:
+                raise _p.ChoiceError("Evidence.citeAs[x]: at most one")
+        if self.versionAlgorithmCoding is not _U:
+            if self.versionAlgorithmString is not _U:
+                raise _p.ChoiceError("Evidence.versionAlgorithm[x]: at most one")
 
 
 class EvidenceCertainty(_p.Complex, kw_only=True):
@@ -8499,8 +8903,9 @@ class EvidenceReport(_p.Resource, tag="EvidenceReport", kw_only=True):
         v = self.url
         if v is not _U:
             _a_uri(v)
-        if (self.citeAsMarkdown is not _U) + (self.citeAsReference is not _U) > 1:
-            raise _p.ChoiceError("EvidenceReport.citeAs[x]: at most one")
+        if self.citeAsMarkdown is not _U:
+            if self.citeAsReference is not _U:
+                raise _p.ChoiceError("EvidenceReport.citeAs[x]: at most one")
 
 
 class EvidenceReportRelatesTo(_p.Complex, kw_only=True):
@@ -8585,7 +8990,19 @@ class EvidenceReportSubjectCharacteristic(_p.Complex, kw_only=True):
     valueReference: _T11 = _U
 
     def __post_init__(self) -> None:
-        if (self.valueBoolean is not _U) + (self.valueCodeableConcept is not _U) + (self.valueQuantity is not _U) + (self.valueRange is not _U) + (self.valueReference is not _U) != 1:
+        if self.valueBoolean is not _U:
+            if self.valueCodeableConcept is not _U or self.valueQuantity is not _U or self.valueRange is not _U or self.valueReference is not _U:
+                raise _p.ChoiceError("EvidenceReportSubjectCharacteristic.value[x]: exactly one")
+        elif self.valueCodeableConcept is not _U:
+            if self.valueQuantity is not _U or self.valueRange is not _U or self.valueReference is not _U:
+                raise _p.ChoiceError("EvidenceReportSubjectCharacteristic.value[x]: exactly one")
+        elif self.valueQuantity is not _U:
+            if self.valueRange is not _U or self.valueReference is not _U:
+                raise _p.ChoiceError("EvidenceReportSubjectCharacteristic.value[x]: exactly one")
+        elif self.valueRange is not _U:
+            if self.valueReference is not _U:
+                raise _p.ChoiceError("EvidenceReportSubjectCharacteristic.value[x]: exactly one")
+        elif not (self.valueReference is not _U):
             raise _p.ChoiceError("EvidenceReportSubjectCharacteristic.value[x]: exactly one")
 
 
@@ -8623,6 +9040,11 @@ class EvidenceStatisticAttributeEstimate(_p.Complex, kw_only=True):
     quantity: _T31 = _U
     range: _T35 = _U
     type: _T1 = _U
+
+    def __post_init__(self) -> None:
+        v = self.level
+        if v is not _U:
+            _a_decimal(v)
 
 
 class EvidenceStatisticModelCharacteristic(_p.Complex, kw_only=True):
@@ -8757,8 +9179,9 @@ class EvidenceVariable(_p.Resource, tag="EvidenceVariable", kw_only=True):
         v = self.url
         if v is not _U:
             _a_uri(v)
-        if (self.versionAlgorithmCoding is not _U) + (self.versionAlgorithmString is not _U) > 1:
-            raise _p.ChoiceError("EvidenceVariable.versionAlgorithm[x]: at most one")
+        if self.versionAlgorithmCoding is not _U:
+            if self.versionAlgorithmString is not _U:
+                raise _p.ChoiceError("EvidenceVariable.versionAlgorithm[x]: at most one")
 
 
 class EvidenceVariableCategory(_p.Complex, kw_only=True):
@@ -8773,8 +9196,12 @@ class EvidenceVariableCategory(_p.Complex, kw_only=True):
     valueRange: _T35 = _U
 
     def __post_init__(self) -> None:
-        if (self.valueCodeableConcept is not _U) + (self.valueQuantity is not _U) + (self.valueRange is not _U) > 1:
-            raise _p.ChoiceError("EvidenceVariableCategory.value[x]: at most one")
+        if self.valueCodeableConcept is not _U:
+            if self.valueQuantity is not _U or self.valueRange is not _U:
+                raise _p.ChoiceError("EvidenceVariableCategory.value[x]: at most one")
+        elif self.valueQuantity is not _U:
+            if self.valueRange is not _U:
+                raise _p.ChoiceError("EvidenceVariableCategory.value[x]: at most one")
 
 
 class EvidenceVariableCharacteristic(_p.Complex, kw_only=True):
@@ -8808,10 +9235,12 @@ class EvidenceVariableCharacteristic(_p.Complex, kw_only=True):
         v = self.definitionCanonical
         if v is not _U:
             _a_uri(v)
-        if (self.durationQuantity is not _U) + (self.durationRange is not _U) > 1:
-            raise _p.ChoiceError("EvidenceVariableCharacteristic.duration[x]: at most one")
-        if (self.instancesQuantity is not _U) + (self.instancesRange is not _U) > 1:
-            raise _p.ChoiceError("EvidenceVariableCharacteristic.instances[x]: at most one")
+        if self.durationQuantity is not _U:
+            if self.durationRange is not _U:
+                raise _p.ChoiceError("EvidenceVariableCharacteristic.duration[x]: at most one")
+        if self.instancesQuantity is not _U:
+            if self.instancesRange is not _U:
+                raise _p.ChoiceError("EvidenceVariableCharacteristic.instances[x]: at most one")
 
 
 class EvidenceVariableCharacteristicDefinitionByCombination(_p.Complex, kw_only=True):
@@ -8846,7 +9275,22 @@ class EvidenceVariableCharacteristicDefinitionByTypeAndValue(_p.Complex, kw_only
     valueReference: _T11 = _U
 
     def __post_init__(self) -> None:
-        if (self.valueBoolean is not _U) + (self.valueCodeableConcept is not _U) + (self.valueId is not _U) + (self.valueQuantity is not _U) + (self.valueRange is not _U) + (self.valueReference is not _U) != 1:
+        if self.valueBoolean is not _U:
+            if self.valueCodeableConcept is not _U or self.valueId is not _U or self.valueQuantity is not _U or self.valueRange is not _U or self.valueReference is not _U:
+                raise _p.ChoiceError("EvidenceVariableCharacteristicDefinitionByTypeAndValue.value[x]: exactly one")
+        elif self.valueCodeableConcept is not _U:
+            if self.valueId is not _U or self.valueQuantity is not _U or self.valueRange is not _U or self.valueReference is not _U:
+                raise _p.ChoiceError("EvidenceVariableCharacteristicDefinitionByTypeAndValue.value[x]: exactly one")
+        elif self.valueId is not _U:
+            if self.valueQuantity is not _U or self.valueRange is not _U or self.valueReference is not _U:
+                raise _p.ChoiceError("EvidenceVariableCharacteristicDefinitionByTypeAndValue.value[x]: exactly one")
+        elif self.valueQuantity is not _U:
+            if self.valueRange is not _U or self.valueReference is not _U:
+                raise _p.ChoiceError("EvidenceVariableCharacteristicDefinitionByTypeAndValue.value[x]: exactly one")
+        elif self.valueRange is not _U:
+            if self.valueReference is not _U:
+                raise _p.ChoiceError("EvidenceVariableCharacteristicDefinitionByTypeAndValue.value[x]: exactly one")
+        elif not (self.valueReference is not _U):
             raise _p.ChoiceError("EvidenceVariableCharacteristicDefinitionByTypeAndValue.value[x]: exactly one")
 
 
@@ -8869,8 +9313,15 @@ class EvidenceVariableCharacteristicTimeFromEvent(_p.Complex, kw_only=True):
         v = self.eventDateTime
         if v is not _U:
             _a_dateTime(v)
-        if (self.eventCodeableConcept is not _U) + (self.eventDateTime is not _U) + (self.eventId is not _U) + (self.eventReference is not _U) > 1:
-            raise _p.ChoiceError("EvidenceVariableCharacteristicTimeFromEvent.event[x]: at most one")
+        if self.eventCodeableConcept is not _U:
+            if self.eventDateTime is not _U or self.eventId is not _U or self.eventReference is not _U:
+                raise _p.ChoiceError("EvidenceVariableCharacteristicTimeFromEvent.event[x]: at most one")
+        elif self.eventDateTime is not _U:
+            if self.eventId is not _U or self.eventReference is not _U:
+                raise _p.ChoiceError("EvidenceVariableCharacteristicTimeFromEvent.event[x]: at most one")
+        elif self.eventId is not _U:
+            if self.eventReference is not _U:
+                raise _p.ChoiceError("EvidenceVariableCharacteristicTimeFromEvent.event[x]: at most one")
 
 
 class EvidenceVariableDefinition(_p.Complex, kw_only=True):
@@ -8950,8 +9401,9 @@ class ExampleScenario(_p.Resource, tag="ExampleScenario", kw_only=True):
         v = self.url
         if v is not _U:
             _a_uri(v)
-        if (self.versionAlgorithmCoding is not _U) + (self.versionAlgorithmString is not _U) > 1:
-            raise _p.ChoiceError("ExampleScenario.versionAlgorithm[x]: at most one")
+        if self.versionAlgorithmCoding is not _U:
+            if self.versionAlgorithmString is not _U:
+                raise _p.ChoiceError("ExampleScenario.versionAlgorithm[x]: at most one")
 
 
 class ExampleScenarioActor(_p.Complex, kw_only=True):
@@ -8999,8 +9451,9 @@ class ExampleScenarioInstance(_p.Complex, kw_only=True):
         v = self.structureProfileUri
         if v is not _U:
             _a_uri(v)
-        if (self.structureProfileCanonical is not _U) + (self.structureProfileUri is not _U) > 1:
-            raise _p.ChoiceError("ExampleScenarioInstance.structureProfile[x]: at most one")
+        if self.structureProfileCanonical is not _U:
+            if self.structureProfileUri is not _U:
+                raise _p.ChoiceError("ExampleScenarioInstance.structureProfile[x]: at most one")
 
 
 class ExampleScenarioInstanceContainedInstance(_p.Complex, kw_only=True):
@@ -9199,8 +9652,9 @@ class ExplanationOfBenefitAccident(_p.Complex, kw_only=True):
         v = self.date
         if v is not _U:
             _a_date(v)
-        if (self.locationAddress is not _U) + (self.locationReference is not _U) > 1:
-            raise _p.ChoiceError("ExplanationOfBenefitAccident.location[x]: at most one")
+        if self.locationAddress is not _U:
+            if self.locationReference is not _U:
+                raise _p.ChoiceError("ExplanationOfBenefitAccident.location[x]: at most one")
 
 
 class ExplanationOfBenefitAddItem(_p.Complex, kw_only=True):
@@ -9242,13 +9696,21 @@ class ExplanationOfBenefitAddItem(_p.Complex, kw_only=True):
     unitPrice: _T148 = _U
 
     def __post_init__(self) -> None:
+        v = self.factor
+        if v is not _U:
+            _a_decimal(v)
         v = self.servicedDate
         if v is not _U:
             _a_date(v)
-        if (self.locationAddress is not _U) + (self.locationCodeableConcept is not _U) + (self.locationReference is not _U) > 1:
-            raise _p.ChoiceError("ExplanationOfBenefitAddItem.location[x]: at most one")
-        if (self.servicedDate is not _U) + (self.servicedPeriod is not _U) > 1:
-            raise _p.ChoiceError("ExplanationOfBenefitAddItem.serviced[x]: at most one")
+        if self.locationAddress is not _U:
+            if self.locationCodeableConcept is not _U or self.locationReference is not _U:
+                raise _p.ChoiceError("ExplanationOfBenefitAddItem.location[x]: at most one")
+        elif self.locationCodeableConcept is not _U:
+            if self.locationReference is not _U:
+                raise _p.ChoiceError("ExplanationOfBenefitAddItem.location[x]: at most one")
+        if self.servicedDate is not _U:
+            if self.servicedPeriod is not _U:
+                raise _p.ChoiceError("ExplanationOfBenefitAddItem.serviced[x]: at most one")
 
 
 class ExplanationOfBenefitAddItemBodySite(_p.Complex, kw_only=True):
@@ -9283,6 +9745,11 @@ class ExplanationOfBenefitAddItemDetail(_p.Complex, kw_only=True):
     traceNumber: _T9 = _U
     unitPrice: _T148 = _U
 
+    def __post_init__(self) -> None:
+        v = self.factor
+        if v is not _U:
+            _a_decimal(v)
+
 
 class ExplanationOfBenefitAddItemDetailSubDetail(_p.Complex, kw_only=True):
     adjudication: _T356 = _U
@@ -9305,6 +9772,11 @@ class ExplanationOfBenefitAddItemDetailSubDetail(_p.Complex, kw_only=True):
     tax: _T148 = _U
     traceNumber: _T9 = _U
     unitPrice: _T148 = _U
+
+    def __post_init__(self) -> None:
+        v = self.factor
+        if v is not _U:
+            _a_decimal(v)
 
 
 class ExplanationOfBenefitBenefitBalance(_p.Complex, kw_only=True):
@@ -9338,10 +9810,15 @@ class ExplanationOfBenefitBenefitBalanceFinancial(_p.Complex, kw_only=True):
     usedUnsignedInt: _T95 = _U
 
     def __post_init__(self) -> None:
-        if (self.allowedMoney is not _U) + (self.allowedString is not _U) + (self.allowedUnsignedInt is not _U) > 1:
-            raise _p.ChoiceError("ExplanationOfBenefitBenefitBalanceFinancial.allowed[x]: at most one")
-        if (self.usedMoney is not _U) + (self.usedUnsignedInt is not _U) > 1:
-            raise _p.ChoiceError("ExplanationOfBenefitBenefitBalanceFinancial.used[x]: at most one")
+        if self.allowedMoney is not _U:
+            if self.allowedString is not _U or self.allowedUnsignedInt is not _U:
+                raise _p.ChoiceError("ExplanationOfBenefitBenefitBalanceFinancial.allowed[x]: at most one")
+        elif self.allowedString is not _U:
+            if self.allowedUnsignedInt is not _U:
+                raise _p.ChoiceError("ExplanationOfBenefitBenefitBalanceFinancial.allowed[x]: at most one")
+        if self.usedMoney is not _U:
+            if self.usedUnsignedInt is not _U:
+                raise _p.ChoiceError("ExplanationOfBenefitBenefitBalanceFinancial.used[x]: at most one")
 
 
 class ExplanationOfBenefitCareTeam(_p.Complex, kw_only=True):
@@ -9371,7 +9848,10 @@ class ExplanationOfBenefitDiagnosis(_p.Complex, kw_only=True):
     type: _T23 = _U
 
     def __post_init__(self) -> None:
-        if (self.diagnosisCodeableConcept is not _U) + (self.diagnosisReference is not _U) != 1:
+        if self.diagnosisCodeableConcept is not _U:
+            if self.diagnosisReference is not _U:
+                raise _p.ChoiceError("ExplanationOfBenefitDiagnosis.diagnosis[x]: exactly one")
+        elif not (self.diagnosisReference is not _U):
             raise _p.ChoiceError("ExplanationOfBenefitDiagnosis.diagnosis[x]: exactly one")
 
 
@@ -9388,7 +9868,10 @@ class ExplanationOfBenefitEvent(_p.Complex, kw_only=True):
         v = self.whenDateTime
         if v is not _U:
             _a_dateTime(v)
-        if (self.whenDateTime is not _U) + (self.whenPeriod is not _U) != 1:
+        if self.whenDateTime is not _U:
+            if self.whenPeriod is not _U:
+                raise _p.ChoiceError("ExplanationOfBenefitEvent.when[x]: exactly one")
+        elif not (self.whenPeriod is not _U):
             raise _p.ChoiceError("ExplanationOfBenefitEvent.when[x]: exactly one")
 
 
@@ -9449,13 +9932,21 @@ class ExplanationOfBenefitItem(_p.Complex, kw_only=True):
     unitPrice: _T148 = _U
 
     def __post_init__(self) -> None:
+        v = self.factor
+        if v is not _U:
+            _a_decimal(v)
         v = self.servicedDate
         if v is not _U:
             _a_date(v)
-        if (self.locationAddress is not _U) + (self.locationCodeableConcept is not _U) + (self.locationReference is not _U) > 1:
-            raise _p.ChoiceError("ExplanationOfBenefitItem.location[x]: at most one")
-        if (self.servicedDate is not _U) + (self.servicedPeriod is not _U) > 1:
-            raise _p.ChoiceError("ExplanationOfBenefitItem.serviced[x]: at most one")
+        if self.locationAddress is not _U:
+            if self.locationCodeableConcept is not _U or self.locationReference is not _U:
+                raise _p.ChoiceError("ExplanationOfBenefitItem.location[x]: at most one")
+        elif self.locationCodeableConcept is not _U:
+            if self.locationReference is not _U:
+                raise _p.ChoiceError("ExplanationOfBenefitItem.location[x]: at most one")
+        if self.servicedDate is not _U:
+            if self.servicedPeriod is not _U:
+                raise _p.ChoiceError("ExplanationOfBenefitItem.serviced[x]: at most one")
 
 
 class ExplanationOfBenefitItemAdjudication(_p.Complex, kw_only=True):
@@ -9506,6 +9997,11 @@ class ExplanationOfBenefitItemDetail(_p.Complex, kw_only=True):
     udi: _T16 = _U
     unitPrice: _T148 = _U
 
+    def __post_init__(self) -> None:
+        v = self.factor
+        if v is not _U:
+            _a_decimal(v)
+
 
 class ExplanationOfBenefitItemDetailSubDetail(_p.Complex, kw_only=True):
     adjudication: _T356 = _U
@@ -9533,6 +10029,11 @@ class ExplanationOfBenefitItemDetailSubDetail(_p.Complex, kw_only=True):
     traceNumber: _T9 = _U
     udi: _T16 = _U
     unitPrice: _T148 = _U
+
+    def __post_init__(self) -> None:
+        v = self.factor
+        if v is not _U:
+            _a_decimal(v)
 
 
 class ExplanationOfBenefitItemReviewOutcome(_p.Complex, kw_only=True):
@@ -9593,7 +10094,10 @@ class ExplanationOfBenefitProcedure(_p.Complex, kw_only=True):
         v = self.date
         if v is not _U:
             _a_dateTime(v)
-        if (self.procedureCodeableConcept is not _U) + (self.procedureReference is not _U) != 1:
+        if self.procedureCodeableConcept is not _U:
+            if self.procedureReference is not _U:
+                raise _p.ChoiceError("ExplanationOfBenefitProcedure.procedure[x]: exactly one")
+        elif not (self.procedureReference is not _U):
             raise _p.ChoiceError("ExplanationOfBenefitProcedure.procedure[x]: exactly one")
 
 
@@ -9643,10 +10147,24 @@ class ExplanationOfBenefitSupportingInfo(_p.Complex, kw_only=True):
         v = self.timingDate
         if v is not _U:
             _a_date(v)
-        if (self.timingDate is not _U) + (self.timingPeriod is not _U) > 1:
-            raise _p.ChoiceError("ExplanationOfBenefitSupportingInfo.timing[x]: at most one")
-        if (self.valueAttachment is not _U) + (self.valueBoolean is not _U) + (self.valueIdentifier is not _U) + (self.valueQuantity is not _U) + (self.valueReference is not _U) + (self.valueString is not _U) > 1:
-            raise _p.ChoiceError("ExplanationOfBenefitSupportingInfo.value[x]: at most one")
+        if self.timingDate is not _U:
+            if self.timingPeriod is not _U:
+                raise _p.ChoiceError("ExplanationOfBenefitSupportingInfo.timing[x]: at most one")
+        if self.valueAttachment is not _U:
+            if self.valueBoolean is not _U or self.valueIdentifier is not _U or self.valueQuantity is not _U or self.valueReference is not _U or self.valueString is not _U:
+                raise _p.ChoiceError("ExplanationOfBenefitSupportingInfo.value[x]: at most one")
+        elif self.valueBoolean is not _U:
+            if self.valueIdentifier is not _U or self.valueQuantity is not _U or self.valueReference is not _U or self.valueString is not _U:
+                raise _p.ChoiceError("ExplanationOfBenefitSupportingInfo.value[x]: at most one")
+        elif self.valueIdentifier is not _U:
+            if self.valueQuantity is not _U or self.valueReference is not _U or self.valueString is not _U:
+                raise _p.ChoiceError("ExplanationOfBenefitSupportingInfo.value[x]: at most one")
+        elif self.valueQuantity is not _U:
+            if self.valueReference is not _U or self.valueString is not _U:
+                raise _p.ChoiceError("ExplanationOfBenefitSupportingInfo.value[x]: at most one")
+        elif self.valueReference is not _U:
+            if self.valueString is not _U:
+                raise _p.ChoiceError("ExplanationOfBenefitSupportingInfo.value[x]: at most one")
 
 
 class ExplanationOfBenefitTotal(_p.Complex, kw_only=True):
@@ -9775,6 +10293,9 @@ class Extension(_p.Complex, kw_only=True):
         v = self.valueDateTime
         if v is not _U:
             _a_dateTime(v)
+        v = self.valueDecimal
+        if v is not _U:
+            _a_decimal(v)
         v = self.valueInstant
         if v is not _U:
             _a_instant(v)
@@ -9872,12 +10393,30 @@ class FamilyMemberHistory(_p.Resource, tag="FamilyMemberHistory", kw_only=True):
         if v is not _U:
             _a_code(v)
         _a_code(self.status)
-        if (self.ageAge is not _U) + (self.ageRange is not _U) + (self.ageString is not _U) > 1:
-            raise _p.ChoiceError("FamilyMemberHistory.age[x]: at most one")
-        if (self.bornDate is not _U) + (self.bornPeriod is not _U) + (self.bornString is not _U) > 1:
-            raise _p.ChoiceError("FamilyMemberHistory.born[x]: at most one")
-        if (self.deceasedAge is not _U) + (self.deceasedBoolean is not _U) + (self.deceasedDate is not _U) + (self.deceasedRange is not _U) + (self.deceasedString is not _U) > 1:
-            raise _p.ChoiceError("FamilyMemberHistory.deceased[x]: at most one")
+        if self.ageAge is not _U:
+            if self.ageRange is not _U or self.ageString is not _U:
+                raise _p.ChoiceError("FamilyMemberHistory.age[x]: at most one")
+        elif self.ageRange is not _U:
+            if self.ageString is not _U:
+                raise _p.ChoiceError("FamilyMemberHistory.age[x]: at most one")
+        if self.bornDate is not _U:
+            if self.bornPeriod is not _U or self.bornString is not _U:
+                raise _p.ChoiceError("FamilyMemberHistory.born[x]: at most one")
+        elif self.bornPeriod is not _U:
+            if self.bornString is not _U:
+                raise _p.ChoiceError("FamilyMemberHistory.born[x]: at most one")
+        if self.deceasedAge is not _U:
+            if self.deceasedBoolean is not _U or self.deceasedDate is not _U or self.deceasedRange is not _U or self.deceasedString is not _U:
+                raise _p.ChoiceError("FamilyMemberHistory.deceased[x]: at most one")
+        elif self.deceasedBoolean is not _U:
+            if self.deceasedDate is not _U or self.deceasedRange is not _U or self.deceasedString is not _U:
+                raise _p.ChoiceError("FamilyMemberHistory.deceased[x]: at most one")
+        elif self.deceasedDate is not _U:
+            if self.deceasedRange is not _U or self.deceasedString is not _U:
+                raise _p.ChoiceError("FamilyMemberHistory.deceased[x]: at most one")
+        elif self.deceasedRange is not _U:
+            if self.deceasedString is not _U:
+                raise _p.ChoiceError("FamilyMemberHistory.deceased[x]: at most one")
 
 
 class FamilyMemberHistoryCondition(_p.Complex, kw_only=True):
@@ -9896,8 +10435,15 @@ class FamilyMemberHistoryCondition(_p.Complex, kw_only=True):
     outcome: _T1 = _U
 
     def __post_init__(self) -> None:
-        if (self.onsetAge is not _U) + (self.onsetPeriod is not _U) + (self.onsetRange is not _U) + (self.onsetString is not _U) > 1:
-            raise _p.ChoiceError("FamilyMemberHistoryCondition.onset[x]: at most one")
+        if self.onsetAge is not _U:
+            if self.onsetPeriod is not _U or self.onsetRange is not _U or self.onsetString is not _U:
+                raise _p.ChoiceError("FamilyMemberHistoryCondition.onset[x]: at most one")
+        elif self.onsetPeriod is not _U:
+            if self.onsetRange is not _U or self.onsetString is not _U:
+                raise _p.ChoiceError("FamilyMemberHistoryCondition.onset[x]: at most one")
+        elif self.onsetRange is not _U:
+            if self.onsetString is not _U:
+                raise _p.ChoiceError("FamilyMemberHistoryCondition.onset[x]: at most one")
 
 
 class FamilyMemberHistoryParticipant(_p.Complex, kw_only=True):
@@ -9929,8 +10475,18 @@ class FamilyMemberHistoryProcedure(_p.Complex, kw_only=True):
         v = self.performedDateTime
         if v is not _U:
             _a_dateTime(v)
-        if (self.performedAge is not _U) + (self.performedDateTime is not _U) + (self.performedPeriod is not _U) + (self.performedRange is not _U) + (self.performedString is not _U) > 1:
-            raise _p.ChoiceError("FamilyMemberHistoryProcedure.performed[x]: at most one")
+        if self.performedAge is not _U:
+            if self.performedDateTime is not _U or self.performedPeriod is not _U or self.performedRange is not _U or self.performedString is not _U:
+                raise _p.ChoiceError("FamilyMemberHistoryProcedure.performed[x]: at most one")
+        elif self.performedDateTime is not _U:
+            if self.performedPeriod is not _U or self.performedRange is not _U or self.performedString is not _U:
+                raise _p.ChoiceError("FamilyMemberHistoryProcedure.performed[x]: at most one")
+        elif self.performedPeriod is not _U:
+            if self.performedRange is not _U or self.performedString is not _U:
+                raise _p.ChoiceError("FamilyMemberHistoryProcedure.performed[x]: at most one")
+        elif self.performedRange is not _U:
+            if self.performedString is not _U:
+                raise _p.ChoiceError("FamilyMemberHistoryProcedure.performed[x]: at most one")
 
 
 class Flag(_p.Resource, tag="Flag", kw_only=True):
@@ -10115,8 +10671,9 @@ class GenomicStudyAnalysisInput(_p.Complex, kw_only=True):
     type: _T1 = _U
 
     def __post_init__(self) -> None:
-        if (self.generatedByIdentifier is not _U) + (self.generatedByReference is not _U) > 1:
-            raise _p.ChoiceError("GenomicStudyAnalysisInput.generatedBy[x]: at most one")
+        if self.generatedByIdentifier is not _U:
+            if self.generatedByReference is not _U:
+                raise _p.ChoiceError("GenomicStudyAnalysisInput.generatedBy[x]: at most one")
 
 
 class GenomicStudyAnalysisOutput(_p.Complex, kw_only=True):
@@ -10188,8 +10745,9 @@ class Goal(_p.Resource, tag="Goal", kw_only=True):
         v = self.statusDate
         if v is not _U:
             _a_date(v)
-        if (self.startCodeableConcept is not _U) + (self.startDate is not _U) > 1:
-            raise _p.ChoiceError("Goal.start[x]: at most one")
+        if self.startCodeableConcept is not _U:
+            if self.startDate is not _U:
+                raise _p.ChoiceError("Goal.start[x]: at most one")
 
 
 class GoalTarget(_p.Complex, kw_only=True):
@@ -10212,10 +10770,27 @@ class GoalTarget(_p.Complex, kw_only=True):
         v = self.dueDate
         if v is not _U:
             _a_date(v)
-        if (self.detailBoolean is not _U) + (self.detailCodeableConcept is not _U) + (self.detailInteger is not _U) + (self.detailQuantity is not _U) + (self.detailRange is not _U) + (self.detailRatio is not _U) + (self.detailString is not _U) > 1:
-            raise _p.ChoiceError("GoalTarget.detail[x]: at most one")
-        if (self.dueDate is not _U) + (self.dueDuration is not _U) > 1:
-            raise _p.ChoiceError("GoalTarget.due[x]: at most one")
+        if self.detailBoolean is not _U:
+            if self.detailCodeableConcept is not _U or self.detailInteger is not _U or self.detailQuantity is not _U or self.detailRange is not _U or self.detailRatio is not _U or self.detailString is not _U:
+                raise _p.ChoiceError("GoalTarget.detail[x]: at most one")
+        elif self.detailCodeableConcept is not _U:
+            if self.detailInteger is not _U or self.detailQuantity is not _U or self.detailRange is not _U or self.detailRatio is not _U or self.detailString is not _U:
+                raise _p.ChoiceError("GoalTarget.detail[x]: at most one")
+        elif self.detailInteger is not _U:
+            if self.detailQuantity is not _U or self.detailRange is not _U or self.detailRatio is not _U or self.detailString is not _U:
+                raise _p.ChoiceError("GoalTarget.detail[x]: at most one")
+        elif self.detailQuantity is not _U:
+            if self.detailRange is not _U or self.detailRatio is not _U or self.detailString is not _U:
+                raise _p.ChoiceError("GoalTarget.detail[x]: at most one")
+        elif self.detailRange is not _U:
+            if self.detailRatio is not _U or self.detailString is not _U:
+                raise _p.ChoiceError("GoalTarget.detail[x]: at most one")
+        elif self.detailRatio is not _U:
+            if self.detailString is not _U:
+                raise _p.ChoiceError("GoalTarget.detail[x]: at most one")
+        if self.dueDate is not _U:
+            if self.dueDuration is not _U:
+                raise _p.ChoiceError("GoalTarget.due[x]: at most one")
 
 
 class GraphDefinition(_p.Resource, tag="GraphDefinition", kw_only=True):
@@ -10285,8 +10860,9 @@ class GraphDefinition(_p.Resource, tag="GraphDefinition", kw_only=True):
         v = self.url
         if v is not _U:
             _a_uri(v)
-        if (self.versionAlgorithmCoding is not _U) + (self.versionAlgorithmString is not _U) > 1:
-            raise _p.ChoiceError("GraphDefinition.versionAlgorithm[x]: at most one")
+        if self.versionAlgorithmCoding is not _U:
+            if self.versionAlgorithmString is not _U:
+                raise _p.ChoiceError("GraphDefinition.versionAlgorithm[x]: at most one")
 
 
 class GraphDefinitionLink(_p.Complex, kw_only=True):
@@ -10416,7 +10992,19 @@ class GroupCharacteristic(_p.Complex, kw_only=True):
     valueReference: _T11 = _U
 
     def __post_init__(self) -> None:
-        if (self.valueBoolean is not _U) + (self.valueCodeableConcept is not _U) + (self.valueQuantity is not _U) + (self.valueRange is not _U) + (self.valueReference is not _U) != 1:
+        if self.valueBoolean is not _U:
+            if self.valueCodeableConcept is not _U or self.valueQuantity is not _U or self.valueRange is not _U or self.valueReference is not _U:
+                raise _p.ChoiceError("GroupCharacteristic.value[x]: exactly one")
+        elif self.valueCodeableConcept is not _U:
+            if self.valueQuantity is not _U or self.valueRange is not _U or self.valueReference is not _U:
+                raise _p.ChoiceError("GroupCharacteristic.value[x]: exactly one")
+        elif self.valueQuantity is not _U:
+            if self.valueRange is not _U or self.valueReference is not _U:
+                raise _p.ChoiceError("GroupCharacteristic.value[x]: exactly one")
+        elif self.valueRange is not _U:
+            if self.valueReference is not _U:
+                raise _p.ChoiceError("GroupCharacteristic.value[x]: exactly one")
+        elif not (self.valueReference is not _U):
             raise _p.ChoiceError("GroupCharacteristic.value[x]: exactly one")
 
 
@@ -10482,7 +11070,13 @@ class GuidanceResponse(_p.Resource, tag="GuidanceResponse", kw_only=True):
         if v is not _U:
             _a_dateTime(v)
         _a_code(self.status)
-        if (self.moduleCanonical is not _U) + (self.moduleCodeableConcept is not _U) + (self.moduleUri is not _U) != 1:
+        if self.moduleCanonical is not _U:
+            if self.moduleCodeableConcept is not _U or self.moduleUri is not _U:
+                raise _p.ChoiceError("GuidanceResponse.module[x]: exactly one")
+        elif self.moduleCodeableConcept is not _U:
+            if self.moduleUri is not _U:
+                raise _p.ChoiceError("GuidanceResponse.module[x]: exactly one")
+        elif not (self.moduleUri is not _U):
             raise _p.ChoiceError("GuidanceResponse.module[x]: exactly one")
 
 
@@ -10684,6 +11278,7 @@ class ImagingSelectionInstanceImageRegion2D(_p.Complex, kw_only=True):
     regionType_ext: _T3 = _ms.field(default=_U, name="_regionType")
 
     def __post_init__(self) -> None:
+        _e_decimals(self.coordinate)
         _a_code(self.regionType)
 
 
@@ -10698,6 +11293,7 @@ class ImagingSelectionInstanceImageRegion3D(_p.Complex, kw_only=True):
     regionType_ext: _T3 = _ms.field(default=_U, name="_regionType")
 
     def __post_init__(self) -> None:
+        _e_decimals(self.coordinate)
         _a_code(self.regionType)
 
 
@@ -10878,7 +11474,10 @@ class Immunization(_p.Resource, tag="Immunization", kw_only=True):
         if v is not _U:
             _a_dateTime(v)
         _a_code(self.status)
-        if (self.occurrenceDateTime is not _U) + (self.occurrenceString is not _U) != 1:
+        if self.occurrenceDateTime is not _U:
+            if self.occurrenceString is not _U:
+                raise _p.ChoiceError("Immunization.occurrence[x]: exactly one")
+        elif not (self.occurrenceString is not _U):
             raise _p.ChoiceError("Immunization.occurrence[x]: exactly one")
 
 
@@ -11121,8 +11720,9 @@ class ImplementationGuide(_p.Resource, tag="ImplementationGuide", kw_only=True):
         _a_id(self.packageId)
         _a_code(self.status)
         _a_uri(self.url)
-        if (self.versionAlgorithmCoding is not _U) + (self.versionAlgorithmString is not _U) > 1:
-            raise _p.ChoiceError("ImplementationGuide.versionAlgorithm[x]: at most one")
+        if self.versionAlgorithmCoding is not _U:
+            if self.versionAlgorithmString is not _U:
+                raise _p.ChoiceError("ImplementationGuide.versionAlgorithm[x]: at most one")
 
 
 class ImplementationGuideDefinition(_p.Complex, kw_only=True):
@@ -11170,8 +11770,12 @@ class ImplementationGuideDefinitionPage(_p.Complex, kw_only=True):
         v = self.sourceUrl
         if v is not _U:
             _a_uri(v)
-        if (self.sourceMarkdown is not _U) + (self.sourceString is not _U) + (self.sourceUrl is not _U) > 1:
-            raise _p.ChoiceError("ImplementationGuideDefinitionPage.source[x]: at most one")
+        if self.sourceMarkdown is not _U:
+            if self.sourceString is not _U or self.sourceUrl is not _U:
+                raise _p.ChoiceError("ImplementationGuideDefinitionPage.source[x]: at most one")
+        elif self.sourceString is not _U:
+            if self.sourceUrl is not _U:
+                raise _p.ChoiceError("ImplementationGuideDefinitionPage.source[x]: at most one")
 
 
 class ImplementationGuideDefinitionParameter(_p.Complex, kw_only=True):
@@ -11400,10 +12004,24 @@ class IngredientSubstanceStrength(_p.Complex, kw_only=True):
     textPresentation_ext: _T3 = _ms.field(default=_U, name="_textPresentation")
 
     def __post_init__(self) -> None:
-        if (self.concentrationCodeableConcept is not _U) + (self.concentrationQuantity is not _U) + (self.concentrationRatio is not _U) + (self.concentrationRatioRange is not _U) > 1:
-            raise _p.ChoiceError("IngredientSubstanceStrength.concentration[x]: at most one")
-        if (self.presentationCodeableConcept is not _U) + (self.presentationQuantity is not _U) + (self.presentationRatio is not _U) + (self.presentationRatioRange is not _U) > 1:
-            raise _p.ChoiceError("IngredientSubstanceStrength.presentation[x]: at most one")
+        if self.concentrationCodeableConcept is not _U:
+            if self.concentrationQuantity is not _U or self.concentrationRatio is not _U or self.concentrationRatioRange is not _U:
+                raise _p.ChoiceError("IngredientSubstanceStrength.concentration[x]: at most one")
+        elif self.concentrationQuantity is not _U:
+            if self.concentrationRatio is not _U or self.concentrationRatioRange is not _U:
+                raise _p.ChoiceError("IngredientSubstanceStrength.concentration[x]: at most one")
+        elif self.concentrationRatio is not _U:
+            if self.concentrationRatioRange is not _U:
+                raise _p.ChoiceError("IngredientSubstanceStrength.concentration[x]: at most one")
+        if self.presentationCodeableConcept is not _U:
+            if self.presentationQuantity is not _U or self.presentationRatio is not _U or self.presentationRatioRange is not _U:
+                raise _p.ChoiceError("IngredientSubstanceStrength.presentation[x]: at most one")
+        elif self.presentationQuantity is not _U:
+            if self.presentationRatio is not _U or self.presentationRatioRange is not _U:
+                raise _p.ChoiceError("IngredientSubstanceStrength.presentation[x]: at most one")
+        elif self.presentationRatio is not _U:
+            if self.presentationRatioRange is not _U:
+                raise _p.ChoiceError("IngredientSubstanceStrength.presentation[x]: at most one")
 
 
 class IngredientSubstanceStrengthReferenceStrength(_p.Complex, kw_only=True):
@@ -11420,7 +12038,13 @@ class IngredientSubstanceStrengthReferenceStrength(_p.Complex, kw_only=True):
     substance: _T22
 
     def __post_init__(self) -> None:
-        if (self.strengthQuantity is not _U) + (self.strengthRatio is not _U) + (self.strengthRatioRange is not _U) != 1:
+        if self.strengthQuantity is not _U:
+            if self.strengthRatio is not _U or self.strengthRatioRange is not _U:
+                raise _p.ChoiceError("IngredientSubstanceStrengthReferenceStrength.strength[x]: exactly one")
+        elif self.strengthRatio is not _U:
+            if self.strengthRatioRange is not _U:
+                raise _p.ChoiceError("IngredientSubstanceStrengthReferenceStrength.strength[x]: exactly one")
+        elif not (self.strengthRatioRange is not _U):
             raise _p.ChoiceError("IngredientSubstanceStrengthReferenceStrength.strength[x]: exactly one")
 
 
@@ -11642,6 +12266,9 @@ class InventoryItemCharacteristic(_p.Complex, kw_only=True):
         v = self.valueDateTime
         if v is not _U:
             _a_dateTime(v)
+        v = self.valueDecimal
+        if v is not _U:
+            _a_decimal(v)
         v = self.valueUrl
         if v is not _U:
             _a_uri(v)
@@ -11835,8 +12462,9 @@ class Invoice(_p.Resource, tag="Invoice", kw_only=True):
         if v is not _U:
             _a_date(v)
         _a_code(self.status)
-        if (self.periodDate is not _U) + (self.periodPeriod is not _U) > 1:
-            raise _p.ChoiceError("Invoice.period[x]: at most one")
+        if self.periodDate is not _U:
+            if self.periodPeriod is not _U:
+                raise _p.ChoiceError("Invoice.period[x]: at most one")
 
 
 class InvoiceLineItem(_p.Complex, kw_only=True):
@@ -11856,10 +12484,14 @@ class InvoiceLineItem(_p.Complex, kw_only=True):
         v = self.servicedDate
         if v is not _U:
             _a_date(v)
-        if (self.chargeItemCodeableConcept is not _U) + (self.chargeItemReference is not _U) != 1:
+        if self.chargeItemCodeableConcept is not _U:
+            if self.chargeItemReference is not _U:
+                raise _p.ChoiceError("InvoiceLineItem.chargeItem[x]: exactly one")
+        elif not (self.chargeItemReference is not _U):
             raise _p.ChoiceError("InvoiceLineItem.chargeItem[x]: exactly one")
-        if (self.servicedDate is not _U) + (self.servicedPeriod is not _U) > 1:
-            raise _p.ChoiceError("InvoiceLineItem.serviced[x]: at most one")
+        if self.servicedDate is not _U:
+            if self.servicedPeriod is not _U:
+                raise _p.ChoiceError("InvoiceLineItem.serviced[x]: at most one")
 
 
 class InvoiceParticipant(_p.Complex, kw_only=True):
@@ -11958,10 +12590,12 @@ class Library(_p.Resource, tag="Library", kw_only=True):
         v = self.url
         if v is not _U:
             _a_uri(v)
-        if (self.subjectCodeableConcept is not _U) + (self.subjectReference is not _U) > 1:
-            raise _p.ChoiceError("Library.subject[x]: at most one")
-        if (self.versionAlgorithmCoding is not _U) + (self.versionAlgorithmString is not _U) > 1:
-            raise _p.ChoiceError("Library.versionAlgorithm[x]: at most one")
+        if self.subjectCodeableConcept is not _U:
+            if self.subjectReference is not _U:
+                raise _p.ChoiceError("Library.subject[x]: at most one")
+        if self.versionAlgorithmCoding is not _U:
+            if self.versionAlgorithmString is not _U:
+                raise _p.ChoiceError("Library.versionAlgorithm[x]: at most one")
 
 
 class Linkage(_p.Resource, tag="Linkage", kw_only=True):
@@ -12137,6 +12771,13 @@ class LocationPosition(_p.Complex, kw_only=True):
     longitude_ext: _T3 = _ms.field(default=_U, name="_longitude")
     modifierExtension: _T7 = _U
 
+    def __post_init__(self) -> None:
+        v = self.altitude
+        if v is not _U:
+            _a_decimal(v)
+        _a_decimal(self.latitude)
+        _a_decimal(self.longitude)
+
 
 class ManufacturedItemDefinition(_p.Resource, tag="ManufacturedItemDefinition", kw_only=True):
     component: _T451 = _U
@@ -12218,8 +12859,24 @@ class ManufacturedItemDefinitionProperty(_p.Complex, kw_only=True):
         v = self.valueDate
         if v is not _U:
             _a_date(v)
-        if (self.valueAttachment is not _U) + (self.valueBoolean is not _U) + (self.valueCodeableConcept is not _U) + (self.valueDate is not _U) + (self.valueMarkdown is not _U) + (self.valueQuantity is not _U) + (self.valueReference is not _U) > 1:
-            raise _p.ChoiceError("ManufacturedItemDefinitionProperty.value[x]: at most one")
+        if self.valueAttachment is not _U:
+            if self.valueBoolean is not _U or self.valueCodeableConcept is not _U or self.valueDate is not _U or self.valueMarkdown is not _U or self.valueQuantity is not _U or self.valueReference is not _U:
+                raise _p.ChoiceError("ManufacturedItemDefinitionProperty.value[x]: at most one")
+        elif self.valueBoolean is not _U:
+            if self.valueCodeableConcept is not _U or self.valueDate is not _U or self.valueMarkdown is not _U or self.valueQuantity is not _U or self.valueReference is not _U:
+                raise _p.ChoiceError("ManufacturedItemDefinitionProperty.value[x]: at most one")
+        elif self.valueCodeableConcept is not _U:
+            if self.valueDate is not _U or self.valueMarkdown is not _U or self.valueQuantity is not _U or self.valueReference is not _U:
+                raise _p.ChoiceError("ManufacturedItemDefinitionProperty.value[x]: at most one")
+        elif self.valueDate is not _U:
+            if self.valueMarkdown is not _U or self.valueQuantity is not _U or self.valueReference is not _U:
+                raise _p.ChoiceError("ManufacturedItemDefinitionProperty.value[x]: at most one")
+        elif self.valueMarkdown is not _U:
+            if self.valueQuantity is not _U or self.valueReference is not _U:
+                raise _p.ChoiceError("ManufacturedItemDefinitionProperty.value[x]: at most one")
+        elif self.valueQuantity is not _U:
+            if self.valueReference is not _U:
+                raise _p.ChoiceError("ManufacturedItemDefinitionProperty.value[x]: at most one")
 
 
 class MarketingStatus(_p.Complex, kw_only=True):
@@ -12352,10 +13009,12 @@ class Measure(_p.Resource, tag="Measure", kw_only=True):
         v = self.url
         if v is not _U:
             _a_uri(v)
-        if (self.subjectCodeableConcept is not _U) + (self.subjectReference is not _U) > 1:
-            raise _p.ChoiceError("Measure.subject[x]: at most one")
-        if (self.versionAlgorithmCoding is not _U) + (self.versionAlgorithmString is not _U) > 1:
-            raise _p.ChoiceError("Measure.versionAlgorithm[x]: at most one")
+        if self.subjectCodeableConcept is not _U:
+            if self.subjectReference is not _U:
+                raise _p.ChoiceError("Measure.subject[x]: at most one")
+        if self.versionAlgorithmCoding is not _U:
+            if self.versionAlgorithmString is not _U:
+                raise _p.ChoiceError("Measure.versionAlgorithm[x]: at most one")
 
 
 class MeasureGroup(_p.Complex, kw_only=True):
@@ -12389,8 +13048,9 @@ class MeasureGroup(_p.Complex, kw_only=True):
             _a_code(v)
         if self.library is not _U:
             _e_uri(self.library)
-        if (self.subjectCodeableConcept is not _U) + (self.subjectReference is not _U) > 1:
-            raise _p.ChoiceError("MeasureGroup.subject[x]: at most one")
+        if self.subjectCodeableConcept is not _U:
+            if self.subjectReference is not _U:
+                raise _p.ChoiceError("MeasureGroup.subject[x]: at most one")
 
 
 class MeasureGroupPopulation(_p.Complex, kw_only=True):
@@ -12519,8 +13179,21 @@ class MeasureReportGroup(_p.Complex, kw_only=True):
         v = self.measureScoreDateTime
         if v is not _U:
             _a_dateTime(v)
-        if (self.measureScoreCodeableConcept is not _U) + (self.measureScoreDateTime is not _U) + (self.measureScoreDuration is not _U) + (self.measureScorePeriod is not _U) + (self.measureScoreQuantity is not _U) + (self.measureScoreRange is not _U) > 1:
-            raise _p.ChoiceError("MeasureReportGroup.measureScore[x]: at most one")
+        if self.measureScoreCodeableConcept is not _U:
+            if self.measureScoreDateTime is not _U or self.measureScoreDuration is not _U or self.measureScorePeriod is not _U or self.measureScoreQuantity is not _U or self.measureScoreRange is not _U:
+                raise _p.ChoiceError("MeasureReportGroup.measureScore[x]: at most one")
+        elif self.measureScoreDateTime is not _U:
+            if self.measureScoreDuration is not _U or self.measureScorePeriod is not _U or self.measureScoreQuantity is not _U or self.measureScoreRange is not _U:
+                raise _p.ChoiceError("MeasureReportGroup.measureScore[x]: at most one")
+        elif self.measureScoreDuration is not _U:
+            if self.measureScorePeriod is not _U or self.measureScoreQuantity is not _U or self.measureScoreRange is not _U:
+                raise _p.ChoiceError("MeasureReportGroup.measureScore[x]: at most one")
+        elif self.measureScorePeriod is not _U:
+            if self.measureScoreQuantity is not _U or self.measureScoreRange is not _U:
+                raise _p.ChoiceError("MeasureReportGroup.measureScore[x]: at most one")
+        elif self.measureScoreQuantity is not _U:
+            if self.measureScoreRange is not _U:
+                raise _p.ChoiceError("MeasureReportGroup.measureScore[x]: at most one")
 
 
 class MeasureReportGroupPopulation(_p.Complex, kw_only=True):
@@ -12572,10 +13245,33 @@ class MeasureReportGroupStratifierStratum(_p.Complex, kw_only=True):
         v = self.measureScoreDateTime
         if v is not _U:
             _a_dateTime(v)
-        if (self.measureScoreCodeableConcept is not _U) + (self.measureScoreDateTime is not _U) + (self.measureScoreDuration is not _U) + (self.measureScorePeriod is not _U) + (self.measureScoreQuantity is not _U) + (self.measureScoreRange is not _U) > 1:
-            raise _p.ChoiceError("MeasureReportGroupStratifierStratum.measureScore[x]: at most one")
-        if (self.valueBoolean is not _U) + (self.valueCodeableConcept is not _U) + (self.valueQuantity is not _U) + (self.valueRange is not _U) + (self.valueReference is not _U) > 1:
-            raise _p.ChoiceError("MeasureReportGroupStratifierStratum.value[x]: at most one")
+        if self.measureScoreCodeableConcept is not _U:
+            if self.measureScoreDateTime is not _U or self.measureScoreDuration is not _U or self.measureScorePeriod is not _U or self.measureScoreQuantity is not _U or self.measureScoreRange is not _U:
+                raise _p.ChoiceError("MeasureReportGroupStratifierStratum.measureScore[x]: at most one")
+        elif self.measureScoreDateTime is not _U:
+            if self.measureScoreDuration is not _U or self.measureScorePeriod is not _U or self.measureScoreQuantity is not _U or self.measureScoreRange is not _U:
+                raise _p.ChoiceError("MeasureReportGroupStratifierStratum.measureScore[x]: at most one")
+        elif self.measureScoreDuration is not _U:
+            if self.measureScorePeriod is not _U or self.measureScoreQuantity is not _U or self.measureScoreRange is not _U:
+                raise _p.ChoiceError("MeasureReportGroupStratifierStratum.measureScore[x]: at most one")
+        elif self.measureScorePeriod is not _U:
+            if self.measureScoreQuantity is not _U or self.measureScoreRange is not _U:
+                raise _p.ChoiceError("MeasureReportGroupStratifierStratum.measureScore[x]: at most one")
+        elif self.measureScoreQuantity is not _U:
+            if self.measureScoreRange is not _U:
+                raise _p.ChoiceError("MeasureReportGroupStratifierStratum.measureScore[x]: at most one")
+        if self.valueBoolean is not _U:
+            if self.valueCodeableConcept is not _U or self.valueQuantity is not _U or self.valueRange is not _U or self.valueReference is not _U:
+                raise _p.ChoiceError("MeasureReportGroupStratifierStratum.value[x]: at most one")
+        elif self.valueCodeableConcept is not _U:
+            if self.valueQuantity is not _U or self.valueRange is not _U or self.valueReference is not _U:
+                raise _p.ChoiceError("MeasureReportGroupStratifierStratum.value[x]: at most one")
+        elif self.valueQuantity is not _U:
+            if self.valueRange is not _U or self.valueReference is not _U:
+                raise _p.ChoiceError("MeasureReportGroupStratifierStratum.value[x]: at most one")
+        elif self.valueRange is not _U:
+            if self.valueReference is not _U:
+                raise _p.ChoiceError("MeasureReportGroupStratifierStratum.value[x]: at most one")
 
 
 class MeasureReportGroupStratifierStratumComponent(_p.Complex, kw_only=True):
@@ -12593,7 +13289,19 @@ class MeasureReportGroupStratifierStratumComponent(_p.Complex, kw_only=True):
     valueReference: _T11 = _U
 
     def __post_init__(self) -> None:
-        if (self.valueBoolean is not _U) + (self.valueCodeableConcept is not _U) + (self.valueQuantity is not _U) + (self.valueRange is not _U) + (self.valueReference is not _U) != 1:
+        if self.valueBoolean is not _U:
+            if self.valueCodeableConcept is not _U or self.valueQuantity is not _U or self.valueRange is not _U or self.valueReference is not _U:
+                raise _p.ChoiceError("MeasureReportGroupStratifierStratumComponent.value[x]: exactly one")
+        elif self.valueCodeableConcept is not _U:
+            if self.valueQuantity is not _U or self.valueRange is not _U or self.valueReference is not _U:
+                raise _p.ChoiceError("MeasureReportGroupStratifierStratumComponent.value[x]: exactly one")
+        elif self.valueQuantity is not _U:
+            if self.valueRange is not _U or self.valueReference is not _U:
+                raise _p.ChoiceError("MeasureReportGroupStratifierStratumComponent.value[x]: exactly one")
+        elif self.valueRange is not _U:
+            if self.valueReference is not _U:
+                raise _p.ChoiceError("MeasureReportGroupStratifierStratumComponent.value[x]: exactly one")
+        elif not (self.valueReference is not _U):
             raise _p.ChoiceError("MeasureReportGroupStratifierStratumComponent.value[x]: exactly one")
 
 
@@ -12730,7 +13438,13 @@ class MedicationAdministration(_p.Resource, tag="MedicationAdministration", kw_o
         if v is not _U:
             _a_dateTime(v)
         _a_code(self.status)
-        if (self.occurenceDateTime is not _U) + (self.occurencePeriod is not _U) + (self.occurenceTiming is not _U) != 1:
+        if self.occurenceDateTime is not _U:
+            if self.occurencePeriod is not _U or self.occurenceTiming is not _U:
+                raise _p.ChoiceError("MedicationAdministration.occurence[x]: exactly one")
+        elif self.occurencePeriod is not _U:
+            if self.occurenceTiming is not _U:
+                raise _p.ChoiceError("MedicationAdministration.occurence[x]: exactly one")
+        elif not (self.occurenceTiming is not _U):
             raise _p.ChoiceError("MedicationAdministration.occurence[x]: exactly one")
 
 
@@ -12749,8 +13463,9 @@ class MedicationAdministrationDosage(_p.Complex, kw_only=True):
     text_ext: _T3 = _ms.field(default=_U, name="_text")
 
     def __post_init__(self) -> None:
-        if (self.rateQuantity is not _U) + (self.rateRatio is not _U) > 1:
-            raise _p.ChoiceError("MedicationAdministrationDosage.rate[x]: at most one")
+        if self.rateQuantity is not _U:
+            if self.rateRatio is not _U:
+                raise _p.ChoiceError("MedicationAdministrationDosage.rate[x]: at most one")
 
 
 class MedicationAdministrationPerformer(_p.Complex, kw_only=True):
@@ -12883,8 +13598,12 @@ class MedicationIngredient(_p.Complex, kw_only=True):
     strengthRatio: _T44 = _U
 
     def __post_init__(self) -> None:
-        if (self.strengthCodeableConcept is not _U) + (self.strengthQuantity is not _U) + (self.strengthRatio is not _U) > 1:
-            raise _p.ChoiceError("MedicationIngredient.strength[x]: at most one")
+        if self.strengthCodeableConcept is not _U:
+            if self.strengthQuantity is not _U or self.strengthRatio is not _U:
+                raise _p.ChoiceError("MedicationIngredient.strength[x]: at most one")
+        elif self.strengthQuantity is not _U:
+            if self.strengthRatio is not _U:
+                raise _p.ChoiceError("MedicationIngredient.strength[x]: at most one")
 
 
 class MedicationKnowledge(_p.Resource, tag="MedicationKnowledge", kw_only=True):
@@ -12951,7 +13670,10 @@ class MedicationKnowledgeCost(_p.Complex, kw_only=True):
     type: _T42
 
     def __post_init__(self) -> None:
-        if (self.costCodeableConcept is not _U) + (self.costMoney is not _U) != 1:
+        if self.costCodeableConcept is not _U:
+            if self.costMoney is not _U:
+                raise _p.ChoiceError("MedicationKnowledgeCost.cost[x]: exactly one")
+        elif not (self.costMoney is not _U):
             raise _p.ChoiceError("MedicationKnowledgeCost.cost[x]: exactly one")
 
 
@@ -12983,8 +13705,18 @@ class MedicationKnowledgeDefinitionalDrugCharacteristic(_p.Complex, kw_only=True
         v = self.valueBase64Binary
         if v is not _U:
             _a_base64Binary(v)
-        if (self.valueAttachment is not _U) + (self.valueBase64Binary is not _U) + (self.valueCodeableConcept is not _U) + (self.valueQuantity is not _U) + (self.valueString is not _U) > 1:
-            raise _p.ChoiceError("MedicationKnowledgeDefinitionalDrugCharacteristic.value[x]: at most one")
+        if self.valueAttachment is not _U:
+            if self.valueBase64Binary is not _U or self.valueCodeableConcept is not _U or self.valueQuantity is not _U or self.valueString is not _U:
+                raise _p.ChoiceError("MedicationKnowledgeDefinitionalDrugCharacteristic.value[x]: at most one")
+        elif self.valueBase64Binary is not _U:
+            if self.valueCodeableConcept is not _U or self.valueQuantity is not _U or self.valueString is not _U:
+                raise _p.ChoiceError("MedicationKnowledgeDefinitionalDrugCharacteristic.value[x]: at most one")
+        elif self.valueCodeableConcept is not _U:
+            if self.valueQuantity is not _U or self.valueString is not _U:
+                raise _p.ChoiceError("MedicationKnowledgeDefinitionalDrugCharacteristic.value[x]: at most one")
+        elif self.valueQuantity is not _U:
+            if self.valueString is not _U:
+                raise _p.ChoiceError("MedicationKnowledgeDefinitionalDrugCharacteristic.value[x]: at most one")
 
 
 class MedicationKnowledgeDefinitionalIngredient(_p.Complex, kw_only=True):
@@ -12999,8 +13731,12 @@ class MedicationKnowledgeDefinitionalIngredient(_p.Complex, kw_only=True):
     type: _T1 = _U
 
     def __post_init__(self) -> None:
-        if (self.strengthCodeableConcept is not _U) + (self.strengthQuantity is not _U) + (self.strengthRatio is not _U) > 1:
-            raise _p.ChoiceError("MedicationKnowledgeDefinitionalIngredient.strength[x]: at most one")
+        if self.strengthCodeableConcept is not _U:
+            if self.strengthQuantity is not _U or self.strengthRatio is not _U:
+                raise _p.ChoiceError("MedicationKnowledgeDefinitionalIngredient.strength[x]: at most one")
+        elif self.strengthQuantity is not _U:
+            if self.strengthRatio is not _U:
+                raise _p.ChoiceError("MedicationKnowledgeDefinitionalIngredient.strength[x]: at most one")
 
 
 class MedicationKnowledgeIndicationGuideline(_p.Complex, kw_only=True):
@@ -13043,8 +13779,12 @@ class MedicationKnowledgeIndicationGuidelineDosingGuidelinePatientCharacteristic
     valueRange: _T35 = _U
 
     def __post_init__(self) -> None:
-        if (self.valueCodeableConcept is not _U) + (self.valueQuantity is not _U) + (self.valueRange is not _U) > 1:
-            raise _p.ChoiceError("MedicationKnowledgeIndicationGuidelineDosingGuidelinePatientCharacteristic.value[x]: at most one")
+        if self.valueCodeableConcept is not _U:
+            if self.valueQuantity is not _U or self.valueRange is not _U:
+                raise _p.ChoiceError("MedicationKnowledgeIndicationGuidelineDosingGuidelinePatientCharacteristic.value[x]: at most one")
+        elif self.valueQuantity is not _U:
+            if self.valueRange is not _U:
+                raise _p.ChoiceError("MedicationKnowledgeIndicationGuidelineDosingGuidelinePatientCharacteristic.value[x]: at most one")
 
 
 class MedicationKnowledgeMedicineClassification(_p.Complex, kw_only=True):
@@ -13061,8 +13801,9 @@ class MedicationKnowledgeMedicineClassification(_p.Complex, kw_only=True):
         v = self.sourceUri
         if v is not _U:
             _a_uri(v)
-        if (self.sourceString is not _U) + (self.sourceUri is not _U) > 1:
-            raise _p.ChoiceError("MedicationKnowledgeMedicineClassification.source[x]: at most one")
+        if self.sourceString is not _U:
+            if self.sourceUri is not _U:
+                raise _p.ChoiceError("MedicationKnowledgeMedicineClassification.source[x]: at most one")
 
 
 class MedicationKnowledgeMonitoringProgram(_p.Complex, kw_only=True):
@@ -13160,7 +13901,13 @@ class MedicationKnowledgeStorageGuidelineEnvironmentalSetting(_p.Complex, kw_onl
     valueRange: _T35 = _U
 
     def __post_init__(self) -> None:
-        if (self.valueCodeableConcept is not _U) + (self.valueQuantity is not _U) + (self.valueRange is not _U) != 1:
+        if self.valueCodeableConcept is not _U:
+            if self.valueQuantity is not _U or self.valueRange is not _U:
+                raise _p.ChoiceError("MedicationKnowledgeStorageGuidelineEnvironmentalSetting.value[x]: exactly one")
+        elif self.valueQuantity is not _U:
+            if self.valueRange is not _U:
+                raise _p.ChoiceError("MedicationKnowledgeStorageGuidelineEnvironmentalSetting.value[x]: exactly one")
+        elif not (self.valueRange is not _U):
             raise _p.ChoiceError("MedicationKnowledgeStorageGuidelineEnvironmentalSetting.value[x]: exactly one")
 
 
@@ -13277,7 +14024,10 @@ class MedicationRequestSubstitution(_p.Complex, kw_only=True):
     reason: _T1 = _U
 
     def __post_init__(self) -> None:
-        if (self.allowedBoolean is not _U) + (self.allowedCodeableConcept is not _U) != 1:
+        if self.allowedBoolean is not _U:
+            if self.allowedCodeableConcept is not _U:
+                raise _p.ChoiceError("MedicationRequestSubstitution.allowed[x]: exactly one")
+        elif not (self.allowedCodeableConcept is not _U):
             raise _p.ChoiceError("MedicationRequestSubstitution.allowed[x]: exactly one")
 
 
@@ -13333,8 +14083,12 @@ class MedicationStatement(_p.Resource, tag="MedicationStatement", kw_only=True):
         if v is not _U:
             _a_code(v)
         _a_code(self.status)
-        if (self.effectiveDateTime is not _U) + (self.effectivePeriod is not _U) + (self.effectiveTiming is not _U) > 1:
-            raise _p.ChoiceError("MedicationStatement.effective[x]: at most one")
+        if self.effectiveDateTime is not _U:
+            if self.effectivePeriod is not _U or self.effectiveTiming is not _U:
+                raise _p.ChoiceError("MedicationStatement.effective[x]: at most one")
+        elif self.effectivePeriod is not _U:
+            if self.effectiveTiming is not _U:
+                raise _p.ChoiceError("MedicationStatement.effective[x]: at most one")
 
 
 class MedicationStatementAdherence(_p.Complex, kw_only=True):
@@ -13425,8 +14179,24 @@ class MedicinalProductDefinitionCharacteristic(_p.Complex, kw_only=True):
         v = self.valueDate
         if v is not _U:
             _a_date(v)
-        if (self.valueAttachment is not _U) + (self.valueBoolean is not _U) + (self.valueCodeableConcept is not _U) + (self.valueDate is not _U) + (self.valueInteger is not _U) + (self.valueMarkdown is not _U) + (self.valueQuantity is not _U) > 1:
-            raise _p.ChoiceError("MedicinalProductDefinitionCharacteristic.value[x]: at most one")
+        if self.valueAttachment is not _U:
+            if self.valueBoolean is not _U or self.valueCodeableConcept is not _U or self.valueDate is not _U or self.valueInteger is not _U or self.valueMarkdown is not _U or self.valueQuantity is not _U:
+                raise _p.ChoiceError("MedicinalProductDefinitionCharacteristic.value[x]: at most one")
+        elif self.valueBoolean is not _U:
+            if self.valueCodeableConcept is not _U or self.valueDate is not _U or self.valueInteger is not _U or self.valueMarkdown is not _U or self.valueQuantity is not _U:
+                raise _p.ChoiceError("MedicinalProductDefinitionCharacteristic.value[x]: at most one")
+        elif self.valueCodeableConcept is not _U:
+            if self.valueDate is not _U or self.valueInteger is not _U or self.valueMarkdown is not _U or self.valueQuantity is not _U:
+                raise _p.ChoiceError("MedicinalProductDefinitionCharacteristic.value[x]: at most one")
+        elif self.valueDate is not _U:
+            if self.valueInteger is not _U or self.valueMarkdown is not _U or self.valueQuantity is not _U:
+                raise _p.ChoiceError("MedicinalProductDefinitionCharacteristic.value[x]: at most one")
+        elif self.valueInteger is not _U:
+            if self.valueMarkdown is not _U or self.valueQuantity is not _U:
+                raise _p.ChoiceError("MedicinalProductDefinitionCharacteristic.value[x]: at most one")
+        elif self.valueMarkdown is not _U:
+            if self.valueQuantity is not _U:
+                raise _p.ChoiceError("MedicinalProductDefinitionCharacteristic.value[x]: at most one")
 
 
 class MedicinalProductDefinitionContact(_p.Complex, kw_only=True):
@@ -13583,10 +14353,14 @@ class MessageDefinition(_p.Resource, tag="MessageDefinition", kw_only=True):
         v = self.url
         if v is not _U:
             _a_uri(v)
-        if (self.eventCoding is not _U) + (self.eventUri is not _U) != 1:
+        if self.eventCoding is not _U:
+            if self.eventUri is not _U:
+                raise _p.ChoiceError("MessageDefinition.event[x]: exactly one")
+        elif not (self.eventUri is not _U):
             raise _p.ChoiceError("MessageDefinition.event[x]: exactly one")
-        if (self.versionAlgorithmCoding is not _U) + (self.versionAlgorithmString is not _U) > 1:
-            raise _p.ChoiceError("MessageDefinition.versionAlgorithm[x]: at most one")
+        if self.versionAlgorithmCoding is not _U:
+            if self.versionAlgorithmString is not _U:
+                raise _p.ChoiceError("MessageDefinition.versionAlgorithm[x]: at most one")
 
 
 class MessageDefinitionAllowedResponse(_p.Complex, kw_only=True):
@@ -13665,7 +14439,10 @@ class MessageHeader(_p.Resource, tag="MessageHeader", kw_only=True):
         v = self.language
         if v is not _U:
             _a_code(v)
-        if (self.eventCanonical is not _U) + (self.eventCoding is not _U) != 1:
+        if self.eventCanonical is not _U:
+            if self.eventCoding is not _U:
+                raise _p.ChoiceError("MessageHeader.event[x]: exactly one")
+        elif not (self.eventCoding is not _U):
             raise _p.ChoiceError("MessageHeader.event[x]: exactly one")
 
 
@@ -13685,8 +14462,9 @@ class MessageHeaderDestination(_p.Complex, kw_only=True):
         v = self.endpointUrl
         if v is not _U:
             _a_uri(v)
-        if (self.endpointReference is not _U) + (self.endpointUrl is not _U) > 1:
-            raise _p.ChoiceError("MessageHeaderDestination.endpoint[x]: at most one")
+        if self.endpointReference is not _U:
+            if self.endpointUrl is not _U:
+                raise _p.ChoiceError("MessageHeaderDestination.endpoint[x]: at most one")
 
 
 class MessageHeaderResponse(_p.Complex, kw_only=True):
@@ -13722,8 +14500,9 @@ class MessageHeaderSource(_p.Complex, kw_only=True):
         v = self.endpointUrl
         if v is not _U:
             _a_uri(v)
-        if (self.endpointReference is not _U) + (self.endpointUrl is not _U) > 1:
-            raise _p.ChoiceError("MessageHeaderSource.endpoint[x]: at most one")
+        if self.endpointReference is not _U:
+            if self.endpointUrl is not _U:
+                raise _p.ChoiceError("MessageHeaderSource.endpoint[x]: at most one")
 
 
 class Meta(_p.Complex, kw_only=True):
@@ -13885,8 +14664,12 @@ class MolecularSequenceRelativeStartingSequence(_p.Complex, kw_only=True):
         v = self.strand
         if v is not _U:
             _a_code(v)
-        if (self.sequenceCodeableConcept is not _U) + (self.sequenceReference is not _U) + (self.sequenceString is not _U) > 1:
-            raise _p.ChoiceError("MolecularSequenceRelativeStartingSequence.sequence[x]: at most one")
+        if self.sequenceCodeableConcept is not _U:
+            if self.sequenceReference is not _U or self.sequenceString is not _U:
+                raise _p.ChoiceError("MolecularSequenceRelativeStartingSequence.sequence[x]: at most one")
+        elif self.sequenceReference is not _U:
+            if self.sequenceString is not _U:
+                raise _p.ChoiceError("MolecularSequenceRelativeStartingSequence.sequence[x]: at most one")
 
 
 class MonetaryComponent(_p.Complex, kw_only=True):
@@ -13901,6 +14684,9 @@ class MonetaryComponent(_p.Complex, kw_only=True):
     type_ext: _T3 = _ms.field(default=_U, name="_type")
 
     def __post_init__(self) -> None:
+        v = self.factor
+        if v is not _U:
+            _a_decimal(v)
         _a_code(self.type)
 
 
@@ -13917,6 +14703,9 @@ class Money(_p.Complex, kw_only=True):
         v = self.currency
         if v is not _U:
             _a_code(v)
+        v = self.value
+        if v is not _U:
+            _a_decimal(v)
 
 
 class NamingSystem(_p.Resource, tag="NamingSystem", kw_only=True):
@@ -14003,8 +14792,9 @@ class NamingSystem(_p.Resource, tag="NamingSystem", kw_only=True):
         v = self.url
         if v is not _U:
             _a_uri(v)
-        if (self.versionAlgorithmCoding is not _U) + (self.versionAlgorithmString is not _U) > 1:
-            raise _p.ChoiceError("NamingSystem.versionAlgorithm[x]: at most one")
+        if self.versionAlgorithmCoding is not _U:
+            if self.versionAlgorithmString is not _U:
+                raise _p.ChoiceError("NamingSystem.versionAlgorithm[x]: at most one")
 
 
 class NamingSystemUniqueId(_p.Complex, kw_only=True):
@@ -14101,10 +14891,12 @@ class NutritionIntake(_p.Resource, tag="NutritionIntake", kw_only=True):
         if v is not _U:
             _a_dateTime(v)
         _a_code(self.status)
-        if (self.occurrenceDateTime is not _U) + (self.occurrencePeriod is not _U) > 1:
-            raise _p.ChoiceError("NutritionIntake.occurrence[x]: at most one")
-        if (self.reportedBoolean is not _U) + (self.reportedReference is not _U) > 1:
-            raise _p.ChoiceError("NutritionIntake.reported[x]: at most one")
+        if self.occurrenceDateTime is not _U:
+            if self.occurrencePeriod is not _U:
+                raise _p.ChoiceError("NutritionIntake.occurrence[x]: at most one")
+        if self.reportedBoolean is not _U:
+            if self.reportedReference is not _U:
+                raise _p.ChoiceError("NutritionIntake.reported[x]: at most one")
 
 
 class NutritionIntakeConsumedItem(_p.Complex, kw_only=True):
@@ -14248,8 +15040,9 @@ class NutritionOrderEnteralFormulaAdministration(_p.Complex, kw_only=True):
     schedule: _T520 = _U
 
     def __post_init__(self) -> None:
-        if (self.rateQuantity is not _U) + (self.rateRatio is not _U) > 1:
-            raise _p.ChoiceError("NutritionOrderEnteralFormulaAdministration.rate[x]: at most one")
+        if self.rateQuantity is not _U:
+            if self.rateRatio is not _U:
+                raise _p.ChoiceError("NutritionOrderEnteralFormulaAdministration.rate[x]: at most one")
 
 
 class NutritionOrderEnteralFormulaAdministrationSchedule(_p.Complex, kw_only=True):
@@ -14385,7 +15178,22 @@ class NutritionProductCharacteristic(_p.Complex, kw_only=True):
         v = self.valueBase64Binary
         if v is not _U:
             _a_base64Binary(v)
-        if (self.valueAttachment is not _U) + (self.valueBase64Binary is not _U) + (self.valueBoolean is not _U) + (self.valueCodeableConcept is not _U) + (self.valueQuantity is not _U) + (self.valueString is not _U) != 1:
+        if self.valueAttachment is not _U:
+            if self.valueBase64Binary is not _U or self.valueBoolean is not _U or self.valueCodeableConcept is not _U or self.valueQuantity is not _U or self.valueString is not _U:
+                raise _p.ChoiceError("NutritionProductCharacteristic.value[x]: exactly one")
+        elif self.valueBase64Binary is not _U:
+            if self.valueBoolean is not _U or self.valueCodeableConcept is not _U or self.valueQuantity is not _U or self.valueString is not _U:
+                raise _p.ChoiceError("NutritionProductCharacteristic.value[x]: exactly one")
+        elif self.valueBoolean is not _U:
+            if self.valueCodeableConcept is not _U or self.valueQuantity is not _U or self.valueString is not _U:
+                raise _p.ChoiceError("NutritionProductCharacteristic.value[x]: exactly one")
+        elif self.valueCodeableConcept is not _U:
+            if self.valueQuantity is not _U or self.valueString is not _U:
+                raise _p.ChoiceError("NutritionProductCharacteristic.value[x]: exactly one")
+        elif self.valueQuantity is not _U:
+            if self.valueString is not _U:
+                raise _p.ChoiceError("NutritionProductCharacteristic.value[x]: exactly one")
+        elif not (self.valueString is not _U):
             raise _p.ChoiceError("NutritionProductCharacteristic.value[x]: exactly one")
 
 
@@ -14520,10 +15328,18 @@ class Observation(_p.Resource, tag="Observation", kw_only=True):
         v = self.valueTime
         if v is not _U:
             _a_time(v)
-        if (self.effectiveDateTime is not _U) + (self.effectiveInstant is not _U) + (self.effectivePeriod is not _U) + (self.effectiveTiming is not _U) > 1:
-            raise _p.ChoiceError("Observation.effective[x]: at most one")
-        if (self.instantiatesCanonical is not _U) + (self.instantiatesReference is not _U) > 1:
-            raise _p.ChoiceError("Observation.instantiates[x]: at most one")
+        if self.effectiveDateTime is not _U:
+            if self.effectiveInstant is not _U or self.effectivePeriod is not _U or self.effectiveTiming is not _U:
+                raise _p.ChoiceError("Observation.effective[x]: at most one")
+        elif self.effectiveInstant is not _U:
+            if self.effectivePeriod is not _U or self.effectiveTiming is not _U:
+                raise _p.ChoiceError("Observation.effective[x]: at most one")
+        elif self.effectivePeriod is not _U:
+            if self.effectiveTiming is not _U:
+                raise _p.ChoiceError("Observation.effective[x]: at most one")
+        if self.instantiatesCanonical is not _U:
+            if self.instantiatesReference is not _U:
+                raise _p.ChoiceError("Observation.instantiates[x]: at most one")
         if (self.valueAttachment is not _U) + (self.valueBoolean is not _U) + (self.valueCodeableConcept is not _U) + (self.valueDateTime is not _U) + (self.valueInteger is not _U) + (self.valuePeriod is not _U) + (self.valueQuantity is not _U) + (self.valueRange is not _U) + (self.valueRatio is not _U) + (self.valueReference is not _U) + (self.valueSampledData is not _U) + (self.valueString is not _U) + (self.valueTime is not _U) > 1:
             raise _p.ChoiceError("Observation.value[x]: at most one")
 
@@ -14663,8 +15479,9 @@ class ObservationDefinition(_p.Resource, tag="ObservationDefinition", kw_only=Tr
         v = self.url
         if v is not _U:
             _a_uri(v)
-        if (self.versionAlgorithmCoding is not _U) + (self.versionAlgorithmString is not _U) > 1:
-            raise _p.ChoiceError("ObservationDefinition.versionAlgorithm[x]: at most one")
+        if self.versionAlgorithmCoding is not _U:
+            if self.versionAlgorithmString is not _U:
+                raise _p.ChoiceError("ObservationDefinition.versionAlgorithm[x]: at most one")
 
 
 class ObservationDefinitionComponent(_p.Complex, kw_only=True):
@@ -14856,8 +15673,9 @@ class OperationDefinition(_p.Resource, tag="OperationDefinition", kw_only=True):
         v = self.url
         if v is not _U:
             _a_uri(v)
-        if (self.versionAlgorithmCoding is not _U) + (self.versionAlgorithmString is not _U) > 1:
-            raise _p.ChoiceError("OperationDefinition.versionAlgorithm[x]: at most one")
+        if self.versionAlgorithmCoding is not _U:
+            if self.versionAlgorithmString is not _U:
+                raise _p.ChoiceError("OperationDefinition.versionAlgorithm[x]: at most one")
 
 
 class OperationDefinitionOverload(_p.Complex, kw_only=True):
@@ -15180,8 +15998,18 @@ class PackagedProductDefinitionPackagingProperty(_p.Complex, kw_only=True):
         v = self.valueDate
         if v is not _U:
             _a_date(v)
-        if (self.valueAttachment is not _U) + (self.valueBoolean is not _U) + (self.valueCodeableConcept is not _U) + (self.valueDate is not _U) + (self.valueQuantity is not _U) > 1:
-            raise _p.ChoiceError("PackagedProductDefinitionPackagingProperty.value[x]: at most one")
+        if self.valueAttachment is not _U:
+            if self.valueBoolean is not _U or self.valueCodeableConcept is not _U or self.valueDate is not _U or self.valueQuantity is not _U:
+                raise _p.ChoiceError("PackagedProductDefinitionPackagingProperty.value[x]: at most one")
+        elif self.valueBoolean is not _U:
+            if self.valueCodeableConcept is not _U or self.valueDate is not _U or self.valueQuantity is not _U:
+                raise _p.ChoiceError("PackagedProductDefinitionPackagingProperty.value[x]: at most one")
+        elif self.valueCodeableConcept is not _U:
+            if self.valueDate is not _U or self.valueQuantity is not _U:
+                raise _p.ChoiceError("PackagedProductDefinitionPackagingProperty.value[x]: at most one")
+        elif self.valueDate is not _U:
+            if self.valueQuantity is not _U:
+                raise _p.ChoiceError("PackagedProductDefinitionPackagingProperty.value[x]: at most one")
 
 
 class ParameterDefinition(_p.Complex, kw_only=True):
@@ -15316,6 +16144,9 @@ class ParametersParameter(_p.Complex, kw_only=True):
         v = self.valueDateTime
         if v is not _U:
             _a_dateTime(v)
+        v = self.valueDecimal
+        if v is not _U:
+            _a_decimal(v)
         v = self.valueInstant
         if v is not _U:
             _a_instant(v)
@@ -15396,10 +16227,12 @@ class Patient(_p.Resource, tag="Patient", kw_only=True):
         v = self.language
         if v is not _U:
             _a_code(v)
-        if (self.deceasedBoolean is not _U) + (self.deceasedDateTime is not _U) > 1:
-            raise _p.ChoiceError("Patient.deceased[x]: at most one")
-        if (self.multipleBirthBoolean is not _U) + (self.multipleBirthInteger is not _U) > 1:
-            raise _p.ChoiceError("Patient.multipleBirth[x]: at most one")
+        if self.deceasedBoolean is not _U:
+            if self.deceasedDateTime is not _U:
+                raise _p.ChoiceError("Patient.deceased[x]: at most one")
+        if self.multipleBirthBoolean is not _U:
+            if self.multipleBirthInteger is not _U:
+                raise _p.ChoiceError("Patient.multipleBirth[x]: at most one")
 
 
 class PatientCommunication(_p.Complex, kw_only=True):
@@ -15590,8 +16423,12 @@ class PaymentReconciliationAllocation(_p.Complex, kw_only=True):
         v = self.date
         if v is not _U:
             _a_date(v)
-        if (self.targetItemIdentifier is not _U) + (self.targetItemPositiveInt is not _U) + (self.targetItemString is not _U) > 1:
-            raise _p.ChoiceError("PaymentReconciliationAllocation.targetItem[x]: at most one")
+        if self.targetItemIdentifier is not _U:
+            if self.targetItemPositiveInt is not _U or self.targetItemString is not _U:
+                raise _p.ChoiceError("PaymentReconciliationAllocation.targetItem[x]: at most one")
+        elif self.targetItemPositiveInt is not _U:
+            if self.targetItemString is not _U:
+                raise _p.ChoiceError("PaymentReconciliationAllocation.targetItem[x]: at most one")
 
 
 class PaymentReconciliationProcessNote(_p.Complex, kw_only=True):
@@ -15776,8 +16613,9 @@ class Person(_p.Resource, tag="Person", kw_only=True):
         v = self.language
         if v is not _U:
             _a_code(v)
-        if (self.deceasedBoolean is not _U) + (self.deceasedDateTime is not _U) > 1:
-            raise _p.ChoiceError("Person.deceased[x]: at most one")
+        if self.deceasedBoolean is not _U:
+            if self.deceasedDateTime is not _U:
+                raise _p.ChoiceError("Person.deceased[x]: at most one")
 
 
 class PersonCommunication(_p.Complex, kw_only=True):
@@ -15902,12 +16740,18 @@ class PlanDefinition(_p.Resource, tag="PlanDefinition", kw_only=True):
         v = self.url
         if v is not _U:
             _a_uri(v)
-        if (self.asNeededBoolean is not _U) + (self.asNeededCodeableConcept is not _U) > 1:
-            raise _p.ChoiceError("PlanDefinition.asNeeded[x]: at most one")
-        if (self.subjectCanonical is not _U) + (self.subjectCodeableConcept is not _U) + (self.subjectReference is not _U) > 1:
-            raise _p.ChoiceError("PlanDefinition.subject[x]: at most one")
-        if (self.versionAlgorithmCoding is not _U) + (self.versionAlgorithmString is not _U) > 1:
-            raise _p.ChoiceError("PlanDefinition.versionAlgorithm[x]: at most one")
+        if self.asNeededBoolean is not _U:
+            if self.asNeededCodeableConcept is not _U:
+                raise _p.ChoiceError("PlanDefinition.asNeeded[x]: at most one")
+        if self.subjectCanonical is not _U:
+            if self.subjectCodeableConcept is not _U or self.subjectReference is not _U:
+                raise _p.ChoiceError("PlanDefinition.subject[x]: at most one")
+        elif self.subjectCodeableConcept is not _U:
+            if self.subjectReference is not _U:
+                raise _p.ChoiceError("PlanDefinition.subject[x]: at most one")
+        if self.versionAlgorithmCoding is not _U:
+            if self.versionAlgorithmString is not _U:
+                raise _p.ChoiceError("PlanDefinition.versionAlgorithm[x]: at most one")
 
 
 class PlanDefinitionAction(_p.Complex, kw_only=True):
@@ -15995,12 +16839,24 @@ class PlanDefinitionAction(_p.Complex, kw_only=True):
         v = self.transform
         if v is not _U:
             _a_uri(v)
-        if (self.definitionCanonical is not _U) + (self.definitionUri is not _U) > 1:
-            raise _p.ChoiceError("PlanDefinitionAction.definition[x]: at most one")
-        if (self.subjectCanonical is not _U) + (self.subjectCodeableConcept is not _U) + (self.subjectReference is not _U) > 1:
-            raise _p.ChoiceError("PlanDefinitionAction.subject[x]: at most one")
-        if (self.timingAge is not _U) + (self.timingDuration is not _U) + (self.timingRange is not _U) + (self.timingTiming is not _U) > 1:
-            raise _p.ChoiceError("PlanDefinitionAction.timing[x]: at most one")
+        if self.definitionCanonical is not _U:
+            if self.definitionUri is not _U:
+                raise _p.ChoiceError("PlanDefinitionAction.definition[x]: at most one")
+        if self.subjectCanonical is not _U:
+            if self.subjectCodeableConcept is not _U or self.subjectReference is not _U:
+                raise _p.ChoiceError("PlanDefinitionAction.subject[x]: at most one")
+        elif self.subjectCodeableConcept is not _U:
+            if self.subjectReference is not _U:
+                raise _p.ChoiceError("PlanDefinitionAction.subject[x]: at most one")
+        if self.timingAge is not _U:
+            if self.timingDuration is not _U or self.timingRange is not _U or self.timingTiming is not _U:
+                raise _p.ChoiceError("PlanDefinitionAction.timing[x]: at most one")
+        elif self.timingDuration is not _U:
+            if self.timingRange is not _U or self.timingTiming is not _U:
+                raise _p.ChoiceError("PlanDefinitionAction.timing[x]: at most one")
+        elif self.timingRange is not _U:
+            if self.timingTiming is not _U:
+                raise _p.ChoiceError("PlanDefinitionAction.timing[x]: at most one")
 
 
 class PlanDefinitionActionCondition(_p.Complex, kw_only=True):
@@ -16093,8 +16949,9 @@ class PlanDefinitionActionRelatedAction(_p.Complex, kw_only=True):
         if v is not _U:
             _a_code(v)
         _a_code(self.relationship)
-        if (self.offsetDuration is not _U) + (self.offsetRange is not _U) > 1:
-            raise _p.ChoiceError("PlanDefinitionActionRelatedAction.offset[x]: at most one")
+        if self.offsetDuration is not _U:
+            if self.offsetRange is not _U:
+                raise _p.ChoiceError("PlanDefinitionActionRelatedAction.offset[x]: at most one")
 
 
 class PlanDefinitionActor(_p.Complex, kw_only=True):
@@ -16160,8 +17017,24 @@ class PlanDefinitionGoalTarget(_p.Complex, kw_only=True):
     modifierExtension: _T7 = _U
 
     def __post_init__(self) -> None:
-        if (self.detailBoolean is not _U) + (self.detailCodeableConcept is not _U) + (self.detailInteger is not _U) + (self.detailQuantity is not _U) + (self.detailRange is not _U) + (self.detailRatio is not _U) + (self.detailString is not _U) > 1:
-            raise _p.ChoiceError("PlanDefinitionGoalTarget.detail[x]: at most one")
+        if self.detailBoolean is not _U:
+            if self.detailCodeableConcept is not _U or self.detailInteger is not _U or self.detailQuantity is not _U or self.detailRange is not _U or self.detailRatio is not _U or self.detailString is not _U:
+                raise _p.ChoiceError("PlanDefinitionGoalTarget.detail[x]: at most one")
+        elif self.detailCodeableConcept is not _U:
+            if self.detailInteger is not _U or self.detailQuantity is not _U or self.detailRange is not _U or self.detailRatio is not _U or self.detailString is not _U:
+                raise _p.ChoiceError("PlanDefinitionGoalTarget.detail[x]: at most one")
+        elif self.detailInteger is not _U:
+            if self.detailQuantity is not _U or self.detailRange is not _U or self.detailRatio is not _U or self.detailString is not _U:
+                raise _p.ChoiceError("PlanDefinitionGoalTarget.detail[x]: at most one")
+        elif self.detailQuantity is not _U:
+            if self.detailRange is not _U or self.detailRatio is not _U or self.detailString is not _U:
+                raise _p.ChoiceError("PlanDefinitionGoalTarget.detail[x]: at most one")
+        elif self.detailRange is not _U:
+            if self.detailRatio is not _U or self.detailString is not _U:
+                raise _p.ChoiceError("PlanDefinitionGoalTarget.detail[x]: at most one")
+        elif self.detailRatio is not _U:
+            if self.detailString is not _U:
+                raise _p.ChoiceError("PlanDefinitionGoalTarget.detail[x]: at most one")
 
 
 class Practitioner(_p.Resource, tag="Practitioner", kw_only=True):
@@ -16211,8 +17084,9 @@ class Practitioner(_p.Resource, tag="Practitioner", kw_only=True):
         v = self.language
         if v is not _U:
             _a_code(v)
-        if (self.deceasedBoolean is not _U) + (self.deceasedDateTime is not _U) > 1:
-            raise _p.ChoiceError("Practitioner.deceased[x]: at most one")
+        if self.deceasedBoolean is not _U:
+            if self.deceasedDateTime is not _U:
+                raise _p.ChoiceError("Practitioner.deceased[x]: at most one")
 
 
 class PractitionerCommunication(_p.Complex, kw_only=True):
@@ -16354,10 +17228,24 @@ class Procedure(_p.Resource, tag="Procedure", kw_only=True):
         if v is not _U:
             _a_dateTime(v)
         _a_code(self.status)
-        if (self.occurrenceAge is not _U) + (self.occurrenceDateTime is not _U) + (self.occurrencePeriod is not _U) + (self.occurrenceRange is not _U) + (self.occurrenceString is not _U) + (self.occurrenceTiming is not _U) > 1:
-            raise _p.ChoiceError("Procedure.occurrence[x]: at most one")
-        if (self.reportedBoolean is not _U) + (self.reportedReference is not _U) > 1:
-            raise _p.ChoiceError("Procedure.reported[x]: at most one")
+        if self.occurrenceAge is not _U:
+            if self.occurrenceDateTime is not _U or self.occurrencePeriod is not _U or self.occurrenceRange is not _U or self.occurrenceString is not _U or self.occurrenceTiming is not _U:
+                raise _p.ChoiceError("Procedure.occurrence[x]: at most one")
+        elif self.occurrenceDateTime is not _U:
+            if self.occurrencePeriod is not _U or self.occurrenceRange is not _U or self.occurrenceString is not _U or self.occurrenceTiming is not _U:
+                raise _p.ChoiceError("Procedure.occurrence[x]: at most one")
+        elif self.occurrencePeriod is not _U:
+            if self.occurrenceRange is not _U or self.occurrenceString is not _U or self.occurrenceTiming is not _U:
+                raise _p.ChoiceError("Procedure.occurrence[x]: at most one")
+        elif self.occurrenceRange is not _U:
+            if self.occurrenceString is not _U or self.occurrenceTiming is not _U:
+                raise _p.ChoiceError("Procedure.occurrence[x]: at most one")
+        elif self.occurrenceString is not _U:
+            if self.occurrenceTiming is not _U:
+                raise _p.ChoiceError("Procedure.occurrence[x]: at most one")
+        if self.reportedBoolean is not _U:
+            if self.reportedReference is not _U:
+                raise _p.ChoiceError("Procedure.reported[x]: at most one")
 
 
 class ProcedureFocalDevice(_p.Complex, kw_only=True):
@@ -16391,8 +17279,9 @@ class ProductShelfLife(_p.Complex, kw_only=True):
     type: _T1 = _U
 
     def __post_init__(self) -> None:
-        if (self.periodDuration is not _U) + (self.periodString is not _U) > 1:
-            raise _p.ChoiceError("ProductShelfLife.period[x]: at most one")
+        if self.periodDuration is not _U:
+            if self.periodString is not _U:
+                raise _p.ChoiceError("ProductShelfLife.period[x]: at most one")
 
 
 class Provenance(_p.Resource, tag="Provenance", kw_only=True):
@@ -16442,8 +17331,9 @@ class Provenance(_p.Resource, tag="Provenance", kw_only=True):
         v = self.recorded
         if v is not _U:
             _a_instant(v)
-        if (self.occurredDateTime is not _U) + (self.occurredPeriod is not _U) > 1:
-            raise _p.ChoiceError("Provenance.occurred[x]: at most one")
+        if self.occurredDateTime is not _U:
+            if self.occurredPeriod is not _U:
+                raise _p.ChoiceError("Provenance.occurred[x]: at most one")
 
 
 class ProvenanceAgent(_p.Complex, kw_only=True):
@@ -16496,6 +17386,9 @@ class Quantity(_p.Complex, kw_only=True):
         v = self.system
         if v is not _U:
             _a_uri(v)
+        v = self.value
+        if v is not _U:
+            _a_decimal(v)
 
 
 class Questionnaire(_p.Resource, tag="Questionnaire", kw_only=True):
@@ -16579,8 +17472,9 @@ class Questionnaire(_p.Resource, tag="Questionnaire", kw_only=True):
         v = self.url
         if v is not _U:
             _a_uri(v)
-        if (self.versionAlgorithmCoding is not _U) + (self.versionAlgorithmString is not _U) > 1:
-            raise _p.ChoiceError("Questionnaire.versionAlgorithm[x]: at most one")
+        if self.versionAlgorithmCoding is not _U:
+            if self.versionAlgorithmString is not _U:
+                raise _p.ChoiceError("Questionnaire.versionAlgorithm[x]: at most one")
 
 
 class QuestionnaireItem(_p.Complex, kw_only=True):
@@ -16660,7 +17554,22 @@ class QuestionnaireItemAnswerOption(_p.Complex, kw_only=True):
         v = self.valueTime
         if v is not _U:
             _a_time(v)
-        if (self.valueCoding is not _U) + (self.valueDate is not _U) + (self.valueInteger is not _U) + (self.valueReference is not _U) + (self.valueString is not _U) + (self.valueTime is not _U) != 1:
+        if self.valueCoding is not _U:
+            if self.valueDate is not _U or self.valueInteger is not _U or self.valueReference is not _U or self.valueString is not _U or self.valueTime is not _U:
+                raise _p.ChoiceError("QuestionnaireItemAnswerOption.value[x]: exactly one")
+        elif self.valueDate is not _U:
+            if self.valueInteger is not _U or self.valueReference is not _U or self.valueString is not _U or self.valueTime is not _U:
+                raise _p.ChoiceError("QuestionnaireItemAnswerOption.value[x]: exactly one")
+        elif self.valueInteger is not _U:
+            if self.valueReference is not _U or self.valueString is not _U or self.valueTime is not _U:
+                raise _p.ChoiceError("QuestionnaireItemAnswerOption.value[x]: exactly one")
+        elif self.valueReference is not _U:
+            if self.valueString is not _U or self.valueTime is not _U:
+                raise _p.ChoiceError("QuestionnaireItemAnswerOption.value[x]: exactly one")
+        elif self.valueString is not _U:
+            if self.valueTime is not _U:
+                raise _p.ChoiceError("QuestionnaireItemAnswerOption.value[x]: exactly one")
+        elif not (self.valueTime is not _U):
             raise _p.ChoiceError("QuestionnaireItemAnswerOption.value[x]: exactly one")
 
 
@@ -16691,6 +17600,9 @@ class QuestionnaireItemEnableWhen(_p.Complex, kw_only=True):
         v = self.answerDateTime
         if v is not _U:
             _a_dateTime(v)
+        v = self.answerDecimal
+        if v is not _U:
+            _a_decimal(v)
         v = self.answerTime
         if v is not _U:
             _a_time(v)
@@ -16726,6 +17638,9 @@ class QuestionnaireItemInitial(_p.Complex, kw_only=True):
         v = self.valueDateTime
         if v is not _U:
             _a_dateTime(v)
+        v = self.valueDecimal
+        if v is not _U:
+            _a_decimal(v)
         v = self.valueTime
         if v is not _U:
             _a_time(v)
@@ -16828,6 +17743,9 @@ class QuestionnaireResponseItemAnswer(_p.Complex, kw_only=True):
         v = self.valueDateTime
         if v is not _U:
             _a_dateTime(v)
+        v = self.valueDecimal
+        if v is not _U:
+            _a_decimal(v)
         v = self.valueTime
         if v is not _U:
             _a_time(v)
@@ -16944,8 +17862,9 @@ class RegulatedAuthorizationCase(_p.Complex, kw_only=True):
         v = self.dateDateTime
         if v is not _U:
             _a_dateTime(v)
-        if (self.dateDateTime is not _U) + (self.datePeriod is not _U) > 1:
-            raise _p.ChoiceError("RegulatedAuthorizationCase.date[x]: at most one")
+        if self.dateDateTime is not _U:
+            if self.datePeriod is not _U:
+                raise _p.ChoiceError("RegulatedAuthorizationCase.date[x]: at most one")
 
 
 class RelatedArtifact(_p.Complex, kw_only=True):
@@ -17182,10 +18101,24 @@ class RequestOrchestrationAction(_p.Complex, kw_only=True):
         v = self.transform
         if v is not _U:
             _a_uri(v)
-        if (self.definitionCanonical is not _U) + (self.definitionUri is not _U) > 1:
-            raise _p.ChoiceError("RequestOrchestrationAction.definition[x]: at most one")
-        if (self.timingAge is not _U) + (self.timingDateTime is not _U) + (self.timingDuration is not _U) + (self.timingPeriod is not _U) + (self.timingRange is not _U) + (self.timingTiming is not _U) > 1:
-            raise _p.ChoiceError("RequestOrchestrationAction.timing[x]: at most one")
+        if self.definitionCanonical is not _U:
+            if self.definitionUri is not _U:
+                raise _p.ChoiceError("RequestOrchestrationAction.definition[x]: at most one")
+        if self.timingAge is not _U:
+            if self.timingDateTime is not _U or self.timingDuration is not _U or self.timingPeriod is not _U or self.timingRange is not _U or self.timingTiming is not _U:
+                raise _p.ChoiceError("RequestOrchestrationAction.timing[x]: at most one")
+        elif self.timingDateTime is not _U:
+            if self.timingDuration is not _U or self.timingPeriod is not _U or self.timingRange is not _U or self.timingTiming is not _U:
+                raise _p.ChoiceError("RequestOrchestrationAction.timing[x]: at most one")
+        elif self.timingDuration is not _U:
+            if self.timingPeriod is not _U or self.timingRange is not _U or self.timingTiming is not _U:
+                raise _p.ChoiceError("RequestOrchestrationAction.timing[x]: at most one")
+        elif self.timingPeriod is not _U:
+            if self.timingRange is not _U or self.timingTiming is not _U:
+                raise _p.ChoiceError("RequestOrchestrationAction.timing[x]: at most one")
+        elif self.timingRange is not _U:
+            if self.timingTiming is not _U:
+                raise _p.ChoiceError("RequestOrchestrationAction.timing[x]: at most one")
 
 
 class RequestOrchestrationActionCondition(_p.Complex, kw_only=True):
@@ -17260,8 +18193,9 @@ class RequestOrchestrationActionParticipant(_p.Complex, kw_only=True):
         v = self.typeCanonical
         if v is not _U:
             _a_uri(v)
-        if (self.actorCanonical is not _U) + (self.actorReference is not _U) > 1:
-            raise _p.ChoiceError("RequestOrchestrationActionParticipant.actor[x]: at most one")
+        if self.actorCanonical is not _U:
+            if self.actorReference is not _U:
+                raise _p.ChoiceError("RequestOrchestrationActionParticipant.actor[x]: at most one")
 
 
 class RequestOrchestrationActionRelatedAction(_p.Complex, kw_only=True):
@@ -17283,8 +18217,9 @@ class RequestOrchestrationActionRelatedAction(_p.Complex, kw_only=True):
         if v is not _U:
             _a_code(v)
         _a_code(self.relationship)
-        if (self.offsetDuration is not _U) + (self.offsetRange is not _U) > 1:
-            raise _p.ChoiceError("RequestOrchestrationActionRelatedAction.offset[x]: at most one")
+        if self.offsetDuration is not _U:
+            if self.offsetRange is not _U:
+                raise _p.ChoiceError("RequestOrchestrationActionRelatedAction.offset[x]: at most one")
 
 
 class Requirements(_p.Resource, tag="Requirements", kw_only=True):
@@ -17360,8 +18295,9 @@ class Requirements(_p.Resource, tag="Requirements", kw_only=True):
         v = self.url
         if v is not _U:
             _a_uri(v)
-        if (self.versionAlgorithmCoding is not _U) + (self.versionAlgorithmString is not _U) > 1:
-            raise _p.ChoiceError("Requirements.versionAlgorithm[x]: at most one")
+        if self.versionAlgorithmCoding is not _U:
+            if self.versionAlgorithmString is not _U:
+                raise _p.ChoiceError("Requirements.versionAlgorithm[x]: at most one")
 
 
 class RequirementsStatement(_p.Complex, kw_only=True):
@@ -17689,8 +18625,9 @@ class RiskAssessment(_p.Resource, tag="RiskAssessment", kw_only=True):
         if v is not _U:
             _a_dateTime(v)
         _a_code(self.status)
-        if (self.occurrenceDateTime is not _U) + (self.occurrencePeriod is not _U) > 1:
-            raise _p.ChoiceError("RiskAssessment.occurrence[x]: at most one")
+        if self.occurrenceDateTime is not _U:
+            if self.occurrencePeriod is not _U:
+                raise _p.ChoiceError("RiskAssessment.occurrence[x]: at most one")
 
 
 class RiskAssessmentPrediction(_p.Complex, kw_only=True):
@@ -17710,10 +18647,18 @@ class RiskAssessmentPrediction(_p.Complex, kw_only=True):
     whenRange: _T35 = _U
 
     def __post_init__(self) -> None:
-        if (self.probabilityDecimal is not _U) + (self.probabilityRange is not _U) > 1:
-            raise _p.ChoiceError("RiskAssessmentPrediction.probability[x]: at most one")
-        if (self.whenPeriod is not _U) + (self.whenRange is not _U) > 1:
-            raise _p.ChoiceError("RiskAssessmentPrediction.when[x]: at most one")
+        v = self.probabilityDecimal
+        if v is not _U:
+            _a_decimal(v)
+        v = self.relativeRisk
+        if v is not _U:
+            _a_decimal(v)
+        if self.probabilityDecimal is not _U:
+            if self.probabilityRange is not _U:
+                raise _p.ChoiceError("RiskAssessmentPrediction.probability[x]: at most one")
+        if self.whenPeriod is not _U:
+            if self.whenRange is not _U:
+                raise _p.ChoiceError("RiskAssessmentPrediction.when[x]: at most one")
 
 
 class SampledData(_p.Complex, kw_only=True):
@@ -17744,7 +18689,19 @@ class SampledData(_p.Complex, kw_only=True):
         v = self.codeMap
         if v is not _U:
             _a_uri(v)
+        v = self.factor
+        if v is not _U:
+            _a_decimal(v)
+        v = self.interval
+        if v is not _U:
+            _a_decimal(v)
         _a_code(self.intervalUnit)
+        v = self.lowerLimit
+        if v is not _U:
+            _a_decimal(v)
+        v = self.upperLimit
+        if v is not _U:
+            _a_decimal(v)
 
 
 class Schedule(_p.Resource, tag="Schedule", kw_only=True):
@@ -17884,8 +18841,9 @@ class SearchParameter(_p.Resource, tag="SearchParameter", kw_only=True):
             _e_code(self.target)
         _a_code(self.type)
         _a_uri(self.url)
-        if (self.versionAlgorithmCoding is not _U) + (self.versionAlgorithmString is not _U) > 1:
-            raise _p.ChoiceError("SearchParameter.versionAlgorithm[x]: at most one")
+        if self.versionAlgorithmCoding is not _U:
+            if self.versionAlgorithmString is not _U:
+                raise _p.ChoiceError("SearchParameter.versionAlgorithm[x]: at most one")
 
 
 class SearchParameterComponent(_p.Complex, kw_only=True):
@@ -17985,12 +18943,21 @@ class ServiceRequest(_p.Resource, tag="ServiceRequest", kw_only=True):
         if v is not _U:
             _a_code(v)
         _a_code(self.status)
-        if (self.asNeededBoolean is not _U) + (self.asNeededCodeableConcept is not _U) > 1:
-            raise _p.ChoiceError("ServiceRequest.asNeeded[x]: at most one")
-        if (self.occurrenceDateTime is not _U) + (self.occurrencePeriod is not _U) + (self.occurrenceTiming is not _U) > 1:
-            raise _p.ChoiceError("ServiceRequest.occurrence[x]: at most one")
-        if (self.quantityQuantity is not _U) + (self.quantityRange is not _U) + (self.quantityRatio is not _U) > 1:
-            raise _p.ChoiceError("ServiceRequest.quantity[x]: at most one")
+        if self.asNeededBoolean is not _U:
+            if self.asNeededCodeableConcept is not _U:
+                raise _p.ChoiceError("ServiceRequest.asNeeded[x]: at most one")
+        if self.occurrenceDateTime is not _U:
+            if self.occurrencePeriod is not _U or self.occurrenceTiming is not _U:
+                raise _p.ChoiceError("ServiceRequest.occurrence[x]: at most one")
+        elif self.occurrencePeriod is not _U:
+            if self.occurrenceTiming is not _U:
+                raise _p.ChoiceError("ServiceRequest.occurrence[x]: at most one")
+        if self.quantityQuantity is not _U:
+            if self.quantityRange is not _U or self.quantityRatio is not _U:
+                raise _p.ChoiceError("ServiceRequest.quantity[x]: at most one")
+        elif self.quantityRange is not _U:
+            if self.quantityRatio is not _U:
+                raise _p.ChoiceError("ServiceRequest.quantity[x]: at most one")
 
 
 class ServiceRequestOrderDetail(_p.Complex, kw_only=True):
@@ -18017,7 +18984,25 @@ class ServiceRequestOrderDetailParameter(_p.Complex, kw_only=True):
     valueString: _T2 = _U
 
     def __post_init__(self) -> None:
-        if (self.valueBoolean is not _U) + (self.valueCodeableConcept is not _U) + (self.valuePeriod is not _U) + (self.valueQuantity is not _U) + (self.valueRange is not _U) + (self.valueRatio is not _U) + (self.valueString is not _U) != 1:
+        if self.valueBoolean is not _U:
+            if self.valueCodeableConcept is not _U or self.valuePeriod is not _U or self.valueQuantity is not _U or self.valueRange is not _U or self.valueRatio is not _U or self.valueString is not _U:
+                raise _p.ChoiceError("ServiceRequestOrderDetailParameter.value[x]: exactly one")
+        elif self.valueCodeableConcept is not _U:
+            if self.valuePeriod is not _U or self.valueQuantity is not _U or self.valueRange is not _U or self.valueRatio is not _U or self.valueString is not _U:
+                raise _p.ChoiceError("ServiceRequestOrderDetailParameter.value[x]: exactly one")
+        elif self.valuePeriod is not _U:
+            if self.valueQuantity is not _U or self.valueRange is not _U or self.valueRatio is not _U or self.valueString is not _U:
+                raise _p.ChoiceError("ServiceRequestOrderDetailParameter.value[x]: exactly one")
+        elif self.valueQuantity is not _U:
+            if self.valueRange is not _U or self.valueRatio is not _U or self.valueString is not _U:
+                raise _p.ChoiceError("ServiceRequestOrderDetailParameter.value[x]: exactly one")
+        elif self.valueRange is not _U:
+            if self.valueRatio is not _U or self.valueString is not _U:
+                raise _p.ChoiceError("ServiceRequestOrderDetailParameter.value[x]: exactly one")
+        elif self.valueRatio is not _U:
+            if self.valueString is not _U:
+                raise _p.ChoiceError("ServiceRequestOrderDetailParameter.value[x]: exactly one")
+        elif not (self.valueString is not _U):
             raise _p.ChoiceError("ServiceRequestOrderDetailParameter.value[x]: exactly one")
 
 
@@ -18030,8 +19015,9 @@ class ServiceRequestPatientInstruction(_p.Complex, kw_only=True):
     modifierExtension: _T7 = _U
 
     def __post_init__(self) -> None:
-        if (self.instructionMarkdown is not _U) + (self.instructionReference is not _U) > 1:
-            raise _p.ChoiceError("ServiceRequestPatientInstruction.instruction[x]: at most one")
+        if self.instructionMarkdown is not _U:
+            if self.instructionReference is not _U:
+                raise _p.ChoiceError("ServiceRequestPatientInstruction.instruction[x]: at most one")
 
 
 class Signature(_p.Complex, kw_only=True):
@@ -18183,10 +19169,12 @@ class SpecimenCollection(_p.Complex, kw_only=True):
         v = self.collectedDateTime
         if v is not _U:
             _a_dateTime(v)
-        if (self.collectedDateTime is not _U) + (self.collectedPeriod is not _U) > 1:
-            raise _p.ChoiceError("SpecimenCollection.collected[x]: at most one")
-        if (self.fastingStatusCodeableConcept is not _U) + (self.fastingStatusDuration is not _U) > 1:
-            raise _p.ChoiceError("SpecimenCollection.fastingStatus[x]: at most one")
+        if self.collectedDateTime is not _U:
+            if self.collectedPeriod is not _U:
+                raise _p.ChoiceError("SpecimenCollection.collected[x]: at most one")
+        if self.fastingStatusCodeableConcept is not _U:
+            if self.fastingStatusDuration is not _U:
+                raise _p.ChoiceError("SpecimenCollection.fastingStatus[x]: at most one")
 
 
 class SpecimenContainer(_p.Complex, kw_only=True):
@@ -18286,10 +19274,12 @@ class SpecimenDefinition(_p.Resource, tag="SpecimenDefinition", kw_only=True):
         v = self.url
         if v is not _U:
             _a_uri(v)
-        if (self.subjectCodeableConcept is not _U) + (self.subjectReference is not _U) > 1:
-            raise _p.ChoiceError("SpecimenDefinition.subject[x]: at most one")
-        if (self.versionAlgorithmCoding is not _U) + (self.versionAlgorithmString is not _U) > 1:
-            raise _p.ChoiceError("SpecimenDefinition.versionAlgorithm[x]: at most one")
+        if self.subjectCodeableConcept is not _U:
+            if self.subjectReference is not _U:
+                raise _p.ChoiceError("SpecimenDefinition.subject[x]: at most one")
+        if self.versionAlgorithmCoding is not _U:
+            if self.versionAlgorithmString is not _U:
+                raise _p.ChoiceError("SpecimenDefinition.versionAlgorithm[x]: at most one")
 
 
 class SpecimenDefinitionTypeTested(_p.Complex, kw_only=True):
@@ -18334,8 +19324,9 @@ class SpecimenDefinitionTypeTestedContainer(_p.Complex, kw_only=True):
     type: _T1 = _U
 
     def __post_init__(self) -> None:
-        if (self.minimumVolumeQuantity is not _U) + (self.minimumVolumeString is not _U) > 1:
-            raise _p.ChoiceError("SpecimenDefinitionTypeTestedContainer.minimumVolume[x]: at most one")
+        if self.minimumVolumeQuantity is not _U:
+            if self.minimumVolumeString is not _U:
+                raise _p.ChoiceError("SpecimenDefinitionTypeTestedContainer.minimumVolume[x]: at most one")
 
 
 class SpecimenDefinitionTypeTestedContainerAdditive(_p.Complex, kw_only=True):
@@ -18347,7 +19338,10 @@ class SpecimenDefinitionTypeTestedContainerAdditive(_p.Complex, kw_only=True):
     modifierExtension: _T7 = _U
 
     def __post_init__(self) -> None:
-        if (self.additiveCodeableConcept is not _U) + (self.additiveReference is not _U) != 1:
+        if self.additiveCodeableConcept is not _U:
+            if self.additiveReference is not _U:
+                raise _p.ChoiceError("SpecimenDefinitionTypeTestedContainerAdditive.additive[x]: exactly one")
+        elif not (self.additiveReference is not _U):
             raise _p.ChoiceError("SpecimenDefinitionTypeTestedContainerAdditive.additive[x]: exactly one")
 
 
@@ -18389,8 +19383,9 @@ class SpecimenProcessing(_p.Complex, kw_only=True):
         v = self.timeDateTime
         if v is not _U:
             _a_dateTime(v)
-        if (self.timeDateTime is not _U) + (self.timePeriod is not _U) > 1:
-            raise _p.ChoiceError("SpecimenProcessing.time[x]: at most one")
+        if self.timeDateTime is not _U:
+            if self.timePeriod is not _U:
+                raise _p.ChoiceError("SpecimenProcessing.time[x]: at most one")
 
 
 class StructureDefinition(_p.Resource, tag="StructureDefinition", kw_only=True):
@@ -18481,8 +19476,9 @@ class StructureDefinition(_p.Resource, tag="StructureDefinition", kw_only=True):
         _a_code(self.status)
         _a_uri(self.type)
         _a_uri(self.url)
-        if (self.versionAlgorithmCoding is not _U) + (self.versionAlgorithmString is not _U) > 1:
-            raise _p.ChoiceError("StructureDefinition.versionAlgorithm[x]: at most one")
+        if self.versionAlgorithmCoding is not _U:
+            if self.versionAlgorithmString is not _U:
+                raise _p.ChoiceError("StructureDefinition.versionAlgorithm[x]: at most one")
 
 
 class StructureDefinitionContext(_p.Complex, kw_only=True):
@@ -18600,8 +19596,9 @@ class StructureMap(_p.Resource, tag="StructureMap", kw_only=True):
             _a_code(v)
         _a_code(self.status)
         _a_uri(self.url)
-        if (self.versionAlgorithmCoding is not _U) + (self.versionAlgorithmString is not _U) > 1:
-            raise _p.ChoiceError("StructureMap.versionAlgorithm[x]: at most one")
+        if self.versionAlgorithmCoding is not _U:
+            if self.versionAlgorithmString is not _U:
+                raise _p.ChoiceError("StructureMap.versionAlgorithm[x]: at most one")
 
 
 class StructureMapConst(_p.Complex, kw_only=True):
@@ -18762,6 +19759,9 @@ class StructureMapGroupRuleTargetParameter(_p.Complex, kw_only=True):
         v = self.valueDateTime
         if v is not _U:
             _a_dateTime(v)
+        v = self.valueDecimal
+        if v is not _U:
+            _a_decimal(v)
         v = self.valueTime
         if v is not _U:
             _a_time(v)
@@ -19038,8 +20038,9 @@ class SubscriptionTopic(_p.Resource, tag="SubscriptionTopic", kw_only=True):
             _a_date(v)
         _a_code(self.status)
         _a_uri(self.url)
-        if (self.versionAlgorithmCoding is not _U) + (self.versionAlgorithmString is not _U) > 1:
-            raise _p.ChoiceError("SubscriptionTopic.versionAlgorithm[x]: at most one")
+        if self.versionAlgorithmCoding is not _U:
+            if self.versionAlgorithmString is not _U:
+                raise _p.ChoiceError("SubscriptionTopic.versionAlgorithm[x]: at most one")
 
 
 class SubscriptionTopicCanFilterBy(_p.Complex, kw_only=True):
@@ -19293,8 +20294,9 @@ class SubstanceDefinitionMoiety(_p.Complex, kw_only=True):
     stereochemistry: _T1 = _U
 
     def __post_init__(self) -> None:
-        if (self.amountQuantity is not _U) + (self.amountString is not _U) > 1:
-            raise _p.ChoiceError("SubstanceDefinitionMoiety.amount[x]: at most one")
+        if self.amountQuantity is not _U:
+            if self.amountString is not _U:
+                raise _p.ChoiceError("SubstanceDefinitionMoiety.amount[x]: at most one")
 
 
 class SubstanceDefinitionMolecularWeight(_p.Complex, kw_only=True):
@@ -19359,8 +20361,18 @@ class SubstanceDefinitionProperty(_p.Complex, kw_only=True):
         v = self.valueDate
         if v is not _U:
             _a_date(v)
-        if (self.valueAttachment is not _U) + (self.valueBoolean is not _U) + (self.valueCodeableConcept is not _U) + (self.valueDate is not _U) + (self.valueQuantity is not _U) > 1:
-            raise _p.ChoiceError("SubstanceDefinitionProperty.value[x]: at most one")
+        if self.valueAttachment is not _U:
+            if self.valueBoolean is not _U or self.valueCodeableConcept is not _U or self.valueDate is not _U or self.valueQuantity is not _U:
+                raise _p.ChoiceError("SubstanceDefinitionProperty.value[x]: at most one")
+        elif self.valueBoolean is not _U:
+            if self.valueCodeableConcept is not _U or self.valueDate is not _U or self.valueQuantity is not _U:
+                raise _p.ChoiceError("SubstanceDefinitionProperty.value[x]: at most one")
+        elif self.valueCodeableConcept is not _U:
+            if self.valueDate is not _U or self.valueQuantity is not _U:
+                raise _p.ChoiceError("SubstanceDefinitionProperty.value[x]: at most one")
+        elif self.valueDate is not _U:
+            if self.valueQuantity is not _U:
+                raise _p.ChoiceError("SubstanceDefinitionProperty.value[x]: at most one")
 
 
 class SubstanceDefinitionRelationship(_p.Complex, kw_only=True):
@@ -19381,10 +20393,15 @@ class SubstanceDefinitionRelationship(_p.Complex, kw_only=True):
     type: _T42
 
     def __post_init__(self) -> None:
-        if (self.amountQuantity is not _U) + (self.amountRatio is not _U) + (self.amountString is not _U) > 1:
-            raise _p.ChoiceError("SubstanceDefinitionRelationship.amount[x]: at most one")
-        if (self.substanceDefinitionCodeableConcept is not _U) + (self.substanceDefinitionReference is not _U) > 1:
-            raise _p.ChoiceError("SubstanceDefinitionRelationship.substanceDefinition[x]: at most one")
+        if self.amountQuantity is not _U:
+            if self.amountRatio is not _U or self.amountString is not _U:
+                raise _p.ChoiceError("SubstanceDefinitionRelationship.amount[x]: at most one")
+        elif self.amountRatio is not _U:
+            if self.amountString is not _U:
+                raise _p.ChoiceError("SubstanceDefinitionRelationship.amount[x]: at most one")
+        if self.substanceDefinitionCodeableConcept is not _U:
+            if self.substanceDefinitionReference is not _U:
+                raise _p.ChoiceError("SubstanceDefinitionRelationship.substanceDefinition[x]: at most one")
 
 
 class SubstanceDefinitionSourceMaterial(_p.Complex, kw_only=True):
@@ -19438,7 +20455,10 @@ class SubstanceIngredient(_p.Complex, kw_only=True):
     substanceReference: _T11 = _U
 
     def __post_init__(self) -> None:
-        if (self.substanceCodeableConcept is not _U) + (self.substanceReference is not _U) != 1:
+        if self.substanceCodeableConcept is not _U:
+            if self.substanceReference is not _U:
+                raise _p.ChoiceError("SubstanceIngredient.substance[x]: exactly one")
+        elif not (self.substanceReference is not _U):
             raise _p.ChoiceError("SubstanceIngredient.substance[x]: exactly one")
 
 
@@ -19741,8 +20761,12 @@ class SubstanceReferenceInformationTarget(_p.Complex, kw_only=True):
     type: _T1 = _U
 
     def __post_init__(self) -> None:
-        if (self.amountQuantity is not _U) + (self.amountRange is not _U) + (self.amountString is not _U) > 1:
-            raise _p.ChoiceError("SubstanceReferenceInformationTarget.amount[x]: at most one")
+        if self.amountQuantity is not _U:
+            if self.amountRange is not _U or self.amountString is not _U:
+                raise _p.ChoiceError("SubstanceReferenceInformationTarget.amount[x]: at most one")
+        elif self.amountRange is not _U:
+            if self.amountString is not _U:
+                raise _p.ChoiceError("SubstanceReferenceInformationTarget.amount[x]: at most one")
 
 
 class SubstanceSourceMaterial(_p.Resource, tag="SubstanceSourceMaterial", kw_only=True):
@@ -19901,8 +20925,12 @@ class SupplyDelivery(_p.Resource, tag="SupplyDelivery", kw_only=True):
         v = self.status
         if v is not _U:
             _a_code(v)
-        if (self.occurrenceDateTime is not _U) + (self.occurrencePeriod is not _U) + (self.occurrenceTiming is not _U) > 1:
-            raise _p.ChoiceError("SupplyDelivery.occurrence[x]: at most one")
+        if self.occurrenceDateTime is not _U:
+            if self.occurrencePeriod is not _U or self.occurrenceTiming is not _U:
+                raise _p.ChoiceError("SupplyDelivery.occurrence[x]: at most one")
+        elif self.occurrencePeriod is not _U:
+            if self.occurrenceTiming is not _U:
+                raise _p.ChoiceError("SupplyDelivery.occurrence[x]: at most one")
 
 
 class SupplyDeliverySuppliedItem(_p.Complex, kw_only=True):
@@ -19915,8 +20943,9 @@ class SupplyDeliverySuppliedItem(_p.Complex, kw_only=True):
     quantity: _T31 = _U
 
     def __post_init__(self) -> None:
-        if (self.itemCodeableConcept is not _U) + (self.itemReference is not _U) > 1:
-            raise _p.ChoiceError("SupplyDeliverySuppliedItem.item[x]: at most one")
+        if self.itemCodeableConcept is not _U:
+            if self.itemReference is not _U:
+                raise _p.ChoiceError("SupplyDeliverySuppliedItem.item[x]: at most one")
 
 
 class SupplyRequest(_p.Resource, tag="SupplyRequest", kw_only=True):
@@ -19975,8 +21004,12 @@ class SupplyRequest(_p.Resource, tag="SupplyRequest", kw_only=True):
         v = self.status
         if v is not _U:
             _a_code(v)
-        if (self.occurrenceDateTime is not _U) + (self.occurrencePeriod is not _U) + (self.occurrenceTiming is not _U) > 1:
-            raise _p.ChoiceError("SupplyRequest.occurrence[x]: at most one")
+        if self.occurrenceDateTime is not _U:
+            if self.occurrencePeriod is not _U or self.occurrenceTiming is not _U:
+                raise _p.ChoiceError("SupplyRequest.occurrence[x]: at most one")
+        elif self.occurrencePeriod is not _U:
+            if self.occurrenceTiming is not _U:
+                raise _p.ChoiceError("SupplyRequest.occurrence[x]: at most one")
 
 
 class SupplyRequestParameter(_p.Complex, kw_only=True):
@@ -19991,8 +21024,15 @@ class SupplyRequestParameter(_p.Complex, kw_only=True):
     valueRange: _T35 = _U
 
     def __post_init__(self) -> None:
-        if (self.valueBoolean is not _U) + (self.valueCodeableConcept is not _U) + (self.valueQuantity is not _U) + (self.valueRange is not _U) > 1:
-            raise _p.ChoiceError("SupplyRequestParameter.value[x]: at most one")
+        if self.valueBoolean is not _U:
+            if self.valueCodeableConcept is not _U or self.valueQuantity is not _U or self.valueRange is not _U:
+                raise _p.ChoiceError("SupplyRequestParameter.value[x]: at most one")
+        elif self.valueCodeableConcept is not _U:
+            if self.valueQuantity is not _U or self.valueRange is not _U:
+                raise _p.ChoiceError("SupplyRequestParameter.value[x]: at most one")
+        elif self.valueQuantity is not _U:
+            if self.valueRange is not _U:
+                raise _p.ChoiceError("SupplyRequestParameter.value[x]: at most one")
 
 
 class Task(_p.Resource, tag="Task", kw_only=True):
@@ -20156,6 +21196,9 @@ class TaskInput(_p.Complex, kw_only=True):
         v = self.valueDateTime
         if v is not _U:
             _a_dateTime(v)
+        v = self.valueDecimal
+        if v is not _U:
+            _a_decimal(v)
         v = self.valueInstant
         if v is not _U:
             _a_instant(v)
@@ -20260,6 +21303,9 @@ class TaskOutput(_p.Complex, kw_only=True):
         v = self.valueDateTime
         if v is not _U:
             _a_dateTime(v)
+        v = self.valueDecimal
+        if v is not _U:
+            _a_decimal(v)
         v = self.valueInstant
         if v is not _U:
             _a_instant(v)
@@ -20382,8 +21428,9 @@ class TerminologyCapabilities(_p.Resource, tag="TerminologyCapabilities", kw_onl
         v = self.url
         if v is not _U:
             _a_uri(v)
-        if (self.versionAlgorithmCoding is not _U) + (self.versionAlgorithmString is not _U) > 1:
-            raise _p.ChoiceError("TerminologyCapabilities.versionAlgorithm[x]: at most one")
+        if self.versionAlgorithmCoding is not _U:
+            if self.versionAlgorithmString is not _U:
+                raise _p.ChoiceError("TerminologyCapabilities.versionAlgorithm[x]: at most one")
 
 
 class TerminologyCapabilitiesClosure(_p.Complex, kw_only=True):
@@ -20597,8 +21644,9 @@ class TestPlan(_p.Resource, tag="TestPlan", kw_only=True):
         v = self.url
         if v is not _U:
             _a_uri(v)
-        if (self.versionAlgorithmCoding is not _U) + (self.versionAlgorithmString is not _U) > 1:
-            raise _p.ChoiceError("TestPlan.versionAlgorithm[x]: at most one")
+        if self.versionAlgorithmCoding is not _U:
+            if self.versionAlgorithmString is not _U:
+                raise _p.ChoiceError("TestPlan.versionAlgorithm[x]: at most one")
 
 
 class TestPlanDependency(_p.Complex, kw_only=True):
@@ -20656,8 +21704,9 @@ class TestPlanTestCaseTestData(_p.Complex, kw_only=True):
     type: _T78
 
     def __post_init__(self) -> None:
-        if (self.sourceReference is not _U) + (self.sourceString is not _U) > 1:
-            raise _p.ChoiceError("TestPlanTestCaseTestData.source[x]: at most one")
+        if self.sourceReference is not _U:
+            if self.sourceString is not _U:
+                raise _p.ChoiceError("TestPlanTestCaseTestData.source[x]: at most one")
 
 
 class TestPlanTestCaseTestRun(_p.Complex, kw_only=True):
@@ -20680,8 +21729,9 @@ class TestPlanTestCaseTestRunScript(_p.Complex, kw_only=True):
     sourceString: _T2 = _U
 
     def __post_init__(self) -> None:
-        if (self.sourceReference is not _U) + (self.sourceString is not _U) > 1:
-            raise _p.ChoiceError("TestPlanTestCaseTestRunScript.source[x]: at most one")
+        if self.sourceReference is not _U:
+            if self.sourceString is not _U:
+                raise _p.ChoiceError("TestPlanTestCaseTestRunScript.source[x]: at most one")
 
 
 class TestReport(_p.Resource, tag="TestReport", kw_only=True):
@@ -20730,6 +21780,9 @@ class TestReport(_p.Resource, tag="TestReport", kw_only=True):
         if v is not _U:
             _a_code(v)
         _a_code(self.result)
+        v = self.score
+        if v is not _U:
+            _a_decimal(v)
         _a_code(self.status)
         _a_uri(self.testScript)
 
@@ -20800,8 +21853,9 @@ class TestReportSetupActionAssertRequirement(_p.Complex, kw_only=True):
         v = self.linkUri
         if v is not _U:
             _a_uri(v)
-        if (self.linkCanonical is not _U) + (self.linkUri is not _U) > 1:
-            raise _p.ChoiceError("TestReportSetupActionAssertRequirement.link[x]: at most one")
+        if self.linkCanonical is not _U:
+            if self.linkUri is not _U:
+                raise _p.ChoiceError("TestReportSetupActionAssertRequirement.link[x]: at most one")
 
 
 class TestReportSetupActionOperation(_p.Complex, kw_only=True):
@@ -20933,8 +21987,9 @@ class TestScript(_p.Resource, tag="TestScript", kw_only=True):
         v = self.url
         if v is not _U:
             _a_uri(v)
-        if (self.versionAlgorithmCoding is not _U) + (self.versionAlgorithmString is not _U) > 1:
-            raise _p.ChoiceError("TestScript.versionAlgorithm[x]: at most one")
+        if self.versionAlgorithmCoding is not _U:
+            if self.versionAlgorithmString is not _U:
+                raise _p.ChoiceError("TestScript.versionAlgorithm[x]: at most one")
 
 
 class TestScriptDestination(_p.Complex, kw_only=True):
@@ -21157,8 +22212,9 @@ class TestScriptSetupActionAssertRequirement(_p.Complex, kw_only=True):
         v = self.linkUri
         if v is not _U:
             _a_uri(v)
-        if (self.linkCanonical is not _U) + (self.linkUri is not _U) > 1:
-            raise _p.ChoiceError("TestScriptSetupActionAssertRequirement.link[x]: at most one")
+        if self.linkCanonical is not _U:
+            if self.linkUri is not _U:
+                raise _p.ChoiceError("TestScriptSetupActionAssertRequirement.link[x]: at most one")
 
 
 class TestScriptSetupActionOperation(_p.Complex, kw_only=True):
@@ -21339,9 +22395,21 @@ class TimingRepeat(_p.Complex, kw_only=True):
     def __post_init__(self) -> None:
         if self.dayOfWeek is not _U:
             _e_code(self.dayOfWeek)
+        v = self.duration
+        if v is not _U:
+            _a_decimal(v)
+        v = self.durationMax
+        if v is not _U:
+            _a_decimal(v)
         v = self.durationUnit
         if v is not _U:
             _a_code(v)
+        v = self.period
+        if v is not _U:
+            _a_decimal(v)
+        v = self.periodMax
+        if v is not _U:
+            _a_decimal(v)
         v = self.periodUnit
         if v is not _U:
             _a_code(v)
@@ -21349,8 +22417,12 @@ class TimingRepeat(_p.Complex, kw_only=True):
             _e_time(self.timeOfDay)
         if self.when is not _U:
             _e_code(self.when)
-        if (self.boundsDuration is not _U) + (self.boundsPeriod is not _U) + (self.boundsRange is not _U) > 1:
-            raise _p.ChoiceError("TimingRepeat.bounds[x]: at most one")
+        if self.boundsDuration is not _U:
+            if self.boundsPeriod is not _U or self.boundsRange is not _U:
+                raise _p.ChoiceError("TimingRepeat.bounds[x]: at most one")
+        elif self.boundsPeriod is not _U:
+            if self.boundsRange is not _U:
+                raise _p.ChoiceError("TimingRepeat.bounds[x]: at most one")
 
 
 class Transport(_p.Resource, tag="Transport", kw_only=True):
@@ -21518,6 +22590,9 @@ class TransportInput(_p.Complex, kw_only=True):
         v = self.valueDateTime
         if v is not _U:
             _a_dateTime(v)
+        v = self.valueDecimal
+        if v is not _U:
+            _a_decimal(v)
         v = self.valueInstant
         if v is not _U:
             _a_instant(v)
@@ -21622,6 +22697,9 @@ class TransportOutput(_p.Complex, kw_only=True):
         v = self.valueDateTime
         if v is not _U:
             _a_dateTime(v)
+        v = self.valueDecimal
+        if v is not _U:
+            _a_decimal(v)
         v = self.valueInstant
         if v is not _U:
             _a_instant(v)
@@ -21689,8 +22767,15 @@ class TriggerDefinition(_p.Complex, kw_only=True):
         if v is not _U:
             _a_dateTime(v)
         _a_code(self.type)
-        if (self.timingDate is not _U) + (self.timingDateTime is not _U) + (self.timingReference is not _U) + (self.timingTiming is not _U) > 1:
-            raise _p.ChoiceError("TriggerDefinition.timing[x]: at most one")
+        if self.timingDate is not _U:
+            if self.timingDateTime is not _U or self.timingReference is not _U or self.timingTiming is not _U:
+                raise _p.ChoiceError("TriggerDefinition.timing[x]: at most one")
+        elif self.timingDateTime is not _U:
+            if self.timingReference is not _U or self.timingTiming is not _U:
+                raise _p.ChoiceError("TriggerDefinition.timing[x]: at most one")
+        elif self.timingReference is not _U:
+            if self.timingTiming is not _U:
+                raise _p.ChoiceError("TriggerDefinition.timing[x]: at most one")
 
 
 class UsageContext(_p.Complex, kw_only=True):
@@ -21704,7 +22789,16 @@ class UsageContext(_p.Complex, kw_only=True):
     valueReference: _T11 = _U
 
     def __post_init__(self) -> None:
-        if (self.valueCodeableConcept is not _U) + (self.valueQuantity is not _U) + (self.valueRange is not _U) + (self.valueReference is not _U) != 1:
+        if self.valueCodeableConcept is not _U:
+            if self.valueQuantity is not _U or self.valueRange is not _U or self.valueReference is not _U:
+                raise _p.ChoiceError("UsageContext.value[x]: exactly one")
+        elif self.valueQuantity is not _U:
+            if self.valueRange is not _U or self.valueReference is not _U:
+                raise _p.ChoiceError("UsageContext.value[x]: exactly one")
+        elif self.valueRange is not _U:
+            if self.valueReference is not _U:
+                raise _p.ChoiceError("UsageContext.value[x]: exactly one")
+        elif not (self.valueReference is not _U):
             raise _p.ChoiceError("UsageContext.value[x]: exactly one")
 
 
@@ -21790,8 +22884,9 @@ class ValueSet(_p.Resource, tag="ValueSet", kw_only=True):
         v = self.url
         if v is not _U:
             _a_uri(v)
-        if (self.versionAlgorithmCoding is not _U) + (self.versionAlgorithmString is not _U) > 1:
-            raise _p.ChoiceError("ValueSet.versionAlgorithm[x]: at most one")
+        if self.versionAlgorithmCoding is not _U:
+            if self.versionAlgorithmString is not _U:
+                raise _p.ChoiceError("ValueSet.versionAlgorithm[x]: at most one")
 
 
 class ValueSetCompose(_p.Complex, kw_only=True):
@@ -21971,7 +23066,28 @@ class ValueSetExpansionContainsProperty(_p.Complex, kw_only=True):
         v = self.valueDateTime
         if v is not _U:
             _a_dateTime(v)
-        if (self.valueBoolean is not _U) + (self.valueCode is not _U) + (self.valueCoding is not _U) + (self.valueDateTime is not _U) + (self.valueDecimal is not _U) + (self.valueInteger is not _U) + (self.valueString is not _U) != 1:
+        v = self.valueDecimal
+        if v is not _U:
+            _a_decimal(v)
+        if self.valueBoolean is not _U:
+            if self.valueCode is not _U or self.valueCoding is not _U or self.valueDateTime is not _U or self.valueDecimal is not _U or self.valueInteger is not _U or self.valueString is not _U:
+                raise _p.ChoiceError("ValueSetExpansionContainsProperty.value[x]: exactly one")
+        elif self.valueCode is not _U:
+            if self.valueCoding is not _U or self.valueDateTime is not _U or self.valueDecimal is not _U or self.valueInteger is not _U or self.valueString is not _U:
+                raise _p.ChoiceError("ValueSetExpansionContainsProperty.value[x]: exactly one")
+        elif self.valueCoding is not _U:
+            if self.valueDateTime is not _U or self.valueDecimal is not _U or self.valueInteger is not _U or self.valueString is not _U:
+                raise _p.ChoiceError("ValueSetExpansionContainsProperty.value[x]: exactly one")
+        elif self.valueDateTime is not _U:
+            if self.valueDecimal is not _U or self.valueInteger is not _U or self.valueString is not _U:
+                raise _p.ChoiceError("ValueSetExpansionContainsProperty.value[x]: exactly one")
+        elif self.valueDecimal is not _U:
+            if self.valueInteger is not _U or self.valueString is not _U:
+                raise _p.ChoiceError("ValueSetExpansionContainsProperty.value[x]: exactly one")
+        elif self.valueInteger is not _U:
+            if self.valueString is not _U:
+                raise _p.ChoiceError("ValueSetExpansionContainsProperty.value[x]: exactly one")
+        elif not (self.valueString is not _U):
             raise _p.ChoiceError("ValueSetExpansionContainsProperty.value[x]: exactly one")
 
 
@@ -21998,7 +23114,28 @@ class ValueSetExpansionContainsPropertySubProperty(_p.Complex, kw_only=True):
         v = self.valueDateTime
         if v is not _U:
             _a_dateTime(v)
-        if (self.valueBoolean is not _U) + (self.valueCode is not _U) + (self.valueCoding is not _U) + (self.valueDateTime is not _U) + (self.valueDecimal is not _U) + (self.valueInteger is not _U) + (self.valueString is not _U) != 1:
+        v = self.valueDecimal
+        if v is not _U:
+            _a_decimal(v)
+        if self.valueBoolean is not _U:
+            if self.valueCode is not _U or self.valueCoding is not _U or self.valueDateTime is not _U or self.valueDecimal is not _U or self.valueInteger is not _U or self.valueString is not _U:
+                raise _p.ChoiceError("ValueSetExpansionContainsPropertySubProperty.value[x]: exactly one")
+        elif self.valueCode is not _U:
+            if self.valueCoding is not _U or self.valueDateTime is not _U or self.valueDecimal is not _U or self.valueInteger is not _U or self.valueString is not _U:
+                raise _p.ChoiceError("ValueSetExpansionContainsPropertySubProperty.value[x]: exactly one")
+        elif self.valueCoding is not _U:
+            if self.valueDateTime is not _U or self.valueDecimal is not _U or self.valueInteger is not _U or self.valueString is not _U:
+                raise _p.ChoiceError("ValueSetExpansionContainsPropertySubProperty.value[x]: exactly one")
+        elif self.valueDateTime is not _U:
+            if self.valueDecimal is not _U or self.valueInteger is not _U or self.valueString is not _U:
+                raise _p.ChoiceError("ValueSetExpansionContainsPropertySubProperty.value[x]: exactly one")
+        elif self.valueDecimal is not _U:
+            if self.valueInteger is not _U or self.valueString is not _U:
+                raise _p.ChoiceError("ValueSetExpansionContainsPropertySubProperty.value[x]: exactly one")
+        elif self.valueInteger is not _U:
+            if self.valueString is not _U:
+                raise _p.ChoiceError("ValueSetExpansionContainsPropertySubProperty.value[x]: exactly one")
+        elif not (self.valueString is not _U):
             raise _p.ChoiceError("ValueSetExpansionContainsPropertySubProperty.value[x]: exactly one")
 
 
@@ -22024,11 +23161,30 @@ class ValueSetExpansionParameter(_p.Complex, kw_only=True):
         v = self.valueDateTime
         if v is not _U:
             _a_dateTime(v)
+        v = self.valueDecimal
+        if v is not _U:
+            _a_decimal(v)
         v = self.valueUri
         if v is not _U:
             _a_uri(v)
-        if (self.valueBoolean is not _U) + (self.valueCode is not _U) + (self.valueDateTime is not _U) + (self.valueDecimal is not _U) + (self.valueInteger is not _U) + (self.valueString is not _U) + (self.valueUri is not _U) > 1:
-            raise _p.ChoiceError("ValueSetExpansionParameter.value[x]: at most one")
+        if self.valueBoolean is not _U:
+            if self.valueCode is not _U or self.valueDateTime is not _U or self.valueDecimal is not _U or self.valueInteger is not _U or self.valueString is not _U or self.valueUri is not _U:
+                raise _p.ChoiceError("ValueSetExpansionParameter.value[x]: at most one")
+        elif self.valueCode is not _U:
+            if self.valueDateTime is not _U or self.valueDecimal is not _U or self.valueInteger is not _U or self.valueString is not _U or self.valueUri is not _U:
+                raise _p.ChoiceError("ValueSetExpansionParameter.value[x]: at most one")
+        elif self.valueDateTime is not _U:
+            if self.valueDecimal is not _U or self.valueInteger is not _U or self.valueString is not _U or self.valueUri is not _U:
+                raise _p.ChoiceError("ValueSetExpansionParameter.value[x]: at most one")
+        elif self.valueDecimal is not _U:
+            if self.valueInteger is not _U or self.valueString is not _U or self.valueUri is not _U:
+                raise _p.ChoiceError("ValueSetExpansionParameter.value[x]: at most one")
+        elif self.valueInteger is not _U:
+            if self.valueString is not _U or self.valueUri is not _U:
+                raise _p.ChoiceError("ValueSetExpansionParameter.value[x]: at most one")
+        elif self.valueString is not _U:
+            if self.valueUri is not _U:
+                raise _p.ChoiceError("ValueSetExpansionParameter.value[x]: at most one")
 
 
 class ValueSetExpansionProperty(_p.Complex, kw_only=True):
@@ -22189,8 +23345,15 @@ class VirtualServiceDetail(_p.Complex, kw_only=True):
         v = self.addressUrl
         if v is not _U:
             _a_uri(v)
-        if (self.addressContactPoint is not _U) + (self.addressExtendedContactDetail is not _U) + (self.addressString is not _U) + (self.addressUrl is not _U) > 1:
-            raise _p.ChoiceError("VirtualServiceDetail.address[x]: at most one")
+        if self.addressContactPoint is not _U:
+            if self.addressExtendedContactDetail is not _U or self.addressString is not _U or self.addressUrl is not _U:
+                raise _p.ChoiceError("VirtualServiceDetail.address[x]: at most one")
+        elif self.addressExtendedContactDetail is not _U:
+            if self.addressString is not _U or self.addressUrl is not _U:
+                raise _p.ChoiceError("VirtualServiceDetail.address[x]: at most one")
+        elif self.addressString is not _U:
+            if self.addressUrl is not _U:
+                raise _p.ChoiceError("VirtualServiceDetail.address[x]: at most one")
 
 
 class VisionPrescription(_p.Resource, tag="VisionPrescription", kw_only=True):
@@ -22263,7 +23426,25 @@ class VisionPrescriptionLensSpecification(_p.Complex, kw_only=True):
     sphere_ext: _T3 = _ms.field(default=_U, name="_sphere")
 
     def __post_init__(self) -> None:
+        v = self.add
+        if v is not _U:
+            _a_decimal(v)
+        v = self.backCurve
+        if v is not _U:
+            _a_decimal(v)
+        v = self.cylinder
+        if v is not _U:
+            _a_decimal(v)
+        v = self.diameter
+        if v is not _U:
+            _a_decimal(v)
         _a_code(self.eye)
+        v = self.power
+        if v is not _U:
+            _a_decimal(v)
+        v = self.sphere
+        if v is not _U:
+            _a_decimal(v)
 
 
 class VisionPrescriptionLensSpecificationPrism(_p.Complex, kw_only=True):
@@ -22277,6 +23458,7 @@ class VisionPrescriptionLensSpecificationPrism(_p.Complex, kw_only=True):
     modifierExtension: _T7 = _U
 
     def __post_init__(self) -> None:
+        _a_decimal(self.amount)
         _a_code(self.base)
 
 AnyResource = _t.Union[Account, ActivityDefinition, ActorDefinition, AdministrableProductDefinition, AdverseEvent, AllergyIntolerance, Appointment, AppointmentResponse, ArtifactAssessment, AuditEvent, Basic, Binary, BiologicallyDerivedProduct, BiologicallyDerivedProductDispense, BodyStructure, Bundle, CapabilityStatement, CarePlan, CareTeam, ChargeItem, ChargeItemDefinition, Citation, Claim, ClaimResponse, ClinicalImpression, ClinicalUseDefinition, CodeSystem, Communication, CommunicationRequest, CompartmentDefinition, Composition, ConceptMap, Condition, ConditionDefinition, Consent, Contract, Coverage, CoverageEligibilityRequest, CoverageEligibilityResponse, DetectedIssue, Device, DeviceAssociation, DeviceDefinition, DeviceDispense, DeviceMetric, DeviceRequest, DeviceUsage, DiagnosticReport, DocumentReference, Encounter, EncounterHistory, Endpoint, EnrollmentRequest, EnrollmentResponse, EpisodeOfCare, EventDefinition, Evidence, EvidenceReport, EvidenceVariable, ExampleScenario, ExplanationOfBenefit, FamilyMemberHistory, Flag, FormularyItem, GenomicStudy, Goal, GraphDefinition, Group, GuidanceResponse, HealthcareService, ImagingSelection, ImagingStudy, Immunization, ImmunizationEvaluation, ImmunizationRecommendation, ImplementationGuide, Ingredient, InsurancePlan, InventoryItem, InventoryReport, Invoice, Library, Linkage, List, Location, ManufacturedItemDefinition, Measure, MeasureReport, Medication, MedicationAdministration, MedicationDispense, MedicationKnowledge, MedicationRequest, MedicationStatement, MedicinalProductDefinition, MessageDefinition, MessageHeader, MolecularSequence, NamingSystem, NutritionIntake, NutritionOrder, NutritionProduct, Observation, ObservationDefinition, OperationDefinition, OperationOutcome, Organization, OrganizationAffiliation, PackagedProductDefinition, Parameters, Patient, PaymentNotice, PaymentReconciliation, Permission, Person, PlanDefinition, Practitioner, PractitionerRole, Procedure, Provenance, Questionnaire, QuestionnaireResponse, RegulatedAuthorization, RelatedPerson, RequestOrchestration, Requirements, ResearchStudy, ResearchSubject, RiskAssessment, Schedule, SearchParameter, ServiceRequest, Slot, Specimen, SpecimenDefinition, StructureDefinition, StructureMap, Subscription, SubscriptionStatus, SubscriptionTopic, Substance, SubstanceDefinition, SubstanceNucleicAcid, SubstancePolymer, SubstanceProtein, SubstanceReferenceInformation, SubstanceSourceMaterial, SupplyDelivery, SupplyRequest, Task, TerminologyCapabilities, TestPlan, TestReport, TestScript, Transport, ValueSet, VerificationResult, VisionPrescription]
@@ -22682,7 +23864,7 @@ _T397 = _t.Annotated[list[ImagingSelectionInstance | None], _p.NonEmpty] | _ms.U
 _T398 = _t.Annotated[list[ImagingSelectionPerformer | None], _p.NonEmpty] | _ms.UnsetType
 _T399 = _t.Annotated[list[ImagingSelectionInstanceImageRegion2D | None], _p.NonEmpty] | _ms.UnsetType
 _T400 = _t.Annotated[list[ImagingSelectionInstanceImageRegion3D | None], _p.NonEmpty] | _ms.UnsetType
-_T401 = _t.Annotated[list[_p.Decimal | None], _p.NonEmpty]
+_T401 = _t.Annotated[list[_p.Decimal], _p.NonEmpty]
 _T402 = _t.Annotated[list[ImagingStudySeries | None], _p.NonEmpty] | _ms.UnsetType
 _T403 = _t.Annotated[list[ImagingStudySeriesInstance | None], _p.NonEmpty] | _ms.UnsetType
 _T404 = _t.Annotated[list[ImagingStudySeriesPerformer | None], _p.NonEmpty] | _ms.UnsetType

@@ -42,9 +42,16 @@ class StagedBlob:
         self._pending.append(chunk)
         self._pending_size += len(chunk)
         if self._pending_size >= FLUSH_BYTES:
-            await self._flush()
+            await self.flush()
 
-    async def _flush(self) -> None:
+    @property
+    def local_path(self) -> str | None:
+        """The blob's file while it is written on a local disk (else None): once ``flush``
+        returned, another process can read there every byte written so far."""
+        return self.staging.path(self.key) if self.staging.is_local else None
+
+    async def flush(self) -> None:
+        """Hand the chunks written so far to the file (not yet durable: ``commit`` is)."""
         if not self._pending:
             return
         data = b"".join(self._pending)
@@ -60,7 +67,7 @@ class StagedBlob:
 
     async def commit(self) -> None:
         """Flush, make durable and close; after this the blob survives a crash."""
-        await self._flush()
+        await self.flush()
         file, self._file = self._file, None
         assert file is not None
         try:

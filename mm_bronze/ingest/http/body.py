@@ -98,9 +98,12 @@ async def check_staged(
     made durable: the sha256 and metadata once both are done, or the first error."""
     path = staged.local_path
     assert path is not None
-    await staged.flush()
-    durable = asyncio.ensure_future(staged.commit())
+    written: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    durable = asyncio.ensure_future(staged.commit(written=written))
     try:
+        await asyncio.wait((written, durable), return_when=asyncio.FIRST_COMPLETED)
+        if not written.done():
+            await durable  # failed before every byte was written: raises
         checked = await validator.check_file(path, size)
     except BaseException:
         await asyncio.gather(durable, return_exceptions=True)  # closed before it is removed

@@ -10,16 +10,15 @@ from __future__ import annotations
 import asyncio
 import ctypes
 import hashlib
-import multiprocessing
 import os
 import signal
 import sys
-from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
 from mm_bronze.errors import InvalidPayload
 from mm_bronze.formats.base import PayloadValidator
+from mm_bronze.formats.worker_pool import WorkerPool
 
 Job = tuple[str, str, "str | None", str]  # format, content_type, version, level
 PR_SET_PDEATHSIG = 1  # from <sys/prctl.h>
@@ -97,33 +96,32 @@ class ValidationWorkers:
 
     def __init__(self, workers: int) -> None:
         self._workers = workers
-        self._executor: ProcessPoolExecutor | None = None
+        self._pool: WorkerPool | None = None
 
     async def open(self) -> None:
-        if self._executor is None:
-            self._executor = ProcessPoolExecutor(
-                max_workers=self._workers,
-                mp_context=multiprocessing.get_context("spawn"),
-                initializer=_start_worker,
-                initargs=(os.getpid(),),
+        if self._pool is None:
+            self._pool = WorkerPool(
+                self._workers, initializer=_start_worker, initargs=(os.getpid(),)
             )
 
     async def close(self) -> None:
-        executor, self._executor = self._executor, None
-        if executor is not None:
-            await asyncio.to_thread(executor.shutdown, wait=True, cancel_futures=True)
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            await pool.close()
+
+    def _running(self) -> WorkerPool:
+        if self._pool is None:
+            raise RuntimeError("ValidationWorkers is not open")
+        return self._pool
 
     async def validate(self, job: Job, body: bytes) -> dict[str, Any]:
         """Validate ``body`` in a worker: its metadata, or ``InvalidPayload`` as raised there."""
-        if self._executor is None:
-            raise RuntimeError("ValidationWorkers is not open")
-        loop = asyncio.get_running_loop()
+        pool = self._running()
         try:
-            outcome, value = await loop.run_in_executor(self._executor, _validate, job, body)
+            outcome, value = await pool.run(_validate, job, body)
         except BrokenProcessPool:
-            # A worker died (killed, out of memory): start a fresh pool, check here this time.
-            await self.close()
-            await self.open()
+            # A worker died (killed, out of memory): check here this time; the pool starts
+            # another worker in its place when one is needed.
             outcome, value = _validate(job, body)
         if outcome == "invalid":
             _raise_invalid(value)
@@ -133,17 +131,10 @@ class ValidationWorkers:
         """Hash and validate the ``size`` bytes written at ``path`` in a worker, which reads
         them from the file (the body never crosses the pipe): the sha256 and the metadata,
         or ``InvalidPayload`` as raised there."""
-        if self._executor is None:
-            raise RuntimeError("ValidationWorkers is not open")
-        loop = asyncio.get_running_loop()
+        pool = self._running()
         try:
-            outcome, value = await loop.run_in_executor(
-                self._executor, _check_file, job, path, size
-            )
+            outcome, value = await pool.run(_check_file, job, path, size)
         except BrokenProcessPool:
-            # A worker died (killed, out of memory): start a fresh pool, check here this time.
-            await self.close()
-            await self.open()
             outcome, value = await asyncio.to_thread(_check_file, job, path, size)
         if outcome == "invalid":
             _raise_invalid(value)

@@ -101,10 +101,17 @@ def cpu_per_body(body: bytes, route: str) -> float:
 
 def warm_up(url: str, body: bytes, requests: int = 8) -> None:
     """A few requests before measuring: the validation workers start and build their types
-    on their first bodies, which a short measurement would otherwise count."""
-    for n in range(requests):
+    on their first bodies, which a short measurement would otherwise count. They are sent a
+    few at a time: the pool starts a worker only when none is idle, so requests one by one
+    would start one worker and leave the others to start while measuring."""
+    at_once = 2 * (os.cpu_count() or 1)
+
+    def post(n: int) -> None:
         answer = httpx.post(url, content=body.replace(MARKER, b"warm-%d" % n), timeout=60)
         answer.raise_for_status()
+
+    with ThreadPoolExecutor(at_once) as pool:
+        list(pool.map(post, range(max(requests, 2 * at_once))))
 
 
 def process_cpu(pid: int) -> float:
@@ -192,6 +199,7 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=4.0, help="wrk duration per round")
     parser.add_argument("--all-seconds", type=float, default=30.0, help="serve --all duration")
     parser.add_argument("--skip-bundle", action="store_true", help="Observations only")
+    parser.add_argument("--bundle-only", action="store_true", help="the bundle rows only")
     parser.add_argument("--rounds", type=int, default=2, help="alternating rounds per target")
     args = parser.parse_args()
     if not CORPUS.is_dir():
@@ -208,7 +216,11 @@ def main() -> int:
         ceiling_url = f"http://127.0.0.1:{port}"
         try:
             wait_http(ceiling_url + "/")
-            runs = [("Observation 1.7 KB", OBSERVATION_ROUTE, observation, 32)]
+            runs = (
+                []
+                if args.bundle_only
+                else [("Observation 1.7 KB", OBSERVATION_ROUTE, observation, 32)]
+            )
             if not args.skip_bundle:
                 runs += [("Synthea bundle 364 KB", BUNDLE_ROUTE, bundle, c) for c in (8, 32)]
             dsn = create_database(admin_dsn)
@@ -235,6 +247,8 @@ def main() -> int:
                                 0.6 if route == OBSERVATION_ROUTE else 0.5)  # fmt: skip
                     if route == BUNDLE_ROUTE:
                         record_bound(label, connections, body, base, min(ceiling_cpu))
+            if args.bundle_only:
+                return 0
             print(f"\nserve --all, Observations, 32 connections, {args.all_seconds:.0f} s")
             base = run_wrk(ceiling_url + OBSERVATION_ROUTE, observation, connections=32,
                            seconds=args.seconds)  # fmt: skip

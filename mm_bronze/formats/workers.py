@@ -9,20 +9,21 @@ from __future__ import annotations
 
 import asyncio
 import ctypes
-import multiprocessing
+import hashlib
 import os
 import signal
 import sys
-from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
 from mm_bronze.errors import InvalidPayload
 from mm_bronze.formats.base import PayloadValidator
+from mm_bronze.formats.worker_pool import WorkerPool
 
 Job = tuple[str, str, "str | None", str]  # format, content_type, version, level
 PR_SET_PDEATHSIG = 1  # from <sys/prctl.h>
 BUFFER_LIMIT = 4 * 1024 * 1024  # bodies held whole for a worker; larger ones stream
+READ_CHUNK = 1024 * 1024  # a staged file over BUFFER_LIMIT is read and checked in such pieces
 
 
 def _start_worker(parent: int) -> None:
@@ -59,43 +60,86 @@ def _validate(job: Job, body: bytes) -> tuple[str, Any]:
         return ("invalid", (exc.reason, exc.location, exc.issues, exc.code))
 
 
+def _check_file(job: Job, path: str, size: int) -> tuple[str, Any]:
+    """Hash and validate the ``size`` bytes staged at ``path``: ``("ok", (sha256, metadata))``
+    or ``("invalid", ...)`` as ``_validate``. Up to ``BUFFER_LIMIT`` the file is read at once
+    (one copy, no pipe); larger files are read and checked piece by piece (bounded memory)."""
+    from mm_bronze.formats import validator_for
+
+    format, content_type, version, level = job
+    digest = hashlib.sha256()
+    read = 0
+    try:
+        validator = validator_for(format, content_type, version=version, level=level)
+        with open(path, "rb", buffering=0) as file:
+            while read < size:
+                piece = file.read(size if size <= BUFFER_LIMIT else READ_CHUNK)
+                if not piece:
+                    break
+                read += len(piece)
+                digest.update(piece)
+                validator.feed(piece)
+        if read != size:
+            raise OSError(f"staged file holds {read} bytes, {size} were written")
+        return ("ok", (digest.hexdigest(), validator.finish()))
+    except InvalidPayload as exc:
+        return ("invalid", (exc.reason, exc.location, exc.issues, exc.code))
+
+
+def _raise_invalid(value: Any) -> None:
+    reason, location, issues, code = value
+    raise InvalidPayload(reason, location=location, issues=issues, code=code)
+
+
 class ValidationWorkers:
     """A pool of ``workers`` processes (started on first use); ``close`` stops them."""
 
     def __init__(self, workers: int) -> None:
         self._workers = workers
-        self._executor: ProcessPoolExecutor | None = None
+        self._pool: WorkerPool | None = None
 
     async def open(self) -> None:
-        if self._executor is None:
-            self._executor = ProcessPoolExecutor(
-                max_workers=self._workers,
-                mp_context=multiprocessing.get_context("spawn"),
-                initializer=_start_worker,
-                initargs=(os.getpid(),),
+        if self._pool is None:
+            self._pool = WorkerPool(
+                self._workers, initializer=_start_worker, initargs=(os.getpid(),)
             )
 
     async def close(self) -> None:
-        executor, self._executor = self._executor, None
-        if executor is not None:
-            await asyncio.to_thread(executor.shutdown, wait=True, cancel_futures=True)
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            await pool.close()
+
+    def _running(self) -> WorkerPool:
+        if self._pool is None:
+            raise RuntimeError("ValidationWorkers is not open")
+        return self._pool
 
     async def validate(self, job: Job, body: bytes) -> dict[str, Any]:
         """Validate ``body`` in a worker: its metadata, or ``InvalidPayload`` as raised there."""
-        if self._executor is None:
-            raise RuntimeError("ValidationWorkers is not open")
-        loop = asyncio.get_running_loop()
+        pool = self._running()
         try:
-            outcome, value = await loop.run_in_executor(self._executor, _validate, job, body)
+            outcome, value = await pool.run(_validate, job, body)
         except BrokenProcessPool:
-            # A worker died (killed, out of memory): start a fresh pool, check here this time.
-            await self.close()
-            await self.open()
+            # A worker died (killed, out of memory): check here this time; the pool starts
+            # another worker in its place when one is needed.
             outcome, value = _validate(job, body)
         if outcome == "invalid":
-            reason, location, issues, code = value
-            raise InvalidPayload(reason, location=location, issues=issues, code=code)
+            _raise_invalid(value)
         return dict(value)
+
+    async def check_file(self, job: Job, path: str, size: int) -> tuple[str, dict[str, Any]]:
+        """Hash and validate the ``size`` bytes written at ``path`` in a worker, which reads
+        them from the file (the body never crosses the pipe): the sha256 and the metadata,
+        or ``InvalidPayload`` as raised there."""
+        pool = self._running()
+        try:
+            outcome, value = await pool.run(_check_file, job, path, size)
+        except BrokenProcessPool:
+            outcome, value = await asyncio.to_thread(_check_file, job, path, size)
+        if outcome == "invalid":
+            _raise_invalid(value)
+        sha256, metadata = value
+        return sha256, dict(metadata)
 
 
 class DeferredValidator:
@@ -145,3 +189,8 @@ class DeferredValidator:
         if self._streaming or self._size < self._small:
             return self.finish()
         return await self._workers.validate(self._job, b"".join(self._chunks))
+
+    async def check_file(self, path: str, size: int) -> tuple[str, dict[str, Any]]:
+        """The sha256 and metadata of a body written whole to the local file ``path`` (and
+        never fed here): a worker reads, hashes and validates it."""
+        return await self._workers.check_file(self._job, path, size)

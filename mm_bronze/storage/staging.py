@@ -44,12 +44,21 @@ class StagedBlob:
         if self._pending_size >= FLUSH_BYTES:
             await self._flush()
 
-    async def _flush(self) -> None:
-        if not self._pending:
-            return
+    @property
+    def local_path(self) -> str | None:
+        """The blob's file while it is written on a local disk (else None)."""
+        return self.staging.path(self.key) if self.staging.is_local else None
+
+    def _take_pending(self) -> bytes:
         data = b"".join(self._pending)
         self._pending.clear()
         self._pending_size = 0
+        return data
+
+    async def _flush(self) -> None:
+        if not self._pending:
+            return
+        data = self._take_pending()
         assert self._file is not None
         try:
             await asyncio.to_thread(self._file.write, data)
@@ -58,13 +67,29 @@ class StagedBlob:
                 raise unavailable("staging write failed", exc) from exc
             raise
 
-    async def commit(self) -> None:
-        """Flush, make durable and close; after this the blob survives a crash."""
-        await self._flush()
+    async def commit(self, written: asyncio.Future[None] | None = None) -> None:
+        """Flush, make durable and close; after this the blob survives a crash.
+
+        ``written``, if given, is resolved once every byte is in the file, before it is
+        durable: from then on another process can read them at ``local_path``. One trip to
+        a thread does both.
+        """
+        data = self._take_pending()
         file, self._file = self._file, None
         assert file is not None
+        loop = asyncio.get_running_loop()
+
+        def finish() -> None:
+            if data:
+                file.write(data)
+            if written is not None:
+                if self.staging.is_local:
+                    file.flush()
+                loop.call_soon_threadsafe(_resolve, written)
+            self._finish(file)
+
         try:
-            await asyncio.to_thread(self._finish, file)
+            await asyncio.to_thread(finish)
         except Exception as exc:
             await asyncio.to_thread(discard_upload, file)
             if is_transient(exc):
@@ -84,3 +109,8 @@ class StagedBlob:
         if file is not None:
             await asyncio.to_thread(discard_upload, file)
         await self.staging.remove(self.key)
+
+
+def _resolve(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -37,8 +38,13 @@ async def receive_body(
     committed staged blob. Raises ``PayloadTooLarge`` as soon as ``max_bytes`` is crossed,
     ``InvalidPayload`` for an empty or invalid body, ``StorageUnavailable`` if staging
     fails; no staged blob is left behind when it raises.
+
+    With validation workers (a ``DeferredValidator``) and staging on a local disk, a staged
+    body is neither hashed nor validated here: a worker reads it back from the file while the
+    file is made durable, and both are done before this returns.
     """
     digest = hashlib.sha256()
+    by_file = isinstance(validator, DeferredValidator) and staging.is_local
     size = 0
     buffered: list[bytes] = []
     staged: StagedBlob | None = None
@@ -49,8 +55,9 @@ async def receive_body(
             size += len(chunk)
             if size > max_bytes:
                 raise PayloadTooLarge(max_bytes)
-            digest.update(chunk)
-            validator.feed(chunk)
+            if not by_file:
+                digest.update(chunk)
+                validator.feed(chunk)
             if staged is None and size > inline_limit:
                 staged = await StagedBlob.create(staging, staging_key)
                 for part in buffered:
@@ -62,15 +69,44 @@ async def receive_body(
                 await staged.write(chunk)
         if size == 0:
             raise InvalidPayload("empty body")
-        if isinstance(validator, DeferredValidator):
-            metadata = await validator.finish_async()
+        if by_file and staged is not None:
+            assert isinstance(validator, DeferredValidator)
+            sha256, metadata = await check_staged(staged, validator, size)
         else:
-            metadata = validator.finish()
-        if staged is not None:
-            await staged.commit()
+            for part in buffered if by_file else ():  # held in memory after all
+                digest.update(part)
+                validator.feed(part)
+            if isinstance(validator, DeferredValidator):
+                metadata = await validator.finish_async()
+            else:
+                metadata = validator.finish()
+            if staged is not None:
+                await staged.commit()
+            sha256 = digest.hexdigest()
     except BaseException:
         if staged is not None:
             await staged.abort()
         raise
     payload = b"".join(buffered) if staged is None else None
-    return ReceivedBody(digest.hexdigest(), size, metadata, payload=payload, staged=staged)
+    return ReceivedBody(sha256, size, metadata, payload=payload, staged=staged)
+
+
+async def check_staged(
+    staged: StagedBlob, validator: DeferredValidator, size: int
+) -> tuple[str, dict[str, Any]]:
+    """Hash and validate the ``size`` bytes of local ``staged`` in a worker while they are
+    made durable: the sha256 and metadata once both are done, or the first error."""
+    path = staged.local_path
+    assert path is not None
+    written: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    durable = asyncio.ensure_future(staged.commit(written=written))
+    try:
+        await asyncio.wait((written, durable), return_when=asyncio.FIRST_COMPLETED)
+        if not written.done():
+            await durable  # failed before every byte was written: raises
+        checked = await validator.check_file(path, size)
+    except BaseException:
+        await asyncio.gather(durable, return_exceptions=True)  # closed before it is removed
+        raise
+    await durable
+    return checked

@@ -6,6 +6,9 @@ settles, so it returns only once the broker holds the event on every in-sync rep
 fatal error or let an event time out is retired and replaced by a fresh one (a broker that
 lost its state no longer knows the old producer id and would refuse it forever); the
 retired producer keeps being served until what it still holds is delivered or failed.
+
+Delivery reports served by the producer thread are handed to the event loop in one call
+per ``poll`` (one wakeup of the loop for every report that poll served), not one per event.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import asyncio
 import functools
 import logging
 import threading
+from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -35,6 +39,7 @@ _MISSING_TOPIC = {KafkaError.UNKNOWN_TOPIC_OR_PART, KafkaError._UNKNOWN_TOPIC}
 _RETRYABLE = {KafkaError._FATAL}
 
 Header = tuple[str, bytes]
+Report = tuple[asyncio.AbstractEventLoop, "asyncio.Future[KafkaError | None]", KafkaError | None]
 
 
 def client_config(kafka: KafkaSettings) -> dict[str, Any]:
@@ -64,6 +69,8 @@ class KafkaBus:
         self._retired: list[Producer] = []
         self._closing = threading.Event()
         self._poller: threading.Thread | None = None
+        self._poller_id: int | None = None
+        self._reports: deque[Report] = deque()  # served on the producer thread, not handed on
         self._topics: set[str] = set()
         self._consumers: list[KafkaConsumer] = []
         self._lag = KafkaLag(self._consumer_config, settings.dlq_topic)
@@ -132,6 +139,14 @@ class KafkaBus:
 
     def _serve_reports(self) -> None:
         """The producer thread: serve delivery reports; swap in a new producer when asked."""
+        self._poller_id = threading.get_ident()
+        try:
+            self._serve_reports_until_closed()
+        finally:
+            self._poller_id = None
+            self._hand_over_reports()
+
+    def _serve_reports_until_closed(self) -> None:
         while not self._closing.is_set():
             producer = self._producer
             if producer is None:
@@ -142,6 +157,7 @@ class KafkaBus:
                 old.poll(0)
                 if len(old) == 0:
                     self._retired.remove(old)
+            self._hand_over_reports()
             if self._stale_generation == self._generation and producer is self._producer:
                 self._retired.append(producer)
                 self._producer = self._new_producer()
@@ -177,7 +193,10 @@ class KafkaBus:
         delivered: asyncio.Future[KafkaError | None] = loop.create_future()
 
         def report(err: KafkaError | None, _msg: object) -> None:
-            try:
+            if threading.get_ident() == self._poller_id:
+                self._reports.append((loop, delivered, err))  # handed over after this poll
+                return
+            try:  # served elsewhere (``flush`` at close): hand it over now
                 loop.call_soon_threadsafe(_settle, delivered, err)
             except RuntimeError:  # the loop is gone: nobody waits for this report
                 pass
@@ -196,6 +215,18 @@ class KafkaBus:
         if err is not None and err.code() == KafkaError._MSG_TIMED_OUT:
             self._retire(generation, "an event timed out")
         return err
+
+    def _hand_over_reports(self) -> None:
+        """Settle the reports served so far: one call into each waiting loop."""
+        by_loop: dict[asyncio.AbstractEventLoop, list[Report]] = {}
+        while self._reports:
+            report = self._reports.popleft()
+            by_loop.setdefault(report[0], []).append(report)
+        for loop, reports in by_loop.items():
+            try:
+                loop.call_soon_threadsafe(_settle_all, reports)
+            except RuntimeError:  # the loop is gone: nobody waits for these reports
+                pass
 
     async def ensure_topics(self, topics: Iterable[str]) -> None:
         """Create the topics not yet known to exist; raises ``BusUnavailable``."""
@@ -282,6 +313,11 @@ class KafkaBus:
             await asyncio.to_thread(producer.list_topics, None, PING_TIMEOUT)
         except KafkaException as exc:
             raise BusUnavailable(f"kafka unreachable: {exc.args[0]}") from exc
+
+
+def _settle_all(reports: list[Report]) -> None:
+    for _loop, future, err in reports:
+        _settle(future, err)
 
 
 def _settle(future: asyncio.Future[KafkaError | None], err: KafkaError | None) -> None:

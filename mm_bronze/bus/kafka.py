@@ -18,7 +18,7 @@ import functools
 import logging
 import threading
 from collections import deque
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import structlog
@@ -39,6 +39,7 @@ _MISSING_TOPIC = {KafkaError.UNKNOWN_TOPIC_OR_PART, KafkaError._UNKNOWN_TOPIC}
 _RETRYABLE = {KafkaError._FATAL}
 
 Header = tuple[str, bytes]
+Event = tuple[bytes, bytes, Sequence[Header]]
 Report = tuple[asyncio.AbstractEventLoop, "asyncio.Future[KafkaError | None]", KafkaError | None]
 
 
@@ -166,32 +167,78 @@ class KafkaBus:
         self, topic: str, key: bytes, value: bytes, headers: Sequence[Header] = ()
     ) -> None:
         """Return once the broker acknowledged ``value`` with acks=all; else BusUnavailable."""
+        await self._deliver(topic, [(key, value, headers)])
+
+    async def publish_many(self, topic: str, events: Sequence[tuple[bytes, bytes]]) -> None:
+        """``publish`` for every (key, value), handed to the producer in order at once, with
+        one wait for all their reports (no task per event); returns once every one is
+        acknowledged; else BusUnavailable."""
+        if events:
+            await self._deliver(topic, [(key, value, ()) for key, value in events])
+
+    async def _deliver(self, topic: str, events: Sequence[Event]) -> None:
         await self.ensure_topics([topic])
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self._settings.publish_timeout
         while True:
-            err = await self._produce_once(topic, key, value, headers)
-            if err is None:
+            errors = await self._produce_all(topic, events)
+            failed = [
+                (event, err) for event, err in zip(events, errors, strict=True) if err is not None
+            ]
+            if not failed:
                 return
-            retry = loop.time() < deadline and (err.code() in _RETRYABLE or err.fatal())
-            if err.code() in _MISSING_TOPIC and loop.time() < deadline:
+            missing = False
+            for _event, err in failed:
+                if err.code() in _MISSING_TOPIC and loop.time() < deadline:
+                    missing = True
+                elif not (loop.time() < deadline and (err.code() in _RETRYABLE or err.fatal())):
+                    raise BusUnavailable(f"kafka delivery failed: {err.name()}")
+            if missing:
                 # A broker that lost its topics (restarted without storage): make them again.
                 self._topics.discard(topic)
                 await self.ensure_topics([topic])
-                retry = True
-            if not retry:
-                raise BusUnavailable(f"kafka delivery failed: {err.name()}")
+            events = [event for event, _err in failed]
             await asyncio.sleep(0.05)
 
-    async def _produce_once(
-        self, topic: str, key: bytes, value: bytes, headers: Sequence[Header]
-    ) -> KafkaError | None:
+    async def _produce_all(self, topic: str, events: Sequence[Event]) -> list[KafkaError | None]:
+        """Produce ``events`` in order; each one's delivery error, or None once acknowledged."""
         producer, generation = self._producer, self._generation
         if producer is None:
             raise BusUnavailable("the kafka bus is closed")
         loop = asyncio.get_running_loop()
-        delivered: asyncio.Future[KafkaError | None] = loop.create_future()
+        reports: list[asyncio.Future[KafkaError | None]] = []
+        refused: list[KafkaError | None] = []
+        for key, value, headers in events:
+            delivered: asyncio.Future[KafkaError | None] = loop.create_future()
+            try:
+                producer.produce(
+                    topic,
+                    value,
+                    key,
+                    headers=list(headers) or None,
+                    on_delivery=self._reporter(loop, delivered),
+                )
+            except BufferError as exc:
+                raise BusUnavailable("kafka producer queue is full") from exc
+            except KafkaException as exc:
+                err = exc.args[0]
+                if isinstance(err, KafkaError) and err.fatal():
+                    self._retire(generation, err.str())
+                    refused = [err] * (len(events) - len(reports))
+                    break
+                raise BusUnavailable(f"kafka refused the event: {exc}") from exc
+            reports.append(delivered)
+        if len(reports) == 1:
+            errors = [await reports[0]]
+        else:
+            errors = list(await asyncio.gather(*reports)) if reports else []
+        if any(err is not None and err.code() == KafkaError._MSG_TIMED_OUT for err in errors):
+            self._retire(generation, "an event timed out")
+        return errors + refused
 
+    def _reporter(
+        self, loop: asyncio.AbstractEventLoop, delivered: asyncio.Future[KafkaError | None]
+    ) -> Callable[[KafkaError | None, object], None]:
         def report(err: KafkaError | None, _msg: object) -> None:
             if threading.get_ident() == self._poller_id:
                 self._reports.append((loop, delivered, err))  # handed over after this poll
@@ -201,20 +248,7 @@ class KafkaBus:
             except RuntimeError:  # the loop is gone: nobody waits for this report
                 pass
 
-        try:
-            producer.produce(topic, value, key, headers=list(headers) or None, on_delivery=report)
-        except BufferError as exc:
-            raise BusUnavailable("kafka producer queue is full") from exc
-        except KafkaException as exc:
-            err = exc.args[0]
-            if isinstance(err, KafkaError) and err.fatal():
-                self._retire(generation, err.str())
-                return err
-            raise BusUnavailable(f"kafka refused the event: {exc}") from exc
-        err = await delivered
-        if err is not None and err.code() == KafkaError._MSG_TIMED_OUT:
-            self._retire(generation, "an event timed out")
-        return err
+        return report
 
     def _hand_over_reports(self) -> None:
         """Settle the reports served so far: one call into each waiting loop."""

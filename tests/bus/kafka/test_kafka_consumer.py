@@ -124,6 +124,21 @@ async def test_delivery_reports_wake_the_loop_once_per_poll(kafka: str) -> None:
     assert sorted(values[1:]) == sorted(b"v-%d" % n for n in range(200))
 
 
+async def test_publish_many_returns_once_every_event_is_held_in_order(kafka: str) -> None:
+    settings = settings_for(kafka)
+    bus = KafkaBus(settings, inline_limit=1024)
+    await bus.open()
+    try:
+        await bus.publish_many(settings.api_topic, [])
+        events = [(b"k-%d" % (n % 7), b"v-%d" % n) for n in range(150)]
+        await bus.publish_many(settings.api_topic, events)
+        # Acknowledged means held: a consumer that starts only now reads every one.
+    finally:
+        await bus.close()
+    read = _read_all(kafka, settings.api_topic, 150)
+    assert [(m.key(), m.value()) for m in read] == events
+
+
 def _read_all(servers: str, topic: str, count: int) -> list:  # type: ignore[type-arg]
     consumer = RawConsumer(
         {

@@ -157,7 +157,7 @@ async def run_consumers(res: Resources, stop: asyncio.Event) -> None:
 
         assert isinstance(res.bus, KafkaBus)
         await res.bus.ensure_topics([stored_topic])
-        announce = StoredTopic(res.bus.publish, stored_topic).announce
+        announce = StoredTopic(res.bus.publish_many, stored_topic).announce
     pipelines: list[PersistPipeline] = []
     consumers = []
     for source, (topic, group) in res.topics().items():

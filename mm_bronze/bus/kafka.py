@@ -6,6 +6,9 @@ settles, so it returns only once the broker holds the event on every in-sync rep
 fatal error or let an event time out is retired and replaced by a fresh one (a broker that
 lost its state no longer knows the old producer id and would refuse it forever); the
 retired producer keeps being served until what it still holds is delivered or failed.
+
+Delivery reports served by the producer thread are handed to the event loop in one call
+per ``poll`` (one wakeup of the loop for every report that poll served), not one per event.
 """
 
 from __future__ import annotations
@@ -14,7 +17,8 @@ import asyncio
 import functools
 import logging
 import threading
-from collections.abc import Iterable, Mapping, Sequence
+from collections import deque
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import structlog
@@ -35,6 +39,8 @@ _MISSING_TOPIC = {KafkaError.UNKNOWN_TOPIC_OR_PART, KafkaError._UNKNOWN_TOPIC}
 _RETRYABLE = {KafkaError._FATAL}
 
 Header = tuple[str, bytes]
+Event = tuple[bytes, bytes, Sequence[Header]]
+Report = tuple[asyncio.AbstractEventLoop, "asyncio.Future[KafkaError | None]", KafkaError | None]
 
 
 def client_config(kafka: KafkaSettings) -> dict[str, Any]:
@@ -64,6 +70,8 @@ class KafkaBus:
         self._retired: list[Producer] = []
         self._closing = threading.Event()
         self._poller: threading.Thread | None = None
+        self._poller_id: int | None = None
+        self._reports: deque[Report] = deque()  # served on the producer thread, not handed on
         self._topics: set[str] = set()
         self._consumers: list[KafkaConsumer] = []
         self._lag = KafkaLag(self._consumer_config, settings.dlq_topic)
@@ -132,6 +140,14 @@ class KafkaBus:
 
     def _serve_reports(self) -> None:
         """The producer thread: serve delivery reports; swap in a new producer when asked."""
+        self._poller_id = threading.get_ident()
+        try:
+            self._serve_reports_until_closed()
+        finally:
+            self._poller_id = None
+            self._hand_over_reports()
+
+    def _serve_reports_until_closed(self) -> None:
         while not self._closing.is_set():
             producer = self._producer
             if producer is None:
@@ -142,6 +158,7 @@ class KafkaBus:
                 old.poll(0)
                 if len(old) == 0:
                     self._retired.remove(old)
+            self._hand_over_reports()
             if self._stale_generation == self._generation and producer is self._producer:
                 self._retired.append(producer)
                 self._producer = self._new_producer()
@@ -150,52 +167,100 @@ class KafkaBus:
         self, topic: str, key: bytes, value: bytes, headers: Sequence[Header] = ()
     ) -> None:
         """Return once the broker acknowledged ``value`` with acks=all; else BusUnavailable."""
+        await self._deliver(topic, [(key, value, headers)])
+
+    async def publish_many(self, topic: str, events: Sequence[tuple[bytes, bytes]]) -> None:
+        """``publish`` for every (key, value), handed to the producer in order at once, with
+        one wait for all their reports (no task per event); returns once every one is
+        acknowledged; else BusUnavailable."""
+        if events:
+            await self._deliver(topic, [(key, value, ()) for key, value in events])
+
+    async def _deliver(self, topic: str, events: Sequence[Event]) -> None:
         await self.ensure_topics([topic])
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self._settings.publish_timeout
         while True:
-            err = await self._produce_once(topic, key, value, headers)
-            if err is None:
+            errors = await self._produce_all(topic, events)
+            failed = [
+                (event, err) for event, err in zip(events, errors, strict=True) if err is not None
+            ]
+            if not failed:
                 return
-            retry = loop.time() < deadline and (err.code() in _RETRYABLE or err.fatal())
-            if err.code() in _MISSING_TOPIC and loop.time() < deadline:
+            missing = False
+            for _event, err in failed:
+                if err.code() in _MISSING_TOPIC and loop.time() < deadline:
+                    missing = True
+                elif not (loop.time() < deadline and (err.code() in _RETRYABLE or err.fatal())):
+                    raise BusUnavailable(f"kafka delivery failed: {err.name()}")
+            if missing:
                 # A broker that lost its topics (restarted without storage): make them again.
                 self._topics.discard(topic)
                 await self.ensure_topics([topic])
-                retry = True
-            if not retry:
-                raise BusUnavailable(f"kafka delivery failed: {err.name()}")
+            events = [event for event, _err in failed]
             await asyncio.sleep(0.05)
 
-    async def _produce_once(
-        self, topic: str, key: bytes, value: bytes, headers: Sequence[Header]
-    ) -> KafkaError | None:
+    async def _produce_all(self, topic: str, events: Sequence[Event]) -> list[KafkaError | None]:
+        """Produce ``events`` in order; each one's delivery error, or None once acknowledged."""
         producer, generation = self._producer, self._generation
         if producer is None:
             raise BusUnavailable("the kafka bus is closed")
         loop = asyncio.get_running_loop()
-        delivered: asyncio.Future[KafkaError | None] = loop.create_future()
-
-        def report(err: KafkaError | None, _msg: object) -> None:
+        reports: list[asyncio.Future[KafkaError | None]] = []
+        refused: list[KafkaError | None] = []
+        for key, value, headers in events:
+            delivered: asyncio.Future[KafkaError | None] = loop.create_future()
             try:
+                producer.produce(
+                    topic,
+                    value,
+                    key,
+                    headers=list(headers) or None,
+                    on_delivery=self._reporter(loop, delivered),
+                )
+            except BufferError as exc:
+                raise BusUnavailable("kafka producer queue is full") from exc
+            except KafkaException as exc:
+                err = exc.args[0]
+                if isinstance(err, KafkaError) and err.fatal():
+                    self._retire(generation, err.str())
+                    refused = [err] * (len(events) - len(reports))
+                    break
+                raise BusUnavailable(f"kafka refused the event: {exc}") from exc
+            reports.append(delivered)
+        if len(reports) == 1:
+            errors = [await reports[0]]
+        else:
+            errors = list(await asyncio.gather(*reports)) if reports else []
+        if any(err is not None and err.code() == KafkaError._MSG_TIMED_OUT for err in errors):
+            self._retire(generation, "an event timed out")
+        return errors + refused
+
+    def _reporter(
+        self, loop: asyncio.AbstractEventLoop, delivered: asyncio.Future[KafkaError | None]
+    ) -> Callable[[KafkaError | None, object], None]:
+        def report(err: KafkaError | None, _msg: object) -> None:
+            if threading.get_ident() == self._poller_id:
+                self._reports.append((loop, delivered, err))  # handed over after this poll
+                return
+            try:  # served elsewhere (``flush`` at close): hand it over now
                 loop.call_soon_threadsafe(_settle, delivered, err)
             except RuntimeError:  # the loop is gone: nobody waits for this report
                 pass
 
-        try:
-            producer.produce(topic, value, key, headers=list(headers) or None, on_delivery=report)
-        except BufferError as exc:
-            raise BusUnavailable("kafka producer queue is full") from exc
-        except KafkaException as exc:
-            err = exc.args[0]
-            if isinstance(err, KafkaError) and err.fatal():
-                self._retire(generation, err.str())
-                return err
-            raise BusUnavailable(f"kafka refused the event: {exc}") from exc
-        err = await delivered
-        if err is not None and err.code() == KafkaError._MSG_TIMED_OUT:
-            self._retire(generation, "an event timed out")
-        return err
+        return report
+
+    def _hand_over_reports(self) -> None:
+        """Settle the reports served so far: one call into each waiting loop."""
+        by_loop: dict[asyncio.AbstractEventLoop, list[Report]] = {}
+        while self._reports:
+            report = self._reports.popleft()
+            by_loop.setdefault(report[0], []).append(report)
+        for loop, reports in by_loop.items():
+            try:
+                loop.call_soon_threadsafe(_settle_all, reports)
+            except RuntimeError:  # the loop is gone: nobody waits for these reports
+                pass
 
     async def ensure_topics(self, topics: Iterable[str]) -> None:
         """Create the topics not yet known to exist; raises ``BusUnavailable``."""
@@ -282,6 +347,11 @@ class KafkaBus:
             await asyncio.to_thread(producer.list_topics, None, PING_TIMEOUT)
         except KafkaException as exc:
             raise BusUnavailable(f"kafka unreachable: {exc.args[0]}") from exc
+
+
+def _settle_all(reports: list[Report]) -> None:
+    for _loop, future, err in reports:
+        _settle(future, err)
 
 
 def _settle(future: asyncio.Future[KafkaError | None], err: KafkaError | None) -> None:

@@ -8,7 +8,6 @@ those of one payload arrive in order.
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 from collections.abc import Awaitable, Callable, Sequence
 
@@ -17,8 +16,9 @@ import msgspec
 from mm_bronze.metadata.records import Recorded
 from mm_bronze.models import IngestEvent, StoredEvent
 
-# publish(topic, key, value): return once the broker holds it; raise ``BusUnavailable``.
-Publish = Callable[[str, bytes, bytes], Awaitable[None]]
+# publish_many(topic, [(key, value), ...]): return once the broker holds every one, produced
+# in order; raise ``BusUnavailable``.
+PublishMany = Callable[[str, Sequence[tuple[bytes, bytes]]], Awaitable[None]]
 _encoder = msgspec.json.Encoder()
 
 
@@ -45,16 +45,16 @@ def stored_events(
 
 
 class StoredTopic:
-    """Announces recorded submissions on ``topic`` through ``publish``."""
+    """Announces recorded submissions on ``topic`` through ``publish_many``."""
 
-    def __init__(self, publish: Publish, topic: str) -> None:
-        self._publish = publish
+    def __init__(self, publish_many: PublishMany, topic: str) -> None:
+        self._publish_many = publish_many
         self.topic = topic
 
     async def announce(self, events: Sequence[StoredEvent]) -> None:
         """Return once every event is durable; raises ``BusUnavailable``."""
-        # Produced in order (each publish hands its event to the producer before awaiting):
-        # the idempotent producer keeps that order within a partition.
-        await asyncio.gather(
-            *(self._publish(self.topic, e.sha256.encode(), _encoder.encode(e)) for e in events)
+        # Produced in order, all at once: the idempotent producer keeps that order within a
+        # partition.
+        await self._publish_many(
+            self.topic, [(e.sha256.encode(), _encoder.encode(e)) for e in events]
         )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 
 from confluent_kafka import Consumer as RawConsumer
@@ -92,6 +93,52 @@ async def test_ping_reports_a_reachable_broker(kafka: str) -> None:
         await bus.close()
 
 
+async def test_delivery_reports_wake_the_loop_once_per_poll(kafka: str) -> None:
+    settings = settings_for(kafka)
+    bus = KafkaBus(settings, inline_limit=1024)
+    await bus.open()
+    try:
+        await bus.publish(settings.api_topic, b"warm", b"warm")  # topic known, producer ready
+        loop = asyncio.get_running_loop()
+        handovers = 0
+        plain = loop.call_soon_threadsafe
+
+        def counted(callback, *args, **kwargs):  # type: ignore[no-untyped-def]
+            nonlocal handovers
+            handovers += 1
+            return plain(callback, *args, **kwargs)
+
+        loop.call_soon_threadsafe = counted  # type: ignore[method-assign]
+        try:
+            count = 200
+            await asyncio.gather(
+                *(bus.publish(settings.api_topic, b"k", b"v-%d" % n) for n in range(count))
+            )
+        finally:
+            del loop.call_soon_threadsafe
+        # Every publish returned once acknowledged, with far fewer wakeups than events.
+        assert 0 < handovers < count // 4
+    finally:
+        await bus.close()
+    values = [m.value() for m in _read_all(kafka, settings.api_topic, 201)]
+    assert sorted(values[1:]) == sorted(b"v-%d" % n for n in range(200))
+
+
+async def test_publish_many_returns_once_every_event_is_held_in_order(kafka: str) -> None:
+    settings = settings_for(kafka)
+    bus = KafkaBus(settings, inline_limit=1024)
+    await bus.open()
+    try:
+        await bus.publish_many(settings.api_topic, [])
+        events = [(b"k-%d" % (n % 7), b"v-%d" % n) for n in range(150)]
+        await bus.publish_many(settings.api_topic, events)
+        # Acknowledged means held: a consumer that starts only now reads every one.
+    finally:
+        await bus.close()
+    read = _read_all(kafka, settings.api_topic, 150)
+    assert [(m.key(), m.value()) for m in read] == events
+
+
 def _read_all(servers: str, topic: str, count: int) -> list:  # type: ignore[type-arg]
     consumer = RawConsumer(
         {
@@ -105,7 +152,7 @@ def _read_all(servers: str, topic: str, count: int) -> list:  # type: ignore[typ
     consumer.subscribe([topic])
     try:
         out = []
-        for _ in range(120):
+        for _ in range(120 + count):  # polls that wait, and one per message
             msg = consumer.poll(0.5)
             if msg is not None and msg.error() is None:
                 out.append(msg)

@@ -31,22 +31,6 @@ SN_CHARS = frozenset("<>=+-/.:0123456789")
 # MSH-3 to MSH-18, the last field a header check reads, are fields[2] to fields[17].
 HEADER_FIELDS = 18
 HEADERS = (b"MSH", b"FHS", b"BHS")
-# What the metadata reports of the first MSH, in this order.
-FIRST_KEYS = (
-    "message_type",
-    "trigger_event",
-    "message_structure",
-    "control_id",
-    "processing_id",
-    "hl7_version",
-    "sending_application",
-    "sending_facility",
-    "receiving_application",
-    "receiving_facility",
-    "accept_ack_type",
-    "application_ack_type",
-    "character_set",
-)
 # An unfinished segment longer than this (e.g. a document embedded in OBX-5) keeps only
 # the first FIELD_KEEP bytes of each long field: the checks only read short fields.
 SEGMENT_HOLD = 1024 * 1024
@@ -307,21 +291,7 @@ class Hl7v2Validator:
         if type_key:
             self._types[type_key] = self._types.get(type_key, 0) + 1
         if self._messages == 1:
-            self._first = {
-                "message_type": _part(message_type, 0),
-                "trigger_event": _part(message_type, 1),
-                "message_structure": _part(message_type, 2),
-                "control_id": fields[9] or None,
-                "processing_id": fields[10] or None,
-                "hl7_version": fields[11].split(component)[0] or None,
-                "sending_application": fields[2] or None,
-                "sending_facility": fields[3] or None,
-                "receiving_application": fields[4] or None,
-                "receiving_facility": fields[5] or None,
-                "accept_ack_type": fields[14] or None,
-                "application_ack_type": fields[15] or None,
-                "character_set": fields[17] or None,
-            }
+            self._first = _first_msh(fields, component)
 
     def _delimiters(self, segment: bytes, name: str) -> None:
         sep = segment[3:4]
@@ -456,8 +426,7 @@ class Hl7v2Validator:
         return self.findings.record(meta)
 
     def _metadata(self) -> dict[str, Any]:
-        # The first MSH's values, all of FIRST_KEYS in their order, or None when no MSH.
-        meta: dict[str, Any] = dict(self._first) if self._first else dict.fromkeys(FIRST_KEYS)
+        meta: dict[str, Any] = dict(self._first or NO_MSH)
         field_sep, encoding = self._first_delimiters
         meta["field_separator"] = field_sep
         meta["encoding_characters"] = encoding
@@ -548,5 +517,29 @@ def _text(raw: bytes) -> str:
     return raw.decode("utf-8", "replace")
 
 
+def _first_msh(fields: list[str], component: str) -> dict[str, Any]:
+    """What the metadata reports of the first MSH (``fields`` split up to MSH-18)."""
+    message_type = fields[8].split(component)
+    return {
+        "message_type": _part(message_type, 0),
+        "trigger_event": _part(message_type, 1),
+        "message_structure": _part(message_type, 2),
+        "control_id": fields[9] or None,
+        "processing_id": fields[10] or None,
+        "hl7_version": fields[11].split(component)[0] or None,
+        "sending_application": fields[2] or None,
+        "sending_facility": fields[3] or None,
+        "receiving_application": fields[4] or None,
+        "receiving_facility": fields[5] or None,
+        "accept_ack_type": fields[14] or None,
+        "application_ack_type": fields[15] or None,
+        "character_set": fields[17] or None,
+    }
+
+
 def _part(parts: list[str], index: int) -> str | None:
     return parts[index] if len(parts) > index and parts[index] else None
+
+
+# The same keys, in the same order, when there was no MSH: every value None.
+NO_MSH = _first_msh([""] * HEADER_FIELDS, "^")

@@ -57,7 +57,7 @@ def _validate(job: Job, body: bytes) -> tuple[str, Any]:
         validator.feed(body)
         return ("ok", validator.finish())
     except InvalidPayload as exc:
-        return ("invalid", (exc.reason, exc.location, exc.issues, exc.code))
+        return _invalid(exc)
 
 
 def _check_file(job: Job, path: str, size: int) -> tuple[str, Any]:
@@ -83,7 +83,12 @@ def _check_file(job: Job, path: str, size: int) -> tuple[str, Any]:
             raise OSError(f"staged file holds {read} bytes, {size} were written")
         return ("ok", (digest.hexdigest(), validator.finish()))
     except InvalidPayload as exc:
-        return ("invalid", (exc.reason, exc.location, exc.issues, exc.code))
+        return _invalid(exc)
+
+
+def _invalid(exc: InvalidPayload) -> tuple[str, Any]:
+    """A worker's ``InvalidPayload`` as a picklable outcome; ``_raise_invalid`` undoes it."""
+    return ("invalid", (exc.reason, exc.location, exc.issues, exc.code))
 
 
 def _raise_invalid(value: Any) -> None:

@@ -6,7 +6,8 @@ rename, and "write unless it exists" in one system call. Where the filesystem ha
 files (or ``/proc`` is not mounted), a temporary name, fsync and rename do the same.
 
 The new name itself is durable once its directory is synced: with ``sync_directory=False``
-the caller does that (``fsync_directories``, once per directory for many objects).
+the caller does that (``fsync_directories``, once per directory for many objects). A directory
+created on the way is durable at once: ``make_directories`` syncs the parent of each one.
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ def link_new(source: str, path: str, sync_directory: bool = True) -> bool:
     False when ``path`` exists or linking is impossible (another filesystem), in which case
     the caller copies. Raises ``FileNotFoundError`` when ``source`` does not exist."""
     directory = os.path.dirname(path)
-    os.makedirs(directory, exist_ok=True)
+    make_directories(directory)
     try:
         os.link(source, path)
     except (FileNotFoundError, FileExistsError):
@@ -60,6 +61,24 @@ def link_new(source: str, path: str, sync_directory: bool = True) -> bool:
 def fsync_directories(directories: Iterable[str]) -> None:
     for directory in directories:
         fsync_directory(directory)
+
+
+def make_directories(directory: str | os.PathLike[str]) -> None:
+    """``os.makedirs(directory, exist_ok=True)``, with each directory it creates made durable:
+    a new directory's name lives in its parent, so the parent is synced. A crash cannot then
+    take away a directory that holds an object already reported durable."""
+    directory = os.fspath(directory)
+    if os.path.isdir(directory):
+        return
+    parent = os.path.dirname(os.path.abspath(directory))
+    make_directories(parent)
+    try:
+        os.mkdir(directory)
+    except FileExistsError:
+        if not os.path.isdir(directory):
+            raise
+        return
+    fsync_directory(parent)
 
 
 def fsync_directory(directory: str | os.PathLike[str]) -> None:
@@ -98,12 +117,12 @@ def _open_unnamed(directory: str) -> int:
     try:
         return os.open(directory, flags, _MODE)
     except FileNotFoundError:
-        os.makedirs(directory, exist_ok=True)
+        make_directories(directory)
         return os.open(directory, flags, _MODE)
 
 
 def _write_renamed(directory: str, path: str, chunks: Iterator[bytes]) -> bool:
-    os.makedirs(directory, exist_ok=True)
+    make_directories(directory)
     tmp = f"{path}.tmp-{uuid.uuid4().hex}"
     try:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, _MODE)

@@ -24,7 +24,7 @@ from fsspec.implementations.local import LocalFileSystem
 
 from mm_bronze.errors import ConfigError, StorageUnavailable
 from mm_bronze.storage.compression import Codec, codec_for, decode
-from mm_bronze.storage.local import fsync_directories, link_new, write_new
+from mm_bronze.storage.local import fsync_directories, link_new, make_directories, write_new
 from mm_bronze.storage.local import fsync_directory as fsync_directory  # for other modules
 
 log = structlog.get_logger(__name__)
@@ -106,7 +106,7 @@ class ObjectStore:
         self._threads = ThreadPoolExecutor(IO_THREADS, thread_name_prefix="storage")
         self._fanout = ThreadPoolExecutor(IO_THREADS, thread_name_prefix="storage-batch")
         if self.is_local:
-            await asyncio.to_thread(os.makedirs, self._root, exist_ok=True)
+            await asyncio.to_thread(make_directories, self._root)
 
     async def close(self) -> None:
         self._fs = None
@@ -219,7 +219,7 @@ class ObjectStore:
         ``discard_upload`` drops it. Local files are written in place."""
         path = self.path(key)
         if self.is_local:
-            os.makedirs(os.path.dirname(path), exist_ok=True)
+            make_directories(os.path.dirname(path))
             return open(path, "wb")
         fs: Any = self.fs
         if self.is_object_store:

@@ -6,6 +6,7 @@ import asyncio
 import os
 from typing import IO
 
+from mm_bronze.storage.local import fsync_directory
 from mm_bronze.storage.objects import ObjectStore, discard_upload, is_transient, unavailable
 
 FLUSH_BYTES = 1024 * 1024
@@ -100,6 +101,10 @@ class StagedBlob:
         if self.staging.is_local:
             file.flush()
             os.fsync(file.fileno())
+            file.close()
+            # The file's name is durable only once its directory is.
+            fsync_directory(os.path.dirname(file.name))
+            return
         file.close()
 
     async def abort(self) -> None:

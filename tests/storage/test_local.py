@@ -86,3 +86,38 @@ def test_link_new_names_a_file_without_copying(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError):
         local.link_new(str(tmp_path / "missing"), str(tmp_path / "raw" / "other"))
     assert entries(tmp_path / "raw") == ["object"]
+
+
+def synced_directories(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The directories ``local`` fsyncs from now on (the fsyncs still happen)."""
+    synced: list[str] = []
+    real = local.fsync_directory
+
+    def spy(directory: str | os.PathLike[str]) -> None:
+        synced.append(os.fspath(directory))
+        real(directory)
+
+    monkeypatch.setattr(local, "fsync_directory", spy)
+    return synced
+
+
+def test_new_directories_are_durable_in_their_parents(
+    mode: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    synced = synced_directories(monkeypatch)
+    path = tmp_path / "raw" / "2026-12-03" / "object"
+    assert local.write_new(str(path), iter([b"bytes"]))
+    # Each new directory's entry is synced in its parent, then the object's entry.
+    assert synced == [str(tmp_path), str(tmp_path / "raw"), str(path.parent)]
+    synced.clear()
+    assert local.write_new(str(path.parent / "second"), iter([b"more"]))
+    assert synced == [str(path.parent)]  # nothing new to make durable but the name
+
+
+def test_make_directories_accepts_existing_and_refuses_a_file(tmp_path: Path) -> None:
+    local.make_directories(tmp_path)
+    (tmp_path / "file").write_bytes(b"")
+    with pytest.raises(OSError):
+        local.make_directories(tmp_path / "file" / "below")
+    with pytest.raises(FileExistsError):
+        local.make_directories(tmp_path / "file")

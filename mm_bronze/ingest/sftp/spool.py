@@ -37,6 +37,7 @@ from mm_bronze.metrics.door import ACCEPTED, TOO_LARGE, UNAVAILABLE, UNKNOWN
 from mm_bronze.models import IngestEvent, encode_event
 from mm_bronze.settings import SftpSettings
 from mm_bronze.storage import ObjectStore, StagedBlob
+from mm_bronze.storage.local import fsync_directory, make_directories
 
 log = structlog.get_logger(__name__)
 
@@ -572,10 +573,6 @@ def _is_file(local: Path) -> bool:
 
 def _fsync_and_link(fd: int, local: Path, target: Path) -> None:
     os.fsync(fd)
-    target.parent.mkdir(parents=True, exist_ok=True)
+    make_directories(target.parent)
     os.link(local, target)
-    dir_fd = os.open(target.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+    fsync_directory(target.parent)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import multiprocessing
+import os
 import pickle
 from collections import deque
 from collections.abc import Callable
@@ -79,6 +80,9 @@ class WorkerPool:
         ``BrokenProcessPool`` if the worker died."""
         data = pickle.dumps((fn, args), pickle.HIGHEST_PROTOCOL)
         worker = await self._acquire()
+        # uvloop's add_reader leaves the pipe non-blocking, and a write larger than the
+        # socket buffer would then fail half-way: each call writes in blocking mode.
+        os.set_blocking(worker.conn.fileno(), True)
         try:
             if len(data) > LARGE:
                 await asyncio.to_thread(worker.conn.send_bytes, data)
@@ -103,6 +107,9 @@ class WorkerPool:
         asyncio.get_running_loop().remove_reader(worker.conn.fileno())
         reply, worker.reply = worker.reply, None
         try:
+            # The reply has begun to arrive and the worker writes it whole: read all of it
+            # (a non-blocking read would fail on a reply larger than the socket buffer).
+            os.set_blocking(worker.conn.fileno(), True)
             data = worker.conn.recv_bytes()
         except (EOFError, OSError):
             self._discard(worker)

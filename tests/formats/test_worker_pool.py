@@ -70,3 +70,29 @@ async def test_a_cancelled_call_leaves_no_reply_behind() -> None:
         assert await pool.run(_echo, "next") == "next"
     finally:
         await pool.close()
+
+
+async def _large_calls_on_one_worker() -> set[int]:
+    pool = WorkerPool(1, initializer=_nothing)
+    try:
+        pids = set()
+        for _ in range(4):
+            large = os.urandom(4 * 1024 * 1024)  # far beyond a socket buffer, both ways
+            assert await pool.run(_echo, large) == large
+            pids.add(await pool.run(_pid))
+        return pids
+    finally:
+        await pool.close()
+
+
+@pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
+def test_large_calls_and_replies_keep_their_worker(loop: str) -> None:
+    """The server runs on uvloop, whose ``add_reader`` leaves the pipe non-blocking: a large
+    call or reply must still go through whole, not fail as if the worker had died."""
+    factory = None
+    if loop == "uvloop":
+        import uvloop
+
+        factory = uvloop.new_event_loop
+    with asyncio.Runner(loop_factory=factory) as runner:
+        assert len(runner.run(_large_calls_on_one_worker())) == 1

@@ -18,6 +18,7 @@ class Recorder:
         self.gate = asyncio.Event()
         self.gate.set()
         self.fail: Exception | None = None
+        self.flushed = asyncio.Event()  # set once a batch is recorded
 
     async def flush(self, items: list[int]) -> None:
         self.tasks.append(asyncio.current_task())
@@ -25,6 +26,7 @@ class Recorder:
         if self.fail is not None:
             raise self.fail
         self.batches.append(list(items))
+        self.flushed.set()
 
 
 async def test_a_lone_submit_flushes_in_the_callers_task() -> None:
@@ -162,8 +164,7 @@ async def test_a_caller_cancelled_once_chosen_to_lead_hands_the_flush_on() -> No
     await asyncio.sleep(0.01)
     recorder.gate.set()
     # The first flush ends and chooses later[0] to lead; it is cancelled before it runs.
-    while not recorder.batches:
-        await asyncio.sleep(0)
+    await recorder.flushed.wait()  # woken before later[0], which has just been told to lead
     later[0].cancel()
     await first
     await asyncio.wait_for(asyncio.gather(*later[1:]), 5)

@@ -24,9 +24,7 @@ _LEAD = object()  # a waiting caller's future result: run the next flush
 
 
 class GroupCommitter(Generic[T]):
-    def __init__(
-        self, flush: Callable[[list[T]], Awaitable[None]], max_batch: int = 256
-    ) -> None:
+    def __init__(self, flush: Callable[[list[T]], Awaitable[None]], max_batch: int = 256) -> None:
         self._flush = flush
         self._max_batch = max_batch
         self._pending: list[tuple[T, asyncio.Future[object]]] = []

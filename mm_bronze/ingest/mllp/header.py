@@ -114,9 +114,13 @@ class Hl7Header:
     def describe(self) -> dict[str, str | None]:
         """The header as JSON-friendly text (identifiers only, never patient data)."""
         # All but the control id repeats from message to message of a sender: cached.
-        return {
-            "control_id": _text(self.control_id) or None,
-            **_described(
+        msh = self.msh
+        if len(msh) > 16:  # the common case, read straight from the fields
+            described = _described(
+                msh[3], msh[4], msh[5], msh[6], msh[9], msh[11], self.version, msh[15], msh[16]
+            )
+        else:
+            described = _described(
                 self.sending_application,
                 self.sending_facility,
                 self.receiving_application,
@@ -126,8 +130,8 @@ class Hl7Header:
                 self.version,
                 self.msh_field(15),
                 self.msh_field(16),
-            ),
-        }
+            )
+        return {"control_id": _text(self.control_id) or None, **described}
 
 
 def parse_header(message: bytes) -> Hl7Header:

@@ -13,10 +13,19 @@ validates, publishes durably to the queue and only then ACKs. The baselines:
 - as many concurrent publishers as connections on the embedded bus itself (``PgQueueBus``
   on the same database, no MLLP, no validation): what the bus's group commit allows.
 
+Two bounds say what this machine allows where a goal is not met:
+
+- 1 connection: a bare durable echo (framing, one committed single-row ``INSERT`` as large as
+  an event, then a fixed ACK; no validation) against the sequential commits: the best ratio
+  any door can reach here, with the client, the door and PostgreSQL as three processes
+  taking turns on the same cores;
+- N connections: the door itself (validation, ACK, the real group commit) with a flush that
+  commits nothing, against the fixed goal: the rate of everything but durability.
+
 Each figure is the mean of three slices interleaved with the baselines' slices (commit
 latency on a shared disk drifts within seconds). Figures go to ``benchmarks.summary``: 1
 connection against the commit limit (goal 0.7), 16 connections against a fixed goal of 5,000
-acked messages/s, and both against the echo and the bus alone (no goal).
+acked messages/s, both against the echo and the bus alone, and the bounds (no goal).
 
     python -m benchmarks.mllp [--seconds 6] [--connections 1 16]
 """
@@ -109,6 +118,86 @@ def run_echo_server(port: int) -> None:
     run(_echo_main(port))
 
 
+async def _durable_echo_main(port: int, dsn: str) -> None:
+    import psycopg
+
+    from mm_bronze.ingest.mllp.framing import FrameReader, frame
+
+    reply = frame(ECHO_ACK)
+    padding = os.urandom(512)  # about what an event adds to its message
+    insert = "INSERT INTO public.bench_durable_echo (topic, key, value) VALUES (%s, %s, %s)"
+    # One database connection, opened once, shared by the (sequential) senders.
+    db = await psycopg.AsyncConnection.connect(dsn, autocommit=True)
+    await db.execute("DROP TABLE IF EXISTS public.bench_durable_echo")
+    await db.execute("CREATE TABLE public.bench_durable_echo (LIKE bus.messages INCLUDING ALL)")
+    lock = asyncio.Lock()
+
+    async def connection(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        frames = FrameReader(reader, max_frame_bytes=16 * 1024 * 1024, idle_timeout=300)
+        try:
+            while (message := await frames.read_frame()) is not None:
+                async with lock:
+                    await db.execute(insert, ("bench", b"k", message + padding), prepare=True)
+                writer.write(reply)
+                await writer.drain()
+        except ConnectionError:
+            pass
+        finally:
+            writer.close()
+
+    server = await asyncio.start_server(connection, "127.0.0.1", port)
+    async with server:
+        await server.serve_forever()
+
+
+def run_durable_echo_server(port: int, dsn: str) -> None:
+    """The 1-connection bound: framing, one committed INSERT per message, a fixed ACK."""
+    from mm_bronze.runtime import run
+
+    run(_durable_echo_main(port, dsn))
+
+
+async def _no_commit_door_main(port: int) -> None:
+    from mm_bronze.groupcommit import GroupCommitter
+    from mm_bronze.ingest.mllp.access import PeerPolicy
+    from mm_bronze.ingest.mllp.receiver import MessageReceiver
+    from mm_bronze.ingest.mllp.server import MllpServer
+    from mm_bronze.logging import configure_logging
+    from mm_bronze.metrics.registry import Metrics
+    from mm_bronze.settings import MllpSettings
+
+    async def commit_nothing(items: list[bytes]) -> None:
+        return None
+
+    class NoCommitBus:
+        def __init__(self) -> None:
+            self.committer: GroupCommitter[bytes] = GroupCommitter(commit_nothing)
+
+        async def publish(self, topic: str, key: bytes, value: bytes) -> None:
+            await self.committer.submit(value)
+
+    configure_logging("warning")
+    bus = NoCommitBus()
+    await bus.committer.open()
+    receiver = MessageReceiver(
+        bus=bus,  # type: ignore[arg-type]
+        topic="bench",
+        staging=None,  # type: ignore[arg-type]
+        inline_limit=16 * 1024 * 1024,
+        metrics=Metrics().door("mllp"),
+    )
+    settings = MllpSettings(port=port)
+    server = MllpServer(settings, receiver, policy=PeerPolicy([], []))
+    await server.serve(asyncio.Event())
+
+
+def run_no_commit_door(port: int) -> None:
+    """The N-connection bound: the door with a group commit that commits nothing."""
+    from mm_bronze.runtime import run
+
+    run(_no_commit_door_main(port))
+
+
 async def _client(port: int, make: Callable[[int], bytes], first: int, stop_at: float) -> int:
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     loop = asyncio.get_running_loop()
@@ -148,14 +237,11 @@ async def measure(port: int, connections: int, seconds: float, offset: int) -> f
     return sum(counts) / (loop.time() - start)
 
 
-def start_echo() -> tuple[subprocess.Popen[bytes], int]:
+def start_echo(server: str = "run_echo_server", *args: str) -> tuple[subprocess.Popen[bytes], int]:
     port = free_port()
+    call = ", ".join([str(port), *(repr(a) for a in args)])
     proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            f"from benchmarks.mllp import run_echo_server; run_echo_server({port})",
-        ],
+        [sys.executable, "-c", f"from benchmarks.mllp import {server}; {server}({call})"],
         cwd=ROOT,
     )
     wait_port(port, proc)
@@ -268,18 +354,28 @@ def main(argv: list[str] | None = None) -> dict[int, tuple[float, float]]:
 
     results: dict[int, tuple[float, float]] = {}
     buses: dict[int, float] = {}
+    bounds: dict[int, float] = {}  # the durable echo (1) or the door committing nothing (N)
     commits = 0.0
     row_bytes = len(sample_message()(0)) + 512  # about one encoded event
     echo, echo_port = start_echo()
+    no_commit, no_commit_port = start_echo("run_no_commit_door")
     with outside_pytest_tmp("mllp-bench-") as work, postgres_server(work) as admin_dsn:
         dsn = create_database(admin_dsn, "mllp")
         bronze, bronze_port = start_bronze(str(work / "data"), dsn)
+        durable, durable_port = start_echo("run_durable_echo_server", dsn)
         try:
             # Commit latency drifts within seconds on a shared disk: every figure is the mean
             # of ROUNDS interleaved slices, so baselines and door see the same conditions.
             part = args.seconds / ROUNDS
             for n, connections in enumerate(args.connections):
-                rates: dict[str, list[float]] = {"echo": [], "commits": [], "bus": [], "door": []}
+                rates: dict[str, list[float]] = {
+                    "echo": [],
+                    "commits": [],
+                    "bus": [],
+                    "door": [],
+                    "bound": [],
+                }
+                bound_port = durable_port if connections == 1 else no_commit_port
                 for r in range(ROUNDS):
                     offset = n * 1_000_000_000 + r * 200_000_000
                     rates["echo"].append(run(measure(echo_port, connections, part, offset)))
@@ -287,15 +383,19 @@ def main(argv: list[str] | None = None) -> dict[int, tuple[float, float]]:
                         rates["commits"].append(run(commit_rate(dsn, part, row_bytes)))
                     rates["bus"].append(run(bus_rate(dsn, connections, part, row_bytes)))
                     rates["door"].append(run(measure(bronze_port, connections, part, offset)))
+                    rates["bound"].append(run(measure(bound_port, connections, part, offset)))
                 if connections == 1:
                     commits = statistics.mean(rates["commits"])
                 buses[connections] = statistics.mean(rates["bus"])
+                bounds[connections] = statistics.mean(rates["bound"])
                 results[connections] = (
                     statistics.mean(rates["echo"]),
                     statistics.mean(rates["door"]),
                 )
         finally:
             stop(bronze)
+            stop(durable)
+            stop(no_commit)
             stop(echo)
     print("MLLP, one ACK per message (messages/s)")
     print(f"{'connections':>11}  {'echo':>8}  {'bus alone':>9}  {'mm-bronze':>9}  {'÷ echo':>6}")
@@ -324,6 +424,28 @@ def main(argv: list[str] | None = None) -> dict[int, tuple[float, float]]:
                 commits,
                 "msg/s",
                 goal=0.7,
+            )
+            bound = bounds[connections]
+            print(f"bound, bare durable echo: {bound:,.0f}/s, ratio {bound / commits:.2f}")
+            record(
+                "mllp",
+                "1 connection, bound: bare durable echo vs sequential single-row commits",
+                bound,
+                commits,
+                "msg/s",
+                note="framing + one committed INSERT + fixed ACK, no validation: the best "
+                "ratio of a door on this machine",
+            )
+        if connections > 1:
+            bound = bounds[connections]
+            print(f"bound, door committing nothing: {bound:,.0f}/s, door ÷ it {door / bound:.2f}")
+            record(
+                "mllp",
+                f"{label}, bound: door with a no-op commit vs the fixed goal of 5,000",
+                bound,
+                5000.0,
+                "msg/s",
+                note="validation + ACK + group commit, nothing durable: the door's own limit",
             )
         if connections == 16:
             record(

@@ -1,13 +1,15 @@
-"""Group commit: many concurrent callers, one transaction per flush.
+"""Group commit: many concurrent callers, one transaction per flush, one flush at a time.
 
-Callers ``await submit(item)``. A caller that finds nothing pending and no flush in flight
-(a group of one) runs ``flush([item])`` itself, in its own task: a lone sender pays one
-round trip and no hand-off to another task. Otherwise the item joins the next group: a
-flusher task takes everything pending (up to ``max_batch``), runs ``flush(items)`` once,
-and resolves every caller with its outcome. While flushes run, the next batch gathers:
-throughput rises with concurrency. Up to ``max_in_flight`` flushes (inline ones included)
-run at once, so a batch does not wait for the previous one's commit (its WAL flush) to end
-before starting: the database then flushes their commits together.
+Callers ``await submit(item)``. A caller that finds no flush in flight leads: it runs
+``flush`` itself, in its own task, for its item and every item waiting (up to
+``max_batch``): a lone sender pays one round trip and no hand-off to another task.
+Callers that arrive while a flush is in flight wait; everything that arrives during a
+flush goes into the next one. When a flush ends, its leader resolves every caller of the
+batch with its outcome and hands the lead to the oldest waiting caller, which runs the next
+flush in its own task (it was waiting to be woken anyway): no flusher task, no hand-off
+between tasks beyond the wake-ups of the callers themselves. One flush in flight makes the
+groups as large as the commit latency allows: fewer statements and fewer commits for the
+same items than overlapping flushes.
 """
 
 from __future__ import annotations
@@ -18,95 +20,96 @@ from typing import Generic, TypeVar
 
 T = TypeVar("T")
 
+_LEAD = object()  # a waiting caller's future result: run the next flush
+
 
 class GroupCommitter(Generic[T]):
-    def __init__(
-        self,
-        flush: Callable[[list[T]], Awaitable[None]],
-        max_batch: int = 256,
-        max_in_flight: int = 2,
-    ) -> None:
+    def __init__(self, flush: Callable[[list[T]], Awaitable[None]], max_batch: int = 256) -> None:
         self._flush = flush
         self._max_batch = max_batch
-        self._pending: list[tuple[T, asyncio.Future[None]]] = []
-        self._wakeup = asyncio.Event()
-        self._slots = asyncio.Semaphore(max_in_flight)
-        self._in_flight = 0  # flushes running, inline or in the flusher's tasks
-        self._flushes: set[asyncio.Task[None]] = set()
-        self._inline: set[asyncio.Future[None]] = set()  # resolved when an inline flush ends
-        self._task: asyncio.Task[None] | None = None
-        self._closing = False
+        self._pending: list[tuple[T, asyncio.Future[object]]] = []
+        # A flush runs, or a waiting caller was told to lead the next one: new callers wait.
+        self._busy = False
+        self._idle = asyncio.Event()  # set whenever no flush runs or is due (for close)
+        self._idle.set()
+        self._orphans: set[asyncio.Task[None]] = set()  # flushes whose leader was cancelled
+        self._open = False
 
     async def open(self) -> None:
-        if self._task is None:
-            self._closing = False
-            self._task = asyncio.create_task(self._run(), name="group-commit")
+        self._open = True
 
     async def close(self) -> None:
-        """Flush what is pending, wait for every flush in flight (inline ones too), stop."""
-        task, self._task = self._task, None
-        if task is None:
+        """Stop taking items; wait until every item submitted so far has been flushed."""
+        if not self._open:
             return
-        self._closing = True
-        self._wakeup.set()
-        await task
-        if self._inline:
-            await asyncio.gather(*self._inline)
+        self._open = False
+        await self._idle.wait()
 
     async def submit(self, item: T) -> None:
         """Return once ``item`` is committed; raise what the flush raised for it."""
-        if self._task is None or self._closing:
+        if not self._open:
             raise RuntimeError("GroupCommitter is not open")
-        if self._in_flight == 0 and not self._pending:
-            await self._flush_inline(item)
+        if not self._busy:
+            self._busy = True
+            self._idle.clear()
+            await self._lead([item], [])
             return
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        future: asyncio.Future[object] = asyncio.get_running_loop().create_future()
         self._pending.append((item, future))
-        self._wakeup.set()
-        await future
-
-    async def _flush_inline(self, item: T) -> None:
-        # A free slot is taken without waiting: nothing is in flight.
-        await self._slots.acquire()
-        self._in_flight += 1
-        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._inline.add(done)
         try:
-            await self._flush([item])
-        finally:
-            self._in_flight -= 1
-            self._slots.release()
-            self._inline.discard(done)
-            done.set_result(None)
+            outcome = await future
+        except asyncio.CancelledError:
+            if future.done() and not future.cancelled() and future.result() is _LEAD:
+                self._lead_in_task()  # chosen to lead, then cancelled: the batch still goes
+            raise
+        if outcome is _LEAD:
+            batch = self._take()
+            await self._lead([entry[0] for entry in batch], [entry[1] for entry in batch])
 
-    async def _run(self) -> None:
-        while True:
-            await self._wakeup.wait()
-            self._wakeup.clear()
-            while self._pending:
-                # Wait for a free slot first: the batch keeps growing meanwhile.
-                await self._slots.acquire()
-                self._in_flight += 1
-                batch = self._pending[: self._max_batch]
-                del self._pending[: self._max_batch]
-                flush = asyncio.create_task(self._flush_batch(batch))
-                self._flushes.add(flush)
-                flush.add_done_callback(self._flushes.discard)
-            if self._closing:
-                await asyncio.gather(*self._flushes)
-                return
+    def _take(self) -> list[tuple[T, asyncio.Future[object]]]:
+        batch = self._pending[: self._max_batch]
+        del self._pending[: self._max_batch]
+        return batch
 
-    async def _flush_batch(self, batch: list[tuple[T, asyncio.Future[None]]]) -> None:
+    async def _lead(self, items: list[T], futures: list[asyncio.Future[object]]) -> None:
+        """Flush ``items``, resolve the callers waiting on ``futures``, pass the lead on.
+
+        A caller that is gone (cancelled) has its future done already: its item still goes.
+        """
         try:
-            await self._flush([item for item, _ in batch])
-        except Exception as exc:
-            for _, future in batch:
+            await self._flush(items)
+        except BaseException as exc:
+            # A leader cancelled mid-flush cannot tell the others whether it committed.
+            failure = exc if isinstance(exc, Exception) else RuntimeError("flush cancelled")
+            for future in futures:
                 if not future.done():
-                    future.set_exception(exc)
+                    future.set_exception(failure)
+            raise
         else:
-            for _, future in batch:
+            for future in futures:
                 if not future.done():
                     future.set_result(None)
         finally:
-            self._in_flight -= 1
-            self._slots.release()
+            self._pass_lead()
+
+    def _pass_lead(self) -> None:
+        """Hand the next flush to the oldest waiting caller, or become idle."""
+        if not self._pending:
+            self._busy = False
+            self._idle.set()
+        elif self._pending[0][1].done():  # its caller is gone: a task of its own leads
+            self._lead_in_task()
+        else:
+            self._pending[0][1].set_result(_LEAD)
+
+    def _lead_in_task(self) -> None:
+        async def lead() -> None:
+            batch = self._take()
+            try:
+                await self._lead([entry[0] for entry in batch], [entry[1] for entry in batch])
+            except Exception:
+                pass  # every waiting caller of the batch got the error; nobody else is owed it
+
+        task = asyncio.get_running_loop().create_task(lead(), name="group-commit")
+        self._orphans.add(task)
+        task.add_done_callback(self._orphans.discard)

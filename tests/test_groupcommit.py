@@ -18,6 +18,7 @@ class Recorder:
         self.gate = asyncio.Event()
         self.gate.set()
         self.fail: Exception | None = None
+        self.flushed = asyncio.Event()  # set once a batch is recorded
 
     async def flush(self, items: list[int]) -> None:
         self.tasks.append(asyncio.current_task())
@@ -25,6 +26,7 @@ class Recorder:
         if self.fail is not None:
             raise self.fail
         self.batches.append(list(items))
+        self.flushed.set()
 
 
 async def test_a_lone_submit_flushes_in_the_callers_task() -> None:
@@ -75,39 +77,115 @@ async def test_close_waits_for_an_inline_flush() -> None:
         await committer.submit(8)
 
 
-async def test_concurrent_submits_share_flushes() -> None:
+async def test_concurrent_submits_share_one_flush_at_a_time() -> None:
     recorder = Recorder()
     recorder.gate.clear()
-    committer: GroupCommitter[int] = GroupCommitter(recorder.flush, max_in_flight=2)
+    committer: GroupCommitter[int] = GroupCommitter(recorder.flush)
     await committer.open()
     try:
         submits = [asyncio.create_task(committer.submit(n)) for n in range(50)]
         await asyncio.sleep(0.05)
-        # The first caller flushes alone, inline; the flusher took all the others at once
-        # into the second slot; nothing else starts while both are in flight.
-        assert len(recorder.tasks) == 2
+        # The first caller flushes alone, inline; nothing else starts while it is in flight.
+        assert recorder.tasks == [submits[0]]
         recorder.gate.set()
         await asyncio.gather(*submits)
     finally:
         recorder.gate.set()
         await committer.close()
+    # Everything that arrived during the first flush went into the second, which ran in the
+    # task of the oldest waiting caller: no flusher task.
     assert recorder.batches == [[0], list(range(1, 50))]
+    assert recorder.tasks == [submits[0], submits[1]]
 
 
-async def test_submits_during_flushes_wait_for_the_next_group() -> None:
+async def test_batches_are_capped_at_max_batch() -> None:
     recorder = Recorder()
     recorder.gate.clear()
-    committer: GroupCommitter[int] = GroupCommitter(recorder.flush, max_in_flight=2)
+    committer: GroupCommitter[int] = GroupCommitter(recorder.flush, max_batch=4)
     await committer.open()
     try:
-        first = [asyncio.create_task(committer.submit(n)) for n in range(2)]
+        submits = [asyncio.create_task(committer.submit(n)) for n in range(10)]
         await asyncio.sleep(0.01)
-        later = [asyncio.create_task(committer.submit(n)) for n in range(2, 20)]
-        await asyncio.sleep(0.01)
-        assert len(recorder.tasks) == 2  # both slots busy: the later ones gather
         recorder.gate.set()
-        await asyncio.gather(*first, *later)
+        await asyncio.gather(*submits)
     finally:
-        recorder.gate.set()
         await committer.close()
-    assert recorder.batches == [[0], [1], list(range(2, 20))]
+    assert recorder.batches == [[0], [1, 2, 3, 4], [5, 6, 7, 8], [9]]
+
+
+async def test_a_failed_flush_fails_its_whole_batch_and_the_next_one_still_runs() -> None:
+    recorder = Recorder()
+    recorder.gate.clear()
+    committer: GroupCommitter[int] = GroupCommitter(recorder.flush, max_batch=3)
+    await committer.open()
+    try:
+        submits = [asyncio.create_task(committer.submit(n)) for n in range(7)]
+        await asyncio.sleep(0.01)
+        recorder.fail = ConnectionError("database down")
+        recorder.gate.set()
+        results = await asyncio.gather(*submits, return_exceptions=True)
+        assert all(isinstance(r, ConnectionError) for r in results)
+        # Each failed flush still handed the lead on: [0], then [1, 2, 3], then [4, 5, 6].
+        assert recorder.tasks == [submits[0], submits[1], submits[4]]
+        recorder.fail = None
+        await committer.submit(7)  # and the committer is still usable
+    finally:
+        await committer.close()
+    assert recorder.batches == [[7]]
+
+
+async def test_a_cancelled_waiting_caller_still_gets_its_batch_flushed() -> None:
+    recorder = Recorder()
+    recorder.gate.clear()
+    committer: GroupCommitter[int] = GroupCommitter(recorder.flush)
+    await committer.open()
+    first = asyncio.create_task(committer.submit(0))
+    await asyncio.sleep(0.01)
+    later = [asyncio.create_task(committer.submit(n)) for n in range(1, 5)]
+    await asyncio.sleep(0.01)
+    later[0].cancel()  # the caller that would have led the next flush
+    await asyncio.sleep(0.01)
+    recorder.gate.set()
+    await first
+    await asyncio.gather(*later[1:])
+    await asyncio.wait_for(committer.close(), 5)
+    assert later[0].cancelled()
+    assert recorder.batches == [[0], [1, 2, 3, 4]]  # its item was submitted: it still goes
+
+
+async def test_a_caller_cancelled_once_chosen_to_lead_hands_the_flush_on() -> None:
+    recorder = Recorder()
+    recorder.gate.clear()
+    committer: GroupCommitter[int] = GroupCommitter(recorder.flush)
+    await committer.open()
+    first = asyncio.create_task(committer.submit(0))
+    await asyncio.sleep(0.01)
+    later = [asyncio.create_task(committer.submit(n)) for n in range(1, 4)]
+    await asyncio.sleep(0.01)
+    recorder.gate.set()
+    # The first flush ends and chooses later[0] to lead; it is cancelled before it runs.
+    await recorder.flushed.wait()  # woken before later[0], which has just been told to lead
+    later[0].cancel()
+    await first
+    await asyncio.wait_for(asyncio.gather(*later[1:]), 5)
+    await asyncio.wait_for(committer.close(), 5)
+    assert later[0].cancelled()
+    assert recorder.batches == [[0], [1, 2, 3]]
+
+
+async def test_close_waits_for_every_pending_item() -> None:
+    recorder = Recorder()
+    recorder.gate.clear()
+    committer: GroupCommitter[int] = GroupCommitter(recorder.flush)
+    await committer.open()
+    submits = [asyncio.create_task(committer.submit(n)) for n in range(5)]
+    await asyncio.sleep(0.01)
+    closing = asyncio.create_task(committer.close())
+    await asyncio.sleep(0.01)
+    assert not closing.done()
+    with pytest.raises(RuntimeError):
+        await committer.submit(9)
+    recorder.gate.set()
+    await asyncio.wait_for(closing, 5)
+    await asyncio.gather(*submits)
+    assert recorder.batches == [[0], [1, 2, 3, 4]]

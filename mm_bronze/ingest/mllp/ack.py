@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import enum
+import functools
 import re
 import uuid
 
@@ -161,6 +162,66 @@ def build_ack(
     Fields echoed from the sender's header lose any framing or segment-break byte; delimiters
     that are such bytes are replaced by the standard ones.
     """
+    stamp = _stamp(now)
+    ack_id = control_id or uuid.uuid4().hex[:20].upper().encode()
+    msh = header.msh
+    if error is not None or header.problem is not None or not msh:
+        return _build(header, outcome, error, stamp, ack_id)
+    # The common case (an MSH, no ERR): all but the time, the ACK's control id and the echoed
+    # one depends on header fields that repeat from message to message of a sender; the
+    # rest comes from a cache.
+    fields: tuple[bytes, ...]
+    if len(msh) > 18:
+        fields = (msh[9], msh[11], msh[12], msh[15], msh[16], msh[18])
+    else:
+        fields = tuple(header.msh_field(n) for n in ACK_FIELDS)
+    head, middle, tail = _ack_parts(
+        header.field_separator, header.encoding, tuple(msh[3:7]), fields, outcome
+    )
+    return b"".join([head, stamp, middle, ack_id, tail, _safe(header.control_id), b"\r"])
+
+
+ACK_FIELDS = (9, 11, 12, 15, 16, 18)  # the MSH fields an ACK without ERR depends on, and 3-6
+# Marks for the time and the control id in a cached ACK: no echoed field can hold them (CR
+# and VT are removed from every echoed field), so each is found exactly once.
+_STAMP_MARK, _ID_MARK = b"\r\x0bT\r", b"\r\x0bI\r"
+
+
+@functools.lru_cache(maxsize=256)
+def _ack_parts(
+    separator: bytes,
+    encoding: bytes,
+    origin: tuple[bytes, ...],
+    fields: tuple[bytes, ...],
+    outcome: Outcome,
+) -> tuple[bytes, bytes, bytes]:
+    """An ACK without ERR, cut around its time and control id, and before the control id
+    it echoes: for a header of ``origin`` (MSH-3..6) and ``fields`` (``ACK_FIELDS``)."""
+    msh = [b"MSH", separator, encoding, *origin]
+    msh += [b""] * (19 - len(msh))
+    for n, value in zip(ACK_FIELDS, fields, strict=True):
+        msh[n] = value
+    msh[10] = b""  # the echoed control id, appended at the very end
+    ack = _build(Hl7Header(separator, encoding, msh), outcome, None, _STAMP_MARK, _ID_MARK)
+    head, _, rest = ack.partition(_STAMP_MARK)
+    middle, _, rest = rest.partition(_ID_MARK)
+    return head, middle, rest[:-1]  # ``rest`` ends with the (empty) echoed id and CR
+
+
+def _stamp(now: dt.datetime) -> bytes:
+    return b"%04d%02d%02d%02d%02d%02d+0000" % (
+        now.year,
+        now.month,
+        now.day,
+        now.hour,
+        now.minute,
+        now.second,
+    )
+
+
+def _build(
+    header: Hl7Header, outcome: Outcome, error: AckError | None, stamp: bytes, ack_id: bytes
+) -> bytes:
     delimiters = header.field_separator + header.encoding
     if _safe(delimiters) != delimiters:
         header = dataclasses.replace(
@@ -176,14 +237,6 @@ def build_ack(
     # Sender and receiver come from MSH; a batch without messages has only FHS/BHS.
     origin = header.msh or header.batch
     echoed = origin[3:7] + [b""] * (7 - max(len(origin), 3))  # MSH-3..6, padded
-    stamp = b"%04d%02d%02d%02d%02d%02d+0000" % (
-        now.year,
-        now.month,
-        now.day,
-        now.hour,
-        now.minute,
-        now.second,
-    )
     # The echoed fields hold no delimiter of ours and lose their unsafe bytes at once.
     swapped = sep.join([echoed[2], echoed[3], echoed[0], echoed[1]])
     msh = sep.join(
@@ -194,7 +247,7 @@ def build_ack(
             stamp,
             b"",
             _safe(message_type),
-            control_id or uuid.uuid4().hex[:20].upper().encode(),
+            ack_id,
             _safe(header.processing_id) or b"P",
             _safe(version),
         ]

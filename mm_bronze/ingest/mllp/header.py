@@ -113,18 +113,25 @@ class Hl7Header:
 
     def describe(self) -> dict[str, str | None]:
         """The header as JSON-friendly text (identifiers only, never patient data)."""
-        return {
-            "control_id": _text(self.control_id) or None,
-            "message_type": _text(self.msh_field(9)) or None,
-            "sending_application": _text(self.sending_application) or None,
-            "sending_facility": _text(self.sending_facility) or None,
-            "receiving_application": _text(self.receiving_application) or None,
-            "receiving_facility": _text(self.receiving_facility) or None,
-            "processing_id": _text(self.processing_id) or None,
-            "hl7_version": _text(self.version) or None,
-            "accept_ack_type": self.accept_ack_type or None,
-            "application_ack_type": self.application_ack_type or None,
-        }
+        # All but the control id repeats from message to message of a sender: cached.
+        msh = self.msh
+        if len(msh) > 16:  # the common case, read straight from the fields
+            described = _described(
+                msh[3], msh[4], msh[5], msh[6], msh[9], msh[11], self.version, msh[15], msh[16]
+            )
+        else:
+            described = _described(
+                self.sending_application,
+                self.sending_facility,
+                self.receiving_application,
+                self.receiving_facility,
+                self.msh_field(9),
+                self.processing_id,
+                self.version,
+                self.msh_field(15),
+                self.msh_field(16),
+            )
+        return {"control_id": _text(self.control_id) or None, **described}
 
 
 def parse_header(message: bytes) -> Hl7Header:
@@ -235,6 +242,31 @@ def _subtype(message_type: bytes, trigger_event: bytes, batch: bool) -> str:
     if not kind:
         return "batch" if batch else "unknown"
     return path_safe(kind.lower())
+
+
+@functools.lru_cache(maxsize=256)
+def _described(
+    sending_application: bytes,
+    sending_facility: bytes,
+    receiving_application: bytes,
+    receiving_facility: bytes,
+    message_type: bytes,
+    processing_id: bytes,
+    version: bytes,
+    accept_ack_type: bytes,
+    application_ack_type: bytes,
+) -> dict[str, str | None]:
+    return {
+        "message_type": _text(message_type) or None,
+        "sending_application": _text(sending_application) or None,
+        "sending_facility": _text(sending_facility) or None,
+        "receiving_application": _text(receiving_application) or None,
+        "receiving_facility": _text(receiving_facility) or None,
+        "processing_id": _text(processing_id) or None,
+        "hl7_version": _text(version) or None,
+        "accept_ack_type": _text(accept_ack_type).strip().upper() or None,
+        "application_ack_type": _text(application_ack_type).strip().upper() or None,
+    }
 
 
 @functools.lru_cache(maxsize=64)

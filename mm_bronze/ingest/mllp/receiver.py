@@ -6,7 +6,6 @@ import datetime as dt
 import hashlib
 import logging
 import time
-import uuid as uuidlib
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,6 +14,7 @@ import structlog
 from mm_bronze import formats
 from mm_bronze.bus import Bus
 from mm_bronze.errors import BusUnavailable, InvalidPayload, StorageUnavailable
+from mm_bronze.ingest.http.submission_ids import new_submission_id
 from mm_bronze.ingest.mllp.ack import (
     AckError,
     ErrorCode,
@@ -73,11 +73,13 @@ class MessageReceiver:
     async def receive(self, message: bytes, peer: Peer) -> bytes | None:
         started = time.perf_counter()
         received_at = dt.datetime.now(dt.UTC)
-        submission = uuidlib.uuid4()
+        submission = new_submission_id()
         header = parse_header(message)
         described = header.describe()
-        # The ACK's own control id (MSH-10) is the submission's: the ACK names what was kept.
-        ack_id = submission.hex[:20].upper().encode()
+        # The ACK's own control id (MSH-10) is the submission's: the ACK names what was kept
+        # (the first 20 hexadecimal digits of its UUID).
+        hexa = submission[:8] + submission[9:13] + submission[14:18] + submission[19:23]
+        ack_id = hexa.upper().encode()
         try:
             metadata = _validate(message, header)
         except InvalidPayload as exc:
@@ -99,7 +101,7 @@ class MessageReceiver:
                 await staged.write(message)
                 await staged.commit()
             event = IngestEvent(
-                uuid=str(submission),
+                uuid=submission,
                 source="mllp",
                 format="hl7",
                 content_type="text",
@@ -196,11 +198,11 @@ def _answer(
 
 
 def _context(
-    submission: uuidlib.UUID, peer: Peer, described: dict[str, str | None]
+    submission: str, peer: Peer, described: dict[str, str | None]
 ) -> dict[str, str | None]:
     """What a log line says about a message: identifiers only, never content."""
     return {
-        "uuid": str(submission),
+        "uuid": submission,
         "peer": peer.address,
         "control_id": described["control_id"],
         "sender": described["sending_application"],

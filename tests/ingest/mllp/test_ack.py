@@ -6,6 +6,7 @@ import datetime as dt
 
 import pytest
 
+from mm_bronze.ingest.mllp import ack as ack_module
 from mm_bronze.ingest.mllp.ack import (
     AckError,
     Outcome,
@@ -144,3 +145,31 @@ def test_segment_sequence_counts_occurrences_of_the_segment() -> None:
     assert segment_sequence(batch, "message 2, segment 4 (OBX)", "OBX") == 2
     assert segment_sequence(batch, "segment 6 (OBX)", "OBX") == 1  # counted over the file
     assert segment_sequence(batch, None, "OBX") == 1
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        msh(),
+        msh(version="2.3", accept="AL", app="NE"),
+        msh(enc="#*!@"),  # the sender's own encoding characters
+        msh(enc="^~"),  # two of four: the ACK uses the standard ones
+        b"MSH|^~\\&|A|B\rPID|1\r",  # a short header: the missing fields are empty
+        b"MSH|^~\\&|A|B|C|D|1||ADT|9\x0b9|P|2.4|||||8859/1\r",  # an unsafe byte in MSH-10
+        b"FHS|^~\\&|F|G|||||||FILE-1\rBHS|^~\\&|||||||||B-1\rMSH|^~\\&|S|T|U|V|1||ORU^R01|M-1|P\r",
+        b"MSH|^~\\&|S|T|U|V|1||ORU^R01|M-1|P|2.5.1|7|cont|SU|AL|US|UNICODE UTF-8|en\r",
+    ],
+)
+@pytest.mark.parametrize("outcome", list(Outcome))
+def test_acks_without_err_come_out_of_the_cache_as_built_in_full(
+    message: bytes, outcome: Outcome
+) -> None:
+    header = parse_header(message)
+    expected = ack_module._build(header, outcome, None, ack_module._stamp(NOW), b"ACK-ID")
+    for now in (NOW, NOW):  # built once, then taken from the cache
+        assert build_ack(header, outcome, now=now, control_id=b"ACK-ID") == expected
+    other = parse_header(message.replace(b"M-1", b"M-2").replace(b"|9\x0b9|", b"|99|"))
+    later = NOW + dt.timedelta(seconds=61)
+    assert build_ack(other, outcome, now=later, control_id=b"ID-2") == ack_module._build(
+        other, outcome, None, ack_module._stamp(later), b"ID-2"
+    )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -69,3 +70,40 @@ def test_a_header_with_unusable_delimiters_is_reported_with_what_was_read() -> N
     header = parse_header(b"MSH|&&&&|SND|SFAC\rPID|1\r")
     assert header.problem is not None and header.problem.field == 2
     assert header.sending_application == b"SND"
+
+
+def described_in_full(header: Hl7Header) -> dict[str, str | None]:
+    """What ``describe`` returns, read field by field (no cache)."""
+
+    def text(value: bytes) -> str | None:
+        return value.decode("utf-8", "replace") or None
+
+    return {
+        "control_id": text(header.control_id),
+        "message_type": text(header.msh_field(9)),
+        "sending_application": text(header.sending_application),
+        "sending_facility": text(header.sending_facility),
+        "receiving_application": text(header.receiving_application),
+        "receiving_facility": text(header.receiving_facility),
+        "processing_id": text(header.processing_id),
+        "hl7_version": text(header.version),
+        "accept_ack_type": header.accept_ack_type or None,
+        "application_ack_type": header.application_ack_type or None,
+    }
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        b"MSH|^~\\&|S^1|F|R|RF|2025||ORU^R01|C-1|P|2.5.1^X|||al |ne|USA|UNICODE UTF-8\r",
+        b"MSH|^~\\&|S^1|F|R|RF|2025||ORU^R01|C-2|P|2.5.1^X|||AL|NE|USA|UNICODE UTF-8\r",
+        b"MSH|#~\\&|S#1|F|R|RF|2025||ORU#R01|C-3|T|2.4#Y|||SU|ER\r",
+        b"MSH|^~\\&|S|F\r",
+        b"FHS|^~\\&|FS|FF|FR|FRF|||||F-1\rBHS|^~\\&|||||||||B-1\r",
+        b"PID|1\r",
+    ],
+)
+def test_the_described_header_is_the_same_cached(message: bytes) -> None:
+    header = parse_header(message)
+    assert header.describe() == described_in_full(header)
+    assert header.describe() == described_in_full(header)  # from the cache, the same

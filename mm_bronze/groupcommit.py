@@ -1,15 +1,14 @@
 """Group commit: many concurrent callers, one transaction per flush, one flush at a time.
 
-Callers ``await submit(item)``. A caller that finds no flush in flight leads: it runs
-``flush`` itself, in its own task, for its item and every item waiting (up to
-``max_batch``): a lone sender pays one round trip and no hand-off to another task.
-Callers that arrive while a flush is in flight wait; everything that arrives during a
-flush goes into the next one. When a flush ends, its leader resolves every caller of the
-batch with its outcome and hands the lead to the oldest waiting caller, which runs the next
-flush in its own task (it was waiting to be woken anyway): no flusher task, no hand-off
-between tasks beyond the wake-ups of the callers themselves. One flush in flight makes the
-groups as large as the commit latency allows: fewer statements and fewer commits for the
-same items than overlapping flushes.
+Callers ``await submit(item)``. A caller that finds no flush in flight runs ``flush`` for
+its item itself, in its own task: a lone sender pays one round trip and no hand-off to
+another task. Callers that arrive while a flush is in flight wait; everything that arrives
+during a flush goes into the next one. When a flush ends, every caller of its batch gets
+its outcome and the oldest waiting caller leads the next flush (it was waiting to be woken
+anyway): no flusher task runs between flushes. A flush that other callers wait on runs in a
+task of its own, one per batch, so that cancelling its leader cannot leave them without an
+answer. One flush in flight makes the groups as large as the commit latency allows: fewer
+statements and fewer commits for the same items than overlapping flushes.
 """
 
 from __future__ import annotations
@@ -32,7 +31,7 @@ class GroupCommitter(Generic[T]):
         self._busy = False
         self._idle = asyncio.Event()  # set whenever no flush runs or is due (for close)
         self._idle.set()
-        self._orphans: set[asyncio.Task[None]] = set()  # flushes whose leader was cancelled
+        self._tasks: set[asyncio.Task[None]] = set()  # batch flushes running in tasks of their own
         self._open = False
 
     async def open(self) -> None:
@@ -74,12 +73,28 @@ class GroupCommitter(Generic[T]):
     async def _lead(self, items: list[T], futures: list[asyncio.Future[object]]) -> None:
         """Flush ``items``, resolve the callers waiting on ``futures``, pass the lead on.
 
+        A lone caller's flush runs in its own task: cancelling it gives up only its own
+        item. A flush that other callers wait on runs in a task of its own, so that a
+        leader cancelled mid-flush (its client gone) cannot leave them without an answer.
         A caller that is gone (cancelled) has its future done already: its item still goes.
         """
+        if not futures:
+            try:
+                await self._flush(items)
+            finally:
+                self._pass_lead()
+            return
+        task = asyncio.get_running_loop().create_task(
+            self._flush_for(items, futures), name="group-commit"
+        )
+        self._tasks.add(task)
+        task.add_done_callback(self._settled)
+        await asyncio.shield(task)
+
+    async def _flush_for(self, items: list[T], futures: list[asyncio.Future[object]]) -> None:
         try:
             await self._flush(items)
         except BaseException as exc:
-            # A leader cancelled mid-flush cannot tell the others whether it committed.
             failure = exc if isinstance(exc, Exception) else RuntimeError("flush cancelled")
             for future in futures:
                 if not future.done():
@@ -91,6 +106,11 @@ class GroupCommitter(Generic[T]):
                     future.set_result(None)
         finally:
             self._pass_lead()
+
+    def _settled(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled():
+            task.exception()  # every caller of the batch was given it
 
     def _pass_lead(self) -> None:
         """Hand the next flush to the oldest waiting caller, or become idle."""
@@ -111,5 +131,5 @@ class GroupCommitter(Generic[T]):
                 pass  # every waiting caller of the batch got the error; nobody else is owed it
 
         task = asyncio.get_running_loop().create_task(lead(), name="group-commit")
-        self._orphans.add(task)
-        task.add_done_callback(self._orphans.discard)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)

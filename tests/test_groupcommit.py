@@ -92,10 +92,11 @@ async def test_concurrent_submits_share_one_flush_at_a_time() -> None:
     finally:
         recorder.gate.set()
         await committer.close()
-    # Everything that arrived during the first flush went into the second, which ran in the
-    # task of the oldest waiting caller: no flusher task.
+    # Everything that arrived during the first flush went into the second, which its oldest
+    # waiting caller started in a task of the batch's own (no flusher task between flushes).
     assert recorder.batches == [[0], list(range(1, 50))]
-    assert recorder.tasks == [submits[0], submits[1]]
+    assert recorder.tasks[0] is submits[0]
+    assert recorder.tasks[1] not in submits and len(recorder.tasks) == 2
 
 
 async def test_batches_are_capped_at_max_batch() -> None:
@@ -126,7 +127,7 @@ async def test_a_failed_flush_fails_its_whole_batch_and_the_next_one_still_runs(
         results = await asyncio.gather(*submits, return_exceptions=True)
         assert all(isinstance(r, ConnectionError) for r in results)
         # Each failed flush still handed the lead on: [0], then [1, 2, 3], then [4, 5, 6].
-        assert recorder.tasks == [submits[0], submits[1], submits[4]]
+        assert recorder.tasks[0] is submits[0] and len(recorder.tasks) == 3
         recorder.fail = None
         await committer.submit(7)  # and the committer is still usable
     finally:
@@ -168,6 +169,30 @@ async def test_a_caller_cancelled_once_chosen_to_lead_hands_the_flush_on() -> No
     later[0].cancel()
     await first
     await asyncio.wait_for(asyncio.gather(*later[1:]), 5)
+    await asyncio.wait_for(committer.close(), 5)
+    assert later[0].cancelled()
+    assert recorder.batches == [[0], [1, 2, 3]]
+
+
+async def test_a_leader_cancelled_mid_flush_leaves_the_others_answered() -> None:
+    """A client that goes away while its request leads a batch must not fail the batch."""
+    recorder = Recorder()
+    recorder.gate.clear()
+    committer: GroupCommitter[int] = GroupCommitter(recorder.flush)
+    await committer.open()
+    first = asyncio.create_task(committer.submit(0))
+    await asyncio.sleep(0.01)
+    later = [asyncio.create_task(committer.submit(n)) for n in range(1, 4)]
+    await asyncio.sleep(0.01)
+    recorder.gate.set()
+    await first
+    recorder.gate.clear()  # the second flush, led by later[0], now waits on the gate
+    await asyncio.sleep(0.01)
+    assert len(recorder.tasks) == 2
+    later[0].cancel()  # its leader is cancelled mid-flush
+    await asyncio.sleep(0.01)
+    recorder.gate.set()
+    await asyncio.wait_for(asyncio.gather(*later[1:]), 5)  # answered, and not with an error
     await asyncio.wait_for(committer.close(), 5)
     assert later[0].cancelled()
     assert recorder.batches == [[0], [1, 2, 3]]

@@ -1,11 +1,14 @@
-"""Primitive formats of the fast path, checked in batches rather than value by value.
+"""Primitive formats and ``[x]`` choices of the fast path, checked in batches after decoding.
 
-While msgspec decodes a document, the generated ``__post_init__`` methods only append each
-formatted value (code, uri, id, date, ...) to its format's list (``APPEND``, ``EXTEND``);
-``valid()`` then checks each list with one C call or one compiled regex pass over the values
-joined by ``SEPARATOR``, and empties it. The lists are shared: hold ``lock`` from before the
-decode (``start``) until ``valid()``. When a batch fails, ``invalid()`` re-checks value by
-value to name the format and the value that fails (the walker then explains it).
+While msgspec decodes a document, each Struct whose type has rules (formatted elements: code,
+uri, id, date, ...; choice groups) is appended, by its ``__post_init__`` (``collector``: a
+list's ``append``, so no Python frame per Struct), to the list of its type. ``valid()`` then
+takes, type by type, the formatted values of those Structs (``map`` of an attribute getter:
+C loops), checks each format's values with one C call or one compiled regex pass over the
+values joined by ``SEPARATOR``, checks the choice groups (one tuple slice per Struct), and
+empties the lists. The lists are shared: hold ``lock`` from before the decode (``start``)
+until ``valid()``. When a batch fails, ``invalid()`` re-checks value by value to name the
+choice group or the format and the value that fails (the walker then explains it).
 
 Each batch check accepts exactly the values its per-value check (``BAD``) accepts; each
 per-value check rejects at least what the walker's pattern rejects (``isprintable`` is false
@@ -16,7 +19,12 @@ from __future__ import annotations
 
 import re
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from itertools import compress
+from operator import itemgetter, methodcaller
+from typing import Any
+
+import msgspec
 
 from mm_bronze.formats.fhir.fast import primitives as _p
 
@@ -159,23 +167,66 @@ FORMATS = tuple(BAD)
 # to check each once costs a third of checking them all (measured on bulk NDJSON).
 WHOLE = frozenset({"id", "decimal", "decimals"})  # decimals: ``msgspec.Raw`` is not hashable
 _VALUES: dict[str, list[str | None]] = {name: [] for name in FORMATS}
-# What the generated code calls: ``APPEND[format](value)``, ``EXTEND[format](values)`` (a
-# repeating element: its items, ``None`` among them).
-APPEND = {name: values.append for name, values in _VALUES.items()}
 EXTEND = {name: values.extend for name, values in _VALUES.items()}
 _CHECKS = tuple((_VALUES[name], BATCH[name], name in WHOLE) for name in FORMATS)
 lock = threading.Lock()
 
+# Per registered type: the list its ``__post_init__`` fills, and the generated function that
+# gives the formatted values of its Structs to ``_VALUES`` and checks their choice groups
+# (None when they pass, else the group that fails).
+Check = Callable[[list[Any]], str | None]
+_GATHERED: list[list[Any]] = []
+_TYPES: list[tuple[list[Any], Check]] = []
+astuple = msgspec.structs.astuple
+UNSET_COUNT = methodcaller("count", msgspec.UNSET)
+
+
+def collector() -> Callable[[Any], None]:
+    """A generated type's ``__post_init__``: the ``append`` of a new list (see ``register``)."""
+    gathered: list[Any] = []
+    return gathered.append
+
+
+def register(checks: Iterable[tuple[type, Check]]) -> None:
+    """The checks of generated types whose ``__post_init__`` is a ``collector``."""
+    for struct, check in checks:
+        gathered = struct.__post_init__.__self__  # type: ignore[attr-defined]
+        _GATHERED.append(gathered)
+        _TYPES.append((gathered, check))
+
+
+def span(struct: type, first: str, last: str, size: int) -> Callable[[tuple[Any, ...]], Any]:
+    """The slice, from ``first`` to ``last``, of a tuple of ``struct``'s fields, which holds
+    ``size`` fields (the members of a choice group, written next to each other)."""
+    fields: tuple[str, ...] = struct.__struct_fields__  # type: ignore[attr-defined]
+    start, end = fields.index(first), fields.index(last) + 1
+    if end - start != size:
+        raise ValueError(f"{struct.__name__}: {first}..{last} is not a choice group")
+    return itemgetter(slice(start, end))
+
+
+def _gather() -> str | None:
+    """Move the formatted values of the gathered Structs to their formats' lists, empty the
+    Structs' lists; the first choice group that fails, if one does."""
+    problem = None
+    for gathered, check in compress(_TYPES, _GATHERED):
+        if problem is None:
+            problem = check(gathered)
+        gathered.clear()
+    return problem
+
 
 def start() -> None:
-    """Empty the lists (a decode that raised may have left values in them)."""
+    """Empty the lists (a decode that raised may have left Structs or values in them)."""
+    for gathered in compress(_GATHERED, _GATHERED):
+        gathered.clear()
     for values in _VALUES.values():
         values.clear()
 
 
 def valid() -> bool:
-    """Every value collected since ``start`` is valid; the lists are left empty."""
-    ok = True
+    """Every Struct decoded since ``start`` passes; the lists are left empty."""
+    ok = _gather() is None
     for values, batch, whole in _CHECKS:
         if not values:
             continue
@@ -193,13 +244,17 @@ def valid() -> bool:
     return ok
 
 
-def invalid() -> tuple[str, int, str] | None:
-    """The first value collected since ``start`` that is not valid: its format, its index
-    among that format's values, and the value; None if all are. The lists are left as they
-    are (``start`` or ``valid`` empties them)."""
+def invalid() -> _p.FormatError | None:
+    """What fails among the Structs decoded since ``start``: the first choice group, or the
+    first value of a format (named by its index among that format's values); None if all
+    pass. The Structs' lists are left empty, the values where they are (``start`` or
+    ``valid`` empties them)."""
+    problem = _gather()
+    if problem is not None:
+        return _p.ChoiceError(problem)
     for name, values in _VALUES.items():
         bad = BAD[name]
         for index, value in enumerate(values):
             if value is not None and bad(value):
-                return name, index, value
+                return _p.FormatError(f"{name} value {index + 1} is not a valid {name}")
     return None

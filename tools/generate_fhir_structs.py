@@ -185,16 +185,16 @@ def _one_of(type_name: str, members: list[str], where: str, required: bool, sett
         # The group's members are next to each other: count UNSET in their slice, in C.
         span = f'_f.span({type_name}, "{members[0]}", "{members[-1]}", {len(members)})'
         if required:
-            counts = f"list(map(_f.UNSET_COUNT, map({span}, map(_f.astuple, s))))"
+            counts = f"list(map(tuple.count, map({span}, map(_f.astuple, s)), _f.UNSETS))"
             test = f"min(c) != {len(members) - 1} or max(c) != {len(members) - 1}"
             return f"    c = {counts}\n    if {test}:\n        {error}\n"
         # Nearly always (a url and one value, or nested extensions) the count of all its
         # fields settles it; only a Struct with more fields set has its slice counted.
         return (
-            f"    if min(map(_f.UNSET_COUNT, map(_f.astuple, s))) < {settled}:\n"
+            f"    if min(map(tuple.count, map(_f.astuple, s), _f.UNSETS)) < {settled}:\n"
             f"        p = {span}\n"
             f"        for v in s:\n"
-            f"            if _f.UNSET_COUNT(p(_f.astuple(v))) < {len(members) - 1}:\n"
+            f"            if p(_f.astuple(v)).count(_U) < {len(members) - 1}:\n"
             f"                {error}\n"
         )
     present = [f"v.{m} is not _U" for m in members]

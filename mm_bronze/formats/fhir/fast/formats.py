@@ -20,8 +20,8 @@ from __future__ import annotations
 import re
 import threading
 from collections.abc import Callable, Iterable
-from itertools import compress
-from operator import itemgetter, methodcaller
+from itertools import compress, repeat
+from operator import itemgetter
 from typing import Any
 
 import msgspec
@@ -161,6 +161,18 @@ BATCH: dict[str, Callable[[list[str]], bool]] = {
     "decimals": _batch_raw(_decimal_item),  # type: ignore[dict-item]
 }
 
+
+def _first(
+    common: Callable[[list[str]], bool], whole: Callable[[list[str]], bool]
+) -> Callable[[list[str]], bool]:
+    """``whole``, tried only when the batch is not all of the narrower, faster ``common``."""
+    return lambda values: common(values) or whole(values)
+
+
+# Nearly every dateTime is complete (date, time and zone): an instant, whose pattern (the
+# same parts, none optional) a regex matches in two thirds of the time.
+BATCH["dateTime"] = _first(BATCH["instant"], BATCH["dateTime"])
+
 FORMATS = tuple(BAD)
 # Formats checked value by value in one C pass, cheaper than hashing the values to drop
 # repeats (ids seldom repeat). Uris repeat (the same system in every Coding): hashing them
@@ -178,7 +190,7 @@ Check = Callable[[list[Any]], str | None]
 _GATHERED: list[list[Any]] = []
 _TYPES: list[tuple[list[Any], Check]] = []
 astuple = msgspec.structs.astuple
-UNSET_COUNT = methodcaller("count", msgspec.UNSET)
+UNSETS = repeat(msgspec.UNSET)  # ``map(tuple.count, tuples, UNSETS)``: UNSET in each tuple
 
 
 def collector() -> Callable[[Any], None]:

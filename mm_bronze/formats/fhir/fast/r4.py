@@ -15149,7 +15149,7 @@ def _check_ContractTermOfferAnswer(s):
     _x_decimal([v.valueDecimal for v in s if v.valueDecimal is not _U])
     _x_time([v.valueTime for v in s if v.valueTime is not _U])
     _x_uri([v.valueUri for v in s if v.valueUri is not _U])
-    c = list(map(_f.UNSET_COUNT, map(_f.span(ContractTermOfferAnswer, "valueAttachment", "valueUri", 12), map(_f.astuple, s))))
+    c = list(map(tuple.count, map(_f.span(ContractTermOfferAnswer, "valueAttachment", "valueUri", 12), map(_f.astuple, s)), _f.UNSETS))
     if min(c) != 11 or max(c) != 11:
         return "ContractTermOfferAnswer.value[x]: exactly one"
     return None
@@ -15585,30 +15585,30 @@ def _check_ElementDefinition(s):
     _x_uri([v.patternUrl for v in s if v.patternUrl is not _U])
     _x_uuid([v.patternUuid for v in s if v.patternUuid is not _U])
     _x_code([w for v in s if v.representation is not _U for w in v.representation])
-    if min(map(_f.UNSET_COUNT, map(_f.astuple, s))) < 220:
+    if min(map(tuple.count, map(_f.astuple, s), _f.UNSETS)) < 220:
         p = _f.span(ElementDefinition, "defaultValueAddress", "defaultValueUuid", 50)
         for v in s:
-            if _f.UNSET_COUNT(p(_f.astuple(v))) < 49:
+            if p(_f.astuple(v)).count(_U) < 49:
                 return "ElementDefinition.defaultValue[x]: at most one"
-    if min(map(_f.UNSET_COUNT, map(_f.astuple, s))) < 220:
+    if min(map(tuple.count, map(_f.astuple, s), _f.UNSETS)) < 220:
         p = _f.span(ElementDefinition, "fixedAddress", "fixedUuid", 50)
         for v in s:
-            if _f.UNSET_COUNT(p(_f.astuple(v))) < 49:
+            if p(_f.astuple(v)).count(_U) < 49:
                 return "ElementDefinition.fixed[x]: at most one"
-    if min(map(_f.UNSET_COUNT, map(_f.astuple, s))) < 220:
+    if min(map(tuple.count, map(_f.astuple, s), _f.UNSETS)) < 220:
         p = _f.span(ElementDefinition, "maxValueDate", "maxValueUnsignedInt", 9)
         for v in s:
-            if _f.UNSET_COUNT(p(_f.astuple(v))) < 8:
+            if p(_f.astuple(v)).count(_U) < 8:
                 return "ElementDefinition.maxValue[x]: at most one"
-    if min(map(_f.UNSET_COUNT, map(_f.astuple, s))) < 220:
+    if min(map(tuple.count, map(_f.astuple, s), _f.UNSETS)) < 220:
         p = _f.span(ElementDefinition, "minValueDate", "minValueUnsignedInt", 9)
         for v in s:
-            if _f.UNSET_COUNT(p(_f.astuple(v))) < 8:
+            if p(_f.astuple(v)).count(_U) < 8:
                 return "ElementDefinition.minValue[x]: at most one"
-    if min(map(_f.UNSET_COUNT, map(_f.astuple, s))) < 220:
+    if min(map(tuple.count, map(_f.astuple, s), _f.UNSETS)) < 220:
         p = _f.span(ElementDefinition, "patternAddress", "patternUuid", 50)
         for v in s:
-            if _f.UNSET_COUNT(p(_f.astuple(v))) < 49:
+            if p(_f.astuple(v)).count(_U) < 49:
                 return "ElementDefinition.pattern[x]: at most one"
     return None
 
@@ -15638,7 +15638,7 @@ def _check_ElementDefinitionExample(s):
     _x_uri([v.valueUri for v in s if v.valueUri is not _U])
     _x_uri([v.valueUrl for v in s if v.valueUrl is not _U])
     _x_uuid([v.valueUuid for v in s if v.valueUuid is not _U])
-    c = list(map(_f.UNSET_COUNT, map(_f.span(ElementDefinitionExample, "valueAddress", "valueUuid", 50), map(_f.astuple, s))))
+    c = list(map(tuple.count, map(_f.span(ElementDefinitionExample, "valueAddress", "valueUuid", 50), map(_f.astuple, s)), _f.UNSETS))
     if min(c) != 49 or max(c) != 49:
         return "ElementDefinitionExample.value[x]: exactly one"
     return None
@@ -15992,10 +15992,10 @@ def _check_Extension(s):
     _x_uri([v.valueUri for v in s if v.valueUri is not _U])
     _x_uri([v.valueUrl for v in s if v.valueUrl is not _U])
     _x_uuid([v.valueUuid for v in s if v.valueUuid is not _U])
-    if min(map(_f.UNSET_COUNT, map(_f.astuple, s))) < 53:
+    if min(map(tuple.count, map(_f.astuple, s), _f.UNSETS)) < 53:
         p = _f.span(Extension, "valueAddress", "valueUuid", 50)
         for v in s:
-            if _f.UNSET_COUNT(p(_f.astuple(v))) < 49:
+            if p(_f.astuple(v)).count(_U) < 49:
                 return "Extension.value[x]: at most one"
     return None
 
@@ -17009,10 +17009,10 @@ def _check_Observation(s):
         elif v.effectivePeriod is not _U:
             if v.effectiveTiming is not _U:
                 return "Observation.effective[x]: at most one"
-    if min(map(_f.UNSET_COUNT, map(_f.astuple, s))) < 47:
+    if min(map(tuple.count, map(_f.astuple, s), _f.UNSETS)) < 47:
         p = _f.span(Observation, "valueBoolean", "valueTime", 11)
         for v in s:
-            if _f.UNSET_COUNT(p(_f.astuple(v))) < 10:
+            if p(_f.astuple(v)).count(_U) < 10:
                 return "Observation.value[x]: at most one"
     return None
 
@@ -17020,10 +17020,10 @@ def _check_Observation(s):
 def _check_ObservationComponent(s):
     _x_dateTime([v.valueDateTime for v in s if v.valueDateTime is not _U])
     _x_time([v.valueTime for v in s if v.valueTime is not _U])
-    if min(map(_f.UNSET_COUNT, map(_f.astuple, s))) < 17:
+    if min(map(tuple.count, map(_f.astuple, s), _f.UNSETS)) < 17:
         p = _f.span(ObservationComponent, "valueBoolean", "valueTime", 11)
         for v in s:
-            if _f.UNSET_COUNT(p(_f.astuple(v))) < 10:
+            if p(_f.astuple(v)).count(_U) < 10:
                 return "ObservationComponent.value[x]: at most one"
     return None
 
@@ -17133,10 +17133,10 @@ def _check_ParametersParameter(s):
     _x_uri([v.valueUri for v in s if v.valueUri is not _U])
     _x_uri([v.valueUrl for v in s if v.valueUrl is not _U])
     _x_uuid([v.valueUuid for v in s if v.valueUuid is not _U])
-    if min(map(_f.UNSET_COUNT, map(_f.astuple, s))) < 56:
+    if min(map(tuple.count, map(_f.astuple, s), _f.UNSETS)) < 56:
         p = _f.span(ParametersParameter, "valueAddress", "valueUuid", 50)
         for v in s:
-            if _f.UNSET_COUNT(p(_f.astuple(v))) < 49:
+            if p(_f.astuple(v)).count(_U) < 49:
                 return "ParametersParameter.value[x]: at most one"
     return None
 
@@ -17439,7 +17439,7 @@ def _check_QuestionnaireItemEnableWhen(s):
     _x_decimal([v.answerDecimal for v in s if v.answerDecimal is not _U])
     _x_time([v.answerTime for v in s if v.answerTime is not _U])
     _x_code([v.operator for v in s if v.operator is not _U])
-    c = list(map(_f.UNSET_COUNT, map(_f.span(QuestionnaireItemEnableWhen, "answerBoolean", "answerTime", 10), map(_f.astuple, s))))
+    c = list(map(tuple.count, map(_f.span(QuestionnaireItemEnableWhen, "answerBoolean", "answerTime", 10), map(_f.astuple, s)), _f.UNSETS))
     if min(c) != 9 or max(c) != 9:
         return "QuestionnaireItemEnableWhen.answer[x]: exactly one"
     return None
@@ -17451,7 +17451,7 @@ def _check_QuestionnaireItemInitial(s):
     _x_decimal([v.valueDecimal for v in s if v.valueDecimal is not _U])
     _x_time([v.valueTime for v in s if v.valueTime is not _U])
     _x_uri([v.valueUri for v in s if v.valueUri is not _U])
-    c = list(map(_f.UNSET_COUNT, map(_f.span(QuestionnaireItemInitial, "valueAttachment", "valueUri", 12), map(_f.astuple, s))))
+    c = list(map(tuple.count, map(_f.span(QuestionnaireItemInitial, "valueAttachment", "valueUri", 12), map(_f.astuple, s)), _f.UNSETS))
     if min(c) != 11 or max(c) != 11:
         return "QuestionnaireItemInitial.value[x]: exactly one"
     return None
@@ -17478,10 +17478,10 @@ def _check_QuestionnaireResponseItemAnswer(s):
     _x_decimal([v.valueDecimal for v in s if v.valueDecimal is not _U])
     _x_time([v.valueTime for v in s if v.valueTime is not _U])
     _x_uri([v.valueUri for v in s if v.valueUri is not _U])
-    if min(map(_f.UNSET_COUNT, map(_f.astuple, s))) < 16:
+    if min(map(tuple.count, map(_f.astuple, s), _f.UNSETS)) < 16:
         p = _f.span(QuestionnaireResponseItemAnswer, "valueAttachment", "valueUri", 12)
         for v in s:
-            if _f.UNSET_COUNT(p(_f.astuple(v))) < 11:
+            if p(_f.astuple(v)).count(_U) < 11:
                 return "QuestionnaireResponseItemAnswer.value[x]: at most one"
     return None
 
@@ -17928,10 +17928,10 @@ def _check_StructureMapGroupRuleSource(s):
     _x_uri([v.defaultValueUrl for v in s if v.defaultValueUrl is not _U])
     _x_uuid([v.defaultValueUuid for v in s if v.defaultValueUuid is not _U])
     _x_code([v.listMode for v in s if v.listMode is not _U])
-    if min(map(_f.UNSET_COUNT, map(_f.astuple, s))) < 72:
+    if min(map(tuple.count, map(_f.astuple, s), _f.UNSETS)) < 72:
         p = _f.span(StructureMapGroupRuleSource, "defaultValueAddress", "defaultValueUuid", 50)
         for v in s:
-            if _f.UNSET_COUNT(p(_f.astuple(v))) < 49:
+            if p(_f.astuple(v)).count(_U) < 49:
                 return "StructureMapGroupRuleSource.defaultValue[x]: at most one"
     return None
 
@@ -18209,7 +18209,7 @@ def _check_TaskInput(s):
     _x_uri([v.valueUri for v in s if v.valueUri is not _U])
     _x_uri([v.valueUrl for v in s if v.valueUrl is not _U])
     _x_uuid([v.valueUuid for v in s if v.valueUuid is not _U])
-    c = list(map(_f.UNSET_COUNT, map(_f.span(TaskInput, "valueAddress", "valueUuid", 50), map(_f.astuple, s))))
+    c = list(map(tuple.count, map(_f.span(TaskInput, "valueAddress", "valueUuid", 50), map(_f.astuple, s)), _f.UNSETS))
     if min(c) != 49 or max(c) != 49:
         return "TaskInput.value[x]: exactly one"
     return None
@@ -18228,7 +18228,7 @@ def _check_TaskOutput(s):
     _x_uri([v.valueUri for v in s if v.valueUri is not _U])
     _x_uri([v.valueUrl for v in s if v.valueUrl is not _U])
     _x_uuid([v.valueUuid for v in s if v.valueUuid is not _U])
-    c = list(map(_f.UNSET_COUNT, map(_f.span(TaskOutput, "valueAddress", "valueUuid", 50), map(_f.astuple, s))))
+    c = list(map(tuple.count, map(_f.span(TaskOutput, "valueAddress", "valueUuid", 50), map(_f.astuple, s)), _f.UNSETS))
     if min(c) != 49 or max(c) != 49:
         return "TaskOutput.value[x]: exactly one"
     return None

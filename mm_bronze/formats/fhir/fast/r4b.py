@@ -15538,7 +15538,7 @@ def _check_ContractTermOfferAnswer(s):
     _x_decimal([v.valueDecimal for v in s if v.valueDecimal is not _U])
     _x_time([v.valueTime for v in s if v.valueTime is not _U])
     _x_uri([v.valueUri for v in s if v.valueUri is not _U])
-    c = list(map(_f.UNSET_COUNT, map(_f.span(ContractTermOfferAnswer, "valueAttachment", "valueUri", 12), map(_f.astuple, s))))
+    c = list(map(tuple.count, map(_f.span(ContractTermOfferAnswer, "valueAttachment", "valueUri", 12), map(_f.astuple, s)), _f.UNSETS))
     if min(c) != 11 or max(c) != 11:
         return "ContractTermOfferAnswer.value[x]: exactly one"
     return None
@@ -15945,30 +15945,30 @@ def _check_ElementDefinition(s):
     _x_uri([v.patternUrl for v in s if v.patternUrl is not _U])
     _x_uuid([v.patternUuid for v in s if v.patternUuid is not _U])
     _x_code([w for v in s if v.representation is not _U for w in v.representation])
-    if min(map(_f.UNSET_COUNT, map(_f.astuple, s))) < 223:
+    if min(map(tuple.count, map(_f.astuple, s), _f.UNSETS)) < 223:
         p = _f.span(ElementDefinition, "defaultValueAddress", "defaultValueUuid", 51)
         for v in s:
-            if _f.UNSET_COUNT(p(_f.astuple(v))) < 50:
+            if p(_f.astuple(v)).count(_U) < 50:
                 return "ElementDefinition.defaultValue[x]: at most one"
-    if min(map(_f.UNSET_COUNT, map(_f.astuple, s))) < 223:
+    if min(map(tuple.count, map(_f.astuple, s), _f.UNSETS)) < 223:
         p = _f.span(ElementDefinition, "fixedAddress", "fixedUuid", 51)
         for v in s:
-            if _f.UNSET_COUNT(p(_f.astuple(v))) < 50:
+            if p(_f.astuple(v)).count(_U) < 50:
                 return "ElementDefinition.fixed[x]: at most one"
-    if min(map(_f.UNSET_COUNT, map(_f.astuple, s))) < 223:
+    if min(map(tuple.count, map(_f.astuple, s), _f.UNSETS)) < 223:
         p = _f.span(ElementDefinition, "maxValueDate", "maxValueUnsignedInt", 9)
         for v in s:
-            if _f.UNSET_COUNT(p(_f.astuple(v))) < 8:
+            if p(_f.astuple(v)).count(_U) < 8:
                 return "ElementDefinition.maxValue[x]: at most one"
-    if min(map(_f.UNSET_COUNT, map(_f.astuple, s))) < 223:
+    if min(map(tuple.count, map(_f.astuple, s), _f.UNSETS)) < 223:
         p = _f.span(ElementDefinition, "minValueDate", "minValueUnsignedInt", 9)
         for v in s:
-            if _f.UNSET_COUNT(p(_f.astuple(v))) < 8:
+            if p(_f.astuple(v)).count(_U) < 8:
                 return "ElementDefinition.minValue[x]: at most one"
-    if min(map(_f.UNSET_COUNT, map(_f.astuple, s))) < 223:
+    if min(map(tuple.count, map(_f.astuple, s), _f.UNSETS)) < 223:
         p = _f.span(ElementDefinition, "patternAddress", "patternUuid", 51)
         for v in s:
-            if _f.UNSET_COUNT(p(_f.astuple(v))) < 50:
+            if p(_f.astuple(v)).count(_U) < 50:
                 return "ElementDefinition.pattern[x]: at most one"
     return None
 
@@ -15998,7 +15998,7 @@ def _check_ElementDefinitionExample(s):
     _x_uri([v.valueUri for v in s if v.valueUri is not _U])
     _x_uri([v.valueUrl for v in s if v.valueUrl is not _U])
     _x_uuid([v.valueUuid for v in s if v.valueUuid is not _U])
-    c = list(map(_f.UNSET_COUNT, map(_f.span(ElementDefinitionExample, "valueAddress", "valueUuid", 51), map(_f.astuple, s))))
+    c = list(map(tuple.count, map(_f.span(ElementDefinitionExample, "valueAddress", "valueUuid", 51), map(_f.astuple, s)), _f.UNSETS))
     if min(c) != 50 or max(c) != 50:
         return "ElementDefinitionExample.value[x]: exactly one"
     return None
@@ -16407,10 +16407,10 @@ def _check_Extension(s):
     _x_uri([v.valueUri for v in s if v.valueUri is not _U])
     _x_uri([v.valueUrl for v in s if v.valueUrl is not _U])
     _x_uuid([v.valueUuid for v in s if v.valueUuid is not _U])
-    if min(map(_f.UNSET_COUNT, map(_f.astuple, s))) < 54:
+    if min(map(tuple.count, map(_f.astuple, s), _f.UNSETS)) < 54:
         p = _f.span(Extension, "valueAddress", "valueUuid", 51)
         for v in s:
-            if _f.UNSET_COUNT(p(_f.astuple(v))) < 50:
+            if p(_f.astuple(v)).count(_U) < 50:
                 return "Extension.value[x]: at most one"
     return None
 
@@ -17412,10 +17412,10 @@ def _check_Observation(s):
         elif v.effectivePeriod is not _U:
             if v.effectiveTiming is not _U:
                 return "Observation.effective[x]: at most one"
-    if min(map(_f.UNSET_COUNT, map(_f.astuple, s))) < 47:
+    if min(map(tuple.count, map(_f.astuple, s), _f.UNSETS)) < 47:
         p = _f.span(Observation, "valueBoolean", "valueTime", 11)
         for v in s:
-            if _f.UNSET_COUNT(p(_f.astuple(v))) < 10:
+            if p(_f.astuple(v)).count(_U) < 10:
                 return "Observation.value[x]: at most one"
     return None
 
@@ -17423,10 +17423,10 @@ def _check_Observation(s):
 def _check_ObservationComponent(s):
     _x_dateTime([v.valueDateTime for v in s if v.valueDateTime is not _U])
     _x_time([v.valueTime for v in s if v.valueTime is not _U])
-    if min(map(_f.UNSET_COUNT, map(_f.astuple, s))) < 17:
+    if min(map(tuple.count, map(_f.astuple, s), _f.UNSETS)) < 17:
         p = _f.span(ObservationComponent, "valueBoolean", "valueTime", 11)
         for v in s:
-            if _f.UNSET_COUNT(p(_f.astuple(v))) < 10:
+            if p(_f.astuple(v)).count(_U) < 10:
                 return "ObservationComponent.value[x]: at most one"
     return None
 
@@ -17570,10 +17570,10 @@ def _check_ParametersParameter(s):
     _x_uri([v.valueUri for v in s if v.valueUri is not _U])
     _x_uri([v.valueUrl for v in s if v.valueUrl is not _U])
     _x_uuid([v.valueUuid for v in s if v.valueUuid is not _U])
-    if min(map(_f.UNSET_COUNT, map(_f.astuple, s))) < 56:
+    if min(map(tuple.count, map(_f.astuple, s), _f.UNSETS)) < 56:
         p = _f.span(ParametersParameter, "valueAddress", "valueUuid", 50)
         for v in s:
-            if _f.UNSET_COUNT(p(_f.astuple(v))) < 49:
+            if p(_f.astuple(v)).count(_U) < 49:
                 return "ParametersParameter.value[x]: at most one"
     return None
 
@@ -17884,7 +17884,7 @@ def _check_QuestionnaireItemEnableWhen(s):
     _x_decimal([v.answerDecimal for v in s if v.answerDecimal is not _U])
     _x_time([v.answerTime for v in s if v.answerTime is not _U])
     _x_code([v.operator for v in s if v.operator is not _U])
-    c = list(map(_f.UNSET_COUNT, map(_f.span(QuestionnaireItemEnableWhen, "answerBoolean", "answerTime", 10), map(_f.astuple, s))))
+    c = list(map(tuple.count, map(_f.span(QuestionnaireItemEnableWhen, "answerBoolean", "answerTime", 10), map(_f.astuple, s)), _f.UNSETS))
     if min(c) != 9 or max(c) != 9:
         return "QuestionnaireItemEnableWhen.answer[x]: exactly one"
     return None
@@ -17896,7 +17896,7 @@ def _check_QuestionnaireItemInitial(s):
     _x_decimal([v.valueDecimal for v in s if v.valueDecimal is not _U])
     _x_time([v.valueTime for v in s if v.valueTime is not _U])
     _x_uri([v.valueUri for v in s if v.valueUri is not _U])
-    c = list(map(_f.UNSET_COUNT, map(_f.span(QuestionnaireItemInitial, "valueAttachment", "valueUri", 12), map(_f.astuple, s))))
+    c = list(map(tuple.count, map(_f.span(QuestionnaireItemInitial, "valueAttachment", "valueUri", 12), map(_f.astuple, s)), _f.UNSETS))
     if min(c) != 11 or max(c) != 11:
         return "QuestionnaireItemInitial.value[x]: exactly one"
     return None
@@ -17923,10 +17923,10 @@ def _check_QuestionnaireResponseItemAnswer(s):
     _x_decimal([v.valueDecimal for v in s if v.valueDecimal is not _U])
     _x_time([v.valueTime for v in s if v.valueTime is not _U])
     _x_uri([v.valueUri for v in s if v.valueUri is not _U])
-    if min(map(_f.UNSET_COUNT, map(_f.astuple, s))) < 16:
+    if min(map(tuple.count, map(_f.astuple, s), _f.UNSETS)) < 16:
         p = _f.span(QuestionnaireResponseItemAnswer, "valueAttachment", "valueUri", 12)
         for v in s:
-            if _f.UNSET_COUNT(p(_f.astuple(v))) < 11:
+            if p(_f.astuple(v)).count(_U) < 11:
                 return "QuestionnaireResponseItemAnswer.value[x]: at most one"
     return None
 
@@ -18366,10 +18366,10 @@ def _check_StructureMapGroupRuleSource(s):
     _x_uri([v.defaultValueUrl for v in s if v.defaultValueUrl is not _U])
     _x_uuid([v.defaultValueUuid for v in s if v.defaultValueUuid is not _U])
     _x_code([v.listMode for v in s if v.listMode is not _U])
-    if min(map(_f.UNSET_COUNT, map(_f.astuple, s))) < 72:
+    if min(map(tuple.count, map(_f.astuple, s), _f.UNSETS)) < 72:
         p = _f.span(StructureMapGroupRuleSource, "defaultValueAddress", "defaultValueUuid", 50)
         for v in s:
-            if _f.UNSET_COUNT(p(_f.astuple(v))) < 49:
+            if p(_f.astuple(v)).count(_U) < 49:
                 return "StructureMapGroupRuleSource.defaultValue[x]: at most one"
     return None
 
@@ -18650,7 +18650,7 @@ def _check_TaskInput(s):
     _x_uri([v.valueUri for v in s if v.valueUri is not _U])
     _x_uri([v.valueUrl for v in s if v.valueUrl is not _U])
     _x_uuid([v.valueUuid for v in s if v.valueUuid is not _U])
-    c = list(map(_f.UNSET_COUNT, map(_f.span(TaskInput, "valueAddress", "valueUuid", 50), map(_f.astuple, s))))
+    c = list(map(tuple.count, map(_f.span(TaskInput, "valueAddress", "valueUuid", 50), map(_f.astuple, s)), _f.UNSETS))
     if min(c) != 49 or max(c) != 49:
         return "TaskInput.value[x]: exactly one"
     return None
@@ -18669,7 +18669,7 @@ def _check_TaskOutput(s):
     _x_uri([v.valueUri for v in s if v.valueUri is not _U])
     _x_uri([v.valueUrl for v in s if v.valueUrl is not _U])
     _x_uuid([v.valueUuid for v in s if v.valueUuid is not _U])
-    c = list(map(_f.UNSET_COUNT, map(_f.span(TaskOutput, "valueAddress", "valueUuid", 50), map(_f.astuple, s))))
+    c = list(map(tuple.count, map(_f.span(TaskOutput, "valueAddress", "valueUuid", 50), map(_f.astuple, s)), _f.UNSETS))
     if min(c) != 49 or max(c) != 49:
         return "TaskOutput.value[x]: exactly one"
     return None

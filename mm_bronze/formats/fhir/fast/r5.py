@@ -17991,7 +17991,7 @@ def _check_AuditEventEntityDetail(s):
     _x_base64Binary([v.valueBase64Binary for v in s if v.valueBase64Binary is not _U])
     _x_dateTime([v.valueDateTime for v in s if v.valueDateTime is not _U])
     _x_time([v.valueTime for v in s if v.valueTime is not _U])
-    c = list(map(_f.UNSET_COUNT, map(_f.span(AuditEventEntityDetail, "valueBase64Binary", "valueTime", 11), map(_f.astuple, s))))
+    c = list(map(tuple.count, map(_f.span(AuditEventEntityDetail, "valueBase64Binary", "valueTime", 11), map(_f.astuple, s)), _f.UNSETS))
     if min(c) != 10 or max(c) != 10:
         return "AuditEventEntityDetail.value[x]: exactly one"
     return None
@@ -18049,7 +18049,7 @@ def _check_BiologicallyDerivedProductDispense(s):
 
 
 def _check_BiologicallyDerivedProductProperty(s):
-    c = list(map(_f.UNSET_COUNT, map(_f.span(BiologicallyDerivedProductProperty, "valueAttachment", "valueString", 9), map(_f.astuple, s))))
+    c = list(map(tuple.count, map(_f.span(BiologicallyDerivedProductProperty, "valueAttachment", "valueString", 9), map(_f.astuple, s)), _f.UNSETS))
     if min(c) != 8 or max(c) != 8:
         return "BiologicallyDerivedProductProperty.value[x]: exactly one"
     return None
@@ -18989,7 +18989,7 @@ def _check_ContractTermOfferAnswer(s):
     _x_decimal([v.valueDecimal for v in s if v.valueDecimal is not _U])
     _x_time([v.valueTime for v in s if v.valueTime is not _U])
     _x_uri([v.valueUri for v in s if v.valueUri is not _U])
-    c = list(map(_f.UNSET_COUNT, map(_f.span(ContractTermOfferAnswer, "valueAttachment", "valueUri", 12), map(_f.astuple, s))))
+    c = list(map(tuple.count, map(_f.span(ContractTermOfferAnswer, "valueAttachment", "valueUri", 12), map(_f.astuple, s)), _f.UNSETS))
     if min(c) != 11 or max(c) != 11:
         return "ContractTermOfferAnswer.value[x]: exactly one"
     return None
@@ -19511,30 +19511,30 @@ def _check_ElementDefinition(s):
     _x_uuid([v.patternUuid for v in s if v.patternUuid is not _U])
     _x_code([w for v in s if v.representation is not _U for w in v.representation])
     _x_uri([w for v in s if v.valueAlternatives is not _U for w in v.valueAlternatives])
-    if min(map(_f.UNSET_COUNT, map(_f.astuple, s))) < 238:
+    if min(map(tuple.count, map(_f.astuple, s), _f.UNSETS)) < 238:
         p = _f.span(ElementDefinition, "defaultValueAddress", "defaultValueUuid", 54)
         for v in s:
-            if _f.UNSET_COUNT(p(_f.astuple(v))) < 53:
+            if p(_f.astuple(v)).count(_U) < 53:
                 return "ElementDefinition.defaultValue[x]: at most one"
-    if min(map(_f.UNSET_COUNT, map(_f.astuple, s))) < 238:
+    if min(map(tuple.count, map(_f.astuple, s), _f.UNSETS)) < 238:
         p = _f.span(ElementDefinition, "fixedAddress", "fixedUuid", 54)
         for v in s:
-            if _f.UNSET_COUNT(p(_f.astuple(v))) < 53:
+            if p(_f.astuple(v)).count(_U) < 53:
                 return "ElementDefinition.fixed[x]: at most one"
-    if min(map(_f.UNSET_COUNT, map(_f.astuple, s))) < 238:
+    if min(map(tuple.count, map(_f.astuple, s), _f.UNSETS)) < 238:
         p = _f.span(ElementDefinition, "maxValueDate", "maxValueUnsignedInt", 10)
         for v in s:
-            if _f.UNSET_COUNT(p(_f.astuple(v))) < 9:
+            if p(_f.astuple(v)).count(_U) < 9:
                 return "ElementDefinition.maxValue[x]: at most one"
-    if min(map(_f.UNSET_COUNT, map(_f.astuple, s))) < 238:
+    if min(map(tuple.count, map(_f.astuple, s), _f.UNSETS)) < 238:
         p = _f.span(ElementDefinition, "minValueDate", "minValueUnsignedInt", 10)
         for v in s:
-            if _f.UNSET_COUNT(p(_f.astuple(v))) < 9:
+            if p(_f.astuple(v)).count(_U) < 9:
                 return "ElementDefinition.minValue[x]: at most one"
-    if min(map(_f.UNSET_COUNT, map(_f.astuple, s))) < 238:
+    if min(map(tuple.count, map(_f.astuple, s), _f.UNSETS)) < 238:
         p = _f.span(ElementDefinition, "patternAddress", "patternUuid", 54)
         for v in s:
-            if _f.UNSET_COUNT(p(_f.astuple(v))) < 53:
+            if p(_f.astuple(v)).count(_U) < 53:
                 return "ElementDefinition.pattern[x]: at most one"
     return None
 
@@ -19571,7 +19571,7 @@ def _check_ElementDefinitionExample(s):
     _x_uri([v.valueUri for v in s if v.valueUri is not _U])
     _x_uri([v.valueUrl for v in s if v.valueUrl is not _U])
     _x_uuid([v.valueUuid for v in s if v.valueUuid is not _U])
-    c = list(map(_f.UNSET_COUNT, map(_f.span(ElementDefinitionExample, "valueAddress", "valueUuid", 54), map(_f.astuple, s))))
+    c = list(map(tuple.count, map(_f.span(ElementDefinitionExample, "valueAddress", "valueUuid", 54), map(_f.astuple, s)), _f.UNSETS))
     if min(c) != 53 or max(c) != 53:
         return "ElementDefinitionExample.value[x]: exactly one"
     return None
@@ -20059,10 +20059,10 @@ def _check_Extension(s):
     _x_uri([v.valueUri for v in s if v.valueUri is not _U])
     _x_uri([v.valueUrl for v in s if v.valueUrl is not _U])
     _x_uuid([v.valueUuid for v in s if v.valueUuid is not _U])
-    if min(map(_f.UNSET_COUNT, map(_f.astuple, s))) < 57:
+    if min(map(tuple.count, map(_f.astuple, s), _f.UNSETS)) < 57:
         p = _f.span(Extension, "valueAddress", "valueUuid", 54)
         for v in s:
-            if _f.UNSET_COUNT(p(_f.astuple(v))) < 53:
+            if p(_f.astuple(v)).count(_U) < 53:
                 return "Extension.value[x]: at most one"
     return None
 
@@ -20537,7 +20537,7 @@ def _check_InventoryItemCharacteristic(s):
     _x_dateTime([v.valueDateTime for v in s if v.valueDateTime is not _U])
     _x_decimal([v.valueDecimal for v in s if v.valueDecimal is not _U])
     _x_uri([v.valueUrl for v in s if v.valueUrl is not _U])
-    c = list(map(_f.UNSET_COUNT, map(_f.span(InventoryItemCharacteristic, "valueAddress", "valueUrl", 13), map(_f.astuple, s))))
+    c = list(map(tuple.count, map(_f.span(InventoryItemCharacteristic, "valueAddress", "valueUrl", 13), map(_f.astuple, s)), _f.UNSETS))
     if min(c) != 12 or max(c) != 12:
         return "InventoryItemCharacteristic.value[x]: exactly one"
     return None
@@ -21295,10 +21295,10 @@ def _check_Observation(s):
         if v.instantiatesCanonical is not _U:
             if v.instantiatesReference is not _U:
                 return "Observation.instantiates[x]: at most one"
-    if min(map(_f.UNSET_COUNT, map(_f.astuple, s))) < 53:
+    if min(map(tuple.count, map(_f.astuple, s), _f.UNSETS)) < 53:
         p = _f.span(Observation, "valueAttachment", "valueTime", 13)
         for v in s:
-            if _f.UNSET_COUNT(p(_f.astuple(v))) < 12:
+            if p(_f.astuple(v)).count(_U) < 12:
                 return "Observation.value[x]: at most one"
     return None
 
@@ -21306,10 +21306,10 @@ def _check_Observation(s):
 def _check_ObservationComponent(s):
     _x_dateTime([v.valueDateTime for v in s if v.valueDateTime is not _U])
     _x_time([v.valueTime for v in s if v.valueTime is not _U])
-    if min(map(_f.UNSET_COUNT, map(_f.astuple, s))) < 19:
+    if min(map(tuple.count, map(_f.astuple, s), _f.UNSETS)) < 19:
         p = _f.span(ObservationComponent, "valueAttachment", "valueTime", 13)
         for v in s:
-            if _f.UNSET_COUNT(p(_f.astuple(v))) < 12:
+            if p(_f.astuple(v)).count(_U) < 12:
                 return "ObservationComponent.value[x]: at most one"
     return None
 
@@ -21472,10 +21472,10 @@ def _check_ParametersParameter(s):
     _x_uri([v.valueUri for v in s if v.valueUri is not _U])
     _x_uri([v.valueUrl for v in s if v.valueUrl is not _U])
     _x_uuid([v.valueUuid for v in s if v.valueUuid is not _U])
-    if min(map(_f.UNSET_COUNT, map(_f.astuple, s))) < 60:
+    if min(map(tuple.count, map(_f.astuple, s), _f.UNSETS)) < 60:
         p = _f.span(ParametersParameter, "valueAddress", "valueUuid", 54)
         for v in s:
-            if _f.UNSET_COUNT(p(_f.astuple(v))) < 53:
+            if p(_f.astuple(v)).count(_U) < 53:
                 return "ParametersParameter.value[x]: at most one"
     return None
 
@@ -21852,7 +21852,7 @@ def _check_QuestionnaireItemEnableWhen(s):
     _x_decimal([v.answerDecimal for v in s if v.answerDecimal is not _U])
     _x_time([v.answerTime for v in s if v.answerTime is not _U])
     _x_code([v.operator for v in s if v.operator is not _U])
-    c = list(map(_f.UNSET_COUNT, map(_f.span(QuestionnaireItemEnableWhen, "answerBoolean", "answerTime", 10), map(_f.astuple, s))))
+    c = list(map(tuple.count, map(_f.span(QuestionnaireItemEnableWhen, "answerBoolean", "answerTime", 10), map(_f.astuple, s)), _f.UNSETS))
     if min(c) != 9 or max(c) != 9:
         return "QuestionnaireItemEnableWhen.answer[x]: exactly one"
     return None
@@ -21864,7 +21864,7 @@ def _check_QuestionnaireItemInitial(s):
     _x_decimal([v.valueDecimal for v in s if v.valueDecimal is not _U])
     _x_time([v.valueTime for v in s if v.valueTime is not _U])
     _x_uri([v.valueUri for v in s if v.valueUri is not _U])
-    c = list(map(_f.UNSET_COUNT, map(_f.span(QuestionnaireItemInitial, "valueAttachment", "valueUri", 12), map(_f.astuple, s))))
+    c = list(map(tuple.count, map(_f.span(QuestionnaireItemInitial, "valueAttachment", "valueUri", 12), map(_f.astuple, s)), _f.UNSETS))
     if min(c) != 11 or max(c) != 11:
         return "QuestionnaireItemInitial.value[x]: exactly one"
     return None
@@ -21891,7 +21891,7 @@ def _check_QuestionnaireResponseItemAnswer(s):
     _x_decimal([v.valueDecimal for v in s if v.valueDecimal is not _U])
     _x_time([v.valueTime for v in s if v.valueTime is not _U])
     _x_uri([v.valueUri for v in s if v.valueUri is not _U])
-    c = list(map(_f.UNSET_COUNT, map(_f.span(QuestionnaireResponseItemAnswer, "valueAttachment", "valueUri", 12), map(_f.astuple, s))))
+    c = list(map(tuple.count, map(_f.span(QuestionnaireResponseItemAnswer, "valueAttachment", "valueUri", 12), map(_f.astuple, s)), _f.UNSETS))
     if min(c) != 11 or max(c) != 11:
         return "QuestionnaireResponseItemAnswer.value[x]: exactly one"
     return None
@@ -22690,7 +22690,7 @@ def _check_TaskInput(s):
     _x_uri([v.valueUri for v in s if v.valueUri is not _U])
     _x_uri([v.valueUrl for v in s if v.valueUrl is not _U])
     _x_uuid([v.valueUuid for v in s if v.valueUuid is not _U])
-    c = list(map(_f.UNSET_COUNT, map(_f.span(TaskInput, "valueAddress", "valueUuid", 54), map(_f.astuple, s))))
+    c = list(map(tuple.count, map(_f.span(TaskInput, "valueAddress", "valueUuid", 54), map(_f.astuple, s)), _f.UNSETS))
     if min(c) != 53 or max(c) != 53:
         return "TaskInput.value[x]: exactly one"
     return None
@@ -22710,7 +22710,7 @@ def _check_TaskOutput(s):
     _x_uri([v.valueUri for v in s if v.valueUri is not _U])
     _x_uri([v.valueUrl for v in s if v.valueUrl is not _U])
     _x_uuid([v.valueUuid for v in s if v.valueUuid is not _U])
-    c = list(map(_f.UNSET_COUNT, map(_f.span(TaskOutput, "valueAddress", "valueUuid", 54), map(_f.astuple, s))))
+    c = list(map(tuple.count, map(_f.span(TaskOutput, "valueAddress", "valueUuid", 54), map(_f.astuple, s)), _f.UNSETS))
     if min(c) != 53 or max(c) != 53:
         return "TaskOutput.value[x]: exactly one"
     return None
@@ -22953,7 +22953,7 @@ def _check_TransportInput(s):
     _x_uri([v.valueUri for v in s if v.valueUri is not _U])
     _x_uri([v.valueUrl for v in s if v.valueUrl is not _U])
     _x_uuid([v.valueUuid for v in s if v.valueUuid is not _U])
-    c = list(map(_f.UNSET_COUNT, map(_f.span(TransportInput, "valueAddress", "valueUuid", 54), map(_f.astuple, s))))
+    c = list(map(tuple.count, map(_f.span(TransportInput, "valueAddress", "valueUuid", 54), map(_f.astuple, s)), _f.UNSETS))
     if min(c) != 53 or max(c) != 53:
         return "TransportInput.value[x]: exactly one"
     return None
@@ -22973,7 +22973,7 @@ def _check_TransportOutput(s):
     _x_uri([v.valueUri for v in s if v.valueUri is not _U])
     _x_uri([v.valueUrl for v in s if v.valueUrl is not _U])
     _x_uuid([v.valueUuid for v in s if v.valueUuid is not _U])
-    c = list(map(_f.UNSET_COUNT, map(_f.span(TransportOutput, "valueAddress", "valueUuid", 54), map(_f.astuple, s))))
+    c = list(map(tuple.count, map(_f.span(TransportOutput, "valueAddress", "valueUuid", 54), map(_f.astuple, s)), _f.UNSETS))
     if min(c) != 53 or max(c) != 53:
         return "TransportOutput.value[x]: exactly one"
     return None

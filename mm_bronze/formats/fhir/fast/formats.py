@@ -169,9 +169,65 @@ def _first(
     return lambda values: common(values) or whole(values)
 
 
-# Nearly every dateTime is complete (date, time and zone): an instant, whose pattern (the
-# same parts, none optional) a regex matches in two thirds of the time.
-BATCH["dateTime"] = _first(BATCH["instant"], BATCH["dateTime"])
+# A digit's value as the tens (``_TENS``) or the units (``_UNITS``) of a number; any other
+# byte a value that puts their sum at 100 or more (and below 256: no carry between bytes).
+_TENS = bytes(10 * (b - 48) if 48 <= b <= 57 else 150 for b in range(256))
+_UNITS = bytes(b - 48 if 48 <= b <= 57 else 100 for b in range(256))
+_STRIDE = 26  # ``YYYY-MM-DDThh:mm:ss+hh:mm`` and a separator
+# (position of the two digits, the numbers they may write)
+_NUMBERS = (
+    (0, range(100)),
+    (2, range(100)),
+    (5, range(1, 13)),  # month
+    (8, range(1, 32)),  # day
+    (11, range(24)),  # hour
+    (14, range(60)),  # minute
+    (17, range(61)),  # second
+    (20, range(14)),  # zone hours (14:00 is left to the pattern)
+    (23, range(60)),  # zone minutes
+)
+_PUNCTUATION = ((4, b"-"), (7, b"-"), (10, b"T"), (13, b":"), (16, b":"), (22, b":"))
+
+
+def _numbers(joined: bytes, at: int, count: int) -> bytes:
+    """The two-digit number at ``at`` of each of ``count`` values ``_STRIDE`` apart, one byte
+    each (100 or more where one of the two is not a digit)."""
+    tens = joined[at::_STRIDE].translate(_TENS)
+    units = joined[at + 1 :: _STRIDE].translate(_UNITS)
+    return (int.from_bytes(tens, "big") + int.from_bytes(units, "big")).to_bytes(count, "big")
+
+
+def _complete_times(values: list[str]) -> bool:
+    """Each value is ``YYYY-MM-DDThh:mm:ss+hh:mm`` (or ``-hh:mm``) with every number in its
+    range and a year other than 0000: an instant, so a dateTime. Checked column by column in
+    C (slices of the joined values, one big-integer sum per number); False only means "not
+    all of that form" (the pattern then decides)."""
+    joined_text = SEPARATOR.join(values)
+    count = len(values)
+    if len(joined_text) != _STRIDE * count - 1 or not joined_text.isascii():
+        return False
+    joined = joined_text.encode("ascii")
+    if joined[25::_STRIDE] != b"\x00" * (count - 1):
+        return False  # then some value is not 25 characters long
+    for at, mark in _PUNCTUATION:
+        if joined[at::_STRIDE] != mark * count:
+            return False
+    if joined[19::_STRIDE].translate(None, b"+-"):
+        return False
+    for at, numbers in _NUMBERS:
+        if _numbers(joined, at, count).translate(None, bytes(numbers)):  # what is left fails
+            return False
+    years = int.from_bytes(_numbers(joined, 0, count), "big") + int.from_bytes(
+        _numbers(joined, 2, count), "big"
+    )
+    return b"\x00" not in years.to_bytes(count, "big")  # 00 + 00: the year 0000
+
+
+# Nearly every instant and dateTime is complete, with a zone and no fraction of a second;
+# when a batch is not all of that form, dateTime's batch is first tried as instant's (the
+# same parts, none optional: two thirds of the time of dateTime's regex).
+BATCH["dateTime"] = _first(_complete_times, _first(BATCH["instant"], BATCH["dateTime"]))
+BATCH["instant"] = _first(_complete_times, BATCH["instant"])
 
 FORMATS = tuple(BAD)
 # Formats checked value by value in one C pass, cheaper than hashing the values to drop

@@ -67,8 +67,9 @@ class Resource(
 
 
 class FormatError(ValueError):
-    """A code, uri or id value that does not match its FHIR pattern."""
+    """A value that does not match its FHIR format (or a ``ChoiceError``): found after
+    decoding, in the batches of ``formats``."""
 
 
-class ChoiceError(ValueError):
+class ChoiceError(FormatError):
     """More than one element of a ``[x]`` choice group, or none of a required one."""

@@ -6,11 +6,18 @@ Starts PostgreSQL (embedded), a Tansu broker, the bare starlette+hypercorn ceili
 ``mm-bronze serve`` processes; loads each with ``wrk`` (1.7 KB Observations, 32
 connections, every body distinct). The HTTP goals hold on Kafka too: accepted req/s and
 p99 against the ceiling, and with ``serve --all`` the consumers keep up.
+
+CPU per request of each process (server, Tansu, PostgreSQL, wrk) is measured too: it moves
+far less than req/s on a shared machine. With ``serve --all`` everything shares the cores, so
+the most it could accept here is cores / (its CPU per request, ingest to stored, all
+processes) against the ceiling's cores / (CPU per request, ceiling and wrk): that ratio is
+recorded as the machine's bound for the ``serve --all`` goal.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import subprocess
 import sys
 import tempfile
@@ -20,7 +27,8 @@ from pathlib import Path
 import psycopg
 
 from benchmarks.__main__ import OBSERVATION_ROUTE, observation_body, show, wait_http, warm_up
-from benchmarks.loadgen import run_wrk
+from benchmarks.cpu_meter import CpuMeter, per_request_ms, postmaster_pid
+from benchmarks.loadgen import LoadResult, run_wrk
 from benchmarks.summary import record
 from tests.services.kafka import TEST_CONSUMER_ENV, TansuBroker
 from tests.services.mm_bronze import MmBronze, free_port
@@ -28,12 +36,32 @@ from tests.services.postgres import create_database, postgres_server
 
 NAME = "kafka_bus"
 CONNECTIONS = 32
+DRAIN_TIMEOUT = 60.0
 
 
 def submissions(dsn: str) -> int:
     with psycopg.connect(dsn, autocommit=True) as conn:
         row = conn.execute("SELECT count(*) FROM ingestion.submissions").fetchone()
     return int(row[0]) if row else 0
+
+
+def show_cpu(label: str, used: dict[str, float], requests: int) -> float:
+    """Print CPU ms per request of each process; return the total in seconds per request."""
+    ms = per_request_ms(used, requests)
+    parts = "  ".join(f"{name} {value:.3f}" for name, value in ms.items())
+    total = sum(ms.values())
+    print(f"  {label:<26} CPU ms/request: {parts}  = {total:.3f}", flush=True)
+    return total / 1000
+
+
+def loaded(
+    url: str, body: bytes, seconds: float, roots: dict[str, int]
+) -> tuple[LoadResult, dict[str, float]]:
+    """wrk on ``url`` and the CPU seconds each of ``roots`` (and wrk, ``load``) used."""
+    meter = CpuMeter(roots)
+    meter.start()
+    result = run_wrk(url, body, connections=CONNECTIONS, seconds=seconds)
+    return result, meter.stop()
 
 
 def main() -> int:
@@ -48,24 +76,31 @@ def main() -> int:
         postgres_server(Path(tmp)) as admin,
     ):
         broker = TansuBroker(Path(tmp)).start()
+        assert broker.proc is not None
+        services = {"tansu": broker.proc.pid}
+        if (postgres := postmaster_pid(Path(tmp) / "pg")) is not None:
+            services["postgres"] = postgres
         port = free_port()
         ceiling = subprocess.Popen([sys.executable, "-m", "benchmarks.ceiling_app", str(port)])
         try:
             wait_http(f"http://127.0.0.1:{port}/")
             kafka = {"KAFKA_SERVERS": broker.servers, **TEST_CONSUMER_ENV}
-            base = run_wrk(f"http://127.0.0.1:{port}{OBSERVATION_ROUTE}", body,
-                           connections=CONNECTIONS, seconds=args.seconds)  # fmt: skip
+            base, used = loaded(f"http://127.0.0.1:{port}{OBSERVATION_ROUTE}", body, args.seconds,
+                                {"ceiling": ceiling.pid})  # fmt: skip
             show("ceiling (bare starlette)", base)
+            ceiling_cpu = show_cpu("ceiling (bare starlette)", used, base.requests)
             results = {}
             for name, extra in (("embedded", {}), ("kafka", kafka)):
                 env = {"POSTGRES_DSN": create_database(admin), **extra}
                 with MmBronze(Path(tmp) / f"http-{name}", "--http", env=env) as http:
                     url = http.url + OBSERVATION_ROUTE
                     warm_up(url, body)
-                    results[name] = run_wrk(
-                        url, body, connections=CONNECTIONS, seconds=args.seconds
+                    assert http.proc is not None
+                    results[name], used = loaded(
+                        url, body, args.seconds, {"serve": http.proc.pid, **services}
                     )
                 show(f"serve --http, {name} bus", results[name], base)
+                show_cpu(f"serve --http, {name} bus", used, results[name].requests)
             on_kafka = results["kafka"]
             record(NAME, "serve --http on Kafka, Observations 32 conn: accepted req/s",
                    on_kafka.rate(), base.rate(), "req/s", goal=0.6,
@@ -79,16 +114,38 @@ def main() -> int:
                 Path(tmp) / "all-kafka", "--all", env={"POSTGRES_DSN": dsn, **kafka}
             ) as full:
                 warm_up(full.url + OBSERVATION_ROUTE, body)
+                assert full.proc is not None
+                meter = CpuMeter({"serve": full.proc.pid, **services})
                 first, began = submissions(dsn), time.perf_counter()
+                meter.start()
                 result = run_wrk(full.url + OBSERVATION_ROUTE, body, connections=CONNECTIONS,
                                  seconds=args.all_seconds)  # fmt: skip
                 stored = (submissions(dsn) - first) / (time.perf_counter() - began)
+                # CPU per request from ingest to stored: until the consumers caught up.
+                deadline = time.monotonic() + DRAIN_TIMEOUT
+                while submissions(dsn) - first < result.requests and time.monotonic() < deadline:
+                    time.sleep(0.2)
+                used = meter.stop()
             show("serve --all, kafka bus", result, base)
             print(f"  {'stored':<26} {stored:8.1f} obj/s")
+            all_cpu = show_cpu("serve --all, to stored", used, result.requests)
+            cores = os.cpu_count() or 1
+            # Both as cores / CPU per request: their ratio is the most serve --all could reach
+            # against the ceiling here, every core busy with it (and wrk), nothing else.
+            unavoidable = sum(used.get(name, 0.0) for name in services) / max(result.requests, 1)
+            print(f"  {'bound (cores / CPU)':<26} {cores / all_cpu:8.1f} req/s  vs ceiling's "
+                  f"{cores / ceiling_cpu:.1f}: x{ceiling_cpu / all_cpu:.2f}; Tansu + PostgreSQL "
+                  f"alone {unavoidable * 1000:.3f} ms/request")  # fmt: skip
             record(NAME, "serve --all on Kafka, Observations 32 conn: accepted req/s vs ceiling",
                    result.rate(), base.rate(), "req/s", goal=0.4)  # fmt: skip
             record(NAME, "serve --all on Kafka, Observations 32 conn: stored/s vs accepted/s",
                    stored, result.rate(), "obj/s", goal=0.8)  # fmt: skip
+            record(NAME, "serve --all on Kafka: the machine's bound, cores / CPU per request "
+                   "(all processes, to stored) vs the ceiling's",
+                   cores / all_cpu, cores / ceiling_cpu, "req/s",
+                   note=f"no goal: the most serve --all could accept here; Tansu + PostgreSQL "
+                   f"{unavoidable * 1000:.2f} ms/request, the ceiling "
+                   f"{ceiling_cpu * 1000:.2f} ms with wrk")  # fmt: skip
         finally:
             ceiling.terminate()
             ceiling.wait()

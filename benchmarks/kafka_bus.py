@@ -114,6 +114,11 @@ def main() -> int:
                 Path(tmp) / "all-kafka", "--all", env={"POSTGRES_DSN": dsn, **kafka}
             ) as full:
                 warm_up(full.url + OBSERVATION_ROUTE, body)
+                # The consumers join their group a few seconds after start: measure from
+                # when they store, not their join.
+                deadline = time.monotonic() + DRAIN_TIMEOUT
+                while submissions(dsn) == 0 and time.monotonic() < deadline:
+                    time.sleep(0.2)
                 assert full.proc is not None
                 meter = CpuMeter({"serve": full.proc.pid, **services})
                 first, began = submissions(dsn), time.perf_counter()

@@ -13,9 +13,12 @@ checked, staged when large, and its event durable on the bus before the close is
 A fourth server bounds the large-file goal on this machine: the bare server that also
 computes the SHA-256 of every byte it receives, with mm-bronze's own ``Digest`` (4 MiB
 pieces hashed in a worker thread while the loop decrypts the next). Its ratio to the bare
-server is the most any door that must hash can reach here. Each server's CPU time (its
-process and its children) per GB and per small file is printed too: on a shared machine
-it is steadier than the rates.
+server is the most any door that must hash can reach here. For small files with consumers,
+two more runs share a bus with ``serve --consumers`` running in a process of its own: the
+same door (``serve --sftp``), and the bound, the bare server committing each file's event
+(the door's, inline payload) to the bus before answering its close. Each server's CPU time
+(its process and its children; the consumers apart are not counted) per GB and per small
+file is printed too: on a shared machine it is steadier than the rates.
 
     python -m benchmarks.sftp [--large-mb 1000] [--small 1000]
 """
@@ -23,6 +26,7 @@ it is steadier than the rates.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import shutil
 import subprocess
@@ -31,6 +35,7 @@ import tempfile
 import textwrap
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -41,16 +46,17 @@ from tests.services.mm_bronze import MmBronze, free_port
 from tests.services.postgres import create_database, outside_pytest_tmp, postgres_server
 
 MB = 1_000_000
+SPLIT_NAME = "mm-bronze --sftp, --consumers apart"
 
 BARE_SERVER = textwrap.dedent(
     """
     import asyncio, sys
     import asyncssh
 
-    async def main(port, root, host_key, client_pub, dsn, hashing):
+    async def main(port, root, host_key, client_pub, dsn, mode):
         keys = asyncssh.import_authorized_keys(open(client_pub).read())
         factory = lambda chan: asyncssh.SFTPServer(chan, chroot=root.encode())
-        if hashing:  # the SHA-256 of every written byte, as mm-bronze's door computes it
+        if mode == "hash":  # the SHA-256 of every written byte, as mm-bronze's door computes it
             from mm_bronze.ingest.sftp.digest import Digest
 
             async def written(pending, size):
@@ -89,11 +95,36 @@ BARE_SERVER = textwrap.dedent(
                 async def close(self, file_obj):
                     writing = file_obj.writable()
                     file_obj.close()
-                    if writing:
+                    if writing and mode == "bus":
+                        await publish(file_obj.name)
+                    elif writing:
                         await db.execute(
                             "INSERT INTO bench_closes (name) VALUES (%s)", (file_obj.name,),
                             prepare=True,
                         )
+
+            import datetime, hashlib, os, uuid
+            from mm_bronze.ingest.sftp.kind import KindDetector
+            from mm_bronze.models import IngestEvent, encode_event
+
+            async def publish(local):  # the file's event on mm-bronze's bus, as the door's
+                data = open(local, "rb").read()
+                name = os.path.basename(os.fsdecode(local))
+                detector = KindDetector(name, "R4")
+                detector.feed(data)
+                kind = detector.finish()
+                sha256 = hashlib.sha256(data).hexdigest()
+                event = IngestEvent(
+                    uuid=str(uuid.uuid4()), source="sftp", format=kind.format,
+                    content_type=kind.content_type, version=kind.version, subtype=kind.subtype,
+                    sha256=sha256, size=len(data), client="bench", payload=data,
+                    received_at=datetime.datetime.now(datetime.UTC),
+                    source_metadata={"username": "bench", "path": "/" + name, "file_name": name},
+                )
+                await db.execute(
+                    "INSERT INTO bus.messages (topic, key, value) VALUES (%s, %b, %b)",
+                    ("bronze-ingest-sftp", sha256.encode(), encode_event(event)), prepare=True,
+                )
 
             factory = lambda chan: Durable(chan, chroot=root.encode())
         await asyncssh.listen(
@@ -103,7 +134,7 @@ BARE_SERVER = textwrap.dedent(
         print("listening", flush=True)
         await asyncio.Event().wait()
 
-    asyncio.run(main(int(sys.argv[1]), *sys.argv[2:6], sys.argv[6] == "hash"))
+    asyncio.run(main(int(sys.argv[1]), *sys.argv[2:7]))
     """
 )
 
@@ -227,13 +258,17 @@ def bench_bare(
     small_dir: Path | None,
     dsn: str = "",
     *,
-    hashing: bool = False,
+    mode: str = "",
 ) -> Result:
-    """The bare asyncssh server; with ``dsn``, one durable commit per close on that database;
-    with ``hashing``, the SHA-256 of every byte written (as mm-bronze's door hashes)."""
-    if dsn:
+    """The bare asyncssh server; with ``dsn``, one durable commit per close on that database
+    (with ``mode="bus"``, the commit of the file's event on mm-bronze's bus, whose schema
+    must exist); with ``mode="hash"``, the SHA-256 of every byte written (as mm-bronze's
+    door hashes)."""
+    if mode == "bus":
+        name, root = "bare asyncssh + the event on the bus", work / "bare-bus-root"
+    elif dsn:
         name, root = "bare asyncssh + a commit per close", work / "bare-durable-root"
-    elif hashing:
+    elif mode == "hash":
         name, root = "bare asyncssh + SHA-256", work / "bare-hash-root"
     else:
         name, root = "bare asyncssh (ceiling)", work / "bare-root"
@@ -251,7 +286,7 @@ def bench_bare(
             str(host_key),
             f"{key}.pub",
             dsn,
-            "hash" if hashing else "",
+            mode,
         ],
         stdout=subprocess.PIPE,
         text=True,
@@ -264,12 +299,30 @@ def bench_bare(
         proc.wait()
 
 
+@contextlib.contextmanager
+def consumers_apart(work: Path, dsn: str, name: str) -> Iterator[None]:
+    """``mm-bronze serve --consumers`` in a process of its own, storing what ``dsn``'s bus
+    carries (its start creates the bus schema)."""
+    proc = MmBronze(work / name, "--consumers", env={"POSTGRES_DSN": dsn})
+    try:
+        proc.start()
+        yield
+    finally:
+        proc.stop()
+
+
 def bench_mm_bronze(
-    work: Path, key: Path, large: Path, small_dir: Path, roles: tuple[str, ...], dsn: str
+    work: Path,
+    key: Path,
+    large: Path | None,
+    small_dir: Path,
+    roles: tuple[str, ...],
+    dsn: str,
+    name: str = "",
 ) -> Result:
     from mm_bronze.ingest.sftp.users import SftpUser, save_users_file
 
-    data_dir = work / ("mm-bronze" + "".join(roles).replace("--", "-"))
+    data_dir = work / ("mm-bronze" + "".join(roles).replace("--", "-") + name.replace(" ", "-"))
     public = Path(f"{key}.pub").read_text().strip()
     save_users_file(
         data_dir / "sftp" / "users.json",
@@ -283,7 +336,7 @@ def bench_mm_bronze(
             time.sleep(0.1)
         assert proc.proc is not None
         return measure(
-            f"mm-bronze serve {' '.join(roles)}",
+            name or f"mm-bronze serve {' '.join(roles)}",
             proc.sftp_port,
             proc.proc.pid,
             "bench",
@@ -316,17 +369,25 @@ def main() -> int:
         client_key.write_public_key(f"{key}.pub")
         large, small_dir = make_inputs(work, args.large_mb, args.small)
         with outside_pytest_tmp("sftp-bench-pg-") as pg_dir, postgres_server(pg_dir) as admin:
-            door_dsn, full_dsn = create_database(admin, "sftp"), create_database(admin, "sftp")
+            door_dsn, full_dsn, split_dsn, bus_dsn = (
+                create_database(admin, "sftp") for _ in range(4)
+            )
             results = [
                 bench_bare(work, key, large, small_dir),
-                bench_bare(work, key, large, None, hashing=True),
+                bench_bare(work, key, large, None, mode="hash"),
                 bench_mm_bronze(work, key, large, small_dir, ("--sftp",), door_dsn),
                 bench_mm_bronze(work, key, large, small_dir, ("--sftp", "--consumers"), full_dsn),
                 bench_bare(work, key, None, small_dir, door_dsn),
             ]
+            with consumers_apart(work, split_dsn, "consumers-apart"):
+                results.append(
+                    bench_mm_bronze(work, key, None, small_dir, ("--sftp",), split_dsn, SPLIT_NAME)
+                )
+            with consumers_apart(work, bus_dsn, "consumers-bound"):
+                results.append(bench_bare(work, key, None, small_dir, bus_dsn, mode="bus"))
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    ceiling, hashed, door, full, durable = results
+    ceiling, hashed, door, full, durable, split, bus = results
     print(f"SFTP upload with OpenSSH sftp: {args.large_mb} MB file, {args.small} small files")
     print(
         f"{'server':<36}{'large MB/s':>12}{'CPU s/GB':>10}{'small files/s':>15}"
@@ -389,6 +450,29 @@ def main() -> int:
             "files/s",
             goal=0.5,
         )
+    print(
+        f"{split.server} / ceiling: {split.small_files_s / ceiling.small_files_s:.0%} of files/s; "
+        f"{bus.server} (consumers apart) / ceiling: "
+        f"{bus.small_files_s / ceiling.small_files_s:.0%} of files/s"
+    )
+    record(
+        "sftp",
+        f"{small_label}, serve --sftp and serve --consumers apart: files/s vs bare asyncssh",
+        split.small_files_s,
+        ceiling.small_files_s,
+        "files/s",
+        note="the same door with the consumers in a process of their own, on the same bus",
+    )
+    record(
+        "sftp",
+        f"{small_label}, bare asyncssh + each file's event on the bus, consumers apart: "
+        "files/s vs bare asyncssh",
+        bus.small_files_s,
+        ceiling.small_files_s,
+        "files/s",
+        note="the machine's bound for small files with consumers: a bare door committing each "
+        "file's event to the bus while serve --consumers stores them",
+    )
     record(
         "sftp",
         f"{small_label}, serve --sftp: files/s vs bare asyncssh + a commit per close",

@@ -20,7 +20,10 @@ same door (``serve --sftp``), and the bound, the bare server committing each fil
 (its process and its children; the consumers apart are not counted) per GB and per small
 file is printed too: on a shared machine it is steadier than the rates.
 
-    python -m benchmarks.sftp [--large-mb 1000] [--small 1000]
+Every server runs ``--rounds`` times (2), one round after another; each figure is the
+server's fastest round, the least disturbed by other work on a shared machine.
+
+    python -m benchmarks.sftp [--large-mb 1000] [--small 1000] [--rounds 2]
 """
 
 from __future__ import annotations
@@ -236,6 +239,9 @@ def measure(
     work: Path,
 ) -> Result:
     large_mb_s = large_cpu = 0.0
+    # Start from a clean page cache: what an earlier server left unwritten (the bare ones do
+    # not fsync) would otherwise be written back during this one's upload.
+    os.sync()
     with PeakRss(pid) as rss:
         if large is not None:
             cpu = cpu_seconds(pid)
@@ -245,6 +251,7 @@ def measure(
     if small_dir is None:
         return Result(name, large_mb_s, 0.0, rss.peak_kb / 1024, large_cpu)
     small = sorted(small_dir.iterdir())
+    os.sync()
     cpu = cpu_seconds(pid)
     seconds = sftp_batch(port, user, key, [f"put {p} /{p.name}" for p in small], work)
     small_cpu = (cpu_seconds(pid) - cpu) * 1000 / len(small)
@@ -349,11 +356,57 @@ def bench_mm_bronze(
         proc.stop()
 
 
+def one_round(
+    work: Path,
+    key: Path,
+    large: Path,
+    small_dir: Path,
+    door_dsn: str,
+    full_dsn: str,
+    split_dsn: str,
+    bus_dsn: str,
+) -> list[Result]:
+    """Every server once, in ``work`` (a directory of its own)."""
+    work.mkdir()
+    results = [
+        bench_bare(work, key, large, small_dir),
+        bench_bare(work, key, large, None, mode="hash"),
+        bench_mm_bronze(work, key, large, small_dir, ("--sftp",), door_dsn),
+        bench_mm_bronze(work, key, large, small_dir, ("--sftp", "--consumers"), full_dsn),
+        bench_bare(work, key, None, small_dir, door_dsn),
+    ]
+    with consumers_apart(work, split_dsn, "consumers-apart"):
+        results.append(
+            bench_mm_bronze(work, key, None, small_dir, ("--sftp",), split_dsn, SPLIT_NAME)
+        )
+    with consumers_apart(work, bus_dsn, "consumers-bound"):
+        results.append(bench_bare(work, key, None, small_dir, bus_dsn, mode="bus"))
+    return results
+
+
+def best(runs: tuple[Result, ...]) -> Result:
+    """One server's least disturbed figures over several rounds: each rate (with its CPU)
+    from its fastest round, the highest peak memory."""
+    large = max(runs, key=lambda r: r.large_mb_s)
+    small = max(runs, key=lambda r: r.small_files_s)
+    return Result(
+        large.server,
+        large.large_mb_s,
+        small.small_files_s,
+        max(r.peak_rss_mb for r in runs),
+        large.large_cpu_s_gb,
+        small.small_cpu_ms,
+    )
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--large-mb", type=int, default=1000, help="size of the large file")
     parser.add_argument("--small", type=int, default=1000, help="number of small files")
     parser.add_argument("--dir", help="work directory (default: a temporary one under ./data)")
+    parser.add_argument(
+        "--rounds", type=int, default=2, help="rounds of every server; the fastest of each counts"
+    )
     args = parser.parse_args()
     if shutil.which("sftp") is None:
         print("the OpenSSH sftp client is needed (apt-get install openssh-client)")
@@ -369,24 +422,14 @@ def main() -> int:
         client_key.write_public_key(f"{key}.pub")
         large, small_dir = make_inputs(work, args.large_mb, args.small)
         with outside_pytest_tmp("sftp-bench-pg-") as pg_dir, postgres_server(pg_dir) as admin:
-            door_dsn, full_dsn, split_dsn, bus_dsn = (
-                create_database(admin, "sftp") for _ in range(4)
-            )
-            results = [
-                bench_bare(work, key, large, small_dir),
-                bench_bare(work, key, large, None, mode="hash"),
-                bench_mm_bronze(work, key, large, small_dir, ("--sftp",), door_dsn),
-                bench_mm_bronze(work, key, large, small_dir, ("--sftp", "--consumers"), full_dsn),
-                bench_bare(work, key, None, small_dir, door_dsn),
-            ]
-            with consumers_apart(work, split_dsn, "consumers-apart"):
-                results.append(
-                    bench_mm_bronze(work, key, None, small_dir, ("--sftp",), split_dsn, SPLIT_NAME)
-                )
-            with consumers_apart(work, bus_dsn, "consumers-bound"):
-                results.append(bench_bare(work, key, None, small_dir, bus_dsn, mode="bus"))
+            dsns = [create_database(admin, "sftp") for _ in range(4)]
+            rounds = []
+            for n in range(args.rounds):
+                rounds.append(one_round(work / f"round-{n}", key, large, small_dir, *dsns))
+                shutil.rmtree(work / f"round-{n}", ignore_errors=True)
     finally:
         shutil.rmtree(work, ignore_errors=True)
+    results = [best(runs) for runs in zip(*rounds, strict=True)]
     ceiling, hashed, door, full, durable, split, bus = results
     print(f"SFTP upload with OpenSSH sftp: {args.large_mb} MB file, {args.small} small files")
     print(

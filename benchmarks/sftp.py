@@ -422,9 +422,10 @@ def main() -> int:
         client_key.write_public_key(f"{key}.pub")
         large, small_dir = make_inputs(work, args.large_mb, args.small)
         with outside_pytest_tmp("sftp-bench-pg-") as pg_dir, postgres_server(pg_dir) as admin:
-            dsns = [create_database(admin, "sftp") for _ in range(4)]
             rounds = []
             for n in range(args.rounds):
+                # New databases every round: files already recorded would be duplicates then.
+                dsns = [create_database(admin, "sftp") for _ in range(4)]
                 rounds.append(one_round(work / f"round-{n}", key, large, small_dir, *dsns))
                 shutil.rmtree(work / f"round-{n}", ignore_errors=True)
     finally:

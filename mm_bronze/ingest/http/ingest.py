@@ -38,7 +38,7 @@ from mm_bronze.ingest.http.body import receive_body
 from mm_bronze.ingest.http.deadlines import Deadline, SharedDeadlines
 from mm_bronze.ingest.http.deps import HttpDeps
 from mm_bronze.ingest.http.responses import CHALLENGE, error, invalid_payload, refuse
-from mm_bronze.ingest.http.submission_ids import new_submission_id
+from mm_bronze.ingest.submission_ids import new_submission_id
 from mm_bronze.metrics import format_label
 from mm_bronze.metrics.door import ACCEPTED, REJECTED, TOO_LARGE, UNAUTHORIZED, UNAVAILABLE
 from mm_bronze.models import IngestEvent, encode_event

@@ -14,7 +14,6 @@ import structlog
 from mm_bronze import formats
 from mm_bronze.bus import Bus
 from mm_bronze.errors import BusUnavailable, InvalidPayload, StorageUnavailable
-from mm_bronze.ingest.http.submission_ids import new_submission_id
 from mm_bronze.ingest.mllp.ack import (
     AckError,
     ErrorCode,
@@ -26,6 +25,7 @@ from mm_bronze.ingest.mllp.ack import (
 )
 from mm_bronze.ingest.mllp.framing import FrameTooLarge
 from mm_bronze.ingest.mllp.header import Hl7Header, parse_header
+from mm_bronze.ingest.submission_ids import new_submission_id
 from mm_bronze.metrics import DoorMetrics
 from mm_bronze.metrics.door import ACCEPTED, REJECTED, TOO_LARGE, UNAVAILABLE
 from mm_bronze.models import IngestEvent, encode_event

@@ -5,8 +5,8 @@ from __future__ import annotations
 import os
 import uuid
 
-from mm_bronze.ingest.http import submission_ids
-from mm_bronze.ingest.http.submission_ids import new_submission_id
+from mm_bronze.ingest import submission_ids
+from mm_bronze.ingest.submission_ids import new_submission_id
 
 
 def test_ids_are_canonical_version_4_uuids_and_unique() -> None:

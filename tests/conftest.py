@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,6 +13,12 @@ from tests.services.object_stores import azure, gcs, object_store, s3  # noqa: F
 from tests.services.postgres import create_database, outside_pytest_tmp, postgres_server
 
 CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus"
+
+# Processes the tests start see only what `make install` installs (see its sitecustomize).
+INSTALLED_SITE = Path(__file__).parent / "services" / "installed_site"
+os.environ["PYTHONPATH"] = os.pathsep.join(
+    p for p in (str(INSTALLED_SITE), os.environ.get("PYTHONPATH")) if p
+)
 
 
 @pytest.fixture(scope="session")

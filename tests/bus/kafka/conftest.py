@@ -29,6 +29,10 @@ def kafka_env_for(servers: str, dsn: str, **extra: str) -> dict[str, str]:
         "KAFKA_BRONZE_API_GROUP": f"bronze-storage-api-{tag}",
         "KAFKA_BRONZE_SFTP_TOPIC": f"bronze-ingest-sftp-{tag}",
         "KAFKA_BRONZE_SFTP_GROUP": f"bronze-storage-sftp-{tag}",
+        # MLLP too: a group shared across tests keeps the members of killed processes until
+        # their session times out, and every later join and leave waits for them.
+        "MM_BRONZE_KAFKA_MLLP_TOPIC": f"bronze-ingest-mllp-{tag}",
+        "MM_BRONZE_KAFKA_MLLP_GROUP": f"bronze-storage-mllp-{tag}",
         "MM_BRONZE_KAFKA_DLQ_TOPIC": f"bronze-ingest-dlq-{tag}",
         **TEST_CONSUMER_ENV,
         **extra,

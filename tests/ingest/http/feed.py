@@ -16,7 +16,8 @@ from tests.services.mm_bronze import MmBronze
 
 class FeedReader:
     """Follows ``after`` with long polls on a thread, saving its cursor after each page
-    (as the README's consumer loop does); ``stop`` ends it like a crash of the reader."""
+    (as the README's consumer loop does); ``stop`` ends it like a crash of the reader: the
+    page in flight then is never saved."""
 
     def __init__(self, url: str, cursor: int = 0, wait: float = 5, limit: int = 37) -> None:
         self.url = url
@@ -26,6 +27,7 @@ class FeedReader:
         self.seen: list[str] = []
         self.errors: list[str] = []
         self._stop = threading.Event()
+        self._saving = threading.Lock()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def start(self) -> FeedReader:
@@ -33,7 +35,13 @@ class FeedReader:
         return self
 
     def stop(self) -> None:
-        self._stop.set()
+        """Crash: from now on ``seen`` and ``cursor`` stay as they are. The thread itself
+        ends when its poll in flight returns (see ``join``)."""
+        with self._saving:
+            self._stop.set()
+
+    def join(self) -> None:
+        self.stop()
         self._thread.join(timeout=60)
         assert not self._thread.is_alive()
 
@@ -44,16 +52,22 @@ class FeedReader:
                 try:
                     response = http.get("/submissions", params=params)
                 except httpx.HTTPError as exc:  # the door restarting: retry from the cursor
+                    if self._stop.is_set():
+                        return
                     self.errors.append(type(exc).__name__)
                     time.sleep(0.2)
                     continue
-                if response.status_code != 200:
-                    self.errors.append(f"{response.status_code} {response.text}")
-                    time.sleep(0.2)
-                    continue
-                page = response.json()
-                self.seen += [item["uuid"] for item in page["items"]]
-                self.cursor = page["next"]
+                with self._saving:
+                    if self._stop.is_set():
+                        return
+                    if response.status_code != 200:
+                        self.errors.append(f"{response.status_code} {response.text}")
+                    else:
+                        page = response.json()
+                        self.seen += [item["uuid"] for item in page["items"]]
+                        self.cursor = page["next"]
+                        continue
+                time.sleep(0.2)
 
 
 def payload(i: int) -> bytes:
@@ -74,9 +88,8 @@ async def post_many(url: str, bodies: list[bytes], concurrency: int = 16) -> lis
         return list(await asyncio.gather(*(one(b) for b in bodies)))
 
 
-def recorded(dsn: str) -> int:
-    with psycopg.connect(dsn) as conn:
-        row = conn.execute("SELECT count(*) FROM ingestion.submissions").fetchone()
+def recorded(conn: psycopg.Connection) -> int:
+    row = conn.execute("SELECT count(*) FROM ingestion.submissions").fetchone()
     assert row is not None
     return int(row[0])
 
@@ -105,24 +118,29 @@ def feed_sees_everything(
     readers = [FeedReader(http.url).start()]
     total = total_first + total_second
     uuids = asyncio.run(post_many(http.url, [payload(i) for i in range(total_first)]))
+    # One connection polls the count: a new one per poll would cost the server a backend.
+    counts = psycopg.connect(dsn, autocommit=True)
     consumers = MmBronze(tmp_path, "--consumers", env=env).start(wait=False)
     try:
-        wait_until(lambda: recorded(dsn) >= 60, 120, "the first submissions to be recorded")
+        wait_until(lambda: recorded(counts) >= 60, 120, "the first submissions to be recorded")
         consumers.kill()
-        assert recorded(dsn) < total_first, "consumers finished before they could be killed"
+        assert recorded(counts) < total_first, "consumers finished before they could be killed"
         # The reader crashes too, and a new one resumes from the cursor it saved.
         readers[0].stop()
         readers.append(FeedReader(http.url, cursor=readers[0].cursor).start())
         more = [payload(i) for i in range(total_first, total)]
         uuids += asyncio.run(post_many(http.url, more))
         consumers = MmBronze(tmp_path, "--consumers", env=env).start()
-        wait_until(lambda: recorded(dsn) >= total, 180, "every submission to be recorded")
+        wait_until(lambda: recorded(counts) >= total, 180, "every submission to be recorded")
         wait_until(lambda: sum(len(r.seen) for r in readers) >= total, 60, "the reader to catch up")
     finally:
+        counts.close()
         for reader in readers:
             reader.stop()
         consumers.stop()
-        http.stop()
+        http.stop()  # answers the polls still waiting
+        for reader in readers:
+            reader.join()
     seen = [uuid for reader in readers for uuid in reader.seen]
     assert set(seen) == set(uuids), f"missing {len(set(uuids) - set(seen))}"
     assert len(seen) == len(set(seen)), "a submission was delivered twice"

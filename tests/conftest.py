@@ -23,7 +23,10 @@ os.environ["PYTHONPATH"] = os.pathsep.join(
 
 @pytest.fixture(scope="session")
 def pg_admin_dsn() -> Iterator[str]:
-    with outside_pytest_tmp("mmb-test-pg-") as workdir, postgres_server(workdir) as dsn:
+    with (
+        outside_pytest_tmp("mmb-test-pg-") as workdir,
+        postgres_server(workdir, durable=False) as dsn,
+    ):
         yield dsn
 
 

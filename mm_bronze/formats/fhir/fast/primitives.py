@@ -67,9 +67,8 @@ class Resource(
 
 
 class FormatError(ValueError):
-    """A value that does not match its FHIR format (or a ``ChoiceError``): found after
-    decoding, in the batches of ``formats``."""
+    """A code, uri or id value that does not match its FHIR pattern."""
 
 
-class ChoiceError(FormatError):
+class ChoiceError(ValueError):
     """More than one element of a ``[x]`` choice group, or none of a required one."""

@@ -14,19 +14,33 @@ from mm_bronze.formats.fhir.fast import formats as _f
 from mm_bronze.formats.fhir.fast import primitives as _p
 
 _U = _ms.UNSET
-_x_code = _f.EXTEND["code"]
-_x_uri = _f.EXTEND["uri"]
-_x_id = _f.EXTEND["id"]
-_x_date = _f.EXTEND["date"]
-_x_dateTime = _f.EXTEND["dateTime"]
-_x_instant = _f.EXTEND["instant"]
-_x_time = _f.EXTEND["time"]
-_x_oid = _f.EXTEND["oid"]
-_x_uuid = _f.EXTEND["uuid"]
-_x_integer64 = _f.EXTEND["integer64"]
-_x_base64Binary = _f.EXTEND["base64Binary"]
-_x_decimal = _f.EXTEND["decimal"]
-_x_decimals = _f.EXTEND["decimals"]
+_astuple = _ms.structs.astuple
+_a_code = _f.APPEND["code"]
+_e_code = _f.EXTEND["code"]
+_a_uri = _f.APPEND["uri"]
+_e_uri = _f.EXTEND["uri"]
+_a_id = _f.APPEND["id"]
+_e_id = _f.EXTEND["id"]
+_a_date = _f.APPEND["date"]
+_e_date = _f.EXTEND["date"]
+_a_dateTime = _f.APPEND["dateTime"]
+_e_dateTime = _f.EXTEND["dateTime"]
+_a_instant = _f.APPEND["instant"]
+_e_instant = _f.EXTEND["instant"]
+_a_time = _f.APPEND["time"]
+_e_time = _f.EXTEND["time"]
+_a_oid = _f.APPEND["oid"]
+_e_oid = _f.EXTEND["oid"]
+_a_uuid = _f.APPEND["uuid"]
+_e_uuid = _f.EXTEND["uuid"]
+_a_integer64 = _f.APPEND["integer64"]
+_e_integer64 = _f.EXTEND["integer64"]
+_a_base64Binary = _f.APPEND["base64Binary"]
+_e_base64Binary = _f.EXTEND["base64Binary"]
+_a_decimal = _f.APPEND["decimal"]
+_e_decimal = _f.EXTEND["decimal"]
+_a_decimals = _f.APPEND["decimals"]
+_e_decimals = _f.EXTEND["decimals"]
 
 
 class Account(_p.Resource, tag="Account", kw_only=True):
@@ -55,7 +69,18 @@ class Account(_p.Resource, tag="Account", kw_only=True):
     subject: _T11 = _U
     text: _T12 = _U
     type: _T13 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U:
+            _a_id(v)
+        v = self.implicitRules
+        if v is not _U:
+            _a_uri(v)
+        v = self.language
+        if v is not _U:
+            _a_code(v)
+        _a_code(self.status)
 
 
 class AccountCoverage(_p.Complex, kw_only=True):
@@ -167,7 +192,77 @@ class ActivityDefinition(_p.Resource, tag="ActivityDefinition", kw_only=True):
     useContext: _T30 = _U
     version: _T2 = _U
     version_ext: _T3 = _ms.field(default=_U, name="_version")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.approvalDate
+        if v is not _U:
+            _a_date(v)
+        v = self.date
+        if v is not _U:
+            _a_dateTime(v)
+        v = self.id
+        if v is not _U:
+            _a_id(v)
+        v = self.implicitRules
+        if v is not _U:
+            _a_uri(v)
+        v = self.intent
+        if v is not _U:
+            _a_code(v)
+        v = self.kind
+        if v is not _U:
+            _a_code(v)
+        v = self.language
+        if v is not _U:
+            _a_code(v)
+        v = self.lastReviewDate
+        if v is not _U:
+            _a_date(v)
+        if self.library is not _U:
+            _e_uri(self.library)
+        v = self.priority
+        if v is not _U:
+            _a_code(v)
+        v = self.profile
+        if v is not _U:
+            _a_uri(v)
+        _a_code(self.status)
+        v = self.subjectCanonical
+        if v is not _U:
+            _a_uri(v)
+        v = self.timingDateTime
+        if v is not _U:
+            _a_dateTime(v)
+        v = self.transform
+        if v is not _U:
+            _a_uri(v)
+        v = self.url
+        if v is not _U:
+            _a_uri(v)
+        if self.productCodeableConcept is not _U:
+            if self.productReference is not _U:
+                raise _p.ChoiceError("ActivityDefinition.product[x]: at most one")
+        if self.subjectCanonical is not _U:
+            if self.subjectCodeableConcept is not _U or self.subjectReference is not _U:
+                raise _p.ChoiceError("ActivityDefinition.subject[x]: at most one")
+        elif self.subjectCodeableConcept is not _U:
+            if self.subjectReference is not _U:
+                raise _p.ChoiceError("ActivityDefinition.subject[x]: at most one")
+        if self.timingAge is not _U:
+            if self.timingDateTime is not _U or self.timingDuration is not _U or self.timingPeriod is not _U or self.timingRange is not _U or self.timingTiming is not _U:
+                raise _p.ChoiceError("ActivityDefinition.timing[x]: at most one")
+        elif self.timingDateTime is not _U:
+            if self.timingDuration is not _U or self.timingPeriod is not _U or self.timingRange is not _U or self.timingTiming is not _U:
+                raise _p.ChoiceError("ActivityDefinition.timing[x]: at most one")
+        elif self.timingDuration is not _U:
+            if self.timingPeriod is not _U or self.timingRange is not _U or self.timingTiming is not _U:
+                raise _p.ChoiceError("ActivityDefinition.timing[x]: at most one")
+        elif self.timingPeriod is not _U:
+            if self.timingRange is not _U or self.timingTiming is not _U:
+                raise _p.ChoiceError("ActivityDefinition.timing[x]: at most one")
+        elif self.timingRange is not _U:
+            if self.timingTiming is not _U:
+                raise _p.ChoiceError("ActivityDefinition.timing[x]: at most one")
 
 
 class ActivityDefinitionDynamicValue(_p.Complex, kw_only=True):
@@ -188,7 +283,9 @@ class ActivityDefinitionParticipant(_p.Complex, kw_only=True):
     role: _T13 = _U
     type: _T10
     type_ext: _T3 = _ms.field(default=_U, name="_type")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        _a_code(self.type)
 
 
 class Address(_p.Complex, kw_only=True):
@@ -214,7 +311,14 @@ class Address(_p.Complex, kw_only=True):
     type_ext: _T3 = _ms.field(default=_U, name="_type")
     use: _T2 = _U
     use_ext: _T3 = _ms.field(default=_U, name="_use")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.type
+        if v is not _U:
+            _a_code(v)
+        v = self.use
+        if v is not _U:
+            _a_code(v)
 
 
 class AdministrableProductDefinition(_p.Resource, tag="AdministrableProductDefinition", kw_only=True):
@@ -240,7 +344,18 @@ class AdministrableProductDefinition(_p.Resource, tag="AdministrableProductDefin
     status_ext: _T3 = _ms.field(default=_U, name="_status")
     text: _T12 = _U
     unitOfPresentation: _T13 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U:
+            _a_id(v)
+        v = self.implicitRules
+        if v is not _U:
+            _a_uri(v)
+        v = self.language
+        if v is not _U:
+            _a_code(v)
+        _a_code(self.status)
 
 
 class AdministrableProductDefinitionProperty(_p.Complex, kw_only=True):
@@ -255,7 +370,23 @@ class AdministrableProductDefinitionProperty(_p.Complex, kw_only=True):
     valueCodeableConcept: _T13 = _U
     valueDate: _T2 = _U
     valueQuantity: _T24 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.valueDate
+        if v is not _U:
+            _a_date(v)
+        if self.valueAttachment is not _U:
+            if self.valueBoolean is not _U or self.valueCodeableConcept is not _U or self.valueDate is not _U or self.valueQuantity is not _U:
+                raise _p.ChoiceError("AdministrableProductDefinitionProperty.value[x]: at most one")
+        elif self.valueBoolean is not _U:
+            if self.valueCodeableConcept is not _U or self.valueDate is not _U or self.valueQuantity is not _U:
+                raise _p.ChoiceError("AdministrableProductDefinitionProperty.value[x]: at most one")
+        elif self.valueCodeableConcept is not _U:
+            if self.valueDate is not _U or self.valueQuantity is not _U:
+                raise _p.ChoiceError("AdministrableProductDefinitionProperty.value[x]: at most one")
+        elif self.valueDate is not _U:
+            if self.valueQuantity is not _U:
+                raise _p.ChoiceError("AdministrableProductDefinitionProperty.value[x]: at most one")
 
 
 class AdministrableProductDefinitionRouteOfAdministration(_p.Complex, kw_only=True):
@@ -328,7 +459,27 @@ class AdverseEvent(_p.Resource, tag="AdverseEvent", kw_only=True):
     subjectMedicalHistory: _T11 = _U
     suspectEntity: _T41 = _U
     text: _T12 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        _a_code(self.actuality)
+        v = self.date
+        if v is not _U:
+            _a_dateTime(v)
+        v = self.detected
+        if v is not _U:
+            _a_dateTime(v)
+        v = self.id
+        if v is not _U:
+            _a_id(v)
+        v = self.implicitRules
+        if v is not _U:
+            _a_uri(v)
+        v = self.language
+        if v is not _U:
+            _a_code(v)
+        v = self.recordedDate
+        if v is not _U:
+            _a_dateTime(v)
 
 
 class AdverseEventSuspectEntity(_p.Complex, kw_only=True):
@@ -366,7 +517,20 @@ class Age(_p.Complex, kw_only=True):
     unit_ext: _T3 = _ms.field(default=_U, name="_unit")
     value: _T43 = _U
     value_ext: _T3 = _ms.field(default=_U, name="_value")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.code
+        if v is not _U:
+            _a_code(v)
+        v = self.comparator
+        if v is not _U:
+            _a_code(v)
+        v = self.system
+        if v is not _U:
+            _a_uri(v)
+        v = self.value
+        if v is not _U:
+            _a_decimal(v)
 
 
 class AllergyIntolerance(_p.Resource, tag="AllergyIntolerance", kw_only=True):
@@ -406,7 +570,46 @@ class AllergyIntolerance(_p.Resource, tag="AllergyIntolerance", kw_only=True):
     type: _T2 = _U
     type_ext: _T3 = _ms.field(default=_U, name="_type")
     verificationStatus: _T13 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        if self.category is not _U:
+            _e_code(self.category)
+        v = self.criticality
+        if v is not _U:
+            _a_code(v)
+        v = self.id
+        if v is not _U:
+            _a_id(v)
+        v = self.implicitRules
+        if v is not _U:
+            _a_uri(v)
+        v = self.language
+        if v is not _U:
+            _a_code(v)
+        v = self.lastOccurrence
+        if v is not _U:
+            _a_dateTime(v)
+        v = self.onsetDateTime
+        if v is not _U:
+            _a_dateTime(v)
+        v = self.recordedDate
+        if v is not _U:
+            _a_dateTime(v)
+        v = self.type
+        if v is not _U:
+            _a_code(v)
+        if self.onsetAge is not _U:
+            if self.onsetDateTime is not _U or self.onsetPeriod is not _U or self.onsetRange is not _U or self.onsetString is not _U:
+                raise _p.ChoiceError("AllergyIntolerance.onset[x]: at most one")
+        elif self.onsetDateTime is not _U:
+            if self.onsetPeriod is not _U or self.onsetRange is not _U or self.onsetString is not _U:
+                raise _p.ChoiceError("AllergyIntolerance.onset[x]: at most one")
+        elif self.onsetPeriod is not _U:
+            if self.onsetRange is not _U or self.onsetString is not _U:
+                raise _p.ChoiceError("AllergyIntolerance.onset[x]: at most one")
+        elif self.onsetRange is not _U:
+            if self.onsetString is not _U:
+                raise _p.ChoiceError("AllergyIntolerance.onset[x]: at most one")
 
 
 class AllergyIntoleranceReaction(_p.Complex, kw_only=True):
@@ -424,7 +627,14 @@ class AllergyIntoleranceReaction(_p.Complex, kw_only=True):
     severity: _T2 = _U
     severity_ext: _T3 = _ms.field(default=_U, name="_severity")
     substance: _T13 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.onset
+        if v is not _U:
+            _a_dateTime(v)
+        v = self.severity
+        if v is not _U:
+            _a_code(v)
 
 
 class Annotation(_p.Complex, kw_only=True):
@@ -437,7 +647,14 @@ class Annotation(_p.Complex, kw_only=True):
     text_ext: _T3 = _ms.field(default=_U, name="_text")
     time: _T2 = _U
     time_ext: _T3 = _ms.field(default=_U, name="_time")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.time
+        if v is not _U:
+            _a_dateTime(v)
+        if self.authorReference is not _U:
+            if self.authorString is not _U:
+                raise _p.ChoiceError("Annotation.author[x]: at most one")
 
 
 class Appointment(_p.Resource, tag="Appointment", kw_only=True):
@@ -483,7 +700,27 @@ class Appointment(_p.Resource, tag="Appointment", kw_only=True):
     status_ext: _T3 = _ms.field(default=_U, name="_status")
     supportingInformation: _T11 = _U
     text: _T12 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.created
+        if v is not _U:
+            _a_dateTime(v)
+        v = self.end
+        if v is not _U:
+            _a_instant(v)
+        v = self.id
+        if v is not _U:
+            _a_id(v)
+        v = self.implicitRules
+        if v is not _U:
+            _a_uri(v)
+        v = self.language
+        if v is not _U:
+            _a_code(v)
+        v = self.start
+        if v is not _U:
+            _a_instant(v)
+        _a_code(self.status)
 
 
 class AppointmentParticipant(_p.Complex, kw_only=True):
@@ -498,7 +735,12 @@ class AppointmentParticipant(_p.Complex, kw_only=True):
     status: _T10
     status_ext: _T3 = _ms.field(default=_U, name="_status")
     type: _T18 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.required
+        if v is not _U:
+            _a_code(v)
+        _a_code(self.status)
 
 
 class AppointmentResponse(_p.Resource, tag="AppointmentResponse", kw_only=True):
@@ -525,7 +767,24 @@ class AppointmentResponse(_p.Resource, tag="AppointmentResponse", kw_only=True):
     start: _T2 = _U
     start_ext: _T3 = _ms.field(default=_U, name="_start")
     text: _T12 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.end
+        if v is not _U:
+            _a_instant(v)
+        v = self.id
+        if v is not _U:
+            _a_id(v)
+        v = self.implicitRules
+        if v is not _U:
+            _a_uri(v)
+        v = self.language
+        if v is not _U:
+            _a_code(v)
+        _a_code(self.participantStatus)
+        v = self.start
+        if v is not _U:
+            _a_instant(v)
 
 
 class Attachment(_p.Complex, kw_only=True):
@@ -548,7 +807,26 @@ class Attachment(_p.Complex, kw_only=True):
     title_ext: _T3 = _ms.field(default=_U, name="_title")
     url: _T2 = _U
     url_ext: _T3 = _ms.field(default=_U, name="_url")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.contentType
+        if v is not _U:
+            _a_code(v)
+        v = self.creation
+        if v is not _U:
+            _a_dateTime(v)
+        v = self.data
+        if v is not _U:
+            _a_base64Binary(v)
+        v = self.hash
+        if v is not _U:
+            _a_base64Binary(v)
+        v = self.language
+        if v is not _U:
+            _a_code(v)
+        v = self.url
+        if v is not _U:
+            _a_uri(v)
 
 
 class AuditEvent(_p.Resource, tag="AuditEvent", kw_only=True):
@@ -578,7 +856,24 @@ class AuditEvent(_p.Resource, tag="AuditEvent", kw_only=True):
     subtype: _T53 = _U
     text: _T12 = _U
     type: _T54
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.action
+        if v is not _U:
+            _a_code(v)
+        v = self.id
+        if v is not _U:
+            _a_id(v)
+        v = self.implicitRules
+        if v is not _U:
+            _a_uri(v)
+        v = self.language
+        if v is not _U:
+            _a_code(v)
+        v = self.outcome
+        if v is not _U:
+            _a_code(v)
+        _a_instant(self.recorded)
 
 
 class AuditEventAgent(_p.Complex, kw_only=True):
@@ -601,7 +896,10 @@ class AuditEventAgent(_p.Complex, kw_only=True):
     role: _T18 = _U
     type: _T13 = _U
     who: _T8 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        if self.policy is not _U:
+            _e_uri(self.policy)
 
 
 class AuditEventAgentNetwork(_p.Complex, kw_only=True):
@@ -613,7 +911,11 @@ class AuditEventAgentNetwork(_p.Complex, kw_only=True):
     modifierExtension: _T4 = _U
     type: _T2 = _U
     type_ext: _T3 = _ms.field(default=_U, name="_type")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.type
+        if v is not _U:
+            _a_code(v)
 
 
 class AuditEventEntity(_p.Complex, kw_only=True):
@@ -633,7 +935,11 @@ class AuditEventEntity(_p.Complex, kw_only=True):
     securityLabel: _T53 = _U
     type: _T55 = _U
     what: _T8 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.query
+        if v is not _U:
+            _a_base64Binary(v)
 
 
 class AuditEventEntityDetail(_p.Complex, kw_only=True):
@@ -645,7 +951,16 @@ class AuditEventEntityDetail(_p.Complex, kw_only=True):
     type_ext: _T3 = _ms.field(default=_U, name="_type")
     valueBase64Binary: _T2 = _U
     valueString: _T2 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.valueBase64Binary
+        if v is not _U:
+            _a_base64Binary(v)
+        if self.valueBase64Binary is not _U:
+            if self.valueString is not _U:
+                raise _p.ChoiceError("AuditEventEntityDetail.value[x]: exactly one")
+        elif not (self.valueString is not _U):
+            raise _p.ChoiceError("AuditEventEntityDetail.value[x]: exactly one")
 
 
 class AuditEventSource(_p.Complex, kw_only=True):
@@ -684,7 +999,20 @@ class Basic(_p.Resource, tag="Basic", kw_only=True):
     modifierExtension: _T4 = _U
     subject: _T8 = _U
     text: _T12 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.created
+        if v is not _U:
+            _a_date(v)
+        v = self.id
+        if v is not _U:
+            _a_id(v)
+        v = self.implicitRules
+        if v is not _U:
+            _a_uri(v)
+        v = self.language
+        if v is not _U:
+            _a_code(v)
 
 
 class Binary(_p.Resource, tag="Binary", kw_only=True):
@@ -700,7 +1028,21 @@ class Binary(_p.Resource, tag="Binary", kw_only=True):
     language_ext: _T3 = _ms.field(default=_U, name="_language")
     meta: _T7 = _U
     securityContext: _T8 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        _a_code(self.contentType)
+        v = self.data
+        if v is not _U:
+            _a_base64Binary(v)
+        v = self.id
+        if v is not _U:
+            _a_id(v)
+        v = self.implicitRules
+        if v is not _U:
+            _a_uri(v)
+        v = self.language
+        if v is not _U:
+            _a_code(v)
 
 
 class BiologicallyDerivedProduct(_p.Resource, tag="BiologicallyDerivedProduct", kw_only=True):
@@ -729,7 +1071,23 @@ class BiologicallyDerivedProduct(_p.Resource, tag="BiologicallyDerivedProduct", 
     status_ext: _T3 = _ms.field(default=_U, name="_status")
     storage: _T63 = _U
     text: _T12 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U:
+            _a_id(v)
+        v = self.implicitRules
+        if v is not _U:
+            _a_uri(v)
+        v = self.language
+        if v is not _U:
+            _a_code(v)
+        v = self.productCategory
+        if v is not _U:
+            _a_code(v)
+        v = self.status
+        if v is not _U:
+            _a_code(v)
 
 
 class BiologicallyDerivedProductCollection(_p.Complex, kw_only=True):
@@ -741,7 +1099,14 @@ class BiologicallyDerivedProductCollection(_p.Complex, kw_only=True):
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     modifierExtension: _T4 = _U
     source: _T8 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.collectedDateTime
+        if v is not _U:
+            _a_dateTime(v)
+        if self.collectedDateTime is not _U:
+            if self.collectedPeriod is not _U:
+                raise _p.ChoiceError("BiologicallyDerivedProductCollection.collected[x]: at most one")
 
 
 class BiologicallyDerivedProductManipulation(_p.Complex, kw_only=True):
@@ -753,7 +1118,14 @@ class BiologicallyDerivedProductManipulation(_p.Complex, kw_only=True):
     modifierExtension: _T4 = _U
     timeDateTime: _T2 = _U
     timePeriod: _T9 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.timeDateTime
+        if v is not _U:
+            _a_dateTime(v)
+        if self.timeDateTime is not _U:
+            if self.timePeriod is not _U:
+                raise _p.ChoiceError("BiologicallyDerivedProductManipulation.time[x]: at most one")
 
 
 class BiologicallyDerivedProductProcessing(_p.Complex, kw_only=True):
@@ -767,7 +1139,14 @@ class BiologicallyDerivedProductProcessing(_p.Complex, kw_only=True):
     procedure: _T13 = _U
     timeDateTime: _T2 = _U
     timePeriod: _T9 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.timeDateTime
+        if v is not _U:
+            _a_dateTime(v)
+        if self.timeDateTime is not _U:
+            if self.timePeriod is not _U:
+                raise _p.ChoiceError("BiologicallyDerivedProductProcessing.time[x]: at most one")
 
 
 class BiologicallyDerivedProductStorage(_p.Complex, kw_only=True):
@@ -782,7 +1161,14 @@ class BiologicallyDerivedProductStorage(_p.Complex, kw_only=True):
     scale_ext: _T3 = _ms.field(default=_U, name="_scale")
     temperature: _T43 = _U
     temperature_ext: _T3 = _ms.field(default=_U, name="_temperature")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.scale
+        if v is not _U:
+            _a_code(v)
+        v = self.temperature
+        if v is not _U:
+            _a_decimal(v)
 
 
 class BodyStructure(_p.Resource, tag="BodyStructure", kw_only=True):
@@ -807,7 +1193,17 @@ class BodyStructure(_p.Resource, tag="BodyStructure", kw_only=True):
     morphology: _T13 = _U
     patient: _T14
     text: _T12 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U:
+            _a_id(v)
+        v = self.implicitRules
+        if v is not _U:
+            _a_uri(v)
+        v = self.language
+        if v is not _U:
+            _a_code(v)
 
 
 class Bundle(_p.Resource, tag="Bundle", kw_only=True):
@@ -828,7 +1224,21 @@ class Bundle(_p.Resource, tag="Bundle", kw_only=True):
     total_ext: _T3 = _ms.field(default=_U, name="_total")
     type: _T10
     type_ext: _T3 = _ms.field(default=_U, name="_type")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U:
+            _a_id(v)
+        v = self.implicitRules
+        if v is not _U:
+            _a_uri(v)
+        v = self.language
+        if v is not _U:
+            _a_code(v)
+        v = self.timestamp
+        if v is not _U:
+            _a_instant(v)
+        _a_code(self.type)
 
 
 class BundleEntry(_p.Complex, kw_only=True):
@@ -843,7 +1253,11 @@ class BundleEntry(_p.Complex, kw_only=True):
     resource: _T69 = _U
     response: _T70 = _U
     search: _T71 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.fullUrl
+        if v is not _U:
+            _a_uri(v)
 
 
 class BundleEntryRequest(_p.Complex, kw_only=True):
@@ -863,7 +1277,13 @@ class BundleEntryRequest(_p.Complex, kw_only=True):
     modifierExtension: _T4 = _U
     url: _T10
     url_ext: _T3 = _ms.field(default=_U, name="_url")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.ifModifiedSince
+        if v is not _U:
+            _a_instant(v)
+        _a_code(self.method)
+        _a_uri(self.url)
 
 
 class BundleEntryResponse(_p.Complex, kw_only=True):
@@ -880,7 +1300,14 @@ class BundleEntryResponse(_p.Complex, kw_only=True):
     outcome: _T69 = _U
     status: _T10
     status_ext: _T3 = _ms.field(default=_U, name="_status")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.lastModified
+        if v is not _U:
+            _a_instant(v)
+        v = self.location
+        if v is not _U:
+            _a_uri(v)
 
 
 class BundleEntrySearch(_p.Complex, kw_only=True):
@@ -892,7 +1319,14 @@ class BundleEntrySearch(_p.Complex, kw_only=True):
     modifierExtension: _T4 = _U
     score: _T43 = _U
     score_ext: _T3 = _ms.field(default=_U, name="_score")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.mode
+        if v is not _U:
+            _a_code(v)
+        v = self.score
+        if v is not _U:
+            _a_decimal(v)
 
 
 class BundleLink(_p.Complex, kw_only=True):
@@ -904,7 +1338,9 @@ class BundleLink(_p.Complex, kw_only=True):
     relation_ext: _T3 = _ms.field(default=_U, name="_relation")
     url: _T10
     url_ext: _T3 = _ms.field(default=_U, name="_url")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        _a_uri(self.url)
 
 
 class CapabilityStatement(_p.Resource, tag="CapabilityStatement", kw_only=True):
@@ -963,7 +1399,33 @@ class CapabilityStatement(_p.Resource, tag="CapabilityStatement", kw_only=True):
     useContext: _T30 = _U
     version: _T2 = _U
     version_ext: _T3 = _ms.field(default=_U, name="_version")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        _a_dateTime(self.date)
+        _a_code(self.fhirVersion)
+        _e_code(self.format)
+        v = self.id
+        if v is not _U:
+            _a_id(v)
+        if self.implementationGuide is not _U:
+            _e_uri(self.implementationGuide)
+        v = self.implicitRules
+        if v is not _U:
+            _a_uri(v)
+        if self.imports is not _U:
+            _e_uri(self.imports)
+        if self.instantiates is not _U:
+            _e_uri(self.instantiates)
+        _a_code(self.kind)
+        v = self.language
+        if v is not _U:
+            _a_code(v)
+        if self.patchFormat is not _U:
+            _e_code(self.patchFormat)
+        _a_code(self.status)
+        v = self.url
+        if v is not _U:
+            _a_uri(v)
 
 
 class CapabilityStatementDocument(_p.Complex, kw_only=True):
@@ -977,7 +1439,10 @@ class CapabilityStatementDocument(_p.Complex, kw_only=True):
     modifierExtension: _T4 = _U
     profile: _T10
     profile_ext: _T3 = _ms.field(default=_U, name="_profile")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        _a_code(self.mode)
+        _a_uri(self.profile)
 
 
 class CapabilityStatementImplementation(_p.Complex, kw_only=True):
@@ -990,7 +1455,11 @@ class CapabilityStatementImplementation(_p.Complex, kw_only=True):
     modifierExtension: _T4 = _U
     url: _T2 = _U
     url_ext: _T3 = _ms.field(default=_U, name="_url")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.url
+        if v is not _U:
+            _a_uri(v)
 
 
 class CapabilityStatementMessaging(_p.Complex, kw_only=True):
@@ -1014,7 +1483,9 @@ class CapabilityStatementMessagingEndpoint(_p.Complex, kw_only=True):
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     modifierExtension: _T4 = _U
     protocol: _T54
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        _a_uri(self.address)
 
 
 class CapabilityStatementMessagingSupportedMessage(_p.Complex, kw_only=True):
@@ -1026,7 +1497,10 @@ class CapabilityStatementMessagingSupportedMessage(_p.Complex, kw_only=True):
     mode: _T10
     mode_ext: _T3 = _ms.field(default=_U, name="_mode")
     modifierExtension: _T4 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        _a_uri(self.definition)
+        _a_code(self.mode)
 
 
 class CapabilityStatementRest(_p.Complex, kw_only=True):
@@ -1045,7 +1519,11 @@ class CapabilityStatementRest(_p.Complex, kw_only=True):
     resource: _T82 = _U
     searchParam: _T83 = _U
     security: _T84 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        if self.compartment is not _U:
+            _e_uri(self.compartment)
+        _a_code(self.mode)
 
 
 class CapabilityStatementRestInteraction(_p.Complex, kw_only=True):
@@ -1057,7 +1535,9 @@ class CapabilityStatementRestInteraction(_p.Complex, kw_only=True):
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     modifierExtension: _T4 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        _a_code(self.code)
 
 
 class CapabilityStatementRestResource(_p.Complex, kw_only=True):
@@ -1096,7 +1576,25 @@ class CapabilityStatementRestResource(_p.Complex, kw_only=True):
     updateCreate_ext: _T3 = _ms.field(default=_U, name="_updateCreate")
     versioning: _T2 = _U
     versioning_ext: _T3 = _ms.field(default=_U, name="_versioning")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.conditionalDelete
+        if v is not _U:
+            _a_code(v)
+        v = self.conditionalRead
+        if v is not _U:
+            _a_code(v)
+        v = self.profile
+        if v is not _U:
+            _a_uri(v)
+        if self.referencePolicy is not _U:
+            _e_code(self.referencePolicy)
+        if self.supportedProfile is not _U:
+            _e_uri(self.supportedProfile)
+        _a_code(self.type)
+        v = self.versioning
+        if v is not _U:
+            _a_code(v)
 
 
 class CapabilityStatementRestResourceInteraction(_p.Complex, kw_only=True):
@@ -1108,7 +1606,9 @@ class CapabilityStatementRestResourceInteraction(_p.Complex, kw_only=True):
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     modifierExtension: _T4 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        _a_code(self.code)
 
 
 class CapabilityStatementRestResourceOperation(_p.Complex, kw_only=True):
@@ -1122,7 +1622,9 @@ class CapabilityStatementRestResourceOperation(_p.Complex, kw_only=True):
     modifierExtension: _T4 = _U
     name: _T10
     name_ext: _T3 = _ms.field(default=_U, name="_name")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        _a_uri(self.definition)
 
 
 class CapabilityStatementRestResourceSearchParam(_p.Complex, kw_only=True):
@@ -1138,7 +1640,12 @@ class CapabilityStatementRestResourceSearchParam(_p.Complex, kw_only=True):
     name_ext: _T3 = _ms.field(default=_U, name="_name")
     type: _T10
     type_ext: _T3 = _ms.field(default=_U, name="_type")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.definition
+        if v is not _U:
+            _a_uri(v)
+        _a_code(self.type)
 
 
 class CapabilityStatementRestSecurity(_p.Complex, kw_only=True):
@@ -1164,7 +1671,11 @@ class CapabilityStatementSoftware(_p.Complex, kw_only=True):
     releaseDate_ext: _T3 = _ms.field(default=_U, name="_releaseDate")
     version: _T2 = _U
     version_ext: _T3 = _ms.field(default=_U, name="_version")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.releaseDate
+        if v is not _U:
+            _a_dateTime(v)
 
 
 class CarePlan(_p.Resource, tag="CarePlan", kw_only=True):
@@ -1209,7 +1720,26 @@ class CarePlan(_p.Resource, tag="CarePlan", kw_only=True):
     text: _T12 = _U
     title: _T2 = _U
     title_ext: _T3 = _ms.field(default=_U, name="_title")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.created
+        if v is not _U:
+            _a_dateTime(v)
+        v = self.id
+        if v is not _U:
+            _a_id(v)
+        v = self.implicitRules
+        if v is not _U:
+            _a_uri(v)
+        if self.instantiatesCanonical is not _U:
+            _e_uri(self.instantiatesCanonical)
+        if self.instantiatesUri is not _U:
+            _e_uri(self.instantiatesUri)
+        _a_code(self.intent)
+        v = self.language
+        if v is not _U:
+            _a_code(v)
+        _a_code(self.status)
 
 
 class CarePlanActivity(_p.Complex, kw_only=True):
@@ -1255,7 +1785,25 @@ class CarePlanActivityDetail(_p.Complex, kw_only=True):
     status: _T10
     status_ext: _T3 = _ms.field(default=_U, name="_status")
     statusReason: _T13 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        if self.instantiatesCanonical is not _U:
+            _e_uri(self.instantiatesCanonical)
+        if self.instantiatesUri is not _U:
+            _e_uri(self.instantiatesUri)
+        v = self.kind
+        if v is not _U:
+            _a_code(v)
+        _a_code(self.status)
+        if self.productCodeableConcept is not _U:
+            if self.productReference is not _U:
+                raise _p.ChoiceError("CarePlanActivityDetail.product[x]: at most one")
+        if self.scheduledPeriod is not _U:
+            if self.scheduledString is not _U or self.scheduledTiming is not _U:
+                raise _p.ChoiceError("CarePlanActivityDetail.scheduled[x]: at most one")
+        elif self.scheduledString is not _U:
+            if self.scheduledTiming is not _U:
+                raise _p.ChoiceError("CarePlanActivityDetail.scheduled[x]: at most one")
 
 
 class CareTeam(_p.Resource, tag="CareTeam", kw_only=True):
@@ -1285,7 +1833,20 @@ class CareTeam(_p.Resource, tag="CareTeam", kw_only=True):
     subject: _T8 = _U
     telecom: _T89 = _U
     text: _T12 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U:
+            _a_id(v)
+        v = self.implicitRules
+        if v is not _U:
+            _a_uri(v)
+        v = self.language
+        if v is not _U:
+            _a_code(v)
+        v = self.status
+        if v is not _U:
+            _a_code(v)
 
 
 class CareTeamParticipant(_p.Complex, kw_only=True):
@@ -1328,7 +1889,26 @@ class CatalogEntry(_p.Resource, tag="CatalogEntry", kw_only=True):
     validTo: _T2 = _U
     validTo_ext: _T3 = _ms.field(default=_U, name="_validTo")
     validityPeriod: _T9 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U:
+            _a_id(v)
+        v = self.implicitRules
+        if v is not _U:
+            _a_uri(v)
+        v = self.language
+        if v is not _U:
+            _a_code(v)
+        v = self.lastUpdated
+        if v is not _U:
+            _a_dateTime(v)
+        v = self.status
+        if v is not _U:
+            _a_code(v)
+        v = self.validTo
+        if v is not _U:
+            _a_dateTime(v)
 
 
 class CatalogEntryRelatedEntry(_p.Complex, kw_only=True):
@@ -1339,7 +1919,9 @@ class CatalogEntryRelatedEntry(_p.Complex, kw_only=True):
     modifierExtension: _T4 = _U
     relationtype: _T10
     relationtype_ext: _T3 = _ms.field(default=_U, name="_relationtype")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        _a_code(self.relationtype)
 
 
 class ChargeItem(_p.Resource, tag="ChargeItem", kw_only=True):
@@ -1389,7 +1971,40 @@ class ChargeItem(_p.Resource, tag="ChargeItem", kw_only=True):
     subject: _T14
     supportingInformation: _T11 = _U
     text: _T12 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        if self.definitionCanonical is not _U:
+            _e_uri(self.definitionCanonical)
+        if self.definitionUri is not _U:
+            _e_uri(self.definitionUri)
+        v = self.enteredDate
+        if v is not _U:
+            _a_dateTime(v)
+        v = self.factorOverride
+        if v is not _U:
+            _a_decimal(v)
+        v = self.id
+        if v is not _U:
+            _a_id(v)
+        v = self.implicitRules
+        if v is not _U:
+            _a_uri(v)
+        v = self.language
+        if v is not _U:
+            _a_code(v)
+        v = self.occurrenceDateTime
+        if v is not _U:
+            _a_dateTime(v)
+        _a_code(self.status)
+        if self.occurrenceDateTime is not _U:
+            if self.occurrencePeriod is not _U or self.occurrenceTiming is not _U:
+                raise _p.ChoiceError("ChargeItem.occurrence[x]: at most one")
+        elif self.occurrencePeriod is not _U:
+            if self.occurrenceTiming is not _U:
+                raise _p.ChoiceError("ChargeItem.occurrence[x]: at most one")
+        if self.productCodeableConcept is not _U:
+            if self.productReference is not _U:
+                raise _p.ChoiceError("ChargeItem.product[x]: at most one")
 
 
 class ChargeItemDefinition(_p.Resource, tag="ChargeItemDefinition", kw_only=True):
@@ -1441,7 +2056,34 @@ class ChargeItemDefinition(_p.Resource, tag="ChargeItemDefinition", kw_only=True
     useContext: _T30 = _U
     version: _T2 = _U
     version_ext: _T3 = _ms.field(default=_U, name="_version")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.approvalDate
+        if v is not _U:
+            _a_date(v)
+        v = self.date
+        if v is not _U:
+            _a_dateTime(v)
+        if self.derivedFromUri is not _U:
+            _e_uri(self.derivedFromUri)
+        v = self.id
+        if v is not _U:
+            _a_id(v)
+        v = self.implicitRules
+        if v is not _U:
+            _a_uri(v)
+        v = self.language
+        if v is not _U:
+            _a_code(v)
+        v = self.lastReviewDate
+        if v is not _U:
+            _a_date(v)
+        if self.partOf is not _U:
+            _e_uri(self.partOf)
+        if self.replaces is not _U:
+            _e_uri(self.replaces)
+        _a_code(self.status)
+        _a_uri(self.url)
 
 
 class ChargeItemDefinitionApplicability(_p.Complex, kw_only=True):
@@ -1477,7 +2119,12 @@ class ChargeItemDefinitionPropertyGroupPriceComponent(_p.Complex, kw_only=True):
     modifierExtension: _T4 = _U
     type: _T10
     type_ext: _T3 = _ms.field(default=_U, name="_type")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.factor
+        if v is not _U:
+            _a_decimal(v)
+        _a_code(self.type)
 
 
 class ChargeItemPerformer(_p.Complex, kw_only=True):
@@ -1543,7 +2190,30 @@ class Citation(_p.Resource, tag="Citation", kw_only=True):
     useContext: _T30 = _U
     version: _T2 = _U
     version_ext: _T3 = _ms.field(default=_U, name="_version")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.approvalDate
+        if v is not _U:
+            _a_date(v)
+        v = self.date
+        if v is not _U:
+            _a_dateTime(v)
+        v = self.id
+        if v is not _U:
+            _a_id(v)
+        v = self.implicitRules
+        if v is not _U:
+            _a_uri(v)
+        v = self.language
+        if v is not _U:
+            _a_code(v)
+        v = self.lastReviewDate
+        if v is not _U:
+            _a_date(v)
+        _a_code(self.status)
+        v = self.url
+        if v is not _U:
+            _a_uri(v)
 
 
 class CitationCitedArtifact(_p.Complex, kw_only=True):
@@ -1567,7 +2237,11 @@ class CitationCitedArtifact(_p.Complex, kw_only=True):
     title: _T108 = _U
     version: _T109 = _U
     webLocation: _T110 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.dateAccessed
+        if v is not _U:
+            _a_dateTime(v)
 
 
 class CitationCitedArtifactAbstract(_p.Complex, kw_only=True):
@@ -1661,7 +2335,11 @@ class CitationCitedArtifactContributorshipEntryContributionInstance(_p.Complex, 
     time: _T2 = _U
     time_ext: _T3 = _ms.field(default=_U, name="_time")
     type: _T34
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.time
+        if v is not _U:
+            _a_dateTime(v)
 
 
 class CitationCitedArtifactContributorshipSummary(_p.Complex, kw_only=True):
@@ -1711,7 +2389,14 @@ class CitationCitedArtifactPublicationForm(_p.Complex, kw_only=True):
     pageString_ext: _T3 = _ms.field(default=_U, name="_pageString")
     periodicRelease: _T118 = _U
     publishedIn: _T119 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.articleDate
+        if v is not _U:
+            _a_dateTime(v)
+        v = self.lastRevisionDate
+        if v is not _U:
+            _a_dateTime(v)
 
 
 class CitationCitedArtifactPublicationFormPeriodicRelease(_p.Complex, kw_only=True):
@@ -1744,7 +2429,11 @@ class CitationCitedArtifactPublicationFormPeriodicReleaseDateOfPublication(_p.Co
     text_ext: _T3 = _ms.field(default=_U, name="_text")
     year: _T2 = _U
     year_ext: _T3 = _ms.field(default=_U, name="_year")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.date
+        if v is not _U:
+            _a_date(v)
 
 
 class CitationCitedArtifactPublicationFormPublishedIn(_p.Complex, kw_only=True):
@@ -1768,11 +2457,26 @@ class CitationCitedArtifactRelatesTo(_p.Complex, kw_only=True):
     modifierExtension: _T4 = _U
     relationshipType: _T34
     targetAttachment: _T35 = _U
+    targetClassifier: _T18 = _U
     targetIdentifier: _T40 = _U
     targetReference: _T8 = _U
     targetUri: _T2 = _U
-    targetClassifier: _T18 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.targetUri
+        if v is not _U:
+            _a_uri(v)
+        if self.targetAttachment is not _U:
+            if self.targetIdentifier is not _U or self.targetReference is not _U or self.targetUri is not _U:
+                raise _p.ChoiceError("CitationCitedArtifactRelatesTo.target[x]: exactly one")
+        elif self.targetIdentifier is not _U:
+            if self.targetReference is not _U or self.targetUri is not _U:
+                raise _p.ChoiceError("CitationCitedArtifactRelatesTo.target[x]: exactly one")
+        elif self.targetReference is not _U:
+            if self.targetUri is not _U:
+                raise _p.ChoiceError("CitationCitedArtifactRelatesTo.target[x]: exactly one")
+        elif not (self.targetUri is not _U):
+            raise _p.ChoiceError("CitationCitedArtifactRelatesTo.target[x]: exactly one")
 
 
 class CitationCitedArtifactStatusDate(_p.Complex, kw_only=True):
@@ -1815,7 +2519,11 @@ class CitationCitedArtifactWebLocation(_p.Complex, kw_only=True):
     type: _T13 = _U
     url: _T2 = _U
     url_ext: _T3 = _ms.field(default=_U, name="_url")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.url
+        if v is not _U:
+            _a_uri(v)
 
 
 class CitationClassification(_p.Complex, kw_only=True):
@@ -1834,11 +2542,26 @@ class CitationRelatesTo(_p.Complex, kw_only=True):
     modifierExtension: _T4 = _U
     relationshipType: _T34
     targetAttachment: _T35 = _U
+    targetClassifier: _T18 = _U
     targetIdentifier: _T40 = _U
     targetReference: _T8 = _U
     targetUri: _T2 = _U
-    targetClassifier: _T18 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.targetUri
+        if v is not _U:
+            _a_uri(v)
+        if self.targetAttachment is not _U:
+            if self.targetIdentifier is not _U or self.targetReference is not _U or self.targetUri is not _U:
+                raise _p.ChoiceError("CitationRelatesTo.target[x]: exactly one")
+        elif self.targetIdentifier is not _U:
+            if self.targetReference is not _U or self.targetUri is not _U:
+                raise _p.ChoiceError("CitationRelatesTo.target[x]: exactly one")
+        elif self.targetReference is not _U:
+            if self.targetUri is not _U:
+                raise _p.ChoiceError("CitationRelatesTo.target[x]: exactly one")
+        elif not (self.targetUri is not _U):
+            raise _p.ChoiceError("CitationRelatesTo.target[x]: exactly one")
 
 
 class CitationStatusDate(_p.Complex, kw_only=True):
@@ -1904,7 +2627,20 @@ class Claim(_p.Resource, tag="Claim", kw_only=True):
     type: _T34
     use: _T10
     use_ext: _T3 = _ms.field(default=_U, name="_use")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        _a_dateTime(self.created)
+        v = self.id
+        if v is not _U:
+            _a_id(v)
+        v = self.implicitRules
+        if v is not _U:
+            _a_uri(v)
+        v = self.language
+        if v is not _U:
+            _a_code(v)
+        _a_code(self.status)
+        _a_code(self.use)
 
 
 class ClaimAccident(_p.Complex, kw_only=True):
@@ -1917,7 +2653,12 @@ class ClaimAccident(_p.Complex, kw_only=True):
     locationReference: _T8 = _U
     modifierExtension: _T4 = _U
     type: _T13 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        _a_date(self.date)
+        if self.locationAddress is not _U:
+            if self.locationReference is not _U:
+                raise _p.ChoiceError("ClaimAccident.location[x]: at most one")
 
 
 class ClaimCareTeam(_p.Complex, kw_only=True):
@@ -1946,7 +2687,13 @@ class ClaimDiagnosis(_p.Complex, kw_only=True):
     sequence: _T132
     sequence_ext: _T3 = _ms.field(default=_U, name="_sequence")
     type: _T18 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        if self.diagnosisCodeableConcept is not _U:
+            if self.diagnosisReference is not _U:
+                raise _p.ChoiceError("ClaimDiagnosis.diagnosis[x]: exactly one")
+        elif not (self.diagnosisReference is not _U):
+            raise _p.ChoiceError("ClaimDiagnosis.diagnosis[x]: exactly one")
 
 
 class ClaimInsurance(_p.Complex, kw_only=True):
@@ -2002,7 +2749,23 @@ class ClaimItem(_p.Complex, kw_only=True):
     subSite: _T18 = _U
     udi: _T11 = _U
     unitPrice: _T92 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.factor
+        if v is not _U:
+            _a_decimal(v)
+        v = self.servicedDate
+        if v is not _U:
+            _a_date(v)
+        if self.locationAddress is not _U:
+            if self.locationCodeableConcept is not _U or self.locationReference is not _U:
+                raise _p.ChoiceError("ClaimItem.location[x]: at most one")
+        elif self.locationCodeableConcept is not _U:
+            if self.locationReference is not _U:
+                raise _p.ChoiceError("ClaimItem.location[x]: at most one")
+        if self.servicedDate is not _U:
+            if self.servicedPeriod is not _U:
+                raise _p.ChoiceError("ClaimItem.serviced[x]: at most one")
 
 
 class ClaimItemDetail(_p.Complex, kw_only=True):
@@ -2024,7 +2787,11 @@ class ClaimItemDetail(_p.Complex, kw_only=True):
     subDetail: _T135 = _U
     udi: _T11 = _U
     unitPrice: _T92 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.factor
+        if v is not _U:
+            _a_decimal(v)
 
 
 class ClaimItemDetailSubDetail(_p.Complex, kw_only=True):
@@ -2045,7 +2812,11 @@ class ClaimItemDetailSubDetail(_p.Complex, kw_only=True):
     sequence_ext: _T3 = _ms.field(default=_U, name="_sequence")
     udi: _T11 = _U
     unitPrice: _T92 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.factor
+        if v is not _U:
+            _a_decimal(v)
 
 
 class ClaimPayee(_p.Complex, kw_only=True):
@@ -2070,7 +2841,16 @@ class ClaimProcedure(_p.Complex, kw_only=True):
     sequence_ext: _T3 = _ms.field(default=_U, name="_sequence")
     type: _T18 = _U
     udi: _T11 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.date
+        if v is not _U:
+            _a_dateTime(v)
+        if self.procedureCodeableConcept is not _U:
+            if self.procedureReference is not _U:
+                raise _p.ChoiceError("ClaimProcedure.procedure[x]: exactly one")
+        elif not (self.procedureReference is not _U):
+            raise _p.ChoiceError("ClaimProcedure.procedure[x]: exactly one")
 
 
 class ClaimRelated(_p.Complex, kw_only=True):
@@ -2128,7 +2908,21 @@ class ClaimResponse(_p.Resource, tag="ClaimResponse", kw_only=True):
     type: _T34
     use: _T10
     use_ext: _T3 = _ms.field(default=_U, name="_use")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        _a_dateTime(self.created)
+        v = self.id
+        if v is not _U:
+            _a_id(v)
+        v = self.implicitRules
+        if v is not _U:
+            _a_uri(v)
+        v = self.language
+        if v is not _U:
+            _a_code(v)
+        _a_code(self.outcome)
+        _a_code(self.status)
+        _a_code(self.use)
 
 
 class ClaimResponseAddItem(_p.Complex, kw_only=True):
@@ -2162,7 +2956,23 @@ class ClaimResponseAddItem(_p.Complex, kw_only=True):
     subdetailSequence: _T133 = _U
     subdetailSequence_ext: _T22 = _ms.field(default=_U, name="_subdetailSequence")
     unitPrice: _T92 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.factor
+        if v is not _U:
+            _a_decimal(v)
+        v = self.servicedDate
+        if v is not _U:
+            _a_date(v)
+        if self.locationAddress is not _U:
+            if self.locationCodeableConcept is not _U or self.locationReference is not _U:
+                raise _p.ChoiceError("ClaimResponseAddItem.location[x]: at most one")
+        elif self.locationCodeableConcept is not _U:
+            if self.locationReference is not _U:
+                raise _p.ChoiceError("ClaimResponseAddItem.location[x]: at most one")
+        if self.servicedDate is not _U:
+            if self.servicedPeriod is not _U:
+                raise _p.ChoiceError("ClaimResponseAddItem.serviced[x]: at most one")
 
 
 class ClaimResponseAddItemDetail(_p.Complex, kw_only=True):
@@ -2181,7 +2991,11 @@ class ClaimResponseAddItemDetail(_p.Complex, kw_only=True):
     quantity: _T24 = _U
     subDetail: _T146 = _U
     unitPrice: _T92 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.factor
+        if v is not _U:
+            _a_decimal(v)
 
 
 class ClaimResponseAddItemDetailSubDetail(_p.Complex, kw_only=True):
@@ -2199,7 +3013,11 @@ class ClaimResponseAddItemDetailSubDetail(_p.Complex, kw_only=True):
     productOrService: _T34
     quantity: _T24 = _U
     unitPrice: _T92 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.factor
+        if v is not _U:
+            _a_decimal(v)
 
 
 class ClaimResponseError(_p.Complex, kw_only=True):
@@ -2254,7 +3072,11 @@ class ClaimResponseItemAdjudication(_p.Complex, kw_only=True):
     reason: _T13 = _U
     value: _T43 = _U
     value_ext: _T3 = _ms.field(default=_U, name="_value")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.value
+        if v is not _U:
+            _a_decimal(v)
 
 
 class ClaimResponseItemDetail(_p.Complex, kw_only=True):
@@ -2294,7 +3116,11 @@ class ClaimResponsePayment(_p.Complex, kw_only=True):
     identifier: _T40 = _U
     modifierExtension: _T4 = _U
     type: _T34
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.date
+        if v is not _U:
+            _a_date(v)
 
 
 class ClaimResponseProcessNote(_p.Complex, kw_only=True):
@@ -2309,7 +3135,11 @@ class ClaimResponseProcessNote(_p.Complex, kw_only=True):
     text_ext: _T3 = _ms.field(default=_U, name="_text")
     type: _T2 = _U
     type_ext: _T3 = _ms.field(default=_U, name="_type")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.type
+        if v is not _U:
+            _a_code(v)
 
 
 class ClaimResponseTotal(_p.Complex, kw_only=True):
@@ -2338,7 +3168,26 @@ class ClaimSupportingInfo(_p.Complex, kw_only=True):
     valueQuantity: _T24 = _U
     valueReference: _T8 = _U
     valueString: _T2 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.timingDate
+        if v is not _U:
+            _a_date(v)
+        if self.timingDate is not _U:
+            if self.timingPeriod is not _U:
+                raise _p.ChoiceError("ClaimSupportingInfo.timing[x]: at most one")
+        if self.valueAttachment is not _U:
+            if self.valueBoolean is not _U or self.valueQuantity is not _U or self.valueReference is not _U or self.valueString is not _U:
+                raise _p.ChoiceError("ClaimSupportingInfo.value[x]: at most one")
+        elif self.valueBoolean is not _U:
+            if self.valueQuantity is not _U or self.valueReference is not _U or self.valueString is not _U:
+                raise _p.ChoiceError("ClaimSupportingInfo.value[x]: at most one")
+        elif self.valueQuantity is not _U:
+            if self.valueReference is not _U or self.valueString is not _U:
+                raise _p.ChoiceError("ClaimSupportingInfo.value[x]: at most one")
+        elif self.valueReference is not _U:
+            if self.valueString is not _U:
+                raise _p.ChoiceError("ClaimSupportingInfo.value[x]: at most one")
 
 
 class ClinicalImpression(_p.Resource, tag="ClinicalImpression", kw_only=True):
@@ -2379,7 +3228,29 @@ class ClinicalImpression(_p.Resource, tag="ClinicalImpression", kw_only=True):
     summary_ext: _T3 = _ms.field(default=_U, name="_summary")
     supportingInfo: _T11 = _U
     text: _T12 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.date
+        if v is not _U:
+            _a_dateTime(v)
+        v = self.effectiveDateTime
+        if v is not _U:
+            _a_dateTime(v)
+        v = self.id
+        if v is not _U:
+            _a_id(v)
+        v = self.implicitRules
+        if v is not _U:
+            _a_uri(v)
+        v = self.language
+        if v is not _U:
+            _a_code(v)
+        if self.protocol is not _U:
+            _e_uri(self.protocol)
+        _a_code(self.status)
+        if self.effectiveDateTime is not _U:
+            if self.effectivePeriod is not _U:
+                raise _p.ChoiceError("ClinicalImpression.effective[x]: at most one")
 
 
 class ClinicalImpressionFinding(_p.Complex, kw_only=True):
@@ -2426,7 +3297,18 @@ class ClinicalUseDefinition(_p.Resource, tag="ClinicalUseDefinition", kw_only=Tr
     type_ext: _T3 = _ms.field(default=_U, name="_type")
     undesirableEffect: _T155 = _U
     warning: _T156 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U:
+            _a_id(v)
+        v = self.implicitRules
+        if v is not _U:
+            _a_uri(v)
+        v = self.language
+        if v is not _U:
+            _a_code(v)
+        _a_code(self.type)
 
 
 class ClinicalUseDefinitionContraindication(_p.Complex, kw_only=True):
@@ -2463,7 +3345,11 @@ class ClinicalUseDefinitionIndication(_p.Complex, kw_only=True):
     modifierExtension: _T4 = _U
     otherTherapy: _T159 = _U
     undesirableEffect: _T11 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        if self.durationRange is not _U:
+            if self.durationString is not _U:
+                raise _p.ChoiceError("ClinicalUseDefinitionIndication.duration[x]: at most one")
 
 
 class ClinicalUseDefinitionInteraction(_p.Complex, kw_only=True):
@@ -2485,7 +3371,13 @@ class ClinicalUseDefinitionInteractionInteractant(_p.Complex, kw_only=True):
     itemCodeableConcept: _T13 = _U
     itemReference: _T8 = _U
     modifierExtension: _T4 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        if self.itemCodeableConcept is not _U:
+            if self.itemReference is not _U:
+                raise _p.ChoiceError("ClinicalUseDefinitionInteractionInteractant.item[x]: exactly one")
+        elif not (self.itemReference is not _U):
+            raise _p.ChoiceError("ClinicalUseDefinitionInteractionInteractant.item[x]: exactly one")
 
 
 class ClinicalUseDefinitionUndesirableEffect(_p.Complex, kw_only=True):
@@ -2565,7 +3457,34 @@ class CodeSystem(_p.Resource, tag="CodeSystem", kw_only=True):
     version_ext: _T3 = _ms.field(default=_U, name="_version")
     versionNeeded: _T16 = _U
     versionNeeded_ext: _T3 = _ms.field(default=_U, name="_versionNeeded")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        _a_code(self.content)
+        v = self.date
+        if v is not _U:
+            _a_dateTime(v)
+        v = self.hierarchyMeaning
+        if v is not _U:
+            _a_code(v)
+        v = self.id
+        if v is not _U:
+            _a_id(v)
+        v = self.implicitRules
+        if v is not _U:
+            _a_uri(v)
+        v = self.language
+        if v is not _U:
+            _a_code(v)
+        _a_code(self.status)
+        v = self.supplements
+        if v is not _U:
+            _a_uri(v)
+        v = self.url
+        if v is not _U:
+            _a_uri(v)
+        v = self.valueSet
+        if v is not _U:
+            _a_uri(v)
 
 
 class CodeSystemConcept(_p.Complex, kw_only=True):
@@ -2582,7 +3501,9 @@ class CodeSystemConcept(_p.Complex, kw_only=True):
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     modifierExtension: _T4 = _U
     property: _T166 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        _a_code(self.code)
 
 
 class CodeSystemConceptDesignation(_p.Complex, kw_only=True):
@@ -2595,7 +3516,11 @@ class CodeSystemConceptDesignation(_p.Complex, kw_only=True):
     use: _T55 = _U
     value: _T10
     value_ext: _T3 = _ms.field(default=_U, name="_value")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.language
+        if v is not _U:
+            _a_code(v)
 
 
 class CodeSystemConceptProperty(_p.Complex, kw_only=True):
@@ -2612,7 +3537,38 @@ class CodeSystemConceptProperty(_p.Complex, kw_only=True):
     valueDecimal: _T43 = _U
     valueInteger: _T62 = _U
     valueString: _T2 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        _a_code(self.code)
+        v = self.valueCode
+        if v is not _U:
+            _a_code(v)
+        v = self.valueDateTime
+        if v is not _U:
+            _a_dateTime(v)
+        v = self.valueDecimal
+        if v is not _U:
+            _a_decimal(v)
+        if self.valueBoolean is not _U:
+            if self.valueCode is not _U or self.valueCoding is not _U or self.valueDateTime is not _U or self.valueDecimal is not _U or self.valueInteger is not _U or self.valueString is not _U:
+                raise _p.ChoiceError("CodeSystemConceptProperty.value[x]: exactly one")
+        elif self.valueCode is not _U:
+            if self.valueCoding is not _U or self.valueDateTime is not _U or self.valueDecimal is not _U or self.valueInteger is not _U or self.valueString is not _U:
+                raise _p.ChoiceError("CodeSystemConceptProperty.value[x]: exactly one")
+        elif self.valueCoding is not _U:
+            if self.valueDateTime is not _U or self.valueDecimal is not _U or self.valueInteger is not _U or self.valueString is not _U:
+                raise _p.ChoiceError("CodeSystemConceptProperty.value[x]: exactly one")
+        elif self.valueDateTime is not _U:
+            if self.valueDecimal is not _U or self.valueInteger is not _U or self.valueString is not _U:
+                raise _p.ChoiceError("CodeSystemConceptProperty.value[x]: exactly one")
+        elif self.valueDecimal is not _U:
+            if self.valueInteger is not _U or self.valueString is not _U:
+                raise _p.ChoiceError("CodeSystemConceptProperty.value[x]: exactly one")
+        elif self.valueInteger is not _U:
+            if self.valueString is not _U:
+                raise _p.ChoiceError("CodeSystemConceptProperty.value[x]: exactly one")
+        elif not (self.valueString is not _U):
+            raise _p.ChoiceError("CodeSystemConceptProperty.value[x]: exactly one")
 
 
 class CodeSystemFilter(_p.Complex, kw_only=True):
@@ -2628,7 +3584,10 @@ class CodeSystemFilter(_p.Complex, kw_only=True):
     operator_ext: _T22 = _ms.field(default=_U, name="_operator")
     value: _T10
     value_ext: _T3 = _ms.field(default=_U, name="_value")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        _a_code(self.code)
+        _e_code(self.operator)
 
 
 class CodeSystemProperty(_p.Complex, kw_only=True):
@@ -2644,7 +3603,13 @@ class CodeSystemProperty(_p.Complex, kw_only=True):
     type_ext: _T3 = _ms.field(default=_U, name="_type")
     uri: _T2 = _U
     uri_ext: _T3 = _ms.field(default=_U, name="_uri")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        _a_code(self.code)
+        _a_code(self.type)
+        v = self.uri
+        if v is not _U:
+            _a_uri(v)
 
 
 class CodeableConcept(_p.Complex, kw_only=True):
@@ -2678,7 +3643,14 @@ class Coding(_p.Complex, kw_only=True):
     userSelected_ext: _T3 = _ms.field(default=_U, name="_userSelected")
     version: _T2 = _U
     version_ext: _T3 = _ms.field(default=_U, name="_version")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.code
+        if v is not _U:
+            _a_code(v)
+        v = self.system
+        if v is not _U:
+            _a_uri(v)
 
 
 class Communication(_p.Resource, tag="Communication", kw_only=True):
@@ -2722,7 +3694,31 @@ class Communication(_p.Resource, tag="Communication", kw_only=True):
     subject: _T8 = _U
     text: _T12 = _U
     topic: _T13 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U:
+            _a_id(v)
+        v = self.implicitRules
+        if v is not _U:
+            _a_uri(v)
+        if self.instantiatesCanonical is not _U:
+            _e_uri(self.instantiatesCanonical)
+        if self.instantiatesUri is not _U:
+            _e_uri(self.instantiatesUri)
+        v = self.language
+        if v is not _U:
+            _a_code(v)
+        v = self.priority
+        if v is not _U:
+            _a_code(v)
+        v = self.received
+        if v is not _U:
+            _a_dateTime(v)
+        v = self.sent
+        if v is not _U:
+            _a_dateTime(v)
+        _a_code(self.status)
 
 
 class CommunicationPayload(_p.Complex, kw_only=True):
@@ -2733,7 +3729,16 @@ class CommunicationPayload(_p.Complex, kw_only=True):
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     modifierExtension: _T4 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        if self.contentAttachment is not _U:
+            if self.contentReference is not _U or self.contentString is not _U:
+                raise _p.ChoiceError("CommunicationPayload.content[x]: exactly one")
+        elif self.contentReference is not _U:
+            if self.contentString is not _U:
+                raise _p.ChoiceError("CommunicationPayload.content[x]: exactly one")
+        elif not (self.contentString is not _U):
+            raise _p.ChoiceError("CommunicationPayload.content[x]: exactly one")
 
 
 class CommunicationRequest(_p.Resource, tag="CommunicationRequest", kw_only=True):
@@ -2775,7 +3780,30 @@ class CommunicationRequest(_p.Resource, tag="CommunicationRequest", kw_only=True
     statusReason: _T13 = _U
     subject: _T8 = _U
     text: _T12 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.authoredOn
+        if v is not _U:
+            _a_dateTime(v)
+        v = self.id
+        if v is not _U:
+            _a_id(v)
+        v = self.implicitRules
+        if v is not _U:
+            _a_uri(v)
+        v = self.language
+        if v is not _U:
+            _a_code(v)
+        v = self.occurrenceDateTime
+        if v is not _U:
+            _a_dateTime(v)
+        v = self.priority
+        if v is not _U:
+            _a_code(v)
+        _a_code(self.status)
+        if self.occurrenceDateTime is not _U:
+            if self.occurrencePeriod is not _U:
+                raise _p.ChoiceError("CommunicationRequest.occurrence[x]: at most one")
 
 
 class CommunicationRequestPayload(_p.Complex, kw_only=True):
@@ -2786,7 +3814,16 @@ class CommunicationRequestPayload(_p.Complex, kw_only=True):
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     modifierExtension: _T4 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        if self.contentAttachment is not _U:
+            if self.contentReference is not _U or self.contentString is not _U:
+                raise _p.ChoiceError("CommunicationRequestPayload.content[x]: exactly one")
+        elif self.contentReference is not _U:
+            if self.contentString is not _U:
+                raise _p.ChoiceError("CommunicationRequestPayload.content[x]: exactly one")
+        elif not (self.contentString is not _U):
+            raise _p.ChoiceError("CommunicationRequestPayload.content[x]: exactly one")
 
 
 class CompartmentDefinition(_p.Resource, tag="CompartmentDefinition", kw_only=True):
@@ -2826,7 +3863,23 @@ class CompartmentDefinition(_p.Resource, tag="CompartmentDefinition", kw_only=Tr
     useContext: _T30 = _U
     version: _T2 = _U
     version_ext: _T3 = _ms.field(default=_U, name="_version")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        _a_code(self.code)
+        v = self.date
+        if v is not _U:
+            _a_dateTime(v)
+        v = self.id
+        if v is not _U:
+            _a_id(v)
+        v = self.implicitRules
+        if v is not _U:
+            _a_uri(v)
+        v = self.language
+        if v is not _U:
+            _a_code(v)
+        _a_code(self.status)
+        _a_uri(self.url)
 
 
 class CompartmentDefinitionResource(_p.Complex, kw_only=True):
@@ -2840,7 +3893,9 @@ class CompartmentDefinitionResource(_p.Complex, kw_only=True):
     modifierExtension: _T4 = _U
     param: _T21 = _U
     param_ext: _T22 = _ms.field(default=_U, name="_param")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        _a_code(self.code)
 
 
 class Composition(_p.Resource, tag="Composition", kw_only=True):
@@ -2874,7 +3929,22 @@ class Composition(_p.Resource, tag="Composition", kw_only=True):
     title: _T10
     title_ext: _T3 = _ms.field(default=_U, name="_title")
     type: _T34
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.confidentiality
+        if v is not _U:
+            _a_code(v)
+        _a_dateTime(self.date)
+        v = self.id
+        if v is not _U:
+            _a_id(v)
+        v = self.implicitRules
+        if v is not _U:
+            _a_uri(v)
+        v = self.language
+        if v is not _U:
+            _a_code(v)
+        _a_code(self.status)
 
 
 class CompositionAttester(_p.Complex, kw_only=True):
@@ -2887,7 +3957,12 @@ class CompositionAttester(_p.Complex, kw_only=True):
     party: _T8 = _U
     time: _T2 = _U
     time_ext: _T3 = _ms.field(default=_U, name="_time")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        _a_code(self.mode)
+        v = self.time
+        if v is not _U:
+            _a_dateTime(v)
 
 
 class CompositionEvent(_p.Complex, kw_only=True):
@@ -2909,7 +3984,14 @@ class CompositionRelatesTo(_p.Complex, kw_only=True):
     modifierExtension: _T4 = _U
     targetIdentifier: _T40 = _U
     targetReference: _T8 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        _a_code(self.code)
+        if self.targetIdentifier is not _U:
+            if self.targetReference is not _U:
+                raise _p.ChoiceError("CompositionRelatesTo.target[x]: exactly one")
+        elif not (self.targetReference is not _U):
+            raise _p.ChoiceError("CompositionRelatesTo.target[x]: exactly one")
 
 
 class CompositionSection(_p.Complex, kw_only=True):
@@ -2929,7 +4011,11 @@ class CompositionSection(_p.Complex, kw_only=True):
     text: _T12 = _U
     title: _T2 = _U
     title_ext: _T3 = _ms.field(default=_U, name="_title")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.mode
+        if v is not _U:
+            _a_code(v)
 
 
 class ConceptMap(_p.Resource, tag="ConceptMap", kw_only=True):
@@ -2975,7 +4061,42 @@ class ConceptMap(_p.Resource, tag="ConceptMap", kw_only=True):
     useContext: _T30 = _U
     version: _T2 = _U
     version_ext: _T3 = _ms.field(default=_U, name="_version")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.date
+        if v is not _U:
+            _a_dateTime(v)
+        v = self.id
+        if v is not _U:
+            _a_id(v)
+        v = self.implicitRules
+        if v is not _U:
+            _a_uri(v)
+        v = self.language
+        if v is not _U:
+            _a_code(v)
+        v = self.sourceCanonical
+        if v is not _U:
+            _a_uri(v)
+        v = self.sourceUri
+        if v is not _U:
+            _a_uri(v)
+        _a_code(self.status)
+        v = self.targetCanonical
+        if v is not _U:
+            _a_uri(v)
+        v = self.targetUri
+        if v is not _U:
+            _a_uri(v)
+        v = self.url
+        if v is not _U:
+            _a_uri(v)
+        if self.sourceCanonical is not _U:
+            if self.sourceUri is not _U:
+                raise _p.ChoiceError("ConceptMap.source[x]: at most one")
+        if self.targetCanonical is not _U:
+            if self.targetUri is not _U:
+                raise _p.ChoiceError("ConceptMap.target[x]: at most one")
 
 
 class ConceptMapGroup(_p.Complex, kw_only=True):
@@ -2993,7 +4114,14 @@ class ConceptMapGroup(_p.Complex, kw_only=True):
     targetVersion: _T2 = _U
     targetVersion_ext: _T3 = _ms.field(default=_U, name="_targetVersion")
     unmapped: _T177 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.source
+        if v is not _U:
+            _a_uri(v)
+        v = self.target
+        if v is not _U:
+            _a_uri(v)
 
 
 class ConceptMapGroupElement(_p.Complex, kw_only=True):
@@ -3006,7 +4134,11 @@ class ConceptMapGroupElement(_p.Complex, kw_only=True):
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     modifierExtension: _T4 = _U
     target: _T178 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.code
+        if v is not _U:
+            _a_code(v)
 
 
 class ConceptMapGroupElementTarget(_p.Complex, kw_only=True):
@@ -3024,7 +4156,12 @@ class ConceptMapGroupElementTarget(_p.Complex, kw_only=True):
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     modifierExtension: _T4 = _U
     product: _T179 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.code
+        if v is not _U:
+            _a_code(v)
+        _a_code(self.equivalence)
 
 
 class ConceptMapGroupElementTargetDependsOn(_p.Complex, kw_only=True):
@@ -3040,7 +4177,12 @@ class ConceptMapGroupElementTargetDependsOn(_p.Complex, kw_only=True):
     system_ext: _T3 = _ms.field(default=_U, name="_system")
     value: _T10
     value_ext: _T3 = _ms.field(default=_U, name="_value")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        _a_uri(self.property)
+        v = self.system
+        if v is not _U:
+            _a_uri(v)
 
 
 class ConceptMapGroupUnmapped(_p.Complex, kw_only=True):
@@ -3056,7 +4198,15 @@ class ConceptMapGroupUnmapped(_p.Complex, kw_only=True):
     modifierExtension: _T4 = _U
     url: _T2 = _U
     url_ext: _T3 = _ms.field(default=_U, name="_url")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.code
+        if v is not _U:
+            _a_code(v)
+        _a_code(self.mode)
+        v = self.url
+        if v is not _U:
+            _a_uri(v)
 
 
 class Condition(_p.Resource, tag="Condition", kw_only=True):
@@ -3097,7 +4247,50 @@ class Condition(_p.Resource, tag="Condition", kw_only=True):
     subject: _T14
     text: _T12 = _U
     verificationStatus: _T13 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.abatementDateTime
+        if v is not _U:
+            _a_dateTime(v)
+        v = self.id
+        if v is not _U:
+            _a_id(v)
+        v = self.implicitRules
+        if v is not _U:
+            _a_uri(v)
+        v = self.language
+        if v is not _U:
+            _a_code(v)
+        v = self.onsetDateTime
+        if v is not _U:
+            _a_dateTime(v)
+        v = self.recordedDate
+        if v is not _U:
+            _a_dateTime(v)
+        if self.abatementAge is not _U:
+            if self.abatementDateTime is not _U or self.abatementPeriod is not _U or self.abatementRange is not _U or self.abatementString is not _U:
+                raise _p.ChoiceError("Condition.abatement[x]: at most one")
+        elif self.abatementDateTime is not _U:
+            if self.abatementPeriod is not _U or self.abatementRange is not _U or self.abatementString is not _U:
+                raise _p.ChoiceError("Condition.abatement[x]: at most one")
+        elif self.abatementPeriod is not _U:
+            if self.abatementRange is not _U or self.abatementString is not _U:
+                raise _p.ChoiceError("Condition.abatement[x]: at most one")
+        elif self.abatementRange is not _U:
+            if self.abatementString is not _U:
+                raise _p.ChoiceError("Condition.abatement[x]: at most one")
+        if self.onsetAge is not _U:
+            if self.onsetDateTime is not _U or self.onsetPeriod is not _U or self.onsetRange is not _U or self.onsetString is not _U:
+                raise _p.ChoiceError("Condition.onset[x]: at most one")
+        elif self.onsetDateTime is not _U:
+            if self.onsetPeriod is not _U or self.onsetRange is not _U or self.onsetString is not _U:
+                raise _p.ChoiceError("Condition.onset[x]: at most one")
+        elif self.onsetPeriod is not _U:
+            if self.onsetRange is not _U or self.onsetString is not _U:
+                raise _p.ChoiceError("Condition.onset[x]: at most one")
+        elif self.onsetRange is not _U:
+            if self.onsetString is not _U:
+                raise _p.ChoiceError("Condition.onset[x]: at most one")
 
 
 class ConditionEvidence(_p.Complex, kw_only=True):
@@ -3147,7 +4340,24 @@ class Consent(_p.Resource, tag="Consent", kw_only=True):
     status_ext: _T3 = _ms.field(default=_U, name="_status")
     text: _T12 = _U
     verification: _T184 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.dateTime
+        if v is not _U:
+            _a_dateTime(v)
+        v = self.id
+        if v is not _U:
+            _a_id(v)
+        v = self.implicitRules
+        if v is not _U:
+            _a_uri(v)
+        v = self.language
+        if v is not _U:
+            _a_code(v)
+        _a_code(self.status)
+        if self.sourceAttachment is not _U:
+            if self.sourceReference is not _U:
+                raise _p.ChoiceError("Consent.source[x]: at most one")
 
 
 class ConsentPolicy(_p.Complex, kw_only=True):
@@ -3159,7 +4369,14 @@ class ConsentPolicy(_p.Complex, kw_only=True):
     modifierExtension: _T4 = _U
     uri: _T2 = _U
     uri_ext: _T3 = _ms.field(default=_U, name="_uri")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.authority
+        if v is not _U:
+            _a_uri(v)
+        v = self.uri
+        if v is not _U:
+            _a_uri(v)
 
 
 class ConsentProvision(_p.Complex, kw_only=True):
@@ -3179,7 +4396,11 @@ class ConsentProvision(_p.Complex, kw_only=True):
     securityLabel: _T53 = _U
     type: _T2 = _U
     type_ext: _T3 = _ms.field(default=_U, name="_type")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.type
+        if v is not _U:
+            _a_code(v)
 
 
 class ConsentProvisionActor(_p.Complex, kw_only=True):
@@ -3199,7 +4420,9 @@ class ConsentProvisionData(_p.Complex, kw_only=True):
     meaning_ext: _T3 = _ms.field(default=_U, name="_meaning")
     modifierExtension: _T4 = _U
     reference: _T14
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        _a_code(self.meaning)
 
 
 class ConsentVerification(_p.Complex, kw_only=True):
@@ -3212,7 +4435,11 @@ class ConsentVerification(_p.Complex, kw_only=True):
     verified: _T57
     verified_ext: _T3 = _ms.field(default=_U, name="_verified")
     verifiedWith: _T8 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.verificationDate
+        if v is not _U:
+            _a_dateTime(v)
 
 
 class ContactDetail(_p.Complex, kw_only=True):
@@ -3237,7 +4464,14 @@ class ContactPoint(_p.Complex, kw_only=True):
     use_ext: _T3 = _ms.field(default=_U, name="_use")
     value: _T2 = _U
     value_ext: _T3 = _ms.field(default=_U, name="_value")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.system
+        if v is not _U:
+            _a_code(v)
+        v = self.use
+        if v is not _U:
+            _a_code(v)
 
 
 class Contract(_p.Resource, tag="Contract", kw_only=True):
@@ -3296,7 +4530,35 @@ class Contract(_p.Resource, tag="Contract", kw_only=True):
     url_ext: _T3 = _ms.field(default=_U, name="_url")
     version: _T2 = _U
     version_ext: _T3 = _ms.field(default=_U, name="_version")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U:
+            _a_id(v)
+        v = self.implicitRules
+        if v is not _U:
+            _a_uri(v)
+        v = self.instantiatesUri
+        if v is not _U:
+            _a_uri(v)
+        v = self.issued
+        if v is not _U:
+            _a_dateTime(v)
+        v = self.language
+        if v is not _U:
+            _a_code(v)
+        v = self.status
+        if v is not _U:
+            _a_code(v)
+        v = self.url
+        if v is not _U:
+            _a_uri(v)
+        if self.legallyBindingAttachment is not _U:
+            if self.legallyBindingReference is not _U:
+                raise _p.ChoiceError("Contract.legallyBinding[x]: at most one")
+        if self.topicCodeableConcept is not _U:
+            if self.topicReference is not _U:
+                raise _p.ChoiceError("Contract.topic[x]: at most one")
 
 
 class ContractContentDefinition(_p.Complex, kw_only=True):
@@ -3313,7 +4575,12 @@ class ContractContentDefinition(_p.Complex, kw_only=True):
     publisher: _T8 = _U
     subType: _T13 = _U
     type: _T34
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.publicationDate
+        if v is not _U:
+            _a_dateTime(v)
+        _a_code(self.publicationStatus)
 
 
 class ContractFriendly(_p.Complex, kw_only=True):
@@ -3323,7 +4590,13 @@ class ContractFriendly(_p.Complex, kw_only=True):
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     modifierExtension: _T4 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        if self.contentAttachment is not _U:
+            if self.contentReference is not _U:
+                raise _p.ChoiceError("ContractFriendly.content[x]: exactly one")
+        elif not (self.contentReference is not _U):
+            raise _p.ChoiceError("ContractFriendly.content[x]: exactly one")
 
 
 class ContractLegal(_p.Complex, kw_only=True):
@@ -3333,7 +4606,13 @@ class ContractLegal(_p.Complex, kw_only=True):
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     modifierExtension: _T4 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        if self.contentAttachment is not _U:
+            if self.contentReference is not _U:
+                raise _p.ChoiceError("ContractLegal.content[x]: exactly one")
+        elif not (self.contentReference is not _U):
+            raise _p.ChoiceError("ContractLegal.content[x]: exactly one")
 
 
 class ContractRule(_p.Complex, kw_only=True):
@@ -3343,7 +4622,13 @@ class ContractRule(_p.Complex, kw_only=True):
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     modifierExtension: _T4 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        if self.contentAttachment is not _U:
+            if self.contentReference is not _U:
+                raise _p.ChoiceError("ContractRule.content[x]: exactly one")
+        elif not (self.contentReference is not _U):
+            raise _p.ChoiceError("ContractRule.content[x]: exactly one")
 
 
 class ContractSigner(_p.Complex, kw_only=True):
@@ -3376,7 +4661,14 @@ class ContractTerm(_p.Complex, kw_only=True):
     topicCodeableConcept: _T13 = _U
     topicReference: _T8 = _U
     type: _T13 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.issued
+        if v is not _U:
+            _a_dateTime(v)
+        if self.topicCodeableConcept is not _U:
+            if self.topicReference is not _U:
+                raise _p.ChoiceError("ContractTerm.topic[x]: at most one")
 
 
 class ContractTermAction(_p.Complex, kw_only=True):
@@ -3415,7 +4707,17 @@ class ContractTermAction(_p.Complex, kw_only=True):
     status: _T34
     subject: _T200 = _U
     type: _T34
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.occurrenceDateTime
+        if v is not _U:
+            _a_dateTime(v)
+        if self.occurrenceDateTime is not _U:
+            if self.occurrencePeriod is not _U or self.occurrenceTiming is not _U:
+                raise _p.ChoiceError("ContractTermAction.occurrence[x]: at most one")
+        elif self.occurrencePeriod is not _U:
+            if self.occurrenceTiming is not _U:
+                raise _p.ChoiceError("ContractTermAction.occurrence[x]: at most one")
 
 
 class ContractTermActionSubject(_p.Complex, kw_only=True):
@@ -3491,7 +4793,23 @@ class ContractTermAssetValuedItem(_p.Complex, kw_only=True):
     securityLabelNumber: _T199 = _U
     securityLabelNumber_ext: _T22 = _ms.field(default=_U, name="_securityLabelNumber")
     unitPrice: _T92 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.effectiveTime
+        if v is not _U:
+            _a_dateTime(v)
+        v = self.factor
+        if v is not _U:
+            _a_decimal(v)
+        v = self.paymentDate
+        if v is not _U:
+            _a_dateTime(v)
+        v = self.points
+        if v is not _U:
+            _a_decimal(v)
+        if self.entityCodeableConcept is not _U:
+            if self.entityReference is not _U:
+                raise _p.ChoiceError("ContractTermAssetValuedItem.entity[x]: at most one")
 
 
 class ContractTermOffer(_p.Complex, kw_only=True):
@@ -3531,7 +4849,27 @@ class ContractTermOfferAnswer(_p.Complex, kw_only=True):
     valueString: _T2 = _U
     valueTime: _T2 = _U
     valueUri: _T2 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.valueDate
+        if v is not _U:
+            _a_date(v)
+        v = self.valueDateTime
+        if v is not _U:
+            _a_dateTime(v)
+        v = self.valueDecimal
+        if v is not _U:
+            _a_decimal(v)
+        v = self.valueTime
+        if v is not _U:
+            _a_time(v)
+        v = self.valueUri
+        if v is not _U:
+            _a_uri(v)
+        t = _astuple(self)
+        n = len(t) - t.count(_U) - 0 - ((self.extension is not _U) + (self.id is not _U) + (self.id_ext is not _U) + (self.modifierExtension is not _U))
+        if n != 1:
+            raise _p.ChoiceError("ContractTermOfferAnswer.value[x]: exactly one")
 
 
 class ContractTermOfferParty(_p.Complex, kw_only=True):
@@ -3564,7 +4902,9 @@ class Contributor(_p.Complex, kw_only=True):
     name_ext: _T3 = _ms.field(default=_U, name="_name")
     type: _T10
     type_ext: _T3 = _ms.field(default=_U, name="_type")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        _a_code(self.type)
 
 
 class Count(_p.Complex, kw_only=True):
@@ -3581,7 +4921,20 @@ class Count(_p.Complex, kw_only=True):
     unit_ext: _T3 = _ms.field(default=_U, name="_unit")
     value: _T43 = _U
     value_ext: _T3 = _ms.field(default=_U, name="_value")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.code
+        if v is not _U:
+            _a_code(v)
+        v = self.comparator
+        if v is not _U:
+            _a_code(v)
+        v = self.system
+        if v is not _U:
+            _a_uri(v)
+        v = self.value
+        if v is not _U:
+            _a_decimal(v)
 
 
 class Coverage(_p.Resource, tag="Coverage", kw_only=True):
@@ -3619,7 +4972,18 @@ class Coverage(_p.Resource, tag="Coverage", kw_only=True):
     subscriberId_ext: _T3 = _ms.field(default=_U, name="_subscriberId")
     text: _T12 = _U
     type: _T13 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U:
+            _a_id(v)
+        v = self.implicitRules
+        if v is not _U:
+            _a_uri(v)
+        v = self.language
+        if v is not _U:
+            _a_code(v)
+        _a_code(self.status)
 
 
 class CoverageClass(_p.Complex, kw_only=True):
@@ -3643,7 +5007,13 @@ class CoverageCostToBeneficiary(_p.Complex, kw_only=True):
     type: _T13 = _U
     valueMoney: _T92 = _U
     valueQuantity: _T24 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        if self.valueMoney is not _U:
+            if self.valueQuantity is not _U:
+                raise _p.ChoiceError("CoverageCostToBeneficiary.value[x]: exactly one")
+        elif not (self.valueQuantity is not _U):
+            raise _p.ChoiceError("CoverageCostToBeneficiary.value[x]: exactly one")
 
 
 class CoverageCostToBeneficiaryException(_p.Complex, kw_only=True):
@@ -3685,7 +5055,26 @@ class CoverageEligibilityRequest(_p.Resource, tag="CoverageEligibilityRequest", 
     status_ext: _T3 = _ms.field(default=_U, name="_status")
     supportingInfo: _T210 = _U
     text: _T12 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        _a_dateTime(self.created)
+        v = self.id
+        if v is not _U:
+            _a_id(v)
+        v = self.implicitRules
+        if v is not _U:
+            _a_uri(v)
+        v = self.language
+        if v is not _U:
+            _a_code(v)
+        _e_code(self.purpose)
+        v = self.servicedDate
+        if v is not _U:
+            _a_date(v)
+        _a_code(self.status)
+        if self.servicedDate is not _U:
+            if self.servicedPeriod is not _U:
+                raise _p.ChoiceError("CoverageEligibilityRequest.serviced[x]: at most one")
 
 
 class CoverageEligibilityRequestInsurance(_p.Complex, kw_only=True):
@@ -3725,7 +5114,11 @@ class CoverageEligibilityRequestItemDiagnosis(_p.Complex, kw_only=True):
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     modifierExtension: _T4 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        if self.diagnosisCodeableConcept is not _U:
+            if self.diagnosisReference is not _U:
+                raise _p.ChoiceError("CoverageEligibilityRequestItemDiagnosis.diagnosis[x]: at most one")
 
 
 class CoverageEligibilityRequestSupportingInfo(_p.Complex, kw_only=True):
@@ -3774,7 +5167,27 @@ class CoverageEligibilityResponse(_p.Resource, tag="CoverageEligibilityResponse"
     status: _T10
     status_ext: _T3 = _ms.field(default=_U, name="_status")
     text: _T12 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        _a_dateTime(self.created)
+        v = self.id
+        if v is not _U:
+            _a_id(v)
+        v = self.implicitRules
+        if v is not _U:
+            _a_uri(v)
+        v = self.language
+        if v is not _U:
+            _a_code(v)
+        _a_code(self.outcome)
+        _e_code(self.purpose)
+        v = self.servicedDate
+        if v is not _U:
+            _a_date(v)
+        _a_code(self.status)
+        if self.servicedDate is not _U:
+            if self.servicedPeriod is not _U:
+                raise _p.ChoiceError("CoverageEligibilityResponse.serviced[x]: at most one")
 
 
 class CoverageEligibilityResponseError(_p.Complex, kw_only=True):
@@ -3821,7 +5234,11 @@ class CoverageEligibilityResponseInsuranceItem(_p.Complex, kw_only=True):
     provider: _T8 = _U
     term: _T13 = _U
     unit: _T13 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.authorizationUrl
+        if v is not _U:
+            _a_uri(v)
 
 
 class CoverageEligibilityResponseInsuranceItemBenefit(_p.Complex, kw_only=True):
@@ -3836,7 +5253,20 @@ class CoverageEligibilityResponseInsuranceItemBenefit(_p.Complex, kw_only=True):
     usedMoney: _T92 = _U
     usedString: _T2 = _U
     usedUnsignedInt: _T48 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        if self.allowedMoney is not _U:
+            if self.allowedString is not _U or self.allowedUnsignedInt is not _U:
+                raise _p.ChoiceError("CoverageEligibilityResponseInsuranceItemBenefit.allowed[x]: at most one")
+        elif self.allowedString is not _U:
+            if self.allowedUnsignedInt is not _U:
+                raise _p.ChoiceError("CoverageEligibilityResponseInsuranceItemBenefit.allowed[x]: at most one")
+        if self.usedMoney is not _U:
+            if self.usedString is not _U or self.usedUnsignedInt is not _U:
+                raise _p.ChoiceError("CoverageEligibilityResponseInsuranceItemBenefit.used[x]: at most one")
+        elif self.usedString is not _U:
+            if self.usedUnsignedInt is not _U:
+                raise _p.ChoiceError("CoverageEligibilityResponseInsuranceItemBenefit.used[x]: at most one")
 
 
 class DataRequirement(_p.Complex, kw_only=True):
@@ -3856,7 +5286,14 @@ class DataRequirement(_p.Complex, kw_only=True):
     subjectReference: _T8 = _U
     type: _T10
     type_ext: _T3 = _ms.field(default=_U, name="_type")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        if self.profile is not _U:
+            _e_uri(self.profile)
+        _a_code(self.type)
+        if self.subjectCodeableConcept is not _U:
+            if self.subjectReference is not _U:
+                raise _p.ChoiceError("DataRequirement.subject[x]: at most one")
 
 
 class DataRequirementCodeFilter(_p.Complex, kw_only=True):
@@ -3870,7 +5307,11 @@ class DataRequirementCodeFilter(_p.Complex, kw_only=True):
     searchParam_ext: _T3 = _ms.field(default=_U, name="_searchParam")
     valueSet: _T2 = _U
     valueSet_ext: _T3 = _ms.field(default=_U, name="_valueSet")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.valueSet
+        if v is not _U:
+            _a_uri(v)
 
 
 class DataRequirementDateFilter(_p.Complex, kw_only=True):
@@ -3884,7 +5325,17 @@ class DataRequirementDateFilter(_p.Complex, kw_only=True):
     valueDateTime: _T2 = _U
     valueDuration: _T27 = _U
     valuePeriod: _T9 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.valueDateTime
+        if v is not _U:
+            _a_dateTime(v)
+        if self.valueDateTime is not _U:
+            if self.valueDuration is not _U or self.valuePeriod is not _U:
+                raise _p.ChoiceError("DataRequirementDateFilter.value[x]: at most one")
+        elif self.valueDuration is not _U:
+            if self.valuePeriod is not _U:
+                raise _p.ChoiceError("DataRequirementDateFilter.value[x]: at most one")
 
 
 class DataRequirementSort(_p.Complex, kw_only=True):
@@ -3895,7 +5346,9 @@ class DataRequirementSort(_p.Complex, kw_only=True):
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     path: _T10
     path_ext: _T3 = _ms.field(default=_U, name="_path")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        _a_code(self.direction)
 
 
 class DetectedIssue(_p.Resource, tag="DetectedIssue", kw_only=True):
@@ -3927,7 +5380,30 @@ class DetectedIssue(_p.Resource, tag="DetectedIssue", kw_only=True):
     status: _T10
     status_ext: _T3 = _ms.field(default=_U, name="_status")
     text: _T12 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U:
+            _a_id(v)
+        v = self.identifiedDateTime
+        if v is not _U:
+            _a_dateTime(v)
+        v = self.implicitRules
+        if v is not _U:
+            _a_uri(v)
+        v = self.language
+        if v is not _U:
+            _a_code(v)
+        v = self.reference
+        if v is not _U:
+            _a_uri(v)
+        v = self.severity
+        if v is not _U:
+            _a_code(v)
+        _a_code(self.status)
+        if self.identifiedDateTime is not _U:
+            if self.identifiedPeriod is not _U:
+                raise _p.ChoiceError("DetectedIssue.identified[x]: at most one")
 
 
 class DetectedIssueEvidence(_p.Complex, kw_only=True):
@@ -3948,7 +5424,11 @@ class DetectedIssueMitigation(_p.Complex, kw_only=True):
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     modifierExtension: _T4 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.date
+        if v is not _U:
+            _a_dateTime(v)
 
 
 class Device(_p.Resource, tag="Device", kw_only=True):
@@ -3999,7 +5479,29 @@ class Device(_p.Resource, tag="Device", kw_only=True):
     url: _T2 = _U
     url_ext: _T3 = _ms.field(default=_U, name="_url")
     version: _T225 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.expirationDate
+        if v is not _U:
+            _a_dateTime(v)
+        v = self.id
+        if v is not _U:
+            _a_id(v)
+        v = self.implicitRules
+        if v is not _U:
+            _a_uri(v)
+        v = self.language
+        if v is not _U:
+            _a_code(v)
+        v = self.manufactureDate
+        if v is not _U:
+            _a_dateTime(v)
+        v = self.status
+        if v is not _U:
+            _a_code(v)
+        v = self.url
+        if v is not _U:
+            _a_uri(v)
 
 
 class DeviceDefinition(_p.Resource, tag="DeviceDefinition", kw_only=True):
@@ -4041,7 +5543,26 @@ class DeviceDefinition(_p.Resource, tag="DeviceDefinition", kw_only=True):
     url_ext: _T3 = _ms.field(default=_U, name="_url")
     version: _T21 = _U
     version_ext: _T22 = _ms.field(default=_U, name="_version")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U:
+            _a_id(v)
+        v = self.implicitRules
+        if v is not _U:
+            _a_uri(v)
+        v = self.language
+        if v is not _U:
+            _a_code(v)
+        v = self.onlineInformation
+        if v is not _U:
+            _a_uri(v)
+        v = self.url
+        if v is not _U:
+            _a_uri(v)
+        if self.manufacturerReference is not _U:
+            if self.manufacturerString is not _U:
+                raise _p.ChoiceError("DeviceDefinition.manufacturer[x]: at most one")
 
 
 class DeviceDefinitionCapability(_p.Complex, kw_only=True):
@@ -4062,7 +5583,9 @@ class DeviceDefinitionDeviceName(_p.Complex, kw_only=True):
     name_ext: _T3 = _ms.field(default=_U, name="_name")
     type: _T10
     type_ext: _T3 = _ms.field(default=_U, name="_type")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        _a_code(self.type)
 
 
 class DeviceDefinitionMaterial(_p.Complex, kw_only=True):
@@ -4109,7 +5632,10 @@ class DeviceDefinitionUdiDeviceIdentifier(_p.Complex, kw_only=True):
     jurisdiction: _T10
     jurisdiction_ext: _T3 = _ms.field(default=_U, name="_jurisdiction")
     modifierExtension: _T4 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        _a_uri(self.issuer)
+        _a_uri(self.jurisdiction)
 
 
 class DeviceDeviceName(_p.Complex, kw_only=True):
@@ -4121,7 +5647,9 @@ class DeviceDeviceName(_p.Complex, kw_only=True):
     name_ext: _T3 = _ms.field(default=_U, name="_name")
     type: _T10
     type_ext: _T3 = _ms.field(default=_U, name="_type")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        _a_code(self.type)
 
 
 class DeviceMetric(_p.Resource, tag="DeviceMetric", kw_only=True):
@@ -4149,7 +5677,24 @@ class DeviceMetric(_p.Resource, tag="DeviceMetric", kw_only=True):
     text: _T12 = _U
     type: _T34
     unit: _T13 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        _a_code(self.category)
+        v = self.color
+        if v is not _U:
+            _a_code(v)
+        v = self.id
+        if v is not _U:
+            _a_id(v)
+        v = self.implicitRules
+        if v is not _U:
+            _a_uri(v)
+        v = self.language
+        if v is not _U:
+            _a_code(v)
+        v = self.operationalStatus
+        if v is not _U:
+            _a_code(v)
 
 
 class DeviceMetricCalibration(_p.Complex, kw_only=True):
@@ -4163,7 +5708,17 @@ class DeviceMetricCalibration(_p.Complex, kw_only=True):
     time_ext: _T3 = _ms.field(default=_U, name="_time")
     type: _T2 = _U
     type_ext: _T3 = _ms.field(default=_U, name="_type")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.state
+        if v is not _U:
+            _a_code(v)
+        v = self.time
+        if v is not _U:
+            _a_instant(v)
+        v = self.type
+        if v is not _U:
+            _a_code(v)
 
 
 class DeviceProperty(_p.Complex, kw_only=True):
@@ -4221,7 +5776,45 @@ class DeviceRequest(_p.Resource, tag="DeviceRequest", kw_only=True):
     subject: _T14
     supportingInfo: _T11 = _U
     text: _T12 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.authoredOn
+        if v is not _U:
+            _a_dateTime(v)
+        v = self.id
+        if v is not _U:
+            _a_id(v)
+        v = self.implicitRules
+        if v is not _U:
+            _a_uri(v)
+        if self.instantiatesCanonical is not _U:
+            _e_uri(self.instantiatesCanonical)
+        if self.instantiatesUri is not _U:
+            _e_uri(self.instantiatesUri)
+        _a_code(self.intent)
+        v = self.language
+        if v is not _U:
+            _a_code(v)
+        v = self.occurrenceDateTime
+        if v is not _U:
+            _a_dateTime(v)
+        v = self.priority
+        if v is not _U:
+            _a_code(v)
+        v = self.status
+        if v is not _U:
+            _a_code(v)
+        if self.codeCodeableConcept is not _U:
+            if self.codeReference is not _U:
+                raise _p.ChoiceError("DeviceRequest.code[x]: exactly one")
+        elif not (self.codeReference is not _U):
+            raise _p.ChoiceError("DeviceRequest.code[x]: exactly one")
+        if self.occurrenceDateTime is not _U:
+            if self.occurrencePeriod is not _U or self.occurrenceTiming is not _U:
+                raise _p.ChoiceError("DeviceRequest.occurrence[x]: at most one")
+        elif self.occurrencePeriod is not _U:
+            if self.occurrenceTiming is not _U:
+                raise _p.ChoiceError("DeviceRequest.occurrence[x]: at most one")
 
 
 class DeviceRequestParameter(_p.Complex, kw_only=True):
@@ -4234,7 +5827,17 @@ class DeviceRequestParameter(_p.Complex, kw_only=True):
     valueCodeableConcept: _T13 = _U
     valueQuantity: _T24 = _U
     valueRange: _T28 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        if self.valueBoolean is not _U:
+            if self.valueCodeableConcept is not _U or self.valueQuantity is not _U or self.valueRange is not _U:
+                raise _p.ChoiceError("DeviceRequestParameter.value[x]: at most one")
+        elif self.valueCodeableConcept is not _U:
+            if self.valueQuantity is not _U or self.valueRange is not _U:
+                raise _p.ChoiceError("DeviceRequestParameter.value[x]: at most one")
+        elif self.valueQuantity is not _U:
+            if self.valueRange is not _U:
+                raise _p.ChoiceError("DeviceRequestParameter.value[x]: at most one")
 
 
 class DeviceSpecialization(_p.Complex, kw_only=True):
@@ -4264,7 +5867,20 @@ class DeviceUdiCarrier(_p.Complex, kw_only=True):
     jurisdiction: _T2 = _U
     jurisdiction_ext: _T3 = _ms.field(default=_U, name="_jurisdiction")
     modifierExtension: _T4 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.carrierAIDC
+        if v is not _U:
+            _a_base64Binary(v)
+        v = self.entryType
+        if v is not _U:
+            _a_code(v)
+        v = self.issuer
+        if v is not _U:
+            _a_uri(v)
+        v = self.jurisdiction
+        if v is not _U:
+            _a_uri(v)
 
 
 class DeviceUseStatement(_p.Resource, tag="DeviceUseStatement", kw_only=True):
@@ -4296,7 +5912,30 @@ class DeviceUseStatement(_p.Resource, tag="DeviceUseStatement", kw_only=True):
     timingDateTime: _T2 = _U
     timingPeriod: _T9 = _U
     timingTiming: _T29 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U:
+            _a_id(v)
+        v = self.implicitRules
+        if v is not _U:
+            _a_uri(v)
+        v = self.language
+        if v is not _U:
+            _a_code(v)
+        v = self.recordedOn
+        if v is not _U:
+            _a_dateTime(v)
+        _a_code(self.status)
+        v = self.timingDateTime
+        if v is not _U:
+            _a_dateTime(v)
+        if self.timingDateTime is not _U:
+            if self.timingPeriod is not _U or self.timingTiming is not _U:
+                raise _p.ChoiceError("DeviceUseStatement.timing[x]: at most one")
+        elif self.timingPeriod is not _U:
+            if self.timingTiming is not _U:
+                raise _p.ChoiceError("DeviceUseStatement.timing[x]: at most one")
 
 
 class DeviceVersion(_p.Complex, kw_only=True):
@@ -4344,7 +5983,27 @@ class DiagnosticReport(_p.Resource, tag="DiagnosticReport", kw_only=True):
     status_ext: _T3 = _ms.field(default=_U, name="_status")
     subject: _T8 = _U
     text: _T12 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.effectiveDateTime
+        if v is not _U:
+            _a_dateTime(v)
+        v = self.id
+        if v is not _U:
+            _a_id(v)
+        v = self.implicitRules
+        if v is not _U:
+            _a_uri(v)
+        v = self.issued
+        if v is not _U:
+            _a_instant(v)
+        v = self.language
+        if v is not _U:
+            _a_code(v)
+        _a_code(self.status)
+        if self.effectiveDateTime is not _U:
+            if self.effectivePeriod is not _U:
+                raise _p.ChoiceError("DiagnosticReport.effective[x]: at most one")
 
 
 class DiagnosticReportMedia(_p.Complex, kw_only=True):
@@ -4371,7 +6030,20 @@ class Distance(_p.Complex, kw_only=True):
     unit_ext: _T3 = _ms.field(default=_U, name="_unit")
     value: _T43 = _U
     value_ext: _T3 = _ms.field(default=_U, name="_value")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.code
+        if v is not _U:
+            _a_code(v)
+        v = self.comparator
+        if v is not _U:
+            _a_code(v)
+        v = self.system
+        if v is not _U:
+            _a_uri(v)
+        v = self.value
+        if v is not _U:
+            _a_decimal(v)
 
 
 class DocumentManifest(_p.Resource, tag="DocumentManifest", kw_only=True):
@@ -4402,7 +6074,24 @@ class DocumentManifest(_p.Resource, tag="DocumentManifest", kw_only=True):
     subject: _T8 = _U
     text: _T12 = _U
     type: _T13 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.created
+        if v is not _U:
+            _a_dateTime(v)
+        v = self.id
+        if v is not _U:
+            _a_id(v)
+        v = self.implicitRules
+        if v is not _U:
+            _a_uri(v)
+        v = self.language
+        if v is not _U:
+            _a_code(v)
+        v = self.source
+        if v is not _U:
+            _a_uri(v)
+        _a_code(self.status)
 
 
 class DocumentManifestRelated(_p.Complex, kw_only=True):
@@ -4446,7 +6135,24 @@ class DocumentReference(_p.Resource, tag="DocumentReference", kw_only=True):
     subject: _T8 = _U
     text: _T12 = _U
     type: _T13 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.date
+        if v is not _U:
+            _a_instant(v)
+        v = self.docStatus
+        if v is not _U:
+            _a_code(v)
+        v = self.id
+        if v is not _U:
+            _a_id(v)
+        v = self.implicitRules
+        if v is not _U:
+            _a_uri(v)
+        v = self.language
+        if v is not _U:
+            _a_code(v)
+        _a_code(self.status)
 
 
 class DocumentReferenceContent(_p.Complex, kw_only=True):
@@ -4480,7 +6186,9 @@ class DocumentReferenceRelatesTo(_p.Complex, kw_only=True):
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     modifierExtension: _T4 = _U
     target: _T14
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        _a_code(self.code)
 
 
 class DomainResource(_p.Complex, kw_only=True):
@@ -4495,7 +6203,14 @@ class DomainResource(_p.Complex, kw_only=True):
     meta: _T7 = _U
     modifierExtension: _T4 = _U
     text: _T12 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.implicitRules
+        if v is not _U:
+            _a_uri(v)
+        v = self.language
+        if v is not _U:
+            _a_code(v)
 
 
 class Dosage(_p.Complex, kw_only=True):
@@ -4520,7 +6235,11 @@ class Dosage(_p.Complex, kw_only=True):
     text: _T2 = _U
     text_ext: _T3 = _ms.field(default=_U, name="_text")
     timing: _T29 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        if self.asNeededBoolean is not _U:
+            if self.asNeededCodeableConcept is not _U:
+                raise _p.ChoiceError("Dosage.asNeeded[x]: at most one")
 
 
 class DosageDoseAndRate(_p.Complex, kw_only=True):
@@ -4533,7 +6252,17 @@ class DosageDoseAndRate(_p.Complex, kw_only=True):
     rateRange: _T28 = _U
     rateRatio: _T36 = _U
     type: _T13 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        if self.doseQuantity is not _U:
+            if self.doseRange is not _U:
+                raise _p.ChoiceError("DosageDoseAndRate.dose[x]: at most one")
+        if self.rateQuantity is not _U:
+            if self.rateRange is not _U or self.rateRatio is not _U:
+                raise _p.ChoiceError("DosageDoseAndRate.rate[x]: at most one")
+        elif self.rateRange is not _U:
+            if self.rateRatio is not _U:
+                raise _p.ChoiceError("DosageDoseAndRate.rate[x]: at most one")
 
 
 class Duration(_p.Complex, kw_only=True):
@@ -4550,7 +6279,20 @@ class Duration(_p.Complex, kw_only=True):
     unit_ext: _T3 = _ms.field(default=_U, name="_unit")
     value: _T43 = _U
     value_ext: _T3 = _ms.field(default=_U, name="_value")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.code
+        if v is not _U:
+            _a_code(v)
+        v = self.comparator
+        if v is not _U:
+            _a_code(v)
+        v = self.system
+        if v is not _U:
+            _a_uri(v)
+        v = self.value
+        if v is not _U:
+            _a_decimal(v)
 
 
 class Element(_p.Complex, kw_only=True):
@@ -4785,7 +6527,161 @@ class ElementDefinition(_p.Complex, kw_only=True):
     sliceName_ext: _T3 = _ms.field(default=_U, name="_sliceName")
     slicing: _T264 = _U
     type: _T265 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.contentReference
+        if v is not _U:
+            _a_uri(v)
+        v = self.defaultValueBase64Binary
+        if v is not _U:
+            _a_base64Binary(v)
+        v = self.defaultValueCanonical
+        if v is not _U:
+            _a_uri(v)
+        v = self.defaultValueCode
+        if v is not _U:
+            _a_code(v)
+        v = self.defaultValueDate
+        if v is not _U:
+            _a_date(v)
+        v = self.defaultValueDateTime
+        if v is not _U:
+            _a_dateTime(v)
+        v = self.defaultValueDecimal
+        if v is not _U:
+            _a_decimal(v)
+        v = self.defaultValueInstant
+        if v is not _U:
+            _a_instant(v)
+        v = self.defaultValueOid
+        if v is not _U:
+            _a_oid(v)
+        v = self.defaultValueTime
+        if v is not _U:
+            _a_time(v)
+        v = self.defaultValueUri
+        if v is not _U:
+            _a_uri(v)
+        v = self.defaultValueUrl
+        if v is not _U:
+            _a_uri(v)
+        v = self.defaultValueUuid
+        if v is not _U:
+            _a_uuid(v)
+        v = self.fixedBase64Binary
+        if v is not _U:
+            _a_base64Binary(v)
+        v = self.fixedCanonical
+        if v is not _U:
+            _a_uri(v)
+        v = self.fixedCode
+        if v is not _U:
+            _a_code(v)
+        v = self.fixedDate
+        if v is not _U:
+            _a_date(v)
+        v = self.fixedDateTime
+        if v is not _U:
+            _a_dateTime(v)
+        v = self.fixedDecimal
+        if v is not _U:
+            _a_decimal(v)
+        v = self.fixedInstant
+        if v is not _U:
+            _a_instant(v)
+        v = self.fixedOid
+        if v is not _U:
+            _a_oid(v)
+        v = self.fixedTime
+        if v is not _U:
+            _a_time(v)
+        v = self.fixedUri
+        if v is not _U:
+            _a_uri(v)
+        v = self.fixedUrl
+        if v is not _U:
+            _a_uri(v)
+        v = self.fixedUuid
+        if v is not _U:
+            _a_uuid(v)
+        v = self.maxValueDate
+        if v is not _U:
+            _a_date(v)
+        v = self.maxValueDateTime
+        if v is not _U:
+            _a_dateTime(v)
+        v = self.maxValueDecimal
+        if v is not _U:
+            _a_decimal(v)
+        v = self.maxValueInstant
+        if v is not _U:
+            _a_instant(v)
+        v = self.maxValueTime
+        if v is not _U:
+            _a_time(v)
+        v = self.minValueDate
+        if v is not _U:
+            _a_date(v)
+        v = self.minValueDateTime
+        if v is not _U:
+            _a_dateTime(v)
+        v = self.minValueDecimal
+        if v is not _U:
+            _a_decimal(v)
+        v = self.minValueInstant
+        if v is not _U:
+            _a_instant(v)
+        v = self.minValueTime
+        if v is not _U:
+            _a_time(v)
+        v = self.patternBase64Binary
+        if v is not _U:
+            _a_base64Binary(v)
+        v = self.patternCanonical
+        if v is not _U:
+            _a_uri(v)
+        v = self.patternCode
+        if v is not _U:
+            _a_code(v)
+        v = self.patternDate
+        if v is not _U:
+            _a_date(v)
+        v = self.patternDateTime
+        if v is not _U:
+            _a_dateTime(v)
+        v = self.patternDecimal
+        if v is not _U:
+            _a_decimal(v)
+        v = self.patternInstant
+        if v is not _U:
+            _a_instant(v)
+        v = self.patternOid
+        if v is not _U:
+            _a_oid(v)
+        v = self.patternTime
+        if v is not _U:
+            _a_time(v)
+        v = self.patternUri
+        if v is not _U:
+            _a_uri(v)
+        v = self.patternUrl
+        if v is not _U:
+            _a_uri(v)
+        v = self.patternUuid
+        if v is not _U:
+            _a_uuid(v)
+        if self.representation is not _U:
+            _e_code(self.representation)
+        if (self.defaultValueAddress is not _U) + (self.defaultValueAge is not _U) + (self.defaultValueAnnotation is not _U) + (self.defaultValueAttachment is not _U) + (self.defaultValueBase64Binary is not _U) + (self.defaultValueBoolean is not _U) + (self.defaultValueCanonical is not _U) + (self.defaultValueCode is not _U) + (self.defaultValueCodeableConcept is not _U) + (self.defaultValueCodeableReference is not _U) + (self.defaultValueCoding is not _U) + (self.defaultValueContactDetail is not _U) + (self.defaultValueContactPoint is not _U) + (self.defaultValueContributor is not _U) + (self.defaultValueCount is not _U) + (self.defaultValueDataRequirement is not _U) + (self.defaultValueDate is not _U) + (self.defaultValueDateTime is not _U) + (self.defaultValueDecimal is not _U) + (self.defaultValueDistance is not _U) + (self.defaultValueDosage is not _U) + (self.defaultValueDuration is not _U) + (self.defaultValueExpression is not _U) + (self.defaultValueHumanName is not _U) + (self.defaultValueId is not _U) + (self.defaultValueIdentifier is not _U) + (self.defaultValueInstant is not _U) + (self.defaultValueInteger is not _U) + (self.defaultValueMarkdown is not _U) + (self.defaultValueMoney is not _U) + (self.defaultValueOid is not _U) + (self.defaultValueParameterDefinition is not _U) + (self.defaultValuePeriod is not _U) + (self.defaultValuePositiveInt is not _U) + (self.defaultValueQuantity is not _U) + (self.defaultValueRange is not _U) + (self.defaultValueRatio is not _U) + (self.defaultValueRatioRange is not _U) + (self.defaultValueReference is not _U) + (self.defaultValueRelatedArtifact is not _U) + (self.defaultValueSampledData is not _U) + (self.defaultValueSignature is not _U) + (self.defaultValueString is not _U) + (self.defaultValueTime is not _U) + (self.defaultValueTiming is not _U) + (self.defaultValueTriggerDefinition is not _U) + (self.defaultValueUnsignedInt is not _U) + (self.defaultValueUri is not _U) + (self.defaultValueUrl is not _U) + (self.defaultValueUsageContext is not _U) + (self.defaultValueUuid is not _U) > 1:
+            raise _p.ChoiceError("ElementDefinition.defaultValue[x]: at most one")
+        if (self.fixedAddress is not _U) + (self.fixedAge is not _U) + (self.fixedAnnotation is not _U) + (self.fixedAttachment is not _U) + (self.fixedBase64Binary is not _U) + (self.fixedBoolean is not _U) + (self.fixedCanonical is not _U) + (self.fixedCode is not _U) + (self.fixedCodeableConcept is not _U) + (self.fixedCodeableReference is not _U) + (self.fixedCoding is not _U) + (self.fixedContactDetail is not _U) + (self.fixedContactPoint is not _U) + (self.fixedContributor is not _U) + (self.fixedCount is not _U) + (self.fixedDataRequirement is not _U) + (self.fixedDate is not _U) + (self.fixedDateTime is not _U) + (self.fixedDecimal is not _U) + (self.fixedDistance is not _U) + (self.fixedDosage is not _U) + (self.fixedDuration is not _U) + (self.fixedExpression is not _U) + (self.fixedHumanName is not _U) + (self.fixedId is not _U) + (self.fixedIdentifier is not _U) + (self.fixedInstant is not _U) + (self.fixedInteger is not _U) + (self.fixedMarkdown is not _U) + (self.fixedMoney is not _U) + (self.fixedOid is not _U) + (self.fixedParameterDefinition is not _U) + (self.fixedPeriod is not _U) + (self.fixedPositiveInt is not _U) + (self.fixedQuantity is not _U) + (self.fixedRange is not _U) + (self.fixedRatio is not _U) + (self.fixedRatioRange is not _U) + (self.fixedReference is not _U) + (self.fixedRelatedArtifact is not _U) + (self.fixedSampledData is not _U) + (self.fixedSignature is not _U) + (self.fixedString is not _U) + (self.fixedTime is not _U) + (self.fixedTiming is not _U) + (self.fixedTriggerDefinition is not _U) + (self.fixedUnsignedInt is not _U) + (self.fixedUri is not _U) + (self.fixedUrl is not _U) + (self.fixedUsageContext is not _U) + (self.fixedUuid is not _U) > 1:
+            raise _p.ChoiceError("ElementDefinition.fixed[x]: at most one")
+        if (self.maxValueDate is not _U) + (self.maxValueDateTime is not _U) + (self.maxValueDecimal is not _U) + (self.maxValueInstant is not _U) + (self.maxValueInteger is not _U) + (self.maxValuePositiveInt is not _U) + (self.maxValueQuantity is not _U) + (self.maxValueTime is not _U) + (self.maxValueUnsignedInt is not _U) > 1:
+            raise _p.ChoiceError("ElementDefinition.maxValue[x]: at most one")
+        if (self.minValueDate is not _U) + (self.minValueDateTime is not _U) + (self.minValueDecimal is not _U) + (self.minValueInstant is not _U) + (self.minValueInteger is not _U) + (self.minValuePositiveInt is not _U) + (self.minValueQuantity is not _U) + (self.minValueTime is not _U) + (self.minValueUnsignedInt is not _U) > 1:
+            raise _p.ChoiceError("ElementDefinition.minValue[x]: at most one")
+        if (self.patternAddress is not _U) + (self.patternAge is not _U) + (self.patternAnnotation is not _U) + (self.patternAttachment is not _U) + (self.patternBase64Binary is not _U) + (self.patternBoolean is not _U) + (self.patternCanonical is not _U) + (self.patternCode is not _U) + (self.patternCodeableConcept is not _U) + (self.patternCodeableReference is not _U) + (self.patternCoding is not _U) + (self.patternContactDetail is not _U) + (self.patternContactPoint is not _U) + (self.patternContributor is not _U) + (self.patternCount is not _U) + (self.patternDataRequirement is not _U) + (self.patternDate is not _U) + (self.patternDateTime is not _U) + (self.patternDecimal is not _U) + (self.patternDistance is not _U) + (self.patternDosage is not _U) + (self.patternDuration is not _U) + (self.patternExpression is not _U) + (self.patternHumanName is not _U) + (self.patternId is not _U) + (self.patternIdentifier is not _U) + (self.patternInstant is not _U) + (self.patternInteger is not _U) + (self.patternMarkdown is not _U) + (self.patternMoney is not _U) + (self.patternOid is not _U) + (self.patternParameterDefinition is not _U) + (self.patternPeriod is not _U) + (self.patternPositiveInt is not _U) + (self.patternQuantity is not _U) + (self.patternRange is not _U) + (self.patternRatio is not _U) + (self.patternRatioRange is not _U) + (self.patternReference is not _U) + (self.patternRelatedArtifact is not _U) + (self.patternSampledData is not _U) + (self.patternSignature is not _U) + (self.patternString is not _U) + (self.patternTime is not _U) + (self.patternTiming is not _U) + (self.patternTriggerDefinition is not _U) + (self.patternUnsignedInt is not _U) + (self.patternUri is not _U) + (self.patternUrl is not _U) + (self.patternUsageContext is not _U) + (self.patternUuid is not _U) > 1:
+            raise _p.ChoiceError("ElementDefinition.pattern[x]: at most one")
 
 
 class ElementDefinitionBase(_p.Complex, kw_only=True):
@@ -4810,7 +6706,12 @@ class ElementDefinitionBinding(_p.Complex, kw_only=True):
     strength_ext: _T3 = _ms.field(default=_U, name="_strength")
     valueSet: _T2 = _U
     valueSet_ext: _T3 = _ms.field(default=_U, name="_valueSet")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        _a_code(self.strength)
+        v = self.valueSet
+        if v is not _U:
+            _a_uri(v)
 
 
 class ElementDefinitionConstraint(_p.Complex, kw_only=True):
@@ -4831,7 +6732,12 @@ class ElementDefinitionConstraint(_p.Complex, kw_only=True):
     source_ext: _T3 = _ms.field(default=_U, name="_source")
     xpath: _T2 = _U
     xpath_ext: _T3 = _ms.field(default=_U, name="_xpath")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        _a_code(self.severity)
+        v = self.source
+        if v is not _U:
+            _a_uri(v)
 
 
 class ElementDefinitionExample(_p.Complex, kw_only=True):
@@ -4891,7 +6797,48 @@ class ElementDefinitionExample(_p.Complex, kw_only=True):
     valueUrl: _T2 = _U
     valueUsageContext: _T261 = _U
     valueUuid: _T2 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.valueBase64Binary
+        if v is not _U:
+            _a_base64Binary(v)
+        v = self.valueCanonical
+        if v is not _U:
+            _a_uri(v)
+        v = self.valueCode
+        if v is not _U:
+            _a_code(v)
+        v = self.valueDate
+        if v is not _U:
+            _a_date(v)
+        v = self.valueDateTime
+        if v is not _U:
+            _a_dateTime(v)
+        v = self.valueDecimal
+        if v is not _U:
+            _a_decimal(v)
+        v = self.valueInstant
+        if v is not _U:
+            _a_instant(v)
+        v = self.valueOid
+        if v is not _U:
+            _a_oid(v)
+        v = self.valueTime
+        if v is not _U:
+            _a_time(v)
+        v = self.valueUri
+        if v is not _U:
+            _a_uri(v)
+        v = self.valueUrl
+        if v is not _U:
+            _a_uri(v)
+        v = self.valueUuid
+        if v is not _U:
+            _a_uuid(v)
+        t = _astuple(self)
+        n = len(t) - t.count(_U) - 1 - ((self.extension is not _U) + (self.id is not _U) + (self.id_ext is not _U) + (self.label_ext is not _U))
+        if n != 1:
+            raise _p.ChoiceError("ElementDefinitionExample.value[x]: exactly one")
 
 
 class ElementDefinitionMapping(_p.Complex, kw_only=True):
@@ -4906,7 +6853,11 @@ class ElementDefinitionMapping(_p.Complex, kw_only=True):
     language_ext: _T3 = _ms.field(default=_U, name="_language")
     map: _T10
     map_ext: _T3 = _ms.field(default=_U, name="_map")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.language
+        if v is not _U:
+            _a_code(v)
 
 
 class ElementDefinitionSlicing(_p.Complex, kw_only=True):
@@ -4920,7 +6871,9 @@ class ElementDefinitionSlicing(_p.Complex, kw_only=True):
     ordered_ext: _T3 = _ms.field(default=_U, name="_ordered")
     rules: _T10
     rules_ext: _T3 = _ms.field(default=_U, name="_rules")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        _a_code(self.rules)
 
 
 class ElementDefinitionSlicingDiscriminator(_p.Complex, kw_only=True):
@@ -4931,7 +6884,9 @@ class ElementDefinitionSlicingDiscriminator(_p.Complex, kw_only=True):
     path_ext: _T3 = _ms.field(default=_U, name="_path")
     type: _T10
     type_ext: _T3 = _ms.field(default=_U, name="_type")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        _a_code(self.type)
 
 
 class ElementDefinitionType(_p.Complex, kw_only=True):
@@ -4948,7 +6903,18 @@ class ElementDefinitionType(_p.Complex, kw_only=True):
     targetProfile_ext: _T22 = _ms.field(default=_U, name="_targetProfile")
     versioning: _T2 = _U
     versioning_ext: _T3 = _ms.field(default=_U, name="_versioning")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        if self.aggregation is not _U:
+            _e_code(self.aggregation)
+        _a_uri(self.code)
+        if self.profile is not _U:
+            _e_uri(self.profile)
+        if self.targetProfile is not _U:
+            _e_uri(self.targetProfile)
+        v = self.versioning
+        if v is not _U:
+            _a_code(v)
 
 
 class Encounter(_p.Resource, tag="Encounter", kw_only=True):
@@ -4987,7 +6953,18 @@ class Encounter(_p.Resource, tag="Encounter", kw_only=True):
     subject: _T8 = _U
     text: _T12 = _U
     type: _T18 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U:
+            _a_id(v)
+        v = self.implicitRules
+        if v is not _U:
+            _a_uri(v)
+        v = self.language
+        if v is not _U:
+            _a_code(v)
+        _a_code(self.status)
 
 
 class EncounterClassHistory(_p.Complex, kw_only=True):
@@ -5036,7 +7013,11 @@ class EncounterLocation(_p.Complex, kw_only=True):
     physicalType: _T13 = _U
     status: _T2 = _U
     status_ext: _T3 = _ms.field(default=_U, name="_status")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.status
+        if v is not _U:
+            _a_code(v)
 
 
 class EncounterParticipant(_p.Complex, kw_only=True):
@@ -5057,7 +7038,9 @@ class EncounterStatusHistory(_p.Complex, kw_only=True):
     period: _T121
     status: _T10
     status_ext: _T3 = _ms.field(default=_U, name="_status")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        _a_code(self.status)
 
 
 class Endpoint(_p.Resource, tag="Endpoint", kw_only=True):
@@ -5088,7 +7071,21 @@ class Endpoint(_p.Resource, tag="Endpoint", kw_only=True):
     status: _T10
     status_ext: _T3 = _ms.field(default=_U, name="_status")
     text: _T12 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        _a_uri(self.address)
+        v = self.id
+        if v is not _U:
+            _a_id(v)
+        v = self.implicitRules
+        if v is not _U:
+            _a_uri(v)
+        v = self.language
+        if v is not _U:
+            _a_code(v)
+        if self.payloadMimeType is not _U:
+            _e_code(self.payloadMimeType)
+        _a_code(self.status)
 
 
 class EnrollmentRequest(_p.Resource, tag="EnrollmentRequest", kw_only=True):
@@ -5112,7 +7109,23 @@ class EnrollmentRequest(_p.Resource, tag="EnrollmentRequest", kw_only=True):
     status: _T2 = _U
     status_ext: _T3 = _ms.field(default=_U, name="_status")
     text: _T12 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.created
+        if v is not _U:
+            _a_dateTime(v)
+        v = self.id
+        if v is not _U:
+            _a_id(v)
+        v = self.implicitRules
+        if v is not _U:
+            _a_uri(v)
+        v = self.language
+        if v is not _U:
+            _a_code(v)
+        v = self.status
+        if v is not _U:
+            _a_code(v)
 
 
 class EnrollmentResponse(_p.Resource, tag="EnrollmentResponse", kw_only=True):
@@ -5139,7 +7152,26 @@ class EnrollmentResponse(_p.Resource, tag="EnrollmentResponse", kw_only=True):
     status: _T2 = _U
     status_ext: _T3 = _ms.field(default=_U, name="_status")
     text: _T12 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.created
+        if v is not _U:
+            _a_dateTime(v)
+        v = self.id
+        if v is not _U:
+            _a_id(v)
+        v = self.implicitRules
+        if v is not _U:
+            _a_uri(v)
+        v = self.language
+        if v is not _U:
+            _a_code(v)
+        v = self.outcome
+        if v is not _U:
+            _a_code(v)
+        v = self.status
+        if v is not _U:
+            _a_code(v)
 
 
 class EpisodeOfCare(_p.Resource, tag="EpisodeOfCare", kw_only=True):
@@ -5167,7 +7199,18 @@ class EpisodeOfCare(_p.Resource, tag="EpisodeOfCare", kw_only=True):
     team: _T11 = _U
     text: _T12 = _U
     type: _T18 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U:
+            _a_id(v)
+        v = self.implicitRules
+        if v is not _U:
+            _a_uri(v)
+        v = self.language
+        if v is not _U:
+            _a_code(v)
+        _a_code(self.status)
 
 
 class EpisodeOfCareDiagnosis(_p.Complex, kw_only=True):
@@ -5189,7 +7232,9 @@ class EpisodeOfCareStatusHistory(_p.Complex, kw_only=True):
     period: _T121
     status: _T10
     status_ext: _T3 = _ms.field(default=_U, name="_status")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        _a_code(self.status)
 
 
 class EventDefinition(_p.Resource, tag="EventDefinition", kw_only=True):
@@ -5248,7 +7293,33 @@ class EventDefinition(_p.Resource, tag="EventDefinition", kw_only=True):
     useContext: _T30 = _U
     version: _T2 = _U
     version_ext: _T3 = _ms.field(default=_U, name="_version")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.approvalDate
+        if v is not _U:
+            _a_date(v)
+        v = self.date
+        if v is not _U:
+            _a_dateTime(v)
+        v = self.id
+        if v is not _U:
+            _a_id(v)
+        v = self.implicitRules
+        if v is not _U:
+            _a_uri(v)
+        v = self.language
+        if v is not _U:
+            _a_code(v)
+        v = self.lastReviewDate
+        if v is not _U:
+            _a_date(v)
+        _a_code(self.status)
+        v = self.url
+        if v is not _U:
+            _a_uri(v)
+        if self.subjectCodeableConcept is not _U:
+            if self.subjectReference is not _U:
+                raise _p.ChoiceError("EventDefinition.subject[x]: at most one")
 
 
 class Evidence(_p.Resource, tag="Evidence", kw_only=True):
@@ -5299,7 +7370,33 @@ class Evidence(_p.Resource, tag="Evidence", kw_only=True):
     variableDefinition: _T279
     version: _T2 = _U
     version_ext: _T3 = _ms.field(default=_U, name="_version")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.approvalDate
+        if v is not _U:
+            _a_date(v)
+        v = self.date
+        if v is not _U:
+            _a_dateTime(v)
+        v = self.id
+        if v is not _U:
+            _a_id(v)
+        v = self.implicitRules
+        if v is not _U:
+            _a_uri(v)
+        v = self.language
+        if v is not _U:
+            _a_code(v)
+        v = self.lastReviewDate
+        if v is not _U:
+            _a_date(v)
+        _a_code(self.status)
+        v = self.url
+        if v is not _U:
+            _a_uri(v)
+        if self.citeAsMarkdown is not _U:
+            if self.citeAsReference is not _U:
+                raise _p.ChoiceError("Evidence.citeAs[x]: at most one")
 
 
 class EvidenceCertainty(_p.Complex, kw_only=True):
@@ -5351,7 +7448,24 @@ class EvidenceReport(_p.Resource, tag="EvidenceReport", kw_only=True):
     url: _T2 = _U
     url_ext: _T3 = _ms.field(default=_U, name="_url")
     useContext: _T30 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U:
+            _a_id(v)
+        v = self.implicitRules
+        if v is not _U:
+            _a_uri(v)
+        v = self.language
+        if v is not _U:
+            _a_code(v)
+        _a_code(self.status)
+        v = self.url
+        if v is not _U:
+            _a_uri(v)
+        if self.citeAsMarkdown is not _U:
+            if self.citeAsReference is not _U:
+                raise _p.ChoiceError("EvidenceReport.citeAs[x]: at most one")
 
 
 class EvidenceReportRelatesTo(_p.Complex, kw_only=True):
@@ -5363,7 +7477,14 @@ class EvidenceReportRelatesTo(_p.Complex, kw_only=True):
     modifierExtension: _T4 = _U
     targetIdentifier: _T40 = _U
     targetReference: _T8 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        _a_code(self.code)
+        if self.targetIdentifier is not _U:
+            if self.targetReference is not _U:
+                raise _p.ChoiceError("EvidenceReportRelatesTo.target[x]: exactly one")
+        elif not (self.targetReference is not _U):
+            raise _p.ChoiceError("EvidenceReportRelatesTo.target[x]: exactly one")
 
 
 class EvidenceReportSection(_p.Complex, kw_only=True):
@@ -5385,7 +7506,11 @@ class EvidenceReportSection(_p.Complex, kw_only=True):
     text: _T12 = _U
     title: _T2 = _U
     title_ext: _T3 = _ms.field(default=_U, name="_title")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.mode
+        if v is not _U:
+            _a_code(v)
 
 
 class EvidenceReportSubject(_p.Complex, kw_only=True):
@@ -5411,7 +7536,22 @@ class EvidenceReportSubjectCharacteristic(_p.Complex, kw_only=True):
     valueQuantity: _T24 = _U
     valueRange: _T28 = _U
     valueReference: _T8 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        if self.valueBoolean is not _U:
+            if self.valueCodeableConcept is not _U or self.valueQuantity is not _U or self.valueRange is not _U or self.valueReference is not _U:
+                raise _p.ChoiceError("EvidenceReportSubjectCharacteristic.value[x]: exactly one")
+        elif self.valueCodeableConcept is not _U:
+            if self.valueQuantity is not _U or self.valueRange is not _U or self.valueReference is not _U:
+                raise _p.ChoiceError("EvidenceReportSubjectCharacteristic.value[x]: exactly one")
+        elif self.valueQuantity is not _U:
+            if self.valueRange is not _U or self.valueReference is not _U:
+                raise _p.ChoiceError("EvidenceReportSubjectCharacteristic.value[x]: exactly one")
+        elif self.valueRange is not _U:
+            if self.valueReference is not _U:
+                raise _p.ChoiceError("EvidenceReportSubjectCharacteristic.value[x]: exactly one")
+        elif not (self.valueReference is not _U):
+            raise _p.ChoiceError("EvidenceReportSubjectCharacteristic.value[x]: exactly one")
 
 
 class EvidenceStatistic(_p.Complex, kw_only=True):
@@ -5448,7 +7588,11 @@ class EvidenceStatisticAttributeEstimate(_p.Complex, kw_only=True):
     quantity: _T24 = _U
     range: _T28 = _U
     type: _T13 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.level
+        if v is not _U:
+            _a_decimal(v)
 
 
 class EvidenceStatisticModelCharacteristic(_p.Complex, kw_only=True):
@@ -5473,7 +7617,11 @@ class EvidenceStatisticModelCharacteristicVariable(_p.Complex, kw_only=True):
     valueQuantity: _T234 = _U
     valueRange: _T288 = _U
     variableDefinition: _T14
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.handling
+        if v is not _U:
+            _a_code(v)
 
 
 class EvidenceStatisticSampleSize(_p.Complex, kw_only=True):
@@ -5541,7 +7689,30 @@ class EvidenceVariable(_p.Resource, tag="EvidenceVariable", kw_only=True):
     useContext: _T30 = _U
     version: _T2 = _U
     version_ext: _T3 = _ms.field(default=_U, name="_version")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.characteristicCombination
+        if v is not _U:
+            _a_code(v)
+        v = self.date
+        if v is not _U:
+            _a_dateTime(v)
+        v = self.handling
+        if v is not _U:
+            _a_code(v)
+        v = self.id
+        if v is not _U:
+            _a_id(v)
+        v = self.implicitRules
+        if v is not _U:
+            _a_uri(v)
+        v = self.language
+        if v is not _U:
+            _a_code(v)
+        _a_code(self.status)
+        v = self.url
+        if v is not _U:
+            _a_uri(v)
 
 
 class EvidenceVariableCategory(_p.Complex, kw_only=True):
@@ -5554,7 +7725,14 @@ class EvidenceVariableCategory(_p.Complex, kw_only=True):
     valueCodeableConcept: _T13 = _U
     valueQuantity: _T24 = _U
     valueRange: _T28 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        if self.valueCodeableConcept is not _U:
+            if self.valueQuantity is not _U or self.valueRange is not _U:
+                raise _p.ChoiceError("EvidenceVariableCategory.value[x]: at most one")
+        elif self.valueQuantity is not _U:
+            if self.valueRange is not _U:
+                raise _p.ChoiceError("EvidenceVariableCategory.value[x]: at most one")
 
 
 class EvidenceVariableCharacteristic(_p.Complex, kw_only=True):
@@ -5575,7 +7753,25 @@ class EvidenceVariableCharacteristic(_p.Complex, kw_only=True):
     method: _T13 = _U
     modifierExtension: _T4 = _U
     timeFromStart: _T291 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.definitionCanonical
+        if v is not _U:
+            _a_uri(v)
+        v = self.groupMeasure
+        if v is not _U:
+            _a_code(v)
+        if self.definitionCanonical is not _U:
+            if self.definitionCodeableConcept is not _U or self.definitionExpression is not _U or self.definitionReference is not _U:
+                raise _p.ChoiceError("EvidenceVariableCharacteristic.definition[x]: exactly one")
+        elif self.definitionCodeableConcept is not _U:
+            if self.definitionExpression is not _U or self.definitionReference is not _U:
+                raise _p.ChoiceError("EvidenceVariableCharacteristic.definition[x]: exactly one")
+        elif self.definitionExpression is not _U:
+            if self.definitionReference is not _U:
+                raise _p.ChoiceError("EvidenceVariableCharacteristic.definition[x]: exactly one")
+        elif not (self.definitionReference is not _U):
+            raise _p.ChoiceError("EvidenceVariableCharacteristic.definition[x]: exactly one")
 
 
 class EvidenceVariableCharacteristicTimeFromStart(_p.Complex, kw_only=True):
@@ -5643,7 +7839,26 @@ class ExampleScenario(_p.Resource, tag="ExampleScenario", kw_only=True):
     version_ext: _T3 = _ms.field(default=_U, name="_version")
     workflow: _T21 = _U
     workflow_ext: _T22 = _ms.field(default=_U, name="_workflow")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.date
+        if v is not _U:
+            _a_dateTime(v)
+        v = self.id
+        if v is not _U:
+            _a_id(v)
+        v = self.implicitRules
+        if v is not _U:
+            _a_uri(v)
+        v = self.language
+        if v is not _U:
+            _a_code(v)
+        _a_code(self.status)
+        v = self.url
+        if v is not _U:
+            _a_uri(v)
+        if self.workflow is not _U:
+            _e_uri(self.workflow)
 
 
 class ExampleScenarioActor(_p.Complex, kw_only=True):
@@ -5659,7 +7874,9 @@ class ExampleScenarioActor(_p.Complex, kw_only=True):
     name_ext: _T3 = _ms.field(default=_U, name="_name")
     type: _T10
     type_ext: _T3 = _ms.field(default=_U, name="_type")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        _a_code(self.type)
 
 
 class ExampleScenarioInstance(_p.Complex, kw_only=True):
@@ -5677,7 +7894,9 @@ class ExampleScenarioInstance(_p.Complex, kw_only=True):
     resourceType: _T10
     resourceType_ext: _T3 = _ms.field(default=_U, name="_resourceType")
     version: _T296 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        _a_code(self.resourceType)
 
 
 class ExampleScenarioInstanceContainedInstance(_p.Complex, kw_only=True):
@@ -5829,7 +8048,21 @@ class ExplanationOfBenefit(_p.Resource, tag="ExplanationOfBenefit", kw_only=True
     type: _T34
     use: _T10
     use_ext: _T3 = _ms.field(default=_U, name="_use")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        _a_dateTime(self.created)
+        v = self.id
+        if v is not _U:
+            _a_id(v)
+        v = self.implicitRules
+        if v is not _U:
+            _a_uri(v)
+        v = self.language
+        if v is not _U:
+            _a_code(v)
+        _a_code(self.outcome)
+        _a_code(self.status)
+        _a_code(self.use)
 
 
 class ExplanationOfBenefitAccident(_p.Complex, kw_only=True):
@@ -5842,7 +8075,14 @@ class ExplanationOfBenefitAccident(_p.Complex, kw_only=True):
     locationReference: _T8 = _U
     modifierExtension: _T4 = _U
     type: _T13 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.date
+        if v is not _U:
+            _a_date(v)
+        if self.locationAddress is not _U:
+            if self.locationReference is not _U:
+                raise _p.ChoiceError("ExplanationOfBenefitAccident.location[x]: at most one")
 
 
 class ExplanationOfBenefitAddItem(_p.Complex, kw_only=True):
@@ -5876,7 +8116,23 @@ class ExplanationOfBenefitAddItem(_p.Complex, kw_only=True):
     subDetailSequence_ext: _T22 = _ms.field(default=_U, name="_subDetailSequence")
     subSite: _T18 = _U
     unitPrice: _T92 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.factor
+        if v is not _U:
+            _a_decimal(v)
+        v = self.servicedDate
+        if v is not _U:
+            _a_date(v)
+        if self.locationAddress is not _U:
+            if self.locationCodeableConcept is not _U or self.locationReference is not _U:
+                raise _p.ChoiceError("ExplanationOfBenefitAddItem.location[x]: at most one")
+        elif self.locationCodeableConcept is not _U:
+            if self.locationReference is not _U:
+                raise _p.ChoiceError("ExplanationOfBenefitAddItem.location[x]: at most one")
+        if self.servicedDate is not _U:
+            if self.servicedPeriod is not _U:
+                raise _p.ChoiceError("ExplanationOfBenefitAddItem.serviced[x]: at most one")
 
 
 class ExplanationOfBenefitAddItemDetail(_p.Complex, kw_only=True):
@@ -5895,7 +8151,11 @@ class ExplanationOfBenefitAddItemDetail(_p.Complex, kw_only=True):
     quantity: _T24 = _U
     subDetail: _T317 = _U
     unitPrice: _T92 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.factor
+        if v is not _U:
+            _a_decimal(v)
 
 
 class ExplanationOfBenefitAddItemDetailSubDetail(_p.Complex, kw_only=True):
@@ -5913,7 +8173,11 @@ class ExplanationOfBenefitAddItemDetailSubDetail(_p.Complex, kw_only=True):
     productOrService: _T34
     quantity: _T24 = _U
     unitPrice: _T92 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.factor
+        if v is not _U:
+            _a_decimal(v)
 
 
 class ExplanationOfBenefitBenefitBalance(_p.Complex, kw_only=True):
@@ -5945,7 +8209,17 @@ class ExplanationOfBenefitBenefitBalanceFinancial(_p.Complex, kw_only=True):
     type: _T34
     usedMoney: _T92 = _U
     usedUnsignedInt: _T48 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        if self.allowedMoney is not _U:
+            if self.allowedString is not _U or self.allowedUnsignedInt is not _U:
+                raise _p.ChoiceError("ExplanationOfBenefitBenefitBalanceFinancial.allowed[x]: at most one")
+        elif self.allowedString is not _U:
+            if self.allowedUnsignedInt is not _U:
+                raise _p.ChoiceError("ExplanationOfBenefitBenefitBalanceFinancial.allowed[x]: at most one")
+        if self.usedMoney is not _U:
+            if self.usedUnsignedInt is not _U:
+                raise _p.ChoiceError("ExplanationOfBenefitBenefitBalanceFinancial.used[x]: at most one")
 
 
 class ExplanationOfBenefitCareTeam(_p.Complex, kw_only=True):
@@ -5974,7 +8248,13 @@ class ExplanationOfBenefitDiagnosis(_p.Complex, kw_only=True):
     sequence: _T132
     sequence_ext: _T3 = _ms.field(default=_U, name="_sequence")
     type: _T18 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        if self.diagnosisCodeableConcept is not _U:
+            if self.diagnosisReference is not _U:
+                raise _p.ChoiceError("ExplanationOfBenefitDiagnosis.diagnosis[x]: exactly one")
+        elif not (self.diagnosisReference is not _U):
+            raise _p.ChoiceError("ExplanationOfBenefitDiagnosis.diagnosis[x]: exactly one")
 
 
 class ExplanationOfBenefitInsurance(_p.Complex, kw_only=True):
@@ -6027,7 +8307,23 @@ class ExplanationOfBenefitItem(_p.Complex, kw_only=True):
     subSite: _T18 = _U
     udi: _T11 = _U
     unitPrice: _T92 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.factor
+        if v is not _U:
+            _a_decimal(v)
+        v = self.servicedDate
+        if v is not _U:
+            _a_date(v)
+        if self.locationAddress is not _U:
+            if self.locationCodeableConcept is not _U or self.locationReference is not _U:
+                raise _p.ChoiceError("ExplanationOfBenefitItem.location[x]: at most one")
+        elif self.locationCodeableConcept is not _U:
+            if self.locationReference is not _U:
+                raise _p.ChoiceError("ExplanationOfBenefitItem.location[x]: at most one")
+        if self.servicedDate is not _U:
+            if self.servicedPeriod is not _U:
+                raise _p.ChoiceError("ExplanationOfBenefitItem.serviced[x]: at most one")
 
 
 class ExplanationOfBenefitItemAdjudication(_p.Complex, kw_only=True):
@@ -6040,7 +8336,11 @@ class ExplanationOfBenefitItemAdjudication(_p.Complex, kw_only=True):
     reason: _T13 = _U
     value: _T43 = _U
     value_ext: _T3 = _ms.field(default=_U, name="_value")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.value
+        if v is not _U:
+            _a_decimal(v)
 
 
 class ExplanationOfBenefitItemDetail(_p.Complex, kw_only=True):
@@ -6065,7 +8365,11 @@ class ExplanationOfBenefitItemDetail(_p.Complex, kw_only=True):
     subDetail: _T320 = _U
     udi: _T11 = _U
     unitPrice: _T92 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.factor
+        if v is not _U:
+            _a_decimal(v)
 
 
 class ExplanationOfBenefitItemDetailSubDetail(_p.Complex, kw_only=True):
@@ -6089,7 +8393,11 @@ class ExplanationOfBenefitItemDetailSubDetail(_p.Complex, kw_only=True):
     sequence_ext: _T3 = _ms.field(default=_U, name="_sequence")
     udi: _T11 = _U
     unitPrice: _T92 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.factor
+        if v is not _U:
+            _a_decimal(v)
 
 
 class ExplanationOfBenefitPayee(_p.Complex, kw_only=True):
@@ -6113,7 +8421,11 @@ class ExplanationOfBenefitPayment(_p.Complex, kw_only=True):
     identifier: _T40 = _U
     modifierExtension: _T4 = _U
     type: _T13 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.date
+        if v is not _U:
+            _a_date(v)
 
 
 class ExplanationOfBenefitProcedure(_p.Complex, kw_only=True):
@@ -6129,7 +8441,16 @@ class ExplanationOfBenefitProcedure(_p.Complex, kw_only=True):
     sequence_ext: _T3 = _ms.field(default=_U, name="_sequence")
     type: _T18 = _U
     udi: _T11 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.date
+        if v is not _U:
+            _a_dateTime(v)
+        if self.procedureCodeableConcept is not _U:
+            if self.procedureReference is not _U:
+                raise _p.ChoiceError("ExplanationOfBenefitProcedure.procedure[x]: exactly one")
+        elif not (self.procedureReference is not _U):
+            raise _p.ChoiceError("ExplanationOfBenefitProcedure.procedure[x]: exactly one")
 
 
 class ExplanationOfBenefitProcessNote(_p.Complex, kw_only=True):
@@ -6144,7 +8465,11 @@ class ExplanationOfBenefitProcessNote(_p.Complex, kw_only=True):
     text_ext: _T3 = _ms.field(default=_U, name="_text")
     type: _T2 = _U
     type_ext: _T3 = _ms.field(default=_U, name="_type")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.type
+        if v is not _U:
+            _a_code(v)
 
 
 class ExplanationOfBenefitRelated(_p.Complex, kw_only=True):
@@ -6174,7 +8499,26 @@ class ExplanationOfBenefitSupportingInfo(_p.Complex, kw_only=True):
     valueQuantity: _T24 = _U
     valueReference: _T8 = _U
     valueString: _T2 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.timingDate
+        if v is not _U:
+            _a_date(v)
+        if self.timingDate is not _U:
+            if self.timingPeriod is not _U:
+                raise _p.ChoiceError("ExplanationOfBenefitSupportingInfo.timing[x]: at most one")
+        if self.valueAttachment is not _U:
+            if self.valueBoolean is not _U or self.valueQuantity is not _U or self.valueReference is not _U or self.valueString is not _U:
+                raise _p.ChoiceError("ExplanationOfBenefitSupportingInfo.value[x]: at most one")
+        elif self.valueBoolean is not _U:
+            if self.valueQuantity is not _U or self.valueReference is not _U or self.valueString is not _U:
+                raise _p.ChoiceError("ExplanationOfBenefitSupportingInfo.value[x]: at most one")
+        elif self.valueQuantity is not _U:
+            if self.valueReference is not _U or self.valueString is not _U:
+                raise _p.ChoiceError("ExplanationOfBenefitSupportingInfo.value[x]: at most one")
+        elif self.valueReference is not _U:
+            if self.valueString is not _U:
+                raise _p.ChoiceError("ExplanationOfBenefitSupportingInfo.value[x]: at most one")
 
 
 class ExplanationOfBenefitTotal(_p.Complex, kw_only=True):
@@ -6200,7 +8544,12 @@ class Expression(_p.Complex, kw_only=True):
     name_ext: _T3 = _ms.field(default=_U, name="_name")
     reference: _T2 = _U
     reference_ext: _T3 = _ms.field(default=_U, name="_reference")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        _a_code(self.language)
+        v = self.reference
+        if v is not _U:
+            _a_uri(v)
 
 
 class Extension(_p.Complex, kw_only=True):
@@ -6260,7 +8609,49 @@ class Extension(_p.Complex, kw_only=True):
     valueUrl: _T2 = _U
     valueUsageContext: _T261 = _U
     valueUuid: _T2 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        _a_uri(self.url)
+        v = self.valueBase64Binary
+        if v is not _U:
+            _a_base64Binary(v)
+        v = self.valueCanonical
+        if v is not _U:
+            _a_uri(v)
+        v = self.valueCode
+        if v is not _U:
+            _a_code(v)
+        v = self.valueDate
+        if v is not _U:
+            _a_date(v)
+        v = self.valueDateTime
+        if v is not _U:
+            _a_dateTime(v)
+        v = self.valueDecimal
+        if v is not _U:
+            _a_decimal(v)
+        v = self.valueInstant
+        if v is not _U:
+            _a_instant(v)
+        v = self.valueOid
+        if v is not _U:
+            _a_oid(v)
+        v = self.valueTime
+        if v is not _U:
+            _a_time(v)
+        v = self.valueUri
+        if v is not _U:
+            _a_uri(v)
+        v = self.valueUrl
+        if v is not _U:
+            _a_uri(v)
+        v = self.valueUuid
+        if v is not _U:
+            _a_uuid(v)
+        t = _astuple(self)
+        n = len(t) - t.count(_U) - 1 - ((self.extension is not _U) + (self.id is not _U) + (self.id_ext is not _U) + (self.url_ext is not _U))
+        if n > 1:
+            raise _p.ChoiceError("Extension.value[x]: at most one")
 
 
 class FamilyMemberHistory(_p.Resource, tag="FamilyMemberHistory", kw_only=True):
@@ -6307,7 +8698,55 @@ class FamilyMemberHistory(_p.Resource, tag="FamilyMemberHistory", kw_only=True):
     status: _T10
     status_ext: _T3 = _ms.field(default=_U, name="_status")
     text: _T12 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.bornDate
+        if v is not _U:
+            _a_date(v)
+        v = self.date
+        if v is not _U:
+            _a_dateTime(v)
+        v = self.deceasedDate
+        if v is not _U:
+            _a_date(v)
+        v = self.id
+        if v is not _U:
+            _a_id(v)
+        v = self.implicitRules
+        if v is not _U:
+            _a_uri(v)
+        if self.instantiatesCanonical is not _U:
+            _e_uri(self.instantiatesCanonical)
+        if self.instantiatesUri is not _U:
+            _e_uri(self.instantiatesUri)
+        v = self.language
+        if v is not _U:
+            _a_code(v)
+        _a_code(self.status)
+        if self.ageAge is not _U:
+            if self.ageRange is not _U or self.ageString is not _U:
+                raise _p.ChoiceError("FamilyMemberHistory.age[x]: at most one")
+        elif self.ageRange is not _U:
+            if self.ageString is not _U:
+                raise _p.ChoiceError("FamilyMemberHistory.age[x]: at most one")
+        if self.bornDate is not _U:
+            if self.bornPeriod is not _U or self.bornString is not _U:
+                raise _p.ChoiceError("FamilyMemberHistory.born[x]: at most one")
+        elif self.bornPeriod is not _U:
+            if self.bornString is not _U:
+                raise _p.ChoiceError("FamilyMemberHistory.born[x]: at most one")
+        if self.deceasedAge is not _U:
+            if self.deceasedBoolean is not _U or self.deceasedDate is not _U or self.deceasedRange is not _U or self.deceasedString is not _U:
+                raise _p.ChoiceError("FamilyMemberHistory.deceased[x]: at most one")
+        elif self.deceasedBoolean is not _U:
+            if self.deceasedDate is not _U or self.deceasedRange is not _U or self.deceasedString is not _U:
+                raise _p.ChoiceError("FamilyMemberHistory.deceased[x]: at most one")
+        elif self.deceasedDate is not _U:
+            if self.deceasedRange is not _U or self.deceasedString is not _U:
+                raise _p.ChoiceError("FamilyMemberHistory.deceased[x]: at most one")
+        elif self.deceasedRange is not _U:
+            if self.deceasedString is not _U:
+                raise _p.ChoiceError("FamilyMemberHistory.deceased[x]: at most one")
 
 
 class FamilyMemberHistoryCondition(_p.Complex, kw_only=True):
@@ -6324,7 +8763,17 @@ class FamilyMemberHistoryCondition(_p.Complex, kw_only=True):
     onsetRange: _T28 = _U
     onsetString: _T2 = _U
     outcome: _T13 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        if self.onsetAge is not _U:
+            if self.onsetPeriod is not _U or self.onsetRange is not _U or self.onsetString is not _U:
+                raise _p.ChoiceError("FamilyMemberHistoryCondition.onset[x]: at most one")
+        elif self.onsetPeriod is not _U:
+            if self.onsetRange is not _U or self.onsetString is not _U:
+                raise _p.ChoiceError("FamilyMemberHistoryCondition.onset[x]: at most one")
+        elif self.onsetRange is not _U:
+            if self.onsetString is not _U:
+                raise _p.ChoiceError("FamilyMemberHistoryCondition.onset[x]: at most one")
 
 
 class Flag(_p.Resource, tag="Flag", kw_only=True):
@@ -6348,7 +8797,18 @@ class Flag(_p.Resource, tag="Flag", kw_only=True):
     status_ext: _T3 = _ms.field(default=_U, name="_status")
     subject: _T14
     text: _T12 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U:
+            _a_id(v)
+        v = self.implicitRules
+        if v is not _U:
+            _a_uri(v)
+        v = self.language
+        if v is not _U:
+            _a_code(v)
+        _a_code(self.status)
 
 
 class Goal(_p.Resource, tag="Goal", kw_only=True):
@@ -6383,7 +8843,27 @@ class Goal(_p.Resource, tag="Goal", kw_only=True):
     subject: _T14
     target: _T322 = _U
     text: _T12 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U:
+            _a_id(v)
+        v = self.implicitRules
+        if v is not _U:
+            _a_uri(v)
+        v = self.language
+        if v is not _U:
+            _a_code(v)
+        _a_code(self.lifecycleStatus)
+        v = self.startDate
+        if v is not _U:
+            _a_date(v)
+        v = self.statusDate
+        if v is not _U:
+            _a_date(v)
+        if self.startCodeableConcept is not _U:
+            if self.startDate is not _U:
+                raise _p.ChoiceError("Goal.start[x]: at most one")
 
 
 class GoalTarget(_p.Complex, kw_only=True):
@@ -6401,7 +8881,32 @@ class GoalTarget(_p.Complex, kw_only=True):
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     measure: _T13 = _U
     modifierExtension: _T4 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.dueDate
+        if v is not _U:
+            _a_date(v)
+        if self.detailBoolean is not _U:
+            if self.detailCodeableConcept is not _U or self.detailInteger is not _U or self.detailQuantity is not _U or self.detailRange is not _U or self.detailRatio is not _U or self.detailString is not _U:
+                raise _p.ChoiceError("GoalTarget.detail[x]: at most one")
+        elif self.detailCodeableConcept is not _U:
+            if self.detailInteger is not _U or self.detailQuantity is not _U or self.detailRange is not _U or self.detailRatio is not _U or self.detailString is not _U:
+                raise _p.ChoiceError("GoalTarget.detail[x]: at most one")
+        elif self.detailInteger is not _U:
+            if self.detailQuantity is not _U or self.detailRange is not _U or self.detailRatio is not _U or self.detailString is not _U:
+                raise _p.ChoiceError("GoalTarget.detail[x]: at most one")
+        elif self.detailQuantity is not _U:
+            if self.detailRange is not _U or self.detailRatio is not _U or self.detailString is not _U:
+                raise _p.ChoiceError("GoalTarget.detail[x]: at most one")
+        elif self.detailRange is not _U:
+            if self.detailRatio is not _U or self.detailString is not _U:
+                raise _p.ChoiceError("GoalTarget.detail[x]: at most one")
+        elif self.detailRatio is not _U:
+            if self.detailString is not _U:
+                raise _p.ChoiceError("GoalTarget.detail[x]: at most one")
+        if self.dueDate is not _U:
+            if self.dueDuration is not _U:
+                raise _p.ChoiceError("GoalTarget.due[x]: at most one")
 
 
 class GraphDefinition(_p.Resource, tag="GraphDefinition", kw_only=True):
@@ -6442,7 +8947,28 @@ class GraphDefinition(_p.Resource, tag="GraphDefinition", kw_only=True):
     useContext: _T30 = _U
     version: _T2 = _U
     version_ext: _T3 = _ms.field(default=_U, name="_version")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.date
+        if v is not _U:
+            _a_dateTime(v)
+        v = self.id
+        if v is not _U:
+            _a_id(v)
+        v = self.implicitRules
+        if v is not _U:
+            _a_uri(v)
+        v = self.language
+        if v is not _U:
+            _a_code(v)
+        v = self.profile
+        if v is not _U:
+            _a_uri(v)
+        _a_code(self.start)
+        _a_code(self.status)
+        v = self.url
+        if v is not _U:
+            _a_uri(v)
 
 
 class GraphDefinitionLink(_p.Complex, kw_only=True):
@@ -6476,7 +9002,12 @@ class GraphDefinitionLinkTarget(_p.Complex, kw_only=True):
     profile_ext: _T3 = _ms.field(default=_U, name="_profile")
     type: _T10
     type_ext: _T3 = _ms.field(default=_U, name="_type")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.profile
+        if v is not _U:
+            _a_uri(v)
+        _a_code(self.type)
 
 
 class GraphDefinitionLinkTargetCompartment(_p.Complex, kw_only=True):
@@ -6494,7 +9025,11 @@ class GraphDefinitionLinkTargetCompartment(_p.Complex, kw_only=True):
     rule_ext: _T3 = _ms.field(default=_U, name="_rule")
     use: _T10
     use_ext: _T3 = _ms.field(default=_U, name="_use")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        _a_code(self.code)
+        _a_code(self.rule)
+        _a_code(self.use)
 
 
 class Group(_p.Resource, tag="Group", kw_only=True):
@@ -6524,7 +9059,18 @@ class Group(_p.Resource, tag="Group", kw_only=True):
     text: _T12 = _U
     type: _T10
     type_ext: _T3 = _ms.field(default=_U, name="_type")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U:
+            _a_id(v)
+        v = self.implicitRules
+        if v is not _U:
+            _a_uri(v)
+        v = self.language
+        if v is not _U:
+            _a_code(v)
+        _a_code(self.type)
 
 
 class GroupCharacteristic(_p.Complex, kw_only=True):
@@ -6541,7 +9087,22 @@ class GroupCharacteristic(_p.Complex, kw_only=True):
     valueQuantity: _T24 = _U
     valueRange: _T28 = _U
     valueReference: _T8 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        if self.valueBoolean is not _U:
+            if self.valueCodeableConcept is not _U or self.valueQuantity is not _U or self.valueRange is not _U or self.valueReference is not _U:
+                raise _p.ChoiceError("GroupCharacteristic.value[x]: exactly one")
+        elif self.valueCodeableConcept is not _U:
+            if self.valueQuantity is not _U or self.valueRange is not _U or self.valueReference is not _U:
+                raise _p.ChoiceError("GroupCharacteristic.value[x]: exactly one")
+        elif self.valueQuantity is not _U:
+            if self.valueRange is not _U or self.valueReference is not _U:
+                raise _p.ChoiceError("GroupCharacteristic.value[x]: exactly one")
+        elif self.valueRange is not _U:
+            if self.valueReference is not _U:
+                raise _p.ChoiceError("GroupCharacteristic.value[x]: exactly one")
+        elif not (self.valueReference is not _U):
+            raise _p.ChoiceError("GroupCharacteristic.value[x]: exactly one")
 
 
 class GroupMember(_p.Complex, kw_only=True):
@@ -6586,7 +9147,35 @@ class GuidanceResponse(_p.Resource, tag="GuidanceResponse", kw_only=True):
     status_ext: _T3 = _ms.field(default=_U, name="_status")
     subject: _T8 = _U
     text: _T12 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U:
+            _a_id(v)
+        v = self.implicitRules
+        if v is not _U:
+            _a_uri(v)
+        v = self.language
+        if v is not _U:
+            _a_code(v)
+        v = self.moduleCanonical
+        if v is not _U:
+            _a_uri(v)
+        v = self.moduleUri
+        if v is not _U:
+            _a_uri(v)
+        v = self.occurrenceDateTime
+        if v is not _U:
+            _a_dateTime(v)
+        _a_code(self.status)
+        if self.moduleCanonical is not _U:
+            if self.moduleCodeableConcept is not _U or self.moduleUri is not _U:
+                raise _p.ChoiceError("GuidanceResponse.module[x]: exactly one")
+        elif self.moduleCodeableConcept is not _U:
+            if self.moduleUri is not _U:
+                raise _p.ChoiceError("GuidanceResponse.module[x]: exactly one")
+        elif not (self.moduleUri is not _U):
+            raise _p.ChoiceError("GuidanceResponse.module[x]: exactly one")
 
 
 class HealthcareService(_p.Resource, tag="HealthcareService", kw_only=True):
@@ -6631,7 +9220,17 @@ class HealthcareService(_p.Resource, tag="HealthcareService", kw_only=True):
     telecom: _T89 = _U
     text: _T12 = _U
     type: _T18 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U:
+            _a_id(v)
+        v = self.implicitRules
+        if v is not _U:
+            _a_uri(v)
+        v = self.language
+        if v is not _U:
+            _a_code(v)
 
 
 class HealthcareServiceAvailableTime(_p.Complex, kw_only=True):
@@ -6647,7 +9246,16 @@ class HealthcareServiceAvailableTime(_p.Complex, kw_only=True):
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     modifierExtension: _T4 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.availableEndTime
+        if v is not _U:
+            _a_time(v)
+        v = self.availableStartTime
+        if v is not _U:
+            _a_time(v)
+        if self.daysOfWeek is not _U:
+            _e_code(self.daysOfWeek)
 
 
 class HealthcareServiceEligibility(_p.Complex, kw_only=True):
@@ -6687,7 +9295,11 @@ class HumanName(_p.Complex, kw_only=True):
     text_ext: _T3 = _ms.field(default=_U, name="_text")
     use: _T2 = _U
     use_ext: _T3 = _ms.field(default=_U, name="_use")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.use
+        if v is not _U:
+            _a_code(v)
 
 
 class Identifier(_p.Complex, kw_only=True):
@@ -6703,7 +9315,14 @@ class Identifier(_p.Complex, kw_only=True):
     use_ext: _T3 = _ms.field(default=_U, name="_use")
     value: _T2 = _U
     value_ext: _T3 = _ms.field(default=_U, name="_value")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.system
+        if v is not _U:
+            _a_uri(v)
+        v = self.use
+        if v is not _U:
+            _a_code(v)
 
 
 class ImagingStudy(_p.Resource, tag="ImagingStudy", kw_only=True):
@@ -6743,7 +9362,21 @@ class ImagingStudy(_p.Resource, tag="ImagingStudy", kw_only=True):
     status_ext: _T3 = _ms.field(default=_U, name="_status")
     subject: _T14
     text: _T12 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U:
+            _a_id(v)
+        v = self.implicitRules
+        if v is not _U:
+            _a_uri(v)
+        v = self.language
+        if v is not _U:
+            _a_code(v)
+        v = self.started
+        if v is not _U:
+            _a_dateTime(v)
+        _a_code(self.status)
 
 
 class ImagingStudySeries(_p.Complex, kw_only=True):
@@ -6768,7 +9401,11 @@ class ImagingStudySeries(_p.Complex, kw_only=True):
     started_ext: _T3 = _ms.field(default=_U, name="_started")
     uid: _T10
     uid_ext: _T3 = _ms.field(default=_U, name="_uid")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.started
+        if v is not _U:
+            _a_dateTime(v)
 
 
 class ImagingStudySeriesInstance(_p.Complex, kw_only=True):
@@ -6841,7 +9478,32 @@ class Immunization(_p.Resource, tag="Immunization", kw_only=True):
     subpotentReason: _T18 = _U
     text: _T12 = _U
     vaccineCode: _T34
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.expirationDate
+        if v is not _U:
+            _a_date(v)
+        v = self.id
+        if v is not _U:
+            _a_id(v)
+        v = self.implicitRules
+        if v is not _U:
+            _a_uri(v)
+        v = self.language
+        if v is not _U:
+            _a_code(v)
+        v = self.occurrenceDateTime
+        if v is not _U:
+            _a_dateTime(v)
+        v = self.recorded
+        if v is not _U:
+            _a_dateTime(v)
+        _a_code(self.status)
+        if self.occurrenceDateTime is not _U:
+            if self.occurrenceString is not _U:
+                raise _p.ChoiceError("Immunization.occurrence[x]: exactly one")
+        elif not (self.occurrenceString is not _U):
+            raise _p.ChoiceError("Immunization.occurrence[x]: exactly one")
 
 
 class ImmunizationEducation(_p.Complex, kw_only=True):
@@ -6857,7 +9519,17 @@ class ImmunizationEducation(_p.Complex, kw_only=True):
     publicationDate_ext: _T3 = _ms.field(default=_U, name="_publicationDate")
     reference: _T2 = _U
     reference_ext: _T3 = _ms.field(default=_U, name="_reference")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.presentationDate
+        if v is not _U:
+            _a_dateTime(v)
+        v = self.publicationDate
+        if v is not _U:
+            _a_dateTime(v)
+        v = self.reference
+        if v is not _U:
+            _a_uri(v)
 
 
 class ImmunizationEvaluation(_p.Resource, tag="ImmunizationEvaluation", kw_only=True):
@@ -6891,7 +9563,27 @@ class ImmunizationEvaluation(_p.Resource, tag="ImmunizationEvaluation", kw_only=
     status_ext: _T3 = _ms.field(default=_U, name="_status")
     targetDisease: _T34
     text: _T12 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.date
+        if v is not _U:
+            _a_dateTime(v)
+        v = self.id
+        if v is not _U:
+            _a_id(v)
+        v = self.implicitRules
+        if v is not _U:
+            _a_uri(v)
+        v = self.language
+        if v is not _U:
+            _a_code(v)
+        _a_code(self.status)
+        if self.doseNumberPositiveInt is not _U:
+            if self.doseNumberString is not _U:
+                raise _p.ChoiceError("ImmunizationEvaluation.doseNumber[x]: at most one")
+        if self.seriesDosesPositiveInt is not _U:
+            if self.seriesDosesString is not _U:
+                raise _p.ChoiceError("ImmunizationEvaluation.seriesDoses[x]: at most one")
 
 
 class ImmunizationPerformer(_p.Complex, kw_only=True):
@@ -6916,7 +9608,16 @@ class ImmunizationProtocolApplied(_p.Complex, kw_only=True):
     seriesDosesPositiveInt: _T15 = _U
     seriesDosesString: _T2 = _U
     targetDisease: _T18 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        if self.doseNumberPositiveInt is not _U:
+            if self.doseNumberString is not _U:
+                raise _p.ChoiceError("ImmunizationProtocolApplied.doseNumber[x]: exactly one")
+        elif not (self.doseNumberString is not _U):
+            raise _p.ChoiceError("ImmunizationProtocolApplied.doseNumber[x]: exactly one")
+        if self.seriesDosesPositiveInt is not _U:
+            if self.seriesDosesString is not _U:
+                raise _p.ChoiceError("ImmunizationProtocolApplied.seriesDoses[x]: at most one")
 
 
 class ImmunizationReaction(_p.Complex, kw_only=True):
@@ -6929,7 +9630,11 @@ class ImmunizationReaction(_p.Complex, kw_only=True):
     modifierExtension: _T4 = _U
     reported: _T16 = _U
     reported_ext: _T3 = _ms.field(default=_U, name="_reported")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.date
+        if v is not _U:
+            _a_dateTime(v)
 
 
 class ImmunizationRecommendation(_p.Resource, tag="ImmunizationRecommendation", kw_only=True):
@@ -6950,7 +9655,18 @@ class ImmunizationRecommendation(_p.Resource, tag="ImmunizationRecommendation", 
     patient: _T14
     recommendation: _T339
     text: _T12 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        _a_dateTime(self.date)
+        v = self.id
+        if v is not _U:
+            _a_id(v)
+        v = self.implicitRules
+        if v is not _U:
+            _a_uri(v)
+        v = self.language
+        if v is not _U:
+            _a_code(v)
 
 
 class ImmunizationRecommendationRecommendation(_p.Complex, kw_only=True):
@@ -6974,7 +9690,14 @@ class ImmunizationRecommendationRecommendation(_p.Complex, kw_only=True):
     supportingPatientInformation: _T11 = _U
     targetDisease: _T13 = _U
     vaccineCode: _T18 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        if self.doseNumberPositiveInt is not _U:
+            if self.doseNumberString is not _U:
+                raise _p.ChoiceError("ImmunizationRecommendationRecommendation.doseNumber[x]: at most one")
+        if self.seriesDosesPositiveInt is not _U:
+            if self.seriesDosesString is not _U:
+                raise _p.ChoiceError("ImmunizationRecommendationRecommendation.seriesDoses[x]: at most one")
 
 
 class ImmunizationRecommendationRecommendationDateCriterion(_p.Complex, kw_only=True):
@@ -6985,7 +9708,9 @@ class ImmunizationRecommendationRecommendationDateCriterion(_p.Complex, kw_only=
     modifierExtension: _T4 = _U
     value: _T10
     value_ext: _T3 = _ms.field(default=_U, name="_value")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        _a_dateTime(self.value)
 
 
 class ImplementationGuide(_p.Resource, tag="ImplementationGuide", kw_only=True):
@@ -7033,7 +9758,27 @@ class ImplementationGuide(_p.Resource, tag="ImplementationGuide", kw_only=True):
     useContext: _T30 = _U
     version: _T2 = _U
     version_ext: _T3 = _ms.field(default=_U, name="_version")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.date
+        if v is not _U:
+            _a_dateTime(v)
+        _e_code(self.fhirVersion)
+        v = self.id
+        if v is not _U:
+            _a_id(v)
+        v = self.implicitRules
+        if v is not _U:
+            _a_uri(v)
+        v = self.language
+        if v is not _U:
+            _a_code(v)
+        v = self.license
+        if v is not _U:
+            _a_code(v)
+        _a_id(self.packageId)
+        _a_code(self.status)
+        _a_uri(self.url)
 
 
 class ImplementationGuideDefinition(_p.Complex, kw_only=True):
@@ -7071,7 +9816,17 @@ class ImplementationGuideDefinitionPage(_p.Complex, kw_only=True):
     page: _T350 = _U
     title: _T10
     title_ext: _T3 = _ms.field(default=_U, name="_title")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        _a_code(self.generation)
+        v = self.nameUrl
+        if v is not _U:
+            _a_uri(v)
+        if self.nameReference is not _U:
+            if self.nameUrl is not _U:
+                raise _p.ChoiceError("ImplementationGuideDefinitionPage.name[x]: exactly one")
+        elif not (self.nameUrl is not _U):
+            raise _p.ChoiceError("ImplementationGuideDefinitionPage.name[x]: exactly one")
 
 
 class ImplementationGuideDefinitionParameter(_p.Complex, kw_only=True):
@@ -7083,7 +9838,9 @@ class ImplementationGuideDefinitionParameter(_p.Complex, kw_only=True):
     modifierExtension: _T4 = _U
     value: _T10
     value_ext: _T3 = _ms.field(default=_U, name="_value")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        _a_code(self.code)
 
 
 class ImplementationGuideDefinitionResource(_p.Complex, kw_only=True):
@@ -7102,7 +9859,16 @@ class ImplementationGuideDefinitionResource(_p.Complex, kw_only=True):
     name: _T2 = _U
     name_ext: _T3 = _ms.field(default=_U, name="_name")
     reference: _T14
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.exampleCanonical
+        if v is not _U:
+            _a_uri(v)
+        if self.fhirVersion is not _U:
+            _e_code(self.fhirVersion)
+        if self.exampleBoolean is not _U:
+            if self.exampleCanonical is not _U:
+                raise _p.ChoiceError("ImplementationGuideDefinitionResource.example[x]: at most one")
 
 
 class ImplementationGuideDefinitionTemplate(_p.Complex, kw_only=True):
@@ -7116,7 +9882,9 @@ class ImplementationGuideDefinitionTemplate(_p.Complex, kw_only=True):
     scope_ext: _T3 = _ms.field(default=_U, name="_scope")
     source: _T10
     source_ext: _T3 = _ms.field(default=_U, name="_source")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        _a_code(self.code)
 
 
 class ImplementationGuideDependsOn(_p.Complex, kw_only=True):
@@ -7130,7 +9898,9 @@ class ImplementationGuideDependsOn(_p.Complex, kw_only=True):
     uri_ext: _T3 = _ms.field(default=_U, name="_uri")
     version: _T2 = _U
     version_ext: _T3 = _ms.field(default=_U, name="_version")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        _a_uri(self.uri)
 
 
 class ImplementationGuideGlobal(_p.Complex, kw_only=True):
@@ -7142,7 +9912,10 @@ class ImplementationGuideGlobal(_p.Complex, kw_only=True):
     profile_ext: _T3 = _ms.field(default=_U, name="_profile")
     type: _T10
     type_ext: _T3 = _ms.field(default=_U, name="_type")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        _a_uri(self.profile)
+        _a_code(self.type)
 
 
 class ImplementationGuideManifest(_p.Complex, kw_only=True):
@@ -7158,7 +9931,11 @@ class ImplementationGuideManifest(_p.Complex, kw_only=True):
     rendering: _T2 = _U
     rendering_ext: _T3 = _ms.field(default=_U, name="_rendering")
     resource: _T352
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.rendering
+        if v is not _U:
+            _a_uri(v)
 
 
 class ImplementationGuideManifestPage(_p.Complex, kw_only=True):
@@ -7184,7 +9961,17 @@ class ImplementationGuideManifestResource(_p.Complex, kw_only=True):
     reference: _T14
     relativePath: _T2 = _U
     relativePath_ext: _T3 = _ms.field(default=_U, name="_relativePath")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.exampleCanonical
+        if v is not _U:
+            _a_uri(v)
+        v = self.relativePath
+        if v is not _U:
+            _a_uri(v)
+        if self.exampleBoolean is not _U:
+            if self.exampleCanonical is not _U:
+                raise _p.ChoiceError("ImplementationGuideManifestResource.example[x]: at most one")
 
 
 class Ingredient(_p.Resource, tag="Ingredient", kw_only=True):
@@ -7209,7 +9996,18 @@ class Ingredient(_p.Resource, tag="Ingredient", kw_only=True):
     status_ext: _T3 = _ms.field(default=_U, name="_status")
     substance: _T354
     text: _T12 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U:
+            _a_id(v)
+        v = self.implicitRules
+        if v is not _U:
+            _a_uri(v)
+        v = self.language
+        if v is not _U:
+            _a_code(v)
+        _a_code(self.status)
 
 
 class IngredientManufacturer(_p.Complex, kw_only=True):
@@ -7220,7 +10018,11 @@ class IngredientManufacturer(_p.Complex, kw_only=True):
     modifierExtension: _T4 = _U
     role: _T2 = _U
     role_ext: _T3 = _ms.field(default=_U, name="_role")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.role
+        if v is not _U:
+            _a_code(v)
 
 
 class IngredientSubstance(_p.Complex, kw_only=True):
@@ -7249,7 +10051,14 @@ class IngredientSubstanceStrength(_p.Complex, kw_only=True):
     textConcentration_ext: _T3 = _ms.field(default=_U, name="_textConcentration")
     textPresentation: _T2 = _U
     textPresentation_ext: _T3 = _ms.field(default=_U, name="_textPresentation")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        if self.concentrationRatio is not _U:
+            if self.concentrationRatioRange is not _U:
+                raise _p.ChoiceError("IngredientSubstanceStrength.concentration[x]: at most one")
+        if self.presentationRatio is not _U:
+            if self.presentationRatioRange is not _U:
+                raise _p.ChoiceError("IngredientSubstanceStrength.presentation[x]: at most one")
 
 
 class IngredientSubstanceStrengthReferenceStrength(_p.Complex, kw_only=True):
@@ -7263,7 +10072,13 @@ class IngredientSubstanceStrengthReferenceStrength(_p.Complex, kw_only=True):
     strengthRatio: _T36 = _U
     strengthRatioRange: _T257 = _U
     substance: _T158 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        if self.strengthRatio is not _U:
+            if self.strengthRatioRange is not _U:
+                raise _p.ChoiceError("IngredientSubstanceStrengthReferenceStrength.strength[x]: exactly one")
+        elif not (self.strengthRatioRange is not _U):
+            raise _p.ChoiceError("IngredientSubstanceStrengthReferenceStrength.strength[x]: exactly one")
 
 
 class InsurancePlan(_p.Resource, tag="InsurancePlan", kw_only=True):
@@ -7295,7 +10110,20 @@ class InsurancePlan(_p.Resource, tag="InsurancePlan", kw_only=True):
     status_ext: _T3 = _ms.field(default=_U, name="_status")
     text: _T12 = _U
     type: _T18 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U:
+            _a_id(v)
+        v = self.implicitRules
+        if v is not _U:
+            _a_uri(v)
+        v = self.language
+        if v is not _U:
+            _a_code(v)
+        v = self.status
+        if v is not _U:
+            _a_code(v)
 
 
 class InsurancePlanContact(_p.Complex, kw_only=True):
@@ -7426,7 +10254,21 @@ class Invoice(_p.Resource, tag="Invoice", kw_only=True):
     totalNet: _T92 = _U
     totalPriceComponent: _T368 = _U
     type: _T13 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.date
+        if v is not _U:
+            _a_dateTime(v)
+        v = self.id
+        if v is not _U:
+            _a_id(v)
+        v = self.implicitRules
+        if v is not _U:
+            _a_uri(v)
+        v = self.language
+        if v is not _U:
+            _a_code(v)
+        _a_code(self.status)
 
 
 class InvoiceLineItem(_p.Complex, kw_only=True):
@@ -7439,7 +10281,13 @@ class InvoiceLineItem(_p.Complex, kw_only=True):
     priceComponent: _T368 = _U
     sequence: _T15 = _U
     sequence_ext: _T3 = _ms.field(default=_U, name="_sequence")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        if self.chargeItemCodeableConcept is not _U:
+            if self.chargeItemReference is not _U:
+                raise _p.ChoiceError("InvoiceLineItem.chargeItem[x]: exactly one")
+        elif not (self.chargeItemReference is not _U):
+            raise _p.ChoiceError("InvoiceLineItem.chargeItem[x]: exactly one")
 
 
 class InvoiceLineItemPriceComponent(_p.Complex, kw_only=True):
@@ -7453,7 +10301,12 @@ class InvoiceLineItemPriceComponent(_p.Complex, kw_only=True):
     modifierExtension: _T4 = _U
     type: _T10
     type_ext: _T3 = _ms.field(default=_U, name="_type")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.factor
+        if v is not _U:
+            _a_decimal(v)
+        _a_code(self.type)
 
 
 class InvoiceParticipant(_p.Complex, kw_only=True):
@@ -7524,7 +10377,33 @@ class Library(_p.Resource, tag="Library", kw_only=True):
     useContext: _T30 = _U
     version: _T2 = _U
     version_ext: _T3 = _ms.field(default=_U, name="_version")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.approvalDate
+        if v is not _U:
+            _a_date(v)
+        v = self.date
+        if v is not _U:
+            _a_dateTime(v)
+        v = self.id
+        if v is not _U:
+            _a_id(v)
+        v = self.implicitRules
+        if v is not _U:
+            _a_uri(v)
+        v = self.language
+        if v is not _U:
+            _a_code(v)
+        v = self.lastReviewDate
+        if v is not _U:
+            _a_date(v)
+        _a_code(self.status)
+        v = self.url
+        if v is not _U:
+            _a_uri(v)
+        if self.subjectCodeableConcept is not _U:
+            if self.subjectReference is not _U:
+                raise _p.ChoiceError("Library.subject[x]: at most one")
 
 
 class Linkage(_p.Resource, tag="Linkage", kw_only=True):
@@ -7543,7 +10422,17 @@ class Linkage(_p.Resource, tag="Linkage", kw_only=True):
     meta: _T7 = _U
     modifierExtension: _T4 = _U
     text: _T12 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U:
+            _a_id(v)
+        v = self.implicitRules
+        if v is not _U:
+            _a_uri(v)
+        v = self.language
+        if v is not _U:
+            _a_code(v)
 
 
 class LinkageItem(_p.Complex, kw_only=True):
@@ -7554,7 +10443,9 @@ class LinkageItem(_p.Complex, kw_only=True):
     resource: _T14
     type: _T10
     type_ext: _T3 = _ms.field(default=_U, name="_type")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        _a_code(self.type)
 
 
 class List(_p.Resource, tag="List", kw_only=True):
@@ -7586,7 +10477,22 @@ class List(_p.Resource, tag="List", kw_only=True):
     text: _T12 = _U
     title: _T2 = _U
     title_ext: _T3 = _ms.field(default=_U, name="_title")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.date
+        if v is not _U:
+            _a_dateTime(v)
+        v = self.id
+        if v is not _U:
+            _a_id(v)
+        v = self.implicitRules
+        if v is not _U:
+            _a_uri(v)
+        v = self.language
+        if v is not _U:
+            _a_code(v)
+        _a_code(self.mode)
+        _a_code(self.status)
 
 
 class ListEntry(_p.Complex, kw_only=True):
@@ -7600,7 +10506,11 @@ class ListEntry(_p.Complex, kw_only=True):
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     item: _T14
     modifierExtension: _T4 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.date
+        if v is not _U:
+            _a_dateTime(v)
 
 
 class Location(_p.Resource, tag="Location", kw_only=True):
@@ -7638,7 +10548,23 @@ class Location(_p.Resource, tag="Location", kw_only=True):
     telecom: _T89 = _U
     text: _T12 = _U
     type: _T18 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U:
+            _a_id(v)
+        v = self.implicitRules
+        if v is not _U:
+            _a_uri(v)
+        v = self.language
+        if v is not _U:
+            _a_code(v)
+        v = self.mode
+        if v is not _U:
+            _a_code(v)
+        v = self.status
+        if v is not _U:
+            _a_code(v)
 
 
 class LocationHoursOfOperation(_p.Complex, kw_only=True):
@@ -7654,7 +10580,16 @@ class LocationHoursOfOperation(_p.Complex, kw_only=True):
     modifierExtension: _T4 = _U
     openingTime: _T2 = _U
     openingTime_ext: _T3 = _ms.field(default=_U, name="_openingTime")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.closingTime
+        if v is not _U:
+            _a_time(v)
+        if self.daysOfWeek is not _U:
+            _e_code(self.daysOfWeek)
+        v = self.openingTime
+        if v is not _U:
+            _a_time(v)
 
 
 class LocationPosition(_p.Complex, kw_only=True):
@@ -7668,7 +10603,13 @@ class LocationPosition(_p.Complex, kw_only=True):
     longitude: _T374
     longitude_ext: _T3 = _ms.field(default=_U, name="_longitude")
     modifierExtension: _T4 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.altitude
+        if v is not _U:
+            _a_decimal(v)
+        _a_decimal(self.latitude)
+        _a_decimal(self.longitude)
 
 
 class ManufacturedItemDefinition(_p.Resource, tag="ManufacturedItemDefinition", kw_only=True):
@@ -7691,7 +10632,18 @@ class ManufacturedItemDefinition(_p.Resource, tag="ManufacturedItemDefinition", 
     status_ext: _T3 = _ms.field(default=_U, name="_status")
     text: _T12 = _U
     unitOfPresentation: _T13 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U:
+            _a_id(v)
+        v = self.implicitRules
+        if v is not _U:
+            _a_uri(v)
+        v = self.language
+        if v is not _U:
+            _a_code(v)
+        _a_code(self.status)
 
 
 class ManufacturedItemDefinitionProperty(_p.Complex, kw_only=True):
@@ -7705,7 +10657,23 @@ class ManufacturedItemDefinitionProperty(_p.Complex, kw_only=True):
     valueCodeableConcept: _T13 = _U
     valueDate: _T2 = _U
     valueQuantity: _T24 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.valueDate
+        if v is not _U:
+            _a_date(v)
+        if self.valueAttachment is not _U:
+            if self.valueBoolean is not _U or self.valueCodeableConcept is not _U or self.valueDate is not _U or self.valueQuantity is not _U:
+                raise _p.ChoiceError("ManufacturedItemDefinitionProperty.value[x]: at most one")
+        elif self.valueBoolean is not _U:
+            if self.valueCodeableConcept is not _U or self.valueDate is not _U or self.valueQuantity is not _U:
+                raise _p.ChoiceError("ManufacturedItemDefinitionProperty.value[x]: at most one")
+        elif self.valueCodeableConcept is not _U:
+            if self.valueDate is not _U or self.valueQuantity is not _U:
+                raise _p.ChoiceError("ManufacturedItemDefinitionProperty.value[x]: at most one")
+        elif self.valueDate is not _U:
+            if self.valueQuantity is not _U:
+                raise _p.ChoiceError("ManufacturedItemDefinitionProperty.value[x]: at most one")
 
 
 class MarketingStatus(_p.Complex, kw_only=True):
@@ -7719,7 +10687,11 @@ class MarketingStatus(_p.Complex, kw_only=True):
     restoreDate: _T2 = _U
     restoreDate_ext: _T3 = _ms.field(default=_U, name="_restoreDate")
     status: _T34
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.restoreDate
+        if v is not _U:
+            _a_dateTime(v)
 
 
 class Measure(_p.Resource, tag="Measure", kw_only=True):
@@ -7799,7 +10771,35 @@ class Measure(_p.Resource, tag="Measure", kw_only=True):
     useContext: _T30 = _U
     version: _T2 = _U
     version_ext: _T3 = _ms.field(default=_U, name="_version")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.approvalDate
+        if v is not _U:
+            _a_date(v)
+        v = self.date
+        if v is not _U:
+            _a_dateTime(v)
+        v = self.id
+        if v is not _U:
+            _a_id(v)
+        v = self.implicitRules
+        if v is not _U:
+            _a_uri(v)
+        v = self.language
+        if v is not _U:
+            _a_code(v)
+        v = self.lastReviewDate
+        if v is not _U:
+            _a_date(v)
+        if self.library is not _U:
+            _e_uri(self.library)
+        _a_code(self.status)
+        v = self.url
+        if v is not _U:
+            _a_uri(v)
+        if self.subjectCodeableConcept is not _U:
+            if self.subjectReference is not _U:
+                raise _p.ChoiceError("Measure.subject[x]: at most one")
 
 
 class MeasureGroup(_p.Complex, kw_only=True):
@@ -7875,7 +10875,23 @@ class MeasureReport(_p.Resource, tag="MeasureReport", kw_only=True):
     text: _T12 = _U
     type: _T10
     type_ext: _T3 = _ms.field(default=_U, name="_type")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.date
+        if v is not _U:
+            _a_dateTime(v)
+        v = self.id
+        if v is not _U:
+            _a_id(v)
+        v = self.implicitRules
+        if v is not _U:
+            _a_uri(v)
+        v = self.language
+        if v is not _U:
+            _a_code(v)
+        _a_uri(self.measure)
+        _a_code(self.status)
+        _a_code(self.type)
 
 
 class MeasureReportGroup(_p.Complex, kw_only=True):
@@ -7994,7 +11010,30 @@ class Media(_p.Resource, tag="Media", kw_only=True):
     view: _T13 = _U
     width: _T15 = _U
     width_ext: _T3 = _ms.field(default=_U, name="_width")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.createdDateTime
+        if v is not _U:
+            _a_dateTime(v)
+        v = self.duration
+        if v is not _U:
+            _a_decimal(v)
+        v = self.id
+        if v is not _U:
+            _a_id(v)
+        v = self.implicitRules
+        if v is not _U:
+            _a_uri(v)
+        v = self.issued
+        if v is not _U:
+            _a_instant(v)
+        v = self.language
+        if v is not _U:
+            _a_code(v)
+        _a_code(self.status)
+        if self.createdDateTime is not _U:
+            if self.createdPeriod is not _U:
+                raise _p.ChoiceError("Media.created[x]: at most one")
 
 
 class Medication(_p.Resource, tag="Medication", kw_only=True):
@@ -8018,7 +11057,20 @@ class Medication(_p.Resource, tag="Medication", kw_only=True):
     status: _T2 = _U
     status_ext: _T3 = _ms.field(default=_U, name="_status")
     text: _T12 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U:
+            _a_id(v)
+        v = self.implicitRules
+        if v is not _U:
+            _a_uri(v)
+        v = self.language
+        if v is not _U:
+            _a_code(v)
+        v = self.status
+        if v is not _U:
+            _a_code(v)
 
 
 class MedicationAdministration(_p.Resource, tag="MedicationAdministration", kw_only=True):
@@ -8056,7 +11108,33 @@ class MedicationAdministration(_p.Resource, tag="MedicationAdministration", kw_o
     subject: _T14
     supportingInformation: _T11 = _U
     text: _T12 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.effectiveDateTime
+        if v is not _U:
+            _a_dateTime(v)
+        v = self.id
+        if v is not _U:
+            _a_id(v)
+        v = self.implicitRules
+        if v is not _U:
+            _a_uri(v)
+        if self.instantiates is not _U:
+            _e_uri(self.instantiates)
+        v = self.language
+        if v is not _U:
+            _a_code(v)
+        _a_code(self.status)
+        if self.effectiveDateTime is not _U:
+            if self.effectivePeriod is not _U:
+                raise _p.ChoiceError("MedicationAdministration.effective[x]: exactly one")
+        elif not (self.effectivePeriod is not _U):
+            raise _p.ChoiceError("MedicationAdministration.effective[x]: exactly one")
+        if self.medicationCodeableConcept is not _U:
+            if self.medicationReference is not _U:
+                raise _p.ChoiceError("MedicationAdministration.medication[x]: exactly one")
+        elif not (self.medicationReference is not _U):
+            raise _p.ChoiceError("MedicationAdministration.medication[x]: exactly one")
 
 
 class MedicationAdministrationDosage(_p.Complex, kw_only=True):
@@ -8072,7 +11150,11 @@ class MedicationAdministrationDosage(_p.Complex, kw_only=True):
     site: _T13 = _U
     text: _T2 = _U
     text_ext: _T3 = _ms.field(default=_U, name="_text")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        if self.rateQuantity is not _U:
+            if self.rateRatio is not _U:
+                raise _p.ChoiceError("MedicationAdministrationDosage.rate[x]: at most one")
 
 
 class MedicationAdministrationPerformer(_p.Complex, kw_only=True):
@@ -8093,7 +11175,11 @@ class MedicationBatch(_p.Complex, kw_only=True):
     lotNumber: _T2 = _U
     lotNumber_ext: _T3 = _ms.field(default=_U, name="_lotNumber")
     modifierExtension: _T4 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.expirationDate
+        if v is not _U:
+            _a_dateTime(v)
 
 
 class MedicationDispense(_p.Resource, tag="MedicationDispense", kw_only=True):
@@ -8137,7 +11223,32 @@ class MedicationDispense(_p.Resource, tag="MedicationDispense", kw_only=True):
     whenHandedOver_ext: _T3 = _ms.field(default=_U, name="_whenHandedOver")
     whenPrepared: _T2 = _U
     whenPrepared_ext: _T3 = _ms.field(default=_U, name="_whenPrepared")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U:
+            _a_id(v)
+        v = self.implicitRules
+        if v is not _U:
+            _a_uri(v)
+        v = self.language
+        if v is not _U:
+            _a_code(v)
+        _a_code(self.status)
+        v = self.whenHandedOver
+        if v is not _U:
+            _a_dateTime(v)
+        v = self.whenPrepared
+        if v is not _U:
+            _a_dateTime(v)
+        if self.medicationCodeableConcept is not _U:
+            if self.medicationReference is not _U:
+                raise _p.ChoiceError("MedicationDispense.medication[x]: exactly one")
+        elif not (self.medicationReference is not _U):
+            raise _p.ChoiceError("MedicationDispense.medication[x]: exactly one")
+        if self.statusReasonCodeableConcept is not _U:
+            if self.statusReasonReference is not _U:
+                raise _p.ChoiceError("MedicationDispense.statusReason[x]: at most one")
 
 
 class MedicationDispensePerformer(_p.Complex, kw_only=True):
@@ -8171,7 +11282,13 @@ class MedicationIngredient(_p.Complex, kw_only=True):
     itemReference: _T8 = _U
     modifierExtension: _T4 = _U
     strength: _T36 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        if self.itemCodeableConcept is not _U:
+            if self.itemReference is not _U:
+                raise _p.ChoiceError("MedicationIngredient.item[x]: exactly one")
+        elif not (self.itemReference is not _U):
+            raise _p.ChoiceError("MedicationIngredient.item[x]: exactly one")
 
 
 class MedicationKnowledge(_p.Resource, tag="MedicationKnowledge", kw_only=True):
@@ -8211,7 +11328,20 @@ class MedicationKnowledge(_p.Resource, tag="MedicationKnowledge", kw_only=True):
     synonym: _T21 = _U
     synonym_ext: _T22 = _ms.field(default=_U, name="_synonym")
     text: _T12 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U:
+            _a_id(v)
+        v = self.implicitRules
+        if v is not _U:
+            _a_uri(v)
+        v = self.language
+        if v is not _U:
+            _a_code(v)
+        v = self.status
+        if v is not _U:
+            _a_code(v)
 
 
 class MedicationKnowledgeAdministrationGuidelines(_p.Complex, kw_only=True):
@@ -8223,7 +11353,11 @@ class MedicationKnowledgeAdministrationGuidelines(_p.Complex, kw_only=True):
     indicationReference: _T8 = _U
     modifierExtension: _T4 = _U
     patientCharacteristics: _T405 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        if self.indicationCodeableConcept is not _U:
+            if self.indicationReference is not _U:
+                raise _p.ChoiceError("MedicationKnowledgeAdministrationGuidelines.indication[x]: at most one")
 
 
 class MedicationKnowledgeAdministrationGuidelinesDosage(_p.Complex, kw_only=True):
@@ -8244,7 +11378,13 @@ class MedicationKnowledgeAdministrationGuidelinesPatientCharacteristics(_p.Compl
     modifierExtension: _T4 = _U
     value: _T21 = _U
     value_ext: _T22 = _ms.field(default=_U, name="_value")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        if self.characteristicCodeableConcept is not _U:
+            if self.characteristicQuantity is not _U:
+                raise _p.ChoiceError("MedicationKnowledgeAdministrationGuidelinesPatientCharacteristics.characteristic[x]: exactly one")
+        elif not (self.characteristicQuantity is not _U):
+            raise _p.ChoiceError("MedicationKnowledgeAdministrationGuidelinesPatientCharacteristics.characteristic[x]: exactly one")
 
 
 class MedicationKnowledgeCost(_p.Complex, kw_only=True):
@@ -8268,7 +11408,20 @@ class MedicationKnowledgeDrugCharacteristic(_p.Complex, kw_only=True):
     valueCodeableConcept: _T13 = _U
     valueQuantity: _T24 = _U
     valueString: _T2 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.valueBase64Binary
+        if v is not _U:
+            _a_base64Binary(v)
+        if self.valueBase64Binary is not _U:
+            if self.valueCodeableConcept is not _U or self.valueQuantity is not _U or self.valueString is not _U:
+                raise _p.ChoiceError("MedicationKnowledgeDrugCharacteristic.value[x]: at most one")
+        elif self.valueCodeableConcept is not _U:
+            if self.valueQuantity is not _U or self.valueString is not _U:
+                raise _p.ChoiceError("MedicationKnowledgeDrugCharacteristic.value[x]: at most one")
+        elif self.valueQuantity is not _U:
+            if self.valueString is not _U:
+                raise _p.ChoiceError("MedicationKnowledgeDrugCharacteristic.value[x]: at most one")
 
 
 class MedicationKnowledgeIngredient(_p.Complex, kw_only=True):
@@ -8281,7 +11434,13 @@ class MedicationKnowledgeIngredient(_p.Complex, kw_only=True):
     itemReference: _T8 = _U
     modifierExtension: _T4 = _U
     strength: _T36 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        if self.itemCodeableConcept is not _U:
+            if self.itemReference is not _U:
+                raise _p.ChoiceError("MedicationKnowledgeIngredient.item[x]: exactly one")
+        elif not (self.itemReference is not _U):
+            raise _p.ChoiceError("MedicationKnowledgeIngredient.item[x]: exactly one")
 
 
 class MedicationKnowledgeKinetics(_p.Complex, kw_only=True):
@@ -8431,7 +11590,37 @@ class MedicationRequest(_p.Resource, tag="MedicationRequest", kw_only=True):
     substitution: _T411 = _U
     supportingInformation: _T11 = _U
     text: _T12 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.authoredOn
+        if v is not _U:
+            _a_dateTime(v)
+        v = self.id
+        if v is not _U:
+            _a_id(v)
+        v = self.implicitRules
+        if v is not _U:
+            _a_uri(v)
+        if self.instantiatesCanonical is not _U:
+            _e_uri(self.instantiatesCanonical)
+        if self.instantiatesUri is not _U:
+            _e_uri(self.instantiatesUri)
+        _a_code(self.intent)
+        v = self.language
+        if v is not _U:
+            _a_code(v)
+        v = self.priority
+        if v is not _U:
+            _a_code(v)
+        _a_code(self.status)
+        if self.medicationCodeableConcept is not _U:
+            if self.medicationReference is not _U:
+                raise _p.ChoiceError("MedicationRequest.medication[x]: exactly one")
+        elif not (self.medicationReference is not _U):
+            raise _p.ChoiceError("MedicationRequest.medication[x]: exactly one")
+        if self.reportedBoolean is not _U:
+            if self.reportedReference is not _U:
+                raise _p.ChoiceError("MedicationRequest.reported[x]: at most one")
 
 
 class MedicationRequestDispenseRequest(_p.Complex, kw_only=True):
@@ -8466,7 +11655,13 @@ class MedicationRequestSubstitution(_p.Complex, kw_only=True):
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     modifierExtension: _T4 = _U
     reason: _T13 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        if self.allowedBoolean is not _U:
+            if self.allowedCodeableConcept is not _U:
+                raise _p.ChoiceError("MedicationRequestSubstitution.allowed[x]: exactly one")
+        elif not (self.allowedCodeableConcept is not _U):
+            raise _p.ChoiceError("MedicationRequestSubstitution.allowed[x]: exactly one")
 
 
 class MedicationStatement(_p.Resource, tag="MedicationStatement", kw_only=True):
@@ -8502,7 +11697,32 @@ class MedicationStatement(_p.Resource, tag="MedicationStatement", kw_only=True):
     statusReason: _T18 = _U
     subject: _T14
     text: _T12 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.dateAsserted
+        if v is not _U:
+            _a_dateTime(v)
+        v = self.effectiveDateTime
+        if v is not _U:
+            _a_dateTime(v)
+        v = self.id
+        if v is not _U:
+            _a_id(v)
+        v = self.implicitRules
+        if v is not _U:
+            _a_uri(v)
+        v = self.language
+        if v is not _U:
+            _a_code(v)
+        _a_code(self.status)
+        if self.effectiveDateTime is not _U:
+            if self.effectivePeriod is not _U:
+                raise _p.ChoiceError("MedicationStatement.effective[x]: at most one")
+        if self.medicationCodeableConcept is not _U:
+            if self.medicationReference is not _U:
+                raise _p.ChoiceError("MedicationStatement.medication[x]: exactly one")
+        elif not (self.medicationReference is not _U):
+            raise _p.ChoiceError("MedicationStatement.medication[x]: exactly one")
 
 
 class MedicinalProductDefinition(_p.Resource, tag="MedicinalProductDefinition", kw_only=True):
@@ -8549,7 +11769,20 @@ class MedicinalProductDefinition(_p.Resource, tag="MedicinalProductDefinition", 
     type: _T13 = _U
     version: _T2 = _U
     version_ext: _T3 = _ms.field(default=_U, name="_version")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U:
+            _a_id(v)
+        v = self.implicitRules
+        if v is not _U:
+            _a_uri(v)
+        v = self.language
+        if v is not _U:
+            _a_code(v)
+        v = self.statusDate
+        if v is not _U:
+            _a_dateTime(v)
 
 
 class MedicinalProductDefinitionCharacteristic(_p.Complex, kw_only=True):
@@ -8563,7 +11796,23 @@ class MedicinalProductDefinitionCharacteristic(_p.Complex, kw_only=True):
     valueCodeableConcept: _T13 = _U
     valueDate: _T2 = _U
     valueQuantity: _T24 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.valueDate
+        if v is not _U:
+            _a_date(v)
+        if self.valueAttachment is not _U:
+            if self.valueBoolean is not _U or self.valueCodeableConcept is not _U or self.valueDate is not _U or self.valueQuantity is not _U:
+                raise _p.ChoiceError("MedicinalProductDefinitionCharacteristic.value[x]: at most one")
+        elif self.valueBoolean is not _U:
+            if self.valueCodeableConcept is not _U or self.valueDate is not _U or self.valueQuantity is not _U:
+                raise _p.ChoiceError("MedicinalProductDefinitionCharacteristic.value[x]: at most one")
+        elif self.valueCodeableConcept is not _U:
+            if self.valueDate is not _U or self.valueQuantity is not _U:
+                raise _p.ChoiceError("MedicinalProductDefinitionCharacteristic.value[x]: at most one")
+        elif self.valueDate is not _U:
+            if self.valueQuantity is not _U:
+                raise _p.ChoiceError("MedicinalProductDefinitionCharacteristic.value[x]: at most one")
 
 
 class MedicinalProductDefinitionContact(_p.Complex, kw_only=True):
@@ -8681,7 +11930,45 @@ class MessageDefinition(_p.Resource, tag="MessageDefinition", kw_only=True):
     useContext: _T30 = _U
     version: _T2 = _U
     version_ext: _T3 = _ms.field(default=_U, name="_version")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.base
+        if v is not _U:
+            _a_uri(v)
+        v = self.category
+        if v is not _U:
+            _a_code(v)
+        _a_dateTime(self.date)
+        v = self.eventUri
+        if v is not _U:
+            _a_uri(v)
+        if self.graph is not _U:
+            _e_uri(self.graph)
+        v = self.id
+        if v is not _U:
+            _a_id(v)
+        v = self.implicitRules
+        if v is not _U:
+            _a_uri(v)
+        v = self.language
+        if v is not _U:
+            _a_code(v)
+        if self.parent is not _U:
+            _e_uri(self.parent)
+        if self.replaces is not _U:
+            _e_uri(self.replaces)
+        v = self.responseRequired
+        if v is not _U:
+            _a_code(v)
+        _a_code(self.status)
+        v = self.url
+        if v is not _U:
+            _a_uri(v)
+        if self.eventCoding is not _U:
+            if self.eventUri is not _U:
+                raise _p.ChoiceError("MessageDefinition.event[x]: exactly one")
+        elif not (self.eventUri is not _U):
+            raise _p.ChoiceError("MessageDefinition.event[x]: exactly one")
 
 
 class MessageDefinitionAllowedResponse(_p.Complex, kw_only=True):
@@ -8693,7 +11980,9 @@ class MessageDefinitionAllowedResponse(_p.Complex, kw_only=True):
     modifierExtension: _T4 = _U
     situation: _T2 = _U
     situation_ext: _T3 = _ms.field(default=_U, name="_situation")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        _a_uri(self.message)
 
 
 class MessageDefinitionFocus(_p.Complex, kw_only=True):
@@ -8709,7 +11998,12 @@ class MessageDefinitionFocus(_p.Complex, kw_only=True):
     modifierExtension: _T4 = _U
     profile: _T2 = _U
     profile_ext: _T3 = _ms.field(default=_U, name="_profile")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        _a_code(self.code)
+        v = self.profile
+        if v is not _U:
+            _a_uri(v)
 
 
 class MessageHeader(_p.Resource, tag="MessageHeader", kw_only=True):
@@ -8737,7 +12031,28 @@ class MessageHeader(_p.Resource, tag="MessageHeader", kw_only=True):
     sender: _T8 = _U
     source: _T425
     text: _T12 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.definition
+        if v is not _U:
+            _a_uri(v)
+        v = self.eventUri
+        if v is not _U:
+            _a_uri(v)
+        v = self.id
+        if v is not _U:
+            _a_id(v)
+        v = self.implicitRules
+        if v is not _U:
+            _a_uri(v)
+        v = self.language
+        if v is not _U:
+            _a_code(v)
+        if self.eventCoding is not _U:
+            if self.eventUri is not _U:
+                raise _p.ChoiceError("MessageHeader.event[x]: exactly one")
+        elif not (self.eventUri is not _U):
+            raise _p.ChoiceError("MessageHeader.event[x]: exactly one")
 
 
 class MessageHeaderDestination(_p.Complex, kw_only=True):
@@ -8751,7 +12066,9 @@ class MessageHeaderDestination(_p.Complex, kw_only=True):
     name_ext: _T3 = _ms.field(default=_U, name="_name")
     receiver: _T8 = _U
     target: _T8 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        _a_uri(self.endpoint)
 
 
 class MessageHeaderResponse(_p.Complex, kw_only=True):
@@ -8764,7 +12081,9 @@ class MessageHeaderResponse(_p.Complex, kw_only=True):
     identifier: _T10
     identifier_ext: _T3 = _ms.field(default=_U, name="_identifier")
     modifierExtension: _T4 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        _a_code(self.code)
 
 
 class MessageHeaderSource(_p.Complex, kw_only=True):
@@ -8781,7 +12100,9 @@ class MessageHeaderSource(_p.Complex, kw_only=True):
     software_ext: _T3 = _ms.field(default=_U, name="_software")
     version: _T2 = _U
     version_ext: _T3 = _ms.field(default=_U, name="_version")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        _a_uri(self.endpoint)
 
 
 class Meta(_p.Complex, kw_only=True):
@@ -8798,7 +12119,16 @@ class Meta(_p.Complex, kw_only=True):
     tag: _T53 = _U
     versionId: _T2 = _U
     versionId_ext: _T3 = _ms.field(default=_U, name="_versionId")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.lastUpdated
+        if v is not _U:
+            _a_instant(v)
+        if self.profile is not _U:
+            _e_uri(self.profile)
+        v = self.source
+        if v is not _U:
+            _a_uri(v)
 
 
 class MolecularSequence(_p.Resource, tag="MolecularSequence", kw_only=True):
@@ -8833,7 +12163,20 @@ class MolecularSequence(_p.Resource, tag="MolecularSequence", kw_only=True):
     type: _T2 = _U
     type_ext: _T3 = _ms.field(default=_U, name="_type")
     variant: _T431 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U:
+            _a_id(v)
+        v = self.implicitRules
+        if v is not _U:
+            _a_uri(v)
+        v = self.language
+        if v is not _U:
+            _a_code(v)
+        v = self.type
+        if v is not _U:
+            _a_code(v)
 
 
 class MolecularSequenceQuality(_p.Complex, kw_only=True):
@@ -8867,7 +12210,33 @@ class MolecularSequenceQuality(_p.Complex, kw_only=True):
     truthTP_ext: _T3 = _ms.field(default=_U, name="_truthTP")
     type: _T10
     type_ext: _T3 = _ms.field(default=_U, name="_type")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.fScore
+        if v is not _U:
+            _a_decimal(v)
+        v = self.gtFP
+        if v is not _U:
+            _a_decimal(v)
+        v = self.precision
+        if v is not _U:
+            _a_decimal(v)
+        v = self.queryFP
+        if v is not _U:
+            _a_decimal(v)
+        v = self.queryTP
+        if v is not _U:
+            _a_decimal(v)
+        v = self.recall
+        if v is not _U:
+            _a_decimal(v)
+        v = self.truthFN
+        if v is not _U:
+            _a_decimal(v)
+        v = self.truthTP
+        if v is not _U:
+            _a_decimal(v)
+        _a_code(self.type)
 
 
 class MolecularSequenceQualityRoc(_p.Complex, kw_only=True):
@@ -8889,7 +12258,14 @@ class MolecularSequenceQualityRoc(_p.Complex, kw_only=True):
     score_ext: _T22 = _ms.field(default=_U, name="_score")
     sensitivity: _T433 = _U
     sensitivity_ext: _T22 = _ms.field(default=_U, name="_sensitivity")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        if self.fMeasure is not _U:
+            _e_decimals(self.fMeasure)
+        if self.precision is not _U:
+            _e_decimals(self.precision)
+        if self.sensitivity is not _U:
+            _e_decimals(self.sensitivity)
 
 
 class MolecularSequenceReferenceSeq(_p.Complex, kw_only=True):
@@ -8912,7 +12288,14 @@ class MolecularSequenceReferenceSeq(_p.Complex, kw_only=True):
     windowEnd_ext: _T3 = _ms.field(default=_U, name="_windowEnd")
     windowStart: _T62 = _U
     windowStart_ext: _T3 = _ms.field(default=_U, name="_windowStart")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.orientation
+        if v is not _U:
+            _a_code(v)
+        v = self.strand
+        if v is not _U:
+            _a_code(v)
 
 
 class MolecularSequenceRepository(_p.Complex, kw_only=True):
@@ -8932,7 +12315,12 @@ class MolecularSequenceRepository(_p.Complex, kw_only=True):
     url_ext: _T3 = _ms.field(default=_U, name="_url")
     variantsetId: _T2 = _U
     variantsetId_ext: _T3 = _ms.field(default=_U, name="_variantsetId")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        _a_code(self.type)
+        v = self.url
+        if v is not _U:
+            _a_uri(v)
 
 
 class MolecularSequenceStructureVariant(_p.Complex, kw_only=True):
@@ -8997,7 +12385,14 @@ class Money(_p.Complex, kw_only=True):
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     value: _T43 = _U
     value_ext: _T3 = _ms.field(default=_U, name="_value")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.currency
+        if v is not _U:
+            _a_code(v)
+        v = self.value
+        if v is not _U:
+            _a_decimal(v)
 
 
 class NamingSystem(_p.Resource, tag="NamingSystem", kw_only=True):
@@ -9033,7 +12428,20 @@ class NamingSystem(_p.Resource, tag="NamingSystem", kw_only=True):
     usage: _T2 = _U
     usage_ext: _T3 = _ms.field(default=_U, name="_usage")
     useContext: _T30 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        _a_dateTime(self.date)
+        v = self.id
+        if v is not _U:
+            _a_id(v)
+        v = self.implicitRules
+        if v is not _U:
+            _a_uri(v)
+        _a_code(self.kind)
+        v = self.language
+        if v is not _U:
+            _a_code(v)
+        _a_code(self.status)
 
 
 class NamingSystemUniqueId(_p.Complex, kw_only=True):
@@ -9050,7 +12458,9 @@ class NamingSystemUniqueId(_p.Complex, kw_only=True):
     type_ext: _T3 = _ms.field(default=_U, name="_type")
     value: _T10
     value_ext: _T3 = _ms.field(default=_U, name="_value")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        _a_code(self.type)
 
 
 class Narrative(_p.Complex, kw_only=True):
@@ -9061,7 +12471,9 @@ class Narrative(_p.Complex, kw_only=True):
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     status: _T10
     status_ext: _T3 = _ms.field(default=_U, name="_status")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        _a_code(self.status)
 
 
 class NutritionOrder(_p.Resource, tag="NutritionOrder", kw_only=True):
@@ -9099,7 +12511,26 @@ class NutritionOrder(_p.Resource, tag="NutritionOrder", kw_only=True):
     status_ext: _T3 = _ms.field(default=_U, name="_status")
     supplement: _T440 = _U
     text: _T12 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        _a_dateTime(self.dateTime)
+        v = self.id
+        if v is not _U:
+            _a_id(v)
+        v = self.implicitRules
+        if v is not _U:
+            _a_uri(v)
+        if self.instantiates is not _U:
+            _e_uri(self.instantiates)
+        if self.instantiatesCanonical is not _U:
+            _e_uri(self.instantiatesCanonical)
+        if self.instantiatesUri is not _U:
+            _e_uri(self.instantiatesUri)
+        _a_code(self.intent)
+        v = self.language
+        if v is not _U:
+            _a_code(v)
+        _a_code(self.status)
 
 
 class NutritionOrderEnteralFormula(_p.Complex, kw_only=True):
@@ -9130,7 +12561,11 @@ class NutritionOrderEnteralFormulaAdministration(_p.Complex, kw_only=True):
     rateQuantity: _T24 = _U
     rateRatio: _T36 = _U
     schedule: _T29 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        if self.rateQuantity is not _U:
+            if self.rateRatio is not _U:
+                raise _p.ChoiceError("NutritionOrderEnteralFormulaAdministration.rate[x]: at most one")
 
 
 class NutritionOrderOralDiet(_p.Complex, kw_only=True):
@@ -9202,7 +12637,18 @@ class NutritionProduct(_p.Resource, tag="NutritionProduct", kw_only=True):
     status: _T10
     status_ext: _T3 = _ms.field(default=_U, name="_status")
     text: _T12 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U:
+            _a_id(v)
+        v = self.implicitRules
+        if v is not _U:
+            _a_uri(v)
+        v = self.language
+        if v is not _U:
+            _a_code(v)
+        _a_code(self.status)
 
 
 class NutritionProductIngredient(_p.Complex, kw_only=True):
@@ -9227,7 +12673,14 @@ class NutritionProductInstance(_p.Complex, kw_only=True):
     quantity: _T24 = _U
     useBy: _T2 = _U
     useBy_ext: _T3 = _ms.field(default=_U, name="_useBy")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.expiry
+        if v is not _U:
+            _a_dateTime(v)
+        v = self.useBy
+        if v is not _U:
+            _a_dateTime(v)
 
 
 class NutritionProductNutrient(_p.Complex, kw_only=True):
@@ -9251,7 +12704,28 @@ class NutritionProductProductCharacteristic(_p.Complex, kw_only=True):
     valueCodeableConcept: _T13 = _U
     valueQuantity: _T24 = _U
     valueString: _T2 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.valueBase64Binary
+        if v is not _U:
+            _a_base64Binary(v)
+        if self.valueAttachment is not _U:
+            if self.valueBase64Binary is not _U or self.valueBoolean is not _U or self.valueCodeableConcept is not _U or self.valueQuantity is not _U or self.valueString is not _U:
+                raise _p.ChoiceError("NutritionProductProductCharacteristic.value[x]: exactly one")
+        elif self.valueBase64Binary is not _U:
+            if self.valueBoolean is not _U or self.valueCodeableConcept is not _U or self.valueQuantity is not _U or self.valueString is not _U:
+                raise _p.ChoiceError("NutritionProductProductCharacteristic.value[x]: exactly one")
+        elif self.valueBoolean is not _U:
+            if self.valueCodeableConcept is not _U or self.valueQuantity is not _U or self.valueString is not _U:
+                raise _p.ChoiceError("NutritionProductProductCharacteristic.value[x]: exactly one")
+        elif self.valueCodeableConcept is not _U:
+            if self.valueQuantity is not _U or self.valueString is not _U:
+                raise _p.ChoiceError("NutritionProductProductCharacteristic.value[x]: exactly one")
+        elif self.valueQuantity is not _U:
+            if self.valueString is not _U:
+                raise _p.ChoiceError("NutritionProductProductCharacteristic.value[x]: exactly one")
+        elif not (self.valueString is not _U):
+            raise _p.ChoiceError("NutritionProductProductCharacteristic.value[x]: exactly one")
 
 
 class Observation(_p.Resource, tag="Observation", kw_only=True):
@@ -9305,7 +12779,44 @@ class Observation(_p.Resource, tag="Observation", kw_only=True):
     valueSampledData: _T259 = _U
     valueString: _T2 = _U
     valueTime: _T2 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.effectiveDateTime
+        if v is not _U:
+            _a_dateTime(v)
+        v = self.effectiveInstant
+        if v is not _U:
+            _a_instant(v)
+        v = self.id
+        if v is not _U:
+            _a_id(v)
+        v = self.implicitRules
+        if v is not _U:
+            _a_uri(v)
+        v = self.issued
+        if v is not _U:
+            _a_instant(v)
+        v = self.language
+        if v is not _U:
+            _a_code(v)
+        _a_code(self.status)
+        v = self.valueDateTime
+        if v is not _U:
+            _a_dateTime(v)
+        v = self.valueTime
+        if v is not _U:
+            _a_time(v)
+        if self.effectiveDateTime is not _U:
+            if self.effectiveInstant is not _U or self.effectivePeriod is not _U or self.effectiveTiming is not _U:
+                raise _p.ChoiceError("Observation.effective[x]: at most one")
+        elif self.effectiveInstant is not _U:
+            if self.effectivePeriod is not _U or self.effectiveTiming is not _U:
+                raise _p.ChoiceError("Observation.effective[x]: at most one")
+        elif self.effectivePeriod is not _U:
+            if self.effectiveTiming is not _U:
+                raise _p.ChoiceError("Observation.effective[x]: at most one")
+        if (self.valueBoolean is not _U) + (self.valueCodeableConcept is not _U) + (self.valueDateTime is not _U) + (self.valueInteger is not _U) + (self.valuePeriod is not _U) + (self.valueQuantity is not _U) + (self.valueRange is not _U) + (self.valueRatio is not _U) + (self.valueSampledData is not _U) + (self.valueString is not _U) + (self.valueTime is not _U) > 1:
+            raise _p.ChoiceError("Observation.value[x]: at most one")
 
 
 class ObservationComponent(_p.Complex, kw_only=True):
@@ -9328,7 +12839,18 @@ class ObservationComponent(_p.Complex, kw_only=True):
     valueSampledData: _T259 = _U
     valueString: _T2 = _U
     valueTime: _T2 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.valueDateTime
+        if v is not _U:
+            _a_dateTime(v)
+        v = self.valueTime
+        if v is not _U:
+            _a_time(v)
+        t = _astuple(self)
+        n = len(t) - t.count(_U) - 1 - ((self.dataAbsentReason is not _U) + (self.extension is not _U) + (self.id is not _U) + (self.id_ext is not _U) + (self.interpretation is not _U) + (self.modifierExtension is not _U) + (self.referenceRange is not _U))
+        if n > 1:
+            raise _p.ChoiceError("ObservationComponent.value[x]: at most one")
 
 
 class ObservationDefinition(_p.Resource, tag="ObservationDefinition", kw_only=True):
@@ -9359,7 +12881,19 @@ class ObservationDefinition(_p.Resource, tag="ObservationDefinition", kw_only=Tr
     quantitativeDetails: _T453 = _U
     text: _T12 = _U
     validCodedValueSet: _T8 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U:
+            _a_id(v)
+        v = self.implicitRules
+        if v is not _U:
+            _a_uri(v)
+        v = self.language
+        if v is not _U:
+            _a_code(v)
+        if self.permittedDataType is not _U:
+            _e_code(self.permittedDataType)
 
 
 class ObservationDefinitionQualifiedInterval(_p.Complex, kw_only=True):
@@ -9378,7 +12912,14 @@ class ObservationDefinitionQualifiedInterval(_p.Complex, kw_only=True):
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     modifierExtension: _T4 = _U
     range: _T28 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.category
+        if v is not _U:
+            _a_code(v)
+        v = self.gender
+        if v is not _U:
+            _a_code(v)
 
 
 class ObservationDefinitionQuantitativeDetails(_p.Complex, kw_only=True):
@@ -9392,7 +12933,11 @@ class ObservationDefinitionQuantitativeDetails(_p.Complex, kw_only=True):
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     modifierExtension: _T4 = _U
     unit: _T13 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.conversionFactor
+        if v is not _U:
+            _a_decimal(v)
 
 
 class ObservationReferenceRange(_p.Complex, kw_only=True):
@@ -9468,7 +13013,37 @@ class OperationDefinition(_p.Resource, tag="OperationDefinition", kw_only=True):
     useContext: _T30 = _U
     version: _T2 = _U
     version_ext: _T3 = _ms.field(default=_U, name="_version")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.base
+        if v is not _U:
+            _a_uri(v)
+        _a_code(self.code)
+        v = self.date
+        if v is not _U:
+            _a_dateTime(v)
+        v = self.id
+        if v is not _U:
+            _a_id(v)
+        v = self.implicitRules
+        if v is not _U:
+            _a_uri(v)
+        v = self.inputProfile
+        if v is not _U:
+            _a_uri(v)
+        _a_code(self.kind)
+        v = self.language
+        if v is not _U:
+            _a_code(v)
+        v = self.outputProfile
+        if v is not _U:
+            _a_uri(v)
+        if self.resource is not _U:
+            _e_code(self.resource)
+        _a_code(self.status)
+        v = self.url
+        if v is not _U:
+            _a_uri(v)
 
 
 class OperationDefinitionOverload(_p.Complex, kw_only=True):
@@ -9506,7 +13081,18 @@ class OperationDefinitionParameter(_p.Complex, kw_only=True):
     type_ext: _T3 = _ms.field(default=_U, name="_type")
     use: _T10
     use_ext: _T3 = _ms.field(default=_U, name="_use")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        _a_code(self.name)
+        v = self.searchType
+        if v is not _U:
+            _a_code(v)
+        if self.targetProfile is not _U:
+            _e_uri(self.targetProfile)
+        v = self.type
+        if v is not _U:
+            _a_code(v)
+        _a_code(self.use)
 
 
 class OperationDefinitionParameterBinding(_p.Complex, kw_only=True):
@@ -9518,7 +13104,10 @@ class OperationDefinitionParameterBinding(_p.Complex, kw_only=True):
     strength_ext: _T3 = _ms.field(default=_U, name="_strength")
     valueSet: _T10
     valueSet_ext: _T3 = _ms.field(default=_U, name="_valueSet")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        _a_code(self.strength)
+        _a_uri(self.valueSet)
 
 
 class OperationDefinitionParameterReferencedFrom(_p.Complex, kw_only=True):
@@ -9545,7 +13134,17 @@ class OperationOutcome(_p.Resource, tag="OperationOutcome", kw_only=True):
     meta: _T7 = _U
     modifierExtension: _T4 = _U
     text: _T12 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U:
+            _a_id(v)
+        v = self.implicitRules
+        if v is not _U:
+            _a_uri(v)
+        v = self.language
+        if v is not _U:
+            _a_code(v)
 
 
 class OperationOutcomeIssue(_p.Complex, kw_only=True):
@@ -9564,7 +13163,10 @@ class OperationOutcomeIssue(_p.Complex, kw_only=True):
     modifierExtension: _T4 = _U
     severity: _T10
     severity_ext: _T3 = _ms.field(default=_U, name="_severity")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        _a_code(self.code)
+        _a_code(self.severity)
 
 
 class Organization(_p.Resource, tag="Organization", kw_only=True):
@@ -9592,7 +13194,17 @@ class Organization(_p.Resource, tag="Organization", kw_only=True):
     telecom: _T89 = _U
     text: _T12 = _U
     type: _T18 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U:
+            _a_id(v)
+        v = self.implicitRules
+        if v is not _U:
+            _a_uri(v)
+        v = self.language
+        if v is not _U:
+            _a_code(v)
 
 
 class OrganizationAffiliation(_p.Resource, tag="OrganizationAffiliation", kw_only=True):
@@ -9620,7 +13232,17 @@ class OrganizationAffiliation(_p.Resource, tag="OrganizationAffiliation", kw_onl
     specialty: _T18 = _U
     telecom: _T89 = _U
     text: _T12 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U:
+            _a_id(v)
+        v = self.implicitRules
+        if v is not _U:
+            _a_uri(v)
+        v = self.language
+        if v is not _U:
+            _a_code(v)
 
 
 class OrganizationContact(_p.Complex, kw_only=True):
@@ -9664,7 +13286,20 @@ class PackagedProductDefinition(_p.Resource, tag="PackagedProductDefinition", kw
     statusDate_ext: _T3 = _ms.field(default=_U, name="_statusDate")
     text: _T12 = _U
     type: _T13 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U:
+            _a_id(v)
+        v = self.implicitRules
+        if v is not _U:
+            _a_uri(v)
+        v = self.language
+        if v is not _U:
+            _a_code(v)
+        v = self.statusDate
+        if v is not _U:
+            _a_dateTime(v)
 
 
 class PackagedProductDefinitionLegalStatusOfSupply(_p.Complex, kw_only=True):
@@ -9714,7 +13349,23 @@ class PackagedProductDefinitionPackageProperty(_p.Complex, kw_only=True):
     valueCodeableConcept: _T13 = _U
     valueDate: _T2 = _U
     valueQuantity: _T24 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.valueDate
+        if v is not _U:
+            _a_date(v)
+        if self.valueAttachment is not _U:
+            if self.valueBoolean is not _U or self.valueCodeableConcept is not _U or self.valueDate is not _U or self.valueQuantity is not _U:
+                raise _p.ChoiceError("PackagedProductDefinitionPackageProperty.value[x]: at most one")
+        elif self.valueBoolean is not _U:
+            if self.valueCodeableConcept is not _U or self.valueDate is not _U or self.valueQuantity is not _U:
+                raise _p.ChoiceError("PackagedProductDefinitionPackageProperty.value[x]: at most one")
+        elif self.valueCodeableConcept is not _U:
+            if self.valueDate is not _U or self.valueQuantity is not _U:
+                raise _p.ChoiceError("PackagedProductDefinitionPackageProperty.value[x]: at most one")
+        elif self.valueDate is not _U:
+            if self.valueQuantity is not _U:
+                raise _p.ChoiceError("PackagedProductDefinitionPackageProperty.value[x]: at most one")
 
 
 class PackagedProductDefinitionPackageShelfLifeStorage(_p.Complex, kw_only=True):
@@ -9726,7 +13377,11 @@ class PackagedProductDefinitionPackageShelfLifeStorage(_p.Complex, kw_only=True)
     periodString: _T2 = _U
     specialPrecautionsForStorage: _T18 = _U
     type: _T13 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        if self.periodDuration is not _U:
+            if self.periodString is not _U:
+                raise _p.ChoiceError("PackagedProductDefinitionPackageShelfLifeStorage.period[x]: at most one")
 
 
 class ParameterDefinition(_p.Complex, kw_only=True):
@@ -9747,7 +13402,16 @@ class ParameterDefinition(_p.Complex, kw_only=True):
     type_ext: _T3 = _ms.field(default=_U, name="_type")
     use: _T10
     use_ext: _T3 = _ms.field(default=_U, name="_use")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.name
+        if v is not _U:
+            _a_code(v)
+        v = self.profile
+        if v is not _U:
+            _a_uri(v)
+        _a_code(self.type)
+        _a_code(self.use)
 
 
 class Parameters(_p.Resource, tag="Parameters", kw_only=True):
@@ -9759,7 +13423,17 @@ class Parameters(_p.Resource, tag="Parameters", kw_only=True):
     language_ext: _T3 = _ms.field(default=_U, name="_language")
     meta: _T7 = _U
     parameter: _T466 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U:
+            _a_id(v)
+        v = self.implicitRules
+        if v is not _U:
+            _a_uri(v)
+        v = self.language
+        if v is not _U:
+            _a_code(v)
 
 
 class ParametersParameter(_p.Complex, kw_only=True):
@@ -9821,7 +13495,48 @@ class ParametersParameter(_p.Complex, kw_only=True):
     valueUrl: _T2 = _U
     valueUsageContext: _T261 = _U
     valueUuid: _T2 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.valueBase64Binary
+        if v is not _U:
+            _a_base64Binary(v)
+        v = self.valueCanonical
+        if v is not _U:
+            _a_uri(v)
+        v = self.valueCode
+        if v is not _U:
+            _a_code(v)
+        v = self.valueDate
+        if v is not _U:
+            _a_date(v)
+        v = self.valueDateTime
+        if v is not _U:
+            _a_dateTime(v)
+        v = self.valueDecimal
+        if v is not _U:
+            _a_decimal(v)
+        v = self.valueInstant
+        if v is not _U:
+            _a_instant(v)
+        v = self.valueOid
+        if v is not _U:
+            _a_oid(v)
+        v = self.valueTime
+        if v is not _U:
+            _a_time(v)
+        v = self.valueUri
+        if v is not _U:
+            _a_uri(v)
+        v = self.valueUrl
+        if v is not _U:
+            _a_uri(v)
+        v = self.valueUuid
+        if v is not _U:
+            _a_uuid(v)
+        t = _astuple(self)
+        n = len(t) - t.count(_U) - 1 - ((self.extension is not _U) + (self.id is not _U) + (self.id_ext is not _U) + (self.modifierExtension is not _U) + (self.name_ext is not _U) + (self.part is not _U) + (self.resource is not _U))
+        if n > 1:
+            raise _p.ChoiceError("ParametersParameter.value[x]: at most one")
 
 
 class Patient(_p.Resource, tag="Patient", kw_only=True):
@@ -9857,7 +13572,32 @@ class Patient(_p.Resource, tag="Patient", kw_only=True):
     photo: _T64 = _U
     telecom: _T89 = _U
     text: _T12 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.birthDate
+        if v is not _U:
+            _a_date(v)
+        v = self.deceasedDateTime
+        if v is not _U:
+            _a_dateTime(v)
+        v = self.gender
+        if v is not _U:
+            _a_code(v)
+        v = self.id
+        if v is not _U:
+            _a_id(v)
+        v = self.implicitRules
+        if v is not _U:
+            _a_uri(v)
+        v = self.language
+        if v is not _U:
+            _a_code(v)
+        if self.deceasedBoolean is not _U:
+            if self.deceasedDateTime is not _U:
+                raise _p.ChoiceError("Patient.deceased[x]: at most one")
+        if self.multipleBirthBoolean is not _U:
+            if self.multipleBirthInteger is not _U:
+                raise _p.ChoiceError("Patient.multipleBirth[x]: at most one")
 
 
 class PatientCommunication(_p.Complex, kw_only=True):
@@ -9883,7 +13623,11 @@ class PatientContact(_p.Complex, kw_only=True):
     period: _T9 = _U
     relationship: _T18 = _U
     telecom: _T89 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.gender
+        if v is not _U:
+            _a_code(v)
 
 
 class PatientLink(_p.Complex, kw_only=True):
@@ -9894,7 +13638,9 @@ class PatientLink(_p.Complex, kw_only=True):
     other: _T14
     type: _T10
     type_ext: _T3 = _ms.field(default=_U, name="_type")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        _a_code(self.type)
 
 
 class PaymentNotice(_p.Resource, tag="PaymentNotice", kw_only=True):
@@ -9924,7 +13670,22 @@ class PaymentNotice(_p.Resource, tag="PaymentNotice", kw_only=True):
     status: _T10
     status_ext: _T3 = _ms.field(default=_U, name="_status")
     text: _T12 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        _a_dateTime(self.created)
+        v = self.id
+        if v is not _U:
+            _a_id(v)
+        v = self.implicitRules
+        if v is not _U:
+            _a_uri(v)
+        v = self.language
+        if v is not _U:
+            _a_code(v)
+        v = self.paymentDate
+        if v is not _U:
+            _a_date(v)
+        _a_code(self.status)
 
 
 class PaymentReconciliation(_p.Resource, tag="PaymentReconciliation", kw_only=True):
@@ -9959,7 +13720,23 @@ class PaymentReconciliation(_p.Resource, tag="PaymentReconciliation", kw_only=Tr
     status: _T10
     status_ext: _T3 = _ms.field(default=_U, name="_status")
     text: _T12 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        _a_dateTime(self.created)
+        v = self.id
+        if v is not _U:
+            _a_id(v)
+        v = self.implicitRules
+        if v is not _U:
+            _a_uri(v)
+        v = self.language
+        if v is not _U:
+            _a_code(v)
+        v = self.outcome
+        if v is not _U:
+            _a_code(v)
+        _a_date(self.paymentDate)
+        _a_code(self.status)
 
 
 class PaymentReconciliationDetail(_p.Complex, kw_only=True):
@@ -9978,7 +13755,11 @@ class PaymentReconciliationDetail(_p.Complex, kw_only=True):
     responsible: _T8 = _U
     submitter: _T8 = _U
     type: _T34
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.date
+        if v is not _U:
+            _a_date(v)
 
 
 class PaymentReconciliationProcessNote(_p.Complex, kw_only=True):
@@ -9990,7 +13771,11 @@ class PaymentReconciliationProcessNote(_p.Complex, kw_only=True):
     text_ext: _T3 = _ms.field(default=_U, name="_text")
     type: _T2 = _U
     type_ext: _T3 = _ms.field(default=_U, name="_type")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.type
+        if v is not _U:
+            _a_code(v)
 
 
 class Period(_p.Complex, kw_only=True):
@@ -10001,7 +13786,14 @@ class Period(_p.Complex, kw_only=True):
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     start: _T2 = _U
     start_ext: _T3 = _ms.field(default=_U, name="_start")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.end
+        if v is not _U:
+            _a_dateTime(v)
+        v = self.start
+        if v is not _U:
+            _a_dateTime(v)
 
 
 class Person(_p.Resource, tag="Person", kw_only=True):
@@ -10029,7 +13821,23 @@ class Person(_p.Resource, tag="Person", kw_only=True):
     photo: _T35 = _U
     telecom: _T89 = _U
     text: _T12 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.birthDate
+        if v is not _U:
+            _a_date(v)
+        v = self.gender
+        if v is not _U:
+            _a_code(v)
+        v = self.id
+        if v is not _U:
+            _a_id(v)
+        v = self.implicitRules
+        if v is not _U:
+            _a_uri(v)
+        v = self.language
+        if v is not _U:
+            _a_code(v)
 
 
 class PersonLink(_p.Complex, kw_only=True):
@@ -10040,7 +13848,11 @@ class PersonLink(_p.Complex, kw_only=True):
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     modifierExtension: _T4 = _U
     target: _T14
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.assurance
+        if v is not _U:
+            _a_code(v)
 
 
 class PlanDefinition(_p.Resource, tag="PlanDefinition", kw_only=True):
@@ -10104,7 +13916,41 @@ class PlanDefinition(_p.Resource, tag="PlanDefinition", kw_only=True):
     useContext: _T30 = _U
     version: _T2 = _U
     version_ext: _T3 = _ms.field(default=_U, name="_version")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.approvalDate
+        if v is not _U:
+            _a_date(v)
+        v = self.date
+        if v is not _U:
+            _a_dateTime(v)
+        v = self.id
+        if v is not _U:
+            _a_id(v)
+        v = self.implicitRules
+        if v is not _U:
+            _a_uri(v)
+        v = self.language
+        if v is not _U:
+            _a_code(v)
+        v = self.lastReviewDate
+        if v is not _U:
+            _a_date(v)
+        if self.library is not _U:
+            _e_uri(self.library)
+        _a_code(self.status)
+        v = self.subjectCanonical
+        if v is not _U:
+            _a_uri(v)
+        v = self.url
+        if v is not _U:
+            _a_uri(v)
+        if self.subjectCanonical is not _U:
+            if self.subjectCodeableConcept is not _U or self.subjectReference is not _U:
+                raise _p.ChoiceError("PlanDefinition.subject[x]: at most one")
+        elif self.subjectCodeableConcept is not _U:
+            if self.subjectReference is not _U:
+                raise _p.ChoiceError("PlanDefinition.subject[x]: at most one")
 
 
 class PlanDefinitionAction(_p.Complex, kw_only=True):
@@ -10159,7 +14005,65 @@ class PlanDefinitionAction(_p.Complex, kw_only=True):
     transform_ext: _T3 = _ms.field(default=_U, name="_transform")
     trigger: _T480 = _U
     type: _T13 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.cardinalityBehavior
+        if v is not _U:
+            _a_code(v)
+        v = self.definitionCanonical
+        if v is not _U:
+            _a_uri(v)
+        v = self.definitionUri
+        if v is not _U:
+            _a_uri(v)
+        v = self.groupingBehavior
+        if v is not _U:
+            _a_code(v)
+        v = self.precheckBehavior
+        if v is not _U:
+            _a_code(v)
+        v = self.priority
+        if v is not _U:
+            _a_code(v)
+        v = self.requiredBehavior
+        if v is not _U:
+            _a_code(v)
+        v = self.selectionBehavior
+        if v is not _U:
+            _a_code(v)
+        v = self.subjectCanonical
+        if v is not _U:
+            _a_uri(v)
+        v = self.timingDateTime
+        if v is not _U:
+            _a_dateTime(v)
+        v = self.transform
+        if v is not _U:
+            _a_uri(v)
+        if self.definitionCanonical is not _U:
+            if self.definitionUri is not _U:
+                raise _p.ChoiceError("PlanDefinitionAction.definition[x]: at most one")
+        if self.subjectCanonical is not _U:
+            if self.subjectCodeableConcept is not _U or self.subjectReference is not _U:
+                raise _p.ChoiceError("PlanDefinitionAction.subject[x]: at most one")
+        elif self.subjectCodeableConcept is not _U:
+            if self.subjectReference is not _U:
+                raise _p.ChoiceError("PlanDefinitionAction.subject[x]: at most one")
+        if self.timingAge is not _U:
+            if self.timingDateTime is not _U or self.timingDuration is not _U or self.timingPeriod is not _U or self.timingRange is not _U or self.timingTiming is not _U:
+                raise _p.ChoiceError("PlanDefinitionAction.timing[x]: at most one")
+        elif self.timingDateTime is not _U:
+            if self.timingDuration is not _U or self.timingPeriod is not _U or self.timingRange is not _U or self.timingTiming is not _U:
+                raise _p.ChoiceError("PlanDefinitionAction.timing[x]: at most one")
+        elif self.timingDuration is not _U:
+            if self.timingPeriod is not _U or self.timingRange is not _U or self.timingTiming is not _U:
+                raise _p.ChoiceError("PlanDefinitionAction.timing[x]: at most one")
+        elif self.timingPeriod is not _U:
+            if self.timingRange is not _U or self.timingTiming is not _U:
+                raise _p.ChoiceError("PlanDefinitionAction.timing[x]: at most one")
+        elif self.timingRange is not _U:
+            if self.timingTiming is not _U:
+                raise _p.ChoiceError("PlanDefinitionAction.timing[x]: at most one")
 
 
 class PlanDefinitionActionCondition(_p.Complex, kw_only=True):
@@ -10170,7 +14074,9 @@ class PlanDefinitionActionCondition(_p.Complex, kw_only=True):
     kind: _T10
     kind_ext: _T3 = _ms.field(default=_U, name="_kind")
     modifierExtension: _T4 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        _a_code(self.kind)
 
 
 class PlanDefinitionActionDynamicValue(_p.Complex, kw_only=True):
@@ -10191,7 +14097,9 @@ class PlanDefinitionActionParticipant(_p.Complex, kw_only=True):
     role: _T13 = _U
     type: _T10
     type_ext: _T3 = _ms.field(default=_U, name="_type")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        _a_code(self.type)
 
 
 class PlanDefinitionActionRelatedAction(_p.Complex, kw_only=True):
@@ -10205,7 +14113,12 @@ class PlanDefinitionActionRelatedAction(_p.Complex, kw_only=True):
     offsetRange: _T28 = _U
     relationship: _T10
     relationship_ext: _T3 = _ms.field(default=_U, name="_relationship")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        _a_code(self.relationship)
+        if self.offsetDuration is not _U:
+            if self.offsetRange is not _U:
+                raise _p.ChoiceError("PlanDefinitionActionRelatedAction.offset[x]: at most one")
 
 
 class PlanDefinitionGoal(_p.Complex, kw_only=True):
@@ -10232,7 +14145,14 @@ class PlanDefinitionGoalTarget(_p.Complex, kw_only=True):
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     measure: _T13 = _U
     modifierExtension: _T4 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        if self.detailCodeableConcept is not _U:
+            if self.detailQuantity is not _U or self.detailRange is not _U:
+                raise _p.ChoiceError("PlanDefinitionGoalTarget.detail[x]: at most one")
+        elif self.detailQuantity is not _U:
+            if self.detailRange is not _U:
+                raise _p.ChoiceError("PlanDefinitionGoalTarget.detail[x]: at most one")
 
 
 class Population(_p.Complex, kw_only=True):
@@ -10245,7 +14165,11 @@ class Population(_p.Complex, kw_only=True):
     modifierExtension: _T4 = _U
     physiologicalCondition: _T13 = _U
     race: _T13 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        if self.ageCodeableConcept is not _U:
+            if self.ageRange is not _U:
+                raise _p.ChoiceError("Population.age[x]: at most one")
 
 
 class Practitioner(_p.Resource, tag="Practitioner", kw_only=True):
@@ -10273,7 +14197,23 @@ class Practitioner(_p.Resource, tag="Practitioner", kw_only=True):
     qualification: _T482 = _U
     telecom: _T89 = _U
     text: _T12 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.birthDate
+        if v is not _U:
+            _a_date(v)
+        v = self.gender
+        if v is not _U:
+            _a_code(v)
+        v = self.id
+        if v is not _U:
+            _a_id(v)
+        v = self.implicitRules
+        if v is not _U:
+            _a_uri(v)
+        v = self.language
+        if v is not _U:
+            _a_code(v)
 
 
 class PractitionerQualification(_p.Complex, kw_only=True):
@@ -10315,7 +14255,17 @@ class PractitionerRole(_p.Resource, tag="PractitionerRole", kw_only=True):
     specialty: _T18 = _U
     telecom: _T89 = _U
     text: _T12 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U:
+            _a_id(v)
+        v = self.implicitRules
+        if v is not _U:
+            _a_uri(v)
+        v = self.language
+        if v is not _U:
+            _a_code(v)
 
 
 class PractitionerRoleAvailableTime(_p.Complex, kw_only=True):
@@ -10331,7 +14281,16 @@ class PractitionerRoleAvailableTime(_p.Complex, kw_only=True):
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     modifierExtension: _T4 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.availableEndTime
+        if v is not _U:
+            _a_time(v)
+        v = self.availableStartTime
+        if v is not _U:
+            _a_time(v)
+        if self.daysOfWeek is not _U:
+            _e_code(self.daysOfWeek)
 
 
 class PractitionerRoleNotAvailable(_p.Complex, kw_only=True):
@@ -10391,7 +14350,37 @@ class Procedure(_p.Resource, tag="Procedure", kw_only=True):
     text: _T12 = _U
     usedCode: _T18 = _U
     usedReference: _T11 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U:
+            _a_id(v)
+        v = self.implicitRules
+        if v is not _U:
+            _a_uri(v)
+        if self.instantiatesCanonical is not _U:
+            _e_uri(self.instantiatesCanonical)
+        if self.instantiatesUri is not _U:
+            _e_uri(self.instantiatesUri)
+        v = self.language
+        if v is not _U:
+            _a_code(v)
+        v = self.performedDateTime
+        if v is not _U:
+            _a_dateTime(v)
+        _a_code(self.status)
+        if self.performedAge is not _U:
+            if self.performedDateTime is not _U or self.performedPeriod is not _U or self.performedRange is not _U or self.performedString is not _U:
+                raise _p.ChoiceError("Procedure.performed[x]: at most one")
+        elif self.performedDateTime is not _U:
+            if self.performedPeriod is not _U or self.performedRange is not _U or self.performedString is not _U:
+                raise _p.ChoiceError("Procedure.performed[x]: at most one")
+        elif self.performedPeriod is not _U:
+            if self.performedRange is not _U or self.performedString is not _U:
+                raise _p.ChoiceError("Procedure.performed[x]: at most one")
+        elif self.performedRange is not _U:
+            if self.performedString is not _U:
+                raise _p.ChoiceError("Procedure.performed[x]: at most one")
 
 
 class ProcedureFocalDevice(_p.Complex, kw_only=True):
@@ -10470,7 +14459,26 @@ class Provenance(_p.Resource, tag="Provenance", kw_only=True):
     signature: _T489 = _U
     target: _T171
     text: _T12 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U:
+            _a_id(v)
+        v = self.implicitRules
+        if v is not _U:
+            _a_uri(v)
+        v = self.language
+        if v is not _U:
+            _a_code(v)
+        v = self.occurredDateTime
+        if v is not _U:
+            _a_dateTime(v)
+        if self.policy is not _U:
+            _e_uri(self.policy)
+        _a_instant(self.recorded)
+        if self.occurredDateTime is not _U:
+            if self.occurredPeriod is not _U:
+                raise _p.ChoiceError("Provenance.occurred[x]: at most one")
 
 
 class ProvenanceAgent(_p.Complex, kw_only=True):
@@ -10493,7 +14501,9 @@ class ProvenanceEntity(_p.Complex, kw_only=True):
     role: _T10
     role_ext: _T3 = _ms.field(default=_U, name="_role")
     what: _T14
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        _a_code(self.role)
 
 
 class Quantity(_p.Complex, kw_only=True):
@@ -10510,7 +14520,20 @@ class Quantity(_p.Complex, kw_only=True):
     unit_ext: _T3 = _ms.field(default=_U, name="_unit")
     value: _T43 = _U
     value_ext: _T3 = _ms.field(default=_U, name="_value")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.code
+        if v is not _U:
+            _a_code(v)
+        v = self.comparator
+        if v is not _U:
+            _a_code(v)
+        v = self.system
+        if v is not _U:
+            _a_uri(v)
+        v = self.value
+        if v is not _U:
+            _a_decimal(v)
 
 
 class Questionnaire(_p.Resource, tag="Questionnaire", kw_only=True):
@@ -10562,7 +14585,34 @@ class Questionnaire(_p.Resource, tag="Questionnaire", kw_only=True):
     useContext: _T30 = _U
     version: _T2 = _U
     version_ext: _T3 = _ms.field(default=_U, name="_version")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.approvalDate
+        if v is not _U:
+            _a_date(v)
+        v = self.date
+        if v is not _U:
+            _a_dateTime(v)
+        if self.derivedFrom is not _U:
+            _e_uri(self.derivedFrom)
+        v = self.id
+        if v is not _U:
+            _a_id(v)
+        v = self.implicitRules
+        if v is not _U:
+            _a_uri(v)
+        v = self.language
+        if v is not _U:
+            _a_code(v)
+        v = self.lastReviewDate
+        if v is not _U:
+            _a_date(v)
+        _a_code(self.status)
+        if self.subjectType is not _U:
+            _e_code(self.subjectType)
+        v = self.url
+        if v is not _U:
+            _a_uri(v)
 
 
 class QuestionnaireItem(_p.Complex, kw_only=True):
@@ -10597,7 +14647,18 @@ class QuestionnaireItem(_p.Complex, kw_only=True):
     text_ext: _T3 = _ms.field(default=_U, name="_text")
     type: _T10
     type_ext: _T3 = _ms.field(default=_U, name="_type")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.answerValueSet
+        if v is not _U:
+            _a_uri(v)
+        v = self.definition
+        if v is not _U:
+            _a_uri(v)
+        v = self.enableBehavior
+        if v is not _U:
+            _a_code(v)
+        _a_code(self.type)
 
 
 class QuestionnaireItemAnswerOption(_p.Complex, kw_only=True):
@@ -10613,7 +14674,31 @@ class QuestionnaireItemAnswerOption(_p.Complex, kw_only=True):
     valueReference: _T8 = _U
     valueString: _T2 = _U
     valueTime: _T2 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.valueDate
+        if v is not _U:
+            _a_date(v)
+        v = self.valueTime
+        if v is not _U:
+            _a_time(v)
+        if self.valueCoding is not _U:
+            if self.valueDate is not _U or self.valueInteger is not _U or self.valueReference is not _U or self.valueString is not _U or self.valueTime is not _U:
+                raise _p.ChoiceError("QuestionnaireItemAnswerOption.value[x]: exactly one")
+        elif self.valueDate is not _U:
+            if self.valueInteger is not _U or self.valueReference is not _U or self.valueString is not _U or self.valueTime is not _U:
+                raise _p.ChoiceError("QuestionnaireItemAnswerOption.value[x]: exactly one")
+        elif self.valueInteger is not _U:
+            if self.valueReference is not _U or self.valueString is not _U or self.valueTime is not _U:
+                raise _p.ChoiceError("QuestionnaireItemAnswerOption.value[x]: exactly one")
+        elif self.valueReference is not _U:
+            if self.valueString is not _U or self.valueTime is not _U:
+                raise _p.ChoiceError("QuestionnaireItemAnswerOption.value[x]: exactly one")
+        elif self.valueString is not _U:
+            if self.valueTime is not _U:
+                raise _p.ChoiceError("QuestionnaireItemAnswerOption.value[x]: exactly one")
+        elif not (self.valueTime is not _U):
+            raise _p.ChoiceError("QuestionnaireItemAnswerOption.value[x]: exactly one")
 
 
 class QuestionnaireItemEnableWhen(_p.Complex, kw_only=True):
@@ -10635,7 +14720,25 @@ class QuestionnaireItemEnableWhen(_p.Complex, kw_only=True):
     operator_ext: _T3 = _ms.field(default=_U, name="_operator")
     question: _T10
     question_ext: _T3 = _ms.field(default=_U, name="_question")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.answerDate
+        if v is not _U:
+            _a_date(v)
+        v = self.answerDateTime
+        if v is not _U:
+            _a_dateTime(v)
+        v = self.answerDecimal
+        if v is not _U:
+            _a_decimal(v)
+        v = self.answerTime
+        if v is not _U:
+            _a_time(v)
+        _a_code(self.operator)
+        t = _astuple(self)
+        n = len(t) - t.count(_U) - 2 - ((self.extension is not _U) + (self.id is not _U) + (self.id_ext is not _U) + (self.modifierExtension is not _U) + (self.operator_ext is not _U) + (self.question_ext is not _U))
+        if n != 1:
+            raise _p.ChoiceError("QuestionnaireItemEnableWhen.answer[x]: exactly one")
 
 
 class QuestionnaireItemInitial(_p.Complex, kw_only=True):
@@ -10655,7 +14758,27 @@ class QuestionnaireItemInitial(_p.Complex, kw_only=True):
     valueString: _T2 = _U
     valueTime: _T2 = _U
     valueUri: _T2 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.valueDate
+        if v is not _U:
+            _a_date(v)
+        v = self.valueDateTime
+        if v is not _U:
+            _a_dateTime(v)
+        v = self.valueDecimal
+        if v is not _U:
+            _a_decimal(v)
+        v = self.valueTime
+        if v is not _U:
+            _a_time(v)
+        v = self.valueUri
+        if v is not _U:
+            _a_uri(v)
+        t = _astuple(self)
+        n = len(t) - t.count(_U) - 0 - ((self.extension is not _U) + (self.id is not _U) + (self.id_ext is not _U) + (self.modifierExtension is not _U))
+        if n != 1:
+            raise _p.ChoiceError("QuestionnaireItemInitial.value[x]: exactly one")
 
 
 class QuestionnaireResponse(_p.Resource, tag="QuestionnaireResponse", kw_only=True):
@@ -10684,7 +14807,24 @@ class QuestionnaireResponse(_p.Resource, tag="QuestionnaireResponse", kw_only=Tr
     status_ext: _T3 = _ms.field(default=_U, name="_status")
     subject: _T8 = _U
     text: _T12 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.authored
+        if v is not _U:
+            _a_dateTime(v)
+        v = self.id
+        if v is not _U:
+            _a_id(v)
+        v = self.implicitRules
+        if v is not _U:
+            _a_uri(v)
+        v = self.language
+        if v is not _U:
+            _a_code(v)
+        v = self.questionnaire
+        if v is not _U:
+            _a_uri(v)
+        _a_code(self.status)
 
 
 class QuestionnaireResponseItem(_p.Complex, kw_only=True):
@@ -10700,7 +14840,11 @@ class QuestionnaireResponseItem(_p.Complex, kw_only=True):
     modifierExtension: _T4 = _U
     text: _T2 = _U
     text_ext: _T3 = _ms.field(default=_U, name="_text")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.definition
+        if v is not _U:
+            _a_uri(v)
 
 
 class QuestionnaireResponseItemAnswer(_p.Complex, kw_only=True):
@@ -10721,7 +14865,27 @@ class QuestionnaireResponseItemAnswer(_p.Complex, kw_only=True):
     valueString: _T2 = _U
     valueTime: _T2 = _U
     valueUri: _T2 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.valueDate
+        if v is not _U:
+            _a_date(v)
+        v = self.valueDateTime
+        if v is not _U:
+            _a_dateTime(v)
+        v = self.valueDecimal
+        if v is not _U:
+            _a_decimal(v)
+        v = self.valueTime
+        if v is not _U:
+            _a_time(v)
+        v = self.valueUri
+        if v is not _U:
+            _a_uri(v)
+        t = _astuple(self)
+        n = len(t) - t.count(_U) - 0 - ((self.extension is not _U) + (self.id is not _U) + (self.id_ext is not _U) + (self.item is not _U) + (self.modifierExtension is not _U))
+        if n > 1:
+            raise _p.ChoiceError("QuestionnaireResponseItemAnswer.value[x]: at most one")
 
 
 class Range(_p.Complex, kw_only=True):
@@ -10760,7 +14924,11 @@ class Reference(_p.Complex, kw_only=True):
     reference_ext: _T3 = _ms.field(default=_U, name="_reference")
     type: _T2 = _U
     type_ext: _T3 = _ms.field(default=_U, name="_type")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.type
+        if v is not _U:
+            _a_uri(v)
 
 
 class RegulatedAuthorization(_p.Resource, tag="RegulatedAuthorization", kw_only=True):
@@ -10791,7 +14959,20 @@ class RegulatedAuthorization(_p.Resource, tag="RegulatedAuthorization", kw_only=
     text: _T12 = _U
     type: _T13 = _U
     validityPeriod: _T9 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U:
+            _a_id(v)
+        v = self.implicitRules
+        if v is not _U:
+            _a_uri(v)
+        v = self.language
+        if v is not _U:
+            _a_code(v)
+        v = self.statusDate
+        if v is not _U:
+            _a_dateTime(v)
 
 
 class RegulatedAuthorizationCase(_p.Complex, kw_only=True):
@@ -10805,7 +14986,14 @@ class RegulatedAuthorizationCase(_p.Complex, kw_only=True):
     modifierExtension: _T4 = _U
     status: _T13 = _U
     type: _T13 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.dateDateTime
+        if v is not _U:
+            _a_dateTime(v)
+        if self.dateDateTime is not _U:
+            if self.datePeriod is not _U:
+                raise _p.ChoiceError("RegulatedAuthorizationCase.date[x]: at most one")
 
 
 class RelatedArtifact(_p.Complex, kw_only=True):
@@ -10825,7 +15013,15 @@ class RelatedArtifact(_p.Complex, kw_only=True):
     type_ext: _T3 = _ms.field(default=_U, name="_type")
     url: _T2 = _U
     url_ext: _T3 = _ms.field(default=_U, name="_url")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.resource
+        if v is not _U:
+            _a_uri(v)
+        _a_code(self.type)
+        v = self.url
+        if v is not _U:
+            _a_uri(v)
 
 
 class RelatedPerson(_p.Resource, tag="RelatedPerson", kw_only=True):
@@ -10855,7 +15051,23 @@ class RelatedPerson(_p.Resource, tag="RelatedPerson", kw_only=True):
     relationship: _T18 = _U
     telecom: _T89 = _U
     text: _T12 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.birthDate
+        if v is not _U:
+            _a_date(v)
+        v = self.gender
+        if v is not _U:
+            _a_code(v)
+        v = self.id
+        if v is not _U:
+            _a_id(v)
+        v = self.implicitRules
+        if v is not _U:
+            _a_uri(v)
+        v = self.language
+        if v is not _U:
+            _a_code(v)
 
 
 class RelatedPersonCommunication(_p.Complex, kw_only=True):
@@ -10904,7 +15116,29 @@ class RequestGroup(_p.Resource, tag="RequestGroup", kw_only=True):
     status_ext: _T3 = _ms.field(default=_U, name="_status")
     subject: _T8 = _U
     text: _T12 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.authoredOn
+        if v is not _U:
+            _a_dateTime(v)
+        v = self.id
+        if v is not _U:
+            _a_id(v)
+        v = self.implicitRules
+        if v is not _U:
+            _a_uri(v)
+        if self.instantiatesCanonical is not _U:
+            _e_uri(self.instantiatesCanonical)
+        if self.instantiatesUri is not _U:
+            _e_uri(self.instantiatesUri)
+        _a_code(self.intent)
+        v = self.language
+        if v is not _U:
+            _a_code(v)
+        v = self.priority
+        if v is not _U:
+            _a_code(v)
+        _a_code(self.status)
 
 
 class RequestGroupAction(_p.Complex, kw_only=True):
@@ -10946,7 +15180,44 @@ class RequestGroupAction(_p.Complex, kw_only=True):
     title: _T2 = _U
     title_ext: _T3 = _ms.field(default=_U, name="_title")
     type: _T13 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.cardinalityBehavior
+        if v is not _U:
+            _a_code(v)
+        v = self.groupingBehavior
+        if v is not _U:
+            _a_code(v)
+        v = self.precheckBehavior
+        if v is not _U:
+            _a_code(v)
+        v = self.priority
+        if v is not _U:
+            _a_code(v)
+        v = self.requiredBehavior
+        if v is not _U:
+            _a_code(v)
+        v = self.selectionBehavior
+        if v is not _U:
+            _a_code(v)
+        v = self.timingDateTime
+        if v is not _U:
+            _a_dateTime(v)
+        if self.timingAge is not _U:
+            if self.timingDateTime is not _U or self.timingDuration is not _U or self.timingPeriod is not _U or self.timingRange is not _U or self.timingTiming is not _U:
+                raise _p.ChoiceError("RequestGroupAction.timing[x]: at most one")
+        elif self.timingDateTime is not _U:
+            if self.timingDuration is not _U or self.timingPeriod is not _U or self.timingRange is not _U or self.timingTiming is not _U:
+                raise _p.ChoiceError("RequestGroupAction.timing[x]: at most one")
+        elif self.timingDuration is not _U:
+            if self.timingPeriod is not _U or self.timingRange is not _U or self.timingTiming is not _U:
+                raise _p.ChoiceError("RequestGroupAction.timing[x]: at most one")
+        elif self.timingPeriod is not _U:
+            if self.timingRange is not _U or self.timingTiming is not _U:
+                raise _p.ChoiceError("RequestGroupAction.timing[x]: at most one")
+        elif self.timingRange is not _U:
+            if self.timingTiming is not _U:
+                raise _p.ChoiceError("RequestGroupAction.timing[x]: at most one")
 
 
 class RequestGroupActionCondition(_p.Complex, kw_only=True):
@@ -10957,7 +15228,9 @@ class RequestGroupActionCondition(_p.Complex, kw_only=True):
     kind: _T10
     kind_ext: _T3 = _ms.field(default=_U, name="_kind")
     modifierExtension: _T4 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        _a_code(self.kind)
 
 
 class RequestGroupActionRelatedAction(_p.Complex, kw_only=True):
@@ -10971,7 +15244,12 @@ class RequestGroupActionRelatedAction(_p.Complex, kw_only=True):
     offsetRange: _T28 = _U
     relationship: _T10
     relationship_ext: _T3 = _ms.field(default=_U, name="_relationship")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        _a_code(self.relationship)
+        if self.offsetDuration is not _U:
+            if self.offsetRange is not _U:
+                raise _p.ChoiceError("RequestGroupActionRelatedAction.offset[x]: at most one")
 
 
 class ResearchDefinition(_p.Resource, tag="ResearchDefinition", kw_only=True):
@@ -11039,7 +15317,35 @@ class ResearchDefinition(_p.Resource, tag="ResearchDefinition", kw_only=True):
     useContext: _T30 = _U
     version: _T2 = _U
     version_ext: _T3 = _ms.field(default=_U, name="_version")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.approvalDate
+        if v is not _U:
+            _a_date(v)
+        v = self.date
+        if v is not _U:
+            _a_dateTime(v)
+        v = self.id
+        if v is not _U:
+            _a_id(v)
+        v = self.implicitRules
+        if v is not _U:
+            _a_uri(v)
+        v = self.language
+        if v is not _U:
+            _a_code(v)
+        v = self.lastReviewDate
+        if v is not _U:
+            _a_date(v)
+        if self.library is not _U:
+            _e_uri(self.library)
+        _a_code(self.status)
+        v = self.url
+        if v is not _U:
+            _a_uri(v)
+        if self.subjectCodeableConcept is not _U:
+            if self.subjectReference is not _U:
+                raise _p.ChoiceError("ResearchDefinition.subject[x]: at most one")
 
 
 class ResearchElementDefinition(_p.Resource, tag="ResearchElementDefinition", kw_only=True):
@@ -11108,7 +15414,39 @@ class ResearchElementDefinition(_p.Resource, tag="ResearchElementDefinition", kw
     variableType_ext: _T3 = _ms.field(default=_U, name="_variableType")
     version: _T2 = _U
     version_ext: _T3 = _ms.field(default=_U, name="_version")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.approvalDate
+        if v is not _U:
+            _a_date(v)
+        v = self.date
+        if v is not _U:
+            _a_dateTime(v)
+        v = self.id
+        if v is not _U:
+            _a_id(v)
+        v = self.implicitRules
+        if v is not _U:
+            _a_uri(v)
+        v = self.language
+        if v is not _U:
+            _a_code(v)
+        v = self.lastReviewDate
+        if v is not _U:
+            _a_date(v)
+        if self.library is not _U:
+            _e_uri(self.library)
+        _a_code(self.status)
+        _a_code(self.type)
+        v = self.url
+        if v is not _U:
+            _a_uri(v)
+        v = self.variableType
+        if v is not _U:
+            _a_code(v)
+        if self.subjectCodeableConcept is not _U:
+            if self.subjectReference is not _U:
+                raise _p.ChoiceError("ResearchElementDefinition.subject[x]: at most one")
 
 
 class ResearchElementDefinitionCharacteristic(_p.Complex, kw_only=True):
@@ -11123,26 +15461,71 @@ class ResearchElementDefinitionCharacteristic(_p.Complex, kw_only=True):
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     modifierExtension: _T4 = _U
     participantEffectiveDateTime: _T2 = _U
-    participantEffectiveDuration: _T27 = _U
-    participantEffectivePeriod: _T9 = _U
-    participantEffectiveTiming: _T29 = _U
     participantEffectiveDescription: _T2 = _U
     participantEffectiveDescription_ext: _T3 = _ms.field(default=_U, name="_participantEffectiveDescription")
+    participantEffectiveDuration: _T27 = _U
     participantEffectiveGroupMeasure: _T2 = _U
     participantEffectiveGroupMeasure_ext: _T3 = _ms.field(default=_U, name="_participantEffectiveGroupMeasure")
+    participantEffectivePeriod: _T9 = _U
     participantEffectiveTimeFromStart: _T27 = _U
+    participantEffectiveTiming: _T29 = _U
     studyEffectiveDateTime: _T2 = _U
-    studyEffectiveDuration: _T27 = _U
-    studyEffectivePeriod: _T9 = _U
-    studyEffectiveTiming: _T29 = _U
     studyEffectiveDescription: _T2 = _U
     studyEffectiveDescription_ext: _T3 = _ms.field(default=_U, name="_studyEffectiveDescription")
+    studyEffectiveDuration: _T27 = _U
     studyEffectiveGroupMeasure: _T2 = _U
     studyEffectiveGroupMeasure_ext: _T3 = _ms.field(default=_U, name="_studyEffectiveGroupMeasure")
+    studyEffectivePeriod: _T9 = _U
     studyEffectiveTimeFromStart: _T27 = _U
+    studyEffectiveTiming: _T29 = _U
     unitOfMeasure: _T13 = _U
     usageContext: _T30 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.definitionCanonical
+        if v is not _U:
+            _a_uri(v)
+        v = self.participantEffectiveDateTime
+        if v is not _U:
+            _a_dateTime(v)
+        v = self.participantEffectiveGroupMeasure
+        if v is not _U:
+            _a_code(v)
+        v = self.studyEffectiveDateTime
+        if v is not _U:
+            _a_dateTime(v)
+        v = self.studyEffectiveGroupMeasure
+        if v is not _U:
+            _a_code(v)
+        if self.definitionCanonical is not _U:
+            if self.definitionCodeableConcept is not _U or self.definitionDataRequirement is not _U or self.definitionExpression is not _U:
+                raise _p.ChoiceError("ResearchElementDefinitionCharacteristic.definition[x]: exactly one")
+        elif self.definitionCodeableConcept is not _U:
+            if self.definitionDataRequirement is not _U or self.definitionExpression is not _U:
+                raise _p.ChoiceError("ResearchElementDefinitionCharacteristic.definition[x]: exactly one")
+        elif self.definitionDataRequirement is not _U:
+            if self.definitionExpression is not _U:
+                raise _p.ChoiceError("ResearchElementDefinitionCharacteristic.definition[x]: exactly one")
+        elif not (self.definitionExpression is not _U):
+            raise _p.ChoiceError("ResearchElementDefinitionCharacteristic.definition[x]: exactly one")
+        if self.participantEffectiveDateTime is not _U:
+            if self.participantEffectiveDuration is not _U or self.participantEffectivePeriod is not _U or self.participantEffectiveTiming is not _U:
+                raise _p.ChoiceError("ResearchElementDefinitionCharacteristic.participantEffective[x]: at most one")
+        elif self.participantEffectiveDuration is not _U:
+            if self.participantEffectivePeriod is not _U or self.participantEffectiveTiming is not _U:
+                raise _p.ChoiceError("ResearchElementDefinitionCharacteristic.participantEffective[x]: at most one")
+        elif self.participantEffectivePeriod is not _U:
+            if self.participantEffectiveTiming is not _U:
+                raise _p.ChoiceError("ResearchElementDefinitionCharacteristic.participantEffective[x]: at most one")
+        if self.studyEffectiveDateTime is not _U:
+            if self.studyEffectiveDuration is not _U or self.studyEffectivePeriod is not _U or self.studyEffectiveTiming is not _U:
+                raise _p.ChoiceError("ResearchElementDefinitionCharacteristic.studyEffective[x]: at most one")
+        elif self.studyEffectiveDuration is not _U:
+            if self.studyEffectivePeriod is not _U or self.studyEffectiveTiming is not _U:
+                raise _p.ChoiceError("ResearchElementDefinitionCharacteristic.studyEffective[x]: at most one")
+        elif self.studyEffectivePeriod is not _U:
+            if self.studyEffectiveTiming is not _U:
+                raise _p.ChoiceError("ResearchElementDefinitionCharacteristic.studyEffective[x]: at most one")
 
 
 class ResearchStudy(_p.Resource, tag="ResearchStudy", kw_only=True):
@@ -11184,7 +15567,18 @@ class ResearchStudy(_p.Resource, tag="ResearchStudy", kw_only=True):
     text: _T12 = _U
     title: _T2 = _U
     title_ext: _T3 = _ms.field(default=_U, name="_title")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U:
+            _a_id(v)
+        v = self.implicitRules
+        if v is not _U:
+            _a_uri(v)
+        v = self.language
+        if v is not _U:
+            _a_code(v)
+        _a_code(self.status)
 
 
 class ResearchStudyArm(_p.Complex, kw_only=True):
@@ -11232,7 +15626,18 @@ class ResearchSubject(_p.Resource, tag="ResearchSubject", kw_only=True):
     status_ext: _T3 = _ms.field(default=_U, name="_status")
     study: _T14
     text: _T12 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U:
+            _a_id(v)
+        v = self.implicitRules
+        if v is not _U:
+            _a_uri(v)
+        v = self.language
+        if v is not _U:
+            _a_code(v)
+        _a_code(self.status)
 
 
 class Resource(_p.Complex, kw_only=True):
@@ -11243,7 +15648,14 @@ class Resource(_p.Complex, kw_only=True):
     language: _T2 = _U
     language_ext: _T3 = _ms.field(default=_U, name="_language")
     meta: _T7 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.implicitRules
+        if v is not _U:
+            _a_uri(v)
+        v = self.language
+        if v is not _U:
+            _a_code(v)
 
 
 class RiskAssessment(_p.Resource, tag="RiskAssessment", kw_only=True):
@@ -11278,7 +15690,24 @@ class RiskAssessment(_p.Resource, tag="RiskAssessment", kw_only=True):
     status_ext: _T3 = _ms.field(default=_U, name="_status")
     subject: _T14
     text: _T12 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U:
+            _a_id(v)
+        v = self.implicitRules
+        if v is not _U:
+            _a_uri(v)
+        v = self.language
+        if v is not _U:
+            _a_code(v)
+        v = self.occurrenceDateTime
+        if v is not _U:
+            _a_dateTime(v)
+        _a_code(self.status)
+        if self.occurrenceDateTime is not _U:
+            if self.occurrencePeriod is not _U:
+                raise _p.ChoiceError("RiskAssessment.occurrence[x]: at most one")
 
 
 class RiskAssessmentPrediction(_p.Complex, kw_only=True):
@@ -11296,7 +15725,20 @@ class RiskAssessmentPrediction(_p.Complex, kw_only=True):
     relativeRisk_ext: _T3 = _ms.field(default=_U, name="_relativeRisk")
     whenPeriod: _T9 = _U
     whenRange: _T28 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.probabilityDecimal
+        if v is not _U:
+            _a_decimal(v)
+        v = self.relativeRisk
+        if v is not _U:
+            _a_decimal(v)
+        if self.probabilityDecimal is not _U:
+            if self.probabilityRange is not _U:
+                raise _p.ChoiceError("RiskAssessmentPrediction.probability[x]: at most one")
+        if self.whenPeriod is not _U:
+            if self.whenRange is not _U:
+                raise _p.ChoiceError("RiskAssessmentPrediction.when[x]: at most one")
 
 
 class SampledData(_p.Complex, kw_only=True):
@@ -11316,7 +15758,18 @@ class SampledData(_p.Complex, kw_only=True):
     period_ext: _T3 = _ms.field(default=_U, name="_period")
     upperLimit: _T43 = _U
     upperLimit_ext: _T3 = _ms.field(default=_U, name="_upperLimit")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.factor
+        if v is not _U:
+            _a_decimal(v)
+        v = self.lowerLimit
+        if v is not _U:
+            _a_decimal(v)
+        _a_decimal(self.period)
+        v = self.upperLimit
+        if v is not _U:
+            _a_decimal(v)
 
 
 class Schedule(_p.Resource, tag="Schedule", kw_only=True):
@@ -11341,7 +15794,17 @@ class Schedule(_p.Resource, tag="Schedule", kw_only=True):
     serviceType: _T18 = _U
     specialty: _T18 = _U
     text: _T12 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U:
+            _a_id(v)
+        v = self.implicitRules
+        if v is not _U:
+            _a_uri(v)
+        v = self.language
+        if v is not _U:
+            _a_code(v)
 
 
 class SearchParameter(_p.Resource, tag="SearchParameter", kw_only=True):
@@ -11404,7 +15867,37 @@ class SearchParameter(_p.Resource, tag="SearchParameter", kw_only=True):
     xpath_ext: _T3 = _ms.field(default=_U, name="_xpath")
     xpathUsage: _T2 = _U
     xpathUsage_ext: _T3 = _ms.field(default=_U, name="_xpathUsage")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        _e_code(self.base)
+        _a_code(self.code)
+        if self.comparator is not _U:
+            _e_code(self.comparator)
+        v = self.date
+        if v is not _U:
+            _a_dateTime(v)
+        v = self.derivedFrom
+        if v is not _U:
+            _a_uri(v)
+        v = self.id
+        if v is not _U:
+            _a_id(v)
+        v = self.implicitRules
+        if v is not _U:
+            _a_uri(v)
+        v = self.language
+        if v is not _U:
+            _a_code(v)
+        if self.modifier is not _U:
+            _e_code(self.modifier)
+        _a_code(self.status)
+        if self.target is not _U:
+            _e_code(self.target)
+        _a_code(self.type)
+        _a_uri(self.url)
+        v = self.xpathUsage
+        if v is not _U:
+            _a_code(v)
 
 
 class SearchParameterComponent(_p.Complex, kw_only=True):
@@ -11416,7 +15909,9 @@ class SearchParameterComponent(_p.Complex, kw_only=True):
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     modifierExtension: _T4 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        _a_uri(self.definition)
 
 
 class ServiceRequest(_p.Resource, tag="ServiceRequest", kw_only=True):
@@ -11477,7 +15972,47 @@ class ServiceRequest(_p.Resource, tag="ServiceRequest", kw_only=True):
     subject: _T14
     supportingInfo: _T11 = _U
     text: _T12 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.authoredOn
+        if v is not _U:
+            _a_dateTime(v)
+        v = self.id
+        if v is not _U:
+            _a_id(v)
+        v = self.implicitRules
+        if v is not _U:
+            _a_uri(v)
+        if self.instantiatesCanonical is not _U:
+            _e_uri(self.instantiatesCanonical)
+        if self.instantiatesUri is not _U:
+            _e_uri(self.instantiatesUri)
+        _a_code(self.intent)
+        v = self.language
+        if v is not _U:
+            _a_code(v)
+        v = self.occurrenceDateTime
+        if v is not _U:
+            _a_dateTime(v)
+        v = self.priority
+        if v is not _U:
+            _a_code(v)
+        _a_code(self.status)
+        if self.asNeededBoolean is not _U:
+            if self.asNeededCodeableConcept is not _U:
+                raise _p.ChoiceError("ServiceRequest.asNeeded[x]: at most one")
+        if self.occurrenceDateTime is not _U:
+            if self.occurrencePeriod is not _U or self.occurrenceTiming is not _U:
+                raise _p.ChoiceError("ServiceRequest.occurrence[x]: at most one")
+        elif self.occurrencePeriod is not _U:
+            if self.occurrenceTiming is not _U:
+                raise _p.ChoiceError("ServiceRequest.occurrence[x]: at most one")
+        if self.quantityQuantity is not _U:
+            if self.quantityRange is not _U or self.quantityRatio is not _U:
+                raise _p.ChoiceError("ServiceRequest.quantity[x]: at most one")
+        elif self.quantityRange is not _U:
+            if self.quantityRatio is not _U:
+                raise _p.ChoiceError("ServiceRequest.quantity[x]: at most one")
 
 
 class Signature(_p.Complex, kw_only=True):
@@ -11495,7 +16030,18 @@ class Signature(_p.Complex, kw_only=True):
     when: _T10
     when_ext: _T3 = _ms.field(default=_U, name="_when")
     who: _T14
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.data
+        if v is not _U:
+            _a_base64Binary(v)
+        v = self.sigFormat
+        if v is not _U:
+            _a_code(v)
+        v = self.targetFormat
+        if v is not _U:
+            _a_code(v)
+        _a_instant(self.when)
 
 
 class Slot(_p.Resource, tag="Slot", kw_only=True):
@@ -11526,7 +16072,20 @@ class Slot(_p.Resource, tag="Slot", kw_only=True):
     status: _T10
     status_ext: _T3 = _ms.field(default=_U, name="_status")
     text: _T12 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        _a_instant(self.end)
+        v = self.id
+        if v is not _U:
+            _a_id(v)
+        v = self.implicitRules
+        if v is not _U:
+            _a_uri(v)
+        v = self.language
+        if v is not _U:
+            _a_code(v)
+        _a_instant(self.start)
+        _a_code(self.status)
 
 
 class Specimen(_p.Resource, tag="Specimen", kw_only=True):
@@ -11556,7 +16115,23 @@ class Specimen(_p.Resource, tag="Specimen", kw_only=True):
     subject: _T8 = _U
     text: _T12 = _U
     type: _T13 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U:
+            _a_id(v)
+        v = self.implicitRules
+        if v is not _U:
+            _a_uri(v)
+        v = self.language
+        if v is not _U:
+            _a_code(v)
+        v = self.receivedTime
+        if v is not _U:
+            _a_dateTime(v)
+        v = self.status
+        if v is not _U:
+            _a_code(v)
 
 
 class SpecimenCollection(_p.Complex, kw_only=True):
@@ -11573,7 +16148,17 @@ class SpecimenCollection(_p.Complex, kw_only=True):
     method: _T13 = _U
     modifierExtension: _T4 = _U
     quantity: _T24 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.collectedDateTime
+        if v is not _U:
+            _a_dateTime(v)
+        if self.collectedDateTime is not _U:
+            if self.collectedPeriod is not _U:
+                raise _p.ChoiceError("SpecimenCollection.collected[x]: at most one")
+        if self.fastingStatusCodeableConcept is not _U:
+            if self.fastingStatusDuration is not _U:
+                raise _p.ChoiceError("SpecimenCollection.fastingStatus[x]: at most one")
 
 
 class SpecimenContainer(_p.Complex, kw_only=True):
@@ -11589,7 +16174,11 @@ class SpecimenContainer(_p.Complex, kw_only=True):
     modifierExtension: _T4 = _U
     specimenQuantity: _T24 = _U
     type: _T13 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        if self.additiveCodeableConcept is not _U:
+            if self.additiveReference is not _U:
+                raise _p.ChoiceError("SpecimenContainer.additive[x]: at most one")
 
 
 class SpecimenDefinition(_p.Resource, tag="SpecimenDefinition", kw_only=True):
@@ -11611,7 +16200,17 @@ class SpecimenDefinition(_p.Resource, tag="SpecimenDefinition", kw_only=True):
     timeAspect_ext: _T3 = _ms.field(default=_U, name="_timeAspect")
     typeCollected: _T13 = _U
     typeTested: _T512 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U:
+            _a_id(v)
+        v = self.implicitRules
+        if v is not _U:
+            _a_uri(v)
+        v = self.language
+        if v is not _U:
+            _a_code(v)
 
 
 class SpecimenDefinitionTypeTested(_p.Complex, kw_only=True):
@@ -11630,7 +16229,9 @@ class SpecimenDefinitionTypeTested(_p.Complex, kw_only=True):
     requirement_ext: _T3 = _ms.field(default=_U, name="_requirement")
     retentionTime: _T27 = _U
     type: _T13 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        _a_code(self.preference)
 
 
 class SpecimenDefinitionTypeTestedContainer(_p.Complex, kw_only=True):
@@ -11649,7 +16250,11 @@ class SpecimenDefinitionTypeTestedContainer(_p.Complex, kw_only=True):
     preparation: _T2 = _U
     preparation_ext: _T3 = _ms.field(default=_U, name="_preparation")
     type: _T13 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        if self.minimumVolumeQuantity is not _U:
+            if self.minimumVolumeString is not _U:
+                raise _p.ChoiceError("SpecimenDefinitionTypeTestedContainer.minimumVolume[x]: at most one")
 
 
 class SpecimenDefinitionTypeTestedContainerAdditive(_p.Complex, kw_only=True):
@@ -11659,7 +16264,13 @@ class SpecimenDefinitionTypeTestedContainerAdditive(_p.Complex, kw_only=True):
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     modifierExtension: _T4 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        if self.additiveCodeableConcept is not _U:
+            if self.additiveReference is not _U:
+                raise _p.ChoiceError("SpecimenDefinitionTypeTestedContainerAdditive.additive[x]: exactly one")
+        elif not (self.additiveReference is not _U):
+            raise _p.ChoiceError("SpecimenDefinitionTypeTestedContainerAdditive.additive[x]: exactly one")
 
 
 class SpecimenDefinitionTypeTestedHandling(_p.Complex, kw_only=True):
@@ -11685,7 +16296,14 @@ class SpecimenProcessing(_p.Complex, kw_only=True):
     procedure: _T13 = _U
     timeDateTime: _T2 = _U
     timePeriod: _T9 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.timeDateTime
+        if v is not _U:
+            _a_dateTime(v)
+        if self.timeDateTime is not _U:
+            if self.timePeriod is not _U:
+                raise _p.ChoiceError("SpecimenProcessing.time[x]: at most one")
 
 
 class StructureDefinition(_p.Resource, tag="StructureDefinition", kw_only=True):
@@ -11745,7 +16363,33 @@ class StructureDefinition(_p.Resource, tag="StructureDefinition", kw_only=True):
     useContext: _T30 = _U
     version: _T2 = _U
     version_ext: _T3 = _ms.field(default=_U, name="_version")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.baseDefinition
+        if v is not _U:
+            _a_uri(v)
+        v = self.date
+        if v is not _U:
+            _a_dateTime(v)
+        v = self.derivation
+        if v is not _U:
+            _a_code(v)
+        v = self.fhirVersion
+        if v is not _U:
+            _a_code(v)
+        v = self.id
+        if v is not _U:
+            _a_id(v)
+        v = self.implicitRules
+        if v is not _U:
+            _a_uri(v)
+        _a_code(self.kind)
+        v = self.language
+        if v is not _U:
+            _a_code(v)
+        _a_code(self.status)
+        _a_uri(self.type)
+        _a_uri(self.url)
 
 
 class StructureDefinitionContext(_p.Complex, kw_only=True):
@@ -11757,7 +16401,9 @@ class StructureDefinitionContext(_p.Complex, kw_only=True):
     modifierExtension: _T4 = _U
     type: _T10
     type_ext: _T3 = _ms.field(default=_U, name="_type")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        _a_code(self.type)
 
 
 class StructureDefinitionDifferential(_p.Complex, kw_only=True):
@@ -11781,7 +16427,11 @@ class StructureDefinitionMapping(_p.Complex, kw_only=True):
     name_ext: _T3 = _ms.field(default=_U, name="_name")
     uri: _T2 = _U
     uri_ext: _T3 = _ms.field(default=_U, name="_uri")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.uri
+        if v is not _U:
+            _a_uri(v)
 
 
 class StructureDefinitionSnapshot(_p.Complex, kw_only=True):
@@ -11834,7 +16484,24 @@ class StructureMap(_p.Resource, tag="StructureMap", kw_only=True):
     useContext: _T30 = _U
     version: _T2 = _U
     version_ext: _T3 = _ms.field(default=_U, name="_version")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.date
+        if v is not _U:
+            _a_dateTime(v)
+        v = self.id
+        if v is not _U:
+            _a_id(v)
+        v = self.implicitRules
+        if v is not _U:
+            _a_uri(v)
+        if self.import_ is not _U:
+            _e_uri(self.import_)
+        v = self.language
+        if v is not _U:
+            _a_code(v)
+        _a_code(self.status)
+        _a_uri(self.url)
 
 
 class StructureMapGroup(_p.Complex, kw_only=True):
@@ -11852,7 +16519,9 @@ class StructureMapGroup(_p.Complex, kw_only=True):
     rule: _T524
     typeMode: _T10
     typeMode_ext: _T3 = _ms.field(default=_U, name="_typeMode")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        _a_code(self.typeMode)
 
 
 class StructureMapGroupInput(_p.Complex, kw_only=True):
@@ -11868,7 +16537,9 @@ class StructureMapGroupInput(_p.Complex, kw_only=True):
     name_ext: _T3 = _ms.field(default=_U, name="_name")
     type: _T2 = _U
     type_ext: _T3 = _ms.field(default=_U, name="_type")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        _a_code(self.mode)
 
 
 class StructureMapGroupRule(_p.Complex, kw_only=True):
@@ -11972,7 +16643,51 @@ class StructureMapGroupRuleSource(_p.Complex, kw_only=True):
     type_ext: _T3 = _ms.field(default=_U, name="_type")
     variable: _T2 = _U
     variable_ext: _T3 = _ms.field(default=_U, name="_variable")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.defaultValueBase64Binary
+        if v is not _U:
+            _a_base64Binary(v)
+        v = self.defaultValueCanonical
+        if v is not _U:
+            _a_uri(v)
+        v = self.defaultValueCode
+        if v is not _U:
+            _a_code(v)
+        v = self.defaultValueDate
+        if v is not _U:
+            _a_date(v)
+        v = self.defaultValueDateTime
+        if v is not _U:
+            _a_dateTime(v)
+        v = self.defaultValueDecimal
+        if v is not _U:
+            _a_decimal(v)
+        v = self.defaultValueInstant
+        if v is not _U:
+            _a_instant(v)
+        v = self.defaultValueOid
+        if v is not _U:
+            _a_oid(v)
+        v = self.defaultValueTime
+        if v is not _U:
+            _a_time(v)
+        v = self.defaultValueUri
+        if v is not _U:
+            _a_uri(v)
+        v = self.defaultValueUrl
+        if v is not _U:
+            _a_uri(v)
+        v = self.defaultValueUuid
+        if v is not _U:
+            _a_uuid(v)
+        v = self.listMode
+        if v is not _U:
+            _a_code(v)
+        t = _astuple(self)
+        n = len(t) - t.count(_U) - 1 - ((self.check is not _U) + (self.check_ext is not _U) + (self.condition is not _U) + (self.condition_ext is not _U) + (self.context_ext is not _U) + (self.element is not _U) + (self.element_ext is not _U) + (self.extension is not _U) + (self.id is not _U) + (self.id_ext is not _U) + (self.listMode is not _U) + (self.listMode_ext is not _U) + (self.logMessage is not _U) + (self.logMessage_ext is not _U) + (self.max is not _U) + (self.max_ext is not _U) + (self.min is not _U) + (self.min_ext is not _U) + (self.modifierExtension is not _U) + (self.type is not _U) + (self.type_ext is not _U) + (self.variable is not _U) + (self.variable_ext is not _U))
+        if n > 1:
+            raise _p.ChoiceError("StructureMapGroupRuleSource.defaultValue[x]: at most one")
 
 
 class StructureMapGroupRuleTarget(_p.Complex, kw_only=True):
@@ -11995,7 +16710,16 @@ class StructureMapGroupRuleTarget(_p.Complex, kw_only=True):
     transform_ext: _T3 = _ms.field(default=_U, name="_transform")
     variable: _T2 = _U
     variable_ext: _T3 = _ms.field(default=_U, name="_variable")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.contextType
+        if v is not _U:
+            _a_code(v)
+        if self.listMode is not _U:
+            _e_code(self.listMode)
+        v = self.transform
+        if v is not _U:
+            _a_code(v)
 
 
 class StructureMapGroupRuleTargetParameter(_p.Complex, kw_only=True):
@@ -12008,7 +16732,25 @@ class StructureMapGroupRuleTargetParameter(_p.Complex, kw_only=True):
     valueId: _T2 = _U
     valueInteger: _T62 = _U
     valueString: _T2 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.valueDecimal
+        if v is not _U:
+            _a_decimal(v)
+        if self.valueBoolean is not _U:
+            if self.valueDecimal is not _U or self.valueId is not _U or self.valueInteger is not _U or self.valueString is not _U:
+                raise _p.ChoiceError("StructureMapGroupRuleTargetParameter.value[x]: exactly one")
+        elif self.valueDecimal is not _U:
+            if self.valueId is not _U or self.valueInteger is not _U or self.valueString is not _U:
+                raise _p.ChoiceError("StructureMapGroupRuleTargetParameter.value[x]: exactly one")
+        elif self.valueId is not _U:
+            if self.valueInteger is not _U or self.valueString is not _U:
+                raise _p.ChoiceError("StructureMapGroupRuleTargetParameter.value[x]: exactly one")
+        elif self.valueInteger is not _U:
+            if self.valueString is not _U:
+                raise _p.ChoiceError("StructureMapGroupRuleTargetParameter.value[x]: exactly one")
+        elif not (self.valueString is not _U):
+            raise _p.ChoiceError("StructureMapGroupRuleTargetParameter.value[x]: exactly one")
 
 
 class StructureMapStructure(_p.Complex, kw_only=True):
@@ -12024,7 +16766,10 @@ class StructureMapStructure(_p.Complex, kw_only=True):
     modifierExtension: _T4 = _U
     url: _T10
     url_ext: _T3 = _ms.field(default=_U, name="_url")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        _a_code(self.mode)
+        _a_uri(self.url)
 
 
 class Subscription(_p.Resource, tag="Subscription", kw_only=True):
@@ -12051,7 +16796,21 @@ class Subscription(_p.Resource, tag="Subscription", kw_only=True):
     status: _T10
     status_ext: _T3 = _ms.field(default=_U, name="_status")
     text: _T12 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.end
+        if v is not _U:
+            _a_instant(v)
+        v = self.id
+        if v is not _U:
+            _a_id(v)
+        v = self.implicitRules
+        if v is not _U:
+            _a_uri(v)
+        v = self.language
+        if v is not _U:
+            _a_code(v)
+        _a_code(self.status)
 
 
 class SubscriptionChannel(_p.Complex, kw_only=True):
@@ -12067,7 +16826,15 @@ class SubscriptionChannel(_p.Complex, kw_only=True):
     payload_ext: _T3 = _ms.field(default=_U, name="_payload")
     type: _T10
     type_ext: _T3 = _ms.field(default=_U, name="_type")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.endpoint
+        if v is not _U:
+            _a_uri(v)
+        v = self.payload
+        if v is not _U:
+            _a_code(v)
+        _a_code(self.type)
 
 
 class SubscriptionStatus(_p.Resource, tag="SubscriptionStatus", kw_only=True):
@@ -12093,7 +16860,24 @@ class SubscriptionStatus(_p.Resource, tag="SubscriptionStatus", kw_only=True):
     topic_ext: _T3 = _ms.field(default=_U, name="_topic")
     type: _T10
     type_ext: _T3 = _ms.field(default=_U, name="_type")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U:
+            _a_id(v)
+        v = self.implicitRules
+        if v is not _U:
+            _a_uri(v)
+        v = self.language
+        if v is not _U:
+            _a_code(v)
+        v = self.status
+        if v is not _U:
+            _a_code(v)
+        v = self.topic
+        if v is not _U:
+            _a_uri(v)
+        _a_code(self.type)
 
 
 class SubscriptionStatusNotificationEvent(_p.Complex, kw_only=True):
@@ -12107,7 +16891,11 @@ class SubscriptionStatusNotificationEvent(_p.Complex, kw_only=True):
     modifierExtension: _T4 = _U
     timestamp: _T2 = _U
     timestamp_ext: _T3 = _ms.field(default=_U, name="_timestamp")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.timestamp
+        if v is not _U:
+            _a_instant(v)
 
 
 class SubscriptionTopic(_p.Resource, tag="SubscriptionTopic", kw_only=True):
@@ -12157,7 +16945,30 @@ class SubscriptionTopic(_p.Resource, tag="SubscriptionTopic", kw_only=True):
     useContext: _T30 = _U
     version: _T2 = _U
     version_ext: _T3 = _ms.field(default=_U, name="_version")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.approvalDate
+        if v is not _U:
+            _a_date(v)
+        v = self.date
+        if v is not _U:
+            _a_dateTime(v)
+        if self.derivedFrom is not _U:
+            _e_uri(self.derivedFrom)
+        v = self.id
+        if v is not _U:
+            _a_id(v)
+        v = self.implicitRules
+        if v is not _U:
+            _a_uri(v)
+        v = self.language
+        if v is not _U:
+            _a_code(v)
+        v = self.lastReviewDate
+        if v is not _U:
+            _a_date(v)
+        _a_code(self.status)
+        _a_uri(self.url)
 
 
 class SubscriptionTopicCanFilterBy(_p.Complex, kw_only=True):
@@ -12175,7 +16986,16 @@ class SubscriptionTopicCanFilterBy(_p.Complex, kw_only=True):
     modifierExtension: _T4 = _U
     resource: _T2 = _U
     resource_ext: _T3 = _ms.field(default=_U, name="_resource")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.filterDefinition
+        if v is not _U:
+            _a_uri(v)
+        if self.modifier is not _U:
+            _e_code(self.modifier)
+        v = self.resource
+        if v is not _U:
+            _a_uri(v)
 
 
 class SubscriptionTopicEventTrigger(_p.Complex, kw_only=True):
@@ -12188,7 +17008,9 @@ class SubscriptionTopicEventTrigger(_p.Complex, kw_only=True):
     modifierExtension: _T4 = _U
     resource: _T10
     resource_ext: _T3 = _ms.field(default=_U, name="_resource")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        _a_uri(self.resource)
 
 
 class SubscriptionTopicNotificationShape(_p.Complex, kw_only=True):
@@ -12202,7 +17024,9 @@ class SubscriptionTopicNotificationShape(_p.Complex, kw_only=True):
     resource_ext: _T3 = _ms.field(default=_U, name="_resource")
     revInclude: _T21 = _U
     revInclude_ext: _T22 = _ms.field(default=_U, name="_revInclude")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        _a_uri(self.resource)
 
 
 class SubscriptionTopicResourceTrigger(_p.Complex, kw_only=True):
@@ -12219,7 +17043,11 @@ class SubscriptionTopicResourceTrigger(_p.Complex, kw_only=True):
     resource_ext: _T3 = _ms.field(default=_U, name="_resource")
     supportedInteraction: _T21 = _U
     supportedInteraction_ext: _T22 = _ms.field(default=_U, name="_supportedInteraction")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        _a_uri(self.resource)
+        if self.supportedInteraction is not _U:
+            _e_code(self.supportedInteraction)
 
 
 class SubscriptionTopicResourceTriggerQueryCriteria(_p.Complex, kw_only=True):
@@ -12237,7 +17065,14 @@ class SubscriptionTopicResourceTriggerQueryCriteria(_p.Complex, kw_only=True):
     resultForCreate_ext: _T3 = _ms.field(default=_U, name="_resultForCreate")
     resultForDelete: _T2 = _U
     resultForDelete_ext: _T3 = _ms.field(default=_U, name="_resultForDelete")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.resultForCreate
+        if v is not _U:
+            _a_code(v)
+        v = self.resultForDelete
+        if v is not _U:
+            _a_code(v)
 
 
 class Substance(_p.Resource, tag="Substance", kw_only=True):
@@ -12261,7 +17096,20 @@ class Substance(_p.Resource, tag="Substance", kw_only=True):
     status: _T2 = _U
     status_ext: _T3 = _ms.field(default=_U, name="_status")
     text: _T12 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U:
+            _a_id(v)
+        v = self.implicitRules
+        if v is not _U:
+            _a_uri(v)
+        v = self.language
+        if v is not _U:
+            _a_code(v)
+        v = self.status
+        if v is not _U:
+            _a_code(v)
 
 
 class SubstanceDefinition(_p.Resource, tag="SubstanceDefinition", kw_only=True):
@@ -12297,7 +17145,17 @@ class SubstanceDefinition(_p.Resource, tag="SubstanceDefinition", kw_only=True):
     text: _T12 = _U
     version: _T2 = _U
     version_ext: _T3 = _ms.field(default=_U, name="_version")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U:
+            _a_id(v)
+        v = self.implicitRules
+        if v is not _U:
+            _a_uri(v)
+        v = self.language
+        if v is not _U:
+            _a_code(v)
 
 
 class SubstanceDefinitionCode(_p.Complex, kw_only=True):
@@ -12311,7 +17169,11 @@ class SubstanceDefinitionCode(_p.Complex, kw_only=True):
     status: _T13 = _U
     statusDate: _T2 = _U
     statusDate_ext: _T3 = _ms.field(default=_U, name="_statusDate")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.statusDate
+        if v is not _U:
+            _a_dateTime(v)
 
 
 class SubstanceDefinitionMoiety(_p.Complex, kw_only=True):
@@ -12330,7 +17192,11 @@ class SubstanceDefinitionMoiety(_p.Complex, kw_only=True):
     opticalActivity: _T13 = _U
     role: _T13 = _U
     stereochemistry: _T13 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        if self.amountQuantity is not _U:
+            if self.amountString is not _U:
+                raise _p.ChoiceError("SubstanceDefinitionMoiety.amount[x]: at most one")
 
 
 class SubstanceDefinitionMolecularWeight(_p.Complex, kw_only=True):
@@ -12372,7 +17238,11 @@ class SubstanceDefinitionNameOfficial(_p.Complex, kw_only=True):
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     modifierExtension: _T4 = _U
     status: _T13 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.date
+        if v is not _U:
+            _a_dateTime(v)
 
 
 class SubstanceDefinitionProperty(_p.Complex, kw_only=True):
@@ -12386,7 +17256,23 @@ class SubstanceDefinitionProperty(_p.Complex, kw_only=True):
     valueCodeableConcept: _T13 = _U
     valueDate: _T2 = _U
     valueQuantity: _T24 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.valueDate
+        if v is not _U:
+            _a_date(v)
+        if self.valueAttachment is not _U:
+            if self.valueBoolean is not _U or self.valueCodeableConcept is not _U or self.valueDate is not _U or self.valueQuantity is not _U:
+                raise _p.ChoiceError("SubstanceDefinitionProperty.value[x]: at most one")
+        elif self.valueBoolean is not _U:
+            if self.valueCodeableConcept is not _U or self.valueDate is not _U or self.valueQuantity is not _U:
+                raise _p.ChoiceError("SubstanceDefinitionProperty.value[x]: at most one")
+        elif self.valueCodeableConcept is not _U:
+            if self.valueDate is not _U or self.valueQuantity is not _U:
+                raise _p.ChoiceError("SubstanceDefinitionProperty.value[x]: at most one")
+        elif self.valueDate is not _U:
+            if self.valueQuantity is not _U:
+                raise _p.ChoiceError("SubstanceDefinitionProperty.value[x]: at most one")
 
 
 class SubstanceDefinitionRelationship(_p.Complex, kw_only=True):
@@ -12405,7 +17291,17 @@ class SubstanceDefinitionRelationship(_p.Complex, kw_only=True):
     substanceDefinitionCodeableConcept: _T13 = _U
     substanceDefinitionReference: _T8 = _U
     type: _T34
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        if self.amountQuantity is not _U:
+            if self.amountRatio is not _U or self.amountString is not _U:
+                raise _p.ChoiceError("SubstanceDefinitionRelationship.amount[x]: at most one")
+        elif self.amountRatio is not _U:
+            if self.amountString is not _U:
+                raise _p.ChoiceError("SubstanceDefinitionRelationship.amount[x]: at most one")
+        if self.substanceDefinitionCodeableConcept is not _U:
+            if self.substanceDefinitionReference is not _U:
+                raise _p.ChoiceError("SubstanceDefinitionRelationship.substanceDefinition[x]: at most one")
 
 
 class SubstanceDefinitionSourceMaterial(_p.Complex, kw_only=True):
@@ -12457,7 +17353,13 @@ class SubstanceIngredient(_p.Complex, kw_only=True):
     quantity: _T36 = _U
     substanceCodeableConcept: _T13 = _U
     substanceReference: _T8 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        if self.substanceCodeableConcept is not _U:
+            if self.substanceReference is not _U:
+                raise _p.ChoiceError("SubstanceIngredient.substance[x]: exactly one")
+        elif not (self.substanceReference is not _U):
+            raise _p.ChoiceError("SubstanceIngredient.substance[x]: exactly one")
 
 
 class SubstanceInstance(_p.Complex, kw_only=True):
@@ -12469,7 +17371,11 @@ class SubstanceInstance(_p.Complex, kw_only=True):
     identifier: _T40 = _U
     modifierExtension: _T4 = _U
     quantity: _T24 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.expiry
+        if v is not _U:
+            _a_dateTime(v)
 
 
 class SupplyDelivery(_p.Resource, tag="SupplyDelivery", kw_only=True):
@@ -12498,7 +17404,29 @@ class SupplyDelivery(_p.Resource, tag="SupplyDelivery", kw_only=True):
     supplier: _T8 = _U
     text: _T12 = _U
     type: _T13 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U:
+            _a_id(v)
+        v = self.implicitRules
+        if v is not _U:
+            _a_uri(v)
+        v = self.language
+        if v is not _U:
+            _a_code(v)
+        v = self.occurrenceDateTime
+        if v is not _U:
+            _a_dateTime(v)
+        v = self.status
+        if v is not _U:
+            _a_code(v)
+        if self.occurrenceDateTime is not _U:
+            if self.occurrencePeriod is not _U or self.occurrenceTiming is not _U:
+                raise _p.ChoiceError("SupplyDelivery.occurrence[x]: at most one")
+        elif self.occurrencePeriod is not _U:
+            if self.occurrenceTiming is not _U:
+                raise _p.ChoiceError("SupplyDelivery.occurrence[x]: at most one")
 
 
 class SupplyDeliverySuppliedItem(_p.Complex, kw_only=True):
@@ -12509,7 +17437,11 @@ class SupplyDeliverySuppliedItem(_p.Complex, kw_only=True):
     itemReference: _T8 = _U
     modifierExtension: _T4 = _U
     quantity: _T24 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        if self.itemCodeableConcept is not _U:
+            if self.itemReference is not _U:
+                raise _p.ChoiceError("SupplyDeliverySuppliedItem.item[x]: at most one")
 
 
 class SupplyRequest(_p.Resource, tag="SupplyRequest", kw_only=True):
@@ -12545,7 +17477,40 @@ class SupplyRequest(_p.Resource, tag="SupplyRequest", kw_only=True):
     status_ext: _T3 = _ms.field(default=_U, name="_status")
     supplier: _T11 = _U
     text: _T12 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.authoredOn
+        if v is not _U:
+            _a_dateTime(v)
+        v = self.id
+        if v is not _U:
+            _a_id(v)
+        v = self.implicitRules
+        if v is not _U:
+            _a_uri(v)
+        v = self.language
+        if v is not _U:
+            _a_code(v)
+        v = self.occurrenceDateTime
+        if v is not _U:
+            _a_dateTime(v)
+        v = self.priority
+        if v is not _U:
+            _a_code(v)
+        v = self.status
+        if v is not _U:
+            _a_code(v)
+        if self.itemCodeableConcept is not _U:
+            if self.itemReference is not _U:
+                raise _p.ChoiceError("SupplyRequest.item[x]: exactly one")
+        elif not (self.itemReference is not _U):
+            raise _p.ChoiceError("SupplyRequest.item[x]: exactly one")
+        if self.occurrenceDateTime is not _U:
+            if self.occurrencePeriod is not _U or self.occurrenceTiming is not _U:
+                raise _p.ChoiceError("SupplyRequest.occurrence[x]: at most one")
+        elif self.occurrencePeriod is not _U:
+            if self.occurrenceTiming is not _U:
+                raise _p.ChoiceError("SupplyRequest.occurrence[x]: at most one")
 
 
 class SupplyRequestParameter(_p.Complex, kw_only=True):
@@ -12558,7 +17523,17 @@ class SupplyRequestParameter(_p.Complex, kw_only=True):
     valueCodeableConcept: _T13 = _U
     valueQuantity: _T24 = _U
     valueRange: _T28 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        if self.valueBoolean is not _U:
+            if self.valueCodeableConcept is not _U or self.valueQuantity is not _U or self.valueRange is not _U:
+                raise _p.ChoiceError("SupplyRequestParameter.value[x]: at most one")
+        elif self.valueCodeableConcept is not _U:
+            if self.valueQuantity is not _U or self.valueRange is not _U:
+                raise _p.ChoiceError("SupplyRequestParameter.value[x]: at most one")
+        elif self.valueQuantity is not _U:
+            if self.valueRange is not _U:
+                raise _p.ChoiceError("SupplyRequestParameter.value[x]: at most one")
 
 
 class Task(_p.Resource, tag="Task", kw_only=True):
@@ -12612,7 +17587,34 @@ class Task(_p.Resource, tag="Task", kw_only=True):
     status_ext: _T3 = _ms.field(default=_U, name="_status")
     statusReason: _T13 = _U
     text: _T12 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.authoredOn
+        if v is not _U:
+            _a_dateTime(v)
+        v = self.id
+        if v is not _U:
+            _a_id(v)
+        v = self.implicitRules
+        if v is not _U:
+            _a_uri(v)
+        v = self.instantiatesCanonical
+        if v is not _U:
+            _a_uri(v)
+        v = self.instantiatesUri
+        if v is not _U:
+            _a_uri(v)
+        _a_code(self.intent)
+        v = self.language
+        if v is not _U:
+            _a_code(v)
+        v = self.lastModified
+        if v is not _U:
+            _a_dateTime(v)
+        v = self.priority
+        if v is not _U:
+            _a_code(v)
+        _a_code(self.status)
 
 
 class TaskInput(_p.Complex, kw_only=True):
@@ -12671,7 +17673,48 @@ class TaskInput(_p.Complex, kw_only=True):
     valueUrl: _T2 = _U
     valueUsageContext: _T261 = _U
     valueUuid: _T2 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.valueBase64Binary
+        if v is not _U:
+            _a_base64Binary(v)
+        v = self.valueCanonical
+        if v is not _U:
+            _a_uri(v)
+        v = self.valueCode
+        if v is not _U:
+            _a_code(v)
+        v = self.valueDate
+        if v is not _U:
+            _a_date(v)
+        v = self.valueDateTime
+        if v is not _U:
+            _a_dateTime(v)
+        v = self.valueDecimal
+        if v is not _U:
+            _a_decimal(v)
+        v = self.valueInstant
+        if v is not _U:
+            _a_instant(v)
+        v = self.valueOid
+        if v is not _U:
+            _a_oid(v)
+        v = self.valueTime
+        if v is not _U:
+            _a_time(v)
+        v = self.valueUri
+        if v is not _U:
+            _a_uri(v)
+        v = self.valueUrl
+        if v is not _U:
+            _a_uri(v)
+        v = self.valueUuid
+        if v is not _U:
+            _a_uuid(v)
+        t = _astuple(self)
+        n = len(t) - t.count(_U) - 1 - ((self.extension is not _U) + (self.id is not _U) + (self.id_ext is not _U) + (self.modifierExtension is not _U))
+        if n != 1:
+            raise _p.ChoiceError("TaskInput.value[x]: exactly one")
 
 
 class TaskOutput(_p.Complex, kw_only=True):
@@ -12730,7 +17773,48 @@ class TaskOutput(_p.Complex, kw_only=True):
     valueUrl: _T2 = _U
     valueUsageContext: _T261 = _U
     valueUuid: _T2 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.valueBase64Binary
+        if v is not _U:
+            _a_base64Binary(v)
+        v = self.valueCanonical
+        if v is not _U:
+            _a_uri(v)
+        v = self.valueCode
+        if v is not _U:
+            _a_code(v)
+        v = self.valueDate
+        if v is not _U:
+            _a_date(v)
+        v = self.valueDateTime
+        if v is not _U:
+            _a_dateTime(v)
+        v = self.valueDecimal
+        if v is not _U:
+            _a_decimal(v)
+        v = self.valueInstant
+        if v is not _U:
+            _a_instant(v)
+        v = self.valueOid
+        if v is not _U:
+            _a_oid(v)
+        v = self.valueTime
+        if v is not _U:
+            _a_time(v)
+        v = self.valueUri
+        if v is not _U:
+            _a_uri(v)
+        v = self.valueUrl
+        if v is not _U:
+            _a_uri(v)
+        v = self.valueUuid
+        if v is not _U:
+            _a_uuid(v)
+        t = _astuple(self)
+        n = len(t) - t.count(_U) - 1 - ((self.extension is not _U) + (self.id is not _U) + (self.id_ext is not _U) + (self.modifierExtension is not _U))
+        if n != 1:
+            raise _p.ChoiceError("TaskOutput.value[x]: exactly one")
 
 
 class TaskRestriction(_p.Complex, kw_only=True):
@@ -12794,7 +17878,26 @@ class TerminologyCapabilities(_p.Resource, tag="TerminologyCapabilities", kw_onl
     validateCode: _T561 = _U
     version: _T2 = _U
     version_ext: _T3 = _ms.field(default=_U, name="_version")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.codeSearch
+        if v is not _U:
+            _a_code(v)
+        _a_dateTime(self.date)
+        v = self.id
+        if v is not _U:
+            _a_id(v)
+        v = self.implicitRules
+        if v is not _U:
+            _a_uri(v)
+        _a_code(self.kind)
+        v = self.language
+        if v is not _U:
+            _a_code(v)
+        _a_code(self.status)
+        v = self.url
+        if v is not _U:
+            _a_uri(v)
 
 
 class TerminologyCapabilitiesClosure(_p.Complex, kw_only=True):
@@ -12816,7 +17919,11 @@ class TerminologyCapabilitiesCodeSystem(_p.Complex, kw_only=True):
     uri: _T2 = _U
     uri_ext: _T3 = _ms.field(default=_U, name="_uri")
     version: _T562 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.uri
+        if v is not _U:
+            _a_uri(v)
 
 
 class TerminologyCapabilitiesCodeSystemVersion(_p.Complex, kw_only=True):
@@ -12835,7 +17942,12 @@ class TerminologyCapabilitiesCodeSystemVersion(_p.Complex, kw_only=True):
     modifierExtension: _T4 = _U
     property: _T21 = _U
     property_ext: _T22 = _ms.field(default=_U, name="_property")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        if self.language is not _U:
+            _e_code(self.language)
+        if self.property is not _U:
+            _e_code(self.property)
 
 
 class TerminologyCapabilitiesCodeSystemVersionFilter(_p.Complex, kw_only=True):
@@ -12847,7 +17959,10 @@ class TerminologyCapabilitiesCodeSystemVersionFilter(_p.Complex, kw_only=True):
     modifierExtension: _T4 = _U
     op: _T73
     op_ext: _T22 = _ms.field(default=_U, name="_op")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        _a_code(self.code)
+        _e_code(self.op)
 
 
 class TerminologyCapabilitiesExpansion(_p.Complex, kw_only=True):
@@ -12875,7 +17990,9 @@ class TerminologyCapabilitiesExpansionParameter(_p.Complex, kw_only=True):
     modifierExtension: _T4 = _U
     name: _T10
     name_ext: _T3 = _ms.field(default=_U, name="_name")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        _a_code(self.name)
 
 
 class TerminologyCapabilitiesImplementation(_p.Complex, kw_only=True):
@@ -12887,7 +18004,11 @@ class TerminologyCapabilitiesImplementation(_p.Complex, kw_only=True):
     modifierExtension: _T4 = _U
     url: _T2 = _U
     url_ext: _T3 = _ms.field(default=_U, name="_url")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.url
+        if v is not _U:
+            _a_uri(v)
 
 
 class TerminologyCapabilitiesSoftware(_p.Complex, kw_only=True):
@@ -12949,7 +18070,25 @@ class TestReport(_p.Resource, tag="TestReport", kw_only=True):
     tester: _T2 = _U
     tester_ext: _T3 = _ms.field(default=_U, name="_tester")
     text: _T12 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U:
+            _a_id(v)
+        v = self.implicitRules
+        if v is not _U:
+            _a_uri(v)
+        v = self.issued
+        if v is not _U:
+            _a_dateTime(v)
+        v = self.language
+        if v is not _U:
+            _a_code(v)
+        _a_code(self.result)
+        v = self.score
+        if v is not _U:
+            _a_decimal(v)
+        _a_code(self.status)
 
 
 class TestReportParticipant(_p.Complex, kw_only=True):
@@ -12963,7 +18102,10 @@ class TestReportParticipant(_p.Complex, kw_only=True):
     type_ext: _T3 = _ms.field(default=_U, name="_type")
     uri: _T10
     uri_ext: _T3 = _ms.field(default=_U, name="_uri")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        _a_code(self.type)
+        _a_uri(self.uri)
 
 
 class TestReportSetup(_p.Complex, kw_only=True):
@@ -12994,7 +18136,9 @@ class TestReportSetupActionAssert(_p.Complex, kw_only=True):
     modifierExtension: _T4 = _U
     result: _T10
     result_ext: _T3 = _ms.field(default=_U, name="_result")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        _a_code(self.result)
 
 
 class TestReportSetupActionOperation(_p.Complex, kw_only=True):
@@ -13008,7 +18152,12 @@ class TestReportSetupActionOperation(_p.Complex, kw_only=True):
     modifierExtension: _T4 = _U
     result: _T10
     result_ext: _T3 = _ms.field(default=_U, name="_result")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.detail
+        if v is not _U:
+            _a_uri(v)
+        _a_code(self.result)
 
 
 class TestReportTeardown(_p.Complex, kw_only=True):
@@ -13095,7 +18244,22 @@ class TestScript(_p.Resource, tag="TestScript", kw_only=True):
     variable: _T582 = _U
     version: _T2 = _U
     version_ext: _T3 = _ms.field(default=_U, name="_version")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.date
+        if v is not _U:
+            _a_dateTime(v)
+        v = self.id
+        if v is not _U:
+            _a_id(v)
+        v = self.implicitRules
+        if v is not _U:
+            _a_uri(v)
+        v = self.language
+        if v is not _U:
+            _a_code(v)
+        _a_code(self.status)
+        _a_uri(self.url)
 
 
 class TestScriptDestination(_p.Complex, kw_only=True):
@@ -13148,7 +18312,11 @@ class TestScriptMetadataCapability(_p.Complex, kw_only=True):
     required_ext: _T3 = _ms.field(default=_U, name="_required")
     validated: _T57
     validated_ext: _T3 = _ms.field(default=_U, name="_validated")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        _a_uri(self.capabilities)
+        if self.link is not _U:
+            _e_uri(self.link)
 
 
 class TestScriptMetadataLink(_p.Complex, kw_only=True):
@@ -13160,7 +18328,9 @@ class TestScriptMetadataLink(_p.Complex, kw_only=True):
     modifierExtension: _T4 = _U
     url: _T10
     url_ext: _T3 = _ms.field(default=_U, name="_url")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        _a_uri(self.url)
 
 
 class TestScriptOrigin(_p.Complex, kw_only=True):
@@ -13239,7 +18409,26 @@ class TestScriptSetupActionAssert(_p.Complex, kw_only=True):
     value_ext: _T3 = _ms.field(default=_U, name="_value")
     warningOnly: _T57
     warningOnly_ext: _T3 = _ms.field(default=_U, name="_warningOnly")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.contentType
+        if v is not _U:
+            _a_code(v)
+        v = self.direction
+        if v is not _U:
+            _a_code(v)
+        v = self.operator
+        if v is not _U:
+            _a_code(v)
+        v = self.requestMethod
+        if v is not _U:
+            _a_code(v)
+        v = self.resource
+        if v is not _U:
+            _a_code(v)
+        v = self.response
+        if v is not _U:
+            _a_code(v)
 
 
 class TestScriptSetupActionOperation(_p.Complex, kw_only=True):
@@ -13279,7 +18468,20 @@ class TestScriptSetupActionOperation(_p.Complex, kw_only=True):
     type: _T55 = _U
     url: _T2 = _U
     url_ext: _T3 = _ms.field(default=_U, name="_url")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.accept
+        if v is not _U:
+            _a_code(v)
+        v = self.contentType
+        if v is not _U:
+            _a_code(v)
+        v = self.method
+        if v is not _U:
+            _a_code(v)
+        v = self.resource
+        if v is not _U:
+            _a_code(v)
 
 
 class TestScriptSetupActionOperationRequestHeader(_p.Complex, kw_only=True):
@@ -13362,7 +18564,10 @@ class Timing(_p.Complex, kw_only=True):
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     modifierExtension: _T4 = _U
     repeat: _T592 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        if self.event is not _U:
+            _e_dateTime(self.event)
 
 
 class TimingRepeat(_p.Complex, kw_only=True):
@@ -13400,7 +18605,38 @@ class TimingRepeat(_p.Complex, kw_only=True):
     timeOfDay_ext: _T22 = _ms.field(default=_U, name="_timeOfDay")
     when: _T21 = _U
     when_ext: _T22 = _ms.field(default=_U, name="_when")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        if self.dayOfWeek is not _U:
+            _e_code(self.dayOfWeek)
+        v = self.duration
+        if v is not _U:
+            _a_decimal(v)
+        v = self.durationMax
+        if v is not _U:
+            _a_decimal(v)
+        v = self.durationUnit
+        if v is not _U:
+            _a_code(v)
+        v = self.period
+        if v is not _U:
+            _a_decimal(v)
+        v = self.periodMax
+        if v is not _U:
+            _a_decimal(v)
+        v = self.periodUnit
+        if v is not _U:
+            _a_code(v)
+        if self.timeOfDay is not _U:
+            _e_time(self.timeOfDay)
+        if self.when is not _U:
+            _e_code(self.when)
+        if self.boundsDuration is not _U:
+            if self.boundsPeriod is not _U or self.boundsRange is not _U:
+                raise _p.ChoiceError("TimingRepeat.bounds[x]: at most one")
+        elif self.boundsPeriod is not _U:
+            if self.boundsRange is not _U:
+                raise _p.ChoiceError("TimingRepeat.bounds[x]: at most one")
 
 
 class TriggerDefinition(_p.Complex, kw_only=True):
@@ -13417,7 +18653,24 @@ class TriggerDefinition(_p.Complex, kw_only=True):
     timingTiming: _T29 = _U
     type: _T10
     type_ext: _T3 = _ms.field(default=_U, name="_type")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.timingDate
+        if v is not _U:
+            _a_date(v)
+        v = self.timingDateTime
+        if v is not _U:
+            _a_dateTime(v)
+        _a_code(self.type)
+        if self.timingDate is not _U:
+            if self.timingDateTime is not _U or self.timingReference is not _U or self.timingTiming is not _U:
+                raise _p.ChoiceError("TriggerDefinition.timing[x]: at most one")
+        elif self.timingDateTime is not _U:
+            if self.timingReference is not _U or self.timingTiming is not _U:
+                raise _p.ChoiceError("TriggerDefinition.timing[x]: at most one")
+        elif self.timingReference is not _U:
+            if self.timingTiming is not _U:
+                raise _p.ChoiceError("TriggerDefinition.timing[x]: at most one")
 
 
 class UsageContext(_p.Complex, kw_only=True):
@@ -13429,7 +18682,19 @@ class UsageContext(_p.Complex, kw_only=True):
     valueQuantity: _T24 = _U
     valueRange: _T28 = _U
     valueReference: _T8 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        if self.valueCodeableConcept is not _U:
+            if self.valueQuantity is not _U or self.valueRange is not _U or self.valueReference is not _U:
+                raise _p.ChoiceError("UsageContext.value[x]: exactly one")
+        elif self.valueQuantity is not _U:
+            if self.valueRange is not _U or self.valueReference is not _U:
+                raise _p.ChoiceError("UsageContext.value[x]: exactly one")
+        elif self.valueRange is not _U:
+            if self.valueReference is not _U:
+                raise _p.ChoiceError("UsageContext.value[x]: exactly one")
+        elif not (self.valueReference is not _U):
+            raise _p.ChoiceError("UsageContext.value[x]: exactly one")
 
 
 class ValueSet(_p.Resource, tag="ValueSet", kw_only=True):
@@ -13474,7 +18739,24 @@ class ValueSet(_p.Resource, tag="ValueSet", kw_only=True):
     useContext: _T30 = _U
     version: _T2 = _U
     version_ext: _T3 = _ms.field(default=_U, name="_version")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.date
+        if v is not _U:
+            _a_dateTime(v)
+        v = self.id
+        if v is not _U:
+            _a_id(v)
+        v = self.implicitRules
+        if v is not _U:
+            _a_uri(v)
+        v = self.language
+        if v is not _U:
+            _a_code(v)
+        _a_code(self.status)
+        v = self.url
+        if v is not _U:
+            _a_uri(v)
 
 
 class ValueSetCompose(_p.Complex, kw_only=True):
@@ -13488,7 +18770,11 @@ class ValueSetCompose(_p.Complex, kw_only=True):
     lockedDate: _T2 = _U
     lockedDate_ext: _T3 = _ms.field(default=_U, name="_lockedDate")
     modifierExtension: _T4 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.lockedDate
+        if v is not _U:
+            _a_date(v)
 
 
 class ValueSetComposeInclude(_p.Complex, kw_only=True):
@@ -13504,7 +18790,13 @@ class ValueSetComposeInclude(_p.Complex, kw_only=True):
     valueSet_ext: _T22 = _ms.field(default=_U, name="_valueSet")
     version: _T2 = _U
     version_ext: _T3 = _ms.field(default=_U, name="_version")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.system
+        if v is not _U:
+            _a_uri(v)
+        if self.valueSet is not _U:
+            _e_uri(self.valueSet)
 
 
 class ValueSetComposeIncludeConcept(_p.Complex, kw_only=True):
@@ -13517,7 +18809,9 @@ class ValueSetComposeIncludeConcept(_p.Complex, kw_only=True):
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     modifierExtension: _T4 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        _a_code(self.code)
 
 
 class ValueSetComposeIncludeConceptDesignation(_p.Complex, kw_only=True):
@@ -13530,7 +18824,11 @@ class ValueSetComposeIncludeConceptDesignation(_p.Complex, kw_only=True):
     use: _T55 = _U
     value: _T10
     value_ext: _T3 = _ms.field(default=_U, name="_value")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.language
+        if v is not _U:
+            _a_code(v)
 
 
 class ValueSetComposeIncludeFilter(_p.Complex, kw_only=True):
@@ -13544,7 +18842,10 @@ class ValueSetComposeIncludeFilter(_p.Complex, kw_only=True):
     property_ext: _T3 = _ms.field(default=_U, name="_property")
     value: _T10
     value_ext: _T3 = _ms.field(default=_U, name="_value")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        _a_code(self.op)
+        _a_code(self.property)
 
 
 class ValueSetExpansion(_p.Complex, kw_only=True):
@@ -13562,7 +18863,12 @@ class ValueSetExpansion(_p.Complex, kw_only=True):
     timestamp_ext: _T3 = _ms.field(default=_U, name="_timestamp")
     total: _T62 = _U
     total_ext: _T3 = _ms.field(default=_U, name="_total")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.identifier
+        if v is not _U:
+            _a_uri(v)
+        _a_dateTime(self.timestamp)
 
 
 class ValueSetExpansionContains(_p.Complex, kw_only=True):
@@ -13584,7 +18890,14 @@ class ValueSetExpansionContains(_p.Complex, kw_only=True):
     system_ext: _T3 = _ms.field(default=_U, name="_system")
     version: _T2 = _U
     version_ext: _T3 = _ms.field(default=_U, name="_version")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.code
+        if v is not _U:
+            _a_code(v)
+        v = self.system
+        if v is not _U:
+            _a_uri(v)
 
 
 class ValueSetExpansionParameter(_p.Complex, kw_only=True):
@@ -13601,7 +18914,38 @@ class ValueSetExpansionParameter(_p.Complex, kw_only=True):
     valueInteger: _T62 = _U
     valueString: _T2 = _U
     valueUri: _T2 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.valueCode
+        if v is not _U:
+            _a_code(v)
+        v = self.valueDateTime
+        if v is not _U:
+            _a_dateTime(v)
+        v = self.valueDecimal
+        if v is not _U:
+            _a_decimal(v)
+        v = self.valueUri
+        if v is not _U:
+            _a_uri(v)
+        if self.valueBoolean is not _U:
+            if self.valueCode is not _U or self.valueDateTime is not _U or self.valueDecimal is not _U or self.valueInteger is not _U or self.valueString is not _U or self.valueUri is not _U:
+                raise _p.ChoiceError("ValueSetExpansionParameter.value[x]: at most one")
+        elif self.valueCode is not _U:
+            if self.valueDateTime is not _U or self.valueDecimal is not _U or self.valueInteger is not _U or self.valueString is not _U or self.valueUri is not _U:
+                raise _p.ChoiceError("ValueSetExpansionParameter.value[x]: at most one")
+        elif self.valueDateTime is not _U:
+            if self.valueDecimal is not _U or self.valueInteger is not _U or self.valueString is not _U or self.valueUri is not _U:
+                raise _p.ChoiceError("ValueSetExpansionParameter.value[x]: at most one")
+        elif self.valueDecimal is not _U:
+            if self.valueInteger is not _U or self.valueString is not _U or self.valueUri is not _U:
+                raise _p.ChoiceError("ValueSetExpansionParameter.value[x]: at most one")
+        elif self.valueInteger is not _U:
+            if self.valueString is not _U or self.valueUri is not _U:
+                raise _p.ChoiceError("ValueSetExpansionParameter.value[x]: at most one")
+        elif self.valueString is not _U:
+            if self.valueUri is not _U:
+                raise _p.ChoiceError("ValueSetExpansionParameter.value[x]: at most one")
 
 
 class VerificationResult(_p.Resource, tag="VerificationResult", kw_only=True):
@@ -13635,7 +18979,27 @@ class VerificationResult(_p.Resource, tag="VerificationResult", kw_only=True):
     validationProcess: _T18 = _U
     validationType: _T13 = _U
     validator: _T604 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U:
+            _a_id(v)
+        v = self.implicitRules
+        if v is not _U:
+            _a_uri(v)
+        v = self.language
+        if v is not _U:
+            _a_code(v)
+        v = self.lastPerformed
+        if v is not _U:
+            _a_dateTime(v)
+        v = self.nextScheduled
+        if v is not _U:
+            _a_date(v)
+        _a_code(self.status)
+        v = self.statusDate
+        if v is not _U:
+            _a_dateTime(v)
 
 
 class VerificationResultAttestation(_p.Complex, kw_only=True):
@@ -13654,7 +19018,11 @@ class VerificationResultAttestation(_p.Complex, kw_only=True):
     sourceIdentityCertificate_ext: _T3 = _ms.field(default=_U, name="_sourceIdentityCertificate")
     sourceSignature: _T67 = _U
     who: _T8 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.date
+        if v is not _U:
+            _a_date(v)
 
 
 class VerificationResultPrimarySource(_p.Complex, kw_only=True):
@@ -13670,7 +19038,11 @@ class VerificationResultPrimarySource(_p.Complex, kw_only=True):
     validationDate_ext: _T3 = _ms.field(default=_U, name="_validationDate")
     validationStatus: _T13 = _U
     who: _T8 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.validationDate
+        if v is not _U:
+            _a_dateTime(v)
 
 
 class VerificationResultValidator(_p.Complex, kw_only=True):
@@ -13707,7 +19079,20 @@ class VisionPrescription(_p.Resource, tag="VisionPrescription", kw_only=True):
     status: _T10
     status_ext: _T3 = _ms.field(default=_U, name="_status")
     text: _T12 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        _a_dateTime(self.created)
+        _a_dateTime(self.dateWritten)
+        v = self.id
+        if v is not _U:
+            _a_id(v)
+        v = self.implicitRules
+        if v is not _U:
+            _a_uri(v)
+        v = self.language
+        if v is not _U:
+            _a_code(v)
+        _a_code(self.status)
 
 
 class VisionPrescriptionLensSpecification(_p.Complex, kw_only=True):
@@ -13739,7 +19124,27 @@ class VisionPrescriptionLensSpecification(_p.Complex, kw_only=True):
     product: _T34
     sphere: _T43 = _U
     sphere_ext: _T3 = _ms.field(default=_U, name="_sphere")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.add
+        if v is not _U:
+            _a_decimal(v)
+        v = self.backCurve
+        if v is not _U:
+            _a_decimal(v)
+        v = self.cylinder
+        if v is not _U:
+            _a_decimal(v)
+        v = self.diameter
+        if v is not _U:
+            _a_decimal(v)
+        _a_code(self.eye)
+        v = self.power
+        if v is not _U:
+            _a_decimal(v)
+        v = self.sphere
+        if v is not _U:
+            _a_decimal(v)
 
 
 class VisionPrescriptionLensSpecificationPrism(_p.Complex, kw_only=True):
@@ -13751,7 +19156,10 @@ class VisionPrescriptionLensSpecificationPrism(_p.Complex, kw_only=True):
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     modifierExtension: _T4 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        _a_decimal(self.amount)
+        _a_code(self.base)
 
 AnyResource = _t.Union[Account, ActivityDefinition, AdministrableProductDefinition, AdverseEvent, AllergyIntolerance, Appointment, AppointmentResponse, AuditEvent, Basic, Binary, BiologicallyDerivedProduct, BodyStructure, Bundle, CapabilityStatement, CarePlan, CareTeam, CatalogEntry, ChargeItem, ChargeItemDefinition, Citation, Claim, ClaimResponse, ClinicalImpression, ClinicalUseDefinition, CodeSystem, Communication, CommunicationRequest, CompartmentDefinition, Composition, ConceptMap, Condition, Consent, Contract, Coverage, CoverageEligibilityRequest, CoverageEligibilityResponse, DetectedIssue, Device, DeviceDefinition, DeviceMetric, DeviceRequest, DeviceUseStatement, DiagnosticReport, DocumentManifest, DocumentReference, Encounter, Endpoint, EnrollmentRequest, EnrollmentResponse, EpisodeOfCare, EventDefinition, Evidence, EvidenceReport, EvidenceVariable, ExampleScenario, ExplanationOfBenefit, FamilyMemberHistory, Flag, Goal, GraphDefinition, Group, GuidanceResponse, HealthcareService, ImagingStudy, Immunization, ImmunizationEvaluation, ImmunizationRecommendation, ImplementationGuide, Ingredient, InsurancePlan, Invoice, Library, Linkage, List, Location, ManufacturedItemDefinition, Measure, MeasureReport, Media, Medication, MedicationAdministration, MedicationDispense, MedicationKnowledge, MedicationRequest, MedicationStatement, MedicinalProductDefinition, MessageDefinition, MessageHeader, MolecularSequence, NamingSystem, NutritionOrder, NutritionProduct, Observation, ObservationDefinition, OperationDefinition, OperationOutcome, Organization, OrganizationAffiliation, PackagedProductDefinition, Parameters, Patient, PaymentNotice, PaymentReconciliation, Person, PlanDefinition, Practitioner, PractitionerRole, Procedure, Provenance, Questionnaire, QuestionnaireResponse, RegulatedAuthorization, RelatedPerson, RequestGroup, ResearchDefinition, ResearchElementDefinition, ResearchStudy, ResearchSubject, RiskAssessment, Schedule, SearchParameter, ServiceRequest, Slot, Specimen, SpecimenDefinition, StructureDefinition, StructureMap, Subscription, SubscriptionStatus, SubscriptionTopic, Substance, SubstanceDefinition, SupplyDelivery, SupplyRequest, Task, TerminologyCapabilities, TestReport, TestScript, ValueSet, VerificationResult, VisionPrescription]
 
@@ -14375,5041 +19783,3 @@ def _resolve_annotations() -> None:
 
 
 _resolve_annotations()
-
-
-def _check_Account(s):
-    _x_id([v.id for v in s if v.id is not _U])
-    _x_uri([v.implicitRules for v in s if v.implicitRules is not _U])
-    _x_code([v.language for v in s if v.language is not _U])
-    _x_code([v.status for v in s if v.status is not _U])
-    return None
-
-
-def _check_ActivityDefinition(s):
-    _x_date([v.approvalDate for v in s if v.approvalDate is not _U])
-    _x_dateTime([v.date for v in s if v.date is not _U])
-    _x_id([v.id for v in s if v.id is not _U])
-    _x_uri([v.implicitRules for v in s if v.implicitRules is not _U])
-    _x_code([v.intent for v in s if v.intent is not _U])
-    _x_code([v.kind for v in s if v.kind is not _U])
-    _x_code([v.language for v in s if v.language is not _U])
-    _x_date([v.lastReviewDate for v in s if v.lastReviewDate is not _U])
-    _x_uri([w for v in s if v.library is not _U for w in v.library])
-    _x_code([v.priority for v in s if v.priority is not _U])
-    _x_uri([v.profile for v in s if v.profile is not _U])
-    _x_code([v.status for v in s if v.status is not _U])
-    _x_uri([v.subjectCanonical for v in s if v.subjectCanonical is not _U])
-    _x_dateTime([v.timingDateTime for v in s if v.timingDateTime is not _U])
-    _x_uri([v.transform for v in s if v.transform is not _U])
-    _x_uri([v.url for v in s if v.url is not _U])
-    for v in s:
-        if v.productCodeableConcept is not _U:
-            if v.productReference is not _U:
-                return "ActivityDefinition.product[x]: at most one"
-    for v in s:
-        if v.subjectCanonical is not _U:
-            if v.subjectCodeableConcept is not _U or v.subjectReference is not _U:
-                return "ActivityDefinition.subject[x]: at most one"
-        elif v.subjectCodeableConcept is not _U:
-            if v.subjectReference is not _U:
-                return "ActivityDefinition.subject[x]: at most one"
-    for v in s:
-        if v.timingAge is not _U:
-            if v.timingDateTime is not _U or v.timingDuration is not _U or v.timingPeriod is not _U or v.timingRange is not _U or v.timingTiming is not _U:
-                return "ActivityDefinition.timing[x]: at most one"
-        elif v.timingDateTime is not _U:
-            if v.timingDuration is not _U or v.timingPeriod is not _U or v.timingRange is not _U or v.timingTiming is not _U:
-                return "ActivityDefinition.timing[x]: at most one"
-        elif v.timingDuration is not _U:
-            if v.timingPeriod is not _U or v.timingRange is not _U or v.timingTiming is not _U:
-                return "ActivityDefinition.timing[x]: at most one"
-        elif v.timingPeriod is not _U:
-            if v.timingRange is not _U or v.timingTiming is not _U:
-                return "ActivityDefinition.timing[x]: at most one"
-        elif v.timingRange is not _U:
-            if v.timingTiming is not _U:
-                return "ActivityDefinition.timing[x]: at most one"
-    return None
-
-
-def _check_ActivityDefinitionParticipant(s):
-    _x_code([v.type for v in s if v.type is not _U])
-    return None
-
-
-def _check_Address(s):
-    _x_code([v.type for v in s if v.type is not _U])
-    _x_code([v.use for v in s if v.use is not _U])
-    return None
-
-
-def _check_AdministrableProductDefinition(s):
-    _x_id([v.id for v in s if v.id is not _U])
-    _x_uri([v.implicitRules for v in s if v.implicitRules is not _U])
-    _x_code([v.language for v in s if v.language is not _U])
-    _x_code([v.status for v in s if v.status is not _U])
-    return None
-
-
-def _check_AdministrableProductDefinitionProperty(s):
-    _x_date([v.valueDate for v in s if v.valueDate is not _U])
-    for v in s:
-        if v.valueAttachment is not _U:
-            if v.valueBoolean is not _U or v.valueCodeableConcept is not _U or v.valueDate is not _U or v.valueQuantity is not _U:
-                return "AdministrableProductDefinitionProperty.value[x]: at most one"
-        elif v.valueBoolean is not _U:
-            if v.valueCodeableConcept is not _U or v.valueDate is not _U or v.valueQuantity is not _U:
-                return "AdministrableProductDefinitionProperty.value[x]: at most one"
-        elif v.valueCodeableConcept is not _U:
-            if v.valueDate is not _U or v.valueQuantity is not _U:
-                return "AdministrableProductDefinitionProperty.value[x]: at most one"
-        elif v.valueDate is not _U:
-            if v.valueQuantity is not _U:
-                return "AdministrableProductDefinitionProperty.value[x]: at most one"
-    return None
-
-
-def _check_AdverseEvent(s):
-    _x_code([v.actuality for v in s if v.actuality is not _U])
-    _x_dateTime([v.date for v in s if v.date is not _U])
-    _x_dateTime([v.detected for v in s if v.detected is not _U])
-    _x_id([v.id for v in s if v.id is not _U])
-    _x_uri([v.implicitRules for v in s if v.implicitRules is not _U])
-    _x_code([v.language for v in s if v.language is not _U])
-    _x_dateTime([v.recordedDate for v in s if v.recordedDate is not _U])
-    return None
-
-
-def _check_Age(s):
-    _x_code([v.code for v in s if v.code is not _U])
-    _x_code([v.comparator for v in s if v.comparator is not _U])
-    _x_uri([v.system for v in s if v.system is not _U])
-    _x_decimal([v.value for v in s if v.value is not _U])
-    return None
-
-
-def _check_AllergyIntolerance(s):
-    _x_code([w for v in s if v.category is not _U for w in v.category])
-    _x_code([v.criticality for v in s if v.criticality is not _U])
-    _x_id([v.id for v in s if v.id is not _U])
-    _x_uri([v.implicitRules for v in s if v.implicitRules is not _U])
-    _x_code([v.language for v in s if v.language is not _U])
-    _x_dateTime([v.lastOccurrence for v in s if v.lastOccurrence is not _U])
-    _x_dateTime([v.onsetDateTime for v in s if v.onsetDateTime is not _U])
-    _x_dateTime([v.recordedDate for v in s if v.recordedDate is not _U])
-    _x_code([v.type for v in s if v.type is not _U])
-    for v in s:
-        if v.onsetAge is not _U:
-            if v.onsetDateTime is not _U or v.onsetPeriod is not _U or v.onsetRange is not _U or v.onsetString is not _U:
-                return "AllergyIntolerance.onset[x]: at most one"
-        elif v.onsetDateTime is not _U:
-            if v.onsetPeriod is not _U or v.onsetRange is not _U or v.onsetString is not _U:
-                return "AllergyIntolerance.onset[x]: at most one"
-        elif v.onsetPeriod is not _U:
-            if v.onsetRange is not _U or v.onsetString is not _U:
-                return "AllergyIntolerance.onset[x]: at most one"
-        elif v.onsetRange is not _U:
-            if v.onsetString is not _U:
-                return "AllergyIntolerance.onset[x]: at most one"
-    return None
-
-
-def _check_AllergyIntoleranceReaction(s):
-    _x_dateTime([v.onset for v in s if v.onset is not _U])
-    _x_code([v.severity for v in s if v.severity is not _U])
-    return None
-
-
-def _check_Annotation(s):
-    _x_dateTime([v.time for v in s if v.time is not _U])
-    for v in s:
-        if v.authorReference is not _U:
-            if v.authorString is not _U:
-                return "Annotation.author[x]: at most one"
-    return None
-
-
-def _check_Appointment(s):
-    _x_dateTime([v.created for v in s if v.created is not _U])
-    _x_instant([v.end for v in s if v.end is not _U])
-    _x_id([v.id for v in s if v.id is not _U])
-    _x_uri([v.implicitRules for v in s if v.implicitRules is not _U])
-    _x_code([v.language for v in s if v.language is not _U])
-    _x_instant([v.start for v in s if v.start is not _U])
-    _x_code([v.status for v in s if v.status is not _U])
-    return None
-
-
-def _check_AppointmentParticipant(s):
-    _x_code([v.required for v in s if v.required is not _U])
-    _x_code([v.status for v in s if v.status is not _U])
-    return None
-
-
-def _check_AppointmentResponse(s):
-    _x_instant([v.end for v in s if v.end is not _U])
-    _x_id([v.id for v in s if v.id is not _U])
-    _x_uri([v.implicitRules for v in s if v.implicitRules is not _U])
-    _x_code([v.language for v in s if v.language is not _U])
-    _x_code([v.participantStatus for v in s if v.participantStatus is not _U])
-    _x_instant([v.start for v in s if v.start is not _U])
-    return None
-
-
-def _check_Attachment(s):
-    _x_code([v.contentType for v in s if v.contentType is not _U])
-    _x_dateTime([v.creation for v in s if v.creation is not _U])
-    _x_base64Binary([v.data for v in s if v.data is not _U])
-    _x_base64Binary([v.hash for v in s if v.hash is not _U])
-    _x_code([v.language for v in s if v.language is not _U])
-    _x_uri([v.url for v in s if v.url is not _U])
-    return None
-
-
-def _check_AuditEvent(s):
-    _x_code([v.action for v in s if v.action is not _U])
-    _x_id([v.id for v in s if v.id is not _U])
-    _x_uri([v.implicitRules for v in s if v.implicitRules is not _U])
-    _x_code([v.language for v in s if v.language is not _U])
-    _x_code([v.outcome for v in s if v.outcome is not _U])
-    _x_instant([v.recorded for v in s if v.recorded is not _U])
-    return None
-
-
-def _check_AuditEventAgent(s):
-    _x_uri([w for v in s if v.policy is not _U for w in v.policy])
-    return None
-
-
-def _check_AuditEventAgentNetwork(s):
-    _x_code([v.type for v in s if v.type is not _U])
-    return None
-
-
-def _check_AuditEventEntity(s):
-    _x_base64Binary([v.query for v in s if v.query is not _U])
-    return None
-
-
-def _check_AuditEventEntityDetail(s):
-    _x_base64Binary([v.valueBase64Binary for v in s if v.valueBase64Binary is not _U])
-    for v in s:
-        if v.valueBase64Binary is not _U:
-            if v.valueString is not _U:
-                return "AuditEventEntityDetail.value[x]: exactly one"
-        elif not (v.valueString is not _U):
-            return "AuditEventEntityDetail.value[x]: exactly one"
-    return None
-
-
-def _check_Basic(s):
-    _x_date([v.created for v in s if v.created is not _U])
-    _x_id([v.id for v in s if v.id is not _U])
-    _x_uri([v.implicitRules for v in s if v.implicitRules is not _U])
-    _x_code([v.language for v in s if v.language is not _U])
-    return None
-
-
-def _check_Binary(s):
-    _x_code([v.contentType for v in s if v.contentType is not _U])
-    _x_base64Binary([v.data for v in s if v.data is not _U])
-    _x_id([v.id for v in s if v.id is not _U])
-    _x_uri([v.implicitRules for v in s if v.implicitRules is not _U])
-    _x_code([v.language for v in s if v.language is not _U])
-    return None
-
-
-def _check_BiologicallyDerivedProduct(s):
-    _x_id([v.id for v in s if v.id is not _U])
-    _x_uri([v.implicitRules for v in s if v.implicitRules is not _U])
-    _x_code([v.language for v in s if v.language is not _U])
-    _x_code([v.productCategory for v in s if v.productCategory is not _U])
-    _x_code([v.status for v in s if v.status is not _U])
-    return None
-
-
-def _check_BiologicallyDerivedProductCollection(s):
-    _x_dateTime([v.collectedDateTime for v in s if v.collectedDateTime is not _U])
-    for v in s:
-        if v.collectedDateTime is not _U:
-            if v.collectedPeriod is not _U:
-                return "BiologicallyDerivedProductCollection.collected[x]: at most one"
-    return None
-
-
-def _check_BiologicallyDerivedProductManipulation(s):
-    _x_dateTime([v.timeDateTime for v in s if v.timeDateTime is not _U])
-    for v in s:
-        if v.timeDateTime is not _U:
-            if v.timePeriod is not _U:
-                return "BiologicallyDerivedProductManipulation.time[x]: at most one"
-    return None
-
-
-def _check_BiologicallyDerivedProductProcessing(s):
-    _x_dateTime([v.timeDateTime for v in s if v.timeDateTime is not _U])
-    for v in s:
-        if v.timeDateTime is not _U:
-            if v.timePeriod is not _U:
-                return "BiologicallyDerivedProductProcessing.time[x]: at most one"
-    return None
-
-
-def _check_BiologicallyDerivedProductStorage(s):
-    _x_code([v.scale for v in s if v.scale is not _U])
-    _x_decimal([v.temperature for v in s if v.temperature is not _U])
-    return None
-
-
-def _check_BodyStructure(s):
-    _x_id([v.id for v in s if v.id is not _U])
-    _x_uri([v.implicitRules for v in s if v.implicitRules is not _U])
-    _x_code([v.language for v in s if v.language is not _U])
-    return None
-
-
-def _check_Bundle(s):
-    _x_id([v.id for v in s if v.id is not _U])
-    _x_uri([v.implicitRules for v in s if v.implicitRules is not _U])
-    _x_code([v.language for v in s if v.language is not _U])
-    _x_instant([v.timestamp for v in s if v.timestamp is not _U])
-    _x_code([v.type for v in s if v.type is not _U])
-    return None
-
-
-def _check_BundleEntry(s):
-    _x_uri([v.fullUrl for v in s if v.fullUrl is not _U])
-    return None
-
-
-def _check_BundleEntryRequest(s):
-    _x_instant([v.ifModifiedSince for v in s if v.ifModifiedSince is not _U])
-    _x_code([v.method for v in s if v.method is not _U])
-    _x_uri([v.url for v in s if v.url is not _U])
-    return None
-
-
-def _check_BundleEntryResponse(s):
-    _x_instant([v.lastModified for v in s if v.lastModified is not _U])
-    _x_uri([v.location for v in s if v.location is not _U])
-    return None
-
-
-def _check_BundleEntrySearch(s):
-    _x_code([v.mode for v in s if v.mode is not _U])
-    _x_decimal([v.score for v in s if v.score is not _U])
-    return None
-
-
-def _check_BundleLink(s):
-    _x_uri([v.url for v in s if v.url is not _U])
-    return None
-
-
-def _check_CapabilityStatement(s):
-    _x_dateTime([v.date for v in s if v.date is not _U])
-    _x_code([v.fhirVersion for v in s if v.fhirVersion is not _U])
-    _x_code([w for v in s if v.format is not _U for w in v.format])
-    _x_id([v.id for v in s if v.id is not _U])
-    _x_uri([w for v in s if v.implementationGuide is not _U for w in v.implementationGuide])
-    _x_uri([v.implicitRules for v in s if v.implicitRules is not _U])
-    _x_uri([w for v in s if v.imports is not _U for w in v.imports])
-    _x_uri([w for v in s if v.instantiates is not _U for w in v.instantiates])
-    _x_code([v.kind for v in s if v.kind is not _U])
-    _x_code([v.language for v in s if v.language is not _U])
-    _x_code([w for v in s if v.patchFormat is not _U for w in v.patchFormat])
-    _x_code([v.status for v in s if v.status is not _U])
-    _x_uri([v.url for v in s if v.url is not _U])
-    return None
-
-
-def _check_CapabilityStatementDocument(s):
-    _x_code([v.mode for v in s if v.mode is not _U])
-    _x_uri([v.profile for v in s if v.profile is not _U])
-    return None
-
-
-def _check_CapabilityStatementImplementation(s):
-    _x_uri([v.url for v in s if v.url is not _U])
-    return None
-
-
-def _check_CapabilityStatementMessagingEndpoint(s):
-    _x_uri([v.address for v in s if v.address is not _U])
-    return None
-
-
-def _check_CapabilityStatementMessagingSupportedMessage(s):
-    _x_uri([v.definition for v in s if v.definition is not _U])
-    _x_code([v.mode for v in s if v.mode is not _U])
-    return None
-
-
-def _check_CapabilityStatementRest(s):
-    _x_uri([w for v in s if v.compartment is not _U for w in v.compartment])
-    _x_code([v.mode for v in s if v.mode is not _U])
-    return None
-
-
-def _check_CapabilityStatementRestInteraction(s):
-    _x_code([v.code for v in s if v.code is not _U])
-    return None
-
-
-def _check_CapabilityStatementRestResource(s):
-    _x_code([v.conditionalDelete for v in s if v.conditionalDelete is not _U])
-    _x_code([v.conditionalRead for v in s if v.conditionalRead is not _U])
-    _x_uri([v.profile for v in s if v.profile is not _U])
-    _x_code([w for v in s if v.referencePolicy is not _U for w in v.referencePolicy])
-    _x_uri([w for v in s if v.supportedProfile is not _U for w in v.supportedProfile])
-    _x_code([v.type for v in s if v.type is not _U])
-    _x_code([v.versioning for v in s if v.versioning is not _U])
-    return None
-
-
-def _check_CapabilityStatementRestResourceInteraction(s):
-    _x_code([v.code for v in s if v.code is not _U])
-    return None
-
-
-def _check_CapabilityStatementRestResourceOperation(s):
-    _x_uri([v.definition for v in s if v.definition is not _U])
-    return None
-
-
-def _check_CapabilityStatementRestResourceSearchParam(s):
-    _x_uri([v.definition for v in s if v.definition is not _U])
-    _x_code([v.type for v in s if v.type is not _U])
-    return None
-
-
-def _check_CapabilityStatementSoftware(s):
-    _x_dateTime([v.releaseDate for v in s if v.releaseDate is not _U])
-    return None
-
-
-def _check_CarePlan(s):
-    _x_dateTime([v.created for v in s if v.created is not _U])
-    _x_id([v.id for v in s if v.id is not _U])
-    _x_uri([v.implicitRules for v in s if v.implicitRules is not _U])
-    _x_uri([w for v in s if v.instantiatesCanonical is not _U for w in v.instantiatesCanonical])
-    _x_uri([w for v in s if v.instantiatesUri is not _U for w in v.instantiatesUri])
-    _x_code([v.intent for v in s if v.intent is not _U])
-    _x_code([v.language for v in s if v.language is not _U])
-    _x_code([v.status for v in s if v.status is not _U])
-    return None
-
-
-def _check_CarePlanActivityDetail(s):
-    _x_uri([w for v in s if v.instantiatesCanonical is not _U for w in v.instantiatesCanonical])
-    _x_uri([w for v in s if v.instantiatesUri is not _U for w in v.instantiatesUri])
-    _x_code([v.kind for v in s if v.kind is not _U])
-    _x_code([v.status for v in s if v.status is not _U])
-    for v in s:
-        if v.productCodeableConcept is not _U:
-            if v.productReference is not _U:
-                return "CarePlanActivityDetail.product[x]: at most one"
-    for v in s:
-        if v.scheduledPeriod is not _U:
-            if v.scheduledString is not _U or v.scheduledTiming is not _U:
-                return "CarePlanActivityDetail.scheduled[x]: at most one"
-        elif v.scheduledString is not _U:
-            if v.scheduledTiming is not _U:
-                return "CarePlanActivityDetail.scheduled[x]: at most one"
-    return None
-
-
-def _check_CareTeam(s):
-    _x_id([v.id for v in s if v.id is not _U])
-    _x_uri([v.implicitRules for v in s if v.implicitRules is not _U])
-    _x_code([v.language for v in s if v.language is not _U])
-    _x_code([v.status for v in s if v.status is not _U])
-    return None
-
-
-def _check_CatalogEntry(s):
-    _x_id([v.id for v in s if v.id is not _U])
-    _x_uri([v.implicitRules for v in s if v.implicitRules is not _U])
-    _x_code([v.language for v in s if v.language is not _U])
-    _x_dateTime([v.lastUpdated for v in s if v.lastUpdated is not _U])
-    _x_code([v.status for v in s if v.status is not _U])
-    _x_dateTime([v.validTo for v in s if v.validTo is not _U])
-    return None
-
-
-def _check_CatalogEntryRelatedEntry(s):
-    _x_code([v.relationtype for v in s if v.relationtype is not _U])
-    return None
-
-
-def _check_ChargeItem(s):
-    _x_uri([w for v in s if v.definitionCanonical is not _U for w in v.definitionCanonical])
-    _x_uri([w for v in s if v.definitionUri is not _U for w in v.definitionUri])
-    _x_dateTime([v.enteredDate for v in s if v.enteredDate is not _U])
-    _x_decimal([v.factorOverride for v in s if v.factorOverride is not _U])
-    _x_id([v.id for v in s if v.id is not _U])
-    _x_uri([v.implicitRules for v in s if v.implicitRules is not _U])
-    _x_code([v.language for v in s if v.language is not _U])
-    _x_dateTime([v.occurrenceDateTime for v in s if v.occurrenceDateTime is not _U])
-    _x_code([v.status for v in s if v.status is not _U])
-    for v in s:
-        if v.occurrenceDateTime is not _U:
-            if v.occurrencePeriod is not _U or v.occurrenceTiming is not _U:
-                return "ChargeItem.occurrence[x]: at most one"
-        elif v.occurrencePeriod is not _U:
-            if v.occurrenceTiming is not _U:
-                return "ChargeItem.occurrence[x]: at most one"
-    for v in s:
-        if v.productCodeableConcept is not _U:
-            if v.productReference is not _U:
-                return "ChargeItem.product[x]: at most one"
-    return None
-
-
-def _check_ChargeItemDefinition(s):
-    _x_date([v.approvalDate for v in s if v.approvalDate is not _U])
-    _x_dateTime([v.date for v in s if v.date is not _U])
-    _x_uri([w for v in s if v.derivedFromUri is not _U for w in v.derivedFromUri])
-    _x_id([v.id for v in s if v.id is not _U])
-    _x_uri([v.implicitRules for v in s if v.implicitRules is not _U])
-    _x_code([v.language for v in s if v.language is not _U])
-    _x_date([v.lastReviewDate for v in s if v.lastReviewDate is not _U])
-    _x_uri([w for v in s if v.partOf is not _U for w in v.partOf])
-    _x_uri([w for v in s if v.replaces is not _U for w in v.replaces])
-    _x_code([v.status for v in s if v.status is not _U])
-    _x_uri([v.url for v in s if v.url is not _U])
-    return None
-
-
-def _check_ChargeItemDefinitionPropertyGroupPriceComponent(s):
-    _x_decimal([v.factor for v in s if v.factor is not _U])
-    _x_code([v.type for v in s if v.type is not _U])
-    return None
-
-
-def _check_Citation(s):
-    _x_date([v.approvalDate for v in s if v.approvalDate is not _U])
-    _x_dateTime([v.date for v in s if v.date is not _U])
-    _x_id([v.id for v in s if v.id is not _U])
-    _x_uri([v.implicitRules for v in s if v.implicitRules is not _U])
-    _x_code([v.language for v in s if v.language is not _U])
-    _x_date([v.lastReviewDate for v in s if v.lastReviewDate is not _U])
-    _x_code([v.status for v in s if v.status is not _U])
-    _x_uri([v.url for v in s if v.url is not _U])
-    return None
-
-
-def _check_CitationCitedArtifact(s):
-    _x_dateTime([v.dateAccessed for v in s if v.dateAccessed is not _U])
-    return None
-
-
-def _check_CitationCitedArtifactContributorshipEntryContributionInstance(s):
-    _x_dateTime([v.time for v in s if v.time is not _U])
-    return None
-
-
-def _check_CitationCitedArtifactPublicationForm(s):
-    _x_dateTime([v.articleDate for v in s if v.articleDate is not _U])
-    _x_dateTime([v.lastRevisionDate for v in s if v.lastRevisionDate is not _U])
-    return None
-
-
-def _check_CitationCitedArtifactPublicationFormPeriodicReleaseDateOfPublication(s):
-    _x_date([v.date for v in s if v.date is not _U])
-    return None
-
-
-def _check_CitationCitedArtifactRelatesTo(s):
-    _x_uri([v.targetUri for v in s if v.targetUri is not _U])
-    for v in s:
-        if v.targetAttachment is not _U:
-            if v.targetIdentifier is not _U or v.targetReference is not _U or v.targetUri is not _U:
-                return "CitationCitedArtifactRelatesTo.target[x]: exactly one"
-        elif v.targetIdentifier is not _U:
-            if v.targetReference is not _U or v.targetUri is not _U:
-                return "CitationCitedArtifactRelatesTo.target[x]: exactly one"
-        elif v.targetReference is not _U:
-            if v.targetUri is not _U:
-                return "CitationCitedArtifactRelatesTo.target[x]: exactly one"
-        elif not (v.targetUri is not _U):
-            return "CitationCitedArtifactRelatesTo.target[x]: exactly one"
-    return None
-
-
-def _check_CitationCitedArtifactWebLocation(s):
-    _x_uri([v.url for v in s if v.url is not _U])
-    return None
-
-
-def _check_CitationRelatesTo(s):
-    _x_uri([v.targetUri for v in s if v.targetUri is not _U])
-    for v in s:
-        if v.targetAttachment is not _U:
-            if v.targetIdentifier is not _U or v.targetReference is not _U or v.targetUri is not _U:
-                return "CitationRelatesTo.target[x]: exactly one"
-        elif v.targetIdentifier is not _U:
-            if v.targetReference is not _U or v.targetUri is not _U:
-                return "CitationRelatesTo.target[x]: exactly one"
-        elif v.targetReference is not _U:
-            if v.targetUri is not _U:
-                return "CitationRelatesTo.target[x]: exactly one"
-        elif not (v.targetUri is not _U):
-            return "CitationRelatesTo.target[x]: exactly one"
-    return None
-
-
-def _check_Claim(s):
-    _x_dateTime([v.created for v in s if v.created is not _U])
-    _x_id([v.id for v in s if v.id is not _U])
-    _x_uri([v.implicitRules for v in s if v.implicitRules is not _U])
-    _x_code([v.language for v in s if v.language is not _U])
-    _x_code([v.status for v in s if v.status is not _U])
-    _x_code([v.use for v in s if v.use is not _U])
-    return None
-
-
-def _check_ClaimAccident(s):
-    _x_date([v.date for v in s if v.date is not _U])
-    for v in s:
-        if v.locationAddress is not _U:
-            if v.locationReference is not _U:
-                return "ClaimAccident.location[x]: at most one"
-    return None
-
-
-def _check_ClaimDiagnosis(s):
-    for v in s:
-        if v.diagnosisCodeableConcept is not _U:
-            if v.diagnosisReference is not _U:
-                return "ClaimDiagnosis.diagnosis[x]: exactly one"
-        elif not (v.diagnosisReference is not _U):
-            return "ClaimDiagnosis.diagnosis[x]: exactly one"
-    return None
-
-
-def _check_ClaimItem(s):
-    _x_decimal([v.factor for v in s if v.factor is not _U])
-    _x_date([v.servicedDate for v in s if v.servicedDate is not _U])
-    for v in s:
-        if v.locationAddress is not _U:
-            if v.locationCodeableConcept is not _U or v.locationReference is not _U:
-                return "ClaimItem.location[x]: at most one"
-        elif v.locationCodeableConcept is not _U:
-            if v.locationReference is not _U:
-                return "ClaimItem.location[x]: at most one"
-    for v in s:
-        if v.servicedDate is not _U:
-            if v.servicedPeriod is not _U:
-                return "ClaimItem.serviced[x]: at most one"
-    return None
-
-
-def _check_ClaimItemDetail(s):
-    _x_decimal([v.factor for v in s if v.factor is not _U])
-    return None
-
-
-def _check_ClaimItemDetailSubDetail(s):
-    _x_decimal([v.factor for v in s if v.factor is not _U])
-    return None
-
-
-def _check_ClaimProcedure(s):
-    _x_dateTime([v.date for v in s if v.date is not _U])
-    for v in s:
-        if v.procedureCodeableConcept is not _U:
-            if v.procedureReference is not _U:
-                return "ClaimProcedure.procedure[x]: exactly one"
-        elif not (v.procedureReference is not _U):
-            return "ClaimProcedure.procedure[x]: exactly one"
-    return None
-
-
-def _check_ClaimResponse(s):
-    _x_dateTime([v.created for v in s if v.created is not _U])
-    _x_id([v.id for v in s if v.id is not _U])
-    _x_uri([v.implicitRules for v in s if v.implicitRules is not _U])
-    _x_code([v.language for v in s if v.language is not _U])
-    _x_code([v.outcome for v in s if v.outcome is not _U])
-    _x_code([v.status for v in s if v.status is not _U])
-    _x_code([v.use for v in s if v.use is not _U])
-    return None
-
-
-def _check_ClaimResponseAddItem(s):
-    _x_decimal([v.factor for v in s if v.factor is not _U])
-    _x_date([v.servicedDate for v in s if v.servicedDate is not _U])
-    for v in s:
-        if v.locationAddress is not _U:
-            if v.locationCodeableConcept is not _U or v.locationReference is not _U:
-                return "ClaimResponseAddItem.location[x]: at most one"
-        elif v.locationCodeableConcept is not _U:
-            if v.locationReference is not _U:
-                return "ClaimResponseAddItem.location[x]: at most one"
-    for v in s:
-        if v.servicedDate is not _U:
-            if v.servicedPeriod is not _U:
-                return "ClaimResponseAddItem.serviced[x]: at most one"
-    return None
-
-
-def _check_ClaimResponseAddItemDetail(s):
-    _x_decimal([v.factor for v in s if v.factor is not _U])
-    return None
-
-
-def _check_ClaimResponseAddItemDetailSubDetail(s):
-    _x_decimal([v.factor for v in s if v.factor is not _U])
-    return None
-
-
-def _check_ClaimResponseItemAdjudication(s):
-    _x_decimal([v.value for v in s if v.value is not _U])
-    return None
-
-
-def _check_ClaimResponsePayment(s):
-    _x_date([v.date for v in s if v.date is not _U])
-    return None
-
-
-def _check_ClaimResponseProcessNote(s):
-    _x_code([v.type for v in s if v.type is not _U])
-    return None
-
-
-def _check_ClaimSupportingInfo(s):
-    _x_date([v.timingDate for v in s if v.timingDate is not _U])
-    for v in s:
-        if v.timingDate is not _U:
-            if v.timingPeriod is not _U:
-                return "ClaimSupportingInfo.timing[x]: at most one"
-    for v in s:
-        if v.valueAttachment is not _U:
-            if v.valueBoolean is not _U or v.valueQuantity is not _U or v.valueReference is not _U or v.valueString is not _U:
-                return "ClaimSupportingInfo.value[x]: at most one"
-        elif v.valueBoolean is not _U:
-            if v.valueQuantity is not _U or v.valueReference is not _U or v.valueString is not _U:
-                return "ClaimSupportingInfo.value[x]: at most one"
-        elif v.valueQuantity is not _U:
-            if v.valueReference is not _U or v.valueString is not _U:
-                return "ClaimSupportingInfo.value[x]: at most one"
-        elif v.valueReference is not _U:
-            if v.valueString is not _U:
-                return "ClaimSupportingInfo.value[x]: at most one"
-    return None
-
-
-def _check_ClinicalImpression(s):
-    _x_dateTime([v.date for v in s if v.date is not _U])
-    _x_dateTime([v.effectiveDateTime for v in s if v.effectiveDateTime is not _U])
-    _x_id([v.id for v in s if v.id is not _U])
-    _x_uri([v.implicitRules for v in s if v.implicitRules is not _U])
-    _x_code([v.language for v in s if v.language is not _U])
-    _x_uri([w for v in s if v.protocol is not _U for w in v.protocol])
-    _x_code([v.status for v in s if v.status is not _U])
-    for v in s:
-        if v.effectiveDateTime is not _U:
-            if v.effectivePeriod is not _U:
-                return "ClinicalImpression.effective[x]: at most one"
-    return None
-
-
-def _check_ClinicalUseDefinition(s):
-    _x_id([v.id for v in s if v.id is not _U])
-    _x_uri([v.implicitRules for v in s if v.implicitRules is not _U])
-    _x_code([v.language for v in s if v.language is not _U])
-    _x_code([v.type for v in s if v.type is not _U])
-    return None
-
-
-def _check_ClinicalUseDefinitionIndication(s):
-    for v in s:
-        if v.durationRange is not _U:
-            if v.durationString is not _U:
-                return "ClinicalUseDefinitionIndication.duration[x]: at most one"
-    return None
-
-
-def _check_ClinicalUseDefinitionInteractionInteractant(s):
-    for v in s:
-        if v.itemCodeableConcept is not _U:
-            if v.itemReference is not _U:
-                return "ClinicalUseDefinitionInteractionInteractant.item[x]: exactly one"
-        elif not (v.itemReference is not _U):
-            return "ClinicalUseDefinitionInteractionInteractant.item[x]: exactly one"
-    return None
-
-
-def _check_CodeSystem(s):
-    _x_code([v.content for v in s if v.content is not _U])
-    _x_dateTime([v.date for v in s if v.date is not _U])
-    _x_code([v.hierarchyMeaning for v in s if v.hierarchyMeaning is not _U])
-    _x_id([v.id for v in s if v.id is not _U])
-    _x_uri([v.implicitRules for v in s if v.implicitRules is not _U])
-    _x_code([v.language for v in s if v.language is not _U])
-    _x_code([v.status for v in s if v.status is not _U])
-    _x_uri([v.supplements for v in s if v.supplements is not _U])
-    _x_uri([v.url for v in s if v.url is not _U])
-    _x_uri([v.valueSet for v in s if v.valueSet is not _U])
-    return None
-
-
-def _check_CodeSystemConcept(s):
-    _x_code([v.code for v in s if v.code is not _U])
-    return None
-
-
-def _check_CodeSystemConceptDesignation(s):
-    _x_code([v.language for v in s if v.language is not _U])
-    return None
-
-
-def _check_CodeSystemConceptProperty(s):
-    _x_code([v.code for v in s if v.code is not _U])
-    _x_code([v.valueCode for v in s if v.valueCode is not _U])
-    _x_dateTime([v.valueDateTime for v in s if v.valueDateTime is not _U])
-    _x_decimal([v.valueDecimal for v in s if v.valueDecimal is not _U])
-    for v in s:
-        if v.valueBoolean is not _U:
-            if v.valueCode is not _U or v.valueCoding is not _U or v.valueDateTime is not _U or v.valueDecimal is not _U or v.valueInteger is not _U or v.valueString is not _U:
-                return "CodeSystemConceptProperty.value[x]: exactly one"
-        elif v.valueCode is not _U:
-            if v.valueCoding is not _U or v.valueDateTime is not _U or v.valueDecimal is not _U or v.valueInteger is not _U or v.valueString is not _U:
-                return "CodeSystemConceptProperty.value[x]: exactly one"
-        elif v.valueCoding is not _U:
-            if v.valueDateTime is not _U or v.valueDecimal is not _U or v.valueInteger is not _U or v.valueString is not _U:
-                return "CodeSystemConceptProperty.value[x]: exactly one"
-        elif v.valueDateTime is not _U:
-            if v.valueDecimal is not _U or v.valueInteger is not _U or v.valueString is not _U:
-                return "CodeSystemConceptProperty.value[x]: exactly one"
-        elif v.valueDecimal is not _U:
-            if v.valueInteger is not _U or v.valueString is not _U:
-                return "CodeSystemConceptProperty.value[x]: exactly one"
-        elif v.valueInteger is not _U:
-            if v.valueString is not _U:
-                return "CodeSystemConceptProperty.value[x]: exactly one"
-        elif not (v.valueString is not _U):
-            return "CodeSystemConceptProperty.value[x]: exactly one"
-    return None
-
-
-def _check_CodeSystemFilter(s):
-    _x_code([v.code for v in s if v.code is not _U])
-    _x_code([w for v in s if v.operator is not _U for w in v.operator])
-    return None
-
-
-def _check_CodeSystemProperty(s):
-    _x_code([v.code for v in s if v.code is not _U])
-    _x_code([v.type for v in s if v.type is not _U])
-    _x_uri([v.uri for v in s if v.uri is not _U])
-    return None
-
-
-def _check_Coding(s):
-    _x_code([v.code for v in s if v.code is not _U])
-    _x_uri([v.system for v in s if v.system is not _U])
-    return None
-
-
-def _check_Communication(s):
-    _x_id([v.id for v in s if v.id is not _U])
-    _x_uri([v.implicitRules for v in s if v.implicitRules is not _U])
-    _x_uri([w for v in s if v.instantiatesCanonical is not _U for w in v.instantiatesCanonical])
-    _x_uri([w for v in s if v.instantiatesUri is not _U for w in v.instantiatesUri])
-    _x_code([v.language for v in s if v.language is not _U])
-    _x_code([v.priority for v in s if v.priority is not _U])
-    _x_dateTime([v.received for v in s if v.received is not _U])
-    _x_dateTime([v.sent for v in s if v.sent is not _U])
-    _x_code([v.status for v in s if v.status is not _U])
-    return None
-
-
-def _check_CommunicationPayload(s):
-    for v in s:
-        if v.contentAttachment is not _U:
-            if v.contentReference is not _U or v.contentString is not _U:
-                return "CommunicationPayload.content[x]: exactly one"
-        elif v.contentReference is not _U:
-            if v.contentString is not _U:
-                return "CommunicationPayload.content[x]: exactly one"
-        elif not (v.contentString is not _U):
-            return "CommunicationPayload.content[x]: exactly one"
-    return None
-
-
-def _check_CommunicationRequest(s):
-    _x_dateTime([v.authoredOn for v in s if v.authoredOn is not _U])
-    _x_id([v.id for v in s if v.id is not _U])
-    _x_uri([v.implicitRules for v in s if v.implicitRules is not _U])
-    _x_code([v.language for v in s if v.language is not _U])
-    _x_dateTime([v.occurrenceDateTime for v in s if v.occurrenceDateTime is not _U])
-    _x_code([v.priority for v in s if v.priority is not _U])
-    _x_code([v.status for v in s if v.status is not _U])
-    for v in s:
-        if v.occurrenceDateTime is not _U:
-            if v.occurrencePeriod is not _U:
-                return "CommunicationRequest.occurrence[x]: at most one"
-    return None
-
-
-def _check_CommunicationRequestPayload(s):
-    for v in s:
-        if v.contentAttachment is not _U:
-            if v.contentReference is not _U or v.contentString is not _U:
-                return "CommunicationRequestPayload.content[x]: exactly one"
-        elif v.contentReference is not _U:
-            if v.contentString is not _U:
-                return "CommunicationRequestPayload.content[x]: exactly one"
-        elif not (v.contentString is not _U):
-            return "CommunicationRequestPayload.content[x]: exactly one"
-    return None
-
-
-def _check_CompartmentDefinition(s):
-    _x_code([v.code for v in s if v.code is not _U])
-    _x_dateTime([v.date for v in s if v.date is not _U])
-    _x_id([v.id for v in s if v.id is not _U])
-    _x_uri([v.implicitRules for v in s if v.implicitRules is not _U])
-    _x_code([v.language for v in s if v.language is not _U])
-    _x_code([v.status for v in s if v.status is not _U])
-    _x_uri([v.url for v in s if v.url is not _U])
-    return None
-
-
-def _check_CompartmentDefinitionResource(s):
-    _x_code([v.code for v in s if v.code is not _U])
-    return None
-
-
-def _check_Composition(s):
-    _x_code([v.confidentiality for v in s if v.confidentiality is not _U])
-    _x_dateTime([v.date for v in s if v.date is not _U])
-    _x_id([v.id for v in s if v.id is not _U])
-    _x_uri([v.implicitRules for v in s if v.implicitRules is not _U])
-    _x_code([v.language for v in s if v.language is not _U])
-    _x_code([v.status for v in s if v.status is not _U])
-    return None
-
-
-def _check_CompositionAttester(s):
-    _x_code([v.mode for v in s if v.mode is not _U])
-    _x_dateTime([v.time for v in s if v.time is not _U])
-    return None
-
-
-def _check_CompositionRelatesTo(s):
-    _x_code([v.code for v in s if v.code is not _U])
-    for v in s:
-        if v.targetIdentifier is not _U:
-            if v.targetReference is not _U:
-                return "CompositionRelatesTo.target[x]: exactly one"
-        elif not (v.targetReference is not _U):
-            return "CompositionRelatesTo.target[x]: exactly one"
-    return None
-
-
-def _check_CompositionSection(s):
-    _x_code([v.mode for v in s if v.mode is not _U])
-    return None
-
-
-def _check_ConceptMap(s):
-    _x_dateTime([v.date for v in s if v.date is not _U])
-    _x_id([v.id for v in s if v.id is not _U])
-    _x_uri([v.implicitRules for v in s if v.implicitRules is not _U])
-    _x_code([v.language for v in s if v.language is not _U])
-    _x_uri([v.sourceCanonical for v in s if v.sourceCanonical is not _U])
-    _x_uri([v.sourceUri for v in s if v.sourceUri is not _U])
-    _x_code([v.status for v in s if v.status is not _U])
-    _x_uri([v.targetCanonical for v in s if v.targetCanonical is not _U])
-    _x_uri([v.targetUri for v in s if v.targetUri is not _U])
-    _x_uri([v.url for v in s if v.url is not _U])
-    for v in s:
-        if v.sourceCanonical is not _U:
-            if v.sourceUri is not _U:
-                return "ConceptMap.source[x]: at most one"
-    for v in s:
-        if v.targetCanonical is not _U:
-            if v.targetUri is not _U:
-                return "ConceptMap.target[x]: at most one"
-    return None
-
-
-def _check_ConceptMapGroup(s):
-    _x_uri([v.source for v in s if v.source is not _U])
-    _x_uri([v.target for v in s if v.target is not _U])
-    return None
-
-
-def _check_ConceptMapGroupElement(s):
-    _x_code([v.code for v in s if v.code is not _U])
-    return None
-
-
-def _check_ConceptMapGroupElementTarget(s):
-    _x_code([v.code for v in s if v.code is not _U])
-    _x_code([v.equivalence for v in s if v.equivalence is not _U])
-    return None
-
-
-def _check_ConceptMapGroupElementTargetDependsOn(s):
-    _x_uri([v.property for v in s if v.property is not _U])
-    _x_uri([v.system for v in s if v.system is not _U])
-    return None
-
-
-def _check_ConceptMapGroupUnmapped(s):
-    _x_code([v.code for v in s if v.code is not _U])
-    _x_code([v.mode for v in s if v.mode is not _U])
-    _x_uri([v.url for v in s if v.url is not _U])
-    return None
-
-
-def _check_Condition(s):
-    _x_dateTime([v.abatementDateTime for v in s if v.abatementDateTime is not _U])
-    _x_id([v.id for v in s if v.id is not _U])
-    _x_uri([v.implicitRules for v in s if v.implicitRules is not _U])
-    _x_code([v.language for v in s if v.language is not _U])
-    _x_dateTime([v.onsetDateTime for v in s if v.onsetDateTime is not _U])
-    _x_dateTime([v.recordedDate for v in s if v.recordedDate is not _U])
-    for v in s:
-        if v.abatementAge is not _U:
-            if v.abatementDateTime is not _U or v.abatementPeriod is not _U or v.abatementRange is not _U or v.abatementString is not _U:
-                return "Condition.abatement[x]: at most one"
-        elif v.abatementDateTime is not _U:
-            if v.abatementPeriod is not _U or v.abatementRange is not _U or v.abatementString is not _U:
-                return "Condition.abatement[x]: at most one"
-        elif v.abatementPeriod is not _U:
-            if v.abatementRange is not _U or v.abatementString is not _U:
-                return "Condition.abatement[x]: at most one"
-        elif v.abatementRange is not _U:
-            if v.abatementString is not _U:
-                return "Condition.abatement[x]: at most one"
-    for v in s:
-        if v.onsetAge is not _U:
-            if v.onsetDateTime is not _U or v.onsetPeriod is not _U or v.onsetRange is not _U or v.onsetString is not _U:
-                return "Condition.onset[x]: at most one"
-        elif v.onsetDateTime is not _U:
-            if v.onsetPeriod is not _U or v.onsetRange is not _U or v.onsetString is not _U:
-                return "Condition.onset[x]: at most one"
-        elif v.onsetPeriod is not _U:
-            if v.onsetRange is not _U or v.onsetString is not _U:
-                return "Condition.onset[x]: at most one"
-        elif v.onsetRange is not _U:
-            if v.onsetString is not _U:
-                return "Condition.onset[x]: at most one"
-    return None
-
-
-def _check_Consent(s):
-    _x_dateTime([v.dateTime for v in s if v.dateTime is not _U])
-    _x_id([v.id for v in s if v.id is not _U])
-    _x_uri([v.implicitRules for v in s if v.implicitRules is not _U])
-    _x_code([v.language for v in s if v.language is not _U])
-    _x_code([v.status for v in s if v.status is not _U])
-    for v in s:
-        if v.sourceAttachment is not _U:
-            if v.sourceReference is not _U:
-                return "Consent.source[x]: at most one"
-    return None
-
-
-def _check_ConsentPolicy(s):
-    _x_uri([v.authority for v in s if v.authority is not _U])
-    _x_uri([v.uri for v in s if v.uri is not _U])
-    return None
-
-
-def _check_ConsentProvision(s):
-    _x_code([v.type for v in s if v.type is not _U])
-    return None
-
-
-def _check_ConsentProvisionData(s):
-    _x_code([v.meaning for v in s if v.meaning is not _U])
-    return None
-
-
-def _check_ConsentVerification(s):
-    _x_dateTime([v.verificationDate for v in s if v.verificationDate is not _U])
-    return None
-
-
-def _check_ContactPoint(s):
-    _x_code([v.system for v in s if v.system is not _U])
-    _x_code([v.use for v in s if v.use is not _U])
-    return None
-
-
-def _check_Contract(s):
-    _x_id([v.id for v in s if v.id is not _U])
-    _x_uri([v.implicitRules for v in s if v.implicitRules is not _U])
-    _x_uri([v.instantiatesUri for v in s if v.instantiatesUri is not _U])
-    _x_dateTime([v.issued for v in s if v.issued is not _U])
-    _x_code([v.language for v in s if v.language is not _U])
-    _x_code([v.status for v in s if v.status is not _U])
-    _x_uri([v.url for v in s if v.url is not _U])
-    for v in s:
-        if v.legallyBindingAttachment is not _U:
-            if v.legallyBindingReference is not _U:
-                return "Contract.legallyBinding[x]: at most one"
-    for v in s:
-        if v.topicCodeableConcept is not _U:
-            if v.topicReference is not _U:
-                return "Contract.topic[x]: at most one"
-    return None
-
-
-def _check_ContractContentDefinition(s):
-    _x_dateTime([v.publicationDate for v in s if v.publicationDate is not _U])
-    _x_code([v.publicationStatus for v in s if v.publicationStatus is not _U])
-    return None
-
-
-def _check_ContractFriendly(s):
-    for v in s:
-        if v.contentAttachment is not _U:
-            if v.contentReference is not _U:
-                return "ContractFriendly.content[x]: exactly one"
-        elif not (v.contentReference is not _U):
-            return "ContractFriendly.content[x]: exactly one"
-    return None
-
-
-def _check_ContractLegal(s):
-    for v in s:
-        if v.contentAttachment is not _U:
-            if v.contentReference is not _U:
-                return "ContractLegal.content[x]: exactly one"
-        elif not (v.contentReference is not _U):
-            return "ContractLegal.content[x]: exactly one"
-    return None
-
-
-def _check_ContractRule(s):
-    for v in s:
-        if v.contentAttachment is not _U:
-            if v.contentReference is not _U:
-                return "ContractRule.content[x]: exactly one"
-        elif not (v.contentReference is not _U):
-            return "ContractRule.content[x]: exactly one"
-    return None
-
-
-def _check_ContractTerm(s):
-    _x_dateTime([v.issued for v in s if v.issued is not _U])
-    for v in s:
-        if v.topicCodeableConcept is not _U:
-            if v.topicReference is not _U:
-                return "ContractTerm.topic[x]: at most one"
-    return None
-
-
-def _check_ContractTermAction(s):
-    _x_dateTime([v.occurrenceDateTime for v in s if v.occurrenceDateTime is not _U])
-    for v in s:
-        if v.occurrenceDateTime is not _U:
-            if v.occurrencePeriod is not _U or v.occurrenceTiming is not _U:
-                return "ContractTermAction.occurrence[x]: at most one"
-        elif v.occurrencePeriod is not _U:
-            if v.occurrenceTiming is not _U:
-                return "ContractTermAction.occurrence[x]: at most one"
-    return None
-
-
-def _check_ContractTermAssetValuedItem(s):
-    _x_dateTime([v.effectiveTime for v in s if v.effectiveTime is not _U])
-    _x_decimal([v.factor for v in s if v.factor is not _U])
-    _x_dateTime([v.paymentDate for v in s if v.paymentDate is not _U])
-    _x_decimal([v.points for v in s if v.points is not _U])
-    for v in s:
-        if v.entityCodeableConcept is not _U:
-            if v.entityReference is not _U:
-                return "ContractTermAssetValuedItem.entity[x]: at most one"
-    return None
-
-
-def _check_ContractTermOfferAnswer(s):
-    _x_date([v.valueDate for v in s if v.valueDate is not _U])
-    _x_dateTime([v.valueDateTime for v in s if v.valueDateTime is not _U])
-    _x_decimal([v.valueDecimal for v in s if v.valueDecimal is not _U])
-    _x_time([v.valueTime for v in s if v.valueTime is not _U])
-    _x_uri([v.valueUri for v in s if v.valueUri is not _U])
-    c = list(map(tuple.count, map(_f.span(ContractTermOfferAnswer, "valueAttachment", "valueUri", 12), map(_f.astuple, s)), _f.UNSETS))
-    if min(c) != 11 or max(c) != 11:
-        return "ContractTermOfferAnswer.value[x]: exactly one"
-    return None
-
-
-def _check_Contributor(s):
-    _x_code([v.type for v in s if v.type is not _U])
-    return None
-
-
-def _check_Count(s):
-    _x_code([v.code for v in s if v.code is not _U])
-    _x_code([v.comparator for v in s if v.comparator is not _U])
-    _x_uri([v.system for v in s if v.system is not _U])
-    _x_decimal([v.value for v in s if v.value is not _U])
-    return None
-
-
-def _check_Coverage(s):
-    _x_id([v.id for v in s if v.id is not _U])
-    _x_uri([v.implicitRules for v in s if v.implicitRules is not _U])
-    _x_code([v.language for v in s if v.language is not _U])
-    _x_code([v.status for v in s if v.status is not _U])
-    return None
-
-
-def _check_CoverageCostToBeneficiary(s):
-    for v in s:
-        if v.valueMoney is not _U:
-            if v.valueQuantity is not _U:
-                return "CoverageCostToBeneficiary.value[x]: exactly one"
-        elif not (v.valueQuantity is not _U):
-            return "CoverageCostToBeneficiary.value[x]: exactly one"
-    return None
-
-
-def _check_CoverageEligibilityRequest(s):
-    _x_dateTime([v.created for v in s if v.created is not _U])
-    _x_id([v.id for v in s if v.id is not _U])
-    _x_uri([v.implicitRules for v in s if v.implicitRules is not _U])
-    _x_code([v.language for v in s if v.language is not _U])
-    _x_code([w for v in s if v.purpose is not _U for w in v.purpose])
-    _x_date([v.servicedDate for v in s if v.servicedDate is not _U])
-    _x_code([v.status for v in s if v.status is not _U])
-    for v in s:
-        if v.servicedDate is not _U:
-            if v.servicedPeriod is not _U:
-                return "CoverageEligibilityRequest.serviced[x]: at most one"
-    return None
-
-
-def _check_CoverageEligibilityRequestItemDiagnosis(s):
-    for v in s:
-        if v.diagnosisCodeableConcept is not _U:
-            if v.diagnosisReference is not _U:
-                return "CoverageEligibilityRequestItemDiagnosis.diagnosis[x]: at most one"
-    return None
-
-
-def _check_CoverageEligibilityResponse(s):
-    _x_dateTime([v.created for v in s if v.created is not _U])
-    _x_id([v.id for v in s if v.id is not _U])
-    _x_uri([v.implicitRules for v in s if v.implicitRules is not _U])
-    _x_code([v.language for v in s if v.language is not _U])
-    _x_code([v.outcome for v in s if v.outcome is not _U])
-    _x_code([w for v in s if v.purpose is not _U for w in v.purpose])
-    _x_date([v.servicedDate for v in s if v.servicedDate is not _U])
-    _x_code([v.status for v in s if v.status is not _U])
-    for v in s:
-        if v.servicedDate is not _U:
-            if v.servicedPeriod is not _U:
-                return "CoverageEligibilityResponse.serviced[x]: at most one"
-    return None
-
-
-def _check_CoverageEligibilityResponseInsuranceItem(s):
-    _x_uri([v.authorizationUrl for v in s if v.authorizationUrl is not _U])
-    return None
-
-
-def _check_CoverageEligibilityResponseInsuranceItemBenefit(s):
-    for v in s:
-        if v.allowedMoney is not _U:
-            if v.allowedString is not _U or v.allowedUnsignedInt is not _U:
-                return "CoverageEligibilityResponseInsuranceItemBenefit.allowed[x]: at most one"
-        elif v.allowedString is not _U:
-            if v.allowedUnsignedInt is not _U:
-                return "CoverageEligibilityResponseInsuranceItemBenefit.allowed[x]: at most one"
-    for v in s:
-        if v.usedMoney is not _U:
-            if v.usedString is not _U or v.usedUnsignedInt is not _U:
-                return "CoverageEligibilityResponseInsuranceItemBenefit.used[x]: at most one"
-        elif v.usedString is not _U:
-            if v.usedUnsignedInt is not _U:
-                return "CoverageEligibilityResponseInsuranceItemBenefit.used[x]: at most one"
-    return None
-
-
-def _check_DataRequirement(s):
-    _x_uri([w for v in s if v.profile is not _U for w in v.profile])
-    _x_code([v.type for v in s if v.type is not _U])
-    for v in s:
-        if v.subjectCodeableConcept is not _U:
-            if v.subjectReference is not _U:
-                return "DataRequirement.subject[x]: at most one"
-    return None
-
-
-def _check_DataRequirementCodeFilter(s):
-    _x_uri([v.valueSet for v in s if v.valueSet is not _U])
-    return None
-
-
-def _check_DataRequirementDateFilter(s):
-    _x_dateTime([v.valueDateTime for v in s if v.valueDateTime is not _U])
-    for v in s:
-        if v.valueDateTime is not _U:
-            if v.valueDuration is not _U or v.valuePeriod is not _U:
-                return "DataRequirementDateFilter.value[x]: at most one"
-        elif v.valueDuration is not _U:
-            if v.valuePeriod is not _U:
-                return "DataRequirementDateFilter.value[x]: at most one"
-    return None
-
-
-def _check_DataRequirementSort(s):
-    _x_code([v.direction for v in s if v.direction is not _U])
-    return None
-
-
-def _check_DetectedIssue(s):
-    _x_id([v.id for v in s if v.id is not _U])
-    _x_dateTime([v.identifiedDateTime for v in s if v.identifiedDateTime is not _U])
-    _x_uri([v.implicitRules for v in s if v.implicitRules is not _U])
-    _x_code([v.language for v in s if v.language is not _U])
-    _x_uri([v.reference for v in s if v.reference is not _U])
-    _x_code([v.severity for v in s if v.severity is not _U])
-    _x_code([v.status for v in s if v.status is not _U])
-    for v in s:
-        if v.identifiedDateTime is not _U:
-            if v.identifiedPeriod is not _U:
-                return "DetectedIssue.identified[x]: at most one"
-    return None
-
-
-def _check_DetectedIssueMitigation(s):
-    _x_dateTime([v.date for v in s if v.date is not _U])
-    return None
-
-
-def _check_Device(s):
-    _x_dateTime([v.expirationDate for v in s if v.expirationDate is not _U])
-    _x_id([v.id for v in s if v.id is not _U])
-    _x_uri([v.implicitRules for v in s if v.implicitRules is not _U])
-    _x_code([v.language for v in s if v.language is not _U])
-    _x_dateTime([v.manufactureDate for v in s if v.manufactureDate is not _U])
-    _x_code([v.status for v in s if v.status is not _U])
-    _x_uri([v.url for v in s if v.url is not _U])
-    return None
-
-
-def _check_DeviceDefinition(s):
-    _x_id([v.id for v in s if v.id is not _U])
-    _x_uri([v.implicitRules for v in s if v.implicitRules is not _U])
-    _x_code([v.language for v in s if v.language is not _U])
-    _x_uri([v.onlineInformation for v in s if v.onlineInformation is not _U])
-    _x_uri([v.url for v in s if v.url is not _U])
-    for v in s:
-        if v.manufacturerReference is not _U:
-            if v.manufacturerString is not _U:
-                return "DeviceDefinition.manufacturer[x]: at most one"
-    return None
-
-
-def _check_DeviceDefinitionDeviceName(s):
-    _x_code([v.type for v in s if v.type is not _U])
-    return None
-
-
-def _check_DeviceDefinitionUdiDeviceIdentifier(s):
-    _x_uri([v.issuer for v in s if v.issuer is not _U])
-    _x_uri([v.jurisdiction for v in s if v.jurisdiction is not _U])
-    return None
-
-
-def _check_DeviceDeviceName(s):
-    _x_code([v.type for v in s if v.type is not _U])
-    return None
-
-
-def _check_DeviceMetric(s):
-    _x_code([v.category for v in s if v.category is not _U])
-    _x_code([v.color for v in s if v.color is not _U])
-    _x_id([v.id for v in s if v.id is not _U])
-    _x_uri([v.implicitRules for v in s if v.implicitRules is not _U])
-    _x_code([v.language for v in s if v.language is not _U])
-    _x_code([v.operationalStatus for v in s if v.operationalStatus is not _U])
-    return None
-
-
-def _check_DeviceMetricCalibration(s):
-    _x_code([v.state for v in s if v.state is not _U])
-    _x_instant([v.time for v in s if v.time is not _U])
-    _x_code([v.type for v in s if v.type is not _U])
-    return None
-
-
-def _check_DeviceRequest(s):
-    _x_dateTime([v.authoredOn for v in s if v.authoredOn is not _U])
-    _x_id([v.id for v in s if v.id is not _U])
-    _x_uri([v.implicitRules for v in s if v.implicitRules is not _U])
-    _x_uri([w for v in s if v.instantiatesCanonical is not _U for w in v.instantiatesCanonical])
-    _x_uri([w for v in s if v.instantiatesUri is not _U for w in v.instantiatesUri])
-    _x_code([v.intent for v in s if v.intent is not _U])
-    _x_code([v.language for v in s if v.language is not _U])
-    _x_dateTime([v.occurrenceDateTime for v in s if v.occurrenceDateTime is not _U])
-    _x_code([v.priority for v in s if v.priority is not _U])
-    _x_code([v.status for v in s if v.status is not _U])
-    for v in s:
-        if v.codeCodeableConcept is not _U:
-            if v.codeReference is not _U:
-                return "DeviceRequest.code[x]: exactly one"
-        elif not (v.codeReference is not _U):
-            return "DeviceRequest.code[x]: exactly one"
-    for v in s:
-        if v.occurrenceDateTime is not _U:
-            if v.occurrencePeriod is not _U or v.occurrenceTiming is not _U:
-                return "DeviceRequest.occurrence[x]: at most one"
-        elif v.occurrencePeriod is not _U:
-            if v.occurrenceTiming is not _U:
-                return "DeviceRequest.occurrence[x]: at most one"
-    return None
-
-
-def _check_DeviceRequestParameter(s):
-    for v in s:
-        if v.valueBoolean is not _U:
-            if v.valueCodeableConcept is not _U or v.valueQuantity is not _U or v.valueRange is not _U:
-                return "DeviceRequestParameter.value[x]: at most one"
-        elif v.valueCodeableConcept is not _U:
-            if v.valueQuantity is not _U or v.valueRange is not _U:
-                return "DeviceRequestParameter.value[x]: at most one"
-        elif v.valueQuantity is not _U:
-            if v.valueRange is not _U:
-                return "DeviceRequestParameter.value[x]: at most one"
-    return None
-
-
-def _check_DeviceUdiCarrier(s):
-    _x_base64Binary([v.carrierAIDC for v in s if v.carrierAIDC is not _U])
-    _x_code([v.entryType for v in s if v.entryType is not _U])
-    _x_uri([v.issuer for v in s if v.issuer is not _U])
-    _x_uri([v.jurisdiction for v in s if v.jurisdiction is not _U])
-    return None
-
-
-def _check_DeviceUseStatement(s):
-    _x_id([v.id for v in s if v.id is not _U])
-    _x_uri([v.implicitRules for v in s if v.implicitRules is not _U])
-    _x_code([v.language for v in s if v.language is not _U])
-    _x_dateTime([v.recordedOn for v in s if v.recordedOn is not _U])
-    _x_code([v.status for v in s if v.status is not _U])
-    _x_dateTime([v.timingDateTime for v in s if v.timingDateTime is not _U])
-    for v in s:
-        if v.timingDateTime is not _U:
-            if v.timingPeriod is not _U or v.timingTiming is not _U:
-                return "DeviceUseStatement.timing[x]: at most one"
-        elif v.timingPeriod is not _U:
-            if v.timingTiming is not _U:
-                return "DeviceUseStatement.timing[x]: at most one"
-    return None
-
-
-def _check_DiagnosticReport(s):
-    _x_dateTime([v.effectiveDateTime for v in s if v.effectiveDateTime is not _U])
-    _x_id([v.id for v in s if v.id is not _U])
-    _x_uri([v.implicitRules for v in s if v.implicitRules is not _U])
-    _x_instant([v.issued for v in s if v.issued is not _U])
-    _x_code([v.language for v in s if v.language is not _U])
-    _x_code([v.status for v in s if v.status is not _U])
-    for v in s:
-        if v.effectiveDateTime is not _U:
-            if v.effectivePeriod is not _U:
-                return "DiagnosticReport.effective[x]: at most one"
-    return None
-
-
-def _check_Distance(s):
-    _x_code([v.code for v in s if v.code is not _U])
-    _x_code([v.comparator for v in s if v.comparator is not _U])
-    _x_uri([v.system for v in s if v.system is not _U])
-    _x_decimal([v.value for v in s if v.value is not _U])
-    return None
-
-
-def _check_DocumentManifest(s):
-    _x_dateTime([v.created for v in s if v.created is not _U])
-    _x_id([v.id for v in s if v.id is not _U])
-    _x_uri([v.implicitRules for v in s if v.implicitRules is not _U])
-    _x_code([v.language for v in s if v.language is not _U])
-    _x_uri([v.source for v in s if v.source is not _U])
-    _x_code([v.status for v in s if v.status is not _U])
-    return None
-
-
-def _check_DocumentReference(s):
-    _x_instant([v.date for v in s if v.date is not _U])
-    _x_code([v.docStatus for v in s if v.docStatus is not _U])
-    _x_id([v.id for v in s if v.id is not _U])
-    _x_uri([v.implicitRules for v in s if v.implicitRules is not _U])
-    _x_code([v.language for v in s if v.language is not _U])
-    _x_code([v.status for v in s if v.status is not _U])
-    return None
-
-
-def _check_DocumentReferenceRelatesTo(s):
-    _x_code([v.code for v in s if v.code is not _U])
-    return None
-
-
-def _check_DomainResource(s):
-    _x_uri([v.implicitRules for v in s if v.implicitRules is not _U])
-    _x_code([v.language for v in s if v.language is not _U])
-    return None
-
-
-def _check_Dosage(s):
-    for v in s:
-        if v.asNeededBoolean is not _U:
-            if v.asNeededCodeableConcept is not _U:
-                return "Dosage.asNeeded[x]: at most one"
-    return None
-
-
-def _check_DosageDoseAndRate(s):
-    for v in s:
-        if v.doseQuantity is not _U:
-            if v.doseRange is not _U:
-                return "DosageDoseAndRate.dose[x]: at most one"
-    for v in s:
-        if v.rateQuantity is not _U:
-            if v.rateRange is not _U or v.rateRatio is not _U:
-                return "DosageDoseAndRate.rate[x]: at most one"
-        elif v.rateRange is not _U:
-            if v.rateRatio is not _U:
-                return "DosageDoseAndRate.rate[x]: at most one"
-    return None
-
-
-def _check_Duration(s):
-    _x_code([v.code for v in s if v.code is not _U])
-    _x_code([v.comparator for v in s if v.comparator is not _U])
-    _x_uri([v.system for v in s if v.system is not _U])
-    _x_decimal([v.value for v in s if v.value is not _U])
-    return None
-
-
-def _check_ElementDefinition(s):
-    _x_uri([v.contentReference for v in s if v.contentReference is not _U])
-    _x_base64Binary([v.defaultValueBase64Binary for v in s if v.defaultValueBase64Binary is not _U])
-    _x_uri([v.defaultValueCanonical for v in s if v.defaultValueCanonical is not _U])
-    _x_code([v.defaultValueCode for v in s if v.defaultValueCode is not _U])
-    _x_date([v.defaultValueDate for v in s if v.defaultValueDate is not _U])
-    _x_dateTime([v.defaultValueDateTime for v in s if v.defaultValueDateTime is not _U])
-    _x_decimal([v.defaultValueDecimal for v in s if v.defaultValueDecimal is not _U])
-    _x_instant([v.defaultValueInstant for v in s if v.defaultValueInstant is not _U])
-    _x_oid([v.defaultValueOid for v in s if v.defaultValueOid is not _U])
-    _x_time([v.defaultValueTime for v in s if v.defaultValueTime is not _U])
-    _x_uri([v.defaultValueUri for v in s if v.defaultValueUri is not _U])
-    _x_uri([v.defaultValueUrl for v in s if v.defaultValueUrl is not _U])
-    _x_uuid([v.defaultValueUuid for v in s if v.defaultValueUuid is not _U])
-    _x_base64Binary([v.fixedBase64Binary for v in s if v.fixedBase64Binary is not _U])
-    _x_uri([v.fixedCanonical for v in s if v.fixedCanonical is not _U])
-    _x_code([v.fixedCode for v in s if v.fixedCode is not _U])
-    _x_date([v.fixedDate for v in s if v.fixedDate is not _U])
-    _x_dateTime([v.fixedDateTime for v in s if v.fixedDateTime is not _U])
-    _x_decimal([v.fixedDecimal for v in s if v.fixedDecimal is not _U])
-    _x_instant([v.fixedInstant for v in s if v.fixedInstant is not _U])
-    _x_oid([v.fixedOid for v in s if v.fixedOid is not _U])
-    _x_time([v.fixedTime for v in s if v.fixedTime is not _U])
-    _x_uri([v.fixedUri for v in s if v.fixedUri is not _U])
-    _x_uri([v.fixedUrl for v in s if v.fixedUrl is not _U])
-    _x_uuid([v.fixedUuid for v in s if v.fixedUuid is not _U])
-    _x_date([v.maxValueDate for v in s if v.maxValueDate is not _U])
-    _x_dateTime([v.maxValueDateTime for v in s if v.maxValueDateTime is not _U])
-    _x_decimal([v.maxValueDecimal for v in s if v.maxValueDecimal is not _U])
-    _x_instant([v.maxValueInstant for v in s if v.maxValueInstant is not _U])
-    _x_time([v.maxValueTime for v in s if v.maxValueTime is not _U])
-    _x_date([v.minValueDate for v in s if v.minValueDate is not _U])
-    _x_dateTime([v.minValueDateTime for v in s if v.minValueDateTime is not _U])
-    _x_decimal([v.minValueDecimal for v in s if v.minValueDecimal is not _U])
-    _x_instant([v.minValueInstant for v in s if v.minValueInstant is not _U])
-    _x_time([v.minValueTime for v in s if v.minValueTime is not _U])
-    _x_base64Binary([v.patternBase64Binary for v in s if v.patternBase64Binary is not _U])
-    _x_uri([v.patternCanonical for v in s if v.patternCanonical is not _U])
-    _x_code([v.patternCode for v in s if v.patternCode is not _U])
-    _x_date([v.patternDate for v in s if v.patternDate is not _U])
-    _x_dateTime([v.patternDateTime for v in s if v.patternDateTime is not _U])
-    _x_decimal([v.patternDecimal for v in s if v.patternDecimal is not _U])
-    _x_instant([v.patternInstant for v in s if v.patternInstant is not _U])
-    _x_oid([v.patternOid for v in s if v.patternOid is not _U])
-    _x_time([v.patternTime for v in s if v.patternTime is not _U])
-    _x_uri([v.patternUri for v in s if v.patternUri is not _U])
-    _x_uri([v.patternUrl for v in s if v.patternUrl is not _U])
-    _x_uuid([v.patternUuid for v in s if v.patternUuid is not _U])
-    _x_code([w for v in s if v.representation is not _U for w in v.representation])
-    if min(map(tuple.count, map(_f.astuple, s), _f.UNSETS)) < 223:
-        p = _f.span(ElementDefinition, "defaultValueAddress", "defaultValueUuid", 51)
-        for v in s:
-            if p(_f.astuple(v)).count(_U) < 50:
-                return "ElementDefinition.defaultValue[x]: at most one"
-    if min(map(tuple.count, map(_f.astuple, s), _f.UNSETS)) < 223:
-        p = _f.span(ElementDefinition, "fixedAddress", "fixedUuid", 51)
-        for v in s:
-            if p(_f.astuple(v)).count(_U) < 50:
-                return "ElementDefinition.fixed[x]: at most one"
-    if min(map(tuple.count, map(_f.astuple, s), _f.UNSETS)) < 223:
-        p = _f.span(ElementDefinition, "maxValueDate", "maxValueUnsignedInt", 9)
-        for v in s:
-            if p(_f.astuple(v)).count(_U) < 8:
-                return "ElementDefinition.maxValue[x]: at most one"
-    if min(map(tuple.count, map(_f.astuple, s), _f.UNSETS)) < 223:
-        p = _f.span(ElementDefinition, "minValueDate", "minValueUnsignedInt", 9)
-        for v in s:
-            if p(_f.astuple(v)).count(_U) < 8:
-                return "ElementDefinition.minValue[x]: at most one"
-    if min(map(tuple.count, map(_f.astuple, s), _f.UNSETS)) < 223:
-        p = _f.span(ElementDefinition, "patternAddress", "patternUuid", 51)
-        for v in s:
-            if p(_f.astuple(v)).count(_U) < 50:
-                return "ElementDefinition.pattern[x]: at most one"
-    return None
-
-
-def _check_ElementDefinitionBinding(s):
-    _x_code([v.strength for v in s if v.strength is not _U])
-    _x_uri([v.valueSet for v in s if v.valueSet is not _U])
-    return None
-
-
-def _check_ElementDefinitionConstraint(s):
-    _x_code([v.severity for v in s if v.severity is not _U])
-    _x_uri([v.source for v in s if v.source is not _U])
-    return None
-
-
-def _check_ElementDefinitionExample(s):
-    _x_base64Binary([v.valueBase64Binary for v in s if v.valueBase64Binary is not _U])
-    _x_uri([v.valueCanonical for v in s if v.valueCanonical is not _U])
-    _x_code([v.valueCode for v in s if v.valueCode is not _U])
-    _x_date([v.valueDate for v in s if v.valueDate is not _U])
-    _x_dateTime([v.valueDateTime for v in s if v.valueDateTime is not _U])
-    _x_decimal([v.valueDecimal for v in s if v.valueDecimal is not _U])
-    _x_instant([v.valueInstant for v in s if v.valueInstant is not _U])
-    _x_oid([v.valueOid for v in s if v.valueOid is not _U])
-    _x_time([v.valueTime for v in s if v.valueTime is not _U])
-    _x_uri([v.valueUri for v in s if v.valueUri is not _U])
-    _x_uri([v.valueUrl for v in s if v.valueUrl is not _U])
-    _x_uuid([v.valueUuid for v in s if v.valueUuid is not _U])
-    c = list(map(tuple.count, map(_f.span(ElementDefinitionExample, "valueAddress", "valueUuid", 51), map(_f.astuple, s)), _f.UNSETS))
-    if min(c) != 50 or max(c) != 50:
-        return "ElementDefinitionExample.value[x]: exactly one"
-    return None
-
-
-def _check_ElementDefinitionMapping(s):
-    _x_code([v.language for v in s if v.language is not _U])
-    return None
-
-
-def _check_ElementDefinitionSlicing(s):
-    _x_code([v.rules for v in s if v.rules is not _U])
-    return None
-
-
-def _check_ElementDefinitionSlicingDiscriminator(s):
-    _x_code([v.type for v in s if v.type is not _U])
-    return None
-
-
-def _check_ElementDefinitionType(s):
-    _x_code([w for v in s if v.aggregation is not _U for w in v.aggregation])
-    _x_uri([v.code for v in s if v.code is not _U])
-    _x_uri([w for v in s if v.profile is not _U for w in v.profile])
-    _x_uri([w for v in s if v.targetProfile is not _U for w in v.targetProfile])
-    _x_code([v.versioning for v in s if v.versioning is not _U])
-    return None
-
-
-def _check_Encounter(s):
-    _x_id([v.id for v in s if v.id is not _U])
-    _x_uri([v.implicitRules for v in s if v.implicitRules is not _U])
-    _x_code([v.language for v in s if v.language is not _U])
-    _x_code([v.status for v in s if v.status is not _U])
-    return None
-
-
-def _check_EncounterLocation(s):
-    _x_code([v.status for v in s if v.status is not _U])
-    return None
-
-
-def _check_EncounterStatusHistory(s):
-    _x_code([v.status for v in s if v.status is not _U])
-    return None
-
-
-def _check_Endpoint(s):
-    _x_uri([v.address for v in s if v.address is not _U])
-    _x_id([v.id for v in s if v.id is not _U])
-    _x_uri([v.implicitRules for v in s if v.implicitRules is not _U])
-    _x_code([v.language for v in s if v.language is not _U])
-    _x_code([w for v in s if v.payloadMimeType is not _U for w in v.payloadMimeType])
-    _x_code([v.status for v in s if v.status is not _U])
-    return None
-
-
-def _check_EnrollmentRequest(s):
-    _x_dateTime([v.created for v in s if v.created is not _U])
-    _x_id([v.id for v in s if v.id is not _U])
-    _x_uri([v.implicitRules for v in s if v.implicitRules is not _U])
-    _x_code([v.language for v in s if v.language is not _U])
-    _x_code([v.status for v in s if v.status is not _U])
-    return None
-
-
-def _check_EnrollmentResponse(s):
-    _x_dateTime([v.created for v in s if v.created is not _U])
-    _x_id([v.id for v in s if v.id is not _U])
-    _x_uri([v.implicitRules for v in s if v.implicitRules is not _U])
-    _x_code([v.language for v in s if v.language is not _U])
-    _x_code([v.outcome for v in s if v.outcome is not _U])
-    _x_code([v.status for v in s if v.status is not _U])
-    return None
-
-
-def _check_EpisodeOfCare(s):
-    _x_id([v.id for v in s if v.id is not _U])
-    _x_uri([v.implicitRules for v in s if v.implicitRules is not _U])
-    _x_code([v.language for v in s if v.language is not _U])
-    _x_code([v.status for v in s if v.status is not _U])
-    return None
-
-
-def _check_EpisodeOfCareStatusHistory(s):
-    _x_code([v.status for v in s if v.status is not _U])
-    return None
-
-
-def _check_EventDefinition(s):
-    _x_date([v.approvalDate for v in s if v.approvalDate is not _U])
-    _x_dateTime([v.date for v in s if v.date is not _U])
-    _x_id([v.id for v in s if v.id is not _U])
-    _x_uri([v.implicitRules for v in s if v.implicitRules is not _U])
-    _x_code([v.language for v in s if v.language is not _U])
-    _x_date([v.lastReviewDate for v in s if v.lastReviewDate is not _U])
-    _x_code([v.status for v in s if v.status is not _U])
-    _x_uri([v.url for v in s if v.url is not _U])
-    for v in s:
-        if v.subjectCodeableConcept is not _U:
-            if v.subjectReference is not _U:
-                return "EventDefinition.subject[x]: at most one"
-    return None
-
-
-def _check_Evidence(s):
-    _x_date([v.approvalDate for v in s if v.approvalDate is not _U])
-    _x_dateTime([v.date for v in s if v.date is not _U])
-    _x_id([v.id for v in s if v.id is not _U])
-    _x_uri([v.implicitRules for v in s if v.implicitRules is not _U])
-    _x_code([v.language for v in s if v.language is not _U])
-    _x_date([v.lastReviewDate for v in s if v.lastReviewDate is not _U])
-    _x_code([v.status for v in s if v.status is not _U])
-    _x_uri([v.url for v in s if v.url is not _U])
-    for v in s:
-        if v.citeAsMarkdown is not _U:
-            if v.citeAsReference is not _U:
-                return "Evidence.citeAs[x]: at most one"
-    return None
-
-
-def _check_EvidenceReport(s):
-    _x_id([v.id for v in s if v.id is not _U])
-    _x_uri([v.implicitRules for v in s if v.implicitRules is not _U])
-    _x_code([v.language for v in s if v.language is not _U])
-    _x_code([v.status for v in s if v.status is not _U])
-    _x_uri([v.url for v in s if v.url is not _U])
-    for v in s:
-        if v.citeAsMarkdown is not _U:
-            if v.citeAsReference is not _U:
-                return "EvidenceReport.citeAs[x]: at most one"
-    return None
-
-
-def _check_EvidenceReportRelatesTo(s):
-    _x_code([v.code for v in s if v.code is not _U])
-    for v in s:
-        if v.targetIdentifier is not _U:
-            if v.targetReference is not _U:
-                return "EvidenceReportRelatesTo.target[x]: exactly one"
-        elif not (v.targetReference is not _U):
-            return "EvidenceReportRelatesTo.target[x]: exactly one"
-    return None
-
-
-def _check_EvidenceReportSection(s):
-    _x_code([v.mode for v in s if v.mode is not _U])
-    return None
-
-
-def _check_EvidenceReportSubjectCharacteristic(s):
-    for v in s:
-        if v.valueBoolean is not _U:
-            if v.valueCodeableConcept is not _U or v.valueQuantity is not _U or v.valueRange is not _U or v.valueReference is not _U:
-                return "EvidenceReportSubjectCharacteristic.value[x]: exactly one"
-        elif v.valueCodeableConcept is not _U:
-            if v.valueQuantity is not _U or v.valueRange is not _U or v.valueReference is not _U:
-                return "EvidenceReportSubjectCharacteristic.value[x]: exactly one"
-        elif v.valueQuantity is not _U:
-            if v.valueRange is not _U or v.valueReference is not _U:
-                return "EvidenceReportSubjectCharacteristic.value[x]: exactly one"
-        elif v.valueRange is not _U:
-            if v.valueReference is not _U:
-                return "EvidenceReportSubjectCharacteristic.value[x]: exactly one"
-        elif not (v.valueReference is not _U):
-            return "EvidenceReportSubjectCharacteristic.value[x]: exactly one"
-    return None
-
-
-def _check_EvidenceStatisticAttributeEstimate(s):
-    _x_decimal([v.level for v in s if v.level is not _U])
-    return None
-
-
-def _check_EvidenceStatisticModelCharacteristicVariable(s):
-    _x_code([v.handling for v in s if v.handling is not _U])
-    return None
-
-
-def _check_EvidenceVariable(s):
-    _x_code([v.characteristicCombination for v in s if v.characteristicCombination is not _U])
-    _x_dateTime([v.date for v in s if v.date is not _U])
-    _x_code([v.handling for v in s if v.handling is not _U])
-    _x_id([v.id for v in s if v.id is not _U])
-    _x_uri([v.implicitRules for v in s if v.implicitRules is not _U])
-    _x_code([v.language for v in s if v.language is not _U])
-    _x_code([v.status for v in s if v.status is not _U])
-    _x_uri([v.url for v in s if v.url is not _U])
-    return None
-
-
-def _check_EvidenceVariableCategory(s):
-    for v in s:
-        if v.valueCodeableConcept is not _U:
-            if v.valueQuantity is not _U or v.valueRange is not _U:
-                return "EvidenceVariableCategory.value[x]: at most one"
-        elif v.valueQuantity is not _U:
-            if v.valueRange is not _U:
-                return "EvidenceVariableCategory.value[x]: at most one"
-    return None
-
-
-def _check_EvidenceVariableCharacteristic(s):
-    _x_uri([v.definitionCanonical for v in s if v.definitionCanonical is not _U])
-    _x_code([v.groupMeasure for v in s if v.groupMeasure is not _U])
-    for v in s:
-        if v.definitionCanonical is not _U:
-            if v.definitionCodeableConcept is not _U or v.definitionExpression is not _U or v.definitionReference is not _U:
-                return "EvidenceVariableCharacteristic.definition[x]: exactly one"
-        elif v.definitionCodeableConcept is not _U:
-            if v.definitionExpression is not _U or v.definitionReference is not _U:
-                return "EvidenceVariableCharacteristic.definition[x]: exactly one"
-        elif v.definitionExpression is not _U:
-            if v.definitionReference is not _U:
-                return "EvidenceVariableCharacteristic.definition[x]: exactly one"
-        elif not (v.definitionReference is not _U):
-            return "EvidenceVariableCharacteristic.definition[x]: exactly one"
-    return None
-
-
-def _check_ExampleScenario(s):
-    _x_dateTime([v.date for v in s if v.date is not _U])
-    _x_id([v.id for v in s if v.id is not _U])
-    _x_uri([v.implicitRules for v in s if v.implicitRules is not _U])
-    _x_code([v.language for v in s if v.language is not _U])
-    _x_code([v.status for v in s if v.status is not _U])
-    _x_uri([v.url for v in s if v.url is not _U])
-    _x_uri([w for v in s if v.workflow is not _U for w in v.workflow])
-    return None
-
-
-def _check_ExampleScenarioActor(s):
-    _x_code([v.type for v in s if v.type is not _U])
-    return None
-
-
-def _check_ExampleScenarioInstance(s):
-    _x_code([v.resourceType for v in s if v.resourceType is not _U])
-    return None
-
-
-def _check_ExplanationOfBenefit(s):
-    _x_dateTime([v.created for v in s if v.created is not _U])
-    _x_id([v.id for v in s if v.id is not _U])
-    _x_uri([v.implicitRules for v in s if v.implicitRules is not _U])
-    _x_code([v.language for v in s if v.language is not _U])
-    _x_code([v.outcome for v in s if v.outcome is not _U])
-    _x_code([v.status for v in s if v.status is not _U])
-    _x_code([v.use for v in s if v.use is not _U])
-    return None
-
-
-def _check_ExplanationOfBenefitAccident(s):
-    _x_date([v.date for v in s if v.date is not _U])
-    for v in s:
-        if v.locationAddress is not _U:
-            if v.locationReference is not _U:
-                return "ExplanationOfBenefitAccident.location[x]: at most one"
-    return None
-
-
-def _check_ExplanationOfBenefitAddItem(s):
-    _x_decimal([v.factor for v in s if v.factor is not _U])
-    _x_date([v.servicedDate for v in s if v.servicedDate is not _U])
-    for v in s:
-        if v.locationAddress is not _U:
-            if v.locationCodeableConcept is not _U or v.locationReference is not _U:
-                return "ExplanationOfBenefitAddItem.location[x]: at most one"
-        elif v.locationCodeableConcept is not _U:
-            if v.locationReference is not _U:
-                return "ExplanationOfBenefitAddItem.location[x]: at most one"
-    for v in s:
-        if v.servicedDate is not _U:
-            if v.servicedPeriod is not _U:
-                return "ExplanationOfBenefitAddItem.serviced[x]: at most one"
-    return None
-
-
-def _check_ExplanationOfBenefitAddItemDetail(s):
-    _x_decimal([v.factor for v in s if v.factor is not _U])
-    return None
-
-
-def _check_ExplanationOfBenefitAddItemDetailSubDetail(s):
-    _x_decimal([v.factor for v in s if v.factor is not _U])
-    return None
-
-
-def _check_ExplanationOfBenefitBenefitBalanceFinancial(s):
-    for v in s:
-        if v.allowedMoney is not _U:
-            if v.allowedString is not _U or v.allowedUnsignedInt is not _U:
-                return "ExplanationOfBenefitBenefitBalanceFinancial.allowed[x]: at most one"
-        elif v.allowedString is not _U:
-            if v.allowedUnsignedInt is not _U:
-                return "ExplanationOfBenefitBenefitBalanceFinancial.allowed[x]: at most one"
-    for v in s:
-        if v.usedMoney is not _U:
-            if v.usedUnsignedInt is not _U:
-                return "ExplanationOfBenefitBenefitBalanceFinancial.used[x]: at most one"
-    return None
-
-
-def _check_ExplanationOfBenefitDiagnosis(s):
-    for v in s:
-        if v.diagnosisCodeableConcept is not _U:
-            if v.diagnosisReference is not _U:
-                return "ExplanationOfBenefitDiagnosis.diagnosis[x]: exactly one"
-        elif not (v.diagnosisReference is not _U):
-            return "ExplanationOfBenefitDiagnosis.diagnosis[x]: exactly one"
-    return None
-
-
-def _check_ExplanationOfBenefitItem(s):
-    _x_decimal([v.factor for v in s if v.factor is not _U])
-    _x_date([v.servicedDate for v in s if v.servicedDate is not _U])
-    for v in s:
-        if v.locationAddress is not _U:
-            if v.locationCodeableConcept is not _U or v.locationReference is not _U:
-                return "ExplanationOfBenefitItem.location[x]: at most one"
-        elif v.locationCodeableConcept is not _U:
-            if v.locationReference is not _U:
-                return "ExplanationOfBenefitItem.location[x]: at most one"
-    for v in s:
-        if v.servicedDate is not _U:
-            if v.servicedPeriod is not _U:
-                return "ExplanationOfBenefitItem.serviced[x]: at most one"
-    return None
-
-
-def _check_ExplanationOfBenefitItemAdjudication(s):
-    _x_decimal([v.value for v in s if v.value is not _U])
-    return None
-
-
-def _check_ExplanationOfBenefitItemDetail(s):
-    _x_decimal([v.factor for v in s if v.factor is not _U])
-    return None
-
-
-def _check_ExplanationOfBenefitItemDetailSubDetail(s):
-    _x_decimal([v.factor for v in s if v.factor is not _U])
-    return None
-
-
-def _check_ExplanationOfBenefitPayment(s):
-    _x_date([v.date for v in s if v.date is not _U])
-    return None
-
-
-def _check_ExplanationOfBenefitProcedure(s):
-    _x_dateTime([v.date for v in s if v.date is not _U])
-    for v in s:
-        if v.procedureCodeableConcept is not _U:
-            if v.procedureReference is not _U:
-                return "ExplanationOfBenefitProcedure.procedure[x]: exactly one"
-        elif not (v.procedureReference is not _U):
-            return "ExplanationOfBenefitProcedure.procedure[x]: exactly one"
-    return None
-
-
-def _check_ExplanationOfBenefitProcessNote(s):
-    _x_code([v.type for v in s if v.type is not _U])
-    return None
-
-
-def _check_ExplanationOfBenefitSupportingInfo(s):
-    _x_date([v.timingDate for v in s if v.timingDate is not _U])
-    for v in s:
-        if v.timingDate is not _U:
-            if v.timingPeriod is not _U:
-                return "ExplanationOfBenefitSupportingInfo.timing[x]: at most one"
-    for v in s:
-        if v.valueAttachment is not _U:
-            if v.valueBoolean is not _U or v.valueQuantity is not _U or v.valueReference is not _U or v.valueString is not _U:
-                return "ExplanationOfBenefitSupportingInfo.value[x]: at most one"
-        elif v.valueBoolean is not _U:
-            if v.valueQuantity is not _U or v.valueReference is not _U or v.valueString is not _U:
-                return "ExplanationOfBenefitSupportingInfo.value[x]: at most one"
-        elif v.valueQuantity is not _U:
-            if v.valueReference is not _U or v.valueString is not _U:
-                return "ExplanationOfBenefitSupportingInfo.value[x]: at most one"
-        elif v.valueReference is not _U:
-            if v.valueString is not _U:
-                return "ExplanationOfBenefitSupportingInfo.value[x]: at most one"
-    return None
-
-
-def _check_Expression(s):
-    _x_code([v.language for v in s if v.language is not _U])
-    _x_uri([v.reference for v in s if v.reference is not _U])
-    return None
-
-
-def _check_Extension(s):
-    _x_uri([v.url for v in s if v.url is not _U])
-    _x_base64Binary([v.valueBase64Binary for v in s if v.valueBase64Binary is not _U])
-    _x_uri([v.valueCanonical for v in s if v.valueCanonical is not _U])
-    _x_code([v.valueCode for v in s if v.valueCode is not _U])
-    _x_date([v.valueDate for v in s if v.valueDate is not _U])
-    _x_dateTime([v.valueDateTime for v in s if v.valueDateTime is not _U])
-    _x_decimal([v.valueDecimal for v in s if v.valueDecimal is not _U])
-    _x_instant([v.valueInstant for v in s if v.valueInstant is not _U])
-    _x_oid([v.valueOid for v in s if v.valueOid is not _U])
-    _x_time([v.valueTime for v in s if v.valueTime is not _U])
-    _x_uri([v.valueUri for v in s if v.valueUri is not _U])
-    _x_uri([v.valueUrl for v in s if v.valueUrl is not _U])
-    _x_uuid([v.valueUuid for v in s if v.valueUuid is not _U])
-    if min(map(tuple.count, map(_f.astuple, s), _f.UNSETS)) < 54:
-        p = _f.span(Extension, "valueAddress", "valueUuid", 51)
-        for v in s:
-            if p(_f.astuple(v)).count(_U) < 50:
-                return "Extension.value[x]: at most one"
-    return None
-
-
-def _check_FamilyMemberHistory(s):
-    _x_date([v.bornDate for v in s if v.bornDate is not _U])
-    _x_dateTime([v.date for v in s if v.date is not _U])
-    _x_date([v.deceasedDate for v in s if v.deceasedDate is not _U])
-    _x_id([v.id for v in s if v.id is not _U])
-    _x_uri([v.implicitRules for v in s if v.implicitRules is not _U])
-    _x_uri([w for v in s if v.instantiatesCanonical is not _U for w in v.instantiatesCanonical])
-    _x_uri([w for v in s if v.instantiatesUri is not _U for w in v.instantiatesUri])
-    _x_code([v.language for v in s if v.language is not _U])
-    _x_code([v.status for v in s if v.status is not _U])
-    for v in s:
-        if v.ageAge is not _U:
-            if v.ageRange is not _U or v.ageString is not _U:
-                return "FamilyMemberHistory.age[x]: at most one"
-        elif v.ageRange is not _U:
-            if v.ageString is not _U:
-                return "FamilyMemberHistory.age[x]: at most one"
-    for v in s:
-        if v.bornDate is not _U:
-            if v.bornPeriod is not _U or v.bornString is not _U:
-                return "FamilyMemberHistory.born[x]: at most one"
-        elif v.bornPeriod is not _U:
-            if v.bornString is not _U:
-                return "FamilyMemberHistory.born[x]: at most one"
-    for v in s:
-        if v.deceasedAge is not _U:
-            if v.deceasedBoolean is not _U or v.deceasedDate is not _U or v.deceasedRange is not _U or v.deceasedString is not _U:
-                return "FamilyMemberHistory.deceased[x]: at most one"
-        elif v.deceasedBoolean is not _U:
-            if v.deceasedDate is not _U or v.deceasedRange is not _U or v.deceasedString is not _U:
-                return "FamilyMemberHistory.deceased[x]: at most one"
-        elif v.deceasedDate is not _U:
-            if v.deceasedRange is not _U or v.deceasedString is not _U:
-                return "FamilyMemberHistory.deceased[x]: at most one"
-        elif v.deceasedRange is not _U:
-            if v.deceasedString is not _U:
-                return "FamilyMemberHistory.deceased[x]: at most one"
-    return None
-
-
-def _check_FamilyMemberHistoryCondition(s):
-    for v in s:
-        if v.onsetAge is not _U:
-            if v.onsetPeriod is not _U or v.onsetRange is not _U or v.onsetString is not _U:
-                return "FamilyMemberHistoryCondition.onset[x]: at most one"
-        elif v.onsetPeriod is not _U:
-            if v.onsetRange is not _U or v.onsetString is not _U:
-                return "FamilyMemberHistoryCondition.onset[x]: at most one"
-        elif v.onsetRange is not _U:
-            if v.onsetString is not _U:
-                return "FamilyMemberHistoryCondition.onset[x]: at most one"
-    return None
-
-
-def _check_Flag(s):
-    _x_id([v.id for v in s if v.id is not _U])
-    _x_uri([v.implicitRules for v in s if v.implicitRules is not _U])
-    _x_code([v.language for v in s if v.language is not _U])
-    _x_code([v.status for v in s if v.status is not _U])
-    return None
-
-
-def _check_Goal(s):
-    _x_id([v.id for v in s if v.id is not _U])
-    _x_uri([v.implicitRules for v in s if v.implicitRules is not _U])
-    _x_code([v.language for v in s if v.language is not _U])
-    _x_code([v.lifecycleStatus for v in s if v.lifecycleStatus is not _U])
-    _x_date([v.startDate for v in s if v.startDate is not _U])
-    _x_date([v.statusDate for v in s if v.statusDate is not _U])
-    for v in s:
-        if v.startCodeableConcept is not _U:
-            if v.startDate is not _U:
-                return "Goal.start[x]: at most one"
-    return None
-
-
-def _check_GoalTarget(s):
-    _x_date([v.dueDate for v in s if v.dueDate is not _U])
-    for v in s:
-        if v.detailBoolean is not _U:
-            if v.detailCodeableConcept is not _U or v.detailInteger is not _U or v.detailQuantity is not _U or v.detailRange is not _U or v.detailRatio is not _U or v.detailString is not _U:
-                return "GoalTarget.detail[x]: at most one"
-        elif v.detailCodeableConcept is not _U:
-            if v.detailInteger is not _U or v.detailQuantity is not _U or v.detailRange is not _U or v.detailRatio is not _U or v.detailString is not _U:
-                return "GoalTarget.detail[x]: at most one"
-        elif v.detailInteger is not _U:
-            if v.detailQuantity is not _U or v.detailRange is not _U or v.detailRatio is not _U or v.detailString is not _U:
-                return "GoalTarget.detail[x]: at most one"
-        elif v.detailQuantity is not _U:
-            if v.detailRange is not _U or v.detailRatio is not _U or v.detailString is not _U:
-                return "GoalTarget.detail[x]: at most one"
-        elif v.detailRange is not _U:
-            if v.detailRatio is not _U or v.detailString is not _U:
-                return "GoalTarget.detail[x]: at most one"
-        elif v.detailRatio is not _U:
-            if v.detailString is not _U:
-                return "GoalTarget.detail[x]: at most one"
-    for v in s:
-        if v.dueDate is not _U:
-            if v.dueDuration is not _U:
-                return "GoalTarget.due[x]: at most one"
-    return None
-
-
-def _check_GraphDefinition(s):
-    _x_dateTime([v.date for v in s if v.date is not _U])
-    _x_id([v.id for v in s if v.id is not _U])
-    _x_uri([v.implicitRules for v in s if v.implicitRules is not _U])
-    _x_code([v.language for v in s if v.language is not _U])
-    _x_uri([v.profile for v in s if v.profile is not _U])
-    _x_code([v.start for v in s if v.start is not _U])
-    _x_code([v.status for v in s if v.status is not _U])
-    _x_uri([v.url for v in s if v.url is not _U])
-    return None
-
-
-def _check_GraphDefinitionLinkTarget(s):
-    _x_uri([v.profile for v in s if v.profile is not _U])
-    _x_code([v.type for v in s if v.type is not _U])
-    return None
-
-
-def _check_GraphDefinitionLinkTargetCompartment(s):
-    _x_code([v.code for v in s if v.code is not _U])
-    _x_code([v.rule for v in s if v.rule is not _U])
-    _x_code([v.use for v in s if v.use is not _U])
-    return None
-
-
-def _check_Group(s):
-    _x_id([v.id for v in s if v.id is not _U])
-    _x_uri([v.implicitRules for v in s if v.implicitRules is not _U])
-    _x_code([v.language for v in s if v.language is not _U])
-    _x_code([v.type for v in s if v.type is not _U])
-    return None
-
-
-def _check_GroupCharacteristic(s):
-    for v in s:
-        if v.valueBoolean is not _U:
-            if v.valueCodeableConcept is not _U or v.valueQuantity is not _U or v.valueRange is not _U or v.valueReference is not _U:
-                return "GroupCharacteristic.value[x]: exactly one"
-        elif v.valueCodeableConcept is not _U:
-            if v.valueQuantity is not _U or v.valueRange is not _U or v.valueReference is not _U:
-                return "GroupCharacteristic.value[x]: exactly one"
-        elif v.valueQuantity is not _U:
-            if v.valueRange is not _U or v.valueReference is not _U:
-                return "GroupCharacteristic.value[x]: exactly one"
-        elif v.valueRange is not _U:
-            if v.valueReference is not _U:
-                return "GroupCharacteristic.value[x]: exactly one"
-        elif not (v.valueReference is not _U):
-            return "GroupCharacteristic.value[x]: exactly one"
-    return None
-
-
-def _check_GuidanceResponse(s):
-    _x_id([v.id for v in s if v.id is not _U])
-    _x_uri([v.implicitRules for v in s if v.implicitRules is not _U])
-    _x_code([v.language for v in s if v.language is not _U])
-    _x_uri([v.moduleCanonical for v in s if v.moduleCanonical is not _U])
-    _x_uri([v.moduleUri for v in s if v.moduleUri is not _U])
-    _x_dateTime([v.occurrenceDateTime for v in s if v.occurrenceDateTime is not _U])
-    _x_code([v.status for v in s if v.status is not _U])
-    for v in s:
-        if v.moduleCanonical is not _U:
-            if v.moduleCodeableConcept is not _U or v.moduleUri is not _U:
-                return "GuidanceResponse.module[x]: exactly one"
-        elif v.moduleCodeableConcept is not _U:
-            if v.moduleUri is not _U:
-                return "GuidanceResponse.module[x]: exactly one"
-        elif not (v.moduleUri is not _U):
-            return "GuidanceResponse.module[x]: exactly one"
-    return None
-
-
-def _check_HealthcareService(s):
-    _x_id([v.id for v in s if v.id is not _U])
-    _x_uri([v.implicitRules for v in s if v.implicitRules is not _U])
-    _x_code([v.language for v in s if v.language is not _U])
-    return None
-
-
-def _check_HealthcareServiceAvailableTime(s):
-    _x_time([v.availableEndTime for v in s if v.availableEndTime is not _U])
-    _x_time([v.availableStartTime for v in s if v.availableStartTime is not _U])
-    _x_code([w for v in s if v.daysOfWeek is not _U for w in v.daysOfWeek])
-    return None
-
-
-def _check_HumanName(s):
-    _x_code([v.use for v in s if v.use is not _U])
-    return None
-
-
-def _check_Identifier(s):
-    _x_uri([v.system for v in s if v.system is not _U])
-    _x_code([v.use for v in s if v.use is not _U])
-    return None
-
-
-def _check_ImagingStudy(s):
-    _x_id([v.id for v in s if v.id is not _U])
-    _x_uri([v.implicitRules for v in s if v.implicitRules is not _U])
-    _x_code([v.language for v in s if v.language is not _U])
-    _x_dateTime([v.started for v in s if v.started is not _U])
-    _x_code([v.status for v in s if v.status is not _U])
-    return None
-
-
-def _check_ImagingStudySeries(s):
-    _x_dateTime([v.started for v in s if v.started is not _U])
-    return None
-
-
-def _check_Immunization(s):
-    _x_date([v.expirationDate for v in s if v.expirationDate is not _U])
-    _x_id([v.id for v in s if v.id is not _U])
-    _x_uri([v.implicitRules for v in s if v.implicitRules is not _U])
-    _x_code([v.language for v in s if v.language is not _U])
-    _x_dateTime([v.occurrenceDateTime for v in s if v.occurrenceDateTime is not _U])
-    _x_dateTime([v.recorded for v in s if v.recorded is not _U])
-    _x_code([v.status for v in s if v.status is not _U])
-    for v in s:
-        if v.occurrenceDateTime is not _U:
-            if v.occurrenceString is not _U:
-                return "Immunization.occurrence[x]: exactly one"
-        elif not (v.occurrenceString is not _U):
-            return "Immunization.occurrence[x]: exactly one"
-    return None
-
-
-def _check_ImmunizationEducation(s):
-    _x_dateTime([v.presentationDate for v in s if v.presentationDate is not _U])
-    _x_dateTime([v.publicationDate for v in s if v.publicationDate is not _U])
-    _x_uri([v.reference for v in s if v.reference is not _U])
-    return None
-
-
-def _check_ImmunizationEvaluation(s):
-    _x_dateTime([v.date for v in s if v.date is not _U])
-    _x_id([v.id for v in s if v.id is not _U])
-    _x_uri([v.implicitRules for v in s if v.implicitRules is not _U])
-    _x_code([v.language for v in s if v.language is not _U])
-    _x_code([v.status for v in s if v.status is not _U])
-    for v in s:
-        if v.doseNumberPositiveInt is not _U:
-            if v.doseNumberString is not _U:
-                return "ImmunizationEvaluation.doseNumber[x]: at most one"
-    for v in s:
-        if v.seriesDosesPositiveInt is not _U:
-            if v.seriesDosesString is not _U:
-                return "ImmunizationEvaluation.seriesDoses[x]: at most one"
-    return None
-
-
-def _check_ImmunizationProtocolApplied(s):
-    for v in s:
-        if v.doseNumberPositiveInt is not _U:
-            if v.doseNumberString is not _U:
-                return "ImmunizationProtocolApplied.doseNumber[x]: exactly one"
-        elif not (v.doseNumberString is not _U):
-            return "ImmunizationProtocolApplied.doseNumber[x]: exactly one"
-    for v in s:
-        if v.seriesDosesPositiveInt is not _U:
-            if v.seriesDosesString is not _U:
-                return "ImmunizationProtocolApplied.seriesDoses[x]: at most one"
-    return None
-
-
-def _check_ImmunizationReaction(s):
-    _x_dateTime([v.date for v in s if v.date is not _U])
-    return None
-
-
-def _check_ImmunizationRecommendation(s):
-    _x_dateTime([v.date for v in s if v.date is not _U])
-    _x_id([v.id for v in s if v.id is not _U])
-    _x_uri([v.implicitRules for v in s if v.implicitRules is not _U])
-    _x_code([v.language for v in s if v.language is not _U])
-    return None
-
-
-def _check_ImmunizationRecommendationRecommendation(s):
-    for v in s:
-        if v.doseNumberPositiveInt is not _U:
-            if v.doseNumberString is not _U:
-                return "ImmunizationRecommendationRecommendation.doseNumber[x]: at most one"
-    for v in s:
-        if v.seriesDosesPositiveInt is not _U:
-            if v.seriesDosesString is not _U:
-                return "ImmunizationRecommendationRecommendation.seriesDoses[x]: at most one"
-    return None
-
-
-def _check_ImmunizationRecommendationRecommendationDateCriterion(s):
-    _x_dateTime([v.value for v in s if v.value is not _U])
-    return None
-
-
-def _check_ImplementationGuide(s):
-    _x_dateTime([v.date for v in s if v.date is not _U])
-    _x_code([w for v in s if v.fhirVersion is not _U for w in v.fhirVersion])
-    _x_id([v.id for v in s if v.id is not _U])
-    _x_uri([v.implicitRules for v in s if v.implicitRules is not _U])
-    _x_code([v.language for v in s if v.language is not _U])
-    _x_code([v.license for v in s if v.license is not _U])
-    _x_id([v.packageId for v in s if v.packageId is not _U])
-    _x_code([v.status for v in s if v.status is not _U])
-    _x_uri([v.url for v in s if v.url is not _U])
-    return None
-
-
-def _check_ImplementationGuideDefinitionPage(s):
-    _x_code([v.generation for v in s if v.generation is not _U])
-    _x_uri([v.nameUrl for v in s if v.nameUrl is not _U])
-    for v in s:
-        if v.nameReference is not _U:
-            if v.nameUrl is not _U:
-                return "ImplementationGuideDefinitionPage.name[x]: exactly one"
-        elif not (v.nameUrl is not _U):
-            return "ImplementationGuideDefinitionPage.name[x]: exactly one"
-    return None
-
-
-def _check_ImplementationGuideDefinitionParameter(s):
-    _x_code([v.code for v in s if v.code is not _U])
-    return None
-
-
-def _check_ImplementationGuideDefinitionResource(s):
-    _x_uri([v.exampleCanonical for v in s if v.exampleCanonical is not _U])
-    _x_code([w for v in s if v.fhirVersion is not _U for w in v.fhirVersion])
-    for v in s:
-        if v.exampleBoolean is not _U:
-            if v.exampleCanonical is not _U:
-                return "ImplementationGuideDefinitionResource.example[x]: at most one"
-    return None
-
-
-def _check_ImplementationGuideDefinitionTemplate(s):
-    _x_code([v.code for v in s if v.code is not _U])
-    return None
-
-
-def _check_ImplementationGuideDependsOn(s):
-    _x_uri([v.uri for v in s if v.uri is not _U])
-    return None
-
-
-def _check_ImplementationGuideGlobal(s):
-    _x_uri([v.profile for v in s if v.profile is not _U])
-    _x_code([v.type for v in s if v.type is not _U])
-    return None
-
-
-def _check_ImplementationGuideManifest(s):
-    _x_uri([v.rendering for v in s if v.rendering is not _U])
-    return None
-
-
-def _check_ImplementationGuideManifestResource(s):
-    _x_uri([v.exampleCanonical for v in s if v.exampleCanonical is not _U])
-    _x_uri([v.relativePath for v in s if v.relativePath is not _U])
-    for v in s:
-        if v.exampleBoolean is not _U:
-            if v.exampleCanonical is not _U:
-                return "ImplementationGuideManifestResource.example[x]: at most one"
-    return None
-
-
-def _check_Ingredient(s):
-    _x_id([v.id for v in s if v.id is not _U])
-    _x_uri([v.implicitRules for v in s if v.implicitRules is not _U])
-    _x_code([v.language for v in s if v.language is not _U])
-    _x_code([v.status for v in s if v.status is not _U])
-    return None
-
-
-def _check_IngredientManufacturer(s):
-    _x_code([v.role for v in s if v.role is not _U])
-    return None
-
-
-def _check_IngredientSubstanceStrength(s):
-    for v in s:
-        if v.concentrationRatio is not _U:
-            if v.concentrationRatioRange is not _U:
-                return "IngredientSubstanceStrength.concentration[x]: at most one"
-    for v in s:
-        if v.presentationRatio is not _U:
-            if v.presentationRatioRange is not _U:
-                return "IngredientSubstanceStrength.presentation[x]: at most one"
-    return None
-
-
-def _check_IngredientSubstanceStrengthReferenceStrength(s):
-    for v in s:
-        if v.strengthRatio is not _U:
-            if v.strengthRatioRange is not _U:
-                return "IngredientSubstanceStrengthReferenceStrength.strength[x]: exactly one"
-        elif not (v.strengthRatioRange is not _U):
-            return "IngredientSubstanceStrengthReferenceStrength.strength[x]: exactly one"
-    return None
-
-
-def _check_InsurancePlan(s):
-    _x_id([v.id for v in s if v.id is not _U])
-    _x_uri([v.implicitRules for v in s if v.implicitRules is not _U])
-    _x_code([v.language for v in s if v.language is not _U])
-    _x_code([v.status for v in s if v.status is not _U])
-    return None
-
-
-def _check_Invoice(s):
-    _x_dateTime([v.date for v in s if v.date is not _U])
-    _x_id([v.id for v in s if v.id is not _U])
-    _x_uri([v.implicitRules for v in s if v.implicitRules is not _U])
-    _x_code([v.language for v in s if v.language is not _U])
-    _x_code([v.status for v in s if v.status is not _U])
-    return None
-
-
-def _check_InvoiceLineItem(s):
-    for v in s:
-        if v.chargeItemCodeableConcept is not _U:
-            if v.chargeItemReference is not _U:
-                return "InvoiceLineItem.chargeItem[x]: exactly one"
-        elif not (v.chargeItemReference is not _U):
-            return "InvoiceLineItem.chargeItem[x]: exactly one"
-    return None
-
-
-def _check_InvoiceLineItemPriceComponent(s):
-    _x_decimal([v.factor for v in s if v.factor is not _U])
-    _x_code([v.type for v in s if v.type is not _U])
-    return None
-
-
-def _check_Library(s):
-    _x_date([v.approvalDate for v in s if v.approvalDate is not _U])
-    _x_dateTime([v.date for v in s if v.date is not _U])
-    _x_id([v.id for v in s if v.id is not _U])
-    _x_uri([v.implicitRules for v in s if v.implicitRules is not _U])
-    _x_code([v.language for v in s if v.language is not _U])
-    _x_date([v.lastReviewDate for v in s if v.lastReviewDate is not _U])
-    _x_code([v.status for v in s if v.status is not _U])
-    _x_uri([v.url for v in s if v.url is not _U])
-    for v in s:
-        if v.subjectCodeableConcept is not _U:
-            if v.subjectReference is not _U:
-                return "Library.subject[x]: at most one"
-    return None
-
-
-def _check_Linkage(s):
-    _x_id([v.id for v in s if v.id is not _U])
-    _x_uri([v.implicitRules for v in s if v.implicitRules is not _U])
-    _x_code([v.language for v in s if v.language is not _U])
-    return None
-
-
-def _check_LinkageItem(s):
-    _x_code([v.type for v in s if v.type is not _U])
-    return None
-
-
-def _check_List(s):
-    _x_dateTime([v.date for v in s if v.date is not _U])
-    _x_id([v.id for v in s if v.id is not _U])
-    _x_uri([v.implicitRules for v in s if v.implicitRules is not _U])
-    _x_code([v.language for v in s if v.language is not _U])
-    _x_code([v.mode for v in s if v.mode is not _U])
-    _x_code([v.status for v in s if v.status is not _U])
-    return None
-
-
-def _check_ListEntry(s):
-    _x_dateTime([v.date for v in s if v.date is not _U])
-    return None
-
-
-def _check_Location(s):
-    _x_id([v.id for v in s if v.id is not _U])
-    _x_uri([v.implicitRules for v in s if v.implicitRules is not _U])
-    _x_code([v.language for v in s if v.language is not _U])
-    _x_code([v.mode for v in s if v.mode is not _U])
-    _x_code([v.status for v in s if v.status is not _U])
-    return None
-
-
-def _check_LocationHoursOfOperation(s):
-    _x_time([v.closingTime for v in s if v.closingTime is not _U])
-    _x_code([w for v in s if v.daysOfWeek is not _U for w in v.daysOfWeek])
-    _x_time([v.openingTime for v in s if v.openingTime is not _U])
-    return None
-
-
-def _check_LocationPosition(s):
-    _x_decimal([v.altitude for v in s if v.altitude is not _U])
-    _x_decimal([v.latitude for v in s if v.latitude is not _U])
-    _x_decimal([v.longitude for v in s if v.longitude is not _U])
-    return None
-
-
-def _check_ManufacturedItemDefinition(s):
-    _x_id([v.id for v in s if v.id is not _U])
-    _x_uri([v.implicitRules for v in s if v.implicitRules is not _U])
-    _x_code([v.language for v in s if v.language is not _U])
-    _x_code([v.status for v in s if v.status is not _U])
-    return None
-
-
-def _check_ManufacturedItemDefinitionProperty(s):
-    _x_date([v.valueDate for v in s if v.valueDate is not _U])
-    for v in s:
-        if v.valueAttachment is not _U:
-            if v.valueBoolean is not _U or v.valueCodeableConcept is not _U or v.valueDate is not _U or v.valueQuantity is not _U:
-                return "ManufacturedItemDefinitionProperty.value[x]: at most one"
-        elif v.valueBoolean is not _U:
-            if v.valueCodeableConcept is not _U or v.valueDate is not _U or v.valueQuantity is not _U:
-                return "ManufacturedItemDefinitionProperty.value[x]: at most one"
-        elif v.valueCodeableConcept is not _U:
-            if v.valueDate is not _U or v.valueQuantity is not _U:
-                return "ManufacturedItemDefinitionProperty.value[x]: at most one"
-        elif v.valueDate is not _U:
-            if v.valueQuantity is not _U:
-                return "ManufacturedItemDefinitionProperty.value[x]: at most one"
-    return None
-
-
-def _check_MarketingStatus(s):
-    _x_dateTime([v.restoreDate for v in s if v.restoreDate is not _U])
-    return None
-
-
-def _check_Measure(s):
-    _x_date([v.approvalDate for v in s if v.approvalDate is not _U])
-    _x_dateTime([v.date for v in s if v.date is not _U])
-    _x_id([v.id for v in s if v.id is not _U])
-    _x_uri([v.implicitRules for v in s if v.implicitRules is not _U])
-    _x_code([v.language for v in s if v.language is not _U])
-    _x_date([v.lastReviewDate for v in s if v.lastReviewDate is not _U])
-    _x_uri([w for v in s if v.library is not _U for w in v.library])
-    _x_code([v.status for v in s if v.status is not _U])
-    _x_uri([v.url for v in s if v.url is not _U])
-    for v in s:
-        if v.subjectCodeableConcept is not _U:
-            if v.subjectReference is not _U:
-                return "Measure.subject[x]: at most one"
-    return None
-
-
-def _check_MeasureReport(s):
-    _x_dateTime([v.date for v in s if v.date is not _U])
-    _x_id([v.id for v in s if v.id is not _U])
-    _x_uri([v.implicitRules for v in s if v.implicitRules is not _U])
-    _x_code([v.language for v in s if v.language is not _U])
-    _x_uri([v.measure for v in s if v.measure is not _U])
-    _x_code([v.status for v in s if v.status is not _U])
-    _x_code([v.type for v in s if v.type is not _U])
-    return None
-
-
-def _check_Media(s):
-    _x_dateTime([v.createdDateTime for v in s if v.createdDateTime is not _U])
-    _x_decimal([v.duration for v in s if v.duration is not _U])
-    _x_id([v.id for v in s if v.id is not _U])
-    _x_uri([v.implicitRules for v in s if v.implicitRules is not _U])
-    _x_instant([v.issued for v in s if v.issued is not _U])
-    _x_code([v.language for v in s if v.language is not _U])
-    _x_code([v.status for v in s if v.status is not _U])
-    for v in s:
-        if v.createdDateTime is not _U:
-            if v.createdPeriod is not _U:
-                return "Media.created[x]: at most one"
-    return None
-
-
-def _check_Medication(s):
-    _x_id([v.id for v in s if v.id is not _U])
-    _x_uri([v.implicitRules for v in s if v.implicitRules is not _U])
-    _x_code([v.language for v in s if v.language is not _U])
-    _x_code([v.status for v in s if v.status is not _U])
-    return None
-
-
-def _check_MedicationAdministration(s):
-    _x_dateTime([v.effectiveDateTime for v in s if v.effectiveDateTime is not _U])
-    _x_id([v.id for v in s if v.id is not _U])
-    _x_uri([v.implicitRules for v in s if v.implicitRules is not _U])
-    _x_uri([w for v in s if v.instantiates is not _U for w in v.instantiates])
-    _x_code([v.language for v in s if v.language is not _U])
-    _x_code([v.status for v in s if v.status is not _U])
-    for v in s:
-        if v.effectiveDateTime is not _U:
-            if v.effectivePeriod is not _U:
-                return "MedicationAdministration.effective[x]: exactly one"
-        elif not (v.effectivePeriod is not _U):
-            return "MedicationAdministration.effective[x]: exactly one"
-    for v in s:
-        if v.medicationCodeableConcept is not _U:
-            if v.medicationReference is not _U:
-                return "MedicationAdministration.medication[x]: exactly one"
-        elif not (v.medicationReference is not _U):
-            return "MedicationAdministration.medication[x]: exactly one"
-    return None
-
-
-def _check_MedicationAdministrationDosage(s):
-    for v in s:
-        if v.rateQuantity is not _U:
-            if v.rateRatio is not _U:
-                return "MedicationAdministrationDosage.rate[x]: at most one"
-    return None
-
-
-def _check_MedicationBatch(s):
-    _x_dateTime([v.expirationDate for v in s if v.expirationDate is not _U])
-    return None
-
-
-def _check_MedicationDispense(s):
-    _x_id([v.id for v in s if v.id is not _U])
-    _x_uri([v.implicitRules for v in s if v.implicitRules is not _U])
-    _x_code([v.language for v in s if v.language is not _U])
-    _x_code([v.status for v in s if v.status is not _U])
-    _x_dateTime([v.whenHandedOver for v in s if v.whenHandedOver is not _U])
-    _x_dateTime([v.whenPrepared for v in s if v.whenPrepared is not _U])
-    for v in s:
-        if v.medicationCodeableConcept is not _U:
-            if v.medicationReference is not _U:
-                return "MedicationDispense.medication[x]: exactly one"
-        elif not (v.medicationReference is not _U):
-            return "MedicationDispense.medication[x]: exactly one"
-    for v in s:
-        if v.statusReasonCodeableConcept is not _U:
-            if v.statusReasonReference is not _U:
-                return "MedicationDispense.statusReason[x]: at most one"
-    return None
-
-
-def _check_MedicationIngredient(s):
-    for v in s:
-        if v.itemCodeableConcept is not _U:
-            if v.itemReference is not _U:
-                return "MedicationIngredient.item[x]: exactly one"
-        elif not (v.itemReference is not _U):
-            return "MedicationIngredient.item[x]: exactly one"
-    return None
-
-
-def _check_MedicationKnowledge(s):
-    _x_id([v.id for v in s if v.id is not _U])
-    _x_uri([v.implicitRules for v in s if v.implicitRules is not _U])
-    _x_code([v.language for v in s if v.language is not _U])
-    _x_code([v.status for v in s if v.status is not _U])
-    return None
-
-
-def _check_MedicationKnowledgeAdministrationGuidelines(s):
-    for v in s:
-        if v.indicationCodeableConcept is not _U:
-            if v.indicationReference is not _U:
-                return "MedicationKnowledgeAdministrationGuidelines.indication[x]: at most one"
-    return None
-
-
-def _check_MedicationKnowledgeAdministrationGuidelinesPatientCharacteristics(s):
-    for v in s:
-        if v.characteristicCodeableConcept is not _U:
-            if v.characteristicQuantity is not _U:
-                return "MedicationKnowledgeAdministrationGuidelinesPatientCharacteristics.characteristic[x]: exactly one"
-        elif not (v.characteristicQuantity is not _U):
-            return "MedicationKnowledgeAdministrationGuidelinesPatientCharacteristics.characteristic[x]: exactly one"
-    return None
-
-
-def _check_MedicationKnowledgeDrugCharacteristic(s):
-    _x_base64Binary([v.valueBase64Binary for v in s if v.valueBase64Binary is not _U])
-    for v in s:
-        if v.valueBase64Binary is not _U:
-            if v.valueCodeableConcept is not _U or v.valueQuantity is not _U or v.valueString is not _U:
-                return "MedicationKnowledgeDrugCharacteristic.value[x]: at most one"
-        elif v.valueCodeableConcept is not _U:
-            if v.valueQuantity is not _U or v.valueString is not _U:
-                return "MedicationKnowledgeDrugCharacteristic.value[x]: at most one"
-        elif v.valueQuantity is not _U:
-            if v.valueString is not _U:
-                return "MedicationKnowledgeDrugCharacteristic.value[x]: at most one"
-    return None
-
-
-def _check_MedicationKnowledgeIngredient(s):
-    for v in s:
-        if v.itemCodeableConcept is not _U:
-            if v.itemReference is not _U:
-                return "MedicationKnowledgeIngredient.item[x]: exactly one"
-        elif not (v.itemReference is not _U):
-            return "MedicationKnowledgeIngredient.item[x]: exactly one"
-    return None
-
-
-def _check_MedicationRequest(s):
-    _x_dateTime([v.authoredOn for v in s if v.authoredOn is not _U])
-    _x_id([v.id for v in s if v.id is not _U])
-    _x_uri([v.implicitRules for v in s if v.implicitRules is not _U])
-    _x_uri([w for v in s if v.instantiatesCanonical is not _U for w in v.instantiatesCanonical])
-    _x_uri([w for v in s if v.instantiatesUri is not _U for w in v.instantiatesUri])
-    _x_code([v.intent for v in s if v.intent is not _U])
-    _x_code([v.language for v in s if v.language is not _U])
-    _x_code([v.priority for v in s if v.priority is not _U])
-    _x_code([v.status for v in s if v.status is not _U])
-    for v in s:
-        if v.medicationCodeableConcept is not _U:
-            if v.medicationReference is not _U:
-                return "MedicationRequest.medication[x]: exactly one"
-        elif not (v.medicationReference is not _U):
-            return "MedicationRequest.medication[x]: exactly one"
-    for v in s:
-        if v.reportedBoolean is not _U:
-            if v.reportedReference is not _U:
-                return "MedicationRequest.reported[x]: at most one"
-    return None
-
-
-def _check_MedicationRequestSubstitution(s):
-    for v in s:
-        if v.allowedBoolean is not _U:
-            if v.allowedCodeableConcept is not _U:
-                return "MedicationRequestSubstitution.allowed[x]: exactly one"
-        elif not (v.allowedCodeableConcept is not _U):
-            return "MedicationRequestSubstitution.allowed[x]: exactly one"
-    return None
-
-
-def _check_MedicationStatement(s):
-    _x_dateTime([v.dateAsserted for v in s if v.dateAsserted is not _U])
-    _x_dateTime([v.effectiveDateTime for v in s if v.effectiveDateTime is not _U])
-    _x_id([v.id for v in s if v.id is not _U])
-    _x_uri([v.implicitRules for v in s if v.implicitRules is not _U])
-    _x_code([v.language for v in s if v.language is not _U])
-    _x_code([v.status for v in s if v.status is not _U])
-    for v in s:
-        if v.effectiveDateTime is not _U:
-            if v.effectivePeriod is not _U:
-                return "MedicationStatement.effective[x]: at most one"
-    for v in s:
-        if v.medicationCodeableConcept is not _U:
-            if v.medicationReference is not _U:
-                return "MedicationStatement.medication[x]: exactly one"
-        elif not (v.medicationReference is not _U):
-            return "MedicationStatement.medication[x]: exactly one"
-    return None
-
-
-def _check_MedicinalProductDefinition(s):
-    _x_id([v.id for v in s if v.id is not _U])
-    _x_uri([v.implicitRules for v in s if v.implicitRules is not _U])
-    _x_code([v.language for v in s if v.language is not _U])
-    _x_dateTime([v.statusDate for v in s if v.statusDate is not _U])
-    return None
-
-
-def _check_MedicinalProductDefinitionCharacteristic(s):
-    _x_date([v.valueDate for v in s if v.valueDate is not _U])
-    for v in s:
-        if v.valueAttachment is not _U:
-            if v.valueBoolean is not _U or v.valueCodeableConcept is not _U or v.valueDate is not _U or v.valueQuantity is not _U:
-                return "MedicinalProductDefinitionCharacteristic.value[x]: at most one"
-        elif v.valueBoolean is not _U:
-            if v.valueCodeableConcept is not _U or v.valueDate is not _U or v.valueQuantity is not _U:
-                return "MedicinalProductDefinitionCharacteristic.value[x]: at most one"
-        elif v.valueCodeableConcept is not _U:
-            if v.valueDate is not _U or v.valueQuantity is not _U:
-                return "MedicinalProductDefinitionCharacteristic.value[x]: at most one"
-        elif v.valueDate is not _U:
-            if v.valueQuantity is not _U:
-                return "MedicinalProductDefinitionCharacteristic.value[x]: at most one"
-    return None
-
-
-def _check_MessageDefinition(s):
-    _x_uri([v.base for v in s if v.base is not _U])
-    _x_code([v.category for v in s if v.category is not _U])
-    _x_dateTime([v.date for v in s if v.date is not _U])
-    _x_uri([v.eventUri for v in s if v.eventUri is not _U])
-    _x_uri([w for v in s if v.graph is not _U for w in v.graph])
-    _x_id([v.id for v in s if v.id is not _U])
-    _x_uri([v.implicitRules for v in s if v.implicitRules is not _U])
-    _x_code([v.language for v in s if v.language is not _U])
-    _x_uri([w for v in s if v.parent is not _U for w in v.parent])
-    _x_uri([w for v in s if v.replaces is not _U for w in v.replaces])
-    _x_code([v.responseRequired for v in s if v.responseRequired is not _U])
-    _x_code([v.status for v in s if v.status is not _U])
-    _x_uri([v.url for v in s if v.url is not _U])
-    for v in s:
-        if v.eventCoding is not _U:
-            if v.eventUri is not _U:
-                return "MessageDefinition.event[x]: exactly one"
-        elif not (v.eventUri is not _U):
-            return "MessageDefinition.event[x]: exactly one"
-    return None
-
-
-def _check_MessageDefinitionAllowedResponse(s):
-    _x_uri([v.message for v in s if v.message is not _U])
-    return None
-
-
-def _check_MessageDefinitionFocus(s):
-    _x_code([v.code for v in s if v.code is not _U])
-    _x_uri([v.profile for v in s if v.profile is not _U])
-    return None
-
-
-def _check_MessageHeader(s):
-    _x_uri([v.definition for v in s if v.definition is not _U])
-    _x_uri([v.eventUri for v in s if v.eventUri is not _U])
-    _x_id([v.id for v in s if v.id is not _U])
-    _x_uri([v.implicitRules for v in s if v.implicitRules is not _U])
-    _x_code([v.language for v in s if v.language is not _U])
-    for v in s:
-        if v.eventCoding is not _U:
-            if v.eventUri is not _U:
-                return "MessageHeader.event[x]: exactly one"
-        elif not (v.eventUri is not _U):
-            return "MessageHeader.event[x]: exactly one"
-    return None
-
-
-def _check_MessageHeaderDestination(s):
-    _x_uri([v.endpoint for v in s if v.endpoint is not _U])
-    return None
-
-
-def _check_MessageHeaderResponse(s):
-    _x_code([v.code for v in s if v.code is not _U])
-    return None
-
-
-def _check_MessageHeaderSource(s):
-    _x_uri([v.endpoint for v in s if v.endpoint is not _U])
-    return None
-
-
-def _check_Meta(s):
-    _x_instant([v.lastUpdated for v in s if v.lastUpdated is not _U])
-    _x_uri([w for v in s if v.profile is not _U for w in v.profile])
-    _x_uri([v.source for v in s if v.source is not _U])
-    return None
-
-
-def _check_MolecularSequence(s):
-    _x_id([v.id for v in s if v.id is not _U])
-    _x_uri([v.implicitRules for v in s if v.implicitRules is not _U])
-    _x_code([v.language for v in s if v.language is not _U])
-    _x_code([v.type for v in s if v.type is not _U])
-    return None
-
-
-def _check_MolecularSequenceQuality(s):
-    _x_decimal([v.fScore for v in s if v.fScore is not _U])
-    _x_decimal([v.gtFP for v in s if v.gtFP is not _U])
-    _x_decimal([v.precision for v in s if v.precision is not _U])
-    _x_decimal([v.queryFP for v in s if v.queryFP is not _U])
-    _x_decimal([v.queryTP for v in s if v.queryTP is not _U])
-    _x_decimal([v.recall for v in s if v.recall is not _U])
-    _x_decimal([v.truthFN for v in s if v.truthFN is not _U])
-    _x_decimal([v.truthTP for v in s if v.truthTP is not _U])
-    _x_code([v.type for v in s if v.type is not _U])
-    return None
-
-
-def _check_MolecularSequenceQualityRoc(s):
-    _x_decimals([w for v in s if v.fMeasure is not _U for w in v.fMeasure])
-    _x_decimals([w for v in s if v.precision is not _U for w in v.precision])
-    _x_decimals([w for v in s if v.sensitivity is not _U for w in v.sensitivity])
-    return None
-
-
-def _check_MolecularSequenceReferenceSeq(s):
-    _x_code([v.orientation for v in s if v.orientation is not _U])
-    _x_code([v.strand for v in s if v.strand is not _U])
-    return None
-
-
-def _check_MolecularSequenceRepository(s):
-    _x_code([v.type for v in s if v.type is not _U])
-    _x_uri([v.url for v in s if v.url is not _U])
-    return None
-
-
-def _check_Money(s):
-    _x_code([v.currency for v in s if v.currency is not _U])
-    _x_decimal([v.value for v in s if v.value is not _U])
-    return None
-
-
-def _check_NamingSystem(s):
-    _x_dateTime([v.date for v in s if v.date is not _U])
-    _x_id([v.id for v in s if v.id is not _U])
-    _x_uri([v.implicitRules for v in s if v.implicitRules is not _U])
-    _x_code([v.kind for v in s if v.kind is not _U])
-    _x_code([v.language for v in s if v.language is not _U])
-    _x_code([v.status for v in s if v.status is not _U])
-    return None
-
-
-def _check_NamingSystemUniqueId(s):
-    _x_code([v.type for v in s if v.type is not _U])
-    return None
-
-
-def _check_Narrative(s):
-    _x_code([v.status for v in s if v.status is not _U])
-    return None
-
-
-def _check_NutritionOrder(s):
-    _x_dateTime([v.dateTime for v in s if v.dateTime is not _U])
-    _x_id([v.id for v in s if v.id is not _U])
-    _x_uri([v.implicitRules for v in s if v.implicitRules is not _U])
-    _x_uri([w for v in s if v.instantiates is not _U for w in v.instantiates])
-    _x_uri([w for v in s if v.instantiatesCanonical is not _U for w in v.instantiatesCanonical])
-    _x_uri([w for v in s if v.instantiatesUri is not _U for w in v.instantiatesUri])
-    _x_code([v.intent for v in s if v.intent is not _U])
-    _x_code([v.language for v in s if v.language is not _U])
-    _x_code([v.status for v in s if v.status is not _U])
-    return None
-
-
-def _check_NutritionOrderEnteralFormulaAdministration(s):
-    for v in s:
-        if v.rateQuantity is not _U:
-            if v.rateRatio is not _U:
-                return "NutritionOrderEnteralFormulaAdministration.rate[x]: at most one"
-    return None
-
-
-def _check_NutritionProduct(s):
-    _x_id([v.id for v in s if v.id is not _U])
-    _x_uri([v.implicitRules for v in s if v.implicitRules is not _U])
-    _x_code([v.language for v in s if v.language is not _U])
-    _x_code([v.status for v in s if v.status is not _U])
-    return None
-
-
-def _check_NutritionProductInstance(s):
-    _x_dateTime([v.expiry for v in s if v.expiry is not _U])
-    _x_dateTime([v.useBy for v in s if v.useBy is not _U])
-    return None
-
-
-def _check_NutritionProductProductCharacteristic(s):
-    _x_base64Binary([v.valueBase64Binary for v in s if v.valueBase64Binary is not _U])
-    for v in s:
-        if v.valueAttachment is not _U:
-            if v.valueBase64Binary is not _U or v.valueBoolean is not _U or v.valueCodeableConcept is not _U or v.valueQuantity is not _U or v.valueString is not _U:
-                return "NutritionProductProductCharacteristic.value[x]: exactly one"
-        elif v.valueBase64Binary is not _U:
-            if v.valueBoolean is not _U or v.valueCodeableConcept is not _U or v.valueQuantity is not _U or v.valueString is not _U:
-                return "NutritionProductProductCharacteristic.value[x]: exactly one"
-        elif v.valueBoolean is not _U:
-            if v.valueCodeableConcept is not _U or v.valueQuantity is not _U or v.valueString is not _U:
-                return "NutritionProductProductCharacteristic.value[x]: exactly one"
-        elif v.valueCodeableConcept is not _U:
-            if v.valueQuantity is not _U or v.valueString is not _U:
-                return "NutritionProductProductCharacteristic.value[x]: exactly one"
-        elif v.valueQuantity is not _U:
-            if v.valueString is not _U:
-                return "NutritionProductProductCharacteristic.value[x]: exactly one"
-        elif not (v.valueString is not _U):
-            return "NutritionProductProductCharacteristic.value[x]: exactly one"
-    return None
-
-
-def _check_Observation(s):
-    _x_dateTime([v.effectiveDateTime for v in s if v.effectiveDateTime is not _U])
-    _x_instant([v.effectiveInstant for v in s if v.effectiveInstant is not _U])
-    _x_id([v.id for v in s if v.id is not _U])
-    _x_uri([v.implicitRules for v in s if v.implicitRules is not _U])
-    _x_instant([v.issued for v in s if v.issued is not _U])
-    _x_code([v.language for v in s if v.language is not _U])
-    _x_code([v.status for v in s if v.status is not _U])
-    _x_dateTime([v.valueDateTime for v in s if v.valueDateTime is not _U])
-    _x_time([v.valueTime for v in s if v.valueTime is not _U])
-    for v in s:
-        if v.effectiveDateTime is not _U:
-            if v.effectiveInstant is not _U or v.effectivePeriod is not _U or v.effectiveTiming is not _U:
-                return "Observation.effective[x]: at most one"
-        elif v.effectiveInstant is not _U:
-            if v.effectivePeriod is not _U or v.effectiveTiming is not _U:
-                return "Observation.effective[x]: at most one"
-        elif v.effectivePeriod is not _U:
-            if v.effectiveTiming is not _U:
-                return "Observation.effective[x]: at most one"
-    if min(map(tuple.count, map(_f.astuple, s), _f.UNSETS)) < 47:
-        p = _f.span(Observation, "valueBoolean", "valueTime", 11)
-        for v in s:
-            if p(_f.astuple(v)).count(_U) < 10:
-                return "Observation.value[x]: at most one"
-    return None
-
-
-def _check_ObservationComponent(s):
-    _x_dateTime([v.valueDateTime for v in s if v.valueDateTime is not _U])
-    _x_time([v.valueTime for v in s if v.valueTime is not _U])
-    if min(map(tuple.count, map(_f.astuple, s), _f.UNSETS)) < 17:
-        p = _f.span(ObservationComponent, "valueBoolean", "valueTime", 11)
-        for v in s:
-            if p(_f.astuple(v)).count(_U) < 10:
-                return "ObservationComponent.value[x]: at most one"
-    return None
-
-
-def _check_ObservationDefinition(s):
-    _x_id([v.id for v in s if v.id is not _U])
-    _x_uri([v.implicitRules for v in s if v.implicitRules is not _U])
-    _x_code([v.language for v in s if v.language is not _U])
-    _x_code([w for v in s if v.permittedDataType is not _U for w in v.permittedDataType])
-    return None
-
-
-def _check_ObservationDefinitionQualifiedInterval(s):
-    _x_code([v.category for v in s if v.category is not _U])
-    _x_code([v.gender for v in s if v.gender is not _U])
-    return None
-
-
-def _check_ObservationDefinitionQuantitativeDetails(s):
-    _x_decimal([v.conversionFactor for v in s if v.conversionFactor is not _U])
-    return None
-
-
-def _check_OperationDefinition(s):
-    _x_uri([v.base for v in s if v.base is not _U])
-    _x_code([v.code for v in s if v.code is not _U])
-    _x_dateTime([v.date for v in s if v.date is not _U])
-    _x_id([v.id for v in s if v.id is not _U])
-    _x_uri([v.implicitRules for v in s if v.implicitRules is not _U])
-    _x_uri([v.inputProfile for v in s if v.inputProfile is not _U])
-    _x_code([v.kind for v in s if v.kind is not _U])
-    _x_code([v.language for v in s if v.language is not _U])
-    _x_uri([v.outputProfile for v in s if v.outputProfile is not _U])
-    _x_code([w for v in s if v.resource is not _U for w in v.resource])
-    _x_code([v.status for v in s if v.status is not _U])
-    _x_uri([v.url for v in s if v.url is not _U])
-    return None
-
-
-def _check_OperationDefinitionParameter(s):
-    _x_code([v.name for v in s if v.name is not _U])
-    _x_code([v.searchType for v in s if v.searchType is not _U])
-    _x_uri([w for v in s if v.targetProfile is not _U for w in v.targetProfile])
-    _x_code([v.type for v in s if v.type is not _U])
-    _x_code([v.use for v in s if v.use is not _U])
-    return None
-
-
-def _check_OperationDefinitionParameterBinding(s):
-    _x_code([v.strength for v in s if v.strength is not _U])
-    _x_uri([v.valueSet for v in s if v.valueSet is not _U])
-    return None
-
-
-def _check_OperationOutcome(s):
-    _x_id([v.id for v in s if v.id is not _U])
-    _x_uri([v.implicitRules for v in s if v.implicitRules is not _U])
-    _x_code([v.language for v in s if v.language is not _U])
-    return None
-
-
-def _check_OperationOutcomeIssue(s):
-    _x_code([v.code for v in s if v.code is not _U])
-    _x_code([v.severity for v in s if v.severity is not _U])
-    return None
-
-
-def _check_Organization(s):
-    _x_id([v.id for v in s if v.id is not _U])
-    _x_uri([v.implicitRules for v in s if v.implicitRules is not _U])
-    _x_code([v.language for v in s if v.language is not _U])
-    return None
-
-
-def _check_OrganizationAffiliation(s):
-    _x_id([v.id for v in s if v.id is not _U])
-    _x_uri([v.implicitRules for v in s if v.implicitRules is not _U])
-    _x_code([v.language for v in s if v.language is not _U])
-    return None
-
-
-def _check_PackagedProductDefinition(s):
-    _x_id([v.id for v in s if v.id is not _U])
-    _x_uri([v.implicitRules for v in s if v.implicitRules is not _U])
-    _x_code([v.language for v in s if v.language is not _U])
-    _x_dateTime([v.statusDate for v in s if v.statusDate is not _U])
-    return None
-
-
-def _check_PackagedProductDefinitionPackageProperty(s):
-    _x_date([v.valueDate for v in s if v.valueDate is not _U])
-    for v in s:
-        if v.valueAttachment is not _U:
-            if v.valueBoolean is not _U or v.valueCodeableConcept is not _U or v.valueDate is not _U or v.valueQuantity is not _U:
-                return "PackagedProductDefinitionPackageProperty.value[x]: at most one"
-        elif v.valueBoolean is not _U:
-            if v.valueCodeableConcept is not _U or v.valueDate is not _U or v.valueQuantity is not _U:
-                return "PackagedProductDefinitionPackageProperty.value[x]: at most one"
-        elif v.valueCodeableConcept is not _U:
-            if v.valueDate is not _U or v.valueQuantity is not _U:
-                return "PackagedProductDefinitionPackageProperty.value[x]: at most one"
-        elif v.valueDate is not _U:
-            if v.valueQuantity is not _U:
-                return "PackagedProductDefinitionPackageProperty.value[x]: at most one"
-    return None
-
-
-def _check_PackagedProductDefinitionPackageShelfLifeStorage(s):
-    for v in s:
-        if v.periodDuration is not _U:
-            if v.periodString is not _U:
-                return "PackagedProductDefinitionPackageShelfLifeStorage.period[x]: at most one"
-    return None
-
-
-def _check_ParameterDefinition(s):
-    _x_code([v.name for v in s if v.name is not _U])
-    _x_uri([v.profile for v in s if v.profile is not _U])
-    _x_code([v.type for v in s if v.type is not _U])
-    _x_code([v.use for v in s if v.use is not _U])
-    return None
-
-
-def _check_Parameters(s):
-    _x_id([v.id for v in s if v.id is not _U])
-    _x_uri([v.implicitRules for v in s if v.implicitRules is not _U])
-    _x_code([v.language for v in s if v.language is not _U])
-    return None
-
-
-def _check_ParametersParameter(s):
-    _x_base64Binary([v.valueBase64Binary for v in s if v.valueBase64Binary is not _U])
-    _x_uri([v.valueCanonical for v in s if v.valueCanonical is not _U])
-    _x_code([v.valueCode for v in s if v.valueCode is not _U])
-    _x_date([v.valueDate for v in s if v.valueDate is not _U])
-    _x_dateTime([v.valueDateTime for v in s if v.valueDateTime is not _U])
-    _x_decimal([v.valueDecimal for v in s if v.valueDecimal is not _U])
-    _x_instant([v.valueInstant for v in s if v.valueInstant is not _U])
-    _x_oid([v.valueOid for v in s if v.valueOid is not _U])
-    _x_time([v.valueTime for v in s if v.valueTime is not _U])
-    _x_uri([v.valueUri for v in s if v.valueUri is not _U])
-    _x_uri([v.valueUrl for v in s if v.valueUrl is not _U])
-    _x_uuid([v.valueUuid for v in s if v.valueUuid is not _U])
-    if min(map(tuple.count, map(_f.astuple, s), _f.UNSETS)) < 56:
-        p = _f.span(ParametersParameter, "valueAddress", "valueUuid", 50)
-        for v in s:
-            if p(_f.astuple(v)).count(_U) < 49:
-                return "ParametersParameter.value[x]: at most one"
-    return None
-
-
-def _check_Patient(s):
-    _x_date([v.birthDate for v in s if v.birthDate is not _U])
-    _x_dateTime([v.deceasedDateTime for v in s if v.deceasedDateTime is not _U])
-    _x_code([v.gender for v in s if v.gender is not _U])
-    _x_id([v.id for v in s if v.id is not _U])
-    _x_uri([v.implicitRules for v in s if v.implicitRules is not _U])
-    _x_code([v.language for v in s if v.language is not _U])
-    for v in s:
-        if v.deceasedBoolean is not _U:
-            if v.deceasedDateTime is not _U:
-                return "Patient.deceased[x]: at most one"
-    for v in s:
-        if v.multipleBirthBoolean is not _U:
-            if v.multipleBirthInteger is not _U:
-                return "Patient.multipleBirth[x]: at most one"
-    return None
-
-
-def _check_PatientContact(s):
-    _x_code([v.gender for v in s if v.gender is not _U])
-    return None
-
-
-def _check_PatientLink(s):
-    _x_code([v.type for v in s if v.type is not _U])
-    return None
-
-
-def _check_PaymentNotice(s):
-    _x_dateTime([v.created for v in s if v.created is not _U])
-    _x_id([v.id for v in s if v.id is not _U])
-    _x_uri([v.implicitRules for v in s if v.implicitRules is not _U])
-    _x_code([v.language for v in s if v.language is not _U])
-    _x_date([v.paymentDate for v in s if v.paymentDate is not _U])
-    _x_code([v.status for v in s if v.status is not _U])
-    return None
-
-
-def _check_PaymentReconciliation(s):
-    _x_dateTime([v.created for v in s if v.created is not _U])
-    _x_id([v.id for v in s if v.id is not _U])
-    _x_uri([v.implicitRules for v in s if v.implicitRules is not _U])
-    _x_code([v.language for v in s if v.language is not _U])
-    _x_code([v.outcome for v in s if v.outcome is not _U])
-    _x_date([v.paymentDate for v in s if v.paymentDate is not _U])
-    _x_code([v.status for v in s if v.status is not _U])
-    return None
-
-
-def _check_PaymentReconciliationDetail(s):
-    _x_date([v.date for v in s if v.date is not _U])
-    return None
-
-
-def _check_PaymentReconciliationProcessNote(s):
-    _x_code([v.type for v in s if v.type is not _U])
-    return None
-
-
-def _check_Period(s):
-    _x_dateTime([v.end for v in s if v.end is not _U])
-    _x_dateTime([v.start for v in s if v.start is not _U])
-    return None
-
-
-def _check_Person(s):
-    _x_date([v.birthDate for v in s if v.birthDate is not _U])
-    _x_code([v.gender for v in s if v.gender is not _U])
-    _x_id([v.id for v in s if v.id is not _U])
-    _x_uri([v.implicitRules for v in s if v.implicitRules is not _U])
-    _x_code([v.language for v in s if v.language is not _U])
-    return None
-
-
-def _check_PersonLink(s):
-    _x_code([v.assurance for v in s if v.assurance is not _U])
-    return None
-
-
-def _check_PlanDefinition(s):
-    _x_date([v.approvalDate for v in s if v.approvalDate is not _U])
-    _x_dateTime([v.date for v in s if v.date is not _U])
-    _x_id([v.id for v in s if v.id is not _U])
-    _x_uri([v.implicitRules for v in s if v.implicitRules is not _U])
-    _x_code([v.language for v in s if v.language is not _U])
-    _x_date([v.lastReviewDate for v in s if v.lastReviewDate is not _U])
-    _x_uri([w for v in s if v.library is not _U for w in v.library])
-    _x_code([v.status for v in s if v.status is not _U])
-    _x_uri([v.subjectCanonical for v in s if v.subjectCanonical is not _U])
-    _x_uri([v.url for v in s if v.url is not _U])
-    for v in s:
-        if v.subjectCanonical is not _U:
-            if v.subjectCodeableConcept is not _U or v.subjectReference is not _U:
-                return "PlanDefinition.subject[x]: at most one"
-        elif v.subjectCodeableConcept is not _U:
-            if v.subjectReference is not _U:
-                return "PlanDefinition.subject[x]: at most one"
-    return None
-
-
-def _check_PlanDefinitionAction(s):
-    _x_code([v.cardinalityBehavior for v in s if v.cardinalityBehavior is not _U])
-    _x_uri([v.definitionCanonical for v in s if v.definitionCanonical is not _U])
-    _x_uri([v.definitionUri for v in s if v.definitionUri is not _U])
-    _x_code([v.groupingBehavior for v in s if v.groupingBehavior is not _U])
-    _x_code([v.precheckBehavior for v in s if v.precheckBehavior is not _U])
-    _x_code([v.priority for v in s if v.priority is not _U])
-    _x_code([v.requiredBehavior for v in s if v.requiredBehavior is not _U])
-    _x_code([v.selectionBehavior for v in s if v.selectionBehavior is not _U])
-    _x_uri([v.subjectCanonical for v in s if v.subjectCanonical is not _U])
-    _x_dateTime([v.timingDateTime for v in s if v.timingDateTime is not _U])
-    _x_uri([v.transform for v in s if v.transform is not _U])
-    for v in s:
-        if v.definitionCanonical is not _U:
-            if v.definitionUri is not _U:
-                return "PlanDefinitionAction.definition[x]: at most one"
-    for v in s:
-        if v.subjectCanonical is not _U:
-            if v.subjectCodeableConcept is not _U or v.subjectReference is not _U:
-                return "PlanDefinitionAction.subject[x]: at most one"
-        elif v.subjectCodeableConcept is not _U:
-            if v.subjectReference is not _U:
-                return "PlanDefinitionAction.subject[x]: at most one"
-    for v in s:
-        if v.timingAge is not _U:
-            if v.timingDateTime is not _U or v.timingDuration is not _U or v.timingPeriod is not _U or v.timingRange is not _U or v.timingTiming is not _U:
-                return "PlanDefinitionAction.timing[x]: at most one"
-        elif v.timingDateTime is not _U:
-            if v.timingDuration is not _U or v.timingPeriod is not _U or v.timingRange is not _U or v.timingTiming is not _U:
-                return "PlanDefinitionAction.timing[x]: at most one"
-        elif v.timingDuration is not _U:
-            if v.timingPeriod is not _U or v.timingRange is not _U or v.timingTiming is not _U:
-                return "PlanDefinitionAction.timing[x]: at most one"
-        elif v.timingPeriod is not _U:
-            if v.timingRange is not _U or v.timingTiming is not _U:
-                return "PlanDefinitionAction.timing[x]: at most one"
-        elif v.timingRange is not _U:
-            if v.timingTiming is not _U:
-                return "PlanDefinitionAction.timing[x]: at most one"
-    return None
-
-
-def _check_PlanDefinitionActionCondition(s):
-    _x_code([v.kind for v in s if v.kind is not _U])
-    return None
-
-
-def _check_PlanDefinitionActionParticipant(s):
-    _x_code([v.type for v in s if v.type is not _U])
-    return None
-
-
-def _check_PlanDefinitionActionRelatedAction(s):
-    _x_code([v.relationship for v in s if v.relationship is not _U])
-    for v in s:
-        if v.offsetDuration is not _U:
-            if v.offsetRange is not _U:
-                return "PlanDefinitionActionRelatedAction.offset[x]: at most one"
-    return None
-
-
-def _check_PlanDefinitionGoalTarget(s):
-    for v in s:
-        if v.detailCodeableConcept is not _U:
-            if v.detailQuantity is not _U or v.detailRange is not _U:
-                return "PlanDefinitionGoalTarget.detail[x]: at most one"
-        elif v.detailQuantity is not _U:
-            if v.detailRange is not _U:
-                return "PlanDefinitionGoalTarget.detail[x]: at most one"
-    return None
-
-
-def _check_Population(s):
-    for v in s:
-        if v.ageCodeableConcept is not _U:
-            if v.ageRange is not _U:
-                return "Population.age[x]: at most one"
-    return None
-
-
-def _check_Practitioner(s):
-    _x_date([v.birthDate for v in s if v.birthDate is not _U])
-    _x_code([v.gender for v in s if v.gender is not _U])
-    _x_id([v.id for v in s if v.id is not _U])
-    _x_uri([v.implicitRules for v in s if v.implicitRules is not _U])
-    _x_code([v.language for v in s if v.language is not _U])
-    return None
-
-
-def _check_PractitionerRole(s):
-    _x_id([v.id for v in s if v.id is not _U])
-    _x_uri([v.implicitRules for v in s if v.implicitRules is not _U])
-    _x_code([v.language for v in s if v.language is not _U])
-    return None
-
-
-def _check_PractitionerRoleAvailableTime(s):
-    _x_time([v.availableEndTime for v in s if v.availableEndTime is not _U])
-    _x_time([v.availableStartTime for v in s if v.availableStartTime is not _U])
-    _x_code([w for v in s if v.daysOfWeek is not _U for w in v.daysOfWeek])
-    return None
-
-
-def _check_Procedure(s):
-    _x_id([v.id for v in s if v.id is not _U])
-    _x_uri([v.implicitRules for v in s if v.implicitRules is not _U])
-    _x_uri([w for v in s if v.instantiatesCanonical is not _U for w in v.instantiatesCanonical])
-    _x_uri([w for v in s if v.instantiatesUri is not _U for w in v.instantiatesUri])
-    _x_code([v.language for v in s if v.language is not _U])
-    _x_dateTime([v.performedDateTime for v in s if v.performedDateTime is not _U])
-    _x_code([v.status for v in s if v.status is not _U])
-    for v in s:
-        if v.performedAge is not _U:
-            if v.performedDateTime is not _U or v.performedPeriod is not _U or v.performedRange is not _U or v.performedString is not _U:
-                return "Procedure.performed[x]: at most one"
-        elif v.performedDateTime is not _U:
-            if v.performedPeriod is not _U or v.performedRange is not _U or v.performedString is not _U:
-                return "Procedure.performed[x]: at most one"
-        elif v.performedPeriod is not _U:
-            if v.performedRange is not _U or v.performedString is not _U:
-                return "Procedure.performed[x]: at most one"
-        elif v.performedRange is not _U:
-            if v.performedString is not _U:
-                return "Procedure.performed[x]: at most one"
-    return None
-
-
-def _check_Provenance(s):
-    _x_id([v.id for v in s if v.id is not _U])
-    _x_uri([v.implicitRules for v in s if v.implicitRules is not _U])
-    _x_code([v.language for v in s if v.language is not _U])
-    _x_dateTime([v.occurredDateTime for v in s if v.occurredDateTime is not _U])
-    _x_uri([w for v in s if v.policy is not _U for w in v.policy])
-    _x_instant([v.recorded for v in s if v.recorded is not _U])
-    for v in s:
-        if v.occurredDateTime is not _U:
-            if v.occurredPeriod is not _U:
-                return "Provenance.occurred[x]: at most one"
-    return None
-
-
-def _check_ProvenanceEntity(s):
-    _x_code([v.role for v in s if v.role is not _U])
-    return None
-
-
-def _check_Quantity(s):
-    _x_code([v.code for v in s if v.code is not _U])
-    _x_code([v.comparator for v in s if v.comparator is not _U])
-    _x_uri([v.system for v in s if v.system is not _U])
-    _x_decimal([v.value for v in s if v.value is not _U])
-    return None
-
-
-def _check_Questionnaire(s):
-    _x_date([v.approvalDate for v in s if v.approvalDate is not _U])
-    _x_dateTime([v.date for v in s if v.date is not _U])
-    _x_uri([w for v in s if v.derivedFrom is not _U for w in v.derivedFrom])
-    _x_id([v.id for v in s if v.id is not _U])
-    _x_uri([v.implicitRules for v in s if v.implicitRules is not _U])
-    _x_code([v.language for v in s if v.language is not _U])
-    _x_date([v.lastReviewDate for v in s if v.lastReviewDate is not _U])
-    _x_code([v.status for v in s if v.status is not _U])
-    _x_code([w for v in s if v.subjectType is not _U for w in v.subjectType])
-    _x_uri([v.url for v in s if v.url is not _U])
-    return None
-
-
-def _check_QuestionnaireItem(s):
-    _x_uri([v.answerValueSet for v in s if v.answerValueSet is not _U])
-    _x_uri([v.definition for v in s if v.definition is not _U])
-    _x_code([v.enableBehavior for v in s if v.enableBehavior is not _U])
-    _x_code([v.type for v in s if v.type is not _U])
-    return None
-
-
-def _check_QuestionnaireItemAnswerOption(s):
-    _x_date([v.valueDate for v in s if v.valueDate is not _U])
-    _x_time([v.valueTime for v in s if v.valueTime is not _U])
-    for v in s:
-        if v.valueCoding is not _U:
-            if v.valueDate is not _U or v.valueInteger is not _U or v.valueReference is not _U or v.valueString is not _U or v.valueTime is not _U:
-                return "QuestionnaireItemAnswerOption.value[x]: exactly one"
-        elif v.valueDate is not _U:
-            if v.valueInteger is not _U or v.valueReference is not _U or v.valueString is not _U or v.valueTime is not _U:
-                return "QuestionnaireItemAnswerOption.value[x]: exactly one"
-        elif v.valueInteger is not _U:
-            if v.valueReference is not _U or v.valueString is not _U or v.valueTime is not _U:
-                return "QuestionnaireItemAnswerOption.value[x]: exactly one"
-        elif v.valueReference is not _U:
-            if v.valueString is not _U or v.valueTime is not _U:
-                return "QuestionnaireItemAnswerOption.value[x]: exactly one"
-        elif v.valueString is not _U:
-            if v.valueTime is not _U:
-                return "QuestionnaireItemAnswerOption.value[x]: exactly one"
-        elif not (v.valueTime is not _U):
-            return "QuestionnaireItemAnswerOption.value[x]: exactly one"
-    return None
-
-
-def _check_QuestionnaireItemEnableWhen(s):
-    _x_date([v.answerDate for v in s if v.answerDate is not _U])
-    _x_dateTime([v.answerDateTime for v in s if v.answerDateTime is not _U])
-    _x_decimal([v.answerDecimal for v in s if v.answerDecimal is not _U])
-    _x_time([v.answerTime for v in s if v.answerTime is not _U])
-    _x_code([v.operator for v in s if v.operator is not _U])
-    c = list(map(tuple.count, map(_f.span(QuestionnaireItemEnableWhen, "answerBoolean", "answerTime", 10), map(_f.astuple, s)), _f.UNSETS))
-    if min(c) != 9 or max(c) != 9:
-        return "QuestionnaireItemEnableWhen.answer[x]: exactly one"
-    return None
-
-
-def _check_QuestionnaireItemInitial(s):
-    _x_date([v.valueDate for v in s if v.valueDate is not _U])
-    _x_dateTime([v.valueDateTime for v in s if v.valueDateTime is not _U])
-    _x_decimal([v.valueDecimal for v in s if v.valueDecimal is not _U])
-    _x_time([v.valueTime for v in s if v.valueTime is not _U])
-    _x_uri([v.valueUri for v in s if v.valueUri is not _U])
-    c = list(map(tuple.count, map(_f.span(QuestionnaireItemInitial, "valueAttachment", "valueUri", 12), map(_f.astuple, s)), _f.UNSETS))
-    if min(c) != 11 or max(c) != 11:
-        return "QuestionnaireItemInitial.value[x]: exactly one"
-    return None
-
-
-def _check_QuestionnaireResponse(s):
-    _x_dateTime([v.authored for v in s if v.authored is not _U])
-    _x_id([v.id for v in s if v.id is not _U])
-    _x_uri([v.implicitRules for v in s if v.implicitRules is not _U])
-    _x_code([v.language for v in s if v.language is not _U])
-    _x_uri([v.questionnaire for v in s if v.questionnaire is not _U])
-    _x_code([v.status for v in s if v.status is not _U])
-    return None
-
-
-def _check_QuestionnaireResponseItem(s):
-    _x_uri([v.definition for v in s if v.definition is not _U])
-    return None
-
-
-def _check_QuestionnaireResponseItemAnswer(s):
-    _x_date([v.valueDate for v in s if v.valueDate is not _U])
-    _x_dateTime([v.valueDateTime for v in s if v.valueDateTime is not _U])
-    _x_decimal([v.valueDecimal for v in s if v.valueDecimal is not _U])
-    _x_time([v.valueTime for v in s if v.valueTime is not _U])
-    _x_uri([v.valueUri for v in s if v.valueUri is not _U])
-    if min(map(tuple.count, map(_f.astuple, s), _f.UNSETS)) < 16:
-        p = _f.span(QuestionnaireResponseItemAnswer, "valueAttachment", "valueUri", 12)
-        for v in s:
-            if p(_f.astuple(v)).count(_U) < 11:
-                return "QuestionnaireResponseItemAnswer.value[x]: at most one"
-    return None
-
-
-def _check_Reference(s):
-    _x_uri([v.type for v in s if v.type is not _U])
-    return None
-
-
-def _check_RegulatedAuthorization(s):
-    _x_id([v.id for v in s if v.id is not _U])
-    _x_uri([v.implicitRules for v in s if v.implicitRules is not _U])
-    _x_code([v.language for v in s if v.language is not _U])
-    _x_dateTime([v.statusDate for v in s if v.statusDate is not _U])
-    return None
-
-
-def _check_RegulatedAuthorizationCase(s):
-    _x_dateTime([v.dateDateTime for v in s if v.dateDateTime is not _U])
-    for v in s:
-        if v.dateDateTime is not _U:
-            if v.datePeriod is not _U:
-                return "RegulatedAuthorizationCase.date[x]: at most one"
-    return None
-
-
-def _check_RelatedArtifact(s):
-    _x_uri([v.resource for v in s if v.resource is not _U])
-    _x_code([v.type for v in s if v.type is not _U])
-    _x_uri([v.url for v in s if v.url is not _U])
-    return None
-
-
-def _check_RelatedPerson(s):
-    _x_date([v.birthDate for v in s if v.birthDate is not _U])
-    _x_code([v.gender for v in s if v.gender is not _U])
-    _x_id([v.id for v in s if v.id is not _U])
-    _x_uri([v.implicitRules for v in s if v.implicitRules is not _U])
-    _x_code([v.language for v in s if v.language is not _U])
-    return None
-
-
-def _check_RequestGroup(s):
-    _x_dateTime([v.authoredOn for v in s if v.authoredOn is not _U])
-    _x_id([v.id for v in s if v.id is not _U])
-    _x_uri([v.implicitRules for v in s if v.implicitRules is not _U])
-    _x_uri([w for v in s if v.instantiatesCanonical is not _U for w in v.instantiatesCanonical])
-    _x_uri([w for v in s if v.instantiatesUri is not _U for w in v.instantiatesUri])
-    _x_code([v.intent for v in s if v.intent is not _U])
-    _x_code([v.language for v in s if v.language is not _U])
-    _x_code([v.priority for v in s if v.priority is not _U])
-    _x_code([v.status for v in s if v.status is not _U])
-    return None
-
-
-def _check_RequestGroupAction(s):
-    _x_code([v.cardinalityBehavior for v in s if v.cardinalityBehavior is not _U])
-    _x_code([v.groupingBehavior for v in s if v.groupingBehavior is not _U])
-    _x_code([v.precheckBehavior for v in s if v.precheckBehavior is not _U])
-    _x_code([v.priority for v in s if v.priority is not _U])
-    _x_code([v.requiredBehavior for v in s if v.requiredBehavior is not _U])
-    _x_code([v.selectionBehavior for v in s if v.selectionBehavior is not _U])
-    _x_dateTime([v.timingDateTime for v in s if v.timingDateTime is not _U])
-    for v in s:
-        if v.timingAge is not _U:
-            if v.timingDateTime is not _U or v.timingDuration is not _U or v.timingPeriod is not _U or v.timingRange is not _U or v.timingTiming is not _U:
-                return "RequestGroupAction.timing[x]: at most one"
-        elif v.timingDateTime is not _U:
-            if v.timingDuration is not _U or v.timingPeriod is not _U or v.timingRange is not _U or v.timingTiming is not _U:
-                return "RequestGroupAction.timing[x]: at most one"
-        elif v.timingDuration is not _U:
-            if v.timingPeriod is not _U or v.timingRange is not _U or v.timingTiming is not _U:
-                return "RequestGroupAction.timing[x]: at most one"
-        elif v.timingPeriod is not _U:
-            if v.timingRange is not _U or v.timingTiming is not _U:
-                return "RequestGroupAction.timing[x]: at most one"
-        elif v.timingRange is not _U:
-            if v.timingTiming is not _U:
-                return "RequestGroupAction.timing[x]: at most one"
-    return None
-
-
-def _check_RequestGroupActionCondition(s):
-    _x_code([v.kind for v in s if v.kind is not _U])
-    return None
-
-
-def _check_RequestGroupActionRelatedAction(s):
-    _x_code([v.relationship for v in s if v.relationship is not _U])
-    for v in s:
-        if v.offsetDuration is not _U:
-            if v.offsetRange is not _U:
-                return "RequestGroupActionRelatedAction.offset[x]: at most one"
-    return None
-
-
-def _check_ResearchDefinition(s):
-    _x_date([v.approvalDate for v in s if v.approvalDate is not _U])
-    _x_dateTime([v.date for v in s if v.date is not _U])
-    _x_id([v.id for v in s if v.id is not _U])
-    _x_uri([v.implicitRules for v in s if v.implicitRules is not _U])
-    _x_code([v.language for v in s if v.language is not _U])
-    _x_date([v.lastReviewDate for v in s if v.lastReviewDate is not _U])
-    _x_uri([w for v in s if v.library is not _U for w in v.library])
-    _x_code([v.status for v in s if v.status is not _U])
-    _x_uri([v.url for v in s if v.url is not _U])
-    for v in s:
-        if v.subjectCodeableConcept is not _U:
-            if v.subjectReference is not _U:
-                return "ResearchDefinition.subject[x]: at most one"
-    return None
-
-
-def _check_ResearchElementDefinition(s):
-    _x_date([v.approvalDate for v in s if v.approvalDate is not _U])
-    _x_dateTime([v.date for v in s if v.date is not _U])
-    _x_id([v.id for v in s if v.id is not _U])
-    _x_uri([v.implicitRules for v in s if v.implicitRules is not _U])
-    _x_code([v.language for v in s if v.language is not _U])
-    _x_date([v.lastReviewDate for v in s if v.lastReviewDate is not _U])
-    _x_uri([w for v in s if v.library is not _U for w in v.library])
-    _x_code([v.status for v in s if v.status is not _U])
-    _x_code([v.type for v in s if v.type is not _U])
-    _x_uri([v.url for v in s if v.url is not _U])
-    _x_code([v.variableType for v in s if v.variableType is not _U])
-    for v in s:
-        if v.subjectCodeableConcept is not _U:
-            if v.subjectReference is not _U:
-                return "ResearchElementDefinition.subject[x]: at most one"
-    return None
-
-
-def _check_ResearchElementDefinitionCharacteristic(s):
-    _x_uri([v.definitionCanonical for v in s if v.definitionCanonical is not _U])
-    _x_dateTime([v.participantEffectiveDateTime for v in s if v.participantEffectiveDateTime is not _U])
-    _x_code([v.participantEffectiveGroupMeasure for v in s if v.participantEffectiveGroupMeasure is not _U])
-    _x_dateTime([v.studyEffectiveDateTime for v in s if v.studyEffectiveDateTime is not _U])
-    _x_code([v.studyEffectiveGroupMeasure for v in s if v.studyEffectiveGroupMeasure is not _U])
-    for v in s:
-        if v.definitionCanonical is not _U:
-            if v.definitionCodeableConcept is not _U or v.definitionDataRequirement is not _U or v.definitionExpression is not _U:
-                return "ResearchElementDefinitionCharacteristic.definition[x]: exactly one"
-        elif v.definitionCodeableConcept is not _U:
-            if v.definitionDataRequirement is not _U or v.definitionExpression is not _U:
-                return "ResearchElementDefinitionCharacteristic.definition[x]: exactly one"
-        elif v.definitionDataRequirement is not _U:
-            if v.definitionExpression is not _U:
-                return "ResearchElementDefinitionCharacteristic.definition[x]: exactly one"
-        elif not (v.definitionExpression is not _U):
-            return "ResearchElementDefinitionCharacteristic.definition[x]: exactly one"
-    for v in s:
-        if v.participantEffectiveDateTime is not _U:
-            if v.participantEffectiveDuration is not _U or v.participantEffectivePeriod is not _U or v.participantEffectiveTiming is not _U:
-                return "ResearchElementDefinitionCharacteristic.participantEffective[x]: at most one"
-        elif v.participantEffectiveDuration is not _U:
-            if v.participantEffectivePeriod is not _U or v.participantEffectiveTiming is not _U:
-                return "ResearchElementDefinitionCharacteristic.participantEffective[x]: at most one"
-        elif v.participantEffectivePeriod is not _U:
-            if v.participantEffectiveTiming is not _U:
-                return "ResearchElementDefinitionCharacteristic.participantEffective[x]: at most one"
-    for v in s:
-        if v.studyEffectiveDateTime is not _U:
-            if v.studyEffectiveDuration is not _U or v.studyEffectivePeriod is not _U or v.studyEffectiveTiming is not _U:
-                return "ResearchElementDefinitionCharacteristic.studyEffective[x]: at most one"
-        elif v.studyEffectiveDuration is not _U:
-            if v.studyEffectivePeriod is not _U or v.studyEffectiveTiming is not _U:
-                return "ResearchElementDefinitionCharacteristic.studyEffective[x]: at most one"
-        elif v.studyEffectivePeriod is not _U:
-            if v.studyEffectiveTiming is not _U:
-                return "ResearchElementDefinitionCharacteristic.studyEffective[x]: at most one"
-    return None
-
-
-def _check_ResearchStudy(s):
-    _x_id([v.id for v in s if v.id is not _U])
-    _x_uri([v.implicitRules for v in s if v.implicitRules is not _U])
-    _x_code([v.language for v in s if v.language is not _U])
-    _x_code([v.status for v in s if v.status is not _U])
-    return None
-
-
-def _check_ResearchSubject(s):
-    _x_id([v.id for v in s if v.id is not _U])
-    _x_uri([v.implicitRules for v in s if v.implicitRules is not _U])
-    _x_code([v.language for v in s if v.language is not _U])
-    _x_code([v.status for v in s if v.status is not _U])
-    return None
-
-
-def _check_Resource(s):
-    _x_uri([v.implicitRules for v in s if v.implicitRules is not _U])
-    _x_code([v.language for v in s if v.language is not _U])
-    return None
-
-
-def _check_RiskAssessment(s):
-    _x_id([v.id for v in s if v.id is not _U])
-    _x_uri([v.implicitRules for v in s if v.implicitRules is not _U])
-    _x_code([v.language for v in s if v.language is not _U])
-    _x_dateTime([v.occurrenceDateTime for v in s if v.occurrenceDateTime is not _U])
-    _x_code([v.status for v in s if v.status is not _U])
-    for v in s:
-        if v.occurrenceDateTime is not _U:
-            if v.occurrencePeriod is not _U:
-                return "RiskAssessment.occurrence[x]: at most one"
-    return None
-
-
-def _check_RiskAssessmentPrediction(s):
-    _x_decimal([v.probabilityDecimal for v in s if v.probabilityDecimal is not _U])
-    _x_decimal([v.relativeRisk for v in s if v.relativeRisk is not _U])
-    for v in s:
-        if v.probabilityDecimal is not _U:
-            if v.probabilityRange is not _U:
-                return "RiskAssessmentPrediction.probability[x]: at most one"
-    for v in s:
-        if v.whenPeriod is not _U:
-            if v.whenRange is not _U:
-                return "RiskAssessmentPrediction.when[x]: at most one"
-    return None
-
-
-def _check_SampledData(s):
-    _x_decimal([v.factor for v in s if v.factor is not _U])
-    _x_decimal([v.lowerLimit for v in s if v.lowerLimit is not _U])
-    _x_decimal([v.period for v in s if v.period is not _U])
-    _x_decimal([v.upperLimit for v in s if v.upperLimit is not _U])
-    return None
-
-
-def _check_Schedule(s):
-    _x_id([v.id for v in s if v.id is not _U])
-    _x_uri([v.implicitRules for v in s if v.implicitRules is not _U])
-    _x_code([v.language for v in s if v.language is not _U])
-    return None
-
-
-def _check_SearchParameter(s):
-    _x_code([w for v in s if v.base is not _U for w in v.base])
-    _x_code([v.code for v in s if v.code is not _U])
-    _x_code([w for v in s if v.comparator is not _U for w in v.comparator])
-    _x_dateTime([v.date for v in s if v.date is not _U])
-    _x_uri([v.derivedFrom for v in s if v.derivedFrom is not _U])
-    _x_id([v.id for v in s if v.id is not _U])
-    _x_uri([v.implicitRules for v in s if v.implicitRules is not _U])
-    _x_code([v.language for v in s if v.language is not _U])
-    _x_code([w for v in s if v.modifier is not _U for w in v.modifier])
-    _x_code([v.status for v in s if v.status is not _U])
-    _x_code([w for v in s if v.target is not _U for w in v.target])
-    _x_code([v.type for v in s if v.type is not _U])
-    _x_uri([v.url for v in s if v.url is not _U])
-    _x_code([v.xpathUsage for v in s if v.xpathUsage is not _U])
-    return None
-
-
-def _check_SearchParameterComponent(s):
-    _x_uri([v.definition for v in s if v.definition is not _U])
-    return None
-
-
-def _check_ServiceRequest(s):
-    _x_dateTime([v.authoredOn for v in s if v.authoredOn is not _U])
-    _x_id([v.id for v in s if v.id is not _U])
-    _x_uri([v.implicitRules for v in s if v.implicitRules is not _U])
-    _x_uri([w for v in s if v.instantiatesCanonical is not _U for w in v.instantiatesCanonical])
-    _x_uri([w for v in s if v.instantiatesUri is not _U for w in v.instantiatesUri])
-    _x_code([v.intent for v in s if v.intent is not _U])
-    _x_code([v.language for v in s if v.language is not _U])
-    _x_dateTime([v.occurrenceDateTime for v in s if v.occurrenceDateTime is not _U])
-    _x_code([v.priority for v in s if v.priority is not _U])
-    _x_code([v.status for v in s if v.status is not _U])
-    for v in s:
-        if v.asNeededBoolean is not _U:
-            if v.asNeededCodeableConcept is not _U:
-                return "ServiceRequest.asNeeded[x]: at most one"
-    for v in s:
-        if v.occurrenceDateTime is not _U:
-            if v.occurrencePeriod is not _U or v.occurrenceTiming is not _U:
-                return "ServiceRequest.occurrence[x]: at most one"
-        elif v.occurrencePeriod is not _U:
-            if v.occurrenceTiming is not _U:
-                return "ServiceRequest.occurrence[x]: at most one"
-    for v in s:
-        if v.quantityQuantity is not _U:
-            if v.quantityRange is not _U or v.quantityRatio is not _U:
-                return "ServiceRequest.quantity[x]: at most one"
-        elif v.quantityRange is not _U:
-            if v.quantityRatio is not _U:
-                return "ServiceRequest.quantity[x]: at most one"
-    return None
-
-
-def _check_Signature(s):
-    _x_base64Binary([v.data for v in s if v.data is not _U])
-    _x_code([v.sigFormat for v in s if v.sigFormat is not _U])
-    _x_code([v.targetFormat for v in s if v.targetFormat is not _U])
-    _x_instant([v.when for v in s if v.when is not _U])
-    return None
-
-
-def _check_Slot(s):
-    _x_instant([v.end for v in s if v.end is not _U])
-    _x_id([v.id for v in s if v.id is not _U])
-    _x_uri([v.implicitRules for v in s if v.implicitRules is not _U])
-    _x_code([v.language for v in s if v.language is not _U])
-    _x_instant([v.start for v in s if v.start is not _U])
-    _x_code([v.status for v in s if v.status is not _U])
-    return None
-
-
-def _check_Specimen(s):
-    _x_id([v.id for v in s if v.id is not _U])
-    _x_uri([v.implicitRules for v in s if v.implicitRules is not _U])
-    _x_code([v.language for v in s if v.language is not _U])
-    _x_dateTime([v.receivedTime for v in s if v.receivedTime is not _U])
-    _x_code([v.status for v in s if v.status is not _U])
-    return None
-
-
-def _check_SpecimenCollection(s):
-    _x_dateTime([v.collectedDateTime for v in s if v.collectedDateTime is not _U])
-    for v in s:
-        if v.collectedDateTime is not _U:
-            if v.collectedPeriod is not _U:
-                return "SpecimenCollection.collected[x]: at most one"
-    for v in s:
-        if v.fastingStatusCodeableConcept is not _U:
-            if v.fastingStatusDuration is not _U:
-                return "SpecimenCollection.fastingStatus[x]: at most one"
-    return None
-
-
-def _check_SpecimenContainer(s):
-    for v in s:
-        if v.additiveCodeableConcept is not _U:
-            if v.additiveReference is not _U:
-                return "SpecimenContainer.additive[x]: at most one"
-    return None
-
-
-def _check_SpecimenDefinition(s):
-    _x_id([v.id for v in s if v.id is not _U])
-    _x_uri([v.implicitRules for v in s if v.implicitRules is not _U])
-    _x_code([v.language for v in s if v.language is not _U])
-    return None
-
-
-def _check_SpecimenDefinitionTypeTested(s):
-    _x_code([v.preference for v in s if v.preference is not _U])
-    return None
-
-
-def _check_SpecimenDefinitionTypeTestedContainer(s):
-    for v in s:
-        if v.minimumVolumeQuantity is not _U:
-            if v.minimumVolumeString is not _U:
-                return "SpecimenDefinitionTypeTestedContainer.minimumVolume[x]: at most one"
-    return None
-
-
-def _check_SpecimenDefinitionTypeTestedContainerAdditive(s):
-    for v in s:
-        if v.additiveCodeableConcept is not _U:
-            if v.additiveReference is not _U:
-                return "SpecimenDefinitionTypeTestedContainerAdditive.additive[x]: exactly one"
-        elif not (v.additiveReference is not _U):
-            return "SpecimenDefinitionTypeTestedContainerAdditive.additive[x]: exactly one"
-    return None
-
-
-def _check_SpecimenProcessing(s):
-    _x_dateTime([v.timeDateTime for v in s if v.timeDateTime is not _U])
-    for v in s:
-        if v.timeDateTime is not _U:
-            if v.timePeriod is not _U:
-                return "SpecimenProcessing.time[x]: at most one"
-    return None
-
-
-def _check_StructureDefinition(s):
-    _x_uri([v.baseDefinition for v in s if v.baseDefinition is not _U])
-    _x_dateTime([v.date for v in s if v.date is not _U])
-    _x_code([v.derivation for v in s if v.derivation is not _U])
-    _x_code([v.fhirVersion for v in s if v.fhirVersion is not _U])
-    _x_id([v.id for v in s if v.id is not _U])
-    _x_uri([v.implicitRules for v in s if v.implicitRules is not _U])
-    _x_code([v.kind for v in s if v.kind is not _U])
-    _x_code([v.language for v in s if v.language is not _U])
-    _x_code([v.status for v in s if v.status is not _U])
-    _x_uri([v.type for v in s if v.type is not _U])
-    _x_uri([v.url for v in s if v.url is not _U])
-    return None
-
-
-def _check_StructureDefinitionContext(s):
-    _x_code([v.type for v in s if v.type is not _U])
-    return None
-
-
-def _check_StructureDefinitionMapping(s):
-    _x_uri([v.uri for v in s if v.uri is not _U])
-    return None
-
-
-def _check_StructureMap(s):
-    _x_dateTime([v.date for v in s if v.date is not _U])
-    _x_id([v.id for v in s if v.id is not _U])
-    _x_uri([v.implicitRules for v in s if v.implicitRules is not _U])
-    _x_uri([w for v in s if v.import_ is not _U for w in v.import_])
-    _x_code([v.language for v in s if v.language is not _U])
-    _x_code([v.status for v in s if v.status is not _U])
-    _x_uri([v.url for v in s if v.url is not _U])
-    return None
-
-
-def _check_StructureMapGroup(s):
-    _x_code([v.typeMode for v in s if v.typeMode is not _U])
-    return None
-
-
-def _check_StructureMapGroupInput(s):
-    _x_code([v.mode for v in s if v.mode is not _U])
-    return None
-
-
-def _check_StructureMapGroupRuleSource(s):
-    _x_base64Binary([v.defaultValueBase64Binary for v in s if v.defaultValueBase64Binary is not _U])
-    _x_uri([v.defaultValueCanonical for v in s if v.defaultValueCanonical is not _U])
-    _x_code([v.defaultValueCode for v in s if v.defaultValueCode is not _U])
-    _x_date([v.defaultValueDate for v in s if v.defaultValueDate is not _U])
-    _x_dateTime([v.defaultValueDateTime for v in s if v.defaultValueDateTime is not _U])
-    _x_decimal([v.defaultValueDecimal for v in s if v.defaultValueDecimal is not _U])
-    _x_instant([v.defaultValueInstant for v in s if v.defaultValueInstant is not _U])
-    _x_oid([v.defaultValueOid for v in s if v.defaultValueOid is not _U])
-    _x_time([v.defaultValueTime for v in s if v.defaultValueTime is not _U])
-    _x_uri([v.defaultValueUri for v in s if v.defaultValueUri is not _U])
-    _x_uri([v.defaultValueUrl for v in s if v.defaultValueUrl is not _U])
-    _x_uuid([v.defaultValueUuid for v in s if v.defaultValueUuid is not _U])
-    _x_code([v.listMode for v in s if v.listMode is not _U])
-    if min(map(tuple.count, map(_f.astuple, s), _f.UNSETS)) < 72:
-        p = _f.span(StructureMapGroupRuleSource, "defaultValueAddress", "defaultValueUuid", 50)
-        for v in s:
-            if p(_f.astuple(v)).count(_U) < 49:
-                return "StructureMapGroupRuleSource.defaultValue[x]: at most one"
-    return None
-
-
-def _check_StructureMapGroupRuleTarget(s):
-    _x_code([v.contextType for v in s if v.contextType is not _U])
-    _x_code([w for v in s if v.listMode is not _U for w in v.listMode])
-    _x_code([v.transform for v in s if v.transform is not _U])
-    return None
-
-
-def _check_StructureMapGroupRuleTargetParameter(s):
-    _x_decimal([v.valueDecimal for v in s if v.valueDecimal is not _U])
-    for v in s:
-        if v.valueBoolean is not _U:
-            if v.valueDecimal is not _U or v.valueId is not _U or v.valueInteger is not _U or v.valueString is not _U:
-                return "StructureMapGroupRuleTargetParameter.value[x]: exactly one"
-        elif v.valueDecimal is not _U:
-            if v.valueId is not _U or v.valueInteger is not _U or v.valueString is not _U:
-                return "StructureMapGroupRuleTargetParameter.value[x]: exactly one"
-        elif v.valueId is not _U:
-            if v.valueInteger is not _U or v.valueString is not _U:
-                return "StructureMapGroupRuleTargetParameter.value[x]: exactly one"
-        elif v.valueInteger is not _U:
-            if v.valueString is not _U:
-                return "StructureMapGroupRuleTargetParameter.value[x]: exactly one"
-        elif not (v.valueString is not _U):
-            return "StructureMapGroupRuleTargetParameter.value[x]: exactly one"
-    return None
-
-
-def _check_StructureMapStructure(s):
-    _x_code([v.mode for v in s if v.mode is not _U])
-    _x_uri([v.url for v in s if v.url is not _U])
-    return None
-
-
-def _check_Subscription(s):
-    _x_instant([v.end for v in s if v.end is not _U])
-    _x_id([v.id for v in s if v.id is not _U])
-    _x_uri([v.implicitRules for v in s if v.implicitRules is not _U])
-    _x_code([v.language for v in s if v.language is not _U])
-    _x_code([v.status for v in s if v.status is not _U])
-    return None
-
-
-def _check_SubscriptionChannel(s):
-    _x_uri([v.endpoint for v in s if v.endpoint is not _U])
-    _x_code([v.payload for v in s if v.payload is not _U])
-    _x_code([v.type for v in s if v.type is not _U])
-    return None
-
-
-def _check_SubscriptionStatus(s):
-    _x_id([v.id for v in s if v.id is not _U])
-    _x_uri([v.implicitRules for v in s if v.implicitRules is not _U])
-    _x_code([v.language for v in s if v.language is not _U])
-    _x_code([v.status for v in s if v.status is not _U])
-    _x_uri([v.topic for v in s if v.topic is not _U])
-    _x_code([v.type for v in s if v.type is not _U])
-    return None
-
-
-def _check_SubscriptionStatusNotificationEvent(s):
-    _x_instant([v.timestamp for v in s if v.timestamp is not _U])
-    return None
-
-
-def _check_SubscriptionTopic(s):
-    _x_date([v.approvalDate for v in s if v.approvalDate is not _U])
-    _x_dateTime([v.date for v in s if v.date is not _U])
-    _x_uri([w for v in s if v.derivedFrom is not _U for w in v.derivedFrom])
-    _x_id([v.id for v in s if v.id is not _U])
-    _x_uri([v.implicitRules for v in s if v.implicitRules is not _U])
-    _x_code([v.language for v in s if v.language is not _U])
-    _x_date([v.lastReviewDate for v in s if v.lastReviewDate is not _U])
-    _x_code([v.status for v in s if v.status is not _U])
-    _x_uri([v.url for v in s if v.url is not _U])
-    return None
-
-
-def _check_SubscriptionTopicCanFilterBy(s):
-    _x_uri([v.filterDefinition for v in s if v.filterDefinition is not _U])
-    _x_code([w for v in s if v.modifier is not _U for w in v.modifier])
-    _x_uri([v.resource for v in s if v.resource is not _U])
-    return None
-
-
-def _check_SubscriptionTopicEventTrigger(s):
-    _x_uri([v.resource for v in s if v.resource is not _U])
-    return None
-
-
-def _check_SubscriptionTopicNotificationShape(s):
-    _x_uri([v.resource for v in s if v.resource is not _U])
-    return None
-
-
-def _check_SubscriptionTopicResourceTrigger(s):
-    _x_uri([v.resource for v in s if v.resource is not _U])
-    _x_code([w for v in s if v.supportedInteraction is not _U for w in v.supportedInteraction])
-    return None
-
-
-def _check_SubscriptionTopicResourceTriggerQueryCriteria(s):
-    _x_code([v.resultForCreate for v in s if v.resultForCreate is not _U])
-    _x_code([v.resultForDelete for v in s if v.resultForDelete is not _U])
-    return None
-
-
-def _check_Substance(s):
-    _x_id([v.id for v in s if v.id is not _U])
-    _x_uri([v.implicitRules for v in s if v.implicitRules is not _U])
-    _x_code([v.language for v in s if v.language is not _U])
-    _x_code([v.status for v in s if v.status is not _U])
-    return None
-
-
-def _check_SubstanceDefinition(s):
-    _x_id([v.id for v in s if v.id is not _U])
-    _x_uri([v.implicitRules for v in s if v.implicitRules is not _U])
-    _x_code([v.language for v in s if v.language is not _U])
-    return None
-
-
-def _check_SubstanceDefinitionCode(s):
-    _x_dateTime([v.statusDate for v in s if v.statusDate is not _U])
-    return None
-
-
-def _check_SubstanceDefinitionMoiety(s):
-    for v in s:
-        if v.amountQuantity is not _U:
-            if v.amountString is not _U:
-                return "SubstanceDefinitionMoiety.amount[x]: at most one"
-    return None
-
-
-def _check_SubstanceDefinitionNameOfficial(s):
-    _x_dateTime([v.date for v in s if v.date is not _U])
-    return None
-
-
-def _check_SubstanceDefinitionProperty(s):
-    _x_date([v.valueDate for v in s if v.valueDate is not _U])
-    for v in s:
-        if v.valueAttachment is not _U:
-            if v.valueBoolean is not _U or v.valueCodeableConcept is not _U or v.valueDate is not _U or v.valueQuantity is not _U:
-                return "SubstanceDefinitionProperty.value[x]: at most one"
-        elif v.valueBoolean is not _U:
-            if v.valueCodeableConcept is not _U or v.valueDate is not _U or v.valueQuantity is not _U:
-                return "SubstanceDefinitionProperty.value[x]: at most one"
-        elif v.valueCodeableConcept is not _U:
-            if v.valueDate is not _U or v.valueQuantity is not _U:
-                return "SubstanceDefinitionProperty.value[x]: at most one"
-        elif v.valueDate is not _U:
-            if v.valueQuantity is not _U:
-                return "SubstanceDefinitionProperty.value[x]: at most one"
-    return None
-
-
-def _check_SubstanceDefinitionRelationship(s):
-    for v in s:
-        if v.amountQuantity is not _U:
-            if v.amountRatio is not _U or v.amountString is not _U:
-                return "SubstanceDefinitionRelationship.amount[x]: at most one"
-        elif v.amountRatio is not _U:
-            if v.amountString is not _U:
-                return "SubstanceDefinitionRelationship.amount[x]: at most one"
-    for v in s:
-        if v.substanceDefinitionCodeableConcept is not _U:
-            if v.substanceDefinitionReference is not _U:
-                return "SubstanceDefinitionRelationship.substanceDefinition[x]: at most one"
-    return None
-
-
-def _check_SubstanceIngredient(s):
-    for v in s:
-        if v.substanceCodeableConcept is not _U:
-            if v.substanceReference is not _U:
-                return "SubstanceIngredient.substance[x]: exactly one"
-        elif not (v.substanceReference is not _U):
-            return "SubstanceIngredient.substance[x]: exactly one"
-    return None
-
-
-def _check_SubstanceInstance(s):
-    _x_dateTime([v.expiry for v in s if v.expiry is not _U])
-    return None
-
-
-def _check_SupplyDelivery(s):
-    _x_id([v.id for v in s if v.id is not _U])
-    _x_uri([v.implicitRules for v in s if v.implicitRules is not _U])
-    _x_code([v.language for v in s if v.language is not _U])
-    _x_dateTime([v.occurrenceDateTime for v in s if v.occurrenceDateTime is not _U])
-    _x_code([v.status for v in s if v.status is not _U])
-    for v in s:
-        if v.occurrenceDateTime is not _U:
-            if v.occurrencePeriod is not _U or v.occurrenceTiming is not _U:
-                return "SupplyDelivery.occurrence[x]: at most one"
-        elif v.occurrencePeriod is not _U:
-            if v.occurrenceTiming is not _U:
-                return "SupplyDelivery.occurrence[x]: at most one"
-    return None
-
-
-def _check_SupplyDeliverySuppliedItem(s):
-    for v in s:
-        if v.itemCodeableConcept is not _U:
-            if v.itemReference is not _U:
-                return "SupplyDeliverySuppliedItem.item[x]: at most one"
-    return None
-
-
-def _check_SupplyRequest(s):
-    _x_dateTime([v.authoredOn for v in s if v.authoredOn is not _U])
-    _x_id([v.id for v in s if v.id is not _U])
-    _x_uri([v.implicitRules for v in s if v.implicitRules is not _U])
-    _x_code([v.language for v in s if v.language is not _U])
-    _x_dateTime([v.occurrenceDateTime for v in s if v.occurrenceDateTime is not _U])
-    _x_code([v.priority for v in s if v.priority is not _U])
-    _x_code([v.status for v in s if v.status is not _U])
-    for v in s:
-        if v.itemCodeableConcept is not _U:
-            if v.itemReference is not _U:
-                return "SupplyRequest.item[x]: exactly one"
-        elif not (v.itemReference is not _U):
-            return "SupplyRequest.item[x]: exactly one"
-    for v in s:
-        if v.occurrenceDateTime is not _U:
-            if v.occurrencePeriod is not _U or v.occurrenceTiming is not _U:
-                return "SupplyRequest.occurrence[x]: at most one"
-        elif v.occurrencePeriod is not _U:
-            if v.occurrenceTiming is not _U:
-                return "SupplyRequest.occurrence[x]: at most one"
-    return None
-
-
-def _check_SupplyRequestParameter(s):
-    for v in s:
-        if v.valueBoolean is not _U:
-            if v.valueCodeableConcept is not _U or v.valueQuantity is not _U or v.valueRange is not _U:
-                return "SupplyRequestParameter.value[x]: at most one"
-        elif v.valueCodeableConcept is not _U:
-            if v.valueQuantity is not _U or v.valueRange is not _U:
-                return "SupplyRequestParameter.value[x]: at most one"
-        elif v.valueQuantity is not _U:
-            if v.valueRange is not _U:
-                return "SupplyRequestParameter.value[x]: at most one"
-    return None
-
-
-def _check_Task(s):
-    _x_dateTime([v.authoredOn for v in s if v.authoredOn is not _U])
-    _x_id([v.id for v in s if v.id is not _U])
-    _x_uri([v.implicitRules for v in s if v.implicitRules is not _U])
-    _x_uri([v.instantiatesCanonical for v in s if v.instantiatesCanonical is not _U])
-    _x_uri([v.instantiatesUri for v in s if v.instantiatesUri is not _U])
-    _x_code([v.intent for v in s if v.intent is not _U])
-    _x_code([v.language for v in s if v.language is not _U])
-    _x_dateTime([v.lastModified for v in s if v.lastModified is not _U])
-    _x_code([v.priority for v in s if v.priority is not _U])
-    _x_code([v.status for v in s if v.status is not _U])
-    return None
-
-
-def _check_TaskInput(s):
-    _x_base64Binary([v.valueBase64Binary for v in s if v.valueBase64Binary is not _U])
-    _x_uri([v.valueCanonical for v in s if v.valueCanonical is not _U])
-    _x_code([v.valueCode for v in s if v.valueCode is not _U])
-    _x_date([v.valueDate for v in s if v.valueDate is not _U])
-    _x_dateTime([v.valueDateTime for v in s if v.valueDateTime is not _U])
-    _x_decimal([v.valueDecimal for v in s if v.valueDecimal is not _U])
-    _x_instant([v.valueInstant for v in s if v.valueInstant is not _U])
-    _x_oid([v.valueOid for v in s if v.valueOid is not _U])
-    _x_time([v.valueTime for v in s if v.valueTime is not _U])
-    _x_uri([v.valueUri for v in s if v.valueUri is not _U])
-    _x_uri([v.valueUrl for v in s if v.valueUrl is not _U])
-    _x_uuid([v.valueUuid for v in s if v.valueUuid is not _U])
-    c = list(map(tuple.count, map(_f.span(TaskInput, "valueAddress", "valueUuid", 50), map(_f.astuple, s)), _f.UNSETS))
-    if min(c) != 49 or max(c) != 49:
-        return "TaskInput.value[x]: exactly one"
-    return None
-
-
-def _check_TaskOutput(s):
-    _x_base64Binary([v.valueBase64Binary for v in s if v.valueBase64Binary is not _U])
-    _x_uri([v.valueCanonical for v in s if v.valueCanonical is not _U])
-    _x_code([v.valueCode for v in s if v.valueCode is not _U])
-    _x_date([v.valueDate for v in s if v.valueDate is not _U])
-    _x_dateTime([v.valueDateTime for v in s if v.valueDateTime is not _U])
-    _x_decimal([v.valueDecimal for v in s if v.valueDecimal is not _U])
-    _x_instant([v.valueInstant for v in s if v.valueInstant is not _U])
-    _x_oid([v.valueOid for v in s if v.valueOid is not _U])
-    _x_time([v.valueTime for v in s if v.valueTime is not _U])
-    _x_uri([v.valueUri for v in s if v.valueUri is not _U])
-    _x_uri([v.valueUrl for v in s if v.valueUrl is not _U])
-    _x_uuid([v.valueUuid for v in s if v.valueUuid is not _U])
-    c = list(map(tuple.count, map(_f.span(TaskOutput, "valueAddress", "valueUuid", 50), map(_f.astuple, s)), _f.UNSETS))
-    if min(c) != 49 or max(c) != 49:
-        return "TaskOutput.value[x]: exactly one"
-    return None
-
-
-def _check_TerminologyCapabilities(s):
-    _x_code([v.codeSearch for v in s if v.codeSearch is not _U])
-    _x_dateTime([v.date for v in s if v.date is not _U])
-    _x_id([v.id for v in s if v.id is not _U])
-    _x_uri([v.implicitRules for v in s if v.implicitRules is not _U])
-    _x_code([v.kind for v in s if v.kind is not _U])
-    _x_code([v.language for v in s if v.language is not _U])
-    _x_code([v.status for v in s if v.status is not _U])
-    _x_uri([v.url for v in s if v.url is not _U])
-    return None
-
-
-def _check_TerminologyCapabilitiesCodeSystem(s):
-    _x_uri([v.uri for v in s if v.uri is not _U])
-    return None
-
-
-def _check_TerminologyCapabilitiesCodeSystemVersion(s):
-    _x_code([w for v in s if v.language is not _U for w in v.language])
-    _x_code([w for v in s if v.property is not _U for w in v.property])
-    return None
-
-
-def _check_TerminologyCapabilitiesCodeSystemVersionFilter(s):
-    _x_code([v.code for v in s if v.code is not _U])
-    _x_code([w for v in s if v.op is not _U for w in v.op])
-    return None
-
-
-def _check_TerminologyCapabilitiesExpansionParameter(s):
-    _x_code([v.name for v in s if v.name is not _U])
-    return None
-
-
-def _check_TerminologyCapabilitiesImplementation(s):
-    _x_uri([v.url for v in s if v.url is not _U])
-    return None
-
-
-def _check_TestReport(s):
-    _x_id([v.id for v in s if v.id is not _U])
-    _x_uri([v.implicitRules for v in s if v.implicitRules is not _U])
-    _x_dateTime([v.issued for v in s if v.issued is not _U])
-    _x_code([v.language for v in s if v.language is not _U])
-    _x_code([v.result for v in s if v.result is not _U])
-    _x_decimal([v.score for v in s if v.score is not _U])
-    _x_code([v.status for v in s if v.status is not _U])
-    return None
-
-
-def _check_TestReportParticipant(s):
-    _x_code([v.type for v in s if v.type is not _U])
-    _x_uri([v.uri for v in s if v.uri is not _U])
-    return None
-
-
-def _check_TestReportSetupActionAssert(s):
-    _x_code([v.result for v in s if v.result is not _U])
-    return None
-
-
-def _check_TestReportSetupActionOperation(s):
-    _x_uri([v.detail for v in s if v.detail is not _U])
-    _x_code([v.result for v in s if v.result is not _U])
-    return None
-
-
-def _check_TestScript(s):
-    _x_dateTime([v.date for v in s if v.date is not _U])
-    _x_id([v.id for v in s if v.id is not _U])
-    _x_uri([v.implicitRules for v in s if v.implicitRules is not _U])
-    _x_code([v.language for v in s if v.language is not _U])
-    _x_code([v.status for v in s if v.status is not _U])
-    _x_uri([v.url for v in s if v.url is not _U])
-    return None
-
-
-def _check_TestScriptMetadataCapability(s):
-    _x_uri([v.capabilities for v in s if v.capabilities is not _U])
-    _x_uri([w for v in s if v.link is not _U for w in v.link])
-    return None
-
-
-def _check_TestScriptMetadataLink(s):
-    _x_uri([v.url for v in s if v.url is not _U])
-    return None
-
-
-def _check_TestScriptSetupActionAssert(s):
-    _x_code([v.contentType for v in s if v.contentType is not _U])
-    _x_code([v.direction for v in s if v.direction is not _U])
-    _x_code([v.operator for v in s if v.operator is not _U])
-    _x_code([v.requestMethod for v in s if v.requestMethod is not _U])
-    _x_code([v.resource for v in s if v.resource is not _U])
-    _x_code([v.response for v in s if v.response is not _U])
-    return None
-
-
-def _check_TestScriptSetupActionOperation(s):
-    _x_code([v.accept for v in s if v.accept is not _U])
-    _x_code([v.contentType for v in s if v.contentType is not _U])
-    _x_code([v.method for v in s if v.method is not _U])
-    _x_code([v.resource for v in s if v.resource is not _U])
-    return None
-
-
-def _check_Timing(s):
-    _x_dateTime([w for v in s if v.event is not _U for w in v.event])
-    return None
-
-
-def _check_TimingRepeat(s):
-    _x_code([w for v in s if v.dayOfWeek is not _U for w in v.dayOfWeek])
-    _x_decimal([v.duration for v in s if v.duration is not _U])
-    _x_decimal([v.durationMax for v in s if v.durationMax is not _U])
-    _x_code([v.durationUnit for v in s if v.durationUnit is not _U])
-    _x_decimal([v.period for v in s if v.period is not _U])
-    _x_decimal([v.periodMax for v in s if v.periodMax is not _U])
-    _x_code([v.periodUnit for v in s if v.periodUnit is not _U])
-    _x_time([w for v in s if v.timeOfDay is not _U for w in v.timeOfDay])
-    _x_code([w for v in s if v.when is not _U for w in v.when])
-    for v in s:
-        if v.boundsDuration is not _U:
-            if v.boundsPeriod is not _U or v.boundsRange is not _U:
-                return "TimingRepeat.bounds[x]: at most one"
-        elif v.boundsPeriod is not _U:
-            if v.boundsRange is not _U:
-                return "TimingRepeat.bounds[x]: at most one"
-    return None
-
-
-def _check_TriggerDefinition(s):
-    _x_date([v.timingDate for v in s if v.timingDate is not _U])
-    _x_dateTime([v.timingDateTime for v in s if v.timingDateTime is not _U])
-    _x_code([v.type for v in s if v.type is not _U])
-    for v in s:
-        if v.timingDate is not _U:
-            if v.timingDateTime is not _U or v.timingReference is not _U or v.timingTiming is not _U:
-                return "TriggerDefinition.timing[x]: at most one"
-        elif v.timingDateTime is not _U:
-            if v.timingReference is not _U or v.timingTiming is not _U:
-                return "TriggerDefinition.timing[x]: at most one"
-        elif v.timingReference is not _U:
-            if v.timingTiming is not _U:
-                return "TriggerDefinition.timing[x]: at most one"
-    return None
-
-
-def _check_UsageContext(s):
-    for v in s:
-        if v.valueCodeableConcept is not _U:
-            if v.valueQuantity is not _U or v.valueRange is not _U or v.valueReference is not _U:
-                return "UsageContext.value[x]: exactly one"
-        elif v.valueQuantity is not _U:
-            if v.valueRange is not _U or v.valueReference is not _U:
-                return "UsageContext.value[x]: exactly one"
-        elif v.valueRange is not _U:
-            if v.valueReference is not _U:
-                return "UsageContext.value[x]: exactly one"
-        elif not (v.valueReference is not _U):
-            return "UsageContext.value[x]: exactly one"
-    return None
-
-
-def _check_ValueSet(s):
-    _x_dateTime([v.date for v in s if v.date is not _U])
-    _x_id([v.id for v in s if v.id is not _U])
-    _x_uri([v.implicitRules for v in s if v.implicitRules is not _U])
-    _x_code([v.language for v in s if v.language is not _U])
-    _x_code([v.status for v in s if v.status is not _U])
-    _x_uri([v.url for v in s if v.url is not _U])
-    return None
-
-
-def _check_ValueSetCompose(s):
-    _x_date([v.lockedDate for v in s if v.lockedDate is not _U])
-    return None
-
-
-def _check_ValueSetComposeInclude(s):
-    _x_uri([v.system for v in s if v.system is not _U])
-    _x_uri([w for v in s if v.valueSet is not _U for w in v.valueSet])
-    return None
-
-
-def _check_ValueSetComposeIncludeConcept(s):
-    _x_code([v.code for v in s if v.code is not _U])
-    return None
-
-
-def _check_ValueSetComposeIncludeConceptDesignation(s):
-    _x_code([v.language for v in s if v.language is not _U])
-    return None
-
-
-def _check_ValueSetComposeIncludeFilter(s):
-    _x_code([v.op for v in s if v.op is not _U])
-    _x_code([v.property for v in s if v.property is not _U])
-    return None
-
-
-def _check_ValueSetExpansion(s):
-    _x_uri([v.identifier for v in s if v.identifier is not _U])
-    _x_dateTime([v.timestamp for v in s if v.timestamp is not _U])
-    return None
-
-
-def _check_ValueSetExpansionContains(s):
-    _x_code([v.code for v in s if v.code is not _U])
-    _x_uri([v.system for v in s if v.system is not _U])
-    return None
-
-
-def _check_ValueSetExpansionParameter(s):
-    _x_code([v.valueCode for v in s if v.valueCode is not _U])
-    _x_dateTime([v.valueDateTime for v in s if v.valueDateTime is not _U])
-    _x_decimal([v.valueDecimal for v in s if v.valueDecimal is not _U])
-    _x_uri([v.valueUri for v in s if v.valueUri is not _U])
-    for v in s:
-        if v.valueBoolean is not _U:
-            if v.valueCode is not _U or v.valueDateTime is not _U or v.valueDecimal is not _U or v.valueInteger is not _U or v.valueString is not _U or v.valueUri is not _U:
-                return "ValueSetExpansionParameter.value[x]: at most one"
-        elif v.valueCode is not _U:
-            if v.valueDateTime is not _U or v.valueDecimal is not _U or v.valueInteger is not _U or v.valueString is not _U or v.valueUri is not _U:
-                return "ValueSetExpansionParameter.value[x]: at most one"
-        elif v.valueDateTime is not _U:
-            if v.valueDecimal is not _U or v.valueInteger is not _U or v.valueString is not _U or v.valueUri is not _U:
-                return "ValueSetExpansionParameter.value[x]: at most one"
-        elif v.valueDecimal is not _U:
-            if v.valueInteger is not _U or v.valueString is not _U or v.valueUri is not _U:
-                return "ValueSetExpansionParameter.value[x]: at most one"
-        elif v.valueInteger is not _U:
-            if v.valueString is not _U or v.valueUri is not _U:
-                return "ValueSetExpansionParameter.value[x]: at most one"
-        elif v.valueString is not _U:
-            if v.valueUri is not _U:
-                return "ValueSetExpansionParameter.value[x]: at most one"
-    return None
-
-
-def _check_VerificationResult(s):
-    _x_id([v.id for v in s if v.id is not _U])
-    _x_uri([v.implicitRules for v in s if v.implicitRules is not _U])
-    _x_code([v.language for v in s if v.language is not _U])
-    _x_dateTime([v.lastPerformed for v in s if v.lastPerformed is not _U])
-    _x_date([v.nextScheduled for v in s if v.nextScheduled is not _U])
-    _x_code([v.status for v in s if v.status is not _U])
-    _x_dateTime([v.statusDate for v in s if v.statusDate is not _U])
-    return None
-
-
-def _check_VerificationResultAttestation(s):
-    _x_date([v.date for v in s if v.date is not _U])
-    return None
-
-
-def _check_VerificationResultPrimarySource(s):
-    _x_dateTime([v.validationDate for v in s if v.validationDate is not _U])
-    return None
-
-
-def _check_VisionPrescription(s):
-    _x_dateTime([v.created for v in s if v.created is not _U])
-    _x_dateTime([v.dateWritten for v in s if v.dateWritten is not _U])
-    _x_id([v.id for v in s if v.id is not _U])
-    _x_uri([v.implicitRules for v in s if v.implicitRules is not _U])
-    _x_code([v.language for v in s if v.language is not _U])
-    _x_code([v.status for v in s if v.status is not _U])
-    return None
-
-
-def _check_VisionPrescriptionLensSpecification(s):
-    _x_decimal([v.add for v in s if v.add is not _U])
-    _x_decimal([v.backCurve for v in s if v.backCurve is not _U])
-    _x_decimal([v.cylinder for v in s if v.cylinder is not _U])
-    _x_decimal([v.diameter for v in s if v.diameter is not _U])
-    _x_code([v.eye for v in s if v.eye is not _U])
-    _x_decimal([v.power for v in s if v.power is not _U])
-    _x_decimal([v.sphere for v in s if v.sphere is not _U])
-    return None
-
-
-def _check_VisionPrescriptionLensSpecificationPrism(s):
-    _x_decimal([v.amount for v in s if v.amount is not _U])
-    _x_code([v.base for v in s if v.base is not _U])
-    return None
-
-
-_f.register((
-    (Account, _check_Account),
-    (ActivityDefinition, _check_ActivityDefinition),
-    (ActivityDefinitionParticipant, _check_ActivityDefinitionParticipant),
-    (Address, _check_Address),
-    (AdministrableProductDefinition, _check_AdministrableProductDefinition),
-    (AdministrableProductDefinitionProperty, _check_AdministrableProductDefinitionProperty),
-    (AdverseEvent, _check_AdverseEvent),
-    (Age, _check_Age),
-    (AllergyIntolerance, _check_AllergyIntolerance),
-    (AllergyIntoleranceReaction, _check_AllergyIntoleranceReaction),
-    (Annotation, _check_Annotation),
-    (Appointment, _check_Appointment),
-    (AppointmentParticipant, _check_AppointmentParticipant),
-    (AppointmentResponse, _check_AppointmentResponse),
-    (Attachment, _check_Attachment),
-    (AuditEvent, _check_AuditEvent),
-    (AuditEventAgent, _check_AuditEventAgent),
-    (AuditEventAgentNetwork, _check_AuditEventAgentNetwork),
-    (AuditEventEntity, _check_AuditEventEntity),
-    (AuditEventEntityDetail, _check_AuditEventEntityDetail),
-    (Basic, _check_Basic),
-    (Binary, _check_Binary),
-    (BiologicallyDerivedProduct, _check_BiologicallyDerivedProduct),
-    (BiologicallyDerivedProductCollection, _check_BiologicallyDerivedProductCollection),
-    (BiologicallyDerivedProductManipulation, _check_BiologicallyDerivedProductManipulation),
-    (BiologicallyDerivedProductProcessing, _check_BiologicallyDerivedProductProcessing),
-    (BiologicallyDerivedProductStorage, _check_BiologicallyDerivedProductStorage),
-    (BodyStructure, _check_BodyStructure),
-    (Bundle, _check_Bundle),
-    (BundleEntry, _check_BundleEntry),
-    (BundleEntryRequest, _check_BundleEntryRequest),
-    (BundleEntryResponse, _check_BundleEntryResponse),
-    (BundleEntrySearch, _check_BundleEntrySearch),
-    (BundleLink, _check_BundleLink),
-    (CapabilityStatement, _check_CapabilityStatement),
-    (CapabilityStatementDocument, _check_CapabilityStatementDocument),
-    (CapabilityStatementImplementation, _check_CapabilityStatementImplementation),
-    (CapabilityStatementMessagingEndpoint, _check_CapabilityStatementMessagingEndpoint),
-    (CapabilityStatementMessagingSupportedMessage, _check_CapabilityStatementMessagingSupportedMessage),
-    (CapabilityStatementRest, _check_CapabilityStatementRest),
-    (CapabilityStatementRestInteraction, _check_CapabilityStatementRestInteraction),
-    (CapabilityStatementRestResource, _check_CapabilityStatementRestResource),
-    (CapabilityStatementRestResourceInteraction, _check_CapabilityStatementRestResourceInteraction),
-    (CapabilityStatementRestResourceOperation, _check_CapabilityStatementRestResourceOperation),
-    (CapabilityStatementRestResourceSearchParam, _check_CapabilityStatementRestResourceSearchParam),
-    (CapabilityStatementSoftware, _check_CapabilityStatementSoftware),
-    (CarePlan, _check_CarePlan),
-    (CarePlanActivityDetail, _check_CarePlanActivityDetail),
-    (CareTeam, _check_CareTeam),
-    (CatalogEntry, _check_CatalogEntry),
-    (CatalogEntryRelatedEntry, _check_CatalogEntryRelatedEntry),
-    (ChargeItem, _check_ChargeItem),
-    (ChargeItemDefinition, _check_ChargeItemDefinition),
-    (ChargeItemDefinitionPropertyGroupPriceComponent, _check_ChargeItemDefinitionPropertyGroupPriceComponent),
-    (Citation, _check_Citation),
-    (CitationCitedArtifact, _check_CitationCitedArtifact),
-    (CitationCitedArtifactContributorshipEntryContributionInstance, _check_CitationCitedArtifactContributorshipEntryContributionInstance),
-    (CitationCitedArtifactPublicationForm, _check_CitationCitedArtifactPublicationForm),
-    (CitationCitedArtifactPublicationFormPeriodicReleaseDateOfPublication, _check_CitationCitedArtifactPublicationFormPeriodicReleaseDateOfPublication),
-    (CitationCitedArtifactRelatesTo, _check_CitationCitedArtifactRelatesTo),
-    (CitationCitedArtifactWebLocation, _check_CitationCitedArtifactWebLocation),
-    (CitationRelatesTo, _check_CitationRelatesTo),
-    (Claim, _check_Claim),
-    (ClaimAccident, _check_ClaimAccident),
-    (ClaimDiagnosis, _check_ClaimDiagnosis),
-    (ClaimItem, _check_ClaimItem),
-    (ClaimItemDetail, _check_ClaimItemDetail),
-    (ClaimItemDetailSubDetail, _check_ClaimItemDetailSubDetail),
-    (ClaimProcedure, _check_ClaimProcedure),
-    (ClaimResponse, _check_ClaimResponse),
-    (ClaimResponseAddItem, _check_ClaimResponseAddItem),
-    (ClaimResponseAddItemDetail, _check_ClaimResponseAddItemDetail),
-    (ClaimResponseAddItemDetailSubDetail, _check_ClaimResponseAddItemDetailSubDetail),
-    (ClaimResponseItemAdjudication, _check_ClaimResponseItemAdjudication),
-    (ClaimResponsePayment, _check_ClaimResponsePayment),
-    (ClaimResponseProcessNote, _check_ClaimResponseProcessNote),
-    (ClaimSupportingInfo, _check_ClaimSupportingInfo),
-    (ClinicalImpression, _check_ClinicalImpression),
-    (ClinicalUseDefinition, _check_ClinicalUseDefinition),
-    (ClinicalUseDefinitionIndication, _check_ClinicalUseDefinitionIndication),
-    (ClinicalUseDefinitionInteractionInteractant, _check_ClinicalUseDefinitionInteractionInteractant),
-    (CodeSystem, _check_CodeSystem),
-    (CodeSystemConcept, _check_CodeSystemConcept),
-    (CodeSystemConceptDesignation, _check_CodeSystemConceptDesignation),
-    (CodeSystemConceptProperty, _check_CodeSystemConceptProperty),
-    (CodeSystemFilter, _check_CodeSystemFilter),
-    (CodeSystemProperty, _check_CodeSystemProperty),
-    (Coding, _check_Coding),
-    (Communication, _check_Communication),
-    (CommunicationPayload, _check_CommunicationPayload),
-    (CommunicationRequest, _check_CommunicationRequest),
-    (CommunicationRequestPayload, _check_CommunicationRequestPayload),
-    (CompartmentDefinition, _check_CompartmentDefinition),
-    (CompartmentDefinitionResource, _check_CompartmentDefinitionResource),
-    (Composition, _check_Composition),
-    (CompositionAttester, _check_CompositionAttester),
-    (CompositionRelatesTo, _check_CompositionRelatesTo),
-    (CompositionSection, _check_CompositionSection),
-    (ConceptMap, _check_ConceptMap),
-    (ConceptMapGroup, _check_ConceptMapGroup),
-    (ConceptMapGroupElement, _check_ConceptMapGroupElement),
-    (ConceptMapGroupElementTarget, _check_ConceptMapGroupElementTarget),
-    (ConceptMapGroupElementTargetDependsOn, _check_ConceptMapGroupElementTargetDependsOn),
-    (ConceptMapGroupUnmapped, _check_ConceptMapGroupUnmapped),
-    (Condition, _check_Condition),
-    (Consent, _check_Consent),
-    (ConsentPolicy, _check_ConsentPolicy),
-    (ConsentProvision, _check_ConsentProvision),
-    (ConsentProvisionData, _check_ConsentProvisionData),
-    (ConsentVerification, _check_ConsentVerification),
-    (ContactPoint, _check_ContactPoint),
-    (Contract, _check_Contract),
-    (ContractContentDefinition, _check_ContractContentDefinition),
-    (ContractFriendly, _check_ContractFriendly),
-    (ContractLegal, _check_ContractLegal),
-    (ContractRule, _check_ContractRule),
-    (ContractTerm, _check_ContractTerm),
-    (ContractTermAction, _check_ContractTermAction),
-    (ContractTermAssetValuedItem, _check_ContractTermAssetValuedItem),
-    (ContractTermOfferAnswer, _check_ContractTermOfferAnswer),
-    (Contributor, _check_Contributor),
-    (Count, _check_Count),
-    (Coverage, _check_Coverage),
-    (CoverageCostToBeneficiary, _check_CoverageCostToBeneficiary),
-    (CoverageEligibilityRequest, _check_CoverageEligibilityRequest),
-    (CoverageEligibilityRequestItemDiagnosis, _check_CoverageEligibilityRequestItemDiagnosis),
-    (CoverageEligibilityResponse, _check_CoverageEligibilityResponse),
-    (CoverageEligibilityResponseInsuranceItem, _check_CoverageEligibilityResponseInsuranceItem),
-    (CoverageEligibilityResponseInsuranceItemBenefit, _check_CoverageEligibilityResponseInsuranceItemBenefit),
-    (DataRequirement, _check_DataRequirement),
-    (DataRequirementCodeFilter, _check_DataRequirementCodeFilter),
-    (DataRequirementDateFilter, _check_DataRequirementDateFilter),
-    (DataRequirementSort, _check_DataRequirementSort),
-    (DetectedIssue, _check_DetectedIssue),
-    (DetectedIssueMitigation, _check_DetectedIssueMitigation),
-    (Device, _check_Device),
-    (DeviceDefinition, _check_DeviceDefinition),
-    (DeviceDefinitionDeviceName, _check_DeviceDefinitionDeviceName),
-    (DeviceDefinitionUdiDeviceIdentifier, _check_DeviceDefinitionUdiDeviceIdentifier),
-    (DeviceDeviceName, _check_DeviceDeviceName),
-    (DeviceMetric, _check_DeviceMetric),
-    (DeviceMetricCalibration, _check_DeviceMetricCalibration),
-    (DeviceRequest, _check_DeviceRequest),
-    (DeviceRequestParameter, _check_DeviceRequestParameter),
-    (DeviceUdiCarrier, _check_DeviceUdiCarrier),
-    (DeviceUseStatement, _check_DeviceUseStatement),
-    (DiagnosticReport, _check_DiagnosticReport),
-    (Distance, _check_Distance),
-    (DocumentManifest, _check_DocumentManifest),
-    (DocumentReference, _check_DocumentReference),
-    (DocumentReferenceRelatesTo, _check_DocumentReferenceRelatesTo),
-    (DomainResource, _check_DomainResource),
-    (Dosage, _check_Dosage),
-    (DosageDoseAndRate, _check_DosageDoseAndRate),
-    (Duration, _check_Duration),
-    (ElementDefinition, _check_ElementDefinition),
-    (ElementDefinitionBinding, _check_ElementDefinitionBinding),
-    (ElementDefinitionConstraint, _check_ElementDefinitionConstraint),
-    (ElementDefinitionExample, _check_ElementDefinitionExample),
-    (ElementDefinitionMapping, _check_ElementDefinitionMapping),
-    (ElementDefinitionSlicing, _check_ElementDefinitionSlicing),
-    (ElementDefinitionSlicingDiscriminator, _check_ElementDefinitionSlicingDiscriminator),
-    (ElementDefinitionType, _check_ElementDefinitionType),
-    (Encounter, _check_Encounter),
-    (EncounterLocation, _check_EncounterLocation),
-    (EncounterStatusHistory, _check_EncounterStatusHistory),
-    (Endpoint, _check_Endpoint),
-    (EnrollmentRequest, _check_EnrollmentRequest),
-    (EnrollmentResponse, _check_EnrollmentResponse),
-    (EpisodeOfCare, _check_EpisodeOfCare),
-    (EpisodeOfCareStatusHistory, _check_EpisodeOfCareStatusHistory),
-    (EventDefinition, _check_EventDefinition),
-    (Evidence, _check_Evidence),
-    (EvidenceReport, _check_EvidenceReport),
-    (EvidenceReportRelatesTo, _check_EvidenceReportRelatesTo),
-    (EvidenceReportSection, _check_EvidenceReportSection),
-    (EvidenceReportSubjectCharacteristic, _check_EvidenceReportSubjectCharacteristic),
-    (EvidenceStatisticAttributeEstimate, _check_EvidenceStatisticAttributeEstimate),
-    (EvidenceStatisticModelCharacteristicVariable, _check_EvidenceStatisticModelCharacteristicVariable),
-    (EvidenceVariable, _check_EvidenceVariable),
-    (EvidenceVariableCategory, _check_EvidenceVariableCategory),
-    (EvidenceVariableCharacteristic, _check_EvidenceVariableCharacteristic),
-    (ExampleScenario, _check_ExampleScenario),
-    (ExampleScenarioActor, _check_ExampleScenarioActor),
-    (ExampleScenarioInstance, _check_ExampleScenarioInstance),
-    (ExplanationOfBenefit, _check_ExplanationOfBenefit),
-    (ExplanationOfBenefitAccident, _check_ExplanationOfBenefitAccident),
-    (ExplanationOfBenefitAddItem, _check_ExplanationOfBenefitAddItem),
-    (ExplanationOfBenefitAddItemDetail, _check_ExplanationOfBenefitAddItemDetail),
-    (ExplanationOfBenefitAddItemDetailSubDetail, _check_ExplanationOfBenefitAddItemDetailSubDetail),
-    (ExplanationOfBenefitBenefitBalanceFinancial, _check_ExplanationOfBenefitBenefitBalanceFinancial),
-    (ExplanationOfBenefitDiagnosis, _check_ExplanationOfBenefitDiagnosis),
-    (ExplanationOfBenefitItem, _check_ExplanationOfBenefitItem),
-    (ExplanationOfBenefitItemAdjudication, _check_ExplanationOfBenefitItemAdjudication),
-    (ExplanationOfBenefitItemDetail, _check_ExplanationOfBenefitItemDetail),
-    (ExplanationOfBenefitItemDetailSubDetail, _check_ExplanationOfBenefitItemDetailSubDetail),
-    (ExplanationOfBenefitPayment, _check_ExplanationOfBenefitPayment),
-    (ExplanationOfBenefitProcedure, _check_ExplanationOfBenefitProcedure),
-    (ExplanationOfBenefitProcessNote, _check_ExplanationOfBenefitProcessNote),
-    (ExplanationOfBenefitSupportingInfo, _check_ExplanationOfBenefitSupportingInfo),
-    (Expression, _check_Expression),
-    (Extension, _check_Extension),
-    (FamilyMemberHistory, _check_FamilyMemberHistory),
-    (FamilyMemberHistoryCondition, _check_FamilyMemberHistoryCondition),
-    (Flag, _check_Flag),
-    (Goal, _check_Goal),
-    (GoalTarget, _check_GoalTarget),
-    (GraphDefinition, _check_GraphDefinition),
-    (GraphDefinitionLinkTarget, _check_GraphDefinitionLinkTarget),
-    (GraphDefinitionLinkTargetCompartment, _check_GraphDefinitionLinkTargetCompartment),
-    (Group, _check_Group),
-    (GroupCharacteristic, _check_GroupCharacteristic),
-    (GuidanceResponse, _check_GuidanceResponse),
-    (HealthcareService, _check_HealthcareService),
-    (HealthcareServiceAvailableTime, _check_HealthcareServiceAvailableTime),
-    (HumanName, _check_HumanName),
-    (Identifier, _check_Identifier),
-    (ImagingStudy, _check_ImagingStudy),
-    (ImagingStudySeries, _check_ImagingStudySeries),
-    (Immunization, _check_Immunization),
-    (ImmunizationEducation, _check_ImmunizationEducation),
-    (ImmunizationEvaluation, _check_ImmunizationEvaluation),
-    (ImmunizationProtocolApplied, _check_ImmunizationProtocolApplied),
-    (ImmunizationReaction, _check_ImmunizationReaction),
-    (ImmunizationRecommendation, _check_ImmunizationRecommendation),
-    (ImmunizationRecommendationRecommendation, _check_ImmunizationRecommendationRecommendation),
-    (ImmunizationRecommendationRecommendationDateCriterion, _check_ImmunizationRecommendationRecommendationDateCriterion),
-    (ImplementationGuide, _check_ImplementationGuide),
-    (ImplementationGuideDefinitionPage, _check_ImplementationGuideDefinitionPage),
-    (ImplementationGuideDefinitionParameter, _check_ImplementationGuideDefinitionParameter),
-    (ImplementationGuideDefinitionResource, _check_ImplementationGuideDefinitionResource),
-    (ImplementationGuideDefinitionTemplate, _check_ImplementationGuideDefinitionTemplate),
-    (ImplementationGuideDependsOn, _check_ImplementationGuideDependsOn),
-    (ImplementationGuideGlobal, _check_ImplementationGuideGlobal),
-    (ImplementationGuideManifest, _check_ImplementationGuideManifest),
-    (ImplementationGuideManifestResource, _check_ImplementationGuideManifestResource),
-    (Ingredient, _check_Ingredient),
-    (IngredientManufacturer, _check_IngredientManufacturer),
-    (IngredientSubstanceStrength, _check_IngredientSubstanceStrength),
-    (IngredientSubstanceStrengthReferenceStrength, _check_IngredientSubstanceStrengthReferenceStrength),
-    (InsurancePlan, _check_InsurancePlan),
-    (Invoice, _check_Invoice),
-    (InvoiceLineItem, _check_InvoiceLineItem),
-    (InvoiceLineItemPriceComponent, _check_InvoiceLineItemPriceComponent),
-    (Library, _check_Library),
-    (Linkage, _check_Linkage),
-    (LinkageItem, _check_LinkageItem),
-    (List, _check_List),
-    (ListEntry, _check_ListEntry),
-    (Location, _check_Location),
-    (LocationHoursOfOperation, _check_LocationHoursOfOperation),
-    (LocationPosition, _check_LocationPosition),
-    (ManufacturedItemDefinition, _check_ManufacturedItemDefinition),
-    (ManufacturedItemDefinitionProperty, _check_ManufacturedItemDefinitionProperty),
-    (MarketingStatus, _check_MarketingStatus),
-    (Measure, _check_Measure),
-    (MeasureReport, _check_MeasureReport),
-    (Media, _check_Media),
-    (Medication, _check_Medication),
-    (MedicationAdministration, _check_MedicationAdministration),
-    (MedicationAdministrationDosage, _check_MedicationAdministrationDosage),
-    (MedicationBatch, _check_MedicationBatch),
-    (MedicationDispense, _check_MedicationDispense),
-    (MedicationIngredient, _check_MedicationIngredient),
-    (MedicationKnowledge, _check_MedicationKnowledge),
-    (MedicationKnowledgeAdministrationGuidelines, _check_MedicationKnowledgeAdministrationGuidelines),
-    (MedicationKnowledgeAdministrationGuidelinesPatientCharacteristics, _check_MedicationKnowledgeAdministrationGuidelinesPatientCharacteristics),
-    (MedicationKnowledgeDrugCharacteristic, _check_MedicationKnowledgeDrugCharacteristic),
-    (MedicationKnowledgeIngredient, _check_MedicationKnowledgeIngredient),
-    (MedicationRequest, _check_MedicationRequest),
-    (MedicationRequestSubstitution, _check_MedicationRequestSubstitution),
-    (MedicationStatement, _check_MedicationStatement),
-    (MedicinalProductDefinition, _check_MedicinalProductDefinition),
-    (MedicinalProductDefinitionCharacteristic, _check_MedicinalProductDefinitionCharacteristic),
-    (MessageDefinition, _check_MessageDefinition),
-    (MessageDefinitionAllowedResponse, _check_MessageDefinitionAllowedResponse),
-    (MessageDefinitionFocus, _check_MessageDefinitionFocus),
-    (MessageHeader, _check_MessageHeader),
-    (MessageHeaderDestination, _check_MessageHeaderDestination),
-    (MessageHeaderResponse, _check_MessageHeaderResponse),
-    (MessageHeaderSource, _check_MessageHeaderSource),
-    (Meta, _check_Meta),
-    (MolecularSequence, _check_MolecularSequence),
-    (MolecularSequenceQuality, _check_MolecularSequenceQuality),
-    (MolecularSequenceQualityRoc, _check_MolecularSequenceQualityRoc),
-    (MolecularSequenceReferenceSeq, _check_MolecularSequenceReferenceSeq),
-    (MolecularSequenceRepository, _check_MolecularSequenceRepository),
-    (Money, _check_Money),
-    (NamingSystem, _check_NamingSystem),
-    (NamingSystemUniqueId, _check_NamingSystemUniqueId),
-    (Narrative, _check_Narrative),
-    (NutritionOrder, _check_NutritionOrder),
-    (NutritionOrderEnteralFormulaAdministration, _check_NutritionOrderEnteralFormulaAdministration),
-    (NutritionProduct, _check_NutritionProduct),
-    (NutritionProductInstance, _check_NutritionProductInstance),
-    (NutritionProductProductCharacteristic, _check_NutritionProductProductCharacteristic),
-    (Observation, _check_Observation),
-    (ObservationComponent, _check_ObservationComponent),
-    (ObservationDefinition, _check_ObservationDefinition),
-    (ObservationDefinitionQualifiedInterval, _check_ObservationDefinitionQualifiedInterval),
-    (ObservationDefinitionQuantitativeDetails, _check_ObservationDefinitionQuantitativeDetails),
-    (OperationDefinition, _check_OperationDefinition),
-    (OperationDefinitionParameter, _check_OperationDefinitionParameter),
-    (OperationDefinitionParameterBinding, _check_OperationDefinitionParameterBinding),
-    (OperationOutcome, _check_OperationOutcome),
-    (OperationOutcomeIssue, _check_OperationOutcomeIssue),
-    (Organization, _check_Organization),
-    (OrganizationAffiliation, _check_OrganizationAffiliation),
-    (PackagedProductDefinition, _check_PackagedProductDefinition),
-    (PackagedProductDefinitionPackageProperty, _check_PackagedProductDefinitionPackageProperty),
-    (PackagedProductDefinitionPackageShelfLifeStorage, _check_PackagedProductDefinitionPackageShelfLifeStorage),
-    (ParameterDefinition, _check_ParameterDefinition),
-    (Parameters, _check_Parameters),
-    (ParametersParameter, _check_ParametersParameter),
-    (Patient, _check_Patient),
-    (PatientContact, _check_PatientContact),
-    (PatientLink, _check_PatientLink),
-    (PaymentNotice, _check_PaymentNotice),
-    (PaymentReconciliation, _check_PaymentReconciliation),
-    (PaymentReconciliationDetail, _check_PaymentReconciliationDetail),
-    (PaymentReconciliationProcessNote, _check_PaymentReconciliationProcessNote),
-    (Period, _check_Period),
-    (Person, _check_Person),
-    (PersonLink, _check_PersonLink),
-    (PlanDefinition, _check_PlanDefinition),
-    (PlanDefinitionAction, _check_PlanDefinitionAction),
-    (PlanDefinitionActionCondition, _check_PlanDefinitionActionCondition),
-    (PlanDefinitionActionParticipant, _check_PlanDefinitionActionParticipant),
-    (PlanDefinitionActionRelatedAction, _check_PlanDefinitionActionRelatedAction),
-    (PlanDefinitionGoalTarget, _check_PlanDefinitionGoalTarget),
-    (Population, _check_Population),
-    (Practitioner, _check_Practitioner),
-    (PractitionerRole, _check_PractitionerRole),
-    (PractitionerRoleAvailableTime, _check_PractitionerRoleAvailableTime),
-    (Procedure, _check_Procedure),
-    (Provenance, _check_Provenance),
-    (ProvenanceEntity, _check_ProvenanceEntity),
-    (Quantity, _check_Quantity),
-    (Questionnaire, _check_Questionnaire),
-    (QuestionnaireItem, _check_QuestionnaireItem),
-    (QuestionnaireItemAnswerOption, _check_QuestionnaireItemAnswerOption),
-    (QuestionnaireItemEnableWhen, _check_QuestionnaireItemEnableWhen),
-    (QuestionnaireItemInitial, _check_QuestionnaireItemInitial),
-    (QuestionnaireResponse, _check_QuestionnaireResponse),
-    (QuestionnaireResponseItem, _check_QuestionnaireResponseItem),
-    (QuestionnaireResponseItemAnswer, _check_QuestionnaireResponseItemAnswer),
-    (Reference, _check_Reference),
-    (RegulatedAuthorization, _check_RegulatedAuthorization),
-    (RegulatedAuthorizationCase, _check_RegulatedAuthorizationCase),
-    (RelatedArtifact, _check_RelatedArtifact),
-    (RelatedPerson, _check_RelatedPerson),
-    (RequestGroup, _check_RequestGroup),
-    (RequestGroupAction, _check_RequestGroupAction),
-    (RequestGroupActionCondition, _check_RequestGroupActionCondition),
-    (RequestGroupActionRelatedAction, _check_RequestGroupActionRelatedAction),
-    (ResearchDefinition, _check_ResearchDefinition),
-    (ResearchElementDefinition, _check_ResearchElementDefinition),
-    (ResearchElementDefinitionCharacteristic, _check_ResearchElementDefinitionCharacteristic),
-    (ResearchStudy, _check_ResearchStudy),
-    (ResearchSubject, _check_ResearchSubject),
-    (Resource, _check_Resource),
-    (RiskAssessment, _check_RiskAssessment),
-    (RiskAssessmentPrediction, _check_RiskAssessmentPrediction),
-    (SampledData, _check_SampledData),
-    (Schedule, _check_Schedule),
-    (SearchParameter, _check_SearchParameter),
-    (SearchParameterComponent, _check_SearchParameterComponent),
-    (ServiceRequest, _check_ServiceRequest),
-    (Signature, _check_Signature),
-    (Slot, _check_Slot),
-    (Specimen, _check_Specimen),
-    (SpecimenCollection, _check_SpecimenCollection),
-    (SpecimenContainer, _check_SpecimenContainer),
-    (SpecimenDefinition, _check_SpecimenDefinition),
-    (SpecimenDefinitionTypeTested, _check_SpecimenDefinitionTypeTested),
-    (SpecimenDefinitionTypeTestedContainer, _check_SpecimenDefinitionTypeTestedContainer),
-    (SpecimenDefinitionTypeTestedContainerAdditive, _check_SpecimenDefinitionTypeTestedContainerAdditive),
-    (SpecimenProcessing, _check_SpecimenProcessing),
-    (StructureDefinition, _check_StructureDefinition),
-    (StructureDefinitionContext, _check_StructureDefinitionContext),
-    (StructureDefinitionMapping, _check_StructureDefinitionMapping),
-    (StructureMap, _check_StructureMap),
-    (StructureMapGroup, _check_StructureMapGroup),
-    (StructureMapGroupInput, _check_StructureMapGroupInput),
-    (StructureMapGroupRuleSource, _check_StructureMapGroupRuleSource),
-    (StructureMapGroupRuleTarget, _check_StructureMapGroupRuleTarget),
-    (StructureMapGroupRuleTargetParameter, _check_StructureMapGroupRuleTargetParameter),
-    (StructureMapStructure, _check_StructureMapStructure),
-    (Subscription, _check_Subscription),
-    (SubscriptionChannel, _check_SubscriptionChannel),
-    (SubscriptionStatus, _check_SubscriptionStatus),
-    (SubscriptionStatusNotificationEvent, _check_SubscriptionStatusNotificationEvent),
-    (SubscriptionTopic, _check_SubscriptionTopic),
-    (SubscriptionTopicCanFilterBy, _check_SubscriptionTopicCanFilterBy),
-    (SubscriptionTopicEventTrigger, _check_SubscriptionTopicEventTrigger),
-    (SubscriptionTopicNotificationShape, _check_SubscriptionTopicNotificationShape),
-    (SubscriptionTopicResourceTrigger, _check_SubscriptionTopicResourceTrigger),
-    (SubscriptionTopicResourceTriggerQueryCriteria, _check_SubscriptionTopicResourceTriggerQueryCriteria),
-    (Substance, _check_Substance),
-    (SubstanceDefinition, _check_SubstanceDefinition),
-    (SubstanceDefinitionCode, _check_SubstanceDefinitionCode),
-    (SubstanceDefinitionMoiety, _check_SubstanceDefinitionMoiety),
-    (SubstanceDefinitionNameOfficial, _check_SubstanceDefinitionNameOfficial),
-    (SubstanceDefinitionProperty, _check_SubstanceDefinitionProperty),
-    (SubstanceDefinitionRelationship, _check_SubstanceDefinitionRelationship),
-    (SubstanceIngredient, _check_SubstanceIngredient),
-    (SubstanceInstance, _check_SubstanceInstance),
-    (SupplyDelivery, _check_SupplyDelivery),
-    (SupplyDeliverySuppliedItem, _check_SupplyDeliverySuppliedItem),
-    (SupplyRequest, _check_SupplyRequest),
-    (SupplyRequestParameter, _check_SupplyRequestParameter),
-    (Task, _check_Task),
-    (TaskInput, _check_TaskInput),
-    (TaskOutput, _check_TaskOutput),
-    (TerminologyCapabilities, _check_TerminologyCapabilities),
-    (TerminologyCapabilitiesCodeSystem, _check_TerminologyCapabilitiesCodeSystem),
-    (TerminologyCapabilitiesCodeSystemVersion, _check_TerminologyCapabilitiesCodeSystemVersion),
-    (TerminologyCapabilitiesCodeSystemVersionFilter, _check_TerminologyCapabilitiesCodeSystemVersionFilter),
-    (TerminologyCapabilitiesExpansionParameter, _check_TerminologyCapabilitiesExpansionParameter),
-    (TerminologyCapabilitiesImplementation, _check_TerminologyCapabilitiesImplementation),
-    (TestReport, _check_TestReport),
-    (TestReportParticipant, _check_TestReportParticipant),
-    (TestReportSetupActionAssert, _check_TestReportSetupActionAssert),
-    (TestReportSetupActionOperation, _check_TestReportSetupActionOperation),
-    (TestScript, _check_TestScript),
-    (TestScriptMetadataCapability, _check_TestScriptMetadataCapability),
-    (TestScriptMetadataLink, _check_TestScriptMetadataLink),
-    (TestScriptSetupActionAssert, _check_TestScriptSetupActionAssert),
-    (TestScriptSetupActionOperation, _check_TestScriptSetupActionOperation),
-    (Timing, _check_Timing),
-    (TimingRepeat, _check_TimingRepeat),
-    (TriggerDefinition, _check_TriggerDefinition),
-    (UsageContext, _check_UsageContext),
-    (ValueSet, _check_ValueSet),
-    (ValueSetCompose, _check_ValueSetCompose),
-    (ValueSetComposeInclude, _check_ValueSetComposeInclude),
-    (ValueSetComposeIncludeConcept, _check_ValueSetComposeIncludeConcept),
-    (ValueSetComposeIncludeConceptDesignation, _check_ValueSetComposeIncludeConceptDesignation),
-    (ValueSetComposeIncludeFilter, _check_ValueSetComposeIncludeFilter),
-    (ValueSetExpansion, _check_ValueSetExpansion),
-    (ValueSetExpansionContains, _check_ValueSetExpansionContains),
-    (ValueSetExpansionParameter, _check_ValueSetExpansionParameter),
-    (VerificationResult, _check_VerificationResult),
-    (VerificationResultAttestation, _check_VerificationResultAttestation),
-    (VerificationResultPrimarySource, _check_VerificationResultPrimarySource),
-    (VisionPrescription, _check_VisionPrescription),
-    (VisionPrescriptionLensSpecification, _check_VisionPrescriptionLensSpecification),
-    (VisionPrescriptionLensSpecificationPrism, _check_VisionPrescriptionLensSpecificationPrism),
-))

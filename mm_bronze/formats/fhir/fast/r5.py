@@ -14,19 +14,33 @@ from mm_bronze.formats.fhir.fast import formats as _f
 from mm_bronze.formats.fhir.fast import primitives as _p
 
 _U = _ms.UNSET
-_x_code = _f.EXTEND["code"]
-_x_uri = _f.EXTEND["uri"]
-_x_id = _f.EXTEND["id"]
-_x_date = _f.EXTEND["date"]
-_x_dateTime = _f.EXTEND["dateTime"]
-_x_instant = _f.EXTEND["instant"]
-_x_time = _f.EXTEND["time"]
-_x_oid = _f.EXTEND["oid"]
-_x_uuid = _f.EXTEND["uuid"]
-_x_integer64 = _f.EXTEND["integer64"]
-_x_base64Binary = _f.EXTEND["base64Binary"]
-_x_decimal = _f.EXTEND["decimal"]
-_x_decimals = _f.EXTEND["decimals"]
+_astuple = _ms.structs.astuple
+_a_code = _f.APPEND["code"]
+_e_code = _f.EXTEND["code"]
+_a_uri = _f.APPEND["uri"]
+_e_uri = _f.EXTEND["uri"]
+_a_id = _f.APPEND["id"]
+_e_id = _f.EXTEND["id"]
+_a_date = _f.APPEND["date"]
+_e_date = _f.EXTEND["date"]
+_a_dateTime = _f.APPEND["dateTime"]
+_e_dateTime = _f.EXTEND["dateTime"]
+_a_instant = _f.APPEND["instant"]
+_e_instant = _f.EXTEND["instant"]
+_a_time = _f.APPEND["time"]
+_e_time = _f.EXTEND["time"]
+_a_oid = _f.APPEND["oid"]
+_e_oid = _f.EXTEND["oid"]
+_a_uuid = _f.APPEND["uuid"]
+_e_uuid = _f.EXTEND["uuid"]
+_a_integer64 = _f.APPEND["integer64"]
+_e_integer64 = _f.EXTEND["integer64"]
+_a_base64Binary = _f.APPEND["base64Binary"]
+_e_base64Binary = _f.EXTEND["base64Binary"]
+_a_decimal = _f.APPEND["decimal"]
+_e_decimal = _f.EXTEND["decimal"]
+_a_decimals = _f.APPEND["decimals"]
+_e_decimals = _f.EXTEND["decimals"]
 
 
 class Account(_p.Resource, tag="Account", kw_only=True):
@@ -62,7 +76,21 @@ class Account(_p.Resource, tag="Account", kw_only=True):
     subject: _T16 = _U
     text: _T17 = _U
     type: _T1 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.calculatedAt
+        if v is not _U:
+            _a_instant(v)
+        v = self.id
+        if v is not _U:
+            _a_id(v)
+        v = self.implicitRules
+        if v is not _U:
+            _a_uri(v)
+        v = self.language
+        if v is not _U:
+            _a_code(v)
+        _a_code(self.status)
 
 
 class AccountBalance(_p.Complex, kw_only=True):
@@ -101,7 +129,11 @@ class AccountDiagnosis(_p.Complex, kw_only=True):
     sequence: _T21 = _U
     sequence_ext: _T3 = _ms.field(default=_U, name="_sequence")
     type: _T23 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.dateOfDiagnosis
+        if v is not _U:
+            _a_dateTime(v)
 
 
 class AccountGuarantor(_p.Complex, kw_only=True):
@@ -128,7 +160,11 @@ class AccountProcedure(_p.Complex, kw_only=True):
     sequence: _T21 = _U
     sequence_ext: _T3 = _ms.field(default=_U, name="_sequence")
     type: _T23 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.dateOfService
+        if v is not _U:
+            _a_dateTime(v)
 
 
 class AccountRelatedAccount(_p.Complex, kw_only=True):
@@ -235,7 +271,80 @@ class ActivityDefinition(_p.Resource, tag="ActivityDefinition", kw_only=True):
     version_ext: _T3 = _ms.field(default=_U, name="_version")
     versionAlgorithmCoding: _T38 = _U
     versionAlgorithmString: _T2 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.approvalDate
+        if v is not _U:
+            _a_date(v)
+        v = self.date
+        if v is not _U:
+            _a_dateTime(v)
+        v = self.id
+        if v is not _U:
+            _a_id(v)
+        v = self.implicitRules
+        if v is not _U:
+            _a_uri(v)
+        v = self.intent
+        if v is not _U:
+            _a_code(v)
+        v = self.kind
+        if v is not _U:
+            _a_code(v)
+        v = self.language
+        if v is not _U:
+            _a_code(v)
+        v = self.lastReviewDate
+        if v is not _U:
+            _a_date(v)
+        if self.library is not _U:
+            _e_uri(self.library)
+        if self.observationRequirement is not _U:
+            _e_uri(self.observationRequirement)
+        if self.observationResultRequirement is not _U:
+            _e_uri(self.observationResultRequirement)
+        v = self.priority
+        if v is not _U:
+            _a_code(v)
+        v = self.profile
+        if v is not _U:
+            _a_uri(v)
+        if self.specimenRequirement is not _U:
+            _e_uri(self.specimenRequirement)
+        _a_code(self.status)
+        v = self.subjectCanonical
+        if v is not _U:
+            _a_uri(v)
+        v = self.transform
+        if v is not _U:
+            _a_uri(v)
+        v = self.url
+        if v is not _U:
+            _a_uri(v)
+        if self.asNeededBoolean is not _U:
+            if self.asNeededCodeableConcept is not _U:
+                raise _p.ChoiceError("ActivityDefinition.asNeeded[x]: at most one")
+        if self.productCodeableConcept is not _U:
+            if self.productReference is not _U:
+                raise _p.ChoiceError("ActivityDefinition.product[x]: at most one")
+        if self.subjectCanonical is not _U:
+            if self.subjectCodeableConcept is not _U or self.subjectReference is not _U:
+                raise _p.ChoiceError("ActivityDefinition.subject[x]: at most one")
+        elif self.subjectCodeableConcept is not _U:
+            if self.subjectReference is not _U:
+                raise _p.ChoiceError("ActivityDefinition.subject[x]: at most one")
+        if self.timingAge is not _U:
+            if self.timingDuration is not _U or self.timingRange is not _U or self.timingTiming is not _U:
+                raise _p.ChoiceError("ActivityDefinition.timing[x]: at most one")
+        elif self.timingDuration is not _U:
+            if self.timingRange is not _U or self.timingTiming is not _U:
+                raise _p.ChoiceError("ActivityDefinition.timing[x]: at most one")
+        elif self.timingRange is not _U:
+            if self.timingTiming is not _U:
+                raise _p.ChoiceError("ActivityDefinition.timing[x]: at most one")
+        if self.versionAlgorithmCoding is not _U:
+            if self.versionAlgorithmString is not _U:
+                raise _p.ChoiceError("ActivityDefinition.versionAlgorithm[x]: at most one")
 
 
 class ActivityDefinitionDynamicValue(_p.Complex, kw_only=True):
@@ -260,7 +369,14 @@ class ActivityDefinitionParticipant(_p.Complex, kw_only=True):
     typeCanonical: _T2 = _U
     typeCanonical_ext: _T3 = _ms.field(default=_U, name="_typeCanonical")
     typeReference: _T11 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.type
+        if v is not _U:
+            _a_code(v)
+        v = self.typeCanonical
+        if v is not _U:
+            _a_uri(v)
 
 
 class ActorDefinition(_p.Resource, tag="ActorDefinition", kw_only=True):
@@ -315,7 +431,35 @@ class ActorDefinition(_p.Resource, tag="ActorDefinition", kw_only=True):
     version_ext: _T3 = _ms.field(default=_U, name="_version")
     versionAlgorithmCoding: _T38 = _U
     versionAlgorithmString: _T2 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.capabilities
+        if v is not _U:
+            _a_uri(v)
+        v = self.date
+        if v is not _U:
+            _a_dateTime(v)
+        if self.derivedFrom is not _U:
+            _e_uri(self.derivedFrom)
+        v = self.id
+        if v is not _U:
+            _a_id(v)
+        v = self.implicitRules
+        if v is not _U:
+            _a_uri(v)
+        v = self.language
+        if v is not _U:
+            _a_code(v)
+        if self.reference is not _U:
+            _e_uri(self.reference)
+        _a_code(self.status)
+        _a_code(self.type)
+        v = self.url
+        if v is not _U:
+            _a_uri(v)
+        if self.versionAlgorithmCoding is not _U:
+            if self.versionAlgorithmString is not _U:
+                raise _p.ChoiceError("ActorDefinition.versionAlgorithm[x]: at most one")
 
 
 class Address(_p.Complex, kw_only=True):
@@ -341,7 +485,14 @@ class Address(_p.Complex, kw_only=True):
     type_ext: _T3 = _ms.field(default=_U, name="_type")
     use: _T2 = _U
     use_ext: _T3 = _ms.field(default=_U, name="_use")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.type
+        if v is not _U:
+            _a_code(v)
+        v = self.use
+        if v is not _U:
+            _a_code(v)
 
 
 class AdministrableProductDefinition(_p.Resource, tag="AdministrableProductDefinition", kw_only=True):
@@ -369,7 +520,18 @@ class AdministrableProductDefinition(_p.Resource, tag="AdministrableProductDefin
     status_ext: _T3 = _ms.field(default=_U, name="_status")
     text: _T17 = _U
     unitOfPresentation: _T1 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U:
+            _a_id(v)
+        v = self.implicitRules
+        if v is not _U:
+            _a_uri(v)
+        v = self.language
+        if v is not _U:
+            _a_code(v)
+        _a_code(self.status)
 
 
 class AdministrableProductDefinitionProperty(_p.Complex, kw_only=True):
@@ -386,7 +548,29 @@ class AdministrableProductDefinitionProperty(_p.Complex, kw_only=True):
     valueMarkdown: _T2 = _U
     valueQuantity: _T31 = _U
     valueReference: _T11 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.valueDate
+        if v is not _U:
+            _a_date(v)
+        if self.valueAttachment is not _U:
+            if self.valueBoolean is not _U or self.valueCodeableConcept is not _U or self.valueDate is not _U or self.valueMarkdown is not _U or self.valueQuantity is not _U or self.valueReference is not _U:
+                raise _p.ChoiceError("AdministrableProductDefinitionProperty.value[x]: at most one")
+        elif self.valueBoolean is not _U:
+            if self.valueCodeableConcept is not _U or self.valueDate is not _U or self.valueMarkdown is not _U or self.valueQuantity is not _U or self.valueReference is not _U:
+                raise _p.ChoiceError("AdministrableProductDefinitionProperty.value[x]: at most one")
+        elif self.valueCodeableConcept is not _U:
+            if self.valueDate is not _U or self.valueMarkdown is not _U or self.valueQuantity is not _U or self.valueReference is not _U:
+                raise _p.ChoiceError("AdministrableProductDefinitionProperty.value[x]: at most one")
+        elif self.valueDate is not _U:
+            if self.valueMarkdown is not _U or self.valueQuantity is not _U or self.valueReference is not _U:
+                raise _p.ChoiceError("AdministrableProductDefinitionProperty.value[x]: at most one")
+        elif self.valueMarkdown is not _U:
+            if self.valueQuantity is not _U or self.valueReference is not _U:
+                raise _p.ChoiceError("AdministrableProductDefinitionProperty.value[x]: at most one")
+        elif self.valueQuantity is not _U:
+            if self.valueReference is not _U:
+                raise _p.ChoiceError("AdministrableProductDefinitionProperty.value[x]: at most one")
 
 
 class AdministrableProductDefinitionRouteOfAdministration(_p.Complex, kw_only=True):
@@ -466,7 +650,34 @@ class AdverseEvent(_p.Resource, tag="AdverseEvent", kw_only=True):
     supportingInfo: _T53 = _U
     suspectEntity: _T54 = _U
     text: _T17 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        _a_code(self.actuality)
+        v = self.detected
+        if v is not _U:
+            _a_dateTime(v)
+        v = self.id
+        if v is not _U:
+            _a_id(v)
+        v = self.implicitRules
+        if v is not _U:
+            _a_uri(v)
+        v = self.language
+        if v is not _U:
+            _a_code(v)
+        v = self.occurrenceDateTime
+        if v is not _U:
+            _a_dateTime(v)
+        v = self.recordedDate
+        if v is not _U:
+            _a_dateTime(v)
+        _a_code(self.status)
+        if self.occurrenceDateTime is not _U:
+            if self.occurrencePeriod is not _U or self.occurrenceTiming is not _U:
+                raise _p.ChoiceError("AdverseEvent.occurrence[x]: at most one")
+        elif self.occurrencePeriod is not _U:
+            if self.occurrenceTiming is not _U:
+                raise _p.ChoiceError("AdverseEvent.occurrence[x]: at most one")
 
 
 class AdverseEventContributingFactor(_p.Complex, kw_only=True):
@@ -476,7 +687,13 @@ class AdverseEventContributingFactor(_p.Complex, kw_only=True):
     itemCodeableConcept: _T1 = _U
     itemReference: _T11 = _U
     modifierExtension: _T7 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        if self.itemCodeableConcept is not _U:
+            if self.itemReference is not _U:
+                raise _p.ChoiceError("AdverseEventContributingFactor.item[x]: exactly one")
+        elif not (self.itemReference is not _U):
+            raise _p.ChoiceError("AdverseEventContributingFactor.item[x]: exactly one")
 
 
 class AdverseEventMitigatingAction(_p.Complex, kw_only=True):
@@ -486,7 +703,13 @@ class AdverseEventMitigatingAction(_p.Complex, kw_only=True):
     itemCodeableConcept: _T1 = _U
     itemReference: _T11 = _U
     modifierExtension: _T7 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        if self.itemCodeableConcept is not _U:
+            if self.itemReference is not _U:
+                raise _p.ChoiceError("AdverseEventMitigatingAction.item[x]: exactly one")
+        elif not (self.itemReference is not _U):
+            raise _p.ChoiceError("AdverseEventMitigatingAction.item[x]: exactly one")
 
 
 class AdverseEventParticipant(_p.Complex, kw_only=True):
@@ -505,7 +728,13 @@ class AdverseEventPreventiveAction(_p.Complex, kw_only=True):
     itemCodeableConcept: _T1 = _U
     itemReference: _T11 = _U
     modifierExtension: _T7 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        if self.itemCodeableConcept is not _U:
+            if self.itemReference is not _U:
+                raise _p.ChoiceError("AdverseEventPreventiveAction.item[x]: exactly one")
+        elif not (self.itemReference is not _U):
+            raise _p.ChoiceError("AdverseEventPreventiveAction.item[x]: exactly one")
 
 
 class AdverseEventSupportingInfo(_p.Complex, kw_only=True):
@@ -515,7 +744,13 @@ class AdverseEventSupportingInfo(_p.Complex, kw_only=True):
     itemCodeableConcept: _T1 = _U
     itemReference: _T11 = _U
     modifierExtension: _T7 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        if self.itemCodeableConcept is not _U:
+            if self.itemReference is not _U:
+                raise _p.ChoiceError("AdverseEventSupportingInfo.item[x]: exactly one")
+        elif not (self.itemReference is not _U):
+            raise _p.ChoiceError("AdverseEventSupportingInfo.item[x]: exactly one")
 
 
 class AdverseEventSuspectEntity(_p.Complex, kw_only=True):
@@ -526,7 +761,13 @@ class AdverseEventSuspectEntity(_p.Complex, kw_only=True):
     instanceCodeableConcept: _T1 = _U
     instanceReference: _T11 = _U
     modifierExtension: _T7 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        if self.instanceCodeableConcept is not _U:
+            if self.instanceReference is not _U:
+                raise _p.ChoiceError("AdverseEventSuspectEntity.instance[x]: exactly one")
+        elif not (self.instanceReference is not _U):
+            raise _p.ChoiceError("AdverseEventSuspectEntity.instance[x]: exactly one")
 
 
 class AdverseEventSuspectEntityCausality(_p.Complex, kw_only=True):
@@ -553,7 +794,20 @@ class Age(_p.Complex, kw_only=True):
     unit_ext: _T3 = _ms.field(default=_U, name="_unit")
     value: _T56 = _U
     value_ext: _T3 = _ms.field(default=_U, name="_value")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.code
+        if v is not _U:
+            _a_code(v)
+        v = self.comparator
+        if v is not _U:
+            _a_code(v)
+        v = self.system
+        if v is not _U:
+            _a_uri(v)
+        v = self.value
+        if v is not _U:
+            _a_decimal(v)
 
 
 class AllergyIntolerance(_p.Resource, tag="AllergyIntolerance", kw_only=True):
@@ -591,7 +845,43 @@ class AllergyIntolerance(_p.Resource, tag="AllergyIntolerance", kw_only=True):
     text: _T17 = _U
     type: _T1 = _U
     verificationStatus: _T1 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        if self.category is not _U:
+            _e_code(self.category)
+        v = self.criticality
+        if v is not _U:
+            _a_code(v)
+        v = self.id
+        if v is not _U:
+            _a_id(v)
+        v = self.implicitRules
+        if v is not _U:
+            _a_uri(v)
+        v = self.language
+        if v is not _U:
+            _a_code(v)
+        v = self.lastOccurrence
+        if v is not _U:
+            _a_dateTime(v)
+        v = self.onsetDateTime
+        if v is not _U:
+            _a_dateTime(v)
+        v = self.recordedDate
+        if v is not _U:
+            _a_dateTime(v)
+        if self.onsetAge is not _U:
+            if self.onsetDateTime is not _U or self.onsetPeriod is not _U or self.onsetRange is not _U or self.onsetString is not _U:
+                raise _p.ChoiceError("AllergyIntolerance.onset[x]: at most one")
+        elif self.onsetDateTime is not _U:
+            if self.onsetPeriod is not _U or self.onsetRange is not _U or self.onsetString is not _U:
+                raise _p.ChoiceError("AllergyIntolerance.onset[x]: at most one")
+        elif self.onsetPeriod is not _U:
+            if self.onsetRange is not _U or self.onsetString is not _U:
+                raise _p.ChoiceError("AllergyIntolerance.onset[x]: at most one")
+        elif self.onsetRange is not _U:
+            if self.onsetString is not _U:
+                raise _p.ChoiceError("AllergyIntolerance.onset[x]: at most one")
 
 
 class AllergyIntoleranceParticipant(_p.Complex, kw_only=True):
@@ -618,7 +908,14 @@ class AllergyIntoleranceReaction(_p.Complex, kw_only=True):
     severity: _T2 = _U
     severity_ext: _T3 = _ms.field(default=_U, name="_severity")
     substance: _T1 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.onset
+        if v is not _U:
+            _a_dateTime(v)
+        v = self.severity
+        if v is not _U:
+            _a_code(v)
 
 
 class Annotation(_p.Complex, kw_only=True):
@@ -631,7 +928,14 @@ class Annotation(_p.Complex, kw_only=True):
     text_ext: _T3 = _ms.field(default=_U, name="_text")
     time: _T2 = _U
     time_ext: _T3 = _ms.field(default=_U, name="_time")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.time
+        if v is not _U:
+            _a_dateTime(v)
+        if self.authorReference is not _U:
+            if self.authorString is not _U:
+                raise _p.ChoiceError("Annotation.author[x]: at most one")
 
 
 class Appointment(_p.Resource, tag="Appointment", kw_only=True):
@@ -687,7 +991,30 @@ class Appointment(_p.Resource, tag="Appointment", kw_only=True):
     supportingInformation: _T16 = _U
     text: _T17 = _U
     virtualService: _T64 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.cancellationDate
+        if v is not _U:
+            _a_dateTime(v)
+        v = self.created
+        if v is not _U:
+            _a_dateTime(v)
+        v = self.end
+        if v is not _U:
+            _a_instant(v)
+        v = self.id
+        if v is not _U:
+            _a_id(v)
+        v = self.implicitRules
+        if v is not _U:
+            _a_uri(v)
+        v = self.language
+        if v is not _U:
+            _a_code(v)
+        v = self.start
+        if v is not _U:
+            _a_instant(v)
+        _a_code(self.status)
 
 
 class AppointmentParticipant(_p.Complex, kw_only=True):
@@ -702,7 +1029,9 @@ class AppointmentParticipant(_p.Complex, kw_only=True):
     status: _T15
     status_ext: _T3 = _ms.field(default=_U, name="_status")
     type: _T23 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        _a_code(self.status)
 
 
 class AppointmentRecurrenceTemplate(_p.Complex, kw_only=True):
@@ -725,7 +1054,15 @@ class AppointmentRecurrenceTemplate(_p.Complex, kw_only=True):
     timezone: _T1 = _U
     weeklyTemplate: _T67 = _U
     yearlyTemplate: _T68 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        if self.excludingDate is not _U:
+            _e_date(self.excludingDate)
+        v = self.lastOccurrenceDate
+        if v is not _U:
+            _a_date(v)
+        if self.occurrenceDate is not _U:
+            _e_date(self.occurrenceDate)
 
 
 class AppointmentRecurrenceTemplateMonthlyTemplate(_p.Complex, kw_only=True):
@@ -805,7 +1142,27 @@ class AppointmentResponse(_p.Resource, tag="AppointmentResponse", kw_only=True):
     start: _T2 = _U
     start_ext: _T3 = _ms.field(default=_U, name="_start")
     text: _T17 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.end
+        if v is not _U:
+            _a_instant(v)
+        v = self.id
+        if v is not _U:
+            _a_id(v)
+        v = self.implicitRules
+        if v is not _U:
+            _a_uri(v)
+        v = self.language
+        if v is not _U:
+            _a_code(v)
+        v = self.occurrenceDate
+        if v is not _U:
+            _a_date(v)
+        _a_code(self.participantStatus)
+        v = self.start
+        if v is not _U:
+            _a_instant(v)
 
 
 class ArtifactAssessment(_p.Resource, tag="ArtifactAssessment", kw_only=True):
@@ -841,7 +1198,49 @@ class ArtifactAssessment(_p.Resource, tag="ArtifactAssessment", kw_only=True):
     title_ext: _T3 = _ms.field(default=_U, name="_title")
     workflowStatus: _T2 = _U
     workflowStatus_ext: _T3 = _ms.field(default=_U, name="_workflowStatus")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.approvalDate
+        if v is not _U:
+            _a_date(v)
+        v = self.artifactCanonical
+        if v is not _U:
+            _a_uri(v)
+        v = self.artifactUri
+        if v is not _U:
+            _a_uri(v)
+        v = self.date
+        if v is not _U:
+            _a_dateTime(v)
+        v = self.disposition
+        if v is not _U:
+            _a_code(v)
+        v = self.id
+        if v is not _U:
+            _a_id(v)
+        v = self.implicitRules
+        if v is not _U:
+            _a_uri(v)
+        v = self.language
+        if v is not _U:
+            _a_code(v)
+        v = self.lastReviewDate
+        if v is not _U:
+            _a_date(v)
+        v = self.workflowStatus
+        if v is not _U:
+            _a_code(v)
+        if self.artifactCanonical is not _U:
+            if self.artifactReference is not _U or self.artifactUri is not _U:
+                raise _p.ChoiceError("ArtifactAssessment.artifact[x]: exactly one")
+        elif self.artifactReference is not _U:
+            if self.artifactUri is not _U:
+                raise _p.ChoiceError("ArtifactAssessment.artifact[x]: exactly one")
+        elif not (self.artifactUri is not _U):
+            raise _p.ChoiceError("ArtifactAssessment.artifact[x]: exactly one")
+        if self.citeAsMarkdown is not _U:
+            if self.citeAsReference is not _U:
+                raise _p.ChoiceError("ArtifactAssessment.citeAs[x]: at most one")
 
 
 class ArtifactAssessmentContent(_p.Complex, kw_only=True):
@@ -863,7 +1262,13 @@ class ArtifactAssessmentContent(_p.Complex, kw_only=True):
     summary: _T2 = _U
     summary_ext: _T3 = _ms.field(default=_U, name="_summary")
     type: _T1 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.informationType
+        if v is not _U:
+            _a_code(v)
+        if self.path is not _U:
+            _e_uri(self.path)
 
 
 class Attachment(_p.Complex, kw_only=True):
@@ -896,7 +1301,32 @@ class Attachment(_p.Complex, kw_only=True):
     url_ext: _T3 = _ms.field(default=_U, name="_url")
     width: _T21 = _U
     width_ext: _T3 = _ms.field(default=_U, name="_width")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.contentType
+        if v is not _U:
+            _a_code(v)
+        v = self.creation
+        if v is not _U:
+            _a_dateTime(v)
+        v = self.data
+        if v is not _U:
+            _a_base64Binary(v)
+        v = self.duration
+        if v is not _U:
+            _a_decimal(v)
+        v = self.hash
+        if v is not _U:
+            _a_base64Binary(v)
+        v = self.language
+        if v is not _U:
+            _a_code(v)
+        v = self.size
+        if v is not _U:
+            _a_integer64(v)
+        v = self.url
+        if v is not _U:
+            _a_uri(v)
 
 
 class AuditEvent(_p.Resource, tag="AuditEvent", kw_only=True):
@@ -929,7 +1359,30 @@ class AuditEvent(_p.Resource, tag="AuditEvent", kw_only=True):
     severity_ext: _T3 = _ms.field(default=_U, name="_severity")
     source: _T74
     text: _T17 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.action
+        if v is not _U:
+            _a_code(v)
+        v = self.id
+        if v is not _U:
+            _a_id(v)
+        v = self.implicitRules
+        if v is not _U:
+            _a_uri(v)
+        v = self.language
+        if v is not _U:
+            _a_code(v)
+        v = self.occurredDateTime
+        if v is not _U:
+            _a_dateTime(v)
+        _a_instant(self.recorded)
+        v = self.severity
+        if v is not _U:
+            _a_code(v)
+        if self.occurredDateTime is not _U:
+            if self.occurredPeriod is not _U:
+                raise _p.ChoiceError("AuditEvent.occurred[x]: at most one")
 
 
 class AuditEventAgent(_p.Complex, kw_only=True):
@@ -949,7 +1402,19 @@ class AuditEventAgent(_p.Complex, kw_only=True):
     role: _T23 = _U
     type: _T1 = _U
     who: _T20
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.networkUri
+        if v is not _U:
+            _a_uri(v)
+        if self.policy is not _U:
+            _e_uri(self.policy)
+        if self.networkReference is not _U:
+            if self.networkString is not _U or self.networkUri is not _U:
+                raise _p.ChoiceError("AuditEventAgent.network[x]: at most one")
+        elif self.networkString is not _U:
+            if self.networkUri is not _U:
+                raise _p.ChoiceError("AuditEventAgent.network[x]: at most one")
 
 
 class AuditEventEntity(_p.Complex, kw_only=True):
@@ -964,7 +1429,11 @@ class AuditEventEntity(_p.Complex, kw_only=True):
     role: _T1 = _U
     securityLabel: _T23 = _U
     what: _T11 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.query
+        if v is not _U:
+            _a_base64Binary(v)
 
 
 class AuditEventEntityDetail(_p.Complex, kw_only=True):
@@ -984,7 +1453,21 @@ class AuditEventEntityDetail(_p.Complex, kw_only=True):
     valueRatio: _T44 = _U
     valueString: _T2 = _U
     valueTime: _T2 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.valueBase64Binary
+        if v is not _U:
+            _a_base64Binary(v)
+        v = self.valueDateTime
+        if v is not _U:
+            _a_dateTime(v)
+        v = self.valueTime
+        if v is not _U:
+            _a_time(v)
+        t = _astuple(self)
+        n = len(t) - t.count(_U) - 1 - ((self.extension is not _U) + (self.id is not _U) + (self.id_ext is not _U) + (self.modifierExtension is not _U))
+        if n != 1:
+            raise _p.ChoiceError("AuditEventEntityDetail.value[x]: exactly one")
 
 
 class AuditEventOutcome(_p.Complex, kw_only=True):
@@ -1026,7 +1509,16 @@ class AvailabilityAvailableTime(_p.Complex, kw_only=True):
     extension: _T7 = _U
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.availableEndTime
+        if v is not _U:
+            _a_time(v)
+        v = self.availableStartTime
+        if v is not _U:
+            _a_time(v)
+        if self.daysOfWeek is not _U:
+            _e_code(self.daysOfWeek)
 
 
 class AvailabilityNotAvailableTime(_p.Complex, kw_only=True):
@@ -1070,7 +1562,20 @@ class Basic(_p.Resource, tag="Basic", kw_only=True):
     modifierExtension: _T7 = _U
     subject: _T11 = _U
     text: _T17 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.created
+        if v is not _U:
+            _a_dateTime(v)
+        v = self.id
+        if v is not _U:
+            _a_id(v)
+        v = self.implicitRules
+        if v is not _U:
+            _a_uri(v)
+        v = self.language
+        if v is not _U:
+            _a_code(v)
 
 
 class Binary(_p.Resource, tag="Binary", kw_only=True):
@@ -1086,7 +1591,21 @@ class Binary(_p.Resource, tag="Binary", kw_only=True):
     language_ext: _T3 = _ms.field(default=_U, name="_language")
     meta: _T10 = _U
     securityContext: _T11 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        _a_code(self.contentType)
+        v = self.data
+        if v is not _U:
+            _a_base64Binary(v)
+        v = self.id
+        if v is not _U:
+            _a_id(v)
+        v = self.implicitRules
+        if v is not _U:
+            _a_uri(v)
+        v = self.language
+        if v is not _U:
+            _a_code(v)
 
 
 class BiologicallyDerivedProduct(_p.Resource, tag="BiologicallyDerivedProduct", kw_only=True):
@@ -1116,7 +1635,20 @@ class BiologicallyDerivedProduct(_p.Resource, tag="BiologicallyDerivedProduct", 
     request: _T16 = _U
     storageTempRequirements: _T35 = _U
     text: _T17 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.expirationDate
+        if v is not _U:
+            _a_dateTime(v)
+        v = self.id
+        if v is not _U:
+            _a_id(v)
+        v = self.implicitRules
+        if v is not _U:
+            _a_uri(v)
+        v = self.language
+        if v is not _U:
+            _a_code(v)
 
 
 class BiologicallyDerivedProductCollection(_p.Complex, kw_only=True):
@@ -1128,7 +1660,14 @@ class BiologicallyDerivedProductCollection(_p.Complex, kw_only=True):
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     modifierExtension: _T7 = _U
     source: _T11 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.collectedDateTime
+        if v is not _U:
+            _a_dateTime(v)
+        if self.collectedDateTime is not _U:
+            if self.collectedPeriod is not _U:
+                raise _p.ChoiceError("BiologicallyDerivedProductCollection.collected[x]: at most one")
 
 
 class BiologicallyDerivedProductDispense(_p.Resource, tag="BiologicallyDerivedProductDispense", kw_only=True):
@@ -1163,7 +1702,24 @@ class BiologicallyDerivedProductDispense(_p.Resource, tag="BiologicallyDerivedPr
     usageInstruction_ext: _T3 = _ms.field(default=_U, name="_usageInstruction")
     whenHandedOver: _T2 = _U
     whenHandedOver_ext: _T3 = _ms.field(default=_U, name="_whenHandedOver")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U:
+            _a_id(v)
+        v = self.implicitRules
+        if v is not _U:
+            _a_uri(v)
+        v = self.language
+        if v is not _U:
+            _a_code(v)
+        v = self.preparedDate
+        if v is not _U:
+            _a_dateTime(v)
+        _a_code(self.status)
+        v = self.whenHandedOver
+        if v is not _U:
+            _a_dateTime(v)
 
 
 class BiologicallyDerivedProductDispensePerformer(_p.Complex, kw_only=True):
@@ -1190,7 +1746,12 @@ class BiologicallyDerivedProductProperty(_p.Complex, kw_only=True):
     valueRange: _T35 = _U
     valueRatio: _T44 = _U
     valueString: _T2 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        t = _astuple(self)
+        n = len(t) - t.count(_U) - 1 - ((self.extension is not _U) + (self.id is not _U) + (self.id_ext is not _U) + (self.modifierExtension is not _U))
+        if n != 1:
+            raise _p.ChoiceError("BiologicallyDerivedProductProperty.value[x]: exactly one")
 
 
 class BodyStructure(_p.Resource, tag="BodyStructure", kw_only=True):
@@ -1215,7 +1776,17 @@ class BodyStructure(_p.Resource, tag="BodyStructure", kw_only=True):
     morphology: _T1 = _U
     patient: _T20
     text: _T17 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U:
+            _a_id(v)
+        v = self.implicitRules
+        if v is not _U:
+            _a_uri(v)
+        v = self.language
+        if v is not _U:
+            _a_code(v)
 
 
 class BodyStructureIncludedStructure(_p.Complex, kw_only=True):
@@ -1269,7 +1840,21 @@ class Bundle(_p.Resource, tag="Bundle", kw_only=True):
     total_ext: _T3 = _ms.field(default=_U, name="_total")
     type: _T15
     type_ext: _T3 = _ms.field(default=_U, name="_type")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U:
+            _a_id(v)
+        v = self.implicitRules
+        if v is not _U:
+            _a_uri(v)
+        v = self.language
+        if v is not _U:
+            _a_code(v)
+        v = self.timestamp
+        if v is not _U:
+            _a_instant(v)
+        _a_code(self.type)
 
 
 class BundleEntry(_p.Complex, kw_only=True):
@@ -1284,7 +1869,11 @@ class BundleEntry(_p.Complex, kw_only=True):
     resource: _T92 = _U
     response: _T97 = _U
     search: _T98 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.fullUrl
+        if v is not _U:
+            _a_uri(v)
 
 
 class BundleEntryRequest(_p.Complex, kw_only=True):
@@ -1304,7 +1893,13 @@ class BundleEntryRequest(_p.Complex, kw_only=True):
     modifierExtension: _T7 = _U
     url: _T15
     url_ext: _T3 = _ms.field(default=_U, name="_url")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.ifModifiedSince
+        if v is not _U:
+            _a_instant(v)
+        _a_code(self.method)
+        _a_uri(self.url)
 
 
 class BundleEntryResponse(_p.Complex, kw_only=True):
@@ -1321,7 +1916,14 @@ class BundleEntryResponse(_p.Complex, kw_only=True):
     outcome: _T92 = _U
     status: _T15
     status_ext: _T3 = _ms.field(default=_U, name="_status")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.lastModified
+        if v is not _U:
+            _a_instant(v)
+        v = self.location
+        if v is not _U:
+            _a_uri(v)
 
 
 class BundleEntrySearch(_p.Complex, kw_only=True):
@@ -1333,7 +1935,14 @@ class BundleEntrySearch(_p.Complex, kw_only=True):
     modifierExtension: _T7 = _U
     score: _T56 = _U
     score_ext: _T3 = _ms.field(default=_U, name="_score")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.mode
+        if v is not _U:
+            _a_code(v)
+        v = self.score
+        if v is not _U:
+            _a_decimal(v)
 
 
 class BundleLink(_p.Complex, kw_only=True):
@@ -1345,7 +1954,10 @@ class BundleLink(_p.Complex, kw_only=True):
     relation_ext: _T3 = _ms.field(default=_U, name="_relation")
     url: _T15
     url_ext: _T3 = _ms.field(default=_U, name="_url")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        _a_code(self.relation)
+        _a_uri(self.url)
 
 
 class CanonicalResource(_p.Complex, kw_only=True):
@@ -1390,7 +2002,24 @@ class CanonicalResource(_p.Complex, kw_only=True):
     version_ext: _T3 = _ms.field(default=_U, name="_version")
     versionAlgorithmCoding: _T38 = _U
     versionAlgorithmString: _T2 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.date
+        if v is not _U:
+            _a_dateTime(v)
+        v = self.implicitRules
+        if v is not _U:
+            _a_uri(v)
+        v = self.language
+        if v is not _U:
+            _a_code(v)
+        _a_code(self.status)
+        v = self.url
+        if v is not _U:
+            _a_uri(v)
+        if self.versionAlgorithmCoding is not _U:
+            if self.versionAlgorithmString is not _U:
+                raise _p.ChoiceError("CanonicalResource.versionAlgorithm[x]: at most one")
 
 
 class CapabilityStatement(_p.Resource, tag="CapabilityStatement", kw_only=True):
@@ -1456,7 +2085,38 @@ class CapabilityStatement(_p.Resource, tag="CapabilityStatement", kw_only=True):
     version_ext: _T3 = _ms.field(default=_U, name="_version")
     versionAlgorithmCoding: _T38 = _U
     versionAlgorithmString: _T2 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        if self.acceptLanguage is not _U:
+            _e_code(self.acceptLanguage)
+        _a_dateTime(self.date)
+        _a_code(self.fhirVersion)
+        _e_code(self.format)
+        v = self.id
+        if v is not _U:
+            _a_id(v)
+        if self.implementationGuide is not _U:
+            _e_uri(self.implementationGuide)
+        v = self.implicitRules
+        if v is not _U:
+            _a_uri(v)
+        if self.imports is not _U:
+            _e_uri(self.imports)
+        if self.instantiates is not _U:
+            _e_uri(self.instantiates)
+        _a_code(self.kind)
+        v = self.language
+        if v is not _U:
+            _a_code(v)
+        if self.patchFormat is not _U:
+            _e_code(self.patchFormat)
+        _a_code(self.status)
+        v = self.url
+        if v is not _U:
+            _a_uri(v)
+        if self.versionAlgorithmCoding is not _U:
+            if self.versionAlgorithmString is not _U:
+                raise _p.ChoiceError("CapabilityStatement.versionAlgorithm[x]: at most one")
 
 
 class CapabilityStatementDocument(_p.Complex, kw_only=True):
@@ -1470,7 +2130,10 @@ class CapabilityStatementDocument(_p.Complex, kw_only=True):
     modifierExtension: _T7 = _U
     profile: _T15
     profile_ext: _T3 = _ms.field(default=_U, name="_profile")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        _a_code(self.mode)
+        _a_uri(self.profile)
 
 
 class CapabilityStatementImplementation(_p.Complex, kw_only=True):
@@ -1483,7 +2146,11 @@ class CapabilityStatementImplementation(_p.Complex, kw_only=True):
     modifierExtension: _T7 = _U
     url: _T2 = _U
     url_ext: _T3 = _ms.field(default=_U, name="_url")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.url
+        if v is not _U:
+            _a_uri(v)
 
 
 class CapabilityStatementMessaging(_p.Complex, kw_only=True):
@@ -1507,7 +2174,9 @@ class CapabilityStatementMessagingEndpoint(_p.Complex, kw_only=True):
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     modifierExtension: _T7 = _U
     protocol: _T78
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        _a_uri(self.address)
 
 
 class CapabilityStatementMessagingSupportedMessage(_p.Complex, kw_only=True):
@@ -1519,7 +2188,10 @@ class CapabilityStatementMessagingSupportedMessage(_p.Complex, kw_only=True):
     mode: _T15
     mode_ext: _T3 = _ms.field(default=_U, name="_mode")
     modifierExtension: _T7 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        _a_uri(self.definition)
+        _a_code(self.mode)
 
 
 class CapabilityStatementRest(_p.Complex, kw_only=True):
@@ -1538,7 +2210,11 @@ class CapabilityStatementRest(_p.Complex, kw_only=True):
     resource: _T109 = _U
     searchParam: _T110 = _U
     security: _T111 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        if self.compartment is not _U:
+            _e_uri(self.compartment)
+        _a_code(self.mode)
 
 
 class CapabilityStatementRestInteraction(_p.Complex, kw_only=True):
@@ -1550,7 +2226,9 @@ class CapabilityStatementRestInteraction(_p.Complex, kw_only=True):
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     modifierExtension: _T7 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        _a_code(self.code)
 
 
 class CapabilityStatementRestResource(_p.Complex, kw_only=True):
@@ -1591,7 +2269,25 @@ class CapabilityStatementRestResource(_p.Complex, kw_only=True):
     updateCreate_ext: _T3 = _ms.field(default=_U, name="_updateCreate")
     versioning: _T2 = _U
     versioning_ext: _T3 = _ms.field(default=_U, name="_versioning")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.conditionalDelete
+        if v is not _U:
+            _a_code(v)
+        v = self.conditionalRead
+        if v is not _U:
+            _a_code(v)
+        v = self.profile
+        if v is not _U:
+            _a_uri(v)
+        if self.referencePolicy is not _U:
+            _e_code(self.referencePolicy)
+        if self.supportedProfile is not _U:
+            _e_uri(self.supportedProfile)
+        _a_code(self.type)
+        v = self.versioning
+        if v is not _U:
+            _a_code(v)
 
 
 class CapabilityStatementRestResourceInteraction(_p.Complex, kw_only=True):
@@ -1603,7 +2299,9 @@ class CapabilityStatementRestResourceInteraction(_p.Complex, kw_only=True):
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     modifierExtension: _T7 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        _a_code(self.code)
 
 
 class CapabilityStatementRestResourceOperation(_p.Complex, kw_only=True):
@@ -1617,7 +2315,9 @@ class CapabilityStatementRestResourceOperation(_p.Complex, kw_only=True):
     modifierExtension: _T7 = _U
     name: _T15
     name_ext: _T3 = _ms.field(default=_U, name="_name")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        _a_uri(self.definition)
 
 
 class CapabilityStatementRestResourceSearchParam(_p.Complex, kw_only=True):
@@ -1633,7 +2333,12 @@ class CapabilityStatementRestResourceSearchParam(_p.Complex, kw_only=True):
     name_ext: _T3 = _ms.field(default=_U, name="_name")
     type: _T15
     type_ext: _T3 = _ms.field(default=_U, name="_type")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.definition
+        if v is not _U:
+            _a_uri(v)
+        _a_code(self.type)
 
 
 class CapabilityStatementRestSecurity(_p.Complex, kw_only=True):
@@ -1659,7 +2364,11 @@ class CapabilityStatementSoftware(_p.Complex, kw_only=True):
     releaseDate_ext: _T3 = _ms.field(default=_U, name="_releaseDate")
     version: _T2 = _U
     version_ext: _T3 = _ms.field(default=_U, name="_version")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.releaseDate
+        if v is not _U:
+            _a_dateTime(v)
 
 
 class CarePlan(_p.Resource, tag="CarePlan", kw_only=True):
@@ -1704,7 +2413,26 @@ class CarePlan(_p.Resource, tag="CarePlan", kw_only=True):
     text: _T17 = _U
     title: _T2 = _U
     title_ext: _T3 = _ms.field(default=_U, name="_title")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.created
+        if v is not _U:
+            _a_dateTime(v)
+        v = self.id
+        if v is not _U:
+            _a_id(v)
+        v = self.implicitRules
+        if v is not _U:
+            _a_uri(v)
+        if self.instantiatesCanonical is not _U:
+            _e_uri(self.instantiatesCanonical)
+        if self.instantiatesUri is not _U:
+            _e_uri(self.instantiatesUri)
+        _a_code(self.intent)
+        v = self.language
+        if v is not _U:
+            _a_code(v)
+        _a_code(self.status)
 
 
 class CarePlanActivity(_p.Complex, kw_only=True):
@@ -1742,7 +2470,20 @@ class CareTeam(_p.Resource, tag="CareTeam", kw_only=True):
     subject: _T11 = _U
     telecom: _T115 = _U
     text: _T17 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U:
+            _a_id(v)
+        v = self.implicitRules
+        if v is not _U:
+            _a_uri(v)
+        v = self.language
+        if v is not _U:
+            _a_code(v)
+        v = self.status
+        if v is not _U:
+            _a_code(v)
 
 
 class CareTeamParticipant(_p.Complex, kw_only=True):
@@ -1755,7 +2496,11 @@ class CareTeamParticipant(_p.Complex, kw_only=True):
     modifierExtension: _T7 = _U
     onBehalfOf: _T11 = _U
     role: _T1 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        if self.coveragePeriod is not _U:
+            if self.coverageTiming is not _U:
+                raise _p.ChoiceError("CareTeamParticipant.coverage[x]: at most one")
 
 
 class ChargeItem(_p.Resource, tag="ChargeItem", kw_only=True):
@@ -1802,7 +2547,34 @@ class ChargeItem(_p.Resource, tag="ChargeItem", kw_only=True):
     text: _T17 = _U
     totalPriceComponent: _T117 = _U
     unitPriceComponent: _T117 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        if self.definitionCanonical is not _U:
+            _e_uri(self.definitionCanonical)
+        if self.definitionUri is not _U:
+            _e_uri(self.definitionUri)
+        v = self.enteredDate
+        if v is not _U:
+            _a_dateTime(v)
+        v = self.id
+        if v is not _U:
+            _a_id(v)
+        v = self.implicitRules
+        if v is not _U:
+            _a_uri(v)
+        v = self.language
+        if v is not _U:
+            _a_code(v)
+        v = self.occurrenceDateTime
+        if v is not _U:
+            _a_dateTime(v)
+        _a_code(self.status)
+        if self.occurrenceDateTime is not _U:
+            if self.occurrencePeriod is not _U or self.occurrenceTiming is not _U:
+                raise _p.ChoiceError("ChargeItem.occurrence[x]: at most one")
+        elif self.occurrencePeriod is not _U:
+            if self.occurrenceTiming is not _U:
+                raise _p.ChoiceError("ChargeItem.occurrence[x]: at most one")
 
 
 class ChargeItemDefinition(_p.Resource, tag="ChargeItemDefinition", kw_only=True):
@@ -1861,7 +2633,39 @@ class ChargeItemDefinition(_p.Resource, tag="ChargeItemDefinition", kw_only=True
     version_ext: _T3 = _ms.field(default=_U, name="_version")
     versionAlgorithmCoding: _T38 = _U
     versionAlgorithmString: _T2 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.approvalDate
+        if v is not _U:
+            _a_date(v)
+        v = self.date
+        if v is not _U:
+            _a_dateTime(v)
+        if self.derivedFromUri is not _U:
+            _e_uri(self.derivedFromUri)
+        v = self.id
+        if v is not _U:
+            _a_id(v)
+        v = self.implicitRules
+        if v is not _U:
+            _a_uri(v)
+        v = self.language
+        if v is not _U:
+            _a_code(v)
+        v = self.lastReviewDate
+        if v is not _U:
+            _a_date(v)
+        if self.partOf is not _U:
+            _e_uri(self.partOf)
+        if self.replaces is not _U:
+            _e_uri(self.replaces)
+        _a_code(self.status)
+        v = self.url
+        if v is not _U:
+            _a_uri(v)
+        if self.versionAlgorithmCoding is not _U:
+            if self.versionAlgorithmString is not _U:
+                raise _p.ChoiceError("ChargeItemDefinition.versionAlgorithm[x]: at most one")
 
 
 class ChargeItemDefinitionApplicability(_p.Complex, kw_only=True):
@@ -1950,7 +2754,33 @@ class Citation(_p.Resource, tag="Citation", kw_only=True):
     version_ext: _T3 = _ms.field(default=_U, name="_version")
     versionAlgorithmCoding: _T38 = _U
     versionAlgorithmString: _T2 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.approvalDate
+        if v is not _U:
+            _a_date(v)
+        v = self.date
+        if v is not _U:
+            _a_dateTime(v)
+        v = self.id
+        if v is not _U:
+            _a_id(v)
+        v = self.implicitRules
+        if v is not _U:
+            _a_uri(v)
+        v = self.language
+        if v is not _U:
+            _a_code(v)
+        v = self.lastReviewDate
+        if v is not _U:
+            _a_date(v)
+        _a_code(self.status)
+        v = self.url
+        if v is not _U:
+            _a_uri(v)
+        if self.versionAlgorithmCoding is not _U:
+            if self.versionAlgorithmString is not _U:
+                raise _p.ChoiceError("Citation.versionAlgorithm[x]: at most one")
 
 
 class CitationCitedArtifact(_p.Complex, kw_only=True):
@@ -1974,7 +2804,11 @@ class CitationCitedArtifact(_p.Complex, kw_only=True):
     title: _T134 = _U
     version: _T135 = _U
     webLocation: _T136 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.dateAccessed
+        if v is not _U:
+            _a_dateTime(v)
 
 
 class CitationCitedArtifactAbstract(_p.Complex, kw_only=True):
@@ -2037,7 +2871,11 @@ class CitationCitedArtifactContributorshipEntryContributionInstance(_p.Complex, 
     time: _T2 = _U
     time_ext: _T3 = _ms.field(default=_U, name="_time")
     type: _T42
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.time
+        if v is not _U:
+            _a_dateTime(v)
 
 
 class CitationCitedArtifactContributorshipSummary(_p.Complex, kw_only=True):
@@ -2095,7 +2933,14 @@ class CitationCitedArtifactPublicationForm(_p.Complex, kw_only=True):
     publishedIn: _T140 = _U
     volume: _T2 = _U
     volume_ext: _T3 = _ms.field(default=_U, name="_volume")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.articleDate
+        if v is not _U:
+            _a_dateTime(v)
+        v = self.lastRevisionDate
+        if v is not _U:
+            _a_dateTime(v)
 
 
 class CitationCitedArtifactPublicationFormPublishedIn(_p.Complex, kw_only=True):
@@ -2130,7 +2975,12 @@ class CitationCitedArtifactRelatesTo(_p.Complex, kw_only=True):
     resourceReference: _T11 = _U
     type: _T15
     type_ext: _T3 = _ms.field(default=_U, name="_type")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.resource
+        if v is not _U:
+            _a_uri(v)
+        _a_code(self.type)
 
 
 class CitationCitedArtifactStatusDate(_p.Complex, kw_only=True):
@@ -2173,7 +3023,11 @@ class CitationCitedArtifactWebLocation(_p.Complex, kw_only=True):
     modifierExtension: _T7 = _U
     url: _T2 = _U
     url_ext: _T3 = _ms.field(default=_U, name="_url")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.url
+        if v is not _U:
+            _a_uri(v)
 
 
 class CitationClassification(_p.Complex, kw_only=True):
@@ -2253,7 +3107,20 @@ class Claim(_p.Resource, tag="Claim", kw_only=True):
     type: _T42
     use: _T15
     use_ext: _T3 = _ms.field(default=_U, name="_use")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        _a_dateTime(self.created)
+        v = self.id
+        if v is not _U:
+            _a_id(v)
+        v = self.implicitRules
+        if v is not _U:
+            _a_uri(v)
+        v = self.language
+        if v is not _U:
+            _a_code(v)
+        _a_code(self.status)
+        _a_code(self.use)
 
 
 class ClaimAccident(_p.Complex, kw_only=True):
@@ -2266,7 +3133,12 @@ class ClaimAccident(_p.Complex, kw_only=True):
     locationReference: _T11 = _U
     modifierExtension: _T7 = _U
     type: _T1 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        _a_date(self.date)
+        if self.locationAddress is not _U:
+            if self.locationReference is not _U:
+                raise _p.ChoiceError("ClaimAccident.location[x]: at most one")
 
 
 class ClaimCareTeam(_p.Complex, kw_only=True):
@@ -2294,7 +3166,13 @@ class ClaimDiagnosis(_p.Complex, kw_only=True):
     sequence: _T69
     sequence_ext: _T3 = _ms.field(default=_U, name="_sequence")
     type: _T23 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        if self.diagnosisCodeableConcept is not _U:
+            if self.diagnosisReference is not _U:
+                raise _p.ChoiceError("ClaimDiagnosis.diagnosis[x]: exactly one")
+        elif not (self.diagnosisReference is not _U):
+            raise _p.ChoiceError("ClaimDiagnosis.diagnosis[x]: exactly one")
 
 
 class ClaimEvent(_p.Complex, kw_only=True):
@@ -2305,7 +3183,16 @@ class ClaimEvent(_p.Complex, kw_only=True):
     type: _T42
     whenDateTime: _T2 = _U
     whenPeriod: _T14 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.whenDateTime
+        if v is not _U:
+            _a_dateTime(v)
+        if self.whenDateTime is not _U:
+            if self.whenPeriod is not _U:
+                raise _p.ChoiceError("ClaimEvent.when[x]: exactly one")
+        elif not (self.whenPeriod is not _U):
+            raise _p.ChoiceError("ClaimEvent.when[x]: exactly one")
 
 
 class ClaimInsurance(_p.Complex, kw_only=True):
@@ -2365,7 +3252,23 @@ class ClaimItem(_p.Complex, kw_only=True):
     traceNumber: _T9 = _U
     udi: _T16 = _U
     unitPrice: _T148 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.factor
+        if v is not _U:
+            _a_decimal(v)
+        v = self.servicedDate
+        if v is not _U:
+            _a_date(v)
+        if self.locationAddress is not _U:
+            if self.locationCodeableConcept is not _U or self.locationReference is not _U:
+                raise _p.ChoiceError("ClaimItem.location[x]: at most one")
+        elif self.locationCodeableConcept is not _U:
+            if self.locationReference is not _U:
+                raise _p.ChoiceError("ClaimItem.location[x]: at most one")
+        if self.servicedDate is not _U:
+            if self.servicedPeriod is not _U:
+                raise _p.ChoiceError("ClaimItem.serviced[x]: at most one")
 
 
 class ClaimItemBodySite(_p.Complex, kw_only=True):
@@ -2400,7 +3303,11 @@ class ClaimItemDetail(_p.Complex, kw_only=True):
     traceNumber: _T9 = _U
     udi: _T16 = _U
     unitPrice: _T148 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.factor
+        if v is not _U:
+            _a_decimal(v)
 
 
 class ClaimItemDetailSubDetail(_p.Complex, kw_only=True):
@@ -2425,7 +3332,11 @@ class ClaimItemDetailSubDetail(_p.Complex, kw_only=True):
     traceNumber: _T9 = _U
     udi: _T16 = _U
     unitPrice: _T148 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.factor
+        if v is not _U:
+            _a_decimal(v)
 
 
 class ClaimPayee(_p.Complex, kw_only=True):
@@ -2450,7 +3361,16 @@ class ClaimProcedure(_p.Complex, kw_only=True):
     sequence_ext: _T3 = _ms.field(default=_U, name="_sequence")
     type: _T23 = _U
     udi: _T16 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.date
+        if v is not _U:
+            _a_dateTime(v)
+        if self.procedureCodeableConcept is not _U:
+            if self.procedureReference is not _U:
+                raise _p.ChoiceError("ClaimProcedure.procedure[x]: exactly one")
+        elif not (self.procedureReference is not _U):
+            raise _p.ChoiceError("ClaimProcedure.procedure[x]: exactly one")
 
 
 class ClaimRelated(_p.Complex, kw_only=True):
@@ -2513,7 +3433,21 @@ class ClaimResponse(_p.Resource, tag="ClaimResponse", kw_only=True):
     type: _T42
     use: _T15
     use_ext: _T3 = _ms.field(default=_U, name="_use")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        _a_dateTime(self.created)
+        v = self.id
+        if v is not _U:
+            _a_id(v)
+        v = self.implicitRules
+        if v is not _U:
+            _a_uri(v)
+        v = self.language
+        if v is not _U:
+            _a_code(v)
+        _a_code(self.outcome)
+        _a_code(self.status)
+        _a_code(self.use)
 
 
 class ClaimResponseAddItem(_p.Complex, kw_only=True):
@@ -2552,7 +3486,23 @@ class ClaimResponseAddItem(_p.Complex, kw_only=True):
     tax: _T148 = _U
     traceNumber: _T9 = _U
     unitPrice: _T148 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.factor
+        if v is not _U:
+            _a_decimal(v)
+        v = self.servicedDate
+        if v is not _U:
+            _a_date(v)
+        if self.locationAddress is not _U:
+            if self.locationCodeableConcept is not _U or self.locationReference is not _U:
+                raise _p.ChoiceError("ClaimResponseAddItem.location[x]: at most one")
+        elif self.locationCodeableConcept is not _U:
+            if self.locationReference is not _U:
+                raise _p.ChoiceError("ClaimResponseAddItem.location[x]: at most one")
+        if self.servicedDate is not _U:
+            if self.servicedPeriod is not _U:
+                raise _p.ChoiceError("ClaimResponseAddItem.serviced[x]: at most one")
 
 
 class ClaimResponseAddItemBodySite(_p.Complex, kw_only=True):
@@ -2585,7 +3535,11 @@ class ClaimResponseAddItemDetail(_p.Complex, kw_only=True):
     tax: _T148 = _U
     traceNumber: _T9 = _U
     unitPrice: _T148 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.factor
+        if v is not _U:
+            _a_decimal(v)
 
 
 class ClaimResponseAddItemDetailSubDetail(_p.Complex, kw_only=True):
@@ -2608,7 +3562,11 @@ class ClaimResponseAddItemDetailSubDetail(_p.Complex, kw_only=True):
     tax: _T148 = _U
     traceNumber: _T9 = _U
     unitPrice: _T148 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.factor
+        if v is not _U:
+            _a_decimal(v)
 
 
 class ClaimResponseError(_p.Complex, kw_only=True):
@@ -2635,7 +3593,16 @@ class ClaimResponseEvent(_p.Complex, kw_only=True):
     type: _T42
     whenDateTime: _T2 = _U
     whenPeriod: _T14 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.whenDateTime
+        if v is not _U:
+            _a_dateTime(v)
+        if self.whenDateTime is not _U:
+            if self.whenPeriod is not _U:
+                raise _p.ChoiceError("ClaimResponseEvent.when[x]: exactly one")
+        elif not (self.whenPeriod is not _U):
+            raise _p.ChoiceError("ClaimResponseEvent.when[x]: exactly one")
 
 
 class ClaimResponseInsurance(_p.Complex, kw_only=True):
@@ -2732,7 +3699,11 @@ class ClaimResponsePayment(_p.Complex, kw_only=True):
     identifier: _T81 = _U
     modifierExtension: _T7 = _U
     type: _T42
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.date
+        if v is not _U:
+            _a_date(v)
 
 
 class ClaimResponseProcessNote(_p.Complex, kw_only=True):
@@ -2775,7 +3746,29 @@ class ClaimSupportingInfo(_p.Complex, kw_only=True):
     valueQuantity: _T31 = _U
     valueReference: _T11 = _U
     valueString: _T2 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.timingDate
+        if v is not _U:
+            _a_date(v)
+        if self.timingDate is not _U:
+            if self.timingPeriod is not _U:
+                raise _p.ChoiceError("ClaimSupportingInfo.timing[x]: at most one")
+        if self.valueAttachment is not _U:
+            if self.valueBoolean is not _U or self.valueIdentifier is not _U or self.valueQuantity is not _U or self.valueReference is not _U or self.valueString is not _U:
+                raise _p.ChoiceError("ClaimSupportingInfo.value[x]: at most one")
+        elif self.valueBoolean is not _U:
+            if self.valueIdentifier is not _U or self.valueQuantity is not _U or self.valueReference is not _U or self.valueString is not _U:
+                raise _p.ChoiceError("ClaimSupportingInfo.value[x]: at most one")
+        elif self.valueIdentifier is not _U:
+            if self.valueQuantity is not _U or self.valueReference is not _U or self.valueString is not _U:
+                raise _p.ChoiceError("ClaimSupportingInfo.value[x]: at most one")
+        elif self.valueQuantity is not _U:
+            if self.valueReference is not _U or self.valueString is not _U:
+                raise _p.ChoiceError("ClaimSupportingInfo.value[x]: at most one")
+        elif self.valueReference is not _U:
+            if self.valueString is not _U:
+                raise _p.ChoiceError("ClaimSupportingInfo.value[x]: at most one")
 
 
 class ClinicalImpression(_p.Resource, tag="ClinicalImpression", kw_only=True):
@@ -2815,7 +3808,29 @@ class ClinicalImpression(_p.Resource, tag="ClinicalImpression", kw_only=True):
     summary_ext: _T3 = _ms.field(default=_U, name="_summary")
     supportingInfo: _T16 = _U
     text: _T17 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.date
+        if v is not _U:
+            _a_dateTime(v)
+        v = self.effectiveDateTime
+        if v is not _U:
+            _a_dateTime(v)
+        v = self.id
+        if v is not _U:
+            _a_id(v)
+        v = self.implicitRules
+        if v is not _U:
+            _a_uri(v)
+        v = self.language
+        if v is not _U:
+            _a_code(v)
+        if self.protocol is not _U:
+            _e_uri(self.protocol)
+        _a_code(self.status)
+        if self.effectiveDateTime is not _U:
+            if self.effectivePeriod is not _U:
+                raise _p.ChoiceError("ClinicalImpression.effective[x]: at most one")
 
 
 class ClinicalImpressionFinding(_p.Complex, kw_only=True):
@@ -2854,7 +3869,20 @@ class ClinicalUseDefinition(_p.Resource, tag="ClinicalUseDefinition", kw_only=Tr
     type_ext: _T3 = _ms.field(default=_U, name="_type")
     undesirableEffect: _T177 = _U
     warning: _T178 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U:
+            _a_id(v)
+        v = self.implicitRules
+        if v is not _U:
+            _a_uri(v)
+        v = self.language
+        if v is not _U:
+            _a_code(v)
+        if self.library is not _U:
+            _e_uri(self.library)
+        _a_code(self.type)
 
 
 class ClinicalUseDefinitionContraindication(_p.Complex, kw_only=True):
@@ -2893,7 +3921,11 @@ class ClinicalUseDefinitionIndication(_p.Complex, kw_only=True):
     modifierExtension: _T7 = _U
     otherTherapy: _T179 = _U
     undesirableEffect: _T16 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        if self.durationRange is not _U:
+            if self.durationString is not _U:
+                raise _p.ChoiceError("ClinicalUseDefinitionIndication.duration[x]: at most one")
 
 
 class ClinicalUseDefinitionInteraction(_p.Complex, kw_only=True):
@@ -2915,7 +3947,13 @@ class ClinicalUseDefinitionInteractionInteractant(_p.Complex, kw_only=True):
     itemCodeableConcept: _T1 = _U
     itemReference: _T11 = _U
     modifierExtension: _T7 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        if self.itemCodeableConcept is not _U:
+            if self.itemReference is not _U:
+                raise _p.ChoiceError("ClinicalUseDefinitionInteractionInteractant.item[x]: exactly one")
+        elif not (self.itemReference is not _U):
+            raise _p.ChoiceError("ClinicalUseDefinitionInteractionInteractant.item[x]: exactly one")
 
 
 class ClinicalUseDefinitionUndesirableEffect(_p.Complex, kw_only=True):
@@ -3010,7 +4048,43 @@ class CodeSystem(_p.Resource, tag="CodeSystem", kw_only=True):
     versionAlgorithmString: _T2 = _U
     versionNeeded: _T19 = _U
     versionNeeded_ext: _T3 = _ms.field(default=_U, name="_versionNeeded")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.approvalDate
+        if v is not _U:
+            _a_date(v)
+        _a_code(self.content)
+        v = self.date
+        if v is not _U:
+            _a_dateTime(v)
+        v = self.hierarchyMeaning
+        if v is not _U:
+            _a_code(v)
+        v = self.id
+        if v is not _U:
+            _a_id(v)
+        v = self.implicitRules
+        if v is not _U:
+            _a_uri(v)
+        v = self.language
+        if v is not _U:
+            _a_code(v)
+        v = self.lastReviewDate
+        if v is not _U:
+            _a_date(v)
+        _a_code(self.status)
+        v = self.supplements
+        if v is not _U:
+            _a_uri(v)
+        v = self.url
+        if v is not _U:
+            _a_uri(v)
+        v = self.valueSet
+        if v is not _U:
+            _a_uri(v)
+        if self.versionAlgorithmCoding is not _U:
+            if self.versionAlgorithmString is not _U:
+                raise _p.ChoiceError("CodeSystem.versionAlgorithm[x]: at most one")
 
 
 class CodeSystemConcept(_p.Complex, kw_only=True):
@@ -3027,7 +4101,9 @@ class CodeSystemConcept(_p.Complex, kw_only=True):
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     modifierExtension: _T7 = _U
     property: _T185 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        _a_code(self.code)
 
 
 class CodeSystemConceptDesignation(_p.Complex, kw_only=True):
@@ -3041,7 +4117,11 @@ class CodeSystemConceptDesignation(_p.Complex, kw_only=True):
     use: _T38 = _U
     value: _T15
     value_ext: _T3 = _ms.field(default=_U, name="_value")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.language
+        if v is not _U:
+            _a_code(v)
 
 
 class CodeSystemConceptProperty(_p.Complex, kw_only=True):
@@ -3058,7 +4138,38 @@ class CodeSystemConceptProperty(_p.Complex, kw_only=True):
     valueDecimal: _T56 = _U
     valueInteger: _T77 = _U
     valueString: _T2 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        _a_code(self.code)
+        v = self.valueCode
+        if v is not _U:
+            _a_code(v)
+        v = self.valueDateTime
+        if v is not _U:
+            _a_dateTime(v)
+        v = self.valueDecimal
+        if v is not _U:
+            _a_decimal(v)
+        if self.valueBoolean is not _U:
+            if self.valueCode is not _U or self.valueCoding is not _U or self.valueDateTime is not _U or self.valueDecimal is not _U or self.valueInteger is not _U or self.valueString is not _U:
+                raise _p.ChoiceError("CodeSystemConceptProperty.value[x]: exactly one")
+        elif self.valueCode is not _U:
+            if self.valueCoding is not _U or self.valueDateTime is not _U or self.valueDecimal is not _U or self.valueInteger is not _U or self.valueString is not _U:
+                raise _p.ChoiceError("CodeSystemConceptProperty.value[x]: exactly one")
+        elif self.valueCoding is not _U:
+            if self.valueDateTime is not _U or self.valueDecimal is not _U or self.valueInteger is not _U or self.valueString is not _U:
+                raise _p.ChoiceError("CodeSystemConceptProperty.value[x]: exactly one")
+        elif self.valueDateTime is not _U:
+            if self.valueDecimal is not _U or self.valueInteger is not _U or self.valueString is not _U:
+                raise _p.ChoiceError("CodeSystemConceptProperty.value[x]: exactly one")
+        elif self.valueDecimal is not _U:
+            if self.valueInteger is not _U or self.valueString is not _U:
+                raise _p.ChoiceError("CodeSystemConceptProperty.value[x]: exactly one")
+        elif self.valueInteger is not _U:
+            if self.valueString is not _U:
+                raise _p.ChoiceError("CodeSystemConceptProperty.value[x]: exactly one")
+        elif not (self.valueString is not _U):
+            raise _p.ChoiceError("CodeSystemConceptProperty.value[x]: exactly one")
 
 
 class CodeSystemFilter(_p.Complex, kw_only=True):
@@ -3074,7 +4185,10 @@ class CodeSystemFilter(_p.Complex, kw_only=True):
     operator_ext: _T28 = _ms.field(default=_U, name="_operator")
     value: _T15
     value_ext: _T3 = _ms.field(default=_U, name="_value")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        _a_code(self.code)
+        _e_code(self.operator)
 
 
 class CodeSystemProperty(_p.Complex, kw_only=True):
@@ -3090,7 +4204,13 @@ class CodeSystemProperty(_p.Complex, kw_only=True):
     type_ext: _T3 = _ms.field(default=_U, name="_type")
     uri: _T2 = _U
     uri_ext: _T3 = _ms.field(default=_U, name="_uri")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        _a_code(self.code)
+        _a_code(self.type)
+        v = self.uri
+        if v is not _U:
+            _a_uri(v)
 
 
 class CodeableConcept(_p.Complex, kw_only=True):
@@ -3124,7 +4244,14 @@ class Coding(_p.Complex, kw_only=True):
     userSelected_ext: _T3 = _ms.field(default=_U, name="_userSelected")
     version: _T2 = _U
     version_ext: _T3 = _ms.field(default=_U, name="_version")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.code
+        if v is not _U:
+            _a_code(v)
+        v = self.system
+        if v is not _U:
+            _a_uri(v)
 
 
 class Communication(_p.Resource, tag="Communication", kw_only=True):
@@ -3167,7 +4294,31 @@ class Communication(_p.Resource, tag="Communication", kw_only=True):
     subject: _T11 = _U
     text: _T17 = _U
     topic: _T1 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U:
+            _a_id(v)
+        v = self.implicitRules
+        if v is not _U:
+            _a_uri(v)
+        if self.instantiatesCanonical is not _U:
+            _e_uri(self.instantiatesCanonical)
+        if self.instantiatesUri is not _U:
+            _e_uri(self.instantiatesUri)
+        v = self.language
+        if v is not _U:
+            _a_code(v)
+        v = self.priority
+        if v is not _U:
+            _a_code(v)
+        v = self.received
+        if v is not _U:
+            _a_dateTime(v)
+        v = self.sent
+        if v is not _U:
+            _a_dateTime(v)
+        _a_code(self.status)
 
 
 class CommunicationPayload(_p.Complex, kw_only=True):
@@ -3178,7 +4329,16 @@ class CommunicationPayload(_p.Complex, kw_only=True):
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     modifierExtension: _T7 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        if self.contentAttachment is not _U:
+            if self.contentCodeableConcept is not _U or self.contentReference is not _U:
+                raise _p.ChoiceError("CommunicationPayload.content[x]: exactly one")
+        elif self.contentCodeableConcept is not _U:
+            if self.contentReference is not _U:
+                raise _p.ChoiceError("CommunicationPayload.content[x]: exactly one")
+        elif not (self.contentReference is not _U):
+            raise _p.ChoiceError("CommunicationPayload.content[x]: exactly one")
 
 
 class CommunicationRequest(_p.Resource, tag="CommunicationRequest", kw_only=True):
@@ -3221,7 +4381,31 @@ class CommunicationRequest(_p.Resource, tag="CommunicationRequest", kw_only=True
     statusReason: _T1 = _U
     subject: _T11 = _U
     text: _T17 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.authoredOn
+        if v is not _U:
+            _a_dateTime(v)
+        v = self.id
+        if v is not _U:
+            _a_id(v)
+        v = self.implicitRules
+        if v is not _U:
+            _a_uri(v)
+        _a_code(self.intent)
+        v = self.language
+        if v is not _U:
+            _a_code(v)
+        v = self.occurrenceDateTime
+        if v is not _U:
+            _a_dateTime(v)
+        v = self.priority
+        if v is not _U:
+            _a_code(v)
+        _a_code(self.status)
+        if self.occurrenceDateTime is not _U:
+            if self.occurrencePeriod is not _U:
+                raise _p.ChoiceError("CommunicationRequest.occurrence[x]: at most one")
 
 
 class CommunicationRequestPayload(_p.Complex, kw_only=True):
@@ -3232,7 +4416,16 @@ class CommunicationRequestPayload(_p.Complex, kw_only=True):
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     modifierExtension: _T7 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        if self.contentAttachment is not _U:
+            if self.contentCodeableConcept is not _U or self.contentReference is not _U:
+                raise _p.ChoiceError("CommunicationRequestPayload.content[x]: exactly one")
+        elif self.contentCodeableConcept is not _U:
+            if self.contentReference is not _U:
+                raise _p.ChoiceError("CommunicationRequestPayload.content[x]: exactly one")
+        elif not (self.contentReference is not _U):
+            raise _p.ChoiceError("CommunicationRequestPayload.content[x]: exactly one")
 
 
 class CompartmentDefinition(_p.Resource, tag="CompartmentDefinition", kw_only=True):
@@ -3276,7 +4469,26 @@ class CompartmentDefinition(_p.Resource, tag="CompartmentDefinition", kw_only=Tr
     version_ext: _T3 = _ms.field(default=_U, name="_version")
     versionAlgorithmCoding: _T38 = _U
     versionAlgorithmString: _T2 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        _a_code(self.code)
+        v = self.date
+        if v is not _U:
+            _a_dateTime(v)
+        v = self.id
+        if v is not _U:
+            _a_id(v)
+        v = self.implicitRules
+        if v is not _U:
+            _a_uri(v)
+        v = self.language
+        if v is not _U:
+            _a_code(v)
+        _a_code(self.status)
+        _a_uri(self.url)
+        if self.versionAlgorithmCoding is not _U:
+            if self.versionAlgorithmString is not _U:
+                raise _p.ChoiceError("CompartmentDefinition.versionAlgorithm[x]: at most one")
 
 
 class CompartmentDefinitionResource(_p.Complex, kw_only=True):
@@ -3294,7 +4506,15 @@ class CompartmentDefinitionResource(_p.Complex, kw_only=True):
     param_ext: _T28 = _ms.field(default=_U, name="_param")
     startParam: _T2 = _U
     startParam_ext: _T3 = _ms.field(default=_U, name="_startParam")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        _a_code(self.code)
+        v = self.endParam
+        if v is not _U:
+            _a_uri(v)
+        v = self.startParam
+        if v is not _U:
+            _a_uri(v)
 
 
 class Composition(_p.Resource, tag="Composition", kw_only=True):
@@ -3334,7 +4554,22 @@ class Composition(_p.Resource, tag="Composition", kw_only=True):
     useContext: _T37 = _U
     version: _T2 = _U
     version_ext: _T3 = _ms.field(default=_U, name="_version")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        _a_dateTime(self.date)
+        v = self.id
+        if v is not _U:
+            _a_id(v)
+        v = self.implicitRules
+        if v is not _U:
+            _a_uri(v)
+        v = self.language
+        if v is not _U:
+            _a_code(v)
+        _a_code(self.status)
+        v = self.url
+        if v is not _U:
+            _a_uri(v)
 
 
 class CompositionAttester(_p.Complex, kw_only=True):
@@ -3346,7 +4581,11 @@ class CompositionAttester(_p.Complex, kw_only=True):
     party: _T11 = _U
     time: _T2 = _U
     time_ext: _T3 = _ms.field(default=_U, name="_time")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.time
+        if v is not _U:
+            _a_dateTime(v)
 
 
 class CompositionEvent(_p.Complex, kw_only=True):
@@ -3435,7 +4674,51 @@ class ConceptMap(_p.Resource, tag="ConceptMap", kw_only=True):
     version_ext: _T3 = _ms.field(default=_U, name="_version")
     versionAlgorithmCoding: _T38 = _U
     versionAlgorithmString: _T2 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.approvalDate
+        if v is not _U:
+            _a_date(v)
+        v = self.date
+        if v is not _U:
+            _a_dateTime(v)
+        v = self.id
+        if v is not _U:
+            _a_id(v)
+        v = self.implicitRules
+        if v is not _U:
+            _a_uri(v)
+        v = self.language
+        if v is not _U:
+            _a_code(v)
+        v = self.lastReviewDate
+        if v is not _U:
+            _a_date(v)
+        v = self.sourceScopeCanonical
+        if v is not _U:
+            _a_uri(v)
+        v = self.sourceScopeUri
+        if v is not _U:
+            _a_uri(v)
+        _a_code(self.status)
+        v = self.targetScopeCanonical
+        if v is not _U:
+            _a_uri(v)
+        v = self.targetScopeUri
+        if v is not _U:
+            _a_uri(v)
+        v = self.url
+        if v is not _U:
+            _a_uri(v)
+        if self.sourceScopeCanonical is not _U:
+            if self.sourceScopeUri is not _U:
+                raise _p.ChoiceError("ConceptMap.sourceScope[x]: at most one")
+        if self.targetScopeCanonical is not _U:
+            if self.targetScopeUri is not _U:
+                raise _p.ChoiceError("ConceptMap.targetScope[x]: at most one")
+        if self.versionAlgorithmCoding is not _U:
+            if self.versionAlgorithmString is not _U:
+                raise _p.ChoiceError("ConceptMap.versionAlgorithm[x]: at most one")
 
 
 class ConceptMapAdditionalAttribute(_p.Complex, kw_only=True):
@@ -3451,7 +4734,13 @@ class ConceptMapAdditionalAttribute(_p.Complex, kw_only=True):
     type_ext: _T3 = _ms.field(default=_U, name="_type")
     uri: _T2 = _U
     uri_ext: _T3 = _ms.field(default=_U, name="_uri")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        _a_code(self.code)
+        _a_code(self.type)
+        v = self.uri
+        if v is not _U:
+            _a_uri(v)
 
 
 class ConceptMapGroup(_p.Complex, kw_only=True):
@@ -3465,7 +4754,14 @@ class ConceptMapGroup(_p.Complex, kw_only=True):
     target: _T2 = _U
     target_ext: _T3 = _ms.field(default=_U, name="_target")
     unmapped: _T198 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.source
+        if v is not _U:
+            _a_uri(v)
+        v = self.target
+        if v is not _U:
+            _a_uri(v)
 
 
 class ConceptMapGroupElement(_p.Complex, kw_only=True):
@@ -3482,7 +4778,14 @@ class ConceptMapGroupElement(_p.Complex, kw_only=True):
     target: _T199 = _U
     valueSet: _T2 = _U
     valueSet_ext: _T3 = _ms.field(default=_U, name="_valueSet")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.code
+        if v is not _U:
+            _a_code(v)
+        v = self.valueSet
+        if v is not _U:
+            _a_uri(v)
 
 
 class ConceptMapGroupElementTarget(_p.Complex, kw_only=True):
@@ -3503,7 +4806,15 @@ class ConceptMapGroupElementTarget(_p.Complex, kw_only=True):
     relationship_ext: _T3 = _ms.field(default=_U, name="_relationship")
     valueSet: _T2 = _U
     valueSet_ext: _T3 = _ms.field(default=_U, name="_valueSet")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.code
+        if v is not _U:
+            _a_code(v)
+        _a_code(self.relationship)
+        v = self.valueSet
+        if v is not _U:
+            _a_uri(v)
 
 
 class ConceptMapGroupElementTargetDependsOn(_p.Complex, kw_only=True):
@@ -3517,10 +4828,30 @@ class ConceptMapGroupElementTargetDependsOn(_p.Complex, kw_only=True):
     valueCode: _T2 = _U
     valueCoding: _T38 = _U
     valueQuantity: _T31 = _U
-    valueString: _T2 = _U
     valueSet: _T2 = _U
     valueSet_ext: _T3 = _ms.field(default=_U, name="_valueSet")
-    __post_init__ = _f.collector()
+    valueString: _T2 = _U
+
+    def __post_init__(self) -> None:
+        _a_code(self.attribute)
+        v = self.valueCode
+        if v is not _U:
+            _a_code(v)
+        v = self.valueSet
+        if v is not _U:
+            _a_uri(v)
+        if self.valueBoolean is not _U:
+            if self.valueCode is not _U or self.valueCoding is not _U or self.valueQuantity is not _U or self.valueString is not _U:
+                raise _p.ChoiceError("ConceptMapGroupElementTargetDependsOn.value[x]: at most one")
+        elif self.valueCode is not _U:
+            if self.valueCoding is not _U or self.valueQuantity is not _U or self.valueString is not _U:
+                raise _p.ChoiceError("ConceptMapGroupElementTargetDependsOn.value[x]: at most one")
+        elif self.valueCoding is not _U:
+            if self.valueQuantity is not _U or self.valueString is not _U:
+                raise _p.ChoiceError("ConceptMapGroupElementTargetDependsOn.value[x]: at most one")
+        elif self.valueQuantity is not _U:
+            if self.valueString is not _U:
+                raise _p.ChoiceError("ConceptMapGroupElementTargetDependsOn.value[x]: at most one")
 
 
 class ConceptMapGroupElementTargetProperty(_p.Complex, kw_only=True):
@@ -3537,7 +4868,38 @@ class ConceptMapGroupElementTargetProperty(_p.Complex, kw_only=True):
     valueDecimal: _T56 = _U
     valueInteger: _T77 = _U
     valueString: _T2 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        _a_code(self.code)
+        v = self.valueCode
+        if v is not _U:
+            _a_code(v)
+        v = self.valueDateTime
+        if v is not _U:
+            _a_dateTime(v)
+        v = self.valueDecimal
+        if v is not _U:
+            _a_decimal(v)
+        if self.valueBoolean is not _U:
+            if self.valueCode is not _U or self.valueCoding is not _U or self.valueDateTime is not _U or self.valueDecimal is not _U or self.valueInteger is not _U or self.valueString is not _U:
+                raise _p.ChoiceError("ConceptMapGroupElementTargetProperty.value[x]: exactly one")
+        elif self.valueCode is not _U:
+            if self.valueCoding is not _U or self.valueDateTime is not _U or self.valueDecimal is not _U or self.valueInteger is not _U or self.valueString is not _U:
+                raise _p.ChoiceError("ConceptMapGroupElementTargetProperty.value[x]: exactly one")
+        elif self.valueCoding is not _U:
+            if self.valueDateTime is not _U or self.valueDecimal is not _U or self.valueInteger is not _U or self.valueString is not _U:
+                raise _p.ChoiceError("ConceptMapGroupElementTargetProperty.value[x]: exactly one")
+        elif self.valueDateTime is not _U:
+            if self.valueDecimal is not _U or self.valueInteger is not _U or self.valueString is not _U:
+                raise _p.ChoiceError("ConceptMapGroupElementTargetProperty.value[x]: exactly one")
+        elif self.valueDecimal is not _U:
+            if self.valueInteger is not _U or self.valueString is not _U:
+                raise _p.ChoiceError("ConceptMapGroupElementTargetProperty.value[x]: exactly one")
+        elif self.valueInteger is not _U:
+            if self.valueString is not _U:
+                raise _p.ChoiceError("ConceptMapGroupElementTargetProperty.value[x]: exactly one")
+        elif not (self.valueString is not _U):
+            raise _p.ChoiceError("ConceptMapGroupElementTargetProperty.value[x]: exactly one")
 
 
 class ConceptMapGroupUnmapped(_p.Complex, kw_only=True):
@@ -3557,7 +4919,21 @@ class ConceptMapGroupUnmapped(_p.Complex, kw_only=True):
     relationship_ext: _T3 = _ms.field(default=_U, name="_relationship")
     valueSet: _T2 = _U
     valueSet_ext: _T3 = _ms.field(default=_U, name="_valueSet")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.code
+        if v is not _U:
+            _a_code(v)
+        _a_code(self.mode)
+        v = self.otherMap
+        if v is not _U:
+            _a_uri(v)
+        v = self.relationship
+        if v is not _U:
+            _a_code(v)
+        v = self.valueSet
+        if v is not _U:
+            _a_uri(v)
 
 
 class ConceptMapProperty(_p.Complex, kw_only=True):
@@ -3575,7 +4951,16 @@ class ConceptMapProperty(_p.Complex, kw_only=True):
     type_ext: _T3 = _ms.field(default=_U, name="_type")
     uri: _T2 = _U
     uri_ext: _T3 = _ms.field(default=_U, name="_uri")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        _a_code(self.code)
+        v = self.system
+        if v is not _U:
+            _a_uri(v)
+        _a_code(self.type)
+        v = self.uri
+        if v is not _U:
+            _a_uri(v)
 
 
 class Condition(_p.Resource, tag="Condition", kw_only=True):
@@ -3615,7 +5000,50 @@ class Condition(_p.Resource, tag="Condition", kw_only=True):
     subject: _T20
     text: _T17 = _U
     verificationStatus: _T1 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.abatementDateTime
+        if v is not _U:
+            _a_dateTime(v)
+        v = self.id
+        if v is not _U:
+            _a_id(v)
+        v = self.implicitRules
+        if v is not _U:
+            _a_uri(v)
+        v = self.language
+        if v is not _U:
+            _a_code(v)
+        v = self.onsetDateTime
+        if v is not _U:
+            _a_dateTime(v)
+        v = self.recordedDate
+        if v is not _U:
+            _a_dateTime(v)
+        if self.abatementAge is not _U:
+            if self.abatementDateTime is not _U or self.abatementPeriod is not _U or self.abatementRange is not _U or self.abatementString is not _U:
+                raise _p.ChoiceError("Condition.abatement[x]: at most one")
+        elif self.abatementDateTime is not _U:
+            if self.abatementPeriod is not _U or self.abatementRange is not _U or self.abatementString is not _U:
+                raise _p.ChoiceError("Condition.abatement[x]: at most one")
+        elif self.abatementPeriod is not _U:
+            if self.abatementRange is not _U or self.abatementString is not _U:
+                raise _p.ChoiceError("Condition.abatement[x]: at most one")
+        elif self.abatementRange is not _U:
+            if self.abatementString is not _U:
+                raise _p.ChoiceError("Condition.abatement[x]: at most one")
+        if self.onsetAge is not _U:
+            if self.onsetDateTime is not _U or self.onsetPeriod is not _U or self.onsetRange is not _U or self.onsetString is not _U:
+                raise _p.ChoiceError("Condition.onset[x]: at most one")
+        elif self.onsetDateTime is not _U:
+            if self.onsetPeriod is not _U or self.onsetRange is not _U or self.onsetString is not _U:
+                raise _p.ChoiceError("Condition.onset[x]: at most one")
+        elif self.onsetPeriod is not _U:
+            if self.onsetRange is not _U or self.onsetString is not _U:
+                raise _p.ChoiceError("Condition.onset[x]: at most one")
+        elif self.onsetRange is not _U:
+            if self.onsetString is not _U:
+                raise _p.ChoiceError("Condition.onset[x]: at most one")
 
 
 class ConditionDefinition(_p.Resource, tag="ConditionDefinition", kw_only=True):
@@ -3674,7 +5102,29 @@ class ConditionDefinition(_p.Resource, tag="ConditionDefinition", kw_only=True):
     version_ext: _T3 = _ms.field(default=_U, name="_version")
     versionAlgorithmCoding: _T38 = _U
     versionAlgorithmString: _T2 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.date
+        if v is not _U:
+            _a_dateTime(v)
+        if self.definition is not _U:
+            _e_uri(self.definition)
+        v = self.id
+        if v is not _U:
+            _a_id(v)
+        v = self.implicitRules
+        if v is not _U:
+            _a_uri(v)
+        v = self.language
+        if v is not _U:
+            _a_code(v)
+        _a_code(self.status)
+        v = self.url
+        if v is not _U:
+            _a_uri(v)
+        if self.versionAlgorithmCoding is not _U:
+            if self.versionAlgorithmString is not _U:
+                raise _p.ChoiceError("ConditionDefinition.versionAlgorithm[x]: at most one")
 
 
 class ConditionDefinitionMedication(_p.Complex, kw_only=True):
@@ -3714,7 +5164,12 @@ class ConditionDefinitionPrecondition(_p.Complex, kw_only=True):
     type_ext: _T3 = _ms.field(default=_U, name="_type")
     valueCodeableConcept: _T1 = _U
     valueQuantity: _T31 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        _a_code(self.type)
+        if self.valueCodeableConcept is not _U:
+            if self.valueQuantity is not _U:
+                raise _p.ChoiceError("ConditionDefinitionPrecondition.value[x]: at most one")
 
 
 class ConditionDefinitionQuestionnaire(_p.Complex, kw_only=True):
@@ -3725,7 +5180,9 @@ class ConditionDefinitionQuestionnaire(_p.Complex, kw_only=True):
     purpose: _T15
     purpose_ext: _T3 = _ms.field(default=_U, name="_purpose")
     reference: _T20
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        _a_code(self.purpose)
 
 
 class ConditionParticipant(_p.Complex, kw_only=True):
@@ -3780,7 +5237,24 @@ class Consent(_p.Resource, tag="Consent", kw_only=True):
     subject: _T11 = _U
     text: _T17 = _U
     verification: _T211 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.date
+        if v is not _U:
+            _a_date(v)
+        v = self.decision
+        if v is not _U:
+            _a_code(v)
+        v = self.id
+        if v is not _U:
+            _a_id(v)
+        v = self.implicitRules
+        if v is not _U:
+            _a_uri(v)
+        v = self.language
+        if v is not _U:
+            _a_code(v)
+        _a_code(self.status)
 
 
 class ConsentPolicyBasis(_p.Complex, kw_only=True):
@@ -3791,7 +5265,11 @@ class ConsentPolicyBasis(_p.Complex, kw_only=True):
     reference: _T11 = _U
     url: _T2 = _U
     url_ext: _T3 = _ms.field(default=_U, name="_url")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.url
+        if v is not _U:
+            _a_uri(v)
 
 
 class ConsentProvision(_p.Complex, kw_only=True):
@@ -3830,7 +5308,9 @@ class ConsentProvisionData(_p.Complex, kw_only=True):
     meaning_ext: _T3 = _ms.field(default=_U, name="_meaning")
     modifierExtension: _T7 = _U
     reference: _T20
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        _a_code(self.meaning)
 
 
 class ConsentVerification(_p.Complex, kw_only=True):
@@ -3845,7 +5325,10 @@ class ConsentVerification(_p.Complex, kw_only=True):
     verified_ext: _T3 = _ms.field(default=_U, name="_verified")
     verifiedBy: _T11 = _U
     verifiedWith: _T11 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        if self.verificationDate is not _U:
+            _e_dateTime(self.verificationDate)
 
 
 class ContactDetail(_p.Complex, kw_only=True):
@@ -3870,7 +5353,14 @@ class ContactPoint(_p.Complex, kw_only=True):
     use_ext: _T3 = _ms.field(default=_U, name="_use")
     value: _T2 = _U
     value_ext: _T3 = _ms.field(default=_U, name="_value")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.system
+        if v is not _U:
+            _a_code(v)
+        v = self.use
+        if v is not _U:
+            _a_code(v)
 
 
 class Contract(_p.Resource, tag="Contract", kw_only=True):
@@ -3929,7 +5419,35 @@ class Contract(_p.Resource, tag="Contract", kw_only=True):
     url_ext: _T3 = _ms.field(default=_U, name="_url")
     version: _T2 = _U
     version_ext: _T3 = _ms.field(default=_U, name="_version")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U:
+            _a_id(v)
+        v = self.implicitRules
+        if v is not _U:
+            _a_uri(v)
+        v = self.instantiatesUri
+        if v is not _U:
+            _a_uri(v)
+        v = self.issued
+        if v is not _U:
+            _a_dateTime(v)
+        v = self.language
+        if v is not _U:
+            _a_code(v)
+        v = self.status
+        if v is not _U:
+            _a_code(v)
+        v = self.url
+        if v is not _U:
+            _a_uri(v)
+        if self.legallyBindingAttachment is not _U:
+            if self.legallyBindingReference is not _U:
+                raise _p.ChoiceError("Contract.legallyBinding[x]: at most one")
+        if self.topicCodeableConcept is not _U:
+            if self.topicReference is not _U:
+                raise _p.ChoiceError("Contract.topic[x]: at most one")
 
 
 class ContractContentDefinition(_p.Complex, kw_only=True):
@@ -3946,7 +5464,12 @@ class ContractContentDefinition(_p.Complex, kw_only=True):
     publisher: _T11 = _U
     subType: _T1 = _U
     type: _T42
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.publicationDate
+        if v is not _U:
+            _a_dateTime(v)
+        _a_code(self.publicationStatus)
 
 
 class ContractFriendly(_p.Complex, kw_only=True):
@@ -3956,7 +5479,13 @@ class ContractFriendly(_p.Complex, kw_only=True):
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     modifierExtension: _T7 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        if self.contentAttachment is not _U:
+            if self.contentReference is not _U:
+                raise _p.ChoiceError("ContractFriendly.content[x]: exactly one")
+        elif not (self.contentReference is not _U):
+            raise _p.ChoiceError("ContractFriendly.content[x]: exactly one")
 
 
 class ContractLegal(_p.Complex, kw_only=True):
@@ -3966,7 +5495,13 @@ class ContractLegal(_p.Complex, kw_only=True):
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     modifierExtension: _T7 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        if self.contentAttachment is not _U:
+            if self.contentReference is not _U:
+                raise _p.ChoiceError("ContractLegal.content[x]: exactly one")
+        elif not (self.contentReference is not _U):
+            raise _p.ChoiceError("ContractLegal.content[x]: exactly one")
 
 
 class ContractRule(_p.Complex, kw_only=True):
@@ -3976,7 +5511,13 @@ class ContractRule(_p.Complex, kw_only=True):
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     modifierExtension: _T7 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        if self.contentAttachment is not _U:
+            if self.contentReference is not _U:
+                raise _p.ChoiceError("ContractRule.content[x]: exactly one")
+        elif not (self.contentReference is not _U):
+            raise _p.ChoiceError("ContractRule.content[x]: exactly one")
 
 
 class ContractSigner(_p.Complex, kw_only=True):
@@ -4009,7 +5550,14 @@ class ContractTerm(_p.Complex, kw_only=True):
     topicCodeableConcept: _T1 = _U
     topicReference: _T11 = _U
     type: _T1 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.issued
+        if v is not _U:
+            _a_dateTime(v)
+        if self.topicCodeableConcept is not _U:
+            if self.topicReference is not _U:
+                raise _p.ChoiceError("ContractTerm.topic[x]: at most one")
 
 
 class ContractTermAction(_p.Complex, kw_only=True):
@@ -4045,7 +5593,17 @@ class ContractTermAction(_p.Complex, kw_only=True):
     status: _T42
     subject: _T226 = _U
     type: _T42
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.occurrenceDateTime
+        if v is not _U:
+            _a_dateTime(v)
+        if self.occurrenceDateTime is not _U:
+            if self.occurrencePeriod is not _U or self.occurrenceTiming is not _U:
+                raise _p.ChoiceError("ContractTermAction.occurrence[x]: at most one")
+        elif self.occurrencePeriod is not _U:
+            if self.occurrenceTiming is not _U:
+                raise _p.ChoiceError("ContractTermAction.occurrence[x]: at most one")
 
 
 class ContractTermActionSubject(_p.Complex, kw_only=True):
@@ -4121,7 +5679,23 @@ class ContractTermAssetValuedItem(_p.Complex, kw_only=True):
     securityLabelNumber: _T225 = _U
     securityLabelNumber_ext: _T28 = _ms.field(default=_U, name="_securityLabelNumber")
     unitPrice: _T148 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.effectiveTime
+        if v is not _U:
+            _a_dateTime(v)
+        v = self.factor
+        if v is not _U:
+            _a_decimal(v)
+        v = self.paymentDate
+        if v is not _U:
+            _a_dateTime(v)
+        v = self.points
+        if v is not _U:
+            _a_decimal(v)
+        if self.entityCodeableConcept is not _U:
+            if self.entityReference is not _U:
+                raise _p.ChoiceError("ContractTermAssetValuedItem.entity[x]: at most one")
 
 
 class ContractTermOffer(_p.Complex, kw_only=True):
@@ -4161,7 +5735,27 @@ class ContractTermOfferAnswer(_p.Complex, kw_only=True):
     valueString: _T2 = _U
     valueTime: _T2 = _U
     valueUri: _T2 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.valueDate
+        if v is not _U:
+            _a_date(v)
+        v = self.valueDateTime
+        if v is not _U:
+            _a_dateTime(v)
+        v = self.valueDecimal
+        if v is not _U:
+            _a_decimal(v)
+        v = self.valueTime
+        if v is not _U:
+            _a_time(v)
+        v = self.valueUri
+        if v is not _U:
+            _a_uri(v)
+        t = _astuple(self)
+        n = len(t) - t.count(_U) - 0 - ((self.extension is not _U) + (self.id is not _U) + (self.id_ext is not _U) + (self.modifierExtension is not _U))
+        if n != 1:
+            raise _p.ChoiceError("ContractTermOfferAnswer.value[x]: exactly one")
 
 
 class ContractTermOfferParty(_p.Complex, kw_only=True):
@@ -4194,7 +5788,9 @@ class Contributor(_p.Complex, kw_only=True):
     name_ext: _T3 = _ms.field(default=_U, name="_name")
     type: _T15
     type_ext: _T3 = _ms.field(default=_U, name="_type")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        _a_code(self.type)
 
 
 class Count(_p.Complex, kw_only=True):
@@ -4211,7 +5807,20 @@ class Count(_p.Complex, kw_only=True):
     unit_ext: _T3 = _ms.field(default=_U, name="_unit")
     value: _T56 = _U
     value_ext: _T3 = _ms.field(default=_U, name="_value")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.code
+        if v is not _U:
+            _a_code(v)
+        v = self.comparator
+        if v is not _U:
+            _a_code(v)
+        v = self.system
+        if v is not _U:
+            _a_uri(v)
+        v = self.value
+        if v is not _U:
+            _a_decimal(v)
 
 
 class Coverage(_p.Resource, tag="Coverage", kw_only=True):
@@ -4252,7 +5861,19 @@ class Coverage(_p.Resource, tag="Coverage", kw_only=True):
     subscriberId: _T9 = _U
     text: _T17 = _U
     type: _T1 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U:
+            _a_id(v)
+        v = self.implicitRules
+        if v is not _U:
+            _a_uri(v)
+        _a_code(self.kind)
+        v = self.language
+        if v is not _U:
+            _a_code(v)
+        _a_code(self.status)
 
 
 class CoverageClass(_p.Complex, kw_only=True):
@@ -4279,7 +5900,11 @@ class CoverageCostToBeneficiary(_p.Complex, kw_only=True):
     unit: _T1 = _U
     valueMoney: _T148 = _U
     valueQuantity: _T31 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        if self.valueMoney is not _U:
+            if self.valueQuantity is not _U:
+                raise _p.ChoiceError("CoverageCostToBeneficiary.value[x]: at most one")
 
 
 class CoverageCostToBeneficiaryException(_p.Complex, kw_only=True):
@@ -4322,7 +5947,26 @@ class CoverageEligibilityRequest(_p.Resource, tag="CoverageEligibilityRequest", 
     status_ext: _T3 = _ms.field(default=_U, name="_status")
     supportingInfo: _T239 = _U
     text: _T17 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        _a_dateTime(self.created)
+        v = self.id
+        if v is not _U:
+            _a_id(v)
+        v = self.implicitRules
+        if v is not _U:
+            _a_uri(v)
+        v = self.language
+        if v is not _U:
+            _a_code(v)
+        _e_code(self.purpose)
+        v = self.servicedDate
+        if v is not _U:
+            _a_date(v)
+        _a_code(self.status)
+        if self.servicedDate is not _U:
+            if self.servicedPeriod is not _U:
+                raise _p.ChoiceError("CoverageEligibilityRequest.serviced[x]: at most one")
 
 
 class CoverageEligibilityRequestEvent(_p.Complex, kw_only=True):
@@ -4333,7 +5977,16 @@ class CoverageEligibilityRequestEvent(_p.Complex, kw_only=True):
     type: _T42
     whenDateTime: _T2 = _U
     whenPeriod: _T14 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.whenDateTime
+        if v is not _U:
+            _a_dateTime(v)
+        if self.whenDateTime is not _U:
+            if self.whenPeriod is not _U:
+                raise _p.ChoiceError("CoverageEligibilityRequestEvent.when[x]: exactly one")
+        elif not (self.whenPeriod is not _U):
+            raise _p.ChoiceError("CoverageEligibilityRequestEvent.when[x]: exactly one")
 
 
 class CoverageEligibilityRequestInsurance(_p.Complex, kw_only=True):
@@ -4373,7 +6026,11 @@ class CoverageEligibilityRequestItemDiagnosis(_p.Complex, kw_only=True):
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     modifierExtension: _T7 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        if self.diagnosisCodeableConcept is not _U:
+            if self.diagnosisReference is not _U:
+                raise _p.ChoiceError("CoverageEligibilityRequestItemDiagnosis.diagnosis[x]: at most one")
 
 
 class CoverageEligibilityRequestSupportingInfo(_p.Complex, kw_only=True):
@@ -4423,7 +6080,27 @@ class CoverageEligibilityResponse(_p.Resource, tag="CoverageEligibilityResponse"
     status: _T15
     status_ext: _T3 = _ms.field(default=_U, name="_status")
     text: _T17 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        _a_dateTime(self.created)
+        v = self.id
+        if v is not _U:
+            _a_id(v)
+        v = self.implicitRules
+        if v is not _U:
+            _a_uri(v)
+        v = self.language
+        if v is not _U:
+            _a_code(v)
+        _a_code(self.outcome)
+        _e_code(self.purpose)
+        v = self.servicedDate
+        if v is not _U:
+            _a_date(v)
+        _a_code(self.status)
+        if self.servicedDate is not _U:
+            if self.servicedPeriod is not _U:
+                raise _p.ChoiceError("CoverageEligibilityResponse.serviced[x]: at most one")
 
 
 class CoverageEligibilityResponseError(_p.Complex, kw_only=True):
@@ -4444,7 +6121,16 @@ class CoverageEligibilityResponseEvent(_p.Complex, kw_only=True):
     type: _T42
     whenDateTime: _T2 = _U
     whenPeriod: _T14 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.whenDateTime
+        if v is not _U:
+            _a_dateTime(v)
+        if self.whenDateTime is not _U:
+            if self.whenPeriod is not _U:
+                raise _p.ChoiceError("CoverageEligibilityResponseEvent.when[x]: exactly one")
+        elif not (self.whenPeriod is not _U):
+            raise _p.ChoiceError("CoverageEligibilityResponseEvent.when[x]: exactly one")
 
 
 class CoverageEligibilityResponseInsurance(_p.Complex, kw_only=True):
@@ -4483,7 +6169,11 @@ class CoverageEligibilityResponseInsuranceItem(_p.Complex, kw_only=True):
     provider: _T11 = _U
     term: _T1 = _U
     unit: _T1 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.authorizationUrl
+        if v is not _U:
+            _a_uri(v)
 
 
 class CoverageEligibilityResponseInsuranceItemBenefit(_p.Complex, kw_only=True):
@@ -4498,7 +6188,20 @@ class CoverageEligibilityResponseInsuranceItemBenefit(_p.Complex, kw_only=True):
     usedMoney: _T148 = _U
     usedString: _T2 = _U
     usedUnsignedInt: _T95 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        if self.allowedMoney is not _U:
+            if self.allowedString is not _U or self.allowedUnsignedInt is not _U:
+                raise _p.ChoiceError("CoverageEligibilityResponseInsuranceItemBenefit.allowed[x]: at most one")
+        elif self.allowedString is not _U:
+            if self.allowedUnsignedInt is not _U:
+                raise _p.ChoiceError("CoverageEligibilityResponseInsuranceItemBenefit.allowed[x]: at most one")
+        if self.usedMoney is not _U:
+            if self.usedString is not _U or self.usedUnsignedInt is not _U:
+                raise _p.ChoiceError("CoverageEligibilityResponseInsuranceItemBenefit.used[x]: at most one")
+        elif self.usedString is not _U:
+            if self.usedUnsignedInt is not _U:
+                raise _p.ChoiceError("CoverageEligibilityResponseInsuranceItemBenefit.used[x]: at most one")
 
 
 class CoveragePaymentBy(_p.Complex, kw_only=True):
@@ -4529,7 +6232,14 @@ class DataRequirement(_p.Complex, kw_only=True):
     type: _T15
     type_ext: _T3 = _ms.field(default=_U, name="_type")
     valueFilter: _T249 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        if self.profile is not _U:
+            _e_uri(self.profile)
+        _a_code(self.type)
+        if self.subjectCodeableConcept is not _U:
+            if self.subjectReference is not _U:
+                raise _p.ChoiceError("DataRequirement.subject[x]: at most one")
 
 
 class DataRequirementCodeFilter(_p.Complex, kw_only=True):
@@ -4543,7 +6253,11 @@ class DataRequirementCodeFilter(_p.Complex, kw_only=True):
     searchParam_ext: _T3 = _ms.field(default=_U, name="_searchParam")
     valueSet: _T2 = _U
     valueSet_ext: _T3 = _ms.field(default=_U, name="_valueSet")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.valueSet
+        if v is not _U:
+            _a_uri(v)
 
 
 class DataRequirementDateFilter(_p.Complex, kw_only=True):
@@ -4557,7 +6271,17 @@ class DataRequirementDateFilter(_p.Complex, kw_only=True):
     valueDateTime: _T2 = _U
     valueDuration: _T34 = _U
     valuePeriod: _T14 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.valueDateTime
+        if v is not _U:
+            _a_dateTime(v)
+        if self.valueDateTime is not _U:
+            if self.valueDuration is not _U or self.valuePeriod is not _U:
+                raise _p.ChoiceError("DataRequirementDateFilter.value[x]: at most one")
+        elif self.valueDuration is not _U:
+            if self.valuePeriod is not _U:
+                raise _p.ChoiceError("DataRequirementDateFilter.value[x]: at most one")
 
 
 class DataRequirementSort(_p.Complex, kw_only=True):
@@ -4568,7 +6292,9 @@ class DataRequirementSort(_p.Complex, kw_only=True):
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     path: _T15
     path_ext: _T3 = _ms.field(default=_U, name="_path")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        _a_code(self.direction)
 
 
 class DataRequirementValueFilter(_p.Complex, kw_only=True):
@@ -4584,7 +6310,20 @@ class DataRequirementValueFilter(_p.Complex, kw_only=True):
     valueDateTime: _T2 = _U
     valueDuration: _T34 = _U
     valuePeriod: _T14 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.comparator
+        if v is not _U:
+            _a_code(v)
+        v = self.valueDateTime
+        if v is not _U:
+            _a_dateTime(v)
+        if self.valueDateTime is not _U:
+            if self.valueDuration is not _U or self.valuePeriod is not _U:
+                raise _p.ChoiceError("DataRequirementValueFilter.value[x]: at most one")
+        elif self.valueDuration is not _U:
+            if self.valuePeriod is not _U:
+                raise _p.ChoiceError("DataRequirementValueFilter.value[x]: at most one")
 
 
 class DataType(_p.Complex, kw_only=True):
@@ -4624,7 +6363,30 @@ class DetectedIssue(_p.Resource, tag="DetectedIssue", kw_only=True):
     status_ext: _T3 = _ms.field(default=_U, name="_status")
     subject: _T11 = _U
     text: _T17 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U:
+            _a_id(v)
+        v = self.identifiedDateTime
+        if v is not _U:
+            _a_dateTime(v)
+        v = self.implicitRules
+        if v is not _U:
+            _a_uri(v)
+        v = self.language
+        if v is not _U:
+            _a_code(v)
+        v = self.reference
+        if v is not _U:
+            _a_uri(v)
+        v = self.severity
+        if v is not _U:
+            _a_code(v)
+        _a_code(self.status)
+        if self.identifiedDateTime is not _U:
+            if self.identifiedPeriod is not _U:
+                raise _p.ChoiceError("DetectedIssue.identified[x]: at most one")
 
 
 class DetectedIssueEvidence(_p.Complex, kw_only=True):
@@ -4646,7 +6408,11 @@ class DetectedIssueMitigation(_p.Complex, kw_only=True):
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     modifierExtension: _T7 = _U
     note: _T50 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.date
+        if v is not _U:
+            _a_dateTime(v)
 
 
 class Device(_p.Resource, tag="Device", kw_only=True):
@@ -4703,7 +6469,29 @@ class Device(_p.Resource, tag="Device", kw_only=True):
     url: _T2 = _U
     url_ext: _T3 = _ms.field(default=_U, name="_url")
     version: _T257 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.expirationDate
+        if v is not _U:
+            _a_dateTime(v)
+        v = self.id
+        if v is not _U:
+            _a_id(v)
+        v = self.implicitRules
+        if v is not _U:
+            _a_uri(v)
+        v = self.language
+        if v is not _U:
+            _a_code(v)
+        v = self.manufactureDate
+        if v is not _U:
+            _a_dateTime(v)
+        v = self.status
+        if v is not _U:
+            _a_code(v)
+        v = self.url
+        if v is not _U:
+            _a_uri(v)
 
 
 class DeviceAssociation(_p.Resource, tag="DeviceAssociation", kw_only=True):
@@ -4727,7 +6515,17 @@ class DeviceAssociation(_p.Resource, tag="DeviceAssociation", kw_only=True):
     statusReason: _T23 = _U
     subject: _T11 = _U
     text: _T17 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U:
+            _a_id(v)
+        v = self.implicitRules
+        if v is not _U:
+            _a_uri(v)
+        v = self.language
+        if v is not _U:
+            _a_code(v)
 
 
 class DeviceAssociationOperation(_p.Complex, kw_only=True):
@@ -4793,7 +6591,19 @@ class DeviceDefinition(_p.Resource, tag="DeviceDefinition", kw_only=True):
     text: _T17 = _U
     udiDeviceIdentifier: _T272 = _U
     version: _T273 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U:
+            _a_id(v)
+        v = self.implicitRules
+        if v is not _U:
+            _a_uri(v)
+        v = self.language
+        if v is not _U:
+            _a_code(v)
+        if self.productionIdentifierInUDI is not _U:
+            _e_code(self.productionIdentifierInUDI)
 
 
 class DeviceDefinitionChargeItem(_p.Complex, kw_only=True):
@@ -4838,7 +6648,11 @@ class DeviceDefinitionCorrectiveAction(_p.Complex, kw_only=True):
     recall_ext: _T3 = _ms.field(default=_U, name="_recall")
     scope: _T2 = _U
     scope_ext: _T3 = _ms.field(default=_U, name="_scope")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.scope
+        if v is not _U:
+            _a_code(v)
 
 
 class DeviceDefinitionDeviceName(_p.Complex, kw_only=True):
@@ -4850,7 +6664,9 @@ class DeviceDefinitionDeviceName(_p.Complex, kw_only=True):
     name_ext: _T3 = _ms.field(default=_U, name="_name")
     type: _T15
     type_ext: _T3 = _ms.field(default=_U, name="_type")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        _a_code(self.type)
 
 
 class DeviceDefinitionGuideline(_p.Complex, kw_only=True):
@@ -4937,7 +6753,28 @@ class DeviceDefinitionProperty(_p.Complex, kw_only=True):
     valueQuantity: _T31 = _U
     valueRange: _T35 = _U
     valueString: _T2 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        if self.valueAttachment is not _U:
+            if self.valueBoolean is not _U or self.valueCodeableConcept is not _U or self.valueInteger is not _U or self.valueQuantity is not _U or self.valueRange is not _U or self.valueString is not _U:
+                raise _p.ChoiceError("DeviceDefinitionProperty.value[x]: exactly one")
+        elif self.valueBoolean is not _U:
+            if self.valueCodeableConcept is not _U or self.valueInteger is not _U or self.valueQuantity is not _U or self.valueRange is not _U or self.valueString is not _U:
+                raise _p.ChoiceError("DeviceDefinitionProperty.value[x]: exactly one")
+        elif self.valueCodeableConcept is not _U:
+            if self.valueInteger is not _U or self.valueQuantity is not _U or self.valueRange is not _U or self.valueString is not _U:
+                raise _p.ChoiceError("DeviceDefinitionProperty.value[x]: exactly one")
+        elif self.valueInteger is not _U:
+            if self.valueQuantity is not _U or self.valueRange is not _U or self.valueString is not _U:
+                raise _p.ChoiceError("DeviceDefinitionProperty.value[x]: exactly one")
+        elif self.valueQuantity is not _U:
+            if self.valueRange is not _U or self.valueString is not _U:
+                raise _p.ChoiceError("DeviceDefinitionProperty.value[x]: exactly one")
+        elif self.valueRange is not _U:
+            if self.valueString is not _U:
+                raise _p.ChoiceError("DeviceDefinitionProperty.value[x]: exactly one")
+        elif not (self.valueString is not _U):
+            raise _p.ChoiceError("DeviceDefinitionProperty.value[x]: exactly one")
 
 
 class DeviceDefinitionRegulatoryIdentifier(_p.Complex, kw_only=True):
@@ -4953,7 +6790,11 @@ class DeviceDefinitionRegulatoryIdentifier(_p.Complex, kw_only=True):
     modifierExtension: _T7 = _U
     type: _T15
     type_ext: _T3 = _ms.field(default=_U, name="_type")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        _a_uri(self.issuer)
+        _a_uri(self.jurisdiction)
+        _a_code(self.type)
 
 
 class DeviceDefinitionUdiDeviceIdentifier(_p.Complex, kw_only=True):
@@ -4968,7 +6809,10 @@ class DeviceDefinitionUdiDeviceIdentifier(_p.Complex, kw_only=True):
     jurisdiction_ext: _T3 = _ms.field(default=_U, name="_jurisdiction")
     marketDistribution: _T275 = _U
     modifierExtension: _T7 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        _a_uri(self.issuer)
+        _a_uri(self.jurisdiction)
 
 
 class DeviceDefinitionUdiDeviceIdentifierMarketDistribution(_p.Complex, kw_only=True):
@@ -4979,7 +6823,9 @@ class DeviceDefinitionUdiDeviceIdentifierMarketDistribution(_p.Complex, kw_only=
     modifierExtension: _T7 = _U
     subJurisdiction: _T15
     subJurisdiction_ext: _T3 = _ms.field(default=_U, name="_subJurisdiction")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        _a_uri(self.subJurisdiction)
 
 
 class DeviceDefinitionVersion(_p.Complex, kw_only=True):
@@ -5030,7 +6876,24 @@ class DeviceDispense(_p.Resource, tag="DeviceDispense", kw_only=True):
     usageInstruction_ext: _T3 = _ms.field(default=_U, name="_usageInstruction")
     whenHandedOver: _T2 = _U
     whenHandedOver_ext: _T3 = _ms.field(default=_U, name="_whenHandedOver")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U:
+            _a_id(v)
+        v = self.implicitRules
+        if v is not _U:
+            _a_uri(v)
+        v = self.language
+        if v is not _U:
+            _a_code(v)
+        v = self.preparedDate
+        if v is not _U:
+            _a_dateTime(v)
+        _a_code(self.status)
+        v = self.whenHandedOver
+        if v is not _U:
+            _a_dateTime(v)
 
 
 class DeviceDispensePerformer(_p.Complex, kw_only=True):
@@ -5066,7 +6929,24 @@ class DeviceMetric(_p.Resource, tag="DeviceMetric", kw_only=True):
     text: _T17 = _U
     type: _T42
     unit: _T1 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        _a_code(self.category)
+        v = self.color
+        if v is not _U:
+            _a_code(v)
+        v = self.id
+        if v is not _U:
+            _a_id(v)
+        v = self.implicitRules
+        if v is not _U:
+            _a_uri(v)
+        v = self.language
+        if v is not _U:
+            _a_code(v)
+        v = self.operationalStatus
+        if v is not _U:
+            _a_code(v)
 
 
 class DeviceMetricCalibration(_p.Complex, kw_only=True):
@@ -5080,7 +6960,17 @@ class DeviceMetricCalibration(_p.Complex, kw_only=True):
     time_ext: _T3 = _ms.field(default=_U, name="_time")
     type: _T2 = _U
     type_ext: _T3 = _ms.field(default=_U, name="_type")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.state
+        if v is not _U:
+            _a_code(v)
+        v = self.time
+        if v is not _U:
+            _a_instant(v)
+        v = self.type
+        if v is not _U:
+            _a_code(v)
 
 
 class DeviceName(_p.Complex, kw_only=True):
@@ -5094,7 +6984,9 @@ class DeviceName(_p.Complex, kw_only=True):
     type_ext: _T3 = _ms.field(default=_U, name="_type")
     value: _T15
     value_ext: _T3 = _ms.field(default=_U, name="_value")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        _a_code(self.type)
 
 
 class DeviceProperty(_p.Complex, kw_only=True):
@@ -5110,7 +7002,28 @@ class DeviceProperty(_p.Complex, kw_only=True):
     valueQuantity: _T31 = _U
     valueRange: _T35 = _U
     valueString: _T2 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        if self.valueAttachment is not _U:
+            if self.valueBoolean is not _U or self.valueCodeableConcept is not _U or self.valueInteger is not _U or self.valueQuantity is not _U or self.valueRange is not _U or self.valueString is not _U:
+                raise _p.ChoiceError("DeviceProperty.value[x]: exactly one")
+        elif self.valueBoolean is not _U:
+            if self.valueCodeableConcept is not _U or self.valueInteger is not _U or self.valueQuantity is not _U or self.valueRange is not _U or self.valueString is not _U:
+                raise _p.ChoiceError("DeviceProperty.value[x]: exactly one")
+        elif self.valueCodeableConcept is not _U:
+            if self.valueInteger is not _U or self.valueQuantity is not _U or self.valueRange is not _U or self.valueString is not _U:
+                raise _p.ChoiceError("DeviceProperty.value[x]: exactly one")
+        elif self.valueInteger is not _U:
+            if self.valueQuantity is not _U or self.valueRange is not _U or self.valueString is not _U:
+                raise _p.ChoiceError("DeviceProperty.value[x]: exactly one")
+        elif self.valueQuantity is not _U:
+            if self.valueRange is not _U or self.valueString is not _U:
+                raise _p.ChoiceError("DeviceProperty.value[x]: exactly one")
+        elif self.valueRange is not _U:
+            if self.valueString is not _U:
+                raise _p.ChoiceError("DeviceProperty.value[x]: exactly one")
+        elif not (self.valueString is not _U):
+            raise _p.ChoiceError("DeviceProperty.value[x]: exactly one")
 
 
 class DeviceRequest(_p.Resource, tag="DeviceRequest", kw_only=True):
@@ -5162,7 +7075,40 @@ class DeviceRequest(_p.Resource, tag="DeviceRequest", kw_only=True):
     subject: _T20
     supportingInfo: _T16 = _U
     text: _T17 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.authoredOn
+        if v is not _U:
+            _a_dateTime(v)
+        v = self.id
+        if v is not _U:
+            _a_id(v)
+        v = self.implicitRules
+        if v is not _U:
+            _a_uri(v)
+        if self.instantiatesCanonical is not _U:
+            _e_uri(self.instantiatesCanonical)
+        if self.instantiatesUri is not _U:
+            _e_uri(self.instantiatesUri)
+        _a_code(self.intent)
+        v = self.language
+        if v is not _U:
+            _a_code(v)
+        v = self.occurrenceDateTime
+        if v is not _U:
+            _a_dateTime(v)
+        v = self.priority
+        if v is not _U:
+            _a_code(v)
+        v = self.status
+        if v is not _U:
+            _a_code(v)
+        if self.occurrenceDateTime is not _U:
+            if self.occurrencePeriod is not _U or self.occurrenceTiming is not _U:
+                raise _p.ChoiceError("DeviceRequest.occurrence[x]: at most one")
+        elif self.occurrencePeriod is not _U:
+            if self.occurrenceTiming is not _U:
+                raise _p.ChoiceError("DeviceRequest.occurrence[x]: at most one")
 
 
 class DeviceRequestParameter(_p.Complex, kw_only=True):
@@ -5175,7 +7121,17 @@ class DeviceRequestParameter(_p.Complex, kw_only=True):
     valueCodeableConcept: _T1 = _U
     valueQuantity: _T31 = _U
     valueRange: _T35 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        if self.valueBoolean is not _U:
+            if self.valueCodeableConcept is not _U or self.valueQuantity is not _U or self.valueRange is not _U:
+                raise _p.ChoiceError("DeviceRequestParameter.value[x]: at most one")
+        elif self.valueCodeableConcept is not _U:
+            if self.valueQuantity is not _U or self.valueRange is not _U:
+                raise _p.ChoiceError("DeviceRequestParameter.value[x]: at most one")
+        elif self.valueQuantity is not _U:
+            if self.valueRange is not _U:
+                raise _p.ChoiceError("DeviceRequestParameter.value[x]: at most one")
 
 
 class DeviceUdiCarrier(_p.Complex, kw_only=True):
@@ -5195,7 +7151,18 @@ class DeviceUdiCarrier(_p.Complex, kw_only=True):
     jurisdiction: _T2 = _U
     jurisdiction_ext: _T3 = _ms.field(default=_U, name="_jurisdiction")
     modifierExtension: _T7 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.carrierAIDC
+        if v is not _U:
+            _a_base64Binary(v)
+        v = self.entryType
+        if v is not _U:
+            _a_code(v)
+        _a_uri(self.issuer)
+        v = self.jurisdiction
+        if v is not _U:
+            _a_uri(v)
 
 
 class DeviceUsage(_p.Resource, tag="DeviceUsage", kw_only=True):
@@ -5231,7 +7198,30 @@ class DeviceUsage(_p.Resource, tag="DeviceUsage", kw_only=True):
     timingTiming: _T36 = _U
     usageReason: _T23 = _U
     usageStatus: _T1 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.dateAsserted
+        if v is not _U:
+            _a_dateTime(v)
+        v = self.id
+        if v is not _U:
+            _a_id(v)
+        v = self.implicitRules
+        if v is not _U:
+            _a_uri(v)
+        v = self.language
+        if v is not _U:
+            _a_code(v)
+        _a_code(self.status)
+        v = self.timingDateTime
+        if v is not _U:
+            _a_dateTime(v)
+        if self.timingDateTime is not _U:
+            if self.timingPeriod is not _U or self.timingTiming is not _U:
+                raise _p.ChoiceError("DeviceUsage.timing[x]: at most one")
+        elif self.timingPeriod is not _U:
+            if self.timingTiming is not _U:
+                raise _p.ChoiceError("DeviceUsage.timing[x]: at most one")
 
 
 class DeviceUsageAdherence(_p.Complex, kw_only=True):
@@ -5254,7 +7244,11 @@ class DeviceVersion(_p.Complex, kw_only=True):
     type: _T1 = _U
     value: _T15
     value_ext: _T3 = _ms.field(default=_U, name="_value")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.installDate
+        if v is not _U:
+            _a_dateTime(v)
 
 
 class DiagnosticReport(_p.Resource, tag="DiagnosticReport", kw_only=True):
@@ -5294,7 +7288,27 @@ class DiagnosticReport(_p.Resource, tag="DiagnosticReport", kw_only=True):
     subject: _T11 = _U
     supportingInfo: _T282 = _U
     text: _T17 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.effectiveDateTime
+        if v is not _U:
+            _a_dateTime(v)
+        v = self.id
+        if v is not _U:
+            _a_id(v)
+        v = self.implicitRules
+        if v is not _U:
+            _a_uri(v)
+        v = self.issued
+        if v is not _U:
+            _a_instant(v)
+        v = self.language
+        if v is not _U:
+            _a_code(v)
+        _a_code(self.status)
+        if self.effectiveDateTime is not _U:
+            if self.effectivePeriod is not _U:
+                raise _p.ChoiceError("DiagnosticReport.effective[x]: at most one")
 
 
 class DiagnosticReportMedia(_p.Complex, kw_only=True):
@@ -5330,7 +7344,20 @@ class Distance(_p.Complex, kw_only=True):
     unit_ext: _T3 = _ms.field(default=_U, name="_unit")
     value: _T56 = _U
     value_ext: _T3 = _ms.field(default=_U, name="_value")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.code
+        if v is not _U:
+            _a_code(v)
+        v = self.comparator
+        if v is not _U:
+            _a_code(v)
+        v = self.system
+        if v is not _U:
+            _a_uri(v)
+        v = self.value
+        if v is not _U:
+            _a_decimal(v)
 
 
 class DocumentReference(_p.Resource, tag="DocumentReference", kw_only=True):
@@ -5373,7 +7400,24 @@ class DocumentReference(_p.Resource, tag="DocumentReference", kw_only=True):
     type: _T1 = _U
     version: _T2 = _U
     version_ext: _T3 = _ms.field(default=_U, name="_version")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.date
+        if v is not _U:
+            _a_instant(v)
+        v = self.docStatus
+        if v is not _U:
+            _a_code(v)
+        v = self.id
+        if v is not _U:
+            _a_id(v)
+        v = self.implicitRules
+        if v is not _U:
+            _a_uri(v)
+        v = self.language
+        if v is not _U:
+            _a_code(v)
+        _a_code(self.status)
 
 
 class DocumentReferenceAttester(_p.Complex, kw_only=True):
@@ -5385,7 +7429,11 @@ class DocumentReferenceAttester(_p.Complex, kw_only=True):
     party: _T11 = _U
     time: _T2 = _U
     time_ext: _T3 = _ms.field(default=_U, name="_time")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.time
+        if v is not _U:
+            _a_dateTime(v)
 
 
 class DocumentReferenceContent(_p.Complex, kw_only=True):
@@ -5405,7 +7453,22 @@ class DocumentReferenceContentProfile(_p.Complex, kw_only=True):
     valueCanonical: _T2 = _U
     valueCoding: _T38 = _U
     valueUri: _T2 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.valueCanonical
+        if v is not _U:
+            _a_uri(v)
+        v = self.valueUri
+        if v is not _U:
+            _a_uri(v)
+        if self.valueCanonical is not _U:
+            if self.valueCoding is not _U or self.valueUri is not _U:
+                raise _p.ChoiceError("DocumentReferenceContentProfile.value[x]: exactly one")
+        elif self.valueCoding is not _U:
+            if self.valueUri is not _U:
+                raise _p.ChoiceError("DocumentReferenceContentProfile.value[x]: exactly one")
+        elif not (self.valueUri is not _U):
+            raise _p.ChoiceError("DocumentReferenceContentProfile.value[x]: exactly one")
 
 
 class DocumentReferenceRelatesTo(_p.Complex, kw_only=True):
@@ -5429,7 +7492,14 @@ class DomainResource(_p.Complex, kw_only=True):
     meta: _T10 = _U
     modifierExtension: _T7 = _U
     text: _T17 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.implicitRules
+        if v is not _U:
+            _a_uri(v)
+        v = self.language
+        if v is not _U:
+            _a_code(v)
 
 
 class Dosage(_p.Complex, kw_only=True):
@@ -5467,7 +7537,17 @@ class DosageDoseAndRate(_p.Complex, kw_only=True):
     rateRange: _T35 = _U
     rateRatio: _T44 = _U
     type: _T1 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        if self.doseQuantity is not _U:
+            if self.doseRange is not _U:
+                raise _p.ChoiceError("DosageDoseAndRate.dose[x]: at most one")
+        if self.rateQuantity is not _U:
+            if self.rateRange is not _U or self.rateRatio is not _U:
+                raise _p.ChoiceError("DosageDoseAndRate.rate[x]: at most one")
+        elif self.rateRange is not _U:
+            if self.rateRatio is not _U:
+                raise _p.ChoiceError("DosageDoseAndRate.rate[x]: at most one")
 
 
 class Duration(_p.Complex, kw_only=True):
@@ -5484,7 +7564,20 @@ class Duration(_p.Complex, kw_only=True):
     unit_ext: _T3 = _ms.field(default=_U, name="_unit")
     value: _T56 = _U
     value_ext: _T3 = _ms.field(default=_U, name="_value")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.code
+        if v is not _U:
+            _a_code(v)
+        v = self.comparator
+        if v is not _U:
+            _a_code(v)
+        v = self.system
+        if v is not _U:
+            _a_uri(v)
+        v = self.value
+        if v is not _U:
+            _a_decimal(v)
 
 
 class Element(_p.Complex, kw_only=True):
@@ -5734,7 +7827,178 @@ class ElementDefinition(_p.Complex, kw_only=True):
     type: _T310 = _U
     valueAlternatives: _T27 = _U
     valueAlternatives_ext: _T28 = _ms.field(default=_U, name="_valueAlternatives")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.contentReference
+        if v is not _U:
+            _a_uri(v)
+        v = self.defaultValueBase64Binary
+        if v is not _U:
+            _a_base64Binary(v)
+        v = self.defaultValueCanonical
+        if v is not _U:
+            _a_uri(v)
+        v = self.defaultValueCode
+        if v is not _U:
+            _a_code(v)
+        v = self.defaultValueDate
+        if v is not _U:
+            _a_date(v)
+        v = self.defaultValueDateTime
+        if v is not _U:
+            _a_dateTime(v)
+        v = self.defaultValueDecimal
+        if v is not _U:
+            _a_decimal(v)
+        v = self.defaultValueInstant
+        if v is not _U:
+            _a_instant(v)
+        v = self.defaultValueInteger64
+        if v is not _U:
+            _a_integer64(v)
+        v = self.defaultValueOid
+        if v is not _U:
+            _a_oid(v)
+        v = self.defaultValueTime
+        if v is not _U:
+            _a_time(v)
+        v = self.defaultValueUri
+        if v is not _U:
+            _a_uri(v)
+        v = self.defaultValueUrl
+        if v is not _U:
+            _a_uri(v)
+        v = self.defaultValueUuid
+        if v is not _U:
+            _a_uuid(v)
+        v = self.fixedBase64Binary
+        if v is not _U:
+            _a_base64Binary(v)
+        v = self.fixedCanonical
+        if v is not _U:
+            _a_uri(v)
+        v = self.fixedCode
+        if v is not _U:
+            _a_code(v)
+        v = self.fixedDate
+        if v is not _U:
+            _a_date(v)
+        v = self.fixedDateTime
+        if v is not _U:
+            _a_dateTime(v)
+        v = self.fixedDecimal
+        if v is not _U:
+            _a_decimal(v)
+        v = self.fixedInstant
+        if v is not _U:
+            _a_instant(v)
+        v = self.fixedInteger64
+        if v is not _U:
+            _a_integer64(v)
+        v = self.fixedOid
+        if v is not _U:
+            _a_oid(v)
+        v = self.fixedTime
+        if v is not _U:
+            _a_time(v)
+        v = self.fixedUri
+        if v is not _U:
+            _a_uri(v)
+        v = self.fixedUrl
+        if v is not _U:
+            _a_uri(v)
+        v = self.fixedUuid
+        if v is not _U:
+            _a_uuid(v)
+        v = self.maxValueDate
+        if v is not _U:
+            _a_date(v)
+        v = self.maxValueDateTime
+        if v is not _U:
+            _a_dateTime(v)
+        v = self.maxValueDecimal
+        if v is not _U:
+            _a_decimal(v)
+        v = self.maxValueInstant
+        if v is not _U:
+            _a_instant(v)
+        v = self.maxValueInteger64
+        if v is not _U:
+            _a_integer64(v)
+        v = self.maxValueTime
+        if v is not _U:
+            _a_time(v)
+        v = self.minValueDate
+        if v is not _U:
+            _a_date(v)
+        v = self.minValueDateTime
+        if v is not _U:
+            _a_dateTime(v)
+        v = self.minValueDecimal
+        if v is not _U:
+            _a_decimal(v)
+        v = self.minValueInstant
+        if v is not _U:
+            _a_instant(v)
+        v = self.minValueInteger64
+        if v is not _U:
+            _a_integer64(v)
+        v = self.minValueTime
+        if v is not _U:
+            _a_time(v)
+        v = self.patternBase64Binary
+        if v is not _U:
+            _a_base64Binary(v)
+        v = self.patternCanonical
+        if v is not _U:
+            _a_uri(v)
+        v = self.patternCode
+        if v is not _U:
+            _a_code(v)
+        v = self.patternDate
+        if v is not _U:
+            _a_date(v)
+        v = self.patternDateTime
+        if v is not _U:
+            _a_dateTime(v)
+        v = self.patternDecimal
+        if v is not _U:
+            _a_decimal(v)
+        v = self.patternInstant
+        if v is not _U:
+            _a_instant(v)
+        v = self.patternInteger64
+        if v is not _U:
+            _a_integer64(v)
+        v = self.patternOid
+        if v is not _U:
+            _a_oid(v)
+        v = self.patternTime
+        if v is not _U:
+            _a_time(v)
+        v = self.patternUri
+        if v is not _U:
+            _a_uri(v)
+        v = self.patternUrl
+        if v is not _U:
+            _a_uri(v)
+        v = self.patternUuid
+        if v is not _U:
+            _a_uuid(v)
+        if self.representation is not _U:
+            _e_code(self.representation)
+        if self.valueAlternatives is not _U:
+            _e_uri(self.valueAlternatives)
+        if (self.defaultValueAddress is not _U) + (self.defaultValueAge is not _U) + (self.defaultValueAnnotation is not _U) + (self.defaultValueAttachment is not _U) + (self.defaultValueAvailability is not _U) + (self.defaultValueBase64Binary is not _U) + (self.defaultValueBoolean is not _U) + (self.defaultValueCanonical is not _U) + (self.defaultValueCode is not _U) + (self.defaultValueCodeableConcept is not _U) + (self.defaultValueCodeableReference is not _U) + (self.defaultValueCoding is not _U) + (self.defaultValueContactDetail is not _U) + (self.defaultValueContactPoint is not _U) + (self.defaultValueCount is not _U) + (self.defaultValueDataRequirement is not _U) + (self.defaultValueDate is not _U) + (self.defaultValueDateTime is not _U) + (self.defaultValueDecimal is not _U) + (self.defaultValueDistance is not _U) + (self.defaultValueDosage is not _U) + (self.defaultValueDuration is not _U) + (self.defaultValueExpression is not _U) + (self.defaultValueExtendedContactDetail is not _U) + (self.defaultValueHumanName is not _U) + (self.defaultValueId is not _U) + (self.defaultValueIdentifier is not _U) + (self.defaultValueInstant is not _U) + (self.defaultValueInteger is not _U) + (self.defaultValueInteger64 is not _U) + (self.defaultValueMarkdown is not _U) + (self.defaultValueMeta is not _U) + (self.defaultValueMoney is not _U) + (self.defaultValueOid is not _U) + (self.defaultValueParameterDefinition is not _U) + (self.defaultValuePeriod is not _U) + (self.defaultValuePositiveInt is not _U) + (self.defaultValueQuantity is not _U) + (self.defaultValueRange is not _U) + (self.defaultValueRatio is not _U) + (self.defaultValueRatioRange is not _U) + (self.defaultValueReference is not _U) + (self.defaultValueRelatedArtifact is not _U) + (self.defaultValueSampledData is not _U) + (self.defaultValueSignature is not _U) + (self.defaultValueString is not _U) + (self.defaultValueTime is not _U) + (self.defaultValueTiming is not _U) + (self.defaultValueTriggerDefinition is not _U) + (self.defaultValueUnsignedInt is not _U) + (self.defaultValueUri is not _U) + (self.defaultValueUrl is not _U) + (self.defaultValueUsageContext is not _U) + (self.defaultValueUuid is not _U) > 1:
+            raise _p.ChoiceError("ElementDefinition.defaultValue[x]: at most one")
+        if (self.fixedAddress is not _U) + (self.fixedAge is not _U) + (self.fixedAnnotation is not _U) + (self.fixedAttachment is not _U) + (self.fixedAvailability is not _U) + (self.fixedBase64Binary is not _U) + (self.fixedBoolean is not _U) + (self.fixedCanonical is not _U) + (self.fixedCode is not _U) + (self.fixedCodeableConcept is not _U) + (self.fixedCodeableReference is not _U) + (self.fixedCoding is not _U) + (self.fixedContactDetail is not _U) + (self.fixedContactPoint is not _U) + (self.fixedCount is not _U) + (self.fixedDataRequirement is not _U) + (self.fixedDate is not _U) + (self.fixedDateTime is not _U) + (self.fixedDecimal is not _U) + (self.fixedDistance is not _U) + (self.fixedDosage is not _U) + (self.fixedDuration is not _U) + (self.fixedExpression is not _U) + (self.fixedExtendedContactDetail is not _U) + (self.fixedHumanName is not _U) + (self.fixedId is not _U) + (self.fixedIdentifier is not _U) + (self.fixedInstant is not _U) + (self.fixedInteger is not _U) + (self.fixedInteger64 is not _U) + (self.fixedMarkdown is not _U) + (self.fixedMeta is not _U) + (self.fixedMoney is not _U) + (self.fixedOid is not _U) + (self.fixedParameterDefinition is not _U) + (self.fixedPeriod is not _U) + (self.fixedPositiveInt is not _U) + (self.fixedQuantity is not _U) + (self.fixedRange is not _U) + (self.fixedRatio is not _U) + (self.fixedRatioRange is not _U) + (self.fixedReference is not _U) + (self.fixedRelatedArtifact is not _U) + (self.fixedSampledData is not _U) + (self.fixedSignature is not _U) + (self.fixedString is not _U) + (self.fixedTime is not _U) + (self.fixedTiming is not _U) + (self.fixedTriggerDefinition is not _U) + (self.fixedUnsignedInt is not _U) + (self.fixedUri is not _U) + (self.fixedUrl is not _U) + (self.fixedUsageContext is not _U) + (self.fixedUuid is not _U) > 1:
+            raise _p.ChoiceError("ElementDefinition.fixed[x]: at most one")
+        if (self.maxValueDate is not _U) + (self.maxValueDateTime is not _U) + (self.maxValueDecimal is not _U) + (self.maxValueInstant is not _U) + (self.maxValueInteger is not _U) + (self.maxValueInteger64 is not _U) + (self.maxValuePositiveInt is not _U) + (self.maxValueQuantity is not _U) + (self.maxValueTime is not _U) + (self.maxValueUnsignedInt is not _U) > 1:
+            raise _p.ChoiceError("ElementDefinition.maxValue[x]: at most one")
+        if (self.minValueDate is not _U) + (self.minValueDateTime is not _U) + (self.minValueDecimal is not _U) + (self.minValueInstant is not _U) + (self.minValueInteger is not _U) + (self.minValueInteger64 is not _U) + (self.minValuePositiveInt is not _U) + (self.minValueQuantity is not _U) + (self.minValueTime is not _U) + (self.minValueUnsignedInt is not _U) > 1:
+            raise _p.ChoiceError("ElementDefinition.minValue[x]: at most one")
+        if (self.patternAddress is not _U) + (self.patternAge is not _U) + (self.patternAnnotation is not _U) + (self.patternAttachment is not _U) + (self.patternAvailability is not _U) + (self.patternBase64Binary is not _U) + (self.patternBoolean is not _U) + (self.patternCanonical is not _U) + (self.patternCode is not _U) + (self.patternCodeableConcept is not _U) + (self.patternCodeableReference is not _U) + (self.patternCoding is not _U) + (self.patternContactDetail is not _U) + (self.patternContactPoint is not _U) + (self.patternCount is not _U) + (self.patternDataRequirement is not _U) + (self.patternDate is not _U) + (self.patternDateTime is not _U) + (self.patternDecimal is not _U) + (self.patternDistance is not _U) + (self.patternDosage is not _U) + (self.patternDuration is not _U) + (self.patternExpression is not _U) + (self.patternExtendedContactDetail is not _U) + (self.patternHumanName is not _U) + (self.patternId is not _U) + (self.patternIdentifier is not _U) + (self.patternInstant is not _U) + (self.patternInteger is not _U) + (self.patternInteger64 is not _U) + (self.patternMarkdown is not _U) + (self.patternMeta is not _U) + (self.patternMoney is not _U) + (self.patternOid is not _U) + (self.patternParameterDefinition is not _U) + (self.patternPeriod is not _U) + (self.patternPositiveInt is not _U) + (self.patternQuantity is not _U) + (self.patternRange is not _U) + (self.patternRatio is not _U) + (self.patternRatioRange is not _U) + (self.patternReference is not _U) + (self.patternRelatedArtifact is not _U) + (self.patternSampledData is not _U) + (self.patternSignature is not _U) + (self.patternString is not _U) + (self.patternTime is not _U) + (self.patternTiming is not _U) + (self.patternTriggerDefinition is not _U) + (self.patternUnsignedInt is not _U) + (self.patternUri is not _U) + (self.patternUrl is not _U) + (self.patternUsageContext is not _U) + (self.patternUuid is not _U) > 1:
+            raise _p.ChoiceError("ElementDefinition.pattern[x]: at most one")
 
 
 class ElementDefinitionBase(_p.Complex, kw_only=True):
@@ -5760,7 +8024,12 @@ class ElementDefinitionBinding(_p.Complex, kw_only=True):
     strength_ext: _T3 = _ms.field(default=_U, name="_strength")
     valueSet: _T2 = _U
     valueSet_ext: _T3 = _ms.field(default=_U, name="_valueSet")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        _a_code(self.strength)
+        v = self.valueSet
+        if v is not _U:
+            _a_uri(v)
 
 
 class ElementDefinitionBindingAdditional(_p.Complex, kw_only=True):
@@ -5778,7 +8047,10 @@ class ElementDefinitionBindingAdditional(_p.Complex, kw_only=True):
     usage: _T37 = _U
     valueSet: _T15
     valueSet_ext: _T3 = _ms.field(default=_U, name="_valueSet")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        _a_code(self.purpose)
+        _a_uri(self.valueSet)
 
 
 class ElementDefinitionConstraint(_p.Complex, kw_only=True):
@@ -5799,7 +8071,12 @@ class ElementDefinitionConstraint(_p.Complex, kw_only=True):
     source_ext: _T3 = _ms.field(default=_U, name="_source")
     suppress: _T19 = _U
     suppress_ext: _T3 = _ms.field(default=_U, name="_suppress")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        _a_code(self.severity)
+        v = self.source
+        if v is not _U:
+            _a_uri(v)
 
 
 class ElementDefinitionExample(_p.Complex, kw_only=True):
@@ -5862,7 +8139,51 @@ class ElementDefinitionExample(_p.Complex, kw_only=True):
     valueUrl: _T2 = _U
     valueUsageContext: _T306 = _U
     valueUuid: _T2 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.valueBase64Binary
+        if v is not _U:
+            _a_base64Binary(v)
+        v = self.valueCanonical
+        if v is not _U:
+            _a_uri(v)
+        v = self.valueCode
+        if v is not _U:
+            _a_code(v)
+        v = self.valueDate
+        if v is not _U:
+            _a_date(v)
+        v = self.valueDateTime
+        if v is not _U:
+            _a_dateTime(v)
+        v = self.valueDecimal
+        if v is not _U:
+            _a_decimal(v)
+        v = self.valueInstant
+        if v is not _U:
+            _a_instant(v)
+        v = self.valueInteger64
+        if v is not _U:
+            _a_integer64(v)
+        v = self.valueOid
+        if v is not _U:
+            _a_oid(v)
+        v = self.valueTime
+        if v is not _U:
+            _a_time(v)
+        v = self.valueUri
+        if v is not _U:
+            _a_uri(v)
+        v = self.valueUrl
+        if v is not _U:
+            _a_uri(v)
+        v = self.valueUuid
+        if v is not _U:
+            _a_uuid(v)
+        t = _astuple(self)
+        n = len(t) - t.count(_U) - 1 - ((self.extension is not _U) + (self.id is not _U) + (self.id_ext is not _U) + (self.label_ext is not _U))
+        if n != 1:
+            raise _p.ChoiceError("ElementDefinitionExample.value[x]: exactly one")
 
 
 class ElementDefinitionMapping(_p.Complex, kw_only=True):
@@ -5877,7 +8198,11 @@ class ElementDefinitionMapping(_p.Complex, kw_only=True):
     language_ext: _T3 = _ms.field(default=_U, name="_language")
     map: _T15
     map_ext: _T3 = _ms.field(default=_U, name="_map")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.language
+        if v is not _U:
+            _a_code(v)
 
 
 class ElementDefinitionSlicing(_p.Complex, kw_only=True):
@@ -5891,7 +8216,9 @@ class ElementDefinitionSlicing(_p.Complex, kw_only=True):
     ordered_ext: _T3 = _ms.field(default=_U, name="_ordered")
     rules: _T15
     rules_ext: _T3 = _ms.field(default=_U, name="_rules")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        _a_code(self.rules)
 
 
 class ElementDefinitionSlicingDiscriminator(_p.Complex, kw_only=True):
@@ -5902,7 +8229,9 @@ class ElementDefinitionSlicingDiscriminator(_p.Complex, kw_only=True):
     path_ext: _T3 = _ms.field(default=_U, name="_path")
     type: _T15
     type_ext: _T3 = _ms.field(default=_U, name="_type")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        _a_code(self.type)
 
 
 class ElementDefinitionType(_p.Complex, kw_only=True):
@@ -5919,7 +8248,18 @@ class ElementDefinitionType(_p.Complex, kw_only=True):
     targetProfile_ext: _T28 = _ms.field(default=_U, name="_targetProfile")
     versioning: _T2 = _U
     versioning_ext: _T3 = _ms.field(default=_U, name="_versioning")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        if self.aggregation is not _U:
+            _e_code(self.aggregation)
+        _a_uri(self.code)
+        if self.profile is not _U:
+            _e_uri(self.profile)
+        if self.targetProfile is not _U:
+            _e_uri(self.targetProfile)
+        v = self.versioning
+        if v is not _U:
+            _a_code(v)
 
 
 class Encounter(_p.Resource, tag="Encounter", kw_only=True):
@@ -5965,7 +8305,24 @@ class Encounter(_p.Resource, tag="Encounter", kw_only=True):
     text: _T17 = _U
     type: _T23 = _U
     virtualService: _T64 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U:
+            _a_id(v)
+        v = self.implicitRules
+        if v is not _U:
+            _a_uri(v)
+        v = self.language
+        if v is not _U:
+            _a_code(v)
+        v = self.plannedEndDate
+        if v is not _U:
+            _a_dateTime(v)
+        v = self.plannedStartDate
+        if v is not _U:
+            _a_dateTime(v)
+        _a_code(self.status)
 
 
 class EncounterAdmission(_p.Complex, kw_only=True):
@@ -6018,7 +8375,24 @@ class EncounterHistory(_p.Resource, tag="EncounterHistory", kw_only=True):
     subjectStatus: _T1 = _U
     text: _T17 = _U
     type: _T23 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U:
+            _a_id(v)
+        v = self.implicitRules
+        if v is not _U:
+            _a_uri(v)
+        v = self.language
+        if v is not _U:
+            _a_code(v)
+        v = self.plannedEndDate
+        if v is not _U:
+            _a_dateTime(v)
+        v = self.plannedStartDate
+        if v is not _U:
+            _a_dateTime(v)
+        _a_code(self.status)
 
 
 class EncounterHistoryLocation(_p.Complex, kw_only=True):
@@ -6040,7 +8414,11 @@ class EncounterLocation(_p.Complex, kw_only=True):
     period: _T14 = _U
     status: _T2 = _U
     status_ext: _T3 = _ms.field(default=_U, name="_status")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.status
+        if v is not _U:
+            _a_code(v)
 
 
 class EncounterParticipant(_p.Complex, kw_only=True):
@@ -6091,7 +8469,19 @@ class Endpoint(_p.Resource, tag="Endpoint", kw_only=True):
     status: _T15
     status_ext: _T3 = _ms.field(default=_U, name="_status")
     text: _T17 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        _a_uri(self.address)
+        v = self.id
+        if v is not _U:
+            _a_id(v)
+        v = self.implicitRules
+        if v is not _U:
+            _a_uri(v)
+        v = self.language
+        if v is not _U:
+            _a_code(v)
+        _a_code(self.status)
 
 
 class EndpointPayload(_p.Complex, kw_only=True):
@@ -6102,7 +8492,10 @@ class EndpointPayload(_p.Complex, kw_only=True):
     mimeType_ext: _T28 = _ms.field(default=_U, name="_mimeType")
     modifierExtension: _T7 = _U
     type: _T23 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        if self.mimeType is not _U:
+            _e_code(self.mimeType)
 
 
 class EnrollmentRequest(_p.Resource, tag="EnrollmentRequest", kw_only=True):
@@ -6126,7 +8519,23 @@ class EnrollmentRequest(_p.Resource, tag="EnrollmentRequest", kw_only=True):
     status: _T2 = _U
     status_ext: _T3 = _ms.field(default=_U, name="_status")
     text: _T17 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.created
+        if v is not _U:
+            _a_dateTime(v)
+        v = self.id
+        if v is not _U:
+            _a_id(v)
+        v = self.implicitRules
+        if v is not _U:
+            _a_uri(v)
+        v = self.language
+        if v is not _U:
+            _a_code(v)
+        v = self.status
+        if v is not _U:
+            _a_code(v)
 
 
 class EnrollmentResponse(_p.Resource, tag="EnrollmentResponse", kw_only=True):
@@ -6153,7 +8562,26 @@ class EnrollmentResponse(_p.Resource, tag="EnrollmentResponse", kw_only=True):
     status: _T2 = _U
     status_ext: _T3 = _ms.field(default=_U, name="_status")
     text: _T17 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.created
+        if v is not _U:
+            _a_dateTime(v)
+        v = self.id
+        if v is not _U:
+            _a_id(v)
+        v = self.implicitRules
+        if v is not _U:
+            _a_uri(v)
+        v = self.language
+        if v is not _U:
+            _a_code(v)
+        v = self.outcome
+        if v is not _U:
+            _a_code(v)
+        v = self.status
+        if v is not _U:
+            _a_code(v)
 
 
 class EpisodeOfCare(_p.Resource, tag="EpisodeOfCare", kw_only=True):
@@ -6182,7 +8610,18 @@ class EpisodeOfCare(_p.Resource, tag="EpisodeOfCare", kw_only=True):
     statusHistory: _T323 = _U
     text: _T17 = _U
     type: _T23 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U:
+            _a_id(v)
+        v = self.implicitRules
+        if v is not _U:
+            _a_uri(v)
+        v = self.language
+        if v is not _U:
+            _a_code(v)
+        _a_code(self.status)
 
 
 class EpisodeOfCareDiagnosis(_p.Complex, kw_only=True):
@@ -6211,7 +8650,9 @@ class EpisodeOfCareStatusHistory(_p.Complex, kw_only=True):
     period: _T141
     status: _T15
     status_ext: _T3 = _ms.field(default=_U, name="_status")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        _a_code(self.status)
 
 
 class EventDefinition(_p.Resource, tag="EventDefinition", kw_only=True):
@@ -6274,7 +8715,36 @@ class EventDefinition(_p.Resource, tag="EventDefinition", kw_only=True):
     version_ext: _T3 = _ms.field(default=_U, name="_version")
     versionAlgorithmCoding: _T38 = _U
     versionAlgorithmString: _T2 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.approvalDate
+        if v is not _U:
+            _a_date(v)
+        v = self.date
+        if v is not _U:
+            _a_dateTime(v)
+        v = self.id
+        if v is not _U:
+            _a_id(v)
+        v = self.implicitRules
+        if v is not _U:
+            _a_uri(v)
+        v = self.language
+        if v is not _U:
+            _a_code(v)
+        v = self.lastReviewDate
+        if v is not _U:
+            _a_date(v)
+        _a_code(self.status)
+        v = self.url
+        if v is not _U:
+            _a_uri(v)
+        if self.subjectCodeableConcept is not _U:
+            if self.subjectReference is not _U:
+                raise _p.ChoiceError("EventDefinition.subject[x]: at most one")
+        if self.versionAlgorithmCoding is not _U:
+            if self.versionAlgorithmString is not _U:
+                raise _p.ChoiceError("EventDefinition.versionAlgorithm[x]: at most one")
 
 
 class Evidence(_p.Resource, tag="Evidence", kw_only=True):
@@ -6337,7 +8807,36 @@ class Evidence(_p.Resource, tag="Evidence", kw_only=True):
     version_ext: _T3 = _ms.field(default=_U, name="_version")
     versionAlgorithmCoding: _T38 = _U
     versionAlgorithmString: _T2 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.approvalDate
+        if v is not _U:
+            _a_date(v)
+        v = self.date
+        if v is not _U:
+            _a_dateTime(v)
+        v = self.id
+        if v is not _U:
+            _a_id(v)
+        v = self.implicitRules
+        if v is not _U:
+            _a_uri(v)
+        v = self.language
+        if v is not _U:
+            _a_code(v)
+        v = self.lastReviewDate
+        if v is not _U:
+            _a_date(v)
+        _a_code(self.status)
+        v = self.url
+        if v is not _U:
+            _a_uri(v)
+        if self.citeAsMarkdown is not _U:
+            if self.citeAsReference is not _U:
+                raise _p.ChoiceError("Evidence.citeAs[x]: at most one")
+        if self.versionAlgorithmCoding is not _U:
+            if self.versionAlgorithmString is not _U:
+                raise _p.ChoiceError("Evidence.versionAlgorithm[x]: at most one")
 
 
 class EvidenceCertainty(_p.Complex, kw_only=True):
@@ -6389,7 +8888,24 @@ class EvidenceReport(_p.Resource, tag="EvidenceReport", kw_only=True):
     url: _T2 = _U
     url_ext: _T3 = _ms.field(default=_U, name="_url")
     useContext: _T37 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U:
+            _a_id(v)
+        v = self.implicitRules
+        if v is not _U:
+            _a_uri(v)
+        v = self.language
+        if v is not _U:
+            _a_code(v)
+        _a_code(self.status)
+        v = self.url
+        if v is not _U:
+            _a_uri(v)
+        if self.citeAsMarkdown is not _U:
+            if self.citeAsReference is not _U:
+                raise _p.ChoiceError("EvidenceReport.citeAs[x]: at most one")
 
 
 class EvidenceReportRelatesTo(_p.Complex, kw_only=True):
@@ -6400,7 +8916,9 @@ class EvidenceReportRelatesTo(_p.Complex, kw_only=True):
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     modifierExtension: _T7 = _U
     target: _T331
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        _a_code(self.code)
 
 
 class EvidenceReportRelatesToTarget(_p.Complex, kw_only=True):
@@ -6414,7 +8932,11 @@ class EvidenceReportRelatesToTarget(_p.Complex, kw_only=True):
     resource: _T11 = _U
     url: _T2 = _U
     url_ext: _T3 = _ms.field(default=_U, name="_url")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.url
+        if v is not _U:
+            _a_uri(v)
 
 
 class EvidenceReportSection(_p.Complex, kw_only=True):
@@ -6436,7 +8958,11 @@ class EvidenceReportSection(_p.Complex, kw_only=True):
     text: _T17 = _U
     title: _T2 = _U
     title_ext: _T3 = _ms.field(default=_U, name="_title")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.mode
+        if v is not _U:
+            _a_code(v)
 
 
 class EvidenceReportSubject(_p.Complex, kw_only=True):
@@ -6462,7 +8988,22 @@ class EvidenceReportSubjectCharacteristic(_p.Complex, kw_only=True):
     valueQuantity: _T31 = _U
     valueRange: _T35 = _U
     valueReference: _T11 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        if self.valueBoolean is not _U:
+            if self.valueCodeableConcept is not _U or self.valueQuantity is not _U or self.valueRange is not _U or self.valueReference is not _U:
+                raise _p.ChoiceError("EvidenceReportSubjectCharacteristic.value[x]: exactly one")
+        elif self.valueCodeableConcept is not _U:
+            if self.valueQuantity is not _U or self.valueRange is not _U or self.valueReference is not _U:
+                raise _p.ChoiceError("EvidenceReportSubjectCharacteristic.value[x]: exactly one")
+        elif self.valueQuantity is not _U:
+            if self.valueRange is not _U or self.valueReference is not _U:
+                raise _p.ChoiceError("EvidenceReportSubjectCharacteristic.value[x]: exactly one")
+        elif self.valueRange is not _U:
+            if self.valueReference is not _U:
+                raise _p.ChoiceError("EvidenceReportSubjectCharacteristic.value[x]: exactly one")
+        elif not (self.valueReference is not _U):
+            raise _p.ChoiceError("EvidenceReportSubjectCharacteristic.value[x]: exactly one")
 
 
 class EvidenceStatistic(_p.Complex, kw_only=True):
@@ -6499,7 +9040,11 @@ class EvidenceStatisticAttributeEstimate(_p.Complex, kw_only=True):
     quantity: _T31 = _U
     range: _T35 = _U
     type: _T1 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.level
+        if v is not _U:
+            _a_decimal(v)
 
 
 class EvidenceStatisticModelCharacteristic(_p.Complex, kw_only=True):
@@ -6524,7 +9069,11 @@ class EvidenceStatisticModelCharacteristicVariable(_p.Complex, kw_only=True):
     valueQuantity: _T90 = _U
     valueRange: _T337 = _U
     variableDefinition: _T20
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.handling
+        if v is not _U:
+            _a_code(v)
 
 
 class EvidenceStatisticSampleSize(_p.Complex, kw_only=True):
@@ -6603,7 +9152,36 @@ class EvidenceVariable(_p.Resource, tag="EvidenceVariable", kw_only=True):
     version_ext: _T3 = _ms.field(default=_U, name="_version")
     versionAlgorithmCoding: _T38 = _U
     versionAlgorithmString: _T2 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.approvalDate
+        if v is not _U:
+            _a_date(v)
+        v = self.date
+        if v is not _U:
+            _a_dateTime(v)
+        v = self.handling
+        if v is not _U:
+            _a_code(v)
+        v = self.id
+        if v is not _U:
+            _a_id(v)
+        v = self.implicitRules
+        if v is not _U:
+            _a_uri(v)
+        v = self.language
+        if v is not _U:
+            _a_code(v)
+        v = self.lastReviewDate
+        if v is not _U:
+            _a_date(v)
+        _a_code(self.status)
+        v = self.url
+        if v is not _U:
+            _a_uri(v)
+        if self.versionAlgorithmCoding is not _U:
+            if self.versionAlgorithmString is not _U:
+                raise _p.ChoiceError("EvidenceVariable.versionAlgorithm[x]: at most one")
 
 
 class EvidenceVariableCategory(_p.Complex, kw_only=True):
@@ -6616,7 +9194,14 @@ class EvidenceVariableCategory(_p.Complex, kw_only=True):
     valueCodeableConcept: _T1 = _U
     valueQuantity: _T31 = _U
     valueRange: _T35 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        if self.valueCodeableConcept is not _U:
+            if self.valueQuantity is not _U or self.valueRange is not _U:
+                raise _p.ChoiceError("EvidenceVariableCategory.value[x]: at most one")
+        elif self.valueQuantity is not _U:
+            if self.valueRange is not _U:
+                raise _p.ChoiceError("EvidenceVariableCategory.value[x]: at most one")
 
 
 class EvidenceVariableCharacteristic(_p.Complex, kw_only=True):
@@ -6645,7 +9230,17 @@ class EvidenceVariableCharacteristic(_p.Complex, kw_only=True):
     modifierExtension: _T7 = _U
     note: _T50 = _U
     timeFromEvent: _T342 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.definitionCanonical
+        if v is not _U:
+            _a_uri(v)
+        if self.durationQuantity is not _U:
+            if self.durationRange is not _U:
+                raise _p.ChoiceError("EvidenceVariableCharacteristic.duration[x]: at most one")
+        if self.instancesQuantity is not _U:
+            if self.instancesRange is not _U:
+                raise _p.ChoiceError("EvidenceVariableCharacteristic.instances[x]: at most one")
 
 
 class EvidenceVariableCharacteristicDefinitionByCombination(_p.Complex, kw_only=True):
@@ -6658,7 +9253,9 @@ class EvidenceVariableCharacteristicDefinitionByCombination(_p.Complex, kw_only=
     modifierExtension: _T7 = _U
     threshold: _T21 = _U
     threshold_ext: _T3 = _ms.field(default=_U, name="_threshold")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        _a_code(self.code)
 
 
 class EvidenceVariableCharacteristicDefinitionByTypeAndValue(_p.Complex, kw_only=True):
@@ -6676,7 +9273,25 @@ class EvidenceVariableCharacteristicDefinitionByTypeAndValue(_p.Complex, kw_only
     valueQuantity: _T31 = _U
     valueRange: _T35 = _U
     valueReference: _T11 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        if self.valueBoolean is not _U:
+            if self.valueCodeableConcept is not _U or self.valueId is not _U or self.valueQuantity is not _U or self.valueRange is not _U or self.valueReference is not _U:
+                raise _p.ChoiceError("EvidenceVariableCharacteristicDefinitionByTypeAndValue.value[x]: exactly one")
+        elif self.valueCodeableConcept is not _U:
+            if self.valueId is not _U or self.valueQuantity is not _U or self.valueRange is not _U or self.valueReference is not _U:
+                raise _p.ChoiceError("EvidenceVariableCharacteristicDefinitionByTypeAndValue.value[x]: exactly one")
+        elif self.valueId is not _U:
+            if self.valueQuantity is not _U or self.valueRange is not _U or self.valueReference is not _U:
+                raise _p.ChoiceError("EvidenceVariableCharacteristicDefinitionByTypeAndValue.value[x]: exactly one")
+        elif self.valueQuantity is not _U:
+            if self.valueRange is not _U or self.valueReference is not _U:
+                raise _p.ChoiceError("EvidenceVariableCharacteristicDefinitionByTypeAndValue.value[x]: exactly one")
+        elif self.valueRange is not _U:
+            if self.valueReference is not _U:
+                raise _p.ChoiceError("EvidenceVariableCharacteristicDefinitionByTypeAndValue.value[x]: exactly one")
+        elif not (self.valueReference is not _U):
+            raise _p.ChoiceError("EvidenceVariableCharacteristicDefinitionByTypeAndValue.value[x]: exactly one")
 
 
 class EvidenceVariableCharacteristicTimeFromEvent(_p.Complex, kw_only=True):
@@ -6693,7 +9308,20 @@ class EvidenceVariableCharacteristicTimeFromEvent(_p.Complex, kw_only=True):
     note: _T50 = _U
     quantity: _T31 = _U
     range: _T35 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.eventDateTime
+        if v is not _U:
+            _a_dateTime(v)
+        if self.eventCodeableConcept is not _U:
+            if self.eventDateTime is not _U or self.eventId is not _U or self.eventReference is not _U:
+                raise _p.ChoiceError("EvidenceVariableCharacteristicTimeFromEvent.event[x]: at most one")
+        elif self.eventDateTime is not _U:
+            if self.eventId is not _U or self.eventReference is not _U:
+                raise _p.ChoiceError("EvidenceVariableCharacteristicTimeFromEvent.event[x]: at most one")
+        elif self.eventId is not _U:
+            if self.eventReference is not _U:
+                raise _p.ChoiceError("EvidenceVariableCharacteristicTimeFromEvent.event[x]: at most one")
 
 
 class EvidenceVariableDefinition(_p.Complex, kw_only=True):
@@ -6755,7 +9383,27 @@ class ExampleScenario(_p.Resource, tag="ExampleScenario", kw_only=True):
     version_ext: _T3 = _ms.field(default=_U, name="_version")
     versionAlgorithmCoding: _T38 = _U
     versionAlgorithmString: _T2 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.date
+        if v is not _U:
+            _a_dateTime(v)
+        v = self.id
+        if v is not _U:
+            _a_id(v)
+        v = self.implicitRules
+        if v is not _U:
+            _a_uri(v)
+        v = self.language
+        if v is not _U:
+            _a_code(v)
+        _a_code(self.status)
+        v = self.url
+        if v is not _U:
+            _a_uri(v)
+        if self.versionAlgorithmCoding is not _U:
+            if self.versionAlgorithmString is not _U:
+                raise _p.ChoiceError("ExampleScenario.versionAlgorithm[x]: at most one")
 
 
 class ExampleScenarioActor(_p.Complex, kw_only=True):
@@ -6771,7 +9419,9 @@ class ExampleScenarioActor(_p.Complex, kw_only=True):
     title_ext: _T3 = _ms.field(default=_U, name="_title")
     type: _T15
     type_ext: _T3 = _ms.field(default=_U, name="_type")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        _a_code(self.type)
 
 
 class ExampleScenarioInstance(_p.Complex, kw_only=True):
@@ -6793,7 +9443,17 @@ class ExampleScenarioInstance(_p.Complex, kw_only=True):
     title: _T15
     title_ext: _T3 = _ms.field(default=_U, name="_title")
     version: _T348 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.structureProfileCanonical
+        if v is not _U:
+            _a_uri(v)
+        v = self.structureProfileUri
+        if v is not _U:
+            _a_uri(v)
+        if self.structureProfileCanonical is not _U:
+            if self.structureProfileUri is not _U:
+                raise _p.ChoiceError("ExampleScenarioInstance.structureProfile[x]: at most one")
 
 
 class ExampleScenarioInstanceContainedInstance(_p.Complex, kw_only=True):
@@ -6851,7 +9511,11 @@ class ExampleScenarioProcessStep(_p.Complex, kw_only=True):
     process: _T352 = _U
     workflow: _T2 = _U
     workflow_ext: _T3 = _ms.field(default=_U, name="_workflow")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.workflow
+        if v is not _U:
+            _a_uri(v)
 
 
 class ExampleScenarioProcessStepAlternative(_p.Complex, kw_only=True):
@@ -6956,7 +9620,21 @@ class ExplanationOfBenefit(_p.Resource, tag="ExplanationOfBenefit", kw_only=True
     type: _T42
     use: _T15
     use_ext: _T3 = _ms.field(default=_U, name="_use")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        _a_dateTime(self.created)
+        v = self.id
+        if v is not _U:
+            _a_id(v)
+        v = self.implicitRules
+        if v is not _U:
+            _a_uri(v)
+        v = self.language
+        if v is not _U:
+            _a_code(v)
+        _a_code(self.outcome)
+        _a_code(self.status)
+        _a_code(self.use)
 
 
 class ExplanationOfBenefitAccident(_p.Complex, kw_only=True):
@@ -6969,7 +9647,14 @@ class ExplanationOfBenefitAccident(_p.Complex, kw_only=True):
     locationReference: _T11 = _U
     modifierExtension: _T7 = _U
     type: _T1 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.date
+        if v is not _U:
+            _a_date(v)
+        if self.locationAddress is not _U:
+            if self.locationReference is not _U:
+                raise _p.ChoiceError("ExplanationOfBenefitAccident.location[x]: at most one")
 
 
 class ExplanationOfBenefitAddItem(_p.Complex, kw_only=True):
@@ -7009,7 +9694,23 @@ class ExplanationOfBenefitAddItem(_p.Complex, kw_only=True):
     tax: _T148 = _U
     traceNumber: _T9 = _U
     unitPrice: _T148 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.factor
+        if v is not _U:
+            _a_decimal(v)
+        v = self.servicedDate
+        if v is not _U:
+            _a_date(v)
+        if self.locationAddress is not _U:
+            if self.locationCodeableConcept is not _U or self.locationReference is not _U:
+                raise _p.ChoiceError("ExplanationOfBenefitAddItem.location[x]: at most one")
+        elif self.locationCodeableConcept is not _U:
+            if self.locationReference is not _U:
+                raise _p.ChoiceError("ExplanationOfBenefitAddItem.location[x]: at most one")
+        if self.servicedDate is not _U:
+            if self.servicedPeriod is not _U:
+                raise _p.ChoiceError("ExplanationOfBenefitAddItem.serviced[x]: at most one")
 
 
 class ExplanationOfBenefitAddItemBodySite(_p.Complex, kw_only=True):
@@ -7043,7 +9744,11 @@ class ExplanationOfBenefitAddItemDetail(_p.Complex, kw_only=True):
     tax: _T148 = _U
     traceNumber: _T9 = _U
     unitPrice: _T148 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.factor
+        if v is not _U:
+            _a_decimal(v)
 
 
 class ExplanationOfBenefitAddItemDetailSubDetail(_p.Complex, kw_only=True):
@@ -7067,7 +9772,11 @@ class ExplanationOfBenefitAddItemDetailSubDetail(_p.Complex, kw_only=True):
     tax: _T148 = _U
     traceNumber: _T9 = _U
     unitPrice: _T148 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.factor
+        if v is not _U:
+            _a_decimal(v)
 
 
 class ExplanationOfBenefitBenefitBalance(_p.Complex, kw_only=True):
@@ -7099,7 +9808,17 @@ class ExplanationOfBenefitBenefitBalanceFinancial(_p.Complex, kw_only=True):
     type: _T42
     usedMoney: _T148 = _U
     usedUnsignedInt: _T95 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        if self.allowedMoney is not _U:
+            if self.allowedString is not _U or self.allowedUnsignedInt is not _U:
+                raise _p.ChoiceError("ExplanationOfBenefitBenefitBalanceFinancial.allowed[x]: at most one")
+        elif self.allowedString is not _U:
+            if self.allowedUnsignedInt is not _U:
+                raise _p.ChoiceError("ExplanationOfBenefitBenefitBalanceFinancial.allowed[x]: at most one")
+        if self.usedMoney is not _U:
+            if self.usedUnsignedInt is not _U:
+                raise _p.ChoiceError("ExplanationOfBenefitBenefitBalanceFinancial.used[x]: at most one")
 
 
 class ExplanationOfBenefitCareTeam(_p.Complex, kw_only=True):
@@ -7127,7 +9846,13 @@ class ExplanationOfBenefitDiagnosis(_p.Complex, kw_only=True):
     sequence: _T69
     sequence_ext: _T3 = _ms.field(default=_U, name="_sequence")
     type: _T23 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        if self.diagnosisCodeableConcept is not _U:
+            if self.diagnosisReference is not _U:
+                raise _p.ChoiceError("ExplanationOfBenefitDiagnosis.diagnosis[x]: exactly one")
+        elif not (self.diagnosisReference is not _U):
+            raise _p.ChoiceError("ExplanationOfBenefitDiagnosis.diagnosis[x]: exactly one")
 
 
 class ExplanationOfBenefitEvent(_p.Complex, kw_only=True):
@@ -7138,7 +9863,16 @@ class ExplanationOfBenefitEvent(_p.Complex, kw_only=True):
     type: _T42
     whenDateTime: _T2 = _U
     whenPeriod: _T14 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.whenDateTime
+        if v is not _U:
+            _a_dateTime(v)
+        if self.whenDateTime is not _U:
+            if self.whenPeriod is not _U:
+                raise _p.ChoiceError("ExplanationOfBenefitEvent.when[x]: exactly one")
+        elif not (self.whenPeriod is not _U):
+            raise _p.ChoiceError("ExplanationOfBenefitEvent.when[x]: exactly one")
 
 
 class ExplanationOfBenefitInsurance(_p.Complex, kw_only=True):
@@ -7196,7 +9930,23 @@ class ExplanationOfBenefitItem(_p.Complex, kw_only=True):
     traceNumber: _T9 = _U
     udi: _T16 = _U
     unitPrice: _T148 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.factor
+        if v is not _U:
+            _a_decimal(v)
+        v = self.servicedDate
+        if v is not _U:
+            _a_date(v)
+        if self.locationAddress is not _U:
+            if self.locationCodeableConcept is not _U or self.locationReference is not _U:
+                raise _p.ChoiceError("ExplanationOfBenefitItem.location[x]: at most one")
+        elif self.locationCodeableConcept is not _U:
+            if self.locationReference is not _U:
+                raise _p.ChoiceError("ExplanationOfBenefitItem.location[x]: at most one")
+        if self.servicedDate is not _U:
+            if self.servicedPeriod is not _U:
+                raise _p.ChoiceError("ExplanationOfBenefitItem.serviced[x]: at most one")
 
 
 class ExplanationOfBenefitItemAdjudication(_p.Complex, kw_only=True):
@@ -7246,7 +9996,11 @@ class ExplanationOfBenefitItemDetail(_p.Complex, kw_only=True):
     traceNumber: _T9 = _U
     udi: _T16 = _U
     unitPrice: _T148 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.factor
+        if v is not _U:
+            _a_decimal(v)
 
 
 class ExplanationOfBenefitItemDetailSubDetail(_p.Complex, kw_only=True):
@@ -7275,7 +10029,11 @@ class ExplanationOfBenefitItemDetailSubDetail(_p.Complex, kw_only=True):
     traceNumber: _T9 = _U
     udi: _T16 = _U
     unitPrice: _T148 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.factor
+        if v is not _U:
+            _a_decimal(v)
 
 
 class ExplanationOfBenefitItemReviewOutcome(_p.Complex, kw_only=True):
@@ -7311,7 +10069,11 @@ class ExplanationOfBenefitPayment(_p.Complex, kw_only=True):
     identifier: _T81 = _U
     modifierExtension: _T7 = _U
     type: _T1 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.date
+        if v is not _U:
+            _a_date(v)
 
 
 class ExplanationOfBenefitProcedure(_p.Complex, kw_only=True):
@@ -7327,7 +10089,16 @@ class ExplanationOfBenefitProcedure(_p.Complex, kw_only=True):
     sequence_ext: _T3 = _ms.field(default=_U, name="_sequence")
     type: _T23 = _U
     udi: _T16 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.date
+        if v is not _U:
+            _a_dateTime(v)
+        if self.procedureCodeableConcept is not _U:
+            if self.procedureReference is not _U:
+                raise _p.ChoiceError("ExplanationOfBenefitProcedure.procedure[x]: exactly one")
+        elif not (self.procedureReference is not _U):
+            raise _p.ChoiceError("ExplanationOfBenefitProcedure.procedure[x]: exactly one")
 
 
 class ExplanationOfBenefitProcessNote(_p.Complex, kw_only=True):
@@ -7371,7 +10142,29 @@ class ExplanationOfBenefitSupportingInfo(_p.Complex, kw_only=True):
     valueQuantity: _T31 = _U
     valueReference: _T11 = _U
     valueString: _T2 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.timingDate
+        if v is not _U:
+            _a_date(v)
+        if self.timingDate is not _U:
+            if self.timingPeriod is not _U:
+                raise _p.ChoiceError("ExplanationOfBenefitSupportingInfo.timing[x]: at most one")
+        if self.valueAttachment is not _U:
+            if self.valueBoolean is not _U or self.valueIdentifier is not _U or self.valueQuantity is not _U or self.valueReference is not _U or self.valueString is not _U:
+                raise _p.ChoiceError("ExplanationOfBenefitSupportingInfo.value[x]: at most one")
+        elif self.valueBoolean is not _U:
+            if self.valueIdentifier is not _U or self.valueQuantity is not _U or self.valueReference is not _U or self.valueString is not _U:
+                raise _p.ChoiceError("ExplanationOfBenefitSupportingInfo.value[x]: at most one")
+        elif self.valueIdentifier is not _U:
+            if self.valueQuantity is not _U or self.valueReference is not _U or self.valueString is not _U:
+                raise _p.ChoiceError("ExplanationOfBenefitSupportingInfo.value[x]: at most one")
+        elif self.valueQuantity is not _U:
+            if self.valueReference is not _U or self.valueString is not _U:
+                raise _p.ChoiceError("ExplanationOfBenefitSupportingInfo.value[x]: at most one")
+        elif self.valueReference is not _U:
+            if self.valueString is not _U:
+                raise _p.ChoiceError("ExplanationOfBenefitSupportingInfo.value[x]: at most one")
 
 
 class ExplanationOfBenefitTotal(_p.Complex, kw_only=True):
@@ -7397,7 +10190,17 @@ class Expression(_p.Complex, kw_only=True):
     name_ext: _T3 = _ms.field(default=_U, name="_name")
     reference: _T2 = _U
     reference_ext: _T3 = _ms.field(default=_U, name="_reference")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.language
+        if v is not _U:
+            _a_code(v)
+        v = self.name
+        if v is not _U:
+            _a_code(v)
+        v = self.reference
+        if v is not _U:
+            _a_uri(v)
 
 
 class ExtendedContactDetail(_p.Complex, kw_only=True):
@@ -7472,7 +10275,52 @@ class Extension(_p.Complex, kw_only=True):
     valueUrl: _T2 = _U
     valueUsageContext: _T306 = _U
     valueUuid: _T2 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        _a_uri(self.url)
+        v = self.valueBase64Binary
+        if v is not _U:
+            _a_base64Binary(v)
+        v = self.valueCanonical
+        if v is not _U:
+            _a_uri(v)
+        v = self.valueCode
+        if v is not _U:
+            _a_code(v)
+        v = self.valueDate
+        if v is not _U:
+            _a_date(v)
+        v = self.valueDateTime
+        if v is not _U:
+            _a_dateTime(v)
+        v = self.valueDecimal
+        if v is not _U:
+            _a_decimal(v)
+        v = self.valueInstant
+        if v is not _U:
+            _a_instant(v)
+        v = self.valueInteger64
+        if v is not _U:
+            _a_integer64(v)
+        v = self.valueOid
+        if v is not _U:
+            _a_oid(v)
+        v = self.valueTime
+        if v is not _U:
+            _a_time(v)
+        v = self.valueUri
+        if v is not _U:
+            _a_uri(v)
+        v = self.valueUrl
+        if v is not _U:
+            _a_uri(v)
+        v = self.valueUuid
+        if v is not _U:
+            _a_uuid(v)
+        t = _astuple(self)
+        n = len(t) - t.count(_U) - 1 - ((self.extension is not _U) + (self.id is not _U) + (self.id_ext is not _U) + (self.url_ext is not _U))
+        if n > 1:
+            raise _p.ChoiceError("Extension.value[x]: at most one")
 
 
 class FamilyMemberHistory(_p.Resource, tag="FamilyMemberHistory", kw_only=True):
@@ -7520,7 +10368,55 @@ class FamilyMemberHistory(_p.Resource, tag="FamilyMemberHistory", kw_only=True):
     status: _T15
     status_ext: _T3 = _ms.field(default=_U, name="_status")
     text: _T17 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.bornDate
+        if v is not _U:
+            _a_date(v)
+        v = self.date
+        if v is not _U:
+            _a_dateTime(v)
+        v = self.deceasedDate
+        if v is not _U:
+            _a_date(v)
+        v = self.id
+        if v is not _U:
+            _a_id(v)
+        v = self.implicitRules
+        if v is not _U:
+            _a_uri(v)
+        if self.instantiatesCanonical is not _U:
+            _e_uri(self.instantiatesCanonical)
+        if self.instantiatesUri is not _U:
+            _e_uri(self.instantiatesUri)
+        v = self.language
+        if v is not _U:
+            _a_code(v)
+        _a_code(self.status)
+        if self.ageAge is not _U:
+            if self.ageRange is not _U or self.ageString is not _U:
+                raise _p.ChoiceError("FamilyMemberHistory.age[x]: at most one")
+        elif self.ageRange is not _U:
+            if self.ageString is not _U:
+                raise _p.ChoiceError("FamilyMemberHistory.age[x]: at most one")
+        if self.bornDate is not _U:
+            if self.bornPeriod is not _U or self.bornString is not _U:
+                raise _p.ChoiceError("FamilyMemberHistory.born[x]: at most one")
+        elif self.bornPeriod is not _U:
+            if self.bornString is not _U:
+                raise _p.ChoiceError("FamilyMemberHistory.born[x]: at most one")
+        if self.deceasedAge is not _U:
+            if self.deceasedBoolean is not _U or self.deceasedDate is not _U or self.deceasedRange is not _U or self.deceasedString is not _U:
+                raise _p.ChoiceError("FamilyMemberHistory.deceased[x]: at most one")
+        elif self.deceasedBoolean is not _U:
+            if self.deceasedDate is not _U or self.deceasedRange is not _U or self.deceasedString is not _U:
+                raise _p.ChoiceError("FamilyMemberHistory.deceased[x]: at most one")
+        elif self.deceasedDate is not _U:
+            if self.deceasedRange is not _U or self.deceasedString is not _U:
+                raise _p.ChoiceError("FamilyMemberHistory.deceased[x]: at most one")
+        elif self.deceasedRange is not _U:
+            if self.deceasedString is not _U:
+                raise _p.ChoiceError("FamilyMemberHistory.deceased[x]: at most one")
 
 
 class FamilyMemberHistoryCondition(_p.Complex, kw_only=True):
@@ -7537,7 +10433,17 @@ class FamilyMemberHistoryCondition(_p.Complex, kw_only=True):
     onsetRange: _T35 = _U
     onsetString: _T2 = _U
     outcome: _T1 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        if self.onsetAge is not _U:
+            if self.onsetPeriod is not _U or self.onsetRange is not _U or self.onsetString is not _U:
+                raise _p.ChoiceError("FamilyMemberHistoryCondition.onset[x]: at most one")
+        elif self.onsetPeriod is not _U:
+            if self.onsetRange is not _U or self.onsetString is not _U:
+                raise _p.ChoiceError("FamilyMemberHistoryCondition.onset[x]: at most one")
+        elif self.onsetRange is not _U:
+            if self.onsetString is not _U:
+                raise _p.ChoiceError("FamilyMemberHistoryCondition.onset[x]: at most one")
 
 
 class FamilyMemberHistoryParticipant(_p.Complex, kw_only=True):
@@ -7564,7 +10470,23 @@ class FamilyMemberHistoryProcedure(_p.Complex, kw_only=True):
     performedPeriod: _T14 = _U
     performedRange: _T35 = _U
     performedString: _T2 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.performedDateTime
+        if v is not _U:
+            _a_dateTime(v)
+        if self.performedAge is not _U:
+            if self.performedDateTime is not _U or self.performedPeriod is not _U or self.performedRange is not _U or self.performedString is not _U:
+                raise _p.ChoiceError("FamilyMemberHistoryProcedure.performed[x]: at most one")
+        elif self.performedDateTime is not _U:
+            if self.performedPeriod is not _U or self.performedRange is not _U or self.performedString is not _U:
+                raise _p.ChoiceError("FamilyMemberHistoryProcedure.performed[x]: at most one")
+        elif self.performedPeriod is not _U:
+            if self.performedRange is not _U or self.performedString is not _U:
+                raise _p.ChoiceError("FamilyMemberHistoryProcedure.performed[x]: at most one")
+        elif self.performedRange is not _U:
+            if self.performedString is not _U:
+                raise _p.ChoiceError("FamilyMemberHistoryProcedure.performed[x]: at most one")
 
 
 class Flag(_p.Resource, tag="Flag", kw_only=True):
@@ -7588,7 +10510,18 @@ class Flag(_p.Resource, tag="Flag", kw_only=True):
     status_ext: _T3 = _ms.field(default=_U, name="_status")
     subject: _T20
     text: _T17 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U:
+            _a_id(v)
+        v = self.implicitRules
+        if v is not _U:
+            _a_uri(v)
+        v = self.language
+        if v is not _U:
+            _a_code(v)
+        _a_code(self.status)
 
 
 class FormularyItem(_p.Resource, tag="FormularyItem", kw_only=True):
@@ -7607,7 +10540,20 @@ class FormularyItem(_p.Resource, tag="FormularyItem", kw_only=True):
     status: _T2 = _U
     status_ext: _T3 = _ms.field(default=_U, name="_status")
     text: _T17 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U:
+            _a_id(v)
+        v = self.implicitRules
+        if v is not _U:
+            _a_uri(v)
+        v = self.language
+        if v is not _U:
+            _a_code(v)
+        v = self.status
+        if v is not _U:
+            _a_code(v)
 
 
 class GenomicStudy(_p.Resource, tag="GenomicStudy", kw_only=True):
@@ -7642,7 +10588,27 @@ class GenomicStudy(_p.Resource, tag="GenomicStudy", kw_only=True):
     subject: _T20
     text: _T17 = _U
     type: _T23 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U:
+            _a_id(v)
+        v = self.implicitRules
+        if v is not _U:
+            _a_uri(v)
+        v = self.instantiatesCanonical
+        if v is not _U:
+            _a_uri(v)
+        v = self.instantiatesUri
+        if v is not _U:
+            _a_uri(v)
+        v = self.language
+        if v is not _U:
+            _a_code(v)
+        v = self.startDate
+        if v is not _U:
+            _a_dateTime(v)
+        _a_code(self.status)
 
 
 class GenomicStudyAnalysis(_p.Complex, kw_only=True):
@@ -7672,7 +10638,17 @@ class GenomicStudyAnalysis(_p.Complex, kw_only=True):
     specimen: _T16 = _U
     title: _T2 = _U
     title_ext: _T3 = _ms.field(default=_U, name="_title")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.date
+        if v is not _U:
+            _a_dateTime(v)
+        v = self.instantiatesCanonical
+        if v is not _U:
+            _a_uri(v)
+        v = self.instantiatesUri
+        if v is not _U:
+            _a_uri(v)
 
 
 class GenomicStudyAnalysisDevice(_p.Complex, kw_only=True):
@@ -7693,7 +10669,11 @@ class GenomicStudyAnalysisInput(_p.Complex, kw_only=True):
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     modifierExtension: _T7 = _U
     type: _T1 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        if self.generatedByIdentifier is not _U:
+            if self.generatedByReference is not _U:
+                raise _p.ChoiceError("GenomicStudyAnalysisInput.generatedBy[x]: at most one")
 
 
 class GenomicStudyAnalysisOutput(_p.Complex, kw_only=True):
@@ -7747,7 +10727,27 @@ class Goal(_p.Resource, tag="Goal", kw_only=True):
     subject: _T20
     target: _T387 = _U
     text: _T17 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U:
+            _a_id(v)
+        v = self.implicitRules
+        if v is not _U:
+            _a_uri(v)
+        v = self.language
+        if v is not _U:
+            _a_code(v)
+        _a_code(self.lifecycleStatus)
+        v = self.startDate
+        if v is not _U:
+            _a_date(v)
+        v = self.statusDate
+        if v is not _U:
+            _a_date(v)
+        if self.startCodeableConcept is not _U:
+            if self.startDate is not _U:
+                raise _p.ChoiceError("Goal.start[x]: at most one")
 
 
 class GoalTarget(_p.Complex, kw_only=True):
@@ -7765,7 +10765,32 @@ class GoalTarget(_p.Complex, kw_only=True):
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     measure: _T1 = _U
     modifierExtension: _T7 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.dueDate
+        if v is not _U:
+            _a_date(v)
+        if self.detailBoolean is not _U:
+            if self.detailCodeableConcept is not _U or self.detailInteger is not _U or self.detailQuantity is not _U or self.detailRange is not _U or self.detailRatio is not _U or self.detailString is not _U:
+                raise _p.ChoiceError("GoalTarget.detail[x]: at most one")
+        elif self.detailCodeableConcept is not _U:
+            if self.detailInteger is not _U or self.detailQuantity is not _U or self.detailRange is not _U or self.detailRatio is not _U or self.detailString is not _U:
+                raise _p.ChoiceError("GoalTarget.detail[x]: at most one")
+        elif self.detailInteger is not _U:
+            if self.detailQuantity is not _U or self.detailRange is not _U or self.detailRatio is not _U or self.detailString is not _U:
+                raise _p.ChoiceError("GoalTarget.detail[x]: at most one")
+        elif self.detailQuantity is not _U:
+            if self.detailRange is not _U or self.detailRatio is not _U or self.detailString is not _U:
+                raise _p.ChoiceError("GoalTarget.detail[x]: at most one")
+        elif self.detailRange is not _U:
+            if self.detailRatio is not _U or self.detailString is not _U:
+                raise _p.ChoiceError("GoalTarget.detail[x]: at most one")
+        elif self.detailRatio is not _U:
+            if self.detailString is not _U:
+                raise _p.ChoiceError("GoalTarget.detail[x]: at most one")
+        if self.dueDate is not _U:
+            if self.dueDuration is not _U:
+                raise _p.ChoiceError("GoalTarget.due[x]: at most one")
 
 
 class GraphDefinition(_p.Resource, tag="GraphDefinition", kw_only=True):
@@ -7814,7 +10839,30 @@ class GraphDefinition(_p.Resource, tag="GraphDefinition", kw_only=True):
     version_ext: _T3 = _ms.field(default=_U, name="_version")
     versionAlgorithmCoding: _T38 = _U
     versionAlgorithmString: _T2 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.date
+        if v is not _U:
+            _a_dateTime(v)
+        v = self.id
+        if v is not _U:
+            _a_id(v)
+        v = self.implicitRules
+        if v is not _U:
+            _a_uri(v)
+        v = self.language
+        if v is not _U:
+            _a_code(v)
+        v = self.start
+        if v is not _U:
+            _a_id(v)
+        _a_code(self.status)
+        v = self.url
+        if v is not _U:
+            _a_uri(v)
+        if self.versionAlgorithmCoding is not _U:
+            if self.versionAlgorithmString is not _U:
+                raise _p.ChoiceError("GraphDefinition.versionAlgorithm[x]: at most one")
 
 
 class GraphDefinitionLink(_p.Complex, kw_only=True):
@@ -7856,7 +10904,11 @@ class GraphDefinitionLinkCompartment(_p.Complex, kw_only=True):
     rule_ext: _T3 = _ms.field(default=_U, name="_rule")
     use: _T15
     use_ext: _T3 = _ms.field(default=_U, name="_use")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        _a_code(self.code)
+        _a_code(self.rule)
+        _a_code(self.use)
 
 
 class GraphDefinitionNode(_p.Complex, kw_only=True):
@@ -7872,7 +10924,12 @@ class GraphDefinitionNode(_p.Complex, kw_only=True):
     profile_ext: _T3 = _ms.field(default=_U, name="_profile")
     type: _T15
     type_ext: _T3 = _ms.field(default=_U, name="_type")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.profile
+        if v is not _U:
+            _a_uri(v)
+        _a_code(self.type)
 
 
 class Group(_p.Resource, tag="Group", kw_only=True):
@@ -7904,7 +10961,19 @@ class Group(_p.Resource, tag="Group", kw_only=True):
     text: _T17 = _U
     type: _T15
     type_ext: _T3 = _ms.field(default=_U, name="_type")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U:
+            _a_id(v)
+        v = self.implicitRules
+        if v is not _U:
+            _a_uri(v)
+        v = self.language
+        if v is not _U:
+            _a_code(v)
+        _a_code(self.membership)
+        _a_code(self.type)
 
 
 class GroupCharacteristic(_p.Complex, kw_only=True):
@@ -7921,7 +10990,22 @@ class GroupCharacteristic(_p.Complex, kw_only=True):
     valueQuantity: _T31 = _U
     valueRange: _T35 = _U
     valueReference: _T11 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        if self.valueBoolean is not _U:
+            if self.valueCodeableConcept is not _U or self.valueQuantity is not _U or self.valueRange is not _U or self.valueReference is not _U:
+                raise _p.ChoiceError("GroupCharacteristic.value[x]: exactly one")
+        elif self.valueCodeableConcept is not _U:
+            if self.valueQuantity is not _U or self.valueRange is not _U or self.valueReference is not _U:
+                raise _p.ChoiceError("GroupCharacteristic.value[x]: exactly one")
+        elif self.valueQuantity is not _U:
+            if self.valueRange is not _U or self.valueReference is not _U:
+                raise _p.ChoiceError("GroupCharacteristic.value[x]: exactly one")
+        elif self.valueRange is not _U:
+            if self.valueReference is not _U:
+                raise _p.ChoiceError("GroupCharacteristic.value[x]: exactly one")
+        elif not (self.valueReference is not _U):
+            raise _p.ChoiceError("GroupCharacteristic.value[x]: exactly one")
 
 
 class GroupMember(_p.Complex, kw_only=True):
@@ -7965,7 +11049,35 @@ class GuidanceResponse(_p.Resource, tag="GuidanceResponse", kw_only=True):
     status_ext: _T3 = _ms.field(default=_U, name="_status")
     subject: _T11 = _U
     text: _T17 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U:
+            _a_id(v)
+        v = self.implicitRules
+        if v is not _U:
+            _a_uri(v)
+        v = self.language
+        if v is not _U:
+            _a_code(v)
+        v = self.moduleCanonical
+        if v is not _U:
+            _a_uri(v)
+        v = self.moduleUri
+        if v is not _U:
+            _a_uri(v)
+        v = self.occurrenceDateTime
+        if v is not _U:
+            _a_dateTime(v)
+        _a_code(self.status)
+        if self.moduleCanonical is not _U:
+            if self.moduleCodeableConcept is not _U or self.moduleUri is not _U:
+                raise _p.ChoiceError("GuidanceResponse.module[x]: exactly one")
+        elif self.moduleCodeableConcept is not _U:
+            if self.moduleUri is not _U:
+                raise _p.ChoiceError("GuidanceResponse.module[x]: exactly one")
+        elif not (self.moduleUri is not _U):
+            raise _p.ChoiceError("GuidanceResponse.module[x]: exactly one")
 
 
 class HealthcareService(_p.Resource, tag="HealthcareService", kw_only=True):
@@ -8008,7 +11120,17 @@ class HealthcareService(_p.Resource, tag="HealthcareService", kw_only=True):
     specialty: _T23 = _U
     text: _T17 = _U
     type: _T23 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U:
+            _a_id(v)
+        v = self.implicitRules
+        if v is not _U:
+            _a_uri(v)
+        v = self.language
+        if v is not _U:
+            _a_code(v)
 
 
 class HealthcareServiceEligibility(_p.Complex, kw_only=True):
@@ -8038,7 +11160,11 @@ class HumanName(_p.Complex, kw_only=True):
     text_ext: _T3 = _ms.field(default=_U, name="_text")
     use: _T2 = _U
     use_ext: _T3 = _ms.field(default=_U, name="_use")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.use
+        if v is not _U:
+            _a_code(v)
 
 
 class Identifier(_p.Complex, kw_only=True):
@@ -8054,7 +11180,14 @@ class Identifier(_p.Complex, kw_only=True):
     use_ext: _T3 = _ms.field(default=_U, name="_use")
     value: _T2 = _U
     value_ext: _T3 = _ms.field(default=_U, name="_value")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.system
+        if v is not _U:
+            _a_uri(v)
+        v = self.use
+        if v is not _U:
+            _a_code(v)
 
 
 class ImagingSelection(_p.Resource, tag="ImagingSelection", kw_only=True):
@@ -8092,7 +11225,30 @@ class ImagingSelection(_p.Resource, tag="ImagingSelection", kw_only=True):
     studyUid_ext: _T3 = _ms.field(default=_U, name="_studyUid")
     subject: _T11 = _U
     text: _T17 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.frameOfReferenceUid
+        if v is not _U:
+            _a_id(v)
+        v = self.id
+        if v is not _U:
+            _a_id(v)
+        v = self.implicitRules
+        if v is not _U:
+            _a_uri(v)
+        v = self.issued
+        if v is not _U:
+            _a_instant(v)
+        v = self.language
+        if v is not _U:
+            _a_code(v)
+        v = self.seriesUid
+        if v is not _U:
+            _a_id(v)
+        _a_code(self.status)
+        v = self.studyUid
+        if v is not _U:
+            _a_id(v)
 
 
 class ImagingSelectionInstance(_p.Complex, kw_only=True):
@@ -8120,7 +11276,10 @@ class ImagingSelectionInstanceImageRegion2D(_p.Complex, kw_only=True):
     modifierExtension: _T7 = _U
     regionType: _T15
     regionType_ext: _T3 = _ms.field(default=_U, name="_regionType")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        _e_decimals(self.coordinate)
+        _a_code(self.regionType)
 
 
 class ImagingSelectionInstanceImageRegion3D(_p.Complex, kw_only=True):
@@ -8132,7 +11291,10 @@ class ImagingSelectionInstanceImageRegion3D(_p.Complex, kw_only=True):
     modifierExtension: _T7 = _U
     regionType: _T15
     regionType_ext: _T3 = _ms.field(default=_U, name="_regionType")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        _e_decimals(self.coordinate)
+        _a_code(self.regionType)
 
 
 class ImagingSelectionPerformer(_p.Complex, kw_only=True):
@@ -8179,7 +11341,21 @@ class ImagingStudy(_p.Resource, tag="ImagingStudy", kw_only=True):
     status_ext: _T3 = _ms.field(default=_U, name="_status")
     subject: _T20
     text: _T17 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U:
+            _a_id(v)
+        v = self.implicitRules
+        if v is not _U:
+            _a_uri(v)
+        v = self.language
+        if v is not _U:
+            _a_code(v)
+        v = self.started
+        if v is not _U:
+            _a_dateTime(v)
+        _a_code(self.status)
 
 
 class ImagingStudySeries(_p.Complex, kw_only=True):
@@ -8204,7 +11380,11 @@ class ImagingStudySeries(_p.Complex, kw_only=True):
     started_ext: _T3 = _ms.field(default=_U, name="_started")
     uid: _T15
     uid_ext: _T3 = _ms.field(default=_U, name="_uid")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.started
+        if v is not _U:
+            _a_dateTime(v)
 
 
 class ImagingStudySeriesInstance(_p.Complex, kw_only=True):
@@ -8276,7 +11456,29 @@ class Immunization(_p.Resource, tag="Immunization", kw_only=True):
     supportingInformation: _T16 = _U
     text: _T17 = _U
     vaccineCode: _T42
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.expirationDate
+        if v is not _U:
+            _a_date(v)
+        v = self.id
+        if v is not _U:
+            _a_id(v)
+        v = self.implicitRules
+        if v is not _U:
+            _a_uri(v)
+        v = self.language
+        if v is not _U:
+            _a_code(v)
+        v = self.occurrenceDateTime
+        if v is not _U:
+            _a_dateTime(v)
+        _a_code(self.status)
+        if self.occurrenceDateTime is not _U:
+            if self.occurrenceString is not _U:
+                raise _p.ChoiceError("Immunization.occurrence[x]: exactly one")
+        elif not (self.occurrenceString is not _U):
+            raise _p.ChoiceError("Immunization.occurrence[x]: exactly one")
 
 
 class ImmunizationEvaluation(_p.Resource, tag="ImmunizationEvaluation", kw_only=True):
@@ -8310,7 +11512,21 @@ class ImmunizationEvaluation(_p.Resource, tag="ImmunizationEvaluation", kw_only=
     status_ext: _T3 = _ms.field(default=_U, name="_status")
     targetDisease: _T42
     text: _T17 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.date
+        if v is not _U:
+            _a_dateTime(v)
+        v = self.id
+        if v is not _U:
+            _a_id(v)
+        v = self.implicitRules
+        if v is not _U:
+            _a_uri(v)
+        v = self.language
+        if v is not _U:
+            _a_code(v)
+        _a_code(self.status)
 
 
 class ImmunizationPerformer(_p.Complex, kw_only=True):
@@ -8356,7 +11572,11 @@ class ImmunizationReaction(_p.Complex, kw_only=True):
     modifierExtension: _T7 = _U
     reported: _T19 = _U
     reported_ext: _T3 = _ms.field(default=_U, name="_reported")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.date
+        if v is not _U:
+            _a_dateTime(v)
 
 
 class ImmunizationRecommendation(_p.Resource, tag="ImmunizationRecommendation", kw_only=True):
@@ -8377,7 +11597,18 @@ class ImmunizationRecommendation(_p.Resource, tag="ImmunizationRecommendation", 
     patient: _T20
     recommendation: _T409
     text: _T17 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        _a_dateTime(self.date)
+        v = self.id
+        if v is not _U:
+            _a_id(v)
+        v = self.implicitRules
+        if v is not _U:
+            _a_uri(v)
+        v = self.language
+        if v is not _U:
+            _a_code(v)
 
 
 class ImmunizationRecommendationRecommendation(_p.Complex, kw_only=True):
@@ -8411,7 +11642,9 @@ class ImmunizationRecommendationRecommendationDateCriterion(_p.Complex, kw_only=
     modifierExtension: _T7 = _U
     value: _T15
     value_ext: _T3 = _ms.field(default=_U, name="_value")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        _a_dateTime(self.value)
 
 
 class ImplementationGuide(_p.Resource, tag="ImplementationGuide", kw_only=True):
@@ -8466,7 +11699,30 @@ class ImplementationGuide(_p.Resource, tag="ImplementationGuide", kw_only=True):
     version_ext: _T3 = _ms.field(default=_U, name="_version")
     versionAlgorithmCoding: _T38 = _U
     versionAlgorithmString: _T2 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.date
+        if v is not _U:
+            _a_dateTime(v)
+        _e_code(self.fhirVersion)
+        v = self.id
+        if v is not _U:
+            _a_id(v)
+        v = self.implicitRules
+        if v is not _U:
+            _a_uri(v)
+        v = self.language
+        if v is not _U:
+            _a_code(v)
+        v = self.license
+        if v is not _U:
+            _a_code(v)
+        _a_id(self.packageId)
+        _a_code(self.status)
+        _a_uri(self.url)
+        if self.versionAlgorithmCoding is not _U:
+            if self.versionAlgorithmString is not _U:
+                raise _p.ChoiceError("ImplementationGuide.versionAlgorithm[x]: at most one")
 
 
 class ImplementationGuideDefinition(_p.Complex, kw_only=True):
@@ -8507,7 +11763,19 @@ class ImplementationGuideDefinitionPage(_p.Complex, kw_only=True):
     sourceUrl: _T2 = _U
     title: _T15
     title_ext: _T3 = _ms.field(default=_U, name="_title")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        _a_code(self.generation)
+        _a_uri(self.name)
+        v = self.sourceUrl
+        if v is not _U:
+            _a_uri(v)
+        if self.sourceMarkdown is not _U:
+            if self.sourceString is not _U or self.sourceUrl is not _U:
+                raise _p.ChoiceError("ImplementationGuideDefinitionPage.source[x]: at most one")
+        elif self.sourceString is not _U:
+            if self.sourceUrl is not _U:
+                raise _p.ChoiceError("ImplementationGuideDefinitionPage.source[x]: at most one")
 
 
 class ImplementationGuideDefinitionParameter(_p.Complex, kw_only=True):
@@ -8538,7 +11806,12 @@ class ImplementationGuideDefinitionResource(_p.Complex, kw_only=True):
     profile: _T27 = _U
     profile_ext: _T28 = _ms.field(default=_U, name="_profile")
     reference: _T20
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        if self.fhirVersion is not _U:
+            _e_code(self.fhirVersion)
+        if self.profile is not _U:
+            _e_uri(self.profile)
 
 
 class ImplementationGuideDefinitionTemplate(_p.Complex, kw_only=True):
@@ -8552,7 +11825,9 @@ class ImplementationGuideDefinitionTemplate(_p.Complex, kw_only=True):
     scope_ext: _T3 = _ms.field(default=_U, name="_scope")
     source: _T15
     source_ext: _T3 = _ms.field(default=_U, name="_source")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        _a_code(self.code)
 
 
 class ImplementationGuideDependsOn(_p.Complex, kw_only=True):
@@ -8568,7 +11843,9 @@ class ImplementationGuideDependsOn(_p.Complex, kw_only=True):
     uri_ext: _T3 = _ms.field(default=_U, name="_uri")
     version: _T2 = _U
     version_ext: _T3 = _ms.field(default=_U, name="_version")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        _a_uri(self.uri)
 
 
 class ImplementationGuideGlobal(_p.Complex, kw_only=True):
@@ -8580,7 +11857,10 @@ class ImplementationGuideGlobal(_p.Complex, kw_only=True):
     profile_ext: _T3 = _ms.field(default=_U, name="_profile")
     type: _T15
     type_ext: _T3 = _ms.field(default=_U, name="_type")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        _a_uri(self.profile)
+        _a_code(self.type)
 
 
 class ImplementationGuideManifest(_p.Complex, kw_only=True):
@@ -8596,7 +11876,11 @@ class ImplementationGuideManifest(_p.Complex, kw_only=True):
     rendering: _T2 = _U
     rendering_ext: _T3 = _ms.field(default=_U, name="_rendering")
     resource: _T422
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.rendering
+        if v is not _U:
+            _a_uri(v)
 
 
 class ImplementationGuideManifestPage(_p.Complex, kw_only=True):
@@ -8624,7 +11908,13 @@ class ImplementationGuideManifestResource(_p.Complex, kw_only=True):
     reference: _T20
     relativePath: _T2 = _U
     relativePath_ext: _T3 = _ms.field(default=_U, name="_relativePath")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        if self.profile is not _U:
+            _e_uri(self.profile)
+        v = self.relativePath
+        if v is not _U:
+            _a_uri(v)
 
 
 class Ingredient(_p.Resource, tag="Ingredient", kw_only=True):
@@ -8652,7 +11942,18 @@ class Ingredient(_p.Resource, tag="Ingredient", kw_only=True):
     status_ext: _T3 = _ms.field(default=_U, name="_status")
     substance: _T424
     text: _T17 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U:
+            _a_id(v)
+        v = self.implicitRules
+        if v is not _U:
+            _a_uri(v)
+        v = self.language
+        if v is not _U:
+            _a_code(v)
+        _a_code(self.status)
 
 
 class IngredientManufacturer(_p.Complex, kw_only=True):
@@ -8663,7 +11964,11 @@ class IngredientManufacturer(_p.Complex, kw_only=True):
     modifierExtension: _T7 = _U
     role: _T2 = _U
     role_ext: _T3 = _ms.field(default=_U, name="_role")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.role
+        if v is not _U:
+            _a_code(v)
 
 
 class IngredientSubstance(_p.Complex, kw_only=True):
@@ -8697,7 +12002,26 @@ class IngredientSubstanceStrength(_p.Complex, kw_only=True):
     textConcentration_ext: _T3 = _ms.field(default=_U, name="_textConcentration")
     textPresentation: _T2 = _U
     textPresentation_ext: _T3 = _ms.field(default=_U, name="_textPresentation")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        if self.concentrationCodeableConcept is not _U:
+            if self.concentrationQuantity is not _U or self.concentrationRatio is not _U or self.concentrationRatioRange is not _U:
+                raise _p.ChoiceError("IngredientSubstanceStrength.concentration[x]: at most one")
+        elif self.concentrationQuantity is not _U:
+            if self.concentrationRatio is not _U or self.concentrationRatioRange is not _U:
+                raise _p.ChoiceError("IngredientSubstanceStrength.concentration[x]: at most one")
+        elif self.concentrationRatio is not _U:
+            if self.concentrationRatioRange is not _U:
+                raise _p.ChoiceError("IngredientSubstanceStrength.concentration[x]: at most one")
+        if self.presentationCodeableConcept is not _U:
+            if self.presentationQuantity is not _U or self.presentationRatio is not _U or self.presentationRatioRange is not _U:
+                raise _p.ChoiceError("IngredientSubstanceStrength.presentation[x]: at most one")
+        elif self.presentationQuantity is not _U:
+            if self.presentationRatio is not _U or self.presentationRatioRange is not _U:
+                raise _p.ChoiceError("IngredientSubstanceStrength.presentation[x]: at most one")
+        elif self.presentationRatio is not _U:
+            if self.presentationRatioRange is not _U:
+                raise _p.ChoiceError("IngredientSubstanceStrength.presentation[x]: at most one")
 
 
 class IngredientSubstanceStrengthReferenceStrength(_p.Complex, kw_only=True):
@@ -8712,7 +12036,16 @@ class IngredientSubstanceStrengthReferenceStrength(_p.Complex, kw_only=True):
     strengthRatio: _T44 = _U
     strengthRatioRange: _T303 = _U
     substance: _T22
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        if self.strengthQuantity is not _U:
+            if self.strengthRatio is not _U or self.strengthRatioRange is not _U:
+                raise _p.ChoiceError("IngredientSubstanceStrengthReferenceStrength.strength[x]: exactly one")
+        elif self.strengthRatio is not _U:
+            if self.strengthRatioRange is not _U:
+                raise _p.ChoiceError("IngredientSubstanceStrengthReferenceStrength.strength[x]: exactly one")
+        elif not (self.strengthRatioRange is not _U):
+            raise _p.ChoiceError("IngredientSubstanceStrengthReferenceStrength.strength[x]: exactly one")
 
 
 class InsurancePlan(_p.Resource, tag="InsurancePlan", kw_only=True):
@@ -8744,7 +12077,20 @@ class InsurancePlan(_p.Resource, tag="InsurancePlan", kw_only=True):
     status_ext: _T3 = _ms.field(default=_U, name="_status")
     text: _T17 = _U
     type: _T23 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U:
+            _a_id(v)
+        v = self.implicitRules
+        if v is not _U:
+            _a_uri(v)
+        v = self.language
+        if v is not _U:
+            _a_code(v)
+        v = self.status
+        if v is not _U:
+            _a_code(v)
 
 
 class InsurancePlanCoverage(_p.Complex, kw_only=True):
@@ -8838,7 +12184,11 @@ class Integer64(_p.Complex, kw_only=True):
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     value: _T2 = _U
     value_ext: _T3 = _ms.field(default=_U, name="_value")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.value
+        if v is not _U:
+            _a_integer64(v)
 
 
 class InventoryItem(_p.Resource, tag="InventoryItem", kw_only=True):
@@ -8868,7 +12218,18 @@ class InventoryItem(_p.Resource, tag="InventoryItem", kw_only=True):
     status: _T15
     status_ext: _T3 = _ms.field(default=_U, name="_status")
     text: _T17 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U:
+            _a_id(v)
+        v = self.implicitRules
+        if v is not _U:
+            _a_uri(v)
+        v = self.language
+        if v is not _U:
+            _a_code(v)
+        _a_code(self.status)
 
 
 class InventoryItemAssociation(_p.Complex, kw_only=True):
@@ -8900,7 +12261,21 @@ class InventoryItemCharacteristic(_p.Complex, kw_only=True):
     valueRatio: _T44 = _U
     valueString: _T2 = _U
     valueUrl: _T2 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.valueDateTime
+        if v is not _U:
+            _a_dateTime(v)
+        v = self.valueDecimal
+        if v is not _U:
+            _a_decimal(v)
+        v = self.valueUrl
+        if v is not _U:
+            _a_uri(v)
+        t = _astuple(self)
+        n = len(t) - t.count(_U) - 1 - ((self.extension is not _U) + (self.id is not _U) + (self.id_ext is not _U) + (self.modifierExtension is not _U))
+        if n != 1:
+            raise _p.ChoiceError("InventoryItemCharacteristic.value[x]: exactly one")
 
 
 class InventoryItemDescription(_p.Complex, kw_only=True):
@@ -8912,7 +12287,11 @@ class InventoryItemDescription(_p.Complex, kw_only=True):
     language: _T2 = _U
     language_ext: _T3 = _ms.field(default=_U, name="_language")
     modifierExtension: _T7 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.language
+        if v is not _U:
+            _a_code(v)
 
 
 class InventoryItemInstance(_p.Complex, kw_only=True):
@@ -8927,7 +12306,11 @@ class InventoryItemInstance(_p.Complex, kw_only=True):
     lotNumber_ext: _T3 = _ms.field(default=_U, name="_lotNumber")
     modifierExtension: _T7 = _U
     subject: _T11 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.expiry
+        if v is not _U:
+            _a_dateTime(v)
 
 
 class InventoryItemName(_p.Complex, kw_only=True):
@@ -8940,7 +12323,9 @@ class InventoryItemName(_p.Complex, kw_only=True):
     name: _T15
     name_ext: _T3 = _ms.field(default=_U, name="_name")
     nameType: _T78
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        _a_code(self.language)
 
 
 class InventoryItemResponsibleOrganization(_p.Complex, kw_only=True):
@@ -8977,7 +12362,20 @@ class InventoryReport(_p.Resource, tag="InventoryReport", kw_only=True):
     status: _T15
     status_ext: _T3 = _ms.field(default=_U, name="_status")
     text: _T17 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        _a_code(self.countType)
+        v = self.id
+        if v is not _U:
+            _a_id(v)
+        v = self.implicitRules
+        if v is not _U:
+            _a_uri(v)
+        v = self.language
+        if v is not _U:
+            _a_code(v)
+        _a_dateTime(self.reportedDateTime)
+        _a_code(self.status)
 
 
 class InventoryReportInventoryListing(_p.Complex, kw_only=True):
@@ -8990,7 +12388,11 @@ class InventoryReportInventoryListing(_p.Complex, kw_only=True):
     itemStatus: _T1 = _U
     location: _T11 = _U
     modifierExtension: _T7 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.countingDateTime
+        if v is not _U:
+            _a_dateTime(v)
 
 
 class InventoryReportInventoryListingItem(_p.Complex, kw_only=True):
@@ -9039,7 +12441,30 @@ class Invoice(_p.Resource, tag="Invoice", kw_only=True):
     totalNet: _T148 = _U
     totalPriceComponent: _T122 = _U
     type: _T1 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.creation
+        if v is not _U:
+            _a_dateTime(v)
+        v = self.date
+        if v is not _U:
+            _a_dateTime(v)
+        v = self.id
+        if v is not _U:
+            _a_id(v)
+        v = self.implicitRules
+        if v is not _U:
+            _a_uri(v)
+        v = self.language
+        if v is not _U:
+            _a_code(v)
+        v = self.periodDate
+        if v is not _U:
+            _a_date(v)
+        _a_code(self.status)
+        if self.periodDate is not _U:
+            if self.periodPeriod is not _U:
+                raise _p.ChoiceError("Invoice.period[x]: at most one")
 
 
 class InvoiceLineItem(_p.Complex, kw_only=True):
@@ -9054,7 +12479,19 @@ class InvoiceLineItem(_p.Complex, kw_only=True):
     sequence_ext: _T3 = _ms.field(default=_U, name="_sequence")
     servicedDate: _T2 = _U
     servicedPeriod: _T14 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.servicedDate
+        if v is not _U:
+            _a_date(v)
+        if self.chargeItemCodeableConcept is not _U:
+            if self.chargeItemReference is not _U:
+                raise _p.ChoiceError("InvoiceLineItem.chargeItem[x]: exactly one")
+        elif not (self.chargeItemReference is not _U):
+            raise _p.ChoiceError("InvoiceLineItem.chargeItem[x]: exactly one")
+        if self.servicedDate is not _U:
+            if self.servicedPeriod is not _U:
+                raise _p.ChoiceError("InvoiceLineItem.serviced[x]: at most one")
 
 
 class InvoiceParticipant(_p.Complex, kw_only=True):
@@ -9129,7 +12566,36 @@ class Library(_p.Resource, tag="Library", kw_only=True):
     version_ext: _T3 = _ms.field(default=_U, name="_version")
     versionAlgorithmCoding: _T38 = _U
     versionAlgorithmString: _T2 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.approvalDate
+        if v is not _U:
+            _a_date(v)
+        v = self.date
+        if v is not _U:
+            _a_dateTime(v)
+        v = self.id
+        if v is not _U:
+            _a_id(v)
+        v = self.implicitRules
+        if v is not _U:
+            _a_uri(v)
+        v = self.language
+        if v is not _U:
+            _a_code(v)
+        v = self.lastReviewDate
+        if v is not _U:
+            _a_date(v)
+        _a_code(self.status)
+        v = self.url
+        if v is not _U:
+            _a_uri(v)
+        if self.subjectCodeableConcept is not _U:
+            if self.subjectReference is not _U:
+                raise _p.ChoiceError("Library.subject[x]: at most one")
+        if self.versionAlgorithmCoding is not _U:
+            if self.versionAlgorithmString is not _U:
+                raise _p.ChoiceError("Library.versionAlgorithm[x]: at most one")
 
 
 class Linkage(_p.Resource, tag="Linkage", kw_only=True):
@@ -9148,7 +12614,17 @@ class Linkage(_p.Resource, tag="Linkage", kw_only=True):
     meta: _T10 = _U
     modifierExtension: _T7 = _U
     text: _T17 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U:
+            _a_id(v)
+        v = self.implicitRules
+        if v is not _U:
+            _a_uri(v)
+        v = self.language
+        if v is not _U:
+            _a_code(v)
 
 
 class LinkageItem(_p.Complex, kw_only=True):
@@ -9159,7 +12635,9 @@ class LinkageItem(_p.Complex, kw_only=True):
     resource: _T20
     type: _T15
     type_ext: _T3 = _ms.field(default=_U, name="_type")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        _a_code(self.type)
 
 
 class List(_p.Resource, tag="List", kw_only=True):
@@ -9191,7 +12669,22 @@ class List(_p.Resource, tag="List", kw_only=True):
     text: _T17 = _U
     title: _T2 = _U
     title_ext: _T3 = _ms.field(default=_U, name="_title")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.date
+        if v is not _U:
+            _a_dateTime(v)
+        v = self.id
+        if v is not _U:
+            _a_id(v)
+        v = self.implicitRules
+        if v is not _U:
+            _a_uri(v)
+        v = self.language
+        if v is not _U:
+            _a_code(v)
+        _a_code(self.mode)
+        _a_code(self.status)
 
 
 class ListEntry(_p.Complex, kw_only=True):
@@ -9205,7 +12698,11 @@ class ListEntry(_p.Complex, kw_only=True):
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     item: _T20
     modifierExtension: _T7 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.date
+        if v is not _U:
+            _a_dateTime(v)
 
 
 class Location(_p.Resource, tag="Location", kw_only=True):
@@ -9243,7 +12740,23 @@ class Location(_p.Resource, tag="Location", kw_only=True):
     text: _T17 = _U
     type: _T23 = _U
     virtualService: _T64 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U:
+            _a_id(v)
+        v = self.implicitRules
+        if v is not _U:
+            _a_uri(v)
+        v = self.language
+        if v is not _U:
+            _a_code(v)
+        v = self.mode
+        if v is not _U:
+            _a_code(v)
+        v = self.status
+        if v is not _U:
+            _a_code(v)
 
 
 class LocationPosition(_p.Complex, kw_only=True):
@@ -9257,7 +12770,13 @@ class LocationPosition(_p.Complex, kw_only=True):
     longitude: _T450
     longitude_ext: _T3 = _ms.field(default=_U, name="_longitude")
     modifierExtension: _T7 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.altitude
+        if v is not _U:
+            _a_decimal(v)
+        _a_decimal(self.latitude)
+        _a_decimal(self.longitude)
 
 
 class ManufacturedItemDefinition(_p.Resource, tag="ManufacturedItemDefinition", kw_only=True):
@@ -9284,7 +12803,18 @@ class ManufacturedItemDefinition(_p.Resource, tag="ManufacturedItemDefinition", 
     status_ext: _T3 = _ms.field(default=_U, name="_status")
     text: _T17 = _U
     unitOfPresentation: _T1 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U:
+            _a_id(v)
+        v = self.implicitRules
+        if v is not _U:
+            _a_uri(v)
+        v = self.language
+        if v is not _U:
+            _a_code(v)
+        _a_code(self.status)
 
 
 class ManufacturedItemDefinitionComponent(_p.Complex, kw_only=True):
@@ -9324,7 +12854,29 @@ class ManufacturedItemDefinitionProperty(_p.Complex, kw_only=True):
     valueMarkdown: _T2 = _U
     valueQuantity: _T31 = _U
     valueReference: _T11 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.valueDate
+        if v is not _U:
+            _a_date(v)
+        if self.valueAttachment is not _U:
+            if self.valueBoolean is not _U or self.valueCodeableConcept is not _U or self.valueDate is not _U or self.valueMarkdown is not _U or self.valueQuantity is not _U or self.valueReference is not _U:
+                raise _p.ChoiceError("ManufacturedItemDefinitionProperty.value[x]: at most one")
+        elif self.valueBoolean is not _U:
+            if self.valueCodeableConcept is not _U or self.valueDate is not _U or self.valueMarkdown is not _U or self.valueQuantity is not _U or self.valueReference is not _U:
+                raise _p.ChoiceError("ManufacturedItemDefinitionProperty.value[x]: at most one")
+        elif self.valueCodeableConcept is not _U:
+            if self.valueDate is not _U or self.valueMarkdown is not _U or self.valueQuantity is not _U or self.valueReference is not _U:
+                raise _p.ChoiceError("ManufacturedItemDefinitionProperty.value[x]: at most one")
+        elif self.valueDate is not _U:
+            if self.valueMarkdown is not _U or self.valueQuantity is not _U or self.valueReference is not _U:
+                raise _p.ChoiceError("ManufacturedItemDefinitionProperty.value[x]: at most one")
+        elif self.valueMarkdown is not _U:
+            if self.valueQuantity is not _U or self.valueReference is not _U:
+                raise _p.ChoiceError("ManufacturedItemDefinitionProperty.value[x]: at most one")
+        elif self.valueQuantity is not _U:
+            if self.valueReference is not _U:
+                raise _p.ChoiceError("ManufacturedItemDefinitionProperty.value[x]: at most one")
 
 
 class MarketingStatus(_p.Complex, kw_only=True):
@@ -9338,7 +12890,11 @@ class MarketingStatus(_p.Complex, kw_only=True):
     restoreDate: _T2 = _U
     restoreDate_ext: _T3 = _ms.field(default=_U, name="_restoreDate")
     status: _T42
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.restoreDate
+        if v is not _U:
+            _a_dateTime(v)
 
 
 class Measure(_p.Resource, tag="Measure", kw_only=True):
@@ -9424,7 +12980,41 @@ class Measure(_p.Resource, tag="Measure", kw_only=True):
     version_ext: _T3 = _ms.field(default=_U, name="_version")
     versionAlgorithmCoding: _T38 = _U
     versionAlgorithmString: _T2 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.approvalDate
+        if v is not _U:
+            _a_date(v)
+        v = self.basis
+        if v is not _U:
+            _a_code(v)
+        v = self.date
+        if v is not _U:
+            _a_dateTime(v)
+        v = self.id
+        if v is not _U:
+            _a_id(v)
+        v = self.implicitRules
+        if v is not _U:
+            _a_uri(v)
+        v = self.language
+        if v is not _U:
+            _a_code(v)
+        v = self.lastReviewDate
+        if v is not _U:
+            _a_date(v)
+        if self.library is not _U:
+            _e_uri(self.library)
+        _a_code(self.status)
+        v = self.url
+        if v is not _U:
+            _a_uri(v)
+        if self.subjectCodeableConcept is not _U:
+            if self.subjectReference is not _U:
+                raise _p.ChoiceError("Measure.subject[x]: at most one")
+        if self.versionAlgorithmCoding is not _U:
+            if self.versionAlgorithmString is not _U:
+                raise _p.ChoiceError("Measure.versionAlgorithm[x]: at most one")
 
 
 class MeasureGroup(_p.Complex, kw_only=True):
@@ -9451,7 +13041,16 @@ class MeasureGroup(_p.Complex, kw_only=True):
     subjectCodeableConcept: _T1 = _U
     subjectReference: _T11 = _U
     type: _T23 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.basis
+        if v is not _U:
+            _a_code(v)
+        if self.library is not _U:
+            _e_uri(self.library)
+        if self.subjectCodeableConcept is not _U:
+            if self.subjectReference is not _U:
+                raise _p.ChoiceError("MeasureGroup.subject[x]: at most one")
 
 
 class MeasureGroupPopulation(_p.Complex, kw_only=True):
@@ -9534,7 +13133,28 @@ class MeasureReport(_p.Resource, tag="MeasureReport", kw_only=True):
     text: _T17 = _U
     type: _T15
     type_ext: _T3 = _ms.field(default=_U, name="_type")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.dataUpdateType
+        if v is not _U:
+            _a_code(v)
+        v = self.date
+        if v is not _U:
+            _a_dateTime(v)
+        v = self.id
+        if v is not _U:
+            _a_id(v)
+        v = self.implicitRules
+        if v is not _U:
+            _a_uri(v)
+        v = self.language
+        if v is not _U:
+            _a_code(v)
+        v = self.measure
+        if v is not _U:
+            _a_uri(v)
+        _a_code(self.status)
+        _a_code(self.type)
 
 
 class MeasureReportGroup(_p.Complex, kw_only=True):
@@ -9554,7 +13174,26 @@ class MeasureReportGroup(_p.Complex, kw_only=True):
     population: _T462 = _U
     stratifier: _T463 = _U
     subject: _T11 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.measureScoreDateTime
+        if v is not _U:
+            _a_dateTime(v)
+        if self.measureScoreCodeableConcept is not _U:
+            if self.measureScoreDateTime is not _U or self.measureScoreDuration is not _U or self.measureScorePeriod is not _U or self.measureScoreQuantity is not _U or self.measureScoreRange is not _U:
+                raise _p.ChoiceError("MeasureReportGroup.measureScore[x]: at most one")
+        elif self.measureScoreDateTime is not _U:
+            if self.measureScoreDuration is not _U or self.measureScorePeriod is not _U or self.measureScoreQuantity is not _U or self.measureScoreRange is not _U:
+                raise _p.ChoiceError("MeasureReportGroup.measureScore[x]: at most one")
+        elif self.measureScoreDuration is not _U:
+            if self.measureScorePeriod is not _U or self.measureScoreQuantity is not _U or self.measureScoreRange is not _U:
+                raise _p.ChoiceError("MeasureReportGroup.measureScore[x]: at most one")
+        elif self.measureScorePeriod is not _U:
+            if self.measureScoreQuantity is not _U or self.measureScoreRange is not _U:
+                raise _p.ChoiceError("MeasureReportGroup.measureScore[x]: at most one")
+        elif self.measureScoreQuantity is not _U:
+            if self.measureScoreRange is not _U:
+                raise _p.ChoiceError("MeasureReportGroup.measureScore[x]: at most one")
 
 
 class MeasureReportGroupPopulation(_p.Complex, kw_only=True):
@@ -9601,7 +13240,38 @@ class MeasureReportGroupStratifierStratum(_p.Complex, kw_only=True):
     valueQuantity: _T31 = _U
     valueRange: _T35 = _U
     valueReference: _T11 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.measureScoreDateTime
+        if v is not _U:
+            _a_dateTime(v)
+        if self.measureScoreCodeableConcept is not _U:
+            if self.measureScoreDateTime is not _U or self.measureScoreDuration is not _U or self.measureScorePeriod is not _U or self.measureScoreQuantity is not _U or self.measureScoreRange is not _U:
+                raise _p.ChoiceError("MeasureReportGroupStratifierStratum.measureScore[x]: at most one")
+        elif self.measureScoreDateTime is not _U:
+            if self.measureScoreDuration is not _U or self.measureScorePeriod is not _U or self.measureScoreQuantity is not _U or self.measureScoreRange is not _U:
+                raise _p.ChoiceError("MeasureReportGroupStratifierStratum.measureScore[x]: at most one")
+        elif self.measureScoreDuration is not _U:
+            if self.measureScorePeriod is not _U or self.measureScoreQuantity is not _U or self.measureScoreRange is not _U:
+                raise _p.ChoiceError("MeasureReportGroupStratifierStratum.measureScore[x]: at most one")
+        elif self.measureScorePeriod is not _U:
+            if self.measureScoreQuantity is not _U or self.measureScoreRange is not _U:
+                raise _p.ChoiceError("MeasureReportGroupStratifierStratum.measureScore[x]: at most one")
+        elif self.measureScoreQuantity is not _U:
+            if self.measureScoreRange is not _U:
+                raise _p.ChoiceError("MeasureReportGroupStratifierStratum.measureScore[x]: at most one")
+        if self.valueBoolean is not _U:
+            if self.valueCodeableConcept is not _U or self.valueQuantity is not _U or self.valueRange is not _U or self.valueReference is not _U:
+                raise _p.ChoiceError("MeasureReportGroupStratifierStratum.value[x]: at most one")
+        elif self.valueCodeableConcept is not _U:
+            if self.valueQuantity is not _U or self.valueRange is not _U or self.valueReference is not _U:
+                raise _p.ChoiceError("MeasureReportGroupStratifierStratum.value[x]: at most one")
+        elif self.valueQuantity is not _U:
+            if self.valueRange is not _U or self.valueReference is not _U:
+                raise _p.ChoiceError("MeasureReportGroupStratifierStratum.value[x]: at most one")
+        elif self.valueRange is not _U:
+            if self.valueReference is not _U:
+                raise _p.ChoiceError("MeasureReportGroupStratifierStratum.value[x]: at most one")
 
 
 class MeasureReportGroupStratifierStratumComponent(_p.Complex, kw_only=True):
@@ -9617,7 +13287,22 @@ class MeasureReportGroupStratifierStratumComponent(_p.Complex, kw_only=True):
     valueQuantity: _T31 = _U
     valueRange: _T35 = _U
     valueReference: _T11 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        if self.valueBoolean is not _U:
+            if self.valueCodeableConcept is not _U or self.valueQuantity is not _U or self.valueRange is not _U or self.valueReference is not _U:
+                raise _p.ChoiceError("MeasureReportGroupStratifierStratumComponent.value[x]: exactly one")
+        elif self.valueCodeableConcept is not _U:
+            if self.valueQuantity is not _U or self.valueRange is not _U or self.valueReference is not _U:
+                raise _p.ChoiceError("MeasureReportGroupStratifierStratumComponent.value[x]: exactly one")
+        elif self.valueQuantity is not _U:
+            if self.valueRange is not _U or self.valueReference is not _U:
+                raise _p.ChoiceError("MeasureReportGroupStratifierStratumComponent.value[x]: exactly one")
+        elif self.valueRange is not _U:
+            if self.valueReference is not _U:
+                raise _p.ChoiceError("MeasureReportGroupStratifierStratumComponent.value[x]: exactly one")
+        elif not (self.valueReference is not _U):
+            raise _p.ChoiceError("MeasureReportGroupStratifierStratumComponent.value[x]: exactly one")
 
 
 class MeasureReportGroupStratifierStratumPopulation(_p.Complex, kw_only=True):
@@ -9681,7 +13366,20 @@ class Medication(_p.Resource, tag="Medication", kw_only=True):
     status_ext: _T3 = _ms.field(default=_U, name="_status")
     text: _T17 = _U
     totalVolume: _T31 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U:
+            _a_id(v)
+        v = self.implicitRules
+        if v is not _U:
+            _a_uri(v)
+        v = self.language
+        if v is not _U:
+            _a_code(v)
+        v = self.status
+        if v is not _U:
+            _a_code(v)
 
 
 class MedicationAdministration(_p.Resource, tag="MedicationAdministration", kw_only=True):
@@ -9722,7 +13420,32 @@ class MedicationAdministration(_p.Resource, tag="MedicationAdministration", kw_o
     subject: _T20
     supportingInformation: _T16 = _U
     text: _T17 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U:
+            _a_id(v)
+        v = self.implicitRules
+        if v is not _U:
+            _a_uri(v)
+        v = self.language
+        if v is not _U:
+            _a_code(v)
+        v = self.occurenceDateTime
+        if v is not _U:
+            _a_dateTime(v)
+        v = self.recorded
+        if v is not _U:
+            _a_dateTime(v)
+        _a_code(self.status)
+        if self.occurenceDateTime is not _U:
+            if self.occurencePeriod is not _U or self.occurenceTiming is not _U:
+                raise _p.ChoiceError("MedicationAdministration.occurence[x]: exactly one")
+        elif self.occurencePeriod is not _U:
+            if self.occurenceTiming is not _U:
+                raise _p.ChoiceError("MedicationAdministration.occurence[x]: exactly one")
+        elif not (self.occurenceTiming is not _U):
+            raise _p.ChoiceError("MedicationAdministration.occurence[x]: exactly one")
 
 
 class MedicationAdministrationDosage(_p.Complex, kw_only=True):
@@ -9738,7 +13461,11 @@ class MedicationAdministrationDosage(_p.Complex, kw_only=True):
     site: _T1 = _U
     text: _T2 = _U
     text_ext: _T3 = _ms.field(default=_U, name="_text")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        if self.rateQuantity is not _U:
+            if self.rateRatio is not _U:
+                raise _p.ChoiceError("MedicationAdministrationDosage.rate[x]: at most one")
 
 
 class MedicationAdministrationPerformer(_p.Complex, kw_only=True):
@@ -9759,7 +13486,11 @@ class MedicationBatch(_p.Complex, kw_only=True):
     lotNumber: _T2 = _U
     lotNumber_ext: _T3 = _ms.field(default=_U, name="_lotNumber")
     modifierExtension: _T7 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.expirationDate
+        if v is not _U:
+            _a_dateTime(v)
 
 
 class MedicationDispense(_p.Resource, tag="MedicationDispense", kw_only=True):
@@ -9807,7 +13538,30 @@ class MedicationDispense(_p.Resource, tag="MedicationDispense", kw_only=True):
     whenHandedOver_ext: _T3 = _ms.field(default=_U, name="_whenHandedOver")
     whenPrepared: _T2 = _U
     whenPrepared_ext: _T3 = _ms.field(default=_U, name="_whenPrepared")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U:
+            _a_id(v)
+        v = self.implicitRules
+        if v is not _U:
+            _a_uri(v)
+        v = self.language
+        if v is not _U:
+            _a_code(v)
+        v = self.recorded
+        if v is not _U:
+            _a_dateTime(v)
+        _a_code(self.status)
+        v = self.statusChanged
+        if v is not _U:
+            _a_dateTime(v)
+        v = self.whenHandedOver
+        if v is not _U:
+            _a_dateTime(v)
+        v = self.whenPrepared
+        if v is not _U:
+            _a_dateTime(v)
 
 
 class MedicationDispensePerformer(_p.Complex, kw_only=True):
@@ -9842,7 +13596,14 @@ class MedicationIngredient(_p.Complex, kw_only=True):
     strengthCodeableConcept: _T1 = _U
     strengthQuantity: _T31 = _U
     strengthRatio: _T44 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        if self.strengthCodeableConcept is not _U:
+            if self.strengthQuantity is not _U or self.strengthRatio is not _U:
+                raise _p.ChoiceError("MedicationIngredient.strength[x]: at most one")
+        elif self.strengthQuantity is not _U:
+            if self.strengthRatio is not _U:
+                raise _p.ChoiceError("MedicationIngredient.strength[x]: at most one")
 
 
 class MedicationKnowledge(_p.Resource, tag="MedicationKnowledge", kw_only=True):
@@ -9880,7 +13641,20 @@ class MedicationKnowledge(_p.Resource, tag="MedicationKnowledge", kw_only=True):
     status_ext: _T3 = _ms.field(default=_U, name="_status")
     storageGuideline: _T482 = _U
     text: _T17 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U:
+            _a_id(v)
+        v = self.implicitRules
+        if v is not _U:
+            _a_uri(v)
+        v = self.language
+        if v is not _U:
+            _a_code(v)
+        v = self.status
+        if v is not _U:
+            _a_code(v)
 
 
 class MedicationKnowledgeCost(_p.Complex, kw_only=True):
@@ -9894,7 +13668,13 @@ class MedicationKnowledgeCost(_p.Complex, kw_only=True):
     source: _T2 = _U
     source_ext: _T3 = _ms.field(default=_U, name="_source")
     type: _T42
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        if self.costCodeableConcept is not _U:
+            if self.costMoney is not _U:
+                raise _p.ChoiceError("MedicationKnowledgeCost.cost[x]: exactly one")
+        elif not (self.costMoney is not _U):
+            raise _p.ChoiceError("MedicationKnowledgeCost.cost[x]: exactly one")
 
 
 class MedicationKnowledgeDefinitional(_p.Complex, kw_only=True):
@@ -9920,7 +13700,23 @@ class MedicationKnowledgeDefinitionalDrugCharacteristic(_p.Complex, kw_only=True
     valueCodeableConcept: _T1 = _U
     valueQuantity: _T31 = _U
     valueString: _T2 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.valueBase64Binary
+        if v is not _U:
+            _a_base64Binary(v)
+        if self.valueAttachment is not _U:
+            if self.valueBase64Binary is not _U or self.valueCodeableConcept is not _U or self.valueQuantity is not _U or self.valueString is not _U:
+                raise _p.ChoiceError("MedicationKnowledgeDefinitionalDrugCharacteristic.value[x]: at most one")
+        elif self.valueBase64Binary is not _U:
+            if self.valueCodeableConcept is not _U or self.valueQuantity is not _U or self.valueString is not _U:
+                raise _p.ChoiceError("MedicationKnowledgeDefinitionalDrugCharacteristic.value[x]: at most one")
+        elif self.valueCodeableConcept is not _U:
+            if self.valueQuantity is not _U or self.valueString is not _U:
+                raise _p.ChoiceError("MedicationKnowledgeDefinitionalDrugCharacteristic.value[x]: at most one")
+        elif self.valueQuantity is not _U:
+            if self.valueString is not _U:
+                raise _p.ChoiceError("MedicationKnowledgeDefinitionalDrugCharacteristic.value[x]: at most one")
 
 
 class MedicationKnowledgeDefinitionalIngredient(_p.Complex, kw_only=True):
@@ -9933,7 +13729,14 @@ class MedicationKnowledgeDefinitionalIngredient(_p.Complex, kw_only=True):
     strengthQuantity: _T31 = _U
     strengthRatio: _T44 = _U
     type: _T1 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        if self.strengthCodeableConcept is not _U:
+            if self.strengthQuantity is not _U or self.strengthRatio is not _U:
+                raise _p.ChoiceError("MedicationKnowledgeDefinitionalIngredient.strength[x]: at most one")
+        elif self.strengthQuantity is not _U:
+            if self.strengthRatio is not _U:
+                raise _p.ChoiceError("MedicationKnowledgeDefinitionalIngredient.strength[x]: at most one")
 
 
 class MedicationKnowledgeIndicationGuideline(_p.Complex, kw_only=True):
@@ -9974,7 +13777,14 @@ class MedicationKnowledgeIndicationGuidelineDosingGuidelinePatientCharacteristic
     valueCodeableConcept: _T1 = _U
     valueQuantity: _T31 = _U
     valueRange: _T35 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        if self.valueCodeableConcept is not _U:
+            if self.valueQuantity is not _U or self.valueRange is not _U:
+                raise _p.ChoiceError("MedicationKnowledgeIndicationGuidelineDosingGuidelinePatientCharacteristic.value[x]: at most one")
+        elif self.valueQuantity is not _U:
+            if self.valueRange is not _U:
+                raise _p.ChoiceError("MedicationKnowledgeIndicationGuidelineDosingGuidelinePatientCharacteristic.value[x]: at most one")
 
 
 class MedicationKnowledgeMedicineClassification(_p.Complex, kw_only=True):
@@ -9986,7 +13796,14 @@ class MedicationKnowledgeMedicineClassification(_p.Complex, kw_only=True):
     sourceString: _T2 = _U
     sourceUri: _T2 = _U
     type: _T42
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.sourceUri
+        if v is not _U:
+            _a_uri(v)
+        if self.sourceString is not _U:
+            if self.sourceUri is not _U:
+                raise _p.ChoiceError("MedicationKnowledgeMedicineClassification.source[x]: at most one")
 
 
 class MedicationKnowledgeMonitoringProgram(_p.Complex, kw_only=True):
@@ -10066,7 +13883,11 @@ class MedicationKnowledgeStorageGuideline(_p.Complex, kw_only=True):
     reference: _T2 = _U
     reference_ext: _T3 = _ms.field(default=_U, name="_reference")
     stabilityDuration: _T34 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.reference
+        if v is not _U:
+            _a_uri(v)
 
 
 class MedicationKnowledgeStorageGuidelineEnvironmentalSetting(_p.Complex, kw_only=True):
@@ -10078,7 +13899,16 @@ class MedicationKnowledgeStorageGuidelineEnvironmentalSetting(_p.Complex, kw_onl
     valueCodeableConcept: _T1 = _U
     valueQuantity: _T31 = _U
     valueRange: _T35 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        if self.valueCodeableConcept is not _U:
+            if self.valueQuantity is not _U or self.valueRange is not _U:
+                raise _p.ChoiceError("MedicationKnowledgeStorageGuidelineEnvironmentalSetting.value[x]: exactly one")
+        elif self.valueQuantity is not _U:
+            if self.valueRange is not _U:
+                raise _p.ChoiceError("MedicationKnowledgeStorageGuidelineEnvironmentalSetting.value[x]: exactly one")
+        elif not (self.valueRange is not _U):
+            raise _p.ChoiceError("MedicationKnowledgeStorageGuidelineEnvironmentalSetting.value[x]: exactly one")
 
 
 class MedicationRequest(_p.Resource, tag="MedicationRequest", kw_only=True):
@@ -10134,7 +13964,28 @@ class MedicationRequest(_p.Resource, tag="MedicationRequest", kw_only=True):
     substitution: _T493 = _U
     supportingInformation: _T16 = _U
     text: _T17 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.authoredOn
+        if v is not _U:
+            _a_dateTime(v)
+        v = self.id
+        if v is not _U:
+            _a_id(v)
+        v = self.implicitRules
+        if v is not _U:
+            _a_uri(v)
+        _a_code(self.intent)
+        v = self.language
+        if v is not _U:
+            _a_code(v)
+        v = self.priority
+        if v is not _U:
+            _a_code(v)
+        _a_code(self.status)
+        v = self.statusChanged
+        if v is not _U:
+            _a_dateTime(v)
 
 
 class MedicationRequestDispenseRequest(_p.Complex, kw_only=True):
@@ -10171,7 +14022,13 @@ class MedicationRequestSubstitution(_p.Complex, kw_only=True):
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     modifierExtension: _T7 = _U
     reason: _T1 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        if self.allowedBoolean is not _U:
+            if self.allowedCodeableConcept is not _U:
+                raise _p.ChoiceError("MedicationRequestSubstitution.allowed[x]: exactly one")
+        elif not (self.allowedCodeableConcept is not _U):
+            raise _p.ChoiceError("MedicationRequestSubstitution.allowed[x]: exactly one")
 
 
 class MedicationStatement(_p.Resource, tag="MedicationStatement", kw_only=True):
@@ -10208,7 +14065,30 @@ class MedicationStatement(_p.Resource, tag="MedicationStatement", kw_only=True):
     status_ext: _T3 = _ms.field(default=_U, name="_status")
     subject: _T20
     text: _T17 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.dateAsserted
+        if v is not _U:
+            _a_dateTime(v)
+        v = self.effectiveDateTime
+        if v is not _U:
+            _a_dateTime(v)
+        v = self.id
+        if v is not _U:
+            _a_id(v)
+        v = self.implicitRules
+        if v is not _U:
+            _a_uri(v)
+        v = self.language
+        if v is not _U:
+            _a_code(v)
+        _a_code(self.status)
+        if self.effectiveDateTime is not _U:
+            if self.effectivePeriod is not _U or self.effectiveTiming is not _U:
+                raise _p.ChoiceError("MedicationStatement.effective[x]: at most one")
+        elif self.effectivePeriod is not _U:
+            if self.effectiveTiming is not _U:
+                raise _p.ChoiceError("MedicationStatement.effective[x]: at most one")
 
 
 class MedicationStatementAdherence(_p.Complex, kw_only=True):
@@ -10265,7 +14145,20 @@ class MedicinalProductDefinition(_p.Resource, tag="MedicinalProductDefinition", 
     type: _T1 = _U
     version: _T2 = _U
     version_ext: _T3 = _ms.field(default=_U, name="_version")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U:
+            _a_id(v)
+        v = self.implicitRules
+        if v is not _U:
+            _a_uri(v)
+        v = self.language
+        if v is not _U:
+            _a_code(v)
+        v = self.statusDate
+        if v is not _U:
+            _a_dateTime(v)
 
 
 class MedicinalProductDefinitionCharacteristic(_p.Complex, kw_only=True):
@@ -10281,7 +14174,29 @@ class MedicinalProductDefinitionCharacteristic(_p.Complex, kw_only=True):
     valueInteger: _T77 = _U
     valueMarkdown: _T2 = _U
     valueQuantity: _T31 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.valueDate
+        if v is not _U:
+            _a_date(v)
+        if self.valueAttachment is not _U:
+            if self.valueBoolean is not _U or self.valueCodeableConcept is not _U or self.valueDate is not _U or self.valueInteger is not _U or self.valueMarkdown is not _U or self.valueQuantity is not _U:
+                raise _p.ChoiceError("MedicinalProductDefinitionCharacteristic.value[x]: at most one")
+        elif self.valueBoolean is not _U:
+            if self.valueCodeableConcept is not _U or self.valueDate is not _U or self.valueInteger is not _U or self.valueMarkdown is not _U or self.valueQuantity is not _U:
+                raise _p.ChoiceError("MedicinalProductDefinitionCharacteristic.value[x]: at most one")
+        elif self.valueCodeableConcept is not _U:
+            if self.valueDate is not _U or self.valueInteger is not _U or self.valueMarkdown is not _U or self.valueQuantity is not _U:
+                raise _p.ChoiceError("MedicinalProductDefinitionCharacteristic.value[x]: at most one")
+        elif self.valueDate is not _U:
+            if self.valueInteger is not _U or self.valueMarkdown is not _U or self.valueQuantity is not _U:
+                raise _p.ChoiceError("MedicinalProductDefinitionCharacteristic.value[x]: at most one")
+        elif self.valueInteger is not _U:
+            if self.valueMarkdown is not _U or self.valueQuantity is not _U:
+                raise _p.ChoiceError("MedicinalProductDefinitionCharacteristic.value[x]: at most one")
+        elif self.valueMarkdown is not _U:
+            if self.valueQuantity is not _U:
+                raise _p.ChoiceError("MedicinalProductDefinitionCharacteristic.value[x]: at most one")
 
 
 class MedicinalProductDefinitionContact(_p.Complex, kw_only=True):
@@ -10403,7 +14318,49 @@ class MessageDefinition(_p.Resource, tag="MessageDefinition", kw_only=True):
     version_ext: _T3 = _ms.field(default=_U, name="_version")
     versionAlgorithmCoding: _T38 = _U
     versionAlgorithmString: _T2 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.base
+        if v is not _U:
+            _a_uri(v)
+        v = self.category
+        if v is not _U:
+            _a_code(v)
+        _a_dateTime(self.date)
+        v = self.eventUri
+        if v is not _U:
+            _a_uri(v)
+        v = self.graph
+        if v is not _U:
+            _a_uri(v)
+        v = self.id
+        if v is not _U:
+            _a_id(v)
+        v = self.implicitRules
+        if v is not _U:
+            _a_uri(v)
+        v = self.language
+        if v is not _U:
+            _a_code(v)
+        if self.parent is not _U:
+            _e_uri(self.parent)
+        if self.replaces is not _U:
+            _e_uri(self.replaces)
+        v = self.responseRequired
+        if v is not _U:
+            _a_code(v)
+        _a_code(self.status)
+        v = self.url
+        if v is not _U:
+            _a_uri(v)
+        if self.eventCoding is not _U:
+            if self.eventUri is not _U:
+                raise _p.ChoiceError("MessageDefinition.event[x]: exactly one")
+        elif not (self.eventUri is not _U):
+            raise _p.ChoiceError("MessageDefinition.event[x]: exactly one")
+        if self.versionAlgorithmCoding is not _U:
+            if self.versionAlgorithmString is not _U:
+                raise _p.ChoiceError("MessageDefinition.versionAlgorithm[x]: at most one")
 
 
 class MessageDefinitionAllowedResponse(_p.Complex, kw_only=True):
@@ -10415,7 +14372,9 @@ class MessageDefinitionAllowedResponse(_p.Complex, kw_only=True):
     modifierExtension: _T7 = _U
     situation: _T2 = _U
     situation_ext: _T3 = _ms.field(default=_U, name="_situation")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        _a_uri(self.message)
 
 
 class MessageDefinitionFocus(_p.Complex, kw_only=True):
@@ -10431,7 +14390,12 @@ class MessageDefinitionFocus(_p.Complex, kw_only=True):
     modifierExtension: _T7 = _U
     profile: _T2 = _U
     profile_ext: _T3 = _ms.field(default=_U, name="_profile")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        _a_code(self.code)
+        v = self.profile
+        if v is not _U:
+            _a_uri(v)
 
 
 class MessageHeader(_p.Resource, tag="MessageHeader", kw_only=True):
@@ -10458,7 +14422,28 @@ class MessageHeader(_p.Resource, tag="MessageHeader", kw_only=True):
     sender: _T11 = _U
     source: _T507
     text: _T17 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.definition
+        if v is not _U:
+            _a_uri(v)
+        v = self.eventCanonical
+        if v is not _U:
+            _a_uri(v)
+        v = self.id
+        if v is not _U:
+            _a_id(v)
+        v = self.implicitRules
+        if v is not _U:
+            _a_uri(v)
+        v = self.language
+        if v is not _U:
+            _a_code(v)
+        if self.eventCanonical is not _U:
+            if self.eventCoding is not _U:
+                raise _p.ChoiceError("MessageHeader.event[x]: exactly one")
+        elif not (self.eventCoding is not _U):
+            raise _p.ChoiceError("MessageHeader.event[x]: exactly one")
 
 
 class MessageHeaderDestination(_p.Complex, kw_only=True):
@@ -10472,7 +14457,14 @@ class MessageHeaderDestination(_p.Complex, kw_only=True):
     name_ext: _T3 = _ms.field(default=_U, name="_name")
     receiver: _T11 = _U
     target: _T11 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.endpointUrl
+        if v is not _U:
+            _a_uri(v)
+        if self.endpointReference is not _U:
+            if self.endpointUrl is not _U:
+                raise _p.ChoiceError("MessageHeaderDestination.endpoint[x]: at most one")
 
 
 class MessageHeaderResponse(_p.Complex, kw_only=True):
@@ -10484,7 +14476,9 @@ class MessageHeaderResponse(_p.Complex, kw_only=True):
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     identifier: _T234
     modifierExtension: _T7 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        _a_code(self.code)
 
 
 class MessageHeaderSource(_p.Complex, kw_only=True):
@@ -10501,7 +14495,14 @@ class MessageHeaderSource(_p.Complex, kw_only=True):
     software_ext: _T3 = _ms.field(default=_U, name="_software")
     version: _T2 = _U
     version_ext: _T3 = _ms.field(default=_U, name="_version")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.endpointUrl
+        if v is not _U:
+            _a_uri(v)
+        if self.endpointReference is not _U:
+            if self.endpointUrl is not _U:
+                raise _p.ChoiceError("MessageHeaderSource.endpoint[x]: at most one")
 
 
 class Meta(_p.Complex, kw_only=True):
@@ -10518,7 +14519,16 @@ class Meta(_p.Complex, kw_only=True):
     tag: _T186 = _U
     versionId: _T2 = _U
     versionId_ext: _T3 = _ms.field(default=_U, name="_versionId")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.lastUpdated
+        if v is not _U:
+            _a_instant(v)
+        if self.profile is not _U:
+            _e_uri(self.profile)
+        v = self.source
+        if v is not _U:
+            _a_uri(v)
 
 
 class MetadataResource(_p.Complex, kw_only=True):
@@ -10544,7 +14554,20 @@ class MetadataResource(_p.Complex, kw_only=True):
     reviewer: _T24 = _U
     text: _T17 = _U
     topic: _T23 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.approvalDate
+        if v is not _U:
+            _a_date(v)
+        v = self.implicitRules
+        if v is not _U:
+            _a_uri(v)
+        v = self.language
+        if v is not _U:
+            _a_code(v)
+        v = self.lastReviewDate
+        if v is not _U:
+            _a_date(v)
 
 
 class MolecularSequence(_p.Resource, tag="MolecularSequence", kw_only=True):
@@ -10571,7 +14594,20 @@ class MolecularSequence(_p.Resource, tag="MolecularSequence", kw_only=True):
     text: _T17 = _U
     type: _T2 = _U
     type_ext: _T3 = _ms.field(default=_U, name="_type")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U:
+            _a_id(v)
+        v = self.implicitRules
+        if v is not _U:
+            _a_uri(v)
+        v = self.language
+        if v is not _U:
+            _a_code(v)
+        v = self.type
+        if v is not _U:
+            _a_code(v)
 
 
 class MolecularSequenceRelative(_p.Complex, kw_only=True):
@@ -10620,7 +14656,20 @@ class MolecularSequenceRelativeStartingSequence(_p.Complex, kw_only=True):
     windowEnd_ext: _T3 = _ms.field(default=_U, name="_windowEnd")
     windowStart: _T77 = _U
     windowStart_ext: _T3 = _ms.field(default=_U, name="_windowStart")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.orientation
+        if v is not _U:
+            _a_code(v)
+        v = self.strand
+        if v is not _U:
+            _a_code(v)
+        if self.sequenceCodeableConcept is not _U:
+            if self.sequenceReference is not _U or self.sequenceString is not _U:
+                raise _p.ChoiceError("MolecularSequenceRelativeStartingSequence.sequence[x]: at most one")
+        elif self.sequenceReference is not _U:
+            if self.sequenceString is not _U:
+                raise _p.ChoiceError("MolecularSequenceRelativeStartingSequence.sequence[x]: at most one")
 
 
 class MonetaryComponent(_p.Complex, kw_only=True):
@@ -10633,7 +14682,12 @@ class MonetaryComponent(_p.Complex, kw_only=True):
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     type: _T15
     type_ext: _T3 = _ms.field(default=_U, name="_type")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.factor
+        if v is not _U:
+            _a_decimal(v)
+        _a_code(self.type)
 
 
 class Money(_p.Complex, kw_only=True):
@@ -10644,7 +14698,14 @@ class Money(_p.Complex, kw_only=True):
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     value: _T56 = _U
     value_ext: _T3 = _ms.field(default=_U, name="_value")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.currency
+        if v is not _U:
+            _a_code(v)
+        v = self.value
+        if v is not _U:
+            _a_decimal(v)
 
 
 class NamingSystem(_p.Resource, tag="NamingSystem", kw_only=True):
@@ -10708,7 +14769,32 @@ class NamingSystem(_p.Resource, tag="NamingSystem", kw_only=True):
     version_ext: _T3 = _ms.field(default=_U, name="_version")
     versionAlgorithmCoding: _T38 = _U
     versionAlgorithmString: _T2 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.approvalDate
+        if v is not _U:
+            _a_date(v)
+        _a_dateTime(self.date)
+        v = self.id
+        if v is not _U:
+            _a_id(v)
+        v = self.implicitRules
+        if v is not _U:
+            _a_uri(v)
+        _a_code(self.kind)
+        v = self.language
+        if v is not _U:
+            _a_code(v)
+        v = self.lastReviewDate
+        if v is not _U:
+            _a_date(v)
+        _a_code(self.status)
+        v = self.url
+        if v is not _U:
+            _a_uri(v)
+        if self.versionAlgorithmCoding is not _U:
+            if self.versionAlgorithmString is not _U:
+                raise _p.ChoiceError("NamingSystem.versionAlgorithm[x]: at most one")
 
 
 class NamingSystemUniqueId(_p.Complex, kw_only=True):
@@ -10727,7 +14813,9 @@ class NamingSystemUniqueId(_p.Complex, kw_only=True):
     type_ext: _T3 = _ms.field(default=_U, name="_type")
     value: _T15
     value_ext: _T3 = _ms.field(default=_U, name="_value")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        _a_code(self.type)
 
 
 class Narrative(_p.Complex, kw_only=True):
@@ -10738,7 +14826,9 @@ class Narrative(_p.Complex, kw_only=True):
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     status: _T15
     status_ext: _T3 = _ms.field(default=_U, name="_status")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        _a_code(self.status)
 
 
 class NutritionIntake(_p.Resource, tag="NutritionIntake", kw_only=True):
@@ -10779,7 +14869,34 @@ class NutritionIntake(_p.Resource, tag="NutritionIntake", kw_only=True):
     statusReason: _T23 = _U
     subject: _T20
     text: _T17 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U:
+            _a_id(v)
+        v = self.implicitRules
+        if v is not _U:
+            _a_uri(v)
+        if self.instantiatesCanonical is not _U:
+            _e_uri(self.instantiatesCanonical)
+        if self.instantiatesUri is not _U:
+            _e_uri(self.instantiatesUri)
+        v = self.language
+        if v is not _U:
+            _a_code(v)
+        v = self.occurrenceDateTime
+        if v is not _U:
+            _a_dateTime(v)
+        v = self.recorded
+        if v is not _U:
+            _a_dateTime(v)
+        _a_code(self.status)
+        if self.occurrenceDateTime is not _U:
+            if self.occurrencePeriod is not _U:
+                raise _p.ChoiceError("NutritionIntake.occurrence[x]: at most one")
+        if self.reportedBoolean is not _U:
+            if self.reportedReference is not _U:
+                raise _p.ChoiceError("NutritionIntake.reported[x]: at most one")
 
 
 class NutritionIntakeConsumedItem(_p.Complex, kw_only=True):
@@ -10858,7 +14975,29 @@ class NutritionOrder(_p.Resource, tag="NutritionOrder", kw_only=True):
     supplement: _T517 = _U
     supportingInformation: _T16 = _U
     text: _T17 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        _a_dateTime(self.dateTime)
+        v = self.id
+        if v is not _U:
+            _a_id(v)
+        v = self.implicitRules
+        if v is not _U:
+            _a_uri(v)
+        if self.instantiates is not _U:
+            _e_uri(self.instantiates)
+        if self.instantiatesCanonical is not _U:
+            _e_uri(self.instantiatesCanonical)
+        if self.instantiatesUri is not _U:
+            _e_uri(self.instantiatesUri)
+        _a_code(self.intent)
+        v = self.language
+        if v is not _U:
+            _a_code(v)
+        v = self.priority
+        if v is not _U:
+            _a_code(v)
+        _a_code(self.status)
 
 
 class NutritionOrderEnteralFormula(_p.Complex, kw_only=True):
@@ -10899,7 +15038,11 @@ class NutritionOrderEnteralFormulaAdministration(_p.Complex, kw_only=True):
     rateQuantity: _T31 = _U
     rateRatio: _T44 = _U
     schedule: _T520 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        if self.rateQuantity is not _U:
+            if self.rateRatio is not _U:
+                raise _p.ChoiceError("NutritionOrderEnteralFormulaAdministration.rate[x]: at most one")
 
 
 class NutritionOrderEnteralFormulaAdministrationSchedule(_p.Complex, kw_only=True):
@@ -11004,7 +15147,18 @@ class NutritionProduct(_p.Resource, tag="NutritionProduct", kw_only=True):
     status: _T15
     status_ext: _T3 = _ms.field(default=_U, name="_status")
     text: _T17 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U:
+            _a_id(v)
+        v = self.implicitRules
+        if v is not _U:
+            _a_uri(v)
+        v = self.language
+        if v is not _U:
+            _a_code(v)
+        _a_code(self.status)
 
 
 class NutritionProductCharacteristic(_p.Complex, kw_only=True):
@@ -11019,7 +15173,28 @@ class NutritionProductCharacteristic(_p.Complex, kw_only=True):
     valueCodeableConcept: _T1 = _U
     valueQuantity: _T31 = _U
     valueString: _T2 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.valueBase64Binary
+        if v is not _U:
+            _a_base64Binary(v)
+        if self.valueAttachment is not _U:
+            if self.valueBase64Binary is not _U or self.valueBoolean is not _U or self.valueCodeableConcept is not _U or self.valueQuantity is not _U or self.valueString is not _U:
+                raise _p.ChoiceError("NutritionProductCharacteristic.value[x]: exactly one")
+        elif self.valueBase64Binary is not _U:
+            if self.valueBoolean is not _U or self.valueCodeableConcept is not _U or self.valueQuantity is not _U or self.valueString is not _U:
+                raise _p.ChoiceError("NutritionProductCharacteristic.value[x]: exactly one")
+        elif self.valueBoolean is not _U:
+            if self.valueCodeableConcept is not _U or self.valueQuantity is not _U or self.valueString is not _U:
+                raise _p.ChoiceError("NutritionProductCharacteristic.value[x]: exactly one")
+        elif self.valueCodeableConcept is not _U:
+            if self.valueQuantity is not _U or self.valueString is not _U:
+                raise _p.ChoiceError("NutritionProductCharacteristic.value[x]: exactly one")
+        elif self.valueQuantity is not _U:
+            if self.valueString is not _U:
+                raise _p.ChoiceError("NutritionProductCharacteristic.value[x]: exactly one")
+        elif not (self.valueString is not _U):
+            raise _p.ChoiceError("NutritionProductCharacteristic.value[x]: exactly one")
 
 
 class NutritionProductIngredient(_p.Complex, kw_only=True):
@@ -11047,7 +15222,14 @@ class NutritionProductInstance(_p.Complex, kw_only=True):
     quantity: _T31 = _U
     useBy: _T2 = _U
     useBy_ext: _T3 = _ms.field(default=_U, name="_useBy")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.expiry
+        if v is not _U:
+            _a_dateTime(v)
+        v = self.useBy
+        if v is not _U:
+            _a_dateTime(v)
 
 
 class NutritionProductNutrient(_p.Complex, kw_only=True):
@@ -11116,7 +15298,50 @@ class Observation(_p.Resource, tag="Observation", kw_only=True):
     valueSampledData: _T304 = _U
     valueString: _T2 = _U
     valueTime: _T2 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.effectiveDateTime
+        if v is not _U:
+            _a_dateTime(v)
+        v = self.effectiveInstant
+        if v is not _U:
+            _a_instant(v)
+        v = self.id
+        if v is not _U:
+            _a_id(v)
+        v = self.implicitRules
+        if v is not _U:
+            _a_uri(v)
+        v = self.instantiatesCanonical
+        if v is not _U:
+            _a_uri(v)
+        v = self.issued
+        if v is not _U:
+            _a_instant(v)
+        v = self.language
+        if v is not _U:
+            _a_code(v)
+        _a_code(self.status)
+        v = self.valueDateTime
+        if v is not _U:
+            _a_dateTime(v)
+        v = self.valueTime
+        if v is not _U:
+            _a_time(v)
+        if self.effectiveDateTime is not _U:
+            if self.effectiveInstant is not _U or self.effectivePeriod is not _U or self.effectiveTiming is not _U:
+                raise _p.ChoiceError("Observation.effective[x]: at most one")
+        elif self.effectiveInstant is not _U:
+            if self.effectivePeriod is not _U or self.effectiveTiming is not _U:
+                raise _p.ChoiceError("Observation.effective[x]: at most one")
+        elif self.effectivePeriod is not _U:
+            if self.effectiveTiming is not _U:
+                raise _p.ChoiceError("Observation.effective[x]: at most one")
+        if self.instantiatesCanonical is not _U:
+            if self.instantiatesReference is not _U:
+                raise _p.ChoiceError("Observation.instantiates[x]: at most one")
+        if (self.valueAttachment is not _U) + (self.valueBoolean is not _U) + (self.valueCodeableConcept is not _U) + (self.valueDateTime is not _U) + (self.valueInteger is not _U) + (self.valuePeriod is not _U) + (self.valueQuantity is not _U) + (self.valueRange is not _U) + (self.valueRatio is not _U) + (self.valueReference is not _U) + (self.valueSampledData is not _U) + (self.valueString is not _U) + (self.valueTime is not _U) > 1:
+            raise _p.ChoiceError("Observation.value[x]: at most one")
 
 
 class ObservationComponent(_p.Complex, kw_only=True):
@@ -11141,7 +15366,18 @@ class ObservationComponent(_p.Complex, kw_only=True):
     valueSampledData: _T304 = _U
     valueString: _T2 = _U
     valueTime: _T2 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.valueDateTime
+        if v is not _U:
+            _a_dateTime(v)
+        v = self.valueTime
+        if v is not _U:
+            _a_time(v)
+        t = _astuple(self)
+        n = len(t) - t.count(_U) - 1 - ((self.dataAbsentReason is not _U) + (self.extension is not _U) + (self.id is not _U) + (self.id_ext is not _U) + (self.interpretation is not _U) + (self.modifierExtension is not _U) + (self.referenceRange is not _U))
+        if n > 1:
+            raise _p.ChoiceError("ObservationComponent.value[x]: at most one")
 
 
 class ObservationDefinition(_p.Resource, tag="ObservationDefinition", kw_only=True):
@@ -11213,7 +15449,39 @@ class ObservationDefinition(_p.Resource, tag="ObservationDefinition", kw_only=Tr
     version_ext: _T3 = _ms.field(default=_U, name="_version")
     versionAlgorithmCoding: _T38 = _U
     versionAlgorithmString: _T2 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.approvalDate
+        if v is not _U:
+            _a_date(v)
+        v = self.date
+        if v is not _U:
+            _a_dateTime(v)
+        if self.derivedFromCanonical is not _U:
+            _e_uri(self.derivedFromCanonical)
+        if self.derivedFromUri is not _U:
+            _e_uri(self.derivedFromUri)
+        v = self.id
+        if v is not _U:
+            _a_id(v)
+        v = self.implicitRules
+        if v is not _U:
+            _a_uri(v)
+        v = self.language
+        if v is not _U:
+            _a_code(v)
+        v = self.lastReviewDate
+        if v is not _U:
+            _a_date(v)
+        if self.permittedDataType is not _U:
+            _e_code(self.permittedDataType)
+        _a_code(self.status)
+        v = self.url
+        if v is not _U:
+            _a_uri(v)
+        if self.versionAlgorithmCoding is not _U:
+            if self.versionAlgorithmString is not _U:
+                raise _p.ChoiceError("ObservationDefinition.versionAlgorithm[x]: at most one")
 
 
 class ObservationDefinitionComponent(_p.Complex, kw_only=True):
@@ -11226,7 +15494,10 @@ class ObservationDefinitionComponent(_p.Complex, kw_only=True):
     permittedDataType_ext: _T28 = _ms.field(default=_U, name="_permittedDataType")
     permittedUnit: _T186 = _U
     qualifiedValue: _T534 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        if self.permittedDataType is not _U:
+            _e_code(self.permittedDataType)
 
 
 class ObservationDefinitionQualifiedValue(_p.Complex, kw_only=True):
@@ -11253,7 +15524,26 @@ class ObservationDefinitionQualifiedValue(_p.Complex, kw_only=True):
     rangeCategory_ext: _T3 = _ms.field(default=_U, name="_rangeCategory")
     validCodedValueSet: _T2 = _U
     validCodedValueSet_ext: _T3 = _ms.field(default=_U, name="_validCodedValueSet")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.abnormalCodedValueSet
+        if v is not _U:
+            _a_uri(v)
+        v = self.criticalCodedValueSet
+        if v is not _U:
+            _a_uri(v)
+        v = self.gender
+        if v is not _U:
+            _a_code(v)
+        v = self.normalCodedValueSet
+        if v is not _U:
+            _a_uri(v)
+        v = self.rangeCategory
+        if v is not _U:
+            _a_code(v)
+        v = self.validCodedValueSet
+        if v is not _U:
+            _a_uri(v)
 
 
 class ObservationReferenceRange(_p.Complex, kw_only=True):
@@ -11281,7 +15571,9 @@ class ObservationTriggeredBy(_p.Complex, kw_only=True):
     reason_ext: _T3 = _ms.field(default=_U, name="_reason")
     type: _T15
     type_ext: _T3 = _ms.field(default=_U, name="_type")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        _a_code(self.type)
 
 
 class OperationDefinition(_p.Resource, tag="OperationDefinition", kw_only=True):
@@ -11350,7 +15642,40 @@ class OperationDefinition(_p.Resource, tag="OperationDefinition", kw_only=True):
     version_ext: _T3 = _ms.field(default=_U, name="_version")
     versionAlgorithmCoding: _T38 = _U
     versionAlgorithmString: _T2 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.base
+        if v is not _U:
+            _a_uri(v)
+        _a_code(self.code)
+        v = self.date
+        if v is not _U:
+            _a_dateTime(v)
+        v = self.id
+        if v is not _U:
+            _a_id(v)
+        v = self.implicitRules
+        if v is not _U:
+            _a_uri(v)
+        v = self.inputProfile
+        if v is not _U:
+            _a_uri(v)
+        _a_code(self.kind)
+        v = self.language
+        if v is not _U:
+            _a_code(v)
+        v = self.outputProfile
+        if v is not _U:
+            _a_uri(v)
+        if self.resource is not _U:
+            _e_code(self.resource)
+        _a_code(self.status)
+        v = self.url
+        if v is not _U:
+            _a_uri(v)
+        if self.versionAlgorithmCoding is not _U:
+            if self.versionAlgorithmString is not _U:
+                raise _p.ChoiceError("OperationDefinition.versionAlgorithm[x]: at most one")
 
 
 class OperationDefinitionOverload(_p.Complex, kw_only=True):
@@ -11392,7 +15717,22 @@ class OperationDefinitionParameter(_p.Complex, kw_only=True):
     type_ext: _T3 = _ms.field(default=_U, name="_type")
     use: _T15
     use_ext: _T3 = _ms.field(default=_U, name="_use")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        if self.allowedType is not _U:
+            _e_code(self.allowedType)
+        _a_code(self.name)
+        if self.scope is not _U:
+            _e_code(self.scope)
+        v = self.searchType
+        if v is not _U:
+            _a_code(v)
+        if self.targetProfile is not _U:
+            _e_uri(self.targetProfile)
+        v = self.type
+        if v is not _U:
+            _a_code(v)
+        _a_code(self.use)
 
 
 class OperationDefinitionParameterBinding(_p.Complex, kw_only=True):
@@ -11404,7 +15744,10 @@ class OperationDefinitionParameterBinding(_p.Complex, kw_only=True):
     strength_ext: _T3 = _ms.field(default=_U, name="_strength")
     valueSet: _T15
     valueSet_ext: _T3 = _ms.field(default=_U, name="_valueSet")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        _a_code(self.strength)
+        _a_uri(self.valueSet)
 
 
 class OperationDefinitionParameterReferencedFrom(_p.Complex, kw_only=True):
@@ -11431,7 +15774,17 @@ class OperationOutcome(_p.Resource, tag="OperationOutcome", kw_only=True):
     meta: _T10 = _U
     modifierExtension: _T7 = _U
     text: _T17 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U:
+            _a_id(v)
+        v = self.implicitRules
+        if v is not _U:
+            _a_uri(v)
+        v = self.language
+        if v is not _U:
+            _a_code(v)
 
 
 class OperationOutcomeIssue(_p.Complex, kw_only=True):
@@ -11450,7 +15803,10 @@ class OperationOutcomeIssue(_p.Complex, kw_only=True):
     modifierExtension: _T7 = _U
     severity: _T15
     severity_ext: _T3 = _ms.field(default=_U, name="_severity")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        _a_code(self.code)
+        _a_code(self.severity)
 
 
 class Organization(_p.Resource, tag="Organization", kw_only=True):
@@ -11479,7 +15835,17 @@ class Organization(_p.Resource, tag="Organization", kw_only=True):
     qualification: _T541 = _U
     text: _T17 = _U
     type: _T23 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U:
+            _a_id(v)
+        v = self.implicitRules
+        if v is not _U:
+            _a_uri(v)
+        v = self.language
+        if v is not _U:
+            _a_code(v)
 
 
 class OrganizationAffiliation(_p.Resource, tag="OrganizationAffiliation", kw_only=True):
@@ -11507,7 +15873,17 @@ class OrganizationAffiliation(_p.Resource, tag="OrganizationAffiliation", kw_onl
     period: _T14 = _U
     specialty: _T23 = _U
     text: _T17 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U:
+            _a_id(v)
+        v = self.implicitRules
+        if v is not _U:
+            _a_uri(v)
+        v = self.language
+        if v is not _U:
+            _a_code(v)
 
 
 class OrganizationQualification(_p.Complex, kw_only=True):
@@ -11552,7 +15928,20 @@ class PackagedProductDefinition(_p.Resource, tag="PackagedProductDefinition", kw
     statusDate_ext: _T3 = _ms.field(default=_U, name="_statusDate")
     text: _T17 = _U
     type: _T1 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U:
+            _a_id(v)
+        v = self.implicitRules
+        if v is not _U:
+            _a_uri(v)
+        v = self.language
+        if v is not _U:
+            _a_code(v)
+        v = self.statusDate
+        if v is not _U:
+            _a_dateTime(v)
 
 
 class PackagedProductDefinitionLegalStatusOfSupply(_p.Complex, kw_only=True):
@@ -11604,7 +15993,23 @@ class PackagedProductDefinitionPackagingProperty(_p.Complex, kw_only=True):
     valueCodeableConcept: _T1 = _U
     valueDate: _T2 = _U
     valueQuantity: _T31 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.valueDate
+        if v is not _U:
+            _a_date(v)
+        if self.valueAttachment is not _U:
+            if self.valueBoolean is not _U or self.valueCodeableConcept is not _U or self.valueDate is not _U or self.valueQuantity is not _U:
+                raise _p.ChoiceError("PackagedProductDefinitionPackagingProperty.value[x]: at most one")
+        elif self.valueBoolean is not _U:
+            if self.valueCodeableConcept is not _U or self.valueDate is not _U or self.valueQuantity is not _U:
+                raise _p.ChoiceError("PackagedProductDefinitionPackagingProperty.value[x]: at most one")
+        elif self.valueCodeableConcept is not _U:
+            if self.valueDate is not _U or self.valueQuantity is not _U:
+                raise _p.ChoiceError("PackagedProductDefinitionPackagingProperty.value[x]: at most one")
+        elif self.valueDate is not _U:
+            if self.valueQuantity is not _U:
+                raise _p.ChoiceError("PackagedProductDefinitionPackagingProperty.value[x]: at most one")
 
 
 class ParameterDefinition(_p.Complex, kw_only=True):
@@ -11625,7 +16030,16 @@ class ParameterDefinition(_p.Complex, kw_only=True):
     type_ext: _T3 = _ms.field(default=_U, name="_type")
     use: _T15
     use_ext: _T3 = _ms.field(default=_U, name="_use")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.name
+        if v is not _U:
+            _a_code(v)
+        v = self.profile
+        if v is not _U:
+            _a_uri(v)
+        _a_code(self.type)
+        _a_code(self.use)
 
 
 class Parameters(_p.Resource, tag="Parameters", kw_only=True):
@@ -11637,7 +16051,17 @@ class Parameters(_p.Resource, tag="Parameters", kw_only=True):
     language_ext: _T3 = _ms.field(default=_U, name="_language")
     meta: _T10 = _U
     parameter: _T547 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U:
+            _a_id(v)
+        v = self.implicitRules
+        if v is not _U:
+            _a_uri(v)
+        v = self.language
+        if v is not _U:
+            _a_code(v)
 
 
 class ParametersParameter(_p.Complex, kw_only=True):
@@ -11703,7 +16127,51 @@ class ParametersParameter(_p.Complex, kw_only=True):
     valueUrl: _T2 = _U
     valueUsageContext: _T306 = _U
     valueUuid: _T2 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.valueBase64Binary
+        if v is not _U:
+            _a_base64Binary(v)
+        v = self.valueCanonical
+        if v is not _U:
+            _a_uri(v)
+        v = self.valueCode
+        if v is not _U:
+            _a_code(v)
+        v = self.valueDate
+        if v is not _U:
+            _a_date(v)
+        v = self.valueDateTime
+        if v is not _U:
+            _a_dateTime(v)
+        v = self.valueDecimal
+        if v is not _U:
+            _a_decimal(v)
+        v = self.valueInstant
+        if v is not _U:
+            _a_instant(v)
+        v = self.valueInteger64
+        if v is not _U:
+            _a_integer64(v)
+        v = self.valueOid
+        if v is not _U:
+            _a_oid(v)
+        v = self.valueTime
+        if v is not _U:
+            _a_time(v)
+        v = self.valueUri
+        if v is not _U:
+            _a_uri(v)
+        v = self.valueUrl
+        if v is not _U:
+            _a_uri(v)
+        v = self.valueUuid
+        if v is not _U:
+            _a_uuid(v)
+        t = _astuple(self)
+        n = len(t) - t.count(_U) - 1 - ((self.extension is not _U) + (self.id is not _U) + (self.id_ext is not _U) + (self.modifierExtension is not _U) + (self.name_ext is not _U) + (self.part is not _U) + (self.resource is not _U))
+        if n > 1:
+            raise _p.ChoiceError("ParametersParameter.value[x]: at most one")
 
 
 class Patient(_p.Resource, tag="Patient", kw_only=True):
@@ -11739,7 +16207,32 @@ class Patient(_p.Resource, tag="Patient", kw_only=True):
     photo: _T86 = _U
     telecom: _T115 = _U
     text: _T17 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.birthDate
+        if v is not _U:
+            _a_date(v)
+        v = self.deceasedDateTime
+        if v is not _U:
+            _a_dateTime(v)
+        v = self.gender
+        if v is not _U:
+            _a_code(v)
+        v = self.id
+        if v is not _U:
+            _a_id(v)
+        v = self.implicitRules
+        if v is not _U:
+            _a_uri(v)
+        v = self.language
+        if v is not _U:
+            _a_code(v)
+        if self.deceasedBoolean is not _U:
+            if self.deceasedDateTime is not _U:
+                raise _p.ChoiceError("Patient.deceased[x]: at most one")
+        if self.multipleBirthBoolean is not _U:
+            if self.multipleBirthInteger is not _U:
+                raise _p.ChoiceError("Patient.multipleBirth[x]: at most one")
 
 
 class PatientCommunication(_p.Complex, kw_only=True):
@@ -11765,7 +16258,11 @@ class PatientContact(_p.Complex, kw_only=True):
     period: _T14 = _U
     relationship: _T23 = _U
     telecom: _T115 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.gender
+        if v is not _U:
+            _a_code(v)
 
 
 class PatientLink(_p.Complex, kw_only=True):
@@ -11776,7 +16273,9 @@ class PatientLink(_p.Complex, kw_only=True):
     other: _T20
     type: _T15
     type_ext: _T3 = _ms.field(default=_U, name="_type")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        _a_code(self.type)
 
 
 class PaymentNotice(_p.Resource, tag="PaymentNotice", kw_only=True):
@@ -11806,7 +16305,22 @@ class PaymentNotice(_p.Resource, tag="PaymentNotice", kw_only=True):
     status: _T15
     status_ext: _T3 = _ms.field(default=_U, name="_status")
     text: _T17 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        _a_dateTime(self.created)
+        v = self.id
+        if v is not _U:
+            _a_id(v)
+        v = self.implicitRules
+        if v is not _U:
+            _a_uri(v)
+        v = self.language
+        if v is not _U:
+            _a_code(v)
+        v = self.paymentDate
+        if v is not _U:
+            _a_date(v)
+        _a_code(self.status)
 
 
 class PaymentReconciliation(_p.Resource, tag="PaymentReconciliation", kw_only=True):
@@ -11861,7 +16375,26 @@ class PaymentReconciliation(_p.Resource, tag="PaymentReconciliation", kw_only=Tr
     tenderedAmount: _T148 = _U
     text: _T17 = _U
     type: _T42
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        _a_dateTime(self.created)
+        _a_date(self.date)
+        v = self.expirationDate
+        if v is not _U:
+            _a_date(v)
+        v = self.id
+        if v is not _U:
+            _a_id(v)
+        v = self.implicitRules
+        if v is not _U:
+            _a_uri(v)
+        v = self.language
+        if v is not _U:
+            _a_code(v)
+        v = self.outcome
+        if v is not _U:
+            _a_code(v)
+        _a_code(self.status)
 
 
 class PaymentReconciliationAllocation(_p.Complex, kw_only=True):
@@ -11885,7 +16418,17 @@ class PaymentReconciliationAllocation(_p.Complex, kw_only=True):
     targetItemPositiveInt: _T21 = _U
     targetItemString: _T2 = _U
     type: _T1 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.date
+        if v is not _U:
+            _a_date(v)
+        if self.targetItemIdentifier is not _U:
+            if self.targetItemPositiveInt is not _U or self.targetItemString is not _U:
+                raise _p.ChoiceError("PaymentReconciliationAllocation.targetItem[x]: at most one")
+        elif self.targetItemPositiveInt is not _U:
+            if self.targetItemString is not _U:
+                raise _p.ChoiceError("PaymentReconciliationAllocation.targetItem[x]: at most one")
 
 
 class PaymentReconciliationProcessNote(_p.Complex, kw_only=True):
@@ -11897,7 +16440,11 @@ class PaymentReconciliationProcessNote(_p.Complex, kw_only=True):
     text_ext: _T3 = _ms.field(default=_U, name="_text")
     type: _T2 = _U
     type_ext: _T3 = _ms.field(default=_U, name="_type")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.type
+        if v is not _U:
+            _a_code(v)
 
 
 class Period(_p.Complex, kw_only=True):
@@ -11908,7 +16455,14 @@ class Period(_p.Complex, kw_only=True):
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     start: _T2 = _U
     start_ext: _T3 = _ms.field(default=_U, name="_start")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.end
+        if v is not _U:
+            _a_dateTime(v)
+        v = self.start
+        if v is not _U:
+            _a_dateTime(v)
 
 
 class Permission(_p.Resource, tag="Permission", kw_only=True):
@@ -11933,7 +16487,21 @@ class Permission(_p.Resource, tag="Permission", kw_only=True):
     status_ext: _T3 = _ms.field(default=_U, name="_status")
     text: _T17 = _U
     validity: _T14 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        _a_code(self.combining)
+        if self.date is not _U:
+            _e_dateTime(self.date)
+        v = self.id
+        if v is not _U:
+            _a_id(v)
+        v = self.implicitRules
+        if v is not _U:
+            _a_uri(v)
+        v = self.language
+        if v is not _U:
+            _a_code(v)
+        _a_code(self.status)
 
 
 class PermissionJustification(_p.Complex, kw_only=True):
@@ -11955,7 +16523,11 @@ class PermissionRule(_p.Complex, kw_only=True):
     modifierExtension: _T7 = _U
     type: _T2 = _U
     type_ext: _T3 = _ms.field(default=_U, name="_type")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.type
+        if v is not _U:
+            _a_code(v)
 
 
 class PermissionRuleActivity(_p.Complex, kw_only=True):
@@ -11987,7 +16559,9 @@ class PermissionRuleDataResource(_p.Complex, kw_only=True):
     meaning_ext: _T3 = _ms.field(default=_U, name="_meaning")
     modifierExtension: _T7 = _U
     reference: _T20
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        _a_code(self.meaning)
 
 
 class Person(_p.Resource, tag="Person", kw_only=True):
@@ -12019,7 +16593,29 @@ class Person(_p.Resource, tag="Person", kw_only=True):
     photo: _T86 = _U
     telecom: _T115 = _U
     text: _T17 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.birthDate
+        if v is not _U:
+            _a_date(v)
+        v = self.deceasedDateTime
+        if v is not _U:
+            _a_dateTime(v)
+        v = self.gender
+        if v is not _U:
+            _a_code(v)
+        v = self.id
+        if v is not _U:
+            _a_id(v)
+        v = self.implicitRules
+        if v is not _U:
+            _a_uri(v)
+        v = self.language
+        if v is not _U:
+            _a_code(v)
+        if self.deceasedBoolean is not _U:
+            if self.deceasedDateTime is not _U:
+                raise _p.ChoiceError("Person.deceased[x]: at most one")
 
 
 class PersonCommunication(_p.Complex, kw_only=True):
@@ -12040,7 +16636,11 @@ class PersonLink(_p.Complex, kw_only=True):
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     modifierExtension: _T7 = _U
     target: _T20
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.assurance
+        if v is not _U:
+            _a_code(v)
 
 
 class PlanDefinition(_p.Resource, tag="PlanDefinition", kw_only=True):
@@ -12111,7 +16711,47 @@ class PlanDefinition(_p.Resource, tag="PlanDefinition", kw_only=True):
     version_ext: _T3 = _ms.field(default=_U, name="_version")
     versionAlgorithmCoding: _T38 = _U
     versionAlgorithmString: _T2 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.approvalDate
+        if v is not _U:
+            _a_date(v)
+        v = self.date
+        if v is not _U:
+            _a_dateTime(v)
+        v = self.id
+        if v is not _U:
+            _a_id(v)
+        v = self.implicitRules
+        if v is not _U:
+            _a_uri(v)
+        v = self.language
+        if v is not _U:
+            _a_code(v)
+        v = self.lastReviewDate
+        if v is not _U:
+            _a_date(v)
+        if self.library is not _U:
+            _e_uri(self.library)
+        _a_code(self.status)
+        v = self.subjectCanonical
+        if v is not _U:
+            _a_uri(v)
+        v = self.url
+        if v is not _U:
+            _a_uri(v)
+        if self.asNeededBoolean is not _U:
+            if self.asNeededCodeableConcept is not _U:
+                raise _p.ChoiceError("PlanDefinition.asNeeded[x]: at most one")
+        if self.subjectCanonical is not _U:
+            if self.subjectCodeableConcept is not _U or self.subjectReference is not _U:
+                raise _p.ChoiceError("PlanDefinition.subject[x]: at most one")
+        elif self.subjectCodeableConcept is not _U:
+            if self.subjectReference is not _U:
+                raise _p.ChoiceError("PlanDefinition.subject[x]: at most one")
+        if self.versionAlgorithmCoding is not _U:
+            if self.versionAlgorithmString is not _U:
+                raise _p.ChoiceError("PlanDefinition.versionAlgorithm[x]: at most one")
 
 
 class PlanDefinitionAction(_p.Complex, kw_only=True):
@@ -12167,7 +16807,56 @@ class PlanDefinitionAction(_p.Complex, kw_only=True):
     transform_ext: _T3 = _ms.field(default=_U, name="_transform")
     trigger: _T570 = _U
     type: _T1 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.cardinalityBehavior
+        if v is not _U:
+            _a_code(v)
+        v = self.definitionCanonical
+        if v is not _U:
+            _a_uri(v)
+        v = self.definitionUri
+        if v is not _U:
+            _a_uri(v)
+        v = self.groupingBehavior
+        if v is not _U:
+            _a_code(v)
+        v = self.precheckBehavior
+        if v is not _U:
+            _a_code(v)
+        v = self.priority
+        if v is not _U:
+            _a_code(v)
+        v = self.requiredBehavior
+        if v is not _U:
+            _a_code(v)
+        v = self.selectionBehavior
+        if v is not _U:
+            _a_code(v)
+        v = self.subjectCanonical
+        if v is not _U:
+            _a_uri(v)
+        v = self.transform
+        if v is not _U:
+            _a_uri(v)
+        if self.definitionCanonical is not _U:
+            if self.definitionUri is not _U:
+                raise _p.ChoiceError("PlanDefinitionAction.definition[x]: at most one")
+        if self.subjectCanonical is not _U:
+            if self.subjectCodeableConcept is not _U or self.subjectReference is not _U:
+                raise _p.ChoiceError("PlanDefinitionAction.subject[x]: at most one")
+        elif self.subjectCodeableConcept is not _U:
+            if self.subjectReference is not _U:
+                raise _p.ChoiceError("PlanDefinitionAction.subject[x]: at most one")
+        if self.timingAge is not _U:
+            if self.timingDuration is not _U or self.timingRange is not _U or self.timingTiming is not _U:
+                raise _p.ChoiceError("PlanDefinitionAction.timing[x]: at most one")
+        elif self.timingDuration is not _U:
+            if self.timingRange is not _U or self.timingTiming is not _U:
+                raise _p.ChoiceError("PlanDefinitionAction.timing[x]: at most one")
+        elif self.timingRange is not _U:
+            if self.timingTiming is not _U:
+                raise _p.ChoiceError("PlanDefinitionAction.timing[x]: at most one")
 
 
 class PlanDefinitionActionCondition(_p.Complex, kw_only=True):
@@ -12178,7 +16867,9 @@ class PlanDefinitionActionCondition(_p.Complex, kw_only=True):
     kind: _T15
     kind_ext: _T3 = _ms.field(default=_U, name="_kind")
     modifierExtension: _T7 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        _a_code(self.kind)
 
 
 class PlanDefinitionActionDynamicValue(_p.Complex, kw_only=True):
@@ -12229,7 +16920,14 @@ class PlanDefinitionActionParticipant(_p.Complex, kw_only=True):
     typeCanonical: _T2 = _U
     typeCanonical_ext: _T3 = _ms.field(default=_U, name="_typeCanonical")
     typeReference: _T11 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.type
+        if v is not _U:
+            _a_code(v)
+        v = self.typeCanonical
+        if v is not _U:
+            _a_uri(v)
 
 
 class PlanDefinitionActionRelatedAction(_p.Complex, kw_only=True):
@@ -12245,7 +16943,15 @@ class PlanDefinitionActionRelatedAction(_p.Complex, kw_only=True):
     relationship_ext: _T3 = _ms.field(default=_U, name="_relationship")
     targetId: _T15
     targetId_ext: _T3 = _ms.field(default=_U, name="_targetId")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.endRelationship
+        if v is not _U:
+            _a_code(v)
+        _a_code(self.relationship)
+        if self.offsetDuration is not _U:
+            if self.offsetRange is not _U:
+                raise _p.ChoiceError("PlanDefinitionActionRelatedAction.offset[x]: at most one")
 
 
 class PlanDefinitionActor(_p.Complex, kw_only=True):
@@ -12271,7 +16977,14 @@ class PlanDefinitionActorOption(_p.Complex, kw_only=True):
     typeCanonical: _T2 = _U
     typeCanonical_ext: _T3 = _ms.field(default=_U, name="_typeCanonical")
     typeReference: _T11 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.type
+        if v is not _U:
+            _a_code(v)
+        v = self.typeCanonical
+        if v is not _U:
+            _a_uri(v)
 
 
 class PlanDefinitionGoal(_p.Complex, kw_only=True):
@@ -12302,7 +17015,26 @@ class PlanDefinitionGoalTarget(_p.Complex, kw_only=True):
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     measure: _T1 = _U
     modifierExtension: _T7 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        if self.detailBoolean is not _U:
+            if self.detailCodeableConcept is not _U or self.detailInteger is not _U or self.detailQuantity is not _U or self.detailRange is not _U or self.detailRatio is not _U or self.detailString is not _U:
+                raise _p.ChoiceError("PlanDefinitionGoalTarget.detail[x]: at most one")
+        elif self.detailCodeableConcept is not _U:
+            if self.detailInteger is not _U or self.detailQuantity is not _U or self.detailRange is not _U or self.detailRatio is not _U or self.detailString is not _U:
+                raise _p.ChoiceError("PlanDefinitionGoalTarget.detail[x]: at most one")
+        elif self.detailInteger is not _U:
+            if self.detailQuantity is not _U or self.detailRange is not _U or self.detailRatio is not _U or self.detailString is not _U:
+                raise _p.ChoiceError("PlanDefinitionGoalTarget.detail[x]: at most one")
+        elif self.detailQuantity is not _U:
+            if self.detailRange is not _U or self.detailRatio is not _U or self.detailString is not _U:
+                raise _p.ChoiceError("PlanDefinitionGoalTarget.detail[x]: at most one")
+        elif self.detailRange is not _U:
+            if self.detailRatio is not _U or self.detailString is not _U:
+                raise _p.ChoiceError("PlanDefinitionGoalTarget.detail[x]: at most one")
+        elif self.detailRatio is not _U:
+            if self.detailString is not _U:
+                raise _p.ChoiceError("PlanDefinitionGoalTarget.detail[x]: at most one")
 
 
 class Practitioner(_p.Resource, tag="Practitioner", kw_only=True):
@@ -12332,7 +17064,29 @@ class Practitioner(_p.Resource, tag="Practitioner", kw_only=True):
     qualification: _T574 = _U
     telecom: _T115 = _U
     text: _T17 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.birthDate
+        if v is not _U:
+            _a_date(v)
+        v = self.deceasedDateTime
+        if v is not _U:
+            _a_dateTime(v)
+        v = self.gender
+        if v is not _U:
+            _a_code(v)
+        v = self.id
+        if v is not _U:
+            _a_id(v)
+        v = self.implicitRules
+        if v is not _U:
+            _a_uri(v)
+        v = self.language
+        if v is not _U:
+            _a_code(v)
+        if self.deceasedBoolean is not _U:
+            if self.deceasedDateTime is not _U:
+                raise _p.ChoiceError("Practitioner.deceased[x]: at most one")
 
 
 class PractitionerCommunication(_p.Complex, kw_only=True):
@@ -12383,7 +17137,17 @@ class PractitionerRole(_p.Resource, tag="PractitionerRole", kw_only=True):
     practitioner: _T11 = _U
     specialty: _T23 = _U
     text: _T17 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U:
+            _a_id(v)
+        v = self.implicitRules
+        if v is not _U:
+            _a_uri(v)
+        v = self.language
+        if v is not _U:
+            _a_code(v)
 
 
 class PrimitiveType(_p.Complex, kw_only=True):
@@ -12442,7 +17206,46 @@ class Procedure(_p.Resource, tag="Procedure", kw_only=True):
     supportingInfo: _T16 = _U
     text: _T17 = _U
     used: _T61 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U:
+            _a_id(v)
+        v = self.implicitRules
+        if v is not _U:
+            _a_uri(v)
+        if self.instantiatesCanonical is not _U:
+            _e_uri(self.instantiatesCanonical)
+        if self.instantiatesUri is not _U:
+            _e_uri(self.instantiatesUri)
+        v = self.language
+        if v is not _U:
+            _a_code(v)
+        v = self.occurrenceDateTime
+        if v is not _U:
+            _a_dateTime(v)
+        v = self.recorded
+        if v is not _U:
+            _a_dateTime(v)
+        _a_code(self.status)
+        if self.occurrenceAge is not _U:
+            if self.occurrenceDateTime is not _U or self.occurrencePeriod is not _U or self.occurrenceRange is not _U or self.occurrenceString is not _U or self.occurrenceTiming is not _U:
+                raise _p.ChoiceError("Procedure.occurrence[x]: at most one")
+        elif self.occurrenceDateTime is not _U:
+            if self.occurrencePeriod is not _U or self.occurrenceRange is not _U or self.occurrenceString is not _U or self.occurrenceTiming is not _U:
+                raise _p.ChoiceError("Procedure.occurrence[x]: at most one")
+        elif self.occurrencePeriod is not _U:
+            if self.occurrenceRange is not _U or self.occurrenceString is not _U or self.occurrenceTiming is not _U:
+                raise _p.ChoiceError("Procedure.occurrence[x]: at most one")
+        elif self.occurrenceRange is not _U:
+            if self.occurrenceString is not _U or self.occurrenceTiming is not _U:
+                raise _p.ChoiceError("Procedure.occurrence[x]: at most one")
+        elif self.occurrenceString is not _U:
+            if self.occurrenceTiming is not _U:
+                raise _p.ChoiceError("Procedure.occurrence[x]: at most one")
+        if self.reportedBoolean is not _U:
+            if self.reportedReference is not _U:
+                raise _p.ChoiceError("Procedure.reported[x]: at most one")
 
 
 class ProcedureFocalDevice(_p.Complex, kw_only=True):
@@ -12474,7 +17277,11 @@ class ProductShelfLife(_p.Complex, kw_only=True):
     periodString: _T2 = _U
     specialPrecautionsForStorage: _T23 = _U
     type: _T1 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        if self.periodDuration is not _U:
+            if self.periodString is not _U:
+                raise _p.ChoiceError("ProductShelfLife.period[x]: at most one")
 
 
 class Provenance(_p.Resource, tag="Provenance", kw_only=True):
@@ -12505,7 +17312,28 @@ class Provenance(_p.Resource, tag="Provenance", kw_only=True):
     signature: _T579 = _U
     target: _T191
     text: _T17 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U:
+            _a_id(v)
+        v = self.implicitRules
+        if v is not _U:
+            _a_uri(v)
+        v = self.language
+        if v is not _U:
+            _a_code(v)
+        v = self.occurredDateTime
+        if v is not _U:
+            _a_dateTime(v)
+        if self.policy is not _U:
+            _e_uri(self.policy)
+        v = self.recorded
+        if v is not _U:
+            _a_instant(v)
+        if self.occurredDateTime is not _U:
+            if self.occurredPeriod is not _U:
+                raise _p.ChoiceError("Provenance.occurred[x]: at most one")
 
 
 class ProvenanceAgent(_p.Complex, kw_only=True):
@@ -12528,7 +17356,9 @@ class ProvenanceEntity(_p.Complex, kw_only=True):
     role: _T15
     role_ext: _T3 = _ms.field(default=_U, name="_role")
     what: _T20
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        _a_code(self.role)
 
 
 class Quantity(_p.Complex, kw_only=True):
@@ -12545,7 +17375,20 @@ class Quantity(_p.Complex, kw_only=True):
     unit_ext: _T3 = _ms.field(default=_U, name="_unit")
     value: _T56 = _U
     value_ext: _T3 = _ms.field(default=_U, name="_value")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.code
+        if v is not _U:
+            _a_code(v)
+        v = self.comparator
+        if v is not _U:
+            _a_code(v)
+        v = self.system
+        if v is not _U:
+            _a_uri(v)
+        v = self.value
+        if v is not _U:
+            _a_decimal(v)
 
 
 class Questionnaire(_p.Resource, tag="Questionnaire", kw_only=True):
@@ -12601,7 +17444,37 @@ class Questionnaire(_p.Resource, tag="Questionnaire", kw_only=True):
     version_ext: _T3 = _ms.field(default=_U, name="_version")
     versionAlgorithmCoding: _T38 = _U
     versionAlgorithmString: _T2 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.approvalDate
+        if v is not _U:
+            _a_date(v)
+        v = self.date
+        if v is not _U:
+            _a_dateTime(v)
+        if self.derivedFrom is not _U:
+            _e_uri(self.derivedFrom)
+        v = self.id
+        if v is not _U:
+            _a_id(v)
+        v = self.implicitRules
+        if v is not _U:
+            _a_uri(v)
+        v = self.language
+        if v is not _U:
+            _a_code(v)
+        v = self.lastReviewDate
+        if v is not _U:
+            _a_date(v)
+        _a_code(self.status)
+        if self.subjectType is not _U:
+            _e_code(self.subjectType)
+        v = self.url
+        if v is not _U:
+            _a_uri(v)
+        if self.versionAlgorithmCoding is not _U:
+            if self.versionAlgorithmString is not _U:
+                raise _p.ChoiceError("Questionnaire.versionAlgorithm[x]: at most one")
 
 
 class QuestionnaireItem(_p.Complex, kw_only=True):
@@ -12640,7 +17513,24 @@ class QuestionnaireItem(_p.Complex, kw_only=True):
     text_ext: _T3 = _ms.field(default=_U, name="_text")
     type: _T15
     type_ext: _T3 = _ms.field(default=_U, name="_type")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.answerConstraint
+        if v is not _U:
+            _a_code(v)
+        v = self.answerValueSet
+        if v is not _U:
+            _a_uri(v)
+        v = self.definition
+        if v is not _U:
+            _a_uri(v)
+        v = self.disabledDisplay
+        if v is not _U:
+            _a_code(v)
+        v = self.enableBehavior
+        if v is not _U:
+            _a_code(v)
+        _a_code(self.type)
 
 
 class QuestionnaireItemAnswerOption(_p.Complex, kw_only=True):
@@ -12656,7 +17546,31 @@ class QuestionnaireItemAnswerOption(_p.Complex, kw_only=True):
     valueReference: _T11 = _U
     valueString: _T2 = _U
     valueTime: _T2 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.valueDate
+        if v is not _U:
+            _a_date(v)
+        v = self.valueTime
+        if v is not _U:
+            _a_time(v)
+        if self.valueCoding is not _U:
+            if self.valueDate is not _U or self.valueInteger is not _U or self.valueReference is not _U or self.valueString is not _U or self.valueTime is not _U:
+                raise _p.ChoiceError("QuestionnaireItemAnswerOption.value[x]: exactly one")
+        elif self.valueDate is not _U:
+            if self.valueInteger is not _U or self.valueReference is not _U or self.valueString is not _U or self.valueTime is not _U:
+                raise _p.ChoiceError("QuestionnaireItemAnswerOption.value[x]: exactly one")
+        elif self.valueInteger is not _U:
+            if self.valueReference is not _U or self.valueString is not _U or self.valueTime is not _U:
+                raise _p.ChoiceError("QuestionnaireItemAnswerOption.value[x]: exactly one")
+        elif self.valueReference is not _U:
+            if self.valueString is not _U or self.valueTime is not _U:
+                raise _p.ChoiceError("QuestionnaireItemAnswerOption.value[x]: exactly one")
+        elif self.valueString is not _U:
+            if self.valueTime is not _U:
+                raise _p.ChoiceError("QuestionnaireItemAnswerOption.value[x]: exactly one")
+        elif not (self.valueTime is not _U):
+            raise _p.ChoiceError("QuestionnaireItemAnswerOption.value[x]: exactly one")
 
 
 class QuestionnaireItemEnableWhen(_p.Complex, kw_only=True):
@@ -12678,7 +17592,25 @@ class QuestionnaireItemEnableWhen(_p.Complex, kw_only=True):
     operator_ext: _T3 = _ms.field(default=_U, name="_operator")
     question: _T15
     question_ext: _T3 = _ms.field(default=_U, name="_question")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.answerDate
+        if v is not _U:
+            _a_date(v)
+        v = self.answerDateTime
+        if v is not _U:
+            _a_dateTime(v)
+        v = self.answerDecimal
+        if v is not _U:
+            _a_decimal(v)
+        v = self.answerTime
+        if v is not _U:
+            _a_time(v)
+        _a_code(self.operator)
+        t = _astuple(self)
+        n = len(t) - t.count(_U) - 2 - ((self.extension is not _U) + (self.id is not _U) + (self.id_ext is not _U) + (self.modifierExtension is not _U) + (self.operator_ext is not _U) + (self.question_ext is not _U))
+        if n != 1:
+            raise _p.ChoiceError("QuestionnaireItemEnableWhen.answer[x]: exactly one")
 
 
 class QuestionnaireItemInitial(_p.Complex, kw_only=True):
@@ -12698,7 +17630,27 @@ class QuestionnaireItemInitial(_p.Complex, kw_only=True):
     valueString: _T2 = _U
     valueTime: _T2 = _U
     valueUri: _T2 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.valueDate
+        if v is not _U:
+            _a_date(v)
+        v = self.valueDateTime
+        if v is not _U:
+            _a_dateTime(v)
+        v = self.valueDecimal
+        if v is not _U:
+            _a_decimal(v)
+        v = self.valueTime
+        if v is not _U:
+            _a_time(v)
+        v = self.valueUri
+        if v is not _U:
+            _a_uri(v)
+        t = _astuple(self)
+        n = len(t) - t.count(_U) - 0 - ((self.extension is not _U) + (self.id is not _U) + (self.id_ext is not _U) + (self.modifierExtension is not _U))
+        if n != 1:
+            raise _p.ChoiceError("QuestionnaireItemInitial.value[x]: exactly one")
 
 
 class QuestionnaireResponse(_p.Resource, tag="QuestionnaireResponse", kw_only=True):
@@ -12727,7 +17679,22 @@ class QuestionnaireResponse(_p.Resource, tag="QuestionnaireResponse", kw_only=Tr
     status_ext: _T3 = _ms.field(default=_U, name="_status")
     subject: _T11 = _U
     text: _T17 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.authored
+        if v is not _U:
+            _a_dateTime(v)
+        v = self.id
+        if v is not _U:
+            _a_id(v)
+        v = self.implicitRules
+        if v is not _U:
+            _a_uri(v)
+        v = self.language
+        if v is not _U:
+            _a_code(v)
+        _a_uri(self.questionnaire)
+        _a_code(self.status)
 
 
 class QuestionnaireResponseItem(_p.Complex, kw_only=True):
@@ -12743,7 +17710,11 @@ class QuestionnaireResponseItem(_p.Complex, kw_only=True):
     modifierExtension: _T7 = _U
     text: _T2 = _U
     text_ext: _T3 = _ms.field(default=_U, name="_text")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.definition
+        if v is not _U:
+            _a_uri(v)
 
 
 class QuestionnaireResponseItemAnswer(_p.Complex, kw_only=True):
@@ -12764,7 +17735,27 @@ class QuestionnaireResponseItemAnswer(_p.Complex, kw_only=True):
     valueString: _T2 = _U
     valueTime: _T2 = _U
     valueUri: _T2 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.valueDate
+        if v is not _U:
+            _a_date(v)
+        v = self.valueDateTime
+        if v is not _U:
+            _a_dateTime(v)
+        v = self.valueDecimal
+        if v is not _U:
+            _a_decimal(v)
+        v = self.valueTime
+        if v is not _U:
+            _a_time(v)
+        v = self.valueUri
+        if v is not _U:
+            _a_uri(v)
+        t = _astuple(self)
+        n = len(t) - t.count(_U) - 0 - ((self.extension is not _U) + (self.id is not _U) + (self.id_ext is not _U) + (self.item is not _U) + (self.modifierExtension is not _U))
+        if n != 1:
+            raise _p.ChoiceError("QuestionnaireResponseItemAnswer.value[x]: exactly one")
 
 
 class Range(_p.Complex, kw_only=True):
@@ -12803,7 +17794,11 @@ class Reference(_p.Complex, kw_only=True):
     reference_ext: _T3 = _ms.field(default=_U, name="_reference")
     type: _T2 = _U
     type_ext: _T3 = _ms.field(default=_U, name="_type")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.type
+        if v is not _U:
+            _a_uri(v)
 
 
 class RegulatedAuthorization(_p.Resource, tag="RegulatedAuthorization", kw_only=True):
@@ -12835,7 +17830,20 @@ class RegulatedAuthorization(_p.Resource, tag="RegulatedAuthorization", kw_only=
     text: _T17 = _U
     type: _T1 = _U
     validityPeriod: _T14 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U:
+            _a_id(v)
+        v = self.implicitRules
+        if v is not _U:
+            _a_uri(v)
+        v = self.language
+        if v is not _U:
+            _a_code(v)
+        v = self.statusDate
+        if v is not _U:
+            _a_dateTime(v)
 
 
 class RegulatedAuthorizationCase(_p.Complex, kw_only=True):
@@ -12849,7 +17857,14 @@ class RegulatedAuthorizationCase(_p.Complex, kw_only=True):
     modifierExtension: _T7 = _U
     status: _T1 = _U
     type: _T1 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.dateDateTime
+        if v is not _U:
+            _a_dateTime(v)
+        if self.dateDateTime is not _U:
+            if self.datePeriod is not _U:
+                raise _p.ChoiceError("RegulatedAuthorizationCase.date[x]: at most one")
 
 
 class RelatedArtifact(_p.Complex, kw_only=True):
@@ -12873,7 +17888,18 @@ class RelatedArtifact(_p.Complex, kw_only=True):
     resourceReference: _T11 = _U
     type: _T15
     type_ext: _T3 = _ms.field(default=_U, name="_type")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.publicationDate
+        if v is not _U:
+            _a_date(v)
+        v = self.publicationStatus
+        if v is not _U:
+            _a_code(v)
+        v = self.resource
+        if v is not _U:
+            _a_uri(v)
+        _a_code(self.type)
 
 
 class RelatedPerson(_p.Resource, tag="RelatedPerson", kw_only=True):
@@ -12903,7 +17929,23 @@ class RelatedPerson(_p.Resource, tag="RelatedPerson", kw_only=True):
     relationship: _T23 = _U
     telecom: _T115 = _U
     text: _T17 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.birthDate
+        if v is not _U:
+            _a_date(v)
+        v = self.gender
+        if v is not _U:
+            _a_code(v)
+        v = self.id
+        if v is not _U:
+            _a_id(v)
+        v = self.implicitRules
+        if v is not _U:
+            _a_uri(v)
+        v = self.language
+        if v is not _U:
+            _a_code(v)
 
 
 class RelatedPersonCommunication(_p.Complex, kw_only=True):
@@ -12952,7 +17994,29 @@ class RequestOrchestration(_p.Resource, tag="RequestOrchestration", kw_only=True
     status_ext: _T3 = _ms.field(default=_U, name="_status")
     subject: _T11 = _U
     text: _T17 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.authoredOn
+        if v is not _U:
+            _a_dateTime(v)
+        v = self.id
+        if v is not _U:
+            _a_id(v)
+        v = self.implicitRules
+        if v is not _U:
+            _a_uri(v)
+        if self.instantiatesCanonical is not _U:
+            _e_uri(self.instantiatesCanonical)
+        if self.instantiatesUri is not _U:
+            _e_uri(self.instantiatesUri)
+        _a_code(self.intent)
+        v = self.language
+        if v is not _U:
+            _a_code(v)
+        v = self.priority
+        if v is not _U:
+            _a_code(v)
+        _a_code(self.status)
 
 
 class RequestOrchestrationAction(_p.Complex, kw_only=True):
@@ -13005,7 +18069,56 @@ class RequestOrchestrationAction(_p.Complex, kw_only=True):
     transform: _T2 = _U
     transform_ext: _T3 = _ms.field(default=_U, name="_transform")
     type: _T1 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.cardinalityBehavior
+        if v is not _U:
+            _a_code(v)
+        v = self.definitionCanonical
+        if v is not _U:
+            _a_uri(v)
+        v = self.definitionUri
+        if v is not _U:
+            _a_uri(v)
+        v = self.groupingBehavior
+        if v is not _U:
+            _a_code(v)
+        v = self.precheckBehavior
+        if v is not _U:
+            _a_code(v)
+        v = self.priority
+        if v is not _U:
+            _a_code(v)
+        v = self.requiredBehavior
+        if v is not _U:
+            _a_code(v)
+        v = self.selectionBehavior
+        if v is not _U:
+            _a_code(v)
+        v = self.timingDateTime
+        if v is not _U:
+            _a_dateTime(v)
+        v = self.transform
+        if v is not _U:
+            _a_uri(v)
+        if self.definitionCanonical is not _U:
+            if self.definitionUri is not _U:
+                raise _p.ChoiceError("RequestOrchestrationAction.definition[x]: at most one")
+        if self.timingAge is not _U:
+            if self.timingDateTime is not _U or self.timingDuration is not _U or self.timingPeriod is not _U or self.timingRange is not _U or self.timingTiming is not _U:
+                raise _p.ChoiceError("RequestOrchestrationAction.timing[x]: at most one")
+        elif self.timingDateTime is not _U:
+            if self.timingDuration is not _U or self.timingPeriod is not _U or self.timingRange is not _U or self.timingTiming is not _U:
+                raise _p.ChoiceError("RequestOrchestrationAction.timing[x]: at most one")
+        elif self.timingDuration is not _U:
+            if self.timingPeriod is not _U or self.timingRange is not _U or self.timingTiming is not _U:
+                raise _p.ChoiceError("RequestOrchestrationAction.timing[x]: at most one")
+        elif self.timingPeriod is not _U:
+            if self.timingRange is not _U or self.timingTiming is not _U:
+                raise _p.ChoiceError("RequestOrchestrationAction.timing[x]: at most one")
+        elif self.timingRange is not _U:
+            if self.timingTiming is not _U:
+                raise _p.ChoiceError("RequestOrchestrationAction.timing[x]: at most one")
 
 
 class RequestOrchestrationActionCondition(_p.Complex, kw_only=True):
@@ -13016,7 +18129,9 @@ class RequestOrchestrationActionCondition(_p.Complex, kw_only=True):
     kind: _T15
     kind_ext: _T3 = _ms.field(default=_U, name="_kind")
     modifierExtension: _T7 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        _a_code(self.kind)
 
 
 class RequestOrchestrationActionDynamicValue(_p.Complex, kw_only=True):
@@ -13067,7 +18182,20 @@ class RequestOrchestrationActionParticipant(_p.Complex, kw_only=True):
     typeCanonical: _T2 = _U
     typeCanonical_ext: _T3 = _ms.field(default=_U, name="_typeCanonical")
     typeReference: _T11 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.actorCanonical
+        if v is not _U:
+            _a_uri(v)
+        v = self.type
+        if v is not _U:
+            _a_code(v)
+        v = self.typeCanonical
+        if v is not _U:
+            _a_uri(v)
+        if self.actorCanonical is not _U:
+            if self.actorReference is not _U:
+                raise _p.ChoiceError("RequestOrchestrationActionParticipant.actor[x]: at most one")
 
 
 class RequestOrchestrationActionRelatedAction(_p.Complex, kw_only=True):
@@ -13083,7 +18211,15 @@ class RequestOrchestrationActionRelatedAction(_p.Complex, kw_only=True):
     relationship_ext: _T3 = _ms.field(default=_U, name="_relationship")
     targetId: _T15
     targetId_ext: _T3 = _ms.field(default=_U, name="_targetId")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.endRelationship
+        if v is not _U:
+            _a_code(v)
+        _a_code(self.relationship)
+        if self.offsetDuration is not _U:
+            if self.offsetRange is not _U:
+                raise _p.ChoiceError("RequestOrchestrationActionRelatedAction.offset[x]: at most one")
 
 
 class Requirements(_p.Resource, tag="Requirements", kw_only=True):
@@ -13135,7 +18271,33 @@ class Requirements(_p.Resource, tag="Requirements", kw_only=True):
     version_ext: _T3 = _ms.field(default=_U, name="_version")
     versionAlgorithmCoding: _T38 = _U
     versionAlgorithmString: _T2 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        if self.actor is not _U:
+            _e_uri(self.actor)
+        v = self.date
+        if v is not _U:
+            _a_dateTime(v)
+        if self.derivedFrom is not _U:
+            _e_uri(self.derivedFrom)
+        v = self.id
+        if v is not _U:
+            _a_id(v)
+        v = self.implicitRules
+        if v is not _U:
+            _a_uri(v)
+        v = self.language
+        if v is not _U:
+            _a_code(v)
+        if self.reference is not _U:
+            _e_uri(self.reference)
+        _a_code(self.status)
+        v = self.url
+        if v is not _U:
+            _a_uri(v)
+        if self.versionAlgorithmCoding is not _U:
+            if self.versionAlgorithmString is not _U:
+                raise _p.ChoiceError("Requirements.versionAlgorithm[x]: at most one")
 
 
 class RequirementsStatement(_p.Complex, kw_only=True):
@@ -13162,7 +18324,14 @@ class RequirementsStatement(_p.Complex, kw_only=True):
     satisfiedBy: _T27 = _U
     satisfiedBy_ext: _T28 = _ms.field(default=_U, name="_satisfiedBy")
     source: _T16 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        if self.conformance is not _U:
+            _e_code(self.conformance)
+        if self.reference is not _U:
+            _e_uri(self.reference)
+        if self.satisfiedBy is not _U:
+            _e_uri(self.satisfiedBy)
 
 
 class ResearchStudy(_p.Resource, tag="ResearchStudy", kw_only=True):
@@ -13217,7 +18386,24 @@ class ResearchStudy(_p.Resource, tag="ResearchStudy", kw_only=True):
     version: _T2 = _U
     version_ext: _T3 = _ms.field(default=_U, name="_version")
     whyStopped: _T1 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.date
+        if v is not _U:
+            _a_dateTime(v)
+        v = self.id
+        if v is not _U:
+            _a_id(v)
+        v = self.implicitRules
+        if v is not _U:
+            _a_uri(v)
+        v = self.language
+        if v is not _U:
+            _a_code(v)
+        _a_code(self.status)
+        v = self.url
+        if v is not _U:
+            _a_uri(v)
 
 
 class ResearchStudyAssociatedParty(_p.Complex, kw_only=True):
@@ -13332,7 +18518,24 @@ class ResearchSubject(_p.Resource, tag="ResearchSubject", kw_only=True):
     study: _T20
     subject: _T20
     text: _T17 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.actualComparisonGroup
+        if v is not _U:
+            _a_id(v)
+        v = self.assignedComparisonGroup
+        if v is not _U:
+            _a_id(v)
+        v = self.id
+        if v is not _U:
+            _a_id(v)
+        v = self.implicitRules
+        if v is not _U:
+            _a_uri(v)
+        v = self.language
+        if v is not _U:
+            _a_code(v)
+        _a_code(self.status)
 
 
 class ResearchSubjectProgress(_p.Complex, kw_only=True):
@@ -13348,7 +18551,14 @@ class ResearchSubjectProgress(_p.Complex, kw_only=True):
     startDate_ext: _T3 = _ms.field(default=_U, name="_startDate")
     subjectState: _T1 = _U
     type: _T1 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.endDate
+        if v is not _U:
+            _a_dateTime(v)
+        v = self.startDate
+        if v is not _U:
+            _a_dateTime(v)
 
 
 class Resource(_p.Complex, kw_only=True):
@@ -13359,7 +18569,14 @@ class Resource(_p.Complex, kw_only=True):
     language: _T2 = _U
     language_ext: _T3 = _ms.field(default=_U, name="_language")
     meta: _T10 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.implicitRules
+        if v is not _U:
+            _a_uri(v)
+        v = self.language
+        if v is not _U:
+            _a_code(v)
 
 
 class RiskAssessment(_p.Resource, tag="RiskAssessment", kw_only=True):
@@ -13393,7 +18610,24 @@ class RiskAssessment(_p.Resource, tag="RiskAssessment", kw_only=True):
     status_ext: _T3 = _ms.field(default=_U, name="_status")
     subject: _T20
     text: _T17 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U:
+            _a_id(v)
+        v = self.implicitRules
+        if v is not _U:
+            _a_uri(v)
+        v = self.language
+        if v is not _U:
+            _a_code(v)
+        v = self.occurrenceDateTime
+        if v is not _U:
+            _a_dateTime(v)
+        _a_code(self.status)
+        if self.occurrenceDateTime is not _U:
+            if self.occurrencePeriod is not _U:
+                raise _p.ChoiceError("RiskAssessment.occurrence[x]: at most one")
 
 
 class RiskAssessmentPrediction(_p.Complex, kw_only=True):
@@ -13411,7 +18645,20 @@ class RiskAssessmentPrediction(_p.Complex, kw_only=True):
     relativeRisk_ext: _T3 = _ms.field(default=_U, name="_relativeRisk")
     whenPeriod: _T14 = _U
     whenRange: _T35 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.probabilityDecimal
+        if v is not _U:
+            _a_decimal(v)
+        v = self.relativeRisk
+        if v is not _U:
+            _a_decimal(v)
+        if self.probabilityDecimal is not _U:
+            if self.probabilityRange is not _U:
+                raise _p.ChoiceError("RiskAssessmentPrediction.probability[x]: at most one")
+        if self.whenPeriod is not _U:
+            if self.whenRange is not _U:
+                raise _p.ChoiceError("RiskAssessmentPrediction.when[x]: at most one")
 
 
 class SampledData(_p.Complex, kw_only=True):
@@ -13437,7 +18684,24 @@ class SampledData(_p.Complex, kw_only=True):
     origin: _T47
     upperLimit: _T56 = _U
     upperLimit_ext: _T3 = _ms.field(default=_U, name="_upperLimit")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.codeMap
+        if v is not _U:
+            _a_uri(v)
+        v = self.factor
+        if v is not _U:
+            _a_decimal(v)
+        v = self.interval
+        if v is not _U:
+            _a_decimal(v)
+        _a_code(self.intervalUnit)
+        v = self.lowerLimit
+        if v is not _U:
+            _a_decimal(v)
+        v = self.upperLimit
+        if v is not _U:
+            _a_decimal(v)
 
 
 class Schedule(_p.Resource, tag="Schedule", kw_only=True):
@@ -13464,7 +18728,17 @@ class Schedule(_p.Resource, tag="Schedule", kw_only=True):
     serviceType: _T61 = _U
     specialty: _T23 = _U
     text: _T17 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U:
+            _a_id(v)
+        v = self.implicitRules
+        if v is not _U:
+            _a_uri(v)
+        v = self.language
+        if v is not _U:
+            _a_code(v)
 
 
 class SearchParameter(_p.Resource, tag="SearchParameter", kw_only=True):
@@ -13536,7 +18810,40 @@ class SearchParameter(_p.Resource, tag="SearchParameter", kw_only=True):
     version_ext: _T3 = _ms.field(default=_U, name="_version")
     versionAlgorithmCoding: _T38 = _U
     versionAlgorithmString: _T2 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        _e_code(self.base)
+        _a_code(self.code)
+        if self.comparator is not _U:
+            _e_code(self.comparator)
+        v = self.date
+        if v is not _U:
+            _a_dateTime(v)
+        v = self.derivedFrom
+        if v is not _U:
+            _a_uri(v)
+        v = self.id
+        if v is not _U:
+            _a_id(v)
+        v = self.implicitRules
+        if v is not _U:
+            _a_uri(v)
+        v = self.language
+        if v is not _U:
+            _a_code(v)
+        if self.modifier is not _U:
+            _e_code(self.modifier)
+        v = self.processingMode
+        if v is not _U:
+            _a_code(v)
+        _a_code(self.status)
+        if self.target is not _U:
+            _e_code(self.target)
+        _a_code(self.type)
+        _a_uri(self.url)
+        if self.versionAlgorithmCoding is not _U:
+            if self.versionAlgorithmString is not _U:
+                raise _p.ChoiceError("SearchParameter.versionAlgorithm[x]: at most one")
 
 
 class SearchParameterComponent(_p.Complex, kw_only=True):
@@ -13548,7 +18855,9 @@ class SearchParameterComponent(_p.Complex, kw_only=True):
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     modifierExtension: _T7 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        _a_uri(self.definition)
 
 
 class ServiceRequest(_p.Resource, tag="ServiceRequest", kw_only=True):
@@ -13608,7 +18917,47 @@ class ServiceRequest(_p.Resource, tag="ServiceRequest", kw_only=True):
     subject: _T20
     supportingInfo: _T61 = _U
     text: _T17 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.authoredOn
+        if v is not _U:
+            _a_dateTime(v)
+        v = self.id
+        if v is not _U:
+            _a_id(v)
+        v = self.implicitRules
+        if v is not _U:
+            _a_uri(v)
+        if self.instantiatesCanonical is not _U:
+            _e_uri(self.instantiatesCanonical)
+        if self.instantiatesUri is not _U:
+            _e_uri(self.instantiatesUri)
+        _a_code(self.intent)
+        v = self.language
+        if v is not _U:
+            _a_code(v)
+        v = self.occurrenceDateTime
+        if v is not _U:
+            _a_dateTime(v)
+        v = self.priority
+        if v is not _U:
+            _a_code(v)
+        _a_code(self.status)
+        if self.asNeededBoolean is not _U:
+            if self.asNeededCodeableConcept is not _U:
+                raise _p.ChoiceError("ServiceRequest.asNeeded[x]: at most one")
+        if self.occurrenceDateTime is not _U:
+            if self.occurrencePeriod is not _U or self.occurrenceTiming is not _U:
+                raise _p.ChoiceError("ServiceRequest.occurrence[x]: at most one")
+        elif self.occurrencePeriod is not _U:
+            if self.occurrenceTiming is not _U:
+                raise _p.ChoiceError("ServiceRequest.occurrence[x]: at most one")
+        if self.quantityQuantity is not _U:
+            if self.quantityRange is not _U or self.quantityRatio is not _U:
+                raise _p.ChoiceError("ServiceRequest.quantity[x]: at most one")
+        elif self.quantityRange is not _U:
+            if self.quantityRatio is not _U:
+                raise _p.ChoiceError("ServiceRequest.quantity[x]: at most one")
 
 
 class ServiceRequestOrderDetail(_p.Complex, kw_only=True):
@@ -13633,7 +18982,28 @@ class ServiceRequestOrderDetailParameter(_p.Complex, kw_only=True):
     valueRange: _T35 = _U
     valueRatio: _T44 = _U
     valueString: _T2 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        if self.valueBoolean is not _U:
+            if self.valueCodeableConcept is not _U or self.valuePeriod is not _U or self.valueQuantity is not _U or self.valueRange is not _U or self.valueRatio is not _U or self.valueString is not _U:
+                raise _p.ChoiceError("ServiceRequestOrderDetailParameter.value[x]: exactly one")
+        elif self.valueCodeableConcept is not _U:
+            if self.valuePeriod is not _U or self.valueQuantity is not _U or self.valueRange is not _U or self.valueRatio is not _U or self.valueString is not _U:
+                raise _p.ChoiceError("ServiceRequestOrderDetailParameter.value[x]: exactly one")
+        elif self.valuePeriod is not _U:
+            if self.valueQuantity is not _U or self.valueRange is not _U or self.valueRatio is not _U or self.valueString is not _U:
+                raise _p.ChoiceError("ServiceRequestOrderDetailParameter.value[x]: exactly one")
+        elif self.valueQuantity is not _U:
+            if self.valueRange is not _U or self.valueRatio is not _U or self.valueString is not _U:
+                raise _p.ChoiceError("ServiceRequestOrderDetailParameter.value[x]: exactly one")
+        elif self.valueRange is not _U:
+            if self.valueRatio is not _U or self.valueString is not _U:
+                raise _p.ChoiceError("ServiceRequestOrderDetailParameter.value[x]: exactly one")
+        elif self.valueRatio is not _U:
+            if self.valueString is not _U:
+                raise _p.ChoiceError("ServiceRequestOrderDetailParameter.value[x]: exactly one")
+        elif not (self.valueString is not _U):
+            raise _p.ChoiceError("ServiceRequestOrderDetailParameter.value[x]: exactly one")
 
 
 class ServiceRequestPatientInstruction(_p.Complex, kw_only=True):
@@ -13643,7 +19013,11 @@ class ServiceRequestPatientInstruction(_p.Complex, kw_only=True):
     instructionMarkdown: _T2 = _U
     instructionReference: _T11 = _U
     modifierExtension: _T7 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        if self.instructionMarkdown is not _U:
+            if self.instructionReference is not _U:
+                raise _p.ChoiceError("ServiceRequestPatientInstruction.instruction[x]: at most one")
 
 
 class Signature(_p.Complex, kw_only=True):
@@ -13661,7 +19035,20 @@ class Signature(_p.Complex, kw_only=True):
     when: _T2 = _U
     when_ext: _T3 = _ms.field(default=_U, name="_when")
     who: _T11 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.data
+        if v is not _U:
+            _a_base64Binary(v)
+        v = self.sigFormat
+        if v is not _U:
+            _a_code(v)
+        v = self.targetFormat
+        if v is not _U:
+            _a_code(v)
+        v = self.when
+        if v is not _U:
+            _a_instant(v)
 
 
 class Slot(_p.Resource, tag="Slot", kw_only=True):
@@ -13692,7 +19079,20 @@ class Slot(_p.Resource, tag="Slot", kw_only=True):
     status: _T15
     status_ext: _T3 = _ms.field(default=_U, name="_status")
     text: _T17 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        _a_instant(self.end)
+        v = self.id
+        if v is not _U:
+            _a_id(v)
+        v = self.implicitRules
+        if v is not _U:
+            _a_uri(v)
+        v = self.language
+        if v is not _U:
+            _a_code(v)
+        _a_instant(self.start)
+        _a_code(self.status)
 
 
 class Specimen(_p.Resource, tag="Specimen", kw_only=True):
@@ -13726,7 +19126,26 @@ class Specimen(_p.Resource, tag="Specimen", kw_only=True):
     subject: _T11 = _U
     text: _T17 = _U
     type: _T1 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.combined
+        if v is not _U:
+            _a_code(v)
+        v = self.id
+        if v is not _U:
+            _a_id(v)
+        v = self.implicitRules
+        if v is not _U:
+            _a_uri(v)
+        v = self.language
+        if v is not _U:
+            _a_code(v)
+        v = self.receivedTime
+        if v is not _U:
+            _a_dateTime(v)
+        v = self.status
+        if v is not _U:
+            _a_code(v)
 
 
 class SpecimenCollection(_p.Complex, kw_only=True):
@@ -13745,7 +19164,17 @@ class SpecimenCollection(_p.Complex, kw_only=True):
     modifierExtension: _T7 = _U
     procedure: _T11 = _U
     quantity: _T31 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.collectedDateTime
+        if v is not _U:
+            _a_dateTime(v)
+        if self.collectedDateTime is not _U:
+            if self.collectedPeriod is not _U:
+                raise _p.ChoiceError("SpecimenCollection.collected[x]: at most one")
+        if self.fastingStatusCodeableConcept is not _U:
+            if self.fastingStatusDuration is not _U:
+                raise _p.ChoiceError("SpecimenCollection.fastingStatus[x]: at most one")
 
 
 class SpecimenContainer(_p.Complex, kw_only=True):
@@ -13817,7 +19246,40 @@ class SpecimenDefinition(_p.Resource, tag="SpecimenDefinition", kw_only=True):
     version_ext: _T3 = _ms.field(default=_U, name="_version")
     versionAlgorithmCoding: _T38 = _U
     versionAlgorithmString: _T2 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.approvalDate
+        if v is not _U:
+            _a_date(v)
+        v = self.date
+        if v is not _U:
+            _a_dateTime(v)
+        if self.derivedFromCanonical is not _U:
+            _e_uri(self.derivedFromCanonical)
+        if self.derivedFromUri is not _U:
+            _e_uri(self.derivedFromUri)
+        v = self.id
+        if v is not _U:
+            _a_id(v)
+        v = self.implicitRules
+        if v is not _U:
+            _a_uri(v)
+        v = self.language
+        if v is not _U:
+            _a_code(v)
+        v = self.lastReviewDate
+        if v is not _U:
+            _a_date(v)
+        _a_code(self.status)
+        v = self.url
+        if v is not _U:
+            _a_uri(v)
+        if self.subjectCodeableConcept is not _U:
+            if self.subjectReference is not _U:
+                raise _p.ChoiceError("SpecimenDefinition.subject[x]: at most one")
+        if self.versionAlgorithmCoding is not _U:
+            if self.versionAlgorithmString is not _U:
+                raise _p.ChoiceError("SpecimenDefinition.versionAlgorithm[x]: at most one")
 
 
 class SpecimenDefinitionTypeTested(_p.Complex, kw_only=True):
@@ -13839,7 +19301,9 @@ class SpecimenDefinitionTypeTested(_p.Complex, kw_only=True):
     singleUse_ext: _T3 = _ms.field(default=_U, name="_singleUse")
     testingDestination: _T23 = _U
     type: _T1 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        _a_code(self.preference)
 
 
 class SpecimenDefinitionTypeTestedContainer(_p.Complex, kw_only=True):
@@ -13858,7 +19322,11 @@ class SpecimenDefinitionTypeTestedContainer(_p.Complex, kw_only=True):
     preparation: _T2 = _U
     preparation_ext: _T3 = _ms.field(default=_U, name="_preparation")
     type: _T1 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        if self.minimumVolumeQuantity is not _U:
+            if self.minimumVolumeString is not _U:
+                raise _p.ChoiceError("SpecimenDefinitionTypeTestedContainer.minimumVolume[x]: at most one")
 
 
 class SpecimenDefinitionTypeTestedContainerAdditive(_p.Complex, kw_only=True):
@@ -13868,7 +19336,13 @@ class SpecimenDefinitionTypeTestedContainerAdditive(_p.Complex, kw_only=True):
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     modifierExtension: _T7 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        if self.additiveCodeableConcept is not _U:
+            if self.additiveReference is not _U:
+                raise _p.ChoiceError("SpecimenDefinitionTypeTestedContainerAdditive.additive[x]: exactly one")
+        elif not (self.additiveReference is not _U):
+            raise _p.ChoiceError("SpecimenDefinitionTypeTestedContainerAdditive.additive[x]: exactly one")
 
 
 class SpecimenDefinitionTypeTestedHandling(_p.Complex, kw_only=True):
@@ -13904,7 +19378,14 @@ class SpecimenProcessing(_p.Complex, kw_only=True):
     modifierExtension: _T7 = _U
     timeDateTime: _T2 = _U
     timePeriod: _T14 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.timeDateTime
+        if v is not _U:
+            _a_dateTime(v)
+        if self.timeDateTime is not _U:
+            if self.timePeriod is not _U:
+                raise _p.ChoiceError("SpecimenProcessing.time[x]: at most one")
 
 
 class StructureDefinition(_p.Resource, tag="StructureDefinition", kw_only=True):
@@ -13968,7 +19449,36 @@ class StructureDefinition(_p.Resource, tag="StructureDefinition", kw_only=True):
     version_ext: _T3 = _ms.field(default=_U, name="_version")
     versionAlgorithmCoding: _T38 = _U
     versionAlgorithmString: _T2 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.baseDefinition
+        if v is not _U:
+            _a_uri(v)
+        v = self.date
+        if v is not _U:
+            _a_dateTime(v)
+        v = self.derivation
+        if v is not _U:
+            _a_code(v)
+        v = self.fhirVersion
+        if v is not _U:
+            _a_code(v)
+        v = self.id
+        if v is not _U:
+            _a_id(v)
+        v = self.implicitRules
+        if v is not _U:
+            _a_uri(v)
+        _a_code(self.kind)
+        v = self.language
+        if v is not _U:
+            _a_code(v)
+        _a_code(self.status)
+        _a_uri(self.type)
+        _a_uri(self.url)
+        if self.versionAlgorithmCoding is not _U:
+            if self.versionAlgorithmString is not _U:
+                raise _p.ChoiceError("StructureDefinition.versionAlgorithm[x]: at most one")
 
 
 class StructureDefinitionContext(_p.Complex, kw_only=True):
@@ -13980,7 +19490,9 @@ class StructureDefinitionContext(_p.Complex, kw_only=True):
     modifierExtension: _T7 = _U
     type: _T15
     type_ext: _T3 = _ms.field(default=_U, name="_type")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        _a_code(self.type)
 
 
 class StructureDefinitionDifferential(_p.Complex, kw_only=True):
@@ -14004,7 +19516,11 @@ class StructureDefinitionMapping(_p.Complex, kw_only=True):
     name_ext: _T3 = _ms.field(default=_U, name="_name")
     uri: _T2 = _U
     uri_ext: _T3 = _ms.field(default=_U, name="_uri")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.uri
+        if v is not _U:
+            _a_uri(v)
 
 
 class StructureDefinitionSnapshot(_p.Complex, kw_only=True):
@@ -14062,7 +19578,27 @@ class StructureMap(_p.Resource, tag="StructureMap", kw_only=True):
     version_ext: _T3 = _ms.field(default=_U, name="_version")
     versionAlgorithmCoding: _T38 = _U
     versionAlgorithmString: _T2 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.date
+        if v is not _U:
+            _a_dateTime(v)
+        v = self.id
+        if v is not _U:
+            _a_id(v)
+        v = self.implicitRules
+        if v is not _U:
+            _a_uri(v)
+        if self.import_ is not _U:
+            _e_uri(self.import_)
+        v = self.language
+        if v is not _U:
+            _a_code(v)
+        _a_code(self.status)
+        _a_uri(self.url)
+        if self.versionAlgorithmCoding is not _U:
+            if self.versionAlgorithmString is not _U:
+                raise _p.ChoiceError("StructureMap.versionAlgorithm[x]: at most one")
 
 
 class StructureMapConst(_p.Complex, kw_only=True):
@@ -14091,7 +19627,11 @@ class StructureMapGroup(_p.Complex, kw_only=True):
     rule: _T628 = _U
     typeMode: _T2 = _U
     typeMode_ext: _T3 = _ms.field(default=_U, name="_typeMode")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.typeMode
+        if v is not _U:
+            _a_code(v)
 
 
 class StructureMapGroupInput(_p.Complex, kw_only=True):
@@ -14107,7 +19647,9 @@ class StructureMapGroupInput(_p.Complex, kw_only=True):
     name_ext: _T3 = _ms.field(default=_U, name="_name")
     type: _T2 = _U
     type_ext: _T3 = _ms.field(default=_U, name="_type")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        _a_code(self.mode)
 
 
 class StructureMapGroupRule(_p.Complex, kw_only=True):
@@ -14162,7 +19704,11 @@ class StructureMapGroupRuleSource(_p.Complex, kw_only=True):
     type_ext: _T3 = _ms.field(default=_U, name="_type")
     variable: _T2 = _U
     variable_ext: _T3 = _ms.field(default=_U, name="_variable")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.listMode
+        if v is not _U:
+            _a_code(v)
 
 
 class StructureMapGroupRuleTarget(_p.Complex, kw_only=True):
@@ -14183,7 +19729,13 @@ class StructureMapGroupRuleTarget(_p.Complex, kw_only=True):
     transform_ext: _T3 = _ms.field(default=_U, name="_transform")
     variable: _T2 = _U
     variable_ext: _T3 = _ms.field(default=_U, name="_variable")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        if self.listMode is not _U:
+            _e_code(self.listMode)
+        v = self.transform
+        if v is not _U:
+            _a_code(v)
 
 
 class StructureMapGroupRuleTargetParameter(_p.Complex, kw_only=True):
@@ -14199,7 +19751,24 @@ class StructureMapGroupRuleTargetParameter(_p.Complex, kw_only=True):
     valueInteger: _T77 = _U
     valueString: _T2 = _U
     valueTime: _T2 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.valueDate
+        if v is not _U:
+            _a_date(v)
+        v = self.valueDateTime
+        if v is not _U:
+            _a_dateTime(v)
+        v = self.valueDecimal
+        if v is not _U:
+            _a_decimal(v)
+        v = self.valueTime
+        if v is not _U:
+            _a_time(v)
+        t = _astuple(self)
+        n = len(t) - t.count(_U) - 0 - ((self.extension is not _U) + (self.id is not _U) + (self.id_ext is not _U) + (self.modifierExtension is not _U))
+        if n != 1:
+            raise _p.ChoiceError("StructureMapGroupRuleTargetParameter.value[x]: exactly one")
 
 
 class StructureMapStructure(_p.Complex, kw_only=True):
@@ -14215,7 +19784,10 @@ class StructureMapStructure(_p.Complex, kw_only=True):
     modifierExtension: _T7 = _U
     url: _T15
     url_ext: _T3 = _ms.field(default=_U, name="_url")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        _a_code(self.mode)
+        _a_uri(self.url)
 
 
 class Subscription(_p.Resource, tag="Subscription", kw_only=True):
@@ -14258,7 +19830,31 @@ class Subscription(_p.Resource, tag="Subscription", kw_only=True):
     timeout_ext: _T3 = _ms.field(default=_U, name="_timeout")
     topic: _T15
     topic_ext: _T3 = _ms.field(default=_U, name="_topic")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.content
+        if v is not _U:
+            _a_code(v)
+        v = self.contentType
+        if v is not _U:
+            _a_code(v)
+        v = self.end
+        if v is not _U:
+            _a_instant(v)
+        v = self.endpoint
+        if v is not _U:
+            _a_uri(v)
+        v = self.id
+        if v is not _U:
+            _a_id(v)
+        v = self.implicitRules
+        if v is not _U:
+            _a_uri(v)
+        v = self.language
+        if v is not _U:
+            _a_code(v)
+        _a_code(self.status)
+        _a_uri(self.topic)
 
 
 class SubscriptionFilterBy(_p.Complex, kw_only=True):
@@ -14276,7 +19872,17 @@ class SubscriptionFilterBy(_p.Complex, kw_only=True):
     resourceType_ext: _T3 = _ms.field(default=_U, name="_resourceType")
     value: _T15
     value_ext: _T3 = _ms.field(default=_U, name="_value")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.comparator
+        if v is not _U:
+            _a_code(v)
+        v = self.modifier
+        if v is not _U:
+            _a_code(v)
+        v = self.resourceType
+        if v is not _U:
+            _a_uri(v)
 
 
 class SubscriptionParameter(_p.Complex, kw_only=True):
@@ -14313,7 +19919,27 @@ class SubscriptionStatus(_p.Resource, tag="SubscriptionStatus", kw_only=True):
     topic_ext: _T3 = _ms.field(default=_U, name="_topic")
     type: _T15
     type_ext: _T3 = _ms.field(default=_U, name="_type")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.eventsSinceSubscriptionStart
+        if v is not _U:
+            _a_integer64(v)
+        v = self.id
+        if v is not _U:
+            _a_id(v)
+        v = self.implicitRules
+        if v is not _U:
+            _a_uri(v)
+        v = self.language
+        if v is not _U:
+            _a_code(v)
+        v = self.status
+        if v is not _U:
+            _a_code(v)
+        v = self.topic
+        if v is not _U:
+            _a_uri(v)
+        _a_code(self.type)
 
 
 class SubscriptionStatusNotificationEvent(_p.Complex, kw_only=True):
@@ -14327,7 +19953,12 @@ class SubscriptionStatusNotificationEvent(_p.Complex, kw_only=True):
     modifierExtension: _T7 = _U
     timestamp: _T2 = _U
     timestamp_ext: _T3 = _ms.field(default=_U, name="_timestamp")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        _a_integer64(self.eventNumber)
+        v = self.timestamp
+        if v is not _U:
+            _a_instant(v)
 
 
 class SubscriptionTopic(_p.Resource, tag="SubscriptionTopic", kw_only=True):
@@ -14383,7 +20014,33 @@ class SubscriptionTopic(_p.Resource, tag="SubscriptionTopic", kw_only=True):
     version_ext: _T3 = _ms.field(default=_U, name="_version")
     versionAlgorithmCoding: _T38 = _U
     versionAlgorithmString: _T2 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.approvalDate
+        if v is not _U:
+            _a_date(v)
+        v = self.date
+        if v is not _U:
+            _a_dateTime(v)
+        if self.derivedFrom is not _U:
+            _e_uri(self.derivedFrom)
+        v = self.id
+        if v is not _U:
+            _a_id(v)
+        v = self.implicitRules
+        if v is not _U:
+            _a_uri(v)
+        v = self.language
+        if v is not _U:
+            _a_code(v)
+        v = self.lastReviewDate
+        if v is not _U:
+            _a_date(v)
+        _a_code(self.status)
+        _a_uri(self.url)
+        if self.versionAlgorithmCoding is not _U:
+            if self.versionAlgorithmString is not _U:
+                raise _p.ChoiceError("SubscriptionTopic.versionAlgorithm[x]: at most one")
 
 
 class SubscriptionTopicCanFilterBy(_p.Complex, kw_only=True):
@@ -14403,7 +20060,18 @@ class SubscriptionTopicCanFilterBy(_p.Complex, kw_only=True):
     modifierExtension: _T7 = _U
     resource: _T2 = _U
     resource_ext: _T3 = _ms.field(default=_U, name="_resource")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        if self.comparator is not _U:
+            _e_code(self.comparator)
+        v = self.filterDefinition
+        if v is not _U:
+            _a_uri(v)
+        if self.modifier is not _U:
+            _e_code(self.modifier)
+        v = self.resource
+        if v is not _U:
+            _a_uri(v)
 
 
 class SubscriptionTopicEventTrigger(_p.Complex, kw_only=True):
@@ -14416,7 +20084,9 @@ class SubscriptionTopicEventTrigger(_p.Complex, kw_only=True):
     modifierExtension: _T7 = _U
     resource: _T15
     resource_ext: _T3 = _ms.field(default=_U, name="_resource")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        _a_uri(self.resource)
 
 
 class SubscriptionTopicNotificationShape(_p.Complex, kw_only=True):
@@ -14430,7 +20100,9 @@ class SubscriptionTopicNotificationShape(_p.Complex, kw_only=True):
     resource_ext: _T3 = _ms.field(default=_U, name="_resource")
     revInclude: _T27 = _U
     revInclude_ext: _T28 = _ms.field(default=_U, name="_revInclude")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        _a_uri(self.resource)
 
 
 class SubscriptionTopicResourceTrigger(_p.Complex, kw_only=True):
@@ -14447,7 +20119,11 @@ class SubscriptionTopicResourceTrigger(_p.Complex, kw_only=True):
     resource_ext: _T3 = _ms.field(default=_U, name="_resource")
     supportedInteraction: _T27 = _U
     supportedInteraction_ext: _T28 = _ms.field(default=_U, name="_supportedInteraction")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        _a_uri(self.resource)
+        if self.supportedInteraction is not _U:
+            _e_code(self.supportedInteraction)
 
 
 class SubscriptionTopicResourceTriggerQueryCriteria(_p.Complex, kw_only=True):
@@ -14465,7 +20141,14 @@ class SubscriptionTopicResourceTriggerQueryCriteria(_p.Complex, kw_only=True):
     resultForCreate_ext: _T3 = _ms.field(default=_U, name="_resultForCreate")
     resultForDelete: _T2 = _U
     resultForDelete_ext: _T3 = _ms.field(default=_U, name="_resultForDelete")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.resultForCreate
+        if v is not _U:
+            _a_code(v)
+        v = self.resultForDelete
+        if v is not _U:
+            _a_code(v)
 
 
 class Substance(_p.Resource, tag="Substance", kw_only=True):
@@ -14493,7 +20176,23 @@ class Substance(_p.Resource, tag="Substance", kw_only=True):
     status: _T2 = _U
     status_ext: _T3 = _ms.field(default=_U, name="_status")
     text: _T17 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.expiry
+        if v is not _U:
+            _a_dateTime(v)
+        v = self.id
+        if v is not _U:
+            _a_id(v)
+        v = self.implicitRules
+        if v is not _U:
+            _a_uri(v)
+        v = self.language
+        if v is not _U:
+            _a_code(v)
+        v = self.status
+        if v is not _U:
+            _a_code(v)
 
 
 class SubstanceDefinition(_p.Resource, tag="SubstanceDefinition", kw_only=True):
@@ -14534,7 +20233,17 @@ class SubstanceDefinition(_p.Resource, tag="SubstanceDefinition", kw_only=True):
     text: _T17 = _U
     version: _T2 = _U
     version_ext: _T3 = _ms.field(default=_U, name="_version")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U:
+            _a_id(v)
+        v = self.implicitRules
+        if v is not _U:
+            _a_uri(v)
+        v = self.language
+        if v is not _U:
+            _a_code(v)
 
 
 class SubstanceDefinitionCharacterization(_p.Complex, kw_only=True):
@@ -14560,7 +20269,11 @@ class SubstanceDefinitionCode(_p.Complex, kw_only=True):
     status: _T1 = _U
     statusDate: _T2 = _U
     statusDate_ext: _T3 = _ms.field(default=_U, name="_statusDate")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.statusDate
+        if v is not _U:
+            _a_dateTime(v)
 
 
 class SubstanceDefinitionMoiety(_p.Complex, kw_only=True):
@@ -14579,7 +20292,11 @@ class SubstanceDefinitionMoiety(_p.Complex, kw_only=True):
     opticalActivity: _T1 = _U
     role: _T1 = _U
     stereochemistry: _T1 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        if self.amountQuantity is not _U:
+            if self.amountString is not _U:
+                raise _p.ChoiceError("SubstanceDefinitionMoiety.amount[x]: at most one")
 
 
 class SubstanceDefinitionMolecularWeight(_p.Complex, kw_only=True):
@@ -14621,7 +20338,11 @@ class SubstanceDefinitionNameOfficial(_p.Complex, kw_only=True):
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     modifierExtension: _T7 = _U
     status: _T1 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.date
+        if v is not _U:
+            _a_dateTime(v)
 
 
 class SubstanceDefinitionProperty(_p.Complex, kw_only=True):
@@ -14635,7 +20356,23 @@ class SubstanceDefinitionProperty(_p.Complex, kw_only=True):
     valueCodeableConcept: _T1 = _U
     valueDate: _T2 = _U
     valueQuantity: _T31 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.valueDate
+        if v is not _U:
+            _a_date(v)
+        if self.valueAttachment is not _U:
+            if self.valueBoolean is not _U or self.valueCodeableConcept is not _U or self.valueDate is not _U or self.valueQuantity is not _U:
+                raise _p.ChoiceError("SubstanceDefinitionProperty.value[x]: at most one")
+        elif self.valueBoolean is not _U:
+            if self.valueCodeableConcept is not _U or self.valueDate is not _U or self.valueQuantity is not _U:
+                raise _p.ChoiceError("SubstanceDefinitionProperty.value[x]: at most one")
+        elif self.valueCodeableConcept is not _U:
+            if self.valueDate is not _U or self.valueQuantity is not _U:
+                raise _p.ChoiceError("SubstanceDefinitionProperty.value[x]: at most one")
+        elif self.valueDate is not _U:
+            if self.valueQuantity is not _U:
+                raise _p.ChoiceError("SubstanceDefinitionProperty.value[x]: at most one")
 
 
 class SubstanceDefinitionRelationship(_p.Complex, kw_only=True):
@@ -14654,7 +20391,17 @@ class SubstanceDefinitionRelationship(_p.Complex, kw_only=True):
     substanceDefinitionCodeableConcept: _T1 = _U
     substanceDefinitionReference: _T11 = _U
     type: _T42
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        if self.amountQuantity is not _U:
+            if self.amountRatio is not _U or self.amountString is not _U:
+                raise _p.ChoiceError("SubstanceDefinitionRelationship.amount[x]: at most one")
+        elif self.amountRatio is not _U:
+            if self.amountString is not _U:
+                raise _p.ChoiceError("SubstanceDefinitionRelationship.amount[x]: at most one")
+        if self.substanceDefinitionCodeableConcept is not _U:
+            if self.substanceDefinitionReference is not _U:
+                raise _p.ChoiceError("SubstanceDefinitionRelationship.substanceDefinition[x]: at most one")
 
 
 class SubstanceDefinitionSourceMaterial(_p.Complex, kw_only=True):
@@ -14706,7 +20453,13 @@ class SubstanceIngredient(_p.Complex, kw_only=True):
     quantity: _T44 = _U
     substanceCodeableConcept: _T1 = _U
     substanceReference: _T11 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        if self.substanceCodeableConcept is not _U:
+            if self.substanceReference is not _U:
+                raise _p.ChoiceError("SubstanceIngredient.substance[x]: exactly one")
+        elif not (self.substanceReference is not _U):
+            raise _p.ChoiceError("SubstanceIngredient.substance[x]: exactly one")
 
 
 class SubstanceNucleicAcid(_p.Resource, tag="SubstanceNucleicAcid", kw_only=True):
@@ -14728,7 +20481,17 @@ class SubstanceNucleicAcid(_p.Resource, tag="SubstanceNucleicAcid", kw_only=True
     sequenceType: _T1 = _U
     subunit: _T655 = _U
     text: _T17 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U:
+            _a_id(v)
+        v = self.implicitRules
+        if v is not _U:
+            _a_uri(v)
+        v = self.language
+        if v is not _U:
+            _a_code(v)
 
 
 class SubstanceNucleicAcidSubunit(_p.Complex, kw_only=True):
@@ -14795,7 +20558,17 @@ class SubstancePolymer(_p.Resource, tag="SubstancePolymer", kw_only=True):
     monomerSet: _T658 = _U
     repeat: _T659 = _U
     text: _T17 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U:
+            _a_id(v)
+        v = self.implicitRules
+        if v is not _U:
+            _a_uri(v)
+        v = self.language
+        if v is not _U:
+            _a_code(v)
 
 
 class SubstancePolymerMonomerSet(_p.Complex, kw_only=True):
@@ -14888,7 +20661,17 @@ class SubstanceProtein(_p.Resource, tag="SubstanceProtein", kw_only=True):
     sequenceType: _T1 = _U
     subunit: _T664 = _U
     text: _T17 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U:
+            _a_id(v)
+        v = self.implicitRules
+        if v is not _U:
+            _a_uri(v)
+        v = self.language
+        if v is not _U:
+            _a_code(v)
 
 
 class SubstanceProteinSubunit(_p.Complex, kw_only=True):
@@ -14928,7 +20711,17 @@ class SubstanceReferenceInformation(_p.Resource, tag="SubstanceReferenceInformat
     modifierExtension: _T7 = _U
     target: _T667 = _U
     text: _T17 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U:
+            _a_id(v)
+        v = self.implicitRules
+        if v is not _U:
+            _a_uri(v)
+        v = self.language
+        if v is not _U:
+            _a_code(v)
 
 
 class SubstanceReferenceInformationGene(_p.Complex, kw_only=True):
@@ -14966,7 +20759,14 @@ class SubstanceReferenceInformationTarget(_p.Complex, kw_only=True):
     source: _T16 = _U
     target: _T81 = _U
     type: _T1 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        if self.amountQuantity is not _U:
+            if self.amountRange is not _U or self.amountString is not _U:
+                raise _p.ChoiceError("SubstanceReferenceInformationTarget.amount[x]: at most one")
+        elif self.amountRange is not _U:
+            if self.amountString is not _U:
+                raise _p.ChoiceError("SubstanceReferenceInformationTarget.amount[x]: at most one")
 
 
 class SubstanceSourceMaterial(_p.Resource, tag="SubstanceSourceMaterial", kw_only=True):
@@ -14997,7 +20797,17 @@ class SubstanceSourceMaterial(_p.Resource, tag="SubstanceSourceMaterial", kw_onl
     sourceMaterialState: _T1 = _U
     sourceMaterialType: _T1 = _U
     text: _T17 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U:
+            _a_id(v)
+        v = self.implicitRules
+        if v is not _U:
+            _a_uri(v)
+        v = self.language
+        if v is not _U:
+            _a_code(v)
 
 
 class SubstanceSourceMaterialFractionDescription(_p.Complex, kw_only=True):
@@ -15098,7 +20908,29 @@ class SupplyDelivery(_p.Resource, tag="SupplyDelivery", kw_only=True):
     supplier: _T11 = _U
     text: _T17 = _U
     type: _T1 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U:
+            _a_id(v)
+        v = self.implicitRules
+        if v is not _U:
+            _a_uri(v)
+        v = self.language
+        if v is not _U:
+            _a_code(v)
+        v = self.occurrenceDateTime
+        if v is not _U:
+            _a_dateTime(v)
+        v = self.status
+        if v is not _U:
+            _a_code(v)
+        if self.occurrenceDateTime is not _U:
+            if self.occurrencePeriod is not _U or self.occurrenceTiming is not _U:
+                raise _p.ChoiceError("SupplyDelivery.occurrence[x]: at most one")
+        elif self.occurrencePeriod is not _U:
+            if self.occurrenceTiming is not _U:
+                raise _p.ChoiceError("SupplyDelivery.occurrence[x]: at most one")
 
 
 class SupplyDeliverySuppliedItem(_p.Complex, kw_only=True):
@@ -15109,7 +20941,11 @@ class SupplyDeliverySuppliedItem(_p.Complex, kw_only=True):
     itemReference: _T11 = _U
     modifierExtension: _T7 = _U
     quantity: _T31 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        if self.itemCodeableConcept is not _U:
+            if self.itemReference is not _U:
+                raise _p.ChoiceError("SupplyDeliverySuppliedItem.item[x]: at most one")
 
 
 class SupplyRequest(_p.Resource, tag="SupplyRequest", kw_only=True):
@@ -15145,7 +20981,35 @@ class SupplyRequest(_p.Resource, tag="SupplyRequest", kw_only=True):
     status_ext: _T3 = _ms.field(default=_U, name="_status")
     supplier: _T16 = _U
     text: _T17 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.authoredOn
+        if v is not _U:
+            _a_dateTime(v)
+        v = self.id
+        if v is not _U:
+            _a_id(v)
+        v = self.implicitRules
+        if v is not _U:
+            _a_uri(v)
+        v = self.language
+        if v is not _U:
+            _a_code(v)
+        v = self.occurrenceDateTime
+        if v is not _U:
+            _a_dateTime(v)
+        v = self.priority
+        if v is not _U:
+            _a_code(v)
+        v = self.status
+        if v is not _U:
+            _a_code(v)
+        if self.occurrenceDateTime is not _U:
+            if self.occurrencePeriod is not _U or self.occurrenceTiming is not _U:
+                raise _p.ChoiceError("SupplyRequest.occurrence[x]: at most one")
+        elif self.occurrencePeriod is not _U:
+            if self.occurrenceTiming is not _U:
+                raise _p.ChoiceError("SupplyRequest.occurrence[x]: at most one")
 
 
 class SupplyRequestParameter(_p.Complex, kw_only=True):
@@ -15158,7 +21022,17 @@ class SupplyRequestParameter(_p.Complex, kw_only=True):
     valueCodeableConcept: _T1 = _U
     valueQuantity: _T31 = _U
     valueRange: _T35 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        if self.valueBoolean is not _U:
+            if self.valueCodeableConcept is not _U or self.valueQuantity is not _U or self.valueRange is not _U:
+                raise _p.ChoiceError("SupplyRequestParameter.value[x]: at most one")
+        elif self.valueCodeableConcept is not _U:
+            if self.valueQuantity is not _U or self.valueRange is not _U:
+                raise _p.ChoiceError("SupplyRequestParameter.value[x]: at most one")
+        elif self.valueQuantity is not _U:
+            if self.valueRange is not _U:
+                raise _p.ChoiceError("SupplyRequestParameter.value[x]: at most one")
 
 
 class Task(_p.Resource, tag="Task", kw_only=True):
@@ -15215,7 +21089,34 @@ class Task(_p.Resource, tag="Task", kw_only=True):
     status_ext: _T3 = _ms.field(default=_U, name="_status")
     statusReason: _T29 = _U
     text: _T17 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.authoredOn
+        if v is not _U:
+            _a_dateTime(v)
+        v = self.id
+        if v is not _U:
+            _a_id(v)
+        v = self.implicitRules
+        if v is not _U:
+            _a_uri(v)
+        v = self.instantiatesCanonical
+        if v is not _U:
+            _a_uri(v)
+        v = self.instantiatesUri
+        if v is not _U:
+            _a_uri(v)
+        _a_code(self.intent)
+        v = self.language
+        if v is not _U:
+            _a_code(v)
+        v = self.lastModified
+        if v is not _U:
+            _a_dateTime(v)
+        v = self.priority
+        if v is not _U:
+            _a_code(v)
+        _a_code(self.status)
 
 
 class TaskInput(_p.Complex, kw_only=True):
@@ -15278,7 +21179,51 @@ class TaskInput(_p.Complex, kw_only=True):
     valueUrl: _T2 = _U
     valueUsageContext: _T306 = _U
     valueUuid: _T2 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.valueBase64Binary
+        if v is not _U:
+            _a_base64Binary(v)
+        v = self.valueCanonical
+        if v is not _U:
+            _a_uri(v)
+        v = self.valueCode
+        if v is not _U:
+            _a_code(v)
+        v = self.valueDate
+        if v is not _U:
+            _a_date(v)
+        v = self.valueDateTime
+        if v is not _U:
+            _a_dateTime(v)
+        v = self.valueDecimal
+        if v is not _U:
+            _a_decimal(v)
+        v = self.valueInstant
+        if v is not _U:
+            _a_instant(v)
+        v = self.valueInteger64
+        if v is not _U:
+            _a_integer64(v)
+        v = self.valueOid
+        if v is not _U:
+            _a_oid(v)
+        v = self.valueTime
+        if v is not _U:
+            _a_time(v)
+        v = self.valueUri
+        if v is not _U:
+            _a_uri(v)
+        v = self.valueUrl
+        if v is not _U:
+            _a_uri(v)
+        v = self.valueUuid
+        if v is not _U:
+            _a_uuid(v)
+        t = _astuple(self)
+        n = len(t) - t.count(_U) - 1 - ((self.extension is not _U) + (self.id is not _U) + (self.id_ext is not _U) + (self.modifierExtension is not _U))
+        if n != 1:
+            raise _p.ChoiceError("TaskInput.value[x]: exactly one")
 
 
 class TaskOutput(_p.Complex, kw_only=True):
@@ -15341,7 +21286,51 @@ class TaskOutput(_p.Complex, kw_only=True):
     valueUrl: _T2 = _U
     valueUsageContext: _T306 = _U
     valueUuid: _T2 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.valueBase64Binary
+        if v is not _U:
+            _a_base64Binary(v)
+        v = self.valueCanonical
+        if v is not _U:
+            _a_uri(v)
+        v = self.valueCode
+        if v is not _U:
+            _a_code(v)
+        v = self.valueDate
+        if v is not _U:
+            _a_date(v)
+        v = self.valueDateTime
+        if v is not _U:
+            _a_dateTime(v)
+        v = self.valueDecimal
+        if v is not _U:
+            _a_decimal(v)
+        v = self.valueInstant
+        if v is not _U:
+            _a_instant(v)
+        v = self.valueInteger64
+        if v is not _U:
+            _a_integer64(v)
+        v = self.valueOid
+        if v is not _U:
+            _a_oid(v)
+        v = self.valueTime
+        if v is not _U:
+            _a_time(v)
+        v = self.valueUri
+        if v is not _U:
+            _a_uri(v)
+        v = self.valueUrl
+        if v is not _U:
+            _a_uri(v)
+        v = self.valueUuid
+        if v is not _U:
+            _a_uuid(v)
+        t = _astuple(self)
+        n = len(t) - t.count(_U) - 1 - ((self.extension is not _U) + (self.id is not _U) + (self.id_ext is not _U) + (self.modifierExtension is not _U))
+        if n != 1:
+            raise _p.ChoiceError("TaskOutput.value[x]: exactly one")
 
 
 class TaskPerformer(_p.Complex, kw_only=True):
@@ -15419,7 +21408,29 @@ class TerminologyCapabilities(_p.Resource, tag="TerminologyCapabilities", kw_onl
     version_ext: _T3 = _ms.field(default=_U, name="_version")
     versionAlgorithmCoding: _T38 = _U
     versionAlgorithmString: _T2 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.codeSearch
+        if v is not _U:
+            _a_code(v)
+        _a_dateTime(self.date)
+        v = self.id
+        if v is not _U:
+            _a_id(v)
+        v = self.implicitRules
+        if v is not _U:
+            _a_uri(v)
+        _a_code(self.kind)
+        v = self.language
+        if v is not _U:
+            _a_code(v)
+        _a_code(self.status)
+        v = self.url
+        if v is not _U:
+            _a_uri(v)
+        if self.versionAlgorithmCoding is not _U:
+            if self.versionAlgorithmString is not _U:
+                raise _p.ChoiceError("TerminologyCapabilities.versionAlgorithm[x]: at most one")
 
 
 class TerminologyCapabilitiesClosure(_p.Complex, kw_only=True):
@@ -15443,7 +21454,12 @@ class TerminologyCapabilitiesCodeSystem(_p.Complex, kw_only=True):
     uri: _T2 = _U
     uri_ext: _T3 = _ms.field(default=_U, name="_uri")
     version: _T687 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        _a_code(self.content)
+        v = self.uri
+        if v is not _U:
+            _a_uri(v)
 
 
 class TerminologyCapabilitiesCodeSystemVersion(_p.Complex, kw_only=True):
@@ -15462,7 +21478,12 @@ class TerminologyCapabilitiesCodeSystemVersion(_p.Complex, kw_only=True):
     modifierExtension: _T7 = _U
     property: _T27 = _U
     property_ext: _T28 = _ms.field(default=_U, name="_property")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        if self.language is not _U:
+            _e_code(self.language)
+        if self.property is not _U:
+            _e_code(self.property)
 
 
 class TerminologyCapabilitiesCodeSystemVersionFilter(_p.Complex, kw_only=True):
@@ -15474,7 +21495,10 @@ class TerminologyCapabilitiesCodeSystemVersionFilter(_p.Complex, kw_only=True):
     modifierExtension: _T7 = _U
     op: _T100
     op_ext: _T28 = _ms.field(default=_U, name="_op")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        _a_code(self.code)
+        _e_code(self.op)
 
 
 class TerminologyCapabilitiesExpansion(_p.Complex, kw_only=True):
@@ -15502,7 +21526,9 @@ class TerminologyCapabilitiesExpansionParameter(_p.Complex, kw_only=True):
     modifierExtension: _T7 = _U
     name: _T15
     name_ext: _T3 = _ms.field(default=_U, name="_name")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        _a_code(self.name)
 
 
 class TerminologyCapabilitiesImplementation(_p.Complex, kw_only=True):
@@ -15514,7 +21540,11 @@ class TerminologyCapabilitiesImplementation(_p.Complex, kw_only=True):
     modifierExtension: _T7 = _U
     url: _T2 = _U
     url_ext: _T3 = _ms.field(default=_U, name="_url")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.url
+        if v is not _U:
+            _a_uri(v)
 
 
 class TerminologyCapabilitiesSoftware(_p.Complex, kw_only=True):
@@ -15596,7 +21626,27 @@ class TestPlan(_p.Resource, tag="TestPlan", kw_only=True):
     version_ext: _T3 = _ms.field(default=_U, name="_version")
     versionAlgorithmCoding: _T38 = _U
     versionAlgorithmString: _T2 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.date
+        if v is not _U:
+            _a_dateTime(v)
+        v = self.id
+        if v is not _U:
+            _a_id(v)
+        v = self.implicitRules
+        if v is not _U:
+            _a_uri(v)
+        v = self.language
+        if v is not _U:
+            _a_code(v)
+        _a_code(self.status)
+        v = self.url
+        if v is not _U:
+            _a_uri(v)
+        if self.versionAlgorithmCoding is not _U:
+            if self.versionAlgorithmString is not _U:
+                raise _p.ChoiceError("TestPlan.versionAlgorithm[x]: at most one")
 
 
 class TestPlanDependency(_p.Complex, kw_only=True):
@@ -15652,7 +21702,11 @@ class TestPlanTestCaseTestData(_p.Complex, kw_only=True):
     sourceReference: _T11 = _U
     sourceString: _T2 = _U
     type: _T78
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        if self.sourceReference is not _U:
+            if self.sourceString is not _U:
+                raise _p.ChoiceError("TestPlanTestCaseTestData.source[x]: at most one")
 
 
 class TestPlanTestCaseTestRun(_p.Complex, kw_only=True):
@@ -15673,7 +21727,11 @@ class TestPlanTestCaseTestRunScript(_p.Complex, kw_only=True):
     modifierExtension: _T7 = _U
     sourceReference: _T11 = _U
     sourceString: _T2 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        if self.sourceReference is not _U:
+            if self.sourceString is not _U:
+                raise _p.ChoiceError("TestPlanTestCaseTestRunScript.source[x]: at most one")
 
 
 class TestReport(_p.Resource, tag="TestReport", kw_only=True):
@@ -15707,7 +21765,26 @@ class TestReport(_p.Resource, tag="TestReport", kw_only=True):
     tester: _T2 = _U
     tester_ext: _T3 = _ms.field(default=_U, name="_tester")
     text: _T17 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U:
+            _a_id(v)
+        v = self.implicitRules
+        if v is not _U:
+            _a_uri(v)
+        v = self.issued
+        if v is not _U:
+            _a_dateTime(v)
+        v = self.language
+        if v is not _U:
+            _a_code(v)
+        _a_code(self.result)
+        v = self.score
+        if v is not _U:
+            _a_decimal(v)
+        _a_code(self.status)
+        _a_uri(self.testScript)
 
 
 class TestReportParticipant(_p.Complex, kw_only=True):
@@ -15721,7 +21798,10 @@ class TestReportParticipant(_p.Complex, kw_only=True):
     type_ext: _T3 = _ms.field(default=_U, name="_type")
     uri: _T15
     uri_ext: _T3 = _ms.field(default=_U, name="_uri")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        _a_code(self.type)
+        _a_uri(self.uri)
 
 
 class TestReportSetup(_p.Complex, kw_only=True):
@@ -15753,7 +21833,9 @@ class TestReportSetupActionAssert(_p.Complex, kw_only=True):
     requirement: _T704 = _U
     result: _T15
     result_ext: _T3 = _ms.field(default=_U, name="_result")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        _a_code(self.result)
 
 
 class TestReportSetupActionAssertRequirement(_p.Complex, kw_only=True):
@@ -15763,7 +21845,17 @@ class TestReportSetupActionAssertRequirement(_p.Complex, kw_only=True):
     linkCanonical: _T2 = _U
     linkUri: _T2 = _U
     modifierExtension: _T7 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.linkCanonical
+        if v is not _U:
+            _a_uri(v)
+        v = self.linkUri
+        if v is not _U:
+            _a_uri(v)
+        if self.linkCanonical is not _U:
+            if self.linkUri is not _U:
+                raise _p.ChoiceError("TestReportSetupActionAssertRequirement.link[x]: at most one")
 
 
 class TestReportSetupActionOperation(_p.Complex, kw_only=True):
@@ -15777,7 +21869,12 @@ class TestReportSetupActionOperation(_p.Complex, kw_only=True):
     modifierExtension: _T7 = _U
     result: _T15
     result_ext: _T3 = _ms.field(default=_U, name="_result")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.detail
+        if v is not _U:
+            _a_uri(v)
+        _a_code(self.result)
 
 
 class TestReportTeardown(_p.Complex, kw_only=True):
@@ -15870,7 +21967,29 @@ class TestScript(_p.Resource, tag="TestScript", kw_only=True):
     version_ext: _T3 = _ms.field(default=_U, name="_version")
     versionAlgorithmCoding: _T38 = _U
     versionAlgorithmString: _T2 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.date
+        if v is not _U:
+            _a_dateTime(v)
+        v = self.id
+        if v is not _U:
+            _a_id(v)
+        v = self.implicitRules
+        if v is not _U:
+            _a_uri(v)
+        v = self.language
+        if v is not _U:
+            _a_code(v)
+        if self.profile is not _U:
+            _e_uri(self.profile)
+        _a_code(self.status)
+        v = self.url
+        if v is not _U:
+            _a_uri(v)
+        if self.versionAlgorithmCoding is not _U:
+            if self.versionAlgorithmString is not _U:
+                raise _p.ChoiceError("TestScript.versionAlgorithm[x]: at most one")
 
 
 class TestScriptDestination(_p.Complex, kw_only=True):
@@ -15883,7 +22002,11 @@ class TestScriptDestination(_p.Complex, kw_only=True):
     profile: _T78
     url: _T2 = _U
     url_ext: _T3 = _ms.field(default=_U, name="_url")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.url
+        if v is not _U:
+            _a_uri(v)
 
 
 class TestScriptFixture(_p.Complex, kw_only=True):
@@ -15926,7 +22049,11 @@ class TestScriptMetadataCapability(_p.Complex, kw_only=True):
     required_ext: _T3 = _ms.field(default=_U, name="_required")
     validated: _T154
     validated_ext: _T3 = _ms.field(default=_U, name="_validated")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        _a_uri(self.capabilities)
+        if self.link is not _U:
+            _e_uri(self.link)
 
 
 class TestScriptMetadataLink(_p.Complex, kw_only=True):
@@ -15938,7 +22065,9 @@ class TestScriptMetadataLink(_p.Complex, kw_only=True):
     modifierExtension: _T7 = _U
     url: _T15
     url_ext: _T3 = _ms.field(default=_U, name="_url")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        _a_uri(self.url)
 
 
 class TestScriptOrigin(_p.Complex, kw_only=True):
@@ -15951,7 +22080,11 @@ class TestScriptOrigin(_p.Complex, kw_only=True):
     profile: _T78
     url: _T2 = _U
     url_ext: _T3 = _ms.field(default=_U, name="_url")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.url
+        if v is not _U:
+            _a_uri(v)
 
 
 class TestScriptScope(_p.Complex, kw_only=True):
@@ -15963,7 +22096,9 @@ class TestScriptScope(_p.Complex, kw_only=True):
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     modifierExtension: _T7 = _U
     phase: _T1 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        _a_uri(self.artifact)
 
 
 class TestScriptSetup(_p.Complex, kw_only=True):
@@ -16037,7 +22172,29 @@ class TestScriptSetupActionAssert(_p.Complex, kw_only=True):
     value_ext: _T3 = _ms.field(default=_U, name="_value")
     warningOnly: _T154
     warningOnly_ext: _T3 = _ms.field(default=_U, name="_warningOnly")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.contentType
+        if v is not _U:
+            _a_code(v)
+        v = self.defaultManualCompletion
+        if v is not _U:
+            _a_code(v)
+        v = self.direction
+        if v is not _U:
+            _a_code(v)
+        v = self.operator
+        if v is not _U:
+            _a_code(v)
+        v = self.requestMethod
+        if v is not _U:
+            _a_code(v)
+        v = self.resource
+        if v is not _U:
+            _a_uri(v)
+        v = self.response
+        if v is not _U:
+            _a_code(v)
 
 
 class TestScriptSetupActionAssertRequirement(_p.Complex, kw_only=True):
@@ -16047,7 +22204,17 @@ class TestScriptSetupActionAssertRequirement(_p.Complex, kw_only=True):
     linkCanonical: _T2 = _U
     linkUri: _T2 = _U
     modifierExtension: _T7 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.linkCanonical
+        if v is not _U:
+            _a_uri(v)
+        v = self.linkUri
+        if v is not _U:
+            _a_uri(v)
+        if self.linkCanonical is not _U:
+            if self.linkUri is not _U:
+                raise _p.ChoiceError("TestScriptSetupActionAssertRequirement.link[x]: at most one")
 
 
 class TestScriptSetupActionOperation(_p.Complex, kw_only=True):
@@ -16087,7 +22254,20 @@ class TestScriptSetupActionOperation(_p.Complex, kw_only=True):
     type: _T38 = _U
     url: _T2 = _U
     url_ext: _T3 = _ms.field(default=_U, name="_url")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.accept
+        if v is not _U:
+            _a_code(v)
+        v = self.contentType
+        if v is not _U:
+            _a_code(v)
+        v = self.method
+        if v is not _U:
+            _a_code(v)
+        v = self.resource
+        if v is not _U:
+            _a_uri(v)
 
 
 class TestScriptSetupActionOperationRequestHeader(_p.Complex, kw_only=True):
@@ -16170,7 +22350,10 @@ class Timing(_p.Complex, kw_only=True):
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     modifierExtension: _T7 = _U
     repeat: _T728 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        if self.event is not _U:
+            _e_dateTime(self.event)
 
 
 class TimingRepeat(_p.Complex, kw_only=True):
@@ -16208,7 +22391,38 @@ class TimingRepeat(_p.Complex, kw_only=True):
     timeOfDay_ext: _T28 = _ms.field(default=_U, name="_timeOfDay")
     when: _T27 = _U
     when_ext: _T28 = _ms.field(default=_U, name="_when")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        if self.dayOfWeek is not _U:
+            _e_code(self.dayOfWeek)
+        v = self.duration
+        if v is not _U:
+            _a_decimal(v)
+        v = self.durationMax
+        if v is not _U:
+            _a_decimal(v)
+        v = self.durationUnit
+        if v is not _U:
+            _a_code(v)
+        v = self.period
+        if v is not _U:
+            _a_decimal(v)
+        v = self.periodMax
+        if v is not _U:
+            _a_decimal(v)
+        v = self.periodUnit
+        if v is not _U:
+            _a_code(v)
+        if self.timeOfDay is not _U:
+            _e_time(self.timeOfDay)
+        if self.when is not _U:
+            _e_code(self.when)
+        if self.boundsDuration is not _U:
+            if self.boundsPeriod is not _U or self.boundsRange is not _U:
+                raise _p.ChoiceError("TimingRepeat.bounds[x]: at most one")
+        elif self.boundsPeriod is not _U:
+            if self.boundsRange is not _U:
+                raise _p.ChoiceError("TimingRepeat.bounds[x]: at most one")
 
 
 class Transport(_p.Resource, tag="Transport", kw_only=True):
@@ -16264,7 +22478,39 @@ class Transport(_p.Resource, tag="Transport", kw_only=True):
     status_ext: _T3 = _ms.field(default=_U, name="_status")
     statusReason: _T1 = _U
     text: _T17 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.authoredOn
+        if v is not _U:
+            _a_dateTime(v)
+        v = self.completionTime
+        if v is not _U:
+            _a_dateTime(v)
+        v = self.id
+        if v is not _U:
+            _a_id(v)
+        v = self.implicitRules
+        if v is not _U:
+            _a_uri(v)
+        v = self.instantiatesCanonical
+        if v is not _U:
+            _a_uri(v)
+        v = self.instantiatesUri
+        if v is not _U:
+            _a_uri(v)
+        _a_code(self.intent)
+        v = self.language
+        if v is not _U:
+            _a_code(v)
+        v = self.lastModified
+        if v is not _U:
+            _a_dateTime(v)
+        v = self.priority
+        if v is not _U:
+            _a_code(v)
+        v = self.status
+        if v is not _U:
+            _a_code(v)
 
 
 class TransportInput(_p.Complex, kw_only=True):
@@ -16327,7 +22573,51 @@ class TransportInput(_p.Complex, kw_only=True):
     valueUrl: _T2 = _U
     valueUsageContext: _T306 = _U
     valueUuid: _T2 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.valueBase64Binary
+        if v is not _U:
+            _a_base64Binary(v)
+        v = self.valueCanonical
+        if v is not _U:
+            _a_uri(v)
+        v = self.valueCode
+        if v is not _U:
+            _a_code(v)
+        v = self.valueDate
+        if v is not _U:
+            _a_date(v)
+        v = self.valueDateTime
+        if v is not _U:
+            _a_dateTime(v)
+        v = self.valueDecimal
+        if v is not _U:
+            _a_decimal(v)
+        v = self.valueInstant
+        if v is not _U:
+            _a_instant(v)
+        v = self.valueInteger64
+        if v is not _U:
+            _a_integer64(v)
+        v = self.valueOid
+        if v is not _U:
+            _a_oid(v)
+        v = self.valueTime
+        if v is not _U:
+            _a_time(v)
+        v = self.valueUri
+        if v is not _U:
+            _a_uri(v)
+        v = self.valueUrl
+        if v is not _U:
+            _a_uri(v)
+        v = self.valueUuid
+        if v is not _U:
+            _a_uuid(v)
+        t = _astuple(self)
+        n = len(t) - t.count(_U) - 1 - ((self.extension is not _U) + (self.id is not _U) + (self.id_ext is not _U) + (self.modifierExtension is not _U))
+        if n != 1:
+            raise _p.ChoiceError("TransportInput.value[x]: exactly one")
 
 
 class TransportOutput(_p.Complex, kw_only=True):
@@ -16390,7 +22680,51 @@ class TransportOutput(_p.Complex, kw_only=True):
     valueUrl: _T2 = _U
     valueUsageContext: _T306 = _U
     valueUuid: _T2 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.valueBase64Binary
+        if v is not _U:
+            _a_base64Binary(v)
+        v = self.valueCanonical
+        if v is not _U:
+            _a_uri(v)
+        v = self.valueCode
+        if v is not _U:
+            _a_code(v)
+        v = self.valueDate
+        if v is not _U:
+            _a_date(v)
+        v = self.valueDateTime
+        if v is not _U:
+            _a_dateTime(v)
+        v = self.valueDecimal
+        if v is not _U:
+            _a_decimal(v)
+        v = self.valueInstant
+        if v is not _U:
+            _a_instant(v)
+        v = self.valueInteger64
+        if v is not _U:
+            _a_integer64(v)
+        v = self.valueOid
+        if v is not _U:
+            _a_oid(v)
+        v = self.valueTime
+        if v is not _U:
+            _a_time(v)
+        v = self.valueUri
+        if v is not _U:
+            _a_uri(v)
+        v = self.valueUrl
+        if v is not _U:
+            _a_uri(v)
+        v = self.valueUuid
+        if v is not _U:
+            _a_uuid(v)
+        t = _astuple(self)
+        n = len(t) - t.count(_U) - 1 - ((self.extension is not _U) + (self.id is not _U) + (self.id_ext is not _U) + (self.modifierExtension is not _U))
+        if n != 1:
+            raise _p.ChoiceError("TransportOutput.value[x]: exactly one")
 
 
 class TransportRestriction(_p.Complex, kw_only=True):
@@ -16421,7 +22755,27 @@ class TriggerDefinition(_p.Complex, kw_only=True):
     timingTiming: _T36 = _U
     type: _T15
     type_ext: _T3 = _ms.field(default=_U, name="_type")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.subscriptionTopic
+        if v is not _U:
+            _a_uri(v)
+        v = self.timingDate
+        if v is not _U:
+            _a_date(v)
+        v = self.timingDateTime
+        if v is not _U:
+            _a_dateTime(v)
+        _a_code(self.type)
+        if self.timingDate is not _U:
+            if self.timingDateTime is not _U or self.timingReference is not _U or self.timingTiming is not _U:
+                raise _p.ChoiceError("TriggerDefinition.timing[x]: at most one")
+        elif self.timingDateTime is not _U:
+            if self.timingReference is not _U or self.timingTiming is not _U:
+                raise _p.ChoiceError("TriggerDefinition.timing[x]: at most one")
+        elif self.timingReference is not _U:
+            if self.timingTiming is not _U:
+                raise _p.ChoiceError("TriggerDefinition.timing[x]: at most one")
 
 
 class UsageContext(_p.Complex, kw_only=True):
@@ -16433,7 +22787,19 @@ class UsageContext(_p.Complex, kw_only=True):
     valueQuantity: _T31 = _U
     valueRange: _T35 = _U
     valueReference: _T11 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        if self.valueCodeableConcept is not _U:
+            if self.valueQuantity is not _U or self.valueRange is not _U or self.valueReference is not _U:
+                raise _p.ChoiceError("UsageContext.value[x]: exactly one")
+        elif self.valueQuantity is not _U:
+            if self.valueRange is not _U or self.valueReference is not _U:
+                raise _p.ChoiceError("UsageContext.value[x]: exactly one")
+        elif self.valueRange is not _U:
+            if self.valueReference is not _U:
+                raise _p.ChoiceError("UsageContext.value[x]: exactly one")
+        elif not (self.valueReference is not _U):
+            raise _p.ChoiceError("UsageContext.value[x]: exactly one")
 
 
 class ValueSet(_p.Resource, tag="ValueSet", kw_only=True):
@@ -16494,7 +22860,33 @@ class ValueSet(_p.Resource, tag="ValueSet", kw_only=True):
     version_ext: _T3 = _ms.field(default=_U, name="_version")
     versionAlgorithmCoding: _T38 = _U
     versionAlgorithmString: _T2 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.approvalDate
+        if v is not _U:
+            _a_date(v)
+        v = self.date
+        if v is not _U:
+            _a_dateTime(v)
+        v = self.id
+        if v is not _U:
+            _a_id(v)
+        v = self.implicitRules
+        if v is not _U:
+            _a_uri(v)
+        v = self.language
+        if v is not _U:
+            _a_code(v)
+        v = self.lastReviewDate
+        if v is not _U:
+            _a_date(v)
+        _a_code(self.status)
+        v = self.url
+        if v is not _U:
+            _a_uri(v)
+        if self.versionAlgorithmCoding is not _U:
+            if self.versionAlgorithmString is not _U:
+                raise _p.ChoiceError("ValueSet.versionAlgorithm[x]: at most one")
 
 
 class ValueSetCompose(_p.Complex, kw_only=True):
@@ -16510,7 +22902,11 @@ class ValueSetCompose(_p.Complex, kw_only=True):
     modifierExtension: _T7 = _U
     property: _T27 = _U
     property_ext: _T28 = _ms.field(default=_U, name="_property")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.lockedDate
+        if v is not _U:
+            _a_date(v)
 
 
 class ValueSetComposeInclude(_p.Complex, kw_only=True):
@@ -16528,7 +22924,13 @@ class ValueSetComposeInclude(_p.Complex, kw_only=True):
     valueSet_ext: _T28 = _ms.field(default=_U, name="_valueSet")
     version: _T2 = _U
     version_ext: _T3 = _ms.field(default=_U, name="_version")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.system
+        if v is not _U:
+            _a_uri(v)
+        if self.valueSet is not _U:
+            _e_uri(self.valueSet)
 
 
 class ValueSetComposeIncludeConcept(_p.Complex, kw_only=True):
@@ -16541,7 +22943,9 @@ class ValueSetComposeIncludeConcept(_p.Complex, kw_only=True):
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     modifierExtension: _T7 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        _a_code(self.code)
 
 
 class ValueSetComposeIncludeConceptDesignation(_p.Complex, kw_only=True):
@@ -16555,7 +22959,11 @@ class ValueSetComposeIncludeConceptDesignation(_p.Complex, kw_only=True):
     use: _T38 = _U
     value: _T15
     value_ext: _T3 = _ms.field(default=_U, name="_value")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.language
+        if v is not _U:
+            _a_code(v)
 
 
 class ValueSetComposeIncludeFilter(_p.Complex, kw_only=True):
@@ -16569,7 +22977,10 @@ class ValueSetComposeIncludeFilter(_p.Complex, kw_only=True):
     property_ext: _T3 = _ms.field(default=_U, name="_property")
     value: _T15
     value_ext: _T3 = _ms.field(default=_U, name="_value")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        _a_code(self.op)
+        _a_code(self.property)
 
 
 class ValueSetExpansion(_p.Complex, kw_only=True):
@@ -16590,7 +23001,15 @@ class ValueSetExpansion(_p.Complex, kw_only=True):
     timestamp_ext: _T3 = _ms.field(default=_U, name="_timestamp")
     total: _T77 = _U
     total_ext: _T3 = _ms.field(default=_U, name="_total")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.identifier
+        if v is not _U:
+            _a_uri(v)
+        v = self.next
+        if v is not _U:
+            _a_uri(v)
+        _a_dateTime(self.timestamp)
 
 
 class ValueSetExpansionContains(_p.Complex, kw_only=True):
@@ -16613,7 +23032,14 @@ class ValueSetExpansionContains(_p.Complex, kw_only=True):
     system_ext: _T3 = _ms.field(default=_U, name="_system")
     version: _T2 = _U
     version_ext: _T3 = _ms.field(default=_U, name="_version")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.code
+        if v is not _U:
+            _a_code(v)
+        v = self.system
+        if v is not _U:
+            _a_uri(v)
 
 
 class ValueSetExpansionContainsProperty(_p.Complex, kw_only=True):
@@ -16631,7 +23057,38 @@ class ValueSetExpansionContainsProperty(_p.Complex, kw_only=True):
     valueDecimal: _T56 = _U
     valueInteger: _T77 = _U
     valueString: _T2 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        _a_code(self.code)
+        v = self.valueCode
+        if v is not _U:
+            _a_code(v)
+        v = self.valueDateTime
+        if v is not _U:
+            _a_dateTime(v)
+        v = self.valueDecimal
+        if v is not _U:
+            _a_decimal(v)
+        if self.valueBoolean is not _U:
+            if self.valueCode is not _U or self.valueCoding is not _U or self.valueDateTime is not _U or self.valueDecimal is not _U or self.valueInteger is not _U or self.valueString is not _U:
+                raise _p.ChoiceError("ValueSetExpansionContainsProperty.value[x]: exactly one")
+        elif self.valueCode is not _U:
+            if self.valueCoding is not _U or self.valueDateTime is not _U or self.valueDecimal is not _U or self.valueInteger is not _U or self.valueString is not _U:
+                raise _p.ChoiceError("ValueSetExpansionContainsProperty.value[x]: exactly one")
+        elif self.valueCoding is not _U:
+            if self.valueDateTime is not _U or self.valueDecimal is not _U or self.valueInteger is not _U or self.valueString is not _U:
+                raise _p.ChoiceError("ValueSetExpansionContainsProperty.value[x]: exactly one")
+        elif self.valueDateTime is not _U:
+            if self.valueDecimal is not _U or self.valueInteger is not _U or self.valueString is not _U:
+                raise _p.ChoiceError("ValueSetExpansionContainsProperty.value[x]: exactly one")
+        elif self.valueDecimal is not _U:
+            if self.valueInteger is not _U or self.valueString is not _U:
+                raise _p.ChoiceError("ValueSetExpansionContainsProperty.value[x]: exactly one")
+        elif self.valueInteger is not _U:
+            if self.valueString is not _U:
+                raise _p.ChoiceError("ValueSetExpansionContainsProperty.value[x]: exactly one")
+        elif not (self.valueString is not _U):
+            raise _p.ChoiceError("ValueSetExpansionContainsProperty.value[x]: exactly one")
 
 
 class ValueSetExpansionContainsPropertySubProperty(_p.Complex, kw_only=True):
@@ -16648,7 +23105,38 @@ class ValueSetExpansionContainsPropertySubProperty(_p.Complex, kw_only=True):
     valueDecimal: _T56 = _U
     valueInteger: _T77 = _U
     valueString: _T2 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        _a_code(self.code)
+        v = self.valueCode
+        if v is not _U:
+            _a_code(v)
+        v = self.valueDateTime
+        if v is not _U:
+            _a_dateTime(v)
+        v = self.valueDecimal
+        if v is not _U:
+            _a_decimal(v)
+        if self.valueBoolean is not _U:
+            if self.valueCode is not _U or self.valueCoding is not _U or self.valueDateTime is not _U or self.valueDecimal is not _U or self.valueInteger is not _U or self.valueString is not _U:
+                raise _p.ChoiceError("ValueSetExpansionContainsPropertySubProperty.value[x]: exactly one")
+        elif self.valueCode is not _U:
+            if self.valueCoding is not _U or self.valueDateTime is not _U or self.valueDecimal is not _U or self.valueInteger is not _U or self.valueString is not _U:
+                raise _p.ChoiceError("ValueSetExpansionContainsPropertySubProperty.value[x]: exactly one")
+        elif self.valueCoding is not _U:
+            if self.valueDateTime is not _U or self.valueDecimal is not _U or self.valueInteger is not _U or self.valueString is not _U:
+                raise _p.ChoiceError("ValueSetExpansionContainsPropertySubProperty.value[x]: exactly one")
+        elif self.valueDateTime is not _U:
+            if self.valueDecimal is not _U or self.valueInteger is not _U or self.valueString is not _U:
+                raise _p.ChoiceError("ValueSetExpansionContainsPropertySubProperty.value[x]: exactly one")
+        elif self.valueDecimal is not _U:
+            if self.valueInteger is not _U or self.valueString is not _U:
+                raise _p.ChoiceError("ValueSetExpansionContainsPropertySubProperty.value[x]: exactly one")
+        elif self.valueInteger is not _U:
+            if self.valueString is not _U:
+                raise _p.ChoiceError("ValueSetExpansionContainsPropertySubProperty.value[x]: exactly one")
+        elif not (self.valueString is not _U):
+            raise _p.ChoiceError("ValueSetExpansionContainsPropertySubProperty.value[x]: exactly one")
 
 
 class ValueSetExpansionParameter(_p.Complex, kw_only=True):
@@ -16665,7 +23153,38 @@ class ValueSetExpansionParameter(_p.Complex, kw_only=True):
     valueInteger: _T77 = _U
     valueString: _T2 = _U
     valueUri: _T2 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.valueCode
+        if v is not _U:
+            _a_code(v)
+        v = self.valueDateTime
+        if v is not _U:
+            _a_dateTime(v)
+        v = self.valueDecimal
+        if v is not _U:
+            _a_decimal(v)
+        v = self.valueUri
+        if v is not _U:
+            _a_uri(v)
+        if self.valueBoolean is not _U:
+            if self.valueCode is not _U or self.valueDateTime is not _U or self.valueDecimal is not _U or self.valueInteger is not _U or self.valueString is not _U or self.valueUri is not _U:
+                raise _p.ChoiceError("ValueSetExpansionParameter.value[x]: at most one")
+        elif self.valueCode is not _U:
+            if self.valueDateTime is not _U or self.valueDecimal is not _U or self.valueInteger is not _U or self.valueString is not _U or self.valueUri is not _U:
+                raise _p.ChoiceError("ValueSetExpansionParameter.value[x]: at most one")
+        elif self.valueDateTime is not _U:
+            if self.valueDecimal is not _U or self.valueInteger is not _U or self.valueString is not _U or self.valueUri is not _U:
+                raise _p.ChoiceError("ValueSetExpansionParameter.value[x]: at most one")
+        elif self.valueDecimal is not _U:
+            if self.valueInteger is not _U or self.valueString is not _U or self.valueUri is not _U:
+                raise _p.ChoiceError("ValueSetExpansionParameter.value[x]: at most one")
+        elif self.valueInteger is not _U:
+            if self.valueString is not _U or self.valueUri is not _U:
+                raise _p.ChoiceError("ValueSetExpansionParameter.value[x]: at most one")
+        elif self.valueString is not _U:
+            if self.valueUri is not _U:
+                raise _p.ChoiceError("ValueSetExpansionParameter.value[x]: at most one")
 
 
 class ValueSetExpansionProperty(_p.Complex, kw_only=True):
@@ -16677,7 +23196,12 @@ class ValueSetExpansionProperty(_p.Complex, kw_only=True):
     modifierExtension: _T7 = _U
     uri: _T2 = _U
     uri_ext: _T3 = _ms.field(default=_U, name="_uri")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        _a_code(self.code)
+        v = self.uri
+        if v is not _U:
+            _a_uri(v)
 
 
 class ValueSetScope(_p.Complex, kw_only=True):
@@ -16722,7 +23246,27 @@ class VerificationResult(_p.Resource, tag="VerificationResult", kw_only=True):
     validationProcess: _T23 = _U
     validationType: _T1 = _U
     validator: _T747 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.id
+        if v is not _U:
+            _a_id(v)
+        v = self.implicitRules
+        if v is not _U:
+            _a_uri(v)
+        v = self.language
+        if v is not _U:
+            _a_code(v)
+        v = self.lastPerformed
+        if v is not _U:
+            _a_dateTime(v)
+        v = self.nextScheduled
+        if v is not _U:
+            _a_date(v)
+        _a_code(self.status)
+        v = self.statusDate
+        if v is not _U:
+            _a_dateTime(v)
 
 
 class VerificationResultAttestation(_p.Complex, kw_only=True):
@@ -16741,7 +23285,11 @@ class VerificationResultAttestation(_p.Complex, kw_only=True):
     sourceIdentityCertificate_ext: _T3 = _ms.field(default=_U, name="_sourceIdentityCertificate")
     sourceSignature: _T94 = _U
     who: _T11 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.date
+        if v is not _U:
+            _a_date(v)
 
 
 class VerificationResultPrimarySource(_p.Complex, kw_only=True):
@@ -16757,7 +23305,11 @@ class VerificationResultPrimarySource(_p.Complex, kw_only=True):
     validationDate_ext: _T3 = _ms.field(default=_U, name="_validationDate")
     validationStatus: _T1 = _U
     who: _T11 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.validationDate
+        if v is not _U:
+            _a_dateTime(v)
 
 
 class VerificationResultValidator(_p.Complex, kw_only=True):
@@ -16786,7 +23338,22 @@ class VirtualServiceDetail(_p.Complex, kw_only=True):
     maxParticipants_ext: _T3 = _ms.field(default=_U, name="_maxParticipants")
     sessionKey: _T2 = _U
     sessionKey_ext: _T3 = _ms.field(default=_U, name="_sessionKey")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        if self.additionalInfo is not _U:
+            _e_uri(self.additionalInfo)
+        v = self.addressUrl
+        if v is not _U:
+            _a_uri(v)
+        if self.addressContactPoint is not _U:
+            if self.addressExtendedContactDetail is not _U or self.addressString is not _U or self.addressUrl is not _U:
+                raise _p.ChoiceError("VirtualServiceDetail.address[x]: at most one")
+        elif self.addressExtendedContactDetail is not _U:
+            if self.addressString is not _U or self.addressUrl is not _U:
+                raise _p.ChoiceError("VirtualServiceDetail.address[x]: at most one")
+        elif self.addressString is not _U:
+            if self.addressUrl is not _U:
+                raise _p.ChoiceError("VirtualServiceDetail.address[x]: at most one")
 
 
 class VisionPrescription(_p.Resource, tag="VisionPrescription", kw_only=True):
@@ -16812,7 +23379,20 @@ class VisionPrescription(_p.Resource, tag="VisionPrescription", kw_only=True):
     status: _T15
     status_ext: _T3 = _ms.field(default=_U, name="_status")
     text: _T17 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        _a_dateTime(self.created)
+        _a_dateTime(self.dateWritten)
+        v = self.id
+        if v is not _U:
+            _a_id(v)
+        v = self.implicitRules
+        if v is not _U:
+            _a_uri(v)
+        v = self.language
+        if v is not _U:
+            _a_code(v)
+        _a_code(self.status)
 
 
 class VisionPrescriptionLensSpecification(_p.Complex, kw_only=True):
@@ -16844,7 +23424,27 @@ class VisionPrescriptionLensSpecification(_p.Complex, kw_only=True):
     product: _T42
     sphere: _T56 = _U
     sphere_ext: _T3 = _ms.field(default=_U, name="_sphere")
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        v = self.add
+        if v is not _U:
+            _a_decimal(v)
+        v = self.backCurve
+        if v is not _U:
+            _a_decimal(v)
+        v = self.cylinder
+        if v is not _U:
+            _a_decimal(v)
+        v = self.diameter
+        if v is not _U:
+            _a_decimal(v)
+        _a_code(self.eye)
+        v = self.power
+        if v is not _U:
+            _a_decimal(v)
+        v = self.sphere
+        if v is not _U:
+            _a_decimal(v)
 
 
 class VisionPrescriptionLensSpecificationPrism(_p.Complex, kw_only=True):
@@ -16856,7 +23456,10 @@ class VisionPrescriptionLensSpecificationPrism(_p.Complex, kw_only=True):
     id: _T2 = _U
     id_ext: _T3 = _ms.field(default=_U, name="_id")
     modifierExtension: _T7 = _U
-    __post_init__ = _f.collector()
+
+    def __post_init__(self) -> None:
+        _a_decimal(self.amount)
+        _a_code(self.base)
 
 AnyResource = _t.Union[Account, ActivityDefinition, ActorDefinition, AdministrableProductDefinition, AdverseEvent, AllergyIntolerance, Appointment, AppointmentResponse, ArtifactAssessment, AuditEvent, Basic, Binary, BiologicallyDerivedProduct, BiologicallyDerivedProductDispense, BodyStructure, Bundle, CapabilityStatement, CarePlan, CareTeam, ChargeItem, ChargeItemDefinition, Citation, Claim, ClaimResponse, ClinicalImpression, ClinicalUseDefinition, CodeSystem, Communication, CommunicationRequest, CompartmentDefinition, Composition, ConceptMap, Condition, ConditionDefinition, Consent, Contract, Coverage, CoverageEligibilityRequest, CoverageEligibilityResponse, DetectedIssue, Device, DeviceAssociation, DeviceDefinition, DeviceDispense, DeviceMetric, DeviceRequest, DeviceUsage, DiagnosticReport, DocumentReference, Encounter, EncounterHistory, Endpoint, EnrollmentRequest, EnrollmentResponse, EpisodeOfCare, EventDefinition, Evidence, EvidenceReport, EvidenceVariable, ExampleScenario, ExplanationOfBenefit, FamilyMemberHistory, Flag, FormularyItem, GenomicStudy, Goal, GraphDefinition, Group, GuidanceResponse, HealthcareService, ImagingSelection, ImagingStudy, Immunization, ImmunizationEvaluation, ImmunizationRecommendation, ImplementationGuide, Ingredient, InsurancePlan, InventoryItem, InventoryReport, Invoice, Library, Linkage, List, Location, ManufacturedItemDefinition, Measure, MeasureReport, Medication, MedicationAdministration, MedicationDispense, MedicationKnowledge, MedicationRequest, MedicationStatement, MedicinalProductDefinition, MessageDefinition, MessageHeader, MolecularSequence, NamingSystem, NutritionIntake, NutritionOrder, NutritionProduct, Observation, ObservationDefinition, OperationDefinition, OperationOutcome, Organization, OrganizationAffiliation, PackagedProductDefinition, Parameters, Patient, PaymentNotice, PaymentReconciliation, Permission, Person, PlanDefinition, Practitioner, PractitionerRole, Procedure, Provenance, Questionnaire, QuestionnaireResponse, RegulatedAuthorization, RelatedPerson, RequestOrchestration, Requirements, ResearchStudy, ResearchSubject, RiskAssessment, Schedule, SearchParameter, ServiceRequest, Slot, Specimen, SpecimenDefinition, StructureDefinition, StructureMap, Subscription, SubscriptionStatus, SubscriptionTopic, Substance, SubstanceDefinition, SubstanceNucleicAcid, SubstancePolymer, SubstanceProtein, SubstanceReferenceInformation, SubstanceSourceMaterial, SupplyDelivery, SupplyRequest, Task, TerminologyCapabilities, TestPlan, TestReport, TestScript, Transport, ValueSet, VerificationResult, VisionPrescription]
 
@@ -17623,6119 +24226,3 @@ def _resolve_annotations() -> None:
 
 
 _resolve_annotations()
-
-
-def _check_Account(s):
-    _x_instant([v.calculatedAt for v in s if v.calculatedAt is not _U])
-    _x_id([v.id for v in s if v.id is not _U])
-    _x_uri([v.implicitRules for v in s if v.implicitRules is not _U])
-    _x_code([v.language for v in s if v.language is not _U])
-    _x_code([v.status for v in s if v.status is not _U])
-    return None
-
-
-def _check_AccountDiagnosis(s):
-    _x_dateTime([v.dateOfDiagnosis for v in s if v.dateOfDiagnosis is not _U])
-    return None
-
-
-def _check_AccountProcedure(s):
-    _x_dateTime([v.dateOfService for v in s if v.dateOfService is not _U])
-    return None
-
-
-def _check_ActivityDefinition(s):
-    _x_date([v.approvalDate for v in s if v.approvalDate is not _U])
-    _x_dateTime([v.date for v in s if v.date is not _U])
-    _x_id([v.id for v in s if v.id is not _U])
-    _x_uri([v.implicitRules for v in s if v.implicitRules is not _U])
-    _x_code([v.intent for v in s if v.intent is not _U])
-    _x_code([v.kind for v in s if v.kind is not _U])
-    _x_code([v.language for v in s if v.language is not _U])
-    _x_date([v.lastReviewDate for v in s if v.lastReviewDate is not _U])
-    _x_uri([w for v in s if v.library is not _U for w in v.library])
-    _x_uri([w for v in s if v.observationRequirement is not _U for w in v.observationRequirement])
-    _x_uri([w for v in s if v.observationResultRequirement is not _U for w in v.observationResultRequirement])
-    _x_code([v.priority for v in s if v.priority is not _U])
-    _x_uri([v.profile for v in s if v.profile is not _U])
-    _x_uri([w for v in s if v.specimenRequirement is not _U for w in v.specimenRequirement])
-    _x_code([v.status for v in s if v.status is not _U])
-    _x_uri([v.subjectCanonical for v in s if v.subjectCanonical is not _U])
-    _x_uri([v.transform for v in s if v.transform is not _U])
-    _x_uri([v.url for v in s if v.url is not _U])
-    for v in s:
-        if v.asNeededBoolean is not _U:
-            if v.asNeededCodeableConcept is not _U:
-                return "ActivityDefinition.asNeeded[x]: at most one"
-    for v in s:
-        if v.productCodeableConcept is not _U:
-            if v.productReference is not _U:
-                return "ActivityDefinition.product[x]: at most one"
-    for v in s:
-        if v.subjectCanonical is not _U:
-            if v.subjectCodeableConcept is not _U or v.subjectReference is not _U:
-                return "ActivityDefinition.subject[x]: at most one"
-        elif v.subjectCodeableConcept is not _U:
-            if v.subjectReference is not _U:
-                return "ActivityDefinition.subject[x]: at most one"
-    for v in s:
-        if v.timingAge is not _U:
-            if v.timingDuration is not _U or v.timingRange is not _U or v.timingTiming is not _U:
-                return "ActivityDefinition.timing[x]: at most one"
-        elif v.timingDuration is not _U:
-            if v.timingRange is not _U or v.timingTiming is not _U:
-                return "ActivityDefinition.timing[x]: at most one"
-        elif v.timingRange is not _U:
-            if v.timingTiming is not _U:
-                return "ActivityDefinition.timing[x]: at most one"
-    for v in s:
-        if v.versionAlgorithmCoding is not _U:
-            if v.versionAlgorithmString is not _U:
-                return "ActivityDefinition.versionAlgorithm[x]: at most one"
-    return None
-
-
-def _check_ActivityDefinitionParticipant(s):
-    _x_code([v.type for v in s if v.type is not _U])
-    _x_uri([v.typeCanonical for v in s if v.typeCanonical is not _U])
-    return None
-
-
-def _check_ActorDefinition(s):
-    _x_uri([v.capabilities for v in s if v.capabilities is not _U])
-    _x_dateTime([v.date for v in s if v.date is not _U])
-    _x_uri([w for v in s if v.derivedFrom is not _U for w in v.derivedFrom])
-    _x_id([v.id for v in s if v.id is not _U])
-    _x_uri([v.implicitRules for v in s if v.implicitRules is not _U])
-    _x_code([v.language for v in s if v.language is not _U])
-    _x_uri([w for v in s if v.reference is not _U for w in v.reference])
-    _x_code([v.status for v in s if v.status is not _U])
-    _x_code([v.type for v in s if v.type is not _U])
-    _x_uri([v.url for v in s if v.url is not _U])
-    for v in s:
-        if v.versionAlgorithmCoding is not _U:
-            if v.versionAlgorithmString is not _U:
-                return "ActorDefinition.versionAlgorithm[x]: at most one"
-    return None
-
-
-def _check_Address(s):
-    _x_code([v.type for v in s if v.type is not _U])
-    _x_code([v.use for v in s if v.use is not _U])
-    return None
-
-
-def _check_AdministrableProductDefinition(s):
-    _x_id([v.id for v in s if v.id is not _U])
-    _x_uri([v.implicitRules for v in s if v.implicitRules is not _U])
-    _x_code([v.language for v in s if v.language is not _U])
-    _x_code([v.status for v in s if v.status is not _U])
-    return None
-
-
-def _check_AdministrableProductDefinitionProperty(s):
-    _x_date([v.valueDate for v in s if v.valueDate is not _U])
-    for v in s:
-        if v.valueAttachment is not _U:
-            if v.valueBoolean is not _U or v.valueCodeableConcept is not _U or v.valueDate is not _U or v.valueMarkdown is not _U or v.valueQuantity is not _U or v.valueReference is not _U:
-                return "AdministrableProductDefinitionProperty.value[x]: at most one"
-        elif v.valueBoolean is not _U:
-            if v.valueCodeableConcept is not _U or v.valueDate is not _U or v.valueMarkdown is not _U or v.valueQuantity is not _U or v.valueReference is not _U:
-                return "AdministrableProductDefinitionProperty.value[x]: at most one"
-        elif v.valueCodeableConcept is not _U:
-            if v.valueDate is not _U or v.valueMarkdown is not _U or v.valueQuantity is not _U or v.valueReference is not _U:
-                return "AdministrableProductDefinitionProperty.value[x]: at most one"
-        elif v.valueDate is not _U:
-            if v.valueMarkdown is not _U or v.valueQuantity is not _U or v.valueReference is not _U:
-                return "AdministrableProductDefinitionProperty.value[x]: at most one"
-        elif v.valueMarkdown is not _U:
-            if v.valueQuantity is not _U or v.valueReference is not _U:
-                return "AdministrableProductDefinitionProperty.value[x]: at most one"
-        elif v.valueQuantity is not _U:
-            if v.valueReference is not _U:
-                return "AdministrableProductDefinitionProperty.value[x]: at most one"
-    return None
-
-
-def _check_AdverseEvent(s):
-    _x_code([v.actuality for v in s if v.actuality is not _U])
-    _x_dateTime([v.detected for v in s if v.detected is not _U])
-    _x_id([v.id for v in s if v.id is not _U])
-    _x_uri([v.implicitRules for v in s if v.implicitRules is not _U])
-    _x_code([v.language for v in s if v.language is not _U])
-    _x_dateTime([v.occurrenceDateTime for v in s if v.occurrenceDateTime is not _U])
-    _x_dateTime([v.recordedDate for v in s if v.recordedDate is not _U])
-    _x_code([v.status for v in s if v.status is not _U])
-    for v in s:
-        if v.occurrenceDateTime is not _U:
-            if v.occurrencePeriod is not _U or v.occurrenceTiming is not _U:
-                return "AdverseEvent.occurrence[x]: at most one"
-        elif v.occurrencePeriod is not _U:
-            if v.occurrenceTiming is not _U:
-                return "AdverseEvent.occurrence[x]: at most one"
-    return None
-
-
-def _check_AdverseEventContributingFactor(s):
-    for v in s:
-        if v.itemCodeableConcept is not _U:
-            if v.itemReference is not _U:
-                return "AdverseEventContributingFactor.item[x]: exactly one"
-        elif not (v.itemReference is not _U):
-            return "AdverseEventContributingFactor.item[x]: exactly one"
-    return None
-
-
-def _check_AdverseEventMitigatingAction(s):
-    for v in s:
-        if v.itemCodeableConcept is not _U:
-            if v.itemReference is not _U:
-                return "AdverseEventMitigatingAction.item[x]: exactly one"
-        elif not (v.itemReference is not _U):
-            return "AdverseEventMitigatingAction.item[x]: exactly one"
-    return None
-
-
-def _check_AdverseEventPreventiveAction(s):
-    for v in s:
-        if v.itemCodeableConcept is not _U:
-            if v.itemReference is not _U:
-                return "AdverseEventPreventiveAction.item[x]: exactly one"
-        elif not (v.itemReference is not _U):
-            return "AdverseEventPreventiveAction.item[x]: exactly one"
-    return None
-
-
-def _check_AdverseEventSupportingInfo(s):
-    for v in s:
-        if v.itemCodeableConcept is not _U:
-            if v.itemReference is not _U:
-                return "AdverseEventSupportingInfo.item[x]: exactly one"
-        elif not (v.itemReference is not _U):
-            return "AdverseEventSupportingInfo.item[x]: exactly one"
-    return None
-
-
-def _check_AdverseEventSuspectEntity(s):
-    for v in s:
-        if v.instanceCodeableConcept is not _U:
-            if v.instanceReference is not _U:
-                return "AdverseEventSuspectEntity.instance[x]: exactly one"
-        elif not (v.instanceReference is not _U):
-            return "AdverseEventSuspectEntity.instance[x]: exactly one"
-    return None
-
-
-def _check_Age(s):
-    _x_code([v.code for v in s if v.code is not _U])
-    _x_code([v.comparator for v in s if v.comparator is not _U])
-    _x_uri([v.system for v in s if v.system is not _U])
-    _x_decimal([v.value for v in s if v.value is not _U])
-    return None
-
-
-def _check_AllergyIntolerance(s):
-    _x_code([w for v in s if v.category is not _U for w in v.category])
-    _x_code([v.criticality for v in s if v.criticality is not _U])
-    _x_id([v.id for v in s if v.id is not _U])
-    _x_uri([v.implicitRules for v in s if v.implicitRules is not _U])
-    _x_code([v.language for v in s if v.language is not _U])
-    _x_dateTime([v.lastOccurrence for v in s if v.lastOccurrence is not _U])
-    _x_dateTime([v.onsetDateTime for v in s if v.onsetDateTime is not _U])
-    _x_dateTime([v.recordedDate for v in s if v.recordedDate is not _U])
-    for v in s:
-        if v.onsetAge is not _U:
-            if v.onsetDateTime is not _U or v.onsetPeriod is not _U or v.onsetRange is not _U or v.onsetString is not _U:
-                return "AllergyIntolerance.onset[x]: at most one"
-        elif v.onsetDateTime is not _U:
-            if v.onsetPeriod is not _U or v.onsetRange is not _U or v.onsetString is not _U:
-                return "AllergyIntolerance.onset[x]: at most one"
-        elif v.onsetPeriod is not _U:
-            if v.onsetRange is not _U or v.onsetString is not _U:
-                return "AllergyIntolerance.onset[x]: at most one"
-        elif v.onsetRange is not _U:
-            if v.onsetString is not _U:
-                return "AllergyIntolerance.onset[x]: at most one"
-    return None
-
-
-def _check_AllergyIntoleranceReaction(s):
-    _x_dateTime([v.onset for v in s if v.onset is not _U])
-    _x_code([v.severity for v in s if v.severity is not _U])
-    return None
-
-
-def _check_Annotation(s):
-    _x_dateTime([v.time for v in s if v.time is not _U])
-    for v in s:
-        if v.authorReference is not _U:
-            if v.authorString is not _U:
-                return "Annotation.author[x]: at most one"
-    return None
-
-
-def _check_Appointment(s):
-    _x_dateTime([v.cancellationDate for v in s if v.cancellationDate is not _U])
-    _x_dateTime([v.created for v in s if v.created is not _U])
-    _x_instant([v.end for v in s if v.end is not _U])
-    _x_id([v.id for v in s if v.id is not _U])
-    _x_uri([v.implicitRules for v in s if v.implicitRules is not _U])
-    _x_code([v.language for v in s if v.language is not _U])
-    _x_instant([v.start for v in s if v.start is not _U])
-    _x_code([v.status for v in s if v.status is not _U])
-    return None
-
-
-def _check_AppointmentParticipant(s):
-    _x_code([v.status for v in s if v.status is not _U])
-    return None
-
-
-def _check_AppointmentRecurrenceTemplate(s):
-    _x_date([w for v in s if v.excludingDate is not _U for w in v.excludingDate])
-    _x_date([v.lastOccurrenceDate for v in s if v.lastOccurrenceDate is not _U])
-    _x_date([w for v in s if v.occurrenceDate is not _U for w in v.occurrenceDate])
-    return None
-
-
-def _check_AppointmentResponse(s):
-    _x_instant([v.end for v in s if v.end is not _U])
-    _x_id([v.id for v in s if v.id is not _U])
-    _x_uri([v.implicitRules for v in s if v.implicitRules is not _U])
-    _x_code([v.language for v in s if v.language is not _U])
-    _x_date([v.occurrenceDate for v in s if v.occurrenceDate is not _U])
-    _x_code([v.participantStatus for v in s if v.participantStatus is not _U])
-    _x_instant([v.start for v in s if v.start is not _U])
-    return None
-
-
-def _check_ArtifactAssessment(s):
-    _x_date([v.approvalDate for v in s if v.approvalDate is not _U])
-    _x_uri([v.artifactCanonical for v in s if v.artifactCanonical is not _U])
-    _x_uri([v.artifactUri for v in s if v.artifactUri is not _U])
-    _x_dateTime([v.date for v in s if v.date is not _U])
-    _x_code([v.disposition for v in s if v.disposition is not _U])
-    _x_id([v.id for v in s if v.id is not _U])
-    _x_uri([v.implicitRules for v in s if v.implicitRules is not _U])
-    _x_code([v.language for v in s if v.language is not _U])
-    _x_date([v.lastReviewDate for v in s if v.lastReviewDate is not _U])
-    _x_code([v.workflowStatus for v in s if v.workflowStatus is not _U])
-    for v in s:
-        if v.artifactCanonical is not _U:
-            if v.artifactReference is not _U or v.artifactUri is not _U:
-                return "ArtifactAssessment.artifact[x]: exactly one"
-        elif v.artifactReference is not _U:
-            if v.artifactUri is not _U:
-                return "ArtifactAssessment.artifact[x]: exactly one"
-        elif not (v.artifactUri is not _U):
-            return "ArtifactAssessment.artifact[x]: exactly one"
-    for v in s:
-        if v.citeAsMarkdown is not _U:
-            if v.citeAsReference is not _U:
-                return "ArtifactAssessment.citeAs[x]: at most one"
-    return None
-
-
-def _check_ArtifactAssessmentContent(s):
-    _x_code([v.informationType for v in s if v.informationType is not _U])
-    _x_uri([w for v in s if v.path is not _U for w in v.path])
-    return None
-
-
-def _check_Attachment(s):
-    _x_code([v.contentType for v in s if v.contentType is not _U])
-    _x_dateTime([v.creation for v in s if v.creation is not _U])
-    _x_base64Binary([v.data for v in s if v.data is not _U])
-    _x_decimal([v.duration for v in s if v.duration is not _U])
-    _x_base64Binary([v.hash for v in s if v.hash is not _U])
-    _x_code([v.language for v in s if v.language is not _U])
-    _x_integer64([v.size for v in s if v.size is not _U])
-    _x_uri([v.url for v in s if v.url is not _U])
-    return None
-
-
-def _check_AuditEvent(s):
-    _x_code([v.action for v in s if v.action is not _U])
-    _x_id([v.id for v in s if v.id is not _U])
-    _x_uri([v.implicitRules for v in s if v.implicitRules is not _U])
-    _x_code([v.language for v in s if v.language is not _U])
-    _x_dateTime([v.occurredDateTime for v in s if v.occurredDateTime is not _U])
-    _x_instant([v.recorded for v in s if v.recorded is not _U])
-    _x_code([v.severity for v in s if v.severity is not _U])
-    for v in s:
-        if v.occurredDateTime is not _U:
-            if v.occurredPeriod is not _U:
-                return "AuditEvent.occurred[x]: at most one"
-    return None
-
-
-def _check_AuditEventAgent(s):
-    _x_uri([v.networkUri for v in s if v.networkUri is not _U])
-    _x_uri([w for v in s if v.policy is not _U for w in v.policy])
-    for v in s:
-        if v.networkReference is not _U:
-            if v.networkString is not _U or v.networkUri is not _U:
-                return "AuditEventAgent.network[x]: at most one"
-        elif v.networkString is not _U:
-            if v.networkUri is not _U:
-                return "AuditEventAgent.network[x]: at most one"
-    return None
-
-
-def _check_AuditEventEntity(s):
-    _x_base64Binary([v.query for v in s if v.query is not _U])
-    return None
-
-
-def _check_AuditEventEntityDetail(s):
-    _x_base64Binary([v.valueBase64Binary for v in s if v.valueBase64Binary is not _U])
-    _x_dateTime([v.valueDateTime for v in s if v.valueDateTime is not _U])
-    _x_time([v.valueTime for v in s if v.valueTime is not _U])
-    c = list(map(tuple.count, map(_f.span(AuditEventEntityDetail, "valueBase64Binary", "valueTime", 11), map(_f.astuple, s)), _f.UNSETS))
-    if min(c) != 10 or max(c) != 10:
-        return "AuditEventEntityDetail.value[x]: exactly one"
-    return None
-
-
-def _check_AvailabilityAvailableTime(s):
-    _x_time([v.availableEndTime for v in s if v.availableEndTime is not _U])
-    _x_time([v.availableStartTime for v in s if v.availableStartTime is not _U])
-    _x_code([w for v in s if v.daysOfWeek is not _U for w in v.daysOfWeek])
-    return None
-
-
-def _check_Basic(s):
-    _x_dateTime([v.created for v in s if v.created is not _U])
-    _x_id([v.id for v in s if v.id is not _U])
-    _x_uri([v.implicitRules for v in s if v.implicitRules is not _U])
-    _x_code([v.language for v in s if v.language is not _U])
-    return None
-
-
-def _check_Binary(s):
-    _x_code([v.contentType for v in s if v.contentType is not _U])
-    _x_base64Binary([v.data for v in s if v.data is not _U])
-    _x_id([v.id for v in s if v.id is not _U])
-    _x_uri([v.implicitRules for v in s if v.implicitRules is not _U])
-    _x_code([v.language for v in s if v.language is not _U])
-    return None
-
-
-def _check_BiologicallyDerivedProduct(s):
-    _x_dateTime([v.expirationDate for v in s if v.expirationDate is not _U])
-    _x_id([v.id for v in s if v.id is not _U])
-    _x_uri([v.implicitRules for v in s if v.implicitRules is not _U])
-    _x_code([v.language for v in s if v.language is not _U])
-    return None
-
-
-def _check_BiologicallyDerivedProductCollection(s):
-    _x_dateTime([v.collectedDateTime for v in s if v.collectedDateTime is not _U])
-    for v in s:
-        if v.collectedDateTime is not _U:
-            if v.collectedPeriod is not _U:
-                return "BiologicallyDerivedProductCollection.collected[x]: at most one"
-    return None
-
-
-def _check_BiologicallyDerivedProductDispense(s):
-    _x_id([v.id for v in s if v.id is not _U])
-    _x_uri([v.implicitRules for v in s if v.implicitRules is not _U])
-    _x_code([v.language for v in s if v.language is not _U])
-    _x_dateTime([v.preparedDate for v in s if v.preparedDate is not _U])
-    _x_code([v.status for v in s if v.status is not _U])
-    _x_dateTime([v.whenHandedOver for v in s if v.whenHandedOver is not _U])
-    return None
-
-
-def _check_BiologicallyDerivedProductProperty(s):
-    c = list(map(tuple.count, map(_f.span(BiologicallyDerivedProductProperty, "valueAttachment", "valueString", 9), map(_f.astuple, s)), _f.UNSETS))
-    if min(c) != 8 or max(c) != 8:
-        return "BiologicallyDerivedProductProperty.value[x]: exactly one"
-    return None
-
-
-def _check_BodyStructure(s):
-    _x_id([v.id for v in s if v.id is not _U])
-    _x_uri([v.implicitRules for v in s if v.implicitRules is not _U])
-    _x_code([v.language for v in s if v.language is not _U])
-    return None
-
-
-def _check_Bundle(s):
-    _x_id([v.id for v in s if v.id is not _U])
-    _x_uri([v.implicitRules for v in s if v.implicitRules is not _U])
-    _x_code([v.language for v in s if v.language is not _U])
-    _x_instant([v.timestamp for v in s if v.timestamp is not _U])
-    _x_code([v.type for v in s if v.type is not _U])
-    return None
-
-
-def _check_BundleEntry(s):
-    _x_uri([v.fullUrl for v in s if v.fullUrl is not _U])
-    return None
-
-
-def _check_BundleEntryRequest(s):
-    _x_instant([v.ifModifiedSince for v in s if v.ifModifiedSince is not _U])
-    _x_code([v.method for v in s if v.method is not _U])
-    _x_uri([v.url for v in s if v.url is not _U])
-    return None
-
-
-def _check_BundleEntryResponse(s):
-    _x_instant([v.lastModified for v in s if v.lastModified is not _U])
-    _x_uri([v.location for v in s if v.location is not _U])
-    return None
-
-
-def _check_BundleEntrySearch(s):
-    _x_code([v.mode for v in s if v.mode is not _U])
-    _x_decimal([v.score for v in s if v.score is not _U])
-    return None
-
-
-def _check_BundleLink(s):
-    _x_code([v.relation for v in s if v.relation is not _U])
-    _x_uri([v.url for v in s if v.url is not _U])
-    return None
-
-
-def _check_CanonicalResource(s):
-    _x_dateTime([v.date for v in s if v.date is not _U])
-    _x_uri([v.implicitRules for v in s if v.implicitRules is not _U])
-    _x_code([v.language for v in s if v.language is not _U])
-    _x_code([v.status for v in s if v.status is not _U])
-    _x_uri([v.url for v in s if v.url is not _U])
-    for v in s:
-        if v.versionAlgorithmCoding is not _U:
-            if v.versionAlgorithmString is not _U:
-                return "CanonicalResource.versionAlgorithm[x]: at most one"
-    return None
-
-
-def _check_CapabilityStatement(s):
-    _x_code([w for v in s if v.acceptLanguage is not _U for w in v.acceptLanguage])
-    _x_dateTime([v.date for v in s if v.date is not _U])
-    _x_code([v.fhirVersion for v in s if v.fhirVersion is not _U])
-    _x_code([w for v in s if v.format is not _U for w in v.format])
-    _x_id([v.id for v in s if v.id is not _U])
-    _x_uri([w for v in s if v.implementationGuide is not _U for w in v.implementationGuide])
-    _x_uri([v.implicitRules for v in s if v.implicitRules is not _U])
-    _x_uri([w for v in s if v.imports is not _U for w in v.imports])
-    _x_uri([w for v in s if v.instantiates is not _U for w in v.instantiates])
-    _x_code([v.kind for v in s if v.kind is not _U])
-    _x_code([v.language for v in s if v.language is not _U])
-    _x_code([w for v in s if v.patchFormat is not _U for w in v.patchFormat])
-    _x_code([v.status for v in s if v.status is not _U])
-    _x_uri([v.url for v in s if v.url is not _U])
-    for v in s:
-        if v.versionAlgorithmCoding is not _U:
-            if v.versionAlgorithmString is not _U:
-                return "CapabilityStatement.versionAlgorithm[x]: at most one"
-    return None
-
-
-def _check_CapabilityStatementDocument(s):
-    _x_code([v.mode for v in s if v.mode is not _U])
-    _x_uri([v.profile for v in s if v.profile is not _U])
-    return None
-
-
-def _check_CapabilityStatementImplementation(s):
-    _x_uri([v.url for v in s if v.url is not _U])
-    return None
-
-
-def _check_CapabilityStatementMessagingEndpoint(s):
-    _x_uri([v.address for v in s if v.address is not _U])
-    return None
-
-
-def _check_CapabilityStatementMessagingSupportedMessage(s):
-    _x_uri([v.definition for v in s if v.definition is not _U])
-    _x_code([v.mode for v in s if v.mode is not _U])
-    return None
-
-
-def _check_CapabilityStatementRest(s):
-    _x_uri([w for v in s if v.compartment is not _U for w in v.compartment])
-    _x_code([v.mode for v in s if v.mode is not _U])
-    return None
-
-
-def _check_CapabilityStatementRestInteraction(s):
-    _x_code([v.code for v in s if v.code is not _U])
-    return None
-
-
-def _check_CapabilityStatementRestResource(s):
-    _x_code([v.conditionalDelete for v in s if v.conditionalDelete is not _U])
-    _x_code([v.conditionalRead for v in s if v.conditionalRead is not _U])
-    _x_uri([v.profile for v in s if v.profile is not _U])
-    _x_code([w for v in s if v.referencePolicy is not _U for w in v.referencePolicy])
-    _x_uri([w for v in s if v.supportedProfile is not _U for w in v.supportedProfile])
-    _x_code([v.type for v in s if v.type is not _U])
-    _x_code([v.versioning for v in s if v.versioning is not _U])
-    return None
-
-
-def _check_CapabilityStatementRestResourceInteraction(s):
-    _x_code([v.code for v in s if v.code is not _U])
-    return None
-
-
-def _check_CapabilityStatementRestResourceOperation(s):
-    _x_uri([v.definition for v in s if v.definition is not _U])
-    return None
-
-
-def _check_CapabilityStatementRestResourceSearchParam(s):
-    _x_uri([v.definition for v in s if v.definition is not _U])
-    _x_code([v.type for v in s if v.type is not _U])
-    return None
-
-
-def _check_CapabilityStatementSoftware(s):
-    _x_dateTime([v.releaseDate for v in s if v.releaseDate is not _U])
-    return None
-
-
-def _check_CarePlan(s):
-    _x_dateTime([v.created for v in s if v.created is not _U])
-    _x_id([v.id for v in s if v.id is not _U])
-    _x_uri([v.implicitRules for v in s if v.implicitRules is not _U])
-    _x_uri([w for v in s if v.instantiatesCanonical is not _U for w in v.instantiatesCanonical])
-    _x_uri([w for v in s if v.instantiatesUri is not _U for w in v.instantiatesUri])
-    _x_code([v.intent for v in s if v.intent is not _U])
-    _x_code([v.language for v in s if v.language is not _U])
-    _x_code([v.status for v in s if v.status is not _U])
-    return None
-
-
-def _check_CareTeam(s):
-    _x_id([v.id for v in s if v.id is not _U])
-    _x_uri([v.implicitRules for v in s if v.implicitRules is not _U])
-    _x_code([v.language for v in s if v.language is not _U])
-    _x_code([v.status for v in s if v.status is not _U])
-    return None
-
-
-def _check_CareTeamParticipant(s):
-    for v in s:
-        if v.coveragePeriod is not _U:
-            if v.coverageTiming is not _U:
-                return "CareTeamParticipant.coverage[x]: at most one"
-    return None
-
-
-def _check_ChargeItem(s):
-    _x_uri([w for v in s if v.definitionCanonical is not _U for w in v.definitionCanonical])
-    _x_uri([w for v in s if v.definitionUri is not _U for w in v.definitionUri])
-    _x_dateTime([v.enteredDate for v in s if v.enteredDate is not _U])
-    _x_id([v.id for v in s if v.id is not _U])
-    _x_uri([v.implicitRules for v in s if v.implicitRules is not _U])
-    _x_code([v.language for v in s if v.language is not _U])
-    _x_dateTime([v.occurrenceDateTime for v in s if v.occurrenceDateTime is not _U])
-    _x_code([v.status for v in s if v.status is not _U])
-    for v in s:
-        if v.occurrenceDateTime is not _U:
-            if v.occurrencePeriod is not _U or v.occurrenceTiming is not _U:
-                return "ChargeItem.occurrence[x]: at most one"
-        elif v.occurrencePeriod is not _U:
-            if v.occurrenceTiming is not _U:
-                return "ChargeItem.occurrence[x]: at most one"
-    return None
-
-
-def _check_ChargeItemDefinition(s):
-    _x_date([v.approvalDate for v in s if v.approvalDate is not _U])
-    _x_dateTime([v.date for v in s if v.date is not _U])
-    _x_uri([w for v in s if v.derivedFromUri is not _U for w in v.derivedFromUri])
-    _x_id([v.id for v in s if v.id is not _U])
-    _x_uri([v.implicitRules for v in s if v.implicitRules is not _U])
-    _x_code([v.language for v in s if v.language is not _U])
-    _x_date([v.lastReviewDate for v in s if v.lastReviewDate is not _U])
-    _x_uri([w for v in s if v.partOf is not _U for w in v.partOf])
-    _x_uri([w for v in s if v.replaces is not _U for w in v.replaces])
-    _x_code([v.status for v in s if v.status is not _U])
-    _x_uri([v.url for v in s if v.url is not _U])
-    for v in s:
-        if v.versionAlgorithmCoding is not _U:
-            if v.versionAlgorithmString is not _U:
-                return "ChargeItemDefinition.versionAlgorithm[x]: at most one"
-    return None
-
-
-def _check_Citation(s):
-    _x_date([v.approvalDate for v in s if v.approvalDate is not _U])
-    _x_dateTime([v.date for v in s if v.date is not _U])
-    _x_id([v.id for v in s if v.id is not _U])
-    _x_uri([v.implicitRules for v in s if v.implicitRules is not _U])
-    _x_code([v.language for v in s if v.language is not _U])
-    _x_date([v.lastReviewDate for v in s if v.lastReviewDate is not _U])
-    _x_code([v.status for v in s if v.status is not _U])
-    _x_uri([v.url for v in s if v.url is not _U])
-    for v in s:
-        if v.versionAlgorithmCoding is not _U:
-            if v.versionAlgorithmString is not _U:
-                return "Citation.versionAlgorithm[x]: at most one"
-    return None
-
-
-def _check_CitationCitedArtifact(s):
-    _x_dateTime([v.dateAccessed for v in s if v.dateAccessed is not _U])
-    return None
-
-
-def _check_CitationCitedArtifactContributorshipEntryContributionInstance(s):
-    _x_dateTime([v.time for v in s if v.time is not _U])
-    return None
-
-
-def _check_CitationCitedArtifactPublicationForm(s):
-    _x_dateTime([v.articleDate for v in s if v.articleDate is not _U])
-    _x_dateTime([v.lastRevisionDate for v in s if v.lastRevisionDate is not _U])
-    return None
-
-
-def _check_CitationCitedArtifactRelatesTo(s):
-    _x_uri([v.resource for v in s if v.resource is not _U])
-    _x_code([v.type for v in s if v.type is not _U])
-    return None
-
-
-def _check_CitationCitedArtifactWebLocation(s):
-    _x_uri([v.url for v in s if v.url is not _U])
-    return None
-
-
-def _check_Claim(s):
-    _x_dateTime([v.created for v in s if v.created is not _U])
-    _x_id([v.id for v in s if v.id is not _U])
-    _x_uri([v.implicitRules for v in s if v.implicitRules is not _U])
-    _x_code([v.language for v in s if v.language is not _U])
-    _x_code([v.status for v in s if v.status is not _U])
-    _x_code([v.use for v in s if v.use is not _U])
-    return None
-
-
-def _check_ClaimAccident(s):
-    _x_date([v.date for v in s if v.date is not _U])
-    for v in s:
-        if v.locationAddress is not _U:
-            if v.locationReference is not _U:
-                return "ClaimAccident.location[x]: at most one"
-    return None
-
-
-def _check_ClaimDiagnosis(s):
-    for v in s:
-        if v.diagnosisCodeableConcept is not _U:
-            if v.diagnosisReference is not _U:
-                return "ClaimDiagnosis.diagnosis[x]: exactly one"
-        elif not (v.diagnosisReference is not _U):
-            return "ClaimDiagnosis.diagnosis[x]: exactly one"
-    return None
-
-
-def _check_ClaimEvent(s):
-    _x_dateTime([v.whenDateTime for v in s if v.whenDateTime is not _U])
-    for v in s:
-        if v.whenDateTime is not _U:
-            if v.whenPeriod is not _U:
-                return "ClaimEvent.when[x]: exactly one"
-        elif not (v.whenPeriod is not _U):
-            return "ClaimEvent.when[x]: exactly one"
-    return None
-
-
-def _check_ClaimItem(s):
-    _x_decimal([v.factor for v in s if v.factor is not _U])
-    _x_date([v.servicedDate for v in s if v.servicedDate is not _U])
-    for v in s:
-        if v.locationAddress is not _U:
-            if v.locationCodeableConcept is not _U or v.locationReference is not _U:
-                return "ClaimItem.location[x]: at most one"
-        elif v.locationCodeableConcept is not _U:
-            if v.locationReference is not _U:
-                return "ClaimItem.location[x]: at most one"
-    for v in s:
-        if v.servicedDate is not _U:
-            if v.servicedPeriod is not _U:
-                return "ClaimItem.serviced[x]: at most one"
-    return None
-
-
-def _check_ClaimItemDetail(s):
-    _x_decimal([v.factor for v in s if v.factor is not _U])
-    return None
-
-
-def _check_ClaimItemDetailSubDetail(s):
-    _x_decimal([v.factor for v in s if v.factor is not _U])
-    return None
-
-
-def _check_ClaimProcedure(s):
-    _x_dateTime([v.date for v in s if v.date is not _U])
-    for v in s:
-        if v.procedureCodeableConcept is not _U:
-            if v.procedureReference is not _U:
-                return "ClaimProcedure.procedure[x]: exactly one"
-        elif not (v.procedureReference is not _U):
-            return "ClaimProcedure.procedure[x]: exactly one"
-    return None
-
-
-def _check_ClaimResponse(s):
-    _x_dateTime([v.created for v in s if v.created is not _U])
-    _x_id([v.id for v in s if v.id is not _U])
-    _x_uri([v.implicitRules for v in s if v.implicitRules is not _U])
-    _x_code([v.language for v in s if v.language is not _U])
-    _x_code([v.outcome for v in s if v.outcome is not _U])
-    _x_code([v.status for v in s if v.status is not _U])
-    _x_code([v.use for v in s if v.use is not _U])
-    return None
-
-
-def _check_ClaimResponseAddItem(s):
-    _x_decimal([v.factor for v in s if v.factor is not _U])
-    _x_date([v.servicedDate for v in s if v.servicedDate is not _U])
-    for v in s:
-        if v.locationAddress is not _U:
-            if v.locationCodeableConcept is not _U or v.locationReference is not _U:
-                return "ClaimResponseAddItem.location[x]: at most one"
-        elif v.locationCodeableConcept is not _U:
-            if v.locationReference is not _U:
-                return "ClaimResponseAddItem.location[x]: at most one"
-    for v in s:
-        if v.servicedDate is not _U:
-            if v.servicedPeriod is not _U:
-                return "ClaimResponseAddItem.serviced[x]: at most one"
-    return None
-
-
-def _check_ClaimResponseAddItemDetail(s):
-    _x_decimal([v.factor for v in s if v.factor is not _U])
-    return None
-
-
-def _check_ClaimResponseAddItemDetailSubDetail(s):
-    _x_decimal([v.factor for v in s if v.factor is not _U])
-    return None
-
-
-def _check_ClaimResponseEvent(s):
-    _x_dateTime([v.whenDateTime for v in s if v.whenDateTime is not _U])
-    for v in s:
-        if v.whenDateTime is not _U:
-            if v.whenPeriod is not _U:
-                return "ClaimResponseEvent.when[x]: exactly one"
-        elif not (v.whenPeriod is not _U):
-            return "ClaimResponseEvent.when[x]: exactly one"
-    return None
-
-
-def _check_ClaimResponsePayment(s):
-    _x_date([v.date for v in s if v.date is not _U])
-    return None
-
-
-def _check_ClaimSupportingInfo(s):
-    _x_date([v.timingDate for v in s if v.timingDate is not _U])
-    for v in s:
-        if v.timingDate is not _U:
-            if v.timingPeriod is not _U:
-                return "ClaimSupportingInfo.timing[x]: at most one"
-    for v in s:
-        if v.valueAttachment is not _U:
-            if v.valueBoolean is not _U or v.valueIdentifier is not _U or v.valueQuantity is not _U or v.valueReference is not _U or v.valueString is not _U:
-                return "ClaimSupportingInfo.value[x]: at most one"
-        elif v.valueBoolean is not _U:
-            if v.valueIdentifier is not _U or v.valueQuantity is not _U or v.valueReference is not _U or v.valueString is not _U:
-                return "ClaimSupportingInfo.value[x]: at most one"
-        elif v.valueIdentifier is not _U:
-            if v.valueQuantity is not _U or v.valueReference is not _U or v.valueString is not _U:
-                return "ClaimSupportingInfo.value[x]: at most one"
-        elif v.valueQuantity is not _U:
-            if v.valueReference is not _U or v.valueString is not _U:
-                return "ClaimSupportingInfo.value[x]: at most one"
-        elif v.valueReference is not _U:
-            if v.valueString is not _U:
-                return "ClaimSupportingInfo.value[x]: at most one"
-    return None
-
-
-def _check_ClinicalImpression(s):
-    _x_dateTime([v.date for v in s if v.date is not _U])
-    _x_dateTime([v.effectiveDateTime for v in s if v.effectiveDateTime is not _U])
-    _x_id([v.id for v in s if v.id is not _U])
-    _x_uri([v.implicitRules for v in s if v.implicitRules is not _U])
-    _x_code([v.language for v in s if v.language is not _U])
-    _x_uri([w for v in s if v.protocol is not _U for w in v.protocol])
-    _x_code([v.status for v in s if v.status is not _U])
-    for v in s:
-        if v.effectiveDateTime is not _U:
-            if v.effectivePeriod is not _U:
-                return "ClinicalImpression.effective[x]: at most one"
-    return None
-
-
-def _check_ClinicalUseDefinition(s):
-    _x_id([v.id for v in s if v.id is not _U])
-    _x_uri([v.implicitRules for v in s if v.implicitRules is not _U])
-    _x_code([v.language for v in s if v.language is not _U])
-    _x_uri([w for v in s if v.library is not _U for w in v.library])
-    _x_code([v.type for v in s if v.type is not _U])
-    return None
-
-
-def _check_ClinicalUseDefinitionIndication(s):
-    for v in s:
-        if v.durationRange is not _U:
-            if v.durationString is not _U:
-                return "ClinicalUseDefinitionIndication.duration[x]: at most one"
-    return None
-
-
-def _check_ClinicalUseDefinitionInteractionInteractant(s):
-    for v in s:
-        if v.itemCodeableConcept is not _U:
-            if v.itemReference is not _U:
-                return "ClinicalUseDefinitionInteractionInteractant.item[x]: exactly one"
-        elif not (v.itemReference is not _U):
-            return "ClinicalUseDefinitionInteractionInteractant.item[x]: exactly one"
-    return None
-
-
-def _check_CodeSystem(s):
-    _x_date([v.approvalDate for v in s if v.approvalDate is not _U])
-    _x_code([v.content for v in s if v.content is not _U])
-    _x_dateTime([v.date for v in s if v.date is not _U])
-    _x_code([v.hierarchyMeaning for v in s if v.hierarchyMeaning is not _U])
-    _x_id([v.id for v in s if v.id is not _U])
-    _x_uri([v.implicitRules for v in s if v.implicitRules is not _U])
-    _x_code([v.language for v in s if v.language is not _U])
-    _x_date([v.lastReviewDate for v in s if v.lastReviewDate is not _U])
-    _x_code([v.status for v in s if v.status is not _U])
-    _x_uri([v.supplements for v in s if v.supplements is not _U])
-    _x_uri([v.url for v in s if v.url is not _U])
-    _x_uri([v.valueSet for v in s if v.valueSet is not _U])
-    for v in s:
-        if v.versionAlgorithmCoding is not _U:
-            if v.versionAlgorithmString is not _U:
-                return "CodeSystem.versionAlgorithm[x]: at most one"
-    return None
-
-
-def _check_CodeSystemConcept(s):
-    _x_code([v.code for v in s if v.code is not _U])
-    return None
-
-
-def _check_CodeSystemConceptDesignation(s):
-    _x_code([v.language for v in s if v.language is not _U])
-    return None
-
-
-def _check_CodeSystemConceptProperty(s):
-    _x_code([v.code for v in s if v.code is not _U])
-    _x_code([v.valueCode for v in s if v.valueCode is not _U])
-    _x_dateTime([v.valueDateTime for v in s if v.valueDateTime is not _U])
-    _x_decimal([v.valueDecimal for v in s if v.valueDecimal is not _U])
-    for v in s:
-        if v.valueBoolean is not _U:
-            if v.valueCode is not _U or v.valueCoding is not _U or v.valueDateTime is not _U or v.valueDecimal is not _U or v.valueInteger is not _U or v.valueString is not _U:
-                return "CodeSystemConceptProperty.value[x]: exactly one"
-        elif v.valueCode is not _U:
-            if v.valueCoding is not _U or v.valueDateTime is not _U or v.valueDecimal is not _U or v.valueInteger is not _U or v.valueString is not _U:
-                return "CodeSystemConceptProperty.value[x]: exactly one"
-        elif v.valueCoding is not _U:
-            if v.valueDateTime is not _U or v.valueDecimal is not _U or v.valueInteger is not _U or v.valueString is not _U:
-                return "CodeSystemConceptProperty.value[x]: exactly one"
-        elif v.valueDateTime is not _U:
-            if v.valueDecimal is not _U or v.valueInteger is not _U or v.valueString is not _U:
-                return "CodeSystemConceptProperty.value[x]: exactly one"
-        elif v.valueDecimal is not _U:
-            if v.valueInteger is not _U or v.valueString is not _U:
-                return "CodeSystemConceptProperty.value[x]: exactly one"
-        elif v.valueInteger is not _U:
-            if v.valueString is not _U:
-                return "CodeSystemConceptProperty.value[x]: exactly one"
-        elif not (v.valueString is not _U):
-            return "CodeSystemConceptProperty.value[x]: exactly one"
-    return None
-
-
-def _check_CodeSystemFilter(s):
-    _x_code([v.code for v in s if v.code is not _U])
-    _x_code([w for v in s if v.operator is not _U for w in v.operator])
-    return None
-
-
-def _check_CodeSystemProperty(s):
-    _x_code([v.code for v in s if v.code is not _U])
-    _x_code([v.type for v in s if v.type is not _U])
-    _x_uri([v.uri for v in s if v.uri is not _U])
-    return None
-
-
-def _check_Coding(s):
-    _x_code([v.code for v in s if v.code is not _U])
-    _x_uri([v.system for v in s if v.system is not _U])
-    return None
-
-
-def _check_Communication(s):
-    _x_id([v.id for v in s if v.id is not _U])
-    _x_uri([v.implicitRules for v in s if v.implicitRules is not _U])
-    _x_uri([w for v in s if v.instantiatesCanonical is not _U for w in v.instantiatesCanonical])
-    _x_uri([w for v in s if v.instantiatesUri is not _U for w in v.instantiatesUri])
-    _x_code([v.language for v in s if v.language is not _U])
-    _x_code([v.priority for v in s if v.priority is not _U])
-    _x_dateTime([v.received for v in s if v.received is not _U])
-    _x_dateTime([v.sent for v in s if v.sent is not _U])
-    _x_code([v.status for v in s if v.status is not _U])
-    return None
-
-
-def _check_CommunicationPayload(s):
-    for v in s:
-        if v.contentAttachment is not _U:
-            if v.contentCodeableConcept is not _U or v.contentReference is not _U:
-                return "CommunicationPayload.content[x]: exactly one"
-        elif v.contentCodeableConcept is not _U:
-            if v.contentReference is not _U:
-                return "CommunicationPayload.content[x]: exactly one"
-        elif not (v.contentReference is not _U):
-            return "CommunicationPayload.content[x]: exactly one"
-    return None
-
-
-def _check_CommunicationRequest(s):
-    _x_dateTime([v.authoredOn for v in s if v.authoredOn is not _U])
-    _x_id([v.id for v in s if v.id is not _U])
-    _x_uri([v.implicitRules for v in s if v.implicitRules is not _U])
-    _x_code([v.intent for v in s if v.intent is not _U])
-    _x_code([v.language for v in s if v.language is not _U])
-    _x_dateTime([v.occurrenceDateTime for v in s if v.occurrenceDateTime is not _U])
-    _x_code([v.priority for v in s if v.priority is not _U])
-    _x_code([v.status for v in s if v.status is not _U])
-    for v in s:
-        if v.occurrenceDateTime is not _U:
-            if v.occurrencePeriod is not _U:
-                return "CommunicationRequest.occurrence[x]: at most one"
-    return None
-
-
-def _check_CommunicationRequestPayload(s):
-    for v in s:
-        if v.contentAttachment is not _U:
-            if v.contentCodeableConcept is not _U or v.contentReference is not _U:
-                return "CommunicationRequestPayload.content[x]: exactly one"
-        elif v.contentCodeableConcept is not _U:
-            if v.contentReference is not _U:
-                return "CommunicationRequestPayload.content[x]: exactly one"
-        elif not (v.contentReference is not _U):
-            return "CommunicationRequestPayload.content[x]: exactly one"
-    return None
-
-
-def _check_CompartmentDefinition(s):
-    _x_code([v.code for v in s if v.code is not _U])
-    _x_dateTime([v.date for v in s if v.date is not _U])
-    _x_id([v.id for v in s if v.id is not _U])
-    _x_uri([v.implicitRules for v in s if v.implicitRules is not _U])
-    _x_code([v.language for v in s if v.language is not _U])
-    _x_code([v.status for v in s if v.status is not _U])
-    _x_uri([v.url for v in s if v.url is not _U])
-    for v in s:
-        if v.versionAlgorithmCoding is not _U:
-            if v.versionAlgorithmString is not _U:
-                return "CompartmentDefinition.versionAlgorithm[x]: at most one"
-    return None
-
-
-def _check_CompartmentDefinitionResource(s):
-    _x_code([v.code for v in s if v.code is not _U])
-    _x_uri([v.endParam for v in s if v.endParam is not _U])
-    _x_uri([v.startParam for v in s if v.startParam is not _U])
-    return None
-
-
-def _check_Composition(s):
-    _x_dateTime([v.date for v in s if v.date is not _U])
-    _x_id([v.id for v in s if v.id is not _U])
-    _x_uri([v.implicitRules for v in s if v.implicitRules is not _U])
-    _x_code([v.language for v in s if v.language is not _U])
-    _x_code([v.status for v in s if v.status is not _U])
-    _x_uri([v.url for v in s if v.url is not _U])
-    return None
-
-
-def _check_CompositionAttester(s):
-    _x_dateTime([v.time for v in s if v.time is not _U])
-    return None
-
-
-def _check_ConceptMap(s):
-    _x_date([v.approvalDate for v in s if v.approvalDate is not _U])
-    _x_dateTime([v.date for v in s if v.date is not _U])
-    _x_id([v.id for v in s if v.id is not _U])
-    _x_uri([v.implicitRules for v in s if v.implicitRules is not _U])
-    _x_code([v.language for v in s if v.language is not _U])
-    _x_date([v.lastReviewDate for v in s if v.lastReviewDate is not _U])
-    _x_uri([v.sourceScopeCanonical for v in s if v.sourceScopeCanonical is not _U])
-    _x_uri([v.sourceScopeUri for v in s if v.sourceScopeUri is not _U])
-    _x_code([v.status for v in s if v.status is not _U])
-    _x_uri([v.targetScopeCanonical for v in s if v.targetScopeCanonical is not _U])
-    _x_uri([v.targetScopeUri for v in s if v.targetScopeUri is not _U])
-    _x_uri([v.url for v in s if v.url is not _U])
-    for v in s:
-        if v.sourceScopeCanonical is not _U:
-            if v.sourceScopeUri is not _U:
-                return "ConceptMap.sourceScope[x]: at most one"
-    for v in s:
-        if v.targetScopeCanonical is not _U:
-            if v.targetScopeUri is not _U:
-                return "ConceptMap.targetScope[x]: at most one"
-    for v in s:
-        if v.versionAlgorithmCoding is not _U:
-            if v.versionAlgorithmString is not _U:
-                return "ConceptMap.versionAlgorithm[x]: at most one"
-    return None
-
-
-def _check_ConceptMapAdditionalAttribute(s):
-    _x_code([v.code for v in s if v.code is not _U])
-    _x_code([v.type for v in s if v.type is not _U])
-    _x_uri([v.uri for v in s if v.uri is not _U])
-    return None
-
-
-def _check_ConceptMapGroup(s):
-    _x_uri([v.source for v in s if v.source is not _U])
-    _x_uri([v.target for v in s if v.target is not _U])
-    return None
-
-
-def _check_ConceptMapGroupElement(s):
-    _x_code([v.code for v in s if v.code is not _U])
-    _x_uri([v.valueSet for v in s if v.valueSet is not _U])
-    return None
-
-
-def _check_ConceptMapGroupElementTarget(s):
-    _x_code([v.code for v in s if v.code is not _U])
-    _x_code([v.relationship for v in s if v.relationship is not _U])
-    _x_uri([v.valueSet for v in s if v.valueSet is not _U])
-    return None
-
-
-def _check_ConceptMapGroupElementTargetDependsOn(s):
-    _x_code([v.attribute for v in s if v.attribute is not _U])
-    _x_code([v.valueCode for v in s if v.valueCode is not _U])
-    _x_uri([v.valueSet for v in s if v.valueSet is not _U])
-    for v in s:
-        if v.valueBoolean is not _U:
-            if v.valueCode is not _U or v.valueCoding is not _U or v.valueQuantity is not _U or v.valueString is not _U:
-                return "ConceptMapGroupElementTargetDependsOn.value[x]: at most one"
-        elif v.valueCode is not _U:
-            if v.valueCoding is not _U or v.valueQuantity is not _U or v.valueString is not _U:
-                return "ConceptMapGroupElementTargetDependsOn.value[x]: at most one"
-        elif v.valueCoding is not _U:
-            if v.valueQuantity is not _U or v.valueString is not _U:
-                return "ConceptMapGroupElementTargetDependsOn.value[x]: at most one"
-        elif v.valueQuantity is not _U:
-            if v.valueString is not _U:
-                return "ConceptMapGroupElementTargetDependsOn.value[x]: at most one"
-    return None
-
-
-def _check_ConceptMapGroupElementTargetProperty(s):
-    _x_code([v.code for v in s if v.code is not _U])
-    _x_code([v.valueCode for v in s if v.valueCode is not _U])
-    _x_dateTime([v.valueDateTime for v in s if v.valueDateTime is not _U])
-    _x_decimal([v.valueDecimal for v in s if v.valueDecimal is not _U])
-    for v in s:
-        if v.valueBoolean is not _U:
-            if v.valueCode is not _U or v.valueCoding is not _U or v.valueDateTime is not _U or v.valueDecimal is not _U or v.valueInteger is not _U or v.valueString is not _U:
-                return "ConceptMapGroupElementTargetProperty.value[x]: exactly one"
-        elif v.valueCode is not _U:
-            if v.valueCoding is not _U or v.valueDateTime is not _U or v.valueDecimal is not _U or v.valueInteger is not _U or v.valueString is not _U:
-                return "ConceptMapGroupElementTargetProperty.value[x]: exactly one"
-        elif v.valueCoding is not _U:
-            if v.valueDateTime is not _U or v.valueDecimal is not _U or v.valueInteger is not _U or v.valueString is not _U:
-                return "ConceptMapGroupElementTargetProperty.value[x]: exactly one"
-        elif v.valueDateTime is not _U:
-            if v.valueDecimal is not _U or v.valueInteger is not _U or v.valueString is not _U:
-                return "ConceptMapGroupElementTargetProperty.value[x]: exactly one"
-        elif v.valueDecimal is not _U:
-            if v.valueInteger is not _U or v.valueString is not _U:
-                return "ConceptMapGroupElementTargetProperty.value[x]: exactly one"
-        elif v.valueInteger is not _U:
-            if v.valueString is not _U:
-                return "ConceptMapGroupElementTargetProperty.value[x]: exactly one"
-        elif not (v.valueString is not _U):
-            return "ConceptMapGroupElementTargetProperty.value[x]: exactly one"
-    return None
-
-
-def _check_ConceptMapGroupUnmapped(s):
-    _x_code([v.code for v in s if v.code is not _U])
-    _x_code([v.mode for v in s if v.mode is not _U])
-    _x_uri([v.otherMap for v in s if v.otherMap is not _U])
-    _x_code([v.relationship for v in s if v.relationship is not _U])
-    _x_uri([v.valueSet for v in s if v.valueSet is not _U])
-    return None
-
-
-def _check_ConceptMapProperty(s):
-    _x_code([v.code for v in s if v.code is not _U])
-    _x_uri([v.system for v in s if v.system is not _U])
-    _x_code([v.type for v in s if v.type is not _U])
-    _x_uri([v.uri for v in s if v.uri is not _U])
-    return None
-
-
-def _check_Condition(s):
-    _x_dateTime([v.abatementDateTime for v in s if v.abatementDateTime is not _U])
-    _x_id([v.id for v in s if v.id is not _U])
-    _x_uri([v.implicitRules for v in s if v.implicitRules is not _U])
-    _x_code([v.language for v in s if v.language is not _U])
-    _x_dateTime([v.onsetDateTime for v in s if v.onsetDateTime is not _U])
-    _x_dateTime([v.recordedDate for v in s if v.recordedDate is not _U])
-    for v in s:
-        if v.abatementAge is not _U:
-            if v.abatementDateTime is not _U or v.abatementPeriod is not _U or v.abatementRange is not _U or v.abatementString is not _U:
-                return "Condition.abatement[x]: at most one"
-        elif v.abatementDateTime is not _U:
-            if v.abatementPeriod is not _U or v.abatementRange is not _U or v.abatementString is not _U:
-                return "Condition.abatement[x]: at most one"
-        elif v.abatementPeriod is not _U:
-            if v.abatementRange is not _U or v.abatementString is not _U:
-                return "Condition.abatement[x]: at most one"
-        elif v.abatementRange is not _U:
-            if v.abatementString is not _U:
-                return "Condition.abatement[x]: at most one"
-    for v in s:
-        if v.onsetAge is not _U:
-            if v.onsetDateTime is not _U or v.onsetPeriod is not _U or v.onsetRange is not _U or v.onsetString is not _U:
-                return "Condition.onset[x]: at most one"
-        elif v.onsetDateTime is not _U:
-            if v.onsetPeriod is not _U or v.onsetRange is not _U or v.onsetString is not _U:
-                return "Condition.onset[x]: at most one"
-        elif v.onsetPeriod is not _U:
-            if v.onsetRange is not _U or v.onsetString is not _U:
-                return "Condition.onset[x]: at most one"
-        elif v.onsetRange is not _U:
-            if v.onsetString is not _U:
-                return "Condition.onset[x]: at most one"
-    return None
-
-
-def _check_ConditionDefinition(s):
-    _x_dateTime([v.date for v in s if v.date is not _U])
-    _x_uri([w for v in s if v.definition is not _U for w in v.definition])
-    _x_id([v.id for v in s if v.id is not _U])
-    _x_uri([v.implicitRules for v in s if v.implicitRules is not _U])
-    _x_code([v.language for v in s if v.language is not _U])
-    _x_code([v.status for v in s if v.status is not _U])
-    _x_uri([v.url for v in s if v.url is not _U])
-    for v in s:
-        if v.versionAlgorithmCoding is not _U:
-            if v.versionAlgorithmString is not _U:
-                return "ConditionDefinition.versionAlgorithm[x]: at most one"
-    return None
-
-
-def _check_ConditionDefinitionPrecondition(s):
-    _x_code([v.type for v in s if v.type is not _U])
-    for v in s:
-        if v.valueCodeableConcept is not _U:
-            if v.valueQuantity is not _U:
-                return "ConditionDefinitionPrecondition.value[x]: at most one"
-    return None
-
-
-def _check_ConditionDefinitionQuestionnaire(s):
-    _x_code([v.purpose for v in s if v.purpose is not _U])
-    return None
-
-
-def _check_Consent(s):
-    _x_date([v.date for v in s if v.date is not _U])
-    _x_code([v.decision for v in s if v.decision is not _U])
-    _x_id([v.id for v in s if v.id is not _U])
-    _x_uri([v.implicitRules for v in s if v.implicitRules is not _U])
-    _x_code([v.language for v in s if v.language is not _U])
-    _x_code([v.status for v in s if v.status is not _U])
-    return None
-
-
-def _check_ConsentPolicyBasis(s):
-    _x_uri([v.url for v in s if v.url is not _U])
-    return None
-
-
-def _check_ConsentProvisionData(s):
-    _x_code([v.meaning for v in s if v.meaning is not _U])
-    return None
-
-
-def _check_ConsentVerification(s):
-    _x_dateTime([w for v in s if v.verificationDate is not _U for w in v.verificationDate])
-    return None
-
-
-def _check_ContactPoint(s):
-    _x_code([v.system for v in s if v.system is not _U])
-    _x_code([v.use for v in s if v.use is not _U])
-    return None
-
-
-def _check_Contract(s):
-    _x_id([v.id for v in s if v.id is not _U])
-    _x_uri([v.implicitRules for v in s if v.implicitRules is not _U])
-    _x_uri([v.instantiatesUri for v in s if v.instantiatesUri is not _U])
-    _x_dateTime([v.issued for v in s if v.issued is not _U])
-    _x_code([v.language for v in s if v.language is not _U])
-    _x_code([v.status for v in s if v.status is not _U])
-    _x_uri([v.url for v in s if v.url is not _U])
-    for v in s:
-        if v.legallyBindingAttachment is not _U:
-            if v.legallyBindingReference is not _U:
-                return "Contract.legallyBinding[x]: at most one"
-    for v in s:
-        if v.topicCodeableConcept is not _U:
-            if v.topicReference is not _U:
-                return "Contract.topic[x]: at most one"
-    return None
-
-
-def _check_ContractContentDefinition(s):
-    _x_dateTime([v.publicationDate for v in s if v.publicationDate is not _U])
-    _x_code([v.publicationStatus for v in s if v.publicationStatus is not _U])
-    return None
-
-
-def _check_ContractFriendly(s):
-    for v in s:
-        if v.contentAttachment is not _U:
-            if v.contentReference is not _U:
-                return "ContractFriendly.content[x]: exactly one"
-        elif not (v.contentReference is not _U):
-            return "ContractFriendly.content[x]: exactly one"
-    return None
-
-
-def _check_ContractLegal(s):
-    for v in s:
-        if v.contentAttachment is not _U:
-            if v.contentReference is not _U:
-                return "ContractLegal.content[x]: exactly one"
-        elif not (v.contentReference is not _U):
-            return "ContractLegal.content[x]: exactly one"
-    return None
-
-
-def _check_ContractRule(s):
-    for v in s:
-        if v.contentAttachment is not _U:
-            if v.contentReference is not _U:
-                return "ContractRule.content[x]: exactly one"
-        elif not (v.contentReference is not _U):
-            return "ContractRule.content[x]: exactly one"
-    return None
-
-
-def _check_ContractTerm(s):
-    _x_dateTime([v.issued for v in s if v.issued is not _U])
-    for v in s:
-        if v.topicCodeableConcept is not _U:
-            if v.topicReference is not _U:
-                return "ContractTerm.topic[x]: at most one"
-    return None
-
-
-def _check_ContractTermAction(s):
-    _x_dateTime([v.occurrenceDateTime for v in s if v.occurrenceDateTime is not _U])
-    for v in s:
-        if v.occurrenceDateTime is not _U:
-            if v.occurrencePeriod is not _U or v.occurrenceTiming is not _U:
-                return "ContractTermAction.occurrence[x]: at most one"
-        elif v.occurrencePeriod is not _U:
-            if v.occurrenceTiming is not _U:
-                return "ContractTermAction.occurrence[x]: at most one"
-    return None
-
-
-def _check_ContractTermAssetValuedItem(s):
-    _x_dateTime([v.effectiveTime for v in s if v.effectiveTime is not _U])
-    _x_decimal([v.factor for v in s if v.factor is not _U])
-    _x_dateTime([v.paymentDate for v in s if v.paymentDate is not _U])
-    _x_decimal([v.points for v in s if v.points is not _U])
-    for v in s:
-        if v.entityCodeableConcept is not _U:
-            if v.entityReference is not _U:
-                return "ContractTermAssetValuedItem.entity[x]: at most one"
-    return None
-
-
-def _check_ContractTermOfferAnswer(s):
-    _x_date([v.valueDate for v in s if v.valueDate is not _U])
-    _x_dateTime([v.valueDateTime for v in s if v.valueDateTime is not _U])
-    _x_decimal([v.valueDecimal for v in s if v.valueDecimal is not _U])
-    _x_time([v.valueTime for v in s if v.valueTime is not _U])
-    _x_uri([v.valueUri for v in s if v.valueUri is not _U])
-    c = list(map(tuple.count, map(_f.span(ContractTermOfferAnswer, "valueAttachment", "valueUri", 12), map(_f.astuple, s)), _f.UNSETS))
-    if min(c) != 11 or max(c) != 11:
-        return "ContractTermOfferAnswer.value[x]: exactly one"
-    return None
-
-
-def _check_Contributor(s):
-    _x_code([v.type for v in s if v.type is not _U])
-    return None
-
-
-def _check_Count(s):
-    _x_code([v.code for v in s if v.code is not _U])
-    _x_code([v.comparator for v in s if v.comparator is not _U])
-    _x_uri([v.system for v in s if v.system is not _U])
-    _x_decimal([v.value for v in s if v.value is not _U])
-    return None
-
-
-def _check_Coverage(s):
-    _x_id([v.id for v in s if v.id is not _U])
-    _x_uri([v.implicitRules for v in s if v.implicitRules is not _U])
-    _x_code([v.kind for v in s if v.kind is not _U])
-    _x_code([v.language for v in s if v.language is not _U])
-    _x_code([v.status for v in s if v.status is not _U])
-    return None
-
-
-def _check_CoverageCostToBeneficiary(s):
-    for v in s:
-        if v.valueMoney is not _U:
-            if v.valueQuantity is not _U:
-                return "CoverageCostToBeneficiary.value[x]: at most one"
-    return None
-
-
-def _check_CoverageEligibilityRequest(s):
-    _x_dateTime([v.created for v in s if v.created is not _U])
-    _x_id([v.id for v in s if v.id is not _U])
-    _x_uri([v.implicitRules for v in s if v.implicitRules is not _U])
-    _x_code([v.language for v in s if v.language is not _U])
-    _x_code([w for v in s if v.purpose is not _U for w in v.purpose])
-    _x_date([v.servicedDate for v in s if v.servicedDate is not _U])
-    _x_code([v.status for v in s if v.status is not _U])
-    for v in s:
-        if v.servicedDate is not _U:
-            if v.servicedPeriod is not _U:
-                return "CoverageEligibilityRequest.serviced[x]: at most one"
-    return None
-
-
-def _check_CoverageEligibilityRequestEvent(s):
-    _x_dateTime([v.whenDateTime for v in s if v.whenDateTime is not _U])
-    for v in s:
-        if v.whenDateTime is not _U:
-            if v.whenPeriod is not _U:
-                return "CoverageEligibilityRequestEvent.when[x]: exactly one"
-        elif not (v.whenPeriod is not _U):
-            return "CoverageEligibilityRequestEvent.when[x]: exactly one"
-    return None
-
-
-def _check_CoverageEligibilityRequestItemDiagnosis(s):
-    for v in s:
-        if v.diagnosisCodeableConcept is not _U:
-            if v.diagnosisReference is not _U:
-                return "CoverageEligibilityRequestItemDiagnosis.diagnosis[x]: at most one"
-    return None
-
-
-def _check_CoverageEligibilityResponse(s):
-    _x_dateTime([v.created for v in s if v.created is not _U])
-    _x_id([v.id for v in s if v.id is not _U])
-    _x_uri([v.implicitRules for v in s if v.implicitRules is not _U])
-    _x_code([v.language for v in s if v.language is not _U])
-    _x_code([v.outcome for v in s if v.outcome is not _U])
-    _x_code([w for v in s if v.purpose is not _U for w in v.purpose])
-    _x_date([v.servicedDate for v in s if v.servicedDate is not _U])
-    _x_code([v.status for v in s if v.status is not _U])
-    for v in s:
-        if v.servicedDate is not _U:
-            if v.servicedPeriod is not _U:
-                return "CoverageEligibilityResponse.serviced[x]: at most one"
-    return None
-
-
-def _check_CoverageEligibilityResponseEvent(s):
-    _x_dateTime([v.whenDateTime for v in s if v.whenDateTime is not _U])
-    for v in s:
-        if v.whenDateTime is not _U:
-            if v.whenPeriod is not _U:
-                return "CoverageEligibilityResponseEvent.when[x]: exactly one"
-        elif not (v.whenPeriod is not _U):
-            return "CoverageEligibilityResponseEvent.when[x]: exactly one"
-    return None
-
-
-def _check_CoverageEligibilityResponseInsuranceItem(s):
-    _x_uri([v.authorizationUrl for v in s if v.authorizationUrl is not _U])
-    return None
-
-
-def _check_CoverageEligibilityResponseInsuranceItemBenefit(s):
-    for v in s:
-        if v.allowedMoney is not _U:
-            if v.allowedString is not _U or v.allowedUnsignedInt is not _U:
-                return "CoverageEligibilityResponseInsuranceItemBenefit.allowed[x]: at most one"
-        elif v.allowedString is not _U:
-            if v.allowedUnsignedInt is not _U:
-                return "CoverageEligibilityResponseInsuranceItemBenefit.allowed[x]: at most one"
-    for v in s:
-        if v.usedMoney is not _U:
-            if v.usedString is not _U or v.usedUnsignedInt is not _U:
-                return "CoverageEligibilityResponseInsuranceItemBenefit.used[x]: at most one"
-        elif v.usedString is not _U:
-            if v.usedUnsignedInt is not _U:
-                return "CoverageEligibilityResponseInsuranceItemBenefit.used[x]: at most one"
-    return None
-
-
-def _check_DataRequirement(s):
-    _x_uri([w for v in s if v.profile is not _U for w in v.profile])
-    _x_code([v.type for v in s if v.type is not _U])
-    for v in s:
-        if v.subjectCodeableConcept is not _U:
-            if v.subjectReference is not _U:
-                return "DataRequirement.subject[x]: at most one"
-    return None
-
-
-def _check_DataRequirementCodeFilter(s):
-    _x_uri([v.valueSet for v in s if v.valueSet is not _U])
-    return None
-
-
-def _check_DataRequirementDateFilter(s):
-    _x_dateTime([v.valueDateTime for v in s if v.valueDateTime is not _U])
-    for v in s:
-        if v.valueDateTime is not _U:
-            if v.valueDuration is not _U or v.valuePeriod is not _U:
-                return "DataRequirementDateFilter.value[x]: at most one"
-        elif v.valueDuration is not _U:
-            if v.valuePeriod is not _U:
-                return "DataRequirementDateFilter.value[x]: at most one"
-    return None
-
-
-def _check_DataRequirementSort(s):
-    _x_code([v.direction for v in s if v.direction is not _U])
-    return None
-
-
-def _check_DataRequirementValueFilter(s):
-    _x_code([v.comparator for v in s if v.comparator is not _U])
-    _x_dateTime([v.valueDateTime for v in s if v.valueDateTime is not _U])
-    for v in s:
-        if v.valueDateTime is not _U:
-            if v.valueDuration is not _U or v.valuePeriod is not _U:
-                return "DataRequirementValueFilter.value[x]: at most one"
-        elif v.valueDuration is not _U:
-            if v.valuePeriod is not _U:
-                return "DataRequirementValueFilter.value[x]: at most one"
-    return None
-
-
-def _check_DetectedIssue(s):
-    _x_id([v.id for v in s if v.id is not _U])
-    _x_dateTime([v.identifiedDateTime for v in s if v.identifiedDateTime is not _U])
-    _x_uri([v.implicitRules for v in s if v.implicitRules is not _U])
-    _x_code([v.language for v in s if v.language is not _U])
-    _x_uri([v.reference for v in s if v.reference is not _U])
-    _x_code([v.severity for v in s if v.severity is not _U])
-    _x_code([v.status for v in s if v.status is not _U])
-    for v in s:
-        if v.identifiedDateTime is not _U:
-            if v.identifiedPeriod is not _U:
-                return "DetectedIssue.identified[x]: at most one"
-    return None
-
-
-def _check_DetectedIssueMitigation(s):
-    _x_dateTime([v.date for v in s if v.date is not _U])
-    return None
-
-
-def _check_Device(s):
-    _x_dateTime([v.expirationDate for v in s if v.expirationDate is not _U])
-    _x_id([v.id for v in s if v.id is not _U])
-    _x_uri([v.implicitRules for v in s if v.implicitRules is not _U])
-    _x_code([v.language for v in s if v.language is not _U])
-    _x_dateTime([v.manufactureDate for v in s if v.manufactureDate is not _U])
-    _x_code([v.status for v in s if v.status is not _U])
-    _x_uri([v.url for v in s if v.url is not _U])
-    return None
-
-
-def _check_DeviceAssociation(s):
-    _x_id([v.id for v in s if v.id is not _U])
-    _x_uri([v.implicitRules for v in s if v.implicitRules is not _U])
-    _x_code([v.language for v in s if v.language is not _U])
-    return None
-
-
-def _check_DeviceDefinition(s):
-    _x_id([v.id for v in s if v.id is not _U])
-    _x_uri([v.implicitRules for v in s if v.implicitRules is not _U])
-    _x_code([v.language for v in s if v.language is not _U])
-    _x_code([w for v in s if v.productionIdentifierInUDI is not _U for w in v.productionIdentifierInUDI])
-    return None
-
-
-def _check_DeviceDefinitionCorrectiveAction(s):
-    _x_code([v.scope for v in s if v.scope is not _U])
-    return None
-
-
-def _check_DeviceDefinitionDeviceName(s):
-    _x_code([v.type for v in s if v.type is not _U])
-    return None
-
-
-def _check_DeviceDefinitionProperty(s):
-    for v in s:
-        if v.valueAttachment is not _U:
-            if v.valueBoolean is not _U or v.valueCodeableConcept is not _U or v.valueInteger is not _U or v.valueQuantity is not _U or v.valueRange is not _U or v.valueString is not _U:
-                return "DeviceDefinitionProperty.value[x]: exactly one"
-        elif v.valueBoolean is not _U:
-            if v.valueCodeableConcept is not _U or v.valueInteger is not _U or v.valueQuantity is not _U or v.valueRange is not _U or v.valueString is not _U:
-                return "DeviceDefinitionProperty.value[x]: exactly one"
-        elif v.valueCodeableConcept is not _U:
-            if v.valueInteger is not _U or v.valueQuantity is not _U or v.valueRange is not _U or v.valueString is not _U:
-                return "DeviceDefinitionProperty.value[x]: exactly one"
-        elif v.valueInteger is not _U:
-            if v.valueQuantity is not _U or v.valueRange is not _U or v.valueString is not _U:
-                return "DeviceDefinitionProperty.value[x]: exactly one"
-        elif v.valueQuantity is not _U:
-            if v.valueRange is not _U or v.valueString is not _U:
-                return "DeviceDefinitionProperty.value[x]: exactly one"
-        elif v.valueRange is not _U:
-            if v.valueString is not _U:
-                return "DeviceDefinitionProperty.value[x]: exactly one"
-        elif not (v.valueString is not _U):
-            return "DeviceDefinitionProperty.value[x]: exactly one"
-    return None
-
-
-def _check_DeviceDefinitionRegulatoryIdentifier(s):
-    _x_uri([v.issuer for v in s if v.issuer is not _U])
-    _x_uri([v.jurisdiction for v in s if v.jurisdiction is not _U])
-    _x_code([v.type for v in s if v.type is not _U])
-    return None
-
-
-def _check_DeviceDefinitionUdiDeviceIdentifier(s):
-    _x_uri([v.issuer for v in s if v.issuer is not _U])
-    _x_uri([v.jurisdiction for v in s if v.jurisdiction is not _U])
-    return None
-
-
-def _check_DeviceDefinitionUdiDeviceIdentifierMarketDistribution(s):
-    _x_uri([v.subJurisdiction for v in s if v.subJurisdiction is not _U])
-    return None
-
-
-def _check_DeviceDispense(s):
-    _x_id([v.id for v in s if v.id is not _U])
-    _x_uri([v.implicitRules for v in s if v.implicitRules is not _U])
-    _x_code([v.language for v in s if v.language is not _U])
-    _x_dateTime([v.preparedDate for v in s if v.preparedDate is not _U])
-    _x_code([v.status for v in s if v.status is not _U])
-    _x_dateTime([v.whenHandedOver for v in s if v.whenHandedOver is not _U])
-    return None
-
-
-def _check_DeviceMetric(s):
-    _x_code([v.category for v in s if v.category is not _U])
-    _x_code([v.color for v in s if v.color is not _U])
-    _x_id([v.id for v in s if v.id is not _U])
-    _x_uri([v.implicitRules for v in s if v.implicitRules is not _U])
-    _x_code([v.language for v in s if v.language is not _U])
-    _x_code([v.operationalStatus for v in s if v.operationalStatus is not _U])
-    return None
-
-
-def _check_DeviceMetricCalibration(s):
-    _x_code([v.state for v in s if v.state is not _U])
-    _x_instant([v.time for v in s if v.time is not _U])
-    _x_code([v.type for v in s if v.type is not _U])
-    return None
-
-
-def _check_DeviceName(s):
-    _x_code([v.type for v in s if v.type is not _U])
-    return None
-
-
-def _check_DeviceProperty(s):
-    for v in s:
-        if v.valueAttachment is not _U:
-            if v.valueBoolean is not _U or v.valueCodeableConcept is not _U or v.valueInteger is not _U or v.valueQuantity is not _U or v.valueRange is not _U or v.valueString is not _U:
-                return "DeviceProperty.value[x]: exactly one"
-        elif v.valueBoolean is not _U:
-            if v.valueCodeableConcept is not _U or v.valueInteger is not _U or v.valueQuantity is not _U or v.valueRange is not _U or v.valueString is not _U:
-                return "DeviceProperty.value[x]: exactly one"
-        elif v.valueCodeableConcept is not _U:
-            if v.valueInteger is not _U or v.valueQuantity is not _U or v.valueRange is not _U or v.valueString is not _U:
-                return "DeviceProperty.value[x]: exactly one"
-        elif v.valueInteger is not _U:
-            if v.valueQuantity is not _U or v.valueRange is not _U or v.valueString is not _U:
-                return "DeviceProperty.value[x]: exactly one"
-        elif v.valueQuantity is not _U:
-            if v.valueRange is not _U or v.valueString is not _U:
-                return "DeviceProperty.value[x]: exactly one"
-        elif v.valueRange is not _U:
-            if v.valueString is not _U:
-                return "DeviceProperty.value[x]: exactly one"
-        elif not (v.valueString is not _U):
-            return "DeviceProperty.value[x]: exactly one"
-    return None
-
-
-def _check_DeviceRequest(s):
-    _x_dateTime([v.authoredOn for v in s if v.authoredOn is not _U])
-    _x_id([v.id for v in s if v.id is not _U])
-    _x_uri([v.implicitRules for v in s if v.implicitRules is not _U])
-    _x_uri([w for v in s if v.instantiatesCanonical is not _U for w in v.instantiatesCanonical])
-    _x_uri([w for v in s if v.instantiatesUri is not _U for w in v.instantiatesUri])
-    _x_code([v.intent for v in s if v.intent is not _U])
-    _x_code([v.language for v in s if v.language is not _U])
-    _x_dateTime([v.occurrenceDateTime for v in s if v.occurrenceDateTime is not _U])
-    _x_code([v.priority for v in s if v.priority is not _U])
-    _x_code([v.status for v in s if v.status is not _U])
-    for v in s:
-        if v.occurrenceDateTime is not _U:
-            if v.occurrencePeriod is not _U or v.occurrenceTiming is not _U:
-                return "DeviceRequest.occurrence[x]: at most one"
-        elif v.occurrencePeriod is not _U:
-            if v.occurrenceTiming is not _U:
-                return "DeviceRequest.occurrence[x]: at most one"
-    return None
-
-
-def _check_DeviceRequestParameter(s):
-    for v in s:
-        if v.valueBoolean is not _U:
-            if v.valueCodeableConcept is not _U or v.valueQuantity is not _U or v.valueRange is not _U:
-                return "DeviceRequestParameter.value[x]: at most one"
-        elif v.valueCodeableConcept is not _U:
-            if v.valueQuantity is not _U or v.valueRange is not _U:
-                return "DeviceRequestParameter.value[x]: at most one"
-        elif v.valueQuantity is not _U:
-            if v.valueRange is not _U:
-                return "DeviceRequestParameter.value[x]: at most one"
-    return None
-
-
-def _check_DeviceUdiCarrier(s):
-    _x_base64Binary([v.carrierAIDC for v in s if v.carrierAIDC is not _U])
-    _x_code([v.entryType for v in s if v.entryType is not _U])
-    _x_uri([v.issuer for v in s if v.issuer is not _U])
-    _x_uri([v.jurisdiction for v in s if v.jurisdiction is not _U])
-    return None
-
-
-def _check_DeviceUsage(s):
-    _x_dateTime([v.dateAsserted for v in s if v.dateAsserted is not _U])
-    _x_id([v.id for v in s if v.id is not _U])
-    _x_uri([v.implicitRules for v in s if v.implicitRules is not _U])
-    _x_code([v.language for v in s if v.language is not _U])
-    _x_code([v.status for v in s if v.status is not _U])
-    _x_dateTime([v.timingDateTime for v in s if v.timingDateTime is not _U])
-    for v in s:
-        if v.timingDateTime is not _U:
-            if v.timingPeriod is not _U or v.timingTiming is not _U:
-                return "DeviceUsage.timing[x]: at most one"
-        elif v.timingPeriod is not _U:
-            if v.timingTiming is not _U:
-                return "DeviceUsage.timing[x]: at most one"
-    return None
-
-
-def _check_DeviceVersion(s):
-    _x_dateTime([v.installDate for v in s if v.installDate is not _U])
-    return None
-
-
-def _check_DiagnosticReport(s):
-    _x_dateTime([v.effectiveDateTime for v in s if v.effectiveDateTime is not _U])
-    _x_id([v.id for v in s if v.id is not _U])
-    _x_uri([v.implicitRules for v in s if v.implicitRules is not _U])
-    _x_instant([v.issued for v in s if v.issued is not _U])
-    _x_code([v.language for v in s if v.language is not _U])
-    _x_code([v.status for v in s if v.status is not _U])
-    for v in s:
-        if v.effectiveDateTime is not _U:
-            if v.effectivePeriod is not _U:
-                return "DiagnosticReport.effective[x]: at most one"
-    return None
-
-
-def _check_Distance(s):
-    _x_code([v.code for v in s if v.code is not _U])
-    _x_code([v.comparator for v in s if v.comparator is not _U])
-    _x_uri([v.system for v in s if v.system is not _U])
-    _x_decimal([v.value for v in s if v.value is not _U])
-    return None
-
-
-def _check_DocumentReference(s):
-    _x_instant([v.date for v in s if v.date is not _U])
-    _x_code([v.docStatus for v in s if v.docStatus is not _U])
-    _x_id([v.id for v in s if v.id is not _U])
-    _x_uri([v.implicitRules for v in s if v.implicitRules is not _U])
-    _x_code([v.language for v in s if v.language is not _U])
-    _x_code([v.status for v in s if v.status is not _U])
-    return None
-
-
-def _check_DocumentReferenceAttester(s):
-    _x_dateTime([v.time for v in s if v.time is not _U])
-    return None
-
-
-def _check_DocumentReferenceContentProfile(s):
-    _x_uri([v.valueCanonical for v in s if v.valueCanonical is not _U])
-    _x_uri([v.valueUri for v in s if v.valueUri is not _U])
-    for v in s:
-        if v.valueCanonical is not _U:
-            if v.valueCoding is not _U or v.valueUri is not _U:
-                return "DocumentReferenceContentProfile.value[x]: exactly one"
-        elif v.valueCoding is not _U:
-            if v.valueUri is not _U:
-                return "DocumentReferenceContentProfile.value[x]: exactly one"
-        elif not (v.valueUri is not _U):
-            return "DocumentReferenceContentProfile.value[x]: exactly one"
-    return None
-
-
-def _check_DomainResource(s):
-    _x_uri([v.implicitRules for v in s if v.implicitRules is not _U])
-    _x_code([v.language for v in s if v.language is not _U])
-    return None
-
-
-def _check_DosageDoseAndRate(s):
-    for v in s:
-        if v.doseQuantity is not _U:
-            if v.doseRange is not _U:
-                return "DosageDoseAndRate.dose[x]: at most one"
-    for v in s:
-        if v.rateQuantity is not _U:
-            if v.rateRange is not _U or v.rateRatio is not _U:
-                return "DosageDoseAndRate.rate[x]: at most one"
-        elif v.rateRange is not _U:
-            if v.rateRatio is not _U:
-                return "DosageDoseAndRate.rate[x]: at most one"
-    return None
-
-
-def _check_Duration(s):
-    _x_code([v.code for v in s if v.code is not _U])
-    _x_code([v.comparator for v in s if v.comparator is not _U])
-    _x_uri([v.system for v in s if v.system is not _U])
-    _x_decimal([v.value for v in s if v.value is not _U])
-    return None
-
-
-def _check_ElementDefinition(s):
-    _x_uri([v.contentReference for v in s if v.contentReference is not _U])
-    _x_base64Binary([v.defaultValueBase64Binary for v in s if v.defaultValueBase64Binary is not _U])
-    _x_uri([v.defaultValueCanonical for v in s if v.defaultValueCanonical is not _U])
-    _x_code([v.defaultValueCode for v in s if v.defaultValueCode is not _U])
-    _x_date([v.defaultValueDate for v in s if v.defaultValueDate is not _U])
-    _x_dateTime([v.defaultValueDateTime for v in s if v.defaultValueDateTime is not _U])
-    _x_decimal([v.defaultValueDecimal for v in s if v.defaultValueDecimal is not _U])
-    _x_instant([v.defaultValueInstant for v in s if v.defaultValueInstant is not _U])
-    _x_integer64([v.defaultValueInteger64 for v in s if v.defaultValueInteger64 is not _U])
-    _x_oid([v.defaultValueOid for v in s if v.defaultValueOid is not _U])
-    _x_time([v.defaultValueTime for v in s if v.defaultValueTime is not _U])
-    _x_uri([v.defaultValueUri for v in s if v.defaultValueUri is not _U])
-    _x_uri([v.defaultValueUrl for v in s if v.defaultValueUrl is not _U])
-    _x_uuid([v.defaultValueUuid for v in s if v.defaultValueUuid is not _U])
-    _x_base64Binary([v.fixedBase64Binary for v in s if v.fixedBase64Binary is not _U])
-    _x_uri([v.fixedCanonical for v in s if v.fixedCanonical is not _U])
-    _x_code([v.fixedCode for v in s if v.fixedCode is not _U])
-    _x_date([v.fixedDate for v in s if v.fixedDate is not _U])
-    _x_dateTime([v.fixedDateTime for v in s if v.fixedDateTime is not _U])
-    _x_decimal([v.fixedDecimal for v in s if v.fixedDecimal is not _U])
-    _x_instant([v.fixedInstant for v in s if v.fixedInstant is not _U])
-    _x_integer64([v.fixedInteger64 for v in s if v.fixedInteger64 is not _U])
-    _x_oid([v.fixedOid for v in s if v.fixedOid is not _U])
-    _x_time([v.fixedTime for v in s if v.fixedTime is not _U])
-    _x_uri([v.fixedUri for v in s if v.fixedUri is not _U])
-    _x_uri([v.fixedUrl for v in s if v.fixedUrl is not _U])
-    _x_uuid([v.fixedUuid for v in s if v.fixedUuid is not _U])
-    _x_date([v.maxValueDate for v in s if v.maxValueDate is not _U])
-    _x_dateTime([v.maxValueDateTime for v in s if v.maxValueDateTime is not _U])
-    _x_decimal([v.maxValueDecimal for v in s if v.maxValueDecimal is not _U])
-    _x_instant([v.maxValueInstant for v in s if v.maxValueInstant is not _U])
-    _x_integer64([v.maxValueInteger64 for v in s if v.maxValueInteger64 is not _U])
-    _x_time([v.maxValueTime for v in s if v.maxValueTime is not _U])
-    _x_date([v.minValueDate for v in s if v.minValueDate is not _U])
-    _x_dateTime([v.minValueDateTime for v in s if v.minValueDateTime is not _U])
-    _x_decimal([v.minValueDecimal for v in s if v.minValueDecimal is not _U])
-    _x_instant([v.minValueInstant for v in s if v.minValueInstant is not _U])
-    _x_integer64([v.minValueInteger64 for v in s if v.minValueInteger64 is not _U])
-    _x_time([v.minValueTime for v in s if v.minValueTime is not _U])
-    _x_base64Binary([v.patternBase64Binary for v in s if v.patternBase64Binary is not _U])
-    _x_uri([v.patternCanonical for v in s if v.patternCanonical is not _U])
-    _x_code([v.patternCode for v in s if v.patternCode is not _U])
-    _x_date([v.patternDate for v in s if v.patternDate is not _U])
-    _x_dateTime([v.patternDateTime for v in s if v.patternDateTime is not _U])
-    _x_decimal([v.patternDecimal for v in s if v.patternDecimal is not _U])
-    _x_instant([v.patternInstant for v in s if v.patternInstant is not _U])
-    _x_integer64([v.patternInteger64 for v in s if v.patternInteger64 is not _U])
-    _x_oid([v.patternOid for v in s if v.patternOid is not _U])
-    _x_time([v.patternTime for v in s if v.patternTime is not _U])
-    _x_uri([v.patternUri for v in s if v.patternUri is not _U])
-    _x_uri([v.patternUrl for v in s if v.patternUrl is not _U])
-    _x_uuid([v.patternUuid for v in s if v.patternUuid is not _U])
-    _x_code([w for v in s if v.representation is not _U for w in v.representation])
-    _x_uri([w for v in s if v.valueAlternatives is not _U for w in v.valueAlternatives])
-    if min(map(tuple.count, map(_f.astuple, s), _f.UNSETS)) < 238:
-        p = _f.span(ElementDefinition, "defaultValueAddress", "defaultValueUuid", 54)
-        for v in s:
-            if p(_f.astuple(v)).count(_U) < 53:
-                return "ElementDefinition.defaultValue[x]: at most one"
-    if min(map(tuple.count, map(_f.astuple, s), _f.UNSETS)) < 238:
-        p = _f.span(ElementDefinition, "fixedAddress", "fixedUuid", 54)
-        for v in s:
-            if p(_f.astuple(v)).count(_U) < 53:
-                return "ElementDefinition.fixed[x]: at most one"
-    if min(map(tuple.count, map(_f.astuple, s), _f.UNSETS)) < 238:
-        p = _f.span(ElementDefinition, "maxValueDate", "maxValueUnsignedInt", 10)
-        for v in s:
-            if p(_f.astuple(v)).count(_U) < 9:
-                return "ElementDefinition.maxValue[x]: at most one"
-    if min(map(tuple.count, map(_f.astuple, s), _f.UNSETS)) < 238:
-        p = _f.span(ElementDefinition, "minValueDate", "minValueUnsignedInt", 10)
-        for v in s:
-            if p(_f.astuple(v)).count(_U) < 9:
-                return "ElementDefinition.minValue[x]: at most one"
-    if min(map(tuple.count, map(_f.astuple, s), _f.UNSETS)) < 238:
-        p = _f.span(ElementDefinition, "patternAddress", "patternUuid", 54)
-        for v in s:
-            if p(_f.astuple(v)).count(_U) < 53:
-                return "ElementDefinition.pattern[x]: at most one"
-    return None
-
-
-def _check_ElementDefinitionBinding(s):
-    _x_code([v.strength for v in s if v.strength is not _U])
-    _x_uri([v.valueSet for v in s if v.valueSet is not _U])
-    return None
-
-
-def _check_ElementDefinitionBindingAdditional(s):
-    _x_code([v.purpose for v in s if v.purpose is not _U])
-    _x_uri([v.valueSet for v in s if v.valueSet is not _U])
-    return None
-
-
-def _check_ElementDefinitionConstraint(s):
-    _x_code([v.severity for v in s if v.severity is not _U])
-    _x_uri([v.source for v in s if v.source is not _U])
-    return None
-
-
-def _check_ElementDefinitionExample(s):
-    _x_base64Binary([v.valueBase64Binary for v in s if v.valueBase64Binary is not _U])
-    _x_uri([v.valueCanonical for v in s if v.valueCanonical is not _U])
-    _x_code([v.valueCode for v in s if v.valueCode is not _U])
-    _x_date([v.valueDate for v in s if v.valueDate is not _U])
-    _x_dateTime([v.valueDateTime for v in s if v.valueDateTime is not _U])
-    _x_decimal([v.valueDecimal for v in s if v.valueDecimal is not _U])
-    _x_instant([v.valueInstant for v in s if v.valueInstant is not _U])
-    _x_integer64([v.valueInteger64 for v in s if v.valueInteger64 is not _U])
-    _x_oid([v.valueOid for v in s if v.valueOid is not _U])
-    _x_time([v.valueTime for v in s if v.valueTime is not _U])
-    _x_uri([v.valueUri for v in s if v.valueUri is not _U])
-    _x_uri([v.valueUrl for v in s if v.valueUrl is not _U])
-    _x_uuid([v.valueUuid for v in s if v.valueUuid is not _U])
-    c = list(map(tuple.count, map(_f.span(ElementDefinitionExample, "valueAddress", "valueUuid", 54), map(_f.astuple, s)), _f.UNSETS))
-    if min(c) != 53 or max(c) != 53:
-        return "ElementDefinitionExample.value[x]: exactly one"
-    return None
-
-
-def _check_ElementDefinitionMapping(s):
-    _x_code([v.language for v in s if v.language is not _U])
-    return None
-
-
-def _check_ElementDefinitionSlicing(s):
-    _x_code([v.rules for v in s if v.rules is not _U])
-    return None
-
-
-def _check_ElementDefinitionSlicingDiscriminator(s):
-    _x_code([v.type for v in s if v.type is not _U])
-    return None
-
-
-def _check_ElementDefinitionType(s):
-    _x_code([w for v in s if v.aggregation is not _U for w in v.aggregation])
-    _x_uri([v.code for v in s if v.code is not _U])
-    _x_uri([w for v in s if v.profile is not _U for w in v.profile])
-    _x_uri([w for v in s if v.targetProfile is not _U for w in v.targetProfile])
-    _x_code([v.versioning for v in s if v.versioning is not _U])
-    return None
-
-
-def _check_Encounter(s):
-    _x_id([v.id for v in s if v.id is not _U])
-    _x_uri([v.implicitRules for v in s if v.implicitRules is not _U])
-    _x_code([v.language for v in s if v.language is not _U])
-    _x_dateTime([v.plannedEndDate for v in s if v.plannedEndDate is not _U])
-    _x_dateTime([v.plannedStartDate for v in s if v.plannedStartDate is not _U])
-    _x_code([v.status for v in s if v.status is not _U])
-    return None
-
-
-def _check_EncounterHistory(s):
-    _x_id([v.id for v in s if v.id is not _U])
-    _x_uri([v.implicitRules for v in s if v.implicitRules is not _U])
-    _x_code([v.language for v in s if v.language is not _U])
-    _x_dateTime([v.plannedEndDate for v in s if v.plannedEndDate is not _U])
-    _x_dateTime([v.plannedStartDate for v in s if v.plannedStartDate is not _U])
-    _x_code([v.status for v in s if v.status is not _U])
-    return None
-
-
-def _check_EncounterLocation(s):
-    _x_code([v.status for v in s if v.status is not _U])
-    return None
-
-
-def _check_Endpoint(s):
-    _x_uri([v.address for v in s if v.address is not _U])
-    _x_id([v.id for v in s if v.id is not _U])
-    _x_uri([v.implicitRules for v in s if v.implicitRules is not _U])
-    _x_code([v.language for v in s if v.language is not _U])
-    _x_code([v.status for v in s if v.status is not _U])
-    return None
-
-
-def _check_EndpointPayload(s):
-    _x_code([w for v in s if v.mimeType is not _U for w in v.mimeType])
-    return None
-
-
-def _check_EnrollmentRequest(s):
-    _x_dateTime([v.created for v in s if v.created is not _U])
-    _x_id([v.id for v in s if v.id is not _U])
-    _x_uri([v.implicitRules for v in s if v.implicitRules is not _U])
-    _x_code([v.language for v in s if v.language is not _U])
-    _x_code([v.status for v in s if v.status is not _U])
-    return None
-
-
-def _check_EnrollmentResponse(s):
-    _x_dateTime([v.created for v in s if v.created is not _U])
-    _x_id([v.id for v in s if v.id is not _U])
-    _x_uri([v.implicitRules for v in s if v.implicitRules is not _U])
-    _x_code([v.language for v in s if v.language is not _U])
-    _x_code([v.outcome for v in s if v.outcome is not _U])
-    _x_code([v.status for v in s if v.status is not _U])
-    return None
-
-
-def _check_EpisodeOfCare(s):
-    _x_id([v.id for v in s if v.id is not _U])
-    _x_uri([v.implicitRules for v in s if v.implicitRules is not _U])
-    _x_code([v.language for v in s if v.language is not _U])
-    _x_code([v.status for v in s if v.status is not _U])
-    return None
-
-
-def _check_EpisodeOfCareStatusHistory(s):
-    _x_code([v.status for v in s if v.status is not _U])
-    return None
-
-
-def _check_EventDefinition(s):
-    _x_date([v.approvalDate for v in s if v.approvalDate is not _U])
-    _x_dateTime([v.date for v in s if v.date is not _U])
-    _x_id([v.id for v in s if v.id is not _U])
-    _x_uri([v.implicitRules for v in s if v.implicitRules is not _U])
-    _x_code([v.language for v in s if v.language is not _U])
-    _x_date([v.lastReviewDate for v in s if v.lastReviewDate is not _U])
-    _x_code([v.status for v in s if v.status is not _U])
-    _x_uri([v.url for v in s if v.url is not _U])
-    for v in s:
-        if v.subjectCodeableConcept is not _U:
-            if v.subjectReference is not _U:
-                return "EventDefinition.subject[x]: at most one"
-    for v in s:
-        if v.versionAlgorithmCoding is not _U:
-            if v.versionAlgorithmString is not _U:
-                return "EventDefinition.versionAlgorithm[x]: at most one"
-    return None
-
-
-def _check_Evidence(s):
-    _x_date([v.approvalDate for v in s if v.approvalDate is not _U])
-    _x_dateTime([v.date for v in s if v.date is not _U])
-    _x_id([v.id for v in s if v.id is not _U])
-    _x_uri([v.implicitRules for v in s if v.implicitRules is not _U])
-    _x_code([v.language for v in s if v.language is not _U])
-    _x_date([v.lastReviewDate for v in s if v.lastReviewDate is not _U])
-    _x_code([v.status for v in s if v.status is not _U])
-    _x_uri([v.url for v in s if v.url is not _U])
-    for v in s:
-        if v.citeAsMarkdown is not _U:
-            if v.citeAsReference is not _U:
-                return "Evidence.citeAs[x]: at most one"
-    for v in s:
-        if v.versionAlgorithmCoding is not _U:
-            if v.versionAlgorithmString is not _U:
-                return "Evidence.versionAlgorithm[x]: at most one"
-    return None
-
-
-def _check_EvidenceReport(s):
-    _x_id([v.id for v in s if v.id is not _U])
-    _x_uri([v.implicitRules for v in s if v.implicitRules is not _U])
-    _x_code([v.language for v in s if v.language is not _U])
-    _x_code([v.status for v in s if v.status is not _U])
-    _x_uri([v.url for v in s if v.url is not _U])
-    for v in s:
-        if v.citeAsMarkdown is not _U:
-            if v.citeAsReference is not _U:
-                return "EvidenceReport.citeAs[x]: at most one"
-    return None
-
-
-def _check_EvidenceReportRelatesTo(s):
-    _x_code([v.code for v in s if v.code is not _U])
-    return None
-
-
-def _check_EvidenceReportRelatesToTarget(s):
-    _x_uri([v.url for v in s if v.url is not _U])
-    return None
-
-
-def _check_EvidenceReportSection(s):
-    _x_code([v.mode for v in s if v.mode is not _U])
-    return None
-
-
-def _check_EvidenceReportSubjectCharacteristic(s):
-    for v in s:
-        if v.valueBoolean is not _U:
-            if v.valueCodeableConcept is not _U or v.valueQuantity is not _U or v.valueRange is not _U or v.valueReference is not _U:
-                return "EvidenceReportSubjectCharacteristic.value[x]: exactly one"
-        elif v.valueCodeableConcept is not _U:
-            if v.valueQuantity is not _U or v.valueRange is not _U or v.valueReference is not _U:
-                return "EvidenceReportSubjectCharacteristic.value[x]: exactly one"
-        elif v.valueQuantity is not _U:
-            if v.valueRange is not _U or v.valueReference is not _U:
-                return "EvidenceReportSubjectCharacteristic.value[x]: exactly one"
-        elif v.valueRange is not _U:
-            if v.valueReference is not _U:
-                return "EvidenceReportSubjectCharacteristic.value[x]: exactly one"
-        elif not (v.valueReference is not _U):
-            return "EvidenceReportSubjectCharacteristic.value[x]: exactly one"
-    return None
-
-
-def _check_EvidenceStatisticAttributeEstimate(s):
-    _x_decimal([v.level for v in s if v.level is not _U])
-    return None
-
-
-def _check_EvidenceStatisticModelCharacteristicVariable(s):
-    _x_code([v.handling for v in s if v.handling is not _U])
-    return None
-
-
-def _check_EvidenceVariable(s):
-    _x_date([v.approvalDate for v in s if v.approvalDate is not _U])
-    _x_dateTime([v.date for v in s if v.date is not _U])
-    _x_code([v.handling for v in s if v.handling is not _U])
-    _x_id([v.id for v in s if v.id is not _U])
-    _x_uri([v.implicitRules for v in s if v.implicitRules is not _U])
-    _x_code([v.language for v in s if v.language is not _U])
-    _x_date([v.lastReviewDate for v in s if v.lastReviewDate is not _U])
-    _x_code([v.status for v in s if v.status is not _U])
-    _x_uri([v.url for v in s if v.url is not _U])
-    for v in s:
-        if v.versionAlgorithmCoding is not _U:
-            if v.versionAlgorithmString is not _U:
-                return "EvidenceVariable.versionAlgorithm[x]: at most one"
-    return None
-
-
-def _check_EvidenceVariableCategory(s):
-    for v in s:
-        if v.valueCodeableConcept is not _U:
-            if v.valueQuantity is not _U or v.valueRange is not _U:
-                return "EvidenceVariableCategory.value[x]: at most one"
-        elif v.valueQuantity is not _U:
-            if v.valueRange is not _U:
-                return "EvidenceVariableCategory.value[x]: at most one"
-    return None
-
-
-def _check_EvidenceVariableCharacteristic(s):
-    _x_uri([v.definitionCanonical for v in s if v.definitionCanonical is not _U])
-    for v in s:
-        if v.durationQuantity is not _U:
-            if v.durationRange is not _U:
-                return "EvidenceVariableCharacteristic.duration[x]: at most one"
-    for v in s:
-        if v.instancesQuantity is not _U:
-            if v.instancesRange is not _U:
-                return "EvidenceVariableCharacteristic.instances[x]: at most one"
-    return None
-
-
-def _check_EvidenceVariableCharacteristicDefinitionByCombination(s):
-    _x_code([v.code for v in s if v.code is not _U])
-    return None
-
-
-def _check_EvidenceVariableCharacteristicDefinitionByTypeAndValue(s):
-    for v in s:
-        if v.valueBoolean is not _U:
-            if v.valueCodeableConcept is not _U or v.valueId is not _U or v.valueQuantity is not _U or v.valueRange is not _U or v.valueReference is not _U:
-                return "EvidenceVariableCharacteristicDefinitionByTypeAndValue.value[x]: exactly one"
-        elif v.valueCodeableConcept is not _U:
-            if v.valueId is not _U or v.valueQuantity is not _U or v.valueRange is not _U or v.valueReference is not _U:
-                return "EvidenceVariableCharacteristicDefinitionByTypeAndValue.value[x]: exactly one"
-        elif v.valueId is not _U:
-            if v.valueQuantity is not _U or v.valueRange is not _U or v.valueReference is not _U:
-                return "EvidenceVariableCharacteristicDefinitionByTypeAndValue.value[x]: exactly one"
-        elif v.valueQuantity is not _U:
-            if v.valueRange is not _U or v.valueReference is not _U:
-                return "EvidenceVariableCharacteristicDefinitionByTypeAndValue.value[x]: exactly one"
-        elif v.valueRange is not _U:
-            if v.valueReference is not _U:
-                return "EvidenceVariableCharacteristicDefinitionByTypeAndValue.value[x]: exactly one"
-        elif not (v.valueReference is not _U):
-            return "EvidenceVariableCharacteristicDefinitionByTypeAndValue.value[x]: exactly one"
-    return None
-
-
-def _check_EvidenceVariableCharacteristicTimeFromEvent(s):
-    _x_dateTime([v.eventDateTime for v in s if v.eventDateTime is not _U])
-    for v in s:
-        if v.eventCodeableConcept is not _U:
-            if v.eventDateTime is not _U or v.eventId is not _U or v.eventReference is not _U:
-                return "EvidenceVariableCharacteristicTimeFromEvent.event[x]: at most one"
-        elif v.eventDateTime is not _U:
-            if v.eventId is not _U or v.eventReference is not _U:
-                return "EvidenceVariableCharacteristicTimeFromEvent.event[x]: at most one"
-        elif v.eventId is not _U:
-            if v.eventReference is not _U:
-                return "EvidenceVariableCharacteristicTimeFromEvent.event[x]: at most one"
-    return None
-
-
-def _check_ExampleScenario(s):
-    _x_dateTime([v.date for v in s if v.date is not _U])
-    _x_id([v.id for v in s if v.id is not _U])
-    _x_uri([v.implicitRules for v in s if v.implicitRules is not _U])
-    _x_code([v.language for v in s if v.language is not _U])
-    _x_code([v.status for v in s if v.status is not _U])
-    _x_uri([v.url for v in s if v.url is not _U])
-    for v in s:
-        if v.versionAlgorithmCoding is not _U:
-            if v.versionAlgorithmString is not _U:
-                return "ExampleScenario.versionAlgorithm[x]: at most one"
-    return None
-
-
-def _check_ExampleScenarioActor(s):
-    _x_code([v.type for v in s if v.type is not _U])
-    return None
-
-
-def _check_ExampleScenarioInstance(s):
-    _x_uri([v.structureProfileCanonical for v in s if v.structureProfileCanonical is not _U])
-    _x_uri([v.structureProfileUri for v in s if v.structureProfileUri is not _U])
-    for v in s:
-        if v.structureProfileCanonical is not _U:
-            if v.structureProfileUri is not _U:
-                return "ExampleScenarioInstance.structureProfile[x]: at most one"
-    return None
-
-
-def _check_ExampleScenarioProcessStep(s):
-    _x_uri([v.workflow for v in s if v.workflow is not _U])
-    return None
-
-
-def _check_ExplanationOfBenefit(s):
-    _x_dateTime([v.created for v in s if v.created is not _U])
-    _x_id([v.id for v in s if v.id is not _U])
-    _x_uri([v.implicitRules for v in s if v.implicitRules is not _U])
-    _x_code([v.language for v in s if v.language is not _U])
-    _x_code([v.outcome for v in s if v.outcome is not _U])
-    _x_code([v.status for v in s if v.status is not _U])
-    _x_code([v.use for v in s if v.use is not _U])
-    return None
-
-
-def _check_ExplanationOfBenefitAccident(s):
-    _x_date([v.date for v in s if v.date is not _U])
-    for v in s:
-        if v.locationAddress is not _U:
-            if v.locationReference is not _U:
-                return "ExplanationOfBenefitAccident.location[x]: at most one"
-    return None
-
-
-def _check_ExplanationOfBenefitAddItem(s):
-    _x_decimal([v.factor for v in s if v.factor is not _U])
-    _x_date([v.servicedDate for v in s if v.servicedDate is not _U])
-    for v in s:
-        if v.locationAddress is not _U:
-            if v.locationCodeableConcept is not _U or v.locationReference is not _U:
-                return "ExplanationOfBenefitAddItem.location[x]: at most one"
-        elif v.locationCodeableConcept is not _U:
-            if v.locationReference is not _U:
-                return "ExplanationOfBenefitAddItem.location[x]: at most one"
-    for v in s:
-        if v.servicedDate is not _U:
-            if v.servicedPeriod is not _U:
-                return "ExplanationOfBenefitAddItem.serviced[x]: at most one"
-    return None
-
-
-def _check_ExplanationOfBenefitAddItemDetail(s):
-    _x_decimal([v.factor for v in s if v.factor is not _U])
-    return None
-
-
-def _check_ExplanationOfBenefitAddItemDetailSubDetail(s):
-    _x_decimal([v.factor for v in s if v.factor is not _U])
-    return None
-
-
-def _check_ExplanationOfBenefitBenefitBalanceFinancial(s):
-    for v in s:
-        if v.allowedMoney is not _U:
-            if v.allowedString is not _U or v.allowedUnsignedInt is not _U:
-                return "ExplanationOfBenefitBenefitBalanceFinancial.allowed[x]: at most one"
-        elif v.allowedString is not _U:
-            if v.allowedUnsignedInt is not _U:
-                return "ExplanationOfBenefitBenefitBalanceFinancial.allowed[x]: at most one"
-    for v in s:
-        if v.usedMoney is not _U:
-            if v.usedUnsignedInt is not _U:
-                return "ExplanationOfBenefitBenefitBalanceFinancial.used[x]: at most one"
-    return None
-
-
-def _check_ExplanationOfBenefitDiagnosis(s):
-    for v in s:
-        if v.diagnosisCodeableConcept is not _U:
-            if v.diagnosisReference is not _U:
-                return "ExplanationOfBenefitDiagnosis.diagnosis[x]: exactly one"
-        elif not (v.diagnosisReference is not _U):
-            return "ExplanationOfBenefitDiagnosis.diagnosis[x]: exactly one"
-    return None
-
-
-def _check_ExplanationOfBenefitEvent(s):
-    _x_dateTime([v.whenDateTime for v in s if v.whenDateTime is not _U])
-    for v in s:
-        if v.whenDateTime is not _U:
-            if v.whenPeriod is not _U:
-                return "ExplanationOfBenefitEvent.when[x]: exactly one"
-        elif not (v.whenPeriod is not _U):
-            return "ExplanationOfBenefitEvent.when[x]: exactly one"
-    return None
-
-
-def _check_ExplanationOfBenefitItem(s):
-    _x_decimal([v.factor for v in s if v.factor is not _U])
-    _x_date([v.servicedDate for v in s if v.servicedDate is not _U])
-    for v in s:
-        if v.locationAddress is not _U:
-            if v.locationCodeableConcept is not _U or v.locationReference is not _U:
-                return "ExplanationOfBenefitItem.location[x]: at most one"
-        elif v.locationCodeableConcept is not _U:
-            if v.locationReference is not _U:
-                return "ExplanationOfBenefitItem.location[x]: at most one"
-    for v in s:
-        if v.servicedDate is not _U:
-            if v.servicedPeriod is not _U:
-                return "ExplanationOfBenefitItem.serviced[x]: at most one"
-    return None
-
-
-def _check_ExplanationOfBenefitItemDetail(s):
-    _x_decimal([v.factor for v in s if v.factor is not _U])
-    return None
-
-
-def _check_ExplanationOfBenefitItemDetailSubDetail(s):
-    _x_decimal([v.factor for v in s if v.factor is not _U])
-    return None
-
-
-def _check_ExplanationOfBenefitPayment(s):
-    _x_date([v.date for v in s if v.date is not _U])
-    return None
-
-
-def _check_ExplanationOfBenefitProcedure(s):
-    _x_dateTime([v.date for v in s if v.date is not _U])
-    for v in s:
-        if v.procedureCodeableConcept is not _U:
-            if v.procedureReference is not _U:
-                return "ExplanationOfBenefitProcedure.procedure[x]: exactly one"
-        elif not (v.procedureReference is not _U):
-            return "ExplanationOfBenefitProcedure.procedure[x]: exactly one"
-    return None
-
-
-def _check_ExplanationOfBenefitSupportingInfo(s):
-    _x_date([v.timingDate for v in s if v.timingDate is not _U])
-    for v in s:
-        if v.timingDate is not _U:
-            if v.timingPeriod is not _U:
-                return "ExplanationOfBenefitSupportingInfo.timing[x]: at most one"
-    for v in s:
-        if v.valueAttachment is not _U:
-            if v.valueBoolean is not _U or v.valueIdentifier is not _U or v.valueQuantity is not _U or v.valueReference is not _U or v.valueString is not _U:
-                return "ExplanationOfBenefitSupportingInfo.value[x]: at most one"
-        elif v.valueBoolean is not _U:
-            if v.valueIdentifier is not _U or v.valueQuantity is not _U or v.valueReference is not _U or v.valueString is not _U:
-                return "ExplanationOfBenefitSupportingInfo.value[x]: at most one"
-        elif v.valueIdentifier is not _U:
-            if v.valueQuantity is not _U or v.valueReference is not _U or v.valueString is not _U:
-                return "ExplanationOfBenefitSupportingInfo.value[x]: at most one"
-        elif v.valueQuantity is not _U:
-            if v.valueReference is not _U or v.valueString is not _U:
-                return "ExplanationOfBenefitSupportingInfo.value[x]: at most one"
-        elif v.valueReference is not _U:
-            if v.valueString is not _U:
-                return "ExplanationOfBenefitSupportingInfo.value[x]: at most one"
-    return None
-
-
-def _check_Expression(s):
-    _x_code([v.language for v in s if v.language is not _U])
-    _x_code([v.name for v in s if v.name is not _U])
-    _x_uri([v.reference for v in s if v.reference is not _U])
-    return None
-
-
-def _check_Extension(s):
-    _x_uri([v.url for v in s if v.url is not _U])
-    _x_base64Binary([v.valueBase64Binary for v in s if v.valueBase64Binary is not _U])
-    _x_uri([v.valueCanonical for v in s if v.valueCanonical is not _U])
-    _x_code([v.valueCode for v in s if v.valueCode is not _U])
-    _x_date([v.valueDate for v in s if v.valueDate is not _U])
-    _x_dateTime([v.valueDateTime for v in s if v.valueDateTime is not _U])
-    _x_decimal([v.valueDecimal for v in s if v.valueDecimal is not _U])
-    _x_instant([v.valueInstant for v in s if v.valueInstant is not _U])
-    _x_integer64([v.valueInteger64 for v in s if v.valueInteger64 is not _U])
-    _x_oid([v.valueOid for v in s if v.valueOid is not _U])
-    _x_time([v.valueTime for v in s if v.valueTime is not _U])
-    _x_uri([v.valueUri for v in s if v.valueUri is not _U])
-    _x_uri([v.valueUrl for v in s if v.valueUrl is not _U])
-    _x_uuid([v.valueUuid for v in s if v.valueUuid is not _U])
-    if min(map(tuple.count, map(_f.astuple, s), _f.UNSETS)) < 57:
-        p = _f.span(Extension, "valueAddress", "valueUuid", 54)
-        for v in s:
-            if p(_f.astuple(v)).count(_U) < 53:
-                return "Extension.value[x]: at most one"
-    return None
-
-
-def _check_FamilyMemberHistory(s):
-    _x_date([v.bornDate for v in s if v.bornDate is not _U])
-    _x_dateTime([v.date for v in s if v.date is not _U])
-    _x_date([v.deceasedDate for v in s if v.deceasedDate is not _U])
-    _x_id([v.id for v in s if v.id is not _U])
-    _x_uri([v.implicitRules for v in s if v.implicitRules is not _U])
-    _x_uri([w for v in s if v.instantiatesCanonical is not _U for w in v.instantiatesCanonical])
-    _x_uri([w for v in s if v.instantiatesUri is not _U for w in v.instantiatesUri])
-    _x_code([v.language for v in s if v.language is not _U])
-    _x_code([v.status for v in s if v.status is not _U])
-    for v in s:
-        if v.ageAge is not _U:
-            if v.ageRange is not _U or v.ageString is not _U:
-                return "FamilyMemberHistory.age[x]: at most one"
-        elif v.ageRange is not _U:
-            if v.ageString is not _U:
-                return "FamilyMemberHistory.age[x]: at most one"
-    for v in s:
-        if v.bornDate is not _U:
-            if v.bornPeriod is not _U or v.bornString is not _U:
-                return "FamilyMemberHistory.born[x]: at most one"
-        elif v.bornPeriod is not _U:
-            if v.bornString is not _U:
-                return "FamilyMemberHistory.born[x]: at most one"
-    for v in s:
-        if v.deceasedAge is not _U:
-            if v.deceasedBoolean is not _U or v.deceasedDate is not _U or v.deceasedRange is not _U or v.deceasedString is not _U:
-                return "FamilyMemberHistory.deceased[x]: at most one"
-        elif v.deceasedBoolean is not _U:
-            if v.deceasedDate is not _U or v.deceasedRange is not _U or v.deceasedString is not _U:
-                return "FamilyMemberHistory.deceased[x]: at most one"
-        elif v.deceasedDate is not _U:
-            if v.deceasedRange is not _U or v.deceasedString is not _U:
-                return "FamilyMemberHistory.deceased[x]: at most one"
-        elif v.deceasedRange is not _U:
-            if v.deceasedString is not _U:
-                return "FamilyMemberHistory.deceased[x]: at most one"
-    return None
-
-
-def _check_FamilyMemberHistoryCondition(s):
-    for v in s:
-        if v.onsetAge is not _U:
-            if v.onsetPeriod is not _U or v.onsetRange is not _U or v.onsetString is not _U:
-                return "FamilyMemberHistoryCondition.onset[x]: at most one"
-        elif v.onsetPeriod is not _U:
-            if v.onsetRange is not _U or v.onsetString is not _U:
-                return "FamilyMemberHistoryCondition.onset[x]: at most one"
-        elif v.onsetRange is not _U:
-            if v.onsetString is not _U:
-                return "FamilyMemberHistoryCondition.onset[x]: at most one"
-    return None
-
-
-def _check_FamilyMemberHistoryProcedure(s):
-    _x_dateTime([v.performedDateTime for v in s if v.performedDateTime is not _U])
-    for v in s:
-        if v.performedAge is not _U:
-            if v.performedDateTime is not _U or v.performedPeriod is not _U or v.performedRange is not _U or v.performedString is not _U:
-                return "FamilyMemberHistoryProcedure.performed[x]: at most one"
-        elif v.performedDateTime is not _U:
-            if v.performedPeriod is not _U or v.performedRange is not _U or v.performedString is not _U:
-                return "FamilyMemberHistoryProcedure.performed[x]: at most one"
-        elif v.performedPeriod is not _U:
-            if v.performedRange is not _U or v.performedString is not _U:
-                return "FamilyMemberHistoryProcedure.performed[x]: at most one"
-        elif v.performedRange is not _U:
-            if v.performedString is not _U:
-                return "FamilyMemberHistoryProcedure.performed[x]: at most one"
-    return None
-
-
-def _check_Flag(s):
-    _x_id([v.id for v in s if v.id is not _U])
-    _x_uri([v.implicitRules for v in s if v.implicitRules is not _U])
-    _x_code([v.language for v in s if v.language is not _U])
-    _x_code([v.status for v in s if v.status is not _U])
-    return None
-
-
-def _check_FormularyItem(s):
-    _x_id([v.id for v in s if v.id is not _U])
-    _x_uri([v.implicitRules for v in s if v.implicitRules is not _U])
-    _x_code([v.language for v in s if v.language is not _U])
-    _x_code([v.status for v in s if v.status is not _U])
-    return None
-
-
-def _check_GenomicStudy(s):
-    _x_id([v.id for v in s if v.id is not _U])
-    _x_uri([v.implicitRules for v in s if v.implicitRules is not _U])
-    _x_uri([v.instantiatesCanonical for v in s if v.instantiatesCanonical is not _U])
-    _x_uri([v.instantiatesUri for v in s if v.instantiatesUri is not _U])
-    _x_code([v.language for v in s if v.language is not _U])
-    _x_dateTime([v.startDate for v in s if v.startDate is not _U])
-    _x_code([v.status for v in s if v.status is not _U])
-    return None
-
-
-def _check_GenomicStudyAnalysis(s):
-    _x_dateTime([v.date for v in s if v.date is not _U])
-    _x_uri([v.instantiatesCanonical for v in s if v.instantiatesCanonical is not _U])
-    _x_uri([v.instantiatesUri for v in s if v.instantiatesUri is not _U])
-    return None
-
-
-def _check_GenomicStudyAnalysisInput(s):
-    for v in s:
-        if v.generatedByIdentifier is not _U:
-            if v.generatedByReference is not _U:
-                return "GenomicStudyAnalysisInput.generatedBy[x]: at most one"
-    return None
-
-
-def _check_Goal(s):
-    _x_id([v.id for v in s if v.id is not _U])
-    _x_uri([v.implicitRules for v in s if v.implicitRules is not _U])
-    _x_code([v.language for v in s if v.language is not _U])
-    _x_code([v.lifecycleStatus for v in s if v.lifecycleStatus is not _U])
-    _x_date([v.startDate for v in s if v.startDate is not _U])
-    _x_date([v.statusDate for v in s if v.statusDate is not _U])
-    for v in s:
-        if v.startCodeableConcept is not _U:
-            if v.startDate is not _U:
-                return "Goal.start[x]: at most one"
-    return None
-
-
-def _check_GoalTarget(s):
-    _x_date([v.dueDate for v in s if v.dueDate is not _U])
-    for v in s:
-        if v.detailBoolean is not _U:
-            if v.detailCodeableConcept is not _U or v.detailInteger is not _U or v.detailQuantity is not _U or v.detailRange is not _U or v.detailRatio is not _U or v.detailString is not _U:
-                return "GoalTarget.detail[x]: at most one"
-        elif v.detailCodeableConcept is not _U:
-            if v.detailInteger is not _U or v.detailQuantity is not _U or v.detailRange is not _U or v.detailRatio is not _U or v.detailString is not _U:
-                return "GoalTarget.detail[x]: at most one"
-        elif v.detailInteger is not _U:
-            if v.detailQuantity is not _U or v.detailRange is not _U or v.detailRatio is not _U or v.detailString is not _U:
-                return "GoalTarget.detail[x]: at most one"
-        elif v.detailQuantity is not _U:
-            if v.detailRange is not _U or v.detailRatio is not _U or v.detailString is not _U:
-                return "GoalTarget.detail[x]: at most one"
-        elif v.detailRange is not _U:
-            if v.detailRatio is not _U or v.detailString is not _U:
-                return "GoalTarget.detail[x]: at most one"
-        elif v.detailRatio is not _U:
-            if v.detailString is not _U:
-                return "GoalTarget.detail[x]: at most one"
-    for v in s:
-        if v.dueDate is not _U:
-            if v.dueDuration is not _U:
-                return "GoalTarget.due[x]: at most one"
-    return None
-
-
-def _check_GraphDefinition(s):
-    _x_dateTime([v.date for v in s if v.date is not _U])
-    _x_id([v.id for v in s if v.id is not _U])
-    _x_uri([v.implicitRules for v in s if v.implicitRules is not _U])
-    _x_code([v.language for v in s if v.language is not _U])
-    _x_id([v.start for v in s if v.start is not _U])
-    _x_code([v.status for v in s if v.status is not _U])
-    _x_uri([v.url for v in s if v.url is not _U])
-    for v in s:
-        if v.versionAlgorithmCoding is not _U:
-            if v.versionAlgorithmString is not _U:
-                return "GraphDefinition.versionAlgorithm[x]: at most one"
-    return None
-
-
-def _check_GraphDefinitionLinkCompartment(s):
-    _x_code([v.code for v in s if v.code is not _U])
-    _x_code([v.rule for v in s if v.rule is not _U])
-    _x_code([v.use for v in s if v.use is not _U])
-    return None
-
-
-def _check_GraphDefinitionNode(s):
-    _x_uri([v.profile for v in s if v.profile is not _U])
-    _x_code([v.type for v in s if v.type is not _U])
-    return None
-
-
-def _check_Group(s):
-    _x_id([v.id for v in s if v.id is not _U])
-    _x_uri([v.implicitRules for v in s if v.implicitRules is not _U])
-    _x_code([v.language for v in s if v.language is not _U])
-    _x_code([v.membership for v in s if v.membership is not _U])
-    _x_code([v.type for v in s if v.type is not _U])
-    return None
-
-
-def _check_GroupCharacteristic(s):
-    for v in s:
-        if v.valueBoolean is not _U:
-            if v.valueCodeableConcept is not _U or v.valueQuantity is not _U or v.valueRange is not _U or v.valueReference is not _U:
-                return "GroupCharacteristic.value[x]: exactly one"
-        elif v.valueCodeableConcept is not _U:
-            if v.valueQuantity is not _U or v.valueRange is not _U or v.valueReference is not _U:
-                return "GroupCharacteristic.value[x]: exactly one"
-        elif v.valueQuantity is not _U:
-            if v.valueRange is not _U or v.valueReference is not _U:
-                return "GroupCharacteristic.value[x]: exactly one"
-        elif v.valueRange is not _U:
-            if v.valueReference is not _U:
-                return "GroupCharacteristic.value[x]: exactly one"
-        elif not (v.valueReference is not _U):
-            return "GroupCharacteristic.value[x]: exactly one"
-    return None
-
-
-def _check_GuidanceResponse(s):
-    _x_id([v.id for v in s if v.id is not _U])
-    _x_uri([v.implicitRules for v in s if v.implicitRules is not _U])
-    _x_code([v.language for v in s if v.language is not _U])
-    _x_uri([v.moduleCanonical for v in s if v.moduleCanonical is not _U])
-    _x_uri([v.moduleUri for v in s if v.moduleUri is not _U])
-    _x_dateTime([v.occurrenceDateTime for v in s if v.occurrenceDateTime is not _U])
-    _x_code([v.status for v in s if v.status is not _U])
-    for v in s:
-        if v.moduleCanonical is not _U:
-            if v.moduleCodeableConcept is not _U or v.moduleUri is not _U:
-                return "GuidanceResponse.module[x]: exactly one"
-        elif v.moduleCodeableConcept is not _U:
-            if v.moduleUri is not _U:
-                return "GuidanceResponse.module[x]: exactly one"
-        elif not (v.moduleUri is not _U):
-            return "GuidanceResponse.module[x]: exactly one"
-    return None
-
-
-def _check_HealthcareService(s):
-    _x_id([v.id for v in s if v.id is not _U])
-    _x_uri([v.implicitRules for v in s if v.implicitRules is not _U])
-    _x_code([v.language for v in s if v.language is not _U])
-    return None
-
-
-def _check_HumanName(s):
-    _x_code([v.use for v in s if v.use is not _U])
-    return None
-
-
-def _check_Identifier(s):
-    _x_uri([v.system for v in s if v.system is not _U])
-    _x_code([v.use for v in s if v.use is not _U])
-    return None
-
-
-def _check_ImagingSelection(s):
-    _x_id([v.frameOfReferenceUid for v in s if v.frameOfReferenceUid is not _U])
-    _x_id([v.id for v in s if v.id is not _U])
-    _x_uri([v.implicitRules for v in s if v.implicitRules is not _U])
-    _x_instant([v.issued for v in s if v.issued is not _U])
-    _x_code([v.language for v in s if v.language is not _U])
-    _x_id([v.seriesUid for v in s if v.seriesUid is not _U])
-    _x_code([v.status for v in s if v.status is not _U])
-    _x_id([v.studyUid for v in s if v.studyUid is not _U])
-    return None
-
-
-def _check_ImagingSelectionInstanceImageRegion2D(s):
-    _x_decimals([w for v in s if v.coordinate is not _U for w in v.coordinate])
-    _x_code([v.regionType for v in s if v.regionType is not _U])
-    return None
-
-
-def _check_ImagingSelectionInstanceImageRegion3D(s):
-    _x_decimals([w for v in s if v.coordinate is not _U for w in v.coordinate])
-    _x_code([v.regionType for v in s if v.regionType is not _U])
-    return None
-
-
-def _check_ImagingStudy(s):
-    _x_id([v.id for v in s if v.id is not _U])
-    _x_uri([v.implicitRules for v in s if v.implicitRules is not _U])
-    _x_code([v.language for v in s if v.language is not _U])
-    _x_dateTime([v.started for v in s if v.started is not _U])
-    _x_code([v.status for v in s if v.status is not _U])
-    return None
-
-
-def _check_ImagingStudySeries(s):
-    _x_dateTime([v.started for v in s if v.started is not _U])
-    return None
-
-
-def _check_Immunization(s):
-    _x_date([v.expirationDate for v in s if v.expirationDate is not _U])
-    _x_id([v.id for v in s if v.id is not _U])
-    _x_uri([v.implicitRules for v in s if v.implicitRules is not _U])
-    _x_code([v.language for v in s if v.language is not _U])
-    _x_dateTime([v.occurrenceDateTime for v in s if v.occurrenceDateTime is not _U])
-    _x_code([v.status for v in s if v.status is not _U])
-    for v in s:
-        if v.occurrenceDateTime is not _U:
-            if v.occurrenceString is not _U:
-                return "Immunization.occurrence[x]: exactly one"
-        elif not (v.occurrenceString is not _U):
-            return "Immunization.occurrence[x]: exactly one"
-    return None
-
-
-def _check_ImmunizationEvaluation(s):
-    _x_dateTime([v.date for v in s if v.date is not _U])
-    _x_id([v.id for v in s if v.id is not _U])
-    _x_uri([v.implicitRules for v in s if v.implicitRules is not _U])
-    _x_code([v.language for v in s if v.language is not _U])
-    _x_code([v.status for v in s if v.status is not _U])
-    return None
-
-
-def _check_ImmunizationReaction(s):
-    _x_dateTime([v.date for v in s if v.date is not _U])
-    return None
-
-
-def _check_ImmunizationRecommendation(s):
-    _x_dateTime([v.date for v in s if v.date is not _U])
-    _x_id([v.id for v in s if v.id is not _U])
-    _x_uri([v.implicitRules for v in s if v.implicitRules is not _U])
-    _x_code([v.language for v in s if v.language is not _U])
-    return None
-
-
-def _check_ImmunizationRecommendationRecommendationDateCriterion(s):
-    _x_dateTime([v.value for v in s if v.value is not _U])
-    return None
-
-
-def _check_ImplementationGuide(s):
-    _x_dateTime([v.date for v in s if v.date is not _U])
-    _x_code([w for v in s if v.fhirVersion is not _U for w in v.fhirVersion])
-    _x_id([v.id for v in s if v.id is not _U])
-    _x_uri([v.implicitRules for v in s if v.implicitRules is not _U])
-    _x_code([v.language for v in s if v.language is not _U])
-    _x_code([v.license for v in s if v.license is not _U])
-    _x_id([v.packageId for v in s if v.packageId is not _U])
-    _x_code([v.status for v in s if v.status is not _U])
-    _x_uri([v.url for v in s if v.url is not _U])
-    for v in s:
-        if v.versionAlgorithmCoding is not _U:
-            if v.versionAlgorithmString is not _U:
-                return "ImplementationGuide.versionAlgorithm[x]: at most one"
-    return None
-
-
-def _check_ImplementationGuideDefinitionPage(s):
-    _x_code([v.generation for v in s if v.generation is not _U])
-    _x_uri([v.name for v in s if v.name is not _U])
-    _x_uri([v.sourceUrl for v in s if v.sourceUrl is not _U])
-    for v in s:
-        if v.sourceMarkdown is not _U:
-            if v.sourceString is not _U or v.sourceUrl is not _U:
-                return "ImplementationGuideDefinitionPage.source[x]: at most one"
-        elif v.sourceString is not _U:
-            if v.sourceUrl is not _U:
-                return "ImplementationGuideDefinitionPage.source[x]: at most one"
-    return None
-
-
-def _check_ImplementationGuideDefinitionResource(s):
-    _x_code([w for v in s if v.fhirVersion is not _U for w in v.fhirVersion])
-    _x_uri([w for v in s if v.profile is not _U for w in v.profile])
-    return None
-
-
-def _check_ImplementationGuideDefinitionTemplate(s):
-    _x_code([v.code for v in s if v.code is not _U])
-    return None
-
-
-def _check_ImplementationGuideDependsOn(s):
-    _x_uri([v.uri for v in s if v.uri is not _U])
-    return None
-
-
-def _check_ImplementationGuideGlobal(s):
-    _x_uri([v.profile for v in s if v.profile is not _U])
-    _x_code([v.type for v in s if v.type is not _U])
-    return None
-
-
-def _check_ImplementationGuideManifest(s):
-    _x_uri([v.rendering for v in s if v.rendering is not _U])
-    return None
-
-
-def _check_ImplementationGuideManifestResource(s):
-    _x_uri([w for v in s if v.profile is not _U for w in v.profile])
-    _x_uri([v.relativePath for v in s if v.relativePath is not _U])
-    return None
-
-
-def _check_Ingredient(s):
-    _x_id([v.id for v in s if v.id is not _U])
-    _x_uri([v.implicitRules for v in s if v.implicitRules is not _U])
-    _x_code([v.language for v in s if v.language is not _U])
-    _x_code([v.status for v in s if v.status is not _U])
-    return None
-
-
-def _check_IngredientManufacturer(s):
-    _x_code([v.role for v in s if v.role is not _U])
-    return None
-
-
-def _check_IngredientSubstanceStrength(s):
-    for v in s:
-        if v.concentrationCodeableConcept is not _U:
-            if v.concentrationQuantity is not _U or v.concentrationRatio is not _U or v.concentrationRatioRange is not _U:
-                return "IngredientSubstanceStrength.concentration[x]: at most one"
-        elif v.concentrationQuantity is not _U:
-            if v.concentrationRatio is not _U or v.concentrationRatioRange is not _U:
-                return "IngredientSubstanceStrength.concentration[x]: at most one"
-        elif v.concentrationRatio is not _U:
-            if v.concentrationRatioRange is not _U:
-                return "IngredientSubstanceStrength.concentration[x]: at most one"
-    for v in s:
-        if v.presentationCodeableConcept is not _U:
-            if v.presentationQuantity is not _U or v.presentationRatio is not _U or v.presentationRatioRange is not _U:
-                return "IngredientSubstanceStrength.presentation[x]: at most one"
-        elif v.presentationQuantity is not _U:
-            if v.presentationRatio is not _U or v.presentationRatioRange is not _U:
-                return "IngredientSubstanceStrength.presentation[x]: at most one"
-        elif v.presentationRatio is not _U:
-            if v.presentationRatioRange is not _U:
-                return "IngredientSubstanceStrength.presentation[x]: at most one"
-    return None
-
-
-def _check_IngredientSubstanceStrengthReferenceStrength(s):
-    for v in s:
-        if v.strengthQuantity is not _U:
-            if v.strengthRatio is not _U or v.strengthRatioRange is not _U:
-                return "IngredientSubstanceStrengthReferenceStrength.strength[x]: exactly one"
-        elif v.strengthRatio is not _U:
-            if v.strengthRatioRange is not _U:
-                return "IngredientSubstanceStrengthReferenceStrength.strength[x]: exactly one"
-        elif not (v.strengthRatioRange is not _U):
-            return "IngredientSubstanceStrengthReferenceStrength.strength[x]: exactly one"
-    return None
-
-
-def _check_InsurancePlan(s):
-    _x_id([v.id for v in s if v.id is not _U])
-    _x_uri([v.implicitRules for v in s if v.implicitRules is not _U])
-    _x_code([v.language for v in s if v.language is not _U])
-    _x_code([v.status for v in s if v.status is not _U])
-    return None
-
-
-def _check_Integer64(s):
-    _x_integer64([v.value for v in s if v.value is not _U])
-    return None
-
-
-def _check_InventoryItem(s):
-    _x_id([v.id for v in s if v.id is not _U])
-    _x_uri([v.implicitRules for v in s if v.implicitRules is not _U])
-    _x_code([v.language for v in s if v.language is not _U])
-    _x_code([v.status for v in s if v.status is not _U])
-    return None
-
-
-def _check_InventoryItemCharacteristic(s):
-    _x_dateTime([v.valueDateTime for v in s if v.valueDateTime is not _U])
-    _x_decimal([v.valueDecimal for v in s if v.valueDecimal is not _U])
-    _x_uri([v.valueUrl for v in s if v.valueUrl is not _U])
-    c = list(map(tuple.count, map(_f.span(InventoryItemCharacteristic, "valueAddress", "valueUrl", 13), map(_f.astuple, s)), _f.UNSETS))
-    if min(c) != 12 or max(c) != 12:
-        return "InventoryItemCharacteristic.value[x]: exactly one"
-    return None
-
-
-def _check_InventoryItemDescription(s):
-    _x_code([v.language for v in s if v.language is not _U])
-    return None
-
-
-def _check_InventoryItemInstance(s):
-    _x_dateTime([v.expiry for v in s if v.expiry is not _U])
-    return None
-
-
-def _check_InventoryItemName(s):
-    _x_code([v.language for v in s if v.language is not _U])
-    return None
-
-
-def _check_InventoryReport(s):
-    _x_code([v.countType for v in s if v.countType is not _U])
-    _x_id([v.id for v in s if v.id is not _U])
-    _x_uri([v.implicitRules for v in s if v.implicitRules is not _U])
-    _x_code([v.language for v in s if v.language is not _U])
-    _x_dateTime([v.reportedDateTime for v in s if v.reportedDateTime is not _U])
-    _x_code([v.status for v in s if v.status is not _U])
-    return None
-
-
-def _check_InventoryReportInventoryListing(s):
-    _x_dateTime([v.countingDateTime for v in s if v.countingDateTime is not _U])
-    return None
-
-
-def _check_Invoice(s):
-    _x_dateTime([v.creation for v in s if v.creation is not _U])
-    _x_dateTime([v.date for v in s if v.date is not _U])
-    _x_id([v.id for v in s if v.id is not _U])
-    _x_uri([v.implicitRules for v in s if v.implicitRules is not _U])
-    _x_code([v.language for v in s if v.language is not _U])
-    _x_date([v.periodDate for v in s if v.periodDate is not _U])
-    _x_code([v.status for v in s if v.status is not _U])
-    for v in s:
-        if v.periodDate is not _U:
-            if v.periodPeriod is not _U:
-                return "Invoice.period[x]: at most one"
-    return None
-
-
-def _check_InvoiceLineItem(s):
-    _x_date([v.servicedDate for v in s if v.servicedDate is not _U])
-    for v in s:
-        if v.chargeItemCodeableConcept is not _U:
-            if v.chargeItemReference is not _U:
-                return "InvoiceLineItem.chargeItem[x]: exactly one"
-        elif not (v.chargeItemReference is not _U):
-            return "InvoiceLineItem.chargeItem[x]: exactly one"
-    for v in s:
-        if v.servicedDate is not _U:
-            if v.servicedPeriod is not _U:
-                return "InvoiceLineItem.serviced[x]: at most one"
-    return None
-
-
-def _check_Library(s):
-    _x_date([v.approvalDate for v in s if v.approvalDate is not _U])
-    _x_dateTime([v.date for v in s if v.date is not _U])
-    _x_id([v.id for v in s if v.id is not _U])
-    _x_uri([v.implicitRules for v in s if v.implicitRules is not _U])
-    _x_code([v.language for v in s if v.language is not _U])
-    _x_date([v.lastReviewDate for v in s if v.lastReviewDate is not _U])
-    _x_code([v.status for v in s if v.status is not _U])
-    _x_uri([v.url for v in s if v.url is not _U])
-    for v in s:
-        if v.subjectCodeableConcept is not _U:
-            if v.subjectReference is not _U:
-                return "Library.subject[x]: at most one"
-    for v in s:
-        if v.versionAlgorithmCoding is not _U:
-            if v.versionAlgorithmString is not _U:
-                return "Library.versionAlgorithm[x]: at most one"
-    return None
-
-
-def _check_Linkage(s):
-    _x_id([v.id for v in s if v.id is not _U])
-    _x_uri([v.implicitRules for v in s if v.implicitRules is not _U])
-    _x_code([v.language for v in s if v.language is not _U])
-    return None
-
-
-def _check_LinkageItem(s):
-    _x_code([v.type for v in s if v.type is not _U])
-    return None
-
-
-def _check_List(s):
-    _x_dateTime([v.date for v in s if v.date is not _U])
-    _x_id([v.id for v in s if v.id is not _U])
-    _x_uri([v.implicitRules for v in s if v.implicitRules is not _U])
-    _x_code([v.language for v in s if v.language is not _U])
-    _x_code([v.mode for v in s if v.mode is not _U])
-    _x_code([v.status for v in s if v.status is not _U])
-    return None
-
-
-def _check_ListEntry(s):
-    _x_dateTime([v.date for v in s if v.date is not _U])
-    return None
-
-
-def _check_Location(s):
-    _x_id([v.id for v in s if v.id is not _U])
-    _x_uri([v.implicitRules for v in s if v.implicitRules is not _U])
-    _x_code([v.language for v in s if v.language is not _U])
-    _x_code([v.mode for v in s if v.mode is not _U])
-    _x_code([v.status for v in s if v.status is not _U])
-    return None
-
-
-def _check_LocationPosition(s):
-    _x_decimal([v.altitude for v in s if v.altitude is not _U])
-    _x_decimal([v.latitude for v in s if v.latitude is not _U])
-    _x_decimal([v.longitude for v in s if v.longitude is not _U])
-    return None
-
-
-def _check_ManufacturedItemDefinition(s):
-    _x_id([v.id for v in s if v.id is not _U])
-    _x_uri([v.implicitRules for v in s if v.implicitRules is not _U])
-    _x_code([v.language for v in s if v.language is not _U])
-    _x_code([v.status for v in s if v.status is not _U])
-    return None
-
-
-def _check_ManufacturedItemDefinitionProperty(s):
-    _x_date([v.valueDate for v in s if v.valueDate is not _U])
-    for v in s:
-        if v.valueAttachment is not _U:
-            if v.valueBoolean is not _U or v.valueCodeableConcept is not _U or v.valueDate is not _U or v.valueMarkdown is not _U or v.valueQuantity is not _U or v.valueReference is not _U:
-                return "ManufacturedItemDefinitionProperty.value[x]: at most one"
-        elif v.valueBoolean is not _U:
-            if v.valueCodeableConcept is not _U or v.valueDate is not _U or v.valueMarkdown is not _U or v.valueQuantity is not _U or v.valueReference is not _U:
-                return "ManufacturedItemDefinitionProperty.value[x]: at most one"
-        elif v.valueCodeableConcept is not _U:
-            if v.valueDate is not _U or v.valueMarkdown is not _U or v.valueQuantity is not _U or v.valueReference is not _U:
-                return "ManufacturedItemDefinitionProperty.value[x]: at most one"
-        elif v.valueDate is not _U:
-            if v.valueMarkdown is not _U or v.valueQuantity is not _U or v.valueReference is not _U:
-                return "ManufacturedItemDefinitionProperty.value[x]: at most one"
-        elif v.valueMarkdown is not _U:
-            if v.valueQuantity is not _U or v.valueReference is not _U:
-                return "ManufacturedItemDefinitionProperty.value[x]: at most one"
-        elif v.valueQuantity is not _U:
-            if v.valueReference is not _U:
-                return "ManufacturedItemDefinitionProperty.value[x]: at most one"
-    return None
-
-
-def _check_MarketingStatus(s):
-    _x_dateTime([v.restoreDate for v in s if v.restoreDate is not _U])
-    return None
-
-
-def _check_Measure(s):
-    _x_date([v.approvalDate for v in s if v.approvalDate is not _U])
-    _x_code([v.basis for v in s if v.basis is not _U])
-    _x_dateTime([v.date for v in s if v.date is not _U])
-    _x_id([v.id for v in s if v.id is not _U])
-    _x_uri([v.implicitRules for v in s if v.implicitRules is not _U])
-    _x_code([v.language for v in s if v.language is not _U])
-    _x_date([v.lastReviewDate for v in s if v.lastReviewDate is not _U])
-    _x_uri([w for v in s if v.library is not _U for w in v.library])
-    _x_code([v.status for v in s if v.status is not _U])
-    _x_uri([v.url for v in s if v.url is not _U])
-    for v in s:
-        if v.subjectCodeableConcept is not _U:
-            if v.subjectReference is not _U:
-                return "Measure.subject[x]: at most one"
-    for v in s:
-        if v.versionAlgorithmCoding is not _U:
-            if v.versionAlgorithmString is not _U:
-                return "Measure.versionAlgorithm[x]: at most one"
-    return None
-
-
-def _check_MeasureGroup(s):
-    _x_code([v.basis for v in s if v.basis is not _U])
-    _x_uri([w for v in s if v.library is not _U for w in v.library])
-    for v in s:
-        if v.subjectCodeableConcept is not _U:
-            if v.subjectReference is not _U:
-                return "MeasureGroup.subject[x]: at most one"
-    return None
-
-
-def _check_MeasureReport(s):
-    _x_code([v.dataUpdateType for v in s if v.dataUpdateType is not _U])
-    _x_dateTime([v.date for v in s if v.date is not _U])
-    _x_id([v.id for v in s if v.id is not _U])
-    _x_uri([v.implicitRules for v in s if v.implicitRules is not _U])
-    _x_code([v.language for v in s if v.language is not _U])
-    _x_uri([v.measure for v in s if v.measure is not _U])
-    _x_code([v.status for v in s if v.status is not _U])
-    _x_code([v.type for v in s if v.type is not _U])
-    return None
-
-
-def _check_MeasureReportGroup(s):
-    _x_dateTime([v.measureScoreDateTime for v in s if v.measureScoreDateTime is not _U])
-    for v in s:
-        if v.measureScoreCodeableConcept is not _U:
-            if v.measureScoreDateTime is not _U or v.measureScoreDuration is not _U or v.measureScorePeriod is not _U or v.measureScoreQuantity is not _U or v.measureScoreRange is not _U:
-                return "MeasureReportGroup.measureScore[x]: at most one"
-        elif v.measureScoreDateTime is not _U:
-            if v.measureScoreDuration is not _U or v.measureScorePeriod is not _U or v.measureScoreQuantity is not _U or v.measureScoreRange is not _U:
-                return "MeasureReportGroup.measureScore[x]: at most one"
-        elif v.measureScoreDuration is not _U:
-            if v.measureScorePeriod is not _U or v.measureScoreQuantity is not _U or v.measureScoreRange is not _U:
-                return "MeasureReportGroup.measureScore[x]: at most one"
-        elif v.measureScorePeriod is not _U:
-            if v.measureScoreQuantity is not _U or v.measureScoreRange is not _U:
-                return "MeasureReportGroup.measureScore[x]: at most one"
-        elif v.measureScoreQuantity is not _U:
-            if v.measureScoreRange is not _U:
-                return "MeasureReportGroup.measureScore[x]: at most one"
-    return None
-
-
-def _check_MeasureReportGroupStratifierStratum(s):
-    _x_dateTime([v.measureScoreDateTime for v in s if v.measureScoreDateTime is not _U])
-    for v in s:
-        if v.measureScoreCodeableConcept is not _U:
-            if v.measureScoreDateTime is not _U or v.measureScoreDuration is not _U or v.measureScorePeriod is not _U or v.measureScoreQuantity is not _U or v.measureScoreRange is not _U:
-                return "MeasureReportGroupStratifierStratum.measureScore[x]: at most one"
-        elif v.measureScoreDateTime is not _U:
-            if v.measureScoreDuration is not _U or v.measureScorePeriod is not _U or v.measureScoreQuantity is not _U or v.measureScoreRange is not _U:
-                return "MeasureReportGroupStratifierStratum.measureScore[x]: at most one"
-        elif v.measureScoreDuration is not _U:
-            if v.measureScorePeriod is not _U or v.measureScoreQuantity is not _U or v.measureScoreRange is not _U:
-                return "MeasureReportGroupStratifierStratum.measureScore[x]: at most one"
-        elif v.measureScorePeriod is not _U:
-            if v.measureScoreQuantity is not _U or v.measureScoreRange is not _U:
-                return "MeasureReportGroupStratifierStratum.measureScore[x]: at most one"
-        elif v.measureScoreQuantity is not _U:
-            if v.measureScoreRange is not _U:
-                return "MeasureReportGroupStratifierStratum.measureScore[x]: at most one"
-    for v in s:
-        if v.valueBoolean is not _U:
-            if v.valueCodeableConcept is not _U or v.valueQuantity is not _U or v.valueRange is not _U or v.valueReference is not _U:
-                return "MeasureReportGroupStratifierStratum.value[x]: at most one"
-        elif v.valueCodeableConcept is not _U:
-            if v.valueQuantity is not _U or v.valueRange is not _U or v.valueReference is not _U:
-                return "MeasureReportGroupStratifierStratum.value[x]: at most one"
-        elif v.valueQuantity is not _U:
-            if v.valueRange is not _U or v.valueReference is not _U:
-                return "MeasureReportGroupStratifierStratum.value[x]: at most one"
-        elif v.valueRange is not _U:
-            if v.valueReference is not _U:
-                return "MeasureReportGroupStratifierStratum.value[x]: at most one"
-    return None
-
-
-def _check_MeasureReportGroupStratifierStratumComponent(s):
-    for v in s:
-        if v.valueBoolean is not _U:
-            if v.valueCodeableConcept is not _U or v.valueQuantity is not _U or v.valueRange is not _U or v.valueReference is not _U:
-                return "MeasureReportGroupStratifierStratumComponent.value[x]: exactly one"
-        elif v.valueCodeableConcept is not _U:
-            if v.valueQuantity is not _U or v.valueRange is not _U or v.valueReference is not _U:
-                return "MeasureReportGroupStratifierStratumComponent.value[x]: exactly one"
-        elif v.valueQuantity is not _U:
-            if v.valueRange is not _U or v.valueReference is not _U:
-                return "MeasureReportGroupStratifierStratumComponent.value[x]: exactly one"
-        elif v.valueRange is not _U:
-            if v.valueReference is not _U:
-                return "MeasureReportGroupStratifierStratumComponent.value[x]: exactly one"
-        elif not (v.valueReference is not _U):
-            return "MeasureReportGroupStratifierStratumComponent.value[x]: exactly one"
-    return None
-
-
-def _check_Medication(s):
-    _x_id([v.id for v in s if v.id is not _U])
-    _x_uri([v.implicitRules for v in s if v.implicitRules is not _U])
-    _x_code([v.language for v in s if v.language is not _U])
-    _x_code([v.status for v in s if v.status is not _U])
-    return None
-
-
-def _check_MedicationAdministration(s):
-    _x_id([v.id for v in s if v.id is not _U])
-    _x_uri([v.implicitRules for v in s if v.implicitRules is not _U])
-    _x_code([v.language for v in s if v.language is not _U])
-    _x_dateTime([v.occurenceDateTime for v in s if v.occurenceDateTime is not _U])
-    _x_dateTime([v.recorded for v in s if v.recorded is not _U])
-    _x_code([v.status for v in s if v.status is not _U])
-    for v in s:
-        if v.occurenceDateTime is not _U:
-            if v.occurencePeriod is not _U or v.occurenceTiming is not _U:
-                return "MedicationAdministration.occurence[x]: exactly one"
-        elif v.occurencePeriod is not _U:
-            if v.occurenceTiming is not _U:
-                return "MedicationAdministration.occurence[x]: exactly one"
-        elif not (v.occurenceTiming is not _U):
-            return "MedicationAdministration.occurence[x]: exactly one"
-    return None
-
-
-def _check_MedicationAdministrationDosage(s):
-    for v in s:
-        if v.rateQuantity is not _U:
-            if v.rateRatio is not _U:
-                return "MedicationAdministrationDosage.rate[x]: at most one"
-    return None
-
-
-def _check_MedicationBatch(s):
-    _x_dateTime([v.expirationDate for v in s if v.expirationDate is not _U])
-    return None
-
-
-def _check_MedicationDispense(s):
-    _x_id([v.id for v in s if v.id is not _U])
-    _x_uri([v.implicitRules for v in s if v.implicitRules is not _U])
-    _x_code([v.language for v in s if v.language is not _U])
-    _x_dateTime([v.recorded for v in s if v.recorded is not _U])
-    _x_code([v.status for v in s if v.status is not _U])
-    _x_dateTime([v.statusChanged for v in s if v.statusChanged is not _U])
-    _x_dateTime([v.whenHandedOver for v in s if v.whenHandedOver is not _U])
-    _x_dateTime([v.whenPrepared for v in s if v.whenPrepared is not _U])
-    return None
-
-
-def _check_MedicationIngredient(s):
-    for v in s:
-        if v.strengthCodeableConcept is not _U:
-            if v.strengthQuantity is not _U or v.strengthRatio is not _U:
-                return "MedicationIngredient.strength[x]: at most one"
-        elif v.strengthQuantity is not _U:
-            if v.strengthRatio is not _U:
-                return "MedicationIngredient.strength[x]: at most one"
-    return None
-
-
-def _check_MedicationKnowledge(s):
-    _x_id([v.id for v in s if v.id is not _U])
-    _x_uri([v.implicitRules for v in s if v.implicitRules is not _U])
-    _x_code([v.language for v in s if v.language is not _U])
-    _x_code([v.status for v in s if v.status is not _U])
-    return None
-
-
-def _check_MedicationKnowledgeCost(s):
-    for v in s:
-        if v.costCodeableConcept is not _U:
-            if v.costMoney is not _U:
-                return "MedicationKnowledgeCost.cost[x]: exactly one"
-        elif not (v.costMoney is not _U):
-            return "MedicationKnowledgeCost.cost[x]: exactly one"
-    return None
-
-
-def _check_MedicationKnowledgeDefinitionalDrugCharacteristic(s):
-    _x_base64Binary([v.valueBase64Binary for v in s if v.valueBase64Binary is not _U])
-    for v in s:
-        if v.valueAttachment is not _U:
-            if v.valueBase64Binary is not _U or v.valueCodeableConcept is not _U or v.valueQuantity is not _U or v.valueString is not _U:
-                return "MedicationKnowledgeDefinitionalDrugCharacteristic.value[x]: at most one"
-        elif v.valueBase64Binary is not _U:
-            if v.valueCodeableConcept is not _U or v.valueQuantity is not _U or v.valueString is not _U:
-                return "MedicationKnowledgeDefinitionalDrugCharacteristic.value[x]: at most one"
-        elif v.valueCodeableConcept is not _U:
-            if v.valueQuantity is not _U or v.valueString is not _U:
-                return "MedicationKnowledgeDefinitionalDrugCharacteristic.value[x]: at most one"
-        elif v.valueQuantity is not _U:
-            if v.valueString is not _U:
-                return "MedicationKnowledgeDefinitionalDrugCharacteristic.value[x]: at most one"
-    return None
-
-
-def _check_MedicationKnowledgeDefinitionalIngredient(s):
-    for v in s:
-        if v.strengthCodeableConcept is not _U:
-            if v.strengthQuantity is not _U or v.strengthRatio is not _U:
-                return "MedicationKnowledgeDefinitionalIngredient.strength[x]: at most one"
-        elif v.strengthQuantity is not _U:
-            if v.strengthRatio is not _U:
-                return "MedicationKnowledgeDefinitionalIngredient.strength[x]: at most one"
-    return None
-
-
-def _check_MedicationKnowledgeIndicationGuidelineDosingGuidelinePatientCharacteristic(s):
-    for v in s:
-        if v.valueCodeableConcept is not _U:
-            if v.valueQuantity is not _U or v.valueRange is not _U:
-                return "MedicationKnowledgeIndicationGuidelineDosingGuidelinePatientCharacteristic.value[x]: at most one"
-        elif v.valueQuantity is not _U:
-            if v.valueRange is not _U:
-                return "MedicationKnowledgeIndicationGuidelineDosingGuidelinePatientCharacteristic.value[x]: at most one"
-    return None
-
-
-def _check_MedicationKnowledgeMedicineClassification(s):
-    _x_uri([v.sourceUri for v in s if v.sourceUri is not _U])
-    for v in s:
-        if v.sourceString is not _U:
-            if v.sourceUri is not _U:
-                return "MedicationKnowledgeMedicineClassification.source[x]: at most one"
-    return None
-
-
-def _check_MedicationKnowledgeStorageGuideline(s):
-    _x_uri([v.reference for v in s if v.reference is not _U])
-    return None
-
-
-def _check_MedicationKnowledgeStorageGuidelineEnvironmentalSetting(s):
-    for v in s:
-        if v.valueCodeableConcept is not _U:
-            if v.valueQuantity is not _U or v.valueRange is not _U:
-                return "MedicationKnowledgeStorageGuidelineEnvironmentalSetting.value[x]: exactly one"
-        elif v.valueQuantity is not _U:
-            if v.valueRange is not _U:
-                return "MedicationKnowledgeStorageGuidelineEnvironmentalSetting.value[x]: exactly one"
-        elif not (v.valueRange is not _U):
-            return "MedicationKnowledgeStorageGuidelineEnvironmentalSetting.value[x]: exactly one"
-    return None
-
-
-def _check_MedicationRequest(s):
-    _x_dateTime([v.authoredOn for v in s if v.authoredOn is not _U])
-    _x_id([v.id for v in s if v.id is not _U])
-    _x_uri([v.implicitRules for v in s if v.implicitRules is not _U])
-    _x_code([v.intent for v in s if v.intent is not _U])
-    _x_code([v.language for v in s if v.language is not _U])
-    _x_code([v.priority for v in s if v.priority is not _U])
-    _x_code([v.status for v in s if v.status is not _U])
-    _x_dateTime([v.statusChanged for v in s if v.statusChanged is not _U])
-    return None
-
-
-def _check_MedicationRequestSubstitution(s):
-    for v in s:
-        if v.allowedBoolean is not _U:
-            if v.allowedCodeableConcept is not _U:
-                return "MedicationRequestSubstitution.allowed[x]: exactly one"
-        elif not (v.allowedCodeableConcept is not _U):
-            return "MedicationRequestSubstitution.allowed[x]: exactly one"
-    return None
-
-
-def _check_MedicationStatement(s):
-    _x_dateTime([v.dateAsserted for v in s if v.dateAsserted is not _U])
-    _x_dateTime([v.effectiveDateTime for v in s if v.effectiveDateTime is not _U])
-    _x_id([v.id for v in s if v.id is not _U])
-    _x_uri([v.implicitRules for v in s if v.implicitRules is not _U])
-    _x_code([v.language for v in s if v.language is not _U])
-    _x_code([v.status for v in s if v.status is not _U])
-    for v in s:
-        if v.effectiveDateTime is not _U:
-            if v.effectivePeriod is not _U or v.effectiveTiming is not _U:
-                return "MedicationStatement.effective[x]: at most one"
-        elif v.effectivePeriod is not _U:
-            if v.effectiveTiming is not _U:
-                return "MedicationStatement.effective[x]: at most one"
-    return None
-
-
-def _check_MedicinalProductDefinition(s):
-    _x_id([v.id for v in s if v.id is not _U])
-    _x_uri([v.implicitRules for v in s if v.implicitRules is not _U])
-    _x_code([v.language for v in s if v.language is not _U])
-    _x_dateTime([v.statusDate for v in s if v.statusDate is not _U])
-    return None
-
-
-def _check_MedicinalProductDefinitionCharacteristic(s):
-    _x_date([v.valueDate for v in s if v.valueDate is not _U])
-    for v in s:
-        if v.valueAttachment is not _U:
-            if v.valueBoolean is not _U or v.valueCodeableConcept is not _U or v.valueDate is not _U or v.valueInteger is not _U or v.valueMarkdown is not _U or v.valueQuantity is not _U:
-                return "MedicinalProductDefinitionCharacteristic.value[x]: at most one"
-        elif v.valueBoolean is not _U:
-            if v.valueCodeableConcept is not _U or v.valueDate is not _U or v.valueInteger is not _U or v.valueMarkdown is not _U or v.valueQuantity is not _U:
-                return "MedicinalProductDefinitionCharacteristic.value[x]: at most one"
-        elif v.valueCodeableConcept is not _U:
-            if v.valueDate is not _U or v.valueInteger is not _U or v.valueMarkdown is not _U or v.valueQuantity is not _U:
-                return "MedicinalProductDefinitionCharacteristic.value[x]: at most one"
-        elif v.valueDate is not _U:
-            if v.valueInteger is not _U or v.valueMarkdown is not _U or v.valueQuantity is not _U:
-                return "MedicinalProductDefinitionCharacteristic.value[x]: at most one"
-        elif v.valueInteger is not _U:
-            if v.valueMarkdown is not _U or v.valueQuantity is not _U:
-                return "MedicinalProductDefinitionCharacteristic.value[x]: at most one"
-        elif v.valueMarkdown is not _U:
-            if v.valueQuantity is not _U:
-                return "MedicinalProductDefinitionCharacteristic.value[x]: at most one"
-    return None
-
-
-def _check_MessageDefinition(s):
-    _x_uri([v.base for v in s if v.base is not _U])
-    _x_code([v.category for v in s if v.category is not _U])
-    _x_dateTime([v.date for v in s if v.date is not _U])
-    _x_uri([v.eventUri for v in s if v.eventUri is not _U])
-    _x_uri([v.graph for v in s if v.graph is not _U])
-    _x_id([v.id for v in s if v.id is not _U])
-    _x_uri([v.implicitRules for v in s if v.implicitRules is not _U])
-    _x_code([v.language for v in s if v.language is not _U])
-    _x_uri([w for v in s if v.parent is not _U for w in v.parent])
-    _x_uri([w for v in s if v.replaces is not _U for w in v.replaces])
-    _x_code([v.responseRequired for v in s if v.responseRequired is not _U])
-    _x_code([v.status for v in s if v.status is not _U])
-    _x_uri([v.url for v in s if v.url is not _U])
-    for v in s:
-        if v.eventCoding is not _U:
-            if v.eventUri is not _U:
-                return "MessageDefinition.event[x]: exactly one"
-        elif not (v.eventUri is not _U):
-            return "MessageDefinition.event[x]: exactly one"
-    for v in s:
-        if v.versionAlgorithmCoding is not _U:
-            if v.versionAlgorithmString is not _U:
-                return "MessageDefinition.versionAlgorithm[x]: at most one"
-    return None
-
-
-def _check_MessageDefinitionAllowedResponse(s):
-    _x_uri([v.message for v in s if v.message is not _U])
-    return None
-
-
-def _check_MessageDefinitionFocus(s):
-    _x_code([v.code for v in s if v.code is not _U])
-    _x_uri([v.profile for v in s if v.profile is not _U])
-    return None
-
-
-def _check_MessageHeader(s):
-    _x_uri([v.definition for v in s if v.definition is not _U])
-    _x_uri([v.eventCanonical for v in s if v.eventCanonical is not _U])
-    _x_id([v.id for v in s if v.id is not _U])
-    _x_uri([v.implicitRules for v in s if v.implicitRules is not _U])
-    _x_code([v.language for v in s if v.language is not _U])
-    for v in s:
-        if v.eventCanonical is not _U:
-            if v.eventCoding is not _U:
-                return "MessageHeader.event[x]: exactly one"
-        elif not (v.eventCoding is not _U):
-            return "MessageHeader.event[x]: exactly one"
-    return None
-
-
-def _check_MessageHeaderDestination(s):
-    _x_uri([v.endpointUrl for v in s if v.endpointUrl is not _U])
-    for v in s:
-        if v.endpointReference is not _U:
-            if v.endpointUrl is not _U:
-                return "MessageHeaderDestination.endpoint[x]: at most one"
-    return None
-
-
-def _check_MessageHeaderResponse(s):
-    _x_code([v.code for v in s if v.code is not _U])
-    return None
-
-
-def _check_MessageHeaderSource(s):
-    _x_uri([v.endpointUrl for v in s if v.endpointUrl is not _U])
-    for v in s:
-        if v.endpointReference is not _U:
-            if v.endpointUrl is not _U:
-                return "MessageHeaderSource.endpoint[x]: at most one"
-    return None
-
-
-def _check_Meta(s):
-    _x_instant([v.lastUpdated for v in s if v.lastUpdated is not _U])
-    _x_uri([w for v in s if v.profile is not _U for w in v.profile])
-    _x_uri([v.source for v in s if v.source is not _U])
-    return None
-
-
-def _check_MetadataResource(s):
-    _x_date([v.approvalDate for v in s if v.approvalDate is not _U])
-    _x_uri([v.implicitRules for v in s if v.implicitRules is not _U])
-    _x_code([v.language for v in s if v.language is not _U])
-    _x_date([v.lastReviewDate for v in s if v.lastReviewDate is not _U])
-    return None
-
-
-def _check_MolecularSequence(s):
-    _x_id([v.id for v in s if v.id is not _U])
-    _x_uri([v.implicitRules for v in s if v.implicitRules is not _U])
-    _x_code([v.language for v in s if v.language is not _U])
-    _x_code([v.type for v in s if v.type is not _U])
-    return None
-
-
-def _check_MolecularSequenceRelativeStartingSequence(s):
-    _x_code([v.orientation for v in s if v.orientation is not _U])
-    _x_code([v.strand for v in s if v.strand is not _U])
-    for v in s:
-        if v.sequenceCodeableConcept is not _U:
-            if v.sequenceReference is not _U or v.sequenceString is not _U:
-                return "MolecularSequenceRelativeStartingSequence.sequence[x]: at most one"
-        elif v.sequenceReference is not _U:
-            if v.sequenceString is not _U:
-                return "MolecularSequenceRelativeStartingSequence.sequence[x]: at most one"
-    return None
-
-
-def _check_MonetaryComponent(s):
-    _x_decimal([v.factor for v in s if v.factor is not _U])
-    _x_code([v.type for v in s if v.type is not _U])
-    return None
-
-
-def _check_Money(s):
-    _x_code([v.currency for v in s if v.currency is not _U])
-    _x_decimal([v.value for v in s if v.value is not _U])
-    return None
-
-
-def _check_NamingSystem(s):
-    _x_date([v.approvalDate for v in s if v.approvalDate is not _U])
-    _x_dateTime([v.date for v in s if v.date is not _U])
-    _x_id([v.id for v in s if v.id is not _U])
-    _x_uri([v.implicitRules for v in s if v.implicitRules is not _U])
-    _x_code([v.kind for v in s if v.kind is not _U])
-    _x_code([v.language for v in s if v.language is not _U])
-    _x_date([v.lastReviewDate for v in s if v.lastReviewDate is not _U])
-    _x_code([v.status for v in s if v.status is not _U])
-    _x_uri([v.url for v in s if v.url is not _U])
-    for v in s:
-        if v.versionAlgorithmCoding is not _U:
-            if v.versionAlgorithmString is not _U:
-                return "NamingSystem.versionAlgorithm[x]: at most one"
-    return None
-
-
-def _check_NamingSystemUniqueId(s):
-    _x_code([v.type for v in s if v.type is not _U])
-    return None
-
-
-def _check_Narrative(s):
-    _x_code([v.status for v in s if v.status is not _U])
-    return None
-
-
-def _check_NutritionIntake(s):
-    _x_id([v.id for v in s if v.id is not _U])
-    _x_uri([v.implicitRules for v in s if v.implicitRules is not _U])
-    _x_uri([w for v in s if v.instantiatesCanonical is not _U for w in v.instantiatesCanonical])
-    _x_uri([w for v in s if v.instantiatesUri is not _U for w in v.instantiatesUri])
-    _x_code([v.language for v in s if v.language is not _U])
-    _x_dateTime([v.occurrenceDateTime for v in s if v.occurrenceDateTime is not _U])
-    _x_dateTime([v.recorded for v in s if v.recorded is not _U])
-    _x_code([v.status for v in s if v.status is not _U])
-    for v in s:
-        if v.occurrenceDateTime is not _U:
-            if v.occurrencePeriod is not _U:
-                return "NutritionIntake.occurrence[x]: at most one"
-    for v in s:
-        if v.reportedBoolean is not _U:
-            if v.reportedReference is not _U:
-                return "NutritionIntake.reported[x]: at most one"
-    return None
-
-
-def _check_NutritionOrder(s):
-    _x_dateTime([v.dateTime for v in s if v.dateTime is not _U])
-    _x_id([v.id for v in s if v.id is not _U])
-    _x_uri([v.implicitRules for v in s if v.implicitRules is not _U])
-    _x_uri([w for v in s if v.instantiates is not _U for w in v.instantiates])
-    _x_uri([w for v in s if v.instantiatesCanonical is not _U for w in v.instantiatesCanonical])
-    _x_uri([w for v in s if v.instantiatesUri is not _U for w in v.instantiatesUri])
-    _x_code([v.intent for v in s if v.intent is not _U])
-    _x_code([v.language for v in s if v.language is not _U])
-    _x_code([v.priority for v in s if v.priority is not _U])
-    _x_code([v.status for v in s if v.status is not _U])
-    return None
-
-
-def _check_NutritionOrderEnteralFormulaAdministration(s):
-    for v in s:
-        if v.rateQuantity is not _U:
-            if v.rateRatio is not _U:
-                return "NutritionOrderEnteralFormulaAdministration.rate[x]: at most one"
-    return None
-
-
-def _check_NutritionProduct(s):
-    _x_id([v.id for v in s if v.id is not _U])
-    _x_uri([v.implicitRules for v in s if v.implicitRules is not _U])
-    _x_code([v.language for v in s if v.language is not _U])
-    _x_code([v.status for v in s if v.status is not _U])
-    return None
-
-
-def _check_NutritionProductCharacteristic(s):
-    _x_base64Binary([v.valueBase64Binary for v in s if v.valueBase64Binary is not _U])
-    for v in s:
-        if v.valueAttachment is not _U:
-            if v.valueBase64Binary is not _U or v.valueBoolean is not _U or v.valueCodeableConcept is not _U or v.valueQuantity is not _U or v.valueString is not _U:
-                return "NutritionProductCharacteristic.value[x]: exactly one"
-        elif v.valueBase64Binary is not _U:
-            if v.valueBoolean is not _U or v.valueCodeableConcept is not _U or v.valueQuantity is not _U or v.valueString is not _U:
-                return "NutritionProductCharacteristic.value[x]: exactly one"
-        elif v.valueBoolean is not _U:
-            if v.valueCodeableConcept is not _U or v.valueQuantity is not _U or v.valueString is not _U:
-                return "NutritionProductCharacteristic.value[x]: exactly one"
-        elif v.valueCodeableConcept is not _U:
-            if v.valueQuantity is not _U or v.valueString is not _U:
-                return "NutritionProductCharacteristic.value[x]: exactly one"
-        elif v.valueQuantity is not _U:
-            if v.valueString is not _U:
-                return "NutritionProductCharacteristic.value[x]: exactly one"
-        elif not (v.valueString is not _U):
-            return "NutritionProductCharacteristic.value[x]: exactly one"
-    return None
-
-
-def _check_NutritionProductInstance(s):
-    _x_dateTime([v.expiry for v in s if v.expiry is not _U])
-    _x_dateTime([v.useBy for v in s if v.useBy is not _U])
-    return None
-
-
-def _check_Observation(s):
-    _x_dateTime([v.effectiveDateTime for v in s if v.effectiveDateTime is not _U])
-    _x_instant([v.effectiveInstant for v in s if v.effectiveInstant is not _U])
-    _x_id([v.id for v in s if v.id is not _U])
-    _x_uri([v.implicitRules for v in s if v.implicitRules is not _U])
-    _x_uri([v.instantiatesCanonical for v in s if v.instantiatesCanonical is not _U])
-    _x_instant([v.issued for v in s if v.issued is not _U])
-    _x_code([v.language for v in s if v.language is not _U])
-    _x_code([v.status for v in s if v.status is not _U])
-    _x_dateTime([v.valueDateTime for v in s if v.valueDateTime is not _U])
-    _x_time([v.valueTime for v in s if v.valueTime is not _U])
-    for v in s:
-        if v.effectiveDateTime is not _U:
-            if v.effectiveInstant is not _U or v.effectivePeriod is not _U or v.effectiveTiming is not _U:
-                return "Observation.effective[x]: at most one"
-        elif v.effectiveInstant is not _U:
-            if v.effectivePeriod is not _U or v.effectiveTiming is not _U:
-                return "Observation.effective[x]: at most one"
-        elif v.effectivePeriod is not _U:
-            if v.effectiveTiming is not _U:
-                return "Observation.effective[x]: at most one"
-    for v in s:
-        if v.instantiatesCanonical is not _U:
-            if v.instantiatesReference is not _U:
-                return "Observation.instantiates[x]: at most one"
-    if min(map(tuple.count, map(_f.astuple, s), _f.UNSETS)) < 53:
-        p = _f.span(Observation, "valueAttachment", "valueTime", 13)
-        for v in s:
-            if p(_f.astuple(v)).count(_U) < 12:
-                return "Observation.value[x]: at most one"
-    return None
-
-
-def _check_ObservationComponent(s):
-    _x_dateTime([v.valueDateTime for v in s if v.valueDateTime is not _U])
-    _x_time([v.valueTime for v in s if v.valueTime is not _U])
-    if min(map(tuple.count, map(_f.astuple, s), _f.UNSETS)) < 19:
-        p = _f.span(ObservationComponent, "valueAttachment", "valueTime", 13)
-        for v in s:
-            if p(_f.astuple(v)).count(_U) < 12:
-                return "ObservationComponent.value[x]: at most one"
-    return None
-
-
-def _check_ObservationDefinition(s):
-    _x_date([v.approvalDate for v in s if v.approvalDate is not _U])
-    _x_dateTime([v.date for v in s if v.date is not _U])
-    _x_uri([w for v in s if v.derivedFromCanonical is not _U for w in v.derivedFromCanonical])
-    _x_uri([w for v in s if v.derivedFromUri is not _U for w in v.derivedFromUri])
-    _x_id([v.id for v in s if v.id is not _U])
-    _x_uri([v.implicitRules for v in s if v.implicitRules is not _U])
-    _x_code([v.language for v in s if v.language is not _U])
-    _x_date([v.lastReviewDate for v in s if v.lastReviewDate is not _U])
-    _x_code([w for v in s if v.permittedDataType is not _U for w in v.permittedDataType])
-    _x_code([v.status for v in s if v.status is not _U])
-    _x_uri([v.url for v in s if v.url is not _U])
-    for v in s:
-        if v.versionAlgorithmCoding is not _U:
-            if v.versionAlgorithmString is not _U:
-                return "ObservationDefinition.versionAlgorithm[x]: at most one"
-    return None
-
-
-def _check_ObservationDefinitionComponent(s):
-    _x_code([w for v in s if v.permittedDataType is not _U for w in v.permittedDataType])
-    return None
-
-
-def _check_ObservationDefinitionQualifiedValue(s):
-    _x_uri([v.abnormalCodedValueSet for v in s if v.abnormalCodedValueSet is not _U])
-    _x_uri([v.criticalCodedValueSet for v in s if v.criticalCodedValueSet is not _U])
-    _x_code([v.gender for v in s if v.gender is not _U])
-    _x_uri([v.normalCodedValueSet for v in s if v.normalCodedValueSet is not _U])
-    _x_code([v.rangeCategory for v in s if v.rangeCategory is not _U])
-    _x_uri([v.validCodedValueSet for v in s if v.validCodedValueSet is not _U])
-    return None
-
-
-def _check_ObservationTriggeredBy(s):
-    _x_code([v.type for v in s if v.type is not _U])
-    return None
-
-
-def _check_OperationDefinition(s):
-    _x_uri([v.base for v in s if v.base is not _U])
-    _x_code([v.code for v in s if v.code is not _U])
-    _x_dateTime([v.date for v in s if v.date is not _U])
-    _x_id([v.id for v in s if v.id is not _U])
-    _x_uri([v.implicitRules for v in s if v.implicitRules is not _U])
-    _x_uri([v.inputProfile for v in s if v.inputProfile is not _U])
-    _x_code([v.kind for v in s if v.kind is not _U])
-    _x_code([v.language for v in s if v.language is not _U])
-    _x_uri([v.outputProfile for v in s if v.outputProfile is not _U])
-    _x_code([w for v in s if v.resource is not _U for w in v.resource])
-    _x_code([v.status for v in s if v.status is not _U])
-    _x_uri([v.url for v in s if v.url is not _U])
-    for v in s:
-        if v.versionAlgorithmCoding is not _U:
-            if v.versionAlgorithmString is not _U:
-                return "OperationDefinition.versionAlgorithm[x]: at most one"
-    return None
-
-
-def _check_OperationDefinitionParameter(s):
-    _x_code([w for v in s if v.allowedType is not _U for w in v.allowedType])
-    _x_code([v.name for v in s if v.name is not _U])
-    _x_code([w for v in s if v.scope is not _U for w in v.scope])
-    _x_code([v.searchType for v in s if v.searchType is not _U])
-    _x_uri([w for v in s if v.targetProfile is not _U for w in v.targetProfile])
-    _x_code([v.type for v in s if v.type is not _U])
-    _x_code([v.use for v in s if v.use is not _U])
-    return None
-
-
-def _check_OperationDefinitionParameterBinding(s):
-    _x_code([v.strength for v in s if v.strength is not _U])
-    _x_uri([v.valueSet for v in s if v.valueSet is not _U])
-    return None
-
-
-def _check_OperationOutcome(s):
-    _x_id([v.id for v in s if v.id is not _U])
-    _x_uri([v.implicitRules for v in s if v.implicitRules is not _U])
-    _x_code([v.language for v in s if v.language is not _U])
-    return None
-
-
-def _check_OperationOutcomeIssue(s):
-    _x_code([v.code for v in s if v.code is not _U])
-    _x_code([v.severity for v in s if v.severity is not _U])
-    return None
-
-
-def _check_Organization(s):
-    _x_id([v.id for v in s if v.id is not _U])
-    _x_uri([v.implicitRules for v in s if v.implicitRules is not _U])
-    _x_code([v.language for v in s if v.language is not _U])
-    return None
-
-
-def _check_OrganizationAffiliation(s):
-    _x_id([v.id for v in s if v.id is not _U])
-    _x_uri([v.implicitRules for v in s if v.implicitRules is not _U])
-    _x_code([v.language for v in s if v.language is not _U])
-    return None
-
-
-def _check_PackagedProductDefinition(s):
-    _x_id([v.id for v in s if v.id is not _U])
-    _x_uri([v.implicitRules for v in s if v.implicitRules is not _U])
-    _x_code([v.language for v in s if v.language is not _U])
-    _x_dateTime([v.statusDate for v in s if v.statusDate is not _U])
-    return None
-
-
-def _check_PackagedProductDefinitionPackagingProperty(s):
-    _x_date([v.valueDate for v in s if v.valueDate is not _U])
-    for v in s:
-        if v.valueAttachment is not _U:
-            if v.valueBoolean is not _U or v.valueCodeableConcept is not _U or v.valueDate is not _U or v.valueQuantity is not _U:
-                return "PackagedProductDefinitionPackagingProperty.value[x]: at most one"
-        elif v.valueBoolean is not _U:
-            if v.valueCodeableConcept is not _U or v.valueDate is not _U or v.valueQuantity is not _U:
-                return "PackagedProductDefinitionPackagingProperty.value[x]: at most one"
-        elif v.valueCodeableConcept is not _U:
-            if v.valueDate is not _U or v.valueQuantity is not _U:
-                return "PackagedProductDefinitionPackagingProperty.value[x]: at most one"
-        elif v.valueDate is not _U:
-            if v.valueQuantity is not _U:
-                return "PackagedProductDefinitionPackagingProperty.value[x]: at most one"
-    return None
-
-
-def _check_ParameterDefinition(s):
-    _x_code([v.name for v in s if v.name is not _U])
-    _x_uri([v.profile for v in s if v.profile is not _U])
-    _x_code([v.type for v in s if v.type is not _U])
-    _x_code([v.use for v in s if v.use is not _U])
-    return None
-
-
-def _check_Parameters(s):
-    _x_id([v.id for v in s if v.id is not _U])
-    _x_uri([v.implicitRules for v in s if v.implicitRules is not _U])
-    _x_code([v.language for v in s if v.language is not _U])
-    return None
-
-
-def _check_ParametersParameter(s):
-    _x_base64Binary([v.valueBase64Binary for v in s if v.valueBase64Binary is not _U])
-    _x_uri([v.valueCanonical for v in s if v.valueCanonical is not _U])
-    _x_code([v.valueCode for v in s if v.valueCode is not _U])
-    _x_date([v.valueDate for v in s if v.valueDate is not _U])
-    _x_dateTime([v.valueDateTime for v in s if v.valueDateTime is not _U])
-    _x_decimal([v.valueDecimal for v in s if v.valueDecimal is not _U])
-    _x_instant([v.valueInstant for v in s if v.valueInstant is not _U])
-    _x_integer64([v.valueInteger64 for v in s if v.valueInteger64 is not _U])
-    _x_oid([v.valueOid for v in s if v.valueOid is not _U])
-    _x_time([v.valueTime for v in s if v.valueTime is not _U])
-    _x_uri([v.valueUri for v in s if v.valueUri is not _U])
-    _x_uri([v.valueUrl for v in s if v.valueUrl is not _U])
-    _x_uuid([v.valueUuid for v in s if v.valueUuid is not _U])
-    if min(map(tuple.count, map(_f.astuple, s), _f.UNSETS)) < 60:
-        p = _f.span(ParametersParameter, "valueAddress", "valueUuid", 54)
-        for v in s:
-            if p(_f.astuple(v)).count(_U) < 53:
-                return "ParametersParameter.value[x]: at most one"
-    return None
-
-
-def _check_Patient(s):
-    _x_date([v.birthDate for v in s if v.birthDate is not _U])
-    _x_dateTime([v.deceasedDateTime for v in s if v.deceasedDateTime is not _U])
-    _x_code([v.gender for v in s if v.gender is not _U])
-    _x_id([v.id for v in s if v.id is not _U])
-    _x_uri([v.implicitRules for v in s if v.implicitRules is not _U])
-    _x_code([v.language for v in s if v.language is not _U])
-    for v in s:
-        if v.deceasedBoolean is not _U:
-            if v.deceasedDateTime is not _U:
-                return "Patient.deceased[x]: at most one"
-    for v in s:
-        if v.multipleBirthBoolean is not _U:
-            if v.multipleBirthInteger is not _U:
-                return "Patient.multipleBirth[x]: at most one"
-    return None
-
-
-def _check_PatientContact(s):
-    _x_code([v.gender for v in s if v.gender is not _U])
-    return None
-
-
-def _check_PatientLink(s):
-    _x_code([v.type for v in s if v.type is not _U])
-    return None
-
-
-def _check_PaymentNotice(s):
-    _x_dateTime([v.created for v in s if v.created is not _U])
-    _x_id([v.id for v in s if v.id is not _U])
-    _x_uri([v.implicitRules for v in s if v.implicitRules is not _U])
-    _x_code([v.language for v in s if v.language is not _U])
-    _x_date([v.paymentDate for v in s if v.paymentDate is not _U])
-    _x_code([v.status for v in s if v.status is not _U])
-    return None
-
-
-def _check_PaymentReconciliation(s):
-    _x_dateTime([v.created for v in s if v.created is not _U])
-    _x_date([v.date for v in s if v.date is not _U])
-    _x_date([v.expirationDate for v in s if v.expirationDate is not _U])
-    _x_id([v.id for v in s if v.id is not _U])
-    _x_uri([v.implicitRules for v in s if v.implicitRules is not _U])
-    _x_code([v.language for v in s if v.language is not _U])
-    _x_code([v.outcome for v in s if v.outcome is not _U])
-    _x_code([v.status for v in s if v.status is not _U])
-    return None
-
-
-def _check_PaymentReconciliationAllocation(s):
-    _x_date([v.date for v in s if v.date is not _U])
-    for v in s:
-        if v.targetItemIdentifier is not _U:
-            if v.targetItemPositiveInt is not _U or v.targetItemString is not _U:
-                return "PaymentReconciliationAllocation.targetItem[x]: at most one"
-        elif v.targetItemPositiveInt is not _U:
-            if v.targetItemString is not _U:
-                return "PaymentReconciliationAllocation.targetItem[x]: at most one"
-    return None
-
-
-def _check_PaymentReconciliationProcessNote(s):
-    _x_code([v.type for v in s if v.type is not _U])
-    return None
-
-
-def _check_Period(s):
-    _x_dateTime([v.end for v in s if v.end is not _U])
-    _x_dateTime([v.start for v in s if v.start is not _U])
-    return None
-
-
-def _check_Permission(s):
-    _x_code([v.combining for v in s if v.combining is not _U])
-    _x_dateTime([w for v in s if v.date is not _U for w in v.date])
-    _x_id([v.id for v in s if v.id is not _U])
-    _x_uri([v.implicitRules for v in s if v.implicitRules is not _U])
-    _x_code([v.language for v in s if v.language is not _U])
-    _x_code([v.status for v in s if v.status is not _U])
-    return None
-
-
-def _check_PermissionRule(s):
-    _x_code([v.type for v in s if v.type is not _U])
-    return None
-
-
-def _check_PermissionRuleDataResource(s):
-    _x_code([v.meaning for v in s if v.meaning is not _U])
-    return None
-
-
-def _check_Person(s):
-    _x_date([v.birthDate for v in s if v.birthDate is not _U])
-    _x_dateTime([v.deceasedDateTime for v in s if v.deceasedDateTime is not _U])
-    _x_code([v.gender for v in s if v.gender is not _U])
-    _x_id([v.id for v in s if v.id is not _U])
-    _x_uri([v.implicitRules for v in s if v.implicitRules is not _U])
-    _x_code([v.language for v in s if v.language is not _U])
-    for v in s:
-        if v.deceasedBoolean is not _U:
-            if v.deceasedDateTime is not _U:
-                return "Person.deceased[x]: at most one"
-    return None
-
-
-def _check_PersonLink(s):
-    _x_code([v.assurance for v in s if v.assurance is not _U])
-    return None
-
-
-def _check_PlanDefinition(s):
-    _x_date([v.approvalDate for v in s if v.approvalDate is not _U])
-    _x_dateTime([v.date for v in s if v.date is not _U])
-    _x_id([v.id for v in s if v.id is not _U])
-    _x_uri([v.implicitRules for v in s if v.implicitRules is not _U])
-    _x_code([v.language for v in s if v.language is not _U])
-    _x_date([v.lastReviewDate for v in s if v.lastReviewDate is not _U])
-    _x_uri([w for v in s if v.library is not _U for w in v.library])
-    _x_code([v.status for v in s if v.status is not _U])
-    _x_uri([v.subjectCanonical for v in s if v.subjectCanonical is not _U])
-    _x_uri([v.url for v in s if v.url is not _U])
-    for v in s:
-        if v.asNeededBoolean is not _U:
-            if v.asNeededCodeableConcept is not _U:
-                return "PlanDefinition.asNeeded[x]: at most one"
-    for v in s:
-        if v.subjectCanonical is not _U:
-            if v.subjectCodeableConcept is not _U or v.subjectReference is not _U:
-                return "PlanDefinition.subject[x]: at most one"
-        elif v.subjectCodeableConcept is not _U:
-            if v.subjectReference is not _U:
-                return "PlanDefinition.subject[x]: at most one"
-    for v in s:
-        if v.versionAlgorithmCoding is not _U:
-            if v.versionAlgorithmString is not _U:
-                return "PlanDefinition.versionAlgorithm[x]: at most one"
-    return None
-
-
-def _check_PlanDefinitionAction(s):
-    _x_code([v.cardinalityBehavior for v in s if v.cardinalityBehavior is not _U])
-    _x_uri([v.definitionCanonical for v in s if v.definitionCanonical is not _U])
-    _x_uri([v.definitionUri for v in s if v.definitionUri is not _U])
-    _x_code([v.groupingBehavior for v in s if v.groupingBehavior is not _U])
-    _x_code([v.precheckBehavior for v in s if v.precheckBehavior is not _U])
-    _x_code([v.priority for v in s if v.priority is not _U])
-    _x_code([v.requiredBehavior for v in s if v.requiredBehavior is not _U])
-    _x_code([v.selectionBehavior for v in s if v.selectionBehavior is not _U])
-    _x_uri([v.subjectCanonical for v in s if v.subjectCanonical is not _U])
-    _x_uri([v.transform for v in s if v.transform is not _U])
-    for v in s:
-        if v.definitionCanonical is not _U:
-            if v.definitionUri is not _U:
-                return "PlanDefinitionAction.definition[x]: at most one"
-    for v in s:
-        if v.subjectCanonical is not _U:
-            if v.subjectCodeableConcept is not _U or v.subjectReference is not _U:
-                return "PlanDefinitionAction.subject[x]: at most one"
-        elif v.subjectCodeableConcept is not _U:
-            if v.subjectReference is not _U:
-                return "PlanDefinitionAction.subject[x]: at most one"
-    for v in s:
-        if v.timingAge is not _U:
-            if v.timingDuration is not _U or v.timingRange is not _U or v.timingTiming is not _U:
-                return "PlanDefinitionAction.timing[x]: at most one"
-        elif v.timingDuration is not _U:
-            if v.timingRange is not _U or v.timingTiming is not _U:
-                return "PlanDefinitionAction.timing[x]: at most one"
-        elif v.timingRange is not _U:
-            if v.timingTiming is not _U:
-                return "PlanDefinitionAction.timing[x]: at most one"
-    return None
-
-
-def _check_PlanDefinitionActionCondition(s):
-    _x_code([v.kind for v in s if v.kind is not _U])
-    return None
-
-
-def _check_PlanDefinitionActionParticipant(s):
-    _x_code([v.type for v in s if v.type is not _U])
-    _x_uri([v.typeCanonical for v in s if v.typeCanonical is not _U])
-    return None
-
-
-def _check_PlanDefinitionActionRelatedAction(s):
-    _x_code([v.endRelationship for v in s if v.endRelationship is not _U])
-    _x_code([v.relationship for v in s if v.relationship is not _U])
-    for v in s:
-        if v.offsetDuration is not _U:
-            if v.offsetRange is not _U:
-                return "PlanDefinitionActionRelatedAction.offset[x]: at most one"
-    return None
-
-
-def _check_PlanDefinitionActorOption(s):
-    _x_code([v.type for v in s if v.type is not _U])
-    _x_uri([v.typeCanonical for v in s if v.typeCanonical is not _U])
-    return None
-
-
-def _check_PlanDefinitionGoalTarget(s):
-    for v in s:
-        if v.detailBoolean is not _U:
-            if v.detailCodeableConcept is not _U or v.detailInteger is not _U or v.detailQuantity is not _U or v.detailRange is not _U or v.detailRatio is not _U or v.detailString is not _U:
-                return "PlanDefinitionGoalTarget.detail[x]: at most one"
-        elif v.detailCodeableConcept is not _U:
-            if v.detailInteger is not _U or v.detailQuantity is not _U or v.detailRange is not _U or v.detailRatio is not _U or v.detailString is not _U:
-                return "PlanDefinitionGoalTarget.detail[x]: at most one"
-        elif v.detailInteger is not _U:
-            if v.detailQuantity is not _U or v.detailRange is not _U or v.detailRatio is not _U or v.detailString is not _U:
-                return "PlanDefinitionGoalTarget.detail[x]: at most one"
-        elif v.detailQuantity is not _U:
-            if v.detailRange is not _U or v.detailRatio is not _U or v.detailString is not _U:
-                return "PlanDefinitionGoalTarget.detail[x]: at most one"
-        elif v.detailRange is not _U:
-            if v.detailRatio is not _U or v.detailString is not _U:
-                return "PlanDefinitionGoalTarget.detail[x]: at most one"
-        elif v.detailRatio is not _U:
-            if v.detailString is not _U:
-                return "PlanDefinitionGoalTarget.detail[x]: at most one"
-    return None
-
-
-def _check_Practitioner(s):
-    _x_date([v.birthDate for v in s if v.birthDate is not _U])
-    _x_dateTime([v.deceasedDateTime for v in s if v.deceasedDateTime is not _U])
-    _x_code([v.gender for v in s if v.gender is not _U])
-    _x_id([v.id for v in s if v.id is not _U])
-    _x_uri([v.implicitRules for v in s if v.implicitRules is not _U])
-    _x_code([v.language for v in s if v.language is not _U])
-    for v in s:
-        if v.deceasedBoolean is not _U:
-            if v.deceasedDateTime is not _U:
-                return "Practitioner.deceased[x]: at most one"
-    return None
-
-
-def _check_PractitionerRole(s):
-    _x_id([v.id for v in s if v.id is not _U])
-    _x_uri([v.implicitRules for v in s if v.implicitRules is not _U])
-    _x_code([v.language for v in s if v.language is not _U])
-    return None
-
-
-def _check_Procedure(s):
-    _x_id([v.id for v in s if v.id is not _U])
-    _x_uri([v.implicitRules for v in s if v.implicitRules is not _U])
-    _x_uri([w for v in s if v.instantiatesCanonical is not _U for w in v.instantiatesCanonical])
-    _x_uri([w for v in s if v.instantiatesUri is not _U for w in v.instantiatesUri])
-    _x_code([v.language for v in s if v.language is not _U])
-    _x_dateTime([v.occurrenceDateTime for v in s if v.occurrenceDateTime is not _U])
-    _x_dateTime([v.recorded for v in s if v.recorded is not _U])
-    _x_code([v.status for v in s if v.status is not _U])
-    for v in s:
-        if v.occurrenceAge is not _U:
-            if v.occurrenceDateTime is not _U or v.occurrencePeriod is not _U or v.occurrenceRange is not _U or v.occurrenceString is not _U or v.occurrenceTiming is not _U:
-                return "Procedure.occurrence[x]: at most one"
-        elif v.occurrenceDateTime is not _U:
-            if v.occurrencePeriod is not _U or v.occurrenceRange is not _U or v.occurrenceString is not _U or v.occurrenceTiming is not _U:
-                return "Procedure.occurrence[x]: at most one"
-        elif v.occurrencePeriod is not _U:
-            if v.occurrenceRange is not _U or v.occurrenceString is not _U or v.occurrenceTiming is not _U:
-                return "Procedure.occurrence[x]: at most one"
-        elif v.occurrenceRange is not _U:
-            if v.occurrenceString is not _U or v.occurrenceTiming is not _U:
-                return "Procedure.occurrence[x]: at most one"
-        elif v.occurrenceString is not _U:
-            if v.occurrenceTiming is not _U:
-                return "Procedure.occurrence[x]: at most one"
-    for v in s:
-        if v.reportedBoolean is not _U:
-            if v.reportedReference is not _U:
-                return "Procedure.reported[x]: at most one"
-    return None
-
-
-def _check_ProductShelfLife(s):
-    for v in s:
-        if v.periodDuration is not _U:
-            if v.periodString is not _U:
-                return "ProductShelfLife.period[x]: at most one"
-    return None
-
-
-def _check_Provenance(s):
-    _x_id([v.id for v in s if v.id is not _U])
-    _x_uri([v.implicitRules for v in s if v.implicitRules is not _U])
-    _x_code([v.language for v in s if v.language is not _U])
-    _x_dateTime([v.occurredDateTime for v in s if v.occurredDateTime is not _U])
-    _x_uri([w for v in s if v.policy is not _U for w in v.policy])
-    _x_instant([v.recorded for v in s if v.recorded is not _U])
-    for v in s:
-        if v.occurredDateTime is not _U:
-            if v.occurredPeriod is not _U:
-                return "Provenance.occurred[x]: at most one"
-    return None
-
-
-def _check_ProvenanceEntity(s):
-    _x_code([v.role for v in s if v.role is not _U])
-    return None
-
-
-def _check_Quantity(s):
-    _x_code([v.code for v in s if v.code is not _U])
-    _x_code([v.comparator for v in s if v.comparator is not _U])
-    _x_uri([v.system for v in s if v.system is not _U])
-    _x_decimal([v.value for v in s if v.value is not _U])
-    return None
-
-
-def _check_Questionnaire(s):
-    _x_date([v.approvalDate for v in s if v.approvalDate is not _U])
-    _x_dateTime([v.date for v in s if v.date is not _U])
-    _x_uri([w for v in s if v.derivedFrom is not _U for w in v.derivedFrom])
-    _x_id([v.id for v in s if v.id is not _U])
-    _x_uri([v.implicitRules for v in s if v.implicitRules is not _U])
-    _x_code([v.language for v in s if v.language is not _U])
-    _x_date([v.lastReviewDate for v in s if v.lastReviewDate is not _U])
-    _x_code([v.status for v in s if v.status is not _U])
-    _x_code([w for v in s if v.subjectType is not _U for w in v.subjectType])
-    _x_uri([v.url for v in s if v.url is not _U])
-    for v in s:
-        if v.versionAlgorithmCoding is not _U:
-            if v.versionAlgorithmString is not _U:
-                return "Questionnaire.versionAlgorithm[x]: at most one"
-    return None
-
-
-def _check_QuestionnaireItem(s):
-    _x_code([v.answerConstraint for v in s if v.answerConstraint is not _U])
-    _x_uri([v.answerValueSet for v in s if v.answerValueSet is not _U])
-    _x_uri([v.definition for v in s if v.definition is not _U])
-    _x_code([v.disabledDisplay for v in s if v.disabledDisplay is not _U])
-    _x_code([v.enableBehavior for v in s if v.enableBehavior is not _U])
-    _x_code([v.type for v in s if v.type is not _U])
-    return None
-
-
-def _check_QuestionnaireItemAnswerOption(s):
-    _x_date([v.valueDate for v in s if v.valueDate is not _U])
-    _x_time([v.valueTime for v in s if v.valueTime is not _U])
-    for v in s:
-        if v.valueCoding is not _U:
-            if v.valueDate is not _U or v.valueInteger is not _U or v.valueReference is not _U or v.valueString is not _U or v.valueTime is not _U:
-                return "QuestionnaireItemAnswerOption.value[x]: exactly one"
-        elif v.valueDate is not _U:
-            if v.valueInteger is not _U or v.valueReference is not _U or v.valueString is not _U or v.valueTime is not _U:
-                return "QuestionnaireItemAnswerOption.value[x]: exactly one"
-        elif v.valueInteger is not _U:
-            if v.valueReference is not _U or v.valueString is not _U or v.valueTime is not _U:
-                return "QuestionnaireItemAnswerOption.value[x]: exactly one"
-        elif v.valueReference is not _U:
-            if v.valueString is not _U or v.valueTime is not _U:
-                return "QuestionnaireItemAnswerOption.value[x]: exactly one"
-        elif v.valueString is not _U:
-            if v.valueTime is not _U:
-                return "QuestionnaireItemAnswerOption.value[x]: exactly one"
-        elif not (v.valueTime is not _U):
-            return "QuestionnaireItemAnswerOption.value[x]: exactly one"
-    return None
-
-
-def _check_QuestionnaireItemEnableWhen(s):
-    _x_date([v.answerDate for v in s if v.answerDate is not _U])
-    _x_dateTime([v.answerDateTime for v in s if v.answerDateTime is not _U])
-    _x_decimal([v.answerDecimal for v in s if v.answerDecimal is not _U])
-    _x_time([v.answerTime for v in s if v.answerTime is not _U])
-    _x_code([v.operator for v in s if v.operator is not _U])
-    c = list(map(tuple.count, map(_f.span(QuestionnaireItemEnableWhen, "answerBoolean", "answerTime", 10), map(_f.astuple, s)), _f.UNSETS))
-    if min(c) != 9 or max(c) != 9:
-        return "QuestionnaireItemEnableWhen.answer[x]: exactly one"
-    return None
-
-
-def _check_QuestionnaireItemInitial(s):
-    _x_date([v.valueDate for v in s if v.valueDate is not _U])
-    _x_dateTime([v.valueDateTime for v in s if v.valueDateTime is not _U])
-    _x_decimal([v.valueDecimal for v in s if v.valueDecimal is not _U])
-    _x_time([v.valueTime for v in s if v.valueTime is not _U])
-    _x_uri([v.valueUri for v in s if v.valueUri is not _U])
-    c = list(map(tuple.count, map(_f.span(QuestionnaireItemInitial, "valueAttachment", "valueUri", 12), map(_f.astuple, s)), _f.UNSETS))
-    if min(c) != 11 or max(c) != 11:
-        return "QuestionnaireItemInitial.value[x]: exactly one"
-    return None
-
-
-def _check_QuestionnaireResponse(s):
-    _x_dateTime([v.authored for v in s if v.authored is not _U])
-    _x_id([v.id for v in s if v.id is not _U])
-    _x_uri([v.implicitRules for v in s if v.implicitRules is not _U])
-    _x_code([v.language for v in s if v.language is not _U])
-    _x_uri([v.questionnaire for v in s if v.questionnaire is not _U])
-    _x_code([v.status for v in s if v.status is not _U])
-    return None
-
-
-def _check_QuestionnaireResponseItem(s):
-    _x_uri([v.definition for v in s if v.definition is not _U])
-    return None
-
-
-def _check_QuestionnaireResponseItemAnswer(s):
-    _x_date([v.valueDate for v in s if v.valueDate is not _U])
-    _x_dateTime([v.valueDateTime for v in s if v.valueDateTime is not _U])
-    _x_decimal([v.valueDecimal for v in s if v.valueDecimal is not _U])
-    _x_time([v.valueTime for v in s if v.valueTime is not _U])
-    _x_uri([v.valueUri for v in s if v.valueUri is not _U])
-    c = list(map(tuple.count, map(_f.span(QuestionnaireResponseItemAnswer, "valueAttachment", "valueUri", 12), map(_f.astuple, s)), _f.UNSETS))
-    if min(c) != 11 or max(c) != 11:
-        return "QuestionnaireResponseItemAnswer.value[x]: exactly one"
-    return None
-
-
-def _check_Reference(s):
-    _x_uri([v.type for v in s if v.type is not _U])
-    return None
-
-
-def _check_RegulatedAuthorization(s):
-    _x_id([v.id for v in s if v.id is not _U])
-    _x_uri([v.implicitRules for v in s if v.implicitRules is not _U])
-    _x_code([v.language for v in s if v.language is not _U])
-    _x_dateTime([v.statusDate for v in s if v.statusDate is not _U])
-    return None
-
-
-def _check_RegulatedAuthorizationCase(s):
-    _x_dateTime([v.dateDateTime for v in s if v.dateDateTime is not _U])
-    for v in s:
-        if v.dateDateTime is not _U:
-            if v.datePeriod is not _U:
-                return "RegulatedAuthorizationCase.date[x]: at most one"
-    return None
-
-
-def _check_RelatedArtifact(s):
-    _x_date([v.publicationDate for v in s if v.publicationDate is not _U])
-    _x_code([v.publicationStatus for v in s if v.publicationStatus is not _U])
-    _x_uri([v.resource for v in s if v.resource is not _U])
-    _x_code([v.type for v in s if v.type is not _U])
-    return None
-
-
-def _check_RelatedPerson(s):
-    _x_date([v.birthDate for v in s if v.birthDate is not _U])
-    _x_code([v.gender for v in s if v.gender is not _U])
-    _x_id([v.id for v in s if v.id is not _U])
-    _x_uri([v.implicitRules for v in s if v.implicitRules is not _U])
-    _x_code([v.language for v in s if v.language is not _U])
-    return None
-
-
-def _check_RequestOrchestration(s):
-    _x_dateTime([v.authoredOn for v in s if v.authoredOn is not _U])
-    _x_id([v.id for v in s if v.id is not _U])
-    _x_uri([v.implicitRules for v in s if v.implicitRules is not _U])
-    _x_uri([w for v in s if v.instantiatesCanonical is not _U for w in v.instantiatesCanonical])
-    _x_uri([w for v in s if v.instantiatesUri is not _U for w in v.instantiatesUri])
-    _x_code([v.intent for v in s if v.intent is not _U])
-    _x_code([v.language for v in s if v.language is not _U])
-    _x_code([v.priority for v in s if v.priority is not _U])
-    _x_code([v.status for v in s if v.status is not _U])
-    return None
-
-
-def _check_RequestOrchestrationAction(s):
-    _x_code([v.cardinalityBehavior for v in s if v.cardinalityBehavior is not _U])
-    _x_uri([v.definitionCanonical for v in s if v.definitionCanonical is not _U])
-    _x_uri([v.definitionUri for v in s if v.definitionUri is not _U])
-    _x_code([v.groupingBehavior for v in s if v.groupingBehavior is not _U])
-    _x_code([v.precheckBehavior for v in s if v.precheckBehavior is not _U])
-    _x_code([v.priority for v in s if v.priority is not _U])
-    _x_code([v.requiredBehavior for v in s if v.requiredBehavior is not _U])
-    _x_code([v.selectionBehavior for v in s if v.selectionBehavior is not _U])
-    _x_dateTime([v.timingDateTime for v in s if v.timingDateTime is not _U])
-    _x_uri([v.transform for v in s if v.transform is not _U])
-    for v in s:
-        if v.definitionCanonical is not _U:
-            if v.definitionUri is not _U:
-                return "RequestOrchestrationAction.definition[x]: at most one"
-    for v in s:
-        if v.timingAge is not _U:
-            if v.timingDateTime is not _U or v.timingDuration is not _U or v.timingPeriod is not _U or v.timingRange is not _U or v.timingTiming is not _U:
-                return "RequestOrchestrationAction.timing[x]: at most one"
-        elif v.timingDateTime is not _U:
-            if v.timingDuration is not _U or v.timingPeriod is not _U or v.timingRange is not _U or v.timingTiming is not _U:
-                return "RequestOrchestrationAction.timing[x]: at most one"
-        elif v.timingDuration is not _U:
-            if v.timingPeriod is not _U or v.timingRange is not _U or v.timingTiming is not _U:
-                return "RequestOrchestrationAction.timing[x]: at most one"
-        elif v.timingPeriod is not _U:
-            if v.timingRange is not _U or v.timingTiming is not _U:
-                return "RequestOrchestrationAction.timing[x]: at most one"
-        elif v.timingRange is not _U:
-            if v.timingTiming is not _U:
-                return "RequestOrchestrationAction.timing[x]: at most one"
-    return None
-
-
-def _check_RequestOrchestrationActionCondition(s):
-    _x_code([v.kind for v in s if v.kind is not _U])
-    return None
-
-
-def _check_RequestOrchestrationActionParticipant(s):
-    _x_uri([v.actorCanonical for v in s if v.actorCanonical is not _U])
-    _x_code([v.type for v in s if v.type is not _U])
-    _x_uri([v.typeCanonical for v in s if v.typeCanonical is not _U])
-    for v in s:
-        if v.actorCanonical is not _U:
-            if v.actorReference is not _U:
-                return "RequestOrchestrationActionParticipant.actor[x]: at most one"
-    return None
-
-
-def _check_RequestOrchestrationActionRelatedAction(s):
-    _x_code([v.endRelationship for v in s if v.endRelationship is not _U])
-    _x_code([v.relationship for v in s if v.relationship is not _U])
-    for v in s:
-        if v.offsetDuration is not _U:
-            if v.offsetRange is not _U:
-                return "RequestOrchestrationActionRelatedAction.offset[x]: at most one"
-    return None
-
-
-def _check_Requirements(s):
-    _x_uri([w for v in s if v.actor is not _U for w in v.actor])
-    _x_dateTime([v.date for v in s if v.date is not _U])
-    _x_uri([w for v in s if v.derivedFrom is not _U for w in v.derivedFrom])
-    _x_id([v.id for v in s if v.id is not _U])
-    _x_uri([v.implicitRules for v in s if v.implicitRules is not _U])
-    _x_code([v.language for v in s if v.language is not _U])
-    _x_uri([w for v in s if v.reference is not _U for w in v.reference])
-    _x_code([v.status for v in s if v.status is not _U])
-    _x_uri([v.url for v in s if v.url is not _U])
-    for v in s:
-        if v.versionAlgorithmCoding is not _U:
-            if v.versionAlgorithmString is not _U:
-                return "Requirements.versionAlgorithm[x]: at most one"
-    return None
-
-
-def _check_RequirementsStatement(s):
-    _x_code([w for v in s if v.conformance is not _U for w in v.conformance])
-    _x_uri([w for v in s if v.reference is not _U for w in v.reference])
-    _x_uri([w for v in s if v.satisfiedBy is not _U for w in v.satisfiedBy])
-    return None
-
-
-def _check_ResearchStudy(s):
-    _x_dateTime([v.date for v in s if v.date is not _U])
-    _x_id([v.id for v in s if v.id is not _U])
-    _x_uri([v.implicitRules for v in s if v.implicitRules is not _U])
-    _x_code([v.language for v in s if v.language is not _U])
-    _x_code([v.status for v in s if v.status is not _U])
-    _x_uri([v.url for v in s if v.url is not _U])
-    return None
-
-
-def _check_ResearchSubject(s):
-    _x_id([v.actualComparisonGroup for v in s if v.actualComparisonGroup is not _U])
-    _x_id([v.assignedComparisonGroup for v in s if v.assignedComparisonGroup is not _U])
-    _x_id([v.id for v in s if v.id is not _U])
-    _x_uri([v.implicitRules for v in s if v.implicitRules is not _U])
-    _x_code([v.language for v in s if v.language is not _U])
-    _x_code([v.status for v in s if v.status is not _U])
-    return None
-
-
-def _check_ResearchSubjectProgress(s):
-    _x_dateTime([v.endDate for v in s if v.endDate is not _U])
-    _x_dateTime([v.startDate for v in s if v.startDate is not _U])
-    return None
-
-
-def _check_Resource(s):
-    _x_uri([v.implicitRules for v in s if v.implicitRules is not _U])
-    _x_code([v.language for v in s if v.language is not _U])
-    return None
-
-
-def _check_RiskAssessment(s):
-    _x_id([v.id for v in s if v.id is not _U])
-    _x_uri([v.implicitRules for v in s if v.implicitRules is not _U])
-    _x_code([v.language for v in s if v.language is not _U])
-    _x_dateTime([v.occurrenceDateTime for v in s if v.occurrenceDateTime is not _U])
-    _x_code([v.status for v in s if v.status is not _U])
-    for v in s:
-        if v.occurrenceDateTime is not _U:
-            if v.occurrencePeriod is not _U:
-                return "RiskAssessment.occurrence[x]: at most one"
-    return None
-
-
-def _check_RiskAssessmentPrediction(s):
-    _x_decimal([v.probabilityDecimal for v in s if v.probabilityDecimal is not _U])
-    _x_decimal([v.relativeRisk for v in s if v.relativeRisk is not _U])
-    for v in s:
-        if v.probabilityDecimal is not _U:
-            if v.probabilityRange is not _U:
-                return "RiskAssessmentPrediction.probability[x]: at most one"
-    for v in s:
-        if v.whenPeriod is not _U:
-            if v.whenRange is not _U:
-                return "RiskAssessmentPrediction.when[x]: at most one"
-    return None
-
-
-def _check_SampledData(s):
-    _x_uri([v.codeMap for v in s if v.codeMap is not _U])
-    _x_decimal([v.factor for v in s if v.factor is not _U])
-    _x_decimal([v.interval for v in s if v.interval is not _U])
-    _x_code([v.intervalUnit for v in s if v.intervalUnit is not _U])
-    _x_decimal([v.lowerLimit for v in s if v.lowerLimit is not _U])
-    _x_decimal([v.upperLimit for v in s if v.upperLimit is not _U])
-    return None
-
-
-def _check_Schedule(s):
-    _x_id([v.id for v in s if v.id is not _U])
-    _x_uri([v.implicitRules for v in s if v.implicitRules is not _U])
-    _x_code([v.language for v in s if v.language is not _U])
-    return None
-
-
-def _check_SearchParameter(s):
-    _x_code([w for v in s if v.base is not _U for w in v.base])
-    _x_code([v.code for v in s if v.code is not _U])
-    _x_code([w for v in s if v.comparator is not _U for w in v.comparator])
-    _x_dateTime([v.date for v in s if v.date is not _U])
-    _x_uri([v.derivedFrom for v in s if v.derivedFrom is not _U])
-    _x_id([v.id for v in s if v.id is not _U])
-    _x_uri([v.implicitRules for v in s if v.implicitRules is not _U])
-    _x_code([v.language for v in s if v.language is not _U])
-    _x_code([w for v in s if v.modifier is not _U for w in v.modifier])
-    _x_code([v.processingMode for v in s if v.processingMode is not _U])
-    _x_code([v.status for v in s if v.status is not _U])
-    _x_code([w for v in s if v.target is not _U for w in v.target])
-    _x_code([v.type for v in s if v.type is not _U])
-    _x_uri([v.url for v in s if v.url is not _U])
-    for v in s:
-        if v.versionAlgorithmCoding is not _U:
-            if v.versionAlgorithmString is not _U:
-                return "SearchParameter.versionAlgorithm[x]: at most one"
-    return None
-
-
-def _check_SearchParameterComponent(s):
-    _x_uri([v.definition for v in s if v.definition is not _U])
-    return None
-
-
-def _check_ServiceRequest(s):
-    _x_dateTime([v.authoredOn for v in s if v.authoredOn is not _U])
-    _x_id([v.id for v in s if v.id is not _U])
-    _x_uri([v.implicitRules for v in s if v.implicitRules is not _U])
-    _x_uri([w for v in s if v.instantiatesCanonical is not _U for w in v.instantiatesCanonical])
-    _x_uri([w for v in s if v.instantiatesUri is not _U for w in v.instantiatesUri])
-    _x_code([v.intent for v in s if v.intent is not _U])
-    _x_code([v.language for v in s if v.language is not _U])
-    _x_dateTime([v.occurrenceDateTime for v in s if v.occurrenceDateTime is not _U])
-    _x_code([v.priority for v in s if v.priority is not _U])
-    _x_code([v.status for v in s if v.status is not _U])
-    for v in s:
-        if v.asNeededBoolean is not _U:
-            if v.asNeededCodeableConcept is not _U:
-                return "ServiceRequest.asNeeded[x]: at most one"
-    for v in s:
-        if v.occurrenceDateTime is not _U:
-            if v.occurrencePeriod is not _U or v.occurrenceTiming is not _U:
-                return "ServiceRequest.occurrence[x]: at most one"
-        elif v.occurrencePeriod is not _U:
-            if v.occurrenceTiming is not _U:
-                return "ServiceRequest.occurrence[x]: at most one"
-    for v in s:
-        if v.quantityQuantity is not _U:
-            if v.quantityRange is not _U or v.quantityRatio is not _U:
-                return "ServiceRequest.quantity[x]: at most one"
-        elif v.quantityRange is not _U:
-            if v.quantityRatio is not _U:
-                return "ServiceRequest.quantity[x]: at most one"
-    return None
-
-
-def _check_ServiceRequestOrderDetailParameter(s):
-    for v in s:
-        if v.valueBoolean is not _U:
-            if v.valueCodeableConcept is not _U or v.valuePeriod is not _U or v.valueQuantity is not _U or v.valueRange is not _U or v.valueRatio is not _U or v.valueString is not _U:
-                return "ServiceRequestOrderDetailParameter.value[x]: exactly one"
-        elif v.valueCodeableConcept is not _U:
-            if v.valuePeriod is not _U or v.valueQuantity is not _U or v.valueRange is not _U or v.valueRatio is not _U or v.valueString is not _U:
-                return "ServiceRequestOrderDetailParameter.value[x]: exactly one"
-        elif v.valuePeriod is not _U:
-            if v.valueQuantity is not _U or v.valueRange is not _U or v.valueRatio is not _U or v.valueString is not _U:
-                return "ServiceRequestOrderDetailParameter.value[x]: exactly one"
-        elif v.valueQuantity is not _U:
-            if v.valueRange is not _U or v.valueRatio is not _U or v.valueString is not _U:
-                return "ServiceRequestOrderDetailParameter.value[x]: exactly one"
-        elif v.valueRange is not _U:
-            if v.valueRatio is not _U or v.valueString is not _U:
-                return "ServiceRequestOrderDetailParameter.value[x]: exactly one"
-        elif v.valueRatio is not _U:
-            if v.valueString is not _U:
-                return "ServiceRequestOrderDetailParameter.value[x]: exactly one"
-        elif not (v.valueString is not _U):
-            return "ServiceRequestOrderDetailParameter.value[x]: exactly one"
-    return None
-
-
-def _check_ServiceRequestPatientInstruction(s):
-    for v in s:
-        if v.instructionMarkdown is not _U:
-            if v.instructionReference is not _U:
-                return "ServiceRequestPatientInstruction.instruction[x]: at most one"
-    return None
-
-
-def _check_Signature(s):
-    _x_base64Binary([v.data for v in s if v.data is not _U])
-    _x_code([v.sigFormat for v in s if v.sigFormat is not _U])
-    _x_code([v.targetFormat for v in s if v.targetFormat is not _U])
-    _x_instant([v.when for v in s if v.when is not _U])
-    return None
-
-
-def _check_Slot(s):
-    _x_instant([v.end for v in s if v.end is not _U])
-    _x_id([v.id for v in s if v.id is not _U])
-    _x_uri([v.implicitRules for v in s if v.implicitRules is not _U])
-    _x_code([v.language for v in s if v.language is not _U])
-    _x_instant([v.start for v in s if v.start is not _U])
-    _x_code([v.status for v in s if v.status is not _U])
-    return None
-
-
-def _check_Specimen(s):
-    _x_code([v.combined for v in s if v.combined is not _U])
-    _x_id([v.id for v in s if v.id is not _U])
-    _x_uri([v.implicitRules for v in s if v.implicitRules is not _U])
-    _x_code([v.language for v in s if v.language is not _U])
-    _x_dateTime([v.receivedTime for v in s if v.receivedTime is not _U])
-    _x_code([v.status for v in s if v.status is not _U])
-    return None
-
-
-def _check_SpecimenCollection(s):
-    _x_dateTime([v.collectedDateTime for v in s if v.collectedDateTime is not _U])
-    for v in s:
-        if v.collectedDateTime is not _U:
-            if v.collectedPeriod is not _U:
-                return "SpecimenCollection.collected[x]: at most one"
-    for v in s:
-        if v.fastingStatusCodeableConcept is not _U:
-            if v.fastingStatusDuration is not _U:
-                return "SpecimenCollection.fastingStatus[x]: at most one"
-    return None
-
-
-def _check_SpecimenDefinition(s):
-    _x_date([v.approvalDate for v in s if v.approvalDate is not _U])
-    _x_dateTime([v.date for v in s if v.date is not _U])
-    _x_uri([w for v in s if v.derivedFromCanonical is not _U for w in v.derivedFromCanonical])
-    _x_uri([w for v in s if v.derivedFromUri is not _U for w in v.derivedFromUri])
-    _x_id([v.id for v in s if v.id is not _U])
-    _x_uri([v.implicitRules for v in s if v.implicitRules is not _U])
-    _x_code([v.language for v in s if v.language is not _U])
-    _x_date([v.lastReviewDate for v in s if v.lastReviewDate is not _U])
-    _x_code([v.status for v in s if v.status is not _U])
-    _x_uri([v.url for v in s if v.url is not _U])
-    for v in s:
-        if v.subjectCodeableConcept is not _U:
-            if v.subjectReference is not _U:
-                return "SpecimenDefinition.subject[x]: at most one"
-    for v in s:
-        if v.versionAlgorithmCoding is not _U:
-            if v.versionAlgorithmString is not _U:
-                return "SpecimenDefinition.versionAlgorithm[x]: at most one"
-    return None
-
-
-def _check_SpecimenDefinitionTypeTested(s):
-    _x_code([v.preference for v in s if v.preference is not _U])
-    return None
-
-
-def _check_SpecimenDefinitionTypeTestedContainer(s):
-    for v in s:
-        if v.minimumVolumeQuantity is not _U:
-            if v.minimumVolumeString is not _U:
-                return "SpecimenDefinitionTypeTestedContainer.minimumVolume[x]: at most one"
-    return None
-
-
-def _check_SpecimenDefinitionTypeTestedContainerAdditive(s):
-    for v in s:
-        if v.additiveCodeableConcept is not _U:
-            if v.additiveReference is not _U:
-                return "SpecimenDefinitionTypeTestedContainerAdditive.additive[x]: exactly one"
-        elif not (v.additiveReference is not _U):
-            return "SpecimenDefinitionTypeTestedContainerAdditive.additive[x]: exactly one"
-    return None
-
-
-def _check_SpecimenProcessing(s):
-    _x_dateTime([v.timeDateTime for v in s if v.timeDateTime is not _U])
-    for v in s:
-        if v.timeDateTime is not _U:
-            if v.timePeriod is not _U:
-                return "SpecimenProcessing.time[x]: at most one"
-    return None
-
-
-def _check_StructureDefinition(s):
-    _x_uri([v.baseDefinition for v in s if v.baseDefinition is not _U])
-    _x_dateTime([v.date for v in s if v.date is not _U])
-    _x_code([v.derivation for v in s if v.derivation is not _U])
-    _x_code([v.fhirVersion for v in s if v.fhirVersion is not _U])
-    _x_id([v.id for v in s if v.id is not _U])
-    _x_uri([v.implicitRules for v in s if v.implicitRules is not _U])
-    _x_code([v.kind for v in s if v.kind is not _U])
-    _x_code([v.language for v in s if v.language is not _U])
-    _x_code([v.status for v in s if v.status is not _U])
-    _x_uri([v.type for v in s if v.type is not _U])
-    _x_uri([v.url for v in s if v.url is not _U])
-    for v in s:
-        if v.versionAlgorithmCoding is not _U:
-            if v.versionAlgorithmString is not _U:
-                return "StructureDefinition.versionAlgorithm[x]: at most one"
-    return None
-
-
-def _check_StructureDefinitionContext(s):
-    _x_code([v.type for v in s if v.type is not _U])
-    return None
-
-
-def _check_StructureDefinitionMapping(s):
-    _x_uri([v.uri for v in s if v.uri is not _U])
-    return None
-
-
-def _check_StructureMap(s):
-    _x_dateTime([v.date for v in s if v.date is not _U])
-    _x_id([v.id for v in s if v.id is not _U])
-    _x_uri([v.implicitRules for v in s if v.implicitRules is not _U])
-    _x_uri([w for v in s if v.import_ is not _U for w in v.import_])
-    _x_code([v.language for v in s if v.language is not _U])
-    _x_code([v.status for v in s if v.status is not _U])
-    _x_uri([v.url for v in s if v.url is not _U])
-    for v in s:
-        if v.versionAlgorithmCoding is not _U:
-            if v.versionAlgorithmString is not _U:
-                return "StructureMap.versionAlgorithm[x]: at most one"
-    return None
-
-
-def _check_StructureMapGroup(s):
-    _x_code([v.typeMode for v in s if v.typeMode is not _U])
-    return None
-
-
-def _check_StructureMapGroupInput(s):
-    _x_code([v.mode for v in s if v.mode is not _U])
-    return None
-
-
-def _check_StructureMapGroupRuleSource(s):
-    _x_code([v.listMode for v in s if v.listMode is not _U])
-    return None
-
-
-def _check_StructureMapGroupRuleTarget(s):
-    _x_code([w for v in s if v.listMode is not _U for w in v.listMode])
-    _x_code([v.transform for v in s if v.transform is not _U])
-    return None
-
-
-def _check_StructureMapGroupRuleTargetParameter(s):
-    _x_date([v.valueDate for v in s if v.valueDate is not _U])
-    _x_dateTime([v.valueDateTime for v in s if v.valueDateTime is not _U])
-    _x_decimal([v.valueDecimal for v in s if v.valueDecimal is not _U])
-    _x_time([v.valueTime for v in s if v.valueTime is not _U])
-    for v in s:
-        if v.valueBoolean is not _U:
-            if v.valueDate is not _U or v.valueDateTime is not _U or v.valueDecimal is not _U or v.valueId is not _U or v.valueInteger is not _U or v.valueString is not _U or v.valueTime is not _U:
-                return "StructureMapGroupRuleTargetParameter.value[x]: exactly one"
-        elif v.valueDate is not _U:
-            if v.valueDateTime is not _U or v.valueDecimal is not _U or v.valueId is not _U or v.valueInteger is not _U or v.valueString is not _U or v.valueTime is not _U:
-                return "StructureMapGroupRuleTargetParameter.value[x]: exactly one"
-        elif v.valueDateTime is not _U:
-            if v.valueDecimal is not _U or v.valueId is not _U or v.valueInteger is not _U or v.valueString is not _U or v.valueTime is not _U:
-                return "StructureMapGroupRuleTargetParameter.value[x]: exactly one"
-        elif v.valueDecimal is not _U:
-            if v.valueId is not _U or v.valueInteger is not _U or v.valueString is not _U or v.valueTime is not _U:
-                return "StructureMapGroupRuleTargetParameter.value[x]: exactly one"
-        elif v.valueId is not _U:
-            if v.valueInteger is not _U or v.valueString is not _U or v.valueTime is not _U:
-                return "StructureMapGroupRuleTargetParameter.value[x]: exactly one"
-        elif v.valueInteger is not _U:
-            if v.valueString is not _U or v.valueTime is not _U:
-                return "StructureMapGroupRuleTargetParameter.value[x]: exactly one"
-        elif v.valueString is not _U:
-            if v.valueTime is not _U:
-                return "StructureMapGroupRuleTargetParameter.value[x]: exactly one"
-        elif not (v.valueTime is not _U):
-            return "StructureMapGroupRuleTargetParameter.value[x]: exactly one"
-    return None
-
-
-def _check_StructureMapStructure(s):
-    _x_code([v.mode for v in s if v.mode is not _U])
-    _x_uri([v.url for v in s if v.url is not _U])
-    return None
-
-
-def _check_Subscription(s):
-    _x_code([v.content for v in s if v.content is not _U])
-    _x_code([v.contentType for v in s if v.contentType is not _U])
-    _x_instant([v.end for v in s if v.end is not _U])
-    _x_uri([v.endpoint for v in s if v.endpoint is not _U])
-    _x_id([v.id for v in s if v.id is not _U])
-    _x_uri([v.implicitRules for v in s if v.implicitRules is not _U])
-    _x_code([v.language for v in s if v.language is not _U])
-    _x_code([v.status for v in s if v.status is not _U])
-    _x_uri([v.topic for v in s if v.topic is not _U])
-    return None
-
-
-def _check_SubscriptionFilterBy(s):
-    _x_code([v.comparator for v in s if v.comparator is not _U])
-    _x_code([v.modifier for v in s if v.modifier is not _U])
-    _x_uri([v.resourceType for v in s if v.resourceType is not _U])
-    return None
-
-
-def _check_SubscriptionStatus(s):
-    _x_integer64([v.eventsSinceSubscriptionStart for v in s if v.eventsSinceSubscriptionStart is not _U])
-    _x_id([v.id for v in s if v.id is not _U])
-    _x_uri([v.implicitRules for v in s if v.implicitRules is not _U])
-    _x_code([v.language for v in s if v.language is not _U])
-    _x_code([v.status for v in s if v.status is not _U])
-    _x_uri([v.topic for v in s if v.topic is not _U])
-    _x_code([v.type for v in s if v.type is not _U])
-    return None
-
-
-def _check_SubscriptionStatusNotificationEvent(s):
-    _x_integer64([v.eventNumber for v in s if v.eventNumber is not _U])
-    _x_instant([v.timestamp for v in s if v.timestamp is not _U])
-    return None
-
-
-def _check_SubscriptionTopic(s):
-    _x_date([v.approvalDate for v in s if v.approvalDate is not _U])
-    _x_dateTime([v.date for v in s if v.date is not _U])
-    _x_uri([w for v in s if v.derivedFrom is not _U for w in v.derivedFrom])
-    _x_id([v.id for v in s if v.id is not _U])
-    _x_uri([v.implicitRules for v in s if v.implicitRules is not _U])
-    _x_code([v.language for v in s if v.language is not _U])
-    _x_date([v.lastReviewDate for v in s if v.lastReviewDate is not _U])
-    _x_code([v.status for v in s if v.status is not _U])
-    _x_uri([v.url for v in s if v.url is not _U])
-    for v in s:
-        if v.versionAlgorithmCoding is not _U:
-            if v.versionAlgorithmString is not _U:
-                return "SubscriptionTopic.versionAlgorithm[x]: at most one"
-    return None
-
-
-def _check_SubscriptionTopicCanFilterBy(s):
-    _x_code([w for v in s if v.comparator is not _U for w in v.comparator])
-    _x_uri([v.filterDefinition for v in s if v.filterDefinition is not _U])
-    _x_code([w for v in s if v.modifier is not _U for w in v.modifier])
-    _x_uri([v.resource for v in s if v.resource is not _U])
-    return None
-
-
-def _check_SubscriptionTopicEventTrigger(s):
-    _x_uri([v.resource for v in s if v.resource is not _U])
-    return None
-
-
-def _check_SubscriptionTopicNotificationShape(s):
-    _x_uri([v.resource for v in s if v.resource is not _U])
-    return None
-
-
-def _check_SubscriptionTopicResourceTrigger(s):
-    _x_uri([v.resource for v in s if v.resource is not _U])
-    _x_code([w for v in s if v.supportedInteraction is not _U for w in v.supportedInteraction])
-    return None
-
-
-def _check_SubscriptionTopicResourceTriggerQueryCriteria(s):
-    _x_code([v.resultForCreate for v in s if v.resultForCreate is not _U])
-    _x_code([v.resultForDelete for v in s if v.resultForDelete is not _U])
-    return None
-
-
-def _check_Substance(s):
-    _x_dateTime([v.expiry for v in s if v.expiry is not _U])
-    _x_id([v.id for v in s if v.id is not _U])
-    _x_uri([v.implicitRules for v in s if v.implicitRules is not _U])
-    _x_code([v.language for v in s if v.language is not _U])
-    _x_code([v.status for v in s if v.status is not _U])
-    return None
-
-
-def _check_SubstanceDefinition(s):
-    _x_id([v.id for v in s if v.id is not _U])
-    _x_uri([v.implicitRules for v in s if v.implicitRules is not _U])
-    _x_code([v.language for v in s if v.language is not _U])
-    return None
-
-
-def _check_SubstanceDefinitionCode(s):
-    _x_dateTime([v.statusDate for v in s if v.statusDate is not _U])
-    return None
-
-
-def _check_SubstanceDefinitionMoiety(s):
-    for v in s:
-        if v.amountQuantity is not _U:
-            if v.amountString is not _U:
-                return "SubstanceDefinitionMoiety.amount[x]: at most one"
-    return None
-
-
-def _check_SubstanceDefinitionNameOfficial(s):
-    _x_dateTime([v.date for v in s if v.date is not _U])
-    return None
-
-
-def _check_SubstanceDefinitionProperty(s):
-    _x_date([v.valueDate for v in s if v.valueDate is not _U])
-    for v in s:
-        if v.valueAttachment is not _U:
-            if v.valueBoolean is not _U or v.valueCodeableConcept is not _U or v.valueDate is not _U or v.valueQuantity is not _U:
-                return "SubstanceDefinitionProperty.value[x]: at most one"
-        elif v.valueBoolean is not _U:
-            if v.valueCodeableConcept is not _U or v.valueDate is not _U or v.valueQuantity is not _U:
-                return "SubstanceDefinitionProperty.value[x]: at most one"
-        elif v.valueCodeableConcept is not _U:
-            if v.valueDate is not _U or v.valueQuantity is not _U:
-                return "SubstanceDefinitionProperty.value[x]: at most one"
-        elif v.valueDate is not _U:
-            if v.valueQuantity is not _U:
-                return "SubstanceDefinitionProperty.value[x]: at most one"
-    return None
-
-
-def _check_SubstanceDefinitionRelationship(s):
-    for v in s:
-        if v.amountQuantity is not _U:
-            if v.amountRatio is not _U or v.amountString is not _U:
-                return "SubstanceDefinitionRelationship.amount[x]: at most one"
-        elif v.amountRatio is not _U:
-            if v.amountString is not _U:
-                return "SubstanceDefinitionRelationship.amount[x]: at most one"
-    for v in s:
-        if v.substanceDefinitionCodeableConcept is not _U:
-            if v.substanceDefinitionReference is not _U:
-                return "SubstanceDefinitionRelationship.substanceDefinition[x]: at most one"
-    return None
-
-
-def _check_SubstanceIngredient(s):
-    for v in s:
-        if v.substanceCodeableConcept is not _U:
-            if v.substanceReference is not _U:
-                return "SubstanceIngredient.substance[x]: exactly one"
-        elif not (v.substanceReference is not _U):
-            return "SubstanceIngredient.substance[x]: exactly one"
-    return None
-
-
-def _check_SubstanceNucleicAcid(s):
-    _x_id([v.id for v in s if v.id is not _U])
-    _x_uri([v.implicitRules for v in s if v.implicitRules is not _U])
-    _x_code([v.language for v in s if v.language is not _U])
-    return None
-
-
-def _check_SubstancePolymer(s):
-    _x_id([v.id for v in s if v.id is not _U])
-    _x_uri([v.implicitRules for v in s if v.implicitRules is not _U])
-    _x_code([v.language for v in s if v.language is not _U])
-    return None
-
-
-def _check_SubstanceProtein(s):
-    _x_id([v.id for v in s if v.id is not _U])
-    _x_uri([v.implicitRules for v in s if v.implicitRules is not _U])
-    _x_code([v.language for v in s if v.language is not _U])
-    return None
-
-
-def _check_SubstanceReferenceInformation(s):
-    _x_id([v.id for v in s if v.id is not _U])
-    _x_uri([v.implicitRules for v in s if v.implicitRules is not _U])
-    _x_code([v.language for v in s if v.language is not _U])
-    return None
-
-
-def _check_SubstanceReferenceInformationTarget(s):
-    for v in s:
-        if v.amountQuantity is not _U:
-            if v.amountRange is not _U or v.amountString is not _U:
-                return "SubstanceReferenceInformationTarget.amount[x]: at most one"
-        elif v.amountRange is not _U:
-            if v.amountString is not _U:
-                return "SubstanceReferenceInformationTarget.amount[x]: at most one"
-    return None
-
-
-def _check_SubstanceSourceMaterial(s):
-    _x_id([v.id for v in s if v.id is not _U])
-    _x_uri([v.implicitRules for v in s if v.implicitRules is not _U])
-    _x_code([v.language for v in s if v.language is not _U])
-    return None
-
-
-def _check_SupplyDelivery(s):
-    _x_id([v.id for v in s if v.id is not _U])
-    _x_uri([v.implicitRules for v in s if v.implicitRules is not _U])
-    _x_code([v.language for v in s if v.language is not _U])
-    _x_dateTime([v.occurrenceDateTime for v in s if v.occurrenceDateTime is not _U])
-    _x_code([v.status for v in s if v.status is not _U])
-    for v in s:
-        if v.occurrenceDateTime is not _U:
-            if v.occurrencePeriod is not _U or v.occurrenceTiming is not _U:
-                return "SupplyDelivery.occurrence[x]: at most one"
-        elif v.occurrencePeriod is not _U:
-            if v.occurrenceTiming is not _U:
-                return "SupplyDelivery.occurrence[x]: at most one"
-    return None
-
-
-def _check_SupplyDeliverySuppliedItem(s):
-    for v in s:
-        if v.itemCodeableConcept is not _U:
-            if v.itemReference is not _U:
-                return "SupplyDeliverySuppliedItem.item[x]: at most one"
-    return None
-
-
-def _check_SupplyRequest(s):
-    _x_dateTime([v.authoredOn for v in s if v.authoredOn is not _U])
-    _x_id([v.id for v in s if v.id is not _U])
-    _x_uri([v.implicitRules for v in s if v.implicitRules is not _U])
-    _x_code([v.language for v in s if v.language is not _U])
-    _x_dateTime([v.occurrenceDateTime for v in s if v.occurrenceDateTime is not _U])
-    _x_code([v.priority for v in s if v.priority is not _U])
-    _x_code([v.status for v in s if v.status is not _U])
-    for v in s:
-        if v.occurrenceDateTime is not _U:
-            if v.occurrencePeriod is not _U or v.occurrenceTiming is not _U:
-                return "SupplyRequest.occurrence[x]: at most one"
-        elif v.occurrencePeriod is not _U:
-            if v.occurrenceTiming is not _U:
-                return "SupplyRequest.occurrence[x]: at most one"
-    return None
-
-
-def _check_SupplyRequestParameter(s):
-    for v in s:
-        if v.valueBoolean is not _U:
-            if v.valueCodeableConcept is not _U or v.valueQuantity is not _U or v.valueRange is not _U:
-                return "SupplyRequestParameter.value[x]: at most one"
-        elif v.valueCodeableConcept is not _U:
-            if v.valueQuantity is not _U or v.valueRange is not _U:
-                return "SupplyRequestParameter.value[x]: at most one"
-        elif v.valueQuantity is not _U:
-            if v.valueRange is not _U:
-                return "SupplyRequestParameter.value[x]: at most one"
-    return None
-
-
-def _check_Task(s):
-    _x_dateTime([v.authoredOn for v in s if v.authoredOn is not _U])
-    _x_id([v.id for v in s if v.id is not _U])
-    _x_uri([v.implicitRules for v in s if v.implicitRules is not _U])
-    _x_uri([v.instantiatesCanonical for v in s if v.instantiatesCanonical is not _U])
-    _x_uri([v.instantiatesUri for v in s if v.instantiatesUri is not _U])
-    _x_code([v.intent for v in s if v.intent is not _U])
-    _x_code([v.language for v in s if v.language is not _U])
-    _x_dateTime([v.lastModified for v in s if v.lastModified is not _U])
-    _x_code([v.priority for v in s if v.priority is not _U])
-    _x_code([v.status for v in s if v.status is not _U])
-    return None
-
-
-def _check_TaskInput(s):
-    _x_base64Binary([v.valueBase64Binary for v in s if v.valueBase64Binary is not _U])
-    _x_uri([v.valueCanonical for v in s if v.valueCanonical is not _U])
-    _x_code([v.valueCode for v in s if v.valueCode is not _U])
-    _x_date([v.valueDate for v in s if v.valueDate is not _U])
-    _x_dateTime([v.valueDateTime for v in s if v.valueDateTime is not _U])
-    _x_decimal([v.valueDecimal for v in s if v.valueDecimal is not _U])
-    _x_instant([v.valueInstant for v in s if v.valueInstant is not _U])
-    _x_integer64([v.valueInteger64 for v in s if v.valueInteger64 is not _U])
-    _x_oid([v.valueOid for v in s if v.valueOid is not _U])
-    _x_time([v.valueTime for v in s if v.valueTime is not _U])
-    _x_uri([v.valueUri for v in s if v.valueUri is not _U])
-    _x_uri([v.valueUrl for v in s if v.valueUrl is not _U])
-    _x_uuid([v.valueUuid for v in s if v.valueUuid is not _U])
-    c = list(map(tuple.count, map(_f.span(TaskInput, "valueAddress", "valueUuid", 54), map(_f.astuple, s)), _f.UNSETS))
-    if min(c) != 53 or max(c) != 53:
-        return "TaskInput.value[x]: exactly one"
-    return None
-
-
-def _check_TaskOutput(s):
-    _x_base64Binary([v.valueBase64Binary for v in s if v.valueBase64Binary is not _U])
-    _x_uri([v.valueCanonical for v in s if v.valueCanonical is not _U])
-    _x_code([v.valueCode for v in s if v.valueCode is not _U])
-    _x_date([v.valueDate for v in s if v.valueDate is not _U])
-    _x_dateTime([v.valueDateTime for v in s if v.valueDateTime is not _U])
-    _x_decimal([v.valueDecimal for v in s if v.valueDecimal is not _U])
-    _x_instant([v.valueInstant for v in s if v.valueInstant is not _U])
-    _x_integer64([v.valueInteger64 for v in s if v.valueInteger64 is not _U])
-    _x_oid([v.valueOid for v in s if v.valueOid is not _U])
-    _x_time([v.valueTime for v in s if v.valueTime is not _U])
-    _x_uri([v.valueUri for v in s if v.valueUri is not _U])
-    _x_uri([v.valueUrl for v in s if v.valueUrl is not _U])
-    _x_uuid([v.valueUuid for v in s if v.valueUuid is not _U])
-    c = list(map(tuple.count, map(_f.span(TaskOutput, "valueAddress", "valueUuid", 54), map(_f.astuple, s)), _f.UNSETS))
-    if min(c) != 53 or max(c) != 53:
-        return "TaskOutput.value[x]: exactly one"
-    return None
-
-
-def _check_TerminologyCapabilities(s):
-    _x_code([v.codeSearch for v in s if v.codeSearch is not _U])
-    _x_dateTime([v.date for v in s if v.date is not _U])
-    _x_id([v.id for v in s if v.id is not _U])
-    _x_uri([v.implicitRules for v in s if v.implicitRules is not _U])
-    _x_code([v.kind for v in s if v.kind is not _U])
-    _x_code([v.language for v in s if v.language is not _U])
-    _x_code([v.status for v in s if v.status is not _U])
-    _x_uri([v.url for v in s if v.url is not _U])
-    for v in s:
-        if v.versionAlgorithmCoding is not _U:
-            if v.versionAlgorithmString is not _U:
-                return "TerminologyCapabilities.versionAlgorithm[x]: at most one"
-    return None
-
-
-def _check_TerminologyCapabilitiesCodeSystem(s):
-    _x_code([v.content for v in s if v.content is not _U])
-    _x_uri([v.uri for v in s if v.uri is not _U])
-    return None
-
-
-def _check_TerminologyCapabilitiesCodeSystemVersion(s):
-    _x_code([w for v in s if v.language is not _U for w in v.language])
-    _x_code([w for v in s if v.property is not _U for w in v.property])
-    return None
-
-
-def _check_TerminologyCapabilitiesCodeSystemVersionFilter(s):
-    _x_code([v.code for v in s if v.code is not _U])
-    _x_code([w for v in s if v.op is not _U for w in v.op])
-    return None
-
-
-def _check_TerminologyCapabilitiesExpansionParameter(s):
-    _x_code([v.name for v in s if v.name is not _U])
-    return None
-
-
-def _check_TerminologyCapabilitiesImplementation(s):
-    _x_uri([v.url for v in s if v.url is not _U])
-    return None
-
-
-def _check_TestPlan(s):
-    _x_dateTime([v.date for v in s if v.date is not _U])
-    _x_id([v.id for v in s if v.id is not _U])
-    _x_uri([v.implicitRules for v in s if v.implicitRules is not _U])
-    _x_code([v.language for v in s if v.language is not _U])
-    _x_code([v.status for v in s if v.status is not _U])
-    _x_uri([v.url for v in s if v.url is not _U])
-    for v in s:
-        if v.versionAlgorithmCoding is not _U:
-            if v.versionAlgorithmString is not _U:
-                return "TestPlan.versionAlgorithm[x]: at most one"
-    return None
-
-
-def _check_TestPlanTestCaseTestData(s):
-    for v in s:
-        if v.sourceReference is not _U:
-            if v.sourceString is not _U:
-                return "TestPlanTestCaseTestData.source[x]: at most one"
-    return None
-
-
-def _check_TestPlanTestCaseTestRunScript(s):
-    for v in s:
-        if v.sourceReference is not _U:
-            if v.sourceString is not _U:
-                return "TestPlanTestCaseTestRunScript.source[x]: at most one"
-    return None
-
-
-def _check_TestReport(s):
-    _x_id([v.id for v in s if v.id is not _U])
-    _x_uri([v.implicitRules for v in s if v.implicitRules is not _U])
-    _x_dateTime([v.issued for v in s if v.issued is not _U])
-    _x_code([v.language for v in s if v.language is not _U])
-    _x_code([v.result for v in s if v.result is not _U])
-    _x_decimal([v.score for v in s if v.score is not _U])
-    _x_code([v.status for v in s if v.status is not _U])
-    _x_uri([v.testScript for v in s if v.testScript is not _U])
-    return None
-
-
-def _check_TestReportParticipant(s):
-    _x_code([v.type for v in s if v.type is not _U])
-    _x_uri([v.uri for v in s if v.uri is not _U])
-    return None
-
-
-def _check_TestReportSetupActionAssert(s):
-    _x_code([v.result for v in s if v.result is not _U])
-    return None
-
-
-def _check_TestReportSetupActionAssertRequirement(s):
-    _x_uri([v.linkCanonical for v in s if v.linkCanonical is not _U])
-    _x_uri([v.linkUri for v in s if v.linkUri is not _U])
-    for v in s:
-        if v.linkCanonical is not _U:
-            if v.linkUri is not _U:
-                return "TestReportSetupActionAssertRequirement.link[x]: at most one"
-    return None
-
-
-def _check_TestReportSetupActionOperation(s):
-    _x_uri([v.detail for v in s if v.detail is not _U])
-    _x_code([v.result for v in s if v.result is not _U])
-    return None
-
-
-def _check_TestScript(s):
-    _x_dateTime([v.date for v in s if v.date is not _U])
-    _x_id([v.id for v in s if v.id is not _U])
-    _x_uri([v.implicitRules for v in s if v.implicitRules is not _U])
-    _x_code([v.language for v in s if v.language is not _U])
-    _x_uri([w for v in s if v.profile is not _U for w in v.profile])
-    _x_code([v.status for v in s if v.status is not _U])
-    _x_uri([v.url for v in s if v.url is not _U])
-    for v in s:
-        if v.versionAlgorithmCoding is not _U:
-            if v.versionAlgorithmString is not _U:
-                return "TestScript.versionAlgorithm[x]: at most one"
-    return None
-
-
-def _check_TestScriptDestination(s):
-    _x_uri([v.url for v in s if v.url is not _U])
-    return None
-
-
-def _check_TestScriptMetadataCapability(s):
-    _x_uri([v.capabilities for v in s if v.capabilities is not _U])
-    _x_uri([w for v in s if v.link is not _U for w in v.link])
-    return None
-
-
-def _check_TestScriptMetadataLink(s):
-    _x_uri([v.url for v in s if v.url is not _U])
-    return None
-
-
-def _check_TestScriptOrigin(s):
-    _x_uri([v.url for v in s if v.url is not _U])
-    return None
-
-
-def _check_TestScriptScope(s):
-    _x_uri([v.artifact for v in s if v.artifact is not _U])
-    return None
-
-
-def _check_TestScriptSetupActionAssert(s):
-    _x_code([v.contentType for v in s if v.contentType is not _U])
-    _x_code([v.defaultManualCompletion for v in s if v.defaultManualCompletion is not _U])
-    _x_code([v.direction for v in s if v.direction is not _U])
-    _x_code([v.operator for v in s if v.operator is not _U])
-    _x_code([v.requestMethod for v in s if v.requestMethod is not _U])
-    _x_uri([v.resource for v in s if v.resource is not _U])
-    _x_code([v.response for v in s if v.response is not _U])
-    return None
-
-
-def _check_TestScriptSetupActionAssertRequirement(s):
-    _x_uri([v.linkCanonical for v in s if v.linkCanonical is not _U])
-    _x_uri([v.linkUri for v in s if v.linkUri is not _U])
-    for v in s:
-        if v.linkCanonical is not _U:
-            if v.linkUri is not _U:
-                return "TestScriptSetupActionAssertRequirement.link[x]: at most one"
-    return None
-
-
-def _check_TestScriptSetupActionOperation(s):
-    _x_code([v.accept for v in s if v.accept is not _U])
-    _x_code([v.contentType for v in s if v.contentType is not _U])
-    _x_code([v.method for v in s if v.method is not _U])
-    _x_uri([v.resource for v in s if v.resource is not _U])
-    return None
-
-
-def _check_Timing(s):
-    _x_dateTime([w for v in s if v.event is not _U for w in v.event])
-    return None
-
-
-def _check_TimingRepeat(s):
-    _x_code([w for v in s if v.dayOfWeek is not _U for w in v.dayOfWeek])
-    _x_decimal([v.duration for v in s if v.duration is not _U])
-    _x_decimal([v.durationMax for v in s if v.durationMax is not _U])
-    _x_code([v.durationUnit for v in s if v.durationUnit is not _U])
-    _x_decimal([v.period for v in s if v.period is not _U])
-    _x_decimal([v.periodMax for v in s if v.periodMax is not _U])
-    _x_code([v.periodUnit for v in s if v.periodUnit is not _U])
-    _x_time([w for v in s if v.timeOfDay is not _U for w in v.timeOfDay])
-    _x_code([w for v in s if v.when is not _U for w in v.when])
-    for v in s:
-        if v.boundsDuration is not _U:
-            if v.boundsPeriod is not _U or v.boundsRange is not _U:
-                return "TimingRepeat.bounds[x]: at most one"
-        elif v.boundsPeriod is not _U:
-            if v.boundsRange is not _U:
-                return "TimingRepeat.bounds[x]: at most one"
-    return None
-
-
-def _check_Transport(s):
-    _x_dateTime([v.authoredOn for v in s if v.authoredOn is not _U])
-    _x_dateTime([v.completionTime for v in s if v.completionTime is not _U])
-    _x_id([v.id for v in s if v.id is not _U])
-    _x_uri([v.implicitRules for v in s if v.implicitRules is not _U])
-    _x_uri([v.instantiatesCanonical for v in s if v.instantiatesCanonical is not _U])
-    _x_uri([v.instantiatesUri for v in s if v.instantiatesUri is not _U])
-    _x_code([v.intent for v in s if v.intent is not _U])
-    _x_code([v.language for v in s if v.language is not _U])
-    _x_dateTime([v.lastModified for v in s if v.lastModified is not _U])
-    _x_code([v.priority for v in s if v.priority is not _U])
-    _x_code([v.status for v in s if v.status is not _U])
-    return None
-
-
-def _check_TransportInput(s):
-    _x_base64Binary([v.valueBase64Binary for v in s if v.valueBase64Binary is not _U])
-    _x_uri([v.valueCanonical for v in s if v.valueCanonical is not _U])
-    _x_code([v.valueCode for v in s if v.valueCode is not _U])
-    _x_date([v.valueDate for v in s if v.valueDate is not _U])
-    _x_dateTime([v.valueDateTime for v in s if v.valueDateTime is not _U])
-    _x_decimal([v.valueDecimal for v in s if v.valueDecimal is not _U])
-    _x_instant([v.valueInstant for v in s if v.valueInstant is not _U])
-    _x_integer64([v.valueInteger64 for v in s if v.valueInteger64 is not _U])
-    _x_oid([v.valueOid for v in s if v.valueOid is not _U])
-    _x_time([v.valueTime for v in s if v.valueTime is not _U])
-    _x_uri([v.valueUri for v in s if v.valueUri is not _U])
-    _x_uri([v.valueUrl for v in s if v.valueUrl is not _U])
-    _x_uuid([v.valueUuid for v in s if v.valueUuid is not _U])
-    c = list(map(tuple.count, map(_f.span(TransportInput, "valueAddress", "valueUuid", 54), map(_f.astuple, s)), _f.UNSETS))
-    if min(c) != 53 or max(c) != 53:
-        return "TransportInput.value[x]: exactly one"
-    return None
-
-
-def _check_TransportOutput(s):
-    _x_base64Binary([v.valueBase64Binary for v in s if v.valueBase64Binary is not _U])
-    _x_uri([v.valueCanonical for v in s if v.valueCanonical is not _U])
-    _x_code([v.valueCode for v in s if v.valueCode is not _U])
-    _x_date([v.valueDate for v in s if v.valueDate is not _U])
-    _x_dateTime([v.valueDateTime for v in s if v.valueDateTime is not _U])
-    _x_decimal([v.valueDecimal for v in s if v.valueDecimal is not _U])
-    _x_instant([v.valueInstant for v in s if v.valueInstant is not _U])
-    _x_integer64([v.valueInteger64 for v in s if v.valueInteger64 is not _U])
-    _x_oid([v.valueOid for v in s if v.valueOid is not _U])
-    _x_time([v.valueTime for v in s if v.valueTime is not _U])
-    _x_uri([v.valueUri for v in s if v.valueUri is not _U])
-    _x_uri([v.valueUrl for v in s if v.valueUrl is not _U])
-    _x_uuid([v.valueUuid for v in s if v.valueUuid is not _U])
-    c = list(map(tuple.count, map(_f.span(TransportOutput, "valueAddress", "valueUuid", 54), map(_f.astuple, s)), _f.UNSETS))
-    if min(c) != 53 or max(c) != 53:
-        return "TransportOutput.value[x]: exactly one"
-    return None
-
-
-def _check_TriggerDefinition(s):
-    _x_uri([v.subscriptionTopic for v in s if v.subscriptionTopic is not _U])
-    _x_date([v.timingDate for v in s if v.timingDate is not _U])
-    _x_dateTime([v.timingDateTime for v in s if v.timingDateTime is not _U])
-    _x_code([v.type for v in s if v.type is not _U])
-    for v in s:
-        if v.timingDate is not _U:
-            if v.timingDateTime is not _U or v.timingReference is not _U or v.timingTiming is not _U:
-                return "TriggerDefinition.timing[x]: at most one"
-        elif v.timingDateTime is not _U:
-            if v.timingReference is not _U or v.timingTiming is not _U:
-                return "TriggerDefinition.timing[x]: at most one"
-        elif v.timingReference is not _U:
-            if v.timingTiming is not _U:
-                return "TriggerDefinition.timing[x]: at most one"
-    return None
-
-
-def _check_UsageContext(s):
-    for v in s:
-        if v.valueCodeableConcept is not _U:
-            if v.valueQuantity is not _U or v.valueRange is not _U or v.valueReference is not _U:
-                return "UsageContext.value[x]: exactly one"
-        elif v.valueQuantity is not _U:
-            if v.valueRange is not _U or v.valueReference is not _U:
-                return "UsageContext.value[x]: exactly one"
-        elif v.valueRange is not _U:
-            if v.valueReference is not _U:
-                return "UsageContext.value[x]: exactly one"
-        elif not (v.valueReference is not _U):
-            return "UsageContext.value[x]: exactly one"
-    return None
-
-
-def _check_ValueSet(s):
-    _x_date([v.approvalDate for v in s if v.approvalDate is not _U])
-    _x_dateTime([v.date for v in s if v.date is not _U])
-    _x_id([v.id for v in s if v.id is not _U])
-    _x_uri([v.implicitRules for v in s if v.implicitRules is not _U])
-    _x_code([v.language for v in s if v.language is not _U])
-    _x_date([v.lastReviewDate for v in s if v.lastReviewDate is not _U])
-    _x_code([v.status for v in s if v.status is not _U])
-    _x_uri([v.url for v in s if v.url is not _U])
-    for v in s:
-        if v.versionAlgorithmCoding is not _U:
-            if v.versionAlgorithmString is not _U:
-                return "ValueSet.versionAlgorithm[x]: at most one"
-    return None
-
-
-def _check_ValueSetCompose(s):
-    _x_date([v.lockedDate for v in s if v.lockedDate is not _U])
-    return None
-
-
-def _check_ValueSetComposeInclude(s):
-    _x_uri([v.system for v in s if v.system is not _U])
-    _x_uri([w for v in s if v.valueSet is not _U for w in v.valueSet])
-    return None
-
-
-def _check_ValueSetComposeIncludeConcept(s):
-    _x_code([v.code for v in s if v.code is not _U])
-    return None
-
-
-def _check_ValueSetComposeIncludeConceptDesignation(s):
-    _x_code([v.language for v in s if v.language is not _U])
-    return None
-
-
-def _check_ValueSetComposeIncludeFilter(s):
-    _x_code([v.op for v in s if v.op is not _U])
-    _x_code([v.property for v in s if v.property is not _U])
-    return None
-
-
-def _check_ValueSetExpansion(s):
-    _x_uri([v.identifier for v in s if v.identifier is not _U])
-    _x_uri([v.next for v in s if v.next is not _U])
-    _x_dateTime([v.timestamp for v in s if v.timestamp is not _U])
-    return None
-
-
-def _check_ValueSetExpansionContains(s):
-    _x_code([v.code for v in s if v.code is not _U])
-    _x_uri([v.system for v in s if v.system is not _U])
-    return None
-
-
-def _check_ValueSetExpansionContainsProperty(s):
-    _x_code([v.code for v in s if v.code is not _U])
-    _x_code([v.valueCode for v in s if v.valueCode is not _U])
-    _x_dateTime([v.valueDateTime for v in s if v.valueDateTime is not _U])
-    _x_decimal([v.valueDecimal for v in s if v.valueDecimal is not _U])
-    for v in s:
-        if v.valueBoolean is not _U:
-            if v.valueCode is not _U or v.valueCoding is not _U or v.valueDateTime is not _U or v.valueDecimal is not _U or v.valueInteger is not _U or v.valueString is not _U:
-                return "ValueSetExpansionContainsProperty.value[x]: exactly one"
-        elif v.valueCode is not _U:
-            if v.valueCoding is not _U or v.valueDateTime is not _U or v.valueDecimal is not _U or v.valueInteger is not _U or v.valueString is not _U:
-                return "ValueSetExpansionContainsProperty.value[x]: exactly one"
-        elif v.valueCoding is not _U:
-            if v.valueDateTime is not _U or v.valueDecimal is not _U or v.valueInteger is not _U or v.valueString is not _U:
-                return "ValueSetExpansionContainsProperty.value[x]: exactly one"
-        elif v.valueDateTime is not _U:
-            if v.valueDecimal is not _U or v.valueInteger is not _U or v.valueString is not _U:
-                return "ValueSetExpansionContainsProperty.value[x]: exactly one"
-        elif v.valueDecimal is not _U:
-            if v.valueInteger is not _U or v.valueString is not _U:
-                return "ValueSetExpansionContainsProperty.value[x]: exactly one"
-        elif v.valueInteger is not _U:
-            if v.valueString is not _U:
-                return "ValueSetExpansionContainsProperty.value[x]: exactly one"
-        elif not (v.valueString is not _U):
-            return "ValueSetExpansionContainsProperty.value[x]: exactly one"
-    return None
-
-
-def _check_ValueSetExpansionContainsPropertySubProperty(s):
-    _x_code([v.code for v in s if v.code is not _U])
-    _x_code([v.valueCode for v in s if v.valueCode is not _U])
-    _x_dateTime([v.valueDateTime for v in s if v.valueDateTime is not _U])
-    _x_decimal([v.valueDecimal for v in s if v.valueDecimal is not _U])
-    for v in s:
-        if v.valueBoolean is not _U:
-            if v.valueCode is not _U or v.valueCoding is not _U or v.valueDateTime is not _U or v.valueDecimal is not _U or v.valueInteger is not _U or v.valueString is not _U:
-                return "ValueSetExpansionContainsPropertySubProperty.value[x]: exactly one"
-        elif v.valueCode is not _U:
-            if v.valueCoding is not _U or v.valueDateTime is not _U or v.valueDecimal is not _U or v.valueInteger is not _U or v.valueString is not _U:
-                return "ValueSetExpansionContainsPropertySubProperty.value[x]: exactly one"
-        elif v.valueCoding is not _U:
-            if v.valueDateTime is not _U or v.valueDecimal is not _U or v.valueInteger is not _U or v.valueString is not _U:
-                return "ValueSetExpansionContainsPropertySubProperty.value[x]: exactly one"
-        elif v.valueDateTime is not _U:
-            if v.valueDecimal is not _U or v.valueInteger is not _U or v.valueString is not _U:
-                return "ValueSetExpansionContainsPropertySubProperty.value[x]: exactly one"
-        elif v.valueDecimal is not _U:
-            if v.valueInteger is not _U or v.valueString is not _U:
-                return "ValueSetExpansionContainsPropertySubProperty.value[x]: exactly one"
-        elif v.valueInteger is not _U:
-            if v.valueString is not _U:
-                return "ValueSetExpansionContainsPropertySubProperty.value[x]: exactly one"
-        elif not (v.valueString is not _U):
-            return "ValueSetExpansionContainsPropertySubProperty.value[x]: exactly one"
-    return None
-
-
-def _check_ValueSetExpansionParameter(s):
-    _x_code([v.valueCode for v in s if v.valueCode is not _U])
-    _x_dateTime([v.valueDateTime for v in s if v.valueDateTime is not _U])
-    _x_decimal([v.valueDecimal for v in s if v.valueDecimal is not _U])
-    _x_uri([v.valueUri for v in s if v.valueUri is not _U])
-    for v in s:
-        if v.valueBoolean is not _U:
-            if v.valueCode is not _U or v.valueDateTime is not _U or v.valueDecimal is not _U or v.valueInteger is not _U or v.valueString is not _U or v.valueUri is not _U:
-                return "ValueSetExpansionParameter.value[x]: at most one"
-        elif v.valueCode is not _U:
-            if v.valueDateTime is not _U or v.valueDecimal is not _U or v.valueInteger is not _U or v.valueString is not _U or v.valueUri is not _U:
-                return "ValueSetExpansionParameter.value[x]: at most one"
-        elif v.valueDateTime is not _U:
-            if v.valueDecimal is not _U or v.valueInteger is not _U or v.valueString is not _U or v.valueUri is not _U:
-                return "ValueSetExpansionParameter.value[x]: at most one"
-        elif v.valueDecimal is not _U:
-            if v.valueInteger is not _U or v.valueString is not _U or v.valueUri is not _U:
-                return "ValueSetExpansionParameter.value[x]: at most one"
-        elif v.valueInteger is not _U:
-            if v.valueString is not _U or v.valueUri is not _U:
-                return "ValueSetExpansionParameter.value[x]: at most one"
-        elif v.valueString is not _U:
-            if v.valueUri is not _U:
-                return "ValueSetExpansionParameter.value[x]: at most one"
-    return None
-
-
-def _check_ValueSetExpansionProperty(s):
-    _x_code([v.code for v in s if v.code is not _U])
-    _x_uri([v.uri for v in s if v.uri is not _U])
-    return None
-
-
-def _check_VerificationResult(s):
-    _x_id([v.id for v in s if v.id is not _U])
-    _x_uri([v.implicitRules for v in s if v.implicitRules is not _U])
-    _x_code([v.language for v in s if v.language is not _U])
-    _x_dateTime([v.lastPerformed for v in s if v.lastPerformed is not _U])
-    _x_date([v.nextScheduled for v in s if v.nextScheduled is not _U])
-    _x_code([v.status for v in s if v.status is not _U])
-    _x_dateTime([v.statusDate for v in s if v.statusDate is not _U])
-    return None
-
-
-def _check_VerificationResultAttestation(s):
-    _x_date([v.date for v in s if v.date is not _U])
-    return None
-
-
-def _check_VerificationResultPrimarySource(s):
-    _x_dateTime([v.validationDate for v in s if v.validationDate is not _U])
-    return None
-
-
-def _check_VirtualServiceDetail(s):
-    _x_uri([w for v in s if v.additionalInfo is not _U for w in v.additionalInfo])
-    _x_uri([v.addressUrl for v in s if v.addressUrl is not _U])
-    for v in s:
-        if v.addressContactPoint is not _U:
-            if v.addressExtendedContactDetail is not _U or v.addressString is not _U or v.addressUrl is not _U:
-                return "VirtualServiceDetail.address[x]: at most one"
-        elif v.addressExtendedContactDetail is not _U:
-            if v.addressString is not _U or v.addressUrl is not _U:
-                return "VirtualServiceDetail.address[x]: at most one"
-        elif v.addressString is not _U:
-            if v.addressUrl is not _U:
-                return "VirtualServiceDetail.address[x]: at most one"
-    return None
-
-
-def _check_VisionPrescription(s):
-    _x_dateTime([v.created for v in s if v.created is not _U])
-    _x_dateTime([v.dateWritten for v in s if v.dateWritten is not _U])
-    _x_id([v.id for v in s if v.id is not _U])
-    _x_uri([v.implicitRules for v in s if v.implicitRules is not _U])
-    _x_code([v.language for v in s if v.language is not _U])
-    _x_code([v.status for v in s if v.status is not _U])
-    return None
-
-
-def _check_VisionPrescriptionLensSpecification(s):
-    _x_decimal([v.add for v in s if v.add is not _U])
-    _x_decimal([v.backCurve for v in s if v.backCurve is not _U])
-    _x_decimal([v.cylinder for v in s if v.cylinder is not _U])
-    _x_decimal([v.diameter for v in s if v.diameter is not _U])
-    _x_code([v.eye for v in s if v.eye is not _U])
-    _x_decimal([v.power for v in s if v.power is not _U])
-    _x_decimal([v.sphere for v in s if v.sphere is not _U])
-    return None
-
-
-def _check_VisionPrescriptionLensSpecificationPrism(s):
-    _x_decimal([v.amount for v in s if v.amount is not _U])
-    _x_code([v.base for v in s if v.base is not _U])
-    return None
-
-
-_f.register((
-    (Account, _check_Account),
-    (AccountDiagnosis, _check_AccountDiagnosis),
-    (AccountProcedure, _check_AccountProcedure),
-    (ActivityDefinition, _check_ActivityDefinition),
-    (ActivityDefinitionParticipant, _check_ActivityDefinitionParticipant),
-    (ActorDefinition, _check_ActorDefinition),
-    (Address, _check_Address),
-    (AdministrableProductDefinition, _check_AdministrableProductDefinition),
-    (AdministrableProductDefinitionProperty, _check_AdministrableProductDefinitionProperty),
-    (AdverseEvent, _check_AdverseEvent),
-    (AdverseEventContributingFactor, _check_AdverseEventContributingFactor),
-    (AdverseEventMitigatingAction, _check_AdverseEventMitigatingAction),
-    (AdverseEventPreventiveAction, _check_AdverseEventPreventiveAction),
-    (AdverseEventSupportingInfo, _check_AdverseEventSupportingInfo),
-    (AdverseEventSuspectEntity, _check_AdverseEventSuspectEntity),
-    (Age, _check_Age),
-    (AllergyIntolerance, _check_AllergyIntolerance),
-    (AllergyIntoleranceReaction, _check_AllergyIntoleranceReaction),
-    (Annotation, _check_Annotation),
-    (Appointment, _check_Appointment),
-    (AppointmentParticipant, _check_AppointmentParticipant),
-    (AppointmentRecurrenceTemplate, _check_AppointmentRecurrenceTemplate),
-    (AppointmentResponse, _check_AppointmentResponse),
-    (ArtifactAssessment, _check_ArtifactAssessment),
-    (ArtifactAssessmentContent, _check_ArtifactAssessmentContent),
-    (Attachment, _check_Attachment),
-    (AuditEvent, _check_AuditEvent),
-    (AuditEventAgent, _check_AuditEventAgent),
-    (AuditEventEntity, _check_AuditEventEntity),
-    (AuditEventEntityDetail, _check_AuditEventEntityDetail),
-    (AvailabilityAvailableTime, _check_AvailabilityAvailableTime),
-    (Basic, _check_Basic),
-    (Binary, _check_Binary),
-    (BiologicallyDerivedProduct, _check_BiologicallyDerivedProduct),
-    (BiologicallyDerivedProductCollection, _check_BiologicallyDerivedProductCollection),
-    (BiologicallyDerivedProductDispense, _check_BiologicallyDerivedProductDispense),
-    (BiologicallyDerivedProductProperty, _check_BiologicallyDerivedProductProperty),
-    (BodyStructure, _check_BodyStructure),
-    (Bundle, _check_Bundle),
-    (BundleEntry, _check_BundleEntry),
-    (BundleEntryRequest, _check_BundleEntryRequest),
-    (BundleEntryResponse, _check_BundleEntryResponse),
-    (BundleEntrySearch, _check_BundleEntrySearch),
-    (BundleLink, _check_BundleLink),
-    (CanonicalResource, _check_CanonicalResource),
-    (CapabilityStatement, _check_CapabilityStatement),
-    (CapabilityStatementDocument, _check_CapabilityStatementDocument),
-    (CapabilityStatementImplementation, _check_CapabilityStatementImplementation),
-    (CapabilityStatementMessagingEndpoint, _check_CapabilityStatementMessagingEndpoint),
-    (CapabilityStatementMessagingSupportedMessage, _check_CapabilityStatementMessagingSupportedMessage),
-    (CapabilityStatementRest, _check_CapabilityStatementRest),
-    (CapabilityStatementRestInteraction, _check_CapabilityStatementRestInteraction),
-    (CapabilityStatementRestResource, _check_CapabilityStatementRestResource),
-    (CapabilityStatementRestResourceInteraction, _check_CapabilityStatementRestResourceInteraction),
-    (CapabilityStatementRestResourceOperation, _check_CapabilityStatementRestResourceOperation),
-    (CapabilityStatementRestResourceSearchParam, _check_CapabilityStatementRestResourceSearchParam),
-    (CapabilityStatementSoftware, _check_CapabilityStatementSoftware),
-    (CarePlan, _check_CarePlan),
-    (CareTeam, _check_CareTeam),
-    (CareTeamParticipant, _check_CareTeamParticipant),
-    (ChargeItem, _check_ChargeItem),
-    (ChargeItemDefinition, _check_ChargeItemDefinition),
-    (Citation, _check_Citation),
-    (CitationCitedArtifact, _check_CitationCitedArtifact),
-    (CitationCitedArtifactContributorshipEntryContributionInstance, _check_CitationCitedArtifactContributorshipEntryContributionInstance),
-    (CitationCitedArtifactPublicationForm, _check_CitationCitedArtifactPublicationForm),
-    (CitationCitedArtifactRelatesTo, _check_CitationCitedArtifactRelatesTo),
-    (CitationCitedArtifactWebLocation, _check_CitationCitedArtifactWebLocation),
-    (Claim, _check_Claim),
-    (ClaimAccident, _check_ClaimAccident),
-    (ClaimDiagnosis, _check_ClaimDiagnosis),
-    (ClaimEvent, _check_ClaimEvent),
-    (ClaimItem, _check_ClaimItem),
-    (ClaimItemDetail, _check_ClaimItemDetail),
-    (ClaimItemDetailSubDetail, _check_ClaimItemDetailSubDetail),
-    (ClaimProcedure, _check_ClaimProcedure),
-    (ClaimResponse, _check_ClaimResponse),
-    (ClaimResponseAddItem, _check_ClaimResponseAddItem),
-    (ClaimResponseAddItemDetail, _check_ClaimResponseAddItemDetail),
-    (ClaimResponseAddItemDetailSubDetail, _check_ClaimResponseAddItemDetailSubDetail),
-    (ClaimResponseEvent, _check_ClaimResponseEvent),
-    (ClaimResponsePayment, _check_ClaimResponsePayment),
-    (ClaimSupportingInfo, _check_ClaimSupportingInfo),
-    (ClinicalImpression, _check_ClinicalImpression),
-    (ClinicalUseDefinition, _check_ClinicalUseDefinition),
-    (ClinicalUseDefinitionIndication, _check_ClinicalUseDefinitionIndication),
-    (ClinicalUseDefinitionInteractionInteractant, _check_ClinicalUseDefinitionInteractionInteractant),
-    (CodeSystem, _check_CodeSystem),
-    (CodeSystemConcept, _check_CodeSystemConcept),
-    (CodeSystemConceptDesignation, _check_CodeSystemConceptDesignation),
-    (CodeSystemConceptProperty, _check_CodeSystemConceptProperty),
-    (CodeSystemFilter, _check_CodeSystemFilter),
-    (CodeSystemProperty, _check_CodeSystemProperty),
-    (Coding, _check_Coding),
-    (Communication, _check_Communication),
-    (CommunicationPayload, _check_CommunicationPayload),
-    (CommunicationRequest, _check_CommunicationRequest),
-    (CommunicationRequestPayload, _check_CommunicationRequestPayload),
-    (CompartmentDefinition, _check_CompartmentDefinition),
-    (CompartmentDefinitionResource, _check_CompartmentDefinitionResource),
-    (Composition, _check_Composition),
-    (CompositionAttester, _check_CompositionAttester),
-    (ConceptMap, _check_ConceptMap),
-    (ConceptMapAdditionalAttribute, _check_ConceptMapAdditionalAttribute),
-    (ConceptMapGroup, _check_ConceptMapGroup),
-    (ConceptMapGroupElement, _check_ConceptMapGroupElement),
-    (ConceptMapGroupElementTarget, _check_ConceptMapGroupElementTarget),
-    (ConceptMapGroupElementTargetDependsOn, _check_ConceptMapGroupElementTargetDependsOn),
-    (ConceptMapGroupElementTargetProperty, _check_ConceptMapGroupElementTargetProperty),
-    (ConceptMapGroupUnmapped, _check_ConceptMapGroupUnmapped),
-    (ConceptMapProperty, _check_ConceptMapProperty),
-    (Condition, _check_Condition),
-    (ConditionDefinition, _check_ConditionDefinition),
-    (ConditionDefinitionPrecondition, _check_ConditionDefinitionPrecondition),
-    (ConditionDefinitionQuestionnaire, _check_ConditionDefinitionQuestionnaire),
-    (Consent, _check_Consent),
-    (ConsentPolicyBasis, _check_ConsentPolicyBasis),
-    (ConsentProvisionData, _check_ConsentProvisionData),
-    (ConsentVerification, _check_ConsentVerification),
-    (ContactPoint, _check_ContactPoint),
-    (Contract, _check_Contract),
-    (ContractContentDefinition, _check_ContractContentDefinition),
-    (ContractFriendly, _check_ContractFriendly),
-    (ContractLegal, _check_ContractLegal),
-    (ContractRule, _check_ContractRule),
-    (ContractTerm, _check_ContractTerm),
-    (ContractTermAction, _check_ContractTermAction),
-    (ContractTermAssetValuedItem, _check_ContractTermAssetValuedItem),
-    (ContractTermOfferAnswer, _check_ContractTermOfferAnswer),
-    (Contributor, _check_Contributor),
-    (Count, _check_Count),
-    (Coverage, _check_Coverage),
-    (CoverageCostToBeneficiary, _check_CoverageCostToBeneficiary),
-    (CoverageEligibilityRequest, _check_CoverageEligibilityRequest),
-    (CoverageEligibilityRequestEvent, _check_CoverageEligibilityRequestEvent),
-    (CoverageEligibilityRequestItemDiagnosis, _check_CoverageEligibilityRequestItemDiagnosis),
-    (CoverageEligibilityResponse, _check_CoverageEligibilityResponse),
-    (CoverageEligibilityResponseEvent, _check_CoverageEligibilityResponseEvent),
-    (CoverageEligibilityResponseInsuranceItem, _check_CoverageEligibilityResponseInsuranceItem),
-    (CoverageEligibilityResponseInsuranceItemBenefit, _check_CoverageEligibilityResponseInsuranceItemBenefit),
-    (DataRequirement, _check_DataRequirement),
-    (DataRequirementCodeFilter, _check_DataRequirementCodeFilter),
-    (DataRequirementDateFilter, _check_DataRequirementDateFilter),
-    (DataRequirementSort, _check_DataRequirementSort),
-    (DataRequirementValueFilter, _check_DataRequirementValueFilter),
-    (DetectedIssue, _check_DetectedIssue),
-    (DetectedIssueMitigation, _check_DetectedIssueMitigation),
-    (Device, _check_Device),
-    (DeviceAssociation, _check_DeviceAssociation),
-    (DeviceDefinition, _check_DeviceDefinition),
-    (DeviceDefinitionCorrectiveAction, _check_DeviceDefinitionCorrectiveAction),
-    (DeviceDefinitionDeviceName, _check_DeviceDefinitionDeviceName),
-    (DeviceDefinitionProperty, _check_DeviceDefinitionProperty),
-    (DeviceDefinitionRegulatoryIdentifier, _check_DeviceDefinitionRegulatoryIdentifier),
-    (DeviceDefinitionUdiDeviceIdentifier, _check_DeviceDefinitionUdiDeviceIdentifier),
-    (DeviceDefinitionUdiDeviceIdentifierMarketDistribution, _check_DeviceDefinitionUdiDeviceIdentifierMarketDistribution),
-    (DeviceDispense, _check_DeviceDispense),
-    (DeviceMetric, _check_DeviceMetric),
-    (DeviceMetricCalibration, _check_DeviceMetricCalibration),
-    (DeviceName, _check_DeviceName),
-    (DeviceProperty, _check_DeviceProperty),
-    (DeviceRequest, _check_DeviceRequest),
-    (DeviceRequestParameter, _check_DeviceRequestParameter),
-    (DeviceUdiCarrier, _check_DeviceUdiCarrier),
-    (DeviceUsage, _check_DeviceUsage),
-    (DeviceVersion, _check_DeviceVersion),
-    (DiagnosticReport, _check_DiagnosticReport),
-    (Distance, _check_Distance),
-    (DocumentReference, _check_DocumentReference),
-    (DocumentReferenceAttester, _check_DocumentReferenceAttester),
-    (DocumentReferenceContentProfile, _check_DocumentReferenceContentProfile),
-    (DomainResource, _check_DomainResource),
-    (DosageDoseAndRate, _check_DosageDoseAndRate),
-    (Duration, _check_Duration),
-    (ElementDefinition, _check_ElementDefinition),
-    (ElementDefinitionBinding, _check_ElementDefinitionBinding),
-    (ElementDefinitionBindingAdditional, _check_ElementDefinitionBindingAdditional),
-    (ElementDefinitionConstraint, _check_ElementDefinitionConstraint),
-    (ElementDefinitionExample, _check_ElementDefinitionExample),
-    (ElementDefinitionMapping, _check_ElementDefinitionMapping),
-    (ElementDefinitionSlicing, _check_ElementDefinitionSlicing),
-    (ElementDefinitionSlicingDiscriminator, _check_ElementDefinitionSlicingDiscriminator),
-    (ElementDefinitionType, _check_ElementDefinitionType),
-    (Encounter, _check_Encounter),
-    (EncounterHistory, _check_EncounterHistory),
-    (EncounterLocation, _check_EncounterLocation),
-    (Endpoint, _check_Endpoint),
-    (EndpointPayload, _check_EndpointPayload),
-    (EnrollmentRequest, _check_EnrollmentRequest),
-    (EnrollmentResponse, _check_EnrollmentResponse),
-    (EpisodeOfCare, _check_EpisodeOfCare),
-    (EpisodeOfCareStatusHistory, _check_EpisodeOfCareStatusHistory),
-    (EventDefinition, _check_EventDefinition),
-    (Evidence, _check_Evidence),
-    (EvidenceReport, _check_EvidenceReport),
-    (EvidenceReportRelatesTo, _check_EvidenceReportRelatesTo),
-    (EvidenceReportRelatesToTarget, _check_EvidenceReportRelatesToTarget),
-    (EvidenceReportSection, _check_EvidenceReportSection),
-    (EvidenceReportSubjectCharacteristic, _check_EvidenceReportSubjectCharacteristic),
-    (EvidenceStatisticAttributeEstimate, _check_EvidenceStatisticAttributeEstimate),
-    (EvidenceStatisticModelCharacteristicVariable, _check_EvidenceStatisticModelCharacteristicVariable),
-    (EvidenceVariable, _check_EvidenceVariable),
-    (EvidenceVariableCategory, _check_EvidenceVariableCategory),
-    (EvidenceVariableCharacteristic, _check_EvidenceVariableCharacteristic),
-    (EvidenceVariableCharacteristicDefinitionByCombination, _check_EvidenceVariableCharacteristicDefinitionByCombination),
-    (EvidenceVariableCharacteristicDefinitionByTypeAndValue, _check_EvidenceVariableCharacteristicDefinitionByTypeAndValue),
-    (EvidenceVariableCharacteristicTimeFromEvent, _check_EvidenceVariableCharacteristicTimeFromEvent),
-    (ExampleScenario, _check_ExampleScenario),
-    (ExampleScenarioActor, _check_ExampleScenarioActor),
-    (ExampleScenarioInstance, _check_ExampleScenarioInstance),
-    (ExampleScenarioProcessStep, _check_ExampleScenarioProcessStep),
-    (ExplanationOfBenefit, _check_ExplanationOfBenefit),
-    (ExplanationOfBenefitAccident, _check_ExplanationOfBenefitAccident),
-    (ExplanationOfBenefitAddItem, _check_ExplanationOfBenefitAddItem),
-    (ExplanationOfBenefitAddItemDetail, _check_ExplanationOfBenefitAddItemDetail),
-    (ExplanationOfBenefitAddItemDetailSubDetail, _check_ExplanationOfBenefitAddItemDetailSubDetail),
-    (ExplanationOfBenefitBenefitBalanceFinancial, _check_ExplanationOfBenefitBenefitBalanceFinancial),
-    (ExplanationOfBenefitDiagnosis, _check_ExplanationOfBenefitDiagnosis),
-    (ExplanationOfBenefitEvent, _check_ExplanationOfBenefitEvent),
-    (ExplanationOfBenefitItem, _check_ExplanationOfBenefitItem),
-    (ExplanationOfBenefitItemDetail, _check_ExplanationOfBenefitItemDetail),
-    (ExplanationOfBenefitItemDetailSubDetail, _check_ExplanationOfBenefitItemDetailSubDetail),
-    (ExplanationOfBenefitPayment, _check_ExplanationOfBenefitPayment),
-    (ExplanationOfBenefitProcedure, _check_ExplanationOfBenefitProcedure),
-    (ExplanationOfBenefitSupportingInfo, _check_ExplanationOfBenefitSupportingInfo),
-    (Expression, _check_Expression),
-    (Extension, _check_Extension),
-    (FamilyMemberHistory, _check_FamilyMemberHistory),
-    (FamilyMemberHistoryCondition, _check_FamilyMemberHistoryCondition),
-    (FamilyMemberHistoryProcedure, _check_FamilyMemberHistoryProcedure),
-    (Flag, _check_Flag),
-    (FormularyItem, _check_FormularyItem),
-    (GenomicStudy, _check_GenomicStudy),
-    (GenomicStudyAnalysis, _check_GenomicStudyAnalysis),
-    (GenomicStudyAnalysisInput, _check_GenomicStudyAnalysisInput),
-    (Goal, _check_Goal),
-    (GoalTarget, _check_GoalTarget),
-    (GraphDefinition, _check_GraphDefinition),
-    (GraphDefinitionLinkCompartment, _check_GraphDefinitionLinkCompartment),
-    (GraphDefinitionNode, _check_GraphDefinitionNode),
-    (Group, _check_Group),
-    (GroupCharacteristic, _check_GroupCharacteristic),
-    (GuidanceResponse, _check_GuidanceResponse),
-    (HealthcareService, _check_HealthcareService),
-    (HumanName, _check_HumanName),
-    (Identifier, _check_Identifier),
-    (ImagingSelection, _check_ImagingSelection),
-    (ImagingSelectionInstanceImageRegion2D, _check_ImagingSelectionInstanceImageRegion2D),
-    (ImagingSelectionInstanceImageRegion3D, _check_ImagingSelectionInstanceImageRegion3D),
-    (ImagingStudy, _check_ImagingStudy),
-    (ImagingStudySeries, _check_ImagingStudySeries),
-    (Immunization, _check_Immunization),
-    (ImmunizationEvaluation, _check_ImmunizationEvaluation),
-    (ImmunizationReaction, _check_ImmunizationReaction),
-    (ImmunizationRecommendation, _check_ImmunizationRecommendation),
-    (ImmunizationRecommendationRecommendationDateCriterion, _check_ImmunizationRecommendationRecommendationDateCriterion),
-    (ImplementationGuide, _check_ImplementationGuide),
-    (ImplementationGuideDefinitionPage, _check_ImplementationGuideDefinitionPage),
-    (ImplementationGuideDefinitionResource, _check_ImplementationGuideDefinitionResource),
-    (ImplementationGuideDefinitionTemplate, _check_ImplementationGuideDefinitionTemplate),
-    (ImplementationGuideDependsOn, _check_ImplementationGuideDependsOn),
-    (ImplementationGuideGlobal, _check_ImplementationGuideGlobal),
-    (ImplementationGuideManifest, _check_ImplementationGuideManifest),
-    (ImplementationGuideManifestResource, _check_ImplementationGuideManifestResource),
-    (Ingredient, _check_Ingredient),
-    (IngredientManufacturer, _check_IngredientManufacturer),
-    (IngredientSubstanceStrength, _check_IngredientSubstanceStrength),
-    (IngredientSubstanceStrengthReferenceStrength, _check_IngredientSubstanceStrengthReferenceStrength),
-    (InsurancePlan, _check_InsurancePlan),
-    (Integer64, _check_Integer64),
-    (InventoryItem, _check_InventoryItem),
-    (InventoryItemCharacteristic, _check_InventoryItemCharacteristic),
-    (InventoryItemDescription, _check_InventoryItemDescription),
-    (InventoryItemInstance, _check_InventoryItemInstance),
-    (InventoryItemName, _check_InventoryItemName),
-    (InventoryReport, _check_InventoryReport),
-    (InventoryReportInventoryListing, _check_InventoryReportInventoryListing),
-    (Invoice, _check_Invoice),
-    (InvoiceLineItem, _check_InvoiceLineItem),
-    (Library, _check_Library),
-    (Linkage, _check_Linkage),
-    (LinkageItem, _check_LinkageItem),
-    (List, _check_List),
-    (ListEntry, _check_ListEntry),
-    (Location, _check_Location),
-    (LocationPosition, _check_LocationPosition),
-    (ManufacturedItemDefinition, _check_ManufacturedItemDefinition),
-    (ManufacturedItemDefinitionProperty, _check_ManufacturedItemDefinitionProperty),
-    (MarketingStatus, _check_MarketingStatus),
-    (Measure, _check_Measure),
-    (MeasureGroup, _check_MeasureGroup),
-    (MeasureReport, _check_MeasureReport),
-    (MeasureReportGroup, _check_MeasureReportGroup),
-    (MeasureReportGroupStratifierStratum, _check_MeasureReportGroupStratifierStratum),
-    (MeasureReportGroupStratifierStratumComponent, _check_MeasureReportGroupStratifierStratumComponent),
-    (Medication, _check_Medication),
-    (MedicationAdministration, _check_MedicationAdministration),
-    (MedicationAdministrationDosage, _check_MedicationAdministrationDosage),
-    (MedicationBatch, _check_MedicationBatch),
-    (MedicationDispense, _check_MedicationDispense),
-    (MedicationIngredient, _check_MedicationIngredient),
-    (MedicationKnowledge, _check_MedicationKnowledge),
-    (MedicationKnowledgeCost, _check_MedicationKnowledgeCost),
-    (MedicationKnowledgeDefinitionalDrugCharacteristic, _check_MedicationKnowledgeDefinitionalDrugCharacteristic),
-    (MedicationKnowledgeDefinitionalIngredient, _check_MedicationKnowledgeDefinitionalIngredient),
-    (MedicationKnowledgeIndicationGuidelineDosingGuidelinePatientCharacteristic, _check_MedicationKnowledgeIndicationGuidelineDosingGuidelinePatientCharacteristic),
-    (MedicationKnowledgeMedicineClassification, _check_MedicationKnowledgeMedicineClassification),
-    (MedicationKnowledgeStorageGuideline, _check_MedicationKnowledgeStorageGuideline),
-    (MedicationKnowledgeStorageGuidelineEnvironmentalSetting, _check_MedicationKnowledgeStorageGuidelineEnvironmentalSetting),
-    (MedicationRequest, _check_MedicationRequest),
-    (MedicationRequestSubstitution, _check_MedicationRequestSubstitution),
-    (MedicationStatement, _check_MedicationStatement),
-    (MedicinalProductDefinition, _check_MedicinalProductDefinition),
-    (MedicinalProductDefinitionCharacteristic, _check_MedicinalProductDefinitionCharacteristic),
-    (MessageDefinition, _check_MessageDefinition),
-    (MessageDefinitionAllowedResponse, _check_MessageDefinitionAllowedResponse),
-    (MessageDefinitionFocus, _check_MessageDefinitionFocus),
-    (MessageHeader, _check_MessageHeader),
-    (MessageHeaderDestination, _check_MessageHeaderDestination),
-    (MessageHeaderResponse, _check_MessageHeaderResponse),
-    (MessageHeaderSource, _check_MessageHeaderSource),
-    (Meta, _check_Meta),
-    (MetadataResource, _check_MetadataResource),
-    (MolecularSequence, _check_MolecularSequence),
-    (MolecularSequenceRelativeStartingSequence, _check_MolecularSequenceRelativeStartingSequence),
-    (MonetaryComponent, _check_MonetaryComponent),
-    (Money, _check_Money),
-    (NamingSystem, _check_NamingSystem),
-    (NamingSystemUniqueId, _check_NamingSystemUniqueId),
-    (Narrative, _check_Narrative),
-    (NutritionIntake, _check_NutritionIntake),
-    (NutritionOrder, _check_NutritionOrder),
-    (NutritionOrderEnteralFormulaAdministration, _check_NutritionOrderEnteralFormulaAdministration),
-    (NutritionProduct, _check_NutritionProduct),
-    (NutritionProductCharacteristic, _check_NutritionProductCharacteristic),
-    (NutritionProductInstance, _check_NutritionProductInstance),
-    (Observation, _check_Observation),
-    (ObservationComponent, _check_ObservationComponent),
-    (ObservationDefinition, _check_ObservationDefinition),
-    (ObservationDefinitionComponent, _check_ObservationDefinitionComponent),
-    (ObservationDefinitionQualifiedValue, _check_ObservationDefinitionQualifiedValue),
-    (ObservationTriggeredBy, _check_ObservationTriggeredBy),
-    (OperationDefinition, _check_OperationDefinition),
-    (OperationDefinitionParameter, _check_OperationDefinitionParameter),
-    (OperationDefinitionParameterBinding, _check_OperationDefinitionParameterBinding),
-    (OperationOutcome, _check_OperationOutcome),
-    (OperationOutcomeIssue, _check_OperationOutcomeIssue),
-    (Organization, _check_Organization),
-    (OrganizationAffiliation, _check_OrganizationAffiliation),
-    (PackagedProductDefinition, _check_PackagedProductDefinition),
-    (PackagedProductDefinitionPackagingProperty, _check_PackagedProductDefinitionPackagingProperty),
-    (ParameterDefinition, _check_ParameterDefinition),
-    (Parameters, _check_Parameters),
-    (ParametersParameter, _check_ParametersParameter),
-    (Patient, _check_Patient),
-    (PatientContact, _check_PatientContact),
-    (PatientLink, _check_PatientLink),
-    (PaymentNotice, _check_PaymentNotice),
-    (PaymentReconciliation, _check_PaymentReconciliation),
-    (PaymentReconciliationAllocation, _check_PaymentReconciliationAllocation),
-    (PaymentReconciliationProcessNote, _check_PaymentReconciliationProcessNote),
-    (Period, _check_Period),
-    (Permission, _check_Permission),
-    (PermissionRule, _check_PermissionRule),
-    (PermissionRuleDataResource, _check_PermissionRuleDataResource),
-    (Person, _check_Person),
-    (PersonLink, _check_PersonLink),
-    (PlanDefinition, _check_PlanDefinition),
-    (PlanDefinitionAction, _check_PlanDefinitionAction),
-    (PlanDefinitionActionCondition, _check_PlanDefinitionActionCondition),
-    (PlanDefinitionActionParticipant, _check_PlanDefinitionActionParticipant),
-    (PlanDefinitionActionRelatedAction, _check_PlanDefinitionActionRelatedAction),
-    (PlanDefinitionActorOption, _check_PlanDefinitionActorOption),
-    (PlanDefinitionGoalTarget, _check_PlanDefinitionGoalTarget),
-    (Practitioner, _check_Practitioner),
-    (PractitionerRole, _check_PractitionerRole),
-    (Procedure, _check_Procedure),
-    (ProductShelfLife, _check_ProductShelfLife),
-    (Provenance, _check_Provenance),
-    (ProvenanceEntity, _check_ProvenanceEntity),
-    (Quantity, _check_Quantity),
-    (Questionnaire, _check_Questionnaire),
-    (QuestionnaireItem, _check_QuestionnaireItem),
-    (QuestionnaireItemAnswerOption, _check_QuestionnaireItemAnswerOption),
-    (QuestionnaireItemEnableWhen, _check_QuestionnaireItemEnableWhen),
-    (QuestionnaireItemInitial, _check_QuestionnaireItemInitial),
-    (QuestionnaireResponse, _check_QuestionnaireResponse),
-    (QuestionnaireResponseItem, _check_QuestionnaireResponseItem),
-    (QuestionnaireResponseItemAnswer, _check_QuestionnaireResponseItemAnswer),
-    (Reference, _check_Reference),
-    (RegulatedAuthorization, _check_RegulatedAuthorization),
-    (RegulatedAuthorizationCase, _check_RegulatedAuthorizationCase),
-    (RelatedArtifact, _check_RelatedArtifact),
-    (RelatedPerson, _check_RelatedPerson),
-    (RequestOrchestration, _check_RequestOrchestration),
-    (RequestOrchestrationAction, _check_RequestOrchestrationAction),
-    (RequestOrchestrationActionCondition, _check_RequestOrchestrationActionCondition),
-    (RequestOrchestrationActionParticipant, _check_RequestOrchestrationActionParticipant),
-    (RequestOrchestrationActionRelatedAction, _check_RequestOrchestrationActionRelatedAction),
-    (Requirements, _check_Requirements),
-    (RequirementsStatement, _check_RequirementsStatement),
-    (ResearchStudy, _check_ResearchStudy),
-    (ResearchSubject, _check_ResearchSubject),
-    (ResearchSubjectProgress, _check_ResearchSubjectProgress),
-    (Resource, _check_Resource),
-    (RiskAssessment, _check_RiskAssessment),
-    (RiskAssessmentPrediction, _check_RiskAssessmentPrediction),
-    (SampledData, _check_SampledData),
-    (Schedule, _check_Schedule),
-    (SearchParameter, _check_SearchParameter),
-    (SearchParameterComponent, _check_SearchParameterComponent),
-    (ServiceRequest, _check_ServiceRequest),
-    (ServiceRequestOrderDetailParameter, _check_ServiceRequestOrderDetailParameter),
-    (ServiceRequestPatientInstruction, _check_ServiceRequestPatientInstruction),
-    (Signature, _check_Signature),
-    (Slot, _check_Slot),
-    (Specimen, _check_Specimen),
-    (SpecimenCollection, _check_SpecimenCollection),
-    (SpecimenDefinition, _check_SpecimenDefinition),
-    (SpecimenDefinitionTypeTested, _check_SpecimenDefinitionTypeTested),
-    (SpecimenDefinitionTypeTestedContainer, _check_SpecimenDefinitionTypeTestedContainer),
-    (SpecimenDefinitionTypeTestedContainerAdditive, _check_SpecimenDefinitionTypeTestedContainerAdditive),
-    (SpecimenProcessing, _check_SpecimenProcessing),
-    (StructureDefinition, _check_StructureDefinition),
-    (StructureDefinitionContext, _check_StructureDefinitionContext),
-    (StructureDefinitionMapping, _check_StructureDefinitionMapping),
-    (StructureMap, _check_StructureMap),
-    (StructureMapGroup, _check_StructureMapGroup),
-    (StructureMapGroupInput, _check_StructureMapGroupInput),
-    (StructureMapGroupRuleSource, _check_StructureMapGroupRuleSource),
-    (StructureMapGroupRuleTarget, _check_StructureMapGroupRuleTarget),
-    (StructureMapGroupRuleTargetParameter, _check_StructureMapGroupRuleTargetParameter),
-    (StructureMapStructure, _check_StructureMapStructure),
-    (Subscription, _check_Subscription),
-    (SubscriptionFilterBy, _check_SubscriptionFilterBy),
-    (SubscriptionStatus, _check_SubscriptionStatus),
-    (SubscriptionStatusNotificationEvent, _check_SubscriptionStatusNotificationEvent),
-    (SubscriptionTopic, _check_SubscriptionTopic),
-    (SubscriptionTopicCanFilterBy, _check_SubscriptionTopicCanFilterBy),
-    (SubscriptionTopicEventTrigger, _check_SubscriptionTopicEventTrigger),
-    (SubscriptionTopicNotificationShape, _check_SubscriptionTopicNotificationShape),
-    (SubscriptionTopicResourceTrigger, _check_SubscriptionTopicResourceTrigger),
-    (SubscriptionTopicResourceTriggerQueryCriteria, _check_SubscriptionTopicResourceTriggerQueryCriteria),
-    (Substance, _check_Substance),
-    (SubstanceDefinition, _check_SubstanceDefinition),
-    (SubstanceDefinitionCode, _check_SubstanceDefinitionCode),
-    (SubstanceDefinitionMoiety, _check_SubstanceDefinitionMoiety),
-    (SubstanceDefinitionNameOfficial, _check_SubstanceDefinitionNameOfficial),
-    (SubstanceDefinitionProperty, _check_SubstanceDefinitionProperty),
-    (SubstanceDefinitionRelationship, _check_SubstanceDefinitionRelationship),
-    (SubstanceIngredient, _check_SubstanceIngredient),
-    (SubstanceNucleicAcid, _check_SubstanceNucleicAcid),
-    (SubstancePolymer, _check_SubstancePolymer),
-    (SubstanceProtein, _check_SubstanceProtein),
-    (SubstanceReferenceInformation, _check_SubstanceReferenceInformation),
-    (SubstanceReferenceInformationTarget, _check_SubstanceReferenceInformationTarget),
-    (SubstanceSourceMaterial, _check_SubstanceSourceMaterial),
-    (SupplyDelivery, _check_SupplyDelivery),
-    (SupplyDeliverySuppliedItem, _check_SupplyDeliverySuppliedItem),
-    (SupplyRequest, _check_SupplyRequest),
-    (SupplyRequestParameter, _check_SupplyRequestParameter),
-    (Task, _check_Task),
-    (TaskInput, _check_TaskInput),
-    (TaskOutput, _check_TaskOutput),
-    (TerminologyCapabilities, _check_TerminologyCapabilities),
-    (TerminologyCapabilitiesCodeSystem, _check_TerminologyCapabilitiesCodeSystem),
-    (TerminologyCapabilitiesCodeSystemVersion, _check_TerminologyCapabilitiesCodeSystemVersion),
-    (TerminologyCapabilitiesCodeSystemVersionFilter, _check_TerminologyCapabilitiesCodeSystemVersionFilter),
-    (TerminologyCapabilitiesExpansionParameter, _check_TerminologyCapabilitiesExpansionParameter),
-    (TerminologyCapabilitiesImplementation, _check_TerminologyCapabilitiesImplementation),
-    (TestPlan, _check_TestPlan),
-    (TestPlanTestCaseTestData, _check_TestPlanTestCaseTestData),
-    (TestPlanTestCaseTestRunScript, _check_TestPlanTestCaseTestRunScript),
-    (TestReport, _check_TestReport),
-    (TestReportParticipant, _check_TestReportParticipant),
-    (TestReportSetupActionAssert, _check_TestReportSetupActionAssert),
-    (TestReportSetupActionAssertRequirement, _check_TestReportSetupActionAssertRequirement),
-    (TestReportSetupActionOperation, _check_TestReportSetupActionOperation),
-    (TestScript, _check_TestScript),
-    (TestScriptDestination, _check_TestScriptDestination),
-    (TestScriptMetadataCapability, _check_TestScriptMetadataCapability),
-    (TestScriptMetadataLink, _check_TestScriptMetadataLink),
-    (TestScriptOrigin, _check_TestScriptOrigin),
-    (TestScriptScope, _check_TestScriptScope),
-    (TestScriptSetupActionAssert, _check_TestScriptSetupActionAssert),
-    (TestScriptSetupActionAssertRequirement, _check_TestScriptSetupActionAssertRequirement),
-    (TestScriptSetupActionOperation, _check_TestScriptSetupActionOperation),
-    (Timing, _check_Timing),
-    (TimingRepeat, _check_TimingRepeat),
-    (Transport, _check_Transport),
-    (TransportInput, _check_TransportInput),
-    (TransportOutput, _check_TransportOutput),
-    (TriggerDefinition, _check_TriggerDefinition),
-    (UsageContext, _check_UsageContext),
-    (ValueSet, _check_ValueSet),
-    (ValueSetCompose, _check_ValueSetCompose),
-    (ValueSetComposeInclude, _check_ValueSetComposeInclude),
-    (ValueSetComposeIncludeConcept, _check_ValueSetComposeIncludeConcept),
-    (ValueSetComposeIncludeConceptDesignation, _check_ValueSetComposeIncludeConceptDesignation),
-    (ValueSetComposeIncludeFilter, _check_ValueSetComposeIncludeFilter),
-    (ValueSetExpansion, _check_ValueSetExpansion),
-    (ValueSetExpansionContains, _check_ValueSetExpansionContains),
-    (ValueSetExpansionContainsProperty, _check_ValueSetExpansionContainsProperty),
-    (ValueSetExpansionContainsPropertySubProperty, _check_ValueSetExpansionContainsPropertySubProperty),
-    (ValueSetExpansionParameter, _check_ValueSetExpansionParameter),
-    (ValueSetExpansionProperty, _check_ValueSetExpansionProperty),
-    (VerificationResult, _check_VerificationResult),
-    (VerificationResultAttestation, _check_VerificationResultAttestation),
-    (VerificationResultPrimarySource, _check_VerificationResultPrimarySource),
-    (VirtualServiceDetail, _check_VirtualServiceDetail),
-    (VisionPrescription, _check_VisionPrescription),
-    (VisionPrescriptionLensSpecification, _check_VisionPrescriptionLensSpecification),
-    (VisionPrescriptionLensSpecificationPrism, _check_VisionPrescriptionLensSpecificationPrism),
-))

@@ -175,12 +175,18 @@ def build_ack(
         fields = (msh[9], msh[11], msh[12], msh[15], msh[16], msh[18])
     else:
         fields = tuple(header.msh_field(n) for n in ACK_FIELDS)
+    origin = tuple(msh[3:7])
+    if sum(map(len, origin)) + sum(map(len, fields)) > CACHED_BYTES:
+        return _build(header, outcome, error, stamp, ack_id)  # not worth holding in the cache
     head, middle, tail = _ack_parts(
-        header.field_separator, header.encoding, tuple(msh[3:7]), fields, outcome
+        header.field_separator, header.encoding, origin, fields, outcome
     )
     return b"".join([head, stamp, middle, ack_id, tail, _safe(header.control_id), b"\r"])
 
 
+# A sender's header fields larger than this together are not cached: a hostile sender
+# could otherwise pin up to 256 large headers in memory.
+CACHED_BYTES = 1024
 ACK_FIELDS = (9, 11, 12, 15, 16, 18)  # the MSH fields an ACK without ERR depends on, and 3-6
 # Marks for the time and the control id in a cached ACK: no echoed field can hold them (CR
 # and VT are removed from every echoed field), so each is found exactly once.

@@ -116,11 +116,19 @@ class Hl7Header:
         # All but the control id repeats from message to message of a sender: cached.
         msh = self.msh
         if len(msh) > 16:  # the common case, read straight from the fields
-            described = _described(
-                msh[3], msh[4], msh[5], msh[6], msh[9], msh[11], self.version, msh[15], msh[16]
+            fields = (
+                msh[3],
+                msh[4],
+                msh[5],
+                msh[6],
+                msh[9],
+                msh[11],
+                self.version,
+                msh[15],
+                msh[16],
             )
         else:
-            described = _described(
+            fields = (
                 self.sending_application,
                 self.sending_facility,
                 self.receiving_application,
@@ -131,6 +139,10 @@ class Hl7Header:
                 self.msh_field(15),
                 self.msh_field(16),
             )
+        # Large header fields are described without the cache (a hostile sender could
+        # otherwise pin up to 256 large headers in memory).
+        describe = _described if sum(map(len, fields)) <= CACHED_BYTES else _described.__wrapped__
+        described = describe(*fields)
         return {"control_id": _text(self.control_id) or None, **described}
 
 
@@ -242,6 +254,9 @@ def _subtype(message_type: bytes, trigger_event: bytes, batch: bool) -> str:
     if not kind:
         return "batch" if batch else "unknown"
     return path_safe(kind.lower())
+
+
+CACHED_BYTES = 1024  # header fields larger than this together are not cached
 
 
 @functools.lru_cache(maxsize=256)

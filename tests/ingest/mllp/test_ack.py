@@ -173,3 +173,17 @@ def test_acks_without_err_come_out_of_the_cache_as_built_in_full(
     assert build_ack(other, outcome, now=later, control_id=b"ID-2") == ack_module._build(
         other, outcome, None, ack_module._stamp(later), b"ID-2"
     )
+
+
+def test_large_header_fields_are_acknowledged_without_entering_the_cache() -> None:
+    """A sender cannot pin large headers in memory through the ACK cache."""
+    big = b"S" * 4096
+    message = b"MSH|^~\\&|" + big + b"|F|R|RF|2025||ORU^R01|C-1|P|2.5.1\r"
+    header = parse_header(message)
+    before = ack_module._ack_parts.cache_info()
+    built = build_ack(header, Outcome.ACCEPTED, now=NOW, control_id=b"ACK-ID")
+    after = ack_module._ack_parts.cache_info()
+    assert (after.hits, after.misses) == (before.hits, before.misses)
+    assert built == ack_module._build(
+        header, Outcome.ACCEPTED, None, ack_module._stamp(NOW), b"ACK-ID"
+    )

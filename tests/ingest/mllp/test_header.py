@@ -107,3 +107,14 @@ def test_the_described_header_is_the_same_cached(message: bytes) -> None:
     header = parse_header(message)
     assert header.describe() == described_in_full(header)
     assert header.describe() == described_in_full(header)  # from the cache, the same
+
+
+def test_large_header_fields_are_described_without_entering_the_cache() -> None:
+    from mm_bronze.ingest.mllp import header as header_module
+
+    message = b"MSH|^~\\&|" + b"S" * 4096 + b"|F|R|RF|2025||ORU^R01|C-1|P|2.5.1\r"
+    parsed = parse_header(message)
+    before = header_module._described.cache_info()
+    assert parsed.describe() == described_in_full(parsed)
+    after = header_module._described.cache_info()
+    assert (after.hits, after.misses) == (before.hits, before.misses)

@@ -3,12 +3,11 @@
 Callers ``await submit(item)``. A caller that finds no flush in flight runs ``flush`` for
 its item itself, in its own task: a lone sender pays one round trip and no hand-off to
 another task. Callers that arrive while a flush is in flight wait; everything that arrives
-during a flush goes into the next one. When a flush ends, every caller of its batch gets
-its outcome and the oldest waiting caller leads the next flush (it was waiting to be woken
-anyway): no flusher task runs between flushes. A flush that other callers wait on runs in a
-task of its own, one per batch, so that cancelling its leader cannot leave them without an
-answer. One flush in flight makes the groups as large as the commit latency allows: fewer
-statements and fewer commits for the same items than overlapping flushes.
+during a flush goes into the next one, which starts as the flush ends, in a task of its own
+(one per batch, no long-lived flusher task), so that no waiting caller's cancellation (its
+client gone) can fail or hold up the others. One flush in flight makes the groups as large as
+the commit latency allows: fewer statements and fewer commits for the same items than
+overlapping flushes.
 """
 
 from __future__ import annotations
@@ -19,15 +18,13 @@ from typing import Generic, TypeVar
 
 T = TypeVar("T")
 
-_LEAD = object()  # a waiting caller's future result: run the next flush
-
 
 class GroupCommitter(Generic[T]):
     def __init__(self, flush: Callable[[list[T]], Awaitable[None]], max_batch: int = 256) -> None:
         self._flush = flush
         self._max_batch = max_batch
-        self._pending: list[tuple[T, asyncio.Future[object]]] = []
-        # A flush runs, or a waiting caller was told to lead the next one: new callers wait.
+        self._pending: list[tuple[T, asyncio.Future[None]]] = []
+        # A flush runs or is about to: new callers wait for the next one.
         self._busy = False
         self._idle = asyncio.Event()  # set whenever no flush runs or is due (for close)
         self._idle.set()
@@ -49,51 +46,25 @@ class GroupCommitter(Generic[T]):
         if not self._open:
             raise RuntimeError("GroupCommitter is not open")
         if not self._busy:
+            # A lone caller flushes in its own task: cancelling it gives up only its item.
             self._busy = True
             self._idle.clear()
-            await self._lead([item], [])
+            try:
+                await self._flush([item])
+            finally:
+                self._next()
             return
-        future: asyncio.Future[object] = asyncio.get_running_loop().create_future()
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._pending.append((item, future))
-        try:
-            outcome = await future
-        except asyncio.CancelledError:
-            if future.done() and not future.cancelled() and future.result() is _LEAD:
-                self._lead_in_task()  # chosen to lead, then cancelled: the batch still goes
-            raise
-        if outcome is _LEAD:
-            batch = self._take()
-            await self._lead([entry[0] for entry in batch], [entry[1] for entry in batch])
+        await future  # cancelled: the item still goes, its outcome unread
 
-    def _take(self) -> list[tuple[T, asyncio.Future[object]]]:
+    async def _flush_batch(self) -> None:
+        # Taken when the task starts: what arrived since the last flush ended joins too.
         batch = self._pending[: self._max_batch]
         del self._pending[: self._max_batch]
-        return batch
-
-    async def _lead(self, items: list[T], futures: list[asyncio.Future[object]]) -> None:
-        """Flush ``items``, resolve the callers waiting on ``futures``, pass the lead on.
-
-        A lone caller's flush runs in its own task: cancelling it gives up only its own
-        item. A flush that other callers wait on runs in a task of its own, so that a
-        leader cancelled mid-flush (its client gone) cannot leave them without an answer.
-        A caller that is gone (cancelled) has its future done already: its item still goes.
-        """
-        if not futures:
-            try:
-                await self._flush(items)
-            finally:
-                self._pass_lead()
-            return
-        task = asyncio.get_running_loop().create_task(
-            self._flush_for(items, futures), name="group-commit"
-        )
-        self._tasks.add(task)
-        task.add_done_callback(self._settled)
-        await asyncio.shield(task)
-
-    async def _flush_for(self, items: list[T], futures: list[asyncio.Future[object]]) -> None:
+        futures = [future for _, future in batch]
         try:
-            await self._flush(items)
+            await self._flush([item for item, _ in batch])
         except BaseException as exc:
             failure = exc if isinstance(exc, Exception) else RuntimeError("flush cancelled")
             for future in futures:
@@ -105,31 +76,19 @@ class GroupCommitter(Generic[T]):
                 if not future.done():
                     future.set_result(None)
         finally:
-            self._pass_lead()
+            self._next()
 
     def _settled(self, task: asyncio.Task[None]) -> None:
         self._tasks.discard(task)
         if not task.cancelled():
             task.exception()  # every caller of the batch was given it
 
-    def _pass_lead(self) -> None:
-        """Hand the next flush to the oldest waiting caller, or become idle."""
-        if not self._pending:
+    def _next(self) -> None:
+        """Start the next flush, in a task of its own, if items wait; else become idle."""
+        if self._pending:
+            task = asyncio.get_running_loop().create_task(self._flush_batch(), name="group-commit")
+            self._tasks.add(task)
+            task.add_done_callback(self._settled)
+        else:
             self._busy = False
             self._idle.set()
-        elif self._pending[0][1].done():  # its caller is gone: a task of its own leads
-            self._lead_in_task()
-        else:
-            self._pending[0][1].set_result(_LEAD)
-
-    def _lead_in_task(self) -> None:
-        async def lead() -> None:
-            batch = self._take()
-            try:
-                await self._lead([entry[0] for entry in batch], [entry[1] for entry in batch])
-            except Exception:
-                pass  # every waiting caller of the batch got the error; nobody else is owed it
-
-        task = asyncio.get_running_loop().create_task(lead(), name="group-commit")
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)

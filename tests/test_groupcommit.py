@@ -92,8 +92,8 @@ async def test_concurrent_submits_share_one_flush_at_a_time() -> None:
     finally:
         recorder.gate.set()
         await committer.close()
-    # Everything that arrived during the first flush went into the second, which its oldest
-    # waiting caller started in a task of the batch's own (no flusher task between flushes).
+    # Everything that arrived during the first flush went into the second, which ran in a
+    # task of the batch's own (no flusher task between flushes).
     assert recorder.batches == [[0], list(range(1, 50))]
     assert recorder.tasks[0] is submits[0]
     assert recorder.tasks[1] not in submits and len(recorder.tasks) == 2
@@ -126,7 +126,7 @@ async def test_a_failed_flush_fails_its_whole_batch_and_the_next_one_still_runs(
         recorder.gate.set()
         results = await asyncio.gather(*submits, return_exceptions=True)
         assert all(isinstance(r, ConnectionError) for r in results)
-        # Each failed flush still handed the lead on: [0], then [1, 2, 3], then [4, 5, 6].
+        # Each failed flush still started the next: [0], then [1, 2, 3], then [4, 5, 6].
         assert recorder.tasks[0] is submits[0] and len(recorder.tasks) == 3
         recorder.fail = None
         await committer.submit(7)  # and the committer is still usable
@@ -154,7 +154,7 @@ async def test_a_cancelled_waiting_caller_still_gets_its_batch_flushed() -> None
     assert recorder.batches == [[0], [1, 2, 3, 4]]  # its item was submitted: it still goes
 
 
-async def test_a_caller_cancelled_once_chosen_to_lead_hands_the_flush_on() -> None:
+async def test_a_caller_cancelled_as_the_previous_flush_ends_still_has_its_item_flushed() -> None:
     recorder = Recorder()
     recorder.gate.clear()
     committer: GroupCommitter[int] = GroupCommitter(recorder.flush)
@@ -164,8 +164,8 @@ async def test_a_caller_cancelled_once_chosen_to_lead_hands_the_flush_on() -> No
     later = [asyncio.create_task(committer.submit(n)) for n in range(1, 4)]
     await asyncio.sleep(0.01)
     recorder.gate.set()
-    # The first flush ends and chooses later[0] to lead; it is cancelled before it runs.
-    await recorder.flushed.wait()  # woken before later[0], which has just been told to lead
+    # The first flush ends and the next one starts; later[0] is cancelled as it does.
+    await recorder.flushed.wait()
     later[0].cancel()
     await first
     await asyncio.wait_for(asyncio.gather(*later[1:]), 5)
@@ -174,11 +174,18 @@ async def test_a_caller_cancelled_once_chosen_to_lead_hands_the_flush_on() -> No
     assert recorder.batches == [[0], [1, 2, 3]]
 
 
-async def test_a_leader_cancelled_mid_flush_leaves_the_others_answered() -> None:
-    """A client that goes away while its request leads a batch must not fail the batch."""
+async def test_a_caller_cancelled_mid_flush_leaves_the_others_answered() -> None:
+    """A client that goes away while its request's batch is in flight must not fail it."""
     recorder = Recorder()
     recorder.gate.clear()
-    committer: GroupCommitter[int] = GroupCommitter(recorder.flush)
+    second = asyncio.Event()  # holds the second flush once it has begun
+
+    async def flush(items: list[int]) -> None:
+        if items[0] != 0:
+            await second.wait()
+        await recorder.flush(items)
+
+    committer: GroupCommitter[int] = GroupCommitter(flush)
     await committer.open()
     first = asyncio.create_task(committer.submit(0))
     await asyncio.sleep(0.01)
@@ -186,12 +193,11 @@ async def test_a_leader_cancelled_mid_flush_leaves_the_others_answered() -> None
     await asyncio.sleep(0.01)
     recorder.gate.set()
     await first
-    recorder.gate.clear()  # the second flush, led by later[0], now waits on the gate
     await asyncio.sleep(0.01)
-    assert len(recorder.tasks) == 2
-    later[0].cancel()  # its leader is cancelled mid-flush
+    assert not any(task.done() for task in later)  # the second flush is in flight, held
+    later[0].cancel()  # its caller is cancelled mid-flush
     await asyncio.sleep(0.01)
-    recorder.gate.set()
+    second.set()
     await asyncio.wait_for(asyncio.gather(*later[1:]), 5)  # answered, and not with an error
     await asyncio.wait_for(committer.close(), 5)
     assert later[0].cancelled()

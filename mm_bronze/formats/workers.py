@@ -13,6 +13,7 @@ import hashlib
 import os
 import signal
 import sys
+from collections.abc import Callable
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
@@ -121,30 +122,26 @@ class ValidationWorkers:
 
     async def validate(self, job: Job, body: bytes) -> dict[str, Any]:
         """Validate ``body`` in a worker: its metadata, or ``InvalidPayload`` as raised there."""
-        pool = self._running()
-        try:
-            outcome, value = await pool.run(_validate, job, body)
-        except BrokenProcessPool:
-            # A worker died (killed, out of memory): check here this time; the pool starts
-            # another worker in its place when one is needed.
-            outcome, value = _validate(job, body)
-        if outcome == "invalid":
-            _raise_invalid(value)
-        return dict(value)
+        return dict(await self._run(_validate, job, body))
 
     async def check_file(self, job: Job, path: str, size: int) -> tuple[str, dict[str, Any]]:
         """Hash and validate the ``size`` bytes written at ``path`` in a worker, which reads
         them from the file (the body never crosses the pipe): the sha256 and the metadata,
         or ``InvalidPayload`` as raised there."""
-        pool = self._running()
+        sha256, metadata = await self._run(_check_file, job, path, size)
+        return sha256, dict(metadata)
+
+    async def _run(self, fn: Callable[..., tuple[str, Any]], *args: Any) -> Any:
+        """``fn(*args)``'s value in a worker, or its ``InvalidPayload`` raised here."""
         try:
-            outcome, value = await pool.run(_check_file, job, path, size)
+            outcome, value = await self._running().run(fn, *args)
         except BrokenProcessPool:
-            outcome, value = await asyncio.to_thread(_check_file, job, path, size)
+            # A worker died (killed, out of memory): check in a thread this time; the pool
+            # starts another worker in its place when one is needed.
+            outcome, value = await asyncio.to_thread(fn, *args)
         if outcome == "invalid":
             _raise_invalid(value)
-        sha256, metadata = value
-        return sha256, dict(metadata)
+        return value
 
 
 class DeferredValidator:

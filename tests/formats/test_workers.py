@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import signal
+
 import pytest
 
 from mm_bronze.errors import InvalidPayload
@@ -48,5 +51,24 @@ async def test_worker_results_match_in_process_results() -> None:
         assert in_worker.value.location == in_process.value.location
         assert in_worker.value.issues == in_process.value.issues
         assert "colour" in in_worker.value.reason
+    finally:
+        await workers.close()
+
+
+async def test_a_killed_worker_is_answered_for_and_replaced() -> None:
+    """A worker killed under a call (out of memory, say): that body is checked here
+    instead, with the same verdict, and the next call gets a new worker."""
+    workers = ValidationWorkers(1)
+    await workers.open()
+    try:
+        job = ("fhir", "json", "R4", "strict")
+        assert await workers.validate(job, VALID) == inline(VALID)
+        pool = workers._running()
+        (first,) = pool.pids()
+        os.kill(first, signal.SIGKILL)
+        assert await workers.validate(job, VALID) == inline(VALID)
+        with pytest.raises(InvalidPayload):
+            await workers.validate(job, INVALID)
+        assert pool.pids() and first not in pool.pids()
     finally:
         await workers.close()

@@ -78,8 +78,7 @@ class MessageReceiver:
         described = header.describe()
         # The ACK's own control id (MSH-10) is the submission's: the ACK names what was kept
         # (the first 20 hexadecimal digits of its UUID).
-        hexa = submission[:8] + submission[9:13] + submission[14:18] + submission[19:23]
-        ack_id = hexa.upper().encode()
+        ack_id = submission.replace("-", "")[:20].upper().encode()
         try:
             metadata = _validate(message, header)
         except InvalidPayload as exc:

@@ -7,12 +7,13 @@ type, cardinality and choice group; it is generated from the published FHIR mode
 
 from __future__ import annotations
 
-import functools
 import json
 import re
 from dataclasses import dataclass
 from importlib import resources
 from typing import Any
+
+from mm_bronze.formats.built_once import built_once
 
 VERSIONS = ("R4", "R4B", "R5")
 _ALIASES = {
@@ -147,7 +148,7 @@ def canonical_version(declared: str | None) -> str | None:
     return _ALIASES.get(declared.lower())
 
 
-@functools.cache
+@built_once
 def model(version: str) -> Model:
     """The model of a canonical version (loaded once, on first use)."""
     path = resources.files("mm_bronze.formats.fhir") / "definitions" / f"{version}.json"

@@ -10,11 +10,11 @@ which the primitives the summary notes (its ``id``, its ``meta``'s ``profile`` a
 
 from __future__ import annotations
 
-import functools
 import re
 from collections.abc import Callable
 from typing import Any
 
+from mm_bronze.formats.built_once import built_once
 from mm_bronze.formats.fhir.model import PATTERNS, Model, TypeInfo, base64_problem, model
 
 FHIR_NS = "http://hl7.org/fhir"
@@ -186,7 +186,7 @@ def _carried(info: TypeInfo) -> frozenset[str]:
     return frozenset(n for n in names if n in info.elements)
 
 
-@functools.cache
+@built_once
 def tables(version: str) -> Tables:
     """The tables of a canonical version (built on first use)."""
     return Tables(model(version))

@@ -26,6 +26,7 @@ from typing import Any, TypeVar
 
 import msgspec
 
+from mm_bronze.formats.built_once import built_once
 from mm_bronze.formats.fhir.fast import formats
 from mm_bronze.formats.fhir.fast.primitives import FormatError
 from mm_bronze.formats.fhir.model import BUNDLE_TYPES
@@ -64,7 +65,7 @@ class Types:
         self.tags: dict[type, str] = {cls: cls.__struct_config__.tag for cls in union}
 
 
-@functools.cache
+@built_once
 def types(version: str) -> Types:
     """The types of a canonical version (built on first use: about half a second)."""
     return Types(version)

@@ -14,6 +14,7 @@ ratios hold.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import itertools
 import os
@@ -22,6 +23,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -137,6 +139,30 @@ def record_bound(
            note="no goal: more than any door could accept here")  # fmt: skip
 
 
+@contextlib.contextmanager
+def durable_ceiling(dsn: str, directory: Path) -> Iterator[str]:
+    """``benchmarks.durable_ceiling_app`` on ``dsn`` (whose schema the door has made): its URL."""
+    port = free_port()
+    app = subprocess.Popen([sys.executable, "-m", "benchmarks.durable_ceiling_app", str(port),
+                            dsn, str(directory)])  # fmt: skip
+    try:
+        url = f"http://127.0.0.1:{port}"
+        wait_http(url + "/")
+        yield url
+    finally:
+        app.terminate()
+        app.wait(30)
+
+
+def record_durable(label: str, result: LoadResult, base: LoadResult) -> None:
+    """The bounds a durable 202 sets here: the ceiling's app made durable in the simplest way
+    (``durable_ceiling_app``), without validation, against the same ceiling as the door."""
+    record(NAME, f"{label}: the bare durable app's req/s (bound: durable, no validation)",
+           result.rate(), base.rate(), "req/s", note="no goal: a bound")  # fmt: skip
+    record(NAME, f"{label}: the bare durable app's p99 latency (bound)", result.p99_ms,
+           base.p99_ms, "ms", note="no goal: a bound")  # fmt: skip
+
+
 def record_http(figure: str, result: LoadResult, base: LoadResult, goal: float) -> None:
     note = f"{result.errors} errors" if result.errors else ""
     record(NAME, f"{figure}: accepted req/s", result.rate(), base.rate(), "req/s", goal=goal,
@@ -224,13 +250,16 @@ def main() -> int:
             if not args.skip_bundle:
                 runs += [("Synthea bundle 364 KB", BUNDLE_ROUTE, bundle, c) for c in (8, 32)]
             dsn = create_database(admin_dsn)
-            with MmBronze(Path(tmp) / "http", "--http", env={"POSTGRES_DSN": dsn}) as http:
+            with (
+                MmBronze(Path(tmp) / "http", "--http", env={"POSTGRES_DSN": dsn}) as http,
+                durable_ceiling(dsn, Path(tmp) / "durable") as durable_url,
+            ):
                 for label, route, body, connections in runs:
                     print(f"\n{label} ({len(body):,} bytes, {connections} connections)")
                     # Alternate the targets and keep each one's best round: a neighbour's
                     # burst on a shared machine then hits neither figure alone.
                     warm_up(http.url + route, body)
-                    bases, results = [], []
+                    bases, results, durables = [], [], []
                     ceiling_cpu = []  # the ceiling's CPU seconds per request, per round
                     for _ in range(args.rounds):
                         cpu_before = process_cpu(ceiling.pid)
@@ -239,12 +268,17 @@ def main() -> int:
                         answered = bases[-1].requests + bases[-1].errors
                         ceiling_cpu.append((process_cpu(ceiling.pid) - cpu_before) / answered)
                         show("ceiling (bare starlette)", bases[-1])
+                        durables.append(run_wrk(durable_url + route, body,
+                                                connections=connections,
+                                                seconds=args.seconds))  # fmt: skip
+                        show("bare durable app", durables[-1], bases[-1])
                         results.append(run_wrk(http.url + route, body, connections=connections,
                                                seconds=args.seconds))  # fmt: skip
                         show("serve --http", results[-1], bases[-1])
                     base, result = best(bases), best(results)
                     record_http(f"serve --http, {label}, {connections} conn", result, base,
                                 0.6 if route == OBSERVATION_ROUTE else 0.5)  # fmt: skip
+                    record_durable(f"{label}, {connections} conn", best(durables), base)
                     if route == BUNDLE_ROUTE:
                         record_bound(label, connections, body, base, min(ceiling_cpu))
             if args.bundle_only:

@@ -119,17 +119,19 @@ def test_streamed_entries_keep_the_nesting_bound(
     body = b'{"resourceType":"Bundle","type":"collection","entry":[' + padding + entry + b"]}"
     taken: list[bool] = []
 
-    def spy(version: str, data: bytes, depth: int) -> Any:
-        facts = decider.entry_facts(data, version, depth)
-        taken.append(facts is not None)
-        return facts
+    def spy(version: str, pieces: list[bytes], depth: int) -> Any:
+        found = decider.entries_facts(pieces, version, depth)
+        taken.extend(facts is not None for facts in found)
+        return found
 
-    monkeypatch.setattr(json_validator, "_entry_facts", spy)
+    monkeypatch.setattr(json_validator, "_entries_facts", spy)
     try:
         verdict = validate(body)
     except InvalidPayload:
         verdict = None
-    monkeypatch.setattr(json_validator, "_entry_facts", lambda version, data, depth: None)
+    monkeypatch.setattr(
+        json_validator, "_entries_facts", lambda version, pieces, depth: [None] * len(pieces)
+    )
     try:
         walker = validate(body)
     except InvalidPayload:
@@ -137,6 +139,60 @@ def test_streamed_entries_keep_the_nesting_bound(
     assert verdict == walker
     assert len(taken) == 5001
     assert taken[-1] == (walker is not None and levels < 47)
+
+
+def _outcome(body: bytes, chunk: int) -> tuple[Any, ...]:
+    """The verdict of ``validate``: its metadata, or the issues it rejects with."""
+    try:
+        return ("valid", validate(body, chunk=chunk))
+    except InvalidPayload as exc:
+        return (
+            "invalid",
+            [(i.severity, i.diagnostics, i.expression, i.location) for i in exc.issues],
+        )
+
+
+@pytest.mark.parametrize("chunk", [256, 4096, 65536])
+@pytest.mark.parametrize(
+    "tail",
+    [b"]}", b"]", b', {"resource": }]}'],
+    ids=["complete", "truncated", "malformed"],
+)
+def test_streamed_entries_checked_together_keep_the_walkers_order(
+    chunk: int, tail: bytes, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Entries of a streamed Bundle are offered to the fast path a chunk's worth at a time;
+    those it does not take are walked in their place: the findings (and their locations)
+    are the walker's alone, in the same order, whether the body ends well or not."""
+    monkeypatch.setattr(json_validator, "BUFFER_LIMIT", 64)
+    good = b'{"fullUrl":"urn:uuid:%d","resource":{"resourceType":"Patient","id":"p%d"}}'
+    bad = [
+        b'{"resource":{"resourceType":"Patient","colour":"blue"}}',
+        b'{"resource":{"resourceType":"Patient","birthDate":"yesterday"}}',
+        b'{"fullUrl":"urn:uuid:3","resource":{"resourceType":"Patient"}}',  # repeats entry 3
+    ]
+    entries = [good % (n, n) for n in range(4000)]  # neither the root nor the array is a piece
+    for offset, entry in enumerate(bad):
+        entries.insert(1000 + 1000 * offset, entry)
+    entries.append(bad[1])  # still waiting with the entries before it when the body ends
+    body = b'{"resourceType":"Bundle","type":"collection","entry":[' + b",".join(entries) + tail
+    taken: list[bool] = []
+
+    def spy(version: str, pieces: list[bytes], depth: int) -> Any:
+        found = decider.entries_facts(pieces, version, depth)
+        taken.extend(facts is not None for facts in found)
+        return found
+
+    monkeypatch.setattr(json_validator, "_entries_facts", spy)
+    fast = _outcome(body, chunk)
+    monkeypatch.setattr(
+        json_validator, "_entries_facts", lambda version, pieces, depth: [None] * len(pieces)
+    )
+    assert fast == _outcome(body, chunk)
+    assert fast[0] == "invalid"
+    # Only three bad entries were walked: the other is valid alone, and its repeated fullUrl
+    # is found by the Bundle rules, which see every entry.
+    assert taken.count(False) == 3
 
 
 @pytest.mark.parametrize(

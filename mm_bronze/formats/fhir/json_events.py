@@ -95,10 +95,10 @@ class JsonWalker:
     def __init__(self, checker: StructureChecker) -> None:
         self.checker = checker
         self.tree = TreeWalker(checker)
-        # What the Bundle rules need of a Bundle entry (its bytes, nested at most so deep)
-        # if it is valid, else None, when a compiled fast path exists for the version
-        # (``fast.decider.entry_facts``).
-        self.entry_facts: Callable[[bytes, int], tuple[Any, ...] | None] | None = None
+        # What the Bundle rules need of each of consecutive Bundle entries (their bytes,
+        # nested at most so deep) if it is valid, else None, when a compiled fast path
+        # exists for the version (``fast.decider.entries_facts``).
+        self.entries_facts: Callable[[list[bytes], int], list[Any]] | None = None
         self.stack: list[_Object | _Array | _Skip] = []
         self.started = False
         self.depth = 0  # JSON nesting: objects and arrays
@@ -124,26 +124,32 @@ class JsonWalker:
         self._delegate(top, value)
         tree.repeated_keys(value, data, here, self.depth)
 
-    def fast_entry(self, data: bytes) -> bool:
-        """Take ``data`` as the next entry of the root Bundle if that is what the events so
-        far expect and the fast path finds it valid (then only the Bundle's bookkeeping is
-        left); False to have it decoded and walked as any piece."""
+    def takes_entries(self) -> bool:
+        """The events so far expect the next entry of the root Bundle, and the fast path may
+        take it (``fast_entries``)."""
         top = self.stack[-1] if self.stack else None
-        if (
-            self.entry_facts is None
+        return not (
+            self.entries_facts is None
             or not isinstance(top, _Array)
             or top.ext
             or top.element.type != "BundleEntry"
             or top.owner.node is None
             or top.owner.node is not self.checker.root
-        ):
-            return False
-        facts = self.entry_facts(data, MAX_DEPTH - self.depth)
-        if facts is None:
-            return False
+        )
+
+    def fast_entries(self, pieces: list[bytes]) -> list[tuple[Any, ...] | None]:
+        """What the fast path finds of ``pieces``, the next entries of the root Bundle
+        (``takes_entries``): for each, its facts for ``take_entry`` if it is valid, else None
+        (decode and walk it as any piece, in order, after the entries before it)."""
+        assert self.entries_facts is not None
+        return self.entries_facts(pieces, MAX_DEPTH - self.depth)
+
+    def take_entry(self, facts: tuple[Any, ...]) -> None:
+        """The next entry of the root Bundle, valid, by the facts the fast path found."""
+        top = self.stack[-1]
+        assert isinstance(top, _Array)
         top.index += 1
         self.checker.entry(*facts)
-        return True
 
     def _delegate(self, top: _Object | _Array | _Skip, value: Any) -> None:
         """Check a decoded object or array in the place ``top`` expects a value."""

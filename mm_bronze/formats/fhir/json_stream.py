@@ -6,8 +6,9 @@ and decoded by msgspec in C and checked as a tree; only the containers too large
 piece (the root, ``Bundle.entry``, a very large entry) are followed token by token, and a
 string too large to be one piece (``Binary.data``) is read through in bounded slices. So
 memory stays bounded by the piece size and time is linear in the body, whatever its shape.
-An entry of the root Bundle is first offered, as bytes, to the compiled fast path
-(``JsonWalker.fast_entry``); only what it does not accept is decoded and walked.
+The entries of the root Bundle are first offered, as bytes, to the compiled fast path,
+the consecutive ones of a chunk together (``JsonWalker.fast_entries``); only what it does not
+accept is decoded and walked, in its place.
 """
 
 from __future__ import annotations
@@ -22,6 +23,11 @@ from mm_bronze.formats.fhir.long_string import LongString
 from mm_bronze.formats.fhir.structure import MAX_DEPTH, too_deep
 
 PIECE_LIMIT = 64 * 1024
+# Consecutive entries of the root Bundle are offered to the fast path together, up to this
+# many and this size (or to the end of the chunk at hand, or to the next thing that is not
+# such an entry): their decoded Structs are held at once.
+ENTRIES_COUNT = 64
+ENTRIES_LIMIT = 16 * PIECE_LIMIT
 # Property names and numbers are tokens, never cut: longer ones are refused.
 TOKEN_LIMIT = 64 * 1024
 
@@ -55,6 +61,8 @@ class JsonSplitter:
         self.wait_for = 0  # a pending piece is retried once this many bytes are there
         self.string: LongString | None = None
         self.root_seen = False
+        self.entries: list[tuple[bytes, int]] = []  # pending entries and their positions
+        self.entries_size = 0
 
     def feed(self, chunk: bytes) -> None:
         pos = self.pos
@@ -80,6 +88,7 @@ class JsonSplitter:
             self._malformed("Input data was truncated", len(self.buf))
 
     def _malformed(self, detail: str, at: int) -> None:
+        self._flush_entries()  # what the entries before it hold is found first, as it was
         self.findings.add("fatal", "invalid", f"malformed JSON: {detail}", location=self._at(at))
 
     def _at(self, at: int) -> str:
@@ -156,9 +165,11 @@ class JsonSplitter:
                 if end is None:
                     break
                 pos = end
+        self._flush_entries()  # before the buffer moves on: their positions are in it
         self.pos = pos
 
     def _close(self) -> None:
+        self._flush_entries()
         is_object = self.open.pop()
         self.walker.send(("end_map" if is_object else "end_array", None))
         self.state = AFTER
@@ -197,29 +208,56 @@ class JsonSplitter:
                 return self._open(buf, pos)
             end = pos + int(trailing.group(1)) - 1
         except RecursionError:
-            too_deep(self.findings, "JSON", self.walker.where())
+            self._too_deep()
         self.wait_for = 0
         piece = buf[pos:end]
-        if self.root_seen and self.walker.fast_entry(piece):
-            self.state = AFTER
+        self.state = AFTER
+        if self.root_seen and self.walker.takes_entries():
+            self.entries.append((piece, pos))
+            self.entries_size += len(piece)
+            if self.entries_size >= ENTRIES_LIMIT or len(self.entries) >= ENTRIES_COUNT:
+                self._flush_entries()
             return end
+        self._flush_entries()
+        self._walk(piece, pos)
+        return end
+
+    def _walk(self, piece: bytes, pos: int) -> None:
+        """Decode the value ``piece`` (at ``pos``) and walk it in its place."""
         try:
             value = _ANY.decode(piece)
         except msgspec.DecodeError as exc:
             self._decode_error(exc, pos)
         except RecursionError:
-            too_deep(self.findings, "JSON", self.walker.where())
+            self._too_deep()
         if not self.root_seen:
             self.root_seen = True
             self.walker.root(value, piece)
         else:
             self.walker.piece(value, piece)
-        self.state = AFTER
-        return end
+
+    def _flush_entries(self) -> None:
+        """Offer the pending entries to the fast path; walk, each in its place, those it
+        does not take. Called before anything else reaches the walker, so that it sees
+        every event in the body's order."""
+        if not self.entries:
+            return
+        pending, self.entries, self.entries_size = self.entries, [], 0
+        found = self.walker.fast_entries([piece for piece, _ in pending])
+        for (piece, pos), facts in zip(pending, found, strict=True):
+            if facts is not None:
+                self.walker.take_entry(facts)
+            else:
+                self._walk(piece, pos)
+
+    def _too_deep(self) -> None:
+        self._flush_entries()
+        too_deep(self.findings, "JSON", self.walker.where())
 
     def _open(self, buf: bytes, pos: int) -> int | None:
         """Follow a value too large to be one piece: a container's tokens, or a string;
         None to wait for the rest of a long number."""
+        self._flush_entries()
         char = buf[pos]
         if char == 0x7B:  # {
             self.walker.send(("start_map", None))
@@ -237,7 +275,7 @@ class JsonSplitter:
             return None
         self.root_seen = True
         if len(self.open) > MAX_DEPTH:
-            too_deep(self.findings, "JSON", self.walker.where())
+            self._too_deep()
         return pos + 1
 
     def _long_string(self, pos: int, final: bool) -> int:
@@ -259,6 +297,7 @@ class JsonSplitter:
         return end
 
     def _too_long(self, what: str, pos: int) -> None:
+        self._flush_entries()
         self.findings.add(
             "fatal",
             "too-costly",

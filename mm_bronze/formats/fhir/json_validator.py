@@ -15,7 +15,7 @@ import msgspec
 
 from mm_bronze.formats.base import STRICT, Findings
 from mm_bronze.formats.bom import BOM, LeadingBom
-from mm_bronze.formats.fhir.fast.decider import EntryFacts, decide, entry_facts
+from mm_bronze.formats.fhir.fast.decider import EntryFacts, decide, entries_facts
 from mm_bronze.formats.fhir.json_events import JsonWalker
 from mm_bronze.formats.fhir.json_stream import JsonSplitter
 from mm_bronze.formats.fhir.json_tree import TreeWalker
@@ -73,7 +73,7 @@ class FhirJsonValidator:
         if self._splitter is None:
             canonical = canonical_version(self.version)
             if canonical is not None:
-                self._walker.entry_facts = functools.partial(_entry_facts, canonical)
+                self._walker.entries_facts = functools.partial(_entries_facts, canonical)
             self._splitter = JsonSplitter(self._walker, self.findings)
             buffered, self._buffer = b"".join(self._buffer), []
             self._splitter.feed(buffered)
@@ -114,8 +114,8 @@ class FhirJsonValidator:
         return self.findings.record(meta)
 
 
-def _entry_facts(version: str, data: bytes, depth: int) -> EntryFacts | None:
-    return entry_facts(data, version, depth)
+def _entries_facts(version: str, pieces: list[bytes], depth: int) -> list[EntryFacts | None]:
+    return entries_facts(pieces, version, depth)
 
 
 def decode_error(

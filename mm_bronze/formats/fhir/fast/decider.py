@@ -228,26 +228,40 @@ def entry_facts(data: bytes, version: str, depth: int) -> EntryFacts | None:
     """What the Bundle rules need of a valid Bundle entry ``data`` nested at most ``depth``
     levels deep, or None ("let the walker decide"). The rules that involve other entries
     are the caller's (``StructureChecker.entry``)."""
+    return entries_facts([data], version, depth)[0]
+
+
+def entries_facts(pieces: list[bytes], version: str, depth: int) -> list[EntryFacts | None]:
+    """``entry_facts`` of each of ``pieces``, entries of one Bundle, decoded and checked
+    together (as the lines of an NDJSON block): one format check and one duplicate-key
+    count for all of them, unless one fails."""
     kinds = types(version)
     with collection_paused():
-        entry = checked(kinds.entry_decoder, [data], depth)[0]
-        if entry is None or not keys_unique(data, (entry,)):
-            return None
-        resource = entry.resource
-        resource_type = version_id = None
-        if resource is not UNSET and resource is not None:
-            resource_type = kinds.tags[type(resource)]
-            meta = resource.meta
-            if meta is not UNSET and meta is not None and meta.versionId is not UNSET:
-                version_id = meta.versionId
-        return (
-            resource_type,
-            resource is not UNSET,
-            entry.request is not UNSET,
-            entry.response is not UNSET,
-            None if entry.fullUrl is UNSET else entry.fullUrl,
-            version_id,
-        )
+        entries = checked(kinds.entry_decoder, pieces, depth)
+        if None in entries or not keys_unique(pieces, entries):
+            entries = [
+                None if entry is None or not keys_unique(piece, (entry,)) else entry
+                for piece, entry in zip(pieces, entries, strict=True)
+            ]
+        return [None if entry is None else _facts(entry, kinds) for entry in entries]
+
+
+def _facts(entry: Any, kinds: Types) -> EntryFacts:
+    resource = entry.resource
+    resource_type = version_id = None
+    if resource is not UNSET and resource is not None:
+        resource_type = kinds.tags[type(resource)]
+        meta = resource.meta
+        if meta is not UNSET and meta is not None and meta.versionId is not UNSET:
+            version_id = meta.versionId
+    return (
+        resource_type,
+        resource is not UNSET,
+        entry.request is not UNSET,
+        entry.response is not UNSET,
+        None if entry.fullUrl is UNSET else entry.fullUrl,
+        version_id,
+    )
 
 
 # ``StructureChecker.entry``'s arguments: resource type, has a resource, a request, a

@@ -20,7 +20,10 @@ decoding a payload into them accepts only what the walker (``json_tree``) accept
   whose values ``__post_init__`` appends to the batches that ``fast/formats.py`` checks once
   per document;
 - ``__post_init__`` also checks that at most one element of each ``[x]`` choice group is
-  present, and one if the group is required.
+  present, and one if the group is required;
+- fields are declared in the specification's order (``"@order"``), each primitive followed by
+  its ``_name`` sibling: the order in which serializers write them, which msgspec finds
+  fastest.
 
 The output is deterministic; ``tests/formats/test_fhir_fast.py`` fails when it is stale.
 """
@@ -199,9 +202,12 @@ def _struct(type_name: str, raw: dict[str, Any], is_resource: bool, aliases: dic
     groups: dict[str, list[str]] = {}
     attrs: list[tuple[str, str | None, bool]] = []  # (attribute, choice group, required)
     checks = []
-    for name, spec in raw.items():
-        if name.startswith("@"):
-            continue
+    # Fields in the specification's order ("@order"), the order serializers write them in:
+    # msgspec looks a key up from the field after the last one found, so keys that come in
+    # field order are each found at once (alphabetical fields cost Condition lines ~40 %).
+    order = raw.get("@order") or sorted(name for name in raw if not name.startswith("@"))
+    for name in order:
+        spec = raw[name]
         element_type, card = spec[0], spec[1]
         many, required = card in "*+", card in "1+"
         choice = spec[2] if len(spec) > 2 else None

@@ -10,8 +10,9 @@ import itertools
 import json
 import re
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import msgspec
 import pytest
@@ -30,6 +31,7 @@ from tests.formats.helpers import validate
 ROOT = Path(__file__).resolve().parents[2]
 CORPUS = ROOT.parent / "shared" / "corpus"
 BOM = b"\xef\xbb\xbf"
+T = TypeVar("T")
 
 
 def _generator() -> Any:
@@ -106,6 +108,26 @@ def test_nesting_bound_is_the_walkers() -> None:
         decider.within_depth(decode, b"[" * 101 + b"]" * 101)
 
 
+def _fast_then_walker(
+    monkeypatch: pytest.MonkeyPatch, check: Callable[[], T]
+) -> tuple[T, T, list[bool]]:
+    """``check()`` with the fast path offered each streamed Bundle entry, then with every
+    entry left to the walker; and, in order, whether the fast path took each entry."""
+    taken: list[bool] = []
+
+    def spy(version: str, pieces: list[bytes], depth: int) -> Any:
+        found = decider.entries_facts(pieces, version, depth)
+        taken.extend(facts is not None for facts in found)
+        return found
+
+    monkeypatch.setattr(json_validator, "_entries_facts", spy)
+    fast = check()
+    monkeypatch.setattr(
+        json_validator, "_entries_facts", lambda version, pieces, depth: [None] * len(pieces)
+    )
+    return fast, check(), taken
+
+
 @pytest.mark.parametrize("levels", [44, 45, 46, 47, 48])
 def test_streamed_entries_keep_the_nesting_bound(
     levels: int, monkeypatch: pytest.MonkeyPatch
@@ -117,26 +139,15 @@ def test_streamed_entries_keep_the_nesting_bound(
     entry = b'{"resource":' + nested_extensions(levels) + b"}"
     padding = b'{"resource":{"resourceType":"Patient"}},' * 5000  # the root is not one piece
     body = b'{"resourceType":"Bundle","type":"collection","entry":[' + padding + entry + b"]}"
-    taken: list[bool] = []
 
-    def spy(version: str, pieces: list[bytes], depth: int) -> Any:
-        found = decider.entries_facts(pieces, version, depth)
-        taken.extend(facts is not None for facts in found)
-        return found
+    def verdict() -> dict[str, Any] | None:
+        try:
+            return validate(body)
+        except InvalidPayload:
+            return None
 
-    monkeypatch.setattr(json_validator, "_entries_facts", spy)
-    try:
-        verdict = validate(body)
-    except InvalidPayload:
-        verdict = None
-    monkeypatch.setattr(
-        json_validator, "_entries_facts", lambda version, pieces, depth: [None] * len(pieces)
-    )
-    try:
-        walker = validate(body)
-    except InvalidPayload:
-        walker = None
-    assert verdict == walker
+    fast, walker, taken = _fast_then_walker(monkeypatch, verdict)
+    assert fast == walker
     assert len(taken) == 5001
     assert taken[-1] == (walker is not None and levels < 47)
 
@@ -176,19 +187,8 @@ def test_streamed_entries_checked_together_keep_the_walkers_order(
         entries.insert(1000 + 1000 * offset, entry)
     entries.append(bad[1])  # still waiting with the entries before it when the body ends
     body = b'{"resourceType":"Bundle","type":"collection","entry":[' + b",".join(entries) + tail
-    taken: list[bool] = []
-
-    def spy(version: str, pieces: list[bytes], depth: int) -> Any:
-        found = decider.entries_facts(pieces, version, depth)
-        taken.extend(facts is not None for facts in found)
-        return found
-
-    monkeypatch.setattr(json_validator, "_entries_facts", spy)
-    fast = _outcome(body, chunk)
-    monkeypatch.setattr(
-        json_validator, "_entries_facts", lambda version, pieces, depth: [None] * len(pieces)
-    )
-    assert fast == _outcome(body, chunk)
+    fast, walker, taken = _fast_then_walker(monkeypatch, lambda: _outcome(body, chunk))
+    assert fast == walker
     assert fast[0] == "invalid"
     # Only three bad entries were walked: the other is valid alone, and its repeated fullUrl
     # is found by the Bundle rules, which see every entry.

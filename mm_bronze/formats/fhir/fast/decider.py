@@ -224,17 +224,13 @@ def collection_paused() -> Iterator[None]:
             gc.enable()
 
 
-def entry_facts(data: bytes, version: str, depth: int) -> EntryFacts | None:
-    """What the Bundle rules need of a valid Bundle entry ``data`` nested at most ``depth``
-    levels deep, or None ("let the walker decide"). The rules that involve other entries
-    are the caller's (``StructureChecker.entry``)."""
-    return entries_facts([data], version, depth)[0]
-
-
 def entries_facts(pieces: list[bytes], version: str, depth: int) -> list[EntryFacts | None]:
-    """``entry_facts`` of each of ``pieces``, entries of one Bundle, decoded and checked
-    together (as the lines of an NDJSON block): one format check and one duplicate-key
-    count for all of them, unless one fails."""
+    """For each of ``pieces``, consecutive entries of one Bundle nested at most ``depth``
+    levels deep: what the Bundle rules need of it if it is valid, or None ("let the walker
+    decide"). The rules that involve other entries are the caller's
+    (``StructureChecker.entry``). The pieces are decoded and checked together, as the lines
+    of an NDJSON block: one format check and one duplicate-key count for all of them, unless
+    one fails."""
     kinds = types(version)
     with collection_paused():
         entries = checked(kinds.entry_decoder, pieces, depth)

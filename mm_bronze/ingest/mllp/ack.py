@@ -17,7 +17,7 @@ import functools
 import re
 import uuid
 
-from mm_bronze.ingest.mllp.header import Hl7Header
+from mm_bronze.ingest.mllp.header import CACHED_BYTES, Hl7Header
 
 MSA_TEXT_LIMIT = 80  # MSA-3 is an ST of 80 characters
 
@@ -184,9 +184,6 @@ def build_ack(
     return b"".join([head, stamp, middle, ack_id, tail, _safe(header.control_id), b"\r"])
 
 
-# A sender's header fields larger than this together are not cached: a hostile sender
-# could otherwise pin up to 256 large headers in memory.
-CACHED_BYTES = 1024
 ACK_FIELDS = (9, 11, 12, 15, 16, 18)  # the MSH fields an ACK without ERR depends on, and 3-6
 # Marks for the time and the control id in a cached ACK: no echoed field can hold them (CR
 # and VT are removed from every echoed field), so each is found exactly once.

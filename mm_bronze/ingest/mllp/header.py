@@ -256,7 +256,9 @@ def _subtype(message_type: bytes, trigger_event: bytes, batch: bool) -> str:
     return path_safe(kind.lower())
 
 
-CACHED_BYTES = 1024  # header fields larger than this together are not cached
+# A sender's header fields larger than this together are not cached (here and in the ACK's
+# cache): a hostile sender could otherwise pin up to 256 large headers in memory.
+CACHED_BYTES = 1024
 
 
 @functools.lru_cache(maxsize=256)

@@ -204,7 +204,8 @@ def _struct(type_name: str, raw: dict[str, Any], is_resource: bool, aliases: dic
     checks = []
     # Fields in the specification's order ("@order"), the order serializers write them in:
     # msgspec looks a key up from the field after the last one found, so keys that come in
-    # field order are each found at once (alphabetical fields cost Condition lines ~40 %).
+    # field order are each found at once (6-9 % less CPU than alphabetical fields to validate
+    # and hash a Synthea bundle).
     order = raw.get("@order") or sorted(name for name in raw if not name.startswith("@"))
     for name in order:
         spec = raw[name]

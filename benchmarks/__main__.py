@@ -32,6 +32,7 @@ import httpx
 import msgspec
 import psycopg
 
+from benchmarks.cpu_meter import tree_cpu
 from benchmarks.loadgen import MARKER, LoadResult, run_wrk
 from benchmarks.summary import record
 from mm_bronze import formats
@@ -114,12 +115,6 @@ def warm_up(url: str, body: bytes, requests: int = 8) -> None:
 
     with ThreadPoolExecutor(at_once) as pool:
         list(pool.map(post, range(max(requests, 2 * at_once))))
-
-
-def process_cpu(pid: int) -> float:
-    """CPU seconds (user + system) process ``pid`` has used so far (Linux)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def record_bound(
@@ -262,11 +257,11 @@ def main() -> int:
                     bases, results, durables = [], [], []
                     ceiling_cpu = []  # the ceiling's CPU seconds per request, per round
                     for _ in range(args.rounds):
-                        cpu_before = process_cpu(ceiling.pid)
+                        cpu_before = tree_cpu(ceiling.pid)
                         bases.append(run_wrk(ceiling_url + route, body, connections=connections,
                                              seconds=args.seconds))  # fmt: skip
                         answered = bases[-1].requests + bases[-1].errors
-                        ceiling_cpu.append((process_cpu(ceiling.pid) - cpu_before) / answered)
+                        ceiling_cpu.append((tree_cpu(ceiling.pid) - cpu_before) / answered)
                         show("ceiling (bare starlette)", bases[-1])
                         durables.append(run_wrk(durable_url + route, body,
                                                 connections=connections,

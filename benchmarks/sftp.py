@@ -18,7 +18,7 @@ every byte and make it durable before the close is answered can reach here. For 
 with consumers, two more runs share a bus with ``serve --consumers`` running in a process of
 its own: the same door (``serve --sftp``), and the bound, the bare server committing each
 file's event (the door's, inline payload) to the bus before answering its close. Each
-server's CPU time (its process and its children; the consumers apart are not counted) per GB
+server's CPU time (its process and its descendants; the consumers apart are not counted) per GB
 and per small file is printed too: on a shared machine it is steadier than the rates.
 
 Every server runs ``--rounds`` times (2), one round after another; each figure is the
@@ -45,6 +45,7 @@ from pathlib import Path
 
 import asyncssh
 
+from benchmarks.cpu_meter import tree_cpu
 from benchmarks.summary import record
 from tests.services.mm_bronze import MmBronze, free_port
 from tests.services.postgres import create_database, outside_pytest_tmp, postgres_server
@@ -154,22 +155,6 @@ class Result:
     small_cpu_ms: float = 0.0  # CPU milliseconds of the server per small file
 
 
-def cpu_seconds(pid: int) -> float:
-    """User and system CPU time of ``pid`` (every thread) and of its live children."""
-    total = 0.0
-    tick = os.sysconf("SC_CLK_TCK")
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if entry.name == str(pid) or fields[1] == str(pid):  # fields[1] is the parent pid
-            total += (int(fields[11]) + int(fields[12])) / tick
-    return total
-
-
 class PeakRss:
     """Samples a process's resident memory (VmRSS) until stopped; keeps the peak."""
 
@@ -246,17 +231,17 @@ def measure(
     os.sync()
     with PeakRss(pid) as rss:
         if large is not None:
-            cpu = cpu_seconds(pid)
+            cpu = tree_cpu(pid)
             seconds = sftp_batch(port, user, key, [f"put {large} /large.bin"], work)
             large_mb_s = large.stat().st_size / MB / seconds
-            large_cpu = (cpu_seconds(pid) - cpu) / (large.stat().st_size / 1000 / MB)
+            large_cpu = (tree_cpu(pid) - cpu) / (large.stat().st_size / 1000 / MB)
     if small_dir is None:
         return Result(name, large_mb_s, 0.0, rss.peak_kb / 1024, large_cpu)
     small = sorted(small_dir.iterdir())
     os.sync()
-    cpu = cpu_seconds(pid)
+    cpu = tree_cpu(pid)
     seconds = sftp_batch(port, user, key, [f"put {p} /{p.name}" for p in small], work)
-    small_cpu = (cpu_seconds(pid) - cpu) * 1000 / len(small)
+    small_cpu = (tree_cpu(pid) - cpu) * 1000 / len(small)
     return Result(name, large_mb_s, len(small) / seconds, rss.peak_kb / 1024, large_cpu, small_cpu)
 
 

@@ -40,7 +40,7 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 START, END = b"\x0b", b"\x1c\r"
@@ -90,7 +90,11 @@ def wait_port(port: int, proc: subprocess.Popen[bytes], timeout: float = 120) ->
     raise TimeoutError(f"nothing listening on {port}")
 
 
-async def _echo_main(port: int) -> None:
+async def _serve_echo(
+    port: int, before_ack: Callable[[bytes], Awaitable[None]] | None = None
+) -> None:
+    """Read frames with the door's ``FrameReader`` and answer each with a fixed ACK, after
+    ``before_ack(message)`` when given."""
     from mm_bronze.ingest.mllp.framing import FrameReader, frame
 
     reply = frame(ECHO_ACK)
@@ -98,7 +102,9 @@ async def _echo_main(port: int) -> None:
     async def connection(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         frames = FrameReader(reader, max_frame_bytes=16 * 1024 * 1024, idle_timeout=300)
         try:
-            while await frames.read_frame() is not None:
+            while (message := await frames.read_frame()) is not None:
+                if before_ack is not None:
+                    await before_ack(message)
                 writer.write(reply)
                 await writer.drain()
         except ConnectionError:
@@ -115,15 +121,12 @@ def run_echo_server(port: int) -> None:
     """The baseline: MLLP framing and a fixed ACK, nothing else."""
     from mm_bronze.runtime import run
 
-    run(_echo_main(port))
+    run(_serve_echo(port))
 
 
 async def _durable_echo_main(port: int, dsn: str) -> None:
     import psycopg
 
-    from mm_bronze.ingest.mllp.framing import FrameReader, frame
-
-    reply = frame(ECHO_ACK)
     padding = os.urandom(512)  # about what an event adds to its message
     insert = "INSERT INTO public.bench_durable_echo (topic, key, value) VALUES (%s, %s, %s)"
     # One database connection, opened once, shared by the (sequential) senders.
@@ -132,22 +135,11 @@ async def _durable_echo_main(port: int, dsn: str) -> None:
     await db.execute("CREATE TABLE public.bench_durable_echo (LIKE bus.messages INCLUDING ALL)")
     lock = asyncio.Lock()
 
-    async def connection(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        frames = FrameReader(reader, max_frame_bytes=16 * 1024 * 1024, idle_timeout=300)
-        try:
-            while (message := await frames.read_frame()) is not None:
-                async with lock:
-                    await db.execute(insert, ("bench", b"k", message + padding), prepare=True)
-                writer.write(reply)
-                await writer.drain()
-        except ConnectionError:
-            pass
-        finally:
-            writer.close()
+    async def commit(message: bytes) -> None:
+        async with lock:
+            await db.execute(insert, ("bench", b"k", message + padding), prepare=True)
 
-    server = await asyncio.start_server(connection, "127.0.0.1", port)
-    async with server:
-        await server.serve_forever()
+    await _serve_echo(port, commit)
 
 
 def run_durable_echo_server(port: int, dsn: str) -> None:

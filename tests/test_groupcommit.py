@@ -144,7 +144,7 @@ async def test_a_cancelled_waiting_caller_still_gets_its_batch_flushed() -> None
     await asyncio.sleep(0.01)
     later = [asyncio.create_task(committer.submit(n)) for n in range(1, 5)]
     await asyncio.sleep(0.01)
-    later[0].cancel()  # the caller that would have led the next flush
+    later[0].cancel()  # the first caller waiting for the next flush
     await asyncio.sleep(0.01)
     recorder.gate.set()
     await first

@@ -243,6 +243,39 @@ def test_a_required_choice_group_takes_exactly_one_member(members: tuple[str, ..
     assert (walker_verdict(body) is not None) == (len(members) == 1)
 
 
+# A value of each checked format that the walker accepts, and one it refuses.
+FORMAT_VALUES: dict[str, tuple[Any, Any]] = {
+    "Base64Binary": ("AAAA", "A*AA"),
+    "Canonical": ("http://x/y", "http://x y"),
+    "Code": ("a b", "a  b"),
+    "Date": ("2020-02", "2020-13"),
+    "DateTime": ("2020-01-01T00:00:00+01:00", "2020-01-01T24:00:00Z"),
+    "Decimal": (1.5, "1.5"),
+    "Instant": ("2020-01-01T00:00:00Z", "2020-01-01"),
+    "Integer64": ("-12", "012"),
+    "Oid": ("urn:oid:1.2.3", "urn:oid:1.02"),
+    "Time": ("23:59:60", "24:00:00"),
+    "Uri": ("urn:x", "a b"),
+    "Url": ("http://x", "http://x\n"),
+    "Uuid": ("urn:uuid:c757873d-ec9a-4326-a141-556f43239520", "urn:uuid:xyz"),
+}
+
+
+@pytest.mark.parametrize("version", ["R4", "R4B", "R5"])
+def test_each_formatted_extension_value_is_checked(version: str) -> None:
+    """Extension.value[x] looks at its members only when one of a checked format is set."""
+    fields = decider.types(version).module.Extension.__struct_encode_fields__
+    members = [name for name in fields if name.removeprefix("value") in FORMAT_VALUES]
+    assert len(members) >= 12
+    for name in members:
+        good, bad = FORMAT_VALUES[name.removeprefix("value")]
+        for value, valid in ((good, True), (bad, False)):
+            extension = {"url": "http://x", name: value}
+            body = json.dumps({"resourceType": "Patient", "extension": [extension]}).encode()
+            assert (fast_verdict(body, version) is not None) == valid, (name, value)
+            assert (walker_verdict(body, version) is not None) == valid, (name, value)
+
+
 # --- verdicts ------------------------------------------------------------------------------
 
 

@@ -117,8 +117,14 @@ def _batch_id(values: list[str]) -> bool:
     )
 
 
-def _batch_pattern(pattern: re.Pattern[str]) -> Callable[[list[str]], bool]:
+def _batch_pattern(
+    pattern: re.Pattern[str], common: re.Pattern[str] | None = None
+) -> Callable[[list[str]], bool]:
+    """One ``fullmatch`` of the values joined by ``SEPARATOR``; each value is first tried
+    against ``common``, a form of the format that matches nothing the pattern refuses."""
     source = f"(?:{pattern.pattern})"
+    if common is not None:
+        source = f"(?:{common.pattern}|{pattern.pattern})"
     batch = re.compile(f"{source}(?:{re.escape(SEPARATOR)}{source})*").fullmatch
 
     def check(values: list[str]) -> bool:
@@ -141,12 +147,20 @@ def _batch_raw(match: Callable[[bytes], object]) -> Callable[[list[bytes]], bool
     return check
 
 
+# A dateTime is most often a full instant (date, time and zone): sre matches the flat
+# instant pattern in about 60 % of the time it takes over the dateTime pattern's nested
+# optional groups (Synthea NDJSON's dateTimes: 185 µs against 296).
+COMMON: dict[str, Callable[[str], object]] = {"dateTime": _p.instant}
+
 BATCH: dict[str, Callable[[list[str]], bool]] = {
     "code": _batch_code,
     "uri": _batch_uri,
     "id": _batch_id,
     **{
-        name: _batch_pattern(match.__self__)  # type: ignore[attr-defined]
+        name: _batch_pattern(
+            match.__self__,  # type: ignore[attr-defined]
+            getattr(COMMON.get(name), "__self__", None),
+        )
         for name, match in MATCHERS.items()
     },
     "decimal": _batch_raw(_decimal),  # type: ignore[dict-item]

@@ -33,6 +33,7 @@ from asyncssh import (
 )
 
 from mm_bronze.errors import PayloadTooLarge, Unavailable
+from mm_bronze.ingest.sftp.jail import resolves_inside
 from mm_bronze.ingest.sftp.spool import Spool, UploadRefused
 from mm_bronze.ingest.sftp.tree import count_directories
 from mm_bronze.ingest.sftp.upload import Session, Upload
@@ -64,7 +65,8 @@ class JailedSFTPServer(asyncssh.SFTPServer):
         self._spool = spool
         self._user = user
         self._home = spool.home(user.name).resolve()
-        super().__init__(chan, chroot=os.fsencode(self._home))
+        self._home_path = os.fsencode(self._home)
+        super().__init__(chan, chroot=self._home_path)
         conn = chan.get_connection()
         peer = conn.get_extra_info("peername")
         self._session = Session(
@@ -84,9 +86,7 @@ class JailedSFTPServer(asyncssh.SFTPServer):
         if b".." in path.split(b"/")[:-1]:  # a final '..' is a directory entry, clamped below
             raise SFTPPermissionDenied("'..' is not allowed in paths")
         local = super().map_path(path)
-        real = os.path.realpath(local)
-        home = os.fsencode(self._home)
-        if real != home and not real.startswith(home + b"/"):
+        if not resolves_inside(self._home_path, local):
             raise SFTPPermissionDenied("path is outside your directory")
         return local
 

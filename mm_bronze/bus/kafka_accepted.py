@@ -3,8 +3,8 @@
 The event is durable once Kafka acknowledged it (acks=all). Its "accepted" entry in the
 status history is then group committed, one statement per group: a multi-row ``INSERT``
 from an array (a plain single-row one for a group of one), in autocommit, so a group pays
-one round trip and no ``BEGIN``/``COMMIT``. The entry is informational: when it cannot be
-written, that is logged and the acknowledgement stands.
+one round trip and no ``BEGIN``/``COMMIT``, on one connection kept for the flushes. The entry
+is informational: when it cannot be written, that is logged and the acknowledgement stands.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool
 
 from mm_bronze.groupcommit import GroupCommitter
+from mm_bronze.metadata.held_connection import HeldConnection
 from mm_bronze.metadata.records import ACCEPTED_MANY, ACCEPTED_ONE
 
 log = structlog.get_logger(__name__)
@@ -24,17 +25,14 @@ log = structlog.get_logger(__name__)
 Publish = Callable[[str, bytes, bytes], Awaitable[None]]
 
 
-async def log_accepted(
-    pool: AsyncConnectionPool[AsyncConnection], submissions: Sequence[UUID]
-) -> None:
+async def log_accepted(connection: HeldConnection, submissions: Sequence[UUID]) -> None:
     """Record ``submissions`` as accepted, in order, in one autocommitted statement."""
     if not submissions:
         return
-    async with pool.connection() as conn:
-        if len(submissions) == 1:
-            await conn.execute(ACCEPTED_ONE, (submissions[0],))
-        else:
-            await conn.execute(ACCEPTED_MANY, (list(submissions),))
+    if len(submissions) == 1:
+        await connection.execute(ACCEPTED_ONE, (submissions[0],))
+    else:
+        await connection.execute(ACCEPTED_MANY, (list(submissions),))
 
 
 class AcceptedPublisher:
@@ -42,9 +40,10 @@ class AcceptedPublisher:
 
     def __init__(self, publish: Publish, pool: AsyncConnectionPool[AsyncConnection]) -> None:
         self._publish = publish
+        connection = self._connection = HeldConnection(pool)  # one flush at a time
 
         async def flush(submissions: list[UUID]) -> None:
-            await log_accepted(pool, submissions)
+            await log_accepted(connection, submissions)
 
         self._status_log: GroupCommitter[UUID] = GroupCommitter(flush)
 
@@ -53,6 +52,7 @@ class AcceptedPublisher:
 
     async def close(self) -> None:
         await self._status_log.close()
+        await self._connection.close()
 
     async def publish(self, topic: str, key: bytes, value: bytes, submission: str) -> None:
         """Return once Kafka holds the event; then log ``submission`` as accepted."""

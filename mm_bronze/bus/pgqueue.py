@@ -24,6 +24,7 @@ from psycopg_pool import AsyncConnectionPool
 from mm_bronze.bus.base import BusCounts, Message
 from mm_bronze.errors import BusUnavailable
 from mm_bronze.groupcommit import GroupCommitter
+from mm_bronze.metadata.held_connection import HeldConnection
 from mm_bronze.metadata.records import ACCEPTED_MANY, ACCEPTED_ONE
 
 log = structlog.get_logger(__name__)
@@ -113,6 +114,10 @@ class PgQueueBus:
         self._lease = lease_seconds
         self._poll = poll_interval
         self._publisher: GroupCommitter[_Publish] = GroupCommitter(self._insert)
+        # The group commit's one flush at a time runs on one connection, kept: a bounded
+        # wait when it must take one, so that a sender waiting on an outage gets a 503 it can
+        # retry on, instead of hanging.
+        self._publishing = HeldConnection(pool, PUBLISH_TIMEOUT)
 
     async def open(self) -> None:
         try:
@@ -125,6 +130,7 @@ class PgQueueBus:
 
     async def close(self) -> None:
         await self._publisher.close()
+        await self._publishing.close()
 
     async def publish(self, topic: str, key: bytes, value: bytes) -> None:
         await self._submit((topic, key, value, None))
@@ -153,23 +159,20 @@ class PgQueueBus:
             values.append(value)
             if submission is not None:
                 submissions.append(submission)
-        # A bounded wait for a connection: a sender waiting on an outage gets a 503 it can
-        # retry on, instead of hanging. The pool's connections autocommit: the one statement
-        # is the transaction, committed when execute returns.
-        async with self._pool.connection(timeout=PUBLISH_TIMEOUT) as conn:
-            if submissions:
-                await conn.execute(_PUBLISH_ACCEPTED, (topics, keys, values, submissions))
-            else:
-                await conn.execute(_PUBLISH, (topics, keys, values))
+        # The pool's connections autocommit: the one statement is the transaction, committed
+        # when execute returns.
+        if submissions:
+            await self._publishing.execute(_PUBLISH_ACCEPTED, (topics, keys, values, submissions))
+        else:
+            await self._publishing.execute(_PUBLISH, (topics, keys, values))
 
     async def _insert_one(
         self, topic: str, key: bytes, value: bytes, submission: UUID | None
     ) -> None:
-        async with self._pool.connection(timeout=PUBLISH_TIMEOUT) as conn:
-            if submission is not None:
-                await conn.execute(_PUBLISH_ONE_ACCEPTED, (topic, key, value, submission))
-            else:
-                await conn.execute(_PUBLISH_ONE, (topic, key, value))
+        if submission is not None:
+            await self._publishing.execute(_PUBLISH_ONE_ACCEPTED, (topic, key, value, submission))
+        else:
+            await self._publishing.execute(_PUBLISH_ONE, (topic, key, value))
 
     async def consumer(self, topic: str, group: str) -> PgQueueConsumer:
         return PgQueueConsumer(self._pool, topic, lease=self._lease, poll=self._poll)

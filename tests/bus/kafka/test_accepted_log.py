@@ -9,6 +9,7 @@ from pathlib import Path
 
 from mm_bronze.bus.kafka_accepted import AcceptedPublisher, log_accepted
 from mm_bronze.metadata import Database
+from mm_bronze.metadata.held_connection import HeldConnection
 
 _HISTORY = "SELECT object_id, status, message FROM ingestion.ingestion_log ORDER BY log_id"
 
@@ -16,9 +17,11 @@ _HISTORY = "SELECT object_id, status, message FROM ingestion.ingestion_log ORDER
 async def test_groups_of_one_and_many_are_logged_in_order(dsn: str, tmp_path: Path) -> None:
     async with Database(dsn, tmp_path) as db:
         lone, *group = [uuid.uuid4() for _ in range(4)]
-        await log_accepted(db.pool, [lone])
-        await log_accepted(db.pool, group)
-        await log_accepted(db.pool, [])
+        connection = HeldConnection(db.pool)
+        await log_accepted(connection, [lone])
+        await log_accepted(connection, group)
+        await log_accepted(connection, [])
+        await connection.close()
         async with db.pool.connection() as conn:
             rows = await (await conn.execute(_HISTORY)).fetchall()
         assert rows == [(u, "accepted", None) for u in [lone, *group]]

@@ -16,14 +16,12 @@ import errno
 import os
 import uuid
 from collections.abc import Iterable, Iterator
-from typing import Any
 
 # Linux: a file opened with O_TMPFILE is named through its /proc/self/fd link.
 _CAN_LINK_UNNAMED = hasattr(os, "O_TMPFILE") and os.path.isdir("/proc/self/fd")
 # What open(O_TMPFILE) fails with where a filesystem (or kernel) has no unnamed files.
 _NO_UNNAMED_FILES = frozenset({errno.EOPNOTSUPP, errno.EISDIR, errno.EINVAL})
 _MODE = 0o666  # before the umask, as open() would
-FILES_AT_ONCE = 128  # files of ``write_many_new`` open together (a bound on descriptors)
 
 
 def write_new(path: str, chunks: Iterator[bytes], sync_directory: bool = True) -> bool:
@@ -39,75 +37,6 @@ def write_new(path: str, chunks: Iterator[bytes], sync_directory: bool = True) -
     if written and sync_directory:
         fsync_directory(directory)
     return written
-
-
-def write_many_new(items: list[tuple[str, bytes]]) -> list[bool | BaseException]:
-    """``write_new`` of each (path, data), the directories left to the caller to sync, with
-    the syncs of the files together: up to ``FILES_AT_ONCE`` are written to unnamed files,
-    then each is synced, then each is named. A name appears only once its bytes are durable,
-    as with ``write_new``; but the files enter the filesystem's journal together, so one
-    journal commit can carry them all, instead of a sync per file waiting for commits of its
-    own beside every other writer of the disk (PostgreSQL's among them).
-
-    The outcome of each item: True when written, False when its path exists, or the error
-    that stopped it (the others go on)."""
-    if not _CAN_LINK_UNNAMED:
-        return [_outcome(write_new, path, iter((data,)), False) for path, data in items]
-    outcomes: list[bool | BaseException] = []
-    for start in range(0, len(items), FILES_AT_ONCE):
-        outcomes.extend(_write_group(items[start : start + FILES_AT_ONCE]))
-    return outcomes
-
-
-def _write_group(items: list[tuple[str, bytes]]) -> list[bool | BaseException]:
-    outcomes: list[bool | BaseException] = [False] * len(items)
-    open_files: list[tuple[int, int, str]] = []  # (item, fd, path)
-    try:
-        for index, (path, data) in enumerate(items):
-            path = os.path.abspath(path)
-            if os.path.exists(path):
-                continue
-            try:
-                fd = _open_unnamed(os.path.dirname(path))
-            except OSError as exc:
-                if exc.errno in _NO_UNNAMED_FILES:  # this directory's filesystem has none
-                    outcomes[index] = _outcome(write_new, path, iter((data,)), False)
-                else:
-                    outcomes[index] = exc
-                continue
-            open_files.append((index, fd, path))
-            try:
-                _write_all(fd, iter((data,)))
-            except OSError as exc:
-                outcomes[index] = exc
-        synced = []
-        for index, fd, path in open_files:
-            if isinstance(outcomes[index], BaseException):
-                continue
-            try:
-                os.fsync(fd)
-                synced.append((index, fd, path))
-            except OSError as exc:
-                outcomes[index] = exc
-        for index, fd, path in synced:
-            try:
-                os.link(f"/proc/self/fd/{fd}", path, src_dir_fd=fd, follow_symlinks=True)
-                outcomes[index] = True
-            except FileExistsError:
-                outcomes[index] = False
-            except OSError as exc:
-                outcomes[index] = exc
-    finally:
-        for _index, fd, _path in open_files:
-            os.close(fd)
-    return outcomes
-
-
-def _outcome(write: Any, *args: Any) -> bool | BaseException:
-    try:
-        return bool(write(*args))
-    except OSError as exc:
-        return exc
 
 
 def link_new(source: str, path: str, sync_directory: bool = True) -> bool:

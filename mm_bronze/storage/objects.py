@@ -24,13 +24,7 @@ from fsspec.implementations.local import LocalFileSystem
 
 from mm_bronze.errors import ConfigError, StorageUnavailable
 from mm_bronze.storage.compression import Codec, codec_for, decode
-from mm_bronze.storage.local import (
-    fsync_directories,
-    link_new,
-    make_directories,
-    write_many_new,
-    write_new,
-)
+from mm_bronze.storage.local import fsync_directories, link_new, make_directories, write_new
 from mm_bronze.storage.local import fsync_directory as fsync_directory  # for other modules
 
 log = structlog.get_logger(__name__)
@@ -172,10 +166,9 @@ class ObjectStore:
     async def put_many_bytes(
         self, items: Sequence[tuple[str, bytes]], *, sync_directory: bool = True
     ) -> list[bool]:
-        """``put_bytes`` for every (key, data), with one hand-off from the event loop for all
-        of them: local files written, then synced, together (``local.write_many_new``), other
-        stores' objects concurrently on the store's threads. Returns once every write has
-        ended; raises the first error (``StorageUnavailable`` for a transient one)."""
+        """``put_bytes`` for every (key, data), concurrently on the store's threads, with one
+        hand-off from the event loop for all of them. Returns once every write has ended;
+        raises the first error (``StorageUnavailable`` for a transient one)."""
         paths = [(self.path(key), data) for key, data in items]
         return await self._run(self._put_many, paths, sync_directory)
 
@@ -279,8 +272,6 @@ class ObjectStore:
     def _put_many(self, items: list[tuple[str, bytes]], sync_directory: bool) -> list[bool]:
         if self._fanout is None:
             raise RuntimeError("ObjectStore is not open")
-        if self.is_local:
-            return self._put_many_local(items, sync_directory)
         # One task per thread, not per object: a future costs its own lock, condition and
         # wakeup, several times the CPU of a small local write's Python side.
         chunks = [items[n::IO_THREADS] for n in range(min(IO_THREADS, len(items)))]
@@ -295,18 +286,6 @@ class ObjectStore:
                 raise outcome
             written.append(outcome)
         if sync_directory and self.is_local:
-            fsync_directories(sorted({os.path.dirname(path) for path, _ in items}))
-        return written
-
-    def _put_many_local(self, items: list[tuple[str, bytes]], sync_directory: bool) -> list[bool]:
-        encode = self.codec.encode_bytes
-        outcomes = write_many_new([(path, encode(data)) for path, data in items])
-        written = []
-        for outcome in outcomes:  # every write has ended before anything is raised
-            if isinstance(outcome, BaseException):
-                raise outcome
-            written.append(outcome)
-        if sync_directory:
             fsync_directories(sorted({os.path.dirname(path) for path, _ in items}))
         return written
 

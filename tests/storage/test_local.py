@@ -75,34 +75,6 @@ def test_many_concurrent_writers_in_one_directory(mode: str, tmp_path: Path) -> 
     assert all(Path(p).read_bytes() == p.encode() for p in paths)
 
 
-def open_descriptors() -> int:
-    return len(os.listdir("/proc/self/fd"))
-
-
-def test_many_written_together(mode: str, tmp_path: Path) -> None:
-    """More files than are open at once, in two directories (one new), one name taken and
-    one directory blocked by a file: each item has its own outcome, the others are written
-    whole, and no descriptor is left open."""
-    (tmp_path / "a").mkdir()
-    (tmp_path / "a" / "7").write_bytes(b"already there")
-    (tmp_path / "blocked").write_bytes(b"a file")
-    count = local.FILES_AT_ONCE * 2 + 5
-    items = [
-        (str(tmp_path / ("a" if n % 2 else "b") / str(n)), b"object %d" % n) for n in range(count)
-    ]
-    items[9] = (str(tmp_path / "blocked" / "9"), b"cannot be")
-    before = open_descriptors()
-    outcomes = local.write_many_new(items)
-    assert open_descriptors() == before
-    assert isinstance(outcomes[9], OSError)  # which one depends on the way of writing
-    assert outcomes[7] is False and (tmp_path / "a" / "7").read_bytes() == b"already there"
-    for n, (path, data) in enumerate(items):
-        if n not in (7, 9):
-            assert outcomes[n] is True
-            assert Path(path).read_bytes() == data
-    assert len(entries(tmp_path / "a")) + len(entries(tmp_path / "b")) == count - 1
-
-
 def test_link_new_names_a_file_without_copying(tmp_path: Path) -> None:
     source = tmp_path / "staged"
     source.write_bytes(b"staged bytes")

@@ -11,8 +11,8 @@ from mm_bronze.formats.fhir import json_validator
 from mm_bronze.formats.fhir.fast.decider import (
     collection_paused,
     decode_lines,
-    keys_unique,
     resource_types,
+    without_repeated_keys,
 )
 from mm_bronze.formats.fhir.json_validator import FhirJsonValidator, checker_for
 from mm_bronze.formats.fhir.model import canonical_version
@@ -113,17 +113,8 @@ class FhirNdjsonValidator:
                 self._slow_line(line)
             return
         with collection_paused():
-            documents = decode_lines(lines, self._fast)
-            if None not in documents and keys_unique(lines, documents):
-                kinds = resource_types(documents, self._fast)
-            else:
-                kinds = resource_types(
-                    [
-                        None if document is None or not keys_unique(line, (document,)) else document
-                        for line, document in zip(lines, documents, strict=True)
-                    ],
-                    self._fast,
-                )
+            documents = without_repeated_keys(lines, decode_lines(lines, self._fast))
+            kinds = resource_types(documents, self._fast)
             del documents
         counts = self._types
         if None not in kinds:

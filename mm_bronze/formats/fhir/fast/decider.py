@@ -233,12 +233,7 @@ def entries_facts(pieces: list[bytes], version: str, depth: int) -> list[EntryFa
     one fails."""
     kinds = types(version)
     with collection_paused():
-        entries = checked(kinds.entry_decoder, pieces, depth)
-        if None in entries or not keys_unique(pieces, entries):
-            entries = [
-                None if entry is None or not keys_unique(piece, (entry,)) else entry
-                for piece, entry in zip(pieces, entries, strict=True)
-            ]
+        entries = without_repeated_keys(pieces, checked(kinds.entry_decoder, pieces, depth))
         return [None if entry is None else _facts(entry, kinds) for entry in entries]
 
 
@@ -263,6 +258,18 @@ def _facts(entry: Any, kinds: Types) -> EntryFacts:
 # ``StructureChecker.entry``'s arguments: resource type, has a resource, a request, a
 # response; fullUrl; meta.versionId of the resource.
 EntryFacts = tuple[str | None, bool, bool, bool, str | None, str | None]
+
+
+def without_repeated_keys(pieces: list[bytes], documents: list[Any | None]) -> list[Any | None]:
+    """``documents``, what ``pieces`` decoded to (None where they did not), with None in
+    place of each whose piece repeats a key: one count for them all (``keys_unique``), and
+    only if it fails one per piece, to find those at fault."""
+    if None not in documents and keys_unique(pieces, documents):
+        return documents
+    return [
+        None if document is None or not keys_unique(piece, (document,)) else document
+        for piece, document in zip(pieces, documents, strict=True)
+    ]
 
 
 def keys_unique(data: bytes | list[bytes], documents: Iterable[Any]) -> bool:

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from mm_bronze import formats
 from mm_bronze.errors import InvalidPayload
 from mm_bronze.formats.fhir import json_validator, ndjson_validator
 from tests.formats.helpers import validate
@@ -179,3 +182,27 @@ def test_decimals_are_json_numbers(value: bytes, valid: bool) -> None:
     else:
         with pytest.raises(InvalidPayload, match=r"line 1: Quantity\.value must be a JSON number"):
             validate(ndjson(line), content_type="ndjson")
+
+
+@settings(max_examples=200, deadline=None)
+@given(cuts=st.lists(st.integers(min_value=0, max_value=400), max_size=12))
+def test_where_the_chunks_end_changes_nothing(cuts: list[int]) -> None:
+    """Lines split at any bytes (newlines, CRLF, blank lines, a line that fails) give the
+    findings and figures of the whole body fed at once."""
+    bad = b'{"resourceType": "Patient", "birthDate": "x"}'
+    body = ndjson(PATIENT, CONDITION, b"", bad) + PATIENT + b"\r\n\n" + CONDITION
+    whole = formats.validator_for("fhir", "ndjson", version="R4", level="lenient")
+    whole.feed(body)
+    expected = whole.finish()
+    validator = formats.validator_for("fhir", "ndjson", version="R4", level="lenient")
+    start = 0
+    for cut in [*sorted({min(cut, len(body)) for cut in cuts}), len(body)]:
+        validator.feed(body[start:cut])
+        start = cut
+    assert validator.finish() == expected
+    assert expected["resource_count"] == 5
+    assert [finding["location"] for finding in expected["findings"]] == [
+        "line 3",
+        "line 4",
+        "line 6",
+    ]

@@ -70,15 +70,13 @@ class FhirNdjsonValidator:
             head = b"".join(self._held)
             self._held = []
             self._held_size = 0
-        if chunk.rfind(b"\n") >= start:
-            lines, rest = _lines_of(chunk, start)
+        lines, rest = _lines_of(chunk, start)
+        if lines:  # there are lines whenever a held line (``head``) ends here
             if head:
                 lines[0] = head + lines[0]
             self._gather(lines)
-            if rest:
-                self._hold(rest)
-        elif start < len(chunk):
-            self._hold(chunk[start:])
+        if rest:
+            self._hold(rest)
 
     def _hold(self, piece: bytes) -> None:
         """Keep the start of a line until it ends, or stream it once it is too long."""

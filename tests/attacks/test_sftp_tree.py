@@ -4,6 +4,7 @@ that survives whatever a user left in their home."""
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import os
 import time
 from collections.abc import Iterator
@@ -15,7 +16,7 @@ import httpx
 import pytest
 
 from tests.attacks.helpers import sftp_session
-from tests.ingest.sftp.helpers import landed, wait_landed, write_users
+from tests.ingest.sftp.helpers import landed, wait_until, write_users
 from tests.services.mm_bronze import MmBronze
 
 MAX_DEPTH = 32
@@ -112,21 +113,28 @@ def test_nul_in_a_file_name_is_a_clean_error(server: MmBronze) -> None:
 
 
 def test_rename_into_a_missing_directory_ingests_nothing(server: MmBronze, module_dsn: str) -> None:
-    before = len(landed(module_dsn, "lab1"))
+    body = HL7 % 1  # no other upload of this module sends these bytes
 
     async def run() -> None:
         async with session(server) as sftp:
             async with sftp.open("/up.part", "wb") as f:
-                await f.write(HL7 % 1)
+                await f.write(body)
             with pytest.raises(asyncssh.SFTPNoSuchFile):
                 await sftp.rename("/up.part", "/no-such-dir/up.hl7")
             await sftp.rename("/up.part", "/up.hl7")
 
     asyncio.run(run())
-    wait_landed(module_dsn, "lab1", before + 1)
-    time.sleep(1)
-    rows = landed(module_dsn, "lab1")[before:]
-    assert [row["source_metadata"]["path"] for row in rows] == ["/up.hl7"], rows
+    # Submissions are told apart by their bytes, not counted from before the upload: the
+    # earlier tests' uploads may still be landing while this one runs.
+    sha256 = hashlib.sha256(body).hexdigest()
+
+    def paths() -> list[str]:
+        rows = landed(module_dsn, "lab1")
+        return [row["source_metadata"]["path"] for row in rows if row["sha256"] == sha256]
+
+    wait_until(paths, timeout=90, what="the renamed upload landed")
+    time.sleep(1)  # a submission made by the failed rename would have landed by now
+    assert paths() == ["/up.hl7"]
 
 
 def test_a_directory_with_an_upload_in_progress_cannot_be_renamed(server: MmBronze) -> None:

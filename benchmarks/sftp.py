@@ -1,7 +1,9 @@
 """SFTP benchmark: the OpenSSH client uploading to mm-bronze vs a bare asyncssh SFTP server.
 
 Run with ``python -m benchmarks.sftp``. Every server writes to the same disk in the same run;
-the bare server (chroot, no hashing, no staging, no bus) is the ceiling. Measured with one
+the bare server (chroot, no hashing, no staging, no bus) is the ceiling. Every server offers
+the door's SSH ciphers (``sftp.ciphers``' default; the client then chooses aes128-ctr), so
+each figure compares the same SSH work. Measured with one
 OpenSSH ``sftp`` client in batch mode: MB/s for one large file, files/s for many small ones
 (one ``put`` after another), and each server's peak resident memory during the large upload.
 mm-bronze runs twice, with the same goals: the door alone (``serve --sftp``) and with the
@@ -133,9 +135,11 @@ BARE_SERVER = textwrap.dedent(
                 )
 
             factory = lambda chan: Durable(chan, chroot=root.encode())
+        from mm_bronze.settings import SFTP_CIPHERS  # the door's ciphers: the same SSH work
+
         await asyncssh.listen(
             "127.0.0.1", port, server_host_keys=[host_key], authorized_client_keys=keys,
-            sftp_factory=factory, allow_scp=False,
+            sftp_factory=factory, allow_scp=False, encryption_algs=list(SFTP_CIPHERS),
         )
         print("listening", flush=True)
         await asyncio.Event().wait()

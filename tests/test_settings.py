@@ -94,6 +94,23 @@ def test_bad_value_is_reported_under_the_name_the_user_set() -> None:
         load_settings(environ={"MM_BRONZE_POSTGRES_DSN": '["hunter2"]'})
 
 
+def test_sftp_ciphers_must_be_ciphers_the_server_implements() -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_settings(environ={"MM_BRONZE_SFTP_CIPHERS": '["aes128-gcm@openssh.com", "rot13"]'})
+    assert str(caught.value).startswith(
+        'invalid setting MM_BRONZE_SFTP_CIPHERS=["aes128-gcm@openssh.com", "rot13"]'
+        " (sftp.ciphers): 'rot13' is not a cipher this server implements; expected some of "
+        "chacha20-poly1305@openssh.com, aes256-gcm@openssh.com,"
+    )
+    with pytest.raises(ConfigError) as caught:
+        load_settings(environ={"MM_BRONZE_SFTP_CIPHERS": "[]"})
+    assert str(caught.value) == (
+        "invalid setting MM_BRONZE_SFTP_CIPHERS=[] (sftp.ciphers): expected at least one cipher"
+    )
+    chosen = load_settings(environ={"MM_BRONZE_SFTP_CIPHERS": '["chacha20-poly1305@openssh.com"]'})
+    assert chosen.sftp.ciphers == ["chacha20-poly1305@openssh.com"]
+
+
 def test_bad_value_in_the_file_or_a_flag_names_that(tmp_path: Path) -> None:
     config = tmp_path / "c.toml"
     config.write_text('[sftp]\nport = "x"\n')

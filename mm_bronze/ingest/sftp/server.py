@@ -143,6 +143,7 @@ async def serve_sftp(
             users, connections, throttle, settings.max_auth_attempts, spool.metrics
         ),
         server_host_keys=[host_key],
+        encryption_algs=settings.ciphers,
         sftp_factory=sftp_factory,
         allow_scp=False,
         agent_forwarding=False,

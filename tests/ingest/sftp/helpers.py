@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -83,9 +84,15 @@ def add_key(data_dir: Path, name: str) -> Path:
 
 
 def openssh_sftp(
-    port: int, user: str, key: Path, commands: list[str], cwd: Path
+    port: int,
+    user: str,
+    key: Path,
+    commands: list[str],
+    cwd: Path,
+    options: Sequence[str] = (),
 ) -> subprocess.CompletedProcess[str]:
-    """Run the OpenSSH ``sftp`` client in batch mode with key authentication."""
+    """Run the OpenSSH ``sftp`` client in batch mode with key authentication; ``options``
+    come first (ssh keeps the first value given for an option)."""
     sftp = shutil.which("sftp")
     assert sftp, "the OpenSSH sftp client is missing (make install installs openssh-client)"
     batch = cwd / f"batch-{user}-{time.monotonic_ns()}"
@@ -93,6 +100,7 @@ def openssh_sftp(
     return subprocess.run(
         [
             sftp,
+            *options,
             "-b",
             str(batch),
             "-P",

@@ -20,6 +20,7 @@ from tests.ingest.sftp.helpers import (
     wait_landed,
     wait_until,
 )
+from tests.services.mm_bronze import MmBronze
 
 
 async def upload_with_asyncssh(door: SftpDoor, user: str, files: list[CorpusFile]) -> None:
@@ -116,3 +117,76 @@ async def test_every_corpus_file_lands_byte_identical(
     wait_until(
         lambda: not any(p.is_file() for p in door.home(user).rglob("*")), what="spool cleanup"
     )
+
+
+async def test_chacha20_is_not_offered_and_openssh_takes_aes(
+    door: SftpDoor, tmp_path: Path
+) -> None:
+    """The door offers no chacha20-poly1305 (asyncssh builds three cipher contexts for each
+    of its packets): OpenSSH, which prefers it, takes its next choice, AES-CTR; a client that
+    offers only chacha20-poly1305 is refused."""
+    chosen = openssh_sftp(
+        door.port, "ossh", door.keys["ossh"], ["ls"], tmp_path, options=["-o", "LogLevel=DEBUG1"]
+    )
+    assert chosen.returncode == 0, chosen.stderr[-2000:]
+    assert "kex: client->server cipher: aes128-ctr " in chosen.stderr
+    assert "kex: server->client cipher: aes128-ctr " in chosen.stderr
+    refused = openssh_sftp(
+        door.port,
+        "ossh",
+        door.keys["ossh"],
+        ["ls"],
+        tmp_path,
+        options=["-c", "chacha20-poly1305@openssh.com", "-o", "LogLevel=DEBUG1"],
+    )
+    assert refused.returncode != 0
+    assert (
+        "no matching cipher found. Their offer: aes256-gcm@openssh.com,aes128-gcm@openssh.com,"
+        "aes256-ctr,aes192-ctr,aes128-ctr\n" in refused.stderr
+    )
+    with pytest.raises(asyncssh.KeyExchangeFailed):
+        await asyncssh.connect(
+            "127.0.0.1",
+            door.port,
+            username="alice",
+            password=PASSWORDS["alice"],
+            known_hosts=None,
+            client_keys=None,
+            agent_path=None,
+            encryption_algs=["chacha20-poly1305@openssh.com"],
+        )
+
+
+async def test_the_ciphers_setting_chooses_what_is_offered(door: SftpDoor, tmp_path: Path) -> None:
+    """``sftp.ciphers`` replaces the list: with AES-GCM alone, OpenSSH negotiates it, and a
+    client offering only AES-CTR is refused."""
+    gcm_only = MmBronze(
+        tmp_path / "gcm",
+        "--sftp",
+        env={
+            "POSTGRES_DSN": door.dsn,
+            "MM_BRONZE_SFTP_USERS_FILE": str(door.data_dir / "sftp" / "users.json"),
+            "MM_BRONZE_SFTP_CIPHERS": '["aes128-gcm@openssh.com"]',
+        },
+    )
+    gcm_only.start()
+    try:
+        wait_until(lambda: "sftp listening" in gcm_only.logs(), what="the SFTP door to listen")
+        key = door.keys["ossh"]
+        chosen = openssh_sftp(
+            gcm_only.sftp_port, "ossh", key, ["ls"], tmp_path, options=["-o", "LogLevel=DEBUG1"]
+        )
+        assert chosen.returncode == 0, chosen.stderr[-2000:]
+        assert "kex: client->server cipher: aes128-gcm@openssh.com " in chosen.stderr
+        refused = openssh_sftp(
+            gcm_only.sftp_port,
+            "ossh",
+            key,
+            ["ls"],
+            tmp_path,
+            options=["-c", "aes128-ctr", "-o", "LogLevel=DEBUG1"],
+        )
+        assert refused.returncode != 0
+        assert "no matching cipher found. Their offer: aes128-gcm@openssh.com\n" in refused.stderr
+    finally:
+        gcm_only.stop()

@@ -8,7 +8,9 @@ ratios hold.
 - ``serve --http``: accepted req/s and p99 latency, for a 1.7 KB FHIR Observation and a
   364 KB Synthea bundle, each against the ceiling at the same number of connections.
 - ``serve --all``: Observations for ``--all-seconds``; the consumers must keep up (stored/s
-  close to accepted/s, the backlog bounded) while the door keeps its pace.
+  close to accepted/s, the backlog bounded) while the door keeps its pace. With everything
+  on the same cores, the most it could accept here is cores / its CPU per request (ingest to
+  stored: the server, PostgreSQL and wrk), recorded against the ceiling as the machine's bound.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ import httpx
 import msgspec
 import psycopg
 
-from benchmarks.cpu_meter import tree_cpu
+from benchmarks.cpu_meter import CpuMeter, per_request_ms, postmaster_pid, tree_cpu
 from benchmarks.loadgen import MARKER, LoadResult, run_wrk
 from benchmarks.summary import record
 from mm_bronze import formats
@@ -284,15 +286,29 @@ def main() -> int:
             show("ceiling (bare starlette)", base)
             dsn = create_database(admin_dsn)
             with MmBronze(Path(tmp) / "all", "--all", env={"POSTGRES_DSN": dsn}) as full:
+                assert full.proc is not None
+                roots = {"serve": full.proc.pid}
+                if (postgres := postmaster_pid(Path(tmp) / "pg")) is not None:
+                    roots["postgres"] = postgres
+                meter = CpuMeter(roots)
                 progress = Progress(dsn)
                 first = progress.sample()
                 sampler = threading.Thread(target=progress.run, daemon=True)
+                meter.start()
                 sampler.start()
                 result = run_wrk(full.url + OBSERVATION_ROUTE, observation, connections=32,
                                  seconds=args.all_seconds)  # fmt: skip
                 progress.stop.set()
                 sampler.join()
                 last = progress.sample()
+                # CPU per request from ingest to stored: until the consumers caught up.
+                deadline = time.monotonic() + 60
+                while (
+                    progress.sample()[1] - first[1] < result.requests
+                    and time.monotonic() < deadline
+                ):
+                    time.sleep(0.2)
+                used = meter.stop()
             show("serve --all (accepted)", result, base)
             stored_rate = (last[1] - first[1]) / (last[0] - first[0])
             backlog = [waiting for _, _, waiting in progress.samples]
@@ -308,6 +324,19 @@ def main() -> int:
                    result.rate(), base.rate(), "req/s", goal=0.4)  # fmt: skip
             record(NAME, "serve --all, Observations 32 conn: stored/s vs accepted/s",
                    stored_rate, result.rate(), "obj/s", goal=0.8, note=note)  # fmt: skip
+            # The most serve --all could accept here, every core busy with it, PostgreSQL and
+            # wrk, nothing else: against the ceiling's measured rate, as the goal's ratio is.
+            ms = per_request_ms(used, result.requests)
+            bound = (os.cpu_count() or 1) * 1000 / sum(ms.values())
+            parts = "  ".join(f"{name} {value:.3f}" for name, value in ms.items())
+            print(f"  {'CPU ms/request, to stored':<26} {parts}  = {sum(ms.values()):.3f}")
+            print(f"  {'bound (cores / CPU)':<26} {bound:8.1f} req/s x{bound / base.rate():.2f} "
+                  "of the ceiling")  # fmt: skip
+            record(NAME, "serve --all: the machine's bound, cores / CPU per request "
+                   "(all processes, to stored) vs the ceiling's req/s",
+                   bound, base.rate(), "req/s",
+                   note="no goal: the most serve --all could accept here; "
+                   f"CPU ms/request {parts}")  # fmt: skip
         finally:
             ceiling.terminate()
             ceiling.wait()

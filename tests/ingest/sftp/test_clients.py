@@ -9,6 +9,7 @@ import asyncssh
 import paramiko
 import pytest
 
+from tests.ingest.sftp.clients import sftp_session
 from tests.ingest.sftp.conftest import PASSWORDS, SftpDoor
 from tests.ingest.sftp.helpers import (
     KIND,
@@ -145,16 +146,8 @@ async def test_chacha20_is_not_offered_and_openssh_takes_aes(
         "aes256-ctr,aes192-ctr,aes128-ctr\n" in refused.stderr
     )
     with pytest.raises(asyncssh.KeyExchangeFailed):
-        await asyncssh.connect(
-            "127.0.0.1",
-            door.port,
-            username="alice",
-            password=PASSWORDS["alice"],
-            known_hosts=None,
-            client_keys=None,
-            agent_path=None,
-            encryption_algs=["chacha20-poly1305@openssh.com"],
-        )
+        async with sftp_session(door, "alice", encryption_algs=["chacha20-poly1305@openssh.com"]):
+            pass
 
 
 async def test_the_ciphers_setting_chooses_what_is_offered(door: SftpDoor, tmp_path: Path) -> None:

@@ -3,9 +3,9 @@
 Run with ``python -m benchmarks.sftp``. Every server writes to the same disk in the same run;
 the bare server (chroot, no hashing, no staging, no bus) is the ceiling. Every server offers
 the door's SSH ciphers (``sftp.ciphers``' default; the client then chooses aes128-ctr), so
-each figure compares the same SSH work. Measured with one
-OpenSSH ``sftp`` client in batch mode: MB/s for one large file, files/s for many small ones
-(one ``put`` after another), and each server's peak resident memory during the large upload.
+each figure compares the same SSH work. Measured with one OpenSSH ``sftp`` client in batch
+mode: MB/s for one large file, files/s for many small ones (one ``put`` after another), and
+each server's peak resident memory during the large upload.
 mm-bronze runs twice, with the same goals: the door alone (``serve --sftp``) and with the
 consumers storing the files in the same process meanwhile (``serve --sftp --consumers``, how
 these figures were first measured). A third baseline is the bare server committing one row to

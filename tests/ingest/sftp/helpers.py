@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import shutil
 import subprocess
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -126,7 +127,7 @@ def openssh_sftp(
 
 _LANDED = """
 SELECT s.submission_id::text AS uuid, s.client, s.format, s.content_type, s.subtype,
-       s.data_version, s.payload_size, s.is_duplicate, s.source_metadata,
+       s.data_version, s.payload_size, s.is_duplicate, s.source_metadata, s.received_at,
        encode(r.fingerprint, 'hex') AS sha256, r.storage_path
 FROM ingestion.submissions s JOIN ingestion.raw_ingestion r USING (object_id)
 WHERE s.ingestion_source = 'sftp' AND s.client = %s
@@ -153,6 +154,24 @@ def wait_landed(dsn: str, user: str, count: int, timeout: float = 90) -> list[di
             return rows
         time.sleep(0.2)
     raise AssertionError(f"{user}: {len(rows)} of {count} submissions landed")
+
+
+def wait_paths(
+    dsn: str, user: str, counts: Mapping[str, int], since: dt.datetime, timeout: float = 90
+) -> dict[str, list[dict[str, Any]]]:
+    """Poll until each path of ``counts`` has landed for ``user`` at least that many times;
+    return every submission of ``user`` received since ``since``, by path. Uploads received
+    before ``since`` are left out however late they land (a count of the user's rows taken
+    before uploading would include them)."""
+    deadline = time.monotonic() + timeout
+    found: dict[str, list[dict[str, Any]]] = {}
+    while time.monotonic() < deadline:
+        found = by_name([row for row in landed(dsn, user) if row["received_at"] >= since])
+        if all(len(found.get(path, ())) >= count for path, count in counts.items()):
+            return found
+        time.sleep(0.2)
+    landed_counts = {path: len(rows) for path, rows in found.items()}
+    raise AssertionError(f"{user}: {landed_counts} landed, expected {dict(counts)}")
 
 
 def by_name(rows: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:

@@ -4,6 +4,7 @@ back as they arrive, and the per-user file bound as files come and go and across
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import hashlib
 import os
 from collections.abc import Iterator
@@ -14,10 +15,8 @@ import pytest
 
 from mm_bronze.ingest.sftp.spare import SPARES
 from tests.ingest.sftp.helpers import (
-    by_name,
-    landed,
     stored_bytes,
-    wait_landed,
+    wait_paths,
     wait_until,
     write_users,
 )
@@ -84,7 +83,7 @@ def test_spare_files_are_made_at_start_handed_out_and_removed_at_stop(
     server.start()
     wait_until(lambda: len(list(spare.iterdir())) == SPARES, what="spares made at start")
     assert not (spare / "spare-left-by-a-crash").exists()
-    before = len(landed(module_dsn, "quinn"))
+    since = dt.datetime.now(dt.UTC)
 
     async def run() -> None:
         async with session(server) as conn, conn.start_sftp_client() as sftp:
@@ -95,8 +94,9 @@ def test_spare_files_are_made_at_start_handed_out_and_removed_at_stop(
             await upload(sftp, "/s0.hl7", 401)
 
     asyncio.run(run())
-    rows = by_name(wait_landed(module_dsn, "quinn", before + 2 * SPARES + 3)[before:])
-    assert len(rows) == 2 * SPARES + 1
+    uploads = {f"/s{n}.hl7": 1 for n in range(2 * SPARES + 1)} | {"/s0.hl7": 3}
+    rows = wait_paths(module_dsn, "quinn", uploads, since)
+    assert rows.keys() == uploads.keys()
     for name, found in rows.items():
         n = int(name.removeprefix("/s").removesuffix(".hl7"))
         payloads = [stored_bytes(row["storage_path"]) for row in found]
@@ -111,7 +111,7 @@ def test_spare_files_are_made_at_start_handed_out_and_removed_at_stop(
 def test_a_large_upload_written_back_as_it_arrives_lands_whole(
     server: MmBronze, module_dsn: str, tmp_path: Path
 ) -> None:
-    before = len(landed(module_dsn, "quinn"))
+    since = dt.datetime.now(dt.UTC)
     local = tmp_path / "large.bin"
     local.write_bytes(os.urandom(21 * 1024 * 1024 + 5))  # several writebacks, then the fsync
 
@@ -120,7 +120,8 @@ def test_a_large_upload_written_back_as_it_arrives_lands_whole(
             await sftp.put(str(local), "/large.bin")
 
     asyncio.run(run())
-    rows = by_name(wait_landed(module_dsn, "quinn", before + 1)[before:])
+    rows = wait_paths(module_dsn, "quinn", {"/large.bin": 1}, since)
+    assert rows.keys() == {"/large.bin"}
     [row] = rows["/large.bin"]
     assert row["sha256"] == hashlib.sha256(local.read_bytes()).hexdigest()
     assert stored_bytes(row["storage_path"]) == local.read_bytes()

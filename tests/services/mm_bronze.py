@@ -44,6 +44,7 @@ class MmBronze:
             **(env or {}),
         }
         self.proc: subprocess.Popen[bytes] | None = None
+        self._log_start = 0
         self.log_path = data_dir / f"serve-{self.http_port}.log"
 
     @property
@@ -53,6 +54,7 @@ class MmBronze:
     def start(self, *, wait: bool = True, timeout: float = 60) -> MmBronze:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         log = open(self.log_path, "ab")
+        self._log_start = log.tell()  # this run's lines follow those of earlier runs
         self.proc = subprocess.Popen(
             [
                 sys.executable,
@@ -95,10 +97,24 @@ class MmBronze:
                         return
                 except httpx.HTTPError:
                     pass
-            elif "mm-bronze started" in self.logs():
+            elif all(line in self.run_logs() for line in self._ready_lines()):
                 return
             time.sleep(0.1)
         raise TimeoutError(f"mm-bronze not ready after {timeout}s:\n{self.logs()}")
+
+    def _ready_lines(self) -> list[str]:
+        """What the log says once the roles are up, without HTTP: the process started and
+        each door it runs listens (``mm-bronze started`` comes before the doors bind)."""
+        doors = [f"{door} listening" for door in ("sftp", "mllp") if f"--{door}" in self.roles]
+        return ["mm-bronze started", *doors]
+
+    def run_logs(self) -> str:
+        """The log of the latest ``start`` only."""
+        if not self.log_path.exists():
+            return ""
+        with open(self.log_path, "rb") as log:
+            log.seek(self._log_start)
+            return log.read().decode(errors="replace")
 
     def logs(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""

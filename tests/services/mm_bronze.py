@@ -97,16 +97,17 @@ class MmBronze:
                         return
                 except httpx.HTTPError:
                     pass
-            elif all(line in self.run_logs() for line in self._ready_lines()):
+            elif self._ready_logged():
                 return
             time.sleep(0.1)
         raise TimeoutError(f"mm-bronze not ready after {timeout}s:\n{self.logs()}")
 
-    def _ready_lines(self) -> list[str]:
-        """What the log says once the roles are up, without HTTP: the process started and
-        each door it runs listens (``mm-bronze started`` comes before the doors bind)."""
+    def _ready_logged(self) -> bool:
+        """Without HTTP: the latest run has logged that it started and that each door it runs
+        listens (``mm-bronze started`` comes before the doors bind). The log is read once."""
+        logs = self.run_logs()
         doors = [f"{door} listening" for door in ("sftp", "mllp") if f"--{door}" in self.roles]
-        return ["mm-bronze started", *doors]
+        return all(line in logs for line in ("mm-bronze started", *doors))
 
     def run_logs(self) -> str:
         """The log of the latest ``start`` only."""

@@ -15,10 +15,12 @@ no goal, their fast path's floor against the same baseline (``typed_decode``,
 from __future__ import annotations
 
 import argparse
+import functools
 import time
 import xml.parsers.expat
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import ijson
 import msgspec
@@ -139,7 +141,7 @@ def big_bundle(bundles: list[bytes]) -> bytes:
     for body in bundles:
         entries.extend(msgspec.json.decode(body)["entry"])
     seen = 0
-    out = []
+    out: list[dict[str, Any]] = []
     while seen < 5 * 1024 * 1024:
         for entry in entries:
             copy = dict(entry)
@@ -241,8 +243,8 @@ def main() -> None:
                 except Exception:
                     continue
             size = sum(len(b) for b in bodies_ok)
-            validate = lambda bodies_ok=bodies_ok: validate_all(bodies_ok, "hl7", "text", None)  # noqa: E731
-            baseline = lambda bodies_ok=bodies_ok: split_hl7(bodies_ok)  # noqa: E731
+            validate = functools.partial(validate_all, bodies_ok, "hl7", "text", None)
+            baseline = functools.partial(split_hl7, bodies_ok)
         validate()  # first use builds the fast-path types of the version
         validated, base, *floored = rates(
             [validate, baseline, *([floor[0]] if floor else [])], size, args.seconds

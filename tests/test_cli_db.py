@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from mm_bronze.cli.db import BUNDLED_PSQL, PSQL_MISSING, find_psql
@@ -11,7 +13,7 @@ from tests.services.mm_bronze import run_cli
 QUERY = "SELECT count(*) AS clients FROM ingestion.api_clients;\n"
 
 
-def test_embedded_url_and_shell(embedded_data_dir) -> None:  # type: ignore[no-untyped-def]
+def test_embedded_url_and_shell(embedded_data_dir: Path) -> None:
     data = ["--data-dir", str(embedded_data_dir)]
     assert run_cli("migrate", *data).returncode == 0
     assert run_cli("clients", "add", "partner", *data).returncode == 0
@@ -28,7 +30,7 @@ def test_embedded_url_and_shell(embedded_data_dir) -> None:  # type: ignore[no-u
     assert shell.stdout.split()[:3] == ["clients", "---------", "1"]
 
 
-def test_external_url_and_shell(dsn: str, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_external_url_and_shell(dsn: str, tmp_path: Path) -> None:
     env = {"POSTGRES_DSN": dsn}
     assert run_cli("migrate", "--data-dir", str(tmp_path), env=env).returncode == 0
     url = run_cli("db", "url", env=env)
@@ -38,7 +40,7 @@ def test_external_url_and_shell(dsn: str, tmp_path) -> None:  # type: ignore[no-
     assert shell.stdout.split()[:3] == ["clients", "---------", "0"]
 
 
-def test_psql_from_path_else_the_bundled_client_else_a_clear_line(tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_psql_from_path_else_the_bundled_client_else_a_clear_line(tmp_path: Path) -> None:
     assert BUNDLED_PSQL is not None and BUNDLED_PSQL.is_file()
     assert find_psql(search_path=str(tmp_path)) == str(BUNDLED_PSQL)
     with pytest.raises(BronzeError) as caught:

@@ -38,9 +38,13 @@ def dockerfile_instructions() -> list[tuple[str, str]]:
     """(INSTRUCTION, arguments) of the final stage, continuation lines joined."""
     text = (ROOT / "Dockerfile").read_text().replace("\\\n", " ")
     lines = [line.strip() for line in text.splitlines()]
-    instructions = [tuple(line.split(None, 1)) for line in lines if line and line[0] != "#"]
+    instructions: list[tuple[str, str]] = []
+    for line in lines:
+        if line and line[0] != "#":
+            word, rest = line.split(None, 1)
+            instructions.append((word, rest))
     final = max(i for i, (word, _) in enumerate(instructions) if word == "FROM")
-    return [(word, rest) for word, rest in instructions[final:]]  # type: ignore[misc]
+    return instructions[final:]
 
 
 def image_environment() -> dict[str, str]:

@@ -143,6 +143,7 @@ def test_sftp_jail_escapes(server: MmBronze, tmp_path: Path) -> None:
             for path in ("../../outside.txt", "/../../../outside.txt", "/etc/passwd"):
                 try:
                     data = await (await sftp.open(path, "rb")).read()
+                    assert isinstance(data, bytes)
                     assert b"not for partners" not in data and b"root:" not in data
                 except (asyncssh.SFTPError, OSError):
                     refused.append(path)
@@ -150,6 +151,7 @@ def test_sftp_jail_escapes(server: MmBronze, tmp_path: Path) -> None:
                 try:
                     await sftp.symlink(target, "escape")
                     data = await (await sftp.open("escape", "rb")).read()
+                    assert isinstance(data, bytes)
                     assert b"not for partners" not in data and b"root:" not in data
                 except (asyncssh.SFTPError, OSError):
                     refused.append(target)

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import io
 import os
+import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import msgspec
@@ -36,7 +38,7 @@ class Landed:
     env: dict[str, str]
     counts: dict[str, int]
 
-    def run(self, *args: str):  # type: ignore[no-untyped-def]
+    def run(self, *args: str) -> subprocess.CompletedProcess[str]:
         return run_cli("storage", "compression-report", *self.args, *args, env=self.env)
 
 
@@ -69,11 +71,12 @@ def landed(
     yield Landed(["--data-dir", str(data)], {"POSTGRES_DSN": module_dsn}, counts)
 
 
-def report(landed: Landed, *args: str) -> dict:  # type: ignore[type-arg]
+def report(landed: Landed, *args: str) -> dict[str, Any]:
     done = landed.run("--json", *args)
     assert done.returncode == 0, done.stderr
     assert done.stderr == ""  # no progress bar off a terminal
-    return msgspec.json.decode(done.stdout)  # type: ignore[no-any-return]
+    decoded: dict[str, Any] = msgspec.json.decode(done.stdout)
+    return decoded
 
 
 def test_table_and_recommendation(landed: Landed) -> None:

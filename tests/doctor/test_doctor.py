@@ -14,6 +14,7 @@ from confluent_kafka.admin import AdminClient, NewTopic
 from mm_bronze.doctor.run import CHECKS
 from tests.doctor.conftest import host_key, run_doctor, tls_files
 from tests.services.mm_bronze import free_port, run_cli
+from tests.services.object_stores import S3Service
 
 
 def healthy_env(dsn: str, data: Path, **extra: str) -> dict[str, str]:
@@ -115,7 +116,7 @@ def test_storage_not_writable(migrated_dsn: str, tmp_path: Path) -> None:
     assert checks["staging"]["status"] == "fail"
 
 
-def test_storage_bucket_missing(migrated_dsn: str, s3, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_storage_bucket_missing(migrated_dsn: str, s3: S3Service, tmp_path: Path) -> None:
     env = {
         "POSTGRES_DSN": migrated_dsn,
         "RAW_STORAGE_URL": f"s3://no-such-bucket-{uuid.uuid4().hex[:8]}/raw",
@@ -127,7 +128,7 @@ def test_storage_bucket_missing(migrated_dsn: str, s3, tmp_path: Path) -> None: 
     assert "write failed" in checks["storage"]["detail"]
 
 
-def test_storage_on_s3_passes(migrated_dsn: str, s3, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_storage_on_s3_passes(migrated_dsn: str, s3: S3Service, tmp_path: Path) -> None:
     url = s3.new_url()
     env = {
         "POSTGRES_DSN": migrated_dsn,

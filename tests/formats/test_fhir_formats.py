@@ -36,7 +36,7 @@ SAMPLES = {
 }
 # Decimals are checked as their JSON text (``msgspec.Raw``, bytes here), a token msgspec read.
 DECIMALS = [b"1", b"-0", b"1.50", b"1E-245", b"01", b"1.", b"+1", b'"5"', b"null", b"1\x002"]
-SAMPLES_OF = {**SAMPLES, "decimal": DECIMALS, "decimals": DECIMALS}
+SAMPLES_OF: dict[str, list[Any]] = {**SAMPLES, "decimal": DECIMALS, "decimals": DECIMALS}
 
 
 def each_valid(name: str, values: list[Any]) -> bool:

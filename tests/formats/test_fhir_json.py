@@ -223,7 +223,9 @@ def test_invalid_utf8_is_malformed_json(body_path: str) -> None:
     ],
     ids=["UnicodeDecodeError", "DecodeError"],
 )
-def test_invalid_utf8_is_located_whichever_error_msgspec_raises(error: Exception) -> None:
+def test_invalid_utf8_is_located_whichever_error_msgspec_raises(
+    error: msgspec.DecodeError | UnicodeDecodeError,
+) -> None:
     data = b'{"resourceType": "Patient",\n "id": "\xc9t\xe9"}'
     assert json_validator.decode_error(error, data) == ("not valid UTF-8", "line 2, column 9")
 

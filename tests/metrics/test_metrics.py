@@ -206,9 +206,8 @@ def test_backlog_is_what_waits_on_the_bus_with_consumers_off(doors: Doors) -> No
     for topic in (API, MLLP, SFTP):
         assert value(samples, "mm_bronze_dead_letters", topic=topic) == 0
     with psycopg.connect(doors.dsn) as conn:
-        queued = dict(
-            conn.execute("SELECT topic, count(*) FROM bus.messages GROUP BY 1").fetchall()
-        )
+        rows = conn.execute("SELECT topic, count(*) FROM bus.messages GROUP BY 1").fetchall()
+    queued: dict[str, int] = dict(rows)
     assert queued == {API: 5, MLLP: 1, SFTP: 1}
 
 

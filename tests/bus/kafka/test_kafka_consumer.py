@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import Callable
+from typing import Any
 
 from confluent_kafka import Consumer as RawConsumer
 
-from mm_bronze.bus.base import Message
+from mm_bronze.bus.base import Consumer, Message
 from mm_bronze.bus.kafka import KafkaBus
 from mm_bronze.settings import KafkaSettings
 
@@ -25,7 +27,7 @@ def settings_for(servers: str) -> KafkaSettings:
     )
 
 
-async def fetch_n(consumer, count: int, rounds: int = 60) -> list[Message]:  # type: ignore[no-untyped-def]
+async def fetch_n(consumer: Consumer, count: int, rounds: int = 60) -> list[Message]:
     got: list[Message] = []
     for _ in range(rounds):
         got += await consumer.fetch(count - len(got), 0.5)
@@ -103,12 +105,12 @@ async def test_delivery_reports_wake_the_loop_once_per_poll(kafka: str) -> None:
         handovers = 0
         plain = loop.call_soon_threadsafe
 
-        def counted(callback, *args, **kwargs):  # type: ignore[no-untyped-def]
+        def counted(callback: Callable[..., object], *args: Any, **kwargs: Any) -> Any:
             nonlocal handovers
             handovers += 1
             return plain(callback, *args, **kwargs)
 
-        loop.call_soon_threadsafe = counted  # type: ignore[method-assign]
+        loop.call_soon_threadsafe = counted  # type: ignore[method-assign,assignment]
         try:
             count = 200
             await asyncio.gather(
@@ -139,7 +141,7 @@ async def test_publish_many_returns_once_every_event_is_held_in_order(kafka: str
     assert [(m.key(), m.value()) for m in read] == events
 
 
-def _read_all(servers: str, topic: str, count: int) -> list:  # type: ignore[type-arg]
+def _read_all(servers: str, topic: str, count: int) -> list[Any]:
     consumer = RawConsumer(
         {
             "bootstrap.servers": servers,

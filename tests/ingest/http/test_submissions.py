@@ -99,7 +99,7 @@ def landed(
         hl7 = (corpus / "hl7v2" / "Lyme_HappyPath.txt").read_bytes()
         asyncio.run(upload(proc.sftp_port, "lab1", "lab1-pw", SFTP_PATH, hl7))
         with state.client("root") as root:
-            deadline = 60
+            deadline = 60.0
             while deadline > 0 and not listed(root, source="sftp"):
                 asyncio.run(asyncio.sleep(0.2))
                 deadline -= 0.2
@@ -241,11 +241,11 @@ def test_a_clients_feed_cursor_moves_past_other_clients_rows(landed: Landed) -> 
         ({"client": "a\x00b"}, "client"),  # not a 503 from the database refusing it
         ({"path": "lab1:/a\x00"}, "path"),
         ({"colour": "blue"}, "colour"),
-        ([("source", "api"), ("source", "sftp")], "source"),
+        ((("source", "api"), ("source", "sftp")), "source"),
     ],
 )
 def test_bad_parameters_are_400_naming_the_parameter(
-    landed: Landed, params: dict[str, str] | list[tuple[str, str]], name: str
+    landed: Landed, params: dict[str, str] | tuple[tuple[str, str], ...], name: str
 ) -> None:
     with landed.client("root") as root:
         response = root.get("/submissions", params=params)

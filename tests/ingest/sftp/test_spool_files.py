@@ -8,6 +8,7 @@ import datetime as dt
 import hashlib
 import os
 from collections.abc import Iterator
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 
 import asyncssh
@@ -60,7 +61,7 @@ async def refused(sftp: asyncssh.SFTPClient, name: str) -> None:
         await upload(sftp, name, 0)
 
 
-def session(server: MmBronze) -> asyncssh.SSHClientConnection:
+def session(server: MmBronze) -> AbstractAsyncContextManager[asyncssh.SSHClientConnection]:
     return asyncssh.connect(
         "127.0.0.1",
         server.sftp_port,

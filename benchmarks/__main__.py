@@ -11,6 +11,9 @@ ratios hold.
   close to accepted/s, the backlog bounded) while the door keeps its pace. With everything
   on the same cores, the most it could accept here is cores / its CPU per request (ingest to
   stored: the server, PostgreSQL and wrk), recorded against the ceiling as the machine's bound.
+- The same with its roles as two processes on the same data, ``serve --http`` and
+  ``serve --consumers`` (no goal): what a second interpreter and event loop for the
+  consumers gives on the same cores.
 """
 
 from __future__ import annotations
@@ -191,6 +194,50 @@ class Progress:
             self.samples.append(self.sample())
 
 
+@dataclass
+class Stored:
+    """A load run until stored: what the door accepted, what the consumers stored meanwhile."""
+
+    result: LoadResult
+    rate: float  # stored/s while the load ran
+    note: str  # the backlog
+    cpu_ms: dict[str, float]  # CPU per request of each process, until all was stored
+
+
+def load_to_stored(
+    url: str, dsn: str, roots: dict[str, int], tmp: Path, body: bytes, seconds: float
+) -> Stored:
+    """wrk on ``url`` for ``seconds`` with the consumers of ``roots`` storing meanwhile: the
+    door's figures, the stored rate and backlog, and the CPU per request of ``roots`` and
+    PostgreSQL (its server under ``tmp``) from ingest until every accepted body is stored."""
+    warm_up(url + OBSERVATION_ROUTE, body)
+    if (postgres := postmaster_pid(tmp / "pg")) is not None:
+        roots = {**roots, "postgres": postgres}
+    meter = CpuMeter(roots)
+    progress = Progress(dsn)
+    first = progress.sample()
+    sampler = threading.Thread(target=progress.run, daemon=True)
+    meter.start()
+    sampler.start()
+    result = run_wrk(url + OBSERVATION_ROUTE, body, connections=32, seconds=seconds)
+    progress.stop.set()
+    sampler.join()
+    last = progress.sample()
+    # CPU per request from ingest to stored: until the consumers caught up.
+    deadline = time.monotonic() + 60
+    while progress.sample()[1] - first[1] < result.requests and time.monotonic() < deadline:
+        time.sleep(0.2)
+    used = meter.stop()
+    backlog = [waiting for _, _, waiting in progress.samples]
+    early = max(backlog[: len(backlog) // 3 or 1], default=0)
+    return Stored(
+        result=result,
+        rate=(last[1] - first[1]) / (last[0] - first[0]),
+        note=f"backlog {early} after the first third, {last[2]} at the end",
+        cpu_ms=per_request_ms(used, result.requests),
+    )
+
+
 def disk_files_per_second(directory: Path, body: bytes, seconds: float = 3.0) -> float:
     """What the disk allows now: files/s written with temp, fsync, rename, 8 at a time
     (the consumers' write concurrency), one directory fsync per 100 files."""
@@ -287,46 +334,21 @@ def main() -> int:
             dsn = create_database(admin_dsn)
             with MmBronze(Path(tmp) / "all", "--all", env={"POSTGRES_DSN": dsn}) as full:
                 assert full.proc is not None
-                roots = {"serve": full.proc.pid}
-                if (postgres := postmaster_pid(Path(tmp) / "pg")) is not None:
-                    roots["postgres"] = postgres
-                meter = CpuMeter(roots)
-                progress = Progress(dsn)
-                first = progress.sample()
-                sampler = threading.Thread(target=progress.run, daemon=True)
-                meter.start()
-                sampler.start()
-                result = run_wrk(full.url + OBSERVATION_ROUTE, observation, connections=32,
-                                 seconds=args.all_seconds)  # fmt: skip
-                progress.stop.set()
-                sampler.join()
-                last = progress.sample()
-                # CPU per request from ingest to stored: until the consumers caught up.
-                deadline = time.monotonic() + 60
-                while (
-                    progress.sample()[1] - first[1] < result.requests
-                    and time.monotonic() < deadline
-                ):
-                    time.sleep(0.2)
-                used = meter.stop()
+                stored = load_to_stored(full.url, dsn, {"serve": full.proc.pid}, Path(tmp),
+                                        observation, args.all_seconds)  # fmt: skip
+            result = stored.result
             show("serve --all (accepted)", result, base)
-            stored_rate = (last[1] - first[1]) / (last[0] - first[0])
-            backlog = [waiting for _, _, waiting in progress.samples]
-            third = len(backlog) // 3 or 1
-            note = (
-                f"backlog {max(backlog[:third], default=0)} after the first third,"
-                f" {last[2]} at the end"
-            )
+            note = stored.note
             disk = disk_files_per_second(Path(tmp) / "disk", observation)
             note += f"; the disk allowed {disk:.0f} files/s (temp, fsync, rename; 8 at once)"
-            print(f"  {'stored':<26} {stored_rate:8.1f} obj/s  {note}")
+            print(f"  {'stored':<26} {stored.rate:8.1f} obj/s  {note}")
             record(NAME, "serve --all, Observations 32 conn: accepted req/s vs ceiling",
                    result.rate(), base.rate(), "req/s", goal=0.4)  # fmt: skip
             record(NAME, "serve --all, Observations 32 conn: stored/s vs accepted/s",
-                   stored_rate, result.rate(), "obj/s", goal=0.8, note=note)  # fmt: skip
+                   stored.rate, result.rate(), "obj/s", goal=0.8, note=note)  # fmt: skip
             # The most serve --all could accept here, every core busy with it, PostgreSQL and
             # wrk, nothing else: against the ceiling's measured rate, as the goal's ratio is.
-            ms = per_request_ms(used, result.requests)
+            ms = stored.cpu_ms
             bound = (os.cpu_count() or 1) * 1000 / sum(ms.values())
             parts = "  ".join(f"{name} {value:.3f}" for name, value in ms.items())
             print(f"  {'CPU ms/request, to stored':<26} {parts}  = {sum(ms.values()):.3f}")
@@ -337,6 +359,32 @@ def main() -> int:
                    bound, base.rate(), "req/s",
                    note="no goal: the most serve --all could accept here; "
                    f"CPU ms/request {parts}")  # fmt: skip
+
+            # The same work as two processes on the same data: the doors' event loop and
+            # interpreter lock no longer shared with the consumers (see the README's
+            # "Deploying and scaling").
+            print(f"\nserve --http and serve --consumers apart, {args.all_seconds:.0f} s")
+            dsn = create_database(admin_dsn)
+            env = {"POSTGRES_DSN": dsn}
+            with (
+                MmBronze(Path(tmp) / "apart", "--http", env=env) as door,
+                MmBronze(Path(tmp) / "apart", "--consumers", env=env) as consumers,
+            ):
+                assert door.proc is not None and consumers.proc is not None
+                roots = {"serve --http": door.proc.pid, "serve --consumers": consumers.proc.pid}
+                apart = load_to_stored(door.url, dsn, roots, Path(tmp), observation,
+                                       args.all_seconds)  # fmt: skip
+            show("two processes (accepted)", apart.result, base)
+            print(f"  {'stored':<26} {apart.rate:8.1f} obj/s  {apart.note}")
+            parts = "  ".join(f"{name} {value:.3f}" for name, value in apart.cpu_ms.items())
+            print(f"  {'CPU ms/request, to stored':<26} {parts}")
+            record(NAME, "serve --http and serve --consumers apart, Observations 32 conn: "
+                   "accepted req/s vs ceiling", apart.result.rate(), base.rate(), "req/s",
+                   note=f"no goal: serve --all split in two; serve --all {result.rate():.0f}"
+                   " req/s")  # fmt: skip
+            record(NAME, "serve --http and serve --consumers apart: stored/s vs accepted/s",
+                   apart.rate, apart.result.rate(), "obj/s",
+                   note=f"no goal; {apart.note}")  # fmt: skip
         finally:
             ceiling.terminate()
             ceiling.wait()

@@ -22,6 +22,7 @@ from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool
 
 from mm_bronze.bus.base import BusCounts, Message
+from mm_bronze.bus.pg_vacuum import QueueVacuum
 from mm_bronze.errors import BusUnavailable
 from mm_bronze.groupcommit import GroupCommitter
 from mm_bronze.metadata.held_connection import HeldConnection
@@ -118,6 +119,7 @@ class PgQueueBus:
         # wait when it must take one, so that a sender waiting on an outage gets a 503 it can
         # retry on, instead of hanging.
         self._publishing = HeldConnection(pool, PUBLISH_TIMEOUT)
+        self._vacuum = QueueVacuum(pool)  # shared by this process's consumers
 
     async def open(self) -> None:
         try:
@@ -131,6 +133,7 @@ class PgQueueBus:
     async def close(self) -> None:
         await self._publisher.close()
         await self._publishing.close()
+        await self._vacuum.close()
 
     async def publish(self, topic: str, key: bytes, value: bytes) -> None:
         await self._submit((topic, key, value, None))
@@ -175,7 +178,9 @@ class PgQueueBus:
             await self._publishing.execute(_PUBLISH_ONE, (topic, key, value))
 
     async def consumer(self, topic: str, group: str) -> PgQueueConsumer:
-        return PgQueueConsumer(self._pool, topic, lease=self._lease, poll=self._poll)
+        return PgQueueConsumer(
+            self._pool, topic, lease=self._lease, poll=self._poll, vacuum=self._vacuum
+        )
 
     async def ping(self) -> None:
         try:
@@ -210,11 +215,20 @@ class PgQueueBus:
 class PgQueueConsumer:
     """Competing consumers of one topic: each message goes to one of them at a time."""
 
-    def __init__(self, pool: Pool, topic: str, *, lease: float, poll: float) -> None:
+    def __init__(
+        self,
+        pool: Pool,
+        topic: str,
+        *,
+        lease: float,
+        poll: float,
+        vacuum: QueueVacuum | None = None,
+    ) -> None:
         self._pool = pool
         self.topic = topic
         self._lease = lease
         self._poll = poll
+        self._vacuum = vacuum or QueueVacuum(pool)
 
     async def fetch(self, max_messages: int, timeout: float) -> list[Message]:
         loop = asyncio.get_running_loop()
@@ -244,6 +258,7 @@ class PgQueueConsumer:
 
     async def ack(self, messages: Sequence[Message]) -> None:
         await self._execute(_ACK, (_handles(messages),))
+        self._vacuum.acked(len(messages))
 
     async def release(self, messages: Sequence[Message], delay: float) -> None:
         # A release after a transient failure does not count as a failed attempt.

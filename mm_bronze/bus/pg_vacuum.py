@@ -60,3 +60,5 @@ class QueueVacuum:
 
     def _ended(self, task: asyncio.Task[None]) -> None:
         self._running = None
+        if not task.cancelled() and (exc := task.exception()) is not None:
+            log.warning("queue vacuum failed", error=type(exc).__name__)

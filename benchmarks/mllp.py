@@ -22,6 +22,10 @@ Two bounds say what this machine allows where a goal is not met:
 - N connections: the door itself (validation, ACK, the real group commit) with a flush that
   commits nothing, against the fixed goal: the rate of everything but durability.
 
+At 1 connection the CPU time the door and the durable echo use per message (each process
+with its children, read from ``/proc`` during their slices) is recorded too, with no goal:
+what the door's own work costs where it runs, between the client's and PostgreSQL's turns.
+
 Each figure is the mean of three slices interleaved with the baselines' slices (commit
 latency on a shared disk drifts within seconds). Figures go to ``benchmarks.summary``: 1
 connection against the commit limit (goal 0.7), 16 connections against a fixed goal of 5,000
@@ -42,6 +46,8 @@ import sys
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+
+from benchmarks.cpu_meter import tree_cpu
 
 START, END = b"\x0b", b"\x1c\r"
 ROOT = Path(__file__).resolve().parents[1]
@@ -214,11 +220,21 @@ async def _client(port: int, make: Callable[[int], bytes], first: int, stop_at: 
 
 async def measure(port: int, connections: int, seconds: float, offset: int) -> float:
     """Messages per second over ``seconds`` with ``connections`` senders (after a warm-up)."""
+    rate, _cpu = await measure_cpu(port, connections, seconds, offset, None)
+    return rate
+
+
+async def measure_cpu(
+    port: int, connections: int, seconds: float, offset: int, pid: int | None
+) -> tuple[float, float]:
+    """``measure``, and the CPU seconds per message that the server process ``pid`` (with
+    its children) used meanwhile (0.0 when ``pid`` is None)."""
     make = sample_message()
     loop = asyncio.get_running_loop()
     await asyncio.gather(
         *(_client(port, make, offset + i * 10_000_000, loop.time() + 0.5) for i in range(4))
     )
+    used = tree_cpu(pid) if pid is not None else 0.0
     start = loop.time()
     counts = await asyncio.gather(
         *(
@@ -226,7 +242,10 @@ async def measure(port: int, connections: int, seconds: float, offset: int) -> f
             for i in range(connections)
         )
     )
-    return sum(counts) / (loop.time() - start)
+    elapsed = loop.time() - start
+    if pid is not None:
+        used = tree_cpu(pid) - used
+    return sum(counts) / elapsed, used / max(sum(counts), 1)
 
 
 def start_echo(server: str = "run_echo_server", *args: str) -> tuple[subprocess.Popen[bytes], int]:
@@ -348,6 +367,7 @@ def main(argv: list[str] | None = None) -> dict[int, tuple[float, float]]:
     buses: dict[int, float] = {}
     bounds: dict[int, float] = {}  # the durable echo (1) or the door committing nothing (N)
     commits = 0.0
+    cpu_door = cpu_echo = 0.0  # CPU seconds per message at 1 connection
     row_bytes = len(sample_message()(0)) + 512  # about one encoded event
     echo, echo_port = start_echo()
     no_commit, no_commit_port = start_echo("run_no_commit_door")
@@ -367,6 +387,7 @@ def main(argv: list[str] | None = None) -> dict[int, tuple[float, float]]:
                     "door": [],
                     "bound": [],
                 }
+                cpus: dict[str, list[float]] = {"door": [], "bound": []}
                 bound_port = durable_port if connections == 1 else no_commit_port
                 for r in range(ROUNDS):
                     offset = n * 1_000_000_000 + r * 200_000_000
@@ -374,10 +395,26 @@ def main(argv: list[str] | None = None) -> dict[int, tuple[float, float]]:
                     if connections == 1:
                         rates["commits"].append(run(commit_rate(dsn, part, row_bytes)))
                     rates["bus"].append(run(bus_rate(dsn, connections, part, row_bytes)))
-                    rates["door"].append(run(measure(bronze_port, connections, part, offset)))
-                    rates["bound"].append(run(measure(bound_port, connections, part, offset)))
+                    # At 1 connection, what the door and the durable echo cost per message.
+                    watch = connections == 1
+                    rate, cpu = run(
+                        measure_cpu(
+                            bronze_port, connections, part, offset, bronze.pid if watch else None
+                        )
+                    )
+                    rates["door"].append(rate)
+                    cpus["door"].append(cpu)
+                    rate, cpu = run(
+                        measure_cpu(
+                            bound_port, connections, part, offset, durable.pid if watch else None
+                        )
+                    )
+                    rates["bound"].append(rate)
+                    cpus["bound"].append(cpu)
                 if connections == 1:
                     commits = statistics.mean(rates["commits"])
+                    cpu_door = statistics.mean(cpus["door"])
+                    cpu_echo = statistics.mean(cpus["bound"])
                 buses[connections] = statistics.mean(rates["bus"])
                 bounds[connections] = statistics.mean(rates["bound"])
                 results[connections] = (
@@ -419,6 +456,20 @@ def main(argv: list[str] | None = None) -> dict[int, tuple[float, float]]:
             )
             bound = bounds[connections]
             print(f"bound, bare durable echo: {bound:,.0f}/s, ratio {bound / commits:.2f}")
+            print(
+                f"CPU per message: door {cpu_door * 1e6:.0f} µs, durable echo"
+                f" {cpu_echo * 1e6:.0f} µs"
+            )
+            record(
+                "mllp",
+                "1 connection: door's CPU per message vs the bare durable echo's",
+                cpu_door * 1e6,
+                cpu_echo * 1e6,
+                "µs",
+                higher_is_better=False,
+                note="the door's own work per message (validation, event, ACK, group commit) "
+                "as it runs between the client's and PostgreSQL's turns",
+            )
             record(
                 "mllp",
                 "1 connection, bound: bare durable echo vs sequential single-row commits",

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 
-import psycopg
 import structlog
 from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool
@@ -52,13 +51,11 @@ class QueueVacuum:
             await asyncio.gather(self._running, return_exceptions=True)
 
     async def _vacuum(self) -> None:
-        try:
-            async with self._pool.connection() as conn:
-                await conn.execute(_VACUUM)
-        except psycopg.Error as exc:  # the next one is due as soon as more are acked
-            log.warning("queue vacuum failed", error=type(exc).__name__)
+        async with self._pool.connection() as conn:
+            await conn.execute(_VACUUM)
 
     def _ended(self, task: asyncio.Task[None]) -> None:
         self._running = None
+        # A failure is only logged: the next vacuum is due as soon as more are acknowledged.
         if not task.cancelled() and (exc := task.exception()) is not None:
             log.warning("queue vacuum failed", error=type(exc).__name__)

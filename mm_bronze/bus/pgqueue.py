@@ -222,13 +222,13 @@ class PgQueueConsumer:
         *,
         lease: float,
         poll: float,
-        vacuum: QueueVacuum | None = None,
+        vacuum: QueueVacuum,
     ) -> None:
         self._pool = pool
         self.topic = topic
         self._lease = lease
         self._poll = poll
-        self._vacuum = vacuum or QueueVacuum(pool)
+        self._vacuum = vacuum  # the bus's, shared by this process's consumers
 
     async def fetch(self, max_messages: int, timeout: float) -> list[Message]:
         loop = asyncio.get_running_loop()

@@ -20,6 +20,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from mm_bronze.errors import InvalidPayload
+from mm_bronze.formats import byte_count
 from mm_bronze.formats.fhir import json_validator, ndjson_validator
 from mm_bronze.formats.fhir.fast import decider
 from mm_bronze.formats.fhir.fast.primitives import FormatError
@@ -83,6 +84,33 @@ def test_fast_path_metadata_and_bom() -> None:
 def test_fast_path_defers(body: bytes) -> None:
     """Payloads the fast path leaves to the walker (never raising, whatever the input)."""
     assert fast_verdict(body) is None
+
+
+def indented_patient(names: int, repeat: bool) -> bytes:
+    """An indented Patient with ``names`` names (colons inside their strings too), the last
+    one naming its family twice if ``repeat``."""
+    name = {"family": "F", "given": ["a:b"], "text": "c: d"}
+    body = json.dumps({"resourceType": "Patient", "name": [name] * names}, indent=2).encode()
+    if repeat:
+        last = body.rindex(b'"family"')
+        body = body[:last] + b'"family": "G",\n' + body[last:]
+    return body
+
+
+@pytest.mark.parametrize("names", [1, 2_000])  # counted by bytes.count, by numpy
+def test_repeated_keys_in_indented_json_of_any_size(names: int) -> None:
+    """Indented JSON re-encodes shorter, so the colons are counted (at memory speed once the
+    payload is large): a repeated key among thousands of members is still found."""
+    body = indented_patient(names, repeat=False)
+    repeated = indented_patient(names, repeat=True)
+    assert (len(body) < byte_count.LARGE) == (names == 1)
+    assert fast_verdict(body) is not None
+    assert fast_verdict(repeated) is None
+    with pytest.raises(InvalidPayload) as caught:
+        validate(repeated)
+    assert [(i.diagnostics, i.expression) for i in caught.value.issues] == [
+        ("Duplicate property 'family'", f"Patient.name[{names - 1}].family")
+    ]
 
 
 def nested_extensions(levels: int) -> bytes:

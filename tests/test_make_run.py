@@ -7,12 +7,12 @@ import json
 import os
 import signal
 import subprocess
-import time
 from pathlib import Path
 
 import httpx
 import pytest
 
+from tests.polling import wait_for
 from tests.services.mm_bronze import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -45,16 +45,15 @@ def test_one_signal_through_make_stops_the_server_once(
             start_new_session=True,
         )  # fmt: skip
     try:
-        deadline = time.monotonic() + 120
-        while True:
+
+        def ready() -> bool:
             assert make.poll() is None, log.read_text()
-            assert time.monotonic() < deadline, log.read_text()
             try:
-                if httpx.get(f"http://127.0.0.1:{http}/readyz", timeout=2).status_code == 200:
-                    break
+                return httpx.get(f"http://127.0.0.1:{http}/readyz", timeout=2).status_code == 200
             except httpx.HTTPError:
-                pass
-            time.sleep(0.2)
+                return False
+
+        wait_for(ready, timeout=120, every=0.2, what="make run to be ready", detail=log.read_text)
         if group:
             os.killpg(make.pid, sig)  # what Ctrl-C does: the whole foreground group
         else:

@@ -6,7 +6,6 @@ import json
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,6 +14,7 @@ import paramiko
 import pytest
 
 from tests.ingest.sftp.helpers import wait_landed
+from tests.polling import wait_for
 from tests.services.mm_bronze import MmBronze, free_port, run_cli
 
 PASSWORD = "lab-Passw0rd-long"
@@ -96,10 +96,13 @@ def test_refused_requests_are_logged_with_their_reason_never_the_payload(
         assert client.post("/ingest/fhir/json/R4/patient", content=too_large).status_code == 413
         token = run_cli("clients", "add", "partner", env=door.env).stdout.strip()
         assert token
-        deadline = time.monotonic() + 15  # the client count is cached for 5 s
-        while client.post("/ingest/fhir/json/R4/patient", json=invalid).status_code != 401:
-            assert time.monotonic() < deadline
-            time.sleep(0.5)
+        wait_for(  # the client count is cached for 5 s
+            lambda: client.post("/ingest/fhir/json/R4/patient", json=invalid).status_code,
+            lambda status: status == 401,
+            timeout=15,
+            every=0.5,
+            what="bearer tokens required once a client exists",
+        )
     refused = [line for line in log_lines(door) if line["event"] == "request refused"]
     by_status = {line["status"]: line for line in refused}
     assert by_status[422]["error"] == "invalid_payload"
@@ -126,11 +129,12 @@ def test_sftp_upload_line_names_the_file_and_hl7_subtype_is_type_and_trigger(
         transport.close()
     (row,) = wait_landed(door.env["POSTGRES_DSN"], "lab1", 1)
     assert (row["format"], row["subtype"]) == ("hl7", "oru_r01")
-    deadline = time.monotonic() + 10
-    while not [x for x in log_lines(door) if x["event"] == "sftp upload accepted"]:
-        assert time.monotonic() < deadline
-        time.sleep(0.2)
-    (accepted,) = [x for x in log_lines(door) if x["event"] == "sftp upload accepted"]
+    (accepted,) = wait_for(
+        lambda: [x for x in log_lines(door) if x["event"] == "sftp upload accepted"],
+        timeout=10,
+        every=0.2,
+        what="the upload's log line",
+    )
     assert accepted["file"] == "flu-result.txt"
     assert accepted["subtype"] == "oru_r01"
 

@@ -8,7 +8,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.ingest.mllp.helpers import START, RawMllp, oru, parse_ack, wait_listening
+from tests.ingest.mllp.helpers import START, RawMllp, oru, parse_ack
+from tests.polling import wait_listening
 from tests.services.mm_bronze import MmBronze
 
 MAX_CONNECTIONS = 20

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import os
-import time
 from pathlib import Path
 
 import httpx
 import pytest
 
+from tests.polling import wait_for
 from tests.services.mm_bronze import MmBronze
 
 BUNDLES = "fhir-r4-bundles"
@@ -57,9 +57,18 @@ def test_validation_workers_die_with_a_killed_server(
     workers = children(server.proc.pid)
     assert len(workers) >= 2, workers  # the pool's workers (and the resource tracker)
     server.kill()
-    deadline = time.monotonic() + 15
-    while (left := {pid for pid in workers if alive(pid)}) and time.monotonic() < deadline:
-        time.sleep(0.2)
-    for pid in left:
-        os.kill(pid, 9)
-    assert not left, f"processes outlived the server: {sorted(left)}"
+
+    def left() -> set[int]:
+        return {pid for pid in workers if alive(pid)}
+
+    try:
+        wait_for(
+            left,
+            lambda pids: not pids,
+            timeout=15,
+            every=0.2,
+            what="no process to outlive the server",
+        )
+    finally:
+        for pid in left():
+            os.kill(pid, 9)

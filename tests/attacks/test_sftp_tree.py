@@ -16,7 +16,8 @@ import httpx
 import pytest
 
 from tests.attacks.helpers import sftp_session
-from tests.ingest.sftp.helpers import landed, wait_until, write_users
+from tests.ingest.sftp.helpers import landed, write_users
+from tests.polling import wait_for
 from tests.services.mm_bronze import MmBronze
 
 MAX_DEPTH = 32
@@ -132,7 +133,7 @@ def test_rename_into_a_missing_directory_ingests_nothing(server: MmBronze, modul
         rows = landed(module_dsn, "lab1")
         return [row["source_metadata"]["path"] for row in rows if row["sha256"] == sha256]
 
-    wait_until(paths, timeout=90, what="the renamed upload landed")
+    wait_for(paths, timeout=90, what="the renamed upload landed")
     time.sleep(1)  # a submission made by the failed rename would have landed by now
     assert paths() == ["/up.hl7"]
 
@@ -199,10 +200,11 @@ def test_a_deep_tree_left_in_a_home_does_not_stop_the_next_start(
     restarted.start()
     try:
         assert httpx.get(restarted.url + "/healthz").status_code == 200
-        deadline = time.monotonic() + 30
-        while restarted.logs().count("sftp listening") <= starts:  # one log file for both
-            assert time.monotonic() < deadline, "the SFTP door did not start again"
-            time.sleep(0.2)
+        wait_for(  # one log file for both
+            lambda: restarted.logs().count("sftp listening") > starts,
+            every=0.2,
+            what="the SFTP door to start again",
+        )
         assert "moved to quarantine" in restarted.logs()
         assert "RecursionError" not in restarted.logs()
 

@@ -20,8 +20,9 @@ import psycopg
 import pytest
 
 from tests.attacks.helpers import exchange, sftp_session
-from tests.ingest.mllp.helpers import RawMllp, oru, parse_ack, wait_listening
+from tests.ingest.mllp.helpers import RawMllp, oru, parse_ack
 from tests.ingest.sftp.helpers import write_users
+from tests.polling import wait_listening
 from tests.services.mm_bronze import MmBronze
 
 RSS_BOUND = 1024 * 1024 * 1024  # bytes, the server and its workers together

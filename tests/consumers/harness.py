@@ -6,9 +6,8 @@ import asyncio
 import contextlib
 import datetime as dt
 import hashlib
-import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +17,7 @@ from mm_bronze.metadata import Database
 from mm_bronze.models import IngestEvent, encode_event
 from mm_bronze.settings import ConsumerSettings, StorageSettings
 from mm_bronze.storage import StagedBlob, StorageRegistry
+from tests.polling import wait_for_async
 
 TOPIC = "bronze-ingest-api"
 
@@ -76,7 +76,9 @@ class Harness:
             await task
 
     async def drained(self, timeout: float = 120) -> None:
-        await wait_for(lambda: self.depth(), lambda depth: depth == 0, timeout)
+        await wait_for_async(
+            self.depth, lambda depth: depth == 0, timeout=timeout, what="the queue drained"
+        )
 
     async def depth(self) -> int:
         return await self.bus.depth(TOPIC)
@@ -86,19 +88,6 @@ class Harness:
             cur = await conn.execute(sql)
             row = await cur.fetchone()
             return row[0] if row else None
-
-
-async def wait_for(probe: Callable[[], Any], done: Callable[[Any], bool], timeout: float) -> Any:
-    deadline = time.monotonic() + timeout
-    value = None
-    while time.monotonic() < deadline:
-        value = probe()
-        if asyncio.iscoroutine(value):
-            value = await value
-        if done(value):
-            return value
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"condition not met after {timeout}s; last value: {value!r}")
 
 
 @contextlib.asynccontextmanager

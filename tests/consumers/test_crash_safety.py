@@ -4,13 +4,13 @@ or doubled once the platform runs again."""
 from __future__ import annotations
 
 import asyncio
-import time
 from pathlib import Path
 
 import httpx
 import psycopg
 
 from tests.ingest.http.helpers import wait_status
+from tests.polling import wait_for
 from tests.services.mm_bronze import MmBronze
 from tests.services.postgres import stop_stale
 
@@ -42,15 +42,14 @@ def count(dsn: str, sql: str) -> int:
     return int(row[0])
 
 
-def wait_for(dsn: str, sql: str, want: int, timeout: float = 180) -> None:
-    deadline = time.monotonic() + timeout
-    got = -1
-    while time.monotonic() < deadline:
-        got = count(dsn, sql)
-        if got >= want:
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"{sql}: {got} after {timeout}s, want {want}")
+def wait_count(dsn: str, sql: str, want: int, timeout: float = 180) -> None:
+    wait_for(
+        lambda: count(dsn, sql),
+        lambda got: got >= want,
+        timeout=timeout,
+        every=0.2,
+        what=f"{sql!r} to reach {want}",
+    )
 
 
 def stored_objects(data_dir: Path) -> list[Path]:
@@ -78,8 +77,8 @@ def test_http_killed_then_consumers_store_everything(dsn: str, tmp_path: Path) -
     assert count(dsn, "SELECT count(*) FROM bus.messages") == 500
     consumers = MmBronze(tmp_path, "--consumers", env=env).start()
     try:
-        wait_for(dsn, "SELECT count(*) FROM ingestion.submissions", 500)
-        wait_for(dsn, "SELECT 500 - count(*) FROM bus.messages", 500)
+        wait_count(dsn, "SELECT count(*) FROM ingestion.submissions", 500)
+        wait_count(dsn, "SELECT 500 - count(*) FROM bus.messages", 500)
     finally:
         assert consumers.stop() == 0
     assert_exactly_once(dsn, uuids, tmp_path)
@@ -95,17 +94,21 @@ def test_consumer_killed_mid_batch_then_restarted(dsn: str, tmp_path: Path) -> N
     with MmBronze(tmp_path, "--http", env=env) as http:
         uuids = asyncio.run(post_many(http.url, [payload(i, pad=20_000) for i in range(total)]))
     consumer = MmBronze(tmp_path, "--consumers", env=env).start()
-    deadline = time.monotonic() + 120
-    while count(dsn, "SELECT count(*) FROM ingestion.submissions") < 100:
-        assert time.monotonic() < deadline, consumer.logs()
-        time.sleep(0.005)
+    wait_for(
+        lambda: count(dsn, "SELECT count(*) FROM ingestion.submissions"),
+        lambda got: got >= 100,
+        timeout=120,
+        every=0.005,  # kill it as soon as it has begun: most of the stream is still to come
+        what="the first 100 submissions recorded",
+        detail=consumer.logs,
+    )
     consumer.kill()
     at_kill = count(dsn, "SELECT count(*) FROM ingestion.submissions")
     assert at_kill < total, "consumer finished before it could be killed mid-stream"
     restarted = MmBronze(tmp_path, "--consumers", env=env).start()
     try:
-        wait_for(dsn, "SELECT count(*) FROM ingestion.submissions", total)
-        wait_for(dsn, f"SELECT {total} - count(*) FROM bus.messages", total)
+        wait_count(dsn, "SELECT count(*) FROM ingestion.submissions", total)
+        wait_count(dsn, f"SELECT {total} - count(*) FROM bus.messages", total)
     finally:
         assert restarted.stop() == 0
     assert_exactly_once(dsn, uuids, tmp_path)

@@ -8,7 +8,6 @@ import os
 import pty
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,6 +19,7 @@ import pytest
 
 from mm_bronze.models import IngestEvent, encode_event
 from tests.ingest.http.helpers import sha256, wait_status
+from tests.polling import wait_for
 from tests.services.mm_bronze import MmBronze, run_cli
 
 TOPIC = "bronze-ingest-api"
@@ -70,17 +70,17 @@ def enqueue(dsn: str, value: bytes) -> None:
 
 def wait_dead_letter(dsn: str, submission: str | None = None, timeout: float = 30) -> dict:
     """The pending dead letter of ``submission`` (or the newest undecodable one)."""
-    deadline = time.monotonic() + timeout
+    what = f"a dead letter for {submission or 'an undecodable event'}"
     if submission is not None:  # a query is cheaper to repeat than a command's start
         with psycopg.connect(dsn, autocommit=True) as conn:
-            while time.monotonic() < deadline and not _dead_lettered(conn, submission):
-                time.sleep(0.05)
-    while time.monotonic() < deadline:
-        for letter in listed(dsn, "--limit", "1000"):
-            if letter["uuid"] == submission:
-                return letter
-        time.sleep(0.2)
-    raise AssertionError(f"no dead letter for {submission}")
+            wait_for(lambda: _dead_lettered(conn, submission), timeout=timeout, what=what)
+
+    def letter() -> dict | None:
+        return next((d for d in listed(dsn, "--limit", "1000") if d["uuid"] == submission), None)
+
+    found = wait_for(letter, lambda found: found is not None, timeout=timeout, every=0.2, what=what)
+    assert found is not None
+    return found
 
 
 def _dead_lettered(conn: psycopg.Connection, submission: str) -> bool:
@@ -120,14 +120,13 @@ def submissions_of(dsn: str, submission: str) -> int:
 
 
 def wait_queue_empty(dsn: str, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
     with psycopg.connect(dsn, autocommit=True) as conn:
-        while time.monotonic() < deadline:
-            row = conn.execute("SELECT count(*) FROM bus.messages").fetchone()
-            if row and row[0] == 0:
-                return
-            time.sleep(0.1)
-    raise AssertionError("the queue did not drain")
+        wait_for(
+            lambda: conn.execute("SELECT count(*) FROM bus.messages").fetchone(),
+            lambda row: row is not None and row[0] == 0,
+            timeout=timeout,
+            what="the queue drained",
+        )
 
 
 def admin(bronze: MmBronze, tokens: dict[str, str]) -> httpx.Client:
@@ -251,10 +250,12 @@ def test_replay_all_by_topic_says_how_many(bronze: MmBronze, module_dsn: str) ->
 def test_list_pages_with_a_cursor(bronze: MmBronze, module_dsn: str) -> None:
     for _ in range(3):
         enqueue(module_dsn, b"\xc1 not an event")
-    deadline = time.monotonic() + 30
-    while len(listed(module_dsn, "--limit", "1000")) < 3 and time.monotonic() < deadline:
-        time.sleep(0.2)
-    everything = listed(module_dsn, "--limit", "1000")
+    everything = wait_for(
+        lambda: listed(module_dsn, "--limit", "1000"),
+        lambda letters: len(letters) >= 3,
+        every=0.2,
+        what="three dead letters",
+    )
     first = listed(module_dsn, "--limit", "2")
     rest = listed(module_dsn, "--limit", "1000", "--after", first[-1]["id"])
     assert [d["id"] for d in first + rest] == [d["id"] for d in everything]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import time
 import uuid
 
 import httpx
@@ -11,6 +10,7 @@ import psycopg
 
 from mm_bronze.models import IngestEvent, encode_event
 from tests.ingest.http.helpers import wait_status
+from tests.polling import wait_for
 from tests.services.mm_bronze import MmBronze
 
 
@@ -33,13 +33,9 @@ def dead_letters(dsn: str) -> list[tuple[str, int]]:
 
 
 def wait_dead(dsn: str, n: int) -> list[tuple[str, int]]:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        found = dead_letters(dsn)
-        if len(found) >= n:
-            return found
-        time.sleep(0.1)
-    raise AssertionError(f"dead letters: {dead_letters(dsn)}")
+    return wait_for(
+        lambda: dead_letters(dsn), lambda found: len(found) >= n, what=f"{n} dead letters"
+    )
 
 
 def test_undecodable_event_is_dead_lettered(server: MmBronze, module_dsn: str) -> None:

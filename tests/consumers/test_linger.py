@@ -9,7 +9,8 @@ import pytest
 
 from mm_bronze.errors import ConfigError
 from mm_bronze.settings import ConsumerSettings, load_settings
-from tests.consumers.harness import harness, wait_for
+from tests.consumers.harness import harness
+from tests.polling import wait_for_async
 
 
 async def test_events_arriving_during_the_linger_are_stored_in_one_batch(
@@ -24,8 +25,11 @@ async def test_events_arriving_during_the_linger_are_stored_in_one_batch(
         for n in range(5):
             await h.publish(b'{"resourceType": "Patient", "id": "p%d"}' % n)
             await asyncio.sleep(0.15)
-        await wait_for(lambda: h.scalar("SELECT count(*) FROM ingestion.submissions"),
-                       lambda count: count == 6, 30)  # fmt: skip
+        await wait_for_async(
+            lambda: h.scalar("SELECT count(*) FROM ingestion.submissions"),
+            lambda count: count == 6,
+            what="the six events stored",
+        )
         # One batch is one transaction: its rows share recorded_at (now() of the transaction).
         batches = await h.scalar("SELECT count(DISTINCT recorded_at) FROM ingestion.submissions")
         assert batches == 2

@@ -11,7 +11,8 @@ from fsspec import AbstractFileSystem
 from mm_bronze.metadata import records
 from mm_bronze.settings import ConsumerSettings
 from mm_bronze.storage.compression import decode
-from tests.consumers.harness import harness, wait_for
+from tests.consumers.harness import harness
+from tests.polling import wait_for_async
 from tests.services.object_stores import ObjectStoreService, S3Service
 from tests.services.tcp_proxy import TcpProxy
 
@@ -108,18 +109,29 @@ async def test_storage_outage_mid_batch_loses_nothing(
             events = [await h.publish(p) for p in payloads]
             async with h.running(settings):
                 # Cut the storage off as soon as the first object of the batch has landed.
-                landed = await wait_for(lambda: reader.find(f"{bucket}/raw"), bool, 60)
+                landed = await wait_for_async(
+                    lambda: reader.find(f"{bucket}/raw"), timeout=60, what="a first object"
+                )
                 proxy.cut()
                 assert len(landed) < len(payloads)
-                assert h.pipeline is not None
-                await wait_for(lambda: h.pipeline.degraded, bool, 60)  # type: ignore[union-attr]
+                pipeline = h.pipeline
+                assert pipeline is not None
+                await wait_for_async(
+                    lambda: pipeline.degraded,
+                    timeout=60,
+                    what="the pipeline degraded",
+                )
                 # Retried, nothing committed early: no rows, every message still queued.
                 assert await h.scalar("SELECT count(*) FROM ingestion.raw_ingestion") == 0
                 assert await h.scalar("SELECT count(*) FROM ingestion.submissions") == 0
                 assert await h.depth() == len(payloads)
                 proxy.restore()
                 await h.drained()
-                await wait_for(lambda: h.pipeline.degraded, lambda d: d is None, 30)  # type: ignore[union-attr]
+                await wait_for_async(
+                    lambda: pipeline.degraded,
+                    lambda degraded: degraded is None,
+                    what="the pipeline recovered",
+                )
             assert await h.scalar("SELECT count(*) FROM ingestion.raw_ingestion") == len(payloads)
             assert await h.scalar("SELECT count(*) FROM bus.dead_letters") == 0
             for event, body in zip(events, payloads, strict=True):

@@ -9,7 +9,8 @@ import pytest
 
 from mm_bronze.bus import pg_vacuum
 from mm_bronze.settings import ConsumerSettings
-from tests.consumers.harness import Harness, harness, wait_for
+from tests.consumers.harness import Harness, harness
+from tests.polling import wait_for_async
 
 EVENTS = 40
 VACUUMS = "SELECT vacuum_count FROM pg_stat_user_tables WHERE relid = 'bus.messages'::regclass"
@@ -29,7 +30,9 @@ async def test_the_consumers_vacuum_the_queue_as_they_acknowledge(
     async with harness(dsn, tmp_path, f"file://{tmp_path}", {}) as h:
         assert await h.scalar(VACUUMS) == 0
         await drain(h)
-        await wait_for(lambda: h.scalar(VACUUMS), lambda vacuums: vacuums > 0, 10)
+        await wait_for_async(
+            lambda: h.scalar(VACUUMS), lambda vacuums: vacuums > 0, timeout=10, what="a vacuum"
+        )
         assert await h.scalar("SELECT count(*) FROM ingestion.submissions") == EVENTS
 
 

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
+
+from tests.polling import wait_for
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 
@@ -38,14 +39,16 @@ def label_values(samples: Samples, name: str, label: str) -> set[str]:
 def wait_scrape(
     url: str, ready: Callable[[Samples], bool], timeout: float = 60, token: str | None = None
 ) -> Samples:
-    deadline = time.monotonic() + timeout
-    samples: Samples = {}
-    while time.monotonic() < deadline:
+    def scraped() -> Samples:
         try:
-            samples = scrape(url, token)
+            return scrape(url, token)
         except httpx.HTTPError:
-            samples = {}
-        if samples and ready(samples):
-            return samples
-        time.sleep(0.2)
-    raise AssertionError(f"metrics at {url} never reached the expected state: {samples}")
+            return {}
+
+    return wait_for(
+        scraped,
+        lambda samples: bool(samples) and ready(samples),
+        timeout=timeout,
+        every=0.2,
+        what=f"the metrics at {url} in the expected state",
+    )

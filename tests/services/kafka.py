@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from tests.polling import wait_for
 from tests.services.mm_bronze import free_port
 
 # Group joins take session.timeout.ms / 2: keep them short in tests.
@@ -59,20 +60,22 @@ class TansuBroker:
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
             )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+        proc = self.proc
+
+        def listening() -> bool:
             # The port answering is not enough: another process may hold it.
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"tansu exited {self.proc.returncode}:\n{self.logs()}")
+            if proc.poll() is not None:
+                raise RuntimeError(f"tansu exited {proc.returncode}:\n{self.logs()}")
             try:
                 with socket.create_connection(("127.0.0.1", self.port), timeout=1):
                     pass
-                time.sleep(0.2)
-                if self.proc.poll() is None:
-                    return self
             except OSError:
-                time.sleep(0.05)
-        raise TimeoutError(f"tansu not listening after {timeout}s:\n{self.logs()}")
+                return False
+            time.sleep(0.2)
+            return proc.poll() is None
+
+        wait_for(listening, timeout=timeout, what="tansu to listen", detail=self.logs)
+        return self
 
     def stop(self, *, kill: bool = False) -> None:
         """SIGTERM, then SIGKILL after a second (or at once with ``kill``). On SIGTERM Tansu

@@ -8,11 +8,12 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
 import httpx
+
+from tests.polling import wait_for
 
 
 def free_port() -> int:
@@ -86,21 +87,21 @@ class MmBronze:
         return []
 
     def wait_ready(self, timeout: float = 60) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            assert self.proc is not None
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"mm-bronze exited {self.proc.returncode}:\n{self.logs()}")
-            if "--http" in self.roles or "--all" in self.roles:
-                try:
-                    if httpx.get(f"{self.url}/readyz", timeout=2).status_code == 200:
-                        return
-                except httpx.HTTPError:
-                    pass
-            elif self._ready_logged():
-                return
-            time.sleep(0.1)
-        raise TimeoutError(f"mm-bronze not ready after {timeout}s:\n{self.logs()}")
+        proc = self.proc
+        assert proc is not None
+        http = "--http" in self.roles or "--all" in self.roles
+
+        def ready() -> bool:
+            if proc.poll() is not None:
+                raise RuntimeError(f"mm-bronze exited {proc.returncode}:\n{self.logs()}")
+            if not http:
+                return self._ready_logged()
+            try:
+                return httpx.get(f"{self.url}/readyz", timeout=2).status_code == 200
+            except httpx.HTTPError:
+                return False
+
+        wait_for(ready, timeout=timeout, every=0.1, what="mm-bronze to be ready", detail=self.logs)
 
     def _ready_logged(self) -> bool:
         """Without HTTP: the latest run has logged that it started and that each door it runs

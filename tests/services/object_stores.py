@@ -9,10 +9,8 @@ from __future__ import annotations
 import logging
 import os
 import shutil
-import socket
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,6 +22,7 @@ os.environ.setdefault("GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT", "false")
 import fsspec
 import pytest
 
+from tests.polling import wait_listening
 from tests.services.mm_bronze import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -89,7 +88,7 @@ class S3Service(ObjectStoreService):
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
             )
-        _wait_port(self.port, self._proc)
+        wait_listening(self.port, proc=self._proc)
 
     def stop(self) -> None:
         _stop(self._proc)
@@ -111,7 +110,7 @@ class GcsService(ObjectStoreService):
 
     def start(self) -> None:
         self._server.start()
-        _wait_port(self.port)
+        wait_listening(self.port)
 
     def stop(self) -> None:
         self._server.stop()
@@ -156,7 +155,7 @@ class AzureService(ObjectStoreService):
             stderr=subprocess.DEVNULL,
             stdin=subprocess.DEVNULL,
         )
-        _wait_port(self.port, self._proc)
+        wait_listening(self.port, proc=self._proc)
 
     def stop(self) -> None:
         _stop(self._proc)
@@ -194,19 +193,6 @@ def _stop(proc: subprocess.Popen[bytes] | None) -> None:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
-
-
-def _wait_port(port: int, proc: subprocess.Popen[bytes] | None = None, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc is not None and proc.poll() is not None:
-            raise RuntimeError(f"emulator exited with {proc.returncode}")
-        try:
-            socket.create_connection(("127.0.0.1", port), 0.5).close()
-            return
-        except OSError:
-            time.sleep(0.05)
-    raise TimeoutError(f"emulator not listening on port {port} after {timeout}s")
 
 
 @pytest.fixture(scope="session")

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import time
-
 import httpx
 import pytest
 
 from tests.bus.kafka.conftest import kafka_env_for
 from tests.ingest.http.helpers import wait_status
+from tests.polling import wait_for
 from tests.services.kafka import TansuBroker
 from tests.services.mm_bronze import MmBronze
 
@@ -54,11 +53,16 @@ def test_broker_outage_refuses_then_resumes_without_restart(
 
 
 def _post_until_accepted(client: httpx.Client, body: bytes, timeout: float) -> str:
-    deadline = time.monotonic() + timeout
-    while True:
+    def post() -> httpx.Response:
         response = client.post(ROUTE, content=body)
-        if response.status_code == 202:
-            return str(response.json()["uuid"])
-        assert response.status_code == 503, response.text
-        assert time.monotonic() < deadline, "ingestion did not resume after the broker returned"
-        time.sleep(0.5)
+        assert response.status_code in (202, 503), response.text
+        return response
+
+    accepted = wait_for(
+        post,
+        lambda response: response.status_code == 202,
+        timeout=timeout,
+        every=0.5,
+        what="ingestion to resume after the broker returned",
+    )
+    return str(accepted.json()["uuid"])

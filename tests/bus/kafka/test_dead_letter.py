@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import time
 import uuid
 from collections.abc import Iterator
 
@@ -14,6 +13,7 @@ from confluent_kafka import Consumer, Message, Producer
 from mm_bronze.models import IngestEvent, encode_event
 from tests.bus.kafka.conftest import kafka_env_for
 from tests.ingest.http.helpers import sha256
+from tests.polling import wait_for
 from tests.services.mm_bronze import MmBronze
 
 POISON = b"\xc1 this is not msgpack"
@@ -69,17 +69,13 @@ def test_undecodable_event_is_dead_lettered_and_the_consumer_keeps_going(
 
 
 def _wait_stored(dsn: str, submission: str, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
+    sql = "SELECT 1 FROM ingestion.submissions WHERE submission_id = %s"
     with psycopg.connect(dsn, autocommit=True) as conn:
-        while time.monotonic() < deadline:
-            row = conn.execute(
-                "SELECT 1 FROM ingestion.submissions WHERE submission_id = %s",
-                (submission,),
-            ).fetchone()
-            if row:
-                return
-            time.sleep(0.1)
-    raise AssertionError(f"{submission} was not stored")
+        wait_for(
+            lambda: conn.execute(sql, (submission,)).fetchone(),
+            timeout=timeout,
+            what=f"{submission} stored",
+        )
 
 
 def _read_one(servers: str, topic: str, timeout: float = 60) -> Message:
@@ -94,11 +90,14 @@ def _read_one(servers: str, topic: str, timeout: float = 60) -> Message:
     )
     consumer.subscribe([topic])
     try:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            msg = consumer.poll(0.5)
-            if msg is not None and msg.error() is None:
-                return msg
-        raise AssertionError(f"nothing arrived on {topic}")
+        message = wait_for(
+            lambda: consumer.poll(0.5),
+            lambda msg: msg is not None and msg.error() is None,
+            timeout=timeout,
+            every=0,  # the poll itself waits
+            what=f"a message on {topic}",
+        )
+        assert message is not None
+        return message
     finally:
         consumer.close()

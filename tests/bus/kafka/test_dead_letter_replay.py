@@ -18,6 +18,7 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 from mm_bronze.models import IngestEvent, encode_event
 from tests.bus.kafka.conftest import kafka_env_for
 from tests.ingest.http.helpers import sha256, stored_bytes, wait_status
+from tests.polling import wait_for
 from tests.services.mm_bronze import MmBronze, run_cli
 
 PAYLOAD = b'{"resourceType": "Patient", "id": "kafka-replayed"}'
@@ -52,17 +53,22 @@ def listed(env: dict[str, str]) -> list[dict]:
 def wait_dead_letter(
     env: dict[str, str], submission: str, timeout: float = 60, bronze: MmBronze | None = None
 ) -> dict:
-    deadline = time.monotonic() + timeout
+    what = f"a dead letter for {submission}"
     if bronze is not None:  # the door's listing is cheaper to repeat than a command's start
         with httpx.Client(base_url=bronze.url, timeout=30) as client:
-            while time.monotonic() < deadline and not _listed_by_http(client, submission):
-                time.sleep(0.25)
-    while time.monotonic() < deadline:
-        for letter in listed(env):
-            if letter["uuid"] == submission:
-                return letter
-        time.sleep(0.5)
-    raise AssertionError(f"no dead letter for {submission}")
+            wait_for(
+                lambda: _listed_by_http(client, submission),
+                timeout=timeout,
+                every=0.25,
+                what=what,
+            )
+
+    def letter() -> dict | None:
+        return next((d for d in listed(env) if d["uuid"] == submission), None)
+
+    found = wait_for(letter, lambda found: found is not None, timeout=timeout, every=0.5, what=what)
+    assert found is not None
+    return found
 
 
 def _listed_by_http(client: httpx.Client, submission: str) -> bool:
@@ -213,10 +219,13 @@ def test_purge_and_http_replay(
         produce_staged(
             kafka, topic, bronze, f'{{"resourceType": "Patient", "id": "a{n}"}}'.encode()
         )
-    deadline = time.monotonic() + 60
-    while len(listed(env)) < 2 and time.monotonic() < deadline:
-        time.sleep(0.5)
-    pending = listed(env)
+    pending = wait_for(
+        lambda: listed(env),
+        lambda letters: len(letters) >= 2,
+        timeout=60,
+        every=0.5,
+        what="two dead letters",
+    )
     code, out, _ = dlq(env, "replay", "--all", "--topic", topic)
     assert code == 0 and out.strip() == f"{len(pending)} dead letters replayed"
     assert not {d["id"] for d in listed(env)} & {d["id"] for d in pending}

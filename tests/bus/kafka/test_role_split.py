@@ -8,15 +8,14 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 from pathlib import Path
 
 import httpx
 import psycopg
-import pytest
 
 from tests.bus.kafka.conftest import kafka_env_for
 from tests.ingest.http.helpers import sha256
+from tests.polling import wait_for_async
 from tests.services.mm_bronze import MmBronze
 
 PAYLOADS = 2000
@@ -94,29 +93,39 @@ async def test_http_and_two_consumer_processes_survive_a_killed_consumer(
 
 async def _wait_assigned(proc: MmBronze, topic: str, timeout: float = 60) -> None:
     """Wait until ``proc`` owns partitions of ``topic``, so the kill takes work away."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+
+    def assigned() -> bool:
         for line in proc.logs().splitlines():
             if line.startswith("{") and '"kafka partitions assigned"' in line:
                 entry = json.loads(line)
                 if entry["topic"] == topic and entry["partitions"]:
-                    return
-        await asyncio.sleep(0.2)
-    pytest.fail(f"no partitions of {topic} assigned:\n{proc.logs()}")
+                    return True
+        return False
+
+    await wait_for_async(
+        assigned,
+        timeout=timeout,
+        every=0.2,
+        what=f"partitions of {topic} assigned",
+        detail=proc.logs,
+    )
 
 
 async def _wait_recorded(dsn: str, count: int, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
     async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as conn:
-        seen = 0
-        while time.monotonic() < deadline:
+
+        async def recorded() -> int:
             cur = await conn.execute("SELECT count(*) FROM ingestion.submissions")
             row = await cur.fetchone()
-            seen = row[0] if row else 0
-            if seen >= count:
-                return
-            await asyncio.sleep(0.5)
-    pytest.fail(f"only {seen} of {count} submissions recorded after {timeout}s")
+            return row[0] if row else 0
+
+        await wait_for_async(
+            recorded,
+            lambda seen: seen >= count,
+            timeout=timeout,
+            every=0.5,
+            what=f"{count} submissions recorded",
+        )
 
 
 async def _statuses(client: httpx.AsyncClient, uuids: list[str]) -> dict[str, dict]:

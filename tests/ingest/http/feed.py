@@ -5,12 +5,12 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import httpx
 import psycopg
 
+from tests.polling import wait_for
 from tests.services.mm_bronze import MmBronze
 
 
@@ -94,15 +94,6 @@ def recorded(conn: psycopg.Connection) -> int:
     return int(row[0])
 
 
-def wait_until(predicate: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.005)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 def feed_sees_everything(
     tmp_path: Path,
     env: dict[str, str],
@@ -122,7 +113,7 @@ def feed_sees_everything(
     counts = psycopg.connect(dsn, autocommit=True)
     consumers = MmBronze(tmp_path, "--consumers", env=env).start(wait=False)
     try:
-        wait_until(lambda: recorded(counts) >= 60, 120, "the first submissions to be recorded")
+        wait_for(lambda: recorded(counts) >= 60, timeout=120, what="the first submissions recorded")
         consumers.kill()
         assert recorded(counts) < total_first, "consumers finished before they could be killed"
         # The reader crashes too, and a new one resumes from the cursor it saved.
@@ -131,8 +122,12 @@ def feed_sees_everything(
         more = [payload(i) for i in range(total_first, total)]
         uuids += asyncio.run(post_many(http.url, more))
         consumers = MmBronze(tmp_path, "--consumers", env=env).start()
-        wait_until(lambda: recorded(counts) >= total, 180, "every submission to be recorded")
-        wait_until(lambda: sum(len(r.seen) for r in readers) >= total, 60, "the reader to catch up")
+        wait_for(lambda: recorded(counts) >= total, timeout=180, what="every submission recorded")
+        wait_for(
+            lambda: sum(len(r.seen) for r in readers) >= total,
+            timeout=60,
+            what="the reader to catch up",
+        )
     finally:
         counts.close()
         for reader in readers:

@@ -3,24 +3,25 @@
 from __future__ import annotations
 
 import hashlib
-import time
 from pathlib import Path
 from urllib.parse import urlparse
 
 import httpx
 
+from tests.polling import wait_for
+
 
 def wait_status(client: httpx.Client, uuid: str, want: set[str], timeout: float = 30) -> dict:
-    deadline = time.monotonic() + timeout
-    last: dict = {}
-    while time.monotonic() < deadline:
+    def status() -> dict:
         response = client.get(f"/ingest/{uuid}")
-        if response.status_code == 200:
-            last = response.json()
-            if last["status"] in want:
-                return last
-        time.sleep(0.05)
-    raise AssertionError(f"{uuid} never reached {want}; last: {last}")
+        return response.json() if response.status_code == 200 else {}
+
+    return wait_for(
+        status,
+        lambda last: last.get("status") in want,
+        timeout=timeout,
+        what=f"{uuid} to reach {sorted(want)}",
+    )
 
 
 def stored_bytes(storage_path: str) -> bytes:

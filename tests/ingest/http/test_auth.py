@@ -10,6 +10,7 @@ import psycopg
 import pytest
 
 from tests.ingest.http.helpers import wait_status
+from tests.polling import wait_for
 from tests.services.mm_bronze import MmBronze, run_cli
 from tests.services.postgres import create_database
 
@@ -82,14 +83,13 @@ def test_removed_client_is_refused(authed: MmBronze, module_dsn: str) -> None:
     assert httpx.post(authed.url + ROUTE, content=BODY, headers=headers).status_code == 202
     assert run_cli("clients", "remove", "carol", env={"POSTGRES_DSN": module_dsn}).returncode == 0
     # Tokens are cached for a few seconds; poll until the removal takes effect.
-    import time
-
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        if httpx.post(authed.url + ROUTE, content=BODY, headers=headers).status_code == 401:
-            return
-        time.sleep(0.5)
-    raise AssertionError("removed client's token still accepted")
+    wait_for(
+        lambda: httpx.post(authed.url + ROUTE, content=BODY, headers=headers).status_code,
+        lambda status: status == 401,
+        timeout=20,
+        every=0.5,
+        what="the removed client's token to be refused",
+    )
 
 
 def test_public_bind_without_clients_refuses_to_start(pg_admin_dsn: str, tmp_path: Path) -> None:

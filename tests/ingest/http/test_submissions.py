@@ -14,6 +14,7 @@ import pytest
 
 from tests.ingest.http.helpers import sha256, wait_status
 from tests.ingest.sftp.helpers import write_users
+from tests.polling import wait_for
 from tests.services.mm_bronze import MmBronze, run_cli
 
 ROUTE = "/ingest/fhir/json/R4/patient"
@@ -99,11 +100,9 @@ def landed(
         hl7 = (corpus / "hl7v2" / "Lyme_HappyPath.txt").read_bytes()
         asyncio.run(upload(proc.sftp_port, "lab1", "lab1-pw", SFTP_PATH, hl7))
         with state.client("root") as root:
-            deadline = 60.0
-            while deadline > 0 and not listed(root, source="sftp"):
-                asyncio.run(asyncio.sleep(0.2))
-                deadline -= 0.2
-            (item,) = listed(root, source="sftp")
+            (item,) = wait_for(
+                lambda: listed(root, source="sftp"), timeout=60, what="the SFTP upload listed"
+            )
         state.sftp = item["uuid"]
         state.bodies[state.sftp] = hl7
         state.owners[state.sftp] = "lab1"

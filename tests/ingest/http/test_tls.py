@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import ssl
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -11,6 +10,7 @@ import httpx
 import pytest
 import trustme
 
+from tests.polling import wait_for
 from tests.services.mm_bronze import MmBronze, run_cli
 
 ROUTE = "/ingest/fhir/json/R4/patient"
@@ -41,17 +41,16 @@ def files(tmp_path_factory: pytest.TempPathFactory, ca: trustme.CA) -> dict[str,
 
 
 def https_ready(server: MmBronze, verify: ssl.SSLContext, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    url = f"https://127.0.0.1:{server.http_port}/healthz"
+
+    def healthy() -> bool:
         assert server.proc is not None and server.proc.poll() is None, server.logs()
         try:
-            url = f"https://127.0.0.1:{server.http_port}/healthz"
-            if httpx.get(url, verify=verify, timeout=2).status_code == 200:
-                return
+            return httpx.get(url, verify=verify, timeout=2).status_code == 200
         except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    raise TimeoutError(server.logs())
+            return False
+
+    wait_for(healthy, timeout=timeout, every=0.2, what="the HTTPS door to answer")
 
 
 def client_context(files: dict[str, Path], *, with_cert: bool) -> ssl.SSLContext:

@@ -4,23 +4,13 @@ from __future__ import annotations
 
 import re
 import socket
-import time
 from dataclasses import dataclass
 
 import psycopg
 
+from tests.polling import wait_for
+
 START, END = b"\x0b", b"\x1c\r"
-
-
-def wait_listening(port: int, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1):
-                return
-        except OSError:
-            time.sleep(0.1)
-    raise TimeoutError(f"nothing listening on MLLP port {port}")
 
 
 class RawMllp:
@@ -134,11 +124,9 @@ def stored_rows(dsn: str, sha256_hex: str) -> list[tuple]:
 
 
 def wait_rows(dsn: str, sha256_hex: str, count: int, timeout: float = 60) -> list[tuple]:
-    deadline = time.monotonic() + timeout
-    rows: list[tuple] = []
-    while time.monotonic() < deadline:
-        rows = stored_rows(dsn, sha256_hex)
-        if len(rows) >= count:
-            return rows
-        time.sleep(0.1)
-    raise AssertionError(f"{sha256_hex}: {len(rows)} submissions recorded, expected {count}")
+    return wait_for(
+        lambda: stored_rows(dsn, sha256_hex),
+        lambda rows: len(rows) >= count,
+        timeout=timeout,
+        what=f"{count} submissions of {sha256_hex}",
+    )

@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 import trustme
 
-from tests.ingest.mllp.helpers import END, START, RawMllp, oru, parse_ack, wait_listening, wait_rows
+from tests.ingest.mllp.helpers import END, START, RawMllp, oru, parse_ack, wait_rows
+from tests.polling import wait_listening
 from tests.services.mm_bronze import MmBronze, run_cli
 
 

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import time
 
 import psycopg
 
-from tests.ingest.mllp.helpers import END, START, oru, parse_ack, wait_listening
+from tests.ingest.mllp.helpers import END, START, oru, parse_ack
+from tests.polling import wait_for_async, wait_listening
 from tests.services.mm_bronze import MmBronze
 
 CONNECTIONS = 50
@@ -50,18 +50,23 @@ async def test_50_connections_of_100_messages(server: MmBronze, module_dsn: str)
         assert [a.control_id for a in parsed] == ids  # answered in the order sent
 
     total = CONNECTIONS * MESSAGES
-    deadline = time.monotonic() + 120
-    while True:
+
+    def recorded() -> list[tuple]:
         with psycopg.connect(module_dsn) as conn:
-            rows = conn.execute(
+            return conn.execute(
                 "SELECT s.source_metadata->>'control_id', s.source_metadata->>'remote_port',"
                 " s.is_duplicate, r.fingerprint"
                 " FROM ingestion.submissions s JOIN ingestion.raw_ingestion r USING (object_id)"
                 " WHERE s.ingestion_source = 'mllp' ORDER BY s.received_at, s.submission_id"
             ).fetchall()
-        if len(rows) >= total or time.monotonic() > deadline:
-            break
-        await asyncio.sleep(0.2)
+
+    rows = await wait_for_async(
+        recorded,
+        lambda rows: len(rows) >= total,
+        timeout=120,
+        every=0.2,
+        what=f"{total} MLLP submissions recorded",
+    )
     assert len(rows) == total
     assert len({fingerprint for *_, fingerprint in rows}) == total
     assert not any(duplicate for _, _, duplicate, _ in rows)

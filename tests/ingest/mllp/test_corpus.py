@@ -20,9 +20,9 @@ from tests.ingest.mllp.helpers import (
     oru,
     parse_ack,
     stored_rows,
-    wait_listening,
     wait_rows,
 )
+from tests.polling import wait_listening
 from tests.services.mm_bronze import MmBronze
 
 

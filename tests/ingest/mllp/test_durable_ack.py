@@ -6,7 +6,8 @@ from pathlib import Path
 
 import psycopg
 
-from tests.ingest.mllp.helpers import RawMllp, oru, parse_ack, wait_listening
+from tests.ingest.mllp.helpers import RawMllp, oru, parse_ack
+from tests.polling import wait_listening
 from tests.services.mm_bronze import MmBronze
 
 

@@ -21,9 +21,9 @@ from tests.ingest.mllp.helpers import (
     oru,
     parse_ack,
     stored_rows,
-    wait_listening,
     wait_rows,
 )
+from tests.polling import wait_for, wait_listening
 from tests.services.mm_bronze import MmBronze
 
 
@@ -200,7 +200,8 @@ def test_faulty_connections_leave_nothing_open(mllp: MmBronze) -> None:
         sock.close()
     still_serving(mllp, "AFTER-LEAK1")
     # 30 leaked sockets would show; a little slack for the database pool growing meanwhile.
-    deadline = time.monotonic() + 30
-    while open_descriptors(mllp) > before + 3 and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert open_descriptors(mllp) <= before + 3
+    wait_for(
+        lambda: open_descriptors(mllp),
+        lambda now: now <= before + 3,
+        what=f"at most {before + 3} open descriptors",
+    )

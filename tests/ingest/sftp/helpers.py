@@ -17,6 +17,7 @@ from psycopg.rows import dict_row
 
 from mm_bronze.ingest.sftp.users import SftpUser, hash_password, parse_perms, save_users_file
 from tests.ingest.http.helpers import stored_bytes as stored_bytes
+from tests.polling import wait_for
 from tests.services.mm_bronze import run_cli
 
 KIND = {
@@ -146,14 +147,13 @@ def landed(dsn: str, user: str) -> list[dict[str, Any]]:
 
 def wait_landed(dsn: str, user: str, count: int, timeout: float = 90) -> list[dict[str, Any]]:
     """Poll until ``user`` has at least ``count`` submissions; return them."""
-    deadline = time.monotonic() + timeout
-    rows: list[dict[str, Any]] = []
-    while time.monotonic() < deadline:
-        rows = landed(dsn, user)
-        if len(rows) >= count:
-            return rows
-        time.sleep(0.2)
-    raise AssertionError(f"{user}: {len(rows)} of {count} submissions landed")
+    return wait_for(
+        lambda: landed(dsn, user),
+        lambda rows: len(rows) >= count,
+        timeout=timeout,
+        every=0.2,
+        what=f"{count} submissions of {user} to land",
+    )
 
 
 def wait_paths(
@@ -163,15 +163,17 @@ def wait_paths(
     return every submission of ``user`` received since ``since``, by path. Uploads received
     before ``since`` are left out however late they land (a count of the user's rows taken
     before uploading would include them)."""
-    deadline = time.monotonic() + timeout
-    found: dict[str, list[dict[str, Any]]] = {}
-    while time.monotonic() < deadline:
-        found = by_name([row for row in landed(dsn, user) if row["received_at"] >= since])
-        if all(len(found.get(path, ())) >= count for path, count in counts.items()):
-            return found
-        time.sleep(0.2)
-    landed_counts = {path: len(rows) for path, rows in found.items()}
-    raise AssertionError(f"{user}: {landed_counts} landed, expected {dict(counts)}")
+
+    def found() -> dict[str, list[dict[str, Any]]]:
+        return by_name([row for row in landed(dsn, user) if row["received_at"] >= since])
+
+    return wait_for(
+        found,
+        lambda paths: all(len(paths.get(path, ())) >= n for path, n in counts.items()),
+        timeout=timeout,
+        every=0.2,
+        what=f"{user}'s uploads {dict(counts)} to land",
+    )
 
 
 def by_name(rows: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
@@ -179,12 +181,3 @@ def by_name(rows: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
     for row in rows:
         out.setdefault(row["source_metadata"]["path"], []).append(row)
     return out
-
-
-def wait_until(predicate: Any, timeout: float = 30, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")

@@ -19,8 +19,8 @@ from tests.ingest.sftp.helpers import (
     openssh_sftp,
     stored_bytes,
     wait_landed,
-    wait_until,
 )
+from tests.polling import wait_for
 from tests.services.mm_bronze import MmBronze
 
 
@@ -115,9 +115,7 @@ async def test_every_corpus_file_lands_byte_identical(
         if f.kind == "hl7v2" and f.valid:
             assert row["data_version"] != "R4"
     # The spool copies are gone once the session ended and the files were durable.
-    wait_until(
-        lambda: not any(p.is_file() for p in door.home(user).rglob("*")), what="spool cleanup"
-    )
+    wait_for(lambda: not any(p.is_file() for p in door.home(user).rglob("*")), what="spool cleanup")
 
 
 async def test_chacha20_is_not_offered_and_openssh_takes_aes(
@@ -164,7 +162,7 @@ async def test_the_ciphers_setting_chooses_what_is_offered(door: SftpDoor, tmp_p
     )
     gcm_only.start()
     try:
-        wait_until(lambda: "sftp listening" in gcm_only.logs(), what="the SFTP door to listen")
+        wait_for(lambda: "sftp listening" in gcm_only.logs(), what="the SFTP door to listen")
         key = door.keys["ossh"]
         chosen = openssh_sftp(
             gcm_only.sftp_port, "ossh", key, ["ls"], tmp_path, options=["-o", "LogLevel=DEBUG1"]

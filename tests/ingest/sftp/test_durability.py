@@ -17,9 +17,9 @@ from tests.ingest.sftp.helpers import (
     landed,
     stored_bytes,
     wait_landed,
-    wait_until,
     write_users,
 )
+from tests.polling import wait_for
 from tests.services.mm_bronze import MmBronze
 
 PASSWORD = "dora-pw"
@@ -108,7 +108,7 @@ async def test_bus_outage_fails_the_close_then_retry_and_restart_ingest_once(
 
         set_bus(dsn, up=True)  # the retry loop publishes both, once
         rows = wait_landed(dsn, "dora", 2)
-        wait_until(lambda: not markers(data_dir), what="journal drained")
+        wait_for(lambda: not markers(data_dir), what="journal drained")
         await asyncio.sleep(1.5)  # a few more retry rounds: nothing is published twice
         names = by_name(landed(dsn, "dora"))
         assert sorted(names) == ["/a.json", "/b.json"]
@@ -132,7 +132,7 @@ async def test_bus_outage_fails_the_close_then_retry_and_restart_ingest_once(
         names = by_name(landed(dsn, "dora"))
         assert sorted(names) == ["/a.json", "/b.json", "/c.hl7"]
         assert stored_bytes(names["/c.hl7"][0]["storage_path"]) == crashed.read_bytes()
-        wait_until(lambda: spooled(data_dir) == [], what="spool cleaned at start")
+        wait_for(lambda: spooled(data_dir) == [], what="spool cleaned at start")
         assert not markers(data_dir)
         assert (data_dir / "sftp" / "ssh_host_ed25519_key").read_bytes() == host_key
         host_key_lines = [r for r in second.log_records() if r.get("event") == "sftp host key"]

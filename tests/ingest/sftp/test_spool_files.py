@@ -18,9 +18,9 @@ from mm_bronze.ingest.sftp.spare import SPARES
 from tests.ingest.sftp.helpers import (
     stored_bytes,
     wait_paths,
-    wait_until,
     write_users,
 )
+from tests.polling import wait_for
 from tests.services.mm_bronze import MmBronze
 
 MAX_FILES = 3
@@ -82,7 +82,7 @@ def test_spare_files_are_made_at_start_handed_out_and_removed_at_stop(
     assert spare.is_dir() and not list(spare.iterdir()), "removed at stop"
     (spare / "spare-left-by-a-crash").write_bytes(b"")
     server.start()
-    wait_until(lambda: len(list(spare.iterdir())) == SPARES, what="spares made at start")
+    wait_for(lambda: len(list(spare.iterdir())) == SPARES, what="spares made at start")
     assert not (spare / "spare-left-by-a-crash").exists()
     since = dt.datetime.now(dt.UTC)
 
@@ -102,7 +102,7 @@ def test_spare_files_are_made_at_start_handed_out_and_removed_at_stop(
         n = int(name.removeprefix("/s").removesuffix(".hl7"))
         payloads = [stored_bytes(row["storage_path"]) for row in found]
         assert payloads == [HL7 % (300 + n)] + ([HL7 % 400, HL7 % 401] if n == 0 else [])
-    wait_until(lambda: not list(home.rglob("*")), what="the session's copies removed")
+    wait_for(lambda: not list(home.rglob("*")), what="the session's copies removed")
     assert 0 < len(list(spare.iterdir())) <= SPARES
     server.stop()
     assert not list(spare.iterdir()), "no spare left behind"

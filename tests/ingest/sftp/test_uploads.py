@@ -19,8 +19,8 @@ from tests.ingest.sftp.helpers import (
     stored_bytes,
     wait_landed,
     wait_paths,
-    wait_until,
 )
+from tests.polling import wait_for_async
 
 
 def spool_files(door: SftpDoor, user: str) -> list[str]:
@@ -53,8 +53,8 @@ async def test_aborted_upload_leaves_nothing(door: SftpDoor) -> None:
     await remote.write(b'{"resourceType": "Patient", "id": "1"}\n' * 5000)
     assert "half.ndjson" in spool_files(door, "carol")
     conn.abort()  # the connection drops with the file still open
-    await asyncio.to_thread(
-        wait_until, lambda: "half.ndjson" not in spool_files(door, "carol"), 30, "partial removed"
+    await wait_for_async(
+        lambda: "half.ndjson" not in spool_files(door, "carol"), what="the partial file removed"
     )
     await asyncio.sleep(1)
     assert all(

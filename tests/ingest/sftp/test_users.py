@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import socket
-import time
 from pathlib import Path
 
 import asyncssh
@@ -12,6 +10,7 @@ import pytest
 
 from mm_bronze.cli import main
 from tests.ingest.sftp.helpers import landed, openssh_sftp, wait_landed
+from tests.polling import wait_listening
 from tests.services.mm_bronze import MmBronze, run_cli
 
 
@@ -61,16 +60,6 @@ def test_users_add_list_remove_and_add_key(
     assert out.splitlines() == ["lab1\tread,write\tpassword+keys"]
 
 
-def wait_port(port: int, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with socket.socket() as sock:
-            if sock.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.1)
-    raise AssertionError(f"nothing listening on {port}")
-
-
 async def test_original_sftp_users_variable_and_cli_users_work_together(
     tmp_path_factory: pytest.TempPathFactory, dsn: str, corpus: Path
 ) -> None:
@@ -80,7 +69,7 @@ async def test_original_sftp_users_variable_and_cli_users_work_together(
     key = Path(keyed.stdout.strip())
     env = {"POSTGRES_DSN": dsn, "SFTP_USERS": "legacy:old-pass:read+write|ro:pw2:read"}
     with MmBronze(data_dir, "--sftp", "--consumers", env=env) as proc:
-        wait_port(proc.sftp_port)
+        wait_listening(proc.sftp_port, timeout=60)
         assert "SFTP_USERS holds plain-text passwords" in proc.logs()
         assert "old-pass" not in proc.logs()
         source = corpus / "hl7v2" / "sample_win.hl7"

@@ -9,7 +9,7 @@ from pathlib import Path
 import httpx
 import psycopg
 
-from tests.ingest.http.helpers import wait_status
+from tests.ingest.http.helpers import post_many, wait_status
 from tests.polling import wait_for
 from tests.services.mm_bronze import MmBronze
 from tests.services.postgres import stop_stale
@@ -19,20 +19,6 @@ def payload(i: int, pad: int = 0) -> bytes:
     note = f'"note": [{{"text": "n{"x" * pad}"}}]'
     fields = f'"status": "final", "code": {{"text": "crash"}}, {note}'
     return f'{{"resourceType": "Observation", "id": "crash-{i}", {fields}}}'.encode()
-
-
-async def post_many(url: str, bodies: list[bytes], concurrency: int = 16) -> list[str]:
-    gate = asyncio.Semaphore(concurrency)
-
-    async with httpx.AsyncClient(base_url=url, timeout=60) as client:
-
-        async def one(body: bytes) -> str:
-            async with gate:
-                response = await client.post("/ingest/fhir/json/R4/observation", content=body)
-                assert response.status_code == 202, response.text
-                return str(response.json()["uuid"])
-
-        return list(await asyncio.gather(*(one(b) for b in bodies)))
 
 
 def count(dsn: str, sql: str) -> int:

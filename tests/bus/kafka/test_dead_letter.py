@@ -8,10 +8,11 @@ from collections.abc import Iterator
 
 import psycopg
 import pytest
-from confluent_kafka import Consumer, Message, Producer
+from confluent_kafka import Message, Producer
 
 from mm_bronze.models import IngestEvent, encode_event
 from tests.bus.kafka.conftest import kafka_env_for
+from tests.bus.kafka.topic_reader import read_records
 from tests.ingest.http.helpers import sha256
 from tests.polling import wait_for
 from tests.services.mm_bronze import MmBronze
@@ -79,25 +80,6 @@ def _wait_stored(dsn: str, submission: str, timeout: float = 60) -> None:
 
 
 def _read_one(servers: str, topic: str, timeout: float = 60) -> Message:
-    consumer = Consumer(
-        {
-            "bootstrap.servers": servers,
-            "group.id": f"test-{uuid.uuid4().hex[:8]}",
-            "auto.offset.reset": "earliest",
-            "session.timeout.ms": 6000,
-            "heartbeat.interval.ms": 500,
-        }
-    )
-    consumer.subscribe([topic])
-    try:
-        message = wait_for(
-            lambda: consumer.poll(0.5),
-            lambda msg: msg is not None and msg.error() is None,
-            timeout=timeout,
-            every=0,  # the poll itself waits
-            what=f"a message on {topic}",
-        )
-        assert message is not None
-        return message
-    finally:
-        consumer.close()
+    records = read_records(servers, topic, want=1, quiet=0, timeout=timeout)
+    assert records, f"nothing arrived on {topic}"
+    return records[0]

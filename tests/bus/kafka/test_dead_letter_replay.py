@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,6 +16,7 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 
 from mm_bronze.models import IngestEvent, encode_event
 from tests.bus.kafka.conftest import kafka_env_for
+from tests.bus.kafka.topic_reader import read_records
 from tests.ingest.http.helpers import sha256, stored_bytes, wait_status
 from tests.polling import wait_for
 from tests.services.mm_bronze import MmBronze, run_cli
@@ -122,31 +122,15 @@ def committed(servers: str, env: dict[str, str], partition: int) -> int:
 
 def records_of(servers: str, topic: str, submission: str) -> list[tuple[bytes | None, object]]:
     """(key, headers) of every record on ``topic`` carrying ``submission``."""
-    consumer = Consumer(
-        {
-            "bootstrap.servers": servers,
-            "group.id": f"test-{uuid.uuid4().hex[:8]}",
-            "auto.offset.reset": "earliest",
-            "enable.partition.eof": True,
-            "session.timeout.ms": 6000,
-            "heartbeat.interval.ms": 500,
-        }
+    records = read_records(
+        servers,
+        topic,
+        want=1,
+        quiet=3,
+        timeout=30,
+        keep=lambda msg: submission.encode() in (msg.value() or b""),
     )
-    consumer.subscribe([topic])
-    found: list[tuple[bytes | None, object]] = []
-    try:
-        deadline = time.monotonic() + 30
-        idle = 0
-        while time.monotonic() < deadline and idle < 6:
-            msg = consumer.poll(0.5)
-            if msg is None:
-                idle += 1 if found else 0
-                continue
-            if msg.error() is None and submission.encode() in (msg.value() or b""):
-                found.append((msg.key(), msg.headers() or []))
-    finally:
-        consumer.close()
-    return found
+    return [(msg.key(), msg.headers() or []) for msg in records]
 
 
 def test_a_dead_letter_replayed_after_its_blob_is_restored_is_stored_once(

@@ -7,11 +7,10 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from confluent_kafka import Consumer as RawConsumer
-
 from mm_bronze.bus.base import Consumer, Message
 from mm_bronze.bus.kafka import KafkaBus
 from mm_bronze.settings import KafkaSettings
+from tests.bus.kafka.topic_reader import read_records
 
 
 def settings_for(servers: str) -> KafkaSettings:
@@ -142,24 +141,4 @@ async def test_publish_many_returns_once_every_event_is_held_in_order(kafka: str
 
 
 def _read_all(servers: str, topic: str, count: int) -> list[Any]:
-    consumer = RawConsumer(
-        {
-            "bootstrap.servers": servers,
-            "group.id": f"reader-{uuid.uuid4().hex[:8]}",
-            "auto.offset.reset": "earliest",
-            "session.timeout.ms": 6000,
-            "heartbeat.interval.ms": 500,
-        }
-    )
-    consumer.subscribe([topic])
-    try:
-        out = []
-        for _ in range(120 + count):  # polls that wait, and one per message
-            msg = consumer.poll(0.5)
-            if msg is not None and msg.error() is None:
-                out.append(msg)
-                if len(out) >= count:
-                    break
-        return out
-    finally:
-        consumer.close()
+    return read_records(servers, topic, want=count, quiet=0, timeout=60 + count / 2)

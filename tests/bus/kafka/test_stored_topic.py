@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import time
 import uuid
 from collections.abc import Iterator
 
 import httpx
 import pytest
-from confluent_kafka import Consumer
 
 from tests.bus.kafka.conftest import kafka_env_for
+from tests.bus.kafka.topic_reader import read_records
 from tests.ingest.http.helpers import sha256, wait_status
 from tests.services.mm_bronze import MmBronze
 
@@ -39,30 +38,8 @@ def read_topic(
 ) -> list[tuple[bytes, dict]]:
     """(key, decoded value) of the records on ``topic``, once ``want`` have arrived and no
     more follow for a moment."""
-    consumer = Consumer(
-        {
-            "bootstrap.servers": servers,
-            "group.id": f"test-{uuid.uuid4().hex[:8]}",
-            "auto.offset.reset": "earliest",
-            "session.timeout.ms": 6000,
-            "heartbeat.interval.ms": 500,
-        }
-    )
-    consumer.subscribe([topic])
-    out: list[tuple[bytes, dict]] = []
-    try:
-        deadline = time.monotonic() + timeout
-        quiet_since = time.monotonic()
-        while time.monotonic() < deadline:
-            msg = consumer.poll(0.5)
-            if msg is not None and msg.error() is None:
-                out.append((msg.key() or b"", json.loads(msg.value() or b"")))
-                quiet_since = time.monotonic()
-            elif len(out) >= want and time.monotonic() - quiet_since > 2:
-                break
-    finally:
-        consumer.close()
-    return out
+    records = read_records(servers, topic, want=want, quiet=2, timeout=timeout)
+    return [(msg.key() or b"", json.loads(msg.value() or b"")) for msg in records]
 
 
 def test_each_recorded_submission_is_announced_once_with_its_lineage(

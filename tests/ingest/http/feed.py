@@ -10,6 +10,7 @@ from pathlib import Path
 import httpx
 import psycopg
 
+from tests.ingest.http.helpers import post_many
 from tests.polling import wait_for
 from tests.services.mm_bronze import MmBronze
 
@@ -73,19 +74,6 @@ class FeedReader:
 def payload(i: int) -> bytes:
     fields = f'"id": "feed-{i}", "status": "final", "code": {{"text": "feed"}}'
     return ('{"resourceType": "Observation", ' + fields + "}").encode()
-
-
-async def post_many(url: str, bodies: list[bytes], concurrency: int = 16) -> list[str]:
-    gate = asyncio.Semaphore(concurrency)
-    async with httpx.AsyncClient(base_url=url, timeout=60) as client:
-
-        async def one(body: bytes) -> str:
-            async with gate:
-                response = await client.post("/ingest/fhir/json/R4/observation", content=body)
-                assert response.status_code == 202, response.text
-                return str(response.json()["uuid"])
-
-        return list(await asyncio.gather(*(one(b) for b in bodies)))
 
 
 def recorded(conn: psycopg.Connection) -> int:

@@ -89,21 +89,27 @@ async def wait_for_async(
 
 
 def wait_listening(
-    port: int, *, timeout: float = 30, proc: subprocess.Popen[bytes] | None = None
+    port: int,
+    *,
+    timeout: float = 30,
+    proc: subprocess.Popen[bytes] | None = None,
+    detail: Callable[[], object] | None = None,
 ) -> None:
     """Until something accepts connections on ``port`` of this host (failing at once if
-    ``proc``, the process expected to listen there, has exited)."""
+    ``proc``, the process expected to listen there, has exited; ``detail`` as for
+    ``wait_for``)."""
 
     def listening() -> bool:
         if proc is not None and proc.poll() is not None:
-            raise RuntimeError(f"the process for port {port} exited with {proc.returncode}")
+            exited = f"the process for port {port} exited with {proc.returncode}"
+            raise RuntimeError(exited if detail is None else f"{exited}\n{detail()}")
         try:
             socket.create_connection(("127.0.0.1", port), timeout=1).close()
         except OSError:
             return False
         return True
 
-    wait_for(listening, timeout=timeout, what=f"something listening on port {port}")
+    wait_for(listening, timeout=timeout, what=f"something listening on port {port}", detail=detail)
 
 
 def _failure(timeout: float, what: str, value: object, detail: Callable[[], object] | None) -> str:

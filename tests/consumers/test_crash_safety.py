@@ -4,6 +4,7 @@ or doubled once the platform runs again."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -28,13 +29,21 @@ def count(dsn: str, sql: str) -> int:
     return int(row[0])
 
 
-def wait_count(dsn: str, sql: str, want: int, timeout: float = 180) -> None:
+def wait_count(
+    dsn: str,
+    sql: str,
+    want: int,
+    timeout: float = 180,
+    every: float = 0.2,
+    detail: Callable[[], object] | None = None,
+) -> None:
     wait_for(
         lambda: count(dsn, sql),
         lambda got: got >= want,
         timeout=timeout,
-        every=0.2,
+        every=every,
         what=f"{sql!r} to reach {want}",
+        detail=detail,
     )
 
 
@@ -80,12 +89,12 @@ def test_consumer_killed_mid_batch_then_restarted(dsn: str, tmp_path: Path) -> N
     with MmBronze(tmp_path, "--http", env=env) as http:
         uuids = asyncio.run(post_many(http.url, [payload(i, pad=20_000) for i in range(total)]))
     consumer = MmBronze(tmp_path, "--consumers", env=env).start()
-    wait_for(
-        lambda: count(dsn, "SELECT count(*) FROM ingestion.submissions"),
-        lambda got: got >= 100,
+    wait_count(  # kill it as soon as it has begun: most of the stream is still to come
+        dsn,
+        "SELECT count(*) FROM ingestion.submissions",
+        100,
         timeout=120,
-        every=0.005,  # kill it as soon as it has begun: most of the stream is still to come
-        what="the first 100 submissions recorded",
+        every=0.005,
         detail=consumer.logs,
     )
     consumer.kill()

@@ -4,14 +4,13 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from tests.polling import wait_for
+from tests.polling import wait_listening
 from tests.services.mm_bronze import free_port
 
 # Group joins take session.timeout.ms / 2: keep them short in tests.
@@ -60,21 +59,11 @@ class TansuBroker:
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
             )
-        proc = self.proc
-
-        def listening() -> bool:
-            # The port answering is not enough: another process may hold it.
-            if proc.poll() is not None:
-                raise RuntimeError(f"tansu exited {proc.returncode}:\n{self.logs()}")
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=1):
-                    pass
-            except OSError:
-                return False
-            time.sleep(0.2)
-            return proc.poll() is None
-
-        wait_for(listening, timeout=timeout, what="tansu to listen", detail=self.logs)
+        wait_listening(self.port, timeout=timeout, proc=self.proc, detail=self.logs)
+        # The port answering is not enough: another process may hold it.
+        time.sleep(0.2)
+        if self.proc.poll() is not None:
+            raise RuntimeError(f"tansu exited {self.proc.returncode}:\n{self.logs()}")
         return self
 
     def stop(self, *, kill: bool = False) -> None:

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import threading
 import time
+import uuid as uuids
 from pathlib import Path
 
 import httpx
 
 from tests.ingest.http.feed import feed_sees_everything
+from tests.ingest.http.helpers import wait_status
 from tests.services.mm_bronze import MmBronze
 
 BODY = b'{"resourceType": "Patient", "id": "feed-wake"}'
@@ -49,6 +51,20 @@ def test_an_empty_wait_returns_the_same_cursor(server: MmBronze) -> None:
     assert response.status_code == 200
     assert response.json() == {"items": [], "next": cursor, "order": "asc"}
     assert elapsed >= 1
+
+
+def test_items_name_the_object_relative_to_the_store(server: MmBronze) -> None:
+    """Without clients, a status shows the object's full URL; a listed item always its path
+    in the store."""
+    body = f'{{"resourceType": "Patient", "id": "p{uuids.uuid4().hex}"}}'.encode()
+    with httpx.Client(base_url=server.url, timeout=30) as client:
+        uuid = client.post("/ingest/fhir/json/R4/patient", content=body).json()["uuid"]
+        status = wait_status(client, uuid, {"stored"})
+        items = client.get("/submissions", params={"limit": 1000}).json()["items"]
+    (item,) = [i for i in items if i["uuid"] == uuid]
+    assert item["storage_path"].startswith("fhir/json/R4/patient/date=")
+    store = f"{server.data_dir.resolve().as_uri()}/raw"
+    assert status["storage_path"] == f"{store}/{item['storage_path']}"
 
 
 def test_a_reader_sees_every_submission_through_crashes(dsn: str, tmp_path: Path) -> None:

@@ -136,8 +136,10 @@ class MessageReceiver:
             if staged is not None:
                 await staged.abort()
             raise
-        if log.is_enabled_for(logging.INFO):  # its context is not built for nothing
-            log.info(
+        # Per message, at debug as the HTTP door's "submission accepted": at info every
+        # message would pay a rendered log line (a tenth of one connection's rate).
+        if log.is_enabled_for(logging.DEBUG):  # its context is not built for nothing
+            log.debug(
                 "mllp message accepted",
                 size=len(message),
                 staged=staged is not None,

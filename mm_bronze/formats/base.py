@@ -42,7 +42,10 @@ class Findings:
         if level not in LEVELS:
             raise ValueError(f"validation level must be one of {', '.join(LEVELS)}")
         self.level = level
-        self.issues: list[Issue] = []
+        self.issues: list[Issue] = []  # the first MAX_RECORDED, whatever their severity
+        # Errors found once ``issues`` is full: a rejection still names them (after twenty
+        # warnings, say), and so does a file that gathers its lines' findings (``kept``).
+        self._late_errors: list[Issue] = []
         self.count = 0
         self.rejected = False
 
@@ -62,11 +65,18 @@ class Findings:
         self.count += 1
         if len(self.issues) < MAX_RECORDED:
             self.issues.append(issue)
+        elif severity == "error" and len(self._late_errors) < MAX_RECORDED:
+            self._late_errors.append(issue)
         if severity == "error" and self.level == STRICT:
             self.rejected = True
 
+    def kept(self) -> list[Issue]:
+        """The recorded issues, then the errors found once they were full."""
+        return [*self.issues, *self._late_errors]
+
     def errors(self) -> list[Issue]:
-        return [i for i in self.issues if i.severity in ("fatal", "error")]
+        """The errors kept, in the order found (at most ``MAX_RECORDED``)."""
+        return [i for i in self.kept() if i.severity in ("fatal", "error")][:MAX_RECORDED]
 
     def settle(self) -> None:
         """Raise ``InvalidPayload`` listing the errors, if the level says they reject."""

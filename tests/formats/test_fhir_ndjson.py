@@ -8,6 +8,7 @@ from hypothesis import strategies as st
 
 from mm_bronze import formats
 from mm_bronze.errors import InvalidPayload
+from mm_bronze.formats.base import MAX_RECORDED
 from mm_bronze.formats.fhir import json_validator, ndjson_validator
 from tests.formats.helpers import validate
 
@@ -54,6 +55,17 @@ def test_blank_lines_are_noted_not_rejected() -> None:
     meta = validate(PATIENT + b"\n\n" + PATIENT + b"\n", content_type="ndjson")
     assert meta["resource_count"] == 2
     assert meta["findings"][0]["severity"] == "warning"
+
+
+def test_an_error_after_more_blank_lines_than_findings_kept_still_rejects() -> None:
+    bad = b'{"resourceType": "Patient", "gender": 7}'
+    body = ndjson(PATIENT, *[b""] * (MAX_RECORDED + 5), bad)
+    line = f"line {MAX_RECORDED + 7}"
+    with pytest.raises(InvalidPayload, match=rf"{line}: Patient\.gender") as caught:
+        validate(body, content_type="ndjson", chunk=5)
+    assert caught.value.location == line
+    meta = validate(body, content_type="ndjson", level="lenient")
+    assert meta["finding_count"] == MAX_RECORDED + 6
 
 
 def test_no_resource_at_all_is_rejected() -> None:

@@ -54,13 +54,17 @@ TOKENS = [
 ]  # fmt: skip
 NESTS = [b"[", b"{", b'{"a":', b'{"extension":[', b'{"resourceType":"Patient","contained":[',
          b"<extension>", b"<a>"]  # fmt: skip
+# Pieces that each cost a warning, repeated past the findings a validator keeps: an error
+# found after them must still be reported (it once crashed the rejection).
+WARNINGS = [b"\n \n", b"\rMSH|^~\\&&|A|B|C|D|1||ADT^A01|1|P|2.5.1\r"]
 
 
 @st.composite
 def mutated(draw: st.DrawFn, corpus: list[bytes]) -> bytes:
     data = bytearray(draw(st.sampled_from(corpus)))
     for _ in range(draw(st.integers(1, 4))):
-        op = draw(st.sampled_from(["flip", "delete", "insert", "repeat", "truncate", "nest"]))
+        ops = ["flip", "delete", "insert", "repeat", "truncate", "nest", "warn"]
+        op = draw(st.sampled_from(ops))
         at = draw(st.integers(0, len(data)))
         if op == "flip" and at < len(data):
             data[at] = draw(st.integers(0, 255))
@@ -75,6 +79,8 @@ def mutated(draw: st.DrawFn, corpus: list[bytes]) -> bytes:
             del data[at:]
         elif op == "nest":
             data[at:at] = draw(st.sampled_from(NESTS)) * draw(st.integers(50, 3000))
+        elif op == "warn":
+            data[at:at] = draw(st.sampled_from(WARNINGS)) * draw(st.integers(21, 40))
     return bytes(data)
 
 

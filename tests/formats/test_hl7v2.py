@@ -7,6 +7,7 @@ import re
 import pytest
 
 from mm_bronze.errors import InvalidPayload
+from mm_bronze.formats.base import MAX_RECORDED
 from tests.formats.helpers import validate
 
 MSH = (
@@ -116,6 +117,19 @@ def test_error_location_names_message_and_segment() -> None:
     with pytest.raises(InvalidPayload) as caught:
         hl7(message(MSH, PID, second, PID, "PID|2||"))
     assert caught.value.location == "message 2, segment 3 (PID)"
+
+
+def test_an_error_after_more_warnings_than_are_kept_still_rejects() -> None:
+    unusual = MSH.replace("^~\\&", "^~\\&&")  # a doubled subcomponent character: a warning
+    body = b"".join(
+        message(unusual.replace("CTRL-1", f"CTRL-{n}"), PID) for n in range(MAX_RECORDED + 5)
+    )
+    body += message(MSH, "PID|2||")
+    with pytest.raises(InvalidPayload, match="PID-3") as caught:
+        hl7(body)
+    assert caught.value.location == f"message {MAX_RECORDED + 6}, segment 2 (PID)"
+    meta = hl7(body, level="lenient")
+    assert meta["finding_count"] == MAX_RECORDED + 6
 
 
 @pytest.mark.parametrize("last", ["PID|2||", "pid|2", "ZZZ|1"])

@@ -161,7 +161,7 @@ class FhirNdjsonValidator:
         except InvalidPayload as exc:
             self._reject_line(exc)
             return
-        for issue in current.findings.issues:
+        for issue in current.findings.kept():
             self._add(issue)
         if meta.get("bom"):  # a UTF-8 BOM may only start the file
             if self._line == 1:

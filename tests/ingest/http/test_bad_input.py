@@ -123,6 +123,14 @@ def test_non_hl7_text(client: httpx.Client) -> None:
     assert_error(response, 422, "invalid_payload", "MSH")
 
 
+def test_an_error_after_many_warnings_is_a_422_not_a_500(client: httpx.Client) -> None:
+    # More blank lines (each a warning) than a submission's findings keep, then an error.
+    body = b'{"resourceType": "Patient"}\n' + b"\n" * 30 + b'{"resourceType": "Patient", "x": 1}\n'
+    response = post(client, "/ingest/fhir/ndjson/R4/bulk", body)
+    assert_error(response, 422, "invalid_payload", "line 32: Unrecognized property 'x'")
+    assert response.json()["location"] == "line 32"
+
+
 def test_empty_body(client: httpx.Client) -> None:
     for route in ("/ingest/fhir/json/R4/patient", "/ingest/hl7/text/2.5.1/oru"):
         assert_error(post(client, route, b""), 422, "invalid_payload", "empty body")

@@ -182,3 +182,15 @@ def test_the_ack_control_id_names_the_submission(port: int, module_dsn: str) -> 
     assert (ack.code, ack.control_id) == ("AA", "NAMED1")
     ((submission, *_rest),) = wait_rows(module_dsn, hashlib.sha256(message).hexdigest(), 1)
     assert ack.msh[9] == submission.replace("-", "")[:20].upper()  # the ACK's own MSH-10
+
+
+def test_an_error_after_many_warnings_is_an_ar_not_a_dropped_connection(port: int) -> None:
+    # One frame: messages whose MSH-2 doubles a character (each a warning), more of them
+    # than a submission's findings keep, then a message missing PID-3.
+    unusual = [oru(f"WARN{n}").replace(b"|^~\\&|", b"|^~\\&&|", 1) for n in range(25)]
+    frame = b"".join(unusual) + oru("LAST").replace(b"||LAST^^^HOSP^MR|", b"|||", 1)
+    with RawMllp(port) as conn:
+        ack = parse_ack(conn.ask(frame))
+        assert (ack.code, ack.control_id) == ("AR", "WARN0")
+        assert "PID-3" in ack.text
+        assert parse_ack(conn.ask(oru("AFTER"))).code == "AA", "the connection stays usable"

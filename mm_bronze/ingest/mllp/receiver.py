@@ -34,6 +34,7 @@ from mm_bronze.storage import ObjectStore, StagedBlob
 log = structlog.get_logger(__name__)
 
 RESEND = "the message could not be made durable now; resend it"
+FAILED = "an internal error: the message was not kept; resend it"
 HL7 = "hl7/text"  # the format label of every MLLP message
 
 
@@ -91,6 +92,9 @@ class MessageReceiver:
             error = _located(exc, message)
             self._metrics.answered(HL7, REJECTED, started)
             return _answer(header, Outcome.REJECTED, error, received_at, ack_id)
+        except Exception as exc:  # a defect of the door: answered, the connection kept
+            error = self._failed(exc, submission, peer, described, started)
+            return _answer(header, Outcome.ERROR, error, received_at, ack_id)
         sha256 = hashlib.sha256(message).hexdigest()
         staged: StagedBlob | None = None
         try:
@@ -132,7 +136,12 @@ class MessageReceiver:
             error = AckError(RESEND, code=ErrorCode.INTERNAL)
             self._metrics.answered(HL7, UNAVAILABLE, started)
             return _answer(header, Outcome.ERROR, error, received_at, ack_id)
-        except BaseException:
+        except Exception as exc:  # a defect of the door: answered, the connection kept
+            if staged is not None:
+                await staged.abort()
+            error = self._failed(exc, submission, peer, described, started)
+            return _answer(header, Outcome.ERROR, error, received_at, ack_id)
+        except BaseException:  # cancelled: the door is shutting down
             if staged is not None:
                 await staged.abort()
             raise
@@ -147,6 +156,24 @@ class MessageReceiver:
             )
         self._metrics.answered(HL7, ACCEPTED, started, len(message))
         return _answer(header, Outcome.ACCEPTED, None, received_at, ack_id)
+
+    def _failed(
+        self,
+        exc: Exception,
+        submission: str,
+        peer: Peer,
+        described: dict[str, str | None],
+        started: float,
+    ) -> AckError:
+        """Note an unexpected failure and say what the AE tells the sender: resend, rather
+        than a closed connection and no ACK, which would have it resend all the same."""
+        log.error(
+            "mllp message failed",
+            error=type(exc).__name__,  # the type only: a message could quote the payload
+            **_context(submission, peer, described),
+        )
+        self._metrics.answered(HL7, UNAVAILABLE, started)
+        return AckError(FAILED, code=ErrorCode.INTERNAL)
 
     def oversized(self, exc: FrameTooLarge, peer: Peer) -> bytes | None:
         """The ACK for a frame that was discarded because it crossed the size limit."""

@@ -14,10 +14,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import msgspec
+import structlog
 
 from mm_bronze import formats
 from mm_bronze.errors import InvalidPayload
 from mm_bronze.formats import PayloadValidator
+
+log = structlog.get_logger(__name__)
 
 HEAD_BYTES = 64 * 1024
 _BOM = b"\xef\xbb\xbf"
@@ -122,6 +125,12 @@ def _validator(candidate: str) -> PayloadValidator | None:
     return None
 
 
+def _failed(exc: Exception) -> str:
+    """The reason recorded for a validator that failed unexpectedly (logged: a defect)."""
+    log.error("sftp validation failed", error=type(exc).__name__)  # its text may quote data
+    return f"the validator failed unexpectedly ({type(exc).__name__})"
+
+
 def _segment(value: object, default: str) -> str:
     text = _SEGMENT.sub("-", str(value or "")).strip("-.")[:64]
     return text or default
@@ -162,6 +171,8 @@ class KindDetector:
             self._validator.feed(chunk)
         except InvalidPayload as exc:
             self._problem = exc.reason
+        except Exception as exc:  # a validator's defect: the file still lands
+            self._problem = _failed(exc)
 
     def finish(self) -> Kind:
         if self._candidate is None:
@@ -173,6 +184,8 @@ class KindDetector:
                 metadata = self._validator.finish()
             except InvalidPayload as exc:
                 self._problem = exc.reason
+            except Exception as exc:  # a validator's defect: the file still lands
+                self._problem = _failed(exc)
         if self._validator is None or self._problem is not None:
             return self._other(candidate)
         if candidate in ("fhir-json", "fhir-xml"):

@@ -6,7 +6,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from structlog.testing import capture_logs
 
+from mm_bronze.ingest.sftp import kind
 from mm_bronze.ingest.sftp.kind import KindDetector
 
 
@@ -56,3 +58,37 @@ def test_a_bom_does_not_change_what_a_file_is(
         assert (found.format, found.content_type) == kind, found.metadata
         if found.format == "fhir":
             assert found.metadata.get("bom") is (True if data is not body else None)
+
+
+class Broken:
+    """A validator with a defect: it raises what no check expects."""
+
+    def __init__(self, where: str) -> None:
+        self.where = where
+
+    def feed(self, chunk: bytes) -> None:
+        if self.where == "feed":
+            raise IndexError("a defect that quotes the file: Zyxwvut")
+
+    def finish(self) -> dict:
+        raise IndexError("a defect that quotes the file: Zyxwvut")
+
+
+@pytest.mark.parametrize("where", ["feed", "finish"])
+def test_a_validator_that_fails_unexpectedly_still_lands_the_file(
+    corpus: Path, monkeypatch: pytest.MonkeyPatch, where: str
+) -> None:
+    monkeypatch.setattr(kind, "_validator", lambda candidate: Broken(where))
+    detector = KindDetector("PHLIP_FLU_2.5.1_VALID_MESSAGE.txt", "R4")
+    with capture_logs() as logs:
+        detector.feed((corpus / "hl7v2" / "PHLIP_FLU_2.5.1_VALID_MESSAGE.txt").read_bytes())
+        found = detector.finish()
+    assert (found.format, found.content_type, found.subtype) == ("file", "plain", "txt")
+    assert found.metadata == {
+        "looked_like": "hl7v2",
+        "validation_error": "the validator failed unexpectedly (IndexError)",
+    }
+    assert [(line["event"], line["error"]) for line in logs] == [
+        ("sftp validation failed", "IndexError")
+    ]
+    assert "Zyxwvut" not in repr(logs)

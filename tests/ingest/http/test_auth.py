@@ -11,7 +11,7 @@ import pytest
 
 from tests.ingest.http.helpers import wait_status
 from tests.polling import wait_for
-from tests.services.mm_bronze import MmBronze, run_cli
+from tests.services.mm_bronze import MmBronze, free_port, run_cli
 from tests.services.postgres import create_database
 
 BODY = b'{"resourceType": "Patient", "id": "auth"}'
@@ -98,6 +98,8 @@ def test_public_bind_without_clients_refuses_to_start(pg_admin_dsn: str, tmp_pat
         "--http",
         "--http-host",
         "0.0.0.0",
+        "--http-port",  # not the default: a `make run` beside the tests holds it
+        str(free_port()),
         "--data-dir",
         str(tmp_path),
         env={"POSTGRES_DSN": create_database(pg_admin_dsn)},

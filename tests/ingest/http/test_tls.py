@@ -11,7 +11,7 @@ import pytest
 import trustme
 
 from tests.polling import wait_for
-from tests.services.mm_bronze import MmBronze, run_cli
+from tests.services.mm_bronze import MmBronze, free_port, run_cli
 
 ROUTE = "/ingest/fhir/json/R4/patient"
 BODY = b'{"resourceType": "Patient", "id": "over-tls"}'
@@ -109,6 +109,8 @@ def test_unreadable_tls_files_stop_the_start_with_one_line(
     result = run_cli(
         "serve",
         "--http",
+        "--http-port",  # not the default: a `make run` beside the tests holds it
+        str(free_port()),
         "--data-dir",
         str(tmp_path),
         env={

@@ -13,7 +13,7 @@ import trustme
 
 from tests.ingest.mllp.helpers import END, START, RawMllp, oru, parse_ack, wait_rows
 from tests.polling import wait_listening
-from tests.services.mm_bronze import MmBronze, run_cli
+from tests.services.mm_bronze import MmBronze, free_port, run_cli
 
 
 @pytest.fixture(scope="module")
@@ -153,6 +153,8 @@ def test_refuses_a_public_address_without_peer_restrictions(
         "--mllp",
         "--mllp-host",
         "0.0.0.0",
+        "--mllp-port",  # not the default: a `make run` beside the tests holds it
+        str(free_port()),
         "--data-dir",
         str(tmp_path),
         env={"POSTGRES_DSN": module_dsn},

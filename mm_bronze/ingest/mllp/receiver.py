@@ -34,7 +34,7 @@ from mm_bronze.storage import ObjectStore, StagedBlob
 log = structlog.get_logger(__name__)
 
 RESEND = "the message could not be made durable now; resend it"
-FAILED = "an internal error: the message was not kept; resend it"
+FAILED = "an internal error: resend the message"
 HL7 = "hl7/text"  # the format label of every MLLP message
 
 

@@ -23,6 +23,8 @@ from mm_bronze.formats import PayloadValidator
 log = structlog.get_logger(__name__)
 
 HEAD_BYTES = 64 * 1024
+# An NDJSON line longer than this is not held to be checked: the file lands as ``file``.
+LINE_LIMIT = 16 * 1024 * 1024
 _BOM = b"\xef\xbb\xbf"
 _HL7_START = re.compile(rb"(MSH|FHS|BHS)[^\r\n\w]")
 _SEGMENT = re.compile(r"[^A-Za-z0-9._-]+")
@@ -45,25 +47,57 @@ class _Head(msgspec.Struct):
 
 
 class NdjsonValidator:
-    """FHIR bulk NDJSON: every non-empty line is a JSON object with a ``resourceType``."""
+    """FHIR bulk NDJSON: every non-empty line is a JSON object with a ``resourceType``.
+
+    A line is held, in the pieces it arrived in, until it ends; one longer than
+    ``LINE_LIMIT`` is not held (nor checked), so memory stays bounded and each byte is
+    copied once, however long a line is.
+    """
 
     def __init__(self) -> None:
-        self._partial = b""
+        self._partial: list[bytes] = []  # the pieces of the line not yet ended
+        self._partial_size = 0
         self._lines = 0
         self._types: dict[str, int] = {}
         self._bom: bool | None = None  # a UTF-8 BOM before the first line (skipped, recorded)
 
     def feed(self, chunk: bytes) -> None:
-        data = self._partial + chunk
         if self._bom is None:
+            data = self._take_partial() + chunk
             if len(data) < len(_BOM) and _BOM.startswith(data):
-                self._partial = data
+                self._hold(data)
                 return
             self._bom = data.startswith(_BOM)
-            data = data.removeprefix(_BOM)
-        *lines, self._partial = data.split(b"\n")
+            chunk = data.removeprefix(_BOM)
+        end = chunk.find(b"\n")
+        if end == -1:
+            self._hold(chunk)
+            return
+        first = chunk[:end]
+        if self._partial:
+            self._hold(first)
+            first = self._take_partial()
+        *lines, rest = chunk[end + 1 :].split(b"\n")
+        self._line(first)
         for line in lines:
             self._line(line)
+        self._hold(rest)
+
+    def _hold(self, piece: bytes) -> None:
+        if not piece:
+            return
+        self._partial_size += len(piece)
+        if self._partial_size > LINE_LIMIT:
+            self._take_partial()
+            raise InvalidPayload(
+                f"NDJSON line {self._lines + 1} is longer than {LINE_LIMIT} bytes: not checked"
+            )
+        self._partial.append(piece)
+
+    def _take_partial(self) -> bytes:
+        data = b"".join(self._partial)
+        self._partial, self._partial_size = [], 0
+        return data
 
     def _line(self, line: bytes) -> None:
         if not line.strip():
@@ -78,8 +112,7 @@ class NdjsonValidator:
         self._types[head.resourceType] = self._types.get(head.resourceType, 0) + 1
 
     def finish(self) -> dict[str, Any]:
-        self._line(self._partial)
-        self._partial = b""
+        self._line(self._take_partial())
         if not self._lines:
             raise InvalidPayload("NDJSON file has no resources")
         meta: dict[str, Any] = {"resources": self._lines, "resource_types": self._types}
@@ -109,7 +142,7 @@ def _looks_like_ndjson(text: bytes, complete: bool) -> bool:
         return False
     try:
         return isinstance(msgspec.json.decode(first), dict)
-    except msgspec.DecodeError:
+    except (msgspec.DecodeError, RecursionError):  # not JSON, or nested too deep for FHIR
         return False
 
 
@@ -160,8 +193,13 @@ class KindDetector:
     def _decide(self, complete: bool) -> None:
         head = b"".join(self._head)
         self._head = []
-        self._candidate = _guess(head, self._name, complete)
-        self._validator = _validator(self._candidate)
+        try:
+            self._candidate = _guess(head, self._name, complete)
+            self._validator = _validator(self._candidate)
+        except Exception as exc:  # a defect: the file still lands, as what it may be
+            self._candidate, self._validator = "other", None
+            _failed(exc)
+            return
         self._feed_validator(head)
 
     def _feed_validator(self, chunk: bytes) -> None:

@@ -6,10 +6,15 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from structlog.testing import capture_logs
 
 from mm_bronze.ingest.sftp import kind
 from mm_bronze.ingest.sftp.kind import KindDetector
+from tests.formats.test_fuzz import HL7_SEEDS, JSON_SEEDS, NDJSON_SEEDS, XML_SEEDS, mutated
+
+ALL_SEEDS = HL7_SEEDS + JSON_SEEDS + NDJSON_SEEDS + XML_SEEDS
 
 
 @pytest.mark.parametrize(
@@ -60,6 +65,38 @@ def test_a_bom_does_not_change_what_a_file_is(
             assert found.metadata.get("bom") is (True if data is not body else None)
 
 
+@pytest.mark.parametrize("chunk", [1, 7, 4096, 1 << 20])
+def test_ndjson_lines_are_counted_wherever_the_writes_cut_them(corpus: Path, chunk: int) -> None:
+    body = BOM + (corpus / "ndjson" / "Patient.000.ndjson").read_bytes()
+    detector = KindDetector("upload.ndjson", "R4")
+    for start in range(0, len(body), chunk):
+        detector.feed(body[start : start + chunk])
+    found = detector.finish()
+    lines = [line for line in body.split(b"\n") if line.strip()]
+    assert found.metadata["resources"] == len(lines)
+    assert found.metadata["resource_types"] == {"Patient": len(lines)}
+    assert found.metadata["bom"] is True
+
+
+def test_an_ndjson_line_longer_than_the_limit_is_not_held(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(kind, "LINE_LIMIT", 1000)
+    monkeypatch.setattr(kind, "HEAD_BYTES", 16)  # decided at the first write
+    detector = KindDetector("big.ndjson", "R4")
+    detector.feed(b'{"resourceType": "Patient"}\n{"resourceType": "Binary", "data": "')
+    validator = detector._validator
+    assert isinstance(validator, kind.NdjsonValidator)
+    for _ in range(100):  # a 10 MB line in 100 KB writes would be held and copied: it is not
+        detector.feed(b"A" * 100)
+    assert validator._partial == []
+    detector.feed(b'"}\n')
+    found = detector.finish()
+    assert (found.format, found.content_type, found.subtype) == ("file", "ndjson", "ndjson")
+    assert found.metadata == {
+        "looked_like": "ndjson",
+        "validation_error": "NDJSON line 2 is longer than 1000 bytes: not checked",
+    }
+
+
 class Broken:
     """A validator with a defect: it raises what no check expects."""
 
@@ -92,3 +129,25 @@ def test_a_validator_that_fails_unexpectedly_still_lands_the_file(
         ("sftp validation failed", "IndexError")
     ]
     assert "Zyxwvut" not in repr(logs)
+
+
+def test_a_first_line_nested_too_deep_lands_as_a_file() -> None:
+    deep = b'{"extension":[' * 3000
+    detector = KindDetector("deep.json", "R4")
+    detector.feed(deep + b"\n{}\n")
+    found = detector.finish()
+    assert (found.format, found.subtype) == ("file", "json")
+    assert found.metadata["looked_like"] == "fhir-json"
+
+
+@settings(max_examples=120, deadline=None, suppress_health_check=list(HealthCheck))
+@given(
+    data=st.one_of(st.binary(max_size=256), mutated(ALL_SEEDS)),
+    name=st.sampled_from(["a.json", "b.xml", "c.ndjson", "d.hl7", "e.txt", "f"]),
+    chunk=st.sampled_from([1, 7, 4096, 65536]),
+)
+def test_no_upload_makes_the_detector_raise(data: bytes, name: str, chunk: int) -> None:
+    detector = KindDetector(name, "R4")
+    for start in range(0, len(data), chunk):
+        detector.feed(data[start : start + chunk])
+    detector.finish()

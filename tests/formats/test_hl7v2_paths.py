@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from mm_bronze.errors import InvalidPayload
 from mm_bronze.formats.hl7v2.validator import Hl7v2Validator
-from tests.formats.test_fuzz import EXAMPLES, HL7_SEEDS, mutated
+from tests.formats.mutations import EXAMPLES, HL7_SEEDS, mutated
 from tests.formats.test_hl7v2 import MSH, OBX, PID, hl7, message
 
 

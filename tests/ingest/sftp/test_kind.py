@@ -10,9 +10,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from structlog.testing import capture_logs
 
-from mm_bronze.ingest.sftp import kind
+from mm_bronze.ingest.sftp import kind as sftp_kind
 from mm_bronze.ingest.sftp.kind import KindDetector
-from tests.formats.test_fuzz import HL7_SEEDS, JSON_SEEDS, NDJSON_SEEDS, XML_SEEDS, mutated
+from tests.formats.mutations import HL7_SEEDS, JSON_SEEDS, NDJSON_SEEDS, XML_SEEDS, inputs
 
 ALL_SEEDS = HL7_SEEDS + JSON_SEEDS + NDJSON_SEEDS + XML_SEEDS
 
@@ -79,12 +79,12 @@ def test_ndjson_lines_are_counted_wherever_the_writes_cut_them(corpus: Path, chu
 
 
 def test_an_ndjson_line_longer_than_the_limit_is_not_held(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(kind, "LINE_LIMIT", 1000)
-    monkeypatch.setattr(kind, "HEAD_BYTES", 16)  # decided at the first write
+    monkeypatch.setattr(sftp_kind, "LINE_LIMIT", 1000)
+    monkeypatch.setattr(sftp_kind, "HEAD_BYTES", 16)  # decided at the first write
     detector = KindDetector("big.ndjson", "R4")
     detector.feed(b'{"resourceType": "Patient"}\n{"resourceType": "Binary", "data": "')
     validator = detector._validator
-    assert isinstance(validator, kind.NdjsonValidator)
+    assert isinstance(validator, sftp_kind.NdjsonValidator)
     for _ in range(100):  # a 10 MB line in 100 KB writes would be held and copied: it is not
         detector.feed(b"A" * 100)
     assert validator._partial == []
@@ -115,7 +115,7 @@ class Broken:
 def test_a_validator_that_fails_unexpectedly_still_lands_the_file(
     corpus: Path, monkeypatch: pytest.MonkeyPatch, where: str
 ) -> None:
-    monkeypatch.setattr(kind, "_validator", lambda candidate: Broken(where))
+    monkeypatch.setattr(sftp_kind, "_validator", lambda candidate: Broken(where))
     detector = KindDetector("PHLIP_FLU_2.5.1_VALID_MESSAGE.txt", "R4")
     with capture_logs() as logs:
         detector.feed((corpus / "hl7v2" / "PHLIP_FLU_2.5.1_VALID_MESSAGE.txt").read_bytes())
@@ -142,7 +142,7 @@ def test_a_first_line_nested_too_deep_lands_as_a_file() -> None:
 
 @settings(max_examples=120, deadline=None, suppress_health_check=list(HealthCheck))
 @given(
-    data=st.one_of(st.binary(max_size=256), mutated(ALL_SEEDS)),
+    data=inputs(ALL_SEEDS),
     name=st.sampled_from(["a.json", "b.xml", "c.ndjson", "d.hl7", "e.txt", "f"]),
     chunk=st.sampled_from([1, 7, 4096, 65536]),
 )

@@ -35,6 +35,13 @@ from mm_bronze.formats.workers import BUFFER_LIMIT, DeferredValidator
 from mm_bronze.ingest.http.auth import Unauthorized
 from mm_bronze.ingest.http.bodies import Accepted
 from mm_bronze.ingest.http.body import receive_body
+from mm_bronze.ingest.http.content_coding import ACCEPTED as ACCEPTED_CODINGS
+from mm_bronze.ingest.http.content_coding import (
+    GzipDecoder,
+    MalformedEncoding,
+    UnsupportedEncoding,
+    decoder_for,
+)
 from mm_bronze.ingest.http.deadlines import Deadline, SharedDeadlines
 from mm_bronze.ingest.http.deps import HttpDeps
 from mm_bronze.ingest.http.responses import CHALLENGE, error, invalid_payload, refuse
@@ -73,11 +80,17 @@ class BodyTimeout(Exception):
 
 
 async def body_chunks(
-    receive: Receive, *, deadline: Deadline, inflight: ByteBudget, held_limit: int
+    receive: Receive,
+    *,
+    deadline: Deadline,
+    inflight: ByteBudget,
+    held_limit: int,
+    decoder: GzipDecoder | None = None,
 ) -> AsyncGenerator[bytes, None]:
-    """The request body's chunks; each wait for the next is bounded by ``deadline``, and the
-    bytes held in memory (up to ``held_limit``, where the body streams on) count against
-    ``inflight``, the cap shared by all requests, until the end."""
+    """The request body's chunks (decoded by ``decoder`` when it has a content coding); each
+    wait for the next is bounded by ``deadline``, and the bytes held in memory (up to
+    ``held_limit``, where the body streams on) count against ``inflight``, the cap shared by
+    all requests, until the end."""
     held = 0
     try:
         while True:
@@ -88,12 +101,15 @@ async def body_chunks(
                 raise BodyTimeout() from None
             if message["type"] == "http.request":
                 chunk = message.get("body", b"")
-                more = min(len(chunk), held_limit - held)
-                if more > 0:
-                    inflight.take(more)
-                    held += more
-                yield chunk
+                for piece in (chunk,) if decoder is None else decoder.feed(chunk):
+                    more = min(len(piece), held_limit - held)
+                    if more > 0:
+                        inflight.take(more)
+                        held += more
+                    yield piece
                 if not message.get("more_body", False):
+                    if decoder is not None:
+                        decoder.finish()
                     return
             elif message["type"] == "http.disconnect":
                 raise ClientDisconnect()
@@ -201,9 +217,20 @@ class IngestEndpoint:
         if client is not None and not client.may_ingest:
             why = f"client {client.name!r} has role {client.role!r}, which may not submit"
             return refuse(403, "forbidden", why)
+        encoding = headers.get(b"content-encoding")
+        try:
+            decoder = decoder_for(encoding)
+        except UnsupportedEncoding as exc:
+            accept = {"Accept-Encoding": ACCEPTED_CODINGS}
+            return refuse(415, "unsupported_encoding", str(exc), headers=accept)
         declared = headers.get(b"content-length")
         limit = deps.settings.max_body_bytes
-        if declared is not None and declared.isdigit() and int(declared) > limit:
+        if (  # the limit is on the decoded bytes, which a compressed length does not tell
+            decoder is None
+            and declared is not None
+            and declared.isdigit()
+            and int(declared) > limit
+        ):
             return refuse(413, "payload_too_large", f"payload exceeds the limit of {limit} bytes")
         submission = new_submission_id()
         received_at = dt.datetime.now(dt.UTC)
@@ -213,6 +240,7 @@ class IngestEndpoint:
                 deadline=self.deadlines.deadline(deps.settings.body_timeout),
                 inflight=self.inflight,
                 held_limit=BUFFER_LIMIT + deps.settings.inline_limit,
+                decoder=decoder,
             )
             async with contextlib.aclosing(chunks):  # gives back its in-flight share at once
                 body = await receive_body(
@@ -225,6 +253,8 @@ class IngestEndpoint:
                 )
         except PayloadTooLarge as exc:
             return refuse(413, "payload_too_large", str(exc))
+        except MalformedEncoding as exc:
+            return refuse(400, "invalid_encoding", str(exc))
         except InvalidPayload as exc:
             return invalid_payload(fmt, exc)
         except StorageUnavailable:
@@ -237,6 +267,7 @@ class IngestEndpoint:
             why = f"the server holds {exc.limit} bytes of request bodies already; retry later"
             return refuse(503, "busy", why)
         client_addr = scope.get("client")
+        coding = {} if encoding is None else {"content_encoding": encoding.decode("latin-1")}
         user_agent = headers.get(b"user-agent")
         content_type = headers.get(b"content-type")
         event = IngestEvent(
@@ -260,6 +291,7 @@ class IngestEndpoint:
                     content_type.decode("latin-1") if content_type is not None else None
                 ),
                 "format_metadata": body.metadata,
+                **coding,
             },
         )
         try:

@@ -29,6 +29,7 @@ from mm_bronze.ingest.http.bodies import (
     SubmissionsPage,
 )
 from mm_bronze.ingest.http.content import MEDIA_TYPES, OCTET_STREAM
+from mm_bronze.ingest.http.content_coding import ACCEPTED as ACCEPTED_CODINGS
 from mm_bronze.ingest.http.ingest import SEGMENT
 from mm_bronze.ingest.http.responses import RETRY_AFTER
 from mm_bronze.metadata.submissions import DEFAULT_LIMIT, MAX_LIMIT, SOURCES, STATUSES
@@ -137,7 +138,8 @@ def ingest() -> Json:
             "The request body is the payload, stored byte for byte. It is checked to be what"
             f" `format/content_type` declares (one of {pairs}, case-insensitive) and answered"
             " `202` once the submission is durable on the bus. The body's `Content-Type`"
-            " header is recorded, not interpreted."
+            " header is recorded, not interpreted. A body sent with `Content-Encoding: gzip`"
+            " is decoded as it arrives: the decoded bytes are the payload."
         ),
         "security": PROTECTED,
         "parameters": [
@@ -175,6 +177,14 @@ def ingest() -> Json:
                 "description": "Like the `validation` query parameter, which wins.",
                 "schema": level,
             },
+            {
+                "name": "Content-Encoding",
+                "in": "header",
+                "description": "`gzip` (or `x-gzip`): the body is gzip-compressed, and is"
+                " decoded as it arrives; `identity` or none: the body as is. Any other coding"
+                " is a `415`.",
+                "schema": {"type": "string", "examples": ["gzip"]},
+            },
         ],
         "requestBody": {
             "required": True,
@@ -210,13 +220,21 @@ def ingest() -> Json:
             "400": failure(
                 "`invalid_route`: a malformed route segment; `unsupported_format`: an unknown"
                 " format or content type (`supported` lists the accepted ones);"
-                " `invalid_validation_level`."
+                " `invalid_validation_level`; `invalid_encoding`: a body sent with"
+                " `Content-Encoding: gzip` that is not gzip, or ends before its gzip stream"
+                " does."
             ),
             "401": UNAUTHORIZED,
             "403": failure("`forbidden`: the client's role may not submit."),
             "404": failure("`not_found`: a route segment is empty."),
             "408": failure("`body_timeout`: no body byte for `http.body_timeout` seconds."),
-            "413": failure("`payload_too_large`: the body exceeds `http.max_body_bytes`."),
+            "413": failure(
+                "`payload_too_large`: the body (decoded, when gzip) exceeds `http.max_body_bytes`."
+            ),
+            "415": failure(
+                "`unsupported_encoding`: a `Content-Encoding` other than `gzip` or `identity`.",
+                headers=("Accept-Encoding",),
+            ),
             "422": answer(
                 "`invalid_payload`: an empty body, or not what the route declares; for FHIR"
                 " the body is also an `OperationOutcome`.",
@@ -657,6 +675,10 @@ def components() -> Json:
             "Retry-After": {
                 "description": "Seconds to wait before retrying.",
                 "schema": {"type": "string", "examples": [RETRY_AFTER]},
+            },
+            "Accept-Encoding": {
+                "description": "The content codings a request body may have.",
+                "schema": {"type": "string", "const": ACCEPTED_CODINGS},
             },
             "WWW-Authenticate": {
                 "description": "The authentication scheme: `Bearer`.",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import socket
 from collections.abc import Iterator
 from pathlib import Path
@@ -188,3 +189,50 @@ def test_invalid_route_segment(client: httpx.Client) -> None:
     response = post(client, "/ingest/fhir/json/R4/..%2Fetc", b"{}")
     assert response.status_code in (400, 404)
     assert "error" in response.json()
+
+
+def ndjson_lines(count: int) -> bytes:
+    return b"".join(b'{"resourceType": "Patient", "id": "p%d"}\n' % i for i in range(count))
+
+
+def test_a_gzip_body_cut_short_is_refused_though_its_start_is_valid(client: httpx.Client) -> None:
+    # The decoded start holds complete, valid lines, past the inline limit (so it was being
+    # staged): keeping it would keep part of what was sent as if it were all of it.
+    body = gzip.compress(ndjson_lines(1000))
+    for cut in (len(body) - 4, len(body) // 2):
+        response = client.post(
+            "/ingest/fhir/ndjson/R4/bulk", content=body[:cut], headers={"Content-Encoding": "gzip"}
+        )
+        assert_error(response, 400, "invalid_encoding", "ends before the end of its gzip stream")
+
+
+def test_a_body_that_is_not_what_its_encoding_says_is_refused(client: httpx.Client) -> None:
+    plain = ndjson_lines(3)
+    for body in (plain, gzip.compress(plain) + b"trailing bytes"):
+        response = client.post(
+            "/ingest/fhir/ndjson/R4/bulk", content=body, headers={"Content-Encoding": "gzip"}
+        )
+        assert_error(response, 400, "invalid_encoding", "not valid gzip")
+
+
+def test_an_unsupported_content_encoding_is_a_415_naming_what_is_accepted(
+    client: httpx.Client,
+) -> None:
+    body = b'{"resourceType": "Patient"}'
+    for coding in ("br", "deflate", "zstd", "gzip, gzip"):
+        response = client.post(
+            "/ingest/fhir/json/R4/patient", content=body, headers={"Content-Encoding": coding}
+        )
+        assert_error(response, 415, "unsupported_encoding", f"Content-Encoding {coding} ")
+        assert response.headers["accept-encoding"] == "gzip, identity"
+
+
+def test_the_size_limit_holds_for_the_decoded_body(client: httpx.Client) -> None:
+    # 200 times the limit once decoded, a fraction of it as sent.
+    body = b'{"resourceType": "Binary", "data": "' + b"A" * (LIMIT * 200) + b'"}'
+    packed = gzip.compress(body)
+    assert len(packed) < LIMIT
+    response = client.post(
+        "/ingest/fhir/json/R4/binary", content=packed, headers={"Content-Encoding": "gzip"}
+    )
+    assert_error(response, 413, "payload_too_large", str(LIMIT))

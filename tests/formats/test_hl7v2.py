@@ -162,3 +162,35 @@ def test_profile_level_problems_are_not_rejected() -> None:
     # PID-22 with an identifier and no coding system: a profile rule, not base structure.
     meta = hl7(message(MSH, PID + "|||||||||||||||||2135-2^Hispanic^"))
     assert meta["message_count"] == 1
+
+
+def _run_together(*segments: str) -> bytes:
+    """A message whose segment separators were removed, as ``curl -d @file`` sends it."""
+    return "".join(segments).encode()
+
+
+@pytest.mark.parametrize(
+    ("body", "header", "fields"),
+    [
+        (_run_together(MSH, PID, OBR, OBX), "MSH", 36),
+        (_run_together("FHS|^~\\&|LAB", "BHS|^~\\&|LAB", MSH, PID, "BTS|1", "FTS|1"), "FHS", 27),
+        (b"FHS|^~\\&|LAB\r" + _run_together("BHS|^~\\&|LAB", MSH, PID, "BTS|1"), "BHS", 24),
+    ],
+)
+def test_segments_run_together_are_rejected(body: bytes, header: str, fields: int) -> None:
+    """The fields past the last one a header defines are the rest of the message: without
+    this check such a body read as one long header (a valid empty batch, for FHS)."""
+    with pytest.raises(InvalidPayload) as caught:
+        hl7(body)
+    assert caught.value.reason.startswith(f"{header} fills {fields} fields where HL7 v2 defines")
+    assert "curl --data-binary" in caught.value.reason
+    assert caught.value.issues[0].expression == header
+
+
+def test_a_header_may_fill_every_field_it_defines() -> None:
+    msh = MSH + "|" * 12 + "PHLabReport-NoAck^ELR251R1_Rcvr_Prof^2.16.840.1.113883.9.11^ISO"
+    fhs = "FHS|^~\\&|LAB" + "|x" * 14  # FHS-17
+    assert msh.count("|") + 1 == 28
+    assert hl7(message(fhs, msh, PID))["message_count"] == 1
+    empty_fields_after = message(msh + "|" * 40, PID)  # empty ones are not filled
+    assert hl7(empty_fields_after)["message_count"] == 1

@@ -40,6 +40,11 @@ REQUIRED: dict[str, tuple[int, ...]] = {
     "OBX": (11,),
 }
 
+# The last field of each header segment any version defines (v2.9: MSH-28, FHS-17 and
+# BHS-17, Special Access Restriction Instructions). A header that fills fields past it has
+# the segments after it run into it.
+LAST_FIELD: dict[str, int] = {"MSH": 28, "FHS": 17, "BHS": 17}
+
 # Fields of datatype HD (hierarchic designator): namespace ID, or universal ID with type.
 HD_FIELDS: dict[str, tuple[int, ...]] = {"MSH": (3, 4, 5, 6)}
 

@@ -17,6 +17,7 @@ from typing import Any, NamedTuple
 from mm_bronze.formats.base import STRICT, Findings
 from mm_bronze.formats.hl7v2.fields import (
     HD_FIELDS,
+    LAST_FIELD,
     NUMBER,
     REQUIRED,
     SEGMENT_ID,
@@ -260,7 +261,8 @@ class Hl7v2Validator:
         self._delimiters(segment, name)
         hd_fields = HD_FIELDS.get(name, ())
         if name != "MSH" and not hd_fields:
-            return  # no field of this header is read
+            self._fields_past_the_last(segment, name)
+            return  # no other field of this header is read
         # Decoded whole, then split: an ASCII separator never falls inside a UTF-8 sequence.
         # Only the fields read here are split off (up to MSH-18), the list padded to them.
         sep = self._field_sep
@@ -283,6 +285,8 @@ class Hl7v2Validator:
         for n in REQUIRED["MSH"]:
             if not fields[n - 1].strip(component):
                 self._error("MSH", n, "is required but empty")
+        if len(fields) > HEADER_FIELDS:  # MSH-19 or later is there
+            self._fields_past_the_last(segment, name)
         message_type = fields[8].split(component)
         event = message_type[1] if len(message_type) > 1 else ""
         type_key = (
@@ -292,6 +296,24 @@ class Hl7v2Validator:
             self._types[type_key] = self._types.get(type_key, 0) + 1
         if self._messages == 1:
             self._first = _first_msh(fields, component)
+
+    def _fields_past_the_last(self, header: bytes, name: str) -> None:
+        """An error if the ``header`` segment fills a field past the last one HL7 v2 defines:
+        what follows is the rest of the message, its segment separators removed (``curl -d``
+        removes them). Accepted, such a message would read as one long header."""
+        sep = header[3:4]
+        if sep != self._field_sep:
+            return  # not a valid field separator: an error already
+        last = header.rstrip(sep).count(sep) + 1  # the number of its last filled field
+        defined = LAST_FIELD[name]
+        if last > defined:
+            self._error(
+                name,
+                None,
+                f"fills {last} fields where HL7 v2 defines {defined}: the segments after it"
+                " seem to run into it (were the carriage returns that end segments removed?"
+                " `curl -d` removes them, `curl --data-binary` keeps them)",
+            )
 
     def _delimiters(self, segment: bytes, name: str) -> None:
         sep = segment[3:4]

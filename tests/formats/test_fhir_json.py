@@ -214,6 +214,20 @@ def test_invalid_utf8_is_malformed_json(body_path: str) -> None:
 
 
 @pytest.mark.parametrize(
+    ("body", "location"),
+    [
+        (b'{"resourceType": "Patient"}x', "line 1, column 28"),
+        (b'{"resourceType": "Patient"}  {"resourceType": "Patient"}', "line 1, column 30"),
+        (b'{"resourceType": "Patient"}\n}', "line 2, column 1"),
+    ],
+)
+def test_trailing_characters_are_located_at_the_first_of_them(body: bytes, location: str) -> None:
+    with pytest.raises(InvalidPayload, match="trailing characters") as caught:
+        validate(body)
+    assert caught.value.location == location
+
+
+@pytest.mark.parametrize(
     "error",
     [
         # msgspec before 0.23 raised this for invalid UTF-8 ...

@@ -137,6 +137,8 @@ def decode_error(
         offset = int(rest.rstrip(")"))
     except ValueError:
         return message, None
+    if detail == "trailing characters":
+        offset -= 1  # msgspec names the byte after the first one (``{}x``: byte 3)
     return detail, position(data, offset)
 
 

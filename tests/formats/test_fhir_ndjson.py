@@ -73,6 +73,19 @@ def test_no_resource_at_all_is_rejected() -> None:
         validate(b"\n\n", content_type="ndjson", level="lenient")
 
 
+def test_when_no_line_is_a_resource_the_reason_is_the_first_line_error() -> None:
+    run_together = PATIENT + CONDITION  # the line break between them removed
+    with pytest.raises(InvalidPayload) as caught:
+        validate(run_together, content_type="ndjson")
+    assert caught.value.reason == "line 1: malformed JSON: trailing characters"
+    assert caught.value.location == f"line 1, column {len(PATIENT) + 1}"
+    with pytest.raises(InvalidPayload, match="at least one resource") as lenient:
+        validate(run_together, content_type="ndjson", level="lenient")
+    assert [issue.diagnostics for issue in lenient.value.issues[1:]] == [
+        "line 1: malformed JSON: trailing characters"
+    ]
+
+
 def test_a_long_line_streams_like_a_large_json_body(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(json_validator, "BUFFER_LIMIT", 64)
     long_line = b'{"resourceType": "Patient", "name": [' + b'{"text": "x"},' * 50 + b"{}]}"

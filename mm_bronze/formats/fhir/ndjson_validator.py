@@ -206,6 +206,9 @@ class FhirNdjsonValidator:
             else:
                 self._end_line()
         if self._resources == 0:
+            # Lines that failed are why there is no resource: when they reject, the reason
+            # is theirs (say, the JSON of a file whose line breaks were removed).
+            self.findings.settle()
             self.findings.add("fatal", "required", "FHIR NDJSON must hold at least one resource")
         meta: dict[str, Any] = {
             "line_count": self._line,

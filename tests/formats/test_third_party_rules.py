@@ -13,7 +13,7 @@ import pytest
 
 from mm_bronze.errors import InvalidPayload, Issue
 from mm_bronze.formats.detect import detect
-from mm_bronze.formats.fhir import json_validator
+from mm_bronze.formats.fhir import json_validator, xml_decider, xml_validator
 from tests.formats.helpers import validate
 
 CORPUS = Path(__file__).resolve().parents[3] / "shared" / "corpus"
@@ -99,6 +99,32 @@ def test_a_bom_before_fhir_json_is_accepted_and_recorded(chunk: int, body_path: 
     assert meta["resource_type"] == "Observation"
     assert meta["bom"] is True
     assert "bom" not in validate(body)
+
+
+@pytest.mark.parametrize(
+    ("encoding", "problem"),
+    [
+        ("utf-16", "found a UTF-16 byte order mark"),  # the BOM the codec writes first
+        ("utf-16-le", "it starts like UTF-16 or UTF-32"),  # no BOM: expat reads it all the same
+        ("utf-16-be", "it starts like UTF-16 or UTF-32"),
+    ],
+)
+@pytest.mark.parametrize("chunk", [1, 2, 4096])
+@pytest.mark.parametrize("streamed", [False, True])
+def test_fhir_xml_in_utf16_is_refused_however_it_arrives(
+    encoding: str, problem: str, chunk: int, streamed: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if streamed:
+        monkeypatch.setattr(xml_validator, "BUFFER_LIMIT", 0)
+    body = b'<Patient xmlns="http://hl7.org/fhir"><id value="a"/></Patient>'.decode()
+    utf16 = body.encode(encoding)
+    assert xml_decider.decide(utf16, "R4") is None  # the fast path leaves it to the walker
+    with pytest.raises(InvalidPayload) as caught:
+        validate(utf16, content_type="xml", chunk=chunk)
+    assert caught.value.reason.startswith(f"FHIR XML must be UTF-8 ({problem}")
+    assert caught.value.location == "line 1, column 1"
+    meta = validate(utf16, content_type="xml", chunk=chunk, level="lenient")
+    assert meta["findings"][0]["diagnostics"].startswith(f"FHIR XML must be UTF-8 ({problem}")
 
 
 def test_a_bom_before_fhir_xml_is_accepted_and_recorded() -> None:

@@ -74,6 +74,8 @@ class _Unsure(Exception):
 
 def decide(data: bytes, version: str) -> dict[str, Any] | None:
     """The summary metadata of a valid FHIR XML payload of ``version``, or None."""
+    if b"\x00" in data[:4]:  # UTF-16 or UTF-32 without a BOM, which expat would read
+        return None
     try:
         return _Decision(data, version).run()
     except Exception:  # any doubt (including a malformed payload): the walker decides

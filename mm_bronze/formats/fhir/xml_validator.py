@@ -32,6 +32,8 @@ BLANK = " \t\r\n"
 # Bodies up to this size are held and tried on the fast path at the end; larger ones are
 # checked as they stream in.
 BUFFER_LIMIT = 4 * 1024 * 1024
+# Bytes at the start of a body looked at for a NUL (UTF-16 or UTF-32 without a BOM).
+OPENING = 4
 
 
 def _refuse_dtd(*_: Any) -> NoReturn:
@@ -66,6 +68,8 @@ class FhirXmlValidator:
         self._skip = 0
         self._root_seen = False
         self._lead = LeadingBom()  # expat skips a BOM; the metadata records it
+        # The body's first bytes (after a BOM) while fewer than OPENING; None once they told.
+        self._opening: bytes | None = b""
         self._held: list[bytes] | None = []  # None once the body streams
         self._size = 0
 
@@ -253,14 +257,27 @@ class FhirXmlValidator:
             if head is None:
                 return
             chunk = head
-            if chunk.startswith((b"\xff\xfe", b"\xfe\xff")):
-                self.findings.add(
-                    "error",
-                    "invalid",
-                    "FHIR XML must be UTF-8 (found a UTF-16 byte order mark)",
-                    location="line 1, column 1",
-                )
+        if self._opening is not None:
+            self._wide_characters(self._opening + chunk[:OPENING])
         self._parse(chunk, final=False)
+
+    def _wide_characters(self, opening: bytes) -> None:
+        """An error if the body's first bytes are a UTF-16 byte order mark or hold a NUL:
+        UTF-8 XML has none (it starts with ``<``, a space or a UTF-8 BOM), UTF-16 and UTF-32
+        have one in every ASCII character, and expat reads UTF-16 when no byte order mark
+        says so (``xml_decider.decide`` leaves such a body to this walker)."""
+        if opening[:2] in (b"\xff\xfe", b"\xfe\xff"):
+            problem = "found a UTF-16 byte order mark"
+        elif b"\x00" in opening[:OPENING]:
+            problem = "it starts like UTF-16 or UTF-32: NUL bytes between its first characters"
+        else:
+            # Told once there are OPENING bytes (a lone first byte may start a UTF-16 BOM).
+            self._opening = None if len(opening) >= OPENING else opening
+            return
+        self._opening = None
+        self.findings.add(
+            "error", "invalid", f"FHIR XML must be UTF-8 ({problem})", location="line 1, column 1"
+        )
 
     def _parse(self, data: bytes, final: bool) -> None:
         try:

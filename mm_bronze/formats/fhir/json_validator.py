@@ -15,6 +15,7 @@ import msgspec
 
 from mm_bronze.formats.base import STRICT, Findings
 from mm_bronze.formats.bom import BOM, LeadingBom
+from mm_bronze.formats.encoding import OPENING, wide_encoding
 from mm_bronze.formats.fhir.fast.decider import EntryFacts, decide, entries_facts
 from mm_bronze.formats.fhir.json_events import JsonWalker
 from mm_bronze.formats.fhir.json_stream import JsonSplitter
@@ -139,6 +140,8 @@ def decode_error(
         return message, None
     if detail == "trailing characters":
         offset -= 1  # msgspec names the byte after the first one (``{}x``: byte 3)
+    elif offset < OPENING and (problem := wide_encoding(data[:OPENING])) is not None:
+        return f"not UTF-8 ({problem})", position(data, 0)
     return detail, position(data, offset)
 
 

@@ -19,6 +19,7 @@ from xml.parsers import expat
 from mm_bronze.errors import InvalidPayload
 from mm_bronze.formats.base import STRICT, Findings
 from mm_bronze.formats.bom import BOM, LeadingBom
+from mm_bronze.formats.encoding import OPENING, wide_encoding
 from mm_bronze.formats.fhir.json_validator import checker_for
 from mm_bronze.formats.fhir.model import Element, canonical_version, primitive_problem
 from mm_bronze.formats.fhir.structure import MAX_DEPTH, Node, StructureChecker, too_deep
@@ -32,8 +33,6 @@ BLANK = " \t\r\n"
 # Bodies up to this size are held and tried on the fast path at the end; larger ones are
 # checked as they stream in.
 BUFFER_LIMIT = 4 * 1024 * 1024
-# Bytes at the start of a body looked at for a NUL (UTF-16 or UTF-32 without a BOM).
-OPENING = 4
 
 
 def _refuse_dtd(*_: Any) -> NoReturn:
@@ -262,15 +261,11 @@ class FhirXmlValidator:
         self._parse(chunk, final=False)
 
     def _wide_characters(self, opening: bytes) -> None:
-        """An error if the body's first bytes are a UTF-16 byte order mark or hold a NUL:
-        UTF-8 XML has none (it starts with ``<``, a space or a UTF-8 BOM), UTF-16 and UTF-32
-        have one in every ASCII character, and expat reads UTF-16 when no byte order mark
-        says so (``xml_decider.decide`` leaves such a body to this walker)."""
-        if opening[:2] in (b"\xff\xfe", b"\xfe\xff"):
-            problem = "found a UTF-16 byte order mark"
-        elif b"\x00" in opening[:OPENING]:
-            problem = "it starts like UTF-16 or UTF-32: NUL bytes between its first characters"
-        else:
+        """An error if the body's first bytes are UTF-16 or UTF-32 (``wide_encoding``), which
+        expat reads, with or without a byte order mark (``xml_decider.decide`` leaves such
+        a body to this walker)."""
+        problem = wide_encoding(opening)
+        if problem is None:
             # Told once there are OPENING bytes (a lone first byte may start a UTF-16 BOM).
             self._opening = None if len(opening) >= OPENING else opening
             return

@@ -15,6 +15,7 @@ import re
 from typing import Any, NamedTuple
 
 from mm_bronze.formats.base import STRICT, Findings
+from mm_bronze.formats.encoding import OPENING, wide_encoding
 from mm_bronze.formats.hl7v2.fields import (
     HD_FIELDS,
     LAST_FIELD,
@@ -96,8 +97,11 @@ class Hl7v2Validator:
         self._batch_messages = 0  # messages since the last BHS or BTS
         self._in_message = False  # an MSH started, no batch segment since
         self._first_delimiters: tuple[str | None, str | None] = (None, None)
+        self._opening = b""  # the body's first bytes
 
     def feed(self, chunk: bytes) -> None:
+        if len(self._opening) < OPENING:  # kept to say why a body is not HL7 v2 at all
+            self._opening += chunk[: OPENING - len(self._opening)]
         if self._first_chunk and chunk:
             if len(self._partial) + len(chunk) < len(BOM) and BOM.startswith(
                 bytes(self._partial) + chunk
@@ -431,7 +435,11 @@ class Hl7v2Validator:
             self._partial.clear()
             self._segments([segment])  # the last segment, unended: the short way too
         if not self._started:
-            self.findings.add("fatal", "structure", "not HL7 v2: no MSH (or FHS/BHS) segment found")
+            problem = wide_encoding(self._opening)
+            why = "" if problem is None else f" (the body is not UTF-8: {problem})"
+            self.findings.add(
+                "fatal", "structure", f"not HL7 v2: no MSH (or FHS/BHS) segment found{why}"
+            )
         meta = self._metadata()
         if (
             self.declared_version

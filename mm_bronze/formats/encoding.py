@@ -1,0 +1,20 @@
+"""The first bytes of a text body, which tell UTF-16 and UTF-32 from the UTF-8 every format
+here is sent in (a UTF-16 file is what some Windows tools write by default)."""
+
+from __future__ import annotations
+
+# Bytes at the start of a body that tell.
+OPENING = 4
+
+
+def wide_encoding(opening: bytes) -> str | None:
+    """Why text whose first bytes are ``opening`` is not UTF-8, when they say so: a UTF-16 or
+    UTF-32 byte order mark, or a NUL among them (the formats here have none; UTF-16 and
+    UTF-32 have one beside every ASCII character). None when they do not say (yet)."""
+    if opening.startswith((b"\xff\xfe\x00\x00", b"\x00\x00\xfe\xff")):
+        return "found a UTF-32 byte order mark"
+    if opening.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return "found a UTF-16 byte order mark"
+    if b"\x00" in opening[:OPENING]:
+        return "it starts like UTF-16 or UTF-32: NUL bytes between its first characters"
+    return None

@@ -67,7 +67,7 @@ class FhirXmlValidator:
         self._skip = 0
         self._root_seen = False
         self._lead = LeadingBom()  # expat skips a BOM; the metadata records it
-        # The body's first bytes (after a BOM) while fewer than OPENING; None once they told.
+        # The body's first bytes (a UTF-8 BOM included), None once they have been checked.
         self._opening: bytes | None = b""
         self._held: list[bytes] | None = []  # None once the body streams
         self._size = 0

@@ -7,10 +7,14 @@ counted; large inputs are validated in a pool of worker processes, one per core.
 
 from __future__ import annotations
 
+import contextlib
+import gzip
+import io
 import os
 import re
 import sys
 import time
+import zlib
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any, TextIO
@@ -18,7 +22,7 @@ from typing import Any, TextIO
 import msgspec
 
 from mm_bronze import formats
-from mm_bronze.errors import ConfigError, InvalidPayload
+from mm_bronze.errors import ConfigError, InvalidPayload, Issue
 from mm_bronze.formats.base import issue_dict
 from mm_bronze.formats.detect import EXTENSIONS, detect
 from mm_bronze.offline_report import Progress, Tally, issue_line, summary_of
@@ -99,13 +103,20 @@ def _run(tasks: list[Task], workers: int) -> Iterator[dict[str, Any]]:
 
 
 def check_file(task: Task) -> dict[str, Any]:
-    """Validate one file (in a worker process for large inputs); a plain-data result."""
+    """Validate one file (in a worker process for large inputs); a plain-data result.
+
+    A gzip file is validated decoded, as the HTTP door validates a body sent with
+    ``Content-Encoding: gzip``, and identified by its name without ``.gz``."""
     name, format, content_type, version, level = task
     path = Path(name)
     result: dict[str, Any] = {"path": name, "size": _size(path)}
-    with path.open("rb") as handle:
-        head = handle.read(CHUNK)
-        kind = (format, content_type) if format and content_type else identify(path, head)
+    with _open(path) as handle:
+        try:
+            head = handle.read(CHUNK)
+        except _GZIP_ERRORS as exc:
+            return _invalid(result, _gzip_reason(exc))
+        named = path.with_suffix("") if isinstance(handle, gzip.GzipFile) else path
+        kind = (format, content_type) if format and content_type else identify(named, head)
         if kind is None:
             return {**result, "status": "skipped", "reason": "not FHIR or HL7 v2"}
         fmt, ctype = kind
@@ -121,14 +132,44 @@ def check_file(task: Task) -> dict[str, Any]:
                 raise InvalidPayload("empty file")
             metadata = validator.finish()
         except InvalidPayload as exc:
-            return {
-                **result,
-                "status": "invalid",
-                "reason": exc.reason,
-                "location": exc.location,
-                "issues": [issue_dict(issue) for issue in exc.issues],
-            }
+            return _invalid(result, exc.reason, exc.location, exc.issues)
+        except _GZIP_ERRORS as exc:
+            return _invalid(result, _gzip_reason(exc))
     return {**result, "status": "valid", "metadata": metadata}
+
+
+# What reading a gzip file that is cut short or corrupt raises.
+_GZIP_ERRORS = (gzip.BadGzipFile, EOFError, zlib.error)
+
+
+@contextlib.contextmanager
+def _open(path: Path) -> Iterator[io.BufferedIOBase]:
+    """The file's bytes: decoded when it is gzip (it starts with the gzip magic number).
+    Opened once and peeked at, so a pipe (``<(zcat …)``) loses nothing."""
+    with path.open("rb") as raw:
+        if raw.peek(2)[:2] == b"\x1f\x8b":
+            with gzip.GzipFile(fileobj=raw, mode="rb") as decoded:
+                yield decoded
+        else:
+            yield raw
+
+
+def _gzip_reason(exc: Exception) -> str:
+    if isinstance(exc, EOFError):
+        return "not valid gzip: the file ends before the end of its gzip stream"
+    return f"not valid gzip: {exc}"
+
+
+def _invalid(
+    result: dict[str, Any],
+    reason: str,
+    location: str | None = None,
+    issues: Iterable[Issue] = (),
+) -> dict[str, Any]:
+    listed = [issue_dict(issue) for issue in issues] or [
+        {"severity": "fatal", "code": "invalid", "diagnostics": reason}
+    ]
+    return {**result, "status": "invalid", "reason": reason, "location": location, "issues": listed}
 
 
 def identify(path: Path, head: bytes) -> tuple[str, str] | None:
@@ -146,15 +187,16 @@ def _print_result(result: dict[str, Any], out: TextIO) -> None:
     if status == "skipped":
         print(f"SKIPPED {path}: {result['reason']} (choose a format with --format)", file=out)
         return
-    kind = f"({result['format']}/{result['content_type']})"
+    # A gzip file that cannot be read is invalid before its format is known.
+    kind = f" ({result['format']}/{result['content_type']})" if "format" in result else ""
     if status == "invalid":
         where = f" [{result['location']}]" if result.get("location") else ""
-        print(f"INVALID {path} {kind}: {result['reason']}{where}", file=out)
+        print(f"INVALID {path}{kind}: {result['reason']}{where}", file=out)
         for issue in result["issues"][1:]:
             print(f"    {issue_line(issue)}", file=out)
         return
     metadata = result["metadata"]
-    print(f"OK      {path} {kind}{_describe(metadata)}", file=out)
+    print(f"OK      {path}{kind}{_describe(metadata)}", file=out)
     for finding in metadata.get("findings", []):
         print(f"    {issue_line(finding)}", file=out)
 

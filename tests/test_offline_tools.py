@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
 import pty
@@ -55,6 +56,53 @@ def test_validate_levels_and_explicit_format(tmp_path: Path) -> None:
     resource.write_text('{"resourceType": "Requirements", "status": "draft"}')
     assert run_cli("validate", str(resource)).returncode == 1  # R4 by default
     assert run_cli("validate", "--fhir-version", "R5", str(resource)).returncode == 0
+
+
+def test_validate_reads_gzip_files_decoded_as_the_door_reads_gzip_bodies(
+    corpus: Path, tmp_path: Path
+) -> None:
+    ndjson = (corpus / "ndjson" / "Patient.000.ndjson").read_bytes()
+    hl7 = (corpus / "hl7v2" / "PHLIP_FLU_2.5.1_VALID_MESSAGE.txt").read_bytes()
+    packed = tmp_path / "Patient.000.ndjson.gz"
+    packed.write_bytes(gzip.compress(ndjson))
+    unnamed = tmp_path / "message.gz"  # no inner extension: told by content, as uncompressed
+    unnamed.write_bytes(gzip.compress(hl7))
+    cut = tmp_path / "cut.ndjson.gz"
+    cut.write_bytes(gzip.compress(ndjson)[:-8])
+    corrupt = tmp_path / "corrupt.json.gz"
+    corrupt.write_bytes(b"\x1f\x8b" + b"x" * 30)
+    invalid = tmp_path / "invalid.json.gz"
+    invalid.write_bytes(gzip.compress(b'{"resourceType": "Patient", "gender": 7}'))
+
+    result = run_cli("validate", str(packed), str(unnamed))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.splitlines()[:2] == [
+        f"OK      {packed} (fhir/ndjson): 13 resources on 13 lines",
+        f"OK      {unnamed} (hl7/text): 1 message(s) ORU^R01 v2.5.1",
+    ]
+    result = run_cli("validate", str(cut), str(corrupt), str(invalid))
+    assert result.returncode == 1
+    assert result.stdout.splitlines()[:3] == [
+        f"INVALID {cut}: not valid gzip: the file ends before the end of its gzip stream",
+        f"INVALID {corrupt}: not valid gzip: Unknown compression method",
+        f"INVALID {invalid} (fhir/json): Patient.gender must be a JSON string [Patient.gender]",
+    ]
+
+
+def test_validate_reads_a_pipe_once_gzip_or_not(corpus: Path, tmp_path: Path) -> None:
+    """A pipe (``mm-bronze validate <(zcat export.gz)``) is read once: looking for the gzip
+    magic number takes nothing from it."""
+    ndjson = (corpus / "ndjson" / "Patient.000.ndjson").read_bytes()
+    for name, data in (("plain", ndjson), ("packed", gzip.compress(ndjson))):
+        pipe = tmp_path / name
+        os.mkfifo(pipe)
+        writer = subprocess.Popen(["sh", "-c", 'cat > "$0"', str(pipe)], stdin=subprocess.PIPE)
+        assert writer.stdin is not None
+        writer.stdin.write(data)
+        writer.stdin.close()
+        result = run_cli("validate", "--format", "fhir-ndjson", str(pipe))
+        writer.wait(timeout=30)
+        assert result.stdout.startswith(f"OK      {pipe} (fhir/ndjson): 13 resources on 13 lines")
 
 
 def test_fhir_split_writes_one_file_per_resource(corpus: Path, tmp_path: Path) -> None:

@@ -152,7 +152,9 @@ def build_parser() -> argparse.ArgumentParser:
     validate_p = sub.add_parser(
         "validate", parents=[common], help="validate files offline, as the ingest door would"
     )
-    validate_p.add_argument("files", nargs="+", metavar="FILE", help="files or directories")
+    validate_p.add_argument(
+        "files", nargs="+", metavar="FILE", help="files (gzip ones are read decoded) or directories"
+    )
     validate_p.add_argument(
         "--format", choices=FORMATS, help="the files' format (default: from extension and content)"
     )

@@ -218,6 +218,8 @@ class IngestEndpoint:
             why = f"client {client.name!r} has role {client.role!r}, which may not submit"
             return refuse(403, "forbidden", why)
         encoding = headers.get(b"content-encoding")
+        if encoding is not None:  # each field of a repeated header adds its codings
+            encoding = b", ".join(v for n, v in scope["headers"] if n == b"content-encoding")
         try:
             decoder = decoder_for(encoding)
         except UnsupportedEncoding as exc:

@@ -227,6 +227,13 @@ def test_an_unsupported_content_encoding_is_a_415_naming_what_is_accepted(
         assert response.headers["accept-encoding"] == "gzip, identity"
 
 
+def test_codings_in_repeated_content_encoding_fields_add_up(client: httpx.Client) -> None:
+    body = gzip.compress(gzip.compress(b'{"resourceType": "Patient"}'))
+    headers = [("Content-Encoding", "gzip"), ("Content-Encoding", "gzip")]
+    response = client.post("/ingest/fhir/json/R4/patient", content=body, headers=headers)
+    assert_error(response, 415, "unsupported_encoding", "Content-Encoding gzip, gzip ")
+
+
 def test_the_size_limit_holds_for_the_decoded_body(client: httpx.Client) -> None:
     # 200 times the limit once decoded, a fraction of it as sent.
     body = b'{"resourceType": "Binary", "data": "' + b"A" * (LIMIT * 200) + b'"}'

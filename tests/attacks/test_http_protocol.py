@@ -54,3 +54,23 @@ def test_malformed_request_line_gets_a_json_400(server: MmBronze) -> None:
     assert status == 400
     assert json.loads(body)["error"] == "bad_request"
     assert "x-request-id" in headers
+
+
+def test_a_transfer_coding_other_than_chunked_gets_a_json_501_that_says_so(
+    server: MmBronze,
+) -> None:
+    for coding in (b"gzip, chunked", b"gzip"):
+        answer = exchange(
+            server,
+            b"POST /ingest/fhir/json/R4/patient HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: "
+            + coding
+            + b"\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
+        )
+        status, headers, body = parse(answer)
+        assert status == 501
+        assert json.loads(body) == {
+            "error": "transfer_encoding_not_supported",
+            "message": "only Transfer-Encoding: chunked is supported; send a compressed body"
+            " with Content-Encoding: gzip",
+        }
+        assert len(headers["x-request-id"]) == 32

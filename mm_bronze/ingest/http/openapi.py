@@ -60,8 +60,9 @@ Every response carries an `X-Request-ID` header: the client's own when it sends 
 error has the body `{"error": "<code>", "message": "<readable reason>", ...}`.
 
 The door speaks HTTP/1.1 only: the HTTP/2 connection preface is answered `505`. Requests
-refused before they reach the application (request headers over 16 KiB: `431`; a malformed
-request: `400`) get the same error body. A method a route does not serve is answered `405`
+refused before they reach the application (request headers over 16 KiB: `431`; a
+`Transfer-Encoding` other than `chunked`: `501`; a malformed request: `400`) get the same error
+body. A method a route does not serve is answered `405`
 with an `Allow` header; a path no route serves, `404`.
 
 Authentication: `Authorization: Bearer <token>` once API clients exist (`mm-bronze clients
@@ -241,6 +242,10 @@ def ingest() -> Json:
                 {"anyOf": [ref("ErrorBody"), ref("FhirInvalidPayload")]},
             ),
             "431": HEADERS_TOO_LARGE,
+            "501": failure(
+                "`transfer_encoding_not_supported`: a `Transfer-Encoding` other than `chunked`"
+                " (send a compressed body with `Content-Encoding: gzip`)."
+            ),
             "503": failure(
                 "`unavailable`: the bus or storage cannot be reached; `busy`: request bodies"
                 " in flight hold `http.max_buffered_bytes` already. Retry later.",

@@ -7,9 +7,9 @@ has no switch for them:
 - HTTP/2 over cleartext (an ``Upgrade: h2c`` request, or the HTTP/2 connection preface) is
   not served: the door is tested as HTTP/1.1 only, so an upgrade request is answered as
   plain HTTP/1.1 and the preface is refused with a 505 (by ``Http11Only``, in the app).
-- Requests hypercorn refuses before the app sees them (over-long headers: 431, malformed
-  requests: 400) get the door's JSON error body and an ``X-Request-ID``, as every response
-  does, instead of an empty body.
+- Requests hypercorn refuses before the app sees them (over-long headers: 431, a transfer
+  coding other than chunked: 501, malformed requests: 400) get the door's JSON error body
+  and an ``X-Request-ID``, as every response does, instead of an empty body.
 - A response with a ``Content-Length`` goes out in one write (status line, headers and the
   first body part together) instead of one write, each with its lock and drain, per part.
 - Each connection's keep-alive timer is re-armed lazily (``idle_timer``).
@@ -38,6 +38,12 @@ from mm_bronze.ingest.http.responses import refuse
 REASONS = {
     400: ("bad_request", "malformed HTTP request"),
     431: ("headers_too_large", "request header fields too large"),
+    # h11's only 501: a Transfer-Encoding other than chunked (or given twice).
+    501: (
+        "transfer_encoding_not_supported",
+        "only Transfer-Encoding: chunked is supported; send a compressed body with"
+        " Content-Encoding: gzip",
+    ),
     505: ("http_version_not_supported", "only HTTP/1.1 is served"),
 }
 

@@ -62,19 +62,25 @@ class AckError:
 
 
 _LOCATION = re.compile(r"\b([A-Z][A-Z0-9]{2})[-.](\d{1,3})\b")
+# Words a reason may hold that read like a segment and field: character sets (``UTF-8``,
+# ``UTF-16``, ``ISO-8859-1``).
+_NOT_FIELDS = frozenset({"UTF", "ISO"})
+_SEGMENT = re.compile(r"[A-Z][A-Z0-9]{2}")
 _POSITION = re.compile(r"(?:message (\d+), )?segment (\d+)")
 
 
 def locate(reason: str, location: str | None = None) -> tuple[str | None, int | None]:
     """The segment id and field number named in ``location`` or ``reason`` (e.g. ``PID-3``)."""
     for text in (location or "", reason):
-        match = _LOCATION.search(text)
-        if match:
-            return match.group(1), int(match.group(2))
+        for match in _LOCATION.finditer(text):
+            if match.group(1) not in _NOT_FIELDS:
+                return match.group(1), int(match.group(2))
+    if location and _SEGMENT.fullmatch(location):  # a segment at fault as a whole (``MSH``)
+        return location, None
     for text in (location or "", reason):
-        match = re.search(r"\b(MSH|FHS|BHS|[A-Z][A-Z0-9]{2})\b segment", text)
-        if match:
-            return match.group(1), None
+        named = re.search(r"\b(MSH|FHS|BHS|[A-Z][A-Z0-9]{2})\b segment", text)
+        if named:
+            return named.group(1), None
     return None, None
 
 

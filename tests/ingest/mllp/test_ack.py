@@ -137,6 +137,13 @@ def test_locate_reads_segment_and_field_from_messages() -> None:
     assert locate("MSH-9 (message type) is missing") == ("MSH", 9)
     assert locate("the message must start with an MSH segment") == ("MSH", None)
     assert locate("nothing to see") == (None, None)
+    assert locate("MSH fills 187 fields where HL7 v2 defines 28", "MSH") == ("MSH", None)
+
+
+def test_character_sets_are_not_read_as_fields() -> None:
+    reason = "not HL7 v2: no MSH (or FHS/BHS) segment found (the body is not UTF-8: ...)"
+    assert locate(reason) == (None, None)
+    assert locate("MSH-18 says ISO-8859-1, the body is UTF-8") == ("MSH", 18)
 
 
 def test_segment_sequence_counts_occurrences_of_the_segment() -> None:

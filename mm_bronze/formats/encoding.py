@@ -5,14 +5,17 @@ from __future__ import annotations
 
 # Bytes at the start of a body that tell.
 OPENING = 4
+_UTF32_BOMS = (b"\xff\xfe\x00\x00", b"\x00\x00\xfe\xff")
 
 
 def wide_encoding(opening: bytes) -> str | None:
     """Why text whose first bytes are ``opening`` is not UTF-8, when they say so: a UTF-16 or
     UTF-32 byte order mark, or a NUL among them (the formats here have none; UTF-16 and
     UTF-32 have one beside every ASCII character). None when they do not say (yet)."""
-    if opening.startswith((b"\xff\xfe\x00\x00", b"\x00\x00\xfe\xff")):
+    if opening.startswith(_UTF32_BOMS):
         return "found a UTF-32 byte order mark"
+    if len(opening) < OPENING and any(bom.startswith(opening) for bom in _UTF32_BOMS):
+        return None  # the start of a UTF-32 BOM, maybe: more bytes tell
     if opening.startswith((b"\xff\xfe", b"\xfe\xff")):
         return "found a UTF-16 byte order mark"
     if b"\x00" in opening[:OPENING]:

@@ -7,6 +7,7 @@ import pytest
 
 from mm_bronze.errors import InvalidPayload
 from mm_bronze.formats.encoding import wide_encoding
+from mm_bronze.formats.fhir import json_validator
 from tests.formats.helpers import validate
 
 UTF16_BOM = "found a UTF-16 byte order mark"
@@ -29,6 +30,8 @@ HL7 = "MSH|^~\\&|LAB|HOSP|EHR|CLINIC|20240501101500||ORU^R01|CTRL-1|P|2.5.1\rPID
         (b"\xef\xbb\xbf{", None),  # the UTF-8 BOM: UTF-8
         (b'{"re', None),
         (b"\xff", None),  # not yet told
+        (b"\xff\xfe", None),  # a UTF-16 BOM, or the start of a UTF-32 one: not yet told
+        (b"\xff\xfe<", UTF16_BOM),
     ],
 )
 def test_what_the_first_bytes_tell(opening: bytes, problem: str | None) -> None:
@@ -37,9 +40,12 @@ def test_what_the_first_bytes_tell(opening: bytes, problem: str | None) -> None:
 
 @pytest.mark.parametrize(("encoding", "problem"), ENCODINGS)
 @pytest.mark.parametrize("chunk", [1, 4096])
+@pytest.mark.parametrize("streamed", [False, True])
 def test_fhir_json_and_ndjson_say_they_are_not_utf8(
-    encoding: str, problem: str, chunk: int
+    encoding: str, problem: str, chunk: int, streamed: bool, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    if streamed:  # as a body over 4 MiB is
+        monkeypatch.setattr(json_validator, "BUFFER_LIMIT", 0)
     for content_type, text, prefix in (("json", JSON, ""), ("ndjson", JSON + "\n", "line 1: ")):
         with pytest.raises(InvalidPayload) as caught:
             validate(text.encode(encoding), content_type=content_type, chunk=chunk)

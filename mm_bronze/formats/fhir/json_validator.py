@@ -58,6 +58,7 @@ class FhirJsonValidator:
         self._size = 0
         self._splitter: JsonSplitter | None = None
         self._lead = LeadingBom()
+        self._opening: bytes | None = b""  # the first bytes after a BOM; None once checked
 
     def feed(self, chunk: bytes) -> None:
         self._size += len(chunk)
@@ -68,6 +69,11 @@ class FhirJsonValidator:
             chunk = head[len(BOM) :] if self._lead.found else head
         if not chunk:
             return
+        if self._opening is not None:
+            self._wide_characters(self._opening + chunk[:OPENING])
+            if self._opening is not None:  # too few bytes to tell yet: hold them
+                self._buffer.append(chunk)
+                return
         if self._splitter is None and self._size <= BUFFER_LIMIT:
             self._buffer.append(chunk)
             return
@@ -79,6 +85,15 @@ class FhirJsonValidator:
             buffered, self._buffer = b"".join(self._buffer), []
             self._splitter.feed(buffered)
         self._splitter.feed(chunk)
+
+    def _wide_characters(self, opening: bytes) -> None:
+        """Refuse a body whose first bytes are UTF-16 or UTF-32 (``wide_encoding``), whether
+        it is decoded whole or streamed: JSON holds no NUL byte and no such byte order mark,
+        so the body is malformed anyway, and this says why."""
+        problem = wide_encoding(opening)
+        if problem is not None:
+            self._malformed(f"not UTF-8 ({problem})", "line 1, column 1")
+        self._opening = None if len(opening) >= OPENING else opening
 
     def _malformed(self, detail: str, location: str | None = None) -> None:
         self.findings.add("fatal", "invalid", f"malformed JSON: {detail}", location=location)
@@ -140,8 +155,6 @@ def decode_error(
         return message, None
     if detail == "trailing characters":
         offset -= 1  # msgspec names the byte after the first one (``{}x``: byte 3)
-    elif offset < OPENING and (problem := wide_encoding(data[:OPENING])) is not None:
-        return f"not UTF-8 ({problem})", position(data, 0)
     return detail, position(data, offset)
 
 

@@ -232,43 +232,56 @@ def _build(
     header: Hl7Header, outcome: Outcome, error: AckError | None, stamp: bytes, ack_id: bytes
 ) -> bytes:
     delimiters = header.field_separator + header.encoding
+    # The sender's fields were split at its own field separator. When the ACK cannot use the
+    # sender's delimiters (unusable, or bytes that would break the framing), they may hold
+    # the ACK's: its field separator is then escaped in each echoed value (``_escaped``).
+    foreign = header.problem is not None or _safe(delimiters) != delimiters
     if _safe(delimiters) != delimiters:
         header = dataclasses.replace(
             header, field_separator=DEFAULT_SEPARATOR, encoding=DEFAULT_ENCODING
         )
     sep = header.field_separator
     enc = header.encoding
+    echo = functools.partial(_escaped, separator=sep, encoding=enc) if foreign else _safe
     component = enc[:1]
     enhanced = header.problem is None and is_enhanced(header)
-    trigger = header.trigger_event
+    trigger = echo(header.trigger_event)
     message_type = b"ACK" + (component + trigger + component + b"ACK" if trigger else b"")
     version = header.version or b"2.5.1"
     # Sender and receiver come from MSH; a batch without messages has only FHS/BHS.
     origin = header.msh or header.batch
     echoed = origin[3:7] + [b""] * (7 - max(len(origin), 3))  # MSH-3..6, padded
-    # The echoed fields hold no delimiter of ours and lose their unsafe bytes at once.
-    swapped = sep.join([echoed[2], echoed[3], echoed[0], echoed[1]])
+    swapped = sep.join(map(echo, [echoed[2], echoed[3], echoed[0], echoed[1]]))
     msh = sep.join(
         [
             b"MSH",
             enc,
-            swapped.translate(None, UNSAFE),
+            swapped,
             stamp,
             b"",
             _safe(message_type),
             ack_id,
-            _safe(header.processing_id) or b"P",
-            _safe(version),
+            echo(header.processing_id) or b"P",
+            echo(version),
         ]
     )
     if header.charset:
-        msh += sep * 6 + _safe(header.charset)
-    msa = sep.join([b"MSA", outcome.code(enhanced).encode(), _safe(header.control_id)])
+        msh += sep * 6 + echo(header.charset)
+    msa = sep.join([b"MSA", outcome.code(enhanced).encode(), echo(header.control_id)])
     if error is None:
         return msh + b"\r" + msa + b"\r"
     msa += sep + escape(error.reason[:MSA_TEXT_LIMIT], header)
     subcomponent = enc[3:4]
     return b"\r".join([msh, msa, _err(header, error, version, component, subcomponent), b""])
+
+
+def _escaped(value: bytes, *, separator: bytes, encoding: bytes) -> bytes:
+    """``value`` without unsafe bytes, the ACK's field separator as its escape sequence
+    (``\\F\\``): the ACK's fields stay in their places. Component and other delimiters are
+    left as they are: they do not move fields, and a sender whose encoding characters are
+    unusable most often meant them as the usual ones."""
+    escape_char = encoding[2:3] or DEFAULT_ENCODING[2:3]
+    return _safe(value).replace(separator, escape_char + b"F" + escape_char)
 
 
 def _err(

@@ -194,3 +194,29 @@ def test_large_header_fields_are_acknowledged_without_entering_the_cache() -> No
     assert built == ack_module._build(
         header, Outcome.ACCEPTED, None, ack_module._stamp(NOW), b"ACK-ID"
     )
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        # Field separator '#': MSH-3 holds the ACK's '|'.
+        b"MSH#^^\\&#SEND|APP#SF#RA#RF#20240101##ORU^R01#C1#P#2.5.1\r",
+        # Field separator '^', also the component separator: every field is mis-split.
+        b"MSH^^~\\&|SENDAPP|SF|RA|RF|2024||ORU^R01^ORU_R01|C1|P|2.5.1\r",
+    ],
+)
+def test_a_reject_for_unusable_delimiters_escapes_what_it_echoes(message: bytes) -> None:
+    """The ACK then uses |^~\\& while the echoed fields were split at the sender's own
+    separator: the ACK's separator in them is escaped, so its MSH keeps its fields in place."""
+    header = parse_header(message)
+    assert header.problem is not None
+    ack = segments(build_ack(header, Outcome.REJECTED, AckError(header.problem.reason), now=NOW))
+    head = ack[0]
+    assert head[1] == "^~\\&"
+    assert head[6] == "20260102030405+0000"
+    assert head[8].split("^")[0] == "ACK"
+    assert len(head) == 12
+    assert ack[1][:2] == ["MSA", "AR"]
+    assert [s[0] for s in ack] == ["MSH", "MSA", "ERR"]
+    if message.startswith(b"MSH#"):
+        assert head[2:6] == ["RA", "RF", "SEND\\F\\APP", "SF"]

@@ -113,11 +113,26 @@ def segment_sequence(message: bytes, position: str | None, segment: str) -> int:
     return 1
 
 
+# Reasons of the HL7 v2 validator that say a segment is out of place or not a segment.
+_OUT_OF_PLACE = (
+    "must start with",
+    "before the first",
+    "no msh",
+    "appears inside a message",
+    "appears outside a message",
+    "repeats: a file has one file header",
+    "must be the first segment",
+    "starts a batch before",
+    "does not start with a segment id",
+    "seem to run into it",
+)
+
+
 def classify(reason: str) -> ErrorCode:
     text = reason.lower()
     if any(word in text for word in ("missing", "empty", "required")):
         return ErrorCode.REQUIRED_FIELD_MISSING
-    if any(words in text for words in ("must start with", "before the first", "no msh")):
+    if any(words in text for words in _OUT_OF_PLACE):
         return ErrorCode.SEGMENT_SEQUENCE
     if "version" in text:
         return ErrorCode.UNSUPPORTED_VERSION

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import logging
+import re
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -19,6 +20,7 @@ from mm_bronze.ingest.mllp.ack import (
     ErrorCode,
     Outcome,
     build_ack,
+    classify,
     locate,
     segment_sequence,
     wanted,
@@ -32,6 +34,7 @@ from mm_bronze.models import IngestEvent, encode_event
 from mm_bronze.storage import ObjectStore, StagedBlob
 
 log = structlog.get_logger(__name__)
+_MSH_START = re.compile(rb"(?:^|[\r\n])MSH")
 
 RESEND = "the message could not be made durable now; resend it"
 FAILED = "an internal error: resend the message"
@@ -210,7 +213,19 @@ def _located(exc: InvalidPayload, message: bytes) -> AckError:
     expression = getattr(issues[0], "expression", None) if issues else None
     segment, field = locate(exc.reason, expression or exc.location)
     sequence = segment_sequence(message, exc.location, segment) if segment else 1
-    return AckError(exc.reason, segment=segment, sequence=sequence, field=field)
+    reason = exc.reason
+    if exc.location and exc.location.startswith("message ") and _several_messages(message):
+        # ERR-2 counts segments within a message, and a batch holds several: say which.
+        reason = f"{exc.location}: {reason}"
+    return AckError(
+        reason, segment=segment, sequence=sequence, field=field, code=classify(exc.reason)
+    )
+
+
+def _several_messages(frame: bytes) -> bool:
+    """``frame`` holds more than one MSH segment (a batch, or messages one after another)."""
+    found = _MSH_START.finditer(frame)
+    return next(found, None) is not None and next(found, None) is not None
 
 
 def _answer(

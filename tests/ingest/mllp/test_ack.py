@@ -6,7 +6,10 @@ import datetime as dt
 
 import pytest
 
+from mm_bronze import formats
+from mm_bronze.errors import InvalidPayload
 from mm_bronze.ingest.mllp import ack as ack_module
+from mm_bronze.ingest.mllp import receiver
 from mm_bronze.ingest.mllp.ack import (
     AckError,
     Outcome,
@@ -220,3 +223,35 @@ def test_a_reject_for_unusable_delimiters_escapes_what_it_echoes(message: bytes)
     assert [s[0] for s in ack] == ["MSH", "MSA", "ERR"]
     if message.startswith(b"MSH#"):
         assert head[2:6] == ["RA", "RF", "SEND\\F\\APP", "SF"]
+
+
+@pytest.mark.parametrize(
+    "reason",
+    [
+        "BHS appears inside a message: a batch header comes first",
+        "FHS repeats: a file has one file header",
+        "FHS must be the first segment of the file",
+        "BHS starts a batch before the BTS that ends the previous one",
+        "segment 5 does not start with a segment ID and a field separator",
+        "OBX appears outside a message (before any MSH)",
+        "MSH fills 187 fields where HL7 v2 defines 28: the segments after it seem to run into it",
+    ],
+)
+def test_segments_out_of_place_are_segment_sequence_errors(reason: str) -> None:
+    assert classify(reason).value == ("100", "Segment sequence error")
+
+
+def test_an_error_in_a_batch_names_its_message() -> None:
+    """ERR-2 counts segments within a message: in a frame of several, the text says which."""
+    first = msh().replace(b"CTRL-7", b"B1").replace(b"PID|1", b"PID|1||7^^^H^MR")
+    second = first.replace(b"B1", b"B2") + b"OBX|2|NM|1^X^LN||abc||||||F\r"
+    frame = b"BHS|^~\\&|A|B|C|D|2024||||BATCH-1\r" + first + second + b"BTS|2\r"
+    validator = formats.validator_for("hl7", "text")
+    validator.feed(frame)
+    with pytest.raises(InvalidPayload) as caught:
+        validator.finish()
+    error = receiver._located(caught.value, frame)
+    assert error.reason.startswith("message 2, segment 3 (OBX): OBX-5")
+    assert (error.segment, error.sequence, error.field) == ("OBX", 1, 5)
+    alone = receiver._located(caught.value, second)  # the same error, one message sent
+    assert alone.reason.startswith("OBX-5")

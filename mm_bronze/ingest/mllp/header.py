@@ -16,6 +16,7 @@ DEFAULT_ENCODING = b"^~\\&"
 BOM = b"\xef\xbb\xbf"
 HEAD_LIMIT = 1024 * 1024  # header segments are searched for in this much of the message
 _HEADER = re.compile(rb"(?:\A|[\r\n])(MSH|FHS|BHS)([^\r\n])")
+_BLANK = re.compile(rb"[ \t\r\n]*")
 _SAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
 
@@ -152,9 +153,10 @@ def parse_header(message: bytes) -> Hl7Header:
     A header that cannot be used (none found, unusable delimiters) is reported in
     ``problem``; whatever could be read is still there, so a reject can echo it.
     """
-    head = message[:HEAD_LIMIT]
-    if head[:3] == BOM:
-        head = head[3:]
+    at = len(BOM) if message[:3] == BOM else 0
+    if message[at : at + 3] != b"MSH":  # blank lines may come first, as many as the sender likes
+        at = _BLANK.match(message, at).end()  # type: ignore[union-attr]
+    head = message[at : at + HEAD_LIMIT]
     if head[:3] == b"MSH" and len(head) > 3 and head[3] not in b"\r\n":
         # The common case, a message that starts with its MSH: no search needed.
         return _header(_fields(head, 0, head[3:4]), [], "", b"")

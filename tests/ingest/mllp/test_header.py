@@ -118,3 +118,10 @@ def test_large_header_fields_are_described_without_entering_the_cache() -> None:
     assert parsed.describe() == described_in_full(parsed)
     after = header_module._described.cache_info()
     assert (after.hits, after.misses) == (before.hits, before.misses)
+
+
+@pytest.mark.parametrize("lead", [b"", b"\xef\xbb\xbf", b"\r\n" * 600_000, b" \t\n" * 10])
+def test_blank_lines_before_the_header_are_skipped_however_many(lead: bytes) -> None:
+    """HL7 v2 allows blank lines before the first segment; more than the header search
+    looks at (1 MiB) no longer hides the MSH."""
+    assert fields(parse_header(lead + MSH + b"PID|1\r")) == fields(parse_header(MSH))

@@ -92,6 +92,10 @@ class Spool:
         self.files = FileCounts(self.homes, config.max_files)
         self.spares = SparePool(config.root / "spare")
         self._writing: dict[Path, Upload] = {}
+        # Opened for writing, the upload not yet registered in ``_writing`` (a copy of the
+        # existing file is being made): taken before the first await, so a second open of
+        # the same file waits for nothing and is refused.
+        self._opening: set[Path] = set()
         self._pending: dict[Path, str] = {}  # spool file → uuid of its unpublished marker
         self._publishing: set[str] = set()  # uuids whose first publish is in progress
         self._uploads_per_user: dict[str, int] = {}
@@ -108,19 +112,31 @@ class Spool:
 
     def is_busy(self, local: Path) -> bool:
         """True while ``local`` is being written or waits for its publish."""
-        return local in self._writing or local in self._pending
+        return local in self._writing or local in self._pending or local in self._opening
 
     # -- uploads --------------------------------------------------------------------------
 
     async def open_upload(self, session: Session, local: Path, virtual: str, flags: int) -> Upload:
         """Open ``local`` for writing; raises ``UploadRefused`` or ``OSError``."""
-        if local in self._writing:
+        if local in self._writing or local in self._opening:
             raise UploadRefused("this file is being uploaded by another session")
         count = self._uploads_per_user.get(session.username, 0)
         if count >= self.config.max_uploads_per_user:
             raise UploadRefused(
                 f"too many concurrent uploads (at most {self.config.max_uploads_per_user})"
             )
+        # Both taken before the first await, given back if the open fails.
+        self._opening.add(local)
+        self._uploads_per_user[session.username] = count + 1
+        try:
+            return await self._open_upload(session, local, virtual, flags)
+        except BaseException:
+            self._uploads_per_user[session.username] -= 1
+            raise
+        finally:
+            self._opening.discard(local)
+
+    async def _open_upload(self, session: Session, local: Path, virtual: str, flags: int) -> Upload:
         # A new file is one metadata operation, done at once as asyncssh's own server does: a
         # thread hop would cost each small upload more than the create itself.
         created = not _lexists(local)
@@ -138,7 +154,6 @@ class Spool:
         builder = self._builder(virtual, submission, stage=not self.staging.is_local)
         upload = Upload(session, local, virtual, fd, builder, self.config.max_file_size, submission)
         self._writing[local] = upload
-        self._uploads_per_user[session.username] = count + 1
         return upload
 
     async def finish_upload(self, upload: Upload, *, aborted: bool) -> None:
@@ -506,7 +521,8 @@ class Spool:
 
     def busy_under(self, directory: Path) -> bool:
         """True when a file below ``directory`` is being written or waits for its publish."""
-        return any(directory in path.parents for path in (*self._writing, *self._pending))
+        busy = (*self._writing, *self._pending, *self._opening)
+        return any(directory in path.parents for path in busy)
 
     async def run_retries(self, stop: asyncio.Event) -> None:
         """Retry journaled uploads every ``retry_seconds`` until ``stop``."""
@@ -546,7 +562,8 @@ def open_fresh(local: Path, flags: int) -> int:
     if flags & os.O_TRUNC:
         os.unlink(local)
         return os.open(local, (flags | os.O_CREAT | os.O_EXCL) & ~os.O_TRUNC, 0o640)
-    copy = local.with_name(f".{local.name}.{uuidlib.uuid4().hex}.copy")
+    # A short name: the file's own may already be as long as a name can be.
+    copy = local.with_name(f".{uuidlib.uuid4().hex}.copy")
     shutil.copyfile(local, copy)
     os.replace(copy, local)
     return os.open(local, flags & ~os.O_CREAT, 0o640)

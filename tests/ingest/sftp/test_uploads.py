@@ -139,3 +139,34 @@ async def test_twenty_clients_five_files_each_all_land_once(door: SftpDoor) -> N
         expected = f'{{"resourceType": "Observation", "id": "c{int(n)}-f{i}"}}\n'.encode()
         assert found[0]["sha256"] == hashlib.sha256(expected).hexdigest()
         assert (found[0]["format"], found[0]["subtype"]) == ("fhir", "resource")
+
+
+async def test_two_opens_of_one_existing_file_at_once_let_one_write_it(door: SftpDoor) -> None:
+    """Opening an existing file without truncating it works on a copy, made in a thread. A
+    second open arriving meanwhile was let through too: both handles then wrote one path,
+    one close stored the other's bytes under its own hash, and a put acknowledged was lost.
+    Now the second is refused as any concurrent upload of a file is."""
+    original = b"[" + b"0" * 900_000 + b"]"
+    async with (
+        sftp_session(door, "alice") as (_c1, first),
+        sftp_session(door, "alice") as (_c2, second),
+    ):
+        async with first.open("/race.json", "wb") as remote:
+            await remote.write(original)
+        for attempt in range(5):
+            opened = await asyncio.gather(
+                first.open("/race.json", asyncssh.FXF_WRITE, encoding=None),
+                second.open("/race.json", asyncssh.FXF_WRITE, encoding=None),
+                return_exceptions=True,
+            )
+            handles = [h for h in opened if not isinstance(h, BaseException)]
+            refused = [e for e in opened if isinstance(e, BaseException)]
+            assert len(handles) == 1, (attempt, opened)
+            assert isinstance(refused[0], asyncssh.SFTPFailure)
+            assert "being uploaded by another session" in str(refused[0])
+            await handles[0].write(b"%d" % attempt, 1)
+            await handles[0].close()
+    rows = await asyncio.to_thread(wait_landed, door.dsn, "alice", 6)
+    for row in [r for r in rows if r["source_metadata"]["path"] == "/race.json"]:
+        data = stored_bytes(row["storage_path"])
+        assert hashlib.sha256(data).hexdigest() == row["sha256"]

@@ -113,6 +113,30 @@ def test_nul_in_a_file_name_is_a_clean_error(server: MmBronze) -> None:
     assert "Uncaught exception" not in server.logs()
 
 
+def test_a_name_that_is_not_utf8_is_a_clean_error_and_leaves_nothing_stuck(
+    server: MmBronze,
+) -> None:
+    """Such a name once failed the close with an uncaught UnicodeEncodeError (logged
+    nowhere), and the file then stayed 'being uploaded' until the process ended."""
+
+    async def run() -> None:
+        async with session(server) as sftp:
+            with pytest.raises(asyncssh.SFTPError, match="must be UTF-8"):
+                async with sftp.open(b"/bad\xffname.hl7", "wb") as f:
+                    await f.write(HL7 % 2)
+            async with sftp.open("/fine.tmp", "wb") as f:
+                await f.write(HL7 % 3)
+            with pytest.raises(asyncssh.SFTPError, match="must be UTF-8"):
+                await sftp.rename("/fine.tmp", b"/fin\xff.hl7")
+            with pytest.raises(asyncssh.SFTPError, match="must be UTF-8"):
+                await sftp.mkdir(b"/dir\xff")
+            await sftp.rename("/fine.tmp", "/fine.hl7")  # nothing was left stuck
+            assert "fine.hl7" in await sftp.listdir("/")
+
+    asyncio.run(run())
+    assert "Uncaught exception" not in server.logs()
+
+
 def test_rename_into_a_missing_directory_ingests_nothing(server: MmBronze, module_dsn: str) -> None:
     body = HL7 % 1  # no other upload of this module sends these bytes
 

@@ -83,6 +83,11 @@ class JailedSFTPServer(asyncssh.SFTPServer):
     def map_path(self, path: bytes) -> bytes:
         if b"\x00" in path:
             raise SFTPInvalidFilename("file names cannot contain NUL")
+        if not path.isascii():
+            try:  # a name is recorded with each upload (metadata, logs, GET /submissions?path=)
+                path.decode("utf-8")
+            except UnicodeDecodeError:
+                raise SFTPInvalidFilename("file names must be UTF-8") from None
         if b".." in path.split(b"/")[:-1]:  # a final '..' is a directory entry, clamped below
             raise SFTPPermissionDenied("'..' is not allowed in paths")
         local = super().map_path(path)

@@ -72,6 +72,69 @@ def test_directory_depth_is_bounded(server: MmBronze) -> None:
     asyncio.run(run())
 
 
+def test_a_directory_moved_under_another_keeps_within_the_bounds(server: MmBronze) -> None:
+    """Each level is checked where it is made; a tree moved under another is checked whole:
+    deeper than mkdir allows, or paths longer than the system takes, is refused."""
+
+    async def run() -> None:
+        async with session(server) as sftp:
+            await sftp.mkdir("/deep")
+            path = "/deep"
+            for _level in range(MAX_DEPTH // 2):
+                path += "/d"
+                await sftp.mkdir(path)
+            await sftp.mkdir("/tree")
+            branch = "/tree"
+            for _level in range(MAX_DEPTH // 2):
+                branch += "/t"
+                await sftp.mkdir(branch)
+            with pytest.raises(asyncssh.SFTPPermissionDenied, match="too deep"):
+                await sftp.rename("/tree", path + "/moved")
+            await sftp.rename("/tree", "/deep/d/moved")  # deep enough and no more: allowed
+            await sftp.rmtree("/deep")
+
+            long = "n" * 250  # 18 levels once moved: within the depth, not the path limit
+            await sftp.mkdir("/" + long)
+            at = "/" + long
+            for _level in range(7):
+                at += "/" + long
+                await sftp.mkdir(at)
+            await sftp.mkdir("/x")
+            below = "/x"
+            for _level in range(9):
+                below += "/" + long
+                await sftp.mkdir(below)
+            with pytest.raises(asyncssh.SFTPPermissionDenied, match="too long"):
+                await sftp.rename("/x", at + "/x")
+            await sftp.rmtree("/x")
+            await sftp.rmtree("/" + long)
+
+    asyncio.run(run())
+
+
+def test_copies_and_temp_files_in_a_renamed_directory_go_at_the_end_of_the_session(
+    server: MmBronze,
+) -> None:
+    """The session tracked them by path; a directory renamed over them left both behind for
+    good (visible, and counted against the user's files)."""
+    home = server.data_dir / "sftp" / "home" / "lab1"
+
+    async def run() -> None:
+        async with session(server) as sftp:
+            await sftp.mkdir("/dA")
+            async with sftp.open("/dA/t1.tmp", "wb") as f:
+                await f.write(b"never renamed")
+            async with sftp.open("/dA/p1.hl7", "wb") as f:
+                await f.write(HL7 % 4)
+            await sftp.rename("/dA", "/dB")
+        async with session(server) as sftp:
+            assert set(await sftp.listdir("/dB")) <= {".", ".."}
+            await sftp.rmdir("/dB")
+
+    asyncio.run(run())
+    assert not (home / "dB").exists()
+
+
 def test_directories_per_user_are_bounded(server: MmBronze) -> None:
     async def run() -> None:
         async with session(server) as sftp:

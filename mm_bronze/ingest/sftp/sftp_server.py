@@ -8,6 +8,7 @@ are ``Upload`` objects; closing one ingests it (see ``Spool.finish_upload``).
 
 from __future__ import annotations
 
+import asyncio
 import os
 import posixpath
 from collections.abc import Awaitable, Callable
@@ -41,6 +42,8 @@ from mm_bronze.ingest.sftp.users import SftpUser
 
 log = structlog.get_logger(__name__)
 T = TypeVar("T")
+# The longest path the system takes: Linux's PATH_MAX, its terminating NUL included.
+PATH_LIMIT = 4096
 
 
 async def at_protocol_edge(action: Callable[[], Awaitable[T]]) -> T:
@@ -114,6 +117,24 @@ class JailedSFTPServer(asyncssh.SFTPServer):
             raise SFTPPermissionDenied(
                 f"too deep: at most {self._spool.config.max_depth} directory levels"
             )
+
+    def _tree_fits(self, old: Path, new: Path) -> None:
+        """Refuse to move the directory ``old`` to ``new`` if a directory it holds (or it)
+        would then lie deeper than ``mkdir`` allows (``max_depth`` levels), or a path below
+        it be longer than the system allows: each name is checked where it is made, but a
+        directory moved under another takes its whole tree deeper."""
+        limit = self._spool.config.max_depth
+        base = len(new.relative_to(self._home).parts)  # the levels of ``new`` itself
+        deepest, longest = base, len(os.fsencode(new))
+        for directory, subdirectories, files in os.walk(old):
+            below = Path(directory).relative_to(old)
+            deepest = max(deepest, base + len(below.parts))
+            for name in (*subdirectories, *files):
+                longest = max(longest, len(os.fsencode(new / below / name)))
+            if deepest > limit:
+                raise SFTPPermissionDenied(f"too deep: at most {limit} directory levels")
+        if longest >= PATH_LIMIT:
+            raise SFTPPermissionDenied("the paths below the new name would be too long")
 
     def _require(self, permission: str) -> None:
         if not self._user.can(permission):
@@ -251,6 +272,9 @@ class JailedSFTPServer(asyncssh.SFTPServer):
         if not new.parent.is_dir():
             raise SFTPNoSuchFile("the target directory does not exist")
         self._within_depth(new)
+        moves_directory = old.is_dir()
+        if moves_directory:
+            await asyncio.to_thread(self._tree_fits, old, new)
         session = self._session
         if old.is_file() and self._spool.is_temp(old.name) and not self._spool.is_temp(new.name):
             await at_protocol_edge(
@@ -267,6 +291,10 @@ class JailedSFTPServer(asyncssh.SFTPServer):
             if old in tracked:
                 tracked.discard(old)
                 tracked.add(new)
+            if moves_directory:  # the session's copies and temp files moved with it
+                inside = [path for path in tracked if old in path.parents]
+                tracked.difference_update(inside)
+                tracked.update(new / path.relative_to(old) for path in inside)
 
     def symlink(self, oldpath: bytes, newpath: bytes) -> None:
         raise SFTPPermissionDenied("links are not allowed")

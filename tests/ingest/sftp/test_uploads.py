@@ -170,3 +170,18 @@ async def test_two_opens_of_one_existing_file_at_once_let_one_write_it(door: Sft
     for row in [r for r in rows if r["source_metadata"]["path"] == "/race.json"]:
         data = stored_bytes(row["storage_path"])
         assert hashlib.sha256(data).hexdigest() == row["sha256"]
+
+
+async def test_a_file_with_the_longest_name_can_be_updated_in_place(door: SftpDoor) -> None:
+    """The copy an update in place works on once had the file's name in its own, and a
+    name near the 255-byte limit made it too long ('File name too long')."""
+    name = "/" + "u" * 245 + ".json"
+    since = dt.datetime.now(dt.UTC)
+    async with sftp_session(door, "carol") as (_conn, sftp):
+        async with sftp.open(name, "wb") as remote:
+            await remote.write(b'{"resourceType": "Patient", "id": "long1"}')
+        async with sftp.open(name, asyncssh.FXF_WRITE, encoding=None) as remote:
+            await remote.write(b"2", len(b'{"resourceType": "Patient", "id": "long'))
+    paths = await asyncio.to_thread(wait_paths, door.dsn, "carol", {name: 2}, since)
+    updated = paths[name][-1]["storage_path"]
+    assert stored_bytes(updated) == b'{"resourceType": "Patient", "id": "long2"}'

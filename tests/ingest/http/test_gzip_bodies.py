@@ -55,30 +55,22 @@ def test_a_gzip_ndjson_export_is_stored_decoded_and_deduplicated(
     assert row == ("gzip",)
 
 
-def test_small_and_multi_member_gzip_bodies(client: httpx.Client) -> None:
+def test_small_multi_member_and_identity_bodies(client: httpx.Client) -> None:
     patient = b'{"resourceType": "Patient", "id": "gz-small"}'
     lines = b"".join(b'{"resourceType": "Patient", "id": "gz%d"}\n' % i for i in range(50))
     # Members one after another, as `cat a.gz b.gz` makes them: gzip reads them all.
     members = gzip.compress(lines[:700]) + gzip.compress(lines[700:])
+    plain = b'{"resourceType": "Patient", "id": "identity"}'
     cases = [
         ("/ingest/fhir/json/R4/patient", patient, gzip.compress(patient), "x-gzip"),
         ("/ingest/fhir/ndjson/R4/bulk", lines, members, "GZIP, identity"),
+        ("/ingest/fhir/json/R4/patient", plain, plain, "identity"),  # the body as is
     ]
     for route, body, packed, coding in cases:
         response = client.post(route, content=packed, headers={"Content-Encoding": coding})
         assert response.status_code == 202, response.text
         status = wait_status(client, response.json()["uuid"], {"stored"})
         assert stored_bytes(status["storage_path"]) == body
-
-
-def test_identity_is_the_body_as_is(client: httpx.Client) -> None:
-    body = b'{"resourceType": "Patient", "id": "identity"}'
-    response = client.post(
-        "/ingest/fhir/json/R4/patient", content=body, headers={"Content-Encoding": "identity"}
-    )
-    assert response.status_code == 202, response.text
-    status = wait_status(client, response.json()["uuid"], {"stored"})
-    assert stored_bytes(status["storage_path"]) == body
 
 
 def test_a_gzip_body_that_decodes_to_an_invalid_payload_is_a_422(client: httpx.Client) -> None:

@@ -21,3 +21,22 @@ def wide_encoding(opening: bytes) -> str | None:
     if b"\x00" in opening[:OPENING]:
         return "it starts like UTF-16 or UTF-32: NUL bytes between its first characters"
     return None
+
+
+class Opening:
+    """A body's first ``OPENING`` bytes, taken as its chunks arrive, and what they tell."""
+
+    def __init__(self) -> None:
+        self.head = b""
+        self.settled = False  # the first bytes have told (a problem, or OPENING of them)
+        self.problem: str | None = None  # ``wide_encoding`` of the bytes taken so far
+
+    def take(self, chunk: bytes) -> str | None:
+        """Take the start of ``chunk`` while unsettled: the problem the first bytes tell the
+        moment they tell one, else None."""
+        if self.settled:
+            return None
+        self.head += chunk[: OPENING - len(self.head)]
+        self.problem = wide_encoding(self.head)
+        self.settled = self.problem is not None or len(self.head) >= OPENING
+        return self.problem

@@ -15,7 +15,7 @@ import msgspec
 
 from mm_bronze.formats.base import STRICT, Findings
 from mm_bronze.formats.bom import BOM, LeadingBom
-from mm_bronze.formats.encoding import OPENING, wide_encoding
+from mm_bronze.formats.encoding import Opening
 from mm_bronze.formats.fhir.fast.decider import EntryFacts, decide, entries_facts
 from mm_bronze.formats.fhir.json_events import JsonWalker
 from mm_bronze.formats.fhir.json_stream import JsonSplitter
@@ -58,7 +58,7 @@ class FhirJsonValidator:
         self._size = 0
         self._splitter: JsonSplitter | None = None
         self._lead = LeadingBom()
-        self._opening: bytes | None = b""  # the first bytes after a BOM; None once checked
+        self._opening = Opening()  # the first bytes after a BOM
 
     def feed(self, chunk: bytes) -> None:
         self._size += len(chunk)
@@ -69,9 +69,13 @@ class FhirJsonValidator:
             chunk = head[len(BOM) :] if self._lead.found else head
         if not chunk:
             return
-        if self._opening is not None:
-            self._wide_characters(self._opening + chunk[:OPENING])
-            if self._opening is not None:  # too few bytes to tell yet: hold them
+        if not self._opening.settled:
+            # A UTF-16 or UTF-32 body is refused whether it is decoded whole or streamed:
+            # JSON holds no NUL byte and no such byte order mark, so it is malformed anyway,
+            # and this says why.
+            if (problem := self._opening.take(chunk)) is not None:
+                self._malformed(f"not UTF-8 ({problem})", "line 1, column 1")
+            if not self._opening.settled:  # too few bytes to tell yet: hold them
                 self._buffer.append(chunk)
                 return
         if self._splitter is None and self._size <= BUFFER_LIMIT:
@@ -85,15 +89,6 @@ class FhirJsonValidator:
             buffered, self._buffer = b"".join(self._buffer), []
             self._splitter.feed(buffered)
         self._splitter.feed(chunk)
-
-    def _wide_characters(self, opening: bytes) -> None:
-        """Refuse a body whose first bytes are UTF-16 or UTF-32 (``wide_encoding``), whether
-        it is decoded whole or streamed: JSON holds no NUL byte and no such byte order mark,
-        so the body is malformed anyway, and this says why."""
-        problem = wide_encoding(opening)
-        if problem is not None:
-            self._malformed(f"not UTF-8 ({problem})", "line 1, column 1")
-        self._opening = None if len(opening) >= OPENING else opening
 
     def _malformed(self, detail: str, location: str | None = None) -> None:
         self.findings.add("fatal", "invalid", f"malformed JSON: {detail}", location=location)

@@ -21,6 +21,7 @@ from __future__ import annotations
 from typing import Any, NoReturn
 from xml.parsers import expat
 
+from mm_bronze.formats.encoding import OPENING, wide_encoding
 from mm_bronze.formats.fhir.model import BUNDLE_TYPES
 from mm_bronze.formats.fhir.structure import MAX_DEPTH
 from mm_bronze.formats.fhir.xml_narratives import blank, fits
@@ -74,7 +75,7 @@ class _Unsure(Exception):
 
 def decide(data: bytes, version: str) -> dict[str, Any] | None:
     """The summary metadata of a valid FHIR XML payload of ``version``, or None."""
-    if b"\x00" in data[:4]:  # UTF-16 or UTF-32 without a BOM, which expat would read
+    if wide_encoding(data[:OPENING]) is not None:  # UTF-16 or UTF-32, which expat would read
         return None
     try:
         return _Decision(data, version).run()

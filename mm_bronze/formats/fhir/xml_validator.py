@@ -19,7 +19,7 @@ from xml.parsers import expat
 from mm_bronze.errors import InvalidPayload
 from mm_bronze.formats.base import STRICT, Findings
 from mm_bronze.formats.bom import BOM, LeadingBom
-from mm_bronze.formats.encoding import OPENING, wide_encoding
+from mm_bronze.formats.encoding import Opening
 from mm_bronze.formats.fhir.json_validator import checker_for
 from mm_bronze.formats.fhir.model import Element, canonical_version, primitive_problem
 from mm_bronze.formats.fhir.structure import MAX_DEPTH, Node, StructureChecker, too_deep
@@ -67,8 +67,7 @@ class FhirXmlValidator:
         self._skip = 0
         self._root_seen = False
         self._lead = LeadingBom()  # expat skips a BOM; the metadata records it
-        # The body's first bytes (a UTF-8 BOM included), None once they have been checked.
-        self._opening: bytes | None = b""
+        self._opening = Opening()  # the body's first bytes, a UTF-8 BOM included
         self._held: list[bytes] | None = []  # None once the body streams
         self._size = 0
 
@@ -256,23 +255,16 @@ class FhirXmlValidator:
             if head is None:
                 return
             chunk = head
-        if self._opening is not None:
-            self._wide_characters(self._opening + chunk[:OPENING])
+        # expat reads UTF-16, with or without a byte order mark (``xml_decider.decide``
+        # leaves such a body to this walker).
+        if not self._opening.settled and (problem := self._opening.take(chunk)) is not None:
+            self.findings.add(
+                "error",
+                "invalid",
+                f"FHIR XML must be UTF-8 ({problem})",
+                location="line 1, column 1",
+            )
         self._parse(chunk, final=False)
-
-    def _wide_characters(self, opening: bytes) -> None:
-        """An error if the body's first bytes are UTF-16 or UTF-32 (``wide_encoding``), which
-        expat reads, with or without a byte order mark (``xml_decider.decide`` leaves such
-        a body to this walker)."""
-        problem = wide_encoding(opening)
-        if problem is None:
-            # Told once there are OPENING bytes (a lone first byte may start a UTF-16 BOM).
-            self._opening = None if len(opening) >= OPENING else opening
-            return
-        self._opening = None
-        self.findings.add(
-            "error", "invalid", f"FHIR XML must be UTF-8 ({problem})", location="line 1, column 1"
-        )
 
     def _parse(self, data: bytes, final: bool) -> None:
         try:

@@ -15,7 +15,7 @@ import re
 from typing import Any, NamedTuple
 
 from mm_bronze.formats.base import STRICT, Findings
-from mm_bronze.formats.encoding import OPENING, wide_encoding
+from mm_bronze.formats.encoding import Opening
 from mm_bronze.formats.hl7v2.fields import (
     HD_FIELDS,
     LAST_FIELD,
@@ -97,11 +97,11 @@ class Hl7v2Validator:
         self._batch_messages = 0  # messages since the last BHS or BTS
         self._in_message = False  # an MSH started, no batch segment since
         self._first_delimiters: tuple[str | None, str | None] = (None, None)
-        self._opening = b""  # the body's first bytes
+        self._opening = Opening()  # kept to say why a body is not HL7 v2 at all
 
     def feed(self, chunk: bytes) -> None:
-        if len(self._opening) < OPENING:  # kept to say why a body is not HL7 v2 at all
-            self._opening += chunk[: OPENING - len(self._opening)]
+        if not self._opening.settled:
+            self._opening.take(chunk)
         if self._first_chunk and chunk:
             if len(self._partial) + len(chunk) < len(BOM) and BOM.startswith(
                 bytes(self._partial) + chunk
@@ -435,7 +435,7 @@ class Hl7v2Validator:
             self._partial.clear()
             self._segments([segment])  # the last segment, unended: the short way too
         if not self._started:
-            problem = wide_encoding(self._opening)
+            problem = self._opening.problem
             why = "" if problem is None else f" (the body is not UTF-8: {problem})"
             self.findings.add(
                 "fatal", "structure", f"not HL7 v2: no MSH (or FHS/BHS) segment found{why}"

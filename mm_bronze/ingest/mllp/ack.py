@@ -250,8 +250,9 @@ def _build(
     # The sender's fields were split at its own field separator. When the ACK cannot use the
     # sender's delimiters (unusable, or bytes that would break the framing), they may hold
     # the ACK's: its field separator is then escaped in each echoed value (``_escaped``).
-    foreign = header.problem is not None or _safe(delimiters) != delimiters
-    if _safe(delimiters) != delimiters:
+    unsafe = _safe(delimiters) != delimiters
+    foreign = header.problem is not None or unsafe
+    if unsafe:
         header = dataclasses.replace(
             header, field_separator=DEFAULT_SEPARATOR, encoding=DEFAULT_ENCODING
         )

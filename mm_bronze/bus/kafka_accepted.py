@@ -25,14 +25,19 @@ log = structlog.get_logger(__name__)
 Publish = Callable[[str, bytes, bytes], Awaitable[None]]
 
 
-async def log_accepted(connection: HeldConnection, submissions: Sequence[UUID]) -> None:
-    """Record ``submissions`` as accepted, in order, in one autocommitted statement."""
+async def log_accepted(
+    connection: HeldConnection, submissions: Sequence[tuple[UUID, str | None]]
+) -> None:
+    """Record ``submissions`` (uuid, client) as accepted, in order, in one autocommitted
+    statement."""
     if not submissions:
         return
     if len(submissions) == 1:
-        await connection.execute(ACCEPTED_ONE, (submissions[0],))
+        await connection.execute(ACCEPTED_ONE, submissions[0])
     else:
-        await connection.execute(ACCEPTED_MANY, (list(submissions),))
+        uuids = [submission for submission, _ in submissions]
+        clients = [client or "" for _, client in submissions]
+        await connection.execute(ACCEPTED_MANY, (uuids, clients))
 
 
 class AcceptedPublisher:
@@ -42,10 +47,10 @@ class AcceptedPublisher:
         self._publish = publish
         connection = self._connection = HeldConnection(pool)  # one flush at a time
 
-        async def flush(submissions: list[UUID]) -> None:
+        async def flush(submissions: list[tuple[UUID, str | None]]) -> None:
             await log_accepted(connection, submissions)
 
-        self._status_log: GroupCommitter[UUID] = GroupCommitter(flush)
+        self._status_log: GroupCommitter[tuple[UUID, str | None]] = GroupCommitter(flush)
 
     async def open(self) -> None:
         await self._status_log.open()
@@ -54,10 +59,13 @@ class AcceptedPublisher:
         await self._status_log.close()
         await self._connection.close()
 
-    async def publish(self, topic: str, key: bytes, value: bytes, submission: str) -> None:
-        """Return once Kafka holds the event; then log ``submission`` as accepted."""
+    async def publish(
+        self, topic: str, key: bytes, value: bytes, submission: str, client: str | None
+    ) -> None:
+        """Return once Kafka holds the event; then log ``submission`` as accepted from
+        ``client``."""
         await self._publish(topic, key, value)
         try:
-            await self._status_log.submit(UUID(submission))
+            await self._status_log.submit((UUID(submission), client))
         except Exception as exc:  # the event is durable; the entry is informational
             log.warning("accepted status not logged", uuid=submission, error=type(exc).__name__)

@@ -103,8 +103,9 @@ SELECT true, topic, count(*) FROM bus.dead_letters GROUP BY topic
 _SCHEMA_LOCK = 0x6D6D_6271
 PUBLISH_TIMEOUT = 10.0
 Pool = AsyncConnectionPool[AsyncConnection]
-# topic, key, value, and the submission to record as accepted with it (or None)
-_Publish = tuple[str, bytes, bytes, UUID | None]
+# topic, key, value, and the submission to record as accepted with it (or None) with the
+# client that sent it ("" for none)
+_Publish = tuple[str, bytes, bytes, UUID | None, str]
 
 
 class PgQueueBus:
@@ -136,12 +137,15 @@ class PgQueueBus:
         await self._vacuum.close()
 
     async def publish(self, topic: str, key: bytes, value: bytes) -> None:
-        await self._submit((topic, key, value, None))
+        await self._submit((topic, key, value, None, ""))
 
-    async def publish_accepted(self, topic: str, key: bytes, value: bytes, submission: str) -> None:
-        """Publish, and record ``submission`` as accepted in ``ingestion.ingestion_log`` in
-        the same transaction: one durable commit for both. Raises ``BusUnavailable``."""
-        await self._submit((topic, key, value, UUID(submission)))
+    async def publish_accepted(
+        self, topic: str, key: bytes, value: bytes, submission: str, client: str | None
+    ) -> None:
+        """Publish, and record ``submission`` as accepted from ``client`` in
+        ``ingestion.ingestion_log`` in the same transaction: one durable commit for both.
+        Raises ``BusUnavailable``."""
+        await self._submit((topic, key, value, UUID(submission), client or ""))
 
     async def _submit(self, item: _Publish) -> None:
         try:
@@ -155,25 +159,30 @@ class PgQueueBus:
         if len(items) == 1:
             await self._insert_one(*items[0])
             return
-        topics, keys, values, submissions = [], [], [], []
-        for topic, key, value, submission in items:
+        topics, keys, values, submissions, clients = [], [], [], [], []
+        for topic, key, value, submission, client in items:
             topics.append(topic)
             keys.append(key)
             values.append(value)
             if submission is not None:
                 submissions.append(submission)
+                clients.append(client)
         # The pool's connections autocommit: the one statement is the transaction, committed
         # when execute returns.
         if submissions:
-            await self._publishing.execute(_PUBLISH_ACCEPTED, (topics, keys, values, submissions))
+            await self._publishing.execute(
+                _PUBLISH_ACCEPTED, (topics, keys, values, submissions, clients)
+            )
         else:
             await self._publishing.execute(_PUBLISH, (topics, keys, values))
 
     async def _insert_one(
-        self, topic: str, key: bytes, value: bytes, submission: UUID | None
+        self, topic: str, key: bytes, value: bytes, submission: UUID | None, client: str
     ) -> None:
         if submission is not None:
-            await self._publishing.execute(_PUBLISH_ONE_ACCEPTED, (topic, key, value, submission))
+            await self._publishing.execute(
+                _PUBLISH_ONE_ACCEPTED, (topic, key, value, submission, client or None)
+            )
         else:
             await self._publishing.execute(_PUBLISH_ONE, (topic, key, value))
 

@@ -188,7 +188,7 @@ class PersistPipeline:
 
     async def _fail(self, message: Message, event: IngestEvent, reason: str) -> None:
         await self._consumer.dead_letter(message, reason)
-        await records.log_status(self._pool, [(event.uuid, "failed", reason)])
+        await records.log_status(self._pool, [(event.uuid, "failed", reason, event.client)])
         self._metrics.failed.inc()
         log.error("submission failed", uuid=event.uuid, reason=reason)
 

@@ -73,15 +73,32 @@ SELECT encode(fingerprint, 'hex'), object_id::text, storage_path FROM ingestion.
 WHERE fingerprint IN (SELECT decode(fingerprint, 'hex') FROM recording_batch)
 """
 
-# The "accepted" entry of one submission, and of many (a binary uuid array): the buses write
-# them when a door's event is durable, alone (Kafka) or in the publishing statement (queue).
-ACCEPTED_ONE = "INSERT INTO ingestion.ingestion_log (object_id, status) VALUES (%s, 'accepted')"
+# The "accepted" entry of one submission, and of many (binary arrays of uuids and of client
+# names, "" for none), with the client that sent it: the buses write them when a door's
+# event is durable, alone (Kafka) or in the publishing statement (queue).
+ACCEPTED_ONE = """
+INSERT INTO ingestion.ingestion_log (object_id, status, client) VALUES (%s, 'accepted', %s)
+"""
 ACCEPTED_MANY = """
-INSERT INTO ingestion.ingestion_log (object_id, status)
-SELECT submission, 'accepted' FROM unnest(%b::uuid[]) AS submission
+INSERT INTO ingestion.ingestion_log (object_id, status, client)
+SELECT submission, 'accepted', NULLIF(sender, '')
+FROM unnest(%b::uuid[], %b::text[]) AS accepted (submission, sender)
 """
 
-_INSERT_LOG = "INSERT INTO ingestion.ingestion_log (object_id, status, message) VALUES (%s, %s, %s)"
+_INSERT_LOG = """
+INSERT INTO ingestion.ingestion_log (object_id, status, message, client) VALUES (%s, %s, %s, %s)
+"""
+
+# The latest status entry of a submission, and its client where an entry names one.
+_LAST_LOGGED = """
+SELECT last.status, last.message,
+    (SELECT client FROM ingestion.ingestion_log
+     WHERE object_id = %(uuid)s AND client IS NOT NULL LIMIT 1)
+FROM (
+    SELECT status, message FROM ingestion.ingestion_log
+    WHERE object_id = %(uuid)s ORDER BY log_id DESC LIMIT 1
+) last
+"""
 
 
 class Recorded(msgspec.Struct, frozen=True):
@@ -141,8 +158,10 @@ async def record_batch(
     return out
 
 
-async def log_status(pool: Pool, entries: Sequence[tuple[str, str, str | None]]) -> None:
-    """Append (uuid, status, message) entries to the status history."""
+async def log_status(
+    pool: Pool, entries: Sequence[tuple[str, str, str | None, str | None]]
+) -> None:
+    """Append (uuid, status, message, client) entries to the status history."""
     if not entries:
         return
     async with pool.connection() as conn, conn.transaction(), conn.cursor() as cur:
@@ -199,15 +218,12 @@ async def submission_status(pool: Pool, uuid: str) -> SubmissionStatus | None:
                 received_at=received,
                 compression=compression,
             )
-        cur = await conn.execute(
-            "SELECT status, message FROM ingestion.ingestion_log WHERE object_id = %s"
-            " ORDER BY log_id DESC LIMIT 1",
-            (uuid,),
-        )
+        cur = await conn.execute(_LAST_LOGGED, {"uuid": uuid})
         last = await cur.fetchone()
         if last is None:
             return None
-        return SubmissionStatus(uuid=uuid, status=last[0], message=last[1])
+        status, message, client = last
+        return SubmissionStatus(uuid=uuid, status=status, message=message, client=client)
 
 
 def _batch_row(event: IngestEvent, path: str) -> tuple[Any, ...]:

@@ -59,7 +59,7 @@ class SubmissionItem(msgspec.Struct, kw_only=True):
     size: int
     received_at: dt.datetime
     recorded_at: dt.datetime
-    storage_path: str
+    storage_path: str | None  # None: another client's object (a duplicate of its bytes)
     compression: str
     duplicate_of: str | None = None
     path: str | None = None  # SFTP: "username:/path/of/the/file"
@@ -219,7 +219,7 @@ def _item(row: tuple[Any, ...], owner: str | None) -> SubmissionItem:
         size=size,
         received_at=received,
         recorded_at=recorded,
-        storage_path=storage_path,
+        storage_path=storage_path if shown or not dup else None,
         compression=compression,
         duplicate_of=str(object_id) if shown else None,
         path=f"{username}:{path}" if source == "sftp" and path is not None else None,

@@ -17,9 +17,10 @@ from mm_bronze.metrics import Metrics
 from mm_bronze.settings import HttpSettings
 from mm_bronze.storage import StorageRegistry
 
-# publish(topic, key, value, submission): return once the event is durable and the
-# submission is recorded as accepted; raise ``BusUnavailable`` when the event is not durable.
-PublishAccepted = Callable[[str, bytes, bytes, str], Awaitable[None]]
+# publish(topic, key, value, submission, client): return once the event is durable and the
+# submission is recorded as accepted, sent by ``client`` (None: anonymous); raise
+# ``BusUnavailable`` when the event is not durable.
+PublishAccepted = Callable[[str, bytes, bytes, str, str | None], Awaitable[None]]
 
 
 @dataclass

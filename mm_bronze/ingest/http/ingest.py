@@ -297,7 +297,9 @@ class IngestEndpoint:
             },
         )
         try:
-            await deps.publish(deps.topic, body.sha256.encode(), encode_event(event), submission)
+            await deps.publish(
+                deps.topic, body.sha256.encode(), encode_event(event), submission, event.client
+            )
         except BusUnavailable as exc:
             if body.staged is not None:
                 await body.staged.abort()

@@ -268,7 +268,8 @@ def submission_status() -> Json:
             "`status` is `accepted`, `stored`, `duplicate` (`duplicate_of` names the earlier"
             " submission) or `failed` (with `message`). When API clients exist, a client sees"
             " its own submissions only (`admin`: all); `storage_path` is then relative to"
-            " the store."
+            " the store, and a duplicate of bytes another client sent first shows neither"
+            " `duplicate_of` nor `storage_path` (its bytes are at `/ingest/{uuid}/content`)."
         ),
         "security": PROTECTED,
         "parameters": [UUID_PARAMETER],
@@ -370,8 +371,9 @@ def submissions() -> Json:
             " on with `after=next`); `before=SEQ` pages in descending order. With `wait`"
             " (which needs `after`), an empty page is held until a matching submission is"
             " recorded or the seconds pass. When API clients exist, a client lists its own"
-            " submissions only (`admin`: all); `storage_path` is relative to the store."
-            " A parameter not listed here, or one given twice, is answered `400`."
+            " submissions only (`admin`: all); `storage_path` is relative to the store,"
+            " and null (as `duplicate_of` is) for a duplicate of bytes another client sent"
+            " first. A parameter not listed here, or one given twice, is answered `400`."
         ),
         "security": PROTECTED,
         "parameters": [

@@ -36,18 +36,18 @@ def relative_path(deps: HttpDeps, path: str | None) -> str | None:
 async def scoped_status(
     deps: HttpDeps, found: SubmissionStatus, client: Client
 ) -> SubmissionStatus | None:
-    """``found`` as ``client`` may see it, or None when it is another client's."""
-    # A submission not yet recorded (status from the log alone) names no owner yet.
-    recorded = found.sha256 is not None
-    if not client.is_admin and recorded and found.client != client.name:
+    """``found`` as ``client`` may see it, or None when it is another client's (or, not yet
+    recorded, names no client: sent anonymously before clients existed)."""
+    if not client.is_admin and found.client != client.name:
         return None
+    storage_path = relative_path(deps, found.storage_path)
     duplicate_of = found.duplicate_of
     if duplicate_of is not None and not client.is_admin:
         if await lineage.first_client(deps.pool, duplicate_of) != client.name:
-            duplicate_of = None
-    return msgspec.structs.replace(
-        found, storage_path=relative_path(deps, found.storage_path), duplicate_of=duplicate_of
-    )
+            # The object, its path (route labels, date) and its first sender are another
+            # client's: the bytes stay readable at /content.
+            duplicate_of = storage_path = None
+    return msgspec.structs.replace(found, storage_path=storage_path, duplicate_of=duplicate_of)
 
 
 async def find_submission(

@@ -10,13 +10,16 @@ from pathlib import Path
 from mm_bronze.bus.kafka_accepted import AcceptedPublisher, log_accepted
 from mm_bronze.metadata import Database
 from mm_bronze.metadata.held_connection import HeldConnection
+from tests.bus.kafka.conftest import kafka_env_for
+from tests.ingest.http.test_accepted_scoping import add_clients, check_accepted_are_scoped
+from tests.services.mm_bronze import MmBronze
 
-_HISTORY = "SELECT object_id, status, message FROM ingestion.ingestion_log ORDER BY log_id"
+_HISTORY = "SELECT object_id, status, message, client FROM ingestion.ingestion_log ORDER BY log_id"
 
 
 async def test_groups_of_one_and_many_are_logged_in_order(dsn: str, tmp_path: Path) -> None:
     async with Database(dsn, tmp_path) as db:
-        lone, *group = [uuid.uuid4() for _ in range(4)]
+        lone, *group = [(uuid.uuid4(), client) for client in ("a", "b", None, "c")]
         connection = HeldConnection(db.pool)
         await log_accepted(connection, [lone])
         await log_accepted(connection, group)
@@ -24,7 +27,7 @@ async def test_groups_of_one_and_many_are_logged_in_order(dsn: str, tmp_path: Pa
         await connection.close()
         async with db.pool.connection() as conn:
             rows = await (await conn.execute(_HISTORY)).fetchall()
-        assert rows == [(u, "accepted", None) for u in [lone, *group]]
+        assert rows == [(u, "accepted", None, client) for u, client in [lone, *group]]
 
 
 async def test_concurrent_submissions_are_all_logged_after_publishing(
@@ -40,13 +43,13 @@ async def test_concurrent_submissions_are_all_logged_after_publishing(
         accepted = AcceptedPublisher(publish, db.pool)
         await accepted.open()
         ids = [str(uuid.uuid4()) for _ in range(50)]
-        await asyncio.gather(*(accepted.publish("t", i.encode(), b"v", i) for i in ids))
+        await asyncio.gather(*(accepted.publish("t", i.encode(), b"v", i, i[:8]) for i in ids))
         await accepted.close()
         async with db.pool.connection() as conn:
             rows = await (await conn.execute(_HISTORY)).fetchall()
         assert sorted(published) == sorted(ids)
-        assert sorted(str(u) for u, _, _ in rows) == sorted(ids)
-        assert {s for _, s, _ in rows} == {"accepted"}
+        assert sorted((str(u), c) for u, _, _, c in rows) == sorted((i, i[:8]) for i in ids)
+        assert {s for _, s, _, _ in rows} == {"accepted"}
 
 
 async def test_an_unlogged_entry_does_not_undo_the_acknowledgement(
@@ -61,7 +64,7 @@ async def test_an_unlogged_entry_does_not_undo_the_acknowledgement(
         await accepted.open()
         async with db.pool.connection() as conn:
             await conn.execute("DROP TABLE ingestion.ingestion_log")
-        await accepted.publish("t", b"k", b"v", str(uuid.uuid4()))  # does not raise
+        await accepted.publish("t", b"k", b"v", str(uuid.uuid4()), None)  # does not raise
         await accepted.close()
 
 
@@ -74,7 +77,7 @@ async def test_publish_failure_logs_nothing(dsn: str, tmp_path: Path) -> None:
         accepted = AcceptedPublisher(publish, db.pool)
         await accepted.open()
         try:
-            await accepted.publish("t", b"k", b"v", str(uuid.uuid4()))
+            await accepted.publish("t", b"k", b"v", str(uuid.uuid4()), "a")
         except RuntimeError:
             pass
         else:
@@ -83,3 +86,15 @@ async def test_publish_failure_logs_nothing(dsn: str, tmp_path: Path) -> None:
         async with db.pool.connection() as conn:
             rows = await (await conn.execute(_HISTORY)).fetchall()
         assert rows == []
+
+
+def test_on_kafka_another_clients_accepted_submission_is_404(
+    tmp_path: Path, kafka: str, dsn: str
+) -> None:
+    env = kafka_env_for(kafka, dsn)
+    tokens = add_clients(env)
+    proc = MmBronze(tmp_path / "http", "--http", env=env).start(timeout=90)
+    try:
+        check_accepted_are_scoped(proc.url, tokens)
+    finally:
+        proc.stop()

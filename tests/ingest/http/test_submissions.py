@@ -123,14 +123,28 @@ def test_each_client_sees_its_own_admin_sees_all(landed: Landed) -> None:
 
 def test_storage_paths_are_relative_and_lineage_is_scoped(landed: Landed) -> None:
     with landed.client("alice") as alice:
-        (mine,) = [i for i in listed(alice) if i["uuid"] == landed.duplicate]
-    assert mine["status"] == "duplicate"
-    assert mine["duplicate_of"] is None, "bob's uuid is not alice's to see"
-    assert not mine["storage_path"].startswith("file://")
+        items = listed(alice)
+        (mine,) = [i for i in items if i["uuid"] == landed.duplicate]
+        status = alice.get(f"/ingest/{landed.duplicate}").json()
+        content = alice.get(f"/ingest/{landed.duplicate}/content")
+    assert mine["status"] == status["status"] == "duplicate"
+    # bob's uuid, and the path of bob's object (his route labels, his date), are not alice's
+    assert mine["duplicate_of"] is None and status["duplicate_of"] is None
+    assert mine["storage_path"] is None and status["storage_path"] is None
+    assert content.content == patient("shared"), "the bytes stay hers to read"
     assert mine["compression"] == "gzip"
+    for item in items:
+        if item["uuid"] != landed.duplicate:
+            assert item["storage_path"].startswith("fhir/json/R4/patient/date="), item
+    with landed.client("bob") as bob:
+        status = bob.get(f"/ingest/{landed.bob_first}").json()
+    assert status["storage_path"].startswith("fhir/json/R4/patient/date=")
     with landed.client("root") as root:
         (seen,) = listed(root, status="duplicate")
-    assert seen["duplicate_of"] == landed.bob_first
+        status = root.get(f"/ingest/{landed.duplicate}").json()
+    assert seen["duplicate_of"] == status["duplicate_of"] == landed.bob_first
+    assert seen["storage_path"].startswith("fhir/json/R4/patient/date=")
+    assert status["storage_path"] == seen["storage_path"]
 
 
 def test_filters(landed: Landed) -> None:

@@ -54,6 +54,7 @@ def test_missing_staged_blob_fails_the_submission(server: MmBronze, module_dsn: 
     event = IngestEvent(
         uuid=submission,
         source="api",
+        client="lab9",
         format="fhir",
         content_type="json",
         version="R4",
@@ -69,3 +70,11 @@ def test_missing_staged_blob_fails_the_submission(server: MmBronze, module_dsn: 
     with httpx.Client(base_url=server.url, timeout=30) as client:
         status = wait_status(client, submission, {"failed"})
     assert status["message"] == "staged payload is missing"
+    # Never recorded: the failed entry names the sender, so only lab9 (or admin) sees it.
+    assert status["client"] == "lab9"
+    with psycopg.connect(module_dsn) as conn:
+        logged = conn.execute(
+            "SELECT status, client FROM ingestion.ingestion_log WHERE object_id = %s",
+            (submission,),
+        ).fetchall()
+    assert logged == [("failed", "lab9")]

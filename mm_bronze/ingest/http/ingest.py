@@ -117,6 +117,26 @@ async def body_chunks(
         inflight.give(held)
 
 
+def _validation_param(query: bytes) -> str | Response | None:
+    """The ``validation`` parameter of an ingest query string (the only one it takes), or
+    the 400 to answer: a misspelt parameter would otherwise be ignored without a word."""
+    value = None
+    for name, given in parse_qsl(query.decode("latin-1"), keep_blank_values=True):
+        if name != "validation":
+            return refuse(
+                400,
+                "invalid_parameter",
+                f"{name}: unknown parameter; known: validation",
+                parameter=name,
+            )
+        if value is not None:
+            return refuse(
+                400, "invalid_parameter", "validation: given more than once", parameter=name
+            )
+        value = given
+    return value
+
+
 class IngestEndpoint:
     """Accepts one submission per request: validate, publish durably, answer 202."""
 
@@ -187,11 +207,12 @@ class IngestEndpoint:
                 return refuse(400, "invalid_route", f"invalid {name}: use letters, digits, . _ -")
         fmt, ctype, version, subtype = route[0].lower(), route[1].lower(), route[2], route[3]
         query = scope.get("query_string", b"")
-        level_param = (
-            dict(parse_qsl(query.decode("latin-1"), keep_blank_values=True)).get("validation")
-            if query
-            else None
-        )
+        level_param: str | None = None
+        if query:
+            given = _validation_param(query)
+            if isinstance(given, Response):
+                return given
+            level_param = given
         level = (
             level_param
             or headers.get(b"x-validation-level", b"").decode("latin-1")

@@ -221,7 +221,9 @@ def ingest() -> Json:
             "400": failure(
                 "`invalid_route`: a malformed route segment; `unsupported_format`: an unknown"
                 " format or content type (`supported` lists the accepted ones);"
-                " `invalid_validation_level`; `invalid_encoding`: a body sent with"
+                " `invalid_validation_level`; `invalid_parameter`: a query parameter other"
+                " than `validation`, or one given twice (`parameter` names it);"
+                " `invalid_encoding`: a body sent with"
                 " `Content-Encoding: gzip` that is not gzip, or ends before its gzip stream"
                 " does."
             ),

@@ -160,6 +160,27 @@ def test_bad_validation_level_is_400(client: httpx.Client) -> None:
     assert response.json()["error"] == "invalid_validation_level"
 
 
+@pytest.mark.parametrize(
+    ("query", "parameter", "reason"),
+    [
+        ("validaton=lenient", "validaton", "validaton: unknown parameter; known: validation"),
+        ("validation=lenient&x", "x", "x: unknown parameter; known: validation"),
+        ("validation=lenient&validation=strict", "validation", "validation: given more than once"),
+    ],
+)
+def test_unknown_or_repeated_query_parameter_is_400(
+    client: httpx.Client, query: str, parameter: str, reason: str
+) -> None:
+    body = b'{"resourceType": "Patient", "id": "p1"}'
+    response = client.post(f"/ingest/fhir/json/R4/patient?{query}", content=body)
+    assert response.status_code == 400
+    assert response.json() == {
+        "error": "invalid_parameter",
+        "message": reason,
+        "parameter": parameter,
+    }
+
+
 def test_hl7_rejection_names_segment_and_field(client: httpx.Client, corpus: Path) -> None:
     body = (corpus / "hl7v2" / "DC_v25_HL7_bad.txt").read_bytes()
     response = client.post("/ingest/hl7/text/2.5.1/oru", content=body)

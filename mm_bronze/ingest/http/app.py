@@ -16,7 +16,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from mm_bronze.errors import Unavailable
 from mm_bronze.ingest.http import docs_page, openapi
-from mm_bronze.ingest.http.auth import Unauthorized
+from mm_bronze.ingest.http.auth import AuthUnavailable, Unauthorized
 from mm_bronze.ingest.http.bodies import Alive, Readiness
 from mm_bronze.ingest.http.content import content_route
 from mm_bronze.ingest.http.dead_letters import dead_letter_routes
@@ -26,7 +26,7 @@ from mm_bronze.ingest.http.linger import LingeringClose
 from mm_bronze.ingest.http.listing import submissions_route
 from mm_bronze.ingest.http.protocol import Http11Only
 from mm_bronze.ingest.http.request_id import RequestIdMiddleware
-from mm_bronze.ingest.http.responses import error, json_response, unauthorized
+from mm_bronze.ingest.http.responses import database_unavailable, error, json_response, unauthorized
 from mm_bronze.ingest.http.scoping import find_submission
 from mm_bronze.metrics.exposition import CONTENT_TYPE, scrape
 
@@ -73,6 +73,8 @@ def build_app(deps: HttpDeps) -> ASGIApp:
             client = await deps.auth.authenticate(request.headers.get("authorization"))
         except Unauthorized as exc:
             return unauthorized(exc)
+        except AuthUnavailable:
+            return database_unavailable()
         if client is not None and client.role not in ("read", "admin"):
             why = f"client {client.name!r} has role {client.role!r}; metrics need read or admin"
             return error(403, "forbidden", why)

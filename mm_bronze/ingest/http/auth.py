@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import time
 
+import psycopg
 from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool
 
-from mm_bronze.errors import BronzeError
+from mm_bronze.errors import BronzeError, Unavailable
 from mm_bronze.metadata import clients
 from mm_bronze.metadata.clients import Client
 
@@ -16,6 +17,10 @@ CACHE_SECONDS = 5.0
 
 class Unauthorized(BronzeError):
     """The request carries no valid token."""
+
+
+class AuthUnavailable(Unavailable):
+    """The database that knows the clients cannot be reached: the caller answers 503."""
 
 
 class Authenticator:
@@ -33,7 +38,14 @@ class Authenticator:
         self._required: tuple[bool, float] = (False, -CACHE_SECONDS)
 
     async def authenticate(self, authorization: str | None) -> Client | None:
-        """The client (None for anonymous access); raises ``Unauthorized``."""
+        """The client (None for anonymous access); raises ``Unauthorized``, or
+        ``AuthUnavailable`` when the database cannot tell."""
+        try:
+            return await self._authenticate(authorization)
+        except psycopg.Error as exc:  # PoolTimeout included: the pool found no connection
+            raise AuthUnavailable(f"clients cannot be read: {type(exc).__name__}") from exc
+
+    async def _authenticate(self, authorization: str | None) -> Client | None:
         now = time.monotonic()
         if authorization is None:
             if self._open_access and not await self._tokens_required(now):

@@ -16,9 +16,9 @@ from starlette.routing import Route
 
 from mm_bronze.bus.dead_letters import DeadLetterNotFound, DeadLetters, InvalidDeadLetterId
 from mm_bronze.errors import BronzeError, Unavailable
-from mm_bronze.ingest.http.auth import Authenticator, Unauthorized
+from mm_bronze.ingest.http.auth import Authenticator, AuthUnavailable, Unauthorized
 from mm_bronze.ingest.http.bodies import DeadLetterPage, Purged, Replayed
-from mm_bronze.ingest.http.responses import error, json_response, unauthorized
+from mm_bronze.ingest.http.responses import database_unavailable, error, json_response, unauthorized
 
 log = structlog.get_logger(__name__)
 
@@ -33,6 +33,8 @@ def dead_letter_routes(letters: DeadLetters, auth: Authenticator) -> list[Route]
                 client = await auth.authenticate(request.headers.get("authorization"))
             except Unauthorized as exc:
                 return unauthorized(exc)
+            except AuthUnavailable:
+                return database_unavailable()
             if client is not None and not client.is_admin:
                 return error(403, "forbidden", "dead letters are for admin clients only")
             try:

@@ -32,7 +32,7 @@ from mm_bronze.errors import (
     UnsupportedFormat,
 )
 from mm_bronze.formats.workers import BUFFER_LIMIT, DeferredValidator
-from mm_bronze.ingest.http.auth import Unauthorized
+from mm_bronze.ingest.http.auth import AuthUnavailable, Unauthorized
 from mm_bronze.ingest.http.bodies import Accepted
 from mm_bronze.ingest.http.body import receive_body
 from mm_bronze.ingest.http.content_coding import ACCEPTED as ACCEPTED_CODINGS
@@ -235,6 +235,8 @@ class IngestEndpoint:
             )
         except Unauthorized as exc:
             return refuse(401, "unauthorized", str(exc), headers=CHALLENGE)
+        except AuthUnavailable:
+            return refuse(503, "unavailable", "the database is unavailable, retry later")
         if client is not None and not client.may_ingest:
             why = f"client {client.name!r} has role {client.role!r}, which may not submit"
             return refuse(403, "forbidden", why)

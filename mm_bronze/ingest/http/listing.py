@@ -20,10 +20,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Receive
 
-from mm_bronze.ingest.http.auth import Unauthorized
+from mm_bronze.ingest.http.auth import AuthUnavailable, Unauthorized
 from mm_bronze.ingest.http.bodies import SubmissionsPage
 from mm_bronze.ingest.http.deps import HttpDeps
-from mm_bronze.ingest.http.responses import error, json_response, unauthorized
+from mm_bronze.ingest.http.responses import database_unavailable, error, json_response, unauthorized
 from mm_bronze.ingest.http.scoping import owner_of_view, relative_path
 from mm_bronze.metadata.submissions import (
     MAX_LIMIT,
@@ -140,6 +140,8 @@ def submissions_route(deps: HttpDeps) -> Callable[[Request], Awaitable[Response]
             client = await deps.auth.authenticate(request.headers.get("authorization"))
         except Unauthorized as exc:
             return unauthorized(exc)
+        except AuthUnavailable:
+            return database_unavailable()
         try:
             query, wait = parse_query(request.query_params)
         except BadParameter as exc:
@@ -149,7 +151,7 @@ def submissions_route(deps: HttpDeps) -> Callable[[Request], Awaitable[Response]
             page = await _page(deps, request.receive, query, owner, wait)
         except Exception as exc:
             log.warning("submissions lookup failed", error=type(exc).__name__)
-            return error(503, "unavailable", "the database is unavailable, retry later")
+            return database_unavailable()
         if page is None:  # the client went away while waiting
             return Response(status_code=204)
         items = [

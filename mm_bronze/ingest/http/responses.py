@@ -29,6 +29,11 @@ def error(
     return Response(body, status_code=status, media_type="application/json", headers=headers)
 
 
+def database_unavailable() -> Response:
+    """``503 unavailable``: the database (clients, submissions) cannot be reached now."""
+    return error(503, "unavailable", "the database is unavailable, retry later")
+
+
 def unauthorized(exc: Exception) -> Response:
     """``401 unauthorized`` with the Bearer challenge."""
     return error(401, "unauthorized", str(exc), headers=CHALLENGE)

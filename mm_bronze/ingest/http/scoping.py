@@ -10,9 +10,9 @@ import structlog
 from starlette.requests import Request
 from starlette.responses import Response
 
-from mm_bronze.ingest.http.auth import Unauthorized
+from mm_bronze.ingest.http.auth import AuthUnavailable, Unauthorized
 from mm_bronze.ingest.http.deps import HttpDeps
-from mm_bronze.ingest.http.responses import error, unauthorized
+from mm_bronze.ingest.http.responses import database_unavailable, error, unauthorized
 from mm_bronze.metadata import lineage, records
 from mm_bronze.metadata.clients import Client
 from mm_bronze.models import SubmissionStatus
@@ -59,6 +59,8 @@ async def find_submission(
         client = await deps.auth.authenticate(request.headers.get("authorization"))
     except Unauthorized as exc:
         return unauthorized(exc)
+    except AuthUnavailable:
+        return database_unavailable()
     try:
         submission = str(uuidlib.UUID(request.path_params["uuid"]))
     except ValueError:
@@ -70,7 +72,7 @@ async def find_submission(
             visible = await scoped_status(deps, found, client)
     except Exception as exc:
         log.warning("submission lookup failed", path=request.url.path, error=type(exc).__name__)
-        return error(503, "unavailable", "the database is unavailable, retry later")
+        return database_unavailable()
     if found is None or visible is None:
         return error(404, "not_found", f"no submission {submission}")
     return found, visible

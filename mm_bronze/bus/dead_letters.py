@@ -92,6 +92,11 @@ class DeadLetters(Protocol):
         (a cursor: the last id of the previous page). Raises ``InvalidDeadLetterId``."""
         ...
 
+    def canonical_id(self, id: str) -> str:
+        """``id`` as this bus writes it (``0013`` is ``13``); raises ``InvalidDeadLetterId``
+        when it is not an id of this bus, without reaching the bus."""
+        ...
+
     async def get(self, id: str) -> DeadLetter:
         """Raises ``DeadLetterNotFound``, ``InvalidDeadLetterId``."""
         ...

@@ -101,6 +101,10 @@ class KafkaDeadLetters:
         ]
         return [record.letter() for record in pending[:limit]]
 
+    def canonical_id(self, id: str) -> str:
+        partition, offset = _position(id)
+        return f"{partition}:{offset}"
+
     async def get(self, id: str) -> DeadLetter:
         return (await self._find(id)).letter()
 

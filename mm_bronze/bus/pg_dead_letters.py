@@ -56,6 +56,9 @@ class PgDeadLetters:
         )
         return [_letter(row) for row in rows]
 
+    def canonical_id(self, id: str) -> str:
+        return str(_row_id(id))
+
     async def get(self, id: str) -> DeadLetter:
         rows = await self._fetch(
             f"SELECT {_COLUMNS} FROM bus.dead_letters WHERE id = %s", (_row_id(id),)

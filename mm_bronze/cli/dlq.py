@@ -18,6 +18,7 @@ from mm_bronze.bus.dead_letters import (
 from mm_bronze.errors import BronzeError
 from mm_bronze.settings import Settings
 
+MAX_LIMIT = 100_000
 COLUMNS = ("ID", "TOPIC", "SUBMISSION", "CLIENT", "ROUTE", "ATTEMPTS", "DEAD-LETTERED", "REASON")
 
 
@@ -29,8 +30,10 @@ async def dlq_command(args: argparse.Namespace, settings: Settings) -> int:
         raise UsageError("name the dead letters to replay, or --all (not both)")
     if args.action == "replay" and args.topic and not args.all:
         raise UsageError("--topic goes with --all")
-    if args.action == "list" and args.limit < 1:
-        raise UsageError(f"--limit {args.limit}: expected at least 1")
+    if args.action == "list" and not 1 <= args.limit <= MAX_LIMIT:
+        raise UsageError(f"--limit {args.limit}: expected 1 to {MAX_LIMIT}")
+    if getattr(args, "topic", None) == "":
+        raise UsageError("--topic: expected a topic name")
     if args.action == "purge" and not args.yes and not _confirmed(len(args.ids)):
         print("nothing purged", file=sys.stderr)
         return 1
@@ -58,8 +61,11 @@ async def _run(args: argparse.Namespace, letters: DeadLetters) -> int:
         count = await letters.replay_all(args.topic)
         print(f"{count} dead letter{'' if count == 1 else 's'} replayed")
         return 0
+    # Every id is checked before the first is acted on: a typo in the third of three ids
+    # must not leave the first two replayed or purged and the rest not.
+    ids = [letters.canonical_id(id) for id in args.ids]
     failed = 0
-    for id in args.ids:
+    for id in ids:
         try:
             if args.action == "replay":
                 await letters.replay(id)
@@ -72,8 +78,6 @@ async def _run(args: argparse.Namespace, letters: DeadLetters) -> int:
                 f"mm-bronze: error: {exc} (unknown, or already replayed or purged)", file=sys.stderr
             )
             failed += 1
-        except InvalidDeadLetterId:
-            raise
         except BronzeError as exc:
             print(f"mm-bronze: error: {id}: {exc}", file=sys.stderr)
             failed += 1

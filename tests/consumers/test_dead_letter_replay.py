@@ -263,6 +263,39 @@ def test_list_pages_with_a_cursor(bronze: MmBronze, module_dsn: str) -> None:
     assert undecodable and undecodable[0]["reason"].startswith("undecodable event")
 
 
+def test_a_page_that_ends_the_list_has_no_next_cursor(
+    bronze: MmBronze, module_dsn: str, tokens: dict[str, str]
+) -> None:
+    enqueue(module_dsn, b"\xc1 not an event")
+    wait_for(lambda: listed(module_dsn), bool, every=0.2, what="a dead letter")
+    with admin(bronze, tokens) as client:
+        everything = client.get("/dead-letters", params={"limit": 1000}).json()["dead_letters"]
+        exact = client.get("/dead-letters", params={"limit": len(everything)}).json()
+        assert exact == {"dead_letters": everything, "next_cursor": None}
+        if len(everything) > 1:
+            short = client.get("/dead-letters", params={"limit": len(everything) - 1}).json()
+            assert short["next_cursor"] == everything[-2]["id"]
+
+
+def test_purge_checks_every_id_before_the_first(bronze: MmBronze, module_dsn: str) -> None:
+    enqueue(module_dsn, b"\xc1 not an event")
+    enqueue(module_dsn, b"\xc1 not an event either")
+    letters = wait_for(
+        lambda: listed(module_dsn, "--limit", "1000"),
+        lambda found: len(found) >= 2,
+        every=0.2,
+        what="two dead letters",
+    )
+    first, second = letters[-2]["id"], letters[-1]["id"]
+    code, out, err = dlq(module_dsn, "purge", first, "abc", second, "--yes")
+    assert code == 2 and "'abc' is not a dead letter id" in err.splitlines()[-1]
+    assert out == ""
+    assert {first, second} <= {d["id"] for d in listed(module_dsn, "--limit", "1000")}
+    code, out, err = dlq(module_dsn, "purge", f"00{first}", second, "--yes")
+    assert code == 0, err
+    assert out.splitlines() == [f"{first} purged", f"{second} purged"]
+
+
 def test_cli_mistakes_are_one_line(bronze: MmBronze, module_dsn: str) -> None:
     code, _, err = dlq(module_dsn, "show", "not-an-id")
     assert code == 2 and "is not a dead letter id" in err.splitlines()[-1]
@@ -270,6 +303,10 @@ def test_cli_mistakes_are_one_line(bronze: MmBronze, module_dsn: str) -> None:
     assert code == 2 and "or --all" in err.splitlines()[-1]
     code, _, err = dlq(module_dsn, "show", "999999999")
     assert code == 1 and err.strip() == "mm-bronze: error: no dead letter 999999999"
+    code, _, err = dlq(module_dsn, "list", "--limit", "99999999999999999999")
+    assert code == 2 and "expected 1 to 100000" in err.splitlines()[-1]
+    code, _, err = dlq(module_dsn, "list", "--topic", "")
+    assert code == 2 and "--topic: expected a topic name" in err.splitlines()[-1]
 
 
 def test_http_is_for_admin_clients_only(bronze: MmBronze, tokens: dict[str, str]) -> None:
@@ -311,14 +348,22 @@ def test_http_lists_shows_and_refuses_bad_ids(
         assert "Secretname" not in client.get("/dead-letters").text
         assert client.get("/dead-letters", params={"limit": "0"}).status_code == 400
         assert client.get("/dead-letters", params={"limit": "²"}).status_code == 400
+        huge = client.get("/dead-letters", params={"limit": "9" * 5000})  # beyond int()
+        assert huge.status_code == 400 and huge.json()["error"] == "invalid_limit"
+        for query in ("limt=5", "limit=5&limit=6"):
+            refused = client.get(f"/dead-letters?{query}")
+            assert refused.status_code == 400, query
+            assert refused.json()["error"] == "invalid_parameter"
+            assert refused.json()["parameter"] == query.split("=")[0]
         nul = client.get("/dead-letters", params={"topic": "a\x00"})
         assert nul.status_code == 400 and nul.json()["error"] == "invalid_topic"
         for bad in ("abc", "²"):
             assert client.get(f"/dead-letters/{bad}").json()["error"] == "invalid_id"
         missing = client.post("/dead-letters/999999999/replay")
         assert missing.status_code == 404 and missing.json()["error"] == "not_found"
-        purged = client.delete(f"/dead-letters/{letter['id']}")
+        purged = client.delete(f"/dead-letters/00{letter['id']}")  # answered as written
         assert purged.status_code == 200
+        assert purged.json() == {"status": "purged", "id": letter["id"]}
         assert client.get(f"/dead-letters/{letter['id']}").status_code == 404
         put = client.put(f"/dead-letters/{letter['id']}")
         assert put.status_code == 405

@@ -23,6 +23,7 @@ from mm_bronze.ingest.http.responses import database_unavailable, error, json_re
 log = structlog.get_logger(__name__)
 
 MAX_LIMIT = 1000
+PARAMETERS = ("limit", "topic", "cursor")
 Handler = Callable[[Request], Awaitable[Response]]
 
 
@@ -37,6 +38,7 @@ def dead_letter_routes(letters: DeadLetters, auth: Authenticator) -> list[Route]
                 return database_unavailable()
             if client is not None and not client.is_admin:
                 return error(403, "forbidden", "dead letters are for admin clients only")
+            request.state.client = client.name if client is not None else None
             try:
                 return await handler(request)
             except InvalidDeadLetterId as exc:
@@ -53,28 +55,49 @@ def dead_letter_routes(letters: DeadLetters, auth: Authenticator) -> list[Route]
 
     async def list_letters(request: Request) -> Response:
         query = request.query_params
+        for name in query:
+            if name not in PARAMETERS:
+                known = ", ".join(PARAMETERS)
+                why = f"{name}: unknown parameter; known: {known}"
+                return error(400, "invalid_parameter", why, parameter=name)
+            if len(query.getlist(name)) > 1:
+                why = f"{name}: given more than once"
+                return error(400, "invalid_parameter", why, parameter=name)
         text = query.get("limit", "100")
-        if not (text.isascii() and text.isdigit()) or not 1 <= int(text) <= MAX_LIMIT:
+        if not (text.isascii() and text.isdigit() and len(text) <= 4) or not (
+            1 <= int(text) <= MAX_LIMIT
+        ):
             return error(400, "invalid_limit", f"limit must be a number from 1 to {MAX_LIMIT}")
         limit = int(text)
         topic = query.get("topic") or None
         if topic is not None and "\x00" in topic:
             return error(400, "invalid_topic", "topic contains a NUL character")
-        found = await letters.pending(topic=topic, limit=limit, after=query.get("cursor") or None)
-        cursor = found[-1].id if len(found) == limit else None
-        return json_response(DeadLetterPage(dead_letters=found, next_cursor=cursor))
+        # One more than asked tells whether another page follows.
+        found = await letters.pending(
+            topic=topic, limit=limit + 1, after=query.get("cursor") or None
+        )
+        cursor = found[limit - 1].id if len(found) > limit else None
+        page = DeadLetterPage(dead_letters=found[:limit], next_cursor=cursor)
+        return json_response(page)
 
     async def show(request: Request) -> Response:
         return json_response(await letters.get(request.path_params["id"]))
 
     async def replay(request: Request) -> Response:
         letter = await letters.replay(request.path_params["id"])
-        log.info("dead letter replayed over http", id=letter.id, topic=letter.topic)
+        log.info(
+            "dead letter replayed over http",
+            id=letter.id,
+            topic=letter.topic,
+            client=request.state.client,
+        )
         return json_response(Replayed(status="replayed", dead_letter=letter))
 
     async def purge(request: Request) -> Response:
-        await letters.purge(request.path_params["id"])
-        return json_response(Purged(status="purged", id=request.path_params["id"]))
+        id = letters.canonical_id(request.path_params["id"])
+        await letters.purge(id)
+        log.info("dead letter purged over http", id=id, client=request.state.client)
+        return json_response(Purged(status="purged", id=id))
 
     async def show_or_purge(request: Request) -> Response:
         return await (purge if request.method == "DELETE" else show)(request)

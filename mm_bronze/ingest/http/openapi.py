@@ -534,7 +534,8 @@ def list_dead_letters() -> Json:
             "400": failure(
                 "`invalid_limit`: `limit` is not a number from 1 to"
                 f" {dead_letters.MAX_LIMIT}; `invalid_id`: `cursor` is not a dead letter id;"
-                " `invalid_topic`: `topic` holds a NUL character."
+                " `invalid_topic`: `topic` holds a NUL character; `invalid_parameter`: a"
+                " parameter other than these, or one given twice (`parameter` names it)."
             ),
             **ADMIN_ONLY,
         },

@@ -419,8 +419,25 @@ def test_a_well_formed_batch_file_is_valid() -> None:
                 "segment 6 (FTS)",
             ),
         ),
+        (  # more digits than int() converts: a located error, not a ValueError
+            ["FHS|^~\\&|LAB", "BHS|^~\\&|LAB", MSH.format(n=1), PID, "BTS|1", "FTS|" + "9" * 5000],
+            (
+                "FTS-1 (File Batch Count) declares a 5000-digit number of batches,"
+                " the file holds 1",
+                "FTS-1",
+                "segment 6 (FTS)",
+            ),
+        ),
     ],
-    ids=["second-FHS", "second-BHS", "BHS-in-message", "late-FHS", "BTS-count", "FTS-count"],
+    ids=[
+        "second-FHS",
+        "second-BHS",
+        "BHS-in-message",
+        "late-FHS",
+        "BTS-count",
+        "FTS-count",
+        "FTS-count-huge",
+    ],
 )
 def test_batch_structure_errors(segments: list[str], expected: tuple[str, str, str]) -> None:
     assert hl7_errors(hl7(*segments)) == [expected]

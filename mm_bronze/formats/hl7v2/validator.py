@@ -361,8 +361,10 @@ class Hl7v2Validator:
             self._batch_messages = 0
         else:
             found, what = self._batches, "batches, the file holds"
-        if count.isascii() and count.isdigit() and int(count) != found:
-            self._batch_error(name, f"declares {int(count)} {what} {found}", 1)
+        # Not int() first: it refuses (ValueError) more than 4,300 digits.
+        if count.isascii() and count.isdigit() and (len(count) > 18 or int(count) != found):
+            declared = int(count) if len(count) <= 18 else f"a {len(count)}-digit number of"
+            self._batch_error(name, f"declares {declared} {what} {found}", 1)
 
     def _body_segment(self, segment: bytes) -> None:
         seg_id = segment[:3]

@@ -129,7 +129,9 @@ def _choice(name: str, value: str, allowed: tuple[str, ...]) -> str:
 
 
 def _integer(name: str, text: str, low: int, high: int) -> int:
-    if not (text.isascii() and text.isdigit()) or not low <= int(text) <= high:
+    # The length first: int() refuses (ValueError) a string of more than 4,300 digits.
+    digits = text.isascii() and text.isdigit() and len(text) <= len(str(high))
+    if not digits or not low <= int(text) <= high:
         raise BadParameter(name, f"expected an integer from {low} to {high}")
     return int(text)
 

@@ -241,7 +241,9 @@ def test_a_clients_feed_cursor_moves_past_other_clients_rows(landed: Landed) -> 
         ({"limit": "1001"}, "limit"),
         ({"limit": "ten"}, "limit"),
         ({"limit": "²"}, "limit"),  # a digit to str.isdigit, not to int()
+        ({"limit": "9" * 5000}, "limit"),  # more digits than int() converts
         ({"after": "-1"}, "after"),
+        ({"after": "9" * 5000}, "after"),
         ({"before": "x"}, "before"),
         ({"after": "1", "before": "5"}, "before"),
         ({"order": "sideways"}, "order"),

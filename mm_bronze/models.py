@@ -3,9 +3,16 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from typing import Annotated, Any
 
 import msgspec
+
+# What a consumer will key a record and an object by: a bus message holding anything else is
+# undecodable (a dead letter), never a failed INSERT or a storage key outside the layout.
+Uuid = Annotated[
+    str, msgspec.Meta(pattern="^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+]
+Sha256 = Annotated[str, msgspec.Meta(pattern="^[0-9a-f]{64}$")]
 
 
 class IngestEvent(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -15,13 +22,13 @@ class IngestEvent(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     storage URL of the staged blob) is set.
     """
 
-    uuid: str
+    uuid: Uuid
     source: str  # "api", "sftp", "mllp"
     format: str
     content_type: str
     version: str
     subtype: str
-    sha256: str  # hex digest of the whole payload
+    sha256: Sha256  # hex digest of the whole payload
     size: int
     received_at: dt.datetime
     client: str | None = None

@@ -6,6 +6,7 @@ import datetime as dt
 import uuid
 
 import httpx
+import msgspec
 import psycopg
 
 from mm_bronze.models import IngestEvent, encode_event
@@ -78,3 +79,33 @@ def test_missing_staged_blob_fails_the_submission(server: MmBronze, module_dsn: 
             (submission,),
         ).fetchall()
     assert logged == [("failed", "lab9")]
+
+
+def test_an_event_not_keyed_by_a_uuid_and_sha256_is_undecodable(
+    server: MmBronze, module_dsn: str
+) -> None:
+    """What a consumer keys a record and an object by is checked when the event is decoded: a
+    forged one is a dead letter, never a failed INSERT retried or a key outside the layout."""
+    event = IngestEvent(
+        uuid=str(uuid.uuid4()),
+        source="api",
+        format="fhir",
+        content_type="json",
+        version="R4",
+        subtype="patient",
+        sha256="cd" * 32,
+        size=2,
+        received_at=dt.datetime.now(dt.UTC),
+        payload=b"{}",
+    )
+    forged = [
+        (msgspec.structs.replace(event, uuid="not-a-uuid"), "$.uuid"),
+        (msgspec.structs.replace(event, sha256="../../../etc/passwd"), "$.sha256"),
+    ]
+    for bad, where in forged:
+        before = len(dead_letters(module_dsn))
+        enqueue(module_dsn, encode_event(bad))
+        reason = wait_dead(module_dsn, before + 1)[-1][0]
+        assert reason.startswith("undecodable event: Expected `str` matching regex"), reason
+        assert reason.endswith(f"at `{where}`")
+    assert "Traceback" not in server.logs()

@@ -125,6 +125,9 @@ def build_app(deps: HttpDeps) -> ASGIApp:
         middleware=[Middleware(Http11Only)],
         exception_handlers={404: not_found, 405: method_not_allowed, 500: server_error},
     )
+    # A path with a trailing slash is unknown (404), not redirected: a redirect would tell
+    # which routes exist to a request that has not shown a token.
+    app.router.redirect_slashes = False
     return LingeringClose(RequestIdMiddleware(HttpDoor(IngestEndpoint(deps), app)))
 
 

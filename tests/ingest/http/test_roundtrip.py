@@ -104,6 +104,15 @@ def test_unknown_uuid_is_404(client: httpx.Client) -> None:
     assert client.get("/ingest/not-a-uuid").status_code == 400
 
 
+def test_a_trailing_slash_is_not_a_route(client: httpx.Client) -> None:
+    """Answered 404 as any unknown path, never a redirect that would tell which routes exist
+    before asking for a token."""
+    for method, path in (("GET", "/submissions/"), ("GET", "/dead-letters/"), ("GET", "/docs/")):
+        response = client.request(method, path)
+        assert response.status_code == 404, path
+        assert response.json() == {"error": "not_found", "message": f"no route for {method} {path}"}
+
+
 def test_health_and_readiness(client: httpx.Client) -> None:
     assert client.get("/healthz").json() == {"status": "alive"}
     ready = client.get("/readyz")

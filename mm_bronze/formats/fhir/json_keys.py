@@ -56,7 +56,9 @@ def duplicate_keys(data: bytes, root: str) -> list[tuple[str, str]]:
     # Frames: [path, keys of an object (None for an array), current key, next array index].
     stack: list[list[Any]] = []
     try:
-        for kind, value in ijson.basic_parse(io.BytesIO(data)):
+        # Numbers as floats: only keys matter here, and a Decimal refuses exponents msgspec
+        # reads (``1e-9999999999999999999999`` is 0.0 to msgspec, InvalidOperation to ijson).
+        for kind, value in ijson.basic_parse(io.BytesIO(data), use_float=True):
             if kind == "map_key":
                 frame = stack[-1]
                 if value in frame[1]:
@@ -70,7 +72,8 @@ def duplicate_keys(data: bytes, root: str) -> list[tuple[str, str]]:
                 stack.pop()
             elif stack and stack[-1][1] is None:
                 stack[-1][3] += 1
-    except ijson.JSONError:  # bytes msgspec decoded but yajl does not: stop naming keys
+    # Bytes msgspec decoded but yajl does not (or whose numbers Python refuses): stop naming keys.
+    except (ijson.JSONError, ArithmeticError, ValueError):
         pass
     return found
 

@@ -185,7 +185,9 @@ class JsonSplitter:
         try:
             _RAW.decode(view)
             end = size
-            if buf[pos] in b"-0123456789" and not final:
+            # A number may go on in the next chunk, unless whitespace (all that follows it
+            # here) ends it: waiting for that whitespace to end took quadratic time.
+            if buf[pos] in b"-0123456789" and not final and buf[-1] not in b" \t\r\n":
                 self.wait_for = pending + 1  # a number may go on in the next chunk
                 return None
         except msgspec.DecodeError as exc:

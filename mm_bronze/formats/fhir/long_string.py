@@ -90,6 +90,14 @@ def _safe_cut(buf: bytes, start: int, end: int) -> int:
             unicode = backslash + 1 < end and buf[backslash + 1] == 0x75
             if backslash + (6 if unicode else 2) > cut:
                 cut = backslash
+    high = cut - 6  # a high surrogate (\uD800 to \uDBFF) decodes only with the low one after it
+    if high >= start and buf[high : high + 2] == b"\\u" and buf[high + 2] in b"dD":
+        if buf[high + 3] in b"89abAB":
+            run = high
+            while run > start and buf[run - 1] == 0x5C:
+                run -= 1
+            if (high - run) % 2 == 0:  # it starts an escape
+                cut = high
     for back in range(1, 4):
         if cut - back < start:
             break

@@ -246,8 +246,9 @@ class FhirXmlValidator:
         parser.EndElementHandler = self._end
         parser.CharacterDataHandler = self._text
         parser.buffer_text = True
-        for chunk in held:
-            self._check(chunk)
+        # At once, not chunk by chunk: expat (before 2.6) rescans an unfinished token (a long
+        # attribute value) at every call, so many small chunks took quadratic time.
+        self._check(b"".join(held))
 
     def _check(self, chunk: bytes) -> None:
         if self._lead.found is None:
@@ -277,11 +278,19 @@ class FhirXmlValidator:
                 f"malformed XML: {reason}",
                 location=f"line {exc.lineno}, column {exc.offset + 1}",
             )
-        except LookupError:  # expat asked Python for a codec the declaration names
+        except (LookupError, ValueError) as exc:
+            # expat asked Python for the codec the declaration names: unknown (LookupError),
+            # multi-byte ("multi-byte encodings are not supported"), or one that cannot
+            # decode with errors="replace" (idna, punycode, undefined: UnicodeError).
+            why = (
+                "unknown encoding"
+                if isinstance(exc, LookupError)
+                else "an encoding the XML parser cannot read"
+            )
             self.findings.add(
                 "fatal",
                 "invalid",
-                "FHIR XML must be UTF-8 (unknown encoding)",
+                f"FHIR XML must be UTF-8 ({why})",
                 location=self._where(),
             )
 

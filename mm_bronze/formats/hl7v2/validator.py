@@ -76,6 +76,10 @@ class Hl7v2Validator:
         self.findings = Findings(level)
         self.declared_version = version
         self._partial = bytearray()
+        # ``_partial`` is compacted once it holds more than this: SEGMENT_HOLD, or twice what
+        # the last compaction left (a segment of empty fields compacts to itself, and
+        # compacting it again at every chunk would take quadratic time).
+        self._hold = SEGMENT_HOLD
         self._first_chunk = True
         self._line = 0  # segment lines, blank ones included
         self._started = False  # a header segment has been seen
@@ -122,13 +126,15 @@ class Hl7v2Validator:
                 segments[0] = bytes(self._partial)
                 self._partial.clear()
             self._segments(segments)
+            self._hold = SEGMENT_HOLD
         self._partial += rest
-        if len(self._partial) > SEGMENT_HOLD:
+        if len(self._partial) > self._hold:
             self._compact()
 
     def _compact(self) -> None:
         fields = bytes(self._partial).split(self._field_sep)
         self._partial = bytearray(self._field_sep.join(f[:FIELD_KEEP] for f in fields))
+        self._hold = max(SEGMENT_HOLD, 2 * len(self._partial))
 
     def _segments(self, segments: list[bytes]) -> None:
         """``_segment`` of each, the common case the short way: a body segment inside a

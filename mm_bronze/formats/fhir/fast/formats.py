@@ -125,7 +125,9 @@ def _batch_pattern(
     against ``common``, a form of the format that matches nothing the pattern refuses."""
     source = f"(?:{pattern.pattern})"
     if common is not None:
-        source = f"(?:{common.pattern}|{pattern.pattern})"
+        # Atomic: a value that matches ``common`` also matches ``pattern``; were both tried
+        # again on backtracking, a batch that fails would cost 2 ** n (n values before it).
+        source = f"(?>{common.pattern}|{pattern.pattern})"
     batch = re.compile(f"{source}(?:{re.escape(SEPARATOR)}{source})*").fullmatch
 
     def check(values: list[str]) -> bool:

@@ -79,7 +79,7 @@ def test_bundle_metadata_counts_entries_per_type() -> None:
             "only one deceased[x]",
             None,
         ),
-        ({"resourceType": "Nonsense"}, "unknown resource type 'Nonsense' for FHIR R4", None),
+        ({"resourceType": "Nonsense"}, "unknown resource type for FHIR R4 ", None),
         (bundle([], "not-a-type"), "Bundle.type is not a valid bundle type", "Bundle.type"),
         ({"resourceType": "Bundle"}, "Bundle.type: minimum required = 1", "Bundle.type"),
         (bundle([{"fullUrl": "urn:uuid:1"}]), "Bundle.entry[0] has no resource", None),
@@ -259,3 +259,39 @@ def test_error_messages_never_quote_the_payload(body: bytes) -> None:
     texts = [caught.value.reason, str(caught.value.location)]
     texts += [f"{i.diagnostics} {i.expression} {i.location}" for i in caught.value.issues]
     assert not any("SECRET" in text for text in texts), texts
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        (  # a name some version defines is shown
+            {"resourceType": "Transport"},
+            ("unknown resource type 'Transport' for FHIR R4", None),
+        ),
+        (  # a wrong case gets the name it should have been, never the given one
+            {"resourceType": "patient"},
+            ("unknown resource type for FHIR R4 (did you mean 'Patient'?)", None),
+        ),
+        (
+            {"resourceType": "Jane Roe 1970"},
+            ("unknown resource type for FHIR R4 (not a FHIR resource type, not shown)", None),
+        ),
+        (
+            {"resourceType": "Patient", "Jane Roe": 1},
+            (
+                "Unrecognized property (not shaped like a FHIR name: 8 characters, not shown)",
+                "Patient.<8 characters>",
+            ),
+        ),
+        ({"resourceType": "Patient", "nmae": []}, ("Unrecognized property 'nmae'", "Patient.nmae")),
+    ],
+)
+def test_findings_show_names_from_the_payload_only_when_shaped_like_fhir_names(
+    body: dict, expected: tuple[str, str | None]
+) -> None:
+    """A payload's resource type and keys are the sender's text; findings (and the log lines
+    and OperationOutcomes that carry them) show them only when they are FHIR-shaped names."""
+    with pytest.raises(InvalidPayload) as caught:
+        validate(encode(body))
+    issue = caught.value.issues[0]
+    assert (issue.diagnostics, issue.expression) == expected

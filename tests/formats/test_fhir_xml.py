@@ -60,7 +60,7 @@ def test_bundle_entries_are_counted() -> None:
             "Undefined element 'script'",
         ),
         (f'<Observation {NS}><status value="final"/></Observation>', "Observation.code"),
-        (f"<Nonsense {NS}/>", "unknown resource type 'Nonsense'"),
+        (f"<Nonsense {NS}/>", "unknown resource type for FHIR R4 "),
     ],
 )
 def test_structure_errors(body: str, reason: str) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from mm_bronze.formats.fhir import shown
 from mm_bronze.formats.fhir.json_tree import TreeWalker
 from mm_bronze.formats.fhir.long_string import LongString
 from mm_bronze.formats.fhir.model import Element
@@ -48,6 +49,11 @@ class _Object:
     def child_path(self) -> str:
         return f"{self.path}.{self.key}" if self.path else str(self.key)
 
+    def shown_child_path(self) -> str:
+        """``child_path`` as a finding may show it (``shown.name``)."""
+        key = shown.name(str(self.key))
+        return f"{self.path}.{key}" if self.path else key
+
 
 class _Array:
     __slots__ = ("element", "ext", "index", "owner", "path")
@@ -76,7 +82,8 @@ class _Skip:
             keys = self.keys[-1]
             assert keys is not None
             if value in keys:
-                checker.error("structure", f"Duplicate property '{value}'", self.path or None)
+                message = f"Duplicate property {shown.quoted(value)}"
+                checker.error("structure", message, self.path or None)
             keys.add(value)
         elif kind == "start_map":
             self.depth += 1
@@ -227,7 +234,8 @@ class JsonWalker:
         top.element = None
         top.ext = False
         if key in top.keys:
-            self.checker.error("structure", f"Duplicate property '{key}'", top.child_path())
+            message = f"Duplicate property {shown.quoted(key)}"
+            self.checker.error("structure", message, top.shown_child_path())
         top.keys.add(key)
         if key == "resourceType" and (top.pending or top.unchecked):
             return
@@ -249,7 +257,8 @@ class JsonWalker:
         if key.startswith("_") and len(key) > 1:
             element = self.checker.child(top.node, key[1:])
             if element is not None and not element.primitive:
-                self.checker.error("structure", f"Unrecognized property '{key}'", top.child_path())
+                message = f"Unrecognized property {shown.quoted(key)}"
+                self.checker.error("structure", message, top.shown_child_path())
                 element = None
             top.ext = True
         else:

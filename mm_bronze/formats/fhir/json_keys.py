@@ -15,6 +15,8 @@ from typing import Any
 
 import ijson
 
+from mm_bronze.formats.fhir import shown
+
 # Every JSON string, and whether a colon follows it (then it is a key). Matching every
 # string keeps the scan in step with the quotes; the bytes are already known to be JSON.
 _STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"(?:[ \t\r\n]*(:))?', re.DOTALL)
@@ -86,4 +88,5 @@ def _child(frame: list[Any]) -> str:
 
 
 def _join(path: str, key: str) -> str:
+    key = shown.name(key)
     return f"{path}.{key}" if path else key

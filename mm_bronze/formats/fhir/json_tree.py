@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from mm_bronze.formats.fhir import shown
 from mm_bronze.formats.fhir.json_keys import duplicate_keys, shape, written_keys
 from mm_bronze.formats.fhir.model import Element
 from mm_bronze.formats.fhir.structure import MAX_DEPTH, Node, StructureChecker, too_deep
@@ -50,7 +51,8 @@ class TreeWalker:
         if written != keys:
             found = duplicate_keys(data, path)
             for key, where in found:
-                self.checker.error("structure", f"Duplicate property '{key}'", where)
+                message = f"Duplicate property {shown.quoted(key)}"
+                self.checker.error("structure", message, where)
             if not found:
                 self.checker.error("structure", "Duplicate property in an object", path or None)
 
@@ -148,8 +150,8 @@ class TreeWalker:
         if element is None:
             return
         if not element.primitive:
-            path = f"{node.path}.{key}"
-            self.checker.error("structure", f"Unrecognized property '{key}'", path)
+            path = f"{node.path}.{shown.name(key)}"
+            self.checker.error("structure", f"Unrecognized property {shown.quoted(key)}", path)
             return
         self.extension(node, key, element, value)
 

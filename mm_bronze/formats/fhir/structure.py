@@ -15,6 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 from mm_bronze.formats.base import Findings
+from mm_bronze.formats.fhir import shown
 from mm_bronze.formats.fhir.long_string import LongString
 from mm_bronze.formats.fhir.model import Element, Model, TypeInfo, primitive_problem
 
@@ -124,9 +125,7 @@ class StructureChecker:
             info = self.model.type(resource_type) if resource_type in self.model.resources else None
             if info is None:
                 self.error(
-                    "not-supported",
-                    f"unknown resource type {resource_type!r} for FHIR {self.model.version}",
-                    where,
+                    "not-supported", shown.resource_type(resource_type, self.model.version), where
                 )
         node = Node(info, path or resource_type, parent)
         if parent is None and self.root is None:
@@ -143,7 +142,8 @@ class StructureChecker:
             return None
         element = node.info.elements.get(name)
         if element is None:
-            self.error("structure", f"Unrecognized property '{name}'", f"{node.path}.{name}")
+            path = f"{node.path}.{shown.name(name)}"
+            self.error("structure", f"Unrecognized property {shown.quoted(name)}", path)
             return None
         if element.choice is not None and element.choice in node.seen and name not in node.seen:
             self.error(

@@ -20,6 +20,7 @@ from mm_bronze.errors import InvalidPayload
 from mm_bronze.formats.base import STRICT, Findings
 from mm_bronze.formats.bom import BOM, LeadingBom
 from mm_bronze.formats.encoding import Opening
+from mm_bronze.formats.fhir import shown
 from mm_bronze.formats.fhir.json_validator import checker_for
 from mm_bronze.formats.fhir.model import Element, canonical_version, primitive_problem
 from mm_bronze.formats.fhir.structure import MAX_DEPTH, Node, StructureChecker, too_deep
@@ -117,8 +118,8 @@ class FhirXmlValidator:
             else:
                 self._error(
                     "structure",
-                    f"Undefined element '{local}' inside the primitive at {top.path}",
-                    f"{top.path}.{local}",
+                    f"Undefined element {shown.quoted(local)} inside the primitive at {top.path}",
+                    f"{top.path}.{shown.name(local)}",
                 )
                 self._skip = 1
         elif namespace == XHTML_NS and local == "div":
@@ -126,7 +127,8 @@ class FhirXmlValidator:
                 self.checker.child(top.node, "div")
             self._skip = 1
         elif namespace != FHIR_NS:
-            self._error("structure", f"element '{local}' is not in the FHIR namespace", top.path)
+            message = f"element {shown.quoted(local)} is not in the FHIR namespace"
+            self._error("structure", message, top.path)
             self._skip = 1
         else:
             self._child(top, local, attrs)
@@ -140,8 +142,10 @@ class FhirXmlValidator:
                 f"root element is not in the FHIR namespace {FHIR_NS}",
                 location=self._where(),
             )
-        node = self.checker.open_resource(local, local, None)
-        frame = _Frame("node", local, node)
+        model = self.checker.model
+        path = local if model is not None and local in model.resources else shown.type_name(local)
+        node = self.checker.open_resource(local, path, None)
+        frame = _Frame("node", path, node)
         self._stack.append(frame)
 
     def _contained(self, top: _Frame, namespace: str, local: str) -> None:
@@ -194,7 +198,8 @@ class FhirXmlValidator:
         for name in attrs:
             if name not in allowed and not name.startswith(XSI_NS + " "):
                 local = name.rpartition(" ")[2]
-                self._error("structure", f"Undefined attribute '{local}' on {path}", path)
+                message = f"Undefined attribute {shown.quoted(local)} on {path}"
+                self._error("structure", message, path)
 
     def _carried(self, node: Node, name: str, value: str, path: str) -> None:
         """``id`` or an extension's ``url``, carried as an attribute of a complex element."""

@@ -9,6 +9,7 @@ ignore rows that already exist, and the acknowledgement comes last.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import datetime as dt
 import time
@@ -128,26 +129,36 @@ class PersistPipeline:
         if not batch:
             return
         existing = await records.stored_objects(self._pool, list({e.sha256 for _, e in batch}))
-        # One writer per payload not yet stored: the first event carrying it in this batch.
-        writers: dict[str, tuple[IngestEvent, str]] = {}
+        # One writer per payload not yet stored: the first event carrying it in this batch;
+        # should its staged blob be gone, the next event carrying the same bytes writes them.
+        candidates: dict[str, collections.deque[IngestEvent]] = {}
         for _, event in batch:
-            if event.sha256 not in existing and event.sha256 not in writers:
-                writers[event.sha256] = (event, self._storage.object_key(event))
-        results = await self._write_all(list(writers.values()))
+            if event.sha256 not in existing:
+                candidates.setdefault(event.sha256, collections.deque()).append(event)
         paths = dict(existing)
         written: dict[str, str] = {}
-        for (sha, (_, key)), result in zip(writers.items(), results, strict=True):
-            if isinstance(result, PoisonMessage):
-                continue
-            if isinstance(result, BaseException):
-                raise result
-            paths[sha] = self._storage.raw.url_for(key)
-            if result:
-                written[sha] = paths[sha]
+        keys: list[str] = []
+        writers = {sha: events.popleft() for sha, events in candidates.items()}
+        while writers:
+            work = [(event, self._storage.object_key(event)) for event in writers.values()]
+            results = await self._write_all(work)
+            again: dict[str, IngestEvent] = {}
+            for sha, (_, key), result in zip(writers, work, results, strict=True):
+                if isinstance(result, PoisonMessage):
+                    if candidates[sha]:
+                        again[sha] = candidates[sha].popleft()
+                    continue
+                if isinstance(result, BaseException):
+                    raise result
+                keys.append(key)
+                paths[sha] = self._storage.raw.url_for(key)
+                if result:
+                    written[sha] = paths[sha]
+            writers = again
         # Objects are written without their directory entries synced: one fsync per directory
         # for the whole batch, before anything is recorded. Objects found already present are
         # included: an earlier attempt may have written them without syncing.
-        await self._storage.raw.sync_directories(key for _, key in writers.values())
+        await self._storage.raw.sync_directories(keys)
         keep = [(m, e) for m, e in batch if e.sha256 in paths]
         dead = [(m, e) for m, e in batch if e.sha256 not in paths]
         recorded = await records.record_batch(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import uuid
 
 import httpx
@@ -109,3 +110,43 @@ def test_an_event_not_keyed_by_a_uuid_and_sha256_is_undecodable(
         assert reason.startswith("undecodable event: Expected `str` matching regex"), reason
         assert reason.endswith(f"at `{where}`")
     assert "Traceback" not in server.logs()
+
+
+def test_a_missing_blob_fails_only_when_no_event_in_the_batch_has_the_bytes(
+    server: MmBronze, module_dsn: str
+) -> None:
+    """Two submissions of the same bytes in one batch: the first one's staged blob is gone,
+    the second one's is there. The second writes the object and both are recorded; neither
+    is failed (before, the first was the only writer tried and both were dead-lettered)."""
+    payload = b'{"resourceType": "Patient", "id": "same-bytes-twice"}'
+    digest = hashlib.sha256(payload).hexdigest()
+    staging = server.data_dir / "raw" / "_staging" / "api" / "same-bytes"
+    staging.mkdir(parents=True, exist_ok=True)
+    (staging / "present").write_bytes(payload)
+    events = [
+        IngestEvent(
+            uuid=str(uuid.uuid4()),
+            source="api",
+            format="fhir",
+            content_type="json",
+            version="R4",
+            subtype="patient",
+            sha256=digest,
+            size=len(payload),
+            received_at=dt.datetime.now(dt.UTC),
+            staged_path=(staging / blob).as_uri(),
+        )
+        for blob in ("gone", "present")
+    ]
+    before = len(dead_letters(module_dsn))
+    with psycopg.connect(module_dsn) as conn:  # one transaction: claimed in one batch
+        for event in events:
+            conn.execute(
+                "INSERT INTO bus.messages (topic, key, value)"
+                " VALUES ('bronze-ingest-api', 'k', %s)",
+                (encode_event(event),),
+            )
+    with httpx.Client(base_url=server.url, timeout=30) as client:
+        statuses = [wait_status(client, e.uuid, {"stored", "duplicate", "failed"}) for e in events]
+    assert sorted(s["status"] for s in statuses) == ["duplicate", "stored"], statuses
+    assert len(dead_letters(module_dsn)) == before

@@ -12,6 +12,8 @@ from mm_bronze.errors import Unavailable
 from mm_bronze.metadata.embedded import EmbeddedPostgres, pgdata_for
 from mm_bronze.metadata.migrate import migrate
 
+CONNECTION_WAIT = 10.0  # seconds
+
 
 class Database:
     """Opens the embedded server when no DSN is given, then the pool, then migrates."""
@@ -45,6 +47,10 @@ class Database:
             open=False,
             name="mm-bronze",
             kwargs={"autocommit": True},
+            # How long a request waits for a connection before it fails (psycopg's default is
+            # 30 s): with PostgreSQL down, a door answers 503 within this, not after a wait
+            # longer than most clients' own timeouts.
+            timeout=CONNECTION_WAIT,
         )
         try:
             await pool.open(wait=True, timeout=30)

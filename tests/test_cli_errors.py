@@ -6,6 +6,9 @@ the arguments come after that subcommand's usage; a bad setting is one line of i
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -132,3 +135,40 @@ def test_serve_without_roles_is_a_usage_error(tmp_path: Path) -> None:
         "choose the roles to run: --all, or any of --http, --consumers, --mllp, --sftp"
     )
     assert not any(tmp_path.iterdir())
+
+
+def test_a_reader_that_goes_away_is_not_a_traceback(tmp_path: Path) -> None:
+    """``mm-bronze ... | head -1``: the pipe closes before the output is written."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mm_bronze", "config", "--data-dir", str(tmp_path)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env={k: v for k, v in os.environ.items() if not k.startswith("MM_BRONZE_")},
+    )
+    assert proc.stdout is not None and proc.stderr is not None
+    proc.stdout.close()
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=60) == 141
+    assert err == ""
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (
+            ["submissions", "list", "--format", "fhir/json"],
+            "argument --format: 'fhir/json' is not a format name such as fhir or hl7",
+        ),
+        (
+            ["submissions", "get", "3f1c2a7e-0000-4000-8000-000000000000", "--out", MISSING + "/x"],
+            f"--out {MISSING}/x: no such directory {MISSING}",
+        ),
+    ],
+)
+def test_submissions_mistakes_are_usage_errors(
+    args: list[str], message: str, tmp_path: Path
+) -> None:
+    result = run_cli(*args, "--data-dir", str(tmp_path))
+    assert result.returncode == 2, result.stderr
+    assert message in result.stderr.splitlines()[-1]
+    assert "Traceback" not in result.stderr

@@ -8,6 +8,7 @@ on stderr after the command's usage, exit status 2, never a traceback.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -47,7 +48,9 @@ def main(argv: list[str] | None = None) -> int:
             if args.command not in ("serve", "migrate") and level == "info":
                 level = "warning"  # admin commands print their result; progress is noise
             configure_logging(level, settings.log.format)
-        return _run(args, settings)
+        code = _run(args, settings)
+        sys.stdout.flush()  # here, where a reader gone away is caught below
+        return code
     except UsageError as exc:
         command.error(str(exc))  # prints usage and the message, exits 2
     except ConfigError as exc:
@@ -59,6 +62,10 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # the reader went away (`| head`): stop quietly, as on SIGPIPE
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # so the interpreter's last flush finds no pipe
+        return 141
     raise AssertionError("unreachable")
 
 
@@ -73,6 +80,10 @@ def _check_files(args: argparse.Namespace) -> None:
     key = getattr(args, "key", None)
     if key and not Path(key).is_file():
         raise UsageError(f"--key {key}: no such file")
+    if args.command == "submissions" and getattr(args, "out", None):
+        folder = Path(args.out).parent
+        if not folder.is_dir():
+            raise UsageError(f"--out {args.out}: no such directory {folder}")
 
 
 def settings_from(args: argparse.Namespace) -> Settings:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import re
 import uuid
 
 from mm_bronze import __version__
@@ -245,7 +246,7 @@ def _submissions(
     )
     list_p.add_argument("--client", metavar="NAME", help="the submitting client")
     list_p.add_argument("--source", choices=("api", "sftp", "mllp"))
-    list_p.add_argument("--format", metavar="F", help="fhir, hl7, file...")
+    list_p.add_argument("--format", type=format_name, metavar="F", help="fhir, hl7, file...")
     list_p.add_argument("--status", choices=("stored", "duplicate"))
     list_p.add_argument("--sha256", type=sha256_hex, metavar="HEX", help="the payload's SHA-256")
     list_p.add_argument("--since", type=timestamp, metavar="TIME", help="received at or after")
@@ -297,6 +298,16 @@ def sftp_path(text: str) -> tuple[str, str]:
         return parse_sftp_path(text)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(f"{text!r}: {exc}") from None
+
+
+def format_name(text: str) -> str:
+    """A format as submissions record it (``fhir``), as ``GET /submissions`` accepts it."""
+    if not re.fullmatch(r"[A-Za-z0-9._+-]{1,64}", text):
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a format name such as fhir or hl7 (the format alone, without"
+            " the content type)"
+        )
+    return text
 
 
 def page_size(text: str) -> int:

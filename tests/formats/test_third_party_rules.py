@@ -446,9 +446,18 @@ def test_batch_structure_errors(segments: list[str], expected: tuple[str, str, s
 def test_counts_are_only_compared_when_given() -> None:
     body = hl7("FHS|^~\\&|LAB", "BHS|^~\\&|LAB", MSH.format(n=1), PID, "BTS|", "FTS")
     assert validate(body, "hl7", "text", version=None)["message_count"] == 1
-    # Not a count: "²" is a digit to str.isdigit, but not to int().
-    body = hl7("BHS|^~\\&|LAB", MSH.format(n=1), PID, "BTS|²")
-    assert validate(body, "hl7", "text", version=None)["message_count"] == 1
+
+
+@pytest.mark.parametrize("count", ["abc", "1.0", "²", "-1"])  # "²" is a digit to str.isdigit
+def test_a_count_that_is_not_a_number_is_an_error(count: str) -> None:
+    for trailer, expected in (
+        ("BTS", "BTS-1 (Batch Message Count) is not a count of messages"),
+        ("FTS", "FTS-1 (File Batch Count) is not a count of batches"),
+    ):
+        segments = ["FHS|^~\\&|LAB", "BHS|^~\\&|LAB", MSH.format(n=1), PID, "BTS|1", "FTS|1"]
+        segments[-1 if trailer == "FTS" else -2] = f"{trailer}|{count}"
+        found = hl7_errors(hl7(*segments))
+        assert [message for message, *_ in found] == [expected], found
 
 
 @pytest.mark.parametrize(

@@ -367,8 +367,10 @@ class Hl7v2Validator:
             self._batch_messages = 0
         else:
             found, what = self._batches, "batches, the file holds"
+        if count and not (count.isascii() and count.isdigit()):
+            self._batch_error(name, f"is not a count of {what.split(',')[0]}", 1)
         # Not int() first: it refuses (ValueError) more than 4,300 digits.
-        if count.isascii() and count.isdigit() and (len(count) > 18 or int(count) != found):
+        elif count and (len(count) > 18 or int(count) != found):
             declared = int(count) if len(count) <= 18 else f"a {len(count)}-digit number of"
             self._batch_error(name, f"declares {declared} {what} {found}", 1)
 

@@ -94,6 +94,17 @@ def test_refused_requests_are_logged_with_their_reason_never_the_payload(
         assert client.post("/ingest/fhir/json/R4/patient", json=invalid).status_code == 422
         assert client.post("/ingest/hl7/text/2.5/adt", content=hl7).status_code == 422
         assert client.post("/ingest/fhir/json/R4/patient", content=too_large).status_code == 413
+        assert client.get("/nothing").status_code == 404
+        assert client.get("/ingest/fhir/json/R4/bundle").status_code == 405
+        # Refused by the HTTP parser, before the application sees them.
+        for request, status in (
+            (b"GARBAGE\r\n\r\n", b"400"),
+            (b"POST /ingest/fhir/json/R4/patient HTTP/1.1\r\nHost: x\r\n"
+             b"Transfer-Encoding: gzip\r\n\r\n", b"501"),
+        ):  # fmt: skip
+            with socket.create_connection(("127.0.0.1", door.http_port), timeout=10) as raw:
+                raw.sendall(request)
+                assert raw.recv(100).startswith(b"HTTP/1.1 " + status)
         token = run_cli("clients", "add", "partner", env=door.env).stdout.strip()
         assert token
         wait_for(  # the client count is cached for 5 s
@@ -109,6 +120,10 @@ def test_refused_requests_are_logged_with_their_reason_never_the_payload(
     assert "birthDate" in str(by_status[422]["reason"])
     assert by_status[413]["error"] == "payload_too_large"
     assert by_status[401]["reason"] == "missing bearer token (Authorization: Bearer <token>)"
+    assert by_status[404]["error"] == "not_found"
+    assert by_status[405]["error"] == "method_not_allowed"
+    assert by_status[501]["error"] == "transfer_encoding_not_supported"
+    assert by_status[400]["error"] == "bad_request"
     assert all(line["level"] == "info" and line.get("request_id") for line in refused)
     assert sum(line["status"] == 422 for line in refused) >= 2  # FHIR and HL7 v2
     assert secret not in door.logs()

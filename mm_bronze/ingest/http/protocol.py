@@ -26,6 +26,7 @@ from typing import Any
 
 import h11
 import msgspec
+import structlog
 from hypercorn.events import RawData
 from hypercorn.protocol.events import Body, EndBody, Response, StreamClosed
 from hypercorn.protocol.h11 import H11Protocol
@@ -47,17 +48,22 @@ REASONS = {
     505: ("http_version_not_supported", "only HTTP/1.1 is served"),
 }
 
+log = structlog.get_logger(__name__)
 _installed = False
 
 
 async def _send_error_response(self: Any, status_code: int) -> None:
     code, message = REASONS.get(status_code, ("bad_request", "malformed HTTP request"))
     body = msgspec.json.encode(ErrorBody(error=code, message=message))
+    request_id = uuid.uuid4().hex
+    log.info(
+        "request refused", status=status_code, error=code, reason=message, request_id=request_id
+    )
     headers = [
         (b"content-type", b"application/json"),
         (b"content-length", str(len(body)).encode()),
         (b"connection", b"close"),
-        (b"x-request-id", uuid.uuid4().hex.encode()),
+        (b"x-request-id", request_id.encode()),
     ]
     await self._send_h11_event(
         h11.Response(

@@ -23,6 +23,8 @@ CHALLENGE = {"WWW-Authenticate": "Bearer"}
 def error(
     status: int, code: str, message: str, *, headers: dict[str, str] | None = None, **extra: Any
 ) -> Response:
+    if 400 <= status < 500:  # every refusal is logged; the reason names places, never values
+        log.info("request refused", status=status, error=code, reason=message)
     body = msgspec.json.encode(ErrorBody(error=code, message=message, **extra))
     if status == 503:
         headers = {**(headers or {}), "Retry-After": RETRY_AFTER}
@@ -44,8 +46,6 @@ def refuse(
 ) -> Response:
     """An error answered before the request body was fully read: close the connection,
     so neither side waits for (or misreads) the unread rest of the body."""
-    if status < 500:  # the reason names places, never payload values
-        log.info("request refused", status=status, error=code, reason=message)
     response = error(status, code, message, headers=headers, **extra)
     response.headers["Connection"] = "close"
     return response

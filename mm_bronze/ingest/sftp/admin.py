@@ -51,6 +51,12 @@ def users_command(args: argparse.Namespace, settings: Settings) -> int:
         users[name] = user
         save_users_file(path, list(users.values()))
         print(f"SFTP user {name!r} saved ({','.join(user.perms)})", file=sys.stderr)
+        if not user.password_hash and not user.keys:
+            print(
+                f"warning: {name!r} has no password or key and cannot log in yet: give one with"
+                f" `users add {name} --key FILE`, --password-stdin, or `users add-key {name}`",
+                file=sys.stderr,
+            )
         return 0
     if args.action == "add-key":
         out = Path(args.out) if args.out else sftp_root(settings) / "client_keys"

@@ -54,6 +54,11 @@ def test_users_add_list_remove_and_add_key(
 
     code, _, err = cli(capsys, "users", "add", "lab3", "--perms", "read,admin", *data)
     assert code == 2 and "unknown permission" in err
+    code, _, err = cli(capsys, "users", "add", "lab4", "--perms", "read", *data)
+    assert code == 0 and "warning: 'lab4' has no password or key and cannot log in yet" in err
+    assert "cannot log in" not in cli(capsys, "users", "add", "lab1", "--perms", "read", *data)[2]
+    assert cli(capsys, "users", "remove", "lab4", *data)[0] == 0
+    assert cli(capsys, "users", "add", "lab1", "--perms", "read,write", *data)[0] == 0
     assert cli(capsys, "users", "remove", "lab2", *data)[0] == 0
     assert cli(capsys, "users", "remove", "lab2", *data)[0] == 1
     code, out, _ = cli(capsys, "users", "list", *data)

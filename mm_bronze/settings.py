@@ -472,6 +472,7 @@ def _check(settings: Settings, sources: Sources | None = None) -> None:
             "expected a port number from 1 to 65535, or 0 for no metrics server"
         )
     _check_mllp(settings.mllp)
+    _check_http_tls(settings.http)
     _check_ciphers(settings.sftp.ciphers, sources)
     if settings.kafka.servers:
         for section in ("http", "mllp", "sftp"):
@@ -523,6 +524,15 @@ def _check_ciphers(ciphers: list[str], sources: Sources) -> None:
                 f"invalid setting {label}: {name!r} is not a cipher this server implements;"
                 f" expected some of {', '.join(known)}"
             )
+
+
+def _check_http_tls(http: HttpSettings) -> None:
+    """What ``serve --http`` would refuse at start, refused when settings load (so ``config``
+    and ``doctor`` refuse it too)."""
+    if bool(http.tls_cert) != bool(http.tls_key):
+        raise ConfigError("invalid setting: http.tls_cert and http.tls_key must be set together")
+    if http.tls_client_ca and not http.tls_cert:
+        raise ConfigError("invalid setting: http.tls_client_ca needs http.tls_cert and tls_key")
 
 
 def _check_mllp(mllp: MllpSettings) -> None:

@@ -111,6 +111,33 @@ def test_sftp_ciphers_must_be_ciphers_the_server_implements() -> None:
     assert chosen.sftp.ciphers == ["chacha20-poly1305@openssh.com"]
 
 
+@pytest.mark.parametrize(
+    ("environ", "message"),
+    [
+        (
+            {"MM_BRONZE_HTTP_TLS_CERT": "/etc/cert.pem"},
+            "invalid setting: http.tls_cert and http.tls_key must be set together",
+        ),
+        (
+            {"MM_BRONZE_HTTP_TLS_KEY": "/etc/key.pem"},
+            "invalid setting: http.tls_cert and http.tls_key must be set together",
+        ),
+        (
+            {"MM_BRONZE_HTTP_TLS_CLIENT_CA": "/etc/ca.pem"},
+            "invalid setting: http.tls_client_ca needs http.tls_cert and tls_key",
+        ),
+    ],
+)
+def test_http_tls_halves_are_refused_when_settings_load(
+    environ: dict[str, str], message: str
+) -> None:
+    """Refused when settings load, as MLLP's are, so `config` and `doctor` refuse what
+    `serve --http` would (they passed it before)."""
+    with pytest.raises(ConfigError) as caught:
+        load_settings(environ=environ)
+    assert str(caught.value) == message
+
+
 def test_bad_value_in_the_file_or_a_flag_names_that(tmp_path: Path) -> None:
     config = tmp_path / "c.toml"
     config.write_text('[sftp]\nport = "x"\n')

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -198,6 +199,17 @@ def test_cli_config_prints_redacted_effective_config(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert "hunter2" not in result.stdout
     assert '"dsn": "postgresql://u:***@db/metadata"' in result.stdout
+    data = tmp_path.resolve()
+    assert json.loads(result.stdout)["effective"] == {
+        "storage_url": (data / "raw").as_uri(),
+        "staging_url": (data / "raw").as_uri() + "/_staging",
+        "data_dir": str(data),
+        "postgres": "postgresql://u:***@db/metadata",
+        "users_file": str(data / "sftp" / "users.json"),
+        "host_key_path": str(data / "sftp" / "ssh_host_ed25519_key"),
+    }
+    embedded = json.loads(run_cli("config", "--data-dir", str(tmp_path)).stdout)["effective"]
+    assert embedded["postgres"] == f"embedded, {data / 'pg'}"
 
 
 def test_metrics_port_is_off_by_default_and_checked() -> None:

@@ -12,7 +12,19 @@ from mm_bronze.settings import Settings, redacted
 
 
 def print_config(settings: Settings) -> int:
-    sys.stdout.write(msgspec.json.format(msgspec.json.encode(redacted(settings))).decode())
+    from mm_bronze.ingest.sftp.door import host_key_path, users_path
+    from mm_bronze.metadata.embedded import pgdata_for
+
+    data = redacted(settings)
+    embedded = f"embedded, {pgdata_for(settings.data_path)}"
+    # Where what an empty setting means lies: the values the processes will use.
+    data["effective"].update(
+        data_dir=str(settings.data_path),
+        postgres=data["postgres"]["dsn"] if settings.postgres.dsn else embedded,
+        users_file=str(users_path(settings)),
+        host_key_path=str(host_key_path(settings)),
+    )
+    sys.stdout.write(msgspec.json.format(msgspec.json.encode(data)).decode())
     sys.stdout.write("\n")
     return 0
 

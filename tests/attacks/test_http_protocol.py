@@ -49,6 +49,23 @@ def test_over_long_headers_get_a_json_431_with_a_request_id(server: MmBronze) ->
     assert len(headers["x-request-id"]) == 32
 
 
+def test_headers_over_16_kib_in_one_read_are_a_431_on_every_route(server: MmBronze) -> None:
+    """h11 bounds a head only while it is incomplete: one that arrived whole passed."""
+    big = b"X-Big: " + b"a" * 20_000 + b"\r\n"
+    for request in (
+        b"GET /healthz HTTP/1.1\r\nHost: x\r\n" + big + b"Connection: close\r\n\r\n",
+        b"POST /ingest/fhir/json/R4/patient HTTP/1.1\r\nHost: x\r\n" + big
+        + b"Content-Length: 2\r\nConnection: close\r\n\r\n{}",
+    ):  # fmt: skip
+        status, headers, body = parse(exchange(server, request))
+        assert status == 431, request[:40]
+        assert json.loads(body)["error"] == "headers_too_large"
+        assert len(headers["x-request-id"]) == 32
+    within = b"X-Big: " + b"a" * 15_000 + b"\r\n"
+    request = b"GET /healthz HTTP/1.1\r\nHost: x\r\n" + within + b"Connection: close\r\n\r\n"
+    assert parse(exchange(server, request))[0] == 200
+
+
 def test_malformed_request_line_gets_a_json_400(server: MmBronze) -> None:
     status, headers, body = parse(exchange(server, b"GET /healthz HTTP/1.1 extra\r\n\r\n"))
     assert status == 400

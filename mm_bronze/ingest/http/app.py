@@ -8,7 +8,6 @@ from collections.abc import Awaitable, Callable
 import structlog
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
-from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -122,13 +121,12 @@ def build_app(deps: HttpDeps) -> ASGIApp:
         routes += dead_letter_routes(deps.dead_letters, deps.auth)
     app = Starlette(
         routes=routes,
-        middleware=[Middleware(Http11Only)],
         exception_handlers={404: not_found, 405: method_not_allowed, 500: server_error},
     )
     # A path with a trailing slash is unknown (404), not redirected: a redirect would tell
     # which routes exist to a request that has not shown a token.
     app.router.redirect_slashes = False
-    return LingeringClose(RequestIdMiddleware(HttpDoor(IngestEndpoint(deps), app)))
+    return LingeringClose(RequestIdMiddleware(Http11Only(HttpDoor(IngestEndpoint(deps), app))))
 
 
 async def check_readiness(checks: dict[str, Callable[[], Awaitable[None]]]) -> dict[str, str]:

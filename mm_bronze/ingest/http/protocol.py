@@ -119,16 +119,27 @@ async def _stream_send(self: Any, event: Any) -> None:
 _original_stream_send = H11Protocol.stream_send
 
 
+# Request header fields beyond this are a 431: hypercorn's h11_max_incomplete_size, which h11
+# applies only while the head is incomplete, so a whole head that arrived in one read passed.
+MAX_HEADER_BYTES = 16 * 1024
+
+
 class Http11Only:
-    """ASGI middleware: a request that is not HTTP/1.x (the HTTP/2 preface) gets a 505."""
+    """ASGI middleware: a request that is not HTTP/1.x (the HTTP/2 preface) gets a 505, one
+    whose header fields exceed ``MAX_HEADER_BYTES`` a 431, however its bytes arrived."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and not scope.get("http_version", "1.1").startswith("1."):
-            await refuse(505, *REASONS[505])(scope, receive, send)
-            return
+        if scope["type"] == "http":
+            if not scope.get("http_version", "1.1").startswith("1."):
+                await refuse(505, *REASONS[505])(scope, receive, send)
+                return
+            size = sum(len(name) + len(value) + 4 for name, value in scope["headers"])
+            if size > MAX_HEADER_BYTES:
+                await refuse(431, *REASONS[431])(scope, receive, send)
+                return
         await self.app(scope, receive, send)
 
 

@@ -29,6 +29,7 @@ CHECKS = (
     "sftp host key",
     "http tls",
     "mllp tls",
+    "http access",
     "free space",
 )
 
@@ -67,6 +68,7 @@ async def run_checks(settings: Settings, *, min_free: int = DEFAULT_MIN_FREE) ->
     from mm_bronze.doctor.database import check_migrations, check_postgres
     from mm_bronze.doctor.disk import check_free_space
     from mm_bronze.doctor.host_key import check_host_key
+    from mm_bronze.doctor.http_access import check_http_access
     from mm_bronze.doctor.kafka_limits import check_kafka_limits
     from mm_bronze.doctor.storage_probe import check_storage
     from mm_bronze.doctor.tls import check_tls
@@ -88,6 +90,10 @@ async def run_checks(settings: Settings, *, min_free: int = DEFAULT_MIN_FREE) ->
             timeout=BUS_TIMEOUT,
         )
         checks.append(bus)
+        # While the database is up (an embedded one stops with the block); reported later.
+        access = await bounded(
+            "http access", lambda: check_http_access(settings, dsn), "check PostgreSQL"
+        )
     checks += await check_storage(settings)
     if settings.kafka.servers and bus.failed:
         checks.append(skipped("kafka message size", "Kafka is not reachable (see bus)"))
@@ -102,6 +108,7 @@ async def run_checks(settings: Settings, *, min_free: int = DEFAULT_MIN_FREE) ->
     checks.append(check_host_key(settings))
     checks.append(check_tls(settings, "http"))
     checks.append(check_tls(settings, "mllp"))
+    checks.append(access)
     checks.append(check_free_space(settings, min_free))
     return checks
 

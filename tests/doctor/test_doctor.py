@@ -222,6 +222,23 @@ def test_free_space_below_the_threshold(migrated_dsn: str, tmp_path: Path) -> No
     assert checks["free space"]["status"] == "ok"
 
 
+def test_http_beyond_loopback_needs_an_api_client(migrated_dsn: str, tmp_path: Path) -> None:
+    """`serve --http` refuses a non-loopback address without API clients: so does doctor."""
+    env = {"POSTGRES_DSN": migrated_dsn, "MM_BRONZE_HTTP_HOST": "0.0.0.0"}
+    status, checks = run_doctor("--data-dir", str(tmp_path), env=env)
+    assert status == 1
+    assert checks["http access"]["status"] == "fail"
+    assert checks["http access"]["detail"] == (
+        "http.host 0.0.0.0 is not loopback and no API client exists: `serve --http` refuses"
+        " to start"
+    )
+    assert "mm-bronze clients add NAME" in checks["http access"]["fix"]
+    assert run_cli("clients", "add", "partner", env={"POSTGRES_DSN": migrated_dsn}).returncode == 0
+    status, checks = run_doctor("--data-dir", str(tmp_path), env=env)
+    assert checks["http access"]["status"] == "ok"
+    assert checks["http access"]["detail"] == "1 API client(s); every request needs a token"
+
+
 def test_invalid_settings_file(tmp_path: Path) -> None:
     config = tmp_path / "bronze.toml"
     config.write_text('[http]\nport = "eighty"\n')
@@ -230,7 +247,7 @@ def test_invalid_settings_file(tmp_path: Path) -> None:
     first, fix = done.stdout.splitlines()[:2]
     assert first.startswith("✘ settings") and "http.port" in first
     assert fix.strip().startswith("fix: correct it")
-    assert done.stdout.splitlines()[-1] == "0 passed, 1 failed, 10 not applicable"
+    assert done.stdout.splitlines()[-1] == "0 passed, 1 failed, 11 not applicable"
 
 
 @pytest.mark.parametrize("value", ["lots", "-1G"])

@@ -1,0 +1,38 @@
+"""Who may use the HTTP door: ``serve --http`` refuses a non-loopback address without API
+clients, so the doctor does too, rather than pass a setup that will not start."""
+
+from __future__ import annotations
+
+import psycopg
+
+from mm_bronze.addresses import is_loopback
+from mm_bronze.doctor.check import Check, describe, failed, passed, skipped
+from mm_bronze.doctor.database import CONNECT_TIMEOUT
+from mm_bronze.settings import Settings
+
+NAME = "http access"
+
+
+async def check_http_access(settings: Settings, dsn: str) -> Check:
+    host = settings.http.host
+    if not dsn:
+        return skipped(NAME, "needs PostgreSQL (see postgres)")
+    try:
+        async with await psycopg.AsyncConnection.connect(
+            dsn, connect_timeout=CONNECT_TIMEOUT, autocommit=True
+        ) as conn:
+            cur = await conn.execute("SELECT count(*) FROM ingestion.api_clients")
+            row = await cur.fetchone()
+    except psycopg.Error as exc:
+        return skipped(NAME, f"cannot count API clients: {describe(exc)}")
+    count = int(row[0]) if row else 0
+    if count:
+        return passed(NAME, f"{count} API client(s); every request needs a token")
+    if is_loopback(host):
+        return passed(NAME, f"no API client: http.host {host} is loopback, open without tokens")
+    return failed(
+        NAME,
+        f"http.host {host} is not loopback and no API client exists: `serve --http` refuses"
+        " to start",
+        "create one with `mm-bronze clients add NAME`, or serve HTTP on a loopback address",
+    )

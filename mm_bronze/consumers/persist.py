@@ -71,12 +71,14 @@ class PersistPipeline:
         self._settings = settings
         self._writes = asyncio.Semaphore(WRITE_CONCURRENCY)
         self.degraded: str | None = None
+        self._batch_failed = False  # degraded by a batch that failed unexpectedly
         self.stored = 0
 
     async def run(self, stop: asyncio.Event) -> None:
         backoff = 0.1
         claim = self._settings.batch_size
         while not stop.is_set():
+            messages: Sequence[Message] = ()
             try:
                 messages = await self._consumer.fetch(claim, FETCH_TIMEOUT)
                 grow = len(messages) == claim and (
@@ -89,7 +91,11 @@ class PersistPipeline:
                 )
                 if messages:
                     await self.process(messages)
-                self.degraded = None
+                # An empty fetch says nothing of a batch that failed and waits for its lease:
+                # only a batch that went through clears that.
+                if messages or not self._batch_failed:
+                    self.degraded = None
+                    self._batch_failed = False
                 backoff = 0.1
                 if 0 < len(messages) < self._settings.batch_size and self._settings.linger > 0:
                     # Let a trickle gather: the next batch then costs its fsyncs once.
@@ -105,9 +111,30 @@ class PersistPipeline:
                 # A bug, not an outage: leave the batch leased, so it comes back when the lease
                 # ends with one more attempt counted, and is dead-lettered after max_attempts.
                 self.degraded = f"{type(exc).__name__}"
+                self._batch_failed = True
                 log.exception("persist batch failed unexpectedly", error=self.degraded)
+                if len(messages) > 1 and not await self._one_by_one(messages):
+                    self.degraded = None  # every event went through alone
+                    self._batch_failed = False
                 await _pause(stop, backoff)
                 backoff = min(backoff * 2, self._settings.retry_backoff_max)
+
+    async def _one_by_one(self, messages: Sequence[Message]) -> int:
+        """After a batch failed unexpectedly, each of its events alone: one event may be at
+        fault, and the others (other clients' submissions among them) are not to share its
+        fate. Those that fail again stay leased, as the batch was. How many failed (or were
+        not tried, an outage stopping the retries)."""
+        failed = 0
+        for index, message in enumerate(messages):
+            try:
+                await self.process([message])
+            except (Unavailable, psycopg.OperationalError, psycopg.InterfaceError):
+                return len(messages) - index  # an outage: the rest come back with their lease
+            except Exception as exc:
+                failed += 1
+                log.warning("persist event failed unexpectedly", error=type(exc).__name__)
+        log.info("persist batch retried event by event", events=len(messages), failed=failed)
+        return failed
 
     async def process(self, messages: Sequence[Message]) -> None:
         """Persist one batch; on a transient failure release it and re-raise."""

@@ -244,5 +244,24 @@ def _batch_row(event: IngestEvent, path: str) -> tuple[Any, ...]:
 
 
 def _metadata(event: IngestEvent) -> str:
-    """The submission's metadata as JSON text (COPY's text format carries it as is)."""
-    return msgspec.json.encode({**event.source_metadata, "client": event.client}).decode()
+    """The submission's metadata as JSON text (COPY's text format carries it as is).
+
+    PostgreSQL's jsonb cannot hold a NUL character, which a sender can put in what the
+    metadata quotes (an HL7 control id, a FHIR profile, an SFTP file name): one there failed
+    the whole batch, every submission in it. It is recorded as U+FFFD; the stored bytes keep
+    it."""
+    metadata = {**event.source_metadata, "client": event.client}
+    text = msgspec.json.encode(metadata).decode()
+    if "\\u0000" in text:  # rare: only then is the metadata walked
+        text = msgspec.json.encode(_without_nul(metadata)).decode()
+    return text
+
+
+def _without_nul(value: Any) -> Any:
+    if isinstance(value, str):
+        return value.replace("\x00", "\ufffd")
+    if isinstance(value, dict):
+        return {_without_nul(k): _without_nul(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_without_nul(item) for item in value]
+    return value

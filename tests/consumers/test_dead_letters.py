@@ -150,3 +150,46 @@ def test_a_missing_blob_fails_only_when_no_event_in_the_batch_has_the_bytes(
         statuses = [wait_status(client, e.uuid, {"stored", "duplicate", "failed"}) for e in events]
     assert sorted(s["status"] for s in statuses) == ["duplicate", "stored"], statuses
     assert len(dead_letters(module_dsn)) == before
+
+
+def test_an_event_the_database_refuses_does_not_hold_back_its_batch(
+    server: MmBronze, module_dsn: str
+) -> None:
+    """A batch that fails unexpectedly is retried event by event at once: the others are
+    stored, and only the bad one waits for its lease (to be dead-lettered after
+    max_attempts). Here the bad one's size is beyond PostgreSQL's bigint. (Last in this
+    module: its dead letter comes minutes later.)"""
+
+    def event(body: bytes, size: int) -> IngestEvent:
+        return IngestEvent(
+            uuid=str(uuid.uuid4()),
+            source="api",
+            format="fhir",
+            content_type="json",
+            version="R4",
+            subtype="patient",
+            sha256=hashlib.sha256(body).hexdigest(),
+            size=size,
+            received_at=dt.datetime.now(dt.UTC),
+            payload=body,
+        )
+
+    bodies = [b'{"resourceType": "Patient", "id": "neighbour-%d"}' % n for n in range(3)]
+    events = [event(bodies[0], len(bodies[0])), event(bodies[1], 2**63), event(bodies[2], 10)]
+    with psycopg.connect(module_dsn) as conn:  # one transaction: claimed in one batch
+        for item in events:
+            conn.execute(
+                "INSERT INTO bus.messages (topic, key, value)"
+                " VALUES ('bronze-ingest-api', 'k', %s)",
+                (encode_event(item),),
+            )
+    with httpx.Client(base_url=server.url, timeout=30) as client:
+        for good in (events[0], events[2]):
+            assert wait_status(client, good.uuid, {"stored"}, timeout=20)
+        assert client.get(f"/ingest/{events[1].uuid}").json().get("status") != "stored"
+        # While the bad one waits for its lease, the consumers are not ready (they were again
+        # as soon as the next fetch came back empty).
+        ready = client.get("/readyz")
+        assert ready.status_code == 503, ready.text
+        assert ready.json()["checks"]["consumers"].startswith("degraded"), ready.text
+    assert "persist batch retried event by event" in server.logs()

@@ -204,7 +204,8 @@ class IngestEndpoint:
         deps = self.deps
         for name, segment in zip(SEGMENT_NAMES, route, strict=True):
             if not SEGMENT.fullmatch(segment):
-                return refuse(400, "invalid_route", f"invalid {name}: use letters, digits, . _ -")
+                why = f"invalid {name}: a letter or digit, then letters, digits, . _ - (64 at most)"
+                return refuse(400, "invalid_route", why)
         fmt, ctype, version, subtype = route[0].lower(), route[1].lower(), route[2], route[3]
         query = scope.get("query_string", b"")
         level_param: str | None = None

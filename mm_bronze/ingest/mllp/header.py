@@ -253,9 +253,8 @@ def _is_delimiter(char: int) -> bool:
 @functools.lru_cache(maxsize=256)
 def _subtype(message_type: bytes, trigger_event: bytes, batch: bool) -> str:
     kind = "_".join(_text(p) for p in (message_type, trigger_event) if p)
-    if not kind:
-        return "batch" if batch else "unknown"
-    return path_safe(kind.lower())
+    # Nothing usable (an empty MSH-9, or "!!!"): never an empty segment in a storage path.
+    return path_safe(kind.lower()) or ("batch" if batch else "unknown")
 
 
 # A sender's header fields larger than this together are not cached (here and in the ACK's

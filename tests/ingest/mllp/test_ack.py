@@ -255,3 +255,10 @@ def test_an_error_in_a_batch_names_its_message() -> None:
     assert (error.segment, error.sequence, error.field) == ("OBX", 1, 5)
     alone = receiver._located(caught.value, second)  # the same error, one message sent
     assert alone.reason.startswith("OBX-5")
+
+
+@pytest.mark.parametrize(("msh9", "subtype"), [("!!!", "unknown"), ("..^..", "unknown")])
+def test_a_message_type_with_nothing_usable_is_an_unknown_subtype(msh9: str, subtype: str) -> None:
+    """Never an empty storage path segment (``hl7/text/2.5.1//date=...``)."""
+    header = parse_header(msh().replace(b"ORU^R01^ORU_R01", msh9.encode()))
+    assert header.subtype == subtype

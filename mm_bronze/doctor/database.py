@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from contextlib import AsyncExitStack
+from typing import Any
 
 import psycopg
 
@@ -44,11 +45,7 @@ async def check_postgres(settings: Settings, stack: AsyncExitStack) -> tuple[Che
             ), ""
         dsn = server.dsn
     try:
-        async with await psycopg.AsyncConnection.connect(
-            dsn, connect_timeout=CONNECT_TIMEOUT, autocommit=True
-        ) as conn:
-            cur = await conn.execute("SHOW server_version")
-            row = await cur.fetchone()
+        row = await fetch_one(dsn, "SHOW server_version")
     except psycopg.Error as exc:
         return failed(
             name,
@@ -58,6 +55,16 @@ async def check_postgres(settings: Settings, stack: AsyncExitStack) -> tuple[Che
         ), ""
     version = row[0].split()[0] if row else "?"
     return passed(name, f"PostgreSQL {version} reachable ({where})"), dsn
+
+
+async def fetch_one(dsn: str, query: str) -> tuple[Any, ...] | None:
+    """The first row of ``query``, on a connection of its own that gives up after
+    ``CONNECT_TIMEOUT``; raises ``psycopg.Error``."""
+    async with await psycopg.AsyncConnection.connect(
+        dsn, connect_timeout=CONNECT_TIMEOUT, autocommit=True
+    ) as conn:
+        cur = await conn.execute(query)
+        return await cur.fetchone()
 
 
 async def check_migrations(dsn: str) -> Check:

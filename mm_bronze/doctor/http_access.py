@@ -7,7 +7,7 @@ import psycopg
 
 from mm_bronze.addresses import is_loopback
 from mm_bronze.doctor.check import Check, describe, failed, passed, skipped
-from mm_bronze.doctor.database import CONNECT_TIMEOUT
+from mm_bronze.doctor.database import fetch_one
 from mm_bronze.settings import Settings
 
 NAME = "http access"
@@ -18,11 +18,7 @@ async def check_http_access(settings: Settings, dsn: str) -> Check:
     if not dsn:
         return skipped(NAME, "needs PostgreSQL (see postgres)")
     try:
-        async with await psycopg.AsyncConnection.connect(
-            dsn, connect_timeout=CONNECT_TIMEOUT, autocommit=True
-        ) as conn:
-            cur = await conn.execute("SELECT count(*) FROM ingestion.api_clients")
-            row = await cur.fetchone()
+        row = await fetch_one(dsn, "SELECT count(*) FROM ingestion.api_clients")
     except psycopg.Error as exc:
         return skipped(NAME, f"cannot count API clients: {describe(exc)}")
     count = int(row[0]) if row else 0

@@ -247,15 +247,22 @@ def test_replay_all_by_topic_says_how_many(bronze: MmBronze, module_dsn: str) ->
     assert not remaining & {d["id"] for d in pending}
 
 
-def test_list_pages_with_a_cursor(bronze: MmBronze, module_dsn: str) -> None:
-    for _ in range(3):
-        enqueue(module_dsn, b"\xc1 not an event")
-    everything = wait_for(
-        lambda: listed(module_dsn, "--limit", "1000"),
-        lambda letters: len(letters) >= 3,
+def undecodable_letters(dsn: str, count: int) -> list[dict]:
+    """Put ``count`` undecodable events on the bus; every pending dead letter once theirs
+    are listed too (last)."""
+    before = len(listed(dsn, "--limit", "1000"))
+    for _ in range(count):
+        enqueue(dsn, b"\xc1 not an event")
+    return wait_for(
+        lambda: listed(dsn, "--limit", "1000"),
+        lambda found: len(found) >= before + count,
         every=0.2,
-        what="three dead letters",
+        what=f"{count} more dead letters",
     )
+
+
+def test_list_pages_with_a_cursor(bronze: MmBronze, module_dsn: str) -> None:
+    everything = undecodable_letters(module_dsn, 3)
     first = listed(module_dsn, "--limit", "2")
     rest = listed(module_dsn, "--limit", "1000", "--after", first[-1]["id"])
     assert [d["id"] for d in first + rest] == [d["id"] for d in everything]
@@ -278,14 +285,7 @@ def test_a_page_that_ends_the_list_has_no_next_cursor(
 
 
 def test_purge_checks_every_id_before_the_first(bronze: MmBronze, module_dsn: str) -> None:
-    enqueue(module_dsn, b"\xc1 not an event")
-    enqueue(module_dsn, b"\xc1 not an event either")
-    letters = wait_for(
-        lambda: listed(module_dsn, "--limit", "1000"),
-        lambda found: len(found) >= 2,
-        every=0.2,
-        what="two dead letters",
-    )
+    letters = undecodable_letters(module_dsn, 2)
     first, second = letters[-2]["id"], letters[-1]["id"]
     code, out, err = dlq(module_dsn, "purge", first, "abc", second, "--yes")
     assert code == 2 and "'abc' is not a dead letter id" in err.splitlines()[-1]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import uuid
+from typing import Any
 
 import httpx
 import msgspec
@@ -16,12 +17,45 @@ from tests.polling import wait_for
 from tests.services.mm_bronze import MmBronze
 
 
+def fhir_event(
+    body: bytes = b"{}", *, staged_path: str | None = None, **fields: Any
+) -> IngestEvent:
+    """An R4 Patient event as the HTTP door publishes it: ``body`` inline, or a claim check
+    on ``staged_path``; ``fields`` override the rest."""
+    values: dict[str, Any] = {
+        "uuid": str(uuid.uuid4()),
+        "source": "api",
+        "format": "fhir",
+        "content_type": "json",
+        "version": "R4",
+        "subtype": "patient",
+        "sha256": hashlib.sha256(body).hexdigest(),
+        "size": len(body),
+        "received_at": dt.datetime.now(dt.UTC),
+        "payload": None if staged_path else body,
+        "staged_path": staged_path,
+        **fields,
+    }
+    return IngestEvent(**values)
+
+
 def enqueue(dsn: str, value: bytes) -> None:
     with psycopg.connect(dsn) as conn:
         conn.execute(
             "INSERT INTO bus.messages (topic, key, value) VALUES ('bronze-ingest-api', 'k', %s)",
             (value,),
         )
+
+
+def enqueue_together(dsn: str, events: list[IngestEvent]) -> None:
+    """In one transaction, so that the consumer claims them in one batch."""
+    with psycopg.connect(dsn) as conn:
+        for event in events:
+            conn.execute(
+                "INSERT INTO bus.messages (topic, key, value)"
+                " VALUES ('bronze-ingest-api', 'k', %s)",
+                (encode_event(event),),
+            )
 
 
 def dead_letters(dsn: str) -> list[tuple[str, int]]:
@@ -53,17 +87,12 @@ def test_undecodable_event_is_dead_lettered(server: MmBronze, module_dsn: str) -
 def test_missing_staged_blob_fails_the_submission(server: MmBronze, module_dsn: str) -> None:
     before = len(dead_letters(module_dsn))
     submission = str(uuid.uuid4())
-    event = IngestEvent(
+    event = fhir_event(
         uuid=submission,
-        source="api",
         client="lab9",
-        format="fhir",
-        content_type="json",
-        version="R4",
         subtype="bundle",
         sha256="ab" * 32,
         size=10,
-        received_at=dt.datetime.now(dt.UTC),
         staged_path=(server.data_dir / "raw" / "_staging" / "api" / "gone").as_uri(),
     )
     enqueue(module_dsn, encode_event(event))
@@ -87,18 +116,7 @@ def test_an_event_not_keyed_by_a_uuid_and_sha256_is_undecodable(
 ) -> None:
     """What a consumer keys a record and an object by is checked when the event is decoded: a
     forged one is a dead letter, never a failed INSERT retried or a key outside the layout."""
-    event = IngestEvent(
-        uuid=str(uuid.uuid4()),
-        source="api",
-        format="fhir",
-        content_type="json",
-        version="R4",
-        subtype="patient",
-        sha256="cd" * 32,
-        size=2,
-        received_at=dt.datetime.now(dt.UTC),
-        payload=b"{}",
-    )
+    event = fhir_event(b"{}")
     forged = [
         (msgspec.structs.replace(event, uuid="not-a-uuid"), "$.uuid"),
         (msgspec.structs.replace(event, sha256="../../../etc/passwd"), "$.sha256"),
@@ -119,33 +137,14 @@ def test_a_missing_blob_fails_only_when_no_event_in_the_batch_has_the_bytes(
     the second one's is there. The second writes the object and both are recorded; neither
     is failed (before, the first was the only writer tried and both were dead-lettered)."""
     payload = b'{"resourceType": "Patient", "id": "same-bytes-twice"}'
-    digest = hashlib.sha256(payload).hexdigest()
     staging = server.data_dir / "raw" / "_staging" / "api" / "same-bytes"
     staging.mkdir(parents=True, exist_ok=True)
     (staging / "present").write_bytes(payload)
     events = [
-        IngestEvent(
-            uuid=str(uuid.uuid4()),
-            source="api",
-            format="fhir",
-            content_type="json",
-            version="R4",
-            subtype="patient",
-            sha256=digest,
-            size=len(payload),
-            received_at=dt.datetime.now(dt.UTC),
-            staged_path=(staging / blob).as_uri(),
-        )
-        for blob in ("gone", "present")
+        fhir_event(payload, staged_path=(staging / blob).as_uri()) for blob in ("gone", "present")
     ]
     before = len(dead_letters(module_dsn))
-    with psycopg.connect(module_dsn) as conn:  # one transaction: claimed in one batch
-        for event in events:
-            conn.execute(
-                "INSERT INTO bus.messages (topic, key, value)"
-                " VALUES ('bronze-ingest-api', 'k', %s)",
-                (encode_event(event),),
-            )
+    enqueue_together(module_dsn, events)
     with httpx.Client(base_url=server.url, timeout=30) as client:
         statuses = [wait_status(client, e.uuid, {"stored", "duplicate", "failed"}) for e in events]
     assert sorted(s["status"] for s in statuses) == ["duplicate", "stored"], statuses
@@ -159,30 +158,9 @@ def test_an_event_the_database_refuses_does_not_hold_back_its_batch(
     stored, and only the bad one waits for its lease (to be dead-lettered after
     max_attempts). Here the bad one's size is beyond PostgreSQL's bigint. (Last in this
     module: its dead letter comes minutes later.)"""
-
-    def event(body: bytes, size: int) -> IngestEvent:
-        return IngestEvent(
-            uuid=str(uuid.uuid4()),
-            source="api",
-            format="fhir",
-            content_type="json",
-            version="R4",
-            subtype="patient",
-            sha256=hashlib.sha256(body).hexdigest(),
-            size=size,
-            received_at=dt.datetime.now(dt.UTC),
-            payload=body,
-        )
-
     bodies = [b'{"resourceType": "Patient", "id": "neighbour-%d"}' % n for n in range(3)]
-    events = [event(bodies[0], len(bodies[0])), event(bodies[1], 2**63), event(bodies[2], 10)]
-    with psycopg.connect(module_dsn) as conn:  # one transaction: claimed in one batch
-        for item in events:
-            conn.execute(
-                "INSERT INTO bus.messages (topic, key, value)"
-                " VALUES ('bronze-ingest-api', 'k', %s)",
-                (encode_event(item),),
-            )
+    events = [fhir_event(bodies[0]), fhir_event(bodies[1], size=2**63), fhir_event(bodies[2])]
+    enqueue_together(module_dsn, events)
     with httpx.Client(base_url=server.url, timeout=30) as client:
         for good in (events[0], events[2]):
             assert wait_status(client, good.uuid, {"stored"}, timeout=20)

@@ -96,6 +96,15 @@ def failure(description: str, *, headers: tuple[str, ...] = ()) -> Json:
 
 
 HEADERS_TOO_LARGE = failure("`headers_too_large`: the request header fields exceed 16 KiB.")
+# What every route can answer, whatever it does: added to each operation's own responses.
+EVERY_ROUTE = {
+    "405": failure(
+        "`method_not_allowed`: not a method of this route; `Allow` names those that are.",
+        headers=("Allow",),
+    ),
+    "500": failure("`internal_error`: a defect of mm-bronze (logged, never the payload)."),
+    "505": failure("`http_version_not_supported`: only HTTP/1.1 is served."),
+}
 
 
 UNAUTHORIZED = failure(
@@ -694,6 +703,10 @@ def components() -> Json:
                 "description": "The authentication scheme: `Bearer`.",
                 "schema": {"type": "string", "const": "Bearer"},
             },
+            "Allow": {
+                "description": "The methods the route answers, e.g. `GET, HEAD`.",
+                "schema": {"type": "string"},
+            },
         },
         "securitySchemes": {
             "bearer": {
@@ -710,7 +723,10 @@ def document() -> Json:
     """The OpenAPI document (built on first use, then shared: do not modify)."""
     paths: Json = {}
     for (path, method), describe in OPERATIONS.items():
-        paths.setdefault(path, {})[method] = describe()
+        operation = describe()
+        for status, response in EVERY_ROUTE.items():  # a route's own description first
+            operation["responses"].setdefault(status, response)
+        paths.setdefault(path, {})[method] = operation
     return {
         "openapi": "3.1.0",
         "info": {

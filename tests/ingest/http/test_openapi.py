@@ -89,6 +89,17 @@ def test_every_route_is_documented(server: MmBronze) -> None:
     assert served_routes() == documented
 
 
+def test_every_operation_documents_what_every_route_answers(server: MmBronze) -> None:
+    """A wrong method (405 with Allow), a defect (500), HTTP/2 (505): any route answers them."""
+    document = httpx.get(server.url + "/openapi.json").json()
+    for path, item in document["paths"].items():
+        for method, operation in item.items():
+            assert {"405", "500", "505"} <= set(operation["responses"]), (path, method)
+            assert "Allow" in operation["responses"]["405"]["headers"], (path, method)
+    wrong = httpx.put(server.url + "/submissions")
+    assert wrong.status_code == 405 and wrong.headers["allow"]
+
+
 def test_document_is_valid_openapi_3_1(server: MmBronze) -> None:
     response = httpx.get(server.url + "/openapi.json")
     assert response.status_code == 200

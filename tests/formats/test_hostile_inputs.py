@@ -154,3 +154,27 @@ verdict(body, chunk=16)
 """
     )
     assert out == "accepted", out
+
+
+@pytest.mark.parametrize(
+    ("body", "location"),
+    [
+        (b'{"resourceType": "Patient", "name": [{"family": "\\ud800"}]}', "line 1, column 50"),
+        (b'{"resourceType": "Patient",\n"name": [{"family": "x\\uDBFFy"}]}', "line 2, column 23"),
+    ],
+)
+def test_a_lone_high_surrogate_escape_is_named_and_located(body: bytes, location: str) -> None:
+    """msgspec calls it "Input data was truncated", which the body is not. (Decoded whole, as
+    bodies up to 4 MiB are; a streamed body still reports it as truncated.)"""
+    with pytest.raises(InvalidPayload) as caught:
+        validate(body)
+    assert str(caught.value) == (
+        "malformed JSON: a UTF-16 high surrogate escape (\\uD800 to \\uDBFF) without its low half"
+    )
+    assert caught.value.location == location
+
+
+def test_an_escaped_backslash_before_u_d800_is_text_and_a_cut_escape_is_truncation() -> None:
+    assert validate(b'{"resourceType": "Patient", "id": "a", "language": "x\\\\ud800"}')
+    with pytest.raises(InvalidPayload, match="Input data was truncated"):
+        validate(b'{"resourceType": "Patient", "name": [{"family": "\\ud800')

@@ -9,6 +9,7 @@ problem and has the final word. Larger bodies are split as they stream in (``jso
 from __future__ import annotations
 
 import functools
+import re
 from typing import Any
 
 import msgspec
@@ -141,6 +142,11 @@ def decode_error(
     if isinstance(exc, UnicodeDecodeError) or "UTF-8" in str(exc):
         return "not valid UTF-8", position(data, first_invalid_utf8(data))
     message = str(exc).removeprefix("JSON is malformed: ")
+    if message == "Input data was truncated" and (lone := lone_surrogate(data)) is not None:
+        # msgspec's words for a high surrogate escape that no low one follows.
+        return "a UTF-16 high surrogate escape (\\uD800 to \\uDBFF) without its low half", (
+            position(data, lone)
+        )
     detail, sep, rest = message.rpartition(" (byte ")
     if not sep:
         return message, None
@@ -151,6 +157,22 @@ def decode_error(
     if detail == "trailing characters":
         offset -= 1  # msgspec names the byte after the first one (``{}x``: byte 3)
     return detail, position(data, offset)
+
+
+_HIGH_SURROGATE = re.compile(rb"(\\+)u[dD][89abAB][0-9a-fA-F]{2}")
+
+
+def lone_surrogate(data: bytes) -> int | None:
+    """The offset of the first high surrogate escape that is not followed by a ``\\u`` escape
+    and is not the end of ``data`` (a body cut there is truncated), or None."""
+    for match in _HIGH_SURROGATE.finditer(data):
+        backslashes = match.group(1)
+        if len(backslashes) % 2 == 0:  # an escaped backslash, then the letter u
+            continue
+        end = match.end()
+        if end < len(data) and data[end : end + 2] != b"\\u":
+            return match.start() + len(backslashes) - 1
+    return None
 
 
 def first_invalid_utf8(data: bytes) -> int:

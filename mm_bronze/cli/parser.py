@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import re
 import uuid
 
 from mm_bronze import __version__
@@ -302,7 +301,9 @@ def sftp_path(text: str) -> tuple[str, str]:
 
 def format_name(text: str) -> str:
     """A format as submissions record it (``fhir``), as ``GET /submissions`` accepts it."""
-    if not re.fullmatch(r"[A-Za-z0-9._+-]{1,64}", text):
+    from mm_bronze.metadata.submissions import FORMAT_NAME
+
+    if not FORMAT_NAME.fullmatch(text):
         raise argparse.ArgumentTypeError(
             f"{text!r} is not a format name such as fhir or hl7 (the format alone, without"
             " the content type)"

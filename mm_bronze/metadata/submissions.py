@@ -9,6 +9,7 @@ failed before it was recorded has no row here: its status is in the history
 from __future__ import annotations
 
 import datetime as dt
+import re
 from typing import Any, Literal
 
 import msgspec
@@ -22,6 +23,9 @@ SOURCES = ("api", "sftp", "mllp")
 STATUSES = ("stored", "duplicate")
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
+# A format as submissions record it (``fhir``, ``hl7``, ``file``): the filter both the HTTP
+# listing and ``submissions list`` accept.
+FORMAT_NAME = re.compile(r"[A-Za-z0-9._+-]{1,64}")
 
 
 class SubmissionQuery(msgspec.Struct, kw_only=True, frozen=True):

@@ -18,6 +18,7 @@ from mm_bronze.bus.dead_letters import DeadLetterNotFound, DeadLetters, InvalidD
 from mm_bronze.errors import BronzeError, Unavailable
 from mm_bronze.ingest.http.auth import Authenticator, AuthUnavailable, Unauthorized
 from mm_bronze.ingest.http.bodies import DeadLetterPage, Purged, Replayed
+from mm_bronze.ingest.http.parameters import misused
 from mm_bronze.ingest.http.responses import database_unavailable, error, json_response, unauthorized
 
 log = structlog.get_logger(__name__)
@@ -55,14 +56,9 @@ def dead_letter_routes(letters: DeadLetters, auth: Authenticator) -> list[Route]
 
     async def list_letters(request: Request) -> Response:
         query = request.query_params
-        for name in query:
-            if name not in PARAMETERS:
-                known = ", ".join(PARAMETERS)
-                why = f"{name}: unknown parameter; known: {known}"
-                return error(400, "invalid_parameter", why, parameter=name)
-            if len(query.getlist(name)) > 1:
-                why = f"{name}: given more than once"
-                return error(400, "invalid_parameter", why, parameter=name)
+        if (wrong := misused(query.multi_items(), PARAMETERS)) is not None:
+            name, why = wrong
+            return error(400, "invalid_parameter", f"{name}: {why}", parameter=name)
         text = query.get("limit", "100")
         if not (text.isascii() and text.isdigit() and len(text) <= 4) or not (
             1 <= int(text) <= MAX_LIMIT

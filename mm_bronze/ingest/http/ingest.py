@@ -44,6 +44,7 @@ from mm_bronze.ingest.http.content_coding import (
 )
 from mm_bronze.ingest.http.deadlines import Deadline, SharedDeadlines
 from mm_bronze.ingest.http.deps import HttpDeps
+from mm_bronze.ingest.http.parameters import misused
 from mm_bronze.ingest.http.responses import CHALLENGE, error, invalid_payload, refuse
 from mm_bronze.ingest.submission_ids import new_submission_id
 from mm_bronze.metrics import format_label
@@ -120,21 +121,11 @@ async def body_chunks(
 def _validation_param(query: bytes) -> str | Response | None:
     """The ``validation`` parameter of an ingest query string (the only one it takes), or
     the 400 to answer: a misspelt parameter would otherwise be ignored without a word."""
-    value = None
-    for name, given in parse_qsl(query.decode("latin-1"), keep_blank_values=True):
-        if name != "validation":
-            return refuse(
-                400,
-                "invalid_parameter",
-                f"{name}: unknown parameter; known: validation",
-                parameter=name,
-            )
-        if value is not None:
-            return refuse(
-                400, "invalid_parameter", "validation: given more than once", parameter=name
-            )
-        value = given
-    return value
+    pairs = parse_qsl(query.decode("latin-1"), keep_blank_values=True)
+    if (wrong := misused(pairs, ("validation",))) is not None:
+        name, why = wrong
+        return refuse(400, "invalid_parameter", f"{name}: {why}", parameter=name)
+    return dict(pairs).get("validation")
 
 
 class IngestEndpoint:

@@ -23,9 +23,11 @@ from starlette.types import Receive
 from mm_bronze.ingest.http.auth import AuthUnavailable, Unauthorized
 from mm_bronze.ingest.http.bodies import SubmissionsPage
 from mm_bronze.ingest.http.deps import HttpDeps
+from mm_bronze.ingest.http.parameters import misused
 from mm_bronze.ingest.http.responses import database_unavailable, error, json_response, unauthorized
 from mm_bronze.ingest.http.scoping import owner_of_view, relative_path
 from mm_bronze.metadata.submissions import (
+    FORMAT_NAME,
     MAX_LIMIT,
     SOURCES,
     STATUSES,
@@ -45,7 +47,6 @@ POLL_SECONDS = 2.0
 PARAMETERS = (
     "client source format status sha256 since until path limit after before order wait".split()
 )
-TOKEN = re.compile(r"[A-Za-z0-9._+-]{1,64}")
 _SHA256 = re.compile(r"[0-9a-fA-F]{64}")
 
 
@@ -57,11 +58,9 @@ class BadParameter(Exception):
 
 def parse_query(params: QueryParams) -> tuple[SubmissionQuery, float]:
     """The query and the wait (seconds) asked for; raises ``BadParameter``."""
+    if (wrong := misused(params.multi_items(), PARAMETERS)) is not None:
+        raise BadParameter(*wrong)
     for name in params:
-        if name not in PARAMETERS:
-            raise BadParameter(name, f"unknown parameter; known: {', '.join(PARAMETERS)}")
-        if len(params.getlist(name)) > 1:
-            raise BadParameter(name, "given more than once")
         if "\x00" in params[name]:  # PostgreSQL text cannot hold one: no match, not a 503
             raise BadParameter(name, "contains a NUL character")
     fields: dict[str, Any] = {}
@@ -72,7 +71,7 @@ def parse_query(params: QueryParams) -> tuple[SubmissionQuery, float]:
     if (source := params.get("source")) is not None:
         fields["source"] = _choice("source", source, SOURCES)
     if (fmt := params.get("format")) is not None:
-        if not TOKEN.fullmatch(fmt):
+        if not FORMAT_NAME.fullmatch(fmt):
             raise BadParameter("format", "expected a format name such as fhir or hl7")
         fields["format"] = fmt
     if (status := params.get("status")) is not None:

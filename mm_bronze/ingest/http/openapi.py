@@ -32,7 +32,13 @@ from mm_bronze.ingest.http.content import MEDIA_TYPES, OCTET_STREAM
 from mm_bronze.ingest.http.content_coding import ACCEPTED as ACCEPTED_CODINGS
 from mm_bronze.ingest.http.ingest import SEGMENT
 from mm_bronze.ingest.http.responses import RETRY_AFTER
-from mm_bronze.metadata.submissions import DEFAULT_LIMIT, MAX_LIMIT, SOURCES, STATUSES
+from mm_bronze.metadata.submissions import (
+    DEFAULT_LIMIT,
+    FORMAT_NAME,
+    MAX_LIMIT,
+    SOURCES,
+    STATUSES,
+)
 from mm_bronze.metrics.exposition import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from mm_bronze.models import SubmissionStatus
 
@@ -397,7 +403,7 @@ def submissions() -> Json:
             query(
                 "format",
                 "Its format, e.g. `fhir`, `hl7`.",
-                {"type": "string", "pattern": f"^{listing.TOKEN.pattern}$"},
+                {"type": "string", "pattern": f"^{FORMAT_NAME.pattern}$"},
             ),
             query(
                 "status",

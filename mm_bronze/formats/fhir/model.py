@@ -11,6 +11,7 @@ import json
 import re
 from dataclasses import dataclass
 from importlib import resources
+from importlib.resources.abc import Traversable
 from typing import Any
 
 from mm_bronze.formats.built_once import built_once
@@ -148,11 +149,15 @@ def canonical_version(declared: str | None) -> str | None:
     return _ALIASES.get(declared.lower())
 
 
+def definitions(version: str) -> Traversable:
+    """The shipped structure definitions of a canonical version (JSON)."""
+    return resources.files("mm_bronze.formats.fhir") / "definitions" / f"{version}.json"
+
+
 @built_once
 def model(version: str) -> Model:
     """The model of a canonical version (loaded once, on first use)."""
-    path = resources.files("mm_bronze.formats.fhir") / "definitions" / f"{version}.json"
-    return Model(version, json.loads(path.read_text(encoding="utf-8")))
+    return Model(version, json.loads(definitions(version).read_text(encoding="utf-8")))
 
 
 def primitive_problem(type_name: str, value: Any, *, from_json: bool) -> str | None:

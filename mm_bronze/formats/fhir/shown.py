@@ -12,11 +12,10 @@ from __future__ import annotations
 
 import functools
 import re
-from importlib import resources
 
 import msgspec
 
-from mm_bronze.formats.fhir.model import VERSIONS
+from mm_bronze.formats.fhir.model import VERSIONS, definitions
 
 _NAME = re.compile(r"_?[A-Za-z][A-Za-z0-9_]{0,63}")
 
@@ -56,8 +55,7 @@ def _every_resource_type() -> frozenset[str]:
     """The resource types of every shipped version (read on the first unknown one)."""
     found: set[str] = set()
     for version in VERSIONS:
-        path = resources.files("mm_bronze.formats.fhir") / "definitions" / f"{version}.json"
-        found.update(msgspec.json.decode(path.read_bytes(), type=_Names).resources)
+        found.update(msgspec.json.decode(definitions(version).read_bytes(), type=_Names).resources)
     return frozenset(found)
 
 

@@ -318,7 +318,7 @@ def walker_verdict(
     """The walker's metadata, or None when it rejects (the fast path switched off)."""
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(json_validator, "decide", lambda data, version: None)
-        patch.setattr(ndjson_validator, "decode_lines", lambda lines, version: [None] * len(lines))
+        patch.setattr(ndjson_validator, "line_kinds", lambda lines, version: [None] * len(lines))
         try:
             return validate(body, content_type=content_type, version=version, level=level)
         except InvalidPayload:

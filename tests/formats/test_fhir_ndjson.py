@@ -153,13 +153,13 @@ def test_lines_that_span_chunks_are_held_for_the_fast_path(
 
 def test_lines_of_many_chunks_are_checked_in_one_block(monkeypatch: pytest.MonkeyPatch) -> None:
     blocks: list[int] = []
-    decode_lines = ndjson_validator.decode_lines
+    line_kinds = ndjson_validator.line_kinds
 
-    def counted(lines: list[bytes], version: str) -> list[object]:
+    def counted(lines: list[bytes], version: str) -> list[str | None]:
         blocks.append(len(lines))
-        return decode_lines(lines, version)
+        return line_kinds(lines, version)
 
-    monkeypatch.setattr(ndjson_validator, "decode_lines", counted)
+    monkeypatch.setattr(ndjson_validator, "line_kinds", counted)
     body = ndjson(*[PATIENT, CONDITION] * 20)
     meta = validate(body, content_type="ndjson", chunk=50)
     assert meta["resource_types"] == {"Condition": 20, "Patient": 20}

@@ -8,18 +8,13 @@ from typing import Any
 from mm_bronze.errors import InvalidPayload, Issue
 from mm_bronze.formats.base import LENIENT, STRICT, Findings
 from mm_bronze.formats.fhir import json_validator
-from mm_bronze.formats.fhir.fast.decider import (
-    collection_paused,
-    decode_lines,
-    resource_types,
-    without_repeated_keys,
-)
+from mm_bronze.formats.fhir.fast.decider import collection_paused, line_kinds
 from mm_bronze.formats.fhir.json_validator import FhirJsonValidator, checker_for
 from mm_bronze.formats.fhir.model import canonical_version
 
-# Complete lines are gathered up to this size before the fast path checks them together: each
-# check has a cost per block (and the formats of a block are checked once per distinct value),
-# so 64 KiB chunks cost a tenth more than one block for a whole file.
+# Complete lines are gathered up to this size before the fast path checks them together: the
+# formats of a block are checked in one batch, once per distinct value, so 64 KiB chunks cost
+# a tenth more than one block for a whole file.
 BLOCK = 1024 * 1024
 
 
@@ -27,12 +22,12 @@ class FhirNdjsonValidator:
     """Checks each line, as it arrives, as a FHIR JSON body.
 
     Complete lines are gathered up to ``BLOCK`` and go through the fast path together
-    (decoded at C speed, one duplicate-key count per block); a line that spans chunks is held
-    until it ends and then joins the next chunk's lines, unless it grows beyond
-    ``BUFFER_LIMIT``: then, as a
-    line the fast path does not accept, it goes to its own FHIR JSON validator (which
-    streams it, so a long line is never held whole). The line validators collect everything
-    (lenient); this validator's level decides what rejects the file.
+    (``line_kinds``: each decoded at C speed, the formats of all checked in one batch); a
+    line that spans chunks is held until it ends and then joins the next chunk's lines,
+    unless it grows beyond ``BUFFER_LIMIT``: then, as a line the fast path does not accept,
+    it goes to its own FHIR JSON validator (which streams it, so a long line is never held
+    whole). The line validators collect everything (lenient); this validator's level
+    decides what rejects the file.
     """
 
     def __init__(self, version: str | None = None, level: str = STRICT) -> None:
@@ -109,9 +104,7 @@ class FhirNdjsonValidator:
                 self._slow_line(line)
             return
         with collection_paused():
-            documents = without_repeated_keys(lines, decode_lines(lines, self._fast))
-            kinds = resource_types(documents, self._fast)
-            del documents
+            kinds = line_kinds(lines, self._fast)
         counts = self._types
         if None not in kinds:
             self._line += len(kinds)

@@ -343,15 +343,48 @@ def _outside_strings(blob: bytes) -> int:
     return b"".join(cleaned.split(b'"')[0::2]).count(b":")
 
 
-def resource_types(documents: list[Any], version: str) -> list[str | None]:
-    """The resource type of each decoded resource of a block; None where ``documents`` holds
-    None or a Bundle that breaks a rule (what NDJSON lines need of ``summary``, cheaper)."""
+def line_kinds(lines: list[bytes], version: str) -> list[str | None]:
+    """The resource type of each line of an NDJSON block, None where the line does not decode,
+    repeats a key or is a Bundle that breaks a rule (what NDJSON lines need of ``decide``).
+
+    Each line is decoded, re-encoded for the duplicate-key check (``keys_unique``) and dropped
+    before the next: a block's documents are never held together, which costs the cache more
+    than the work. The formats of all lines are checked in one batch; only if it fails is each
+    line checked again alone, to find those at fault."""
     kinds = types(version)
-    found: list[str | None] = list(map(kinds.tags.get, map(type, documents)))
-    if "Bundle" in found:
-        for index, document in enumerate(documents):
-            if type(document) is kinds.bundle and _bundle(document, kinds) is None:
-                found[index] = None
+    with formats.lock:
+        found = within_depth(_kinds_each, kinds, lines)
+        if formats.valid():
+            return found
+        found.clear()
+        for line in lines:
+            formats.start()
+            kind = within_depth(_kinds_each, kinds, [line])[0]
+            found.append(kind if formats.valid() else None)
+        return found
+
+
+def _kinds_each(kinds: Types, lines: list[bytes]) -> list[str | None]:
+    decode = kinds.decoder.decode
+    encode_into = _encoder.encode_into
+    encoded = _buffer()
+    tags = kinds.tags
+    bundle = kinds.bundle
+    found: list[str | None] = []
+    append = found.append
+    for line in lines:
+        try:
+            document = decode(line)
+            encode_into(document, encoded)
+        except (*_ERRORS, TypeError):
+            append(None)
+            continue
+        if len(encoded) != len(line) and not keys_unique(line, (document,)):
+            append(None)
+        elif type(document) is bundle and _bundle(document, kinds) is None:
+            append(None)
+        else:
+            append(tags[type(document)])
     return found
 
 

@@ -91,3 +91,33 @@ def test_a_transfer_coding_other_than_chunked_gets_a_json_501_that_says_so(
             " with Content-Encoding: gzip",
         }
         assert len(headers["x-request-id"]) == 32
+
+
+def test_an_over_long_request_target_is_a_414_however_it_arrives(server: MmBronze) -> None:
+    """A path and query over 8 KiB: a 414 whether the whole head arrived in one read (the app
+    refuses it) or grew past h11's bound before the request line ended (hypercorn refuses)."""
+    for size in (9_000, 20_000, 200_000):
+        request = (
+            b"GET /submissions?after=" + b"a" * size + b" HTTP/1.1\r\nHost: x\r\n"
+            b"Connection: close\r\n\r\n"
+        )
+        status, headers, body = parse(exchange(server, request))
+        assert status == 414, size
+        assert json.loads(body) == {
+            "error": "uri_too_long",
+            "message": "request target (path and query) longer than 8 KiB",
+        }
+        assert len(headers["x-request-id"]) == 32
+    within = b"GET /healthz?" + b"a" * 8_000 + b" HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    assert parse(exchange(server, within))[0] == 200
+
+
+def test_a_head_over_16_kib_with_its_target_is_a_431(server: MmBronze) -> None:
+    """The target counts toward the head's bound, as it does in h11's while the head grows."""
+    request = (
+        b"GET /healthz?" + b"a" * 8_000 + b" HTTP/1.1\r\nHost: x\r\nX-Big: " + b"b" * 9_000
+        + b"\r\nConnection: close\r\n\r\n"
+    )  # fmt: skip
+    status, _headers, body = parse(exchange(server, request))
+    assert status == 431
+    assert json.loads(body)["error"] == "headers_too_large"

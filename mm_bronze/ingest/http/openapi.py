@@ -66,9 +66,9 @@ Every response carries an `X-Request-ID` header: the client's own when it sends 
 error has the body `{"error": "<code>", "message": "<readable reason>", ...}`.
 
 The door speaks HTTP/1.1 only: the HTTP/2 connection preface is answered `505`. Requests
-refused before they reach the application (request headers over 16 KiB: `431`; a
-`Transfer-Encoding` other than `chunked`: `501`; a malformed request: `400`) get the same error
-body. A method a route does not serve is answered `405`
+refused before they reach the application (a path and query over 8 KiB: `414`; a request
+head over 16 KiB: `431`; a `Transfer-Encoding` other than `chunked`: `501`; a malformed
+request: `400`) get the same error body. A method a route does not serve is answered `405`
 with an `Allow` header; a path no route serves, `404`.
 
 Authentication: `Authorization: Bearer <token>` once API clients exist (`mm-bronze clients
@@ -101,13 +101,16 @@ def failure(description: str, *, headers: tuple[str, ...] = ()) -> Json:
     return answer(description, ref("ErrorBody"), headers=headers)
 
 
-HEADERS_TOO_LARGE = failure("`headers_too_large`: the request header fields exceed 16 KiB.")
+HEADERS_TOO_LARGE = failure(
+    "`headers_too_large`: the request head (target and header fields) exceeds 16 KiB."
+)
 # What every route can answer, whatever it does: added to each operation's own responses.
 EVERY_ROUTE = {
     "405": failure(
         "`method_not_allowed`: not a method of this route; `Allow` names those that are.",
         headers=("Allow",),
     ),
+    "414": failure("`uri_too_long`: the request target (path and query) exceeds 8 KiB."),
     "500": failure("`internal_error`: a defect of mm-bronze (logged, never the payload)."),
     "505": failure("`http_version_not_supported`: only HTTP/1.1 is served."),
 }

@@ -7,9 +7,10 @@ has no switch for them:
 - HTTP/2 over cleartext (an ``Upgrade: h2c`` request, or the HTTP/2 connection preface) is
   not served: the door is tested as HTTP/1.1 only, so an upgrade request is answered as
   plain HTTP/1.1 and the preface is refused with a 505 (by ``Http11Only``, in the app).
-- Requests hypercorn refuses before the app sees them (over-long headers: 431, a transfer
-  coding other than chunked: 501, malformed requests: 400) get the door's JSON error body
-  and an ``X-Request-ID``, as every response does, instead of an empty body.
+- Requests hypercorn refuses before the app sees them (an over-long request target: 414,
+  over-long headers: 431, a transfer coding other than chunked: 501, malformed requests:
+  400) get the door's JSON error body and an ``X-Request-ID``, as every response does,
+  instead of an empty body.
 - A response with a ``Content-Length`` goes out in one write (status line, headers and the
   first body part together) instead of one write, each with its lock and drain, per part.
 - Each connection's keep-alive timer is re-armed lazily (``idle_timer``).
@@ -38,6 +39,7 @@ from mm_bronze.ingest.http.responses import refuse
 
 REASONS = {
     400: ("bad_request", "malformed HTTP request"),
+    414: ("uri_too_long", "request target (path and query) longer than 8 KiB"),
     431: ("headers_too_large", "request header fields too large"),
     # h11's only 501: a Transfer-Encoding other than chunked (or given twice).
     501: (
@@ -53,6 +55,8 @@ _installed = False
 
 
 async def _send_error_response(self: Any, status_code: int) -> None:
+    if status_code == 431 and b"\n" not in self.connection.trailing_data[0]:
+        status_code = 414  # the head grew too long before its request line ended
     code, message = REASONS.get(status_code, ("bad_request", "malformed HTTP request"))
     body = msgspec.json.encode(ErrorBody(error=code, message=message))
     request_id = uuid.uuid4().hex
@@ -119,14 +123,18 @@ async def _stream_send(self: Any, event: Any) -> None:
 _original_stream_send = H11Protocol.stream_send
 
 
-# Request header fields beyond this are a 431: hypercorn's h11_max_incomplete_size, which h11
-# applies only while the head is incomplete, so a whole head that arrived in one read passed.
+# A request head (target and header fields) beyond this is a 431: hypercorn's
+# h11_max_incomplete_size, which h11 applies only while the head is incomplete, so a whole
+# head that arrived in one read passed. A request target beyond MAX_TARGET_BYTES is a 414:
+# h11 reports one that ends past the head's bound as a 431 too (``_send_error_response``).
 MAX_HEADER_BYTES = 16 * 1024
+MAX_TARGET_BYTES = 8 * 1024
 
 
 class Http11Only:
     """ASGI middleware: a request that is not HTTP/1.x (the HTTP/2 preface) gets a 505, one
-    whose header fields exceed ``MAX_HEADER_BYTES`` a 431, however its bytes arrived."""
+    whose target exceeds ``MAX_TARGET_BYTES`` a 414, one whose head exceeds
+    ``MAX_HEADER_BYTES`` a 431, however its bytes arrived."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -136,8 +144,12 @@ class Http11Only:
             if not scope.get("http_version", "1.1").startswith("1."):
                 await refuse(505, *REASONS[505])(scope, receive, send)
                 return
+            target = len(scope.get("raw_path") or b"") + len(scope["query_string"]) + 1
+            if target > MAX_TARGET_BYTES:
+                await refuse(414, *REASONS[414])(scope, receive, send)
+                return
             size = sum(len(name) + len(value) + 4 for name, value in scope["headers"])
-            if size > MAX_HEADER_BYTES:
+            if target + size > MAX_HEADER_BYTES:
                 await refuse(431, *REASONS[431])(scope, receive, send)
                 return
         await self.app(scope, receive, send)

@@ -90,11 +90,12 @@ def test_every_route_is_documented(server: MmBronze) -> None:
 
 
 def test_every_operation_documents_what_every_route_answers(server: MmBronze) -> None:
-    """A wrong method (405 with Allow), a defect (500), HTTP/2 (505): any route answers them."""
+    """A wrong method (405 with Allow), a long target (414), a defect (500), HTTP/2 (505): any
+    route answers them."""
     document = httpx.get(server.url + "/openapi.json").json()
     for path, item in document["paths"].items():
         for method, operation in item.items():
-            assert {"405", "500", "505"} <= set(operation["responses"]), (path, method)
+            assert {"405", "414", "500", "505"} <= set(operation["responses"]), (path, method)
             assert "Allow" in operation["responses"]["405"]["headers"], (path, method)
     wrong = httpx.put(server.url + "/submissions")
     assert wrong.status_code == 405 and wrong.headers["allow"]

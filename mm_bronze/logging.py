@@ -52,13 +52,22 @@ def _json_line(event: dict[str, Any], **_: Any) -> str:
 
 class _Stderr:
     """Whatever ``sys.stderr`` is when a line is written, not when logging was configured:
-    a stream replaced since (and perhaps closed, as a test runner's capture is) is not kept."""
+    a stream replaced since (and perhaps closed, as a test runner's capture is) is not kept.
+
+    A line that cannot be written (the reader of a pipe is gone, the stream is closed) is
+    dropped: a log line never fails the work that wrote it (an acknowledgement, a shutdown)."""
 
     def write(self, text: str) -> int:
-        return sys.stderr.write(text)
+        try:
+            return sys.stderr.write(text)
+        except (OSError, ValueError):
+            return 0
 
     def flush(self) -> None:
-        sys.stderr.flush()
+        try:
+            sys.stderr.flush()
+        except (OSError, ValueError):
+            pass
 
 
 STDERR = _Stderr()

@@ -199,8 +199,8 @@ def _on_signal(stop: asyncio.Event, sig: signal.Signals) -> None:
     if stop.is_set():
         log.warning("second signal, still shutting down", signal=sig.name)
         return
+    stop.set()  # before the log line, which must not be what stops the stop
     log.info("shutting down", signal=sig.name)
-    stop.set()
 
 
 def run(main: Awaitable[T]) -> T:

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import socket
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -11,7 +14,8 @@ import httpx
 import psycopg
 
 from tests.ingest.http.helpers import wait_status
-from tests.services.mm_bronze import MmBronze
+from tests.polling import wait_for
+from tests.services.mm_bronze import MmBronze, free_port
 
 
 def test_sigterm_finishes_in_flight_upload(dsn: str, tmp_path: Path) -> None:
@@ -55,3 +59,40 @@ def test_sigterm_finishes_in_flight_upload(dsn: str, tmp_path: Path) -> None:
         assert wait_status(client, submission, {"stored"})["size"] == len(body)
     with psycopg.connect(dsn) as conn:
         assert conn.execute("SELECT count(*) FROM bus.messages").fetchone() == (0,)
+
+
+def test_a_log_reader_that_is_gone_stops_neither_requests_nor_a_shutdown(
+    dsn: str, tmp_path: Path
+) -> None:
+    """Logs piped to a collector that died: lines are dropped, but requests are still
+    acknowledged and SIGTERM still stops the server (it used to ignore every signal)."""
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mm_bronze", "serve", "--http", "--data-dir", str(tmp_path),
+         "--http-port", str(port)],
+        env={**os.environ, "POSTGRES_DSN": dsn, "MM_BRONZE_LOG_FORMAT": "json"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        url = f"http://127.0.0.1:{port}"
+        wait_for(lambda: _alive(url), timeout=60, what="the server to start")
+        assert proc.stdout is not None
+        proc.stdout.close()  # the collector is gone: every log write now fails
+        body = b'{"resourceType": "Patient", "id": "piped"}'
+        answer = httpx.post(url + "/ingest/fhir/json/R4/patient", content=body, timeout=10)
+        assert answer.status_code == 202, answer.text
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def _alive(url: str) -> bool:
+    try:
+        return httpx.get(url + "/healthz", timeout=1).status_code == 200
+    except httpx.HTTPError:
+        return False

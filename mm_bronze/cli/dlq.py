@@ -45,6 +45,8 @@ async def dlq_command(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def _run(args: argparse.Namespace, letters: DeadLetters) -> int:
+    from mm_bronze.cli import UsageError
+
     if args.action == "list":
         found = await letters.pending(topic=args.topic, limit=args.limit, after=args.after)
         _print(found, as_json=args.json)
@@ -61,9 +63,26 @@ async def _run(args: argparse.Namespace, letters: DeadLetters) -> int:
         count = await letters.replay_all(args.topic)
         print(f"{count} dead letter{'' if count == 1 else 's'} replayed")
         return 0
-    # Every id is checked before the first is acted on: a typo in the third of three ids
-    # must not leave the first two replayed or purged and the rest not.
+    # Every id is checked, its form and that it names a pending dead letter, before the
+    # first is acted on: a typo in the third of three ids must not leave the first two
+    # replayed or purged and the rest not.
     ids = [letters.canonical_id(id) for id in args.ids]
+    if repeated := sorted({id for id in ids if ids.count(id) > 1}):
+        raise UsageError(f"{', '.join(repeated)}: named more than once")
+    unknown = []
+    for id in ids:
+        try:
+            await letters.get(id)
+        except DeadLetterNotFound:
+            unknown.append(id)
+    if unknown:
+        names = ", ".join(unknown)
+        print(
+            f"mm-bronze: error: no dead letter {names} (unknown, or already replayed or"
+            f" purged); nothing {'replayed' if args.action == 'replay' else 'purged'}",
+            file=sys.stderr,
+        )
+        return 1
     failed = 0
     for id in ids:
         try:

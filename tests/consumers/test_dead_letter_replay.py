@@ -291,6 +291,17 @@ def test_purge_checks_every_id_before_the_first(bronze: MmBronze, module_dsn: st
     assert code == 2 and "'abc' is not a dead letter id" in err.splitlines()[-1]
     assert out == ""
     assert {first, second} <= {d["id"] for d in listed(module_dsn, "--limit", "1000")}
+    # An id of the right form that names no pending dead letter: nothing is done either.
+    for action, done in ((["purge", "--yes"], "purged"), (["replay"], "replayed")):
+        code, out, err = dlq(module_dsn, action[0], first, "999999999", second, *action[1:])
+        assert code == 1 and out == "", err
+        assert err.strip() == (
+            "mm-bronze: error: no dead letter 999999999 (unknown, or already replayed or"
+            f" purged); nothing {done}"
+        )
+        assert {first, second} <= {d["id"] for d in listed(module_dsn, "--limit", "1000")}
+    code, out, err = dlq(module_dsn, "purge", first, f"00{first}", "--yes")
+    assert code == 2 and f"{first}: named more than once" in err.splitlines()[-1]
     code, out, err = dlq(module_dsn, "purge", f"00{first}", second, "--yes")
     assert code == 0, err
     assert out.splitlines() == [f"{first} purged", f"{second} purged"]

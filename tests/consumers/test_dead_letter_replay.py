@@ -372,6 +372,18 @@ def test_http_lists_shows_and_refuses_bad_ids(
             assert client.get(f"/dead-letters/{bad}").json()["error"] == "invalid_id"
         missing = client.post("/dead-letters/999999999/replay")
         assert missing.status_code == 404 and missing.json()["error"] == "not_found"
+        # The item routes take no parameter: a ``dry_run`` or ``confirm`` they do not know
+        # is refused, not ignored by an action that cannot be undone.
+        item = f"/dead-letters/{letter['id']}"
+        for method, path in (("DELETE", item), ("POST", item + "/replay"), ("GET", item)):
+            refused = client.request(method, path + "?dry_run=1")
+            assert refused.status_code == 400, (method, path)
+            assert refused.json() == {
+                "error": "invalid_parameter",
+                "message": "dry_run: unknown parameter; this route takes none",
+                "parameter": "dry_run",
+            }
+        assert client.get(item).status_code == 200  # still pending
         purged = client.delete(f"/dead-letters/00{letter['id']}")  # answered as written
         assert purged.status_code == 200
         assert purged.json() == {"status": "purged", "id": letter["id"]}

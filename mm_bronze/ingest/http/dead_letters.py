@@ -7,7 +7,7 @@ other route is.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 
 import structlog
 from starlette.requests import Request
@@ -29,7 +29,10 @@ Handler = Callable[[Request], Awaitable[Response]]
 
 
 def dead_letter_routes(letters: DeadLetters, auth: Authenticator) -> list[Route]:
-    def admin_only(handler: Handler) -> Handler:
+    def admin_only(handler: Handler, known: Sequence[str] = ()) -> Handler:
+        """``handler`` for admin clients, with the query parameters in ``known`` only (a
+        ``?dry_run=1`` on a purge must not purge)."""
+
         async def guarded(request: Request) -> Response:
             try:
                 client = await auth.authenticate(request.headers.get("authorization"))
@@ -39,6 +42,9 @@ def dead_letter_routes(letters: DeadLetters, auth: Authenticator) -> list[Route]
                 return database_unavailable()
             if client is not None and not client.is_admin:
                 return error(403, "forbidden", "dead letters are for admin clients only")
+            if (wrong := misused(request.query_params.multi_items(), known)) is not None:
+                name, why = wrong
+                return error(400, "invalid_parameter", f"{name}: {why}", parameter=name)
             request.state.client = client.name if client is not None else None
             try:
                 return await handler(request)
@@ -56,9 +62,6 @@ def dead_letter_routes(letters: DeadLetters, auth: Authenticator) -> list[Route]
 
     async def list_letters(request: Request) -> Response:
         query = request.query_params
-        if (wrong := misused(query.multi_items(), PARAMETERS)) is not None:
-            name, why = wrong
-            return error(400, "invalid_parameter", f"{name}: {why}", parameter=name)
         text = query.get("limit", "100")
         if not (text.isascii() and text.isdigit() and len(text) <= 4) or not (
             1 <= int(text) <= MAX_LIMIT
@@ -99,7 +102,7 @@ def dead_letter_routes(letters: DeadLetters, auth: Authenticator) -> list[Route]
         return await (purge if request.method == "DELETE" else show)(request)
 
     return [
-        Route("/dead-letters", admin_only(list_letters), methods=["GET"]),
+        Route("/dead-letters", admin_only(list_letters, PARAMETERS), methods=["GET"]),
         # One route for both methods, so a 405 there names both in its Allow header.
         Route("/dead-letters/{id}", admin_only(show_or_purge), methods=["GET", "DELETE"]),
         Route("/dead-letters/{id}/replay", admin_only(replay), methods=["POST"]),

@@ -517,7 +517,10 @@ ADMIN_ONLY = {
         "`unavailable`: the bus or database cannot be reached.", headers=("Retry-After",)
     ),
 }
-INVALID_ID = failure("`invalid_id`: not a dead letter id of this bus.")
+INVALID_ID = failure(
+    "`invalid_id`: not a dead letter id of this bus; `invalid_parameter`: any query parameter"
+    " (this route takes none; `parameter` names it)."
+)
 NOT_PENDING = failure(
     "`not_found`: no pending dead letter has that id (unknown, or already replayed or purged)."
 )

@@ -12,6 +12,8 @@ def misused(pairs: Iterable[tuple[str, str]], known: Sequence[str]) -> tuple[str
     seen: set[str] = set()
     for name, _ in pairs:
         if name not in known:
+            if not known:
+                return name, "unknown parameter; this route takes none"
             return name, f"unknown parameter; known: {', '.join(known)}"
         if name in seen:
             return name, "given more than once"

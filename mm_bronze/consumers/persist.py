@@ -163,7 +163,6 @@ class PersistPipeline:
             if event.sha256 not in existing:
                 candidates.setdefault(event.sha256, collections.deque()).append(event)
         paths = dict(existing)
-        written: dict[str, str] = {}
         keys: list[str] = []
         writers = {sha: events.popleft() for sha, events in candidates.items()}
         while writers:
@@ -179,8 +178,6 @@ class PersistPipeline:
                     raise result
                 keys.append(key)
                 paths[sha] = self._storage.raw.url_for(key)
-                if result:
-                    written[sha] = paths[sha]
             writers = again
         # Objects are written without their directory entries synced: one fsync per directory
         # for the whole batch, before anything is recorded. Objects found already present are
@@ -193,11 +190,7 @@ class PersistPipeline:
             [(e, paths[e.sha256]) for _, e in keep],
             compression=self._storage.compression,
         )
-        for outcome, (_, event) in zip(recorded, keep, strict=True):
-            mine = written.get(event.sha256)
-            if mine is not None and mine != outcome.storage_path:
-                # Another consumer stored the same payload first (under another date).
-                await self._storage.raw.remove(self._storage.raw.key_for(mine))
+        await self._remove_unrecorded(keep, recorded)
         if self._announce is not None:
             stored_at = dt.datetime.now(dt.UTC)
             await self._announce(
@@ -211,6 +204,29 @@ class PersistPipeline:
         self._metrics.duplicate.inc(duplicates)
         self._metrics.stored.inc(len(recorded) - duplicates)
         await self._remove_staged([e for _, e in keep])
+
+    async def _remove_unrecorded(
+        self, keep: Sequence[tuple[Message, IngestEvent]], recorded: Sequence[records.Recorded]
+    ) -> None:
+        """Remove the copy of each duplicate's bytes under its own key when its object is
+        recorded under another (another date, subtype or source): the copy this batch wrote
+        when another consumer recorded the same bytes first, or one an earlier delivery of
+        the event wrote and did not remove (it stopped in between; Kafka keeps no delivery
+        count to single such events out). A recorded object's key never changes and a key
+        holds one SHA-256's bytes, so nothing refers to such a copy; a missing one is no
+        error. The first submission of a payload is recorded under its own key."""
+        stray = set()
+        for outcome, (_, event) in zip(recorded, keep, strict=True):
+            if outcome.duplicate:
+                key = self._storage.object_key(event)
+                if self._storage.raw.url_for(key) != outcome.storage_path:
+                    stray.add(key)
+
+        async def remove(key: str) -> None:
+            async with self._writes:
+                await self._storage.raw.remove(key)
+
+        await asyncio.gather(*(remove(key) for key in sorted(stray)))
 
     async def _decode(self, message: Message) -> IngestEvent | None:
         try:

@@ -32,7 +32,12 @@ class Harness:
         self.pipeline: PersistPipeline | None = None
 
     async def publish(
-        self, payload: bytes, *, staged: bool = False, content_type: str = "json"
+        self,
+        payload: bytes,
+        *,
+        staged: bool = False,
+        content_type: str = "json",
+        subtype: str = "bundle",
     ) -> IngestEvent:
         """Publish ``payload`` as the HTTP door would: inline, or claim-checked."""
         submission = str(uuid.uuid4())
@@ -50,7 +55,7 @@ class Harness:
             format="fhir" if content_type == "json" else "hl7",
             content_type=content_type,
             version="R4" if content_type == "json" else "2.5.1",
-            subtype="bundle",
+            subtype=subtype,
             sha256=hashlib.sha256(payload).hexdigest(),
             size=len(payload),
             received_at=now,

@@ -76,3 +76,29 @@ async def test_duplicates_within_a_batch_share_one_object_and_keep_lineage(
         **{e.uuid: [first.uuid, True, "duplicate"] for e in resent},
     }
     assert len(list((tmp_path / "raw").rglob("*.json"))) == 2
+
+
+async def test_a_copy_an_earlier_delivery_left_under_another_key_is_removed(
+    dsn: str, tmp_path: Path
+) -> None:
+    """A consumer stopped between writing a payload under its own key (another subtype here,
+    or date) and removing it once it found the bytes stored under another: when the event
+    comes again, that copy is removed, and one object per SHA-256 remains."""
+    payload = observation(7)
+    settings = ConsumerSettings(concurrency=1, linger=0)
+    async with harness(dsn, tmp_path, tmp_path.as_uri(), {}) as h:
+        first = await h.publish(payload)
+        async with h.running(settings):
+            await h.drained()
+        again = await h.publish(payload, subtype="resent")
+        left = h.storage.object_key(again)
+        assert await h.storage.raw.put_bytes(left, payload)  # what the stopped delivery left
+        async with h.running(settings):
+            await h.drained()
+        assert await h.scalar(
+            f"SELECT is_duplicate FROM ingestion.submissions WHERE submission_id = '{again.uuid}'"
+        )
+    stored = list((tmp_path / "raw").rglob("*.json"))
+    assert [p.relative_to(tmp_path / "raw").as_posix() for p in stored] == [
+        h.storage.object_key(first)
+    ]

@@ -24,6 +24,18 @@ async def check_http_access(settings: Settings, dsn: str) -> Check:
     count = int(row[0]) if row else 0
     if count:
         return passed(NAME, f"{count} API client(s); every request needs a token")
+    try:
+        row = await fetch_one(
+            dsn, "SELECT coalesce(bool_or(tokens_required), false) FROM ingestion.access_policy"
+        )
+    except psycopg.Error as exc:
+        return skipped(NAME, f"cannot read the access policy: {describe(exc)}")
+    if row and row[0]:  # a client has existed: anonymous access is over for good
+        return failed(
+            NAME,
+            "no API client, and one has existed: every HTTP request is refused (401)",
+            "create one with `mm-bronze clients add NAME`",
+        )
     if is_loopback(host):
         return passed(NAME, f"no API client: http.host {host} is loopback, open without tokens")
     return failed(

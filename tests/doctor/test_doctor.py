@@ -237,6 +237,19 @@ def test_http_beyond_loopback_needs_an_api_client(migrated_dsn: str, tmp_path: P
     status, checks = run_doctor("--data-dir", str(tmp_path), env=env)
     assert checks["http access"]["status"] == "ok"
     assert checks["http access"]["detail"] == "1 API client(s); every request needs a token"
+    # The last client removed: the door refuses everything, whatever its address.
+    assert (
+        run_cli("clients", "remove", "partner", env={"POSTGRES_DSN": migrated_dsn}).returncode == 0
+    )
+    for host in ("0.0.0.0", "127.0.0.1"):
+        status, checks = run_doctor(
+            "--data-dir", str(tmp_path), env={**env, "MM_BRONZE_HTTP_HOST": host}
+        )
+        assert checks["http access"]["status"] == "fail", host
+        assert checks["http access"]["detail"] == (
+            "no API client, and one has existed: every HTTP request is refused (401)"
+        )
+        assert "mm-bronze clients add NAME" in checks["http access"]["fix"]
 
 
 def test_invalid_settings_file(tmp_path: Path) -> None:

@@ -98,7 +98,7 @@ def test_a_missing_file(name: str, tmp_path: Path) -> None:
 def test_a_bad_value(name: str, tmp_path: Path) -> None:
     args, env = BAD_VALUES[name]
     (tmp_path / "sftp").mkdir()
-    usage = not env and name not in ("users add", "users remove", "users add-key")
+    usage = not env and name not in ("users remove", "users add-key")
     line = _one_clear_line(
         run_cli(*_fill(args, tmp_path, str(tmp_path)), "--data-dir", str(tmp_path), env=env),
         usage_of=name if usage else None,
@@ -162,6 +162,10 @@ def test_a_reader_that_goes_away_is_not_a_traceback(tmp_path: Path) -> None:
         (
             ["submissions", "get", "3f1c2a7e-0000-4000-8000-000000000000", "--out", MISSING + "/x"],
             f"--out {MISSING}/x: no such directory {MISSING}",
+        ),
+        (
+            ["submissions", "get", "3f1c2a7e-0000-4000-8000-000000000000", "--out", "/tmp"],
+            "--out /tmp: is a directory; name the file to write",
         ),
     ],
 )

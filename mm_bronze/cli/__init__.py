@@ -84,6 +84,8 @@ def _check_files(args: argparse.Namespace) -> None:
         folder = Path(args.out).parent
         if not folder.is_dir():
             raise UsageError(f"--out {args.out}: no such directory {folder}")
+        if Path(args.out).is_dir():
+            raise UsageError(f"--out {args.out}: is a directory; name the file to write")
 
 
 def settings_from(args: argparse.Namespace) -> Settings:

@@ -198,7 +198,10 @@ def _users(
     )
     add_p.add_argument("--key", metavar="PUBKEY_FILE", help="an OpenSSH public key to accept")
     add_p.add_argument(
-        "--perms", metavar="PERMS", help="comma-separated: read,write,delete (default read,write)"
+        "--perms",
+        type=permissions,
+        metavar="PERMS",
+        help="comma-separated: read,write,delete (default read,write)",
     )
     users_sub.add_parser("list", parents=[common], help="list users and their permissions")
     rm_p = users_sub.add_parser("remove", parents=[common], help="remove a user")
@@ -297,6 +300,18 @@ def sftp_path(text: str) -> tuple[str, str]:
         return parse_sftp_path(text)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(f"{text!r}: {exc}") from None
+
+
+def permissions(text: str) -> str:
+    """An argparse type: SFTP permissions such as ``read,write`` (checked, kept as given)."""
+    from mm_bronze.errors import ConfigError
+    from mm_bronze.ingest.sftp.users import parse_perms
+
+    try:
+        parse_perms(text)
+    except ConfigError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
 
 
 def format_name(text: str) -> str:

@@ -198,12 +198,15 @@ class PersistPipeline:
             )
         for message, event in dead:
             await self._fail(message, event, "staged payload is missing")
+        # Staged blobs go before the acknowledgement: once recorded, an event delivered again
+        # finds its bytes stored and never reads its blob, whereas a stop between an
+        # acknowledgement and the removal would leave the blob behind for good.
+        await self._remove_staged([e for _, e in keep])
         await self._consumer.ack([m for m, _ in keep])
         self.stored += len(keep)
         duplicates = sum(outcome.duplicate for outcome in recorded)
         self._metrics.duplicate.inc(duplicates)
         self._metrics.stored.inc(len(recorded) - duplicates)
-        await self._remove_staged([e for _, e in keep])
 
     async def _remove_unrecorded(
         self, keep: Sequence[tuple[Message, IngestEvent]], recorded: Sequence[records.Recorded]
@@ -282,14 +285,17 @@ class PersistPipeline:
                 raise PoisonMessage("staged payload is missing") from exc
 
     async def _remove_staged(self, events: Sequence[IngestEvent]) -> None:
-        for event in events:
-            if event.staged_path is None:
-                continue
-            try:
-                await self._storage.staging.remove(self._storage.staging.key_for(event.staged_path))
-            except (Unavailable, ValueError) as exc:
-                # Harmless: the object is stored and recorded; the blob is only a leftover.
-                log.warning("staged blob not removed", uuid=event.uuid, error=str(exc))
+        async def remove(event: IngestEvent, staged_path: str) -> None:
+            async with self._writes:
+                try:
+                    await self._storage.staging.remove(self._storage.staging.key_for(staged_path))
+                except (Unavailable, ValueError) as exc:
+                    # Harmless: the object is stored and recorded; the blob is only a leftover.
+                    log.warning("staged blob not removed", uuid=event.uuid, error=str(exc))
+
+        await asyncio.gather(
+            *(remove(event, event.staged_path) for event in events if event.staged_path is not None)
+        )
 
 
 async def _pause(stop: asyncio.Event, seconds: float) -> None:

@@ -8,9 +8,10 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from mm_bronze.consumers.persist import PersistPipeline
 from mm_bronze.settings import ConsumerSettings
 from mm_bronze.storage import objects
-from tests.consumers.harness import harness
+from tests.consumers.harness import TOPIC, harness
 
 
 def observation(n: int) -> bytes:
@@ -102,3 +103,42 @@ async def test_a_copy_an_earlier_delivery_left_under_another_key_is_removed(
     assert [p.relative_to(tmp_path / "raw").as_posix() for p in stored] == [
         h.storage.object_key(first)
     ]
+
+
+async def test_a_stop_before_the_acknowledgement_leaves_no_staged_blob(
+    dsn: str, tmp_path: Path
+) -> None:
+    """Staged blobs are removed once their events are recorded, before the acknowledgement:
+    a consumer stopped in between leaves none behind, and the event delivered again is
+    recorded once, without its blob."""
+    payload = observation(8) + b" " * 300_000
+    async with harness(dsn, tmp_path, tmp_path.as_uri(), {}) as h:
+        event = await h.publish(payload, staged=True)
+        staging = tmp_path / "_staging"
+        assert [p for p in staging.rglob("*") if p.is_file()]
+        consumer = await h.bus.consumer(TOPIC, "bronze-storage-api")
+        pipeline = PersistPipeline(
+            consumer, h.storage, h.db.pool, ConsumerSettings(concurrency=1, linger=0)
+        )
+        messages = await consumer.fetch(10, 5)
+        acknowledge = consumer.ack
+
+        async def stopped(messages: object) -> None:
+            raise RuntimeError("stopped before the acknowledgement")
+
+        consumer.ack = stopped  # type: ignore[method-assign]
+        with pytest.raises(RuntimeError):
+            await pipeline.process(messages)
+        assert not [p for p in staging.rglob("*") if p.is_file()]
+        consumer.ack = acknowledge  # type: ignore[method-assign]
+        await consumer.release(messages, delay=0)  # as when the lease runs out
+        async with h.running(ConsumerSettings(concurrency=1, linger=0)):
+            await h.drained()
+        assert await h.scalar("SELECT count(*) FROM ingestion.submissions") == 1
+        assert (
+            await h.scalar(
+                "SELECT status FROM ingestion.ingestion_log"
+                f" WHERE object_id = '{event.uuid}' ORDER BY log_time DESC LIMIT 1"
+            )
+            == "stored"
+        )

@@ -217,7 +217,8 @@ class PersistPipeline:
         the event wrote and did not remove (it stopped in between; Kafka keeps no delivery
         count to single such events out). A recorded object's key never changes and a key
         holds one SHA-256's bytes, so nothing refers to such a copy; a missing one is no
-        error. The first submission of a payload is recorded under its own key."""
+        error, and one that cannot be removed is only logged (it costs space, never data).
+        The first submission of a payload is recorded under its own key."""
         stray = set()
         for outcome, (_, event) in zip(recorded, keep, strict=True):
             if outcome.duplicate:
@@ -227,7 +228,10 @@ class PersistPipeline:
 
         async def remove(key: str) -> None:
             async with self._writes:
-                await self._storage.raw.remove(key)
+                try:
+                    await self._storage.raw.remove(key)
+                except (Unavailable, OSError) as exc:
+                    log.warning("stray copy not removed", key=key, error=str(exc))
 
         await asyncio.gather(*(remove(key) for key in sorted(stray)))
 

@@ -142,3 +142,28 @@ async def test_a_stop_before_the_acknowledgement_leaves_no_staged_blob(
             )
             == "stored"
         )
+
+
+async def test_a_stray_copy_that_cannot_be_removed_fails_nothing(
+    dsn: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Credentials without the right to delete, say: the duplicate is recorded all the same,
+    and the copy only costs space."""
+    payload = observation(9)
+    settings = ConsumerSettings(concurrency=1, linger=0)
+    async with harness(dsn, tmp_path, tmp_path.as_uri(), {}) as h:
+        await h.publish(payload)
+        async with h.running(settings):
+            await h.drained()
+        again = await h.publish(payload, subtype="resent")
+        assert await h.storage.raw.put_bytes(h.storage.object_key(again), payload)
+
+        async def refused(key: str) -> None:
+            raise PermissionError(13, "Permission denied")
+
+        monkeypatch.setattr(h.storage.raw, "remove", refused)
+        async with h.running(settings):
+            await h.drained()
+        assert await h.scalar(
+            f"SELECT is_duplicate FROM ingestion.submissions WHERE submission_id = '{again.uuid}'"
+        )

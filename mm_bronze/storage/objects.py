@@ -255,6 +255,12 @@ class ObjectStore:
             if os.path.exists(path):
                 return False
             return write_new(path, iter((self.codec.encode_bytes(data),)), sync_directory)
+        try:
+            return self._put_remote(path, data)
+        except FileNotFoundError as exc:  # nothing was read: what is missing is the bucket
+            raise self._missing_destination(exc) from exc
+
+    def _put_remote(self, path: str, data: bytes) -> bool:
         if self.scheme in CONDITIONAL_PUT_SCHEMES:
             try:
                 self.fs.pipe_file(path, self.codec.encode_bytes(data), IfNoneMatch="*")
@@ -300,6 +306,21 @@ class ObjectStore:
 
     def _put_from(
         self, path: str, source: ObjectStore, source_path: str, sync_directory: bool = True
+    ) -> bool:
+        try:
+            return self._copy_from(path, source, source_path, sync_directory)
+        except FileNotFoundError as exc:
+            if self.is_local or not source.fs.exists(source_path):
+                raise  # the source is missing (a staged blob gone): no retry brings it back
+            raise self._missing_destination(exc) from exc
+
+    def _missing_destination(self, exc: FileNotFoundError) -> StorageUnavailable:
+        """A write to an object store found no bucket or container: an outage of this store
+        (retried until someone creates it), not a missing object."""
+        return unavailable(f"storage {self.url}: its bucket or container was not found", exc)
+
+    def _copy_from(
+        self, path: str, source: ObjectStore, source_path: str, sync_directory: bool
     ) -> bool:
         if self.fs.exists(path):
             return False

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import os
+import uuid
 from pathlib import Path
 
 import pytest
 from fsspec import AbstractFileSystem
 
+from mm_bronze.consumers.persist import PersistPipeline
 from mm_bronze.metadata import records
 from mm_bronze.settings import ConsumerSettings
 from mm_bronze.storage.compression import decode
@@ -141,3 +143,34 @@ async def test_storage_outage_mid_batch_loses_nothing(
                 assert read_original(reader, status.storage_path, "none") == body
     finally:
         proxy.cut()
+
+
+async def test_a_missing_bucket_is_an_outage_retried_until_it_exists(
+    object_store: ObjectStoreService, dsn: str, tmp_path: Path
+) -> None:
+    """Consumers pointed at a bucket that does not exist yet (a typo fixed later, a bucket
+    made after the deployment): their batches wait, degraded, and are stored once it
+    exists; nothing is failed or dead-lettered as 'staged payload is missing'."""
+    bucket = f"t{uuid.uuid4().hex[:16]}"  # not created yet
+    base = f"{object_store.scheme}://{bucket}"
+    settings = ConsumerSettings(linger=0, retry_backoff_max=0.5)
+    async with harness(dsn, tmp_path, base, object_store.options) as h:
+        event = await h.publish(b'{"resourceType": "Patient", "id": "no-bucket"}')
+        async with h.running(settings):
+            assert h.pipeline is not None
+            pipeline = h.pipeline
+            degraded = await wait_for_async(
+                lambda: _degraded(pipeline), timeout=60, what="the consumer degraded"
+            )
+            assert degraded is not None
+            assert degraded.startswith("StorageUnavailable: ") and bucket in degraded
+            assert "not found" in degraded or "does not exist" in degraded
+            object_store.filesystem().mkdir(bucket)
+            await h.drained()
+        status = await records.submission_status(h.db.pool, event.uuid)
+        assert status is not None and status.status == "stored"
+        assert await h.scalar("SELECT count(*) FROM bus.dead_letters") == 0
+
+
+async def _degraded(pipeline: PersistPipeline) -> str | None:
+    return pipeline.degraded

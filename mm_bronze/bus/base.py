@@ -47,8 +47,13 @@ class Consumer(Protocol):
         """Mark messages as fully processed; they are never delivered again."""
         ...
 
-    async def release(self, messages: Sequence[Message], delay: float) -> None:
-        """Give messages back after a transient failure, to be redelivered after ``delay``."""
+    async def release(
+        self, messages: Sequence[Message], delay: float, *, counted: bool = False
+    ) -> None:
+        """Give messages back to be redelivered after ``delay``: after a transient failure
+        (not a failed attempt), or with ``counted`` after a failure of their own (their
+        next delivery's ``attempts`` is one more, so one that keeps failing reaches
+        ``consumer.max_attempts`` and is dead-lettered)."""
         ...
 
     async def dead_letter(self, message: Message, reason: str) -> None:

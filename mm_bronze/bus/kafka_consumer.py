@@ -11,7 +11,7 @@ a delay, the partition is paused until then.
 Work in flight is bounded: the pipeline fetches again only after it has finished a batch,
 and librdkafka's read-ahead is capped by ``queued.max.messages.kbytes``. Kafka keeps no
 delivery count, so ``attempts`` counts this consumer's deliveries of an offset that ended
-neither acknowledged nor released.
+neither acknowledged nor released after a transient failure.
 """
 
 from __future__ import annotations
@@ -190,11 +190,13 @@ class KafkaConsumer:
         for tp in offsets:
             self._committed[(tp.topic, tp.partition)] = tp.offset
 
-    async def release(self, messages: Sequence[Message], delay: float) -> None:
+    async def release(
+        self, messages: Sequence[Message], delay: float, *, counted: bool = False
+    ) -> None:
         if messages:
-            await self._call(self._release, messages, delay)
+            await self._call(self._release, messages, delay, counted)
 
-    def _release(self, messages: Sequence[Message], delay: float) -> None:
+    def _release(self, messages: Sequence[Message], delay: float, counted: bool) -> None:
         consumer = self._live()
         first: dict[Partition, int] = {}
         for message in messages:
@@ -203,7 +205,7 @@ class KafkaConsumer:
                 continue  # already acknowledged or dead-lettered
             first[partition] = min(offset, first.get(partition, offset))
             key = (*partition, offset)
-            if key in self._deliveries:  # a release is not a failed attempt
+            if key in self._deliveries and not counted:  # nor is a transient failure
                 self._deliveries[key] -= 1
         for partition, start in first.items():
             # Everything from the first released offset on is fetched again.

@@ -269,11 +269,14 @@ class PgQueueConsumer:
         await self._execute(_ACK, (_handles(messages),))
         self._vacuum.acked(len(messages))
 
-    async def release(self, messages: Sequence[Message], delay: float) -> None:
-        # A release after a transient failure does not count as a failed attempt.
+    async def release(
+        self, messages: Sequence[Message], delay: float, *, counted: bool = False
+    ) -> None:
+        # The claim counted an attempt; a release after a transient failure takes it back.
+        attempts = "attempts" if counted else "greatest(attempts - 1, 0)"
         await self._execute(
             "UPDATE bus.messages SET visible_at = now() + make_interval(secs => %s),"
-            f" attempts = greatest(attempts - 1, 0) WHERE id = ANY({_IDS})",
+            f" attempts = {attempts} WHERE id = ANY({_IDS})",
             (delay, _handles(messages)),
         )
 

@@ -108,32 +108,43 @@ class PersistPipeline:
                 await _pause(stop, backoff)
                 backoff = min(backoff * 2, self._settings.retry_backoff_max)
             except Exception as exc:
-                # A bug, not an outage: leave the batch leased, so it comes back when the lease
-                # ends with one more attempt counted, and is dead-lettered after max_attempts.
+                # A bug, not an outage: each event of the batch is tried alone, and those that
+                # fail again come back later with one more attempt counted, to be
+                # dead-lettered after max_attempts (Kafka would never deliver them again
+                # while this process runs, were they only left unacknowledged).
                 self.degraded = f"{type(exc).__name__}"
                 self._batch_failed = True
                 log.exception("persist batch failed unexpectedly", error=self.degraded)
-                if len(messages) > 1 and not await self._one_by_one(messages):
+                failed = await self._one_by_one(messages) if len(messages) > 1 else messages
+                if messages and not failed:
                     self.degraded = None  # every event went through alone
                     self._batch_failed = False
+                if failed:
+                    with contextlib.suppress(Unavailable):
+                        await self._consumer.release(
+                            failed, delay=self._settings.retry_backoff_max, counted=True
+                        )
                 await _pause(stop, backoff)
                 backoff = min(backoff * 2, self._settings.retry_backoff_max)
 
-    async def _one_by_one(self, messages: Sequence[Message]) -> int:
+    async def _one_by_one(self, messages: Sequence[Message]) -> list[Message]:
         """After a batch failed unexpectedly, each of its events alone: one event may be at
         fault, and the others (other clients' submissions among them) are not to share its
-        fate. Those that fail again stay leased, as the batch was. How many failed (or were
-        not tried, an outage stopping the retries)."""
-        failed = 0
+        fate. The events that failed again, for the caller to give back counted. An outage
+        stops the retries: the event it hit is released (``process``), and the rest too, as
+        after any outage, its attempt not counted."""
+        failed: list[Message] = []
         for index, message in enumerate(messages):
             try:
                 await self.process([message])
             except (Unavailable, psycopg.OperationalError, psycopg.InterfaceError):
-                return len(messages) - index  # an outage: the rest come back with their lease
+                with contextlib.suppress(Unavailable):
+                    await self._consumer.release(messages[index + 1 :], delay=0)
+                return failed
             except Exception as exc:
-                failed += 1
+                failed.append(message)
                 log.warning("persist event failed unexpectedly", error=type(exc).__name__)
-        log.info("persist batch retried event by event", events=len(messages), failed=failed)
+        log.info("persist batch retried event by event", events=len(messages), failed=len(failed))
         return failed
 
     async def process(self, messages: Sequence[Message]) -> None:

@@ -69,6 +69,50 @@ def test_undecodable_event_is_dead_lettered_and_the_consumer_keeps_going(
     assert consumers.proc is not None and consumers.proc.poll() is None
 
 
+def test_an_event_that_keeps_failing_is_dead_lettered_after_max_attempts(
+    kafka: str, dsn: str, env: dict[str, str], tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """An event whose batch fails unexpectedly (here PostgreSQL refuses its size) comes back
+    with each attempt counted and is dead-lettered after consumer.max_attempts, its neighbour
+    stored; left unacknowledged, Kafka would never have delivered it again in this process."""
+    topic = env["KAFKA_BRONZE_API_TOPIC"]
+    bodies = [b'{"resourceType": "Patient", "id": "kafka-bad"}', b'{"resourceType": "Patient"}']
+    events = [
+        IngestEvent(
+            uuid=str(uuid.uuid4()),
+            source="api",
+            format="fhir",
+            content_type="json",
+            version="R4",
+            subtype="resource",
+            sha256=sha256(body),
+            size=size,
+            received_at=dt.datetime.now(dt.UTC),
+            payload=body,
+        )
+        for body, size in ((bodies[0], 2**63), (bodies[1], len(bodies[1])))
+    ]
+    quick = {"MM_BRONZE_CONSUMER_MAX_ATTEMPTS": "3", "MM_BRONZE_CONSUMER_RETRY_BACKOFF_MAX": "0.5"}
+    with MmBronze(tmp_path_factory.mktemp("again"), "--consumers", env={**env, **quick}):
+        producer = Producer({"bootstrap.servers": kafka, "enable.idempotence": True})
+        for event in events:  # one partition: the good event waits behind the bad one
+            producer.produce(topic, encode_event(event), key=b"same")
+        assert producer.flush(30) == 0
+        _wait_stored(dsn, events[1].uuid)
+        dead = _read_one(kafka, env["MM_BRONZE_KAFKA_DLQ_TOPIC"])
+    raw = dead.headers() or []
+    assert isinstance(raw, list)
+    headers = {k: v.decode() for k, v in raw if isinstance(v, bytes)}
+    assert headers["reason"] == "gave up after 3 deliveries"
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        row = conn.execute(
+            "SELECT status FROM ingestion.ingestion_log WHERE object_id = %s"
+            " ORDER BY log_time DESC LIMIT 1",
+            (events[0].uuid,),
+        ).fetchone()
+    assert row == ("failed",)
+
+
 def _wait_stored(dsn: str, submission: str, timeout: float = 60) -> None:
     sql = "SELECT 1 FROM ingestion.submissions WHERE submission_id = %s"
     with psycopg.connect(dsn, autocommit=True) as conn:

@@ -15,6 +15,7 @@ from starlette.types import ASGIApp
 from mm_bronze.errors import ConfigError
 from mm_bronze.ingest.http import protocol
 from mm_bronze.settings import HttpSettings
+from mm_bronze.tls_files import load_pair
 
 
 class DoorConfig(Config):
@@ -52,13 +53,15 @@ def apply_tls(config: Config, settings: HttpSettings) -> None:
     are missing or cannot be loaded, before anything listens."""
     if not (settings.tls_cert and settings.tls_key):
         raise ConfigError("invalid setting: http.tls_cert and http.tls_key must be set together")
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    load_pair(context, settings.tls_cert, settings.tls_key, "http")
     try:
-        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        context.load_cert_chain(settings.tls_cert, settings.tls_key)
         if settings.tls_client_ca:
             context.load_verify_locations(cafile=settings.tls_client_ca)
     except (OSError, ssl.SSLError) as exc:
-        raise ConfigError(f"invalid setting: http TLS files cannot be loaded: {exc}") from exc
+        raise ConfigError(
+            f"invalid setting: http.tls_client_ca {settings.tls_client_ca} cannot be loaded: {exc}"
+        ) from exc
     config.certfile = settings.tls_cert
     config.keyfile = settings.tls_key
     config.alpn_protocols = ["http/1.1"]  # the door is tested as HTTP/1.1 only

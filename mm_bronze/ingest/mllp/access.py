@@ -8,6 +8,7 @@ import ssl
 from mm_bronze.addresses import is_loopback
 from mm_bronze.errors import ConfigError
 from mm_bronze.settings import MllpSettings
+from mm_bronze.tls_files import load_pair
 
 
 class PeerPolicy:
@@ -54,11 +55,13 @@ def server_ssl_context(settings: MllpSettings) -> ssl.SSLContext | None:
         return None
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.minimum_version = ssl.TLSVersion.TLSv1_2
+    load_pair(context, settings.tls_cert, settings.tls_key, "mllp")
     try:
-        context.load_cert_chain(settings.tls_cert, settings.tls_key)
         if settings.tls_client_ca:
             context.load_verify_locations(cafile=settings.tls_client_ca)
             context.verify_mode = ssl.CERT_REQUIRED
     except (OSError, ssl.SSLError) as exc:
-        raise ConfigError(f"invalid setting: mllp TLS files cannot be loaded: {exc}") from exc
+        raise ConfigError(
+            f"invalid setting: mllp.tls_client_ca {settings.tls_client_ca} cannot be loaded: {exc}"
+        ) from exc
     return context

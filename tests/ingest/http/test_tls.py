@@ -9,6 +9,7 @@ from pathlib import Path
 import httpx
 import pytest
 import trustme
+from cryptography.hazmat.primitives import serialization
 
 from tests.polling import wait_for
 from tests.services.mm_bronze import MmBronze, free_port, run_cli
@@ -103,9 +104,29 @@ def test_mutual_tls_needs_a_client_certificate(
             client.post(ROUTE, content=BODY)
 
 
-def test_unreadable_tls_files_stop_the_start_with_one_line(
-    tmp_path: Path, module_dsn: str, files: dict[str, Path]
+@pytest.mark.parametrize("mistake", ["missing", "encrypted", "swapped"])
+def test_unusable_tls_files_stop_the_start_with_one_line_that_names_them(
+    tmp_path: Path, module_dsn: str, files: dict[str, Path], mistake: str
 ) -> None:
+    cert, key = str(files["cert"]), str(files["key"])
+    if mistake == "missing":
+        cert = str(tmp_path / "missing.pem")
+        expected = f"http.tls_cert {cert}: no such file"
+    elif mistake == "encrypted":  # without a terminal OpenSSL said "[Errno 22] Invalid argument"
+        plain = serialization.load_pem_private_key(files["key"].read_bytes(), password=None)
+        encrypted = tmp_path / "encrypted.key"
+        encrypted.write_bytes(
+            plain.private_bytes(
+                serialization.Encoding.PEM,
+                serialization.PrivateFormat.PKCS8,
+                serialization.BestAvailableEncryption(b"secret"),
+            )
+        )
+        key = str(encrypted)
+        expected = f"http.tls_key {key} is encrypted with a passphrase"
+    else:
+        key = cert
+        expected = f"http TLS files cannot be loaded (http.tls_cert {cert}, http.tls_key {key})"
     result = run_cli(
         "serve",
         "--http",
@@ -115,10 +136,10 @@ def test_unreadable_tls_files_stop_the_start_with_one_line(
         str(tmp_path),
         env={
             "POSTGRES_DSN": module_dsn,
-            "MM_BRONZE_HTTP_TLS_CERT": str(tmp_path / "missing.pem"),
-            "MM_BRONZE_HTTP_TLS_KEY": str(files["key"]),
+            "MM_BRONZE_HTTP_TLS_CERT": cert,
+            "MM_BRONZE_HTTP_TLS_KEY": key,
         },
     )
     assert result.returncode == 2, result.stderr
-    assert "http TLS files cannot be loaded" in result.stderr
+    assert expected in result.stderr.splitlines()[-1]
     assert "Traceback" not in result.stderr

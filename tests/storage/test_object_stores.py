@@ -86,6 +86,29 @@ async def test_put_from_streams_staged_blob_into_raw(
         await raw.put_from("fhir/json/missing", staging, "api/no-such-blob")
 
 
+async def test_writing_into_a_missing_bucket_is_an_outage(object_store: ObjectStoreService) -> None:
+    """A bucket or container not created yet (or deleted): every write raises
+    StorageUnavailable, which the doors answer 503 and the consumers wait out; S3 and GCS
+    said FileNotFoundError, a 500 at the HTTP door and a failed batch in the consumers."""
+    missing = f"{object_store.scheme}://t{os.urandom(8).hex()}"
+    raw = await open_store(missing + "/raw", object_store)
+    staging = await open_store(missing + "/_staging", object_store)
+    with pytest.raises(StorageUnavailable):
+        await raw.put_bytes("a/one.json", b"{}")
+    with pytest.raises(StorageUnavailable):
+        blob = await StagedBlob.create(staging, "api/missing")
+        await blob.write(os.urandom(2 * MiB))
+        await blob.commit()
+    source = await open_store(object_store.new_url("_staging"), object_store)
+    staged = await StagedBlob.create(source, "api/there")
+    await staged.write(b"payload")
+    await staged.commit()
+    with pytest.raises(StorageUnavailable):
+        await raw.put_from("a/two.json", source, "api/there")
+    with pytest.raises(FileNotFoundError):  # a missing source stays what it is
+        await raw.put_from("a/three.json", source, "api/gone")
+
+
 async def test_exists_sees_changes_made_by_other_clients(object_store: ObjectStoreService) -> None:
     url = object_store.new_url()
     store = await open_store(url, object_store)

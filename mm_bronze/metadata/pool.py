@@ -13,6 +13,7 @@ from mm_bronze.metadata.embedded import EmbeddedPostgres, pgdata_for
 from mm_bronze.metadata.migrate import migrate
 
 CONNECTION_WAIT = 10.0  # seconds
+OPEN_WAIT = 30.0  # seconds the pool's first connections may take (a server still starting)
 
 
 class Database:
@@ -53,10 +54,11 @@ class Database:
             timeout=CONNECTION_WAIT,
         )
         try:
-            await pool.open(wait=True, timeout=30)
+            await pool.open(wait=True, timeout=OPEN_WAIT)
         except psycopg.OperationalError as exc:
             await pool.close()
-            raise Unavailable(f"cannot connect to PostgreSQL: {exc}") from exc
+            cause = await _refusal(self.dsn) or exc  # the pool says only that it timed out
+            raise Unavailable(f"cannot connect to PostgreSQL: {_first_line(cause)}") from exc
         except Exception:
             await pool.close()
             raise
@@ -84,3 +86,18 @@ class Database:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
+
+
+async def _refusal(dsn: str) -> psycopg.OperationalError | None:
+    """Why a connection to ``dsn`` fails now (a wrong password, no such database, nothing
+    listening), or None when one succeeds."""
+    try:
+        conn = await psycopg.AsyncConnection.connect(dsn, connect_timeout=10)
+    except psycopg.OperationalError as exc:
+        return exc
+    await conn.close()
+    return None
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]

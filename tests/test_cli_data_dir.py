@@ -76,6 +76,15 @@ def test_an_external_database_needs_no_data_directory(tmp_path: Path, dsn: str) 
     assert not (tmp_path / "data").exists()
 
 
+def test_migrate_creates_it_with_an_external_database_too(tmp_path: Path, dsn: str) -> None:
+    """The data directory holds more than the embedded database (SFTP users, host keys)."""
+    created = run_in(tmp_path, "migrate", env={"POSTGRES_DSN": dsn})
+    assert created.returncode == 0, created.stderr
+    assert (tmp_path / "data").is_dir() and not (tmp_path / "data" / "pg").exists()
+    listed = run_in(tmp_path, "users", "list", env={"POSTGRES_DSN": dsn})
+    assert listed.returncode == 0, listed.stderr
+
+
 def test_migrate_creates_it_and_other_commands_then_use_it(tmp_path: Path) -> None:
     work, elsewhere = tmp_path / "work", tmp_path / "elsewhere"
     work.mkdir()

@@ -53,6 +53,8 @@ async def admin(args: argparse.Namespace, settings: Settings) -> int:
     from mm_bronze.metadata import clients, records
     from mm_bronze.runtime import open_database
 
+    if args.command == "migrate":  # it creates the data directory, whichever the database
+        settings.data_path.mkdir(parents=True, exist_ok=True)
     async with open_database(settings) as db:
         if args.command == "migrate":
             print("database schema is up to date")

@@ -37,6 +37,6 @@ VOLUME ["/var/lib/mm-bronze/data"]
 EXPOSE 8000 2222 2575
 # Liveness of the HTTP door (roles without it override this, as compose.yaml does).
 HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
-    CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/healthz' % os.environ.get('MM_BRONZE_HTTP_PORT', '8000'), timeout=3)"]
+    CMD ["python", "-m", "mm_bronze.healthcheck", "/healthz"]
 ENTRYPOINT ["mm-bronze"]
 CMD ["serve", "--all"]

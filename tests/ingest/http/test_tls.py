@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import ssl
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -143,3 +146,23 @@ def test_unusable_tls_files_stop_the_start_with_one_line_that_names_them(
     assert result.returncode == 2, result.stderr
     assert expected in result.stderr.splitlines()[-1]
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("https_server", ["server-only", "mutual"], indirect=True)
+def test_the_container_health_probe_follows_the_door_to_https(
+    https_server: MmBronze, files: dict[str, Path], tmp_path: Path
+) -> None:
+    """``python -m mm_bronze.healthcheck`` (the image's HEALTHCHECK) reads the same settings
+    as the door: with TLS on it asks over HTTPS, where a plain-HTTP probe always failed."""
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("MM_BRONZE_")},
+        **{k: v for k, v in https_server.env.items() if k.startswith("MM_BRONZE_HTTP_")},
+        "MM_BRONZE_HTTP_PORT": str(https_server.http_port),
+    }
+    probe = [sys.executable, "-m", "mm_bronze.healthcheck", "/healthz"]
+    healthy = subprocess.run(probe, env=env, capture_output=True, text=True, timeout=60)
+    assert healthy.returncode == 0, healthy.stderr
+    env["MM_BRONZE_HTTP_PORT"] = str(free_port())  # nothing listens there
+    down = subprocess.run(probe, env=env, capture_output=True, text=True, timeout=60)
+    assert down.returncode == 1
+    assert down.stderr.startswith("mm-bronze unhealthy: 127.0.0.1:")

@@ -48,6 +48,8 @@ def client_config(kafka: KafkaSettings) -> dict[str, Any]:
     return {
         "bootstrap.servers": kafka.servers,
         "client.id": "mm-bronze",
+        # librdkafka's own lines go through logging (JSON like every other), not to stderr.
+        "logger": logging.getLogger("mm_bronze.kafka"),
         **{key: _option_value(value) for key, value in kafka.options.items()},
     }
 
@@ -293,9 +295,14 @@ class KafkaBus:
                 if not (
                     isinstance(err, KafkaError) and err.code() == KafkaError.TOPIC_ALREADY_EXISTS
                 ):
-                    raise BusUnavailable(f"cannot create kafka topic {topic}: {exc}") from exc
+                    raise BusUnavailable(
+                        f"cannot create kafka topic {topic} at {kafka.servers} (is the broker"
+                        f" reachable?): {exc}"
+                    ) from exc
             except TimeoutError as exc:
-                raise BusUnavailable(f"kafka did not answer creating topic {topic}") from exc
+                raise BusUnavailable(
+                    f"kafka at {kafka.servers} did not answer creating topic {topic}"
+                ) from exc
             self._topics.add(topic)
 
     async def consumer(self, topic: str, group: str) -> KafkaConsumer:

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 
 from mm_bronze.errors import ConfigError
 from mm_bronze.settings import load_settings
-from tests.services.mm_bronze import run_cli
+from tests.services.mm_bronze import free_port, run_cli
 
 
 def test_inline_limit_must_fit_in_a_kafka_message() -> None:
@@ -60,3 +61,23 @@ def test_unknown_librdkafka_option_is_a_configuration_error(tmp_path: Path, dsn:
     result = run_cli("serve", "--consumers", "--data-dir", str(tmp_path), env=env)
     assert result.returncode == 2, result.stderr
     assert "no.such.property" in result.stderr
+
+
+def test_an_unreachable_broker_is_one_json_log_and_a_line_that_names_it(
+    tmp_path: Path, dsn: str
+) -> None:
+    """librdkafka's own lines (``%3|...|FAIL|...``) went to stderr raw, 195 of them, past the
+    JSON logs; they now go through logging, and the last line names the broker."""
+    port = free_port()  # nothing listens there
+    env = {
+        "POSTGRES_DSN": dsn,
+        "KAFKA_SERVERS": f"127.0.0.1:{port}",
+        "MM_BRONZE_LOG_FORMAT": "json",
+    }
+    result = run_cli("serve", "--consumers", "--data-dir", str(tmp_path), env=env)
+    assert result.returncode == 1, result.stderr
+    *logs, last = [line for line in result.stderr.splitlines() if line.strip()]
+    for line in logs:
+        json.loads(line)  # every line but the last is a JSON log line
+    assert last.startswith("mm-bronze: error: ")
+    assert f"127.0.0.1:{port}" in last

@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-import datetime as dt
-import uuid
 from collections.abc import Iterator
 
 import psycopg
 import pytest
 from confluent_kafka import Message, Producer
 
-from mm_bronze.models import IngestEvent, encode_event
+from mm_bronze.models import encode_event
 from tests.bus.kafka.conftest import kafka_env_for
 from tests.bus.kafka.topic_reader import read_records
-from tests.ingest.http.helpers import sha256
+from tests.events import fhir_event
 from tests.polling import wait_for
 from tests.services.mm_bronze import MmBronze
 
@@ -37,19 +35,7 @@ def test_undecodable_event_is_dead_lettered_and_the_consumer_keeps_going(
     kafka: str, dsn: str, env: dict[str, str], consumers: MmBronze
 ) -> None:
     topic = env["KAFKA_BRONZE_API_TOPIC"]
-    payload = b'{"resourceType": "Patient", "id": "after-poison"}'
-    event = IngestEvent(
-        uuid=str(uuid.uuid4()),
-        source="api",
-        format="fhir",
-        content_type="json",
-        version="R4",
-        subtype="resource",
-        sha256=sha256(payload),
-        size=len(payload),
-        received_at=dt.datetime.now(dt.UTC),
-        payload=payload,
-    )
+    event = fhir_event(b'{"resourceType": "Patient", "id": "after-poison"}', subtype="resource")
     producer = Producer({"bootstrap.servers": kafka, "enable.idempotence": True})
     # Same key, so both land on one partition: the valid event waits behind the poison.
     producer.produce(topic, POISON, key=event.sha256.encode())
@@ -76,22 +62,8 @@ def test_an_event_that_keeps_failing_is_dead_lettered_after_max_attempts(
     with each attempt counted and is dead-lettered after consumer.max_attempts, its neighbour
     stored; left unacknowledged, Kafka would never have delivered it again in this process."""
     topic = env["KAFKA_BRONZE_API_TOPIC"]
-    bodies = [b'{"resourceType": "Patient", "id": "kafka-bad"}', b'{"resourceType": "Patient"}']
-    events = [
-        IngestEvent(
-            uuid=str(uuid.uuid4()),
-            source="api",
-            format="fhir",
-            content_type="json",
-            version="R4",
-            subtype="resource",
-            sha256=sha256(body),
-            size=size,
-            received_at=dt.datetime.now(dt.UTC),
-            payload=body,
-        )
-        for body, size in ((bodies[0], 2**63), (bodies[1], len(bodies[1])))
-    ]
+    bad = fhir_event(b'{"resourceType": "Patient", "id": "kafka-bad"}', size=2**63)
+    events = [bad, fhir_event(b'{"resourceType": "Patient"}')]
     quick = {"MM_BRONZE_CONSUMER_MAX_ATTEMPTS": "3", "MM_BRONZE_CONSUMER_RETRY_BACKOFF_MAX": "0.5"}
     with MmBronze(tmp_path_factory.mktemp("again"), "--consumers", env={**env, **quick}):
         producer = Producer({"bootstrap.servers": kafka, "enable.idempotence": True})

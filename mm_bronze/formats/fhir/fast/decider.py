@@ -91,19 +91,25 @@ def checked(
     decoder: msgspec.json.Decoder, lines: list[bytes], depth: int = MAX_DEPTH
 ) -> list[Any | None]:
     """``decoder.decode`` of each line, None where it fails or a primitive format does not
-    hold (the formats of all lines are checked in one batch; if the batch fails, each line
-    is decoded and checked again alone to find the lines at fault)."""
+    hold (the formats of all lines are checked in one batch: ``batched``)."""
+    return batched(lambda some: _decode_within(decoder, some, depth), lines)
+
+
+def batched(each: Callable[[list[bytes]], list[T | None]], lines: list[bytes]) -> list[T | None]:
+    """``each(lines)`` (one result per line, None where a line fails), its primitive formats
+    checked in one batch; if the batch fails, each line is taken again alone, its formats
+    checked alone, to find the lines at fault (None for them)."""
     with formats.lock:
         # The batches are empty here: ``valid`` empties them, and whatever a decode that
         # raised left in them can only make the batch fail, which sends each line back here.
-        out = _decode_within(decoder, lines, depth)
+        out = each(lines)
         if formats.valid():
             return out
         out.clear()
         for line in lines:
             formats.start()
-            alone = _decode_within(decoder, [line], depth)
-            out.extend(alone if formats.valid() else [None])
+            alone = each([line])[0]
+            out.append(alone if formats.valid() else None)
         return out
 
 
@@ -352,16 +358,7 @@ def line_kinds(lines: list[bytes], version: str) -> list[str | None]:
     than the work. The formats of all lines are checked in one batch; only if it fails is each
     line checked again alone, to find those at fault."""
     kinds = types(version)
-    with formats.lock:
-        found = within_depth(_kinds_each, kinds, lines)
-        if formats.valid():
-            return found
-        found.clear()
-        for line in lines:
-            formats.start()
-            kind = within_depth(_kinds_each, kinds, [line])[0]
-            found.append(kind if formats.valid() else None)
-        return found
+    return batched(lambda some: within_depth(_kinds_each, kinds, some), lines)
 
 
 def _kinds_each(kinds: Types, lines: list[bytes]) -> list[str | None]:

@@ -208,7 +208,11 @@ class PersistPipeline:
                 stored_events(list(zip(recorded, (e for _, e in keep), strict=True)), stored_at)
             )
         for message, event in dead:
-            await self._fail(message, event, "staged payload is missing")
+            # Where it was looked for goes to the dead letter (for the operator), not into the
+            # client's status: a door and consumers that see different storage show there.
+            await self._fail(
+                message, event, "staged payload is missing", f"looked for at {event.staged_path}"
+            )
         # Staged blobs go before the acknowledgement: once recorded, an event delivered again
         # finds its bytes stored and never reads its blob, whereas a stop between an
         # acknowledgement and the removal would leave the blob behind for good.
@@ -258,8 +262,10 @@ class PersistPipeline:
             return None
         return event
 
-    async def _fail(self, message: Message, event: IngestEvent, reason: str) -> None:
-        await self._consumer.dead_letter(message, reason)
+    async def _fail(
+        self, message: Message, event: IngestEvent, reason: str, detail: str = ""
+    ) -> None:
+        await self._consumer.dead_letter(message, f"{reason} ({detail})" if detail else reason)
         await records.log_status(self._pool, [(event.uuid, "failed", reason, event.client)])
         self._metrics.failed.inc()
         log.error("submission failed", uuid=event.uuid, reason=reason)

@@ -140,7 +140,7 @@ def test_a_dead_letter_replayed_after_its_blob_is_restored_is_stored_once(
     event, blob = staged_event(bronze, PAYLOAD)
     enqueue(module_dsn, encode_event(event))
     letter = wait_dead_letter(module_dsn, event.uuid)
-    assert letter["reason"] == "staged payload is missing"
+    assert letter["reason"] == f"staged payload is missing (looked for at {event.staged_path})"
     assert letter["topic"] == TOPIC
     assert letter["sha256"] == event.sha256
     assert letter["staged"] is True

@@ -139,7 +139,7 @@ def test_a_dead_letter_replayed_after_its_blob_is_restored_is_stored_once(
     topic = env["KAFKA_BRONZE_API_TOPIC"]
     event, blob = produce_staged(kafka, topic, bronze)
     letter = wait_dead_letter(env, event.uuid, bronze=bronze)
-    assert letter["reason"] == "staged payload is missing"
+    assert letter["reason"] == f"staged payload is missing (looked for at {event.staged_path})"
     assert letter["topic"] == topic
     partition, _, offset = letter["id"].partition(":")
     assert partition.isdigit() and offset.isdigit()

@@ -175,6 +175,7 @@ class PersistPipeline:
                 candidates.setdefault(event.sha256, collections.deque()).append(event)
         paths = dict(existing)
         keys: list[str] = []
+        written: set[str] = set()  # keys this batch wrote (absent before)
         writers = {sha: events.popleft() for sha, events in candidates.items()}
         while writers:
             work = [(event, self._storage.object_key(event)) for event in writers.values()]
@@ -189,6 +190,8 @@ class PersistPipeline:
                     raise result
                 keys.append(key)
                 paths[sha] = self._storage.raw.url_for(key)
+                if result:
+                    written.add(key)
             writers = again
         # Objects are written without their directory entries synced: one fsync per directory
         # for the whole batch, before anything is recorded. Objects found already present are
@@ -201,7 +204,7 @@ class PersistPipeline:
             [(e, paths[e.sha256]) for _, e in keep],
             compression=self._storage.compression,
         )
-        await self._remove_unrecorded(keep, recorded)
+        await self._remove_unrecorded(keep, recorded, written)
         if self._announce is not None:
             stored_at = dt.datetime.now(dt.UTC)
             await self._announce(
@@ -224,22 +227,32 @@ class PersistPipeline:
         self._metrics.stored.inc(len(recorded) - duplicates)
 
     async def _remove_unrecorded(
-        self, keep: Sequence[tuple[Message, IngestEvent]], recorded: Sequence[records.Recorded]
+        self,
+        keep: Sequence[tuple[Message, IngestEvent]],
+        recorded: Sequence[records.Recorded],
+        written: set[str],
     ) -> None:
         """Remove the copy of each duplicate's bytes under its own key when its object is
-        recorded under another (another date, subtype or source): the copy this batch wrote
-        when another consumer recorded the same bytes first, or one an earlier delivery of
-        the event wrote and did not remove (it stopped in between; Kafka keeps no delivery
-        count to single such events out). A recorded object's key never changes and a key
-        holds one SHA-256's bytes, so nothing refers to such a copy; a missing one is no
-        error, and one that cannot be removed is only logged (it costs space, never data).
-        The first submission of a payload is recorded under its own key."""
+        recorded under another key (another date, subtype or source): the copy this batch
+        wrote when another consumer recorded the same bytes first, or one an earlier
+        delivery of the event wrote and did not remove (it stopped in between; Kafka keeps
+        no delivery count to single such events out). A recorded object's key never changes
+        and a key holds one SHA-256's bytes, so nothing refers to such a copy; a missing one
+        is no error, and one that cannot be removed is only logged (it costs space, never
+        data). Keys are compared within this store: a recorded URL that is not under it
+        (the storage URL changed, or is spelt another way) may name the very same object,
+        so the copy is then left, unless this batch wrote it."""
         stray = set()
         for outcome, (_, event) in zip(recorded, keep, strict=True):
-            if outcome.duplicate:
-                key = self._storage.object_key(event)
-                if self._storage.raw.url_for(key) != outcome.storage_path:
-                    stray.add(key)
+            if not outcome.duplicate:
+                continue  # a payload's first submission is recorded under its own key
+            key = self._storage.object_key(event)
+            try:
+                elsewhere = self._storage.raw.key_for(outcome.storage_path) != key
+            except ValueError:
+                elsewhere = key in written
+            if elsewhere:
+                stray.add(key)
 
         async def remove(key: str) -> None:
             async with self._writes:

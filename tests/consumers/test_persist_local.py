@@ -167,3 +167,28 @@ async def test_a_stray_copy_that_cannot_be_removed_fails_nothing(
         assert await h.scalar(
             f"SELECT is_duplicate FROM ingestion.submissions WHERE submission_id = '{again.uuid}'"
         )
+
+
+async def test_a_duplicate_never_removes_the_object_under_another_spelling_of_the_store(
+    dsn: str, tmp_path: Path
+) -> None:
+    """The storage URL spelt another way (here through a symbolic link) names the same
+    objects: a duplicate under the same key must leave the recorded object alone, though its
+    recorded URL is not under the store as now configured."""
+    payload = observation(10)
+    settings = ConsumerSettings(concurrency=1, linger=0)
+    (tmp_path / "store").mkdir()
+    (tmp_path / "alias").symlink_to(tmp_path / "store")
+    async with harness(dsn, tmp_path, (tmp_path / "store").as_uri(), {}) as h:
+        first = await h.publish(payload)
+        async with h.running(settings):
+            await h.drained()
+    async with harness(dsn, tmp_path, (tmp_path / "alias").as_uri(), {}) as h:
+        again = await h.publish(payload)
+        async with h.running(settings):
+            await h.drained()
+        assert await h.scalar(
+            f"SELECT is_duplicate FROM ingestion.submissions WHERE submission_id = '{again.uuid}'"
+        )
+        key = h.storage.object_key(first)
+    assert (tmp_path / "store" / "raw" / key).read_bytes() == payload

@@ -52,8 +52,9 @@ def test_users_add_list_remove_and_add_key(
     assert code == 0
     assert sorted(out.splitlines()) == ["lab1\tread,write\tpassword+keys", "lab2\tread,write\tkeys"]
 
-    code, _, err = cli(capsys, "users", "add", "lab3", "--perms", "read,admin", *data)
-    assert code == 2 and "unknown permission" in err
+    with pytest.raises(SystemExit) as refused:  # a usage error, as argparse gives it
+        cli(capsys, "users", "add", "lab3", "--perms", "read,admin", *data)
+    assert refused.value.code == 2 and "unknown permission" in capsys.readouterr().err
     code, _, err = cli(capsys, "users", "add", "lab4", "--perms", "read", *data)
     assert code == 0 and "warning: 'lab4' has no password or key and cannot log in yet" in err
     assert "cannot log in" not in cli(capsys, "users", "add", "lab1", "--perms", "read", *data)[2]

@@ -28,7 +28,7 @@ from mm_bronze.metadata import records
 from mm_bronze.metrics import ConsumerMetrics, Metrics
 from mm_bronze.models import IngestEvent, StoredEvent, decode_event
 from mm_bronze.settings import ConsumerSettings
-from mm_bronze.storage import StorageRegistry
+from mm_bronze.storage import ObjectStore, StorageRegistry
 
 log = structlog.get_logger(__name__)
 
@@ -253,15 +253,7 @@ class PersistPipeline:
                 elsewhere = key in written
             if elsewhere:
                 stray.add(key)
-
-        async def remove(key: str) -> None:
-            async with self._writes:
-                try:
-                    await self._storage.raw.remove(key)
-                except (Unavailable, OSError) as exc:
-                    log.warning("stray copy not removed", key=key, error=str(exc))
-
-        await asyncio.gather(*(remove(key) for key in sorted(stray)))
+        await self._remove_all(self._storage.raw, sorted(stray), "stray copy not removed")
 
     async def _decode(self, message: Message) -> IngestEvent | None:
         try:
@@ -319,17 +311,29 @@ class PersistPipeline:
                 raise PoisonMessage("staged payload is missing") from exc
 
     async def _remove_staged(self, events: Sequence[IngestEvent]) -> None:
-        async def remove(event: IngestEvent, staged_path: str) -> None:
+        staging = self._storage.staging
+        keys = []
+        for event in events:
+            if event.staged_path is not None:
+                try:
+                    keys.append(staging.key_for(event.staged_path))
+                except ValueError as exc:  # staged elsewhere than this process stages
+                    log.warning("staged blob not removed", uuid=event.uuid, error=str(exc))
+        await self._remove_all(staging, keys, "staged blob not removed")
+
+    async def _remove_all(self, store: ObjectStore, keys: Sequence[str], failure: str) -> None:
+        """Remove ``keys`` from ``store``, a few at a time (bounded as the writes are). They
+        are leftovers of what is stored and recorded: one that cannot be removed costs space,
+        never data, and is only logged as ``failure``."""
+
+        async def remove(key: str) -> None:
             async with self._writes:
                 try:
-                    await self._storage.staging.remove(self._storage.staging.key_for(staged_path))
-                except (Unavailable, ValueError) as exc:
-                    # Harmless: the object is stored and recorded; the blob is only a leftover.
-                    log.warning("staged blob not removed", uuid=event.uuid, error=str(exc))
+                    await store.remove(key)
+                except (Unavailable, OSError) as exc:
+                    log.warning(failure, key=key, error=str(exc))
 
-        await asyncio.gather(
-            *(remove(event, event.staged_path) for event in events if event.staged_path is not None)
-        )
+        await asyncio.gather(*(remove(key) for key in keys))
 
 
 async def _pause(stop: asyncio.Event, seconds: float) -> None:

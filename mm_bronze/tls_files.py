@@ -1,4 +1,4 @@
-"""Loading a door's TLS certificate and key, with errors that name what is wrong."""
+"""A door's TLS files loaded into a server context, with errors that name what is wrong."""
 
 from __future__ import annotations
 
@@ -39,3 +39,21 @@ def load_pair(context: ssl.SSLContext, cert: str, key: str, door: str) -> None:
             f" {door}.tls_key {key}): {reason}; they must be a PEM certificate and its"
             " unencrypted PEM private key"
         ) from exc
+
+
+def server_context(door: str, cert: str, key: str, client_ca: str = "") -> ssl.SSLContext:
+    """The server context of ``door`` (TLS 1.2 or later) with its certificate and key and,
+    when ``client_ca`` is set, client certificates required and checked against it; raises
+    ``ConfigError`` naming the setting and file at fault."""
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    load_pair(context, cert, key, door)
+    if client_ca:
+        try:
+            context.load_verify_locations(cafile=client_ca)
+        except (OSError, ssl.SSLError) as exc:
+            raise ConfigError(
+                f"invalid setting: {door}.tls_client_ca {client_ca} cannot be loaded: {exc}"
+            ) from exc
+        context.verify_mode = ssl.CERT_REQUIRED
+    return context

@@ -12,10 +12,9 @@ from hypercorn.asyncio import serve
 from hypercorn.config import Config
 from starlette.types import ASGIApp
 
-from mm_bronze.errors import ConfigError
 from mm_bronze.ingest.http import protocol
 from mm_bronze.settings import HttpSettings
-from mm_bronze.tls_files import load_pair
+from mm_bronze.tls_files import server_context
 
 
 class DoorConfig(Config):
@@ -50,18 +49,9 @@ def hypercorn_config(settings: HttpSettings) -> Config:
 
 def apply_tls(config: Config, settings: HttpSettings) -> None:
     """Serve HTTPS (HTTP/1.1 only) with the configured files; raises ``ConfigError`` when they
-    are missing or cannot be loaded, before anything listens."""
-    if not (settings.tls_cert and settings.tls_key):
-        raise ConfigError("invalid setting: http.tls_cert and http.tls_key must be set together")
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    load_pair(context, settings.tls_cert, settings.tls_key, "http")
-    try:
-        if settings.tls_client_ca:
-            context.load_verify_locations(cafile=settings.tls_client_ca)
-    except (OSError, ssl.SSLError) as exc:
-        raise ConfigError(
-            f"invalid setting: http.tls_client_ca {settings.tls_client_ca} cannot be loaded: {exc}"
-        ) from exc
+    cannot be loaded, before anything listens (hypercorn loads them again for itself). Half a
+    pair is refused when the settings load (``settings._check_http_tls``)."""
+    server_context("http", settings.tls_cert, settings.tls_key, settings.tls_client_ca)
     config.certfile = settings.tls_cert
     config.keyfile = settings.tls_key
     config.alpn_protocols = ["http/1.1"]  # the door is tested as HTTP/1.1 only

@@ -8,7 +8,7 @@ import ssl
 from mm_bronze.addresses import is_loopback
 from mm_bronze.errors import ConfigError
 from mm_bronze.settings import MllpSettings
-from mm_bronze.tls_files import load_pair
+from mm_bronze.tls_files import server_context
 
 
 class PeerPolicy:
@@ -53,15 +53,4 @@ def server_ssl_context(settings: MllpSettings) -> ssl.SSLContext | None:
     """The TLS context from configuration, or None when TLS is off; raises ``ConfigError``."""
     if not settings.tls_cert:
         return None
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    context.minimum_version = ssl.TLSVersion.TLSv1_2
-    load_pair(context, settings.tls_cert, settings.tls_key, "mllp")
-    try:
-        if settings.tls_client_ca:
-            context.load_verify_locations(cafile=settings.tls_client_ca)
-            context.verify_mode = ssl.CERT_REQUIRED
-    except (OSError, ssl.SSLError) as exc:
-        raise ConfigError(
-            f"invalid setting: mllp.tls_client_ca {settings.tls_client_ca} cannot be loaded: {exc}"
-        ) from exc
-    return context
+    return server_context("mllp", settings.tls_cert, settings.tls_key, settings.tls_client_ca)

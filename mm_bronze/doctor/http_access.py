@@ -8,6 +8,7 @@ import psycopg
 from mm_bronze.addresses import is_loopback
 from mm_bronze.doctor.check import Check, describe, failed, passed, skipped
 from mm_bronze.doctor.database import fetch_one
+from mm_bronze.metadata.clients import CLIENT_COUNT, TOKENS_REQUIRED
 from mm_bronze.settings import Settings
 
 NAME = "http access"
@@ -17,20 +18,14 @@ async def check_http_access(settings: Settings, dsn: str) -> Check:
     host = settings.http.host
     if not dsn:
         return skipped(NAME, "needs PostgreSQL (see postgres)")
-    try:
-        row = await fetch_one(dsn, "SELECT count(*) FROM ingestion.api_clients")
+    try:  # both in one round trip, on the doctor's own connection
+        row = await fetch_one(dsn, f"SELECT ({CLIENT_COUNT}), ({TOKENS_REQUIRED})")
     except psycopg.Error as exc:
         return skipped(NAME, f"cannot count API clients: {describe(exc)}")
-    count = int(row[0]) if row else 0
+    count, required = (int(row[0]), bool(row[1])) if row else (0, False)
     if count:
         return passed(NAME, f"{count} API client(s); every request needs a token")
-    try:
-        row = await fetch_one(
-            dsn, "SELECT coalesce(bool_or(tokens_required), false) FROM ingestion.access_policy"
-        )
-    except psycopg.Error as exc:
-        return skipped(NAME, f"cannot read the access policy: {describe(exc)}")
-    if row and row[0]:  # a client has existed: anonymous access is over for good
+    if required:  # a client has existed: anonymous access is over for good
         return failed(
             NAME,
             "no API client, and one has existed: every HTTP request is refused (401)",

@@ -87,18 +87,21 @@ async def client_for_token(pool: Pool, token: str) -> Client | None:
         return Client(row[0], row[1]) if row else None
 
 
+# Whether any client has ever existed (then anonymous access is over for good).
+TOKENS_REQUIRED = "SELECT coalesce(bool_or(tokens_required), false) FROM ingestion.access_policy"
+CLIENT_COUNT = "SELECT count(*) FROM ingestion.api_clients"
+
+
 async def tokens_required(pool: Pool) -> bool:
     """Whether any client has ever existed (then anonymous access is over for good)."""
     async with pool.connection() as conn:
-        cur = await conn.execute(
-            "SELECT coalesce(bool_or(tokens_required), false) FROM ingestion.access_policy"
-        )
+        cur = await conn.execute(TOKENS_REQUIRED)
         row = await cur.fetchone()
         return bool(row[0]) if row else False
 
 
 async def client_count(pool: Pool) -> int:
     async with pool.connection() as conn:
-        cur = await conn.execute("SELECT count(*) FROM ingestion.api_clients")
+        cur = await conn.execute(CLIENT_COUNT)
         row = await cur.fetchone()
         return int(row[0]) if row else 0

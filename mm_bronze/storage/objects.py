@@ -51,6 +51,13 @@ def is_transient(exc: BaseException) -> bool:
     )
 
 
+def is_write_outage(exc: BaseException) -> bool:
+    """Whether an error writing a *new* object may go away on retry: a transient one, or a
+    place to write that is not there (an S3 or GCS bucket not created yet, or deleted, says
+    "not found"; nothing was being read)."""
+    return is_transient(exc) or isinstance(exc, FileNotFoundError)
+
+
 def unavailable(what: str, exc: BaseException) -> StorageUnavailable:
     detail = str(exc).splitlines()[0][:200] if str(exc) else ""
     return StorageUnavailable(f"{what}: {type(exc).__name__}" + (f": {detail}" if detail else ""))

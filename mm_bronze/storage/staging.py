@@ -7,7 +7,7 @@ import os
 from typing import IO
 
 from mm_bronze.storage.local import fsync_directory
-from mm_bronze.storage.objects import ObjectStore, discard_upload, is_transient, unavailable
+from mm_bronze.storage.objects import ObjectStore, discard_upload, is_write_outage, unavailable
 
 FLUSH_BYTES = 1024 * 1024
 
@@ -34,7 +34,7 @@ class StagedBlob:
         try:
             blob._file = await asyncio.to_thread(staging.open_upload, key)
         except Exception as exc:
-            if _outage(exc):
+            if is_write_outage(exc):
                 raise unavailable("cannot open staging blob", exc) from exc
             raise
         return blob
@@ -64,7 +64,7 @@ class StagedBlob:
         try:
             await asyncio.to_thread(self._file.write, data)
         except Exception as exc:
-            if _outage(exc):
+            if is_write_outage(exc):
                 raise unavailable("staging write failed", exc) from exc
             raise
 
@@ -93,7 +93,7 @@ class StagedBlob:
             await asyncio.to_thread(finish)
         except Exception as exc:
             await asyncio.to_thread(discard_upload, file)
-            if _outage(exc):
+            if is_write_outage(exc):
                 raise unavailable("staging commit failed", exc) from exc
             raise
 
@@ -114,12 +114,6 @@ class StagedBlob:
         if file is not None:
             await asyncio.to_thread(discard_upload, file)
         await self.staging.remove(self.key)
-
-
-def _outage(exc: Exception) -> bool:
-    """An error writing a new blob that may go away: any transient one, and a place to write
-    that is not there (an S3 or GCS bucket not created yet, or deleted, says "not found")."""
-    return is_transient(exc) or isinstance(exc, FileNotFoundError)
 
 
 def _resolve(future: asyncio.Future[None]) -> None:

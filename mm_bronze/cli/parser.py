@@ -302,16 +302,15 @@ def sftp_path(text: str) -> tuple[str, str]:
         raise argparse.ArgumentTypeError(f"{text!r}: {exc}") from None
 
 
-def permissions(text: str) -> str:
-    """An argparse type: SFTP permissions such as ``read,write`` (checked, kept as given)."""
+def permissions(text: str) -> list[str]:
+    """An argparse type: SFTP permissions such as ``read,write``, as a checked list."""
     from mm_bronze.errors import ConfigError
     from mm_bronze.ingest.sftp.users import parse_perms
 
     try:
-        parse_perms(text)
+        return parse_perms(text)
     except ConfigError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
-    return text
 
 
 def format_name(text: str) -> str:

@@ -18,7 +18,6 @@ from mm_bronze.ingest.sftp.users import (
     check_username,
     hash_password,
     load_users_file,
-    parse_perms,
     save_users_file,
 )
 from mm_bronze.settings import Settings
@@ -42,7 +41,7 @@ def users_command(args: argparse.Namespace, settings: Settings) -> int:
     user = users.get(name) or SftpUser(name=name)
     if args.action == "add":
         if args.perms is not None:
-            user.perms = parse_perms(args.perms)
+            user.perms = args.perms  # checked by the parser (``cli.parser.permissions``)
         password = _read_password(args)
         if password is not None:
             user.password_hash = hash_password(password)

@@ -27,7 +27,6 @@ from typing import Any
 
 import h11
 import msgspec
-import structlog
 from hypercorn.events import RawData
 from hypercorn.protocol.events import Body, EndBody, Response, StreamClosed
 from hypercorn.protocol.h11 import H11Protocol
@@ -35,7 +34,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from mm_bronze.ingest.http import idle_timer
 from mm_bronze.ingest.http.bodies import ErrorBody
-from mm_bronze.ingest.http.responses import refuse
+from mm_bronze.ingest.http.responses import log_refused, refuse
 
 REASONS = {
     400: ("bad_request", "malformed HTTP request"),
@@ -50,7 +49,6 @@ REASONS = {
     505: ("http_version_not_supported", "only HTTP/1.1 is served"),
 }
 
-log = structlog.get_logger(__name__)
 _installed = False
 
 
@@ -60,9 +58,7 @@ async def _send_error_response(self: Any, status_code: int) -> None:
     code, message = REASONS.get(status_code, ("bad_request", "malformed HTTP request"))
     body = msgspec.json.encode(ErrorBody(error=code, message=message))
     request_id = uuid.uuid4().hex
-    log.info(
-        "request refused", status=status_code, error=code, reason=message, request_id=request_id
-    )
+    log_refused(status_code, code, message, request_id=request_id)
     headers = [
         (b"content-type", b"application/json"),
         (b"content-length", str(len(body)).encode()),

@@ -20,11 +20,17 @@ RETRY_AFTER = "5"
 CHALLENGE = {"WWW-Authenticate": "Bearer"}
 
 
+def log_refused(status: int, code: str, message: str, **context: Any) -> None:
+    """The log line of every refusal (4xx), the app's and hypercorn's alike; the reason names
+    places, never payload values."""
+    log.info("request refused", status=status, error=code, reason=message, **context)
+
+
 def error(
     status: int, code: str, message: str, *, headers: dict[str, str] | None = None, **extra: Any
 ) -> Response:
-    if 400 <= status < 500:  # every refusal is logged; the reason names places, never values
-        log.info("request refused", status=status, error=code, reason=message)
+    if 400 <= status < 500:
+        log_refused(status, code, message)
     body = msgspec.json.encode(ErrorBody(error=code, message=message, **extra))
     if status == 503:
         headers = {**(headers or {}), "Retry-After": RETRY_AFTER}

@@ -15,12 +15,16 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from mm_bronze.errors import InvalidPayload
 from mm_bronze.formats.fhir import xml_validator
+from mm_bronze.formats.fhir.model import PATTERNS
 from mm_bronze.formats.fhir.structure import MAX_DEPTH
 from mm_bronze.formats.fhir.xml_decider import decide
 from mm_bronze.formats.fhir.xml_narratives import fits
+from mm_bronze.formats.fhir.xml_tables import check_for
 from tests.formats.helpers import validate
 
 CORPUS = Path(__file__).resolve().parents[3] / "shared" / "corpus"
@@ -240,12 +244,21 @@ def test_deep_fhir_elements_and_narratives_agree_at_the_limit() -> None:
         )
 
 
+@given(st.text(alphabet="a- \t\n\u00a0\u2003", max_size=12))
+def test_code_check_is_the_models_pattern(value: str) -> None:
+    """The fast path's code check (without backtracking) accepts what the model's does."""
+    assert bool(check_for("code")(value)) == bool(PATTERNS["code"].fullmatch(value))
+
+
 def test_narrative_depth_bound() -> None:
     deep = b"<div>" + b"<b>" * 200 + b"</b>" * 200 + b"</div>"
     wide = b"<div>" + b"<p><b>x</b><br/></p>" * 500 + b"</div>"
     assert not fits(deep, 0, len(deep), 3)
     assert fits(wide, 0, len(wide), 3)
     assert not fits(wide, 0, len(wide), MAX_DEPTH - 2)
+    # Taken for elements that never end, 300 empty ones would be too deep: then they count.
+    flat = b"<div>" + b"<br/>" * 300 + b"</div>"
+    assert fits(flat, 0, len(flat), 3)
     comment = b"<div><!-- </b></b> --></div>"
     assert fits(comment, 0, len(comment), 90, marked=True)  # few '<': shallow whatever they are
     assert not fits(comment, 0, len(comment), 97, marked=True)

@@ -37,15 +37,24 @@ def fits(data: bytes, start: int, end: int, above: int, marked: bool = False) ->
 
     Every element has a '<', so a span with few of them is shallow enough. In a larger one
     (not ``marked``, and without CDATA, which the caller makes sure of), every '<' opens or
-    closes a tag; when, in addition, every '>' ends one (as many of each), a '/>' always ends
-    an empty element, so counting '<', '</' and '/>' over a piece tells the depth at its end,
-    and opening tags that are not empty bound how deep it goes.
+    closes a tag, so counting '<' and '</' over a piece tells how many tags it opens, which
+    bounds how deep it goes. Empty elements ('/>') are first taken for elements that never
+    end, which only overstates depths and spares counting them; only when that bound is too
+    deep are they counted, once every '>' is known to end a tag (as many of each), so that a
+    '/>' always ends an empty element.
     """
     marks = data.count(b"<", start, end)
     if above + marks <= MAX_DEPTH:
         return True
-    if marked or data.count(b">", start, end) != marks:
+    if marked:
         return False
+    if _shallow(data, start, end, above, empties=False):
+        return True
+    return data.count(b">", start, end) == marks and _shallow(data, start, end, above, empties=True)
+
+
+def _shallow(data: bytes, start: int, end: int, above: int, empties: bool) -> bool:
+    """``fits``, piece by piece: True if the depth the counts give stays within bounds."""
     depth = above
     while start < end:
         size = PIECE
@@ -55,8 +64,13 @@ def fits(data: bytes, start: int, end: int, above: int, marked: bool = False) ->
                 stop = end
             tags = data.count(b"<", start, stop)
             closes = data.count(b"</", start, stop)
-            empty = data.count(b"/>", start, stop)
-            if depth + (tags - closes - empty) + 1 <= MAX_DEPTH:
+            if empties:  # the elements it opens and leaves open, and one empty element
+                empty = data.count(b"/>", start, stop)
+                rise = tags - closes - empty + 1
+            else:  # the elements it opens, as if none of them ended
+                empty = 0
+                rise = tags - closes
+            if depth + rise <= MAX_DEPTH:
                 break
             if size <= SMALLEST:  # this deep for real, or too dense to tell
                 return False

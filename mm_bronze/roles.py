@@ -9,7 +9,7 @@ import asyncio
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import structlog
 
@@ -21,6 +21,10 @@ if TYPE_CHECKING:
     from mm_bronze.runtime import Resources, RoleRunner
 
 log = structlog.get_logger(__name__)
+
+# Seconds the consumers may take to finish their batches once stopped (as the HTTP door's
+# graceful timeout), before those are cancelled.
+CONSUMERS_GRACE = 30.0
 
 
 @dataclass(frozen=True)
@@ -182,11 +186,34 @@ async def run_consumers(res: Resources, stop: asyncio.Event) -> None:
     res.health["consumers"] = degraded
     log.info("consumers running", pipelines=len(pipelines))
     try:
-        await asyncio.gather(*(p.run(stop) for p in pipelines))
+        await _run_until_stopped(asyncio.gather(*(p.run(stop) for p in pipelines)), stop)
     finally:
         for consumer in consumers:
             await consumer.close()
         log.info("consumers stopped", stored=sum(p.stored for p in pipelines))
+
+
+async def _run_until_stopped(
+    runs: asyncio.Future[Any], stop: asyncio.Event, grace: float = CONSUMERS_GRACE
+) -> None:
+    """Wait for ``runs``; once ``stop`` is set, for ``grace`` seconds more at most, then
+    cancel them. A batch waiting on a store or database that does not answer would otherwise
+    hold the stop for as long as that lasts; a cancelled batch is not acknowledged, so it is
+    delivered again (its writes are idempotent), as after a crash."""
+    stopping = asyncio.ensure_future(stop.wait())
+    try:
+        await asyncio.wait({runs, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        if not runs.done():
+            await asyncio.wait({runs}, timeout=grace)
+        if not runs.done():
+            log.warning("consumers cancelled: a batch did not finish in time", grace=grace)
+            runs.cancel()
+            await asyncio.wait({runs})
+    finally:
+        stopping.cancel()
+        runs.cancel()  # when this wait itself is cancelled; nothing once runs is done
+    if not runs.cancelled():
+        runs.result()  # a pipeline's failure
 
 
 async def run_mllp(res: Resources, stop: asyncio.Event) -> None:

@@ -143,6 +143,7 @@ async def open_resources(settings: Settings) -> AsyncIterator[Resources]:
             settings.storage.path_template,
             settings.storage.options,
             compression=settings.storage.compression,
+            staging_timeout=settings.storage.staging_timeout,
         )
         await storage.open()
         stack.push_async_callback(storage.close)

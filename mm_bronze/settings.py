@@ -46,6 +46,7 @@ class StorageSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     path_template: str = "{format}/{content_type}/{version}/{subtype}/date={date}/{sha256}{ext}"
     options: dict[str, Any] = msgspec.field(default_factory=dict)  # fsspec: credentials, endpoint
     compression: str = "none"  # none | gzip | zstd, for raw objects
+    staging_timeout: float = 30.0  # seconds a door waits for one remote staging call: then 503
 
 
 class KafkaSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -449,6 +450,7 @@ def _check(settings: Settings, sources: Sources | None = None) -> None:
         ("mllp", "max_frame_bytes"),
         ("mllp", "inline_limit"),
         ("mllp", "idle_timeout"),
+        ("storage", "staging_timeout"),
     ]
     for section, key in positive:
         if getattr(getattr(settings, section), key) <= 0:

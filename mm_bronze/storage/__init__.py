@@ -15,7 +15,8 @@ class StorageRegistry:
     """The raw object store and the staging store, opened and closed together.
 
     Raw objects are compressed with ``compression`` (``none``, ``gzip``, ``zstd``); staged
-    blobs never are, since they are read back once and removed.
+    blobs never are, since they are read back once and removed. ``staging_timeout`` bounds
+    each call a door makes to a staged blob (see ``StagedBlob``).
     """
 
     def __init__(
@@ -26,12 +27,13 @@ class StorageRegistry:
         options: dict[str, Any],
         *,
         compression: str = "none",
+        staging_timeout: float | None = None,
     ) -> None:
         check_template(path_template)
         self.path_template = path_template
         self.compression = codec_for(compression).name
         self.raw = ObjectStore(raw_url, options, compression=compression)
-        self.staging = ObjectStore(staging_url, options)
+        self.staging = ObjectStore(staging_url, options, call_timeout=staging_timeout)
 
     def object_key(self, event: IngestEvent) -> str:
         """The raw object key of ``event``'s payload, with the compression suffix."""

@@ -14,8 +14,9 @@ import contextlib
 import contextvars
 import functools
 import os
-from collections.abc import AsyncGenerator, Iterable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+import queue
+import threading
+from collections.abc import AsyncGenerator, Callable, Iterable, Iterator, Sequence
 from typing import IO, Any
 
 import fsspec
@@ -63,6 +64,66 @@ def unavailable(what: str, exc: BaseException) -> StorageUnavailable:
     return StorageUnavailable(f"{what}: {type(exc).__name__}" + (f": {detail}" if detail else ""))
 
 
+_Work = tuple[concurrent.futures.Future[Any], Callable[[], Any]]
+
+
+class IoThreads(concurrent.futures.Executor):
+    """Up to ``size`` daemon threads for blocking storage calls.
+
+    A call to a store that stops answering (a frozen server, a lost connection that sends no
+    reset) can block its thread for as long as the store is gone, whatever deadline the caller
+    gave up at. ``ThreadPoolExecutor`` joins its threads when the interpreter exits, so one
+    such call would hold a stopping process until the store came back: these threads are not
+    waited for. Nothing is lost by that: a call nobody awaits any longer acknowledges nothing.
+    """
+
+    def __init__(self, size: int, name: str) -> None:
+        self._size = size
+        self._name = name
+        self._work: queue.SimpleQueue[_Work | None] = queue.SimpleQueue()
+        self._idle = threading.Semaphore(0)
+        self._threads: list[threading.Thread] = []
+        self._lock = threading.Lock()
+        self._closed = False
+
+    def submit(
+        self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any
+    ) -> concurrent.futures.Future[Any]:
+        future: concurrent.futures.Future[Any] = concurrent.futures.Future()
+        with self._lock:
+            if self._closed:
+                raise RuntimeError("cannot schedule new calls after shutdown")
+            self._work.put((future, functools.partial(fn, *args, **kwargs)))
+            if not self._idle.acquire(blocking=False) and len(self._threads) < self._size:
+                thread = threading.Thread(
+                    target=self._worker, name=f"{self._name}_{len(self._threads)}", daemon=True
+                )
+                thread.start()
+                self._threads.append(thread)
+        return future
+
+    def _worker(self) -> None:
+        while (item := self._work.get()) is not None:
+            future, call = item
+            if future.set_running_or_notify_cancel():
+                try:
+                    future.set_result(call())
+                except BaseException as exc:
+                    future.set_exception(exc)
+            del item, future, call  # no reference kept while idle
+            self._idle.release()
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        with self._lock:
+            self._closed = True
+            threads = list(self._threads)
+        for _ in threads:
+            self._work.put(None)
+        if wait:
+            for thread in threads:
+                thread.join()
+
+
 class ObjectStore:
     """Objects under the root of ``url``; every method runs blocking I/O off the event loop.
 
@@ -75,9 +136,16 @@ class ObjectStore:
     """
 
     def __init__(
-        self, url: str, options: dict[str, Any] | None = None, *, compression: str = "none"
+        self,
+        url: str,
+        options: dict[str, Any] | None = None,
+        *,
+        compression: str = "none",
+        call_timeout: float | None = None,
     ) -> None:
         self.url = url.rstrip("/")
+        # How long a door waits for one call to a staged blob (``StagedBlob``); None: no limit.
+        self.call_timeout = call_timeout
         self.scheme = fsspec.core.split_protocol(self.url)[0] or "file"
         self.is_object_store = self.scheme in OBJECT_STORE_SCHEMES
         self.codec: Codec = codec_for(compression)
@@ -92,8 +160,8 @@ class ObjectStore:
             self._options.setdefault("use_listings_cache", False)
         self._fs: fsspec.AbstractFileSystem | None = None
         self._root = ""
-        self._threads: ThreadPoolExecutor | None = None
-        self._fanout: ThreadPoolExecutor | None = None  # the writes of one put_many_bytes
+        self._threads: IoThreads | None = None
+        self._fanout: IoThreads | None = None  # the writes of one put_many_bytes
 
     async def open(self) -> None:
         if self._fs is not None:
@@ -110,8 +178,8 @@ class ObjectStore:
                 raise unavailable(f"cannot open storage {self.url}", exc) from exc
             raise
         self._fs, self._root = fs, root.rstrip("/")
-        self._threads = ThreadPoolExecutor(IO_THREADS, thread_name_prefix="storage")
-        self._fanout = ThreadPoolExecutor(IO_THREADS, thread_name_prefix="storage-batch")
+        self._threads = IoThreads(IO_THREADS, "storage")
+        self._fanout = IoThreads(IO_THREADS, "storage-batch")
         if self.is_local:
             await asyncio.to_thread(make_directories, self._root)
 
@@ -216,8 +284,12 @@ class ObjectStore:
 
     async def remove(self, key: str) -> None:
         """Remove ``key``; a missing object is not an error."""
+        await self._run(self.remove_blocking, key)
+
+    def remove_blocking(self, key: str) -> None:
+        """``remove``, blocking."""
         try:
-            await self._run(self.fs.rm_file, self.path(key))
+            self.fs.rm_file(self.path(key))
         except FileNotFoundError:
             pass
 
@@ -234,10 +306,38 @@ class ObjectStore:
         fs.makedirs(fs._parent(path), exist_ok=True)
         return fs.open(path, "wb")
 
+    async def call(
+        self, what: str, fn: Callable[..., Any], *args: Any, timeout: float | None = None
+    ) -> Any:
+        """``fn(*args)`` on the store's threads, its errors as they are; ``StorageUnavailable``
+        once ``timeout`` seconds passed without an answer (``what`` failed: says which call).
+        The call itself goes on, on its thread, until the backend answers or fails."""
+        if self._threads is None:
+            raise RuntimeError("ObjectStore is not open")
+        call = functools.partial(contextvars.copy_context().run, fn, *args)
+        running = asyncio.get_running_loop().run_in_executor(self._threads, call)
+        if timeout is None:
+            return await running
+        try:
+            return await asyncio.wait_for(running, timeout)
+        except TimeoutError:
+            if running.cancelled():  # the deadline, not the call, raised
+                raise StorageUnavailable(
+                    f"{what}: {self.url} did not answer within {timeout:g} seconds"
+                ) from None
+            raise
+
+    def call_later(self, fn: Callable[..., Any], *args: Any) -> None:
+        """Run ``fn(*args)`` on the store's threads without waiting for it (cleanup when the
+        store answers again); its errors are logged."""
+        if self._threads is None:
+            return
+        future = self._threads.submit(contextvars.copy_context().run, fn, *args)
+        future.add_done_callback(_log_failure)
+
     async def _run(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
         try:
-            call = functools.partial(contextvars.copy_context().run, fn, *args, **kwargs)
-            return await asyncio.get_running_loop().run_in_executor(self._threads, call)
+            return await self.call("", functools.partial(fn, *args, **kwargs))
         except BaseException as exc:
             if is_transient(exc):
                 raise unavailable(f"storage error at {self.url}", exc) from exc
@@ -371,6 +471,11 @@ class ObjectStore:
         except BaseException:
             discard_upload(upload)
             raise
+
+
+def _log_failure(future: concurrent.futures.Future[Any]) -> None:
+    if not future.cancelled() and (exc := future.exception()) is not None:
+        log.warning("storage cleanup failed", error=type(exc).__name__)
 
 
 def discard_upload(upload: IO[bytes]) -> None:

@@ -17,8 +17,10 @@ from tests.services.object_stores import ObjectStoreService
 MiB = 1024 * 1024
 
 
-async def open_store(url: str, service: ObjectStoreService | None, **kw: str) -> ObjectStore:
-    store = ObjectStore(url, service.options if service else {}, **kw)
+async def open_store(
+    url: str, service: ObjectStoreService | None, *, compression: str = "none"
+) -> ObjectStore:
+    store = ObjectStore(url, service.options if service else {}, compression=compression)
     await store.open()
     return store
 

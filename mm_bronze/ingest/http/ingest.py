@@ -274,8 +274,8 @@ class IngestEndpoint:
             return refuse(400, "invalid_encoding", str(exc))
         except InvalidPayload as exc:
             return invalid_payload(fmt, exc)
-        except StorageUnavailable:
-            log.warning("staging unavailable", uuid=submission)
+        except StorageUnavailable as exc:
+            log.warning("staging unavailable", uuid=submission, error=str(exc))
             return refuse(503, "unavailable", "storage is unavailable, retry later")
         except BodyTimeout:
             timeout = deps.settings.body_timeout

@@ -28,6 +28,7 @@ class HttpSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     inline_limit: int = 256 * 1024  # larger bodies travel by claim check (staging)
     validation_workers: int = -1  # processes checking bodies of 64 KiB+; -1: one per core, 0: none
     body_timeout: float = 30.0  # seconds a request body may go without a byte before a 408
+    graceful_timeout: float = 30.0  # seconds requests in flight at a stop may take; then 503
     max_buffered_bytes: int = 256 * MiB  # request-body bytes all requests may hold in memory
     tls_cert: str = ""  # PEM certificate (chain); set with tls_key to serve HTTPS
     tls_key: str = ""
@@ -451,6 +452,7 @@ def _check(settings: Settings, sources: Sources | None = None) -> None:
         ("mllp", "inline_limit"),
         ("mllp", "idle_timeout"),
         ("storage", "staging_timeout"),
+        ("http", "graceful_timeout"),
     ]
     for section, key in positive:
         if getattr(getattr(settings, section), key) <= 0:

@@ -42,12 +42,7 @@ def test_sigterm_finishes_in_flight_upload(dsn: str, tmp_path: Path) -> None:
             refused = True
         assert refused
         sock.sendall(body[1000:])
-        reply = b""
-        while b"\r\n\r\n" not in reply or not reply.rstrip().endswith(b"}"):
-            chunk = sock.recv(65536)
-            if not chunk:
-                break
-            reply += chunk
+        reply = _read_reply(sock)
     finally:
         sock.close()
     assert reply.startswith(b"HTTP/1.1 202"), reply[:200]
@@ -59,6 +54,32 @@ def test_sigterm_finishes_in_flight_upload(dsn: str, tmp_path: Path) -> None:
         assert wait_status(client, submission, {"stored"})["size"] == len(body)
     with psycopg.connect(dsn) as conn:
         assert conn.execute("SELECT count(*) FROM bus.messages").fetchone() == (0,)
+
+
+def test_a_request_outliving_the_graceful_timeout_gets_a_503(dsn: str, tmp_path: Path) -> None:
+    """A body still arriving when the stop's ``http.graceful_timeout`` runs out: the request
+    is answered 503 (retry), not hypercorn's empty 500, and the server exits."""
+    env = {"POSTGRES_DSN": dsn, "MM_BRONZE_HTTP_GRACEFUL_TIMEOUT": "1"}
+    proc = MmBronze(tmp_path, env=env).start()
+    head = (
+        b"POST /ingest/fhir/json/R4/patient HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n"
+    )
+    sock = socket.create_connection(("127.0.0.1", proc.http_port), timeout=30)
+    try:
+        sock.sendall(head + b'{"resourceType": "Patient"')
+        time.sleep(0.3)
+        assert proc.proc is not None
+        proc.proc.send_signal(signal.SIGTERM)
+        reply = _read_reply(sock)
+    finally:
+        sock.close()
+    assert reply.startswith(b"HTTP/1.1 503"), reply[:200]
+    assert b"retry-after: 5" in reply.lower()
+    assert reply.endswith(
+        b'{"error":"unavailable","message":"the server is stopping, retry later"}'
+    )
+    assert proc.proc.wait(30) == 0
+    assert "request unfinished when the server stopped" in proc.logs()
 
 
 def test_a_log_reader_that_is_gone_stops_neither_requests_nor_a_shutdown(
@@ -96,3 +117,14 @@ def _alive(url: str) -> bool:
         return httpx.get(url + "/healthz", timeout=1).status_code == 200
     except httpx.HTTPError:
         return False
+
+
+def _read_reply(sock: socket.socket) -> bytes:
+    """What the server answers on ``sock``, up to the end of its JSON body (or the close)."""
+    reply = b""
+    while b"\r\n\r\n" not in reply or not reply.rstrip().endswith(b"}"):
+        chunk = sock.recv(65536)
+        if not chunk:
+            break
+        reply += chunk
+    return reply

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Awaitable, Callable
 
 import structlog
@@ -43,10 +44,25 @@ class HttpDoor:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         route = ingest_segments(scope)
-        if route is not None:
-            await self.ingest(scope, receive, send, route)
-        else:
-            await self.app(scope, receive, send)
+        try:
+            if route is not None:
+                await self.ingest(scope, receive, send, route)
+            else:
+                await self.app(scope, receive, send)
+        except asyncio.CancelledError:
+            if scope["type"] == "http":
+                await _answer_stopping(scope, receive, send)
+            raise
+
+
+async def _answer_stopping(scope: Scope, receive: Receive, send: Send) -> None:
+    """A request cancelled by the server, which stopped and waited for it the whole
+    ``http.graceful_timeout``: 503 (retry), not the empty 500 hypercorn would send. Nothing
+    was acknowledged. When a response had started, there is nothing left to say."""
+    log.warning("request unfinished when the server stopped", path=scope.get("path"))
+    response = error(503, "unavailable", "the server is stopping, retry later")
+    with contextlib.suppress(Exception):
+        await response(scope, receive, send)
 
 
 def build_app(deps: HttpDeps) -> ASGIApp:

@@ -40,7 +40,7 @@ def hypercorn_config(settings: HttpSettings) -> Config:
     config.bind = [f"{host}:{settings.port}"]
     config.accesslog = None
     config.errorlog = logging.getLogger("hypercorn.error")  # rendered by mm_bronze.logging
-    config.graceful_timeout = 30.0
+    config.graceful_timeout = settings.graceful_timeout
     config.keep_alive_timeout = 75.0
     if settings.tls_cert or settings.tls_key or settings.tls_client_ca:
         apply_tls(config, settings)

@@ -304,6 +304,51 @@ def test_each_formatted_extension_value_is_checked(version: str) -> None:
             assert (walker_verdict(body, version) is not None) == valid, (name, value)
 
 
+PATIENT_LINE = b'{"resourceType":"Patient","id":"a"}'
+CONDITION_LINE = b'{"resourceType":"Condition","subject":{"reference":"Patient/a"}}'
+
+
+@pytest.mark.parametrize(
+    ("body", "at_once"),
+    [
+        (PATIENT_LINE + b"\n" + CONDITION_LINE + b"\n" + PATIENT_LINE, True),
+        (nested_extensions(40) + b"\n" + PATIENT_LINE, True),
+        # What ``decode_lines`` takes but a line by line check does not.
+        (PATIENT_LINE + b" " + CONDITION_LINE + b"\n", False),  # two on one line
+        (PATIENT_LINE + CONDITION_LINE + b"\n" + PATIENT_LINE, False),  # nothing between
+        # One resource over two lines and two on the third: as many resources as lines, and
+        # the re-encoding as long as the bytes (the newline inside it for the one missing).
+        (PATIENT_LINE.replace(b",", b",\n") + b"\n" + PATIENT_LINE + CONDITION_LINE + b"\n", False),
+        (PATIENT_LINE + b"\n\n" + CONDITION_LINE, False),  # a blank line
+        (PATIENT_LINE + b'\n{"id":"b","resourceType":"Patient"}\n' + PATIENT_LINE, False),
+        (PATIENT_LINE + b"\r\n" + CONDITION_LINE + b"\r\n", False),
+        (PATIENT_LINE + b"\n" + PATIENT_LINE.replace(b'"id"', b'"id":"b","id"'), False),
+        (PATIENT_LINE + b"\n" + nested_extensions(49), False),  # deeper than the walker allows
+        (b'{"resourceType":"Bundle","type":"collection"}\n' + PATIENT_LINE, False),
+    ],
+)
+def test_ndjson_lines_taken_at_once_agree_with_the_walker(
+    body: bytes, at_once: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Runs of compact lines are decoded in one call (``block_kinds``) only when that proves
+    what checking them line by line would: the verdicts and metadata are the walker's."""
+    taken: list[bool] = []
+
+    def spy(runs: list[bytes], version: str) -> Any:
+        found = decider.block_kinds(runs, version)
+        taken.append(found is not None)
+        return found
+
+    monkeypatch.setattr(ndjson_validator, "block_kinds", spy)
+    try:
+        fast: dict[str, Any] | None = validate(body, content_type="ndjson")
+    except InvalidPayload:
+        fast = None
+    assert taken == [at_once]
+    monkeypatch.undo()
+    assert fast == walker_verdict(body, content_type="ndjson")
+
+
 # --- verdicts ------------------------------------------------------------------------------
 
 
@@ -318,6 +363,7 @@ def walker_verdict(
     """The walker's metadata, or None when it rejects (the fast path switched off)."""
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(json_validator, "decide", lambda data, version: None)
+        patch.setattr(ndjson_validator, "block_kinds", lambda runs, version: None)
         patch.setattr(ndjson_validator, "line_kinds", lambda lines, version: [None] * len(lines))
         try:
             return validate(body, content_type=content_type, version=version, level=level)

@@ -8,7 +8,7 @@ from typing import Any
 from mm_bronze.errors import InvalidPayload, Issue
 from mm_bronze.formats.base import LENIENT, STRICT, Findings
 from mm_bronze.formats.fhir import json_validator
-from mm_bronze.formats.fhir.fast.decider import collection_paused, line_kinds
+from mm_bronze.formats.fhir.fast.decider import block_kinds, collection_paused, line_kinds
 from mm_bronze.formats.fhir.json_validator import FhirJsonValidator, checker_for
 from mm_bronze.formats.fhir.model import canonical_version
 
@@ -21,9 +21,11 @@ BLOCK = 1024 * 1024
 class FhirNdjsonValidator:
     """Checks each line, as it arrives, as a FHIR JSON body.
 
-    Complete lines are gathered up to ``BLOCK`` and go through the fast path together
-    (``line_kinds``: each decoded at C speed, the formats of all checked in one batch); a
-    line that spans chunks is held until it ends and then joins the next chunk's lines,
+    Complete lines are gathered up to ``BLOCK``, as the runs of them each chunk holds, and go
+    through the fast path together: each run decoded in one call when every line is a compact
+    resource (``block_kinds``), else line by line (``line_kinds``: each decoded at C speed,
+    the formats of all checked in one batch); a line that spans chunks is held until it ends
+    and then joins the next chunk's lines,
     unless it grows beyond ``BUFFER_LIMIT``: then, as a line the fast path does not accept,
     it goes to its own FHIR JSON validator (which streams it, so a long line is never held
     whole). The line validators collect everything (lenient); this validator's level
@@ -38,7 +40,7 @@ class FhirNdjsonValidator:
         self._current: FhirJsonValidator | None = None
         self._held: list[bytes] = []  # the start of a line that spans chunks
         self._held_size = 0
-        self._pending: list[bytes] = []  # complete lines not yet checked
+        self._pending: list[bytes] = []  # runs of complete lines not yet checked
         self._pending_size = 0
         self._blank = True
         self._failed = False
@@ -65,13 +67,12 @@ class FhirNdjsonValidator:
             head = b"".join(self._held)
             self._held = []
             self._held_size = 0
-        lines, rest = _lines_of(chunk, start)
-        if lines:  # there are lines whenever a held line (``head``) ends here
-            if head:
-                lines[0] = head + lines[0]
-            self._gather(lines)
-        if rest:
-            self._hold(rest)
+        end = chunk.rfind(b"\n")
+        if end >= start:  # complete lines, always when a held line (``head``) ends here
+            self._gather(head + chunk[start:end] if head else chunk[start:end])
+            start = end + 1
+        if start < len(chunk):
+            self._hold(chunk[start:])
 
     def _hold(self, piece: bytes) -> None:
         """Keep the start of a line until it ends, or stream it once it is too long."""
@@ -85,17 +86,38 @@ class FhirNdjsonValidator:
             self._piece(part)
         self._piece(piece)
 
-    def _gather(self, lines: list[bytes]) -> None:
-        """Keep complete lines until ``BLOCK`` of them are waiting, then check them."""
-        self._pending.extend(lines)
-        self._pending_size += sum(map(len, lines)) + len(lines)
+    def _gather(self, run: bytes) -> None:
+        """Keep complete lines (one newline between each) until ``BLOCK`` of them are
+        waiting, then check them."""
+        self._pending.append(run)
+        self._pending_size += len(run) + 1
         if self._pending_size >= BLOCK:
             self._flush()
 
     def _flush(self) -> None:
         if self._pending:
             pending, self._pending, self._pending_size = self._pending, [], 0
-            self._lines(pending)
+            self._runs(pending)
+
+    def _runs(self, runs: list[bytes]) -> None:
+        """Runs of complete lines: at once when the fast path takes every line as it stands,
+        else line by line."""
+        if self._fast is not None:
+            with collection_paused():
+                counted = block_kinds(runs, self._fast)
+            if counted is not None:
+                taken, types = counted
+                self._line += taken
+                self._resources += taken
+                for name, count in types.items():
+                    self._types[name] = self._types.get(name, 0) + count
+                return
+        lines: list[bytes] = []
+        for run in runs:
+            within, last = _lines_of(run, 0)
+            lines += within
+            lines.append(last)
+        self._lines(lines)
 
     def _lines(self, lines: list[bytes]) -> None:
         """Complete lines: the fast path accepts the valid ones, the walker checks the rest."""
@@ -191,7 +213,7 @@ class FhirNdjsonValidator:
             last = b"".join(self._held)
             self._held = []
             if last.strip():  # not just trailing whitespace after the last newline
-                self._gather([last])
+                self._gather(last)
         self._flush()
         if self._current is not None:
             if self._blank:

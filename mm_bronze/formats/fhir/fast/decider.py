@@ -20,6 +20,7 @@ import importlib
 import re
 import sys
 import threading
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from types import FrameType, ModuleType
 from typing import Any, TypeVar
@@ -347,6 +348,59 @@ def _buffer() -> bytearray:
 def _outside_strings(blob: bytes) -> int:
     cleaned = blob.replace(b"\\\\", b"").replace(b'\\"', b"")
     return b"".join(cleaned.split(b'"')[0::2]).count(b":")
+
+
+def block_kinds(blocks: list[bytes], version: str) -> tuple[int, dict[str, int]] | None:
+    """How many lines NDJSON ``blocks`` hold and how many resources of each type, when every
+    line is one resource the fast path accepts, written compact (as bulk exports are); None
+    otherwise, and ``line_kinds`` then takes the lines one by one. Each block is complete
+    lines with one newline between each.
+
+    Each block is decoded in one call (``decode_lines``) and its documents re-encoded in one;
+    the formats of all blocks are checked in one batch. ``decode_lines`` also takes blank
+    lines, a document spread over lines, two on one line, even two with nothing between them,
+    so a block is taken only if ``_NEXT_LINE`` (``}``, a newline, ``{"resourceType":"``)
+    occurs once less than it holds documents and its re-encoding (``[``, ``]`` and a comma
+    for each newline) is exactly as long. ``}`` then a newline then ``{`` can only be where one
+    document ends and the next begins, so each of those places is a single newline; as in
+    ``keys_unique``, nothing makes a document's re-encoding longer than its bytes, so the
+    lengths leave no other byte between or around documents, and no whitespace or repeated
+    key within one: each line is one compact document."""
+    kinds = types(version)
+    with formats.lock:
+        try:
+            counted = within_depth(_count_each, kinds, blocks)
+        except (*_ERRORS, TypeError):
+            counted = None
+        if counted is None or kinds.bundle in counted:  # a Bundle's rules: line by line
+            formats.start()  # what the decoding collected is not checked
+            return None
+        if not formats.valid():
+            return None
+    return sum(counted.values()), {kinds.tags[kind]: count for kind, count in counted.items()}
+
+
+# What is between two lines ``block_kinds`` takes: the end of one resource, a newline, the
+# start of the next as bulk exports write it. Counted 2.5 times as fast as ``}\n{`` alone
+# (bytes.count skips ahead on the needle's last byte; ``{`` is frequent in JSON).
+_NEXT_LINE = b'}\n{"resourceType":"'
+
+
+def _count_each(kinds: Types, blocks: list[bytes]) -> Counter[type] | None:
+    decode_lines = kinds.decoder.decode_lines
+    encode_into = _encoder.encode_into
+    encoded = _buffer()
+    counted: Counter[type] = Counter()
+    for block in blocks:
+        documents = decode_lines(block)
+        if block.count(_NEXT_LINE) != len(documents) - 1:
+            return None
+        encode_into(documents, encoded)
+        if len(encoded) - 2 != len(block):
+            return None
+        counted.update(map(type, documents))
+        del documents  # freed before the next block is decoded
+    return counted
 
 
 def line_kinds(lines: list[bytes], version: str) -> list[str | None]:

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from collections import Counter
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, cast
 
 from mm_bronze.errors import InvalidPayload, Issue
 from mm_bronze.formats.base import LENIENT, STRICT, Findings
@@ -106,11 +107,7 @@ class FhirNdjsonValidator:
             with collection_paused():
                 counted = block_kinds(runs, self._fast)
             if counted is not None:
-                taken, types = counted
-                self._line += taken
-                self._resources += taken
-                for name, count in types.items():
-                    self._types[name] = self._types.get(name, 0) + count
+                self._accepted(counted)
                 return
         lines: list[bytes] = []
         for run in runs:
@@ -127,21 +124,22 @@ class FhirNdjsonValidator:
             return
         with collection_paused():
             kinds = line_kinds(lines, self._fast)
-        counts = self._types
         if None not in kinds:
-            self._line += len(kinds)
-            self._resources += len(kinds)
-            for name, count in Counter(kinds).items():
-                assert name is not None
-                counts[name] = counts.get(name, 0) + count
+            self._accepted(cast("Counter[str]", Counter(kinds)))  # no None in it
             return
         for line, kind in zip(lines, kinds, strict=True):
             if kind is None:
                 self._slow_line(line)
-                continue
-            self._line += 1
-            self._resources += 1
-            counts[kind] = counts.get(kind, 0) + 1
+            else:
+                self._accepted({kind: 1})
+
+    def _accepted(self, types: Mapping[str, int]) -> None:
+        """Count lines the fast path accepted, ``types`` giving how many of each resource
+        type."""
+        for name, count in types.items():
+            self._line += count
+            self._resources += count
+            self._types[name] = self._types.get(name, 0) + count
 
     def _slow_line(self, line: bytes) -> None:
         self._piece(line)

@@ -350,9 +350,9 @@ def _outside_strings(blob: bytes) -> int:
     return b"".join(cleaned.split(b'"')[0::2]).count(b":")
 
 
-def block_kinds(blocks: list[bytes], version: str) -> tuple[int, dict[str, int]] | None:
-    """How many lines NDJSON ``blocks`` hold and how many resources of each type, when every
-    line is one resource the fast path accepts, written compact (as bulk exports are); None
+def block_kinds(blocks: list[bytes], version: str) -> dict[str, int] | None:
+    """How many resources of each type NDJSON ``blocks`` hold, when every line is one
+    resource the fast path accepts, written compact (as bulk exports are); None
     otherwise, and ``line_kinds`` then takes the lines one by one. Each block is complete
     lines with one newline between each.
 
@@ -377,7 +377,7 @@ def block_kinds(blocks: list[bytes], version: str) -> tuple[int, dict[str, int]]
             return None
         if not formats.valid():
             return None
-    return sum(counted.values()), {kinds.tags[kind]: count for kind, count in counted.items()}
+    return {kinds.tags[kind]: count for kind, count in counted.items()}
 
 
 # What is between two lines ``block_kinds`` takes: the end of one resource, a newline, the

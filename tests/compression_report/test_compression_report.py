@@ -137,11 +137,27 @@ def test_small_sample_has_no_dictionary(landed: Landed) -> None:
     assert "too few" in found["dictionary_note"]
 
 
-def test_no_objects_of_that_format(landed: Landed) -> None:
+def test_no_objects_of_that_format_lists_the_stored_ones(landed: Landed) -> None:
     done = landed.run("--format", "dicom")
     assert done.returncode == 1
+    stored = {"fhir-json": "fhir-json", "fhir-ndjson": "ndjson", "fhir-xml": "fhir-xml"}
+    listed = [f"{name} ({landed.counts[kind]})" for name, kind in stored.items()]
+    listed.append(f"hl7-text ({landed.counts['hl7v2']})")
     assert done.stderr.splitlines() == [
-        "mm-bronze: error: no stored objects of format dicom to measure: store some data first"
+        "mm-bronze: error: no stored objects of format dicom to measure; stored formats: "
+        + ", ".join(listed)
+    ]
+
+
+def test_no_objects_at_all(tmp_path: Path, dsn: str) -> None:
+    env = {"POSTGRES_DSN": dsn}
+    assert run_cli("migrate", env=env).returncode == 0
+    done = run_cli(
+        "storage", "compression-report", "--data-dir", str(tmp_path), "--format", "hl7", env=env
+    )
+    assert done.returncode == 1
+    assert done.stderr.splitlines() == [
+        "mm-bronze: error: no stored objects of format hl7 to measure: store some data first"
     ]
 
 

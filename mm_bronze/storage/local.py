@@ -8,20 +8,51 @@ files (or ``/proc`` is not mounted), a temporary name, fsync and rename do the s
 The new name itself is durable once its directory is synced: with ``sync_directory=False``
 the caller does that (``fsync_directories``, once per directory for many objects). A directory
 created on the way is durable at once: ``make_directories`` syncs the parent of each one.
+
+Many small objects (``write_many_new``) are written the same way, except that their data is
+made durable by one ``syncfs`` of the filesystem for all of them instead of one ``fsync``
+each: every file is written unnamed, the filesystem is synced, and only then is each file
+named. A name still never points to data that is not durable. One sync instead of one per
+file saves most of the kernel's work per object (measured: 0.06 to 0.08 ms of system CPU per
+1.7 KB file against 0.16 to 0.43 with an fsync each). ``syncfs`` reports the write-back
+errors of its filesystem only from Linux 5.8 on; elsewhere each file is synced on its own.
 """
 
 from __future__ import annotations
 
+import ctypes
 import errno
 import os
+import re
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 
 # Linux: a file opened with O_TMPFILE is named through its /proc/self/fd link.
 _CAN_LINK_UNNAMED = hasattr(os, "O_TMPFILE") and os.path.isdir("/proc/self/fd")
 # What open(O_TMPFILE) fails with where a filesystem (or kernel) has no unnamed files.
 _NO_UNNAMED_FILES = frozenset({errno.EOPNOTSUPP, errno.EISDIR, errno.EINVAL})
 _MODE = 0o666  # before the umask, as open() would
+
+
+def _syncfs() -> Callable[[int], int] | None:
+    """libc's ``syncfs``, where it reports write-back errors (Linux 5.8 and later)."""
+    system = os.uname()
+    found = re.match(r"(\d+)\.(\d+)", system.release)
+    if system.sysname != "Linux" or not found or (int(found[1]), int(found[2])) < (5, 8):
+        return None
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)  # the C library this process runs on
+        syncfs: Callable[[int], int] = libc.syncfs
+        return syncfs
+    except (OSError, AttributeError):
+        return None
+
+
+_SYNCFS = _syncfs()
+# ``write_many_new`` syncs its files together (else one by one, as ``write_new`` does).
+SYNCS_TOGETHER = _SYNCFS is not None and _CAN_LINK_UNNAMED
+# Unnamed files held open at once by ``write_many_new`` (one file descriptor each).
+MANY_AT_ONCE = 256
 
 
 def write_new(path: str, chunks: Iterator[bytes], sync_directory: bool = True) -> bool:
@@ -37,6 +68,73 @@ def write_new(path: str, chunks: Iterator[bytes], sync_directory: bool = True) -
     if written and sync_directory:
         fsync_directory(directory)
     return written
+
+
+def write_many_new(root: str, items: Sequence[tuple[str, bytes]]) -> list[bool]:
+    """``write_new`` of each (path, data) under the directory ``root``, every file's data
+    made durable by one ``syncfs`` of the filesystem before any of them is named. The names
+    are made durable as for ``write_new(..., sync_directory=False)``: by the caller. Raises
+    the first error; a file not named by then is gone with its descriptor."""
+    if not SYNCS_TOGETHER:
+        return [write_new(path, iter((data,)), sync_directory=False) for path, data in items]
+    written: list[bool] = []
+    for start in range(0, len(items), MANY_AT_ONCE):
+        written += _write_synced_together(root, items[start : start + MANY_AT_ONCE])
+    return written
+
+
+def _write_synced_together(root: str, items: Sequence[tuple[str, bytes]]) -> list[bool]:
+    # Opened before the writes: its syncfs reports every write-back error since then.
+    root_fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    unnamed: list[int | None] = []
+    try:
+        device = os.fstat(root_fd).st_dev
+        for path, data in items:
+            unnamed.append(fd := _write_unsynced(os.path.abspath(path), data))
+            if fd is not None and os.fstat(fd).st_dev != device:
+                os.fsync(fd)  # another filesystem mounted below the root: not in its syncfs
+        if _SYNCFS is not None and _SYNCFS(root_fd) != 0:
+            code = ctypes.get_errno()
+            raise OSError(code, f"syncfs of {root}: {os.strerror(code)}")
+        written = []
+        for (path, data), fd in zip(items, unnamed, strict=True):
+            if fd is None:  # no unnamed files here after all: synced on its own
+                written.append(write_new(path, iter((data,)), sync_directory=False))
+            else:
+                written.append(_name(fd, os.path.abspath(path)))
+        return written
+    finally:
+        for fd in unnamed:
+            if fd is not None:
+                os.close(fd)
+        os.close(root_fd)
+
+
+def _write_unsynced(path: str, data: bytes) -> int | None:
+    """An unnamed file holding ``data``, not synced; None where the filesystem has none."""
+    try:
+        fd = _open_unnamed(os.path.dirname(path))
+    except OSError as exc:
+        if exc.errno in _NO_UNNAMED_FILES:
+            return None
+        raise
+    try:
+        _write_all(fd, iter((data,)))
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def _name(fd: int, path: str) -> bool:
+    """Give the unnamed file ``fd`` its name ``path``; False when ``path`` exists."""
+    try:
+        # A directory fd argument makes Python call linkat(), which follows the /proc
+        # link to the open file; both paths are absolute, so the fd is not used otherwise.
+        os.link(f"/proc/self/fd/{fd}", path, src_dir_fd=fd, follow_symlinks=True)
+    except FileExistsError:
+        return False
+    return True
 
 
 def link_new(source: str, path: str, sync_directory: bool = True) -> bool:
@@ -101,13 +199,7 @@ def _write_unnamed(directory: str, path: str, chunks: Iterator[bytes]) -> bool |
     try:
         _write_all(fd, chunks)
         os.fsync(fd)
-        try:
-            # A directory fd argument makes Python call linkat(), which follows the /proc
-            # link to the open file; both paths are absolute, so the fd is not used otherwise.
-            os.link(f"/proc/self/fd/{fd}", path, src_dir_fd=fd, follow_symlinks=True)
-        except FileExistsError:
-            return False
-        return True
+        return _name(fd, path)
     finally:
         os.close(fd)
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import uuid
 from pathlib import Path
+from typing import Any
 
 import fsspec
 from fsspec.implementations.local import LocalFileSystem
@@ -16,26 +18,47 @@ from mm_bronze.storage.compression import decode
 
 PROBE_DIR = "_doctor"
 STORAGE_FIX = (
-    "check storage.url (RAW_STORAGE_URL) and storage.options: the directory or bucket must "
-    "exist and these credentials must allow writing, reading and deleting objects"
+    "check storage.url (RAW_STORAGE_URL) and storage.options: the endpoint must be reachable "
+    "from this host, the directory or bucket must exist and these credentials must allow "
+    "writing, reading and deleting objects"
 )
 STAGING_FIX = (
     "check storage.staging_url (default: <storage.url>/_staging) and storage.options: the "
     "same rights are needed there; large payloads are staged before they are published"
 )
+# The probe tries each S3 call once and connects for at most this long: botocore's retries
+# with backoff would spend ~5 s a call on an endpoint that refuses connections, the probe
+# makes several calls, and the error is the same on every try. `serve` keeps the configured
+# retries. (gcsfs and adlfs take no per-client retry setting: the check's timeout bounds them.)
+PROBE_CONNECT_TIMEOUT = 3.0
+PROBE_S3_RETRIES = {"mode": "standard", "total_max_attempts": 1}
 
 
 async def check_storage(settings: Settings) -> list[Check]:
     """Two checks: ``storage`` (raw objects) and ``staging`` (claim-checked payloads)."""
     options, compression = settings.storage.options, settings.storage.compression
-    raw = ObjectStore(settings.storage_url, options, compression=compression)
-    staging = ObjectStore(settings.staging_url, options)
-    return [
-        await bounded("storage", lambda: _check_store("storage", raw, STORAGE_FIX), STORAGE_FIX),
-        await bounded(
-            "staging", lambda: _check_store("staging", staging, STAGING_FIX), STAGING_FIX
-        ),
-    ]
+    raw = ObjectStore(
+        settings.storage_url, probe_options(settings.storage_url, options), compression=compression
+    )
+    staging = ObjectStore(settings.staging_url, probe_options(settings.staging_url, options))
+    # At the same time: a store that does not answer costs the doctor its timeout once, not twice.
+    checks = await asyncio.gather(
+        bounded("storage", lambda: _check_store("storage", raw, STORAGE_FIX), STORAGE_FIX),
+        bounded("staging", lambda: _check_store("staging", staging, STAGING_FIX), STAGING_FIX),
+    )
+    return list(checks)
+
+
+def probe_options(url: str, options: dict[str, Any]) -> dict[str, Any]:
+    """``options`` for probing ``url``: on S3, one try per call and a short connect timeout."""
+    if fsspec.core.split_protocol(url)[0] not in ("s3", "s3a"):
+        return options
+    config = dict(options.get("config_kwargs") or {})
+    config["retries"] = PROBE_S3_RETRIES
+    config["connect_timeout"] = min(
+        config.get("connect_timeout", PROBE_CONNECT_TIMEOUT), PROBE_CONNECT_TIMEOUT
+    )
+    return {**options, "config_kwargs": config}
 
 
 async def _check_store(name: str, store: ObjectStore, fix: str) -> Check:

@@ -4,6 +4,7 @@ with its fix, exit status 1."""
 from __future__ import annotations
 
 import os
+import time
 import uuid
 from pathlib import Path
 
@@ -126,6 +127,30 @@ def test_storage_bucket_missing(migrated_dsn: str, s3: S3Service, tmp_path: Path
     assert status == 1
     assert checks["storage"]["status"] == "fail"
     assert "write failed" in checks["storage"]["detail"]
+
+
+def test_storage_endpoint_refusing_connections(migrated_dsn: str, tmp_path: Path) -> None:
+    """Both storage checks fail with the connection error, at once: the doctor does not wait
+    out the S3 client's retries (it took ~30 s, each check hitting its 15 s timeout)."""
+    endpoint = f"http://127.0.0.1:{free_port()}"
+    options = {"key": "testing", "secret": "testing", "endpoint_url": endpoint}
+    env = {
+        "POSTGRES_DSN": migrated_dsn,
+        "RAW_STORAGE_URL": "s3://bronze/raw",
+        "MM_BRONZE_STORAGE_OPTIONS": msgspec.json.encode(options).decode(),
+    }
+    started = time.monotonic()
+    status, checks = run_doctor("--data-dir", str(tmp_path), env=env)
+    elapsed = time.monotonic() - started
+    assert status == 1
+    for name, url in (("storage", "s3://bronze/raw"), ("staging", "s3://bronze/raw/_staging")):
+        assert checks[name]["status"] == "fail"
+        assert checks[name]["detail"].startswith(f"{url}: write failed: ")
+        assert f'Could not connect to the endpoint URL: "{endpoint}/' in checks[name]["detail"]
+        assert "storage.options" in checks[name]["fix"]
+    assert "the endpoint must be reachable" in checks["storage"]["fix"]
+    assert checks["postgres"]["status"] == "ok"
+    assert elapsed < 15, f"doctor took {elapsed:.1f} s"
 
 
 def test_storage_on_s3_passes(migrated_dsn: str, s3: S3Service, tmp_path: Path) -> None:

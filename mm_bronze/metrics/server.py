@@ -24,6 +24,11 @@ LOGGER = "hypercorn.metrics"
 
 def metrics_app(metrics: Metrics) -> Starlette:
     async def endpoint(request: Request) -> Response:
+        # Like the door's /metrics, it takes no query parameter: a scrape sends none.
+        if pairs := request.query_params.multi_items():
+            name = pairs[0][0]
+            why = f"{name}: unknown parameter; this route takes none"
+            return _error(400, "invalid_parameter", why, parameter=name)
         return Response(await scrape(metrics), media_type=CONTENT_TYPE)
 
     async def not_found(request: Request, exc: Exception) -> Response:
@@ -38,8 +43,8 @@ def metrics_app(metrics: Metrics) -> Starlette:
     )
 
 
-def _error(status: int, code: str, message: str) -> Response:
-    body = msgspec.json.encode({"error": code, "message": message})
+def _error(status: int, code: str, message: str, **extra: str) -> Response:
+    body = msgspec.json.encode({"error": code, "message": message, **extra})
     return Response(body, status_code=status, media_type="application/json")
 
 

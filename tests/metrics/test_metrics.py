@@ -237,6 +237,26 @@ def test_metrics_on_the_door_need_a_read_or_admin_token(doors: Doors) -> None:
         assert "mm_bronze_submissions_total" in response.text
 
 
+def test_metrics_refuse_a_query_parameter_after_the_token(doors: Doors) -> None:
+    """Prometheus sends no parameter; one is a 400 naming it, on the door once the token and
+    its role are checked, and on the metrics port."""
+    refused = {
+        "error": "invalid_parameter",
+        "message": "format: unknown parameter; this route takes none",
+        "parameter": "format",
+    }
+    url = doors.proc.url + "/metrics?format=openmetrics"
+    assert httpx.get(url).status_code == 401
+    assert httpx.get(url, headers=doors.auth("sender")).status_code == 403
+    for name in ("watcher", "boss"):
+        response = httpx.get(url, headers=doors.auth(name))
+        assert response.status_code == 400 and response.json() == refused, name
+    on_port = httpx.get(doors.metrics_url + "?format=openmetrics")
+    assert on_port.status_code == 400 and on_port.json() == refused
+    assert scrape(doors.metrics_url)  # without a parameter, as a scrape asks
+    assert scrape(doors.proc.url + "/metrics", doors.tokens["watcher"])
+
+
 def test_hostile_routes_cannot_grow_the_label_sets(doors: Doors) -> None:
     before = value(
         scrape(doors.metrics_url),

@@ -24,6 +24,7 @@ from mm_bronze.ingest.http.deps import HttpDeps
 from mm_bronze.ingest.http.ingest import IngestEndpoint, ingest_segments
 from mm_bronze.ingest.http.linger import LingeringClose
 from mm_bronze.ingest.http.listing import submissions_route
+from mm_bronze.ingest.http.parameters import parameter_refusal, without_parameters
 from mm_bronze.ingest.http.protocol import Http11Only
 from mm_bronze.ingest.http.request_id import RequestIdMiddleware
 from mm_bronze.ingest.http.responses import database_unavailable, error, json_response, unauthorized
@@ -93,6 +94,8 @@ def build_app(deps: HttpDeps) -> ASGIApp:
         if client is not None and client.role not in ("read", "admin"):
             why = f"client {client.name!r} has role {client.role!r}; metrics need read or admin"
             return error(403, "forbidden", why)
+        if (refusal := parameter_refusal(request)) is not None:
+            return refusal
         return Response(await scrape(deps.metrics), media_type=CONTENT_TYPE)
 
     async def openapi_json(request: Request) -> Response:
@@ -127,11 +130,11 @@ def build_app(deps: HttpDeps) -> ASGIApp:
         Route("/ingest/{uuid}", status, methods=["GET"]),
         Route("/ingest/{uuid}/content", content_route(deps), methods=["GET"]),
         Route("/submissions", submissions_route(deps), methods=["GET"]),
-        Route("/healthz", healthz, methods=["GET"]),
-        Route("/readyz", readyz, methods=["GET"]),
+        Route("/healthz", without_parameters(healthz), methods=["GET"]),
+        Route("/readyz", without_parameters(readyz), methods=["GET"]),
         Route("/metrics", metrics, methods=["GET"]),
-        Route("/openapi.json", openapi_json, methods=["GET"]),
-        Route("/docs", docs, methods=["GET"]),
+        Route("/openapi.json", without_parameters(openapi_json), methods=["GET"]),
+        Route("/docs", without_parameters(docs), methods=["GET"]),
     ]
     if deps.dead_letters is not None:
         routes += dead_letter_routes(deps.dead_letters, deps.auth)

@@ -7,7 +7,7 @@ other route is.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 
 import structlog
 from starlette.requests import Request
@@ -18,14 +18,13 @@ from mm_bronze.bus.dead_letters import DeadLetterNotFound, DeadLetters, InvalidD
 from mm_bronze.errors import BronzeError, Unavailable
 from mm_bronze.ingest.http.auth import Authenticator, AuthUnavailable, Unauthorized
 from mm_bronze.ingest.http.bodies import DeadLetterPage, Purged, Replayed
-from mm_bronze.ingest.http.parameters import misused
+from mm_bronze.ingest.http.parameters import Handler, parameter_refusal
 from mm_bronze.ingest.http.responses import database_unavailable, error, json_response, unauthorized
 
 log = structlog.get_logger(__name__)
 
 MAX_LIMIT = 1000
 PARAMETERS = ("limit", "topic", "cursor")
-Handler = Callable[[Request], Awaitable[Response]]
 
 
 def dead_letter_routes(letters: DeadLetters, auth: Authenticator) -> list[Route]:
@@ -42,9 +41,8 @@ def dead_letter_routes(letters: DeadLetters, auth: Authenticator) -> list[Route]
                 return database_unavailable()
             if client is not None and not client.is_admin:
                 return error(403, "forbidden", "dead letters are for admin clients only")
-            if (wrong := misused(request.query_params.multi_items(), known)) is not None:
-                name, why = wrong
-                return error(400, "invalid_parameter", f"{name}: {why}", parameter=name)
+            if (refusal := parameter_refusal(request, known)) is not None:
+                return refusal
             request.state.client = client.name if client is not None else None
             try:
                 return await handler(request)

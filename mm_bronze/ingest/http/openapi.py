@@ -69,7 +69,9 @@ The door speaks HTTP/1.1 only: the HTTP/2 connection preface is answered `505`. 
 refused before they reach the application (a path and query over 8 KiB: `414`; a request
 head over 16 KiB: `431`; a `Transfer-Encoding` other than `chunked`: `501`; a malformed
 request: `400`) get the same error body. A method a route does not serve is answered `405`
-with an `Allow` header; a path no route serves, `404`.
+with an `Allow` header; a path no route serves, `404`. A query parameter a route does not
+list, or one given twice, is answered `400` `invalid_parameter` naming it (`parameter`): a
+misspelt parameter is never ignored.
 
 Authentication: `Authorization: Bearer <token>` once API clients exist (`mm-bronze clients
 add`); until then a server bound to a loopback address accepts requests without a token.
@@ -116,6 +118,11 @@ EVERY_ROUTE = {
 }
 
 
+# The 400 of a route that takes no query parameter (no typo is silently ignored).
+NO_PARAMETERS = (
+    "`invalid_parameter`: any query parameter (this route takes none; `parameter` names it)."
+)
+NO_PARAMETERS_FAILURE = failure(NO_PARAMETERS)
 UNAUTHORIZED = failure(
     "`unauthorized`: a missing or invalid bearer token, once API clients exist.",
     headers=("WWW-Authenticate",),
@@ -295,7 +302,7 @@ def submission_status() -> Json:
         "parameters": [UUID_PARAMETER],
         "responses": {
             "200": answer("The submission's status.", ref("SubmissionStatus")),
-            "400": failure("`invalid_uuid`: not a submission uuid."),
+            "400": failure("`invalid_uuid`: not a submission uuid; " + NO_PARAMETERS),
             "401": UNAUTHORIZED,
             "404": failure("`not_found`: no such submission, or another client's."),
             "431": HEADERS_TOO_LARGE,
@@ -355,7 +362,7 @@ def submission_content() -> Json:
                     "ETag": {"$ref": "#/components/headers/ETag"},
                 },
             },
-            "400": failure("`invalid_uuid`: not a submission uuid."),
+            "400": failure("`invalid_uuid`: not a submission uuid; " + NO_PARAMETERS),
             "401": UNAUTHORIZED,
             "404": failure(
                 "`not_found`: no such submission, or another client's; `not_stored`: the"
@@ -497,6 +504,7 @@ def metrics() -> Json:
                 "headers": {"X-Request-ID": {"$ref": "#/components/headers/X-Request-ID"}},
                 "content": {METRICS_CONTENT_TYPE: {"schema": {"type": "string"}}},
             },
+            "400": NO_PARAMETERS_FAILURE,
             "401": UNAUTHORIZED,
             "403": failure("`forbidden`: the client's role is `ingest`."),
             "431": HEADERS_TOO_LARGE,
@@ -517,10 +525,7 @@ ADMIN_ONLY = {
         "`unavailable`: the bus or database cannot be reached.", headers=("Retry-After",)
     ),
 }
-INVALID_ID = failure(
-    "`invalid_id`: not a dead letter id of this bus; `invalid_parameter`: any query parameter"
-    " (this route takes none; `parameter` names it)."
-)
+INVALID_ID = failure("`invalid_id`: not a dead letter id of this bus; " + NO_PARAMETERS)
 NOT_PENDING = failure(
     "`not_found`: no pending dead letter has that id (unknown, or already replayed or purged)."
 )
@@ -619,6 +624,7 @@ def healthz() -> Json:
         "security": PUBLIC,
         "responses": {
             "200": answer("The process runs.", ref("Alive")),
+            "400": NO_PARAMETERS_FAILURE,
             "431": HEADERS_TOO_LARGE,
         },
     }
@@ -635,6 +641,7 @@ def readyz() -> Json:
         "security": PUBLIC,
         "responses": {
             "200": answer("Every part is ready.", ref("Readiness")),
+            "400": NO_PARAMETERS_FAILURE,
             "431": HEADERS_TOO_LARGE,
             "503": answer("A part is not ready; `checks` names it.", ref("Readiness")),
         },
@@ -648,6 +655,7 @@ def openapi_json() -> Json:
         "security": PUBLIC,
         "responses": {
             "200": answer("The OpenAPI 3.1 document.", {"type": "object"}),
+            "400": NO_PARAMETERS_FAILURE,
             "431": HEADERS_TOO_LARGE,
         },
     }
@@ -665,6 +673,7 @@ def docs() -> Json:
                 "headers": {"X-Request-ID": {"$ref": "#/components/headers/X-Request-ID"}},
                 "content": {"text/html": {"schema": {"type": "string"}}},
             },
+            "400": NO_PARAMETERS_FAILURE,
             "431": HEADERS_TOO_LARGE,
         },
     }

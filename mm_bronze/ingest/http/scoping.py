@@ -12,6 +12,7 @@ from starlette.responses import Response
 
 from mm_bronze.ingest.http.auth import AuthUnavailable, Unauthorized
 from mm_bronze.ingest.http.deps import HttpDeps
+from mm_bronze.ingest.http.parameters import parameter_refusal
 from mm_bronze.ingest.http.responses import database_unavailable, error, unauthorized
 from mm_bronze.metadata import lineage, records
 from mm_bronze.metadata.clients import Client
@@ -54,13 +55,16 @@ async def find_submission(
     deps: HttpDeps, request: Request
 ) -> Response | tuple[SubmissionStatus, SubmissionStatus]:
     """The submission named by the ``uuid`` path parameter, as recorded and as the request's
-    client may see it; or the error to answer (401, 400, 404, 503)."""
+    client may see it; or the error to answer (401, 400, 404, 503). The routes that look
+    one up take no query parameter: any is a 400, after the token is checked."""
     try:
         client = await deps.auth.authenticate(request.headers.get("authorization"))
     except Unauthorized as exc:
         return unauthorized(exc)
     except AuthUnavailable:
         return database_unavailable()
+    if (refusal := parameter_refusal(request)) is not None:
+        return refusal
     try:
         submission = str(uuidlib.UUID(request.path_params["uuid"]))
     except ValueError:

@@ -92,6 +92,28 @@ def test_removed_client_is_refused(authed: MmBronze, module_dsn: str) -> None:
     )
 
 
+def test_a_token_is_checked_before_the_query_parameters(
+    authed: MmBronze, tokens: dict[str, str]
+) -> None:
+    """A submission's routes take no query parameter: without a token a request is a 401
+    whatever it asks, with one an unknown parameter is a 400 naming it."""
+    headers = {"Authorization": f"Bearer {tokens['alice']}"}
+    with httpx.Client(base_url=authed.url, headers=headers, timeout=30) as client:
+        uuid = client.post(ROUTE, content=BODY).json()["uuid"]
+        wait_status(client, uuid, {"stored", "duplicate"})
+    for path in (f"/ingest/{uuid}", f"/ingest/{uuid}/content"):
+        anonymous = httpx.get(authed.url + path + "?sinse=2026-12-01")
+        assert anonymous.status_code == 401, path
+        refused = httpx.get(authed.url + path + "?sinse=2026-12-01", headers=headers)
+        assert refused.status_code == 400, path
+        assert refused.json() == {
+            "error": "invalid_parameter",
+            "message": "sinse: unknown parameter; this route takes none",
+            "parameter": "sinse",
+        }
+        assert httpx.get(authed.url + path, headers=headers).status_code == 200, path
+
+
 def test_public_bind_without_clients_refuses_to_start(pg_admin_dsn: str, tmp_path: Path) -> None:
     result = run_cli(
         "serve",

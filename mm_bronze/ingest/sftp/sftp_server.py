@@ -3,7 +3,7 @@
 Paths are mapped under the user's home ('..' is refused); after mapping, the real path
 (symlinks resolved) must still lie inside it. Links cannot be created. ``read``,
 ``write`` and ``delete`` permissions are checked per operation. Files opened for writing
-are ``Upload`` objects; closing one ingests it (see ``Spool.finish_upload``).
+are ``Upload`` objects; closing one that wrote ingests it (see ``Spool.finish_upload``).
 """
 
 from __future__ import annotations

@@ -140,6 +140,7 @@ class Spool:
         # A new file is one metadata operation, done at once as asyncssh's own server does: a
         # thread hop would cost each small upload more than the create itself.
         created = not _lexists(local)
+        kept = not created and not flags & os.O_TRUNC
         fd = self.spares.take(local, flags) if created else None
         if fd is None:
             fd = open_new(local, flags)
@@ -147,12 +148,20 @@ class Spool:
             fd = await asyncio.to_thread(open_fresh, local, flags)  # copies the existing file
         if created:
             self.files.created(local)
-        superseded = self._pending.pop(local, None)
-        if superseded is not None:
-            await self._drop_marker(superseded, "superseded by a new upload")
+        if not kept:  # a kept file's upload waiting for the bus stays until the handle changes it
+            await self._supersede(local)
         submission = str(uuidlib.uuid4())
         builder = self._builder(virtual, submission, stage=not self.staging.is_local)
-        upload = Upload(session, local, virtual, fd, builder, self.config.max_file_size, submission)
+        upload = Upload(
+            session,
+            local,
+            virtual,
+            fd,
+            builder,
+            self.config.max_file_size,
+            submission,
+            kept=kept,
+        )
         self._writing[local] = upload
         return upload
 
@@ -167,7 +176,12 @@ class Spool:
         started = time.perf_counter()
         session = upload.session
         await upload.settle()
+        if upload.unchanged:
+            await self._close_unchanged(upload)
+            return
         try:
+            if upload.kept:
+                await self._supersede(upload.local)
             if not aborted and (upload.rejected or upload.failed):
                 outcome = TOO_LARGE if upload.rejected else UNAVAILABLE
                 self.metrics.answered(UNKNOWN, outcome, started)
@@ -202,15 +216,44 @@ class Spool:
                 raise UploadRefused("storage is unavailable; upload the file again later") from exc
         finally:
             # Until here the path stays busy, so the inode being staged cannot be replaced.
-            upload.close_fd()
-            self._writing.pop(upload.local, None)
-            self._uploads_per_user[session.username] -= 1
+            self._release(upload)
         if intake.size == 0:
             session.published.add(upload.local)
             log.info("empty sftp upload not ingested", user=session.username, path=upload.virtual)
             return
         await self.publish(intake, session, upload.local, upload.virtual, upload.uuid, started)
         session.published.add(upload.local)
+
+    async def _close_unchanged(self, upload: Upload) -> None:
+        """Close a handle that kept the file's bytes and sent none: it is not an upload, so
+        nothing is ingested, and an upload of the file waiting for the bus stays waiting.
+        (Also when the connection dropped: the file is as it was.)"""
+        try:
+            await upload.drop_intake()
+            if upload.local in self._pending:
+                # The open put a copy in its place (``open_fresh``): make it as durable as
+                # the file the journal marker points at was.
+                await asyncio.to_thread(_fsync_with_directory, upload.fd, upload.local)
+        finally:
+            self._release(upload)
+        session = upload.session
+        kept = session.temp_files if self.is_temp(upload.local.name) else session.published
+        kept.add(upload.local)
+        log.info(
+            "sftp file closed unchanged, not ingested", user=session.username, path=upload.virtual
+        )
+
+    def _release(self, upload: Upload) -> None:
+        """Close the handle's file and free its path and its place in the user's uploads."""
+        upload.close_fd()
+        self._writing.pop(upload.local, None)
+        self._uploads_per_user[upload.session.username] -= 1
+
+    async def _supersede(self, local: Path) -> None:
+        """Drop the upload of ``local`` waiting for the bus, if any: a new one replaces it."""
+        superseded = self._pending.pop(local, None)
+        if superseded is not None:
+            await self._drop_marker(superseded, "superseded by a new upload")
 
     async def _complete_intake(self, upload: Upload) -> Intake:
         """Hash, kind and staged copy of an upload whose handle is still open."""
@@ -586,6 +629,11 @@ def _is_file(local: Path) -> bool:
         return stat.S_ISREG(os.lstat(local).st_mode)
     except FileNotFoundError:
         return False
+
+
+def _fsync_with_directory(fd: int, local: Path) -> None:
+    os.fsync(fd)
+    fsync_directory(local.parent)
 
 
 def _fsync_and_link(fd: int, local: Path, target: Path) -> None:

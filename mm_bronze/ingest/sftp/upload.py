@@ -36,7 +36,9 @@ class Upload:
     ``write`` enforces ``max_size`` before writing (raising ``PayloadTooLarge``, after which
     the upload is ``rejected``); a write that fails marks the upload ``failed``. A write
     that does not continue where the previous one ended (resume, rewrite, sparse) drops
-    the in-flight intake; the file is then read once at close instead.
+    the in-flight intake; the file is then read once at close instead. ``kept`` says the
+    open kept the file's bytes (neither created nor truncated it); such a handle that then
+    writes nothing and changes no size is ``unchanged``.
     """
 
     def __init__(
@@ -48,6 +50,8 @@ class Upload:
         builder: IntakeBuilder | None,
         max_size: int,
         uuid: str,
+        *,
+        kept: bool = False,
     ) -> None:
         self.uuid = uuid
         self.session = session
@@ -56,6 +60,8 @@ class Upload:
         self.fd = fd
         self.builder = builder
         self.max_size = max_size
+        self.kept = kept
+        self.changed = False
         self.expected = 0
         self._written_back = 0  # bytes before this offset were handed to the disk
         self._writeback: asyncio.Future[int] | None = None
@@ -70,6 +76,7 @@ class Upload:
         to wait (for the hashing of the previous piece, a staged write, a dropped intake).
         Most writes of a large upload thus cost the loop no coroutine and no extra step.
         """
+        self.changed = True
         end = offset + len(data)
         if end > self.max_size:
             self.rejected = True
@@ -119,6 +126,8 @@ class Upload:
         if size > self.max_size:
             self.rejected = True
             raise PayloadTooLarge(self.max_size)
+        if size != os.fstat(self.fd).st_size:
+            self.changed = True
         os.ftruncate(self.fd, size)
         if size != self.expected:
             await self.drop_intake()
@@ -127,6 +136,11 @@ class Upload:
         if self.builder is not None:
             builder, self.builder = self.builder, None
             await builder.abort()
+
+    @property
+    def unchanged(self) -> bool:
+        """True when the file is as the open found it: nothing was sent through the handle."""
+        return self.kept and not self.changed
 
     def sequential_complete(self) -> bool:
         """True when the intake saw every byte of the file, in order."""

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 
 import asyncssh
@@ -54,7 +54,8 @@ def markers(data_dir: Path) -> list[Path]:
     return list((data_dir / "sftp" / "journal").glob("*.marker"))
 
 
-async def put(port: int, local: Path, remote: str) -> None:
+@asynccontextmanager
+async def dora_sftp(port: int) -> AsyncIterator[asyncssh.SFTPClient]:
     async with (
         asyncssh.connect(
             "127.0.0.1",
@@ -67,7 +68,19 @@ async def put(port: int, local: Path, remote: str) -> None:
         ) as conn,
         conn.start_sftp_client() as sftp,
     ):
+        yield sftp
+
+
+async def put(port: int, local: Path, remote: str) -> None:
+    async with dora_sftp(port) as sftp:
         await sftp.put(str(local), remote)
+
+
+async def reopen_unchanged(port: int, remote: str) -> None:
+    """Open ``remote`` for writing (keeping its bytes) and close it without writing."""
+    async with dora_sftp(port) as sftp:
+        handle = await sftp.open(remote, asyncssh.FXF_WRITE, encoding=None)
+        await handle.close()
 
 
 async def test_bus_outage_fails_the_close_then_retry_and_restart_ingest_once(
@@ -105,6 +118,11 @@ async def test_bus_outage_fails_the_close_then_retry_and_restart_ingest_once(
         assert {"a.json", "b.json"} <= set(spooled(data_dir)), "kept for retry"
         assert len(markers(data_dir)) == 2
         assert landed(dsn, "dora") == []
+        # A handle on a waiting file that writes nothing changes nothing: its close succeeds
+        # and the upload waits on, under its own uuid.
+        waiting = sorted(p.name for p in markers(data_dir))
+        await reopen_unchanged(first.sftp_port, "/a.json")
+        assert sorted(p.name for p in markers(data_dir)) == waiting
 
         set_bus(dsn, up=True)  # the retry loop publishes both, once
         rows = wait_landed(dsn, "dora", 2)

@@ -158,14 +158,15 @@ class JailedSFTPServer(asyncssh.SFTPServer):
         ):
             if pflags & sftp_flag:
                 flags |= os_flag
-        if pflags & FXF_APPEND:
-            raise SFTPOpUnsupported("append mode is not supported; write at explicit offsets")
         self._within_depth(local)
         if not _exists(local) and not self._spool.files.admits(self._user.name):
             limit = self._spool.config.max_files
             raise SFTPPermissionDenied(f"too many files: at most {limit} per user")
+        append = bool(pflags & FXF_APPEND)  # resume (OpenSSH ``reput``): writes go to the end
         return await at_protocol_edge(
-            lambda: self._spool.open_upload(self._session, local, self._virtual(local), flags)
+            lambda: self._spool.open_upload(
+                self._session, local, self._virtual(local), flags, append=append
+            )
         )
 
     def open56(self, *args: Any, **kwargs: Any) -> object:

@@ -116,8 +116,11 @@ class Spool:
 
     # -- uploads --------------------------------------------------------------------------
 
-    async def open_upload(self, session: Session, local: Path, virtual: str, flags: int) -> Upload:
-        """Open ``local`` for writing; raises ``UploadRefused`` or ``OSError``."""
+    async def open_upload(
+        self, session: Session, local: Path, virtual: str, flags: int, *, append: bool = False
+    ) -> Upload:
+        """Open ``local`` for writing (with ``append``, every write goes to its end); raises
+        ``UploadRefused`` or ``OSError``."""
         if local in self._writing or local in self._opening:
             raise UploadRefused("this file is being uploaded by another session")
         count = self._uploads_per_user.get(session.username, 0)
@@ -129,14 +132,16 @@ class Spool:
         self._opening.add(local)
         self._uploads_per_user[session.username] = count + 1
         try:
-            return await self._open_upload(session, local, virtual, flags)
+            return await self._open_upload(session, local, virtual, flags, append)
         except BaseException:
             self._uploads_per_user[session.username] -= 1
             raise
         finally:
             self._opening.discard(local)
 
-    async def _open_upload(self, session: Session, local: Path, virtual: str, flags: int) -> Upload:
+    async def _open_upload(
+        self, session: Session, local: Path, virtual: str, flags: int, append: bool
+    ) -> Upload:
         # A new file is one metadata operation, done at once as asyncssh's own server does: a
         # thread hop would cost each small upload more than the create itself.
         created = not _lexists(local)
@@ -160,6 +165,7 @@ class Spool:
             builder,
             self.config.max_file_size,
             submission,
+            append=append,
             kept=kept,
         )
         self._writing[local] = upload

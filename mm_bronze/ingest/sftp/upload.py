@@ -36,9 +36,10 @@ class Upload:
     ``write`` enforces ``max_size`` before writing (raising ``PayloadTooLarge``, after which
     the upload is ``rejected``); a write that fails marks the upload ``failed``. A write
     that does not continue where the previous one ended (resume, rewrite, sparse) drops
-    the in-flight intake; the file is then read once at close instead. ``kept`` says the
-    open kept the file's bytes (neither created nor truncated it); such a handle that then
-    writes nothing and changes no size is ``unchanged``.
+    the in-flight intake; the file is then read once at close instead. With ``append``
+    every write goes to the end of the file, whatever its offset (SFTP's ``FXF_APPEND``).
+    ``kept`` says the open kept the file's bytes (neither created nor truncated it); such a
+    handle that then writes nothing and changes no size is ``unchanged``.
     """
 
     def __init__(
@@ -51,6 +52,7 @@ class Upload:
         max_size: int,
         uuid: str,
         *,
+        append: bool = False,
         kept: bool = False,
     ) -> None:
         self.uuid = uuid
@@ -60,6 +62,7 @@ class Upload:
         self.fd = fd
         self.builder = builder
         self.max_size = max_size
+        self.append = append
         self.kept = kept
         self.changed = False
         self.expected = 0
@@ -77,6 +80,8 @@ class Upload:
         Most writes of a large upload thus cost the loop no coroutine and no extra step.
         """
         self.changed = True
+        if self.append:
+            offset = os.fstat(self.fd).st_size
         end = offset + len(data)
         if end > self.max_size:
             self.rejected = True

@@ -9,7 +9,13 @@ from pathlib import Path
 import pytest
 
 from tests.services.mm_bronze import MmBronze
-from tests.services.object_stores import azure, gcs, object_store, s3  # noqa: F401 (fixtures)
+from tests.services.object_stores import (  # noqa: F401 (fixtures)
+    azure,
+    gcs,
+    object_store,
+    s3,
+    s3_alone,
+)
 from tests.services.postgres import create_database, outside_pytest_tmp, postgres_server
 
 CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus"

@@ -151,7 +151,8 @@ class ObjectStore:
         call_timeout: float | None = None,
     ) -> None:
         self.url = url.rstrip("/")
-        # How long a door waits for one call to a staged blob (``StagedBlob``); None: no limit.
+        # How long one call to a remote staging store may wait: a door's (``StagedBlob``),
+        # the SFTP spool's replay; None: no limit. See ``deadline``.
         self.call_timeout = call_timeout
         self.scheme = fsspec.core.split_protocol(self.url)[0] or "file"
         self.is_object_store = self.scheme in OBJECT_STORE_SCHEMES
@@ -214,6 +215,12 @@ class ObjectStore:
     def is_local(self) -> bool:
         return isinstance(self._fs, LocalFileSystem)
 
+    @property
+    def deadline(self) -> float | None:
+        """Seconds a bounded call waits for an answer: ``call_timeout`` on a remote store;
+        None (no limit) on a local disk, where an fsync takes as long as the data is large."""
+        return None if self.is_local else self.call_timeout
+
     def path(self, key: str) -> str:
         return f"{self._root}/{key.lstrip('/')}"
 
@@ -228,8 +235,12 @@ class ObjectStore:
             raise ValueError("URL is not under this store")
         return url[len(prefix) :]
 
-    async def exists(self, key: str) -> bool:
-        return await self._run(self.fs.exists, self.path(key))
+    async def exists(self, key: str, *, timeout: float | None = None) -> bool:
+        """Whether ``key`` exists; ``StorageUnavailable`` when the store fails, or gives no
+        answer within ``timeout`` seconds (None: no limit)."""
+        return await self._run(
+            self.fs.exists, self.path(key), what="cannot check an object", timeout=timeout
+        )
 
     async def ping(self) -> None:
         """Raise ``StorageUnavailable`` unless the root (for object stores: the bucket or
@@ -289,9 +300,10 @@ class ObjectStore:
         finally:
             await self._run(chunks.close)  # closes the file, also when the reader stops early
 
-    async def remove(self, key: str) -> None:
-        """Remove ``key``; a missing object is not an error."""
-        await self._run(self.remove_blocking, key)
+    async def remove(self, key: str, *, timeout: float | None = None) -> None:
+        """Remove ``key``; a missing object is not an error. ``StorageUnavailable`` as for
+        ``exists``; a removal given up at ``timeout`` goes on on its thread."""
+        await self._run(self.remove_blocking, key, what="cannot remove an object", timeout=timeout)
 
     def remove_blocking(self, key: str) -> None:
         """``remove``, blocking."""
@@ -342,9 +354,11 @@ class ObjectStore:
         future = self._threads.submit(contextvars.copy_context().run, fn, *args)
         future.add_done_callback(_log_failure)
 
-    async def _run(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
+    async def _run(
+        self, fn: Any, *args: Any, what: str = "storage call", timeout: float | None = None
+    ) -> Any:
         try:
-            return await self.call("", functools.partial(fn, *args, **kwargs))
+            return await self.call(what, fn, *args, timeout=timeout)
         except BaseException as exc:
             if is_transient(exc):
                 raise unavailable(f"storage error at {self.url}", exc) from exc

@@ -46,10 +46,8 @@ class StagedBlob:
     async def _call(self, what: str, fn: Callable[..., Any], *args: Any) -> Any:
         """``fn(*args)`` on the staging store's threads, within its ``call_timeout`` if it is
         remote; an outage (or no answer in time) raised as ``StorageUnavailable``."""
-        staging = self.staging
-        timeout = None if staging.is_local else staging.call_timeout
         try:
-            return await staging.call(what, fn, *args, timeout=timeout)
+            return await self.staging.call(what, fn, *args, timeout=self.staging.deadline)
         except (StorageUnavailable, asyncio.CancelledError):
             self._stuck = True  # the deadline, or the request cancelled: the call goes on
             raise

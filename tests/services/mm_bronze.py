@@ -8,6 +8,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -143,6 +144,22 @@ class MmBronze:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def exit_time(server: MmBronze, limit: float) -> float:
+    """Seconds from SIGTERM to the process's exit (fails past ``limit``)."""
+    assert server.proc is not None
+    started = time.monotonic()
+    server.proc.send_signal(signal.SIGTERM)
+    try:
+        code = server.proc.wait(limit)
+    except subprocess.TimeoutExpired:
+        server.proc.kill()
+        server.proc.wait()
+        logs = server.run_logs()[-3000:]
+        raise AssertionError(f"no exit {limit} s after SIGTERM:\n{logs}") from None
+    assert code == 0, server.run_logs()[-3000:]
+    return time.monotonic() - started
 
 
 def run_cli(

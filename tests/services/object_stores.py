@@ -6,9 +6,11 @@ Each runs on a free loopback port for the whole session and hands out fresh buck
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import uuid
@@ -93,6 +95,17 @@ class S3Service(ObjectStoreService):
     def stop(self) -> None:
         _stop(self._proc)
         self._proc = None
+
+    @contextlib.contextmanager
+    def frozen(self) -> Iterator[None]:
+        """The server stopped with SIGSTOP: a store that hangs instead of failing (connections
+        are still accepted by the kernel, nothing is ever answered), until the block ends."""
+        assert self._proc is not None
+        os.kill(self._proc.pid, signal.SIGSTOP)
+        try:
+            yield
+        finally:
+            os.kill(self._proc.pid, signal.SIGCONT)
 
 
 class GcsService(ObjectStoreService):
@@ -198,6 +211,15 @@ def _stop(proc: subprocess.Popen[bytes] | None) -> None:
 @pytest.fixture(scope="session")
 def s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Service]:
     service = S3Service(tmp_path_factory.mktemp("moto") / "moto.log")
+    service.start()
+    yield service
+    service.stop()
+
+
+@pytest.fixture
+def s3_alone(tmp_path: Path) -> Iterator[S3Service]:
+    """A moto of the test's own, for a test that freezes it (never the session's)."""
+    service = S3Service(tmp_path / "moto.log")
     service.start()
     yield service
     service.stop()

@@ -9,22 +9,16 @@ frozen. Each test freezes a moto of its own, never the session's.
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
-import signal
-import subprocess
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
-import pytest
 
 from mm_bronze.roles import CONSUMERS_GRACE
 from tests.ingest.http.helpers import wait_status
-from tests.services.mm_bronze import MmBronze
+from tests.services.mm_bronze import MmBronze, exit_time
 from tests.services.object_stores import S3Service
 
 STAGING_TIMEOUT = 2
@@ -38,25 +32,6 @@ def hl7(size: int, control_id: bytes) -> bytes:
 
 SMALL = hl7(2_000, b"SMALL")  # inline: the door does not touch storage
 LARGE = hl7(400_000, b"LARGE")  # above http.inline_limit (256 KiB): staged
-
-
-@pytest.fixture
-def s3_alone(tmp_path: Path) -> Iterator[S3Service]:
-    service = S3Service(tmp_path / "moto.log")
-    service.start()
-    yield service
-    service.stop()
-
-
-@contextlib.contextmanager
-def frozen(service: S3Service) -> Iterator[None]:
-    proc = service._proc
-    assert proc is not None
-    os.kill(proc.pid, signal.SIGSTOP)
-    try:
-        yield
-    finally:
-        os.kill(proc.pid, signal.SIGCONT)
 
 
 def serve(tmp_path: Path, s3: S3Service, dsn: str, *roles: str) -> tuple[MmBronze, str]:
@@ -74,22 +49,6 @@ def serve(tmp_path: Path, s3: S3Service, dsn: str, *roles: str) -> tuple[MmBronz
     return server, bucket
 
 
-def exit_time(server: MmBronze, limit: float) -> float:
-    """Seconds from SIGTERM to the process's exit (fails past ``limit``)."""
-    assert server.proc is not None
-    started = time.monotonic()
-    server.proc.send_signal(signal.SIGTERM)
-    try:
-        code = server.proc.wait(limit)
-    except subprocess.TimeoutExpired:
-        server.proc.kill()
-        server.proc.wait()
-        logs = server.run_logs()[-3000:]
-        raise AssertionError(f"no exit {limit} s after SIGTERM:\n{logs}") from None
-    assert code == 0, server.run_logs()[-3000:]
-    return time.monotonic() - started
-
-
 def test_frozen_staging_gets_a_prompt_503_and_does_not_hold_a_stop(
     s3_alone: S3Service, dsn: str, tmp_path: Path
 ) -> None:
@@ -97,7 +56,7 @@ def test_frozen_staging_gets_a_prompt_503_and_does_not_hold_a_stop(
     server.start()
     try:
         with httpx.Client(base_url=server.url, timeout=60) as client:
-            with frozen(s3_alone):
+            with s3_alone.frozen():
                 small = client.post(ROUTE, content=SMALL)
                 assert small.status_code == 202, small.text  # the door does not touch storage
                 started = time.monotonic()
@@ -134,7 +93,7 @@ def test_consumers_stuck_on_a_frozen_store_do_not_hold_a_stop(
 ) -> None:
     server, _ = serve(tmp_path, s3_alone, dsn, "--all")
     server.start()
-    with httpx.Client(base_url=server.url, timeout=60) as client, frozen(s3_alone):
+    with httpx.Client(base_url=server.url, timeout=60) as client, s3_alone.frozen():
         accepted = client.post(ROUTE, content=SMALL)
         assert accepted.status_code == 202, accepted.text
         time.sleep(1)  # a consumer now waits on the frozen store

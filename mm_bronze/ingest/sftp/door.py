@@ -69,7 +69,9 @@ async def run_sftp_door(
     spool = Spool(config, bus, staging, metrics)
     await spool.open()
     try:
-        recovered = await spool.recover(startup=True)
+        recovered = await spool.replay(stop, startup=True)
+        if recovered is None:
+            return  # stopped before the door listened
         if recovered:
             log.info("sftp uploads published at start", count=recovered)
         listening = asyncio.Event()

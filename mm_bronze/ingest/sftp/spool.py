@@ -3,7 +3,9 @@
 A finished upload is published (durable on the bus) before the client's close returns.
 Spool copies are removed once published (at the end of the session, so clients that
 stat the file after closing it still see it); a copy whose publish failed stays, with its
-journal marker, and is published again by the retry loop or the next start.
+journal marker, and is published again by the retry loop or the next start. Each call such
+a replay makes to a remote staging store waits ``storage.staging_timeout`` seconds at most,
+and a stop cancels a replay in progress: a store that hangs holds neither.
 """
 
 from __future__ import annotations
@@ -432,9 +434,14 @@ class Spool:
         log.info("sftp pending upload dropped", uuid=submission, reason=reason)
 
     async def _remove_staged(self, event: IngestEvent) -> None:
-        if event.staged_path:
-            with contextlib.suppress(StorageUnavailable, ValueError):
-                await self.staging.remove(self.staging.key_for(event.staged_path))
+        if not event.staged_path:
+            return
+        try:
+            key = self.staging.key_for(event.staged_path)
+            await self.staging.remove(key, timeout=self.staging.deadline)
+        except (StorageUnavailable, ValueError) as exc:
+            # A removal given up goes on on its thread; a failed one leaves an unread blob.
+            log.warning("sftp staged copy not removed", uuid=event.uuid, error=str(exc))
 
     async def open(self) -> None:
         """Make the spare spool files (removing any a crash left)."""
@@ -477,7 +484,12 @@ class Spool:
                     published += 1
             except (BusUnavailable, StorageUnavailable) as exc:
                 self._pending[local] = marker.event.uuid
-                log.warning("sftp retry failed", uuid=marker.event.uuid, error=str(exc))
+                log.warning(
+                    "sftp retry failed",
+                    uuid=marker.event.uuid,
+                    user=marker.event.client,
+                    error=str(exc),
+                )
                 break
         if startup:
             await asyncio.to_thread(self._remove_unjournaled)
@@ -488,7 +500,7 @@ class Spool:
         event: IngestEvent | None = marker.event
         assert event is not None
         if event.staged_path is None or not await self.staging.exists(
-            self.staging.key_for(event.staged_path)
+            self.staging.key_for(event.staged_path), timeout=self.staging.deadline
         ):
             event = await self._reload(event, local)
             if event is None:
@@ -573,6 +585,30 @@ class Spool:
         busy = (*self._writing, *self._pending, *self._opening)
         return any(directory in path.parents for path in busy)
 
+    async def replay(self, stop: asyncio.Event, *, startup: bool) -> int | None:
+        """``recover``, cancelled if ``stop`` is set first (then None).
+
+        A stop does not wait for what a replay waits on (the bus, a staging store that hangs
+        until its deadline). Nothing is lost by the cancel: a marker stays until its upload's
+        publish has succeeded, and an upload published again carries the same submission
+        uuid, which the consumers record once.
+        """
+        if stop.is_set():
+            return None
+        recovering = asyncio.create_task(self.recover(startup=startup), name="sftp-replay")
+        stopping = asyncio.create_task(stop.wait())
+        try:
+            await asyncio.wait({recovering, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stopping.cancel()
+            if not recovering.done():
+                recovering.cancel()
+                await asyncio.wait({recovering})
+        if recovering.cancelled():
+            log.info("sftp replay stopped; kept uploads are published at the next start")
+            return None
+        return recovering.result()
+
     async def run_retries(self, stop: asyncio.Event) -> None:
         """Retry journaled uploads every ``retry_seconds`` until ``stop``."""
         while not stop.is_set():
@@ -581,7 +617,7 @@ class Spool:
             if stop.is_set() or not self._pending:
                 continue
             try:
-                await self.recover(startup=False)
+                await self.replay(stop, startup=False)
             except Exception as exc:
                 log.error("sftp retry loop error", error=f"{type(exc).__name__}: {exc}")
 

@@ -181,3 +181,16 @@ def by_name(rows: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
     for row in rows:
         out.setdefault(row["source_metadata"]["path"], []).append(row)
     return out
+
+
+def set_bus(dsn: str, *, up: bool) -> None:
+    """Take the PostgreSQL queue away (rename its table) or bring it back: a real outage."""
+    old, new = ("messages_down", "messages") if up else ("messages", "messages_down")
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("SET lock_timeout = '20s'")
+        conn.execute(f"ALTER TABLE bus.{old} RENAME TO {new}")
+
+
+def markers(data_dir: Path) -> list[Path]:
+    """The journal's markers: uploads kept until their publish succeeds."""
+    return list((data_dir / "sftp" / "journal").glob("*.marker"))

@@ -9,12 +9,13 @@ from pathlib import Path
 
 import asyncssh
 import paramiko
-import psycopg
 import pytest
 
 from tests.ingest.sftp.helpers import (
     by_name,
     landed,
+    markers,
+    set_bus,
     stored_bytes,
     wait_landed,
     write_users,
@@ -23,14 +24,6 @@ from tests.polling import wait_for
 from tests.services.mm_bronze import MmBronze
 
 PASSWORD = "dora-pw"
-
-
-def set_bus(dsn: str, *, up: bool) -> None:
-    """Take the PostgreSQL queue away (rename its table) or bring it back: a real outage."""
-    old, new = ("messages_down", "messages") if up else ("messages", "messages_down")
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        conn.execute("SET lock_timeout = '20s'")
-        conn.execute(f"ALTER TABLE bus.{old} RENAME TO {new}")
 
 
 @contextmanager
@@ -48,10 +41,6 @@ def paramiko_sftp(port: int) -> Iterator[paramiko.SFTPClient]:
 
 def spooled(data_dir: Path) -> list[str]:
     return sorted(p.name for p in (data_dir / "sftp" / "home" / "dora").rglob("*") if p.is_file())
-
-
-def markers(data_dir: Path) -> list[Path]:
-    return list((data_dir / "sftp" / "journal").glob("*.marker"))
 
 
 @asynccontextmanager

@@ -7,6 +7,7 @@ import ctypes
 import errno
 import os
 import stat
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -87,8 +88,8 @@ async def test_a_failed_write_names_nothing_of_its_group(
     write = local._write_all
     monkeypatch.setattr(local, "MANY_AT_ONCE", 4)
 
-    def failing(fd: int, chunks: object) -> None:
-        data = b"".join(chunks)  # type: ignore[call-overload]
+    def failing(fd: int, chunks: Iterator[bytes]) -> None:
+        data = b"".join(chunks)
         if data == b"object 6":
             raise OSError(errno.ENOSPC, "No space left on device")
         write(fd, iter((data,)))

@@ -404,18 +404,9 @@ class ObjectStore:
         return True
 
     def _put_many(self, items: list[tuple[str, bytes]], sync_directory: bool) -> list[bool]:
-        if self._fanout is None:
-            raise RuntimeError("ObjectStore is not open")
         if self.is_local and local.SYNCS_TOGETHER:
             return self._put_many_local(items, sync_directory)
-        # One task per thread, not per object: a future costs its own lock, condition and
-        # wakeup, several times the CPU of a small local write's Python side.
-        chunks = [items[n::IO_THREADS] for n in range(min(IO_THREADS, len(items)))]
-        futures = [self._fanout.submit(self._put_chunk, chunk) for chunk in chunks]
-        concurrent.futures.wait(futures)
-        outcomes: list[bool | BaseException] = [False] * len(items)
-        for n, future in enumerate(futures):
-            outcomes[n::IO_THREADS] = future.result()
+        outcomes = self._spread(lambda item: self._put_bytes(item[0], item[1], False), items)
         written = []
         for outcome in outcomes:  # every write has ended before anything is raised
             if isinstance(outcome, BaseException):
@@ -426,25 +417,38 @@ class ObjectStore:
         return written
 
     def _put_many_local(self, items: list[tuple[str, bytes]], sync_directory: bool) -> list[bool]:
-        # On this thread, one after the other: with no fsync of its own, a small file costs a
-        # few system calls, less than handing it to another thread.
+        def fresh(item: tuple[str, bytes]) -> bytes | None:
+            path, data = item
+            return None if os.path.exists(path) else self.codec.encode_bytes(data)
+
+        encoded = self._spread(fresh, items)
+        for outcome in encoded:
+            if isinstance(outcome, BaseException):
+                raise outcome
+        new = [n for n, data in enumerate(encoded) if data is not None]
+        outcomes = write_many_new(
+            self._root, [(items[n][0], encoded[n]) for n in new], spread=self._spread
+        )
         written = [False] * len(items)
-        new = [n for n, (path, _) in enumerate(items) if not os.path.exists(path)]
-        encode = self.codec.encode_bytes
-        outcomes = write_many_new(self._root, [(items[n][0], encode(items[n][1])) for n in new])
         for n, outcome in zip(new, outcomes, strict=True):
             written[n] = outcome
         if sync_directory:
             fsync_directories(sorted({os.path.dirname(path) for path, _ in items}))
         return written
 
-    def _put_chunk(self, items: list[tuple[str, bytes]]) -> list[bool | BaseException]:
-        outcomes: list[bool | BaseException] = []
-        for path, data in items:
-            try:
-                outcomes.append(self._put_bytes(path, data, False))
-            except Exception as exc:
-                outcomes.append(exc)
+    def _spread(self, call: Callable[[Any], Any], items: Sequence[Any]) -> list[Any]:
+        """``call(item)`` for every item on the store's batch threads (a ``local.Spread``):
+        each result, or the exception it raised, in order, once every call has ended."""
+        if self._fanout is None:
+            raise RuntimeError("ObjectStore is not open")
+        # One task per thread, not per object: a future costs its own lock, condition and
+        # wakeup, several times the CPU of a small local write's Python side.
+        chunks = [items[n::IO_THREADS] for n in range(min(IO_THREADS, len(items)))]
+        futures = [self._fanout.submit(local.serially, call, chunk) for chunk in chunks]
+        concurrent.futures.wait(futures)
+        outcomes: list[Any] = [None] * len(items)
+        for n, future in enumerate(futures):
+            outcomes[n::IO_THREADS] = future.result()
         return outcomes
 
     def _put_from(

@@ -22,10 +22,6 @@ if TYPE_CHECKING:
 
 log = structlog.get_logger(__name__)
 
-# Seconds the consumers may take to finish their batches once stopped (as the HTTP door's
-# graceful timeout), before those are cancelled.
-CONSUMERS_GRACE = 30.0
-
 
 @dataclass(frozen=True)
 class Role:
@@ -186,7 +182,11 @@ async def run_consumers(res: Resources, stop: asyncio.Event) -> None:
     res.health["consumers"] = degraded
     log.info("consumers running", pipelines=len(pipelines))
     try:
-        await _run_until_stopped(asyncio.gather(*(p.run(stop) for p in pipelines)), stop)
+        await _run_until_stopped(
+            asyncio.gather(*(p.run(stop) for p in pipelines)),
+            stop,
+            grace=res.settings.consumer.stop_grace,
+        )
     finally:
         for consumer in consumers:
             await consumer.close()
@@ -194,9 +194,10 @@ async def run_consumers(res: Resources, stop: asyncio.Event) -> None:
 
 
 async def _run_until_stopped(
-    runs: asyncio.Future[Any], stop: asyncio.Event, grace: float = CONSUMERS_GRACE
+    runs: asyncio.Future[Any], stop: asyncio.Event, *, grace: float
 ) -> None:
-    """Wait for ``runs``; once ``stop`` is set, for ``grace`` seconds more at most, then
+    """Wait for ``runs``; once ``stop`` is set, for ``grace`` seconds more at most
+    (``consumer.stop_grace``), then
     cancel them. A batch waiting on a store or database that does not answer would otherwise
     hold the stop for as long as that lasts; a cancelled batch is not acknowledged, so it is
     delivered again (its writes are idempotent), as after a crash."""

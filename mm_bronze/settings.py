@@ -81,6 +81,7 @@ class ConsumerSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True)
     max_attempts: int = 5  # deliveries of a failing event before it is dead-lettered
     lease_seconds: float = 30.0  # embedded queue: a dead consumer's claim returns after this
     retry_backoff_max: float = 30.0  # longest pause between retries while storage or DB is down
+    stop_grace: float = 30.0  # seconds a stop waits for batches in progress; then cancels them
 
 
 # The SSH ciphers the SFTP door offers, by default: asyncssh's own but chacha20-poly1305.
@@ -447,6 +448,7 @@ def _check(settings: Settings, sources: Sources | None = None) -> None:
         ("consumer", "batch_size"),
         ("consumer", "max_attempts"),
         ("consumer", "lease_seconds"),
+        ("consumer", "stop_grace"),
         ("sftp", "max_file_size"),
         ("mllp", "max_frame_bytes"),
         ("mllp", "inline_limit"),

@@ -223,3 +223,18 @@ def test_metrics_port_is_off_by_default_and_checked() -> None:
             f"invalid setting MM_BRONZE_METRICS_PORT={bad} (metrics.port): "
             "expected a port number from 1 to 65535, or 0 for no metrics server"
         )
+
+
+@pytest.mark.parametrize(
+    ("variable", "name"),
+    [
+        ("MM_BRONZE_CONSUMER_STOP_GRACE", "consumer.stop_grace"),
+        ("MM_BRONZE_HTTP_GRACEFUL_TIMEOUT", "http.graceful_timeout"),
+        ("MM_BRONZE_STORAGE_STAGING_TIMEOUT", "storage.staging_timeout"),
+    ],
+)
+def test_a_stop_or_storage_deadline_must_be_above_zero(variable: str, name: str) -> None:
+    assert load_settings(environ={variable: "2.5"})  # a fraction of a second is fine
+    with pytest.raises(ConfigError) as caught:
+        load_settings(environ={variable: "0"})
+    assert str(caught.value) == f"invalid setting {variable}=0 ({name}): expected a number above 0"

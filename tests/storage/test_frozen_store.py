@@ -16,7 +16,6 @@ from pathlib import Path
 
 import httpx
 
-from mm_bronze.roles import CONSUMERS_GRACE
 from tests.ingest.http.helpers import wait_status
 from tests.services.mm_bronze import MmBronze, exit_time
 from tests.services.object_stores import S3Service
@@ -34,7 +33,7 @@ SMALL = hl7(2_000, b"SMALL")  # inline: the door does not touch storage
 LARGE = hl7(400_000, b"LARGE")  # above http.inline_limit (256 KiB): staged
 
 
-def serve(tmp_path: Path, s3: S3Service, dsn: str, *roles: str) -> tuple[MmBronze, str]:
+def serve(tmp_path: Path, s3: S3Service, dsn: str, *roles: str, **env: str) -> tuple[MmBronze, str]:
     bucket = s3.new_bucket()
     server = MmBronze(
         tmp_path / "mmb",
@@ -44,6 +43,7 @@ def serve(tmp_path: Path, s3: S3Service, dsn: str, *roles: str) -> tuple[MmBronz
             "RAW_STORAGE_URL": f"s3://{bucket}/raw",
             "MM_BRONZE_STORAGE_OPTIONS": json.dumps(s3.options),
             "MM_BRONZE_STORAGE_STAGING_TIMEOUT": str(STAGING_TIMEOUT),
+            **env,
         },
     )
     return server, bucket
@@ -91,14 +91,23 @@ def test_frozen_staging_gets_a_prompt_503_and_does_not_hold_a_stop(
 def test_consumers_stuck_on_a_frozen_store_do_not_hold_a_stop(
     s3_alone: S3Service, dsn: str, tmp_path: Path
 ) -> None:
-    server, _ = serve(tmp_path, s3_alone, dsn, "--all")
+    grace = 4.0
+    server, _ = serve(
+        tmp_path,
+        s3_alone,
+        dsn,
+        "--all",
+        MM_BRONZE_CONSUMER_STOP_GRACE=str(grace),
+        MM_BRONZE_CONSUMER_LEASE_SECONDS="5",
+    )
     server.start()
     with httpx.Client(base_url=server.url, timeout=60) as client, s3_alone.frozen():
         accepted = client.post(ROUTE, content=SMALL)
         assert accepted.status_code == 202, accepted.text
         time.sleep(1)  # a consumer now waits on the frozen store
-        assert exit_time(server, CONSUMERS_GRACE + 30) < CONSUMERS_GRACE + 15
+        assert exit_time(server, grace + 30) < grace + 15
     assert "consumers cancelled" in server.run_logs()
+    # The cancelled batch's claim returns once its lease ends: delivered again, stored once.
     with server, httpx.Client(base_url=server.url) as client:
         status = wait_status(client, accepted.json()["uuid"], {"stored"}, timeout=60)
         assert status["size"] == len(SMALL)

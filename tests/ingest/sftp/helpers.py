@@ -6,7 +6,8 @@ import datetime as dt
 import shutil
 import subprocess
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -194,3 +195,21 @@ def set_bus(dsn: str, *, up: bool) -> None:
 def markers(data_dir: Path) -> list[Path]:
     """The journal's markers: uploads kept until their publish succeeds."""
     return list((data_dir / "sftp" / "journal").glob("*.marker"))
+
+
+@asynccontextmanager
+async def password_sftp(port: int, user: str, password: str) -> AsyncIterator[asyncssh.SFTPClient]:
+    """An asyncssh SFTP session on the door at ``port``, logged in with a password."""
+    async with (
+        asyncssh.connect(
+            "127.0.0.1",
+            port,
+            username=user,
+            password=password,
+            known_hosts=None,
+            client_keys=None,
+            agent_path=None,
+        ) as conn,
+        conn.start_sftp_client() as sftp,
+    ):
+        yield sftp

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import Iterator
+from contextlib import AbstractAsyncContextManager, contextmanager
 from pathlib import Path
 
 import asyncssh
@@ -15,6 +15,7 @@ from tests.ingest.sftp.helpers import (
     by_name,
     landed,
     markers,
+    password_sftp,
     set_bus,
     stored_bytes,
     wait_landed,
@@ -43,21 +44,8 @@ def spooled(data_dir: Path) -> list[str]:
     return sorted(p.name for p in (data_dir / "sftp" / "home" / "dora").rglob("*") if p.is_file())
 
 
-@asynccontextmanager
-async def dora_sftp(port: int) -> AsyncIterator[asyncssh.SFTPClient]:
-    async with (
-        asyncssh.connect(
-            "127.0.0.1",
-            port,
-            username="dora",
-            password=PASSWORD,
-            known_hosts=None,
-            client_keys=None,
-            agent_path=None,
-        ) as conn,
-        conn.start_sftp_client() as sftp,
-    ):
-        yield sftp
+def dora_sftp(port: int) -> AbstractAsyncContextManager[asyncssh.SFTPClient]:
+    return password_sftp(port, "dora", PASSWORD)
 
 
 async def put(port: int, local: Path, remote: str) -> None:

@@ -18,7 +18,14 @@ from pathlib import Path
 import asyncssh
 import pytest
 
-from tests.ingest.sftp.helpers import landed, markers, set_bus, wait_landed, write_users
+from tests.ingest.sftp.helpers import (
+    landed,
+    markers,
+    password_sftp,
+    set_bus,
+    wait_landed,
+    write_users,
+)
 from tests.polling import wait_for
 from tests.services.mm_bronze import MmBronze, exit_time
 from tests.services.object_stores import S3Service
@@ -49,16 +56,7 @@ def door(data_dir: Path, s3: S3Service, bucket: str, dsn: str, timeout: float) -
 
 async def put(port: int, remote: str, data: bytes) -> None:
     async with (
-        asyncssh.connect(
-            "127.0.0.1",
-            port,
-            username="dora",
-            password=PASSWORD,
-            known_hosts=None,
-            client_keys=None,
-            agent_path=None,
-        ) as conn,
-        conn.start_sftp_client() as sftp,
+        password_sftp(port, "dora", PASSWORD) as sftp,
         sftp.open(remote, "wb") as file,
     ):
         await file.write(data)

@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 
 import asyncssh
 
+from tests.ingest.sftp.helpers import password_sftp
 from tests.services.mm_bronze import MmBronze
 
 
@@ -28,16 +29,5 @@ def exchange(server: MmBronze, raw: bytes) -> bytes:
 async def sftp_session(
     server: MmBronze, user: str, password: str
 ) -> AsyncIterator[asyncssh.SFTPClient]:
-    async with (
-        asyncssh.connect(
-            "127.0.0.1",
-            server.sftp_port,
-            username=user,
-            password=password,
-            known_hosts=None,
-            client_keys=None,
-            agent_path=None,
-        ) as conn,
-        conn.start_sftp_client() as sftp,
-    ):
+    async with password_sftp(server.sftp_port, user, password) as sftp:
         yield sftp

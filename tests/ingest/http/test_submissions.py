@@ -48,20 +48,9 @@ def listed(http: httpx.Client, **params: str | int) -> list[dict]:
 
 
 async def upload(port: int, user: str, password: str, path: str, data: bytes) -> None:
-    import asyncssh
+    from tests.ingest.sftp.helpers import password_sftp
 
-    async with (
-        asyncssh.connect(
-            "127.0.0.1",
-            port,
-            username=user,
-            password=password,
-            known_hosts=None,
-            client_keys=None,
-            agent_path=None,
-        ) as conn,
-        conn.start_sftp_client() as sftp,
-    ):
+    async with password_sftp(port, user, password) as sftp:
         await sftp.makedirs(path.rsplit("/", 1)[0], exist_ok=True)
         async with sftp.open(path, "wb") as f:
             await f.write(data)

@@ -16,8 +16,8 @@ call waits for the interpreter lock, which a busy event loop holds most of the t
 filesystem is synced, and only then is each file named. A name still never points to data
 that is not durable. One sync instead of one per file saves most of the kernel's work per
 object (measured: 0.06 to 0.08 ms of system CPU per 1.7 KB file against 0.16 to 0.43 with an
-fsync each). ``syncfs`` reports the write-back
-errors of its filesystem only from Linux 5.8 on; elsewhere each file is synced on its own.
+fsync each). ``syncfs`` reports the write-back errors of its filesystem only from Linux 5.8
+on; elsewhere each file is synced on its own.
 """
 
 from __future__ import annotations

@@ -499,9 +499,7 @@ class Spool:
     async def _replay(self, marker: Marker, local: Path) -> bool:
         event: IngestEvent | None = marker.event
         assert event is not None
-        if event.staged_path is None or not await self.staging.exists(
-            self.staging.key_for(event.staged_path), timeout=self.staging.deadline
-        ):
+        if not await self._still_staged(event):
             event = await self._reload(event, local)
             if event is None:
                 self._pending.pop(local, None)
@@ -520,6 +518,22 @@ class Spool:
             path=event.source_metadata.get("path"),
         )
         return True
+
+    async def _still_staged(self, event: IngestEvent) -> bool:
+        """Whether the kept upload's staged blob is in this staging store and still there
+        (else its payload is taken again from the spool copy)."""
+        if event.staged_path is None:
+            return False
+        try:
+            key = self.staging.key_for(event.staged_path)
+        except ValueError:  # staged under another staging URL, changed since
+            log.warning(
+                "sftp kept upload staged elsewhere; staged again from its spool copy",
+                uuid=event.uuid,
+                staged_path=event.staged_path,
+            )
+            return False
+        return bool(await self.staging.exists(key, timeout=self.staging.deadline))
 
     async def _reload(self, event: IngestEvent, local: Path) -> IngestEvent | None:
         """Rebuild the event's payload (inline or staged) from the spool copy."""

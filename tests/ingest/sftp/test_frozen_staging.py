@@ -37,7 +37,9 @@ HEAD = b"MSH|^~\\&|LAB|HOSP|EHR|HOSP|20240101120000||ORU^R01|FROZEN|P|2.5.1\r"
 LARGE = HEAD + b"NTE|1||" + b"x" * 300_000 + b"\r"  # above the inline limit: staged
 
 
-def door(data_dir: Path, s3: S3Service, bucket: str, dsn: str, timeout: float) -> MmBronze:
+def door(
+    data_dir: Path, s3: S3Service, bucket: str, dsn: str, timeout: float, **env: str
+) -> MmBronze:
     """``serve --sftp --consumers`` with its raw and staging stores on ``s3``."""
     return MmBronze(
         data_dir,
@@ -50,6 +52,7 @@ def door(data_dir: Path, s3: S3Service, bucket: str, dsn: str, timeout: float) -
             "MM_BRONZE_STORAGE_STAGING_TIMEOUT": str(timeout),
             "MM_BRONZE_SFTP_RETRY_SECONDS": "1",
             "MM_BRONZE_SFTP_INLINE_LIMIT": str(INLINE_LIMIT),
+            **env,
         },
     )
 
@@ -164,3 +167,32 @@ async def test_a_replay_waiting_on_a_frozen_staging_store_does_not_hold_a_stop(
         for server in servers:
             server.stop()
     assert len(landed(dsn, "dora")) == 1
+
+
+async def test_a_kept_upload_is_staged_again_when_the_staging_url_changed(
+    s3_alone: S3Service, dsn: str, tmp_path: Path
+) -> None:
+    """A kept upload's staged blob lies under the staging URL of the run that kept it; a start
+    with another staging URL stages it again from the spool copy (it used to stop the door)."""
+    bucket = s3_alone.new_bucket()
+    data_dir = tmp_path / "mmb"
+    write_users(data_dir, {"dora": (PASSWORD, "read,write")})
+    first = door(data_dir, s3_alone, bucket, dsn, 30)
+    moved = f"s3://{bucket}/moved-staging"
+    second = door(data_dir, s3_alone, bucket, dsn, 30, MM_BRONZE_STORAGE_STAGING_URL=moved)
+    first.start()
+    try:
+        await keep_an_upload(first, dsn)
+        first.stop()
+        set_bus(dsn, up=True)
+        second.start(timeout=60)
+        assert_landed(s3_alone, dsn, data_dir)
+        assert any(
+            line.get("event")
+            == "sftp kept upload staged elsewhere; staged again from its spool copy"
+            for line in second.log_records()
+        )
+        assert s3_alone.filesystem().find(f"{bucket}/moved-staging") == []
+    finally:
+        first.stop()
+        second.stop()

@@ -663,6 +663,8 @@ def open_fresh(local: Path, flags: int) -> int:
         return os.open(local, (flags | os.O_CREAT | os.O_EXCL) & ~os.O_TRUNC, 0o640)
     # A short name: the file's own may already be as long as a name can be.
     copy = local.with_name(f".{uuidlib.uuid4().hex}.copy")
+    # Made with the spool's mode first: copyfile keeps it (it would create 0666 less umask).
+    os.close(os.open(copy, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o640))
     shutil.copyfile(local, copy)
     os.replace(copy, local)
     return os.open(local, flags & ~os.O_CREAT, 0o640)

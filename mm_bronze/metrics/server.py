@@ -16,6 +16,7 @@ from starlette.routing import Route
 
 from mm_bronze.metrics.exposition import CONTENT_TYPE, scrape
 from mm_bronze.metrics.registry import Metrics
+from mm_bronze.query_parameters import misused
 from mm_bronze.settings import MetricsSettings
 
 # Its start line is rendered as ``metrics listening`` (see mm_bronze.logging).
@@ -25,10 +26,9 @@ LOGGER = "hypercorn.metrics"
 def metrics_app(metrics: Metrics) -> Starlette:
     async def endpoint(request: Request) -> Response:
         # Like the door's /metrics, it takes no query parameter: a scrape sends none.
-        if pairs := request.query_params.multi_items():
-            name = pairs[0][0]
-            why = f"{name}: unknown parameter; this route takes none"
-            return _error(400, "invalid_parameter", why, parameter=name)
+        if (wrong := misused(request.query_params.multi_items(), ())) is not None:
+            name, why = wrong
+            return _error(400, "invalid_parameter", f"{name}: {why}", parameter=name)
         return Response(await scrape(metrics), media_type=CONTENT_TYPE)
 
     async def not_found(request: Request, exc: Exception) -> Response:

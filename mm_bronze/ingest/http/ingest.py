@@ -44,12 +44,12 @@ from mm_bronze.ingest.http.content_coding import (
 )
 from mm_bronze.ingest.http.deadlines import Deadline, SharedDeadlines
 from mm_bronze.ingest.http.deps import HttpDeps
-from mm_bronze.ingest.http.parameters import misused
 from mm_bronze.ingest.http.responses import CHALLENGE, error, invalid_payload, refuse
 from mm_bronze.ingest.submission_ids import new_submission_id
 from mm_bronze.metrics import format_label
 from mm_bronze.metrics.door import ACCEPTED, REJECTED, TOO_LARGE, UNAUTHORIZED, UNAVAILABLE
 from mm_bronze.models import IngestEvent, encode_event
+from mm_bronze.query_parameters import misused
 
 log = structlog.get_logger(__name__)
 

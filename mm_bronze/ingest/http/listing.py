@@ -23,7 +23,6 @@ from starlette.types import Receive
 from mm_bronze.ingest.http.auth import AuthUnavailable, Unauthorized
 from mm_bronze.ingest.http.bodies import SubmissionsPage
 from mm_bronze.ingest.http.deps import HttpDeps
-from mm_bronze.ingest.http.parameters import misused
 from mm_bronze.ingest.http.responses import database_unavailable, error, json_response, unauthorized
 from mm_bronze.ingest.http.scoping import owner_of_view, relative_path
 from mm_bronze.metadata.submissions import (
@@ -38,6 +37,7 @@ from mm_bronze.metadata.submissions import (
     parse_sftp_path,
     parse_time,
 )
+from mm_bronze.query_parameters import misused
 
 log = structlog.get_logger(__name__)
 

@@ -3,29 +3,15 @@ never silently ignored (a misspelt parameter would otherwise change nothing with
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 
 from starlette.requests import Request
 from starlette.responses import Response
 
 from mm_bronze.ingest.http.responses import error
+from mm_bronze.query_parameters import misused
 
 Handler = Callable[[Request], Awaitable[Response]]
-
-
-def misused(pairs: Iterable[tuple[str, str]], known: Sequence[str]) -> tuple[str, str] | None:
-    """The first of ``pairs`` (name, value, in the order given) whose name is not one of
-    ``known`` or repeats an earlier one, and why; None when every parameter is fine."""
-    seen: set[str] = set()
-    for name, _ in pairs:
-        if name not in known:
-            if not known:
-                return name, "unknown parameter; this route takes none"
-            return name, f"unknown parameter; known: {', '.join(known)}"
-        if name in seen:
-            return name, "given more than once"
-        seen.add(name)
-    return None
 
 
 def parameter_refusal(request: Request, known: Sequence[str] = ()) -> Response | None:

@@ -76,19 +76,17 @@ def write_new(path: str, chunks: Iterator[bytes], sync_directory: bool = True) -
     return written
 
 
-def write_many_new(
-    root: str, items: Sequence[tuple[str, bytes]], spread: Spread | None = None
-) -> list[bool]:
+def write_many_new(root: str, items: Sequence[tuple[str, bytes]], spread: Spread) -> list[bool]:
     """``write_new`` of each (path, data) under the directory ``root``, every file's data
-    made durable by one ``syncfs`` of the filesystem before any of them is named. The names
-    are made durable as for ``write_new(..., sync_directory=False)``: by the caller.
+    made durable by one ``syncfs`` of the filesystem before any of them is named; only where
+    ``SYNCS_TOGETHER``. The names are made durable as for ``write_new(...,
+    sync_directory=False)``: by the caller.
 
-    ``spread`` runs the files' system calls several at a time (on other threads); by default
-    they run one after the other. Raises the first error once every file's call has ended; a
-    file not named by then is gone with its descriptor."""
-    spread = spread or serially
+    ``spread`` runs the files' system calls several at a time (on other threads). Raises the
+    first error once every file's call has ended; a file not named by then is gone with its
+    descriptor."""
     if not SYNCS_TOGETHER:
-        return _first_error(spread(lambda item: write_new(item[0], iter((item[1],)), False), items))
+        raise RuntimeError("no syncfs here: write each file with write_new")
     written: list[bool] = []
     for start in range(0, len(items), MANY_AT_ONCE):
         written += _write_synced_together(root, items[start : start + MANY_AT_ONCE], spread)
@@ -96,7 +94,7 @@ def write_many_new(
 
 
 def serially(call: Callable[[Any], Any], items: Sequence[Any]) -> list[Any]:
-    """A ``Spread`` that makes each call in turn."""
+    """A ``Spread`` that makes each call in turn (on each thread, its share of the items)."""
     outcomes: list[Any] = []
     for item in items:
         try:

@@ -48,6 +48,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from benchmarks.cpu_meter import tree_cpu
+from tests.ports import free_port
 
 START, END = b"\x0b", b"\x1c\r"
 ROOT = Path(__file__).resolve().parents[1]
@@ -75,12 +76,6 @@ def sample_message() -> Callable[[int], bytes]:
         return base.replace(marker, f"|B{n:010d}|".encode(), 1)
 
     return make
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def wait_port(port: int, proc: subprocess.Popen[bytes], timeout: float = 120) -> None:

@@ -42,6 +42,7 @@ from mm_bronze.metadata import Database
 from mm_bronze.models import IngestEvent, encode_event
 from mm_bronze.settings import ConsumerSettings, StorageSettings
 from mm_bronze.storage import StorageRegistry
+from tests.ports import free_port
 
 CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus"
 OBSERVATION = CORPUS / "fhir-r4-resources" / "json" / "observation-example.json"
@@ -187,12 +188,6 @@ def bare_s3(
             )
         )
     return time.perf_counter() - began
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def start_moto(port: int) -> subprocess.Popen[bytes]:

@@ -199,8 +199,8 @@ async def _run_until_stopped(
     """Wait for ``runs``; once ``stop`` is set, for ``grace`` seconds more at most
     (``consumer.stop_grace``), then cancel them. A batch waiting on a store or database that
     does not answer would otherwise hold the stop for as long as that lasts; a cancelled batch
-    is not acknowledged, so it is delivered again (its writes are idempotent), as after a
-    crash."""
+    is not acknowledged but given back (``PersistPipeline``), so it is delivered again (its
+    writes are idempotent), as after a crash."""
     stopping = asyncio.ensure_future(stop.wait())
     try:
         await asyncio.wait({runs, stopping}, return_when=asyncio.FIRST_COMPLETED)

@@ -34,6 +34,9 @@ log = structlog.get_logger(__name__)
 
 WRITE_CONCURRENCY = 8
 FETCH_TIMEOUT = 0.5
+# How long a batch cancelled by a stop may take to give its events back (the database may be
+# what it waited on): past it they come back when their claim's lease ends.
+GIVE_BACK_TIMEOUT = 2.0
 # While claims come back full (a backlog), each claims twice as many, up to this many
 # batch_size: a batch's fixed costs (claim, lookup, recording transaction, ack, directory
 # fsyncs) are then paid for more events. A short claim goes back to batch_size.
@@ -157,6 +160,26 @@ class PersistPipeline:
             with contextlib.suppress(Unavailable):
                 await self._consumer.release(messages, delay=0)
             raise
+        except asyncio.CancelledError:
+            await self._give_back(messages)
+            raise
+
+    async def _give_back(self, messages: Sequence[Message]) -> None:
+        """Release the events of a batch cancelled by a stop (its store or database did not
+        answer within ``consumer.stop_grace``), uncounted, so that the next consumer takes
+        them at once rather than after the lease (``consumer.lease_seconds``). Bounded by
+        ``GIVE_BACK_TIMEOUT``; should it fail, the lease still returns them."""
+        try:
+            async with asyncio.timeout(GIVE_BACK_TIMEOUT):
+                await self._consumer.release(messages, delay=0)
+        except Exception as exc:  # whatever it is, the batch's cancellation goes on
+            log.warning(
+                "cancelled batch not given back: its events return when their lease ends",
+                events=len(messages),
+                error=type(exc).__name__,
+            )
+        else:
+            log.info("cancelled batch given back", events=len(messages))
 
     async def _persist(self, messages: Sequence[Message]) -> None:
         batch: list[tuple[Message, IngestEvent]] = []

@@ -88,7 +88,7 @@ def test_frozen_staging_gets_a_prompt_503_and_does_not_hold_a_stop(
         assert status["size"] == len(SMALL)
 
 
-def test_consumers_stuck_on_a_frozen_store_do_not_hold_a_stop(
+def test_consumers_stuck_on_a_frozen_store_do_not_hold_a_stop_and_give_their_batch_back(
     s3_alone: S3Service, dsn: str, tmp_path: Path
 ) -> None:
     grace = 4.0
@@ -98,7 +98,7 @@ def test_consumers_stuck_on_a_frozen_store_do_not_hold_a_stop(
         dsn,
         "--all",
         MM_BRONZE_CONSUMER_STOP_GRACE=str(grace),
-        MM_BRONZE_CONSUMER_LEASE_SECONDS="5",
+        MM_BRONZE_CONSUMER_LEASE_SECONDS="600",
     )
     server.start()
     with httpx.Client(base_url=server.url, timeout=60) as client, s3_alone.frozen():
@@ -106,8 +106,11 @@ def test_consumers_stuck_on_a_frozen_store_do_not_hold_a_stop(
         assert accepted.status_code == 202, accepted.text
         time.sleep(1)  # a consumer now waits on the frozen store
         assert exit_time(server, grace + 30) < grace + 15
-    assert "consumers cancelled" in server.run_logs()
-    # The cancelled batch's claim returns once its lease ends: delivered again, stored once.
+    logs = server.run_logs()
+    assert "consumers cancelled" in logs
+    assert "cancelled batch given back" in logs
+    # The cancelled batch was given back, not left to its lease (600 s): delivered again at
+    # once, stored once.
     with server, httpx.Client(base_url=server.url) as client:
-        status = wait_status(client, accepted.json()["uuid"], {"stored"}, timeout=60)
+        status = wait_status(client, accepted.json()["uuid"], {"stored"}, timeout=30)
         assert status["size"] == len(SMALL)

@@ -75,15 +75,25 @@ class PersistPipeline:
         self._writes = asyncio.Semaphore(WRITE_CONCURRENCY)
         self.degraded: str | None = None
         self._batch_failed = False  # degraded by a batch that failed unexpectedly
+        self._in_hand: Sequence[Message] = ()  # the batch claimed, until it is through
         self.stored = 0
 
     async def run(self, stop: asyncio.Event) -> None:
+        try:
+            await self._run(stop)
+        except asyncio.CancelledError:
+            if self._in_hand:  # a batch claimed and not yet through
+                await self._give_back(self._in_hand)
+            raise
+
+    async def _run(self, stop: asyncio.Event) -> None:
         backoff = 0.1
         claim = self._settings.batch_size
         while not stop.is_set():
             messages: Sequence[Message] = ()
+            self._in_hand = messages
             try:
-                messages = await self._consumer.fetch(claim, FETCH_TIMEOUT)
+                messages = self._in_hand = await self._consumer.fetch(claim, FETCH_TIMEOUT)
                 grow = len(messages) == claim and (
                     sum(len(message.value) for message in messages) <= GROWTH_BYTES
                 )
@@ -94,6 +104,7 @@ class PersistPipeline:
                 )
                 if messages:
                     await self.process(messages)
+                self._in_hand = ()
                 # An empty fetch says nothing of a batch that failed and waits for its lease:
                 # only a batch that went through clears that.
                 if messages or not self._batch_failed:
@@ -104,6 +115,7 @@ class PersistPipeline:
                     # Let a trickle gather: the next batch then costs its fsyncs once.
                     await _pause(stop, self._settings.linger)
             except (Unavailable, psycopg.OperationalError, psycopg.InterfaceError) as exc:
+                self._in_hand = ()  # released by ``process``
                 self.degraded = f"{type(exc).__name__}: {exc}"
                 log.warning(
                     "persist retrying after transient failure", error=self.degraded, backoff=backoff
@@ -127,6 +139,7 @@ class PersistPipeline:
                         await self._consumer.release(
                             failed, delay=self._settings.retry_backoff_max, counted=True
                         )
+                self._in_hand = ()
                 await _pause(stop, backoff)
                 backoff = min(backoff * 2, self._settings.retry_backoff_max)
 
@@ -159,9 +172,6 @@ class PersistPipeline:
         except (Unavailable, psycopg.OperationalError, psycopg.InterfaceError):
             with contextlib.suppress(Unavailable):
                 await self._consumer.release(messages, delay=0)
-            raise
-        except asyncio.CancelledError:
-            await self._give_back(messages)
             raise
 
     async def _give_back(self, messages: Sequence[Message]) -> None:

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import structlog
 
+from mm_bronze import collector
 from mm_bronze.settings import Settings
 
 if TYPE_CHECKING:
@@ -158,6 +159,7 @@ RoleRunner = Callable[[Resources, asyncio.Event], Coroutine[Any, Any, None]]
 
 async def serve(settings: Settings, roles: dict[str, RoleRunner]) -> None:
     """Run ``roles`` until SIGINT/SIGTERM, then stop them and close everything."""
+    collector.tune()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

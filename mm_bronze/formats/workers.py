@@ -17,6 +17,7 @@ from collections.abc import Callable
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
+from mm_bronze import collector
 from mm_bronze.errors import InvalidPayload
 from mm_bronze.formats.base import PayloadValidator
 from mm_bronze.formats.worker_pool import WorkerPool
@@ -28,7 +29,8 @@ READ_CHUNK = 1024 * 1024  # a staged file over BUFFER_LIMIT is read and checked 
 
 
 def _start_worker(parent: int) -> None:
-    """Worker set-up: die with the parent, leave Ctrl-C to it."""
+    """Worker set-up: die with the parent, leave Ctrl-C to it; collect as servers do."""
+    collector.tune()
     # Ctrl-C reaches the whole process group; the parent decides when workers stop.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     # A SIGKILLed parent runs no clean-up: have the kernel kill this worker then

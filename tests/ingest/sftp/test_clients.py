@@ -143,7 +143,10 @@ async def test_chacha20_is_not_offered_and_openssh_takes_aes(
         "no matching cipher found. Their offer: aes256-gcm@openssh.com,aes128-gcm@openssh.com,"
         "aes256-ctr,aes192-ctr,aes128-ctr\n" in refused.stderr
     )
-    with pytest.raises(asyncssh.KeyExchangeFailed):
+    # Both ends find no common cipher; the door disconnects and closes. The client usually reads
+    # that (or finds the mismatch itself) first, but now and then the close overtakes it (2 in
+    # 300 tries here): either way, no session opens.
+    with pytest.raises((asyncssh.KeyExchangeFailed, asyncssh.ConnectionLost)):
         async with sftp_session(door, "alice", encryption_algs=["chacha20-poly1305@openssh.com"]):
             pass
 

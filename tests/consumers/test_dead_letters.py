@@ -3,16 +3,29 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
 
 import httpx
 import msgspec
 import psycopg
+import pytest
 
 from mm_bronze.models import IngestEvent, encode_event
 from tests.events import fhir_event
 from tests.ingest.http.helpers import wait_status
 from tests.polling import wait_for
 from tests.services.mm_bronze import MmBronze
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory, module_dsn: str) -> Iterator[MmBronze]:
+    """``serve --all`` with one persist pipeline: events enqueued together are then claimed in
+    one batch (two pipelines claiming at once may each take one, ``SKIP LOCKED``)."""
+    env = {"POSTGRES_DSN": module_dsn, "MM_BRONZE_CONSUMER_CONCURRENCY": "1"}
+    proc = MmBronze(tmp_path_factory.mktemp("mmb"), env=env)
+    proc.start()
+    yield proc
+    proc.stop()
 
 
 def enqueue(dsn: str, value: bytes) -> None:

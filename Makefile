@@ -49,8 +49,16 @@ wrk:
 run: install
 	exec $(BIN)/mm-bronze serve --all
 
+# The suite runs in TEST_WORKERS processes (pytest-xdist), each test file whole in one of
+# them; each worker starts its own services on ports apart from the others'. Schemathesis
+# gives all the API operations of one test function that function's node id, and xdist hands
+# tests out by node id (it would run one operation of each): that file runs on its own.
+TEST_WORKERS ?= 2
+ONE_PROCESS_TESTS := tests/ingest/http/test_openapi.py
+
 test: install-test openssh-client $(AZURITE)
-	$(BIN)/pytest
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile --ignore=$(ONE_PROCESS_TESTS)
+	$(BIN)/pytest $(ONE_PROCESS_TESTS)
 
 $(AZURITE): | $(STAMP)
 	npm install --prefix $(VENV)/azurite --no-audit --no-fund --silent azurite@3

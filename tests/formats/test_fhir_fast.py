@@ -271,6 +271,30 @@ def test_a_required_choice_group_takes_exactly_one_member(members: tuple[str, ..
     assert (walker_verdict(body) is not None) == (len(members) == 1)
 
 
+@pytest.mark.parametrize(
+    ("fields", "valid"),
+    [
+        ({"valueCode": "a"}, True),
+        ({"id": "e", "valueCode": "a"}, True),
+        ({"valueCode": "a", "valueString": "b"}, False),
+        ({"id": "e", "valueCode": "a", "valueString": "b"}, False),
+        ({"valueCode": "two  spaces"}, False),
+        ({"valueDateTime": "2020-13-01"}, False),
+        ({"valueDecimal": 1.5}, True),
+        ({"valueDecimal": "1.5"}, False),
+    ],
+    ids=["one", "one-and-an-id", "two", "two-and-an-id", "bad-code", "bad-date", "decimal",
+         "decimal-as-text"],
+)  # fmt: skip
+def test_an_extension_takes_one_value_of_its_format(fields: dict[str, Any], valid: bool) -> None:
+    """Extension.value[x] is a large group, counted from the fields set; the format of the
+    member set is checked then."""
+    extension = {"url": "http://example.org/x", **fields}
+    body = json.dumps({"resourceType": "Patient", "extension": [extension]}).encode()
+    assert (fast_verdict(body) is not None) == valid
+    assert (walker_verdict(body) is not None) == valid
+
+
 # A value of each checked format that the walker accepts, and one it refuses.
 FORMAT_VALUES: dict[str, tuple[Any, Any]] = {
     "Base64Binary": ("AAAA", "A*AA"),

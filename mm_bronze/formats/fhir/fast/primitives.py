@@ -50,15 +50,22 @@ UNSET = msgspec.UNSET
 
 
 class Complex(
-    msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True, kw_only=True, gc=False
+    msgspec.Struct,
+    forbid_unknown_fields=True,
+    omit_defaults=True,
+    repr_omit_defaults=True,
+    kw_only=True,
+    gc=False,
 ):
-    """A FHIR complex datatype or backbone element."""
+    """A FHIR complex datatype or backbone element. ``__rich_repr__`` lists only the fields
+    that are set (``repr_omit_defaults``): a type with a large choice group counts them so."""
 
 
 class Resource(
     msgspec.Struct,
     forbid_unknown_fields=True,
     omit_defaults=True,
+    repr_omit_defaults=True,
     kw_only=True,
     gc=False,
     tag_field="resourceType",

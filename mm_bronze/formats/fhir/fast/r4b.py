@@ -14,7 +14,6 @@ from mm_bronze.formats.fhir.fast import formats as _f
 from mm_bronze.formats.fhir.fast import primitives as _p
 
 _U = _ms.UNSET
-_astuple = _ms.structs.astuple
 _a_code = _f.APPEND["code"]
 _e_code = _f.EXTEND["code"]
 _a_uri = _f.APPEND["uri"]
@@ -207,9 +206,6 @@ class ActivityDefinition(_p.Resource, tag="ActivityDefinition", kw_only=True):
         if v is not _U:
             _a_uri(v)
         _a_code(self.status)
-        v = self.subjectCanonical
-        if v is not _U:
-            _a_uri(v)
         v = self.date
         if v is not _U:
             _a_dateTime(v)
@@ -233,12 +229,15 @@ class ActivityDefinition(_p.Resource, tag="ActivityDefinition", kw_only=True):
         v = self.priority
         if v is not _U:
             _a_code(v)
-        v = self.timingDateTime
-        if v is not _U:
-            _a_dateTime(v)
         v = self.transform
         if v is not _U:
             _a_uri(v)
+        v = self.subjectCanonical
+        if v is not _U:
+            _a_uri(v)
+        v = self.timingDateTime
+        if v is not _U:
+            _a_dateTime(v)
         if self.subjectCodeableConcept is not _U:
             if self.subjectReference is not _U or self.subjectCanonical is not _U:
                 raise _p.ChoiceError("ActivityDefinition.subject[x]: at most one")
@@ -589,13 +588,13 @@ class AllergyIntolerance(_p.Resource, tag="AllergyIntolerance", kw_only=True):
         v = self.criticality
         if v is not _U:
             _a_code(v)
-        v = self.onsetDateTime
-        if v is not _U:
-            _a_dateTime(v)
         v = self.recordedDate
         if v is not _U:
             _a_dateTime(v)
         v = self.lastOccurrence
+        if v is not _U:
+            _a_dateTime(v)
+        v = self.onsetDateTime
         if v is not _U:
             _a_dateTime(v)
         if self.onsetDateTime is not _U:
@@ -1987,13 +1986,13 @@ class ChargeItem(_p.Resource, tag="ChargeItem", kw_only=True):
         if self.definitionCanonical is not _U:
             _e_uri(self.definitionCanonical)
         _a_code(self.status)
-        v = self.occurrenceDateTime
-        if v is not _U:
-            _a_dateTime(v)
         v = self.factorOverride
         if v is not _U:
             _a_decimal(v)
         v = self.enteredDate
+        if v is not _U:
+            _a_dateTime(v)
+        v = self.occurrenceDateTime
         if v is not _U:
             _a_dateTime(v)
         if self.occurrenceDateTime is not _U:
@@ -2751,12 +2750,12 @@ class ClaimItem(_p.Complex, kw_only=True):
     detail: _T134 = _U
 
     def __post_init__(self) -> None:
-        v = self.servicedDate
-        if v is not _U:
-            _a_date(v)
         v = self.factor
         if v is not _U:
             _a_decimal(v)
+        v = self.servicedDate
+        if v is not _U:
+            _a_date(v)
         if self.servicedDate is not _U:
             if self.servicedPeriod is not _U:
                 raise _p.ChoiceError("ClaimItem.serviced[x]: at most one")
@@ -2958,12 +2957,12 @@ class ClaimResponseAddItem(_p.Complex, kw_only=True):
     detail: _T145 = _U
 
     def __post_init__(self) -> None:
-        v = self.servicedDate
-        if v is not _U:
-            _a_date(v)
         v = self.factor
         if v is not _U:
             _a_decimal(v)
+        v = self.servicedDate
+        if v is not _U:
+            _a_date(v)
         if self.servicedDate is not _U:
             if self.servicedPeriod is not _U:
                 raise _p.ChoiceError("ClaimResponseAddItem.serviced[x]: at most one")
@@ -3240,14 +3239,14 @@ class ClinicalImpression(_p.Resource, tag="ClinicalImpression", kw_only=True):
         if v is not _U:
             _a_code(v)
         _a_code(self.status)
-        v = self.effectiveDateTime
-        if v is not _U:
-            _a_dateTime(v)
         v = self.date
         if v is not _U:
             _a_dateTime(v)
         if self.protocol is not _U:
             _e_uri(self.protocol)
+        v = self.effectiveDateTime
+        if v is not _U:
+            _a_dateTime(v)
         if self.effectiveDateTime is not _U:
             if self.effectivePeriod is not _U:
                 raise _p.ChoiceError("ClinicalImpression.effective[x]: at most one")
@@ -3795,10 +3794,10 @@ class CommunicationRequest(_p.Resource, tag="CommunicationRequest", kw_only=True
         v = self.priority
         if v is not _U:
             _a_code(v)
-        v = self.occurrenceDateTime
+        v = self.authoredOn
         if v is not _U:
             _a_dateTime(v)
-        v = self.authoredOn
+        v = self.occurrenceDateTime
         if v is not _U:
             _a_dateTime(v)
         if self.occurrenceDateTime is not _U:
@@ -4258,13 +4257,13 @@ class Condition(_p.Resource, tag="Condition", kw_only=True):
         v = self.language
         if v is not _U:
             _a_code(v)
+        v = self.recordedDate
+        if v is not _U:
+            _a_dateTime(v)
         v = self.onsetDateTime
         if v is not _U:
             _a_dateTime(v)
         v = self.abatementDateTime
-        if v is not _U:
-            _a_dateTime(v)
-        v = self.recordedDate
         if v is not _U:
             _a_dateTime(v)
         if self.onsetDateTime is not _U:
@@ -4851,25 +4850,18 @@ class ContractTermOfferAnswer(_p.Complex, kw_only=True):
     valueReference: _T12 = _U
 
     def __post_init__(self) -> None:
-        v = self.valueDecimal
-        if v is not _U:
-            _a_decimal(v)
-        v = self.valueDate
-        if v is not _U:
-            _a_date(v)
-        v = self.valueDateTime
-        if v is not _U:
-            _a_dateTime(v)
-        v = self.valueTime
-        if v is not _U:
-            _a_time(v)
-        v = self.valueUri
-        if v is not _U:
-            _a_uri(v)
-        t = _astuple(self)
-        n = len(t) - t.count(_U) - 0 - ((self.id is not _U) + (self.id_ext is not _U) + (self.extension is not _U) + (self.modifierExtension is not _U))
-        if n != 1:
+        s = self.__rich_repr__()
+        n = len(s)
+        if n - ((self.id is not _U) + (self.id_ext is not _U) + (self.extension is not _U) + (self.modifierExtension is not _U)) != 1:
             raise _p.ChoiceError("ContractTermOfferAnswer.value[x]: exactly one")
+        for k, v in s:
+            a = _M_ContractTermOfferAnswer.get(k)
+            if a is not None:
+                a(v)
+
+
+# The format of each member of ContractTermOfferAnswer.value[x] that has one.
+_M_ContractTermOfferAnswer = {"valueDecimal": _a_decimal, "valueDate": _a_date, "valueDateTime": _a_dateTime, "valueTime": _a_time, "valueUri": _a_uri}
 
 
 class ContractTermOfferParty(_p.Complex, kw_only=True):
@@ -5068,10 +5060,10 @@ class CoverageEligibilityRequest(_p.Resource, tag="CoverageEligibilityRequest", 
             _a_code(v)
         _a_code(self.status)
         _e_code(self.purpose)
+        _a_dateTime(self.created)
         v = self.servicedDate
         if v is not _U:
             _a_date(v)
-        _a_dateTime(self.created)
         if self.servicedDate is not _U:
             if self.servicedPeriod is not _U:
                 raise _p.ChoiceError("CoverageEligibilityRequest.serviced[x]: at most one")
@@ -5180,11 +5172,11 @@ class CoverageEligibilityResponse(_p.Resource, tag="CoverageEligibilityResponse"
             _a_code(v)
         _a_code(self.status)
         _e_code(self.purpose)
+        _a_dateTime(self.created)
+        _a_code(self.outcome)
         v = self.servicedDate
         if v is not _U:
             _a_date(v)
-        _a_dateTime(self.created)
-        _a_code(self.outcome)
         if self.servicedDate is not _U:
             if self.servicedPeriod is not _U:
                 raise _p.ChoiceError("CoverageEligibilityResponse.serviced[x]: at most one")
@@ -5395,12 +5387,12 @@ class DetectedIssue(_p.Resource, tag="DetectedIssue", kw_only=True):
         v = self.severity
         if v is not _U:
             _a_code(v)
-        v = self.identifiedDateTime
-        if v is not _U:
-            _a_dateTime(v)
         v = self.reference
         if v is not _U:
             _a_uri(v)
+        v = self.identifiedDateTime
+        if v is not _U:
+            _a_dateTime(v)
         if self.identifiedDateTime is not _U:
             if self.identifiedPeriod is not _U:
                 raise _p.ChoiceError("DetectedIssue.identified[x]: at most one")
@@ -5798,10 +5790,10 @@ class DeviceRequest(_p.Resource, tag="DeviceRequest", kw_only=True):
         v = self.priority
         if v is not _U:
             _a_code(v)
-        v = self.occurrenceDateTime
+        v = self.authoredOn
         if v is not _U:
             _a_dateTime(v)
-        v = self.authoredOn
+        v = self.occurrenceDateTime
         if v is not _U:
             _a_dateTime(v)
         if self.codeReference is not _U:
@@ -5924,10 +5916,10 @@ class DeviceUseStatement(_p.Resource, tag="DeviceUseStatement", kw_only=True):
         if v is not _U:
             _a_code(v)
         _a_code(self.status)
-        v = self.timingDateTime
+        v = self.recordedOn
         if v is not _U:
             _a_dateTime(v)
-        v = self.recordedOn
+        v = self.timingDateTime
         if v is not _U:
             _a_dateTime(v)
         if self.timingTiming is not _U:
@@ -5995,12 +5987,12 @@ class DiagnosticReport(_p.Resource, tag="DiagnosticReport", kw_only=True):
         if v is not _U:
             _a_code(v)
         _a_code(self.status)
-        v = self.effectiveDateTime
-        if v is not _U:
-            _a_dateTime(v)
         v = self.issued
         if v is not _U:
             _a_instant(v)
+        v = self.effectiveDateTime
+        if v is not _U:
+            _a_dateTime(v)
         if self.effectiveDateTime is not _U:
             if self.effectivePeriod is not _U:
                 raise _p.ChoiceError("DiagnosticReport.effective[x]: at most one")
@@ -6799,46 +6791,18 @@ class ElementDefinitionExample(_p.Complex, kw_only=True):
     valueDosage: _T261 = _U
 
     def __post_init__(self) -> None:
-        v = self.valueBase64Binary
-        if v is not _U:
-            _a_base64Binary(v)
-        v = self.valueCanonical
-        if v is not _U:
-            _a_uri(v)
-        v = self.valueCode
-        if v is not _U:
-            _a_code(v)
-        v = self.valueDate
-        if v is not _U:
-            _a_date(v)
-        v = self.valueDateTime
-        if v is not _U:
-            _a_dateTime(v)
-        v = self.valueDecimal
-        if v is not _U:
-            _a_decimal(v)
-        v = self.valueInstant
-        if v is not _U:
-            _a_instant(v)
-        v = self.valueOid
-        if v is not _U:
-            _a_oid(v)
-        v = self.valueTime
-        if v is not _U:
-            _a_time(v)
-        v = self.valueUri
-        if v is not _U:
-            _a_uri(v)
-        v = self.valueUrl
-        if v is not _U:
-            _a_uri(v)
-        v = self.valueUuid
-        if v is not _U:
-            _a_uuid(v)
-        t = _astuple(self)
-        n = len(t) - t.count(_U) - 1 - ((self.id is not _U) + (self.id_ext is not _U) + (self.extension is not _U) + (self.label_ext is not _U))
-        if n != 1:
+        s = self.__rich_repr__()
+        n = len(s) - 1
+        if n - ((self.id is not _U) + (self.id_ext is not _U) + (self.extension is not _U) + (self.label_ext is not _U)) != 1:
             raise _p.ChoiceError("ElementDefinitionExample.value[x]: exactly one")
+        for k, v in s:
+            a = _M_ElementDefinitionExample.get(k)
+            if a is not None:
+                a(v)
+
+
+# The format of each member of ElementDefinitionExample.value[x] that has one.
+_M_ElementDefinitionExample = {"valueBase64Binary": _a_base64Binary, "valueCanonical": _a_uri, "valueCode": _a_code, "valueDate": _a_date, "valueDateTime": _a_dateTime, "valueDecimal": _a_decimal, "valueInstant": _a_instant, "valueOid": _a_oid, "valueTime": _a_time, "valueUri": _a_uri, "valueUrl": _a_uri, "valueUuid": _a_uuid}
 
 
 class ElementDefinitionMapping(_p.Complex, kw_only=True):
@@ -7755,12 +7719,12 @@ class EvidenceVariableCharacteristic(_p.Complex, kw_only=True):
     groupMeasure_ext: _T1 = _ms.field(default=_U, name="_groupMeasure")
 
     def __post_init__(self) -> None:
-        v = self.definitionCanonical
-        if v is not _U:
-            _a_uri(v)
         v = self.groupMeasure
         if v is not _U:
             _a_code(v)
+        v = self.definitionCanonical
+        if v is not _U:
+            _a_uri(v)
         if self.definitionReference is not _U:
             if self.definitionCanonical is not _U or self.definitionCodeableConcept is not _U or self.definitionExpression is not _U:
                 raise _p.ChoiceError("EvidenceVariableCharacteristic.definition[x]: exactly one")
@@ -8118,12 +8082,12 @@ class ExplanationOfBenefitAddItem(_p.Complex, kw_only=True):
     detail: _T316 = _U
 
     def __post_init__(self) -> None:
-        v = self.servicedDate
-        if v is not _U:
-            _a_date(v)
         v = self.factor
         if v is not _U:
             _a_decimal(v)
+        v = self.servicedDate
+        if v is not _U:
+            _a_date(v)
         if self.servicedDate is not _U:
             if self.servicedPeriod is not _U:
                 raise _p.ChoiceError("ExplanationOfBenefitAddItem.serviced[x]: at most one")
@@ -8309,12 +8273,12 @@ class ExplanationOfBenefitItem(_p.Complex, kw_only=True):
     detail: _T319 = _U
 
     def __post_init__(self) -> None:
-        v = self.servicedDate
-        if v is not _U:
-            _a_date(v)
         v = self.factor
         if v is not _U:
             _a_decimal(v)
+        v = self.servicedDate
+        if v is not _U:
+            _a_date(v)
         if self.servicedDate is not _U:
             if self.servicedPeriod is not _U:
                 raise _p.ChoiceError("ExplanationOfBenefitItem.serviced[x]: at most one")
@@ -8612,46 +8576,18 @@ class Extension(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         _a_uri(self.url)
-        v = self.valueBase64Binary
-        if v is not _U:
-            _a_base64Binary(v)
-        v = self.valueCanonical
-        if v is not _U:
-            _a_uri(v)
-        v = self.valueCode
-        if v is not _U:
-            _a_code(v)
-        v = self.valueDate
-        if v is not _U:
-            _a_date(v)
-        v = self.valueDateTime
-        if v is not _U:
-            _a_dateTime(v)
-        v = self.valueDecimal
-        if v is not _U:
-            _a_decimal(v)
-        v = self.valueInstant
-        if v is not _U:
-            _a_instant(v)
-        v = self.valueOid
-        if v is not _U:
-            _a_oid(v)
-        v = self.valueTime
-        if v is not _U:
-            _a_time(v)
-        v = self.valueUri
-        if v is not _U:
-            _a_uri(v)
-        v = self.valueUrl
-        if v is not _U:
-            _a_uri(v)
-        v = self.valueUuid
-        if v is not _U:
-            _a_uuid(v)
-        t = _astuple(self)
-        n = len(t) - t.count(_U) - 1 - ((self.id is not _U) + (self.id_ext is not _U) + (self.extension is not _U) + (self.url_ext is not _U))
-        if n > 1:
+        s = self.__rich_repr__()
+        n = len(s) - 1
+        if n > 1 and n - ((self.id is not _U) + (self.id_ext is not _U) + (self.extension is not _U) + (self.url_ext is not _U)) > 1:
             raise _p.ChoiceError("Extension.value[x]: at most one")
+        for k, v in s:
+            a = _M_Extension.get(k)
+            if a is not None:
+                a(v)
+
+
+# The format of each member of Extension.value[x] that has one.
+_M_Extension = {"valueBase64Binary": _a_base64Binary, "valueCanonical": _a_uri, "valueCode": _a_code, "valueDate": _a_date, "valueDateTime": _a_dateTime, "valueDecimal": _a_decimal, "valueInstant": _a_instant, "valueOid": _a_oid, "valueTime": _a_time, "valueUri": _a_uri, "valueUrl": _a_uri, "valueUuid": _a_uuid}
 
 
 class FamilyMemberHistory(_p.Resource, tag="FamilyMemberHistory", kw_only=True):
@@ -8855,10 +8791,10 @@ class Goal(_p.Resource, tag="Goal", kw_only=True):
         if v is not _U:
             _a_code(v)
         _a_code(self.lifecycleStatus)
-        v = self.startDate
+        v = self.statusDate
         if v is not _U:
             _a_date(v)
-        v = self.statusDate
+        v = self.startDate
         if v is not _U:
             _a_date(v)
         if self.startDate is not _U:
@@ -9158,16 +9094,16 @@ class GuidanceResponse(_p.Resource, tag="GuidanceResponse", kw_only=True):
         v = self.language
         if v is not _U:
             _a_code(v)
+        _a_code(self.status)
+        v = self.occurrenceDateTime
+        if v is not _U:
+            _a_dateTime(v)
         v = self.moduleUri
         if v is not _U:
             _a_uri(v)
         v = self.moduleCanonical
         if v is not _U:
             _a_uri(v)
-        _a_code(self.status)
-        v = self.occurrenceDateTime
-        if v is not _U:
-            _a_dateTime(v)
         if self.moduleUri is not _U:
             if self.moduleCanonical is not _U or self.moduleCodeableConcept is not _U:
                 raise _p.ChoiceError("GuidanceResponse.module[x]: exactly one")
@@ -9490,15 +9426,15 @@ class Immunization(_p.Resource, tag="Immunization", kw_only=True):
         if v is not _U:
             _a_code(v)
         _a_code(self.status)
-        v = self.occurrenceDateTime
-        if v is not _U:
-            _a_dateTime(v)
         v = self.recorded
         if v is not _U:
             _a_dateTime(v)
         v = self.expirationDate
         if v is not _U:
             _a_date(v)
+        v = self.occurrenceDateTime
+        if v is not _U:
+            _a_dateTime(v)
         if self.occurrenceDateTime is not _U:
             if self.occurrenceString is not _U:
                 raise _p.ChoiceError("Immunization.occurrence[x]: exactly one")
@@ -9818,10 +9754,10 @@ class ImplementationGuideDefinitionPage(_p.Complex, kw_only=True):
     page: _T350 = _U
 
     def __post_init__(self) -> None:
+        _a_code(self.generation)
         v = self.nameUrl
         if v is not _U:
             _a_uri(v)
-        _a_code(self.generation)
         if self.nameUrl is not _U:
             if self.nameReference is not _U:
                 raise _p.ChoiceError("ImplementationGuideDefinitionPage.name[x]: exactly one")
@@ -9963,10 +9899,10 @@ class ImplementationGuideManifestResource(_p.Complex, kw_only=True):
     relativePath_ext: _T1 = _ms.field(default=_U, name="_relativePath")
 
     def __post_init__(self) -> None:
-        v = self.exampleCanonical
+        v = self.relativePath
         if v is not _U:
             _a_uri(v)
-        v = self.relativePath
+        v = self.exampleCanonical
         if v is not _U:
             _a_uri(v)
         if self.exampleBoolean is not _U:
@@ -11022,15 +10958,15 @@ class Media(_p.Resource, tag="Media", kw_only=True):
         if v is not _U:
             _a_code(v)
         _a_code(self.status)
-        v = self.createdDateTime
-        if v is not _U:
-            _a_dateTime(v)
         v = self.issued
         if v is not _U:
             _a_instant(v)
         v = self.duration
         if v is not _U:
             _a_decimal(v)
+        v = self.createdDateTime
+        if v is not _U:
+            _a_dateTime(v)
         if self.createdDateTime is not _U:
             if self.createdPeriod is not _U:
                 raise _p.ChoiceError("Media.created[x]: at most one")
@@ -11709,10 +11645,10 @@ class MedicationStatement(_p.Resource, tag="MedicationStatement", kw_only=True):
         if v is not _U:
             _a_code(v)
         _a_code(self.status)
-        v = self.effectiveDateTime
+        v = self.dateAsserted
         if v is not _U:
             _a_dateTime(v)
-        v = self.dateAsserted
+        v = self.effectiveDateTime
         if v is not _U:
             _a_dateTime(v)
         if self.medicationCodeableConcept is not _U:
@@ -11953,9 +11889,6 @@ class MessageDefinition(_p.Resource, tag="MessageDefinition", kw_only=True):
             _a_uri(v)
         if self.parent is not _U:
             _e_uri(self.parent)
-        v = self.eventUri
-        if v is not _U:
-            _a_uri(v)
         v = self.category
         if v is not _U:
             _a_code(v)
@@ -11964,6 +11897,9 @@ class MessageDefinition(_p.Resource, tag="MessageDefinition", kw_only=True):
             _a_code(v)
         if self.graph is not _U:
             _e_uri(self.graph)
+        v = self.eventUri
+        if v is not _U:
+            _a_uri(v)
         if self.eventCoding is not _U:
             if self.eventUri is not _U:
                 raise _p.ChoiceError("MessageDefinition.event[x]: exactly one")
@@ -12042,10 +11978,10 @@ class MessageHeader(_p.Resource, tag="MessageHeader", kw_only=True):
         v = self.language
         if v is not _U:
             _a_code(v)
-        v = self.eventUri
+        v = self.definition
         if v is not _U:
             _a_uri(v)
-        v = self.definition
+        v = self.eventUri
         if v is not _U:
             _a_uri(v)
         if self.eventCoding is not _U:
@@ -12791,13 +12727,13 @@ class Observation(_p.Resource, tag="Observation", kw_only=True):
         if v is not _U:
             _a_code(v)
         _a_code(self.status)
+        v = self.issued
+        if v is not _U:
+            _a_instant(v)
         v = self.effectiveDateTime
         if v is not _U:
             _a_dateTime(v)
         v = self.effectiveInstant
-        if v is not _U:
-            _a_instant(v)
-        v = self.issued
         if v is not _U:
             _a_instant(v)
         v = self.valueTime
@@ -12841,16 +12777,18 @@ class ObservationComponent(_p.Complex, kw_only=True):
     referenceRange: _T450 = _U
 
     def __post_init__(self) -> None:
-        v = self.valueTime
-        if v is not _U:
-            _a_time(v)
-        v = self.valueDateTime
-        if v is not _U:
-            _a_dateTime(v)
-        t = _astuple(self)
-        n = len(t) - t.count(_U) - 1 - ((self.id is not _U) + (self.id_ext is not _U) + (self.extension is not _U) + (self.modifierExtension is not _U) + (self.dataAbsentReason is not _U) + (self.interpretation is not _U) + (self.referenceRange is not _U))
-        if n > 1:
+        s = self.__rich_repr__()
+        n = len(s) - 1
+        if n > 1 and n - ((self.id is not _U) + (self.id_ext is not _U) + (self.extension is not _U) + (self.modifierExtension is not _U) + (self.dataAbsentReason is not _U) + (self.interpretation is not _U) + (self.referenceRange is not _U)) > 1:
             raise _p.ChoiceError("ObservationComponent.value[x]: at most one")
+        for k, v in s:
+            a = _M_ObservationComponent.get(k)
+            if a is not None:
+                a(v)
+
+
+# The format of each member of ObservationComponent.value[x] that has one.
+_M_ObservationComponent = {"valueTime": _a_time, "valueDateTime": _a_dateTime}
 
 
 class ObservationDefinition(_p.Resource, tag="ObservationDefinition", kw_only=True):
@@ -13497,46 +13435,18 @@ class ParametersParameter(_p.Complex, kw_only=True):
     part: _T466 = _U
 
     def __post_init__(self) -> None:
-        v = self.valueBase64Binary
-        if v is not _U:
-            _a_base64Binary(v)
-        v = self.valueCanonical
-        if v is not _U:
-            _a_uri(v)
-        v = self.valueCode
-        if v is not _U:
-            _a_code(v)
-        v = self.valueDate
-        if v is not _U:
-            _a_date(v)
-        v = self.valueDateTime
-        if v is not _U:
-            _a_dateTime(v)
-        v = self.valueDecimal
-        if v is not _U:
-            _a_decimal(v)
-        v = self.valueInstant
-        if v is not _U:
-            _a_instant(v)
-        v = self.valueOid
-        if v is not _U:
-            _a_oid(v)
-        v = self.valueTime
-        if v is not _U:
-            _a_time(v)
-        v = self.valueUri
-        if v is not _U:
-            _a_uri(v)
-        v = self.valueUrl
-        if v is not _U:
-            _a_uri(v)
-        v = self.valueUuid
-        if v is not _U:
-            _a_uuid(v)
-        t = _astuple(self)
-        n = len(t) - t.count(_U) - 1 - ((self.id is not _U) + (self.id_ext is not _U) + (self.extension is not _U) + (self.modifierExtension is not _U) + (self.name_ext is not _U) + (self.resource is not _U) + (self.part is not _U))
-        if n > 1:
+        s = self.__rich_repr__()
+        n = len(s) - 1
+        if n > 1 and n - ((self.id is not _U) + (self.id_ext is not _U) + (self.extension is not _U) + (self.modifierExtension is not _U) + (self.name_ext is not _U) + (self.resource is not _U) + (self.part is not _U)) > 1:
             raise _p.ChoiceError("ParametersParameter.value[x]: at most one")
+        for k, v in s:
+            a = _M_ParametersParameter.get(k)
+            if a is not None:
+                a(v)
+
+
+# The format of each member of ParametersParameter.value[x] that has one.
+_M_ParametersParameter = {"valueBase64Binary": _a_base64Binary, "valueCanonical": _a_uri, "valueCode": _a_code, "valueDate": _a_date, "valueDateTime": _a_dateTime, "valueDecimal": _a_decimal, "valueInstant": _a_instant, "valueOid": _a_oid, "valueTime": _a_time, "valueUri": _a_uri, "valueUrl": _a_uri, "valueUuid": _a_uuid}
 
 
 class Patient(_p.Resource, tag="Patient", kw_only=True):
@@ -13931,9 +13841,6 @@ class PlanDefinition(_p.Resource, tag="PlanDefinition", kw_only=True):
         if v is not _U:
             _a_uri(v)
         _a_code(self.status)
-        v = self.subjectCanonical
-        if v is not _U:
-            _a_uri(v)
         v = self.date
         if v is not _U:
             _a_dateTime(v)
@@ -13945,6 +13852,9 @@ class PlanDefinition(_p.Resource, tag="PlanDefinition", kw_only=True):
             _a_date(v)
         if self.library is not _U:
             _e_uri(self.library)
+        v = self.subjectCanonical
+        if v is not _U:
+            _a_uri(v)
         if self.subjectCodeableConcept is not _U:
             if self.subjectReference is not _U or self.subjectCanonical is not _U:
                 raise _p.ChoiceError("PlanDefinition.subject[x]: at most one")
@@ -14010,12 +13920,6 @@ class PlanDefinitionAction(_p.Complex, kw_only=True):
         v = self.priority
         if v is not _U:
             _a_code(v)
-        v = self.subjectCanonical
-        if v is not _U:
-            _a_uri(v)
-        v = self.timingDateTime
-        if v is not _U:
-            _a_dateTime(v)
         v = self.groupingBehavior
         if v is not _U:
             _a_code(v)
@@ -14031,13 +13935,19 @@ class PlanDefinitionAction(_p.Complex, kw_only=True):
         v = self.cardinalityBehavior
         if v is not _U:
             _a_code(v)
+        v = self.transform
+        if v is not _U:
+            _a_uri(v)
+        v = self.subjectCanonical
+        if v is not _U:
+            _a_uri(v)
+        v = self.timingDateTime
+        if v is not _U:
+            _a_dateTime(v)
         v = self.definitionCanonical
         if v is not _U:
             _a_uri(v)
         v = self.definitionUri
-        if v is not _U:
-            _a_uri(v)
-        v = self.transform
         if v is not _U:
             _a_uri(v)
         if self.subjectCodeableConcept is not _U:
@@ -14470,12 +14380,12 @@ class Provenance(_p.Resource, tag="Provenance", kw_only=True):
         v = self.language
         if v is not _U:
             _a_code(v)
-        v = self.occurredDateTime
-        if v is not _U:
-            _a_dateTime(v)
         _a_instant(self.recorded)
         if self.policy is not _U:
             _e_uri(self.policy)
+        v = self.occurredDateTime
+        if v is not _U:
+            _a_dateTime(v)
         if self.occurredPeriod is not _U:
             if self.occurredDateTime is not _U:
                 raise _p.ChoiceError("Provenance.occurred[x]: at most one")
@@ -14723,22 +14633,18 @@ class QuestionnaireItemEnableWhen(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         _a_code(self.operator)
-        v = self.answerDecimal
-        if v is not _U:
-            _a_decimal(v)
-        v = self.answerDate
-        if v is not _U:
-            _a_date(v)
-        v = self.answerDateTime
-        if v is not _U:
-            _a_dateTime(v)
-        v = self.answerTime
-        if v is not _U:
-            _a_time(v)
-        t = _astuple(self)
-        n = len(t) - t.count(_U) - 2 - ((self.id is not _U) + (self.id_ext is not _U) + (self.extension is not _U) + (self.modifierExtension is not _U) + (self.question_ext is not _U) + (self.operator_ext is not _U))
-        if n != 1:
+        s = self.__rich_repr__()
+        n = len(s) - 2
+        if n - ((self.id is not _U) + (self.id_ext is not _U) + (self.extension is not _U) + (self.modifierExtension is not _U) + (self.question_ext is not _U) + (self.operator_ext is not _U)) != 1:
             raise _p.ChoiceError("QuestionnaireItemEnableWhen.answer[x]: exactly one")
+        for k, v in s:
+            a = _M_QuestionnaireItemEnableWhen.get(k)
+            if a is not None:
+                a(v)
+
+
+# The format of each member of QuestionnaireItemEnableWhen.answer[x] that has one.
+_M_QuestionnaireItemEnableWhen = {"answerDecimal": _a_decimal, "answerDate": _a_date, "answerDateTime": _a_dateTime, "answerTime": _a_time}
 
 
 class QuestionnaireItemInitial(_p.Complex, kw_only=True):
@@ -14760,25 +14666,18 @@ class QuestionnaireItemInitial(_p.Complex, kw_only=True):
     valueReference: _T12 = _U
 
     def __post_init__(self) -> None:
-        v = self.valueDecimal
-        if v is not _U:
-            _a_decimal(v)
-        v = self.valueDate
-        if v is not _U:
-            _a_date(v)
-        v = self.valueDateTime
-        if v is not _U:
-            _a_dateTime(v)
-        v = self.valueTime
-        if v is not _U:
-            _a_time(v)
-        v = self.valueUri
-        if v is not _U:
-            _a_uri(v)
-        t = _astuple(self)
-        n = len(t) - t.count(_U) - 0 - ((self.id is not _U) + (self.id_ext is not _U) + (self.extension is not _U) + (self.modifierExtension is not _U))
-        if n != 1:
+        s = self.__rich_repr__()
+        n = len(s)
+        if n - ((self.id is not _U) + (self.id_ext is not _U) + (self.extension is not _U) + (self.modifierExtension is not _U)) != 1:
             raise _p.ChoiceError("QuestionnaireItemInitial.value[x]: exactly one")
+        for k, v in s:
+            a = _M_QuestionnaireItemInitial.get(k)
+            if a is not None:
+                a(v)
+
+
+# The format of each member of QuestionnaireItemInitial.value[x] that has one.
+_M_QuestionnaireItemInitial = {"valueDecimal": _a_decimal, "valueDate": _a_date, "valueDateTime": _a_dateTime, "valueTime": _a_time, "valueUri": _a_uri}
 
 
 class QuestionnaireResponse(_p.Resource, tag="QuestionnaireResponse", kw_only=True):
@@ -14867,25 +14766,18 @@ class QuestionnaireResponseItemAnswer(_p.Complex, kw_only=True):
     item: _T495 = _U
 
     def __post_init__(self) -> None:
-        v = self.valueDecimal
-        if v is not _U:
-            _a_decimal(v)
-        v = self.valueDate
-        if v is not _U:
-            _a_date(v)
-        v = self.valueDateTime
-        if v is not _U:
-            _a_dateTime(v)
-        v = self.valueTime
-        if v is not _U:
-            _a_time(v)
-        v = self.valueUri
-        if v is not _U:
-            _a_uri(v)
-        t = _astuple(self)
-        n = len(t) - t.count(_U) - 0 - ((self.id is not _U) + (self.id_ext is not _U) + (self.extension is not _U) + (self.modifierExtension is not _U) + (self.item is not _U))
-        if n > 1:
+        s = self.__rich_repr__()
+        n = len(s)
+        if n > 1 and n - ((self.id is not _U) + (self.id_ext is not _U) + (self.extension is not _U) + (self.modifierExtension is not _U) + (self.item is not _U)) > 1:
             raise _p.ChoiceError("QuestionnaireResponseItemAnswer.value[x]: at most one")
+        for k, v in s:
+            a = _M_QuestionnaireResponseItemAnswer.get(k)
+            if a is not None:
+                a(v)
+
+
+# The format of each member of QuestionnaireResponseItemAnswer.value[x] that has one.
+_M_QuestionnaireResponseItemAnswer = {"valueDecimal": _a_decimal, "valueDate": _a_date, "valueDateTime": _a_dateTime, "valueTime": _a_time, "valueUri": _a_uri}
 
 
 class Range(_p.Complex, kw_only=True):
@@ -15185,9 +15077,6 @@ class RequestGroupAction(_p.Complex, kw_only=True):
         v = self.priority
         if v is not _U:
             _a_code(v)
-        v = self.timingDateTime
-        if v is not _U:
-            _a_dateTime(v)
         v = self.groupingBehavior
         if v is not _U:
             _a_code(v)
@@ -15203,6 +15092,9 @@ class RequestGroupAction(_p.Complex, kw_only=True):
         v = self.cardinalityBehavior
         if v is not _U:
             _a_code(v)
+        v = self.timingDateTime
+        if v is not _U:
+            _a_dateTime(v)
         if self.timingDateTime is not _U:
             if self.timingAge is not _U or self.timingPeriod is not _U or self.timingDuration is not _U or self.timingRange is not _U or self.timingTiming is not _U:
                 raise _p.ChoiceError("RequestGroupAction.timing[x]: at most one")
@@ -15482,21 +15374,21 @@ class ResearchElementDefinitionCharacteristic(_p.Complex, kw_only=True):
     participantEffectiveGroupMeasure_ext: _T1 = _ms.field(default=_U, name="_participantEffectiveGroupMeasure")
 
     def __post_init__(self) -> None:
+        v = self.studyEffectiveGroupMeasure
+        if v is not _U:
+            _a_code(v)
+        v = self.participantEffectiveGroupMeasure
+        if v is not _U:
+            _a_code(v)
         v = self.definitionCanonical
         if v is not _U:
             _a_uri(v)
         v = self.studyEffectiveDateTime
         if v is not _U:
             _a_dateTime(v)
-        v = self.studyEffectiveGroupMeasure
-        if v is not _U:
-            _a_code(v)
         v = self.participantEffectiveDateTime
         if v is not _U:
             _a_dateTime(v)
-        v = self.participantEffectiveGroupMeasure
-        if v is not _U:
-            _a_code(v)
         if self.definitionCodeableConcept is not _U:
             if self.definitionCanonical is not _U or self.definitionExpression is not _U or self.definitionDataRequirement is not _U:
                 raise _p.ChoiceError("ResearchElementDefinitionCharacteristic.definition[x]: exactly one")
@@ -15727,10 +15619,10 @@ class RiskAssessmentPrediction(_p.Complex, kw_only=True):
     rationale_ext: _T1 = _ms.field(default=_U, name="_rationale")
 
     def __post_init__(self) -> None:
-        v = self.probabilityDecimal
+        v = self.relativeRisk
         if v is not _U:
             _a_decimal(v)
-        v = self.relativeRisk
+        v = self.probabilityDecimal
         if v is not _U:
             _a_decimal(v)
         if self.probabilityDecimal is not _U:
@@ -15992,10 +15884,10 @@ class ServiceRequest(_p.Resource, tag="ServiceRequest", kw_only=True):
         v = self.priority
         if v is not _U:
             _a_code(v)
-        v = self.occurrenceDateTime
+        v = self.authoredOn
         if v is not _U:
             _a_dateTime(v)
-        v = self.authoredOn
+        v = self.occurrenceDateTime
         if v is not _U:
             _a_dateTime(v)
         if self.quantityQuantity is not _U:
@@ -16645,49 +16537,21 @@ class StructureMapGroupRuleSource(_p.Complex, kw_only=True):
     logMessage_ext: _T1 = _ms.field(default=_U, name="_logMessage")
 
     def __post_init__(self) -> None:
-        v = self.defaultValueBase64Binary
-        if v is not _U:
-            _a_base64Binary(v)
-        v = self.defaultValueCanonical
-        if v is not _U:
-            _a_uri(v)
-        v = self.defaultValueCode
-        if v is not _U:
-            _a_code(v)
-        v = self.defaultValueDate
-        if v is not _U:
-            _a_date(v)
-        v = self.defaultValueDateTime
-        if v is not _U:
-            _a_dateTime(v)
-        v = self.defaultValueDecimal
-        if v is not _U:
-            _a_decimal(v)
-        v = self.defaultValueInstant
-        if v is not _U:
-            _a_instant(v)
-        v = self.defaultValueOid
-        if v is not _U:
-            _a_oid(v)
-        v = self.defaultValueTime
-        if v is not _U:
-            _a_time(v)
-        v = self.defaultValueUri
-        if v is not _U:
-            _a_uri(v)
-        v = self.defaultValueUrl
-        if v is not _U:
-            _a_uri(v)
-        v = self.defaultValueUuid
-        if v is not _U:
-            _a_uuid(v)
         v = self.listMode
         if v is not _U:
             _a_code(v)
-        t = _astuple(self)
-        n = len(t) - t.count(_U) - 1 - ((self.id is not _U) + (self.id_ext is not _U) + (self.extension is not _U) + (self.modifierExtension is not _U) + (self.context_ext is not _U) + (self.min is not _U) + (self.min_ext is not _U) + (self.max is not _U) + (self.max_ext is not _U) + (self.type is not _U) + (self.type_ext is not _U) + (self.element is not _U) + (self.element_ext is not _U) + (self.listMode is not _U) + (self.listMode_ext is not _U) + (self.variable is not _U) + (self.variable_ext is not _U) + (self.condition is not _U) + (self.condition_ext is not _U) + (self.check is not _U) + (self.check_ext is not _U) + (self.logMessage is not _U) + (self.logMessage_ext is not _U))
-        if n > 1:
+        s = self.__rich_repr__()
+        n = len(s) - 1
+        if n > 1 and n - ((self.id is not _U) + (self.id_ext is not _U) + (self.extension is not _U) + (self.modifierExtension is not _U) + (self.context_ext is not _U) + (self.min is not _U) + (self.min_ext is not _U) + (self.max is not _U) + (self.max_ext is not _U) + (self.type is not _U) + (self.type_ext is not _U) + (self.element is not _U) + (self.element_ext is not _U) + (self.listMode is not _U) + (self.listMode_ext is not _U) + (self.variable is not _U) + (self.variable_ext is not _U) + (self.condition is not _U) + (self.condition_ext is not _U) + (self.check is not _U) + (self.check_ext is not _U) + (self.logMessage is not _U) + (self.logMessage_ext is not _U)) > 1:
             raise _p.ChoiceError("StructureMapGroupRuleSource.defaultValue[x]: at most one")
+        for k, v in s:
+            a = _M_StructureMapGroupRuleSource.get(k)
+            if a is not None:
+                a(v)
+
+
+# The format of each member of StructureMapGroupRuleSource.defaultValue[x] that has one.
+_M_StructureMapGroupRuleSource = {"defaultValueBase64Binary": _a_base64Binary, "defaultValueCanonical": _a_uri, "defaultValueCode": _a_code, "defaultValueDate": _a_date, "defaultValueDateTime": _a_dateTime, "defaultValueDecimal": _a_decimal, "defaultValueInstant": _a_instant, "defaultValueOid": _a_oid, "defaultValueTime": _a_time, "defaultValueUri": _a_uri, "defaultValueUrl": _a_uri, "defaultValueUuid": _a_uuid}
 
 
 class StructureMapGroupRuleTarget(_p.Complex, kw_only=True):
@@ -17494,10 +17358,10 @@ class SupplyRequest(_p.Resource, tag="SupplyRequest", kw_only=True):
         v = self.priority
         if v is not _U:
             _a_code(v)
-        v = self.occurrenceDateTime
+        v = self.authoredOn
         if v is not _U:
             _a_dateTime(v)
-        v = self.authoredOn
+        v = self.occurrenceDateTime
         if v is not _U:
             _a_dateTime(v)
         if self.itemCodeableConcept is not _U:
@@ -17675,46 +17539,18 @@ class TaskInput(_p.Complex, kw_only=True):
     valueMeta: _T2 = _U
 
     def __post_init__(self) -> None:
-        v = self.valueBase64Binary
-        if v is not _U:
-            _a_base64Binary(v)
-        v = self.valueCanonical
-        if v is not _U:
-            _a_uri(v)
-        v = self.valueCode
-        if v is not _U:
-            _a_code(v)
-        v = self.valueDate
-        if v is not _U:
-            _a_date(v)
-        v = self.valueDateTime
-        if v is not _U:
-            _a_dateTime(v)
-        v = self.valueDecimal
-        if v is not _U:
-            _a_decimal(v)
-        v = self.valueInstant
-        if v is not _U:
-            _a_instant(v)
-        v = self.valueOid
-        if v is not _U:
-            _a_oid(v)
-        v = self.valueTime
-        if v is not _U:
-            _a_time(v)
-        v = self.valueUri
-        if v is not _U:
-            _a_uri(v)
-        v = self.valueUrl
-        if v is not _U:
-            _a_uri(v)
-        v = self.valueUuid
-        if v is not _U:
-            _a_uuid(v)
-        t = _astuple(self)
-        n = len(t) - t.count(_U) - 1 - ((self.id is not _U) + (self.id_ext is not _U) + (self.extension is not _U) + (self.modifierExtension is not _U))
-        if n != 1:
+        s = self.__rich_repr__()
+        n = len(s) - 1
+        if n - ((self.id is not _U) + (self.id_ext is not _U) + (self.extension is not _U) + (self.modifierExtension is not _U)) != 1:
             raise _p.ChoiceError("TaskInput.value[x]: exactly one")
+        for k, v in s:
+            a = _M_TaskInput.get(k)
+            if a is not None:
+                a(v)
+
+
+# The format of each member of TaskInput.value[x] that has one.
+_M_TaskInput = {"valueBase64Binary": _a_base64Binary, "valueCanonical": _a_uri, "valueCode": _a_code, "valueDate": _a_date, "valueDateTime": _a_dateTime, "valueDecimal": _a_decimal, "valueInstant": _a_instant, "valueOid": _a_oid, "valueTime": _a_time, "valueUri": _a_uri, "valueUrl": _a_uri, "valueUuid": _a_uuid}
 
 
 class TaskOutput(_p.Complex, kw_only=True):
@@ -17775,46 +17611,18 @@ class TaskOutput(_p.Complex, kw_only=True):
     valueMeta: _T2 = _U
 
     def __post_init__(self) -> None:
-        v = self.valueBase64Binary
-        if v is not _U:
-            _a_base64Binary(v)
-        v = self.valueCanonical
-        if v is not _U:
-            _a_uri(v)
-        v = self.valueCode
-        if v is not _U:
-            _a_code(v)
-        v = self.valueDate
-        if v is not _U:
-            _a_date(v)
-        v = self.valueDateTime
-        if v is not _U:
-            _a_dateTime(v)
-        v = self.valueDecimal
-        if v is not _U:
-            _a_decimal(v)
-        v = self.valueInstant
-        if v is not _U:
-            _a_instant(v)
-        v = self.valueOid
-        if v is not _U:
-            _a_oid(v)
-        v = self.valueTime
-        if v is not _U:
-            _a_time(v)
-        v = self.valueUri
-        if v is not _U:
-            _a_uri(v)
-        v = self.valueUrl
-        if v is not _U:
-            _a_uri(v)
-        v = self.valueUuid
-        if v is not _U:
-            _a_uuid(v)
-        t = _astuple(self)
-        n = len(t) - t.count(_U) - 1 - ((self.id is not _U) + (self.id_ext is not _U) + (self.extension is not _U) + (self.modifierExtension is not _U))
-        if n != 1:
+        s = self.__rich_repr__()
+        n = len(s) - 1
+        if n - ((self.id is not _U) + (self.id_ext is not _U) + (self.extension is not _U) + (self.modifierExtension is not _U)) != 1:
             raise _p.ChoiceError("TaskOutput.value[x]: exactly one")
+        for k, v in s:
+            a = _M_TaskOutput.get(k)
+            if a is not None:
+                a(v)
+
+
+# The format of each member of TaskOutput.value[x] that has one.
+_M_TaskOutput = {"valueBase64Binary": _a_base64Binary, "valueCanonical": _a_uri, "valueCode": _a_code, "valueDate": _a_date, "valueDateTime": _a_dateTime, "valueDecimal": _a_decimal, "valueInstant": _a_instant, "valueOid": _a_oid, "valueTime": _a_time, "valueUri": _a_uri, "valueUrl": _a_uri, "valueUuid": _a_uuid}
 
 
 class TaskRestriction(_p.Complex, kw_only=True):

@@ -14,7 +14,6 @@ from mm_bronze.formats.fhir.fast import formats as _f
 from mm_bronze.formats.fhir.fast import primitives as _p
 
 _U = _ms.UNSET
-_astuple = _ms.structs.astuple
 _a_code = _f.APPEND["code"]
 _e_code = _f.EXTEND["code"]
 _a_uri = _f.APPEND["uri"]
@@ -286,9 +285,6 @@ class ActivityDefinition(_p.Resource, tag="ActivityDefinition", kw_only=True):
         if v is not _U:
             _a_uri(v)
         _a_code(self.status)
-        v = self.subjectCanonical
-        if v is not _U:
-            _a_uri(v)
         v = self.date
         if v is not _U:
             _a_dateTime(v)
@@ -319,6 +315,9 @@ class ActivityDefinition(_p.Resource, tag="ActivityDefinition", kw_only=True):
         if self.observationResultRequirement is not _U:
             _e_uri(self.observationResultRequirement)
         v = self.transform
+        if v is not _U:
+            _a_uri(v)
+        v = self.subjectCanonical
         if v is not _U:
             _a_uri(v)
         if self.versionAlgorithmString is not _U:
@@ -663,13 +662,13 @@ class AdverseEvent(_p.Resource, tag="AdverseEvent", kw_only=True):
             _a_code(v)
         _a_code(self.status)
         _a_code(self.actuality)
-        v = self.occurrenceDateTime
-        if v is not _U:
-            _a_dateTime(v)
         v = self.detected
         if v is not _U:
             _a_dateTime(v)
         v = self.recordedDate
+        if v is not _U:
+            _a_dateTime(v)
+        v = self.occurrenceDateTime
         if v is not _U:
             _a_dateTime(v)
         if self.occurrenceDateTime is not _U:
@@ -861,13 +860,13 @@ class AllergyIntolerance(_p.Resource, tag="AllergyIntolerance", kw_only=True):
         v = self.criticality
         if v is not _U:
             _a_code(v)
-        v = self.onsetDateTime
-        if v is not _U:
-            _a_dateTime(v)
         v = self.recordedDate
         if v is not _U:
             _a_dateTime(v)
         v = self.lastOccurrence
+        if v is not _U:
+            _a_dateTime(v)
+        v = self.onsetDateTime
         if v is not _U:
             _a_dateTime(v)
         if self.onsetDateTime is not _U:
@@ -1218,18 +1217,18 @@ class ArtifactAssessment(_p.Resource, tag="ArtifactAssessment", kw_only=True):
         v = self.lastReviewDate
         if v is not _U:
             _a_date(v)
-        v = self.artifactCanonical
-        if v is not _U:
-            _a_uri(v)
-        v = self.artifactUri
-        if v is not _U:
-            _a_uri(v)
         v = self.workflowStatus
         if v is not _U:
             _a_code(v)
         v = self.disposition
         if v is not _U:
             _a_code(v)
+        v = self.artifactCanonical
+        if v is not _U:
+            _a_uri(v)
+        v = self.artifactUri
+        if v is not _U:
+            _a_uri(v)
         if self.citeAsReference is not _U:
             if self.citeAsMarkdown is not _U:
                 raise _p.ChoiceError("ArtifactAssessment.citeAs[x]: at most one")
@@ -1376,10 +1375,10 @@ class AuditEvent(_p.Resource, tag="AuditEvent", kw_only=True):
         v = self.severity
         if v is not _U:
             _a_code(v)
+        _a_instant(self.recorded)
         v = self.occurredDateTime
         if v is not _U:
             _a_dateTime(v)
-        _a_instant(self.recorded)
         if self.occurredPeriod is not _U:
             if self.occurredDateTime is not _U:
                 raise _p.ChoiceError("AuditEvent.occurred[x]: at most one")
@@ -1455,19 +1454,18 @@ class AuditEventEntityDetail(_p.Complex, kw_only=True):
     valueBase64Binary: _T0 = _U
 
     def __post_init__(self) -> None:
-        v = self.valueTime
-        if v is not _U:
-            _a_time(v)
-        v = self.valueDateTime
-        if v is not _U:
-            _a_dateTime(v)
-        v = self.valueBase64Binary
-        if v is not _U:
-            _a_base64Binary(v)
-        t = _astuple(self)
-        n = len(t) - t.count(_U) - 1 - ((self.id is not _U) + (self.id_ext is not _U) + (self.extension is not _U) + (self.modifierExtension is not _U))
-        if n != 1:
+        s = self.__rich_repr__()
+        n = len(s) - 1
+        if n - ((self.id is not _U) + (self.id_ext is not _U) + (self.extension is not _U) + (self.modifierExtension is not _U)) != 1:
             raise _p.ChoiceError("AuditEventEntityDetail.value[x]: exactly one")
+        for k, v in s:
+            a = _M_AuditEventEntityDetail.get(k)
+            if a is not None:
+                a(v)
+
+
+# The format of each member of AuditEventEntityDetail.value[x] that has one.
+_M_AuditEventEntityDetail = {"valueTime": _a_time, "valueDateTime": _a_dateTime, "valueBase64Binary": _a_base64Binary}
 
 
 class AuditEventOutcome(_p.Complex, kw_only=True):
@@ -1748,9 +1746,9 @@ class BiologicallyDerivedProductProperty(_p.Complex, kw_only=True):
     valueAttachment: _T43 = _U
 
     def __post_init__(self) -> None:
-        t = _astuple(self)
-        n = len(t) - t.count(_U) - 1 - ((self.id is not _U) + (self.id_ext is not _U) + (self.extension is not _U) + (self.modifierExtension is not _U))
-        if n != 1:
+        s = self.__rich_repr__()
+        n = len(s) - 1
+        if n - ((self.id is not _U) + (self.id_ext is not _U) + (self.extension is not _U) + (self.modifierExtension is not _U)) != 1:
             raise _p.ChoiceError("BiologicallyDerivedProductProperty.value[x]: exactly one")
 
 
@@ -2563,10 +2561,10 @@ class ChargeItem(_p.Resource, tag="ChargeItem", kw_only=True):
         if self.definitionCanonical is not _U:
             _e_uri(self.definitionCanonical)
         _a_code(self.status)
-        v = self.occurrenceDateTime
+        v = self.enteredDate
         if v is not _U:
             _a_dateTime(v)
-        v = self.enteredDate
+        v = self.occurrenceDateTime
         if v is not _U:
             _a_dateTime(v)
         if self.occurrenceDateTime is not _U:
@@ -3254,12 +3252,12 @@ class ClaimItem(_p.Complex, kw_only=True):
     detail: _T156 = _U
 
     def __post_init__(self) -> None:
-        v = self.servicedDate
-        if v is not _U:
-            _a_date(v)
         v = self.factor
         if v is not _U:
             _a_decimal(v)
+        v = self.servicedDate
+        if v is not _U:
+            _a_date(v)
         if self.servicedDate is not _U:
             if self.servicedPeriod is not _U:
                 raise _p.ChoiceError("ClaimItem.serviced[x]: at most one")
@@ -3488,12 +3486,12 @@ class ClaimResponseAddItem(_p.Complex, kw_only=True):
     detail: _T169 = _U
 
     def __post_init__(self) -> None:
-        v = self.servicedDate
-        if v is not _U:
-            _a_date(v)
         v = self.factor
         if v is not _U:
             _a_decimal(v)
+        v = self.servicedDate
+        if v is not _U:
+            _a_date(v)
         if self.servicedDate is not _U:
             if self.servicedPeriod is not _U:
                 raise _p.ChoiceError("ClaimResponseAddItem.serviced[x]: at most one")
@@ -3820,14 +3818,14 @@ class ClinicalImpression(_p.Resource, tag="ClinicalImpression", kw_only=True):
         if v is not _U:
             _a_code(v)
         _a_code(self.status)
-        v = self.effectiveDateTime
-        if v is not _U:
-            _a_dateTime(v)
         v = self.date
         if v is not _U:
             _a_dateTime(v)
         if self.protocol is not _U:
             _e_uri(self.protocol)
+        v = self.effectiveDateTime
+        if v is not _U:
+            _a_dateTime(v)
         if self.effectiveDateTime is not _U:
             if self.effectivePeriod is not _U:
                 raise _p.ChoiceError("ClinicalImpression.effective[x]: at most one")
@@ -4397,10 +4395,10 @@ class CommunicationRequest(_p.Resource, tag="CommunicationRequest", kw_only=True
         v = self.priority
         if v is not _U:
             _a_code(v)
-        v = self.occurrenceDateTime
+        v = self.authoredOn
         if v is not _U:
             _a_dateTime(v)
-        v = self.authoredOn
+        v = self.occurrenceDateTime
         if v is not _U:
             _a_dateTime(v)
         if self.occurrenceDateTime is not _U:
@@ -4834,12 +4832,12 @@ class ConceptMapGroupElementTargetDependsOn(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         _a_code(self.attribute)
-        v = self.valueCode
-        if v is not _U:
-            _a_code(v)
         v = self.valueSet
         if v is not _U:
             _a_uri(v)
+        v = self.valueCode
+        if v is not _U:
+            _a_code(v)
         if self.valueCode is not _U:
             if self.valueCoding is not _U or self.valueString is not _U or self.valueBoolean is not _U or self.valueQuantity is not _U:
                 raise _p.ChoiceError("ConceptMapGroupElementTargetDependsOn.value[x]: at most one")
@@ -5011,13 +5009,13 @@ class Condition(_p.Resource, tag="Condition", kw_only=True):
         v = self.language
         if v is not _U:
             _a_code(v)
+        v = self.recordedDate
+        if v is not _U:
+            _a_dateTime(v)
         v = self.onsetDateTime
         if v is not _U:
             _a_dateTime(v)
         v = self.abatementDateTime
-        if v is not _U:
-            _a_dateTime(v)
-        v = self.recordedDate
         if v is not _U:
             _a_dateTime(v)
         if self.onsetDateTime is not _U:
@@ -5737,25 +5735,18 @@ class ContractTermOfferAnswer(_p.Complex, kw_only=True):
     valueReference: _T12 = _U
 
     def __post_init__(self) -> None:
-        v = self.valueDecimal
-        if v is not _U:
-            _a_decimal(v)
-        v = self.valueDate
-        if v is not _U:
-            _a_date(v)
-        v = self.valueDateTime
-        if v is not _U:
-            _a_dateTime(v)
-        v = self.valueTime
-        if v is not _U:
-            _a_time(v)
-        v = self.valueUri
-        if v is not _U:
-            _a_uri(v)
-        t = _astuple(self)
-        n = len(t) - t.count(_U) - 0 - ((self.id is not _U) + (self.id_ext is not _U) + (self.extension is not _U) + (self.modifierExtension is not _U))
-        if n != 1:
+        s = self.__rich_repr__()
+        n = len(s)
+        if n - ((self.id is not _U) + (self.id_ext is not _U) + (self.extension is not _U) + (self.modifierExtension is not _U)) != 1:
             raise _p.ChoiceError("ContractTermOfferAnswer.value[x]: exactly one")
+        for k, v in s:
+            a = _M_ContractTermOfferAnswer.get(k)
+            if a is not None:
+                a(v)
+
+
+# The format of each member of ContractTermOfferAnswer.value[x] that has one.
+_M_ContractTermOfferAnswer = {"valueDecimal": _a_decimal, "valueDate": _a_date, "valueDateTime": _a_dateTime, "valueTime": _a_time, "valueUri": _a_uri}
 
 
 class ContractTermOfferParty(_p.Complex, kw_only=True):
@@ -5960,10 +5951,10 @@ class CoverageEligibilityRequest(_p.Resource, tag="CoverageEligibilityRequest", 
             _a_code(v)
         _a_code(self.status)
         _e_code(self.purpose)
+        _a_dateTime(self.created)
         v = self.servicedDate
         if v is not _U:
             _a_date(v)
-        _a_dateTime(self.created)
         if self.servicedDate is not _U:
             if self.servicedPeriod is not _U:
                 raise _p.ChoiceError("CoverageEligibilityRequest.serviced[x]: at most one")
@@ -6093,11 +6084,11 @@ class CoverageEligibilityResponse(_p.Resource, tag="CoverageEligibilityResponse"
             _a_code(v)
         _a_code(self.status)
         _e_code(self.purpose)
+        _a_dateTime(self.created)
+        _a_code(self.outcome)
         v = self.servicedDate
         if v is not _U:
             _a_date(v)
-        _a_dateTime(self.created)
-        _a_code(self.outcome)
         if self.servicedDate is not _U:
             if self.servicedPeriod is not _U:
                 raise _p.ChoiceError("CoverageEligibilityResponse.serviced[x]: at most one")
@@ -6378,12 +6369,12 @@ class DetectedIssue(_p.Resource, tag="DetectedIssue", kw_only=True):
         v = self.severity
         if v is not _U:
             _a_code(v)
-        v = self.identifiedDateTime
-        if v is not _U:
-            _a_dateTime(v)
         v = self.reference
         if v is not _U:
             _a_uri(v)
+        v = self.identifiedDateTime
+        if v is not _U:
+            _a_dateTime(v)
         if self.identifiedDateTime is not _U:
             if self.identifiedPeriod is not _U:
                 raise _p.ChoiceError("DetectedIssue.identified[x]: at most one")
@@ -7097,10 +7088,10 @@ class DeviceRequest(_p.Resource, tag="DeviceRequest", kw_only=True):
         v = self.priority
         if v is not _U:
             _a_code(v)
-        v = self.occurrenceDateTime
+        v = self.authoredOn
         if v is not _U:
             _a_dateTime(v)
-        v = self.authoredOn
+        v = self.occurrenceDateTime
         if v is not _U:
             _a_dateTime(v)
         if self.occurrenceDateTime is not _U:
@@ -7210,10 +7201,10 @@ class DeviceUsage(_p.Resource, tag="DeviceUsage", kw_only=True):
         if v is not _U:
             _a_code(v)
         _a_code(self.status)
-        v = self.timingDateTime
+        v = self.dateAsserted
         if v is not _U:
             _a_dateTime(v)
-        v = self.dateAsserted
+        v = self.timingDateTime
         if v is not _U:
             _a_dateTime(v)
         if self.timingTiming is not _U:
@@ -7300,12 +7291,12 @@ class DiagnosticReport(_p.Resource, tag="DiagnosticReport", kw_only=True):
         if v is not _U:
             _a_code(v)
         _a_code(self.status)
-        v = self.effectiveDateTime
-        if v is not _U:
-            _a_dateTime(v)
         v = self.issued
         if v is not _U:
             _a_instant(v)
+        v = self.effectiveDateTime
+        if v is not _U:
+            _a_dateTime(v)
         if self.effectiveDateTime is not _U:
             if self.effectivePeriod is not _U:
                 raise _p.ChoiceError("DiagnosticReport.effective[x]: at most one")
@@ -7834,6 +7825,8 @@ class ElementDefinition(_p.Complex, kw_only=True):
         v = self.contentReference
         if v is not _U:
             _a_uri(v)
+        if self.valueAlternatives is not _U:
+            _e_uri(self.valueAlternatives)
         v = self.defaultValueBase64Binary
         if v is not _U:
             _a_base64Binary(v)
@@ -7987,8 +7980,6 @@ class ElementDefinition(_p.Complex, kw_only=True):
         v = self.maxValueInteger64
         if v is not _U:
             _a_integer64(v)
-        if self.valueAlternatives is not _U:
-            _e_uri(self.valueAlternatives)
         if (self.defaultValueBase64Binary is not _U) + (self.defaultValueBoolean is not _U) + (self.defaultValueCanonical is not _U) + (self.defaultValueCode is not _U) + (self.defaultValueDate is not _U) + (self.defaultValueDateTime is not _U) + (self.defaultValueDecimal is not _U) + (self.defaultValueId is not _U) + (self.defaultValueInstant is not _U) + (self.defaultValueInteger is not _U) + (self.defaultValueInteger64 is not _U) + (self.defaultValueMarkdown is not _U) + (self.defaultValueOid is not _U) + (self.defaultValuePositiveInt is not _U) + (self.defaultValueString is not _U) + (self.defaultValueTime is not _U) + (self.defaultValueUnsignedInt is not _U) + (self.defaultValueUri is not _U) + (self.defaultValueUrl is not _U) + (self.defaultValueUuid is not _U) + (self.defaultValueAddress is not _U) + (self.defaultValueAge is not _U) + (self.defaultValueAnnotation is not _U) + (self.defaultValueAttachment is not _U) + (self.defaultValueCodeableConcept is not _U) + (self.defaultValueCodeableReference is not _U) + (self.defaultValueCoding is not _U) + (self.defaultValueContactPoint is not _U) + (self.defaultValueCount is not _U) + (self.defaultValueDistance is not _U) + (self.defaultValueDuration is not _U) + (self.defaultValueHumanName is not _U) + (self.defaultValueIdentifier is not _U) + (self.defaultValueMoney is not _U) + (self.defaultValuePeriod is not _U) + (self.defaultValueQuantity is not _U) + (self.defaultValueRange is not _U) + (self.defaultValueRatio is not _U) + (self.defaultValueRatioRange is not _U) + (self.defaultValueReference is not _U) + (self.defaultValueSampledData is not _U) + (self.defaultValueSignature is not _U) + (self.defaultValueTiming is not _U) + (self.defaultValueContactDetail is not _U) + (self.defaultValueDataRequirement is not _U) + (self.defaultValueExpression is not _U) + (self.defaultValueParameterDefinition is not _U) + (self.defaultValueRelatedArtifact is not _U) + (self.defaultValueTriggerDefinition is not _U) + (self.defaultValueUsageContext is not _U) + (self.defaultValueAvailability is not _U) + (self.defaultValueExtendedContactDetail is not _U) + (self.defaultValueDosage is not _U) + (self.defaultValueMeta is not _U) > 1:
             raise _p.ChoiceError("ElementDefinition.defaultValue[x]: at most one")
         if (self.fixedBase64Binary is not _U) + (self.fixedBoolean is not _U) + (self.fixedCanonical is not _U) + (self.fixedCode is not _U) + (self.fixedDate is not _U) + (self.fixedDateTime is not _U) + (self.fixedDecimal is not _U) + (self.fixedId is not _U) + (self.fixedInstant is not _U) + (self.fixedInteger is not _U) + (self.fixedInteger64 is not _U) + (self.fixedMarkdown is not _U) + (self.fixedOid is not _U) + (self.fixedPositiveInt is not _U) + (self.fixedString is not _U) + (self.fixedTime is not _U) + (self.fixedUnsignedInt is not _U) + (self.fixedUri is not _U) + (self.fixedUrl is not _U) + (self.fixedUuid is not _U) + (self.fixedAddress is not _U) + (self.fixedAge is not _U) + (self.fixedAnnotation is not _U) + (self.fixedAttachment is not _U) + (self.fixedCodeableConcept is not _U) + (self.fixedCodeableReference is not _U) + (self.fixedCoding is not _U) + (self.fixedContactPoint is not _U) + (self.fixedCount is not _U) + (self.fixedDistance is not _U) + (self.fixedDuration is not _U) + (self.fixedHumanName is not _U) + (self.fixedIdentifier is not _U) + (self.fixedMoney is not _U) + (self.fixedPeriod is not _U) + (self.fixedQuantity is not _U) + (self.fixedRange is not _U) + (self.fixedRatio is not _U) + (self.fixedRatioRange is not _U) + (self.fixedReference is not _U) + (self.fixedSampledData is not _U) + (self.fixedSignature is not _U) + (self.fixedTiming is not _U) + (self.fixedContactDetail is not _U) + (self.fixedDataRequirement is not _U) + (self.fixedExpression is not _U) + (self.fixedParameterDefinition is not _U) + (self.fixedRelatedArtifact is not _U) + (self.fixedTriggerDefinition is not _U) + (self.fixedUsageContext is not _U) + (self.fixedAvailability is not _U) + (self.fixedExtendedContactDetail is not _U) + (self.fixedDosage is not _U) + (self.fixedMeta is not _U) > 1:
@@ -8141,49 +8132,18 @@ class ElementDefinitionExample(_p.Complex, kw_only=True):
     valueMeta: _T2 = _U
 
     def __post_init__(self) -> None:
-        v = self.valueBase64Binary
-        if v is not _U:
-            _a_base64Binary(v)
-        v = self.valueCanonical
-        if v is not _U:
-            _a_uri(v)
-        v = self.valueCode
-        if v is not _U:
-            _a_code(v)
-        v = self.valueDate
-        if v is not _U:
-            _a_date(v)
-        v = self.valueDateTime
-        if v is not _U:
-            _a_dateTime(v)
-        v = self.valueDecimal
-        if v is not _U:
-            _a_decimal(v)
-        v = self.valueInstant
-        if v is not _U:
-            _a_instant(v)
-        v = self.valueInteger64
-        if v is not _U:
-            _a_integer64(v)
-        v = self.valueOid
-        if v is not _U:
-            _a_oid(v)
-        v = self.valueTime
-        if v is not _U:
-            _a_time(v)
-        v = self.valueUri
-        if v is not _U:
-            _a_uri(v)
-        v = self.valueUrl
-        if v is not _U:
-            _a_uri(v)
-        v = self.valueUuid
-        if v is not _U:
-            _a_uuid(v)
-        t = _astuple(self)
-        n = len(t) - t.count(_U) - 1 - ((self.id is not _U) + (self.id_ext is not _U) + (self.extension is not _U) + (self.label_ext is not _U))
-        if n != 1:
+        s = self.__rich_repr__()
+        n = len(s) - 1
+        if n - ((self.id is not _U) + (self.id_ext is not _U) + (self.extension is not _U) + (self.label_ext is not _U)) != 1:
             raise _p.ChoiceError("ElementDefinitionExample.value[x]: exactly one")
+        for k, v in s:
+            a = _M_ElementDefinitionExample.get(k)
+            if a is not None:
+                a(v)
+
+
+# The format of each member of ElementDefinitionExample.value[x] that has one.
+_M_ElementDefinitionExample = {"valueBase64Binary": _a_base64Binary, "valueCanonical": _a_uri, "valueCode": _a_code, "valueDate": _a_date, "valueDateTime": _a_dateTime, "valueDecimal": _a_decimal, "valueInstant": _a_instant, "valueInteger64": _a_integer64, "valueOid": _a_oid, "valueTime": _a_time, "valueUri": _a_uri, "valueUrl": _a_uri, "valueUuid": _a_uuid}
 
 
 class ElementDefinitionMapping(_p.Complex, kw_only=True):
@@ -9696,12 +9656,12 @@ class ExplanationOfBenefitAddItem(_p.Complex, kw_only=True):
     detail: _T372 = _U
 
     def __post_init__(self) -> None:
-        v = self.servicedDate
-        if v is not _U:
-            _a_date(v)
         v = self.factor
         if v is not _U:
             _a_decimal(v)
+        v = self.servicedDate
+        if v is not _U:
+            _a_date(v)
         if self.servicedDate is not _U:
             if self.servicedPeriod is not _U:
                 raise _p.ChoiceError("ExplanationOfBenefitAddItem.serviced[x]: at most one")
@@ -9932,12 +9892,12 @@ class ExplanationOfBenefitItem(_p.Complex, kw_only=True):
     detail: _T376 = _U
 
     def __post_init__(self) -> None:
-        v = self.servicedDate
-        if v is not _U:
-            _a_date(v)
         v = self.factor
         if v is not _U:
             _a_decimal(v)
+        v = self.servicedDate
+        if v is not _U:
+            _a_date(v)
         if self.servicedDate is not _U:
             if self.servicedPeriod is not _U:
                 raise _p.ChoiceError("ExplanationOfBenefitItem.serviced[x]: at most one")
@@ -10278,49 +10238,18 @@ class Extension(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         _a_uri(self.url)
-        v = self.valueBase64Binary
-        if v is not _U:
-            _a_base64Binary(v)
-        v = self.valueCanonical
-        if v is not _U:
-            _a_uri(v)
-        v = self.valueCode
-        if v is not _U:
-            _a_code(v)
-        v = self.valueDate
-        if v is not _U:
-            _a_date(v)
-        v = self.valueDateTime
-        if v is not _U:
-            _a_dateTime(v)
-        v = self.valueDecimal
-        if v is not _U:
-            _a_decimal(v)
-        v = self.valueInstant
-        if v is not _U:
-            _a_instant(v)
-        v = self.valueInteger64
-        if v is not _U:
-            _a_integer64(v)
-        v = self.valueOid
-        if v is not _U:
-            _a_oid(v)
-        v = self.valueTime
-        if v is not _U:
-            _a_time(v)
-        v = self.valueUri
-        if v is not _U:
-            _a_uri(v)
-        v = self.valueUrl
-        if v is not _U:
-            _a_uri(v)
-        v = self.valueUuid
-        if v is not _U:
-            _a_uuid(v)
-        t = _astuple(self)
-        n = len(t) - t.count(_U) - 1 - ((self.id is not _U) + (self.id_ext is not _U) + (self.extension is not _U) + (self.url_ext is not _U))
-        if n > 1:
+        s = self.__rich_repr__()
+        n = len(s) - 1
+        if n > 1 and n - ((self.id is not _U) + (self.id_ext is not _U) + (self.extension is not _U) + (self.url_ext is not _U)) > 1:
             raise _p.ChoiceError("Extension.value[x]: at most one")
+        for k, v in s:
+            a = _M_Extension.get(k)
+            if a is not None:
+                a(v)
+
+
+# The format of each member of Extension.value[x] that has one.
+_M_Extension = {"valueBase64Binary": _a_base64Binary, "valueCanonical": _a_uri, "valueCode": _a_code, "valueDate": _a_date, "valueDateTime": _a_dateTime, "valueDecimal": _a_decimal, "valueInstant": _a_instant, "valueInteger64": _a_integer64, "valueOid": _a_oid, "valueTime": _a_time, "valueUri": _a_uri, "valueUrl": _a_uri, "valueUuid": _a_uuid}
 
 
 class FamilyMemberHistory(_p.Resource, tag="FamilyMemberHistory", kw_only=True):
@@ -10739,10 +10668,10 @@ class Goal(_p.Resource, tag="Goal", kw_only=True):
         if v is not _U:
             _a_code(v)
         _a_code(self.lifecycleStatus)
-        v = self.startDate
+        v = self.statusDate
         if v is not _U:
             _a_date(v)
-        v = self.statusDate
+        v = self.startDate
         if v is not _U:
             _a_date(v)
         if self.startDate is not _U:
@@ -11060,16 +10989,16 @@ class GuidanceResponse(_p.Resource, tag="GuidanceResponse", kw_only=True):
         v = self.language
         if v is not _U:
             _a_code(v)
+        _a_code(self.status)
+        v = self.occurrenceDateTime
+        if v is not _U:
+            _a_dateTime(v)
         v = self.moduleUri
         if v is not _U:
             _a_uri(v)
         v = self.moduleCanonical
         if v is not _U:
             _a_uri(v)
-        _a_code(self.status)
-        v = self.occurrenceDateTime
-        if v is not _U:
-            _a_dateTime(v)
         if self.moduleUri is not _U:
             if self.moduleCanonical is not _U or self.moduleCodeableConcept is not _U:
                 raise _p.ChoiceError("GuidanceResponse.module[x]: exactly one")
@@ -11765,11 +11694,11 @@ class ImplementationGuideDefinitionPage(_p.Complex, kw_only=True):
     page: _T420 = _U
 
     def __post_init__(self) -> None:
+        _a_uri(self.name)
+        _a_code(self.generation)
         v = self.sourceUrl
         if v is not _U:
             _a_uri(v)
-        _a_uri(self.name)
-        _a_code(self.generation)
         if self.sourceUrl is not _U:
             if self.sourceString is not _U or self.sourceMarkdown is not _U:
                 raise _p.ChoiceError("ImplementationGuideDefinitionPage.source[x]: at most one")
@@ -12263,19 +12192,18 @@ class InventoryItemCharacteristic(_p.Complex, kw_only=True):
     valueCodeableConcept: _T8 = _U
 
     def __post_init__(self) -> None:
-        v = self.valueDecimal
-        if v is not _U:
-            _a_decimal(v)
-        v = self.valueUrl
-        if v is not _U:
-            _a_uri(v)
-        v = self.valueDateTime
-        if v is not _U:
-            _a_dateTime(v)
-        t = _astuple(self)
-        n = len(t) - t.count(_U) - 1 - ((self.id is not _U) + (self.id_ext is not _U) + (self.extension is not _U) + (self.modifierExtension is not _U))
-        if n != 1:
+        s = self.__rich_repr__()
+        n = len(s) - 1
+        if n - ((self.id is not _U) + (self.id_ext is not _U) + (self.extension is not _U) + (self.modifierExtension is not _U)) != 1:
             raise _p.ChoiceError("InventoryItemCharacteristic.value[x]: exactly one")
+        for k, v in s:
+            a = _M_InventoryItemCharacteristic.get(k)
+            if a is not None:
+                a(v)
+
+
+# The format of each member of InventoryItemCharacteristic.value[x] that has one.
+_M_InventoryItemCharacteristic = {"valueDecimal": _a_decimal, "valueUrl": _a_uri, "valueDateTime": _a_dateTime}
 
 
 class InventoryItemDescription(_p.Complex, kw_only=True):
@@ -13432,10 +13360,10 @@ class MedicationAdministration(_p.Resource, tag="MedicationAdministration", kw_o
         if v is not _U:
             _a_code(v)
         _a_code(self.status)
-        v = self.occurenceDateTime
+        v = self.recorded
         if v is not _U:
             _a_dateTime(v)
-        v = self.recorded
+        v = self.occurenceDateTime
         if v is not _U:
             _a_dateTime(v)
         if self.occurenceDateTime is not _U:
@@ -14077,10 +14005,10 @@ class MedicationStatement(_p.Resource, tag="MedicationStatement", kw_only=True):
         if v is not _U:
             _a_code(v)
         _a_code(self.status)
-        v = self.effectiveDateTime
+        v = self.dateAsserted
         if v is not _U:
             _a_dateTime(v)
-        v = self.dateAsserted
+        v = self.effectiveDateTime
         if v is not _U:
             _a_dateTime(v)
         if self.effectiveDateTime is not _U:
@@ -14341,9 +14269,6 @@ class MessageDefinition(_p.Resource, tag="MessageDefinition", kw_only=True):
             _a_uri(v)
         if self.parent is not _U:
             _e_uri(self.parent)
-        v = self.eventUri
-        if v is not _U:
-            _a_uri(v)
         v = self.category
         if v is not _U:
             _a_code(v)
@@ -14351,6 +14276,9 @@ class MessageDefinition(_p.Resource, tag="MessageDefinition", kw_only=True):
         if v is not _U:
             _a_code(v)
         v = self.graph
+        if v is not _U:
+            _a_uri(v)
+        v = self.eventUri
         if v is not _U:
             _a_uri(v)
         if self.versionAlgorithmString is not _U:
@@ -14433,10 +14361,10 @@ class MessageHeader(_p.Resource, tag="MessageHeader", kw_only=True):
         v = self.language
         if v is not _U:
             _a_code(v)
-        v = self.eventCanonical
+        v = self.definition
         if v is not _U:
             _a_uri(v)
-        v = self.definition
+        v = self.eventCanonical
         if v is not _U:
             _a_uri(v)
         if self.eventCoding is not _U:
@@ -14885,10 +14813,10 @@ class NutritionIntake(_p.Resource, tag="NutritionIntake", kw_only=True):
         if self.instantiatesUri is not _U:
             _e_uri(self.instantiatesUri)
         _a_code(self.status)
-        v = self.occurrenceDateTime
+        v = self.recorded
         if v is not _U:
             _a_dateTime(v)
-        v = self.recorded
+        v = self.occurrenceDateTime
         if v is not _U:
             _a_dateTime(v)
         if self.occurrenceDateTime is not _U:
@@ -15309,17 +15237,17 @@ class Observation(_p.Resource, tag="Observation", kw_only=True):
         v = self.language
         if v is not _U:
             _a_code(v)
+        _a_code(self.status)
+        v = self.issued
+        if v is not _U:
+            _a_instant(v)
         v = self.instantiatesCanonical
         if v is not _U:
             _a_uri(v)
-        _a_code(self.status)
         v = self.effectiveDateTime
         if v is not _U:
             _a_dateTime(v)
         v = self.effectiveInstant
-        if v is not _U:
-            _a_instant(v)
-        v = self.issued
         if v is not _U:
             _a_instant(v)
         v = self.valueTime
@@ -15368,16 +15296,18 @@ class ObservationComponent(_p.Complex, kw_only=True):
     referenceRange: _T531 = _U
 
     def __post_init__(self) -> None:
-        v = self.valueTime
-        if v is not _U:
-            _a_time(v)
-        v = self.valueDateTime
-        if v is not _U:
-            _a_dateTime(v)
-        t = _astuple(self)
-        n = len(t) - t.count(_U) - 1 - ((self.id is not _U) + (self.id_ext is not _U) + (self.extension is not _U) + (self.modifierExtension is not _U) + (self.dataAbsentReason is not _U) + (self.interpretation is not _U) + (self.referenceRange is not _U))
-        if n > 1:
+        s = self.__rich_repr__()
+        n = len(s) - 1
+        if n > 1 and n - ((self.id is not _U) + (self.id_ext is not _U) + (self.extension is not _U) + (self.modifierExtension is not _U) + (self.dataAbsentReason is not _U) + (self.interpretation is not _U) + (self.referenceRange is not _U)) > 1:
             raise _p.ChoiceError("ObservationComponent.value[x]: at most one")
+        for k, v in s:
+            a = _M_ObservationComponent.get(k)
+            if a is not None:
+                a(v)
+
+
+# The format of each member of ObservationComponent.value[x] that has one.
+_M_ObservationComponent = {"valueTime": _a_time, "valueDateTime": _a_dateTime}
 
 
 class ObservationDefinition(_p.Resource, tag="ObservationDefinition", kw_only=True):
@@ -16129,49 +16059,18 @@ class ParametersParameter(_p.Complex, kw_only=True):
     part: _T547 = _U
 
     def __post_init__(self) -> None:
-        v = self.valueBase64Binary
-        if v is not _U:
-            _a_base64Binary(v)
-        v = self.valueCanonical
-        if v is not _U:
-            _a_uri(v)
-        v = self.valueCode
-        if v is not _U:
-            _a_code(v)
-        v = self.valueDate
-        if v is not _U:
-            _a_date(v)
-        v = self.valueDateTime
-        if v is not _U:
-            _a_dateTime(v)
-        v = self.valueDecimal
-        if v is not _U:
-            _a_decimal(v)
-        v = self.valueInstant
-        if v is not _U:
-            _a_instant(v)
-        v = self.valueInteger64
-        if v is not _U:
-            _a_integer64(v)
-        v = self.valueOid
-        if v is not _U:
-            _a_oid(v)
-        v = self.valueTime
-        if v is not _U:
-            _a_time(v)
-        v = self.valueUri
-        if v is not _U:
-            _a_uri(v)
-        v = self.valueUrl
-        if v is not _U:
-            _a_uri(v)
-        v = self.valueUuid
-        if v is not _U:
-            _a_uuid(v)
-        t = _astuple(self)
-        n = len(t) - t.count(_U) - 1 - ((self.id is not _U) + (self.id_ext is not _U) + (self.extension is not _U) + (self.modifierExtension is not _U) + (self.name_ext is not _U) + (self.resource is not _U) + (self.part is not _U))
-        if n > 1:
+        s = self.__rich_repr__()
+        n = len(s) - 1
+        if n > 1 and n - ((self.id is not _U) + (self.id_ext is not _U) + (self.extension is not _U) + (self.modifierExtension is not _U) + (self.name_ext is not _U) + (self.resource is not _U) + (self.part is not _U)) > 1:
             raise _p.ChoiceError("ParametersParameter.value[x]: at most one")
+        for k, v in s:
+            a = _M_ParametersParameter.get(k)
+            if a is not None:
+                a(v)
+
+
+# The format of each member of ParametersParameter.value[x] that has one.
+_M_ParametersParameter = {"valueBase64Binary": _a_base64Binary, "valueCanonical": _a_uri, "valueCode": _a_code, "valueDate": _a_date, "valueDateTime": _a_dateTime, "valueDecimal": _a_decimal, "valueInstant": _a_instant, "valueInteger64": _a_integer64, "valueOid": _a_oid, "valueTime": _a_time, "valueUri": _a_uri, "valueUrl": _a_uri, "valueUuid": _a_uuid}
 
 
 class Patient(_p.Resource, tag="Patient", kw_only=True):
@@ -16726,9 +16625,6 @@ class PlanDefinition(_p.Resource, tag="PlanDefinition", kw_only=True):
         if v is not _U:
             _a_uri(v)
         _a_code(self.status)
-        v = self.subjectCanonical
-        if v is not _U:
-            _a_uri(v)
         v = self.date
         if v is not _U:
             _a_dateTime(v)
@@ -16740,6 +16636,9 @@ class PlanDefinition(_p.Resource, tag="PlanDefinition", kw_only=True):
             _a_date(v)
         if self.library is not _U:
             _e_uri(self.library)
+        v = self.subjectCanonical
+        if v is not _U:
+            _a_uri(v)
         if self.versionAlgorithmString is not _U:
             if self.versionAlgorithmCoding is not _U:
                 raise _p.ChoiceError("PlanDefinition.versionAlgorithm[x]: at most one")
@@ -16812,9 +16711,6 @@ class PlanDefinitionAction(_p.Complex, kw_only=True):
         v = self.priority
         if v is not _U:
             _a_code(v)
-        v = self.subjectCanonical
-        if v is not _U:
-            _a_uri(v)
         v = self.groupingBehavior
         if v is not _U:
             _a_code(v)
@@ -16830,13 +16726,16 @@ class PlanDefinitionAction(_p.Complex, kw_only=True):
         v = self.cardinalityBehavior
         if v is not _U:
             _a_code(v)
+        v = self.transform
+        if v is not _U:
+            _a_uri(v)
+        v = self.subjectCanonical
+        if v is not _U:
+            _a_uri(v)
         v = self.definitionCanonical
         if v is not _U:
             _a_uri(v)
         v = self.definitionUri
-        if v is not _U:
-            _a_uri(v)
-        v = self.transform
         if v is not _U:
             _a_uri(v)
         if self.subjectCodeableConcept is not _U:
@@ -17222,10 +17121,10 @@ class Procedure(_p.Resource, tag="Procedure", kw_only=True):
         if self.instantiatesUri is not _U:
             _e_uri(self.instantiatesUri)
         _a_code(self.status)
-        v = self.occurrenceDateTime
+        v = self.recorded
         if v is not _U:
             _a_dateTime(v)
-        v = self.recorded
+        v = self.occurrenceDateTime
         if v is not _U:
             _a_dateTime(v)
         if self.occurrenceDateTime is not _U:
@@ -17323,14 +17222,14 @@ class Provenance(_p.Resource, tag="Provenance", kw_only=True):
         v = self.language
         if v is not _U:
             _a_code(v)
-        v = self.occurredDateTime
-        if v is not _U:
-            _a_dateTime(v)
         v = self.recorded
         if v is not _U:
             _a_instant(v)
         if self.policy is not _U:
             _e_uri(self.policy)
+        v = self.occurredDateTime
+        if v is not _U:
+            _a_dateTime(v)
         if self.occurredPeriod is not _U:
             if self.occurredDateTime is not _U:
                 raise _p.ChoiceError("Provenance.occurred[x]: at most one")
@@ -17595,22 +17494,18 @@ class QuestionnaireItemEnableWhen(_p.Complex, kw_only=True):
 
     def __post_init__(self) -> None:
         _a_code(self.operator)
-        v = self.answerDecimal
-        if v is not _U:
-            _a_decimal(v)
-        v = self.answerDate
-        if v is not _U:
-            _a_date(v)
-        v = self.answerDateTime
-        if v is not _U:
-            _a_dateTime(v)
-        v = self.answerTime
-        if v is not _U:
-            _a_time(v)
-        t = _astuple(self)
-        n = len(t) - t.count(_U) - 2 - ((self.id is not _U) + (self.id_ext is not _U) + (self.extension is not _U) + (self.modifierExtension is not _U) + (self.question_ext is not _U) + (self.operator_ext is not _U))
-        if n != 1:
+        s = self.__rich_repr__()
+        n = len(s) - 2
+        if n - ((self.id is not _U) + (self.id_ext is not _U) + (self.extension is not _U) + (self.modifierExtension is not _U) + (self.question_ext is not _U) + (self.operator_ext is not _U)) != 1:
             raise _p.ChoiceError("QuestionnaireItemEnableWhen.answer[x]: exactly one")
+        for k, v in s:
+            a = _M_QuestionnaireItemEnableWhen.get(k)
+            if a is not None:
+                a(v)
+
+
+# The format of each member of QuestionnaireItemEnableWhen.answer[x] that has one.
+_M_QuestionnaireItemEnableWhen = {"answerDecimal": _a_decimal, "answerDate": _a_date, "answerDateTime": _a_dateTime, "answerTime": _a_time}
 
 
 class QuestionnaireItemInitial(_p.Complex, kw_only=True):
@@ -17632,25 +17527,18 @@ class QuestionnaireItemInitial(_p.Complex, kw_only=True):
     valueReference: _T12 = _U
 
     def __post_init__(self) -> None:
-        v = self.valueDecimal
-        if v is not _U:
-            _a_decimal(v)
-        v = self.valueDate
-        if v is not _U:
-            _a_date(v)
-        v = self.valueDateTime
-        if v is not _U:
-            _a_dateTime(v)
-        v = self.valueTime
-        if v is not _U:
-            _a_time(v)
-        v = self.valueUri
-        if v is not _U:
-            _a_uri(v)
-        t = _astuple(self)
-        n = len(t) - t.count(_U) - 0 - ((self.id is not _U) + (self.id_ext is not _U) + (self.extension is not _U) + (self.modifierExtension is not _U))
-        if n != 1:
+        s = self.__rich_repr__()
+        n = len(s)
+        if n - ((self.id is not _U) + (self.id_ext is not _U) + (self.extension is not _U) + (self.modifierExtension is not _U)) != 1:
             raise _p.ChoiceError("QuestionnaireItemInitial.value[x]: exactly one")
+        for k, v in s:
+            a = _M_QuestionnaireItemInitial.get(k)
+            if a is not None:
+                a(v)
+
+
+# The format of each member of QuestionnaireItemInitial.value[x] that has one.
+_M_QuestionnaireItemInitial = {"valueDecimal": _a_decimal, "valueDate": _a_date, "valueDateTime": _a_dateTime, "valueTime": _a_time, "valueUri": _a_uri}
 
 
 class QuestionnaireResponse(_p.Resource, tag="QuestionnaireResponse", kw_only=True):
@@ -17737,25 +17625,18 @@ class QuestionnaireResponseItemAnswer(_p.Complex, kw_only=True):
     item: _T585 = _U
 
     def __post_init__(self) -> None:
-        v = self.valueDecimal
-        if v is not _U:
-            _a_decimal(v)
-        v = self.valueDate
-        if v is not _U:
-            _a_date(v)
-        v = self.valueDateTime
-        if v is not _U:
-            _a_dateTime(v)
-        v = self.valueTime
-        if v is not _U:
-            _a_time(v)
-        v = self.valueUri
-        if v is not _U:
-            _a_uri(v)
-        t = _astuple(self)
-        n = len(t) - t.count(_U) - 0 - ((self.id is not _U) + (self.id_ext is not _U) + (self.extension is not _U) + (self.modifierExtension is not _U) + (self.item is not _U))
-        if n != 1:
+        s = self.__rich_repr__()
+        n = len(s)
+        if n - ((self.id is not _U) + (self.id_ext is not _U) + (self.extension is not _U) + (self.modifierExtension is not _U) + (self.item is not _U)) != 1:
             raise _p.ChoiceError("QuestionnaireResponseItemAnswer.value[x]: exactly one")
+        for k, v in s:
+            a = _M_QuestionnaireResponseItemAnswer.get(k)
+            if a is not None:
+                a(v)
+
+
+# The format of each member of QuestionnaireResponseItemAnswer.value[x] that has one.
+_M_QuestionnaireResponseItemAnswer = {"valueDecimal": _a_decimal, "valueDate": _a_date, "valueDateTime": _a_dateTime, "valueTime": _a_time, "valueUri": _a_uri}
 
 
 class Range(_p.Complex, kw_only=True):
@@ -18074,9 +17955,6 @@ class RequestOrchestrationAction(_p.Complex, kw_only=True):
         v = self.priority
         if v is not _U:
             _a_code(v)
-        v = self.timingDateTime
-        if v is not _U:
-            _a_dateTime(v)
         v = self.groupingBehavior
         if v is not _U:
             _a_code(v)
@@ -18092,13 +17970,16 @@ class RequestOrchestrationAction(_p.Complex, kw_only=True):
         v = self.cardinalityBehavior
         if v is not _U:
             _a_code(v)
+        v = self.transform
+        if v is not _U:
+            _a_uri(v)
+        v = self.timingDateTime
+        if v is not _U:
+            _a_dateTime(v)
         v = self.definitionCanonical
         if v is not _U:
             _a_uri(v)
         v = self.definitionUri
-        if v is not _U:
-            _a_uri(v)
-        v = self.transform
         if v is not _U:
             _a_uri(v)
         if self.timingDateTime is not _U:
@@ -18647,10 +18528,10 @@ class RiskAssessmentPrediction(_p.Complex, kw_only=True):
     rationale_ext: _T1 = _ms.field(default=_U, name="_rationale")
 
     def __post_init__(self) -> None:
-        v = self.probabilityDecimal
+        v = self.relativeRisk
         if v is not _U:
             _a_decimal(v)
-        v = self.relativeRisk
+        v = self.probabilityDecimal
         if v is not _U:
             _a_decimal(v)
         if self.probabilityDecimal is not _U:
@@ -18937,10 +18818,10 @@ class ServiceRequest(_p.Resource, tag="ServiceRequest", kw_only=True):
         v = self.priority
         if v is not _U:
             _a_code(v)
-        v = self.occurrenceDateTime
+        v = self.authoredOn
         if v is not _U:
             _a_dateTime(v)
-        v = self.authoredOn
+        v = self.occurrenceDateTime
         if v is not _U:
             _a_dateTime(v)
         if self.quantityQuantity is not _U:
@@ -19753,22 +19634,18 @@ class StructureMapGroupRuleTargetParameter(_p.Complex, kw_only=True):
     valueDateTime: _T0 = _U
 
     def __post_init__(self) -> None:
-        v = self.valueDecimal
-        if v is not _U:
-            _a_decimal(v)
-        v = self.valueDate
-        if v is not _U:
-            _a_date(v)
-        v = self.valueTime
-        if v is not _U:
-            _a_time(v)
-        v = self.valueDateTime
-        if v is not _U:
-            _a_dateTime(v)
-        t = _astuple(self)
-        n = len(t) - t.count(_U) - 0 - ((self.id is not _U) + (self.id_ext is not _U) + (self.extension is not _U) + (self.modifierExtension is not _U))
-        if n != 1:
+        s = self.__rich_repr__()
+        n = len(s)
+        if n - ((self.id is not _U) + (self.id_ext is not _U) + (self.extension is not _U) + (self.modifierExtension is not _U)) != 1:
             raise _p.ChoiceError("StructureMapGroupRuleTargetParameter.value[x]: exactly one")
+        for k, v in s:
+            a = _M_StructureMapGroupRuleTargetParameter.get(k)
+            if a is not None:
+                a(v)
+
+
+# The format of each member of StructureMapGroupRuleTargetParameter.value[x] that has one.
+_M_StructureMapGroupRuleTargetParameter = {"valueDecimal": _a_decimal, "valueDate": _a_date, "valueTime": _a_time, "valueDateTime": _a_dateTime}
 
 
 class StructureMapStructure(_p.Complex, kw_only=True):
@@ -20998,10 +20875,10 @@ class SupplyRequest(_p.Resource, tag="SupplyRequest", kw_only=True):
         v = self.priority
         if v is not _U:
             _a_code(v)
-        v = self.occurrenceDateTime
+        v = self.authoredOn
         if v is not _U:
             _a_dateTime(v)
-        v = self.authoredOn
+        v = self.occurrenceDateTime
         if v is not _U:
             _a_dateTime(v)
         if self.occurrenceDateTime is not _U:
@@ -21181,49 +21058,18 @@ class TaskInput(_p.Complex, kw_only=True):
     valueMeta: _T2 = _U
 
     def __post_init__(self) -> None:
-        v = self.valueBase64Binary
-        if v is not _U:
-            _a_base64Binary(v)
-        v = self.valueCanonical
-        if v is not _U:
-            _a_uri(v)
-        v = self.valueCode
-        if v is not _U:
-            _a_code(v)
-        v = self.valueDate
-        if v is not _U:
-            _a_date(v)
-        v = self.valueDateTime
-        if v is not _U:
-            _a_dateTime(v)
-        v = self.valueDecimal
-        if v is not _U:
-            _a_decimal(v)
-        v = self.valueInstant
-        if v is not _U:
-            _a_instant(v)
-        v = self.valueInteger64
-        if v is not _U:
-            _a_integer64(v)
-        v = self.valueOid
-        if v is not _U:
-            _a_oid(v)
-        v = self.valueTime
-        if v is not _U:
-            _a_time(v)
-        v = self.valueUri
-        if v is not _U:
-            _a_uri(v)
-        v = self.valueUrl
-        if v is not _U:
-            _a_uri(v)
-        v = self.valueUuid
-        if v is not _U:
-            _a_uuid(v)
-        t = _astuple(self)
-        n = len(t) - t.count(_U) - 1 - ((self.id is not _U) + (self.id_ext is not _U) + (self.extension is not _U) + (self.modifierExtension is not _U))
-        if n != 1:
+        s = self.__rich_repr__()
+        n = len(s) - 1
+        if n - ((self.id is not _U) + (self.id_ext is not _U) + (self.extension is not _U) + (self.modifierExtension is not _U)) != 1:
             raise _p.ChoiceError("TaskInput.value[x]: exactly one")
+        for k, v in s:
+            a = _M_TaskInput.get(k)
+            if a is not None:
+                a(v)
+
+
+# The format of each member of TaskInput.value[x] that has one.
+_M_TaskInput = {"valueBase64Binary": _a_base64Binary, "valueCanonical": _a_uri, "valueCode": _a_code, "valueDate": _a_date, "valueDateTime": _a_dateTime, "valueDecimal": _a_decimal, "valueInstant": _a_instant, "valueInteger64": _a_integer64, "valueOid": _a_oid, "valueTime": _a_time, "valueUri": _a_uri, "valueUrl": _a_uri, "valueUuid": _a_uuid}
 
 
 class TaskOutput(_p.Complex, kw_only=True):
@@ -21288,49 +21134,18 @@ class TaskOutput(_p.Complex, kw_only=True):
     valueMeta: _T2 = _U
 
     def __post_init__(self) -> None:
-        v = self.valueBase64Binary
-        if v is not _U:
-            _a_base64Binary(v)
-        v = self.valueCanonical
-        if v is not _U:
-            _a_uri(v)
-        v = self.valueCode
-        if v is not _U:
-            _a_code(v)
-        v = self.valueDate
-        if v is not _U:
-            _a_date(v)
-        v = self.valueDateTime
-        if v is not _U:
-            _a_dateTime(v)
-        v = self.valueDecimal
-        if v is not _U:
-            _a_decimal(v)
-        v = self.valueInstant
-        if v is not _U:
-            _a_instant(v)
-        v = self.valueInteger64
-        if v is not _U:
-            _a_integer64(v)
-        v = self.valueOid
-        if v is not _U:
-            _a_oid(v)
-        v = self.valueTime
-        if v is not _U:
-            _a_time(v)
-        v = self.valueUri
-        if v is not _U:
-            _a_uri(v)
-        v = self.valueUrl
-        if v is not _U:
-            _a_uri(v)
-        v = self.valueUuid
-        if v is not _U:
-            _a_uuid(v)
-        t = _astuple(self)
-        n = len(t) - t.count(_U) - 1 - ((self.id is not _U) + (self.id_ext is not _U) + (self.extension is not _U) + (self.modifierExtension is not _U))
-        if n != 1:
+        s = self.__rich_repr__()
+        n = len(s) - 1
+        if n - ((self.id is not _U) + (self.id_ext is not _U) + (self.extension is not _U) + (self.modifierExtension is not _U)) != 1:
             raise _p.ChoiceError("TaskOutput.value[x]: exactly one")
+        for k, v in s:
+            a = _M_TaskOutput.get(k)
+            if a is not None:
+                a(v)
+
+
+# The format of each member of TaskOutput.value[x] that has one.
+_M_TaskOutput = {"valueBase64Binary": _a_base64Binary, "valueCanonical": _a_uri, "valueCode": _a_code, "valueDate": _a_date, "valueDateTime": _a_dateTime, "valueDecimal": _a_decimal, "valueInstant": _a_instant, "valueInteger64": _a_integer64, "valueOid": _a_oid, "valueTime": _a_time, "valueUri": _a_uri, "valueUrl": _a_uri, "valueUuid": _a_uuid}
 
 
 class TaskPerformer(_p.Complex, kw_only=True):
@@ -22575,49 +22390,18 @@ class TransportInput(_p.Complex, kw_only=True):
     valueMeta: _T2 = _U
 
     def __post_init__(self) -> None:
-        v = self.valueBase64Binary
-        if v is not _U:
-            _a_base64Binary(v)
-        v = self.valueCanonical
-        if v is not _U:
-            _a_uri(v)
-        v = self.valueCode
-        if v is not _U:
-            _a_code(v)
-        v = self.valueDate
-        if v is not _U:
-            _a_date(v)
-        v = self.valueDateTime
-        if v is not _U:
-            _a_dateTime(v)
-        v = self.valueDecimal
-        if v is not _U:
-            _a_decimal(v)
-        v = self.valueInstant
-        if v is not _U:
-            _a_instant(v)
-        v = self.valueInteger64
-        if v is not _U:
-            _a_integer64(v)
-        v = self.valueOid
-        if v is not _U:
-            _a_oid(v)
-        v = self.valueTime
-        if v is not _U:
-            _a_time(v)
-        v = self.valueUri
-        if v is not _U:
-            _a_uri(v)
-        v = self.valueUrl
-        if v is not _U:
-            _a_uri(v)
-        v = self.valueUuid
-        if v is not _U:
-            _a_uuid(v)
-        t = _astuple(self)
-        n = len(t) - t.count(_U) - 1 - ((self.id is not _U) + (self.id_ext is not _U) + (self.extension is not _U) + (self.modifierExtension is not _U))
-        if n != 1:
+        s = self.__rich_repr__()
+        n = len(s) - 1
+        if n - ((self.id is not _U) + (self.id_ext is not _U) + (self.extension is not _U) + (self.modifierExtension is not _U)) != 1:
             raise _p.ChoiceError("TransportInput.value[x]: exactly one")
+        for k, v in s:
+            a = _M_TransportInput.get(k)
+            if a is not None:
+                a(v)
+
+
+# The format of each member of TransportInput.value[x] that has one.
+_M_TransportInput = {"valueBase64Binary": _a_base64Binary, "valueCanonical": _a_uri, "valueCode": _a_code, "valueDate": _a_date, "valueDateTime": _a_dateTime, "valueDecimal": _a_decimal, "valueInstant": _a_instant, "valueInteger64": _a_integer64, "valueOid": _a_oid, "valueTime": _a_time, "valueUri": _a_uri, "valueUrl": _a_uri, "valueUuid": _a_uuid}
 
 
 class TransportOutput(_p.Complex, kw_only=True):
@@ -22682,49 +22466,18 @@ class TransportOutput(_p.Complex, kw_only=True):
     valueMeta: _T2 = _U
 
     def __post_init__(self) -> None:
-        v = self.valueBase64Binary
-        if v is not _U:
-            _a_base64Binary(v)
-        v = self.valueCanonical
-        if v is not _U:
-            _a_uri(v)
-        v = self.valueCode
-        if v is not _U:
-            _a_code(v)
-        v = self.valueDate
-        if v is not _U:
-            _a_date(v)
-        v = self.valueDateTime
-        if v is not _U:
-            _a_dateTime(v)
-        v = self.valueDecimal
-        if v is not _U:
-            _a_decimal(v)
-        v = self.valueInstant
-        if v is not _U:
-            _a_instant(v)
-        v = self.valueInteger64
-        if v is not _U:
-            _a_integer64(v)
-        v = self.valueOid
-        if v is not _U:
-            _a_oid(v)
-        v = self.valueTime
-        if v is not _U:
-            _a_time(v)
-        v = self.valueUri
-        if v is not _U:
-            _a_uri(v)
-        v = self.valueUrl
-        if v is not _U:
-            _a_uri(v)
-        v = self.valueUuid
-        if v is not _U:
-            _a_uuid(v)
-        t = _astuple(self)
-        n = len(t) - t.count(_U) - 1 - ((self.id is not _U) + (self.id_ext is not _U) + (self.extension is not _U) + (self.modifierExtension is not _U))
-        if n != 1:
+        s = self.__rich_repr__()
+        n = len(s) - 1
+        if n - ((self.id is not _U) + (self.id_ext is not _U) + (self.extension is not _U) + (self.modifierExtension is not _U)) != 1:
             raise _p.ChoiceError("TransportOutput.value[x]: exactly one")
+        for k, v in s:
+            a = _M_TransportOutput.get(k)
+            if a is not None:
+                a(v)
+
+
+# The format of each member of TransportOutput.value[x] that has one.
+_M_TransportOutput = {"valueBase64Binary": _a_base64Binary, "valueCanonical": _a_uri, "valueCode": _a_code, "valueDate": _a_date, "valueDateTime": _a_dateTime, "valueDecimal": _a_decimal, "valueInstant": _a_instant, "valueInteger64": _a_integer64, "valueOid": _a_oid, "valueTime": _a_time, "valueUri": _a_uri, "valueUrl": _a_uri, "valueUuid": _a_uuid}
 
 
 class TransportRestriction(_p.Complex, kw_only=True):
@@ -23340,11 +23093,11 @@ class VirtualServiceDetail(_p.Complex, kw_only=True):
     sessionKey_ext: _T1 = _ms.field(default=_U, name="_sessionKey")
 
     def __post_init__(self) -> None:
+        if self.additionalInfo is not _U:
+            _e_uri(self.additionalInfo)
         v = self.addressUrl
         if v is not _U:
             _a_uri(v)
-        if self.additionalInfo is not _U:
-            _e_uri(self.additionalInfo)
         if self.addressUrl is not _U:
             if self.addressString is not _U or self.addressContactPoint is not _U or self.addressExtendedContactDetail is not _U:
                 raise _p.ChoiceError("VirtualServiceDetail.address[x]: at most one")

@@ -150,6 +150,7 @@ async def run_consumers(res: Resources, stop: asyncio.Event) -> None:
     from mm_bronze.consumers.persist import Announce, PersistPipeline
     from mm_bronze.consumers.stored import StoredTopic
 
+    res.health["consumers"] = lambda: "starting"  # until every pipeline has its consumer
     announce: Announce | None = None
     stored_topic = res.settings.kafka.stored_topic
     if res.settings.kafka.servers and stored_topic:  # Kafka only: the next layer reads it there
@@ -257,6 +258,9 @@ async def run_sftp(res: Resources, stop: asyncio.Event) -> None:
     from mm_bronze.ingest.sftp.door import run_sftp_door
 
     topic = res.topics()["sftp"][0]
+    # Starting until it listens: its start replays kept uploads first, which may take long,
+    # and /readyz must not answer ready meanwhile.
+    res.health["sftp"] = lambda: "starting"
     try:
         await run_sftp_door(
             res.settings,

@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 import asyncssh
+import httpx
 import pytest
 
 from tests.ingest.sftp.helpers import (
@@ -167,6 +168,54 @@ async def test_a_replay_waiting_on_a_frozen_staging_store_does_not_hold_a_stop(
         for server in servers:
             server.stop()
     assert len(landed(dsn, "dora")) == 1
+
+
+async def test_readyz_says_the_sftp_door_is_starting_while_its_replay_waits(
+    s3_alone: S3Service, dsn: str, tmp_path: Path
+) -> None:
+    """/readyz names the SFTP door as starting from the start, not only once the replay of
+    kept uploads is done: before, it left the door out and could answer ready meanwhile."""
+    bucket = s3_alone.new_bucket()
+    data_dir = tmp_path / "mmb"
+    write_users(data_dir, {"dora": (PASSWORD, "read,write")})
+    running = door(data_dir, s3_alone, bucket, dsn, 120)
+    running.start()
+    try:
+        await keep_an_upload(running, dsn)
+    finally:
+        running.stop()
+    starting = door(data_dir, s3_alone, bucket, dsn, 120)
+    starting.roles = ("--http", *starting.roles)
+    after = door(data_dir, s3_alone, bucket, dsn, 120)
+    try:
+        with s3_alone.frozen():
+            set_bus(dsn, up=True)
+            starting.start(wait=False)  # its replay waits on the frozen store
+            ready = wait_for(
+                lambda: _readyz(starting),
+                lambda response: response is not None,
+                timeout=60,
+                what="/readyz to answer",
+                detail=starting.run_logs,
+            )
+            assert ready is not None
+            assert ready.status_code == 503, ready.text
+            assert ready.json()["checks"]["sftp"] == "degraded (starting)", ready.text
+            assert "sftp listening" not in starting.run_logs()
+            assert exit_time(starting, 30) < 10
+        after.start()
+        assert_landed(s3_alone, dsn, data_dir)
+    finally:
+        starting.stop()
+        after.stop()
+    assert len(landed(dsn, "dora")) == 1
+
+
+def _readyz(server: MmBronze) -> httpx.Response | None:
+    try:
+        return httpx.get(f"{server.url}/readyz", timeout=30)
+    except httpx.HTTPError:
+        return None
 
 
 async def test_a_kept_upload_is_staged_again_when_the_staging_url_changed(

@@ -49,7 +49,7 @@ NonEmpty = Meta(min_length=1)
 UNSET = msgspec.UNSET
 
 
-class Complex(
+class Base(
     msgspec.Struct,
     forbid_unknown_fields=True,
     omit_defaults=True,
@@ -57,19 +57,17 @@ class Complex(
     kw_only=True,
     gc=False,
 ):
-    """A FHIR complex datatype or backbone element. ``__rich_repr__`` lists only the fields
-    that are set (``repr_omit_defaults``): a type with a large choice group counts them so."""
+    """What every generated Struct shares (subclasses inherit it): unknown elements refused,
+    unset elements left out of the encoding (``decider.keys_unique``) and out of
+    ``__rich_repr__`` (a type with a large choice group counts the fields set from it), no
+    garbage-collector tracking (decoded Structs hold no cycles)."""
 
 
-class Resource(
-    msgspec.Struct,
-    forbid_unknown_fields=True,
-    omit_defaults=True,
-    repr_omit_defaults=True,
-    kw_only=True,
-    gc=False,
-    tag_field="resourceType",
-):
+class Complex(Base):
+    """A FHIR complex datatype or backbone element."""
+
+
+class Resource(Base, tag_field="resourceType"):
     """A FHIR resource, tagged by its ``resourceType``."""
 
 

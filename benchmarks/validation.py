@@ -79,10 +79,12 @@ def split_hl7(bodies: list[bytes]) -> None:
 
 
 def typed_decode(bodies: list[bytes], version: str, *, per_line: bool) -> None:
-    """The JSON fast path's floor: each body (or line) decoded into the generated Structs,
-    whose primitive formats are checked in one batch per body; nothing else (no duplicate-key
-    check, no Bundle rules, no line handling), nothing kept."""
-    decode = decider.types(version).decoder.decode
+    """The JSON fast path's floor: each body (or line) decoded into the generated Structs
+    (NDJSON lines into the lean ones, as the fast path decodes them first), whose primitive
+    formats are checked in one batch per body; nothing else (no duplicate-key check, no
+    Bundle rules, no line handling), nothing kept."""
+    kinds = decider.lean_types(version) if per_line else decider.types(version)
+    decode = kinds.decoder.decode
     with fast_formats.lock, decider.collection_paused():
         for body in bodies:
             if per_line:

@@ -45,11 +45,12 @@ def _generator() -> Any:
     return module
 
 
+@pytest.mark.parametrize("lean", [False, True], ids=["full", "lean"])
 @pytest.mark.parametrize("version", ["R4", "R4B", "R5"])
-def test_generated_types_are_current(version: str) -> None:
+def test_generated_types_are_current(version: str, lean: bool) -> None:
     generator = _generator()
-    path = generator.OUT / f"{generator.module_name(version)}.py"
-    assert path.read_text(encoding="utf-8") == generator.generate(version), (
+    path = generator.OUT / f"{generator.module_name(version, lean)}.py"
+    assert path.read_text(encoding="utf-8") == generator.generate(version, lean), (
         f"{path.name} is stale: run python tools/generate_fhir_structs.py"
     )
 
@@ -358,8 +359,8 @@ def test_ndjson_lines_taken_at_once_agree_with_the_walker(
     what checking them line by line would: the verdicts and metadata are the walker's."""
     taken: list[bool] = []
 
-    def spy(runs: list[bytes], version: str) -> Any:
-        found = decider.block_kinds(runs, version)
+    def spy(runs: list[bytes], version: str, lean: decider.LeanFirst) -> Any:
+        found = decider.block_kinds(runs, version, lean)
         taken.append(found is not None)
         return found
 
@@ -387,7 +388,7 @@ def walker_verdict(
     """The walker's metadata, or None when it rejects (the fast path switched off)."""
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(json_validator, "decide", lambda data, version: None)
-        patch.setattr(ndjson_validator, "block_kinds", lambda runs, version: None)
+        patch.setattr(ndjson_validator, "block_kinds", lambda runs, version, lean: None)
         patch.setattr(ndjson_validator, "line_kinds", lambda lines, version: [None] * len(lines))
         try:
             return validate(body, content_type=content_type, version=version, level=level)
@@ -395,6 +396,22 @@ def walker_verdict(
             return None
         except RecursionError:
             return None  # a crash is not an acceptance; the walker's own tests cover it
+
+
+def lean_defect(body: bytes, version: str) -> str | None:
+    """What is wrong with the lean types' decoding of ``body``, if anything: they may refuse
+    what the full types decode (it holds what they leave out), but never decode what those
+    refuse, nor to other values."""
+    data = body.removeprefix(BOM)
+    lean = decider.checked(decider.lean_types(version).decoder, [data])[0]
+    if lean is None:
+        return None
+    full = decider.checked(decider.types(version).decoder, [data])[0]
+    if full is None:
+        return "the lean types decode what the full types refuse"
+    if msgspec.json.encode(lean) != msgspec.json.encode(full):
+        return "the lean types decode to other values"
+    return None
 
 
 def known_deferral(body: bytes, version: str) -> str | None:
@@ -465,6 +482,9 @@ class Tally:
         self.cases += 1
         fast = fast_verdict(body, version)
         walker = walker_verdict(body, version)
+        lean = lean_defect(body, version)
+        if lean is not None:
+            self._note(lean, what, body)
         if fast is not None and walker is None:
             self._note("fast accepts what the walker rejects", what, body)
         elif fast is None and walker is not None:
@@ -547,6 +567,19 @@ def _bases() -> list[Any]:
 
 
 BASES = _bases()
+# Elements the lean types leave out (``tools/generate_fhir_structs.py``), each with a value.
+SELDOM = [
+    ("id", "element-1"),
+    ("id", ""),
+    ("modifierExtension", [{"url": "http://x", "valueBoolean": True}]),
+    ("modifierExtension", []),
+    ("implicitRules", "http://example.org/rules"),
+    ("implicitRules", "a b"),
+    ("extension", [{"url": "http://x", "valueTiming": {"event": ["2020-01-01"]}}]),
+    ("extension", [{"url": "http://x", "valueMeta": {"versionId": "1"}, "valueString": "y"}]),
+    ("extension", [{"url": "http://x", "valueDosage": {"text": "x"}}]),
+    ("extension", [{"url": "http://x", "valueCount": {"value": "1"}}]),
+]
 CHOICE_PREFIXES = ("value", "effective", "onset", "deceased", "multipleBirth", "occurrence")
 BAD_STRINGS = [
     "",
@@ -622,6 +655,7 @@ def mutate(data: st.DataObject, doc: Any) -> tuple[Any, str]:
                 "bundle",
                 "extension",
                 "extension",
+                "seldom",
             ]
         )
     )
@@ -691,6 +725,10 @@ def mutate(data: st.DataObject, doc: Any) -> tuple[Any, str]:
         at(doc, path)["extension"] = [
             {"url": "http://example.org/x", "valueCode": data.draw(st.sampled_from(BAD_STRINGS))}
         ]
+    elif kind == "seldom":  # what the lean types leave out, valid or not
+        path = data.draw(st.sampled_from(objects(doc)))
+        key, value = data.draw(st.sampled_from(SELDOM))
+        at(doc, path)[key] = copy.deepcopy(value)
     elif kind == "resource-type":
         path = data.draw(st.sampled_from(objects(doc)))
         at(doc, path)["resourceType"] = data.draw(

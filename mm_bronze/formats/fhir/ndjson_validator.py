@@ -9,7 +9,12 @@ from typing import Any, cast
 from mm_bronze.errors import InvalidPayload, Issue
 from mm_bronze.formats.base import LENIENT, STRICT, Findings
 from mm_bronze.formats.fhir import json_validator
-from mm_bronze.formats.fhir.fast.decider import block_kinds, collection_paused, line_kinds
+from mm_bronze.formats.fhir.fast.decider import (
+    LeanFirst,
+    block_kinds,
+    collection_paused,
+    line_kinds,
+)
 from mm_bronze.formats.fhir.json_validator import FhirJsonValidator, checker_for
 from mm_bronze.formats.fhir.model import canonical_version
 
@@ -24,12 +29,12 @@ class FhirNdjsonValidator:
 
     Complete lines are gathered up to ``BLOCK``, as the runs of them each chunk holds, and go
     through the fast path together: each run decoded in one call when every line is a compact
-    resource (``block_kinds``), else line by line (``line_kinds``: each decoded at C speed,
-    the formats of all checked in one batch); a line that spans chunks is held until it ends
-    and then joins the next chunk's lines,
-    unless it grows beyond ``BUFFER_LIMIT``: then, as a line the fast path does not accept,
-    it goes to its own FHIR JSON validator (which streams it, so a long line is never held
-    whole). The line validators collect everything (lenient); this validator's level
+    resource (``block_kinds``: to the lean types until a block holds what they leave out),
+    else line by line (``line_kinds``: each decoded at C speed, the formats of all checked in
+    one batch); a line that spans chunks is held until it ends and then joins the next
+    chunk's lines, unless it grows beyond ``BUFFER_LIMIT``: then, as a line the fast path
+    does not accept, it goes to its own FHIR JSON validator (which streams it, so a long line
+    is never held whole). The line validators collect everything (lenient); this validator's level
     decides what rejects the file.
     """
 
@@ -48,6 +53,7 @@ class FhirNdjsonValidator:
         self._resources = 0
         self._types: dict[str, int] = {}
         self._fast = canonical_version(version)
+        self._lean = LeanFirst()
         self._bom = False
 
     def feed(self, chunk: bytes) -> None:
@@ -105,7 +111,7 @@ class FhirNdjsonValidator:
         else line by line."""
         if self._fast is not None:
             with collection_paused():
-                counted = block_kinds(runs, self._fast)
+                counted = block_kinds(runs, self._fast, self._lean)
             if counted is not None:
                 self._accepted(counted)
                 return

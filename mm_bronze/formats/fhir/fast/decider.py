@@ -53,12 +53,12 @@ _ERRORS = (msgspec.DecodeError, RecursionError, UnicodeDecodeError, ValueError)
 
 
 class Types:
-    """The generated Structs of one FHIR version and a decoder for any of its resources."""
+    """The generated Structs of one FHIR version (its lean types if ``lean``) and a decoder
+    for any of its resources."""
 
-    def __init__(self, version: str) -> None:
-        self.module: ModuleType = importlib.import_module(
-            f"mm_bronze.formats.fhir.fast.{version.lower()}"
-        )
+    def __init__(self, version: str, lean: bool = False) -> None:
+        name = f"{version.lower()}_lean" if lean else version.lower()
+        self.module: ModuleType = importlib.import_module(f"mm_bronze.formats.fhir.fast.{name}")
         self.decoder = msgspec.json.Decoder(self.module.AnyResource)
         self.entry_decoder = msgspec.json.Decoder(self.module.BundleEntry)
         self.bundle = self.module.Bundle
@@ -71,6 +71,26 @@ class Types:
 def types(version: str) -> Types:
     """The types of a canonical version (built on first use: about half a second)."""
     return Types(version)
+
+
+@built_once
+def lean_types(version: str) -> Types:
+    """The lean types of a canonical version (built on first use: a third of a second).
+
+    They leave out the elements bulk data seldom holds (``_name`` siblings, element ids,
+    ``modifierExtension``, ...: ``tools/generate_fhir_structs.py``). A payload that holds none
+    decodes to them as to ``types``, with the same checks, to the same values (what they leave
+    out stays unset), in less time; one that holds any does not decode."""
+    return Types(version, lean=True)
+
+
+class LeanFirst:
+    """Whether ``block_kinds`` tries the lean types first: yes until a block does not decode
+    to them; from then on the full types alone (a file that holds what the lean types leave
+    out most likely holds it throughout: one block, at most, is decoded twice)."""
+
+    def __init__(self) -> None:
+        self.on = True
 
 
 _encoder = msgspec.json.Encoder()
@@ -350,11 +370,17 @@ def _outside_strings(blob: bytes) -> int:
     return b"".join(cleaned.split(b'"')[0::2]).count(b":")
 
 
-def block_kinds(blocks: list[bytes], version: str) -> dict[str, int] | None:
+def block_kinds(
+    blocks: list[bytes], version: str, lean: LeanFirst | None = None
+) -> dict[str, int] | None:
     """How many resources of each type NDJSON ``blocks`` hold, when every line is one
     resource the fast path accepts, written compact (as bulk exports are); None
     otherwise, and ``line_kinds`` then takes the lines one by one. Each block is complete
     lines with one newline between each.
+
+    The blocks are first decoded to the lean types (``lean_types``), while ``lean`` says so:
+    if they decode, the full types would decode them to the same values; if not, the full
+    types decide, and ``lean`` is turned off.
 
     Each block is decoded in one call (``decode_lines``) and its documents re-encoded in one;
     the formats of all blocks are checked in one batch. ``decode_lines`` also takes blank
@@ -366,14 +392,30 @@ def block_kinds(blocks: list[bytes], version: str) -> dict[str, int] | None:
     ``keys_unique``, nothing makes a document's re-encoding longer than its bytes, so the
     lengths leave no other byte between or around documents, and no whitespace or repeated
     key within one: each line is one compact document."""
-    kinds = types(version)
+    if lean is None or lean.on:
+        found = _block_kinds(lean_types(version), blocks)
+        if found is not _UNDECODED:
+            return found
+        if lean is not None:
+            lean.on = False
+    found = _block_kinds(types(version), blocks)
+    return None if found is _UNDECODED else found
+
+
+# What ``_block_kinds`` returns when a block did not decode.
+_UNDECODED: dict[str, int] = {}
+
+
+def _block_kinds(kinds: Types, blocks: list[bytes]) -> dict[str, int] | None:
+    """``block_kinds`` with ``kinds``; ``_UNDECODED`` if a block does not decode to them."""
     with formats.lock:
         try:
             counted = within_depth(_count_each, kinds, blocks)
         except (*_ERRORS, TypeError):
-            counted = None
-        if counted is None or kinds.bundle in counted:  # a Bundle's rules: line by line
             formats.start()  # what the decoding collected is not checked
+            return _UNDECODED
+        if counted is None or kinds.bundle in counted:  # a Bundle's rules: line by line
+            formats.start()
             return None
         if not formats.valid():
             return None

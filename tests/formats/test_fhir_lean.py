@@ -1,0 +1,172 @@
+"""The lean types of the fast path: they leave out only optional elements that bulk data
+seldom holds, decode what they take to the values the full types decode it to, and an NDJSON
+file that holds what they leave out is checked by the full types, with the same verdicts.
+
+(Every corpus file and mutation is also decoded to both by ``test_fhir_fast``: the lean types
+never decode what the full types refuse, nor to other values.)"""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import pytest
+
+from mm_bronze.errors import InvalidPayload
+from mm_bronze.formats.fhir import ndjson_validator
+from mm_bronze.formats.fhir.fast import decider
+from tests.formats.helpers import validate
+from tests.formats.test_fhir_fast import CORPUS, walker_verdict
+
+PRIMITIVES = {
+    "String",
+    "Boolean",
+    "Integer",
+    "PositiveInt",
+    "UnsignedInt",
+    "Decimal",
+    "Raw",
+}
+
+
+def _modules(version: str) -> tuple[Any, Any]:
+    name = f"mm_bronze.formats.fhir.fast.{version.lower()}"
+    return importlib.import_module(name), importlib.import_module(f"{name}_lean")
+
+
+def _left_out_on_purpose(cls: type, field: str, resources: set[str]) -> bool:
+    if field.startswith("_") or field in ("modifierExtension", "implicitRules"):
+        return True
+    if field == "id":
+        return cls.__name__ not in resources
+    return cls.__name__ == "Extension" and field.startswith("value")
+
+
+@pytest.mark.parametrize("version", ["R4", "R4B", "R5"])
+def test_lean_types_leave_out_only_optional_elements_data_seldom_holds(version: str) -> None:
+    full, lean = _modules(version)
+    resources = set(decider.types(version).tags.values())
+    left_out: dict[str, int] = {}
+    for cls in full._STRUCTS:
+        lean_cls = getattr(lean, cls.__name__)
+        names = cls.__struct_encode_fields__
+        kept = lean_cls.__struct_encode_fields__
+        assert set(kept) <= set(names), cls.__name__
+        # The fields kept come in the same order, with the same requirements.
+        assert [n for n in names if n in kept] == list(kept)
+        required = set(names[: len(names) - len(cls.__struct_defaults__)])
+        assert required == set(kept[: len(kept) - len(lean_cls.__struct_defaults__)])
+        for name in set(names) - set(kept):
+            assert name not in required, (cls.__name__, name)
+            assert _left_out_on_purpose(cls, name, resources), (cls.__name__, name)
+            kind = "value[x]" if cls.__name__ == "Extension" else name.split("_")[0] or "_"
+            left_out[kind] = left_out.get(kind, 0) + 1
+    # Extension keeps its primitive members and the most common complex ones.
+    extension = lean.Extension.__struct_encode_fields__
+    assert {"valueString", "valueCode", "valueCodeableConcept", "valueAddress"} <= set(extension)
+    assert not {"valueTiming", "valueMeta", "valueDosage"} & set(extension)
+    assert left_out["_"] > 1000 and left_out["id"] > 100 and left_out["modifierExtension"] > 100
+
+
+def _corpus_lines() -> list[bytes]:
+    lines = []
+    for path in sorted((CORPUS / "ndjson").glob("*.ndjson")):
+        lines += [line for line in path.read_bytes().splitlines() if line]
+    return lines
+
+
+def _decoded(kinds: decider.Types, data: bytes) -> Any:
+    return decider.checked(kinds.decoder, [data])[0]
+
+
+def test_every_corpus_ndjson_line_decodes_to_the_lean_types_as_to_the_full_ones() -> None:
+    lean, full = decider.lean_types("R4"), decider.types("R4")
+    lines = _corpus_lines()
+    assert len(lines) > 900
+    for line in lines:
+        lean_doc, full_doc = _decoded(lean, line), _decoded(full, line)
+        assert lean_doc is not None and full_doc is not None
+        assert msgspec.json.encode(lean_doc) == msgspec.json.encode(full_doc)
+
+
+def test_corpus_json_decodes_to_the_lean_types_only_as_to_the_full_ones() -> None:
+    taken = 0
+    for path in sorted(Path(CORPUS).glob("fhir-r4-*/*.json")):
+        data = path.read_bytes().removeprefix(b"\xef\xbb\xbf")
+        lean_doc = _decoded(decider.lean_types("R4"), data)
+        if lean_doc is None:
+            continue
+        taken += 1
+        full_doc = _decoded(decider.types("R4"), data)
+        assert full_doc is not None, path.name
+        assert msgspec.json.encode(lean_doc) == msgspec.json.encode(full_doc), path.name
+    assert taken >= 10
+
+
+PATIENT = b'{"resourceType":"Patient","id":"p0","birthDate":"1970-01-01"}'
+# One line each holding an element the lean types leave out (all valid).
+SELDOM = [
+    b'{"resourceType":"Patient","id":"p1","birthDate":"1970","_birthDate":{"id":"b"}}',
+    b'{"resourceType":"Patient","id":"p2","modifierExtension":[{"url":"http://x","valueBoolean":true}]}',
+    b'{"resourceType":"Patient","id":"p3","implicitRules":"http://example.org/rules"}',
+    b'{"resourceType":"Patient","id":"p4","name":[{"id":"n1","family":"Doe"}]}',
+    b'{"resourceType":"Patient","id":"p5","extension":[{"url":"http://x","valueTiming":{"event":["2020-01-01"]}}]}',
+    b'{"resourceType":"Patient","id":"p6","extension":[{"url":"http://x","valueAge":{"value":3}}]}',
+]
+
+
+def _spied(monkeypatch: pytest.MonkeyPatch) -> list[tuple[bool, bool]]:
+    """Each call of ``block_kinds``: whether it accepted, and whether lean types still go
+    first after it."""
+    calls: list[tuple[bool, bool]] = []
+
+    def spy(runs: list[bytes], version: str, lean: decider.LeanFirst) -> Any:
+        found = decider.block_kinds(runs, version, lean)
+        calls.append((found is not None, lean.on))
+        return found
+
+    monkeypatch.setattr(ndjson_validator, "block_kinds", spy)
+    return calls
+
+
+@pytest.mark.parametrize("line", SELDOM, ids=range(len(SELDOM)))
+def test_a_file_holding_what_the_lean_types_leave_out_is_taken_by_the_full_types(
+    line: bytes, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert _decoded(decider.lean_types("R4"), line) is None
+    assert _decoded(decider.types("R4"), line) is not None
+    body = PATIENT + b"\n" + line + b"\n"
+    calls = _spied(monkeypatch)
+    meta = validate(body, content_type="ndjson", chunk=1 << 20)
+    assert calls == [(True, False)]  # accepted at once, by the full types
+    assert meta["resource_count"] == 2
+    monkeypatch.undo()
+    assert meta == walker_verdict(body, content_type="ndjson")
+
+
+def test_once_a_block_needs_the_full_types_the_rest_of_the_file_goes_to_them(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(ndjson_validator, "BLOCK", 1)  # a block per chunk
+    calls = _spied(monkeypatch)
+    lines = [PATIENT, PATIENT, SELDOM[1], PATIENT]
+    body = b"".join(line + b"\n" for line in lines)
+    meta = validate(body, content_type="ndjson", chunk=len(PATIENT) + 1)
+    assert calls == [(True, True), (True, True), (True, False), (True, False)]
+    assert meta["resource_count"] == 4
+
+
+def test_an_invalid_line_is_still_found_after_the_lean_types_refuse_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    bad = b'{"resourceType":"Patient","id":"p7","modifierExtension":[{"url":"a b"}]}'
+    body = PATIENT + b"\n" + bad + b"\n"
+    calls = _spied(monkeypatch)
+    with pytest.raises(InvalidPayload) as caught:
+        validate(body, content_type="ndjson")
+    assert calls == [(False, False)]
+    assert "line 2" in str(caught.value.issues[0].location)
+    monkeypatch.undo()
+    assert walker_verdict(body, content_type="ndjson") is None

@@ -454,7 +454,7 @@ def fast_reason(body: bytes, version: str) -> str:
         return str(exc)
     if not decider.keys_unique(data, (document,)):
         return "repeated keys"
-    return "summary" if decider.summary(document, version) is None else "depth"
+    return "summary" if decider.summary(document, decider.types(version)) is None else "depth"
 
 
 def _unprintable(value: Any) -> bool:

@@ -158,15 +158,46 @@ def test_once_a_block_needs_the_full_types_the_rest_of_the_file_goes_to_them(
     assert meta["resource_count"] == 4
 
 
-def test_an_invalid_line_is_still_found_after_the_lean_types_refuse_it(
-    monkeypatch: pytest.MonkeyPatch,
+def test_single_payloads_skip_the_lean_types_for_a_while_after_a_miss() -> None:
+    lean = decider.LeanFirst(pause=3)
+    assert [lean.first() for _ in range(3)] == [True] * 3
+    lean.missed()
+    assert [lean.first() for _ in range(5)] == [False, False, False, True, True]
+    for_good = decider.LeanFirst()
+    for_good.missed()
+    assert not any(for_good.first() for _ in range(100))
+
+
+@pytest.mark.parametrize("line", SELDOM[:3], ids=range(3))
+def test_a_payload_holding_what_the_lean_types_leave_out_gets_the_walkers_verdict(
+    line: bytes, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    bad = b'{"resourceType":"Patient","id":"p7","modifierExtension":[{"url":"a b"}]}'
+    payloads = decider.LeanFirst(pause=2)
+    monkeypatch.setattr(decider, "_payloads", payloads)
+    meta = validate(line)
+    assert not payloads.on  # it decoded to the full types only
+    assert validate(PATIENT) == walker_verdict(PATIENT)  # the full types alone: paused
+    assert meta == walker_verdict(line) and meta["resource_type"] == "Patient"
+
+
+@pytest.mark.parametrize(
+    ("bad", "lean_after"),
+    [
+        # Decodes to the full types only (then its uri fails): the file holds what the lean
+        # types leave out.
+        (b'{"resourceType":"Patient","id":"p7","modifierExtension":[{"url":"a b"}]}', False),
+        # Decodes to neither (an extension without its url): that changes nothing.
+        (b'{"resourceType":"Patient","id":"p8","modifierExtension":[{"valueCode":"a"}]}', True),
+    ],
+)
+def test_an_invalid_line_is_still_found_after_the_lean_types_refuse_it(
+    bad: bytes, lean_after: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
     body = PATIENT + b"\n" + bad + b"\n"
     calls = _spied(monkeypatch)
     with pytest.raises(InvalidPayload) as caught:
         validate(body, content_type="ndjson")
-    assert calls == [(False, False)]
+    assert calls == [(False, lean_after)]
     assert "line 2" in str(caught.value.issues[0].location)
     monkeypatch.undo()
     assert walker_verdict(body, content_type="ndjson") is None

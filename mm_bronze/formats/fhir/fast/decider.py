@@ -85,12 +85,40 @@ def lean_types(version: str) -> Types:
 
 
 class LeanFirst:
-    """Whether ``block_kinds`` tries the lean types first: yes until a block does not decode
-    to them; from then on the full types alone (a file that holds what the lean types leave
-    out most likely holds it throughout: one block, at most, is decoded twice)."""
+    """Whether to decode to the lean types first, and then to the full ones if need be.
 
-    def __init__(self) -> None:
+    Yes until a payload decodes to the full types but not to the lean ones (it holds what
+    they leave out; a payload that decodes to neither changes nothing). Then no: for
+    good if ``pause`` is None (the blocks of one NDJSON file: a file that holds such elements
+    most likely holds them throughout, so one block at most is decoded twice), else for the
+    next ``pause`` payloads (single payloads, whose senders may differ), after which the lean
+    types are tried again: a sender whose payloads all hold such elements has one in
+    ``pause`` of them decoded twice."""
+
+    def __init__(self, pause: int | None = None) -> None:
         self.on = True
+        self._pause = pause
+        self._skipped = 0
+
+    def first(self) -> bool:
+        """Whether the lean types go first for the next payload."""
+        if not self.on and self._pause is not None:
+            self._skipped += 1
+            if self._skipped > self._pause:
+                self.on = True
+                return True
+        return self.on
+
+    def missed(self) -> None:
+        """A payload decoded to the full types only."""
+        self.on = False
+        self._skipped = 0
+
+
+# Single payloads (``decide``): pausing for this many after a miss costs a sender whose
+# payloads all hold what the lean types leave out about 1 % more time to decode.
+PAUSE = 50
+_payloads = LeanFirst(pause=PAUSE)
 
 
 _encoder = msgspec.json.Encoder()
@@ -229,14 +257,33 @@ def _nested(depth: int) -> tuple[Any, ...]:
 
 
 def decide(data: bytes, version: str) -> dict[str, Any] | None:
-    """The metadata of a payload proven valid at the strict level, or None (ask the walker)."""
+    """The metadata of a payload proven valid at the strict level, or None (ask the walker).
+
+    The payload is decoded to the lean types first (``LeanFirst``): if it decodes to them,
+    the full types would decode it to the same values."""
     with collection_paused():
-        document = decode(data, version)
+        kinds, document = _decoded(data, version)
         meta = None
         if document is not None and keys_unique(data, (document,)):
-            meta = summary(document, version)
+            meta = summary(document, kinds)
         del document
     return meta
+
+
+def _decoded(data: bytes, version: str) -> tuple[Types, Any | None]:
+    """``decode``, to the lean types when they decode ``data`` and ``_payloads`` says so."""
+    if _payloads.first():
+        lean = lean_types(version)
+        document = checked(lean.decoder, [data])[0]
+        if document is not None:
+            return lean, document
+        kinds = types(version)
+        document = checked(kinds.decoder, [data])[0]
+        if document is not None:
+            _payloads.missed()
+        return kinds, document
+    kinds = types(version)
+    return kinds, checked(kinds.decoder, [data])[0]
 
 
 @contextlib.contextmanager
@@ -380,7 +427,7 @@ def block_kinds(
 
     The blocks are first decoded to the lean types (``lean_types``), while ``lean`` says so:
     if they decode, the full types would decode them to the same values; if not, the full
-    types decide, and ``lean`` is turned off.
+    types decide (and ``lean`` learns of it if they decode the blocks).
 
     Each block is decoded in one call (``decode_lines``) and its documents re-encoded in one;
     the formats of all blocks are checked in one batch. ``decode_lines`` also takes blank
@@ -392,12 +439,14 @@ def block_kinds(
     ``keys_unique``, nothing makes a document's re-encoding longer than its bytes, so the
     lengths leave no other byte between or around documents, and no whitespace or repeated
     key within one: each line is one compact document."""
-    if lean is None or lean.on:
+    if lean is None or lean.first():
         found = _block_kinds(lean_types(version), blocks)
         if found is not _UNDECODED:
             return found
-        if lean is not None:
-            lean.on = False
+        found = _block_kinds(types(version), blocks)
+        if found is not _UNDECODED and lean is not None:
+            lean.missed()
+        return None if found is _UNDECODED else found
     found = _block_kinds(types(version), blocks)
     return None if found is _UNDECODED else found
 
@@ -481,9 +530,9 @@ def _kinds_each(kinds: Types, lines: list[bytes]) -> list[str | None]:
     return found
 
 
-def summary(document: Any, version: str) -> dict[str, Any] | None:
-    """``structure.Summary.metadata()`` of a decoded resource; None if a Bundle rule may fail."""
-    kinds = types(version)
+def summary(document: Any, kinds: Types) -> dict[str, Any] | None:
+    """``structure.Summary.metadata()`` of a resource decoded to ``kinds``; None if a Bundle
+    rule may fail."""
     meta: dict[str, Any] = {"resource_type": kinds.tags[type(document)]}
     if document.id is not UNSET:
         meta["id"] = document.id

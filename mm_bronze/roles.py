@@ -120,7 +120,7 @@ async def run_http(res: Resources, stop: asyncio.Event) -> None:
                 metrics=res.metrics,
                 validation_level=res.settings.validation.level,
                 validation_workers=workers,
-                dead_letters=dead_letters_for(res.settings, res.db, res.bus),
+                dead_letters=dead_letters_for(res.settings, res.db, res.bus, res.storage.staging),
                 feed=feed,
             )
         )

@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from mm_bronze.bus.dead_letters import DeadLetters
     from mm_bronze.metadata import Database
     from mm_bronze.metrics import Metrics
-    from mm_bronze.storage import StorageRegistry
+    from mm_bronze.storage import ObjectStore, StorageRegistry
 
 log = structlog.get_logger(__name__)
 T = TypeVar("T")
@@ -73,28 +73,40 @@ def build_bus(settings: Settings, db: Database) -> Bus:
     return PgQueueBus(db.pool, lease_seconds=settings.consumer.lease_seconds)
 
 
-def dead_letters_for(settings: Settings, db: Database, bus: Bus) -> DeadLetters:
-    """The dead letters of ``bus`` (opened by the caller)."""
+def dead_letters_for(
+    settings: Settings, db: Database, bus: Bus, staging: ObjectStore
+) -> DeadLetters:
+    """The dead letters of ``bus`` (opened by the caller); a purge removes staged payloads
+    from ``staging``."""
     if settings.kafka.servers:
         from mm_bronze.bus.kafka import KafkaBus
         from mm_bronze.bus.kafka_dead_letters import KafkaDeadLetters
 
         assert isinstance(bus, KafkaBus)
-        return KafkaDeadLetters(bus, settings.kafka, db.pool)
+        return KafkaDeadLetters(bus, settings.kafka, db.pool, staging)
     from mm_bronze.bus.pg_dead_letters import PgDeadLetters
 
-    return PgDeadLetters(db.pool)
+    return PgDeadLetters(db.pool, staging)
 
 
 @contextlib.asynccontextmanager
 async def open_dead_letters(settings: Settings) -> AsyncIterator[DeadLetters]:
-    """The database and the bus, for the dead-letter commands."""
+    """The database, the bus and the staging store, for the dead-letter commands."""
+    from mm_bronze.storage import ObjectStore
+
     async with open_database(settings) as db:
         bus = build_bus(settings, db)
         await bus.open()
+        staging = ObjectStore(
+            settings.staging_url,
+            settings.storage.options,
+            call_timeout=settings.storage.staging_timeout,
+        )
         try:
-            yield dead_letters_for(settings, db, bus)
+            await staging.open()
+            yield dead_letters_for(settings, db, bus, staging)
         finally:
+            await staging.close()
             await bus.close()
 
 

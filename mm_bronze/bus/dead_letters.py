@@ -2,19 +2,27 @@
 
 Each bus keeps its own (``bus.dead_letters`` on the embedded queue, the dead-letter topic on
 Kafka) behind the ``DeadLetters`` interface, used by ``mm-bronze dlq`` and by the HTTP routes.
-What they report is metadata only: the event's payload (patient data) is never shown.
+What they report is metadata only: the event's payload (patient data) is never shown. A
+purge also removes the payload the event left in staging (claim check): once the dead letter
+is gone, nothing can replay it, and nothing else would ever remove it.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 from uuid import UUID
 
 import msgspec
+import structlog
 
-from mm_bronze.errors import BronzeError
+from mm_bronze.errors import BronzeError, Unavailable
 from mm_bronze.models import decode_event
+
+if TYPE_CHECKING:
+    from mm_bronze.storage.objects import ObjectStore
+
+log = structlog.get_logger(__name__)
 
 
 class DeadLetterNotFound(BronzeError):
@@ -82,6 +90,26 @@ def submission_uuid(value: bytes) -> str | None:
         return None
 
 
+async def remove_staged(staging: ObjectStore, value: bytes, id: str) -> None:
+    """Remove the staged payload of the purged dead letter ``id`` (its raw event ``value``),
+    if it has one. Called once the purge is committed: a payload that cannot be removed costs
+    space, never data, and is only logged."""
+    try:
+        url = decode_event(value).staged_path
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        return
+    if url is None:
+        return
+    try:
+        await staging.remove(staging.key_for(url))
+    except ValueError:  # staged elsewhere than under this process's staging store
+        log.warning("staged payload of a purged dead letter not removed", id=id, url=url)
+    except (Unavailable, OSError) as exc:
+        log.warning(
+            "staged payload of a purged dead letter not removed", id=id, url=url, error=str(exc)
+        )
+
+
 class DeadLetters(Protocol):
     """The dead letters of one bus. Replayed and purged ones are no longer listed."""
 
@@ -111,7 +139,8 @@ class DeadLetters(Protocol):
         ...
 
     async def purge(self, id: str) -> None:
-        """Drop a dead letter for good. Raises ``DeadLetterNotFound``, ``InvalidDeadLetterId``."""
+        """Drop a dead letter for good, and its staged payload (``remove_staged``). Raises
+        ``DeadLetterNotFound``, ``InvalidDeadLetterId``."""
         ...
 
     async def close(self) -> None: ...

@@ -4,7 +4,8 @@ Kafka cannot delete one record, so a replay or a purge is recorded in PostgreSQL
 (``ingestion.dead_letter_actions``, keyed by the record's topic, partition and offset) and
 the record is no longer listed. A replay produces the event back to its source topic with
 its original key and headers, under that row's lock: the row and the produce succeed
-together or not at all, so one id is replayed once however often it is asked for. The
+together or not at all, so one id is replayed once however often it is asked for. A purge
+removes the event's staged payload once its row is committed. The
 dead-letter group (``kafka.dlq_group``) commits each partition's offset past the records
 already handled, so a listing reads only from the first pending one.
 """
@@ -17,6 +18,7 @@ import datetime as dt
 import time
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import psycopg
 import structlog
@@ -29,12 +31,16 @@ from mm_bronze.bus.dead_letters import (
     DeadLetterNotFound,
     InvalidDeadLetterId,
     describe,
+    remove_staged,
     submission_uuid,
 )
 from mm_bronze.bus.kafka import KafkaBus, client_config
 from mm_bronze.bus.kafka_consumer import DEAD_LETTER_HEADERS, message_headers
 from mm_bronze.errors import BronzeError, BusUnavailable
 from mm_bronze.settings import KafkaSettings
+
+if TYPE_CHECKING:
+    from mm_bronze.storage.objects import ObjectStore
 
 log = structlog.get_logger(__name__)
 
@@ -83,10 +89,13 @@ class _Record:
 class KafkaDeadLetters:
     """``DeadLetters`` on the dead-letter topic; produces replays through ``bus``."""
 
-    def __init__(self, bus: KafkaBus, settings: KafkaSettings, pool: Pool) -> None:
+    def __init__(
+        self, bus: KafkaBus, settings: KafkaSettings, pool: Pool, staging: ObjectStore
+    ) -> None:
         self._bus = bus
         self._settings = settings
         self._pool = pool
+        self._staging = staging
         self._topic = settings.dlq_topic
 
     async def pending(
@@ -136,6 +145,7 @@ class KafkaDeadLetters:
         async with _transaction(self._pool) as conn:
             if not await _mark(conn, self._topic, record, "purged"):
                 raise DeadLetterNotFound(f"no dead letter {id}")
+        await remove_staged(self._staging, record.value, id)
         await self._commit_handled()
 
     async def close(self) -> None:

@@ -2,12 +2,13 @@
 
 A replay moves the row back to ``bus.messages`` (attempts reset) in one transaction, and
 records the submission as accepted again in its status history; the row is gone afterwards,
-so a second replay of the same id finds nothing. A purge deletes the row.
+so a second replay of the same id finds nothing. A purge deletes the row, then removes the
+event's staged payload.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import psycopg
 from psycopg import AsyncConnection
@@ -18,9 +19,13 @@ from mm_bronze.bus.dead_letters import (
     DeadLetterNotFound,
     InvalidDeadLetterId,
     describe,
+    remove_staged,
     submission_uuid,
 )
 from mm_bronze.errors import BusUnavailable
+
+if TYPE_CHECKING:
+    from mm_bronze.storage.objects import ObjectStore
 
 Pool = AsyncConnectionPool[AsyncConnection]
 
@@ -42,8 +47,9 @@ _MOVED_COLUMNS = "id, topic, '' AS reason, 0 AS attempts, NULL::timestamptz, val
 class PgDeadLetters:
     """``DeadLetters`` on ``bus.dead_letters``; shares the process's pool."""
 
-    def __init__(self, pool: Pool) -> None:
+    def __init__(self, pool: Pool, staging: ObjectStore) -> None:
         self._pool = pool
+        self._staging = staging
 
     async def pending(
         self, *, topic: str | None = None, limit: int = 100, after: str | None = None
@@ -82,12 +88,14 @@ class PgDeadLetters:
         try:
             async with self._pool.connection() as conn:
                 cur = await conn.execute(
-                    "DELETE FROM bus.dead_letters WHERE id = %s", (_row_id(id),)
+                    "DELETE FROM bus.dead_letters WHERE id = %s RETURNING value", (_row_id(id),)
                 )
+                row = await cur.fetchone()
         except psycopg.Error as exc:
             raise BusUnavailable(f"dead letters unreachable: {type(exc).__name__}") from exc
-        if cur.rowcount == 0:
+        if row is None:
             raise DeadLetterNotFound(f"no dead letter {id}")
+        await remove_staged(self._staging, bytes(row[0]), id)
 
     async def _move(self, where: str, params: tuple[Any, ...]) -> int:
         sql = _MOVE.format(where=where, columns=_MOVED_COLUMNS)

@@ -198,14 +198,50 @@ def test_show_prints_metadata_never_the_payload(bronze: MmBronze, module_dsn: st
 
 
 def test_purge_drops_a_dead_letter_for_good(bronze: MmBronze, module_dsn: str) -> None:
-    event, _ = staged_event(bronze, b'{"resourceType": "Patient", "id": "purged"}')
+    payload = b'{"resourceType": "Patient", "id": "purged"}'
+    event, blob = staged_event(bronze, payload)
     enqueue(module_dsn, encode_event(event))
     letter = wait_dead_letter(module_dsn, event.uuid)
-    code, _out, err = dlq(module_dsn, "purge", letter["id"])  # no terminal: nobody to ask
-    assert code == 0, err
+    blob.parent.mkdir(parents=True, exist_ok=True)
+    blob.write_bytes(payload)  # restored, as for a replay, then purged after all
+    # No terminal: nobody to ask. The server's settings, so that it finds the staging store.
+    settings = {**_env(module_dsn), "MM_BRONZE_DATA_DIR": str(bronze.data_dir)}
+    result = run_cli("dlq", "purge", letter["id"], env=settings)
+    assert result.returncode == 0, result.stderr
     assert letter["id"] not in [d["id"] for d in listed(module_dsn)]
+    assert not blob.exists()  # nothing could replay it, nothing else would remove it
     code, _, err = dlq(module_dsn, "purge", letter["id"])
     assert code == 1 and "no dead letter" in err
+
+
+def test_http_purge_removes_the_staged_payload_and_nothing_else(
+    bronze: MmBronze, module_dsn: str, tokens: dict[str, str], tmp_path: Path
+) -> None:
+    payload = b'{"resourceType": "Patient", "id": "purged-over-http"}'
+    event, blob = staged_event(bronze, payload)
+    enqueue(module_dsn, encode_event(event))
+    letter = wait_dead_letter(module_dsn, event.uuid)
+    blob.parent.mkdir(parents=True, exist_ok=True)
+    blob.write_bytes(payload)
+    # A dead letter whose payload is staged outside this staging store: left where it is.
+    outside = tmp_path / "elsewhere"
+    outside.write_bytes(payload)
+    other, _ = staged_event(bronze, payload)
+    other = msgspec.structs.replace(other, staged_path=outside.as_uri())
+    with psycopg.connect(module_dsn) as conn:
+        conn.execute(
+            "INSERT INTO bus.dead_letters (message_id, topic, key, value, attempts, reason,"
+            " enqueued_at) VALUES (0, %s, 'k', %s, 1, 'test', now())",
+            (TOPIC, encode_event(other)),
+        )
+    foreign = wait_dead_letter(module_dsn, other.uuid)
+    with admin(bronze, tokens) as client:
+        for purged in (letter, foreign):
+            response = client.delete(f"/dead-letters/{purged['id']}")
+            assert response.status_code == 200, response.text
+    assert not blob.exists()
+    assert outside.read_bytes() == payload
+    assert "staged payload of a purged dead letter not removed" in bronze.logs()
 
 
 def test_purge_asks_first_on_a_terminal(bronze: MmBronze, module_dsn: str) -> None:

@@ -172,15 +172,20 @@ def test_purge_and_http_replay(
     kafka: str, env: dict[str, str], module_dsn: str, bronze: MmBronze
 ) -> None:
     topic = env["KAFKA_BRONZE_API_TOPIC"]
-    purged_event, _ = produce_staged(kafka, topic, bronze, b'{"resourceType": "Patient"}')
+    purged_payload = b'{"resourceType": "Patient"}'
+    purged_event, purged_blob = produce_staged(kafka, topic, bronze, purged_payload)
     kept_payload = b'{"resourceType": "Patient", "id": "kept"}'
     kept_event, blob = produce_staged(kafka, topic, bronze, kept_payload)
     purged = wait_dead_letter(env, purged_event.uuid, bronze=bronze)
     kept = wait_dead_letter(env, kept_event.uuid, bronze=bronze)
 
-    code, _, err = dlq(env, "purge", purged["id"])
+    purged_blob.parent.mkdir(parents=True, exist_ok=True)
+    purged_blob.write_bytes(purged_payload)
+    # The server's settings, so that it finds the staging store.
+    code, _, err = dlq({**env, "MM_BRONZE_DATA_DIR": str(bronze.data_dir)}, "purge", purged["id"])
     assert code == 0, err
     assert purged["id"] not in [d["id"] for d in listed(env)]
+    assert not purged_blob.exists()  # the staged payload goes with the dead letter
     code, _, err = dlq(env, "show", purged["id"])
     assert code == 1 and "no dead letter" in err
 

@@ -338,6 +338,9 @@ CONDITION_LINE = b'{"resourceType":"Condition","subject":{"reference":"Patient/a
     [
         (PATIENT_LINE + b"\n" + CONDITION_LINE + b"\n" + PATIENT_LINE, True),
         (nested_extensions(40) + b"\n" + PATIENT_LINE, True),
+        # Resources that do not start with their type, compact: at once too.
+        (PATIENT_LINE + b'\n{"id":"b","resourceType":"Patient"}\n' + PATIENT_LINE, True),
+        (b'{"id":"b","resourceType":"Patient"}\n{"subject":{},"resourceType":"Condition"}', True),
         # What ``decode_lines`` takes but a line by line check does not.
         (PATIENT_LINE + b" " + CONDITION_LINE + b"\n", False),  # two on one line
         (PATIENT_LINE + CONDITION_LINE + b"\n" + PATIENT_LINE, False),  # nothing between
@@ -345,7 +348,8 @@ CONDITION_LINE = b'{"resourceType":"Condition","subject":{"reference":"Patient/a
         # the re-encoding as long as the bytes (the newline inside it for the one missing).
         (PATIENT_LINE.replace(b",", b",\n") + b"\n" + PATIENT_LINE + CONDITION_LINE + b"\n", False),
         (PATIENT_LINE + b"\n\n" + CONDITION_LINE, False),  # a blank line
-        (PATIENT_LINE + b'\n{"id":"b","resourceType":"Patient"}\n' + PATIENT_LINE, False),
+        (b'{"id":"b","resourceType":"Patient"}\n\n{"resourceType":"Patient"}', False),
+        (b'{"id":"b","resourceType":"Patient"}\n {"resourceType":"Patient"}', False),
         (PATIENT_LINE + b"\r\n" + CONDITION_LINE + b"\r\n", False),
         (PATIENT_LINE + b"\n" + PATIENT_LINE.replace(b'"id"', b'"id":"b","id"'), False),
         (PATIENT_LINE + b"\n" + nested_extensions(49), False),  # deeper than the walker allows

@@ -433,13 +433,14 @@ def block_kinds(
     Each block is decoded in one call (``decode_lines``) and its documents re-encoded in one;
     the formats of all blocks are checked in one batch. ``decode_lines`` also takes blank
     lines, a document spread over lines, two on one line, even two with nothing between them,
-    so a block is taken only if ``_NEXT_LINE`` (``}``, a newline, ``{"resourceType":"``)
-    occurs once less than it holds documents and its re-encoding (``[``, ``]`` and a comma
-    for each newline) is exactly as long. ``}`` then a newline then ``{`` can only be where one
-    document ends and the next begins, so each of those places is a single newline; as in
-    ``keys_unique``, nothing makes a document's re-encoding longer than its bytes, so the
-    lengths leave no other byte between or around documents, and no whitespace or repeated
-    key within one: each line is one compact document."""
+    so a block is taken only if ``}``, a newline, ``{`` occur once less than it holds
+    documents (counted first as ``_NEXT_LINE``, as most bulk exports write them) and its
+    re-encoding (``[``, ``]`` and a comma for each newline) is exactly as long. ``}`` then a
+    newline then ``{`` can only be where one document ends and the next begins, so each of
+    those places is a single newline; as in ``keys_unique``, nothing makes a document's
+    re-encoding longer than its bytes, so the lengths leave no other byte between or around
+    documents, and no whitespace or repeated key within one: each line is one compact
+    document."""
     if lean is None or lean.first():
         found = _block_kinds(lean_types(version), blocks)
         if found is not _UNDECODED:
@@ -473,9 +474,11 @@ def _block_kinds(kinds: Types, blocks: list[bytes]) -> dict[str, int] | None:
 
 
 # What is between two lines ``block_kinds`` takes: the end of one resource, a newline, the
-# start of the next as bulk exports write it. Counted 2.5 times as fast as ``}\n{`` alone
-# (bytes.count skips ahead on the needle's last byte; ``{`` is frequent in JSON).
+# start of the next as most bulk exports write it. Counted 2.5 times as fast as ``}\n{``
+# alone (bytes.count skips ahead on the needle's last byte; ``{`` is frequent in JSON),
+# which is counted only where the next resource does not start with its type.
 _NEXT_LINE = b'}\n{"resourceType":"'
+_BETWEEN = b"}\n{"
 
 
 def _count_each(kinds: Types, blocks: list[bytes]) -> Counter[type] | None:
@@ -485,7 +488,8 @@ def _count_each(kinds: Types, blocks: list[bytes]) -> Counter[type] | None:
     counted: Counter[type] = Counter()
     for block in blocks:
         documents = decode_lines(block)
-        if block.count(_NEXT_LINE) != len(documents) - 1:
+        between = len(documents) - 1
+        if block.count(_NEXT_LINE) != between and block.count(_BETWEEN) != between:
             return None
         encode_into(documents, encoded)
         if len(encoded) - 2 != len(block):

@@ -351,6 +351,7 @@ CONDITION_LINE = b'{"resourceType":"Condition","subject":{"reference":"Patient/a
         (b'{"id":"b","resourceType":"Patient"}\n\n{"resourceType":"Patient"}', False),
         (b'{"id":"b","resourceType":"Patient"}\n {"resourceType":"Patient"}', False),
         (PATIENT_LINE + b"\r\n" + CONDITION_LINE + b"\r\n", False),
+        (PATIENT_LINE + b"\r\n" + PATIENT_LINE.replace(b'"id"', b'"id":"b","id"') + b"\r\n", False),
         (PATIENT_LINE + b"\n" + PATIENT_LINE.replace(b'"id"', b'"id":"b","id"'), False),
         (PATIENT_LINE + b"\n" + nested_extensions(49), False),  # deeper than the walker allows
         (b'{"resourceType":"Bundle","type":"collection"}\n' + PATIENT_LINE, False),
@@ -393,7 +394,9 @@ def walker_verdict(
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(json_validator, "decide", lambda data, version: None)
         patch.setattr(ndjson_validator, "block_kinds", lambda runs, version, lean: None)
-        patch.setattr(ndjson_validator, "line_kinds", lambda lines, version: [None] * len(lines))
+        patch.setattr(
+            ndjson_validator, "line_kinds", lambda lines, version, lean: [None] * len(lines)
+        )
         try:
             return validate(body, content_type=content_type, version=version, level=level)
         except InvalidPayload:

@@ -201,3 +201,30 @@ def test_an_invalid_line_is_still_found_after_the_lean_types_refuse_it(
     assert "line 2" in str(caught.value.issues[0].location)
     monkeypatch.undo()
     assert walker_verdict(body, content_type="ndjson") is None
+
+
+@pytest.mark.parametrize("line", SELDOM[:3], ids=range(3))
+def test_lines_taken_one_by_one_go_to_the_lean_types_first_too(
+    line: bytes, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A blank line sends the block line by line (``line_kinds``): the lines before the one
+    holding a left-out element decode to the lean types, that one and the rest to the full
+    types, with the walker's verdict."""
+    seen: list[bool] = []
+
+    def spy(lines: list[bytes], version: str, lean: decider.LeanFirst) -> Any:
+        found = decider.line_kinds(lines, version, lean)
+        seen.append(lean.on)
+        return found
+
+    monkeypatch.setattr(ndjson_validator, "line_kinds", spy)
+    body = PATIENT + b"\n\n" + line + b"\n" + PATIENT + b"\n"
+    meta = validate(body, content_type="ndjson", chunk=1 << 20)
+    assert seen == [False]
+    assert meta["resource_count"] == 3
+    monkeypatch.undo()
+    assert meta == walker_verdict(body, content_type="ndjson")
+    # Without such a line the lean types take every line.
+    lean = decider.LeanFirst()
+    assert decider.line_kinds([PATIENT, PATIENT], "R4", lean) == ["Patient", "Patient"]
+    assert lean.on

@@ -10,6 +10,7 @@ from mm_bronze import formats
 from mm_bronze.errors import InvalidPayload
 from mm_bronze.formats.base import MAX_RECORDED
 from mm_bronze.formats.fhir import json_validator, ndjson_validator
+from mm_bronze.formats.fhir.fast.decider import LeanFirst
 from tests.formats.helpers import validate
 
 PATIENT = b'{"resourceType": "Patient", "id": "a"}'
@@ -155,9 +156,9 @@ def test_lines_of_many_chunks_are_checked_in_one_block(monkeypatch: pytest.Monke
     blocks: list[int] = []
     line_kinds = ndjson_validator.line_kinds
 
-    def counted(lines: list[bytes], version: str) -> list[str | None]:
+    def counted(lines: list[bytes], version: str, lean: LeanFirst) -> list[str | None]:
         blocks.append(len(lines))
-        return line_kinds(lines, version)
+        return line_kinds(lines, version, lean)
 
     monkeypatch.setattr(ndjson_validator, "line_kinds", counted)
     body = ndjson(*[PATIENT, CONDITION] * 20)

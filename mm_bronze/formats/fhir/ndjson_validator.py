@@ -129,7 +129,7 @@ class FhirNdjsonValidator:
                 self._slow_line(line)
             return
         with collection_paused():
-            kinds = line_kinds(lines, self._fast)
+            kinds = line_kinds(lines, self._fast, self._lean)
         if None not in kinds:
             self._accepted(cast("Counter[str]", Counter(kinds)))  # no None in it
             return

@@ -499,39 +499,54 @@ def _count_each(kinds: Types, blocks: list[bytes]) -> Counter[type] | None:
     return counted
 
 
-def line_kinds(lines: list[bytes], version: str) -> list[str | None]:
+def line_kinds(lines: list[bytes], version: str, lean: LeanFirst | None = None) -> list[str | None]:
     """The resource type of each line of an NDJSON block, None where the line does not decode,
     repeats a key or is a Bundle that breaks a rule (what NDJSON lines need of ``decide``).
 
-    Each line is decoded, re-encoded for the duplicate-key check (``keys_unique``) and dropped
+    Each line is decoded (to the lean types first while ``lean`` says so, as in
+    ``block_kinds``), re-encoded for the duplicate-key check (``keys_unique``) and dropped
     before the next: a block's documents are never held together, which costs the cache more
     than the work. The formats of all lines are checked in one batch; only if it fails is each
-    line checked again alone, to find those at fault."""
-    kinds = types(version)
-    return batched(lambda some: within_depth(_kinds_each, kinds, some), lines)
+    line checked again alone, to find those at fault. (What a decode that raised collected
+    stays in the batch: values of the same line, which the full types collect again.)"""
+    full = types(version)
+    first = LeanFirst() if lean is None else lean
+    return batched(
+        lambda some: within_depth(_kinds_each, lean_types(version), full, first, some), lines
+    )
 
 
-def _kinds_each(kinds: Types, lines: list[bytes]) -> list[str | None]:
-    decode = kinds.decoder.decode
+def _kinds_each(lean: Types, full: Types, first: LeanFirst, lines: list[bytes]) -> list[str | None]:
     encode_into = _encoder.encode_into
     encoded = _buffer()
-    tags = kinds.tags
-    bundle = kinds.bundle
     found: list[str | None] = []
     append = found.append
     for line in lines:
+        kinds = lean if first.first() else full
         try:
-            document = decode(line)
+            document = kinds.decoder.decode(line)
+        except (*_ERRORS, TypeError):
+            if kinds is full:
+                append(None)
+                continue
+            kinds = full
+            try:
+                document = full.decoder.decode(line)
+            except (*_ERRORS, TypeError):
+                append(None)
+                continue
+            first.missed()
+        try:
             encode_into(document, encoded)
         except (*_ERRORS, TypeError):
             append(None)
             continue
         if len(encoded) != len(line) and not keys_unique(line, (document,)):
             append(None)
-        elif type(document) is bundle and _bundle(document, kinds) is None:
+        elif type(document) is kinds.bundle and _bundle(document, kinds) is None:
             append(None)
         else:
-            append(tags[type(document)])
+            append(kinds.tags[type(document)])
     return found
 
 

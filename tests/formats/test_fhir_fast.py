@@ -350,7 +350,13 @@ CONDITION_LINE = b'{"resourceType":"Condition","subject":{"reference":"Patient/a
         (PATIENT_LINE + b"\n\n" + CONDITION_LINE, False),  # a blank line
         (b'{"id":"b","resourceType":"Patient"}\n\n{"resourceType":"Patient"}', False),
         (b'{"id":"b","resourceType":"Patient"}\n {"resourceType":"Patient"}', False),
-        (PATIENT_LINE + b"\r\n" + CONDITION_LINE + b"\r\n", False),
+        # Lines that end with CRLF: at once, unless mixed with LF or spaced.
+        (PATIENT_LINE + b"\r\n" + CONDITION_LINE + b"\r\n", True),
+        (PATIENT_LINE + b"\r\n" + CONDITION_LINE + b"\r\n" + PATIENT_LINE, True),
+        (PATIENT_LINE + b"\r\n" + CONDITION_LINE + b"\n" + PATIENT_LINE + b"\r\n", False),
+        (PATIENT_LINE + b" \r\n" + CONDITION_LINE + b"\r\n", False),
+        (PATIENT_LINE + b"\r\n" + CONDITION_LINE + b"\r\r\n", False),
+        (PATIENT_LINE + b"\r\n\r\n" + CONDITION_LINE + b"\r\n", False),  # then line by line
         (PATIENT_LINE + b"\r\n" + PATIENT_LINE.replace(b'"id"', b'"id":"b","id"') + b"\r\n", False),
         (PATIENT_LINE + b"\n" + PATIENT_LINE.replace(b'"id"', b'"id":"b","id"'), False),
         (PATIENT_LINE + b"\n" + nested_extensions(49), False),  # deeper than the walker allows

@@ -440,7 +440,8 @@ def block_kinds(
     those places is a single newline; as in ``keys_unique``, nothing makes a document's
     re-encoding longer than its bytes, so the lengths leave no other byte between or around
     documents, and no whitespace or repeated key within one: each line is one compact
-    document."""
+    document. Lines that end with CRLF are taken the same way: ``}``, CR, LF, ``{`` once less
+    than the documents, and the block as long as the re-encoding and a CR for each line."""
     if lean is None or lean.first():
         found = _block_kinds(lean_types(version), blocks)
         if found is not _UNDECODED:
@@ -479,6 +480,7 @@ def _block_kinds(kinds: Types, blocks: list[bytes]) -> dict[str, int] | None:
 # which is counted only where the next resource does not start with its type.
 _NEXT_LINE = b'}\n{"resourceType":"'
 _BETWEEN = b"}\n{"
+_BETWEEN_CRLF = b"}\r\n{"  # lines that end with CRLF (Windows)
 
 
 def _count_each(kinds: Types, blocks: list[bytes]) -> Counter[type] | None:
@@ -489,10 +491,13 @@ def _count_each(kinds: Types, blocks: list[bytes]) -> Counter[type] | None:
     for block in blocks:
         documents = decode_lines(block)
         between = len(documents) - 1
+        carriage_returns = 0
         if block.count(_NEXT_LINE) != between and block.count(_BETWEEN) != between:
-            return None
+            if block.count(_BETWEEN_CRLF) != between:
+                return None
+            carriage_returns = between + block.endswith(b"\r")  # before each newline
         encode_into(documents, encoded)
-        if len(encoded) - 2 != len(block):
+        if len(encoded) - 2 + carriage_returns != len(block):
             return None
         counted.update(map(type, documents))
         del documents  # freed before the next block is decoded
@@ -541,7 +546,8 @@ def _kinds_each(lean: Types, full: Types, first: LeanFirst, lines: list[bytes]) 
         except (*_ERRORS, TypeError):
             append(None)
             continue
-        if len(encoded) != len(line) and not keys_unique(line, (document,)):
+        # A line that ends with CRLF keeps its CR: one byte more than a compact document.
+        if len(encoded) != len(line) - line.endswith(b"\r") and not keys_unique(line, (document,)):
             append(None)
         elif type(document) is kinds.bundle and _bundle(document, kinds) is None:
             append(None)

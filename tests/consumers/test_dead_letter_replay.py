@@ -68,6 +68,16 @@ def enqueue(dsn: str, value: bytes) -> None:
         )
 
 
+def set_aside(dsn: str, event: IngestEvent, attempts: int = 1, reason: str = "test") -> None:
+    """``event`` straight into the dead letters, as a consumer puts one there."""
+    with psycopg.connect(dsn) as conn:
+        conn.execute(
+            "INSERT INTO bus.dead_letters (message_id, topic, key, value, attempts, reason,"
+            " enqueued_at) VALUES (0, %s, 'k', %s, %s, %s, now())",
+            (TOPIC, encode_event(event), attempts, reason),
+        )
+
+
 def wait_dead_letter(dsn: str, submission: str | None = None, timeout: float = 30) -> dict:
     """The pending dead letter of ``submission`` (or the newest undecodable one)."""
     what = f"a dead letter for {submission or 'an undecodable event'}"
@@ -164,12 +174,7 @@ def test_a_dead_letter_replayed_after_its_blob_is_restored_is_stored_once(
     assert err.count("\n") == 1
 
     # The same event dead-lettered a second time and replayed: still one submission.
-    with psycopg.connect(module_dsn) as conn:
-        conn.execute(
-            "INSERT INTO bus.dead_letters (message_id, topic, key, value, attempts, reason,"
-            " enqueued_at) VALUES (0, %s, 'k', %s, 1, 'test', now())",
-            (TOPIC, encode_event(event)),
-        )
+    set_aside(module_dsn, event)
     again = wait_dead_letter(module_dsn, event.uuid)
     with admin(bronze, tokens) as client:
         response = client.post(f"/dead-letters/{again['id']}/replay")
@@ -228,12 +233,7 @@ def test_http_purge_removes_the_staged_payload_and_nothing_else(
     outside.write_bytes(payload)
     other, _ = staged_event(bronze, payload)
     other = msgspec.structs.replace(other, staged_path=outside.as_uri())
-    with psycopg.connect(module_dsn) as conn:
-        conn.execute(
-            "INSERT INTO bus.dead_letters (message_id, topic, key, value, attempts, reason,"
-            " enqueued_at) VALUES (0, %s, 'k', %s, 1, 'test', now())",
-            (TOPIC, encode_event(other)),
-        )
+    set_aside(module_dsn, other)
     foreign = wait_dead_letter(module_dsn, other.uuid)
     with admin(bronze, tokens) as client:
         for purged in (letter, foreign):
@@ -375,12 +375,8 @@ def test_http_lists_shows_and_refuses_bad_ids(
     secret = b'{"resourceType": "Patient", "name": [{"family": "Secretname"}]}'
     event, _ = staged_event(bronze, secret)
     event = msgspec.structs.replace(event, staged_path=None, payload=secret)
-    with psycopg.connect(module_dsn) as conn:  # an inline event, as a consumer sets it aside
-        conn.execute(
-            "INSERT INTO bus.dead_letters (message_id, topic, key, value, attempts, reason,"
-            " enqueued_at) VALUES (0, %s, 'k', %s, 5, 'gave up after 4 deliveries', now())",
-            (TOPIC, encode_event(event)),
-        )
+    # An inline event, as a consumer sets it aside.
+    set_aside(module_dsn, event, attempts=5, reason="gave up after 4 deliveries")
     letter = wait_dead_letter(module_dsn, event.uuid)
     assert letter["staged"] is False
     with admin(bronze, tokens) as client:

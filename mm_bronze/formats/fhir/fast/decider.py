@@ -273,18 +273,17 @@ def decide(data: bytes, version: str) -> dict[str, Any] | None:
 
 def _decoded(data: bytes, version: str) -> tuple[Types, Any | None]:
     """``decode``, to the lean types when they decode ``data`` and ``_payloads`` says so."""
-    if _payloads.first():
+    lean_tried = _payloads.first()
+    if lean_tried:
         lean = lean_types(version)
         document = checked(lean.decoder, [data])[0]
         if document is not None:
             return lean, document
-        kinds = types(version)
-        document = checked(kinds.decoder, [data])[0]
-        if document is not None:
-            _payloads.missed()
-        return kinds, document
     kinds = types(version)
-    return kinds, checked(kinds.decoder, [data])[0]
+    document = checked(kinds.decoder, [data])[0]
+    if lean_tried and document is not None:
+        _payloads.missed()
+    return kinds, document
 
 
 @contextlib.contextmanager
@@ -442,16 +441,17 @@ def block_kinds(
     documents, and no whitespace or repeated key within one: each line is one compact
     document. Lines that end with CRLF are taken the same way: ``}``, CR, LF, ``{`` once less
     than the documents, and the block as long as the re-encoding and a CR for each line."""
-    if lean is None or lean.first():
+    lean_tried = lean is None or lean.first()
+    if lean_tried:
         found = _block_kinds(lean_types(version), blocks)
         if found is not _UNDECODED:
             return found
-        found = _block_kinds(types(version), blocks)
-        if found is not _UNDECODED and lean is not None:
-            lean.missed()
-        return None if found is _UNDECODED else found
     found = _block_kinds(types(version), blocks)
-    return None if found is _UNDECODED else found
+    if found is _UNDECODED:
+        return None
+    if lean_tried and lean is not None:
+        lean.missed()
+    return found
 
 
 # What ``_block_kinds`` returns when a block did not decode.
@@ -527,20 +527,11 @@ def _kinds_each(lean: Types, full: Types, first: LeanFirst, lines: list[bytes]) 
     found: list[str | None] = []
     append = found.append
     for line in lines:
-        kinds = lean if first.first() else full
-        try:
-            document = kinds.decoder.decode(line)
-        except (*_ERRORS, TypeError):
-            if kinds is full:
-                append(None)
-                continue
-            kinds = full
-            try:
-                document = full.decoder.decode(line)
-            except (*_ERRORS, TypeError):
-                append(None)
-                continue
-            first.missed()
+        decoded = _decode_line(line, lean, full, first)
+        if decoded is None:
+            append(None)
+            continue
+        kinds, document = decoded
         try:
             encode_into(document, encoded)
         except (*_ERRORS, TypeError):
@@ -554,6 +545,26 @@ def _kinds_each(lean: Types, full: Types, first: LeanFirst, lines: list[bytes]) 
         else:
             append(kinds.tags[type(document)])
     return found
+
+
+def _decode_line(
+    line: bytes, lean: Types, full: Types, first: LeanFirst
+) -> tuple[Types, Any] | None:
+    """``line`` decoded to the lean types if ``first`` says so and they take it, else to the
+    full types (``first`` learns when only those take it); None if neither does."""
+    lean_tried = first.first()
+    if lean_tried:
+        try:
+            return lean, lean.decoder.decode(line)
+        except (*_ERRORS, TypeError):
+            pass
+    try:
+        document = full.decoder.decode(line)
+    except (*_ERRORS, TypeError):
+        return None
+    if lean_tried:
+        first.missed()
+    return full, document
 
 
 def summary(document: Any, kinds: Types) -> dict[str, Any] | None:

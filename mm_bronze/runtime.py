@@ -134,6 +134,7 @@ async def open_database(settings: Settings, *, migrate: bool = True) -> AsyncIte
 async def open_resources(settings: Settings) -> AsyncIterator[Resources]:
     """Open database, bus and storage in that order; close them in reverse."""
     from mm_bronze.metadata import Database
+    from mm_bronze.metadata.deployment import bus_of, check_bus
     from mm_bronze.metrics import Metrics
     from mm_bronze.storage import StorageRegistry
 
@@ -147,6 +148,7 @@ async def open_resources(settings: Settings) -> AsyncIterator[Resources]:
         )
         await db.open()
         stack.push_async_callback(db.close)
+        await check_bus(db.pool, bus_of(settings.kafka.servers))
         bus = build_bus(settings, db)
         await bus.open()
         stack.push_async_callback(bus.close)

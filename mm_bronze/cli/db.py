@@ -1,4 +1,4 @@
-"""``mm-bronze db url`` and ``mm-bronze db shell``: reach the metadata database."""
+"""``mm-bronze db url``, ``db shell`` and ``db bus``: the metadata database."""
 
 from __future__ import annotations
 
@@ -45,7 +45,20 @@ def find_psql(search_path: str | None = None, bundled: Path | None = BUNDLED_PSQ
 def db_command(args: argparse.Namespace, settings: Settings) -> int:
     if args.action == "url":
         return _url(settings)
+    if args.action == "bus":
+        return asyncio.run(_bus(settings, args.bus))
     return _shell(settings)
+
+
+async def _bus(settings: Settings, bus: str) -> int:
+    """Record ``bus`` as the deployment's (``metadata.deployment``), whatever was."""
+    from mm_bronze.metadata.deployment import record_bus
+    from mm_bronze.runtime import open_database
+
+    async with open_database(settings) as db:
+        before = await record_bus(db.pool, bus)
+    print(f"the deployment's bus is {bus}" + (f" (was {before})" if before else ""))
+    return 0
 
 
 def _url(settings: Settings) -> int:

@@ -128,6 +128,12 @@ def build_parser() -> argparse.ArgumentParser:
     db_sub = db_p.add_subparsers(dest="action", required=True, metavar="ACTION")
     db_sub.add_parser("url", parents=[common], help="print the PostgreSQL connection URL")
     db_sub.add_parser("shell", parents=[common], help="open psql on the metadata database")
+    bus_p = db_sub.add_parser(
+        "bus",
+        parents=[common],
+        help="record the bus the deployment publishes to (after moving it by hand)",
+    )
+    bus_p.add_argument("bus", choices=["embedded", "kafka"], help="the bus to record")
 
     storage_p = sub.add_parser("storage", help="stored objects")
     storage_sub = storage_p.add_subparsers(dest="action", required=True, metavar="ACTION")

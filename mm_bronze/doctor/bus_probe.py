@@ -1,4 +1,6 @@
-"""A publish and consume round trip on a probe topic of the configured bus.
+"""A publish and consume round trip on a probe topic of the configured bus, once the bus is
+known to be the deployment's (``metadata.deployment``: a process configured for another bus
+than the one recorded in the database would be refused at start).
 
 The probe topic has a name of its own per run (``mm-bronze-doctor-<random>``) and is removed
 afterwards: real topics, their consumer groups and their consumers are never touched. On
@@ -32,6 +34,9 @@ def probe_topic() -> str:
 
 async def check_bus(settings: Settings, dsn: str) -> Check:
     name = "bus"
+    problem = await _deployment_refusal(dsn, settings) if dsn else None
+    if problem is not None:
+        return failed(name, *problem)
     if settings.kafka.servers:
         servers = settings.kafka.servers
         try:
@@ -58,6 +63,22 @@ async def check_bus(settings: Settings, dsn: str) -> Check:
             "check that the database user may create and write the bus schema",
         )
     return passed(name, "embedded queue: publish and consume round trip on a probe topic")
+
+
+async def _deployment_refusal(dsn: str, settings: Settings) -> tuple[str, str] | None:
+    """Why ``serve`` with these settings would be refused for its bus, and the fix; None if
+    it would not (or the database cannot say: the round trip then finds out)."""
+    import psycopg
+
+    from mm_bronze.metadata.deployment import bus_of, refusal
+
+    try:
+        async with await psycopg.AsyncConnection.connect(
+            dsn, connect_timeout=int(KAFKA_TIMEOUT), autocommit=True
+        ) as conn:
+            return await refusal(conn, bus_of(settings.kafka.servers))
+    except psycopg.Error:
+        return None
 
 
 async def pgqueue_round_trip(dsn: str, lease_seconds: float) -> None:

@@ -44,33 +44,55 @@ async def check_bus(pool: AsyncConnectionPool[AsyncConnection], bus: str) -> Non
     raise ``WrongBus`` where this process would strand what it accepts."""
     async with pool.connection() as conn, conn.transaction():
         await conn.execute("SELECT pg_advisory_xact_lock(%s)", (_LOCK,))
-        cur = await conn.execute("SELECT bus FROM ingestion.deployment")
-        row = await cur.fetchone()
-        if row is None:
-            await conn.execute("INSERT INTO ingestion.deployment (bus) VALUES (%s)", (bus,))
-            return
-        recorded = row[0]
+        recorded = await recorded_bus(conn)
         if recorded == bus:
             return
-        if recorded == KAFKA:
-            raise WrongBus(
-                "wrong bus: this database's deployment publishes to Kafka, and this process has no "
-                "kafka.servers: what it accepted would wait on the embedded queue, which no "
-                "consumer of the deployment reads. Set kafka.servers (KAFKA_SERVERS) "
-                "as on its other processes; to move the deployment back to the embedded "
-                "queue, drain Kafka, then run `mm-bronze db bus embedded`"
-            )
-        events, letters = await _embedded_backlog(conn)
-        if events or letters:
-            raise WrongBus(
-                "wrong bus: this database's deployment publishes to the embedded queue, which "
-                f"still holds {events} event(s) and {letters} dead letter(s): on Kafka they "
-                "would wait for good. Let consumers without kafka.servers store them, and "
-                "replay or purge the dead letters (`mm-bronze dlq`), before moving to Kafka; or "
-                "leave kafka.servers empty, as on the deployment's other processes"
-            )
+        problem = await refusal(conn, bus)
+        if problem is not None:
+            detail, fix = problem
+            raise WrongBus(f"wrong bus: {detail}. {fix[0].upper()}{fix[1:]}")
         await _record(conn, bus)
-        log.info("deployment moved to kafka: the embedded queue is empty")
+        if recorded is not None:
+            log.info("deployment moved to kafka: the embedded queue is empty")
+
+
+async def recorded_bus(conn: AsyncConnection) -> str | None:
+    """The bus recorded for the deployment; None if none is (or the database predates the
+    record)."""
+    cur = await conn.execute("SELECT to_regclass('ingestion.deployment')")
+    exists = await cur.fetchone()
+    if exists is None or exists[0] is None:
+        return None
+    cur = await conn.execute("SELECT bus FROM ingestion.deployment")
+    row = await cur.fetchone()
+    return None if row is None else str(row[0])
+
+
+async def refusal(conn: AsyncConnection, bus: str) -> tuple[str, str] | None:
+    """Why a process publishing to ``bus`` must not start on this database, and what to do
+    about it; None if it may (changes nothing)."""
+    recorded = await recorded_bus(conn)
+    if recorded is None or recorded == bus:
+        return None
+    if recorded == KAFKA:
+        return (
+            "this database's deployment publishes to Kafka, and these settings have no "
+            "kafka.servers: what a process accepted with them would wait on the embedded "
+            "queue, which no consumer of the deployment reads",
+            "set kafka.servers (KAFKA_SERVERS) as on the deployment's other processes; to move "
+            "the deployment back to the embedded queue, drain Kafka, then run "
+            "`mm-bronze db bus embedded`",
+        )
+    events, letters = await _embedded_backlog(conn)
+    if not (events or letters):
+        return None  # nothing would be stranded: the deployment may move to Kafka
+    return (
+        "this database's deployment publishes to the embedded queue, which still holds "
+        f"{events} event(s) and {letters} dead letter(s): on Kafka they would wait for good",
+        "let consumers without kafka.servers store them, and replay or purge the dead letters "
+        "(`mm-bronze dlq`), before moving to Kafka; or leave kafka.servers empty, as on the "
+        "deployment's other processes",
+    )
 
 
 async def record_bus(pool: AsyncConnectionPool[AsyncConnection], bus: str) -> str | None:

@@ -317,3 +317,15 @@ def test_settings_a_role_would_refuse_at_start(migrated_dsn: str, tmp_path: Path
     assert checks["settings"]["status"] == "fail"
     assert "{sha256}" in checks["settings"]["detail"]
     assert checks["postgres"]["status"] == "ok"  # the other checks still run
+
+
+def test_settings_for_another_bus_than_the_deployments(dsn: str, tmp_path: Path) -> None:
+    """What ``serve`` would refuse at start, the doctor names (``metadata.deployment``)."""
+    env = {"POSTGRES_DSN": dsn}  # a database of its own: `db bus` migrates it
+    recorded = run_cli("db", "bus", "kafka", "--data-dir", str(tmp_path), env=env)
+    assert recorded.returncode == 0, recorded.stderr
+    status, checks = run_doctor("--data-dir", str(tmp_path), env=env)
+    assert status == 1
+    assert checks["bus"]["status"] == "fail"
+    assert checks["bus"]["detail"].startswith("this database's deployment publishes to Kafka")
+    assert "mm-bronze db bus embedded" in checks["bus"]["fix"]

@@ -36,7 +36,7 @@ async def test_the_first_bus_is_recorded_and_the_other_refused_until_moved(
         await check_bus(db.pool, "kafka")  # nothing would be stranded: the deployment moves
         with pytest.raises(WrongBus) as caught:
             await check_bus(db.pool, "embedded")
-        assert "publishes to Kafka, and this process has no kafka.servers" in str(caught.value)
+        assert "publishes to Kafka, and these settings have no kafka.servers" in str(caught.value)
         assert await record_bus(db.pool, "embedded") == "kafka"  # `mm-bronze db bus`
         await check_bus(db.pool, "embedded")
     finally:

@@ -121,6 +121,29 @@ class LeanFirst:
 PAUSE = 50
 _payloads = LeanFirst(pause=PAUSE)
 
+# What an attempt of ``_lean_then_full`` returns when the payload does not decode to its types.
+_UNDECODED: Any = object()
+
+
+def _lean_then_full(
+    first: LeanFirst | None, lean: Types, full: Types, attempt: Callable[[Types], Any]
+) -> tuple[Types, Any] | None:
+    """``attempt`` with the lean types when ``first`` says so (always if it is None), and with
+    the full types if the lean ones did not decode the payload (``attempt`` returns
+    ``_UNDECODED``): the types that did and what ``attempt`` returned, or None if neither did.
+    ``first`` learns when only the full types decoded it."""
+    lean_tried = first is None or first.first()
+    if lean_tried:
+        found = attempt(lean)
+        if found is not _UNDECODED:
+            return lean, found
+    found = attempt(full)
+    if found is _UNDECODED:
+        return None
+    if lean_tried and first is not None:
+        first.missed()
+    return full, found
+
 
 _encoder = msgspec.json.Encoder()
 _local = threading.local()
@@ -272,18 +295,15 @@ def decide(data: bytes, version: str) -> dict[str, Any] | None:
 
 
 def _decoded(data: bytes, version: str) -> tuple[Types, Any | None]:
-    """``decode``, to the lean types when they decode ``data`` and ``_payloads`` says so."""
-    lean_tried = _payloads.first()
-    if lean_tried:
-        lean = lean_types(version)
-        document = checked(lean.decoder, [data])[0]
-        if document is not None:
-            return lean, document
-    kinds = types(version)
-    document = checked(kinds.decoder, [data])[0]
-    if lean_tried and document is not None:
-        _payloads.missed()
-    return kinds, document
+    """``data`` decoded (``checked``), lean first as ``_payloads`` says, and its types."""
+
+    def attempt(kinds: Types) -> Any:
+        document = checked(kinds.decoder, [data])[0]
+        return _UNDECODED if document is None else document
+
+    full = types(version)
+    found = _lean_then_full(_payloads, lean_types(version), full, attempt)
+    return (full, None) if found is None else found
 
 
 @contextlib.contextmanager
@@ -441,21 +461,10 @@ def block_kinds(
     documents, and no whitespace or repeated key within one: each line is one compact
     document. Lines that end with CRLF are taken the same way: ``}``, CR, LF, ``{`` once less
     than the documents, and the block as long as the re-encoding and a CR for each line."""
-    lean_tried = lean is None or lean.first()
-    if lean_tried:
-        found = _block_kinds(lean_types(version), blocks)
-        if found is not _UNDECODED:
-            return found
-    found = _block_kinds(types(version), blocks)
-    if found is _UNDECODED:
-        return None
-    if lean_tried and lean is not None:
-        lean.missed()
-    return found
-
-
-# What ``_block_kinds`` returns when a block did not decode.
-_UNDECODED: dict[str, int] = {}
+    found = _lean_then_full(
+        lean, lean_types(version), types(version), lambda kinds: _block_kinds(kinds, blocks)
+    )
+    return None if found is None else found[1]
 
 
 def _block_kinds(kinds: Types, blocks: list[bytes]) -> dict[str, int] | None:
@@ -550,8 +559,9 @@ def _kinds_each(lean: Types, full: Types, first: LeanFirst, lines: list[bytes]) 
 def _decode_line(
     line: bytes, lean: Types, full: Types, first: LeanFirst
 ) -> tuple[Types, Any] | None:
-    """``line`` decoded to the lean types if ``first`` says so and they take it, else to the
-    full types (``first`` learns when only those take it); None if neither does."""
+    """``_lean_then_full`` for one line, written out: called once per line, it and the
+    attempt it takes would add about 0.3 µs to a line's decode of about 3 µs (the NDJSON
+    corpus with spaced lines), some 3 % of the line-by-line path."""
     lean_tried = first.first()
     if lean_tried:
         try:

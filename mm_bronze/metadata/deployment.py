@@ -47,7 +47,7 @@ async def check_bus(pool: AsyncConnectionPool[AsyncConnection], bus: str) -> Non
         recorded = await recorded_bus(conn)
         if recorded == bus:
             return
-        problem = await refusal(conn, bus)
+        problem = await _refusal(conn, bus, recorded)
         if problem is not None:
             detail, fix = problem
             raise WrongBus(f"wrong bus: {detail}. {fix[0].upper()}{fix[1:]}")
@@ -71,7 +71,11 @@ async def recorded_bus(conn: AsyncConnection) -> str | None:
 async def refusal(conn: AsyncConnection, bus: str) -> tuple[str, str] | None:
     """Why a process publishing to ``bus`` must not start on this database, and what to do
     about it; None if it may (changes nothing)."""
-    recorded = await recorded_bus(conn)
+    return await _refusal(conn, bus, await recorded_bus(conn))
+
+
+async def _refusal(conn: AsyncConnection, bus: str, recorded: str | None) -> tuple[str, str] | None:
+    """``refusal``, the deployment's bus being ``recorded``."""
     if recorded is None or recorded == bus:
         return None
     if recorded == KAFKA:
@@ -99,10 +103,9 @@ async def record_bus(pool: AsyncConnectionPool[AsyncConnection], bus: str) -> st
     """Record ``bus`` as the deployment's whatever was recorded; return what was."""
     async with pool.connection() as conn, conn.transaction():
         await conn.execute("SELECT pg_advisory_xact_lock(%s)", (_LOCK,))
-        cur = await conn.execute("SELECT bus FROM ingestion.deployment")
-        row = await cur.fetchone()
+        recorded = await recorded_bus(conn)
         await _record(conn, bus)
-        return None if row is None else str(row[0])
+        return recorded
 
 
 async def _record(conn: AsyncConnection, bus: str) -> None:

@@ -412,15 +412,21 @@ def walker_verdict(
             return None  # a crash is not an acceptance; the walker's own tests cover it
 
 
+def decoded_to(kinds: decider.Types, data: bytes) -> Any:
+    """``data`` decoded to ``kinds`` as the fast path decodes it (formats and nesting
+    checked), or None."""
+    return decider.checked(kinds.decoder, [data])[0]
+
+
 def lean_defect(body: bytes, version: str) -> str | None:
     """What is wrong with the lean types' decoding of ``body``, if anything: they may refuse
     what the full types decode (it holds what they leave out), but never decode what those
     refuse, nor to other values."""
     data = body.removeprefix(BOM)
-    lean = decider.checked(decider.lean_types(version).decoder, [data])[0]
+    lean = decoded_to(decider.lean_types(version), data)
     if lean is None:
         return None
-    full = decider.checked(decider.types(version).decoder, [data])[0]
+    full = decoded_to(decider.types(version), data)
     if full is None:
         return "the lean types decode what the full types refuse"
     if msgspec.json.encode(lean) != msgspec.json.encode(full):

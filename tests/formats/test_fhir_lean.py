@@ -18,7 +18,7 @@ from mm_bronze.errors import InvalidPayload
 from mm_bronze.formats.fhir import ndjson_validator
 from mm_bronze.formats.fhir.fast import decider
 from tests.formats.helpers import validate
-from tests.formats.test_fhir_fast import CORPUS, walker_verdict
+from tests.formats.test_fhir_fast import CORPUS, decoded_to, walker_verdict
 
 PRIMITIVES = {
     "String",
@@ -77,16 +77,12 @@ def _corpus_lines() -> list[bytes]:
     return lines
 
 
-def _decoded(kinds: decider.Types, data: bytes) -> Any:
-    return decider.checked(kinds.decoder, [data])[0]
-
-
 def test_every_corpus_ndjson_line_decodes_to_the_lean_types_as_to_the_full_ones() -> None:
     lean, full = decider.lean_types("R4"), decider.types("R4")
     lines = _corpus_lines()
     assert len(lines) > 900
     for line in lines:
-        lean_doc, full_doc = _decoded(lean, line), _decoded(full, line)
+        lean_doc, full_doc = decoded_to(lean, line), decoded_to(full, line)
         assert lean_doc is not None and full_doc is not None
         assert msgspec.json.encode(lean_doc) == msgspec.json.encode(full_doc)
 
@@ -95,11 +91,11 @@ def test_corpus_json_decodes_to_the_lean_types_only_as_to_the_full_ones() -> Non
     taken = 0
     for path in sorted(Path(CORPUS).glob("fhir-r4-*/*.json")):
         data = path.read_bytes().removeprefix(b"\xef\xbb\xbf")
-        lean_doc = _decoded(decider.lean_types("R4"), data)
+        lean_doc = decoded_to(decider.lean_types("R4"), data)
         if lean_doc is None:
             continue
         taken += 1
-        full_doc = _decoded(decider.types("R4"), data)
+        full_doc = decoded_to(decider.types("R4"), data)
         assert full_doc is not None, path.name
         assert msgspec.json.encode(lean_doc) == msgspec.json.encode(full_doc), path.name
     assert taken >= 10
@@ -135,8 +131,8 @@ def _spied(monkeypatch: pytest.MonkeyPatch) -> list[tuple[bool, bool]]:
 def test_a_file_holding_what_the_lean_types_leave_out_is_taken_by_the_full_types(
     line: bytes, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    assert _decoded(decider.lean_types("R4"), line) is None
-    assert _decoded(decider.types("R4"), line) is not None
+    assert decoded_to(decider.lean_types("R4"), line) is None
+    assert decoded_to(decider.types("R4"), line) is not None
     body = PATIENT + b"\n" + line + b"\n"
     calls = _spied(monkeypatch)
     meta = validate(body, content_type="ndjson", chunk=1 << 20)

@@ -126,17 +126,21 @@ _UNDECODED: Any = object()
 
 
 def _lean_then_full(
-    first: LeanFirst | None, lean: Types, full: Types, attempt: Callable[[Types], Any]
+    first: LeanFirst | None, version: str, attempt: Callable[[Types], Any]
 ) -> tuple[Types, Any] | None:
-    """``attempt`` with the lean types when ``first`` says so (always if it is None), and with
-    the full types if the lean ones did not decode the payload (``attempt`` returns
-    ``_UNDECODED``): the types that did and what ``attempt`` returned, or None if neither did.
-    ``first`` learns when only the full types decoded it."""
+    """``attempt`` with the lean types of ``version`` when ``first`` says so (always if it is
+    None), and with the full types if the lean ones did not decode the payload (``attempt``
+    returns ``_UNDECODED``): the types that did and what ``attempt`` returned, or None if
+    neither did. ``first`` learns when only the full types decoded it. Each set of types is
+    looked up (and built, on first use) only when it is tried: a process whose payloads all
+    decode to the lean types never builds the full ones."""
     lean_tried = first is None or first.first()
     if lean_tried:
+        lean = lean_types(version)
         found = attempt(lean)
         if found is not _UNDECODED:
             return lean, found
+    full = types(version)
     found = attempt(full)
     if found is _UNDECODED:
         return None
@@ -301,9 +305,8 @@ def _decoded(data: bytes, version: str) -> tuple[Types, Any | None]:
         document = checked(kinds.decoder, [data])[0]
         return _UNDECODED if document is None else document
 
-    full = types(version)
-    found = _lean_then_full(_payloads, lean_types(version), full, attempt)
-    return (full, None) if found is None else found
+    found = _lean_then_full(_payloads, version, attempt)
+    return (types(version), None) if found is None else found
 
 
 @contextlib.contextmanager
@@ -461,9 +464,7 @@ def block_kinds(
     documents, and no whitespace or repeated key within one: each line is one compact
     document. Lines that end with CRLF are taken the same way: ``}``, CR, LF, ``{`` once less
     than the documents, and the block as long as the re-encoding and a CR for each line."""
-    found = _lean_then_full(
-        lean, lean_types(version), types(version), lambda kinds: _block_kinds(kinds, blocks)
-    )
+    found = _lean_then_full(lean, version, lambda kinds: _block_kinds(kinds, blocks))
     return None if found is None else found[1]
 
 
@@ -523,20 +524,21 @@ def line_kinds(lines: list[bytes], version: str, lean: LeanFirst | None = None) 
     than the work. The formats of all lines are checked in one batch; only if it fails is each
     line checked again alone, to find those at fault. (What a decode that raised collected
     stays in the batch: values of the same line, which the full types collect again.)"""
-    full = types(version)
     first = LeanFirst() if lean is None else lean
     return batched(
-        lambda some: within_depth(_kinds_each, lean_types(version), full, first, some), lines
+        lambda some: within_depth(_kinds_each, lean_types(version), version, first, some), lines
     )
 
 
-def _kinds_each(lean: Types, full: Types, first: LeanFirst, lines: list[bytes]) -> list[str | None]:
+def _kinds_each(
+    lean: Types, version: str, first: LeanFirst, lines: list[bytes]
+) -> list[str | None]:
     encode_into = _encoder.encode_into
     encoded = _buffer()
     found: list[str | None] = []
     append = found.append
     for line in lines:
-        decoded = _decode_line(line, lean, full, first)
+        decoded = _decode_line(line, lean, version, first)
         if decoded is None:
             append(None)
             continue
@@ -557,17 +559,20 @@ def _kinds_each(lean: Types, full: Types, first: LeanFirst, lines: list[bytes]) 
 
 
 def _decode_line(
-    line: bytes, lean: Types, full: Types, first: LeanFirst
+    line: bytes, lean: Types, version: str, first: LeanFirst
 ) -> tuple[Types, Any] | None:
-    """``_lean_then_full`` for one line, written out: called once per line, it and the
-    attempt it takes would add about 0.3 µs to a line's decode of about 3 µs (the NDJSON
-    corpus with spaced lines), some 3 % of the line-by-line path."""
+    """``_lean_then_full`` for one line, written out, the lean types looked up once for all
+    lines: called once per line, it and the attempt it takes would add about 0.3 µs to a
+    line's decode of about 3 µs (the NDJSON corpus with spaced lines), some 3 % of the
+    line-by-line path. The full types are looked up (and built) only for a line the lean
+    ones refuse."""
     lean_tried = first.first()
     if lean_tried:
         try:
             return lean, lean.decoder.decode(line)
         except (*_ERRORS, TypeError):
             pass
+    full = types(version)
     try:
         document = full.decoder.decode(line)
     except (*_ERRORS, TypeError):

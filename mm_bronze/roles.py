@@ -174,6 +174,7 @@ async def run_consumers(res: Resources, stop: asyncio.Event) -> None:
                     res.settings.consumer,
                     metrics=counted,
                     announce=announce,
+                    deployment=res.deployment,
                 )
             )
 

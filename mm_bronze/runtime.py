@@ -40,6 +40,7 @@ class Resources:
     bus: Bus
     storage: StorageRegistry
     metrics: Metrics
+    deployment: str | None = None  # the deployment's id (``ingestion.deployment``)
     health: dict[str, Callable[[], str | None]] = field(default_factory=dict)
 
     def topics(self) -> dict[str, tuple[str, str]]:
@@ -63,11 +64,15 @@ class Resources:
         return checks
 
 
-def build_bus(settings: Settings, db: Database) -> Bus:
+def build_bus(settings: Settings, db: Database, deployment: str | None = None) -> Bus:
+    """The bus ``settings`` name; on Kafka, what it publishes is stamped with ``deployment``
+    (``mm_bronze.bus.stamp``)."""
     if settings.kafka.servers:
         from mm_bronze.bus.kafka import KafkaBus
 
-        return KafkaBus(settings.kafka, inline_limit=settings.http.inline_limit)
+        return KafkaBus(
+            settings.kafka, inline_limit=settings.http.inline_limit, deployment=deployment
+        )
     from mm_bronze.bus.pgqueue import PgQueueBus
 
     return PgQueueBus(db.pool, lease_seconds=settings.consumer.lease_seconds)
@@ -148,8 +153,8 @@ async def open_resources(settings: Settings) -> AsyncIterator[Resources]:
         )
         await db.open()
         stack.push_async_callback(db.close)
-        await check_bus(db.pool, bus_of(settings.kafka.servers))
-        bus = build_bus(settings, db)
+        deployment = await check_bus(db.pool, bus_of(settings.kafka.servers))
+        bus = build_bus(settings, db, deployment)
         await bus.open()
         stack.push_async_callback(bus.close)
         storage = StorageRegistry(
@@ -162,7 +167,14 @@ async def open_resources(settings: Settings) -> AsyncIterator[Resources]:
         )
         await storage.open()
         stack.push_async_callback(storage.close)
-        resources = Resources(settings=settings, db=db, bus=bus, storage=storage, metrics=Metrics())
+        resources = Resources(
+            settings=settings,
+            db=db,
+            bus=bus,
+            storage=storage,
+            metrics=Metrics(),
+            deployment=deployment,
+        )
         resources.metrics.watch_bus(bus, dict(resources.topics().values()))
         resources.metrics.watch_readiness(resources.readiness)
         yield resources

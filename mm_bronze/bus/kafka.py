@@ -28,6 +28,7 @@ from confluent_kafka.admin import AdminClient, NewTopic
 from mm_bronze.bus.base import BusCounts
 from mm_bronze.bus.kafka_consumer import KafkaConsumer
 from mm_bronze.bus.kafka_lag import KafkaLag
+from mm_bronze.bus.stamp import stamped
 from mm_bronze.errors import BusUnavailable, ConfigError
 from mm_bronze.settings import KafkaSettings, check_kafka
 
@@ -62,9 +63,13 @@ def _option_value(value: Any) -> Any:
 class KafkaBus:
     """A ``Bus`` on Kafka; one producer per process, one consumer per ``consumer()`` call."""
 
-    def __init__(self, settings: KafkaSettings, *, inline_limit: int) -> None:
+    def __init__(
+        self, settings: KafkaSettings, *, inline_limit: int, deployment: str | None = None
+    ) -> None:
         check_kafka(settings, inline_limit)
         self._settings = settings
+        # Stamped on every event published (``mm_bronze.bus.stamp``), when known.
+        self._stamp = deployment.encode() if deployment else None
         self._producer: Producer | None = None
         self._admin: AdminClient | None = None
         self._generation = 0
@@ -169,14 +174,19 @@ class KafkaBus:
         self, topic: str, key: bytes, value: bytes, headers: Sequence[Header] = ()
     ) -> None:
         """Return once the broker acknowledged ``value`` with acks=all; else BusUnavailable."""
-        await self._deliver(topic, [(key, value, headers)])
+        await self._deliver(topic, [(key, value, self._stamped(headers))])
 
     async def publish_many(self, topic: str, events: Sequence[tuple[bytes, bytes]]) -> None:
         """``publish`` for every (key, value), handed to the producer in order at once, with
         one wait for all their reports (no task per event); returns once every one is
         acknowledged; else BusUnavailable."""
         if events:
-            await self._deliver(topic, [(key, value, ()) for key, value in events])
+            stamp = self._stamped(())
+            await self._deliver(topic, [(key, value, stamp) for key, value in events])
+
+    def _stamped(self, headers: Sequence[Header]) -> Sequence[Header]:
+        """``headers`` with the deployment's stamp, when it is known (``stamp.stamped``)."""
+        return headers if self._stamp is None else stamped(headers, self._stamp)
 
     async def _deliver(self, topic: str, events: Sequence[Event]) -> None:
         await self.ensure_topics([topic])
@@ -335,7 +345,9 @@ class KafkaBus:
         }
 
     async def _dead_letter(self, key: bytes, value: bytes, headers: Sequence[Header]) -> None:
-        await self.publish(self._settings.dlq_topic, key, value, headers)
+        # Not stamped again: the event keeps its own headers (its stamp among them) before the
+        # ones dead-lettering adds, which a replay removes.
+        await self._deliver(self._settings.dlq_topic, [(key, value, headers)])
 
     async def counts(self, groups: Mapping[str, str]) -> BusCounts:
         """Each group's lag on its topic, and the messages the dead-letter topic holds."""

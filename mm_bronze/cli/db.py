@@ -1,4 +1,4 @@
-"""``mm-bronze db url``, ``db shell`` and ``db bus``: the metadata database."""
+"""``mm-bronze db url``, ``db shell``, ``db bus`` and ``db adopt``: the metadata database."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import uuid
 from importlib.util import find_spec
 from pathlib import Path
 
@@ -47,6 +48,8 @@ def db_command(args: argparse.Namespace, settings: Settings) -> int:
         return _url(settings)
     if args.action == "bus":
         return asyncio.run(_bus(settings, args.bus))
+    if args.action == "adopt":
+        return asyncio.run(_adopt(settings, args.id))
     return _shell(settings)
 
 
@@ -58,6 +61,18 @@ async def _bus(settings: Settings, bus: str) -> int:
     async with open_database(settings) as db:
         before = await record_bus(db.pool, bus)
     print(f"the deployment's bus is {bus}" + (f" (was {before})" if before else ""))
+    return 0
+
+
+async def _adopt(settings: Settings, deployment: uuid.UUID) -> int:
+    """Make ``deployment`` this database's id, for a database that replaces its."""
+    from mm_bronze.metadata.deployment import adopt, bus_of
+    from mm_bronze.runtime import open_database
+
+    async with open_database(settings) as db:
+        before = await adopt(db.pool, deployment, bus_of(settings.kafka.servers))
+    was = f" (was {before})" if before and before != str(deployment) else ""
+    print(f"this database is deployment {deployment}'s{was}")
     return 0
 
 

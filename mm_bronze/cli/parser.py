@@ -134,6 +134,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="record the bus the deployment publishes to (after moving it by hand)",
     )
     bus_p.add_argument("bus", choices=["embedded", "kafka"], help="the bus to record")
+    adopt_p = db_sub.add_parser(
+        "adopt",
+        parents=[common],
+        help="take over a deployment's id (a database that replaces its, restored or recreated)",
+    )
+    adopt_p.add_argument("id", type=uuid.UUID, help="the id, as a refused consumer names it")
 
     storage_p = sub.add_parser("storage", help="stored objects")
     storage_sub = storage_p.add_subparsers(dest="action", required=True, metavar="ACTION")

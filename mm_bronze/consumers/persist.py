@@ -22,6 +22,7 @@ from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool
 
 from mm_bronze.bus.base import Consumer, Message
+from mm_bronze.bus.stamp import WrongDatabase, foreign
 from mm_bronze.consumers.stored import stored_events
 from mm_bronze.errors import PoisonMessage, Unavailable
 from mm_bronze.metadata import records
@@ -65,8 +66,10 @@ class PersistPipeline:
         *,
         metrics: ConsumerMetrics | None = None,
         announce: Announce | None = None,
+        deployment: str | None = None,
     ) -> None:
         self._consumer = consumer
+        self._deployment = deployment  # events stamped by another one are refused (stamp.py)
         self._metrics = metrics or Metrics().consumer("unknown")
         self._announce = announce
         self._storage = storage
@@ -114,6 +117,8 @@ class PersistPipeline:
                 if 0 < len(messages) < self._settings.batch_size and self._settings.linger > 0:
                     # Let a trickle gather: the next batch then costs its fsyncs once.
                     await _pause(stop, self._settings.linger)
+            except WrongDatabase:
+                raise  # given back by ``_persist``: the deployment's own consumers take them
             except (Unavailable, psycopg.OperationalError, psycopg.InterfaceError) as exc:
                 self._in_hand = ()  # released by ``process``
                 self.degraded = f"{type(exc).__name__}: {exc}"
@@ -192,6 +197,10 @@ class PersistPipeline:
             log.info("cancelled batch given back", events=len(messages))
 
     async def _persist(self, messages: Sequence[Message]) -> None:
+        if self._deployment is not None and (refusal := foreign(messages, self._deployment)):
+            self._in_hand = ()
+            await self._consumer.release(messages, delay=0)
+            raise refusal
         batch: list[tuple[Message, IngestEvent]] = []
         for message in messages:
             event = await self._decode(message)

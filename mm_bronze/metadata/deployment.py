@@ -13,9 +13,15 @@ against it (``check_bus``):
 - the embedded queue where Kafka is recorded: it is refused. Kafka's backlog cannot be seen
   from here; an operator who has drained it moves the deployment back with
   ``mm-bronze db bus embedded`` (``record_bus``).
+
+The record also holds the deployment's id, which its processes stamp on what they publish to
+Kafka (``mm_bronze.bus.stamp``): a database that replaces the deployment's takes it over
+(``adopt``).
 """
 
 from __future__ import annotations
+
+from uuid import UUID
 
 import structlog
 from psycopg import AsyncConnection
@@ -39,21 +45,25 @@ def bus_of(kafka_servers: str) -> str:
     return KAFKA if kafka_servers else EMBEDDED
 
 
-async def check_bus(pool: AsyncConnectionPool[AsyncConnection], bus: str) -> None:
+async def check_bus(pool: AsyncConnectionPool[AsyncConnection], bus: str) -> str:
     """Record ``bus`` as the deployment's if none is, or check it against the one recorded;
-    raise ``WrongBus`` where this process would strand what it accepts."""
+    raise ``WrongBus`` where this process would strand what it accepts. Returns the
+    deployment's id."""
     async with pool.connection() as conn, conn.transaction():
         await conn.execute("SELECT pg_advisory_xact_lock(%s)", (_LOCK,))
         recorded = await recorded_bus(conn)
-        if recorded == bus:
-            return
-        problem = await _refusal(conn, bus, recorded)
-        if problem is not None:
-            detail, fix = problem
-            raise WrongBus(f"wrong bus: {detail}. {fix[0].upper()}{fix[1:]}")
-        await _record(conn, bus)
-        if recorded is not None:
-            log.info("deployment moved to kafka: the embedded queue is empty")
+        if recorded != bus:
+            problem = await _refusal(conn, bus, recorded)
+            if problem is not None:
+                detail, fix = problem
+                raise WrongBus(f"wrong bus: {detail}. {fix[0].upper()}{fix[1:]}")
+            await _record(conn, bus)
+            if recorded is not None:
+                log.info("deployment moved to kafka: the embedded queue is empty")
+        cur = await conn.execute("SELECT id::text FROM ingestion.deployment")
+        row = await cur.fetchone()
+        assert row is not None  # recorded above if it was not
+        return str(row[0])
 
 
 async def recorded_bus(conn: AsyncConnection) -> str | None:
@@ -106,6 +116,23 @@ async def record_bus(pool: AsyncConnectionPool[AsyncConnection], bus: str) -> st
         recorded = await recorded_bus(conn)
         await _record(conn, bus)
         return recorded
+
+
+async def adopt(
+    pool: AsyncConnectionPool[AsyncConnection], deployment: UUID, bus: str
+) -> str | None:
+    """Make ``deployment`` this database's id (its bus ``bus`` if none is recorded yet), for a
+    database that replaces that deployment's; return the id it had, if any."""
+    async with pool.connection() as conn, conn.transaction():
+        await conn.execute("SELECT pg_advisory_xact_lock(%s)", (_LOCK,))
+        cur = await conn.execute("SELECT id::text FROM ingestion.deployment")
+        row = await cur.fetchone()
+        await conn.execute(
+            "INSERT INTO ingestion.deployment (bus, id) VALUES (%s, %s) ON CONFLICT (singleton)"
+            " DO UPDATE SET id = excluded.id, recorded_at = now()",
+            (bus, deployment),
+        )
+        return None if row is None else str(row[0])
 
 
 async def _record(conn: AsyncConnection, bus: str) -> None:

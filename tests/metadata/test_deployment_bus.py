@@ -3,6 +3,7 @@ the other one is refused rather than left to strand what it accepts."""
 
 from __future__ import annotations
 
+import uuid
 from pathlib import Path
 
 import psycopg
@@ -10,7 +11,8 @@ import pytest
 
 from mm_bronze.bus import pgqueue
 from mm_bronze.metadata import Database
-from mm_bronze.metadata.deployment import WrongBus, check_bus, record_bus
+from mm_bronze.metadata.deployment import WrongBus, adopt, check_bus, record_bus
+from mm_bronze.metadata.migrate import available
 from tests.ports import free_port
 from tests.services.mm_bronze import run_cli
 
@@ -68,3 +70,60 @@ def test_serve_without_kafka_servers_is_refused_on_a_kafka_deployment(
     assert row is not None and row[0] is None
     moved = run_cli("db", "bus", "embedded", "--data-dir", str(tmp_path), env=env)
     assert moved.stdout.strip() == "the deployment's bus is embedded (was kafka)"
+
+
+async def test_a_deployment_keeps_one_id_until_a_database_adopts_another(
+    dsn: str, tmp_path: Path
+) -> None:
+    db = Database(dsn, tmp_path)
+    await db.open()
+    try:
+        first = await check_bus(db.pool, "kafka")
+        assert str(uuid.UUID(first)) == first
+        assert await check_bus(db.pool, "kafka") == first  # every process gets the same id
+        other = uuid.uuid4()
+        assert await adopt(db.pool, other, "kafka") == first  # `mm-bronze db adopt`
+        assert await check_bus(db.pool, "kafka") == str(other)
+    finally:
+        await db.close()
+
+
+async def test_a_database_with_no_record_yet_can_adopt_an_id(dsn: str, tmp_path: Path) -> None:
+    db = Database(dsn, tmp_path)
+    await db.open()
+    try:
+        other = uuid.uuid4()
+        assert await adopt(db.pool, other, "kafka") is None
+        assert await check_bus(db.pool, "kafka") == str(other)
+        with pytest.raises(WrongBus):  # the bus recorded with it stands
+            await check_bus(db.pool, "embedded")
+    finally:
+        await db.close()
+
+
+def test_a_deployment_recorded_before_ids_gets_one_that_stays(dsn: str) -> None:
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("CREATE SCHEMA ingestion")
+        conn.execute(
+            "CREATE TABLE ingestion.schema_migrations (version INTEGER PRIMARY KEY,"
+            " name TEXT NOT NULL, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())"
+        )
+        for version, name, sql in available():
+            if version < 8:  # 0008 adds the id
+                conn.execute(sql.encode())
+                conn.execute(
+                    "INSERT INTO ingestion.schema_migrations (version, name) VALUES (%s, %s)",
+                    (version, name),
+                )
+        conn.execute("INSERT INTO ingestion.deployment (bus) VALUES ('kafka')")
+    migrated = run_cli("migrate", env={"POSTGRES_DSN": dsn})
+    assert migrated.returncode == 0, migrated.stderr
+    with psycopg.connect(dsn) as conn:
+        rows = conn.execute("SELECT bus, id::text FROM ingestion.deployment").fetchall()
+    assert len(rows) == 1 and rows[0][0] == "kafka"
+    again = run_cli("migrate", env={"POSTGRES_DSN": dsn})
+    assert again.returncode == 0, again.stderr
+    with psycopg.connect(dsn) as conn:
+        assert conn.execute("SELECT id::text FROM ingestion.deployment").fetchall() == [
+            (rows[0][1],)
+        ]

@@ -49,6 +49,9 @@ async def check_bus(settings: Settings, dsn: str) -> Check:
                 "from here, and kafka.options (security protocol, credentials); the client "
                 "must be allowed to create and delete topics",
             )
+        foreign = await _foreign_events(settings, dsn) if dsn else None
+        if foreign is not None:
+            return failed(name, *foreign)
         return passed(
             name, f"Kafka at {servers}: publish and consume round trip on a probe topic{leftover}"
         )
@@ -63,6 +66,20 @@ async def check_bus(settings: Settings, dsn: str) -> Check:
             "check that the database user may create and write the bus schema",
         )
     return passed(name, "embedded queue: publish and consume round trip on a probe topic")
+
+
+async def _foreign_events(settings: Settings, dsn: str) -> tuple[str, str] | None:
+    """Why this process's consumers would refuse the events waiting on Kafka (another
+    deployment stamped them), and the fix; None if they would not, or if it cannot be told."""
+    from mm_bronze.doctor.stamps import foreign_events, newest_stamps, recorded_deployment
+
+    known, deployment = await recorded_deployment(dsn)
+    if not known:
+        return None
+    kafka = settings.kafka
+    topics = [kafka.api_topic, kafka.sftp_topic, kafka.mllp_topic]
+    stamps = await asyncio.to_thread(newest_stamps, kafka, topics)
+    return foreign_events(deployment, stamps)
 
 
 async def _deployment_refusal(dsn: str, settings: Settings) -> tuple[str, str] | None:

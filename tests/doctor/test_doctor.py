@@ -10,8 +10,10 @@ from pathlib import Path
 
 import msgspec
 import pytest
+from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
+from mm_bronze.bus.stamp import HEADER
 from mm_bronze.doctor.run import CHECKS
 from tests.doctor.conftest import host_key, run_doctor, tls_files
 from tests.services.mm_bronze import free_port, run_cli
@@ -329,3 +331,31 @@ def test_settings_for_another_bus_than_the_deployments(dsn: str, tmp_path: Path)
     assert checks["bus"]["status"] == "fail"
     assert checks["bus"]["detail"].startswith("this database's deployment publishes to Kafka")
     assert "mm-bronze db bus embedded" in checks["bus"]["fix"]
+
+
+def test_events_another_deployment_accepted_wait_on_kafka(
+    dsn: str, kafka: str, tmp_path: Path
+) -> None:
+    """What a consumer would refuse at start (``bus.stamp``), the doctor names."""
+    env = {"POSTGRES_DSN": dsn, **kafka_env(kafka)}
+    status, checks = run_doctor("--data-dir", str(tmp_path), env=env)  # nothing waits yet
+    assert checks["bus"]["status"] == "ok", checks["bus"]
+    ours, theirs = str(uuid.uuid4()), str(uuid.uuid4())
+    adopted = run_cli("db", "adopt", ours, "--data-dir", str(tmp_path), env=env)
+    assert adopted.returncode == 0, adopted.stderr
+    topic = env["KAFKA_BRONZE_API_TOPIC"]
+    producer = Producer({"bootstrap.servers": kafka})
+    producer.produce(topic, b"{}", b"key", headers=[(HEADER, theirs.encode())])
+    assert producer.flush(10) == 0
+    status, checks = run_doctor("--data-dir", str(tmp_path), env=env)
+    assert status == 1
+    assert checks["bus"]["status"] == "fail"
+    assert checks["bus"]["detail"] == (
+        f"the newest events on {topic} were accepted by deployment {theirs}, and this "
+        f"database is deployment {ours}: consumers with these settings would refuse them"
+    )
+    assert f"`mm-bronze db adopt {theirs}`" in checks["bus"]["fix"]
+    adopted = run_cli("db", "adopt", theirs, "--data-dir", str(tmp_path), env=env)
+    assert adopted.returncode == 0, adopted.stderr
+    status, checks = run_doctor("--data-dir", str(tmp_path), env=env)
+    assert checks["bus"]["status"] == "ok", checks["bus"]

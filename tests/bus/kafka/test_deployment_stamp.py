@@ -57,7 +57,11 @@ async def test_a_consumer_on_another_database_refuses_the_deployments_events(
     assert {dict(record.headers() or [])[HEADER] for record in records} == {deployment.encode()}
 
     other = create_database(pg_admin_dsn)
-    stray = MmBronze(tmp_path / "stray", "--consumers", env={**env, "POSTGRES_DSN": other})
+    # One consumer per topic: it has all the partitions when it refuses. A member that leaves
+    # the group while another of its process still joins it can hold the broker's group in a
+    # rebalance (Tansu) long after the process is gone.
+    stray_env = {**env, "POSTGRES_DSN": other, "MM_BRONZE_CONSUMER_CONCURRENCY": "1"}
+    stray = MmBronze(tmp_path / "stray", "--consumers", env=stray_env)
     stray.start(wait=False)
     assert stray.proc is not None
     assert stray.proc.wait(timeout=120) == 2
@@ -68,6 +72,8 @@ async def test_a_consumer_on_another_database_refuses_the_deployments_events(
         f"{deployment_of(other)}"
     )
     assert refusal.endswith(f"run `mm-bronze db adopt {deployment}`")
+    # Its other pipelines stop with it, without retrying on closed consumers.
+    assert "persist retrying" not in stray.logs()
     assert count(other, "SELECT count(*) FROM ingestion.submissions") == 0
     assert not [path for path in raw.rglob("*") if path.is_file()]  # nothing stored either
 

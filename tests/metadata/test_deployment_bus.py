@@ -12,7 +12,7 @@ import pytest
 from mm_bronze.bus import pgqueue
 from mm_bronze.metadata import Database
 from mm_bronze.metadata.deployment import WrongBus, adopt, check_bus, record_bus
-from mm_bronze.metadata.migrate import available
+from tests.metadata.migrated_before import migrate_before
 from tests.ports import free_port
 from tests.services.mm_bronze import run_cli
 
@@ -103,18 +103,7 @@ async def test_a_database_with_no_record_yet_can_adopt_an_id(dsn: str, tmp_path:
 
 def test_a_deployment_recorded_before_ids_gets_one_that_stays(dsn: str) -> None:
     with psycopg.connect(dsn, autocommit=True) as conn:
-        conn.execute("CREATE SCHEMA ingestion")
-        conn.execute(
-            "CREATE TABLE ingestion.schema_migrations (version INTEGER PRIMARY KEY,"
-            " name TEXT NOT NULL, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())"
-        )
-        for version, name, sql in available():
-            if version < 8:  # 0008 adds the id
-                conn.execute(sql.encode())
-                conn.execute(
-                    "INSERT INTO ingestion.schema_migrations (version, name) VALUES (%s, %s)",
-                    (version, name),
-                )
+        migrate_before(conn, 8)  # 0008 adds the id
         conn.execute("INSERT INTO ingestion.deployment (bus) VALUES ('kafka')")
     migrated = run_cli("migrate", env={"POSTGRES_DSN": dsn})
     assert migrated.returncode == 0, migrated.stderr

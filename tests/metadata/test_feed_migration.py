@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import psycopg
 
-from mm_bronze.metadata.migrate import available
+from tests.metadata.migrated_before import migrate_before
 from tests.services.mm_bronze import run_cli
 
 OBJECT = "11111111-1111-4111-8111-111111111111"
@@ -19,18 +19,7 @@ EXISTING = [
 
 def test_existing_submissions_get_seqs_in_recorded_order(dsn: str) -> None:
     with psycopg.connect(dsn, autocommit=True) as conn:
-        conn.execute("CREATE SCHEMA ingestion")
-        conn.execute(
-            "CREATE TABLE ingestion.schema_migrations (version INTEGER PRIMARY KEY,"
-            " name TEXT NOT NULL, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())"
-        )
-        for version, name, sql in available():
-            if version < 4:
-                conn.execute(sql.encode())
-                conn.execute(
-                    "INSERT INTO ingestion.schema_migrations (version, name) VALUES (%s, %s)",
-                    (version, name),
-                )
+        migrate_before(conn, 4)
         conn.execute(
             "INSERT INTO ingestion.raw_ingestion (object_id, ingestion_source, storage_path,"
             " fingerprint, object_size) VALUES (%s, 'api', 'file:///x', %s, 1)",

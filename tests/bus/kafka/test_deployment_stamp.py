@@ -64,7 +64,10 @@ async def test_a_consumer_on_another_database_refuses_the_deployments_events(
     stray = MmBronze(tmp_path / "stray", "--consumers", env=stray_env)
     stray.start(wait=False)
     assert stray.proc is not None
-    assert stray.proc.wait(timeout=120) == 2
+    try:
+        assert stray.proc.wait(timeout=120) == 2
+    finally:
+        stray.stop()  # a consumer that did not refuse is not left running
     refusal = next(line for line in stray.logs().splitlines() if line.startswith("mm-bronze:"))
     assert refusal.startswith(
         f"mm-bronze: wrong database: the events on {topic} were accepted by the processes of "

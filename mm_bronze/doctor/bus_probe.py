@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from dataclasses import dataclass
 from typing import Any
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Producer, TopicPartition
@@ -34,9 +35,9 @@ def probe_topic() -> str:
 
 async def check_bus(settings: Settings, dsn: str) -> Check:
     name = "bus"
-    problem = await _deployment_refusal(dsn, settings) if dsn else None
-    if problem is not None:
-        return failed(name, *problem)
+    recorded = await _deployment(dsn, settings) if dsn else _Recorded()
+    if recorded.refusal is not None:
+        return failed(name, *recorded.refusal)
     if settings.kafka.servers:
         servers = settings.kafka.servers
         try:
@@ -49,7 +50,7 @@ async def check_bus(settings: Settings, dsn: str) -> Check:
                 "from here, and kafka.options (security protocol, credentials); the client "
                 "must be allowed to create and delete topics",
             )
-        foreign = await _foreign_events(settings, dsn) if dsn else None
+        foreign = await _foreign_events(settings, recorded.id) if recorded.read else None
         if foreign is not None:
             return failed(name, *foreign)
         return passed(
@@ -68,34 +69,47 @@ async def check_bus(settings: Settings, dsn: str) -> Check:
     return passed(name, "embedded queue: publish and consume round trip on a probe topic")
 
 
-async def _foreign_events(settings: Settings, dsn: str) -> tuple[str, str] | None:
-    """Why this process's consumers would refuse the events waiting on Kafka (another
-    deployment stamped them), and the fix; None if they would not, or if it cannot be told."""
-    from mm_bronze.doctor.stamps import foreign_events, newest_stamps, recorded_deployment
+@dataclass(frozen=True)
+class _Recorded:
+    """What the database says of its deployment, as far as it could be read."""
 
-    known, deployment = await recorded_deployment(dsn)
-    if not known:
-        return None
-    kafka = settings.kafka
-    topics = [kafka.api_topic, kafka.sftp_topic, kafka.mllp_topic]
-    stamps = await asyncio.to_thread(newest_stamps, kafka, topics)
-    return foreign_events(deployment, stamps)
+    refusal: tuple[str, str] | None = None  # why ``serve`` would be refused for its bus
+    read: bool = False  # whether its id could be read (a migrated database)
+    id: str | None = None  # the deployment's id; None if none is recorded yet
 
 
-async def _deployment_refusal(dsn: str, settings: Settings) -> tuple[str, str] | None:
-    """Why ``serve`` with these settings would be refused for its bus, and the fix; None if
-    it would not (or the database cannot say: the round trip then finds out)."""
+async def _deployment(dsn: str, settings: Settings) -> _Recorded:
+    """Why ``serve`` with these settings would be refused for its bus (with the fix), and the
+    deployment's id, in one connection. Whatever the database cannot say is left out: the
+    round trip and the migrations check find out why."""
     import psycopg
 
-    from mm_bronze.metadata.deployment import bus_of, refusal
+    from mm_bronze.metadata.deployment import bus_of, recorded_id, refusal
 
     try:
         async with await psycopg.AsyncConnection.connect(
             dsn, connect_timeout=int(KAFKA_TIMEOUT), autocommit=True
         ) as conn:
-            return await refusal(conn, bus_of(settings.kafka.servers))
+            problem = await refusal(conn, bus_of(settings.kafka.servers))
+            try:
+                deployment = await recorded_id(conn)
+            except psycopg.Error:  # not migrated yet
+                return _Recorded(refusal=problem)
+            return _Recorded(refusal=problem, read=True, id=deployment)
     except psycopg.Error:
-        return None
+        return _Recorded()
+
+
+async def _foreign_events(settings: Settings, deployment: str | None) -> tuple[str, str] | None:
+    """Why this process's consumers would refuse the events waiting on Kafka (another
+    deployment than ``deployment``, this database's, stamped them), and the fix; None if
+    they would not."""
+    from mm_bronze.doctor.stamps import foreign_events, newest_stamps
+
+    kafka = settings.kafka
+    topics = [kafka.api_topic, kafka.sftp_topic, kafka.mllp_topic]
+    stamps = await asyncio.to_thread(newest_stamps, kafka, topics)
+    return foreign_events(deployment, stamps)
 
 
 async def pgqueue_round_trip(dsn: str, lease_seconds: float) -> None:

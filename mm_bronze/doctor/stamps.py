@@ -74,18 +74,3 @@ def foreign_events(deployment: str | None, stamps: dict[str, set[str]]) -> tuple
             f"database replaces that deployment's, run `mm-bronze db adopt {others[0]}`",
         )
     return None
-
-
-async def recorded_deployment(dsn: str) -> tuple[bool, str | None]:
-    """Whether the database can tell its deployment, and its id (None: none recorded)."""
-    import psycopg
-
-    try:
-        async with await psycopg.AsyncConnection.connect(
-            dsn, connect_timeout=int(TIMEOUT), autocommit=True
-        ) as conn:
-            cur = await conn.execute("SELECT id::text FROM ingestion.deployment")
-            row = await cur.fetchone()
-    except psycopg.Error:  # unreachable, or not migrated: other checks say so
-        return False, None
-    return True, None if row is None else str(row[0])

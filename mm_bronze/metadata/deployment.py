@@ -60,10 +60,9 @@ async def check_bus(pool: AsyncConnectionPool[AsyncConnection], bus: str) -> str
             await _record(conn, bus)
             if recorded is not None:
                 log.info("deployment moved to kafka: the embedded queue is empty")
-        cur = await conn.execute("SELECT id::text FROM ingestion.deployment")
-        row = await cur.fetchone()
-        assert row is not None  # recorded above if it was not
-        return str(row[0])
+        deployment = await recorded_id(conn)
+        assert deployment is not None  # recorded above if it was not
+        return deployment
 
 
 async def recorded_bus(conn: AsyncConnection) -> str | None:
@@ -74,6 +73,14 @@ async def recorded_bus(conn: AsyncConnection) -> str | None:
     if exists is None or exists[0] is None:
         return None
     cur = await conn.execute("SELECT bus FROM ingestion.deployment")
+    row = await cur.fetchone()
+    return None if row is None else str(row[0])
+
+
+async def recorded_id(conn: AsyncConnection) -> str | None:
+    """The deployment's id; None if no deployment is recorded yet. Raises ``psycopg.Error``
+    on a database that predates the id (migration 0008)."""
+    cur = await conn.execute("SELECT id::text FROM ingestion.deployment")
     row = await cur.fetchone()
     return None if row is None else str(row[0])
 
@@ -125,14 +132,13 @@ async def adopt(
     database that replaces that deployment's; return the id it had, if any."""
     async with pool.connection() as conn, conn.transaction():
         await conn.execute("SELECT pg_advisory_xact_lock(%s)", (_LOCK,))
-        cur = await conn.execute("SELECT id::text FROM ingestion.deployment")
-        row = await cur.fetchone()
+        before = await recorded_id(conn)
         await conn.execute(
             "INSERT INTO ingestion.deployment (bus, id) VALUES (%s, %s) ON CONFLICT (singleton)"
             " DO UPDATE SET id = excluded.id, recorded_at = now()",
             (bus, deployment),
         )
-        return None if row is None else str(row[0])
+        return before
 
 
 async def _record(conn: AsyncConnection, bus: str) -> None:

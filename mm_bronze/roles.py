@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -184,21 +184,25 @@ async def run_consumers(res: Resources, stop: asyncio.Event) -> None:
     res.health["consumers"] = degraded
     log.info("consumers running", pipelines=len(pipelines))
     # Set by the process's stop, or by a pipeline that fails (another deployment's events,
-    # ``bus.stamp``): the others then end their batch and stop before their consumers close.
+    # ``bus.stamp``): the others then end their batch and stop, as at a stop, before their
+    # consumers close.
     halt = asyncio.Event()
     relay = asyncio.create_task(_when_set(stop, halt.set))
     runs = [asyncio.ensure_future(_halting(p.run(halt), halt)) for p in pipelines]
-    grace = res.settings.consumer.stop_grace
     try:
-        await _run_until_stopped(asyncio.gather(*runs), stop, grace=grace)
-    except Exception:
-        await _end_within(runs, grace)
-        raise
+        await _run_until_stopped(
+            asyncio.gather(*runs, return_exceptions=True),
+            halt,
+            grace=res.settings.consumer.stop_grace,
+        )
     finally:
         relay.cancel()
         for consumer in consumers:
             await consumer.close()
         log.info("consumers stopped", stored=sum(p.stored for p in pipelines))
+    for run in runs:
+        if not run.cancelled() and (failure := run.exception()) is not None:
+            raise failure
 
 
 async def _halting(run: Coroutine[Any, Any, None], halt: asyncio.Event) -> None:
@@ -208,15 +212,6 @@ async def _halting(run: Coroutine[Any, Any, None], halt: asyncio.Event) -> None:
     except Exception:
         halt.set()
         raise
-
-
-async def _end_within(runs: Sequence[asyncio.Future[None]], grace: float) -> None:
-    """Wait ``grace`` seconds at most for ``runs`` to end, then cancel what is left."""
-    _, left = await asyncio.wait(runs, timeout=grace)
-    for run in left:
-        run.cancel()
-    if left:
-        await asyncio.wait(left)
 
 
 async def _run_until_stopped(
@@ -239,8 +234,6 @@ async def _run_until_stopped(
     finally:
         stopping.cancel()
         runs.cancel()  # when this wait itself is cancelled; nothing once runs is done
-    if not runs.cancelled():
-        runs.result()  # a pipeline's failure
 
 
 async def run_mllp(res: Resources, stop: asyncio.Event) -> None:

@@ -20,9 +20,7 @@ from tests.services.mm_bronze import run_cli
 async def test_the_first_bus_is_recorded_and_the_other_refused_until_moved(
     dsn: str, tmp_path: Path
 ) -> None:
-    db = Database(dsn, tmp_path)
-    await db.open()
-    try:
+    async with Database(dsn, tmp_path) as db:
         await check_bus(db.pool, "embedded")  # the first process records its bus
         await check_bus(db.pool, "embedded")
         async with db.pool.connection() as conn:  # the embedded queue, as its bus creates it
@@ -41,8 +39,6 @@ async def test_the_first_bus_is_recorded_and_the_other_refused_until_moved(
         assert "publishes to Kafka, and these settings have no kafka.servers" in str(caught.value)
         assert await record_bus(db.pool, "embedded") == "kafka"  # `mm-bronze db bus`
         await check_bus(db.pool, "embedded")
-    finally:
-        await db.close()
 
 
 def test_serve_without_kafka_servers_is_refused_on_a_kafka_deployment(
@@ -75,30 +71,22 @@ def test_serve_without_kafka_servers_is_refused_on_a_kafka_deployment(
 async def test_a_deployment_keeps_one_id_until_a_database_adopts_another(
     dsn: str, tmp_path: Path
 ) -> None:
-    db = Database(dsn, tmp_path)
-    await db.open()
-    try:
+    async with Database(dsn, tmp_path) as db:
         first = await check_bus(db.pool, "kafka")
         assert str(uuid.UUID(first)) == first
         assert await check_bus(db.pool, "kafka") == first  # every process gets the same id
         other = uuid.uuid4()
         assert await adopt(db.pool, other, "kafka") == first  # `mm-bronze db adopt`
         assert await check_bus(db.pool, "kafka") == str(other)
-    finally:
-        await db.close()
 
 
 async def test_a_database_with_no_record_yet_can_adopt_an_id(dsn: str, tmp_path: Path) -> None:
-    db = Database(dsn, tmp_path)
-    await db.open()
-    try:
+    async with Database(dsn, tmp_path) as db:
         other = uuid.uuid4()
         assert await adopt(db.pool, other, "kafka") is None
         assert await check_bus(db.pool, "kafka") == str(other)
         with pytest.raises(WrongBus):  # the bus recorded with it stands
             await check_bus(db.pool, "embedded")
-    finally:
-        await db.close()
 
 
 def test_a_deployment_recorded_before_ids_gets_one_that_stays(dsn: str) -> None:

@@ -14,6 +14,8 @@ ratios hold.
 - The same with its roles as two processes on the same data, ``serve --http`` and
   ``serve --consumers`` (no goal): what a second interpreter and event loop for the
   consumers gives on the same cores.
+- Two ``serve --http`` processes sharing one port (``http.reuse_port``), Observations against
+  the ceiling in alternation (no goal): what a second door process gives on the same cores.
 """
 
 from __future__ import annotations
@@ -161,6 +163,47 @@ def record_durable(label: str, result: LoadResult, base: LoadResult) -> None:
            result.rate(), base.rate(), "req/s", note="no goal: a bound")  # fmt: skip
     record(NAME, f"{label}: the bare durable app's p99 latency (bound)", result.p99_ms,
            base.p99_ms, "ms", note="no goal: a bound")  # fmt: skip
+
+
+@contextlib.contextmanager
+def doors_on_one_port(directory: Path, dsn: str, count: int) -> Iterator[str]:
+    """``count`` ``serve --http`` processes listening on one port (``http.reuse_port``): its
+    URL once every one of them listens."""
+    port = free_port()
+    env = {"POSTGRES_DSN": dsn, "MM_BRONZE_HTTP_REUSE_PORT": "true"}
+    with contextlib.ExitStack() as stack:
+        for n in range(count):
+            door = MmBronze(directory / f"door{n}", "--http", env=env, http_port=port)
+            door.start(wait=False)
+            stack.callback(door.stop)
+            deadline = time.monotonic() + 60
+            while "http listening" not in door.run_logs():
+                if door.proc is None or door.proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"door {n} did not listen:\n{door.logs()[-2000:]}")
+                time.sleep(0.1)
+        yield f"http://127.0.0.1:{port}"
+
+
+def shared_port(
+    directory: Path, dsn: str, ceiling_url: str, body: bytes, args: argparse.Namespace
+) -> None:
+    """Two ``serve --http`` processes on one port against the ceiling, in alternation."""
+    print("\ntwo serve --http processes on one port (http.reuse_port), Observations, 32 conn")
+    with doors_on_one_port(directory, dsn, 2) as url:
+        warm_up(url + OBSERVATION_ROUTE, body)
+        bases, results = [], []
+        for _ in range(args.rounds):
+            bases.append(run_wrk(ceiling_url + OBSERVATION_ROUTE, body, connections=32,
+                                 seconds=args.seconds))  # fmt: skip
+            show("ceiling (bare starlette)", bases[-1])
+            results.append(run_wrk(url + OBSERVATION_ROUTE, body, connections=32,
+                                   seconds=args.seconds))  # fmt: skip
+            show("two serve --http", results[-1], bases[-1])
+    base, result = best(bases), best(results)
+    note = f"no goal: a second door process on the same cores; p99 {result.p99_ms:.1f} ms"
+    record(NAME, "two serve --http processes on one port (http.reuse_port), Observation 1.7 KB,"
+           " 32 conn: accepted req/s vs ceiling", result.rate(), base.rate(), "req/s",
+           note=note)  # fmt: skip
 
 
 def record_http(figure: str, result: LoadResult, base: LoadResult, goal: float) -> None:
@@ -327,6 +370,8 @@ def main() -> int:
                         record_bound(label, connections, body, base, min(ceiling_cpu))
             if args.bundle_only:
                 return 0
+            shared_port(Path(tmp) / "shared", create_database(admin_dsn), ceiling_url,
+                        observation, args)  # fmt: skip
             print(f"\nserve --all, Observations, 32 connections, {args.all_seconds:.0f} s")
             base = run_wrk(ceiling_url + OBSERVATION_ROUTE, observation, connections=32,
                            seconds=args.seconds)  # fmt: skip

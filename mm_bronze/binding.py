@@ -18,6 +18,7 @@ class Door:
     port: int
     port_names: str  # e.g. "--http-port, MM_BRONZE_HTTP_PORT or http.port"
     host_names: str
+    reuse_port: bool = False  # listens with SO_REUSEPORT: a listener that does too is no conflict
 
     def problem(self, exc: OSError) -> str:
         """One line: the door, its address, why, and the setting or flag to change."""
@@ -48,15 +49,16 @@ def check_doors(doors: list[Door]) -> None:
     problems = []
     for door in doors:
         try:
-            _try_bind(door.host, door.port)
+            _try_bind(door.host, door.port, door.reuse_port)
         except OSError as exc:
             problems.append(door.problem(exc))
     if problems:
         raise BindError("\n".join(problems))
 
 
-def _try_bind(host: str, port: int) -> None:
-    # The servers bind with SO_REUSEADDR too, so only a listening socket makes this fail.
+def _try_bind(host: str, port: int, reuse_port: bool) -> None:
+    # The servers bind with SO_REUSEADDR too, so only a listening socket makes this fail (and,
+    # with SO_REUSEPORT, only one that does not share its port).
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
     except socket.gaierror as exc:
@@ -64,4 +66,6 @@ def _try_bind(host: str, port: int) -> None:
     for family, kind, proto, _, address in infos:
         with socket.socket(family, kind, proto) as sock:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if reuse_port:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
             sock.bind(address)

@@ -30,19 +30,24 @@ class Role:
     door: Callable[[Settings], Door] | None = None  # the address it listens on, if any
 
 
-def _door(name: str, host: str, port: int, port_env: str, host_env: str) -> Door:
+def _door(
+    name: str, host: str, port: int, port_env: str, host_env: str, reuse_port: bool = False
+) -> Door:
     return Door(
         name,
         host,
         port,
         port_names=f"--{name}-port, {port_env} or {name}.port",
         host_names=f"--{name}-host, {host_env} or {name}.host",
+        reuse_port=reuse_port,
     )
 
 
 def http_door(settings: Settings) -> Door:
     http = settings.http
-    return _door("http", http.host, http.port, "MM_BRONZE_HTTP_PORT", "MM_BRONZE_HTTP_HOST")
+    return _door(
+        "http", http.host, http.port, "MM_BRONZE_HTTP_PORT", "MM_BRONZE_HTTP_HOST", http.reuse_port
+    )
 
 
 def mllp_door(settings: Settings) -> Door:

@@ -33,6 +33,7 @@ class HttpSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     tls_cert: str = ""  # PEM certificate (chain); set with tls_key to serve HTTPS
     tls_key: str = ""
     tls_client_ca: str = ""  # PEM CA bundle: when set, clients must present a certificate
+    reuse_port: bool = False  # SO_REUSEPORT: several serve --http processes share the port
 
 
 class PostgresSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):

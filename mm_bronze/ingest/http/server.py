@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+import socket
 import ssl
 import time
 
@@ -60,9 +61,31 @@ def apply_tls(config: Config, settings: HttpSettings) -> None:
         config.verify_mode = ssl.CERT_REQUIRED
 
 
+def shared_listener(settings: HttpSettings) -> str:
+    """hypercorn's bind for a socket listening on the door's address with ``SO_REUSEPORT``
+    (``http.reuse_port``): every process of the same user that listens so on that address
+    shares it, and the kernel spreads new connections among them. hypercorn sets the option
+    only for its own worker processes, so the socket is bound here and handed over by its
+    descriptor, which hypercorn then owns (and closes). Raises ``OSError`` if it cannot bind."""
+    family = socket.AF_INET6 if ":" in settings.host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # as hypercorn's own
+        sock.bind((settings.host, settings.port))
+    except OSError:
+        sock.close()
+        raise
+    return f"fd://{sock.detach()}"
+
+
 async def serve_http(app: ASGIApp, settings: HttpSettings, stop: asyncio.Event) -> None:
     """Serve until ``stop`` is set, then finish in-flight requests and return."""
     protocol.install()
+    config = hypercorn_config(settings)
+    if settings.reuse_port:
+        config.bind = [shared_listener(settings)]
     # What start-up built lives as long as the process: the collector need not scan it again.
     gc.freeze()
-    await serve(app, hypercorn_config(settings), shutdown_trigger=stop.wait, mode="asgi")  # type: ignore[arg-type]
+    await serve(app, config, shutdown_trigger=stop.wait, mode="asgi")  # type: ignore[arg-type]

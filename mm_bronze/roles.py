@@ -52,7 +52,9 @@ def http_door(settings: Settings) -> Door:
 
 def mllp_door(settings: Settings) -> Door:
     mllp = settings.mllp
-    return _door("mllp", mllp.host, mllp.port, "MM_BRONZE_MLLP_PORT", "MM_BRONZE_MLLP_HOST")
+    return _door(
+        "mllp", mllp.host, mllp.port, "MM_BRONZE_MLLP_PORT", "MM_BRONZE_MLLP_HOST", mllp.reuse_port
+    )
 
 
 def sftp_door(settings: Settings) -> Door:

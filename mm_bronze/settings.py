@@ -134,6 +134,7 @@ class MllpSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     tls_key: str = ""
     tls_client_ca: str = ""  # PEM CA bundle: when set, clients must present a certificate
     tls_client_fingerprints: list[str] = msgspec.field(default_factory=list)  # SHA-256, hex
+    reuse_port: bool = False  # SO_REUSEPORT: several serve --mllp processes share the port
 
 
 class ValidationSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):

@@ -55,6 +55,7 @@ class MllpServer:
             self.settings.port,
             ssl=self._ssl,
             ssl_handshake_timeout=TLS_HANDSHAKE_TIMEOUT if self._ssl else None,
+            reuse_port=self.settings.reuse_port or None,
         )
 
     @property

@@ -25,6 +25,8 @@ Two bounds say what this machine allows where a goal is not met:
 At 1 connection the CPU time the door and the durable echo use per message (each process
 with its children, read from ``/proc`` during their slices) is recorded too, with no goal:
 what the door's own work costs where it runs, between the client's and PostgreSQL's turns.
+At 16 connections, two ``serve --mllp`` processes sharing one port (``mllp.reuse_port``) are
+measured in alternation with the one door, with no goal: what a second door process gives.
 
 Each figure is the mean of three slices interleaved with the baselines' slices (commit
 latency on a shared disk drifts within seconds). Figures go to ``benchmarks.summary``: 1
@@ -38,6 +40,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import socket
 import statistics
@@ -254,11 +257,18 @@ def start_echo(server: str = "run_echo_server", *args: str) -> tuple[subprocess.
     return proc, port
 
 
-def start_bronze(data_dir: str, dsn: str) -> tuple[subprocess.Popen[bytes], int]:
-    port = free_port()
+def start_bronze(
+    data_dir: str, dsn: str, port: int | None = None
+) -> tuple[subprocess.Popen[bytes], int]:
+    """``serve --mllp`` on ``port`` (a free one if None); given a port, with
+    ``mllp.reuse_port``, so that several such processes share it."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("MM_BRONZE_")}
     env["MM_BRONZE_LOG_LEVEL"] = "warning"
     env["POSTGRES_DSN"] = dsn
+    if port is None:
+        port = free_port()
+    else:
+        env["MM_BRONZE_MLLP_REUSE_PORT"] = "true"
     proc = subprocess.Popen(
         [
             sys.executable,
@@ -278,6 +288,49 @@ def start_bronze(data_dir: str, dsn: str) -> tuple[subprocess.Popen[bytes], int]
     )
     wait_port(port, proc)
     return proc, port
+
+
+def listens(pid: int, port: int) -> bool:
+    """Whether process ``pid`` holds a socket listening on TCP ``port`` (Linux ``/proc``)."""
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with contextlib.suppress(OSError), open(table) as lines:
+            for line in list(lines)[1:]:
+                fields = line.split()
+                if fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port:
+                    inodes.add(f"socket:[{fields[9]}]")
+    fds = f"/proc/{pid}/fd"
+    with contextlib.suppress(OSError):
+        return any(os.readlink(f"{fds}/{fd}") in inodes for fd in os.listdir(fds))
+    return False
+
+
+def two_doors_rate(work: Path, dsn: str, one_port: int, seconds: float) -> tuple[float, float]:
+    """At 16 connections, two ``serve --mllp`` processes sharing one port (``mllp.reuse_port``)
+    and, in alternation, the one door of ``one_port``: both mean rates."""
+    from mm_bronze.runtime import run
+
+    port = free_port()
+    doors = []
+    try:
+        for n in range(2):
+            proc, _ = start_bronze(str(work / f"pair{n}"), dsn, port)
+            doors.append(proc)
+            # The port answers once the first listens: wait for each one's own listener.
+            deadline = time.monotonic() + 120
+            while not listens(proc.pid, port):
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"serve --mllp on port {port} did not listen")
+                time.sleep(0.1)
+        pair, one = [], []
+        for r in range(ROUNDS):
+            offset = 3_000_000_000 + r * 200_000_000
+            one.append(run(measure(one_port, 16, seconds / ROUNDS, offset)))
+            pair.append(run(measure(port, 16, seconds / ROUNDS, offset + 100_000_000)))
+        return statistics.mean(pair), statistics.mean(one)
+    finally:
+        for proc in doors:
+            stop(proc)
 
 
 async def commit_rate(dsn: str, seconds: float, row_bytes: int) -> float:
@@ -359,6 +412,7 @@ def main(argv: list[str] | None = None) -> dict[int, tuple[float, float]]:
     from tests.services.postgres import create_database, outside_pytest_tmp, postgres_server
 
     results: dict[int, tuple[float, float]] = {}
+    pair: tuple[float, float] | None = None  # two doors on one port, and one (16 connections)
     buses: dict[int, float] = {}
     bounds: dict[int, float] = {}  # the durable echo (1) or the door committing nothing (N)
     commits = 0.0
@@ -416,6 +470,8 @@ def main(argv: list[str] | None = None) -> dict[int, tuple[float, float]]:
                     statistics.mean(rates["echo"]),
                     statistics.mean(rates["door"]),
                 )
+            if 16 in args.connections:
+                pair = two_doors_rate(work, dsn, bronze_port, args.seconds)
         finally:
             stop(bronze)
             stop(durable)
@@ -495,6 +551,16 @@ def main(argv: list[str] | None = None) -> dict[int, tuple[float, float]]:
                 goal=1.0,
                 note="baseline is the goal, not a measurement",
             )
+    if pair is not None:
+        print(f"16 connections, two doors on one port: {pair[0]:,.0f}/s, one door {pair[1]:,.0f}/s")
+        record(
+            "mllp",
+            "16 connections: two serve --mllp processes on one port (mllp.reuse_port) vs one",
+            pair[0],
+            pair[1],
+            "msg/s",
+            note="no goal: a second door process on the same cores, alternated with the one door",
+        )
     return results
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import difflib
 import os
+import socket
 import tomllib
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
@@ -479,6 +480,12 @@ def _check(settings: Settings, sources: Sources | None = None) -> None:
             f"invalid setting {_label(sources, 'metrics', 'port')}: "
             "expected a port number from 1 to 65535, or 0 for no metrics server"
         )
+    for section in ("http", "mllp"):
+        if getattr(settings, section).reuse_port and not hasattr(socket, "SO_REUSEPORT"):
+            raise ConfigError(
+                f"invalid setting {_label(sources, section, 'reuse_port')}: "
+                "this system has no SO_REUSEPORT"
+            )
     _check_mllp(settings.mllp)
     _check_http_tls(settings.http)
     _check_ciphers(settings.sftp.ciphers, sources)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 from pathlib import Path
 
 import pytest
@@ -238,3 +239,24 @@ def test_a_stop_or_storage_deadline_must_be_above_zero(variable: str, name: str)
     with pytest.raises(ConfigError) as caught:
         load_settings(environ={variable: "0"})
     assert str(caught.value) == f"invalid setting {variable}=0 ({name}): expected a number above 0"
+
+
+@pytest.mark.parametrize("door", ["http", "mllp"])
+def test_reuse_port_is_true_or_false_and_needs_so_reuseport(
+    door: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    variable = f"MM_BRONZE_{door.upper()}_REUSE_PORT"
+    assert getattr(load_settings(environ={variable: "true"}), door).reuse_port is True
+    assert getattr(load_settings(environ={}), door).reuse_port is False
+    with pytest.raises(ConfigError) as caught:
+        load_settings(environ={variable: "yes"})
+    assert str(caught.value) == (
+        f"invalid setting {variable}=yes ({door}.reuse_port): expected true or false"
+    )
+    monkeypatch.delattr(socket, "SO_REUSEPORT")  # as on a system without it (Windows)
+    with pytest.raises(ConfigError) as caught:
+        load_settings(environ={variable: "true"})
+    assert str(caught.value) == (
+        f"invalid setting {variable}=true ({door}.reuse_port): this system has no SO_REUSEPORT"
+    )
+    assert load_settings(environ={}) is not None  # the default asks nothing of the system

@@ -84,12 +84,14 @@ class MmBronze:
     def wait_ready(self, timeout: float = 60) -> None:
         proc = self.proc
         assert proc is not None
-        http = "--http" in self.roles or "--all" in self.roles
+        # A door that shares its port (http.reuse_port) cannot be asked through it: another
+        # process may answer. Its log says when it listens.
+        probe = self._runs("http") and self.env.get("MM_BRONZE_HTTP_REUSE_PORT") != "true"
 
         def ready() -> bool:
             if proc.poll() is not None:
                 raise RuntimeError(f"mm-bronze exited {proc.returncode}:\n{self.logs()}")
-            if not http:
+            if not probe:
                 return self._ready_logged()
             try:
                 return httpx.get(f"{self.url}/readyz", timeout=2).status_code == 200
@@ -98,11 +100,14 @@ class MmBronze:
 
         wait_for(ready, timeout=timeout, every=0.1, what="mm-bronze to be ready", detail=self.logs)
 
+    def _runs(self, door: str) -> bool:
+        return f"--{door}" in self.roles or "--all" in self.roles
+
     def _ready_logged(self) -> bool:
-        """Without HTTP: the latest run has logged that it started and that each door it runs
-        listens (``mm-bronze started`` comes before the doors bind). The log is read once."""
+        """The latest run has logged that it started and that each door it runs listens
+        (``mm-bronze started`` comes before the doors bind). The log is read once."""
         logs = self.run_logs()
-        doors = [f"{door} listening" for door in ("sftp", "mllp") if f"--{door}" in self.roles]
+        doors = [f"{door} listening" for door in ("http", "sftp", "mllp") if self._runs(door)]
         return all(line in logs for line in ("mm-bronze started", *doors))
 
     def run_logs(self) -> str:

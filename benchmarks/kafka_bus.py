@@ -5,7 +5,9 @@
 Starts PostgreSQL (embedded), a Tansu broker, the bare starlette+hypercorn ceiling and
 ``mm-bronze serve`` processes; loads each with ``wrk`` (1.7 KB Observations, 32
 connections, every body distinct). The HTTP goals hold on Kafka too: accepted req/s and
-p99 against the ceiling, and with ``serve --all`` the consumers keep up.
+p99 against the ceiling, and with ``serve --all`` the consumers keep up. Beside the ceiling,
+as a bound with no goal, the bare app durable on Kafka (``kafka_durable_app``): the ceiling
+that produces each body with ``acks=all`` and answers once Kafka acknowledged it.
 
 CPU per request of each process (server, Tansu, PostgreSQL, wrk) is measured too: it moves
 far less than req/s on a shared machine. With ``serve --all`` everything shares the cores, so
@@ -65,6 +67,24 @@ def loaded(
     return result, meter.stop()
 
 
+def bare_durable(
+    servers: str, body: bytes, seconds: float, services: dict[str, int]
+) -> tuple[LoadResult, dict[str, float]]:
+    """wrk on the bare app durable on Kafka (``kafka_durable_app``), and the CPU used."""
+    port = free_port()
+    app = subprocess.Popen(
+        [sys.executable, "-m", "benchmarks.kafka_durable_app", str(port), servers, "bench-bare"]
+    )
+    try:
+        url = f"http://127.0.0.1:{port}{OBSERVATION_ROUTE}"
+        wait_http(f"http://127.0.0.1:{port}/")
+        warm_up(url, body)
+        return loaded(url, body, seconds, {"app": app.pid, **services})
+    finally:
+        app.terminate()
+        app.wait()
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=5.0, help="wrk duration per target")
@@ -94,6 +114,13 @@ def main() -> int:
                                 {"ceiling": ceiling.pid})  # fmt: skip
             show("ceiling (bare starlette)", base)
             ceiling_cpu = show_cpu("ceiling (bare starlette)", used, base.requests)
+            bare, bare_cpu = bare_durable(broker.servers, body, args.seconds, services)
+            show("bare durable app on Kafka", bare, base)
+            show_cpu("bare durable app on Kafka", bare_cpu, bare.requests)
+            record(NAME, "Observation 1.7 KB, 32 conn: the bare app durable on Kafka, req/s "
+                   "(bound: acks=all, no validation)", bare.rate(), base.rate(), "req/s",
+                   note=f"its process: {per_request_ms(bare_cpu, bare.requests)['app']:.3f} "
+                   "ms/request")  # fmt: skip
             results = {}
             for name, extra in (("embedded", {}), ("kafka", http_kafka)):
                 env = {"POSTGRES_DSN": create_database(admin), **extra}

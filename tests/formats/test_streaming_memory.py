@@ -12,12 +12,13 @@ import pytest
 from mm_bronze import formats
 from mm_bronze.errors import InvalidPayload
 from mm_bronze.formats.fhir import json_stream, json_validator
-from mm_bronze.formats.fhir.model import model
 from tests.formats.helpers import validate
 
 
 def peak_memory(run: Callable[[], dict]) -> tuple[dict, int]:
-    model("R4")  # loaded once per process: not part of what a body costs
+    # What a version builds once per process (its model, the fast path's types) is not part
+    # of what a body costs: ``run`` once untraced builds it, whichever test runs first.
+    run()
     tracemalloc.start()
     try:
         result = run()
@@ -114,3 +115,79 @@ def test_a_huge_json_string_keeps_escapes_and_characters_whole(
     uri = head + b' "implicitRules": "http://e.org/' + b"a" * 100_000 + b' b"}'
     with pytest.raises(InvalidPayload, match=r"Observation\.implicitRules is not a valid uri"):
         validate(uri, chunk=chunk)
+
+
+def _task(value: dict[str, str]) -> dict[str, object]:
+    return {
+        "resourceType": "Task",
+        "status": "draft",
+        "intent": "order",
+        "input": [{"type": {"text": "t"}, **value}],
+    }
+
+
+def _bundle(kind: str, *full_urls: str) -> dict[str, object]:
+    resource = {"resourceType": "Basic", "code": {"text": "x"}}
+    entries = [{"fullUrl": url, "resource": resource} for url in full_urls]
+    return {"resourceType": "Bundle", "type": kind, "entry": entries}
+
+
+LONG = 5000  # characters: over the piece limit below, so the string is read in slices
+LONG_VALUES = [
+    # (the resource, its version, the reason it is invalid or None)
+    ({"resourceType": "Patient", "gender": "c" * LONG}, "R4", None),
+    ({"resourceType": "Patient", "gender": " ".join(["ab"] * LONG)}, "R4", None),
+    ({"resourceType": "Patient", "gender": "ab  " + "c" * LONG}, "R4", "not a valid code"),
+    ({"resourceType": "Patient", "gender": "c" * LONG + "  d"}, "R4", "not a valid code"),
+    ({"resourceType": "Patient", "gender": "ab\t" + "c" * LONG}, "R4", "not a valid code"),
+    ({"resourceType": "Patient", "gender": " " + "c" * LONG}, "R4", "not a valid code"),
+    ({"resourceType": "Patient", "gender": "c" * LONG + " "}, "R4", "not a valid code"),
+    ({"resourceType": "Patient", "gender": "c" * LONG + "\u00a0"}, "R4", "not a valid code"),
+    (_task({"valueOid": "urn:oid:1" + ".12345" * LONG}), "R4", None),
+    (_task({"valueOid": "urn:oid:1" + ".0.10" * LONG}), "R4", None),
+    (_task({"valueOid": "urn:oid:1" + ".12345" * LONG + ".012"}), "R4", "not a valid oid"),
+    (_task({"valueOid": "urn:oid:1" + ".12345" * LONG + ".."}), "R4", "not a valid oid"),
+    (_task({"valueOid": "urn:oid:1" + ".12345" * LONG + "."}), "R4", "not a valid oid"),
+    (_task({"valueOid": "urn:oid:3" + ".12345" * LONG}), "R4", "not a valid oid"),
+    (_task({"valueOid": "urn:oid:1" + ".12a45" * LONG}), "R4", "not a valid oid"),
+    (_task({"valueInteger64": "-1" + "0" * LONG}), "R5", None),
+    (_task({"valueInteger64": "0" * LONG}), "R5", "not a valid integer64"),
+    (_task({"valueInteger64": "1" * LONG + "x"}), "R5", "not a valid integer64"),
+    (_task({"valueDate": "2" * LONG}), "R4", "not a valid date"),
+    ({"resourceType": "Bundle", "type": "c" * LONG}, "R4", "not a valid bundle type"),
+    (_bundle("collection", "urn:x:" + "a" * LONG, "urn:x:" + "b" * LONG), "R4", None),
+    (_bundle("collection", *["urn:x:" + "a" * LONG] * 2), "R4", "repeats the fullUrl"),
+    (_bundle("history", *["urn:x:" + "a" * LONG] * 2), "R4", None),
+]
+
+
+@pytest.mark.parametrize("chunk", [1, 1000])
+@pytest.mark.parametrize(("resource", "version", "reason"), LONG_VALUES)
+def test_a_long_string_gets_the_verdict_the_whole_string_gets(
+    monkeypatch: pytest.MonkeyPatch,
+    resource: dict[str, object],
+    version: str,
+    reason: str | None,
+    chunk: int,
+) -> None:
+    """Read in slices (a body over the buffer limit), a string too long to hold is checked on
+    its summary: a code, an oid or an integer64 of any length, a Bundle's type and repeated
+    fullUrls get the verdict of the whole string, whichever slices it arrives in."""
+    body = msgspec.json.encode(resource)
+
+    def verdict() -> str | None:
+        try:
+            validate(body, version=version, chunk=chunk)
+        except InvalidPayload as exc:
+            return exc.reason
+        return None
+
+    whole = verdict()
+    monkeypatch.setattr(json_validator, "BUFFER_LIMIT", 1024)
+    monkeypatch.setattr(json_stream, "PIECE_LIMIT", 2048)
+    sliced = verdict()
+    if reason is None:
+        assert whole is None and sliced is None
+    else:
+        assert whole is not None and reason in whole
+        assert sliced is not None and reason in sliced

@@ -2,20 +2,36 @@
 
 Each slice is decoded by msgspec (escapes, control characters, UTF-8) after a cut that
 never splits an escape or a character; what the checks need is kept (length, whitespace,
-whether it is base64, the first characters), the text itself is dropped.
+whether it is base64, the first and last characters, what a ``code``, an ``oid`` or an
+``integer64`` of any length must hold, a digest to compare it with others), the text itself
+is dropped. ``problem`` checks a format on that summary and agrees with the check of the
+whole string (``model.primitive_problem``).
 """
 
 from __future__ import annotations
 
+import hashlib
 import re
 
 import msgspec
+
+from mm_bronze.formats.fhir.model import primitive_problem
 
 _DECODE = msgspec.json.Decoder(str)
 _SPACE = re.compile(r"\s")
 _WHITESPACE = re.compile(r"\s+")
 _BASE64 = re.compile(r"[0-9a-zA-Z+/]*(=*)")
 PREFIX = 64
+# Not in a code (``\S+( \S+)*``): whitespace other than a space, or two spaces in a row.
+_ODD_SPACE = re.compile(r"[^\S ]|  ")
+# Not in an oid past ``urn:oid:N`` (``(\.(0|[1-9][0-9]*))+``): anything but digits and dots,
+# an empty arc, an arc with a leading zero.
+_NOT_ARCS = re.compile(r"[^0-9.]|\.\.|\.0[0-9]")
+_OID_START = re.compile(r"urn:oid:[0-2]\.")
+_ARCS_FROM = 9  # where the arcs after ``urn:oid:N`` start: its first dot
+_NOT_DIGIT = re.compile(r"[^0-9]")
+_INTEGER_START = re.compile(r"-?[1-9][0-9]*")  # a long integer has no leading zero
+CONTEXT = 2  # characters of the last slice that a check across the cut needs
 
 
 class LongString:
@@ -29,6 +45,11 @@ class LongString:
         self.base64_length = 0
         self.padding = 0
         self.resume = 0  # where the next slice starts, when ``read`` waits for more
+        self.tail = ""  # its last characters (``CONTEXT``)
+        self.odd_space = False  # holds whitespace a code does not allow
+        self.arcs = True  # so far, what an oid allows past ``urn:oid:N``
+        self.digits = True  # so far, digits only (past a leading ``-``)
+        self._digest = hashlib.sha256()
 
     def read(self, buf: bytes, pos: int, final: bool) -> int | None:
         """Take the string's bytes from ``pos`` (just after the opening quote, or where the
@@ -55,11 +76,23 @@ class LongString:
         if not raw:
             return
         text = _DECODE.decode(b'"' + raw + b'"')
+        before, tail = self.length, self.tail
         self.length += len(text)
         if len(self.prefix) < PREFIX:
             self.prefix += text[: PREFIX - len(self.prefix)]
+        self._digest.update(text.encode("utf-8", "surrogatepass"))
         blank = _SPACE.search(text) is not None
         self.blank = self.blank or blank
+        joined = tail + text  # what crosses the cut is checked too
+        self.tail = joined[-CONTEXT:]
+        if blank and not self.odd_space:  # (a slice with no whitespace adds none)
+            self.odd_space = _ODD_SPACE.search(joined) is not None
+        if self.arcs:
+            arcs = max(0, _ARCS_FROM - (before - len(tail)))
+            self.arcs = _NOT_ARCS.search(joined, arcs) is None
+        if self.digits:
+            sign = 1 if before == 0 and text.startswith("-") else 0
+            self.digits = _NOT_DIGIT.search(text, sign) is None
         if self.base64:
             compact = _WHITESPACE.sub("", text) if blank else text
             match = _BASE64.fullmatch(compact)
@@ -68,6 +101,30 @@ class LongString:
             else:
                 self.padding += len(match.group(1))
                 self.base64_length += len(compact)
+
+    def key(self) -> str:
+        """Stands for the string where it is compared with others (a Bundle's fullUrls): equal
+        for equal strings, and unlike any string short enough to be held."""
+        return f"\x00{self.length}:{self._digest.hexdigest()}"
+
+    def problem(self, type_name: str) -> str | None:
+        """Why the string is not a valid ``type_name`` (``model.primitive_problem``'s
+        phrase), or None if it is."""
+        if type_name == "base64Binary":
+            return None if self.is_base64() else "is not valid base64"
+        if type_name in ("uri", "url", "canonical"):  # ``\S*``
+            return f"is not a valid {type_name}" if self.blank else None
+        if type_name == "code":
+            ends = self.prefix[0] + self.tail[-1]
+            fits = not self.odd_space and _SPACE.search(ends) is None
+        elif type_name == "oid":
+            fits = self.arcs and bool(_OID_START.match(self.prefix)) and self.tail[-1] != "."
+        elif type_name == "integer64":
+            fits = self.digits and bool(_INTEGER_START.fullmatch(self.prefix))
+        else:  # the other patterns bound the length: the first characters and a line end
+            # fail them as the whole string does (or the string is no JSON number, boolean)
+            return primitive_problem(type_name, self.prefix + "\n", from_json=True)
+        return None if fits else f"is not a valid {type_name}"
 
     def is_base64(self) -> bool:
         return (

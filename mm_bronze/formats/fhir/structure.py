@@ -194,20 +194,20 @@ class StructureChecker:
                     resource.parent.version_id = value
 
     def long_value(self, node: Node, element: Element, value: LongString, path: str) -> None:
-        """A primitive JSON string too long to hold: only its summary is checked."""
+        """A primitive JSON string too long to hold: only its summary is checked, to the
+        same verdict as ``value`` gives the whole string."""
         type_name = element.type
         if type_name in ("string", "markdown", "xhtml") or (
             element.name == "id" and self.model and node.type not in self.model.resources
         ):
             return
-        if type_name == "base64Binary":
-            problem = None if value.is_base64() else "is not valid base64"
-        elif type_name in ("uri", "url", "canonical"):
-            problem = f"is not a valid {type_name}" if value.blank else None
-        else:
-            problem = primitive_problem(type_name, value.prefix + "\n", from_json=True)
+        problem = value.problem(type_name)
         if problem is not None:
             self.error("value", f"{node.type}.{element.name} {problem}", path)
+        elif node is self.root and element.name == "type" and node.type == "Bundle":
+            self.error("value", "Bundle.type is not a valid bundle type", path)
+        elif element.name == "fullUrl" and self._is_entry(node):
+            node.full_url = value.key()  # compared with the other entries' (bdl-7)
 
     def close(self, node: Node) -> None:
         """An object ends: required elements must have been seen."""

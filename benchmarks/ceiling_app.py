@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import sys
+from collections.abc import Coroutine
+from typing import Any
 
 from hypercorn.asyncio import serve
 from hypercorn.config import Config
@@ -23,10 +26,19 @@ async def ingest(request: Request) -> JSONResponse:
 app = Starlette(routes=[Route("/ingest/{a}/{b}/{c}/{d}", ingest, methods=["POST"])])
 
 
-def main() -> None:
-    config = Config()
-    config.bind = [f"127.0.0.1:{int(sys.argv[1])}"]
-    config.accesslog = None
+async def hashed_body(request: Request) -> tuple[bytes, bytes]:
+    """The body, read as the ceiling reads it, and its SHA-256 (for the bounds that build on
+    the ceiling: ``durable_ceiling_app``, ``kafka_durable_app``)."""
+    digest = hashlib.sha256()
+    chunks = []
+    async for chunk in request.stream():
+        digest.update(chunk)
+        chunks.append(chunk)
+    return b"".join(chunks), digest.digest()
+
+
+def run(main: Coroutine[Any, Any, None]) -> None:
+    """Run ``main`` on uvloop when it is installed (as the door runs), else asyncio's loop."""
     try:
         import uvloop
 
@@ -34,7 +46,14 @@ def main() -> None:
     except ImportError:
         runner = asyncio.Runner()
     with runner:
-        runner.run(serve(app, config))  # type: ignore[arg-type]
+        runner.run(main)
+
+
+def main() -> None:
+    config = Config()
+    config.bind = [f"127.0.0.1:{int(sys.argv[1])}"]
+    config.accesslog = None
+    run(serve(app, config))  # type: ignore[arg-type]
 
 
 if __name__ == "__main__":

@@ -12,7 +12,6 @@ this app's: what it adds to the ceiling's tail is the wait for the disk.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import os
 import sys
 import uuid
@@ -25,6 +24,8 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
+
+from benchmarks.ceiling_app import hashed_body, run
 
 INLINE = 64 * 1024  # the door's default ``inline_limit``
 TABLE = "public.bench_durable_ceiling"
@@ -49,18 +50,13 @@ def write_durably(directory: Path, body: bytes) -> str:
 
 def make_app(pool: AsyncConnectionPool, directory: Path) -> Starlette:
     async def ingest(request: Request) -> JSONResponse:
-        digest = hashlib.sha256()
-        chunks = []
-        async for chunk in request.stream():
-            digest.update(chunk)
-            chunks.append(chunk)
-        body = b"".join(chunks)
+        body, digest = await hashed_body(request)
         if len(body) > INLINE:
             value = (await asyncio.to_thread(write_durably, directory, body)).encode()
         else:
             value = body
         async with pool.connection() as conn:
-            await conn.execute(INSERT, ("bench", digest.digest(), value), prepare=True)
+            await conn.execute(INSERT, ("bench", digest, value), prepare=True)
         return JSONResponse({"status": "accepted", "size": len(body)}, status_code=202)
 
     return Starlette(routes=[Route("/ingest/{a}/{b}/{c}/{d}", ingest, methods=["POST"])])
@@ -82,14 +78,7 @@ async def _main(port: int, dsn: str, directory: Path) -> None:
 def main() -> None:
     port, dsn, directory = int(sys.argv[1]), sys.argv[2], Path(sys.argv[3])
     directory.mkdir(parents=True, exist_ok=True)
-    try:
-        import uvloop
-
-        runner = asyncio.Runner(loop_factory=uvloop.new_event_loop)
-    except ImportError:
-        runner = asyncio.Runner()
-    with runner:
-        runner.run(_main(port, dsn, directory))
+    run(_main(port, dsn, directory))
 
 
 if __name__ == "__main__":

@@ -13,7 +13,6 @@ once Kafka holds the event spends per request.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import sys
 import threading
 from collections.abc import Callable
@@ -26,6 +25,8 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
+
+from benchmarks.ceiling_app import hashed_body, run
 
 Settle = tuple["asyncio.Future[KafkaError | None]", KafkaError | None]
 
@@ -89,13 +90,8 @@ def _settle_all(served: list[Settle]) -> None:
 
 def make_app(producer: DurableProducer) -> Starlette:
     async def ingest(request: Request) -> JSONResponse:
-        digest = hashlib.sha256()
-        chunks = []
-        async for chunk in request.stream():
-            digest.update(chunk)
-            chunks.append(chunk)
-        body = b"".join(chunks)
-        await producer.produce(digest.hexdigest().encode(), body)
+        body, digest = await hashed_body(request)
+        await producer.produce(digest.hex().encode(), body)
         return JSONResponse({"status": "accepted", "size": len(body)}, status_code=202)
 
     return Starlette(routes=[Route("/ingest/{a}/{b}/{c}/{d}", ingest, methods=["POST"])])
@@ -129,14 +125,7 @@ async def _main(port: int, servers: str, topic: str) -> None:
 def main() -> None:
     port, servers, topic = int(sys.argv[1]), sys.argv[2], sys.argv[3]
     create_topic(servers, topic)
-    try:
-        import uvloop
-
-        runner = asyncio.Runner(loop_factory=uvloop.new_event_loop)
-    except ImportError:
-        runner = asyncio.Runner()
-    with runner:
-        runner.run(_main(port, servers, topic))
+    run(_main(port, servers, topic))
 
 
 if __name__ == "__main__":

@@ -142,18 +142,25 @@ def record_bound(
 
 
 @contextlib.contextmanager
-def durable_ceiling(dsn: str, directory: Path) -> Iterator[str]:
-    """``benchmarks.durable_ceiling_app`` on ``dsn`` (whose schema the door has made): its URL."""
+def bare_app(module: str, *args: str) -> Iterator[tuple[str, int]]:
+    """``python -m module PORT *args`` (a bare app of ``benchmarks``) on a free port: its URL
+    and process id, once it answers."""
     port = free_port()
-    app = subprocess.Popen([sys.executable, "-m", "benchmarks.durable_ceiling_app", str(port),
-                            dsn, str(directory)])  # fmt: skip
+    app = subprocess.Popen([sys.executable, "-m", module, str(port), *args])
     try:
         url = f"http://127.0.0.1:{port}"
         wait_http(url + "/")
-        yield url
+        yield url, app.pid
     finally:
         app.terminate()
         app.wait(30)
+
+
+@contextlib.contextmanager
+def durable_ceiling(dsn: str, directory: Path) -> Iterator[str]:
+    """``benchmarks.durable_ceiling_app`` on ``dsn`` (whose schema the door has made): its URL."""
+    with bare_app("benchmarks.durable_ceiling_app", dsn, str(directory)) as (url, _pid):
+        yield url
 
 
 def record_durable(label: str, result: LoadResult, base: LoadResult) -> None:

@@ -29,7 +29,14 @@ from pathlib import Path
 
 import psycopg
 
-from benchmarks.__main__ import OBSERVATION_ROUTE, observation_body, show, wait_http, warm_up
+from benchmarks.__main__ import (
+    OBSERVATION_ROUTE,
+    bare_app,
+    observation_body,
+    show,
+    wait_http,
+    warm_up,
+)
 from benchmarks.cpu_meter import CpuMeter, per_request_ms, postmaster_pid
 from benchmarks.loadgen import LoadResult, run_wrk
 from benchmarks.summary import record
@@ -71,18 +78,9 @@ def bare_durable(
     servers: str, body: bytes, seconds: float, services: dict[str, int]
 ) -> tuple[LoadResult, dict[str, float]]:
     """wrk on the bare app durable on Kafka (``kafka_durable_app``), and the CPU used."""
-    port = free_port()
-    app = subprocess.Popen(
-        [sys.executable, "-m", "benchmarks.kafka_durable_app", str(port), servers, "bench-bare"]
-    )
-    try:
-        url = f"http://127.0.0.1:{port}{OBSERVATION_ROUTE}"
-        wait_http(f"http://127.0.0.1:{port}/")
-        warm_up(url, body)
-        return loaded(url, body, seconds, {"app": app.pid, **services})
-    finally:
-        app.terminate()
-        app.wait()
+    with bare_app("benchmarks.kafka_durable_app", servers, "bench-bare") as (url, pid):
+        warm_up(url + OBSERVATION_ROUTE, body)
+        return loaded(url + OBSERVATION_ROUTE, body, seconds, {"app": pid, **services})
 
 
 def main() -> int:

@@ -5,9 +5,15 @@ ENV UV_PROJECT_ENVIRONMENT=/opt/mm-bronze \
     UV_PYTHON_DOWNLOADS=never \
     UV_COMPILE_BYTECODE=1 \
     UV_LINK_MODE=copy
+# A C compiler and expat's header build the FHIR XML fast path (setup.py); they stay in this
+# stage. The distribution's current packages: they only build, the image does not carry them.
+# hadolint ignore=DL3008
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends gcc libc6-dev libexpat1-dev \
+    && rm -rf /var/lib/apt/lists/*
 RUN pip install --no-cache-dir uv==0.13.9
 WORKDIR /src
-COPY pyproject.toml uv.lock README.md ./
+COPY pyproject.toml setup.py uv.lock README.md ./
 RUN uv sync --frozen --no-dev --no-install-project
 COPY mm_bronze ./mm_bronze
 RUN uv sync --frozen --no-dev --no-editable

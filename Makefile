@@ -16,6 +16,8 @@ UV_SYNC  := UV_PROJECT_ENVIRONMENT=$(VENV) UV_PYTHON_DOWNLOADS=never $(UV) sync 
 STAMP_RUN  := $(VENV)/.installed-run
 STAMP_TEST := $(VENV)/.installed-test
 STAMP      := $(STAMP_TEST)
+# The compiled module's source (setup.py builds it): a change reinstalls the project.
+C_SOURCES  := $(wildcard mm_bronze/*/*/*.c)
 
 $(UV):
 	$(PYTHON) -m venv .uv
@@ -25,11 +27,11 @@ $(UV):
 install: $(STAMP_RUN)
 install-test: $(STAMP_TEST)
 
-$(STAMP_RUN): pyproject.toml uv.lock | $(UV)
+$(STAMP_RUN): pyproject.toml uv.lock setup.py $(C_SOURCES) | $(UV)
 	$(UV_SYNC) --inexact
 	touch $(STAMP_RUN)
 
-$(STAMP_TEST): pyproject.toml uv.lock | $(UV)
+$(STAMP_TEST): pyproject.toml uv.lock setup.py $(C_SOURCES) | $(UV)
 	$(UV_SYNC) --extra test
 	touch $(STAMP_RUN) $(STAMP_TEST)
 
@@ -88,6 +90,7 @@ bench: install-test wrk
 # Build output and caches only; never the data directory.
 clean:
 	rm -rf $(VENV) .uv build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache
+	find mm_bronze -name '*.so' -delete
 
 # Deletes ./data: every stored object, the embedded database, the SFTP users and host key.
 clean-data:

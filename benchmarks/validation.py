@@ -7,9 +7,9 @@ checks: ``msgspec.json.decode`` per file (JSON) or per line (NDJSON), plain ijso
 the streamed bundle, expat for XML, ``bytes.split`` into segments and fields for HL7 v2. Every
 figure is recorded with ``benchmarks.summary.record`` (ratio = validation / baseline). Times
 are the CPU time of this process (validation is single-threaded and CPU-bound), so other load
-on a shared machine does not tilt the ratio. The JSON and XML rows also record, as bounds with
-no goal, their fast path's floor against the same baseline (``typed_decode``,
-``expat_callbacks``): what the fast path's design costs at least, before its other checks.
+on a shared machine does not tilt the ratio. The JSON rows also record, as a bound with no
+goal, their fast path's floor against the same baseline (``typed_decode``): what the fast
+path's design costs at least, before its other checks.
 """
 
 from __future__ import annotations
@@ -96,23 +96,6 @@ def typed_decode(bodies: list[bytes], version: str, *, per_line: bool) -> None:
             fast_formats.valid()
 
 
-def expat_callbacks(bodies: list[bytes]) -> None:
-    """The floor of any check made in Python per XML element: expat calling a handler that
-    does nothing for each start (ends counted by ``list.append``), set up as the fast path
-    sets its parser up."""
-
-    def start(name: str, attrs: list[str]) -> None:
-        pass
-
-    for body in bodies:
-        parser = xml.parsers.expat.ParserCreate(namespace_separator=" ", intern=None)
-        parser.ordered_attributes = True
-        ends: list[str] = []
-        parser.StartElementHandler = start
-        parser.EndElementHandler = ends.append
-        parser.Parse(body, True)
-
-
 def rates(runs: Sequence[Callable[[], None]], size: int, seconds: float) -> list[float]:
     """Best MB/s of each of ``runs``, measured in alternation for about ``seconds`` in total,
     each sample repeated to last about 0.2 s: on a busy machine a short sample is more likely
@@ -158,10 +141,6 @@ FLOORS = {
     "json": (
         "the fast path's floor",
         "decoding into its Structs with formats checked, nothing else",
-    ),
-    "xml": (
-        "expat with a no-op Python handler",
-        "the least a check made in Python per element costs",
     ),
 }
 
@@ -219,7 +198,7 @@ def main() -> None:
             lambda: parse_xml(xml),
             "expat parse",
             0.3,
-            (lambda: expat_callbacks(xml), FLOORS["xml"]),
+            None,
         ),
         (
             "HL7 v2, corpus messages",

@@ -11,16 +11,16 @@ from __future__ import annotations
 
 import random
 import re
+import tracemalloc
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from mm_bronze.errors import InvalidPayload
-from mm_bronze.formats.fhir import xml_validator
+from mm_bronze.formats.fhir import xml_decider, xml_tables, xml_validator
 from mm_bronze.formats.fhir.structure import MAX_DEPTH
 from mm_bronze.formats.fhir.xml_decider import decide
-from mm_bronze.formats.fhir.xml_narratives import fits
 from tests.formats.helpers import validate
 
 CORPUS = Path(__file__).resolve().parents[3] / "shared" / "corpus"
@@ -240,19 +240,85 @@ def test_deep_fhir_elements_and_narratives_agree_at_the_limit() -> None:
         )
 
 
-def test_narrative_depth_bound() -> None:
-    deep = b"<div>" + b"<b>" * 200 + b"</b>" * 200 + b"</div>"
-    wide = b"<div>" + b"<p><b>x</b><br/></p>" * 500 + b"</div>"
-    assert not fits(deep, 0, len(deep), 3)
-    assert fits(wide, 0, len(wide), 3)
-    assert not fits(wide, 0, len(wide), MAX_DEPTH - 2)
-    # Taken for elements that never end, 300 empty ones would be too deep: then they count.
-    flat = b"<div>" + b"<br/>" * 300 + b"</div>"
-    assert fits(flat, 0, len(flat), 3)
-    comment = b"<div><!-- </b></b> --></div>"
-    assert fits(comment, 0, len(comment), 90, marked=True)  # few '<': shallow whatever they are
-    assert not fits(comment, 0, len(comment), 97, marked=True)
-    assert fits(comment.replace(b"<!--", b"<b>").replace(b"-->", b"</b>"), 0, 28, 97)
+def test_the_fast_path_is_compiled_with_the_tables_constants() -> None:
+    # Built by setup.py at install; without it the walker would decide every payload.
+    assert xml_decider.COMPILED
+    walk = xml_decider.xml_walk
+    assert walk.MAX_DEPTH == MAX_DEPTH
+    assert walk.KINDS == (
+        xml_tables.PRIMITIVE,
+        xml_tables.COMPLEX,
+        xml_tables.CONTAINER,
+        xml_tables.RESOURCE,
+        xml_tables.NARRATIVE,
+        xml_tables.NOTED,
+        xml_tables.ENTRY,
+        xml_tables.ENTRY_RESOURCE,
+        xml_tables.TEXT,
+    )
+
+
+def test_narratives_are_counted_not_read() -> None:
+    def narrative(xhtml: str) -> bytes:
+        text = f'<text><status value="generated"/><div {XHTML}>{xhtml}</div></text>'
+        return f"<Patient {NS}>{text}</Patient>".encode()
+
+    wide = narrative("<p><b>x</b><br/></p>" * 500)
+    assert agree(wide)
+    assert agree(narrative("<br/>" * 300 + "<!-- </b></b> --><?pi </i>?>"))
+    assert agree(narrative('<svg xmlns="urn:svg"><g><p>a &lt; b</p></g></svg><![CDATA[ <x> ]]>'))
+    assert agree(narrative('<p xmlns="urn:other"><div xmlns="http://hl7.org/fhir">x</div></p>'))
+    # Patient, text, div and 98 levels: one too many.
+    deep = narrative("<b>" * 98 + "</b>" * 98)
+    assert walker(deep, "R4") is None
+    assert decide(deep, "R4") is None
+    assert agree(narrative("<b>" * 97 + "</b>" * 97))
+
+
+@pytest.mark.parametrize(
+    ("declaration", "decided", "valid"),
+    [
+        ('<?xml version="1.0" encoding="UTF-8"?>', True, True),
+        ("<?xml version='1.0' encoding='utf-8' standalone='yes'?>", True, True),
+        ('<?xml version="1.0"?>', True, True),
+        ('<?xml version="1.0" encoding="ISO-8859-1"?>', False, False),
+        ("<?xml version='1.0' encoding='us-ascii'?>", False, False),
+        # A name expat does not know itself (the walker's parser asks Python's codecs).
+        ("<?xml version='1.0' encoding='utf_8'?>", False, True),
+        ('<?xml-stylesheet href="encoding=x.css"?>', True, True),  # not a declaration
+    ],
+)
+def test_the_declared_encoding_is_read(declaration: str, decided: bool, valid: bool) -> None:
+    body = f'{declaration}<Patient {NS}><active value="true"/></Patient>'.encode()
+    assert (decide(body, "R4") is not None) == decided
+    assert (walker(body, "R4") is not None) == valid
+
+
+def test_whitespace_text_however_written_is_not_text() -> None:
+    body = f'<Patient {NS}>&#32;&#x9;<![CDATA[ ]]>\n<active value="true"/></Patient>'
+    assert agree(body.encode())
+    assert not agree(body.replace("&#32;", "&#65;").encode())
+    assert not agree(body.replace("<![CDATA[ ]]>", "<![CDATA[x]]>").encode())
+
+
+def test_the_walk_keeps_no_memory() -> None:
+    rng = random.Random(3)
+    bodies = [m.encode() for seed in SEEDS for m in mutations(seed.decode("utf-8", "replace"), rng)]
+    for body in bodies:  # tables and caches are built before measuring
+        decide(body, "R4")
+    tracemalloc.start()
+    try:
+        for _ in range(3):
+            for body in bodies:
+                decide(body, "R4")
+        before = tracemalloc.get_traced_memory()[0]
+        for _ in range(10):
+            for body in bodies:
+                decide(body, "R4")
+        grown = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert grown < 64 * 1024, f"{len(bodies) * 10} walks kept {grown} bytes"
 
 
 def test_comments_matter_only_inside_narratives() -> None:

@@ -156,7 +156,10 @@ def main() -> None:
     corpus: Path = args.corpus
 
     def read(pattern: str) -> list[bytes]:
-        return [p.read_bytes() for p in sorted(corpus.glob(pattern))]
+        found = [p.read_bytes() for p in sorted(corpus.glob(pattern))]
+        if not found:
+            parser.error(f"no corpus files match {corpus / pattern} (see --corpus)")
+        return found
 
     bundles = read("fhir-r4-bundles/*.json")
     ndjson = read("ndjson/*.ndjson")

@@ -16,8 +16,8 @@ UV_SYNC  := UV_PROJECT_ENVIRONMENT=$(VENV) UV_PYTHON_DOWNLOADS=never $(UV) sync 
 STAMP_RUN  := $(VENV)/.installed-run
 STAMP_TEST := $(VENV)/.installed-test
 STAMP      := $(STAMP_TEST)
-# The compiled module's source (setup.py builds it): a change reinstalls the project.
-C_SOURCES  := $(wildcard mm_bronze/*/*/*.c)
+# The compiled modules' sources (setup.py builds them): a change reinstalls the project.
+C_SOURCES  := $(wildcard mm_bronze/*/*/*.c mm_bronze/*/*/*/*.c)
 
 $(UV):
 	$(PYTHON) -m venv .uv

@@ -1,8 +1,10 @@
-"""The one compiled module of mm-bronze: the FHIR XML fast path's walk (``xml_walk.c``).
+"""The compiled modules of mm-bronze, both parts of the validation fast paths: the FHIR XML
+walk (``xml_walk.c``) and the search for repeated JSON keys (``repeated_keys.c``).
 
-Everything else is in pyproject.toml. The module is optional: where it cannot be built (no C
-compiler, or no ``expat.h``), mm-bronze installs without it and the detailed walker decides
-every FHIR XML payload, slower but with the same verdicts.
+Everything else is in pyproject.toml. Both are optional: where one cannot be built (no C
+compiler, or no ``expat.h``), mm-bronze installs without it and works as before it, slower
+but with the same verdicts (the detailed walker decides every FHIR XML payload; repeated
+keys are found by re-encoding in Python).
 """
 
 from setuptools import Extension, setup
@@ -13,6 +15,11 @@ setup(
             "mm_bronze.formats.fhir.xml_walk",
             sources=["mm_bronze/formats/fhir/xml_walk.c"],
             optional=True,
-        )
+        ),
+        Extension(
+            "mm_bronze.formats.fhir.fast.repeated_keys",
+            sources=["mm_bronze/formats/fhir/fast/repeated_keys.c"],
+            optional=True,
+        ),
     ]
 )

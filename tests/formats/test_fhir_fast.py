@@ -351,10 +351,10 @@ CONDITION_LINE = b'{"resourceType":"Condition","subject":{"reference":"Patient/a
         (PATIENT_LINE + b"\n\n" + CONDITION_LINE, False),  # a blank line
         (b'{"id":"b","resourceType":"Patient"}\n\n{"resourceType":"Patient"}', False),
         (b'{"id":"b","resourceType":"Patient"}\n {"resourceType":"Patient"}', False),
-        # Lines that end with CRLF: at once, unless mixed with LF or spaced.
+        # Lines that end with CRLF: at once, mixed with LF too, unless spaced.
         (PATIENT_LINE + b"\r\n" + CONDITION_LINE + b"\r\n", True),
         (PATIENT_LINE + b"\r\n" + CONDITION_LINE + b"\r\n" + PATIENT_LINE, True),
-        (PATIENT_LINE + b"\r\n" + CONDITION_LINE + b"\n" + PATIENT_LINE + b"\r\n", False),
+        (PATIENT_LINE + b"\r\n" + CONDITION_LINE + b"\n" + PATIENT_LINE + b"\r\n", True),
         (PATIENT_LINE + b" \r\n" + CONDITION_LINE + b"\r\n", False),
         (PATIENT_LINE + b"\r\n" + CONDITION_LINE + b"\r\r\n", False),
         (PATIENT_LINE + b"\r\n\r\n" + CONDITION_LINE + b"\r\n", False),  # then line by line

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -153,19 +155,26 @@ def test_lines_that_span_chunks_are_held_for_the_fast_path(
 
 
 def test_lines_of_many_chunks_are_checked_in_one_block(monkeypatch: pytest.MonkeyPatch) -> None:
-    blocks: list[int] = []
-    line_kinds = ndjson_validator.line_kinds
+    blocks: list[int] = []  # the lines of each block, at once or line by line
+    line_kinds, block_kinds = ndjson_validator.line_kinds, ndjson_validator.block_kinds
 
     def counted(lines: list[bytes], version: str, lean: LeanFirst) -> list[str | None]:
         blocks.append(len(lines))
         return line_kinds(lines, version, lean)
 
+    def counted_at_once(runs: list[bytes], version: str, lean: LeanFirst) -> Any:
+        found = block_kinds(runs, version, lean)
+        if found is not None:
+            blocks.append(sum(run.count(b"\n") + 1 for run in runs))
+        return found
+
     monkeypatch.setattr(ndjson_validator, "line_kinds", counted)
-    body = ndjson(*[PATIENT, CONDITION] * 20)
-    meta = validate(body, content_type="ndjson", chunk=50)
-    assert meta["resource_types"] == {"Condition": 20, "Patient": 20}
-    assert blocks == [40]
-    blocks.clear()
+    monkeypatch.setattr(ndjson_validator, "block_kinds", counted_at_once)
+    for lines in ([PATIENT, CONDITION], [PATIENT + b" ", CONDITION]):  # at once; line by line
+        meta = validate(ndjson(*lines * 20), content_type="ndjson", chunk=50)
+        assert meta["resource_types"] == {"Condition": 20, "Patient": 20}
+        assert blocks == [40]
+        blocks.clear()
     monkeypatch.setattr(ndjson_validator, "BLOCK", 200)  # blocks of about 200 bytes
     bad = b'{"resourceType": "Patient", "gender": 7}'
     with pytest.raises(InvalidPayload, match=r"line 31: Patient\.gender") as caught:

@@ -152,6 +152,11 @@ def _lean_then_full(
 _encoder = msgspec.json.Encoder()
 _local = threading.local()
 
+try:  # C (repeated_keys.c): where it could not be built, the documents are re-encoded
+    from mm_bronze.formats.fhir.fast.repeated_keys import documents as _scanned
+except ImportError:
+    _scanned = None  # type: ignore[assignment]
+
 
 def decode(data: bytes, version: str) -> Any | None:
     """``data`` as the Struct of its resource type, or None if it does not decode (or is
@@ -375,7 +380,10 @@ def keys_unique(data: bytes | list[bytes], documents: Iterable[Any]) -> bool:
     document, or the lines of ``data`` one by one, ``data`` holding one newline between each;
     or ``data`` is the list of those lines, joined only if the lengths do not settle it).
 
-    msgspec keeps the last of repeated keys (and drops its value), so the re-encoded
+    First, one pass over the bytes in C (``repeated_keys``) finds every key of every object
+    and compares them; it settles the common case (no repeat, no key written with an escape,
+    objects of up to 64 keys). Otherwise, or where that module was not built, the documents
+    are re-encoded: msgspec keeps the last of repeated keys (and drops its value), so the re-encoded
     documents lack at least ``"k":v,`` (6 bytes) of ``data`` for each repeat. Nothing else
     makes them longer than ``data``: strings are written with the shortest escapes, whitespace
     is dropped, numbers other than decimals are as short as JSON allows, and decimals are
@@ -388,9 +396,12 @@ def keys_unique(data: bytes | list[bytes], documents: Iterable[Any]) -> bool:
     colon). Counted at memory speed (``byte_count``); only when ``data`` holds such an escape
     are the colons outside strings counted instead.
     """
+    documents = list(documents)
+    if _scanned is not None and _all_unique(data, len(documents)):
+        return True
     encoded = _buffer()
     try:
-        _encoder.encode_into(list(documents), encoded)
+        _encoder.encode_into(documents, encoded)
     except (RecursionError, ValueError, TypeError):
         return False
     if isinstance(data, list):
@@ -403,6 +414,14 @@ def keys_unique(data: bytes | list[bytes], documents: Iterable[Any]) -> bool:
     if _escaped_colon(data):
         return _outside_strings(data) == _outside_strings(bytes(encoded))
     return byte_count.count(data, _COLON) == byte_count.count(encoded, _COLON)
+
+
+def _all_unique(data: bytes | list[bytes], documents: int) -> bool:
+    """``repeated_keys`` finds no repeated key in ``data``, ``documents`` top-level values."""
+    assert _scanned is not None
+    if isinstance(data, bytes):
+        return _scanned(data, False) == documents
+    return len(data) == documents and all(_scanned(piece, False) == 1 for piece in data)
 
 
 _COLON = ord(":")
@@ -444,18 +463,21 @@ def block_kinds(
     blocks: list[bytes], version: str, lean: LeanFirst | None = None
 ) -> dict[str, int] | None:
     """How many resources of each type NDJSON ``blocks`` hold, when every line is one
-    resource the fast path accepts, written compact (as bulk exports are); None
-    otherwise, and ``line_kinds`` then takes the lines one by one. Each block is complete
+    resource the fast path accepts (as bulk exports write them); None otherwise, and
+    ``line_kinds`` then takes the lines one by one. Each block is complete
     lines with one newline between each.
 
     The blocks are first decoded to the lean types (``lean_types``), while ``lean`` says so:
     if they decode, the full types would decode them to the same values; if not, the full
     types decide (and ``lean`` learns of it if they decode the blocks).
 
-    Each block is decoded in one call (``decode_lines``) and its documents re-encoded in one;
-    the formats of all blocks are checked in one batch. ``decode_lines`` also takes blank
-    lines, a document spread over lines, two on one line, even two with nothing between them,
-    so a block is taken only if ``}``, a newline, ``{`` occur once less than it holds
+    Each block is decoded in one call (``decode_lines``); the formats of all blocks are
+    checked in one batch. ``decode_lines`` also takes blank lines, a document spread over
+    lines, two on one line, even two with nothing between them, so a block is taken only if
+    one pass over its bytes in C (``repeated_keys``) finds as many lines as documents, each
+    alone on its line, and no key repeated in any object. Where that module cannot tell (or
+    was not built), the documents are re-encoded in one call, and the block is taken only if
+    ``}``, a newline, ``{`` occur once less than it holds
     documents (counted first as ``_NEXT_LINE``, as most bulk exports write them) and its
     re-encoding (``[``, ``]`` and a comma for each newline) is exactly as long. ``}`` then a
     newline then ``{`` can only be where one document ends and the next begins, so each of
@@ -500,15 +522,16 @@ def _count_each(kinds: Types, blocks: list[bytes]) -> Counter[type] | None:
     counted: Counter[type] = Counter()
     for block in blocks:
         documents = decode_lines(block)
-        between = len(documents) - 1
-        carriage_returns = 0
-        if block.count(_NEXT_LINE) != between and block.count(_BETWEEN) != between:
-            if block.count(_BETWEEN_CRLF) != between:
+        if _scanned is None or _scanned(block, True) != len(documents):
+            between = len(documents) - 1
+            carriage_returns = 0
+            if block.count(_NEXT_LINE) != between and block.count(_BETWEEN) != between:
+                if block.count(_BETWEEN_CRLF) != between:
+                    return None
+                carriage_returns = between + block.endswith(b"\r")  # before each newline
+            encode_into(documents, encoded)
+            if len(encoded) - 2 + carriage_returns != len(block):
                 return None
-            carriage_returns = between + block.endswith(b"\r")  # before each newline
-        encode_into(documents, encoded)
-        if len(encoded) - 2 + carriage_returns != len(block):
-            return None
         counted.update(map(type, documents))
         del documents  # freed before the next block is decoded
     return counted
@@ -519,7 +542,8 @@ def line_kinds(lines: list[bytes], version: str, lean: LeanFirst | None = None) 
     repeats a key or is a Bundle that breaks a rule (what NDJSON lines need of ``decide``).
 
     Each line is decoded (to the lean types first while ``lean`` says so, as in
-    ``block_kinds``), re-encoded for the duplicate-key check (``keys_unique``) and dropped
+    ``block_kinds``), checked for repeated keys (``repeated_keys``, else re-encoded:
+    ``keys_unique``) and dropped
     before the next: a block's documents are never held together, which costs the cache more
     than the work. The formats of all lines are checked in one batch; only if it fails is each
     line checked again alone, to find those at fault. (What a decode that raised collected
@@ -535,6 +559,7 @@ def _kinds_each(
 ) -> list[str | None]:
     encode_into = _encoder.encode_into
     encoded = _buffer()
+    scanned = _scanned
     found: list[str | None] = []
     append = found.append
     for line in lines:
@@ -543,15 +568,19 @@ def _kinds_each(
             append(None)
             continue
         kinds, document = decoded
-        try:
-            encode_into(document, encoded)
-        except (*_ERRORS, TypeError):
-            append(None)
-            continue
-        # A line that ends with CRLF keeps its CR: one byte more than a compact document.
-        if len(encoded) != len(line) - line.endswith(b"\r") and not keys_unique(line, (document,)):
-            append(None)
-        elif type(document) is kinds.bundle and _bundle(document, kinds) is None:
+        if scanned is None or scanned(line, True) != 1:  # not settled in C: re-encoded
+            try:
+                encode_into(document, encoded)
+            except (*_ERRORS, TypeError):
+                append(None)
+                continue
+            # A line that ends with CRLF keeps its CR: one byte more than a compact document.
+            if len(encoded) != len(line) - line.endswith(b"\r") and not keys_unique(
+                line, (document,)
+            ):
+                append(None)
+                continue
+        if type(document) is kinds.bundle and _bundle(document, kinds) is None:
             append(None)
         else:
             append(kinds.tags[type(document)])

@@ -1,0 +1,3 @@
+# The C module built from repeated_keys.c (see decider.keys_unique).
+
+def documents(data: bytes, lines: bool, /) -> int: ...

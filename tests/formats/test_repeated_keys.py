@@ -82,14 +82,16 @@ KEYS = st.sampled_from(["a", "b", "c", "resourceType", "é", 'q"', "x\\y", "\u20
 SCALARS = st.one_of(
     st.none(), st.booleans(), st.integers(), st.floats(allow_nan=False), st.text(max_size=5)
 )
-VALUES = st.recursive(
-    SCALARS,
-    lambda inner: st.one_of(
+
+
+def containing(inner: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
+    return st.one_of(
         st.lists(inner, max_size=4),
         st.lists(st.tuples(KEYS, inner), max_size=5),  # an object, maybe repeating a key
-    ),
-    max_leaves=20,
-)
+    )
+
+
+VALUES = st.recursive(SCALARS, containing, max_leaves=20)
 
 
 def written(value: Any, draw: st.DrawFn, top: bool = True) -> str:

@@ -221,22 +221,12 @@ static void XMLCALL start(void *data, const XML_Char *name, const XML_Char **att
     const char *value;
     int fine;
     switch (kind) {
-    case TEXT:
-        if (primitive_attributes(atts, NULL, &value) != 1)
-            goto unsure;
-        if (push(w, w->primitive, NULL, NULL))
-            goto unsure;
-        return;
+    case TEXT: /* any non-empty value: checked here, without a call */
     case PRIMITIVE:
-        if (primitive_attributes(atts, children, &value) != 1)
-            goto unsure;
-        if (push(w, w->primitive, NULL, NULL))
-            goto unsure;
-        return;
     case NOTED:
-        if (primitive_attributes(atts, children, &value) != 1)
+        if (primitive_attributes(atts, kind == TEXT ? NULL : children, &value) != 1)
             goto unsure;
-        if (value != NULL && note_text(w, PyTuple_GET_ITEM(spec, 7), value) < 0)
+        if (kind == NOTED && value != NULL && note_text(w, PyTuple_GET_ITEM(spec, 7), value) < 0)
             goto unsure;
         if (push(w, w->primitive, NULL, NULL))
             goto unsure;

@@ -5,8 +5,9 @@ ENV UV_PROJECT_ENVIRONMENT=/opt/mm-bronze \
     UV_PYTHON_DOWNLOADS=never \
     UV_COMPILE_BYTECODE=1 \
     UV_LINK_MODE=copy
-# A C compiler and expat's header build the FHIR XML fast path (setup.py); they stay in this
-# stage. The distribution's current packages: they only build, the image does not carry them.
+# A C compiler and expat's header build the validation fast paths' C modules (setup.py); they
+# stay in this stage. The distribution's current packages: they only build, the image does
+# not carry them.
 # hadolint ignore=DL3008
 RUN apt-get update \
     && apt-get install -y --no-install-recommends gcc libc6-dev libexpat1-dev \

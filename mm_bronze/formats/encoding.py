@@ -1,11 +1,17 @@
 """The first bytes of a text body, which tell UTF-16 and UTF-32 from the UTF-8 every format
-here is sent in (a UTF-16 file is what some Windows tools write by default)."""
+here is sent in (a UTF-16 file is what some Windows tools write by default), and the names
+a declaration may give UTF-8."""
 
 from __future__ import annotations
 
 # Bytes at the start of a body that tell.
 OPENING = 4
 _UTF32_BOMS = (b"\xff\xfe\x00\x00", b"\x00\x00\xfe\xff")
+
+
+def names_utf8(encoding: str) -> bool:
+    """An XML declaration's encoding name is UTF-8 (as Python's codecs spell it, too)."""
+    return encoding.lower().replace("_", "-") in ("utf-8", "utf8")
 
 
 def wide_encoding(opening: bytes) -> str | None:

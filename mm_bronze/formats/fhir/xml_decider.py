@@ -21,7 +21,7 @@ import functools
 import re
 from typing import Any
 
-from mm_bronze.formats.encoding import OPENING, wide_encoding
+from mm_bronze.formats.encoding import OPENING, names_utf8, wide_encoding
 from mm_bronze.formats.fhir.model import BUNDLE_TYPES
 from mm_bronze.formats.fhir.xml_summary import summary
 from mm_bronze.formats.fhir.xml_tables import check_for, tables
@@ -37,7 +37,6 @@ XSI = "http://www.w3.org/2001/XMLSchema-instance "
 HELD = "\x00resource"
 # The encoding an XML declaration names (expat has checked the declaration's syntax).
 _ENCODING = re.compile(rb"""\sencoding\s*=\s*["']([^"']*)["']""")
-_UTF8 = ("utf-8", "utf8")
 
 
 @functools.cache
@@ -57,6 +56,6 @@ def decide(data: bytes, version: str) -> dict[str, Any] | None:
     notes, declaration = walked
     if declaration is not None:
         named = _ENCODING.search(declaration)
-        if named is not None and named[1].decode("latin-1").lower().replace("_", "-") not in _UTF8:
+        if named is not None and not names_utf8(named[1].decode("latin-1")):
             return None
     return summary(notes, BUNDLE_TYPES[version])

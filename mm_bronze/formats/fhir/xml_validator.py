@@ -19,7 +19,7 @@ from xml.parsers import expat
 from mm_bronze.errors import InvalidPayload
 from mm_bronze.formats.base import STRICT, Findings
 from mm_bronze.formats.bom import BOM, LeadingBom
-from mm_bronze.formats.encoding import Opening
+from mm_bronze.formats.encoding import Opening, names_utf8
 from mm_bronze.formats.fhir import shown
 from mm_bronze.formats.fhir.json_validator import checker_for
 from mm_bronze.formats.fhir.model import Element, canonical_version, primitive_problem
@@ -80,7 +80,7 @@ class FhirXmlValidator:
         self.findings.add("error", code, message, expression=expression, location=self._where())
 
     def _declaration(self, _version: str, encoding: str | None, _standalone: int) -> None:
-        if encoding and encoding.lower().replace("_", "-") not in ("utf-8", "utf8"):
+        if encoding and not names_utf8(encoding):
             self._error("invalid", f"FHIR XML must be UTF-8, not {encoding}", None)
 
     def _start(self, name: str, attrs: dict[str, str]) -> None:

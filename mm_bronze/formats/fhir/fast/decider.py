@@ -557,8 +557,6 @@ def line_kinds(lines: list[bytes], version: str, lean: LeanFirst | None = None) 
 def _kinds_each(
     lean: Types, version: str, first: LeanFirst, lines: list[bytes]
 ) -> list[str | None]:
-    encode_into = _encoder.encode_into
-    encoded = _buffer()
     scanned = _scanned
     found: list[str | None] = []
     append = found.append
@@ -568,19 +566,11 @@ def _kinds_each(
             append(None)
             continue
         kinds, document = decoded
-        if scanned is None or scanned(line, True) != 1:  # not settled in C: re-encoded
-            try:
-                encode_into(document, encoded)
-            except (*_ERRORS, TypeError):
-                append(None)
-                continue
-            # A line that ends with CRLF keeps its CR: one byte more than a compact document.
-            if len(encoded) != len(line) - line.endswith(b"\r") and not keys_unique(
-                line, (document,)
-            ):
-                append(None)
-                continue
-        if type(document) is kinds.bundle and _bundle(document, kinds) is None:
+        # The common line is settled by one call here (a CR may end it); any other goes
+        # through the whole check.
+        if (scanned is None or scanned(line, True) != 1) and not keys_unique(line, (document,)):
+            append(None)
+        elif type(document) is kinds.bundle and _bundle(document, kinds) is None:
             append(None)
         else:
             append(kinds.tags[type(document)])

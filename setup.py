@@ -4,7 +4,7 @@ walk (``xml_walk.c``) and the search for repeated JSON keys (``repeated_keys.c``
 Everything else is in pyproject.toml. Both are optional: where one cannot be built (no C
 compiler, or no ``expat.h``), mm-bronze installs without it and works as before it, slower
 but with the same verdicts (the detailed walker decides every FHIR XML payload; repeated
-keys are found by re-encoding in Python).
+keys are looked for by re-encoding the decoded documents).
 """
 
 from setuptools import Extension, setup

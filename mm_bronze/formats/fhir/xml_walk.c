@@ -60,7 +60,7 @@ static void give_up(Walk *w)
 
 static PyObject *lookup(PyObject *table, const char *name)
 {
-    PyObject *key = PyUnicode_DecodeUTF8(name, (Py_ssize_t)strlen(name), NULL);
+    PyObject *key = PyUnicode_FromString(name);
     if (key == NULL)
         return NULL;
     PyObject *spec = PyDict_GetItemWithError(table, key); /* borrowed */
@@ -73,7 +73,7 @@ static PyObject *lookup(PyObject *table, const char *name)
 /* A value for ``check`` (a callable, truthy when valid): 1 valid, 0 not, -1 error. */
 static int valid(PyObject *check, const char *value)
 {
-    PyObject *text = PyUnicode_DecodeUTF8(value, (Py_ssize_t)strlen(value), NULL);
+    PyObject *text = PyUnicode_FromString(value);
     if (text == NULL)
         return -1;
     PyObject *result = PyObject_CallOneArg(check, text);
@@ -153,7 +153,7 @@ static int note(Walk *w, PyObject *name, PyObject *value)
 
 static int note_text(Walk *w, PyObject *name, const char *value)
 {
-    PyObject *text = PyUnicode_DecodeUTF8(value, (Py_ssize_t)strlen(value), NULL);
+    PyObject *text = PyUnicode_FromString(value);
     if (text == NULL)
         return -1;
     int failed = note(w, name, text);
@@ -163,8 +163,6 @@ static int note_text(Walk *w, PyObject *name, const char *value)
 
 static void XMLCALL narrative_start(void *data, const XML_Char *name, const XML_Char **atts);
 static void XMLCALL narrative_end(void *data, const XML_Char *name);
-static void XMLCALL start(void *data, const XML_Char *name, const XML_Char **atts);
-static void XMLCALL end(void *data, const XML_Char *name);
 
 static int push(Walk *w, PyObject *table, PyObject *seen, PyObject *need)
 {

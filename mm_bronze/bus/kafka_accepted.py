@@ -2,9 +2,10 @@
 
 The event is durable once Kafka acknowledged it (acks=all). Its "accepted" entry in the
 status history is then group committed, one statement per group: a multi-row ``INSERT``
-from an array (a plain single-row one for a group of one), in autocommit, so a group pays
+from arrays (a plain single-row one for a group of one), in autocommit, so a group pays
 one round trip and no ``BEGIN``/``COMMIT``, on one connection kept for the flushes. The entry
 is informational: when it cannot be written, that is logged and the acknowledgement stands.
+Both statements are prepared and run on libpq directly (``metadata.prepared``).
 """
 
 from __future__ import annotations
@@ -18,9 +19,13 @@ from psycopg_pool import AsyncConnectionPool
 
 from mm_bronze.groupcommit import GroupCommitter
 from mm_bronze.metadata.held_connection import HeldConnection
+from mm_bronze.metadata.prepared import TEXT_OID, UUID_OID, Array, Statement
 from mm_bronze.metadata.records import ACCEPTED_MANY, ACCEPTED_ONE
 
 log = structlog.get_logger(__name__)
+# On libpq directly (``metadata.prepared``): one row, or arrays of many.
+_ACCEPTED_ONE = Statement.of(ACCEPTED_ONE)
+_ACCEPTED_MANY = Statement.of(ACCEPTED_MANY)
 
 Publish = Callable[[str, bytes, bytes], Awaitable[None]]
 
@@ -33,11 +38,12 @@ async def log_accepted(
     if not submissions:
         return
     if len(submissions) == 1:
-        await connection.execute(ACCEPTED_ONE, submissions[0])
+        submission, client = submissions[0]
+        await connection.run(_ACCEPTED_ONE, (str(submission), client or None))
     else:
-        uuids = [submission for submission, _ in submissions]
+        uuids = [submission.bytes for submission, _ in submissions]
         clients = [client or "" for _, client in submissions]
-        await connection.execute(ACCEPTED_MANY, (uuids, clients))
+        await connection.run(_ACCEPTED_MANY, (Array(UUID_OID, uuids), Array(TEXT_OID, clients)))
 
 
 class AcceptedPublisher:

@@ -1,7 +1,8 @@
 """The embedded bus: a durable queue in PostgreSQL.
 
 Publishing groups concurrent callers into one transaction: one multi-row statement per
-group commit (a plain single-row ``INSERT`` for a lone caller), which may also record each
+group commit (a plain single-row ``INSERT`` for a lone caller), prepared and sent on libpq
+directly (``metadata.prepared``), which may also record each
 submission as accepted in the status history (``publish_accepted``), so the event and its
 "accepted" entry are durable together, in one commit. Consumers claim batches with
 ``FOR UPDATE SKIP LOCKED`` and a lease: a claimed message becomes visible again when its
@@ -26,6 +27,7 @@ from mm_bronze.bus.pg_vacuum import QueueVacuum
 from mm_bronze.errors import BusUnavailable
 from mm_bronze.groupcommit import GroupCommitter
 from mm_bronze.metadata.held_connection import HeldConnection
+from mm_bronze.metadata.prepared import BYTEA_OID, TEXT_OID, UUID_OID, Array, Statement
 from mm_bronze.metadata.records import ACCEPTED_MANY, ACCEPTED_ONE
 
 log = structlog.get_logger(__name__)
@@ -82,16 +84,19 @@ _IDS = "string_to_array(%s, ',')::bigint[]"
 _ACK = f"WITH {_NO_WAL_WAIT} DELETE FROM bus.messages USING no_wal_wait WHERE id = ANY({_IDS})"
 
 # One statement per group commit; arrays travel in binary (``%b``), with no per-row overhead.
-_PUBLISH = """
+# Publishes are the hottest statements: prepared, and run on libpq directly (``prepared``).
+_MANY = """
 INSERT INTO bus.messages (topic, key, value)
 SELECT * FROM unnest(%b::text[], %b::bytea[], %b::bytea[])
 """
+_PUBLISH = Statement.of(_MANY)
 # The same, plus the "accepted" entry of every submission published with the event.
-_PUBLISH_ACCEPTED = f"WITH published AS ({_PUBLISH}) {ACCEPTED_MANY}"
+_PUBLISH_ACCEPTED = Statement.of(f"WITH published AS ({_MANY}) {ACCEPTED_MANY}")
 
 # A group of one (a lone sender): a plain single-row statement, no arrays to build.
-_PUBLISH_ONE = "INSERT INTO bus.messages (topic, key, value) VALUES (%s, %b, %b)"
-_PUBLISH_ONE_ACCEPTED = f"WITH published AS ({_PUBLISH_ONE}) {ACCEPTED_ONE}"
+_ONE = "INSERT INTO bus.messages (topic, key, value) VALUES (%s, %b, %b)"
+_PUBLISH_ONE = Statement.of(_ONE)
+_PUBLISH_ONE_ACCEPTED = Statement.of(f"WITH published AS ({_ONE}) {ACCEPTED_ONE}")
 
 # Both counts in one round trip: waiting and in-flight messages, and dead letters, per topic.
 _COUNTS = """
@@ -165,26 +170,25 @@ class PgQueueBus:
             keys.append(key)
             values.append(value)
             if submission is not None:
-                submissions.append(submission)
+                submissions.append(submission.bytes)
                 clients.append(client)
         # The pool's connections autocommit: the one statement is the transaction, committed
-        # when execute returns.
+        # when it returns.
+        arrays = (Array(TEXT_OID, topics), Array(BYTEA_OID, keys), Array(BYTEA_OID, values))
         if submissions:
-            await self._publishing.execute(
-                _PUBLISH_ACCEPTED, (topics, keys, values, submissions, clients)
-            )
+            accepted = (Array(UUID_OID, submissions), Array(TEXT_OID, clients))
+            await self._publishing.run(_PUBLISH_ACCEPTED, arrays + accepted)
         else:
-            await self._publishing.execute(_PUBLISH, (topics, keys, values))
+            await self._publishing.run(_PUBLISH, arrays)
 
     async def _insert_one(
         self, topic: str, key: bytes, value: bytes, submission: UUID | None, client: str
     ) -> None:
         if submission is not None:
-            await self._publishing.execute(
-                _PUBLISH_ONE_ACCEPTED, (topic, key, value, submission, client or None)
-            )
+            params = (topic, key, value, str(submission), client or None)
+            await self._publishing.run(_PUBLISH_ONE_ACCEPTED, params)
         else:
-            await self._publishing.execute(_PUBLISH_ONE, (topic, key, value))
+            await self._publishing.run(_PUBLISH_ONE, (topic, key, value))
 
     async def consumer(self, topic: str, group: str) -> PgQueueConsumer:
         return PgQueueConsumer(

@@ -16,7 +16,8 @@ validates, publishes durably to the queue and only then ACKs. The baselines:
 Two bounds say what this machine allows where a goal is not met:
 
 - 1 connection: a bare durable echo (framing, one committed single-row ``INSERT`` as large as
-  an event, then a fixed ACK; no validation) against the sequential commits: the best ratio
+  an event, sent as the door sends its publish: prepared, on libpq directly, then a fixed ACK;
+  no validation) against the sequential commits: the best ratio
   any door can reach here, with the client, the door and PostgreSQL as three processes
   taking turns on the same cores;
 - N connections: the door itself (validation, ACK, the real group commit) with a flush that
@@ -131,17 +132,24 @@ def run_echo_server(port: int) -> None:
 async def _durable_echo_main(port: int, dsn: str) -> None:
     import psycopg
 
+    from mm_bronze.metadata import prepared
+    from mm_bronze.metadata.prepared import Statement
+
     padding = os.urandom(512)  # about what an event adds to its message
-    insert = "INSERT INTO public.bench_durable_echo (topic, key, value) VALUES (%s, %s, %s)"
+    # The door's own way to publish: a prepared statement sent on libpq directly.
+    insert = Statement.of(
+        "INSERT INTO public.bench_durable_echo (topic, key, value) VALUES (%s, %b, %b)"
+    )
     # One database connection, opened once, shared by the (sequential) senders.
     db = await psycopg.AsyncConnection.connect(dsn, autocommit=True)
     await db.execute("DROP TABLE IF EXISTS public.bench_durable_echo")
     await db.execute("CREATE TABLE public.bench_durable_echo (LIKE bus.messages INCLUDING ALL)")
+    await prepared.prepare(db, insert)
     lock = asyncio.Lock()
 
     async def commit(message: bytes) -> None:
         async with lock:
-            await db.execute(insert, ("bench", b"k", message + padding), prepare=True)
+            await prepared.execute(db, insert, (b"bench", b"k", message + padding))
 
     await _serve_echo(port, commit)
 

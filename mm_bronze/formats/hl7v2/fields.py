@@ -1,4 +1,5 @@
-"""What mm-bronze checks in HL7 v2 segments: required fields and a few datatypes.
+"""What mm-bronze checks in HL7 v2 segments, required fields and a few datatypes, and what it
+reports of a message's first MSH.
 
 The required fields are those the base standard (v2.3 to v2.8) marks required and that
 identify a message and its subject; optional or profile-specific requirements are left to
@@ -7,7 +8,9 @@ downstream validation, as bronze keeps the raw data.
 
 from __future__ import annotations
 
+import functools
 import re
+from typing import Any
 
 FIELD_NAMES: dict[tuple[str, int], str] = {
     ("MSH", 1): "Field Separator",
@@ -57,3 +60,52 @@ SEGMENT_ID = re.compile(rb"[A-Z][A-Z0-9]{2}")
 def field_label(segment: str, number: int) -> str:
     name = FIELD_NAMES.get((segment, number))
     return f"{segment}-{number} ({name})" if name else f"{segment}-{number}"
+
+
+# A plain ASCII number, the usual NM value, as bytes.
+NUMBER_BYTES = re.compile(rb"[+-]?(\d+(\.\d*)?|\.\d+)")
+SN_CHARS = frozenset("<>=+-/.:0123456789")
+
+# MSH-3 to MSH-18, the last field a header check reads, are fields[2] to fields[17].
+HEADER_FIELDS = 18
+
+
+@functools.lru_cache(maxsize=128)
+def sn_pattern(component: str) -> re.Pattern[bytes] | None:
+    """A structured numeric (SN) value's pattern for a component character (the validator's
+    ``_sn_value``): compiled once for each (128 at most)."""
+    if component in SN_CHARS or not component.isascii():
+        return None
+    c = re.escape(component).encode()
+    return re.compile(
+        rb"(?:[<>=]|>=|<=|<>)?" + c + rb"(?:" + NUMBER_BYTES.pattern + rb")?"
+        rb"(?:" + c + rb"[-+/.:]?(?:" + c + rb"(?:" + NUMBER_BYTES.pattern + rb")?)?)?"
+    )
+
+
+def first_msh(fields: list[str], component: str) -> dict[str, Any]:
+    """What the metadata reports of the first MSH (``fields`` split up to MSH-18)."""
+    message_type = fields[8].split(component)
+    return {
+        "message_type": _part(message_type, 0),
+        "trigger_event": _part(message_type, 1),
+        "message_structure": _part(message_type, 2),
+        "control_id": fields[9] or None,
+        "processing_id": fields[10] or None,
+        "hl7_version": fields[11].split(component)[0] or None,
+        "sending_application": fields[2] or None,
+        "sending_facility": fields[3] or None,
+        "receiving_application": fields[4] or None,
+        "receiving_facility": fields[5] or None,
+        "accept_ack_type": fields[14] or None,
+        "application_ack_type": fields[15] or None,
+        "character_set": fields[17] or None,
+    }
+
+
+def _part(parts: list[str], index: int) -> str | None:
+    return parts[index] if len(parts) > index and parts[index] else None
+
+
+# The same keys, in the same order, when there was no MSH: every value None.
+NO_MSH = first_msh([""] * HEADER_FIELDS, "^")

@@ -16,27 +16,32 @@ from typing import Any, NamedTuple
 
 from mm_bronze.formats.base import STRICT, Findings
 from mm_bronze.formats.encoding import Opening
+from mm_bronze.formats.hl7v2 import plain
 from mm_bronze.formats.hl7v2.fields import (
     HD_FIELDS,
+    HEADER_FIELDS,
     LAST_FIELD,
+    NO_MSH,
     NUMBER,
+    NUMBER_BYTES,
     REQUIRED,
     SEGMENT_ID,
+    SN_CHARS,
     SN_COMPARATORS,
     SN_SEPARATORS,
     field_label,
+    first_msh,
+    sn_pattern,
 )
 
 BOM = b"\xef\xbb\xbf"
-NUMBER_BYTES = re.compile(rb"[+-]?(\d+(\.\d*)?|\.\d+)")
-SN_CHARS = frozenset("<>=+-/.:0123456789")
-# MSH-3 to MSH-18, the last field a header check reads, are fields[2] to fields[17].
-HEADER_FIELDS = 18
 HEADERS = (b"MSH", b"FHS", b"BHS")
 # An unfinished segment longer than this (e.g. a document embedded in OBX-5) keeps only
 # the first FIELD_KEEP bytes of each long field: the checks only read short fields.
 SEGMENT_HOLD = 1024 * 1024
 FIELD_KEEP = 1024
+# A first chunk up to this size is held, and read the short way if it is the whole body.
+PLAIN_HOLD = 64 * 1024
 
 
 class Checks(NamedTuple):
@@ -102,8 +107,27 @@ class Hl7v2Validator:
         self._in_message = False  # an MSH started, no batch segment since
         self._first_delimiters: tuple[str | None, str | None] = (None, None)
         self._opening = Opening()  # kept to say why a body is not HL7 v2 at all
+        # The first chunk, held until a second arrives or the body ends: a body of one chunk
+        # is read the short way when it is one plain message (``plain``).
+        self._held: bytes | None = None
+        self._fed = False
 
     def feed(self, chunk: bytes) -> None:
+        if not self._fed:
+            self._fed = True
+            if len(chunk) <= PLAIN_HOLD:
+                self._held = chunk
+                return
+        elif self._held is not None:
+            held, self._held = self._held, None
+            self._read(held)
+        self._read(chunk)
+
+    def _plain(self, body: bytes) -> dict[str, Any] | None:
+        """``body``'s metadata read the short way, or None when it is not plain."""
+        return plain.metadata(body, self.declared_version, self.findings.level)
+
+    def _read(self, chunk: bytes) -> None:
         if not self._opening.settled:
             self._opening.take(chunk)
         if self._first_chunk and chunk:
@@ -305,7 +329,7 @@ class Hl7v2Validator:
         if type_key:
             self._types[type_key] = self._types.get(type_key, 0) + 1
         if self._messages == 1:
-            self._first = _first_msh(fields, component)
+            self._first = first_msh(fields, component)
 
     def _fields_past_the_last(self, header: bytes, name: str) -> None:
         """An error if the ``header`` segment fills a field past the last one HL7 v2 defines:
@@ -436,6 +460,12 @@ class Hl7v2Validator:
                     return
 
     def finish(self) -> dict[str, Any]:
+        if self._held is not None:
+            held, self._held = self._held, None
+            found = self._plain(held)
+            if found is not None:
+                return found
+            self._read(held)
         if self._first_chunk and self._partial:
             self._first_chunk = False
             data = bytes(self._partial).removeprefix(BOM)
@@ -510,19 +540,7 @@ def _sn_value(component: str, repetition: str) -> re.Pattern[bytes] | None:
     a comparator, number or separator (such a value is then checked the long way)."""
     if component == repetition or repetition in SN_CHARS:
         return None
-    return _sn_pattern(component)
-
-
-@functools.lru_cache(maxsize=128)
-def _sn_pattern(component: str) -> re.Pattern[bytes] | None:
-    """``_sn_value`` for a component character: compiled once for each (128 at most)."""
-    if component in SN_CHARS or not component.isascii():
-        return None
-    c = re.escape(component).encode()
-    return re.compile(
-        rb"(?:[<>=]|>=|<=|<>)?" + c + rb"(?:" + NUMBER_BYTES.pattern + rb")?"
-        rb"(?:" + c + rb"[-+/.:]?(?:" + c + rb"(?:" + NUMBER_BYTES.pattern + rb")?)?)?"
-    )
+    return sn_pattern(component)
 
 
 SN_VALUE = _sn_value("^", "~")
@@ -555,31 +573,3 @@ def _filler(chars: str) -> bytes | str:
 
 def _text(raw: bytes) -> str:
     return raw.decode("utf-8", "replace")
-
-
-def _first_msh(fields: list[str], component: str) -> dict[str, Any]:
-    """What the metadata reports of the first MSH (``fields`` split up to MSH-18)."""
-    message_type = fields[8].split(component)
-    return {
-        "message_type": _part(message_type, 0),
-        "trigger_event": _part(message_type, 1),
-        "message_structure": _part(message_type, 2),
-        "control_id": fields[9] or None,
-        "processing_id": fields[10] or None,
-        "hl7_version": fields[11].split(component)[0] or None,
-        "sending_application": fields[2] or None,
-        "sending_facility": fields[3] or None,
-        "receiving_application": fields[4] or None,
-        "receiving_facility": fields[5] or None,
-        "accept_ack_type": fields[14] or None,
-        "application_ack_type": fields[15] or None,
-        "character_set": fields[17] or None,
-    }
-
-
-def _part(parts: list[str], index: int) -> str | None:
-    return parts[index] if len(parts) > index and parts[index] else None
-
-
-# The same keys, in the same order, when there was no MSH: every value None.
-NO_MSH = _first_msh([""] * HEADER_FIELDS, "^")

@@ -34,6 +34,7 @@ _FORMATS = {"s": pq.Format.TEXT, "b": pq.Format.BINARY}
 # Element type OIDs of the arrays sent (``pg_type``), whose binary form is the value's bytes.
 BYTEA_OID, TEXT_OID, UUID_OID = 17, 25, 2950
 _ARRAY_HEAD = struct.Struct("!iiiii")  # dimensions, has nulls, element type, length, lower bound
+_EMPTY_HEAD = struct.Struct("!iii")  # no dimensions: dimensions, has nulls, element type
 _LENGTH = struct.Struct("!i")
 
 
@@ -48,7 +49,7 @@ class Array:
     def encode(self, encoding: str) -> bytes:
         items = [i.encode(encoding) if isinstance(i, str) else i for i in self.items]
         if not items:  # no dimensions at all, as PostgreSQL writes an empty array
-            return _ARRAY_HEAD.pack(0, 0, self.oid, 0, 0)[:12]
+            return _EMPTY_HEAD.pack(0, 0, self.oid)
         head = _ARRAY_HEAD.pack(1, 0, self.oid, len(items), 1)
         pack = _LENGTH.pack
         return head + b"".join([part for item in items for part in (pack(len(item)), item)])

@@ -83,6 +83,10 @@ def sn_pattern(component: str) -> re.Pattern[bytes] | None:
     )
 
 
+# A structured numeric value with the standard delimiters: ``^`` between its components.
+SN_VALUE = sn_pattern("^")
+
+
 def first_msh(fields: list[str], component: str) -> dict[str, Any]:
     """What the metadata reports of the first MSH (``fields`` split up to MSH-18)."""
     message_type = fields[8].split(component)
@@ -101,6 +105,32 @@ def first_msh(fields: list[str], component: str) -> dict[str, Any]:
         "application_ack_type": fields[15] or None,
         "character_set": fields[17] or None,
     }
+
+
+def type_key(message_type: str, component: str) -> str:
+    """How ``message_types`` counts a message of MSH-9 ``message_type``: ``ORU^R01``, or the
+    one part given (``""`` for neither)."""
+    parts = message_type.split(component)
+    event = parts[1] if len(parts) > 1 else ""
+    return f"{parts[0]}^{event}" if parts[0] and event else parts[0] or event
+
+
+def body_metadata(
+    first: dict[str, Any],
+    field_separator: str | None,
+    encoding_characters: str | None,
+    message_count: int,
+    message_types: dict[str, int],
+    batch: bool,
+) -> dict[str, Any]:
+    """A body's metadata: what ``first_msh`` reported of its first MSH (taken, not copied),
+    then its delimiters and counts, always in this order."""
+    first["field_separator"] = field_separator
+    first["encoding_characters"] = encoding_characters
+    first["message_count"] = message_count
+    first["message_types"] = dict(sorted(message_types.items()))
+    first["batch"] = batch
+    return first
 
 
 def _part(parts: list[str], index: int) -> str | None:

@@ -25,8 +25,10 @@ from mm_bronze.formats.hl7v2.fields import (
     NUMBER_BYTES,
     REQUIRED,
     SEGMENT_ID,
+    SN_VALUE,
+    body_metadata,
     first_msh,
-    sn_pattern,
+    type_key,
 )
 
 # The header's ID and the standard field separator, then the standard encoding characters,
@@ -34,7 +36,6 @@ from mm_bronze.formats.hl7v2.fields import (
 START = b"MSH|^~\\&"
 ENCODINGS = {b"|": "^~\\&", b"#": "^~\\&#"}
 _NOT_BODY = frozenset((b"MSH", b"FHS", b"BHS", b"BTS", b"FTS"))
-SN_VALUE = sn_pattern("^")  # a structured numeric value, with ^ between its components
 _MSH_HD = tuple(n - 1 for n in HD_FIELDS["MSH"])
 _MSH_REQUIRED = tuple(n - 1 for n in REQUIRED["MSH"])
 # Body segment IDs (with the separator after them) found valid: their required fields, and
@@ -93,15 +94,9 @@ def metadata(message: bytes, version: str | None, level: str) -> dict[str, Any] 
     first = first_msh(msh, "^")
     if version and first["hl7_version"] and version != first["hl7_version"]:
         return None  # the validator notes the difference
-    message_type = msh[8].split("^")
-    event = message_type[1] if len(message_type) > 1 else ""
-    kind = f"{message_type[0]}^{event}" if message_type[0] and event else message_type[0] or event
-    first["field_separator"] = "|"
-    first["encoding_characters"] = encoding
-    first["message_count"] = 1
-    first["message_types"] = {kind: 1} if kind else {}
-    first["batch"] = False
-    return Findings(level).record(first)
+    kind = type_key(msh[8], "^")
+    found = body_metadata(first, "|", encoding, 1, {kind: 1} if kind else {}, False)
+    return Findings(level).record(found)
 
 
 def _line_end(message: bytes) -> bytes | None:

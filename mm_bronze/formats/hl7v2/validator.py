@@ -29,9 +29,12 @@ from mm_bronze.formats.hl7v2.fields import (
     SN_CHARS,
     SN_COMPARATORS,
     SN_SEPARATORS,
+    SN_VALUE,
+    body_metadata,
     field_label,
     first_msh,
     sn_pattern,
+    type_key,
 )
 
 BOM = b"\xef\xbb\xbf"
@@ -321,13 +324,9 @@ class Hl7v2Validator:
                 self._error("MSH", n, "is required but empty")
         if len(fields) > HEADER_FIELDS:  # MSH-19 or later is there
             self._fields_past_the_last(segment, name)
-        message_type = fields[8].split(component)
-        event = message_type[1] if len(message_type) > 1 else ""
-        type_key = (
-            f"{message_type[0]}^{event}" if message_type[0] and event else message_type[0] or event
-        )
-        if type_key:
-            self._types[type_key] = self._types.get(type_key, 0) + 1
+        kind = type_key(fields[8], component)
+        if kind:
+            self._types[kind] = self._types.get(kind, 0) + 1
         if self._messages == 1:
             self._first = first_msh(fields, component)
 
@@ -496,14 +495,9 @@ class Hl7v2Validator:
         return self.findings.record(meta)
 
     def _metadata(self) -> dict[str, Any]:
-        meta: dict[str, Any] = dict(self._first or NO_MSH)
         field_sep, encoding = self._first_delimiters
-        meta["field_separator"] = field_sep
-        meta["encoding_characters"] = encoding
-        meta["message_count"] = self._messages
-        meta["message_types"] = dict(sorted(self._types.items()))
-        meta["batch"] = self._batch
-        return meta
+        first = dict(self._first or NO_MSH)
+        return body_metadata(first, field_sep, encoding, self._messages, self._types, self._batch)
 
 
 def _split_lines(chunk: bytes) -> list[bytes]:
@@ -541,9 +535,6 @@ def _sn_value(component: str, repetition: str) -> re.Pattern[bytes] | None:
     if component == repetition or repetition in SN_CHARS:
         return None
     return sn_pattern(component)
-
-
-SN_VALUE = _sn_value("^", "~")
 
 
 def _encoding_verdict(sep: bytes, encoding: bytes) -> tuple[str, str]:
